@@ -1,0 +1,291 @@
+import PodModel
+
+/// An immutable picture of the engine, published a few times per second.
+///
+/// Faces (console, HTTP, batch CLI) read only this and ``EngineEvent``s; they never reach
+/// into engine internals (architecture.md principle 2). Everything is a value type so a
+/// snapshot can cross threads freely.
+///
+/// ```swift
+/// let s = link.latestSnapshot
+/// print(s.simTime, s.requests.running, s.latency.ttftP99Ms)
+/// ```
+public struct Snapshot: Sendable, Equatable, Codable {
+    public var simTime: Double = 0
+    /// Simulated seconds per wall second the pacer aims for; `nil` = as fast as possible.
+    public var speed: Double? = 1
+    public var paused = false
+    public var deploymentName = ""
+    public var modelName = ""
+    public var hardwareName = ""
+    /// Synthetic arrival rate in requests/s (0 for trace replay).
+    public var arrivalRate: Double = 0
+    public var outputTokensPerSecond: Double = 0
+    public var prefillTokensPerSecond: Double = 0
+    public var requests = RequestCounts()
+    public var latency = LatencySummary()
+    public var slo = SLOTargets()
+    public var kv = KVSummary()
+    /// One entry per NPU of the pod (384 for CloudMatrix384), in NPU-id order.
+    public var npus: [NPUStatus] = []
+    public var instances: [InstanceStatus] = []
+    public var experts = ExpertSummary()
+    public var activeFaults: [FaultStatus] = []
+    public var drainedNodes: [Int] = []
+    public var drainingNodes: [Int] = []
+    /// Time series for sparklines, oldest first, one point per series interval.
+    public var series = Series()
+    /// Requests in flight (bounded: the oldest few hundred) and recently finished ones.
+    public var inFlight: [RequestStatus] = []
+    public var recent: [RequestStatus] = []
+    /// The newest events (bounded ring), oldest first.
+    public var events: [EngineEvent] = []
+    public var histograms = LatencyHistograms()
+
+    public init() {}
+}
+
+public struct RequestCounts: Sendable, Equatable, Codable {
+    public var arrived = 0
+    public var completed = 0
+    public var failed = 0
+    public var rejected = 0
+    public var inFlight = 0
+    /// Waiting for prefill (queued at a prefill TE) plus waiting for KV transfer.
+    public var waiting = 0
+    /// In a decode batch.
+    public var running = 0
+    public init() {}
+}
+
+public struct LatencySummary: Sendable, Equatable, Codable {
+    public var ttftP50Ms: Double = 0, ttftP90Ms: Double = 0, ttftP99Ms: Double = 0, ttftMeanMs: Double = 0
+    public var tpotP50Ms: Double = 0, tpotP90Ms: Double = 0, tpotP99Ms: Double = 0, tpotMeanMs: Double = 0
+    public var e2eP50Ms: Double = 0, e2eP90Ms: Double = 0, e2eP99Ms: Double = 0, e2eMeanMs: Double = 0
+    /// Share of completed requests that met both SLOs.
+    public var sloAttainment: Double = 0
+    public init() {}
+}
+
+public struct SLOTargets: Sendable, Equatable, Codable {
+    public var ttftMs: Double = 2000
+    public var tpotMs: Double = 35
+    public init() {}
+}
+
+/// A histogram as bucket upper bounds (ms) and counts, for drawing.
+public struct HistogramBins: Sendable, Equatable, Codable {
+    public var upperBoundsMs: [Double] = []
+    public var counts: [Int] = []
+    public init() {}
+    public init(upperBoundsMs: [Double], counts: [Int]) {
+        self.upperBoundsMs = upperBoundsMs
+        self.counts = counts
+    }
+}
+
+public struct LatencyHistograms: Sendable, Equatable, Codable {
+    public var ttft = HistogramBins()
+    public var tpot = HistogramBins()
+    public var e2e = HistogramBins()
+    public init() {}
+}
+
+public struct KVSummary: Sendable, Equatable, Codable {
+    /// Used share (0…1) of KV blocks over all decode DP groups.
+    public var decodeUsage: Double = 0
+    public var peakUsage: Double = 0
+    public var prefixHitRate: Double = 0
+    /// Pooled DRAM tier (EMS): bytes used and capacity.
+    public var poolUsedBytes: Double = 0
+    public var poolCapacityBytes: Double = 0
+    /// KV transfers registered but not yet pulled by decode (back-pressure).
+    public var transferQueue = 0
+    public var transfersInProgress = 0
+    /// One entry per decode DP group: used share 0…1 (including reserved output space).
+    public var decodeGroups: [Double] = []
+    /// One entry per prefill TE: used share 0…1.
+    public var prefillInstances: [Double] = []
+    public init() {}
+}
+
+public enum NPURole: String, Sendable, Equatable, Codable, CaseIterable {
+    case prefill, decode, attention, expert, colocated, spare
+}
+
+public struct NPUStatus: Sendable, Equatable, Codable {
+    public var id: Int
+    public var node: Int
+    public var role: NPURole
+    /// Name of the instance (TE) the NPU belongs to, e.g. "prefill-3", "decode-0"; empty for spare.
+    public var instance: String
+    /// DP groups (one per die for decode; TP groups share one) hosted by this NPU's two dies.
+    public var dpGroups: [Int]
+    /// Busy share of the last interval, 0…1.
+    public var utilization: Double
+    public var hbmUsedBytes: Double
+    public var hbmCapacityBytes: Double
+    public var kvUsage: Double
+    /// Logical expert ids hosted on this NPU's dies (both dies).
+    public var experts: [Int]
+    /// Relative MoE load of the NPU's dies (1 = pod mean).
+    public var expertLoad: Double
+    public var requestsInFlight: Int
+    public var drained: Bool
+    public var draining: Bool
+    public var faulted: Bool
+    public init(
+        id: Int, node: Int, role: NPURole, instance: String = "", dpGroups: [Int] = [],
+        utilization: Double = 0, hbmUsedBytes: Double = 0, hbmCapacityBytes: Double = 0,
+        kvUsage: Double = 0, experts: [Int] = [], expertLoad: Double = 0, requestsInFlight: Int = 0,
+        drained: Bool = false, draining: Bool = false, faulted: Bool = false
+    ) {
+        self.id = id
+        self.node = node
+        self.role = role
+        self.instance = instance
+        self.dpGroups = dpGroups
+        self.utilization = utilization
+        self.hbmUsedBytes = hbmUsedBytes
+        self.hbmCapacityBytes = hbmCapacityBytes
+        self.kvUsage = kvUsage
+        self.experts = experts
+        self.expertLoad = expertLoad
+        self.requestsInFlight = requestsInFlight
+        self.drained = drained
+        self.draining = draining
+        self.faulted = faulted
+    }
+}
+
+public struct InstanceStatus: Sendable, Equatable, Codable {
+    public var name: String
+    public var kind: String  // "prefill", "decode", "colocated"
+    public var npus: Int
+    public var queued: Int
+    public var running: Int
+    public var kvUsage: Double
+    public var stepMs: Double
+    public init(name: String, kind: String, npus: Int, queued: Int = 0, running: Int = 0,
+                kvUsage: Double = 0, stepMs: Double = 0) {
+        self.name = name
+        self.kind = kind
+        self.npus = npus
+        self.queued = queued
+        self.running = running
+        self.kvUsage = kvUsage
+        self.stepMs = stepMs
+    }
+}
+
+public struct ExpertSummary: Sendable, Equatable, Codable {
+    /// Max over mean of per-die MoE load in decode.
+    public var imbalance: Double = 1
+    public var rebalances = 0
+    public var rebalanceInProgress = false
+    /// Rows = MoE layers, columns = logical experts; relative load (1 = mean).
+    public var heat: [[Double]] = []
+    /// Relative MoE load per expert die of the decode instance (1 = mean).
+    public var dieLoad: [Double] = []
+    /// Hottest (layer, expert, relative load), hottest first.
+    public var hottest: [HotExpert] = []
+    /// Physical slots currently loading weights (die indices).
+    public var loadingDies: [Int] = []
+    public init() {}
+}
+
+public struct HotExpert: Sendable, Equatable, Codable {
+    public var layer: Int
+    public var expert: Int
+    public var load: Double
+    public init(layer: Int, expert: Int, load: Double) {
+        self.layer = layer
+        self.expert = expert
+        self.load = load
+    }
+}
+
+public struct FaultStatus: Sendable, Equatable, Codable {
+    public var id: Int
+    public var description: String
+    public var injectedAt: Double
+    public var detectedAt: Double?
+    public var recoveredAt: Double?
+    public init(id: Int, description: String, injectedAt: Double, detectedAt: Double? = nil,
+                recoveredAt: Double? = nil) {
+        self.id = id
+        self.description = description
+        self.injectedAt = injectedAt
+        self.detectedAt = detectedAt
+        self.recoveredAt = recoveredAt
+    }
+}
+
+public struct Series: Sendable, Equatable, Codable {
+    /// Seconds of simulated time between points.
+    public var intervalSeconds: Double = 1
+    public var outputTokensPerSecond: [Double] = []
+    public var ttftP99Ms: [Double] = []
+    public var tpotP99Ms: [Double] = []
+    public var e2eP99Ms: [Double] = []
+    public var kvUsage: [Double] = []
+    public var imbalance: [Double] = []
+    public var running: [Double] = []
+    public var waiting: [Double] = []
+    public init() {}
+}
+
+public enum RequestStage: String, Sendable, Equatable, Codable, CaseIterable {
+    case queued, prefill, transfer, decode, completed, failed, rejected, cancelled
+}
+
+public struct RequestStatus: Sendable, Equatable, Codable {
+    public var id: Int
+    public var arrivedAt: Double
+    public var stage: RequestStage
+    public var promptTokens: Int
+    public var outputTokens: Int
+    public var generatedTokens: Int
+    /// Where it runs, e.g. "prefill-2/dp5" or "decode-0/dp117".
+    public var location: String
+    public var ttftMs: Double?
+    public var finishedAt: Double?
+    /// Why it failed or was rejected.
+    public var reason: String?
+    public init(id: Int, arrivedAt: Double, stage: RequestStage, promptTokens: Int, outputTokens: Int,
+                generatedTokens: Int = 0, location: String = "", ttftMs: Double? = nil,
+                finishedAt: Double? = nil, reason: String? = nil) {
+        self.id = id
+        self.arrivedAt = arrivedAt
+        self.stage = stage
+        self.promptTokens = promptTokens
+        self.outputTokens = outputTokens
+        self.generatedTokens = generatedTokens
+        self.location = location
+        self.ttftMs = ttftMs
+        self.finishedAt = finishedAt
+        self.reason = reason
+    }
+}
+
+/// The typed event log (architecture.md): what happened, when, in simulated time.
+public struct EngineEvent: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Equatable, Codable, CaseIterable {
+        case requestFinished, requestFailed, requestRejected, requestCancelled
+        case queueThreshold, command, commandRejected
+        case drain, undrain, fault, faultDetected, recovery, heal, rebalance, scenario, info
+    }
+    public enum Severity: String, Sendable, Equatable, Codable { case info, warning, error }
+    public var time: Double
+    public var kind: Kind
+    public var severity: Severity
+    public var message: String
+    public var requestId: Int?
+    public init(time: Double, kind: Kind, severity: Severity = .info, message: String, requestId: Int? = nil) {
+        self.time = time
+        self.kind = kind
+        self.severity = severity
+        self.message = message
+        self.requestId = requestId
+    }
+}
