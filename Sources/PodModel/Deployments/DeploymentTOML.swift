@@ -1,0 +1,131 @@
+import Foundation
+import TOMLKit
+
+/// Deployments as TOML files, with the same fields as the presets.
+///
+/// ```swift
+/// let text = Deployment.superpod.toml()          // what `xds run --print-config` prints
+/// let back = try Deployment(toml: text, source: "superpod.toml")
+/// ```
+extension Deployment {
+    static let topKeys: Set<String> = ["name", "model", "hardware", "nodes", "prefill", "decode", "colocated", "moe_attention"]
+    static let groupKeys: Set<String> = ["count", "npus", "first_npu", "tp", "dp", "ep", "redundant_experts",
+                                         "shared_expert_dies", "batch_limit", "external", "hardware"]
+    static let maKeys: Set<String> = ["first_npu", "expert_dies", "shared_expert_dies", "attention_domains",
+                                      "dp_per_domain", "trampoline_dies", "microbatches", "batch_limit"]
+
+    public static func load(path: String) throws -> Deployment {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError("\(path): cannot read deployment file")
+        }
+        return try Deployment(toml: text, source: path)
+    }
+
+    /// Parses a deployment; every problem is one line naming `source` (and the line, when TOML
+    /// itself is malformed).
+    public init(toml text: String, source: String) throws {
+        let table: TOMLTable
+        do { table = try TOMLTable(string: text) } catch let e as TOMLParseError {
+            throw ConfigError("\(source):\(e.source.begin.line): malformed TOML: \(e.description)")
+        }
+        let r = TOMLReader(table: table, source: source, context: "")
+        try r.rejectUnknown(Self.topKeys)
+        var groups: [InstanceGroup] = []
+        for role in InstanceRole.allCases {
+            for (i, t) in try r.tables(role.rawValue).enumerated() {
+                let g = TOMLReader(table: t, source: source, context: "[[\(role.rawValue)]] #\(i + 1): ")
+                try g.rejectUnknown(Self.groupKeys)
+                groups.append(InstanceGroup(
+                    role: role, count: try g.int("count", default: 1), npusEach: try g.int("npus"),
+                    firstNPU: try g.int("first_npu", default: 0), tp: try g.int("tp", default: 1),
+                    dp: try g.int("dp", default: 1), ep: try g.int("ep", default: 1),
+                    redundantExperts: try g.int("redundant_experts", default: 0),
+                    sharedExpertDies: try g.int("shared_expert_dies", default: 0),
+                    batchLimit: try g.int("batch_limit", default: role == .prefill ? 0 : 96),
+                    external: try g.bool("external", default: false), hardware: try g.optionalString("hardware")))
+            }
+        }
+        var ma: MoEAttentionLayout?
+        if let t = try r.table("moe_attention") {
+            let m = TOMLReader(table: t, source: source, context: "[moe_attention]: ")
+            try m.rejectUnknown(Self.maKeys)
+            ma = MoEAttentionLayout(
+                firstNPU: try m.int("first_npu", default: 0), expertDies: try m.int("expert_dies"),
+                sharedExpertDies: try m.int("shared_expert_dies", default: 0),
+                attentionDomains: try m.int("attention_domains"), dpPerDomain: try m.int("dp_per_domain"),
+                trampolineDies: try m.int("trampoline_dies", default: 0), microbatches: try m.int("microbatches", default: 2),
+                batchLimit: try m.int("batch_limit", default: 96))
+        }
+        self.init(name: try r.optionalString("name") ?? (source as NSString).lastPathComponent,
+                  model: try r.optionalString("model") ?? "deepseek-r1",
+                  hardware: try r.optionalString("hardware") ?? "ascend-910c",
+                  nodes: try r.int("nodes", default: 48), groups: groups, moeAttention: ma)
+        do { try validate() } catch let e as ConfigError { throw ConfigError("\(source): \(e.description)") }
+    }
+
+    /// The deployment as TOML, fields in a stable order.
+    public func toml() -> String {
+        var out = "# xds deployment (fields: see README, 'Deployments')\n"
+        out += "name = \"\(name)\"\nmodel = \"\(model)\"\nhardware = \"\(hardware)\"\nnodes = \(nodes)\n"
+        for g in groups {
+            out += "\n[[\(g.role.rawValue)]]\ncount = \(g.count)\nnpus = \(g.npusEach)\nfirst_npu = \(g.firstNPU)\n"
+            out += "tp = \(g.tp)\ndp = \(g.dp)\nep = \(g.ep)\nredundant_experts = \(g.redundantExperts)\n"
+            out += "shared_expert_dies = \(g.sharedExpertDies)\nbatch_limit = \(g.batchLimit)\n"
+            if g.external { out += "external = true\n" }
+            if let hw = g.hardware { out += "hardware = \"\(hw)\"\n" }
+        }
+        if let ma = moeAttention {
+            out += "\n[moe_attention]\nfirst_npu = \(ma.firstNPU)\nexpert_dies = \(ma.expertDies)\n"
+            out += "shared_expert_dies = \(ma.sharedExpertDies)\nattention_domains = \(ma.attentionDomains)\n"
+            out += "dp_per_domain = \(ma.dpPerDomain)\ntrampoline_dies = \(ma.trampolineDies)\n"
+            out += "microbatches = \(ma.microbatches)\nbatch_limit = \(ma.batchLimit)\n"
+        }
+        return out
+    }
+}
+
+/// Strict field access over a TOML table: wrong types and unknown keys are errors, not defaults.
+struct TOMLReader {
+    let table: TOMLTable
+    let source: String
+    let context: String
+
+    func fail(_ message: String) -> ConfigError { ConfigError("\(source): \(context)\(message)") }
+
+    func rejectUnknown(_ known: Set<String>) throws {
+        for key in table.keys where !known.contains(key) {
+            throw fail("unknown field '\(key)'; expected one of: \(known.sorted().joined(separator: ", "))")
+        }
+    }
+    func int(_ key: String, default value: Int? = nil) throws -> Int {
+        guard let v = table[key] else {
+            if let value { return value }
+            throw fail("missing field '\(key)'")
+        }
+        guard let i = v.int else { throw fail("'\(key)' must be an integer") }
+        return i
+    }
+    func bool(_ key: String, default value: Bool) throws -> Bool {
+        guard let v = table[key] else { return value }
+        guard let b = v.bool else { throw fail("'\(key)' must be true or false") }
+        return b
+    }
+    func optionalString(_ key: String) throws -> String? {
+        guard let v = table[key] else { return nil }
+        guard let s = v.string else { throw fail("'\(key)' must be a string") }
+        return s
+    }
+    func table(_ key: String) throws -> TOMLTable? {
+        guard let v = table[key] else { return nil }
+        guard let t = v.table else { throw fail("'\(key)' must be a table") }
+        return t
+    }
+    func tables(_ key: String) throws -> [TOMLTable] {
+        guard let v = table[key] else { return [] }
+        guard let a = v.array else { throw fail("'\(key)' must be an array of tables ([[\(key)]])") }
+        return try a.map { item in
+            guard let t = item.table else { throw fail("'\(key)' must be an array of tables ([[\(key)]])") }
+            return t
+        }
+    }
+}

@@ -1,0 +1,106 @@
+/// Peak figures of one accelerator kind, by name.
+///
+/// Peaks only: what fraction of a peak is achievable is the cost model's business
+/// (``CostConstants``). Ascend figures come from shared/design/system.md §2; the NVIDIA
+/// figures are the public SXM spec sheets, so the same engine can be set beside GPU-cluster
+/// simulators.
+///
+/// ```swift
+/// let npu = try HardwareProfile.named("ascend-910c")
+/// print(npu.diesPerDevice, npu.bf16FlopsPerDie)
+/// ```
+public struct HardwareProfile: Sendable, Equatable {
+    public var name: String
+    /// Compute dies per device (the 910C package has two; GPUs one).
+    public var diesPerDevice: Int
+    public var devicesPerNode: Int
+    public var bf16FlopsPerDie: Double
+    /// The 8-bit path: INT8 on Ascend (no FP8), FP8 on H100, INT8 on A100.
+    public var int8FlopsPerDie: Double
+    public var hbmBytesPerDie: Double
+    public var hbmBytesPerSecondPerDie: Double
+    /// Scale-up fabric (UB / NVLink / HCCS), one direction, per die.
+    public var scaleUpBytesPerSecondPerDie: Double
+    /// Link between the two dies of one package, each way.
+    public var dieToDieBytesPerSecond: Double
+    /// Scale-out (RoCE / InfiniBand), per die.
+    public var scaleOutBytesPerSecondPerDie: Double
+    /// VPC / front-end network per node (management, storage, external).
+    public var vpcBytesPerSecondPerNode: Double
+    /// Small-message latency of the scale-up fabric inside a node and across nodes.
+    public var scaleUpLatencyIntraNode: Double
+    public var scaleUpLatencyInterNode: Double
+    public var scaleOutLatency: Double
+    /// Host DRAM → device bandwidth per die, for warm weight loads.
+    public var hostToDeviceBytesPerSecondPerDie: Double
+
+    public var deviceKind: String { diesPerDevice > 1 ? "NPU" : "GPU" }
+
+    public static let catalogue: [HardwareProfile] = [.ascend910C, .ascend910B, .nvidiaH100, .nvidiaA100]
+    public static var names: [String] { catalogue.map(\.name) }
+
+    public static func named(_ name: String) throws -> HardwareProfile {
+        if let p = catalogue.first(where: { $0.name == name.lowercased() }) { return p }
+        throw ConfigError("unknown hardware profile '\(name)'; expected one of: \(names.joined(separator: ", "))")
+    }
+
+    /// Ascend 910C in a CloudMatrix384 (system.md §2).
+    public static let ascend910C = HardwareProfile(
+        name: "ascend-910c", diesPerDevice: 2, devicesPerNode: 8,
+        bf16FlopsPerDie: 376e12,  // system.md §2: "about 376–400 TFLOPS BF16 per die"; low end
+        int8FlopsPerDie: 752e12,  // system.md §2: "about 2× that in INT8"
+        hbmBytesPerDie: 64e9,  // system.md §2: 64 GB HBM per die
+        hbmBytesPerSecondPerDie: 1.6e12,  // system.md §2: 1.6 TB/s
+        scaleUpBytesPerSecondPerDie: 196e9,  // system.md §2: UB 196 GB/s per die one way
+        dieToDieBytesPerSecond: 270e9,  // system.md §2: dies linked at 270 GB/s each way
+        scaleOutBytesPerSecondPerDie: 25e9,  // system.md §2: RoCE 200 Gbit/s per die
+        vpcBytesPerSecondPerNode: 50e9,  // system.md §2: VPC 400 Gbit/s per node
+        scaleUpLatencyIntraNode: 1.25e-6,  // system.md §2: 512-byte latency 1.2–1.3 µs in a node
+        scaleUpLatencyInterNode: 2.0e-6,  // system.md §2: 1.9–2.1 µs across nodes
+        scaleOutLatency: 10e-6,  // not in system.md: typical RoCE verbs round trip; documented default
+        // system.md §4: warm DRAM→NPU load of the 671 GB INT8 model ≈ 5 s on the 768-die pod.
+        hostToDeviceBytesPerSecondPerDie: 671e9 / 5 / 768
+    )
+
+    /// Ascend 910B (single die), used for prefill servers outside the pod (system.md §2, RoCE).
+    /// Public spec sheet: ~320 TFLOPS FP16/BF16, 640 TOPS INT8, 64 GB HBM2e at 1.6 TB/s, HCCS 392 GB/s.
+    public static let ascend910B = HardwareProfile(
+        name: "ascend-910b", diesPerDevice: 1, devicesPerNode: 8,
+        bf16FlopsPerDie: 320e12, int8FlopsPerDie: 640e12,
+        hbmBytesPerDie: 64e9, hbmBytesPerSecondPerDie: 1.6e12,
+        scaleUpBytesPerSecondPerDie: 196e9, dieToDieBytesPerSecond: 0,
+        scaleOutBytesPerSecondPerDie: 25e9, vpcBytesPerSecondPerNode: 25e9,
+        scaleUpLatencyIntraNode: 1.5e-6, scaleUpLatencyInterNode: 10e-6, scaleOutLatency: 10e-6,
+        hostToDeviceBytesPerSecondPerDie: 25e9
+    )
+
+    /// NVIDIA H100 SXM (public spec sheet): 989 TF BF16 dense, 1,979 TF FP8 dense, 80 GB HBM3 at
+    /// 3.35 TB/s, NVLink 900 GB/s bidirectional, one 400 Gbit/s NIC per GPU.
+    public static let nvidiaH100 = HardwareProfile(
+        name: "nvidia-h100", diesPerDevice: 1, devicesPerNode: 8,
+        bf16FlopsPerDie: 989e12, int8FlopsPerDie: 1979e12,
+        hbmBytesPerDie: 80e9, hbmBytesPerSecondPerDie: 3.35e12,
+        scaleUpBytesPerSecondPerDie: 450e9, dieToDieBytesPerSecond: 0,
+        scaleOutBytesPerSecondPerDie: 50e9, vpcBytesPerSecondPerNode: 25e9,
+        scaleUpLatencyIntraNode: 2e-6, scaleUpLatencyInterNode: 5e-6, scaleOutLatency: 5e-6,
+        hostToDeviceBytesPerSecondPerDie: 55e9  // PCIe Gen5 x16 ≈ 64 GB/s raw
+    )
+
+    /// NVIDIA A100 SXM 80 GB (public spec sheet): 312 TF BF16, 624 TOPS INT8, 2.039 TB/s,
+    /// NVLink 600 GB/s bidirectional, one 200 Gbit/s NIC per GPU.
+    public static let nvidiaA100 = HardwareProfile(
+        name: "nvidia-a100", diesPerDevice: 1, devicesPerNode: 8,
+        bf16FlopsPerDie: 312e12, int8FlopsPerDie: 624e12,
+        hbmBytesPerDie: 80e9, hbmBytesPerSecondPerDie: 2.039e12,
+        scaleUpBytesPerSecondPerDie: 300e9, dieToDieBytesPerSecond: 0,
+        scaleOutBytesPerSecondPerDie: 25e9, vpcBytesPerSecondPerNode: 25e9,
+        scaleUpLatencyIntraNode: 2e-6, scaleUpLatencyInterNode: 5e-6, scaleOutLatency: 5e-6,
+        hostToDeviceBytesPerSecondPerDie: 25e9  // PCIe Gen4 x16 ≈ 32 GB/s raw
+    )
+}
+
+/// A configuration problem, with one line that names it.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+    public init(_ message: String) { description = message }
+}
