@@ -1,0 +1,58 @@
+/// An intrusive doubly-linked LRU list over small integer ids (block numbers or slots):
+/// O(1) append, remove and pop-oldest, deterministic order, no hashing.
+struct BlockLRU {
+    private var previous: [Int32]
+    private var next: [Int32]
+    private var member: [Bool]
+    private var head: Int32 = -1
+    private var tail: Int32 = -1
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        previous = Array(repeating: -1, count: capacity)
+        next = Array(repeating: -1, count: capacity)
+        member = Array(repeating: false, count: capacity)
+    }
+
+    func contains(_ id: Int) -> Bool { member[id] }
+
+    /// Appends as most recently used.
+    mutating func append(_ id: Int) {
+        precondition(!member[id])
+        member[id] = true
+        previous[id] = tail
+        next[id] = -1
+        if tail >= 0 { next[Int(tail)] = Int32(id) } else { head = Int32(id) }
+        tail = Int32(id)
+        count += 1
+    }
+
+    mutating func remove(_ id: Int) {
+        precondition(member[id])
+        let p = previous[id]
+        let n = next[id]
+        if p >= 0 { next[Int(p)] = n } else { head = n }
+        if n >= 0 { previous[Int(n)] = p } else { tail = p }
+        member[id] = false
+        count -= 1
+    }
+
+    /// Removes and returns the least recently used id.
+    mutating func popOldest() -> Int? {
+        guard head >= 0 else { return nil }
+        let id = Int(head)
+        remove(id)
+        return id
+    }
+
+    /// Ids from least to most recently used.
+    var oldestFirst: [Int] {
+        var result: [Int] = []
+        var cursor = head
+        while cursor >= 0 {
+            result.append(Int(cursor))
+            cursor = next[Int(cursor)]
+        }
+        return result
+    }
+}

@@ -1,0 +1,58 @@
+extension KVBlockManager {
+    /// Conservation violations, empty when the manager is consistent: every block is
+    /// exactly one of free, owned (reference count = number of live requests holding it)
+    /// or cached-evictable, and the totals add up. Messages are sorted so the result is
+    /// deterministic.
+    public func audit() -> [String] {
+        var problems: [String] = []
+        var holders = Array(repeating: 0, count: totalBlocks)
+        var expectedReserved = 0
+        for (requestID, sequence) in sequences {
+            if sequence.blocks.count != blocksFor(sequence.tokens) {
+                problems.append(
+                    "request \(requestID) holds \(sequence.blocks.count) blocks for \(sequence.tokens) tokens")
+            }
+            if Set(sequence.blocks).count != sequence.blocks.count {
+                problems.append("request \(requestID) holds a block twice")
+            }
+            for block in sequence.blocks { holders[block] += 1 }
+            expectedReserved += max(0, blocksFor(sequence.expectedTotalTokens) - sequence.blocks.count)
+        }
+        var inFreeList = Array(repeating: false, count: totalBlocks)
+        for block in freeList {
+            if inFreeList[block] { problems.append("block \(block) is on the free list twice") }
+            inFreeList[block] = true
+        }
+        var owned = 0
+        for block in 0..<totalBlocks {
+            let places = [holders[block] > 0, inFreeList[block], evictable.contains(block)].filter { $0 }.count
+            if places != 1 { problems.append("block \(block) is in \(places) states (want exactly 1)") }
+            if referenceCount[block] != holders[block] {
+                problems.append("block \(block) has reference count \(referenceCount[block]) but \(holders[block]) holders")
+            }
+            if holders[block] > 0 { owned += 1 }
+            if inFreeList[block], blockHash[block] != nil { problems.append("free block \(block) still has a hash") }
+            if evictable.contains(block), blockHash[block] == nil {
+                problems.append("cached block \(block) has no hash")
+            }
+            if let hash = blockHash[block], cacheIndex[hash] != block {
+                problems.append("block \(block) has a hash the index does not map to it")
+            }
+        }
+        if cacheIndex.count != blockHash.lazy.filter({ $0 != nil }).count {
+            problems.append("prefix index has \(cacheIndex.count) entries for a different number of hashed blocks")
+        }
+        if owned != ownedBlockCount { problems.append("owned count \(ownedBlockCount) but \(owned) owned blocks") }
+        if owned + freeList.count + evictable.count != totalBlocks {
+            problems.append(
+                "owned \(owned) + free \(freeList.count) + cached \(evictable.count) != total \(totalBlocks)")
+        }
+        if expectedReserved != reservedBlocks {
+            problems.append("reserved count \(reservedBlocks) but requests reserve \(expectedReserved)")
+        }
+        return problems.sorted()
+    }
+
+    /// Test hook: loses a free block (as a leak bug would) so tests can prove audit notices.
+    mutating func leakFreeBlockForTesting() { _ = freeList.popLast() }
+}

@@ -1,0 +1,212 @@
+/// What ``KVBlockManager/allocate(requestID:promptTokens:prefixHashes:)`` gave a request.
+public struct KVAllocation: Sendable, Equatable {
+    /// Prompt tokens whose KV was already in the prefix cache (need no prefill compute).
+    public var hitTokens: Int
+    /// Blocks that were found in the prefix cache and shared.
+    public var hitBlocks: Int
+    /// Blocks newly taken from the free list or by evicting cached blocks.
+    public var newBlocks: Int
+    /// Prompt tokens left to prefill: `promptTokens - hitTokens`.
+    public var computeTokens: Int
+}
+
+/// The paged KV-cache block manager of one DP group, after vLLM v1's `KVCacheManager`.
+///
+/// Every block is exactly one of: *free*, *owned* by one or more live requests
+/// (reference-counted, so requests can share prefix blocks), or *cached* — unreferenced
+/// but holding a reusable prefix, evicted least-recently-used first when the free list
+/// runs dry. ``audit()`` checks that this holds.
+///
+/// Full prompt blocks covered by `prefixHashes` are registered in the prefix cache at
+/// allocation, so a second live request with the same prefix shares them at once (the
+/// engine allocates when prefill is scheduled; treating the prefix as reusable from then on
+/// is slightly optimistic by one prefill's duration). At least one prompt token is always
+/// left to compute, as in vLLM, because the first output token needs a forward pass.
+///
+/// Reservations (``reserve(requestID:expectedTotalTokens:)``) hold no blocks; they are the
+/// space a request is expected to grow into, counted by ``usageIncludingReserved`` for
+/// decode DP load balancing (system.md §4, "including space reserved for long outputs").
+///
+/// ```swift
+/// var kv = KVBlockManager(totalBlocks: 1_000, blockTokens: 128)
+/// if let a = kv.allocate(requestID: 1, promptTokens: 1_500, prefixHashes: keys) {
+///     print(a.hitTokens)
+/// }
+/// _ = kv.append(requestID: 1, tokens: 1)   // one decoded token
+/// kv.free(requestID: 1)                    // prefix blocks stay cached
+/// ```
+public struct KVBlockManager: Sendable {
+    public let totalBlocks: Int
+    public let blockTokens: Int
+    public private(set) var stats = PrefixCacheStats()
+
+    struct Sequence: Sendable {
+        var blocks: [Int]
+        var tokens: Int
+        var expectedTotalTokens: Int
+    }
+
+    var referenceCount: [Int]
+    /// Chained prefix hash held by a block, if the block is registered in the prefix cache.
+    var blockHash: [UInt64?]
+    var cacheIndex: [UInt64: Int] = [:]
+    var freeList: [Int]
+    var evictable: BlockLRU
+    var sequences: [Int: Sequence] = [:]
+    private(set) var ownedBlockCount = 0
+    public private(set) var reservedBlocks = 0
+
+    public init(totalBlocks: Int, blockTokens: Int) {
+        precondition(totalBlocks > 0 && blockTokens > 0)
+        self.totalBlocks = totalBlocks
+        self.blockTokens = blockTokens
+        referenceCount = Array(repeating: 0, count: totalBlocks)
+        blockHash = Array(repeating: nil, count: totalBlocks)
+        freeList = Array((0..<totalBlocks).reversed())  // pop from the end: block 0 first
+        evictable = BlockLRU(capacity: totalBlocks)
+    }
+
+    // MARK: Queries
+
+    /// Blocks referenced by at least one live request.
+    public var usedBlocks: Int { ownedBlockCount }
+    /// Blocks that can be handed out now: never-used free blocks plus evictable cached ones.
+    public var freeBlocks: Int { freeList.count + evictable.count }
+    /// Unreferenced blocks holding a reusable prefix.
+    public var cachedBlocks: Int { evictable.count }
+    /// Share of blocks owned by live requests (`vllm:kv_cache_usage_perc`).
+    public var usage: Double { Double(ownedBlockCount) / Double(totalBlocks) }
+    /// Owned plus reserved share; may exceed 1 when reservations overcommit.
+    public var usageIncludingReserved: Double {
+        Double(ownedBlockCount + reservedBlocks) / Double(totalBlocks)
+    }
+    public var liveRequests: Int { sequences.count }
+    public func contains(requestID: Int) -> Bool { sequences[requestID] != nil }
+    /// Tokens currently held for a request.
+    public func tokens(of requestID: Int) -> Int? { sequences[requestID]?.tokens }
+
+    /// Whether `tokens` fresh tokens would fit, ignoring any prefix hits.
+    public func canAllocate(tokens: Int) -> Bool { blocksFor(tokens) <= freeBlocks }
+
+    /// Prompt tokens that would hit the prefix cache, without changing anything (for the
+    /// prefill leader's cost model).
+    public func cachedPrefixTokens(promptTokens: Int, prefixHashes: [UInt64]) -> Int {
+        matchPrefix(promptTokens: promptTokens, chained: PrefixHashes.chain(prefixHashes)).count * blockTokens
+    }
+
+    // MARK: Operations
+
+    /// Allocates blocks for a new request's prompt, sharing cached prefix blocks.
+    /// Returns nil and changes nothing if the request exists or the prompt does not fit.
+    public mutating func allocate(requestID: Int, promptTokens: Int, prefixHashes: [UInt64]) -> KVAllocation? {
+        precondition(promptTokens > 0, "a prompt has at least one token")
+        guard sequences[requestID] == nil else { return nil }
+        let chained = PrefixHashes.chain(prefixHashes)
+        let hits = matchPrefix(promptTokens: promptTokens, chained: chained)
+        let needed = blocksFor(promptTokens) - hits.count
+        let hitsNowEvictable = hits.filter { referenceCount[$0] == 0 }.count
+        guard needed <= freeBlocks - hitsNowEvictable else { return nil }
+
+        var blocks = hits
+        for block in hits { retain(block) }
+        let cacheableBlocks = min(chained.count, promptTokens / blockTokens)
+        for index in hits.count..<(hits.count + needed) {
+            let block = takeFreeBlock()
+            retain(block)
+            if index < cacheableBlocks, cacheIndex[chained[index]] == nil {
+                blockHash[block] = chained[index]
+                cacheIndex[chained[index]] = block
+            }
+            blocks.append(block)
+        }
+        sequences[requestID] = Sequence(blocks: blocks, tokens: promptTokens, expectedTotalTokens: 0)
+        let hitTokens = hits.count * blockTokens
+        stats.queriedTokens += promptTokens
+        stats.hitTokens += hitTokens
+        return KVAllocation(
+            hitTokens: hitTokens, hitBlocks: hits.count, newBlocks: needed,
+            computeTokens: promptTokens - hitTokens)
+    }
+
+    /// Grows a request by `tokens` (decoded tokens). Returns false and changes nothing when
+    /// the request is unknown or there are not enough blocks.
+    public mutating func append(requestID: Int, tokens: Int) -> Bool {
+        precondition(tokens >= 0)
+        guard var sequence = sequences[requestID] else { return false }
+        let needed = blocksFor(sequence.tokens + tokens) - sequence.blocks.count
+        guard needed <= freeBlocks else { return false }
+        let reservedBefore = reservation(sequence)
+        for _ in 0..<max(needed, 0) {
+            let block = takeFreeBlock()
+            retain(block)
+            sequence.blocks.append(block)
+        }
+        sequence.tokens += tokens
+        reservedBlocks += reservation(sequence) - reservedBefore
+        sequences[requestID] = sequence
+        return true
+    }
+
+    /// Declares the total length (prompt + expected output) a request is expected to reach;
+    /// the not-yet-allocated remainder counts as reserved. Returns false for unknown ids.
+    @discardableResult
+    public mutating func reserve(requestID: Int, expectedTotalTokens: Int) -> Bool {
+        guard var sequence = sequences[requestID] else { return false }
+        let before = reservation(sequence)
+        sequence.expectedTotalTokens = expectedTotalTokens
+        reservedBlocks += reservation(sequence) - before
+        sequences[requestID] = sequence
+        return true
+    }
+
+    /// Releases a request's blocks. Registered prefix blocks become evictable cache
+    /// entries; the rest return to the free list. Unknown ids are ignored.
+    public mutating func free(requestID: Int) {
+        guard let sequence = sequences.removeValue(forKey: requestID) else { return }
+        reservedBlocks -= reservation(sequence)
+        // Tail first, as vLLM does, so the oldest-evicted block of a prefix is its last one
+        // and a partially evicted prefix still matches from the start.
+        for block in sequence.blocks.reversed() {
+            referenceCount[block] -= 1
+            guard referenceCount[block] == 0 else { continue }
+            ownedBlockCount -= 1
+            if blockHash[block] != nil { evictable.append(block) } else { freeList.append(block) }
+        }
+    }
+
+    // MARK: Internals
+
+    func blocksFor(_ tokens: Int) -> Int { (tokens + blockTokens - 1) / blockTokens }
+
+    private func reservation(_ sequence: Sequence) -> Int {
+        max(0, blocksFor(sequence.expectedTotalTokens) - sequence.blocks.count)
+    }
+
+    /// Leading cached blocks matching `chained`, leaving at least one prompt token to compute.
+    private func matchPrefix(promptTokens: Int, chained: [UInt64]) -> [Int] {
+        let limit = min(chained.count, (promptTokens - 1) / blockTokens)
+        var hits: [Int] = []
+        for index in 0..<limit {
+            guard let block = cacheIndex[chained[index]] else { break }
+            hits.append(block)
+        }
+        return hits
+    }
+
+    private mutating func retain(_ block: Int) {
+        if referenceCount[block] == 0 {
+            ownedBlockCount += 1
+            if evictable.contains(block) { evictable.remove(block) }
+        }
+        referenceCount[block] += 1
+    }
+
+    /// A free block, evicting the least recently used cached block if none is free.
+    private mutating func takeFreeBlock() -> Int {
+        if let block = freeList.popLast() { return block }
+        guard let block = evictable.popOldest() else { preconditionFailure("caller checked capacity") }
+        if let hash = blockHash[block] { cacheIndex[hash] = nil }
+        blockHash[block] = nil
+        return block
+    }
+}

@@ -1,0 +1,53 @@
+import SimKit
+
+/// Prefix-block keys: one `UInt64` per full KV block of a prompt's shared prefix.
+///
+/// Keys arrive "flat" (block i's own content key, e.g. a Mooncake `hash_id`) and are
+/// *chained* before lookup, so a block matches only if every block before it matched too
+/// — the same rule as vLLM's block hashes. All hashing is ``StableHash`` (never `Hasher`).
+///
+/// ```swift
+/// let keys = PrefixHashes.rebase([7, 8], fromBlockTokens: 512, toBlockTokens: 128)  // 8 keys
+/// let chained = PrefixHashes.chain(keys)
+/// ```
+public enum PrefixHashes {
+    /// Chained hashes: element i identifies blocks 0…i together.
+    public static func chain(_ keys: [UInt64]) -> [UInt64] {
+        var parent: UInt64 = 0x5eed_0f_b10c_4a5b
+        return keys.map { key in
+            parent = StableHash.combine(parent: parent, key)
+            return parent
+        }
+    }
+
+    /// Re-expresses keys of `fromBlockTokens`-token blocks as keys of `toBlockTokens`-token
+    /// blocks (one must divide the other). Splitting derives one sub-key per piece; merging
+    /// combines consecutive keys and drops a trailing partial group (only full blocks are
+    /// cacheable).
+    public static func rebase(_ keys: [UInt64], fromBlockTokens: Int, toBlockTokens: Int) -> [UInt64] {
+        precondition(fromBlockTokens > 0 && toBlockTokens > 0)
+        if fromBlockTokens == toBlockTokens { return keys }
+        if fromBlockTokens > toBlockTokens {
+            precondition(fromBlockTokens % toBlockTokens == 0, "block sizes must divide")
+            let pieces = fromBlockTokens / toBlockTokens
+            return keys.flatMap { key in
+                (0..<pieces).map { StableHash.combine(parent: key, UInt64($0)) }
+            }
+        }
+        precondition(toBlockTokens % fromBlockTokens == 0, "block sizes must divide")
+        let group = toBlockTokens / fromBlockTokens
+        return stride(from: 0, to: keys.count - group + 1, by: group).map { start in
+            StableHash.fnv1a(words: Array(keys[start..<start + group]))
+        }
+    }
+}
+
+/// Prefix-cache counters with vLLM's semantics: queried and hit *tokens*
+/// (`vllm:prefix_cache_queries_total`, `vllm:prefix_cache_hits_total`).
+public struct PrefixCacheStats: Sendable, Equatable {
+    public var queriedTokens = 0
+    public var hitTokens = 0
+    public init() {}
+    /// Hit tokens over queried tokens, 0 before any query.
+    public var hitRate: Double { queriedTokens == 0 ? 0 : Double(hitTokens) / Double(queriedTokens) }
+}

@@ -1,0 +1,172 @@
+import SimKit
+
+/// A generated DeepSeek-R1-style workload: chat and reasoning traffic, Poisson or bursty
+/// arrivals, shared system prompts and multi-turn sessions for prefix reuse.
+///
+/// The papers leave arrival and length distributions open (system.md §5); the defaults in
+/// ``Configuration`` are documented choices, all settable.
+///
+/// Randomness comes from named streams "arrivals", "lengths" and "prefix", so changing how
+/// prefixes are drawn does not move arrival times.
+///
+/// ```swift
+/// var load = SyntheticWorkload(seed: 1, configuration: .init(ratePerSecond: 20))
+/// let first = load.next()!
+/// load.setRate(40, at: first.arrival)   // the `rate 40` operator command
+/// ```
+public struct SyntheticWorkload: WorkloadSource {
+    /// One traffic class with its share of requests and token-length distributions.
+    public struct TrafficClass: Sendable {
+        public var name: String
+        public var share: Double
+        public var promptTokens: any Distribution
+        public var outputTokens: any Distribution
+        public init(name: String, share: Double, promptTokens: any Distribution, outputTokens: any Distribution) {
+            self.name = name
+            self.share = share
+            self.promptTokens = promptTokens
+            self.outputTokens = outputTokens
+        }
+
+        /// Chat: prompts lognormal mean 1,500 (cv 1), outputs mean 400 (cv 0.8) — typical of
+        /// ShareGPT-like conversational traffic; a documented default, not a paper figure.
+        public static let chat = TrafficClass(
+            name: "chat", share: 0.7, promptTokens: LogNormal(mean: 1_500, coefficientOfVariation: 1),
+            outputTokens: LogNormal(mean: 400, coefficientOfVariation: 0.8))
+        /// Reasoning (R1 thinking traces): shorter prompts, long outputs, mean 2,000 (cv 0.8).
+        public static let reasoning = TrafficClass(
+            name: "reasoning", share: 0.3, promptTokens: LogNormal(mean: 1_000, coefficientOfVariation: 1),
+            outputTokens: LogNormal(mean: 2_000, coefficientOfVariation: 0.8))
+    }
+
+    public struct Configuration: Sendable {
+        /// Mean arrival rate, requests/s.
+        public var ratePerSecond: Double = 10
+        /// Coefficient of variation of inter-arrival gaps: 1 = Poisson, >1 = bursty (gamma).
+        public var arrivalCV: Double = 1
+        /// Classes; shares are normalised. Default 70% chat, 30% reasoning.
+        public var classes: [TrafficClass] = [.chat, .reasoning]
+        /// Share of fresh requests that start with one of the shared system prompts.
+        public var systemPromptShare: Double = 0.5
+        /// Lengths of the shared system prompts (1–4K tokens); picked Zipf(1.0) by rank.
+        public var systemPromptTokens: [Int] = [1_024, 2_048, 3_072, 4_096]
+        /// Share of requests that are a follow-up turn of an open session (the previous
+        /// turn's prompt + output becomes the prefix).
+        public var followUpShare: Double = 0.3
+        /// Probability that a session ends after a turn (mean 1/p turns).
+        public var sessionEndProbability: Double = 1.0 / 3.0
+        /// Tokens per prefix block in `prefixHashes`.
+        public var prefixBlockTokens: Int = 128
+        /// Caps on lengths: DeepSeek-R1 deployments commonly cap context near 32K.
+        public var maxPromptTokens: Int = 32_768
+        public var maxOutputTokens: Int = 16_384
+        /// Stop after this many requests (nil: endless).
+        public var maxRequests: Int?
+
+        public init(ratePerSecond: Double = 10, arrivalCV: Double = 1) {
+            self.ratePerSecond = ratePerSecond
+            self.arrivalCV = arrivalCV
+        }
+    }
+
+    struct Session {
+        var keys: [UInt64]
+        var contextTokens: Int
+        let sessionKey: UInt64
+    }
+
+    public private(set) var configuration: Configuration
+    private var arrivals: RandomStream
+    private var lengths: RandomStream
+    private var prefix: RandomStream
+    private var clock: SimTime = 0
+    private var nextID = 0
+    private var sessions: [Session] = []
+    private let systemPromptRank: Zipf
+    private let classPicker: Empirical
+
+    public init(seed: UInt64, configuration: Configuration = Configuration()) {
+        precondition(!configuration.classes.isEmpty && configuration.prefixBlockTokens > 0)
+        precondition(!configuration.systemPromptTokens.isEmpty)
+        self.configuration = configuration
+        let streams = RandomStreams(seed: seed)
+        arrivals = streams.stream("arrivals")
+        lengths = streams.stream("lengths")
+        prefix = streams.stream("prefix")
+        systemPromptRank = Zipf(n: configuration.systemPromptTokens.count, exponent: 1)
+        classPicker = Empirical(
+            values: configuration.classes.indices.map(Double.init), weights: configuration.classes.map(\.share))
+    }
+
+    public var ratePerSecond: Double { configuration.ratePerSecond }
+
+    /// Changes the arrival rate from simulated time `now` on. Gaps are redrawn from `now`,
+    /// which for Poisson arrivals is exact (memoryless). At rate 0, `next()` returns nil
+    /// until the rate is raised again.
+    public mutating func setRate(_ ratePerSecond: Double, at now: SimTime) {
+        precondition(ratePerSecond >= 0)
+        configuration.ratePerSecond = ratePerSecond
+        clock = max(clock, now)
+    }
+
+    public mutating func next() -> RequestSpec? {
+        if let limit = configuration.maxRequests, nextID >= limit { return nil }
+        guard configuration.ratePerSecond > 0 else { return nil }
+        let meanGap = 1 / configuration.ratePerSecond
+        let gap =
+            configuration.arrivalCV == 1
+            ? Exponential(rate: configuration.ratePerSecond).sample(using: &arrivals)
+            : Gamma(mean: meanGap, coefficientOfVariation: configuration.arrivalCV).sample(using: &arrivals)
+        clock += gap
+
+        let trafficClass = configuration.classes[Int(classPicker.sample(using: &lengths))]
+        let newTokens = clampedLength(trafficClass.promptTokens.sample(using: &lengths), configuration.maxPromptTokens)
+        let output = clampedLength(trafficClass.outputTokens.sample(using: &lengths), configuration.maxOutputTokens)
+        let (prompt, keys) = shapePrefix(newTokens: newTokens, outputTokens: output)
+        defer { nextID += 1 }
+        return RequestSpec(
+            id: nextID, arrival: clock, promptTokens: prompt, outputTokens: output, prefixHashes: keys,
+            prefixBlockTokens: configuration.prefixBlockTokens, tag: trafficClass.name)
+    }
+
+    private func clampedLength(_ x: Double, _ cap: Int) -> Int { min(cap, max(1, Int(x.rounded()))) }
+
+    /// Decides whether the request continues a session, starts with a system prompt, or
+    /// neither; returns the full prompt length and its prefix block keys.
+    private mutating func shapePrefix(newTokens: Int, outputTokens: Int) -> (Int, [UInt64]) {
+        let block = configuration.prefixBlockTokens
+        let roll = prefix.uniform()
+        var session: Session
+        var sessionIndex: Int?
+        if roll < configuration.followUpShare, !sessions.isEmpty {
+            sessionIndex = prefix.int(in: 0...(sessions.count - 1))
+            session = sessions[sessionIndex!]
+        } else {
+            let sessionKey = StableHash.combine(parent: 0x5e55_1011, UInt64(nextID))
+            session = Session(keys: [], contextTokens: 0, sessionKey: sessionKey)
+            if prefix.uniform() < configuration.systemPromptShare {
+                let rank = systemPromptRank.sampleRank(using: &prefix)
+                let systemTokens = configuration.systemPromptTokens[rank - 1]
+                let systemKey = StableHash.combine(parent: 0x5157_e111, UInt64(rank))
+                session.keys = (0..<(systemTokens / block)).map { StableHash.combine(parent: systemKey, UInt64($0)) }
+                session.contextTokens = systemTokens
+            }
+        }
+        let prompt = min(configuration.maxPromptTokens, session.contextTokens + newTokens)
+        let keys = Array(session.keys.prefix(min(session.keys.count, prompt / block)))
+        // The next turn's prefix is this turn's prompt + output.
+        session.contextTokens = prompt + outputTokens
+        let fullBlocks = session.contextTokens / block
+        while session.keys.count < fullBlocks {
+            session.keys.append(StableHash.combine(parent: session.sessionKey, UInt64(session.keys.count)))
+        }
+        let ends = prefix.uniform() < configuration.sessionEndProbability
+            || session.contextTokens >= configuration.maxPromptTokens
+        if let index = sessionIndex {
+            if ends { sessions.remove(at: index) } else { sessions[index] = session }
+        } else if !ends, sessions.count < 256 {
+            sessions.append(session)
+        }
+        return (prompt, keys)
+    }
+}

@@ -1,0 +1,174 @@
+import SimKit
+import Testing
+
+@testable import ServingEngine
+
+@Suite struct KVBlockManagerTests {
+    @Test func allocateAppendFreeRoundTrip() throws {
+        var kv = KVBlockManager(totalBlocks: 10, blockTokens: 16)
+        let a = try #require(kv.allocate(requestID: 1, promptTokens: 40, prefixHashes: []) as KVAllocation?)
+        #expect(a == KVAllocation(hitTokens: 0, hitBlocks: 0, newBlocks: 3, computeTokens: 40))
+        #expect(kv.usedBlocks == 3 && kv.freeBlocks == 7)
+        #expect(kv.append(requestID: 1, tokens: 8) == true)  // 48 tokens: still 3 blocks
+        #expect(kv.usedBlocks == 3)
+        #expect(kv.append(requestID: 1, tokens: 1) == true)  // 49: a 4th block
+        #expect(kv.usedBlocks == 4 && kv.tokens(of: 1) == 49)
+        #expect(kv.audit() == [])
+        kv.free(requestID: 1)
+        #expect(kv.usedBlocks == 0 && kv.freeBlocks == 10 && kv.cachedBlocks == 0)
+        #expect(kv.audit() == [])
+    }
+
+    @Test func outOfBlocksReturnsNilAndChangesNothing() throws {
+        var kv = KVBlockManager(totalBlocks: 4, blockTokens: 16)
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: [1, 2, 3]) as KVAllocation?)
+        let before = (kv.usedBlocks, kv.freeBlocks, kv.cachedBlocks, kv.stats)
+        #expect(kv.allocate(requestID: 2, promptTokens: 33, prefixHashes: []) == nil)
+        #expect(!kv.canAllocate(tokens: 33))
+        #expect(kv.canAllocate(tokens: 16))
+        #expect(kv.allocate(requestID: 1, promptTokens: 1, prefixHashes: []) == nil, "duplicate id")
+        #expect(kv.append(requestID: 1, tokens: 17) == false)
+        #expect(kv.append(requestID: 99, tokens: 1) == false)
+        #expect(kv.tokens(of: 1) == 48)
+        #expect(before == (kv.usedBlocks, kv.freeBlocks, kv.cachedBlocks, kv.stats))
+        #expect(kv.audit() == [])
+    }
+
+    @Test func liveRequestsSharePrefixBlocks() throws {
+        var kv = KVBlockManager(totalBlocks: 20, blockTokens: 16)
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 50, prefixHashes: [7, 8, 9]) as KVAllocation?)
+        let b = try #require(kv.allocate(requestID: 2, promptTokens: 60, prefixHashes: [7, 8, 5]) as KVAllocation?)
+        #expect(b.hitBlocks == 2 && b.hitTokens == 32 && b.computeTokens == 28 && b.newBlocks == 2)
+        #expect(kv.usedBlocks == 4 + 2)
+        #expect(kv.stats.queriedTokens == 110 && kv.stats.hitTokens == 32)
+        kv.free(requestID: 1)
+        #expect(kv.usedBlocks == 4, "shared blocks stay owned by request 2")
+        #expect(kv.cachedBlocks == 1, "block for key 9 is cached, the partial tail block is free")
+        #expect(kv.audit() == [])
+        kv.free(requestID: 2)
+        #expect(kv.usedBlocks == 0 && kv.cachedBlocks == 4)
+        #expect(kv.audit() == [])
+    }
+
+    @Test func chainedHashesNeedTheWholePrefix() throws {
+        var kv = KVBlockManager(totalBlocks: 20, blockTokens: 16)
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 64, prefixHashes: [1, 2, 3]) as KVAllocation?)
+        kv.free(requestID: 1)
+        // Same block keys 2, 3 after a different first block: no hit.
+        let b = try #require(kv.allocate(requestID: 2, promptTokens: 64, prefixHashes: [9, 2, 3]) as KVAllocation?)
+        #expect(b.hitTokens == 0)
+        #expect(kv.cachedPrefixTokens(promptTokens: 64, prefixHashes: [1, 2, 3]) == 48)
+    }
+
+    @Test func fullHitLeavesOneTokenToCompute() throws {
+        var kv = KVBlockManager(totalBlocks: 8, blockTokens: 16)
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 32, prefixHashes: [1, 2]) as KVAllocation?)
+        kv.free(requestID: 1)
+        let again = try #require(kv.allocate(requestID: 2, promptTokens: 32, prefixHashes: [1, 2]) as KVAllocation?)
+        #expect(again.hitBlocks == 1 && again.computeTokens == 16)
+        #expect(kv.audit() == [])
+    }
+
+    @Test func evictsLeastRecentlyUsedCachedBlocksTailFirst() throws {
+        var kv = KVBlockManager(totalBlocks: 6, blockTokens: 16)
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: [1, 2, 3]) as KVAllocation?)
+        kv.free(requestID: 1)  // A: 3 cached
+        _ = try #require(kv.allocate(requestID: 2, promptTokens: 48, prefixHashes: [4, 5, 6]) as KVAllocation?)
+        kv.free(requestID: 2)  // B: 3 cached, more recent
+        #expect(kv.cachedBlocks == 6 && kv.freeBlocks == 6)
+        // Needs 2 blocks: evicts A's tail blocks (keys 3 then 2), keeps A's first block.
+        _ = try #require(kv.allocate(requestID: 3, promptTokens: 32, prefixHashes: []) as KVAllocation?)
+        #expect(kv.cachedPrefixTokens(promptTokens: 100, prefixHashes: [1, 2, 3]) == 16)
+        #expect(kv.cachedPrefixTokens(promptTokens: 100, prefixHashes: [4, 5, 6]) == 48)
+        #expect(kv.audit() == [])
+    }
+
+    @Test func hitRefreshesRecency() throws {
+        var kv = KVBlockManager(totalBlocks: 4, blockTokens: 16)
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 32, prefixHashes: [1, 2]) as KVAllocation?)
+        kv.free(requestID: 1)
+        _ = try #require(kv.allocate(requestID: 2, promptTokens: 32, prefixHashes: [3, 4]) as KVAllocation?)
+        kv.free(requestID: 2)
+        _ = try #require(kv.allocate(requestID: 3, promptTokens: 17, prefixHashes: [1]) as KVAllocation?)  // touches key 1
+        kv.free(requestID: 3)
+        // Request 3 evicted key 2 for its new block; LRU is now 4, 3, 1 (1 refreshed).
+        _ = try #require(kv.allocate(requestID: 4, promptTokens: 32, prefixHashes: []) as KVAllocation?)
+        // One free block plus one eviction: key 4 goes, key 1 (older but touched) stays.
+        #expect(kv.cachedPrefixTokens(promptTokens: 100, prefixHashes: [1]) == 16)
+        #expect(kv.cachedPrefixTokens(promptTokens: 100, prefixHashes: [3, 4]) == 16)
+    }
+
+    @Test func cachedHitBlocksDoNotCountAsFreeForTheSameRequest() throws {
+        var kv = KVBlockManager(totalBlocks: 3, blockTokens: 16)
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: [1, 2, 3]) as KVAllocation?)
+        kv.free(requestID: 1)
+        // 2 hits + 2 new blocks = 4 > 3; the hit blocks can't also be evicted for it.
+        #expect(kv.allocate(requestID: 2, promptTokens: 64, prefixHashes: [1, 2, 3]) == nil)
+        #expect(kv.cachedBlocks == 3 && kv.audit() == [])
+    }
+
+    @Test func reservationsCountTowardLoadNotAllocation() throws {
+        var kv = KVBlockManager(totalBlocks: 10, blockTokens: 16)
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 32, prefixHashes: []) as KVAllocation?)
+        #expect(kv.reserve(requestID: 1, expectedTotalTokens: 32 + 64) == true)
+        #expect(kv.reservedBlocks == 4 && kv.usage == 0.2)
+        #expect(abs(kv.usageIncludingReserved - 0.6) < 1e-12)
+        #expect(kv.canAllocate(tokens: 128), "reservations are soft")
+        #expect(kv.append(requestID: 1, tokens: 20) == true)
+        #expect(kv.reservedBlocks == 2)
+        #expect(kv.reserve(requestID: 42, expectedTotalTokens: 10) == false)
+        #expect(kv.audit() == [])
+        kv.free(requestID: 1)
+        #expect(kv.reservedBlocks == 0)
+    }
+
+    @Test func auditCatchesALeakedBlock() throws {
+        var kv = KVBlockManager(totalBlocks: 5, blockTokens: 16)
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 10, prefixHashes: []) as KVAllocation?)
+        #expect(kv.audit() == [])
+        kv.leakFreeBlockForTesting()
+        let problems = kv.audit()
+        #expect(problems.contains { $0.contains("in 0 states") })
+        #expect(problems.contains { $0.contains("!= total 5") })
+    }
+
+    /// Thousands of seeded random operations, auditing after every one.
+    @Test(arguments: [UInt64(1), 2, 3])
+    func randomOperationsKeepBlocksConserved(seed: UInt64) {
+        var rng = RandomStreams(seed: seed).stream("kv-property")
+        var kv = KVBlockManager(totalBlocks: 64, blockTokens: 16)
+        var live: [Int] = []
+        var nextID = 0
+        let prefixes: [[UInt64]] = [[1, 2, 3, 4], [1, 2, 5], [6, 7], [8]]
+        for step in 0..<3_000 {
+            let roll = rng.uniform()
+            if roll < 0.4 {
+                let prompt = rng.int(in: 1...120)
+                var keys = prefixes[rng.int(in: 0...3)]
+                keys.append(UInt64(1_000 + rng.int(in: 0...20)))
+                let freeBefore = kv.freeBlocks
+                if kv.allocate(requestID: nextID, promptTokens: prompt, prefixHashes: keys) != nil {
+                    live.append(nextID)
+                    kv.reserve(requestID: nextID, expectedTotalTokens: prompt + rng.int(in: 0...64))
+                } else {
+                    #expect(kv.freeBlocks == freeBefore)
+                }
+                nextID += 1
+            } else if roll < 0.8, !live.isEmpty {
+                let id = live[rng.int(in: 0...(live.count - 1))]
+                let before = kv.tokens(of: id)!
+                let grown = kv.append(requestID: id, tokens: rng.int(in: 1...20))
+                if !grown { #expect(kv.tokens(of: id) == before) }
+            } else if !live.isEmpty {
+                let id = live.remove(at: rng.int(in: 0...(live.count - 1)))
+                kv.free(requestID: id)
+            }
+            let problems = kv.audit()
+            #expect(problems == [], "step \(step)")
+            if !problems.isEmpty { return }
+        }
+        #expect(kv.stats.hitTokens > 0, "the shared prefixes produced hits")
+        for id in live { kv.free(requestID: id) }
+        #expect(kv.usedBlocks == 0 && kv.reservedBlocks == 0 && kv.audit() == [])
+    }
+}

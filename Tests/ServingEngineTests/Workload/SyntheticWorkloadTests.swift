@@ -1,0 +1,88 @@
+import SimKit
+import Testing
+
+@testable import ServingEngine
+
+private func draw(_ workload: inout SyntheticWorkload, _ n: Int) -> [RequestSpec] {
+    (0..<n).compactMap { _ in workload.next() }
+}
+
+@Suite struct SyntheticWorkloadTests {
+    @Test func sameSeedSameRequests() {
+        var a = SyntheticWorkload(seed: 4)
+        var b = SyntheticWorkload(seed: 4)
+        var c = SyntheticWorkload(seed: 5)
+        let ra = draw(&a, 500)
+        #expect(ra == draw(&b, 500))
+        #expect(ra != draw(&c, 500))
+    }
+
+    @Test func arrivalRateAndLengthsMatchConfiguration() {
+        var config = SyntheticWorkload.Configuration(ratePerSecond: 50)
+        config.systemPromptShare = 0
+        config.followUpShare = 0
+        var load = SyntheticWorkload(seed: 1, configuration: config)
+        let requests = draw(&load, 20_000)
+        let rate = Double(requests.count) / requests.last!.arrival
+        #expect(abs(rate - 50) < 1.5)
+        let reasoning = requests.filter { $0.tag == "reasoning" }
+        let chat = requests.filter { $0.tag == "chat" }
+        #expect(abs(Double(reasoning.count) / 20_000 - 0.3) < 0.015)
+        let mean = { (rs: [RequestSpec], key: KeyPath<RequestSpec, Int>) in
+            Double(rs.map { $0[keyPath: key] }.reduce(0, +)) / Double(rs.count)
+        }
+        #expect(abs(mean(chat, \.promptTokens) - 1_500) < 60)
+        #expect(abs(mean(chat, \.outputTokens) - 400) < 15)
+        #expect(abs(mean(reasoning, \.outputTokens) - 2_000) < 80)
+        #expect(requests.allSatisfy { $0.prefixHashes.isEmpty && $0.promptTokens >= 1 })
+        #expect(zip(requests, requests.dropFirst()).allSatisfy { $0.arrival <= $1.arrival && $0.id + 1 == $1.id })
+    }
+
+    @Test func setRateChangesArrivalsFromNowOn() {
+        var load = SyntheticWorkload(seed: 2, configuration: .init(ratePerSecond: 10))
+        let slow = draw(&load, 2_000)
+        let switchTime = slow.last!.arrival
+        load.setRate(100, at: switchTime)
+        let fast = draw(&load, 2_000)
+        let fastRate = Double(fast.count) / (fast.last!.arrival - switchTime)
+        #expect(abs(fastRate - 100) < 6)
+        #expect(load.ratePerSecond == 100)
+        load.setRate(0, at: fast.last!.arrival)
+        let none = load.next()
+        #expect(none == nil)
+        load.setRate(5, at: fast.last!.arrival + 60)
+        let resumed = load.next()
+        #expect((resumed?.arrival ?? 0) > fast.last!.arrival + 60)
+    }
+
+    @Test func burstyArrivalsKeepTheMeanButVaryMore() {
+        func gaps(cv: Double) -> (mean: Double, cv: Double) {
+            var load = SyntheticWorkload(seed: 3, configuration: .init(ratePerSecond: 20, arrivalCV: cv))
+            let times = draw(&load, 20_000).map(\.arrival)
+            let g = zip(times, times.dropFirst()).map { $1 - $0 }
+            let mean = g.reduce(0, +) / Double(g.count)
+            let variance = g.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(g.count)
+            return (mean, variance.squareRoot() / mean)
+        }
+        let poisson = gaps(cv: 1)
+        let bursty = gaps(cv: 3)
+        #expect(abs(poisson.mean - 0.05) < 0.002 && abs(bursty.mean - 0.05) < 0.004)
+        #expect(abs(poisson.cv - 1) < 0.05)
+        #expect(abs(bursty.cv - 3) < 0.3)
+    }
+
+    @Test func sessionsAndSystemPromptsShareLeadingBlocks() {
+        var load = SyntheticWorkload(seed: 6)
+        let requests = draw(&load, 3_000)
+        var seen = Set<UInt64>()
+        var reused = 0
+        for r in requests {
+            #expect(r.prefixHashes.count * r.prefixBlockTokens <= r.promptTokens)
+            if let first = r.prefixHashes.first, seen.contains(first) { reused += 1 }
+            seen.formUnion(r.prefixHashes)
+        }
+        // About half the fresh requests carry a system prompt and 30% are follow-ups.
+        #expect(Double(reused) / 3_000 > 0.4)
+        #expect(Set(requests.compactMap { $0.prefixHashes.first }).count > 100, "sessions add distinct prefixes")
+    }
+}

@@ -1,0 +1,100 @@
+import Testing
+
+@testable import SimKit
+
+/// Sample mean and variance of `n` draws with a fixed seed.
+private func moments(_ d: some Distribution, n: Int = 200_000, seed: UInt64 = 11) -> (mean: Double, variance: Double) {
+    var rng = RandomStream(seed: seed)
+    var sum = 0.0
+    var sumSquares = 0.0
+    for _ in 0..<n {
+        let x = d.sample(using: &rng)
+        sum += x
+        sumSquares += x * x
+    }
+    let mean = sum / Double(n)
+    return (mean, sumSquares / Double(n) - mean * mean)
+}
+
+private func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a - b) <= relative * abs(b) }
+
+@Suite struct DistributionTests {
+    @Test func exponentialMoments() {
+        let m = moments(Exponential(rate: 4))
+        #expect(close(m.mean, 0.25, relative: 0.01))
+        #expect(close(m.variance, 1.0 / 16, relative: 0.03))
+        #expect(Exponential(rate: 4).mean == 0.25)
+    }
+
+    @Test func normalMoments() {
+        let m = moments(Normal(mean: 10, standardDeviation: 2))
+        #expect(close(m.mean, 10, relative: 0.002))
+        #expect(close(m.variance, 4, relative: 0.02))
+    }
+
+    @Test(arguments: [0.3, 1.0, 2.5, 9.0])
+    func gammaMoments(shape: Double) {
+        let gamma = Gamma(shape: shape, scale: 2)
+        let m = moments(gamma)
+        #expect(close(m.mean, shape * 2, relative: 0.02))
+        #expect(close(m.variance, gamma.variance, relative: 0.05))
+    }
+
+    @Test func gammaFromCoefficientOfVariation() {
+        let gamma = Gamma(mean: 0.1, coefficientOfVariation: 3)
+        #expect(abs(gamma.mean! - 0.1) < 1e-12)
+        let m = moments(gamma, n: 400_000)
+        #expect(close(m.mean, 0.1, relative: 0.03))
+        #expect(close(m.variance.squareRoot() / m.mean, 3, relative: 0.08))
+    }
+
+    @Test func lognormalFromMeanAndCV() {
+        let d = LogNormal(mean: 1_500, coefficientOfVariation: 0.8)
+        #expect(abs(d.mean! - 1_500) < 1e-6)
+        let m = moments(d)
+        #expect(close(m.mean, 1_500, relative: 0.02))
+        #expect(close(m.variance.squareRoot(), 1_200, relative: 0.06))
+    }
+
+    @Test func zipfRanksAndSkew() {
+        let zipf = Zipf(n: 10, exponent: 1.2)
+        var rng = RandomStream(seed: 2)
+        var counts = [Int](repeating: 0, count: 11)
+        for _ in 0..<50_000 {
+            let k = zipf.sampleRank(using: &rng)
+            #expect((1...10).contains(k))
+            counts[k] += 1
+        }
+        #expect(counts[1] > counts[2] && counts[2] > counts[5] && counts[5] > counts[10])
+        // P(1)/P(2) = 2^1.2 ≈ 2.30
+        #expect(close(Double(counts[1]) / Double(counts[2]), 2.297, relative: 0.06))
+        #expect(close(moments(zipf).mean, zipf.mean!, relative: 0.02))
+    }
+
+    @Test func empiricalFollowsWeights() {
+        let d = Empirical(values: [1, 10, 100], weights: [1, 2, 1])
+        #expect(d.mean == 30.25)
+        var rng = RandomStream(seed: 8)
+        var counts: [Double: Int] = [:]
+        for _ in 0..<40_000 { counts[d.sample(using: &rng), default: 0] += 1 }
+        #expect(Set(counts.keys) == [1, 10, 100])
+        #expect(abs(counts[10]! - 20_000) < 600)
+        let single = Empirical(values: [5], weights: [0.3]).sample(using: &rng)
+        #expect(single == 5)
+    }
+
+    @Test func constantIsConstant() {
+        var rng = RandomStream(seed: 1)
+        let value = Constant(7).sample(using: &rng)
+        #expect(value == 7)
+    }
+
+    @Test func samplingIsDeterministic() {
+        var a = RandomStream(seed: 77)
+        var b = RandomStream(seed: 77)
+        let d = Gamma(shape: 0.5, scale: 3)
+        let sa = (0..<100).map { _ in d.sample(using: &a) }
+        let sb = (0..<100).map { _ in d.sample(using: &b) }
+        #expect(sa == sb)
+    }
+}
