@@ -43,7 +43,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SimKitTests", dependencies: ["SimKit"]),
-        .testTarget(name: "PodModelTests", dependencies: ["PodModel", "ServingEngine", "XDSTestSupport"]),
+        .testTarget(name: "PodModelTests", dependencies: ["SimKit", "PodModel", "ServingEngine", "XDSTestSupport"]),
         .testTarget(name: "ServingEngineTests", dependencies: ["ServingEngine", "XDSTestSupport"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "XDSTestSupport"]),
     ]

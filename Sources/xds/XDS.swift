@@ -1,35 +1,67 @@
 import ArgumentParser
+import Foundation
 import PodModel
+import ServingEngine
 
-@main
+/// `xds`: argument parsing and wiring only (architecture.md); the work lives in the libraries.
 struct XDS: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "xds", abstract: "xDeepServe digital twin")
-    func run() throws {
-        let c = CostModel(model: .deepSeekR1, hardware: .ascend910C)
-        for f in [1.0, 2.0, 3.4] {
-        for a in [0.7, 0.0] {
-            var i = DecodeStepInput(requestsPerGroup: 96, contextTokens: 4096, mtpAcceptance: a, expertDies: 320, routedSlots: 288, sharedExpertDies: 32)
-            i.moeLoadFactor = f
-            let s = c.decodeStep(i)
-            print("f=\(f) a=\(a) step \(s.stepSeconds*1e3) layer \(s.layerSeconds*1e3) tpot \(s.tpot*1e3) tps/die \(96*s.tokensPerStep/s.stepSeconds) bd att \(s.breakdown.attention/58*1e3) moe \(s.breakdown.moe/58*1e3) disp \(s.breakdown.dispatch/58*1e3) comb \(s.breakdown.combine/58*1e3) other \(s.breakdown.other*1e3)")
-        }}
-        for ep in [8, 16, 32, 64, 128, 256] {
-            let d = c.messagesPerToken(sharedExpertDies: 0)
-            print("EP\(ep) dispatch \(c.dispatch(tokensPerRank: 128, destinations: d, ep: ep)*1e6) combine \(c.combine(tokensPerRank: 128, destinations: d, ep: ep)*1e6)")
-        }
-        XDS.prefillProbe()
-        let m = ModelSpec.deepSeekR1
-        print(m.totalParameters/1e9, m.activeParameters/1e9, m.kvBytesPerTokenPerLayer, m.weightBytes/1e9)
-    }
+    static let configuration = CommandConfiguration(
+        commandName: "xds",
+        abstract: "xDeepServe digital twin: an operations console over a simulated CloudMatrix384 SuperPod.",
+        subcommands: [Run.self, Bench.self, Validate.self])
 }
-extension XDS {
-    static func prefillProbe() {
-        let c = CostModel(model: .deepSeekR1, hardware: .ascend910C)
-        for mb in [2, 1] {
-            var i = PrefillBatchInput(tokensPerDie: 16384, promptTokens: 4096, attentionTP: 4, expertDies: 32, routedSlots: 288)
-            i.microbatches = mb
-            let p = c.prefillBatch(i)
-            print("prefill mb\(mb) batch \(p.batchSeconds) tps/die \(p.tokensPerSecondPerDie) att \(p.breakdown.attention) moe \(p.breakdown.moe) disp \(p.breakdown.dispatch) comb \(p.breakdown.combine) other \(p.breakdown.other)")
+
+/// Entry point: every error becomes one line on stderr and a non-zero exit, never a stack trace.
+@main
+enum Main {
+    static func main() {
+        do {
+            var command = try XDS.parseAsRoot()
+            try command.run()
+        } catch let error as ConfigError {
+            fail(error.description)
+        } catch let error as WorkloadError {
+            fail(error.description)
+        } catch {
+            let code = XDS.exitCode(for: error)
+            if code == .success {
+                print(XDS.fullMessage(for: error))
+                exit(0)
+            }
+            if error is ExitCode { exit(code.rawValue) }
+            fail(XDS.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)", code: code.rawValue)
         }
     }
+
+    static func fail(_ message: String, code: Int32 = 1) -> Never {
+        FileHandle.standardError.write(Data("xds: \(message)\n".utf8))
+        exit(code == 0 ? 1 : code)
+    }
 }
+
+/// Options that pick a deployment: a preset, an inline colocated spec, or a TOML file.
+struct DeploymentOption: ParsableArguments {
+    @Option(name: .long, help: "Preset (superpod, cloudmatrix-infer, xdeepserve-ma, colocated-288), colocated:N:MODEL:PROFILE:tpK, or FILE.toml.")
+    var deployment: String = "superpod"
+
+    @Option(name: .long, help: "Catalogue model to serve instead of the deployment's (deepseek-r1, deepseek-v3, kimi-k2, qwen3-235b-a22b, llama-3-70b, llama-2-7b).")
+    var model: String?
+
+    func resolve() throws -> Deployment {
+        var d = deployment.hasSuffix(".toml") ? try Deployment.load(path: deployment) : try Deployment.resolve(deployment)
+        if let model {
+            d.model = try ModelSpec.named(model).name
+            try d.validate()
+        }
+        return d
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+extension EPLBMode: ExpressibleByArgument {}
+extension RoutingSkew: ExpressibleByArgument {}

@@ -52,8 +52,8 @@ extension Deployment {
     /// nodes. Its prefill side is not given: 6 prefill TEs as in CloudMatrix-Infer (our choice).
     public static let colocated288 = Deployment(
         name: "colocated-288", model: "deepseek-r1", hardware: "ascend-910c", nodes: 48,
-        groups: [decodeGroup(firstNPU: 0, npus: 144, dies: 288, sharedDies: 32, redundant: 0),
-                 prefillGroup(count: 6, firstNPU: 144)])
+        groups: [prefillGroup(count: 6, firstNPU: 144),
+                 decodeGroup(firstNPU: 0, npus: 144, dies: 288, sharedDies: 32, redundant: 0)])
 
     /// `colocated:N:MODEL:PROFILE:tpK` — N PD-colocated replicas, each TP K, as GPU-cluster
     /// simulators (Vidur and others) configure them.

@@ -1,0 +1,185 @@
+import Foundation
+import PodModel
+import SimKit
+
+/// Where the routing skew of a fixed-batch benchmark comes from.
+public enum RoutingSkew: String, Sendable, CaseIterable, Codable {
+    /// Expected loads are even (the papers' fixed-batch benchmarks: system.md gives no skew for
+    /// them); EPLB modes differ only by how the redundant slots split the load.
+    case balanced
+    /// system.md §4's measured DeepSeek-R1 skew (hottest expert ≈ 30× the mean).
+    case skewed
+}
+
+/// The operating points of `xds bench decode` / `xds bench prefill`: fixed batch, ignore-EOS,
+/// every request at the same context, as the papers measure.
+///
+/// ```swift
+/// let r = try Bench.decode(deployment: .cloudMatrixInfer, batchPerDie: 96, context: 4096, mtpAcceptance: 0.7)
+/// print(r.tpotMs, r.tokensPerSecondPerNPU)
+/// ```
+public enum Bench {
+    public struct DecodeResult: Sendable, Codable, Equatable {
+        public var stepMs: Double
+        public var layerMs: Double
+        public var tpotMs: Double
+        public var tokensPerStep: Double
+        /// Per logical NPU: the papers count each 910C die as an NPU, as CANN presents it.
+        public var tokensPerSecondPerNPU: Double
+        public var tokensPerSecondPerChip: Double
+        public var breakdownMs: Breakdown
+        public var moeLoadFactor: Double
+        public var eplb: EPLBMode
+        public var routing: RoutingSkew
+        public var deployment: String
+        public var batchPerDie: Double
+        public var context: Double
+
+        enum CodingKeys: String, CodingKey {
+            case stepMs = "step_ms", layerMs = "layer_ms", tpotMs = "tpot_ms", tokensPerStep = "tokens_per_step"
+            case tokensPerSecondPerNPU = "tokens_per_s_per_npu", tokensPerSecondPerChip = "tokens_per_s_per_chip"
+            case breakdownMs = "breakdown_ms", moeLoadFactor = "moe_load_factor", eplb, routing, deployment
+            case batchPerDie = "batch_per_die", context
+        }
+    }
+
+    public struct PrefillResult: Sendable, Codable, Equatable {
+        public var batchMs: Double
+        public var tokensPerSecondPerNPU: Double
+        public var tokensPerSecondPerChip: Double
+        public var breakdownMs: Breakdown
+        public var moeLoadFactor: Double
+        public var eplb: EPLBMode
+        public var routing: RoutingSkew
+        public var deployment: String
+        public var promptLen: Double
+        public var tokensPerNPU: Double
+
+        enum CodingKeys: String, CodingKey {
+            case batchMs = "batch_ms", tokensPerSecondPerNPU = "tokens_per_s_per_npu"
+            case tokensPerSecondPerChip = "tokens_per_s_per_chip", breakdownMs = "breakdown_ms"
+            case moeLoadFactor = "moe_load_factor", eplb, routing, deployment
+            case promptLen = "prompt_len", tokensPerNPU = "tokens_per_npu"
+        }
+    }
+
+    public struct Breakdown: Sendable, Codable, Equatable {
+        public var attention: Double, moe: Double, dispatch: Double, combine: Double, other: Double
+        init(_ b: StepBreakdown) {
+            attention = b.attention * 1e3
+            moe = b.moe * 1e3
+            dispatch = b.dispatch * 1e3
+            combine = b.combine * 1e3
+            other = b.other * 1e3
+        }
+    }
+
+    /// Hottest-die load over the mean for `dies` expert dies with `slotsPerDie` slots each.
+    public static func moeLoadFactor(model: ModelSpec, dies: Int, slotsPerDie: Int, eplb: EPLBMode,
+                                     routing: RoutingSkew, seed: UInt64) -> Double {
+        guard let moe = model.moe, eplb != .perfect, dies > 0 else { return 1 }
+        let shape = ModelSpecShape(moeLayers: model.moeLayers, experts: moe.routedExperts)
+        var rng = RandomStreams(seed: seed).stream("expert-popularity")
+        let popularity = routing == .skewed
+            ? ExpertPopularity.skewed(model: shape, using: &rng)
+            : ExpertPopularity.uniform(layers: model.moeLayers, experts: moe.routedExperts)
+        let placement = eplb == .on
+            ? ExpertPlacement.greedy(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie)
+            : ExpertPlacement.roundRobin(experts: moe.routedExperts, layers: model.moeLayers, dies: dies,
+                                         slotsPerDie: slotsPerDie)
+        return placement.imbalance(popularity: popularity)
+    }
+
+    public static func decode(deployment: Deployment, batchPerDie: Double, context: Double, mtpAcceptance: Double,
+                              eplb: EPLBMode = .on, routing: RoutingSkew = .balanced, seed: UInt64 = 1) throws -> DecodeResult {
+        try check(batchPerDie > 0, "--batch-per-die must be positive, got \(batchPerDie)")
+        try check(context >= 0, "--context must not be negative, got \(context)")
+        try check((0...1).contains(mtpAcceptance), "--mtp-acceptance must be within 0…1, got \(mtpAcceptance)")
+        try deployment.validate()
+        let model = try deployment.modelSpec(), hw = try deployment.hardwareProfile()
+        let cost = CostModel(model: model, hardware: hw)
+        let step: DecodeStepCost
+        let activeDies: Double, allDies: Double, factor: Double
+        if let ma = deployment.moeAttention {
+            let routed = ma.expertDies - ma.sharedExpertDies
+            let slotsPerDie = max(1, (model.moe?.routedExperts ?? 0) / max(1, routed))
+            factor = moeLoadFactor(model: model, dies: routed, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed)
+            step = cost.decodeStepMoEAttention(ma, requestsPerDie: batchPerDie, contextTokens: context,
+                                               mtpAcceptance: mtpAcceptance, moeLoadFactor: factor)
+            activeDies = Double(ma.attentionDies)
+            allDies = Double(ma.attentionDies + ma.expertDies)
+        } else {
+            guard let g = deployment.group(.decode) ?? deployment.group(.colocated) else {
+                throw ConfigError("deployment '\(deployment.name)' has no decode or colocated instance to bench")
+            }
+            let routedDies = g.ep - g.sharedExpertDies
+            let slots = g.routedSlots(for: model)
+            factor = moeLoadFactor(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
+                                   eplb: eplb, routing: routing, seed: seed)
+            try checkHBM(model: model, hardware: hw, group: g, batchPerDie: batchPerDie, context: context)
+            var input = DecodeStepInput(requestsPerGroup: batchPerDie * Double(g.tp), contextTokens: context,
+                                        mtpAcceptance: mtpAcceptance, dpGroups: g.dp, expertDies: g.ep,
+                                        routedSlots: slots, sharedExpertDies: g.sharedExpertDies, moeLoadFactor: factor)
+            input.attentionTP = g.tp
+            step = cost.decodeStep(input)
+            activeDies = Double(g.dp * g.tp)
+            allDies = activeDies
+        }
+        let tokensPerSecond = batchPerDie * activeDies * step.tokensPerStep / step.stepSeconds
+        return DecodeResult(stepMs: step.stepSeconds * 1e3, layerMs: step.layerSeconds * 1e3, tpotMs: step.tpot * 1e3,
+                            tokensPerStep: step.tokensPerStep, tokensPerSecondPerNPU: tokensPerSecond / allDies,
+                            tokensPerSecondPerChip: tokensPerSecond / allDies * Double(hw.diesPerDevice),
+                            breakdownMs: Breakdown(step.breakdown), moeLoadFactor: factor, eplb: eplb, routing: routing,
+                            deployment: deployment.name, batchPerDie: batchPerDie, context: context)
+    }
+
+    public static func prefill(deployment: Deployment, promptLen: Double, tokensPerNPU: Double, eplb: EPLBMode = .on,
+                               routing: RoutingSkew = .balanced, microbatches: Int = 2, seed: UInt64 = 1) throws -> PrefillResult {
+        try check(promptLen > 0, "--prompt-len must be positive, got \(promptLen)")
+        try check(tokensPerNPU > 0, "--tokens-per-npu must be positive, got \(tokensPerNPU)")
+        try deployment.validate()
+        guard let g = deployment.group(.prefill) ?? deployment.group(.colocated) else {
+            throw ConfigError("deployment '\(deployment.name)' has no prefill or colocated instance to bench")
+        }
+        let model = try deployment.modelSpec()
+        let hw = try g.hardware.map(HardwareProfile.named) ?? deployment.hardwareProfile()
+        let cost = CostModel(model: model, hardware: hw)
+        let routedDies = g.ep - g.sharedExpertDies
+        let slots = g.routedSlots(for: model)
+        let factor = moeLoadFactor(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
+                                   eplb: eplb, routing: routing, seed: seed)
+        var input = PrefillBatchInput(tokensPerDie: tokensPerNPU, promptTokens: promptLen, attentionTP: g.tp,
+                                      expertDies: g.ep, routedSlots: slots)
+        input.sharedExpertDies = g.sharedExpertDies
+        input.moeLoadFactor = factor
+        input.microbatches = microbatches
+        let batch = cost.prefillBatch(input)
+        return PrefillResult(batchMs: batch.batchSeconds * 1e3, tokensPerSecondPerNPU: batch.tokensPerSecondPerDie,
+                             tokensPerSecondPerChip: batch.tokensPerSecondPerDie * Double(hw.diesPerDevice),
+                             breakdownMs: Breakdown(batch.breakdown), moeLoadFactor: factor, eplb: eplb, routing: routing,
+                             deployment: deployment.name, promptLen: promptLen, tokensPerNPU: tokensPerNPU)
+    }
+
+    /// A batch whose weights and KV cache do not fit in a die's HBM cannot be run.
+    static func checkHBM(model: ModelSpec, hardware hw: HardwareProfile, group g: InstanceGroup, batchPerDie: Double,
+                         context: Double) throws {
+        let dies = Double(g.tp * g.dp)
+        let attentionShare = Double(model.layers) * model.attentionParameters / Double(g.tp)
+        let denseShare = Double(model.layers - model.moeLayers) * model.denseFFNParameters / Double(g.tp)
+        let expertShare = model.isMoE
+            ? Double(model.moeLayers) * model.expertParameters * Double(g.routedSlots(for: model) + g.sharedExpertDies) / dies
+            : 0
+        let weights = (attentionShare + denseShare + expertShare + model.embeddingParameters / Double(g.tp)) * model.weightType.bytes
+        let kv = batchPerDie * context * model.kvBytesPerToken
+            / (model.attention.label == "MLA" ? 1 : Double(g.tp))
+        let need = weights + kv
+        if need > hw.hbmBytesPerDie {
+            throw ConfigError(String(format: "batch %.0f/die at context %.0f does not fit: it needs %.1f GB of HBM per die (weights %.1f GB + KV %.1f GB), a %@ die has %.0f GB",
+                                     batchPerDie, context, need / 1e9, weights / 1e9, kv / 1e9, hw.name, hw.hbmBytesPerDie / 1e9))
+        }
+    }
+
+    static func check(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        if !condition { throw ConfigError(message()) }
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import PodModel
+import ServingEngine
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fixed-batch operating points and speed benchmarks.",
+        subcommands: [BenchDecode.self, BenchPrefill.self, BenchEvents.self])
+}
+
+struct BenchDecode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode", abstract: "One decode step at a fixed batch and context (ignore-EOS), as the papers measure.")
+    @OptionGroup var deployment: DeploymentOption
+    @Option(help: "Requests per die (per DP group at TP1).") var batchPerDie: Double = 96
+    @Option(help: "KV length of every request, in tokens.") var context: Double = 4096
+    @Option(help: "MTP acceptance rate (0 disables MTP).") var mtpAcceptance: Double = 0.7
+    @Option(help: "Expert load balancing: off, on or perfect.") var eplb: EPLBMode = .on
+    @Option(help: "Expert routing skew: balanced (benchmark) or skewed (system.md's DeepSeek-R1 skew).")
+    var routing: RoutingSkew = .balanced
+    @Option(help: "Seed of the skewed routing draw.") var seed: UInt64 = 1
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let r = try ServingEngine.Bench.decode(deployment: deployment.resolve(), batchPerDie: batchPerDie, context: context,
+                                               mtpAcceptance: mtpAcceptance, eplb: eplb, routing: routing, seed: seed)
+        if json { return try printJSON(r) }
+        print("decode on \(r.deployment): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context)), eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)")
+        print("  step \(fmt(r.stepMs, 2)) ms   layer \(fmt(r.layerMs, 3)) ms   TPOT \(fmt(r.tpotMs, 2)) ms   \(fmt(r.tokensPerStep, 2)) tokens/step")
+        print("  \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip   MoE load factor \(fmt(r.moeLoadFactor, 2))")
+        let b = r.breakdownMs
+        print("  per step: attention \(fmt(b.attention, 1)) ms  moe \(fmt(b.moe, 1))  dispatch \(fmt(b.dispatch, 1))  combine \(fmt(b.combine, 1))  other \(fmt(b.other, 1))")
+    }
+}
+
+struct BenchPrefill: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prefill", abstract: "One prefill batch at a fixed prompt length and tokens per NPU.")
+    @OptionGroup var deployment: DeploymentOption
+    @Option(help: "Prompt length in tokens.") var promptLen: Double = 4096
+    @Option(help: "Prompt tokens per NPU (die) in the batch.") var tokensPerNpu: Double = 16384
+    @Option(help: "Expert load balancing: off, on or perfect.") var eplb: EPLBMode = .on
+    @Option(help: "Expert routing skew: balanced or skewed.") var routing: RoutingSkew = .balanced
+    @Option(help: "Seed of the skewed routing draw.") var seed: UInt64 = 1
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let r = try ServingEngine.Bench.prefill(deployment: deployment.resolve(), promptLen: promptLen,
+                                                tokensPerNPU: tokensPerNpu, eplb: eplb, routing: routing, seed: seed)
+        if json { return try printJSON(r) }
+        print("prefill on \(r.deployment): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens/NPU, eplb \(r.eplb.rawValue)")
+        print("  batch \(fmt(r.batchMs, 1)) ms   \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip")
+        let b = r.breakdownMs
+        print("  attention \(fmt(b.attention, 1)) ms  moe \(fmt(b.moe, 1))  dispatch \(fmt(b.dispatch, 1))  combine \(fmt(b.combine, 1))  other \(fmt(b.other, 1))")
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The published calibration points beside the simulated values; exits 1 if any is out of tolerance.")
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let points = try Validation.run()
+        let failed = points.filter { $0.enforced && !$0.withinTolerance }
+        if json {
+            struct Out: Encodable { var points: [Validation.Point]; var ok: Bool }
+            try printJSON(Out(points: points, ok: failed.isEmpty))
+        } else {
+            print("point".padding(toLength: 52, withPad: " ", startingAt: 0) + "published".leftPad(16) + "simulated".leftPad(12)
+                  + "error".leftPad(9) + "  tol")
+            for p in points {
+                let published = p.publishedHigh.map { "\(fmt(p.published, 3))–\(fmt($0, 3))" } ?? fmt(p.published, 3)
+                let status = !p.enforced ? "info" : (p.withinTolerance ? "ok" : "OUT")
+                print(p.name.padding(toLength: 52, withPad: " ", startingAt: 0) + "\(published) \(p.unit)".leftPad(16)
+                      + fmt(p.simulated, 3).leftPad(12) + "\(fmt(p.error * 100, 1))%".leftPad(9)
+                      + "  ±\(fmt(p.tolerance * 100, 0))% \(status)")
+            }
+            print(failed.isEmpty ? "all \(points.filter(\.enforced).count) enforced points within tolerance"
+                                 : "\(failed.count) point(s) out of tolerance")
+        }
+        if !failed.isEmpty { throw ExitCode(1) }
+    }
+}
+
+func fmt(_ x: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", x) }
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+@testable import PodModel
+
+@Suite struct DeploymentTests {
+    @Test(arguments: Deployment.presetNames)
+    func presetsValidateAndRoundTripThroughTOML(name: String) throws {
+        let preset = try #require(Deployment.preset(name))
+        try preset.validate()
+        let back = try Deployment(toml: preset.toml(), source: "\(name).toml")
+        #expect(back == preset)
+    }
+
+    @Test func shippedTOMLFilesEqualThePresets() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        for name in Deployment.presetNames {
+            let file = root.appendingPathComponent("deployments/\(name).toml").path
+            #expect(try Deployment.load(path: file) == Deployment.preset(name), "\(file)")
+        }
+    }
+
+    @Test func superpodLayoutMatchesInterfaces() throws {
+        let d = Deployment.superpod
+        #expect(d.usedNPUs().count == 8 * 16 + 160)
+        #expect(PodTopology.cloudMatrix384.npuCount - d.usedNPUs().count == 96)
+        let decode = try #require(d.group(.decode))
+        #expect(decode.dp == 320 && decode.ep == 320 && decode.routedSlots(for: .deepSeekR1) == 288)
+        #expect(Set(Deployment.xDeepServeMA.usedNPUs()).count == 384)
+        #expect(Deployment.colocated288.group(.decode)?.npusEach == 144)
+    }
+
+    @Test func inlineColocatedReplicas() throws {
+        let d = try Deployment.resolve("colocated:4:llama-2-7b:nvidia-a100:tp1")
+        try d.validate()
+        let g = try #require(d.group(.colocated))
+        #expect(g.count == 4 && g.npusEach == 1 && g.tp == 1 && d.hardware == "nvidia-a100" && d.nodes == 1)
+        let h = try Deployment.resolve("colocated:2:llama-3-70b:nvidia-h100:tp4")
+        #expect(h.group(.colocated)?.npusEach == 4)
+    }
+
+    func problem(_ body: () throws -> Void) -> String {
+        do { try body() } catch { return "\(error)" }
+        return "no error"
+    }
+
+    @Test func badDeploymentsGetOneLineNamingTheProblem() throws {
+        var twice = Deployment.superpod
+        twice.groups[1].firstNPU = 120
+        var tooBig = Deployment.superpod
+        tooBig.groups[0].count = 30
+        var badEP = Deployment.superpod
+        badEP.groups[0].ep = 31
+        var negative = Deployment.superpod
+        negative.groups[1].batchLimit = -4
+        var unknownModel = Deployment.superpod
+        unknownModel.model = "gpt-9"
+        var unknownHW = Deployment.superpod
+        unknownHW.hardware = "tpu"
+        let cases: [(Deployment, String)] = [
+            (twice, "used twice"), (tooBig, "but the pod has 384 NPUs"), (badEP, "does not divide the experts"),
+            (negative, "must not be negative"), (unknownModel, "unknown model 'gpt-9'"),
+            (unknownHW, "unknown hardware profile 'tpu'"),
+        ]
+        for (d, expected) in cases {
+            let message = problem { try d.validate() }
+            #expect(message.contains(expected), "\(message)")
+            #expect(!message.contains("\n"))
+        }
+        for (spec, expected) in [("colocated:0:llama-2-7b:nvidia-a100:tp1", "positive"),
+                                 ("colocated:2:llama-2-7b:nvidia-a100", "expected colocated:N"),
+                                 ("colocated:2:llama-2-7b:nvidia-a100:x4", "TP degree"),
+                                 ("colocated:2:nope:nvidia-a100:tp1", "unknown model"),
+                                 ("superduperpod", "unknown deployment")] {
+            #expect(problem { _ = try Deployment.resolve(spec) }.contains(expected))
+        }
+    }
+
+    @Test func malformedTOMLNamesFileAndLine() {
+        let message = problem { _ = try Deployment(toml: "name = \"x\"\nnodes = = 4\n", source: "bad.toml") }
+        #expect(message.hasPrefix("bad.toml:2:"), "\(message)")
+        let unknownField = problem {
+            _ = try Deployment(toml: "name = \"x\"\n[[decode]]\nnpus = 2\ntp = 1\ndp = 4\nep = 4\nflavour = 1\n", source: "f.toml")
+        }
+        #expect(unknownField.contains("unknown field 'flavour'"), "\(unknownField)")
+        let wrongType = problem { _ = try Deployment(toml: "nodes = \"many\"\n", source: "t.toml") }
+        #expect(wrongType.contains("'nodes' must be an integer"), "\(wrongType)")
+        let impossible = problem {
+            _ = try Deployment(toml: "[[decode]]\nnpus = 400\ntp = 1\ndp = 800\nep = 320\nshared_expert_dies = 32\nredundant_experts = 32\n",
+                               source: "i.toml")
+        }
+        #expect(impossible.contains("i.toml:") && impossible.contains("NPU 384"), "\(impossible)")
+    }
+}

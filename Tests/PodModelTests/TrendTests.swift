@@ -1,0 +1,97 @@
+import SimKit
+import Testing
+@testable import PodModel
+@testable import ServingEngine
+
+/// Trends the cost model must respect, whatever the constants (issue 2).
+@Suite struct TrendTests {
+    let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
+
+    func step(batch: Double = 96, context: Double = 4096, mtp: Double = 0.7, factor: Double = 1,
+              attentionSlowdown: Double = 1, expertSlowdown: Double = 1, model: ModelSpec = .deepSeekR1) -> DecodeStepCost {
+        var i = DecodeStepInput(requestsPerGroup: batch, contextTokens: context, mtpAcceptance: mtp, expertDies: 320,
+                                routedSlots: 288, sharedExpertDies: 32, moeLoadFactor: factor)
+        i.attentionSlowdown = attentionSlowdown
+        i.expertSlowdown = expertSlowdown
+        return CostModel(model: model, hardware: .ascend910C).decodeStep(i)
+    }
+
+    @Test func tpotRisesWithBatchAndContext() {
+        let batches = [8.0, 32, 64, 96, 128].map { step(batch: $0).tpot }
+        #expect(zip(batches, batches.dropFirst()).allSatisfy { $0 < $1 })
+        let contexts = [512.0, 2048, 4096, 8192, 32768].map { step(context: $0).tpot }
+        #expect(zip(contexts, contexts.dropFirst()).allSatisfy { $0 < $1 })
+    }
+
+    @Test func throughputPerNPURisesWithBatch() {
+        let rates = [8.0, 32, 64, 96, 128].map { b in b * step(batch: b).tokensPerStep / step(batch: b).stepSeconds }
+        #expect(zip(rates, rates.dropFirst()).allSatisfy { $0 < $1 })
+    }
+
+    @Test func int8IsFasterThanBF16() {
+        var bf16 = ModelSpec.deepSeekR1
+        bf16.weightType = .bf16
+        bf16.kvType = .bf16
+        #expect(step(model: .deepSeekR1).stepSeconds < step(model: bf16).stepSeconds)
+        let prefill = { (m: ModelSpec) in
+            CostModel(model: m, hardware: .ascend910C).prefillBatch(
+                PrefillBatchInput(tokensPerDie: 16384, promptTokens: 4096, attentionTP: 4, expertDies: 32, routedSlots: 288)
+            ).batchSeconds
+        }
+        #expect(prefill(.deepSeekR1) < prefill(bf16))
+    }
+
+    @Test func mtpRaisesTokensPerSecondAtAFixedBatch() {
+        let with = step(mtp: 0.7), without = step(mtp: 0)
+        #expect(96 * with.tokensPerStep / with.stepSeconds > 96 * without.tokensPerStep / without.stepSeconds)
+        #expect(with.tokensPerStep == 1.7)
+    }
+
+    @Test func aSlowDieSlowsTheWholeBarrier() {
+        let base = step().stepSeconds
+        #expect(step(attentionSlowdown: 2).stepSeconds > base * 1.3)
+        #expect(step(expertSlowdown: 2).stepSeconds > base)
+        #expect(step(factor: 3).stepSeconds > step(factor: 1.5).stepSeconds)
+    }
+
+    @Test(arguments: [RoutingSkew.skewed, .balanced])
+    func eplbPerfectNeverSlowerThanOnNeverSlowerThanOff(routing: RoutingSkew) throws {
+        let run = { (mode: EPLBMode) in
+            try Bench.decode(deployment: .superpod, batchPerDie: 96, context: 4096, mtpAcceptance: 0.7, eplb: mode,
+                             routing: routing).stepMs
+        }
+        let off = try run(.off), on = try run(.on), perfect = try run(.perfect)
+        #expect(perfect <= on && on <= off, "perfect \(perfect) on \(on) off \(off)")
+        if routing == .skewed { #expect(off > perfect * 1.2) }
+        let prefill = { (mode: EPLBMode) in
+            try Bench.prefill(deployment: .superpod, promptLen: 4096, tokensPerNPU: 16384, eplb: mode, routing: routing).batchMs
+        }
+        #expect(try prefill(.perfect) <= prefill(.on))
+        #expect(try prefill(.on) <= prefill(.off))
+    }
+
+    @Test func skewMatchesThePublishedShape() {
+        var rng = RandomStreams(seed: 7).stream("expert-popularity")
+        let pop = ExpertPopularity.skewed(model: ModelSpecShape(moeLayers: 58, experts: 256), using: &rng)
+        let hottest = pop.layers.map { $0.max()! }
+        #expect(hottest.max()! <= 30.5 && hottest.max()! > 25)
+        #expect(hottest.min()! >= 14.5)
+        // system.md §4: about 20% of experts above the mean.
+        let aboveCount: Int = pop.layers.map { (row: [Double]) -> Int in row.filter { $0 > 1 }.count }.reduce(0, +)
+        let above = Double(aboveCount) / Double(58 * 256)
+        #expect(above > 0.12 && above < 0.28, "\(above)")
+    }
+
+    @Test func greedyPlannerBeatsStaticPlacementAndKeepsEveryExpert() {
+        var rng = RandomStreams(seed: 3).stream("expert-popularity")
+        let pop = ExpertPopularity.skewed(model: ModelSpecShape(moeLayers: 4, experts: 256), using: &rng)
+        let off = ExpertPlacement.roundRobin(experts: 256, layers: 4, dies: 288, slotsPerDie: 1)
+        let on = ExpertPlacement.greedy(popularity: pop, dies: 288, slotsPerDie: 1)
+        #expect(on.imbalance(popularity: pop) < off.imbalance(popularity: pop) * 0.6)
+        for layer in on.layers {
+            #expect(layer.allSatisfy { !$0.isEmpty })
+            let replicas: Int = layer.map { (hosts: [Int]) -> Int in hosts.count }.reduce(0, +)
+            #expect(replicas == 288)
+        }
+    }
+}
