@@ -32,19 +32,21 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        .target(name: "EngineRuntime", dependencies: ["SimKit", "ServingEngine"]),
         .systemLibrary(name: "CNcursesw", providers: [.apt(["libncurses-dev"])]),
         .target(name: "Console", dependencies: ["ServingEngine", "PodModel", "CNcursesw"]),
         .target(name: "XDSTestSupport", dependencies: ["SimKit", "PodModel", "ServingEngine"]),
         .executableTarget(
             name: "xds",
             dependencies: [
-                "PodModel", "ServingEngine", "Console",
+                "PodModel", "ServingEngine", "EngineRuntime", "Console",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SimKitTests", dependencies: ["SimKit"]),
         .testTarget(name: "PodModelTests", dependencies: ["SimKit", "PodModel", "ServingEngine", "XDSTestSupport"]),
         .testTarget(name: "ServingEngineTests", dependencies: ["ServingEngine", "XDSTestSupport"]),
+        .testTarget(name: "EngineRuntimeTests", dependencies: ["EngineRuntime", "XDSTestSupport"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "XDSTestSupport"]),
     ]
 )

@@ -1,0 +1,83 @@
+import Foundation
+import ServingEngine
+import SimKit
+import Testing
+@testable import EngineRuntime
+
+/// A core that only keeps time and records what it was asked.
+final class ClockCore: SimulationCore, @unchecked Sendable {
+    var simTime: SimTime = 0
+    var applied: [OperatorCommand] = []
+    func run(until time: SimTime) { simTime = max(simTime, time) }
+    func apply(_ command: OperatorCommand) -> CommandReply {
+        if case .drain(let node) = command, node >= 48 {
+            return CommandReply(accepted: false, message: "no node \(node): the pod has nodes 0–47")
+        }
+        applied.append(command)
+        return CommandReply(accepted: true, message: "\(command)")
+    }
+    func snapshot() -> Snapshot {
+        var s = Snapshot()
+        s.simTime = simTime
+        return s
+    }
+}
+
+@Suite struct PacerTests {
+    @Test func mapsWallToSimulatedTimeAtEachSpeed() {
+        var p = Pacer(speed: 1)
+        p.start(wall: 100, sim: 0)
+        #expect(p.target(wall: 102.5) == 2.5)
+        p.setSpeed(10, wall: 102.5, sim: 2.5)
+        #expect(p.target(wall: 103.5) == 12.5)
+        p.pause(wall: 103.5, sim: 12.5)
+        #expect(p.target(wall: 200) == 12.5)
+        p.resume(wall: 200, sim: 12.5)
+        #expect(p.target(wall: 201) == 22.5)
+        p.setSpeed(nil, wall: 201, sim: 22.5)
+        #expect(p.target(wall: 500) == nil)
+    }
+
+    @Test func ladderSpansTheConsoleRange() {
+        #expect(Pacer.ladder.first == 0.1 && Pacer.ladder.last == 1000)
+        #expect(zip(Pacer.ladder, Pacer.ladder.dropFirst()).allSatisfy { $0 < $1 })
+    }
+}
+
+@Suite struct EngineHostTests {
+    @Test func commandsAreAppliedLoggedAndAnswered() throws {
+        let core = ClockCore()
+        let host = EngineHost(core: core, speed: 100, publishInterval: 0.01)
+        host.start()
+        defer { host.stop() }
+        let ok = host.send(commandLine: "drain node 3")
+        #expect(ok.accepted)
+        let refused = host.send(commandLine: "drain node 99")
+        #expect(!refused.accepted && refused.message.contains("no node 99"))
+        let malformed = host.send(commandLine: "drain nod 3")
+        #expect(!malformed.accepted && malformed.message.contains("expected"))
+        #expect(host.commandLog.map(\.line) == ["drain node 3"])
+        // Time moves at the set speed, and pause stops it.
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(host.latestSnapshot().simTime > 0)
+        #expect(host.send(commandLine: "pause").accepted)
+        let frozen = host.latestSnapshot().simTime
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(host.latestSnapshot().paused)
+        #expect(host.latestSnapshot().simTime == frozen)
+        #expect(host.send(commandLine: "speed max").accepted)
+        #expect(host.send(commandLine: "resume").accepted)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(host.latestSnapshot().speed == nil)
+        #expect(host.latestSnapshot().simTime > frozen + 10)
+    }
+
+    @Test func aStoppedHostRefusesCommandsAndKeepsTheLastSnapshot() {
+        let host = EngineHost(core: ClockCore(), speed: 1, publishInterval: 0.01)
+        #expect(!host.send(commandLine: "drain node 1").accepted)
+        host.start()
+        host.stop()
+        #expect(!host.send(commandLine: "drain node 1").accepted)
+        #expect(host.latestSnapshot().speed == 1)
+    }
+}
