@@ -48,7 +48,7 @@ public struct Normal: Distribution, Equatable {
     }
     public var mean: Double? { mu }
 
-    static func standard(using rng: inout RandomStream) -> Double {
+    public static func standard(using rng: inout RandomStream) -> Double {
         let radius = (-2 * Foundation.log(1 - rng.uniform())).squareRoot()
         return radius * Foundation.cos(2 * Double.pi * rng.uniform())
     }

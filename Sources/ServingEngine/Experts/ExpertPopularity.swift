@@ -1,4 +1,5 @@
 import Foundation
+import SimKit
 
 /// How often each expert of each MoE layer is chosen, relative to the mean (1 = average).
 ///
@@ -8,7 +9,7 @@ import Foundation
 /// target between half of and the full published 30×.
 ///
 /// ```swift
-/// var rng = SeededGenerator(seed: 1)
+/// var rng = RandomStreams(seed: 1).stream("expert-popularity")
 /// let pop = ExpertPopularity.skewed(model: .deepSeekR1, using: &rng)
 /// print(pop.layers[0].max()!)        // between 15 and 30
 /// ```
@@ -25,16 +26,17 @@ public struct ExpertPopularity: Sendable, Equatable {
         ExpertPopularity(layers: Array(repeating: Array(repeating: 1, count: experts), count: layers))
     }
 
-    public static func skewed<G: RandomNumberGenerator>(model: ModelSpecShape, hottest: Double = publishedHottest,
-                                                        using rng: inout G) -> ExpertPopularity {
+    public static func skewed(model: ModelSpecShape, hottest: Double = publishedHottest,
+                              using rng: inout RandomStream) -> ExpertPopularity {
         var rows: [[Double]] = []
         for _ in 0..<model.moeLayers {
-            let target = hottest * Double.random(in: 0.5...1.0, using: &rng)
+            let target = hottest * (0.5 + 0.5 * rng.uniform())
             let s = zipfExponent(experts: model.experts, hottestOverMean: target)
             let weights = (1...model.experts).map { pow(Double($0), -s) }
             let mean = weights.reduce(0, +) / Double(model.experts)
             var row = weights.map { $0 / mean }
-            row.shuffle(using: &rng)
+            // Fisher–Yates with our own stream, so the order never depends on the standard library.
+            for i in stride(from: row.count - 1, to: 0, by: -1) { row.swapAt(i, rng.int(in: 0...i)) }
             rows.append(row)
         }
         return ExpertPopularity(layers: rows)
@@ -53,7 +55,7 @@ public struct ExpertPopularity: Sendable, Equatable {
 }
 
 /// The two numbers of a model the expert-load model needs (keeps this file free of PodModel).
-public struct ModelSpecShape: Sendable {
+public struct ModelSpecShape: Sendable, Equatable {
     public var moeLayers: Int
     public var experts: Int
     public init(moeLayers: Int, experts: Int) {

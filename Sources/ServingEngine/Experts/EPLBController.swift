@@ -1,0 +1,132 @@
+import PodModel
+import SimKit
+
+/// When and how expert placement changes: automatic rebalancing every interval (skipped when the
+/// gain is small), the operator's `rebalance`, and the asynchronous four-phase swap of system.md
+/// §4 — prefetch weights, disable the affected slots, load, re-enable — during which serving
+/// never stops (disabled slots' tokens go to the expert's other replicas).
+///
+/// ```swift
+/// var eplb = EPLBController(mode: .on, policy: .greedy, cost: cost)
+/// let events = eplb.tick(now: t, routing: &routing)        // call between steps
+/// let reply = eplb.requestRebalance(now: t, routing: &routing)
+/// ```
+public struct EPLBController: Sendable {
+    public var mode: EPLBMode
+    public var policy: EPLBPolicy
+    /// system.md §4: counts are aggregated periodically, "e.g. every minute".
+    public var intervalSeconds: Double = 60
+    /// Automatic plans that improve expected imbalance by less than this share are skipped.
+    public var minimumGain: Double = 0.05
+    public private(set) var rebalances = 0
+    public private(set) var phase: Phase = .idle
+    private var nextAutomatic: SimTime
+    private let cost: CostModel
+
+    public enum Phase: Sendable, Equatable {
+        case idle
+        /// Copying new experts' weights from peers into staging buffers, until `until`.
+        case prefetch(until: SimTime, started: SimTime, before: Double)
+        /// Slots disabled while their weights load, until `until`.
+        case load(until: SimTime, started: SimTime, before: Double, dies: [Int])
+    }
+
+    public struct Outcome: Sendable, Equatable {
+        public var message: String
+        public var started: Bool
+    }
+
+    private var pending: ExpertPlacement?
+    private var loadSeconds = 0.0
+
+    public init(mode: EPLBMode, policy: EPLBPolicy = .greedy, cost: CostModel, start: SimTime = 0) {
+        self.mode = mode
+        self.policy = policy
+        self.cost = cost
+        self.nextAutomatic = start + intervalSeconds
+    }
+
+    /// Dies whose slots are loading weights now.
+    public var loadingDies: [Int] {
+        if case .load(_, _, _, let dies) = phase { return dies }
+        return []
+    }
+
+    /// The operator's `rebalance`: plan now with the current counts, whatever the mode's cadence.
+    public mutating func requestRebalance(now: SimTime, routing: inout ExpertRouting) -> Outcome {
+        guard phase == .idle else { return Outcome(message: "a rebalance is already in progress", started: false) }
+        guard mode != .perfect else {
+            return Outcome(message: "--eplb perfect models ideal balance; there is nothing to rebalance", started: false)
+        }
+        return plan(now: now, routing: &routing, minimumGain: 0)
+    }
+
+    /// Advances the swap phases and the automatic cadence; returns what happened, for the event log.
+    public mutating func tick(now: SimTime, routing: inout ExpertRouting) -> [Outcome] {
+        var outcomes: [Outcome] = []
+        switch phase {
+        case .idle:
+            if mode == .on, now >= nextAutomatic {
+                nextAutomatic = now + intervalSeconds
+                let o = plan(now: now, routing: &routing, minimumGain: minimumGain)
+                outcomes.append(o)
+            }
+        case let .prefetch(until, started, before) where now >= until:
+            guard let target = pending else { phase = .idle; break }
+            // Disable the slots that change; an expert never loses its last serving replica.
+            let old = routing.placement
+            var serving = old
+            var disabled = Set<Int>()
+            for l in 0..<old.layers.count {
+                for (e, hosts) in old.layers[l].enumerated() {
+                    let changing = hosts.filter { !target.layers[l][e].contains($0) }
+                    let keep = hosts.filter { !changing.contains($0) }
+                    if keep.isEmpty { continue }
+                    serving.layers[l][e] = keep
+                    disabled.formUnion(changing)
+                }
+            }
+            routing.setPlacement(old, serving: serving)
+            phase = .load(until: now + loadSeconds, started: started, before: before, dies: disabled.sorted())
+        case let .load(until, started, before, _) where now >= until:
+            if let target = pending { routing.setPlacement(target) }
+            pending = nil
+            phase = .idle
+            rebalances += 1
+            let after = routing.expectedImbalance
+            outcomes.append(Outcome(
+                message: String(format: "rebalance done in %.2f s: imbalance %.2f → %.2f", now - started, before, after),
+                started: false))
+        default:
+            break
+        }
+        return outcomes
+    }
+
+    private mutating func plan(now: SimTime, routing: inout ExpertRouting, minimumGain: Double) -> Outcome {
+        let before = routing.expectedImbalance
+        let target = policy.plan(popularity: routing.popularity, dies: routing.dies, slotsPerDie: routing.slotsPerDie)
+        let after = target.imbalance(popularity: routing.popularity)
+        guard after < before * (1 - minimumGain) else {
+            return Outcome(message: String(format: "rebalance skipped: imbalance %.2f, plan %.2f (gain under %.0f%%)",
+                                           before, after, minimumGain * 100), started: false)
+        }
+        // Weights to move: per die, one expert's weights for every layer whose slot changes.
+        var layersChanged = Array(repeating: 0, count: routing.dies)
+        let old = routing.placement
+        for l in 0..<target.layers.count {
+            for (e, hosts) in target.layers[l].enumerated() {
+                for d in hosts where !old.layers[l][e].contains(d) { layersChanged[d] += 1 }
+            }
+        }
+        let busiest = layersChanged.max() ?? 0
+        let prefetch = cost.expertWeightCopy(experts: 1, layers: busiest)
+        let bytes = Double(busiest) * cost.model.expertWeightBytes
+        loadSeconds = bytes / (cost.hardware.hbmBytesPerSecondPerDie * cost.constants.hbmEfficiency)
+        pending = target
+        phase = .prefetch(until: now + prefetch, started: now, before: before)
+        return Outcome(message: String(format: "rebalance started (%@): imbalance %.2f → %.2f planned; %d dies get new experts",
+                                       policy.rawValue, before, after, layersChanged.filter { $0 > 0 }.count),
+                       started: true)
+    }
+}

@@ -1,0 +1,110 @@
+import PodModel
+import SimKit
+import Testing
+@testable import ServingEngine
+
+@Suite struct ExpertTests {
+    let shape = ModelSpecShape(moeLayers: 58, experts: 256)
+    let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
+
+    @Test(arguments: EPLBPolicy.allCases)
+    func everyPolicyKeepsEveryExpertAndFillsTheSlots(policy: EPLBPolicy) {
+        var rng = RandomStreams(seed: 5).stream("p")
+        let pop = ExpertPopularity.skewed(model: ModelSpecShape(moeLayers: 3, experts: 256), using: &rng)
+        for (dies, slots) in [(288, 1), (32, 9)] {
+            let plan = policy.plan(popularity: pop, dies: dies, slotsPerDie: slots)
+            let off = ExpertPlacement.roundRobin(experts: 256, layers: 3, dies: dies, slotsPerDie: slots)
+            #expect(plan.imbalance(popularity: pop) < off.imbalance(popularity: pop))
+            for layer in plan.layers {
+                #expect(layer.allSatisfy { !$0.isEmpty && Set($0).count == $0.count })
+                var perDie = Array(repeating: 0, count: dies)
+                for hosts in layer { for d in hosts { perDie[d] += 1 } }
+                #expect(perDie.allSatisfy { $0 <= slots })
+            }
+        }
+    }
+
+    @Test func skewedDecodeIsImbalancedAndOneRebalanceFixesMostOfIt() {
+        // Issue 5: EPLB off on superpod's decode (288 routed dies, one slot each) is at least 2,
+        // and one rebalance cuts it by at least 40%.
+        var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 1)
+        let off = routing.expectedImbalance
+        #expect(off >= 2)
+        var eplb = EPLBController(mode: .off, policy: .greedy, cost: cost)
+        let outcome = eplb.requestRebalance(now: 10, routing: &routing)
+        #expect(outcome.started)
+        // Before the swap completes the placement is unchanged or worse (slots disabled).
+        var t = 10.0
+        var sawLoading = false
+        while eplb.phase != .idle && t < 20 {
+            t += 0.001
+            _ = eplb.tick(now: t, routing: &routing)
+            if !eplb.loadingDies.isEmpty {
+                sawLoading = true
+                #expect(routing.expectedImbalance >= off * 0.999)
+            }
+        }
+        #expect(sawLoading)
+        #expect(eplb.rebalances == 1)
+        #expect(routing.expectedImbalance <= off * 0.6, "\(off) → \(routing.expectedImbalance)")
+        #expect(t - 10 < 1, "a swap of a few GB over UB takes well under a second")
+    }
+
+    @Test func stepFactorTracksTheExpectedImbalanceAndIsDeterministic() {
+        var a = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 3)
+        var b = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 3)
+        let fa = (0..<20).map { _ in a.stepLoadFactor(tokens: 61_440) }
+        let fb = (0..<20).map { _ in b.stepLoadFactor(tokens: 61_440) }
+        #expect(fa == fb)
+        let mean = fa.reduce(0, +) / 20
+        #expect(abs(mean / a.expectedImbalance - 1) < 0.05)
+        #expect(fa.allSatisfy { $0 >= 1 })
+        var uniform = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 3, skewed: false)
+        #expect(uniform.stepLoadFactor(tokens: 61_440) < 1.3)
+    }
+
+    @Test func mixAndDriftMoveTheHotSet() {
+        var r = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 9)
+        r.setMix(["chat": 1])
+        let chat = r.popularity
+        r.setMix(["reasoning": 1])
+        #expect(r.popularity != chat)
+        let hottestChat = chat.layers[0].firstIndex(of: chat.layers[0].max()!)
+        let hottestReasoning = r.popularity.layers[0].firstIndex(of: r.popularity.layers[0].max()!)
+        #expect(hottestChat != hottestReasoning)
+        let before = r.popularity
+        r.advanceDrift(seconds: 60)
+        #expect(r.popularity != before)
+        var s = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 9)
+        s.setMix(["reasoning": 1])
+        s.advanceDrift(seconds: 60)
+        #expect(s.popularity == r.popularity)
+    }
+
+    @Test func automaticModeRebalancesOnItsCadenceAndSkipsSmallGains() {
+        var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 2)
+        var eplb = EPLBController(mode: .on, policy: .deepseek, cost: cost)
+        #expect(eplb.tick(now: 30, routing: &routing).isEmpty)
+        let first = eplb.tick(now: 60, routing: &routing)
+        #expect(first.first?.started == true)
+        var t = 60.0
+        while eplb.phase != .idle { t += 0.01; _ = eplb.tick(now: t, routing: &routing) }
+        let second = eplb.tick(now: 125, routing: &routing)
+        #expect(second.first?.started == false && second.first?.message.contains("skipped") == true)
+        var counts = routing.takeWindow()
+        #expect(counts.count == 58 && counts[0].count == 256)
+        _ = routing.stepLoadFactor(tokens: 1000)
+        counts = routing.takeWindow()
+        let total = counts[0].reduce(0, +)
+        #expect(abs(total - 8000) < 1e-6)
+    }
+
+    @Test func rebalanceIsRefusedWhenNothingCanChange() {
+        var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 2)
+        var perfect = EPLBController(mode: .perfect, cost: cost)
+        #expect(!perfect.requestRebalance(now: 1, routing: &routing).started)
+        var on = EPLBController(mode: .on, cost: cost)
+        #expect(on.requestRebalance(now: 1, routing: &routing).started)
+        #expect(!on.requestRebalance(now: 1, routing: &routing).started)
+    }
+}
