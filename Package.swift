@@ -33,12 +33,18 @@ let package = Package(
             ]
         ),
         .systemLibrary(name: "CNcursesw", providers: [.apt(["libncurses-dev"])]),
-        .target(name: "Console", dependencies: ["ServingEngine", "PodModel", "CNcursesw"]),
+        .target(
+            name: "Console",
+            dependencies: [
+                "ServingEngine", "PodModel", "CNcursesw",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .target(name: "XDSTestSupport", dependencies: ["SimKit", "PodModel", "ServingEngine"]),
         .executableTarget(
             name: "xds",
             dependencies: [
-                "PodModel", "ServingEngine", "Console",
+                "PodModel", "ServingEngine", "Console", "XDSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
