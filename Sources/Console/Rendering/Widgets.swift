@@ -95,6 +95,23 @@ extension CellBuffer {
         }
     }
 
+    /// A multi-row bar chart of the newest `rect.width` values, eighth-block resolution.
+    public mutating func verticalBars(_ values: [Double], in rect: Rect, max maxValue: Double? = nil, style: Style) {
+        guard rect.width > 0, rect.height > 0, !values.isEmpty else { return }
+        let shown = values.suffix(rect.width)
+        let top = maxValue ?? (shown.max() ?? 1)
+        guard top > 0 else { return }
+        for (c, v) in shown.enumerated() {
+            let eighths = Int((min(max(v / top, 0), 1) * Double(rect.height * 8)).rounded())
+            for r in 0..<rect.height {
+                let level = eighths - r * 8
+                guard level > 0 else { break }
+                let glyph = level >= 8 ? "█" : Self.sparkGlyphs[level - 1]
+                self[rect.x + c, rect.maxY - 1 - r] = Cell(character: glyph, style: style)
+            }
+        }
+    }
+
     /// One value per cell as a coloured block whose height also shows the level, so the
     /// strip stays readable without colour.
     public mutating func heatStrip(_ values: [Double], in rect: Rect) {

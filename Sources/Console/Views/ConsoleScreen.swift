@@ -63,7 +63,7 @@ public enum ConsoleScreen {
         segments.append(("SLO \(Format.percent(s.latency.sloAttainment))", bar, 4))
         var budget = b.width - 1
         var dropAbove = 4
-        while segments.filter({ $0.2 <= dropAbove }).map({ $0.0.count + 2 }).reduce(0, +) > budget, dropAbove > 0 {
+        while segments.filter({ $0.2 <= dropAbove }).map({ $0.0.count + 2 }).reduce(-2, +) > budget, dropAbove > 0 {
             dropAbove -= 1
         }
         x = 1

@@ -5,9 +5,8 @@ enum ExpertsView {
     static func draw(_ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme) {
         let e = s.experts
         let layers = e.heat.count, experts = e.heat.first?.count ?? 0
-        let heatRows = (layers + 1) / 2
-        let boxHeight = min(max(6, area.height - 9), heatRows + 3)
-        let (top, bottom) = area.splitTop(boxHeight)
+        // The panels below need 9 rows at 80×24; larger screens give the rest to the heat map.
+        let (top, bottom) = area.splitTop(area.height - (area.height >= 40 ? 14 : 9))
         drawHeat(&b, top, state, s, theme, layers: layers, experts: experts)
         let (left, right) = bottom.splitLeft(bottom.width * 3 / 5)
         drawDies(&b, left, state, s)
@@ -89,6 +88,11 @@ enum ExpertsView {
             b.put("r rebalance: not available in this build", x: inner.x + 1, y: y, style: .dim, clip: inner)
         } else if y < inner.maxY {
             b.put("r rebalance now · arrows move the selection", x: inner.x + 1, y: y, style: .dim, clip: inner)
+        }
+        y += 1
+        // With room to spare, every die gets its own cell.
+        if let peak = e.dieLoad.max(), peak > 0, inner.maxY - y >= (e.dieLoad.count + w - 1) / max(1, w) {
+            b.heatStrip(e.dieLoad.map { $0 / peak }, in: Rect(x: inner.x + 1, y: y, width: w, height: inner.maxY - y))
         }
     }
 

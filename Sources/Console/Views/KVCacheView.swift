@@ -2,16 +2,23 @@ import ServingEngine
 
 /// View 3: KV cache — decode DP-group occupancy, prefill TEs, prefix cache and DRAM pool.
 enum KVCacheView {
+    static let groupsPerRow = 64
+
     static func draw(_ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme) {
         let kv = s.kv
         let groups = kv.decodeGroups
-        let stripWidth = max(1, area.width - 4)
-        let stripRows = max(1, (groups.count + stripWidth - 1) / stripWidth)
-        let (top, bottom) = area.splitTop(min(area.height - 8, stripRows + 3))
+        let stripRows = max(1, (groups.count + groupsPerRow - 1) / groupsPerRow)
+        let (top, rest) = area.splitTop(min(area.height - 8, stripRows + 3))
         drawDecodeGroups(&b, top, kv)
+        let (bottom, chart) = rest.splitTop(rest.height >= 24 ? 12 : rest.height)
         let (left, right) = bottom.splitLeft(bottom.width / 2)
         drawPrefill(&b, left, kv)
         drawPool(&b, right, s)
+        if chart.height >= 4 {
+            b.box(chart, title: "Decode KV use over time · one point per \(Format.fixed(s.series.intervalSeconds, 0)) s")
+            b.verticalBars(s.series.kvUsage, in: Rect(x: chart.x + 2, y: chart.y + 1, width: chart.width - 4, height: chart.height - 2),
+                           max: 1, style: .accent)
+        }
     }
 
     static func drawDecodeGroups(_ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary) {
@@ -27,7 +34,18 @@ enum KVCacheView {
         x = b.put(Format.percent(kv.peakUsage), x: x, y: inner.y, style: .text)
         x = b.put("  full (≥95%) ", x: x, y: inner.y, style: .dim)
         b.put("\(full)", x: x, y: inner.y, style: full > 0 ? .warn : .good)
-        b.heatStrip(groups, in: Rect(x: inner.x + 1, y: inner.y + 1, width: inner.width - 2, height: inner.height - 1))
+        // 64 groups per row (8 decode nodes × 8 dies) with the first group's index as label.
+        let cellWidth = inner.width >= groupsPerRow * 2 + 8 ? 2 : 1
+        for row in 0..<min(inner.height - 1, (groups.count + groupsPerRow - 1) / groupsPerRow) {
+            let y = inner.y + 1 + row
+            b.put(Format.right("\(row * groupsPerRow)", 4), x: inner.x, y: y, style: .dim)
+            for (i, v) in groups[(row * groupsPerRow)..<min(groups.count, (row + 1) * groupsPerRow)].enumerated() {
+                let level = Int((min(max(v, 0), 1) * 7).rounded())
+                let glyph = CellBuffer.sparkGlyphs[level]
+                b.put(cellWidth == 2 ? "\(glyph)\(glyph)" : "\(glyph)", x: inner.x + 5 + i * cellWidth, y: y,
+                      style: Style(fg: .heatLevel(v)))
+            }
+        }
     }
 
     static func drawPrefill(_ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary) {

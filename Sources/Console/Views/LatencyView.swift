@@ -61,13 +61,14 @@ enum LatencyView {
         }
         func mark(_ v: Double) -> Style { slo.map { v > $0 ? .bad : .good } ?? .text }
         var x = inner.x + 1
-        let y = inner.maxY - 2
-        for (label, v) in [("p50 ", p.0), (" p90 ", p.1), (" p99 ", p.2)] {
-            x = b.put(label, x: x, y: y, style: .dim, clip: inner)
-            x = b.put(Format.ms(v), x: x, y: y, style: mark(v), clip: inner)
+        for (label, v) in [("p50 ", p.0), ("  p90 ", p.1)] {
+            x = b.put(label, x: x, y: inner.maxY - 2, style: .dim, clip: inner)
+            x = b.put(Format.ms(v), x: x, y: inner.maxY - 2, style: mark(v), clip: inner)
         }
+        x = b.put("p99 ", x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
+        x = b.put(Format.ms(p.2), x: x, y: inner.maxY - 1, style: mark(p.2), clip: inner)
         if let slo {
-            b.put("▲ SLO \(Format.ms(slo))", x: inner.x + 1, y: inner.maxY - 1, style: .warn, clip: inner)
+            b.put("  ▲ SLO \(Format.ms(slo))", x: x, y: inner.maxY - 1, style: .warn, clip: inner)
         }
     }
 

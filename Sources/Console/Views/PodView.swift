@@ -105,7 +105,7 @@ enum PodView {
                 b.put(layout.cellWidth == 2 ? "\(glyph) " : "\(glyph)", x: cx, y: y, style: style)
             }
         }
-        let legend = "P prefill D decode A attn E expert C coloc · spare  ⊘ drained ~ draining X fault"
+        let legend = "P prefill D decode A attn E expert C coloc ·spare ⊘drained ~draining Xfault"
         b.put(legend, x: layout.grid.x + 2, y: layout.grid.maxY - 2, style: .dim, clip: layout.grid.inner)
     }
 
