@@ -2,22 +2,24 @@ import ServingEngine
 
 /// Boxes drawn over the current view: the `?` help and the `f` fault menu.
 enum Overlays {
+    /// Every key and every panel; each text fits the 65 columns the box has at 80×24.
     static let helpLines: [(String, String)] = [
-        ("1-6", "views: Pod, Experts, KV cache, Latency, Requests, Events (or click a tab)"),
-        (":", "command prompt: Enter sends, Esc cancels, Tab completes, ↑↓ history"),
-        ("space", "pause / resume the engine        + / -   faster / slower (0.1× … max)"),
-        ("hjkl ←↓↑→", "move the selection (NPU, expert) or scroll tables; click selects"),
-        ("d / u", "drain / undrain the selected node   f  fault menu for the selection"),
-        ("r", "rebalance experts now               t  next theme     s  sort requests"),
-        ("/", "filter events (Esc clears)           q, Ctrl-C  quit    ?  this help"),
-        ("header", "sim time, speed, deployment, rate, tokens/s, running/waiting, p99 vs SLO"),
-        ("Pod", "48 nodes × 8 NPUs: P/D/A/E/C/· role, colour = load, ⊘ drained ~ draining"),
-        ("", "! or X fault; the panel shows the selected NPU and its node"),
-        ("Experts", "layer × expert heat (max per cell), die load, imbalance, hottest experts"),
-        ("KV cache", "decode DP-group KV use, prefill TEs, prefix hit rate, DRAM pool, transfers"),
-        ("Latency", "TTFT / TPOT / E2E histograms, p50/p90/p99, ▲ SLO; trends over time"),
-        ("Requests", "in flight (s sorts by age, stage, tokens); recent finishes with reasons"),
-        ("Events", "engine event log with simulated time and severity, newest first"),
+        ("1-6", "views: Pod Experts KV-cache Latency Requests Events; click tabs"),
+        (":", "command prompt: Enter sends, Esc cancels, Tab completes, ↑↓"),
+        ("space", "pause / resume            + / -  faster / slower (0.1×…max)"),
+        ("hjkl ←↓↑→", "move the selection (NPU, expert), scroll tables; click"),
+        ("d / u", "drain / undrain the selected node    f  fault menu"),
+        ("r", "rebalance experts now                 t  next theme"),
+        ("/", "filter events (Esc clears)            s  sort requests"),
+        ("q Ctrl-C", "quit                                  ?  this help"),
+        ("header", "sim time, speed, model, rate, tok/s, run/wait, p99 vs SLO"),
+        ("Pod", "48 nodes × 8 NPUs; letter = role (P/D/A/E/C/·), colour = load"),
+        ("", "⊘ drained  ~ draining  ! X fault; panel = selected NPU, node"),
+        ("Experts", "layer × expert heat (max per cell), die load, imbalance"),
+        ("KV cache", "decode DP-group KV use, prefill TEs, prefix hits, DRAM pool"),
+        ("Latency", "TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ = SLO; trends"),
+        ("Requests", "in flight (s sorts: age, stage, tokens); recent with reasons"),
+        ("Events", "engine event log, simulated time, newest first (/ filters)"),
     ]
 
     static func centered(_ b: CellBuffer, width: Int, height: Int) -> Rect {
@@ -26,7 +28,7 @@ enum Overlays {
     }
 
     static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
-        let rect = centered(b, width: 96, height: helpLines.count + 5)
+        let rect = centered(b, width: 80, height: helpLines.count + 4)
         b.fill(rect)
         b.box(rect, title: "Help · any key closes", style: .accent)
         let inner = rect.inner
