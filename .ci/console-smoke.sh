@@ -8,10 +8,15 @@ set -u
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [ARGS...]" >&2; exit 2; }
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift
 ARGS="$*"
-SOCK="xds-console-smoke-$$"
-T="tmux -L $SOCK -f /dev/null"
+# One private tmux server per run (restarting one server races with its shutdown).
+SOCKETS=()
+T=true
 WORK=$(mktemp -d)
-trap '$T kill-server 2>/dev/null; rm -rf "$WORK"' EXIT
+cleanup() {
+  for s in "${SOCKETS[@]}"; do tmux -L "$s" kill-server 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 PASS=0; FAIL=0
 ok()   { PASS=$((PASS + 1)); echo "ok   $1"; }
 fail() { FAIL=$((FAIL + 1)); echo "FAIL $1"; $T capture-pane -p -t main 2>/dev/null | sed 's/^/     | /' | head -40; }
@@ -35,7 +40,9 @@ wait_file() {
 # start NAME: runs the console in a fresh pane; records stty before/after, pid and exit status.
 start() {
   local d="$WORK/$1"; mkdir -p "$d"
-  $T kill-server 2>/dev/null
+  [ "$T" = true ] || $T kill-server 2>/dev/null
+  SOCKETS+=("xds-console-smoke-$$-$1")
+  T="tmux -L xds-console-smoke-$$-$1 -f /dev/null"
   $T new-session -d -s main -x 100 -y 30 \
     "stty -g > '$d/before'; env LANG=C.UTF-8 sh -c 'echo \$\$ > \"$d/pid\"; exec \"$BIN\" $ARGS'; echo \$? > '$d/exit'; stty -g > '$d/after'; echo SHELL-BACK; sleep 60"
   wait_for ' xds ' 30
