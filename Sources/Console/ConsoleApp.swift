@@ -17,9 +17,11 @@ public struct ConsoleOptions: Sendable {
     /// The console never writes to the screen it draws on; diagnostics go here.
     public var logPath: String
 
-    public init(themeName: String? = nil, themesDirectory: String? = nil,
-                monochrome: Bool = ProcessInfo.processInfo.environment["NO_COLOR"] != nil,
-                logPath: String = ConsoleOptions.defaultLogPath) {
+    public init(
+        themeName: String? = nil, themesDirectory: String? = nil,
+        monochrome: Bool = ProcessInfo.processInfo.environment["NO_COLOR"] != nil,
+        logPath: String = ConsoleOptions.defaultLogPath
+    ) {
         self.themeName = themeName
         self.themesDirectory = themesDirectory
         self.monochrome = monochrome
@@ -46,7 +48,8 @@ public struct ConsoleOptions: Sendable {
 public enum ConsoleApp {
     public static func run(link: any EngineLink, options: ConsoleOptions = ConsoleOptions()) -> Int32 {
         let log = ConsoleLog(path: options.logPath)
-        let directory = options.themesDirectory.map { URL(fileURLWithPath: $0) } ?? ThemeCatalog.findDirectory()
+        let directory =
+            options.themesDirectory.map { URL(fileURLWithPath: $0) } ?? ThemeCatalog.findDirectory()
         var catalog = ThemeCatalog.load(directory: directory)
         log.write("console start; themes from \(directory?.path ?? "(built-in)")")
         for problem in catalog.problems { log.write("theme skipped: \(problem)") }
@@ -55,7 +58,11 @@ public enum ConsoleApp {
         }
         var themeIndex = 0
         if let name = options.themeName {
-            if let index = catalog.index(named: name) { themeIndex = index } else { log.write("no theme named \(name); using \(catalog.themes[0].name)") }
+            if let index = catalog.index(named: name) {
+                themeIndex = index
+            } else {
+                log.write("no theme named \(name); using \(catalog.themes[0].name)")
+            }
         }
         stopRequested.store(false, ordering: .relaxed)
         for sig in [SIGTERM, SIGINT, SIGHUP] {
@@ -67,7 +74,8 @@ public enum ConsoleApp {
         let monochrome = options.monochrome
         let initialTheme = themeIndex
         let thread = Thread {
-            let status = uiLoop(link: link, themes: themes, themeIndex: initialTheme, monochrome: monochrome, log: log)
+            let status = uiLoop(
+                link: link, themes: themes, themeIndex: initialTheme, monochrome: monochrome, log: log)
             result.withLock { $0 = status }
             done.signal()
         }
@@ -82,8 +90,10 @@ public enum ConsoleApp {
 
     /// Applies a message, performs its effects against the link and feeds the replies back
     /// in: the whole Elm loop minus the terminal, so tests drive exactly what runs live.
-    public static func dispatch(_ message: ConsoleMessage, to state: ConsoleState, link: any EngineLink,
-                                log: ((String) -> Void)? = nil) -> ConsoleState {
+    public static func dispatch(
+        _ message: ConsoleMessage, to state: ConsoleState, link: any EngineLink,
+        log: ((String) -> Void)? = nil
+    ) -> ConsoleState {
         var (next, effects) = ConsoleUpdate.update(state, message)
         while !effects.isEmpty {
             let effect = effects.removeFirst()
@@ -100,10 +110,13 @@ public enum ConsoleApp {
 
     private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-    private static func uiLoop(link: any EngineLink, themes: [Theme], themeIndex: Int, monochrome: Bool,
-                               log: ConsoleLog) -> Int32 {
+    private static func uiLoop(
+        link: any EngineLink, themes: [Theme], themeIndex: Int, monochrome: Bool,
+        log: ConsoleLog
+    ) -> Int32 {
         guard let terminal = NcursesTerminal(monochrome: monochrome) else {
-            FileHandle.standardError.write(Data("xds console: no terminal to draw on (is stdout a tty and TERM set?)\n".utf8))
+            FileHandle.standardError.write(
+                Data("xds console: no terminal to draw on (is stdout a tty and TERM set?)\n".utf8))
             return 1
         }
         defer { terminal.shutdown() }
@@ -120,7 +133,8 @@ public enum ConsoleApp {
         let logLine: (String) -> Void = { log.write($0) }
         while !state.quitting && !stopRequested.load(ordering: .relaxed) {
             let sinceRender = now() &- lastRender
-            let waitMs = dirty && sinceRender < frameInterval ? Int32((frameInterval - sinceRender) / 1_000_000) : 100
+            let waitMs =
+                dirty && sinceRender < frameInterval ? Int32((frameInterval - sinceRender) / 1_000_000) : 100
             if let message = terminal.read(timeoutMs: max(1, waitMs)) {
                 state = dispatch(message, to: state, link: link, log: logLine)
                 dirty = true
@@ -141,7 +155,8 @@ public enum ConsoleApp {
             if t &- lastRender >= idleRedraw { dirty = true }
             if dirty && t &- lastRender >= frameInterval && !state.quitting {
                 let theme = themes[state.themeIndex % themes.count]
-                let frame = ConsoleScreen.render(state, snapshot, theme: theme, width: state.width, height: state.height)
+                let frame = ConsoleScreen.render(
+                    state, snapshot, theme: theme, width: state.width, height: state.height)
                 terminal.present(frame, theme: theme)
                 lastRender = t
                 dirty = false

@@ -19,8 +19,10 @@ public final class FakeEngineLink: EngineLink {
     }
     private let state: Mutex<State>
 
-    public init(snapshot: Snapshot = SnapshotFixtures.superpod,
-                capabilities: Set<EngineCapability> = Set(EngineCapability.allCases)) {
+    public init(
+        snapshot: Snapshot = SnapshotFixtures.superpod,
+        capabilities: Set<EngineCapability> = Set(EngineCapability.allCases)
+    ) {
         state = Mutex(State(snapshot: snapshot, capabilities: capabilities))
     }
 
@@ -44,9 +46,10 @@ public final class FakeEngineLink: EngineLink {
             s.sent.append(commandLine)
             let reply = Self.validate(commandLine)
             if reply.accepted { Self.apply(commandLine, to: &s.snapshot) }
-            let event = EngineEvent(time: s.snapshot.simTime, kind: reply.accepted ? .command : .commandRejected,
-                                    severity: reply.accepted ? .info : .warning,
-                                    message: reply.accepted ? commandLine : "\(commandLine): \(reply.message)")
+            let event = EngineEvent(
+                time: s.snapshot.simTime, kind: reply.accepted ? .command : .commandRejected,
+                severity: reply.accepted ? .info : .warning,
+                message: reply.accepted ? commandLine : "\(commandLine): \(reply.message)")
             s.snapshot.events.append(event)
             return reply
         }
@@ -77,7 +80,9 @@ public final class FakeEngineLink: EngineLink {
         let w = line.split(separator: " ").map(String.init)
         func isInt(_ i: Int) -> Bool { i < w.count && Int(w[i]) != nil }
         func isNumber(_ i: Int) -> Bool { i < w.count && Double(w[i]) != nil }
-        guard let verb = w.first else { return CommandReply(accepted: false, message: "empty command; " + expected) }
+        guard let verb = w.first else {
+            return CommandReply(accepted: false, message: "empty command; " + expected)
+        }
         let ok: Bool
         switch verb {
         case "drain", "undrain": ok = w.count == 3 && w[1] == "node" && isInt(2)
@@ -86,10 +91,17 @@ public final class FakeEngineLink: EngineLink {
             case "die", "npu", "node": ok = w.count == 3 && isInt(2)
             case "hbm": ok = w.count == 4 && w[2] == "die" && isInt(3)
             case "glitch": ok = w.count == 2
-            case "straggler": ok = (w.count == 4 || (w.count == 6 && w[4] == "slowdown" && isNumber(5))) && w[2] == "die" && isInt(3)
+            case "straggler":
+                ok =
+                    (w.count == 4 || (w.count == 6 && w[4] == "slowdown" && isNumber(5))) && w[2] == "die"
+                    && isInt(3)
             case "link": ok = w.count == 3 || (w.count == 5 && w[3] == "degrade" && isNumber(4))
             default:
-                return CommandReply(accepted: false, message: "fault: expected die D, npu N, node N, link A-B, straggler die D, hbm die D or glitch")
+                return CommandReply(
+                    accepted: false,
+                    message:
+                        "fault: expected die D, npu N, node N, link A-B, straggler die D, hbm die D or glitch"
+                )
             }
         case "heal": ok = w.count == 2 && (w[1] == "all" || isInt(1))
         case "rebalance", "pause", "resume": ok = w.count == 1
@@ -98,7 +110,8 @@ public final class FakeEngineLink: EngineLink {
         default:
             return CommandReply(accepted: false, message: "unknown command '\(verb)'; " + expected)
         }
-        return ok ? CommandReply(accepted: true, message: "ok: \(line)")
+        return ok
+            ? CommandReply(accepted: true, message: "ok: \(line)")
             : CommandReply(accepted: false, message: "malformed '\(verb)' command; " + expected)
     }
 
@@ -116,7 +129,8 @@ public final class FakeEngineLink: EngineLink {
         case "undrain":
             let node = Int(w[2])!
             s.drainedNodes.removeAll { $0 == node }
-            s.events.append(EngineEvent(time: s.simTime, kind: .undrain, message: "node \(node) back in service"))
+            s.events.append(
+                EngineEvent(time: s.simTime, kind: .undrain, message: "node \(node) back in service"))
         default: break
         }
     }

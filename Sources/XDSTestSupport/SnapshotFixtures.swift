@@ -64,7 +64,8 @@ public enum SnapshotFixtures {
         s.drainingNodes = [20]
         for id in 0..<384 {
             let node = id / 8
-            var npu = NPUStatus(id: id, node: node, role: .spare, hbmCapacityBytes: 128e9)  // 910C: 2 dies × 64 GB
+            // Ascend 910C: 2 dies × 64 GB of HBM.
+            var npu = NPUStatus(id: id, node: node, role: .spare, hbmCapacityBytes: 128e9)
             if node < 16 {
                 npu.role = .prefill
                 npu.instance = "prefill-\(node / 2)"
@@ -96,11 +97,14 @@ public enum SnapshotFixtures {
             let drained = i == 2  // node 5 belongs to prefill-2
             let kv: Double = drained ? 0.12 : 0.3 + Double(i) * 0.05
             let step: Double = 410 + Double(i) * 6
-            return InstanceStatus(name: "prefill-\(i)", kind: "prefill", npus: 16, queued: drained ? 0 : 90 + i * 7,
-                                  running: drained ? 0 : 48, kvUsage: kv, stepMs: step)
+            return InstanceStatus(
+                name: "prefill-\(i)", kind: "prefill", npus: 16, queued: drained ? 0 : 90 + i * 7,
+                running: drained ? 0 : 48, kvUsage: kv, stepMs: step)
         }
-        s.instances.append(InstanceStatus(name: "decode-0", kind: "decode", npus: 160, queued: 310, running: 24_310,
-                                          kvUsage: 0.68, stepMs: 88.5))
+        s.instances.append(
+            InstanceStatus(
+                name: "decode-0", kind: "decode", npus: 160, queued: 310, running: 24_310,
+                kvUsage: 0.68, stepMs: 88.5))
         s.kv = {
             var kv = KVSummary()
             kv.decodeGroups = (0..<320).map { g in g == 281 || g == 17 ? 0.97 : r.next(0.35, 0.9) }
@@ -127,13 +131,16 @@ public enum SnapshotFixtures {
             e.loadingDies = [17, 94, 203]
             return e
         }()
-        s.activeFaults = [FaultStatus(id: 1, description: "NPU 140 lost (node 17)", injectedAt: 598.0, detectedAt: 598.3)]
+        s.activeFaults = [
+            FaultStatus(id: 1, description: "NPU 140 lost (node 17)", injectedAt: 598.0, detectedAt: 598.3)
+        ]
         s.series = {
             var series = Series()
             series.intervalSeconds = 5
             for i in 0..<120 {
                 let t = Double(i)
-                series.outputTokensPerSecond.append(150_000 + 30_000 * (1 - 1 / (1 + t / 20)) + r.next(-4000, 4000))
+                series.outputTokensPerSecond.append(
+                    150_000 + 30_000 * (1 - 1 / (1 + t / 20)) + r.next(-4000, 4000))
                 series.ttftP99Ms.append(1400 + r.next(0, 500) + (i > 110 ? 300 : 0))
                 series.tpotP99Ms.append(31 + r.next(0, 5))
                 series.e2eP99Ms.append(80_000 + r.next(0, 12_000))
@@ -150,9 +157,12 @@ public enum SnapshotFixtures {
             let prompt = 500 + Int(r.next(0, 6000))
             let out = 200 + Int(r.next(0, 1800))
             return RequestStatus(
-                id: 96_000 + i * 37, arrivedAt: 642.5 - 60 + Double(i) * 1.5, stage: stage, promptTokens: prompt,
+                id: 96_000 + i * 37, arrivedAt: 642.5 - 60 + Double(i) * 1.5, stage: stage,
+                promptTokens: prompt,
                 outputTokens: out, generatedTokens: stage == .decode ? out / 3 : 0,
-                location: stage == .decode ? "decode-0/dp\(i * 7 % 320)" : stage == .queued ? "prefill-\(i % 8)" : "prefill-\(i % 8)/dp\(i % 8)",
+                location: stage == .decode
+                    ? "decode-0/dp\(i * 7 % 320)"
+                    : stage == .queued ? "prefill-\(i % 8)" : "prefill-\(i % 8)/dp\(i % 8)",
                 ttftMs: stage == .decode ? 500 + Double(i) * 20 : nil)
         }
         s.recent = (0..<20).map { i in
@@ -161,22 +171,37 @@ public enum SnapshotFixtures {
             return RequestStatus(
                 id: 95_900 + i, arrivedAt: 600 + Double(i), stage: stage, promptTokens: 1200 + i * 10,
                 outputTokens: 400, generatedTokens: stage == .completed ? 400 : i == 4 ? 123 : 0,
-                location: "decode-0/dp\(i * 13 % 320)", ttftMs: 700, finishedAt: 630 + Double(i) * 0.5, reason: reason)
+                location: "decode-0/dp\(i * 13 % 320)", ttftMs: 700, finishedAt: 630 + Double(i) * 0.5,
+                reason: reason)
         }
         s.events = [
             EngineEvent(time: 0, kind: .info, message: "superpod ready: 8 prefill TEs, decode-0 DP320 EP320"),
-            EngineEvent(time: 120.4, kind: .rebalance, message: "expert rebalance 1 done: imbalance 1.81 → 1.22"),
-            EngineEvent(time: 300.2, kind: .rebalance, message: "expert rebalance 2 done: imbalance 1.64 → 1.19"),
+            EngineEvent(
+                time: 120.4, kind: .rebalance, message: "expert rebalance 1 done: imbalance 1.81 → 1.22"),
+            EngineEvent(
+                time: 300.2, kind: .rebalance, message: "expert rebalance 2 done: imbalance 1.64 → 1.19"),
             EngineEvent(time: 410.0, kind: .command, message: "drain node 5"),
             EngineEvent(time: 412.7, kind: .drain, message: "node 5 drained: prefill-2 running on 8 NPUs"),
             EngineEvent(time: 598.0, kind: .fault, severity: .error, message: "fault injected: npu 140"),
-            EngineEvent(time: 598.3, kind: .faultDetected, severity: .error, message: "NPU 140 heartbeat missed (node 17)"),
-            EngineEvent(time: 598.9, kind: .recovery, severity: .warning, message: "decode-0: DP groups 24, 25 migrated to spare"),
-            EngineEvent(time: 602.0, kind: .requestFailed, severity: .warning, message: "request 95904 failed: NPU 140 lost during decode", requestId: 95_904),
-            EngineEvent(time: 609.0, kind: .requestRejected, severity: .warning, message: "request 95909 rejected: prefill queue full (429)", requestId: 95_909),
+            EngineEvent(
+                time: 598.3, kind: .faultDetected, severity: .error,
+                message: "NPU 140 heartbeat missed (node 17)"),
+            EngineEvent(
+                time: 598.9, kind: .recovery, severity: .warning,
+                message: "decode-0: DP groups 24, 25 migrated to spare"),
+            EngineEvent(
+                time: 602.0, kind: .requestFailed, severity: .warning,
+                message: "request 95904 failed: NPU 140 lost during decode", requestId: 95_904),
+            EngineEvent(
+                time: 609.0, kind: .requestRejected, severity: .warning,
+                message: "request 95909 rejected: prefill queue full (429)", requestId: 95_909),
             EngineEvent(time: 630.0, kind: .command, message: "drain node 20"),
-            EngineEvent(time: 631.5, kind: .queueThreshold, severity: .warning, message: "decode-0 waiting queue above 800"),
-            EngineEvent(time: 640.1, kind: .rebalance, message: "expert rebalance 3 started: loading dies 17, 94, 203"),
+            EngineEvent(
+                time: 631.5, kind: .queueThreshold, severity: .warning,
+                message: "decode-0 waiting queue above 800"),
+            EngineEvent(
+                time: 640.1, kind: .rebalance, message: "expert rebalance 3 started: loading dies 17, 94, 203"
+            ),
         ]
         s.histograms = {
             var h = LatencyHistograms()

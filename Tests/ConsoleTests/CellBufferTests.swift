@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Console
 
 @Suite struct CellBufferTests {
@@ -6,12 +7,13 @@ import Testing
         var b = CellBuffer(width: 20, height: 4)
         b.box(Rect(x: 0, y: 0, width: 20, height: 4), title: "sim")
         b.sparkline([0, 1, 2, 3, 4, 5, 6, 7], x: 2, y: 1, width: 16, max: 7)
-        #expect(b.text == """
-            ┌ sim ─────────────┐
-            │ ▁▂▃▄▅▆▇█         │
-            │                  │
-            └──────────────────┘
-            """)
+        #expect(
+            b.text == """
+                ┌ sim ─────────────┐
+                │ ▁▂▃▄▅▆▇█         │
+                │                  │
+                └──────────────────┘
+                """)
     }
 
     @Test func putClipsToTheBufferAndTheClipRect() {
@@ -48,21 +50,27 @@ import Testing
 
     @Test func tableAlignsColumnsAndClipsRows() {
         var b = CellBuffer(width: 20, height: 3)
-        b.table(columns: [("name", 6), ("n", -4)],
-                rows: [[("alpha", .text), ("7", .text)], [("beta", .text), ("1234", .text)], [("gamma", .text), ("1", .text)]],
-                in: Rect(x: 0, y: 0, width: 20, height: 3))
+        b.table(
+            columns: [("name", 6), ("n", -4)],
+            rows: [
+                [("alpha", .text), ("7", .text)], [("beta", .text), ("1234", .text)],
+                [("gamma", .text), ("1", .text)],
+            ],
+            in: Rect(x: 0, y: 0, width: 20, height: 3))
         #expect(b.lines == ["name      n", "alpha     7", "beta   1234"])
     }
 
     @Test func heatMapFoldsTwoRowsPerCellWithHalfBlocks() {
         var b = CellBuffer(width: 2, height: 1)
-        b.heatMap([[0, 1, 0, 0], [0, 0, 0, 1]], in: Rect(x: 0, y: 0, width: 2, height: 1), monochrome: false)
+        b.heatMap(
+            [[0, 1, 0, 0], [0, 0, 0, 1]], in: Rect(x: 0, y: 0, width: 2, height: 1), monochrome: false)
         #expect(b.text == "▀▀")
         // Folding keeps the maximum: the hot expert in column 1 colours cell 0's upper half.
         #expect(b[0, 0].style == Style(fg: .heat(1), bg: .heat(0)))
         #expect(b[1, 0].style == Style(fg: .heat(0), bg: .heat(1)))
         var mono = CellBuffer(width: 2, height: 1)
-        mono.heatMap([[0, 0.5, 0, 0], [0, 0, 0, 1]], in: Rect(x: 0, y: 0, width: 2, height: 1), monochrome: true)
+        mono.heatMap(
+            [[0, 0.5, 0, 0], [0, 0, 0, 1]], in: Rect(x: 0, y: 0, width: 2, height: 1), monochrome: true)
         #expect(mono.text == "▒█")
     }
 }

@@ -1,15 +1,20 @@
-@testable import Console
 import ServingEngine
 import XDSTestSupport
 
+@testable import Console
+
 /// Renders the fixture the way the app does: state primed with a tick, dark theme.
-func renderFixture(_ view: ConsoleView, width: Int = 80, height: Int = 24,
-                   _ adjust: (inout ConsoleState) -> Void = { _ in }) -> [String] {
+func renderFixture(
+    _ view: ConsoleView, width: Int = 80, height: Int = 24,
+    _ adjust: (inout ConsoleState) -> Void = { _ in }
+) -> [String] {
     var state = ConsoleState(width: width, height: height)
     state = ConsoleUpdate.update(state, .tick(SnapshotFixtures.superpod)).0
     state.view = view
     adjust(&state)
-    return ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: width, height: height).lines
+    return ConsoleScreen.render(
+        state, SnapshotFixtures.superpod, theme: .builtinDark, width: width, height: height
+    ).lines
 }
 
 /// Feeds keys through the full loop (update + effects against the link + replies).
@@ -21,9 +26,13 @@ func drive(_ state: ConsoleState, _ link: FakeEngineLink, keys: [Key]) -> Consol
 func typed(_ text: String) -> [Key] { text.map { Key.char($0) } }
 
 /// A state primed with the superpod fixture.
-func primedState(width: Int = 80, height: Int = 24, capabilities: Set<EngineCapability> = Set(EngineCapability.allCases)) -> ConsoleState {
-    ConsoleUpdate.update(ConsoleState(width: width, height: height, capabilities: capabilities),
-                         .tick(SnapshotFixtures.superpod)).0
+func primedState(
+    width: Int = 80, height: Int = 24, capabilities: Set<EngineCapability> = Set(EngineCapability.allCases)
+) -> ConsoleState {
+    ConsoleUpdate.update(
+        ConsoleState(width: width, height: height, capabilities: capabilities),
+        .tick(SnapshotFixtures.superpod)
+    ).0
 }
 
 /// `left` and `right` on one line of `width` columns (for wide-screen expectations).

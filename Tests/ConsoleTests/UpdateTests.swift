@@ -1,7 +1,8 @@
-import Testing
-@testable import Console
 import ServingEngine
+import Testing
 import XDSTestSupport
+
+@testable import Console
 
 /// The state machine driven by key sequences, with the fake link answering commands.
 @Suite struct UpdateTests {
@@ -51,14 +52,16 @@ import XDSTestSupport
         let link = FakeEngineLink()
         var state = drive(primedState(), link, keys: [.char(":")] + typed("explode now"))
         #expect(state.prompt?.text == "explode now")
-        let frame = ConsoleScreen.render(state, link.latestSnapshot(), theme: .builtinDark, width: 80, height: 24)
+        let frame = ConsoleScreen.render(
+            state, link.latestSnapshot(), theme: .builtinDark, width: 80, height: 24)
         #expect(frame.lines[23] == ":explode now█")
         state = drive(state, link, keys: [.enter])
         #expect(state.prompt == nil)
         #expect(link.sentCommands == ["explode now"])
         #expect(state.status?.isError == true)
         #expect(state.status?.text.hasPrefix("unknown command 'explode'; expected drain node N") == true)
-        let after = ConsoleScreen.render(state, link.latestSnapshot(), theme: .builtinDark, width: 80, height: 24)
+        let after = ConsoleScreen.render(
+            state, link.latestSnapshot(), theme: .builtinDark, width: 80, height: 24)
         #expect(after.lines[23].hasPrefix("✗ unknown command 'explode'; expected drain node N"))
         // Esc cancels without sending; backspace on an empty line closes the prompt too.
         state = drive(state, link, keys: [.char(":")] + typed("rate 5") + [.escape])
@@ -159,7 +162,9 @@ import XDSTestSupport
         let limited = FakeEngineLink(capabilities: [.drain])
         var greyed = drive(primedState(capabilities: [.drain]), limited, keys: [.char("f"), .enter])
         #expect(limited.sentCommands.isEmpty)
-        #expect(greyed.status == StatusLine("fault injection is not available in this engine build", isError: true))
+        #expect(
+            greyed.status
+                == StatusLine("fault injection is not available in this engine build", isError: true))
         greyed = drive(greyed, limited, keys: [.escape])
         #expect(greyed.faultMenu == nil)
     }
@@ -201,7 +206,10 @@ import XDSTestSupport
 
     @Test func fakeLinkFollowsTheCommandGrammar() {
         let link = FakeEngineLink()
-        for good in ["drain node 3", "fault link 3-4 degrade 0.5", "fault hbm die 9", "heal all", "speed max", "rate 12.5"] {
+        for good in [
+            "drain node 3", "fault link 3-4 degrade 0.5", "fault hbm die 9", "heal all", "speed max",
+            "rate 12.5",
+        ] {
             #expect(link.send(commandLine: good).accepted, "\(good)")
         }
         for bad in ["drain 3", "fault", "fault npu x", "speed fast", "heal", "launch"] {

@@ -1,7 +1,8 @@
-import Testing
-@testable import Console
 import ServingEngine
+import Testing
 import XDSTestSupport
+
+@testable import Console
 
 /// "Render this snapshot at this size, expect these lines" (style.md, ratatui-style).
 @Suite struct ViewRenderTests {
@@ -13,9 +14,11 @@ import XDSTestSupport
     static let footer80 = "q quit  ? help  : cmd  1-6 views  space pause  +/- speed  hjkl move  d/u drain"
 
     static let header200 = [
-        spread(" xds  superpod · DeepSeek-R1 · CloudMatrix384", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 199),
+        spread(
+            " xds  superpod · DeepSeek-R1 · CloudMatrix384", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 199),
         " 182.4k tok/s  run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  drained 2  SLO 96%",
-        spread("  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events", "theme dark", width: 199),
+        spread(
+            "  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events", "theme dark", width: 199),
     ]
     static let footer200 =
         "q quit  ? help  : cmd  1-6 views  space pause  +/- speed  hjkl move  d/u drain  f fault  r rebalance  t theme"
@@ -25,11 +28,12 @@ import XDSTestSupport
         let lines = renderFixture(view)
         #expect(lines.count == 24)
         #expect(Array(lines[0..<3]) == Self.header80)
-        let footer = switch view {
-        case .requests: "q quit  ? help  : cmd  1-6 views  s sort  space pause  +/- speed  hjkl move"
-        case .events: "q quit  ? help  : cmd  1-6 views  / filter  space pause  +/- speed  hjkl move"
-        default: Self.footer80
-        }
+        let footer =
+            switch view {
+            case .requests: "q quit  ? help  : cmd  1-6 views  s sort  space pause  +/- speed  hjkl move"
+            case .events: "q quit  ? help  : cmd  1-6 views  / filter  space pause  +/- speed  hjkl move"
+            default: Self.footer80
+            }
         #expect(lines[23] == footer)
         #expect(lines.allSatisfy { $0.count <= 80 })
     }
@@ -47,16 +51,26 @@ import XDSTestSupport
 
     @Test func podViewAt80x24() {
         let lines = renderFixture(.pod)
-        #expect(lines[3] == "┌ Pod · 48 nodes × 8 NPUs · colour = load ─────────────────────────────────────┐")
-        #expect(lines[4] == "│ 00 PPPPPPPP 08 PPPPPPPP 16 DDDDDDDD 24 DDDDDDDD 32 DDDDDDDD 40 ········      │")
-        #expect(lines[5] == "│ 01 PPPPPPPP 09 PPPPPPPP 17!DDDDXDDD 25 DDDDDDDD 33 DDDDDDDD 41 ········      │")
-        #expect(lines[8] == "│ 04 PPPPPPPP 12 PPPPPPPP 20~DDDDDDDD 28 DDDDDDDD 36 ········ 44 ········      │")
-        #expect(lines[9] == "│ 05⊘PPPPPPPP 13 PPPPPPPP 21 DDDDDDDD 29 DDDDDDDD 37 ········ 45 ········      │")
-        #expect(lines[12] == "│ P prefill D decode A attn E expert C coloc ·spare ⊘drained ~draining Xfault  │")
-        #expect(lines[14] == "┌ NPU 0 · node 0 ──────────────────────────────────────────────────────────────┐")
-        #expect(lines[15] == "│ role prefill  instance prefill-0  requests 8                                 │")
-        #expect(lines[17] == "│ util  ████████████████···· 80%                                               │")
-        #expect(lines[18] == "│ HBM   █████████████······· 82.9/128.0 GB                                     │")
+        #expect(
+            lines[3] == "┌ Pod · 48 nodes × 8 NPUs · colour = load ─────────────────────────────────────┐")
+        #expect(
+            lines[4] == "│ 00 PPPPPPPP 08 PPPPPPPP 16 DDDDDDDD 24 DDDDDDDD 32 DDDDDDDD 40 ········      │")
+        #expect(
+            lines[5] == "│ 01 PPPPPPPP 09 PPPPPPPP 17!DDDDXDDD 25 DDDDDDDD 33 DDDDDDDD 41 ········      │")
+        #expect(
+            lines[8] == "│ 04 PPPPPPPP 12 PPPPPPPP 20~DDDDDDDD 28 DDDDDDDD 36 ········ 44 ········      │")
+        #expect(
+            lines[9] == "│ 05⊘PPPPPPPP 13 PPPPPPPP 21 DDDDDDDD 29 DDDDDDDD 37 ········ 45 ········      │")
+        #expect(
+            lines[12] == "│ P prefill D decode A attn E expert C coloc ·spare ⊘drained ~draining Xfault  │")
+        #expect(
+            lines[14] == "┌ NPU 0 · node 0 ──────────────────────────────────────────────────────────────┐")
+        #expect(
+            lines[15] == "│ role prefill  instance prefill-0  requests 8                                 │")
+        #expect(
+            lines[17] == "│ util  ████████████████···· 80%                                               │")
+        #expect(
+            lines[18] == "│ HBM   █████████████······· 82.9/128.0 GB                                     │")
     }
 
     @Test func podDetailFollowsTheSelection() {
@@ -69,7 +83,9 @@ import XDSTestSupport
 
     @Test func podViewAt200x60PutsDetailBesideTheGrid() {
         let lines = renderFixture(.pod, width: 200, height: 60)
-        #expect(lines[5].hasPrefix("│ 01 P P P P P P P P  09 P P P P P P P P  17!D D D D X D D D  25 D D D D D D D D"))
+        #expect(
+            lines[5].hasPrefix(
+                "│ 01 P P P P P P P P  09 P P P P P P P P  17!D D D D X D D D  25 D D D D D D D D"))
         #expect(lines[3].contains("┐┌ NPU 0 · node 0 ─"))
         #expect(lines[15].hasPrefix("│ instance     kind       NPUs  queued  running    KV     step"))
         #expect(lines[24].hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms"))
@@ -77,12 +93,16 @@ import XDSTestSupport
 
     @Test func expertsView() {
         let lines = renderFixture(.experts)
-        #expect(lines[3] == "┌ Expert heat · 58 layers × 256 experts · 4 per column, max ───────────────────┐")
+        #expect(
+            lines[3] == "┌ Expert heat · 58 layers × 256 experts · 4 per column, max ───────────────────┐")
         #expect(lines[4].hasPrefix("│ L00▶▀▀▀▀"))
-        #expect(lines[12] == "│     ▲ L0 E0 1.26× mean                                                       │")
-        #expect(lines[14] == "┌ Die load · 320 expert dies ──────────────────┐┌ Hottest experts ─────────────┐")
+        #expect(
+            lines[12] == "│     ▲ L0 E0 1.26× mean                                                       │")
+        #expect(
+            lines[14] == "┌ Die load · 320 expert dies ──────────────────┐┌ Hottest experts ─────────────┐")
         #expect(lines[15].hasSuffix("││ L03 E17     6.20×            │"))
-        #expect(lines[16] == "│ max 1.42×  min 0.80×  (8 dies per column)    ││ L12 E45     4.80×            │")
+        #expect(
+            lines[16] == "│ max 1.42×  min 0.80×  (8 dies per column)    ││ L12 E45     4.80×            │")
         #expect(lines[17].hasPrefix("│ imbalance 1.41 "))
         #expect(lines[18].hasPrefix("│ rebalances 3  rebalancing · loading 3 dies"))
         let wide = renderFixture(.experts, width: 200, height: 60)
@@ -91,30 +111,43 @@ import XDSTestSupport
 
     @Test func kvCacheView() {
         let lines = renderFixture(.kvCache)
-        #expect(lines[3] == "┌ Decode DP groups · 320 · KV use ─────────────────────────────────────────────┐")
-        #expect(lines[4] == "│ mean 64%  peak 91%  full (≥95%) 2                                            │")
+        #expect(
+            lines[3] == "┌ Decode DP groups · 320 · KV use ─────────────────────────────────────────────┐")
+        #expect(
+            lines[4] == "│ mean 64%  peak 91%  full (≥95%) 2                                            │")
         #expect(lines[5].hasPrefix("│   0 ▅▇▇▅"))
         #expect(lines[9].hasPrefix("│ 256 "))
-        #expect(lines[11] == "┌ Prefill TEs · KV use ────────────────┐┌ Prefix cache · DRAM pool · transfers ┐")
-        #expect(lines[14] == "│ prefill-2  ██▍·················  12% ││ decode KV █████████····· 64%         │")
-        #expect(lines[15] == "│ prefill-3  █████████···········  45% ││ transfers queued 37  in progress 212 │")
+        #expect(
+            lines[11] == "┌ Prefill TEs · KV use ────────────────┐┌ Prefix cache · DRAM pool · transfers ┐")
+        #expect(
+            lines[14] == "│ prefill-2  ██▍·················  12% ││ decode KV █████████····· 64%         │")
+        #expect(
+            lines[15] == "│ prefill-3  █████████···········  45% ││ transfers queued 37  in progress 212 │")
     }
 
     @Test func latencyView() {
         let lines = renderFixture(.latency)
-        #expect(lines[3] == "┌ TTFT ──────────────────┐┌ TPOT ──────────────────┐┌ E2E ─────────────────────┐")
-        #expect(lines[10] == "│ ─────────▲──────────   ││ ────────────▲───────   ││ ────────────────────     │")
-        #expect(lines[12] == "│ p50 640ms  p90 1.31s   ││ p50 27.5ms  p90 32.1ms ││ p50 29.8s  p90 51.2s     │")
-        #expect(lines[13] == "│ p99 1.82s  ▲ SLO 2.00s ││ p99 36.4ms  ▲ SLO 35.0m││ p99 88.4s                │")
-        #expect(lines[15] == "┌ Over time · one point per 5 s ───────────────────────────────────────────────┐")
+        #expect(
+            lines[3] == "┌ TTFT ──────────────────┐┌ TPOT ──────────────────┐┌ E2E ─────────────────────┐")
+        #expect(
+            lines[10] == "│ ─────────▲──────────   ││ ────────────▲───────   ││ ────────────────────     │")
+        #expect(
+            lines[12] == "│ p50 640ms  p90 1.31s   ││ p50 27.5ms  p90 32.1ms ││ p50 29.8s  p90 51.2s     │")
+        #expect(
+            lines[13] == "│ p99 1.82s  ▲ SLO 2.00s ││ p99 36.4ms  ▲ SLO 35.0m││ p99 88.4s                │")
+        #expect(
+            lines[15] == "┌ Over time · one point per 5 s ───────────────────────────────────────────────┐")
         #expect(lines[16].hasPrefix("│ TTFT p99    1.82s  ▆"))
     }
 
     @Test func requestsViewSortsAndShowsReasons() {
         let lines = renderFixture(.requests)
-        #expect(lines[3] == "┌ In flight · 25.1k (showing 40) · sort: age (s) ──────────────────────────────┐")
-        #expect(lines[4] == "│ id       stage         age  prompt     gen/out     TTFT where                │")
-        #expect(lines[5] == "│ #96000   decode      60.0s    5575    650/1952    500ms decode-0/dp0         │")
+        #expect(
+            lines[3] == "┌ In flight · 25.1k (showing 40) · sort: age (s) ──────────────────────────────┐")
+        #expect(
+            lines[4] == "│ id       stage         age  prompt     gen/out     TTFT where                │")
+        #expect(
+            lines[5] == "│ #96000   decode      60.0s    5575    650/1952    500ms decode-0/dp0         │")
         let byStage = renderFixture(.requests) { $0.requestSort = .stage }
         #expect(byStage[5].hasPrefix("│ #96148   queued "))
         let tall = renderFixture(.requests, width: 100, height: 60)
@@ -124,20 +157,27 @@ import XDSTestSupport
 
     @Test func eventsViewNewestFirstAndFiltered() {
         let lines = renderFixture(.events)
-        #expect(lines[3] == "┌ Events · 13 of 13 · newest first · / filter ─────────────────────────────────┐")
-        #expect(lines[4] == "│  0:10:40.1 info  rebalance       expert rebalance 3 started: loading dies 17,│")
-        #expect(lines[10] == "│  0:09:58.2 ERROR faultDetected   NPU 140 heartbeat missed (node 17)          │")
+        #expect(
+            lines[3] == "┌ Events · 13 of 13 · newest first · / filter ─────────────────────────────────┐")
+        #expect(
+            lines[4] == "│  0:10:40.1 info  rebalance       expert rebalance 3 started: loading dies 17,│")
+        #expect(
+            lines[10] == "│  0:09:58.2 ERROR faultDetected   NPU 140 heartbeat missed (node 17)          │")
         let filtered = renderFixture(.events) { $0.eventFilter = "drain" }
         #expect(filtered[3].hasPrefix("┌ Events · 3 of 13 · newest first · filter \"drain\" (Esc clears) ─"))
-        #expect(filtered[5] == "│  0:06:52.6 info  drain           node 5 drained: prefill-2 running on 8 NPUs │")
+        #expect(
+            filtered[5] == "│  0:06:52.6 info  drain           node 5 drained: prefill-2 running on 8 NPUs │")
     }
 
     @Test func tooSmallTerminalIsOneLine() {
         for (w, h) in [(79, 24), (80, 23), (40, 10)] {
             var state = ConsoleState(width: w, height: h)
             state.view = .experts
-            let text = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: w, height: h).text
-            #expect(text.trimmingCharacters(in: .newlines)
+            let text = ConsoleScreen.render(
+                state, SnapshotFixtures.superpod, theme: .builtinDark, width: w, height: h
+            ).text
+            #expect(
+                text.trimmingCharacters(in: .newlines)
                     == String("Terminal \(w)×\(h) is too small: the console needs at least 80×24.".prefix(w)))
         }
     }

@@ -111,7 +111,10 @@ public struct ConsoleState: Sendable, Equatable {
     public static let minimumWidth = 80
     public static let minimumHeight = 24
 
-    public init(width: Int = 80, height: Int = 24, capabilities: Set<EngineCapability> = Set(EngineCapability.allCases)) {
+    public init(
+        width: Int = 80, height: Int = 24,
+        capabilities: Set<EngineCapability> = Set(EngineCapability.allCases)
+    ) {
         self.width = width
         self.height = height
         self.capabilities = capabilities

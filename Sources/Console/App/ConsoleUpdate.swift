@@ -11,7 +11,9 @@ public enum ConsoleUpdate {
     /// Speed steps for `+` / `-`; beyond the last comes "max" (as fast as possible).
     public static let speedSteps: [Double] = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
-    public static func update(_ state: ConsoleState, _ message: ConsoleMessage) -> (ConsoleState, [ConsoleEffect]) {
+    public static func update(_ state: ConsoleState, _ message: ConsoleMessage) -> (
+        ConsoleState, [ConsoleEffect]
+    ) {
         var s = state
         var effects: [ConsoleEffect] = []
         switch message {
@@ -72,7 +74,8 @@ public enum ConsoleUpdate {
         case .char("q"): quit(&s, &effects)
         case .char("?"): s.showHelp = true
         case .char(":"): s.prompt = PromptState(purpose: .command)
-        case .char("/") where s.view == .events: s.prompt = PromptState(purpose: .eventFilter, text: s.eventFilter)
+        case .char("/") where s.view == .events:
+            s.prompt = PromptState(purpose: .eventFilter, text: s.eventFilter)
         case .escape where s.view == .events: s.eventFilter = ""
         case .char(" "):
             effects.append(.send(commandLine: s.paused ? "resume" : "pause"))
@@ -148,7 +151,8 @@ public enum ConsoleUpdate {
         let count = menu.items.count
         var choose: Int?
         switch key {
-        case .escape, .char("f"), .char("q"): s.faultMenu = nil
+        case .escape, .char("f"), .char("q"):
+            s.faultMenu = nil
             return
         case .up, .char("k"): menu.highlighted = (menu.highlighted + count - 1) % count
         case .down, .char("j"): menu.highlighted = (menu.highlighted + 1) % count

@@ -45,7 +45,8 @@ public struct CellBuffer: Sendable, Equatable {
     /// Writes `string` from (x, y), clipped to `clip` (default: the whole buffer).
     /// Returns the x after the last written character.
     @discardableResult
-    public mutating func put(_ string: String, x: Int, y: Int, style: Style = .text, clip: Rect? = nil) -> Int {
+    public mutating func put(_ string: String, x: Int, y: Int, style: Style = .text, clip: Rect? = nil) -> Int
+    {
         let area = clip ?? bounds
         guard y >= area.y, y < area.maxY, y >= 0, y < height else { return x + string.count }
         var cx = x
@@ -114,7 +115,8 @@ extension CellBuffer {
                 }
                 let start = x
                 while x < width, cells[y * width + x] != previous.cells[y * width + x] { x += 1 }
-                runs.append(CellRun(x: start, y: y, cells: Array(cells[(y * width + start)..<(y * width + x)])))
+                runs.append(
+                    CellRun(x: start, y: y, cells: Array(cells[(y * width + start)..<(y * width + x)])))
             }
         }
         return runs

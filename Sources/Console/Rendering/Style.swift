@@ -91,11 +91,15 @@ public struct Rect: Sendable, Hashable {
     /// Splits off the top `rows` rows; returns (top, rest).
     public func splitTop(_ rows: Int) -> (Rect, Rect) {
         let r = min(max(rows, 0), height)
-        return (Rect(x: x, y: y, width: width, height: r), Rect(x: x, y: y + r, width: width, height: height - r))
+        return (
+            Rect(x: x, y: y, width: width, height: r), Rect(x: x, y: y + r, width: width, height: height - r)
+        )
     }
     /// Splits off the left `columns` columns; returns (left, rest).
     public func splitLeft(_ columns: Int) -> (Rect, Rect) {
         let c = min(max(columns, 0), width)
-        return (Rect(x: x, y: y, width: c, height: height), Rect(x: x + c, y: y, width: width - c, height: height))
+        return (
+            Rect(x: x, y: y, width: c, height: height), Rect(x: x + c, y: y, width: width - c, height: height)
+        )
     }
 }

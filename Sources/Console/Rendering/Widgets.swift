@@ -4,7 +4,9 @@ extension CellBuffer {
     static let shadeGlyphs: [Character] = [" ", "░", "▒", "▓", "█"]
 
     /// A Unicode box with an optional title in the top border.
-    public mutating func box(_ rect: Rect, title: String = "", style: Style = .border, titleStyle: Style = .title) {
+    public mutating func box(
+        _ rect: Rect, title: String = "", style: Style = .border, titleStyle: Style = .title
+    ) {
         guard rect.width >= 2, rect.height >= 2 else { return }
         let top = rect.y, bottom = rect.maxY - 1, left = rect.x, right = rect.maxX - 1
         for x in (left + 1)..<right {
@@ -96,7 +98,9 @@ extension CellBuffer {
     }
 
     /// A multi-row bar chart of the newest `rect.width` values, eighth-block resolution.
-    public mutating func verticalBars(_ values: [Double], in rect: Rect, max maxValue: Double? = nil, style: Style) {
+    public mutating func verticalBars(
+        _ values: [Double], in rect: Rect, max maxValue: Double? = nil, style: Style
+    ) {
         guard rect.width > 0, rect.height > 0, !values.isEmpty else { return }
         let shown = values.suffix(rect.width)
         let top = maxValue ?? (shown.max() ?? 1)
@@ -120,7 +124,8 @@ extension CellBuffer {
             let row = i / rect.width, col = i % rect.width
             guard row < rect.height else { break }
             let level = Int((min(max(v, 0), 1) * 7).rounded())
-            self[rect.x + col, rect.y + row] = Cell(character: Self.sparkGlyphs[level], style: Style(fg: .heatLevel(v)))
+            self[rect.x + col, rect.y + row] = Cell(
+                character: Self.sparkGlyphs[level], style: Style(fg: .heatLevel(v)))
         }
     }
 

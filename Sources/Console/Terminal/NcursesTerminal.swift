@@ -96,7 +96,9 @@ final class NcursesTerminal {
             var event = MEVENT()
             guard getmouse(&event) == OK else { return nil }
             let x = Int(event.x), y = Int(event.y)
-            if event.bstate & (tui_button1_pressed() | tui_button1_clicked()) != 0 { return .mouse(.click(x: x, y: y)) }
+            if event.bstate & (tui_button1_pressed() | tui_button1_clicked()) != 0 {
+                return .mouse(.click(x: x, y: y))
+            }
             if event.bstate & tui_button4_pressed() != 0 { return .mouse(.wheelUp(x: x, y: y)) }
             if event.bstate & tui_button5_pressed() != 0 { return .mouse(.wheelDown(x: x, y: y)) }
             return nil

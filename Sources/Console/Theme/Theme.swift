@@ -15,8 +15,9 @@ public struct TextAttributes: Sendable, Hashable {
         self.underline = underline
     }
     func union(_ o: TextAttributes) -> TextAttributes {
-        TextAttributes(bold: bold || o.bold, dim: dim || o.dim, reverse: reverse || o.reverse,
-                       underline: underline || o.underline)
+        TextAttributes(
+            bold: bold || o.bold, dim: dim || o.dim, reverse: reverse || o.reverse,
+            underline: underline || o.underline)
     }
 }
 
@@ -28,7 +29,9 @@ public struct ThemeColor: Sendable, Equatable {
     public var fg8: Int
     public var bg8: Int?
     public var attributes: TextAttributes
-    public init(fg: Int, bg: Int? = nil, fg8: Int? = nil, bg8: Int? = nil, attributes: TextAttributes = .init()) {
+    public init(
+        fg: Int, bg: Int? = nil, fg8: Int? = nil, bg8: Int? = nil, attributes: TextAttributes = .init()
+    ) {
         self.fg = fg
         self.bg = bg
         self.fg8 = fg8 ?? Self.nearest8(fg)
@@ -74,8 +77,10 @@ public struct Theme: Sendable, Equatable {
     public var heat: [Int]
     public var heat8: [Int]
 
-    public init(name: String, monochrome: Bool = false, colors: [String: ThemeColor],
-                roles: [NPURole: ThemeColor], heat: [Int], heat8: [Int]) {
+    public init(
+        name: String, monochrome: Bool = false, colors: [String: ThemeColor],
+        roles: [NPURole: ThemeColor], heat: [Int], heat8: [Int]
+    ) {
         self.name = name
         self.monochrome = monochrome
         self.colors = colors
@@ -85,7 +90,8 @@ public struct Theme: Sendable, Equatable {
     }
 
     public static let roleKeys = [
-        "text", "dim", "accent", "good", "warn", "bad", "border", "title", "header", "tab_active", "selection",
+        "text", "dim", "accent", "good", "warn", "bad", "border", "title", "header", "tab_active",
+        "selection",
     ]
 
     static func key(of role: ColorRole) -> String? {
@@ -110,7 +116,8 @@ public struct Theme: Sendable, Equatable {
         case .plain: return ThemeColor(fg: -1)
         case .heat(let v):
             func pick(_ ramp: [Int]) -> Int {
-                ramp.isEmpty ? -1 : ramp[min(ramp.count - 1, max(0, Int((v * Double(ramp.count - 1)).rounded())))]
+                ramp.isEmpty
+                    ? -1 : ramp[min(ramp.count - 1, max(0, Int((v * Double(ramp.count - 1)).rounded())))]
             }
             let hot = v >= 0.75
             return ThemeColor(fg: pick(heat), fg8: pick(heat8), attributes: TextAttributes(bold: hot))
@@ -136,10 +143,13 @@ public struct Theme: Sendable, Equatable {
     }
 
     public func resolve(_ style: Style, depth: ColorDepth) -> ResolvedStyle {
-        let own = TextAttributes(bold: style.bold, dim: style.dim, reverse: style.reverse, underline: style.underline)
+        let own = TextAttributes(
+            bold: style.bold, dim: style.dim, reverse: style.reverse, underline: style.underline)
         if monochrome || depth == .monochrome {
             var attrs = own.union(Self.monochromeAttributes(style.fg))
-            if monochrome, let key = Self.key(of: style.fg), let e = colors[key] { attrs = own.union(e.attributes) }
+            if monochrome, let key = Self.key(of: style.fg), let e = colors[key] {
+                attrs = own.union(e.attributes)
+            }
             if let bg = style.bg, case .heat(let v) = bg, v >= 0.5 { attrs.reverse = true }
             return ResolvedStyle(fg: -1, bg: -1, attributes: attrs)
         }
@@ -150,7 +160,8 @@ public struct Theme: Sendable, Equatable {
             let e = entry(bgRole)
             bg = wide ? (e.bg ?? e.fg) : (e.bg8 ?? e.fg8)
         }
-        return ResolvedStyle(fg: wide ? fgEntry.fg : fgEntry.fg8, bg: bg, attributes: own.union(fgEntry.attributes))
+        return ResolvedStyle(
+            fg: wide ? fgEntry.fg : fgEntry.fg8, bg: bg, attributes: own.union(fgEntry.attributes))
     }
 }
 
@@ -176,5 +187,6 @@ extension Theme {
     )
 
     /// Used when `NO_COLOR` is set and no `mono` theme file is found.
-    public static let builtinMono = Theme(name: "mono", monochrome: true, colors: [:], roles: [:], heat: [], heat8: [])
+    public static let builtinMono = Theme(
+        name: "mono", monochrome: true, colors: [:], roles: [:], heat: [], heat8: [])
 }

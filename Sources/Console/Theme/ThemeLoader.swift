@@ -61,8 +61,11 @@ public struct ThemeCatalog: Sendable {
         candidates.append(sourceRoot.appendingPathComponent("themes"))
         var isDirectory: ObjCBool = false
         return candidates.first {
-            FileManager.default.fileExists(atPath: $0.path, isDirectory: &isDirectory) && isDirectory.boolValue
-                && ((try? FileManager.default.contentsOfDirectory(atPath: $0.path))?.contains { $0.hasSuffix(".toml") }
+            FileManager.default.fileExists(atPath: $0.path, isDirectory: &isDirectory)
+                && isDirectory.boolValue
+                && ((try? FileManager.default.contentsOfDirectory(atPath: $0.path))?.contains {
+                    $0.hasSuffix(".toml")
+                }
                     ?? false)
         }
     }
@@ -84,8 +87,9 @@ extension ThemeCatalog {
         do {
             table = try TOMLTable(string: source)
         } catch let error as TOMLParseError {
-            throw ThemeError(location: "\(error.source.begin.line):\(error.source.begin.column)",
-                             message: error.description)
+            throw ThemeError(
+                location: "\(error.source.begin.line):\(error.source.begin.column)",
+                message: error.description)
         } catch {
             throw ThemeError(location: "1:1", message: "\(error)")
         }
@@ -93,53 +97,69 @@ extension ThemeCatalog {
         theme.name = table["name"]?.string ?? fallbackName
         theme.monochrome = table["monochrome"]?.bool ?? false
         if let colors = table["colors"] {
-            guard let colors = colors.table else { throw ThemeError(location: "colors", message: "expected a table") }
+            guard let colors = colors.table else {
+                throw ThemeError(location: "colors", message: "expected a table")
+            }
             for key in colors.keys {
                 guard Theme.roleKeys.contains(key) else {
-                    throw ThemeError(location: "colors.\(key)",
-                                     message: "unknown role; expected one of \(Theme.roleKeys.joined(separator: ", "))")
+                    throw ThemeError(
+                        location: "colors.\(key)",
+                        message: "unknown role; expected one of \(Theme.roleKeys.joined(separator: ", "))")
                 }
                 theme.colors[key] = try color(colors[key], path: "colors.\(key)")
             }
         }
         if let roles = table["roles"] {
-            guard let roles = roles.table else { throw ThemeError(location: "roles", message: "expected a table") }
+            guard let roles = roles.table else {
+                throw ThemeError(location: "roles", message: "expected a table")
+            }
             for key in roles.keys {
                 guard let role = NPURole(rawValue: key) else {
                     let expected = NPURole.allCases.map(\.rawValue).joined(separator: ", ")
-                    throw ThemeError(location: "roles.\(key)", message: "unknown NPU role; expected one of \(expected)")
+                    throw ThemeError(
+                        location: "roles.\(key)", message: "unknown NPU role; expected one of \(expected)")
                 }
                 theme.roles[role] = try color(roles[key], path: "roles.\(key)")
             }
         }
         if let heat = table["heat"] {
-            guard let heat = heat.table else { throw ThemeError(location: "heat", message: "expected a table") }
+            guard let heat = heat.table else {
+                throw ThemeError(location: "heat", message: "expected a table")
+            }
             if heat["ramp"] != nil { theme.heat = try indices(heat["ramp"], path: "heat.ramp") }
             if heat["ramp8"] != nil { theme.heat8 = try indices(heat["ramp8"], path: "heat.ramp8", limit: 7) }
         }
         return theme
     }
 
-    private static func index(_ value: TOMLValueConvertible?, path: String, limit: Int = 255) throws(ThemeError) -> Int {
+    private static func index(_ value: TOMLValueConvertible?, path: String, limit: Int = 255)
+        throws(ThemeError) -> Int
+    {
         guard let n = value?.int, n >= -1, n <= limit else {
             throw ThemeError(location: path, message: "expected a colour index -1…\(limit)")
         }
         return n
     }
 
-    private static func indices(_ value: TOMLValueConvertible?, path: String, limit: Int = 255) throws(ThemeError) -> [Int] {
+    private static func indices(_ value: TOMLValueConvertible?, path: String, limit: Int = 255)
+        throws(ThemeError) -> [Int]
+    {
         guard let array = value?.array, !array.isEmpty else {
             throw ThemeError(location: path, message: "expected a non-empty array of colour indices")
         }
         var result: [Int] = []
-        for (i, item) in array.enumerated() { result.append(try index(item, path: "\(path)[\(i)]", limit: limit)) }
+        for (i, item) in array.enumerated() {
+            result.append(try index(item, path: "\(path)[\(i)]", limit: limit))
+        }
         return result
     }
 
     private static func color(_ value: TOMLValueConvertible?, path: String) throws(ThemeError) -> ThemeColor {
         if let n = value?.int { return ThemeColor(fg: try index(n, path: path)) }
         guard let t = value?.table else {
-            throw ThemeError(location: path, message: "expected a colour index or { fg = N, bg = N, fg8 = N, bg8 = N, attrs = [...] }")
+            throw ThemeError(
+                location: path,
+                message: "expected a colour index or { fg = N, bg = N, fg8 = N, bg8 = N, attrs = [...] }")
         }
         let fg = t["fg"] == nil ? -1 : try index(t["fg"], path: "\(path).fg")
         let bg = t["bg"] == nil ? nil : try index(t["bg"], path: "\(path).bg")
@@ -147,7 +167,9 @@ extension ThemeCatalog {
         let bg8 = t["bg8"] == nil ? nil : try index(t["bg8"], path: "\(path).bg8", limit: 7)
         var attributes = TextAttributes()
         if let attrs = t["attrs"] {
-            guard let array = attrs.array else { throw ThemeError(location: "\(path).attrs", message: "expected an array") }
+            guard let array = attrs.array else {
+                throw ThemeError(location: "\(path).attrs", message: "expected an array")
+            }
             for item in array {
                 switch item.string {
                 case "bold": attributes.bold = true
@@ -155,8 +177,9 @@ extension ThemeCatalog {
                 case "reverse": attributes.reverse = true
                 case "underline": attributes.underline = true
                 default:
-                    throw ThemeError(location: "\(path).attrs",
-                                     message: "unknown attribute; expected bold, dim, reverse, underline")
+                    throw ThemeError(
+                        location: "\(path).attrs",
+                        message: "unknown attribute; expected bold, dim, reverse, underline")
                 }
             }
         }

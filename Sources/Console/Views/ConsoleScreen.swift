@@ -12,8 +12,9 @@ public enum ConsoleScreen {
     ) -> CellBuffer {
         var b = CellBuffer(width: width, height: height)
         if width < ConsoleState.minimumWidth || height < ConsoleState.minimumHeight {
-            b.put("Terminal \(width)×\(height) is too small: the console needs at least 80×24.",
-                  x: 0, y: 0, style: .warn)
+            b.put(
+                "Terminal \(width)×\(height) is too small: the console needs at least 80×24.",
+                x: 0, y: 0, style: .warn)
             return b
         }
         header(&b, state, snapshot)
@@ -41,9 +42,11 @@ public enum ConsoleScreen {
         var x = b.put(" xds ", x: 0, y: 0, style: Style(fg: .header, bold: true))
         let names = [s.deploymentName, s.modelName, s.hardwareName].filter { !$0.isEmpty }
         x = b.put(" " + names.joined(separator: " · "), x: x, y: 0, style: bar)
-        let right = "\(Format.fixed(s.arrivalRate)) req/s   \(Format.speed(s.speed, paused: s.paused))   sim \(Format.clock(s.simTime)) "
-        b.put(right, x: max(x + 1, b.width - right.count), y: 0,
-              style: s.paused ? Style(fg: .header, bold: true) : bar)
+        let right =
+            "\(Format.fixed(s.arrivalRate)) req/s   \(Format.speed(s.speed, paused: s.paused))   sim \(Format.clock(s.simTime)) "
+        b.put(
+            right, x: max(x + 1, b.width - right.count), y: 0,
+            style: s.paused ? Style(fg: .header, bold: true) : bar)
 
         let ttftOK = s.latency.ttftP99Ms <= s.slo.ttftMs
         let tpotOK = s.latency.tpotP99Ms <= s.slo.tpotMs
@@ -53,8 +56,14 @@ public enum ConsoleScreen {
             ("\(Format.count(s.outputTokensPerSecond)) tok/s", bar, 3),
             ("run \(Format.count(s.requests.running))", bar, 1),
             ("wait \(Format.count(s.requests.waiting))", bar, 1),
-            ("TTFT99 \(Format.fixed(s.latency.ttftP99Ms, 0))/\(Format.fixed(s.slo.ttftMs, 0))ms", slo(ttftOK), 0),
-            ("TPOT99 \(Format.fixed(s.latency.tpotP99Ms))/\(Format.fixed(s.slo.tpotMs, 0))ms", slo(tpotOK), 0),
+            (
+                "TTFT99 \(Format.fixed(s.latency.ttftP99Ms, 0))/\(Format.fixed(s.slo.ttftMs, 0))ms",
+                slo(ttftOK), 0
+            ),
+            (
+                "TPOT99 \(Format.fixed(s.latency.tpotP99Ms))/\(Format.fixed(s.slo.tpotMs, 0))ms", slo(tpotOK),
+                0
+            ),
         ]
         let faults = s.activeFaults.filter { $0.recoveredAt == nil }.count
         segments.append(("faults \(faults)", faults > 0 ? Style(fg: .bad, bg: .header, bold: true) : bar, 1))
@@ -63,7 +72,9 @@ public enum ConsoleScreen {
         segments.append(("SLO \(Format.percent(s.latency.sloAttainment))", bar, 4))
         var budget = b.width - 1
         var dropAbove = 4
-        while segments.filter({ $0.2 <= dropAbove }).map({ $0.0.count + 2 }).reduce(-2, +) > budget, dropAbove > 0 {
+        while segments.filter({ $0.2 <= dropAbove }).map({ $0.0.count + 2 }).reduce(-2, +) > budget,
+            dropAbove > 0
+        {
             dropAbove -= 1
         }
         x = 1
@@ -79,8 +90,9 @@ public enum ConsoleScreen {
     static func tabBar(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
         for (view, columns) in ScreenLayout.tabRanges {
             let active = view == state.view
-            b.put(ScreenLayout.tabLabel(view), x: columns.lowerBound, y: ScreenLayout.tabRow,
-                  style: active ? Style(fg: .tabActive, bold: true) : .dim)
+            b.put(
+                ScreenLayout.tabLabel(view), x: columns.lowerBound, y: ScreenLayout.tabRow,
+                style: active ? Style(fg: .tabActive, bold: true) : .dim)
         }
         let note = "theme \(theme.name) "
         let end = ScreenLayout.tabRanges.last!.columns.upperBound
@@ -106,7 +118,9 @@ public enum ConsoleScreen {
             return
         }
         if let status = state.status {
-            b.put((status.isError ? "✗ " : "✓ ") + status.text, x: 0, y: y, style: status.isError ? .bad : .good)
+            b.put(
+                (status.isError ? "✗ " : "✓ ") + status.text, x: 0, y: y, style: status.isError ? .bad : .good
+            )
             return
         }
         var x = 0

@@ -2,7 +2,9 @@ import ServingEngine
 
 /// View 2: MoE expert load — where the hot experts are and how unevenly dies are loaded.
 enum ExpertsView {
-    static func draw(_ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme) {
+    static func draw(
+        _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
+    ) {
         let e = s.experts
         let layers = e.heat.count, experts = e.heat.first?.count ?? 0
         // The panels below need 9 rows at 80×24; larger screens give the rest to the heat map.
@@ -13,8 +15,10 @@ enum ExpertsView {
         drawHottest(&b, right, s)
     }
 
-    static func drawHeat(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme,
-                         layers: Int, experts: Int) {
+    static func drawHeat(
+        _ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme,
+        layers: Int, experts: Int
+    ) {
         let inner = rect.inner
         guard experts > 0, inner.height >= 2 else {
             b.box(rect, title: "Expert heat")
@@ -32,16 +36,21 @@ enum ExpertsView {
         b.heatMap(scaled, in: mapRect, monochrome: theme.monochrome)
         // Layer labels every few rows, and markers for the selected layer and expert.
         for row in stride(from: 0, to: mapRect.height, by: 3) {
-            b.put("L" + Format.pad2(Int(Double(row) * layersPerRow)), x: inner.x + 1, y: mapRect.y + row, style: .dim)
+            b.put(
+                "L" + Format.pad2(Int(Double(row) * layersPerRow)), x: inner.x + 1, y: mapRect.y + row,
+                style: .dim)
         }
         let selRow = min(mapRect.height - 1, Int(Double(state.selectedLayer) / layersPerRow))
         let selColumn = state.selectedExpert / fold
         b.put("▶", x: inner.x + 4, y: mapRect.y + selRow, style: .accent)
         b.put("▲", x: mapRect.x + selColumn, y: mapRect.maxY, style: .accent)
-        let load = state.selectedLayer < layers && state.selectedExpert < experts
+        let load =
+            state.selectedLayer < layers && state.selectedExpert < experts
             ? s.experts.heat[state.selectedLayer][state.selectedExpert] : 0
         let note = "L\(state.selectedLayer) E\(state.selectedExpert) \(Format.fixed(load, 2))× mean"
-        let noteX = mapRect.x + selColumn < inner.maxX - note.count - 2 ? mapRect.x + selColumn + 2 : inner.maxX - note.count
+        let noteX =
+            mapRect.x + selColumn < inner.maxX - note.count - 2
+            ? mapRect.x + selColumn + 2 : inner.maxX - note.count
         b.put(note, x: max(inner.x, noteX), y: mapRect.maxY, style: .accent, clip: inner)
     }
 
@@ -55,12 +64,15 @@ enum ExpertsView {
         if !e.dieLoad.isEmpty, y < inner.maxY {
             // Fold dies into columns by maximum, so one overloaded die is never averaged away.
             let fold = (e.dieLoad.count + w - 1) / max(1, w)
-            let folded = stride(from: 0, to: e.dieLoad.count, by: fold).map { e.dieLoad[$0..<min($0 + fold, e.dieLoad.count)].max()! }
+            let folded = stride(from: 0, to: e.dieLoad.count, by: fold).map {
+                e.dieLoad[$0..<min($0 + fold, e.dieLoad.count)].max()!
+            }
             b.sparkline(folded, x: inner.x + 1, y: y, width: w, style: .accent)
             y += 1
             let maxLoad = e.dieLoad.max()!, minLoad = e.dieLoad.min()!
-            b.put("max \(Format.fixed(maxLoad, 2))×  min \(Format.fixed(minLoad, 2))×  (\(fold) dies per column)",
-                  x: inner.x + 1, y: y, style: .dim, clip: inner)
+            b.put(
+                "max \(Format.fixed(maxLoad, 2))×  min \(Format.fixed(minLoad, 2))×  (\(fold) dies per column)",
+                x: inner.x + 1, y: y, style: .dim, clip: inner)
             y += 1
         }
         if y < inner.maxY {
@@ -73,7 +85,9 @@ enum ExpertsView {
         if y < inner.maxY {
             let x = b.put("rebalances \(e.rebalances)  ", x: inner.x + 1, y: y, style: .dim, clip: inner)
             if e.rebalanceInProgress || !e.loadingDies.isEmpty {
-                b.put("rebalancing · loading \(e.loadingDies.count) dies", x: x, y: y, style: .warn, clip: inner)
+                b.put(
+                    "rebalancing · loading \(e.loadingDies.count) dies", x: x, y: y, style: .warn, clip: inner
+                )
             } else {
                 b.put("placement stable", x: x, y: y, style: .good, clip: inner)
             }
@@ -87,12 +101,14 @@ enum ExpertsView {
         if y < inner.maxY, !state.capabilities.contains(.rebalance) {
             b.put("r rebalance: not available in this build", x: inner.x + 1, y: y, style: .dim, clip: inner)
         } else if y < inner.maxY {
-            b.put("r rebalance now · arrows move the selection", x: inner.x + 1, y: y, style: .dim, clip: inner)
+            b.put(
+                "r rebalance now · arrows move the selection", x: inner.x + 1, y: y, style: .dim, clip: inner)
         }
         y += 1
         // With room to spare, every die gets its own cell.
         if let peak = e.dieLoad.max(), peak > 0, inner.maxY - y >= (e.dieLoad.count + w - 1) / max(1, w) {
-            b.heatStrip(e.dieLoad.map { $0 / peak }, in: Rect(x: inner.x + 1, y: y, width: w, height: inner.maxY - y))
+            b.heatStrip(
+                e.dieLoad.map { $0 / peak }, in: Rect(x: inner.x + 1, y: y, width: w, height: inner.maxY - y))
         }
     }
 
@@ -100,10 +116,12 @@ enum ExpertsView {
         b.box(rect, title: "Hottest experts")
         let inner = rect.inner
         for (i, hot) in s.experts.hottest.prefix(inner.height).enumerated() {
-            let x = b.put("L\(Format.pad2(hot.layer)) E\(hot.expert)", x: inner.x + 1, y: inner.y + i, style: .text)
+            let x = b.put(
+                "L\(Format.pad2(hot.layer)) E\(hot.expert)", x: inner.x + 1, y: inner.y + i, style: .text)
             let style: Style = hot.load >= 3 ? .bad : hot.load >= 1.5 ? .warn : .text
-            b.put(Format.right(Format.fixed(hot.load, 2) + "×", 8), x: max(x, inner.x + 10), y: inner.y + i,
-                  style: style, clip: inner)
+            b.put(
+                Format.right(Format.fixed(hot.load, 2) + "×", 8), x: max(x, inner.x + 10), y: inner.y + i,
+                style: style, clip: inner)
         }
         if s.experts.hottest.isEmpty {
             b.put("–", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)

@@ -4,7 +4,9 @@ import ServingEngine
 enum KVCacheView {
     static let groupsPerRow = 64
 
-    static func draw(_ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme) {
+    static func draw(
+        _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
+    ) {
         let kv = s.kv
         let groups = kv.decodeGroups
         let stripRows = max(1, (groups.count + groupsPerRow - 1) / groupsPerRow)
@@ -15,9 +17,14 @@ enum KVCacheView {
         drawPrefill(&b, left, kv)
         drawPool(&b, right, s)
         if chart.height >= 4 {
-            b.box(chart, title: "Decode KV use over time · one point per \(Format.fixed(s.series.intervalSeconds, 0)) s")
-            b.verticalBars(s.series.kvUsage, in: Rect(x: chart.x + 2, y: chart.y + 1, width: chart.width - 4, height: chart.height - 2),
-                           max: 1, style: .accent)
+            b.box(
+                chart,
+                title:
+                    "Decode KV use over time · one point per \(Format.fixed(s.series.intervalSeconds, 0)) s")
+            b.verticalBars(
+                s.series.kvUsage,
+                in: Rect(x: chart.x + 2, y: chart.y + 1, width: chart.width - 4, height: chart.height - 2),
+                max: 1, style: .accent)
         }
     }
 
@@ -39,11 +46,14 @@ enum KVCacheView {
         for row in 0..<min(inner.height - 1, (groups.count + groupsPerRow - 1) / groupsPerRow) {
             let y = inner.y + 1 + row
             b.put(Format.right("\(row * groupsPerRow)", 4), x: inner.x, y: y, style: .dim)
-            for (i, v) in groups[(row * groupsPerRow)..<min(groups.count, (row + 1) * groupsPerRow)].enumerated() {
+            for (i, v) in groups[(row * groupsPerRow)..<min(groups.count, (row + 1) * groupsPerRow)]
+                .enumerated()
+            {
                 let level = Int((min(max(v, 0), 1) * 7).rounded())
                 let glyph = CellBuffer.sparkGlyphs[level]
-                b.put(cellWidth == 2 ? "\(glyph)\(glyph)" : "\(glyph)", x: inner.x + 5 + i * cellWidth, y: y,
-                      style: Style(fg: .heatLevel(v)))
+                b.put(
+                    cellWidth == 2 ? "\(glyph)\(glyph)" : "\(glyph)", x: inner.x + 5 + i * cellWidth, y: y,
+                    style: Style(fg: .heatLevel(v)))
             }
         }
     }
@@ -56,7 +66,8 @@ enum KVCacheView {
             b.put("prefill-\(i)", x: inner.x + 1, y: y, style: .dim)
             let w = max(4, inner.width - 18)
             b.bar(usage, x: inner.x + 12, y: y, width: w, style: Style(fg: .heatLevel(usage)))
-            b.put(Format.right(Format.percent(usage), 4), x: inner.x + 13 + w, y: y, style: .text, clip: inner)
+            b.put(
+                Format.right(Format.percent(usage), 4), x: inner.x + 13 + w, y: y, style: .text, clip: inner)
         }
         if kv.prefillInstances.isEmpty {
             b.put("no prefill instances", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
@@ -78,9 +89,13 @@ enum KVCacheView {
         }
         meter("prefix hit", kv.prefixHitRate, Format.percent(kv.prefixHitRate), .good)
         let pool = kv.poolCapacityBytes > 0 ? kv.poolUsedBytes / kv.poolCapacityBytes : 0
-        meter("DRAM pool", pool, "\(Format.fixed(kv.poolUsedBytes / 1e12))/\(Format.fixed(kv.poolCapacityBytes / 1e12)) TB",
-              Style(fg: .heatLevel(pool)))
-        meter("decode KV", kv.decodeUsage, Format.percent(kv.decodeUsage), Style(fg: .heatLevel(kv.decodeUsage)))
+        meter(
+            "DRAM pool", pool,
+            "\(Format.fixed(kv.poolUsedBytes / 1e12))/\(Format.fixed(kv.poolCapacityBytes / 1e12)) TB",
+            Style(fg: .heatLevel(pool)))
+        meter(
+            "decode KV", kv.decodeUsage, Format.percent(kv.decodeUsage), Style(fg: .heatLevel(kv.decodeUsage))
+        )
         if y < inner.maxY {
             var x = b.put("transfers queued ", x: inner.x + 1, y: y, style: .dim)
             x = b.put("\(kv.transferQueue)", x: x, y: y, style: kv.transferQueue > 100 ? .warn : .text)

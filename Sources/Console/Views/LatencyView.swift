@@ -2,24 +2,31 @@ import ServingEngine
 
 /// View 4: latency distributions against the SLOs, and how they move over time.
 enum LatencyView {
-    static func draw(_ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme) {
+    static func draw(
+        _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
+    ) {
         let trendRows = 8
         let (top, bottom) = area.splitTop(area.height - trendRows)
         let w = top.width / 3
         let l = s.latency
-        histogram(&b, Rect(x: top.x, y: top.y, width: w, height: top.height), "TTFT", s.histograms.ttft,
-                  (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms), slo: s.slo.ttftMs)
-        histogram(&b, Rect(x: top.x + w, y: top.y, width: w, height: top.height), "TPOT", s.histograms.tpot,
-                  (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms), slo: s.slo.tpotMs)
-        histogram(&b, Rect(x: top.x + 2 * w, y: top.y, width: top.width - 2 * w, height: top.height), "E2E",
-                  s.histograms.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms), slo: nil)
+        histogram(
+            &b, Rect(x: top.x, y: top.y, width: w, height: top.height), "TTFT", s.histograms.ttft,
+            (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms), slo: s.slo.ttftMs)
+        histogram(
+            &b, Rect(x: top.x + w, y: top.y, width: w, height: top.height), "TPOT", s.histograms.tpot,
+            (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms), slo: s.slo.tpotMs)
+        histogram(
+            &b, Rect(x: top.x + 2 * w, y: top.y, width: top.width - 2 * w, height: top.height), "E2E",
+            s.histograms.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms), slo: nil)
         trends(&b, bottom, s)
     }
 
     /// Vertical bars, one column per bin (bins folded by sum when there are more bins than
     /// columns); bins above the SLO are drawn in the "bad" colour and ▲ marks the SLO.
-    static func histogram(_ b: inout CellBuffer, _ rect: Rect, _ name: String, _ bins: HistogramBins,
-                          _ p: (Double, Double, Double), slo: Double?) {
+    static func histogram(
+        _ b: inout CellBuffer, _ rect: Rect, _ name: String, _ bins: HistogramBins,
+        _ p: (Double, Double, Double), slo: Double?
+    ) {
         b.box(rect, title: name)
         let inner = rect.inner
         let barRows = inner.height - 4
@@ -55,7 +62,9 @@ enum LatencyView {
             let last = columns.last!.upper
             b.put("0", x: inner.x + 1, y: axisY + 1, style: .dim)
             let maxLabel = Format.ms(last)
-            b.put(maxLabel, x: inner.x + 1 + max(1, columns.count - maxLabel.count), y: axisY + 1, style: .dim, clip: inner)
+            b.put(
+                maxLabel, x: inner.x + 1 + max(1, columns.count - maxLabel.count), y: axisY + 1, style: .dim,
+                clip: inner)
         } else {
             b.put("no samples yet", x: inner.x + 1, y: inner.y, style: .dim)
         }
@@ -77,8 +86,14 @@ enum LatencyView {
         b.box(rect, title: "Over time · one point per \(seconds) s")
         let inner = rect.inner
         let series: [(String, [Double], String, Style)] = [
-            ("TTFT p99", s.series.ttftP99Ms, Format.ms(s.latency.ttftP99Ms), s.latency.ttftP99Ms > s.slo.ttftMs ? .bad : .good),
-            ("TPOT p99", s.series.tpotP99Ms, Format.ms(s.latency.tpotP99Ms), s.latency.tpotP99Ms > s.slo.tpotMs ? .bad : .good),
+            (
+                "TTFT p99", s.series.ttftP99Ms, Format.ms(s.latency.ttftP99Ms),
+                s.latency.ttftP99Ms > s.slo.ttftMs ? .bad : .good
+            ),
+            (
+                "TPOT p99", s.series.tpotP99Ms, Format.ms(s.latency.tpotP99Ms),
+                s.latency.tpotP99Ms > s.slo.tpotMs ? .bad : .good
+            ),
             ("E2E p99", s.series.e2eP99Ms, Format.ms(s.latency.e2eP99Ms), .accent),
             ("tokens/s", s.series.outputTokensPerSecond, Format.count(s.outputTokensPerSecond), .accent),
             ("running", s.series.running, Format.count(s.requests.running), .accent),

@@ -45,8 +45,9 @@ enum Overlays {
         let items = menu.items
         let rect = centered(b, width: 52, height: items.count + (available ? 4 : 5))
         b.fill(rect)
-        b.box(rect, title: "Fault · NPU \(menu.npu) · node \(menu.npu / ConsoleState.npusPerNode)",
-              style: available ? .accent : .dim)
+        b.box(
+            rect, title: "Fault · NPU \(menu.npu) · node \(menu.npu / ConsoleState.npusPerNode)",
+            style: available ? .accent : .dim)
         let inner = rect.inner
         for (i, item) in items.enumerated() {
             var style: Style = available ? .text : .dim

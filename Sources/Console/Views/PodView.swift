@@ -26,8 +26,10 @@ struct PodLayout {
         let (top, rest) = area.splitTop(Self.nodesPerColumn + 3)
         grid = Rect(x: top.x, y: top.y, width: gridWidth, height: top.height)
         if wide {
-            detail = Rect(x: gridWidth, y: area.y, width: area.width - gridWidth, height: min(area.height, 14))
-            instances = rest.height >= 4 ? Rect(x: rest.x, y: rest.y, width: gridWidth, height: rest.height) : nil
+            detail = Rect(
+                x: gridWidth, y: area.y, width: area.width - gridWidth, height: min(area.height, 14))
+            instances =
+                rest.height >= 4 ? Rect(x: rest.x, y: rest.y, width: gridWidth, height: rest.height) : nil
         } else {
             let (d, below) = rest.splitTop(min(rest.height, 10))
             detail = d
@@ -35,7 +37,9 @@ struct PodLayout {
         }
     }
 
-    static func gridColumns(nodeCount: Int) -> Int { max(1, (nodeCount + nodesPerColumn - 1) / nodesPerColumn) * npusPerNode }
+    static func gridColumns(nodeCount: Int) -> Int {
+        max(1, (nodeCount + nodesPerColumn - 1) / nodesPerColumn) * npusPerNode
+    }
 
     /// Logical grid position of an NPU: x counts NPU columns across node columns, y node rows.
     static func gridPosition(ofNPU npu: Int) -> (x: Int, y: Int) {
@@ -65,7 +69,9 @@ struct PodLayout {
 
 /// View 1: every NPU of the pod at a glance, and the selected one in detail.
 enum PodView {
-    static func draw(_ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme) {
+    static func draw(
+        _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
+    ) {
         let layout = PodLayout(width: b.width, height: b.height)
         drawGrid(&b, layout, state, s)
         drawDetail(&b, layout.detail, state, s)
@@ -78,8 +84,10 @@ enum PodView {
         let drained = Set(s.drainedNodes), draining = Set(s.drainingNodes)
         for node in 0..<nodes {
             let (x, y) = layout.origin(ofNode: node)
-            let members = s.npus[(node * PodLayout.npusPerNode)..<min(s.npus.count, (node + 1) * PodLayout.npusPerNode)]
-            let labelStyle = node == state.selectedNode ? Style(fg: .accent, bold: true, underline: true) : Style.dim
+            let members = s.npus[
+                (node * PodLayout.npusPerNode)..<min(s.npus.count, (node + 1) * PodLayout.npusPerNode)]
+            let labelStyle =
+                node == state.selectedNode ? Style(fg: .accent, bold: true, underline: true) : Style.dim
             b.put(Format.pad2(node), x: x, y: y, style: labelStyle)
             if members.contains(where: \.faulted) {
                 b.put("!", x: x + 2, y: y, style: .bad)
@@ -98,8 +106,9 @@ enum PodView {
                 } else if npu.role == .spare {
                     style = Style(fg: .role(.spare))
                 } else {
-                    style = Style(fg: .heatLevel(npu.utilization), bold: npu.utilization >= 0.75,
-                                  dim: npu.drained || drained.contains(node))
+                    style = Style(
+                        fg: .heatLevel(npu.utilization), bold: npu.utilization >= 0.75,
+                        dim: npu.drained || drained.contains(node))
                 }
                 if npu.id == state.selectedNPU { style = Style(fg: .selection, bold: true, reverse: false) }
                 b.put(layout.cellWidth == 2 ? "\(glyph) " : "\(glyph)", x: cx, y: y, style: style)
@@ -129,16 +138,22 @@ enum PodView {
             b.put(note, x: inner.x + 8 + w, y: y, style: .text, clip: inner)
             y += 1
         }
-        line([("role ", .dim), (npu.role.rawValue, Style(fg: .role(npu.role), bold: true)),
-              ("  instance ", .dim), (npu.instance.isEmpty ? "–" : npu.instance, .text),
-              ("  requests ", .dim), ("\(npu.requestsInFlight)", .text)])
+        line([
+            ("role ", .dim), (npu.role.rawValue, Style(fg: .role(npu.role), bold: true)),
+            ("  instance ", .dim), (npu.instance.isEmpty ? "–" : npu.instance, .text),
+            ("  requests ", .dim), ("\(npu.requestsInFlight)", .text),
+        ])
         let groups = npu.dpGroups.map(String.init).joined(separator: ", ")
-        line([("DP groups ", .dim), (groups.isEmpty ? "–" : groups, .text),
-              ("  experts ", .dim), (npu.experts.isEmpty ? "–" : npu.experts.map(String.init).joined(separator: ", "), .text),
-              ("  MoE load ", .dim), (npu.experts.isEmpty ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text)])
+        line([
+            ("DP groups ", .dim), (groups.isEmpty ? "–" : groups, .text),
+            ("  experts ", .dim),
+            (npu.experts.isEmpty ? "–" : npu.experts.map(String.init).joined(separator: ", "), .text),
+            ("  MoE load ", .dim), (npu.experts.isEmpty ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text),
+        ])
         meter("util", npu.utilization, Format.percent(npu.utilization))
         let hbm = npu.hbmCapacityBytes > 0 ? npu.hbmUsedBytes / npu.hbmCapacityBytes : 0
-        meter("HBM", hbm, "\(Format.gigabytes(npu.hbmUsedBytes))/\(Format.gigabytes(npu.hbmCapacityBytes)) GB")
+        meter(
+            "HBM", hbm, "\(Format.gigabytes(npu.hbmUsedBytes))/\(Format.gigabytes(npu.hbmCapacityBytes)) GB")
         meter("KV", npu.kvUsage, Format.percent(npu.kvUsage))
         let node = s.npus.filter { $0.node == npu.node }
         let util = node.isEmpty ? 0 : node.map(\.utilization).reduce(0, +) / Double(node.count)
@@ -151,19 +166,28 @@ enum PodView {
             (state, stateStyle) = ("draining", .warn)
         }
         if node.contains(where: \.faulted) { (state, stateStyle) = ("faulted", .bad) }
-        line([("node \(npu.node) ", .dim), (state, stateStyle), ("  util ", .dim), (Format.percent(util), .text),
-              ("  requests ", .dim), ("\(requests)", .text), ("  d/u drain  f fault", .dim)])
+        line([
+            ("node \(npu.node) ", .dim), (state, stateStyle), ("  util ", .dim),
+            (Format.percent(util), .text),
+            ("  requests ", .dim), ("\(requests)", .text), ("  d/u drain  f fault", .dim),
+        ])
     }
 
     static func drawInstances(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
         b.box(rect, title: "Instances")
         let rows = s.instances.map { i -> [(String, Style)] in
-            [(i.name, .text), (i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare))),
-             ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
-             (Format.percent(i.kvUsage), Style(fg: .heatLevel(i.kvUsage))), (Format.ms(i.stepMs), .text)]
+            [
+                (i.name, .text), (i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare))),
+                ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
+                (Format.percent(i.kvUsage), Style(fg: .heatLevel(i.kvUsage))), (Format.ms(i.stepMs), .text),
+            ]
         }
-        b.table(columns: [("instance", 12), ("kind", 9), ("NPUs", -5), ("queued", -7), ("running", -8),
-                          ("KV", -5), ("step", -8)],
-                rows: rows, in: Rect(x: rect.x + 2, y: rect.y + 1, width: rect.width - 4, height: rect.height - 2))
+        b.table(
+            columns: [
+                ("instance", 12), ("kind", 9), ("NPUs", -5), ("queued", -7), ("running", -8),
+                ("KV", -5), ("step", -8),
+            ],
+            rows: rows, in: Rect(x: rect.x + 2, y: rect.y + 1, width: rect.width - 4, height: rect.height - 2)
+        )
     }
 }
