@@ -206,3 +206,34 @@ import XDSTestSupport
         #expect(greyed.contains("fault injection is not available"))
     }
 }
+
+/// Whatever the engine publishes, the console draws something and never traps.
+@Suite struct RobustRenderTests {
+    static func hostile() -> Snapshot {
+        var s = SnapshotFixtures.superpod
+        s.simTime = .infinity
+        s.outputTokensPerSecond = .nan
+        s.latency.ttftP99Ms = 1e300
+        s.kv.decodeGroups = [.nan, -3, 7, .infinity]
+        s.experts.heat = [[1, .nan], [2]]  // ragged
+        s.experts.dieLoad = [.nan, 1, .infinity]
+        s.series.kvUsage = [.nan, 0.5, -.infinity]
+        s.histograms.ttft = HistogramBins(upperBoundsMs: [10, 20, 30], counts: [1])
+        s.npus[0].utilization = .nan
+        return s
+    }
+
+    @Test(arguments: ConsoleView.allCases)
+    func emptyAndHostileSnapshotsRender(view: ConsoleView) {
+        for snapshot in [Snapshot(), Self.hostile()] {
+            for (w, h) in [(80, 24), (200, 60), (81, 25)] {
+                var state = ConsoleUpdate.update(ConsoleState(width: w, height: h), .tick(snapshot)).0
+                state.view = view
+                state.selectedExpert = 1
+                state.selectedLayer = 1
+                let frame = ConsoleScreen.render(state, snapshot, theme: .builtinDark, width: w, height: h)
+                #expect(frame.lines[2].hasPrefix("  1 Pod"))
+            }
+        }
+    }
+}

@@ -1,3 +1,8 @@
+/// Clamps to 0…1; NaN and infinities (a glitching engine) draw as empty rather than crash.
+@inline(__always) func unitInterval(_ value: Double) -> Double {
+    value.isFinite ? min(max(value, 0), 1) : 0
+}
+
 /// Drawing helpers shared by all views: boxes, bars, sparklines, heat maps, tables.
 extension CellBuffer {
     static let sparkGlyphs: [Character] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
@@ -53,9 +58,9 @@ extension CellBuffer {
     ) {
         guard width > 0, !values.isEmpty else { return }
         let shown = values.suffix(width)
-        let top = maxValue ?? (shown.max() ?? 1)
+        let top = maxValue ?? (shown.filter(\.isFinite).max() ?? 1)
         for (i, v) in shown.enumerated() {
-            let level = top > 0 ? Int((min(max(v / top, 0), 1) * 7).rounded()) : 0
+            let level = top > 0 ? Int((unitInterval(v / top) * 7).rounded()) : 0
             self[x + i, y] = Cell(character: Self.sparkGlyphs[level], style: style)
         }
     }
@@ -87,7 +92,7 @@ extension CellBuffer {
                 let lower = b0 < matrix.count ? binned(b0, b1, c0, c1) : 0
                 if monochrome {
                     let v = max(upper, lower)
-                    let glyph = Self.shadeGlyphs[min(4, Int((v * 4).rounded()))]
+                    let glyph = Self.shadeGlyphs[min(4, Int((unitInterval(v) * 4).rounded()))]
                     self[rect.x + cx, rect.y + cy] = Cell(character: glyph, style: .text)
                 } else {
                     self[rect.x + cx, rect.y + cy] = Cell(
@@ -103,10 +108,10 @@ extension CellBuffer {
     ) {
         guard rect.width > 0, rect.height > 0, !values.isEmpty else { return }
         let shown = values.suffix(rect.width)
-        let top = maxValue ?? (shown.max() ?? 1)
+        let top = maxValue ?? (shown.filter(\.isFinite).max() ?? 1)
         guard top > 0 else { return }
         for (c, v) in shown.enumerated() {
-            let eighths = Int((min(max(v / top, 0), 1) * Double(rect.height * 8)).rounded())
+            let eighths = Int((unitInterval(v / top) * Double(rect.height * 8)).rounded())
             for r in 0..<rect.height {
                 let level = eighths - r * 8
                 guard level > 0 else { break }
@@ -123,7 +128,7 @@ extension CellBuffer {
         for (i, v) in values.enumerated() {
             let row = i / rect.width, col = i % rect.width
             guard row < rect.height else { break }
-            let level = Int((min(max(v, 0), 1) * 7).rounded())
+            let level = Int((unitInterval(v) * 7).rounded())
             self[rect.x + col, rect.y + row] = Cell(
                 character: Self.sparkGlyphs[level], style: Style(fg: .heatLevel(v)))
         }

@@ -44,9 +44,8 @@ enum ExpertsView {
         let selColumn = state.selectedExpert / fold
         b.put("▶", x: inner.x + 4, y: mapRect.y + selRow, style: .accent)
         b.put("▲", x: mapRect.x + selColumn, y: mapRect.maxY, style: .accent)
-        let load =
-            state.selectedLayer < layers && state.selectedExpert < experts
-            ? s.experts.heat[state.selectedLayer][state.selectedExpert] : 0
+        let row = state.selectedLayer < layers ? s.experts.heat[state.selectedLayer] : []
+        let load = state.selectedExpert < row.count ? row[state.selectedExpert] : 0
         let note = "L\(state.selectedLayer) E\(state.selectedExpert) \(Format.fixed(load, 2))× mean"
         let noteX =
             mapRect.x + selColumn < inner.maxX - note.count - 2

@@ -4,14 +4,15 @@ import ServingEngine
 enum Format {
     /// Simulated seconds as h:mm:ss.
     static func clock(_ seconds: Double) -> String {
-        let total = max(0, Int(seconds.isFinite ? seconds : 0))
+        let total = seconds.isFinite && seconds > 0 ? Int(min(seconds, 1e12)) : 0
         let h = total / 3600, m = (total / 60) % 60, s = total % 60
         return "\(h):\(pad2(m)):\(pad2(s))"
     }
 
     /// h:mm:ss.t for event timestamps.
     static func clockTenths(_ seconds: Double) -> String {
-        let tenths = Int(((seconds - seconds.rounded(.down)) * 10).rounded(.down))
+        let fraction = seconds.isFinite ? seconds - seconds.rounded(.down) : 0
+        let tenths = Int((fraction * 10).rounded(.down))
         return "\(clock(seconds)).\(min(9, max(0, tenths)))"
     }
 
@@ -19,7 +20,8 @@ enum Format {
 
     /// One decimal place without Foundation's formatter.
     static func fixed(_ value: Double, _ digits: Int = 1) -> String {
-        guard value.isFinite else { return "–" }
+        // Int() traps beyond ±9.2e18; no console number is meaningful that large.
+        guard value.isFinite, abs(value) < 1e15 else { return "–" }
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }
         let scaled = (abs(value) * scale).rounded()

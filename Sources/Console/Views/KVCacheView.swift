@@ -49,7 +49,7 @@ enum KVCacheView {
             for (i, v) in groups[(row * groupsPerRow)..<min(groups.count, (row + 1) * groupsPerRow)]
                 .enumerated()
             {
-                let level = Int((min(max(v, 0), 1) * 7).rounded())
+                let level = Int((unitInterval(v) * 7).rounded())
                 let glyph = CellBuffer.sparkGlyphs[level]
                 b.put(
                     cellWidth == 2 ? "\(glyph)\(glyph)" : "\(glyph)", x: inner.x + 5 + i * cellWidth, y: y,
