@@ -237,3 +237,15 @@ import XDSTestSupport
         }
     }
 }
+
+@Test func podViewAt200x60ListsFaultsAndDrains() {
+    let lines = renderFixture(.pod, width: 200, height: 60)
+    #expect(
+        lines[17].hasSuffix("┌ Faults · drains ──────────────────────────────────────────────────────────┐"))
+    #expect(
+        lines[18].hasSuffix("│ #1 NPU 140 lost (node 17)                                                 │"))
+    #expect(
+        lines[19].hasSuffix("│    injected 0:09:58 · detected 0:09:58                                    │"))
+    #expect(
+        lines[21].hasSuffix("│ drained nodes: 5                                                          │"))
+}

@@ -15,6 +15,8 @@ struct PodLayout {
     let detail: Rect
     /// Instance table, when there is room for one.
     let instances: Rect?
+    /// Active faults and drained nodes, beside the instances on wide screens.
+    let faults: Rect?
 
     init(width: Int, height: Int) {
         let area = ScreenLayout.content(width: width, height: height)
@@ -30,10 +32,15 @@ struct PodLayout {
                 x: gridWidth, y: area.y, width: area.width - gridWidth, height: min(area.height, 14))
             instances =
                 rest.height >= 4 ? Rect(x: rest.x, y: rest.y, width: gridWidth, height: rest.height) : nil
+            let below = area.height - detail.height
+            faults =
+                below >= 4
+                ? Rect(x: gridWidth, y: detail.maxY, width: detail.width, height: below) : nil
         } else {
             let (d, below) = rest.splitTop(min(rest.height, 10))
             detail = d
             instances = below.height >= 4 ? below : nil
+            faults = nil
         }
     }
 
@@ -76,6 +83,7 @@ enum PodView {
         drawGrid(&b, layout, state, s)
         drawDetail(&b, layout.detail, state, s)
         if let rect = layout.instances { drawInstances(&b, rect, s) }
+        if let rect = layout.faults { drawFaults(&b, rect, s) }
     }
 
     static func drawGrid(_ b: inout CellBuffer, _ layout: PodLayout, _ state: ConsoleState, _ s: Snapshot) {
@@ -189,5 +197,29 @@ enum PodView {
             ],
             rows: rows, in: Rect(x: rect.x + 2, y: rect.y + 1, width: rect.width - 4, height: rect.height - 2)
         )
+    }
+
+    static func drawFaults(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
+        b.box(rect, title: "Faults · drains")
+        let inner = rect.inner
+        var y = inner.y
+        func line(_ text: String, _ style: Style) {
+            guard y < inner.maxY else { return }
+            b.put(text, x: inner.x + 1, y: y, style: style, clip: inner)
+            y += 1
+        }
+        if s.activeFaults.isEmpty { line("no active faults", .good) }
+        for f in s.activeFaults {
+            let stage =
+                f.recoveredAt.map { "recovered \(Format.clock($0))" }
+                ?? f.detectedAt.map { "detected \(Format.clock($0))" } ?? "undetected"
+            line("#\(f.id) \(f.description)", f.recoveredAt == nil ? .bad : .dim)
+            line("   injected \(Format.clock(f.injectedAt)) · \(stage)", .dim)
+        }
+        y += 1
+        let drained = s.drainedNodes.map(String.init).joined(separator: ", ")
+        let draining = s.drainingNodes.map(String.init).joined(separator: ", ")
+        line("drained nodes: " + (drained.isEmpty ? "none" : drained), drained.isEmpty ? .dim : .warn)
+        line("draining nodes: " + (draining.isEmpty ? "none" : draining), draining.isEmpty ? .dim : .warn)
     }
 }
