@@ -35,12 +35,18 @@ let package = Package(
         ),
         .target(name: "EngineRuntime", dependencies: ["SimKit", "ServingEngine"]),
         .systemLibrary(name: "CNcursesw", providers: [.apt(["libncurses-dev"])]),
-        .target(name: "Console", dependencies: ["ServingEngine", "PodModel", "CNcursesw"]),
+        .target(
+            name: "Console",
+            dependencies: [
+                "ServingEngine", "PodModel", "CNcursesw",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .target(name: "XDSTestSupport", dependencies: ["SimKit", "PodModel", "ServingEngine"]),
         .executableTarget(
             name: "xds",
             dependencies: [
-                "PodModel", "ServingEngine", "EngineRuntime", "Console",
+                "PodModel", "ServingEngine", "EngineRuntime", "Console", "XDSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -6,7 +6,7 @@ import ServingEngine
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fixed-batch operating points and speed benchmarks.",
-        subcommands: [BenchDecode.self, BenchPrefill.self, BenchEvents.self])
+        subcommands: [BenchDecode.self, BenchPrefill.self, BenchEvents.self, BenchConsole.self])
 }
 
 struct BenchDecode: ParsableCommand {

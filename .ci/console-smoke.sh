@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# End-to-end smoke test of the console in a private tmux server.
+#   .ci/console-smoke.sh BINARY [ARGS...]      e.g. .ci/console-smoke.sh .build/debug/xds demo-console
+# Checks: header, the six views, a command and its reply, a rejected command, and that
+# q, Ctrl-C and SIGTERM each exit 0 with the terminal settings restored.
+# Prints "N passed, N failed"; exits non-zero if anything failed.
+set -u
+[ $# -ge 1 ] || { echo "usage: $0 BINARY [ARGS...]" >&2; exit 2; }
+BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift
+ARGS="$*"
+# One private tmux server per run (restarting one server races with its shutdown).
+SOCKETS=()
+T=true
+WORK=$(mktemp -d)
+cleanup() {
+  for s in "${SOCKETS[@]}"; do tmux -L "$s" kill-server 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+PASS=0; FAIL=0
+ok()   { PASS=$((PASS + 1)); echo "ok   $1"; }
+fail() { FAIL=$((FAIL + 1)); echo "FAIL $1"; $T capture-pane -p -t main 2>/dev/null | sed 's/^/     | /' | head -40; }
+
+screen() { $T capture-pane -p -t main 2>/dev/null; }
+# wait_for PATTERN [SECONDS]: poll the pane until grep -E matches (no blind sleeps).
+wait_for() {
+  local deadline=$(( $(date +%s) + ${2:-10} ))
+  while [ "$(date +%s)" -le "$deadline" ]; do
+    screen | grep -qE -- "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+wait_file() {
+  local deadline=$(( $(date +%s) + ${2:-10} ))
+  while [ "$(date +%s)" -le "$deadline" ]; do [ -s "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+
+# start NAME: runs the console in a fresh pane; records stty before/after, pid and exit status.
+start() {
+  local d="$WORK/$1"; mkdir -p "$d"
+  [ "$T" = true ] || $T kill-server 2>/dev/null
+  SOCKETS+=("xds-console-smoke-$$-$1")
+  T="tmux -L xds-console-smoke-$$-$1 -f /dev/null"
+  $T new-session -d -s main -x 100 -y 30 \
+    "stty -g > '$d/before'; env LANG=C.UTF-8 sh -c 'echo \$\$ > \"$d/pid\"; exec \"$BIN\" $ARGS'; echo \$? > '$d/exit'; stty -g > '$d/after'; echo SHELL-BACK; sleep 60"
+  wait_for ' xds ' 30
+}
+finished() { # NAME WHAT
+  local d="$WORK/$1"
+  if wait_file "$d/exit" 10 && [ "$(cat "$d/exit")" = 0 ]; then ok "$2 exits 0"; else fail "$2 exits 0 (got $(cat "$d/exit" 2>/dev/null || echo nothing))"; fi
+  if wait_file "$d/after" 5 && cmp -s "$d/before" "$d/after" && wait_for SHELL-BACK 5; then ok "$2 restores the terminal"
+  else fail "$2 restores the terminal"; fi
+}
+
+# 1. q, after walking through the views and sending commands.
+if start q; then ok "header visible"; else fail "header visible"; fi
+wait_for 'sim [0-9]+:[0-9]{2}:[0-9]{2}' 5 && ok "header shows sim time" || fail "header shows sim time"
+i=1
+for title in 'Pod ·' 'Expert heat' 'Decode DP groups' 'Over time' 'In flight' 'Events ·'; do
+  $T send-keys -t main "$i"
+  wait_for "$title" 5 && ok "view $i shows '$title'" || fail "view $i shows '$title'"
+  i=$((i + 1))
+done
+$T send-keys -t main 1 ':' 'drain node 3' Enter
+wait_for '^[✓✗] .*drain' 5 && ok ":drain node 3 shows the link's reply" || fail ":drain node 3 shows the link's reply"
+$T send-keys -t main ':' 'explode' Enter
+wait_for "^✗ .*explode" 5 && ok "a bad command shows the rejection" || fail "a bad command shows the rejection"
+$T send-keys -t main '?'
+wait_for 'Help' 5 && ok "? opens help" || fail "? opens help"
+$T send-keys -t main Escape
+$T send-keys -t main q
+finished q "q"
+
+# 2. Ctrl-C (raw mode: arrives as a key, not SIGINT).
+start ctrlc >/dev/null
+$T send-keys -t main C-c
+finished ctrlc "Ctrl-C"
+
+# 3. SIGTERM from outside.
+start term >/dev/null
+wait_file "$WORK/term/pid" 5 && kill -TERM "$(cat "$WORK/term/pid")"
+finished term "SIGTERM"
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]

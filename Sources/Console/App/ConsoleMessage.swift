@@ -1,0 +1,35 @@
+import ServingEngine
+
+/// A key as the console understands it, decoded by the terminal backend.
+public enum Key: Sendable, Hashable {
+    case char(Character)
+    case up, down, left, right, pageUp, pageDown, home, end
+    case enter, escape, tab, backspace
+
+    /// Ctrl-C arrives as a character in raw mode (swift-notes.md 1.3.6).
+    public static let controlC = Key.char("\u{03}")
+}
+
+public enum MouseEvent: Sendable, Hashable {
+    case click(x: Int, y: Int)
+    case wheelUp(x: Int, y: Int)
+    case wheelDown(x: Int, y: Int)
+}
+
+/// Everything that can change the console's state.
+public enum ConsoleMessage: Sendable, Equatable {
+    case key(Key)
+    case mouse(MouseEvent)
+    case resize(width: Int, height: Int)
+    /// A new snapshot (or the 1 s idle tick with the same one).
+    case tick(Snapshot)
+    /// What the engine answered to a command line the console sent.
+    case reply(CommandReply, commandLine: String)
+}
+
+/// What ``ConsoleUpdate/update(_:_:)`` asks the outside world to do; the app loop performs
+/// it, so the update stays pure.
+public enum ConsoleEffect: Sendable, Equatable {
+    case send(commandLine: String)
+    case quit
+}

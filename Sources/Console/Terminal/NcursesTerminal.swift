@@ -1,0 +1,167 @@
+import CNcursesw
+import Glibc
+
+/// The only ncurses user (swift-notes.md §1): turns ``CellBuffer`` frames into curses
+/// calls and curses input into ``ConsoleMessage``s. Every method must be called on the
+/// one thread that created it, from `init` to ``shutdown()``.
+final class NcursesTerminal {
+    private let window: UnsafeMutablePointer<WINDOW>
+    private let screen: OpaquePointer
+    let depth: ColorDepth
+    private var previous: CellBuffer?
+    private var pairs: [Int64: Int32] = [:]
+    private var nextPair: Int32 = 1
+    private var resolved: [Style: (attr: attr_t, pair: Int32)] = [:]
+    private var theme: Theme?
+    private var closed = false
+
+    /// `nil` when there is no usable terminal (e.g. stdout is not a tty or TERM is unknown).
+    init?(monochrome: Bool) {
+        setlocale(LC_ALL, "")  // before newterm, or wide characters are not drawn at all
+        // Escape should close a prompt at once, not after ncurses' default 1 s wait.
+        set_escdelay(25)
+        // newterm (unlike initscr) returns nil instead of exiting when there is no terminal.
+        // Swift 6 rejects the C globals stdout/stdin, so open our own streams on fds 1 and 0.
+        guard isatty(1) == 1, let output = fdopen(1, "w"), let input = fdopen(0, "r"),
+            let screen = newterm(nil, output, input)
+        else { return nil }
+        self.screen = screen
+        guard let window = tui_stdscr() else {
+            endwin()
+            delscreen(screen)
+            return nil
+        }
+        self.window = window
+        raw()  // Ctrl-C arrives as key 3 and quits through our own path (swift-notes.md 1.3.6)
+        noecho()
+        keypad(window, true)
+        curs_set(0)
+        mousemask(tui_all_mouse_events(), nil)
+        mouseinterval(0)
+        if !monochrome, has_colors() {
+            start_color()
+            use_default_colors()
+            depth = tui_colors() >= 256 ? .colors256 : .colors8
+        } else {
+            depth = .monochrome
+        }
+    }
+
+    var size: (width: Int, height: Int) { (Int(getmaxx(window)), Int(getmaxy(window))) }
+
+    /// Waits up to `timeoutMs` for one input; `nil` on timeout.
+    func read(timeoutMs: Int32) -> ConsoleMessage? {
+        wtimeout(window, timeoutMs)
+        var ch: wint_t = 0
+        switch wget_wch(window, &ch) {
+        case OK:
+            return decodeCharacter(UInt32(ch))
+        case KEY_CODE_YES:
+            return decodeFunctionKey(Int32(ch))
+        default:
+            return nil
+        }
+    }
+
+    private func decodeCharacter(_ code: UInt32) -> ConsoleMessage? {
+        switch code {
+        case 3: return .key(Key.controlC)
+        case 9: return .key(.tab)
+        case 10, 13: return .key(.enter)
+        case 27: return .key(.escape)
+        case 8, 127: return .key(.backspace)
+        default:
+            guard let scalar = Unicode.Scalar(code) else { return nil }
+            return .key(.char(Character(scalar)))
+        }
+    }
+
+    private func decodeFunctionKey(_ code: Int32) -> ConsoleMessage? {
+        switch code {
+        case KEY_UP: return .key(.up)
+        case KEY_DOWN: return .key(.down)
+        case KEY_LEFT: return .key(.left)
+        case KEY_RIGHT: return .key(.right)
+        case KEY_PPAGE: return .key(.pageUp)
+        case KEY_NPAGE: return .key(.pageDown)
+        case KEY_HOME: return .key(.home)
+        case KEY_END: return .key(.end)
+        case KEY_ENTER: return .key(.enter)
+        case KEY_BACKSPACE: return .key(.backspace)
+        case KEY_RESIZE:
+            previous = nil
+            let (w, h) = size
+            return .resize(width: w, height: h)
+        case KEY_MOUSE:
+            var event = MEVENT()
+            guard getmouse(&event) == OK else { return nil }
+            let x = Int(event.x), y = Int(event.y)
+            if event.bstate & (tui_button1_pressed() | tui_button1_clicked()) != 0 {
+                return .mouse(.click(x: x, y: y))
+            }
+            if event.bstate & tui_button4_pressed() != 0 { return .mouse(.wheelUp(x: x, y: y)) }
+            if event.bstate & tui_button5_pressed() != 0 { return .mouse(.wheelDown(x: x, y: y)) }
+            return nil
+        default:
+            return nil
+        }
+    }
+
+    /// Draws the cells that changed since the last frame (all of them after a resize or a
+    /// theme change), then updates the physical screen once.
+    func present(_ frame: CellBuffer, theme: Theme) {
+        if self.theme != theme {
+            self.theme = theme
+            resolved.removeAll(keepingCapacity: true)
+            previous = nil
+        }
+        if previous == nil { werase(window) }
+        for run in frame.diff(from: previous) {
+            for (i, cell) in run.cells.enumerated() {
+                let (attr, pair) = curses(cell.style, theme)
+                let code = cell.character.unicodeScalars.first?.value ?? 32
+                _ = tui_put_wch(window, Int32(run.y), Int32(run.x + i), wchar_t(bitPattern: code), attr, pair)
+            }
+        }
+        previous = frame
+        wnoutrefresh(window)
+        doupdate()
+    }
+
+    private func curses(_ style: Style, _ theme: Theme) -> (attr: attr_t, pair: Int32) {
+        if let hit = resolved[style] { return hit }
+        let r = theme.resolve(style, depth: depth)
+        var attr = tui_a_normal()
+        if r.attributes.bold { attr |= tui_a_bold() }
+        if r.attributes.dim { attr |= tui_a_dim() }
+        if r.attributes.reverse { attr |= tui_a_reverse() }
+        if r.attributes.underline { attr |= tui_a_underline() }
+        let value = (attr, depth == .monochrome ? 0 : pair(fg: r.fg, bg: r.bg))
+        resolved[style] = value
+        return value
+    }
+
+    /// Extended colour pairs are allocated on first use; when the terminal runs out,
+    /// cells fall back to the default pair rather than failing.
+    private func pair(fg: Int, bg: Int) -> Int32 {
+        if fg < 0 && bg < 0 { return 0 }
+        let key = Int64(fg) << 32 | Int64(UInt32(bitPattern: Int32(bg)))
+        if let p = pairs[key] { return p }
+        guard nextPair < tui_color_pairs() else { return 0 }
+        let p = nextPair
+        nextPair += 1
+        init_extended_pair(p, Int32(fg), Int32(bg))
+        pairs[key] = p
+        return p
+    }
+
+    /// Restores the terminal; safe to call more than once.
+    func shutdown() {
+        guard !closed else { return }
+        closed = true
+        endwin()
+        delscreen(screen)
+    }
+
+    deinit { shutdown() }
+}

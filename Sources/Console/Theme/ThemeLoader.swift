@@ -1,0 +1,188 @@
+import Foundation
+import ServingEngine
+import TOMLKit
+
+/// Finds and parses `themes/*.toml`. A malformed file is reported and skipped; the
+/// compiled-in dark theme is always available, so the console never starts colourless.
+///
+/// ```swift
+/// let catalog = ThemeCatalog.load(directory: ThemeCatalog.findDirectory())
+/// for problem in catalog.problems { log(problem) }
+/// ```
+public struct ThemeCatalog: Sendable {
+    public var themes: [Theme]
+    /// One line per theme file that could not be used: "path:line:column: what is wrong".
+    public var problems: [String]
+
+    /// The order `t` cycles through; other files follow alphabetically.
+    static let preferredOrder = ["dark", "light", "high-contrast", "mono"]
+
+    public static func load(directory: URL?) -> ThemeCatalog {
+        var themes: [Theme] = []
+        var problems: [String] = []
+        if let directory,
+            let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path)
+        {
+            let files = names.filter { $0.hasSuffix(".toml") }.sorted { a, b in
+                let ia = preferredOrder.firstIndex(of: String(a.dropLast(5))) ?? preferredOrder.count
+                let ib = preferredOrder.firstIndex(of: String(b.dropLast(5))) ?? preferredOrder.count
+                return ia != ib ? ia < ib : a < b
+            }
+            for file in files {
+                let url = directory.appendingPathComponent(file)
+                let fallbackName = String(file.dropLast(5))
+                do {
+                    let source = try String(contentsOf: url, encoding: .utf8)
+                    themes.append(try parse(source, fallbackName: fallbackName))
+                } catch let error as ThemeError {
+                    problems.append("\(url.path):\(error.location): \(error.message)")
+                } catch {
+                    problems.append("\(url.path): \(error)")
+                }
+            }
+        }
+        if !themes.contains(where: { $0.name == "dark" }) { themes.insert(.builtinDark, at: 0) }
+        return ThemeCatalog(themes: themes, problems: problems)
+    }
+
+    /// `themes/` in the working directory, else the one beside the package root that
+    /// holds the executable (…/.build/debug/xds → …/themes), else the source checkout.
+    public static func findDirectory(cwd: String = FileManager.default.currentDirectoryPath) -> URL? {
+        var candidates = [URL(fileURLWithPath: cwd).appendingPathComponent("themes")]
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? cwd).resolvingSymlinksInPath()
+            .deletingLastPathComponent()
+        for _ in 0..<5 {
+            candidates.append(dir.appendingPathComponent("themes"))
+            dir.deleteLastPathComponent()
+        }
+        // Sources/Console/Theme/ThemeLoader.swift → package root.
+        let sourceRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(sourceRoot.appendingPathComponent("themes"))
+        var isDirectory: ObjCBool = false
+        return candidates.first {
+            FileManager.default.fileExists(atPath: $0.path, isDirectory: &isDirectory)
+                && isDirectory.boolValue
+                && ((try? FileManager.default.contentsOfDirectory(atPath: $0.path))?.contains {
+                    $0.hasSuffix(".toml")
+                }
+                    ?? false)
+        }
+    }
+
+    public func index(named name: String) -> Int? { themes.firstIndex { $0.name == name } }
+}
+
+/// Why a theme file was rejected, with the place in the file.
+public struct ThemeError: Error, Equatable {
+    public var location: String
+    public var message: String
+}
+
+extension ThemeCatalog {
+    /// Parses one theme file (format: themes/README.md). Entries left out fall back to the
+    /// built-in dark theme, so a theme may override only what it changes.
+    public static func parse(_ source: String, fallbackName: String) throws(ThemeError) -> Theme {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: source)
+        } catch let error as TOMLParseError {
+            throw ThemeError(
+                location: "\(error.source.begin.line):\(error.source.begin.column)",
+                message: error.description)
+        } catch {
+            throw ThemeError(location: "1:1", message: "\(error)")
+        }
+        var theme = Theme.builtinDark
+        theme.name = table["name"]?.string ?? fallbackName
+        theme.monochrome = table["monochrome"]?.bool ?? false
+        if let colors = table["colors"] {
+            guard let colors = colors.table else {
+                throw ThemeError(location: "colors", message: "expected a table")
+            }
+            for key in colors.keys {
+                guard Theme.roleKeys.contains(key) else {
+                    throw ThemeError(
+                        location: "colors.\(key)",
+                        message: "unknown role; expected one of \(Theme.roleKeys.joined(separator: ", "))")
+                }
+                theme.colors[key] = try color(colors[key], path: "colors.\(key)")
+            }
+        }
+        if let roles = table["roles"] {
+            guard let roles = roles.table else {
+                throw ThemeError(location: "roles", message: "expected a table")
+            }
+            for key in roles.keys {
+                guard let role = NPURole(rawValue: key) else {
+                    let expected = NPURole.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw ThemeError(
+                        location: "roles.\(key)", message: "unknown NPU role; expected one of \(expected)")
+                }
+                theme.roles[role] = try color(roles[key], path: "roles.\(key)")
+            }
+        }
+        if let heat = table["heat"] {
+            guard let heat = heat.table else {
+                throw ThemeError(location: "heat", message: "expected a table")
+            }
+            if heat["ramp"] != nil { theme.heat = try indices(heat["ramp"], path: "heat.ramp") }
+            if heat["ramp8"] != nil { theme.heat8 = try indices(heat["ramp8"], path: "heat.ramp8", limit: 7) }
+        }
+        return theme
+    }
+
+    private static func index(_ value: TOMLValueConvertible?, path: String, limit: Int = 255)
+        throws(ThemeError) -> Int
+    {
+        guard let n = value?.int, n >= -1, n <= limit else {
+            throw ThemeError(location: path, message: "expected a colour index -1…\(limit)")
+        }
+        return n
+    }
+
+    private static func indices(_ value: TOMLValueConvertible?, path: String, limit: Int = 255)
+        throws(ThemeError) -> [Int]
+    {
+        guard let array = value?.array, !array.isEmpty else {
+            throw ThemeError(location: path, message: "expected a non-empty array of colour indices")
+        }
+        var result: [Int] = []
+        for (i, item) in array.enumerated() {
+            result.append(try index(item, path: "\(path)[\(i)]", limit: limit))
+        }
+        return result
+    }
+
+    private static func color(_ value: TOMLValueConvertible?, path: String) throws(ThemeError) -> ThemeColor {
+        if let n = value?.int { return ThemeColor(fg: try index(n, path: path)) }
+        guard let t = value?.table else {
+            throw ThemeError(
+                location: path,
+                message: "expected a colour index or { fg = N, bg = N, fg8 = N, bg8 = N, attrs = [...] }")
+        }
+        let fg = t["fg"] == nil ? -1 : try index(t["fg"], path: "\(path).fg")
+        let bg = t["bg"] == nil ? nil : try index(t["bg"], path: "\(path).bg")
+        let fg8 = t["fg8"] == nil ? nil : try index(t["fg8"], path: "\(path).fg8", limit: 7)
+        let bg8 = t["bg8"] == nil ? nil : try index(t["bg8"], path: "\(path).bg8", limit: 7)
+        var attributes = TextAttributes()
+        if let attrs = t["attrs"] {
+            guard let array = attrs.array else {
+                throw ThemeError(location: "\(path).attrs", message: "expected an array")
+            }
+            for item in array {
+                switch item.string {
+                case "bold": attributes.bold = true
+                case "dim": attributes.dim = true
+                case "reverse": attributes.reverse = true
+                case "underline": attributes.underline = true
+                default:
+                    throw ThemeError(
+                        location: "\(path).attrs",
+                        message: "unknown attribute; expected bold, dim, reverse, underline")
+                }
+            }
+        }
+        return ThemeColor(fg: fg, bg: bg, fg8: fg8, bg8: bg8, attributes: attributes)
+    }
+}

@@ -1,0 +1,136 @@
+import ServingEngine
+
+/// The whole screen as a pure function of state and snapshot (Elm's `view`).
+///
+/// ```swift
+/// let frame = ConsoleScreen.render(state, snapshot, theme: .builtinDark, width: 80, height: 24)
+/// print(frame.text)
+/// ```
+public enum ConsoleScreen {
+    public static func render(
+        _ state: ConsoleState, _ snapshot: Snapshot, theme: Theme, width: Int, height: Int
+    ) -> CellBuffer {
+        var b = CellBuffer(width: width, height: height)
+        if width < ConsoleState.minimumWidth || height < ConsoleState.minimumHeight {
+            b.put(
+                "Terminal \(width)×\(height) is too small: the console needs at least 80×24.",
+                x: 0, y: 0, style: .warn)
+            return b
+        }
+        header(&b, state, snapshot)
+        tabBar(&b, state, theme)
+        let area = ScreenLayout.content(width: width, height: height)
+        switch state.view {
+        case .pod: PodView.draw(&b, area, state, snapshot, theme)
+        case .experts: ExpertsView.draw(&b, area, state, snapshot, theme)
+        case .kvCache: KVCacheView.draw(&b, area, state, snapshot, theme)
+        case .latency: LatencyView.draw(&b, area, state, snapshot, theme)
+        case .requests: RequestsView.draw(&b, area, state, snapshot, theme)
+        case .events: EventsView.draw(&b, area, state, snapshot, theme)
+        }
+        footer(&b, state)
+        if let menu = state.faultMenu { Overlays.faultMenu(&b, menu, state, snapshot) }
+        if state.showHelp { Overlays.help(&b, state, theme) }
+        return b
+    }
+
+    // MARK: header
+
+    static func header(_ b: inout CellBuffer, _ state: ConsoleState, _ s: Snapshot) {
+        let bar = Style(fg: .header)
+        b.fill(Rect(x: 0, y: 0, width: b.width, height: 2), with: Cell(character: " ", style: bar))
+        var x = b.put(" xds ", x: 0, y: 0, style: Style(fg: .header, bold: true))
+        let names = [s.deploymentName, s.modelName, s.hardwareName].filter { !$0.isEmpty }
+        x = b.put(" " + names.joined(separator: " · "), x: x, y: 0, style: bar)
+        let right =
+            "\(Format.fixed(s.arrivalRate)) req/s   \(Format.speed(s.speed, paused: s.paused))   sim \(Format.clock(s.simTime)) "
+        b.put(
+            right, x: max(x + 1, b.width - right.count), y: 0,
+            style: s.paused ? Style(fg: .header, bold: true) : bar)
+
+        let ttftOK = s.latency.ttftP99Ms <= s.slo.ttftMs
+        let tpotOK = s.latency.tpotP99Ms <= s.slo.tpotMs
+        func slo(_ ok: Bool) -> Style { Style(fg: ok ? .good : .bad, bg: .header, bold: !ok) }
+        // (text, style, priority): the lowest priorities are dropped first on narrow screens.
+        var segments: [(String, Style, Int)] = [
+            ("\(Format.count(s.outputTokensPerSecond)) tok/s", bar, 3),
+            ("run \(Format.count(s.requests.running))", bar, 1),
+            ("wait \(Format.count(s.requests.waiting))", bar, 1),
+            (
+                "TTFT99 \(Format.fixed(s.latency.ttftP99Ms, 0))/\(Format.fixed(s.slo.ttftMs, 0))ms",
+                slo(ttftOK), 0
+            ),
+            (
+                "TPOT99 \(Format.fixed(s.latency.tpotP99Ms))/\(Format.fixed(s.slo.tpotMs, 0))ms", slo(tpotOK),
+                0
+            ),
+        ]
+        let faults = s.activeFaults.filter { $0.recoveredAt == nil }.count
+        segments.append(("faults \(faults)", faults > 0 ? Style(fg: .bad, bg: .header, bold: true) : bar, 1))
+        let drained = s.drainedNodes.count + s.drainingNodes.count
+        segments.append(("drained \(drained)", drained > 0 ? Style(fg: .warn, bg: .header) : bar, 2))
+        segments.append(("SLO \(Format.percent(s.latency.sloAttainment))", bar, 4))
+        var budget = b.width - 1
+        var dropAbove = 4
+        while segments.filter({ $0.2 <= dropAbove }).map({ $0.0.count + 2 }).reduce(-2, +) > budget,
+            dropAbove > 0
+        {
+            dropAbove -= 1
+        }
+        x = 1
+        for (text, style, priority) in segments where priority <= dropAbove {
+            guard budget > 0 else { break }
+            x = b.put(text, x: x, y: 1, style: style) + 2
+            budget -= text.count + 2
+        }
+    }
+
+    // MARK: tabs and footer
+
+    static func tabBar(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
+        for (view, columns) in ScreenLayout.tabRanges {
+            let active = view == state.view
+            b.put(
+                ScreenLayout.tabLabel(view), x: columns.lowerBound, y: ScreenLayout.tabRow,
+                style: active ? Style(fg: .tabActive, bold: true) : .dim)
+        }
+        let note = "theme \(theme.name) "
+        let end = ScreenLayout.tabRanges.last!.columns.upperBound
+        if b.width - note.count > end + 2 {
+            b.put(note, x: b.width - note.count, y: ScreenLayout.tabRow, style: .dim)
+        }
+    }
+
+    static let footerKeys: [(String, String)] = [
+        ("q", "quit"), ("?", "help"), (":", "cmd"), ("1-6", "views"), ("space", "pause"), ("+/-", "speed"),
+        ("hjkl", "move"), ("d/u", "drain"), ("f", "fault"), ("r", "rebalance"), ("t", "theme"),
+    ]
+
+    static func footer(_ b: inout CellBuffer, _ state: ConsoleState) {
+        let y = b.height - 1
+        if let prompt = state.prompt {
+            let lead = prompt.purpose == .command ? ":" : "/"
+            let x = b.put(lead + prompt.text, x: 0, y: y, style: .text)
+            b.put("█", x: x, y: y, style: .accent)
+            if let status = state.status, x + 4 < b.width {
+                b.put("  " + status.text, x: x + 1, y: y, style: .dim)
+            }
+            return
+        }
+        if let status = state.status {
+            b.put(
+                (status.isError ? "✗ " : "✓ ") + status.text, x: 0, y: y, style: status.isError ? .bad : .good
+            )
+            return
+        }
+        var x = 0
+        var keys = footerKeys
+        if state.view == .requests { keys.insert(("s", "sort"), at: 4) }
+        if state.view == .events { keys.insert(("/", "filter"), at: 4) }
+        for (key, label) in keys {
+            guard x + key.count + label.count + 1 <= b.width else { break }
+            x = b.put(key, x: x, y: y, style: .accent)
+            x = b.put(" " + label + "  ", x: x, y: y, style: .dim)
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import ServingEngine
+
+/// View 2: MoE expert load — where the hot experts are and how unevenly dies are loaded.
+enum ExpertsView {
+    static func draw(
+        _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
+    ) {
+        let e = s.experts
+        let layers = e.heat.count, experts = e.heat.first?.count ?? 0
+        // The panels below need 9 rows at 80×24; larger screens give the rest to the heat map.
+        let (top, bottom) = area.splitTop(area.height - (area.height >= 40 ? 14 : 9))
+        drawHeat(&b, top, state, s, theme, layers: layers, experts: experts)
+        let (left, right) = bottom.splitLeft(bottom.width * 3 / 5)
+        drawDies(&b, left, state, s)
+        drawHottest(&b, right, s)
+    }
+
+    static func drawHeat(
+        _ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme,
+        layers: Int, experts: Int
+    ) {
+        let inner = rect.inner
+        guard experts > 0, inner.height >= 2 else {
+            b.box(rect, title: "Expert heat")
+            b.put("no MoE layers in this deployment", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
+            return
+        }
+        let available = inner.width - 6
+        let fold = (experts + available - 1) / available
+        let columns = (experts + fold - 1) / fold
+        let mapRect = Rect(x: inner.x + 5, y: inner.y, width: columns, height: inner.height - 1)
+        let layersPerRow = Double(layers) / Double(mapRect.height)
+        b.box(rect, title: "Expert heat · \(layers) layers × \(experts) experts · \(fold) per column, max")
+        let peak = max(2, s.experts.heat.lazy.map { $0.max() ?? 0 }.max() ?? 0)
+        let scaled = s.experts.heat.map { row in row.map { min(1, $0 / peak) } }
+        b.heatMap(scaled, in: mapRect, monochrome: theme.monochrome)
+        // Layer labels every few rows, and markers for the selected layer and expert.
+        for row in stride(from: 0, to: mapRect.height, by: 3) {
+            b.put(
+                "L" + Format.pad2(Int(Double(row) * layersPerRow)), x: inner.x + 1, y: mapRect.y + row,
+                style: .dim)
+        }
+        let selRow = min(mapRect.height - 1, Int(Double(state.selectedLayer) / layersPerRow))
+        let selColumn = state.selectedExpert / fold
+        b.put("▶", x: inner.x + 4, y: mapRect.y + selRow, style: .accent)
+        b.put("▲", x: mapRect.x + selColumn, y: mapRect.maxY, style: .accent)
+        let row = state.selectedLayer < layers ? s.experts.heat[state.selectedLayer] : []
+        let load = state.selectedExpert < row.count ? row[state.selectedExpert] : 0
+        let note = "L\(state.selectedLayer) E\(state.selectedExpert) \(Format.fixed(load, 2))× mean"
+        let noteX =
+            mapRect.x + selColumn < inner.maxX - note.count - 2
+            ? mapRect.x + selColumn + 2 : inner.maxX - note.count
+        b.put(note, x: max(inner.x, noteX), y: mapRect.maxY, style: .accent, clip: inner)
+    }
+
+    static func drawDies(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
+        let e = s.experts
+        b.box(rect, title: "Die load · \(e.dieLoad.count) expert dies")
+        let inner = rect.inner
+        guard inner.height > 0 else { return }
+        var y = inner.y
+        let w = inner.width - 2
+        if !e.dieLoad.isEmpty, y < inner.maxY {
+            // Fold dies into columns by maximum, so one overloaded die is never averaged away.
+            let fold = (e.dieLoad.count + w - 1) / max(1, w)
+            let folded = stride(from: 0, to: e.dieLoad.count, by: fold).map {
+                e.dieLoad[$0..<min($0 + fold, e.dieLoad.count)].max()!
+            }
+            b.sparkline(folded, x: inner.x + 1, y: y, width: w, style: .accent)
+            y += 1
+            let maxLoad = e.dieLoad.max()!, minLoad = e.dieLoad.min()!
+            b.put(
+                "max \(Format.fixed(maxLoad, 2))×  min \(Format.fixed(minLoad, 2))×  (\(fold) dies per column)",
+                x: inner.x + 1, y: y, style: .dim, clip: inner)
+            y += 1
+        }
+        if y < inner.maxY {
+            let style: Style = e.imbalance > 1.5 ? .bad : e.imbalance > 1.2 ? .warn : .good
+            let x = b.put("imbalance ", x: inner.x + 1, y: y, style: .dim)
+            let x2 = b.put(Format.fixed(e.imbalance, 2) + " ", x: x, y: y, style: style)
+            b.sparkline(s.series.imbalance, x: x2, y: y, width: inner.maxX - x2 - 1, style: style)
+            y += 1
+        }
+        if y < inner.maxY {
+            let x = b.put("rebalances \(e.rebalances)  ", x: inner.x + 1, y: y, style: .dim, clip: inner)
+            if e.rebalanceInProgress || !e.loadingDies.isEmpty {
+                b.put(
+                    "rebalancing · loading \(e.loadingDies.count) dies", x: x, y: y, style: .warn, clip: inner
+                )
+            } else {
+                b.put("placement stable", x: x, y: y, style: .good, clip: inner)
+            }
+            y += 1
+        }
+        if y < inner.maxY, !e.loadingDies.isEmpty {
+            let list = e.loadingDies.prefix(12).map(String.init).joined(separator: " ")
+            b.put("loading: " + list, x: inner.x + 1, y: y, style: .warn, clip: inner)
+            y += 1
+        }
+        if y < inner.maxY, !state.capabilities.contains(.rebalance) {
+            b.put("r rebalance: not available in this build", x: inner.x + 1, y: y, style: .dim, clip: inner)
+        } else if y < inner.maxY {
+            b.put(
+                "r rebalance now · arrows move the selection", x: inner.x + 1, y: y, style: .dim, clip: inner)
+        }
+        y += 1
+        // With room to spare, every die gets its own cell.
+        if let peak = e.dieLoad.max(), peak > 0, inner.maxY - y >= (e.dieLoad.count + w - 1) / max(1, w) {
+            b.heatStrip(
+                e.dieLoad.map { $0 / peak }, in: Rect(x: inner.x + 1, y: y, width: w, height: inner.maxY - y))
+        }
+    }
+
+    static func drawHottest(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
+        b.box(rect, title: "Hottest experts")
+        let inner = rect.inner
+        for (i, hot) in s.experts.hottest.prefix(inner.height).enumerated() {
+            let x = b.put(
+                "L\(Format.pad2(hot.layer)) E\(hot.expert)", x: inner.x + 1, y: inner.y + i, style: .text)
+            let style: Style = hot.load >= 3 ? .bad : hot.load >= 1.5 ? .warn : .text
+            b.put(
+                Format.right(Format.fixed(hot.load, 2) + "×", 8), x: max(x, inner.x + 10), y: inner.y + i,
+                style: style, clip: inner)
+        }
+        if s.experts.hottest.isEmpty {
+            b.put("–", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
+        }
+    }
+}

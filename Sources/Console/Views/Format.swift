@@ -1,0 +1,84 @@
+import ServingEngine
+
+/// Number formatting shared by the views: short, fixed-ish widths, units in the text.
+enum Format {
+    /// Simulated seconds as h:mm:ss.
+    static func clock(_ seconds: Double) -> String {
+        let total = seconds.isFinite && seconds > 0 ? Int(min(seconds, 1e12)) : 0
+        let h = total / 3600, m = (total / 60) % 60, s = total % 60
+        return "\(h):\(pad2(m)):\(pad2(s))"
+    }
+
+    /// h:mm:ss.t for event timestamps.
+    static func clockTenths(_ seconds: Double) -> String {
+        let fraction = seconds.isFinite ? seconds - seconds.rounded(.down) : 0
+        let tenths = Int((fraction * 10).rounded(.down))
+        return "\(clock(seconds)).\(min(9, max(0, tenths)))"
+    }
+
+    static func pad2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+
+    /// One decimal place without Foundation's formatter.
+    static func fixed(_ value: Double, _ digits: Int = 1) -> String {
+        // Int() traps beyond ±9.2e18; no console number is meaningful that large.
+        guard value.isFinite, abs(value) < 1e15 else { return "–" }
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let scaled = (abs(value) * scale).rounded()
+        let whole = Int(scaled / scale)
+        let frac = Int(scaled) - whole * Int(scale)
+        let sign = value < 0 && scaled > 0 ? "-" : ""
+        if digits == 0 { return "\(sign)\(whole)" }
+        var f = String(frac)
+        while f.count < digits { f = "0" + f }
+        return "\(sign)\(whole).\(f)"
+    }
+
+    /// 812, 24.3k, 1.2M.
+    static func count(_ value: Double) -> String {
+        let v = abs(value)
+        if v >= 1e6 { return fixed(value / 1e6) + "M" }
+        if v >= 1e4 { return fixed(value / 1e3) + "k" }
+        return fixed(value, 0)
+    }
+
+    static func count(_ value: Int) -> String { count(Double(value)) }
+
+    /// 3.1ms, 182ms, 1.82s.
+    static func ms(_ value: Double) -> String {
+        if value >= 10_000 { return fixed(value / 1000, 1) + "s" }
+        if value >= 1000 { return fixed(value / 1000, 2) + "s" }
+        if value >= 100 { return fixed(value, 0) + "ms" }
+        return fixed(value, 1) + "ms"
+    }
+
+    static func percent(_ share: Double) -> String { fixed(share * 100, 0) + "%" }
+
+    static func gigabytes(_ bytes: Double) -> String { fixed(bytes / 1e9, 1) }
+
+    static func speed(_ speed: Double?, paused: Bool) -> String {
+        if paused { return "⏸ paused" }
+        guard let speed else { return "▶ max" }
+        return "▶ \(ConsoleUpdate.formatSpeed(speed))×"
+    }
+
+    /// Left-pads or clips to `width`.
+    static func right(_ s: String, _ width: Int) -> String {
+        s.count >= width ? String(s.prefix(width)) : String(repeating: " ", count: width - s.count) + s
+    }
+
+    static func left(_ s: String, _ width: Int) -> String {
+        s.count >= width ? String(s.prefix(width)) : s + String(repeating: " ", count: width - s.count)
+    }
+
+    static func roleLetter(_ role: NPURole) -> Character {
+        switch role {
+        case .prefill: "P"
+        case .decode: "D"
+        case .attention: "A"
+        case .expert: "E"
+        case .colocated: "C"
+        case .spare: "·"
+        }
+    }
+}

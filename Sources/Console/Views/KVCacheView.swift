@@ -1,0 +1,111 @@
+import ServingEngine
+
+/// View 3: KV cache — decode DP-group occupancy, prefill TEs, prefix cache and DRAM pool.
+enum KVCacheView {
+    static let groupsPerRow = 64
+
+    static func draw(
+        _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
+    ) {
+        let kv = s.kv
+        let groups = kv.decodeGroups
+        let stripRows = max(1, (groups.count + groupsPerRow - 1) / groupsPerRow)
+        let (top, rest) = area.splitTop(min(area.height - 8, stripRows + 3))
+        drawDecodeGroups(&b, top, kv)
+        let (bottom, chart) = rest.splitTop(rest.height >= 24 ? 12 : rest.height)
+        let (left, right) = bottom.splitLeft(bottom.width / 2)
+        drawPrefill(&b, left, kv)
+        drawPool(&b, right, s)
+        if chart.height >= 4 {
+            b.box(
+                chart,
+                title:
+                    "Decode KV use over time · one point per \(Format.fixed(s.series.intervalSeconds, 0)) s")
+            b.verticalBars(
+                s.series.kvUsage,
+                in: Rect(x: chart.x + 2, y: chart.y + 1, width: chart.width - 4, height: chart.height - 2),
+                max: 1, style: .accent)
+        }
+    }
+
+    static func drawDecodeGroups(_ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary) {
+        let groups = kv.decodeGroups
+        b.box(rect, title: "Decode DP groups · \(groups.count) · KV use")
+        let inner = rect.inner
+        guard inner.height >= 2 else { return }
+        let full = groups.filter { $0 >= 0.95 }.count
+        let mean = groups.isEmpty ? 0 : groups.reduce(0, +) / Double(groups.count)
+        var x = b.put("mean ", x: inner.x + 1, y: inner.y, style: .dim)
+        x = b.put(Format.percent(mean), x: x, y: inner.y, style: Style(fg: .heatLevel(mean), bold: true))
+        x = b.put("  peak ", x: x, y: inner.y, style: .dim)
+        x = b.put(Format.percent(kv.peakUsage), x: x, y: inner.y, style: .text)
+        x = b.put("  full (≥95%) ", x: x, y: inner.y, style: .dim)
+        b.put("\(full)", x: x, y: inner.y, style: full > 0 ? .warn : .good)
+        // 64 groups per row (8 decode nodes × 8 dies) with the first group's index as label.
+        let cellWidth = inner.width >= groupsPerRow * 2 + 8 ? 2 : 1
+        for row in 0..<min(inner.height - 1, (groups.count + groupsPerRow - 1) / groupsPerRow) {
+            let y = inner.y + 1 + row
+            b.put(Format.right("\(row * groupsPerRow)", 4), x: inner.x, y: y, style: .dim)
+            for (i, v) in groups[(row * groupsPerRow)..<min(groups.count, (row + 1) * groupsPerRow)]
+                .enumerated()
+            {
+                let level = Int((unitInterval(v) * 7).rounded())
+                let glyph = CellBuffer.sparkGlyphs[level]
+                b.put(
+                    cellWidth == 2 ? "\(glyph)\(glyph)" : "\(glyph)", x: inner.x + 5 + i * cellWidth, y: y,
+                    style: Style(fg: .heatLevel(v)))
+            }
+        }
+    }
+
+    static func drawPrefill(_ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary) {
+        b.box(rect, title: "Prefill TEs · KV use")
+        let inner = rect.inner
+        for (i, usage) in kv.prefillInstances.prefix(inner.height).enumerated() {
+            let y = inner.y + i
+            b.put("prefill-\(i)", x: inner.x + 1, y: y, style: .dim)
+            let w = max(4, inner.width - 18)
+            b.bar(usage, x: inner.x + 12, y: y, width: w, style: Style(fg: .heatLevel(usage)))
+            b.put(
+                Format.right(Format.percent(usage), 4), x: inner.x + 13 + w, y: y, style: .text, clip: inner)
+        }
+        if kv.prefillInstances.isEmpty {
+            b.put("no prefill instances", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
+        }
+    }
+
+    static func drawPool(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
+        let kv = s.kv
+        b.box(rect, title: "Prefix cache · DRAM pool · transfers")
+        let inner = rect.inner
+        var y = inner.y
+        let w = max(4, inner.width - 24)
+        func meter(_ label: String, _ value: Double, _ note: String, _ style: Style) {
+            guard y < inner.maxY else { return }
+            b.put(label, x: inner.x + 1, y: y, style: .dim)
+            b.bar(value, x: inner.x + 11, y: y, width: w, style: style)
+            b.put(note, x: inner.x + 12 + w, y: y, style: .text, clip: inner)
+            y += 1
+        }
+        meter("prefix hit", kv.prefixHitRate, Format.percent(kv.prefixHitRate), .good)
+        let pool = kv.poolCapacityBytes > 0 ? kv.poolUsedBytes / kv.poolCapacityBytes : 0
+        meter(
+            "DRAM pool", pool,
+            "\(Format.fixed(kv.poolUsedBytes / 1e12))/\(Format.fixed(kv.poolCapacityBytes / 1e12)) TB",
+            Style(fg: .heatLevel(pool)))
+        meter(
+            "decode KV", kv.decodeUsage, Format.percent(kv.decodeUsage), Style(fg: .heatLevel(kv.decodeUsage))
+        )
+        if y < inner.maxY {
+            var x = b.put("transfers queued ", x: inner.x + 1, y: y, style: .dim)
+            x = b.put("\(kv.transferQueue)", x: x, y: y, style: kv.transferQueue > 100 ? .warn : .text)
+            x = b.put("  in progress ", x: x, y: y, style: .dim)
+            b.put("\(kv.transfersInProgress)", x: x, y: y, style: .text, clip: inner)
+            y += 1
+        }
+        if y < inner.maxY {
+            let x = b.put("KV trend  ", x: inner.x + 1, y: y, style: .dim)
+            b.sparkline(s.series.kvUsage, x: x, y: y, width: inner.maxX - x - 1, max: 1, style: .accent)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import ServingEngine
+
+/// Boxes drawn over the current view: the `?` help and the `f` fault menu.
+enum Overlays {
+    /// Every key and every panel; each text fits the 65 columns the box has at 80×24.
+    static let helpLines: [(String, String)] = [
+        ("1-6", "views: Pod Experts KV-cache Latency Requests Events; click tabs"),
+        (":", "command prompt: Enter sends, Esc cancels, Tab completes, ↑↓"),
+        ("space", "pause / resume            + / -  faster / slower (0.1×…max)"),
+        ("hjkl ←↓↑→", "move the selection (NPU, expert), scroll tables; click"),
+        ("d / u", "drain / undrain the selected node    f  fault menu"),
+        ("r", "rebalance experts now                 t  next theme"),
+        ("/", "filter events (Esc clears)            s  sort requests"),
+        ("q Ctrl-C", "quit                                  ?  this help"),
+        ("header", "sim time, speed, model, rate, tok/s, run/wait, p99 vs SLO"),
+        ("Pod", "48 nodes × 8 NPUs; letter = role (P/D/A/E/C/·), colour = load"),
+        ("", "⊘ drained  ~ draining  ! X fault; panel = selected NPU, node"),
+        ("Experts", "layer × expert heat (max per cell), die load, imbalance"),
+        ("KV cache", "decode DP-group KV use, prefill TEs, prefix hits, DRAM pool"),
+        ("Latency", "TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ = SLO; trends"),
+        ("Requests", "in flight (s sorts: age, stage, tokens); recent with reasons"),
+        ("Events", "engine event log, simulated time, newest first (/ filters)"),
+    ]
+
+    static func centered(_ b: CellBuffer, width: Int, height: Int) -> Rect {
+        let w = min(width, b.width - 2), h = min(height, b.height - 2)
+        return Rect(x: (b.width - w) / 2, y: (b.height - h) / 2, width: w, height: h)
+    }
+
+    static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
+        let rect = centered(b, width: 80, height: helpLines.count + 4)
+        b.fill(rect)
+        b.box(rect, title: "Help · any key closes", style: .accent)
+        let inner = rect.inner
+        for (i, (key, text)) in helpLines.enumerated() where i < inner.height {
+            b.put(key, x: inner.x + 1, y: inner.y + i, style: .accent, clip: inner)
+            b.put(text, x: inner.x + 11, y: inner.y + i, style: .text, clip: inner)
+        }
+        let footer = "theme \(theme.name) · log \(state.logPath.isEmpty ? "off" : state.logPath)"
+        b.put(footer, x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
+    }
+
+    static func faultMenu(_ b: inout CellBuffer, _ menu: FaultMenu, _ state: ConsoleState, _ s: Snapshot) {
+        let available = state.capabilities.contains(.faults)
+        let items = menu.items
+        let rect = centered(b, width: 52, height: items.count + (available ? 4 : 5))
+        b.fill(rect)
+        b.box(
+            rect, title: "Fault · NPU \(menu.npu) · node \(menu.npu / ConsoleState.npusPerNode)",
+            style: available ? .accent : .dim)
+        let inner = rect.inner
+        for (i, item) in items.enumerated() {
+            var style: Style = available ? .text : .dim
+            if i == menu.highlighted && available { style = Style(fg: .selection, bold: true) }
+            b.put(" \(i + 1)  \(item.label)", x: inner.x, y: inner.y + i, style: style, clip: inner)
+        }
+        let y = inner.y + items.count + 1
+        if available {
+            b.put("1-6 or Enter injects · Esc closes", x: inner.x + 1, y: y, style: .dim, clip: inner)
+        } else {
+            b.put("fault injection is not available", x: inner.x + 1, y: y - 1, style: .warn, clip: inner)
+            b.put("in this engine build · Esc closes", x: inner.x + 1, y: y, style: .warn, clip: inner)
+        }
+    }
+}

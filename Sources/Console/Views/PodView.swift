@@ -1,0 +1,225 @@
+import ServingEngine
+
+/// Geometry of the Pod grid: 48 nodes as 6 columns of 8 node rows, each node a row of
+/// 8 NPU cells. Mouse hit-testing and arrow keys use the same arithmetic as drawing.
+struct PodLayout {
+    static let nodesPerColumn = 8
+    static let npusPerNode = ConsoleState.npusPerNode
+    /// Node label (2 digits) plus a drain/fault marker.
+    static let labelWidth = 3
+
+    let grid: Rect
+    let cellWidth: Int
+    let blockWidth: Int
+    /// Where the NPU/node detail goes: right of the grid when wide, below it otherwise.
+    let detail: Rect
+    /// Instance table, when there is room for one.
+    let instances: Rect?
+    /// Active faults and drained nodes, beside the instances on wide screens.
+    let faults: Rect?
+
+    init(width: Int, height: Int) {
+        let area = ScreenLayout.content(width: width, height: height)
+        let wide = width >= 160
+        cellWidth = wide ? 2 : 1
+        blockWidth = Self.labelWidth + Self.npusPerNode * cellWidth + 1
+        let gridWidth = wide ? 6 * blockWidth + 3 : area.width
+        // 8 node rows + legend + border.
+        let (top, rest) = area.splitTop(Self.nodesPerColumn + 3)
+        grid = Rect(x: top.x, y: top.y, width: gridWidth, height: top.height)
+        if wide {
+            detail = Rect(
+                x: gridWidth, y: area.y, width: area.width - gridWidth, height: min(area.height, 14))
+            instances =
+                rest.height >= 4 ? Rect(x: rest.x, y: rest.y, width: gridWidth, height: rest.height) : nil
+            let below = area.height - detail.height
+            faults =
+                below >= 4
+                ? Rect(x: gridWidth, y: detail.maxY, width: detail.width, height: below) : nil
+        } else {
+            let (d, below) = rest.splitTop(min(rest.height, 10))
+            detail = d
+            instances = below.height >= 4 ? below : nil
+            faults = nil
+        }
+    }
+
+    static func gridColumns(nodeCount: Int) -> Int {
+        max(1, (nodeCount + nodesPerColumn - 1) / nodesPerColumn) * npusPerNode
+    }
+
+    /// Logical grid position of an NPU: x counts NPU columns across node columns, y node rows.
+    static func gridPosition(ofNPU npu: Int) -> (x: Int, y: Int) {
+        let node = npu / npusPerNode
+        return ((node / nodesPerColumn) * npusPerNode + npu % npusPerNode, node % nodesPerColumn)
+    }
+
+    static func npu(atGridX gx: Int, gridY gy: Int) -> Int {
+        let node = (gx / npusPerNode) * nodesPerColumn + gy
+        return node * npusPerNode + gx % npusPerNode
+    }
+
+    func origin(ofNode node: Int) -> (x: Int, y: Int) {
+        (grid.x + 2 + (node / Self.nodesPerColumn) * blockWidth, grid.y + 1 + node % Self.nodesPerColumn)
+    }
+
+    func npu(atX x: Int, y: Int) -> Int? {
+        let row = y - grid.y - 1
+        let rel = x - grid.x - 2
+        guard row >= 0, row < Self.nodesPerColumn, rel >= 0 else { return nil }
+        let column = rel / blockWidth
+        let inBlock = rel % blockWidth - Self.labelWidth
+        guard column < 6, inBlock >= 0, inBlock < Self.npusPerNode * cellWidth else { return nil }
+        return (column * Self.nodesPerColumn + row) * Self.npusPerNode + inBlock / cellWidth
+    }
+}
+
+/// View 1: every NPU of the pod at a glance, and the selected one in detail.
+enum PodView {
+    static func draw(
+        _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
+    ) {
+        let layout = PodLayout(width: b.width, height: b.height)
+        drawGrid(&b, layout, state, s)
+        drawDetail(&b, layout.detail, state, s)
+        if let rect = layout.instances { drawInstances(&b, rect, s) }
+        if let rect = layout.faults { drawFaults(&b, rect, s) }
+    }
+
+    static func drawGrid(_ b: inout CellBuffer, _ layout: PodLayout, _ state: ConsoleState, _ s: Snapshot) {
+        let nodes = (s.npus.count + PodLayout.npusPerNode - 1) / PodLayout.npusPerNode
+        b.box(layout.grid, title: "Pod · \(nodes) nodes × \(PodLayout.npusPerNode) NPUs · colour = load")
+        let drained = Set(s.drainedNodes), draining = Set(s.drainingNodes)
+        for node in 0..<nodes {
+            let (x, y) = layout.origin(ofNode: node)
+            let members = s.npus[
+                (node * PodLayout.npusPerNode)..<min(s.npus.count, (node + 1) * PodLayout.npusPerNode)]
+            let labelStyle =
+                node == state.selectedNode ? Style(fg: .accent, bold: true, underline: true) : Style.dim
+            b.put(Format.pad2(node), x: x, y: y, style: labelStyle)
+            if members.contains(where: \.faulted) {
+                b.put("!", x: x + 2, y: y, style: .bad)
+            } else if drained.contains(node) || members.contains(where: \.drained) {
+                b.put("⊘", x: x + 2, y: y, style: .warn)
+            } else if draining.contains(node) || members.contains(where: \.draining) {
+                b.put("~", x: x + 2, y: y, style: .warn)
+            }
+            for npu in members {
+                let cx = x + PodLayout.labelWidth + (npu.id % PodLayout.npusPerNode) * layout.cellWidth
+                var style: Style
+                var glyph = Format.roleLetter(npu.role)
+                if npu.faulted {
+                    glyph = "X"
+                    style = .bad
+                } else if npu.role == .spare {
+                    style = Style(fg: .role(.spare))
+                } else {
+                    style = Style(
+                        fg: .heatLevel(npu.utilization), bold: npu.utilization >= 0.75,
+                        dim: npu.drained || drained.contains(node))
+                }
+                if npu.id == state.selectedNPU { style = Style(fg: .selection, bold: true, reverse: false) }
+                b.put(layout.cellWidth == 2 ? "\(glyph) " : "\(glyph)", x: cx, y: y, style: style)
+            }
+        }
+        let legend = "P prefill D decode A attn E expert C coloc ·spare ⊘drained ~draining Xfault"
+        b.put(legend, x: layout.grid.x + 2, y: layout.grid.maxY - 2, style: .dim, clip: layout.grid.inner)
+    }
+
+    static func drawDetail(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
+        guard rect.height >= 3, state.selectedNPU < s.npus.count else { return }
+        let npu = s.npus[state.selectedNPU]
+        b.box(rect, title: "NPU \(npu.id) · node \(npu.node)")
+        let inner = rect.inner
+        var y = inner.y
+        func line(_ parts: [(String, Style)]) {
+            guard y < inner.maxY else { return }
+            var x = inner.x + 1
+            for (text, style) in parts { x = b.put(text, x: x, y: y, style: style, clip: inner) }
+            y += 1
+        }
+        func meter(_ label: String, _ value: Double, _ note: String) {
+            guard y < inner.maxY else { return }
+            b.put(label, x: inner.x + 1, y: y, style: .dim, clip: inner)
+            let w = min(20, max(4, inner.width - 24))
+            b.bar(value, x: inner.x + 7, y: y, width: w, style: Style(fg: .heatLevel(value)))
+            b.put(note, x: inner.x + 8 + w, y: y, style: .text, clip: inner)
+            y += 1
+        }
+        line([
+            ("role ", .dim), (npu.role.rawValue, Style(fg: .role(npu.role), bold: true)),
+            ("  instance ", .dim), (npu.instance.isEmpty ? "–" : npu.instance, .text),
+            ("  requests ", .dim), ("\(npu.requestsInFlight)", .text),
+        ])
+        let groups = npu.dpGroups.map(String.init).joined(separator: ", ")
+        line([
+            ("DP groups ", .dim), (groups.isEmpty ? "–" : groups, .text),
+            ("  experts ", .dim),
+            (npu.experts.isEmpty ? "–" : npu.experts.map(String.init).joined(separator: ", "), .text),
+            ("  MoE load ", .dim), (npu.experts.isEmpty ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text),
+        ])
+        meter("util", npu.utilization, Format.percent(npu.utilization))
+        let hbm = npu.hbmCapacityBytes > 0 ? npu.hbmUsedBytes / npu.hbmCapacityBytes : 0
+        meter(
+            "HBM", hbm, "\(Format.gigabytes(npu.hbmUsedBytes))/\(Format.gigabytes(npu.hbmCapacityBytes)) GB")
+        meter("KV", npu.kvUsage, Format.percent(npu.kvUsage))
+        let node = s.npus.filter { $0.node == npu.node }
+        let util = node.isEmpty ? 0 : node.map(\.utilization).reduce(0, +) / Double(node.count)
+        let requests = node.map(\.requestsInFlight).reduce(0, +)
+        var state = "in service"
+        var stateStyle = Style.good
+        if s.drainedNodes.contains(npu.node) {
+            (state, stateStyle) = ("drained", .warn)
+        } else if s.drainingNodes.contains(npu.node) {
+            (state, stateStyle) = ("draining", .warn)
+        }
+        if node.contains(where: \.faulted) { (state, stateStyle) = ("faulted", .bad) }
+        line([
+            ("node \(npu.node) ", .dim), (state, stateStyle), ("  util ", .dim),
+            (Format.percent(util), .text),
+            ("  requests ", .dim), ("\(requests)", .text), ("  d/u drain  f fault", .dim),
+        ])
+    }
+
+    static func drawInstances(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
+        b.box(rect, title: "Instances")
+        let rows = s.instances.map { i -> [(String, Style)] in
+            [
+                (i.name, .text), (i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare))),
+                ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
+                (Format.percent(i.kvUsage), Style(fg: .heatLevel(i.kvUsage))), (Format.ms(i.stepMs), .text),
+            ]
+        }
+        b.table(
+            columns: [
+                ("instance", 12), ("kind", 9), ("NPUs", -5), ("queued", -7), ("running", -8),
+                ("KV", -5), ("step", -8),
+            ],
+            rows: rows, in: Rect(x: rect.x + 2, y: rect.y + 1, width: rect.width - 4, height: rect.height - 2)
+        )
+    }
+
+    static func drawFaults(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
+        b.box(rect, title: "Faults · drains")
+        let inner = rect.inner
+        var y = inner.y
+        func line(_ text: String, _ style: Style) {
+            guard y < inner.maxY else { return }
+            b.put(text, x: inner.x + 1, y: y, style: style, clip: inner)
+            y += 1
+        }
+        if s.activeFaults.isEmpty { line("no active faults", .good) }
+        for f in s.activeFaults {
+            let stage =
+                f.recoveredAt.map { "recovered \(Format.clock($0))" }
+                ?? f.detectedAt.map { "detected \(Format.clock($0))" } ?? "undetected"
+            line("#\(f.id) \(f.description)", f.recoveredAt == nil ? .bad : .dim)
+            line("   injected \(Format.clock(f.injectedAt)) · \(stage)", .dim)
+        }
+        y += 1
+        let drained = s.drainedNodes.map(String.init).joined(separator: ", ")
+        let draining = s.drainingNodes.map(String.init).joined(separator: ", ")
+        line("drained nodes: " + (drained.isEmpty ? "none" : drained), drained.isEmpty ? .dim : .warn)
+        line("draining nodes: " + (draining.isEmpty ? "none" : draining), draining.isEmpty ? .dim : .warn)
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+
+@testable import Console
+
+@Suite struct ThemeTests {
+    static let themesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("themes")
+
+    @Test func shippedThemesAllLoadInCycleOrder() {
+        let catalog = ThemeCatalog.load(directory: Self.themesDirectory)
+        #expect(catalog.problems == [])
+        #expect(catalog.themes.map(\.name) == ["dark", "light", "high-contrast", "mono"])
+        #expect(catalog.themes.last?.monochrome == true)
+    }
+
+    @Test func darkFileMatchesTheCompiledInFallback() {
+        let catalog = ThemeCatalog.load(directory: Self.themesDirectory)
+        #expect(catalog.themes.first == Theme.builtinDark)
+    }
+
+    @Test func malformedFileIsReportedAndTheDefaultStillLoads() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "xds-themes-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "name = \"broken\"\n[colors\ntext = 1\n".write(
+            to: dir.appendingPathComponent("broken.toml"), atomically: true, encoding: .utf8)
+        try "[colors]\nsparkle = 3\n".write(
+            to: dir.appendingPathComponent("odd.toml"), atomically: true, encoding: .utf8)
+        try "[roles]\ndecode = 300\n".write(
+            to: dir.appendingPathComponent("range.toml"), atomically: true, encoding: .utf8)
+        let catalog = ThemeCatalog.load(directory: dir)
+        #expect(catalog.themes.map(\.name) == ["dark"])
+        #expect(catalog.problems.count == 3)
+        #expect(catalog.problems.contains { $0.contains("broken.toml:2:") })
+        #expect(catalog.problems.contains { $0.contains("odd.toml:colors.sparkle: unknown role") })
+        #expect(
+            catalog.problems.contains {
+                $0.contains("range.toml:roles.decode: expected a colour index -1…255")
+            })
+    }
+
+    @Test func missingDirectoryFallsBackToBuiltInDark() {
+        let catalog = ThemeCatalog.load(directory: nil)
+        #expect(catalog.themes == [Theme.builtinDark])
+    }
+
+    @Test func resolutionFollowsColourDepth() throws {
+        let dark = Theme.builtinDark
+        let bad = Style(fg: .bad, bold: true)
+        #expect(
+            dark.resolve(bad, depth: .colors256)
+                == ResolvedStyle(fg: 203, bg: -1, attributes: TextAttributes(bold: true)))
+        #expect(dark.resolve(bad, depth: .colors8).fg == 1)  // 203 is a red
+        let mono = dark.resolve(bad, depth: .monochrome)
+        #expect(mono.fg == -1 && mono.bg == -1 && mono.attributes.underline)
+        // Roles with their own background (the header bar) keep it; heat as background wins.
+        #expect(dark.resolve(Style(fg: .header), depth: .colors256).bg == 236)
+        #expect(
+            dark.resolve(Style(fg: .heat(0), bg: .heat(1)), depth: .colors256)
+                == ResolvedStyle(fg: 17, bg: 196, attributes: TextAttributes()))
+    }
+
+    @Test func monoThemeUsesAttributesOnly() throws {
+        let mono = try #require(
+            ThemeCatalog.load(directory: Self.themesDirectory).themes.first { $0.name == "mono" })
+        let r = mono.resolve(Style(fg: .selection), depth: .colors256)
+        #expect(r == ResolvedStyle(fg: -1, bg: -1, attributes: TextAttributes(reverse: true)))
+    }
+
+    @Test func nearestBasicColourFallbacks() {
+        #expect(ThemeColor.nearest8(196) == 1)  // red
+        #expect(ThemeColor.nearest8(46) == 2)  // green
+        #expect(ThemeColor.nearest8(21) == 4)  // blue
+        #expect(ThemeColor.nearest8(226) == 3)  // yellow
+        #expect(ThemeColor.nearest8(16) == 0)
+        #expect(ThemeColor.nearest8(252) == 7)
+    }
+}

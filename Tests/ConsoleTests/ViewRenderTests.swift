@@ -1,0 +1,251 @@
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// "Render this snapshot at this size, expect these lines" (style.md, ratatui-style).
+@Suite struct ViewRenderTests {
+    static let header80 = [
+        " xds  superpod · DeepSeek-R1 · CloudMatrix384  150.0 req/s   ▶ 1×   sim 0:10:42",
+        " run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  drained 2",
+        "  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events",
+    ]
+    static let footer80 = "q quit  ? help  : cmd  1-6 views  space pause  +/- speed  hjkl move  d/u drain"
+
+    static let header200 = [
+        spread(
+            " xds  superpod · DeepSeek-R1 · CloudMatrix384", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 199),
+        " 182.4k tok/s  run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  drained 2  SLO 96%",
+        spread(
+            "  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events", "theme dark", width: 199),
+    ]
+    static let footer200 =
+        "q quit  ? help  : cmd  1-6 views  space pause  +/- speed  hjkl move  d/u drain  f fault  r rebalance  t theme"
+
+    @Test(arguments: ConsoleView.allCases)
+    func headerTabsAndFooterAt80x24(view: ConsoleView) {
+        let lines = renderFixture(view)
+        #expect(lines.count == 24)
+        #expect(Array(lines[0..<3]) == Self.header80)
+        let footer =
+            switch view {
+            case .requests: "q quit  ? help  : cmd  1-6 views  s sort  space pause  +/- speed  hjkl move"
+            case .events: "q quit  ? help  : cmd  1-6 views  / filter  space pause  +/- speed  hjkl move"
+            default: Self.footer80
+            }
+        #expect(lines[23] == footer)
+        #expect(lines.allSatisfy { $0.count <= 80 })
+    }
+
+    @Test(arguments: ConsoleView.allCases)
+    func headerTabsAndFooterAt200x60(view: ConsoleView) {
+        let lines = renderFixture(view, width: 200, height: 60)
+        #expect(lines.count == 60)
+        #expect(Array(lines[0..<3]) == Self.header200)
+        if view != .requests && view != .events { #expect(lines[59] == Self.footer200) }
+        // Every view uses the extra space: its frame reaches the right edge and the bottom.
+        #expect(lines[3].count == 200)
+        #expect(lines[58].hasPrefix("└") && lines[58].hasSuffix("┘"))
+    }
+
+    @Test func podViewAt80x24() {
+        let lines = renderFixture(.pod)
+        #expect(
+            lines[3] == "┌ Pod · 48 nodes × 8 NPUs · colour = load ─────────────────────────────────────┐")
+        #expect(
+            lines[4] == "│ 00 PPPPPPPP 08 PPPPPPPP 16 DDDDDDDD 24 DDDDDDDD 32 DDDDDDDD 40 ········      │")
+        #expect(
+            lines[5] == "│ 01 PPPPPPPP 09 PPPPPPPP 17!DDDDXDDD 25 DDDDDDDD 33 DDDDDDDD 41 ········      │")
+        #expect(
+            lines[8] == "│ 04 PPPPPPPP 12 PPPPPPPP 20~DDDDDDDD 28 DDDDDDDD 36 ········ 44 ········      │")
+        #expect(
+            lines[9] == "│ 05⊘PPPPPPPP 13 PPPPPPPP 21 DDDDDDDD 29 DDDDDDDD 37 ········ 45 ········      │")
+        #expect(
+            lines[12] == "│ P prefill D decode A attn E expert C coloc ·spare ⊘drained ~draining Xfault  │")
+        #expect(
+            lines[14] == "┌ NPU 0 · node 0 ──────────────────────────────────────────────────────────────┐")
+        #expect(
+            lines[15] == "│ role prefill  instance prefill-0  requests 8                                 │")
+        #expect(
+            lines[17] == "│ util  ████████████████···· 80%                                               │")
+        #expect(
+            lines[18] == "│ HBM   █████████████······· 82.9/128.0 GB                                     │")
+    }
+
+    @Test func podDetailFollowsTheSelection() {
+        let lines = renderFixture(.pod) { $0.selectedNPU = 140 }
+        #expect(lines[14].hasPrefix("┌ NPU 140 · node 17 ─"))
+        #expect(lines[15].hasPrefix("│ role decode  instance decode-0  requests"))
+        #expect(lines[16].hasPrefix("│ DP groups 24, 25  experts 24, 25  MoE load"))
+        #expect(lines[20].hasPrefix("│ node 17 faulted  util"))
+    }
+
+    @Test func podViewAt200x60PutsDetailBesideTheGrid() {
+        let lines = renderFixture(.pod, width: 200, height: 60)
+        #expect(
+            lines[5].hasPrefix(
+                "│ 01 P P P P P P P P  09 P P P P P P P P  17!D D D D X D D D  25 D D D D D D D D"))
+        #expect(lines[3].contains("┐┌ NPU 0 · node 0 ─"))
+        #expect(lines[15].hasPrefix("│ instance     kind       NPUs  queued  running    KV     step"))
+        #expect(lines[24].hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms"))
+    }
+
+    @Test func expertsView() {
+        let lines = renderFixture(.experts)
+        #expect(
+            lines[3] == "┌ Expert heat · 58 layers × 256 experts · 4 per column, max ───────────────────┐")
+        #expect(lines[4].hasPrefix("│ L00▶▀▀▀▀"))
+        #expect(
+            lines[12] == "│     ▲ L0 E0 1.26× mean                                                       │")
+        #expect(
+            lines[14] == "┌ Die load · 320 expert dies ──────────────────┐┌ Hottest experts ─────────────┐")
+        #expect(lines[15].hasSuffix("││ L03 E17     6.20×            │"))
+        #expect(
+            lines[16] == "│ max 1.42×  min 0.80×  (8 dies per column)    ││ L12 E45     4.80×            │")
+        #expect(lines[17].hasPrefix("│ imbalance 1.41 "))
+        #expect(lines[18].hasPrefix("│ rebalances 3  rebalancing · loading 3 dies"))
+        let wide = renderFixture(.experts, width: 200, height: 60)
+        #expect(wide[3].hasPrefix("┌ Expert heat · 58 layers × 256 experts · 2 per column, max ─"))
+    }
+
+    @Test func kvCacheView() {
+        let lines = renderFixture(.kvCache)
+        #expect(
+            lines[3] == "┌ Decode DP groups · 320 · KV use ─────────────────────────────────────────────┐")
+        #expect(
+            lines[4] == "│ mean 64%  peak 91%  full (≥95%) 2                                            │")
+        #expect(lines[5].hasPrefix("│   0 ▅▇▇▅"))
+        #expect(lines[9].hasPrefix("│ 256 "))
+        #expect(
+            lines[11] == "┌ Prefill TEs · KV use ────────────────┐┌ Prefix cache · DRAM pool · transfers ┐")
+        #expect(
+            lines[14] == "│ prefill-2  ██▍·················  12% ││ decode KV █████████····· 64%         │")
+        #expect(
+            lines[15] == "│ prefill-3  █████████···········  45% ││ transfers queued 37  in progress 212 │")
+    }
+
+    @Test func latencyView() {
+        let lines = renderFixture(.latency)
+        #expect(
+            lines[3] == "┌ TTFT ──────────────────┐┌ TPOT ──────────────────┐┌ E2E ─────────────────────┐")
+        #expect(
+            lines[10] == "│ ─────────▲──────────   ││ ────────────▲───────   ││ ────────────────────     │")
+        #expect(
+            lines[12] == "│ p50 640ms  p90 1.31s   ││ p50 27.5ms  p90 32.1ms ││ p50 29.8s  p90 51.2s     │")
+        #expect(
+            lines[13] == "│ p99 1.82s  ▲ SLO 2.00s ││ p99 36.4ms  ▲ SLO 35.0m││ p99 88.4s                │")
+        #expect(
+            lines[15] == "┌ Over time · one point per 5 s ───────────────────────────────────────────────┐")
+        #expect(lines[16].hasPrefix("│ TTFT p99    1.82s  ▆"))
+    }
+
+    @Test func requestsViewSortsAndShowsReasons() {
+        let lines = renderFixture(.requests)
+        #expect(
+            lines[3] == "┌ In flight · 25.1k (showing 40) · sort: age (s) ──────────────────────────────┐")
+        #expect(
+            lines[4] == "│ id       stage         age  prompt     gen/out     TTFT where                │")
+        #expect(
+            lines[5] == "│ #96000   decode      60.0s    5575    650/1952    500ms decode-0/dp0         │")
+        let byStage = renderFixture(.requests) { $0.requestSort = .stage }
+        #expect(byStage[5].hasPrefix("│ #96148   queued "))
+        let tall = renderFixture(.requests, width: 100, height: 60)
+        #expect(tall.contains { $0.contains("failed") && $0.contains("NPU 140 lost during decode") })
+        #expect(tall.contains { $0.contains("rejected") && $0.contains("prefill queue full (429)") })
+    }
+
+    @Test func eventsViewNewestFirstAndFiltered() {
+        let lines = renderFixture(.events)
+        #expect(
+            lines[3] == "┌ Events · 13 of 13 · newest first · / filter ─────────────────────────────────┐")
+        #expect(
+            lines[4] == "│  0:10:40.1 info  rebalance       expert rebalance 3 started: loading dies 17,│")
+        #expect(
+            lines[10] == "│  0:09:58.2 ERROR faultDetected   NPU 140 heartbeat missed (node 17)          │")
+        let filtered = renderFixture(.events) { $0.eventFilter = "drain" }
+        #expect(filtered[3].hasPrefix("┌ Events · 3 of 13 · newest first · filter \"drain\" (Esc clears) ─"))
+        #expect(
+            filtered[5] == "│  0:06:52.6 info  drain           node 5 drained: prefill-2 running on 8 NPUs │")
+    }
+
+    @Test func tooSmallTerminalIsOneLine() {
+        for (w, h) in [(79, 24), (80, 23), (40, 10)] {
+            var state = ConsoleState(width: w, height: h)
+            state.view = .experts
+            let text = ConsoleScreen.render(
+                state, SnapshotFixtures.superpod, theme: .builtinDark, width: w, height: h
+            ).text
+            #expect(
+                text.trimmingCharacters(in: .newlines)
+                    == String("Terminal \(w)×\(h) is too small: the console needs at least 80×24.".prefix(w)))
+        }
+    }
+
+    @Test func helpOverlayNamesEveryViewAndTheLogFile() {
+        let lines = renderFixture(.pod) {
+            $0.showHelp = true
+            $0.logPath = "/tmp/xds-console.log"
+        }
+        let text = lines.joined(separator: "\n")
+        #expect(text.contains("Help · any key closes"))
+        for view in ConsoleView.allCases where view != .kvCache { #expect(text.contains("│ \(view.title)")) }
+        #expect(text.contains("KV cache"))
+        #expect(text.contains("log /tmp/xds-console.log"))
+    }
+
+    @Test func faultMenuIsGreyedWithoutTheCapability() {
+        let available = renderFixture(.pod) { $0.faultMenu = FaultMenu(npu: 37) }.joined(separator: "\n")
+        #expect(available.contains("Fault · NPU 37 · node 4"))
+        #expect(available.contains(" 1  fail die 74"))
+        #expect(available.contains("1-6 or Enter injects"))
+        let greyed = renderFixture(.pod) {
+            $0.capabilities = [.drain]
+            $0.faultMenu = FaultMenu(npu: 37)
+        }.joined(separator: "\n")
+        #expect(greyed.contains("fault injection is not available"))
+    }
+}
+
+/// Whatever the engine publishes, the console draws something and never traps.
+@Suite struct RobustRenderTests {
+    static func hostile() -> Snapshot {
+        var s = SnapshotFixtures.superpod
+        s.simTime = .infinity
+        s.outputTokensPerSecond = .nan
+        s.latency.ttftP99Ms = 1e300
+        s.kv.decodeGroups = [.nan, -3, 7, .infinity]
+        s.experts.heat = [[1, .nan], [2]]  // ragged
+        s.experts.dieLoad = [.nan, 1, .infinity]
+        s.series.kvUsage = [.nan, 0.5, -.infinity]
+        s.histograms.ttft = HistogramBins(upperBoundsMs: [10, 20, 30], counts: [1])
+        s.npus[0].utilization = .nan
+        return s
+    }
+
+    @Test(arguments: ConsoleView.allCases)
+    func emptyAndHostileSnapshotsRender(view: ConsoleView) {
+        for snapshot in [Snapshot(), Self.hostile()] {
+            for (w, h) in [(80, 24), (200, 60), (81, 25)] {
+                var state = ConsoleUpdate.update(ConsoleState(width: w, height: h), .tick(snapshot)).0
+                state.view = view
+                state.selectedExpert = 1
+                state.selectedLayer = 1
+                let frame = ConsoleScreen.render(state, snapshot, theme: .builtinDark, width: w, height: h)
+                #expect(frame.lines[2].hasPrefix("  1 Pod"))
+            }
+        }
+    }
+}
+
+@Test func podViewAt200x60ListsFaultsAndDrains() {
+    let lines = renderFixture(.pod, width: 200, height: 60)
+    #expect(
+        lines[17].hasSuffix("┌ Faults · drains ──────────────────────────────────────────────────────────┐"))
+    #expect(
+        lines[18].hasSuffix("│ #1 NPU 140 lost (node 17)                                                 │"))
+    #expect(
+        lines[19].hasSuffix("│    injected 0:09:58 · detected 0:09:58                                    │"))
+    #expect(
+        lines[21].hasSuffix("│ drained nodes: 5                                                          │"))
+}
