@@ -100,3 +100,21 @@ import XDSTestSupport
         #expect(Set(faults.keys).isSuperset(of: ["injected", "detected", "recovered"]))
     }
 }
+
+/// Manual speed probe: `XDS_PROBE=1 swift test --filter ServingEngineProbe`.
+@Suite struct ServingEngineProbe {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["XDS_PROBE"] != nil)) func superpodSpeed() throws {
+        let rate = Double(ProcessInfo.processInfo.environment["XDS_PROBE_RATE"] ?? "") ?? 100
+        let seconds = Double(ProcessInfo.processInfo.environment["XDS_PROBE_SECONDS"] ?? "") ?? 60
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod, syntheticRate: rate))
+        let start = Date()
+        engine.run(until: seconds)
+        let wall = Date().timeIntervalSince(start)
+        var report = engine.report()
+        report.wallSeconds = wall
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        print("simulated seconds per wall second: \(seconds / wall)")
+    }
+}
