@@ -1,0 +1,73 @@
+import PodModel
+import SimKit
+
+/// Everything that fixes a run of the serving engine besides the workload and the command log.
+///
+/// ```swift
+/// var config = EngineConfiguration(deployment: .superpod, seed: 1)
+/// config.syntheticRate = 40
+/// let engine = try ServingEngine(configuration: config)
+/// engine.run(until: 60)
+/// ```
+public struct EngineConfiguration: Sendable, Equatable {
+    /// Where requests come from when the engine builds its own workload.
+    public enum WorkloadChoice: Sendable, Equatable {
+        /// ``SyntheticWorkload`` (chat + reasoning mix) at ``EngineConfiguration/syntheticRate``.
+        case synthetic
+        /// An Azure CSV or Mooncake JSONL trace (``TraceWorkload``).
+        case trace(path: String)
+    }
+
+    public var deployment: Deployment
+    public var seed: UInt64
+    public var workload: WorkloadChoice
+    /// Requests per second of the synthetic workload (interfaces.md: `--rate`).
+    public var syntheticRate: Double
+    /// SLO targets (interfaces.md defaults: TTFT 2 s, TPOT 35 ms).
+    public var sloTTFTMs: Double
+    public var sloTPOTMs: Double
+    /// MTP draft acceptance (system.md §4: 70–90%; 70% is the CloudMatrix-Infer calibration
+    /// point). Ignored for models without an MTP module.
+    public var mtpAcceptance: Double
+    /// Tokens per KV block (system.md §4: blocks of 128–512 tokens).
+    public var kvBlockTokens: Int
+    /// Share of HBM left after weights that holds KV cache (activations and workspace take the
+    /// rest; vLLM's `gpu_memory_utilization` default is 0.9, our choice as well).
+    public var kvMemoryFraction: Double
+    /// New prompt tokens per NPU in one prefill batch (system.md §4: 16K tokens per NPU).
+    public var prefillTokensPerNPU: Int
+    /// Prompt tokens per DP group mixed into one colocated step (chunked prefill, Sarathi-style;
+    /// the papers give no figure for colocated instances: our choice).
+    public var colocatedChunkTokens: Int
+    /// Prompts longer than this are "long" and kept on their own prefill TEs (system.md §4:
+    /// long prompts straggle a whole barrier). 8K is our choice.
+    public var longPromptTokens: Int
+    /// Admission control: most requests waiting (not yet started) per prefill TE before new
+    /// arrivals are rejected.
+    public var maxWaitingPerPrefillInstance: Int
+    /// Simulated seconds between telemetry points (utilisation, sparkline series).
+    public var snapshotInterval: Double
+    /// Points kept per sparkline series and events kept in the event ring.
+    public var seriesCapacity: Int
+    public var eventCapacity: Int
+
+    public init(deployment: Deployment, seed: UInt64 = 1, workload: WorkloadChoice = .synthetic,
+                syntheticRate: Double = 10) {
+        self.deployment = deployment
+        self.seed = seed
+        self.workload = workload
+        self.syntheticRate = syntheticRate
+        sloTTFTMs = 2_000
+        sloTPOTMs = 35
+        mtpAcceptance = 0.7
+        kvBlockTokens = 128
+        kvMemoryFraction = 0.9
+        prefillTokensPerNPU = 16_384
+        colocatedChunkTokens = 2_048
+        longPromptTokens = 8_192
+        maxWaitingPerPrefillInstance = 1_024
+        snapshotInterval = 0.5
+        seriesCapacity = 600
+        eventCapacity = 1_000
+    }
+}

@@ -1,0 +1,121 @@
+import DequeModule
+import PodModel
+import SimKit
+
+/// What the engine's event queue carries.
+enum EngineEventKind {
+    /// The next request of the workload arrives.
+    case arrival(RequestSpec)
+    /// An instance finished its current step (prefill batch, decode step, or colocated step).
+    case stepEnd(instance: Int)
+    /// A KV transfer channel finished its current transfer.
+    case transferDone(channel: Int)
+    /// Telemetry interval boundary: utilisation and sparkline points.
+    case telemetryTick
+}
+
+/// Per-request state. Changed only when something happens to the request (architecture.md
+/// principle 4): never per token.
+struct RequestState {
+    var spec: RequestSpec
+    /// Prefix keys re-expressed in KV blocks of the engine's block size.
+    var blockKeys: [UInt64]
+    var stage: RequestStage = .queued
+    /// Prefill side: instance and DP group.
+    var prefillInstance = -1
+    var prefillGroup = -1
+    /// Prompt tokens still to compute; set when KV is allocated on the prefill side.
+    var remainingPrefill = 0
+    var hitTokens = 0
+    var allocated = false
+    /// Decode side.
+    var decodeInstance = -1
+    var decodeGroup = -1
+    var joinStep = 0
+    var finishStep = 0
+    var firstTokenAt: SimTime?
+
+    var outputTokens: Int { max(1, spec.outputTokens) }
+    var totalTokens: Int { spec.promptTokens + outputTokens }
+}
+
+/// One DP group: its own KV cache and scheduler state (system.md §1.4: each DP group is
+/// self-contained; the TE-shell only places requests).
+struct DPGroupState {
+    var kv: KVBlockManager
+    /// NPUs the group's dies sit on (for drain and per-NPU status).
+    var npus: [Int]
+    var drained = false
+    /// Prefill queue: placed requests not yet fully prefilled, in order.
+    var prefillQueue = Deque<Int>()
+    /// Uncached prompt tokens waiting in `prefillQueue` (the leader's load estimate).
+    var queuedTokens = 0
+    /// Requests of the current prefill batch and their chunk sizes.
+    var batch: [(request: Int, tokens: Int)] = []
+    /// Decode: requests that hold a slot (running, joining, or being transferred in).
+    var slots = 0
+    /// Running decode requests and the sums that give their mean context in O(1).
+    var running = 0
+    var promptSum = 0
+    var joinStepSum = 0
+
+    init(kv: KVBlockManager, npus: [Int]) {
+        self.kv = kv
+        self.npus = npus
+    }
+
+    /// Mean context length of the running requests after `step` steps at `tokensPerStep`.
+    func meanContext(step: Int, tokensPerStep: Double) -> Double {
+        guard running > 0 else { return 0 }
+        let generated = Double(running * step - joinStepSum) * tokensPerStep
+        return (Double(promptSum) + generated) / Double(running)
+    }
+}
+
+/// One task executor (TE): a prefill, decode or colocated instance with its DP groups.
+struct InstanceState {
+    var role: InstanceRole
+    var name: String
+    /// Index of the deployment group it comes from and its index in that group.
+    var groupSpec: InstanceGroup
+    var external: Bool
+    /// Cost model of the instance's hardware (external prefill may run on other NPUs).
+    var cost: CostModel
+    /// KV transfer plane towards decode: UB inside the pod, RoCE from outside (system.md §2).
+    var plane: FabricPlane { external ? .roce : .ub }
+    var npus: [Int]
+    var dp: [DPGroupState]
+    /// Requests placed on the instance that have not started prefill (admission bound).
+    var waiting = 0
+    /// Whether a step event is scheduled.
+    var stepping = false
+    var stepIndex = 0
+    var lastStepSeconds = 0.0
+    var busySeconds = 0.0
+    var utilization = 0.0
+    /// Decode: transferred requests waiting for the next step boundary.
+    var joining: [Int] = []
+    /// Decode: requests whose first step is the current one (their first token ends it).
+    var firstStep: [Int] = []
+    /// Decode: request ids by the step index at which they finish.
+    var finishing: [Int: [Int]] = [:]
+    /// Decode side: finished prefills waiting for free KV here (back-pressure, system.md §4).
+    var transferQueue = Deque<Int>()
+    /// Colocated: requests whose prefill finishes with the current step.
+    var prefillDone: [Int] = []
+
+    var hasPrefill: Bool { role != .decode }
+    var hasDecode: Bool { role != .prefill }
+    var runningRequests: Int { dp.reduce(0) { $0 + $1.running } }
+    var available: Bool { dp.contains { !$0.drained } }
+}
+
+/// One KV transfer instance per prefill–decode pair (system.md §4); transfers on it run one
+/// after the other.
+struct TransferChannel {
+    var prefillInstance: Int
+    var decodeInstance: Int
+    var plane: FabricPlane
+    var queue = Deque<Int>()
+    var busy = false
+}

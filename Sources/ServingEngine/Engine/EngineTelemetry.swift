@@ -1,0 +1,114 @@
+import DequeModule
+import Histogram
+import SimKit
+
+/// Counters, latency histograms, sparkline series and the event ring, all updated
+/// incrementally (architecture.md principle 4).
+struct EngineTelemetry {
+    var arrived = 0
+    var completed = 0
+    var failed = 0
+    var rejected = 0
+    var promptTokens = 0
+    var generatedTokens = 0
+    /// Prompt tokens actually computed by prefill (prefix hits excluded).
+    var prefillComputedTokens = 0
+    var sloMet = 0
+    var events = 0
+    var peakDecodeUsage = 0.0
+
+    /// Latencies in microseconds, whole run and current telemetry interval.
+    var ttft = LatencyHistogram()
+    var tpot = LatencyHistogram()
+    var e2e = LatencyHistogram()
+    var intervalTTFT = LatencyHistogram()
+    var intervalTPOT = LatencyHistogram()
+    var intervalE2E = LatencyHistogram()
+    /// Output tokens produced (fractional with MTP) in the current interval.
+    var intervalOutputTokens = 0.0
+    var intervalPrefillTokens = 0.0
+    var lastOutputRate = 0.0
+    var lastPrefillRate = 0.0
+
+    var series: Series
+    var seriesCapacity: Int
+    var ring: Deque<EngineEvent> = []
+    var ringCapacity: Int
+    var recent: Deque<RequestStatus> = []
+
+    init(seriesInterval: Double, seriesCapacity: Int, eventCapacity: Int) {
+        series = Series()
+        series.intervalSeconds = seriesInterval
+        self.seriesCapacity = seriesCapacity
+        ringCapacity = eventCapacity
+    }
+
+    var inFlight: Int { arrived - completed - failed - rejected }
+
+    mutating func log(_ event: EngineEvent) {
+        if ring.count >= ringCapacity { ring.removeFirst() }
+        ring.append(event)
+    }
+
+    mutating func remember(_ status: RequestStatus) {
+        if recent.count >= 50 { recent.removeFirst() }
+        recent.append(status)
+    }
+
+    /// Appends one point to every sparkline series, dropping the oldest beyond capacity.
+    mutating func appendPoint(kvUsage: Double, running: Double, waiting: Double, interval: Double) {
+        lastOutputRate = intervalOutputTokens / interval
+        lastPrefillRate = intervalPrefillTokens / interval
+        func push(_ array: inout [Double], _ value: Double) {
+            if array.count >= seriesCapacity { array.removeFirst(array.count - seriesCapacity + 1) }
+            array.append(value)
+        }
+        push(&series.outputTokensPerSecond, lastOutputRate)
+        push(&series.ttftP99Ms, intervalTTFT.p99Ms)
+        push(&series.tpotP99Ms, intervalTPOT.p99Ms)
+        push(&series.e2eP99Ms, intervalE2E.p99Ms)
+        push(&series.kvUsage, kvUsage)
+        push(&series.imbalance, 1)
+        push(&series.running, running)
+        push(&series.waiting, waiting)
+        intervalTTFT.reset()
+        intervalTPOT.reset()
+        intervalE2E.reset()
+        intervalOutputTokens = 0
+        intervalPrefillTokens = 0
+    }
+}
+
+/// An HdrHistogram of latencies in microseconds (3 significant digits, up to 10 hours).
+struct LatencyHistogram {
+    private var histogram = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: .three)
+
+    mutating func record(seconds: Double) {
+        let micros = UInt64(max(1, min(35_999_999_999, (seconds * 1_000_000).rounded())))
+        _ = histogram.record(micros)
+    }
+    mutating func reset() { if histogram.totalCount > 0 { histogram.reset() } }
+    var count: UInt64 { histogram.totalCount }
+    var meanMs: Double { count == 0 ? 0 : histogram.mean / 1_000 }
+    func percentileMs(_ p: Double) -> Double { count == 0 ? 0 : Double(histogram.valueAtPercentile(p)) / 1_000 }
+    var p50Ms: Double { percentileMs(50) }
+    var p90Ms: Double { percentileMs(90) }
+    var p99Ms: Double { percentileMs(99) }
+
+    /// Logarithmic bins (ms) for drawing: upper bounds 1, 2, 4, … ms.
+    func bins() -> HistogramBins {
+        guard count > 0 else { return HistogramBins() }
+        var bounds: [Double] = []
+        var counts: [Int] = []
+        var upper: UInt64 = 1_000
+        var below: UInt64 = 0
+        while below < count && bounds.count < 40 {
+            let inBin = histogram.count(within: 0...upper)
+            bounds.append(Double(upper) / 1_000)
+            counts.append(Int(inBin - below))
+            below = inBin
+            upper *= 2
+        }
+        return HistogramBins(upperBoundsMs: bounds, counts: counts)
+    }
+}

@@ -1,0 +1,141 @@
+/// The end-of-run report of `xds run --json` (interfaces.md): exactly its keys, snake_case,
+/// plus a few extras (`hardware`, `commands`).
+///
+/// ```swift
+/// var report = engine.report()
+/// report.wallSeconds = elapsed          // the face fills what the engine cannot know
+/// let json = try JSONEncoder().encode(report)
+/// ```
+public struct RunReport: Sendable, Equatable, Codable {
+    public struct Requests: Sendable, Equatable, Codable {
+        public var arrived = 0, completed = 0, failed = 0, rejected = 0, inFlight = 0
+        enum CodingKeys: String, CodingKey {
+            case arrived, completed, failed, rejected
+            case inFlight = "in_flight"
+        }
+    }
+    public struct Tokens: Sendable, Equatable, Codable {
+        public var prompt = 0, generated = 0
+    }
+    public struct Throughput: Sendable, Equatable, Codable {
+        public var outputTokensPerS = 0.0
+        /// Over the NPUs that decode (decode, colocated, MoE–attention instances).
+        public var outputTokensPerSPerNPU = 0.0
+        /// Prompt tokens computed by prefill (prefix hits excluded) over the NPUs that prefill.
+        public var prefillTokensPerSPerNPU = 0.0
+        enum CodingKeys: String, CodingKey {
+            case outputTokensPerS = "output_tokens_per_s"
+            case outputTokensPerSPerNPU = "output_tokens_per_s_per_npu"
+            case prefillTokensPerSPerNPU = "prefill_tokens_per_s_per_npu"
+        }
+    }
+    public struct Percentiles: Sendable, Equatable, Codable {
+        public var mean = 0.0, p50 = 0.0, p90 = 0.0, p99 = 0.0
+    }
+    public struct Latency: Sendable, Equatable, Codable {
+        public var ttft = Percentiles(), tpot = Percentiles(), e2e = Percentiles()
+    }
+    public struct SLO: Sendable, Equatable, Codable {
+        public var ttftMs = 2000.0, tpotMs = 35.0
+        /// Share of completed requests that met both targets.
+        public var attainment = 0.0
+        enum CodingKeys: String, CodingKey {
+            case ttftMs = "ttft_ms"
+            case tpotMs = "tpot_ms"
+            case attainment
+        }
+    }
+    public struct KV: Sendable, Equatable, Codable {
+        public var peakUsage = 0.0, prefixHitRate = 0.0
+        enum CodingKeys: String, CodingKey {
+            case peakUsage = "peak_usage"
+            case prefixHitRate = "prefix_hit_rate"
+        }
+    }
+    public struct Experts: Sendable, Equatable, Codable {
+        /// Max over mean of per-die MoE load in decode (1: routing is not sampled yet).
+        public var imbalance = 1.0
+        public var rebalances = 0
+    }
+    public struct Faults: Sendable, Equatable, Codable {
+        public var injected = 0, detected = 0, recovered = 0
+    }
+
+    public var deployment = ""
+    public var model = ""
+    public var hardware = ""
+    public var seed: UInt64 = 0
+    public var simSeconds = 0.0
+    /// Wall-clock duration; the engine never reads the clock, so the face fills it (0 here).
+    public var wallSeconds = 0.0
+    public var events = 0
+    public var commands = 0
+    public var requests = Requests()
+    public var tokens = Tokens()
+    public var throughput = Throughput()
+    public var latencyMs = Latency()
+    public var slo = SLO()
+    public var kv = KV()
+    public var experts = Experts()
+    public var faults = Faults()
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case deployment, model, hardware, seed, events, commands, requests, tokens, throughput, slo, kv, experts, faults
+        case simSeconds = "sim_seconds"
+        case wallSeconds = "wall_seconds"
+        case latencyMs = "latency_ms"
+    }
+}
+
+extension ServingEngine {
+    /// The report of the run so far (interfaces.md `xds run --json`).
+    public func report() -> RunReport {
+        var r = RunReport()
+        let d = configuration.deployment
+        r.deployment = d.name
+        r.model = model.name
+        r.hardware = hardware.name
+        r.seed = configuration.seed
+        r.simSeconds = now
+        r.events = telemetry.events
+        r.commands = commandsApplied
+        let counts = requestCounts()
+        r.requests = .init(arrived: counts.arrived, completed: counts.completed, failed: counts.failed,
+                           rejected: counts.rejected, inFlight: counts.inFlight)
+        r.tokens = .init(prompt: telemetry.promptTokens, generated: telemetry.generatedTokens)
+        let seconds = max(now, 1e-9)
+        var decodeNPUs = 0, prefillNPUs = 0
+        for instance in instances {
+            let npus = instance.external ? instance.groupSpec.npusEach : instance.npus.count
+            if instance.hasDecode { decodeNPUs += npus }
+            if instance.hasPrefill { prefillNPUs += npus }
+        }
+        let output = Double(telemetry.generatedTokens) / seconds
+        r.throughput = .init(outputTokensPerS: output,
+                             outputTokensPerSPerNPU: output / Double(max(1, decodeNPUs)),
+                             prefillTokensPerSPerNPU: Double(telemetry.prefillComputedTokens) / seconds
+                                / Double(max(1, prefillNPUs)))
+        func summary(_ h: LatencyHistogram) -> RunReport.Percentiles {
+            .init(mean: h.meanMs, p50: h.p50Ms, p90: h.p90Ms, p99: h.p99Ms)
+        }
+        r.latencyMs = .init(ttft: summary(telemetry.ttft), tpot: summary(telemetry.tpot), e2e: summary(telemetry.e2e))
+        r.slo = .init(ttftMs: configuration.sloTTFTMs, tpotMs: configuration.sloTPOTMs,
+                      attainment: telemetry.completed == 0 ? 0 : Double(telemetry.sloMet) / Double(telemetry.completed))
+        r.kv = .init(peakUsage: max(telemetry.peakDecodeUsage, decodeKVUsage()), prefixHitRate: prefixStats().hitRate)
+        return r
+    }
+
+    /// Prefix-cache counters of the prefill side (prefill and colocated DP groups).
+    func prefixStats() -> PrefixCacheStats {
+        var stats = PrefixCacheStats()
+        for instance in instances where instance.hasPrefill {
+            for group in instance.dp {
+                stats.queriedTokens += group.kv.stats.queriedTokens
+                stats.hitTokens += group.kv.stats.hitTokens
+            }
+        }
+        return stats
+    }
+}

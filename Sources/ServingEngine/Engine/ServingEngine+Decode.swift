@@ -1,0 +1,217 @@
+import PodModel
+import SimKit
+
+extension ServingEngine {
+    // MARK: KV transfer with back-pressure
+
+    /// A finished prefill registers its KV transfer with the decode TE of least load (the JE's
+    /// real-time load, system.md §1.5); the decode side pulls it when it has room.
+    func registerTransfer(_ id: Int) {
+        guard var request = requests[id] else { return }
+        var best = -1
+        var bestUsage = Double.infinity
+        for (index, instance) in instances.enumerated() where instance.role == .decode && instance.available {
+            let usage = instance.dp.reduce(0.0) { $0 + $1.kv.usageIncludingReserved } / Double(instance.dp.count)
+            if usage < bestUsage {
+                best = index
+                bestUsage = usage
+            }
+        }
+        // With every decode TE drained the task waits on the first one until an undrain.
+        if best < 0 { best = instances.firstIndex { $0.role == .decode } ?? 0 }
+        request.decodeInstance = best
+        request.stage = .transfer
+        requests[id] = request
+        instances[best].transferQueue.append(id)
+        pullTransfers(best)
+    }
+
+    /// Decode DP load balancing (system.md §4): skip groups at their batch limit (and drained
+    /// ones), then the lowest KV usage including the space reserved for expected outputs.
+    func pickDecodeGroup(_ index: Int) -> Int? {
+        let limit = instances[index].groupSpec.batchLimit
+        var best: Int?
+        var bestUsage = Double.infinity
+        for (g, group) in instances[index].dp.enumerated() where !group.drained && group.slots < limit {
+            let usage = group.kv.usageIncludingReserved
+            if usage < bestUsage {
+                best = g
+                bestUsage = usage
+            }
+        }
+        return best
+    }
+
+    /// Pulls queued transfers in order while a DP group has room for the head: blocks for the
+    /// prompt now, and a reservation for the expected output (the request's output length
+    /// stands in for its `max_tokens`). A head that does not fit holds the queue
+    /// (back-pressure), so long requests are not starved.
+    func pullTransfers(_ index: Int) {
+        let blockTokens = configuration.kvBlockTokens
+        while let id = instances[index].transferQueue.first, let request = requests[id] {
+            guard let g = pickDecodeGroup(index) else { return }
+            let needed = (request.totalTokens + blockTokens - 1) / blockTokens
+            let kv = instances[index].dp[g].kv
+            guard needed <= kv.freeBlocks - kv.reservedBlocks else { return }
+            guard instances[index].dp[g].kv.allocate(requestID: id, promptTokens: request.spec.promptTokens,
+                                                     prefixHashes: []) != nil
+            else { return }
+            instances[index].dp[g].kv.reserve(requestID: id, expectedTotalTokens: request.totalTokens)
+            instances[index].dp[g].slots += 1
+            instances[index].transferQueue.removeFirst()
+            requests[id]?.decodeGroup = g
+            guard let c = channelIndex[request.prefillInstance * instances.count + index] else {
+                preconditionFailure("every prefill–decode pair has a channel")
+            }
+            channels[c].queue.append(id)
+            startTransfer(c)
+        }
+    }
+
+    /// One transfer at a time per prefill–decode pair; time from the fabric model.
+    func startTransfer(_ c: Int) {
+        guard !channels[c].busy, let id = channels[c].queue.first, let request = requests[id] else { return }
+        channels[c].busy = true
+        let p = channels[c].prefillInstance
+        let seconds = instances[p].cost.kvTransfer(tokens: Double(request.spec.promptTokens), plane: channels[c].plane)
+        queue.schedule(at: now + seconds, .transferDone(channel: c))
+    }
+
+    func finishTransfer(_ c: Int) {
+        guard let id = channels[c].queue.popFirst(), let request = requests[id] else { return }
+        channels[c].busy = false
+        // The prefill copy is released; its prefix blocks stay cached for the next hit.
+        instances[request.prefillInstance].dp[request.prefillGroup].kv.free(requestID: id)
+        requests[id]?.stage = .decode
+        instances[request.decodeInstance].joining.append(id)
+        startStepIfIdle(request.decodeInstance)
+        startStepIfIdle(request.prefillInstance)
+        startTransfer(c)
+    }
+
+    // MARK: Continuous batching
+
+    /// Moves joiners into the running batch at a step boundary and fixes when each finishes:
+    /// a step yields `1 + acceptance` tokens on average (system.md §4, MTP); a per-request phase
+    /// in [0, 1) spreads the rounding, so the n-th step has produced ⌊n·r + phase⌋ tokens.
+    func admitJoiners(_ index: Int) {
+        let step = instances[index].stepIndex
+        let joining = instances[index].joining
+        guard !joining.isEmpty else { return }
+        instances[index].joining.removeAll(keepingCapacity: true)
+        for id in joining {
+            guard var request = requests[id] else { continue }
+            let g = request.decodeGroup
+            instances[index].dp[g].running += 1
+            instances[index].dp[g].promptSum += request.spec.promptTokens
+            instances[index].dp[g].joinStepSum += step
+            let phase = Double(StableHash.mix(UInt64(bitPattern: Int64(id))) >> 11) / Double(1 << 53)
+            let steps = max(1, Int(((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
+            request.joinStep = step
+            request.finishStep = step + steps
+            requests[id] = request
+            instances[index].finishing[request.finishStep, default: []].append(id)
+            instances[index].firstStep.append(id)
+        }
+    }
+
+    /// Time of one decode step: every DP group waits at dispatch and combine for the slowest
+    /// one, taken as the group with the most requests (longest mean context on ties).
+    func decodeStepSeconds(_ index: Int) -> (seconds: Double, running: Int) {
+        let step = instances[index].stepIndex
+        var maxRunning = 0
+        var context = 0.0
+        var total = 0
+        for group in instances[index].dp where group.running > 0 {
+            total += group.running
+            let mean = group.meanContext(step: step, tokensPerStep: tokensPerStep)
+            if group.running > maxRunning || (group.running == maxRunning && mean > context) {
+                maxRunning = group.running
+                context = mean
+            }
+        }
+        guard total > 0 else { return (0, 0) }
+        let spec = instances[index].groupSpec
+        var input = DecodeStepInput(requestsPerGroup: Double(maxRunning), contextTokens: context,
+                                    mtpAcceptance: tokensPerStep - 1, dpGroups: spec.dp, expertDies: spec.ep,
+                                    routedSlots: spec.routedSlots(for: model), sharedExpertDies: spec.sharedExpertDies)
+        input.attentionTP = spec.tp
+        return (instances[index].cost.decodeStep(input).stepSeconds, total)
+    }
+
+    /// Ends a decode step: first tokens for the requests that joined it, completions for the
+    /// requests whose last step it was.
+    func finishDecodeStep(_ index: Int) {
+        instances[index].stepIndex += 1
+        let step = instances[index].stepIndex
+        for id in instances[index].firstStep { requests[id]?.firstTokenAt = now }
+        instances[index].firstStep.removeAll(keepingCapacity: true)
+        guard let done = instances[index].finishing.removeValue(forKey: step) else { return }
+        for id in done { complete(id) }
+        if instances[index].role == .decode { pullTransfers(index) }
+    }
+
+    func complete(_ id: Int) {
+        guard let request = requests.removeValue(forKey: id) else { return }
+        let index = request.decodeInstance, g = request.decodeGroup
+        instances[index].dp[g].running -= 1
+        instances[index].dp[g].promptSum -= request.spec.promptTokens
+        instances[index].dp[g].joinStepSum -= request.joinStep
+        instances[index].dp[g].slots -= 1
+        instances[index].dp[g].kv.free(requestID: id)
+
+        let firstToken = request.firstTokenAt ?? now
+        let ttft = firstToken - request.spec.arrival
+        let e2e = now - request.spec.arrival
+        let output = request.outputTokens
+        telemetry.completed += 1
+        telemetry.generatedTokens += output
+        telemetry.ttft.record(seconds: ttft)
+        telemetry.intervalTTFT.record(seconds: ttft)
+        telemetry.e2e.record(seconds: e2e)
+        telemetry.intervalE2E.record(seconds: e2e)
+        var tpot = 0.0
+        if output > 1 {
+            tpot = (now - firstToken) / Double(output - 1)
+            telemetry.tpot.record(seconds: tpot)
+            telemetry.intervalTPOT.record(seconds: tpot)
+        }
+        if ttft * 1_000 <= configuration.sloTTFTMs && tpot * 1_000 <= configuration.sloTPOTMs { telemetry.sloMet += 1 }
+        telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .completed,
+                                         promptTokens: request.spec.promptTokens, outputTokens: output,
+                                         generatedTokens: output, location: "\(instances[index].name)/dp\(g)",
+                                         ttftMs: ttft * 1_000, finishedAt: now))
+    }
+
+    // MARK: Steps
+
+    func startStepIfIdle(_ index: Int) {
+        if !instances[index].stepping { beginStep(index) }
+    }
+
+    /// Starts the instance's next step if it has work: a prefill batch, a decode step, or for a
+    /// colocated TE a decode step with a prefill chunk mixed in (step time = decode step +
+    /// chunk time, a simple stand-in for a mixed batch).
+    func beginStep(_ index: Int) {
+        var seconds = 0.0
+        var running = 0
+        if instances[index].hasDecode {
+            admitJoiners(index)
+            (seconds, running) = decodeStepSeconds(index)
+        }
+        if instances[index].hasPrefill { seconds += formPrefillBatch(index) }
+        guard seconds > 0 else { return }
+        instances[index].stepping = true
+        instances[index].lastStepSeconds = seconds
+        instances[index].busySeconds += seconds
+        telemetry.intervalOutputTokens += Double(running) * tokensPerStep
+        queue.schedule(at: now + seconds, .stepEnd(instance: index))
+    }
+
+    func endStep(_ index: Int) {
+        instances[index].stepping = false
+        if instances[index].hasPrefill { finishPrefillBatch(index) }
+        if instances[index].hasDecode { finishDecodeStep(index) }
+        beginStep(index)
+    }
+}

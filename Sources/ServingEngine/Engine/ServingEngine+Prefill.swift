@@ -1,0 +1,142 @@
+import PodModel
+import SimKit
+
+extension ServingEngine {
+    /// The prefill TE's leader (system.md §4): it sees every DP group's queue and places the
+    /// request where its estimated cost is lowest — queued uncached tokens plus this request's
+    /// uncached tokens, so a group that already caches the prefix is cheaper.
+    func placeOnPrefillGroup(_ id: Int, instance index: Int) {
+        guard var request = requests[id] else { return }
+        var best = -1
+        var bestCost = Int.max
+        var bestEstimate = 0
+        for (g, group) in instances[index].dp.enumerated() where !group.drained {
+            let hits = request.blockKeys.isEmpty ? 0
+                : group.kv.cachedPrefixTokens(promptTokens: request.spec.promptTokens, prefixHashes: request.blockKeys)
+            let uncached = request.spec.promptTokens - hits
+            let cost = group.queuedTokens + uncached
+            if cost < bestCost {
+                best = g
+                bestCost = cost
+                bestEstimate = uncached
+            }
+        }
+        precondition(best >= 0, "the JE only picks TEs with an undrained DP group")
+        request.prefillGroup = best
+        request.remainingPrefill = bestEstimate
+        requests[id] = request
+        instances[index].dp[best].prefillQueue.append(id)
+        instances[index].dp[best].queuedTokens += bestEstimate
+        instances[index].waiting += 1
+        startStepIfIdle(index)
+    }
+
+    /// New prompt tokens one DP group may put in one batch or step.
+    func prefillBudget(_ instance: InstanceState) -> Int {
+        if instance.role == .colocated { return configuration.colocatedChunkTokens }
+        let diesPerNPU = instance.cost.hardware.diesPerDevice
+        return configuration.prefillTokensPerNPU / max(1, diesPerNPU) * instance.groupSpec.tp
+    }
+
+    /// Fills each DP group's chunked-prefill batch from the front of its queue (first come,
+    /// first served; a request that does not fit its KV blocks yet blocks the ones behind it)
+    /// and returns the batch time: all DP groups of a TE meet at the MoE barrier, so the group
+    /// with the most tokens sets it.
+    func formPrefillBatch(_ index: Int) -> Double {
+        let budget = prefillBudget(instances[index])
+        let colocated = instances[index].role == .colocated
+        let batchLimit = instances[index].groupSpec.batchLimit
+        var slowest = BatchLoad()
+        for g in instances[index].dp.indices {
+            // In place: copying a group would copy its block tables.
+            let load = fillPrefillBatch(&instances[index].dp[g], budget: budget, colocated: colocated,
+                                        batchLimit: batchLimit)
+            instances[index].waiting -= load.started
+            if load.tokens > slowest.tokens { slowest = load }
+            telemetry.prefillComputedTokens += load.tokens
+            telemetry.intervalPrefillTokens += Double(load.tokens)
+        }
+        guard slowest.tokens > 0 else { return 0 }
+        let spec = instances[index].groupSpec
+        var input = PrefillBatchInput(tokensPerDie: Double(slowest.tokens) / Double(spec.tp),
+                                      promptTokens: slowest.promptWeighted / Double(slowest.tokens),
+                                      attentionTP: spec.tp, expertDies: spec.ep, routedSlots: spec.routedSlots(for: model))
+        input.cachedPrefixTokens = slowest.hitWeighted / Double(slowest.tokens)
+        input.sharedExpertDies = spec.sharedExpertDies
+        return instances[index].cost.prefillBatch(input).batchSeconds
+    }
+
+    struct BatchLoad {
+        var tokens = 0
+        var promptWeighted = 0.0
+        var hitWeighted = 0.0
+        var started = 0
+    }
+
+    private func fillPrefillBatch(_ group: inout DPGroupState, budget: Int, colocated: Bool, batchLimit: Int) -> BatchLoad {
+        let blockTokens = configuration.kvBlockTokens
+        var load = BatchLoad()
+        var left = budget
+        for id in group.prefillQueue {
+            if left <= 0 { break }
+            guard var request = requests[id] else { continue }
+            if !request.allocated {
+                if colocated {
+                    // A colocated request keeps its blocks through decode: admit it only with a
+                    // decode slot and room for its whole expected length.
+                    let needed = (request.totalTokens + blockTokens - 1) / blockTokens
+                    guard group.slots < batchLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
+                    else { break }
+                }
+                guard let allocation = group.kv.allocate(requestID: id, promptTokens: request.spec.promptTokens,
+                                                         prefixHashes: request.blockKeys)
+                else { break }
+                if colocated {
+                    group.kv.reserve(requestID: id, expectedTotalTokens: request.totalTokens)
+                    group.slots += 1
+                }
+                group.queuedTokens += allocation.computeTokens - request.remainingPrefill
+                request.remainingPrefill = allocation.computeTokens
+                request.hitTokens = allocation.hitTokens
+                request.allocated = true
+                request.stage = .prefill
+                requests[id] = request
+                load.started += 1
+            }
+            let chunk = min(left, request.remainingPrefill)
+            group.batch.append((id, chunk))
+            left -= chunk
+            load.tokens += chunk
+            load.promptWeighted += Double(chunk * request.spec.promptTokens)
+            load.hitWeighted += Double(chunk * request.hitTokens)
+        }
+        return load
+    }
+
+    /// Ends the current prefill batch: chunks are done; requests with no prompt left hand
+    /// their KV to decode (prefill TE) or join the decode batch (colocated).
+    func finishPrefillBatch(_ index: Int) {
+        for g in instances[index].dp.indices {
+            let batch = instances[index].dp[g].batch
+            guard !batch.isEmpty else { continue }
+            instances[index].dp[g].batch.removeAll(keepingCapacity: true)
+            for (id, chunk) in batch {
+                requests[id]?.remainingPrefill -= chunk
+                instances[index].dp[g].queuedTokens -= chunk
+            }
+            // Chunks are taken front first, so finished requests are at the front.
+            while let head = instances[index].dp[g].prefillQueue.first, requests[head]?.remainingPrefill == 0,
+                  requests[head]?.allocated == true {
+                instances[index].dp[g].prefillQueue.removeFirst()
+                if instances[index].role == .colocated {
+                    requests[head]?.decodeInstance = index
+                    requests[head]?.decodeGroup = g
+                    requests[head]?.stage = .decode
+                    instances[index].joining.append(head)
+                } else {
+                    registerTransfer(head)
+                }
+            }
+        }
+    }
+}

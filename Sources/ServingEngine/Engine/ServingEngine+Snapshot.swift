@@ -1,0 +1,144 @@
+import PodModel
+import SimKit
+
+extension ServingEngine {
+    /// An immutable picture of the engine for the faces (architecture.md principle 2).
+    /// Cost is linear in NPUs, DP groups and the (bounded) in-flight list, never in tokens.
+    public func snapshot() -> Snapshot {
+        var s = Snapshot()
+        s.simTime = now
+        s.speed = speed
+        s.paused = paused
+        s.deploymentName = configuration.deployment.name
+        s.modelName = model.name
+        s.hardwareName = hardware.name
+        s.arrivalRate = arrivalRate ?? 0
+        s.outputTokensPerSecond = telemetry.lastOutputRate
+        s.prefillTokensPerSecond = telemetry.lastPrefillRate
+        s.requests = requestCounts()
+        s.latency = latencySummary()
+        s.slo.ttftMs = configuration.sloTTFTMs
+        s.slo.tpotMs = configuration.sloTPOTMs
+        s.kv = kvSummary()
+        s.npus = npuStatuses()
+        s.instances = instances.map { instance in
+            InstanceStatus(name: instance.name, kind: instance.role.rawValue,
+                           npus: instance.external ? instance.groupSpec.npusEach : instance.npus.count,
+                           queued: instance.dp.reduce(0) { $0 + $1.prefillQueue.count } + instance.transferQueue.count
+                               + instance.joining.count,
+                           running: instance.runningRequests,
+                           kvUsage: instance.dp.reduce(0.0) { $0 + $1.kv.usage } / Double(max(1, instance.dp.count)),
+                           stepMs: instance.lastStepSeconds * 1_000)
+        }
+        let (drained, draining) = drainState()
+        s.drainedNodes = drained
+        s.drainingNodes = draining
+        s.series = telemetry.series
+        s.inFlight = inFlightStatuses(limit: 200)
+        s.recent = Array(telemetry.recent)
+        s.events = Array(telemetry.ring)
+        s.histograms.ttft = telemetry.ttft.bins()
+        s.histograms.tpot = telemetry.tpot.bins()
+        s.histograms.e2e = telemetry.e2e.bins()
+        return s
+    }
+
+    /// The newest events of the bounded ring, oldest first.
+    public func recentEvents() -> [EngineEvent] { Array(telemetry.ring) }
+
+    func latencySummary() -> LatencySummary {
+        var l = LatencySummary()
+        let t = telemetry
+        (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms, l.ttftMeanMs) = (t.ttft.p50Ms, t.ttft.p90Ms, t.ttft.p99Ms, t.ttft.meanMs)
+        (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms, l.tpotMeanMs) = (t.tpot.p50Ms, t.tpot.p90Ms, t.tpot.p99Ms, t.tpot.meanMs)
+        (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms, l.e2eMeanMs) = (t.e2e.p50Ms, t.e2e.p90Ms, t.e2e.p99Ms, t.e2e.meanMs)
+        l.sloAttainment = t.completed == 0 ? 0 : Double(t.sloMet) / Double(t.completed)
+        return l
+    }
+
+    func kvSummary() -> KVSummary {
+        var kv = KVSummary()
+        kv.decodeUsage = decodeKVUsage()
+        kv.peakUsage = max(telemetry.peakDecodeUsage, kv.decodeUsage)
+        kv.prefixHitRate = prefixStats().hitRate
+        kv.transferQueue = instances.reduce(0) { $0 + $1.transferQueue.count }
+        kv.transfersInProgress = channels.reduce(0) { $0 + $1.queue.count }
+        for instance in instances {
+            if instance.hasDecode { kv.decodeGroups += instance.dp.map { min(1, $0.kv.usageIncludingReserved) } }
+            if instance.hasPrefill {
+                kv.prefillInstances.append(instance.dp.reduce(0.0) { $0 + $1.kv.usage } / Double(max(1, instance.dp.count)))
+            }
+        }
+        return kv
+    }
+
+    /// Drained nodes with nothing left on them, and drained nodes still finishing work.
+    func drainState() -> (drained: [Int], draining: [Int]) {
+        var busyNodes = Set<Int>()
+        for instance in instances {
+            for group in instance.dp where group.drained && (group.slots > 0 || !group.prefillQueue.isEmpty
+                                                              || group.kv.liveRequests > 0) {
+                for npu in group.npus { busyNodes.insert(npu / topology.npusPerNode) }
+            }
+        }
+        let nodes = drainedNodes.sorted()
+        return (nodes.filter { !busyNodes.contains($0) }, nodes.filter { busyNodes.contains($0) })
+    }
+
+    func npuStatuses() -> [NPUStatus] {
+        let (roles, owner) = npuLayout()
+        let perNPU = topology.npusPerNode
+        var statuses = (0..<topology.npuCount).map { npu in
+            NPUStatus(id: npu, node: npu / perNPU, role: roles[npu],
+                      hbmCapacityBytes: hardware.hbmBytesPerDie * Double(hardware.diesPerDevice),
+                      drained: drainedNodes.contains(npu / perNPU))
+        }
+        var kvShare = Array(repeating: (used: 0.0, groups: 0), count: topology.npuCount)
+        for (index, instance) in instances.enumerated() {
+            for npu in instance.npus where npu < statuses.count && owner[npu] == index && roles[npu] != .expert {
+                statuses[npu].instance = instance.name
+                statuses[npu].utilization = instance.utilization
+            }
+            for (g, group) in instance.dp.enumerated() {
+                for npu in group.npus where npu < statuses.count {
+                    statuses[npu].dpGroups.append(g)
+                    statuses[npu].requestsInFlight += group.slots + group.prefillQueue.count
+                    kvShare[npu].used += group.kv.usage
+                    kvShare[npu].groups += 1
+                    if group.drained && (group.slots > 0 || group.kv.liveRequests > 0) { statuses[npu].draining = true }
+                }
+            }
+        }
+        for npu in statuses.indices where kvShare[npu].groups > 0 {
+            statuses[npu].kvUsage = kvShare[npu].used / Double(kvShare[npu].groups)
+        }
+        if configuration.deployment.moeAttention != nil, let decode = instances.firstIndex(where: { $0.role == .decode }) {
+            // Expert dies run busy-polling kernels in lockstep with the decode steps.
+            for npu in statuses.indices where roles[npu] == .expert {
+                statuses[npu].instance = instances[decode].name
+                statuses[npu].utilization = instances[decode].utilization
+            }
+        }
+        return statuses
+    }
+
+    /// The oldest in-flight requests (lowest ids first), at most `limit`.
+    func inFlightStatuses(limit: Int) -> [RequestStatus] {
+        let ids = requests.keys.sorted().prefix(limit)
+        return ids.compactMap { id in
+            guard let r = requests[id] else { return nil }
+            var location = ""
+            if r.stage == .decode || r.stage == .transfer, r.decodeInstance >= 0 {
+                location = instances[r.decodeInstance].name + (r.decodeGroup >= 0 ? "/dp\(r.decodeGroup)" : "")
+            } else if r.prefillInstance >= 0 {
+                location = "\(instances[r.prefillInstance].name)/dp\(r.prefillGroup)"
+            }
+            let generated = r.stage == .decode && r.finishStep > 0
+                ? min(r.outputTokens, Int(Double(max(0, instances[r.decodeInstance].stepIndex - r.joinStep)) * tokensPerStep))
+                : 0
+            return RequestStatus(id: id, arrivedAt: r.spec.arrival, stage: r.stage, promptTokens: r.spec.promptTokens,
+                                 outputTokens: r.outputTokens, generatedTokens: generated, location: location,
+                                 ttftMs: r.firstTokenAt.map { ($0 - r.spec.arrival) * 1_000 })
+        }
+    }
+}

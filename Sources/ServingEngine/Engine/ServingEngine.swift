@@ -1,0 +1,240 @@
+import PodModel
+import SimKit
+
+/// The headless serving engine: the deterministic, single-threaded core of architecture.md.
+///
+/// Requests flow arrival → JE (pick a prefill TE) → prefill leader (pick a DP group) →
+/// chunked prefill batches → KV transfer, pulled by decode when it has free blocks → decode DP
+/// group (skip full groups, lowest KV usage including reserved output space) → continuous
+/// batching with MTP → completion. Faces drive it with ``apply(_:)`` and read ``snapshot()``
+/// and ``report()``; nothing here reads the wall clock, a global RNG or the terminal.
+///
+/// ```swift
+/// let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod),
+///                                workload: SyntheticWorkload(seed: 1))
+/// engine.run(until: 60)
+/// print(engine.report().requests.completed)
+/// ```
+public final class ServingEngine {
+    public let configuration: EngineConfiguration
+    let model: ModelSpec
+    let hardware: HardwareProfile
+    let topology: PodTopology
+    let cost: CostModel
+    /// Tokens a decode step yields per request on average: 1 + MTP acceptance (system.md §4).
+    let tokensPerStep: Double
+
+    var workload: any WorkloadSource
+    var queue = EventQueue<EngineEventKind>()
+    public private(set) var now: SimTime = 0
+    var arrivalPending = false
+    var requests: [Int: RequestState] = [:]
+    var instances: [InstanceState] = []
+    var channels: [TransferChannel] = []
+    /// Channel index by prefill instance × decode instance.
+    var channelIndex: [Int: Int] = [:]
+    var telemetry: EngineTelemetry
+    var drainedNodes: Set<Int> = []
+    /// Pacer state, recorded for snapshots only (speed/pause/resume are the pacer's business).
+    var speed: Double? = 1
+    var paused = false
+    var commandsApplied = 0
+
+    /// An engine over an explicit workload (a trace, a synthetic source, or a test fixture).
+    public init(configuration: EngineConfiguration, workload: some WorkloadSource) throws {
+        self.configuration = configuration
+        let deployment = configuration.deployment
+        model = try deployment.modelSpec()
+        hardware = try deployment.hardwareProfile()
+        topology = try deployment.topology()
+        cost = CostModel(model: model, hardware: hardware)
+        tokensPerStep = 1 + (model.mtpModules > 0 ? configuration.mtpAcceptance : 0)
+        self.workload = workload
+        telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
+                                    seriesCapacity: configuration.seriesCapacity,
+                                    eventCapacity: configuration.eventCapacity)
+        try buildInstances()
+        guard instances.contains(where: \.hasPrefill), instances.contains(where: \.hasDecode) else {
+            throw ConfigError("deployment '\(deployment.name)' needs prefill and decode capacity")
+        }
+        queue.schedule(at: configuration.snapshotInterval, .telemetryTick)
+        scheduleNextArrival()
+    }
+
+    /// An engine that builds its workload from ``EngineConfiguration/workload``.
+    public convenience init(configuration: EngineConfiguration) throws {
+        switch configuration.workload {
+        case .synthetic:
+            let synthetic = SyntheticWorkload(
+                seed: configuration.seed,
+                configuration: SyntheticWorkload.Configuration(ratePerSecond: configuration.syntheticRate))
+            try self.init(configuration: configuration, workload: synthetic)
+        case .trace(let path):
+            try self.init(configuration: configuration, workload: try TraceWorkload(path: path))
+        }
+    }
+
+    // MARK: Running
+
+    /// Processes events until simulated time `limit` (events at `limit` included), then sets
+    /// the clock to `limit`.
+    public func run(until limit: SimTime) {
+        while let next = queue.peekTime(), next <= limit { step() }
+        now = max(now, limit)
+    }
+
+    /// Processes one event; returns false when nothing is scheduled.
+    @discardableResult
+    public func step() -> Bool {
+        guard let (time, event) = queue.popNext() else { return false }
+        now = time
+        telemetry.events += 1
+        switch event {
+        case .arrival(let spec): arrive(spec)
+        case .stepEnd(let instance): endStep(instance)
+        case .transferDone(let channel): finishTransfer(channel)
+        case .telemetryTick: telemetryTick()
+        }
+        return true
+    }
+
+    /// Runs until the workload is exhausted and every request has left the system, or until
+    /// `limit`. Returns true when everything finished. For finite workloads (tests, traces).
+    @discardableResult
+    public func runToCompletion(limit: SimTime = .infinity) -> Bool {
+        while arrivalPending || telemetry.inFlight > 0 {
+            guard let next = queue.peekTime(), next <= limit else { return false }
+            step()
+        }
+        return true
+    }
+
+    /// Time of the next event, if any (lets a pacer sleep until then).
+    public func nextEventTime() -> SimTime? { queue.peekTime() }
+
+    // MARK: Arrival and the JE
+
+    func scheduleNextArrival() {
+        guard !arrivalPending, let spec = workload.next() else { return }
+        arrivalPending = true
+        queue.schedule(at: max(now, spec.arrival), .arrival(spec))
+    }
+
+    func arrive(_ spec: RequestSpec) {
+        arrivalPending = false
+        scheduleNextArrival()
+        telemetry.arrived += 1
+        telemetry.promptTokens += spec.promptTokens
+        let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
+                                       toBlockTokens: configuration.kvBlockTokens)
+        var request = RequestState(spec: spec, blockKeys: keys)
+        if let reason = neverFits(request) {
+            requests[spec.id] = request
+            fail(spec.id, reason: reason)
+            return
+        }
+        guard let target = pickPrefillInstance(for: request) else {
+            telemetry.rejected += 1
+            let reason = instances.contains(where: { $0.hasPrefill && $0.available })
+                ? "every prefill TE has \(configuration.maxWaitingPerPrefillInstance) requests waiting"
+                : "no prefill TE accepts work (all drained)"
+            telemetry.log(EngineEvent(time: now, kind: .requestRejected, severity: .warning,
+                                      message: "request \(spec.id) rejected: \(reason)", requestId: spec.id))
+            telemetry.remember(RequestStatus(id: spec.id, arrivedAt: spec.arrival, stage: .rejected,
+                                             promptTokens: spec.promptTokens, outputTokens: spec.outputTokens,
+                                             finishedAt: now, reason: reason))
+            return
+        }
+        request.prefillInstance = target
+        requests[spec.id] = request
+        placeOnPrefillGroup(spec.id, instance: target)
+    }
+
+    /// Why a request can never be served: its KV does not fit one DP group on either side.
+    func neverFits(_ request: RequestState) -> String? {
+        let blockTokens = configuration.kvBlockTokens
+        if let p = instances.first(where: \.hasPrefill), let g = p.dp.first {
+            let needed = (request.spec.promptTokens + blockTokens - 1) / blockTokens
+            if needed > g.kv.totalBlocks {
+                return "prompt of \(request.spec.promptTokens) tokens exceeds the \(g.kv.totalBlocks * blockTokens)-token KV of a prefill DP group"
+            }
+        }
+        if let d = instances.first(where: \.hasDecode), let g = d.dp.first {
+            let needed = (request.totalTokens + blockTokens - 1) / blockTokens
+            if needed > g.kv.totalBlocks {
+                return "\(request.totalTokens) tokens exceed the \(g.kv.totalBlocks * blockTokens)-token KV of a decode DP group"
+            }
+        }
+        return nil
+    }
+
+    /// The JE (system.md §1.5): among prefill TEs that accept work and are under the admission
+    /// bound, long prompts go to the long-prompt TEs and short ones to the rest (when there are
+    /// at least two), then the TE with the most prefix-cache hits, then the least queued work.
+    func pickPrefillInstance(for request: RequestState) -> Int? {
+        let candidates = instances.indices.filter {
+            instances[$0].hasPrefill && instances[$0].available
+                && instances[$0].waiting < configuration.maxWaitingPerPrefillInstance
+        }
+        guard !candidates.isEmpty else { return nil }
+        var pool = candidates
+        let all = instances.indices.filter { instances[$0].hasPrefill }
+        if all.count >= 2 {
+            // The last quarter of the TEs (at least one) takes the long prompts.
+            let longTEs = Set(all.suffix(max(1, all.count / 4)))
+            let isLong = request.spec.promptTokens > configuration.longPromptTokens
+            let side = candidates.filter { longTEs.contains($0) == isLong }
+            if !side.isEmpty { pool = side }
+        }
+        var best = pool[0]
+        var bestHits = -1
+        var bestLoad = Int.max
+        for index in pool {
+            var hits = 0
+            var load = 0
+            for group in instances[index].dp where !group.drained {
+                if !request.blockKeys.isEmpty {
+                    hits = max(hits, group.kv.cachedPrefixTokens(promptTokens: request.spec.promptTokens,
+                                                                 prefixHashes: request.blockKeys))
+                }
+                load += group.queuedTokens
+            }
+            if hits > bestHits || (hits == bestHits && load < bestLoad) {
+                best = index
+                bestHits = hits
+                bestLoad = load
+            }
+        }
+        return best
+    }
+
+    // MARK: Failure
+
+    /// Fails a request that holds no KV anywhere, with a reason in the event log.
+    func fail(_ id: Int, reason: String) {
+        guard let request = requests.removeValue(forKey: id) else { return }
+        telemetry.failed += 1
+        telemetry.log(EngineEvent(time: now, kind: .requestFailed, severity: .warning,
+                                  message: "request \(id) failed: \(reason)", requestId: id))
+        telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .failed,
+                                         promptTokens: request.spec.promptTokens,
+                                         outputTokens: request.spec.outputTokens, finishedAt: now, reason: reason))
+    }
+
+    /// Conservation problems, empty when consistent: every block manager's audit, and
+    /// `arrived == completed + failed + rejected + in_flight` with in-flight matching the
+    /// requests the engine holds.
+    public func audit() -> [String] {
+        var problems: [String] = []
+        for instance in instances {
+            for (index, group) in instance.dp.enumerated() {
+                problems += group.kv.audit().map { "\(instance.name)/dp\(index): \($0)" }
+            }
+        }
+        if telemetry.inFlight != requests.count {
+            problems.append("in flight \(telemetry.inFlight) but the engine holds \(requests.count) requests")
+        }
+        if telemetry.inFlight < 0 { problems.append("negative in-flight count") }
+        return problems
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+@Suite struct ServingEngineControlTests {
+    @Test func drainedNodesGetNoNewWork() throws {
+        let engine = try ServingEngineTests.synthetic(TestDeployments.toyPod, rate: 20, limit: 80)
+        // Node 0 holds prefill-0; node 2 holds decode DP groups 0–15 (dies of NPUs 16–23).
+        #expect(engine.apply(.drain(node: 0)).accepted)
+        #expect(engine.apply(.drain(node: 2)).accepted)
+        #expect(engine.runToCompletion(limit: 3_600))
+        let report = engine.report()
+        #expect(report.requests.completed == 80)
+        #expect(engine.instances[0].dp.allSatisfy { $0.kv.stats.queriedTokens == 0 }, "prefill-0 got work")
+        #expect(engine.instances[1].dp.contains { $0.kv.stats.queriedTokens > 0 })
+        let decode = engine.instances[2]
+        #expect(decode.dp[0..<16].allSatisfy { $0.kv.stats.queriedTokens == 0 }, "drained decode groups got work")
+        #expect(decode.dp[16...].contains { $0.kv.stats.queriedTokens > 0 })
+        let snapshot = engine.snapshot()
+        #expect(snapshot.drainedNodes == [0, 2])
+        #expect(snapshot.npus.filter(\.drained).count == 16)
+        #expect(engine.audit() == [])
+    }
+
+    @Test func drainLetsInFlightWorkFinish() throws {
+        let engine = try ServingEngineTests.synthetic(TestDeployments.toyPod, rate: 40, limit: 100)
+        engine.run(until: 1.5)
+        let before = engine.snapshot().requests.inFlight
+        #expect(before > 0)
+        #expect(engine.apply(.drain(node: 2)).accepted)
+        #expect(engine.apply(.drain(node: 3)).accepted)   // the whole decode TE
+        engine.run(until: 200)
+        let mid = engine.report().requests
+        #expect(mid.completed > 0, "requests already on decode finish")
+        #expect(mid.inFlight > 0, "new prefills wait for decode room")
+        #expect(engine.snapshot().kv.transferQueue > 0)
+        #expect(engine.apply(.undrain(node: 3)).accepted)
+        #expect(engine.runToCompletion(limit: 3_600))
+        #expect(engine.report().requests.completed == 100)
+        #expect(engine.audit() == [])
+    }
+
+    @Test func rejectedCommandsChangeNothing() throws {
+        func run(_ commands: [OperatorCommand]) throws -> (RunReport, [CommandReply]) {
+            let engine = try ServingEngineTests.synthetic(TestDeployments.toyPod, rate: 20, limit: 60)
+            engine.run(until: 1)
+            let replies = commands.map { engine.apply($0) }
+            engine.runToCompletion(limit: 3_600)
+            return (engine.report(), replies)
+        }
+        let (plain, _) = try run([])
+        let (other, replies) = try run([.drain(node: 4), .drain(node: -1), .undrain(node: 1), .faultNPU(3),
+                                        .faultGlitch, .rebalance, .heal(faultID: 1), .healAll,
+                                        .faultLink(from: 1, to: 2, degrade: nil)])
+        #expect(replies.allSatisfy { !$0.accepted })
+        #expect(replies[0].message.contains("0…3"))
+        #expect(replies[3].message.contains("not available yet"))
+        #expect(plain == other)
+        // A malformed line never becomes a command.
+        guard case .failure = OperatorCommand.parse("frobnicate node 3") else {
+            Issue.record("malformed command parsed")
+            return
+        }
+    }
+
+    @Test func pacerCommandsAreRecorded() throws {
+        let engine = try ServingEngineTests.synthetic(TestDeployments.toyPod, rate: 5, limit: 5)
+        #expect(engine.apply(.speed(10)).accepted)
+        #expect(engine.snapshot().speed == 10)
+        #expect(engine.apply(.pause).accepted && engine.snapshot().paused)
+        #expect(engine.apply(.resume).accepted && !engine.snapshot().paused)
+        #expect(engine.apply(.speedMax).accepted && engine.snapshot().speed == nil)
+        #expect(engine.apply(.rate(requestsPerSecond: 12)).accepted)
+        #expect(engine.snapshot().arrivalRate == 12)
+        #expect(engine.recentEvents().count == 5)
+    }
+
+    @Test func admissionControlRejectsWithAReason() throws {
+        var config = EngineConfiguration(deployment: TestDeployments.toyPod)
+        config.maxWaitingPerPrefillInstance = 2
+        let burst = FixedWorkload.uniform(count: 300, gap: 0.0001, prompt: 30_000, output: 50)
+        let engine = try ServingEngine(configuration: config, workload: burst)
+        #expect(engine.runToCompletion(limit: 3_600))
+        let report = engine.report()
+        #expect(report.requests.rejected > 0)
+        #expect(report.requests.completed + report.requests.rejected == 300)
+        let rejections = engine.recentEvents().filter { $0.kind == .requestRejected }
+        #expect(!rejections.isEmpty && rejections.allSatisfy { $0.message.contains("waiting") && $0.requestId != nil })
+        #expect(engine.audit() == [])
+    }
+
+    @Test func aRequestThatCanNeverFitFails() throws {
+        let engine = try ServingEngine(
+            configuration: EngineConfiguration(deployment: TestDeployments.toyPod),
+            workload: FixedWorkload([
+                RequestSpec(id: 1, arrival: 0, promptTokens: 50_000_000, outputTokens: 10),
+                RequestSpec(id: 2, arrival: 0.1, promptTokens: 1_000, outputTokens: 10),
+            ]))
+        #expect(engine.runToCompletion(limit: 600))
+        let report = engine.report()
+        #expect(report.requests.failed == 1 && report.requests.completed == 1)
+        let failure = try #require(engine.recentEvents().first { $0.kind == .requestFailed })
+        #expect(failure.requestId == 1 && failure.message.contains("exceed"))
+        #expect(engine.audit() == [])
+    }
+
+    @Test func snapshotShowsThePod() throws {
+        let engine = try ServingEngineTests.synthetic(TestDeployments.toyPod, rate: 30, limit: 200)
+        engine.run(until: 3)
+        let s = engine.snapshot()
+        #expect(s.npus.count == 32)
+        #expect(s.npus.filter { $0.role == .prefill }.count == 16 && s.npus.filter { $0.role == .decode }.count == 16)
+        #expect(s.npus[16].instance == "decode-0" && s.npus[16].dpGroups == [0, 1])
+        #expect(s.instances.map(\.name) == ["prefill-0", "prefill-1", "decode-0"])
+        #expect(s.kv.decodeGroups.count == 32 && s.kv.prefillInstances.count == 2)
+        #expect(s.series.kvUsage.count == 6)
+        #expect(s.npus.contains { $0.utilization > 0 })
+        #expect(s.requests.running > 0)
+        #expect(!s.inFlight.isEmpty)
+        #expect(s.latency.ttftP50Ms > 0)
+    }
+
+    @Test func superpodBuilds() throws {
+        for name in Deployment.presetNames {
+            let engine = try ServingEngine(configuration: EngineConfiguration(deployment: try Deployment.resolve(name)),
+                                           workload: FixedWorkload.uniform(count: 3, gap: 0.1, prompt: 2_000, output: 20))
+            #expect(engine.runToCompletion(limit: 600), "\(name)")
+            #expect(engine.report().requests.completed == 3, "\(name)")
+            #expect(engine.snapshot().npus.count == 384, "\(name)")
+        }
+    }
+
+    @Test(.enabled(if: SharedTraces.path(SharedTraces.mooncakeConversation) != nil))
+    func mooncakeReplayHitsThePrefixCache() throws {
+        let path = try #require(SharedTraces.path(SharedTraces.mooncakeConversation))
+        let trace = LimitedWorkload(try TraceWorkload(path: path), limit: 1_000)
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: TestDeployments.toyPod),
+                                       workload: trace)
+        #expect(engine.runToCompletion(limit: 36_000))
+        let report = engine.report()
+        #expect(report.requests.arrived == 1_000)
+        #expect(report.requests.completed == 1_000)
+        #expect(report.kv.prefixHitRate > 0)
+        #expect(engine.audit() == [])
+    }
+}
