@@ -65,6 +65,10 @@ for title in 'Pod ·' 'Expert heat' 'Decode DP groups' 'Over time' 'In flight' '
 done
 $T send-keys -t main 1 ':' 'drain node 3' Enter
 wait_for '^[✓✗] .*drain' 5 && ok ":drain node 3 shows the link's reply" || fail ":drain node 3 shows the link's reply"
+wait_for '│ 03[⊘~]' 5 && ok "the Pod view marks node 3 drained or draining" || fail "the Pod view marks node 3 drained or draining"
+$T send-keys -t main 6
+wait_for 'drain node 3' 5 && ok "Events shows the drain" || fail "Events shows the drain"
+$T send-keys -t main 1
 $T send-keys -t main ':' 'explode' Enter
 wait_for "^✗ .*explode" 5 && ok "a bad command shows the rejection" || fail "a bad command shows the rejection"
 $T send-keys -t main '?'

@@ -56,9 +56,13 @@ public final class EngineHost: EngineLink, @unchecked Sendable {
         }
     }
 
-    public init(core: SimulationCore, speed: Double?, publishInterval: Double = 0.2,
+    /// Scenario steps not yet applied, in time order.
+    private var scenarioSteps: [Scenario.Step]
+
+    public init(core: SimulationCore, speed: Double?, publishInterval: Double = 0.2, scenario: Scenario? = nil,
                 capabilities: Set<EngineCapability> = [.drain, .speed]) {
         self.core = core
+        self.scenarioSteps = scenario?.steps ?? []
         self.pacer = Pacer(speed: speed)
         self.publishInterval = publishInterval
         self.capabilities = capabilities
@@ -159,18 +163,29 @@ public final class EngineHost: EngineLink, @unchecked Sendable {
         let began = Self.wallNow()
         guard let target = pacer.target(wall: began) else {
             // As fast as possible: work for up to 50 ms of wall time per turn.
-            while Self.wallNow() - began < 0.05 { core.run(until: core.simTime + 0.25) }
+            while Self.wallNow() - began < 0.05 { runCore(until: core.simTime + 0.25) }
             return
         }
         guard target > core.simTime else { return }
         let slice = max(0.01, (pacer.speed ?? 1) * 0.02)
         while core.simTime < target {
-            core.run(until: min(target, core.simTime + slice))
+            runCore(until: min(target, core.simTime + slice))
             if Self.wallNow() - began > 0.1 {
                 pacer.rebase(wall: Self.wallNow(), sim: core.simTime)
                 return
             }
         }
+    }
+
+    /// Runs the core, stopping at scenario steps to apply them at their exact simulated time.
+    private func runCore(until limit: SimTime) {
+        while let step = scenarioSteps.first, step.at <= limit {
+            core.run(until: max(core.simTime, step.at))
+            scenarioSteps.removeFirst()
+            let reply = core.apply(step.command)
+            if reply.accepted { log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: step.command.description)) } }
+        }
+        core.run(until: limit)
     }
 
     private func publish() {

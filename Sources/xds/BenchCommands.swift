@@ -3,9 +3,9 @@ import Foundation
 import PodModel
 import ServingEngine
 
-struct Bench: ParsableCommand {
+struct BenchGroup: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fixed-batch operating points and speed benchmarks.",
+        commandName: "bench", abstract: "Fixed-batch operating points and speed benchmarks.",
         subcommands: [BenchDecode.self, BenchPrefill.self, BenchEvents.self, BenchConsole.self])
 }
 
@@ -23,7 +23,7 @@ struct BenchDecode: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let r = try ServingEngine.Bench.decode(deployment: deployment.resolve(), batchPerDie: batchPerDie, context: context,
+        let r = try Bench.decode(deployment: deployment.resolve(), batchPerDie: batchPerDie, context: context,
                                                mtpAcceptance: mtpAcceptance, eplb: eplb, routing: routing, seed: seed)
         if json { return try printJSON(r) }
         print("decode on \(r.deployment): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context)), eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)")
@@ -46,7 +46,7 @@ struct BenchPrefill: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let r = try ServingEngine.Bench.prefill(deployment: deployment.resolve(), promptLen: promptLen,
+        let r = try Bench.prefill(deployment: deployment.resolve(), promptLen: promptLen,
                                                 tokensPerNPU: tokensPerNpu, eplb: eplb, routing: routing, seed: seed)
         if json { return try printJSON(r) }
         print("prefill on \(r.deployment): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens/NPU, eplb \(r.eplb.rawValue)")

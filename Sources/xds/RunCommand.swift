@@ -2,19 +2,137 @@ import ArgumentParser
 import Foundation
 import PodModel
 import ServingEngine
+import SimKit
 
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Headless run; prints a report at the end (JSON with --json).")
-    @OptionGroup var deployment: DeploymentOption
+    static let configuration = CommandConfiguration(
+        abstract: "Headless run; prints a report at the end (JSON with --json).",
+        discussion: "A trace run lasts until every request has finished unless --duration is given; a synthetic run lasts 10 minutes of simulated time by default.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Simulated time to run, e.g. 90s, 10m, 1h.") var duration: String?
+    @Option(help: "max (default), or simulated seconds per wall second.") var speed: String = "max"
+    @Flag(help: "Print the report as JSON.") var json = false
+    @Option(help: "Also write the JSON report to this file.") var out: String?
+    @Flag(help: "No progress line on stderr.") var quiet = false
     @Flag(help: "Print the deployment as TOML (a starting point for --deployment FILE.toml) and exit.")
     var printConfig = false
 
     func run() throws {
-        let d = try deployment.resolve()
         if printConfig {
-            print(d.toml(), terminator: "")
+            print(try common.deployment.resolve().toml(), terminator: "")
             return
         }
-        throw ConfigError("the serving engine is not wired into 'xds run' yet (issue 3); use --print-config, 'xds bench' or 'xds validate'")
+        let config = try common.engineConfiguration(defaultRate: 10)
+        let scenario = try common.loadScenario()
+        var limit: SimTime?
+        if let duration {
+            guard let d = SimTime.parseDuration(duration), d > 0 else {
+                throw ConfigError("--duration: expected a time like 90s, 10m or 1h, got '\(duration)'")
+            }
+            limit = d
+        }
+        let pace: Double?
+        if speed == "max" { pace = nil } else {
+            guard let s = Double(speed), s > 0, s.isFinite else {
+                throw ConfigError("--speed: expected 'max' or a positive number, got '\(speed)'")
+            }
+            pace = s
+        }
+        if case .synthetic = config.workload, limit == nil { limit = 600 }
+        let engine = try ServingEngine(configuration: config)
+        let driver = RunDriver(engine: engine, scenario: scenario, limit: limit, pace: pace,
+                               progress: !quiet && isatty(STDERR_FILENO) == 1)
+        var report = driver.run()
+        report.wallSeconds = driver.wallSeconds
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(report)
+        if let out {
+            guard FileManager.default.createFile(atPath: out, contents: data + Data("\n".utf8)) else {
+                throw ConfigError("\(out): cannot write the report")
+            }
+        }
+        if json { print(String(decoding: data, as: UTF8.self)) } else { print(ReportSummary.text(report)) }
+    }
+}
+
+/// Drives a batch run: scenario steps at their times, optional pacing, a progress line.
+final class RunDriver {
+    let engine: ServingEngine
+    let steps: [Scenario.Step]
+    let limit: SimTime?
+    let pace: Double?
+    let progress: Bool
+    private(set) var wallSeconds = 0.0
+
+    init(engine: ServingEngine, scenario: Scenario?, limit: SimTime?, pace: Double?, progress: Bool) {
+        self.engine = engine
+        self.steps = scenario?.steps ?? []
+        self.limit = limit
+        self.pace = pace
+        self.progress = progress
+    }
+
+    func run() -> RunReport {
+        let started = Date()
+        var lastProgress = started
+        var nextStep = 0
+        let slice: SimTime = 1
+        while true {
+            let end = limit ?? .infinity
+            if engine.now >= end { break }
+            if limit == nil, !engine.hasWork { break }
+            var target = min(end, engine.now + slice)
+            if nextStep < steps.count { target = min(target, steps[nextStep].at) }
+            engine.run(until: target)
+            while nextStep < steps.count, steps[nextStep].at <= engine.now {
+                _ = engine.apply(steps[nextStep].command)
+                nextStep += 1
+            }
+            if let pace {
+                let due = started.addingTimeInterval(engine.now / pace)
+                let wait = due.timeIntervalSinceNow
+                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+            }
+            if progress, Date().timeIntervalSince(lastProgress) > 0.5 {
+                lastProgress = Date()
+                let s = engine.snapshot()
+                let line = String(format: "\r sim %@  arrived %d  done %d  in flight %d  %.0f tok/s ",
+                                  Format.clock(engine.now), s.requests.arrived, s.requests.completed,
+                                  s.requests.inFlight, s.outputTokensPerSecond)
+                FileHandle.standardError.write(Data(line.utf8))
+            }
+        }
+        if progress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        wallSeconds = Date().timeIntervalSince(started)
+        return engine.report()
+    }
+}
+
+enum Format {
+    static func clock(_ t: Double) -> String {
+        let s = Int(t)
+        return String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+    }
+}
+
+enum ReportSummary {
+    static func text(_ r: RunReport) -> String {
+        func ms(_ p: RunReport.Percentiles) -> String { String(format: "mean %8.1f  p50 %8.1f  p90 %8.1f  p99 %8.1f", p.mean, p.p50, p.p90, p.p99) }
+        return """
+            xds run · \(r.deployment) · \(r.model) · seed \(r.seed)
+              simulated \(Format.clock(r.simSeconds)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
+              requests  arrived \(r.requests.arrived)  completed \(r.requests.completed)  failed \(r.requests.failed)  rejected \(r.requests.rejected)  in flight \(r.requests.inFlight)
+              tokens    prompt \(r.tokens.prompt)  generated \(r.tokens.generated)
+              throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per decode NPU, \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per prefill NPU
+              TTFT ms   \(ms(r.latencyMs.ttft))
+              TPOT ms   \(ms(r.latencyMs.tpot))
+              E2E ms    \(ms(r.latencyMs.e2e))
+              SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(String(format: "%.1f", r.slo.attainment * 100))% attained
+              KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
+              experts   imbalance \(String(format: "%.2f", r.experts.imbalance)), rebalances \(r.experts.rebalances)
+              faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered)
+            """
     }
 }

@@ -8,7 +8,8 @@ struct XDS: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xds",
         abstract: "xDeepServe digital twin: an operations console over a simulated CloudMatrix384 SuperPod.",
-        subcommands: [Run.self, Bench.self, Validate.self, DemoConsole.self])
+        subcommands: [ConsoleCommand.self, Run.self, BenchGroup.self, Validate.self, DemoConsole.self],
+        defaultSubcommand: ConsoleCommand.self)
 }
 
 /// Entry point: every error becomes one line on stderr and a non-zero exit, never a stack trace.

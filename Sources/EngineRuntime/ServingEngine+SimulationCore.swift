@@ -1,0 +1,6 @@
+import ServingEngine
+import SimKit
+
+extension ServingEngine: SimulationCore {
+    public var simTime: SimTime { now }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import PodModel
+import ServingEngine
+import SimKit
+
+/// The options console, serve and run share (interfaces.md, "Common options").
+struct CommonOptions: ParsableArguments {
+    @OptionGroup var deployment: DeploymentOption
+
+    @Option(help: "synthetic, or a trace file (Azure LLM CSV or Mooncake JSONL, recognised by content).")
+    var workload: String = "synthetic"
+
+    @Option(help: "Synthetic arrival rate in requests/s.")
+    var rate: Double?
+
+    @Option(help: "Scenario file (TOML): commands applied at given simulated times.")
+    var scenario: String?
+
+    @Option(help: "Seed of every random stream; same seed + config + commands = same result.")
+    var seed: UInt64 = 1
+
+    @Option(name: .customLong("slo-ttft-ms"), help: "Time-to-first-token SLO in ms.")
+    var sloTTFTMs: Double = 2000
+
+    @Option(name: .customLong("slo-tpot-ms"), help: "Time-per-output-token SLO in ms.")
+    var sloTPOTMs: Double = 35
+
+    @Option(help: "Expert load balancing: off, on or perfect.")
+    var eplb: EPLBMode = .on
+
+    /// The engine configuration, with every input checked first (a bad trace line stops here).
+    func engineConfiguration(defaultRate: Double) throws -> EngineConfiguration {
+        let d = try deployment.resolve()
+        var config = EngineConfiguration(deployment: d, seed: seed)
+        if let rate {
+            guard rate >= 0, rate.isFinite else { throw ConfigError("--rate must be a non-negative number, got \(rate)") }
+        }
+        config.syntheticRate = rate ?? defaultRate
+        guard sloTTFTMs > 0, sloTPOTMs > 0 else { throw ConfigError("--slo-ttft-ms and --slo-tpot-ms must be positive") }
+        config.sloTTFTMs = sloTTFTMs
+        config.sloTPOTMs = sloTPOTMs
+        if workload != "synthetic" {
+            guard FileManager.default.fileExists(atPath: workload) else {
+                throw ConfigError("\(workload): no such workload file (expected 'synthetic' or a trace file)")
+            }
+            _ = try TraceWorkload.check(path: workload)
+            if rate != nil { throw ConfigError("--rate applies to the synthetic workload, not to a trace") }
+            config.workload = .trace(path: workload)
+        }
+        return config
+    }
+
+    func loadScenario() throws -> Scenario? {
+        guard let scenario else { return nil }
+        do { return try Scenario.load(path: scenario) } catch let e as ScenarioError { throw ConfigError(e.description) }
+    }
+}
