@@ -151,6 +151,10 @@ extension ServingEngine {
         if instances[index].role == .decode { pullTransfers(index) }
     }
 
+    /// A request leaves: decode KV freed (prefix blocks of colocated groups stay cached),
+    /// latencies recorded. TTFT runs from arrival to the end of the request's first decode step
+    /// (end of prefill + KV transfer + one step): we do not model the prefill TE emitting the
+    /// first token itself. TPOT is (E2E − TTFT) / (output − 1), as vLLM defines it.
     func complete(_ id: Int) {
         guard let request = requests.removeValue(forKey: id) else { return }
         let index = request.decodeInstance, g = request.decodeGroup

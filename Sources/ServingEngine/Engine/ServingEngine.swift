@@ -9,6 +9,13 @@ import SimKit
 /// batching with MTP → completion. Faces drive it with ``apply(_:)`` and read ``snapshot()``
 /// and ``report()``; nothing here reads the wall clock, a global RNG or the terminal.
 ///
+/// Simplifications, for now: a request's decode progress is computed at join (steps to finish
+/// from its output length at `1 + acceptance` tokens per step), so decode KV is held as prompt
+/// blocks plus a reservation for the output rather than grown token by token; the reservation
+/// uses the request's real output length as its `max_tokens`; MoE routing is not sampled
+/// (expert imbalance 1); `xdeepserve-ma` decodes as one TE of 480 attention DP groups; faults,
+/// heal and rebalance are rejected as not available yet.
+///
 /// ```swift
 /// let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod),
 ///                                workload: SyntheticWorkload(seed: 1))
@@ -128,26 +135,35 @@ public final class ServingEngine {
         let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
         var request = RequestState(spec: spec, blockKeys: keys)
+        guard requests[spec.id] == nil else {
+            reject(spec, reason: "request id \(spec.id) is already in flight")
+            return
+        }
         if let reason = neverFits(request) {
             requests[spec.id] = request
             fail(spec.id, reason: reason)
             return
         }
         guard let target = pickPrefillInstance(for: request) else {
-            telemetry.rejected += 1
             let reason = instances.contains(where: { $0.hasPrefill && $0.available })
                 ? "every prefill TE has \(configuration.maxWaitingPerPrefillInstance) requests waiting"
                 : "no prefill TE accepts work (all drained)"
-            telemetry.log(EngineEvent(time: now, kind: .requestRejected, severity: .warning,
-                                      message: "request \(spec.id) rejected: \(reason)", requestId: spec.id))
-            telemetry.remember(RequestStatus(id: spec.id, arrivedAt: spec.arrival, stage: .rejected,
-                                             promptTokens: spec.promptTokens, outputTokens: spec.outputTokens,
-                                             finishedAt: now, reason: reason))
+            reject(spec, reason: reason)
             return
         }
         request.prefillInstance = target
         requests[spec.id] = request
         placeOnPrefillGroup(spec.id, instance: target)
+    }
+
+    /// Admission control turned the request away; it never held any resource.
+    func reject(_ spec: RequestSpec, reason: String) {
+        telemetry.rejected += 1
+        telemetry.log(EngineEvent(time: now, kind: .requestRejected, severity: .warning,
+                                  message: "request \(spec.id) rejected: \(reason)", requestId: spec.id))
+        telemetry.remember(RequestStatus(id: spec.id, arrivedAt: spec.arrival, stage: .rejected,
+                                         promptTokens: spec.promptTokens, outputTokens: spec.outputTokens,
+                                         finishedAt: now, reason: reason))
     }
 
     /// Why a request can never be served: its KV does not fit one DP group on either side.
