@@ -46,6 +46,9 @@ public final class ServingEngine {
     var speed: Double? = 1
     var paused = false
     var commandsApplied = 0
+    /// Smallest DP-group KV (blocks) on each side: a request larger than this can never run.
+    var prefillGroupBlocks = Int.max
+    var decodeGroupBlocks = Int.max
 
     /// An engine over an explicit workload (a trace, a synthetic source, or a test fixture).
     public init(configuration: EngineConfiguration, workload: some WorkloadSource) throws {
@@ -61,6 +64,11 @@ public final class ServingEngine {
                                     seriesCapacity: configuration.seriesCapacity,
                                     eventCapacity: configuration.eventCapacity)
         try buildInstances()
+        for instance in instances {
+            let smallest = instance.dp.map(\.kv.totalBlocks).min() ?? 0
+            if instance.hasPrefill { prefillGroupBlocks = min(prefillGroupBlocks, smallest) }
+            if instance.hasDecode { decodeGroupBlocks = min(decodeGroupBlocks, smallest) }
+        }
         guard instances.contains(where: \.hasPrefill), instances.contains(where: \.hasDecode) else {
             throw ConfigError("deployment '\(deployment.name)' needs prefill and decode capacity")
         }
@@ -134,7 +142,7 @@ public final class ServingEngine {
         telemetry.promptTokens += spec.promptTokens
         let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
-        var request = RequestState(spec: spec, blockKeys: keys)
+        var request = RequestState(spec: spec, blockKeys: keys, chainedKeys: PrefixHashes.chain(keys))
         guard requests[spec.id] == nil else {
             reject(spec, reason: "request id \(spec.id) is already in flight")
             return
@@ -169,17 +177,11 @@ public final class ServingEngine {
     /// Why a request can never be served: its KV does not fit one DP group on either side.
     func neverFits(_ request: RequestState) -> String? {
         let blockTokens = configuration.kvBlockTokens
-        if let p = instances.first(where: \.hasPrefill), let g = p.dp.first {
-            let needed = (request.spec.promptTokens + blockTokens - 1) / blockTokens
-            if needed > g.kv.totalBlocks {
-                return "prompt of \(request.spec.promptTokens) tokens exceeds the \(g.kv.totalBlocks * blockTokens)-token KV of a prefill DP group"
-            }
+        if (request.spec.promptTokens + blockTokens - 1) / blockTokens > prefillGroupBlocks {
+            return "prompt of \(request.spec.promptTokens) tokens exceeds the \(prefillGroupBlocks * blockTokens)-token KV of a prefill DP group"
         }
-        if let d = instances.first(where: \.hasDecode), let g = d.dp.first {
-            let needed = (request.totalTokens + blockTokens - 1) / blockTokens
-            if needed > g.kv.totalBlocks {
-                return "\(request.totalTokens) tokens exceed the \(g.kv.totalBlocks * blockTokens)-token KV of a decode DP group"
-            }
+        if (request.totalTokens + blockTokens - 1) / blockTokens > decodeGroupBlocks {
+            return "\(request.totalTokens) tokens exceed the \(decodeGroupBlocks * blockTokens)-token KV of a decode DP group"
         }
         return nil
     }
@@ -208,12 +210,13 @@ public final class ServingEngine {
         for index in pool {
             var hits = 0
             var load = 0
-            for group in instances[index].dp where !group.drained {
-                if !request.blockKeys.isEmpty {
-                    hits = max(hits, group.kv.cachedPrefixTokens(promptTokens: request.spec.promptTokens,
-                                                                 prefixHashes: request.blockKeys))
+            // Indexed access: iterating the groups by value would copy their block tables' handles.
+            for g in instances[index].dp.indices where !instances[index].dp[g].drained {
+                if !request.chainedKeys.isEmpty {
+                    hits = max(hits, instances[index].dp[g].kv.cachedPrefixTokens(
+                        promptTokens: request.spec.promptTokens, chainedHashes: request.chainedKeys))
                 }
-                load += group.queuedTokens
+                load += instances[index].dp[g].queuedTokens
             }
             if hits > bestHits || (hits == bestHits && load < bestLoad) {
                 best = index
