@@ -20,6 +20,8 @@ struct RequestState {
     var spec: RequestSpec
     /// Prefix keys re-expressed in KV blocks of the engine's block size.
     var blockKeys: [UInt64]
+    /// The same keys chained (``PrefixHashes/chain(_:)``), computed once for cache probes.
+    var chainedKeys: [UInt64]
     var stage: RequestStage = .queued
     /// Prefill side: instance and DP group.
     var prefillInstance = -1

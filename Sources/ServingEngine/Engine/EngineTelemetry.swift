@@ -21,9 +21,10 @@ struct EngineTelemetry {
     var ttft = LatencyHistogram()
     var tpot = LatencyHistogram()
     var e2e = LatencyHistogram()
-    var intervalTTFT = LatencyHistogram()
-    var intervalTPOT = LatencyHistogram()
-    var intervalE2E = LatencyHistogram()
+    /// Per-interval histograms only feed sparkline p99s: coarser, so their reset is cheap.
+    var intervalTTFT = LatencyHistogram(digits: .two)
+    var intervalTPOT = LatencyHistogram(digits: .two)
+    var intervalE2E = LatencyHistogram(digits: .two)
     /// Output tokens produced (fractional with MTP) in the current interval.
     var intervalOutputTokens = 0.0
     var intervalPrefillTokens = 0.0
@@ -81,7 +82,11 @@ struct EngineTelemetry {
 
 /// An HdrHistogram of latencies in microseconds (3 significant digits, up to 10 hours).
 struct LatencyHistogram {
-    private var histogram = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: .three)
+    private var histogram: Histogram<UInt64>
+
+    init(digits: SignificantDigits = .three) {
+        histogram = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: digits)
+    }
 
     mutating func record(seconds: Double) {
         let micros = UInt64(max(1, min(35_999_999_999, (seconds * 1_000_000).rounded())))

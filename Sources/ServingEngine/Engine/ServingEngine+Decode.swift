@@ -32,8 +32,8 @@ extension ServingEngine {
         let limit = instances[index].groupSpec.batchLimit
         var best: Int?
         var bestUsage = Double.infinity
-        for (g, group) in instances[index].dp.enumerated() where !group.drained && group.slots < limit {
-            let usage = group.kv.usageIncludingReserved
+        for g in instances[index].dp.indices where !instances[index].dp[g].drained && instances[index].dp[g].slots < limit {
+            let usage = instances[index].dp[g].kv.usageIncludingReserved
             if usage < bestUsage {
                 best = g
                 bestUsage = usage
@@ -122,11 +122,13 @@ extension ServingEngine {
         var maxRunning = 0
         var context = 0.0
         var total = 0
-        for group in instances[index].dp where group.running > 0 {
-            total += group.running
-            let mean = group.meanContext(step: step, tokensPerStep: tokensPerStep)
-            if group.running > maxRunning || (group.running == maxRunning && mean > context) {
-                maxRunning = group.running
+        for g in instances[index].dp.indices {
+            let running = instances[index].dp[g].running
+            guard running > 0 else { continue }
+            total += running
+            let mean = instances[index].dp[g].meanContext(step: step, tokensPerStep: tokensPerStep)
+            if running > maxRunning || (running == maxRunning && mean > context) {
+                maxRunning = running
                 context = mean
             }
         }
@@ -151,6 +153,10 @@ extension ServingEngine {
         if instances[index].role == .decode { pullTransfers(index) }
     }
 
+    /// A request leaves: decode KV freed (prefix blocks of colocated groups stay cached),
+    /// latencies recorded. TTFT runs from arrival to the end of the request's first decode step
+    /// (end of prefill + KV transfer + one step): we do not model the prefill TE emitting the
+    /// first token itself. TPOT is (E2E − TTFT) / (output − 1), as vLLM defines it.
     func complete(_ id: Int) {
         guard let request = requests.removeValue(forKey: id) else { return }
         let index = request.decodeInstance, g = request.decodeGroup

@@ -10,11 +10,12 @@ extension ServingEngine {
         var best = -1
         var bestCost = Int.max
         var bestEstimate = 0
-        for (g, group) in instances[index].dp.enumerated() where !group.drained {
-            let hits = request.blockKeys.isEmpty ? 0
-                : group.kv.cachedPrefixTokens(promptTokens: request.spec.promptTokens, prefixHashes: request.blockKeys)
+        for g in instances[index].dp.indices where !instances[index].dp[g].drained {
+            let hits = request.chainedKeys.isEmpty ? 0
+                : instances[index].dp[g].kv.cachedPrefixTokens(promptTokens: request.spec.promptTokens,
+                                                               chainedHashes: request.chainedKeys)
             let uncached = request.spec.promptTokens - hits
-            let cost = group.queuedTokens + uncached
+            let cost = instances[index].dp[g].queuedTokens + uncached
             if cost < bestCost {
                 best = g
                 bestCost = cost

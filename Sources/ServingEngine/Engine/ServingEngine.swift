@@ -9,6 +9,13 @@ import SimKit
 /// batching with MTP → completion. Faces drive it with ``apply(_:)`` and read ``snapshot()``
 /// and ``report()``; nothing here reads the wall clock, a global RNG or the terminal.
 ///
+/// Simplifications, for now: a request's decode progress is computed at join (steps to finish
+/// from its output length at `1 + acceptance` tokens per step), so decode KV is held as prompt
+/// blocks plus a reservation for the output rather than grown token by token; the reservation
+/// uses the request's real output length as its `max_tokens`; MoE routing is not sampled
+/// (expert imbalance 1); `xdeepserve-ma` decodes as one TE of 480 attention DP groups; faults,
+/// heal and rebalance are rejected as not available yet.
+///
 /// ```swift
 /// let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod),
 ///                                workload: SyntheticWorkload(seed: 1))
@@ -39,6 +46,9 @@ public final class ServingEngine {
     var speed: Double? = 1
     var paused = false
     var commandsApplied = 0
+    /// Smallest DP-group KV (blocks) on each side: a request larger than this can never run.
+    var prefillGroupBlocks = Int.max
+    var decodeGroupBlocks = Int.max
 
     /// An engine over an explicit workload (a trace, a synthetic source, or a test fixture).
     public init(configuration: EngineConfiguration, workload: some WorkloadSource) throws {
@@ -54,6 +64,11 @@ public final class ServingEngine {
                                     seriesCapacity: configuration.seriesCapacity,
                                     eventCapacity: configuration.eventCapacity)
         try buildInstances()
+        for instance in instances {
+            let smallest = instance.dp.map(\.kv.totalBlocks).min() ?? 0
+            if instance.hasPrefill { prefillGroupBlocks = min(prefillGroupBlocks, smallest) }
+            if instance.hasDecode { decodeGroupBlocks = min(decodeGroupBlocks, smallest) }
+        }
         guard instances.contains(where: \.hasPrefill), instances.contains(where: \.hasDecode) else {
             throw ConfigError("deployment '\(deployment.name)' needs prefill and decode capacity")
         }
@@ -127,22 +142,21 @@ public final class ServingEngine {
         telemetry.promptTokens += spec.promptTokens
         let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
-        var request = RequestState(spec: spec, blockKeys: keys)
+        var request = RequestState(spec: spec, blockKeys: keys, chainedKeys: PrefixHashes.chain(keys))
+        guard requests[spec.id] == nil else {
+            reject(spec, reason: "request id \(spec.id) is already in flight")
+            return
+        }
         if let reason = neverFits(request) {
             requests[spec.id] = request
             fail(spec.id, reason: reason)
             return
         }
         guard let target = pickPrefillInstance(for: request) else {
-            telemetry.rejected += 1
             let reason = instances.contains(where: { $0.hasPrefill && $0.available })
                 ? "every prefill TE has \(configuration.maxWaitingPerPrefillInstance) requests waiting"
                 : "no prefill TE accepts work (all drained)"
-            telemetry.log(EngineEvent(time: now, kind: .requestRejected, severity: .warning,
-                                      message: "request \(spec.id) rejected: \(reason)", requestId: spec.id))
-            telemetry.remember(RequestStatus(id: spec.id, arrivedAt: spec.arrival, stage: .rejected,
-                                             promptTokens: spec.promptTokens, outputTokens: spec.outputTokens,
-                                             finishedAt: now, reason: reason))
+            reject(spec, reason: reason)
             return
         }
         request.prefillInstance = target
@@ -150,20 +164,24 @@ public final class ServingEngine {
         placeOnPrefillGroup(spec.id, instance: target)
     }
 
+    /// Admission control turned the request away; it never held any resource.
+    func reject(_ spec: RequestSpec, reason: String) {
+        telemetry.rejected += 1
+        telemetry.log(EngineEvent(time: now, kind: .requestRejected, severity: .warning,
+                                  message: "request \(spec.id) rejected: \(reason)", requestId: spec.id))
+        telemetry.remember(RequestStatus(id: spec.id, arrivedAt: spec.arrival, stage: .rejected,
+                                         promptTokens: spec.promptTokens, outputTokens: spec.outputTokens,
+                                         finishedAt: now, reason: reason))
+    }
+
     /// Why a request can never be served: its KV does not fit one DP group on either side.
     func neverFits(_ request: RequestState) -> String? {
         let blockTokens = configuration.kvBlockTokens
-        if let p = instances.first(where: \.hasPrefill), let g = p.dp.first {
-            let needed = (request.spec.promptTokens + blockTokens - 1) / blockTokens
-            if needed > g.kv.totalBlocks {
-                return "prompt of \(request.spec.promptTokens) tokens exceeds the \(g.kv.totalBlocks * blockTokens)-token KV of a prefill DP group"
-            }
+        if (request.spec.promptTokens + blockTokens - 1) / blockTokens > prefillGroupBlocks {
+            return "prompt of \(request.spec.promptTokens) tokens exceeds the \(prefillGroupBlocks * blockTokens)-token KV of a prefill DP group"
         }
-        if let d = instances.first(where: \.hasDecode), let g = d.dp.first {
-            let needed = (request.totalTokens + blockTokens - 1) / blockTokens
-            if needed > g.kv.totalBlocks {
-                return "\(request.totalTokens) tokens exceed the \(g.kv.totalBlocks * blockTokens)-token KV of a decode DP group"
-            }
+        if (request.totalTokens + blockTokens - 1) / blockTokens > decodeGroupBlocks {
+            return "\(request.totalTokens) tokens exceed the \(decodeGroupBlocks * blockTokens)-token KV of a decode DP group"
         }
         return nil
     }
@@ -192,12 +210,13 @@ public final class ServingEngine {
         for index in pool {
             var hits = 0
             var load = 0
-            for group in instances[index].dp where !group.drained {
-                if !request.blockKeys.isEmpty {
-                    hits = max(hits, group.kv.cachedPrefixTokens(promptTokens: request.spec.promptTokens,
-                                                                 prefixHashes: request.blockKeys))
+            // Indexed access: iterating the groups by value would copy their block tables' handles.
+            for g in instances[index].dp.indices where !instances[index].dp[g].drained {
+                if !request.chainedKeys.isEmpty {
+                    hits = max(hits, instances[index].dp[g].kv.cachedPrefixTokens(
+                        promptTokens: request.spec.promptTokens, chainedHashes: request.chainedKeys))
                 }
-                load += group.queuedTokens
+                load += instances[index].dp[g].queuedTokens
             }
             if hits > bestHits || (hits == bestHits && load < bestLoad) {
                 best = index

@@ -94,6 +94,12 @@ public struct KVBlockManager: Sendable {
         matchPrefix(promptTokens: promptTokens, chained: PrefixHashes.chain(prefixHashes)).count * blockTokens
     }
 
+    /// As ``cachedPrefixTokens(promptTokens:prefixHashes:)`` with keys already chained by
+    /// ``PrefixHashes/chain(_:)``, so a scheduler probing many managers chains once.
+    public func cachedPrefixTokens(promptTokens: Int, chainedHashes: [UInt64]) -> Int {
+        matchPrefix(promptTokens: promptTokens, chained: chainedHashes).count * blockTokens
+    }
+
     // MARK: Operations
 
     /// Allocates blocks for a new request's prompt, sharing cached prefix blocks.
