@@ -46,6 +46,8 @@ public final class ServingEngine {
     var speed: Double? = 1
     var paused = false
     var commandsApplied = 0
+    /// Recent prompt tokens of long and short prompts, for the JE's long/short split.
+    var recentPromptTokens = (long: 0.0, short: 0.0)
     /// Smallest DP-group KV (blocks) on each side: a request larger than this can never run.
     var prefillGroupBlocks = Int.max
     var decodeGroupBlocks = Int.max
@@ -188,7 +190,10 @@ public final class ServingEngine {
 
     /// The JE (system.md §1.5): among prefill TEs that accept work and are under the admission
     /// bound, long prompts go to the long-prompt TEs and short ones to the rest (when there are
-    /// at least two), then the TE with the most prefix-cache hits, then the least queued work.
+    /// at least two; system.md §4: long prompts straggle a whole barrier). The long side gets a
+    /// share of the TEs that follows the long prompts' recent share of prompt tokens, so a
+    /// long-heavy trace does not crowd onto a fixed few. Then the TE that would finish the
+    /// request soonest: its queued tokens plus this prompt's tokens not already in its cache.
     func pickPrefillInstance(for request: RequestState) -> Int? {
         let candidates = instances.indices.filter {
             instances[$0].hasPrefill && instances[$0].available
@@ -197,16 +202,22 @@ public final class ServingEngine {
         guard !candidates.isEmpty else { return nil }
         var pool = candidates
         let all = instances.indices.filter { instances[$0].hasPrefill }
+        let isLong = request.spec.promptTokens > configuration.longPromptTokens
+        // Recent prompt tokens by side, decaying per arrival (a window of roughly 1,000 requests).
+        recentPromptTokens.long *= 0.999
+        recentPromptTokens.short *= 0.999
+        if isLong { recentPromptTokens.long += Double(request.spec.promptTokens) } else {
+            recentPromptTokens.short += Double(request.spec.promptTokens)
+        }
         if all.count >= 2 {
-            // The last quarter of the TEs (at least one) takes the long prompts.
-            let longTEs = Set(all.suffix(max(1, all.count / 4)))
-            let isLong = request.spec.promptTokens > configuration.longPromptTokens
+            let share = recentPromptTokens.long / max(1, recentPromptTokens.long + recentPromptTokens.short)
+            let longCount = min(all.count - 1, max(1, Int((share * Double(all.count)).rounded())))
+            let longTEs = Set(all.suffix(longCount))
             let side = candidates.filter { longTEs.contains($0) == isLong }
             if !side.isEmpty { pool = side }
         }
         var best = pool[0]
-        var bestHits = -1
-        var bestLoad = Int.max
+        var bestCost = Int.max
         for index in pool {
             var hits = 0
             var load = 0
@@ -218,10 +229,10 @@ public final class ServingEngine {
                 }
                 load += instances[index].dp[g].queuedTokens
             }
-            if hits > bestHits || (hits == bestHits && load < bestLoad) {
+            let cost = load + request.spec.promptTokens - hits
+            if cost < bestCost {
                 best = index
-                bestHits = hits
-                bestLoad = load
+                bestCost = cost
             }
         }
         return best
