@@ -61,9 +61,15 @@ final class ClockCore: SimulationCore, @unchecked Sendable {
         Thread.sleep(forTimeInterval: 0.1)
         #expect(host.latestSnapshot().simTime > 0)
         #expect(host.send(commandLine: "pause").accepted)
+        // The reply comes before the next snapshot is published: wait for a paused one.
+        var waited = 0
+        while !host.latestSnapshot().paused && waited < 200 {
+            Thread.sleep(forTimeInterval: 0.005)
+            waited += 1
+        }
+        #expect(host.latestSnapshot().paused)
         let frozen = host.latestSnapshot().simTime
         Thread.sleep(forTimeInterval: 0.1)
-        #expect(host.latestSnapshot().paused)
         #expect(host.latestSnapshot().simTime == frozen)
         #expect(host.send(commandLine: "speed max").accepted)
         #expect(host.send(commandLine: "resume").accepted)
