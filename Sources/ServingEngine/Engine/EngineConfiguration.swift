@@ -50,6 +50,14 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Points kept per sparkline series and events kept in the event ring.
     public var seriesCapacity: Int
     public var eventCapacity: Int
+    /// Fault handling: recovery policy, heartbeats, restart and straggler defaults
+    /// (``FaultSettings``; system.md §4 "Faults", §5).
+    public var faults: FaultSettings
+    /// Name of the recovery policy (``RecoveryPolicies``), default `fine-grained`.
+    public var recoveryPolicy: String {
+        get { faults.recoveryPolicy }
+        set { faults.recoveryPolicy = newValue }
+    }
 
     public init(deployment: Deployment, seed: UInt64 = 1, workload: WorkloadChoice = .synthetic,
                 syntheticRate: Double = 10) {
@@ -69,5 +77,6 @@ public struct EngineConfiguration: Sendable, Equatable {
         snapshotInterval = 0.5
         seriesCapacity = 600
         eventCapacity = 1_000
+        faults = FaultSettings()
     }
 }

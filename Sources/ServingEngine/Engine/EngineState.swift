@@ -12,6 +12,8 @@ enum EngineEventKind {
     case transferDone(channel: Int)
     /// Telemetry interval boundary: utilisation and sparkline points.
     case telemetryTick
+    /// Fault machinery: heartbeat rounds, KV-link probes, recovery steps (Faults/).
+    case fault(FaultTimer)
 }
 
 /// Per-request state. Changed only when something happens to the request (architecture.md
@@ -47,7 +49,12 @@ struct DPGroupState {
     var kv: KVBlockManager
     /// NPUs the group's dies sit on (for drain and per-NPU status).
     var npus: [Int]
+    /// Global die ids of the group (faults address dies).
+    var dies: [Int] = []
+    /// No new placements: on a drained node, or out of service after a fault.
     var drained = false
+    /// Taken out by fault recovery (lost die, TE down); see Faults/.
+    var outOfService = false
     /// Prefill queue: placed requests not yet fully prefilled, in order.
     var prefillQueue = Deque<Int>()
     /// Uncached prompt tokens waiting in `prefillQueue` (the leader's load estimate).
@@ -91,6 +98,8 @@ struct InstanceState {
     var waiting = 0
     /// Whether a step event is scheduled.
     var stepping = false
+    /// When the scheduled step ends; a step-end event at another time is stale (faults).
+    var stepEndsAt: SimTime?
     var stepIndex = 0
     var lastStepSeconds = 0.0
     var busySeconds = 0.0
@@ -120,4 +129,9 @@ struct TransferChannel {
     var plane: FabricPlane
     var queue = Deque<Int>()
     var busy = false
+    /// When the running transfer ends; a transfer-done event at another time is stale (faults).
+    var doneAt: SimTime?
+    /// UB link fault: transfers take `slowdown` times longer; `blocked` = link down.
+    var slowdown = 1.0
+    var blocked = false
 }

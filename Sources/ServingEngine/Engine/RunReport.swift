@@ -78,6 +78,9 @@ public struct RunReport: Sendable, Equatable, Codable {
     public var kv = KV()
     public var experts = Experts()
     public var faults = Faults()
+    /// One entry per injected fault: time to detect and recover, requests failed and re-prefilled.
+    public var faultDetails: [FaultDetail] = []
+    public var recoveryPolicy = ""
 
     public init() {}
 
@@ -86,6 +89,8 @@ public struct RunReport: Sendable, Equatable, Codable {
         case simSeconds = "sim_seconds"
         case wallSeconds = "wall_seconds"
         case latencyMs = "latency_ms"
+        case faultDetails = "fault_details"
+        case recoveryPolicy = "recovery_policy"
     }
 }
 
@@ -123,6 +128,9 @@ extension ServingEngine {
         r.latencyMs = .init(ttft: summary(telemetry.ttft), tpot: summary(telemetry.tpot), e2e: summary(telemetry.e2e))
         r.slo = .init(ttftMs: configuration.sloTTFTMs, tpotMs: configuration.sloTPOTMs,
                       attainment: telemetry.completed == 0 ? 0 : Double(telemetry.sloMet) / Double(telemetry.completed))
+        r.faults = faultCounts()
+        r.faultDetails = faultDetails()
+        r.recoveryPolicy = faults.policy.name
         r.kv = .init(peakUsage: max(telemetry.peakDecodeUsage, decodeKVUsage()), prefixHitRate: prefixStats().hitRate)
         return r
     }

@@ -10,18 +10,14 @@ extension ServingEngine {
         switch command {
         case .drain(let node):
             if let problem = checkNode(node) { reply = reject(command, problem) }
-            else if drainedNodes.contains(node) { reply = accept(command, "node \(node) is already drained", kind: .drain) }
-            else {
-                drainedNodes.insert(node)
-                refreshDrainedGroups()
-                reply = accept(command, "node \(node) drained: no new work is placed on its NPUs; in-flight work finishes",
-                               kind: .drain)
-            }
+            else if drainedNodes.contains(node) { reply = reject(command, "node \(node) is already drained") }
+            else { reply = accept(command, drainNode(node), kind: .drain) }
         case .undrain(let node):
             if let problem = checkNode(node) { reply = reject(command, problem) }
             else if !drainedNodes.contains(node) { reply = reject(command, "node \(node) is not drained") }
             else {
                 drainedNodes.remove(node)
+                faults.announcedDrained.remove(node)
                 refreshDrainedGroups()
                 reply = accept(command, "node \(node) accepts work again", kind: .undrain)
                 // Work held back by the drain may now find room.
@@ -51,8 +47,10 @@ extension ServingEngine {
         case .resume:
             paused = false
             reply = accept(command, "resumed", kind: .command)
-        case .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch,
-             .heal, .healAll, .rebalance:
+        case .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch, .heal, .healAll:
+            // Fault commands log their own events and count themselves when accepted.
+            reply = applyFaultCommand(command)
+        case .rebalance:
             reply = reject(command, "'\(command)' is not available yet in this engine")
         }
         return reply

@@ -70,14 +70,18 @@ extension ServingEngine {
 
     /// One transfer at a time per prefill–decode pair; time from the fabric model.
     func startTransfer(_ c: Int) {
-        guard !channels[c].busy, let id = channels[c].queue.first, let request = requests[id] else { return }
+        guard !channels[c].busy, !channels[c].blocked, let id = channels[c].queue.first, let request = requests[id]
+        else { return }
         channels[c].busy = true
         let p = channels[c].prefillInstance
         let seconds = instances[p].cost.kvTransfer(tokens: Double(request.spec.promptTokens), plane: channels[c].plane)
+            * channels[c].slowdown
+        channels[c].doneAt = now + seconds
         queue.schedule(at: now + seconds, .transferDone(channel: c))
     }
 
     func finishTransfer(_ c: Int) {
+        guard acceptTransferDone(c) else { return }
         guard let id = channels[c].queue.popFirst(), let request = requests[id] else { return }
         channels[c].busy = false
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
@@ -138,6 +142,7 @@ extension ServingEngine {
                                     mtpAcceptance: tokensPerStep - 1, dpGroups: spec.dp, expertDies: spec.ep,
                                     routedSlots: spec.routedSlots(for: model), sharedExpertDies: spec.sharedExpertDies)
         input.attentionTP = spec.tp
+        (input.attentionSlowdown, input.expertSlowdown) = stragglerSlowdown(instance: index)
         return (instances[index].cost.decodeStep(input).stepSeconds, total)
     }
 
@@ -199,22 +204,25 @@ extension ServingEngine {
     /// colocated TE a decode step with a prefill chunk mixed in (step time = decode step +
     /// chunk time, a simple stand-in for a mixed batch).
     func beginStep(_ index: Int) {
+        guard !isHalted(index) else { return }
         var seconds = 0.0
         var running = 0
         if instances[index].hasDecode {
             admitJoiners(index)
             (seconds, running) = decodeStepSeconds(index)
         }
-        if instances[index].hasPrefill { seconds += formPrefillBatch(index) }
+        if instances[index].hasPrefill { seconds += formPrefillBatch(index) * prefillSlowdown(instance: index) }
         guard seconds > 0 else { return }
         instances[index].stepping = true
         instances[index].lastStepSeconds = seconds
         instances[index].busySeconds += seconds
         telemetry.intervalOutputTokens += Double(running) * tokensPerStep
+        instances[index].stepEndsAt = now + seconds
         queue.schedule(at: now + seconds, .stepEnd(instance: index))
     }
 
     func endStep(_ index: Int) {
+        guard acceptStepEnd(index) else { return }
         instances[index].stepping = false
         if instances[index].hasPrefill { finishPrefillBatch(index) }
         if instances[index].hasDecode { finishDecodeStep(index) }

@@ -52,14 +52,18 @@ extension ServingEngine {
         var groups: [DPGroupState] = []
         for g in 0..<spec.dp {
             var groupNPUs: [Int] = []
+            var groupDies: [Int] = []
             if !npus.isEmpty {
                 for die in (firstDie + g * spec.tp)..<(firstDie + (g + 1) * spec.tp) {
                     let npu = npus[0] + die / diesPerNPU
                     if groupNPUs.last != npu { groupNPUs.append(npu) }
+                    groupDies.append(npus[0] * diesPerNPU + die)
                 }
             }
-            groups.append(DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: configuration.kvBlockTokens),
-                                       npus: groupNPUs))
+            var group = DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: configuration.kvBlockTokens),
+                                     npus: groupNPUs)
+            group.dies = groupDies
+            groups.append(group)
         }
         instances.append(InstanceState(role: role, name: name, groupSpec: spec, external: spec.external,
                                        cost: CostModel(model: model, hardware: hw), npus: npus, dp: groups))
@@ -114,7 +118,7 @@ extension ServingEngine {
     func refreshDrainedGroups() {
         for i in instances.indices {
             for g in instances[i].dp.indices {
-                instances[i].dp[g].drained = instances[i].dp[g].npus.contains {
+                instances[i].dp[g].drained = instances[i].dp[g].outOfService || instances[i].dp[g].npus.contains {
                     drainedNodes.contains($0 / topology.npusPerNode)
                 }
             }

@@ -21,6 +21,9 @@ extension ServingEngine {
         s.slo.tpotMs = configuration.sloTPOTMs
         s.kv = kvSummary()
         s.npus = npuStatuses()
+        markFaultedNPUs(&s.npus)
+        s.activeFaults = activeFaultStatuses()
+        s.drainProgress = drainProgress()
         s.instances = instances.map { instance in
             InstanceStatus(name: instance.name, kind: instance.role.rawValue,
                            npus: instance.external ? instance.groupSpec.npusEach : instance.npus.count,

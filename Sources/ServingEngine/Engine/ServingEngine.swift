@@ -42,6 +42,8 @@ public final class ServingEngine {
     var channelIndex: [Int: Int] = [:]
     var telemetry: EngineTelemetry
     var drainedNodes: Set<Int> = []
+    /// Injected faults, heartbeat and recovery state (Faults/).
+    var faults = FaultModel()
     /// Pacer state, recorded for snapshots only (speed/pause/resume are the pacer's business).
     var speed: Double? = 1
     var paused = false
@@ -65,6 +67,7 @@ public final class ServingEngine {
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
                                     eventCapacity: configuration.eventCapacity)
+        faults.policy = try RecoveryPolicies.named(configuration.recoveryPolicy)
         try buildInstances()
         for instance in instances {
             let smallest = instance.dp.map(\.kv.totalBlocks).min() ?? 0
@@ -75,6 +78,7 @@ public final class ServingEngine {
             throw ConfigError("deployment '\(deployment.name)' needs prefill and decode capacity")
         }
         queue.schedule(at: configuration.snapshotInterval, .telemetryTick)
+        startHeartbeats()
         scheduleNextArrival()
     }
 
@@ -111,6 +115,7 @@ public final class ServingEngine {
         case .stepEnd(let instance): endStep(instance)
         case .transferDone(let channel): finishTransfer(channel)
         case .telemetryTick: telemetryTick()
+        case .fault(let timer): handleFaultTimer(timer)
         }
         return true
     }
@@ -157,7 +162,7 @@ public final class ServingEngine {
         guard let target = pickPrefillInstance(for: request) else {
             let reason = instances.contains(where: { $0.hasPrefill && $0.available })
                 ? "every prefill TE has \(configuration.maxWaitingPerPrefillInstance) requests waiting"
-                : "no prefill TE accepts work (all drained)"
+                : "no prefill TE accepts work (all drained or out of service)"
             reject(spec, reason: reason)
             return
         }

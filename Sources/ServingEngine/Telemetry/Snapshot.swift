@@ -33,6 +33,8 @@ public struct Snapshot: Sendable, Equatable, Codable {
     public var activeFaults: [FaultStatus] = []
     public var drainedNodes: [Int] = []
     public var drainingNodes: [Int] = []
+    /// Requests left on each drained node (0 once it is drained).
+    public var drainProgress: [DrainProgress] = []
     /// Time series for sparklines, oldest first, one point per series interval.
     public var series = Series()
     /// Requests in flight (bounded: the oldest few hundred) and recently finished ones.

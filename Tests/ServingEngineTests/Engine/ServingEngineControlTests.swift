@@ -53,12 +53,14 @@ import XDSTestSupport
             return (engine.report(), replies)
         }
         let (plain, _) = try run([])
-        let (other, replies) = try run([.drain(node: 4), .drain(node: -1), .undrain(node: 1), .faultNPU(3),
-                                        .faultGlitch, .rebalance, .heal(faultID: 1), .healAll,
-                                        .faultLink(from: 1, to: 2, degrade: nil)])
+        let (other, replies) = try run([.drain(node: 4), .drain(node: -1), .undrain(node: 1), .faultNPU(32),
+                                        .faultDie(64), .rebalance, .heal(faultID: 1), .healAll,
+                                        .faultLink(from: 1, to: 40, degrade: nil), .faultHBM(die: 99),
+                                        .faultStraggler(die: 70, slowdown: 2)])
         #expect(replies.allSatisfy { !$0.accepted })
         #expect(replies[0].message.contains("0…3"))
-        #expect(replies[3].message.contains("not available yet"))
+        #expect(replies[3].message.contains("does not exist"))
+        #expect(replies[6].message.contains("no active fault 1"))
         #expect(plain == other)
         // A malformed line never becomes a command.
         guard case .failure = OperatorCommand.parse("frobnicate node 3") else {

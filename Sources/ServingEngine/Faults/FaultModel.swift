@@ -1,0 +1,133 @@
+import SimKit
+
+/// Knobs of fault detection and recovery. The papers give no heartbeat intervals or recovery
+/// times (system.md §5), so every default here is our documented choice.
+///
+/// ```swift
+/// var config = EngineConfiguration(deployment: .superpod)
+/// config.faults.heartbeatIntervalSeconds = 0.5
+/// config.recoveryPolicy = "restart-world"
+/// ```
+public struct FaultSettings: Sendable, Equatable {
+    /// Recovery policy by name (``RecoveryPolicies``).
+    public var recoveryPolicy = RecoveryPolicies.defaultName
+    /// One heartbeat round (control plane → TE-shell → DP masters) per interval. 1 s: our choice,
+    /// in line with common cluster managers (Kubernetes probes default to 10 s; we want faster).
+    public var heartbeatIntervalSeconds = 1.0
+    /// Consecutive unanswered rounds before a component is declared dead (3: our choice, the
+    /// usual "three strikes" that rides out one slow round without false alarms).
+    public var missedHeartbeatsToDeclare = 3
+    /// Full restart of one component (TE). system.md §4: "a full restart of a component takes
+    /// up to 5 minutes in DeepServe".
+    public var componentRestartSeconds = 300.0
+    /// Slowdown of `fault straggler die D` without a factor (our choice).
+    public var defaultStragglerSlowdown = 3.0
+    /// "Kill prefill to preserve decode" (system.md §4): when a decode TE needs replacement
+    /// hardware and the spare pool is empty, a prefill TE is killed (its work re-queued on the
+    /// others) and its NPUs replace the lost ones.
+    public var killPrefillToPreserveDecode = false
+
+    public init() {}
+}
+
+/// What an operator broke.
+enum FaultKind: Equatable, Sendable {
+    /// Dies that stop answering (die, NPU, node faults).
+    case dead(dies: [Int])
+    /// A UB link between two NPUs, down (`degrade` nil) or slowed by a factor.
+    case link(npuA: Int, npuB: Int, degrade: Double?)
+    case straggler(die: Int, slowdown: Double)
+    case hbm(die: Int)
+    case glitch
+
+    /// Performance faults slow things down but break nothing.
+    var isPerformance: Bool {
+        switch self {
+        case .straggler: true
+        case .link(_, _, let degrade): degrade != nil
+        default: false
+        }
+    }
+}
+
+/// One injected fault and what it cost.
+struct FaultRecord {
+    var id: Int
+    var kind: FaultKind
+    /// The operator's words, e.g. "fault npu 170".
+    var label: String
+    var injectedAt: SimTime
+    var detectedAt: SimTime?
+    var recoveredAt: SimTime?
+    var healedAt: SimTime?
+    /// How it was found and how it was handled, for the report.
+    var detection = ""
+    var recovery = ""
+    var requestsFailed = 0
+    var requestsReprefilled = 0
+    /// Instances whose barrier this fault stalls until it is detected.
+    var stalled: Set<Int> = []
+
+    var active: Bool { healedAt == nil }
+}
+
+/// Why an instance is out of service as a whole after a fault.
+enum InstanceOutage: Equatable {
+    /// Restarting (restart-the-world, or a TE restart as the last fallback) until the time.
+    case restarting(until: SimTime)
+    /// NPU-fork weight copy onto spare NPUs (lost → spare) until the time.
+    case forking(until: SimTime, spares: [Int: Int])
+    /// A prefill or colocated TE with a lost die and no spare: out until healed.
+    case awaitingRepair
+    /// Killed to give its NPUs to decode ("kill prefill to preserve decode").
+    case killed
+}
+
+/// Timed steps of the fault machinery, carried by the engine's event queue.
+enum FaultTimer {
+    /// One heartbeat round over every TE (and the KV-link probes).
+    case heartbeatRound
+    /// A restart or NPU-fork of an instance finishes.
+    case outageEnds(instance: Int)
+    /// A recovery that takes time (glitch redo) completes.
+    case recovered(fault: Int)
+}
+
+/// All fault state of one engine: the injected faults and their effect on the hardware.
+struct FaultModel {
+    var policy = RecoveryPolicies.fineGrained
+    var records: [FaultRecord] = []
+    var nextID = 1
+    /// Dies that are dead, with how many active faults kill each (a die and its node may both).
+    var deadDies: [Int: Int] = [:]
+    /// Dead dies the control plane knows about (detected); recovery has acted on them.
+    var knownDead: Set<Int> = []
+    /// Straggler factor per die (largest active), and the resulting factor per instance.
+    var stragglers: [Int: Double] = [:]
+    var instanceSlowdown: [Int: Double] = [:]
+    /// Instances that start no steps: stalled by an undetected dead die, or out of service.
+    var halted: Set<Int> = []
+    /// Faults whose recovery completes when an instance's outage ends.
+    var pendingRecovery: [Int: [Int]] = [:]
+    /// Per-instance outage, consecutive silent heartbeat rounds, and a pending glitch redo.
+    var outages: [Int: InstanceOutage] = [:]
+    var silentRounds: [Int: Int] = [:]
+    var redoPending: [Int: Int] = [:]
+    /// Glitch recovery: when the last redone iteration ends, and which TEs redid one.
+    var glitchRedoEnds: [Int: SimTime] = [:]
+    var glitchRedone: [Int: [String]] = [:]
+    /// Channels whose KV probe reported "delayed" in the current episode (logged once).
+    var delayedChannels: Set<Int> = []
+    /// Expert-die index of each expert die of the decode TEs (``ServingEngine/buildExpertSlots()``).
+    var expertSlots: [Int: ExpertSlot] = [:]
+    /// Nodes whose drain has been announced complete.
+    var announcedDrained: Set<Int> = []
+
+    func isDead(_ die: Int) -> Bool { deadDies[die, default: 0] > 0 }
+
+    mutating func add(_ record: FaultRecord) { records.append(record) }
+
+    func index(of id: Int) -> Int? { records.firstIndex { $0.id == id } }
+
+    var active: [FaultRecord] { records.filter(\.active) }
+}

@@ -1,0 +1,92 @@
+import SimKit
+
+/// One fault in the `xds run --json` report (`fault_details`): what it was, when it was found
+/// and handled, and what it cost.
+///
+/// ```swift
+/// for f in engine.report().faultDetails { print(f.id, f.timeToDetectS ?? .nan, f.requestsReprefilled) }
+/// ```
+public struct FaultDetail: Sendable, Equatable, Codable {
+    public var id: Int
+    public var command: String
+    public var injectedAt: Double
+    public var detectedAt: Double?
+    public var recoveredAt: Double?
+    public var healedAt: Double?
+    public var timeToDetectS: Double?
+    /// From injection to recovery.
+    public var timeToRecoverS: Double?
+    public var detection: String
+    public var recovery: String
+    public var requestsFailed: Int
+    public var requestsReprefilled: Int
+
+    enum CodingKeys: String, CodingKey {
+        case id, command, detection, recovery
+        case injectedAt = "injected_at"
+        case detectedAt = "detected_at"
+        case recoveredAt = "recovered_at"
+        case healedAt = "healed_at"
+        case timeToDetectS = "time_to_detect_s"
+        case timeToRecoverS = "time_to_recover_s"
+        case requestsFailed = "requests_failed"
+        case requestsReprefilled = "requests_reprefilled"
+    }
+}
+
+/// Progress of a drain: requests still holding something on the node.
+public struct DrainProgress: Sendable, Equatable, Codable {
+    public var node: Int
+    public var requestsLeft: Int
+    public init(node: Int, requestsLeft: Int) {
+        self.node = node
+        self.requestsLeft = requestsLeft
+    }
+}
+
+extension ServingEngine {
+    /// Per-fault details, in id order. A recovery scheduled for later (a glitch redo) counts
+    /// only once it has happened.
+    func faultDetails() -> [FaultDetail] {
+        faults.records.map { r in
+            let detected = r.detectedAt.flatMap { $0 <= now ? $0 : nil }
+            let recovered = r.recoveredAt.flatMap { $0 <= now ? $0 : nil }
+            return FaultDetail(id: r.id, command: r.label, injectedAt: r.injectedAt, detectedAt: detected,
+                               recoveredAt: recovered, healedAt: r.healedAt,
+                               timeToDetectS: detected.map { $0 - r.injectedAt },
+                               timeToRecoverS: recovered.map { $0 - r.injectedAt }, detection: r.detection,
+                               recovery: r.recovery, requestsFailed: r.requestsFailed,
+                               requestsReprefilled: r.requestsReprefilled)
+        }
+    }
+
+    /// `faults.injected/detected/recovered` of the report.
+    func faultCounts() -> RunReport.Faults {
+        let details = faultDetails()
+        return RunReport.Faults(injected: details.count, detected: details.filter { $0.detectedAt != nil }.count,
+                                recovered: details.filter { $0.recoveredAt != nil }.count)
+    }
+
+    /// Faults not yet healed, for the console (a recovered fault stays listed until healed).
+    func activeFaultStatuses() -> [FaultStatus] {
+        faults.records.filter(\.active).map { r in
+            var text = r.label
+            if case .straggler(let die, let factor) = r.kind { text = "straggler die \(die) (\(OperatorCommand.format(factor))× slower)" }
+            if let detected = r.detectedAt, detected <= now {
+                text += " · detected in \(String(format: "%.1f", detected - r.injectedAt)) s"
+            }
+            return FaultStatus(id: r.id, description: text, injectedAt: r.injectedAt, detectedAt: r.detectedAt,
+                               recoveredAt: r.recoveredAt.flatMap { $0 <= now ? $0 : nil })
+        }
+    }
+
+    /// Marks NPUs with a dead die, a straggler die or an HBM fault.
+    func markFaultedNPUs(_ npus: inout [NPUStatus]) {
+        var faulted = Set(faults.deadDies.keys.map { $0 / topology.diesPerNPU })
+        faulted.formUnion(faults.stragglers.keys.map { $0 / topology.diesPerNPU })
+        for r in faults.records where r.active {
+            if case .hbm(let die) = r.kind { faulted.insert(die / topology.diesPerNPU) }
+        }
+        for npu in faulted where npu < npus.count { npus[npu].faulted = true }
+    }
+}

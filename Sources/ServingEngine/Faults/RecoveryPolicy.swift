@@ -1,0 +1,106 @@
+import PodModel
+
+/// What recovery does with a detected fault, as steps the engine knows how to carry out.
+enum RecoveryAction: Equatable, Sendable {
+    /// Network glitch: every DP group rolls back and redoes its last iteration.
+    case redoIteration
+    /// HBM fault: mask the region, fail the requests whose KV lived on the die.
+    case maskAndFail
+    /// Lost decode hardware: try these in order (system.md §4, the decode-shrink failover).
+    case decodeFailover([DecodeFallback])
+    /// Lost prefill (or colocated) hardware: re-queue its requests on the other prefill TEs,
+    /// then bring the TE back on spares (NPU-fork) or keep it out until healed.
+    case requeuePrefill(restartFirst: Bool)
+    /// Restart every TE; everything in flight fails (the baseline).
+    case restartWorld
+    /// A dead UB link: route KV transfers over RoCE instead (scale-out plane, system.md §2).
+    case rerouteOverRoCE
+    /// Performance faults (straggler, degraded link): reported, kept until healed.
+    case observe
+}
+
+enum DecodeFallback: String, Equatable, Sendable {
+    /// Fewer DP groups and EP ranks; needs one live replica of every expert.
+    case shrink
+    /// Replace the lost NPUs from the spare pool with an NPU-fork weight copy.
+    case spare
+    /// Take a prefill TE's NPUs ("kill prefill to preserve decode"), then fork onto them.
+    case killPrefill
+    /// Restart the decode TE (its requests re-prefilled); always possible.
+    case restart
+}
+
+/// A recovery policy: how each kind of fault is handled. Selected by name from the
+/// configuration (Vidur-style registry, shared/design/style.md).
+///
+/// ```swift
+/// let policy = try RecoveryPolicies.named("restart-world")
+/// ```
+struct RecoveryPolicy: Sendable {
+    var name: String
+    var summary: String
+    var plan: @Sendable (FaultKind, _ role: InstanceRole?, _ settings: FaultSettings) -> RecoveryAction
+}
+
+/// The registry of recovery policies, following the paper's evolution (system.md §4):
+/// restart-the-world → separate P/D failover → fine-grained handling.
+public enum RecoveryPolicies {
+    public static let defaultName = "fine-grained"
+    public static var names: [String] { all.map(\.name) }
+
+    static func named(_ name: String) throws -> RecoveryPolicy {
+        guard let policy = all.first(where: { $0.name == name }) else {
+            throw ConfigError("unknown recovery policy '\(name)'; expected one of: \(names.joined(separator: ", "))")
+        }
+        return policy
+    }
+
+    static let all: [RecoveryPolicy] = [fineGrained, pdFailover, restartWorld]
+
+    /// Glitch → redo the iteration; HBM → mask and fail; decode die → shrink, else spare, else
+    /// (optionally) kill a prefill TE, else restart the TE; prefill die → re-queue; dead link →
+    /// reroute over RoCE.
+    static let fineGrained = RecoveryPolicy(
+        name: "fine-grained", summary: "redo on glitch, mask HBM, shrink decode, re-queue prefill"
+    ) { kind, role, settings in
+        switch kind {
+        case .glitch: return .redoIteration
+        case .hbm: return .maskAndFail
+        case .link(_, _, let degrade): return degrade == nil ? .rerouteOverRoCE : .observe
+        case .straggler: return .observe
+        case .dead:
+            if role == .decode {
+                return .decodeFailover(settings.killPrefillToPreserveDecode
+                    ? [.shrink, .spare, .killPrefill, .restart] : [.shrink, .spare, .restart])
+            }
+            return .requeuePrefill(restartFirst: false)
+        }
+    }
+
+    /// Separate P/D failover, before fine-grained handling: a glitch or an HBM fault restarts
+    /// the TEs it touches (decode first), a lost decode die shrinks decode, a lost prefill die
+    /// restarts that prefill TE while the others take its work.
+    static let pdFailover = RecoveryPolicy(
+        name: "pd-failover", summary: "separate P/D failover: restart the touched TE, shrink decode"
+    ) { kind, role, settings in
+        switch kind {
+        case .glitch, .hbm:
+            return role == .decode ? .decodeFailover([.restart]) : .requeuePrefill(restartFirst: true)
+        case .link(_, _, let degrade): return degrade == nil ? .rerouteOverRoCE : .observe
+        case .straggler: return .observe
+        case .dead:
+            if role == .decode {
+                return .decodeFailover(settings.killPrefillToPreserveDecode
+                    ? [.shrink, .spare, .killPrefill, .restart] : [.shrink, .spare, .restart])
+            }
+            return .requeuePrefill(restartFirst: true)
+        }
+    }
+
+    /// The baseline: any hard fault restarts the world (decode before prefill).
+    static let restartWorld = RecoveryPolicy(
+        name: "restart-world", summary: "restart every TE; in-flight requests fail"
+    ) { kind, _, _ in
+        kind.isPerformance ? .observe : .restartWorld
+    }
+}

@@ -1,0 +1,141 @@
+import SimKit
+
+/// What happens to a request taken off failed (or drained) hardware.
+enum EvictionOutcome {
+    /// Back to the JE for a fresh prefill elsewhere (its KV is gone).
+    case reprefill
+    /// Moved before any prefill work was done (drain): not counted as re-prefilled.
+    case move
+    /// Failed with this reason.
+    case fail(String)
+}
+
+extension ServingEngine {
+    /// Takes requests off every structure that holds them — prefill queues and batches, transfer
+    /// queues and channels, decode batches — frees their KV on both sides and fixes the group
+    /// counters, then re-prefills, moves or fails each (in id order, for determinism). Nothing
+    /// is lost: each request ends up queued again or failed with a reason. Returns how many
+    /// were (re-prefilled, failed) for the fault's report.
+    @discardableResult
+    func evict(_ ids: [Int], outcome: EvictionOutcome) -> (reprefilled: Int, failed: Int) {
+        let set = Set(ids.filter { requests[$0] != nil })
+        guard !set.isEmpty else { return (0, 0) }
+        var joiningSet = Set<Int>()
+        for i in instances.indices {
+            joiningSet.formUnion(instances[i].joining.filter(set.contains))
+            if instances[i].joining.contains(where: set.contains) { instances[i].joining.removeAll(where: set.contains) }
+            instances[i].firstStep.removeAll(where: set.contains)
+            instances[i].prefillDone.removeAll(where: set.contains)
+            instances[i].transferQueue.removeAll(where: set.contains)
+            for key in instances[i].finishing.keys where instances[i].finishing[key]!.contains(where: set.contains) {
+                instances[i].finishing[key]!.removeAll(where: set.contains)
+            }
+            for g in instances[i].dp.indices where instances[i].dp[g].prefillQueue.contains(where: set.contains) {
+                instances[i].dp[g].prefillQueue.removeAll(where: set.contains)
+                instances[i].dp[g].batch.removeAll { set.contains($0.request) }
+            }
+        }
+        var touchedChannels: [Int] = []
+        for c in channels.indices where channels[c].queue.contains(where: set.contains) {
+            if channels[c].busy, let head = channels[c].queue.first, set.contains(head) {
+                // The transfer in progress is abandoned; its done event becomes stale.
+                channels[c].busy = false
+                channels[c].doneAt = nil
+            }
+            channels[c].queue.removeAll(where: set.contains)
+            touchedChannels.append(c)
+        }
+        var touchedInstances = Set<Int>()
+        var result = (reprefilled: 0, failed: 0)
+        for id in set.sorted() {
+            guard let request = requests.removeValue(forKey: id) else { continue }
+            release(request, admitted: request.stage == .decode && !joiningSet.contains(id))
+            if request.prefillInstance >= 0 { touchedInstances.insert(request.prefillInstance) }
+            if request.decodeInstance >= 0 { touchedInstances.insert(request.decodeInstance) }
+            switch outcome {
+            case .fail(let reason):
+                requests[id] = request
+                fail(id, reason: reason)
+                result.failed += 1
+            case .reprefill, .move:
+                if requeue(request.spec) {
+                    if case .reprefill = outcome { result.reprefilled += 1 }
+                } else {
+                    result.failed += 1
+                }
+            }
+        }
+        for c in touchedChannels { startTransfer(c) }
+        for index in touchedInstances.sorted() {
+            if instances[index].role == .decode { pullTransfers(index) }
+            startStepIfIdle(index)
+        }
+        return result
+    }
+
+    /// Frees a request's KV and slot on the prefill side and the decode side.
+    private func release(_ request: RequestState, admitted: Bool) {
+        let id = request.id
+        let (p, pg) = (request.prefillInstance, request.prefillGroup)
+        if p >= 0, pg >= 0 {
+            if request.stage == .queued || request.stage == .prefill {
+                instances[p].dp[pg].queuedTokens -= request.remainingPrefill
+                if !request.allocated { instances[p].waiting -= 1 }
+                if request.allocated && instances[p].role == .colocated { instances[p].dp[pg].slots -= 1 }
+            }
+            instances[p].dp[pg].kv.free(requestID: id)
+        }
+        let (d, dg) = (request.decodeInstance, request.decodeGroup)
+        guard d >= 0, dg >= 0, request.stage == .transfer || request.stage == .decode else { return }
+        if admitted {
+            instances[d].dp[dg].running -= 1
+            instances[d].dp[dg].promptSum -= request.spec.promptTokens
+            instances[d].dp[dg].joinStepSum -= request.joinStep
+        }
+        // A pulled transfer, a joiner and a running request all hold a slot and decode KV.
+        if instances[d].dp[dg].kv.contains(requestID: id) || instances[d].role == .colocated {
+            instances[d].dp[dg].slots -= 1
+        }
+        instances[d].dp[dg].kv.free(requestID: id)
+    }
+
+    /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is
+    /// at its admission bound, the least loaded one in service (the request was admitted once
+    /// already). Fails it with a reason when no prefill TE is in service.
+    func requeue(_ spec: RequestSpec) -> Bool {
+        let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
+                                       toBlockTokens: configuration.kvBlockTokens)
+        var request = RequestState(spec: spec, blockKeys: keys, chainedKeys: PrefixHashes.chain(keys))
+        let target = pickPrefillInstance(for: request)
+            ?? instances.indices.filter { instances[$0].hasPrefill && instances[$0].available }
+                .min { (instances[$0].waiting, $0) < (instances[$1].waiting, $1) }
+        guard let target, neverFits(request) == nil else {
+            requests[spec.id] = request
+            fail(spec.id, reason: "its hardware failed and no prefill TE is in service to prefill it again")
+            return false
+        }
+        request.prefillInstance = target
+        requests[spec.id] = request
+        placeOnPrefillGroup(spec.id, instance: target)
+        return true
+    }
+
+    /// Ids of requests that hold anything on the given DP groups of an instance (queued or
+    /// prefilling there, waiting to hand over KV from there, or decoding there).
+    func requestsOn(instance index: Int, groups: Set<Int>? = nil) -> [Int] {
+        var ids: [Int] = []
+        for (id, r) in requests {
+            let onPrefill = r.prefillInstance == index && (groups?.contains(r.prefillGroup) ?? true)
+                && (r.stage == .queued || r.stage == .prefill || r.stage == .transfer)
+            // Requests still waiting in the decode TE's transfer queue hold nothing there yet.
+            let onDecode = r.decodeInstance == index && r.decodeGroup >= 0
+                && (r.stage == .decode || r.stage == .transfer) && (groups?.contains(r.decodeGroup) ?? true)
+            if onPrefill || onDecode { ids.append(id) }
+        }
+        return ids.sorted()
+    }
+}
+
+extension RequestState {
+    var id: Int { spec.id }
+}

@@ -1,0 +1,50 @@
+import PodModel
+
+/// Which routed experts each expert die of a decode TE holds, for the decode-shrink rule
+/// (system.md §4: the failover must keep at least one replica of every expert).
+///
+/// Layout (our choice, matching system.md §1.2 and the superpod preset): the TE's first `ep`
+/// dies are its expert dies; the last `sharedExpertDies` of them hold shared-expert copies; the
+/// routed slots (every expert once plus the redundant replicas) fill the others in order,
+/// `⌈slots / routed dies⌉` per die, slot `s` holding expert `s mod experts`. On superpod
+/// (EP320, 256 experts, 32 redundant, 32 shared) die k holds expert k for k < 256, dies
+/// 256–287 hold second replicas of experts 0–31, dies 288–319 the shared expert: losing one of
+/// dies 0–31 or 256–319 keeps every expert; losing die 32–255 does not.
+extension ServingEngine {
+    /// Expert-die index of every expert die of every decode TE (kept up to date when an NPU is
+    /// replaced).
+    func buildExpertSlots() {
+        for (i, instance) in instances.enumerated() where instance.role == .decode && !instance.npus.isEmpty {
+            let base = instance.npus[0] * topology.diesPerNPU
+            for k in 0..<instance.groupSpec.ep { faults.expertSlots[base + k] = ExpertSlot(instance: i, index: k) }
+        }
+    }
+
+    /// Routed experts of decode TE `i` left without a live replica if its known-dead dies are
+    /// dropped (sorted).
+    func missingExperts(instance i: Int) -> [Int] {
+        guard let moe = model.moe else { return [] }
+        let spec = instances[i].groupSpec
+        let routedDies = spec.ep - spec.sharedExpertDies
+        guard routedDies > 0 else { return [] }
+        var deadIndex = Set<Int>()
+        for (die, slot) in faults.expertSlots where slot.instance == i && faults.knownDead.contains(die) {
+            deadIndex.insert(slot.index)
+        }
+        let slots = spec.routedSlots(for: model)
+        let perDie = (slots + routedDies - 1) / routedDies
+        var replicas = Array(repeating: 0, count: moe.routedExperts)
+        for s in 0..<slots where !deadIndex.contains(s / perDie) { replicas[s % moe.routedExperts] += 1 }
+        return replicas.indices.filter { replicas[$0] == 0 }
+    }
+
+    /// Expert dies of decode TE `i` that are known dead.
+    func expertDiesLost(instance i: Int) -> Int {
+        faults.expertSlots.reduce(0) { $0 + ($1.value.instance == i && faults.knownDead.contains($1.key) ? 1 : 0) }
+    }
+}
+
+struct ExpertSlot: Equatable {
+    var instance: Int
+    var index: Int
+}

@@ -1,0 +1,174 @@
+import SimKit
+
+extension ServingEngine {
+    /// `fault …`, `heal ID`, `heal all`. A rejected command changes nothing.
+    func applyFaultCommand(_ command: OperatorCommand) -> CommandReply {
+        switch command {
+        case .faultDie(let die):
+            if let problem = checkDie(die) { return rejectFault(problem) }
+            return injectDead(dies: [die], label: "\(command)", what: "die \(die)")
+        case .faultNPU(let npu):
+            guard npu >= 0 && npu < topology.npuCount else {
+                return rejectFault("NPU \(npu) does not exist; the pod has NPUs 0…\(topology.npuCount - 1)")
+            }
+            let dies = (0..<topology.diesPerNPU).map { npu * topology.diesPerNPU + $0 }
+            return injectDead(dies: dies, label: "\(command)", what: "NPU \(npu) (dies \(dies[0])–\(dies[dies.count - 1]))")
+        case .faultNode(let node):
+            guard node >= 0 && node < topology.nodes else {
+                return rejectFault("node \(node) does not exist; the pod has nodes 0…\(topology.nodes - 1)")
+            }
+            let perNode = topology.npusPerNode * topology.diesPerNPU
+            return injectDead(dies: Array((node * perNode)..<((node + 1) * perNode)), label: "\(command)",
+                              what: "node \(node) (NPUs \(node * topology.npusPerNode)–\((node + 1) * topology.npusPerNode - 1))")
+        case .faultLink(let a, let b, let degrade):
+            for npu in [a, b] where npu >= topology.npuCount {
+                return rejectFault("NPU \(npu) does not exist; the pod has NPUs 0…\(topology.npuCount - 1)")
+            }
+            let state = degrade.map { "degraded \(OperatorCommand.format($0))× (bandwidth ÷ \(OperatorCommand.format($0)))" } ?? "down"
+            return inject(.link(npuA: a, npuB: b, degrade: degrade), label: "\(command)",
+                          message: "UB link NPU \(a) ↔ NPU \(b) \(state)")
+        case .faultStraggler(let die, let slowdown):
+            if let problem = checkDie(die) { return rejectFault(problem) }
+            let factor = slowdown ?? configuration.faults.defaultStragglerSlowdown
+            let reply = inject(.straggler(die: die, slowdown: factor), label: "\(command)",
+                               message: "die \(die) runs \(OperatorCommand.format(factor))× slower (straggler)")
+            faults.stragglers[die] = max(faults.stragglers[die] ?? 1, factor)
+            refreshFaultState()
+            return reply
+        case .faultHBM(let die):
+            if let problem = checkDie(die) { return rejectFault(problem) }
+            return inject(.hbm(die: die), label: "\(command)", message: "uncorrectable HBM error on die \(die)")
+        case .faultGlitch:
+            let reply = inject(.glitch, label: "\(command)", message: "network glitch: collectives in flight fail")
+            startGlitch(faults.records[faults.records.count - 1].id)
+            return reply
+        case .heal(let id):
+            guard let index = faults.index(of: id), faults.records[index].active else {
+                let active = faults.active.map { String($0.id) }
+                return rejectFault("no active fault \(id)" + (active.isEmpty ? "; there are no active faults"
+                    : "; active: \(active.joined(separator: ", "))"))
+            }
+            heal(index)
+            refreshFaultState()
+            return CommandReply(accepted: true, message: "fault \(id) healed")
+        case .healAll:
+            let active = faults.records.indices.filter { faults.records[$0].active }
+            guard !active.isEmpty else { return rejectFault("there are no active faults") }
+            for index in active { heal(index) }
+            refreshFaultState()
+            return CommandReply(accepted: true, message: "\(active.count) faults healed")
+        default:
+            return rejectFault("'\(command)' is not a fault command")
+        }
+    }
+
+    private func checkDie(_ die: Int) -> String? {
+        die >= 0 && die < topology.dieCount ? nil : "die \(die) does not exist; the pod has dies 0…\(topology.dieCount - 1)"
+    }
+
+    private func rejectFault(_ message: String) -> CommandReply { CommandReply(accepted: false, message: message) }
+
+    /// Records a fault with a fresh id and logs it.
+    @discardableResult
+    private func inject(_ kind: FaultKind, label: String, message: String, stalled: Set<Int> = []) -> CommandReply {
+        let id = faults.nextID
+        faults.nextID += 1
+        faults.add(FaultRecord(id: id, kind: kind, label: label, injectedAt: now, stalled: stalled))
+        commandsApplied += 1
+        telemetry.log(EngineEvent(time: now, kind: .fault, severity: .error, message: "fault \(id): \(message)"))
+        return CommandReply(accepted: true, message: "fault \(id): \(message)")
+    }
+
+    /// Dies stop answering. Every TE whose barrier includes one of them stalls: its step in
+    /// progress never completes, and nothing notices until the heartbeats time out.
+    private func injectDead(dies: [Int], label: String, what: String) -> CommandReply {
+        let fresh = dies.filter { !faults.isDead($0) }
+        guard !fresh.isEmpty else { return rejectFault("\(what) is already dead; heal its fault first") }
+        var stalled = Set<Int>()
+        for die in fresh {
+            guard let (i, g) = locate(die: die), faults.outages[i] == nil else { continue }
+            if let g, releasedByDrain(instance: i, group: g) || instances[i].dp[g].outOfService { continue }
+            stalled.insert(i)
+        }
+        for die in dies { faults.deadDies[die, default: 0] += 1 }
+        let where_ = stalled.isEmpty ? "no TE uses it" : "stalls " + stalled.sorted().map { instances[$0].name }.joined(separator: ", ")
+        let reply = inject(.dead(dies: dies), label: label, message: "\(what) dead; \(where_)", stalled: stalled)
+        refreshFaultState()
+        return reply
+    }
+
+    /// A group on a drained node with nothing left on it: its hardware is released, so a fault
+    /// there touches no traffic.
+    func releasedByDrain(instance i: Int, group g: Int) -> Bool {
+        let group = instances[i].dp[g]
+        return group.npus.contains { drainedNodes.contains($0 / topology.npusPerNode) }
+            && group.slots == 0 && group.prefillQueue.isEmpty && group.kv.liveRequests == 0
+    }
+
+    /// Undoes a fault: the hardware is repaired (a repaired die rejoins with its weights loaded;
+    /// a die replaced from the spare pool returns to the pool instead).
+    private func heal(_ index: Int) {
+        var record = faults.records[index]
+        record.healedAt = now
+        if record.recoveredAt == nil {
+            record.recoveredAt = now
+            if record.recovery.isEmpty { record.recovery = "healed by the operator" }
+        }
+        faults.records[index] = record
+        switch record.kind {
+        case .dead(let dies):
+            for die in dies {
+                faults.deadDies[die, default: 1] -= 1
+                if faults.deadDies[die] == 0 {
+                    faults.deadDies[die] = nil
+                    faults.knownDead.remove(die)
+                }
+            }
+            for (i, outage) in faults.outages where outage == .awaitingRepair {
+                let stillDead = instances[i].dp.contains { $0.dies.contains(where: faults.knownDead.contains) }
+                if !stillDead { faults.outages[i] = nil }
+            }
+        case .straggler:
+            faults.stragglers = [:]
+            for other in faults.records where other.active {
+                if case .straggler(let die, let factor) = other.kind {
+                    faults.stragglers[die] = max(faults.stragglers[die] ?? 1, factor)
+                }
+            }
+        case .link, .hbm, .glitch:
+            break
+        }
+        commandsApplied += 1
+        telemetry.log(EngineEvent(time: now, kind: .heal, message: "fault \(record.id) healed (\(record.label))"))
+    }
+
+    /// Points each KV channel at its links' state: a down link blocks it until the probes find
+    /// it and recovery reroutes it over RoCE; a degraded link slows it.
+    func refreshChannels() {
+        for c in channels.indices {
+            let p = channels[c].prefillInstance, d = channels[c].decodeInstance
+            var blocked = false, rerouted = false, slowdown = 1.0
+            for record in faults.records where record.active {
+                guard case .link(let a, let b, let degrade) = record.kind, linkJoins(a, b, p, d) else { continue }
+                if let degrade { slowdown *= degrade } else if record.recoveredAt != nil { rerouted = true } else { blocked = true }
+            }
+            let plane = rerouted ? .roce : instances[p].plane
+            let wasBlocked = channels[c].blocked
+            channels[c].slowdown = plane == .roce && rerouted ? 1 : slowdown
+            channels[c].plane = plane
+            channels[c].blocked = blocked
+            if wasBlocked && !blocked && channels[c].busy {
+                // The hung transfer starts over on the working path.
+                channels[c].busy = false
+                channels[c].doneAt = nil
+                startTransfer(c)
+            }
+        }
+    }
+
+    /// Whether the UB link between NPUs a and b carries the KV path of prefill p → decode d.
+    func linkJoins(_ a: Int, _ b: Int, _ p: Int, _ d: Int) -> Bool {
+        (instances[p].npus.contains(a) && instances[d].npus.contains(b))
+            || (instances[p].npus.contains(b) && instances[d].npus.contains(a))
+    }
+}

@@ -1,0 +1,116 @@
+import SimKit
+
+/// The few points where the engine's step and transfer loops consult the fault model. Kept
+/// apart so the engine files carry one-line calls only.
+extension ServingEngine {
+    /// An instance does not start steps while a dead die stalls its barrier (undetected) or
+    /// while it is out of service (restart, NPU-fork, awaiting repair).
+    func isHalted(_ index: Int) -> Bool {
+        !faults.halted.isEmpty && faults.halted.contains(index)
+    }
+
+    /// Whether a step-end event completes the step. A stale event (the step was abandoned) is
+    /// dropped; a stalled instance's step never completes (system.md §4: a hung collective);
+    /// after a network glitch the failed iteration is rolled back and redone.
+    func acceptStepEnd(_ index: Int) -> Bool {
+        guard instances[index].stepEndsAt == now else { return false }
+        if isHalted(index) { return false }
+        if let fault = faults.redoPending.removeValue(forKey: index) {
+            abandonStep(index)
+            beginStep(index)
+            noteRedo(fault: fault, instance: index)
+            return false
+        }
+        instances[index].stepEndsAt = nil
+        return true
+    }
+
+    /// Whether a transfer-done event completes the transfer: not when stale, and not while the
+    /// link is down (the transfer hangs until the link is healed or rerouted).
+    func acceptTransferDone(_ c: Int) -> Bool {
+        guard channels[c].doneAt == now, !channels[c].blocked else { return false }
+        channels[c].doneAt = nil
+        return true
+    }
+
+    /// Straggler slowdown of a decode TE's barrier: the slowest in-service die sets the pace of
+    /// every dispatch and combine (system.md §1.3), for attention and for its expert slot.
+    func stragglerSlowdown(instance index: Int) -> (attention: Double, expert: Double) {
+        guard !faults.stragglers.isEmpty, let factor = faults.instanceSlowdown[index] else { return (1, 1) }
+        return (factor, factor)
+    }
+
+    /// A prefill batch waits at the MoE barrier for its slowest die as well.
+    func prefillSlowdown(instance index: Int) -> Double {
+        guard !faults.stragglers.isEmpty else { return 1 }
+        return faults.instanceSlowdown[index] ?? 1
+    }
+
+    /// Drops the step in progress: its end event becomes stale, batches are rebuilt next step
+    /// (chunks not applied), decode redoes the iteration (nothing advanced).
+    func abandonStep(_ index: Int) {
+        instances[index].stepping = false
+        instances[index].stepEndsAt = nil
+        for g in instances[index].dp.indices where !instances[index].dp[g].batch.isEmpty {
+            instances[index].dp[g].batch.removeAll()
+        }
+    }
+
+    func handleFaultTimer(_ timer: FaultTimer) {
+        switch timer {
+        case .heartbeatRound: heartbeatRound()
+        case .outageEnds(let instance): endOutage(instance)
+        case .recovered(let fault): finishGlitchRecovery(fault)
+        }
+    }
+
+    func startHeartbeats() {
+        buildExpertSlots()
+        queue.schedule(at: configuration.faults.heartbeatIntervalSeconds, .fault(.heartbeatRound))
+    }
+
+    // MARK: Derived state
+
+    /// Recomputes which instances are halted and the per-instance straggler factors; instances
+    /// that leave the halted set resume.
+    func refreshFaultState() {
+        var halted = Set(faults.outages.keys)
+        for record in faults.records where record.active && record.detectedAt == nil { halted.formUnion(record.stalled) }
+        let resumed = faults.halted.subtracting(halted)
+        faults.halted = halted
+        var slowdown: [Int: Double] = [:]
+        for (die, factor) in faults.stragglers {
+            guard let (i, g) = locate(die: die) else { continue }
+            if let g, instances[i].dp[g].outOfService { continue }
+            slowdown[i] = max(slowdown[i] ?? 1, factor)
+        }
+        faults.instanceSlowdown = slowdown
+        for i in instances.indices {
+            for g in instances[i].dp.indices {
+                let lost = faults.outages[i] != nil || instances[i].dp[g].dies.contains(where: faults.knownDead.contains)
+                instances[i].dp[g].outOfService = lost
+            }
+        }
+        refreshDrainedGroups()
+        refreshChannels()
+        for index in resumed.sorted() { resume(index) }
+    }
+
+    /// Restarts the step loop of an instance that was halted: the step it was in is redone.
+    func resume(_ index: Int) {
+        if instances[index].stepping { abandonStep(index) }
+        if let fault = faults.redoPending.removeValue(forKey: index) { noteRedo(fault: fault, instance: index) }
+        if instances[index].role == .decode { pullTransfers(index) }
+        startStepIfIdle(index)
+    }
+
+    /// The instance and DP group (nil: an expert-only die) that own a die, if any.
+    func locate(die: Int) -> (instance: Int, group: Int?)? {
+        let npu = die / topology.diesPerNPU
+        for i in instances.indices where instances[i].npus.contains(npu) {
+            if let g = instances[i].dp.firstIndex(where: { $0.dies.contains(die) }) { return (i, g) }
+            return (i, nil)
+        }
+        return nil
+    }
+}

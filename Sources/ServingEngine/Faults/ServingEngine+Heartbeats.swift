@@ -1,0 +1,190 @@
+import SimKit
+
+/// Detection (system.md §4 "Faults"): multi-tier heartbeats — the control plane pings each
+/// TE-shell, the TE-shell pings its DP masters — once per interval, one round for the whole pod
+/// (a single event, linear in TEs, not in dies). A DP master answers only while its loop is
+/// live, so a die dead inside a barrier shows up as its whole TE going silent; after
+/// ``FaultSettings/missedHeartbeatsToDeclare`` silent rounds the TE-shell checks its devices and
+/// names the dead die. KV links are probed with dummy payloads: an unanswered probe means the
+/// link is blocked (dead), an answered one while transfers wait means decode is saturated
+/// (delayed).
+extension ServingEngine {
+    func heartbeatRound() {
+        let settings = configuration.faults
+        queue.schedule(at: now + settings.heartbeatIntervalSeconds, .fault(.heartbeatRound))
+        // Tier 2–3: TE-shells and DP masters.
+        for i in instances.indices {
+            let silent = faults.records.contains { $0.active && $0.detectedAt == nil && $0.stalled.contains(i) }
+            guard silent else {
+                faults.silentRounds[i] = nil
+                continue
+            }
+            let rounds = faults.silentRounds[i, default: 0] + 1
+            faults.silentRounds[i] = rounds
+            if rounds >= settings.missedHeartbeatsToDeclare {
+                faults.silentRounds[i] = nil
+                detectStalled(instance: i, rounds: rounds)
+            }
+        }
+        // Faults that do not stall a barrier answer (or fail to) on the first round.
+        for index in faults.records.indices where faults.records[index].active && faults.records[index].detectedAt == nil {
+            detectWithoutStall(index)
+        }
+        probeKVLinks()
+        announceDrainedNodes()
+    }
+
+    /// Every DP master of the TE has been silent for `rounds` rounds: a collective is hung. The
+    /// TE-shell's device check finds the dead dies; recovery starts.
+    private func detectStalled(instance i: Int, rounds: Int) {
+        var found: [Int] = []
+        var dies: [Int] = []
+        for index in faults.records.indices {
+            let record = faults.records[index]
+            guard record.active, record.detectedAt == nil, record.stalled.contains(i),
+                  case .dead(let recordDies) = record.kind else { continue }
+            faults.records[index].detectedAt = now
+            faults.records[index].detection = "\(instances[i].name): DP masters silent for \(rounds) heartbeats "
+                + "(stuck in a collective); device check finds the dead dies"
+            found.append(record.id)
+            dies += recordDies
+        }
+        guard !found.isEmpty else { return }
+        let masters = instances[i].dp.filter { !$0.outOfService }.count
+        logDetected(found, "\(instances[i].name): \(masters) DP masters silent for \(rounds) heartbeats "
+            + "(\(Int(configuration.faults.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms, stuck in a collective); "
+            + "device check: dies \(dies.filter(faults.isDead).map(String.init).joined(separator: ", ")) dead")
+        for die in dies where faults.isDead(die) { faults.knownDead.insert(die) }
+        recoverDead(instance: i, faults: found)
+        // Other TEs stalled by the same fault are told by the control plane at once.
+        for other in instances.indices where other != i {
+            let stalledToo = found.contains { id in faults.index(of: id).map { faults.records[$0].stalled.contains(other) } ?? false }
+            if stalledToo { recoverDead(instance: other, faults: found) }
+        }
+    }
+
+    private func detectWithoutStall(_ index: Int) {
+        let record = faults.records[index]
+        switch record.kind {
+        case .dead(let dies):
+            guard record.stalled.isEmpty else { return }
+            for die in dies where faults.isDead(die) { faults.knownDead.insert(die) }
+            faults.records[index].detectedAt = now
+            faults.records[index].recoveredAt = now
+            faults.records[index].detection = "control plane: node agent reports the devices dead"
+            faults.records[index].recovery = "no traffic on it (spare, drained or already out of service)"
+            logDetected([record.id], "control plane: \(record.label) reported by the node agent; no TE uses it")
+            logRecovered(record.id, "nothing to move: the hardware carried no traffic")
+            refreshFaultState()
+        case .hbm(let die):
+            faults.records[index].detectedAt = now
+            faults.records[index].detection = "DP master reports an uncorrectable ECC error in its heartbeat answer"
+            logDetected([record.id], "die \(die): uncorrectable ECC error reported by its DP master")
+            recoverHBM(index, die: die)
+        case .straggler(let die, let factor):
+            guard let (i, _) = locate(die: die) else {
+                markDetected(index, "control plane: no TE uses die \(die)")
+                return
+            }
+            guard instances[i].stepping else { return }
+            markDetected(index, "\(instances[i].name): step timing in the heartbeat answers shows die \(die) "
+                + "\(OperatorCommand.format(factor))× slower than its peers (the barrier waits for it)")
+        case .link(let a, let b, let degrade):
+            let paths = channels.indices.filter { linkJoins(a, b, channels[$0].prefillInstance, channels[$0].decodeInstance) }
+            if paths.isEmpty {
+                markDetected(index, "control plane: link NPU \(a) ↔ NPU \(b) carries no KV path")
+                if degrade == nil { finish([record.id], (0, 0), "no KV path uses the link; nothing to reroute") }
+            } else if let degrade {
+                markDetected(index, "KV probe NPU \(a) ↔ NPU \(b): answered \(OperatorCommand.format(degrade))× slower than "
+                    + "baseline (link degraded)")
+            } else {
+                markDetected(index, "KV probe NPU \(a) ↔ NPU \(b): no answer within \(OperatorCommand.format(configuration.faults.heartbeatIntervalSeconds)) s (link blocked)")
+                rerouteLink(index, paths: paths)
+            }
+        case .glitch:
+            break
+        }
+    }
+
+    private func markDetected(_ index: Int, _ how: String) {
+        faults.records[index].detectedAt = now
+        faults.records[index].detection = how
+        logDetected([faults.records[index].id], how)
+        if faults.records[index].kind.isPerformance {
+            faults.records[index].recovery = "kept until healed (performance fault; the policy does not isolate it)"
+        }
+    }
+
+    /// Probes answered while KV waits for decode room: delayed, not blocked — logged once per
+    /// episode so operators see back-pressure is not a link fault.
+    private func probeKVLinks() {
+        for d in instances.indices where instances[d].role == .decode {
+            let waiting = instances[d].transferQueue.count
+            if waiting == 0 { faults.delayedChannels.remove(d) } else if !faults.delayedChannels.contains(d) && !isHalted(d) {
+                faults.delayedChannels.insert(d)
+                telemetry.log(EngineEvent(time: now, kind: .info, message: "KV probes to \(instances[d].name) answered: "
+                    + "\(waiting) transfers delayed (decode saturated), links healthy"))
+            }
+        }
+    }
+
+    func logDetected(_ ids: [Int], _ message: String) {
+        let label = ids.count == 1 ? "fault \(ids[0])" : "faults \(ids.map(String.init).joined(separator: ", "))"
+        telemetry.log(EngineEvent(time: now, kind: .faultDetected, severity: .warning, message: "\(label) detected: \(message)"))
+    }
+
+    func logRecovered(_ id: Int, _ message: String) {
+        telemetry.log(EngineEvent(time: now, kind: .recovery, message: "fault \(id) recovered: \(message)"))
+    }
+
+    // MARK: Drain progress
+
+    /// Requests still holding something on each drained node (queued, prefilling, waiting to hand
+    /// over KV, or decoding there).
+    func drainProgress() -> [DrainProgress] {
+        guard !drainedNodes.isEmpty else { return [] }
+        var left: [Int: Int] = [:]
+        let perNode = topology.npusPerNode
+        func count(_ npus: [Int]) {
+            for node in Set(npus.map { $0 / perNode }) where drainedNodes.contains(node) { left[node, default: 0] += 1 }
+        }
+        for r in requests.values {
+            if r.prefillInstance >= 0, r.prefillGroup >= 0, r.stage != .decode || instances[r.prefillInstance].role == .colocated {
+                count(instances[r.prefillInstance].dp[r.prefillGroup].npus)
+            }
+            if r.decodeInstance >= 0, r.decodeGroup >= 0, instances[r.decodeInstance].role != .colocated {
+                count(instances[r.decodeInstance].dp[r.decodeGroup].npus)
+            }
+        }
+        return drainedNodes.sorted().map { DrainProgress(node: $0, requestsLeft: left[$0] ?? 0) }
+    }
+
+    /// Logs, once, that a drained node is empty: its hardware can be serviced.
+    func announceDrainedNodes() {
+        guard drainedNodes.count > faults.announcedDrained.count else { return }
+        for progress in drainProgress() where progress.requestsLeft == 0 && !faults.announcedDrained.contains(progress.node) {
+            faults.announcedDrained.insert(progress.node)
+            telemetry.log(EngineEvent(time: now, kind: .drain, message: "node \(progress.node) drained: no requests left; "
+                + "it can be faulted, healed or serviced without touching traffic"))
+        }
+    }
+}
+
+extension ServingEngine {
+    /// Drains a node: nothing new is placed on its DP groups; decode requests there finish;
+    /// prefill requests queued there that have not started move to other groups or TEs (started
+    /// ones finish). Returns the message for the event log.
+    func drainNode(_ node: Int) -> String {
+        drainedNodes.insert(node)
+        refreshDrainedGroups()
+        var queued: [Int] = []
+        for (id, r) in requests where r.stage == .queued && r.prefillInstance >= 0 && r.prefillGroup >= 0
+            && instances[r.prefillInstance].dp[r.prefillGroup].drained {
+            queued.append(id)
+        }
+        let moved = evict(queued, outcome: .move)
+        let left = drainProgress().first { $0.node == node }?.requestsLeft ?? 0
+        return "node \(node) draining: no new work is placed on its NPUs; \(queued.count - moved.failed) queued prefills "
+            + "moved elsewhere; \(left) requests left to finish"
+    }
+}

@@ -1,0 +1,251 @@
+import PodModel
+import SimKit
+
+/// Recovery (system.md §4 "Faults"): the policy picks the action; these carry it out.
+extension ServingEngine {
+    /// Dead dies were found in instance `i`; recover by the configured policy.
+    func recoverDead(instance i: Int, faults ids: [Int]) {
+        guard let first = ids.first, let index = faults.index(of: first) else { return }
+        switch faults.policy.plan(faults.records[index].kind, instances[i].role, configuration.faults) {
+        case .decodeFailover(let fallbacks): decodeFailover(i, ids: ids, fallbacks: fallbacks)
+        case .requeuePrefill(let restartFirst): requeuePrefill(i, ids: ids, restartFirst: restartFirst)
+        case .restartWorld: restartWorld(ids: ids)
+        case .redoIteration, .maskAndFail, .rerouteOverRoCE, .observe:
+            requeuePrefill(i, ids: ids, restartFirst: false)
+        }
+    }
+
+    // MARK: Decode: shrink, spare, kill prefill, restart
+
+    private func decodeFailover(_ i: Int, ids: [Int], fallbacks: [DecodeFallback]) {
+        let lost = Set(instances[i].dp.indices.filter { instances[i].dp[$0].dies.contains(where: faults.knownDead.contains) })
+        let deadNPUs = Set(instances[i].npus.filter { npu in
+            (0..<topology.diesPerNPU).contains { faults.knownDead.contains(npu * topology.diesPerNPU + $0) }
+        }).sorted()
+        for fallback in fallbacks {
+            switch fallback {
+            case .shrink:
+                let missing = missingExperts(instance: i)
+                let live = instances[i].dp.indices.filter { !lost.contains($0) && !instances[i].dp[$0].outOfService }
+                guard missing.isEmpty, !live.isEmpty else {
+                    note(ids, "vertical shrink impossible: " + (live.isEmpty ? "no DP group left"
+                        : "experts \(missing.prefix(8).map(String.init).joined(separator: ", "))\(missing.count > 8 ? "…" : "") "
+                        + "would lose their last replica"))
+                    continue
+                }
+                let moved = evict(requestsOn(instance: i, groups: lost), outcome: .reprefill)
+                let ep = instances[i].groupSpec.ep - expertDiesLost(instance: i)
+                finish(ids, moved, "vertical shrink of \(instances[i].name): DP \(instances[i].dp.count) → "
+                    + "\(live.count), EP \(instances[i].groupSpec.ep) → \(ep); every expert keeps a replica, "
+                    + "excess replicas on the lost dies dropped; \(moved.reprefilled) requests re-prefilled")
+                refreshFaultState()
+                return
+            case .spare:
+                let spares = spareNPUs().prefix(deadNPUs.count)
+                guard spares.count == deadNPUs.count else {
+                    note(ids, "spare pool has \(spareNPUs().count) healthy NPUs, \(deadNPUs.count) needed")
+                    continue
+                }
+                startFork(i, ids: ids, lost: lost, deadNPUs: deadNPUs, donors: Array(spares), how: "spare NPUs")
+                return
+            case .killPrefill:
+                guard let donor = prefillDonor(needing: deadNPUs.count) else {
+                    note(ids, "no prefill TE can give \(deadNPUs.count) NPUs")
+                    continue
+                }
+                let given = Array(instances[donor].npus.suffix(deadNPUs.count))
+                faults.outages[donor] = .killed
+                refreshFaultState()
+                let moved = evict(requestsOn(instance: donor), outcome: .reprefill)
+                instances[donor].npus.removeAll(where: given.contains)
+                note(ids, "kill prefill to preserve decode: \(instances[donor].name) killed, "
+                    + "\(moved.reprefilled) of its requests re-queued on the other prefill TEs")
+                add(ids, moved)
+                startFork(i, ids: ids, lost: lost, deadNPUs: deadNPUs, donors: given, how: "NPUs of \(instances[donor].name)")
+                return
+            case .restart:
+                restartInstance(i, ids: ids, why: "decode failover fell back to a restart of \(instances[i].name)")
+                return
+            }
+        }
+    }
+
+    /// NPU-fork (DeepServe): the lost NPUs are replaced by `donors`, whose weights are copied
+    /// from running peers over UB; the TE is out of service for the copy.
+    private func startFork(_ i: Int, ids: [Int], lost: Set<Int>, deadNPUs: [Int], donors: [Int], how: String) {
+        let seconds = cost.weightCopy(bytes: weightBytesPerDie(instances[i].groupSpec))
+        faults.outages[i] = .forking(until: now + seconds, spares: Dictionary(uniqueKeysWithValues: zip(deadNPUs, donors)))
+        refreshFaultState()
+        let moved = evict(requestsOn(instance: i, groups: lost), outcome: .reprefill)
+        add(ids, moved)
+        faults.pendingRecovery[i, default: []] += ids
+        note(ids, "replacing NPUs \(deadNPUs.map(String.init).joined(separator: ", ")) of \(instances[i].name) with "
+            + "\(how) \(donors.map(String.init).joined(separator: ", ")): NPU-fork weight copy "
+            + "\(String(format: "%.3f", seconds)) s over UB; \(moved.reprefilled) requests re-prefilled")
+        queue.schedule(at: now + seconds, .fault(.outageEnds(instance: i)))
+    }
+
+    /// Restart of one TE: its requests go back to prefill, it is out for the restart time
+    /// (system.md §4: up to 5 minutes), then returns on spares or without the lost dies.
+    func restartInstance(_ i: Int, ids: [Int], why: String) {
+        let seconds = configuration.faults.componentRestartSeconds
+        faults.outages[i] = .restarting(until: now + seconds)
+        refreshFaultState()
+        let moved = evict(requestsOn(instance: i), outcome: .reprefill)
+        add(ids, moved)
+        faults.pendingRecovery[i, default: []] += ids
+        note(ids, "\(why): out for \(OperatorCommand.format(seconds)) s; \(moved.reprefilled) requests re-prefilled, "
+            + "\(moved.failed) failed")
+        queue.schedule(at: now + seconds, .fault(.outageEnds(instance: i)))
+    }
+
+    // MARK: Prefill
+
+    /// A prefill (or colocated) TE lost a die: it leaves service, its requests are re-queued on
+    /// the other prefill TEs; it comes back on spare NPUs (NPU-fork), or after a restart, or
+    /// when healed.
+    private func requeuePrefill(_ i: Int, ids: [Int], restartFirst: Bool) {
+        if restartFirst {
+            restartInstance(i, ids: ids, why: "\(instances[i].name) restarts while the other TEs take its work")
+            return
+        }
+        let deadNPUs = Set(instances[i].npus.filter { npu in
+            (0..<topology.diesPerNPU).contains { faults.knownDead.contains(npu * topology.diesPerNPU + $0) }
+        }).sorted()
+        let spares = Array(spareNPUs().prefix(deadNPUs.count))
+        if !deadNPUs.isEmpty && spares.count == deadNPUs.count {
+            startFork(i, ids: ids, lost: Set(instances[i].dp.indices), deadNPUs: deadNPUs, donors: spares,
+                      how: "spare NPUs")
+            return
+        }
+        faults.outages[i] = .awaitingRepair
+        refreshFaultState()
+        let moved = evict(requestsOn(instance: i), outcome: .reprefill)
+        finish(ids, moved, "\(instances[i].name) out of service until repaired (no spare NPUs); "
+            + "\(moved.reprefilled) requests re-queued on the other prefill TEs, \(moved.failed) failed")
+    }
+
+    // MARK: Restart the world
+
+    /// The baseline: every TE restarts, decode before prefill; everything in flight fails.
+    func restartWorld(ids: [Int]) {
+        let seconds = configuration.faults.componentRestartSeconds
+        for i in instances.indices {
+            let until = now + (instances[i].role == .prefill ? 2 * seconds : seconds)
+            faults.outages[i] = .restarting(until: until)
+            queue.schedule(at: until, .fault(.outageEnds(instance: i)))
+        }
+        refreshFaultState()
+        let moved = evict(requests.keys.sorted(), outcome: .fail("restart of the world after fault \(ids[0])"))
+        add(ids, moved)
+        let prefill = instances.indices.filter { instances[$0].role == .prefill }
+        faults.pendingRecovery[prefill.last ?? instances.count - 1, default: []] += ids
+        note(ids, "restart the world: every TE restarts (decode \(OperatorCommand.format(seconds)) s, then prefill); "
+            + "\(moved.failed) requests in flight failed")
+    }
+
+    /// An outage ends: forked NPUs take the lost NPUs' place; a restarted TE comes back on spares
+    /// if it can, without its lost dies otherwise (the restart re-plans expert placement over
+    /// the live dies).
+    func endOutage(_ i: Int) {
+        guard let outage = faults.outages[i] else { return }
+        switch outage {
+        case .forking(let until, let spares) where until == now:
+            for (dead, spare) in spares.sorted(by: { $0.key < $1.key }) { replaceNPU(i, dead: dead, with: spare) }
+        case .restarting(let until) where until == now:
+            let deadNPUs = instances[i].npus.filter { npu in
+                (0..<topology.diesPerNPU).contains { faults.knownDead.contains(npu * topology.diesPerNPU + $0) }
+            }
+            let spares = spareNPUs()
+            if spares.count >= deadNPUs.count {
+                for (dead, spare) in zip(deadNPUs, spares) { replaceNPU(i, dead: dead, with: spare) }
+            }
+        default:
+            return
+        }
+        faults.outages[i] = nil
+        let stillDead = instances[i].dp.contains { $0.dies.contains(where: faults.knownDead.contains) }
+        if stillDead && instances[i].role != .decode { faults.outages[i] = .awaitingRepair }
+        let ids = faults.pendingRecovery.removeValue(forKey: i) ?? []
+        for id in ids {
+            guard let index = faults.index(of: id), faults.records[index].recoveredAt == nil else { continue }
+            faults.records[index].recoveredAt = now
+            logRecovered(id, "\(instances[i].name) back in service"
+                + (faults.outages[i] == .awaitingRepair ? " as soon as its dies are repaired" : ""))
+        }
+        refreshFaultState()
+    }
+
+    /// Moves a TE from a dead NPU onto a healthy one: the dead NPU leaves the TE for repair.
+    private func replaceNPU(_ i: Int, dead: Int, with spare: Int) {
+        let perNPU = topology.diesPerNPU
+        for k in instances[i].npus.indices where instances[i].npus[k] == dead { instances[i].npus[k] = spare }
+        for g in instances[i].dp.indices where instances[i].dp[g].npus.contains(dead) {
+            instances[i].dp[g].npus = instances[i].dp[g].npus.map { $0 == dead ? spare : $0 }
+            instances[i].dp[g].dies = instances[i].dp[g].dies.map { $0 / perNPU == dead ? spare * perNPU + $0 % perNPU : $0 }
+        }
+        for die in dead * perNPU..<(dead + 1) * perNPU {
+            if let slot = faults.expertSlots.removeValue(forKey: die) { faults.expertSlots[spare * perNPU + die % perNPU] = slot }
+        }
+    }
+
+    // MARK: Spares and experts
+
+    /// Healthy NPUs no TE uses and not on a drained node, in id order (the spare pool).
+    func spareNPUs() -> [Int] {
+        var used = Set<Int>()
+        for instance in instances { used.formUnion(instance.npus) }
+        for outage in faults.outages.values { if case .forking(_, let spares) = outage { used.formUnion(spares.values) } }
+        return (0..<topology.npuCount).filter { npu in
+            !used.contains(npu) && !drainedNodes.contains(npu / topology.npusPerNode)
+                && !(0..<topology.diesPerNPU).contains { faults.isDead(npu * topology.diesPerNPU + $0) }
+        }
+    }
+
+    /// A prefill TE in service with enough NPUs to give, the last one first.
+    private func prefillDonor(needing count: Int) -> Int? {
+        instances.indices.reversed().first {
+            instances[$0].role == .prefill && faults.outages[$0] == nil && instances[$0].npus.count >= count
+                && !instances[$0].external
+        }
+    }
+
+    /// Bytes of weights one die of the TE holds: non-expert weights split over TP plus its
+    /// routed-expert slots (the same split as the KV sizing in ServingEngine+Layout).
+    func weightBytesPerDie(_ spec: InstanceGroup) -> Double {
+        guard let moe = model.moe else { return model.weightBytes / Double(spec.tp) }
+        let expertBytes = Double((model.moeLayers + model.mtpModules) * moe.routedExperts) * model.expertParameters
+            * model.weightType.bytes
+        let routedDies = max(1, spec.ep - spec.sharedExpertDies)
+        let slotsPerDie = (Double(spec.routedSlots(for: model)) / Double(routedDies)).rounded(.up)
+        return (model.weightBytes - expertBytes) / Double(spec.tp) + expertBytes / Double(moe.routedExperts) * slotsPerDie
+    }
+
+    // MARK: Bookkeeping
+
+    func note(_ ids: [Int], _ message: String) {
+        for id in ids {
+            guard let index = faults.index(of: id) else { continue }
+            faults.records[index].recovery += (faults.records[index].recovery.isEmpty ? "" : "; ") + message
+        }
+        let label = ids.count == 1 ? "fault \(ids[0])" : "faults \(ids.map(String.init).joined(separator: ", "))"
+        telemetry.log(EngineEvent(time: now, kind: .recovery, severity: .warning, message: "\(label): \(message)"))
+    }
+
+    func add(_ ids: [Int], _ moved: (reprefilled: Int, failed: Int)) {
+        guard let first = ids.first, let index = faults.index(of: first) else { return }
+        faults.records[index].requestsReprefilled += moved.reprefilled
+        faults.records[index].requestsFailed += moved.failed
+    }
+
+    /// Records an immediate recovery.
+    func finish(_ ids: [Int], _ moved: (reprefilled: Int, failed: Int), _ message: String) {
+        add(ids, moved)
+        for id in ids {
+            guard let index = faults.index(of: id) else { continue }
+            faults.records[index].recovery += (faults.records[index].recovery.isEmpty ? "" : "; ") + message
+            if faults.records[index].recoveredAt == nil { faults.records[index].recoveredAt = now }
+            logRecovered(id, message)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import SimKit
+
+/// Faults that leave the hardware running: an HBM error, a network glitch, a dead UB link.
+extension ServingEngine {
+    // MARK: HBM
+
+    /// Fine-grained handling (system.md §4): the region is masked and the requests whose KV
+    /// lived on the die fail with that reason; the service stays up. Other policies restart.
+    func recoverHBM(_ index: Int, die: Int) {
+        let id = faults.records[index].id
+        guard let (i, g) = locate(die: die), let g else {
+            finish([id], (0, 0), "no KV cache on die \(die); nothing to fail")
+            return
+        }
+        switch faults.policy.plan(faults.records[index].kind, instances[i].role, configuration.faults) {
+        case .maskAndFail:
+            let holders = requestsOn(instance: i, groups: [g]).filter { instances[i].dp[g].kv.contains(requestID: $0) }
+            let moved = evict(holders, outcome: .fail("hbm fault on die \(die)"))
+            finish([id], moved, "region masked on die \(die) (\(instances[i].name)/dp\(g)); \(moved.failed) requests "
+                + "whose KV lived there failed; the service stays up")
+        case .restartWorld:
+            restartWorld(ids: [id])
+        default:
+            restartInstance(i, ids: [id], why: "\(instances[i].name) restarts after an HBM fault on die \(die)")
+        }
+    }
+
+    // MARK: Glitch
+
+    /// A glitch fails the collectives in flight. Fine-grained: every stepping TE notices when its
+    /// iteration ends in error, rolls back and redoes it (the step time is lost, no request
+    /// fails). Other policies restart.
+    func startGlitch(_ id: Int) {
+        guard let index = faults.index(of: id) else { return }
+        switch faults.policy.plan(.glitch, .decode, configuration.faults) {
+        case .redoIteration:
+            let stepping = instances.indices.filter { instances[$0].stepping && !isHalted($0) }
+            for i in stepping { faults.redoPending[i] = id }
+            if stepping.isEmpty {
+                faults.records[index].detectedAt = now
+                faults.records[index].detection = "no collective in flight"
+                finish([id], (0, 0), "nothing to redo")
+                faults.records[index].healedAt = now
+            }
+        case .restartWorld:
+            markGlitchDetected(index)
+            restartWorld(ids: [id])
+        default:
+            markGlitchDetected(index)
+            for i in instances.indices where instances[i].role == .decode && faults.outages[i] == nil {
+                restartInstance(i, ids: [id], why: "\(instances[i].name) restarts after a network glitch")
+            }
+        }
+    }
+
+    private func markGlitchDetected(_ index: Int) {
+        faults.records[index].detectedAt = now
+        faults.records[index].detection = "collectives fail with a network error"
+        logDetected([faults.records[index].id], "collectives fail with a network error")
+    }
+
+    /// A TE's iteration failed in the glitch and is being redone (its new step is scheduled).
+    func noteRedo(fault id: Int, instance i: Int) {
+        guard let index = faults.index(of: id), faults.records[index].recoveredAt == nil else { return }
+        if faults.records[index].detectedAt == nil {
+            faults.records[index].detectedAt = now
+            faults.records[index].detection = "\(instances[i].name): iteration ends with a collective error"
+            logDetected([id], "\(instances[i].name): iteration ends with a collective error; DP groups roll back")
+        }
+        let end = instances[i].stepEndsAt ?? now
+        faults.glitchRedoEnds[id] = max(faults.glitchRedoEnds[id] ?? now, end)
+        faults.glitchRedone[id, default: []].append(instances[i].name)
+        if !faults.redoPending.values.contains(id), let until = faults.glitchRedoEnds[id] {
+            queue.schedule(at: until, .fault(.recovered(fault: id)))
+        }
+    }
+
+    /// The last redone iteration of a glitch has finished: recovered, and the glitch is over.
+    func finishGlitchRecovery(_ id: Int) {
+        guard let index = faults.index(of: id), faults.records[index].recoveredAt == nil else { return }
+        let names = faults.glitchRedone[id] ?? []
+        finish([id], (0, 0), "\(names.count) TEs rolled back and redid their last iteration "
+            + "(\(names.joined(separator: ", "))); no request failed")
+        if faults.records[index].healedAt == nil { faults.records[index].healedAt = now }
+        faults.glitchRedoEnds[id] = nil
+        faults.glitchRedone[id] = nil
+    }
+
+    // MARK: Links
+
+    /// A dead UB link on KV paths: transfers move to the RoCE plane (our choice; system.md §2:
+    /// every die also has 200 Gbit/s of RoCE) until the link is healed.
+    func rerouteLink(_ index: Int, paths: [Int]) {
+        let id = faults.records[index].id
+        switch faults.policy.plan(faults.records[index].kind, .decode, configuration.faults) {
+        case .restartWorld:
+            restartWorld(ids: [id])
+        default:
+            faults.records[index].recoveredAt = now
+            refreshChannels()
+            let names = paths.map { "\(instances[channels[$0].prefillInstance].name) → \(instances[channels[$0].decodeInstance].name)" }
+            finish([id], (0, 0), "KV transfers \(names.joined(separator: ", ")) rerouted over RoCE")
+        }
+    }
+}
