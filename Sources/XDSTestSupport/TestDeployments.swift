@@ -17,6 +17,21 @@ public enum TestDeployments {
                           redundantExperts: 0, batchLimit: 64),
         ])
 
+    /// A 6-node pod for fault tests, shaped like superpod in small: two prefill TEs of one node
+    /// each (nodes 0 and 1, NPUs 0–15), one decode TE of three nodes (nodes 2–4, NPUs 16–39 =
+    /// dies 32–79, DP48 = EP48 with 16 shared-expert dies and 32 redundant slots: 288 routed
+    /// slots, 9 per die on the first 32 dies, so experts 0–31 have two replicas), and a spare
+    /// node (node 5, NPUs 40–47). Losing NPU 16 (experts 0–17) keeps every expert; losing NPU 21
+    /// (experts 90–107) does not.
+    public static let faultPod = Deployment(
+        name: "fault-pod", model: "deepseek-r1", hardware: "ascend-910c", nodes: 6,
+        groups: [
+            InstanceGroup(role: .prefill, count: 2, npusEach: 8, firstNPU: 0, tp: 4, dp: 4, ep: 16,
+                          redundantExperts: 0, batchLimit: 0),
+            InstanceGroup(role: .decode, count: 1, npusEach: 24, firstNPU: 16, tp: 1, dp: 48, ep: 48,
+                          redundantExperts: 32, sharedExpertDies: 16, batchLimit: 64),
+        ])
+
     /// Two PD-colocated Llama-2-7B replicas on A100s, TP1 (the Vidur-style setup).
     public static func colocatedLlama() -> Deployment {
         // The spec is a literal known to be valid.

@@ -1,0 +1,117 @@
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+/// Every fault kind on `faultPod` (prefill nodes 0–1, decode NPUs 16–39 = dies 32–79, spares
+/// NPUs 40–47): nothing is lost, the fault is detected, and after `heal all` every request
+/// completes or has failed with a reason.
+@Suite struct FaultKindTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        var command: OperatorCommand
+        var detected: Bool
+        var recoveredBeforeHeal: Bool
+        var testDescription: String { command.description }
+    }
+
+    static let cases: [Case] = [
+        Case(command: .faultDie(33), detected: true, recoveredBeforeHeal: true),          // decode, shrink
+        Case(command: .faultNPU(21), detected: true, recoveredBeforeHeal: true),          // decode, spare NPU-fork
+        Case(command: .faultNode(0), detected: true, recoveredBeforeHeal: true),          // a whole prefill TE
+        Case(command: .faultNPU(44), detected: true, recoveredBeforeHeal: true),          // a spare
+        Case(command: .faultLink(from: 3, to: 20, degrade: nil), detected: true, recoveredBeforeHeal: true),
+        Case(command: .faultLink(from: 3, to: 20, degrade: 4), detected: true, recoveredBeforeHeal: false),
+        Case(command: .faultStraggler(die: 40, slowdown: 2), detected: true, recoveredBeforeHeal: false),
+        Case(command: .faultHBM(die: 36), detected: true, recoveredBeforeHeal: true),     // decode die
+        Case(command: .faultHBM(die: 2), detected: true, recoveredBeforeHeal: true),      // prefill die
+        Case(command: .faultGlitch, detected: true, recoveredBeforeHeal: true),
+    ]
+
+    @Test(arguments: cases)
+    func faultIsDetectedRecoveredAndLosesNothing(_ c: Case) throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 120)
+        engine.run(until: 2.5)
+        let reply = engine.apply(c.command)
+        #expect(reply.accepted, "\(reply.message)")
+        #expect(engine.snapshot().activeFaults.count == (c.command == .faultGlitch ? engine.snapshot().activeFaults.count : 1))
+        engine.run(until: 12)
+        FaultTests.expectSound(engine, "\(c.command) after 12 s")
+        let counts = engine.report().faults
+        #expect(counts.injected == 1)
+        #expect((counts.detected == 1) == c.detected, "\(engine.report().faultDetails)")
+        #expect((counts.recovered == 1) == c.recoveredBeforeHeal, "\(engine.report().faultDetails)")
+        #expect(engine.report().faultDetails[0].timeToDetectS.map { $0 >= 0 && $0 <= 3.01 } ?? false)
+        _ = engine.apply(.healAll)
+        #expect(engine.runToCompletion(limit: 3_600), "\(c.command): work left after heal all")
+        FaultTests.expectSound(engine, "\(c.command) at the end")
+        FaultTests.expectEmpty(engine, "\(c.command)")
+        #expect(engine.report().faults.recovered == 1)
+        #expect(engine.snapshot().activeFaults.isEmpty)
+        #expect(engine.snapshot().npus.filter(\.faulted).isEmpty)
+    }
+
+    @Test func deadDecodeDieStallsTheBarrierUntilTheHeartbeatsTimeOut() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 120) { $0.faults.heartbeatIntervalSeconds = 0.5 }
+        engine.run(until: 2.2)
+        let d = FaultTests.decodeIndex(engine)
+        let stepBefore = engine.instances[d].stepIndex
+        #expect(engine.apply(.faultDie(40)).accepted)
+        #expect(engine.snapshot().npus[20].faulted == true)
+        engine.run(until: 3.2)
+        // Stalled: the step in flight never completes, nothing is detected yet.
+        #expect(engine.instances[d].stepIndex <= stepBefore + 1)
+        #expect(engine.report().faults.detected == 0)
+        engine.run(until: 4)
+        let detail = engine.report().faultDetails[0]
+        // Three silent rounds of 0.5 s: detected after more than 1 s and at most 1.5 s.
+        let detect = try #require(detail.timeToDetectS)
+        #expect(detect > 1.0 && detect <= 1.5, "\(detail)")
+        #expect(detail.detection.contains("silent"))
+        #expect(engine.instances[d].stepIndex > stepBefore + 1, "decode resumes after the shrink")
+        #expect(FaultTests.events(engine, .faultDetected).count == 1)
+    }
+
+    @Test func prefillTELossReprefillsItsRequestsOnTheOther() throws {
+        // A burst: both prefill TEs hold queued work when prefill-0's node dies.
+        let engine = try FaultTests.engine(rate: 200, limit: 150)
+        engine.run(until: 0.6)
+        let onTE0 = engine.requestsOn(instance: 0).count
+        #expect(onTE0 > 0)
+        #expect(engine.apply(.faultNPU(40)).accepted)                  // use up one spare NPU…
+        for npu in 41...47 { #expect(engine.apply(.faultNPU(npu)).accepted) }   // …and the rest: no spares
+        #expect(engine.apply(.faultNode(0)).accepted)
+        engine.run(until: 5)
+        let detail = engine.report().faultDetails.last!
+        #expect(detail.requestsReprefilled > 0, "\(detail)")
+        #expect(detail.recovery.contains("re-queued"), "\(detail.recovery)")
+        #expect(engine.requestsOn(instance: 0).isEmpty)
+        FaultTests.expectSound(engine)
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+        // prefill-1 did all the work; everything finished without losing a request.
+        #expect(engine.report().requests.completed + engine.report().requests.failed == 150)
+    }
+
+    @Test func hbmFaultFailsOnlyTheRequestsWhoseKVLivedThere() throws {
+        let engine = try FaultTests.engine(rate: 40, limit: 150)
+        engine.run(until: 3)
+        let d = FaultTests.decodeIndex(engine)
+        #expect(engine.apply(.faultHBM(die: 36)).accepted)           // decode die 36 = dp4
+        // Detected at the next heartbeat round (4 s), when the DP master reports the ECC error.
+        engine.run(until: 3.999)
+        let holders = engine.instances[d].dp[4].kv.liveRequests
+        #expect(holders > 0)
+        engine.run(until: 4.5)
+        #expect(engine.report().faultDetails[0].detectedAt == 4)
+        let report = engine.report()
+        #expect(report.requests.failed == holders)
+        let reasons = FaultTests.events(engine, .requestFailed)
+        #expect(reasons.count == holders && reasons.allSatisfy { $0.hasSuffix("hbm fault on die 36") })
+        #expect(report.faultDetails[0].requestsFailed == holders)
+        #expect(engine.runToCompletion(limit: 3_600))
+        #expect(engine.report().requests.completed == 150 - holders, "the service stayed up")
+        FaultTests.expectSound(engine)
+    }
+}
