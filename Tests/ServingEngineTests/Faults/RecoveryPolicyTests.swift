@@ -1,0 +1,150 @@
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+@Suite struct RecoveryPolicyTests {
+    @Test func policiesAreSelectedByNameAndUnknownNamesAreRefused() throws {
+        #expect(RecoveryPolicies.names == ["fine-grained", "pd-failover", "restart-world"])
+        #expect(EngineConfiguration(deployment: .superpod).recoveryPolicy == "fine-grained")
+        #expect(throws: ConfigError.self) { try FaultTests.engine { $0.recoveryPolicy = "pray" } }
+        for name in RecoveryPolicies.names {
+            #expect(try FaultTests.engine { $0.recoveryPolicy = name }.report().recoveryPolicy == name)
+        }
+    }
+
+    /// Superpod's layout (EP320: 256 routed + 32 redundant + 32 shared-expert dies): the
+    /// redundant replicas cover experts 0–31 only.
+    @Test func superpodShrinkRuleFollowsTheExpertLayout() throws {
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod),
+                                       workload: FixedWorkload([]))
+        let d = FaultTests.decodeIndex(engine)
+        let base = engine.instances[d].npus[0] * 2
+        func missing(_ dies: [Int]) -> [Int] {
+            engine.faults.knownDead = Set(dies.map { base + $0 })
+            return engine.missingExperts(instance: d)
+        }
+        #expect(missing([]) == [])
+        #expect(missing([5]) == [], "expert 5 has a replica on die 261")
+        #expect(missing([5, 261]) == [5])
+        #expect(missing([84, 85]) == [84, 85])
+        #expect(missing([300, 319]) == [], "shared-expert dies")
+        #expect(missing([256, 287]) == [], "redundant replicas")
+    }
+
+    @Test func decodeShrinkKeepsEveryExpertAndFallsBackWithAnEvent() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 150)
+        let d = FaultTests.decodeIndex(engine)
+        engine.run(until: 2.5)
+        // NPU 16 = dies 32–33 = experts 0–17, all replicated: vertical shrink.
+        #expect(engine.apply(.faultNPU(16)).accepted)
+        engine.run(until: 6)
+        #expect(engine.report().faultDetails[0].recovery.contains("vertical shrink"))
+        #expect(engine.instances[d].dp.filter(\.outOfService).count == 2)
+        #expect(engine.missingExperts(instance: d) == [])
+        // NPU 21 = experts 90–107, single replicas: shrink impossible → spare NPU-fork.
+        #expect(engine.apply(.faultNPU(21)).accepted)
+        engine.run(until: 10)
+        let second = engine.report().faultDetails[1].recovery
+        #expect(second.contains("shrink impossible") && second.contains("spare NPUs 40"), "\(second)")
+        #expect(engine.instances[d].npus.contains(40) && !engine.instances[d].npus.contains(21))
+        #expect(engine.missingExperts(instance: d) == [])
+        // The spare pool used up (node 5 dead): NPU 22 falls back to a restart of decode.
+        #expect(engine.apply(.faultNode(5)).accepted)
+        #expect(engine.apply(.faultNPU(22)).accepted)
+        engine.run(until: 14)
+        let last = engine.report().faultDetails[3].recovery
+        #expect(last.contains("shrink impossible") && last.contains("spare pool has 0") && last.contains("restart"), "\(last)")
+        #expect(FaultTests.events(engine, .recovery).contains { $0.contains("shrink impossible") })
+        FaultTests.expectSound(engine)
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+        #expect(engine.report().requests.failed == 0, "shrink, fork and restart re-prefill; nothing fails")
+    }
+
+    @Test func killPrefillToPreserveDecodeGivesDecodeTheNPUs() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 120) { $0.faults.killPrefillToPreserveDecode = true }
+        engine.run(until: 2.5)
+        #expect(engine.apply(.faultNode(5)).accepted)       // no spares left
+        #expect(engine.apply(.faultNPU(21)).accepted)
+        engine.run(until: 8)
+        let recovery = engine.report().faultDetails[1].recovery
+        #expect(recovery.contains("kill prefill to preserve decode"), "\(recovery)")
+        #expect(engine.instances[1].npus.count == 7)
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+        FaultTests.expectEmpty(engine)
+    }
+
+    @Test func restartTheWorldFailsEverythingInFlightAndComesBack() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 200) { $0.recoveryPolicy = "restart-world" }
+        engine.run(until: 2.5)
+        let inFlight = engine.report().requests.inFlight
+        #expect(engine.apply(.faultDie(40)).accepted)
+        engine.run(until: 6)
+        let detail = engine.report().faultDetails[0]
+        #expect(detail.requestsFailed >= inFlight, "\(detail)")
+        #expect(FaultTests.events(engine, .requestFailed).allSatisfy { $0.contains("restart of the world after fault 1") })
+        #expect(detail.recoveredAt == nil, "decode takes 5 s, prefill 10 s in the test configuration")
+        // Detected at 5 s (three silent rounds), prefill back 10 s later.
+        engine.run(until: 16)
+        #expect(engine.report().faultDetails[0].timeToRecoverS == 12.5)
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+        #expect(engine.report().requests.rejected > 0, "arrivals during the restart are turned away")
+    }
+
+    @Test func pdFailoverRestartsOnlyThePrefillTEThatFailed() throws {
+        let engine = try FaultTests.engine(rate: 60, limit: 200) { $0.recoveryPolicy = "pd-failover" }
+        engine.run(until: 1)
+        #expect(engine.apply(.faultDie(3)).accepted)         // prefill-0
+        engine.run(until: 5)
+        #expect(engine.faults.outages[0] != nil && engine.faults.outages[1] == nil)
+        #expect(engine.report().faultDetails[0].recovery.contains("restarts while the other TEs take its work"))
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+        #expect(engine.report().requests.failed == 0)
+    }
+
+    @Test func glitchRedoesTheIterationAndFailsNothing() throws {
+        let plain = try FaultTests.engine(rate: 30, limit: 100)
+        #expect(plain.runToCompletion(limit: 3_600))
+        let engine = try FaultTests.engine(rate: 30, limit: 100)
+        engine.run(until: 2.5)
+        #expect(engine.apply(.faultGlitch).accepted)
+        #expect(engine.runToCompletion(limit: 3_600))
+        let report = engine.report()
+        #expect(report.requests.completed == plain.report().requests.completed)
+        #expect(report.requests.failed == 0)
+        let detail = report.faultDetails[0]
+        #expect(detail.recovery.contains("rolled back and redid"), "\(detail)")
+        #expect(report.latencyMs.e2e.mean >= plain.report().latencyMs.e2e.mean, "the step time is lost")
+        #expect(engine.snapshot().activeFaults.isEmpty, "a glitch is transient")
+    }
+
+    @Test func stragglerRaisesTheStepByAboutItsFactorAndHealRestoresIt() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 200)
+        let d = FaultTests.decodeIndex(engine)
+        engine.run(until: 4)
+        let normal = engine.decodeStepSeconds(d).seconds
+        #expect(normal > 0)
+        #expect(engine.apply(.faultStraggler(die: 50, slowdown: 2)).accepted)
+        let slow = engine.decodeStepSeconds(d).seconds
+        #expect(slow / normal > 1.6 && slow / normal <= 2.0, "\(slow / normal)")
+        #expect(engine.snapshot().npus[25].faulted == true, "the console shows which NPU is slow")
+        #expect(engine.snapshot().activeFaults[0].description.contains("straggler die 50 (2× slower)"))
+        #expect(engine.apply(.heal(faultID: 1)).accepted)
+        #expect(engine.decodeStepSeconds(d).seconds == normal)
+
+        // TPOT over whole runs: about the factor.
+        let base = try FaultTests.engine(rate: 10, limit: 40)
+        #expect(base.runToCompletion(limit: 3_600))
+        let straggling = try FaultTests.engine(rate: 10, limit: 40)
+        #expect(straggling.apply(.faultStraggler(die: 50, slowdown: 2)).accepted)
+        #expect(straggling.runToCompletion(limit: 3_600))
+        let ratio = straggling.report().latencyMs.tpot.mean / base.report().latencyMs.tpot.mean
+        #expect(ratio > 1.6 && ratio <= 2.05, "TPOT ratio \(ratio)")
+    }
+}
