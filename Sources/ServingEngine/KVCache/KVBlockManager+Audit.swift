@@ -25,14 +25,16 @@ extension KVBlockManager {
         }
         var owned = 0
         for block in 0..<totalBlocks {
-            let places = [holders[block] > 0, inFreeList[block], evictable.contains(block)].filter { $0 }.count
+            // Counted without building an array per block: audits run after every step of the fault soak.
+            let cached = evictable.contains(block)
+            let places = (holders[block] > 0 ? 1 : 0) + (inFreeList[block] ? 1 : 0) + (cached ? 1 : 0)
             if places != 1 { problems.append("block \(block) is in \(places) states (want exactly 1)") }
             if referenceCount[block] != holders[block] {
                 problems.append("block \(block) has reference count \(referenceCount[block]) but \(holders[block]) holders")
             }
             if holders[block] > 0 { owned += 1 }
             if inFreeList[block], blockHash[block] != nil { problems.append("free block \(block) still has a hash") }
-            if evictable.contains(block), blockHash[block] == nil {
+            if cached, blockHash[block] == nil {
                 problems.append("cached block \(block) has no hash")
             }
             if let hash = blockHash[block], cacheIndex[hash] != block {

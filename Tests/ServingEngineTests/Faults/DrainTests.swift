@@ -1,0 +1,97 @@
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+@Suite struct DrainTests {
+    @Test func drainingAPrefillTEMovesItsQueueAndReportsProgress() throws {
+        // A burst so both prefill TEs have a queue; prefill-0 is node 0.
+        let engine = try FaultTests.engine(rate: 200, limit: 200)
+        engine.run(until: 0.8)
+        let queued = engine.requests.values.filter { $0.prefillInstance == 0 && $0.stage == .queued }.count
+        #expect(queued > 0)
+        #expect(engine.apply(.drain(node: 0)).accepted)
+        #expect(!engine.requests.values.contains { $0.prefillInstance == 0 && $0.stage == .queued },
+                "queued prefills moved to prefill-1")
+        let snapshot = engine.snapshot()
+        let left = try #require(snapshot.drainProgress.first)
+        #expect(left.node == 0 && left.requestsLeft > 0, "started prefills finish there")
+        #expect(snapshot.drainingNodes == [0] && snapshot.drainedNodes.isEmpty)
+        let queried = engine.instances[0].dp.map(\.kv.stats.queriedTokens)
+        engine.run(until: 30)
+        #expect(engine.snapshot().drainedNodes == [0])
+        #expect(engine.snapshot().drainProgress == [DrainProgress(node: 0, requestsLeft: 0)])
+        #expect(FaultTests.events(engine, .drain).contains { $0.contains("node 0 drained: no requests left") })
+        #expect(engine.instances[0].dp.map(\.kv.stats.queriedTokens) == queried, "a drained node carries no traffic")
+        // Undrain returns it to service.
+        #expect(engine.apply(.undrain(node: 0)).accepted)
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+        FaultTests.expectEmpty(engine)
+    }
+
+    @Test func undrainedNodeTakesWorkAgain() throws {
+        let engine = try FaultTests.engine(rate: 40, limit: 200)
+        #expect(engine.apply(.drain(node: 0)).accepted)
+        engine.run(until: 2)
+        #expect(engine.instances[0].dp.allSatisfy { $0.kv.stats.queriedTokens == 0 })
+        #expect(engine.apply(.undrain(node: 0)).accepted)
+        engine.run(until: 5)
+        #expect(engine.instances[0].dp.contains { $0.kv.stats.queriedTokens > 0 })
+        FaultTests.expectSound(engine)
+    }
+
+    /// Faulting, healing and undraining a drained, empty node changes no request's fate.
+    @Test func faultsOnADrainedNodeTouchNoTraffic() throws {
+        func run(_ fault: Bool) throws -> ServingEngine {
+            let engine = try FaultTests.engine(rate: 30, limit: 150)
+            #expect(engine.apply(.drain(node: 3)).accepted)   // decode NPUs 24–31
+            engine.run(until: 20)
+            #expect(engine.snapshot().drainedNodes == [3])
+            if fault {
+                #expect(engine.apply(.faultNode(3)).accepted)
+                engine.run(until: 22)
+                #expect(engine.report().faultDetails[0].recovery.contains("no traffic"))
+                #expect(engine.apply(.heal(faultID: 1)).accepted)
+            }
+            engine.run(until: 25)
+            return engine
+        }
+        let plain = try run(false), faulted = try run(true)
+        #expect(plain.report().requests == faulted.report().requests)
+        #expect(plain.report().latencyMs == faulted.report().latencyMs)
+        #expect(faulted.report().faults.recovered == 1)
+        #expect(faulted.apply(.undrain(node: 3)).accepted)
+        #expect(faulted.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(faulted)
+    }
+
+    /// Draining twice, unknown nodes, dies and NPUs, healing an unknown fault: a clear message
+    /// and an identical run.
+    @Test func badCommandsChangeNothing() throws {
+        func run(_ extra: [OperatorCommand]) throws -> (RunReport, [CommandReply]) {
+            let engine = try FaultTests.engine(rate: 30, limit: 100)
+            engine.run(until: 1)
+            #expect(engine.apply(.drain(node: 1)).accepted)
+            #expect(engine.apply(.faultDie(40)).accepted)
+            let replies = extra.map { engine.apply($0) }
+            engine.runToCompletion(limit: 3_600)
+            return (engine.report(), replies)
+        }
+        let (plain, _) = try run([])
+        let (other, replies) = try run([.drain(node: 1), .drain(node: 6), .undrain(node: 2), .faultDie(96),
+                                        .faultDie(40), .faultNPU(48), .faultNode(6), .heal(faultID: 7),
+                                        .faultLink(from: 3, to: 480, degrade: 2), .faultHBM(die: 1_000),
+                                        .faultStraggler(die: 96, slowdown: nil)])
+        #expect(replies.allSatisfy { !$0.accepted })
+        let messages = replies.map(\.message)
+        #expect(messages[0] == "node 1 is already drained")
+        #expect(messages[1].contains("node 6 does not exist"))
+        #expect(messages[3].contains("die 96 does not exist; the pod has dies 0…95"))
+        #expect(messages[4].contains("already dead"))
+        #expect(messages[7] == "no active fault 7; active: 1")
+        #expect(plain == other)
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+/// Seeded soak: short random fault schedules (kinds, targets, times and policies drawn from the
+/// seed) on `faultPod`, with all invariants checked after every command and at the end.
+@Suite struct FaultSoakTests {
+    static let schedules = 100
+
+    @Test func randomFaultSchedulesLoseNothing() throws {
+        var kinds: [String: Int] = [:]
+        for schedule in 0..<Self.schedules {
+            let started = Date()
+            var random = RandomStreams(seed: 7_000 + UInt64(schedule)).stream("fault-soak")
+            let policy = RecoveryPolicies.names[random.int(in: 0...2)]
+            let killPrefill = random.bernoulli(0.3)
+            let engine = try FaultTests.engine(rate: 25, limit: 40, seed: UInt64(schedule), maxOutput: 128) {
+                $0.recoveryPolicy = policy
+                $0.faults.killPrefillToPreserveDecode = killPrefill
+                $0.faults.componentRestartSeconds = 3
+            }
+            let note = "schedule \(schedule) (\(policy)\(killPrefill ? ", kill prefill" : ""))"
+            var steps: [(at: Double, command: OperatorCommand)] = []
+            for _ in 0..<random.int(in: 2...6) {
+                steps.append((random.uniform(in: 0.2..<12), Self.randomCommand(&random)))
+            }
+            steps.sort { $0.at < $1.at }
+            for step in steps {
+                engine.run(until: step.at)
+                let reply = engine.apply(step.command)
+                if reply.accepted { kinds[Self.kind(step.command), default: 0] += 1 }
+                FaultTests.expectSound(engine, "\(note) after \(step.command) at \(step.at)", blocks: false)
+            }
+            engine.run(until: 15)
+            FaultTests.expectSound(engine, "\(note) at 15 s")
+            _ = engine.apply(.healAll)
+            for node in engine.drainedNodes.sorted() { _ = engine.apply(.undrain(node: node)) }
+            let finished = engine.runToCompletion(limit: 600)
+            #expect(finished, "\(note): work stuck after heal all: \(engine.report().requests) \(engine.faults.outages)")
+            FaultTests.expectSound(engine, "\(note) at the end")
+            if finished { FaultTests.expectEmpty(engine, note) }
+            if ProcessInfo.processInfo.environment["SOAK_TRACE"] != nil {
+                print("SOAK", schedule, engine.now, engine.report().events, Date().timeIntervalSince(started))
+            }
+            let details = engine.report().faultDetails
+            #expect(details.allSatisfy { $0.recoveredAt != nil }, "\(note): \(details)")
+        }
+        // The seeds exercise every kind of fault.
+        #expect(Set(kinds.keys) == ["die", "npu", "node", "link", "straggler", "hbm", "glitch", "drain", "heal"], "\(kinds)")
+    }
+
+    static func randomCommand(_ random: inout RandomStream) -> OperatorCommand {
+        // faultPod: 6 nodes, 48 NPUs, 96 dies; decode on NPUs 16–39, spares 40–47.
+        switch random.int(in: 0...9) {
+        case 0, 1: return .faultDie(random.int(in: 0...95))
+        case 2: return .faultNPU(random.int(in: 0...47))
+        case 3: return .faultNode(random.int(in: 0...5))
+        case 4:
+            let a = random.int(in: 0...15), b = random.int(in: 16...39)
+            return .faultLink(from: a, to: b, degrade: random.bernoulli(0.5) ? nil : 1 + random.uniform() * 4)
+        case 5: return .faultStraggler(die: random.int(in: 0...95), slowdown: 1.5 + random.uniform() * 3)
+        case 6: return .faultHBM(die: random.int(in: 0...95))
+        case 7: return .faultGlitch
+        case 8: return random.bernoulli(0.5) ? .drain(node: random.int(in: 0...5)) : .undrain(node: random.int(in: 0...5))
+        default: return random.bernoulli(0.5) ? .healAll : .heal(faultID: random.int(in: 1...4))
+        }
+    }
+
+    static func kind(_ command: OperatorCommand) -> String {
+        switch command {
+        case .faultDie: "die"
+        case .faultNPU: "npu"
+        case .faultNode: "node"
+        case .faultLink: "link"
+        case .faultStraggler: "straggler"
+        case .faultHBM: "hbm"
+        case .faultGlitch: "glitch"
+        case .drain, .undrain: "drain"
+        default: "heal"
+        }
+    }
+}
