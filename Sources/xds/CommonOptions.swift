@@ -29,6 +29,12 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Expert load balancing: off, on or perfect.")
     var eplb: EPLBMode = .on
 
+    @Option(help: "Fault recovery policy: fine-grained (default), pd-failover or restart-world.")
+    var recoveryPolicy: String = RecoveryPolicies.defaultName
+
+    @Flag(help: "When decode needs NPUs and the spare pool is empty, kill a prefill TE and use its NPUs.")
+    var killPrefillToPreserveDecode = false
+
     /// The engine configuration, with every input checked first (a bad trace line stops here).
     func engineConfiguration(defaultRate: Double) throws -> EngineConfiguration {
         let d = try deployment.resolve()
@@ -40,6 +46,12 @@ struct CommonOptions: ParsableArguments {
         guard sloTTFTMs > 0, sloTPOTMs > 0 else { throw ConfigError("--slo-ttft-ms and --slo-tpot-ms must be positive") }
         config.sloTTFTMs = sloTTFTMs
         config.sloTPOTMs = sloTPOTMs
+        guard RecoveryPolicies.names.contains(recoveryPolicy) else {
+            throw ConfigError("--recovery-policy: unknown policy '\(recoveryPolicy)'; expected one of: "
+                + RecoveryPolicies.names.joined(separator: ", "))
+        }
+        config.recoveryPolicy = recoveryPolicy
+        config.faults.killPrefillToPreserveDecode = killPrefillToPreserveDecode
         if workload != "synthetic" {
             guard FileManager.default.fileExists(atPath: workload) else {
                 throw ConfigError("\(workload): no such workload file (expected 'synthetic' or a trace file)")

@@ -26,7 +26,7 @@ struct ConsoleCommand: ParsableCommand {
         let config = try common.engineConfiguration(defaultRate: 40)
         let scenario = try common.loadScenario()
         let engine = try ServingEngine(configuration: config)
-        let host = EngineHost(core: engine, speed: pace, scenario: scenario)
+        let host = EngineHost(core: engine, speed: pace, scenario: scenario, capabilities: [.drain, .speed, .faults])
         host.start()
         let status = ConsoleApp.run(link: host, options: ConsoleOptions(themeName: theme))
         host.stop()

@@ -132,7 +132,14 @@ enum ReportSummary {
               SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(String(format: "%.1f", r.slo.attainment * 100))% attained
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
               experts   imbalance \(String(format: "%.2f", r.experts.imbalance)), rebalances \(r.experts.rebalances)
-              faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered)
-            """
+              faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered) (policy \(r.recoveryPolicy))
+            """ + r.faultDetails.map(faultLine).joined()
+    }
+
+    static func faultLine(_ f: FaultDetail) -> String {
+        func seconds(_ value: Double?) -> String { value.map { String(format: "%.2f s", $0) } ?? "—" }
+        return "\n    #\(f.id) \(f.command) at \(Format.clock(f.injectedAt)): detect \(seconds(f.timeToDetectS)), "
+            + "recover \(seconds(f.timeToRecoverS)), failed \(f.requestsFailed), re-prefilled \(f.requestsReprefilled)"
+
     }
 }
