@@ -86,8 +86,12 @@ extension ServingEngine {
         guard !fresh.isEmpty else { return rejectFault("\(what) is already dead; heal its fault first") }
         var stalled = Set<Int>()
         for die in fresh {
-            guard let (i, g) = locate(die: die), faults.outages[i] == nil else { continue }
-            if let g, releasedByDrain(instance: i, group: g) || instances[i].dp[g].outOfService { continue }
+            // A killed TE uses no hardware; a group drained empty has released its dies.
+            guard let (i, g) = locate(die: die), faults.outages[i] != .killed else { continue }
+            if let g, releasedByDrain(instance: i, group: g) { continue }
+            // A die lost by a TE that is running (or coming back: restart, NPU-fork, repair)
+            // goes through detection and recovery again, so the expert rule is checked anew.
+            if let g, instances[i].dp[g].outOfService && faults.outages[i] == nil { continue }
             stalled.insert(i)
         }
         for die in dies { faults.deadDies[die, default: 0] += 1 }

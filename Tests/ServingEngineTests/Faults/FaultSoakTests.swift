@@ -1,4 +1,3 @@
-import Foundation
 import PodModel
 import SimKit
 import Testing
@@ -13,44 +12,46 @@ import XDSTestSupport
 
     @Test func randomFaultSchedulesLoseNothing() throws {
         var kinds: [String: Int] = [:]
-        for schedule in 0..<Self.schedules {
-            let started = Date()
-            var random = RandomStreams(seed: 7_000 + UInt64(schedule)).stream("fault-soak")
-            let policy = RecoveryPolicies.names[random.int(in: 0...2)]
-            let killPrefill = random.bernoulli(0.3)
-            let engine = try FaultTests.engine(rate: 25, limit: 40, seed: UInt64(schedule), maxOutput: 128) {
-                $0.recoveryPolicy = policy
-                $0.faults.killPrefillToPreserveDecode = killPrefill
-                $0.faults.componentRestartSeconds = 3
-            }
-            let note = "schedule \(schedule) (\(policy)\(killPrefill ? ", kill prefill" : ""))"
-            var steps: [(at: Double, command: OperatorCommand)] = []
-            for _ in 0..<random.int(in: 2...6) {
-                steps.append((random.uniform(in: 0.2..<12), Self.randomCommand(&random)))
-            }
-            steps.sort { $0.at < $1.at }
-            for step in steps {
-                engine.run(until: step.at)
-                let reply = engine.apply(step.command)
-                if reply.accepted { kinds[Self.kind(step.command), default: 0] += 1 }
-                FaultTests.expectSound(engine, "\(note) after \(step.command) at \(step.at)", blocks: false)
-            }
-            engine.run(until: 15)
-            FaultTests.expectSound(engine, "\(note) at 15 s")
-            _ = engine.apply(.healAll)
-            for node in engine.drainedNodes.sorted() { _ = engine.apply(.undrain(node: node)) }
-            let finished = engine.runToCompletion(limit: 600)
-            #expect(finished, "\(note): work stuck after heal all: \(engine.report().requests) \(engine.faults.outages)")
-            FaultTests.expectSound(engine, "\(note) at the end")
-            if finished { FaultTests.expectEmpty(engine, note) }
-            if ProcessInfo.processInfo.environment["SOAK_TRACE"] != nil {
-                print("SOAK", schedule, engine.now, engine.report().events, Date().timeIntervalSince(started))
-            }
-            let details = engine.report().faultDetails
-            #expect(details.allSatisfy { $0.recoveredAt != nil }, "\(note): \(details)")
-        }
+        var reports: [RunReport] = []
+        for schedule in 0..<Self.schedules { reports.append(try Self.run(schedule: schedule, kinds: &kinds)) }
         // The seeds exercise every kind of fault.
         #expect(Set(kinds.keys) == ["die", "npu", "node", "link", "straggler", "hbm", "glitch", "drain", "heal"], "\(kinds)")
+        // Same seed, same schedule: the same run, bit for bit (architecture.md principle 1).
+        var ignored: [String: Int] = [:]
+        for schedule in [3, 42] { #expect(try Self.run(schedule: schedule, kinds: &ignored) == reports[schedule]) }
+    }
+
+    /// One schedule: faults, heals and drains at seeded times, invariants after every command,
+    /// then `heal all`, undrain everything, and run until every request has left.
+    static func run(schedule: Int, kinds: inout [String: Int]) throws -> RunReport {
+        var random = RandomStreams(seed: 7_000 + UInt64(schedule)).stream("fault-soak")
+        let policy = RecoveryPolicies.names[random.int(in: 0...2)]
+        let killPrefill = random.bernoulli(0.3)
+        let engine = try FaultTests.engine(rate: 25, limit: 40, seed: UInt64(schedule), maxOutput: 128) {
+            $0.recoveryPolicy = policy
+            $0.faults.killPrefillToPreserveDecode = killPrefill
+            $0.faults.componentRestartSeconds = 3
+        }
+        let note = "schedule \(schedule) (\(policy)\(killPrefill ? ", kill prefill" : ""))"
+        var steps: [(at: Double, command: OperatorCommand)] = []
+        for _ in 0..<random.int(in: 2...6) { steps.append((random.uniform(in: 0.2..<12), randomCommand(&random))) }
+        steps.sort { $0.at < $1.at }
+        for step in steps {
+            engine.run(until: step.at)
+            if engine.apply(step.command).accepted { kinds[kind(step.command), default: 0] += 1 }
+            FaultTests.expectSound(engine, "\(note) after \(step.command) at \(step.at)", blocks: false)
+        }
+        engine.run(until: 15)
+        FaultTests.expectSound(engine, "\(note) at 15 s")
+        _ = engine.apply(.healAll)
+        for node in engine.drainedNodes.sorted() { _ = engine.apply(.undrain(node: node)) }
+        let finished = engine.runToCompletion(limit: 600)
+        #expect(finished, "\(note): work stuck after heal all: \(engine.report().requests) \(engine.faults.outages)")
+        FaultTests.expectSound(engine, "\(note) at the end")
+        if finished { FaultTests.expectEmpty(engine, note) }
+        let report = engine.report()
+        #expect(report.faultDetails.allSatisfy { $0.recoveredAt != nil }, "\(note): \(report.faultDetails)")
+        return report
     }
 
     static func randomCommand(_ random: inout RandomStream) -> OperatorCommand {
