@@ -36,6 +36,7 @@ extension ServingEngine {
         let (drained, draining) = drainState()
         s.drainedNodes = drained
         s.drainingNodes = draining
+        for i in s.npus.indices { s.npus[i].draining = draining.contains(s.npus[i].node) }
         s.series = telemetry.series
         s.inFlight = inFlightStatuses(limit: 200)
         s.recent = Array(telemetry.recent)
@@ -73,19 +74,6 @@ extension ServingEngine {
             }
         }
         return kv
-    }
-
-    /// Drained nodes with nothing left on them, and drained nodes still finishing work.
-    func drainState() -> (drained: [Int], draining: [Int]) {
-        var busyNodes = Set<Int>()
-        for instance in instances {
-            for group in instance.dp where group.drained && (group.slots > 0 || !group.prefillQueue.isEmpty
-                                                              || group.kv.liveRequests > 0) {
-                for npu in group.npus { busyNodes.insert(npu / topology.npusPerNode) }
-            }
-        }
-        let nodes = drainedNodes.sorted()
-        return (nodes.filter { !busyNodes.contains($0) }, nodes.filter { busyNodes.contains($0) })
     }
 
     func npuStatuses() -> [NPUStatus] {

@@ -120,6 +120,8 @@ struct FaultModel {
     var delayedChannels: Set<Int> = []
     /// Expert-die index of each expert die of the decode TEs (``ServingEngine/buildExpertSlots()``).
     var expertSlots: [Int: ExpertSlot] = [:]
+    /// HBM regions masked after a fault, by fault id: held in the die's KV as a pseudo-request.
+    var hbmMasks: [Int: HBMMask] = [:]
     /// Nodes whose drain has been announced complete.
     var announcedDrained: Set<Int> = []
 
@@ -130,4 +132,14 @@ struct FaultModel {
     func index(of id: Int) -> Int? { records.firstIndex { $0.id == id } }
 
     var active: [FaultRecord] { records.filter(\.active) }
+}
+
+/// A masked HBM region: blocks of a DP group's KV taken out of use until the fault is healed.
+struct HBMMask: Equatable {
+    var instance: Int
+    var group: Int
+    /// The pseudo-request id holding the blocks (negative: never a real request).
+    var holder: Int
+
+    static func holder(forFault id: Int) -> Int { Int.min + id }
 }

@@ -106,7 +106,8 @@ extension ServingEngine {
     func releasedByDrain(instance i: Int, group g: Int) -> Bool {
         let group = instances[i].dp[g]
         return group.npus.contains { drainedNodes.contains($0 / topology.npusPerNode) }
-            && group.slots == 0 && group.prefillQueue.isEmpty && group.kv.liveRequests == 0
+            && group.slots == 0 && group.prefillQueue.isEmpty
+            && group.kv.liveRequests == faults.hbmMasks.values.filter { $0.instance == i && $0.group == g }.count
     }
 
     /// Undoes a fault: the hardware is repaired (a repaired die rejoins with its weights loaded;
@@ -139,7 +140,9 @@ extension ServingEngine {
                     faults.stragglers[die] = max(faults.stragglers[die] ?? 1, factor)
                 }
             }
-        case .link, .hbm, .glitch:
+        case .hbm:
+            unmask(fault: record.id)
+        case .link, .glitch:
             break
         }
         commandsApplied += 1

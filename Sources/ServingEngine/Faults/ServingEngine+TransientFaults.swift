@@ -15,14 +15,37 @@ extension ServingEngine {
         switch faults.policy.plan(faults.records[index].kind, instances[i].role, configuration.faults) {
         case .maskAndFail:
             let holders = requestsOn(instance: i, groups: [g]).filter { instances[i].dp[g].kv.contains(requestID: $0) }
+            let tokens = holders.reduce(0) { $0 + (instances[i].dp[g].kv.tokens(of: $1) ?? 0) }
             let moved = evict(holders, outcome: .fail("hbm fault on die \(die)"))
-            finish([id], moved, "region masked on die \(die) (\(instances[i].name)/dp\(g)); \(moved.failed) requests "
-                + "whose KV lived there failed; the service stays up")
+            let blocks = mask(instance: i, group: g, tokens: tokens, fault: id)
+            finish([id], moved, "\(blocks) KV blocks masked on die \(die) (\(instances[i].name)/dp\(g)); "
+                + "\(moved.failed) requests whose KV lived there failed; the service stays up")
         case .restartWorld:
             restartWorld(ids: [id])
         default:
             restartInstance(i, ids: [id], why: "\(instances[i].name) restarts after an HBM fault on die \(die)")
         }
+    }
+
+    /// Takes the failed requests' blocks out of use (at least one block, at most what is free):
+    /// the allocator never hands the bad region out again until the fault is healed.
+    private func mask(instance i: Int, group g: Int, tokens: Int, fault id: Int) -> Int {
+        let blockTokens = configuration.kvBlockTokens
+        let blocks = min(max(1, (tokens + blockTokens - 1) / blockTokens), instances[i].dp[g].kv.freeBlocks)
+        guard blocks > 0 else { return 0 }
+        let holder = HBMMask.holder(forFault: id)
+        guard instances[i].dp[g].kv.allocate(requestID: holder, promptTokens: blocks * blockTokens, prefixHashes: []) != nil
+        else { return 0 }
+        faults.hbmMasks[id] = HBMMask(instance: i, group: g, holder: holder)
+        return blocks
+    }
+
+    /// Heal: the masked region returns to the allocator.
+    func unmask(fault id: Int) {
+        guard let m = faults.hbmMasks.removeValue(forKey: id) else { return }
+        instances[m.instance].dp[m.group].kv.free(requestID: m.holder)
+        if instances[m.instance].role == .decode { pullTransfers(m.instance) }
+        startStepIfIdle(m.instance)
     }
 
     // MARK: Glitch

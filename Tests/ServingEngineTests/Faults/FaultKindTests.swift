@@ -110,7 +110,14 @@ import XDSTestSupport
         let reasons = FaultTests.events(engine, .requestFailed)
         #expect(reasons.count == holders && reasons.allSatisfy { $0.hasSuffix("hbm fault on die 36") })
         #expect(report.faultDetails[0].requestsFailed == holders)
+        // The region is masked: the failed requests' blocks stay out of use until healed.
+        let maskHolder = HBMMask.holder(forFault: 1)
+        #expect(engine.instances[d].dp[4].kv.contains(requestID: maskHolder))
+        #expect(report.faultDetails[0].recovery.contains("KV blocks masked on die 36"))
         #expect(engine.runToCompletion(limit: 3_600))
+        #expect(engine.instances[d].dp[4].kv.liveRequests == 1)
+        #expect(engine.apply(.heal(faultID: 1)).accepted)
+        #expect(engine.instances[d].dp[4].kv.liveRequests == 0)
         #expect(engine.report().requests.completed == 150 - holders, "the service stayed up")
         FaultTests.expectSound(engine)
     }

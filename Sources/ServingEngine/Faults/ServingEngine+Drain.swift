@@ -1,0 +1,59 @@
+import SimKit
+
+/// Drain, as operators expect it (system.md §4 leaves it open): stop placing work on the node,
+/// move what has not started, let the rest finish, then announce the node empty so it can be
+/// serviced, faulted or healed without touching traffic.
+extension ServingEngine {
+    /// Drains a node: nothing new is placed on its DP groups; decode requests there finish;
+    /// prefill requests queued there that have not started move to other groups or TEs (started
+    /// ones finish). Returns the message for the event log.
+    func drainNode(_ node: Int) -> String {
+        drainedNodes.insert(node)
+        refreshDrainedGroups()
+        var queued: [Int] = []
+        for (id, r) in requests where r.stage == .queued && r.prefillInstance >= 0 && r.prefillGroup >= 0
+            && instances[r.prefillInstance].dp[r.prefillGroup].drained {
+            queued.append(id)
+        }
+        let moved = evict(queued, outcome: .move)
+        let left = drainProgress().first { $0.node == node }?.requestsLeft ?? 0
+        return "node \(node) draining: no new work is placed on its NPUs; \(queued.count - moved.failed) queued prefills "
+            + "moved elsewhere; \(left) requests left to finish"
+    }
+
+    /// Requests still holding something on each drained node (queued, prefilling, waiting to hand
+    /// over KV, or decoding there).
+    func drainProgress() -> [DrainProgress] {
+        guard !drainedNodes.isEmpty else { return [] }
+        var left: [Int: Int] = [:]
+        let perNode = topology.npusPerNode
+        func count(_ npus: [Int]) {
+            for node in Set(npus.map { $0 / perNode }) where drainedNodes.contains(node) { left[node, default: 0] += 1 }
+        }
+        for r in requests.values {
+            if r.prefillInstance >= 0, r.prefillGroup >= 0, r.stage != .decode || instances[r.prefillInstance].role == .colocated {
+                count(instances[r.prefillInstance].dp[r.prefillGroup].npus)
+            }
+            if r.decodeInstance >= 0, r.decodeGroup >= 0, instances[r.decodeInstance].role != .colocated {
+                count(instances[r.decodeInstance].dp[r.decodeGroup].npus)
+            }
+        }
+        return drainedNodes.sorted().map { DrainProgress(node: $0, requestsLeft: left[$0] ?? 0) }
+    }
+
+    /// Logs, once, that a drained node is empty: its hardware can be serviced.
+    func announceDrainedNodes() {
+        guard drainedNodes.count > faults.announcedDrained.count else { return }
+        for progress in drainProgress() where progress.requestsLeft == 0 && !faults.announcedDrained.contains(progress.node) {
+            faults.announcedDrained.insert(progress.node)
+            telemetry.log(EngineEvent(time: now, kind: .drain, message: "node \(progress.node) drained: no requests left; "
+                + "it can be faulted, healed or serviced without touching traffic"))
+        }
+    }
+
+    /// Drained nodes with nothing left on them, and drained nodes still finishing work.
+    func drainState() -> (drained: [Int], draining: [Int]) {
+        let progress = drainProgress()
+        return (progress.filter { $0.requestsLeft == 0 }.map(\.node), progress.filter { $0.requestsLeft > 0 }.map(\.node))
+    }
+}
