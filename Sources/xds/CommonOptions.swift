@@ -35,6 +35,12 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "When decode needs NPUs and the spare pool is empty, kill a prefill TE and use its NPUs.")
     var killPrefillToPreserveDecode = false
 
+    @Option(help: "Seconds between heartbeat rounds (control plane → TE-shell → DP masters).")
+    var heartbeatInterval: Double = 1
+
+    @Option(help: "Silent heartbeat rounds before a TE is declared stuck.")
+    var heartbeatMisses: Int = 3
+
     /// The engine configuration, with every input checked first (a bad trace line stops here).
     func engineConfiguration(defaultRate: Double) throws -> EngineConfiguration {
         let d = try deployment.resolve()
@@ -52,6 +58,11 @@ struct CommonOptions: ParsableArguments {
         }
         config.recoveryPolicy = recoveryPolicy
         config.faults.killPrefillToPreserveDecode = killPrefillToPreserveDecode
+        guard heartbeatInterval > 0, heartbeatInterval.isFinite, heartbeatMisses >= 1 else {
+            throw ConfigError("--heartbeat-interval must be positive and --heartbeat-misses at least 1")
+        }
+        config.faults.heartbeatIntervalSeconds = heartbeatInterval
+        config.faults.missedHeartbeatsToDeclare = heartbeatMisses
         if workload != "synthetic" {
             guard FileManager.default.fileExists(atPath: workload) else {
                 throw ConfigError("\(workload): no such workload file (expected 'synthetic' or a trace file)")

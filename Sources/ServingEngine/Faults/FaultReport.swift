@@ -1,3 +1,4 @@
+import Foundation
 import SimKit
 
 /// One fault in the `xds run --json` report (`fault_details`): what it was, when it was found
@@ -31,6 +32,23 @@ public struct FaultDetail: Sendable, Equatable, Codable {
         case timeToRecoverS = "time_to_recover_s"
         case requestsFailed = "requests_failed"
         case requestsReprefilled = "requests_reprefilled"
+    }
+
+    /// Times not reached yet are written as null, so every entry has every key.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(command, forKey: .command)
+        try c.encode(injectedAt, forKey: .injectedAt)
+        try c.encode(detectedAt, forKey: .detectedAt)
+        try c.encode(recoveredAt, forKey: .recoveredAt)
+        try c.encode(healedAt, forKey: .healedAt)
+        try c.encode(timeToDetectS, forKey: .timeToDetectS)
+        try c.encode(timeToRecoverS, forKey: .timeToRecoverS)
+        try c.encode(detection, forKey: .detection)
+        try c.encode(recovery, forKey: .recovery)
+        try c.encode(requestsFailed, forKey: .requestsFailed)
+        try c.encode(requestsReprefilled, forKey: .requestsReprefilled)
     }
 }
 
@@ -74,6 +92,11 @@ extension ServingEngine {
             if case .straggler(let die, let factor) = r.kind { text = "straggler die \(die) (\(OperatorCommand.format(factor))× slower)" }
             if let detected = r.detectedAt, detected <= now {
                 text += " · detected in \(String(format: "%.1f", detected - r.injectedAt)) s"
+            }
+            if let recovered = r.recoveredAt, recovered <= now {
+                text += " · recovered in \(String(format: "%.1f", recovered - r.injectedAt)) s"
+            } else if r.detectedAt != nil && r.kind.isPerformance {
+                text += " · kept until healed"
             }
             return FaultStatus(id: r.id, description: text, injectedAt: r.injectedAt, detectedAt: r.detectedAt,
                                recoveredAt: r.recoveredAt.flatMap { $0 <= now ? $0 : nil })
