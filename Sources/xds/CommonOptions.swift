@@ -35,6 +35,9 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "When decode needs NPUs and the spare pool is empty, kill a prefill TE and use its NPUs.")
     var killPrefillToPreserveDecode = false
 
+    @Flag(help: "drain node N migrates the node's running decode requests to other DP groups (KV copied over UB).")
+    var drainMigratesDecode = false
+
     @Option(help: "Seconds between heartbeat rounds (control plane → TE-shell → DP masters).")
     var heartbeatInterval: Double = 1
 
@@ -58,6 +61,7 @@ struct CommonOptions: ParsableArguments {
         }
         config.recoveryPolicy = recoveryPolicy
         config.faults.killPrefillToPreserveDecode = killPrefillToPreserveDecode
+        config.faults.migrateDecodeOnDrain = drainMigratesDecode
         guard heartbeatInterval > 0, heartbeatInterval.isFinite, heartbeatMisses >= 1 else {
             throw ConfigError("--heartbeat-interval must be positive and --heartbeat-misses at least 1")
         }

@@ -26,6 +26,9 @@ public struct FaultSettings: Sendable, Equatable {
     /// hardware and the spare pool is empty, a prefill TE is killed (its work re-queued on the
     /// others) and its NPUs replace the lost ones.
     public var killPrefillToPreserveDecode = false
+    /// `drain node N` migrates the node's running decode requests to other DP groups of their TE
+    /// over UB instead of letting them finish in place (the TE pauses for the KV copy).
+    public var migrateDecodeOnDrain = false
 
     public init() {}
 }
@@ -81,6 +84,8 @@ enum InstanceOutage: Equatable {
     case awaitingRepair
     /// Killed to give its NPUs to decode ("kill prefill to preserve decode").
     case killed
+    /// Paused while a drain migrates decode KV to other DP groups, until the time.
+    case migrating(until: SimTime)
 }
 
 /// Timed steps of the fault machinery, carried by the engine's event queue.

@@ -16,9 +16,59 @@ extension ServingEngine {
             queued.append(id)
         }
         let moved = evict(queued, outcome: .move)
+        let migrated = configuration.faults.migrateDecodeOnDrain ? migrateDecode(off: node) : 0
         let left = drainProgress().first { $0.node == node }?.requestsLeft ?? 0
         return "node \(node) draining: no new work is placed on its NPUs; \(queued.count - moved.failed) queued prefills "
-            + "moved elsewhere; \(left) requests left to finish"
+            + "moved elsewhere; " + (migrated > 0 ? "\(migrated) decode requests migrated; " : "")
+            + "\(left) requests left to finish"
+    }
+
+    /// Moves the running decode requests of the node's DP groups to other groups of the same TE
+    /// (lowest KV usage with room, as placement does), one KV copy per request over UB. The TE
+    /// pauses for the longest copy out of one die (copies from different dies run in parallel).
+    /// A request with no room elsewhere finishes in place.
+    func migrateDecode(off node: Int) -> Int {
+        let blockTokens = configuration.kvBlockTokens
+        var migrated = 0
+        for d in instances.indices where instances[d].role == .decode && faults.outages[d] == nil {
+            let joining = Set(instances[d].joining)
+            let step = instances[d].stepIndex
+            var copySeconds: [Int: Double] = [:]
+            let sources = Set(instances[d].dp.indices.filter { g in
+                instances[d].dp[g].drained && instances[d].dp[g].npus.contains { $0 / topology.npusPerNode == node }
+            })
+            let movers = requests.values.filter {
+                $0.decodeInstance == d && sources.contains($0.decodeGroup) && $0.stage == .decode && !joining.contains($0.id)
+            }.map(\.id).sorted()
+            for id in movers {
+                guard let r = requests[id], let target = pickDecodeGroup(d) else { break }
+                let kv = instances[d].dp[target].kv
+                guard (r.totalTokens + blockTokens - 1) / blockTokens <= kv.freeBlocks - kv.reservedBlocks,
+                      instances[d].dp[target].kv.allocate(requestID: id, promptTokens: r.spec.promptTokens,
+                                                           prefixHashes: []) != nil
+                else { continue }
+                instances[d].dp[target].kv.reserve(requestID: id, expectedTotalTokens: r.totalTokens)
+                let g = r.decodeGroup
+                instances[d].dp[g].kv.free(requestID: id)
+                func shift(_ group: Int, _ sign: Int) {
+                    instances[d].dp[group].running += sign
+                    instances[d].dp[group].slots += sign
+                    instances[d].dp[group].promptSum += sign * r.spec.promptTokens
+                    instances[d].dp[group].joinStepSum += sign * r.joinStep
+                }
+                shift(g, -1)
+                shift(target, 1)
+                requests[id]?.decodeGroup = target
+                let context = Double(r.spec.promptTokens) + Double(step - r.joinStep) * tokensPerStep
+                copySeconds[g, default: 0] += cost.kvTransfer(tokens: context, plane: .ub)
+                migrated += 1
+            }
+            guard let pause = copySeconds.values.max(), pause > 0 else { continue }
+            faults.outages[d] = .migrating(until: now + pause)
+            queue.schedule(at: now + pause, .fault(.outageEnds(instance: d)))
+            refreshFaultState()
+        }
+        return migrated
     }
 
     /// Requests still holding something on each drained node (queued, prefilling, waiting to hand

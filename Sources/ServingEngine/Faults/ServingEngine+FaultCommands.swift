@@ -164,8 +164,8 @@ extension ServingEngine {
             channels[c].slowdown = plane == .roce && rerouted ? 1 : slowdown
             channels[c].plane = plane
             channels[c].blocked = blocked
-            if wasBlocked && !blocked && channels[c].busy {
-                // The hung transfer starts over on the working path.
+            if wasBlocked && !blocked {
+                // The hung transfer starts over on the working path; queued ones follow.
                 channels[c].busy = false
                 channels[c].doneAt = nil
                 startTransfer(c)

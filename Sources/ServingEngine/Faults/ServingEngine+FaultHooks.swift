@@ -94,6 +94,11 @@ extension ServingEngine {
         refreshDrainedGroups()
         refreshChannels()
         for index in resumed.sorted() { resume(index) }
+        // Groups back in service (a heal, the end of an outage) may take waiting KV at once.
+        for index in instances.indices where !halted.contains(index) && !resumed.contains(index) {
+            if instances[index].role == .decode { pullTransfers(index) }
+            startStepIfIdle(index)
+        }
     }
 
     /// Restarts the step loop of an instance that was halted: the step it was in is redone.

@@ -153,6 +153,8 @@ extension ServingEngine {
         switch outage {
         case .forking(let until, let spares) where until == now:
             for (dead, spare) in spares.sorted(by: { $0.key < $1.key }) { replaceNPU(i, dead: dead, with: spare) }
+        case .migrating(let until) where until == now:
+            break
         case .restarting(let until) where until == now:
             let deadNPUs = instances[i].npus.filter { npu in
                 (0..<topology.diesPerNPU).contains { faults.knownDead.contains(npu * topology.diesPerNPU + $0) }

@@ -43,6 +43,26 @@ import XDSTestSupport
         FaultTests.expectSound(engine)
     }
 
+    @Test func drainCanMigrateRunningDecodeRequestsToOtherGroups() throws {
+        let engine = try FaultTests.engine(rate: 40, limit: 160, maxOutput: 512) { $0.faults.migrateDecodeOnDrain = true }
+        engine.run(until: 3)
+        let d = FaultTests.decodeIndex(engine)
+        let onNode3 = (16..<32).reduce(0) { $0 + engine.instances[d].dp[$1].running }   // NPUs 24–31 = dp16–31
+        #expect(onNode3 > 0)
+        let running = engine.instances[d].runningRequests
+        let reply = engine.apply(.drain(node: 3))
+        #expect(reply.message.contains("\(onNode3) decode requests migrated"), "\(reply.message)")
+        #expect((16..<32).allSatisfy { engine.instances[d].dp[$0].running == 0 && engine.instances[d].dp[$0].slots == 0 })
+        #expect(engine.instances[d].runningRequests == running)
+        #expect(engine.isHalted(d), "decode pauses for the KV copy")
+        engine.run(until: 3.5)
+        #expect(!engine.isHalted(d))
+        FaultTests.expectSound(engine)
+        #expect(engine.runToCompletion(limit: 3_600))
+        #expect(engine.report().requests.completed == 160)
+        FaultTests.expectEmpty(engine)
+    }
+
     /// Faulting, healing and undraining a drained, empty node changes no request's fate.
     @Test func faultsOnADrainedNodeTouchNoTraffic() throws {
         func run(_ fault: Bool) throws -> ServingEngine {

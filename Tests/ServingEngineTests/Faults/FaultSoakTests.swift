@@ -1,3 +1,4 @@
+import Foundation
 import PodModel
 import SimKit
 import Testing
@@ -8,7 +9,8 @@ import XDSTestSupport
 /// Seeded soak: short random fault schedules (kinds, targets, times and policies drawn from the
 /// seed) on `faultPod`, with all invariants checked after every command and at the end.
 @Suite struct FaultSoakTests {
-    static let schedules = 100
+    /// 100 in CI (about 20 s in debug); `XDS_SOAK_SCHEDULES=N` runs a longer soak locally.
+    static let schedules = Int(ProcessInfo.processInfo.environment["XDS_SOAK_SCHEDULES"] ?? "") ?? 100
 
     @Test func randomFaultSchedulesLoseNothing() throws {
         var kinds: [String: Int] = [:]
@@ -27,12 +29,14 @@ import XDSTestSupport
         var random = RandomStreams(seed: 7_000 + UInt64(schedule)).stream("fault-soak")
         let policy = RecoveryPolicies.names[random.int(in: 0...2)]
         let killPrefill = random.bernoulli(0.3)
+        let migrate = random.bernoulli(0.5)
         let engine = try FaultTests.engine(rate: 25, limit: 40, seed: UInt64(schedule), maxOutput: 128) {
             $0.recoveryPolicy = policy
             $0.faults.killPrefillToPreserveDecode = killPrefill
+            $0.faults.migrateDecodeOnDrain = migrate
             $0.faults.componentRestartSeconds = 3
         }
-        let note = "schedule \(schedule) (\(policy)\(killPrefill ? ", kill prefill" : ""))"
+        let note = "schedule \(schedule) (\(policy)\(killPrefill ? ", kill prefill" : "")\(migrate ? ", migrate" : ""))"
         var steps: [(at: Double, command: OperatorCommand)] = []
         for _ in 0..<random.int(in: 2...6) { steps.append((random.uniform(in: 0.2..<12), randomCommand(&random))) }
         steps.sort { $0.at < $1.at }
@@ -46,6 +50,14 @@ import XDSTestSupport
         _ = engine.apply(.healAll)
         for node in engine.drainedNodes.sorted() { _ = engine.apply(.undrain(node: node)) }
         let finished = engine.runToCompletion(limit: 600)
+        if !finished {
+            for e in engine.recentEvents() where e.kind != .requestFinished { print("EV", e.time, e.kind, e.message) }
+            for (i, inst) in engine.instances.enumerated() {
+                print("INST", i, inst.name, inst.stepping, inst.stepEndsAt as Any, inst.waiting, inst.transferQueue.count,
+                      inst.dp.map { "\($0.outOfService)/\($0.drained)/\($0.prefillQueue.count)/\($0.slots)" })
+            }
+            print("HALTED", engine.faults.halted, engine.faults.knownDead.sorted(), engine.drainedNodes)
+        }
         #expect(finished, "\(note): work stuck after heal all: \(engine.report().requests) \(engine.faults.outages)")
         FaultTests.expectSound(engine, "\(note) at the end")
         if finished { FaultTests.expectEmpty(engine, note) }
