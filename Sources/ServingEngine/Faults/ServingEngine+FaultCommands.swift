@@ -115,9 +115,11 @@ extension ServingEngine {
     private func heal(_ index: Int) {
         var record = faults.records[index]
         record.healedAt = now
-        if record.recoveredAt == nil {
+        // A restart or NPU-fork under way completes on its own time; anything else ends here.
+        let recovering = faults.pendingRecovery.values.contains { $0.contains(record.id) }
+        if record.recoveredAt == nil && !recovering {
             record.recoveredAt = now
-            if record.recovery.isEmpty { record.recovery = "healed by the operator" }
+            record.recovery += (record.recovery.isEmpty ? "" : "; ") + "healed by the operator"
         }
         faults.records[index] = record
         switch record.kind {

@@ -26,7 +26,8 @@ import XDSTestSupport
     /// One schedule: faults, heals and drains at seeded times, invariants after every command,
     /// then `heal all`, undrain everything, and run until every request has left.
     static func run(schedule: Int, kinds: inout [String: Int]) throws -> RunReport {
-        var random = RandomStreams(seed: 7_000 + UInt64(schedule)).stream("fault-soak")
+        let base = UInt64(ProcessInfo.processInfo.environment["XDS_SOAK_SEED"] ?? "") ?? 7_000
+        var random = RandomStreams(seed: base + UInt64(schedule)).stream("fault-soak")
         let policy = RecoveryPolicies.names[random.int(in: 0...2)]
         let killPrefill = random.bernoulli(0.3)
         let migrate = random.bernoulli(0.5)
@@ -49,6 +50,8 @@ import XDSTestSupport
         FaultTests.expectSound(engine, "\(note) at 15 s")
         _ = engine.apply(.healAll)
         for node in engine.drainedNodes.sorted() { _ = engine.apply(.undrain(node: node)) }
+        // Restarts under way finish on their own time (prefill restarts after decode: 2 × 3 s).
+        engine.run(until: engine.now + 7)
         let finished = engine.runToCompletion(limit: 600)
         if !finished {
             for e in engine.recentEvents() where e.kind != .requestFinished { print("EV", e.time, e.kind, e.message) }
