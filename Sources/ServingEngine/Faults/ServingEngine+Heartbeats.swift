@@ -123,17 +123,24 @@ extension ServingEngine {
             if waiting == 0 { faults.delayedChannels.remove(d) } else if !faults.delayedChannels.contains(d) && !isHalted(d) {
                 faults.delayedChannels.insert(d)
                 telemetry.log(EngineEvent(time: now, kind: .info, message: "KV probes to \(instances[d].name) answered: "
-                    + "\(waiting) transfers delayed (decode saturated), links healthy"))
+                    + "\(waiting) transfers delayed (decode saturated), not blocked"))
             }
         }
     }
 
     func logDetected(_ ids: [Int], _ message: String) {
         let label = ids.count == 1 ? "fault \(ids[0])" : "faults \(ids.map(String.init).joined(separator: ", "))"
-        telemetry.log(EngineEvent(time: now, kind: .faultDetected, severity: .warning, message: "\(label) detected: \(message)"))
+        telemetry.log(EngineEvent(time: now, kind: .faultDetected, severity: .warning,
+                                  message: "\(label) detected\(sinceInjection(ids[0])): \(message)"))
     }
 
     func logRecovered(_ id: Int, _ message: String) {
-        telemetry.log(EngineEvent(time: now, kind: .recovery, message: "fault \(id) recovered: \(message)"))
+        telemetry.log(EngineEvent(time: now, kind: .recovery, message: "fault \(id) recovered\(sinceInjection(id)): \(message)"))
+    }
+
+    /// " 3.00 s after injection", for the Events view's per-fault timing.
+    private func sinceInjection(_ id: Int) -> String {
+        guard let index = faults.index(of: id) else { return "" }
+        return " \(OperatorCommand.format(((now - faults.records[index].injectedAt) * 1_000).rounded() / 1_000)) s after injection"
     }
 }

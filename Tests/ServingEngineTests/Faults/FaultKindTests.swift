@@ -121,4 +121,29 @@ import XDSTestSupport
         #expect(engine.report().requests.completed == 150 - holders, "the service stayed up")
         FaultTests.expectSound(engine)
     }
+
+    /// Dummy-payload probes: transfers held back by a full decode side are "delayed", not a
+    /// fault; a dead link is "blocked", found within one round and rerouted over RoCE.
+    @Test func kvProbesTellDelayedFromBlocked() throws {
+        let engine = try FaultTests.engine(rate: 60, limit: 200)
+        for node in 2...4 { #expect(engine.apply(.drain(node: node)).accepted) }   // decode takes nothing
+        engine.run(until: 4)
+        let delayed = FaultTests.events(engine, .info).filter { $0.contains("delayed (decode saturated)") }
+        #expect(delayed.count == 1, "logged once per episode")
+        #expect(engine.report().faults.injected == 0)
+        for node in 2...4 { #expect(engine.apply(.undrain(node: node)).accepted) }
+        #expect(engine.apply(.faultLink(from: 9, to: 30, degrade: nil)).accepted)   // prefill-1 ↔ decode
+        engine.run(until: 5.5)
+        let detail = engine.report().faultDetails[0]
+        #expect(detail.detection.contains("blocked") && detail.recovery.contains("rerouted over RoCE"), "\(detail)")
+        #expect(detail.timeToDetectS == 1)
+        let c = try #require(engine.channels.firstIndex { $0.prefillInstance == 1 })
+        #expect(engine.channels[c].plane == .roce)
+        #expect(FaultTests.events(engine, .faultDetected).first?.contains("detected 1 s after injection") == true)
+        #expect(engine.apply(.healAll).accepted)
+        #expect(engine.channels[c].plane == .ub)
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+        FaultTests.expectEmpty(engine)
+    }
 }
