@@ -45,6 +45,10 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Admission control: most requests waiting (not yet started) per prefill TE before new
     /// arrivals are rejected.
     public var maxWaitingPerPrefillInstance: Int
+    /// Host DRAM per node given to the pooled context cache (EMS, system.md §4: a pooled DRAM
+    /// cache reachable from every NPU over UB). The papers give no size; 512 GB per node is our
+    /// default. 0 turns the pool off.
+    public var poolBytesPerNode: Double
     /// Simulated seconds between telemetry points (utilisation, sparkline series).
     public var snapshotInterval: Double
     /// Points kept per sparkline series and events kept in the event ring.
@@ -66,6 +70,7 @@ public struct EngineConfiguration: Sendable, Equatable {
         colocatedChunkTokens = 2_048
         longPromptTokens = 8_192
         maxWaitingPerPrefillInstance = 1_024
+        poolBytesPerNode = 512e9
         snapshotInterval = 0.5
         seriesCapacity = 600
         eventCapacity = 1_000

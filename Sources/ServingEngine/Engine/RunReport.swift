@@ -136,6 +136,7 @@ extension ServingEngine {
                 stats.hitTokens += group.kv.stats.hitTokens
             }
         }
+        stats.hitTokens += poolHitTokens
         return stats
     }
 }

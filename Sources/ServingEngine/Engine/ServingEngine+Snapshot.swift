@@ -61,6 +61,10 @@ extension ServingEngine {
         kv.decodeUsage = decodeKVUsage()
         kv.peakUsage = max(telemetry.peakDecodeUsage, kv.decodeUsage)
         kv.prefixHitRate = prefixStats().hitRate
+        if let pool {
+            kv.poolCapacityBytes = poolCapacityBytes
+            kv.poolUsedBytes = Double(pool.residentBlocks * configuration.kvBlockTokens) * model.kvBytesPerToken
+        }
         kv.transferQueue = instances.reduce(0) { $0 + $1.transferQueue.count }
         kv.transfersInProgress = channels.reduce(0) { $0 + $1.queue.count }
         for instance in instances {

@@ -46,6 +46,10 @@ public final class ServingEngine {
     var speed: Double? = 1
     var paused = false
     var commandsApplied = 0
+    /// The pooled DRAM tier (EMS) behind every prefill DP group's prefix cache.
+    var pool: PooledKVTier?
+    var poolHitTokens = 0
+    var poolCapacityBytes = 0.0
     /// Recent prompt tokens of long and short prompts, for the JE's long/short split.
     var recentPromptTokens = (long: 0.0, short: 0.0)
     /// Smallest DP-group KV (blocks) on each side: a request larger than this can never run.
@@ -66,6 +70,11 @@ public final class ServingEngine {
                                     seriesCapacity: configuration.seriesCapacity,
                                     eventCapacity: configuration.eventCapacity)
         try buildInstances()
+        if configuration.poolBytesPerNode > 0 {
+            poolCapacityBytes = configuration.poolBytesPerNode * Double(topology.nodes)
+            let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
+            pool = PooledKVTier(capacityBlocks: max(1, Int(poolCapacityBytes / blockBytes)))
+        }
         for instance in instances {
             let smallest = instance.dp.map(\.kv.totalBlocks).min() ?? 0
             if instance.hasPrefill { prefillGroupBlocks = min(prefillGroupBlocks, smallest) }

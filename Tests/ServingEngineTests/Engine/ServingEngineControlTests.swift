@@ -148,3 +148,62 @@ import XDSTestSupport
         #expect(engine.audit() == [])
     }
 }
+
+/// Issue 3: replaying Mooncake on superpod reaches the trace's own prefix reuse when the cache
+/// (the DP groups' caches plus the pooled DRAM tier) is large enough.
+@Suite struct PrefixReuseTests {
+    @Test(.enabled(if: SharedTraces.available))
+    func mooncakeOnSuperpodReachesTheIdealReuse() throws {
+        let path = try #require(SharedTraces.path(SharedTraces.mooncakeConversation))
+        // The first 3,000 requests (about 15 simulated minutes), as a trace of their own.
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").prefix(3_000)
+        let head = FileManager.default.temporaryDirectory.appendingPathComponent("xds-mooncake-head-\(getpid()).jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: head, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: head) }
+        let ideal = try TraceWorkload.check(path: head.path).idealPrefixReuse
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod,
+                                                                           workload: .trace(path: head.path)))
+        #expect(engine.runToCompletion(limit: 36_000))
+        let report = engine.report()
+        #expect(report.requests.completed == 3_000)
+        #expect(abs(report.kv.prefixHitRate - ideal) < 0.02, "engine \(report.kv.prefixHitRate), trace \(ideal)")
+        // Without the pooled tier, per-group caches alone reuse less.
+        var noPool = EngineConfiguration(deployment: .superpod, workload: .trace(path: head.path))
+        noPool.poolBytesPerNode = 0
+        let local = try ServingEngine(configuration: noPool)
+        #expect(local.runToCompletion(limit: 36_000))
+        #expect(local.report().kv.prefixHitRate < report.kv.prefixHitRate)
+        #expect(engine.audit() == [] && local.audit() == [])
+    }
+}
+
+/// Issue 3: the engine and `xds bench decode` share one cost model, so at saturation the
+/// engine's decode throughput matches the bench at the batch the engine actually runs.
+@Suite struct SaturationTests {
+    @Test func saturatedDecodeAgreesWithTheBench() throws {
+        // More requests than decode slots (320 groups × 96), short prompts and long outputs, all
+        // at once: every decode DP group fills to its batch limit.
+        let workload = FixedWorkload.uniform(count: 33_000, gap: 0.0005, prompt: 512, output: 4_000)
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .cloudMatrixInfer), workload: workload)
+        engine.run(until: 60)
+        // Tokens are counted as they are produced (per telemetry interval), not at completion.
+        var rates: [Double] = []
+        for t in stride(from: 60.5, through: 70, by: 0.5) {
+            engine.run(until: t)
+            rates.append(engine.snapshot().outputTokensPerSecond)
+        }
+        let end = engine.snapshot()
+        let decode = try #require(end.instances.first { $0.kind == "decode" })
+        #expect(decode.running >= 320 * 95, "decode runs \(decode.running) requests")
+        let dies = 320.0
+        let engineRate = rates.reduce(0, +) / Double(rates.count) / dies
+        // The batch and mean context the engine ran in that window.
+        let batch = Double(decode.running) / dies
+        let meanContext = try #require(engine.decodeMeanContext(instance: decode.name))
+        let bench = try Bench.decode(deployment: .cloudMatrixInfer, batchPerDie: batch, context: meanContext,
+                                     mtpAcceptance: 0.7, eplb: .on, routing: .balanced)
+        #expect(abs(engineRate / bench.tokensPerSecondPerNPU - 1) < 0.10,
+                "engine \(engineRate) tok/s per die, bench \(bench.tokensPerSecondPerNPU) at batch \(batch), context \(meanContext)")
+        #expect(engine.audit() == [])
+    }
+}
