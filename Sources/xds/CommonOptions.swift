@@ -14,6 +14,12 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Synthetic arrival rate in requests/s.")
     var rate: Double?
 
+    @Option(help: "Synthetic traffic: mixed (70% chat, 30% reasoning), chat, or reasoning.")
+    var mix: EngineConfiguration.TrafficMix = .mixed
+
+    @Option(help: "Burstiness of synthetic arrivals: coefficient of variation of the gaps (1 = Poisson).")
+    var burstiness: Double = 1
+
     @Option(help: "Scenario file (TOML): commands applied at given simulated times.")
     var scenario: String?
 
@@ -37,6 +43,9 @@ struct CommonOptions: ParsableArguments {
             guard rate >= 0, rate.isFinite else { throw ConfigError("--rate must be a non-negative number, got \(rate)") }
         }
         config.syntheticRate = rate ?? defaultRate
+        guard burstiness > 0, burstiness.isFinite else { throw ConfigError("--burstiness must be positive, got \(burstiness)") }
+        config.trafficMix = mix
+        config.arrivalCV = burstiness
         guard sloTTFTMs > 0, sloTPOTMs > 0 else { throw ConfigError("--slo-ttft-ms and --slo-tpot-ms must be positive") }
         config.sloTTFTMs = sloTTFTMs
         config.sloTPOTMs = sloTPOTMs

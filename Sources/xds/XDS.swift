@@ -66,3 +66,4 @@ func printJSON<T: Encodable>(_ value: T) throws {
 
 extension EPLBMode: ExpressibleByArgument {}
 extension RoutingSkew: ExpressibleByArgument {}
+extension EngineConfiguration.TrafficMix: ExpressibleByArgument {}

@@ -23,6 +23,17 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var workload: WorkloadChoice
     /// Requests per second of the synthetic workload (interfaces.md: `--rate`).
     public var syntheticRate: Double
+    /// Traffic classes of the synthetic workload.
+    public enum TrafficMix: String, Sendable, Equatable, CaseIterable {
+        /// 70% chat, 30% reasoning, with shared system prompts and multi-turn sessions.
+        case mixed
+        case chat
+        /// Reasoning only, no shared system prompts.
+        case reasoning
+    }
+    public var trafficMix: TrafficMix = .mixed
+    /// Coefficient of variation of synthetic inter-arrival gaps: 1 is Poisson, above 1 bursty.
+    public var arrivalCV: Double = 1
     /// SLO targets (interfaces.md defaults: TTFT 2 s, TPOT 35 ms).
     public var sloTTFTMs: Double
     public var sloTPOTMs: Double

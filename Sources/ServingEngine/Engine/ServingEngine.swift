@@ -91,10 +91,19 @@ public final class ServingEngine {
     public convenience init(configuration: EngineConfiguration) throws {
         switch configuration.workload {
         case .synthetic:
-            let synthetic = SyntheticWorkload(
-                seed: configuration.seed,
-                configuration: SyntheticWorkload.Configuration(ratePerSecond: configuration.syntheticRate))
-            try self.init(configuration: configuration, workload: synthetic)
+            var synthetic = SyntheticWorkload.Configuration(ratePerSecond: configuration.syntheticRate,
+                                                            arrivalCV: configuration.arrivalCV)
+            switch configuration.trafficMix {
+            case .mixed: break
+            case .chat: synthetic.classes = [.chat]
+            case .reasoning:
+                // Reasoning traffic alone, no shared system prompts: short prompts, long outputs —
+                // the load that fills decode rather than prefill.
+                synthetic.classes = [.reasoning]
+                synthetic.systemPromptShare = 0
+            }
+            let workload = SyntheticWorkload(seed: configuration.seed, configuration: synthetic)
+            try self.init(configuration: configuration, workload: workload)
         case .trace(let path):
             try self.init(configuration: configuration, workload: try TraceWorkload(path: path))
         }
