@@ -45,6 +45,7 @@ struct CommonOptions: ParsableArguments {
         config.syntheticRate = rate ?? defaultRate
         guard burstiness > 0, burstiness.isFinite else { throw ConfigError("--burstiness must be positive, got \(burstiness)") }
         config.trafficMix = mix
+        config.eplb = eplb
         config.arrivalCV = burstiness
         guard sloTTFTMs > 0, sloTPOTMs > 0 else { throw ConfigError("--slo-ttft-ms and --slo-tpot-ms must be positive") }
         config.sloTTFTMs = sloTTFTMs

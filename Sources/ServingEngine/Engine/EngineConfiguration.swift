@@ -60,6 +60,13 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// cache reachable from every NPU over UB). The papers give no size; 512 GB per node is our
     /// default. 0 turns the pool off.
     public var poolBytesPerNode: Double
+    /// Expert load balancing (interfaces.md `--eplb`), the planner, and its cadence
+    /// (system.md §4: counts aggregated "e.g. every minute").
+    public var eplb: EPLBMode = .on
+    public var eplbPolicy: EPLBPolicy = .greedy
+    public var eplbIntervalSeconds: Double = 60
+    /// Expert popularity skewed as system.md §4 measured on DeepSeek-R1 (false: uniform routing).
+    public var expertSkew = true
     /// Simulated seconds between telemetry points (utilisation, sparkline series).
     public var snapshotInterval: Double
     /// Points kept per sparkline series and events kept in the event ring.

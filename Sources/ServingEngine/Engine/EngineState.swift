@@ -12,6 +12,8 @@ enum EngineEventKind {
     case transferDone(channel: Int)
     /// Telemetry interval boundary: utilisation and sparkline points.
     case telemetryTick
+    /// An instance's expert swap reaches its next phase (system.md §4's four phases).
+    case expertSwap(instance: Int)
 }
 
 /// Per-request state. Changed only when something happens to the request (architecture.md
@@ -105,11 +107,29 @@ struct InstanceState {
     var transferQueue = Deque<Int>()
     /// Colocated: requests whose prefill finishes with the current step.
     var prefillDone: [Int] = []
+    /// Expert placement and per-step load of this instance's expert dies, and its rebalancer.
+    var experts: ExpertRouting?
+    var eplb: EPLBController?
 
     var hasPrefill: Bool { role != .decode }
     var hasDecode: Bool { role != .prefill }
     var runningRequests: Int { dp.reduce(0) { $0 + $1.running } }
     var available: Bool { dp.contains { !$0.drained } }
+}
+
+/// Running sums behind the expert telemetry.
+struct ExpertStats {
+    var factorSum = 0.0
+    var steps = 0
+    var intervalSum = 0.0
+    var intervalSteps = 0
+    var lastDrift: SimTime = 0
+    /// Plans by (dies, slots per die) for the popularity they were made for.
+    var plans: [Int: (popularity: ExpertPopularity, placement: ExpertPlacement)] = [:]
+    var ticks = 0
+    var classArrivals: [String: Double] = [:]
+    /// Token-expert pairs per layer and expert over the last telemetry window (decode).
+    var heat: [[Double]] = []
 }
 
 /// One KV transfer instance per prefill–decode pair (system.md §4); transfers on it run one

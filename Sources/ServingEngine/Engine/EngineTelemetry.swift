@@ -59,7 +59,7 @@ struct EngineTelemetry {
     }
 
     /// Appends one point to every sparkline series, dropping the oldest beyond capacity.
-    mutating func appendPoint(kvUsage: Double, running: Double, waiting: Double, interval: Double) {
+    mutating func appendPoint(imbalance: Double, kvUsage: Double, running: Double, waiting: Double, interval: Double) {
         lastOutputRate = intervalOutputTokens / interval
         lastPrefillRate = intervalPrefillTokens / interval
         func push(_ array: inout [Double], _ value: Double) {
@@ -71,7 +71,7 @@ struct EngineTelemetry {
         push(&series.tpotP99Ms, intervalTPOT.p99Ms)
         push(&series.e2eP99Ms, intervalE2E.p99Ms)
         push(&series.kvUsage, kvUsage)
-        push(&series.imbalance, 1)
+        push(&series.imbalance, imbalance)
         push(&series.running, running)
         push(&series.waiting, waiting)
         intervalTTFT.reset()

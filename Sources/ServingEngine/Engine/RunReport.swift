@@ -53,7 +53,7 @@ public struct RunReport: Sendable, Equatable, Codable {
         }
     }
     public struct Experts: Sendable, Equatable, Codable {
-        /// Max over mean of per-die MoE load in decode (1: routing is not sampled yet).
+        /// Max over mean of per-die MoE load in decode, averaged over decode steps.
         public var imbalance = 1.0
         public var rebalances = 0
     }
@@ -123,6 +123,9 @@ extension ServingEngine {
         r.latencyMs = .init(ttft: summary(telemetry.ttft), tpot: summary(telemetry.tpot), e2e: summary(telemetry.e2e))
         r.slo = .init(ttftMs: configuration.sloTTFTMs, tpotMs: configuration.sloTPOTMs,
                       attainment: telemetry.completed == 0 ? 0 : Double(telemetry.sloMet) / Double(telemetry.completed))
+        r.experts = .init(imbalance: configuration.eplb == .perfect || expertStats.steps == 0 ? 1
+                              : expertStats.factorSum / Double(expertStats.steps),
+                          rebalances: decodeRebalances)
         r.kv = .init(peakUsage: max(telemetry.peakDecodeUsage, decodeKVUsage()), prefixHitRate: prefixStats().hitRate)
         return r
     }

@@ -134,9 +134,18 @@ extension ServingEngine {
         }
         guard total > 0 else { return (0, 0) }
         let spec = instances[index].groupSpec
+        // With MTP the main model verifies 1 + draft tokens per request: they all route to experts.
+        let routed = Double(total) * (tokensPerStep > 1 ? 2 : 1)
+        let factor = moeLoadFactor(index, tokens: routed)
+        if let ma = configuration.deployment.moeAttention {
+            let step = instances[index].cost.decodeStepMoEAttention(ma, requestsPerDie: Double(maxRunning), contextTokens: context,
+                                                                    mtpAcceptance: tokensPerStep - 1, moeLoadFactor: factor)
+            return (step.stepSeconds, total)
+        }
         var input = DecodeStepInput(requestsPerGroup: Double(maxRunning), contextTokens: context,
                                     mtpAcceptance: tokensPerStep - 1, dpGroups: spec.dp, expertDies: spec.ep,
-                                    routedSlots: spec.routedSlots(for: model), sharedExpertDies: spec.sharedExpertDies)
+                                    routedSlots: spec.routedSlots(for: model), sharedExpertDies: spec.sharedExpertDies,
+                                    moeLoadFactor: factor)
         input.attentionTP = spec.tp
         return (instances[index].cost.decodeStep(input).stepSeconds, total)
     }

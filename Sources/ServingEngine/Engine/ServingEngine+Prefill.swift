@@ -49,6 +49,7 @@ extension ServingEngine {
         let batchLimit = instances[index].groupSpec.batchLimit
         var slowest = BatchLoad()
         var pooledMost = 0
+        var routedTokens = 0
         for g in instances[index].dp.indices {
             // In place: copying a group would copy its block tables.
             let load = fillPrefillBatch(&instances[index].dp[g], budget: budget, colocated: colocated,
@@ -56,6 +57,7 @@ extension ServingEngine {
             instances[index].waiting -= load.started
             if load.tokens > slowest.tokens { slowest = load }
             pooledMost = max(pooledMost, load.pooledTokens)
+            routedTokens += load.tokens
             telemetry.prefillComputedTokens += load.tokens
             telemetry.intervalPrefillTokens += Double(load.tokens)
         }
@@ -70,6 +72,7 @@ extension ServingEngine {
                                       attentionTP: spec.tp, expertDies: spec.ep, routedSlots: spec.routedSlots(for: model))
         input.cachedPrefixTokens = slowest.hitWeighted / Double(slowest.tokens)
         input.sharedExpertDies = spec.sharedExpertDies
+        input.moeLoadFactor = moeLoadFactor(index, tokens: Double(routedTokens))
         return poolLoad + instances[index].cost.prefillBatch(input).batchSeconds
     }
 

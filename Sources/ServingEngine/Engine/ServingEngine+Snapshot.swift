@@ -33,6 +33,7 @@ extension ServingEngine {
         let (drained, draining) = drainState()
         s.drainedNodes = drained
         s.drainingNodes = draining
+        s.experts = expertSummary()
         s.series = telemetry.series
         s.inFlight = inFlightStatuses(limit: 200)
         s.recent = Array(telemetry.recent)

@@ -46,6 +46,9 @@ public final class ServingEngine {
     var speed: Double? = 1
     var paused = false
     var commandsApplied = 0
+    /// Popularity of the model's experts under the current traffic (nil for dense models).
+    var expertTraffic: ExpertTraffic?
+    var expertStats = ExpertStats()
     /// The pooled DRAM tier (EMS) behind every prefill DP group's prefix cache.
     var pool: PooledKVTier?
     var poolHitTokens = 0
@@ -70,6 +73,7 @@ public final class ServingEngine {
                                     seriesCapacity: configuration.seriesCapacity,
                                     eventCapacity: configuration.eventCapacity)
         try buildInstances()
+        setUpExperts()
         if configuration.poolBytesPerNode > 0 {
             poolCapacityBytes = configuration.poolBytesPerNode * Double(topology.nodes)
             let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
@@ -129,6 +133,7 @@ public final class ServingEngine {
         case .stepEnd(let instance): endStep(instance)
         case .transferDone(let channel): finishTransfer(channel)
         case .telemetryTick: telemetryTick()
+        case .expertSwap(let instance): advanceEPLB(instance)
         }
         return true
     }
@@ -160,6 +165,7 @@ public final class ServingEngine {
         scheduleNextArrival()
         telemetry.arrived += 1
         telemetry.promptTokens += spec.promptTokens
+        noteTrafficClass(spec.tag)
         let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
         var request = RequestState(spec: spec, blockKeys: keys, chainedKeys: PrefixHashes.chain(keys))

@@ -184,7 +184,10 @@ import XDSTestSupport
         // More requests than decode slots (320 groups × 96), short prompts and long outputs, all
         // at once: every decode DP group fills to its batch limit.
         let workload = FixedWorkload.uniform(count: 33_000, gap: 0.0005, prompt: 512, output: 4_000)
-        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .cloudMatrixInfer), workload: workload)
+        // Balanced routing, as the bench's default: the comparison is about the shared cost model.
+        var config = EngineConfiguration(deployment: .cloudMatrixInfer)
+        config.expertSkew = false
+        let engine = try ServingEngine(configuration: config, workload: workload)
         engine.run(until: 60)
         // Tokens are counted as they are produced (per telemetry interval), not at completion.
         var rates: [Double] = []
