@@ -1,0 +1,73 @@
+/// What the HTTP face needs from the engine host to serve completions.
+///
+/// The face never reaches into the engine (architecture.md principle 2): it submits a request as a
+/// command and reads the request's own event stream. The engine host implements this next to
+/// ``ServingEngine/EngineLink``; tests and demos use `FakeCompletionBackend` from XDSTestSupport.
+///
+/// A stream is one of
+/// - `.failed(reason:status:)` alone — rejected before admission (429 overloaded, 503 cannot serve);
+/// - `.accepted(requestID:)`, then optionally one `.prefixCacheHit(tokens:)`, then any number of
+///   `.tokens(count)` batches as the simulated engine produces them, then exactly one terminal
+///   element: `.finished(reason:)` (`"stop"` or `"length"`) or `.failed(reason:status:)`
+///   (e.g. a fault killed the request mid-decode).
+///
+/// ```swift
+/// for await event in backend.submit(CompletionRequest(promptTokens: 42, maxTokens: 256)) {
+///     switch event {
+///     case .accepted(let id): engineRequestID = id
+///     case .tokens(let n): emit(n)
+///     case .finished(let reason): close(reason)
+///     case .failed(let reason, let status): fail(status, reason)
+///     case .prefixCacheHit: break
+///     }
+/// }
+/// ```
+public protocol CompletionBackend: AnyObject, Sendable {
+    /// The served model's name as clients address it, e.g. `"deepseek-r1"`.
+    var modelName: String { get }
+    /// Submits one request. The backend assigns the request id (the engine numbers all requests,
+    /// HTTP or synthetic, in one sequence) and reports it in the first element, `.accepted`.
+    func submit(_ request: CompletionRequest) -> AsyncStream<CompletionEvent>
+    /// The client went away: the engine frees the request's KV blocks and counts it as "cancelled".
+    /// Cancelling a finished or unknown request is a no-op.
+    func cancel(requestID: Int)
+}
+
+/// One completion request as the engine sees it: sizes only, because the data plane is simulated.
+public struct CompletionRequest: Sendable, Equatable {
+    /// Prompt length from ``PromptTokenizer``.
+    public var promptTokens: Int
+    /// Upper bound on output tokens; the engine's workload model picks the actual length ≤ this
+    /// (`finish_reason` is `"length"` when it hits the bound).
+    public var maxTokens: Int
+    /// OpenAI's `user` field, kept for the event log.
+    public var user: String?
+
+    public init(promptTokens: Int, maxTokens: Int, user: String? = nil) {
+        self.promptTokens = promptTokens
+        self.maxTokens = maxTokens
+        self.user = user
+    }
+}
+
+/// One element of a request's event stream (see ``CompletionBackend`` for the grammar).
+public enum CompletionEvent: Sendable, Equatable {
+    /// Admitted; `requestID` is what ``CompletionBackend/cancel(requestID:)`` takes.
+    case accepted(requestID: Int)
+    /// Prompt tokens served from the prefix cache (feeds `vllm:prefix_cache_hits_total`).
+    case prefixCacheHit(tokens: Int)
+    /// `count` more output tokens (a decode step can yield several: MTP).
+    case tokens(Int)
+    /// Done: `"stop"` (the workload's output length reached) or `"length"` (`max_tokens` reached).
+    case finished(reason: String)
+    /// Not served: `status` 429 (rejected, overloaded) or 503 (cannot serve: no capacity, fault).
+    case failed(reason: String, status: Int)
+
+    /// True for the element that ends a stream.
+    public var isTerminal: Bool {
+        switch self {
+        case .finished, .failed: true
+        case .accepted, .prefixCacheHit, .tokens: false
+        }
+    }
+}

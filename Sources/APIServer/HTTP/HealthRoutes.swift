@@ -1,0 +1,46 @@
+import Hummingbird
+import ServingEngine
+
+/// `GET /health` (liveness: the process answers) and `GET /ready` (readiness: the engine can serve a
+/// request now), the split load balancers and Kubernetes probes expect.
+struct HealthRoutes: Sendable {
+    let link: any EngineLink
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/health") { _, _ in
+            JSONWire.response(["status": "ok"])
+        }
+        router.get("/ready") { _, _ in
+            let readiness = ServingReadiness(link.latestSnapshot())
+            return JSONWire.response(readiness, status: readiness.ready ? .ok : .serviceUnavailable)
+        }
+    }
+}
+
+/// Whether a snapshot shows an engine that can take a request, and if not, why.
+///
+/// Ready means: running (not paused), with at least one healthy NPU that can decode (a decode,
+/// attention or colocated NPU neither faulted nor drained), and — if the pod has prefill NPUs at
+/// all — at least one healthy prefill NPU. Deployments whose prefill lives outside the pod
+/// (`xdeepserve-ma`) have no prefill NPUs in the snapshot and are judged on decode alone.
+public struct ServingReadiness: Sendable, Equatable, Encodable {
+    public var ready: Bool
+    public var reason: String
+
+    public init(_ snapshot: Snapshot) {
+        func healthy(_ npu: NPUStatus) -> Bool { !npu.faulted && !npu.drained && !npu.draining }
+        let decodeRoles: Set<NPURole> = [.decode, .attention, .colocated]
+        let prefill = snapshot.npus.filter { $0.role == .prefill }
+        if snapshot.npus.isEmpty {
+            (ready, reason) = (false, "the engine has not published its pod yet")
+        } else if snapshot.paused {
+            (ready, reason) = (false, "the engine is paused")
+        } else if !snapshot.npus.contains(where: { decodeRoles.contains($0.role) && healthy($0) }) {
+            (ready, reason) = (false, "no healthy decode NPU")
+        } else if !prefill.isEmpty && !prefill.contains(where: healthy) {
+            (ready, reason) = (false, "no healthy prefill NPU")
+        } else {
+            (ready, reason) = (true, "serving")
+        }
+    }
+}
