@@ -117,16 +117,6 @@ struct CompletionTests {
         }
     }
 
-    @Test func sameRequestIDSaysTheSameWords() {
-        var a = SyntheticText(seed: 7)
-        var b = SyntheticText(seed: 7)
-        let chunked = a.next(3) + a.next(1) + a.next(40)
-        #expect(chunked == b.next(44))
-        #expect(PromptTokenizer.count(chunked) == 44)
-        var other = SyntheticText(seed: 8)
-        #expect(other.next(44) != chunked)
-    }
-
     @Test func clientThatLeavesCancelsItsRequest() async throws {
         let backend = FakeCompletionBackend(outputTokens: 2_000, tokenInterval: .milliseconds(2))
         try await LiveServer.with(backend: backend) { server in

@@ -105,19 +105,4 @@ struct MetricsAndHealthTests {
             #expect(try await server.get("/ready").status == 200)
         }
     }
-
-    @Test func tokenizerRules() {
-        #expect(PromptTokenizer.count("") == 0)
-        #expect(PromptTokenizer.count("the") == 1)
-        #expect(PromptTokenizer.count("tokens") == 2)
-        #expect(PromptTokenizer.count("understanding") == 4)
-        #expect(PromptTokenizer.count("Hello, world!") == 6)
-        #expect(PromptTokenizer.count("  spaced\n\tout  ") == 3)
-        #expect(PromptTokenizer.count("don't") == 3)
-        #expect(PromptTokenizer.count(PromptTokenizer.chatPrompt([("user", "hi")])) == 13)
-        // About 1.3 tokens per English word on ordinary prose.
-        let prose = "The quick brown fox jumps over the lazy dog while the operator drains a node and watches"
-        let ratio = Double(PromptTokenizer.count(prose)) / Double(prose.split(separator: " ").count)
-        #expect(ratio > 1.1 && ratio < 1.6)
-    }
 }

@@ -62,28 +62,19 @@ struct APIError: Error, Sendable, Equatable {
         }
     }
 
-    /// The JSON body; `param` and `code` are written as `null` when absent, as OpenAI does.
-    var body: ErrorBody { ErrorBody(error: .init(message: message, type: type, param: param, code: code)) }
-
-    struct ErrorBody: Encodable {
-        struct Detail: Encodable {
-            var message: String
-            var type: String
-            var param: String?
-            var code: String?
-            func encode(to encoder: any Encoder) throws {
-                var c = encoder.container(keyedBy: CodingKeys.self)
-                try c.encode(message, forKey: .message)
-                try c.encode(type, forKey: .type)
-                try c.encode(param, forKey: .param)
-                try c.encode(code, forKey: .code)
-            }
-            enum CodingKeys: String, CodingKey { case message, type, param, code }
-        }
-        var error: Detail
+    /// The JSON body, keys in OpenAI's order; `param` and `code` are `null` when absent, as OpenAI does.
+    var json: String {
+        var detail = JSONObject()
+        detail.add("message", message)
+        detail.add("type", type)
+        detail.add("param", param)
+        detail.add("code", code)
+        var body = JSONObject()
+        body.add("error", raw: detail.json)
+        return body.json
     }
 
-    var response: Response { JSONWire.response(body, status: status) }
+    var response: Response { JSONWire.response(json: json, status: status) }
 }
 
 /// JSON in and out, one configuration for the whole server.
@@ -103,9 +94,14 @@ enum JSONWire {
     static func string(_ value: some Encodable) -> String { String(decoding: data(value), as: UTF8.self) }
 
     static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        response(json: string(value), status: status)
+    }
+
+    /// A body already rendered as JSON text.
+    static func response(json: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(
             status: status, headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data(value))))
+            body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 }
 

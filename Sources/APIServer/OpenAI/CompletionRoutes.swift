@@ -85,33 +85,33 @@ struct CompletionRoutes: Sendable {
     /// Waits for the whole completion. If the client hangs up meanwhile, the engine is told.
     private func wholeResponse(_ session: CompletionSession, request: Request) async throws -> Response {
         var content = ""
-        let outcome: CompletionSession.Step
+        let finishReason: String
         do {
-            outcome = try await request.body.consumeWithCancellationOnInboundClose { _ in
+            finishReason = try await request.body.consumeWithCancellationOnInboundClose { _ in
                 while true {
-                    let step = try await session.next()
-                    guard case .text(let text) = step else { return step }
-                    content += text
+                    switch try await session.next() {
+                    case .text(let text): content += text
+                    case .finished(let reason): return reason
+                    case .failed(let error): throw error
+                    }
                     // Cancellation (the client left) ends the wait even between engine events.
                     try Task.checkCancellation()
                 }
             }
+        } catch let error as APIError {
+            throw error
         } catch {
             session.clientLeft()
             throw error
         }
-        switch outcome {
-        case .failed(let error): throw error
-        case .finished(let reason), .text(let reason):
-            let choice = Choice(
-                flavor: session.header.flavor, streaming: false, content: content, finishReason: reason)
-            var response = JSONWire.response(
-                CompletionBody(
-                    header: session.header, streaming: false, choices: [choice], usage: session.usage))
-            // The inbound-close watch consumed the connection's read side; it cannot carry another request.
-            response.headers[.connection] = "close"
-            return response
-        }
+        let choice = Choice(
+            flavor: session.header.flavor, streaming: false, content: content, finishReason: finishReason)
+        let body = CompletionBody(
+            header: session.header, streaming: false, choices: [choice], usage: session.usage)
+        var response = JSONWire.response(json: body.json)
+        // The inbound-close watch consumed the connection's read side; it cannot carry another request.
+        response.headers[.connection] = "close"
+        return response
     }
 
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A failure after the
@@ -123,7 +123,7 @@ struct CompletionRoutes: Sendable {
         @Sendable func chunk(_ choice: Choice?, usage: Usage? = nil) -> ByteBuffer {
             let body = CompletionBody(
                 header: header, streaming: true, choices: choice.map { [$0] } ?? [], usage: usage)
-            return ByteBuffer(string: ServerSentEvent.data(JSONWire.string(body)))
+            return ByteBuffer(string: ServerSentEvent.data(body.json))
         }
         let body = ResponseBody { writer in
             do {
@@ -145,7 +145,7 @@ struct CompletionRoutes: Sendable {
                             if includeUsage { try await writer.write(chunk(nil, usage: session.usage)) }
                         case .failed(let error):
                             try await writer.write(
-                                ByteBuffer(string: ServerSentEvent.data(JSONWire.string(error.body))))
+                                ByteBuffer(string: ServerSentEvent.data(error.json)))
                         }
                         try await writer.write(ByteBuffer(string: ServerSentEvent.done))
                         return

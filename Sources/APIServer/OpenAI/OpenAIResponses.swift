@@ -1,20 +1,20 @@
-/// Response bodies in OpenAI's wire format. Keys that OpenAI sends as `null` (`finish_reason`
-/// while streaming, `logprobs`) are written as `null`, not omitted, because some clients index them.
+/// Response bodies in OpenAI's wire format, written with keys in OpenAI's order (`id`, `object`,
+/// `created`, `model`, `choices`, `usage`) so a stream reads like OpenAI's byte for byte in shape;
+/// Foundation's encoder would scramble the order. Keys that OpenAI sends as `null`
+/// (`finish_reason` while streaming, `logprobs`) are written as `null`, not omitted, because some
+/// clients index them.
 
-struct Usage: Encodable, Equatable {
+struct Usage: Equatable {
     var promptTokens: Int
     var completionTokens: Int
     var totalTokens: Int { promptTokens + completionTokens }
 
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(promptTokens, forKey: .promptTokens)
-        try c.encode(completionTokens, forKey: .completionTokens)
-        try c.encode(totalTokens, forKey: .totalTokens)
-    }
-    enum CodingKeys: String, CodingKey {
-        case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens =
-            "total_tokens"
+    var json: String {
+        var o = JSONObject()
+        o.add("prompt_tokens", promptTokens)
+        o.add("completion_tokens", completionTokens)
+        o.add("total_tokens", totalTokens)
+        return o.json
     }
 }
 
@@ -36,57 +36,90 @@ struct CompletionHeader: Sendable {
 }
 
 /// One choice of a chunk or of a full response. `content == nil` with `role` set is the chat
-/// stream's opening delta; `errorMessage` is the error chunk of a stream that failed midway.
-struct Choice: Encodable {
+/// stream's opening delta; neither set is the closing delta (`{}`) that carries `finish_reason`.
+struct Choice {
     var flavor: CompletionFlavor
     var streaming: Bool
     var role: String?
     var content: String?
     var finishReason: String?
 
-    enum Keys: String, CodingKey {
-        case index, delta, message, text, logprobs, finishReason = "finish_reason"
-    }
-    enum MessageKeys: String, CodingKey { case role, content }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: Keys.self)
-        try c.encode(0, forKey: .index)
+    var json: String {
+        var o = JSONObject()
+        o.add("index", 0)
         switch (flavor, streaming) {
         case (.chat, true):
-            var delta = c.nestedContainer(keyedBy: MessageKeys.self, forKey: .delta)
-            try delta.encodeIfPresent(role, forKey: .role)
-            try delta.encodeIfPresent(content, forKey: .content)
+            var delta = JSONObject()
+            if let role { delta.add("role", role) }
+            if let content { delta.add("content", content) }
+            o.add("delta", raw: delta.json)
         case (.chat, false):
-            var message = c.nestedContainer(keyedBy: MessageKeys.self, forKey: .message)
-            try message.encode("assistant", forKey: .role)
-            try message.encode(content ?? "", forKey: .content)
+            var message = JSONObject()
+            message.add("role", "assistant")
+            message.add("content", content ?? "")
+            o.add("message", raw: message.json)
         case (.text, _):
-            try c.encode(content ?? "", forKey: .text)
-            try c.encodeNil(forKey: .logprobs)
+            o.add("text", content ?? "")
+            o.add("logprobs", raw: "null")
         }
-        try c.encode(finishReason, forKey: .finishReason)
+        o.add("finish_reason", finishReason)
+        return o.json
     }
 }
 
 /// A full response (non-streaming) or one stream chunk; `usage` is present on full responses and
 /// on the last chunk when the client asked for `stream_options.include_usage`.
-struct CompletionBody: Encodable {
+struct CompletionBody {
     var header: CompletionHeader
     var streaming: Bool
     var choices: [Choice]
     var usage: Usage?
 
-    enum Keys: String, CodingKey { case id, object, created, model, choices, usage }
+    var json: String {
+        var o = JSONObject()
+        o.add("id", header.id)
+        o.add("object", streaming ? header.flavor.chunkObject : header.flavor.object)
+        o.add("created", header.created)
+        o.add("model", header.model)
+        o.add("choices", raw: "[" + choices.map(\.json).joined(separator: ",") + "]")
+        if let usage { o.add("usage", raw: usage.json) }
+        return o.json
+    }
+}
 
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: Keys.self)
-        try c.encode(header.id, forKey: .id)
-        try c.encode(streaming ? header.flavor.chunkObject : header.flavor.object, forKey: .object)
-        try c.encode(header.created, forKey: .created)
-        try c.encode(header.model, forKey: .model)
-        try c.encode(choices, forKey: .choices)
-        try c.encodeIfPresent(usage, forKey: .usage)
+/// A JSON object written field by field, in the order the fields are added.
+struct JSONObject {
+    private var text = "{"
+    private var isEmpty = true
+
+    mutating func add(_ key: String, raw value: String) {
+        if !isEmpty { text += "," }
+        isEmpty = false
+        text += Self.quoted(key) + ":" + value
+    }
+    mutating func add(_ key: String, _ value: Int) { add(key, raw: String(value)) }
+    /// A string, or `null` when nil.
+    mutating func add(_ key: String, _ value: String?) { add(key, raw: value.map(Self.quoted) ?? "null") }
+
+    var json: String { text + "}" }
+
+    /// `value` as a JSON string literal (RFC 8259 §7: quote, backslash and control characters escaped).
+    static func quoted(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }
 
