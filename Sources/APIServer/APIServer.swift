@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import ServingEngine
 import Synchronization
 
@@ -89,9 +91,27 @@ public final class APIServer: Sendable {
         try await listening.wait()
     }
 
+    /// Routes swift-metrics' process-wide `MetricsSystem` into this server's registry, so that
+    /// Hummingbird's own HTTP metrics (`hb_requests`, `http_server_request_duration_seconds`, …)
+    /// appear on `/metrics` beside the vLLM and xds ones. swift-metrics allows one bootstrap per
+    /// process, so only the process owner (`xds serve`) calls this, once; returns false if a server
+    /// already did. Without it those middleware metrics go nowhere, and nothing else changes.
+    @discardableResult
+    public func bootstrapMetricsSystem() -> Bool {
+        guard !Self.metricsSystemBootstrapped.exchange(true, ordering: .acquiringAndReleasing) else {
+            return false
+        }
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
+        return true
+    }
+
+    private static let metricsSystemBootstrapped = Atomic<Bool>(false)
+
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: APIErrorMiddleware())
+        // Records into the global MetricsSystem: a no-op until bootstrapMetricsSystem() is called.
+        router.add(middleware: MetricsMiddleware())
         HealthRoutes(link: link).register(on: router)
         CompletionRoutes(
             backend: backend, metrics: metrics,

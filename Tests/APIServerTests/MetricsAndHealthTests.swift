@@ -74,6 +74,18 @@ struct MetricsAndHealthTests {
         }
     }
 
+    /// The only test that touches the process-wide MetricsSystem (it can be bootstrapped once).
+    @Test func hummingbirdHTTPMetricsJoinOnceBootstrapped() async throws {
+        try await LiveServer.with { server in
+            #expect(server.api.bootstrapMetricsSystem())
+            #expect(!server.api.bootstrapMetricsSystem())
+            #expect(try await server.get("/v1/models").status == 200)
+            let m = PrometheusText(try await server.get("/metrics").text)
+            #expect(m.sum("hb_requests", containing: ["/v1/models"]) == 1)
+            #expect(m.sum("vllm:request_success_total") == 0)
+        }
+    }
+
     @Test func healthAndReadiness() async throws {
         try await LiveServer.with { server in
             #expect(try await server.get("/health").status == 200)

@@ -22,7 +22,8 @@ import Synchronization
 /// let text = metrics.exposition(for: link.latestSnapshot())
 /// ```
 final class ServingMetrics: Sendable {
-    private let registry = PrometheusCollectorRegistry()
+    /// Also where swift-metrics writes once ``APIServer/bootstrapMetricsSystem()`` routed it here.
+    let registry = PrometheusCollectorRegistry()
     private let modelLabel: [(String, String)]
 
     // Per HTTP request, as vLLM counts them (tokens, not requests, for the prefix cache).

@@ -8,7 +8,7 @@
 ///
 /// ```swift
 /// var text = SyntheticText(seed: 17)
-/// let first = text.next(3)      // e.g. "Expe" "rts" " route" → "Experts rout"
+/// let first = text.next(3)      // e.g. "Expe" + "rts" + " rout" = "Experts rout"
 /// PromptTokenizer.count(first)  // 3
 /// ```
 public struct SyntheticText: Sendable {

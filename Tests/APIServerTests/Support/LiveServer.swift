@@ -17,6 +17,7 @@ struct LiveServer {
     let backend: FakeCompletionBackend
     let link: FakeEngineLink
     let session: URLSession
+    let api: APIServer
     var port: Int { baseURL.port ?? 0 }
 
     /// Runs `body` against a fresh server and stops the server afterwards, whatever happens.
@@ -37,7 +38,7 @@ struct LiveServer {
             configuration.httpMaximumConnectionsPerHost = 64
             let live = LiveServer(
                 baseURL: URL(string: "http://127.0.0.1:\(port)")!, backend: backend, link: link,
-                session: URLSession(configuration: configuration))
+                session: URLSession(configuration: configuration), api: server)
             defer { live.session.invalidateAndCancel() }
             do {
                 try await body(live)
