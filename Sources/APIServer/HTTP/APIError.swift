@@ -34,9 +34,10 @@ struct APIError: Error, Sendable, Equatable {
         status: .unauthorized, message: "missing or wrong admin token (send 'Authorization: Bearer TOKEN')",
         type: "authentication_error", param: nil, code: "invalid_token")
 
-    static func routeNotFound(_ path: String) -> APIError {
+    static func routeNotFound(_ method: HTTPRequest.Method, _ path: String) -> APIError {
         APIError(
-            status: .notFound, message: "no route for \(path)", type: "invalid_request_error", param: nil,
+            status: .notFound, message: "no route for \(method) \(path)", type: "invalid_request_error",
+            param: nil,
             code: "not_found")
     }
 
@@ -115,7 +116,7 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as APIError {
             return error.response
         } catch let error as HTTPError where error.status == .notFound {
-            return APIError.routeNotFound(request.uri.path).response
+            return APIError.routeNotFound(request.method, request.uri.path).response
         } catch let error as HTTPError where error.status == .contentTooLarge {
             return APIError.bodyTooLarge(limitBytes: context.maxUploadSize).response
         } catch let error as any HTTPResponseError where error.status.code < 500 {

@@ -20,17 +20,19 @@ struct HealthRoutes: Sendable {
 /// Whether a snapshot shows an engine that can take a request, and if not, why.
 ///
 /// Ready means: running (not paused), with at least one healthy NPU that can decode (a decode,
-/// attention or colocated NPU neither faulted nor drained), and — if the pod has prefill NPUs at
-/// all — at least one healthy prefill NPU. Deployments whose prefill lives outside the pod
-/// (`xdeepserve-ma`) have no prefill NPUs in the snapshot and are judged on decode alone.
-public struct ServingReadiness: Sendable, Equatable, Encodable {
-    public var ready: Bool
-    public var reason: String
+/// attention or colocated NPU neither faulted, drained nor draining), and — for each of the prefill
+/// and expert roles the pod has at all — at least one healthy NPU of that role. Deployments whose
+/// prefill lives outside the pod (`xdeepserve-ma`) have no prefill NPUs in the snapshot and are
+/// judged without them.
+struct ServingReadiness: Sendable, Equatable, Encodable {
+    var ready: Bool
+    var reason: String
 
-    public init(_ snapshot: Snapshot) {
+    init(_ snapshot: Snapshot) {
         func healthy(_ npu: NPUStatus) -> Bool { !npu.faulted && !npu.drained && !npu.draining }
         let decodeRoles: Set<NPURole> = [.decode, .attention, .colocated]
         let prefill = snapshot.npus.filter { $0.role == .prefill }
+        let experts = snapshot.npus.filter { $0.role == .expert }
         if snapshot.npus.isEmpty {
             (ready, reason) = (false, "the engine has not published its pod yet")
         } else if snapshot.paused {
@@ -39,6 +41,8 @@ public struct ServingReadiness: Sendable, Equatable, Encodable {
             (ready, reason) = (false, "no healthy decode NPU")
         } else if !prefill.isEmpty && !prefill.contains(where: healthy) {
             (ready, reason) = (false, "no healthy prefill NPU")
+        } else if !experts.isEmpty && !experts.contains(where: healthy) {
+            (ready, reason) = (false, "no healthy expert NPU")
         } else {
             (ready, reason) = (true, "serving")
         }

@@ -54,7 +54,8 @@ struct StreamOptions: Decodable {
     enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
 }
 
-/// The body of `POST /v1/completions` (the legacy text endpoint).
+/// The body of `POST /v1/completions` (the legacy text endpoint). As for chat, sampling fields,
+/// `stop`, `echo`, `suffix` and `logprobs` are accepted and ignored.
 struct TextCompletionBody: Decodable {
     var model: String?
     var prompt: PromptInput
