@@ -55,6 +55,14 @@ struct ErrorTests {
             try expectOpenAIError(
                 try await server.post("/v1/chat/completions", json: ["messages": []]), status: 400,
                 type: "invalid_request_error")
+            let notObject = try expectOpenAIError(
+                try await server.post("/v1/chat/completions", raw: "[1, 2]"), status: 400,
+                type: "invalid_request_error")
+            #expect(notObject["message"] as? String == "request body must be a JSON object")
+            let nested = try expectOpenAIError(
+                try await server.post("/v1/chat/completions", json: ["messages": [["content": "no role"]]]),
+                status: 400, type: "invalid_request_error")
+            #expect(nested["param"] as? String == "messages[0].role")
             try expectOpenAIError(
                 try await server.post("/v1/completions", json: ["prompt": ["a", "b"]]), status: 400,
                 type: "invalid_request_error")

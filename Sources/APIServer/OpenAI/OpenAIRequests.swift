@@ -169,8 +169,10 @@ extension APIError {
             let field = (path(context).map { $0 + "." } ?? "") + key.stringValue
             return .invalidRequest("missing required field '\(field)'", param: field)
         case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            let field = path(context) ?? "body"
-            return .invalidRequest("field '\(field)' has the wrong type", param: path(context))
+            guard let field = path(context) else {
+                return .invalidRequest("request body must be a JSON object", param: nil)
+            }
+            return .invalidRequest("field '\(field)' has the wrong type", param: field)
         case .dataCorrupted(let context):
             if let field = path(context) {
                 return .invalidRequest("field '\(field)' has an invalid value", param: field)
