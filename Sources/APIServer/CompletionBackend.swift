@@ -5,7 +5,8 @@
 /// ``ServingEngine/EngineLink``; tests and demos use `FakeCompletionBackend` from XDSTestSupport.
 ///
 /// A stream is one of
-/// - `.failed(reason:status:)` alone — rejected before admission (429 overloaded, 503 cannot serve);
+/// - `.failed(reason:status:)` alone — rejected before admission (429 overloaded, 503 cannot serve
+///   now, 400 can never serve, e.g. a prompt larger than any instance's KV capacity);
 /// - `.accepted(requestID:)`, then optionally one `.prefixCacheHit(tokens:)`, then any number of
 ///   `.tokens(count)` batches as the simulated engine produces them, then exactly one terminal
 ///   element: `.finished(reason:)` (`"stop"` or `"length"`) or `.failed(reason:status:)`
@@ -26,7 +27,10 @@ public protocol CompletionBackend: AnyObject, Sendable {
     /// The served model's name as clients address it, e.g. `"deepseek-r1"`.
     var modelName: String { get }
     /// Submits one request. The backend assigns the request id (the engine numbers all requests,
-    /// HTTP or synthetic, in one sequence) and reports it in the first element, `.accepted`.
+    /// HTTP or synthetic, in one sequence) and reports it in the first element, `.accepted`, as
+    /// soon as the engine has taken the request in (it arrived and has an id; it need not be
+    /// running yet). The face waits for that first element to choose the HTTP status, so it must
+    /// come promptly — within one engine loop turn, also while the engine is paused.
     func submit(_ request: CompletionRequest) -> AsyncStream<CompletionEvent>
     /// The client went away: the engine frees the request's KV blocks and counts it as "cancelled".
     /// Cancelling a finished or unknown request is a no-op.
@@ -60,7 +64,8 @@ public enum CompletionEvent: Sendable, Equatable {
     case tokens(Int)
     /// Done: `"stop"` (the workload's output length reached) or `"length"` (`max_tokens` reached).
     case finished(reason: String)
-    /// Not served: `status` 429 (rejected, overloaded) or 503 (cannot serve: no capacity, fault).
+    /// Not served: `status` 429 (rejected, overloaded), 503 (cannot serve: no capacity, fault) or
+    /// 400 (can never serve this request). The HTTP status is the same, `reason` its message.
     case failed(reason: String, status: Int)
 
     /// True for the element that ends a stream.

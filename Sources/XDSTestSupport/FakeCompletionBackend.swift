@@ -21,6 +21,8 @@ public final class FakeCompletionBackend: CompletionBackend {
         case reject(reason: String)
         /// Refuse at admission with 503.
         case unavailable(reason: String)
+        /// Refuse at admission with any status (e.g. 400: a prompt no instance can ever hold).
+        case refuse(status: Int, reason: String)
         /// Admit, produce this many tokens, then fail with 503 (a fault mid-decode).
         case failAfter(tokens: Int, reason: String)
     }
@@ -87,6 +89,10 @@ public final class FakeCompletionBackend: CompletionBackend {
             return stream
         case .unavailable(let reason):
             continuation.yield(.failed(reason: reason, status: 503))
+            continuation.finish()
+            return stream
+        case .refuse(let status, let reason):
+            continuation.yield(.failed(reason: reason, status: status))
             continuation.finish()
             return stream
         case .serve, .failAfter:

@@ -117,7 +117,14 @@ struct ErrorTests {
                 try await server.post("/v1/completions", json: ["prompt": "hi"]), status: 503,
                 type: "service_unavailable_error")
 
+            backend.mode = .refuse(status: 400, reason: "prompt exceeds every instance's KV capacity")
+            let never = try expectOpenAIError(
+                try await server.post("/v1/completions", json: ["prompt": "hi"]), status: 400,
+                type: "invalid_request_error")
+            #expect(never["message"] as? String == "prompt exceeds every instance's KV capacity")
+
             let metrics = PrometheusText(try await server.get("/metrics").text)
+            #expect(metrics.sum("xds_http_requests_rejected_total", containing: [#"status="400""#]) == 1)
             #expect(metrics.sum("xds_http_requests_rejected_total", containing: [#"status="429""#]) == 1)
             #expect(metrics.sum("xds_http_requests_rejected_total", containing: [#"status="503""#]) == 1)
             #expect(metrics.sum("vllm:request_success_total") == 0)

@@ -80,9 +80,7 @@ final class ServingMetrics: Sendable {
         var rejected: [Int: Counter] = [:]
         for status in [429, 503] {
             rejected[status] = r.makeCounter(
-                descriptor: .named(
-                    "xds_http_requests_rejected_total",
-                    help: "HTTP completion requests the engine refused before admission."),
+                descriptor: .named("xds_http_requests_rejected_total", help: Self.rejectedHelp),
                 labels: model + [("status", String(status))])
         }
         rejectedByStatus = rejected
@@ -139,7 +137,7 @@ final class ServingMetrics: Sendable {
     /// Counts one finished HTTP request (served, cancelled, failed or rejected).
     func record(_ outcome: RequestOutcome) {
         guard outcome.admitted else {
-            rejectedByStatus[outcome.rejectedStatus == 429 ? 429 : 503]?.increment()
+            rejectedCounter(status: outcome.rejectedStatus).increment()
             return
         }
         promptTokens.increment(by: Int64(outcome.promptTokens))
@@ -160,6 +158,17 @@ final class ServingMetrics: Sendable {
             }
         }
     }
+
+    /// 429 and 503 exist from the start (so dashboards see zeros); any other status the engine
+    /// uses (e.g. 400 for a prompt no instance can ever hold) gets its series on first use.
+    private func rejectedCounter(status: Int) -> Counter {
+        rejectedByStatus[status]
+            ?? registry.makeCounter(
+                descriptor: .named("xds_http_requests_rejected_total", help: Self.rejectedHelp),
+                labels: modelLabel + [("status", String(status))])
+    }
+
+    private static let rejectedHelp = "HTTP completion requests the engine refused before admission."
 
     /// The exposition text for a scrape: gauges set from `snapshot`, then everything emitted.
     func exposition(for snapshot: Snapshot) -> String {
