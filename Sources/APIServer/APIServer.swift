@@ -11,6 +11,16 @@ import Synchronization
 /// snapshots and events: engine state comes from an ``EngineLink``, completions from a
 /// ``CompletionBackend``.
 ///
+/// | route | what |
+/// |---|---|
+/// | `POST /v1/chat/completions`, `POST /v1/completions` | OpenAI-compatible; `stream: true` → SSE chunks, `data: [DONE]` |
+/// | `GET /v1/models` | the served model |
+/// | `GET /metrics` | Prometheus text: vLLM V1 names + `xds_*` |
+/// | `GET /health`, `GET /ready` | liveness; readiness (503 + reason when the engine cannot serve) |
+/// | `GET /admin/state` | the snapshot as JSON (bearer token) |
+/// | `POST /admin/commands` | `{"command": "drain node 5"}` → `{"accepted", "message"}` (bearer token) |
+/// | `GET /admin/events` | SSE: `event: snapshot` every interval, `event: event` per new engine event (bearer token) |
+///
 /// ```swift
 /// let server = APIServer(
 ///     configuration: .init(port: 8000, adminToken: AdminToken.generate()),
