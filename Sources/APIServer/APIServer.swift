@@ -122,7 +122,7 @@ public final class APIServer: Sendable {
         router.add(middleware: APIErrorMiddleware())
         // Records into the global MetricsSystem: a no-op until bootstrapMetricsSystem() is called.
         router.add(middleware: MetricsMiddleware())
-        HealthRoutes(link: link).register(on: router)
+        HealthRoutes(link: link, backend: backend).register(on: router)
         CompletionRoutes(
             backend: backend, metrics: metrics,
             validator: CompletionValidator(

@@ -35,6 +35,15 @@ public protocol CompletionBackend: AnyObject, Sendable {
     /// The client went away: the engine frees the request's KV blocks and counts it as "cancelled".
     /// Cancelling a finished or unknown request is a no-op.
     func cancel(requestID: Int)
+    /// See the default in the extension below.
+    var unavailableReason: String? { get }
+}
+
+extension CompletionBackend {
+    /// Why this backend cannot serve completions at all right now, or nil when it can; `/ready`
+    /// answers 503 with this reason. Engine-side conditions (paused, no healthy NPUs) come from the
+    /// snapshot instead, so most backends keep this default.
+    public var unavailableReason: String? { nil }
 }
 
 /// One completion request as the engine sees it: sizes only, because the data plane is simulated.
@@ -75,4 +84,34 @@ public enum CompletionEvent: Sendable, Equatable {
         case .accepted, .prefixCacheHit, .tokens: false
         }
     }
+}
+
+/// A backend for an engine that cannot take HTTP requests (yet): every completion is answered 503
+/// with `reason`, while `/metrics`, `/health`, `/ready` and `/admin/*` work as usual.
+///
+/// Lets `xds serve` run before the engine exposes request submission:
+///
+/// ```swift
+/// let backend = UnavailableCompletionBackend(
+///     modelName: host.latestSnapshot().modelName, reason: "this engine does not accept HTTP requests yet")
+/// ```
+public final class UnavailableCompletionBackend: CompletionBackend {
+    public let modelName: String
+    public let reason: String
+
+    public init(modelName: String, reason: String) {
+        self.modelName = modelName
+        self.reason = reason
+    }
+
+    public func submit(_ request: CompletionRequest) -> AsyncStream<CompletionEvent> {
+        AsyncStream { continuation in
+            continuation.yield(.failed(reason: reason, status: 503))
+            continuation.finish()
+        }
+    }
+
+    public func cancel(requestID: Int) {}
+
+    public var unavailableReason: String? { reason }
 }

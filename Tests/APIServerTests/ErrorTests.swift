@@ -3,6 +3,10 @@ import Foundation
 import Testing
 import XDSTestSupport
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// Every failure a client can cause or meet, in OpenAI's error shape, with no Swift internals.
 @Suite(.serialized, .timeLimit(.minutes(1)))
 struct ErrorTests {
@@ -147,6 +151,30 @@ struct ErrorTests {
 
             let whole = try await server.post("/v1/completions", json: ["prompt": "hi"])
             try expectOpenAIError(whole, status: 503, type: "service_unavailable_error")
+        }
+    }
+
+    @Test func anEngineWithoutSubmissionStillServesTheRest() async throws {
+        let server = APIServer(
+            configuration: .init(adminToken: LiveServer.token), link: FakeEngineLink(),
+            backend: UnavailableCompletionBackend(
+                modelName: "deepseek-r1", reason: "not accepting HTTP requests"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let base = "http://127.0.0.1:\(try await server.boundPort())"
+            var request = URLRequest(url: URL(string: base + "/v1/completions")!)
+            request.httpMethod = "POST"
+            request.httpBody = Data(#"{"prompt": "hi"}"#.utf8)
+            let (data, response) = try await URLSession.shared.data(for: request)
+            #expect((response as? HTTPURLResponse)?.statusCode == 503)
+            #expect(String(decoding: data, as: UTF8.self).contains("not accepting HTTP requests"))
+            let (_, ready) = try await URLSession.shared.data(from: URL(string: base + "/ready")!)
+            #expect((ready as? HTTPURLResponse)?.statusCode == 503)
+            let (_, health) = try await URLSession.shared.data(from: URL(string: base + "/health")!)
+            #expect((health as? HTTPURLResponse)?.statusCode == 200)
+            let (_, metrics) = try await URLSession.shared.data(from: URL(string: base + "/metrics")!)
+            #expect((metrics as? HTTPURLResponse)?.statusCode == 200)
+            group.cancelAll()
         }
     }
 

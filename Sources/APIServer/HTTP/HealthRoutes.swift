@@ -5,13 +5,17 @@ import ServingEngine
 /// request now), the split load balancers and Kubernetes probes expect.
 struct HealthRoutes: Sendable {
     let link: any EngineLink
+    let backend: any CompletionBackend
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in
             JSONWire.response(["status": "ok"])
         }
         router.get("/ready") { _, _ in
-            let readiness = ServingReadiness(link.latestSnapshot())
+            var readiness = ServingReadiness(link.latestSnapshot())
+            if let reason = backend.unavailableReason {
+                (readiness.ready, readiness.reason) = (false, reason)
+            }
             return JSONWire.response(readiness, status: readiness.ready ? .ok : .serviceUnavailable)
         }
     }
