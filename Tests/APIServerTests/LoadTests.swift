@@ -66,7 +66,9 @@ struct LoadTests {
             #expect(m.sum("vllm:generation_tokens_total") == Double(complete.reduce(0, +)))
             #expect(m.sum("vllm:e2e_request_latency_seconds_count") == Double(complete.count))
             #expect(m.sum("xds_http_requests_rejected_total") == Double(refused.count))
-            #expect(elapsed < .seconds(5), "load test took \(elapsed)")
+            // About 0.6 s alone. The bound catches a stalled server, not a busy machine: in a full
+            // `swift test` other suites may hold the cooperative threads for seconds.
+            #expect(elapsed < .seconds(30), "load test took \(elapsed)")
         }
     }
 

@@ -93,8 +93,10 @@ struct LiveServer {
     }
 }
 
-/// Waits until `condition` holds, checking every 10 ms, for at most `seconds`.
-func eventually(within seconds: Double = 2, _ condition: () -> Bool) async -> Bool {
+/// Waits until `condition` holds, checking every 10 ms, for at most `seconds`. Generous on purpose:
+/// in a full `swift test` other suites can hold both cooperative threads for seconds, starving the
+/// server's handlers too; a passing condition returns at once anyway.
+func eventually(within seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if condition() { return true }
