@@ -119,10 +119,10 @@ public final class EngineHost: EngineLink, @unchecked Sendable {
         pacer.start(wall: Self.wallNow(), sim: core.simTime)
         var lastPublish = -Double.infinity
         while !stopping.load(ordering: .acquiring) {
-            let applied = applyPendingCommands()
+            if applyPendingCommands() { lastPublish = Self.wallNow() }
             advance()
             let now = Self.wallNow()
-            if applied || now - lastPublish >= publishInterval {
+            if now - lastPublish >= publishInterval {
                 publish()
                 lastPublish = now
             }
@@ -152,9 +152,13 @@ public final class EngineHost: EngineLink, @unchecked Sendable {
                 pending.reply = core.apply(pending.command)
             }
             if pending.reply.accepted { log.withLock { $0.append(LoggedCommand(simTime: sim, line: pending.line)) } }
-            pending.done.signal()
         }
-        return !batch.isEmpty
+        guard !batch.isEmpty else { return false }
+        // Publish before answering, so a sender that reads the snapshot right after its reply
+        // (a test, `POST /admin/commands` then `GET /admin/state`) sees the command's effect.
+        publish()
+        for pending in batch { pending.done.signal() }
+        return true
     }
 
     /// Moves simulated time towards the pacer's target, in slices so commands and snapshots stay
