@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "xds",
             dependencies: [
-                "PodModel", "ServingEngine", "EngineRuntime", "Console", "XDSTestSupport",
+                "PodModel", "ServingEngine", "EngineRuntime", "Console", "APIServer", "XDSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -15,18 +15,12 @@ struct ConsoleCommand: ParsableCommand {
     @Option(help: "Simulated seconds per wall second (0.1…1000), or max.") var speed: String = "1"
 
     func run() throws {
-        let pace: Double?
-        if speed == "max" { pace = nil } else {
-            guard let s = Double(speed), s > 0, s.isFinite else {
-                throw ConfigError("--speed: expected 'max' or a positive number, got '\(speed)'")
-            }
-            pace = s
-        }
+        let pace = try parseSpeed(speed)
         // A moderate built-in load (interfaces.md): about half of superpod's decode capacity.
         let config = try common.engineConfiguration(defaultRate: 40)
         let scenario = try common.loadScenario()
         let engine = try ServingEngine(configuration: config)
-        let host = EngineHost(core: engine, speed: pace, scenario: scenario)
+        let host = EngineHost(core: engine, speed: pace, scenario: scenario, capabilities: [.drain, .speed, .rebalance])
         host.start()
         let status = ConsoleApp.run(link: host, options: ConsoleOptions(themeName: theme))
         host.stop()

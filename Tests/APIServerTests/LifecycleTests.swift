@@ -1,3 +1,4 @@
+import ServingEngine
 import APIServer
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import ServingEngine
 import Foundation
 import Hummingbird
 

@@ -1,3 +1,4 @@
+import ServingEngine
 import Synchronization
 
 /// One admitted completion as the HTTP face follows it: reads the engine's event stream, turns

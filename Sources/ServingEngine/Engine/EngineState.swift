@@ -38,6 +38,10 @@ struct RequestState {
     var joinStep = 0
     var finishStep = 0
     var firstTokenAt: SimTime?
+    /// The client went away: the request leaves at its next decode step, counted as cancelled.
+    var cancelled = false
+    /// The client's `max_tokens` (external requests); workload requests have no cap.
+    var maxTokens = Int.max
 
     var outputTokens: Int { max(1, spec.outputTokens) }
     var totalTokens: Int { spec.promptTokens + outputTokens }

@@ -105,8 +105,10 @@ extension ServingEngine {
             instances[index].dp[g].running += 1
             instances[index].dp[g].promptSum += request.spec.promptTokens
             instances[index].dp[g].joinStepSum += step
-            let phase = Double(StableHash.mix(UInt64(bitPattern: Int64(id))) >> 11) / Double(1 << 53)
-            let steps = max(1, Int(((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
+            let phase = tokenPhase(id)
+            // A cancelled request frees its slot after one step.
+            let steps = request.cancelled ? 1
+                : max(1, Int(((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
             request.joinStep = step
             request.finishStep = step + steps
             requests[id] = request
@@ -157,6 +159,7 @@ extension ServingEngine {
         let step = instances[index].stepIndex
         for id in instances[index].firstStep { requests[id]?.firstTokenAt = now }
         instances[index].firstStep.removeAll(keepingCapacity: true)
+        if !watched.isEmpty { reportTokens(index, step: step) }
         guard let done = instances[index].finishing.removeValue(forKey: step) else { return }
         for id in done { complete(id) }
         if instances[index].role == .decode { pullTransfers(index) }
@@ -174,6 +177,16 @@ extension ServingEngine {
         instances[index].dp[g].joinStepSum -= request.joinStep
         instances[index].dp[g].slots -= 1
         instances[index].dp[g].kv.free(requestID: id)
+        if request.cancelled {
+            leaveCancelled(request, location: "\(instances[index].name)/dp\(g)")
+            return
+        }
+        if let reported = watched.removeValue(forKey: id) {
+            if request.outputTokens > reported {
+                streamUpdates.append(StreamUpdate(id: id, kind: .tokens(request.outputTokens - reported)))
+            }
+            streamUpdates.append(StreamUpdate(id: id, kind: .finished(lengthCapped: request.spec.outputTokens >= request.maxTokens)))
+        }
 
         let firstToken = request.firstTokenAt ?? now
         let ttft = firstToken - request.spec.arrival

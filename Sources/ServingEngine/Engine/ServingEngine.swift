@@ -46,6 +46,13 @@ public final class ServingEngine {
     var speed: Double? = 1
     var paused = false
     var commandsApplied = 0
+    /// Requests submitted from outside (HTTP) whose progress is streamed: tokens reported so far.
+    var watched: [Int: Int] = [:]
+    /// Progress of watched requests since the face last took it (``takeStreamUpdates()``).
+    var streamUpdates: [StreamUpdate] = []
+    var nextExternalID = ServingEngine.firstExternalID
+    /// Output lengths of external requests (a stream of its own: HTTP traffic never shifts the workload).
+    lazy var externalLengths = RandomStreams(seed: configuration.seed).stream("external-lengths")
     /// Popularity of the model's experts under the current traffic (nil for dense models).
     var expertTraffic: ExpertTraffic?
     var expertStats = ExpertStats()
@@ -163,6 +170,12 @@ public final class ServingEngine {
     func arrive(_ spec: RequestSpec) {
         arrivalPending = false
         scheduleNextArrival()
+        admit(spec)
+    }
+
+    /// The JE takes a request in: rejected (admission), failed (can never fit) or placed on a
+    /// prefill TE. Every outcome is counted and, unless placed, has a reason in the event log.
+    func admit(_ spec: RequestSpec) {
         telemetry.arrived += 1
         telemetry.promptTokens += spec.promptTokens
         noteTrafficClass(spec.tag)
@@ -175,7 +188,7 @@ public final class ServingEngine {
         }
         if let reason = neverFits(request) {
             requests[spec.id] = request
-            fail(spec.id, reason: reason)
+            fail(spec.id, reason: reason, status: 400)
             return
         }
         guard let target = pickPrefillInstance(for: request) else {
@@ -185,6 +198,7 @@ public final class ServingEngine {
             reject(spec, reason: reason)
             return
         }
+        if watched[spec.id] != nil { streamUpdates.append(StreamUpdate(id: spec.id, kind: .accepted)) }
         request.prefillInstance = target
         requests[spec.id] = request
         placeOnPrefillGroup(spec.id, instance: target)
@@ -192,6 +206,9 @@ public final class ServingEngine {
 
     /// Admission control turned the request away; it never held any resource.
     func reject(_ spec: RequestSpec, reason: String) {
+        if watched.removeValue(forKey: spec.id) != nil {
+            streamUpdates.append(StreamUpdate(id: spec.id, kind: .failed(reason: reason, status: 429)))
+        }
         telemetry.rejected += 1
         telemetry.log(EngineEvent(time: now, kind: .requestRejected, severity: .warning,
                                   message: "request \(spec.id) rejected: \(reason)", requestId: spec.id))
@@ -265,8 +282,11 @@ public final class ServingEngine {
     // MARK: Failure
 
     /// Fails a request that holds no KV anywhere, with a reason in the event log.
-    func fail(_ id: Int, reason: String) {
+    func fail(_ id: Int, reason: String, status: Int = 503) {
         guard let request = requests.removeValue(forKey: id) else { return }
+        if watched.removeValue(forKey: id) != nil {
+            streamUpdates.append(StreamUpdate(id: id, kind: .failed(reason: reason, status: status)))
+        }
         telemetry.failed += 1
         telemetry.log(EngineEvent(time: now, kind: .requestFailed, severity: .warning,
                                   message: "request \(id) failed: \(reason)", requestId: id))
