@@ -74,6 +74,6 @@ let package = Package(
         .testTarget(name: "ServingEngineTests", dependencies: ["ServingEngine", "XDSTestSupport"]),
         .testTarget(name: "EngineRuntimeTests", dependencies: ["EngineRuntime", "XDSTestSupport"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "XDSTestSupport"]),
-        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "XDSTestSupport"]),
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "EngineRuntime", "XDSTestSupport"]),
     ]
 )
