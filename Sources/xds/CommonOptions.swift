@@ -63,6 +63,6 @@ struct CommonOptions: ParsableArguments {
 
     func loadScenario() throws -> Scenario? {
         guard let scenario else { return nil }
-        do { return try Scenario.load(path: scenario) } catch let e as ScenarioError { throw ConfigError(e.description) }
+        return try Scenario.load(path: scenario)
     }
 }
