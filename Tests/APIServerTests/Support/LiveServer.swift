@@ -35,7 +35,7 @@ struct LiveServer {
             group.addTask { try await server.run() }
             let port = try await server.boundPort()
             let configuration = URLSessionConfiguration.ephemeral
-            configuration.timeoutIntervalForRequest = 5
+            configuration.timeoutIntervalForRequest = 30  // generous: parallel tests share two cores
             configuration.httpMaximumConnectionsPerHost = 64
             let live = LiveServer(
                 baseURL: URL(string: "http://127.0.0.1:\(port)")!, backend: backend, link: link,
@@ -97,7 +97,7 @@ struct LiveServer {
 /// Waits until `condition` holds, checking every 10 ms, for at most `seconds`. Generous on purpose:
 /// in a full `swift test` other suites can hold both cooperative threads for seconds, starving the
 /// server's handlers too; a passing condition returns at once anyway.
-func eventually(within seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
+func eventually(within seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if condition() { return true }

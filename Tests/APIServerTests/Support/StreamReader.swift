@@ -16,7 +16,7 @@ final class StreamReader: NSObject, URLSessionDataDelegate, @unchecked Sendable 
     init(_ request: URLRequest) {
         super.init()
         let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 5
+        configuration.timeoutIntervalForRequest = 30  // generous: parallel tests share two cores
         session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)
         task = session.dataTask(with: request)
         task.resume()
