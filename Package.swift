@@ -13,6 +13,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // The HTTP face (APIServer). No HummingbirdTesting/AsyncHTTPClient: tests talk to a live
+        // server with URLSession, which keeps a clean build ~4 min cheaper (swift-notes.md §2).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Already in the graph through hummingbird; named so APIServer can keep its logs quiet
+        // (the console owns the terminal when it runs the server with --listen).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(
@@ -42,11 +50,22 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
-        .target(name: "XDSTestSupport", dependencies: ["SimKit", "PodModel", "ServingEngine"]),
+        .target(
+            name: "APIServer",
+            dependencies: [
+                "ServingEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // XDSTestSupport also carries the fake completion backend, so it sees APIServer's seam.
+        .target(name: "XDSTestSupport", dependencies: ["SimKit", "PodModel", "ServingEngine", "APIServer"]),
         .executableTarget(
             name: "xds",
             dependencies: [
-                "PodModel", "ServingEngine", "EngineRuntime", "Console", "XDSTestSupport",
+                "PodModel", "ServingEngine", "EngineRuntime", "Console", "APIServer", "XDSTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -55,5 +74,6 @@ let package = Package(
         .testTarget(name: "ServingEngineTests", dependencies: ["ServingEngine", "XDSTestSupport"]),
         .testTarget(name: "EngineRuntimeTests", dependencies: ["EngineRuntime", "XDSTestSupport"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "XDSTestSupport"]),
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "EngineRuntime", "XDSTestSupport"]),
     ]
 )

@@ -10,6 +10,11 @@ public protocol SimulationCore: AnyObject {
     func run(until time: SimTime)
     func apply(_ command: OperatorCommand) -> CommandReply
     func snapshot() -> Snapshot
+    /// A request from outside the workload (HTTP): taken in now; returns its id.
+    func submitExternal(promptTokens: Int, maxTokens: Int) -> Int
+    func cancelExternal(id: Int)
+    /// Progress of external requests since the last call.
+    func takeStreamUpdates() -> [StreamUpdate]
 }
 
 /// Runs an engine on a thread of its own, paced against the wall clock (architecture.md, Threads).
@@ -25,12 +30,21 @@ public protocol SimulationCore: AnyObject {
 /// let s = host.latestSnapshot()
 /// host.stop()
 /// ```
-public final class EngineHost: EngineLink, @unchecked Sendable {
+public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendable {
     // Touched only on the engine thread (after start) — the reason for @unchecked Sendable.
     private let core: SimulationCore
     private var pacer: Pacer
 
     private let inbox = Mutex<[PendingCommand]>([])
+    /// Completion requests from the HTTP face, and their streams (engine thread only).
+    private let requestInbox = Mutex<[HostRequest]>([])
+    private var streams: [Int: AsyncStream<CompletionEvent>.Continuation] = [:]
+    public let modelName: String
+
+    enum HostRequest: Sendable {
+        case submit(CompletionRequest, AsyncStream<CompletionEvent>.Continuation)
+        case cancel(Int)
+    }
     private let mailbox: Mutex<Snapshot>
     private let log = Mutex<[LoggedCommand]>([])
     private let stopping = Atomic<Bool>(false)
@@ -67,6 +81,7 @@ public final class EngineHost: EngineLink, @unchecked Sendable {
         self.publishInterval = publishInterval
         self.capabilities = capabilities
         var first = core.snapshot()
+        self.modelName = first.modelName
         first.speed = speed
         self.mailbox = Mutex(first)
     }
@@ -111,6 +126,63 @@ public final class EngineHost: EngineLink, @unchecked Sendable {
         return pending.reply
     }
 
+    // MARK: Completions (CompletionBackend)
+
+    public func submit(_ request: CompletionRequest) -> AsyncStream<CompletionEvent> {
+        let (stream, continuation) = AsyncStream<CompletionEvent>.makeStream()
+        guard started.load(ordering: .acquiring), !stopping.load(ordering: .acquiring) else {
+            continuation.yield(.failed(reason: "engine is not running", status: 503))
+            continuation.finish()
+            return stream
+        }
+        requestInbox.withLock { $0.append(.submit(request, continuation)) }
+        return stream
+    }
+
+    public func cancel(requestID: Int) {
+        requestInbox.withLock { $0.append(.cancel(requestID)) }
+    }
+
+    /// Takes queued submissions and cancellations in, logged like commands (replayable).
+    private func applyRequests() {
+        let batch = requestInbox.withLock { q in defer { q.removeAll() }; return q }
+        for item in batch {
+            switch item {
+            case let .submit(request, continuation):
+                let id = core.submitExternal(promptTokens: request.promptTokens, maxTokens: request.maxTokens)
+                streams[id] = continuation
+                log.withLock { $0.append(LoggedCommand(simTime: core.simTime,
+                                                       line: "submit prompt \(request.promptTokens) max_tokens \(request.maxTokens)")) }
+            case .cancel(let id):
+                core.cancelExternal(id: id)
+                log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: "cancel request \(id)")) }
+                streams.removeValue(forKey: id)?.finish()
+            }
+        }
+        if !batch.isEmpty { deliverUpdates() }
+    }
+
+    /// Hands the engine's per-request progress to the waiting streams.
+    private func deliverUpdates() {
+        for update in core.takeStreamUpdates() {
+            guard let continuation = streams[update.id] else { continue }
+            switch update.kind {
+            case .accepted:
+                continuation.yield(.accepted(requestID: update.id))
+            case .tokens(let n):
+                continuation.yield(.tokens(n))
+            case .finished(let capped):
+                continuation.yield(.finished(reason: capped ? "length" : "stop"))
+                continuation.finish()
+                streams.removeValue(forKey: update.id)
+            case let .failed(reason, status):
+                continuation.yield(.failed(reason: reason, status: status))
+                continuation.finish()
+                streams.removeValue(forKey: update.id)
+            }
+        }
+    }
+
     // MARK: Engine thread
 
     private static func wallNow() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
@@ -119,16 +191,22 @@ public final class EngineHost: EngineLink, @unchecked Sendable {
         pacer.start(wall: Self.wallNow(), sim: core.simTime)
         var lastPublish = -Double.infinity
         while !stopping.load(ordering: .acquiring) {
-            let applied = applyPendingCommands()
+            if applyPendingCommands() { lastPublish = Self.wallNow() }
+            applyRequests()
             advance()
             let now = Self.wallNow()
-            if applied || now - lastPublish >= publishInterval {
+            if now - lastPublish >= publishInterval {
                 publish()
                 lastPublish = now
             }
             if pacer.speed != nil || pacer.paused { Thread.sleep(forTimeInterval: 0.005) }
         }
         publish()
+        for (_, continuation) in streams {
+            continuation.yield(.failed(reason: "engine stopped", status: 503))
+            continuation.finish()
+        }
+        streams.removeAll()
     }
 
     private func applyPendingCommands() -> Bool {
@@ -152,9 +230,13 @@ public final class EngineHost: EngineLink, @unchecked Sendable {
                 pending.reply = core.apply(pending.command)
             }
             if pending.reply.accepted { log.withLock { $0.append(LoggedCommand(simTime: sim, line: pending.line)) } }
-            pending.done.signal()
         }
-        return !batch.isEmpty
+        guard !batch.isEmpty else { return false }
+        // Publish before answering, so a sender that reads the snapshot right after its reply
+        // (a test, `POST /admin/commands` then `GET /admin/state`) sees the command's effect.
+        publish()
+        for pending in batch { pending.done.signal() }
+        return true
     }
 
     /// Moves simulated time towards the pacer's target, in slices so commands and snapshots stay
@@ -186,6 +268,7 @@ public final class EngineHost: EngineLink, @unchecked Sendable {
             if reply.accepted { log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: step.command.description)) } }
         }
         core.run(until: limit)
+        if !streams.isEmpty { deliverUpdates() }
     }
 
     private func publish() {

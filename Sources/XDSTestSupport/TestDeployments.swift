@@ -19,10 +19,9 @@ public enum TestDeployments {
 
     /// A 6-node pod for fault tests, shaped like superpod in small: two prefill TEs of one node
     /// each (nodes 0 and 1, NPUs 0–15), one decode TE of three nodes (nodes 2–4, NPUs 16–39 =
-    /// dies 32–79, DP48 = EP48 with 16 shared-expert dies and 32 redundant slots: 288 routed
-    /// slots, 9 per die on the first 32 dies, so experts 0–31 have two replicas), and a spare
-    /// node (node 5, NPUs 40–47). Losing NPU 16 (experts 0–17) keeps every expert; losing NPU 21
-    /// (experts 90–107) does not.
+    /// dies 32–79, DP48 = EP48: 32 routed dies with 9 slots each (256 experts + 32 redundant)
+    /// and 16 shared-expert dies, NPUs 32–39), and a spare node (node 5, NPUs 40–47). Losing a
+    /// shared-expert NPU keeps every expert; which routed dies can go depends on the placement.
     public static let faultPod = Deployment(
         name: "fault-pod", model: "deepseek-r1", hardware: "ascend-910c", nodes: 6,
         groups: [

@@ -16,15 +16,12 @@ struct BenchDecode: ParsableCommand {
     @Option(help: "Requests per die (per DP group at TP1).") var batchPerDie: Double = 96
     @Option(help: "KV length of every request, in tokens.") var context: Double = 4096
     @Option(help: "MTP acceptance rate (0 disables MTP).") var mtpAcceptance: Double = 0.7
-    @Option(help: "Expert load balancing: off, on or perfect.") var eplb: EPLBMode = .on
-    @Option(help: "Expert routing skew: balanced (benchmark) or skewed (system.md's DeepSeek-R1 skew).")
-    var routing: RoutingSkew = .balanced
-    @Option(help: "Seed of the skewed routing draw.") var seed: UInt64 = 1
+    @OptionGroup var experts: ExpertBenchOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         let r = try Bench.decode(deployment: deployment.resolve(), batchPerDie: batchPerDie, context: context,
-                                               mtpAcceptance: mtpAcceptance, eplb: eplb, routing: routing, seed: seed)
+                                               mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing, seed: experts.seed)
         if json { return try printJSON(r) }
         print("decode on \(r.deployment): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context)), eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)")
         print("  step \(fmt(r.stepMs, 2)) ms   layer \(fmt(r.layerMs, 3)) ms   TPOT \(fmt(r.tpotMs, 2)) ms   \(fmt(r.tokensPerStep, 2)) tokens/step")
@@ -40,14 +37,12 @@ struct BenchPrefill: ParsableCommand {
     @OptionGroup var deployment: DeploymentOption
     @Option(help: "Prompt length in tokens.") var promptLen: Double = 4096
     @Option(help: "Prompt tokens per NPU (die) in the batch.") var tokensPerNpu: Double = 16384
-    @Option(help: "Expert load balancing: off, on or perfect.") var eplb: EPLBMode = .on
-    @Option(help: "Expert routing skew: balanced or skewed.") var routing: RoutingSkew = .balanced
-    @Option(help: "Seed of the skewed routing draw.") var seed: UInt64 = 1
+    @OptionGroup var experts: ExpertBenchOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         let r = try Bench.prefill(deployment: deployment.resolve(), promptLen: promptLen,
-                                                tokensPerNPU: tokensPerNpu, eplb: eplb, routing: routing, seed: seed)
+                                                tokensPerNPU: tokensPerNpu, eplb: experts.eplb, routing: experts.routing, seed: experts.seed)
         if json { return try printJSON(r) }
         print("prefill on \(r.deployment): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens/NPU, eplb \(r.eplb.rawValue)")
         print("  batch \(fmt(r.batchMs, 1)) ms   \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip")
@@ -88,4 +83,12 @@ func fmt(_ x: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)
 
 extension String {
     func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
+
+/// How a bench routes tokens to experts (shared by decode and prefill).
+struct ExpertBenchOptions: ParsableArguments {
+    @Option(help: "Expert load balancing: off, on or perfect.") var eplb: EPLBMode = .on
+    @Option(help: "Expert routing skew: balanced (benchmark) or skewed (system.md's DeepSeek-R1 skew).")
+    var routing: RoutingSkew = .balanced
+    @Option(help: "Seed of the skewed routing draw.") var seed: UInt64 = 1
 }

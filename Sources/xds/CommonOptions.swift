@@ -14,6 +14,12 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Synthetic arrival rate in requests/s.")
     var rate: Double?
 
+    @Option(help: "Synthetic traffic: mixed (70% chat, 30% reasoning), chat, or reasoning.")
+    var mix: EngineConfiguration.TrafficMix = .mixed
+
+    @Option(help: "Burstiness of synthetic arrivals: coefficient of variation of the gaps (1 = Poisson).")
+    var burstiness: Double = 1
+
     @Option(help: "Scenario file (TOML): commands applied at given simulated times.")
     var scenario: String?
 
@@ -52,6 +58,10 @@ struct CommonOptions: ParsableArguments {
             guard rate >= 0, rate.isFinite else { throw ConfigError("--rate must be a non-negative number, got \(rate)") }
         }
         config.syntheticRate = rate ?? defaultRate
+        guard burstiness > 0, burstiness.isFinite else { throw ConfigError("--burstiness must be positive, got \(burstiness)") }
+        config.trafficMix = mix
+        config.eplb = eplb
+        config.arrivalCV = burstiness
         guard sloTTFTMs > 0, sloTPOTMs > 0 else { throw ConfigError("--slo-ttft-ms and --slo-tpot-ms must be positive") }
         config.sloTTFTMs = sloTTFTMs
         config.sloTPOTMs = sloTPOTMs
@@ -80,6 +90,6 @@ struct CommonOptions: ParsableArguments {
 
     func loadScenario() throws -> Scenario? {
         guard let scenario else { return nil }
-        do { return try Scenario.load(path: scenario) } catch let e as ScenarioError { throw ConfigError(e.description) }
+        return try Scenario.load(path: scenario)
     }
 }

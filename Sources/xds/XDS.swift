@@ -8,7 +8,7 @@ struct XDS: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xds",
         abstract: "xDeepServe digital twin: an operations console over a simulated CloudMatrix384 SuperPod.",
-        subcommands: [ConsoleCommand.self, Run.self, BenchGroup.self, Validate.self, DemoConsole.self],
+        subcommands: [ConsoleCommand.self, Serve.self, Run.self, BenchGroup.self, Validate.self, DemoConsole.self],
         defaultSubcommand: ConsoleCommand.self)
 }
 
@@ -66,3 +66,4 @@ func printJSON<T: Encodable>(_ value: T) throws {
 
 extension EPLBMode: ExpressibleByArgument {}
 extension RoutingSkew: ExpressibleByArgument {}
+extension EngineConfiguration.TrafficMix: ExpressibleByArgument {}

@@ -21,6 +21,9 @@ final class ClockCore: SimulationCore, @unchecked Sendable {
         s.simTime = simTime
         return s
     }
+    func submitExternal(promptTokens: Int, maxTokens: Int) -> Int { 0 }
+    func cancelExternal(id: Int) {}
+    func takeStreamUpdates() -> [StreamUpdate] { [] }
 }
 
 @Suite struct PacerTests {

@@ -40,6 +40,9 @@ public enum ConsoleScreen {
         let bar = Style(fg: .header)
         b.fill(Rect(x: 0, y: 0, width: b.width, height: 2), with: Cell(character: " ", style: bar))
         var x = b.put(" xds ", x: 0, y: 0, style: Style(fg: .header, bold: true))
+        if let status = s.linkStatus {
+            x = b.put(" ⚠ \(status) ", x: x, y: 0, style: Style(fg: .bad, bg: .header, bold: true))
+        }
         let names = [s.deploymentName, s.modelName, s.hardwareName].filter { !$0.isEmpty }
         x = b.put(" " + names.joined(separator: " · "), x: x, y: 0, style: bar)
         let right =

@@ -15,19 +15,13 @@ extension Deployment {
                                       "dp_per_domain", "trampoline_dies", "microbatches", "batch_limit"]
 
     public static func load(path: String) throws -> Deployment {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ConfigError("\(path): cannot read deployment file")
-        }
-        return try Deployment(toml: text, source: path)
+        try Deployment(toml: TOMLDocument.read(path: path, what: "deployment file"), source: path)
     }
 
     /// Parses a deployment; every problem is one line naming `source` (and the line, when TOML
     /// itself is malformed).
     public init(toml text: String, source: String) throws {
-        let table: TOMLTable
-        do { table = try TOMLTable(string: text) } catch let e as TOMLParseError {
-            throw ConfigError("\(source):\(e.source.begin.line): malformed TOML: \(e.description)")
-        }
+        let table = try TOMLDocument.parse(text, source: source)
         let r = TOMLReader(table: table, source: source, context: "")
         try r.rejectUnknown(Self.topKeys)
         var groups: [InstanceGroup] = []
@@ -81,6 +75,23 @@ extension Deployment {
             out += "microbatches = \(ma.microbatches)\nbatch_limit = \(ma.batchLimit)\n"
         }
         return out
+    }
+}
+
+/// Reading and parsing the project's TOML files (deployments, scenarios), with one-line errors.
+public enum TOMLDocument {
+    public static func read(path: String, what: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError("\(path): cannot read \(what)")
+        }
+        return text
+    }
+
+    /// The table, or an error naming `source` and the line of the first TOML syntax error.
+    public static func parse(_ text: String, source: String) throws -> TOMLTable {
+        do { return try TOMLTable(string: text) } catch let e as TOMLParseError {
+            throw ConfigError("\(source):\(e.source.begin.line): malformed TOML: \(e.description)")
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import PodModel
 import SimKit
 import TOMLKit
 
@@ -37,49 +38,38 @@ public struct Scenario: Sendable, Equatable {
     }
 
     public static func load(path: String) throws -> Scenario {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ScenarioError("\(path): cannot read scenario file")
-        }
-        return try Scenario(toml: text, source: path)
+        try Scenario(toml: TOMLDocument.read(path: path, what: "scenario file"), source: path)
     }
 
     /// Parses and checks every step; the first problem is one line naming the file and the step.
     public init(toml text: String, source: String) throws {
-        let table: TOMLTable
-        do { table = try TOMLTable(string: text) } catch let e as TOMLParseError {
-            throw ScenarioError("\(source):\(e.source.begin.line): malformed TOML: \(e.description)")
-        }
+        let table = try TOMLDocument.parse(text, source: source)
         for key in table.keys where !["name", "description", "step"].contains(key) {
-            throw ScenarioError("\(source): unknown field '\(key)'; expected name, description and [[step]] tables")
+            throw ConfigError("\(source): unknown field '\(key)'; expected name, description and [[step]] tables")
         }
-        guard let name = table["name"]?.string else { throw ScenarioError("\(source): missing 'name'") }
+        guard let name = table["name"]?.string else { throw ConfigError("\(source): missing 'name'") }
         guard let stepArray = table["step"]?.array else {
-            throw ScenarioError("\(source): no steps; add [[step]] tables with 'at' and 'command'")
+            throw ConfigError("\(source): no steps; add [[step]] tables with 'at' and 'command'")
         }
         var steps: [Step] = []
         for (i, item) in stepArray.enumerated() {
             let label = "\(source): step \(i + 1)"
-            guard let step = item.table else { throw ScenarioError("\(label): must be a [[step]] table") }
+            guard let step = item.table else { throw ConfigError("\(label): must be a [[step]] table") }
             for key in step.keys where !["at", "command"].contains(key) {
-                throw ScenarioError("\(label): unknown field '\(key)'; expected 'at' and 'command'")
+                throw ConfigError("\(label): unknown field '\(key)'; expected 'at' and 'command'")
             }
             let atText = step["at"]?.string ?? step["at"]?.int.map { "\($0)" } ?? step["at"]?.double.map { "\($0)" }
             guard let atText, let at = SimTime.parseDuration(atText) else {
-                throw ScenarioError("\(label): 'at' must be a time like \"30s\", \"2m\" or \"1h\"")
+                throw ConfigError("\(label): 'at' must be a time like \"30s\", \"2m\" or \"1h\"")
             }
-            guard let line = step["command"]?.string else { throw ScenarioError("\(label): missing 'command'") }
+            guard let line = step["command"]?.string else { throw ConfigError("\(label): missing 'command'") }
             switch OperatorCommand.parse(line) {
             case .success(let command): steps.append(Step(at: at, command: command))
-            case .failure(let error): throw ScenarioError("\(label): \(error.message)")
+            case .failure(let error): throw ConfigError("\(label): \(error.message)")
             }
         }
         // Stable sort: equal times keep file order.
         self.init(name: name, description: table["description"]?.string,
                   steps: steps.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element))
     }
-}
-
-public struct ScenarioError: Error, CustomStringConvertible, Equatable {
-    public var description: String
-    public init(_ message: String) { description = message }
 }

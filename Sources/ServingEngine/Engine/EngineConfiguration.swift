@@ -23,6 +23,17 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var workload: WorkloadChoice
     /// Requests per second of the synthetic workload (interfaces.md: `--rate`).
     public var syntheticRate: Double
+    /// Traffic classes of the synthetic workload.
+    public enum TrafficMix: String, Sendable, Equatable, CaseIterable {
+        /// 70% chat, 30% reasoning, with shared system prompts and multi-turn sessions.
+        case mixed
+        case chat
+        /// Reasoning only, no shared system prompts.
+        case reasoning
+    }
+    public var trafficMix: TrafficMix = .mixed
+    /// Coefficient of variation of synthetic inter-arrival gaps: 1 is Poisson, above 1 bursty.
+    public var arrivalCV: Double = 1
     /// SLO targets (interfaces.md defaults: TTFT 2 s, TPOT 35 ms).
     public var sloTTFTMs: Double
     public var sloTPOTMs: Double
@@ -45,6 +56,17 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Admission control: most requests waiting (not yet started) per prefill TE before new
     /// arrivals are rejected.
     public var maxWaitingPerPrefillInstance: Int
+    /// Host DRAM per node given to the pooled context cache (EMS, system.md §4: a pooled DRAM
+    /// cache reachable from every NPU over UB). The papers give no size; 512 GB per node is our
+    /// default. 0 turns the pool off.
+    public var poolBytesPerNode: Double
+    /// Expert load balancing (interfaces.md `--eplb`), the planner, and its cadence
+    /// (system.md §4: counts aggregated "e.g. every minute").
+    public var eplb: EPLBMode = .on
+    public var eplbPolicy: EPLBPolicy = .greedy
+    public var eplbIntervalSeconds: Double = 60
+    /// Expert popularity skewed as system.md §4 measured on DeepSeek-R1 (false: uniform routing).
+    public var expertSkew = true
     /// Simulated seconds between telemetry points (utilisation, sparkline series).
     public var snapshotInterval: Double
     /// Points kept per sparkline series and events kept in the event ring.
@@ -74,6 +96,7 @@ public struct EngineConfiguration: Sendable, Equatable {
         colocatedChunkTokens = 2_048
         longPromptTokens = 8_192
         maxWaitingPerPrefillInstance = 1_024
+        poolBytesPerNode = 512e9
         snapshotInterval = 0.5
         seriesCapacity = 600
         eventCapacity = 1_000

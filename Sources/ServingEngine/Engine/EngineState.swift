@@ -14,6 +14,8 @@ enum EngineEventKind {
     case telemetryTick
     /// Fault machinery: heartbeat rounds, KV-link probes, recovery steps (Faults/).
     case fault(FaultTimer)
+    /// An instance's expert swap reaches its next phase (system.md §4's four phases).
+    case expertSwap(instance: Int)
 }
 
 /// Per-request state. Changed only when something happens to the request (architecture.md
@@ -38,6 +40,10 @@ struct RequestState {
     var joinStep = 0
     var finishStep = 0
     var firstTokenAt: SimTime?
+    /// The client went away: the request leaves at its next decode step, counted as cancelled.
+    var cancelled = false
+    /// The client's `max_tokens` (external requests); workload requests have no cap.
+    var maxTokens = Int.max
 
     var outputTokens: Int { max(1, spec.outputTokens) }
     var totalTokens: Int { spec.promptTokens + outputTokens }
@@ -114,11 +120,29 @@ struct InstanceState {
     var transferQueue = Deque<Int>()
     /// Colocated: requests whose prefill finishes with the current step.
     var prefillDone: [Int] = []
+    /// Expert placement and per-step load of this instance's expert dies, and its rebalancer.
+    var experts: ExpertRouting?
+    var eplb: EPLBController?
 
     var hasPrefill: Bool { role != .decode }
     var hasDecode: Bool { role != .prefill }
     var runningRequests: Int { dp.reduce(0) { $0 + $1.running } }
     var available: Bool { dp.contains { !$0.drained } }
+}
+
+/// Running sums behind the expert telemetry.
+struct ExpertStats {
+    var factorSum = 0.0
+    var steps = 0
+    var intervalSum = 0.0
+    var intervalSteps = 0
+    var lastDrift: SimTime = 0
+    /// Plans by (dies, slots per die) for the popularity they were made for.
+    var plans: [Int: (popularity: ExpertPopularity, placement: ExpertPlacement)] = [:]
+    var ticks = 0
+    var classArrivals: [String: Double] = [:]
+    /// Token-expert pairs per layer and expert over the last telemetry window (decode).
+    var heat: [[Double]] = []
 }
 
 /// One KV transfer instance per prefill–decode pair (system.md §4); transfers on it run one

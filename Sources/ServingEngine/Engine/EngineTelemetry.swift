@@ -1,3 +1,4 @@
+import Foundation
 import DequeModule
 import Histogram
 import SimKit
@@ -21,10 +22,11 @@ struct EngineTelemetry {
     var ttft = LatencyHistogram()
     var tpot = LatencyHistogram()
     var e2e = LatencyHistogram()
-    /// Per-interval histograms only feed sparkline p99s: coarser, so their reset is cheap.
-    var intervalTTFT = LatencyHistogram(digits: .two)
-    var intervalTPOT = LatencyHistogram(digits: .two)
-    var intervalE2E = LatencyHistogram(digits: .two)
+    /// Per-interval latencies only feed sparkline p99s: a small log-bucket counter, cheap to
+    /// reset every interval (HdrHistogram's generic reset showed up in profiles).
+    var intervalTTFT = IntervalLatency()
+    var intervalTPOT = IntervalLatency()
+    var intervalE2E = IntervalLatency()
     /// Output tokens produced (fractional with MTP) in the current interval.
     var intervalOutputTokens = 0.0
     var intervalPrefillTokens = 0.0
@@ -57,7 +59,7 @@ struct EngineTelemetry {
     }
 
     /// Appends one point to every sparkline series, dropping the oldest beyond capacity.
-    mutating func appendPoint(kvUsage: Double, running: Double, waiting: Double, interval: Double) {
+    mutating func appendPoint(imbalance: Double, kvUsage: Double, running: Double, waiting: Double, interval: Double) {
         lastOutputRate = intervalOutputTokens / interval
         lastPrefillRate = intervalPrefillTokens / interval
         func push(_ array: inout [Double], _ value: Double) {
@@ -69,7 +71,7 @@ struct EngineTelemetry {
         push(&series.tpotP99Ms, intervalTPOT.p99Ms)
         push(&series.e2eP99Ms, intervalE2E.p99Ms)
         push(&series.kvUsage, kvUsage)
-        push(&series.imbalance, 1)
+        push(&series.imbalance, imbalance)
         push(&series.running, running)
         push(&series.waiting, waiting)
         intervalTTFT.reset()
@@ -77,6 +79,46 @@ struct EngineTelemetry {
         intervalE2E.reset()
         intervalOutputTokens = 0
         intervalPrefillTokens = 0
+    }
+}
+
+/// Latencies of one telemetry interval in logarithmic buckets (8 per doubling, about 9% wide,
+/// from 0.1 ms to about 10 hours), enough for a sparkline's p99.
+struct IntervalLatency {
+    private static let bucketsPerDoubling = 8.0
+    private static let floorMs = 0.1
+    private var counts = [Int](repeating: 0, count: 232)
+    private var lowest = Int.max
+    private var highest = -1
+    private(set) var count = 0
+
+    mutating func record(seconds: Double) {
+        let ms = max(Self.floorMs, seconds * 1_000)
+        let b = min(counts.count - 1, Int((log2(ms / Self.floorMs) * Self.bucketsPerDoubling).rounded(.down)))
+        counts[b] += 1
+        count += 1
+        lowest = min(lowest, b)
+        highest = max(highest, b)
+    }
+
+    mutating func reset() {
+        guard count > 0 else { return }
+        for b in lowest...highest { counts[b] = 0 }
+        count = 0
+        lowest = .max
+        highest = -1
+    }
+
+    /// Upper bound of the bucket holding the 99th percentile, in ms (0 when empty).
+    var p99Ms: Double {
+        guard count > 0 else { return 0 }
+        let rank = Int((Double(count) * 0.99).rounded(.up))
+        var seen = 0
+        for b in lowest...highest {
+            seen += counts[b]
+            if seen >= rank { return Self.floorMs * exp2(Double(b + 1) / Self.bucketsPerDoubling) }
+        }
+        return Self.floorMs * exp2(Double(highest + 1) / Self.bucketsPerDoubling)
     }
 }
 

@@ -53,7 +53,7 @@ public struct RunReport: Sendable, Equatable, Codable {
         }
     }
     public struct Experts: Sendable, Equatable, Codable {
-        /// Max over mean of per-die MoE load in decode (1: routing is not sampled yet).
+        /// Max over mean of per-die MoE load in decode, averaged over decode steps.
         public var imbalance = 1.0
         public var rebalances = 0
     }
@@ -131,6 +131,9 @@ extension ServingEngine {
         r.faults = faultCounts()
         r.faultDetails = faultDetails()
         r.recoveryPolicy = faults.policy.name
+        r.experts = .init(imbalance: configuration.eplb == .perfect || expertStats.steps == 0 ? 1
+                              : expertStats.factorSum / Double(expertStats.steps),
+                          rebalances: decodeRebalances)
         r.kv = .init(peakUsage: max(telemetry.peakDecodeUsage, decodeKVUsage()), prefixHitRate: prefixStats().hitRate)
         return r
     }
@@ -144,6 +147,7 @@ extension ServingEngine {
                 stats.hitTokens += group.kv.stats.hitTokens
             }
         }
+        stats.hitTokens += poolHitTokens
         return stats
     }
 }

@@ -47,11 +47,11 @@ extension ServingEngine {
         case .resume:
             paused = false
             reply = accept(command, "resumed", kind: .command)
+        case .rebalance:
+            reply = rebalanceNow()
         case .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch, .heal, .healAll:
             // Fault commands log their own events and count themselves when accepted.
             reply = applyFaultCommand(command)
-        case .rebalance:
-            reply = reject(command, "'\(command)' is not available yet in this engine")
         }
         return reply
     }
@@ -86,8 +86,13 @@ extension ServingEngine {
         }
         let usage = decodeKVUsage()
         telemetry.peakDecodeUsage = max(telemetry.peakDecodeUsage, usage)
+        expertsTick()
+        let imbalance = expertStats.intervalSteps > 0 ? expertStats.intervalSum / Double(expertStats.intervalSteps)
+            : (instances.first(where: \.hasDecode)?.experts?.expectedImbalance ?? 1)
+        expertStats.intervalSum = 0
+        expertStats.intervalSteps = 0
         let counts = requestCounts()
-        telemetry.appendPoint(kvUsage: usage, running: Double(counts.running), waiting: Double(counts.waiting),
+        telemetry.appendPoint(imbalance: configuration.eplb == .perfect ? 1 : imbalance, kvUsage: usage, running: Double(counts.running), waiting: Double(counts.waiting),
                               interval: interval)
         queue.schedule(at: now + interval, .telemetryTick)
     }

@@ -109,8 +109,10 @@ extension ServingEngine {
             instances[index].dp[g].running += 1
             instances[index].dp[g].promptSum += request.spec.promptTokens
             instances[index].dp[g].joinStepSum += step
-            let phase = Double(StableHash.mix(UInt64(bitPattern: Int64(id))) >> 11) / Double(1 << 53)
-            let steps = max(1, Int(((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
+            let phase = tokenPhase(id)
+            // A cancelled request frees its slot after one step.
+            let steps = request.cancelled ? 1
+                : max(1, Int(((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
             request.joinStep = step
             request.finishStep = step + steps
             requests[id] = request
@@ -138,9 +140,18 @@ extension ServingEngine {
         }
         guard total > 0 else { return (0, 0) }
         let spec = instances[index].groupSpec
+        // With MTP the main model verifies 1 + draft tokens per request: they all route to experts.
+        let routed = Double(total) * (tokensPerStep > 1 ? 2 : 1)
+        let factor = moeLoadFactor(index, tokens: routed)
+        if let ma = configuration.deployment.moeAttention {
+            let step = instances[index].cost.decodeStepMoEAttention(ma, requestsPerDie: Double(maxRunning), contextTokens: context,
+                                                                    mtpAcceptance: tokensPerStep - 1, moeLoadFactor: factor)
+            return (step.stepSeconds, total)
+        }
         var input = DecodeStepInput(requestsPerGroup: Double(maxRunning), contextTokens: context,
                                     mtpAcceptance: tokensPerStep - 1, dpGroups: spec.dp, expertDies: spec.ep,
-                                    routedSlots: spec.routedSlots(for: model), sharedExpertDies: spec.sharedExpertDies)
+                                    routedSlots: spec.routedSlots(for: model), sharedExpertDies: spec.sharedExpertDies,
+                                    moeLoadFactor: factor)
         input.attentionTP = spec.tp
         (input.attentionSlowdown, input.expertSlowdown) = stragglerSlowdown(instance: index)
         return (instances[index].cost.decodeStep(input).stepSeconds, total)
@@ -153,6 +164,7 @@ extension ServingEngine {
         let step = instances[index].stepIndex
         for id in instances[index].firstStep { requests[id]?.firstTokenAt = now }
         instances[index].firstStep.removeAll(keepingCapacity: true)
+        if !watched.isEmpty { reportTokens(index, step: step) }
         guard let done = instances[index].finishing.removeValue(forKey: step) else { return }
         for id in done { complete(id) }
         if instances[index].role == .decode { pullTransfers(index) }
@@ -170,6 +182,16 @@ extension ServingEngine {
         instances[index].dp[g].joinStepSum -= request.joinStep
         instances[index].dp[g].slots -= 1
         instances[index].dp[g].kv.free(requestID: id)
+        if request.cancelled {
+            leaveCancelled(request, location: "\(instances[index].name)/dp\(g)")
+            return
+        }
+        if let reported = watched.removeValue(forKey: id) {
+            if request.outputTokens > reported {
+                streamUpdates.append(StreamUpdate(id: id, kind: .tokens(request.outputTokens - reported)))
+            }
+            streamUpdates.append(StreamUpdate(id: id, kind: .finished(lengthCapped: request.spec.outputTokens >= request.maxTokens)))
+        }
 
         let firstToken = request.firstTokenAt ?? now
         let ttft = firstToken - request.spec.arrival

@@ -48,23 +48,32 @@ extension ServingEngine {
         let colocated = instances[index].role == .colocated
         let batchLimit = instances[index].groupSpec.batchLimit
         var slowest = BatchLoad()
+        var pooledMost = 0
+        var routedTokens = 0
         for g in instances[index].dp.indices {
             // In place: copying a group would copy its block tables.
             let load = fillPrefillBatch(&instances[index].dp[g], budget: budget, colocated: colocated,
                                         batchLimit: batchLimit)
             instances[index].waiting -= load.started
             if load.tokens > slowest.tokens { slowest = load }
+            pooledMost = max(pooledMost, load.pooledTokens)
+            routedTokens += load.tokens
             telemetry.prefillComputedTokens += load.tokens
             telemetry.intervalPrefillTokens += Double(load.tokens)
         }
-        guard slowest.tokens > 0 else { return 0 }
+        guard slowest.tokens > 0 || pooledMost > 0 else { return 0 }
         let spec = instances[index].groupSpec
+        // Pool loads happen before the batch computes; the group's dies pull in parallel.
+        let poolLoad = pooledMost == 0 ? 0
+            : instances[index].cost.pointToPoint(bytes: Double(pooledMost) * model.kvBytesPerToken / Double(spec.tp), plane: .ub)
+        guard slowest.tokens > 0 else { return poolLoad }
         var input = PrefillBatchInput(tokensPerDie: Double(slowest.tokens) / Double(spec.tp),
                                       promptTokens: slowest.promptWeighted / Double(slowest.tokens),
                                       attentionTP: spec.tp, expertDies: spec.ep, routedSlots: spec.routedSlots(for: model))
         input.cachedPrefixTokens = slowest.hitWeighted / Double(slowest.tokens)
         input.sharedExpertDies = spec.sharedExpertDies
-        return instances[index].cost.prefillBatch(input).batchSeconds
+        input.moeLoadFactor = moeLoadFactor(index, tokens: Double(routedTokens))
+        return poolLoad + instances[index].cost.prefillBatch(input).batchSeconds
     }
 
     struct BatchLoad {
@@ -72,6 +81,19 @@ extension ServingEngine {
         var promptWeighted = 0.0
         var hitWeighted = 0.0
         var started = 0
+        /// Prefix tokens loaded from the pooled DRAM tier instead of computed.
+        var pooledTokens = 0
+    }
+
+    /// Tokens of `request`'s prompt found in the pooled tier beyond the group's own hits (always
+    /// leaving one token to compute, as the block manager does).
+    func poolHit(_ request: RequestState, localHitTokens: Int) -> Int {
+        guard pool != nil, !request.blockKeys.isEmpty else { return 0 }
+        let blocks = pool!.lookup(chainedHashes: request.chainedKeys)
+        let tokens = min(blocks * configuration.kvBlockTokens, request.spec.promptTokens - 1)
+        let extra = max(0, tokens - localHitTokens)
+        poolHitTokens += extra
+        return extra
     }
 
     private func fillPrefillBatch(_ group: inout DPGroupState, budget: Int, colocated: Bool, batchLimit: Int) -> BatchLoad {
@@ -96,9 +118,13 @@ extension ServingEngine {
                     group.kv.reserve(requestID: id, expectedTotalTokens: request.totalTokens)
                     group.slots += 1
                 }
-                group.queuedTokens += allocation.computeTokens - request.remainingPrefill
-                request.remainingPrefill = allocation.computeTokens
-                request.hitTokens = allocation.hitTokens
+                // Blocks the group's own cache lacks may sit in the pooled DRAM tier: loaded over UB
+                // instead of recomputed.
+                let pooled = poolHit(request, localHitTokens: allocation.hitTokens)
+                load.pooledTokens += pooled
+                group.queuedTokens += allocation.computeTokens - pooled - request.remainingPrefill
+                request.remainingPrefill = allocation.computeTokens - pooled
+                request.hitTokens = allocation.hitTokens + pooled
                 request.allocated = true
                 request.stage = .prefill
                 requests[id] = request
@@ -135,6 +161,8 @@ extension ServingEngine {
                     requests[head]?.stage = .decode
                     instances[index].joining.append(head)
                 } else {
+                    // The prompt's KV is written back to the pooled tier for later turns.
+                    if pool != nil, let keys = requests[head]?.chainedKeys, !keys.isEmpty { pool!.insert(chainedHashes: keys) }
                     registerTransfer(head)
                 }
             }

@@ -3,3 +3,17 @@ extension ServingEngine {
     /// ends there by default.
     public var hasWork: Bool { arrivalPending || telemetry.inFlight > 0 }
 }
+
+extension ServingEngine {
+    /// Mean KV length of the requests a decode instance is running now (nil: no such instance
+    /// or nothing running) — what `xds bench decode --context` should be set to for comparison.
+    public func decodeMeanContext(instance name: String) -> Double? {
+        guard let instance = instances.first(where: { $0.name == name && $0.hasDecode }) else { return nil }
+        var tokens = 0.0, running = 0
+        for group in instance.dp where group.running > 0 {
+            tokens += group.meanContext(step: instance.stepIndex, tokensPerStep: tokensPerStep) * Double(group.running)
+            running += group.running
+        }
+        return running == 0 ? nil : tokens / Double(running)
+    }
+}

@@ -37,6 +37,7 @@ extension ServingEngine {
         s.drainedNodes = drained
         s.drainingNodes = draining
         for i in s.npus.indices { s.npus[i].draining = draining.contains(s.npus[i].node) }
+        s.experts = expertSummary()
         s.series = telemetry.series
         s.inFlight = inFlightStatuses(limit: 200)
         s.recent = Array(telemetry.recent)
@@ -65,6 +66,10 @@ extension ServingEngine {
         kv.decodeUsage = decodeKVUsage()
         kv.peakUsage = max(telemetry.peakDecodeUsage, kv.decodeUsage)
         kv.prefixHitRate = prefixStats().hitRate
+        if let pool {
+            kv.poolCapacityBytes = poolCapacityBytes
+            kv.poolUsedBytes = Double(pool.residentBlocks * configuration.kvBlockTokens) * model.kvBytesPerToken
+        }
         kv.transferQueue = instances.reduce(0) { $0 + $1.transferQueue.count }
         kv.transfersInProgress = channels.reduce(0) { $0 + $1.queue.count }
         for instance in instances {
@@ -103,6 +108,20 @@ extension ServingEngine {
         for npu in statuses.indices where kvShare[npu].groups > 0 {
             statuses[npu].kvUsage = kvShare[npu].used / Double(kvShare[npu].groups)
         }
+        let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
+        for instance in instances where !instance.external {
+            let hw = instance.cost.hardware
+            for group in instance.dp where !group.npus.isEmpty {
+                // Weights fill what KV does not (kvBlocksPerGroup's split of the HBM share).
+                let groupKV = Double(group.kv.totalBlocks) * blockBytes
+                let weights = hw.hbmBytesPerDie * configuration.kvMemoryFraction * Double(instance.groupSpec.tp) - groupKV
+                let used = weights + Double(group.kv.usedBlocks) * blockBytes
+                for npu in group.npus where npu < statuses.count {
+                    statuses[npu].hbmUsedBytes += used / Double(group.npus.count)
+                }
+            }
+        }
+        markExpertDies(&statuses)
         if configuration.deployment.moeAttention != nil, let decode = instances.firstIndex(where: { $0.role == .decode }) {
             // Expert dies run busy-polling kernels in lockstep with the decode steps.
             for npu in statuses.indices where roles[npu] == .expert {
@@ -111,6 +130,25 @@ extension ServingEngine {
             }
         }
         return statuses
+    }
+
+    /// Decode expert dies: the experts they host (layer 0) and their MoE load relative to the mean
+    /// (the Pod view colours expert dies by it). Routed-expert dies come first in an instance.
+    func markExpertDies(_ statuses: inout [NPUStatus]) {
+        guard let index = instances.firstIndex(where: { $0.hasDecode }), let routing = instances[index].experts,
+              let first = instances[index].npus.first else { return }
+        let diesPerNPU = instances[index].cost.hardware.diesPerDevice
+        let loads = configuration.eplb == .perfect ? Array(repeating: 1.0, count: routing.dies) : routing.dieLoads()
+        var hosted = Array(repeating: [Int](), count: routing.dies)
+        for (expert, hosts) in (routing.servingPlacement.layers.first ?? []).enumerated() {
+            for d in hosts where d < hosted.count { hosted[d].append(expert) }
+        }
+        for d in 0..<routing.dies {
+            let npu = first + d / diesPerNPU
+            guard npu < statuses.count else { continue }
+            statuses[npu].experts += hosted[d]
+            statuses[npu].expertLoad = max(statuses[npu].expertLoad, loads[d])
+        }
     }
 
     /// The oldest in-flight requests (lowest ids first), at most `limit`.

@@ -48,6 +48,20 @@ public final class ServingEngine {
     var speed: Double? = 1
     var paused = false
     var commandsApplied = 0
+    /// Requests submitted from outside (HTTP) whose progress is streamed: tokens reported so far.
+    var watched: [Int: Int] = [:]
+    /// Progress of watched requests since the face last took it (``takeStreamUpdates()``).
+    var streamUpdates: [StreamUpdate] = []
+    var nextExternalID = ServingEngine.firstExternalID
+    /// Output lengths of external requests (a stream of its own: HTTP traffic never shifts the workload).
+    lazy var externalLengths = RandomStreams(seed: configuration.seed).stream("external-lengths")
+    /// Popularity of the model's experts under the current traffic (nil for dense models).
+    var expertTraffic: ExpertTraffic?
+    var expertStats = ExpertStats()
+    /// The pooled DRAM tier (EMS) behind every prefill DP group's prefix cache.
+    var pool: PooledKVTier?
+    var poolHitTokens = 0
+    var poolCapacityBytes = 0.0
     /// Recent prompt tokens of long and short prompts, for the JE's long/short split.
     var recentPromptTokens = (long: 0.0, short: 0.0)
     /// Smallest DP-group KV (blocks) on each side: a request larger than this can never run.
@@ -69,6 +83,12 @@ public final class ServingEngine {
                                     eventCapacity: configuration.eventCapacity)
         faults.policy = try RecoveryPolicies.named(configuration.recoveryPolicy)
         try buildInstances()
+        setUpExperts()
+        if configuration.poolBytesPerNode > 0 {
+            poolCapacityBytes = configuration.poolBytesPerNode * Double(topology.nodes)
+            let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
+            pool = PooledKVTier(capacityBlocks: max(1, Int(poolCapacityBytes / blockBytes)))
+        }
         for instance in instances {
             let smallest = instance.dp.map(\.kv.totalBlocks).min() ?? 0
             if instance.hasPrefill { prefillGroupBlocks = min(prefillGroupBlocks, smallest) }
@@ -86,10 +106,19 @@ public final class ServingEngine {
     public convenience init(configuration: EngineConfiguration) throws {
         switch configuration.workload {
         case .synthetic:
-            let synthetic = SyntheticWorkload(
-                seed: configuration.seed,
-                configuration: SyntheticWorkload.Configuration(ratePerSecond: configuration.syntheticRate))
-            try self.init(configuration: configuration, workload: synthetic)
+            var synthetic = SyntheticWorkload.Configuration(ratePerSecond: configuration.syntheticRate,
+                                                            arrivalCV: configuration.arrivalCV)
+            switch configuration.trafficMix {
+            case .mixed: break
+            case .chat: synthetic.classes = [.chat]
+            case .reasoning:
+                // Reasoning traffic alone, no shared system prompts: short prompts, long outputs —
+                // the load that fills decode rather than prefill.
+                synthetic.classes = [.reasoning]
+                synthetic.systemPromptShare = 0
+            }
+            let workload = SyntheticWorkload(seed: configuration.seed, configuration: synthetic)
+            try self.init(configuration: configuration, workload: workload)
         case .trace(let path):
             try self.init(configuration: configuration, workload: try TraceWorkload(path: path))
         }
@@ -116,6 +145,7 @@ public final class ServingEngine {
         case .transferDone(let channel): finishTransfer(channel)
         case .telemetryTick: telemetryTick()
         case .fault(let timer): handleFaultTimer(timer)
+        case .expertSwap(let instance): advanceEPLB(instance)
         }
         return true
     }
@@ -145,8 +175,15 @@ public final class ServingEngine {
     func arrive(_ spec: RequestSpec) {
         arrivalPending = false
         scheduleNextArrival()
+        admit(spec)
+    }
+
+    /// The JE takes a request in: rejected (admission), failed (can never fit) or placed on a
+    /// prefill TE. Every outcome is counted and, unless placed, has a reason in the event log.
+    func admit(_ spec: RequestSpec) {
         telemetry.arrived += 1
         telemetry.promptTokens += spec.promptTokens
+        noteTrafficClass(spec.tag)
         let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
         var request = RequestState(spec: spec, blockKeys: keys, chainedKeys: PrefixHashes.chain(keys))
@@ -156,7 +193,7 @@ public final class ServingEngine {
         }
         if let reason = neverFits(request) {
             requests[spec.id] = request
-            fail(spec.id, reason: reason)
+            fail(spec.id, reason: reason, status: 400)
             return
         }
         guard let target = pickPrefillInstance(for: request) else {
@@ -166,6 +203,7 @@ public final class ServingEngine {
             reject(spec, reason: reason)
             return
         }
+        if watched[spec.id] != nil { streamUpdates.append(StreamUpdate(id: spec.id, kind: .accepted)) }
         request.prefillInstance = target
         requests[spec.id] = request
         placeOnPrefillGroup(spec.id, instance: target)
@@ -173,6 +211,9 @@ public final class ServingEngine {
 
     /// Admission control turned the request away; it never held any resource.
     func reject(_ spec: RequestSpec, reason: String) {
+        if watched.removeValue(forKey: spec.id) != nil {
+            streamUpdates.append(StreamUpdate(id: spec.id, kind: .failed(reason: reason, status: 429)))
+        }
         telemetry.rejected += 1
         telemetry.log(EngineEvent(time: now, kind: .requestRejected, severity: .warning,
                                   message: "request \(spec.id) rejected: \(reason)", requestId: spec.id))
@@ -246,8 +287,11 @@ public final class ServingEngine {
     // MARK: Failure
 
     /// Fails a request that holds no KV anywhere, with a reason in the event log.
-    func fail(_ id: Int, reason: String) {
+    func fail(_ id: Int, reason: String, status: Int = 503) {
         guard let request = requests.removeValue(forKey: id) else { return }
+        if watched.removeValue(forKey: id) != nil {
+            streamUpdates.append(StreamUpdate(id: id, kind: .failed(reason: reason, status: status)))
+        }
         telemetry.failed += 1
         telemetry.log(EngineEvent(time: now, kind: .requestFailed, severity: .warning,
                                   message: "request \(id) failed: \(reason)", requestId: id))

@@ -37,6 +37,9 @@ public struct EPLBController: Sendable {
     }
 
     private var pending: ExpertPlacement?
+    /// Expected imbalance right after the last plan (or skip): while drift keeps the current
+    /// placement within `minimumGain` of it, a new plan cannot gain enough and is not computed.
+    private var lastPlanned: Double?
     private var loadSeconds = 0.0
 
     public init(mode: EPLBMode, policy: EPLBPolicy = .greedy, cost: CostModel, start: SimTime = 0) {
@@ -53,22 +56,29 @@ public struct EPLBController: Sendable {
     }
 
     /// The operator's `rebalance`: plan now with the current counts, whatever the mode's cadence.
-    public mutating func requestRebalance(now: SimTime, routing: inout ExpertRouting) -> Outcome {
+    /// Plans a placement for (popularity, dies, slots per die). Identical instances (the prefill
+    /// TEs of one group) can share one plan through a memoising planner.
+    public typealias Planner = (ExpertPopularity, Int, Int) -> ExpertPlacement
+
+    public mutating func requestRebalance(now: SimTime, routing: inout ExpertRouting, planner: Planner? = nil) -> Outcome {
         guard phase == .idle else { return Outcome(message: "a rebalance is already in progress", started: false) }
         guard mode != .perfect else {
             return Outcome(message: "--eplb perfect models ideal balance; there is nothing to rebalance", started: false)
         }
-        return plan(now: now, routing: &routing, minimumGain: 0)
+        return plan(now: now, routing: &routing, minimumGain: 0, planner: planner)
     }
 
     /// Advances the swap phases and the automatic cadence; returns what happened, for the event log.
-    public mutating func tick(now: SimTime, routing: inout ExpertRouting) -> [Outcome] {
+    public mutating func tick(now: SimTime, routing: inout ExpertRouting, planner: Planner? = nil) -> [Outcome] {
         var outcomes: [Outcome] = []
         switch phase {
         case .idle:
             if mode == .on, now >= nextAutomatic {
                 nextAutomatic = now + intervalSeconds
-                let o = plan(now: now, routing: &routing, minimumGain: minimumGain)
+                if let last = lastPlanned, routing.expectedImbalance <= last * (1 + minimumGain) {
+                    break
+                }
+                let o = plan(now: now, routing: &routing, minimumGain: minimumGain, planner: planner)
                 outcomes.append(o)
             }
         case let .prefetch(until, started, before) where now >= until:
@@ -103,10 +113,13 @@ public struct EPLBController: Sendable {
         return outcomes
     }
 
-    private mutating func plan(now: SimTime, routing: inout ExpertRouting, minimumGain: Double) -> Outcome {
+    private mutating func plan(now: SimTime, routing: inout ExpertRouting, minimumGain: Double,
+                               planner: Planner?) -> Outcome {
         let before = routing.expectedImbalance
-        let target = policy.plan(popularity: routing.popularity, dies: routing.dies, slotsPerDie: routing.slotsPerDie)
+        let target = planner?(routing.popularity, routing.dies, routing.slotsPerDie)
+            ?? policy.plan(popularity: routing.popularity, dies: routing.dies, slotsPerDie: routing.slotsPerDie)
         let after = target.imbalance(popularity: routing.popularity)
+        lastPlanned = min(before, after)
         guard after < before * (1 - minimumGain) else {
             return Outcome(message: String(format: "rebalance skipped: imbalance %.2f, plan %.2f (gain under %.0f%%)",
                                            before, after, minimumGain * 100), started: false)

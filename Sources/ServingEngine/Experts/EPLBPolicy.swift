@@ -1,3 +1,5 @@
+import HeapModule
+
 /// Expert-placement planners, selectable by name (Vidur-style registry).
 public enum EPLBPolicy: String, Sendable, CaseIterable, Codable {
     /// system.md §4: replicas one at a time to the hottest expert per replica, each on the
@@ -21,27 +23,24 @@ public enum EPLBPolicy: String, Sendable, CaseIterable, Codable {
     static func replicateThenPack(load: [Double], dies: Int, slotsPerDie: Int) -> [[Int]] {
         let experts = load.count
         var count = Array(repeating: 1, count: experts)
-        for _ in 0..<max(0, dies * slotsPerDie - experts) {
-            guard let e = (0..<experts).max(by: {
-                (load[$0] / Double(count[$0]), $1) < (load[$1] / Double(count[$1]), $0)
-            }), count[e] < dies else { break }
+        var hottest = Heap<ExpertShare>((0..<experts).map { ExpertShare(share: load[$0], expert: $0) })
+        var spare = max(0, dies * slotsPerDie - experts)
+        while spare > 0, let top = hottest.popMax() {
+            let e = top.expert
+            guard count[e] < dies else { continue }
             count[e] += 1
+            spare -= 1
+            hottest.insert(ExpertShare(share: load[e] / Double(count[e]), expert: e))
         }
         var replicas: [(expert: Int, load: Double)] = []
         for e in 0..<experts { for _ in 0..<count[e] { replicas.append((e, load[e] / Double(count[e]))) } }
         replicas.sort { ($0.load, $1.expert) > ($1.load, $0.expert) }
         var hosts = Array(repeating: [Int](), count: experts)
-        var dieLoad = Array(repeating: 0.0, count: dies)
-        var free = Array(repeating: slotsPerDie, count: dies)
+        var pool = DiePool(dies: dies, slotsPerDie: slotsPerDie)
         for r in replicas {
-            var best: Int?
-            for d in 0..<dies where free[d] > 0 && !hosts[r.expert].contains(d) {
-                if best == nil || dieLoad[d] < dieLoad[best!] { best = d }
-            }
-            guard let d = best else { continue }
+            guard let d = pool.leastLoaded(excluding: hosts[r.expert]) else { continue }
             hosts[r.expert].append(d)
-            dieLoad[d] += r.load
-            free[d] -= 1
+            pool.place(r.load, on: d)
         }
         return hosts
     }

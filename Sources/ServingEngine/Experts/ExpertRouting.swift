@@ -1,88 +1,60 @@
 import Foundation
 import SimKit
 
-/// Expert routing of one MoE instance: which experts are hot, where their replicas live, and how
-/// unevenly each step loads the expert dies.
+/// Expert routing of one MoE instance: where the experts' replicas live and how unevenly each
+/// step loads the instance's expert dies, given the traffic's popularity (``ExpertTraffic``).
 ///
-/// Popularity is a blend of per-traffic-class profiles (a code-heavy or chat-heavy phase moves
-/// the hot set) that drifts as a slow random walk. Each step draws one aggregate per-layer
-/// imbalance, never per token (architecture.md principle 4): the hottest die's expected share of
-/// the layer's token-expert pairs plus one normal draw for its sampling noise.
+/// Each step draws one aggregate per-layer imbalance, never per token (architecture.md
+/// principle 4): the hottest die's expected share of the layer's token-expert pairs plus one
+/// normal draw for its sampling noise.
 ///
 /// ```swift
-/// var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 1)
+/// var routing = ExpertRouting(popularity: traffic.popularity, dies: 288, slotsPerDie: 1, seed: 1)
 /// let factor = routing.stepLoadFactor(tokens: 30_720)      // ≥ 1; feeds CostModel's barrier
 /// ```
 public struct ExpertRouting: Sendable {
     public let shape: ModelSpecShape
     public let dies: Int
     public let slotsPerDie: Int
-    /// Traffic-class profiles and the current mix (weights sum to 1).
-    public private(set) var profiles: [String: ExpertPopularity]
-    public private(set) var mix: [String: Double]
-    /// The blended, drifted popularity now in force.
+    /// The popularity now in force (set by the engine from ``ExpertTraffic``).
     public private(set) var popularity: ExpertPopularity
     public private(set) var placement: ExpertPlacement
     /// Experts serving tokens: `placement` minus slots disabled while their weights load.
     public private(set) var servingPlacement: ExpertPlacement
-    /// Log-multipliers of the drift random walk, per layer and expert.
-    private var drift: [[Double]]
     private var rng: RandomStream
-    /// Per layer: the hottest die's share of the layer's load, and the mean share (1 / dies).
-    private var hottestShare: [Double] = []
+    /// Per layer: the hottest die's share of the layer's load.
+    private var hottestShare: [Double] = [] { didSet { hottestShareSum = hottestShare.reduce(0, +) } }
+    private var hottestShareSum = 0.0
     /// Token-expert pairs per layer and expert since the last `takeWindow()`. Popularity is
     /// piecewise constant, so tokens are summed per segment and folded in when it changes.
     private var windowCounts: [[Double]]
     private var segmentPairs = 0.0
+    /// Whether to keep the per-expert window counts (only the instance the console shows needs them).
+    public var recordsHeat = true
 
-    /// Random-walk step of the drift per √second (documented default: the papers give no rate).
-    public var driftPerRootSecond = 0.02
-
-    public init(shape: ModelSpecShape, dies: Int, slotsPerDie: Int, seed: UInt64, skewed: Bool = true,
-                classes: [String] = ["chat", "reasoning"]) {
-        self.shape = shape
+    public init(popularity: ExpertPopularity, dies: Int, slotsPerDie: Int, seed: UInt64, placement: ExpertPlacement? = nil) {
+        shape = ModelSpecShape(moeLayers: popularity.layers.count, experts: popularity.experts)
         self.dies = dies
         self.slotsPerDie = slotsPerDie
-        let streams = RandomStreams(seed: seed)
-        var profiles: [String: ExpertPopularity] = [:]
-        for name in classes.sorted() {
-            var r = streams.stream("expert-popularity/\(name)")
-            profiles[name] = skewed ? .skewed(model: shape, using: &r) : .uniform(layers: shape.moeLayers, experts: shape.experts)
-        }
-        self.profiles = profiles
-        self.mix = Dictionary(uniqueKeysWithValues: classes.map { ($0, 1 / Double(classes.count)) })
-        self.drift = Array(repeating: Array(repeating: 0, count: shape.experts), count: shape.moeLayers)
-        self.rng = streams.stream("expert-routing")
-        self.windowCounts = Array(repeating: Array(repeating: 0, count: shape.experts), count: shape.moeLayers)
-        let initial = ExpertPlacement.roundRobin(experts: shape.experts, layers: shape.moeLayers, dies: dies,
-                                                 slotsPerDie: slotsPerDie)
+        self.popularity = popularity
+        rng = RandomStreams(seed: seed).stream("expert-routing")
+        windowCounts = Array(repeating: Array(repeating: 0, count: shape.experts), count: shape.moeLayers)
+        let initial = placement ?? .roundRobin(experts: shape.experts, layers: shape.moeLayers, dies: dies,
+                                                slotsPerDie: slotsPerDie)
         self.placement = initial
-        self.servingPlacement = initial
-        self.popularity = .uniform(layers: shape.moeLayers, experts: shape.experts)
+        servingPlacement = initial
         recompute()
     }
 
-    // MARK: Inputs
-
-    /// Sets the traffic mix (e.g. ["chat": 0.2, "reasoning": 0.8]); unknown classes are ignored.
-    public mutating func setMix(_ weights: [String: Double]) {
-        let known = weights.filter { profiles[$0.key] != nil && $0.value > 0 }
-        let total = known.values.reduce(0, +)
-        guard total > 0 else { return }
-        mix = known.mapValues { $0 / total }
-        recompute()
+    /// Convenience for tests and benches: its own traffic, skewed or uniform.
+    public init(shape: ModelSpecShape, dies: Int, slotsPerDie: Int, seed: UInt64, skewed: Bool = true) {
+        self.init(popularity: ExpertTraffic(shape: shape, seed: seed, skewed: skewed).popularity, dies: dies,
+                  slotsPerDie: slotsPerDie, seed: seed)
     }
 
-    /// Advances the drift random walk by `seconds` of simulated time.
-    public mutating func advanceDrift(seconds: Double) {
-        guard seconds > 0, driftPerRootSecond > 0 else { return }
-        let sigma = driftPerRootSecond * seconds.squareRoot()
-        for l in drift.indices {
-            for e in drift[l].indices {
-                // Mean-reverting so hot sets wander without the skew running away.
-                drift[l][e] = 0.98 * drift[l][e] + sigma * Normal.standard(using: &rng)
-            }
-        }
+    public mutating func setPopularity(_ p: ExpertPopularity) {
+        foldSegment()
+        popularity = p
         recompute()
     }
 
@@ -101,14 +73,12 @@ public struct ExpertRouting: Sendable {
         let pairs = tokens * Double(topK)
         segmentPairs += pairs
         let meanPerDie = pairs / Double(dies)
-        var total = 0.0
-        for l in hottestShare.indices {
-            let expected = pairs * hottestShare[l]
-            // Binomial noise of the hottest die, one normal draw per layer; never below the mean.
-            let noisy = expected + expected.squareRoot() * Normal.standard(using: &rng)
-            total += max(noisy, meanPerDie) / meanPerDie
-        }
-        return total / Double(hottestShare.count)
+        // Each layer's hottest die carries its expected pairs plus binomial noise (variance ≈ the
+        // mean); the step pays the average over layers, whose noise is one normal draw with the
+        // summed variance — O(1) per step whatever the layer count.
+        let expected = pairs * hottestShareSum
+        let noisy = expected + expected.squareRoot() * Normal.standard(using: &rng)
+        return max(1, noisy / Double(hottestShare.count) / meanPerDie)
     }
 
     /// Relative per-die load of the serving placement, averaged over layers (1 = mean).
@@ -123,7 +93,9 @@ public struct ExpertRouting: Sendable {
     }
 
     /// Expected imbalance (max/mean per-die load, averaged over layers) of the serving placement.
-    public var expectedImbalance: Double { servingPlacement.imbalance(popularity: popularity) }
+    public var expectedImbalance: Double {
+        hottestShare.isEmpty ? 1 : hottestShare.reduce(0, +) / Double(hottestShare.count) * Double(dies)
+    }
 
     /// Token-expert pairs per layer and expert routed since the last call (the collect kernel's
     /// counts of system.md §4), then starts a new window.
@@ -134,7 +106,7 @@ public struct ExpertRouting: Sendable {
     }
 
     private mutating func foldSegment() {
-        guard segmentPairs > 0 else { return }
+        guard segmentPairs > 0, recordsHeat else { return }
         let perExpert = segmentPairs / Double(shape.experts)
         for l in windowCounts.indices {
             for e in windowCounts[l].indices { windowCounts[l][e] += perExpert * popularity.layers[l][e] }
@@ -142,26 +114,55 @@ public struct ExpertRouting: Sendable {
         segmentPairs = 0
     }
 
-    // MARK: Derived state
+    /// The serving placement flattened to (layer, die, expert, replicas) slots: the hot-set
+    /// recompute after every drift or swap walks flat arrays instead of nested ones.
+    private var flat = FlatPlacement(ExpertPlacement(dies: 1, slotsPerDie: 1, layers: []))
 
     private mutating func recompute() {
-        foldSegment()
-        var rows: [[Double]] = []
-        for l in 0..<shape.moeLayers {
-            var row = Array(repeating: 0.0, count: shape.experts)
-            for (name, weight) in mix {
-                guard let p = profiles[name] else { continue }
-                for e in 0..<shape.experts { row[e] += weight * p.layers[l][e] }
+        if flat.source != servingPlacement { flat = FlatPlacement(servingPlacement) }
+        hottestShare = flat.hottestShares(popularity: popularity)
+    }
+}
+
+/// ``ExpertPlacement`` as flat arrays, for the recompute that runs on every popularity change.
+struct FlatPlacement {
+    let source: ExpertPlacement
+    /// Slot ranges per layer into the arrays below.
+    private var layerStart: [Int] = [0]
+    private var die: [Int32] = []
+    private var expert: [Int32] = []
+    private var replicas: [Int32] = []
+
+    init(_ placement: ExpertPlacement) {
+        source = placement
+        for layer in placement.layers {
+            for (e, hosts) in layer.enumerated() {
+                for d in hosts {
+                    die.append(Int32(d))
+                    expert.append(Int32(e))
+                    replicas.append(Int32(hosts.count))
+                }
             }
-            for e in 0..<shape.experts { row[e] *= Foundation.exp(drift[l][e]) }
-            let mean = row.reduce(0, +) / Double(shape.experts)
-            rows.append(row.map { mean > 0 ? $0 / mean : 1 })
+            layerStart.append(die.count)
         }
-        popularity = ExpertPopularity(layers: rows)
-        hottestShare = (0..<shape.moeLayers).map { l in
-            let loads = servingPlacement.dieLoads(layer: l, popularity: popularity)
-            let total = loads.reduce(0, +)
-            return total > 0 ? loads.max()! / total : 1 / Double(dies)
+    }
+
+    func hottestShares(popularity: ExpertPopularity) -> [Double] {
+        var scratch = [Double](repeating: 0, count: source.dies)
+        var shares = [Double]()
+        shares.reserveCapacity(source.layers.count)
+        for l in 0..<(layerStart.count - 1) {
+            for d in scratch.indices { scratch[d] = 0 }
+            var total = 0.0
+            popularity.layers[l].withUnsafeBufferPointer { row in
+                for s in layerStart[l]..<layerStart[l + 1] {
+                    let share = row[Int(expert[s])] / Double(replicas[s])
+                    scratch[Int(die[s])] += share
+                    total += share
+                }
+            }
+            shares.append(total > 0 ? scratch.max()! / total : 1 / Double(source.dies))
         }
+        return shares
     }
 }

@@ -58,7 +58,7 @@ extension ServingEngine {
                 fail(id, reason: reason)
                 result.failed += 1
             case .reprefill, .move:
-                if requeue(request.spec) {
+                if requeue(request) {
                     if case .reprefill = outcome { result.reprefilled += 1 }
                 } else {
                     result.failed += 1
@@ -102,10 +102,12 @@ extension ServingEngine {
     /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is
     /// at its admission bound, the least loaded one in service (the request was admitted once
     /// already). Fails it with a reason when no prefill TE is in service.
-    func requeue(_ spec: RequestSpec) -> Bool {
-        let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
-                                       toBlockTokens: configuration.kvBlockTokens)
-        var request = RequestState(spec: spec, blockKeys: keys, chainedKeys: PrefixHashes.chain(keys))
+    func requeue(_ old: RequestState) -> Bool {
+        let spec = old.spec
+        var request = RequestState(spec: spec, blockKeys: old.blockKeys, chainedKeys: old.chainedKeys)
+        // What the client asked for survives the move (an HTTP request's cap, a cancellation).
+        request.maxTokens = old.maxTokens
+        request.cancelled = old.cancelled
         let target = pickPrefillInstance(for: request)
             ?? instances.indices.filter { instances[$0].hasPrefill && instances[$0].available }
                 .min { (instances[$0].waiting, $0) < (instances[$1].waiting, $1) }

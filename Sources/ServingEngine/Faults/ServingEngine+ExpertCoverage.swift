@@ -3,13 +3,13 @@ import PodModel
 /// Which routed experts each expert die of a decode TE holds, for the decode-shrink rule
 /// (system.md §4: the failover must keep at least one replica of every expert).
 ///
-/// Layout (our choice, matching system.md §1.2 and the superpod preset): the TE's first `ep`
-/// dies are its expert dies; the last `sharedExpertDies` of them hold shared-expert copies; the
-/// routed slots (every expert once plus the redundant replicas) fill the others in order,
-/// `⌈slots / routed dies⌉` per die, slot `s` holding expert `s mod experts`. On superpod
+/// The TE's first `ep` dies are its expert dies; the last `sharedExpertDies` of them hold
+/// shared-expert copies; the others hold the routed slots. Which expert sits where comes from the
+/// TE's live placement (``ExpertRouting/placement``, moved by EPLB). Without one, a static layout:
+/// `⌈slots / routed dies⌉` slots per die in order, slot `s` holding expert `s mod experts`. On superpod
 /// (EP320, 256 experts, 32 redundant, 32 shared) die k holds expert k for k < 256, dies
-/// 256–287 hold second replicas of experts 0–31, dies 288–319 the shared expert: losing one of
-/// dies 0–31 or 256–319 keeps every expert; losing die 32–255 does not.
+/// 256–287 hold second replicas of experts 0–31, dies 288–319 the shared expert (the static
+/// round-robin placement is the same; EPLB gives the replicas to the hottest experts instead).
 extension ServingEngine {
     /// Expert-die index of every expert die of every decode TE (kept up to date when an NPU is
     /// replaced).
@@ -30,6 +30,17 @@ extension ServingEngine {
         var deadIndex = Set<Int>()
         for (die, slot) in faults.expertSlots where slot.instance == i && faults.knownDead.contains(die) {
             deadIndex.insert(slot.index)
+        }
+        if let placement = instances[i].experts?.placement {
+            // The live placement (EPLB moves replicas): an expert is lost when, in some layer,
+            // every die holding it is dead.
+            var missing = Set<Int>()
+            for layer in placement.layers {
+                for (expert, dies) in layer.enumerated() where !missing.contains(expert) {
+                    if dies.allSatisfy(deadIndex.contains) { missing.insert(expert) }
+                }
+            }
+            return missing.sorted()
         }
         let slots = spec.routedSlots(for: model)
         let perDie = (slots + routedDies - 1) / routedDies

@@ -15,6 +15,16 @@ struct BlockLRU {
     }
 
     func contains(_ id: Int) -> Bool { member[id] }
+    var capacity: Int { member.count }
+
+    /// Makes room for ids below `capacity` (for tiers that grow on demand).
+    mutating func grow(to capacity: Int) {
+        guard capacity > member.count else { return }
+        let extra = capacity - member.count
+        previous.append(contentsOf: repeatElement(-1, count: extra))
+        next.append(contentsOf: repeatElement(-1, count: extra))
+        member.append(contentsOf: repeatElement(false, count: extra))
+    }
 
     /// Appends as most recently used.
     mutating func append(_ id: Int) {

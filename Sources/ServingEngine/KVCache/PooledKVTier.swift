@@ -15,15 +15,16 @@ public struct PooledKVTier: Sendable {
     private var slotOf: [UInt64: Int] = [:]
     private var hashOf: [UInt64]
     private var lru: BlockLRU
-    private var freeSlots: [Int]
+    /// Slots are handed out on demand, so a pool sized for the whole pod's DRAM costs memory
+    /// only for what is resident.
+    private var usedSlots = 0
     public private(set) var stats = PrefixCacheStats()
 
     public init(capacityBlocks: Int) {
         precondition(capacityBlocks > 0)
         self.capacityBlocks = capacityBlocks
-        hashOf = Array(repeating: 0, count: capacityBlocks)
-        lru = BlockLRU(capacity: capacityBlocks)
-        freeSlots = Array((0..<capacityBlocks).reversed())
+        hashOf = []
+        lru = BlockLRU(capacity: 0)
     }
 
     /// Resident blocks.
@@ -32,29 +33,43 @@ public struct PooledKVTier: Sendable {
     /// Number of leading blocks of the prefix that are resident; refreshes them as recently
     /// used. Counts queried/hit blocks in ``stats`` (in blocks, not tokens).
     public mutating func lookup(prefixHashes: [UInt64]) -> Int {
+        lookup(chainedHashes: PrefixHashes.chain(prefixHashes))
+    }
+
+    /// ``lookup(prefixHashes:)`` for keys already chained (``PrefixHashes/chain(_:)``).
+    public mutating func lookup(chainedHashes: [UInt64]) -> Int {
         var matched = 0
-        for hash in PrefixHashes.chain(prefixHashes) {
+        for hash in chainedHashes {
             guard let slot = slotOf[hash] else { break }
             lru.remove(slot)
             lru.append(slot)
             matched += 1
         }
-        stats.queriedTokens += prefixHashes.count
+        stats.queriedTokens += chainedHashes.count
         stats.hitTokens += matched
         return matched
     }
 
     /// Makes the prefix resident (most recently used), evicting the oldest blocks if full.
-    public mutating func insert(hashes: [UInt64]) {
-        for hash in PrefixHashes.chain(hashes) {
+    public mutating func insert(hashes: [UInt64]) { insert(chainedHashes: PrefixHashes.chain(hashes)) }
+
+    /// ``insert(hashes:)`` for keys already chained.
+    public mutating func insert(chainedHashes: [UInt64]) {
+        for hash in chainedHashes {
             if let slot = slotOf[hash] {
                 lru.remove(slot)
                 lru.append(slot)
                 continue
             }
             let slot: Int
-            if let free = freeSlots.popLast() {
-                slot = free
+            if usedSlots < capacityBlocks {
+                slot = usedSlots
+                usedSlots += 1
+                if slot >= lru.capacity {
+                    let grown = min(capacityBlocks, max(1024, lru.capacity * 2))
+                    lru.grow(to: grown)
+                    hashOf.append(contentsOf: repeatElement(0, count: grown - hashOf.count))
+                }
             } else {
                 slot = lru.popOldest()!
                 slotOf[hashOf[slot]] = nil

@@ -43,6 +43,9 @@ public struct Snapshot: Sendable, Equatable, Codable {
     /// The newest events (bounded ring), oldest first.
     public var events: [EngineEvent] = []
     public var histograms = LatencyHistograms()
+    /// Set by a remote link when its connection to `xds serve` is down ("reconnecting…"); nil
+    /// when the snapshot is live.
+    public var linkStatus: String?
 
     public init() {}
 }

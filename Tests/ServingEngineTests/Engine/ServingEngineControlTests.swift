@@ -150,3 +150,69 @@ import XDSTestSupport
         #expect(engine.audit() == [])
     }
 }
+
+/// Issue 3: replaying Mooncake on superpod reaches the trace's own prefix reuse when the cache
+/// (the DP groups' caches plus the pooled DRAM tier) is large enough.
+@Suite struct PrefixReuseTests {
+    @Test(.enabled(if: SharedTraces.available))
+    func mooncakeOnSuperpodReachesTheIdealReuse() async throws {
+        let path = try #require(SharedTraces.path(SharedTraces.mooncakeConversation))
+        // The first 3,000 requests (about 15 simulated minutes), as a trace of their own.
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").prefix(3_000)
+        let head = FileManager.default.temporaryDirectory.appendingPathComponent("xds-mooncake-head-\(getpid()).jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: head, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: head) }
+        let ideal = try TraceWorkload.check(path: head.path).idealPrefixReuse
+        let headPath = head.path
+        let (pooled, local, finished, audits) = try await offPool { () throws -> (RunReport, RunReport, Bool, [String]) in
+            let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod,
+                                                                               workload: .trace(path: headPath)))
+            var finished = engine.runToCompletion(limit: 36_000)
+            // Without the pooled tier, per-group caches alone reuse less.
+            var noPool = EngineConfiguration(deployment: .superpod, workload: .trace(path: headPath))
+            noPool.poolBytesPerNode = 0
+            let local = try ServingEngine(configuration: noPool)
+            finished = finished && local.runToCompletion(limit: 36_000)
+            return (engine.report(), local.report(), finished, engine.audit() + local.audit())
+        }
+        #expect(finished)
+        #expect(pooled.requests.completed == 3_000)
+        #expect(abs(pooled.kv.prefixHitRate - ideal) < 0.02, "engine \(pooled.kv.prefixHitRate), trace \(ideal)")
+        #expect(local.kv.prefixHitRate < pooled.kv.prefixHitRate)
+        #expect(audits == [])
+    }
+}
+
+/// Issue 3: the engine and `xds bench decode` share one cost model, so at saturation the
+/// engine's decode throughput matches the bench at the batch the engine actually runs.
+@Suite struct SaturationTests {
+    @Test func saturatedDecodeAgreesWithTheBench() async throws {
+        let (running, engineRate, meanContext, audit) = try await offPool { () throws -> (Int, Double, Double?, [String]) in
+            // More requests than decode slots (320 groups × 96), short prompts and long outputs, all
+            // at once: every decode DP group fills to its batch limit. Balanced routing, as the
+            // bench's default: the comparison is about the shared cost model.
+            let workload = FixedWorkload.uniform(count: 33_000, gap: 0.0005, prompt: 512, output: 4_000)
+            var config = EngineConfiguration(deployment: .cloudMatrixInfer)
+            config.expertSkew = false
+            let engine = try ServingEngine(configuration: config, workload: workload)
+            engine.run(until: 60)
+            // Tokens are counted as they are produced (per telemetry interval), not at completion.
+            var rates: [Double] = []
+            for t in stride(from: 60.5, through: 70, by: 0.5) {
+                engine.run(until: t)
+                rates.append(engine.snapshot().outputTokensPerSecond)
+            }
+            let decode = engine.snapshot().instances.first { $0.kind == "decode" }
+            return (decode?.running ?? 0, rates.reduce(0, +) / Double(rates.count) / 320,
+                    decode.flatMap { engine.decodeMeanContext(instance: $0.name) }, engine.audit())
+        }
+        #expect(running >= 320 * 95, "decode runs \(running) requests")
+        let context = try #require(meanContext)
+        let batch = Double(running) / 320
+        let bench = try Bench.decode(deployment: .cloudMatrixInfer, batchPerDie: batch, context: context,
+                                     mtpAcceptance: 0.7, eplb: .on, routing: .balanced)
+        #expect(abs(engineRate / bench.tokensPerSecondPerNPU - 1) < 0.10,
+                "engine \(engineRate) tok/s per die, bench \(bench.tokensPerSecondPerNPU) at batch \(batch), context \(context)")
+        #expect(audit == [])
+    }
+}

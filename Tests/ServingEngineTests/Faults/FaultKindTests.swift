@@ -17,7 +17,7 @@ import XDSTestSupport
     }
 
     static let cases: [Case] = [
-        Case(command: .faultDie(33), detected: true, recoveredBeforeHeal: true),          // decode, shrink
+        Case(command: .faultDie(33), detected: true, recoveredBeforeHeal: true),          // decode, routed die
         Case(command: .faultNPU(21), detected: true, recoveredBeforeHeal: true),          // decode, spare NPU-fork
         Case(command: .faultNode(0), detected: true, recoveredBeforeHeal: true),          // a whole prefill TE
         Case(command: .faultNPU(44), detected: true, recoveredBeforeHeal: true),          // a spare

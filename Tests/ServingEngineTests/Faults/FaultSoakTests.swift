@@ -12,20 +12,33 @@ import XDSTestSupport
     /// 100 in CI (about 20 s in debug); `XDS_SOAK_SCHEDULES=N` runs a longer soak locally.
     static let schedules = Int(ProcessInfo.processInfo.environment["XDS_SOAK_SCHEDULES"] ?? "") ?? 100
 
-    @Test func randomFaultSchedulesLoseNothing() throws {
-        var kinds: [String: Int] = [:]
-        var reports: [RunReport] = []
-        for schedule in 0..<Self.schedules { reports.append(try Self.run(schedule: schedule, kinds: &kinds)) }
+    /// The schedules run off the test pool (``offPool``) so live-server tests are not starved on
+    /// two cores; problems are collected and recorded afterwards.
+    @Test func randomFaultSchedulesLoseNothing() async throws {
+        let (kinds, problems) = try await offPool { () throws -> ([String: Int], [String]) in
+            var kinds: [String: Int] = [:]
+            var problems: [String] = []
+            var reports: [RunReport] = []
+            for schedule in 0..<Self.schedules {
+                let (report, found) = try Self.run(schedule: schedule, kinds: &kinds)
+                reports.append(report)
+                problems += found
+            }
+            // Same seed, same schedule: the same run, bit for bit (architecture.md principle 1).
+            var ignored: [String: Int] = [:]
+            for schedule in [3, 42] where try Self.run(schedule: schedule, kinds: &ignored).report != reports[schedule] {
+                problems.append("schedule \(schedule) is not deterministic")
+            }
+            return (kinds, problems)
+        }
+        for problem in problems { Issue.record("\(problem)") }
         // The seeds exercise every kind of fault.
         #expect(Set(kinds.keys) == ["die", "npu", "node", "link", "straggler", "hbm", "glitch", "drain", "heal"], "\(kinds)")
-        // Same seed, same schedule: the same run, bit for bit (architecture.md principle 1).
-        var ignored: [String: Int] = [:]
-        for schedule in [3, 42] { #expect(try Self.run(schedule: schedule, kinds: &ignored) == reports[schedule]) }
     }
 
     /// One schedule: faults, heals and drains at seeded times, invariants after every command,
     /// then `heal all`, undrain everything, and run until every request has left.
-    static func run(schedule: Int, kinds: inout [String: Int]) throws -> RunReport {
+    static func run(schedule: Int, kinds: inout [String: Int]) throws -> (report: RunReport, problems: [String]) {
         let base = UInt64(ProcessInfo.processInfo.environment["XDS_SOAK_SEED"] ?? "") ?? 7_000
         var random = RandomStreams(seed: base + UInt64(schedule)).stream("fault-soak")
         let policy = RecoveryPolicies.names[random.int(in: 0...2)]
@@ -38,35 +51,29 @@ import XDSTestSupport
             $0.faults.componentRestartSeconds = 3
         }
         let note = "schedule \(schedule) (\(policy)\(killPrefill ? ", kill prefill" : "")\(migrate ? ", migrate" : ""))"
+        var problems: [String] = []
         var steps: [(at: Double, command: OperatorCommand)] = []
         for _ in 0..<random.int(in: 2...6) { steps.append((random.uniform(in: 0.2..<12), randomCommand(&random))) }
         steps.sort { $0.at < $1.at }
         for step in steps {
             engine.run(until: step.at)
             if engine.apply(step.command).accepted { kinds[kind(step.command), default: 0] += 1 }
-            FaultTests.expectSound(engine, "\(note) after \(step.command) at \(step.at)", blocks: false)
+            problems += FaultTests.problems(engine, "\(note) after \(step.command) at \(step.at)", blocks: false)
         }
         engine.run(until: 15)
-        FaultTests.expectSound(engine, "\(note) at 15 s")
+        problems += FaultTests.problems(engine, "\(note) at 15 s")
         _ = engine.apply(.healAll)
         for node in engine.drainedNodes.sorted() { _ = engine.apply(.undrain(node: node)) }
         // Restarts under way finish on their own time (prefill restarts after decode: 2 × 3 s).
         engine.run(until: engine.now + 7)
-        let finished = engine.runToCompletion(limit: 600)
-        if !finished {
-            for e in engine.recentEvents() where e.kind != .requestFinished { print("EV", e.time, e.kind, e.message) }
-            for (i, inst) in engine.instances.enumerated() {
-                print("INST", i, inst.name, inst.stepping, inst.stepEndsAt as Any, inst.waiting, inst.transferQueue.count,
-                      inst.dp.map { "\($0.outOfService)/\($0.drained)/\($0.prefillQueue.count)/\($0.slots)" })
-            }
-            print("HALTED", engine.faults.halted, engine.faults.knownDead.sorted(), engine.drainedNodes)
+        if !engine.runToCompletion(limit: 600) {
+            problems.append("\(note): work stuck after heal all: \(engine.report().requests) \(engine.faults.outages)")
         }
-        #expect(finished, "\(note): work stuck after heal all: \(engine.report().requests) \(engine.faults.outages)")
-        FaultTests.expectSound(engine, "\(note) at the end")
-        if finished { FaultTests.expectEmpty(engine, note) }
+        problems += FaultTests.problems(engine, "\(note) at the end")
+        problems += FaultTests.leftovers(engine, note)
         let report = engine.report()
-        #expect(report.faultDetails.allSatisfy { $0.recoveredAt != nil }, "\(note): \(report.faultDetails)")
-        return report
+        if !report.faultDetails.allSatisfy({ $0.recoveredAt != nil }) { problems.append("\(note): unrecovered \(report.faultDetails)") }
+        return (report, problems)
     }
 
     static func randomCommand(_ random: inout RandomStream) -> OperatorCommand {

@@ -1,0 +1,196 @@
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import ServingEngine
+import Synchronization
+
+/// The HTTP face of xds: OpenAI-compatible completions, Prometheus metrics, health probes and the
+/// admin API (interfaces.md, "HTTP API"). Like every face it only sends commands and reads
+/// snapshots and events: engine state comes from an ``EngineLink``, completions from a
+/// ``CompletionBackend``.
+///
+/// | route | what |
+/// |---|---|
+/// | `POST /v1/chat/completions`, `POST /v1/completions` | OpenAI-compatible; `stream: true` → SSE chunks, `data: [DONE]` |
+/// | `GET /v1/models` | the served model |
+/// | `GET /metrics` | Prometheus text: vLLM V1 names + `xds_*` |
+/// | `GET /health`, `GET /ready` | liveness; readiness (503 + reason when the engine cannot serve) |
+/// | `GET /admin/state` | the snapshot as JSON (bearer token) |
+/// | `POST /admin/commands` | `{"command": "drain node 5"}` → `{"accepted", "message"}` (bearer token) |
+/// | `GET /admin/events` | SSE: `event: snapshot` every interval, `event: event` per new engine event (bearer token) |
+///
+/// ```swift
+/// let server = APIServer(
+///     configuration: .init(port: 8000, adminToken: AdminToken.generate()),
+///     link: host, backend: host)
+/// async let serving: Void = server.run()       // until the task is cancelled
+/// print("listening on port \(try await server.boundPort())")
+/// ```
+public final class APIServer: Sendable {
+    public struct Configuration: Sendable {
+        /// Interface to bind; loopback unless the operator asks for more (interfaces.md).
+        public var host: String
+        /// TCP port; 0 picks a free one (see ``APIServer/boundPort()``).
+        public var port: Int
+        /// Bearer token for `/admin/*`; empty keeps admin closed (every admin request gets 401).
+        public var adminToken: String
+        /// Larger request bodies get 413. Prompts of a 128K-token context fit in well under 1 MiB.
+        public var maxBodyBytes: Int
+        /// `max_tokens` when a request does not say.
+        public var defaultMaxTokens: Int
+        /// Larger `max_tokens` are lowered to this.
+        public var maxTokensCap: Int
+        /// Time between `event: snapshot` frames on `/admin/events`.
+        public var adminEventInterval: Duration
+        /// Where server logs go; silent by default because the console may own the terminal.
+        public var logger: Logger
+
+        public init(
+            host: String = "127.0.0.1", port: Int = 0, adminToken: String, maxBodyBytes: Int = 1 << 20,
+            defaultMaxTokens: Int = 256, maxTokensCap: Int = 16_384,
+            adminEventInterval: Duration = .milliseconds(500),
+            logger: Logger = Logger(label: "xds.api", factory: { _ in SwiftLogNoOpLogHandler() })
+        ) {
+            self.host = host
+            self.port = port
+            self.adminToken = adminToken
+            self.maxBodyBytes = maxBodyBytes
+            self.defaultMaxTokens = defaultMaxTokens
+            self.maxTokensCap = maxTokensCap
+            self.adminEventInterval = adminEventInterval
+            self.logger = logger
+        }
+    }
+
+    public let configuration: Configuration
+    private let link: any EngineLink
+    private let backend: any CompletionBackend
+    private let metrics: ServingMetrics
+    private let listening = ListeningPort()
+
+    public init(configuration: Configuration, link: any EngineLink, backend: any CompletionBackend) {
+        self.configuration = configuration
+        self.link = link
+        self.backend = backend
+        self.metrics = ServingMetrics(modelName: backend.modelName)
+    }
+
+    /// Serves until the calling task is cancelled; throws if the address cannot be bound.
+    public func run() async throws {
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "xds"),
+            onServerRunning: { [listening] channel in listening.bound(channel.localAddress?.port) },
+            logger: configuration.logger)
+        do {
+            // No signal handling here: the CLI owns SIGINT/SIGTERM and cancels this task.
+            try await app.runService(gracefulShutdownSignals: [])
+        } catch {
+            listening.stopped()
+            throw error
+        }
+        listening.stopped()
+    }
+
+    /// The port the server listens on, once it does (useful with port 0). Throws if `run()` ended
+    /// without ever listening, e.g. because the port was taken.
+    public func boundPort() async throws -> Int {
+        try await listening.wait()
+    }
+
+    /// Routes swift-metrics' process-wide `MetricsSystem` into this server's registry, so that
+    /// Hummingbird's own HTTP metrics (`hb_requests`, `http_server_request_duration_seconds`, …)
+    /// appear on `/metrics` beside the vLLM and xds ones. swift-metrics allows one bootstrap per
+    /// process, so only the process owner (`xds serve`) calls this, once; returns false if a server
+    /// already did. Without it those middleware metrics go nowhere, and nothing else changes.
+    @discardableResult
+    public func bootstrapMetricsSystem() -> Bool {
+        guard !Self.metricsSystemBootstrapped.exchange(true, ordering: .acquiringAndReleasing) else {
+            return false
+        }
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
+        return true
+    }
+
+    private static let metricsSystemBootstrapped = Atomic<Bool>(false)
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: APIErrorMiddleware())
+        // Records into the global MetricsSystem: a no-op until bootstrapMetricsSystem() is called.
+        router.add(middleware: MetricsMiddleware())
+        HealthRoutes(link: link, backend: backend).register(on: router)
+        CompletionRoutes(
+            backend: backend, metrics: metrics,
+            validator: CompletionValidator(
+                servedModel: backend.modelName, defaultMaxTokens: configuration.defaultMaxTokens,
+                maxTokensCap: configuration.maxTokensCap),
+            maxBodyBytes: configuration.maxBodyBytes, startedAt: Int(Date().timeIntervalSince1970)
+        ).register(on: router)
+        router.get("/metrics") { [metrics, link] _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: metrics.exposition(for: link.latestSnapshot()))))
+        }
+        AdminRoutes(
+            link: link, token: configuration.adminToken, maxBodyBytes: configuration.maxBodyBytes,
+            eventInterval: configuration.adminEventInterval
+        ).register(on: router)
+        return router
+    }
+}
+
+public enum APIServerError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `run()` ended before the server listened (e.g. the port was in use).
+    case notListening
+
+    public var description: String { "the HTTP server is not listening" }
+}
+
+/// The bound port, published once by the server and awaited by any number of callers.
+private final class ListeningPort: Sendable {
+    private enum State {
+        case waiting([CheckedContinuation<Int, any Error>])
+        case bound(Int)
+        case stopped
+    }
+    private let state = Mutex<State>(.waiting([]))
+
+    func bound(_ port: Int?) {
+        guard let port else { return }
+        let waiters = state.withLock { state -> [CheckedContinuation<Int, any Error>] in
+            guard case .waiting(let waiters) = state else { return [] }
+            state = .bound(port)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: port) }
+    }
+
+    func stopped() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Int, any Error>] in
+            defer { state = .stopped }
+            guard case .waiting(let waiters) = state else { return [] }
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(throwing: APIServerError.notListening) }
+    }
+
+    func wait() async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            let immediate: Result<Int, any Error>? = state.withLock { state in
+                switch state {
+                case .bound(let port): return .success(port)
+                case .stopped: return .failure(APIServerError.notListening)
+                case .waiting(var waiters):
+                    waiters.append(continuation)
+                    state = .waiting(waiters)
+                    return nil
+                }
+            }
+            if let immediate { continuation.resume(with: immediate) }
+        }
+    }
+}

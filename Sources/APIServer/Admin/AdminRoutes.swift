@@ -1,0 +1,108 @@
+import Foundation
+import Hummingbird
+import ServingEngine
+
+/// `/admin/*`: what a remote console or a script needs to operate the engine — the snapshot, the
+/// command language, and a live stream of snapshots and events. All of it behind a bearer token;
+/// a request without the right token is answered 401 before any handler runs, so it changes nothing.
+///
+/// ```
+/// curl -H "Authorization: Bearer $T" localhost:8000/admin/state
+/// curl -H "Authorization: Bearer $T" -d '{"command": "drain node 5"}' localhost:8000/admin/commands
+/// curl -N -H "Authorization: Bearer $T" localhost:8000/admin/events
+/// ```
+struct AdminRoutes: Sendable {
+    let link: any EngineLink
+    let token: String
+    let maxBodyBytes: Int
+    let eventInterval: Duration
+
+    func register(on router: Router<BasicRequestContext>) {
+        let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: token))
+        admin.get("/state") { _, _ in
+            AdminWire.response(link.latestSnapshot())
+        }
+        admin.post("/commands") { request, _ in
+            var request = request
+            let line = try await commandLine(from: &request)
+            let reply = await send(line)
+            return AdminWire.response(
+                CommandResult(accepted: reply.accepted, message: reply.message),
+                status: reply.accepted ? .ok : .badRequest)
+        }
+        admin.get("/events") { request, _ in
+            AdminEventStream(link: link, interval: eventInterval).response(for: request)
+        }
+    }
+
+    private struct CommandBody: Decodable { var command: String }
+    private struct CommandResult: Encodable {
+        var accepted: Bool
+        var message: String
+    }
+
+    private func commandLine(from request: inout Request) async throws -> String {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: maxBodyBytes)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw APIError.bodyTooLarge(limitBytes: maxBodyBytes)
+        }
+        do {
+            return try JSONDecoder().decode(CommandBody.self, from: Data(buffer: buffer)).command
+        } catch {
+            throw APIError.undecodable(error)
+        }
+    }
+
+    /// `EngineLink.send` blocks until the engine thread applied the command (a few ms, at most
+    /// seconds); it runs on a Dispatch thread so it never holds one of the server's event loops.
+    private func send(_ line: String) async -> CommandReply {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: link.send(commandLine: line)) }
+        }
+    }
+}
+
+/// Lets a request through only with `Authorization: Bearer <token>`; otherwise 401 in the OpenAI
+/// error shape, with `WWW-Authenticate` as RFC 6750 asks.
+struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        guard AdminToken.authorizes(header: request.headers[.authorization], expected: token) else {
+            var response = APIError.unauthorized.response
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        return try await next(request, context)
+    }
+}
+
+/// JSON for the admin API. Snapshots may hold non-finite numbers (an imbalance over an idle pod);
+/// plain JSON has none, so they are written as the strings "NaN", "Infinity", "-Infinity" — a
+/// remote console decodes with the matching `nonConformingFloatDecodingStrategy`.
+enum AdminWire {
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return encoder
+    }
+
+    static func string(_ value: some Encodable) -> String {
+        guard let data = try? encoder().encode(value) else {
+            return #"{"error":{"message":"encoding failed"}}"#
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(string: string(value))))
+    }
+}

@@ -1,0 +1,44 @@
+/// The bearer token that guards `/admin/*`.
+///
+/// `xds serve` takes it from `--admin-token` or `XDS_ADMIN_TOKEN`; when neither is given it calls
+/// ``generate()`` and prints the result once (interfaces.md). Randomness from the system generator
+/// is fine here: this is a face, not the deterministic core.
+///
+/// ```swift
+/// let token = options.adminToken ?? env["XDS_ADMIN_TOKEN"] ?? AdminToken.generate()
+/// print("admin token: \(token)")
+/// ```
+public enum AdminToken {
+    /// 32 random bytes as 64 lowercase hex characters (256 bits).
+    public static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var token = ""
+        for _ in 0..<4 {
+            let word = generator.next() as UInt64
+            let hex = String(word, radix: 16)
+            token += String(repeating: "0", count: 16 - hex.count) + hex
+        }
+        return token
+    }
+
+    /// True when an `Authorization` header value carries `expected` as a bearer token. An empty
+    /// `expected` never matches, so a server started without a token keeps admin closed.
+    static func authorizes(header: String?, expected: String) -> Bool {
+        guard !expected.isEmpty, let header else { return false }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
+        return constantTimeEquals(Array(parts[1].utf8), Array(expected.utf8))
+    }
+
+    /// Compares without an early exit, so response time does not reveal how many leading bytes
+    /// of a guess were right.
+    private static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            let x = index < a.count ? a[index] : 0
+            let y = index < b.count ? b[index] : 0
+            difference |= x ^ y
+        }
+        return difference == 0
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Hummingbird
+
+/// An error as a client sees it: a status and OpenAI's error body,
+/// `{"error": {"message", "type", "param", "code"}}`.
+///
+/// Every failure the server reports goes through this type, on every route (admin included), so
+/// clients parse one shape and no Swift error description ever leaks into a response.
+struct APIError: Error, Sendable, Equatable {
+    var status: HTTPResponse.Status
+    var message: String
+    var type: String
+    var param: String?
+    var code: String?
+
+    static func invalidRequest(_ message: String, param: String?, code: String? = nil) -> APIError {
+        APIError(
+            status: .badRequest, message: message, type: "invalid_request_error", param: param, code: code)
+    }
+
+    static func modelNotFound(_ model: String) -> APIError {
+        APIError(
+            status: .notFound, message: "The model '\(model)' does not exist", type: "invalid_request_error",
+            param: "model", code: "model_not_found")
+    }
+
+    static func bodyTooLarge(limitBytes: Int) -> APIError {
+        APIError(
+            status: .contentTooLarge, message: "request body exceeds \(limitBytes) bytes",
+            type: "invalid_request_error", param: nil, code: "request_too_large")
+    }
+
+    static let unauthorized = APIError(
+        status: .unauthorized, message: "missing or wrong admin token (send 'Authorization: Bearer TOKEN')",
+        type: "authentication_error", param: nil, code: "invalid_token")
+
+    static func routeNotFound(_ method: HTTPRequest.Method, _ path: String) -> APIError {
+        APIError(
+            status: .notFound, message: "no route for \(method) \(path)", type: "invalid_request_error",
+            param: nil,
+            code: "not_found")
+    }
+
+    static let internalError = APIError(
+        status: .internalServerError, message: "internal server error", type: "server_error", param: nil,
+        code: nil)
+
+    /// The engine refused or lost the request. 429 = overloaded (retry later), 503 = cannot serve.
+    static func engine(reason: String, status: Int) -> APIError {
+        switch status {
+        case 429:
+            APIError(
+                status: .tooManyRequests, message: reason, type: "rate_limit_error", param: nil,
+                code: "rate_limit_exceeded")
+        case 400..<500:
+            APIError(
+                status: .init(code: status), message: reason, type: "invalid_request_error", param: nil,
+                code: nil)
+        default:
+            APIError(
+                status: .serviceUnavailable, message: reason, type: "service_unavailable_error", param: nil,
+                code: "service_unavailable")
+        }
+    }
+
+    /// The JSON body, keys in OpenAI's order; `param` and `code` are `null` when absent, as OpenAI does.
+    var json: String {
+        var detail = JSONObject()
+        detail.add("message", message)
+        detail.add("type", type)
+        detail.add("param", param)
+        detail.add("code", code)
+        var body = JSONObject()
+        body.add("error", raw: detail.json)
+        return body.json
+    }
+
+    var response: Response { JSONWire.response(json: json, status: status) }
+}
+
+/// JSON in and out, one configuration for the whole server.
+enum JSONWire {
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }
+
+    static func data(_ value: some Encodable) -> Data {
+        // Our own value types always encode; a failure would be a programming error, and the
+        // client still gets valid JSON rather than a crash.
+        (try? encoder().encode(value)) ?? Data(#"{"error":{"message":"encoding failed"}}"#.utf8)
+    }
+
+    static func string(_ value: some Encodable) -> String { String(decoding: data(value), as: UTF8.self) }
+
+    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        response(json: string(value), status: status)
+    }
+
+    /// A body already rendered as JSON text.
+    static func response(json: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(string: json)))
+    }
+}
+
+/// Turns whatever a route throws into the OpenAI error shape, and unknown paths into a JSON 404.
+struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return error.response
+        } catch let error as HTTPError where error.status == .notFound {
+            return APIError.routeNotFound(request.method, request.uri.path).response
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return APIError.bodyTooLarge(limitBytes: context.maxUploadSize).response
+        } catch let error as any HTTPResponseError where error.status.code < 500 {
+            // Hummingbird's own 4xx (e.g. 405 method not allowed): keep the status, our shape.
+            return APIError(
+                status: error.status, message: error.status.reasonPhrase, type: "invalid_request_error",
+                param: nil, code: nil
+            ).response
+        } catch {
+            return APIError.internalError.response
+        }
+    }
+}

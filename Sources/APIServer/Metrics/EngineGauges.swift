@@ -1,0 +1,91 @@
+import Prometheus
+import ServingEngine
+
+/// The `xds_*` gauges: what the simulated SuperPod looks like right now, read from a snapshot.
+///
+/// Totals the engine keeps (requests arrived, completed…) are exported as gauges with a `state`
+/// label rather than counters, because the face copies them from the snapshot instead of counting
+/// events itself; they only grow while one engine runs.
+struct EngineGauges: Sendable {
+    private let simTime: Gauge
+    private let paused: Gauge
+    private let outputTokensPerSecond: Gauge
+    private let requestsByState: [(state: String, gauge: Gauge, read: @Sendable (RequestCounts) -> Int)]
+    private let prefixHitRate: Gauge
+    private let expertImbalance: Gauge
+    private let expertRebalances: Gauge
+    private let faultsActive: Gauge
+    private let nodesDrained: Gauge
+    private let nodesDraining: Gauge
+
+    static let npuUtilization = "xds_npu_utilization"
+
+    init(registry r: PrometheusCollectorRegistry) {
+        simTime = r.makeGauge(
+            descriptor: .named("xds_sim_time_seconds", help: "Simulated time of the engine."))
+        paused = r.makeGauge(descriptor: .named("xds_engine_paused", help: "1 while the engine is paused."))
+        outputTokensPerSecond = r.makeGauge(
+            descriptor: .named(
+                "xds_output_tokens_per_second", help: "Output token throughput of the whole engine."))
+        let states: [(String, @Sendable (RequestCounts) -> Int)] = [
+            ("arrived", { $0.arrived }), ("completed", { $0.completed }), ("failed", { $0.failed }),
+            ("rejected", { $0.rejected }), ("in_flight", { $0.inFlight }),
+        ]
+        requestsByState = states.map { state, read in
+            (
+                state,
+                r.makeGauge(
+                    descriptor: .named(
+                        "xds_engine_requests",
+                        help: "Engine-wide request counts (all sources: HTTP, synthetic, trace)."),
+                    labels: [("state", state)]),
+                read
+            )
+        }
+        prefixHitRate = r.makeGauge(
+            descriptor: .named("xds_prefix_cache_hit_rate", help: "Engine-wide prefix cache hit rate, 0-1."))
+        expertImbalance = r.makeGauge(
+            descriptor: .named(
+                "xds_expert_imbalance", help: "Max over mean of per-die MoE load in decode (1 = balanced)."))
+        expertRebalances = r.makeGauge(
+            descriptor: .named("xds_expert_rebalances", help: "Expert rebalances completed so far."))
+        faultsActive = r.makeGauge(
+            descriptor: .named("xds_faults_active", help: "Injected faults not yet recovered."))
+        nodesDrained = r.makeGauge(
+            descriptor: .named("xds_nodes_drained", help: "Nodes drained by the operator."))
+        nodesDraining = r.makeGauge(descriptor: .named("xds_nodes_draining", help: "Nodes still draining."))
+    }
+
+    /// Sets every gauge from `snapshot`. Per-NPU gauges are created on first sight and dropped when
+    /// an NPU disappears from the snapshot, so a scrape never shows a stale NPU.
+    func update(from snapshot: Snapshot, npuGauges: inout [Int: Gauge], registry: PrometheusCollectorRegistry)
+    {
+        simTime.set(to: snapshot.simTime)
+        paused.set(to: snapshot.paused ? 1 : 0)
+        outputTokensPerSecond.set(to: snapshot.outputTokensPerSecond)
+        for entry in requestsByState { entry.gauge.set(to: Double(entry.read(snapshot.requests))) }
+        prefixHitRate.set(to: snapshot.kv.prefixHitRate)
+        expertImbalance.set(to: snapshot.experts.imbalance)
+        expertRebalances.set(to: Double(snapshot.experts.rebalances))
+        faultsActive.set(to: Double(snapshot.activeFaults.filter { $0.recoveredAt == nil }.count))
+        nodesDrained.set(to: Double(snapshot.drainedNodes.count))
+        nodesDraining.set(to: Double(snapshot.drainingNodes.count))
+
+        var seen = Set<Int>()
+        for npu in snapshot.npus {
+            seen.insert(npu.id)
+            let gauge =
+                npuGauges[npu.id]
+                ?? registry.makeGauge(
+                    descriptor: .named(
+                        Self.npuUtilization, help: "Busy share of each NPU over the last interval, 0-1."),
+                    labels: [("npu", String(npu.id))])
+            npuGauges[npu.id] = gauge
+            gauge.set(to: npu.utilization)
+        }
+        for (id, gauge) in npuGauges where !seen.contains(id) {
+            registry.unregisterGauge(gauge)
+            npuGauges[id] = nil
+        }
+    }
+}

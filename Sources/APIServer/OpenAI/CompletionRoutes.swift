@@ -1,0 +1,167 @@
+import ServingEngine
+import Foundation
+import Hummingbird
+
+/// The OpenAI-compatible routes: `POST /v1/chat/completions`, `POST /v1/completions`,
+/// `GET /v1/models`.
+///
+/// A request is sized (``PromptTokenizer``), submitted to the ``CompletionBackend``, and answered
+/// as the engine's events arrive: tokens are streamed when the simulated engine produces them, so
+/// the latency a client measures is the simulated engine's latency (paced at 1×).
+struct CompletionRoutes: Sendable {
+    let backend: any CompletionBackend
+    let metrics: ServingMetrics
+    let validator: CompletionValidator
+    let maxBodyBytes: Int
+    /// Unix time the server started; `created` of the served model.
+    let startedAt: Int
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/chat/completions") { request, _ in
+            var request = request
+            let body = try await decode(ChatCompletionBody.self, from: &request)
+            return try await serve(try validator.validate(body), flavor: .chat, request: request)
+        }
+        router.post("/v1/completions") { request, _ in
+            var request = request
+            let body = try await decode(TextCompletionBody.self, from: &request)
+            return try await serve(try validator.validate(body), flavor: .text, request: request)
+        }
+        router.get("/v1/models") { _, _ in
+            JSONWire.response(ModelList(data: [.init(id: backend.modelName, created: startedAt)]))
+        }
+    }
+
+    /// Reads at most `maxBodyBytes` (413 beyond) and decodes JSON (400 with the field at fault).
+    private func decode<Body: Decodable>(_ type: Body.Type, from request: inout Request) async throws -> Body
+    {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: maxBodyBytes)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw APIError.bodyTooLarge(limitBytes: maxBodyBytes)
+        }
+        do {
+            return try JSONDecoder().decode(Body.self, from: Data(buffer: buffer))
+        } catch {
+            throw APIError.undecodable(error)
+        }
+    }
+
+    /// Submits and waits for admission, which decides the status: a refusal is a plain JSON error
+    /// (429/503), an admission becomes a 200 (streamed or whole).
+    private func serve(_ completion: ValidatedCompletion, flavor: CompletionFlavor, request: Request)
+        async throws -> Response
+    {
+        let started = ContinuousClock.now
+        let stream = backend.submit(
+            CompletionRequest(
+                promptTokens: completion.promptTokens, maxTokens: completion.maxTokens, user: completion.user)
+        )
+        var events = stream.makeAsyncIterator()
+        // The backend answers admission at once (the contract); waiting here is not a client wait.
+        let requestID: Int
+        switch await events.next() {
+        case .accepted(let id):
+            requestID = id
+        case .failed(let reason, let status):
+            metrics.record(RequestOutcome(admitted: false, rejectedStatus: status))
+            throw APIError.engine(reason: reason, status: status)
+        default:
+            metrics.record(RequestOutcome(admitted: false, rejectedStatus: 503))
+            throw APIError.engine(reason: "the engine did not admit the request", status: 503)
+        }
+        let header = CompletionHeader(
+            id: flavor.idPrefix + String(requestID), created: Int(Date().timeIntervalSince1970),
+            model: completion.model, flavor: flavor)
+        let session = CompletionSession(
+            requestID: requestID, header: header, promptTokens: completion.promptTokens, events: events,
+            started: started, backend: backend, metrics: metrics)
+        if completion.stream {
+            return streamingResponse(session, includeUsage: completion.includeUsageInStream, request: request)
+        }
+        return try await wholeResponse(session, request: request)
+    }
+
+    /// Waits for the whole completion. If the client hangs up meanwhile, the engine is told.
+    private func wholeResponse(_ session: CompletionSession, request: Request) async throws -> Response {
+        var content = ""
+        let finishReason: String
+        do {
+            finishReason = try await request.body.consumeWithCancellationOnInboundClose { _ in
+                while true {
+                    switch try await session.next() {
+                    case .text(let text): content += text
+                    case .finished(let reason): return reason
+                    case .failed(let error): throw error
+                    }
+                    // Cancellation (the client left) ends the wait even between engine events.
+                    try Task.checkCancellation()
+                }
+            }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            session.clientLeft()
+            throw error
+        }
+        let choice = Choice(
+            flavor: session.header.flavor, streaming: false, content: content, finishReason: finishReason)
+        let body = CompletionBody(
+            header: session.header, streaming: false, choices: [choice], usage: session.usage)
+        var response = JSONWire.response(json: body.json)
+        // The inbound-close watch consumed the connection's read side; it cannot carry another request.
+        response.headers[.connection] = "close"
+        return response
+    }
+
+    /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A failure after the
+    /// stream started becomes an error chunk (OpenAI's error shape), then `[DONE]`.
+    private func streamingResponse(_ session: CompletionSession, includeUsage: Bool, request: Request)
+        -> Response
+    {
+        let header = session.header
+        @Sendable func chunk(_ choice: Choice?, usage: Usage? = nil) -> ByteBuffer {
+            let body = CompletionBody(
+                header: header, streaming: true, choices: choice.map { [$0] } ?? [], usage: usage)
+            return ByteBuffer(string: ServerSentEvent.data(body.json))
+        }
+        let body = ResponseBody { writer in
+            do {
+                try await request.body.consumeWithCancellationOnInboundClose { _ in
+                    if header.flavor == .chat {
+                        try await writer.write(
+                            chunk(Choice(flavor: .chat, streaming: true, role: "assistant")))
+                    }
+                    while true {
+                        switch try await session.next() {
+                        case .text(let text):
+                            try await writer.write(
+                                chunk(Choice(flavor: header.flavor, streaming: true, content: text)))
+                            try Task.checkCancellation()
+                            continue
+                        case .finished(let reason):
+                            try await writer.write(
+                                chunk(Choice(flavor: header.flavor, streaming: true, finishReason: reason)))
+                            if includeUsage { try await writer.write(chunk(nil, usage: session.usage)) }
+                        case .failed(let error):
+                            try await writer.write(
+                                ByteBuffer(string: ServerSentEvent.data(error.json)))
+                        }
+                        try await writer.write(ByteBuffer(string: ServerSentEvent.done))
+                        return
+                    }
+                }
+            } catch {
+                // The connection closed or a write failed: nobody is listening any more.
+                session.clientLeft()
+                return
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"],
+            body: body)
+    }
+}

@@ -1,0 +1,104 @@
+import ServingEngine
+import Synchronization
+
+/// One admitted completion as the HTTP face follows it: reads the engine's event stream, turns
+/// token counts into text, times the request, and makes sure the engine hears about a client that
+/// left (exactly once, and never after the request already ended).
+///
+/// The handler reads the first event (to choose the HTTP status) and the response body reads the
+/// rest, so the iterator moves between two tasks — one after the other, never at the same time,
+/// which is why the class may be `@unchecked Sendable`. Only `ended` is touched concurrently (by the
+/// inbound-close path), and it is atomic.
+final class CompletionSession: @unchecked Sendable {
+    let header: CompletionHeader
+    let promptTokens: Int
+    private let backend: any CompletionBackend
+    private let metrics: ServingMetrics
+    private var events: AsyncStream<CompletionEvent>.Iterator
+    private var text: SyntheticText
+    private let started: ContinuousClock.Instant
+    private var firstTokenAt: ContinuousClock.Instant?
+    private(set) var generatedTokens = 0
+    private var cachedPromptTokens = 0
+    private let requestID: Int
+    private let ended = Atomic<Bool>(false)
+
+    init(
+        requestID: Int, header: CompletionHeader, promptTokens: Int,
+        events: AsyncStream<CompletionEvent>.Iterator,
+        started: ContinuousClock.Instant, backend: any CompletionBackend, metrics: ServingMetrics
+    ) {
+        self.requestID = requestID
+        self.header = header
+        self.promptTokens = promptTokens
+        self.events = events
+        self.started = started
+        self.backend = backend
+        self.metrics = metrics
+        // Seeded by the engine's id: a replayed session says the same words.
+        self.text = SyntheticText(seed: requestID)
+    }
+
+    /// What the face does with the next engine event.
+    enum Step {
+        /// New output text (exactly as many tokenizer tokens as the engine produced).
+        case text(String)
+        case finished(reason: String)
+        case failed(APIError)
+    }
+
+    /// The next step, skipping bookkeeping events. Throws `CancellationError` when the task was
+    /// cancelled (the client left: the caller then calls ``clientLeft()``); a stream that ends
+    /// without a terminal element otherwise (the engine broke its contract) reads as a 503 failure.
+    func next() async throws -> Step {
+        while let event = await events.next() {
+            switch event {
+            case .accepted: continue
+            case .prefixCacheHit(let tokens): cachedPromptTokens += tokens
+            case .tokens(let count):
+                guard count > 0 else { continue }
+                if firstTokenAt == nil { firstTokenAt = .now }
+                generatedTokens += count
+                return .text(text.next(count))
+            case .finished(let reason):
+                return end(finishReason: reason == "length" ? "length" : "stop")
+            case .failed(let reason, let status):
+                _ = end(finishReason: nil)
+                return .failed(.engine(reason: reason, status: status))
+            }
+        }
+        // A cancelled wait also ends the iteration: that is the client leaving, not the engine failing.
+        try Task.checkCancellation()
+        _ = end(finishReason: nil)
+        return .failed(.engine(reason: "the engine closed the request without finishing it", status: 503))
+    }
+
+    /// The client went away (connection closed or a write failed): tell the engine, count an abort.
+    func clientLeft() {
+        guard !ended.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        backend.cancel(requestID: requestID)
+        record(finishReason: nil)
+    }
+
+    var usage: Usage { Usage(promptTokens: promptTokens, completionTokens: generatedTokens) }
+
+    private func end(finishReason: String?) -> Step {
+        if !ended.exchange(true, ordering: .acquiringAndReleasing) { record(finishReason: finishReason) }
+        return .finished(reason: finishReason ?? "abort")
+    }
+
+    private func record(finishReason: String?) {
+        let now = ContinuousClock.now
+        metrics.record(
+            RequestOutcome(
+                admitted: true, promptTokens: promptTokens, cachedPromptTokens: cachedPromptTokens,
+                generatedTokens: generatedTokens, finishReason: finishReason,
+                timeToFirstTokenSeconds: firstTokenAt.map { Self.seconds($0 - started) },
+                endToEndSeconds: Self.seconds(now - started)))
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

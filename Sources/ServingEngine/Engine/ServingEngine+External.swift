@@ -1,0 +1,100 @@
+import SimKit
+
+/// Progress of a request submitted from outside the workload (an HTTP client), for its stream.
+public struct StreamUpdate: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Taken in and placed on a prefill TE.
+        case accepted
+        /// `n` more output tokens (a step can yield several with MTP).
+        case tokens(Int)
+        /// Done; `lengthCapped` when the output stopped at the client's `max_tokens`.
+        case finished(lengthCapped: Bool)
+        /// Not served or lost: 429 rejected by admission, 400 can never fit, 503 failed (fault).
+        case failed(reason: String, status: Int)
+    }
+    public var id: Int
+    public var kind: Kind
+    public init(id: Int, kind: Kind) {
+        self.id = id
+        self.kind = kind
+    }
+}
+
+/// Requests from outside the workload (architecture.md: "arrival (workload generator, trace,
+/// or HTTP)"): submitted as commands, streamed as the engine produces their tokens, cancellable.
+extension ServingEngine {
+    /// External request ids live far above any workload's (which count from 0).
+    static let firstExternalID = 1 << 40
+
+    /// Takes a request in now. Its output length follows the synthetic chat traffic's
+    /// distribution (the data plane is simulated, so the engine decides when it stops), capped at
+    /// `maxTokens`. Returns the id; progress arrives through ``takeStreamUpdates()``.
+    public func submitExternal(promptTokens: Int, maxTokens: Int, tag: String = "chat") -> Int {
+        let id = nextExternalID
+        nextExternalID += 1
+        let natural = Int(SyntheticWorkload.TrafficClass.chat.outputTokens.sample(using: &externalLengths).rounded())
+        let output = max(1, min(maxTokens, natural))
+        let spec = RequestSpec(id: id, arrival: now, promptTokens: max(1, promptTokens), outputTokens: output,
+                               prefixHashes: [], prefixBlockTokens: configuration.kvBlockTokens, tag: tag)
+        watched[id] = 0
+        admit(spec)
+        requests[id]?.maxTokens = maxTokens
+        return id
+    }
+
+    /// The client went away. The request stops at its next decode step (or, if it has not reached
+    /// decode yet, after one step there), its KV is freed and it counts as failed with reason
+    /// "cancelled". Unknown or finished ids are ignored.
+    public func cancelExternal(id: Int) {
+        guard var request = requests[id], !request.cancelled else { return }
+        request.cancelled = true
+        requests[id] = request
+        watched.removeValue(forKey: id)
+        let index = request.decodeInstance
+        // Already decoding: move its finish to the next step.
+        guard index >= 0, request.finishStep > instances[index].stepIndex + 1,
+              var due = instances[index].finishing[request.finishStep] else { return }
+        due.removeAll { $0 == id }
+        instances[index].finishing[request.finishStep] = due.isEmpty ? nil : due
+        let next = instances[index].stepIndex + 1
+        instances[index].finishing[next, default: []].append(id)
+        requests[id]?.finishStep = next
+    }
+
+    /// Progress of external requests since the last call, in the order it happened.
+    public func takeStreamUpdates() -> [StreamUpdate] {
+        defer { streamUpdates.removeAll(keepingCapacity: true) }
+        return streamUpdates
+    }
+
+    /// A request's fixed rounding phase in [0, 1): its n-th decode step has produced
+    /// ⌊n·(1 + acceptance) + phase⌋ tokens.
+    func tokenPhase(_ id: Int) -> Double {
+        Double(StableHash.mix(UInt64(bitPattern: Int64(id))) >> 11) / Double(1 << 53)
+    }
+
+    /// Tokens produced this step by the watched requests decoding on `index`.
+    func reportTokens(_ index: Int, step: Int) {
+        for (id, reported) in watched {
+            guard let request = requests[id], request.decodeInstance == index, request.stage == .decode,
+                  request.finishStep > 0, step > request.joinStep, step < request.finishStep else { continue }
+            let produced = min(request.outputTokens,
+                               Int((Double(step - request.joinStep) * tokensPerStep + tokenPhase(id)).rounded(.down)))
+            if produced > reported {
+                watched[id] = produced
+                streamUpdates.append(StreamUpdate(id: id, kind: .tokens(produced - reported)))
+            }
+        }
+    }
+
+    /// Bookkeeping of a cancelled request that has released its resources.
+    func leaveCancelled(_ request: RequestState, location: String) {
+        let id = request.spec.id
+        telemetry.failed += 1
+        telemetry.log(EngineEvent(time: now, kind: .requestCancelled, message: "request \(id) cancelled by its client",
+                                  requestId: id))
+        telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .cancelled,
+                                         promptTokens: request.spec.promptTokens, outputTokens: request.outputTokens,
+                                         location: location, finishedAt: now, reason: "cancelled"))
+    }
+}

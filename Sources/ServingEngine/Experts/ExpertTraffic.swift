@@ -1,0 +1,78 @@
+import Foundation
+import SimKit
+
+/// Which experts the traffic favours: a blend of per-traffic-class profiles (a code-heavy or
+/// chat-heavy phase moves the hot set) that drifts as a slow, mean-reverting random walk.
+/// Popularity belongs to the model and its traffic, so one instance serves the whole engine.
+///
+/// ```swift
+/// var traffic = ExpertTraffic(shape: shape, seed: 1)
+/// traffic.setMix(["reasoning": 0.8, "chat": 0.2])
+/// traffic.advanceDrift(seconds: 10)
+/// let p = traffic.popularity                       // layers × experts, mean 1 per layer
+/// ```
+public struct ExpertTraffic: Sendable {
+    public let shape: ModelSpecShape
+    public private(set) var profiles: [String: ExpertPopularity]
+    public private(set) var mix: [String: Double]
+    public private(set) var popularity: ExpertPopularity
+    private var drift: [[Double]]
+    private var rng: RandomStream
+    /// Random-walk step of the drift per √second (documented default: the papers give no rate).
+    public var driftPerRootSecond = 0.02
+
+    public init(shape: ModelSpecShape, seed: UInt64, skewed: Bool = true, classes: [String] = ["chat", "reasoning"]) {
+        self.shape = shape
+        let streams = RandomStreams(seed: seed)
+        var profiles: [String: ExpertPopularity] = [:]
+        for name in classes.sorted() {
+            var r = streams.stream("expert-popularity/\(name)")
+            profiles[name] = skewed ? .skewed(model: shape, using: &r) : .uniform(layers: shape.moeLayers, experts: shape.experts)
+        }
+        self.profiles = profiles
+        mix = Dictionary(uniqueKeysWithValues: classes.map { ($0, 1 / Double(classes.count)) })
+        drift = Array(repeating: Array(repeating: 0, count: shape.experts), count: shape.moeLayers)
+        rng = streams.stream("expert-drift")
+        popularity = .uniform(layers: shape.moeLayers, experts: shape.experts)
+        recompute()
+    }
+
+    /// Sets the traffic mix (e.g. ["chat": 0.2, "reasoning": 0.8]); unknown classes are ignored.
+    public mutating func setMix(_ weights: [String: Double]) {
+        let known = weights.filter { profiles[$0.key] != nil && $0.value > 0 }
+        let total = known.values.reduce(0, +)
+        guard total > 0 else { return }
+        mix = known.mapValues { $0 / total }
+        recompute()
+    }
+
+    /// Advances the drift random walk by `seconds` of simulated time.
+    public mutating func advanceDrift(seconds: Double) {
+        guard seconds > 0, driftPerRootSecond > 0 else { return }
+        let sigma = driftPerRootSecond * seconds.squareRoot()
+        for l in drift.indices {
+            for e in drift[l].indices {
+                // Mean-reverting, so hot sets wander without the skew running away.
+                drift[l][e] = 0.98 * drift[l][e] + sigma * Normal.standard(using: &rng)
+            }
+        }
+        recompute()
+    }
+
+    private mutating func recompute() {
+        var rows: [[Double]] = []
+        rows.reserveCapacity(shape.moeLayers)
+        let blend = mix.sorted { $0.key < $1.key }
+        for l in 0..<shape.moeLayers {
+            var row = Array(repeating: 0.0, count: shape.experts)
+            for (name, weight) in blend {
+                guard let p = profiles[name] else { continue }
+                for e in 0..<shape.experts { row[e] += weight * p.layers[l][e] }
+            }
+            for e in 0..<shape.experts { row[e] *= Foundation.exp(drift[l][e]) }
+            let mean = row.reduce(0, +) / Double(shape.experts)
+            rows.append(row.map { mean > 0 ? $0 / mean : 1 })
+        }
+        popularity = ExpertPopularity(layers: rows)
+    }
+}

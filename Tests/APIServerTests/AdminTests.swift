@@ -1,0 +1,121 @@
+import Foundation
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import APIServer
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// The admin API: bearer token, snapshot, commands, and the event stream a remote console reads.
+@Suite(.serialized, .timeLimit(.minutes(1)))
+struct AdminTests {
+    @Test func withoutTheRightTokenNothingHappens() async throws {
+        try await LiveServer.with { server in
+            for token in [nil, "wrong-token", ""] as [String?] {
+                let command = try await server.post(
+                    "/admin/commands", json: ["command": "drain node 5"], token: token)
+                #expect(command.status == 401)
+                #expect(command.headers["www-authenticate"] == "Bearer")
+                let error = try #require(try command.json()["error"] as? [String: Any])
+                #expect(error["type"] as? String == "authentication_error")
+                #expect(try await server.get("/admin/state", token: token).status == 401)
+                #expect(try await server.get("/admin/events", token: token).status == 401)
+            }
+            // A raw header that is not a bearer credential is refused too.
+            var request = URLRequest(url: server.baseURL.appendingPathComponent("/admin/state"))
+            request.setValue(LiveServer.token, forHTTPHeaderField: "Authorization")
+            let (_, response) = try await server.session.data(for: request)
+            #expect((response as? HTTPURLResponse)?.statusCode == 401)
+            #expect(server.link.receivedCommands.isEmpty)
+            #expect(server.link.latestSnapshot().drainedNodes.isEmpty)
+        }
+    }
+
+    @Test func stateIsTheSnapshotAsJSON() async throws {
+        try await LiveServer.with { server in
+            let reply = try await server.get("/admin/state", token: LiveServer.token)
+            #expect(reply.status == 200)
+            let snapshot = try JSONDecoder().decode(Snapshot.self, from: reply.body)
+            #expect(snapshot == server.link.latestSnapshot())
+        }
+    }
+
+    @Test func commandsAreSentAndRepliedTo() async throws {
+        try await LiveServer.with { server in
+            let accepted = try await server.post(
+                "/admin/commands", json: ["command": "drain node 1"], token: LiveServer.token)
+            #expect(accepted.status == 200)
+            let body = try accepted.json()
+            #expect(body["accepted"] as? Bool == true)
+            #expect((body["message"] as? String)?.contains("drain node 1") == true)
+            #expect(server.link.latestSnapshot().drainedNodes == [1])
+
+            let rejected = try await server.post(
+                "/admin/commands", json: ["command": "drain nod 1"], token: LiveServer.token)
+            #expect(rejected.status == 400)
+            let reason = try rejected.json()
+            #expect(reason["accepted"] as? Bool == false)
+            #expect((reason["message"] as? String)?.isEmpty == false)
+            #expect(server.link.receivedCommands == ["drain node 1", "drain nod 1"])
+
+            let malformed = try await server.post(
+                "/admin/commands", json: ["cmd": "x"], token: LiveServer.token)
+            #expect(malformed.status == 400)
+            #expect(server.link.receivedCommands.count == 2)
+        }
+    }
+
+    @Test func eventStreamSendsSnapshotsAndEachEventOnce() async throws {
+        let link = RecordingEngineLink()
+        link.log(EngineEvent(time: 0.5, kind: .info, message: "engine started"))
+        try await LiveServer.with(link: link, eventInterval: .milliseconds(20)) { server in
+            var request = URLRequest(url: server.baseURL.appendingPathComponent("/admin/events"))
+            request.setValue("Bearer \(LiveServer.token)", forHTTPHeaderField: "Authorization")
+            let reader = StreamReader(request)
+            #expect(await eventually { reader.text.contains("engine started") })
+            link.log(EngineEvent(time: 2, kind: .fault, severity: .error, message: "fault npu 3"))
+            #expect(await eventually { reader.text.contains("fault npu 3") })
+            // A few more snapshot intervals, then count.
+            try await Task.sleep(for: .milliseconds(120))
+            reader.disconnect()
+            #expect(reader.status == 200)
+            let frames = parseSSE(
+                String(
+                    reader.text.prefix(upTo: reader.text.range(of: "\n\n", options: .backwards)!.upperBound)))
+            let snapshots = frames.filter { $0.event == "snapshot" }
+            let events = frames.filter { $0.event == "event" }
+            #expect(snapshots.count >= 3)
+            #expect(
+                events.map { try! JSONDecoder().decode(EngineEvent.self, from: Data($0.data.utf8)).message }
+                    == ["engine started", "fault npu 3"])
+            let last = try JSONDecoder().decode(
+                Snapshot.self, from: Data(try #require(snapshots.last).data.utf8))
+            #expect(last.events.count == 2)
+        }
+    }
+
+    @Test func ringFollowerReturnsOnlyUnseenEvents() {
+        func e(_ n: Int) -> EngineEvent { EngineEvent(time: Double(n), kind: .info, message: "e\(n)") }
+        var follower = EventRingFollower()
+        #expect(Array(follower.newEvents(in: [e(1), e(2)])) == [e(1), e(2)])
+        #expect(follower.newEvents(in: [e(1), e(2)]).isEmpty)
+        #expect(Array(follower.newEvents(in: [e(2), e(3), e(4)])) == [e(3), e(4)])  // ring dropped e1
+        #expect(Array(follower.newEvents(in: [e(7), e(8)])) == [e(7), e(8)])  // overran the ring
+        #expect(follower.newEvents(in: []).isEmpty)
+    }
+
+    @Test func generatedTokensAreRandomAndLongEnough() {
+        let a = AdminToken.generate(), b = AdminToken.generate()
+        #expect(a.count == 64 && b.count == 64)
+        #expect(a != b)
+        #expect(a.allSatisfy { $0.isHexDigit })
+        #expect(AdminToken.authorizes(header: "Bearer \(a)", expected: a))
+        #expect(AdminToken.authorizes(header: "bearer \(a)", expected: a))
+        #expect(!AdminToken.authorizes(header: "Bearer \(b)", expected: a))
+        #expect(!AdminToken.authorizes(header: "Bearer ", expected: ""))
+        #expect(!AdminToken.authorizes(header: nil, expected: a))
+    }
+}

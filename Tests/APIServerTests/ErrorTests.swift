@@ -1,0 +1,188 @@
+import ServingEngine
+import APIServer
+import Foundation
+import Testing
+import XDSTestSupport
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Every failure a client can cause or meet, in OpenAI's error shape, with no Swift internals.
+@Suite(.serialized, .timeLimit(.minutes(1)))
+struct ErrorTests {
+    /// Checks the `{"error": {"message", "type", "param", "code"}}` shape and returns the detail.
+    @discardableResult
+    func expectOpenAIError(_ reply: LiveServer.Reply, status: Int, type: String, code: String? = nil)
+        throws -> [String: Any]
+    {
+        #expect(reply.status == status, "\(reply.text)")
+        #expect(reply.headers["content-type"]?.hasPrefix("application/json") == true)
+        let detail = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+        #expect(Set(detail.keys) == ["message", "type", "param", "code"])
+        #expect((detail["message"] as? String)?.isEmpty == false)
+        #expect(detail["type"] as? String == type)
+        if let code { #expect(detail["code"] as? String == code) }
+        // No Swift error dumps: those mention types, files or "Error(" descriptions.
+        for leak in ["Swift.", "DecodingError", "Context(", ".swift", "codingPath"] {
+            #expect(!reply.text.contains(leak), "response leaks '\(leak)': \(reply.text)")
+        }
+        return detail
+    }
+
+    @Test func unknownModelIs404() async throws {
+        try await LiveServer.with { server in
+            let reply = try await server.post(
+                "/v1/chat/completions",
+                json: ["model": "gpt-4o", "messages": [["role": "user", "content": "hi"]]])
+            let detail = try expectOpenAIError(
+                reply, status: 404, type: "invalid_request_error", code: "model_not_found")
+            #expect(detail["param"] as? String == "model")
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
+    @Test func invalidBodiesAre400() async throws {
+        try await LiveServer.with { server in
+            try expectOpenAIError(
+                try await server.post("/v1/chat/completions", raw: "{not json"), status: 400,
+                type: "invalid_request_error")
+            let missing = try expectOpenAIError(
+                try await server.post("/v1/chat/completions", json: ["model": "deepseek-r1"]), status: 400,
+                type: "invalid_request_error")
+            #expect(missing["param"] as? String == "messages")
+            let wrongType = try expectOpenAIError(
+                try await server.post(
+                    "/v1/chat/completions",
+                    json: ["messages": [["role": "user", "content": "x"]], "max_tokens": "9"]),
+                status: 400, type: "invalid_request_error")
+            #expect(wrongType["param"] as? String == "max_tokens")
+            try expectOpenAIError(
+                try await server.post("/v1/chat/completions", json: ["messages": []]), status: 400,
+                type: "invalid_request_error")
+            let notObject = try expectOpenAIError(
+                try await server.post("/v1/chat/completions", raw: "[1, 2]"), status: 400,
+                type: "invalid_request_error")
+            #expect(notObject["message"] as? String == "request body must be a JSON object")
+            let nested = try expectOpenAIError(
+                try await server.post("/v1/chat/completions", json: ["messages": [["content": "no role"]]]),
+                status: 400, type: "invalid_request_error")
+            #expect(nested["param"] as? String == "messages[0].role")
+            try expectOpenAIError(
+                try await server.post("/v1/completions", json: ["prompt": ["a", "b"]]), status: 400,
+                type: "invalid_request_error")
+            try expectOpenAIError(
+                try await server.post("/v1/completions", json: ["prompt": "x", "max_tokens": 0]), status: 400,
+                type: "invalid_request_error")
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
+    @Test func onlyOneChoiceIsServed() async throws {
+        try await LiveServer.with { server in
+            let detail = try expectOpenAIError(
+                try await server.post(
+                    "/v1/chat/completions", json: ["messages": [["role": "user", "content": "hi"]], "n": 2]),
+                status: 400, type: "invalid_request_error")
+            #expect(detail["param"] as? String == "n")
+        }
+    }
+
+    @Test func oversizedBodyIs413() async throws {
+        try await LiveServer.with { server in
+            let huge = String(repeating: "a", count: (1 << 20) + 10)
+            let reply = try await server.post("/v1/completions", raw: #"{"prompt": "\#(huge)"}"#)
+            try expectOpenAIError(
+                reply, status: 413, type: "invalid_request_error", code: "request_too_large")
+        }
+    }
+
+    @Test func maxTokensIsCapped() async throws {
+        try await LiveServer.with { server in
+            let reply = try await server.post(
+                "/v1/completions", json: ["prompt": "x", "max_tokens": 1_000_000])
+            #expect(reply.status == 200)
+            #expect(server.backend.submitted.first?.maxTokens == 16_384)
+        }
+    }
+
+    @Test func overloadedEngineAnswers429And503() async throws {
+        let backend = FakeCompletionBackend()
+        try await LiveServer.with(backend: backend) { server in
+            let messages = [["role": "user", "content": "hi"]]
+            backend.mode = .reject(reason: "prefill queues are full")
+            let rejected = try await server.post(
+                "/v1/chat/completions", json: ["messages": messages, "stream": true])
+            let detail = try expectOpenAIError(
+                rejected, status: 429, type: "rate_limit_error", code: "rate_limit_exceeded")
+            #expect(detail["message"] as? String == "prefill queues are full")
+
+            backend.mode = .unavailable(reason: "no healthy decode group")
+            try expectOpenAIError(
+                try await server.post("/v1/completions", json: ["prompt": "hi"]), status: 503,
+                type: "service_unavailable_error")
+
+            backend.mode = .refuse(status: 400, reason: "prompt exceeds every instance's KV capacity")
+            let never = try expectOpenAIError(
+                try await server.post("/v1/completions", json: ["prompt": "hi"]), status: 400,
+                type: "invalid_request_error")
+            #expect(never["message"] as? String == "prompt exceeds every instance's KV capacity")
+
+            let metrics = PrometheusText(try await server.get("/metrics").text)
+            #expect(metrics.sum("xds_http_requests_rejected_total", containing: [#"status="400""#]) == 1)
+            #expect(metrics.sum("xds_http_requests_rejected_total", containing: [#"status="429""#]) == 1)
+            #expect(metrics.sum("xds_http_requests_rejected_total", containing: [#"status="503""#]) == 1)
+            #expect(metrics.sum("vllm:request_success_total") == 0)
+        }
+    }
+
+    @Test func failureMidStreamIsAnErrorChunkThenDone() async throws {
+        let backend = FakeCompletionBackend(outputTokens: 50)
+        backend.mode = .failAfter(tokens: 4, reason: "NPU 37 failed")
+        try await LiveServer.with(backend: backend) { server in
+            let reply = try await server.post(
+                "/v1/chat/completions",
+                json: ["messages": [["role": "user", "content": "hi"]], "stream": true])
+            #expect(reply.status == 200)
+            let stream = try parseCompletionStream(reply.text, chat: true)
+            #expect(PromptTokenizer.count(stream.content) == 4)
+            #expect(stream.error?["message"] as? String == "NPU 37 failed")
+            #expect(stream.error?["type"] as? String == "service_unavailable_error")
+            #expect(stream.endedWithDone)
+
+            let whole = try await server.post("/v1/completions", json: ["prompt": "hi"])
+            try expectOpenAIError(whole, status: 503, type: "service_unavailable_error")
+        }
+    }
+
+    @Test func anEngineWithoutSubmissionStillServesTheRest() async throws {
+        let server = APIServer(
+            configuration: .init(adminToken: LiveServer.token), link: RecordingEngineLink(),
+            backend: UnavailableCompletionBackend(
+                modelName: "deepseek-r1", reason: "not accepting HTTP requests"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let base = "http://127.0.0.1:\(try await server.boundPort())"
+            var request = URLRequest(url: URL(string: base + "/v1/completions")!)
+            request.httpMethod = "POST"
+            request.httpBody = Data(#"{"prompt": "hi"}"#.utf8)
+            let (data, response) = try await URLSession.shared.data(for: request)
+            #expect((response as? HTTPURLResponse)?.statusCode == 503)
+            #expect(String(decoding: data, as: UTF8.self).contains("not accepting HTTP requests"))
+            let (_, ready) = try await URLSession.shared.data(from: URL(string: base + "/ready")!)
+            #expect((ready as? HTTPURLResponse)?.statusCode == 503)
+            let (_, health) = try await URLSession.shared.data(from: URL(string: base + "/health")!)
+            #expect((health as? HTTPURLResponse)?.statusCode == 200)
+            let (_, metrics) = try await URLSession.shared.data(from: URL(string: base + "/metrics")!)
+            #expect((metrics as? HTTPURLResponse)?.statusCode == 200)
+            group.cancelAll()
+        }
+    }
+
+    @Test func unknownRouteIsJSON404() async throws {
+        try await LiveServer.with { server in
+            try expectOpenAIError(
+                try await server.get("/v2/nothing"), status: 404, type: "invalid_request_error")
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import APIServer
+import Foundation
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+/// `/metrics` (vLLM names, counters that agree with what was sent) and the health probes.
+@Suite(.serialized, .timeLimit(.minutes(1)))
+struct MetricsAndHealthTests {
+    @Test func metricsCountWhatWasServedAndShowTheEngine() async throws {
+        let backend = FakeCompletionBackend(outputTokens: 10, prefixHitShare: 0.5)
+        try await LiveServer.with(backend: backend) { server in
+            var promptTokens = 0, completionTokens = 0
+            for (stream, maxTokens) in [(false, 4), (false, 100), (true, 100)] {
+                let reply = try await server.post(
+                    "/v1/completions",
+                    json: [
+                        "prompt": "Count these eight tokens, please", "stream": stream,
+                        "max_tokens": maxTokens,
+                        "stream_options": ["include_usage": true],
+                    ])
+                #expect(reply.status == 200)
+                let usage: [String: Any]?
+                if stream {
+                    usage = try parseCompletionStream(reply.text, chat: false).usage
+                } else {
+                    usage = try reply.json()["usage"] as? [String: Any]
+                }
+                promptTokens += try #require(usage?["prompt_tokens"] as? Int)
+                completionTokens += try #require(usage?["completion_tokens"] as? Int)
+            }
+            #expect(completionTokens == 4 + 10 + 10)
+
+            let reply = try await server.get("/metrics")
+            #expect(reply.status == 200)
+            #expect(reply.headers["content-type"]?.hasPrefix("text/plain") == true)
+            let m = PrometheusText(reply.text)
+            let model = #"model_name="deepseek-r1""#
+            #expect(m.sum("vllm:request_success_total", containing: [model]) == 3)
+            #expect(m.sum("vllm:request_success_total", containing: [#"finished_reason="length""#]) == 1)
+            #expect(m.sum("vllm:request_success_total", containing: [#"finished_reason="stop""#]) == 2)
+            #expect(m.sum("vllm:prompt_tokens_total") == Double(promptTokens))
+            #expect(m.sum("vllm:generation_tokens_total") == Double(completionTokens))
+            #expect(m.sum("vllm:prefix_cache_queries_total") == Double(promptTokens))
+            #expect(m.sum("vllm:prefix_cache_hits_total") == Double(3 * (promptTokens / 3 / 2)))
+            for histogram in [
+                "vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seconds",
+                "vllm:time_per_output_token_seconds",
+            ] {
+                #expect(m.types[histogram] == "histogram")
+                #expect(m.sum(histogram + "_count") == 3)
+                #expect(m.samples[histogram + #"_bucket{model_name="deepseek-r1",le="+Inf"}"#] == 3)
+                #expect(m.sum(histogram + "_sum") > 0)
+            }
+            // Gauges are the engine's, from the snapshot at scrape time.
+            #expect(m.sum("vllm:num_requests_running") == 3)
+            #expect(m.sum("vllm:num_requests_waiting") == 2)
+            #expect(m.sum("vllm:kv_cache_usage_perc") == 0.42)
+            #expect(m.types["vllm:num_requests_running"] == "gauge")
+            #expect(m.types["vllm:prompt_tokens_total"] == "counter")
+            #expect(m.samples[#"xds_npu_utilization{npu="5"}"#] == 0.5)
+            #expect(m.sum("xds_npu_utilization") > 0)
+            #expect(m.sum("xds_expert_imbalance") == 1.25)
+
+            server.link.update { s in
+                s.activeFaults = [FaultStatus(id: 1, description: "npu 3 down", injectedAt: 1)]
+                s.drainedNodes = [1]
+                s.npus.removeLast()
+            }
+            let after = PrometheusText(try await server.get("/metrics").text)
+            #expect(after.sum("xds_faults_active") == 1)
+            #expect(after.sum("xds_nodes_drained") == 1)
+            #expect(after.samples[#"xds_npu_utilization{npu="7"}"#] == nil)
+        }
+    }
+
+    /// The only test that touches the process-wide MetricsSystem (it can be bootstrapped once).
+    @Test func hummingbirdHTTPMetricsJoinOnceBootstrapped() async throws {
+        try await LiveServer.with { server in
+            #expect(server.api.bootstrapMetricsSystem())
+            #expect(!server.api.bootstrapMetricsSystem())
+            #expect(try await server.get("/v1/models").status == 200)
+            let m = PrometheusText(try await server.get("/metrics").text)
+            #expect(m.sum("hb_requests", containing: ["/v1/models"]) == 1)
+            #expect(m.sum("vllm:request_success_total") == 0)
+        }
+    }
+
+    @Test func healthAndReadiness() async throws {
+        try await LiveServer.with { server in
+            #expect(try await server.get("/health").status == 200)
+            let ready = try await server.get("/ready")
+            #expect(ready.status == 200)
+            #expect(try ready.json()["ready"] as? Bool == true)
+
+            server.link.update { $0.paused = true }
+            let paused = try await server.get("/ready")
+            #expect(paused.status == 503)
+            #expect(try paused.json()["reason"] as? String == "the engine is paused")
+            #expect(try await server.get("/health").status == 200)
+
+            server.link.update { s in
+                s.paused = false
+                for index in s.npus.indices where s.npus[index].role == .decode {
+                    s.npus[index].faulted = true
+                }
+            }
+            #expect(try await server.get("/ready").status == 503)
+            server.link.update { s in
+                for index in s.npus.indices { s.npus[index].faulted = false }
+                for index in s.npus.indices where s.npus[index].role == .prefill {
+                    s.npus[index].drained = true
+                }
+            }
+            #expect(try await server.get("/ready").status == 503)
+            server.link.update { s in for index in s.npus.indices { s.npus[index].drained = false } }
+            #expect(try await server.get("/ready").status == 200)
+        }
+    }
+}

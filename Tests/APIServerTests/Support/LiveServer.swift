@@ -1,0 +1,107 @@
+import ServingEngine
+import APIServer
+import Foundation
+import Testing
+import XDSTestSupport
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A real ``APIServer`` on 127.0.0.1, port 0, for the duration of one test, with a client for it.
+/// No HummingbirdTesting (it would pull AsyncHTTPClient and BoringSSL into the build): plain
+/// URLSession against a live socket, which also tests what a real client sees.
+struct LiveServer {
+    static let token = "test-token-0123456789"
+
+    let baseURL: URL
+    let backend: FakeCompletionBackend
+    let link: RecordingEngineLink
+    let session: URLSession
+    let api: APIServer
+    var port: Int { baseURL.port ?? 0 }
+
+    /// Runs `body` against a fresh server and stops the server afterwards, whatever happens.
+    static func with(
+        backend: FakeCompletionBackend = FakeCompletionBackend(),
+        link: RecordingEngineLink = RecordingEngineLink(),
+        eventInterval: Duration = .milliseconds(50),
+        _ body: (LiveServer) async throws -> Void
+    ) async throws {
+        let server = APIServer(
+            configuration: .init(adminToken: token, adminEventInterval: eventInterval), link: link,
+            backend: backend)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try await server.boundPort()
+            let configuration = URLSessionConfiguration.ephemeral
+            configuration.timeoutIntervalForRequest = 30  // generous: parallel tests share two cores
+            configuration.httpMaximumConnectionsPerHost = 64
+            let live = LiveServer(
+                baseURL: URL(string: "http://127.0.0.1:\(port)")!, backend: backend, link: link,
+                session: URLSession(configuration: configuration), api: server)
+            defer { live.session.invalidateAndCancel() }
+            do {
+                try await body(live)
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+        }
+    }
+
+    struct Reply {
+        var status: Int
+        var body: Data
+        var headers: [String: String]
+        var text: String { String(decoding: body, as: UTF8.self) }
+        func json() throws -> [String: Any] {
+            try #require(
+                try JSONSerialization.jsonObject(with: body) as? [String: Any], "not a JSON object: \(text)")
+        }
+    }
+
+    func request(_ method: String, _ path: String, body: Data? = nil, token: String? = nil) async throws
+        -> Reply
+    {
+        var request = URLRequest(url: baseURL.appendingPathComponent(path))
+        request.httpMethod = method
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (data, response) = try await session.data(for: request)
+        let http = try #require(response as? HTTPURLResponse)
+        var headers: [String: String] = [:]
+        for (key, value) in http.allHeaderFields {
+            if let key = key as? String, let value = value as? String { headers[key.lowercased()] = value }
+        }
+        return Reply(status: http.statusCode, body: data, headers: headers)
+    }
+
+    func get(_ path: String, token: String? = nil) async throws -> Reply {
+        try await request("GET", path, token: token)
+    }
+
+    func post(_ path: String, json: [String: Any], token: String? = nil) async throws -> Reply {
+        try await request("POST", path, body: try JSONSerialization.data(withJSONObject: json), token: token)
+    }
+
+    func post(_ path: String, raw: String, token: String? = nil) async throws -> Reply {
+        try await request("POST", path, body: Data(raw.utf8), token: token)
+    }
+}
+
+/// Waits until `condition` holds, checking every 10 ms, for at most `seconds`. Generous on purpose:
+/// in a full `swift test` other suites can hold both cooperative threads for seconds, starving the
+/// server's handlers too; a passing condition returns at once anyway.
+func eventually(within seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}

@@ -1,0 +1,76 @@
+import PodModel
+import Testing
+import XDSTestSupport
+@testable import ServingEngine
+
+/// Issue 5 in the engine: skewed routing slows the decode barrier, one rebalance fixes most of it.
+/// The simulations run off the test pool (``offPool``); assertions come after.
+@Suite struct ExpertEngineTests {
+    /// A decode-heavy synthetic load on superpod.
+    static func engine(eplb: EPLBMode, seed: UInt64 = 1) throws -> ServingEngine {
+        var config = EngineConfiguration(deployment: .superpod, seed: seed)
+        config.eplb = eplb
+        config.trafficMix = .reasoning
+        config.syntheticRate = 150
+        return try ServingEngine(configuration: config)
+    }
+
+    @Test func oneRebalanceCutsImbalanceAndStepTime() async throws {
+        let (before, reply, mid, report, audit) = try await offPool {
+            () throws -> (Snapshot, CommandReply, Snapshot, RunReport, [String]) in
+            let e = try Self.engine(eplb: .off)
+            e.run(until: 40)
+            let before = e.snapshot()
+            let reply = e.apply(.rebalance)
+            e.run(until: 41)
+            let mid = e.snapshot()
+            e.run(until: 60)
+            return (before, reply, mid, e.report(), e.audit())
+        }
+        #expect(before.experts.imbalance >= 2, "imbalance \(before.experts.imbalance)")
+        #expect(reply.accepted, "\(reply.message)")
+        #expect(mid.experts.rebalances >= 1 && !mid.experts.rebalanceInProgress)
+        #expect(mid.experts.imbalance <= before.experts.imbalance * 0.6,
+                "\(before.experts.imbalance) → \(mid.experts.imbalance)")
+        #expect(mid.events.contains { $0.kind == .rebalance && $0.message.contains("done") })
+        // The same run's decode step gets faster at a similar batch.
+        let decode = try #require(before.instances.first { $0.kind == "decode" })
+        let after = try #require(mid.instances.first { $0.kind == "decode" })
+        let runningChange = Double(after.running) / Double(max(1, decode.running))
+        #expect(after.stepMs < decode.stepMs * runningChange, "step \(decode.stepMs) ms → \(after.stepMs) ms")
+        #expect(report.requests.arrived == report.requests.completed + report.requests.failed
+                + report.requests.rejected + report.requests.inFlight)
+        #expect(report.experts.rebalances >= 1)
+        #expect(audit == [])
+    }
+
+    @Test func perfectIsTheLowerBoundAndOnSitsBetween() async throws {
+        let results = try await offPool { () throws -> [EPLBMode: (stepMs: Double, imbalance: Double)] in
+            var results: [EPLBMode: (stepMs: Double, imbalance: Double)] = [:]
+            for mode in EPLBMode.allCases {
+                let e = try Self.engine(eplb: mode)
+                e.run(until: 40)
+                let decode = e.snapshot().instances.first { $0.kind == "decode" }
+                results[mode] = (decode?.stepMs ?? 0, e.report().experts.imbalance)
+            }
+            return results
+        }
+        let off = try #require(results[.off]), on = try #require(results[.on]), perfect = try #require(results[.perfect])
+        #expect(perfect.imbalance == 1)
+        #expect(perfect.imbalance < on.imbalance && on.imbalance < off.imbalance)
+        #expect(perfect.stepMs <= on.stepMs && on.stepMs <= off.stepMs, "\(results)")
+    }
+
+    @Test func rebalancingRunsAreDeterministic() async throws {
+        let reports = try await offPool { () throws -> [RunReport] in
+            try (0..<2).map { _ in
+                let e = try Self.engine(eplb: .on, seed: 7)
+                e.run(until: 30)
+                _ = e.apply(.rebalance)
+                e.run(until: 70)
+                return e.report()
+            }
+        }
+        #expect(reports[0] == reports[1])
+    }
+}
