@@ -52,7 +52,8 @@ import XDSTestSupport
         let running = engine.instances[d].runningRequests
         let reply = engine.apply(.drain(node: 3))
         #expect(reply.message.contains("\(onNode3) decode requests migrated"), "\(reply.message)")
-        #expect((16..<32).allSatisfy { engine.instances[d].dp[$0].running == 0 && engine.instances[d].dp[$0].slots == 0 })
+        // Running requests moved; transfers already pulled there join and finish in place.
+        #expect((16..<32).allSatisfy { engine.instances[d].dp[$0].running == 0 })
         #expect(engine.instances[d].runningRequests == running)
         #expect(engine.isHalted(d), "decode pauses for the KV copy")
         engine.run(until: 3.5)

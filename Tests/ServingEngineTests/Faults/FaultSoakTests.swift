@@ -49,6 +49,11 @@ import XDSTestSupport
             $0.faults.killPrefillToPreserveDecode = killPrefill
             $0.faults.migrateDecodeOnDrain = migrate
             $0.faults.componentRestartSeconds = 3
+            // Skewed expert traffic and sampled routing cost debug time (mostly at engine set-up):
+            // one schedule in four keeps them (with the live EPLB placement behind the shrink
+            // rule), the rest route perfectly over uniform traffic.
+            $0.eplb = schedule % 4 == 0 ? .on : .perfect
+            $0.expertSkew = schedule % 4 == 0
         }
         let note = "schedule \(schedule) (\(policy)\(killPrefill ? ", kill prefill" : "")\(migrate ? ", migrate" : ""))"
         var problems: [String] = []
