@@ -24,7 +24,7 @@ struct Serve: ParsableCommand {
         let config = try common.engineConfiguration(defaultRate: 0)
         let engine = try ServingEngine(configuration: config)
         let host = EngineHost(core: engine, speed: pace, scenario: try common.loadScenario(),
-                              capabilities: [.drain, .speed, .rebalance])
+                              capabilities: [.drain, .speed, .rebalance, .faults])
         let token = adminToken ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] ?? AdminToken.generate()
         let tokenWasGenerated = adminToken == nil && ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] == nil
         host.start()

@@ -13,8 +13,8 @@ import SimKit
 /// from its output length at `1 + acceptance` tokens per step), so decode KV is held as prompt
 /// blocks plus a reservation for the output rather than grown token by token; the reservation
 /// uses the request's real output length as its `max_tokens`; MoE routing is not sampled
-/// (expert imbalance 1); `xdeepserve-ma` decodes as one TE of 480 attention DP groups; faults,
-/// heal and rebalance are rejected as not available yet.
+/// (expert imbalance 1); `xdeepserve-ma` decodes as one TE of 480 attention DP groups. Faults,
+/// heartbeats and recovery live in Faults/ and hook in with one-line calls.
 ///
 /// ```swift
 /// let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod),
