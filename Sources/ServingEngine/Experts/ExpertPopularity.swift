@@ -44,10 +44,12 @@ public struct ExpertPopularity: Sendable, Equatable {
 
     /// The Zipf exponent whose first rank is `hottestOverMean` × the mean over `experts` ranks.
     static func zipfExponent(experts n: Int, hottestOverMean target: Double) -> Double {
+        // Bisection on s; the rank logarithms are computed once (this runs per layer and class).
+        let logRanks = (1...n).map { Foundation.log(Double($0)) }
         var lo = 0.0, hi = 3.0
-        for _ in 0..<60 {
+        for _ in 0..<40 {
             let s = (lo + hi) / 2
-            let sum = (1...n).reduce(0.0) { $0 + pow(Double($1), -s) }
+            let sum = logRanks.reduce(0.0) { $0 + Foundation.exp(-s * $1) }
             if Double(n) / sum < target { lo = s } else { hi = s }
         }
         return (lo + hi) / 2
