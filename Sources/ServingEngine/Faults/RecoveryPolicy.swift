@@ -70,8 +70,7 @@ public enum RecoveryPolicies {
         case .straggler: return .observe
         case .dead:
             if role == .decode {
-                return .decodeFailover(settings.killPrefillToPreserveDecode
-                    ? [.shrink, .spare, .killPrefill, .restart] : [.shrink, .spare, .restart])
+                return .decodeFailover(decodeChain(settings))
             }
             return .requeuePrefill(restartFirst: false)
         }
@@ -90,11 +89,15 @@ public enum RecoveryPolicies {
         case .straggler: return .observe
         case .dead:
             if role == .decode {
-                return .decodeFailover(settings.killPrefillToPreserveDecode
-                    ? [.shrink, .spare, .killPrefill, .restart] : [.shrink, .spare, .restart])
+                return .decodeFailover(decodeChain(settings))
             }
             return .requeuePrefill(restartFirst: true)
         }
+    }
+
+    /// A lost decode die: shrink, else a spare, else (optionally) a prefill TE's NPUs, else restart.
+    static func decodeChain(_ settings: FaultSettings) -> [DecodeFallback] {
+        settings.killPrefillToPreserveDecode ? [.shrink, .spare, .killPrefill, .restart] : [.shrink, .spare, .restart]
     }
 
     /// The baseline: any hard fault restarts the world (decode before prefill).
