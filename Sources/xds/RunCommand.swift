@@ -32,13 +32,7 @@ struct Run: ParsableCommand {
             }
             limit = d
         }
-        let pace: Double?
-        if speed == "max" { pace = nil } else {
-            guard let s = Double(speed), s > 0, s.isFinite else {
-                throw ConfigError("--speed: expected 'max' or a positive number, got '\(speed)'")
-            }
-            pace = s
-        }
+        let pace = try parseSpeed(speed)
         if case .synthetic = config.workload, limit == nil { limit = 600 }
         let engine = try ServingEngine(configuration: config)
         let driver = RunDriver(engine: engine, scenario: scenario, limit: limit, pace: pace,

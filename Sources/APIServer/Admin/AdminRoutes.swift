@@ -42,17 +42,7 @@ struct AdminRoutes: Sendable {
     }
 
     private func commandLine(from request: inout Request) async throws -> String {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: maxBodyBytes)
-        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw APIError.bodyTooLarge(limitBytes: maxBodyBytes)
-        }
-        do {
-            return try JSONDecoder().decode(CommandBody.self, from: Data(buffer: buffer)).command
-        } catch {
-            throw APIError.undecodable(error)
-        }
+        try await request.decodeJSON(CommandBody.self, limitBytes: maxBodyBytes).command
     }
 
     /// `EngineLink.send` blocks until the engine thread applied the command (a few ms, at most

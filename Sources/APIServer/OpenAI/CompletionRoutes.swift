@@ -19,12 +19,12 @@ struct CompletionRoutes: Sendable {
     func register(on router: Router<BasicRequestContext>) {
         router.post("/v1/chat/completions") { request, _ in
             var request = request
-            let body = try await decode(ChatCompletionBody.self, from: &request)
+            let body = try await request.decodeJSON(ChatCompletionBody.self, limitBytes: maxBodyBytes)
             return try await serve(try validator.validate(body), flavor: .chat, request: request)
         }
         router.post("/v1/completions") { request, _ in
             var request = request
-            let body = try await decode(TextCompletionBody.self, from: &request)
+            let body = try await request.decodeJSON(TextCompletionBody.self, limitBytes: maxBodyBytes)
             return try await serve(try validator.validate(body), flavor: .text, request: request)
         }
         router.get("/v1/models") { _, _ in
@@ -32,21 +32,6 @@ struct CompletionRoutes: Sendable {
         }
     }
 
-    /// Reads at most `maxBodyBytes` (413 beyond) and decodes JSON (400 with the field at fault).
-    private func decode<Body: Decodable>(_ type: Body.Type, from request: inout Request) async throws -> Body
-    {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: maxBodyBytes)
-        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw APIError.bodyTooLarge(limitBytes: maxBodyBytes)
-        }
-        do {
-            return try JSONDecoder().decode(Body.self, from: Data(buffer: buffer))
-        } catch {
-            throw APIError.undecodable(error)
-        }
-    }
 
     /// Submits and waits for admission, which decides the status: a refusal is a plain JSON error
     /// (429/503), an admission becomes a 200 (streamed or whole).
