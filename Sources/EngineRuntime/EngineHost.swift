@@ -23,6 +23,12 @@ public protocol SimulationCore: AnyObject {
 /// simulated time at which they took effect (the command log that makes a session replayable);
 /// snapshots leave through a single-slot mailbox, so readers never block the engine.
 ///
+/// The liveness contract (issue 10): every answer comes in bounded time, whatever the engine
+/// does. A command not applied within ``Bounds/command`` is answered with an error and withdrawn
+/// (it never applies later); a request not taken in within ``Bounds/admission`` is answered 503;
+/// ``stop(timeout:)`` waits at most its timeout. ``liveness()`` says whether simulated time
+/// moves and queued work is taken in, which is what `/ready` reports.
+///
 /// ```swift
 /// let host = EngineHost(core: engine, speed: 1)
 /// host.start()
@@ -42,7 +48,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     public let modelName: String
 
     enum HostRequest: Sendable {
-        case submit(CompletionRequest, AsyncStream<CompletionEvent>.Continuation)
+        case submit(CompletionRequest, AsyncStream<CompletionEvent>.Continuation, Ticket)
         case cancel(Int)
     }
     private let mailbox: Mutex<Snapshot>
@@ -50,6 +56,32 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
+    private let exited = Atomic<Bool>(false)
+    /// Uptime nanoseconds when simulated time last moved (or stood where the pacer wanted it),
+    /// and when the loop last finished a turn. Written by the engine thread, read by anyone.
+    private let lastProgress = Atomic<UInt64>(0)
+    private let lastTurn = Atomic<UInt64>(0)
+    private let pausedNow = Atomic<Bool>(false)
+    public let bounds: Bounds
+
+    /// Wall-clock bounds of the liveness contract, in seconds.
+    public struct Bounds: Sendable, Equatable {
+        /// Unpaused and simulated time has not moved for longer than this: `stalled`.
+        public var stall: Double
+        /// A command or request has waited longer than this to be taken in: `backlogged`.
+        public var backlog: Double
+        /// ``EngineHost/send(commandLine:)`` answers with an error after this long.
+        public var command: Double
+        /// A completion request not taken in after this long is answered 503.
+        public var admission: Double
+
+        public init(stall: Double = 2, backlog: Double = 2, command: Double = 5, admission: Double = 5) {
+            self.stall = stall
+            self.backlog = backlog
+            self.command = command
+            self.admission = admission
+        }
+    }
     public let capabilities: Set<EngineCapability>
     /// Wall seconds between published snapshots.
     public let publishInterval: Double
@@ -59,9 +91,12 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         public var line: String
     }
 
+    /// A command on its way to the engine thread; `reply` is written by whoever holds the ticket
+    /// (the engine after claiming it) before `done` is signalled.
     final class PendingCommand: @unchecked Sendable {
         let command: OperatorCommand
         let line: String
+        let ticket = Ticket()
         let done = DispatchSemaphore(value: 0)
         var reply = CommandReply(accepted: false, message: "engine stopped")
         init(command: OperatorCommand, line: String) {
@@ -73,11 +108,14 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     /// Scenario steps not yet applied, in time order.
     private var scenarioSteps: [Scenario.Step]
 
+    /// `speed` outside ``Pacer/speedRange`` is brought into it (callers check user input first).
     public init(core: SimulationCore, speed: Double?, publishInterval: Double = 0.2, scenario: Scenario? = nil,
-                capabilities: Set<EngineCapability> = [.drain, .speed]) {
+                capabilities: Set<EngineCapability> = [.drain, .speed], bounds: Bounds = Bounds()) {
         self.core = core
         self.scenarioSteps = scenario?.steps ?? []
+        let speed = speed.map { $0.isNaN ? 1 : min(max($0, Pacer.speedRange.lowerBound), Pacer.speedRange.upperBound) }
         self.pacer = Pacer(speed: speed)
+        self.bounds = bounds
         self.publishInterval = publishInterval
         self.capabilities = capabilities
         var first = core.snapshot()
@@ -88,20 +126,89 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     public func start() {
         guard !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let now = Self.uptime()
+        lastProgress.store(now, ordering: .releasing)
+        lastTurn.store(now, ordering: .releasing)
         let thread = Thread { [self] in
             loop()
+            exited.store(true, ordering: .releasing)
             finished.signal()
         }
         thread.name = "xds-engine"
         thread.start()
     }
 
-    /// Stops the engine thread and waits for it; pending commands get "engine stopped".
-    public func stop() {
-        guard started.load(ordering: .acquiring), !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        finished.wait()
-        for pending in inbox.withLock({ q in defer { q.removeAll() }; return q }) { pending.done.signal() }
+    /// Asks the engine thread to stop and waits for it at most `timeout` seconds. Queued commands
+    /// get "engine stopped" and queued requests a 503 at once, whether or not the thread ends in
+    /// time. Returns false if the thread is still inside the engine after `timeout` (stuck in a
+    /// step): the caller should then exit anyway. Safe to call more than once, from any thread.
+    @discardableResult
+    public func stop(timeout: Double = 3) -> Bool {
+        guard started.load(ordering: .acquiring) else { return true }
+        stopping.store(true, ordering: .releasing)
+        withdrawQueued(reason: "engine stopped")
+        if exited.load(ordering: .acquiring) { return true }
+        guard finished.wait(timeout: .now() + max(0, timeout)) == .success else { return false }
+        finished.signal()  // let any other waiter through too
+        withdrawQueued(reason: "engine stopped")
+        return true
     }
+
+    /// Answers everything still queued for the engine thread, which will now skip it.
+    private func withdrawQueued(reason: String) {
+        for pending in inbox.withLock({ q in defer { q.removeAll() }; return q }) where pending.ticket.withdraw() {
+            pending.reply = CommandReply(accepted: false, message: "\(pending.line): not applied, \(reason)")
+            pending.done.signal()
+        }
+        for item in requestInbox.withLock({ q in defer { q.removeAll() }; return q }) {
+            if case let .submit(_, continuation, ticket) = item, ticket.withdraw() {
+                continuation.yield(.failed(reason: reason, status: 503))
+                continuation.finish()
+            }
+        }
+    }
+
+    /// Whether the engine thread keeps the liveness contract right now (see ``EngineLiveness``).
+    public func liveness() -> EngineLiveness {
+        let now = Self.uptime()
+        func ago(_ stamp: UInt64) -> Double { stamp == 0 || stamp > now ? 0 : Double(now - stamp) / 1e9 }
+        let oldest = min(inbox.withLock { $0.first?.ticket.queuedAt ?? now },
+                         requestInbox.withLock { q in
+                             q.lazy.compactMap { item -> UInt64? in
+                                 if case let .submit(_, _, ticket) = item { return ticket.queuedAt }
+                                 return nil
+                             }.min() ?? now
+                         })
+        var l = EngineLiveness(state: .running, reason: "running",
+                               secondsSinceProgress: ago(lastProgress.load(ordering: .acquiring)),
+                               secondsSinceTurn: ago(lastTurn.load(ordering: .acquiring)),
+                               oldestWaitingSeconds: ago(oldest))
+        let simTime = latestSnapshot().simTime
+        if !started.load(ordering: .acquiring) {
+            (l.state, l.reason) = (.notStarted, "the engine has not started")
+        } else if stopping.load(ordering: .acquiring) || exited.load(ordering: .acquiring) {
+            (l.state, l.reason) = (.stopped, "the engine is stopping")
+        } else if l.oldestWaitingSeconds > bounds.backlog {
+            (l.state, l.reason) = (.backlogged, "the engine has not taken in queued commands or requests for "
+                + "\(Self.seconds(l.oldestWaitingSeconds)) (bound \(Self.seconds(bounds.backlog)))")
+        } else if pausedNow.load(ordering: .acquiring) {
+            (l.state, l.reason) = (.paused, "the engine is paused")
+        } else if l.secondsSinceProgress > bounds.stall {
+            (l.state, l.reason) = (.stalled, "the engine has not advanced simulated time for "
+                + "\(Self.seconds(l.secondsSinceProgress)) while unpaused (stuck at t=\(Self.seconds(simTime)) "
+                + "simulated; bound \(Self.seconds(bounds.stall)))")
+        }
+        return l
+    }
+
+    /// `/ready` answers 503 with this while the engine thread breaks its liveness contract; a
+    /// paused engine is reported from the snapshot instead ("the engine is paused").
+    public var unavailableReason: String? {
+        let l = liveness()
+        return l.isLive ? nil : l.reason
+    }
+
+    private static func seconds(_ value: Double) -> String { String(format: "%.1f s", value) }
 
     public func latestSnapshot() -> Snapshot { mailbox.withLock { $0 } }
 
@@ -114,16 +221,45 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         case .failure(let error): return CommandReply(accepted: false, message: error.message)
         case .success(let c): command = c
         }
+        if let problem = Self.hostProblem(command) { return CommandReply(accepted: false, message: problem) }
         guard started.load(ordering: .acquiring), !stopping.load(ordering: .acquiring) else {
             return CommandReply(accepted: false, message: "engine is not running")
         }
         let pending = PendingCommand(command: command, line: command.description)
         inbox.withLock { $0.append(pending) }
-        // The engine applies commands between events, within one loop turn (≤ a few ms).
-        if pending.done.wait(timeout: .now() + 5) == .timedOut {
-            return CommandReply(accepted: true, message: "\(pending.line): queued")
+        // The engine applies commands between events, within one loop turn (a few ms). If it has
+        // not taken the command by the bound, the command is withdrawn: it never applies later.
+        if pending.done.wait(timeout: .now() + bounds.command) == .success { return pending.reply }
+        if pending.ticket.withdraw() {
+            inbox.withLock { q in q.removeAll { $0 === pending } }
+            return CommandReply(accepted: false, message: Self.notApplied(bounds.command)
+                + "\(pending.line) (withdrawn; it will not apply later)")
         }
-        return pending.reply
+        // The engine took it and is applying it now: give it a moment more, then say so.
+        if pending.done.wait(timeout: .now() + 1) == .success { return pending.reply }
+        return CommandReply(accepted: false, message: Self.notApplied(bounds.command)
+            + "\(pending.line) (the engine is still inside it and may apply it when it returns)")
+    }
+
+    /// Highest synthetic arrival rate the host passes on (requests/s). Superpod serves on the
+    /// order of 100 requests/s; at 10^6 and beyond the engine spends unbounded time generating
+    /// arrivals for one instant of simulated time, so the host refuses such rates outright.
+    public static let maxRate = 10_000.0
+
+    /// Why the host refuses a command the parser let through (nil: pass it on): speeds the pacer
+    /// cannot honour, arrival rates no pod can take.
+    static func hostProblem(_ command: OperatorCommand) -> String? {
+        switch command {
+        case .speed(let s): return Pacer.speedProblem(s)
+        case .rate(let r) where !(0...maxRate).contains(r):
+            return "rate must be within 0…\(Pacer.format(maxRate)) requests/s, got \(r.isFinite ? Pacer.format(r) : String(r))"
+        default: return nil
+        }
+    }
+
+    /// The start of the answer to a command that timed out; `POST /admin/commands` answers these 503.
+    public static func notApplied(_ seconds: Double) -> String {
+        "the engine did not apply the command within \(Pacer.format(seconds)) s: "
     }
 
     // MARK: Completions (CompletionBackend)
@@ -135,7 +271,22 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             continuation.finish()
             return stream
         }
-        requestInbox.withLock { $0.append(.submit(request, continuation)) }
+        // An engine already known to be stuck would only make the client wait for the bound.
+        let live = liveness()
+        guard live.isLive else {
+            continuation.yield(.failed(reason: "the engine cannot take requests now: \(live.reason)", status: 503))
+            continuation.finish()
+            return stream
+        }
+        let ticket = Ticket()
+        requestInbox.withLock { $0.append(.submit(request, continuation, ticket)) }
+        let bound = bounds.admission
+        DispatchQueue.global().asyncAfter(deadline: .now() + bound) {
+            guard ticket.withdraw() else { return }
+            continuation.yield(.failed(reason: "the engine did not take the request in within \(Pacer.format(bound)) s",
+                                       status: 503))
+            continuation.finish()
+        }
         return stream
     }
 
@@ -148,7 +299,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         let batch = requestInbox.withLock { q in defer { q.removeAll() }; return q }
         for item in batch {
             switch item {
-            case let .submit(request, continuation):
+            case let .submit(request, continuation, ticket):
+                guard ticket.claim() else { continue }  // answered 503 already (timeout, stop)
                 let id = core.submitExternal(promptTokens: request.promptTokens, maxTokens: request.maxTokens)
                 streams[id] = continuation
                 log.withLock { $0.append(LoggedCommand(simTime: core.simTime,
@@ -185,7 +337,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     // MARK: Engine thread
 
-    private static func wallNow() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+    private static func uptime() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    private static func wallNow() -> Double { Double(uptime()) / 1e9 }
 
     private func loop() {
         pacer.start(wall: Self.wallNow(), sim: core.simTime)
@@ -194,6 +347,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             if applyPendingCommands() { lastPublish = Self.wallNow() }
             applyRequests()
             advance()
+            pausedNow.store(pacer.paused, ordering: .releasing)
+            lastTurn.store(Self.uptime(), ordering: .releasing)
             let now = Self.wallNow()
             if now - lastPublish >= publishInterval {
                 publish()
@@ -210,13 +365,13 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     }
 
     private func applyPendingCommands() -> Bool {
-        let batch = inbox.withLock { q in defer { q.removeAll() }; return q }
+        let batch = inbox.withLock { q in defer { q.removeAll() }; return q }.filter { $0.ticket.claim() }
         for pending in batch {
             let wall = Self.wallNow(), sim = core.simTime
             switch pending.command {
             case .speed(let s):
                 pacer.setSpeed(s, wall: wall, sim: sim)
-                pending.reply = CommandReply(accepted: true, message: "speed \(s)×")
+                pending.reply = CommandReply(accepted: true, message: "speed \(Pacer.format(s))×")
             case .speedMax:
                 pacer.setSpeed(nil, wall: wall, sim: sim)
                 pending.reply = CommandReply(accepted: true, message: "speed max")
@@ -241,6 +396,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     /// Moves simulated time towards the pacer's target, in slices so commands and snapshots stay
     /// responsive; if the engine cannot keep up for 100 ms of wall time, the debt is forgiven.
+    /// Slices are at most 0.25 simulated seconds whatever the speed, so one call into the engine
+    /// never covers an unbounded stretch of simulated time.
     private func advance() {
         let began = Self.wallNow()
         guard let target = pacer.target(wall: began) else {
@@ -248,8 +405,12 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             while Self.wallNow() - began < 0.05 { runCore(until: core.simTime + 0.25) }
             return
         }
-        guard target > core.simTime else { return }
-        let slice = max(0.01, (pacer.speed ?? 1) * 0.02)
+        guard target > core.simTime else {
+            // Where the pacer wants it (or paused on purpose): that is progress too.
+            lastProgress.store(Self.uptime(), ordering: .releasing)
+            return
+        }
+        let slice = min(0.25, max(0.01, (pacer.speed ?? 1) * 0.02))
         while core.simTime < target {
             runCore(until: min(target, core.simTime + slice))
             if Self.wallNow() - began > 0.1 {
@@ -261,6 +422,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     /// Runs the core, stopping at scenario steps to apply them at their exact simulated time.
     private func runCore(until limit: SimTime) {
+        let before = core.simTime
         while let step = scenarioSteps.first, step.at <= limit {
             core.run(until: max(core.simTime, step.at))
             scenarioSteps.removeFirst()
@@ -268,6 +430,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             if reply.accepted { log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: step.command.description)) } }
         }
         core.run(until: limit)
+        if core.simTime > before { lastProgress.store(Self.uptime(), ordering: .releasing) }
         if !streams.isEmpty { deliverUpdates() }
     }
 

@@ -21,6 +21,23 @@ public struct Pacer: Sendable, Equatable {
     /// Speeds the console steps through with `+` / `-` (issue 4: 0.1× … 1000×, then max).
     public static let ladder: [Double] = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
+    /// Paced speeds the host accepts (`speed S`, `--speed S`); beyond it only `max` (unpaced).
+    /// Below the range simulated time would stand still in all but name; above it a pacer
+    /// target is no limit at all.
+    public static let speedRange: ClosedRange<Double> = 0.01...100_000
+
+    /// The one-line refusal for a speed outside ``speedRange`` (nil when it is inside).
+    public static func speedProblem(_ speed: Double) -> String? {
+        guard !speedRange.contains(speed) else { return nil }
+        return "speed must be within \(format(speedRange.lowerBound))…\(format(speedRange.upperBound)) "
+            + "(simulated seconds per wall second) or 'max', got \(speed.isFinite ? format(speed) : String(speed))"
+    }
+
+    /// Shortest text for a speed or a bound: integers without ".0".
+    public static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
     public init(speed: Double?) { self.speed = speed }
 
     public mutating func start(wall: Double, sim: SimTime) {

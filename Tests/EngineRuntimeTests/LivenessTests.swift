@@ -1,0 +1,181 @@
+import Foundation
+import ServingEngine
+import SimKit
+import Synchronization
+import Testing
+@testable import EngineRuntime
+
+/// A core that keeps time like ``ClockCore`` but can be wedged: while wedged, `run(until:)`
+/// blocks (as an engine stuck in an endless step would) until released.
+final class WedgeableCore: SimulationCore, @unchecked Sendable {
+    private let state = Mutex<(time: SimTime, applied: [OperatorCommand], submitted: Int)>((0, [], 0))
+    private let wedged = Atomic<Bool>(false)
+    private let gate = DispatchSemaphore(value: 0)
+    /// Set while a call is blocked inside `run(until:)`.
+    let inside = Atomic<Bool>(false)
+
+    var simTime: SimTime { state.withLock { $0.time } }
+    var applied: [OperatorCommand] { state.withLock { $0.applied } }
+    var submitted: Int { state.withLock { $0.submitted } }
+
+    func wedge() { wedged.store(true, ordering: .releasing) }
+    func release() {
+        wedged.store(false, ordering: .releasing)
+        gate.signal()
+    }
+
+    func run(until time: SimTime) {
+        if wedged.load(ordering: .acquiring) {
+            inside.store(true, ordering: .releasing)
+            gate.wait()
+            inside.store(false, ordering: .releasing)
+        }
+        state.withLock { $0.time = max($0.time, time) }
+    }
+    func apply(_ command: OperatorCommand) -> CommandReply {
+        state.withLock { $0.applied.append(command) }
+        return CommandReply(accepted: true, message: "\(command)")
+    }
+    func snapshot() -> Snapshot {
+        var s = Snapshot()
+        s.simTime = simTime
+        return s
+    }
+    func submitExternal(promptTokens: Int, maxTokens: Int) -> Int {
+        state.withLock { $0.submitted += 1; return $0.submitted }
+    }
+    func cancelExternal(id: Int) {}
+    func takeStreamUpdates() -> [StreamUpdate] { [] }
+}
+
+/// Short bounds so the suite stays quick; the contract is the same at any scale.
+let quickBounds = EngineHost.Bounds(stall: 0.3, backlog: 0.3, command: 1, admission: 1)
+
+func elapsed(_ body: () -> Void) -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+@Suite(.serialized, .timeLimit(.minutes(1)))
+struct LivenessTests {
+    @Test func anIdleEngineAtOneTimesIsRunningAndAPausedOneIsPausedNotStalled() {
+        // A 1 s stall bound: long enough that a busy test machine starving the thread is no stall.
+        let host = EngineHost(core: ClockCore(), speed: 1, publishInterval: 0.01,
+                              bounds: EngineHost.Bounds(stall: 1, backlog: 1, command: 2, admission: 2))
+        #expect(host.liveness().state == .notStarted)
+        host.start()
+        defer { host.stop() }
+        Thread.sleep(forTimeInterval: 1.5)  // well past the stall bound
+        #expect(eventually { host.liveness().state == .running }, "\(host.liveness())")
+        #expect(host.liveness().secondsSinceTurn < 1)
+        #expect(host.send(commandLine: "pause").accepted)
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(eventually { host.liveness().state == .paused })
+        let paused = host.liveness()
+        #expect(paused.isLive, "\(paused)")
+        #expect(host.unavailableReason == nil)  // /ready reports "paused" from the snapshot
+        #expect(host.send(commandLine: "resume").accepted)
+        #expect(eventually { host.liveness().state == .running })
+        host.stop()
+        #expect(host.liveness().state == .stopped)
+    }
+
+    @Test func aWedgedEngineIsReportedAndEveryAnswerStillComesInBoundedTime() async throws {
+        let core = WedgeableCore()
+        let host = EngineHost(core: core, speed: 1, publishInterval: 0.01, bounds: quickBounds)
+        host.start()
+        #expect(eventually { host.latestSnapshot().simTime > 0 })
+        core.wedge()
+        #expect(eventually { core.inside.load(ordering: .acquiring) })
+
+        // Not advancing simulated time while unpaused: stalled, with the reason.
+        #expect(eventually { host.liveness().state == .stalled })
+        let reason = try #require(host.unavailableReason)
+        #expect(reason.contains("has not advanced simulated time"), "\(reason)")
+
+        // A command waiting in the queue makes the engine backlogged after the bound.
+        let waiting = Thread { _ = host.send(commandLine: "drain node 2") }
+        waiting.start()
+        #expect(eventually { host.liveness().state == .backlogged })
+
+        // A command gets an error answer in bounded time and is withdrawn.
+        var reply = CommandReply(accepted: true, message: "")
+        let took = elapsed { reply = host.send(commandLine: "drain node 3") }
+        #expect(took < 2, "send took \(took) s")
+        #expect(!reply.accepted)
+        #expect(reply.message.hasPrefix("the engine did not apply the command within 1 s: drain node 3"), "\(reply.message)")
+        #expect(reply.message.contains("withdrawn"))
+
+        // A completion request is refused at once (the engine is known to be stuck).
+        var events: [CompletionEvent] = []
+        for await event in host.submit(CompletionRequest(promptTokens: 10, maxTokens: 5)) { events.append(event) }
+        #expect(events.count == 1)
+        if case .failed(let why, let status) = events.first {
+            #expect(status == 503 && why.contains("cannot take requests"), "\(why)")
+        } else {
+            Issue.record("expected a 503, got \(events)")
+        }
+
+        // Stopping a stuck engine returns within its bound and says it did not stop.
+        var stopped = true
+        let stopTook = elapsed { stopped = host.stop(timeout: 0.5) }
+        #expect(!stopped)
+        #expect(stopTook < 1.5, "stop took \(stopTook) s")
+        #expect(!host.send(commandLine: "drain node 4").accepted)
+
+        // Released, the engine ends its loop; the withdrawn commands never applied.
+        core.release()
+        #expect(host.stop(timeout: 5))
+        #expect(!core.applied.contains(.drain(node: 3)) && !core.applied.contains(.drain(node: 2)))
+        #expect(!host.commandLog.contains { $0.line.hasPrefix("drain") })
+    }
+
+    @Test func aRequestNotTakenInWithinTheBoundIsAnswered503() async {
+        let core = WedgeableCore()
+        // A long stall bound, so the host still believes it is live when the request arrives.
+        let host = EngineHost(core: core, speed: 1, publishInterval: 0.01,
+                              bounds: EngineHost.Bounds(stall: 30, backlog: 30, command: 0.5, admission: 0.5))
+        host.start()
+        #expect(eventually { host.latestSnapshot().simTime > 0 })
+        core.wedge()
+        #expect(eventually { core.inside.load(ordering: .acquiring) })
+        let start = DispatchTime.now().uptimeNanoseconds
+        var events: [CompletionEvent] = []
+        for await event in host.submit(CompletionRequest(promptTokens: 10, maxTokens: 5)) { events.append(event) }
+        let took = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        #expect(took < 3, "took \(took) s")
+        #expect(events == [.failed(reason: "the engine did not take the request in within 0.5 s", status: 503)])
+        core.release()
+        #expect(host.stop(timeout: 5))
+        #expect(core.submitted == 0)  // withdrawn: never reached the engine
+    }
+
+    @Test func speedsOutsideTheRangeAreRefusedByTheHost() {
+        let core = ClockCore()
+        let host = EngineHost(core: core, speed: 1, publishInterval: 0.01, bounds: quickBounds)
+        host.start()
+        defer { host.stop() }
+        for line in ["speed 1e-300", "speed 0.001", "speed 1e300", "speed 200000"] {
+            let reply = host.send(commandLine: line)
+            #expect(!reply.accepted, "\(line)")
+            #expect(reply.message.contains("0.01…100000"), "\(line): \(reply.message)")
+        }
+        for line in ["rate 1e308", "rate 1e6", "rate 10001"] {
+            let reply = host.send(commandLine: line)
+            #expect(!reply.accepted && reply.message.contains("0…10000 requests/s"), "\(line): \(reply.message)")
+        }
+        #expect(host.send(commandLine: "rate 10000").accepted)
+        #expect(host.send(commandLine: "speed 0.5").accepted)
+        #expect(host.send(commandLine: "speed 100000").accepted)
+        #expect(host.latestSnapshot().speed == 100_000)
+        // Even at the top speed one call into the engine covers at most 0.25 simulated seconds.
+        #expect(eventually { host.latestSnapshot().simTime > 10 })
+        #expect(host.liveness().state == .running)
+    }
+
+    @Test func aHostBuiltWithAWildSpeedClampsIt() {
+        #expect(EngineHost(core: ClockCore(), speed: 1e-300).latestSnapshot().speed == 0.01)
+        #expect(EngineHost(core: ClockCore(), speed: .infinity).latestSnapshot().speed == 100_000)
+    }
+}
