@@ -16,9 +16,9 @@ import Synchronization
 /// | `POST /v1/chat/completions`, `POST /v1/completions` | OpenAI-compatible; `stream: true` → SSE chunks, `data: [DONE]` |
 /// | `GET /v1/models` | the served model |
 /// | `GET /metrics` | Prometheus text: vLLM V1 names + `xds_*` |
-/// | `GET /health`, `GET /ready` | liveness; readiness (503 + reason when the engine cannot serve) |
+/// | `GET /health`, `GET /ready` | liveness; readiness: 200 `ready`/`degraded`, 503 `not_ready` + reason (``HealthRoutes``) |
 /// | `GET /admin/state` | the snapshot as JSON (bearer token) |
-/// | `POST /admin/commands` | `{"command": "drain node 5"}` → `{"accepted", "message"}` (bearer token) |
+/// | `POST /admin/commands` | `{"command": "drain node 5"}` → `{"accepted", "message"}`: 200 applied, 400 rejected, 503 engine unavailable or the command timed out (bearer token) |
 /// | `GET /admin/events` | SSE: `event: snapshot` every interval, `event: event` per new engine event (bearer token) |
 ///
 /// ```swift
@@ -42,6 +42,9 @@ public final class APIServer: Sendable {
         public var defaultMaxTokens: Int
         /// Larger `max_tokens` are lowered to this.
         public var maxTokensCap: Int
+        /// The model's context window (prompt plus output, tokens): longer prompts get 400
+        /// `context_length_exceeded`, larger `max_tokens` 400 naming the range.
+        public var maxModelLen: Int
         /// Time between `event: snapshot` frames on `/admin/events`.
         public var adminEventInterval: Duration
         /// Where server logs go; silent by default because the console may own the terminal.
@@ -49,7 +52,7 @@ public final class APIServer: Sendable {
 
         public init(
             host: String = "127.0.0.1", port: Int = 0, adminToken: String, maxBodyBytes: Int = 1 << 20,
-            defaultMaxTokens: Int = 256, maxTokensCap: Int = 16_384,
+            defaultMaxTokens: Int = 256, maxTokensCap: Int = 16_384, maxModelLen: Int = 131_072,
             adminEventInterval: Duration = .milliseconds(500),
             logger: Logger = Logger(label: "xds.api", factory: { _ in SwiftLogNoOpLogHandler() })
         ) {
@@ -59,6 +62,7 @@ public final class APIServer: Sendable {
             self.maxBodyBytes = maxBodyBytes
             self.defaultMaxTokens = defaultMaxTokens
             self.maxTokensCap = maxTokensCap
+            self.maxModelLen = max(2, maxModelLen)
             self.adminEventInterval = adminEventInterval
             self.logger = logger
         }
@@ -127,7 +131,7 @@ public final class APIServer: Sendable {
             backend: backend, metrics: metrics,
             validator: CompletionValidator(
                 servedModel: backend.modelName, defaultMaxTokens: configuration.defaultMaxTokens,
-                maxTokensCap: configuration.maxTokensCap),
+                maxTokensCap: configuration.maxTokensCap, maxModelLen: configuration.maxModelLen),
             maxBodyBytes: configuration.maxBodyBytes, startedAt: Int(Date().timeIntervalSince1970)
         ).register(on: router)
         router.get("/metrics") { [metrics, link] _, _ in

@@ -28,7 +28,7 @@ struct AdminRoutes: Sendable {
             let reply = await send(line)
             return AdminWire.response(
                 CommandResult(accepted: reply.accepted, message: reply.message),
-                status: reply.accepted ? .ok : .badRequest)
+                status: Self.status(of: reply))
         }
         admin.get("/events") { request, _ in
             AdminEventStream(link: link, interval: eventInterval).response(for: request)
@@ -41,8 +41,28 @@ struct AdminRoutes: Sendable {
         var message: String
     }
 
+    /// Longest command line taken (bytes of UTF-8); the language's longest command is ~50.
+    static let maxCommandBytes = 1024
+
     private func commandLine(from request: inout Request) async throws -> String {
-        try await request.decodeJSON(CommandBody.self, limitBytes: maxBodyBytes).command
+        let line = try await request.decodeJSON(CommandBody.self, limitBytes: maxBodyBytes).command
+        guard line.utf8.count <= Self.maxCommandBytes else {
+            throw APIError.invalidRequest(
+                "'command' must be within 0…\(Self.maxCommandBytes) bytes (got \(line.utf8.count))", param: "command")
+        }
+        return line
+    }
+
+    /// 200 applied; 400 rejected (malformed, or refused by the engine: nothing changed);
+    /// 503 when the engine could not take it: not running, stopped, or it did not apply the
+    /// command within its bound (EngineHost withdrew it: it will not apply later).
+    static func status(of reply: CommandReply) -> HTTPResponse.Status {
+        if reply.accepted { return .ok }
+        let unavailable = ["the engine did not apply the command within", "engine is not running", "engine stopped"]
+        if unavailable.contains(where: { reply.message.hasPrefix($0) }) || reply.message.hasSuffix("not applied, engine stopped") {
+            return .serviceUnavailable
+        }
+        return .badRequest
     }
 
     /// `EngineLink.send` blocks until the engine thread applied the command (a few ms, at most
