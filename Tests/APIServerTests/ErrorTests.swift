@@ -97,12 +97,17 @@ struct ErrorTests {
         }
     }
 
-    @Test func maxTokensIsCapped() async throws {
+    @Test func maxTokensIsCappedWithinTheContextWindowAndRefusedBeyondIt() async throws {
         try await LiveServer.with { server in
             let reply = try await server.post(
-                "/v1/completions", json: ["prompt": "x", "max_tokens": 1_000_000])
+                "/v1/completions", json: ["prompt": "x", "max_tokens": 100_000])
             #expect(reply.status == 200)
             #expect(server.backend.submitted.first?.maxTokens == 16_384)
+            let beyond = try expectOpenAIError(
+                try await server.post("/v1/completions", json: ["prompt": "x", "max_tokens": 1_000_000]),
+                status: 400, type: "invalid_request_error")
+            #expect(beyond["param"] as? String == "max_tokens")
+            #expect((beyond["message"] as? String)?.contains("1…131072") == true)
         }
     }
 

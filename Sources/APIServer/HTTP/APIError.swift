@@ -30,6 +30,11 @@ struct APIError: Error, Sendable, Equatable {
             type: "invalid_request_error", param: nil, code: "request_too_large")
     }
 
+    /// The body's HTTP framing did not parse (e.g. a chunk size that is not hexadecimal).
+    static let malformedBody = APIError(
+        status: .badRequest, message: "the request body is malformed: its chunked encoding or length does not parse",
+        type: "invalid_request_error", param: nil, code: "malformed_body")
+
     static let unauthorized = APIError(
         status: .unauthorized, message: "missing or wrong admin token (send 'Authorization: Bearer TOKEN')",
         type: "authentication_error", param: nil, code: "invalid_token")
@@ -75,7 +80,12 @@ struct APIError: Error, Sendable, Equatable {
         return body.json
     }
 
-    var response: Response { JSONWire.response(json: json, status: status) }
+    var response: Response {
+        var response = JSONWire.response(json: json, status: status)
+        // After a body that does not parse, the connection's framing is lost: close it.
+        if code == "malformed_body" { response.headers[.connection] = "close" }
+        return response
+    }
 }
 
 /// JSON in and out, one configuration for the whole server.

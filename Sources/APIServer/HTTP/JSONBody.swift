@@ -3,18 +3,24 @@ import Hummingbird
 
 extension Request {
     /// Reads at most `limitBytes` of body (413 beyond) and decodes it as JSON (400 naming the
-    /// field at fault), for every route that takes a JSON body.
+    /// field at fault), for every route that takes a JSON body. A body whose framing does not
+    /// parse (bad chunk sizes, a connection that ends mid-body) is a 400 too, never a 500.
     mutating func decodeJSON<Body: Decodable>(_ type: Body.Type, limitBytes: Int) async throws -> Body {
         let buffer: ByteBuffer
         do {
             buffer = try await collectBody(upTo: limitBytes)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw APIError.bodyTooLarge(limitBytes: limitBytes)
-        }
-        do {
-            return try JSONDecoder().decode(Body.self, from: Data(buffer: buffer))
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
-            throw APIError.undecodable(error)
+            throw APIError.malformedBody
+        }
+        let data = Data(buffer: buffer)
+        do {
+            return try JSONDecoder().decode(Body.self, from: data)
+        } catch {
+            throw APIError.undecodable(error, body: data)
         }
     }
 }

@@ -2,9 +2,11 @@ import Foundation
 
 /// The body of `POST /v1/chat/completions`, as much of it as a simulated engine can honour.
 ///
-/// Fields the simulation cannot act on (`temperature`, `top_p`, `seed`, `logprobs`, `tools`, …)
-/// are not declared, so any value is accepted and ignored. `stop` is accepted and ignored too: the
-/// engine's workload model, not the text, decides where a completion ends.
+/// Sampling fields the simulation cannot act on (`temperature`, `top_p`, the penalties,
+/// `top_logprobs`) are decoded only to check them against OpenAI's ranges (``CompletionValidator``),
+/// then ignored; undeclared fields (`seed`, `tools`, …) are accepted and ignored. `stop` is
+/// accepted and ignored too: the engine's workload model, not the text, decides where a
+/// completion ends.
 struct ChatCompletionBody: Decodable {
     var model: String?
     var messages: [ChatMessage]
@@ -15,12 +17,61 @@ struct ChatCompletionBody: Decodable {
     var streamOptions: StreamOptions?
     var n: Int?
     var user: String?
+    var sampling: SamplingFields
 
     enum CodingKeys: String, CodingKey {
         case model, messages, stream, n, user
         case maxTokens = "max_tokens"
         case maxCompletionTokens = "max_completion_tokens"
         case streamOptions = "stream_options"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        messages = try c.decode([ChatMessage].self, forKey: .messages)
+        maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens)
+        maxCompletionTokens = try c.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
+        stream = try c.decodeIfPresent(Bool.self, forKey: .stream)
+        streamOptions = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
+        n = try c.decodeIfPresent(Int.self, forKey: .n)
+        user = try c.decodeIfPresent(String.self, forKey: .user)
+        sampling = try SamplingFields(from: decoder)
+    }
+}
+
+/// The numeric sampling fields both endpoints share, decoded only to be range-checked.
+/// (`logprobs` differs: a bool for chat, a count 0…5 for the legacy endpoint.)
+struct SamplingFields: Decodable {
+    var temperature: Double?
+    var topP: Double?
+    var presencePenalty: Double?
+    var frequencyPenalty: Double?
+    var topLogprobs: Int?
+    var bestOf: Int?
+    var logprobsCount: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case temperature
+        case topP = "top_p"
+        case presencePenalty = "presence_penalty"
+        case frequencyPenalty = "frequency_penalty"
+        case topLogprobs = "top_logprobs"
+        case bestOf = "best_of"
+        case logprobs
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
+        topP = try c.decodeIfPresent(Double.self, forKey: .topP)
+        presencePenalty = try c.decodeIfPresent(Double.self, forKey: .presencePenalty)
+        frequencyPenalty = try c.decodeIfPresent(Double.self, forKey: .frequencyPenalty)
+        topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
+        bestOf = try c.decodeIfPresent(Int.self, forKey: .bestOf)
+        // Chat sends a bool, the legacy endpoint a count; a bool is no count to check.
+        logprobsCount = (try? c.decodeIfPresent(Bool.self, forKey: .logprobs)) != nil
+            ? nil : try c.decodeIfPresent(Int.self, forKey: .logprobs)
     }
 }
 
@@ -64,31 +115,49 @@ struct TextCompletionBody: Decodable {
     var streamOptions: StreamOptions?
     var n: Int?
     var user: String?
+    var sampling: SamplingFields
 
     enum CodingKeys: String, CodingKey {
         case model, prompt, stream, n, user
         case maxTokens = "max_tokens"
         case streamOptions = "stream_options"
     }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        prompt = try c.decode(PromptInput.self, forKey: .prompt)
+        maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens)
+        stream = try c.decodeIfPresent(Bool.self, forKey: .stream)
+        streamOptions = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
+        n = try c.decodeIfPresent(Int.self, forKey: .n)
+        user = try c.decodeIfPresent(String.self, forKey: .user)
+        sampling = try SamplingFields(from: decoder)
+    }
 }
 
 /// `prompt` is a string, one string in an array, or token ids (one array, or one array in an
 /// array). Several prompts in one call would need several choices; they are refused like `n > 1`.
 struct PromptInput: Decodable {
-    enum Shape { case text(String), tokenIDs(Int), batch(Int) }
+    /// `tokenIDs` carries the count and whether every id is within ``tokenIDRange``.
+    enum Shape { case text(String), tokenIDs(Int, allInRange: Bool), batch(Int) }
     var shape: Shape
+
+    /// Token ids a prompt may hold: the 32-bit ids tokenizers use.
+    static let tokenIDRange = 0...Int(Int32.max)
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
+        func ids(_ list: [Int]) -> Shape { .tokenIDs(list.count, allInRange: list.allSatisfy(Self.tokenIDRange.contains)) }
         if let text = try? container.decode(String.self) {
             shape = .text(text)
         } else if let texts = try? container.decode([String].self) {
             shape = texts.count == 1 ? .text(texts[0]) : .batch(texts.count)
-        } else if let ids = try? container.decode([Int].self) {
-            shape = .tokenIDs(ids.count)
+        } else if let list = try? container.decode([Int].self) {
+            shape = ids(list)
         } else {
             let batches = try container.decode([[Int]].self)
-            shape = batches.count == 1 ? .tokenIDs(batches[0].count) : .batch(batches.count)
+            shape = batches.count == 1 ? ids(batches[0]) : .batch(batches.count)
         }
     }
 }
@@ -104,59 +173,143 @@ struct ValidatedCompletion {
 }
 
 /// Turns a body into a ``ValidatedCompletion`` or the 4xx the client should see.
+///
+/// Every number is checked against a stated range, and the message names the field and the range:
+///
+/// | field | range |
+/// |---|---|
+/// | `max_tokens`, `max_completion_tokens` | 1…`maxModelLen`; above `maxTokensCap` (or beyond what the context window leaves after the prompt) it is lowered, not refused |
+/// | prompt length (tokens) | 1…`maxModelLen` − 1 (`context_length_exceeded` beyond) |
+/// | `n`, `best_of` | 1 (one choice per request) |
+/// | `temperature` | 0…2 |
+/// | `top_p` | 0…1 |
+/// | `presence_penalty`, `frequency_penalty` | −2…2 |
+/// | `top_logprobs` | 0…20; `logprobs` (legacy count) 0…5 |
+/// | token ids in `prompt` | 0…2147483647 |
+/// | `stream_options` | only with `stream: true` |
 struct CompletionValidator {
     var servedModel: String
     var defaultMaxTokens: Int
     var maxTokensCap: Int
+    /// The model's context window in tokens: prompt plus output.
+    var maxModelLen: Int = 131_072
 
     func validate(_ body: ChatCompletionBody) throws(APIError) -> ValidatedCompletion {
         guard !body.messages.isEmpty else {
             throw .invalidRequest("'messages' must contain at least one message", param: "messages")
         }
         let prompt = PromptTokenizer.chatPrompt(body.messages.map { ($0.role, $0.content?.text ?? "") })
+        let field = body.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
         return try common(
-            model: body.model, n: body.n, maxTokens: body.maxCompletionTokens ?? body.maxTokens,
-            promptTokens: PromptTokenizer.count(prompt), stream: body.stream,
-            streamOptions: body.streamOptions, user: body.user)
+            model: body.model, n: body.n, maxTokens: (body.maxCompletionTokens ?? body.maxTokens, field),
+            promptTokens: (PromptTokenizer.count(prompt), "messages"), stream: body.stream,
+            streamOptions: body.streamOptions, sampling: body.sampling, user: body.user)
     }
 
     func validate(_ body: TextCompletionBody) throws(APIError) -> ValidatedCompletion {
         let promptTokens: Int
         switch body.prompt.shape {
         case .text(let text): promptTokens = PromptTokenizer.count(text)
-        case .tokenIDs(let count): promptTokens = count
+        case .tokenIDs(let count, let allInRange):
+            guard allInRange else {
+                throw .invalidRequest(
+                    "token ids in 'prompt' must be within \(PromptInput.tokenIDRange.lowerBound)…"
+                        + "\(PromptInput.tokenIDRange.upperBound)", param: "prompt")
+            }
+            promptTokens = count
         case .batch:
             throw .invalidRequest("only one prompt per request is supported", param: "prompt")
         }
         guard promptTokens > 0 else { throw .invalidRequest("'prompt' must not be empty", param: "prompt") }
         return try common(
-            model: body.model, n: body.n, maxTokens: body.maxTokens, promptTokens: promptTokens,
-            stream: body.stream, streamOptions: body.streamOptions, user: body.user)
+            model: body.model, n: body.n, maxTokens: (body.maxTokens, "max_tokens"),
+            promptTokens: (promptTokens, "prompt"), stream: body.stream, streamOptions: body.streamOptions,
+            sampling: body.sampling, user: body.user)
     }
 
     private func common(
-        model: String?, n: Int?, maxTokens: Int?, promptTokens: Int, stream: Bool?,
-        streamOptions: StreamOptions?, user: String?
+        model: String?, n: Int?, maxTokens: (value: Int?, field: String), promptTokens: (count: Int, field: String),
+        stream: Bool?, streamOptions: StreamOptions?, sampling: SamplingFields, user: String?
     ) throws(APIError) -> ValidatedCompletion {
         // A missing model means the served one, as in vLLM; a wrong one is a 404 (OpenAI's shape).
         if let model, model != servedModel { throw .modelNotFound(model) }
         if let n, n != 1 { throw .invalidRequest("only n = 1 is supported (got \(n))", param: "n") }
-        let requested = maxTokens ?? defaultMaxTokens
-        guard requested >= 1 else {
-            throw .invalidRequest("'max_tokens' must be at least 1 (got \(requested))", param: "max_tokens")
+        if let bestOf = sampling.bestOf, bestOf != 1 {
+            throw .invalidRequest("only best_of = 1 is supported (got \(bestOf))", param: "best_of")
         }
+        try Self.check(sampling.temperature, "temperature", 0...2)
+        try Self.check(sampling.topP, "top_p", 0...1)
+        try Self.check(sampling.presencePenalty, "presence_penalty", -2...2)
+        try Self.check(sampling.frequencyPenalty, "frequency_penalty", -2...2)
+        try Self.check(sampling.topLogprobs, "top_logprobs", 0...20)
+        try Self.check(sampling.logprobsCount, "logprobs", 0...5)
+        if streamOptions != nil && stream != true {
+            throw .invalidRequest("'stream_options' is only allowed when 'stream' is true", param: "stream_options")
+        }
+        guard promptTokens.count < maxModelLen else {
+            throw APIError(
+                status: .badRequest,
+                message: "This model's maximum context length is \(maxModelLen) tokens; the prompt has "
+                    + "\(promptTokens.count) tokens (the prompt must be within 1…\(maxModelLen - 1) tokens)",
+                type: "invalid_request_error", param: promptTokens.field, code: "context_length_exceeded")
+        }
+        let requested = maxTokens.value ?? defaultMaxTokens
+        try Self.check(requested, maxTokens.field, 1...maxModelLen)
         return ValidatedCompletion(
-            model: servedModel, promptTokens: promptTokens,
-            // Capped rather than refused: clients often send a model's whole context as max_tokens.
-            maxTokens: min(requested, maxTokensCap), stream: stream ?? false,
+            model: servedModel, promptTokens: promptTokens.count,
+            // Lowered rather than refused: clients often send a model's whole context as max_tokens.
+            maxTokens: min(requested, maxTokensCap, maxModelLen - promptTokens.count), stream: stream ?? false,
             includeUsageInStream: streamOptions?.includeUsage ?? false, user: user)
+    }
+
+    private static func check<N: Comparable & CustomStringConvertible>(
+        _ value: N?, _ field: String, _ range: ClosedRange<N>
+    ) throws(APIError) {
+        guard let value, !range.contains(value) else { return }
+        throw .invalidRequest(
+            "'\(field)' must be within \(range.lowerBound)…\(range.upperBound) (got \(value))", param: field)
     }
 }
 
 extension APIError {
+    /// What a numeric field may hold, for messages about values that did not even decode
+    /// (`1e400`, `1.5` where an integer is meant, a string). Ranges as ``CompletionValidator``
+    /// states them (with the default context window).
+    static let expectedValues: [String: String] = [
+        "max_tokens": "an integer within 1…131072", "max_completion_tokens": "an integer within 1…131072",
+        "n": "the integer 1", "best_of": "the integer 1", "temperature": "a number within 0…2",
+        "top_p": "a number within 0…1", "presence_penalty": "a number within -2…2",
+        "frequency_penalty": "a number within -2…2", "top_logprobs": "an integer within 0…20",
+        "logprobs": "a boolean, or an integer within 0…5", "stream": "a boolean",
+        "stream_options.include_usage": "a boolean", "command": "a string of at most 1024 bytes",
+        "prompt": "a string, an array of strings, or arrays of token ids within 0…2147483647",
+    ]
+
+    /// Fields whose JSON number must be an integer (the rest of ``expectedValues`` take any number).
+    static let integerFields: Set<String> = ["max_tokens", "max_completion_tokens", "n", "best_of", "top_logprobs", "logprobs"]
+
+    /// A numeric field whose number the JSON decoder could not even represent (`1e400`, an
+    /// integer beyond 64 bits, `1.5` where an integer is meant): Foundation reports those as
+    /// "not valid JSON" without naming the field, so the body text is scanned for it.
+    static func unrepresentableNumber(in body: Data) -> APIError? {
+        let text = String(decoding: body.prefix(1 << 20), as: UTF8.self)
+        for field in expectedValues.keys.sorted() where !field.contains(".") && field != "command" && field != "prompt" {
+            guard let range = text.range(of: "\"\(field)\"\\s*:\\s*(-?[0-9][0-9.eE+-]*)", options: .regularExpression)
+            else { continue }
+            let number = text[range].split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            let fits = integerFields.contains(field) ? Int(number) != nil : (Double(number)?.isFinite ?? false)
+            if !fits {
+                return .invalidRequest(
+                    "field '\(field)' has an invalid value \(number.prefix(40)) (expected \(expectedValues[field] ?? "a number"))",
+                    param: field)
+            }
+        }
+        return nil
+    }
+
     /// A client-facing message for a body that did not decode: which field, what was wrong —
     /// never the Swift error dump.
-    static func undecodable(_ error: any Error) -> APIError {
+    static func undecodable(_ error: any Error, body: Data = Data()) -> APIError {
         guard let error = error as? DecodingError else {
             return .invalidRequest("request body is not valid JSON", param: nil)
         }
@@ -172,12 +325,14 @@ extension APIError {
             guard let field = path(context) else {
                 return .invalidRequest("request body must be a JSON object", param: nil)
             }
-            return .invalidRequest("field '\(field)' has the wrong type", param: field)
+            let expected = expectedValues[field].map { " (expected \($0))" } ?? ""
+            return .invalidRequest("field '\(field)' has the wrong type\(expected)", param: field)
         case .dataCorrupted(let context):
             if let field = path(context) {
-                return .invalidRequest("field '\(field)' has an invalid value", param: field)
+                let expected = expectedValues[field].map { " (expected \($0))" } ?? ""
+                return .invalidRequest("field '\(field)' has an invalid value\(expected)", param: field)
             }
-            return .invalidRequest("request body is not valid JSON", param: nil)
+            return unrepresentableNumber(in: body) ?? .invalidRequest("request body is not valid JSON", param: nil)
         @unknown default:
             return .invalidRequest("request body is not valid JSON", param: nil)
         }

@@ -38,6 +38,12 @@ final class RawConnection: @unchecked Sendable {
         _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
     }
 
+    /// Sends bytes exactly as given (a hand-made request, malformed on purpose).
+    func write(raw: String) {
+        let bytes = Array(raw.utf8)
+        _ = bytes.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
     /// Reads until the received text contains `marker` (or 2 s pass); returns what was read.
     func read(until marker: String) async -> String {
         await withCheckedContinuation { continuation in

@@ -1,0 +1,246 @@
+import EngineRuntime
+import Foundation
+import ServingEngine
+import SimKit
+import Synchronization
+import Testing
+import XDSTestSupport
+
+@testable import APIServer
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A core that keeps time and serves nothing, and can be wedged inside `run(until:)` (an engine
+/// stuck in an endless step) until released.
+final class StuckableCore: SimulationCore, @unchecked Sendable {
+    private let time = Mutex<SimTime>(0)
+    private let wedged = Atomic<Bool>(false)
+    private let gate = DispatchSemaphore(value: 0)
+    let inside = Atomic<Bool>(false)
+    private let pod = RecordingEngineLink.smallPod()
+
+    var simTime: SimTime { time.withLock { $0 } }
+    func wedge() { wedged.store(true, ordering: .releasing) }
+    func release() {
+        wedged.store(false, ordering: .releasing)
+        gate.signal()
+    }
+    func run(until limit: SimTime) {
+        if wedged.load(ordering: .acquiring) {
+            inside.store(true, ordering: .releasing)
+            gate.wait()
+            inside.store(false, ordering: .releasing)
+        }
+        time.withLock { $0 = max($0, limit) }
+    }
+    func apply(_ command: OperatorCommand) -> CommandReply { CommandReply(accepted: true, message: "\(command)") }
+    func snapshot() -> Snapshot {
+        var s = pod
+        s.simTime = simTime
+        s.paused = false
+        return s
+    }
+    func submitExternal(promptTokens: Int, maxTokens: Int) -> Int { 1 }
+    func cancelExternal(id: Int) {}
+    func takeStreamUpdates() -> [StreamUpdate] { [] }
+}
+
+/// Issue 10: every input gets an answer, the engine keeps moving or says why not.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct HardeningTests {
+    // MARK: HTTP framing
+
+    @Test func aMalformedChunkedBodyIs400() async throws {
+        try await LiveServer.with { server in
+            let connection = try RawConnection(port: server.port)
+            defer { connection.close() }
+            connection.write(raw:
+                "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\nzz-not-hex\r\n{\"prompt\": \"x\"}\r\n0\r\n\r\n")
+            let answer = await connection.read(until: "\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
+    @Test func aWellFormedChunkedBodyIsServed() async throws {
+        try await LiveServer.with { server in
+            let connection = try RawConnection(port: server.port)
+            defer { connection.close() }
+            let json = #"{"prompt": "hello there", "max_tokens": 3}"#
+            connection.write(raw:
+                "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\n\(String(json.utf8.count, radix: 16))\r\n\(json)\r\n0\r\n\r\n")
+            let answer = await connection.read(until: "\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+        }
+    }
+
+    // MARK: Numbers in bodies
+
+    @Test func everyNumberIsCheckedAgainstAStatedRange() async throws {
+        let chat: [String: Any] = ["messages": [["role": "user", "content": "hi"]]]
+        // (field, value, what the message must say)
+        let cases: [(String, Any, String)] = [
+            ("max_tokens", 0, "1…131072"), ("max_tokens", -5, "1…131072"), ("max_tokens", 1_000_000, "1…131072"),
+            ("max_completion_tokens", 0, "1…131072"),
+            ("temperature", 2.5, "0.0…2.0"), ("temperature", -0.1, "0.0…2.0"),
+            ("top_p", 1.5, "0.0…1.0"), ("presence_penalty", 3, "-2.0…2.0"), ("frequency_penalty", -2.5, "-2.0…2.0"),
+            ("top_logprobs", 21, "0…20"), ("n", 2, "n = 1"), ("n", 0, "n = 1"),
+        ]
+        try await LiveServer.with { server in
+            for (field, value, range) in cases {
+                var body = chat
+                body[field] = value
+                let reply = try await server.post("/v1/chat/completions", json: body)
+                #expect(reply.status == 400, "\(field)=\(value): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect(error["param"] as? String == field, "\(reply.text)")
+                let message = error["message"] as? String ?? ""
+                #expect(message.contains(field) && message.contains(range), "\(field)=\(value): \(message)")
+            }
+            // Numbers that do not even decode name the field and what it takes, with no Swift text.
+            for raw in [#"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1e400}"#,
+                        #"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 99999999999999999999999}"#,
+                        #"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1.5}"#,
+                        #"{"messages": [{"role": "user", "content": "x"}], "temperature": 1e400}"#,
+                        #"{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}"#] {
+                let reply = try await server.post("/v1/chat/completions", raw: raw)
+                #expect(reply.status == 400, "\(raw): \(reply.text)")
+                let message = try #require(try reply.json()["error"] as? [String: Any])["message"] as? String ?? ""
+                #expect(message.contains("max_tokens") || message.contains("temperature"), "\(message)")
+                #expect(message.contains("within"), "\(message)")
+                for leak in ["Swift.", "DecodingError", "Context(", "codingPath", "Int64"] {
+                    #expect(!reply.text.contains(leak), "\(reply.text)")
+                }
+            }
+            // The legacy endpoint: logprobs count, token ids, best_of, stream_options without stream.
+            let legacy: [([String: Any], String)] = [
+                (["prompt": "x", "logprobs": 6], "logprobs"), (["prompt": [1, 2, -3]], "prompt"),
+                (["prompt": "x", "best_of": 3], "best_of"),
+                (["prompt": "x", "stream_options": ["include_usage": true]], "stream_options"),
+            ]
+            for (body, field) in legacy {
+                let reply = try await server.post("/v1/completions", json: body)
+                #expect(reply.status == 400, "\(body): \(reply.text)")
+                #expect(try #require(try reply.json()["error"] as? [String: Any])["param"] as? String == field)
+            }
+            #expect(server.backend.submitted.isEmpty)
+            // Neighbours inside the ranges still work.
+            var fine = chat
+            fine["temperature"] = 2
+            fine["top_p"] = 0
+            fine["max_tokens"] = 131_072
+            fine["presence_penalty"] = -2
+            #expect(try await server.post("/v1/chat/completions", json: fine).status == 200)
+            #expect(server.backend.submitted.last?.maxTokens == 16_384)
+            #expect(try await server.post("/v1/completions", json: ["prompt": "x", "logprobs": 5]).status == 200)
+            #expect(try await server.post("/v1/chat/completions", json: chat.merging(["logprobs": true]) { $1 }).status == 200)
+        }
+    }
+
+    @Test func aPromptBeyondTheContextWindowIsRefused() async throws {
+        try await LiveServer.with { server in
+            let ids = Array(repeating: 7, count: 131_072)
+            let reply = try await server.post("/v1/completions", json: ["prompt": ids])
+            #expect(reply.status == 400, "\(reply.text.prefix(300))")
+            let error = try #require(try reply.json()["error"] as? [String: Any])
+            #expect(error["code"] as? String == "context_length_exceeded")
+            #expect((error["message"] as? String)?.contains("131072") == true)
+            // One token less fits, with max_tokens lowered to what the window leaves.
+            let fits = try await server.post("/v1/completions", json: ["prompt": Array(ids.dropLast()), "max_tokens": 100])
+            #expect(fits.status == 200, "\(fits.text.prefix(300))")
+            #expect(server.backend.submitted.last?.maxTokens == 1)
+        }
+    }
+
+    @Test func anOverlongAdminCommandIs400InTheErrorShape() async throws {
+        try await LiveServer.with { server in
+            let reply = try await server.post(
+                "/admin/commands", json: ["command": String(repeating: "x", count: 5000)], token: LiveServer.token)
+            #expect(reply.status == 400)
+            let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+            #expect(error["param"] as? String == "command")
+            #expect((error["message"] as? String)?.contains("0…1024") == true)
+            #expect(server.link.receivedCommands.isEmpty)
+        }
+    }
+
+    // MARK: Liveness over HTTP
+
+    @Test func aStuckEngineIsNotReadyAndEveryRouteStillAnswersInBoundedTime() async throws {
+        let core = StuckableCore()
+        let host = EngineHost(core: core, speed: 1, publishInterval: 0.01,
+                              bounds: EngineHost.Bounds(stall: 0.3, backlog: 0.3, command: 1, admission: 1))
+        host.start()
+        defer {
+            core.release()
+            host.stop(timeout: 5)
+        }
+        try await HostServer.with(host: host) { server in
+            let ready = try await server.get("/ready")
+            #expect(ready.status == 200, "\(ready.text)")
+            #expect(try ready.json()["status"] as? String == "ready")
+            core.wedge()
+            #expect(await eventually(within: 5) { core.inside.load(ordering: .acquiring) })
+            #expect(await eventually(within: 5) { host.liveness().state == .stalled })
+            let stuck = try await server.get("/ready")
+            #expect(stuck.status == 503)
+            let body = try stuck.json()
+            #expect(body["ready"] as? Bool == false && body["status"] as? String == "not_ready")
+            #expect((body["reason"] as? String)?.contains("has not advanced simulated time") == true, "\(stuck.text)")
+            let health = try await server.get("/health")
+            #expect(health.status == 200)
+            #expect((try health.json()["engine"] as? String)?.contains("has not advanced") == true, "\(health.text)")
+
+            let start = ContinuousClock.now
+            let command = try await server.command("drain node 1")
+            #expect(ContinuousClock.now - start < .seconds(4))
+            #expect(command.status == 503, "\(command.text)")
+            #expect(try command.json()["accepted"] as? Bool == false)
+            #expect((try command.json()["message"] as? String)?.hasPrefix("the engine did not apply the command within 1 s") == true)
+
+            let completion = try await server.post(
+                "/v1/chat/completions", json: ["messages": [["role": "user", "content": "hi"]]])
+            #expect(completion.status == 503, "\(completion.text)")
+            #expect(completion.text.contains("cannot take requests"))
+        }
+    }
+
+    // MARK: Degraded during a restart
+
+    @Test func aRestartUnderWayIsDegradedOverHTTP() async throws {
+        let link = RecordingEngineLink()
+        try await LiveServer.with(link: link) { server in
+            link.update { s in
+                s.activeFaults = [FaultStatus(id: 1, description: "fault npu 20 · detected in 3.0 s", injectedAt: 10, detectedAt: 13)]
+            }
+            link.log(EngineEvent(time: 13, kind: .recovery, severity: .warning,
+                                 message: "fault 1: decode failover fell back to a restart of decode-0: out for 300 s; 4 requests re-prefilled, 0 failed"))
+            let reply = try await server.get("/ready")
+            #expect(reply.status == 200)
+            let body = try reply.json()
+            #expect(body["ready"] as? Bool == true && body["status"] as? String == "degraded")
+            #expect((body["reason"] as? String)?.contains("restart of decode-0") == true, "\(reply.text)")
+            // Recovered: ready again.
+            link.update { s in s.activeFaults[0].recoveredAt = 313 }
+            #expect(try await server.get("/ready").json()["status"] as? String == "ready")
+        }
+    }
+
+    @Test func theEnginesOwnRestartReadsAsDegraded() throws {
+        var config = EngineConfiguration(deployment: TestDeployments.faultPod)
+        config.syntheticRate = 5
+        config.recoveryPolicy = "restart-world"
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: 5)
+        #expect(ServingReadiness(engine.snapshot()).status == "ready")
+        #expect(engine.apply(.faultNPU(20)).accepted)
+        engine.run(until: 60)  // heartbeats detect it; the world restarts (300 s)
+        let readiness = ServingReadiness(engine.snapshot())
+        #expect(readiness.ready && readiness.status == "degraded", "\(readiness)")
+        #expect(readiness.reason.contains("restart"), "\(readiness.reason)")
+    }
+}
