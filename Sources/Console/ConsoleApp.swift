@@ -1,3 +1,4 @@
+import CNcursesw
 import Dispatch
 import Foundation
 import ServingEngine
@@ -5,6 +6,8 @@ import Synchronization
 
 /// Set from signal handlers (which may not capture context); the UI loop polls it.
 private let stopRequested = Atomic<Bool>(false)
+/// True while the UI thread has the terminal in curses mode.
+private let terminalActive = Atomic<Bool>(false)
 
 /// How the console starts: theme, colour and where it logs.
 public struct ConsoleOptions: Sendable {
@@ -44,7 +47,9 @@ public struct ConsoleOptions: Sendable {
 ///
 /// All curses calls happen on one dedicated thread (swift-notes.md §1.4); the calling
 /// thread waits for it. `q`, Ctrl-C, SIGTERM, SIGINT and SIGHUP all restore the terminal
-/// and return 0; 1 means there was no terminal to draw on.
+/// and return 0; 1 means there was no terminal to draw on. If the UI thread does not end within
+/// ``quitGraceSeconds`` of a signal (it waits on a command to a stuck engine), the calling
+/// thread restores the terminal itself and returns 0, so the process can exit.
 public enum ConsoleApp {
     public static func run(link: any EngineLink, options: ConsoleOptions = ConsoleOptions()) -> Int32 {
         let log = ConsoleLog(path: options.logPath)
@@ -81,12 +86,28 @@ public enum ConsoleApp {
         }
         thread.name = "xds-console"
         thread.start()
-        done.wait()
+        var signalledAt: UInt64?
+        while done.wait(timeout: .now() + .milliseconds(50)) == .timedOut {
+            guard stopRequested.load(ordering: .relaxed) else { continue }
+            let t = now()
+            if signalledAt == nil { signalledAt = t }
+            if let since = signalledAt, t &- since > UInt64(quitGraceSeconds * 1e9) {
+                // The UI thread is stuck outside curses (a command to a stuck engine): restore the
+                // terminal from here; the caller exits the process right after.
+                if terminalActive.exchange(false, ordering: .acquiringAndReleasing) { endwin() }
+                for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_DFL) }
+                log.write("console exit 0 (forced: the UI thread did not stop within \(quitGraceSeconds) s)")
+                return 0
+            }
+        }
         for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_DFL) }
         let status = result.withLock { $0 }
         log.write("console exit \(status)")
         return status
     }
+
+    /// How long a signal waits for the UI thread before the terminal is restored without it.
+    public static let quitGraceSeconds = 2.0
 
     /// Applies a message, performs its effects against the link and feeds the replies back
     /// in: the whole Elm loop minus the terminal, so tests drive exactly what runs live.
@@ -119,7 +140,8 @@ public enum ConsoleApp {
                 Data("xds console: no terminal to draw on (is stdout a tty and TERM set?)\n".utf8))
             return 1
         }
-        defer { terminal.shutdown() }
+        terminalActive.store(true, ordering: .releasing)
+        defer { if terminalActive.exchange(false, ordering: .acquiringAndReleasing) { terminal.shutdown() } }
         let (width, height) = terminal.size
         var state = ConsoleState(width: width, height: height, capabilities: link.capabilities)
         state.themeIndex = themeIndex

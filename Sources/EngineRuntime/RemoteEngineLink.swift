@@ -73,7 +73,7 @@ public final class RemoteEngineLink: NSObject, EngineLink, URLSessionDataDelegat
         let done = DispatchSemaphore(value: 0)
         URLSession.shared.dataTask(with: request) { data, _, error in
             defer { done.signal() }
-            if let error { reply.withLock { $0.message = "not connected to \(self.baseURL.absoluteString): \(error.localizedDescription)" }; return }
+            if let error { reply.withLock { $0.message = "not connected to \(self.baseURL.absoluteString): \(Self.explain(error))" }; return }
             guard let data, let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return }
             if let accepted = object["accepted"] as? Bool {
                 reply.withLock { $0 = CommandReply(accepted: accepted, message: object["message"] as? String ?? "") }
@@ -147,6 +147,21 @@ public final class RemoteEngineLink: NSObject, EngineLink, URLSessionDataDelegat
         // A refusal (401, HTTP error) has already said why; keep that message.
         guard !state.withLock({ $0.stopped || !$0.connected }) else { return }
         lost(error == nil ? "stream ended" : "disconnected")
+    }
+
+    /// A connection failure in words, not Foundation's error dump.
+    static func explain(_ error: any Error) -> String {
+        guard let error = error as? URLError else { return "the request failed" }
+        switch error.code {
+        case .cannotConnectToHost: return "connection refused (is xds serve running there?)"
+        case .timedOut: return "no answer in time"
+        case .cannotFindHost, .dnsLookupFailed: return "the host name does not resolve"
+        case .networkConnectionLost: return "the connection was lost"
+        case .notConnectedToInternet: return "no network"
+        case .badURL, .unsupportedURL: return "not a usable URL"
+        case .cancelled: return "cancelled"
+        default: return "the request failed (URL error \(error.code.rawValue))"
+        }
     }
 
     /// Snapshot JSON as the admin API writes it (NaN and infinities as strings).

@@ -13,7 +13,8 @@ struct ConsoleCommand: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Theme name from themes/ (dark, light, high-contrast, mono).") var theme: String?
-    @Option(help: "Simulated seconds per wall second (0.1…1000), or max.") var speed: String = "1"
+    @Option(help: "Simulated seconds per wall second (0.01…100000; the console's +/- keys step 0.1…1000), or max.")
+    var speed: String = "1"
     @Option(help: "Attach to a running xds serve at this URL instead of embedding an engine.") var connect: String?
     @Option(help: "Admin token for --connect (else XDS_ADMIN_TOKEN).") var token: String?
     @Option(help: "Also serve the HTTP API of the embedded engine on HOST:PORT (e.g. 127.0.0.1:8000).")
@@ -27,20 +28,26 @@ struct ConsoleCommand: ParsableCommand {
         let scenario = try common.loadScenario()
         let listenAt = try listen.map(Self.parseListen)
         let engine = try ServingEngine(configuration: config)
-        let host = EngineHost(core: engine, speed: pace, scenario: scenario, capabilities: [.drain, .speed, .rebalance, .faults])
+        // Commands typed at the console wait at most 3 s for a stuck engine (the UI waits with them).
+        let host = EngineHost(core: engine, speed: pace, scenario: scenario, capabilities: [.drain, .speed, .rebalance, .faults],
+                              bounds: EngineHost.Bounds(command: 3))
         host.start()
-        defer { host.stop() }
         var serverTask: Task<Void, Never>?
         if let (address, port) = listenAt {
             let token = self.token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] ?? AdminToken.generate()
             let server = APIServer(configuration: .init(host: address, port: port, adminToken: token), link: host, backend: host)
             _ = server.bootstrapMetricsSystem()
             // The token goes to the log file, not the screen the console is about to own.
-            FileHandle.standardError.write(Data("xds console: API on http://\(address):\(port), admin token \(token)\n".utf8))
+            if let warning = exposureWarning(host: address) {
+                FileHandle.standardError.write(Data("xds console: \(warning)\n".utf8))
+            }
+            FileHandle.standardError.write(Data("xds console: API on \(httpURL(host: address, port: port)), admin token \(token)\n".utf8))
             serverTask = Task { try? await server.run() }
         }
         let status = ConsoleApp.run(link: host, options: ConsoleOptions(themeName: theme))
         serverTask?.cancel()
+        // The terminal is restored by now; a stuck engine must not keep the process alive.
+        stopEngine(host, name: "xds console")
         if status != 0 { throw ExitCode(status) }
     }
 
@@ -58,11 +65,15 @@ struct ConsoleCommand: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 
+    /// `HOST:PORT`, `[IPv6]:PORT` (e.g. `[::1]:8000`).
     static func parseListen(_ text: String) throws -> (String, Int) {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (0...65_535).contains(port) else {
-            throw ConfigError("--listen: expected HOST:PORT like 127.0.0.1:8000, got '\(text)'")
-        }
-        return (String(parts[0]), port)
+        let problem = ConfigError("--listen: expected HOST:PORT like 127.0.0.1:8000 or [::1]:8000, got '\(text)'")
+        guard let colon = text.lastIndex(of: ":") else { throw problem }
+        let hostPart = String(text[..<colon])
+        guard let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else { throw problem }
+        // A bare IPv6 address needs brackets, or its last group would read as the port.
+        if hostPart.contains(":") && !hostPart.hasPrefix("[") { throw problem }
+        guard let host = try? parseBindHost(hostPart, option: "--listen") else { throw problem }
+        return (host, port)
     }
 }

@@ -15,10 +15,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to bind.") var host: String = "127.0.0.1"
     @Option(help: "Port (0 picks a free one, printed at start).") var port: Int = 8000
     @Option(help: "Bearer token for /admin.") var adminToken: String?
-    @Option(help: "Simulated seconds per wall second, or max.") var speed: String = "1"
+    @Option(help: "Simulated seconds per wall second (0.01…100000), or max.") var speed: String = "1"
 
     func run() throws {
         guard (0...65_535).contains(port) else { throw ConfigError("--port must be within 0…65535, got \(port)") }
+        let bindHost = try parseBindHost(host, option: "--host")
+        if let warning = exposureWarning(host: bindHost) { FileHandle.standardError.write(Data("xds serve: \(warning)\n".utf8)) }
         let pace = try parseSpeed(speed)
         // Only HTTP traffic unless --rate or --workload asks for background load.
         let config = try common.engineConfiguration(defaultRate: 0)
@@ -28,51 +30,137 @@ struct Serve: ParsableCommand {
         let token = adminToken ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] ?? AdminToken.generate()
         let tokenWasGenerated = adminToken == nil && ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] == nil
         host.start()
-        defer { host.stop() }
-        let server = APIServer(configuration: .init(host: self.host, port: port, adminToken: token), link: host, backend: host)
+        let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token), link: host, backend: host)
         _ = server.bootstrapMetricsSystem()
-        let bindHost = self.host
-        try runUntilSignal {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await server.run() }
-                let bound = try await server.boundPort()
-                var banner = "xds serve: \(config.deployment.name) · \(host.modelName) on http://\(bindHost):\(bound)  (Ctrl-C stops)\n"
-                if tokenWasGenerated { banner += "admin token: \(token)\n" }
-                // Unbuffered, so a script reading the port sees it at once.
-                FileHandle.standardOutput.write(Data(banner.utf8))
-                try await group.next()
+        do {
+            try runUntilSignal(name: "xds serve") {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await server.run() }
+                    let bound = try await server.boundPort()
+                    var banner = "xds serve: \(config.deployment.name) · \(host.modelName) on \(httpURL(host: bindHost, port: bound))  (Ctrl-C stops)\n"
+                    if tokenWasGenerated { banner += "admin token: \(token)\n" }
+                    // Unbuffered, so a script reading the port sees it at once.
+                    FileHandle.standardOutput.write(Data(banner.utf8))
+                    try await group.next()
+                }
             }
+        } catch let error as ServerFailure {
+            stopEngine(host, name: "xds serve")
+            throw ConfigError(error.describe(url: httpURL(host: bindHost, port: port)))
         }
+        stopEngine(host, name: "xds serve")
     }
 }
 
 func parseSpeed(_ text: String) throws -> Double? {
     if text == "max" { return nil }
-    guard let s = Double(text), s > 0, s.isFinite else {
+    guard let s = Double(text), s.isFinite, s > 0 else {
         throw ConfigError("--speed: expected 'max' or a positive number, got '\(text)'")
     }
+    if let problem = Pacer.speedProblem(s) { throw ConfigError("--\(problem)") }
     return s
 }
 
-/// Runs `body` until it ends or SIGINT/SIGTERM arrives (then cancels it and returns normally).
-func runUntilSignal(_ body: @escaping @Sendable () async throws -> Void) throws {
-    let failure = Mutex<Error?>(nil)
-    let done = DispatchSemaphore(value: 0)
+/// An address to bind: `[::1]` is taken as `::1`; empty is refused.
+func parseBindHost(_ text: String, option: String) throws -> String {
+    var host = text.trimmingCharacters(in: .whitespaces)
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "[" || $0 == "]" }) else {
+        throw ConfigError("\(option): expected an address like 127.0.0.1, ::1 or 0.0.0.0, got '\(text)'")
+    }
+    return host
+}
+
+/// `http://HOST:PORT`, with an IPv6 address in brackets (`http://[::1]:8000`).
+func httpURL(host: String, port: Int) -> String {
+    host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+}
+
+/// Whether an address is only reachable from this machine.
+func isLoopback(_ host: String) -> Bool {
+    let h = host.lowercased()
+    return h == "localhost" || h == "::1" || h == "0:0:0:0:0:0:0:1" || h.hasPrefix("127.")
+        || h.hasPrefix("::ffff:127.")
+}
+
+/// The one-line warning for an address other machines can reach (nil on loopback).
+func exposureWarning(host: String) -> String? {
+    guard !isLoopback(host) else { return nil }
+    return "warning: listening on \(host), reachable from other machines; the OpenAI API (/v1/*) and /metrics "
+        + "have no authentication (only /admin needs the token)"
+}
+
+/// Stops the engine thread with a bound; if it is stuck inside a step, says so and exits anyway.
+func stopEngine(_ host: EngineHost, name: String, timeout: Double = 2) {
+    guard host.stop(timeout: timeout) else {
+        FileHandle.standardError.write(Data(
+            "\(name): the engine thread did not stop within \(Pacer.format(timeout)) s (stuck inside a step); exiting anyway\n".utf8))
+        exit(1)
+    }
+}
+
+/// The HTTP server ended with an error (it could not bind, most often).
+struct ServerFailure: Error {
+    var underlying: any Error
+
+    /// One line for the operator, without Swift or NIO error dumps.
+    func describe(url: String) -> String {
+        let text = String(describing: underlying)
+        let known: [(String, String)] = [
+            ("Address already in use", "the port is already in use"),
+            ("Cannot assign requested address", "the address is not one of this machine's"),
+            ("Permission denied", "permission denied (ports below 1024 need privileges)"),
+            ("Name or service not known", "the host name does not resolve"),
+            ("No address associated", "the host name does not resolve"),
+            ("Address family not supported", "this machine does not support that address family"),
+        ]
+        let why = known.first { text.contains($0.0) }?.1 ?? "the server could not listen there"
+        return "could not serve on \(url): \(why)"
+    }
+}
+
+/// Runs `body` until it ends or SIGINT/SIGTERM arrives. On the first signal the body is cancelled
+/// and given `grace` seconds to wind down (open connections close); after that, or at a second
+/// signal, this returns anyway so the caller can stop the engine (with a bound) and exit. A body
+/// that fails on its own throws ``ServerFailure``.
+func runUntilSignal(name: String, grace: Double = 3, _ body: @escaping @Sendable () async throws -> Void) throws {
+    let failure = Mutex<(any Error)?>(nil)
+    let ended = Atomic<Bool>(false)
+    let wake = DispatchSemaphore(value: 0)
     let task = Task {
         do { try await body() } catch is CancellationError {} catch { failure.withLock { $0 = error } }
-        done.signal()
+        ended.store(true, ordering: .releasing)
+        wake.signal()
     }
     signal(SIGINT, SIG_IGN)
     signal(SIGTERM, SIG_IGN)
+    let signals = Atomic<Int>(0)
     let sources = [SIGINT, SIGTERM].map { sig in
         let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler { task.cancel() }
+        source.setEventHandler {
+            signals.add(1, ordering: .relaxed)
+            task.cancel()
+            wake.signal()
+        }
         source.resume()
         return source
     }
-    done.wait()
-    sources.forEach { $0.cancel() }
-    if let error = failure.withLock({ $0 }) {
-        throw ConfigError("server stopped: \(error)")
+    defer {
+        sources.forEach { $0.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
     }
+    while !ended.load(ordering: .acquiring) && signals.load(ordering: .relaxed) == 0 { wake.wait() }
+    if signals.load(ordering: .relaxed) > 0 {
+        // Signalled: wait for the body to end, at most `grace` seconds, and not past a second signal.
+        let deadline = DispatchTime.now() + grace
+        while !ended.load(ordering: .acquiring) && signals.load(ordering: .relaxed) < 2 && DispatchTime.now() < deadline {
+            _ = wake.wait(timeout: min(deadline, .now() + 0.05))
+        }
+        if !ended.load(ordering: .acquiring) {
+            FileHandle.standardError.write(Data("\(name): open connections did not close in time; exiting\n".utf8))
+        }
+        return
+    }
+    if let error = failure.withLock({ $0 }) { throw ServerFailure(underlying: error) }
 }

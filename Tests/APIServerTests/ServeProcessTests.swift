@@ -1,0 +1,147 @@
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// The built `xds` executable, beside the test bundle (`swift build --build-tests` builds both).
+enum BuiltBinary {
+    static var xds: URL? {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("xds"),
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent(".build/debug/xds"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }
+}
+
+/// A running `xds` child process with its output collected; killed at the end whatever happens.
+final class ChildProcess: @unchecked Sendable {
+    let process = Process()
+    /// Bytes read from a pipe, appended by the pipe's handler thread.
+    final class Collected: Sendable {
+        let data = Mutex(Data())
+        var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+    }
+    private let output = Collected()
+    private let errors = Collected()
+
+    init(_ binary: URL, _ arguments: [String]) throws {
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        out.fileHandleForReading.readabilityHandler = { [output] h in
+            let d = h.availableData
+            output.data.withLock { $0.append(d) }
+        }
+        err.fileHandleForReading.readabilityHandler = { [errors] h in
+            let d = h.availableData
+            errors.data.withLock { $0.append(d) }
+        }
+        try process.run()
+    }
+
+    var stdout: String { output.text }
+    var stderr: String { errors.text }
+
+    /// Waits up to `seconds` for the process to exit; returns whether it did.
+    func waitForExit(within seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        return !process.isRunning
+    }
+
+    func kill() { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }
+}
+
+/// `xds serve` as a process: bounded shutdown on SIGTERM/SIGINT, the exposure warning, IPv6 URLs.
+@Suite(.serialized, .timeLimit(.minutes(2)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
+struct ServeProcessTests {
+    /// Starts `xds serve --port 0` and returns it with its port, once the banner is printed.
+    func startServe(_ extra: [String] = []) throws -> (ChildProcess, Int) {
+        let child = try ChildProcess(try #require(BuiltBinary.xds),
+                                     ["serve", "--port", "0", "--admin-token", "t0k3n", "--deployment", "colocated-288"] + extra)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && child.process.isRunning {
+            if let range = child.stdout.range(of: #"127\.0\.0\.1:[0-9]+"#, options: .regularExpression),
+               let port = Int(child.stdout[range].split(separator: ":")[1]) {
+                return (child, port)
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        child.kill()
+        Issue.record("xds serve did not start: \(child.stdout) \(child.stderr)")
+        throw CancellationError()
+    }
+
+    func post(_ port: Int, _ path: String, _ json: String, token: String? = nil) async throws -> Int {
+        var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)\(path)")))
+        request.httpMethod = "POST"
+        request.httpBody = Data(json.utf8)
+        request.timeoutInterval = 20
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (_, response) = try await URLSession.shared.data(for: request)
+        return (response as? HTTPURLResponse)?.statusCode ?? 0
+    }
+
+    @Test(arguments: [Int32(15), Int32(2)])  // SIGTERM, SIGINT
+    func aSignalEndsServeWithinAFewSeconds(_ sig: Int32) async throws {
+        let (child, port) = try startServe()
+        defer { child.kill() }
+        #expect(try await post(port, "/v1/completions", #"{"prompt": "hi", "max_tokens": 2}"#) == 200)
+        kill(child.process.processIdentifier, sig)
+        #expect(child.waitForExit(within: 6), "xds serve still running 6 s after signal \(sig)")
+        #expect(child.process.terminationStatus == 0, "\(child.stderr)")
+    }
+
+    @Test func sigtermEndsServeWithinAFewSecondsWhateverCommandsItWasSent() async throws {
+        let (child, port) = try startServe()
+        defer { child.kill() }
+        // Hostile commands first: none of them may keep the process from ending. If one wedged
+        // the engine, the process still ends, says so on stderr, and exits 1.
+        for line in ["rate 1e308", "speed 1e300", "fault link 0-1 degrade 1e300", "fault npu 9223372036854775807"] {
+            _ = try await post(port, "/admin/commands", #"{"command": "\#(line)"}"#, token: "t0k3n")
+        }
+        kill(child.process.processIdentifier, SIGTERM)
+        #expect(child.waitForExit(within: 8), "xds serve still running 8 s after SIGTERM")
+        let status = child.process.terminationStatus
+        #expect(status == 0 || (status == 1 && child.stderr.contains("did not stop within")), "\(status): \(child.stderr)")
+    }
+
+    @Test func aNonLoopbackHostIsWarnedAboutOnStderr() throws {
+        // The speed error ends the run right after the warning, before anything binds.
+        let child = try ChildProcess(try #require(BuiltBinary.xds), ["serve", "--host", "0.0.0.0", "--speed", "0"])
+        defer { child.kill() }
+        #expect(child.waitForExit(within: 20))
+        let lines = child.stderr.split(separator: "\n")
+        #expect(lines.contains { $0.contains("0.0.0.0") && $0.contains("no authentication") && $0.contains("/metrics") },
+                "\(child.stderr)")
+        #expect(child.process.terminationStatus != 0)
+    }
+
+    @Test func anIPv6AddressIsPrintedInBrackets() throws {
+        let child = try ChildProcess(try #require(BuiltBinary.xds),
+                                     ["serve", "--host", "::1", "--port", "0", "--deployment", "colocated-288"])
+        defer { child.kill() }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && child.process.isRunning && !child.stdout.contains("http://") {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        if child.process.isRunning {
+            #expect(child.stdout.contains("http://[::1]:"), "\(child.stdout)")
+            kill(child.process.processIdentifier, SIGTERM)
+            #expect(child.waitForExit(within: 6))
+        } else {
+            // No IPv6 on this machine: the failure names the URL correctly, in one line.
+            #expect(child.stderr.contains("http://[::1]:0"), "\(child.stderr)")
+            #expect(!child.stderr.contains("NIO") && !child.stderr.contains("IOError"), "\(child.stderr)")
+        }
+    }
+}
