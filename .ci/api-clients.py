@@ -107,5 +107,43 @@ refused = (after["rejected"] + after["failed"]) - (before["rejected"] + before["
 check("load: engine counts match the clients'", served == complete and refused == errors,
       f"engine completed {served} refused {refused}; clients complete {complete} errors {errors}")
 
+# Hostile operator commands (issue 10): each is answered in bounded time, and afterwards the
+# engine still advances simulated time, serves completions and /ready tells the truth.
+def admin_command(line):
+    body = json.dumps({"command": line}).encode()
+    req = urllib.request.Request(f"{base}/admin/commands", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    started = time.time()
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            status, text = resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    return status, text, time.time() - started
+
+
+hostile = ["", " ", "x" * 5000, "\x00\x01\x7f", "\x1b[2J", "rate 1e308", "rate 1e9", "rate -1", "rate nan",
+           "speed 1e-300", "speed 1e300", "speed 0", "speed inf", "fault link 0-1 degrade 1e300",
+           "fault straggler die 0 slowdown 1e308", "fault npu 99999999999999999999", "fault npu 9223372036854775807",
+           "drain node 9223372036854775807", "heal 9223372036854775807", "fault link 1-1", "rebalance now",
+           "heal all", "resume", "speed 1", "rate 0"]
+answers = [(line, *admin_command(line)) for line in hostile]
+slow = [(l[:30], round(t, 1)) for l, _, _, t in answers if t > 7]
+check("hostile commands: each answered within 7 s", not slow, slow)
+odd = [(l[:30], s, x[:120]) for l, s, x, _ in answers if s not in (200, 400) or "Swift." in x or "Error(" in x]
+check("hostile commands: 200 or 400 with a clear message", not odd, odd)
+t0 = json.load(urllib.request.urlopen(state_req, timeout=30))["simTime"]
+time.sleep(1.5)
+t1 = json.load(urllib.request.urlopen(state_req, timeout=30))["simTime"]
+check("after hostile commands simulated time advances", t1 > t0 + 0.5, (t0, t1))
+after_hostile = client.chat.completions.create(model="deepseek-r1", max_tokens=4,
+                                               messages=[{"role": "user", "content": "Still serving?"}])
+check("after hostile commands a completion is served", bool(after_hostile.choices[0].message.content), after_hostile)
+try:
+    ready = json.load(urllib.request.urlopen(f"{base}/ready", timeout=30))
+except urllib.error.HTTPError as e:
+    ready = json.load(e)
+check("after hostile commands /ready is truthful", ready.get("status") in ("ready", "degraded") and "reason" in ready, ready)
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
