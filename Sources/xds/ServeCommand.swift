@@ -127,24 +127,28 @@ func runUntilSignal(name: String, grace: Double = 3, _ body: @escaping @Sendable
     let failure = Mutex<(any Error)?>(nil)
     let ended = Atomic<Bool>(false)
     let wake = DispatchSemaphore(value: 0)
-    let task = Task {
-        do { try await body() } catch is CancellationError {} catch { failure.withLock { $0 = error } }
-        ended.store(true, ordering: .releasing)
-        wake.signal()
-    }
+    let running = Mutex<Task<Void, Never>?>(nil)
+    let signals = Atomic<Int>(0)
+    // Handlers first: the body prints the banner, and a script may signal as soon as it reads it.
     signal(SIGINT, SIG_IGN)
     signal(SIGTERM, SIG_IGN)
-    let signals = Atomic<Int>(0)
     let sources = [SIGINT, SIGTERM].map { sig in
         let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
         source.setEventHandler {
             signals.add(1, ordering: .relaxed)
-            task.cancel()
+            running.withLock { $0 }?.cancel()
             wake.signal()
         }
         source.resume()
         return source
     }
+    let task = Task {
+        do { try await body() } catch is CancellationError {} catch { failure.withLock { $0 = error } }
+        ended.store(true, ordering: .releasing)
+        wake.signal()
+    }
+    running.withLock { $0 = task }
+    if signals.load(ordering: .relaxed) > 0 { task.cancel() }
     defer {
         sources.forEach { $0.cancel() }
         signal(SIGINT, SIG_DFL)

@@ -116,11 +116,11 @@ struct HardeningTests {
                     #expect(!reply.text.contains(leak), "\(reply.text)")
                 }
             }
-            // The legacy endpoint: logprobs count, token ids, best_of, stream_options without stream.
+            // The legacy endpoint: logprobs count, token ids, best_of, a stream_options of the wrong shape.
             let legacy: [([String: Any], String)] = [
                 (["prompt": "x", "logprobs": 6], "logprobs"), (["prompt": [1, 2, -3]], "prompt"),
                 (["prompt": "x", "best_of": 3], "best_of"),
-                (["prompt": "x", "stream_options": ["include_usage": true]], "stream_options"),
+                (["prompt": "x", "stream": true, "stream_options": ["include_usage": 3]], "stream_options.include_usage"),
             ]
             for (body, field) in legacy {
                 let reply = try await server.post("/v1/completions", json: body)

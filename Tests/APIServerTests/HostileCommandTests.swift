@@ -42,7 +42,8 @@ struct HostileCommandTests {
                 let started = ContinuousClock.now
                 let reply = try await server.command(line)
                 let took = ContinuousClock.now - started
-                #expect(took < .seconds(7), "'\(line.prefix(40))' took \(took)")
+                // The host answers within 6 s (5 s bound + 1 s grace); the rest is slack for a busy machine.
+                #expect(took < .seconds(15), "'\(line.prefix(40))' took \(took)")
                 #expect([200, 400].contains(reply.status), "'\(line.prefix(40))' → \(reply.status) \(reply.text.prefix(200))")
                 #expect(!reply.text.contains("Swift.") && !reply.text.contains("Error("), "\(reply.text.prefix(200))")
                 #expect(host.liveness().isLive, "after '\(line.prefix(40))': \(host.liveness())")

@@ -63,10 +63,13 @@ final class ChildProcess: @unchecked Sendable {
 /// `xds serve` as a process: bounded shutdown on SIGTERM/SIGINT, the exposure warning, IPv6 URLs.
 @Suite(.serialized, .timeLimit(.minutes(2)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
 struct ServeProcessTests {
+    /// The smallest deployment: starts in a fraction of a second even on a busy machine.
+    static let tiny = "colocated:1:llama-2-7b:nvidia-a100:tp1"
+
     /// Starts `xds serve --port 0` and returns it with its port, once the banner is printed.
     func startServe(_ extra: [String] = []) throws -> (ChildProcess, Int) {
         let child = try ChildProcess(try #require(BuiltBinary.xds),
-                                     ["serve", "--port", "0", "--admin-token", "t0k3n", "--deployment", "colocated-288"] + extra)
+                                     ["serve", "--port", "0", "--admin-token", "t0k3n", "--deployment", Self.tiny] + extra)
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline && child.process.isRunning {
             if let range = child.stdout.range(of: #"127\.0\.0\.1:[0-9]+"#, options: .regularExpression),
@@ -101,6 +104,18 @@ struct ServeProcessTests {
         #expect(child.process.terminationStatus == 0, "\(child.stderr)")
     }
 
+    @Test func aSignalSentAsSoonAsTheBannerAppearsIsHandled() throws {
+        // Scripts signal as soon as they read the port: the handlers must be in place by then.
+        for _ in 0..<3 {
+            let (child, _) = try startServe()
+            defer { child.kill() }
+            kill(child.process.processIdentifier, SIGTERM)
+            #expect(child.waitForExit(within: 6))
+            #expect(child.process.terminationReason == .exit && child.process.terminationStatus == 0,
+                    "\(child.process.terminationReason) \(child.process.terminationStatus)")
+        }
+    }
+
     @Test func sigtermEndsServeWithinAFewSecondsWhateverCommandsItWasSent() async throws {
         let (child, port) = try startServe()
         defer { child.kill() }
@@ -128,7 +143,7 @@ struct ServeProcessTests {
 
     @Test func anIPv6AddressIsPrintedInBrackets() throws {
         let child = try ChildProcess(try #require(BuiltBinary.xds),
-                                     ["serve", "--host", "::1", "--port", "0", "--deployment", "colocated-288"])
+                                     ["serve", "--host", "::1", "--port", "0", "--deployment", Self.tiny])
         defer { child.kill() }
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline && child.process.isRunning && !child.stdout.contains("http://") {

@@ -186,7 +186,7 @@ struct ValidatedCompletion {
 /// | `presence_penalty`, `frequency_penalty` | −2…2 |
 /// | `top_logprobs` | 0…20; `logprobs` (legacy count) 0…5 |
 /// | token ids in `prompt` | 0…2147483647 |
-/// | `stream_options` | only with `stream: true` |
+/// | `stream_options.include_usage` | a boolean (ignored without `stream: true`) |
 struct CompletionValidator {
     var servedModel: String
     var defaultMaxTokens: Int
@@ -243,9 +243,6 @@ struct CompletionValidator {
         try Self.check(sampling.frequencyPenalty, "frequency_penalty", -2...2)
         try Self.check(sampling.topLogprobs, "top_logprobs", 0...20)
         try Self.check(sampling.logprobsCount, "logprobs", 0...5)
-        if streamOptions != nil && stream != true {
-            throw .invalidRequest("'stream_options' is only allowed when 'stream' is true", param: "stream_options")
-        }
         guard promptTokens.count < maxModelLen else {
             throw APIError(
                 status: .badRequest,
