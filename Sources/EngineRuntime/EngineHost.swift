@@ -191,6 +191,11 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         } else if l.oldestWaitingSeconds > bounds.backlog {
             (l.state, l.reason) = (.backlogged, "the engine has not taken in queued commands or requests for "
                 + "\(Self.seconds(l.oldestWaitingSeconds)) (bound \(Self.seconds(bounds.backlog)))")
+        } else if l.secondsSinceProgress > bounds.stall && pausedNow.load(ordering: .acquiring) {
+            // Paused, time stands still on purpose, but the loop stamps progress every turn:
+            // a stale stamp means the thread is stuck (inside a command).
+            (l.state, l.reason) = (.stalled, "the engine loop has not turned for "
+                + "\(Self.seconds(l.secondsSinceTurn)) while paused (bound \(Self.seconds(bounds.stall)))")
         } else if pausedNow.load(ordering: .acquiring) {
             (l.state, l.reason) = (.paused, "the engine is paused")
         } else if l.secondsSinceProgress > bounds.stall {

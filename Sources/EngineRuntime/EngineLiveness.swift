@@ -12,7 +12,7 @@ import Synchronization
 /// |---|---|---|
 /// | `running` | simulated time moves (or is where the pacer wants it) | 200 |
 /// | `paused` | the operator paused it; time stands still on purpose | 503 "the engine is paused" |
-/// | `stalled` | unpaused, but simulated time has not moved for longer than the bound | 503 |
+/// | `stalled` | unpaused, but simulated time has not moved for longer than the bound (or, paused, the loop has not turned) | 503 |
 /// | `backlogged` | a command or request has waited longer than the bound to be taken in | 503 |
 /// | `notStarted`, `stopped` | no engine thread | 503 |
 public struct EngineLiveness: Sendable, Equatable {

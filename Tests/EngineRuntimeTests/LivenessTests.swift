@@ -18,9 +18,13 @@ final class WedgeableCore: SimulationCore, @unchecked Sendable {
     var applied: [OperatorCommand] { state.withLock { $0.applied } }
     var submitted: Int { state.withLock { $0.submitted } }
 
+    private let applyWedged = Atomic<Bool>(false)
     func wedge() { wedged.store(true, ordering: .releasing) }
+    /// The next `apply` blocks until released (a command that never returns).
+    func wedgeApply() { applyWedged.store(true, ordering: .releasing) }
     func release() {
         wedged.store(false, ordering: .releasing)
+        applyWedged.store(false, ordering: .releasing)
         gate.signal()
     }
 
@@ -33,6 +37,11 @@ final class WedgeableCore: SimulationCore, @unchecked Sendable {
         state.withLock { $0.time = max($0.time, time) }
     }
     func apply(_ command: OperatorCommand) -> CommandReply {
+        if applyWedged.load(ordering: .acquiring) {
+            inside.store(true, ordering: .releasing)
+            gate.wait()
+            inside.store(false, ordering: .releasing)
+        }
         state.withLock { $0.applied.append(command) }
         return CommandReply(accepted: true, message: "\(command)")
     }
@@ -129,6 +138,25 @@ struct LivenessTests {
         #expect(host.stop(timeout: 5))
         #expect(!core.applied.contains(.drain(node: 3)) && !core.applied.contains(.drain(node: 2)))
         #expect(!host.commandLog.contains { $0.line.hasPrefix("drain") })
+    }
+
+    @Test func aPausedEngineStuckInsideACommandIsStalledAndTheSenderIsToldSo() {
+        let core = WedgeableCore()
+        let host = EngineHost(core: core, speed: 1, publishInterval: 0.01, bounds: quickBounds)
+        host.start()
+        #expect(host.send(commandLine: "pause").accepted)
+        #expect(eventually { host.liveness().state == .paused })
+        core.wedgeApply()
+        var reply = CommandReply(accepted: true, message: "")
+        let took = elapsed { reply = host.send(commandLine: "drain node 7") }
+        // Taken by the engine (so it cannot be withdrawn), then stuck: bound + 1 s grace.
+        #expect(took < 3.5, "send took \(took) s")
+        #expect(!reply.accepted && reply.message.contains("still inside it"), "\(reply.message)")
+        let stuck = host.liveness()
+        #expect(stuck.state == .stalled && stuck.reason.contains("has not turned"), "\(stuck)")
+        core.release()
+        #expect(eventually { host.liveness().state == .paused })
+        #expect(host.stop(timeout: 5))
     }
 
     @Test func aRequestNotTakenInWithinTheBoundIsAnswered503() async {
