@@ -42,9 +42,10 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     private var pacer: Pacer
 
     private let inbox = Mutex<[PendingCommand]>([])
-    /// Completion requests from the HTTP face, and their streams (engine thread only).
+    /// Completion requests from the HTTP face, and the streams of those the engine took in (locked:
+    /// the watchdog fails them if the engine stalls for ``Bounds/abandon``).
     private let requestInbox = Mutex<[HostRequest]>([])
-    private var streams: [Int: AsyncStream<CompletionEvent>.Continuation] = [:]
+    private let streams = Mutex<[Int: AsyncStream<CompletionEvent>.Continuation]>([:])
     public let modelName: String
 
     enum HostRequest: Sendable {
@@ -74,12 +75,17 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         public var command: Double
         /// A completion request not taken in after this long is answered 503.
         public var admission: Double
+        /// Requests in flight are answered 503 once the engine has been stalled this long
+        /// (their clients would otherwise wait for an engine that may never move again).
+        public var abandon: Double
 
-        public init(stall: Double = 2, backlog: Double = 2, command: Double = 5, admission: Double = 5) {
+        public init(stall: Double = 2, backlog: Double = 2, command: Double = 5, admission: Double = 5,
+                    abandon: Double = 15) {
             self.stall = stall
             self.backlog = backlog
             self.command = command
             self.admission = admission
+            self.abandon = abandon
         }
     }
     public let capabilities: Set<EngineCapability>
@@ -136,6 +142,36 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         }
         thread.name = "xds-engine"
         thread.start()
+        let dog = Thread { [weak self] in
+            while true {
+                Thread.sleep(forTimeInterval: 0.5)
+                guard let host = self, !host.stopping.load(ordering: .acquiring) else { return }
+                host.checkInFlight()
+            }
+        }
+        dog.name = "xds-engine-watchdog"
+        dog.start()
+    }
+
+    /// The watchdog's turn: requests in flight on an engine stalled beyond ``Bounds/abandon`` are
+    /// answered 503, and their cancellation is queued for when the engine moves again.
+    private func checkInFlight() {
+        let l = liveness()
+        guard l.state == .stalled || l.state == .backlogged,
+              max(l.secondsSinceProgress, l.oldestWaitingSeconds) > bounds.abandon else { return }
+        let ids = failStreams(reason: "the engine stopped advancing (\(l.reason)); request abandoned")
+        if !ids.isEmpty { requestInbox.withLock { q in q += ids.map { .cancel($0) } } }
+    }
+
+    /// Ends every stream the engine holds with a 503; returns their request ids.
+    @discardableResult
+    private func failStreams(reason: String) -> [Int] {
+        let taken = streams.withLock { all in defer { all.removeAll() }; return all }
+        for (_, continuation) in taken {
+            continuation.yield(.failed(reason: reason, status: 503))
+            continuation.finish()
+        }
+        return taken.keys.sorted()
     }
 
     /// Asks the engine thread to stop and waits for it at most `timeout` seconds. Queued commands
@@ -148,7 +184,10 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         stopping.store(true, ordering: .releasing)
         withdrawQueued(reason: "engine stopped")
         if exited.load(ordering: .acquiring) { return true }
-        guard finished.wait(timeout: .now() + max(0, timeout)) == .success else { return false }
+        guard finished.wait(timeout: .now() + max(0, timeout)) == .success else {
+            failStreams(reason: "engine stopped")  // the thread is stuck: answer its clients from here
+            return false
+        }
         finished.signal()  // let any other waiter through too
         withdrawQueued(reason: "engine stopped")
         return true
@@ -307,13 +346,13 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             case let .submit(request, continuation, ticket):
                 guard ticket.claim() else { continue }  // answered 503 already (timeout, stop)
                 let id = core.submitExternal(promptTokens: request.promptTokens, maxTokens: request.maxTokens)
-                streams[id] = continuation
+                streams.withLock { $0[id] = continuation }
                 log.withLock { $0.append(LoggedCommand(simTime: core.simTime,
                                                        line: "submit prompt \(request.promptTokens) max_tokens \(request.maxTokens)")) }
             case .cancel(let id):
                 core.cancelExternal(id: id)
                 log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: "cancel request \(id)")) }
-                streams.removeValue(forKey: id)?.finish()
+                streams.withLock { $0.removeValue(forKey: id) }?.finish()
             }
         }
         if !batch.isEmpty { deliverUpdates() }
@@ -321,21 +360,26 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     /// Hands the engine's per-request progress to the waiting streams.
     private func deliverUpdates() {
-        for update in core.takeStreamUpdates() {
-            guard let continuation = streams[update.id] else { continue }
-            switch update.kind {
-            case .accepted:
-                continuation.yield(.accepted(requestID: update.id))
-            case .tokens(let n):
-                continuation.yield(.tokens(n))
-            case .finished(let capped):
-                continuation.yield(.finished(reason: capped ? "length" : "stop"))
-                continuation.finish()
-                streams.removeValue(forKey: update.id)
-            case let .failed(reason, status):
-                continuation.yield(.failed(reason: reason, status: status))
-                continuation.finish()
-                streams.removeValue(forKey: update.id)
+        let updates = core.takeStreamUpdates()
+        guard !updates.isEmpty else { return }
+        streams.withLock { streams in
+            for update in updates {
+                // Unknown: cancelled, or abandoned by the watchdog while the engine was stuck.
+                guard let continuation = streams[update.id] else { continue }
+                switch update.kind {
+                case .accepted:
+                    continuation.yield(.accepted(requestID: update.id))
+                case .tokens(let n):
+                    continuation.yield(.tokens(n))
+                case .finished(let capped):
+                    continuation.yield(.finished(reason: capped ? "length" : "stop"))
+                    continuation.finish()
+                    streams.removeValue(forKey: update.id)
+                case let .failed(reason, status):
+                    continuation.yield(.failed(reason: reason, status: status))
+                    continuation.finish()
+                    streams.removeValue(forKey: update.id)
+                }
             }
         }
     }
@@ -362,11 +406,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             if pacer.speed != nil || pacer.paused { Thread.sleep(forTimeInterval: 0.005) }
         }
         publish()
-        for (_, continuation) in streams {
-            continuation.yield(.failed(reason: "engine stopped", status: 503))
-            continuation.finish()
-        }
-        streams.removeAll()
+        failStreams(reason: "engine stopped")
     }
 
     private func applyPendingCommands() -> Bool {
@@ -436,7 +476,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         }
         core.run(until: limit)
         if core.simTime > before { lastProgress.store(Self.uptime(), ordering: .releasing) }
-        if !streams.isEmpty { deliverUpdates() }
+        if streams.withLock({ !$0.isEmpty }) { deliverUpdates() }
     }
 
     private func publish() {

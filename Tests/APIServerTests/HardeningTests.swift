@@ -54,7 +54,7 @@ struct HardeningTests {
 
     @Test func aMalformedChunkedBodyIs400() async throws {
         try await LiveServer.with { server in
-            let connection = try RawConnection(port: server.port)
+            let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
             defer { connection.close() }
             connection.write(raw:
                 "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -67,7 +67,7 @@ struct HardeningTests {
 
     @Test func aWellFormedChunkedBodyIsServed() async throws {
         try await LiveServer.with { server in
-            let connection = try RawConnection(port: server.port)
+            let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
             defer { connection.close() }
             let json = #"{"prompt": "hello there", "max_tokens": 3}"#
             connection.write(raw:

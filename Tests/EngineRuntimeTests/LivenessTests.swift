@@ -8,7 +8,7 @@ import Testing
 /// A core that keeps time like ``ClockCore`` but can be wedged: while wedged, `run(until:)`
 /// blocks (as an engine stuck in an endless step would) until released.
 final class WedgeableCore: SimulationCore, @unchecked Sendable {
-    private let state = Mutex<(time: SimTime, applied: [OperatorCommand], submitted: Int)>((0, [], 0))
+    private let state = Mutex<(time: SimTime, applied: [OperatorCommand], submitted: Int, updates: [StreamUpdate])>((0, [], 0, []))
     private let wedged = Atomic<Bool>(false)
     private let gate = DispatchSemaphore(value: 0)
     /// Set while a call is blocked inside `run(until:)`.
@@ -50,11 +50,16 @@ final class WedgeableCore: SimulationCore, @unchecked Sendable {
         s.simTime = simTime
         return s
     }
+    /// Takes the request in (an `.accepted` update) and never produces a token.
     func submitExternal(promptTokens: Int, maxTokens: Int) -> Int {
-        state.withLock { $0.submitted += 1; return $0.submitted }
+        state.withLock {
+            $0.submitted += 1
+            $0.updates.append(StreamUpdate(id: $0.submitted, kind: .accepted))
+            return $0.submitted
+        }
     }
     func cancelExternal(id: Int) {}
-    func takeStreamUpdates() -> [StreamUpdate] { [] }
+    func takeStreamUpdates() -> [StreamUpdate] { state.withLock { u in defer { u.updates = [] }; return u.updates } }
 }
 
 /// Short bounds so the suite stays quick; the contract is the same at any scale.
@@ -177,6 +182,30 @@ struct LivenessTests {
         core.release()
         #expect(host.stop(timeout: 5))
         #expect(core.submitted == 0)  // withdrawn: never reached the engine
+    }
+
+    @Test func requestsInFlightOnAnEngineThatStaysStuckAreAnswered503() async {
+        let core = WedgeableCore()
+        let host = EngineHost(core: core, speed: 1, publishInterval: 0.01,
+                              bounds: EngineHost.Bounds(stall: 0.3, backlog: 0.3, command: 1, admission: 1, abandon: 0.8))
+        host.start()
+        var events: [CompletionEvent] = []
+        let stream = host.submit(CompletionRequest(promptTokens: 10, maxTokens: 5))
+        var iterator = stream.makeAsyncIterator()
+        if let first = await iterator.next() { events.append(first) }
+        #expect(events == [.accepted(requestID: 1)])
+        core.wedge()
+        let start = DispatchTime.now().uptimeNanoseconds
+        while let event = await iterator.next() { events.append(event) }
+        let took = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        #expect(took < 5, "took \(took) s")
+        if case .failed(let reason, 503)? = events.last {
+            #expect(reason.contains("request abandoned"), "\(reason)")
+        } else {
+            Issue.record("expected a 503 after the stall, got \(events)")
+        }
+        core.release()
+        #expect(host.stop(timeout: 5))
     }
 
     @Test func speedsOutsideTheRangeAreRefusedByTheHost() {

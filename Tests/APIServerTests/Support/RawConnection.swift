@@ -10,7 +10,8 @@ import Foundation
 final class RawConnection: @unchecked Sendable {
     private let fd: Int32
 
-    init(port: Int) throws {
+    /// `readTimeout`: seconds a read waits for more bytes before giving up.
+    init(port: Int, readTimeout: Int = 2) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -25,8 +26,8 @@ final class RawConnection: @unchecked Sendable {
             Glibc.close(fd)
             throw POSIXError(.ECONNREFUSED)
         }
-        // Reads give up after 2 s so a broken server cannot hang the test.
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        // Reads give up after a few seconds so a broken server cannot hang the test.
+        var timeout = timeval(tv_sec: readTimeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
