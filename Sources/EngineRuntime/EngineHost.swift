@@ -79,7 +79,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         /// (their clients would otherwise wait for an engine that may never move again).
         public var abandon: Double
 
-        public init(stall: Double = 2, backlog: Double = 2, command: Double = 5, admission: Double = 5,
+        public init(stall: Double = 2, backlog: Double = 2, command: Double = 5, admission: Double = 10,
                     abandon: Double = 15) {
             self.stall = stall
             self.backlog = backlog
@@ -315,9 +315,10 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             continuation.finish()
             return stream
         }
-        // An engine already known to be stuck would only make the client wait for the bound.
+        // An engine already stuck for longer than the admission bound would only make the client
+        // wait for that bound. (A shorter stall may be a busy machine starving the thread.)
         let live = liveness()
-        guard live.isLive else {
+        guard live.isLive || max(live.secondsSinceProgress, live.oldestWaitingSeconds) <= bounds.admission else {
             continuation.yield(.failed(reason: "the engine cannot take requests now: \(live.reason)", status: 503))
             continuation.finish()
             return stream

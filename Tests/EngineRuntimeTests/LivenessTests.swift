@@ -121,7 +121,8 @@ struct LivenessTests {
         #expect(reply.message.hasPrefix("the engine did not apply the command within 1 s: drain node 3"), "\(reply.message)")
         #expect(reply.message.contains("withdrawn"))
 
-        // A completion request is refused at once (the engine is known to be stuck).
+        // A completion request is refused at once once the engine has been stuck beyond the bound.
+        #expect(eventually { host.liveness().secondsSinceProgress > 1.2 })
         var events: [CompletionEvent] = []
         for await event in host.submit(CompletionRequest(promptTokens: 10, maxTokens: 5)) { events.append(event) }
         #expect(events.count == 1)
