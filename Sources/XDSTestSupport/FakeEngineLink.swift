@@ -2,13 +2,14 @@ import ServingEngine
 import Synchronization
 
 /// An ``EngineLink`` with no engine behind it, for console tests and demos: it returns a
-/// settable ``Snapshot``, records every command line, and accepts or rejects commands with
-/// the operator language's grammar (interfaces.md) so replies look like the real engine's.
+/// settable ``Snapshot``, records every command line, and parses each with the engine's own
+/// parser (``OperatorCommand/parse(_:)``), so it refuses exactly what the engine refuses, with
+/// the engine's message.
 ///
 /// ```swift
 /// let link = FakeEngineLink(snapshot: SnapshotFixtures.superpod)
 /// link.send(commandLine: "drain node 3")     // accepted; node 3 appears drained
-/// link.send(commandLine: "explode")          // rejected with what was expected
+/// link.send(commandLine: "explode")          // rejected: "unknown command 'explode'; expected one of: …"
 /// link.sentCommands                          // ["drain node 3", "explode"]
 /// ```
 public final class FakeEngineLink: EngineLink {
@@ -44,8 +45,7 @@ public final class FakeEngineLink: EngineLink {
     public func send(commandLine: String) -> CommandReply {
         state.withLock { s in
             s.sent.append(commandLine)
-            let reply = Self.validate(commandLine)
-            if reply.accepted { Self.apply(commandLine, to: &s.snapshot) }
+            let reply = Self.answer(commandLine, applyingTo: &s.snapshot)
             let event = EngineEvent(
                 time: s.snapshot.simTime, kind: reply.accepted ? .command : .commandRejected,
                 severity: reply.accepted ? .info : .warning,
@@ -71,67 +71,59 @@ public final class FakeEngineLink: EngineLink {
         }
     }
 
-    // MARK: the operator command language, as far as a fake needs it
+    // MARK: the operator command language: the engine's own parser
 
-    static let expected =
-        "expected drain node N, undrain node N, fault die|npu|node|link|straggler|hbm|glitch …, heal ID|all, rebalance, rate R, speed S|max, pause or resume"
-
-    static func validate(_ line: String) -> CommandReply {
-        let w = line.split(separator: " ").map(String.init)
-        func isInt(_ i: Int) -> Bool { i < w.count && Int(w[i]) != nil }
-        func isNumber(_ i: Int) -> Bool { i < w.count && Double(w[i]) != nil }
-        guard let verb = w.first else {
-            return CommandReply(accepted: false, message: "empty command; " + expected)
+    /// Parses with ``OperatorCommand/parse(_:)`` — the parser `EngineHost` and the HTTP admin
+    /// route use — so a line the engine would refuse is refused here with the engine's words,
+    /// and a line it would take is taken. Accepted commands change the snapshot as far as a
+    /// fake can (pause, speed, rate, drain); the node checks use the engine's messages.
+    static func answer(_ line: String, applyingTo s: inout Snapshot) -> CommandReply {
+        let command: OperatorCommand
+        switch OperatorCommand.parse(line) {
+        case .failure(let error): return CommandReply(accepted: false, message: error.message)
+        case .success(let parsed): command = parsed
         }
-        let ok: Bool
-        switch verb {
-        case "drain", "undrain": ok = w.count == 3 && w[1] == "node" && isInt(2)
-        case "fault":
-            switch w.count > 1 ? w[1] : "" {
-            case "die", "npu", "node": ok = w.count == 3 && isInt(2)
-            case "hbm": ok = w.count == 4 && w[2] == "die" && isInt(3)
-            case "glitch": ok = w.count == 2
-            case "straggler":
-                ok =
-                    (w.count == 4 || (w.count == 6 && w[4] == "slowdown" && isNumber(5))) && w[2] == "die"
-                    && isInt(3)
-            case "link": ok = w.count == 3 || (w.count == 5 && w[3] == "degrade" && isNumber(4))
-            default:
-                return CommandReply(
-                    accepted: false,
-                    message:
-                        "fault: expected die D, npu N, node N, link A-B, straggler die D, hbm die D or glitch"
-                )
+        let nodes = (s.npus.map(\.node).max() ?? -1) + 1
+        func checkNode(_ node: Int) -> String? {
+            nodes == 0 || node < nodes ? nil : "node \(node) does not exist; the pod has nodes 0…\(nodes - 1)"
+        }
+        switch command {
+        // What EngineHost answers for the pacer's commands.
+        case .pause:
+            s.paused = true
+            return CommandReply(accepted: true, message: "paused")
+        case .resume:
+            s.paused = false
+            return CommandReply(accepted: true, message: "resumed")
+        case .speed(let value):
+            s.speed = value
+            return CommandReply(accepted: true, message: "speed \(value)×")
+        case .speedMax:
+            s.speed = nil
+            return CommandReply(accepted: true, message: "speed max")
+        // What ServingEngine answers.
+        case .rate(let rate):
+            s.arrivalRate = rate
+            return CommandReply(accepted: true, message: "synthetic arrival rate set to \(String(OperatorCommand.rate(requestsPerSecond: rate).description.dropFirst(5))) requests/s")
+        case .drain(let node):
+            if let problem = checkNode(node) { return CommandReply(accepted: false, message: problem) }
+            guard !s.drainedNodes.contains(node) else {
+                return CommandReply(accepted: false, message: "node \(node) is already drained")
             }
-        case "heal": ok = w.count == 2 && (w[1] == "all" || isInt(1))
-        case "rebalance", "pause", "resume": ok = w.count == 1
-        case "rate": ok = w.count == 2 && isNumber(1)
-        case "speed": ok = w.count == 2 && (w[1] == "max" || isNumber(1))
-        default:
-            return CommandReply(accepted: false, message: "unknown command '\(verb)'; " + expected)
-        }
-        return ok
-            ? CommandReply(accepted: true, message: "ok: \(line)")
-            : CommandReply(accepted: false, message: "malformed '\(verb)' command; " + expected)
-    }
-
-    static func apply(_ line: String, to s: inout Snapshot) {
-        let w = line.split(separator: " ").map(String.init)
-        switch w[0] {
-        case "pause": s.paused = true
-        case "resume": s.paused = false
-        case "speed": s.speed = w[1] == "max" ? nil : Double(w[1])
-        case "rate": s.arrivalRate = Double(w[1]) ?? s.arrivalRate
-        case "drain":
-            let node = Int(w[2])!
-            if !s.drainedNodes.contains(node) { s.drainedNodes.append(node) }
+            s.drainedNodes.append(node)
             s.events.append(EngineEvent(time: s.simTime, kind: .drain, message: "node \(node) drained"))
-        case "undrain":
-            let node = Int(w[2])!
+            return CommandReply(accepted: true, message: "node \(node) draining: no new work is placed on its NPUs")
+        case .undrain(let node):
+            if let problem = checkNode(node) { return CommandReply(accepted: false, message: problem) }
+            guard s.drainedNodes.contains(node) else {
+                return CommandReply(accepted: false, message: "node \(node) is not drained")
+            }
             s.drainedNodes.removeAll { $0 == node }
-            s.events.append(
-                EngineEvent(time: s.simTime, kind: .undrain, message: "node \(node) back in service"))
-        default: break
+            s.events.append(EngineEvent(time: s.simTime, kind: .undrain, message: "node \(node) back in service"))
+            return CommandReply(accepted: true, message: "node \(node) accepts work again")
+        default:
+            // Faults, heals and rebalance: a fake has no hardware to break; it takes them as said.
+            return CommandReply(accepted: true, message: "\(command)")
         }
     }
 }

@@ -84,12 +84,12 @@ struct AdminTests {
             #expect(reader.status == 200)
             let frames = parseSSE(
                 String(
-                    reader.text.prefix(upTo: reader.text.range(of: "\n\n", options: .backwards)!.upperBound)))
+                    reader.text.prefix(upTo: try #require(reader.text.range(of: "\n\n", options: .backwards)).upperBound)))
             let snapshots = frames.filter { $0.event == "snapshot" }
             let events = frames.filter { $0.event == "event" }
             #expect(snapshots.count >= 3)
             #expect(
-                events.map { try! JSONDecoder().decode(EngineEvent.self, from: Data($0.data.utf8)).message }
+                try events.map { try JSONDecoder().decode(EngineEvent.self, from: Data($0.data.utf8)).message }
                     == ["engine started", "fault npu 3"])
             let last = try JSONDecoder().decode(
                 Snapshot.self, from: Data(try #require(snapshots.last).data.utf8))

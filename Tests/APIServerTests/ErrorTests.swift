@@ -168,17 +168,17 @@ struct ErrorTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             let base = "http://127.0.0.1:\(try await server.boundPort())"
-            var request = URLRequest(url: URL(string: base + "/v1/completions")!)
+            var request = URLRequest(url: try #require(URL(string: base + "/v1/completions")))
             request.httpMethod = "POST"
             request.httpBody = Data(#"{"prompt": "hi"}"#.utf8)
             let (data, response) = try await URLSession.shared.data(for: request)
             #expect((response as? HTTPURLResponse)?.statusCode == 503)
             #expect(String(decoding: data, as: UTF8.self).contains("not accepting HTTP requests"))
-            let (_, ready) = try await URLSession.shared.data(from: URL(string: base + "/ready")!)
+            let (_, ready) = try await URLSession.shared.data(from: try #require(URL(string: base + "/ready")))
             #expect((ready as? HTTPURLResponse)?.statusCode == 503)
-            let (_, health) = try await URLSession.shared.data(from: URL(string: base + "/health")!)
+            let (_, health) = try await URLSession.shared.data(from: try #require(URL(string: base + "/health")))
             #expect((health as? HTTPURLResponse)?.statusCode == 200)
-            let (_, metrics) = try await URLSession.shared.data(from: URL(string: base + "/metrics")!)
+            let (_, metrics) = try await URLSession.shared.data(from: try #require(URL(string: base + "/metrics")))
             #expect((metrics as? HTTPURLResponse)?.statusCode == 200)
             group.cancelAll()
         }

@@ -41,7 +41,7 @@ import XDSTestSupport
         #expect(effects == [.send(commandLine: "drain node 3")])
         let after = drive(state, link, keys: [.char("d"), .char("u")])
         #expect(link.sentCommands == ["drain node 3", "undrain node 3"])
-        #expect(after.status == StatusLine("ok: undrain node 3"))
+        #expect(after.status == StatusLine("node 3 accepts work again"))
         let noDrain = primedState(capabilities: [.faults])
         let (greyed, none) = ConsoleUpdate.update(noDrain, .key(.char("d")))
         #expect(none.isEmpty)
@@ -59,10 +59,11 @@ import XDSTestSupport
         #expect(state.prompt == nil)
         #expect(link.sentCommands == ["explode now"])
         #expect(state.status?.isError == true)
-        #expect(state.status?.text.hasPrefix("unknown command 'explode'; expected drain node N") == true)
+        // The engine's own words: the fake parses with OperatorCommand.parse.
+        #expect(state.status?.text.hasPrefix("unknown command 'explode'; expected one of: drain, undrain") == true)
         let after = ConsoleScreen.render(
             state, link.latestSnapshot(), theme: .builtinDark, width: 80, height: 24)
-        #expect(after.lines[23].hasPrefix("✗ unknown command 'explode'; expected drain node N"))
+        #expect(after.lines[23].hasPrefix("✗ unknown command 'explode'; expected one of: drain"))
         // Esc cancels without sending; backspace on an empty line closes the prompt too.
         state = drive(state, link, keys: [.char(":")] + typed("rate 5") + [.escape])
         #expect(state.prompt == nil && link.sentCommands.count == 1)
@@ -204,18 +205,41 @@ import XDSTestSupport
         #expect(state.width == 120 && state.height == 40)
     }
 
-    @Test func fakeLinkFollowsTheCommandGrammar() {
+    /// The fake refuses exactly what the engine's parser refuses, with the parser's message, and
+    /// takes what it takes (a console test can't pass on a grammar the engine doesn't have).
+    @Test func fakeLinkUsesTheEnginesParser() {
         let link = FakeEngineLink()
         for good in [
-            "drain node 3", "fault link 3-4 degrade 0.5", "fault hbm die 9", "heal all", "speed max",
-            "rate 12.5",
+            "drain node 3", "fault link 3-4 degrade 1.5", "fault hbm die 9", "heal all", "speed max",
+            "rate 12.5", "rate 0", "speed 0.1", "FAULT  straggler die 2 slowdown 2",
         ] {
-            #expect(link.send(commandLine: good).accepted, "\(good)")
+            guard case .success = OperatorCommand.parse(good) else {
+                Issue.record("the engine refuses '\(good)'")
+                continue
+            }
+            let reply = link.send(commandLine: good)
+            #expect(reply.accepted, "\(good): \(reply.message)")
         }
-        for bad in ["drain 3", "fault", "fault npu x", "speed fast", "heal", "launch"] {
-            #expect(!link.send(commandLine: bad).accepted, "\(bad)")
+        for bad in [
+            "drain 3", "fault", "fault npu x", "speed fast", "heal", "launch", "speed 0", "rate -1",
+            "fault link 3-4 degrade 0.5", "speed nan", "rate inf", "drain node -2", "pause now", "",
+        ] {
+            guard case .failure(let error) = OperatorCommand.parse(bad) else {
+                Issue.record("the engine takes '\(bad)'")
+                continue
+            }
+            let reply = link.send(commandLine: bad)
+            #expect(!reply.accepted, "\(bad)")
+            #expect(reply.message == error.message, "\(bad)")
         }
         #expect(link.latestSnapshot().drainedNodes.contains(3))
-        #expect(link.latestSnapshot().speed == nil)
+        #expect(link.latestSnapshot().speed == 0.1)
+        #expect(link.latestSnapshot().arrivalRate == 0)
+        // Node checks answer as the engine does.
+        #expect(link.send(commandLine: "drain node 3") == CommandReply(accepted: false, message: "node 3 is already drained"))
+        #expect(link.send(commandLine: "undrain node 4") == CommandReply(accepted: false, message: "node 4 is not drained"))
+        #expect(link.send(commandLine: "drain node 48")
+            == CommandReply(accepted: false, message: "node 48 does not exist; the pod has nodes 0…47"))
+        #expect(link.send(commandLine: "undrain node 3") == CommandReply(accepted: true, message: "node 3 accepts work again"))
     }
 }

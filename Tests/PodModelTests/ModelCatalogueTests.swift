@@ -42,10 +42,9 @@ import Testing
 
     @Test func unknownNamesAreOneClearLine() {
         #expect(throws: ConfigError.self) { try ModelSpec.named("gpt-5") }
-        do { _ = try HardwareProfile.named("tpu-v5") } catch {
-            #expect("\(error)".contains("unknown hardware profile 'tpu-v5'"))
-            #expect(!"\(error)".contains("\n"))
-        }
+        let error = #expect(throws: ConfigError.self) { try HardwareProfile.named("tpu-v5") }
+        #expect(error.map { "\($0)" }?.contains("unknown hardware profile 'tpu-v5'") == true)
+        #expect(error.map { "\($0)" }?.contains("\n") == false)
     }
 
     @Test func topologyAddressesPodNodeNPUDie() {

@@ -70,12 +70,13 @@ import Testing
         #expect(try prefill(.on) <= prefill(.off))
     }
 
-    @Test func skewMatchesThePublishedShape() {
+    @Test func skewMatchesThePublishedShape() throws {
         var rng = RandomStreams(seed: 7).stream("expert-popularity")
         let pop = ExpertPopularity.skewed(model: ModelSpecShape(moeLayers: 58, experts: 256), using: &rng)
-        let hottest = pop.layers.map { $0.max()! }
-        #expect(hottest.max()! <= 30.5 && hottest.max()! > 25)
-        #expect(hottest.min()! >= 14.5)
+        let hottest = try pop.layers.map { try #require($0.max()) }
+        let (most, least) = (try #require(hottest.max()), try #require(hottest.min()))
+        #expect(most <= 30.5 && most > 25)
+        #expect(least >= 14.5)
         // system.md §4: about 20% of experts above the mean.
         let aboveCount: Int = pop.layers.map { (row: [Double]) -> Int in row.filter { $0 > 1 }.count }.reduce(0, +)
         let above = Double(aboveCount) / Double(58 * 256)

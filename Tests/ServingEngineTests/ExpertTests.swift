@@ -63,14 +63,14 @@ import Testing
         #expect(uniform.stepLoadFactor(tokens: 61_440) < 1.3)
     }
 
-    @Test func mixAndDriftMoveTheHotSet() {
+    @Test func mixAndDriftMoveTheHotSet() throws {
         var r = ExpertTraffic(shape: shape, seed: 9)
         r.setMix(["chat": 1])
         let chat = r.popularity
         r.setMix(["reasoning": 1])
         #expect(r.popularity != chat)
-        let hottestChat = chat.layers[0].firstIndex(of: chat.layers[0].max()!)
-        let hottestReasoning = r.popularity.layers[0].firstIndex(of: r.popularity.layers[0].max()!)
+        let hottestChat = chat.layers[0].firstIndex(of: try #require(chat.layers[0].max()))
+        let hottestReasoning = r.popularity.layers[0].firstIndex(of: try #require(r.popularity.layers[0].max()))
         #expect(hottestChat != hottestReasoning)
         let before = r.popularity
         r.advanceDrift(seconds: 60)

@@ -40,23 +40,25 @@ private func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a -
         #expect(close(m.variance, gamma.variance, relative: 0.05))
     }
 
-    @Test func gammaFromCoefficientOfVariation() {
+    @Test func gammaFromCoefficientOfVariation() throws {
         let gamma = Gamma(mean: 0.1, coefficientOfVariation: 3)
-        #expect(abs(gamma.mean! - 0.1) < 1e-12)
+        let gammaMean = try #require(gamma.mean)
+        #expect(abs(gammaMean - 0.1) < 1e-12)
         let m = moments(gamma, n: 400_000)
         #expect(close(m.mean, 0.1, relative: 0.03))
         #expect(close(m.variance.squareRoot() / m.mean, 3, relative: 0.08))
     }
 
-    @Test func lognormalFromMeanAndCV() {
+    @Test func lognormalFromMeanAndCV() throws {
         let d = LogNormal(mean: 1_500, coefficientOfVariation: 0.8)
-        #expect(abs(d.mean! - 1_500) < 1e-6)
+        let mean = try #require(d.mean)
+        #expect(abs(mean - 1_500) < 1e-6)
         let m = moments(d)
         #expect(close(m.mean, 1_500, relative: 0.02))
         #expect(close(m.variance.squareRoot(), 1_200, relative: 0.06))
     }
 
-    @Test func zipfRanksAndSkew() {
+    @Test func zipfRanksAndSkew() throws {
         let zipf = Zipf(n: 10, exponent: 1.2)
         var rng = RandomStream(seed: 2)
         var counts = [Int](repeating: 0, count: 11)
@@ -68,17 +70,19 @@ private func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a -
         #expect(counts[1] > counts[2] && counts[2] > counts[5] && counts[5] > counts[10])
         // P(1)/P(2) = 2^1.2 ≈ 2.30
         #expect(close(Double(counts[1]) / Double(counts[2]), 2.297, relative: 0.06))
-        #expect(close(moments(zipf).mean, zipf.mean!, relative: 0.02))
+        let zipfMean = try #require(zipf.mean)
+        #expect(close(moments(zipf).mean, zipfMean, relative: 0.02))
     }
 
-    @Test func empiricalFollowsWeights() {
+    @Test func empiricalFollowsWeights() throws {
         let d = Empirical(values: [1, 10, 100], weights: [1, 2, 1])
         #expect(d.mean == 30.25)
         var rng = RandomStream(seed: 8)
         var counts: [Double: Int] = [:]
         for _ in 0..<40_000 { counts[d.sample(using: &rng), default: 0] += 1 }
         #expect(Set(counts.keys) == [1, 10, 100])
-        #expect(abs(counts[10]! - 20_000) < 600)
+        let tens = try #require(counts[10])
+        #expect(abs(tens - 20_000) < 600)
         let single = Empirical(values: [5], weights: [0.3]).sample(using: &rng)
         #expect(single == 5)
     }

@@ -45,7 +45,8 @@ import XDSTestSupport
     @Test func anOversizedPromptFailsAtOnceWith400() throws {
         let e = try engine()
         let id = e.submitExternal(promptTokens: 50_000_000, maxTokens: 10)
-        #expect(e.takeStreamUpdates() == [StreamUpdate(id: id, kind: .failed(reason: e.recentEvents().last!.message
+        let last = try #require(e.recentEvents().last)
+        #expect(e.takeStreamUpdates() == [StreamUpdate(id: id, kind: .failed(reason: last.message
             .replacingOccurrences(of: "request \(id) failed: ", with: ""), status: 400))])
     }
 }

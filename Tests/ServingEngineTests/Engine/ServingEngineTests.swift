@@ -6,7 +6,7 @@ import XDSTestSupport
 
 @testable import ServingEngine
 
-@Suite struct ServingEngineTests {
+@Suite(.timeLimit(.minutes(5))) struct ServingEngineTests {
     static func synthetic(_ deployment: Deployment, rate: Double, limit: Int, seed: UInt64 = 1) throws -> ServingEngine {
         var config = EngineConfiguration(deployment: deployment, seed: seed, syntheticRate: rate)
         config.snapshotInterval = 0.5
@@ -16,12 +16,19 @@ import XDSTestSupport
         return try ServingEngine(configuration: config, workload: SyntheticWorkload(seed: seed, configuration: synthetic))
     }
 
-    static func expectConserved(_ engine: ServingEngine, _ note: String = "") {
+    /// Conservation checked by walking the engine: the requests found in its queues, channels
+    /// and batches equal `arrived − completed − failed − rejected` (the reported `in_flight` is
+    /// that difference, so comparing it with the counters would prove nothing), each sits where
+    /// its state says, and the snapshot's running/waiting split matches the walk.
+    static func expectConserved(_ engine: ServingEngine, _ note: String = "",
+                                sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(engine.inFlightProblems() == [], "\(note)", sourceLocation: sourceLocation)
+        let census = engine.inFlightCensus()
         let c = engine.snapshot().requests
-        #expect(c.arrived == c.completed + c.failed + c.rejected + c.inFlight, "\(note)")
-        #expect(c.inFlight == c.waiting + c.running, "\(note)")
-        let r = engine.report().requests
-        #expect(r.arrived == r.completed + r.failed + r.rejected + r.inFlight, "\(note)")
+        #expect(c.inFlight == census.total, "\(note)", sourceLocation: sourceLocation)
+        #expect(c.running == census.decoding, "\(note): \(census)", sourceLocation: sourceLocation)
+        #expect(c.waiting == census.total - census.decoding, "\(note): \(census)", sourceLocation: sourceLocation)
+        #expect(engine.report().requests.inFlight == census.total, "\(note)", sourceLocation: sourceLocation)
     }
 
     @Test func toyPodCompletesEverythingAndConserves() throws {
@@ -44,7 +51,12 @@ import XDSTestSupport
 
     @Test func colocatedLlamaCompletesEverything() throws {
         let engine = try Self.synthetic(TestDeployments.colocatedLlama(), rate: 4, limit: 60)
+        for t in stride(from: 2.0, through: 20, by: 6) {
+            engine.run(until: t)
+            Self.expectConserved(engine, "at \(t) s")
+        }
         #expect(engine.runToCompletion(limit: 3_600))
+        Self.expectConserved(engine, "at the end")
         let report = engine.report()
         #expect(report.requests.completed + report.requests.failed == 60)
         #expect(report.requests.completed > 0)
@@ -60,8 +72,10 @@ import XDSTestSupport
         func run() throws -> RunReport {
             let engine = try Self.synthetic(TestDeployments.toyPod, rate: 30, limit: 120, seed: 7)
             engine.run(until: 5)
+            Self.expectConserved(engine, "at 5 s")
             _ = engine.apply(.rate(requestsPerSecond: 50))
             _ = engine.apply(.drain(node: 1))
+            Self.expectConserved(engine, "after the drain")
             engine.runToCompletion(limit: 3_600)
             return engine.report()
         }
@@ -71,6 +85,47 @@ import XDSTestSupport
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         #expect(try encoder.encode(a) == encoder.encode(b))
+    }
+
+    /// The walked count is a check that can fail: a request dropped from its queue (as a bug
+    /// would drop it) leaves the counters adding up — `in_flight` is their difference — but not
+    /// the walk; so does a request in two places, or a counter that drifts from its group.
+    @Test func walkedConservationNoticesWhatTheCountersCannot() throws {
+        func engine() throws -> ServingEngine {
+            let engine = try Self.synthetic(TestDeployments.toyPod, rate: 60, limit: 200)
+            engine.run(until: 3)
+            #expect(engine.inFlightProblems() == [])
+            return engine
+        }
+        let census = try engine().inFlightCensus()
+        #expect(census.prefillQueued + census.prefilling > 0 && census.decoding > 0, "\(census)")
+
+        // Silently dropped: gone from the engine and from its decode batch, no outcome counted.
+        let dropped = try engine()
+        let d = try #require(dropped.instances.firstIndex { $0.role == .decode })
+        let (step, ids) = try #require(dropped.instances[d].finishing.first { !$0.value.isEmpty })
+        let id = ids[0]
+        let g = try #require(dropped.requests[id]).decodeGroup
+        dropped.instances[d].finishing[step]?.removeFirst()
+        dropped.requests[id] = nil
+        let c = dropped.report().requests
+        #expect(c.arrived == c.completed + c.failed + c.rejected + c.inFlight, "the derived count still adds up")
+        let problems = dropped.inFlightProblems()
+        #expect(problems.contains { $0.hasPrefix("walked ") }, "\(problems)")
+        #expect(problems.contains { $0.contains("decode-0/dp\(g): running") }, "\(problems)")
+
+        // Forgotten in a queue: the engine still holds it, but no structure does.
+        let forgotten = try engine()
+        let (p, pg) = try #require(forgotten.instances.indices.lazy.compactMap { i in
+            forgotten.instances[i].dp.firstIndex { !$0.prefillQueue.isEmpty }.map { (i, $0) } }.first)
+        let queued = try #require(forgotten.instances[p].dp[pg].prefillQueue.first)
+        forgotten.instances[p].dp[pg].prefillQueue.removeFirst()
+        #expect(forgotten.inFlightProblems().contains { $0.contains("request \(queued) ") && $0.contains("sits in no queue") })
+
+        // Counted twice: in a prefill queue and in a decode TE's transfer queue.
+        let twice = try engine()
+        twice.instances[d].transferQueue.append(queued)   // same seed: queued there too
+        #expect(twice.inFlightProblems().contains { $0.contains("request \(queued) is in") }, "\(twice.inFlightProblems())")
     }
 
     @Test func reportHasTheInterfaceKeys() throws {

@@ -5,7 +5,7 @@ import XDSTestSupport
 
 @testable import ServingEngine
 
-@Suite struct DrainTests {
+@Suite(.timeLimit(.minutes(5))) struct DrainTests {
     @Test func drainingAPrefillTEMovesItsQueueAndReportsProgress() throws {
         // A burst so both prefill TEs have a queue; prefill-0 is node 0.
         let engine = try FaultTests.engine(rate: 200, limit: 200)
@@ -46,7 +46,7 @@ import XDSTestSupport
     @Test func drainCanMigrateRunningDecodeRequestsToOtherGroups() throws {
         let engine = try FaultTests.engine(rate: 40, limit: 160, maxOutput: 512) { $0.faults.migrateDecodeOnDrain = true }
         engine.run(until: 3)
-        let d = FaultTests.decodeIndex(engine)
+        let d = try FaultTests.decodeIndex(engine)
         let onNode3 = (16..<32).reduce(0) { $0 + engine.instances[d].dp[$1].running }   // NPUs 24–31 = dp16–31
         #expect(onNode3 > 0)
         let running = engine.instances[d].runningRequests

@@ -8,7 +8,7 @@ import XDSTestSupport
 /// Every fault kind on `faultPod` (prefill nodes 0–1, decode NPUs 16–39 = dies 32–79, spares
 /// NPUs 40–47): nothing is lost, the fault is detected, and after `heal all` every request
 /// completes or has failed with a reason.
-@Suite struct FaultKindTests {
+@Suite(.timeLimit(.minutes(5))) struct FaultKindTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var command: OperatorCommand
         var detected: Bool
@@ -35,19 +35,33 @@ import XDSTestSupport
         engine.run(until: 2.5)
         let reply = engine.apply(c.command)
         #expect(reply.accepted, "\(reply.message)")
-        #expect(engine.snapshot().activeFaults.count == (c.command == .faultGlitch ? engine.snapshot().activeFaults.count : 1))
+        // A glitch with collectives in flight stays active until its redo ends; anything else is listed.
+        #expect(engine.snapshot().activeFaults.count == 1)
+        FaultTests.expectSound(engine, "\(c.command) at injection")
         engine.run(until: 12)
         FaultTests.expectSound(engine, "\(c.command) after 12 s")
         let counts = engine.report().faults
         #expect(counts.injected == 1)
-        #expect((counts.detected == 1) == c.detected, "\(engine.report().faultDetails)")
-        #expect((counts.recovered == 1) == c.recoveredBeforeHeal, "\(engine.report().faultDetails)")
-        #expect(engine.report().faultDetails[0].timeToDetectS.map { $0 >= 0 && $0 <= 3.01 } ?? false)
+        // Before any heal: detected, and recovered by the policy alone (or kept, for performance faults).
+        let before = try #require(engine.report().faultDetails.first)
+        #expect((before.detectedAt != nil) == c.detected, "\(before)")
+        #expect((before.recoveredAt != nil) == c.recoveredBeforeHeal, "\(before)")
+        #expect(before.timeToDetectS.map { $0 >= 0 && $0 <= 3.01 } ?? false, "\(before)")
+        if let detected = before.detectedAt, let recovered = before.recoveredAt { #expect(detected <= recovered) }
+        #expect(before.healedAt == nil || c.command == .faultGlitch, "only a glitch ends itself: \(before)")
         _ = engine.apply(.healAll)
+        let after = try #require(engine.report().faultDetails.first)
+        if c.recoveredBeforeHeal, c.command != .faultGlitch {
+            // The recovery recorded before the heal stands; the heal came later.
+            #expect(after.recoveredAt == before.recoveredAt)
+            let recovered = try #require(after.recoveredAt), healed = try #require(after.healedAt)
+            #expect(recovered < healed, "\(after)")
+        } else if !c.recoveredBeforeHeal {
+            #expect(after.recovery.contains("healed by the operator"), "\(after)")
+        }
         #expect(engine.runToCompletion(limit: 3_600), "\(c.command): work left after heal all")
         FaultTests.expectSound(engine, "\(c.command) at the end")
         FaultTests.expectEmpty(engine, "\(c.command)")
-        #expect(engine.report().faults.recovered == 1)
         #expect(engine.snapshot().activeFaults.isEmpty)
         #expect(engine.snapshot().npus.filter(\.faulted).isEmpty)
     }
@@ -55,7 +69,7 @@ import XDSTestSupport
     @Test func deadDecodeDieStallsTheBarrierUntilTheHeartbeatsTimeOut() throws {
         let engine = try FaultTests.engine(rate: 30, limit: 120) { $0.faults.heartbeatIntervalSeconds = 0.5 }
         engine.run(until: 2.2)
-        let d = FaultTests.decodeIndex(engine)
+        let d = try FaultTests.decodeIndex(engine)
         let stepBefore = engine.instances[d].stepIndex
         #expect(engine.apply(.faultDie(40)).accepted)
         #expect(engine.snapshot().npus[20].faulted == true)
@@ -83,7 +97,7 @@ import XDSTestSupport
         for npu in 41...47 { #expect(engine.apply(.faultNPU(npu)).accepted) }   // …and the rest: no spares
         #expect(engine.apply(.faultNode(0)).accepted)
         engine.run(until: 5)
-        let detail = engine.report().faultDetails.last!
+        let detail = try #require(engine.report().faultDetails.last)
         #expect(detail.requestsReprefilled > 0, "\(detail)")
         #expect(detail.recovery.contains("re-queued"), "\(detail.recovery)")
         #expect(engine.requestsOn(instance: 0).isEmpty)
@@ -97,7 +111,7 @@ import XDSTestSupport
     @Test func hbmFaultFailsOnlyTheRequestsWhoseKVLivedThere() throws {
         let engine = try FaultTests.engine(rate: 40, limit: 150)
         engine.run(until: 3)
-        let d = FaultTests.decodeIndex(engine)
+        let d = try FaultTests.decodeIndex(engine)
         #expect(engine.apply(.faultHBM(die: 36)).accepted)           // decode die 36 = dp4
         // Detected at the next heartbeat round (4 s), when the DP master reports the ECC error.
         engine.run(until: 3.999)

@@ -8,19 +8,20 @@ import XDSTestSupport
 
 /// Seeded soak: short random fault schedules (kinds, targets, times and policies drawn from the
 /// seed) on `faultPod`, with all invariants checked after every command and at the end.
-@Suite struct FaultSoakTests {
+@Suite(.timeLimit(.minutes(10))) struct FaultSoakTests {
     /// 100 in CI (about 20 s in debug); `XDS_SOAK_SCHEDULES=N` runs a longer soak locally.
     static let schedules = Int(ProcessInfo.processInfo.environment["XDS_SOAK_SCHEDULES"] ?? "") ?? 100
 
     /// The schedules run off the test pool (``offPool``) so live-server tests are not starved on
     /// two cores; problems are collected and recorded afterwards.
     @Test func randomFaultSchedulesLoseNothing() async throws {
-        let (kinds, problems) = try await offPool { () throws -> ([String: Int], [String]) in
+        let (kinds, problems, gaps) = try await offPool { () throws -> ([String: Int], [String], [String]) in
             var kinds: [String: Int] = [:]
-            var problems: [String] = []
+            var problems: [String] = [], gaps: [String] = []
             var reports: [RunReport] = []
             for schedule in 0..<Self.schedules {
-                let (report, found) = try Self.run(schedule: schedule, kinds: &kinds)
+                let (report, found, known) = try Self.run(schedule: schedule, kinds: &kinds)
+                gaps += known
                 reports.append(report)
                 problems += found
             }
@@ -29,16 +30,18 @@ import XDSTestSupport
             for schedule in [3, 42] where try Self.run(schedule: schedule, kinds: &ignored).report != reports[schedule] {
                 problems.append("schedule \(schedule) is not deterministic")
             }
-            return (kinds, problems)
+            return (kinds, problems, gaps)
         }
         for problem in problems { Issue.record("\(problem)") }
+        // Engine gaps the checks found, recorded as known issues (they do not fail the run).
+        for gap in gaps { withKnownIssue("known engine gap", isIntermittent: true) { Issue.record("\(gap)") } }
         // The seeds exercise every kind of fault.
         #expect(Set(kinds.keys) == ["die", "npu", "node", "link", "straggler", "hbm", "glitch", "drain", "heal"], "\(kinds)")
     }
 
     /// One schedule: faults, heals and drains at seeded times, invariants after every command,
     /// then `heal all`, undrain everything, and run until every request has left.
-    static func run(schedule: Int, kinds: inout [String: Int]) throws -> (report: RunReport, problems: [String]) {
+    static func run(schedule: Int, kinds: inout [String: Int]) throws -> (report: RunReport, problems: [String], knownGaps: [String]) {
         let base = UInt64(ProcessInfo.processInfo.environment["XDS_SOAK_SEED"] ?? "") ?? 7_000
         var random = RandomStreams(seed: base + UInt64(schedule)).stream("fault-soak")
         let policy = RecoveryPolicies.names[random.int(in: 0...2)]
@@ -55,6 +58,7 @@ import XDSTestSupport
             $0.eplb = schedule % 4 == 0 ? .on : .perfect
             $0.expertSkew = schedule % 4 == 0
         }
+        var gaps: [String] = []
         let note = "schedule \(schedule) (\(policy)\(killPrefill ? ", kill prefill" : "")\(migrate ? ", migrate" : ""))"
         var problems: [String] = []
         var steps: [(at: Double, command: OperatorCommand)] = []
@@ -67,6 +71,9 @@ import XDSTestSupport
         }
         engine.run(until: 15)
         problems += FaultTests.problems(engine, "\(note) at 15 s")
+        let handled = handledBeforeHeal(engine, note, until: 15)
+        problems += handled.problems
+        gaps += handled.knownGaps
         _ = engine.apply(.healAll)
         for node in engine.drainedNodes.sorted() { _ = engine.apply(.undrain(node: node)) }
         // Restarts under way finish on their own time (prefill restarts after decode: 2 × 3 s).
@@ -78,7 +85,62 @@ import XDSTestSupport
         problems += FaultTests.leftovers(engine, note)
         let report = engine.report()
         if !report.faultDetails.allSatisfy({ $0.recoveredAt != nil }) { problems.append("\(note): unrecovered \(report.faultDetails)") }
-        return (report, problems)
+        return (report, problems, gaps)
+    }
+
+    /// Seconds from injection by which a fault must have been found: three silent heartbeat
+    /// rounds (1 s each) plus the partial round the fault fell in.
+    static let detectWithin = 4.01
+    /// Seconds from detection by which a hard fault must have been recovered by the policy alone:
+    /// the slowest recovery is restart-the-world, prefill back after 2 × 3 s.
+    static let recoverWithin = 7.01
+
+    /// Detection and recovery as the policy did them, judged before `heal all` (which marks every
+    /// fault recovered): a fault that stayed unhealed long enough was detected, and a hard fault
+    /// detected long enough ago was recovered — before any heal of it. Restart-the-world restarts
+    /// everything again on each new hard fault, so there the recovery clock runs from the last
+    /// one. Returns problems, and apart the misses that are known engine gaps.
+    static func handledBeforeHeal(_ engine: ServingEngine, _ note: String, until now: Double)
+        -> (problems: [String], knownGaps: [String])
+    {
+        var problems: [String] = [], gaps: [String] = []
+        let records = engine.faults.records
+        let worldRestarts = engine.configuration.recoveryPolicy == "restart-world"
+        for r in records {
+            let end = min(r.healedAt ?? now, now)
+            let label = "\(note): fault \(r.id) (\(r.label) at \(r.injectedAt))"
+            if case .straggler = r.kind { continue }   // found from step timings: only while its TE steps
+            if end - r.injectedAt >= detectWithin {
+                guard let detected = r.detectedAt, detected <= end else {
+                    problems.append("\(label) not detected by \(end) s: \(r.detection)")
+                    continue
+                }
+            }
+            guard !r.kind.isPerformance, var detected = r.detectedAt else { continue }
+            if worldRestarts {
+                detected = records.compactMap { o in o.kind.isPerformance ? nil : o.detectedAt }
+                    .filter { $0 >= detected && $0 <= end }.max() ?? detected
+            }
+            guard end - detected >= recoverWithin else { continue }
+            let recoveredInTime: Bool
+            if case .glitch = r.kind {
+                // A glitch ends itself when recovered (healedAt = recoveredAt).
+                recoveredInTime = r.recoveredAt.map { $0 <= end } ?? false
+            } else {
+                recoveredInTime = r.recoveredAt.map { recovered in r.healedAt.map { recovered < $0 } ?? (recovered <= now) } ?? false
+            }
+            guard !recoveredInTime else { continue }
+            let problem = "\(label) detected at \(detected) but not recovered before \(end) s"
+                + (r.healedAt != nil ? " (healed then)" : "") + ": \(r.recovery)"
+            if case .glitch = r.kind, engine.configuration.recoveryPolicy == "pd-failover", r.recovery.isEmpty {
+                // pd-failover restarts the decode TEs that are in service; a glitch while every one
+                // is already out restarts nothing, and nothing ever marks it recovered.
+                gaps.append(problem)
+            } else {
+                problems.append(problem)
+            }
+        }
+        return (problems, gaps)
     }
 
     static func randomCommand(_ random: inout RandomStream) -> OperatorCommand {
@@ -112,3 +174,4 @@ import XDSTestSupport
         }
     }
 }
+

@@ -23,8 +23,10 @@ enum FaultTests {
         return try ServingEngine(configuration: config, workload: SyntheticWorkload(seed: seed, configuration: synthetic))
     }
 
-    /// Nothing lost: block managers consistent, `arrived == completed + failed + rejected +
-    /// in_flight`, and every failed or rejected request has a reason in the event log.
+    /// Nothing lost: block managers consistent, the requests found by walking every queue,
+    /// channel and batch (``ServingEngine/inFlightCensus()``) equal `arrived − completed − failed
+    /// − rejected` and sit where their state says, and every failed or rejected request has a
+    /// reason in the event log.
     static func expectSound(_ engine: ServingEngine, _ note: String = "", blocks: Bool = true,
                             sourceLocation: SourceLocation = #_sourceLocation) {
         for problem in problems(engine, note, blocks: blocks) { Issue.record("\(problem)", sourceLocation: sourceLocation) }
@@ -34,9 +36,9 @@ enum FaultTests {
     static func problems(_ engine: ServingEngine, _ note: String = "", blocks: Bool = true) -> [String] {
         // The block audit walks every KV block: the soak runs it at checkpoints only.
         var found = blocks ? engine.audit().map { "\(note): \($0)" } : []
-        if engine.telemetry.inFlight != engine.requests.count { found.append("\(note): in-flight count off") }
+        // Walked, not derived: the report's in_flight is arrived − completed − failed − rejected.
+        found += engine.inFlightProblems().map { "\(note): \($0)" }
         let c = engine.report().requests
-        if c.arrived != c.completed + c.failed + c.rejected + c.inFlight { found.append("\(note): not conserved: \(c)") }
         let events = engine.recentEvents()
         let failed = events.filter { $0.kind == .requestFailed || $0.kind == .requestCancelled }
         let rejected = events.filter { $0.kind == .requestRejected }
@@ -57,7 +59,8 @@ enum FaultTests {
 
     static func leftovers(_ engine: ServingEngine, _ note: String = "") -> [String] {
         var found: [String] = []
-        if engine.report().requests.inFlight != 0 { found.append("\(note): requests in flight") }
+        let census = engine.inFlightCensus()
+        if census.total != 0 || !engine.requests.isEmpty { found.append("\(note): requests in flight: \(census)") }
         for instance in engine.instances {
             for (g, group) in instance.dp.enumerated() where group.kv.liveRequests != 0 || group.slots != 0
                 || group.running != 0 || !group.prefillQueue.isEmpty || group.queuedTokens != 0 {
@@ -72,7 +75,7 @@ enum FaultTests {
         engine.recentEvents().filter { $0.kind == kind }.map(\.message)
     }
 
-    static func decodeIndex(_ engine: ServingEngine) -> Int {
-        engine.instances.firstIndex { $0.role == .decode }!
+    static func decodeIndex(_ engine: ServingEngine, sourceLocation: SourceLocation = #_sourceLocation) throws -> Int {
+        try #require(engine.instances.firstIndex { $0.role == .decode }, sourceLocation: sourceLocation)
     }
 }

@@ -5,7 +5,7 @@ import XDSTestSupport
 
 @testable import ServingEngine
 
-@Suite struct RecoveryPolicyTests {
+@Suite(.timeLimit(.minutes(5))) struct RecoveryPolicyTests {
     @Test func policiesAreSelectedByNameAndUnknownNamesAreRefused() throws {
         #expect(RecoveryPolicies.names == ["fine-grained", "pd-failover", "restart-world"])
         #expect(EngineConfiguration(deployment: .superpod).recoveryPolicy == "fine-grained")
@@ -21,7 +21,7 @@ import XDSTestSupport
         var config = EngineConfiguration(deployment: .superpod)
         config.eplb = .off
         let engine = try ServingEngine(configuration: config, workload: FixedWorkload([]))
-        let d = FaultTests.decodeIndex(engine)
+        let d = try FaultTests.decodeIndex(engine)
         let base = engine.instances[d].npus[0] * 2
         func missing(_ dies: [Int]) -> [Int] {
             engine.faults.knownDead = Set(dies.map { base + $0 })
@@ -47,7 +47,7 @@ import XDSTestSupport
         // Static placement: 9 slots on each of the 32 routed dies, the 32 extra slots on the same
         // dies as their experts; dies 32–47 of the TE (NPUs 32–39) hold the shared expert.
         let engine = try FaultTests.engine(rate: 30, limit: 150) { $0.eplb = .off }
-        let d = FaultTests.decodeIndex(engine)
+        let d = try FaultTests.decodeIndex(engine)
         engine.run(until: 2.5)
         // NPU 36 = shared-expert dies: vertical shrink.
         #expect(engine.apply(.faultNPU(36)).accepted)
@@ -137,7 +137,7 @@ import XDSTestSupport
 
     @Test func stragglerRaisesTheStepByAboutItsFactorAndHealRestoresIt() throws {
         let engine = try FaultTests.engine(rate: 30, limit: 200)
-        let d = FaultTests.decodeIndex(engine)
+        let d = try FaultTests.decodeIndex(engine)
         engine.run(until: 4)
         let normal = engine.decodeStepSeconds(d).seconds
         #expect(normal > 0)

@@ -134,7 +134,7 @@ import Testing
 
     /// Thousands of seeded random operations, auditing after every one.
     @Test(arguments: [UInt64(1), 2, 3])
-    func randomOperationsKeepBlocksConserved(seed: UInt64) {
+    func randomOperationsKeepBlocksConserved(seed: UInt64) throws {
         var rng = RandomStreams(seed: seed).stream("kv-property")
         var kv = KVBlockManager(totalBlocks: 64, blockTokens: 16)
         var live: [Int] = []
@@ -156,7 +156,7 @@ import Testing
                 nextID += 1
             } else if roll < 0.8, !live.isEmpty {
                 let id = live[rng.int(in: 0...(live.count - 1))]
-                let before = kv.tokens(of: id)!
+                let before = try #require(kv.tokens(of: id))
                 let grown = kv.append(requestID: id, tokens: rng.int(in: 1...20))
                 if !grown { #expect(kv.tokens(of: id) == before) }
             } else if !live.isEmpty {

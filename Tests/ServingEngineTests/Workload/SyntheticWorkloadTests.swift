@@ -17,13 +17,13 @@ private func draw(_ workload: inout SyntheticWorkload, _ n: Int) -> [RequestSpec
         #expect(ra != draw(&c, 500))
     }
 
-    @Test func arrivalRateAndLengthsMatchConfiguration() {
+    @Test func arrivalRateAndLengthsMatchConfiguration() throws {
         var config = SyntheticWorkload.Configuration(ratePerSecond: 50)
         config.systemPromptShare = 0
         config.followUpShare = 0
         var load = SyntheticWorkload(seed: 1, configuration: config)
         let requests = draw(&load, 20_000)
-        let rate = Double(requests.count) / requests.last!.arrival
+        let rate = Double(requests.count) / (try #require(requests.last)).arrival
         #expect(abs(rate - 50) < 1.5)
         let reasoning = requests.filter { $0.tag == "reasoning" }
         let chat = requests.filter { $0.tag == "chat" }
@@ -38,21 +38,22 @@ private func draw(_ workload: inout SyntheticWorkload, _ n: Int) -> [RequestSpec
         #expect(zip(requests, requests.dropFirst()).allSatisfy { $0.arrival <= $1.arrival && $0.id + 1 == $1.id })
     }
 
-    @Test func setRateChangesArrivalsFromNowOn() {
+    @Test func setRateChangesArrivalsFromNowOn() throws {
         var load = SyntheticWorkload(seed: 2, configuration: .init(ratePerSecond: 10))
         let slow = draw(&load, 2_000)
-        let switchTime = slow.last!.arrival
+        let switchTime = (try #require(slow.last)).arrival
         load.setRate(100, at: switchTime)
         let fast = draw(&load, 2_000)
-        let fastRate = Double(fast.count) / (fast.last!.arrival - switchTime)
+        let fastEnd = (try #require(fast.last)).arrival
+        let fastRate = Double(fast.count) / (fastEnd - switchTime)
         #expect(abs(fastRate - 100) < 6)
         #expect(load.ratePerSecond == 100)
-        load.setRate(0, at: fast.last!.arrival)
+        load.setRate(0, at: fastEnd)
         let none = load.next()
         #expect(none == nil)
-        load.setRate(5, at: fast.last!.arrival + 60)
+        load.setRate(5, at: fastEnd + 60)
         let resumed = load.next()
-        #expect((resumed?.arrival ?? 0) > fast.last!.arrival + 60)
+        #expect((resumed?.arrival ?? 0) > fastEnd + 60)
     }
 
     @Test func burstyArrivalsKeepTheMeanButVaryMore() {

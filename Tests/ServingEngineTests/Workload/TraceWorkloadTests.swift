@@ -50,12 +50,8 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         let other = try temporaryTrace("hello,world\n")
         #expect(try TraceFormat.detect(path: csv) == .azureCSV)
         #expect(try TraceFormat.detect(path: jsonl) == .mooncake)
-        #expect(throws: WorkloadError.self) { try TraceFormat.detect(path: other) }
-        do {
-            _ = try TraceFormat.detect(path: other)
-        } catch {
-            #expect(error.description.hasPrefix("\(other):1: unknown trace format"))
-        }
+        let error = #expect(throws: WorkloadError.self) { try TraceFormat.detect(path: other) }
+        #expect(error?.description.hasPrefix("\(other):1: unknown trace format") == true)
         #expect(throws: WorkloadError.self) { try TraceFormat.detect(path: "/nonexistent/trace.csv") }
     }
 
