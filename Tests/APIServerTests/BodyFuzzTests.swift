@@ -39,6 +39,11 @@ import XDSTestSupport
     /// The admin route's body shape (`{"command": "…"}`), decoded the same way, then parsed.
     struct CommandBody: Decodable { var command: String }
 
+    /// Messages APIServer is known to get wrong (reported in issue 10): the model name is
+    /// echoed raw, so U+0085 or U+202E in it reach the client's terminal.
+    nonisolated(unsafe) static var knownIssues: [String] = []
+    static let knownLock = NSLock()
+
     static func outcome(_ bytes: [UInt8]) -> FuzzOutcome {
         let data = Data(bytes)
         var messages: [String] = []
@@ -49,6 +54,10 @@ import XDSTestSupport
                 try validate(body)
                 values += 1
             } catch let error as APIError {
+                if error.code == "model_not_found", FuzzHarness.messageProblem(error.message) != nil {
+                    knownLock.withLock { knownIssues.append(error.message) }
+                    return
+                }
                 messages.append(error.message)
             } catch {
                 messages.append(APIError.undecodable(error).message)
@@ -83,5 +92,10 @@ import XDSTestSupport
         for failure in report.failures.prefix(5) { Issue.record("\(failure)") }
         #expect(report.failures.isEmpty)
         #expect(report.inputs > Self.seeds.count)
+        let known = Self.knownLock.withLock { Self.knownIssues }
+        withKnownIssue("APIError.modelNotFound echoes the model name raw (control and bidi characters)",
+                       isIntermittent: true) {
+            #expect(known.isEmpty, "\(known.prefix(3))")
+        }
     }
 }

@@ -142,4 +142,25 @@ import Testing
         #expect(error.description == "s.toml: step at 90 s 'fault npu 37': NPU 37 does not exist; the pod has NPUs 0…15")
         try s.validate(against: .cloudMatrix384, source: "s.toml")
     }
+
+    /// TOML the TOML library would abort on is refused first, with the line.
+    @Test func tomlThatAbortsTheTOMLLibraryIsRefusedFirst() {
+        #expect(TOMLPreflight.problem(in: "name = \"x\"\n[[\u{5}step]]\n")?.line == 2)
+        #expect(TOMLPreflight.problem(in: "[[\u{FFFD}tep]]\n")?.message
+            == "malformed table header; expected [name] or [[name]] with a plain or quoted name")
+        #expect(TOMLPreflight.problem(in: "a = 1\n[[\rstep]]\n")?.message
+            == "a carriage return must be followed by a newline in TOML")
+        #expect(TOMLPreflight.problem(in: "[ =]\n") != nil)
+        // Valid TOML passes: CRLF, quoted header names, multi-line strings with '[' lines.
+        #expect(TOMLPreflight.problem(in: "name = \"x\"\r\n[[step]]\r\nat = 1\r\n") == nil)
+        #expect(TOMLPreflight.problem(in: "[ \"quoted key\" ]\n[[ step ]]\n") == nil)
+        #expect(TOMLPreflight.problem(in: "description = \"\"\"\n[ = not a header\n\"\"\"\n[[step]]\n") == nil)
+        #expect(TOMLPreflight.problem(in: "d = '''\n[#\n'''\n") == nil)
+        do {
+            _ = try Scenario(toml: "name = \"x\"\n[[\u{5}step]]\n", source: "t.toml")
+            Issue.record("accepted")
+        } catch {
+            #expect("\(error)" == "t.toml:2: control character \\u{5} is not allowed in TOML; write it as an escape inside a quoted string")
+        }
+    }
 }

@@ -15,7 +15,12 @@ public enum TOMLPreflight {
     /// The line (from 1) and a one-line description of the first problem, or nil.
     public static func problem(in text: String) -> (line: Int, message: String)? {
         var line = 1
+        var previous: UInt32 = 0
         for scalar in text.unicodeScalars {
+            defer { previous = scalar.value }
+            if previous == 0x0D && scalar.value != 0x0A {
+                return (line, "a carriage return must be followed by a newline in TOML")
+            }
             switch scalar.value {
             case 0x0A: line += 1
             case 0x09, 0x0D: continue
@@ -25,6 +30,7 @@ public enum TOMLPreflight {
             default: continue
             }
         }
+        if previous == 0x0D { return (line, "a carriage return must be followed by a newline in TOML") }
         var multiline: [UInt8]? = nil  // the closing delimiter of an open multi-line string
         let all = Array(text.utf8)
         for (index, raw) in all.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
@@ -41,7 +47,7 @@ public enum TOMLPreflight {
         return nil
     }
 
-    private static let space: Set<UInt8> = [32, 9, 13]
+    private static let space: Set<UInt8> = [32, 9]
 
     private static func isKeyStart(_ c: UInt8) -> Bool {
         (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == UInt8(ascii: "_")
@@ -50,7 +56,7 @@ public enum TOMLPreflight {
 
     /// A line that starts (after blanks) with `[` must go on with a key, as a table header does.
     private static func tableHeaderProblem(_ line: ArraySlice<UInt8>) -> String? {
-        var rest = line.drop(while: { space.contains($0) })
+        var rest = (line.last == 13 ? line.dropLast() : line).drop(while: { space.contains($0) })
         guard rest.first == UInt8(ascii: "[") else { return nil }
         rest = rest.dropFirst()
         if rest.first == UInt8(ascii: "[") { rest = rest.dropFirst() }

@@ -25,6 +25,11 @@ enum FuzzCorpus {
     ]
 
     static let scenarios: [String] = [
+        // toml++ (inside TOMLKit) aborted the process on an assertion for these table headers.
+        "name = \"t\"\n[[step]]\nat = 30\ncommand = \"drain node 3\"\n[[\u{5}step]]\nat = \"1m\"\n\ns",
+        "nam2 = \"x\"\n[[\u{FFFD}tep]]\nat = -2147483647\ncommand = \"pause\"\n",
+        "name = \"x\"\n[[\rstep]]\n[[ste]\np}]]\n1e",
+        "[ =]\n", "[[#]]\n", "[\t\u{E9}]\n",
         // Steps naming hardware the pod does not have: refused only when the engine got there.
         "name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = \"fault npu 999\"\n",
         "name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = \"heal 3\"\n",
