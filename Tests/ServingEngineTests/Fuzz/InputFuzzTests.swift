@@ -90,7 +90,7 @@ import XDSTestSupport
 
     private func traceTarget(_ name: String, seeds: [String], corpus: [String], window: Int) -> FuzzReport {
         // Lines up to the 1 MiB cap and beyond: huge repeats reach 1.1 MiB now and then.
-        let configuration = FuzzHarness.Configuration.fromEnvironment(maxBytes: 1_150_000, hugeEvery: 150)
+        let configuration = FuzzHarness.Configuration.fromEnvironment(maxBytes: 1_150_000, hugeEvery: 1_000)
         return FuzzHarness.run(target: name, seeds: seeds, corpus: corpus, configuration: configuration) { bytes in
             do throws(WorkloadError) {
                 _ = try TraceWorkload.check(bytes: bytes, name: "fuzz.trace", maxContextTokens: window)
