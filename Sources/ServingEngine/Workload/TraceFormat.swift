@@ -110,7 +110,8 @@ enum TraceRowParser {
         guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
             throw RowProblem("\(field) is not an integer: \(InputEcho.quoted(text))")
         }
-        guard let value = Int(text), abs(value) <= TraceLimits.maxTokens else {
+        // Compared, not abs(): abs(Int.min) traps.
+        guard let value = Int(text), value >= -TraceLimits.maxTokens, value <= TraceLimits.maxTokens else {
             throw RowProblem("\(field) \(InputEcho.clean(text)) is out of range; expected 0…\(TraceLimits.maxTokens) tokens")
         }
         return value
