@@ -18,10 +18,19 @@ import XDSTestSupport
     ///   raw control characters (TOML forbids them) before calling TOMLKit;
     /// - `colocated:9223372036854775807:llama-2-7b:nvidia-a100:tp1` and
     ///   `colocated:2:llama-2-7b:nvidia-a100:tp9223372036854775807`: arithmetic overflow at
-    ///   DeploymentPresets.swift:74 and :72.
+    ///   DeploymentPresets.swift:74 and :72;
+    /// - `[[prefill]]\nnpus = 4611686018427387904\ntp = 4\ndp = 4\n`: overflow at
+    ///   DeploymentValidation.swift:25 with the default count;
+    /// - `a = [}]`, `a = [[[\n\u{2028}`: toml++ asserts in parse_value (toml.hpp:14994);
+    ///   `TOMLPreflight.problem(in:)` (ServingEngine) refuses all of the TOML cases above and
+    ///   belongs in TOMLDocument.parse;
+    /// - raw control characters echoed in messages: a deployment `name = "\u001B[2J"` and
+    ///   inline names such as `colocated:\u{1B}[2J` or `superpod\u{4}`.
     static let tomlCorpus: [String] = [
         "[[decode]]\nnpus = 9223372036854775807\ncount = 9223372036854775807\n",
         "[[\u{5}step]]\n",
+        "[[prefill]]\nnpus = 4611686018427387904\ntp = 4\ndp = 4\n",
+        "a = [}]\n", "a = [[[\n\u{2028}",
         "nodes = 9223372036854775807\n",
         "nodes = -1\n",
         "[[prefill]]\nnpus = 16\ncount = 4611686018427387904\ntp = 4\ndp = 4\n",
@@ -35,7 +44,7 @@ import XDSTestSupport
         "colocated:2:llama-2-7b:nvidia-a100:tp9223372036854775807",
         "colocated:-1:llama-2-7b:nvidia-a100:tp1",
         "colocated:99999999999999999999:llama-2-7b:nvidia-a100:tp1",
-        "colocated:\u{1B}[2J",
+        "colocated:\u{1B}[2J", "superpod\u{4}",
     ]
 
     private func expectClean(_ report: FuzzReport) {

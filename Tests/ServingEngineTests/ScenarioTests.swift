@@ -151,6 +151,10 @@ import Testing
         #expect(TOMLPreflight.problem(in: "a = 1\n[[\rstep]]\n")?.message
             == "a carriage return must be followed by a newline in TOML")
         #expect(TOMLPreflight.problem(in: "[ =]\n") != nil)
+        #expect(TOMLPreflight.problem(in: "a = [1,\n# c\n}]\n")?.message == "unexpected '}' after ','; expected a value")
+        #expect(TOMLPreflight.problem(in: "a = \"[}\"\nb = '[,}'\n") == nil, "inside strings '}' is text")
+        #expect(TOMLPreflight.problem(in: "a = [\n\u{2028}]\n")?.line == 2)
+        #expect(TOMLPreflight.problem(in: "name = \"é ✓\" # ünïcode comment\n") == nil)
         // Valid TOML passes: CRLF, quoted header names, multi-line strings with '[' lines.
         #expect(TOMLPreflight.problem(in: "name = \"x\"\r\n[[step]]\r\nat = 1\r\n") == nil)
         #expect(TOMLPreflight.problem(in: "[ \"quoted key\" ]\n[[ step ]]\n") == nil)

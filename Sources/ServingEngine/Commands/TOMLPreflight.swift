@@ -1,8 +1,10 @@
 /// Checks TOML text for what the TOML library (toml++ inside TOMLKit) does not survive before
 /// handing it over: in debug builds toml++ aborts the process on an assertion, in release
 /// builds it assumes the case away, when a table header's `[` or `[[` is followed by anything
-/// but a key (`[[\u{5}step]]`, `[ =]`, `[[é]]`). Raw control characters other than tab and
-/// newlines, which TOML forbids anywhere, are refused here as well. Both are invalid TOML, so
+/// but a key (`[[\u{5}step]]`, `[ =]`, `[[é]]`), or when an array holds `}` or a Unicode line
+/// separator where a value belongs (`a = [}]`). Raw control characters other than tab and
+/// newlines, which TOML forbids anywhere, and non-ASCII characters outside quoted strings and
+/// comments, which TOML 1.0 forbids too, are refused here as well. Both are invalid TOML, so
 /// refusing them first changes no valid file's meaning.
 ///
 /// Found by the fuzz harness (issue 10). It lives beside the scenario reader; the deployment
@@ -31,20 +33,76 @@ public enum TOMLPreflight {
             }
         }
         if previous == 0x0D { return (line, "a carriage return must be followed by a newline in TOML") }
-        var multiline: [UInt8]? = nil  // the closing delimiter of an open multi-line string
-        let all = Array(text.utf8)
-        for (index, raw) in all.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-            var bytes = raw[...]
-            if let closing = multiline {
-                guard let end = find(closing, in: bytes) else { continue }
-                bytes = bytes[(end + closing.count)...]
-                multiline = nil
-            } else if let header = tableHeaderProblem(bytes) {
-                return (index + 1, header)
+        return structureProblem(Array(text.utf8))
+    }
+
+    /// One pass over the bytes that knows strings and comments: a line starting with `[` must
+    /// be a well-formed table header start, and a `}` must not follow `[` or `,` (toml++
+    /// asserts on `a = [}]`).
+    private static func structureProblem(_ bytes: [UInt8]) -> (line: Int, message: String)? {
+        enum State { case normal, basic, literal, multilineBasic, multilineLiteral, comment }
+        var state = State.normal
+        var line = 1
+        var lineStart = true
+        var lastSignificant: UInt8 = 0
+        var i = 0
+        let quote = UInt8(ascii: "\""), apostrophe = UInt8(ascii: "'"), backslash = UInt8(ascii: "\\")
+        func at(_ j: Int) -> UInt8? { j < bytes.count ? bytes[j] : nil }
+        func triple(_ c: UInt8) -> Bool { at(i) == c && at(i + 1) == c && at(i + 2) == c }
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == 10 {
+                line += 1
+                lineStart = true
+                if state == .comment || state == .basic || state == .literal { state = .normal }
+                i += 1
+                continue
             }
-            multiline = openMultilineString(bytes)
+            switch state {
+            case .comment:
+                i += 1
+            case .basic:
+                if c == backslash { i += 2; continue }
+                if c == quote { state = .normal; lastSignificant = quote }
+                i += 1
+            case .literal:
+                if c == apostrophe { state = .normal; lastSignificant = apostrophe }
+                i += 1
+            case .multilineBasic:
+                if c == backslash { i += 2; continue }
+                if triple(quote) { state = .normal; lastSignificant = quote; i += 3; continue }
+                i += 1
+            case .multilineLiteral:
+                if triple(apostrophe) { state = .normal; lastSignificant = apostrophe; i += 3; continue }
+                i += 1
+            case .normal:
+                if space.contains(c) || c == 13 { i += 1; continue }
+                if c >= 0x80 {
+                    // TOML 1.0 is ASCII outside strings and comments; toml++ asserts on U+2028 in an array.
+                    return (line, "non-ASCII character outside a quoted string; TOML keys and values are ASCII unless quoted")
+                }
+                if lineStart, c == UInt8(ascii: "["), let problem = tableHeaderProblem(lineRest(bytes, from: i)) {
+                    return (line, problem)
+                }
+                lineStart = false
+                switch c {
+                case UInt8(ascii: "#"): state = .comment
+                case quote: state = triple(quote) ? .multilineBasic : .basic; if state == .multilineBasic { i += 2 }
+                case apostrophe: state = triple(apostrophe) ? .multilineLiteral : .literal; if state == .multilineLiteral { i += 2 }
+                case UInt8(ascii: "}") where lastSignificant == UInt8(ascii: "[") || lastSignificant == UInt8(ascii: ","):
+                    return (line, "unexpected '}' after '\(Character(Unicode.Scalar(lastSignificant)))'; expected a value")
+                default: lastSignificant = c
+                }
+                i += 1
+            }
         }
         return nil
+    }
+
+    private static func lineRest(_ bytes: [UInt8], from start: Int) -> ArraySlice<UInt8> {
+        var end = start
+        while end < bytes.count, bytes[end] != 10 { end += 1 }
+        return bytes[start..<end]
     }
 
     private static let space: Set<UInt8> = [32, 9]
@@ -63,41 +121,5 @@ public enum TOMLPreflight {
         rest = rest.drop(while: { space.contains($0) })
         guard let next = rest.first else { return "unterminated table header; expected [name] or [[name]]" }
         return isKeyStart(next) ? nil : "malformed table header; expected [name] or [[name]] with a plain or quoted name"
-    }
-
-    /// The closing delimiter if `line` leaves a `"""` or `'''` string open.
-    private static func openMultilineString(_ line: ArraySlice<UInt8>) -> [UInt8]? {
-        var i = line.startIndex
-        while i < line.endIndex {
-            let c = line[i]
-            if c == UInt8(ascii: "#") { return nil }
-            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") {
-                let triple = [c, c, c]
-                if line[i...].starts(with: triple) {
-                    guard let end = find(triple, in: line[(i + 3)...]) else { return triple }
-                    i = end + 3
-                    continue
-                }
-                // A one-line string: skip to its closing quote (basic strings honour \").
-                var j = i + 1
-                while j < line.endIndex, line[j] != c {
-                    j += c == UInt8(ascii: "\"") && line[j] == UInt8(ascii: "\\") ? 2 : 1
-                }
-                i = j + 1
-                continue
-            }
-            i += 1
-        }
-        return nil
-    }
-
-    private static func find(_ needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        var i = haystack.startIndex
-        while i + needle.count <= haystack.endIndex {
-            if haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
-            i += 1
-        }
-        return nil
     }
 }

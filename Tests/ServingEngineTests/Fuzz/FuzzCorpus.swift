@@ -30,6 +30,8 @@ enum FuzzCorpus {
         "nam2 = \"x\"\n[[\u{FFFD}tep]]\nat = -2147483647\ncommand = \"pause\"\n",
         "name = \"x\"\n[[\rstep]]\n[[ste]\np}]]\n1e",
         "[ =]\n", "[[#]]\n", "[\t\u{E9}]\n",
+        // toml++ asserted in parse_value on a '}' where an array value belongs.
+        "name = [}]\n", "name = [[[\n\u{2028}", "[[st\u{E9}p]]\n", "name = \"x\"\n[[step]]\nat = [1, # c\n}]\n",
         // Steps naming hardware the pod does not have: refused only when the engine got there.
         "name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = \"fault npu 999\"\n",
         "name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = \"heal 3\"\n",
