@@ -25,32 +25,71 @@ extension SimTime {
 }
 
 extension SimTime {
+    /// The longest duration (and the latest time) operators can write: 10^10 s, about 317
+    /// years. Far beyond any run, yet small enough that a Double still resolves
+    /// microseconds at that distance, so engine arithmetic stays meaningful.
+    public static let maxDuration: SimTime = 1e10
+
+    /// Why a duration did not parse; `message` is one line and names the allowed range.
+    public struct DurationError: Error, Sendable, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
     /// Parses a duration as operators write it: `90`, `90s`, `500ms`, `10m`, `1h`, `1.5h`,
-    /// `1h30m`. Returns nil for anything else, including negative values.
+    /// `1h30m`. Returns nil for anything else, including negative values, `nan`, `inf` and
+    /// durations beyond ``maxDuration``; ``checkedDuration(_:)`` says why.
     ///
     /// ```swift
     /// SimTime.parseDuration("10m")     // 600
     /// ```
     public static func parseDuration(_ text: String) -> SimTime? {
+        try? checkedDuration(text)
+    }
+
+    /// Like ``parseDuration(_:)``, but a refusal says what was wrong:
+    /// `expected a time like 90s, 10m or 1h, got 'soon'` or
+    /// `time '1e12s' is out of range; expected 0 to 10000000000 s (about 317 years)`.
+    public static func checkedDuration(_ text: String) throws(DurationError) -> SimTime {
         let s = text.trimmingCharacters(in: .whitespaces).lowercased()
-        guard !s.isEmpty else { return nil }
-        if let plain = Double(s) { return plain >= 0 && plain.isFinite ? plain : nil }
+        // Echoed on one line: control, line-separator and bidi characters become '?', long input is cut.
+        let shown = String(String.UnicodeScalarView(s.unicodeScalars.prefix(40).map { scalar in
+            let v = scalar.value
+            let unsafe = v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029
+                || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v)
+            return unsafe ? "?" : scalar
+        })) + (s.unicodeScalars.count > 40 ? "…" : "")
+        let malformed = DurationError(message: "expected a time like 90s, 10m or 1h, got '\(shown)'")
+        guard !s.isEmpty, s.utf8.count <= 256 else { throw malformed }
         var total = 0.0
         var number = ""
         var rest = Substring(s)
         let units: [(String, Double)] = [("ms", 0.001), ("h", 3600), ("m", 60), ("s", 1)]
         while let c = rest.first {
-            if c.isNumber || c == "." {
+            if c.isASCII && (c.isNumber || c == ".") {
                 number.append(c)
                 rest = rest.dropFirst()
+                if rest.first == "e", let after = rest.dropFirst().first, after.isASCII && (after.isNumber || after == "+" || after == "-") {
+                    // An exponent: 1e3, 2.5e-1.
+                    number.append("e")
+                    number.append(after)
+                    rest = rest.dropFirst(2)
+                }
                 continue
             }
-            guard let value = Double(number), let unit = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }
+            guard let value = Double(number), let unit = units.first(where: { rest.hasPrefix($0.0) }) else { throw malformed }
             total += value * unit.1
             rest = rest.dropFirst(unit.0.count)
             number = ""
         }
-        guard number.isEmpty, total.isFinite else { return nil }
+        if !number.isEmpty {
+            // A plain number: seconds.
+            guard total == 0, s == number, let plain = Double(number) else { throw malformed }
+            total = plain
+        }
+        guard total.isFinite, total >= 0, total <= maxDuration else {
+            throw DurationError(message: "time '\(shown)' is out of range; expected 0 to 10000000000 s (about 317 years)")
+        }
         return total
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PodModel
 import SimKit
 import Testing
 @testable import ServingEngine
@@ -11,7 +12,20 @@ import Testing
         #expect(SimTime.parseDuration("10m") == 600)
         #expect(SimTime.parseDuration("1h30m") == 5400)
         #expect(SimTime.parseDuration("1.5h") == 5400)
-        for bad in ["", "-5", "ten", "5x", "m", "5m3", "inf"] { #expect(SimTime.parseDuration(bad) == nil, "\(bad)") }
+        for bad in ["", "-5", "ten", "5x", "m", "5m3", "inf", "nan", "0x10", "1e400", "1.2.3s", "٣s"] {
+            #expect(SimTime.parseDuration(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func durationsAreBoundedAndSayWhy() throws {
+        #expect(SimTime.parseDuration("1e3") == 1_000)
+        #expect(SimTime.parseDuration("1e10") == 1e10, "the ceiling itself is allowed")
+        #expect(SimTime.parseDuration("1e12ms") == 1e9, "a 10^12 ms gap is a valid time")
+        #expect(SimTime.parseDuration("1e10s1ms") == nil)
+        let far = try #require(throws: SimTime.DurationError.self) { try SimTime.checkedDuration("99999999999h") }
+        #expect(far.message == "time '99999999999h' is out of range; expected 0 to 10000000000 s (about 317 years)")
+        let bad = try #require(throws: SimTime.DurationError.self) { try SimTime.checkedDuration("soon\u{1B}[2J") }
+        #expect(bad.message == "expected a time like 90s, 10m or 1h, got 'soon?[2j'")
     }
 
     @Test func shippedScenariosParse() throws {
@@ -46,12 +60,20 @@ import Testing
     @Test func badScenariosGetOneLineNamingFileAndStep() {
         let cases: [(String, String)] = [
             ("name = \"x\"\n[[step]]\nat = \"30s\"\ncommand = \"drain nod 3\"\n", "t.toml: step 1: "),
-            ("name = \"x\"\n[[step]]\nat = \"soon\"\ncommand = \"pause\"\n", "'at' must be a time"),
+            ("name = \"x\"\n[[step]]\nat = \"soon\"\ncommand = \"pause\"\n", "step 1: 'at': expected a time like 90s, 10m or 1h, got 'soon'"),
             ("name = \"x\"\n[[step]]\nat = \"1s\"\n", "missing 'command'"),
             ("name = \"x\"\n", "no steps"),
             ("[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "missing 'name'"),
             ("name = \"x\"\nsteps = 3\n", "unknown field 'steps'"),
             ("name = = \"x\"\n", "t.toml:1: malformed TOML"),
+            ("name = \"x\"\n[[step]]\nat = 1e300\ncommand = \"pause\"\n",
+             "t.toml: step 1: 'at': time '1e+300' is out of range; expected 0 to 10000000000 s (about 317 years)"),
+            ("name = \"x\"\n[[step]]\nat = -5\ncommand = \"pause\"\n", "t.toml: step 1: 'at': expected a time like"),
+            ("name = \"x\"\n[[step]]\nat = nan\ncommand = \"pause\"\n", "t.toml: step 1: 'at': expected a time like"),
+            ("name = \"a\\u001B[2J\"\n[[step]]\nat = 1\ncommand = \"pause\"\n",
+             "t.toml: 'name' must not contain control characters, got 'a\\u{1B}[2J'"),
+            ("name = \"x\"\n[[step]]\nat = 1\ncommand = \"rate 1e308\"\n",
+             "t.toml: step 1: expected a rate between 0 and 100000 requests/s after 'rate', got '1e308'"),
         ]
         for (text, expected) in cases {
             do {
@@ -61,6 +83,88 @@ import Testing
                 #expect("\(error)".contains(expected), "\(error)")
                 #expect(!"\(error)".contains("\n"))
             }
+        }
+    }
+
+    /// Steps are checked against the pod when the scenario is loaded, like console commands.
+    @Test func stepsNamingMissingHardwareOrFaultsAreRefusedAtLoad() {
+        let pod = PodTopology.cloudMatrix384  // 48 nodes, 384 NPUs, 768 dies
+        func load(_ steps: [(String, String)]) -> String? {
+            let text = "name = \"x\"\n" + steps.map { "[[step]]\nat = \"\($0.0)\"\ncommand = \"\($0.1)\"\n" }.joined()
+            do {
+                _ = try Scenario(toml: text, source: "s.toml", topology: pod)
+                return nil
+            } catch { return "\(error)" }
+        }
+        #expect(load([("1s", "drain node 48")]) == "s.toml: step 1: node 48 does not exist; the pod has nodes 0…47")
+        #expect(load([("1s", "pause"), ("2s", "fault npu 384")])
+            == "s.toml: step 2: NPU 384 does not exist; the pod has NPUs 0…383")
+        #expect(load([("1s", "fault link 3-400")]) == "s.toml: step 1: NPU 400 does not exist; the pod has NPUs 0…383")
+        #expect(load([("1s", "fault hbm die 768")]) == "s.toml: step 1: die 768 does not exist; the pod has dies 0…767")
+        #expect(load([("1s", "fault straggler die 900 slowdown 2")])
+            == "s.toml: step 1: die 900 does not exist; the pod has dies 0…767")
+        #expect(load([("1s", "undrain node 100")]) == "s.toml: step 1: node 100 does not exist; the pod has nodes 0…47")
+        #expect(load([("1s", "fault node 48")]) == "s.toml: step 1: node 48 does not exist; the pod has nodes 0…47")
+        // Fault ids are 1, 2, 3… in injection (time) order; heal N needs N earlier fault steps.
+        #expect(load([("1s", "heal 1")])
+            == "s.toml: step 1: heal 1: no earlier step injects a fault (fault ids are 1, 2, 3… in injection order)")
+        #expect(load([("1s", "fault die 3"), ("2s", "fault glitch"), ("3s", "heal 3")])
+            == "s.toml: step 3: heal 3: earlier steps inject at most 2 faults (ids 1…2, in injection order)")
+        // File order is not run order: the heal at 10s comes before the fault at 20s.
+        #expect(load([("20s", "fault die 3"), ("10s", "heal 1")])
+            == "s.toml: step 2: heal 1: no earlier step injects a fault (fault ids are 1, 2, 3… in injection order)")
+        #expect(load([("1s", "fault die 3"), ("2s", "heal 1"), ("3s", "heal 1")])
+            == "s.toml: step 3: heal 1: an earlier step already heals fault 1")
+        #expect(load([("1s", "heal all")]) == "s.toml: step 1: heal all: no earlier step injects a fault")
+        #expect(load([("1s", "fault die 3"), ("2s", "heal all"), ("3s", "heal all")])
+            == "s.toml: step 3: heal all: no fault step since the previous 'heal all'")
+        // Valid neighbours still load.
+        #expect(load([("1s", "drain node 47"), ("1s", "fault npu 383"), ("1s", "fault die 700"),
+                      ("2s", "fault link 0-383 degrade 2"), ("3s", "heal 2"), ("4s", "heal all"), ("5s", "fault glitch"),
+                      ("6s", "heal 4"), ("7s", "undrain node 47")]) == nil)
+        // Same time: file order decides, so a heal right after its fault at the same instant is fine.
+        #expect(load([("5s", "fault die 1"), ("5s", "heal 1")]) == nil)
+    }
+
+    @Test func shippedScenariosFitTheirPresets() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scenarios")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".toml") }
+        for f in files {
+            _ = try Scenario.load(path: dir.appendingPathComponent(f).path, topology: .cloudMatrix384)
+        }
+    }
+
+    @Test func validateAgainstAnotherPodNamesTheStep() throws {
+        let s = try Scenario(toml: "name = \"x\"\n[[step]]\nat = \"90s\"\ncommand = \"fault npu 37\"\n", source: "s.toml")
+        let small = PodTopology(nodes: 2, npusPerNode: 8, diesPerNPU: 2)
+        let error = try #require(throws: ConfigError.self) { try s.validate(against: small, source: "s.toml") }
+        #expect(error.description == "s.toml: step at 90 s 'fault npu 37': NPU 37 does not exist; the pod has NPUs 0…15")
+        try s.validate(against: .cloudMatrix384, source: "s.toml")
+    }
+
+    /// TOML the TOML library would abort on is refused first, with the line.
+    @Test func tomlThatAbortsTheTOMLLibraryIsRefusedFirst() {
+        #expect(TOMLPreflight.problem(in: "name = \"x\"\n[[\u{5}step]]\n")?.line == 2)
+        #expect(TOMLPreflight.problem(in: "[[\u{FFFD}tep]]\n")?.message
+            == "malformed table header; expected [name] or [[name]] with a plain or quoted name")
+        #expect(TOMLPreflight.problem(in: "a = 1\n[[\rstep]]\n")?.message
+            == "a carriage return must be followed by a newline in TOML")
+        #expect(TOMLPreflight.problem(in: "[ =]\n") != nil)
+        #expect(TOMLPreflight.problem(in: "a = [1,\n# c\n}]\n")?.message == "unexpected '}' after ','; expected a value")
+        #expect(TOMLPreflight.problem(in: "a = \"[}\"\nb = '[,}'\n") == nil, "inside strings '}' is text")
+        #expect(TOMLPreflight.problem(in: "a = [\n\u{2028}]\n")?.line == 2)
+        #expect(TOMLPreflight.problem(in: "name = \"é ✓\" # ünïcode comment\n") == nil)
+        // Valid TOML passes: CRLF, quoted header names, multi-line strings with '[' lines.
+        #expect(TOMLPreflight.problem(in: "name = \"x\"\r\n[[step]]\r\nat = 1\r\n") == nil)
+        #expect(TOMLPreflight.problem(in: "[ \"quoted key\" ]\n[[ step ]]\n") == nil)
+        #expect(TOMLPreflight.problem(in: "description = \"\"\"\n[ = not a header\n\"\"\"\n[[step]]\n") == nil)
+        #expect(TOMLPreflight.problem(in: "d = '''\n[#\n'''\n") == nil)
+        do {
+            _ = try Scenario(toml: "name = \"x\"\n[[\u{5}step]]\n", source: "t.toml")
+            Issue.record("accepted")
+        } catch {
+            #expect("\(error)" == "t.toml:2: control character \\u{5} is not allowed in TOML; write it as an escape inside a quoted string")
         }
     }
 }

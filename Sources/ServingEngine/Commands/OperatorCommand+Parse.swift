@@ -16,6 +16,7 @@ extension OperatorCommand {
         guard let keyword = words.next() else {
             throw CommandParseError("empty command; expected one of: \(keywords.joined(separator: ", "))")
         }
+        typealias L = CommandLimits
         switch keyword.lowercased() {
         case "drain":
             try words.expectKeyword("node", after: "drain")
@@ -25,30 +26,38 @@ extension OperatorCommand {
             return .undrain(node: try words.index(after: "undrain node", what: "a node number"))
         case "fault": return try parseFault(&words)
         case "heal":
-            guard let target = words.peek else { throw CommandParseError("expected a fault id or 'all' after 'heal'") }
+            guard let target = words.peek else {
+                throw CommandParseError("expected a fault id between 1 and \(L.maxIndex) or 'all' after 'heal'")
+            }
             if target.lowercased() == "all" {
                 _ = words.next()
                 return .healAll
             }
-            return .heal(faultID: try words.index(after: "heal", what: "a fault id or 'all'"))
+            return .heal(faultID: try words.index(after: "heal", what: "a fault id", orWord: "'all'", from: 1))
         case "rebalance": return .rebalance
         case "rate":
-            return .rate(requestsPerSecond: try words.number(after: "rate", what: "a rate ≥ 0 (requests/s)") { $0 >= 0 })
+            let rate = try words.number(after: "rate", what: "a rate between 0 and \(L.format(L.maxRate)) requests/s") {
+                $0 >= 0 && $0 <= L.maxRate
+            }
+            return .rate(requestsPerSecond: rate)
         case "speed":
             if words.peek?.lowercased() == "max" {
                 _ = words.next()
                 return .speedMax
             }
-            return .speed(try words.number(after: "speed", what: "a speed > 0 or 'max'") { $0 > 0 })
+            return .speed(try words.number(
+                after: "speed", what: "a speed between \(L.format(L.minSpeed)) and \(L.format(L.maxSpeed)) or 'max'"
+            ) { $0 >= L.minSpeed && $0 <= L.maxSpeed })
         case "pause": return .pause
         case "resume": return .resume
         default:
             throw CommandParseError(
-                "unknown command '\(keyword)'; expected one of: \(keywords.joined(separator: ", "))")
+                "unknown command \(InputEcho.quoted(keyword)); expected one of: \(keywords.joined(separator: ", "))")
         }
     }
 
     private static func parseFault(_ words: inout CommandWords) throws(CommandParseError) -> OperatorCommand {
+        typealias L = CommandLimits
         let kinds = "die, npu, node, link, straggler, hbm, glitch"
         guard let kind = words.next() else { throw CommandParseError("expected one of \(kinds) after 'fault'") }
         switch kind.lowercased() {
@@ -64,21 +73,26 @@ extension OperatorCommand {
             let die = try words.index(after: "fault straggler die", what: "a die number")
             guard words.peek != nil else { return .faultStraggler(die: die, slowdown: nil) }
             try words.expectKeyword("slowdown", after: "fault straggler die \(die)")
-            let factor = try words.number(after: "slowdown", what: "a slowdown factor > 1") { $0 > 1 }
+            let factor = try words.number(after: "slowdown", what: "a slowdown factor \(L.factorRange)") {
+                $0 > 1 && $0 <= L.maxFactor
+            }
             return .faultStraggler(die: die, slowdown: factor)
         case "link":
-            guard let pair = words.next() else { throw CommandParseError("expected 'A-B' (two NPU numbers) after 'fault link'") }
+            let expected = "expected 'A-B' (two NPU numbers between 0 and \(L.maxIndex)) after 'fault link'"
+            guard let pair = words.next() else { throw CommandParseError(expected) }
             let ends = pair.split(separator: "-", omittingEmptySubsequences: false)
-            guard ends.count == 2, let a = Int(ends[0]), let b = Int(ends[1]), a >= 0, b >= 0 else {
-                throw CommandParseError("expected 'A-B' (two NPU numbers) after 'fault link', got '\(pair)'")
+            guard ends.count == 2, let a = L.index(ends[0]), let b = L.index(ends[1]) else {
+                throw CommandParseError("\(expected), got \(InputEcho.quoted(pair))")
             }
             guard a != b else { throw CommandParseError("expected two different NPUs in 'fault link', got '\(pair)'") }
             guard words.peek != nil else { return .faultLink(from: a, to: b, degrade: nil) }
             try words.expectKeyword("degrade", after: "fault link \(pair)")
-            let factor = try words.number(after: "degrade", what: "a degrade factor > 1") { $0 > 1 }
+            let factor = try words.number(after: "degrade", what: "a degrade factor \(L.factorRange)") {
+                $0 > 1 && $0 <= L.maxFactor
+            }
             return .faultLink(from: a, to: b, degrade: factor)
         default:
-            throw CommandParseError("unknown fault '\(kind)'; expected one of: \(kinds)")
+            throw CommandParseError("unknown fault \(InputEcho.quoted(kind)); expected one of: \(kinds)")
         }
     }
 }
@@ -89,7 +103,9 @@ struct CommandWords {
     private var position = 0
 
     init(_ line: String) {
-        words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        // Any whitespace separates words, so a trailing "\r\n" from a file or an HTTP body is
+        // harmless and a newline inside a line cannot smuggle a second line into a message.
+        words = line.split(whereSeparator: \.isWhitespace)
     }
 
     var peek: String? { position < words.count ? String(words[position]) : nil }
@@ -102,32 +118,38 @@ struct CommandWords {
     mutating func expectKeyword(_ keyword: String, after context: String) throws(CommandParseError) {
         guard let word = next() else { throw CommandParseError("expected '\(keyword)' after '\(context)'") }
         guard word.lowercased() == keyword else {
-            throw CommandParseError("expected '\(keyword)' after '\(context)', got '\(word)'")
+            throw CommandParseError("expected '\(keyword)' after '\(context)', got \(InputEcho.quoted(word))")
         }
     }
 
-    /// A non-negative integer (node, NPU, die or fault id).
-    mutating func index(after context: String, what: String) throws(CommandParseError) -> Int {
-        guard let word = next() else { throw CommandParseError("expected \(what) after '\(context)'") }
-        guard let value = Int(word), value >= 0 else {
-            throw CommandParseError("expected \(what) after '\(context)', got '\(word)'")
+    /// An integer index (node, NPU, die or fault id) between `from` and ``CommandLimits/maxIndex``,
+    /// or the message naming the range.
+    mutating func index(
+        after context: String, what: String, orWord alternative: String? = nil, from lowest: Int = 0
+    ) throws(CommandParseError) -> Int {
+        let expected = "expected \(what) between \(lowest) and \(CommandLimits.maxIndex)"
+            + (alternative.map { " or \($0)" } ?? "") + " after '\(context)'"
+        guard let word = next() else { throw CommandParseError(expected) }
+        guard let value = CommandLimits.index(Substring(word)), value >= lowest else {
+            throw CommandParseError("\(expected), got \(InputEcho.quoted(word))")
         }
         return value
     }
 
+    /// A finite number that `valid` accepts, or the message naming `what` was expected.
     mutating func number(
         after context: String, what: String, valid: (Double) -> Bool
     ) throws(CommandParseError) -> Double {
         guard let word = next() else { throw CommandParseError("expected \(what) after '\(context)'") }
-        guard let value = Double(word), value.isFinite, valid(value) else {
-            throw CommandParseError("expected \(what) after '\(context)', got '\(word)'")
+        guard let value = CommandLimits.decimal(word), valid(value) else {
+            throw CommandParseError("expected \(what) after '\(context)', got \(InputEcho.quoted(word))")
         }
         return value
     }
 
     func expectEnd(after canonical: String) throws(CommandParseError) {
         if let extra = peek {
-            throw CommandParseError("unexpected '\(extra)' after '\(canonical)'; expected end of command")
+            throw CommandParseError("unexpected \(InputEcho.quoted(extra)) after '\(canonical)'; expected end of command")
         }
     }
 }

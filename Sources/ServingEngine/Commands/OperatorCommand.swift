@@ -1,12 +1,16 @@
 /// One line of the operator command language (interfaces.md), the same in the console's
 /// `:` prompt, scenario files and `POST /admin/commands`.
 ///
-/// Parsing checks only the shape and the sign of numbers; whether node 57 exists is the
-/// engine's business. Factor conventions:
-/// - `fault link A-B` takes the link down; `degrade F` instead divides its bandwidth by F (F > 1);
-/// - `fault straggler die D slowdown F` makes the die F times slower (F > 1); without
+/// Parsing checks the shape and the ranges in ``CommandLimits`` (the one place the command
+/// language's bounds live); whether node 57 exists in this pod is the engine's business (and
+/// a scenario's, at load: ``Scenario/init(toml:source:topology:)``). Factor conventions:
+/// - `fault link A-B` takes the link down; `degrade F` instead divides its bandwidth by F
+///   (1 < F ≤ 1000);
+/// - `fault straggler die D slowdown F` makes the die F times slower (1 < F ≤ 1000); without
 ///   `slowdown` the engine picks its default;
-/// - `rate R` needs R ≥ 0 requests/s; `speed S` needs S > 0 (`speed max`: unpaced).
+/// - `rate R` needs 0 ≤ R ≤ 100,000 requests/s; `speed S` needs 0.01 ≤ S ≤ 1,000,000
+///   (`speed max`: unpaced);
+/// - node, NPU and die numbers are 0…999,999, fault ids 1…999,999.
 ///
 /// ```swift
 /// switch OperatorCommand.parse("fault link 3-7 degrade 4") {
@@ -80,6 +84,51 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
         let typed = prefix.lowercased().split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
             + (prefix.last == " " ? " " : "")
         return completionPhrases.filter { $0.hasPrefix(typed) && $0 != typed }.sorted()
+    }
+}
+
+/// The ranges every number in the command language must fall in, in one place; messages
+/// name them (`expected a rate between 0 and 100000 requests/s after 'rate', got '1e308'`).
+public enum CommandLimits {
+    /// `rate R` ceiling, requests/s. A whole CloudMatrix384 serving DeepSeek-R1 completes on
+    /// the order of 10²–10³ requests/s; 100,000/s is a rate no pod can take, and beyond it the
+    /// arrival queue alone, not the serving system, would be what the simulation measures.
+    public static let maxRate = 100_000.0
+    /// `speed S` range: from 1/100 of real time up to a million times real time.
+    public static let minSpeed = 0.01
+    public static let maxSpeed = 1_000_000.0
+    /// `slowdown F` and `degrade F` ceiling: 1000× slower is already indistinguishable from
+    /// dead for every timeout the engine models.
+    public static let maxFactor = 1_000.0
+    /// Largest node, NPU, die or fault id the grammar accepts (a pod has at most thousands).
+    public static let maxIndex = 999_999
+
+    static var factorRange: String { "greater than 1 and at most \(format(maxFactor))" }
+
+    static func format(_ value: Double) -> String { OperatorCommand.format(value) }
+
+    /// A non-negative decimal integer of ASCII digits ≤ ``maxIndex``; nil for anything else
+    /// (signs, "1.0", "99999999999999999999").
+    static func index(_ word: Substring) -> Int? {
+        guard !word.isEmpty, word.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        let digits = word.drop(while: { $0 == "0" })
+        guard digits.count <= 7, let value = Int(digits.isEmpty ? "0" : digits), value <= maxIndex else { return nil }
+        return value
+    }
+
+    /// A finite number written in plain decimal (`12`, `0.5`, `1e3`, `-2`); nil for `nan`,
+    /// `inf`, hexadecimal and anything that overflows to infinity.
+    static func decimal(_ word: String) -> Double? {
+        var sawDigit = false
+        for c in word.utf8 {
+            switch c {
+            case 48...57: sawDigit = true
+            case UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "-"), UInt8(ascii: "+"): continue
+            default: return nil
+            }
+        }
+        guard sawDigit, word.utf8.count <= 64, let value = Double(word), value.isFinite else { return nil }
+        return value
     }
 }
 

@@ -37,39 +37,157 @@ public struct Scenario: Sendable, Equatable {
         self.steps = steps
     }
 
-    public static func load(path: String) throws -> Scenario {
-        try Scenario(toml: TOMLDocument.read(path: path, what: "scenario file"), source: path)
+    /// Reads and checks a scenario file. With `topology`, every step is also checked against
+    /// the pod it will run on (see ``validate(against:source:)``), so a step naming a node,
+    /// NPU, die or fault that does not exist stops the run before it starts.
+    ///
+    /// ```swift
+    /// let scenario = try Scenario.load(path: "npu-loss.toml", topology: try deployment.topology())
+    /// ```
+    public static func load(path: String, topology: PodTopology? = nil) throws -> Scenario {
+        try Scenario(toml: TOMLDocument.read(path: path, what: "scenario file"), source: path, topology: topology)
     }
 
-    /// Parses and checks every step; the first problem is one line naming the file and the step.
-    public init(toml text: String, source: String) throws {
-        let table = try TOMLDocument.parse(text, source: source)
-        for key in table.keys where !["name", "description", "step"].contains(key) {
-            throw ConfigError("\(source): unknown field '\(key)'; expected name, description and [[step]] tables")
+    /// Parses and checks every step; the first problem is one line naming the file and the step
+    /// (numbered in file order from 1).
+    public init(toml text: String, source: String, topology: PodTopology? = nil) throws {
+        // What TOML forbids and the TOML library would abort on is refused first (issue 10).
+        if let (line, message) = TOMLPreflight.problem(in: text) {
+            throw ConfigError("\(source):\(line): \(message)")
         }
-        guard let name = table["name"]?.string else { throw ConfigError("\(source): missing 'name'") }
+        let table: TOMLTable
+        do { table = try TOMLDocument.parse(text, source: source) } catch let error as ConfigError {
+            throw ConfigError(Self.oneLine(error.description))
+        }
+        for key in table.keys where !["name", "description", "step"].contains(key) {
+            throw ConfigError("\(source): unknown field \(InputEcho.quoted(key)); expected name, description and [[step]] tables")
+        }
+        guard let name = table["name"]?.string else { throw ConfigError("\(source): missing 'name' (a string)") }
+        if InputEcho.hasControlCharacters(name) {
+            throw ConfigError("\(source): 'name' must not contain control characters, got \(InputEcho.quoted(name))")
+        }
+        if let value = table["description"], value.string == nil {
+            throw ConfigError("\(source): 'description' must be a string")
+        }
+        let description = table["description"]?.string
+        if let description, InputEcho.hasControlCharacters(description, allowing: ["\n", "\t"]) {
+            throw ConfigError("\(source): 'description' must not contain control characters other than newlines and tabs")
+        }
         guard let stepArray = table["step"]?.array else {
             throw ConfigError("\(source): no steps; add [[step]] tables with 'at' and 'command'")
+        }
+        guard stepArray.count <= Self.maxSteps else {
+            throw ConfigError("\(source): \(stepArray.count) steps; a scenario holds at most \(Self.maxSteps)")
         }
         var steps: [Step] = []
         for (i, item) in stepArray.enumerated() {
             let label = "\(source): step \(i + 1)"
             guard let step = item.table else { throw ConfigError("\(label): must be a [[step]] table") }
             for key in step.keys where !["at", "command"].contains(key) {
-                throw ConfigError("\(label): unknown field '\(key)'; expected 'at' and 'command'")
+                throw ConfigError("\(label): unknown field \(InputEcho.quoted(key)); expected 'at' and 'command'")
             }
             let atText = step["at"]?.string ?? step["at"]?.int.map { "\($0)" } ?? step["at"]?.double.map { "\($0)" }
-            guard let atText, let at = SimTime.parseDuration(atText) else {
-                throw ConfigError("\(label): 'at' must be a time like \"30s\", \"2m\" or \"1h\"")
+            guard let atText else {
+                throw ConfigError("\(label): missing 'at'; expected a time like \"30s\", \"2m\" or \"1h\"")
             }
-            guard let line = step["command"]?.string else { throw ConfigError("\(label): missing 'command'") }
+            let at: SimTime
+            do { at = try SimTime.checkedDuration(atText) } catch { throw ConfigError("\(label): 'at': \(error.message)") }
+            guard let line = step["command"]?.string else { throw ConfigError("\(label): missing 'command' (a string)") }
             switch OperatorCommand.parse(line) {
             case .success(let command): steps.append(Step(at: at, command: command))
             case .failure(let error): throw ConfigError("\(label): \(error.message)")
             }
         }
         // Stable sort: equal times keep file order.
-        self.init(name: name, description: table["description"]?.string,
-                  steps: steps.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element))
+        let order = steps.indices.sorted { (steps[$0].at, $0) < (steps[$1].at, $1) }
+        if let topology {
+            try Self.check(order.map { (label: "\(source): step \($0 + 1)", step: steps[$0]) }, against: topology)
+        }
+        self.init(name: name, description: description, steps: order.map { steps[$0] })
+    }
+
+    /// Most steps a scenario file may hold.
+    public static let maxSteps = 100_000
+
+    /// Checks the steps against the pod they will run on, as the engine will when it applies
+    /// them: nodes, NPUs and dies must exist, and `heal N` must name a fault an earlier step
+    /// can have created (the engine numbers faults 1, 2, 3… in injection order; a fault
+    /// command creates at most one, none when the engine refuses it), `heal all` needs an
+    /// earlier fault step. Throws one line naming `source`, the step's time and command.
+    public func validate(against topology: PodTopology, source: String) throws {
+        try Self.check(steps.map { (label: "\(source): step at \(OperatorCommand.format($0.at)) s '\($0.command)'", step: $0) },
+                       against: topology)
+    }
+
+    /// `steps` in run order.
+    private static func check(_ steps: [(label: String, step: Step)], against topology: PodTopology) throws {
+        var possibleFaults = 0
+        var faultsSinceHealAll = 0
+        var healed = Set<Int>()
+        for (label, step) in steps {
+            if let problem = stepProblem(step.command, topology: topology, possibleFaults: possibleFaults) {
+                throw ConfigError("\(label): \(problem)")
+            }
+            switch step.command {
+            case .heal(let id):
+                // A fault healed once is no longer active; the engine refuses a second heal.
+                guard healed.insert(id).inserted else {
+                    throw ConfigError("\(label): heal \(id): an earlier step already heals fault \(id)")
+                }
+            case .healAll:
+                guard faultsSinceHealAll > 0 else {
+                    throw ConfigError("\(label): heal all: no fault step since the previous 'heal all'")
+                }
+                faultsSinceHealAll = 0
+            default:
+                if step.command.createsFault {
+                    possibleFaults += 1
+                    faultsSinceHealAll += 1
+                }
+            }
+        }
+    }
+
+    /// What the engine would refuse about `command` whatever state the pod is in, or nil.
+    static func stepProblem(_ command: OperatorCommand, topology: PodTopology, possibleFaults: Int) -> String? {
+        func node(_ n: Int) -> String? {
+            n < topology.nodes ? nil : "node \(n) does not exist; the pod has nodes 0…\(topology.nodes - 1)"
+        }
+        func npu(_ n: Int) -> String? {
+            n < topology.npuCount ? nil : "NPU \(n) does not exist; the pod has NPUs 0…\(topology.npuCount - 1)"
+        }
+        func die(_ d: Int) -> String? {
+            d < topology.dieCount ? nil : "die \(d) does not exist; the pod has dies 0…\(topology.dieCount - 1)"
+        }
+        switch command {
+        case .drain(let n), .undrain(let n), .faultNode(let n): return node(n)
+        case .faultNPU(let n): return npu(n)
+        case .faultLink(let a, let b, _): return npu(a) ?? npu(b)
+        case .faultDie(let d), .faultStraggler(let d, _), .faultHBM(let d): return die(d)
+        case .heal(let id):
+            guard id > possibleFaults else { return nil }
+            return possibleFaults == 0
+                ? "heal \(id): no earlier step injects a fault (fault ids are 1, 2, 3… in injection order)"
+                : "heal \(id): earlier steps inject at most \(possibleFaults) fault\(possibleFaults == 1 ? "" : "s") "
+                    + "(ids 1…\(possibleFaults), in injection order)"
+        case .healAll:
+            return possibleFaults == 0 ? "heal all: no earlier step injects a fault" : nil
+        case .faultGlitch, .rebalance, .rate, .speed, .speedMax, .pause, .resume: return nil
+        }
+    }
+
+    /// TOML parser messages can span lines; ours never do.
+    private static func oneLine(_ text: String) -> String {
+        InputEcho.clean(text.split(whereSeparator: \.isNewline).joined(separator: " "), limit: 400)
+    }
+}
+
+extension OperatorCommand {
+    /// Whether the engine gives this command a fault id when it accepts it.
+    var createsFault: Bool {
+        switch self {
+        case .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch: true
+        default: false
+        }
     }
 }

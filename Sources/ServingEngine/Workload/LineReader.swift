@@ -2,9 +2,19 @@ import Foundation
 
 /// Reads a file line by line in 64 KiB chunks, so multi-gigabyte traces stream in constant
 /// memory. Lines are returned as raw UTF-8 bytes without the terminator (`\n` or `\r\n`).
+/// A line longer than ``maxLineBytes`` is an error, not an ever-growing buffer.
+///
+/// ```swift
+/// var reader = try LineReader(path: "trace.jsonl")
+/// while let line = try reader.nextLine() { print(reader.lineNumber, line.count) }
+/// ```
 struct LineReader {
+    /// Longest line accepted: 1 MiB. A trace line holds one request; the longest Mooncake line
+    /// for a 10-million-token prompt (19,532 hash ids) is well under 200 KB.
+    static let maxLineBytes = 1 << 20
+
     let path: String
-    private let handle: FileHandle
+    private let handle: FileHandle?
     private var buffer: [UInt8] = []
     private var start = 0
     private var exhausted = false
@@ -12,22 +22,37 @@ struct LineReader {
 
     init(path: String) throws(WorkloadError) {
         self.path = path
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw WorkloadError("\(path): is a directory, not a trace file")
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw WorkloadError("\(path): cannot open file")
         }
         self.handle = handle
     }
 
-    /// The next line, or nil at end of file.
-    mutating func nextLine() -> ArraySlice<UInt8>? {
+    /// Reads `bytes` as if they were the file `name` (tests and the fuzz harness).
+    init(bytes: [UInt8], name: String) {
+        path = name
+        handle = nil
+        buffer = bytes
+        exhausted = true
+    }
+
+    /// The next line, or nil at end of file; throws for an over-long line or a read error.
+    mutating func nextLine() throws(WorkloadError) -> ArraySlice<UInt8>? {
+        var searchFrom = start
         while true {
-            if let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = buffer[searchFrom...].firstIndex(of: UInt8(ascii: "\n")) {
                 var line = buffer[start..<newline]
                 start = newline + 1
                 if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
                 lineNumber += 1
+                try checkLength(line.count, line: lineNumber)
                 return line
             }
+            try checkLength(buffer.count - start, line: lineNumber + 1)
             if exhausted {
                 guard start < buffer.count else { return nil }
                 let line = buffer[start...]
@@ -37,8 +62,18 @@ struct LineReader {
             }
             buffer.removeFirst(start)
             start = 0
-            let chunk = (try? handle.read(upToCount: 1 << 16)) ?? nil
+            searchFrom = buffer.count
+            let chunk: Data?
+            do { chunk = try handle?.read(upToCount: 1 << 16) } catch {
+                throw WorkloadError("\(path): cannot read the file after line \(lineNumber)")
+            }
             if let chunk, !chunk.isEmpty { buffer.append(contentsOf: chunk) } else { exhausted = true }
         }
+    }
+
+    private func checkLength(_ count: Int, line: Int) throws(WorkloadError) {
+        guard count > Self.maxLineBytes else { return }
+        throw WorkloadError.at(
+            path, line, "line longer than \(Self.maxLineBytes) bytes; a trace line holds one request")
     }
 }

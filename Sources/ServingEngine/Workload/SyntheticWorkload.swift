@@ -100,24 +100,32 @@ public struct SyntheticWorkload: WorkloadSource {
 
     public var ratePerSecond: Double { configuration.ratePerSecond }
 
+    /// Arrival coefficients of variation the generator honours (`--burstiness`): outside it
+    /// the gamma's shape 1/cv² underflows to 0 or overflows, so values are clamped into it.
+    public static let arrivalCVRange = 0.01...100.0
+
     /// Changes the arrival rate from simulated time `now` on. Gaps are redrawn from `now`,
     /// which for Poisson arrivals is exact (memoryless). At rate 0, `next()` returns nil
-    /// until the rate is raised again.
+    /// until the rate is raised again. A rate outside 0…``CommandLimits/maxRate`` (or not a
+    /// number) is clamped into it; the command parser refuses such rates before they get here.
     public mutating func setRate(_ ratePerSecond: Double, at now: SimTime) {
-        precondition(ratePerSecond >= 0)
-        configuration.ratePerSecond = ratePerSecond
-        clock = max(clock, now)
+        configuration.ratePerSecond = ratePerSecond.isNaN ? 0 : min(max(ratePerSecond, 0), CommandLimits.maxRate)
+        if now.isFinite { clock = max(clock, now) }
     }
 
     public mutating func next() -> RequestSpec? {
         if let limit = configuration.maxRequests, nextID >= limit { return nil }
-        guard configuration.ratePerSecond > 0 else { return nil }
-        let meanGap = 1 / configuration.ratePerSecond
+        // Clamped like setRate: a configured rate beyond any pod would flood one instant.
+        let rate = min(configuration.ratePerSecond, CommandLimits.maxRate)
+        guard rate > 0 else { return nil }
+        let meanGap = 1 / rate
+        let cv = configuration.arrivalCV.isNaN ? 1
+            : min(max(configuration.arrivalCV, Self.arrivalCVRange.lowerBound), Self.arrivalCVRange.upperBound)
         let gap =
-            configuration.arrivalCV == 1
-            ? Exponential(rate: configuration.ratePerSecond).sample(using: &arrivals)
-            : Gamma(mean: meanGap, coefficientOfVariation: configuration.arrivalCV).sample(using: &arrivals)
-        clock += gap
+            cv == 1
+            ? Exponential(rate: rate).sample(using: &arrivals)
+            : Gamma(mean: meanGap, coefficientOfVariation: cv).sample(using: &arrivals)
+        if gap.isFinite && gap > 0 { clock += gap }
 
         let trafficClass = configuration.classes[Int(classPicker.sample(using: &lengths))]
         let newTokens = clampedLength(trafficClass.promptTokens.sample(using: &lengths), configuration.maxPromptTokens)
@@ -129,7 +137,10 @@ public struct SyntheticWorkload: WorkloadSource {
             prefixBlockTokens: configuration.prefixBlockTokens, tag: trafficClass.name)
     }
 
-    private func clampedLength(_ x: Double, _ cap: Int) -> Int { min(cap, max(1, Int(x.rounded()))) }
+    private func clampedLength(_ x: Double, _ cap: Int) -> Int {
+        guard x.isFinite else { return x > 0 ? max(1, cap) : 1 }
+        return x >= Double(cap) ? max(1, cap) : max(1, Int(x.rounded()))
+    }
 
     /// Decides whether the request continues a session, starts with a system prompt, or
     /// neither; returns the full prompt length and its prefix block keys.

@@ -1,8 +1,15 @@
+import SimKit
+
 /// Replays an Azure LLM CSV or Mooncake JSONL trace, streaming it line by line.
 ///
 /// Rules (interfaces.md: bad input gives one clear line and never half-runs):
-/// - run ``check(path:)`` first; it scans the whole file and throws `file:line: problem`
-///   for the first malformed row, so a run never starts on a bad trace;
+/// - run ``check(path:maxContextTokens:)`` first; it scans the whole file and throws
+///   `file:line: problem` for the first malformed row, so a run never starts on a bad trace;
+/// - every field is checked against a stated range (``TraceLimits``): token counts up to the
+///   model's context window (`maxContextTokens`, at most 10 million), Mooncake timestamps
+///   0…10^13 ms, Azure years 1900–9999, a trace spanning at most ``SimKit/SimTime/maxDuration``
+///   (10^10 s), `hash_ids` integers 0…2^53 and no more of them than the prompt has 512-token
+///   blocks; lines up to 1 MiB. Long idle gaps (10^12 ms) are fine;
 /// - a prompt of 0 tokens is rejected (there is nothing to prefill); an output of 0 tokens
 ///   is accepted and replayed as 1, because every request produces at least its first token
 ///   (TTFT is defined by it);
@@ -11,7 +18,7 @@
 /// - arrival times are seconds since the first row.
 ///
 /// ```swift
-/// let summary = try TraceWorkload.check(path: path)
+/// let summary = try TraceWorkload.check(path: path, maxContextTokens: 163_840)
 /// var trace = try TraceWorkload(path: path)
 /// while let request = trace.next() { submit(request) }
 /// ```
@@ -20,16 +27,31 @@ public struct TraceWorkload: WorkloadSource {
     public let format: TraceFormat
     /// Set if `next()` stopped at a malformed row (only possible when `check` was skipped).
     public private(set) var error: WorkloadError?
+    /// Longest prompt (and output) accepted, in tokens: the model's context window.
+    public let maxContextTokens: Int
     private var reader: LineReader
     private var firstTime: Double?
     private var lastTime = -Double.infinity
     private var nextID = 0
 
-    public init(path: String) throws(WorkloadError) {
+    /// Opens a trace; `maxContextTokens` is the model's context window (rows with a longer
+    /// prompt are refused), capped at ``TraceLimits/maxTokens``.
+    public init(path: String, maxContextTokens: Int = TraceLimits.maxTokens) throws(WorkloadError) {
         self.path = path
+        self.maxContextTokens = max(1, min(maxContextTokens, TraceLimits.maxTokens))
         format = try TraceFormat.detect(path: path)
         reader = try LineReader(path: path)
-        if format == .azureCSV { skipHeader() }
+        try skipHeaderIfCSV()
+    }
+
+    /// A trace held in memory, reported as `name` (tests and the fuzz harness).
+    init(bytes: [UInt8], name: String, maxContextTokens: Int = TraceLimits.maxTokens) throws(WorkloadError) {
+        path = name
+        self.maxContextTokens = max(1, min(maxContextTokens, TraceLimits.maxTokens))
+        var probe = LineReader(bytes: bytes, name: name)
+        format = try TraceFormat.detect(&probe)
+        reader = LineReader(bytes: bytes, name: name)
+        try skipHeaderIfCSV()
     }
 
     public mutating func next() -> RequestSpec? {
@@ -44,18 +66,23 @@ public struct TraceWorkload: WorkloadSource {
 
     /// Like `next()`, but throws `file:line: problem` for a malformed row.
     public mutating func nextChecked() throws(WorkloadError) -> RequestSpec? {
-        while let line = reader.nextLine() {
+        while let line = try reader.nextLine() {
             let row: TraceRow?
-            do { row = try TraceRowParser.parse(line, format: format) } catch {
+            do { row = try TraceRowParser.parse(line, format: format, maxContext: maxContextTokens) } catch {
                 throw WorkloadError.at(path, reader.lineNumber, error.message)
             }
             guard let row else { continue }
             if row.time < lastTime {
                 throw WorkloadError.at(
-                    path, reader.lineNumber, "timestamp goes backwards (\(row.time) s after \(lastTime) s)")
+                    path, reader.lineNumber, "timestamp goes backwards (\(OperatorCommand.format(row.time)) s after \(OperatorCommand.format(lastTime)) s)")
+            }
+            let origin = firstTime ?? row.time
+            if row.time - origin > SimTime.maxDuration {
+                throw WorkloadError.at(
+                    path, reader.lineNumber,
+                    "timestamp is \(OperatorCommand.format(row.time - origin)) s after the first row; a trace spans at most 10000000000 s (about 317 years)")
             }
             lastTime = row.time
-            let origin = firstTime ?? row.time
             firstTime = origin
             defer { nextID += 1 }
             return RequestSpec(
@@ -66,29 +93,50 @@ public struct TraceWorkload: WorkloadSource {
         return nil
     }
 
-    private mutating func skipHeader() {
-        while let line = reader.nextLine() {
+    private mutating func skipHeaderIfCSV() throws(WorkloadError) {
+        guard format == .azureCSV else { return }
+        while let line = try reader.nextLine() {
             if !String(decoding: line, as: UTF8.self).trimmingWhitespace.isEmpty { return }
         }
     }
 
     /// Scans the whole trace; throws the first problem as `file:line: problem`.
+    /// `maxContextTokens` is the model's context window: a longer prompt is refused.
     @discardableResult
-    public static func check(path: String) throws(WorkloadError) -> TraceSummary {
-        var trace = try TraceWorkload(path: path)
+    public static func check(
+        path: String, maxContextTokens: Int = TraceLimits.maxTokens
+    ) throws(WorkloadError) -> TraceSummary {
+        try check(try TraceWorkload(path: path, maxContextTokens: maxContextTokens))
+    }
+
+    /// Like ``check(path:maxContextTokens:)`` over bytes in memory reported as `name`.
+    @discardableResult
+    static func check(
+        bytes: [UInt8], name: String, maxContextTokens: Int = TraceLimits.maxTokens
+    ) throws(WorkloadError) -> TraceSummary {
+        try check(try TraceWorkload(bytes: bytes, name: name, maxContextTokens: maxContextTokens))
+    }
+
+    private static func check(_ opened: TraceWorkload) throws(WorkloadError) -> TraceSummary {
+        var trace = opened
+        let path = trace.path
         var summary = TraceSummary(format: trace.format)
         var seenBlocks = Set<UInt64>()  // membership only; never iterated, so order is moot
         var reusedTokens = 0
         while let request = try trace.nextChecked() {
             summary.requests += 1
-            summary.promptTokens += request.promptTokens
-            summary.outputTokens += request.outputTokens
+            // Saturating: each count is ≤ 10^7, so only an absurdly long file could overflow.
+            summary.promptTokens = summary.promptTokens.addingReportingOverflow(request.promptTokens).overflow
+                ? .max : summary.promptTokens + request.promptTokens
+            summary.outputTokens = summary.outputTokens.addingReportingOverflow(request.outputTokens).overflow
+                ? .max : summary.outputTokens + request.outputTokens
             summary.durationSeconds = request.arrival
             var leadingSeen = 0
             while leadingSeen < request.prefixHashes.count, seenBlocks.contains(request.prefixHashes[leadingSeen]) {
                 leadingSeen += 1
             }
-            reusedTokens += min(leadingSeen * request.prefixBlockTokens, request.promptTokens)
+            reusedTokens = min(Int.max - TraceLimits.maxTokens, reusedTokens)
+                + min(leadingSeen * request.prefixBlockTokens, request.promptTokens)
             seenBlocks.formUnion(request.prefixHashes)
         }
         if summary.requests == 0 { throw WorkloadError("\(path): the trace has no requests") }
@@ -97,7 +145,7 @@ public struct TraceWorkload: WorkloadSource {
     }
 }
 
-/// What ``TraceWorkload/check(path:)`` learned about a trace.
+/// What ``TraceWorkload/check(path:maxContextTokens:)`` learned about a trace.
 public struct TraceSummary: Sendable, Equatable {
     public var format: TraceFormat
     public var requests = 0

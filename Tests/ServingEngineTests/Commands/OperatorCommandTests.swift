@@ -49,32 +49,70 @@ private func failure(_ line: String) -> String? {
     @Test(arguments: [
         ("", "empty command; expected one of: drain, undrain, fault, heal, rebalance, rate, speed, pause, resume"),
         ("foo", "unknown command 'foo'; expected one of: drain, undrain, fault, heal, rebalance, rate, speed, pause, resume"),
-        ("drain node x", "expected a node number after 'drain node', got 'x'"),
-        ("drain node", "expected a node number after 'drain node'"),
+        ("drain node x", "expected a node number between 0 and 999999 after 'drain node', got 'x'"),
+        ("drain node", "expected a node number between 0 and 999999 after 'drain node'"),
         ("drain 5", "expected 'node' after 'drain', got '5'"),
-        ("undrain node -1", "expected a node number after 'undrain node', got '-1'"),
+        ("undrain node -1", "expected a node number between 0 and 999999 after 'undrain node', got '-1'"),
         ("fault", "expected one of die, npu, node, link, straggler, hbm, glitch after 'fault'"),
         ("fault disk 3", "unknown fault 'disk'; expected one of: die, npu, node, link, straggler, hbm, glitch"),
-        ("fault die", "expected a die number after 'fault die'"),
-        ("fault npu 1.5", "expected an NPU number after 'fault npu', got '1.5'"),
-        ("fault link 3", "expected 'A-B' (two NPU numbers) after 'fault link', got '3'"),
+        ("fault die", "expected a die number between 0 and 999999 after 'fault die'"),
+        ("fault npu 1.5", "expected an NPU number between 0 and 999999 after 'fault npu', got '1.5'"),
+        ("fault link 3", "expected 'A-B' (two NPU numbers between 0 and 999999) after 'fault link', got '3'"),
         ("fault link 3-3", "expected two different NPUs in 'fault link', got '3-3'"),
-        ("fault link 3-7 degrade 0.5", "expected a degrade factor > 1 after 'degrade', got '0.5'"),
+        ("fault link 3-7 degrade 0.5", "expected a degrade factor greater than 1 and at most 1000 after 'degrade', got '0.5'"),
         ("fault link 3-7 slow 2", "expected 'degrade' after 'fault link 3-7', got 'slow'"),
         ("fault straggler 4", "expected 'die' after 'fault straggler', got '4'"),
-        ("fault straggler die 4 slowdown 1", "expected a slowdown factor > 1 after 'slowdown', got '1'"),
-        ("fault hbm die", "expected a die number after 'fault hbm die'"),
-        ("heal", "expected a fault id or 'all' after 'heal'"),
-        ("heal everything", "expected a fault id or 'all' after 'heal', got 'everything'"),
-        ("rate -1", "expected a rate ≥ 0 (requests/s) after 'rate', got '-1'"),
-        ("rate nan", "expected a rate ≥ 0 (requests/s) after 'rate', got 'nan'"),
-        ("speed 0", "expected a speed > 0 or 'max' after 'speed', got '0'"),
-        ("speed", "expected a speed > 0 or 'max' after 'speed'"),
+        ("fault straggler die 4 slowdown 1", "expected a slowdown factor greater than 1 and at most 1000 after 'slowdown', got '1'"),
+        ("fault hbm die", "expected a die number between 0 and 999999 after 'fault hbm die'"),
+        ("heal", "expected a fault id between 1 and 999999 or 'all' after 'heal'"),
+        ("heal everything", "expected a fault id between 1 and 999999 or 'all' after 'heal', got 'everything'"),
+        ("rate -1", "expected a rate between 0 and 100000 requests/s after 'rate', got '-1'"),
+        ("rate nan", "expected a rate between 0 and 100000 requests/s after 'rate', got 'nan'"),
+        ("speed 0", "expected a speed between 0.01 and 1000000 or 'max' after 'speed', got '0'"),
+        ("speed", "expected a speed between 0.01 and 1000000 or 'max' after 'speed'"),
         ("pause now", "unexpected 'now' after 'pause'; expected end of command"),
         ("fault glitch 2", "unexpected '2' after 'fault glitch'; expected end of command"),
+        // Bounds: every number is checked against a stated range, named in the message.
+        ("rate 1e308", "expected a rate between 0 and 100000 requests/s after 'rate', got '1e308'"),
+        ("rate 100000.5", "expected a rate between 0 and 100000 requests/s after 'rate', got '100000.5'"),
+        ("rate 0x10", "expected a rate between 0 and 100000 requests/s after 'rate', got '0x10'"),
+        ("rate inf", "expected a rate between 0 and 100000 requests/s after 'rate', got 'inf'"),
+        ("speed 0.001", "expected a speed between 0.01 and 1000000 or 'max' after 'speed', got '0.001'"),
+        ("speed 1e7", "expected a speed between 0.01 and 1000000 or 'max' after 'speed', got '1e7'"),
+        ("fault straggler die 1 slowdown 1e308",
+         "expected a slowdown factor greater than 1 and at most 1000 after 'slowdown', got '1e308'"),
+        ("fault link 1-2 degrade 1001",
+         "expected a degrade factor greater than 1 and at most 1000 after 'degrade', got '1001'"),
+        ("drain node 99999999999999999999",
+         "expected a node number between 0 and 999999 after 'drain node', got '99999999999999999999'"),
+        ("fault die 1000000", "expected a die number between 0 and 999999 after 'fault die', got '1000000'"),
+        ("fault npu +5", "expected an NPU number between 0 and 999999 after 'fault npu', got '+5'"),
+        ("fault link 99999999999999999999-1",
+         "expected 'A-B' (two NPU numbers between 0 and 999999) after 'fault link', got '99999999999999999999-1'"),
+        ("heal 0", "expected a fault id between 1 and 999999 or 'all' after 'heal', got '0'"),
+        // Input echoed in a message is one line, control characters spelled out, long words cut.
+        ("pause\nresume", "unexpected 'resume' after 'pause'; expected end of command"),
+        ("\u{1B}[2J", "unknown command '\\u{1B}[2J'; expected one of: drain, undrain, fault, heal, rebalance, rate, speed, pause, resume"),
     ])
     func malformedFormsSayWhatWasExpected(line: String, message: String) {
         #expect(failure(line) == message)
+    }
+
+    @Test func boundaryValuesAreAccepted() {
+        #expect(parsed("rate 100000") == .rate(requestsPerSecond: 100_000))
+        #expect(parsed("speed 0.01") == .speed(0.01))
+        #expect(parsed("speed 1000000") == .speed(1_000_000))
+        #expect(parsed("fault straggler die 0 slowdown 1000") == .faultStraggler(die: 0, slowdown: 1_000))
+        #expect(parsed("fault link 0-999999 degrade 1.001") == .faultLink(from: 0, to: 999_999, degrade: 1.001))
+        #expect(parsed("drain node 0000012") == .drain(node: 12))
+        #expect(parsed("heal 999999") == .heal(faultID: 999_999))
+        #expect(parsed("rate 1e3\r\n") == .rate(requestsPerSecond: 1_000), "a trailing CRLF is whitespace")
+    }
+
+    @Test func longInputIsCutInTheMessage() throws {
+        let message = try #require(failure(String(repeating: "9", count: 5_000)))
+        #expect(message.count < 200)
+        #expect(message.contains("…"))
     }
 
     @Test func completionsExtendTheTypedPrefix() {

@@ -41,10 +41,10 @@ private func draw(_ workload: inout SyntheticWorkload, _ n: Int) -> [RequestSpec
     @Test func setRateChangesArrivalsFromNowOn() throws {
         var load = SyntheticWorkload(seed: 2, configuration: .init(ratePerSecond: 10))
         let slow = draw(&load, 2_000)
-        let switchTime = (try #require(slow.last)).arrival
+        let switchTime = try #require(slow.last).arrival
         load.setRate(100, at: switchTime)
         let fast = draw(&load, 2_000)
-        let fastEnd = (try #require(fast.last)).arrival
+        let fastEnd = try #require(fast.last).arrival
         let fastRate = Double(fast.count) / (fastEnd - switchTime)
         #expect(abs(fastRate - 100) < 6)
         #expect(load.ratePerSecond == 100)
@@ -54,6 +54,26 @@ private func draw(_ workload: inout SyntheticWorkload, _ n: Int) -> [RequestSpec
         load.setRate(5, at: fastEnd + 60)
         let resumed = load.next()
         #expect((resumed?.arrival ?? 0) > fastEnd + 60)
+    }
+
+    /// Out-of-range settings are clamped to stated ranges instead of trapping (issue 10).
+    @Test func hostileRatesAndBurstinessAreClampedNotTrapped() throws {
+        var load = SyntheticWorkload(seed: 4, configuration: .init(ratePerSecond: 10))
+        load.setRate(.nan, at: 0)
+        #expect(load.ratePerSecond == 0)
+        load.setRate(-5, at: 0)
+        #expect(load.ratePerSecond == 0)
+        load.setRate(1e308, at: .infinity)
+        #expect(load.ratePerSecond == CommandLimits.maxRate)
+        let pair = draw(&load, 2)
+        #expect(pair.count == 2)
+        #expect(pair.allSatisfy { $0.arrival.isFinite })
+        for cv in [1e-300, 1e300, Double.nan, Double.infinity] {
+            var bursty = SyntheticWorkload(seed: 5, configuration: .init(ratePerSecond: 1e300, arrivalCV: cv))
+            let requests = draw(&bursty, 200)
+            #expect(requests.count == 200)
+            #expect(requests.allSatisfy { $0.arrival.isFinite && $0.promptTokens >= 1 && $0.outputTokens >= 1 })
+        }
     }
 
     @Test func burstyArrivalsKeepTheMeanButVaryMore() {

@@ -98,4 +98,95 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         #expect(exhausted == nil)
         #expect(trace.error?.description.hasPrefix("\(path):4:") == true)
     }
+
+    private func problem(_ text: String, window: Int = TraceLimits.maxTokens) -> String? {
+        do {
+            _ = try TraceWorkload.check(bytes: Array(text.utf8), name: "t.trace", maxContextTokens: window)
+            return nil
+        } catch { return error.description }
+    }
+
+    private let mooncakeHeader = "{\"timestamp\": 0, \"input_length\": 3, \"output_length\": 1}\n"
+
+    @Test(arguments: [
+        ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [1e19]}",
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740992, got 1e+19"),
+        ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [3, -1]}",
+         "t.trace:2: \"hash_ids\"[1] must be an integer between 0 and 9007199254740992, got -1"),
+        ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [0.5]}",
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740992, got 0.5"),
+        ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [1e400]}",
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740992, got inf"),
+        ("{\"timestamp\": 1, \"input_length\": 513, \"output_length\": 1, \"hash_ids\": [1, 2, 3]}",
+         "t.trace:2: hash_ids has 3 entries but input_length 513 fills at most 2 blocks of 512 tokens"),
+        ("{\"timestamp\": 1e400, \"input_length\": 1, \"output_length\": 1}",
+         "t.trace:2: \"timestamp\" must be between 0 and 10000000000000 ms, got inf"),
+        ("{\"timestamp\": -5, \"input_length\": 1, \"output_length\": 1}",
+         "t.trace:2: \"timestamp\" must be between 0 and 10000000000000 ms, got -5"),
+        ("{\"timestamp\": 1e14, \"input_length\": 1, \"output_length\": 1}",
+         "t.trace:2: \"timestamp\" must be between 0 and 10000000000000 ms, got 100000000000000"),
+        ("{\"timestamp\": 1, \"input_length\": 1e15, \"output_length\": 1}",
+         "t.trace:2: \"input_length\" 1000000000000000.0 is out of range; expected 0…10000000 tokens"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": nan}",
+         "t.trace:2: \"output_length\" must be a number"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1e400}",
+         "t.trace:2: \"output_length\" must be an integer, got inf"),
+    ])
+    func mooncakeFieldsAreBounded(line: String, message: String) {
+        #expect(problem(mooncakeHeader + line + "\n") == message)
+    }
+
+    @Test(arguments: [
+        ("9223372036854775807-01-01 00:00:00,1,1",
+         "t.trace:3: TIMESTAMP is not 'YYYY-MM-DD HH:MM:SS[.fraction]' with a year 1900–9999: '9223372036854775807-01-01 00:00:00'"),
+        ("2023-11-16 18:17:nan,1,1",
+         "t.trace:3: TIMESTAMP is not 'YYYY-MM-DD HH:MM:SS[.fraction]' with a year 1900–9999: '2023-11-16 18:17:nan'"),
+        ("2023-11-16 18:17:05,99999999999999999999,1",
+         "t.trace:3: ContextTokens 99999999999999999999 is out of range; expected 0…10000000 tokens"),
+        ("2023-11-16 18:17:05,1,10000001", "t.trace:3: GeneratedTokens 10000001 is out of range; expected 0…10000000 tokens"),
+        ("2023-11-16 18:17:05,\u{1B}[2J,1", "t.trace:3: ContextTokens is not an integer: '\\u{1B}[2J'"),
+        ("2343-11-16 18:17:05,1,1",
+         "t.trace:3: timestamp is 10098172802 s after the first row; a trace spans at most 10000000000 s (about 317 years)"),
+    ])
+    func azureFieldsAreBounded(line: String, message: String) {
+        let header = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,1,1\n"
+        #expect(problem(header + line + "\n") == message)
+    }
+
+    @Test func promptsLongerThanTheModelsWindowAreRefused() {
+        let row = "{\"timestamp\": 1, \"input_length\": 163841, \"output_length\": 1}\n"
+        #expect(problem(mooncakeHeader + row, window: 163_840)
+            == "t.trace:2: input_length 163841 is longer than the model's context window; expected 1…163840 tokens")
+        #expect(problem(mooncakeHeader + row) == nil, "without a window the ceiling is 10 million")
+        let csv = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,4097,1\n"
+        #expect(problem(csv, window: 4_096)
+            == "t.trace:2: ContextTokens 4097 is longer than the model's context window; expected 1…4096 tokens")
+        #expect(problem("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,4096,1\n", window: 4_096) == nil)
+    }
+
+    @Test func aTrillionMillisecondGapIsAccepted() throws {
+        let text = mooncakeHeader + "{\"timestamp\": 1000000000000, \"input_length\": 3, \"output_length\": 1}\n"
+        let summary = try TraceWorkload.check(bytes: Array(text.utf8), name: "t.trace")
+        #expect(summary.requests == 2)
+        #expect(summary.durationSeconds == 1e9)
+    }
+
+    @Test func hugeLinesAreRefusedWithoutReadingThemWhole() throws {
+        // One 2 MiB line with no newline, from a real file so the streaming path is used.
+        let path = try temporaryTrace("{\"timestamp\": 0, \"input_length\": 3, \"output_length\": 1, \"hash_ids\": ["
+            + String(repeating: "1, ", count: 700_000))
+        let error = try #require(throws: WorkloadError.self) { try TraceWorkload.check(path: path) }
+        #expect(error.description == "\(path):1: line longer than 1048576 bytes; a trace line holds one request")
+        let second = try temporaryTrace(mooncakeHeader + String(repeating: " ", count: 1_100_000) + "\n")
+        let error2 = try #require(throws: WorkloadError.self) { try TraceWorkload.check(path: second) }
+        #expect(error2.description.hasPrefix("\(second):2: line longer than 1048576 bytes"))
+    }
+
+    @Test func directoriesAndByteOrderMarksAreHandled() throws {
+        let dir = FileManager.default.temporaryDirectory.path
+        let error = try #require(throws: WorkloadError.self) { try TraceWorkload.check(path: dir) }
+        #expect(error.description == "\(dir): is a directory, not a trace file")
+        let bom = "\u{FEFF}TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,1,1\n"
+        #expect(problem(bom) == nil)
+    }
 }

@@ -1,0 +1,125 @@
+/// Checks TOML text for what the TOML library (toml++ inside TOMLKit) does not survive before
+/// handing it over: in debug builds toml++ aborts the process on an assertion, in release
+/// builds it assumes the case away, when a table header's `[` or `[[` is followed by anything
+/// but a key (`[[\u{5}step]]`, `[ =]`, `[[é]]`), or when an array holds `}` or a Unicode line
+/// separator where a value belongs (`a = [}]`). Raw control characters other than tab and
+/// newlines, which TOML forbids anywhere, and non-ASCII characters outside quoted strings and
+/// comments, which TOML 1.0 forbids too, are refused here as well. Both are invalid TOML, so
+/// refusing them first changes no valid file's meaning.
+///
+/// Found by the fuzz harness (issue 10). It lives beside the scenario reader; the deployment
+/// reader (`TOMLDocument.parse` in PodModel) needs the same check.
+///
+/// ```swift
+/// TOMLPreflight.problem(in: "[[\u{5}step]]\n")   // (1, "control character \u{5} is not allowed in TOML; …")
+/// ```
+public enum TOMLPreflight {
+    /// The line (from 1) and a one-line description of the first problem, or nil.
+    public static func problem(in text: String) -> (line: Int, message: String)? {
+        var line = 1
+        var previous: UInt32 = 0
+        for scalar in text.unicodeScalars {
+            defer { previous = scalar.value }
+            if previous == 0x0D && scalar.value != 0x0A {
+                return (line, "a carriage return must be followed by a newline in TOML")
+            }
+            switch scalar.value {
+            case 0x0A: line += 1
+            case 0x09, 0x0D: continue
+            case 0x00...0x1F, 0x7F:
+                return (line, "control character \(InputEcho.clean(String(scalar))) is not allowed in TOML; "
+                    + "write it as an escape inside a quoted string")
+            default: continue
+            }
+        }
+        if previous == 0x0D { return (line, "a carriage return must be followed by a newline in TOML") }
+        return structureProblem(Array(text.utf8))
+    }
+
+    /// One pass over the bytes that knows strings and comments: a line starting with `[` must
+    /// be a well-formed table header start, and a `}` must not follow `[` or `,` (toml++
+    /// asserts on `a = [}]`).
+    private static func structureProblem(_ bytes: [UInt8]) -> (line: Int, message: String)? {
+        enum State { case normal, basic, literal, multilineBasic, multilineLiteral, comment }
+        var state = State.normal
+        var line = 1
+        var lineStart = true
+        var lastSignificant: UInt8 = 0
+        var i = 0
+        let quote = UInt8(ascii: "\""), apostrophe = UInt8(ascii: "'"), backslash = UInt8(ascii: "\\")
+        func at(_ j: Int) -> UInt8? { j < bytes.count ? bytes[j] : nil }
+        func triple(_ c: UInt8) -> Bool { at(i) == c && at(i + 1) == c && at(i + 2) == c }
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == 10 {
+                line += 1
+                lineStart = true
+                if state == .comment || state == .basic || state == .literal { state = .normal }
+                i += 1
+                continue
+            }
+            switch state {
+            case .comment:
+                i += 1
+            case .basic:
+                if c == backslash { i += 2; continue }
+                if c == quote { state = .normal; lastSignificant = quote }
+                i += 1
+            case .literal:
+                if c == apostrophe { state = .normal; lastSignificant = apostrophe }
+                i += 1
+            case .multilineBasic:
+                if c == backslash { i += 2; continue }
+                if triple(quote) { state = .normal; lastSignificant = quote; i += 3; continue }
+                i += 1
+            case .multilineLiteral:
+                if triple(apostrophe) { state = .normal; lastSignificant = apostrophe; i += 3; continue }
+                i += 1
+            case .normal:
+                if space.contains(c) || c == 13 { i += 1; continue }
+                if c >= 0x80 {
+                    // TOML 1.0 is ASCII outside strings and comments; toml++ asserts on U+2028 in an array.
+                    return (line, "non-ASCII character outside a quoted string; TOML keys and values are ASCII unless quoted")
+                }
+                if lineStart, c == UInt8(ascii: "["), let problem = tableHeaderProblem(lineRest(bytes, from: i)) {
+                    return (line, problem)
+                }
+                lineStart = false
+                switch c {
+                case UInt8(ascii: "#"): state = .comment
+                case quote: state = triple(quote) ? .multilineBasic : .basic; if state == .multilineBasic { i += 2 }
+                case apostrophe: state = triple(apostrophe) ? .multilineLiteral : .literal; if state == .multilineLiteral { i += 2 }
+                case UInt8(ascii: "}") where lastSignificant == UInt8(ascii: "[") || lastSignificant == UInt8(ascii: ","):
+                    return (line, "unexpected '}' after '\(Character(Unicode.Scalar(lastSignificant)))'; expected a value")
+                default: lastSignificant = c
+                }
+                i += 1
+            }
+        }
+        return nil
+    }
+
+    private static func lineRest(_ bytes: [UInt8], from start: Int) -> ArraySlice<UInt8> {
+        var end = start
+        while end < bytes.count, bytes[end] != 10 { end += 1 }
+        return bytes[start..<end]
+    }
+
+    private static let space: Set<UInt8> = [32, 9]
+
+    private static func isKeyStart(_ c: UInt8) -> Bool {
+        (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == UInt8(ascii: "_")
+            || c == UInt8(ascii: "-") || c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") || c == UInt8(ascii: "]")
+    }
+
+    /// A line that starts (after blanks) with `[` must go on with a key, as a table header does.
+    private static func tableHeaderProblem(_ line: ArraySlice<UInt8>) -> String? {
+        var rest = (line.last == 13 ? line.dropLast() : line).drop(while: { space.contains($0) })
+        guard rest.first == UInt8(ascii: "[") else { return nil }
+        rest = rest.dropFirst()
+        if rest.first == UInt8(ascii: "[") { rest = rest.dropFirst() }
+        rest = rest.drop(while: { space.contains($0) })
+        guard let next = rest.first else { return "unterminated table header; expected [name] or [[name]]" }
+        return isKeyStart(next) ? nil : "malformed table header; expected [name] or [[name]] with a plain or quoted name"
+    }
+}
