@@ -15,6 +15,9 @@ extension ServingEngine {
     /// keeps every derived duration finite.
     public static let maxSlowdownFactor = 1e6
 
+    /// Most faults active at once; a further `fault …` is refused until some are healed.
+    public static let maxActiveFaults = 1_024
+
     /// Highest synthetic arrival rate (requests/s) the engine takes, from the configuration or
     /// the `rate` command.
     public static let maxSyntheticRate = 1e6

@@ -4,6 +4,16 @@ extension ServingEngine {
     /// `fault …`, `heal ID`, `heal all`. A rejected command changes nothing.
     func applyFaultCommand(_ command: OperatorCommand) -> CommandReply {
         switch command {
+        case .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch:
+            // Every heartbeat round and link refresh walks the active faults: keep them bounded.
+            let active = faults.records.lazy.filter(\.active).count
+            if active >= Self.maxActiveFaults {
+                return rejectFault("\(active) faults are active (at most \(Self.maxActiveFaults)); heal some first")
+            }
+        default:
+            break
+        }
+        switch command {
         case .faultDie(let die):
             if let problem = checkDie(die) { return rejectFault(problem) }
             return injectDead(dies: [die], label: "\(command)", what: "die \(die)")

@@ -84,6 +84,21 @@ import XDSTestSupport
         #expect(engine.report().faults.injected >= 6)
     }
 
+    @Test func manyFaultsAreBounded() throws {
+        let engine = try Self.engine([])
+        var accepted = 0
+        for i in 0..<(ServingEngine.maxActiveFaults + 50) {
+            if engine.apply(.faultStraggler(die: i % 64, slowdown: 2)).accepted { accepted += 1 }
+        }
+        #expect(accepted == ServingEngine.maxActiveFaults)
+        let refused = engine.apply(.faultGlitch)
+        #expect(!refused.accepted && refused.message.contains("heal some first"))
+        #expect(engine.apply(.healAll).accepted)
+        #expect(engine.apply(.faultStraggler(die: 1, slowdown: 2)).accepted)
+        engine.run(until: 30)
+        #expect(engine.now == 30)
+    }
+
     @Test func aRateTooHighForTheClockStillAdvances() throws {
         // Gaps below the clock's resolution: every arrival lands at the same instant.
         struct SameInstant: WorkloadSource {
@@ -128,8 +143,7 @@ import XDSTestSupport
     @Test func aHugeKVLayoutIsRefusedNotAllocated() {
         do {
             let engine = try Self.engine([], deployment: .superpod) { $0.kvBlockTokens = 1 }
-            print("KV blocks built: \(engine.kvBlocksBuilt)")
-            Issue.record("a layout of hundreds of millions of 1-token blocks was accepted")
+            Issue.record("a layout of \(engine.kvBlocksBuilt) 1-token blocks was accepted")
         } catch {
             #expect("\(error)".contains("blocks"), "\(error)")
         }
