@@ -43,8 +43,8 @@ public struct RunReport: Sendable, Equatable, Codable {
             rejectionReasons = try c.decodeIfPresent([String: Int].self, forKey: .rejectionReasons) ?? [:]
         }
 
-        /// The reason maps are written in key order whatever the encoder's settings, so equal
-        /// reports give equal bytes.
+        /// The reason maps are encoded in key order (byte-stable output still needs the
+        /// encoder's `.sortedKeys`, as `xds run` sets: Foundation may reorder keyed containers).
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(arrived, forKey: .arrived)

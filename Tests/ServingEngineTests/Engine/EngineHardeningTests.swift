@@ -154,7 +154,9 @@ import XDSTestSupport
                         RequestSpec(id: 1, arrival: 0, promptTokens: .max, outputTokens: 1)]
         let engine = try Self.engine(requests)
         #expect(engine.runToCompletion(limit: 60))
-        let data = try JSONEncoder().encode(engine.report())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let data = try encoder.encode(engine.report())
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let counts = try #require(object["requests"] as? [String: Any])
         let reasons = try #require(counts["failure_reasons"] as? [String: Int])
