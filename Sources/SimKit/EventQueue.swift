@@ -76,6 +76,22 @@ public struct EventQueue<Payload> {
         return heap.min?.time
     }
 
+    /// The earliest pending event without removing it.
+    public mutating func peek() -> (time: SimTime, payload: Payload)? {
+        dropCancelledHead()
+        return heap.min.map { ($0.time, $0.payload) }
+    }
+
+    /// Time of the earliest pending event whose payload satisfies `predicate`. A linear scan of
+    /// the queue, for rare questions such as "when does anything but bookkeeping happen next?".
+    public func earliestTime(where predicate: (Payload) -> Bool) -> SimTime? {
+        var earliest: SimTime?
+        for entry in heap.unordered where pending.contains(entry.sequence) && predicate(entry.payload) {
+            if earliest.map({ entry.time < $0 }) ?? true { earliest = entry.time }
+        }
+        return earliest
+    }
+
     /// Number of pending (not cancelled) events.
     public var count: Int { pending.count }
     public var isEmpty: Bool { pending.isEmpty }

@@ -46,7 +46,9 @@ struct RequestState {
     var maxTokens = Int.max
 
     var outputTokens: Int { max(1, spec.outputTokens) }
-    var totalTokens: Int { spec.promptTokens + outputTokens }
+    /// Prompt plus output, saturating: a trace may carry any count, and a request too large
+    /// for every DP group fails with a reason instead of overflowing.
+    var totalTokens: Int { Saturating.add(spec.promptTokens, outputTokens) }
 }
 
 /// One DP group: its own KV cache and scheduler state (system.md §1.4: each DP group is

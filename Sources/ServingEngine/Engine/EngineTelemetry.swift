@@ -48,6 +48,19 @@ struct EngineTelemetry {
 
     var inFlight: Int { arrived - completed - failed - rejected }
 
+    /// Failed and rejected requests by reason (the reason without request-specific numbers):
+    /// the report's `requests.failure_reasons` and `requests.rejection_reasons`.
+    var failureReasons: [String: Int] = [:]
+    var rejectionReasons: [String: Int] = [:]
+    /// Distinct reasons kept per map; further ones are counted under ``otherReasons``.
+    static let maxReasons = 64
+    static let otherReasons = "other reasons"
+
+    func count(_ reasons: inout [String: Int], _ reason: String) {
+        let key = reasons[reason] != nil || reasons.count < Self.maxReasons - 1 ? reason : Self.otherReasons
+        reasons[key, default: 0] += 1
+    }
+
     mutating func log(_ event: EngineEvent) {
         if ring.count >= ringCapacity { ring.removeFirst() }
         ring.append(event)
@@ -80,6 +93,29 @@ struct EngineTelemetry {
         intervalOutputTokens = 0
         intervalPrefillTokens = 0
     }
+
+    /// `count` points for intervals in which nothing happened (an idle skip,
+    /// ServingEngine+IdleSkip): zero rates and latencies, constant levels. Only the last
+    /// `seriesCapacity` points are kept, so a long stretch costs no more than a full series.
+    mutating func appendQuietPoints(count: Double, imbalance: Double, kvUsage: Double, running: Double, waiting: Double) {
+        guard count >= 1 else { return }
+        lastOutputRate = 0
+        lastPrefillRate = 0
+        let n = Int(min(count, Double(seriesCapacity)))
+        func push(_ array: inout [Double], _ value: Double) {
+            let keep = max(0, min(array.count, seriesCapacity - n))
+            if array.count > keep { array.removeFirst(array.count - keep) }
+            array.append(contentsOf: repeatElement(value, count: n))
+        }
+        push(&series.outputTokensPerSecond, 0)
+        push(&series.ttftP99Ms, 0)
+        push(&series.tpotP99Ms, 0)
+        push(&series.e2eP99Ms, 0)
+        push(&series.kvUsage, kvUsage)
+        push(&series.imbalance, imbalance)
+        push(&series.running, running)
+        push(&series.waiting, waiting)
+    }
 }
 
 /// Latencies of one telemetry interval in logarithmic buckets (8 per doubling, about 9% wide,
@@ -94,7 +130,7 @@ struct IntervalLatency {
 
     mutating func record(seconds: Double) {
         let ms = max(Self.floorMs, seconds * 1_000)
-        let b = min(counts.count - 1, Int((log2(ms / Self.floorMs) * Self.bucketsPerDoubling).rounded(.down)))
+        let b = max(0, min(counts.count - 1, Int(saturating: (log2(ms / Self.floorMs) * Self.bucketsPerDoubling).rounded(.down))))
         counts[b] += 1
         count += 1
         lowest = min(lowest, b)

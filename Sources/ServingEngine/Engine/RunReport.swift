@@ -9,9 +9,65 @@
 public struct RunReport: Sendable, Equatable, Codable {
     public struct Requests: Sendable, Equatable, Codable {
         public var arrived = 0, completed = 0, failed = 0, rejected = 0, inFlight = 0
+        /// Failed requests by reason, e.g. `"hbm fault on die 12": 3` or `"cancelled": 1`;
+        /// numbers that belong to one request are left out of the reason so equal causes add up
+        /// (at most 64 reasons, the rest under "other reasons"). Sums to `failed`.
+        public var failureReasons: [String: Int] = [:]
+        /// Rejected requests by reason (admission control); sums to `rejected`.
+        public var rejectionReasons: [String: Int] = [:]
+
+        public init(arrived: Int = 0, completed: Int = 0, failed: Int = 0, rejected: Int = 0, inFlight: Int = 0,
+                    failureReasons: [String: Int] = [:], rejectionReasons: [String: Int] = [:]) {
+            (self.arrived, self.completed, self.failed, self.rejected, self.inFlight) =
+                (arrived, completed, failed, rejected, inFlight)
+            self.failureReasons = failureReasons
+            self.rejectionReasons = rejectionReasons
+        }
+
         enum CodingKeys: String, CodingKey {
             case arrived, completed, failed, rejected
             case inFlight = "in_flight"
+            case failureReasons = "failure_reasons"
+            case rejectionReasons = "rejection_reasons"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            arrived = try c.decode(Int.self, forKey: .arrived)
+            completed = try c.decode(Int.self, forKey: .completed)
+            failed = try c.decode(Int.self, forKey: .failed)
+            rejected = try c.decode(Int.self, forKey: .rejected)
+            inFlight = try c.decode(Int.self, forKey: .inFlight)
+            // Reports written before the reasons existed lack them.
+            failureReasons = try c.decodeIfPresent([String: Int].self, forKey: .failureReasons) ?? [:]
+            rejectionReasons = try c.decodeIfPresent([String: Int].self, forKey: .rejectionReasons) ?? [:]
+        }
+
+        /// The reason maps are encoded in key order (byte-stable output still needs the
+        /// encoder's `.sortedKeys`, as `xds run` sets: Foundation may reorder keyed containers).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(arrived, forKey: .arrived)
+            try c.encode(completed, forKey: .completed)
+            try c.encode(failed, forKey: .failed)
+            try c.encode(rejected, forKey: .rejected)
+            try c.encode(inFlight, forKey: .inFlight)
+            try Self.encodeSorted(failureReasons, into: c.superEncoder(forKey: .failureReasons))
+            try Self.encodeSorted(rejectionReasons, into: c.superEncoder(forKey: .rejectionReasons))
+        }
+
+        private struct ReasonKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        private static func encodeSorted(_ counts: [String: Int], into encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: ReasonKey.self)
+            for (reason, count) in counts.sorted(by: { $0.key < $1.key }) {
+                try c.encode(count, forKey: ReasonKey(stringValue: reason))
+            }
         }
     }
     public struct Tokens: Sendable, Equatable, Codable {
@@ -108,7 +164,8 @@ extension ServingEngine {
         r.commands = commandsApplied
         let counts = requestCounts()
         r.requests = .init(arrived: counts.arrived, completed: counts.completed, failed: counts.failed,
-                           rejected: counts.rejected, inFlight: counts.inFlight)
+                           rejected: counts.rejected, inFlight: counts.inFlight,
+                           failureReasons: telemetry.failureReasons, rejectionReasons: telemetry.rejectionReasons)
         r.tokens = .init(prompt: telemetry.promptTokens, generated: telemetry.generatedTokens)
         let seconds = max(now, 1e-9)
         var decodeNPUs = 0, prefillNPUs = 0

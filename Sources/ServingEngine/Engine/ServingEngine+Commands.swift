@@ -31,6 +31,11 @@ extension ServingEngine {
                 reply = reject(command, "the workload is a trace; rate applies to the synthetic workload only")
                 break
             }
+            // The engine's own bound, beside the parser's (a rate no pod can take).
+            guard rate.isFinite, rate >= 0, rate <= Self.maxSyntheticRate else {
+                reply = reject(command, "rate must be within 0…\(OperatorCommand.format(Self.maxSyntheticRate)) requests/s, got \(rate)")
+                break
+            }
             synthetic.setRate(rate, at: now)
             workload = synthetic
             reply = accept(command, "synthetic arrival rate set to \(OperatorCommand.format(rate)) requests/s", kind: .command)
@@ -94,7 +99,7 @@ extension ServingEngine {
         let counts = requestCounts()
         telemetry.appendPoint(imbalance: configuration.eplb == .perfect ? 1 : imbalance, kvUsage: usage, running: Double(counts.running), waiting: Double(counts.waiting),
                               interval: interval)
-        queue.schedule(at: now + interval, .telemetryTick)
+        scheduleTelemetryTick(at: now.after(interval))
     }
 
     /// KV occupancy of the decode side (decode and colocated DP groups): prompt blocks held plus

@@ -50,7 +50,7 @@ extension ServingEngine {
         let blockTokens = configuration.kvBlockTokens
         while let id = instances[index].transferQueue.first, let request = requests[id] {
             guard let g = pickDecodeGroup(index) else { return }
-            let needed = (request.totalTokens + blockTokens - 1) / blockTokens
+            let needed = Saturating.ceilDiv(request.totalTokens, blockTokens)
             let kv = instances[index].dp[g].kv
             guard needed <= kv.freeBlocks - kv.reservedBlocks else { return }
             guard instances[index].dp[g].kv.allocate(requestID: id, promptTokens: request.spec.promptTokens,
@@ -74,10 +74,11 @@ extension ServingEngine {
         else { return }
         channels[c].busy = true
         let p = channels[c].prefillInstance
-        let seconds = instances[p].cost.kvTransfer(tokens: Double(request.spec.promptTokens), plane: channels[c].plane)
-            * channels[c].slowdown
-        channels[c].doneAt = now + seconds
-        queue.schedule(at: now + seconds, .transferDone(channel: c))
+        let seconds = Self.delay(instances[p].cost.kvTransfer(tokens: Double(request.spec.promptTokens),
+                                                              plane: channels[c].plane) * channels[c].slowdown)
+        let done = now.after(seconds)
+        channels[c].doneAt = done
+        queue.schedule(at: done, .transferDone(channel: c))
     }
 
     func finishTransfer(_ c: Int) {
@@ -112,9 +113,9 @@ extension ServingEngine {
             let phase = tokenPhase(id)
             // A cancelled request frees its slot after one step.
             let steps = request.cancelled ? 1
-                : max(1, Int(((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
+                : max(1, Int(saturating: ((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
             request.joinStep = step
-            request.finishStep = step + steps
+            request.finishStep = Saturating.add(step, steps)
             requests[id] = request
             instances[index].finishing[request.finishStep, default: []].append(id)
             instances[index].firstStep.append(id)
@@ -234,13 +235,17 @@ extension ServingEngine {
             (seconds, running) = decodeStepSeconds(index)
         }
         if instances[index].hasPrefill { seconds += formPrefillBatch(index) * prefillSlowdown(instance: index) }
+        // A step with work always takes positive, finite time (NaN from a degenerate cost is
+        // taken as the longest delay rather than as "no work", which would stall the requests).
+        seconds = seconds.isNaN ? Self.longestDelay : Self.delay(seconds)
         guard seconds > 0 else { return }
         instances[index].stepping = true
         instances[index].lastStepSeconds = seconds
         instances[index].busySeconds += seconds
         telemetry.intervalOutputTokens += Double(running) * tokensPerStep
-        instances[index].stepEndsAt = now + seconds
-        queue.schedule(at: now + seconds, .stepEnd(instance: index))
+        let end = now.after(seconds)
+        instances[index].stepEndsAt = end
+        queue.schedule(at: end, .stepEnd(instance: index))
     }
 
     func endStep(_ index: Int) {

@@ -60,12 +60,16 @@ extension ServingEngine {
             for index in instances.indices { instances[index].experts?.setPopularity(expertTraffic!.popularity) }
         }
         for index in instances.indices { advanceEPLB(index) }
-        // The Experts view's heat: a window of counts every 5 simulated seconds.
+        // The Experts view's heat: a window of counts every 10 ticks (5 simulated seconds).
         expertStats.ticks += 1
-        if expertStats.ticks % 10 == 0, let decode = instances.firstIndex(where: { $0.hasDecode }) {
-            let window = instances[decode].experts?.takeWindow() ?? []
-            if window.first?.contains(where: { $0 > 0 }) == true { expertStats.heat = window }
-        }
+        if expertStats.ticks % 10 == 0 { closeHeatWindow() }
+    }
+
+    /// Takes the first decode instance's window of expert counts as the heat, unless it is empty.
+    func closeHeatWindow() {
+        guard let decode = instances.firstIndex(where: { $0.hasDecode }) else { return }
+        let window = instances[decode].experts?.takeWindow() ?? []
+        if window.first?.contains(where: { $0 > 0 }) == true { expertStats.heat = window }
     }
 
     /// Counts an arrival's traffic class for the popularity mix (synthetic tags; traces have none).

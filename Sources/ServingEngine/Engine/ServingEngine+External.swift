@@ -32,7 +32,7 @@ extension ServingEngine {
     public func submitExternal(promptTokens: Int, maxTokens: Int, tag: String = "chat") -> Int {
         let id = nextExternalID
         nextExternalID += 1
-        let natural = Int(SyntheticWorkload.TrafficClass.chat.outputTokens.sample(using: &externalLengths).rounded())
+        let natural = Int(saturating: SyntheticWorkload.TrafficClass.chat.outputTokens.sample(using: &externalLengths).rounded())
         let output = max(1, min(maxTokens, natural))
         let spec = RequestSpec(id: id, arrival: now, promptTokens: max(1, promptTokens), outputTokens: output,
                                prefixHashes: [], prefixBlockTokens: configuration.kvBlockTokens, tag: tag)
@@ -79,7 +79,7 @@ extension ServingEngine {
             guard let request = requests[id], request.decodeInstance == index, request.stage == .decode,
                   request.finishStep > 0, step > request.joinStep, step < request.finishStep else { continue }
             let produced = min(request.outputTokens,
-                               Int((Double(step - request.joinStep) * tokensPerStep + tokenPhase(id)).rounded(.down)))
+                               Int(saturating: (Double(step - request.joinStep) * tokensPerStep + tokenPhase(id)).rounded(.down)))
             if produced > reported {
                 watched[id] = produced
                 streamUpdates.append(StreamUpdate(id: id, kind: .tokens(produced - reported)))
@@ -91,6 +91,7 @@ extension ServingEngine {
     func leaveCancelled(_ request: RequestState, location: String) {
         let id = request.spec.id
         telemetry.failed += 1
+        telemetry.count(&telemetry.failureReasons, "cancelled")
         telemetry.log(EngineEvent(time: now, kind: .requestCancelled, message: "request \(id) cancelled by its client",
                                   requestId: id))
         telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .cancelled,

@@ -48,6 +48,12 @@ extension ServingEngine {
     private func addInstance(role: InstanceRole, name: String, spec: InstanceGroup, hardware hw: HardwareProfile,
                              npus: [Int], firstDie: Int, attentionOnly: Bool = false) throws {
         let blocks = try kvBlocksPerGroup(spec, hardware: hw, attentionOnly: attentionOnly)
+        kvBlocksBuilt = Saturating.add(kvBlocksBuilt, Saturating.multiply(blocks, spec.dp))
+        guard kvBlocksBuilt <= Self.maxKVBlocks else {
+            throw ConfigError("deployment '\(configuration.deployment.name)': its KV caches would need "
+                + "\(kvBlocksBuilt) blocks of \(configuration.kvBlockTokens) tokens (at \(name)); the engine holds at most "
+                + "\(Self.maxKVBlocks) — use larger blocks or a smaller layout")
+        }
         let diesPerNPU = hw.diesPerDevice
         var groups: [DPGroupState] = []
         for g in 0..<spec.dp {
@@ -84,7 +90,7 @@ extension ServingEngine {
         }
         let kvBytesPerDie = hw.hbmBytesPerDie * configuration.kvMemoryFraction - perDieWeights
         let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
-        let blocks = Int(kvBytesPerDie * Double(spec.tp) / blockBytes)
+        let blocks = Int(saturating: kvBytesPerDie * Double(spec.tp) / blockBytes)
         guard blocks > 0 else {
             throw ConfigError("\(model.name) weights leave no HBM for KV cache on a \(spec.role.rawValue) DP group of "
                 + "\(spec.tp) \(hw.name) dies (EP\(spec.ep)); use more dies")

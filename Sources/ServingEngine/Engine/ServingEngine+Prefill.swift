@@ -15,7 +15,7 @@ extension ServingEngine {
                 : instances[index].dp[g].kv.cachedPrefixTokens(promptTokens: request.spec.promptTokens,
                                                                chainedHashes: request.chainedKeys)
             let uncached = request.spec.promptTokens - hits
-            let cost = instances[index].dp[g].queuedTokens + uncached
+            let cost = Saturating.add(instances[index].dp[g].queuedTokens, uncached)
             if cost < bestCost {
                 best = g
                 bestCost = cost
@@ -107,7 +107,7 @@ extension ServingEngine {
                 if colocated {
                     // A colocated request keeps its blocks through decode: admit it only with a
                     // decode slot and room for its whole expected length.
-                    let needed = (request.totalTokens + blockTokens - 1) / blockTokens
+                    let needed = Saturating.ceilDiv(request.totalTokens, blockTokens)
                     guard group.slots < batchLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
                     else { break }
                 }
@@ -134,8 +134,8 @@ extension ServingEngine {
             group.batch.append((id, chunk))
             left -= chunk
             load.tokens += chunk
-            load.promptWeighted += Double(chunk * request.spec.promptTokens)
-            load.hitWeighted += Double(chunk * request.hitTokens)
+            load.promptWeighted += Double(chunk) * Double(request.spec.promptTokens)
+            load.hitWeighted += Double(chunk) * Double(request.hitTokens)
         }
         return load
     }

@@ -163,7 +163,7 @@ extension ServingEngine {
                 location = "\(instances[r.prefillInstance].name)/dp\(r.prefillGroup)"
             }
             let generated = r.stage == .decode && r.finishStep > 0
-                ? min(r.outputTokens, Int(Double(max(0, instances[r.decodeInstance].stepIndex - r.joinStep)) * tokensPerStep))
+                ? min(r.outputTokens, Int(saturating: Double(max(0, instances[r.decodeInstance].stepIndex - r.joinStep)) * tokensPerStep))
                 : 0
             return RequestStatus(id: id, arrivedAt: r.spec.arrival, stage: r.stage, promptTokens: r.spec.promptTokens,
                                  outputTokens: r.outputTokens, generatedTokens: generated, location: location,

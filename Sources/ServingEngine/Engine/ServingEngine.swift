@@ -67,9 +67,32 @@ public final class ServingEngine {
     /// Smallest DP-group KV (blocks) on each side: a request larger than this can never run.
     var prefillGroupBlocks = Int.max
     var decodeGroupBlocks = Int.max
+    /// KV blocks of the instances built so far (bounded by ``maxKVBlocks``).
+    var kvBlocksBuilt = 0
+
+    /// The pending telemetry tick and heartbeat round, which an idle skip moves
+    /// (ServingEngine+IdleSkip).
+    var telemetryTickEvent: (id: EventID, time: SimTime)?
+    var heartbeatEvent: (id: EventID, time: SimTime)?
+    /// No idle skip is worth trying before this time (the last try found the stretch too short).
+    var noSkipBefore = -SimTime.infinity
+    /// Idle skipping on (the default); tests turn it off to compare with tick-by-tick runs.
+    public var idleSkipEnabled = true
+    /// Periodic events (ticks, heartbeat rounds) applied in closed form by idle skips instead of
+    /// one by one; not counted in ``RunReport/events``.
+    public internal(set) var skippedPeriodicEvents = 0
+    /// Events processed at the current simulated instant (1 after the clock moves). The clock
+    /// cannot stop by construction (every delay is positive, arrivals have a floor), so a large
+    /// value means a pathological burst; ``run(until:)`` yields after
+    /// ``maxEventsPerInstantPerCall`` of them so its caller stays responsive and can tell.
+    public internal(set) var eventsAtCurrentInstant = 0
+    /// Consecutive arrivals at the same instant, and that instant (the arrival floor).
+    var arrivalsAtInstant = 0
+    var lastArrivalAt = -SimTime.infinity
 
     /// An engine over an explicit workload (a trace, a synthetic source, or a test fixture).
     public init(configuration: EngineConfiguration, workload: some WorkloadSource) throws {
+        if let problem = configuration.validationProblem() { throw ConfigError(problem) }
         self.configuration = configuration
         let deployment = configuration.deployment
         model = try deployment.modelSpec()
@@ -87,7 +110,7 @@ public final class ServingEngine {
         if configuration.poolBytesPerNode > 0 {
             poolCapacityBytes = configuration.poolBytesPerNode * Double(topology.nodes)
             let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
-            pool = PooledKVTier(capacityBlocks: max(1, Int(poolCapacityBytes / blockBytes)))
+            pool = PooledKVTier(capacityBlocks: max(1, Int(saturating: poolCapacityBytes / blockBytes)))
         }
         for instance in instances {
             let smallest = instance.dp.map(\.kv.totalBlocks).min() ?? 0
@@ -97,7 +120,7 @@ public final class ServingEngine {
         guard instances.contains(where: \.hasPrefill), instances.contains(where: \.hasDecode) else {
             throw ConfigError("deployment '\(deployment.name)' needs prefill and decode capacity")
         }
-        queue.schedule(at: configuration.snapshotInterval, .telemetryTick)
+        scheduleTelemetryTick(at: configuration.snapshotInterval)
         startHeartbeats()
         scheduleNextArrival()
     }
@@ -126,10 +149,23 @@ public final class ServingEngine {
 
     // MARK: Running
 
+    /// Most events ``run(until:)`` processes at one simulated instant before it yields.
+    public static let maxEventsPerInstantPerCall = 1_000_000
+
     /// Processes events until simulated time `limit` (events at `limit` included), then sets
-    /// the clock to `limit`.
+    /// the clock to `limit`. Stretches with nothing but periodic bookkeeping cost O(1)
+    /// (ServingEngine+IdleSkip). Should a burst put ``maxEventsPerInstantPerCall`` events at one
+    /// instant, it returns early with the clock at that instant (``eventsAtCurrentInstant`` says
+    /// so); calling it again continues.
     public func run(until limit: SimTime) {
-        while let next = queue.peekTime(), next <= limit { step() }
+        var atOneInstant = 0
+        while let (next, event) = queue.peek(), next <= limit {
+            if event.isPeriodic, next >= noSkipBefore, skipQuietStretch(before: limit) { continue }
+            let before = now
+            step()
+            atOneInstant = now == before ? atOneInstant + 1 : 0
+            if atOneInstant >= Self.maxEventsPerInstantPerCall { return }
+        }
         now = max(now, limit)
     }
 
@@ -137,6 +173,7 @@ public final class ServingEngine {
     @discardableResult
     public func step() -> Bool {
         guard let (time, event) = queue.popNext() else { return false }
+        eventsAtCurrentInstant = time == now ? eventsAtCurrentInstant + 1 : 1
         now = time
         telemetry.events += 1
         switch event {
@@ -155,7 +192,8 @@ public final class ServingEngine {
     @discardableResult
     public func runToCompletion(limit: SimTime = .infinity) -> Bool {
         while arrivalPending || telemetry.inFlight > 0 {
-            guard let next = queue.peekTime(), next <= limit else { return false }
+            guard let (next, event) = queue.peek(), next <= limit else { return false }
+            if event.isPeriodic, next >= noSkipBefore, skipQuietStretch(before: limit) { continue }
             step()
         }
         return true
@@ -166,10 +204,38 @@ public final class ServingEngine {
 
     // MARK: Arrival and the JE
 
+    /// Most arrivals at one instant before the floor below applies.
+    static let maxArrivalsPerInstant = 10_000
+    /// The floor on arrival gaps once ``maxArrivalsPerInstant`` requests arrived at one instant.
+    static let minimumArrivalGap: SimTime = 1e-6
+
+    /// Schedules the workload's next request. The clock never stops here: a source whose
+    /// arrivals stop advancing (a rate so high that gaps fall below the clock's resolution, gaps
+    /// of a degenerate burstiness) gets ``maxArrivalsPerInstant`` arrivals at one instant, then
+    /// the next one ``minimumArrivalGap`` later (its arrival time moved with it). Traces with
+    /// ordinary bursts of equal timestamps are untouched.
     func scheduleNextArrival() {
-        guard !arrivalPending, let spec = workload.next() else { return }
+        guard !arrivalPending, var spec = workload.next() else { return }
         arrivalPending = true
-        queue.schedule(at: max(now, spec.arrival), .arrival(spec))
+        var at = max(now, spec.arrival)
+        if at.isNaN { at = now }
+        // A request due at infinity never arrives (and would stop the clock there).
+        guard at.isFinite else {
+            arrivalPending = false
+            return
+        }
+        if at <= lastArrivalAt {
+            arrivalsAtInstant += 1
+            if arrivalsAtInstant >= Self.maxArrivalsPerInstant {
+                at = lastArrivalAt.after(Self.minimumArrivalGap)
+                spec.arrival = at
+            }
+        }
+        if at > lastArrivalAt {
+            lastArrivalAt = at
+            arrivalsAtInstant = 0
+        }
+        queue.schedule(at: at, .arrival(spec))
     }
 
     func arrive(_ spec: RequestSpec) {
@@ -182,18 +248,18 @@ public final class ServingEngine {
     /// prefill TE. Every outcome is counted and, unless placed, has a reason in the event log.
     func admit(_ spec: RequestSpec) {
         telemetry.arrived += 1
-        telemetry.promptTokens += spec.promptTokens
+        telemetry.promptTokens = Saturating.add(telemetry.promptTokens, max(0, spec.promptTokens))
         noteTrafficClass(spec.tag)
         let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
         var request = RequestState(spec: spec, blockKeys: keys, chainedKeys: PrefixHashes.chain(keys))
         guard requests[spec.id] == nil else {
-            reject(spec, reason: "request id \(spec.id) is already in flight")
+            reject(spec, reason: "request id \(spec.id) is already in flight", kind: "request id already in flight")
             return
         }
-        if let reason = neverFits(request) {
+        if let (reason, kind) = neverFits(request) {
             requests[spec.id] = request
-            fail(spec.id, reason: reason, status: 400)
+            fail(spec.id, reason: reason, kind: kind, status: 400)
             return
         }
         guard let target = pickPrefillInstance(for: request) else {
@@ -209,12 +275,14 @@ public final class ServingEngine {
         placeOnPrefillGroup(spec.id, instance: target)
     }
 
-    /// Admission control turned the request away; it never held any resource.
-    func reject(_ spec: RequestSpec, reason: String) {
+    /// Admission control turned the request away; it never held any resource. `kind` is the
+    /// reason without request-specific numbers, counted in the report (default: the reason).
+    func reject(_ spec: RequestSpec, reason: String, kind: String? = nil) {
         if watched.removeValue(forKey: spec.id) != nil {
             streamUpdates.append(StreamUpdate(id: spec.id, kind: .failed(reason: reason, status: 429)))
         }
         telemetry.rejected += 1
+        telemetry.count(&telemetry.rejectionReasons, kind ?? reason)
         telemetry.log(EngineEvent(time: now, kind: .requestRejected, severity: .warning,
                                   message: "request \(spec.id) rejected: \(reason)", requestId: spec.id))
         telemetry.remember(RequestStatus(id: spec.id, arrivedAt: spec.arrival, stage: .rejected,
@@ -222,14 +290,23 @@ public final class ServingEngine {
                                          finishedAt: now, reason: reason))
     }
 
-    /// Why a request can never be served: its KV does not fit one DP group on either side.
-    func neverFits(_ request: RequestState) -> String? {
+    /// Why a request can never be served: an empty prompt, or KV that does not fit one DP group
+    /// on either side. Returns the reason and its kind (the reason without the request's own
+    /// numbers, for the report's counts). Any token count is safe here (no overflow).
+    func neverFits(_ request: RequestState) -> (reason: String, kind: String)? {
         let blockTokens = configuration.kvBlockTokens
-        if (request.spec.promptTokens + blockTokens - 1) / blockTokens > prefillGroupBlocks {
-            return "prompt of \(request.spec.promptTokens) tokens exceeds the \(prefillGroupBlocks * blockTokens)-token KV of a prefill DP group"
+        guard request.spec.promptTokens >= 1 else {
+            return ("prompt of \(request.spec.promptTokens) tokens (a prompt needs at least one)", "empty prompt")
         }
-        if (request.totalTokens + blockTokens - 1) / blockTokens > decodeGroupBlocks {
-            return "\(request.totalTokens) tokens exceed the \(decodeGroupBlocks * blockTokens)-token KV of a decode DP group"
+        if Saturating.ceilDiv(request.spec.promptTokens, blockTokens) > prefillGroupBlocks {
+            let capacity = Saturating.multiply(prefillGroupBlocks, blockTokens)
+            return ("prompt of \(request.spec.promptTokens) tokens exceeds the \(capacity)-token KV of a prefill DP group",
+                    "prompt exceeds the \(capacity)-token KV of a prefill DP group")
+        }
+        if Saturating.ceilDiv(request.totalTokens, blockTokens) > decodeGroupBlocks {
+            let capacity = Saturating.multiply(decodeGroupBlocks, blockTokens)
+            return ("\(request.totalTokens) tokens exceed the \(capacity)-token KV of a decode DP group",
+                    "prompt + output exceed the \(capacity)-token KV of a decode DP group")
         }
         return nil
     }
@@ -257,7 +334,7 @@ public final class ServingEngine {
         }
         if all.count >= 2 {
             let share = recentPromptTokens.long / max(1, recentPromptTokens.long + recentPromptTokens.short)
-            let longCount = min(all.count - 1, max(1, Int((share * Double(all.count)).rounded())))
+            let longCount = min(all.count - 1, max(1, Int(saturating: (share * Double(all.count)).rounded())))
             let longTEs = Set(all.suffix(longCount))
             let side = candidates.filter { longTEs.contains($0) == isLong }
             if !side.isEmpty { pool = side }
@@ -275,7 +352,7 @@ public final class ServingEngine {
                 }
                 load += instances[index].dp[g].queuedTokens
             }
-            let cost = load + request.spec.promptTokens - hits
+            let cost = Saturating.add(load, request.spec.promptTokens - hits)
             if cost < bestCost {
                 best = index
                 bestCost = cost
@@ -286,13 +363,15 @@ public final class ServingEngine {
 
     // MARK: Failure
 
-    /// Fails a request that holds no KV anywhere, with a reason in the event log.
-    func fail(_ id: Int, reason: String, status: Int = 503) {
+    /// Fails a request that holds no KV anywhere, with a reason in the event log. `kind` is the
+    /// reason without request-specific numbers, counted in the report (default: the reason).
+    func fail(_ id: Int, reason: String, kind: String? = nil, status: Int = 503) {
         guard let request = requests.removeValue(forKey: id) else { return }
         if watched.removeValue(forKey: id) != nil {
             streamUpdates.append(StreamUpdate(id: id, kind: .failed(reason: reason, status: status)))
         }
         telemetry.failed += 1
+        telemetry.count(&telemetry.failureReasons, kind ?? reason)
         telemetry.log(EngineEvent(time: now, kind: .requestFailed, severity: .warning,
                                   message: "request \(id) failed: \(reason)", requestId: id))
         telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .failed,

@@ -52,12 +52,41 @@ public struct ExpertTraffic: Sendable {
         let sigma = driftPerRootSecond * seconds.squareRoot()
         for l in drift.indices {
             for e in drift[l].indices {
-                // Mean-reverting, so hot sets wander without the skew running away.
-                drift[l][e] = 0.98 * drift[l][e] + sigma * Normal.standard(using: &rng)
+                drift[l][e] = Self.driftRetention * drift[l][e] + sigma * Normal.standard(using: &rng)
             }
         }
         recompute()
     }
+
+    /// Advances the drift by `steps` random-walk steps at once: the first of `firstSeconds`,
+    /// the others of `seconds` each — what `steps` calls of ``advanceDrift(seconds:)`` would do,
+    /// in closed form. The walk is AR(1) (x ← a·x + σ·N), so k steps are x ← aᵏ·x + s·N with
+    /// s² the sum of the steps' variances, each scaled by a² per later step: exact in
+    /// distribution, one normal draw per expert however long the stretch (an idle day costs
+    /// the same as 30 s). One step is exactly ``advanceDrift(seconds:)``.
+    public mutating func advanceDrift(steps: Double, firstSeconds: Double, seconds: Double) {
+        guard steps >= 1 else { return }
+        guard steps >= 2 else { return advanceDrift(seconds: firstSeconds) }
+        guard driftPerRootSecond > 0 else { return }
+        let a = Self.driftRetention
+        let later = steps - 1
+        let firstVariance = driftPerRootSecond * driftPerRootSecond * max(0, firstSeconds)
+        let stepVariance = driftPerRootSecond * driftPerRootSecond * max(0, seconds)
+        let decayLater = Foundation.pow(a * a, later)
+        let variance = decayLater * firstVariance + stepVariance * (1 - decayLater) / (1 - a * a)
+        let sigma = variance.squareRoot()
+        let retention = Foundation.pow(a, steps)
+        for l in drift.indices {
+            for e in drift[l].indices {
+                drift[l][e] = retention * drift[l][e] + sigma * Normal.standard(using: &rng)
+            }
+        }
+        recompute()
+    }
+
+    /// Share of the drift kept per step: mean reversion, so hot sets wander without the skew
+    /// running away.
+    static let driftRetention = 0.98
 
     private mutating func recompute() {
         var rows: [[Double]] = []

@@ -43,7 +43,7 @@ extension ServingEngine {
             for id in movers {
                 guard let r = requests[id], let target = pickDecodeGroup(d) else { break }
                 let kv = instances[d].dp[target].kv
-                guard (r.totalTokens + blockTokens - 1) / blockTokens <= kv.freeBlocks - kv.reservedBlocks,
+                guard Saturating.ceilDiv(r.totalTokens, blockTokens) <= kv.freeBlocks - kv.reservedBlocks,
                       instances[d].dp[target].kv.allocate(requestID: id, promptTokens: r.spec.promptTokens,
                                                            prefixHashes: []) != nil
                 else { continue }
@@ -63,9 +63,9 @@ extension ServingEngine {
                 copySeconds[g, default: 0] += cost.kvTransfer(tokens: context, plane: .ub)
                 migrated += 1
             }
-            guard let pause = copySeconds.values.max(), pause > 0 else { continue }
-            faults.outages[d] = .migrating(until: now + pause)
-            queue.schedule(at: now + pause, .fault(.outageEnds(instance: d)))
+            guard let pause = copySeconds.values.max().map(Self.delay), pause > 0 else { continue }
+            faults.outages[d] = .migrating(until: now.after(pause))
+            queue.schedule(at: now.after(pause), .fault(.outageEnds(instance: d)))
             refreshFaultState()
         }
         return migrated

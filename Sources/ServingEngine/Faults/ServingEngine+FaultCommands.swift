@@ -4,6 +4,16 @@ extension ServingEngine {
     /// `fault …`, `heal ID`, `heal all`. A rejected command changes nothing.
     func applyFaultCommand(_ command: OperatorCommand) -> CommandReply {
         switch command {
+        case .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch:
+            // Every heartbeat round and link refresh walks the active faults: keep them bounded.
+            let active = faults.records.lazy.filter(\.active).count
+            if active >= Self.maxActiveFaults {
+                return rejectFault("\(active) faults are active (at most \(Self.maxActiveFaults)); heal some first")
+            }
+        default:
+            break
+        }
+        switch command {
         case .faultDie(let die):
             if let problem = checkDie(die) { return rejectFault(problem) }
             return injectDead(dies: [die], label: "\(command)", what: "die \(die)")
@@ -21,17 +31,22 @@ extension ServingEngine {
             return injectDead(dies: Array((node * perNode)..<((node + 1) * perNode)), label: "\(command)",
                               what: "node \(node) (NPUs \(node * topology.npusPerNode)–\((node + 1) * topology.npusPerNode - 1))")
         case .faultLink(let a, let b, let degrade):
-            for npu in [a, b] where npu >= topology.npuCount {
+            for npu in [a, b] where npu < 0 || npu >= topology.npuCount {
                 return rejectFault("NPU \(npu) does not exist; the pod has NPUs 0…\(topology.npuCount - 1)")
             }
-            let state = degrade.map { "degraded \(OperatorCommand.format($0))× (bandwidth ÷ \(OperatorCommand.format($0)))" } ?? "down"
-            return inject(.link(npuA: a, npuB: b, degrade: degrade), label: "\(command)",
+            let factor = degrade.map(Self.slowdownFactor)
+            let capped = factor.map { degrade! > $0 ? " (capped at \(OperatorCommand.format($0))×)" : "" } ?? ""
+            let state = factor.map { "degraded \(OperatorCommand.format($0))× (bandwidth ÷ \(OperatorCommand.format($0)))\(capped)" } ?? "down"
+            return inject(.link(npuA: a, npuB: b, degrade: factor), label: "\(command)",
                           message: "UB link NPU \(a) ↔ NPU \(b) \(state)")
         case .faultStraggler(let die, let slowdown):
             if let problem = checkDie(die) { return rejectFault(problem) }
-            let factor = slowdown ?? configuration.faults.defaultStragglerSlowdown
+            // Clamped: a factor beyond the engine's bound behaves as the bound (and says so).
+            let asked = slowdown ?? configuration.faults.defaultStragglerSlowdown
+            let factor = Self.slowdownFactor(asked)
+            let capped = factor < asked ? " (capped at \(OperatorCommand.format(factor))×)" : ""
             let reply = inject(.straggler(die: die, slowdown: factor), label: "\(command)",
-                               message: "die \(die) runs \(OperatorCommand.format(factor))× slower (straggler)")
+                               message: "die \(die) runs \(OperatorCommand.format(factor))× slower (straggler)\(capped)")
             faults.stragglers[die] = max(faults.stragglers[die] ?? 1, factor)
             refreshFaultState()
             return reply
@@ -163,7 +178,7 @@ extension ServingEngine {
             }
             let plane = rerouted ? .roce : instances[p].plane
             let wasBlocked = channels[c].blocked
-            channels[c].slowdown = plane == .roce && rerouted ? 1 : slowdown
+            channels[c].slowdown = plane == .roce && rerouted ? 1 : Self.slowdownFactor(slowdown)
             channels[c].plane = plane
             channels[c].blocked = blocked
             if wasBlocked && !blocked {

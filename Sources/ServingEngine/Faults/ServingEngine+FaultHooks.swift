@@ -66,7 +66,7 @@ extension ServingEngine {
 
     func startHeartbeats() {
         buildExpertSlots()
-        queue.schedule(at: configuration.faults.heartbeatIntervalSeconds, .fault(.heartbeatRound))
+        scheduleHeartbeatRound(at: configuration.faults.heartbeatIntervalSeconds)
     }
 
     // MARK: Derived state

@@ -11,7 +11,7 @@ import SimKit
 extension ServingEngine {
     func heartbeatRound() {
         let settings = configuration.faults
-        queue.schedule(at: now + settings.heartbeatIntervalSeconds, .fault(.heartbeatRound))
+        scheduleHeartbeatRound(at: now.after(settings.heartbeatIntervalSeconds))
         // Tier 2–3: TE-shells and DP masters.
         for i in instances.indices {
             let silent = faults.records.contains { $0.active && $0.detectedAt == nil && $0.stalled.contains(i) }
@@ -52,7 +52,7 @@ extension ServingEngine {
         guard !found.isEmpty else { return }
         let masters = instances[i].dp.filter { !$0.outOfService }.count
         logDetected(found, "\(instances[i].name): \(masters) DP masters silent for \(rounds) heartbeats "
-            + "(\(Int(configuration.faults.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms, stuck in a collective); "
+            + "(\(Int(saturating: configuration.faults.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms, stuck in a collective); "
             + "device check: dies \(dies.filter(faults.isDead).map(String.init).joined(separator: ", ")) dead")
         for die in dies where faults.isDead(die) { faults.knownDead.insert(die) }
         recoverDead(instance: i, faults: found)

@@ -74,8 +74,8 @@ extension ServingEngine {
     /// NPU-fork (DeepServe): the lost NPUs are replaced by `donors`, whose weights are copied
     /// from running peers over UB; the TE is out of service for the copy.
     private func startFork(_ i: Int, ids: [Int], lost: Set<Int>, deadNPUs: [Int], donors: [Int], how: String) {
-        let seconds = cost.weightCopy(bytes: weightBytesPerDie(instances[i].groupSpec))
-        faults.outages[i] = .forking(until: now + seconds, spares: Dictionary(uniqueKeysWithValues: zip(deadNPUs, donors)))
+        let seconds = Self.delay(cost.weightCopy(bytes: weightBytesPerDie(instances[i].groupSpec)))
+        faults.outages[i] = .forking(until: now.after(seconds), spares: Dictionary(uniqueKeysWithValues: zip(deadNPUs, donors)))
         refreshFaultState()
         let moved = evict(requestsOn(instance: i, groups: lost), outcome: .reprefill)
         add(ids, moved)
@@ -83,21 +83,21 @@ extension ServingEngine {
         note(ids, "replacing NPUs \(deadNPUs.map(String.init).joined(separator: ", ")) of \(instances[i].name) with "
             + "\(how) \(donors.map(String.init).joined(separator: ", ")): NPU-fork weight copy "
             + "\(String(format: "%.3f", seconds)) s over UB; \(moved.reprefilled) requests re-prefilled")
-        queue.schedule(at: now + seconds, .fault(.outageEnds(instance: i)))
+        queue.schedule(at: now.after(seconds), .fault(.outageEnds(instance: i)))
     }
 
     /// Restart of one TE: its requests go back to prefill, it is out for the restart time
     /// (system.md §4: up to 5 minutes), then returns on spares or without the lost dies.
     func restartInstance(_ i: Int, ids: [Int], why: String) {
         let seconds = configuration.faults.componentRestartSeconds
-        faults.outages[i] = .restarting(until: now + seconds)
+        faults.outages[i] = .restarting(until: now.after(seconds))
         refreshFaultState()
         let moved = evict(requestsOn(instance: i), outcome: .reprefill)
         add(ids, moved)
         faults.pendingRecovery[i, default: []] += ids
         note(ids, "\(why): out for \(OperatorCommand.format(seconds)) s; \(moved.reprefilled) requests re-prefilled, "
             + "\(moved.failed) failed")
-        queue.schedule(at: now + seconds, .fault(.outageEnds(instance: i)))
+        queue.schedule(at: now.after(seconds), .fault(.outageEnds(instance: i)))
     }
 
     // MARK: Prefill
@@ -132,7 +132,7 @@ extension ServingEngine {
     func restartWorld(ids: [Int]) {
         let seconds = configuration.faults.componentRestartSeconds
         for i in instances.indices {
-            let until = now + (instances[i].role == .prefill ? 2 * seconds : seconds)
+            let until = now.after(instances[i].role == .prefill ? 2 * seconds : seconds)
             faults.outages[i] = .restarting(until: until)
             queue.schedule(at: until, .fault(.outageEnds(instance: i)))
         }

@@ -31,7 +31,7 @@ extension ServingEngine {
     /// the allocator never hands the bad region out again until the fault is healed.
     private func mask(instance i: Int, group g: Int, tokens: Int, fault id: Int) -> Int {
         let blockTokens = configuration.kvBlockTokens
-        let blocks = min(max(1, (tokens + blockTokens - 1) / blockTokens), instances[i].dp[g].kv.freeBlocks)
+        let blocks = min(max(1, Saturating.ceilDiv(tokens, blockTokens)), instances[i].dp[g].kv.freeBlocks)
         guard blocks > 0 else { return 0 }
         let holder = HBMMask.holder(forFault: id)
         guard instances[i].dp[g].kv.allocate(requestID: holder, promptTokens: blocks * blockTokens, prefixHashes: []) != nil

@@ -1,3 +1,5 @@
+import SimKit
+
 /// What ``KVBlockManager/allocate(requestID:promptTokens:prefixHashes:)`` gave a request.
 public struct KVAllocation: Sendable, Equatable {
     /// Prompt tokens whose KV was already in the prefix cache (need no prefill compute).
@@ -182,7 +184,7 @@ public struct KVBlockManager: Sendable {
 
     // MARK: Internals
 
-    func blocksFor(_ tokens: Int) -> Int { (tokens + blockTokens - 1) / blockTokens }
+    func blocksFor(_ tokens: Int) -> Int { Saturating.ceilDiv(tokens, blockTokens) }
 
     private func reservation(_ sequence: Sequence) -> Int {
         max(0, blocksFor(sequence.expectedTotalTokens) - sequence.blocks.count)

@@ -21,23 +21,40 @@ public enum PrefixHashes {
     }
 
     /// Re-expresses keys of `fromBlockTokens`-token blocks as keys of `toBlockTokens`-token
-    /// blocks (one must divide the other). Splitting derives one sub-key per piece; merging
-    /// combines consecutive keys and drops a trailing partial group (only full blocks are
-    /// cacheable).
+    /// blocks. Splitting derives one sub-key per piece; merging combines consecutive keys and
+    /// drops a trailing partial group (only full blocks are cacheable). Sizes that do not divide
+    /// each other key each target block by the source blocks it overlaps and its offset in the
+    /// first; a size of 0 or less gives no keys (no prefix caching rather than a trap).
     public static func rebase(_ keys: [UInt64], fromBlockTokens: Int, toBlockTokens: Int) -> [UInt64] {
-        precondition(fromBlockTokens > 0 && toBlockTokens > 0)
+        guard fromBlockTokens > 0 && toBlockTokens > 0 else { return [] }
         if fromBlockTokens == toBlockTokens { return keys }
+        guard fromBlockTokens % toBlockTokens == 0 || toBlockTokens % fromBlockTokens == 0 else {
+            return overlapping(keys, fromBlockTokens: fromBlockTokens, toBlockTokens: toBlockTokens)
+        }
         if fromBlockTokens > toBlockTokens {
-            precondition(fromBlockTokens % toBlockTokens == 0, "block sizes must divide")
             let pieces = fromBlockTokens / toBlockTokens
             return keys.flatMap { key in
                 (0..<pieces).map { StableHash.combine(parent: key, UInt64($0)) }
             }
         }
-        precondition(toBlockTokens % fromBlockTokens == 0, "block sizes must divide")
         let group = toBlockTokens / fromBlockTokens
         return stride(from: 0, to: keys.count - group + 1, by: group).map { start in
             StableHash.fnv1a(words: Array(keys[start..<start + group]))
+        }
+    }
+
+    /// ``rebase(_:fromBlockTokens:toBlockTokens:)`` for sizes that do not divide: target block j
+    /// spans tokens j·to…(j+1)·to−1; it is keyed while every source block it overlaps is known.
+    static func overlapping(_ keys: [UInt64], fromBlockTokens from: Int, toBlockTokens to: Int) -> [UInt64] {
+        var result: [UInt64] = []
+        var j = 0
+        while true {
+            let (start, o1) = j.multipliedReportingOverflow(by: to)
+            let (end, o2) = start.addingReportingOverflow(to - 1)
+            guard !o1, !o2, end / from < keys.count else { return result }
+            let first = start / from
+            result.append(StableHash.fnv1a(words: Array(keys[first...(end / from)]) + [UInt64(start - first * from)]))
+            j += 1
         }
     }
 }

@@ -1,0 +1,85 @@
+/// Arithmetic that never traps, for quantities that come from outside (trace token counts,
+/// operator factors, deployment sizes). Swift's `Int(_: Double)` traps on NaN, ±∞ and values
+/// beyond `Int`'s range, and `+`/`*` trap on overflow; an operations tool must not crash on a
+/// number it accepted, so the engine converts and multiplies sizes through these helpers.
+///
+/// ```swift
+/// Int(saturating: 1e300)                   // Int.max
+/// Int(saturating: .nan)                    // 0
+/// Saturating.add(Int.max, 5)               // Int.max
+/// Saturating.ceilDiv(Int.max, 128)         // no overflow in (x + 127) / 128
+/// ```
+extension Int {
+    /// `value` truncated towards zero and clamped to `Int.min…Int.max`; NaN becomes `nan`
+    /// (0 unless told otherwise). Agrees with `Int(value)` wherever that does not trap.
+    @inlinable
+    public init(saturating value: Double, nan: Int = 0) {
+        if value.isNaN {
+            self = nan
+        } else if value >= 0x1p63 {
+            self = .max
+        } else if value <= -0x1p63 {
+            self = .min
+        } else {
+            self = Int(value)
+        }
+    }
+}
+
+/// Saturating integer arithmetic and safe time helpers (see ``Swift/Int/init(saturating:nan:)``).
+public enum Saturating {
+    /// `a + b`, clamped to `Int`'s range.
+    @inlinable
+    public static func add(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? .max : .min) : sum
+    }
+
+    /// `a - b`, clamped to `Int`'s range.
+    @inlinable
+    public static func subtract(_ a: Int, _ b: Int) -> Int {
+        let (difference, overflow) = a.subtractingReportingOverflow(b)
+        return overflow ? (b < 0 ? .max : .min) : difference
+    }
+
+    /// `a * b`, clamped to `Int`'s range.
+    @inlinable
+    public static func multiply(_ a: Int, _ b: Int) -> Int {
+        let (product, overflow) = a.multipliedReportingOverflow(by: b)
+        return overflow ? ((a < 0) == (b < 0) ? .max : .min) : product
+    }
+
+    /// ⌈x / d⌉ for x ≥ 0 and d > 0 without the overflow of `(x + d - 1) / d`; negative x
+    /// gives 0 and d ≤ 0 gives `Int.max` (a size that fits nowhere).
+    @inlinable
+    public static func ceilDiv(_ x: Int, _ d: Int) -> Int {
+        guard d > 0 else { return .max }
+        guard x > 0 else { return 0 }
+        let (q, r) = x.quotientAndRemainder(dividingBy: d)
+        return r == 0 ? q : q + 1
+    }
+
+    /// A finite, non-negative duration: NaN and negatives become 0, ∞ and anything beyond
+    /// `limit` become `limit`.
+    @inlinable
+    public static func duration(_ seconds: Double, limit: Double) -> Double {
+        guard seconds > 0 else { return 0 }  // also NaN
+        return seconds < limit ? seconds : limit
+    }
+}
+
+extension SimTime {
+    /// `self + delay` for a positive `delay`, but never `self` itself: an event rescheduled "one
+    /// interval later" must land strictly after now, even where `delay` is below the resolution
+    /// of the clock (late in a very long run), or the clock would stop at one instant.
+    ///
+    /// ```swift
+    /// let t: SimTime = 1e300
+    /// t.after(0.5) > t       // true (t + 0.5 == t)
+    /// ```
+    @inlinable
+    public func after(_ delay: SimTime) -> SimTime {
+        let next = self + delay
+        return next > self ? next : nextUp
+    }
+}
