@@ -36,9 +36,11 @@ extension ServingEngine {
                 reply = reject(command, "rate must be within 0…\(OperatorCommand.format(Self.maxSyntheticRate)) requests/s, got \(rate)")
                 break
             }
+            let oldRate = synthetic.ratePerSecond
             synthetic.setRate(rate, at: now)
             workload = synthetic
             reply = accept(command, "synthetic arrival rate set to \(OperatorCommand.format(rate)) requests/s", kind: .command)
+            retimeSyntheticArrival(from: oldRate, to: synthetic.ratePerSecond)
             scheduleNextArrival()
         case .speed(let value):
             speed = value
@@ -57,6 +59,12 @@ extension ServingEngine {
         case .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch, .heal, .healAll:
             // Fault commands log their own events and count themselves when accepted.
             reply = applyFaultCommand(command)
+        }
+        // A refusal is logged too: a scenario step the engine refuses at its time (a node already
+        // drained, a fault already healed) has nobody to answer it, and must not vanish silently.
+        if !reply.accepted {
+            telemetry.log(EngineEvent(time: now, kind: .commandRejected, severity: .warning,
+                                      message: "\(command) refused: \(reply.message)"))
         }
         return reply
     }
@@ -129,5 +137,36 @@ extension ServingEngine {
         counts.running = running
         counts.waiting = counts.inFlight - running
         return counts
+    }
+}
+
+extension ServingEngine {
+    /// After a rate change, the arrival already drawn at the old rate comes when the new rate
+    /// says: its remaining wait, counted in mean gaps, is rescaled (exact for Poisson arrivals,
+    /// which are memoryless). Without this, `rate 0.000001` then `rate 50` would wait out the
+    /// old gap (days) before the new rate showed. At rate 0 the arrival is parked until the
+    /// rate rises again.
+    func retimeSyntheticArrival(from oldRate: Double, to newRate: Double) {
+        guard var synthetic = workload as? SyntheticWorkload else { return }
+        var pending: (spec: RequestSpec, remainingGaps: Double)?
+        if let parked = parkedArrival {
+            pending = parked
+        } else if let scheduled = scheduledArrival, arrivalPending, oldRate > 0, queue.cancel(scheduled.event) {
+            pending = (scheduled.spec, max(0, scheduled.at - now) * oldRate)
+        }
+        guard var (spec, remainingGaps) = pending else { return }
+        scheduledArrival = nil
+        guard newRate > 0 else {
+            parkedArrival = (spec, remainingGaps)
+            arrivalPending = false
+            return
+        }
+        parkedArrival = nil
+        let at = now + min(remainingGaps / newRate, Self.longestDelay)
+        spec.arrival = at
+        synthetic.retimeLastArrival(to: at)
+        workload = synthetic
+        arrivalPending = true
+        scheduledArrival = (queue.schedule(at: at, .arrival(spec)), spec, at)
     }
 }

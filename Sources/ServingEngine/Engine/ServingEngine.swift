@@ -89,6 +89,11 @@ public final class ServingEngine {
     /// Consecutive arrivals at the same instant, and that instant (the arrival floor).
     var arrivalsAtInstant = 0
     var lastArrivalAt = -SimTime.infinity
+    /// The synthetic arrival scheduled and not yet taken in, which a rate change re-times.
+    var scheduledArrival: (event: EventID, spec: RequestSpec, at: SimTime)?
+    /// The arrival held back while the synthetic rate is 0, with its remaining wait in mean
+    /// gaps (the residual of a Poisson gap, which a rate change rescales; memoryless).
+    var parkedArrival: (spec: RequestSpec, remainingGaps: Double)?
 
     /// An engine over an explicit workload (a trace, a synthetic source, or a test fixture).
     public init(configuration: EngineConfiguration, workload: some WorkloadSource) throws {
@@ -235,11 +240,13 @@ public final class ServingEngine {
             lastArrivalAt = at
             arrivalsAtInstant = 0
         }
-        queue.schedule(at: at, .arrival(spec))
+        let event = queue.schedule(at: at, .arrival(spec))
+        if workload is SyntheticWorkload { scheduledArrival = (event, spec, at) }
     }
 
     func arrive(_ spec: RequestSpec) {
         arrivalPending = false
+        scheduledArrival = nil
         scheduleNextArrival()
         admit(spec)
     }

@@ -113,6 +113,12 @@ public struct SyntheticWorkload: WorkloadSource {
         if now.isFinite { clock = max(clock, now) }
     }
 
+    /// Moves the generator's clock to `time`, the new arrival time of its last request after the
+    /// engine re-timed it for a rate change: later gaps are drawn from there.
+    public mutating func retimeLastArrival(to time: SimTime) {
+        if time.isFinite { clock = time }
+    }
+
     public mutating func next() -> RequestSpec? {
         if let limit = configuration.maxRequests, nextID >= limit { return nil }
         // Clamped like setRate: a configured rate beyond any pod would flood one instant.
