@@ -60,13 +60,13 @@ extension Deployment {
     /// The deployment as TOML, fields in a stable order.
     public func toml() -> String {
         var out = "# xds deployment (fields: see README, 'Deployments')\n"
-        out += "name = \"\(name)\"\nmodel = \"\(model)\"\nhardware = \"\(hardware)\"\nnodes = \(nodes)\n"
+        out += "name = \(Self.quoted(name))\nmodel = \(Self.quoted(model))\nhardware = \(Self.quoted(hardware))\nnodes = \(nodes)\n"
         for g in groups {
             out += "\n[[\(g.role.rawValue)]]\ncount = \(g.count)\nnpus = \(g.npusEach)\nfirst_npu = \(g.firstNPU)\n"
             out += "tp = \(g.tp)\ndp = \(g.dp)\nep = \(g.ep)\nredundant_experts = \(g.redundantExperts)\n"
             out += "shared_expert_dies = \(g.sharedExpertDies)\nbatch_limit = \(g.batchLimit)\n"
             if g.external { out += "external = true\n" }
-            if let hw = g.hardware { out += "hardware = \"\(hw)\"\n" }
+            if let hw = g.hardware { out += "hardware = \(Self.quoted(hw))\n" }
         }
         if let ma = moeAttention {
             out += "\n[moe_attention]\nfirst_npu = \(ma.firstNPU)\nexpert_dies = \(ma.expertDies)\n"
@@ -75,6 +75,27 @@ extension Deployment {
             out += "microbatches = \(ma.microbatches)\nbatch_limit = \(ma.batchLimit)\n"
         }
         return out
+    }
+
+    /// A TOML basic string: quotes, backslashes and control characters escaped, so a name read
+    /// from one file (`name = "a\"b"`, or one holding ESC) prints back as TOML that parses to it
+    /// and never reaches the terminal raw (C1 too: 0x9B is a CSI on some terminals).
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                    + String(scalar.value, radix: 16, uppercase: true)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }
 
