@@ -103,7 +103,8 @@ extension Deployment {
 public enum TOMLDocument {
     public static func read(path: String, what: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ConfigError("\(path): cannot read \(what)")
+            // An empty path would print as ": cannot read …".
+            throw ConfigError("\(path.isEmpty ? "''" : path): cannot read \(what)")
         }
         return text
     }
