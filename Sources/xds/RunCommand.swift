@@ -60,8 +60,10 @@ extension Run {
             }
             return
         }
-        let parent = (path as NSString).deletingLastPathComponent
-        guard !path.isEmpty, FileManager.default.isWritableFile(atPath: parent.isEmpty ? "." : parent) else {
+        // Not NSString.deletingLastPathComponent: corelibs Foundation traps on some non-ASCII
+        // names (`--out ٣` crashed the hostile trial).
+        let parent = path.lastIndex(of: "/").map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? "."
+        guard !path.isEmpty, FileManager.default.isWritableFile(atPath: parent) else {
             throw ConfigError("--out \(shown): cannot write the report there (no such directory, or not writable)")
         }
     }

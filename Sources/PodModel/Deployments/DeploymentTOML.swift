@@ -50,7 +50,10 @@ extension Deployment {
                 trampolineDies: try m.int("trampoline_dies", default: 0), microbatches: try m.int("microbatches", default: 2),
                 batchLimit: try m.int("batch_limit", default: 96))
         }
-        self.init(name: try r.optionalString("name") ?? (source as NSString).lastPathComponent,
+        // The file name without NSString path helpers (corelibs Foundation traps on some
+        // non-ASCII paths).
+        let fileName = source.split(separator: "/").last.map(String.init) ?? source
+        self.init(name: try r.optionalString("name") ?? fileName,
                   model: try r.optionalString("model") ?? "deepseek-r1",
                   hardware: try r.optionalString("hardware") ?? "ascend-910c",
                   nodes: try r.int("nodes", default: 48), groups: groups, moeAttention: ma)
