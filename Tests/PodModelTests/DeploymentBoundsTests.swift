@@ -30,7 +30,7 @@ import Testing
         ("tp = 4", "tp = 9223372036854775807", ["tp must be between 1 and 32"]),
         ("dp = 8", "dp = -9223372036854775808", ["dp must be between 1 and 32"]),
         ("ep = 32", "ep = 0", ["ep must be between 1 and 32"]),
-        ("redundant_experts = 32", "redundant_experts = 9223372036854775807", ["redundant_experts must be between 0 and 4096"]),
+        ("redundant_experts = 32", "redundant_experts = 9223372036854775807", ["redundant_experts must be between 0 and 1024"]),
         ("shared_expert_dies = 32", "shared_expert_dies = 1000000", ["shared_expert_dies must be between 0 and 320"]),
         ("batch_limit = 96", "batch_limit = 9223372036854775807", ["batch_limit must be between 0 and 16384"]),
     ]

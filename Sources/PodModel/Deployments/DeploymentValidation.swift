@@ -2,9 +2,10 @@ extension Deployment {
     /// Most requests one DP group may batch: 16 × the papers' 96 per die at TP16. Larger limits
     /// mean nothing the cost model was calibrated for and only grow per-group arrays.
     public static let maxBatchLimit = 16_384
-    /// Most redundant expert slots per instance: ten replicas of every expert of the largest
-    /// catalogue model (384 experts) still fits under it.
-    public static let maxRedundantExperts = 4_096
+    /// Most redundant expert slots per instance: enough for one slot per die of a whole-pod
+    /// EP768 over DeepSeek's 256 experts (512) with room to spare. The greedy EPLB placement
+    /// grows faster than linearly in slots: 4,096 took over 20 s to place in a debug build.
+    public static let maxRedundantExperts = 1_024
     /// Most micro-batches a MoE–attention decode step may be cut into.
     public static let maxMicrobatches = 64
 
