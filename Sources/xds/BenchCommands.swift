@@ -13,17 +13,26 @@ struct BenchDecode: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "decode", abstract: "One decode step at a fixed batch and context (ignore-EOS), as the papers measure.")
     @OptionGroup var deployment: DeploymentOption
-    @Option(help: "Requests per die (per DP group at TP1).") var batchPerDie: Double = 96
-    @Option(help: "KV length of every request, in tokens.") var context: Double = 4096
-    @Option(help: "MTP acceptance rate (0 disables MTP).") var mtpAcceptance: Double = 0.7
+    @Option(parsing: .unconditional, help: "Requests per die (per DP group at TP1), \(FlagLimits.batchPerDie.allowed).")
+    var batchPerDie: CLINumber = 96
+    @Option(parsing: .unconditional, help: "KV length of every request, in tokens (at most the model's context window).")
+    var context: CLINumber = 4096
+    @Option(parsing: .unconditional, help: "MTP acceptance rate (0 disables MTP), \(FlagLimits.mtpAcceptance.allowed).")
+    var mtpAcceptance: CLINumber = 0.7
     @OptionGroup var experts: ExpertBenchOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let r = try Bench.decode(deployment: deployment.resolve(), batchPerDie: batchPerDie, context: context,
-                                               mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing, seed: experts.seed)
+        // Every number against its range (FlagLimits); the context window needs the model.
+        let batchPerDie = try FlagLimits.batchPerDie.value(batchPerDie)
+        let mtpAcceptance = try FlagLimits.mtpAcceptance.value(mtpAcceptance)
+        let seed = try experts.checkedSeed()
+        let d = try deployment.resolve()
+        let context = try FlagLimits.context(d.modelSpec()).value(context)
+        let r = try Bench.decode(deployment: d, batchPerDie: batchPerDie, context: context,
+                                 mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing, seed: seed)
         if json { return try printJSON(r) }
-        print("decode on \(r.deployment): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context)), eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)")
+        print("decode on \(r.deployment.terminalSafe): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context)), eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)")
         print("  step \(fmt(r.stepMs, 2)) ms   layer \(fmt(r.layerMs, 3)) ms   TPOT \(fmt(r.tpotMs, 2)) ms   \(fmt(r.tokensPerStep, 2)) tokens/step")
         print("  \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip   MoE load factor \(fmt(r.moeLoadFactor, 2))")
         let b = r.breakdownMs
@@ -35,16 +44,22 @@ struct BenchPrefill: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prefill", abstract: "One prefill batch at a fixed prompt length and tokens per NPU.")
     @OptionGroup var deployment: DeploymentOption
-    @Option(help: "Prompt length in tokens.") var promptLen: Double = 4096
-    @Option(help: "Prompt tokens per NPU (die) in the batch.") var tokensPerNpu: Double = 16384
+    @Option(parsing: .unconditional, help: "Prompt length in tokens (at most the model's context window).")
+    var promptLen: CLINumber = 4096
+    @Option(parsing: .unconditional, help: "Prompt tokens per NPU (die) in the batch, \(FlagLimits.tokensPerNPU.allowed).")
+    var tokensPerNpu: CLINumber = 16384
     @OptionGroup var experts: ExpertBenchOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let r = try Bench.prefill(deployment: deployment.resolve(), promptLen: promptLen,
-                                                tokensPerNPU: tokensPerNpu, eplb: experts.eplb, routing: experts.routing, seed: experts.seed)
+        let tokensPerNPU = try FlagLimits.tokensPerNPU.value(tokensPerNpu)
+        let seed = try experts.checkedSeed()
+        let d = try deployment.resolve()
+        let promptLen = try FlagLimits.promptLen(d.modelSpec()).value(promptLen)
+        let r = try Bench.prefill(deployment: d, promptLen: promptLen, tokensPerNPU: tokensPerNPU,
+                                  eplb: experts.eplb, routing: experts.routing, seed: seed)
         if json { return try printJSON(r) }
-        print("prefill on \(r.deployment): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens/NPU, eplb \(r.eplb.rawValue)")
+        print("prefill on \(r.deployment.terminalSafe): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens/NPU, eplb \(r.eplb.rawValue)")
         print("  batch \(fmt(r.batchMs, 1)) ms   \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip")
         let b = r.breakdownMs
         print("  attention \(fmt(b.attention, 1)) ms  moe \(fmt(b.moe, 1))  dispatch \(fmt(b.dispatch, 1))  combine \(fmt(b.combine, 1))  other \(fmt(b.other, 1))")
@@ -90,5 +105,7 @@ struct ExpertBenchOptions: ParsableArguments {
     @Option(help: "Expert load balancing: off, on or perfect.") var eplb: EPLBMode = .on
     @Option(help: "Expert routing skew: balanced (benchmark) or skewed (system.md's DeepSeek-R1 skew).")
     var routing: RoutingSkew = .balanced
-    @Option(help: "Seed of the skewed routing draw.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Seed of the skewed routing draw.") var seed: CLINumber = 1
+
+    func checkedSeed() throws -> UInt64 { try FlagLimits.seed(seed) }
 }

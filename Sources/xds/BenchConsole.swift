@@ -9,13 +9,15 @@ struct BenchConsole: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "console", abstract: "Frames per CPU second rendering every view at 200×60")
 
-    @Option(help: "Frames to render (cycling through the six views).")
-    var frames = 600
+    @Option(parsing: .unconditional, help: "Frames to render (cycling through the six views), \(FlagLimits.frames.allowed).")
+    var frames: CLINumber = 600
 
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() throws {
+        // `0..<frames` traps on a negative count: checked first.
+        let frames = try FlagLimits.frames.int(frames)
         let snapshot = SnapshotFixtures.superpod
         let theme = Theme.builtinDark
         var state = ConsoleState(width: 200, height: 60)

@@ -12,17 +12,14 @@ struct BenchEvents: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "events", abstract: "Events per second through the SimKit event queue")
 
-    @Option(help: "Number of events to schedule and pop.")
-    var count: Int = 2_000_000
+    @Option(parsing: .unconditional, help: "Number of events to schedule and pop, \(FlagLimits.eventCount.allowed).")
+    var count: CLINumber = 2_000_000
 
     @Flag(help: "Print JSON.")
     var json = false
 
-    func validate() throws {
-        guard count > 0 else { throw ValidationError("--count must be positive, got \(count)") }
-    }
-
     func run() throws {
+        let count = try FlagLimits.eventCount.int(count)
         // A steady-state queue of ~1,000 pending events, like an engine with many timers:
         // every pop schedules one follow-up a random short delay later.
         var rng = RandomStream(seed: 1)

@@ -10,8 +10,10 @@ struct Run: ParsableCommand {
         discussion: "A trace run lasts until every request has finished unless --duration is given; a synthetic run lasts 10 minutes of simulated time by default.")
 
     @OptionGroup var common: CommonOptions
-    @Option(help: "Simulated time to run, e.g. 90s, 10m, 1h.") var duration: String?
-    @Option(help: "max (default), or simulated seconds per wall second.") var speed: String = "max"
+    @Option(parsing: .unconditional, help: "Simulated time to run, e.g. 90s, 10m, 1h (at most 10 years).")
+    var duration: String?
+    @Option(parsing: .unconditional, help: "max (default), or simulated seconds per wall second (\(FlagLimits.speed.allowed)).")
+    var speed: String = "max"
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "Also write the JSON report to this file.") var out: String?
     @Flag(help: "No progress line on stderr.") var quiet = false
@@ -23,16 +25,12 @@ struct Run: ParsableCommand {
             print(try common.deployment.resolve().toml(), terminator: "")
             return
         }
+        // Flags first (FlagLimits), then files: a bad number is refused before anything is read.
+        var limit = try duration.map(FlagLimits.duration)
+        let pace = try FlagLimits.pace(speed)
+        if let out { try Self.checkWritable(out) }
         let config = try common.engineConfiguration(defaultRate: 10)
         let scenario = try common.loadScenario()
-        var limit: SimTime?
-        if let duration {
-            guard let d = SimTime.parseDuration(duration), d > 0 else {
-                throw ConfigError("--duration: expected a time like 90s, 10m or 1h, got '\(duration)'")
-            }
-            limit = d
-        }
-        let pace = try parseSpeed(speed)
         if case .synthetic = config.workload, limit == nil { limit = 600 }
         let engine = try ServingEngine(configuration: config)
         let driver = RunDriver(engine: engine, scenario: scenario, limit: limit, pace: pace,
@@ -44,10 +42,30 @@ struct Run: ParsableCommand {
         let data = try encoder.encode(report)
         if let out {
             guard FileManager.default.createFile(atPath: out, contents: data + Data("\n".utf8)) else {
-                throw ConfigError("\(out): cannot write the report")
+                throw ConfigError("--out \(out.isEmpty ? "''" : out): cannot write the report")
             }
         }
         if json { print(String(decoding: data, as: UTF8.self)) } else { print(ReportSummary.text(report)) }
+    }
+}
+
+extension Run {
+    /// Refuses an `--out` that cannot be written before the run, not after an hour of it.
+    static func checkWritable(_ path: String) throws {
+        let shown = path.isEmpty ? "''" : path
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard !isDirectory.boolValue, FileManager.default.isWritableFile(atPath: path) else {
+                throw ConfigError("--out \(shown): cannot write the report there")
+            }
+            return
+        }
+        // Not NSString.deletingLastPathComponent: corelibs Foundation traps on some non-ASCII
+        // names (`--out ٣` crashed the hostile trial).
+        let parent = path.lastIndex(of: "/").map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? "."
+        guard !path.isEmpty, FileManager.default.isWritableFile(atPath: parent) else {
+            throw ConfigError("--out \(shown): cannot write the report there (no such directory, or not writable)")
+        }
     }
 }
 
@@ -78,7 +96,14 @@ final class RunDriver {
             if engine.now >= end { break }
             if limit == nil, !engine.hasWork { break }
             var target = min(end, engine.now + slice)
+            // Idle stretches cost nothing: with no event before the slice ends, jump straight to
+            // the next one (a trace gap of days, a year at a low rate) instead of stepping
+            // through it a simulated second at a time.
+            let nextEvent = engine.nextEventTime() ?? .infinity
+            if nextEvent > target { target = min(end, nextEvent) }
             if nextStep < steps.count { target = min(target, steps[nextStep].at) }
+            // Nothing scheduled, no limit: running "until infinity" would set the clock to inf.
+            if !target.isFinite { break }
             engine.run(until: target)
             while nextStep < steps.count, steps[nextStep].at <= engine.now {
                 _ = engine.apply(steps[nextStep].command)
@@ -106,6 +131,8 @@ final class RunDriver {
 
 enum Format {
     static func clock(_ t: Double) -> String {
+        // Int(t) traps on NaN, infinity and beyond Int's range; no run gets near 10^15 s.
+        guard t.isFinite, abs(t) < 1e15 else { return "—" }
         let s = Int(t)
         return String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
     }
@@ -115,7 +142,7 @@ enum ReportSummary {
     static func text(_ r: RunReport) -> String {
         func ms(_ p: RunReport.Percentiles) -> String { String(format: "mean %8.1f  p50 %8.1f  p90 %8.1f  p99 %8.1f", p.mean, p.p50, p.p90, p.p99) }
         return """
-            xds run · \(r.deployment) · \(r.model) · seed \(r.seed)
+            xds run · \(r.deployment.terminalSafe) · \(r.model) · seed \(r.seed)
               simulated \(Format.clock(r.simSeconds)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
               requests  arrived \(r.requests.arrived)  completed \(r.requests.completed)  failed \(r.requests.failed)  rejected \(r.requests.rejected)  in flight \(r.requests.inFlight)
               tokens    prompt \(r.tokens.prompt)  generated \(r.tokens.generated)
@@ -132,7 +159,7 @@ enum ReportSummary {
 
     static func faultLine(_ f: FaultDetail) -> String {
         func seconds(_ value: Double?) -> String { value.map { String(format: "%.2f s", $0) } ?? "—" }
-        return "\n    #\(f.id) \(f.command) at \(Format.clock(f.injectedAt)): detect \(seconds(f.timeToDetectS)), "
+        return "\n    #\(f.id) \(f.command.terminalSafe) at \(Format.clock(f.injectedAt)): detect \(seconds(f.timeToDetectS)), "
             + "recover \(seconds(f.timeToRecoverS)), failed \(f.requestsFailed), re-prefilled \(f.requestsReprefilled)"
 
     }

@@ -19,21 +19,27 @@ enum Main {
         do {
             var command = try XDS.parseAsRoot()
             try command.run()
-        } catch let error as ConfigError {
-            fail(error.description)
-        } catch let error as WorkloadError {
-            fail(error.description)
         } catch {
+            guard isArgumentParserError(error) else { fail(ErrorLine.describe(error)) }
             let code = XDS.exitCode(for: error)
             if code == .success {
                 print(XDS.fullMessage(for: error))
                 exit(0)
             }
             if error is ExitCode { exit(code.rawValue) }
-            fail(XDS.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)", code: code.rawValue)
+            // ArgumentParser adds usage lines; the first line says what was wrong. It may echo
+            // what the user typed, so it is made terminal-safe like every other message.
+            let first = XDS.message(for: error).split(separator: "\n").first.map(String.init) ?? ""
+            fail(first.isEmpty ? ErrorLine.describe(error) : first.terminalSafe, code: code.rawValue)
         }
     }
 
+    /// Help, usage errors and exit codes: ArgumentParser formats those itself.
+    static func isArgumentParserError(_ error: any Error) -> Bool {
+        String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
+    }
+
+    /// One line on stderr and a non-zero exit. `message` is already one terminal-safe line.
     static func fail(_ message: String, code: Int32 = 1) -> Never {
         FileHandle.standardError.write(Data("xds: \(message)\n".utf8))
         exit(code == 0 ? 1 : code)
@@ -50,10 +56,10 @@ struct DeploymentOption: ParsableArguments {
 
     func resolve() throws -> Deployment {
         var d = deployment.hasSuffix(".toml") ? try Deployment.load(path: deployment) : try Deployment.resolve(deployment)
-        if let model {
-            d.model = try ModelSpec.named(model).name
-            try d.validate()
-        }
+        if let model { d.model = try ModelSpec.named(model).name }
+        // Always: an inline colocated:… spec is only shaped by resolve(), and the engine
+        // trusts the layout it is given (its sizes feed allocations and index arithmetic).
+        try d.validate()
         return d
     }
 }

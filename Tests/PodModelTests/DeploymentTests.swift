@@ -58,7 +58,7 @@ import Testing
         unknownHW.hardware = "tpu"
         let cases: [(Deployment, String)] = [
             (twice, "used twice"), (tooBig, "but the pod has 384 NPUs"), (badEP, "does not divide the experts"),
-            (negative, "must not be negative"), (unknownModel, "unknown model 'gpt-9'"),
+            (negative, "batch_limit must be between 0 and 16384"), (unknownModel, "unknown model 'gpt-9'"),
             (unknownHW, "unknown hardware profile 'tpu'"),
         ]
         for (d, expected) in cases {
@@ -66,7 +66,7 @@ import Testing
             #expect(message.contains(expected), "\(message)")
             #expect(!message.contains("\n"))
         }
-        for (spec, expected) in [("colocated:0:llama-2-7b:nvidia-a100:tp1", "positive"),
+        for (spec, expected) in [("colocated:0:llama-2-7b:nvidia-a100:tp1", "between 1 and 1024"),
                                  ("colocated:2:llama-2-7b:nvidia-a100", "expected colocated:N"),
                                  ("colocated:2:llama-2-7b:nvidia-a100:x4", "TP degree"),
                                  ("colocated:2:nope:nvidia-a100:tp1", "unknown model"),
@@ -88,6 +88,6 @@ import Testing
             _ = try Deployment(toml: "[[decode]]\nnpus = 400\ntp = 1\ndp = 800\nep = 320\nshared_expert_dies = 32\nredundant_experts = 32\n",
                                source: "i.toml")
         }
-        #expect(impossible.contains("i.toml:") && impossible.contains("NPU 384"), "\(impossible)")
+        #expect(impossible.contains("i.toml:") && impossible.contains("npus must be between 1 and 384"), "\(impossible)")
     }
 }

@@ -44,6 +44,10 @@ public struct CellBuffer: Sendable, Equatable {
 
     /// Writes `string` from (x, y), clipped to `clip` (default: the whole buffer).
     /// Returns the x after the last written character.
+    ///
+    /// A control character (C0 such as ESC or newline, DEL, C1) is written as `?`: names come
+    /// from files and trace lines, and a raw ESC copied to the terminal would let a file
+    /// recolour, move or clear the screen. One `?` per character keeps column arithmetic intact.
     @discardableResult
     public mutating func put(_ string: String, x: Int, y: Int, style: Style = .text, clip: Rect? = nil) -> Int
     {
@@ -54,10 +58,16 @@ public struct CellBuffer: Sendable, Equatable {
         let lower = max(area.x, 0)
         for ch in string {
             if cx >= limit { break }
-            if cx >= lower { cells[y * width + cx] = Cell(character: ch, style: style) }
+            if cx >= lower { cells[y * width + cx] = Cell(character: Self.printable(ch), style: style) }
             cx += 1
         }
         return cx
+    }
+
+    /// `ch`, or `?` when any scalar of it is a control character a terminal would act on.
+    static func printable(_ ch: Character) -> Character {
+        if let ascii = ch.asciiValue { return ascii < 0x20 || ascii == 0x7F ? "?" : ch }
+        return ch.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) } ? "?" : ch
     }
 
     /// Fills a rectangle with one cell.

@@ -61,15 +61,27 @@ extension Deployment {
         let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         let usage = "expected colocated:N:MODEL:PROFILE:tpK, e.g. colocated:2:llama-2-7b:nvidia-a100:tp1"
         guard parts.count == 5, parts[0] == "colocated" else { throw ConfigError("bad deployment '\(spec)': \(usage)") }
-        guard let n = Int(parts[1]), n > 0 else {
-            throw ConfigError("bad deployment '\(spec)': replica count '\(parts[1])' is not a positive integer; \(usage)")
-        }
         let model = try ModelSpec.named(parts[2])
         let hw = try HardwareProfile.named(parts[3])
-        guard parts[4].hasPrefix("tp"), let tp = Int(parts[4].dropFirst(2)), tp > 0 else {
+        // N and K are bounded by the profile's cluster before any size is multiplied, so
+        // `colocated:999999999999:…` is one line, not an overflow trap or a huge allocation.
+        let devices = hw.maxDevices, dies = hw.maxDevices * hw.diesPerDevice
+        guard let n = Int(parts[1]), (1...devices).contains(n) else {
+            throw ConfigError("bad deployment '\(spec)': replica count N must be a whole number between 1 and \(devices) "
+                + "(\(hw.name) devices in one deployment), got '\(parts[1])'")
+        }
+        guard parts[4].hasPrefix("tp"), let tp = Int(parts[4].dropFirst(2)) else {
             throw ConfigError("bad deployment '\(spec)': '\(parts[4])' is not a TP degree like tp1; \(usage)")
         }
+        guard (1...dies).contains(tp) else {
+            throw ConfigError("bad deployment '\(spec)': TP degree K must be between 1 and \(dies) "
+                + "(\(hw.name) dies in one deployment), got \(tp)")
+        }
         let npusEach = (tp + hw.diesPerDevice - 1) / hw.diesPerDevice
+        guard n * npusEach <= devices else {
+            throw ConfigError("bad deployment '\(spec)': \(n) replicas × \(npusEach) \(hw.deviceKind)s = \(n * npusEach), "
+                + "more than the \(devices) \(hw.name) devices one deployment may use")
+        }
         let dpEach = npusEach * hw.diesPerDevice / tp
         let nodes = (n * npusEach + hw.devicesPerNode - 1) / hw.devicesPerNode
         let ep = model.isMoE ? npusEach * hw.diesPerDevice : 1

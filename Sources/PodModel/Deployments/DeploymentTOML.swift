@@ -50,7 +50,10 @@ extension Deployment {
                 trampolineDies: try m.int("trampoline_dies", default: 0), microbatches: try m.int("microbatches", default: 2),
                 batchLimit: try m.int("batch_limit", default: 96))
         }
-        self.init(name: try r.optionalString("name") ?? (source as NSString).lastPathComponent,
+        // The file name without NSString path helpers (corelibs Foundation traps on some
+        // non-ASCII paths).
+        let fileName = source.split(separator: "/").last.map(String.init) ?? source
+        self.init(name: try r.optionalString("name") ?? fileName,
                   model: try r.optionalString("model") ?? "deepseek-r1",
                   hardware: try r.optionalString("hardware") ?? "ascend-910c",
                   nodes: try r.int("nodes", default: 48), groups: groups, moeAttention: ma)
@@ -60,13 +63,13 @@ extension Deployment {
     /// The deployment as TOML, fields in a stable order.
     public func toml() -> String {
         var out = "# xds deployment (fields: see README, 'Deployments')\n"
-        out += "name = \"\(name)\"\nmodel = \"\(model)\"\nhardware = \"\(hardware)\"\nnodes = \(nodes)\n"
+        out += "name = \(Self.quoted(name))\nmodel = \(Self.quoted(model))\nhardware = \(Self.quoted(hardware))\nnodes = \(nodes)\n"
         for g in groups {
             out += "\n[[\(g.role.rawValue)]]\ncount = \(g.count)\nnpus = \(g.npusEach)\nfirst_npu = \(g.firstNPU)\n"
             out += "tp = \(g.tp)\ndp = \(g.dp)\nep = \(g.ep)\nredundant_experts = \(g.redundantExperts)\n"
             out += "shared_expert_dies = \(g.sharedExpertDies)\nbatch_limit = \(g.batchLimit)\n"
             if g.external { out += "external = true\n" }
-            if let hw = g.hardware { out += "hardware = \"\(hw)\"\n" }
+            if let hw = g.hardware { out += "hardware = \(Self.quoted(hw))\n" }
         }
         if let ma = moeAttention {
             out += "\n[moe_attention]\nfirst_npu = \(ma.firstNPU)\nexpert_dies = \(ma.expertDies)\n"
@@ -76,13 +79,35 @@ extension Deployment {
         }
         return out
     }
+
+    /// A TOML basic string: quotes, backslashes and control characters escaped, so a name read
+    /// from one file (`name = "a\"b"`, or one holding ESC) prints back as TOML that parses to it
+    /// and never reaches the terminal raw (C1 too: 0x9B is a CSI on some terminals).
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                    + String(scalar.value, radix: 16, uppercase: true)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
 }
 
 /// Reading and parsing the project's TOML files (deployments, scenarios), with one-line errors.
 public enum TOMLDocument {
     public static func read(path: String, what: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ConfigError("\(path): cannot read \(what)")
+            // An empty path would print as ": cannot read …".
+            throw ConfigError("\(path.isEmpty ? "''" : path): cannot read \(what)")
         }
         return text
     }

@@ -1,27 +1,35 @@
 extension Deployment {
+    /// Most requests one DP group may batch: 16 × the papers' 96 per die at TP16. Larger limits
+    /// mean nothing the cost model was calibrated for and only grow per-group arrays.
+    public static let maxBatchLimit = 16_384
+    /// Most redundant expert slots per instance: enough for one slot per die of a whole-pod
+    /// EP768 over DeepSeek's 256 experts (512) with room to spare. The greedy EPLB placement
+    /// grows faster than linearly in slots: 4,096 took over 20 s to place in a debug build.
+    public static let maxRedundantExperts = 1_024
+    /// Most micro-batches a MoE–attention decode step may be cut into.
+    public static let maxMicrobatches = 64
+
     /// Checks that the layout can exist; throws one ``ConfigError`` naming the first problem.
+    ///
+    /// Every number is checked against its range *before* any arithmetic or loop uses it, so a
+    /// hostile file (`nodes = 1000000000000`, `count = 9223372036854775807`) gets one line naming
+    /// the field and its range instead of an overflow trap or a loop over 10^12 NPUs.
     public func validate() throws {
         let model = try modelSpec()
         let hw = try hardwareProfile()
-        guard nodes > 0 else { throw ConfigError("deployment '\(name)': nodes must be positive, got \(nodes)") }
+        let pod = hw.name == HardwareProfile.ascend910C.name
+            ? "a CloudMatrix384 pod has \(hw.maxNodes) nodes"
+            : "the most one \(hw.name) deployment may span"
+        try Self.bound(nodes, "deployment '\(name)': nodes", 1...hw.maxNodes, why: pod)
         let topo = try topology()
-        if hw.name == HardwareProfile.ascend910C.name, nodes > PodTopology.cloudMatrix384.nodes {
-            throw ConfigError("deployment '\(name)': \(nodes) nodes, but a CloudMatrix384 pod has 48")
-        }
         guard !groups.isEmpty || moeAttention != nil else {
             throw ConfigError("deployment '\(name)': no instances (add a [[prefill]], [[decode]] or [[colocated]] group)")
         }
         var owner = [Int: String]()
         for g in groups {
             let label = "deployment '\(name)', \(g.role.rawValue) group"
-            for (field, value) in [("count", g.count), ("npus", g.npusEach), ("tp", g.tp), ("dp", g.dp), ("ep", g.ep)]
-            where value <= 0 {
-                throw ConfigError("\(label): \(field) must be positive, got \(value)")
-            }
-            if g.redundantExperts < 0 || g.sharedExpertDies < 0 || g.batchLimit < 0 || g.firstNPU < 0 {
-                throw ConfigError("\(label): first_npu, redundant_experts, shared_expert_dies and batch_limit must not be negative")
-            }
             let groupHW = try g.hardware.map(HardwareProfile.named) ?? hw
+            try checkBounds(g, label: label, topology: topo, hardware: groupHW)
             let dies = g.npusEach * groupHW.diesPerDevice
             if g.tp * g.dp != dies {
                 throw ConfigError("\(label): tp \(g.tp) × dp \(g.dp) = \(g.tp * g.dp) dies, but \(g.npusEach) NPUs have \(dies) dies")
@@ -31,11 +39,15 @@ extension Deployment {
             }
             try validateExperts(g, model: model, dies: dies, label: label)
             if g.external { continue }
+            // Bounds above keep this product small (≤ NPUs in the pod squared), so it cannot trap.
+            let end = g.firstNPU + g.count * g.npusEach
+            if end > topo.npuCount {
+                let npu = max(topo.npuCount, g.firstNPU)
+                throw ConfigError("\(label): instance \((npu - g.firstNPU) / g.npusEach) needs NPU \(npu), "
+                    + "but the pod has \(topo.npuCount) NPUs (\(topo.dieCount) dies)")
+            }
             for i in 0..<g.count {
                 for npu in g.npus(ofInstance: i) {
-                    guard npu < topo.npuCount else {
-                        throw ConfigError("\(label): instance \(i) needs NPU \(npu), but the pod has \(topo.npuCount) NPUs (\(topo.dieCount) dies)")
-                    }
                     if let other = owner[npu] {
                         throw ConfigError("\(label): NPU \(npu) is used twice (also by \(other))")
                     }
@@ -48,12 +60,40 @@ extension Deployment {
         }
     }
 
+    /// One line naming the field, its allowed range (and why), and the value.
+    static func bound(_ value: Int, _ field: String, _ range: ClosedRange<Int>, why: String? = nil) throws {
+        guard !range.contains(value) else { return }
+        let reason = why.map { " (\($0))" } ?? ""
+        throw ConfigError("\(field) must be between \(range.lowerBound) and \(range.upperBound)\(reason), got \(value)")
+    }
+
+    /// The ranges of one group's fields. An internal group must fit in the pod; an external one
+    /// (outside the pod, over RoCE) in the largest cluster its hardware profile allows.
+    private func checkBounds(_ g: InstanceGroup, label: String, topology topo: PodTopology,
+                             hardware groupHW: HardwareProfile) throws {
+        let devices = g.external ? groupHW.maxDevices : topo.npuCount
+        let place = g.external ? "\(groupHW.name) devices an external group may use" : "NPUs in the pod"
+        try Self.bound(g.count, "\(label): count", 1...devices, why: place)
+        try Self.bound(g.npusEach, "\(label): npus", 1...devices, why: place)
+        if !g.external { try Self.bound(g.firstNPU, "\(label): first_npu", 0...(devices - 1), why: "NPU indices of the pod") }
+        if g.external, g.count * g.npusEach > devices {
+            throw ConfigError("\(label): count \(g.count) × npus \(g.npusEach) = \(g.count * g.npusEach) devices, "
+                + "more than the \(devices) \(place)")
+        }
+        let dies = g.npusEach * groupHW.diesPerDevice
+        for (field, value) in [("tp", g.tp), ("dp", g.dp), ("ep", g.ep)] {
+            try Self.bound(value, "\(label): \(field)", 1...dies, why: "dies of one instance")
+        }
+        try Self.bound(g.sharedExpertDies, "\(label): shared_expert_dies", 0...dies, why: "dies of one instance")
+        try Self.bound(g.redundantExperts, "\(label): redundant_experts", 0...Self.maxRedundantExperts)
+        try Self.bound(g.batchLimit, "\(label): batch_limit", 0...Self.maxBatchLimit, why: "requests per DP group")
+    }
+
     private func validateExperts(_ g: InstanceGroup, model: ModelSpec, dies: Int, label: String) throws {
         guard let moe = model.moe else {
             if g.ep != 1 { throw ConfigError("\(label): \(model.name) is dense; ep must be 1, got \(g.ep)") }
             return
         }
-        if g.ep > dies { throw ConfigError("\(label): ep \(g.ep) is more than the instance's \(dies) dies") }
         if g.sharedExpertDies >= g.ep {
             throw ConfigError("\(label): shared_expert_dies \(g.sharedExpertDies) leaves no die for routed experts (ep \(g.ep))")
         }
@@ -69,24 +109,27 @@ extension Deployment {
                                       owner: [Int: String]) throws {
         let label = "deployment '\(name)', moe_attention"
         guard let moe = model.moe else { throw ConfigError("\(label): \(model.name) is dense; MoE–attention needs an MoE model") }
+        let dies = topo.dieCount
+        try Self.bound(ma.firstNPU, "\(label): first_npu", 0...(topo.npuCount - 1), why: "NPU indices of the pod")
         for (field, value) in [("expert_dies", ma.expertDies), ("attention_domains", ma.attentionDomains),
-                               ("dp_per_domain", ma.dpPerDomain), ("microbatches", ma.microbatches),
-                               ("batch_limit", ma.batchLimit)] where value <= 0 {
-            throw ConfigError("\(label): \(field) must be positive, got \(value)")
+                               ("dp_per_domain", ma.dpPerDomain)] {
+            try Self.bound(value, "\(label): \(field)", 1...dies, why: "dies in the pod")
         }
+        try Self.bound(ma.sharedExpertDies, "\(label): shared_expert_dies", 0...ma.expertDies, why: "expert_dies")
+        try Self.bound(ma.trampolineDies, "\(label): trampoline_dies", 0...ma.expertDies, why: "expert_dies")
+        try Self.bound(ma.microbatches, "\(label): microbatches", 1...Self.maxMicrobatches)
+        try Self.bound(ma.batchLimit, "\(label): batch_limit", 1...Self.maxBatchLimit, why: "requests per DP group")
         let routedDies = ma.expertDies - ma.sharedExpertDies
         guard routedDies > 0, routedDies % moe.routedExperts == 0 || moe.routedExperts % routedDies == 0 else {
             throw ConfigError("\(label): \(routedDies) routed-expert dies do not divide \(moe.routedExperts) experts")
         }
-        let dies = ma.expertDies + ma.attentionDies
+        // Each factor is at most the pod's die count, so the product cannot overflow.
+        let needed = ma.expertDies + ma.attentionDies
         let firstDie = ma.firstNPU * topo.diesPerNPU
-        if firstDie + dies > topo.dieCount {
-            throw ConfigError("\(label): needs \(dies) dies from NPU \(ma.firstNPU), more dies than the pod has (\(topo.dieCount))")
+        if firstDie + needed > topo.dieCount {
+            throw ConfigError("\(label): needs \(needed) dies from NPU \(ma.firstNPU), more dies than the pod has (\(topo.dieCount))")
         }
-        if ma.trampolineDies > ma.expertDies {
-            throw ConfigError("\(label): trampoline_dies \(ma.trampolineDies) exceeds expert_dies \(ma.expertDies)")
-        }
-        let npus = (dies + topo.diesPerNPU - 1) / topo.diesPerNPU
+        let npus = (needed + topo.diesPerNPU - 1) / topo.diesPerNPU
         for npu in ma.firstNPU..<(ma.firstNPU + npus) {
             if let other = owner[npu] { throw ConfigError("\(label): NPU \(npu) is used twice (also by \(other))") }
         }

@@ -33,6 +33,16 @@ public struct HardwareProfile: Sendable, Equatable {
     public var scaleOutLatency: Double
     /// Host DRAM → device bandwidth per die, for warm weight loads.
     public var hostToDeviceBytesPerSecondPerDie: Double
+    /// Most nodes one deployment of this hardware may span: the pod for a CloudMatrix384, a
+    /// stated ceiling elsewhere. Layouts larger than this are refused, so a hostile node or
+    /// replica count cannot make the engine allocate per-die state for millions of dies.
+    public var maxNodes: Int = HardwareProfile.defaultMaxNodes
+
+    /// Ceiling for hardware not sold as a fixed pod: 128 nodes × 8 = 1,024 devices, about the
+    /// largest GPU cluster the simulators we compare with (Vidur and others) are configured for.
+    public static let defaultMaxNodes = 128
+    /// Devices one deployment of this hardware may use (``maxNodes`` × ``devicesPerNode``).
+    public var maxDevices: Int { maxNodes * devicesPerNode }
 
     public var deviceKind: String { diesPerDevice > 1 ? "NPU" : "GPU" }
 
@@ -59,7 +69,8 @@ public struct HardwareProfile: Sendable, Equatable {
         scaleUpLatencyInterNode: 2.0e-6,  // system.md §2: 1.9–2.1 µs across nodes
         scaleOutLatency: 10e-6,  // not in system.md: typical RoCE verbs round trip; documented default
         // system.md §4: warm DRAM→NPU load of the 671 GB INT8 model ≈ 5 s on the 768-die pod.
-        hostToDeviceBytesPerSecondPerDie: 671e9 / 5 / 768
+        hostToDeviceBytesPerSecondPerDie: 671e9 / 5 / 768,
+        maxNodes: 48  // system.md §2: a CloudMatrix384 is 48 nodes
     )
 
     /// Ascend 910B (single die), used for prefill servers outside the pod (system.md §2, RoCE).

@@ -65,6 +65,10 @@ public struct ModelSpec: Sendable, Equatable {
     /// Type of the KV cache (for MLA: of the latent; the RoPE part stays BF16, system.md §3).
     public var kvType: DType
     public var tiedEmbeddings: Bool
+    /// Longest sequence (prompt + output tokens) the model card supports. Inputs longer than
+    /// this (a bench context, a trace prompt) describe nothing the model can run, so they are
+    /// refused rather than extrapolated.
+    public var contextWindow: Int = 131_072
 
     public var moeLayers: Int { moe == nil ? 0 : layers - denseLayers }
     public var isMoE: Bool { moe != nil }

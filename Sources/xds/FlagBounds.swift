@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import PodModel
+import SimKit
+
+/// A number as typed on the command line, kept as text until a ``FlagRange`` checks it.
+///
+/// Every numeric flag has this type and `parsing: .unconditional`, so `--rate -4`, `--rate=-4`,
+/// `nan`, `1e308`, `9223372036854775808`, `abc` and `""` all reach the same range check and get
+/// one line naming the flag, its range and the value — not ArgumentParser's "missing value" (a
+/// leading `-` read as the next flag) or a bare "invalid value" for numbers outside Int.
+struct CLINumber: ExpressibleByArgument, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, Sendable,
+    CustomStringConvertible
+{
+    let text: String
+    init(argument: String) { text = argument }
+    init(integerLiteral value: Int) { text = String(value) }
+    init(floatLiteral value: Double) { text = String(value) }
+    var description: String { text }
+    var defaultValueDescription: String { text }
+
+    /// The value, or nil when the text is not a number at all.
+    var number: Double? { Double(text.trimmingCharacters(in: .whitespaces)) }
+    /// The text as shown in a message: short, so a pasted megabyte stays one readable line.
+    var shown: String { text.count > 40 ? "\(text.prefix(40))…" : text }
+    var quoted: String { "'\(shown)'" }
+}
+
+/// The allowed range of one numeric flag, stated once and named in the refusal:
+/// `--rate must be between 0 and 10000 requests/s, got 1e308`.
+struct FlagRange: Sendable {
+    let flag: String
+    let lower: Double
+    let upper: Double
+    /// False for "positive" ranges: the lower bound itself is refused (a zero SLO, batch, …).
+    let includesLower: Bool
+    let unit: String
+    /// A count: refused unless a whole number.
+    let whole: Bool
+
+    init(_ flag: String, _ range: ClosedRange<Double>, positive: Bool = false, unit: String = "", whole: Bool = false) {
+        self.flag = flag
+        lower = range.lowerBound
+        upper = range.upperBound
+        includesLower = !positive
+        self.unit = unit
+        self.whole = whole
+    }
+
+    /// "between 0 and 10000 requests/s", "positive and at most 3600 s": also used in `--help`.
+    var allowed: String {
+        let u = unit.isEmpty ? "" : " \(unit)"
+        return includesLower ? "between \(Self.text(lower)) and \(Self.text(upper))\(u)"
+                             : "positive and at most \(Self.text(upper))\(u)"
+    }
+
+    func contains(_ x: Double) -> Bool {
+        // NaN fails every comparison, so it is refused here too.
+        (includesLower ? x >= lower : x > lower) && x <= upper && (!whole || x.rounded() == x)
+    }
+
+    func value(_ n: CLINumber) throws -> Double {
+        guard let x = n.number else {
+            let what = includesLower ? "a number \(allowed)" : "a positive number at most \(Self.text(upper))\(unit.isEmpty ? "" : " \(unit)")"
+            throw ConfigError("\(flag) must be \(what), got \(n.quoted)")
+        }
+        guard contains(x) else {
+            throw ConfigError("\(flag) must be \(whole ? "a whole number " : "")\(allowed), got \(n.shown)")
+        }
+        return x
+    }
+
+    /// The value as an Int; the range check comes first, so `Int(x)` cannot trap.
+    func int(_ n: CLINumber) throws -> Int { Int(try value(n)) }
+
+    static func text(_ x: Double) -> String {
+        x.rounded() == x && abs(x) < 1e15 ? String(Int(x)) : String(x)
+    }
+}
+
+/// Every numeric flag's range, in one table (run, serve, console, bench).
+enum FlagLimits {
+    /// A full CloudMatrix384 serves about 80 requests/s of the synthetic mix (the console's
+    /// default 40 is half of it); 1,000 is over ten times that, enough to show any overload,
+    /// while a debug build still simulates it at a few simulated seconds per wall second.
+    static let rate = FlagRange("--rate", 0...1_000, unit: "requests/s")
+    /// Coefficient of variation of the arrival gaps (1 = Poisson); far outside 0.1…10 the gamma
+    /// sampler produces gaps of 0 or of centuries, which no traffic looks like.
+    static let burstiness = FlagRange("--burstiness", 0.1...10)
+    static let sloTTFTMs = FlagRange("--slo-ttft-ms", 0...3_600_000, positive: true, unit: "ms")
+    static let sloTPOTMs = FlagRange("--slo-tpot-ms", 0...60_000, positive: true, unit: "ms")
+    /// Below 10 ms the heartbeat rounds alone would be most of the simulated events.
+    static let heartbeatInterval = FlagRange("--heartbeat-interval", 0.01...3_600, unit: "s")
+    static let heartbeatMisses = FlagRange("--heartbeat-misses", 1...1_000, whole: true)
+    /// A year at a low rate is a legitimate soak; ten years bounds what anyone means.
+    static let maxDurationSeconds: Double = 10 * 365 * 86_400
+    /// The console's pace ladder (0.1× … 1000×).
+    static let speed = FlagRange("--speed", 0.1...1_000, unit: "simulated seconds per wall second")
+    /// 4096 requests per die is 40× the papers' decode batch of 96; KV capacity refuses far less.
+    static let batchPerDie = FlagRange("--batch-per-die", 0...4_096, positive: true, unit: "requests per die")
+    static let tokensPerNPU = FlagRange("--tokens-per-npu", 0...1_048_576, positive: true, unit: "tokens per die")
+    static let mtpAcceptance = FlagRange("--mtp-acceptance", 0...1)
+    static let eventCount = FlagRange("--count", 1...50_000_000, unit: "events", whole: true)
+    static let frames = FlagRange("--frames", 1...100_000, unit: "frames", whole: true)
+
+    /// A KV length no longer than the model's context window.
+    static func context(_ model: ModelSpec) -> FlagRange {
+        FlagRange("--context", 0...Double(model.contextWindow), unit: "tokens (\(model.name)'s context window)")
+    }
+    static func promptLen(_ model: ModelSpec) -> FlagRange {
+        FlagRange("--prompt-len", 0...Double(model.contextWindow), positive: true,
+                  unit: "tokens (\(model.name)'s context window)")
+    }
+
+    static func seed(_ n: CLINumber, flag: String = "--seed") throws -> UInt64 {
+        guard let s = UInt64(n.text.trimmingCharacters(in: .whitespaces)) else {
+            throw ConfigError("\(flag) must be a whole number between 0 and \(UInt64.max), got \(n.quoted)")
+        }
+        return s
+    }
+
+    /// `90s`, `10m`, `1h30m` or plain seconds: above 0 and at most ten years.
+    static func duration(_ text: String) throws -> SimTime {
+        let years = Int(maxDurationSeconds / (365 * 86_400))
+        let quoted = CLINumber(argument: text).quoted
+        guard let d = SimTime.parseDuration(text) else {
+            throw ConfigError("--duration: expected a time like 90s, 10m or 1h (at most \(years) years), got \(quoted)")
+        }
+        guard d > 0, d <= maxDurationSeconds else {
+            throw ConfigError("--duration must be above 0 and at most \(years) years (\(Int(maxDurationSeconds)) s), got \(quoted)")
+        }
+        return d
+    }
+
+    /// `max` (nil: as fast as possible) or a pace within the console's ladder.
+    static func pace(_ text: String) throws -> Double? {
+        if text == "max" { return nil }
+        guard let x = Double(text.trimmingCharacters(in: .whitespaces)), speed.contains(x) else {
+            throw ConfigError("--speed must be 'max' or \(speed.allowed), got \(CLINumber(argument: text).quoted)")
+        }
+        return x
+    }
+}
