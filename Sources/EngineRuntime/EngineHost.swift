@@ -15,6 +15,13 @@ public protocol SimulationCore: AnyObject {
     func cancelExternal(id: Int)
     /// Progress of external requests since the last call.
     func takeStreamUpdates() -> [StreamUpdate]
+    /// When only periodic bookkeeping lies ahead, the time of the next real event (`.infinity`
+    /// if none); nil otherwise. Lets an unpaced host cross an idle stretch in one call.
+    var quietUntil: SimTime? { get }
+}
+
+extension SimulationCore {
+    public var quietUntil: SimTime? { nil }
 }
 
 /// Runs an engine on a thread of its own, paced against the wall clock (architecture.md, Threads).
@@ -288,7 +295,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     /// Highest synthetic arrival rate the host passes on (requests/s). Superpod serves on the
     /// order of 100 requests/s; at 10^6 and beyond the engine spends unbounded time generating
     /// arrivals for one instant of simulated time, so the host refuses such rates outright.
-    public static let maxRate = 10_000.0
+    public static let maxRate = CommandLimits.maxRate
 
     /// Why the host refuses a command the parser let through (nil: pass it on): speeds the pacer
     /// cannot honour, arrival rates no pod can take.
@@ -447,8 +454,13 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     private func advance() {
         let began = Self.wallNow()
         guard let target = pacer.target(wall: began) else {
-            // As fast as possible: work for up to 50 ms of wall time per turn.
-            while Self.wallNow() - began < 0.05 { runCore(until: core.simTime + 0.25) }
+            // As fast as possible: work for up to 50 ms of wall time per turn, crossing an idle
+            // stretch (a trace gap of days) in one call rather than a quarter second at a time.
+            while Self.wallNow() - began < 0.05 {
+                let slice = core.simTime + 0.25
+                if let quiet = core.quietUntil, quiet.isFinite, quiet > slice { runCore(until: quiet) }
+                else { runCore(until: slice) }
+            }
             return
         }
         guard target > core.simTime else {

@@ -1,3 +1,4 @@
+import ServingEngine
 import SimKit
 
 /// Maps simulated time to wall time: paused, a multiple of real time, or as fast as possible.
@@ -24,7 +25,7 @@ public struct Pacer: Sendable, Equatable {
     /// Paced speeds the host accepts (`speed S`, `--speed S`); beyond it only `max` (unpaced).
     /// Below the range simulated time would stand still in all but name; above it a pacer
     /// target is no limit at all.
-    public static let speedRange: ClosedRange<Double> = 0.01...100_000
+    public static let speedRange: ClosedRange<Double> = CommandLimits.minSpeed...CommandLimits.maxSpeed
 
     /// The one-line refusal for a speed outside ``speedRange`` (nil when it is inside).
     public static func speedProblem(_ speed: Double) -> String? {

@@ -23,7 +23,7 @@ extension String {
                 out.append("^")
                 out.append(Unicode.Scalar(UInt8(scalar.value) + 0x40))
             case 0x7F: out.append(contentsOf: "^?".unicodeScalars)
-            case 0x80...0x9F:
+            case 0x80...0x9F, 0x2028...0x202E, 0x2066...0x2069:
                 out.append(contentsOf: "<U+\(String(format: "%04X", scalar.value))>".unicodeScalars)
             default: out.append(scalar)
             }
@@ -33,8 +33,13 @@ extension String {
 }
 
 extension Unicode.Scalar {
-    /// C0 (including ESC, newline and tab), DEL, or C1: the characters a terminal may act on.
-    public var isTerminalControl: Bool { value < 0x20 || (0x7F...0x9F).contains(value) }
+    /// C0 (including ESC, newline and tab), DEL, C1, the Unicode line and paragraph separators
+    /// and the bidi embeddings, overrides and isolates: what a terminal may act on, or what can
+    /// split a message or make it read backwards. One definition for every echo and print.
+    public var isTerminalControl: Bool {
+        value < 0x20 || (0x7F...0x9F).contains(value) || (0x2028...0x202E).contains(value)
+            || (0x2066...0x2069).contains(value)
+    }
 }
 
 /// What a user sees when a command fails: one line, whatever the error is.

@@ -90,14 +90,16 @@ struct CommonOptions: ParsableArguments {
             guard FileManager.default.fileExists(atPath: workload) else {
                 throw ConfigError("\(workload.isEmpty ? "''" : workload): no such workload file (expected 'synthetic' or a trace file)")
             }
-            _ = try TraceWorkload.check(path: workload)
+            _ = try TraceWorkload.check(path: workload, maxContextTokens: d.modelSpec().contextWindow)
             config.workload = .trace(path: workload)
         }
         return config
     }
 
+    /// The scenario, each step checked against the pod it will run on (a node, NPU, die or
+    /// fault id that does not exist is refused here, before the run starts).
     func loadScenario() throws -> Scenario? {
         guard let scenario else { return nil }
-        return try Scenario.load(path: scenario)
+        return try Scenario.load(path: scenario, topology: deployment.resolve().topology())
     }
 }

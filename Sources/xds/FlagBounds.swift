@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PodModel
+import ServingEngine
 import SimKit
 
 /// A number as typed on the command line, kept as text until a ``FlagRange`` checks it.
@@ -80,10 +81,9 @@ struct FlagRange: Sendable {
 
 /// Every numeric flag's range, in one table (run, serve, console, bench).
 enum FlagLimits {
-    /// A full CloudMatrix384 serves about 80 requests/s of the synthetic mix (the console's
-    /// default 40 is half of it); 1,000 is over ten times that, enough to show any overload,
-    /// while a debug build still simulates it at a few simulated seconds per wall second.
-    static let rate = FlagRange("--rate", 0...1_000, unit: "requests/s")
+    /// The command language's ceiling (``CommandLimits/maxRate``): one range for `--rate`,
+    /// `rate R`, scenarios and the admin API.
+    static let rate = FlagRange("--rate", 0...CommandLimits.maxRate, unit: "requests/s")
     /// Coefficient of variation of the arrival gaps (1 = Poisson); far outside 0.1…10 the gamma
     /// sampler produces gaps of 0 or of centuries, which no traffic looks like.
     static let burstiness = FlagRange("--burstiness", 0.1...10)
@@ -94,8 +94,9 @@ enum FlagLimits {
     static let heartbeatMisses = FlagRange("--heartbeat-misses", 1...1_000, whole: true)
     /// A year at a low rate is a legitimate soak; ten years bounds what anyone means.
     static let maxDurationSeconds: Double = 10 * 365 * 86_400
-    /// The console's pace ladder (0.1× … 1000×).
-    static let speed = FlagRange("--speed", 0.1...1_000, unit: "simulated seconds per wall second")
+    /// The command language's `speed` range (``CommandLimits``), so `--speed` and `speed S` agree.
+    static let speed = FlagRange("--speed", CommandLimits.minSpeed...CommandLimits.maxSpeed,
+                                 unit: "simulated seconds per wall second")
     /// 4096 requests per die is 40× the papers' decode batch of 96; KV capacity refuses far less.
     static let batchPerDie = FlagRange("--batch-per-die", 0...4_096, positive: true, unit: "requests per die")
     static let tokensPerNPU = FlagRange("--tokens-per-npu", 0...1_048_576, positive: true, unit: "tokens per die")

@@ -96,10 +96,10 @@ final class RunDriver {
             if engine.now >= end { break }
             if limit == nil, !engine.hasWork { break }
             var target = min(end, engine.now + slice)
-            // Idle stretches cost nothing: with no event before the slice ends, jump straight to
-            // the next one (a trace gap of days, a year at a low rate) instead of stepping
-            // through it a simulated second at a time.
-            let nextEvent = engine.nextEventTime() ?? .infinity
+            // Idle stretches cost nothing: when only periodic bookkeeping (telemetry ticks,
+            // heartbeats) lies before the next real event, jump straight to it (a trace gap of
+            // days, a year at a low rate); the engine applies the skipped ticks in closed form.
+            let nextEvent = engine.quietUntil ?? engine.nextEventTime() ?? .infinity
             if nextEvent > target { target = min(end, nextEvent) }
             if nextStep < steps.count { target = min(target, steps[nextStep].at) }
             // Nothing scheduled, no limit: running "until infinity" would set the clock to inf.
@@ -144,7 +144,7 @@ enum ReportSummary {
         return """
             xds run · \(r.deployment.terminalSafe) · \(r.model) · seed \(r.seed)
               simulated \(Format.clock(r.simSeconds)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
-              requests  arrived \(r.requests.arrived)  completed \(r.requests.completed)  failed \(r.requests.failed)  rejected \(r.requests.rejected)  in flight \(r.requests.inFlight)
+              requests  arrived \(r.requests.arrived)  completed \(r.requests.completed)  failed \(r.requests.failed)  rejected \(r.requests.rejected)  in flight \(r.requests.inFlight)\(reasons("failed", r.requests.failureReasons))\(reasons("rejected", r.requests.rejectionReasons))
               tokens    prompt \(r.tokens.prompt)  generated \(r.tokens.generated)
               throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per decode NPU, \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per prefill NPU
               TTFT ms   \(ms(r.latencyMs.ttft))
@@ -155,6 +155,13 @@ enum ReportSummary {
               experts   imbalance \(String(format: "%.2f", r.experts.imbalance)), rebalances \(r.experts.rebalances)
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered) (policy \(r.recoveryPolicy))
             """ + r.faultDetails.map(faultLine).joined()
+    }
+
+    /// Why requests failed or were rejected, most frequent first: `failed: hbm fault on die 12 ×3`.
+    static func reasons(_ label: String, _ counts: [String: Int]) -> String {
+        guard !counts.isEmpty else { return "" }
+        return "\n    \(label): " + counts.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
+            .map { "\($0.key.terminalSafe) ×\($0.value)" }.joined(separator: "; ")
     }
 
     static func faultLine(_ f: FaultDetail) -> String {

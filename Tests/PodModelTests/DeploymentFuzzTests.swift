@@ -7,25 +7,10 @@ import XDSTestSupport
 /// `colocated:N:MODEL:PROFILE:tpK` names give a deployment or a one-line ConfigError, never a
 /// trap or a hang. `XDS_FUZZ_SECONDS=60 swift test --skip-build --filter DeploymentFuzz` soaks.
 @Suite(.timeLimit(.minutes(2))) struct DeploymentFuzzTests {
-    /// Inputs that once broke a reader, replayed first on every run.
-    ///
-    /// Known traps in PodModel (issue 10), found by this harness; both tests are disabled until
-    /// they are fixed, because a trap ends the whole test process:
-    /// - `[[decode]]\nnpus = 9223372036854775807\ncount = 9223372036854775807\n`: arithmetic
-    ///   overflow at DeploymentValidation.swift:25;
-    /// - `[[\u{5}step]]\n` (any raw control character in a key): TOMLKit's toml++ asserts and
-    ///   aborts in parse_key (toml.hpp:15481) in debug builds; TOMLDocument.parse should refuse
-    ///   raw control characters (TOML forbids them) before calling TOMLKit;
-    /// - `colocated:9223372036854775807:llama-2-7b:nvidia-a100:tp1` and
-    ///   `colocated:2:llama-2-7b:nvidia-a100:tp9223372036854775807`: arithmetic overflow at
-    ///   DeploymentPresets.swift:74 and :72;
-    /// - `[[prefill]]\nnpus = 4611686018427387904\ntp = 4\ndp = 4\n`: overflow at
-    ///   DeploymentValidation.swift:25 with the default count;
-    /// - `a = [}]`, `a = [[[\n\u{2028}`: toml++ asserts in parse_value (toml.hpp:14994);
-    ///   `TOMLPreflight.problem(in:)` (ServingEngine) refuses all of the TOML cases above and
-    ///   belongs in TOMLDocument.parse;
-    /// - raw control characters echoed in messages: a deployment `name = "\u001B[2J"` and
-    ///   inline names such as `colocated:\u{1B}[2J` or `superpod\u{4}`.
+    /// Inputs that once broke a reader (issue 10), replayed first on every run: overflowing
+    /// counts (DeploymentValidation, inline `colocated:N:…:tpK`), raw control characters and
+    /// what toml++ asserted on (`[[\u{5}step]]`, `a = [}]`, U+2028 in an array; now refused by
+    /// TOMLPreflight inside TOMLDocument.parse), and raw escapes echoed in messages.
     static let tomlCorpus: [String] = [
         "[[decode]]\nnpus = 9223372036854775807\ncount = 9223372036854775807\n",
         "[[\u{5}step]]\n",
@@ -52,7 +37,7 @@ import XDSTestSupport
         #expect(report.failures.isEmpty, "\(report.failures.count) failing inputs in \(report.target)")
     }
 
-    @Test(.disabled("PodModel traps on overflowing counts and raw control characters (see tomlCorpus); enable once fixed"))
+    @Test
     func deploymentTOML() {
         let seeds = Deployment.presetNames.compactMap { Deployment.preset($0)?.toml() }
         let configuration = FuzzHarness.Configuration.fromEnvironment(maxBytes: 16_384)
@@ -71,7 +56,7 @@ import XDSTestSupport
         expectClean(report)
     }
 
-    @Test(.disabled("PodModel traps on overflowing colocated:N:…:tpK counts (see nameCorpus); enable once fixed"))
+    @Test
     func inlineDeploymentNames() {
         let seeds = Deployment.presetNames + [
             "colocated:2:llama-2-7b:nvidia-a100:tp1", "colocated:1:deepseek-r1:ascend-910c:tp8",

@@ -1,3 +1,4 @@
+import PodModel
 import Foundation
 import ServingEngine
 import TOMLKit
@@ -84,14 +85,18 @@ extension ThemeCatalog {
     /// built-in dark theme, so a theme may override only what it changes.
     public static func parse(_ source: String, fallbackName: String) throws(ThemeError) -> Theme {
         let table: TOMLTable
+        // What TOML forbids and the TOML library would abort on is refused first (issue 10).
+        if let (line, message) = TOMLPreflight.problem(in: source) {
+            throw ThemeError(location: "\(line):1", message: message)
+        }
         do {
             table = try TOMLTable(string: source)
         } catch let error as TOMLParseError {
             throw ThemeError(
                 location: "\(error.source.begin.line):\(error.source.begin.column)",
-                message: error.description)
+                message: error.description.terminalSafe)
         } catch {
-            throw ThemeError(location: "1:1", message: "\(error)")
+            throw ThemeError(location: "1:1", message: ErrorLine.describe(error))
         }
         var theme = Theme.builtinDark
         theme.name = table["name"]?.string ?? fallbackName

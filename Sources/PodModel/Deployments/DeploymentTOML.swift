@@ -113,7 +113,9 @@ public enum TOMLDocument {
     }
 
     /// The table, or an error naming `source` and the line of the first TOML syntax error.
+    /// Text that TOML forbids and the TOML library would abort on is refused first (``TOMLPreflight``).
     public static func parse(_ text: String, source: String) throws -> TOMLTable {
+        if let (line, message) = TOMLPreflight.problem(in: text) { throw ConfigError("\(source):\(line): \(message)") }
         do { return try TOMLTable(string: text) } catch let e as TOMLParseError {
             throw ConfigError("\(source):\(e.source.begin.line): malformed TOML: \(e.description)")
         }

@@ -1,3 +1,4 @@
+import PodModel
 extension OperatorCommand {
     /// Parses one line; keywords are case-insensitive and any run of spaces or tabs
     /// separates words. A rejected line changes nothing, and the error says what was expected.

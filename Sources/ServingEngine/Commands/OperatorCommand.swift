@@ -90,13 +90,16 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
 /// The ranges every number in the command language must fall in, in one place; messages
 /// name them (`expected a rate between 0 and 100000 requests/s after 'rate', got '1e308'`).
 public enum CommandLimits {
-    /// `rate R` ceiling, requests/s. A whole CloudMatrix384 serving DeepSeek-R1 completes on
-    /// the order of 10²–10³ requests/s; 100,000/s is a rate no pod can take, and beyond it the
-    /// arrival queue alone, not the serving system, would be what the simulation measures.
-    public static let maxRate = 100_000.0
-    /// `speed S` range: from 1/100 of real time up to a million times real time.
+    /// `rate R` ceiling, requests/s, for every way a rate enters (`--rate`, the `rate` command,
+    /// scenarios, the admin API). The default superpod takes about 150 requests/s of the
+    /// synthetic mix before TTFT climbs past its SLO; 10,000/s is a rate no pod can take (even a
+    /// 1,024-GPU colocated cluster of a 7B model), and beyond it the arrival queue alone, not the
+    /// serving system, would be what the simulation measures.
+    public static let maxRate = 10_000.0
+    /// `speed S` range (and `--speed`): from 1/100 of real time up to 100,000× real time, past
+    /// which `max` says the same thing.
     public static let minSpeed = 0.01
-    public static let maxSpeed = 1_000_000.0
+    public static let maxSpeed = 100_000.0
     /// `slowdown F` and `degrade F` ceiling: 1000× slower is already indistinguishable from
     /// dead for every timeout the engine models.
     public static let maxFactor = 1_000.0

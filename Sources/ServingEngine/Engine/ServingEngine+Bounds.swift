@@ -20,7 +20,7 @@ extension ServingEngine {
 
     /// Highest synthetic arrival rate (requests/s) the engine takes, from the configuration or
     /// the `rate` command.
-    public static let maxSyntheticRate = 1e6
+    public static let maxSyntheticRate = CommandLimits.maxRate
 
     /// Most KV blocks over all DP groups of the engine (each costs a few dozen bytes of
     /// bookkeeping): the `superpod` layout needs about 1 % of it.

@@ -154,7 +154,8 @@ extension ServingEngine {
         } else if let scheduled = scheduledArrival, arrivalPending, oldRate > 0, queue.cancel(scheduled.event) {
             pending = (scheduled.spec, max(0, scheduled.at - now) * oldRate)
         }
-        guard var (spec, remainingGaps) = pending else { return }
+        guard let (parkedSpec, remainingGaps) = pending else { return }
+        var spec = parkedSpec
         scheduledArrival = nil
         guard newRate > 0 else {
             parkedArrival = (spec, remainingGaps)

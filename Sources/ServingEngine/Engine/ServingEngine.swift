@@ -148,7 +148,8 @@ public final class ServingEngine {
             let workload = SyntheticWorkload(seed: configuration.seed, configuration: synthetic)
             try self.init(configuration: configuration, workload: workload)
         case .trace(let path):
-            try self.init(configuration: configuration, workload: try TraceWorkload(path: path))
+            try self.init(configuration: configuration, workload: try TraceWorkload(
+                path: path, maxContextTokens: configuration.deployment.modelSpec().contextWindow))
         }
     }
 

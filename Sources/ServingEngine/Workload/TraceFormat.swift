@@ -1,3 +1,4 @@
+import PodModel
 import SimKit
 
 /// The trace formats `--workload FILE` understands, recognised by content (interfaces.md).

@@ -7,8 +7,8 @@
 /// comments, which TOML 1.0 forbids too, are refused here as well. Both are invalid TOML, so
 /// refusing them first changes no valid file's meaning.
 ///
-/// Found by the fuzz harness (issue 10). It lives beside the scenario reader; the deployment
-/// reader (`TOMLDocument.parse` in PodModel) needs the same check.
+/// Found by the fuzz harness (issue 10). ``TOMLDocument/parse(_:source:)`` runs it before every
+/// TOML read (deployments, scenarios, themes).
 ///
 /// ```swift
 /// TOMLPreflight.problem(in: "[[\u{5}step]]\n")   // (1, "control character \u{5} is not allowed in TOML; …")
