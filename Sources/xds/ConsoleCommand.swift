@@ -13,7 +13,8 @@ struct ConsoleCommand: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Theme name from themes/ (dark, light, high-contrast, mono).") var theme: String?
-    @Option(help: "Simulated seconds per wall second (0.01…100000; the console's +/- keys step 0.1…1000), or max.")
+    @Option(parsing: .unconditional,
+            help: "Simulated seconds per wall second (\(FlagLimits.speed.allowed); the console's +/- keys step 0.1…1000), or max.")
     var speed: String = "1"
     @Option(help: "Attach to a running xds serve at this URL instead of embedding an engine.") var connect: String?
     @Option(help: "Admin token for --connect (else XDS_ADMIN_TOKEN).") var token: String?
@@ -22,7 +23,7 @@ struct ConsoleCommand: ParsableCommand {
 
     func run() throws {
         if let connect { return try attach(to: connect) }
-        let pace = try parseSpeed(speed)
+        let pace = try FlagLimits.pace(speed)
         // A moderate built-in load (interfaces.md): about half of superpod's decode capacity.
         let config = try common.engineConfiguration(defaultRate: 40)
         let scenario = try common.loadScenario()

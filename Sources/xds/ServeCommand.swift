@@ -13,15 +13,17 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Address to bind.") var host: String = "127.0.0.1"
-    @Option(help: "Port (0 picks a free one, printed at start).") var port: Int = 8000
+    @Option(parsing: .unconditional, help: "Port (0 picks a free one, printed at start), \(FlagLimits.port.allowed).")
+    var port: CLINumber = 8000
     @Option(help: "Bearer token for /admin.") var adminToken: String?
-    @Option(help: "Simulated seconds per wall second (0.01…100000), or max.") var speed: String = "1"
+    @Option(parsing: .unconditional, help: "Simulated seconds per wall second (\(FlagLimits.speed.allowed)), or max.")
+    var speed: String = "1"
 
     func run() throws {
-        guard (0...65_535).contains(port) else { throw ConfigError("--port must be within 0…65535, got \(port)") }
+        let port = try FlagLimits.port.int(port)
         let bindHost = try parseBindHost(host, option: "--host")
         if let warning = exposureWarning(host: bindHost) { FileHandle.standardError.write(Data("xds serve: \(warning)\n".utf8)) }
-        let pace = try parseSpeed(speed)
+        let pace = try FlagLimits.pace(speed)
         // Only HTTP traffic unless --rate or --workload asks for background load.
         let config = try common.engineConfiguration(defaultRate: 0)
         let engine = try ServingEngine(configuration: config)
@@ -50,15 +52,6 @@ struct Serve: ParsableCommand {
         }
         stopEngine(host, name: "xds serve")
     }
-}
-
-func parseSpeed(_ text: String) throws -> Double? {
-    if text == "max" { return nil }
-    guard let s = Double(text), s.isFinite, s > 0 else {
-        throw ConfigError("--speed: expected 'max' or a positive number, got '\(text)'")
-    }
-    if let problem = Pacer.speedProblem(s) { throw ConfigError("--\(problem)") }
-    return s
 }
 
 /// An address to bind: `[::1]` is taken as `::1`; empty is refused.

@@ -10,7 +10,7 @@ import XDSTestSupport
 #endif
 
 /// The admin API: bearer token, snapshot, commands, and the event stream a remote console reads.
-@Suite(.serialized, .timeLimit(.minutes(1)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct AdminTests {
     @Test func withoutTheRightTokenNothingHappens() async throws {
         try await LiveServer.with { server in

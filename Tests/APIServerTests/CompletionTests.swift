@@ -9,7 +9,7 @@ import XDSTestSupport
 #endif
 
 /// The OpenAI-compatible endpoints against a live server and a timer-driven fake engine.
-@Suite(.serialized, .timeLimit(.minutes(1)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct CompletionTests {
     nonisolated(unsafe) static let messages: [[String: Any]] = [
         ["role": "system", "content": "You are terse."],

@@ -9,7 +9,7 @@ import XDSTestSupport
 #endif
 
 /// Every failure a client can cause or meet, in OpenAI's error shape, with no Swift internals.
-@Suite(.serialized, .timeLimit(.minutes(1)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct ErrorTests {
     /// Checks the `{"error": {"message", "type", "param", "code"}}` shape and returns the detail.
     @discardableResult

@@ -48,7 +48,7 @@ final class StuckableCore: SimulationCore, @unchecked Sendable {
 }
 
 /// Issue 10: every input gets an answer, the engine keeps moving or says why not.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct HardeningTests {
     // MARK: HTTP framing
 

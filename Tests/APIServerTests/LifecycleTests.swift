@@ -5,7 +5,7 @@ import Testing
 import XDSTestSupport
 
 /// Starting, learning the port, failing to bind, stopping.
-@Suite(.serialized, .timeLimit(.minutes(1)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct LifecycleTests {
     @Test func defaultsAreLoopbackAndAnEphemeralPort() {
         let configuration = APIServer.Configuration(adminToken: "t")

@@ -6,7 +6,7 @@ import XDSTestSupport
 
 /// Many concurrent streams: every request gets a complete stream or an error, nothing is lost,
 /// and the server's counters agree with what the clients saw.
-@Suite(.serialized, .timeLimit(.minutes(1)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct LoadTests {
     enum Outcome: Sendable { case complete(tokens: Int), error(status: Int), broken(String) }
 

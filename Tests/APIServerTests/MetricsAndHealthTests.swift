@@ -5,7 +5,7 @@ import Testing
 import XDSTestSupport
 
 /// `/metrics` (vLLM names, counters that agree with what was sent) and the health probes.
-@Suite(.serialized, .timeLimit(.minutes(1)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct MetricsAndHealthTests {
     @Test func metricsCountWhatWasServedAndShowTheEngine() async throws {
         let backend = FakeCompletionBackend(outputTokens: 10, prefixHitShare: 0.5)

@@ -10,7 +10,7 @@ import XDSTestSupport
 #endif
 
 /// The API over the real engine (what `xds serve` wires): tokens come from simulated decode steps.
-@Suite(.serialized, .timeLimit(.minutes(1)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct RealEngineTests {
     @Test func completionsAreServedByTheSimulatedPod() async throws {
         var config = EngineConfiguration(deployment: TestDeployments.toyPod)

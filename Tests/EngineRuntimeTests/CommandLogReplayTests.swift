@@ -8,7 +8,7 @@ import XDSTestSupport
 
 /// A console session is replayable: the host's command log (each command with the simulated time
 /// it took effect) fed to a fresh batch engine gives the same run, report and event log.
-@Suite(.timeLimit(.minutes(3))) struct CommandLogReplayTests {
+@Suite(.timeLimit(.minutes(10))) struct CommandLogReplayTests {
     static func engine() throws -> ServingEngine {
         var config = EngineConfiguration(deployment: TestDeployments.faultPod, seed: 11, syntheticRate: 20)
         config.expertSkew = false

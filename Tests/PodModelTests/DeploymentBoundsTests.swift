@@ -4,7 +4,7 @@ import Testing
 
 /// Hostile layouts (issue 10): every number of a deployment is checked against its range
 /// before anything multiplies or loops over it, and the refusal names the field and the range.
-@Suite(.timeLimit(.minutes(1))) struct DeploymentBoundsTests {
+@Suite(.timeLimit(.minutes(10))) struct DeploymentBoundsTests {
     /// The superpod file with one `key = value` line replaced (first occurrence after `anchor`).
     func superpodTOML(replacing old: String, with new: String) throws -> String {
         let text = Deployment.superpod.toml()
@@ -115,13 +115,25 @@ import Testing
         #expect(pod.nodes == 48)
     }
 
-    @Test func namesWithControlCharactersRoundTripThroughTOMLEscaped() throws {
+    /// A name is shown in the header, reports and messages: written escaped, refused on load.
+    @Test func namesWithControlCharactersAreWrittenEscapedAndRefusedOnLoad() throws {
         var d = Deployment.superpod
         d.name = "evil\u{1B}]0;pwned\u{07}\"\\\n\u{9B}2J"
         let text = d.toml()
         #expect(!text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x9B })
-        let back = try Deployment(toml: text, source: "evil.toml")
-        #expect(back.name == d.name)
+        var message = ""
+        do {
+            _ = try Deployment(toml: text, source: "evil.toml")
+            Issue.record("a name with control characters was accepted")
+        } catch let error as ConfigError {
+            message = error.description
+        }
+        #expect(message.contains("must not contain control characters"), "\(message)")
+        #expect(!message.unicodeScalars.contains { $0.isTerminalControl })
+        var quoted = Deployment.superpod
+        quoted.name = "a \"quoted\" \\ name"
+        let back = try Deployment(toml: quoted.toml(), source: "q.toml")
+        #expect(back.name == quoted.name)
     }
 
     @Test func everyCatalogueModelHasAContextWindow() {

@@ -5,7 +5,7 @@ import Testing
 /// Every integer field of every preset, set to each edge value in turn: the TOML reader and
 /// validate() must either accept the layout (and then it fits the pod) or refuse it with one
 /// ConfigError line — never trap on overflow, never loop over a hostile count.
-@Suite(.timeLimit(.minutes(1))) struct DeploymentEdgeValueTests {
+@Suite(.timeLimit(.minutes(10))) struct DeploymentEdgeValueTests {
     static let edges = [Int.min, -(1 << 40), -1, 0, 1, 2, 3, 7, 31, 32, 95, 96, 127, 128, 160, 288, 320, 383, 384,
                         385, 768, 769, 4_096, 16_384, 16_385, 1 << 31, 1 << 40, 1 << 62, Int.max]
 

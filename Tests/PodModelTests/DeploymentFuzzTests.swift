@@ -6,7 +6,7 @@ import XDSTestSupport
 /// Seeded, bounded fuzzing of the deployment readers: TOML files and inline
 /// `colocated:N:MODEL:PROFILE:tpK` names give a deployment or a one-line ConfigError, never a
 /// trap or a hang. `XDS_FUZZ_SECONDS=60 swift test --skip-build --filter DeploymentFuzz` soaks.
-@Suite(.timeLimit(.minutes(2))) struct DeploymentFuzzTests {
+@Suite(.timeLimit(.minutes(10))) struct DeploymentFuzzTests {
     /// Inputs that once broke a reader (issue 10), replayed first on every run: overflowing
     /// counts (DeploymentValidation, inline `colocated:N:…:tpK`), raw control characters and
     /// what toml++ asserted on (`[[\u{5}step]]`, `a = [}]`, U+2028 in an array; now refused by

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import PodModel
 
 /// An error as a client sees it: a status and OpenAI's error body,
 /// `{"error": {"message", "type", "param", "code"}}`.
@@ -20,7 +21,7 @@ struct APIError: Error, Sendable, Equatable {
 
     static func modelNotFound(_ model: String) -> APIError {
         APIError(
-            status: .notFound, message: "The model '\(model)' does not exist", type: "invalid_request_error",
+            status: .notFound, message: "The model \(InputEcho.quoted(model)) does not exist", type: "invalid_request_error",
             param: "model", code: "model_not_found")
     }
 

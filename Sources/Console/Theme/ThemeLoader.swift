@@ -36,9 +36,9 @@ public struct ThemeCatalog: Sendable {
                     let source = try String(contentsOf: url, encoding: .utf8)
                     themes.append(try parse(source, fallbackName: fallbackName))
                 } catch let error as ThemeError {
-                    problems.append("\(url.path):\(error.location): \(error.message)")
+                    problems.append("\(url.path.terminalSafe):\(error.location): \(error.message)")
                 } catch {
-                    problems.append("\(url.path): \(error)")
+                    problems.append("\(url.path.terminalSafe): \(ErrorLine.describe(error))")
                 }
             }
         }

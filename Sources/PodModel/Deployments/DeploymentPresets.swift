@@ -60,26 +60,26 @@ extension Deployment {
     public static func inlineColocated(_ spec: String) throws -> Deployment {
         let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         let usage = "expected colocated:N:MODEL:PROFILE:tpK, e.g. colocated:2:llama-2-7b:nvidia-a100:tp1"
-        guard parts.count == 5, parts[0] == "colocated" else { throw ConfigError("bad deployment '\(spec)': \(usage)") }
+        guard parts.count == 5, parts[0] == "colocated" else { throw ConfigError("bad deployment \(InputEcho.quoted(spec)): \(usage)") }
         let model = try ModelSpec.named(parts[2])
         let hw = try HardwareProfile.named(parts[3])
         // N and K are bounded by the profile's cluster before any size is multiplied, so
         // `colocated:999999999999:…` is one line, not an overflow trap or a huge allocation.
         let devices = hw.maxDevices, dies = hw.maxDevices * hw.diesPerDevice
         guard let n = Int(parts[1]), (1...devices).contains(n) else {
-            throw ConfigError("bad deployment '\(spec)': replica count N must be a whole number between 1 and \(devices) "
-                + "(\(hw.name) devices in one deployment), got '\(parts[1])'")
+            throw ConfigError("bad deployment \(InputEcho.quoted(spec)): replica count N must be a whole number between 1 and \(devices) "
+                + "(\(hw.name) devices in one deployment), got \(InputEcho.quoted(parts[1]))")
         }
         guard parts[4].hasPrefix("tp"), let tp = Int(parts[4].dropFirst(2)) else {
-            throw ConfigError("bad deployment '\(spec)': '\(parts[4])' is not a TP degree like tp1; \(usage)")
+            throw ConfigError("bad deployment \(InputEcho.quoted(spec)): \(InputEcho.quoted(parts[4])) is not a TP degree like tp1; \(usage)")
         }
         guard (1...dies).contains(tp) else {
-            throw ConfigError("bad deployment '\(spec)': TP degree K must be between 1 and \(dies) "
+            throw ConfigError("bad deployment \(InputEcho.quoted(spec)): TP degree K must be between 1 and \(dies) "
                 + "(\(hw.name) dies in one deployment), got \(tp)")
         }
         let npusEach = (tp + hw.diesPerDevice - 1) / hw.diesPerDevice
         guard n * npusEach <= devices else {
-            throw ConfigError("bad deployment '\(spec)': \(n) replicas × \(npusEach) \(hw.deviceKind)s = \(n * npusEach), "
+            throw ConfigError("bad deployment \(InputEcho.quoted(spec)): \(n) replicas × \(npusEach) \(hw.deviceKind)s = \(n * npusEach), "
                 + "more than the \(devices) \(hw.name) devices one deployment may use")
         }
         let dpEach = npusEach * hw.diesPerDevice / tp
@@ -94,7 +94,7 @@ extension Deployment {
     public static func resolve(_ nameOrSpec: String) throws -> Deployment {
         if let p = preset(nameOrSpec) { return p }
         if nameOrSpec.hasPrefix("colocated:") { return try inlineColocated(nameOrSpec) }
-        throw ConfigError("unknown deployment '\(nameOrSpec)'; expected one of: \(presetNames.joined(separator: ", ")), "
+        throw ConfigError("unknown deployment \(InputEcho.quoted(nameOrSpec)); expected one of: \(presetNames.joined(separator: ", ")), "
             + "colocated:N:MODEL:PROFILE:tpK, or a .toml file")
     }
 }

@@ -53,7 +53,12 @@ extension Deployment {
         // The file name without NSString path helpers (corelibs Foundation traps on some
         // non-ASCII paths).
         let fileName = source.split(separator: "/").last.map(String.init) ?? source
-        self.init(name: try r.optionalString("name") ?? fileName,
+        let name = try r.optionalString("name") ?? fileName
+        // The name is shown in the console header, reports and messages: no terminal controls.
+        if name.unicodeScalars.contains(where: \.isTerminalControl) {
+            throw ConfigError("\(source): name \(InputEcho.quoted(name)) must not contain control characters")
+        }
+        self.init(name: name,
                   model: try r.optionalString("model") ?? "deepseek-r1",
                   hardware: try r.optionalString("hardware") ?? "ascend-910c",
                   nodes: try r.int("nodes", default: 48), groups: groups, moeAttention: ma)

@@ -51,7 +51,7 @@ public struct HardwareProfile: Sendable, Equatable {
 
     public static func named(_ name: String) throws -> HardwareProfile {
         if let p = catalogue.first(where: { $0.name == name.lowercased() }) { return p }
-        throw ConfigError("unknown hardware profile '\(name)'; expected one of: \(names.joined(separator: ", "))")
+        throw ConfigError("unknown hardware profile \(InputEcho.quoted(name)); expected one of: \(names.joined(separator: ", "))")
     }
 
     /// Ascend 910C in a CloudMatrix384 (system.md §2).

@@ -4,7 +4,7 @@ extension ModelSpec {
 
     public static func named(_ name: String) throws -> ModelSpec {
         if let m = catalogue.first(where: { $0.name == name.lowercased() }) { return m }
-        throw ConfigError("unknown model '\(name)'; expected one of: \(names.joined(separator: ", "))")
+        throw ConfigError("unknown model \(InputEcho.quoted(name)); expected one of: \(names.joined(separator: ", "))")
     }
 
     /// DeepSeek-V3 model card (system.md §3): 61 layers, first 3 dense, hidden 7168, MLA with

@@ -93,6 +93,13 @@ extension ServingEngine {
     /// and the KV peak.
     func telemetryTick() {
         let interval = configuration.snapshotInterval
+        // A quiet interval closes exactly as an idle skip closes it (ServingEngine+IdleSkip), so
+        // ticking through a quiet stretch and skipping it give the same engine.
+        if periodicWorkIsSteady() {
+            closeQuietIntervals(count: 1, first: now)
+            scheduleTelemetryTick(at: now.after(interval))
+            return
+        }
         for index in instances.indices {
             instances[index].utilization = min(1, instances[index].busySeconds / interval)
             instances[index].busySeconds = max(0, instances[index].busySeconds - interval)

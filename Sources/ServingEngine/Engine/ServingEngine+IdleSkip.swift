@@ -14,16 +14,17 @@ import SimKit
 /// - a telemetry tick closes an empty interval: utilisation decays in closed form, the KV peak
 ///   is unchanged, sparkline points are zero rates at constant KV usage, running and waiting
 ///   counts, and the expected expert imbalance after the drift;
-/// - the drift random walk advances in closed form (``ExpertTraffic/advanceDrift(steps:firstSeconds:seconds:)``,
-///   exact in distribution but not draw for draw), the traffic mix is folded in once, and the
-///   heat window closes once (later windows of the stretch are empty);
+/// - popularity does not drift in an interval with no traffic (its drift clock moves on, and
+///   nothing random is drawn), and the heat window closes once (later windows are empty);
 /// - the EPLB's automatic cadence does not fire inside the stretch (no tokens are routed, so
 ///   there are no new counts to plan from); it fires at the first tick after it.
 ///
 /// The events are moved to their grid times just before the end of the stretch, so the clock,
-/// the report and the console see the same cadence as before. Stretches shorter than
-/// ``idleSkipMinimumSeconds`` are simulated tick by tick, so busy runs are unchanged event for
-/// event.
+/// the report and the console see the same cadence as before, and the skipped events are
+/// counted as if processed. A quiet tick processed on its own (``telemetryTick()``) takes the
+/// same closed form with a count of 1, so the result never depends on how a driver slices time
+/// (a console at 1×, `xds run`, a replay of the console's command log all agree: determinism).
+/// Stretches shorter than ``idleSkipMinimumSeconds`` are simply ticked.
 extension ServingEngine {
     /// Shortest stretch skipped at once (simulated seconds): shorter ones cost a few hundred
     /// cheap events and stay exactly as they always were.
@@ -108,7 +109,10 @@ extension ServingEngine {
             queue.cancel(beat.id)
             scheduleHeartbeatRound(at: beats.next)
         }
-        skippedPeriodicEvents = Saturating.add(skippedPeriodicEvents, Int(saturating: ticks.count + beats.count))
+        let skipped = Int(saturating: ticks.count + beats.count)
+        skippedPeriodicEvents = Saturating.add(skippedPeriodicEvents, skipped)
+        // Counted as processed: the report's event count must not depend on the driver's slicing.
+        telemetry.events = Saturating.add(telemetry.events, skipped)
         return true
     }
 
@@ -131,7 +135,7 @@ extension ServingEngine {
 
     /// `count` telemetry ticks at `first`, `first + interval`, … over intervals in which nothing
     /// happened, in closed form (see the type's notes).
-    private func closeQuietIntervals(count k: Double, first t0: SimTime) {
+    func closeQuietIntervals(count k: Double, first t0: SimTime) {
         let interval = configuration.snapshotInterval
         for index in instances.indices {
             (instances[index].utilization, instances[index].busySeconds) =
@@ -183,16 +187,10 @@ extension ServingEngine {
             if period > 1 && (period - 1) * interval >= every { period -= 1 }
             if period * interval < every { period += 1 }
             let steps = ((k - 1 - i0) / period).rounded(.down) + 1
-            let firstDrift = t0 + i0 * interval
-            let lastDrift = t0 + (i0 + (steps - 1) * period) * interval
-            if !expertStats.classArrivals.isEmpty {
-                expertTraffic!.setMix(expertStats.classArrivals)
-                expertStats.classArrivals = [:]
-            }
-            expertTraffic!.advanceDrift(steps: steps, firstSeconds: firstDrift - last, seconds: period * interval)
-            expertStats.lastDrift = lastDrift
-            expertStats.plans = [:]
-            for index in instances.indices { instances[index].experts?.setPopularity(expertTraffic!.popularity) }
+            // Popularity describes the traffic, and a quiet interval has none: the drift's clock
+            // moves on (a drift due in the stretch is consumed) but nothing is drawn. No random
+            // number is taken here, so k quiet ticks at once equal k quiet ticks one by one.
+            expertStats.lastDrift = t0 + (i0 + (steps - 1) * period) * interval
         }
         // The heat window closes every 10 ticks; after the first close in the stretch the windows
         // are empty and leave the heat as it is.

@@ -8,7 +8,7 @@ import XDSTestSupport
 
 /// Hostile-but-accepted values (issue 10): nothing in the engine traps, no accepted command stops
 /// its clock, and requests that fail carry their reason into the report.
-@Suite(.timeLimit(.minutes(2))) struct EngineHardeningTests {
+@Suite(.timeLimit(.minutes(10))) struct EngineHardeningTests {
     static func engine(_ requests: [RequestSpec], deployment: Deployment = TestDeployments.toyPod,
                        configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> ServingEngine {
         var config = EngineConfiguration(deployment: deployment, syntheticRate: 0)

@@ -6,7 +6,7 @@ import XDSTestSupport
 
 @testable import ServingEngine
 
-@Suite(.timeLimit(.minutes(5))) struct ServingEngineTests {
+@Suite(.timeLimit(.minutes(10))) struct ServingEngineTests {
     static func synthetic(_ deployment: Deployment, rate: Double, limit: Int, seed: UInt64 = 1) throws -> ServingEngine {
         var config = EngineConfiguration(deployment: deployment, seed: seed, syntheticRate: rate)
         config.snapshotInterval = 0.5

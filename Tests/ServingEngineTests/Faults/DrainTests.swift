@@ -5,7 +5,7 @@ import XDSTestSupport
 
 @testable import ServingEngine
 
-@Suite(.timeLimit(.minutes(5))) struct DrainTests {
+@Suite(.timeLimit(.minutes(10))) struct DrainTests {
     @Test func drainingAPrefillTEMovesItsQueueAndReportsProgress() throws {
         // A burst so both prefill TEs have a queue; prefill-0 is node 0.
         let engine = try FaultTests.engine(rate: 200, limit: 200)

@@ -8,7 +8,7 @@ import XDSTestSupport
 /// Every fault kind on `faultPod` (prefill nodes 0–1, decode NPUs 16–39 = dies 32–79, spares
 /// NPUs 40–47): nothing is lost, the fault is detected, and after `heal all` every request
 /// completes or has failed with a reason.
-@Suite(.timeLimit(.minutes(5))) struct FaultKindTests {
+@Suite(.timeLimit(.minutes(10))) struct FaultKindTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var command: OperatorCommand
         var detected: Bool

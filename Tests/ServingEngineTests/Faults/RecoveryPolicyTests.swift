@@ -5,7 +5,7 @@ import XDSTestSupport
 
 @testable import ServingEngine
 
-@Suite(.timeLimit(.minutes(5))) struct RecoveryPolicyTests {
+@Suite(.timeLimit(.minutes(10))) struct RecoveryPolicyTests {
     @Test func policiesAreSelectedByNameAndUnknownNamesAreRefused() throws {
         #expect(RecoveryPolicies.names == ["fine-grained", "pd-failover", "restart-world"])
         #expect(EngineConfiguration(deployment: .superpod).recoveryPolicy == "fine-grained")

@@ -9,7 +9,7 @@ import XDSTestSupport
 /// Seeded, bounded fuzzing of the engine's readers of outside input: every input yields a
 /// value or a typed error with a one-line message, in bounded time, and never traps.
 /// `XDS_FUZZ_SECONDS=60 swift test --skip-build --filter Fuzz` soaks for longer.
-@Suite(.timeLimit(.minutes(2))) struct InputFuzzTests {
+@Suite(.timeLimit(.minutes(10))) struct InputFuzzTests {
     private func expectClean(_ report: FuzzReport) {
         for failure in report.failures.prefix(5) { Issue.record("\(failure)") }
         #expect(report.failures.isEmpty, "\(report.failures.count) failing inputs in \(report.target)")
