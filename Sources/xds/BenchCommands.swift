@@ -16,16 +16,20 @@ struct BenchDecode: ParsableCommand {
     @Option(help: "Requests per die (per DP group at TP1).") var batchPerDie: Double = 96
     @Option(help: "KV length of every request, in tokens.") var context: Double = 4096
     @Option(help: "MTP acceptance rate (0 disables MTP).") var mtpAcceptance: Double = 0.7
+    @Option(help: "Microbatches per step, 1 or 2 (default: whichever is faster, as the scheduler picks).")
+    var microbatches: Int?
     @OptionGroup var experts: ExpertBenchOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
+        if let m = microbatches, !(1...2).contains(m) { throw ConfigError("--microbatches must be 1 or 2, got \(m)") }
         let r = try Bench.decode(deployment: deployment.resolve(), batchPerDie: batchPerDie, context: context,
-                                               mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing, seed: experts.seed)
+                                               mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing,
+                                               microbatches: microbatches, seed: experts.seed)
         if json { return try printJSON(r) }
         print("decode on \(r.deployment): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context)), eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)")
         print("  step \(fmt(r.stepMs, 2)) ms   layer \(fmt(r.layerMs, 3)) ms   TPOT \(fmt(r.tpotMs, 2)) ms   \(fmt(r.tokensPerStep, 2)) tokens/step")
-        print("  \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip   MoE load factor \(fmt(r.moeLoadFactor, 2))")
+        print("  \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip   MoE load factor \(fmt(r.moeLoadFactor, 2))   \(r.microbatches) microbatch(es)")
         let b = r.breakdownMs
         print("  per step: attention \(fmt(b.attention, 1)) ms  moe \(fmt(b.moe, 1))  dispatch \(fmt(b.dispatch, 1))  combine \(fmt(b.combine, 1))  other \(fmt(b.other, 1))")
     }
@@ -55,8 +59,17 @@ struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The published calibration points beside the simulated values; exits 1 if any is out of tolerance.")
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Print the decode step time against batch (8…128) and context (1K…16K) instead.") var sweep = false
+    @Option(help: "Deployment of --sweep (preset, colocated:… spec or .toml file).") var deployment = "cloudmatrix-infer"
 
     func run() throws {
+        if sweep {
+            let d = deployment.hasSuffix(".toml") ? try Deployment.load(path: deployment) : try Deployment.resolve(deployment)
+            let rows = try Validation.sweep(deployment: d)
+            if json { return try printJSON(rows) }
+            print(Validation.sweepTable(rows))
+            return
+        }
         let points = try Validation.run()
         let failed = points.filter { $0.enforced && !$0.withinTolerance }
         if json {
@@ -68,9 +81,10 @@ struct Validate: ParsableCommand {
             for p in points {
                 let published = p.publishedHigh.map { "\(fmt(p.published, 3))–\(fmt($0, 3))" } ?? fmt(p.published, 3)
                 let status = !p.enforced ? "info" : (p.withinTolerance ? "ok" : "OUT")
+                let error = p.absolute ? "\(fmt(p.error, 1))pt" : "\(fmt(p.error * 100, 1))%"
+                let tolerance = p.absolute ? "±\(fmt(p.tolerance, 0))pt" : "±\(fmt(p.tolerance * 100, 0))%"
                 print(p.name.padding(toLength: 52, withPad: " ", startingAt: 0) + "\(published) \(p.unit)".leftPad(16)
-                      + fmt(p.simulated, 3).leftPad(12) + "\(fmt(p.error * 100, 1))%".leftPad(9)
-                      + "  ±\(fmt(p.tolerance * 100, 0))% \(status)")
+                      + fmt(p.simulated, 3).leftPad(12) + error.leftPad(9) + "  \(tolerance) \(status)")
             }
             print(failed.isEmpty ? "all \(points.filter(\.enforced).count) enforced points within tolerance"
                                  : "\(failed.count) point(s) out of tolerance")
@@ -88,7 +102,7 @@ extension String {
 /// How a bench routes tokens to experts (shared by decode and prefill).
 struct ExpertBenchOptions: ParsableArguments {
     @Option(help: "Expert load balancing: off, on or perfect.") var eplb: EPLBMode = .on
-    @Option(help: "Expert routing skew: balanced (benchmark) or skewed (system.md's DeepSeek-R1 skew).")
-    var routing: RoutingSkew = .balanced
+    @Option(help: "Expert routing skew: skewed (system.md's measured DeepSeek-R1 distribution, default) or balanced (idealised).")
+    var routing: RoutingSkew = .skewed
     @Option(help: "Seed of the skewed routing draw.") var seed: UInt64 = 1
 }
