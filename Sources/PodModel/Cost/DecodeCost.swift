@@ -35,6 +35,9 @@ public struct DecodeStepInput: Sendable, Equatable {
     public var expertSlowdown: Double = 1
     /// Microbatches per step; nil lets the scheduler take the faster of one and two.
     public var microbatches: Int?
+    /// Requests of the whole instance, when groups differ (the engine); nil means every group holds
+    /// `requestsPerGroup`. Sets the experts' load.
+    public var requestsPerInstance: Double?
 
     public init(requestsPerGroup: Double, contextTokens: Double, mtpAcceptance: Double, dpGroups: Int? = nil,
                 expertDies: Int, routedSlots: Int, sharedExpertDies: Int, moeLoadFactor: Double = 1) {
@@ -135,6 +138,12 @@ extension CostModel {
         return projections + core + vectorWork(bytes: tokens * vectorBytesPerTokenPerLayer, share: vectorShare)
     }
 
+    /// Attention time of one decode layer for a group of `requests` at mean context `context` on the
+    /// whole die: the engine ranks its DP groups by it to find the one the dispatch barrier waits for.
+    public func decodeAttentionSeconds(requests: Double, context: Double, queryTokens: Double, tp: Int = 1) -> Double {
+        decodeAttention(requests: requests, context: context, queryTokens: queryTokens, tp: tp)
+    }
+
     /// One decode MoE layer with `m` microbatches (system.md §4b). One microbatch runs attention
     /// and then the MoE part on the whole die. Two microbatches run the attention stream and the
     /// MoE stream on their own core shares, each microbatch paying its own weight reads, dispatch
@@ -162,7 +171,8 @@ extension CostModel {
         let gate = roofline(flops: tokens * model.routerFlopsPerToken,
                             bytes: model.routerParameters * DType.bf16.bytes, eightBit: false,
                             share: moeShare, bandwidthShare: moeVector)
-        let allTokens = tokens * Double(input.dpGroups) / Double(tp)
+        let instanceRequests = input.requestsPerInstance ?? input.requestsPerGroup * Double(input.dpGroups)
+        let allTokens = instanceRequests / mb * q / Double(tp)
         let hotTokens = hottestExpertDieTokens(allTokens: allTokens, input: input)
         let routedDies = max(1, input.expertDies - input.sharedExpertDies)
         let slotsPerDie = max(1.0, (Double(input.routedSlots) / Double(routedDies)).rounded(.up))
