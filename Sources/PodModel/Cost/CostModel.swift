@@ -2,17 +2,18 @@ import Foundation
 
 /// Time of a unit of work on the simulated hardware, from first principles.
 ///
-/// Every operator is a roofline: its FLOPs against the die's peak times an efficiency, or its
-/// bytes against HBM bandwidth times an efficiency, whichever is longer. Fabric transfers are
-/// bytes against link bandwidth plus latency. A layer overlaps its attention and MoE streams
-/// over two microbatches, and waits at dispatch and combine for the slowest DP group and the
-/// hottest expert die (the global barrier of system.md §1.3).
+/// Every operator is a roofline on a share of the die: its FLOPs against the share's peak times
+/// an efficiency and its bytes against the share's HBM bandwidth, overlapped by one global
+/// constant. Collectives are a fixed cost plus the longer of issuing their messages and moving
+/// their bytes. A decode layer runs one microbatch on the whole die or two on the attention and
+/// MoE streams' core shares (system.md §4b), whichever is faster, and waits at dispatch and
+/// combine for the slowest DP group and the hottest expert die (system.md §1.3).
 ///
 /// ```swift
 /// let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
 /// let step = cost.decodeStep(DecodeStepInput(requestsPerGroup: 96, contextTokens: 4096,
 ///     mtpAcceptance: 0.7, expertDies: 320, routedSlots: 288, sharedExpertDies: 32))
-/// print(step.tpot * 1000)      // ≈ 49 ms
+/// print(step.tpot * 1000, step.microbatches)      // ≈ 49 ms, 2
 /// ```
 public struct CostModel: Sendable {
     public var model: ModelSpec
