@@ -130,14 +130,20 @@ extension ServingEngine {
         var context = 0.0
         var total = 0
         var slowest = -1.0
+        // Attention time grows with a group's requests, and per request with its context: rank the
+        // groups by requests × (per-request cost + per-token cost × context), both read off the
+        // cost model once per step.
         let queryTokens = tokensPerStep > 1 ? 2.0 : 1.0
+        let cost = instances[index].cost
+        let base = cost.decodeAttentionSeconds(requests: 1, context: 0, queryTokens: queryTokens)
+        let perRequest = cost.decodeAttentionSeconds(requests: 2, context: 0, queryTokens: queryTokens) - base
+        let perToken = (cost.decodeAttentionSeconds(requests: 1, context: 1_000, queryTokens: queryTokens) - base) / 1_000
         for g in instances[index].dp.indices {
             let running = instances[index].dp[g].running
             guard running > 0 else { continue }
             total += running
             let mean = instances[index].dp[g].meanContext(step: step, tokensPerStep: tokensPerStep)
-            let attention = instances[index].cost.decodeAttentionSeconds(requests: Double(running), context: mean,
-                                                                        queryTokens: queryTokens)
+            let attention = Double(running) * (perRequest + perToken * mean)
             if attention > slowest {
                 slowest = attention
                 maxRunning = running
