@@ -180,8 +180,19 @@ extension CostModel {
                                bytes: slotsPerDie * model.expertWeightBytes, eightBit: model.weightType.isEightBit,
                                share: moeShare, bandwidthShare: moeVector) * input.expertSlowdown
         let destinations = messagesPerToken(sharedExpertDies: input.sharedExpertDies)
-        let dispatchTime = dispatch(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies)
-        let combineTime = combine(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies)
+        // Each rank sends its own tokens; the hottest expert die also receives all of its tokens in
+        // the dispatch and sends all of their outputs back in the combine, so the barrier waits
+        // for whichever side is busier (system.md §4b: combine absorbs MoE imbalance).
+        let diesPerNode = hardware.devicesPerNode * hardware.diesPerDevice
+        let interNode = input.expertDies > diesPerNode
+        let received = hotTokens * model.dispatchBytesPerToken
+            / (hardware.scaleUpBytesPerSecondPerDie * constants.fabricWriteEfficiency)
+        let dispatchTime = max(dispatch(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
+                               constants.collectiveFixedSeconds
+                                   + (interNode ? hardware.scaleUpLatencyInterNode : hardware.scaleUpLatencyIntraNode)
+                                   + received)
+        let combineTime = max(combine(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
+                              messages(hotTokens, bytesPerMessage: model.combineBytesPerToken, interNode: interNode))
         let moe = gate + dispatchTime + experts + combineTime
         let layer = m > 1
             ? max(attention + moe, mb * attention, mb * (gate + experts), mb * (dispatchTime + combineTime))
