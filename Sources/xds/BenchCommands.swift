@@ -19,6 +19,9 @@ struct BenchDecode: ParsableCommand {
     var context: CLINumber = 4096
     @Option(parsing: .unconditional, help: "MTP acceptance rate (0 disables MTP), \(FlagLimits.mtpAcceptance.allowed).")
     var mtpAcceptance: CLINumber = 0.7
+    @Option(parsing: .unconditional,
+            help: "Microbatches per step, 1 or 2 (default: whichever is faster, as the scheduler picks).")
+    var microbatches: CLINumber?
     @OptionGroup var experts: ExpertBenchOptions
     @Flag(help: "Print JSON.") var json = false
 
@@ -26,15 +29,17 @@ struct BenchDecode: ParsableCommand {
         // Every number against its range (FlagLimits); the context window needs the model.
         let batchPerDie = try FlagLimits.batchPerDie.value(batchPerDie)
         let mtpAcceptance = try FlagLimits.mtpAcceptance.value(mtpAcceptance)
+        let microbatches = try self.microbatches.map(FlagLimits.microbatches.int)
         let seed = try experts.checkedSeed()
         let d = try deployment.resolve()
         let context = try FlagLimits.context(d.modelSpec()).value(context)
         let r = try Bench.decode(deployment: d, batchPerDie: batchPerDie, context: context,
-                                 mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing, seed: seed)
+                                 mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing,
+                                 microbatches: microbatches, seed: seed)
         if json { return try printJSON(r) }
         print("decode on \(r.deployment.terminalSafe): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context)), eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)")
         print("  step \(fmt(r.stepMs, 2)) ms   layer \(fmt(r.layerMs, 3)) ms   TPOT \(fmt(r.tpotMs, 2)) ms   \(fmt(r.tokensPerStep, 2)) tokens/step")
-        print("  \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip   MoE load factor \(fmt(r.moeLoadFactor, 2))")
+        print("  \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip   MoE load factor \(fmt(r.moeLoadFactor, 2))   \(r.microbatches) microbatch(es)")
         let b = r.breakdownMs
         print("  per step: attention \(fmt(b.attention, 1)) ms  moe \(fmt(b.moe, 1))  dispatch \(fmt(b.dispatch, 1))  combine \(fmt(b.combine, 1))  other \(fmt(b.other, 1))")
     }
@@ -70,8 +75,17 @@ struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The published calibration points beside the simulated values; exits 1 if any is out of tolerance.")
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Print the decode step time against batch (8…128) and context (1K…16K) instead.") var sweep = false
+    @Option(help: "Deployment of --sweep (preset, colocated:… spec or .toml file).") var deployment = "cloudmatrix-infer"
 
     func run() throws {
+        if sweep {
+            let d = deployment.hasSuffix(".toml") ? try Deployment.load(path: deployment) : try Deployment.resolve(deployment)
+            let rows = try Validation.sweep(deployment: d)
+            if json { return try printJSON(rows) }
+            print(Validation.sweepTable(rows))
+            return
+        }
         let points = try Validation.run()
         let failed = points.filter { $0.enforced && !$0.withinTolerance }
         if json {
@@ -83,9 +97,10 @@ struct Validate: ParsableCommand {
             for p in points {
                 let published = p.publishedHigh.map { "\(fmt(p.published, 3))–\(fmt($0, 3))" } ?? fmt(p.published, 3)
                 let status = !p.enforced ? "info" : (p.withinTolerance ? "ok" : "OUT")
+                let error = p.absolute ? "\(fmt(p.error, 1))pt" : "\(fmt(p.error * 100, 1))%"
+                let tolerance = p.absolute ? "±\(fmt(p.tolerance, 0))pt" : "±\(fmt(p.tolerance * 100, 0))%"
                 print(p.name.padding(toLength: 52, withPad: " ", startingAt: 0) + "\(published) \(p.unit)".leftPad(16)
-                      + fmt(p.simulated, 3).leftPad(12) + "\(fmt(p.error * 100, 1))%".leftPad(9)
-                      + "  ±\(fmt(p.tolerance * 100, 0))% \(status)")
+                      + fmt(p.simulated, 3).leftPad(12) + error.leftPad(9) + "  \(tolerance) \(status)")
             }
             print(failed.isEmpty ? "all \(points.filter(\.enforced).count) enforced points within tolerance"
                                  : "\(failed.count) point(s) out of tolerance")
@@ -103,8 +118,8 @@ extension String {
 /// How a bench routes tokens to experts (shared by decode and prefill).
 struct ExpertBenchOptions: ParsableArguments {
     @Option(help: "Expert load balancing: off, on or perfect.") var eplb: EPLBMode = .on
-    @Option(help: "Expert routing skew: balanced (benchmark) or skewed (system.md's DeepSeek-R1 skew).")
-    var routing: RoutingSkew = .balanced
+    @Option(help: "Expert routing skew: skewed (system.md's measured DeepSeek-R1 distribution, default) or balanced (idealised).")
+    var routing: RoutingSkew = .skewed
     @Option(parsing: .unconditional, help: "Seed of the skewed routing draw.") var seed: CLINumber = 1
 
     func checkedSeed() throws -> UInt64 { try FlagLimits.seed(seed) }

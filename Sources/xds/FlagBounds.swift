@@ -94,6 +94,8 @@ enum FlagLimits {
     static let heartbeatMisses = FlagRange("--heartbeat-misses", 1...1_000, whole: true)
     /// A year at a low rate is a legitimate soak; ten years bounds what anyone means.
     static let maxDurationSeconds: Double = 10 * 365 * 86_400
+    /// One microbatch or two (the papers' two-microbatch overlap); the bench picks the faster by default.
+    static let microbatches = FlagRange("--microbatches", 1...2, whole: true)
     /// A TCP port; 0 asks the system for a free one.
     static let port = FlagRange("--port", 0...65_535, unit: "", whole: true)
     /// The command language's `speed` range (``CommandLimits``), so `--speed` and `speed S` agree.

@@ -114,4 +114,36 @@ import Testing
         #expect(on.requestRebalance(now: 1, routing: &routing).started)
         #expect(!on.requestRebalance(now: 1, routing: &routing).started)
     }
+
+    @Test func offImbalanceReflectsTheDistributionAndEPLBCutsTheMoEPartByAThird() {
+        // Issue 11: without EPLB the per-die imbalance is well above 1 and far below the old ~15;
+        // the greedy plan cuts the MoE part of a decode step (gate and experts) by at least a third.
+        var imbalances: [Double] = []
+        for seed in UInt64(1)...4 {
+            let routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: seed)
+            imbalances.append(routing.expectedImbalance)
+        }
+        let mean = imbalances.reduce(0, +) / Double(imbalances.count)
+        #expect(mean > 2 && mean < 8, "\(imbalances)")
+        var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 1)
+        let off = routing.expectedImbalance
+        routing.setPlacement(EPLBPolicy.greedy.plan(popularity: routing.popularity, dies: 288, slotsPerDie: 1))
+        let on = routing.expectedImbalance
+        let moe = { (factor: Double) -> Double in
+            var input = DecodeStepInput(requestsPerGroup: 96, contextTokens: 4096, mtpAcceptance: 0.7, expertDies: 320,
+                                        routedSlots: 288, sharedExpertDies: 32, moeLoadFactor: factor)
+            input.microbatches = 2
+            return cost.decodeStep(input).breakdown.moe
+        }
+        #expect(moe(on) <= moe(off) * 2 / 3, "imbalance \(off) → \(on): MoE \(moe(off)) → \(moe(on))")
+    }
+
+    @Test func skewDriftsButKeepsItsShape() {
+        var traffic = ExpertTraffic(shape: shape, seed: 4, classes: ["chat"])
+        let before = traffic.popularity
+        traffic.advanceDrift(seconds: 120)
+        #expect(traffic.popularity != before)
+        let hottest = traffic.popularity.layers.map { $0.max()! }.max()!
+        #expect(hottest > 15 && hottest < 60, "\(hottest)")
+    }
 }

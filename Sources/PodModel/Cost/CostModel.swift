@@ -2,17 +2,18 @@ import Foundation
 
 /// Time of a unit of work on the simulated hardware, from first principles.
 ///
-/// Every operator is a roofline: its FLOPs against the die's peak times an efficiency, or its
-/// bytes against HBM bandwidth times an efficiency, whichever is longer. Fabric transfers are
-/// bytes against link bandwidth plus latency. A layer overlaps its attention and MoE streams
-/// over two microbatches, and waits at dispatch and combine for the slowest DP group and the
-/// hottest expert die (the global barrier of system.md §1.3).
+/// Every operator is a roofline on a share of the die: its FLOPs against the share's peak times
+/// an efficiency and its bytes against the share's HBM bandwidth, overlapped by one global
+/// constant. Collectives are a fixed cost plus the longer of issuing their messages and moving
+/// their bytes. A decode layer runs one microbatch on the whole die or two on the attention and
+/// MoE streams' core shares (system.md §4b), whichever is faster, and waits at dispatch and
+/// combine for the slowest DP group and the hottest expert die (system.md §1.3).
 ///
 /// ```swift
 /// let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
 /// let step = cost.decodeStep(DecodeStepInput(requestsPerGroup: 96, contextTokens: 4096,
 ///     mtpAcceptance: 0.7, expertDies: 320, routedSlots: 288, sharedExpertDies: 32))
-/// print(step.tpot * 1000)      // ≈ 49 ms
+/// print(step.tpot * 1000, step.microbatches)      // ≈ 49 ms, 2
 /// ```
 public struct CostModel: Sendable {
     public var model: ModelSpec
@@ -27,20 +28,46 @@ public struct CostModel: Sendable {
 
     // MARK: Rooflines
 
-    /// Time of an operator: compute-bound or memory-bound, whichever is slower.
-    /// `loadComputeOverlap` of 1 is the ideal roofline; 0 adds the two (``CostConstants``).
+    /// Time of an operator on a share of the die: its FLOPs against the share's peak times an
+    /// efficiency, its bytes against the share's HBM bandwidth, overlapped per
+    /// ``CostConstants/loadComputeOverlap`` (1 = ideal roofline, 0 = load then compute).
+    /// A stream draws HBM bandwidth in proportion to the cores issuing its loads (`share`).
     public func roofline(flops: Double, bytes: Double, eightBit: Bool, computeEfficiency: Double? = nil,
-                         loadComputeOverlap: Double = 1) -> Double {
+                         share: Double = 1, bandwidthShare: Double? = nil) -> Double {
         let peak = eightBit ? hardware.int8FlopsPerDie : hardware.bf16FlopsPerDie
-        let compute = flops / (peak * (computeEfficiency ?? constants.gemmEfficiency))
-        let memory = bytes / (hardware.hbmBytesPerSecondPerDie * constants.hbmEfficiency)
-        return max(compute, memory) + (1 - loadComputeOverlap) * min(compute, memory)
+        let compute = flops / (peak * share * (computeEfficiency ?? constants.gemmEfficiency))
+        let memory = bytes / (hardware.hbmBytesPerSecondPerDie * (bandwidthShare ?? share) * constants.hbmEfficiency)
+        return max(compute, memory) + (1 - constants.loadComputeOverlap) * min(compute, memory)
     }
 
-    /// Two microbatches: the shorter stream hides behind the longer one, up to the overlap share.
-    public func overlapped(_ a: Double, _ b: Double, microbatches: Int) -> Double {
-        guard microbatches >= 2 else { return a + b }
-        return max(a, b) + (1 - constants.microbatchOverlap) * min(a, b)
+    /// Element-wise vector work (norms, RoPE, residuals, quantisation, gating, KV writes) priced
+    /// from the bytes it reads and writes at the HBM bandwidth of the cores running it.
+    public func vectorWork(bytes: Double, share: Double = 1) -> Double {
+        bytes / (hardware.hbmBytesPerSecondPerDie * share * constants.hbmEfficiency)
+    }
+
+    /// Bytes of vector work per token in one layer: two RMSNorms (read + write the BF16 hidden
+    /// state), two residual adds (two reads, one write), quantising the hidden state to 8 bits,
+    /// RMSNorm of the MLA latents, RoPE on the query and key, the KV-cache write, and top-k gating
+    /// over FP32 router scores.
+    public var vectorBytesPerTokenPerLayer: Double {
+        let h = Double(model.hidden) * DType.bf16.bytes
+        var bytes = 2 * 2 * h + 2 * 3 * h + h * (1 + DType.int8.bytes / DType.bf16.bytes)
+        switch model.attention {
+        case let .mla(heads, qLora, kvLora, _, rope, _):
+            bytes += 2 * Double(qLora + kvLora) * DType.bf16.bytes
+            bytes += 2 * Double((heads + 1) * rope) * DType.bf16.bytes
+        case let .gqa(heads, kvHeads, hd):
+            bytes += 2 * Double((heads + kvHeads) * hd) * DType.bf16.bytes
+        }
+        bytes += model.kvBytesPerTokenPerLayer
+        if let moe = model.moe { bytes += 2 * Double(moe.routedExperts) * 4 }
+        return bytes
+    }
+
+    /// Sampling `tokens` next tokens: passes over their FP32 logits (``CostConstants/samplingPasses``).
+    public func sampling(tokens: Double) -> Double {
+        vectorWork(bytes: tokens * Double(model.vocabulary) * 4 * constants.samplingPasses)
     }
 
     // MARK: Collectives
@@ -51,6 +78,14 @@ public struct CostModel: Sendable {
     public func messagesPerToken(sharedExpertDies: Int) -> Double {
         guard let moe = model.moe else { return 0 }
         return Double(moe.topK + (sharedExpertDies > 0 ? moe.sharedExperts : 0))
+    }
+
+    /// Distinct dies a token's `topK` routed experts land on, when `dies` dies hold the routed
+    /// experts evenly: D·(1 − (1 − 1/D)^k). Prefill sends a token once per destination die.
+    public func destinationDies(dies: Int) -> Double {
+        guard let moe = model.moe, dies > 0 else { return 0 }
+        let d = Double(dies)
+        return d * (1 - pow(1 - 1 / d, Double(moe.topK)))
     }
 
     /// One dispatch (8-bit hidden states out to the expert dies) for `tokensPerRank` tokens,
@@ -66,15 +101,36 @@ public struct CostModel: Sendable {
                    bytesPerMessage: model.combineBytesPerToken)
     }
 
+    /// A collective of `count` messages of `bytesPerMessage`, `remoteShare` of them leaving the die:
+    /// a fixed cost, the fabric latency, and the longer of issuing every message (a local copy is
+    /// issued too) and moving the remote bytes.
+    public func messages(_ count: Double, bytesPerMessage: Double, interNode: Bool, remoteShare: Double = 1) -> Double {
+        guard count > 0 else { return 0 }
+        let latency = interNode ? hardware.scaleUpLatencyInterNode : hardware.scaleUpLatencyIntraNode
+        let wire = count * remoteShare * bytesPerMessage
+            / (hardware.scaleUpBytesPerSecondPerDie * constants.fabricWriteEfficiency)
+        return constants.collectiveFixedSeconds + latency + max(wire, count * constants.collectiveSecondsPerMessage)
+    }
+
+    /// A prefill dispatch or combine: tokens are packed per destination die (each token sent once
+    /// per destination die, system.md §4 prefill), so a rank issues one message per peer and the
+    /// bytes bound the time.
+    public func packedExchange(tokensPerRank: Double, destinations: Double, ep: Int, bytesPerToken: Double) -> Double {
+        guard ep > 1, tokensPerRank > 0 else { return 0 }
+        let remoteShare = 1 - 1 / Double(ep)
+        let peers = Double(ep - 1)
+        let diesPerNode = hardware.devicesPerNode * hardware.diesPerDevice
+        return messages(peers, bytesPerMessage: tokensPerRank * destinations * remoteShare * bytesPerToken / peers,
+                        interNode: ep > diesPerNode)
+    }
+
     private func collective(tokensPerRank: Double, destinations: Double, ep: Int, bytesPerMessage: Double) -> Double {
         guard ep > 1, tokensPerRank > 0 else { return 0 }
         // The message to the rank's own die stays local.
         let remoteShare = 1 - 1 / Double(ep)
-        let bytes = tokensPerRank * destinations * bytesPerMessage * remoteShare
         let diesPerNode = hardware.devicesPerNode * hardware.diesPerDevice
-        let latency = ep > diesPerNode ? hardware.scaleUpLatencyInterNode : hardware.scaleUpLatencyIntraNode
-        return constants.collectiveFixedSeconds + latency
-            + bytes / (hardware.scaleUpBytesPerSecondPerDie * constants.fabricWriteEfficiency)
+        return messages(tokensPerRank * destinations, bytesPerMessage: bytesPerMessage, interNode: ep > diesPerNode,
+                        remoteShare: remoteShare)
     }
 
     /// TP all-reduce of `tokens` hidden states (BF16) over `tp` dies: ring, 2(tp−1)/tp of the data.

@@ -1,10 +1,14 @@
+import Foundation
+
 /// What one decode step of an instance looks like to the cost model.
 ///
-/// Attention is data-parallel (one DP group per die at TP1); the step waits for its slowest
-/// group, so callers describe that group. Experts are spread over `expertDies`; the hottest
-/// die's load relative to the mean (`moeLoadFactor`, averaged over MoE layers) sets the MoE time.
+/// Attention is data-parallel (one DP group per die at TP1); dispatch waits for the slowest
+/// group, so callers describe that group — or, in a fixed-batch bench, the typical group and the
+/// spread of its requests' contexts (`contextSpread`), from which the cost model derives the
+/// slowest of `dpGroups`. Experts are spread over `expertDies`; combine waits for the hottest die,
+/// whose load is the placement's imbalance (`moeLoadFactor`) plus the sampling noise of routing.
 public struct DecodeStepInput: Sendable, Equatable {
-    /// Requests in the slowest DP group.
+    /// Requests in the slowest DP group (or in every group, with `contextSpread`).
     public var requestsPerGroup: Double
     /// Mean context (KV length) of those requests.
     public var contextTokens: Double
@@ -21,12 +25,19 @@ public struct DecodeStepInput: Sendable, Equatable {
     public var expertDies: Int
     public var routedSlots: Int
     public var sharedExpertDies: Int
-    /// Hottest die's MoE load over the mean (1 = perfectly balanced).
+    /// Hottest routed die's expected load over the mean from the placement (1 = perfectly balanced).
     public var moeLoadFactor: Double = 1
+    /// Coefficient of variation of the requests' contexts inside a group: 0 when the caller already
+    /// names the slowest group (the engine); a bench passes ``CostConstants/contextSpread``.
+    public var contextSpread: Double = 0
     /// Slowdown of the slowest die in the attention and expert barriers (straggler faults).
     public var attentionSlowdown: Double = 1
     public var expertSlowdown: Double = 1
-    public var microbatches: Int = 2
+    /// Microbatches per step; nil lets the scheduler take the faster of one and two.
+    public var microbatches: Int?
+    /// Requests of the whole instance, when groups differ (the engine); nil means every group holds
+    /// `requestsPerGroup`. Sets the experts' load.
+    public var requestsPerInstance: Double?
 
     public init(requestsPerGroup: Double, contextTokens: Double, mtpAcceptance: Double, dpGroups: Int? = nil,
                 expertDies: Int, routedSlots: Int, sharedExpertDies: Int, moeLoadFactor: Double = 1) {
@@ -55,122 +66,200 @@ public struct DecodeStepCost: Sendable, Equatable {
     /// One MoE layer of the main model in this step (the verify pass when MTP is on).
     public var layerSeconds: Double
     public var tokensPerStep: Double
-    /// Per step, summed over layers; `other` holds dense layers, heads, MTP draft and overheads.
+    /// Per step, summed over layers and microbatches (streams overlap, so the parts add up to more
+    /// than the step); `other` holds dense layers, heads, sampling, MTP draft and host overheads.
     public var breakdown: StepBreakdown
+    /// Microbatches the step ran with (the scheduler's choice unless the input fixed it).
+    public var microbatches: Int = 1
     public var tpot: Double { stepSeconds / tokensPerStep }
 }
 
 extension CostModel {
-    /// A decode operator: load-then-compute per ``CostConstants/decodeLoadComputeOverlap``.
-    func decodeRoofline(flops: Double, bytes: Double, eightBit: Bool, computeEfficiency: Double? = nil) -> Double {
-        roofline(flops: flops, bytes: bytes, eightBit: eightBit, computeEfficiency: computeEfficiency,
-                 loadComputeOverlap: constants.decodeLoadComputeOverlap)
-    }
-
-    /// Per-layer pieces of one decode pass with `queryTokens` tokens per request.
+    /// Per-microbatch pieces of one decode MoE layer, and the layer's time.
     struct DecodeLayer {
         var attention: Double
-        var moe: Double
+        var gateAndExperts: Double
         var dispatch: Double
         var combine: Double
+        var microbatches: Int
         var layer: Double
     }
 
-    func decodeMoELayer(_ input: DecodeStepInput, queryTokens q: Double) -> DecodeLayer {
-        let b = input.requestsPerGroup, ctx = input.contextTokens, tp = input.attentionTP
-        let tokens = b * q
-        let attention = decodeAttention(requests: b, context: ctx, queryTokens: q, tp: tp) * input.attentionSlowdown
-        guard let moe = model.moe else {
-            return DecodeLayer(attention: attention, moe: 0, dispatch: 0, combine: 0, layer: attention)
-        }
-        let router = decodeRoofline(flops: tokens * model.routerFlopsPerToken, bytes: model.routerParameters * model.weightType.bytes,
-                              eightBit: false)
-        // Token-expert pairs of the whole instance, spread over the routed slots; shared-expert
-        // tokens over their dedicated dies (or over every die when none are dedicated).
-        let allTokens = tokens * Double(input.dpGroups)
-        let routedPerSlot = allTokens * Double(moe.topK) / Double(max(1, input.routedSlots))
-        let sharedPerDie = input.sharedExpertDies > 0
-            ? allTokens * Double(moe.sharedExperts) / Double(input.sharedExpertDies) : 0
-        let slotsPerDie = max(1.0, Double(input.routedSlots) / Double(max(1, input.expertDies - input.sharedExpertDies)))
-        // The hottest die: a routed die at the imbalance factor, or a shared-expert die.
-        let hotTokens = max(routedPerSlot * slotsPerDie * max(1, input.moeLoadFactor), sharedPerDie)
-        let expertsOnDie = slotsPerDie + (input.sharedExpertDies == 0 ? Double(moe.sharedExperts) : 0)
-        let sharedLocalTokens = input.sharedExpertDies == 0 ? tokens * Double(moe.sharedExperts) : 0
-        let expert = decodeRoofline(flops: (hotTokens + sharedLocalTokens) * model.expertFlopsPerToken,
-                              bytes: expertsOnDie * model.expertWeightBytes, eightBit: model.weightType.isEightBit)
-            * input.expertSlowdown
-        let destinations = messagesPerToken(sharedExpertDies: input.sharedExpertDies)
-        let dispatchTime = dispatch(tokensPerRank: tokens, destinations: destinations, ep: input.expertDies)
-        let combineTime = combine(tokensPerRank: tokens, destinations: destinations, ep: input.expertDies)
-        // Colocated attention and experts share each die's cube cores, so their compute adds up
-        // (two barriers per layer: dispatch waits for the slowest group, combine for the hottest
-        // die); the two-microbatch pipeline hides the transfers of one microbatch behind the
-        // compute of the other.
-        let compute = attention + router + expert
-        let transfers = dispatchTime + combineTime
-        return DecodeLayer(attention: attention + router, moe: expert, dispatch: dispatchTime, combine: combineTime,
-                           layer: overlapped(compute, transfers, microbatches: input.microbatches))
+    /// Expected maximum of `n` independent standard normals, √(2 ln n) (0 for a single one).
+    static func expectedMaxZ(_ n: Int) -> Double { n > 1 ? (2 * Foundation.log(Double(n))).squareRoot() : 0 }
+
+    /// Context of the slowest DP group: each group's mean context over its `requests` has a
+    /// standard deviation of spread/√requests; the slowest of `groups` sits √(2 ln groups) of
+    /// those above the mean (system.md §1.3: dispatch waits for the slowest DP group).
+    func slowestGroupContext(_ input: DecodeStepInput) -> Double {
+        guard input.contextSpread > 0, input.requestsPerGroup > 0 else { return input.contextTokens }
+        let sigma = input.contextSpread / input.requestsPerGroup.squareRoot()
+        return input.contextTokens * (1 + sigma * Self.expectedMaxZ(input.dpGroups))
     }
 
-    /// Attention stream of one decode layer for one DP group: projections (weights streamed
-    /// once per step) and the core over the latent KV cache (read once per request).
-    func decodeAttention(requests b: Double, context ctx: Double, queryTokens q: Double, tp: Int) -> Double {
+    /// Token-expert pairs on the hottest expert die for `allTokens` tokens of the instance: the
+    /// placement's hottest routed die (``DecodeStepInput/moeLoadFactor``) with one standard
+    /// deviation of Poisson routing noise, or the noisiest of the many near-mean dies (√(2 ln N)
+    /// deviations), or a shared-expert die, whichever is busiest (system.md §1.3: combine waits
+    /// for the slowest expert).
+    func hottestExpertDieTokens(allTokens: Double, input: DecodeStepInput) -> Double {
+        guard let moe = model.moe else { return 0 }
+        let routedDies = max(1, input.expertDies - input.sharedExpertDies)
+        let slotsPerDie = max(1.0, Double(input.routedSlots) / Double(routedDies))
+        let mean = allTokens * Double(moe.topK) / Double(max(1, input.routedSlots)) * slotsPerDie
+        let hot = mean * max(1, input.moeLoadFactor)
+        var busiest = max(hot + hot.squareRoot(), mean + mean.squareRoot() * Self.expectedMaxZ(routedDies))
+        if input.sharedExpertDies > 0 {
+            busiest = max(busiest, allTokens * Double(moe.sharedExperts) / Double(input.sharedExpertDies))
+        } else {
+            // Every die holds a shared-expert copy and serves its own group's tokens.
+            busiest += allTokens / Double(max(1, input.dpGroups)) * Double(moe.sharedExperts)
+        }
+        return busiest
+    }
+
+    /// Attention stream of one decode layer for one microbatch of `requests` requests on a share of
+    /// the die: MLA prolog and O-proj (weights streamed once per microbatch), the core over the
+    /// INT8 latent cache, and the stream's vector work.
+    func decodeAttention(requests b: Double, context ctx: Double, queryTokens q: Double, tp: Int,
+                         share: Double = 1, vectorShare: Double = 1) -> Double {
         let proj = model.attentionProjections(decode: true, tp: tp)
-        let projections = decodeRoofline(flops: b * q * proj.flopsPerToken, bytes: proj.weightBytes,
-                                   eightBit: model.weightType.isEightBit)
-        let core = decodeRoofline(flops: b * q * model.attentionCoreFlops(decode: true, context: ctx, tp: tp),
+        let tokens = b * q
+        let projections = roofline(flops: tokens * proj.flopsPerToken, bytes: proj.weightBytes,
+                                   eightBit: model.weightType.isEightBit, share: share, bandwidthShare: vectorShare)
+        // The absorbed MLA core attends over the 8-bit latent (system.md §3: the non-RoPE part of the
+        // cache is INT8) on the 8-bit path: on the BF16 path its 1.1e11 FLOPs per microbatch at batch
+        // 96 with MTP take 0.67 ms at 65% of 16 cube cores, beyond §4b's ~600 µs for the whole stream.
+        let core = roofline(flops: tokens * model.attentionCoreFlops(decode: true, context: ctx, tp: tp),
                             bytes: b * model.kvReadBytes(context: ctx, tp: tp),
-                            // Absorbed MLA attends over the INT8 latent on the 8-bit path (system.md §3).
                             eightBit: model.kvType.isEightBit,
-                            computeEfficiency: constants.attentionComputeEfficiency)
-        return projections + core
+                            computeEfficiency: constants.attentionComputeEfficiency,
+                            share: share, bandwidthShare: vectorShare)
+        return projections + core + vectorWork(bytes: tokens * vectorBytesPerTokenPerLayer, share: vectorShare)
+    }
+
+    /// Attention time of one decode layer for a group of `requests` at mean context `context` on the
+    /// whole die: the engine ranks its DP groups by it to find the one the dispatch barrier waits for.
+    public func decodeAttentionSeconds(requests: Double, context: Double, queryTokens: Double, tp: Int = 1) -> Double {
+        decodeAttention(requests: requests, context: context, queryTokens: queryTokens, tp: tp)
+    }
+
+    /// One decode MoE layer with `m` microbatches (system.md §4b). One microbatch runs attention
+    /// and then the MoE part on the whole die. Two microbatches run the attention stream and the
+    /// MoE stream on their own core shares, each microbatch paying its own weight reads, dispatch
+    /// and combine. A microbatch's layer is a chain (attention → gate → dispatch → experts →
+    /// combine → next layer's attention), and the two interleave, so the layer takes the longest
+    /// of: one chain, the attention stream's work for both, the MoE cube cores' work for both, and
+    /// the fabric's transfers for both (dispatch and combine are in flight while the MoE stream's
+    /// cube cores run the other microbatch's experts).
+    func decodeMoELayer(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int) -> DecodeLayer {
+        let mb = Double(m), tp = input.attentionTP
+        let attentionShare = m > 1 ? constants.attentionStreamCubeShare : 1
+        let attentionVector = m > 1 ? constants.attentionStreamVectorShare : 1
+        let requests = input.requestsPerGroup / mb
+        let tokens = requests * q
+        let context = slowestGroupContext(input)
+        var attention = decodeAttention(requests: requests, context: context, queryTokens: q, tp: tp,
+                                        share: attentionShare, vectorShare: attentionVector) * input.attentionSlowdown
+        attention += tensorParallelAllReduce(tokens: tokens, tp: tp)
+        guard model.moe != nil else {
+            return DecodeLayer(attention: attention, gateAndExperts: 0, dispatch: 0, combine: 0, microbatches: m,
+                               layer: mb * attention)
+        }
+        let moeShare = m > 1 ? 1 - constants.attentionStreamCubeShare : 1
+        let moeVector = m > 1 ? 1 - constants.attentionStreamVectorShare : 1
+        let gate = roofline(flops: tokens * model.routerFlopsPerToken,
+                            bytes: model.routerParameters * DType.bf16.bytes, eightBit: false,
+                            share: moeShare, bandwidthShare: moeVector)
+        let instanceRequests = input.requestsPerInstance ?? input.requestsPerGroup * Double(input.dpGroups)
+        let allTokens = instanceRequests / mb * q / Double(tp)
+        let hotTokens = hottestExpertDieTokens(allTokens: allTokens, input: input)
+        let routedDies = max(1, input.expertDies - input.sharedExpertDies)
+        let slotsPerDie = max(1.0, (Double(input.routedSlots) / Double(routedDies)).rounded(.up))
+        let experts = roofline(flops: hotTokens * model.expertFlopsPerToken,
+                               bytes: slotsPerDie * model.expertWeightBytes, eightBit: model.weightType.isEightBit,
+                               share: moeShare, bandwidthShare: moeVector) * input.expertSlowdown
+        let destinations = messagesPerToken(sharedExpertDies: input.sharedExpertDies)
+        // Each rank sends its own tokens; the hottest expert die also receives all of its tokens in
+        // the dispatch and sends all of their outputs back in the combine, so the barrier waits
+        // for whichever side is busier (system.md §4b: combine absorbs MoE imbalance).
+        let diesPerNode = hardware.devicesPerNode * hardware.diesPerDevice
+        let interNode = input.expertDies > diesPerNode
+        let received = hotTokens * model.dispatchBytesPerToken
+            / (hardware.scaleUpBytesPerSecondPerDie * constants.fabricWriteEfficiency)
+        let dispatchTime = max(dispatch(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
+                               constants.collectiveFixedSeconds
+                                   + (interNode ? hardware.scaleUpLatencyInterNode : hardware.scaleUpLatencyIntraNode)
+                                   + received)
+        let combineTime = max(combine(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
+                              messages(hotTokens, bytesPerMessage: model.combineBytesPerToken, interNode: interNode))
+        let moe = gate + dispatchTime + experts + combineTime
+        let layer = m > 1
+            ? max(attention + moe, mb * attention, mb * (gate + experts), mb * (dispatchTime + combineTime))
+            : attention + moe
+        return DecodeLayer(attention: attention, gateAndExperts: gate + experts, dispatch: dispatchTime,
+                           combine: combineTime, microbatches: m, layer: layer)
     }
 
     func decodeDenseLayer(requests b: Double, context ctx: Double, queryTokens q: Double, tp: Int) -> Double {
         decodeAttention(requests: b, context: ctx, queryTokens: q, tp: tp)
-            + decodeRoofline(flops: b * q * model.denseFFNFlopsPerToken / Double(tp),
+            + roofline(flops: b * q * model.denseFFNFlopsPerToken / Double(tp),
                        bytes: model.denseFFNParameters * model.weightType.bytes / Double(tp),
                        eightBit: model.weightType.isEightBit)
+            + tensorParallelAllReduce(tokens: b * q, tp: tp)
     }
 
     func lmHead(tokens: Double, tp: Int) -> Double {
-        decodeRoofline(flops: tokens * model.lmHeadFlopsPerToken / Double(tp), bytes: model.lmHeadWeightBytes / Double(tp),
+        roofline(flops: tokens * model.lmHeadFlopsPerToken / Double(tp), bytes: model.lmHeadWeightBytes / Double(tp),
                  eightBit: false)
     }
 
-    /// One decode step: dense layers, MoE layers, LM head, the MTP draft, graph launch and
-    /// scheduling. With MTP the main model verifies 1 + drafts tokens per request.
+    /// One decode step: dense layers, MoE layers, LM head, sampling, the MTP draft, graph launch
+    /// and scheduling. With MTP the main model verifies 1 + drafts tokens per request. Unless the
+    /// input fixes it, the scheduler runs one or two microbatches, whichever is faster (system.md
+    /// §4b: at small batch one microbatch can win).
     public func decodeStep(_ input: DecodeStepInput) -> DecodeStepCost {
+        if let m = input.microbatches { return decodeStep(input, microbatches: max(1, min(2, m))) }
+        let one = decodeStep(input, microbatches: 1)
+        guard model.isMoE else { return one }
+        let two = decodeStep(input, microbatches: 2)
+        return two.stepSeconds < one.stepSeconds ? two : one
+    }
+
+    func decodeStep(_ input: DecodeStepInput, microbatches m: Int) -> DecodeStepCost {
         let mtpOn = input.mtpAcceptance > 0 && model.mtpModules > 0
         let q = mtpOn ? 1 + Double(input.mtpDrafts) : 1
         let b = input.requestsPerGroup, tp = input.attentionTP
-        let verify = decodeMoELayer(input, queryTokens: q)
+        let verify = decodeMoELayer(input, queryTokens: q, microbatches: m)
         let moeLayers = Double(model.moeLayers)
         let denseLayers = Double(model.layers - model.moeLayers)
-        var other = denseLayers * decodeDenseLayer(requests: b, context: input.contextTokens, queryTokens: q, tp: tp)
+        let context = slowestGroupContext(input)
+        var other = denseLayers * decodeDenseLayer(requests: b, context: context, queryTokens: q, tp: tp)
             * input.attentionSlowdown
-        other += lmHead(tokens: b * q, tp: tp)
+        other += lmHead(tokens: b * q, tp: tp) + sampling(tokens: b * q)
         var graphs = 1.0
         if mtpOn {
-            // The MTP module: project [embedding; hidden], one MoE layer, and its own LM head,
-            // once per draft token; it runs as a second graph.
-            let draft = decodeMoELayer(input, queryTokens: 1)
-            let projection = decodeRoofline(flops: b * 4 * Double(model.hidden * model.hidden),
+            // The MTP module: project [embedding; hidden], one MoE layer, its own LM head and
+            // sampling, once per draft token; it runs as a second graph.
+            let draft = decodeMoELayer(input, queryTokens: 1, microbatches: m)
+            let projection = roofline(flops: b * 4 * Double(model.hidden * model.hidden),
                                       bytes: 2 * Double(model.hidden * model.hidden) * model.weightType.bytes,
                                       eightBit: model.weightType.isEightBit)
-            other += Double(input.mtpDrafts) * (draft.layer + projection + lmHead(tokens: b, tp: tp))
+            other += Double(input.mtpDrafts) * (draft.layer + projection + lmHead(tokens: b, tp: tp) + sampling(tokens: b))
             graphs += 1
         }
         other += graphs * constants.graphLaunchSeconds + constants.schedulingSeconds
         let step = moeLayers * verify.layer + other
         var breakdown = StepBreakdown()
-        breakdown.attention = moeLayers * verify.attention
-        breakdown.moe = moeLayers * verify.moe
-        breakdown.dispatch = moeLayers * verify.dispatch
-        breakdown.combine = moeLayers * verify.combine
+        let perLayer = moeLayers * Double(m)
+        breakdown.attention = perLayer * verify.attention
+        breakdown.moe = perLayer * verify.gateAndExperts
+        breakdown.dispatch = perLayer * verify.dispatch
+        breakdown.combine = perLayer * verify.combine
         breakdown.other = other
         let tokens = 1 + (mtpOn ? input.mtpAcceptance * Double(input.mtpDrafts) : 0)
         return DecodeStepCost(stepSeconds: step, layerSeconds: model.isMoE ? verify.layer : verify.attention,
-                              tokensPerStep: tokens, breakdown: breakdown)
+                              tokensPerStep: tokens,
+                              breakdown: breakdown, microbatches: m)
     }
 }

@@ -32,69 +32,136 @@ public struct PrefillBatchCost: Sendable, Equatable {
 }
 
 extension CostModel {
-    func prefillOp(flops: Double, bytes: Double, eightBit: Bool, computeEfficiency: Double? = nil) -> Double {
-        roofline(flops: flops, bytes: bytes, eightBit: eightBit, computeEfficiency: computeEfficiency,
-                 loadComputeOverlap: constants.prefillLoadComputeOverlap)
+    /// One operation of a microbatch's layer and the resource it occupies: the die's cores, the
+    /// TP group's intra-node links (all-gather, all-to-all), or the UB fabric (dispatch, combine).
+    struct PrefillPhase {
+        enum Resource: Int { case cores = 0, tpLinks = 1, fabric = 2 }
+        var resource: Resource
+        var seconds: Double
+        init(onFabric: Bool, seconds: Double, tp: Bool = false) {
+            resource = !onFabric ? .cores : (tp ? .tpLinks : .fabric)
+            self.seconds = seconds
+        }
     }
 
-    /// Attention of one prefill layer on one die of a TP group: every die runs 1/tp of the heads
-    /// for all of its group's tokens, then the group all-reduces the output.
-    func prefillAttention(_ input: PrefillBatchInput) -> (compute: Double, allReduce: Double) {
-        let tp = input.attentionTP
-        let groupTokens = input.tokensPerDie * Double(tp)
+    /// Steady-state time of one layer whose microbatches each run `phases` in order: compute on
+    /// the die's cores, TP collectives on the group's intra-node links, dispatch and combine on the
+    /// UB fabric. With one microbatch the phases add up. With several, a microbatch's next layer
+    /// starts as soon as its own combine is back, so the layer takes the longer of one
+    /// microbatch's chain and each resource's work for all microbatches (the bound a pipelined
+    /// schedule reaches; the same form as the decode streams).
+    static func flowShop(_ phases: [PrefillPhase], microbatches m: Int) -> Double {
+        let chain = phases.reduce(0) { $0 + $1.seconds }
+        guard m > 1 else { return chain }
+        var load = [0.0, 0.0, 0.0]
+        for p in phases { load[p.resource.rawValue] += p.seconds }
+        return max(chain, Double(m) * load.max()!)
+    }
+
+    /// All-gather over a TP group: each die receives the other dies' `bytesPerDie` (intra-node link).
+    func tensorParallelAllGather(bytesPerDie: Double, tp: Int) -> Double {
+        guard tp > 1, bytesPerDie > 0 else { return 0 }
+        let link = min(hardware.diesPerDevice > 1 ? hardware.dieToDieBytesPerSecond : hardware.scaleUpBytesPerSecondPerDie,
+                       hardware.scaleUpBytesPerSecondPerDie)
+        return Double(tp - 1) * hardware.scaleUpLatencyIntraNode
+            + bytesPerDie * Double(tp - 1) / (link * constants.fabricWriteEfficiency)
+    }
+
+    /// The phases of one prefill layer for one microbatch of `n` new tokens per die, SP–TP–SP as
+    /// the papers lay attention out: norms and down projections sequence-parallel (each die its own
+    /// tokens), all-gather of the latents, up projections and the core tensor-parallel by heads
+    /// (the core on the BF16 path over keys and values expanded from the latent), all-to-all of the
+    /// attention outputs back to each token's die, O-proj, gate and the die's shared-expert copy
+    /// sequence-parallel; then dispatch (each token sent once per destination die), the routed
+    /// experts of the hottest die, and combine.
+    func prefillPhases(_ input: PrefillBatchInput, tokens n: Double, moeLayer: Bool) -> [PrefillPhase] {
+        let tp = input.attentionTP, t = Double(tp)
+        let groupTokens = n * t
+        let eight = model.weightType.isEightBit
+        let proj = model.attentionProjections(decode: false, tp: tp)
+        var latentWidth = 0.0, downFlops = 0.0, headOut = Double(model.hidden)
+        if case let .mla(heads, qLora, kvLora, _, rope, v) = model.attention {
+            latentWidth = Double(qLora + kvLora + rope)
+            downFlops = 2 * Double(model.hidden) * latentWidth
+            headOut = Double(heads * v)
+        }
         // Causal attention: a new token attends to the cached prefix and, on average, half the rest.
         let context = input.cachedPrefixTokens + (input.promptTokens - input.cachedPrefixTokens) / 2
-        let proj = model.attentionProjections(decode: false, tp: tp)
-        let projections = prefillOp(flops: groupTokens * proj.flopsPerToken, bytes: proj.weightBytes,
-                                    eightBit: model.weightType.isEightBit)
-        let core = prefillOp(flops: groupTokens * model.attentionCoreFlops(decode: false, context: context, tp: tp),
-                             bytes: groupTokens * model.kvBytesPerTokenPerLayer, eightBit: false,
-                             computeEfficiency: constants.attentionComputeEfficiency)
-        return (projections + core, tensorParallelAllReduce(tokens: groupTokens, tp: tp))
+        let vector = vectorWork(bytes: n * vectorBytesPerTokenPerLayer)
+        // Down projections: full weights on every die (sequence-parallel); the rest split by heads.
+        let downBytes = Double(model.hidden) * latentWidth * model.weightType.bytes
+        let prolog = roofline(flops: n * downFlops, bytes: downBytes, eightBit: eight) + vector / 2
+        let gather = tensorParallelAllGather(bytesPerDie: n * latentWidth * DType.bf16.bytes, tp: tp)
+        let upFlops = max(0, groupTokens * proj.flopsPerToken - n * downFlops)
+        let core = roofline(flops: upFlops, bytes: max(0, proj.weightBytes - downBytes / t), eightBit: eight)
+            + roofline(flops: groupTokens * model.attentionCoreFlops(decode: false, context: context, tp: tp),
+                       bytes: groupTokens * model.kvBytesPerTokenPerLayer, eightBit: false,
+                       computeEfficiency: constants.attentionComputeEfficiency)
+        let allToAll = tensorParallelAllGather(bytesPerDie: groupTokens * headOut / t * DType.bf16.bytes / t, tp: tp)
+        var phases = [PrefillPhase(onFabric: false, seconds: prolog * input.slowdown),
+                      PrefillPhase(onFabric: true, seconds: gather, tp: true),
+                      PrefillPhase(onFabric: false, seconds: core * input.slowdown),
+                      PrefillPhase(onFabric: true, seconds: allToAll, tp: true)]
+        guard moeLayer, let moe = model.moe else {
+            let ffn = roofline(flops: n * model.denseFFNFlopsPerToken, bytes: model.denseFFNParameters * model.weightType.bytes,
+                               eightBit: eight)
+            phases.append(PrefillPhase(onFabric: false, seconds: (ffn + vector / 2) * input.slowdown))
+            return phases
+        }
+        let gate = roofline(flops: n * model.routerFlopsPerToken, bytes: model.routerParameters * DType.bf16.bytes,
+                            eightBit: false)
+        let sharedLocal = input.sharedExpertDies == 0
+        let shared = sharedLocal
+            ? roofline(flops: n * Double(moe.sharedExperts) * model.expertFlopsPerToken,
+                       bytes: Double(moe.sharedExperts) * model.expertWeightBytes, eightBit: eight)
+            : 0
+        phases.append(PrefillPhase(onFabric: false, seconds: (gate + shared + vector / 2) * input.slowdown))
+        let routedDies = max(1, input.expertDies - input.sharedExpertDies)
+        let slotsPerDie = (Double(input.routedSlots) / Double(routedDies)).rounded(.up)
+        var step = DecodeStepInput(requestsPerGroup: 1, contextTokens: 0, mtpAcceptance: 0, dpGroups: input.expertDies,
+                                   expertDies: input.expertDies, routedSlots: input.routedSlots,
+                                   sharedExpertDies: input.sharedExpertDies, moeLoadFactor: input.moeLoadFactor)
+        step.dpGroups = input.expertDies
+        var hot = hottestExpertDieTokens(allTokens: n * Double(input.expertDies), input: step)
+        if sharedLocal { hot -= n * Double(moe.sharedExperts) }
+        let experts = roofline(flops: hot * model.expertFlopsPerToken, bytes: slotsPerDie * model.expertWeightBytes,
+                               eightBit: eight)
+        let destinations = destinationDies(dies: routedDies) + (sharedLocal ? 0 : Double(moe.sharedExperts))
+        phases.append(PrefillPhase(onFabric: true, seconds: packedExchange(
+            tokensPerRank: n, destinations: destinations, ep: input.expertDies, bytesPerToken: model.dispatchBytesPerToken)))
+        phases.append(PrefillPhase(onFabric: false, seconds: experts * input.slowdown))
+        phases.append(PrefillPhase(onFabric: true, seconds: packedExchange(
+            tokensPerRank: n, destinations: destinations, ep: input.expertDies, bytesPerToken: model.combineBytesPerToken)))
+        return phases
     }
 
     public func prefillBatch(_ input: PrefillBatchInput) -> PrefillBatchCost {
-        let n = input.tokensPerDie
-        let attention = prefillAttention(input)
-        var layer = 0.0, expert = 0.0, dispatchTime = 0.0, combineTime = 0.0, router = 0.0
-        if let moe = model.moe {
-            router = prefillOp(flops: n * model.routerFlopsPerToken, bytes: model.routerParameters * model.weightType.bytes,
-                               eightBit: false)
-            let routedDies = max(1, input.expertDies - input.sharedExpertDies)
-            let slotsPerDie = Double(input.routedSlots) / Double(routedDies)
-            let meanRouted = n * Double(input.expertDies) * Double(moe.topK) / Double(max(1, input.routedSlots)) * slotsPerDie
-            let shared = input.sharedExpertDies == 0 ? n * Double(moe.sharedExperts) : 0
-            let experts = slotsPerDie + (input.sharedExpertDies == 0 ? Double(moe.sharedExperts) : 0)
-            expert = prefillOp(flops: (meanRouted * max(1, input.moeLoadFactor) + shared) * model.expertFlopsPerToken,
-                               bytes: experts * model.expertWeightBytes, eightBit: model.weightType.isEightBit)
-            let destinations = messagesPerToken(sharedExpertDies: input.sharedExpertDies)
-            dispatchTime = dispatch(tokensPerRank: n, destinations: destinations, ep: input.expertDies)
-            combineTime = combine(tokensPerRank: n, destinations: destinations, ep: input.expertDies)
-            // As in decode, attention and experts share the cube; microbatching hides transfers.
-            layer = overlapped((attention.compute + router + expert) * input.slowdown,
-                               dispatchTime + combineTime + attention.allReduce, microbatches: input.microbatches)
-        }
-        let groupTokens = n * Double(input.attentionTP)
-        let dense = prefillOp(flops: groupTokens * model.denseFFNFlopsPerToken / Double(input.attentionTP),
-                              bytes: model.denseFFNParameters * model.weightType.bytes / Double(input.attentionTP),
-                              eightBit: model.weightType.isEightBit)
-        let denseLayer = overlapped((attention.compute + dense) * input.slowdown, attention.allReduce,
-                                    microbatches: input.microbatches)
+        let m = max(1, input.microbatches)
+        let n = input.tokensPerDie / Double(m)
+        let moePhases = prefillPhases(input, tokens: n, moeLayer: true)
+        let densePhases = prefillPhases(input, tokens: n, moeLayer: false)
+        let layer = model.isMoE ? Self.flowShop(moePhases, microbatches: m) : 0
+        let denseLayer = Self.flowShop(densePhases, microbatches: m)
         let denseLayers = Double(model.layers - model.moeLayers)
+        let groupTokens = input.tokensPerDie * Double(input.attentionTP)
         // Only each prompt's last token needs logits.
         let prompts = max(1, groupTokens / max(1, input.promptTokens - input.cachedPrefixTokens))
-        var other = denseLayers * denseLayer + lmHead(tokens: prompts, tp: input.attentionTP)
-        other += Double(model.layers) * constants.eagerOperatorsPerLayer * constants.eagerLaunchSecondsPerOperator
+        var other = denseLayers * denseLayer + lmHead(tokens: prompts, tp: input.attentionTP) + sampling(tokens: prompts)
+        other += Double(model.layers * m) * constants.eagerOperatorsPerLayer * constants.eagerLaunchSecondsPerOperator
         other += constants.schedulingSeconds
         let moeLayers = Double(model.moeLayers)
         let batch = moeLayers * layer + other
         var breakdown = StepBreakdown()
-        breakdown.attention = moeLayers * (attention.compute + router + attention.allReduce)
-        breakdown.moe = moeLayers * expert
-        breakdown.dispatch = moeLayers * dispatchTime
-        breakdown.combine = moeLayers * combineTime
+        if model.isMoE {
+            let mb = Double(m)
+            let s = moePhases.map(\.seconds)
+            breakdown.attention = moeLayers * mb * (s[0] + s[1] + s[2] + s[3])
+            breakdown.moe = moeLayers * mb * (s[4] + s[6])
+            breakdown.dispatch = moeLayers * mb * s[5]
+            breakdown.combine = moeLayers * mb * s[7]
+        }
         breakdown.other = other
         return PrefillBatchCost(batchSeconds: batch, layerSeconds: model.isMoE ? layer : denseLayer,
-                                breakdown: breakdown, tokensPerSecondPerDie: n / batch)
+                                breakdown: breakdown, tokensPerSecondPerDie: input.tokensPerDie / batch)
     }
 }

@@ -4,10 +4,12 @@ import SimKit
 
 /// Where the routing skew of a fixed-batch benchmark comes from.
 public enum RoutingSkew: String, Sendable, CaseIterable, Codable {
-    /// Expected loads are even (the papers' fixed-batch benchmarks: system.md gives no skew for
-    /// them); EPLB modes differ only by how the redundant slots split the load.
+    /// Expected loads are even; EPLB modes differ only by how the redundant slots split the load
+    /// (an idealised routing, for comparison).
     case balanced
-    /// system.md §4's measured DeepSeek-R1 skew (hottest expert ≈ 30× the mean).
+    /// system.md §4/§4b's measured DeepSeek-R1 skew as a per-layer distribution
+    /// (``ExpertPopularity/skewed(model:shape:using:)``): the default, as the papers measured with
+    /// real traffic and their real, imperfect EPLB.
     case skewed
 }
 
@@ -34,12 +36,14 @@ public enum Bench {
         public var deployment: String
         public var batchPerDie: Double
         public var context: Double
+        /// Microbatches per step the scheduler chose (or the caller fixed).
+        public var microbatches: Int
 
         enum CodingKeys: String, CodingKey {
             case stepMs = "step_ms", layerMs = "layer_ms", tpotMs = "tpot_ms", tokensPerStep = "tokens_per_step"
             case tokensPerSecondPerNPU = "tokens_per_s_per_npu", tokensPerSecondPerChip = "tokens_per_s_per_chip"
             case breakdownMs = "breakdown_ms", moeLoadFactor = "moe_load_factor", eplb, routing, deployment
-            case batchPerDie = "batch_per_die", context
+            case batchPerDie = "batch_per_die", context, microbatches
         }
     }
 
@@ -74,24 +78,27 @@ public enum Bench {
         }
     }
 
-    /// Hottest-die load over the mean for `dies` expert dies with `slotsPerDie` slots each.
+    /// Hottest-die load over the mean for `dies` expert dies with `slotsPerDie` slots each, averaged
+    /// over MoE layers, for one draw of system.md's skew distribution; EPLB on is the greedy planner
+    /// of system.md §4 over that popularity with the deployment's redundant slots.
     public static func moeLoadFactor(model: ModelSpec, dies: Int, slotsPerDie: Int, eplb: EPLBMode,
                                      routing: RoutingSkew, seed: UInt64) -> Double {
         guard let moe = model.moe, eplb != .perfect, dies > 0 else { return 1 }
         let shape = ModelSpecShape(moeLayers: model.moeLayers, experts: moe.routedExperts)
         var rng = RandomStreams(seed: seed).stream("expert-popularity")
-        let popularity = routing == .skewed
+        let served = routing == .skewed
             ? ExpertPopularity.skewed(model: shape, using: &rng)
             : ExpertPopularity.uniform(layers: model.moeLayers, experts: moe.routedExperts)
         let placement = eplb == .on
-            ? ExpertPlacement.greedy(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie)
+            ? ExpertPlacement.greedy(popularity: served, dies: dies, slotsPerDie: slotsPerDie)
             : ExpertPlacement.roundRobin(experts: moe.routedExperts, layers: model.moeLayers, dies: dies,
                                          slotsPerDie: slotsPerDie)
-        return placement.imbalance(popularity: popularity)
+        return placement.imbalance(popularity: served)
     }
 
     public static func decode(deployment: Deployment, batchPerDie: Double, context: Double, mtpAcceptance: Double,
-                              eplb: EPLBMode = .on, routing: RoutingSkew = .balanced, seed: UInt64 = 1) throws -> DecodeResult {
+                              eplb: EPLBMode = .on, routing: RoutingSkew = .skewed, microbatches: Int? = nil,
+                              seed: UInt64 = 1) throws -> DecodeResult {
         try check(batchPerDie > 0, "--batch-per-die must be positive, got \(batchPerDie)")
         try check(context >= 0, "--context must not be negative, got \(context)")
         try check((0...1).contains(mtpAcceptance), "--mtp-acceptance must be within 0…1, got \(mtpAcceptance)")
@@ -121,6 +128,10 @@ public enum Bench {
                                         mtpAcceptance: mtpAcceptance, dpGroups: g.dp, expertDies: g.ep,
                                         routedSlots: slots, sharedExpertDies: g.sharedExpertDies, moeLoadFactor: factor)
             input.attentionTP = g.tp
+            // A fixed batch is not identical groups: each group's requests spread around the
+            // context, and dispatch waits for the slowest group (system.md §1.3).
+            input.contextSpread = cost.constants.contextSpread
+            input.microbatches = microbatches
             step = cost.decodeStep(input)
             activeDies = Double(g.dp * g.tp)
             allDies = activeDies
@@ -130,11 +141,12 @@ public enum Bench {
                             tokensPerStep: step.tokensPerStep, tokensPerSecondPerNPU: tokensPerSecond / allDies,
                             tokensPerSecondPerChip: tokensPerSecond / allDies * Double(hw.diesPerDevice),
                             breakdownMs: Breakdown(step.breakdown), moeLoadFactor: factor, eplb: eplb, routing: routing,
-                            deployment: deployment.name, batchPerDie: batchPerDie, context: context)
+                            deployment: deployment.name, batchPerDie: batchPerDie, context: context,
+                            microbatches: step.microbatches)
     }
 
     public static func prefill(deployment: Deployment, promptLen: Double, tokensPerNPU: Double, eplb: EPLBMode = .on,
-                               routing: RoutingSkew = .balanced, microbatches: Int = 2, seed: UInt64 = 1) throws -> PrefillResult {
+                               routing: RoutingSkew = .skewed, microbatches: Int = 2, seed: UInt64 = 1) throws -> PrefillResult {
         try check(promptLen > 0, "--prompt-len must be positive, got \(promptLen)")
         try check(tokensPerNPU > 0, "--tokens-per-npu must be positive, got \(tokensPerNPU)")
         try deployment.validate()

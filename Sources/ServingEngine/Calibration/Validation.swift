@@ -1,4 +1,6 @@
+import Foundation
 import PodModel
+import SimKit
 
 /// The published calibration points of system.md beside the simulated values (`xds validate`).
 ///
@@ -19,11 +21,18 @@ public enum Validation {
         public var tolerance: Double
         /// Informative rows are shown but do not fail validation (see `note`).
         public var enforced: Bool
+        /// Tolerance and error in the row's own unit (points of a percentage) rather than relative.
+        public var absolute = false
         public var note: String?
 
         /// Signed relative error against the value, or against the nearer end of the range.
         public var error: Double {
             let high = publishedHigh ?? published
+            if absolute {
+                if simulated < published { return simulated - published }
+                if simulated > high { return simulated - high }
+                return 0
+            }
             if simulated < published { return simulated / published - 1 }
             if simulated > high { return simulated / high - 1 }
             return 0
@@ -32,6 +41,7 @@ public enum Validation {
 
         enum CodingKeys: String, CodingKey {
             case name, source, published, publishedHigh = "published_high", unit, simulated, tolerance, enforced, note, error
+            case absolute
             case withinTolerance = "within_tolerance"
         }
         public func encode(to encoder: Encoder) throws {
@@ -44,6 +54,7 @@ public enum Validation {
             try c.encode(simulated, forKey: .simulated)
             try c.encode(tolerance, forKey: .tolerance)
             try c.encode(enforced, forKey: .enforced)
+            try c.encode(absolute, forKey: .absolute)
             try c.encodeIfPresent(note, forKey: .note)
             try c.encode(error, forKey: .error)
             try c.encode(withinTolerance, forKey: .withinTolerance)
@@ -58,10 +69,11 @@ public enum Validation {
             simulated = try c.decode(Double.self, forKey: .simulated)
             tolerance = try c.decode(Double.self, forKey: .tolerance)
             enforced = try c.decode(Bool.self, forKey: .enforced)
+            absolute = try c.decodeIfPresent(Bool.self, forKey: .absolute) ?? false
             note = try c.decodeIfPresent(String.self, forKey: .note)
         }
         init(_ name: String, _ source: String, published: Double, high: Double? = nil, unit: String,
-             simulated: Double, tolerance: Double, enforced: Bool = true, note: String? = nil) {
+             simulated: Double, tolerance: Double, absolute: Bool = false, enforced: Bool = true, note: String? = nil) {
             self.name = name
             self.source = source
             self.published = published
@@ -70,16 +82,24 @@ public enum Validation {
             self.simulated = simulated
             self.tolerance = tolerance
             self.enforced = enforced
+            self.absolute = absolute
             self.note = note
         }
     }
 
+    /// Percentage change, the unit of the ablation rows (tolerance in points: see `absolute`).
+    static func gain(_ new: Double, over old: Double) -> Double { (new / old - 1) * 100 }
+
     public static func run() throws -> [Point] {
         let deployment = Deployment.cloudMatrixInfer
         let mtp = try Bench.decode(deployment: deployment, batchPerDie: 96, context: 4096, mtpAcceptance: 0.7)
-        let noMTP = try Bench.decode(deployment: deployment, batchPerDie: 96, context: 4096, mtpAcceptance: 0)
+        // The published decode setup runs two microbatches (system.md §4: "two microbatches overlap
+        // attention on one stream with MoE on the other"); the MTP point picks two on its own.
+        let noMTP = try Bench.decode(deployment: deployment, batchPerDie: 96, context: 4096, mtpAcceptance: 0,
+                                     microbatches: 2)
         let prefill = try Bench.prefill(deployment: deployment, promptLen: 4096, tokensPerNPU: 16384)
         let serial = try Bench.prefill(deployment: deployment, promptLen: 4096, tokensPerNPU: 16384, microbatches: 1)
+        let perfectPrefill = try Bench.prefill(deployment: deployment, promptLen: 4096, tokensPerNPU: 16384, eplb: .perfect)
         let r1 = ModelSpec.deepSeekV3
         let cost = CostModel(model: r1, hardware: .ascend910C)
         var points: [Point] = [
@@ -97,38 +117,167 @@ public enum Validation {
                   simulated: noMTP.layerMs, tolerance: 0.10),
             Point("prefill throughput per NPU (4K prompts, 16K tok/NPU)", "system.md §4 CloudMatrix-Infer",
                   published: 5655, unit: "tok/s", simulated: prefill.tokensPerSecondPerNPU, tolerance: 0.05),
-            Point("prefill gain from microbatching", "system.md §4", published: 23, high: 31, unit: "%",
-                  simulated: (prefill.tokensPerSecondPerNPU / serial.tokensPerSecondPerNPU - 1) * 100, tolerance: 0,
-                  enforced: false,
-                  note: "not enforced: with the overlap share that meets the prefill point, our TP and EP transfers are heavier than the real system's, so overlap gains more"),
         ]
         for ep in [8, 16, 32, 64, 128, 256] {
             let messages = cost.messagesPerToken(sharedExpertDies: 0)
             points.append(Point("dispatch, batch 128/rank, EP\(ep)", "system.md §4", published: 116, high: 152, unit: "µs",
                                 simulated: cost.dispatch(tokensPerRank: 128, destinations: messages, ep: ep) * 1e6,
-                                tolerance: 0.15))
+                                tolerance: 0.10))
             points.append(Point("combine, batch 128/rank, EP\(ep)", "system.md §4", published: 116, high: 152, unit: "µs",
                                 simulated: cost.combine(tokensPerRank: 128, destinations: messages, ep: ep) * 1e6,
-                                tolerance: 0.15))
+                                tolerance: 0.10))
         }
-        // A2E carries 7.5 KB and E2A 14 KB per token-expert, yet the published times differ by
-        // only 12%: a fixed handshake dominates that our bytes/bandwidth model does not separate.
-        let maNote = "±20%: published A2E and E2A differ by 12% while their bytes differ by 87%"
         if let ma = Deployment.xDeepServeMA.moeAttention {
             let global = 46_080.0
             points.append(Point("A2E at global batch 46,080", "system.md §4 (MA layout)", published: 172, unit: "µs",
                                 simulated: cost.attentionToExpert(tokens: global, senders: ma.attentionDies,
                                                                   trampolines: ma.trampolineDies,
                                                                   sharedExpertDies: ma.sharedExpertDies) * 1e6,
-                                tolerance: 0.20, note: maNote))
+                                tolerance: 0.10))
             points.append(Point("E2A at global batch 46,080", "system.md §4 (MA layout)", published: 193, unit: "µs",
                                 simulated: cost.expertToAttention(tokens: global, receivers: ma.attentionDies,
                                                                   expertDies: ma.expertDies,
                                                                   sharedExpertDies: ma.sharedExpertDies) * 1e6,
-                                tolerance: 0.20, note: maNote))
+                                tolerance: 0.10, enforced: false,
+                                note: "not met: E2A moves 87% more bytes than A2E yet is published only 12% slower; one per-message and per-byte fabric model meets A2E, not both"))
         }
         points.append(Point("XCCL point-to-point, 1 MB over UB", "system.md §4: under 20 µs below 1 MB", published: 0,
                             high: 20, unit: "µs", simulated: cost.pointToPoint(bytes: 1e6, plane: .ub) * 1e6, tolerance: 0))
+        points += try ablations(cost: cost, mtp: mtp, noMTP: noMTP, prefill: prefill, serial: serial,
+                                perfectPrefill: perfectPrefill)
         return points
     }
+
+    /// system.md §4b: the mechanism ablations, from the same constants.
+    static func ablations(cost: CostModel, mtp: Bench.DecodeResult, noMTP: Bench.DecodeResult,
+                          prefill: Bench.PrefillResult, serial: Bench.PrefillResult,
+                          perfectPrefill: Bench.PrefillResult) throws -> [Point] {
+        let deployment = Deployment.cloudMatrixInfer
+        var points: [Point] = []
+        // Decode microbatching: two microbatches against one, at the calibration setup.
+        for (batch, published) in [(64.0, 5.8), (96.0, 9.4), (128.0, 6.9)] {
+            let two = try Bench.decode(deployment: deployment, batchPerDie: batch, context: 4096, mtpAcceptance: 0.7,
+                                       microbatches: 2)
+            let one = try Bench.decode(deployment: deployment, batchPerDie: batch, context: 4096, mtpAcceptance: 0.7,
+                                       microbatches: 1)
+            points.append(Point("decode microbatching gain, batch \(Int(batch))", "system.md §4b CloudMatrix-Infer",
+                                published: published, unit: "%",
+                                simulated: gain(two.tokensPerSecondPerNPU, over: one.tokensPerSecondPerNPU),
+                                tolerance: 5, absolute: true))
+            if batch == 96 {
+                points.append(Point("decode microbatching, layer latency, batch 96", "system.md §4b", published: -10,
+                                    unit: "%", simulated: gain(two.layerMs, over: one.layerMs), tolerance: 5, absolute: true))
+                // Two streams of about 600 µs per microbatch per layer.
+                let layers = Double(ModelSpec.deepSeekR1.moeLayers) * 2
+                let b = two.breakdownMs
+                points.append(Point("attention stream per microbatch, batch 96, 4K", "system.md §4b", published: 600,
+                                    unit: "µs", simulated: b.attention / layers * 1e3, tolerance: 0.10))
+                points.append(Point("MoE stream per microbatch, batch 96, 4K", "system.md §4b", published: 600, unit: "µs",
+                                    simulated: (b.moe + b.dispatch + b.combine) / layers * 1e3, tolerance: 0.10,
+                                    enforced: false,
+                                    note: "about 11% over \"about 600 µs\": the hottest expert die under realistic skew with EPLB on (load factor 1.16) computes and sends more; 633 µs at perfect balance"))
+            }
+        }
+        let prefillNote = "not met: with the published 5,655 tok/s every prefill transfer (about a third of the compute) must hide behind the other microbatch, so one microbatch pays all of it; the real system hides less than our pipelined bound"
+        points.append(Point("prefill microbatching gain", "system.md §4", published: 23, high: 31, unit: "%",
+                            simulated: gain(prefill.tokensPerSecondPerNPU, over: serial.tokensPerSecondPerNPU),
+                            tolerance: 5, absolute: true, enforced: false, note: prefillNote))
+        points.append(Point("prefill microbatching, layer latency", "system.md §4b", published: -24, unit: "%",
+                            simulated: gain(1 / prefill.tokensPerSecondPerNPU, over: 1 / serial.tokensPerSecondPerNPU),
+                            tolerance: 5, absolute: true, enforced: false, note: prefillNote))
+        // MTP: net throughput gain at batch 96 (published band +6…+49%, larger at small batch).
+        points.append(Point("MTP throughput gain, batch 96", "system.md §4b", published: 6, high: 49, unit: "%",
+                            simulated: gain(mtp.tokensPerSecondPerNPU, over: noMTP.tokensPerSecondPerNPU),
+                            tolerance: 5, absolute: true))
+        points.append(Point("MTP layer latency increase, batch 96", "system.md §4b: 874 → 1,260 µs", published: 44.2,
+                            unit: "%", simulated: gain(mtp.layerMs, over: noMTP.layerMs), tolerance: 5, absolute: true,
+                            enforced: false,
+                            note: "not met (both layer times are within 10%): the attention core and the experts are compute-bound at batch 96, so a second query token costs nearly its full share; the papers' layer carries more fixed cost"))
+        // Dispatch at small and large batch (xDeepServe, EP128).
+        let m = cost.messagesPerToken(sharedExpertDies: 0)
+        points.append(Point("dispatch, batch 4/die, EP128", "system.md §4b (read off a figure)", published: 20, unit: "µs",
+                            simulated: cost.dispatch(tokensPerRank: 4, destinations: m, ep: 128) * 1e6, tolerance: 0.10))
+        points.append(Point("dispatch, batch 128/die, EP128", "system.md §4b", published: 100, high: 140, unit: "µs",
+                            simulated: cost.dispatch(tokensPerRank: 128, destinations: m, ep: 128) * 1e6, tolerance: 0.10))
+        // EPLB: MoE forward latency (experts, dispatch, combine) on vs off over 288 routed expert
+        // dies (CloudMatrix-Infer's decode: 256 experts + 32 redundant slots), batch 8…192.
+        for batch in [8.0, 64, 192] {
+            let run = { (mode: EPLBMode) -> Double in
+                let r = try Bench.decode(deployment: .cloudMatrixInfer, batchPerDie: batch, context: 1024, mtpAcceptance: 0,
+                                         eplb: mode)
+                return r.breakdownMs.moe + r.breakdownMs.dispatch + r.breakdownMs.combine
+            }
+            let on = try run(.on), off = try run(.off)
+            points.append(Point("EPLB cut in MoE latency, 288 routed dies, batch \(Int(batch))", "system.md §4b xDeepServe",
+                                published: 40, high: 100, unit: "%", simulated: (1 - on / off) * 100, tolerance: 0,
+                                absolute: true, enforced: batch > 8,
+                                note: batch > 8 ? nil : "5 points short at batch 8: each expert GEMM is bound by reading its weights, so only the hottest die's transfers carry the imbalance; met from batch 64"))
+        }
+        points.append(Point("prefill, perfect balance over real EPLB", "system.md §4b: clearly higher", published: 1,
+                            high: 100, unit: "%",
+                            simulated: gain(perfectPrefill.tokensPerSecondPerNPU, over: prefill.tokensPerSecondPerNPU),
+                            tolerance: 0, absolute: true))
+        // The skew distribution: model-wide extreme and share of experts above the mean.
+        var rng = RandomStreams(seed: 1).stream("expert-popularity")
+        let pop = ExpertPopularity.skewed(model: ModelSpecShape(moeLayers: 58, experts: 256), using: &rng)
+        let hottest = pop.layers.map { $0.max()! }.max()!
+        let above = Double(pop.layers.reduce(0) { $0 + $1.filter { $0 > 1 + 1e-9 }.count }) / Double(58 * 256)
+        points.append(Point("hottest expert over mean, model-wide", "system.md §4", published: 30, unit: "×",
+                            simulated: hottest, tolerance: 0.10))
+        points.append(Point("experts above mean load", "system.md §4", published: 20, unit: "%", simulated: above * 100,
+                            tolerance: 0.10))
+        return points
+    }
+
+    /// One cell of `xds validate --sweep`: the decode step at a batch and context (MTP 0.7, the
+    /// bench's default routing and EPLB).
+    public struct SweepRow: Sendable, Codable, Equatable {
+        public var batchPerDie: Double
+        public var context: Double
+        public var stepMs: Double
+        public var tpotMs: Double
+        public var microbatches: Int
+        enum CodingKeys: String, CodingKey {
+            case batchPerDie = "batch_per_die", context, stepMs = "step_ms", tpotMs = "tpot_ms", microbatches
+        }
+    }
+
+    public static let sweepBatches: [Double] = [8, 16, 32, 48, 64, 96, 128]
+    public static let sweepContexts: [Double] = [1024, 2048, 4096, 8192, 16384]
+
+    /// Decode step time against batch and context; cells that do not fit in HBM are left out.
+    public static func sweep(deployment: Deployment) throws -> [SweepRow] {
+        var rows: [SweepRow] = []
+        for context in sweepContexts {
+            for batch in sweepBatches {
+                guard let r = try? Bench.decode(deployment: deployment, batchPerDie: batch, context: context,
+                                                mtpAcceptance: 0.7) else { continue }
+                rows.append(SweepRow(batchPerDie: batch, context: context, stepMs: r.stepMs, tpotMs: r.tpotMs,
+                                     microbatches: r.microbatches))
+            }
+        }
+        return rows
+    }
+
+    /// The sweep as a table: one line per context, step time in ms per batch (`*` = two microbatches).
+    public static func sweepTable(_ rows: [SweepRow]) -> String {
+        var out = "decode step time, ms (MTP 0.7; * = two microbatches)\n"
+        out += "context" + sweepBatches.map { "b\(Int($0))".leftPadded(10) }.joined() + "\n"
+        for context in sweepContexts {
+            var line = "\(Int(context))".padding(toLength: 7, withPad: " ", startingAt: 0)
+            for batch in sweepBatches {
+                if let r = rows.first(where: { $0.batchPerDie == batch && $0.context == context }) {
+                    line += (String(format: "%.1f", r.stepMs) + (r.microbatches > 1 ? "*" : " ")).leftPadded(10)
+                } else {
+                    line += "—".leftPadded(10)
+                }
+            }
+            out += line + "\n"
+        }
+        return out
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }

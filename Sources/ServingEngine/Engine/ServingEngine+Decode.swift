@@ -122,19 +122,31 @@ extension ServingEngine {
         }
     }
 
-    /// Time of one decode step: every DP group waits at dispatch and combine for the slowest
-    /// one, taken as the group with the most requests (longest mean context on ties).
+    /// Time of one decode step: every DP group waits at dispatch for the slowest one — the group
+    /// whose attention (its batch over its own mean context) takes longest — and at combine for
+    /// the hottest expert die (system.md §1.3).
     func decodeStepSeconds(_ index: Int) -> (seconds: Double, running: Int) {
         let step = instances[index].stepIndex
         var maxRunning = 0
         var context = 0.0
         var total = 0
+        var slowest = -1.0
+        // Attention time grows with a group's requests, and per request with its context: rank the
+        // groups by requests × (per-request cost + per-token cost × context), both read off the
+        // cost model once per step.
+        let queryTokens = tokensPerStep > 1 ? 2.0 : 1.0
+        let cost = instances[index].cost
+        let base = cost.decodeAttentionSeconds(requests: 1, context: 0, queryTokens: queryTokens)
+        let perRequest = cost.decodeAttentionSeconds(requests: 2, context: 0, queryTokens: queryTokens) - base
+        let perToken = (cost.decodeAttentionSeconds(requests: 1, context: 1_000, queryTokens: queryTokens) - base) / 1_000
         for g in instances[index].dp.indices {
             let running = instances[index].dp[g].running
             guard running > 0 else { continue }
             total += running
             let mean = instances[index].dp[g].meanContext(step: step, tokensPerStep: tokensPerStep)
-            if running > maxRunning || (running == maxRunning && mean > context) {
+            let attention = Double(running) * (perRequest + perToken * mean)
+            if attention > slowest {
+                slowest = attention
                 maxRunning = running
                 context = mean
             }
@@ -154,6 +166,7 @@ extension ServingEngine {
                                     routedSlots: spec.routedSlots(for: model), sharedExpertDies: spec.sharedExpertDies,
                                     moeLoadFactor: factor)
         input.attentionTP = spec.tp
+        input.requestsPerInstance = Double(total)
         (input.attentionSlowdown, input.expertSlowdown) = stragglerSlowdown(instance: index)
         return (instances[index].cost.decodeStep(input).stepSeconds, total)
     }

@@ -3,15 +3,23 @@ import SimKit
 
 /// How often each expert of each MoE layer is chosen, relative to the mean (1 = average).
 ///
-/// system.md §4 (DeepSeek-R1, ShareGPT prompts): about 20% of experts get above-average load and
-/// the hottest gets about 30× the average; layers differ. Each layer is a Zipf law over a random
-/// order of its experts, with its exponent solved so that the layer's hottest expert lands at a
-/// target between half of and the full published 30×.
+/// system.md §4/§4b (DeepSeek-R1, ShareGPT prompts): about 20% of experts get above-average load,
+/// and "the hottest expert gets 30× the average" is the extreme over the model, not every layer's
+/// hottest. Per-layer skew is therefore a heavy-tailed distribution (``SkewShape``):
+/// - each layer's hottest expert, over the mean, is a quantile of a Pareto law (minimum
+///   ``SkewShape/mildestHottest``, tail index ``SkewShape/tailIndex``) capped at the published 30×;
+///   the layers take evenly spaced quantiles in a random order, so most layers are mild (median
+///   about 2.4×), a few are very hot, and the model-wide extreme is near 30× whatever the seed;
+/// - inside a layer, the hottest 20% of experts (``SkewShape/aboveMeanShare``) are above the mean,
+///   their excess over it falling as a power of their rank (``SkewShape/headDecay``): one or two
+///   hot experts, then a shoulder just above the mean; the rest share the remaining load evenly
+///   (below the mean); experts are shuffled, so which ones are hot differs per layer.
+/// ``ExpertTraffic`` blends traffic classes and drifts this over time.
 ///
 /// ```swift
 /// var rng = RandomStreams(seed: 1).stream("expert-popularity")
-/// let pop = ExpertPopularity.skewed(model: .deepSeekR1, using: &rng)
-/// print(pop.layers[0].max()!)        // between 15 and 30
+/// let pop = ExpertPopularity.skewed(model: ModelSpecShape(moeLayers: 58, experts: 256), using: &rng)
+/// print(pop.layers.map { $0.max()! }.max()!)        // ≈ 30
 /// ```
 public struct ExpertPopularity: Sendable, Equatable {
     /// `layers[l][e]`: relative load of expert `e` in MoE layer `l`; each row has mean 1.
@@ -19,22 +27,45 @@ public struct ExpertPopularity: Sendable, Equatable {
 
     public var experts: Int { layers.first?.count ?? 0 }
 
-    /// system.md §4: the hottest expert gets about 30× the average.
+    /// system.md §4: the hottest expert gets about 30× the average (over the whole model).
     public static let publishedHottest = 30.0
+
+    /// The parameters of the per-layer skew distribution (system.md §4b asks for them documented).
+    public struct SkewShape: Sendable, Equatable {
+        /// Hottest expert over the mean in the mildest layer (Pareto minimum). Not in system.md:
+        /// chosen with the tail index so that the median layer is mild (≈ 2.4×) and the extreme
+        /// reaches the published 30×.
+        public var mildestHottest = 1.5
+        /// Pareto tail index of the per-layer hottest expert (documented default; heavy tail).
+        public var tailIndex = 1.5
+        /// Model-wide extreme (system.md §4: 30×).
+        public var hottestCap = publishedHottest
+        /// Share of a layer's experts above the mean (system.md §4: about 20%).
+        public var aboveMeanShare = 0.2
+        /// Power-law decay of the excess over the mean with rank among those experts. Not in
+        /// system.md: a documented default (rank 2 carries 35% of the hottest's excess, rank 10 3%).
+        public var headDecay = 1.5
+        public init() {}
+    }
 
     public static func uniform(layers: Int, experts: Int) -> ExpertPopularity {
         ExpertPopularity(layers: Array(repeating: Array(repeating: 1, count: experts), count: layers))
     }
 
-    public static func skewed(model: ModelSpecShape, hottest: Double = publishedHottest,
+    public static func skewed(model: ModelSpecShape, shape: SkewShape = SkewShape(),
                               using rng: inout RandomStream) -> ExpertPopularity {
+        let layerCount = model.moeLayers, n = model.experts
+        // Evenly spaced Pareto quantiles, assigned to layers in a random order.
+        var hottest = (0..<layerCount).map { i -> Double in
+            let p = (Double(i) + 0.5) / Double(max(1, layerCount))
+            return min(shape.hottestCap, shape.mildestHottest * pow(1 - p, -1 / shape.tailIndex))
+        }
+        for i in stride(from: hottest.count - 1, to: 0, by: -1) { hottest.swapAt(i, rng.int(in: 0...i)) }
+        let head = max(2, min(n - 1, Int((shape.aboveMeanShare * Double(n)).rounded())))
         var rows: [[Double]] = []
-        for _ in 0..<model.moeLayers {
-            let target = hottest * (0.5 + 0.5 * rng.uniform())
-            let s = zipfExponent(experts: model.experts, hottestOverMean: target)
-            let weights = (1...model.experts).map { pow(Double($0), -s) }
-            let mean = weights.reduce(0, +) / Double(model.experts)
-            var row = weights.map { $0 / mean }
+        rows.reserveCapacity(layerCount)
+        for h in hottest {
+            var row = layerRow(experts: n, head: head, hottest: h, decay: shape.headDecay)
             // Fisher–Yates with our own stream, so the order never depends on the standard library.
             for i in stride(from: row.count - 1, to: 0, by: -1) { row.swapAt(i, rng.int(in: 0...i)) }
             rows.append(row)
@@ -42,17 +73,21 @@ public struct ExpertPopularity: Sendable, Equatable {
         return ExpertPopularity(layers: rows)
     }
 
-    /// The Zipf exponent whose first rank is `hottestOverMean` × the mean over `experts` ranks.
-    static func zipfExponent(experts n: Int, hottestOverMean target: Double) -> Double {
-        // Bisection on s; the rank logarithms are computed once (this runs per layer and class).
-        let logRanks = (1...n).map { Foundation.log(Double($0)) }
-        var lo = 0.0, hi = 3.0
-        for _ in 0..<40 {
-            let s = (lo + hi) / 2
-            let sum = logRanks.reduce(0.0) { $0 + Foundation.exp(-s * $1) }
-            if Double(n) / sum < target { lo = s } else { hi = s }
+    /// One layer, hottest first: `head` experts at 1 + (hottest − 1)·rank^−decay, then an even
+    /// body carrying the rest of the load (mean 1 over the row).
+    static func layerRow(experts n: Int, head: Int, hottest: Double, decay: Double) -> [Double] {
+        let h = max(1, hottest)
+        var row = (1...head).map { 1 + (h - 1) * pow(Double($0), -decay) }
+        var headSum = row.reduce(0, +)
+        if headSum > Double(n) * 0.95 {
+            // Keep the body positive: scale the head's excess over the mean down.
+            let scale = (Double(n) * 0.95 - Double(head)) / (headSum - Double(head))
+            row = row.map { 1 + ($0 - 1) * scale }
+            headSum = row.reduce(0, +)
         }
-        return (lo + hi) / 2
+        let body = (Double(n) - headSum) / Double(n - head)
+        row += Array(repeating: body, count: n - head)
+        return row
     }
 }
 
