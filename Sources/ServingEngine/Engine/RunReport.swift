@@ -15,6 +15,10 @@ public struct RunReport: Sendable, Equatable, Codable {
         public var failureReasons: [String: Int] = [:]
         /// Rejected requests by reason (admission control); sums to `rejected`.
         public var rejectionReasons: [String: Int] = [:]
+        /// Requests found by walking the engine's queues, channels and batches at the end
+        /// (``ServingEngine/inFlightCensus()``). `in_flight` is arrived − completed − failed −
+        /// rejected, so only this count lets a reader check conservation for real.
+        public var inFlightWalked: Int?
 
         public init(arrived: Int = 0, completed: Int = 0, failed: Int = 0, rejected: Int = 0, inFlight: Int = 0,
                     failureReasons: [String: Int] = [:], rejectionReasons: [String: Int] = [:]) {
@@ -29,6 +33,7 @@ public struct RunReport: Sendable, Equatable, Codable {
             case inFlight = "in_flight"
             case failureReasons = "failure_reasons"
             case rejectionReasons = "rejection_reasons"
+            case inFlightWalked = "in_flight_walked"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -41,6 +46,7 @@ public struct RunReport: Sendable, Equatable, Codable {
             // Reports written before the reasons existed lack them.
             failureReasons = try c.decodeIfPresent([String: Int].self, forKey: .failureReasons) ?? [:]
             rejectionReasons = try c.decodeIfPresent([String: Int].self, forKey: .rejectionReasons) ?? [:]
+            inFlightWalked = try c.decodeIfPresent(Int.self, forKey: .inFlightWalked)
         }
 
         /// The reason maps are encoded in key order (byte-stable output still needs the
@@ -52,6 +58,7 @@ public struct RunReport: Sendable, Equatable, Codable {
             try c.encode(failed, forKey: .failed)
             try c.encode(rejected, forKey: .rejected)
             try c.encode(inFlight, forKey: .inFlight)
+            try c.encodeIfPresent(inFlightWalked, forKey: .inFlightWalked)
             try Self.encodeSorted(failureReasons, into: c.superEncoder(forKey: .failureReasons))
             try Self.encodeSorted(rejectionReasons, into: c.superEncoder(forKey: .rejectionReasons))
         }
@@ -166,6 +173,7 @@ extension ServingEngine {
         r.requests = .init(arrived: counts.arrived, completed: counts.completed, failed: counts.failed,
                            rejected: counts.rejected, inFlight: counts.inFlight,
                            failureReasons: telemetry.failureReasons, rejectionReasons: telemetry.rejectionReasons)
+        r.requests.inFlightWalked = inFlightCensus().total
         r.tokens = .init(prompt: telemetry.promptTokens, generated: telemetry.generatedTokens)
         let seconds = max(now, 1e-9)
         var decodeNPUs = 0, prefillNPUs = 0

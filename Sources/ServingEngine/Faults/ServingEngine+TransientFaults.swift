@@ -70,8 +70,15 @@ extension ServingEngine {
             restartWorld(ids: [id])
         default:
             markGlitchDetected(index)
-            for i in instances.indices where instances[i].role == .decode && faults.outages[i] == nil {
+            let restartable = instances.indices.filter { instances[$0].role == .decode && faults.outages[$0] == nil }
+            for i in restartable {
                 restartInstance(i, ids: [id], why: "\(instances[i].name) restarts after a network glitch")
+            }
+            // Every decode TE is already restarting (or the layout has none): the glitch has
+            // nothing left to break, so it is over at once rather than never recovered.
+            if restartable.isEmpty {
+                finish([id], (0, 0), "no decode TE left to restart; the glitch is over")
+                faults.records[index].healedAt = now
             }
         }
     }

@@ -60,10 +60,6 @@ import XDSTestSupport
         switch c.kind {
         case .straggler:
             return .keptUntilHealed("a straggler is a performance fault: every policy observes it until healed")
-        case .glitch where c.policy == "pd-failover" && colocated:
-            // pd-failover restarts the decode TEs after a glitch; a colocated layout has none, so
-            // nothing restarts and nothing marks the glitch recovered.
-            return .knownGap("pd-failover restarts decode TEs on a glitch; a colocated layout has none, so it is never recovered")
         default:
             return .recovered
         }
