@@ -70,16 +70,15 @@ extension ServingEngine {
             restartWorld(ids: [id])
         default:
             markGlitchDetected(index)
-            let restartable = instances.indices.filter { instances[$0].role == .decode && faults.outages[$0] == nil }
+            // Every TE that decodes restarts: decode TEs, or the colocated ones of a layout without
+            // a decode side (restarting only role == .decode left a colocated pod never recovered).
+            let restartable = instances.indices.filter { instances[$0].hasDecode && faults.outages[$0] == nil }
             for i in restartable {
                 restartInstance(i, ids: [id], why: "\(instances[i].name) restarts after a network glitch")
             }
-            // Every decode TE is already restarting (or the layout has none): the glitch has
-            // nothing left to break, so it is over at once rather than never recovered.
-            if restartable.isEmpty {
-                finish([id], (0, 0), "no decode TE left to restart; the glitch is over")
-                faults.records[index].healedAt = now
-            }
+            // Every one is already restarting: the glitch has nothing left to break, so it is
+            // recovered at once rather than never.
+            if restartable.isEmpty { finish([id], (0, 0), "every decoding TE is already restarting; nothing more to restart") }
         }
     }
 
