@@ -38,6 +38,35 @@ text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 check("streaming yields chunks", len(chunks) >= 2 and text != "", len(chunks))
 check("stream ends with a finish reason", chunks[-1].choices[0].finish_reason in ("stop", "length"), chunks[-1])
 
+# Benchmark semantics (issue 14): fixed-length requests come back with exactly max_tokens tokens.
+for asked in (1, 50, 300):
+    fixed = client.chat.completions.create(model="deepseek-r1", max_tokens=asked, extra_body={"ignore_eos": True},
+                                           messages=[{"role": "user", "content": "Count to many."}])
+    check(f"ignore_eos gives exactly {asked} tokens", fixed.usage.completion_tokens == asked, fixed.usage)
+fixed_chunks = list(client.chat.completions.create(
+    model="deepseek-r1", max_completion_tokens=77, stream=True, stream_options={"include_usage": True},
+    extra_body={"ignore_eos": True}, messages=[{"role": "user", "content": "Stream a fixed length."}]))
+usage = next((c.usage for c in fixed_chunks if c.usage), None)
+check("streamed ignore_eos with include_usage gives exactly 77", usage is not None and usage.completion_tokens == 77, usage)
+floor = client.chat.completions.create(model="deepseek-r1", max_tokens=200, extra_body={"min_tokens": 150},
+                                       messages=[{"role": "user", "content": "At least this long."}])
+check("min_tokens holds", 150 <= floor.usage.completion_tokens <= 200, floor.usage)
+stopped = client.chat.completions.create(model="deepseek-r1", max_tokens=200, stop=["."],
+                                         extra_body={"ignore_eos": True},
+                                         messages=[{"role": "user", "content": "Stop at a full stop."}])
+check("stop string ends the reply", stopped.choices[0].finish_reason == "stop"
+      and "." not in (stopped.choices[0].message.content or ""), stopped.choices[0])
+raw = client.chat.completions.with_raw_response.create(
+    model="deepseek-r1", max_tokens=2, messages=[{"role": "user", "content": "id?"}],
+    extra_headers={"X-Request-Id": "ci-request-1"})
+check("X-Request-Id is echoed", raw.headers.get("x-request-id") == "ci-request-1", dict(raw.headers))
+version = json.loads(urllib.request.urlopen(f"{base}/version", timeout=30).read())
+check("/version answers", isinstance(version.get("version"), str), version)
+tokenize = urllib.request.Request(f"{base}/tokenize", data=json.dumps({"prompt": "Hello, world!"}).encode(),
+                                  headers={"Content-Type": "application/json"})
+tokens = json.loads(urllib.request.urlopen(tokenize, timeout=30).read())
+check("/tokenize counts", tokens.get("count") == 6 and len(tokens.get("tokens", [])) == 6, tokens)
+
 try:
     client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
     check("unknown model is 404", False)

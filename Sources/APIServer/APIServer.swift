@@ -123,9 +123,12 @@ public final class APIServer: Sendable {
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: APIErrorMiddleware())
+        router.add(middleware: RequestIDMiddleware())
         // Records into the global MetricsSystem: a no-op until bootstrapMetricsSystem() is called.
+        // Outside the error middleware, so it sees the status a client got (a 404 counts as 404,
+        // not as an error thrown past it).
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: APIErrorMiddleware())
         HealthRoutes(link: link, backend: backend).register(on: router)
         CompletionRoutes(
             backend: backend, metrics: metrics,

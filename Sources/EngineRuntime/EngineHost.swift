@@ -12,6 +12,9 @@ public protocol SimulationCore: AnyObject {
     func snapshot() -> Snapshot
     /// A request from outside the workload (HTTP): taken in now; returns its id.
     func submitExternal(promptTokens: Int, maxTokens: Int) -> Int
+    /// As above with vLLM's length semantics and the prompt's prefix keys (see
+    /// ``CompletionRequest``). Cores that only size requests keep the default, which drops them.
+    func submitExternal(_ request: CompletionRequest) -> Int
     func cancelExternal(id: Int)
     /// Progress of external requests since the last call.
     func takeStreamUpdates() -> [StreamUpdate]
@@ -22,6 +25,9 @@ public protocol SimulationCore: AnyObject {
 
 extension SimulationCore {
     public var quietUntil: SimTime? { nil }
+    public func submitExternal(_ request: CompletionRequest) -> Int {
+        submitExternal(promptTokens: request.promptTokens, maxTokens: request.maxTokens)
+    }
 }
 
 /// Runs an engine on a thread of its own, paced against the wall clock (architecture.md, Threads).
@@ -353,10 +359,9 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             switch item {
             case let .submit(request, continuation, ticket):
                 guard ticket.claim() else { continue }  // answered 503 already (timeout, stop)
-                let id = core.submitExternal(promptTokens: request.promptTokens, maxTokens: request.maxTokens)
+                let id = core.submitExternal(request)
                 streams.withLock { $0[id] = continuation }
-                log.withLock { $0.append(LoggedCommand(simTime: core.simTime,
-                                                       line: "submit prompt \(request.promptTokens) max_tokens \(request.maxTokens)")) }
+                log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: Self.submitLine(request))) }
             case .cancel(let id):
                 core.cancelExternal(id: id)
                 log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: "cancel request \(id)")) }
@@ -364,6 +369,49 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             }
         }
         if !batch.isEmpty { deliverUpdates() }
+    }
+
+    /// The command-log line of a submission: `submit prompt N max_tokens M`, then only the fields
+    /// that differ from their defaults, in this order: `min_tokens K`, `ignore_eos 1`,
+    /// `prefix B h1,h2,…` (B tokens per block, the flat keys in hex). ``parseSubmitLine(_:)`` reads it back.
+    public static func submitLine(_ request: CompletionRequest) -> String {
+        var line = "submit prompt \(request.promptTokens) max_tokens \(request.maxTokens)"
+        if request.minTokens != 0 { line += " min_tokens \(request.minTokens)" }
+        if request.ignoreEOS { line += " ignore_eos 1" }
+        if !request.prefixHashes.isEmpty, request.prefixBlockTokens > 0 {
+            line += " prefix \(request.prefixBlockTokens) "
+                + request.prefixHashes.map { String($0, radix: 16) }.joined(separator: ",")
+        }
+        return line
+    }
+
+    /// The request a ``submitLine(_:)`` line describes, or nil for any other line.
+    public static func parseSubmitLine(_ line: String) -> CompletionRequest? {
+        let words = line.split(separator: " ").map(String.init)
+        guard words.count >= 5, words[0] == "submit", words[1] == "prompt", words[3] == "max_tokens",
+              let prompt = Int(words[2]), let maxTokens = Int(words[4]) else { return nil }
+        var request = CompletionRequest(promptTokens: prompt, maxTokens: maxTokens)
+        var index = 5
+        while index + 1 < words.count {
+            switch words[index] {
+            case "min_tokens":
+                guard let value = Int(words[index + 1]) else { return nil }
+                request.minTokens = value
+                index += 2
+            case "ignore_eos":
+                request.ignoreEOS = words[index + 1] == "1"
+                index += 2
+            case "prefix":
+                guard index + 2 < words.count, let block = Int(words[index + 1]) else { return nil }
+                let keys = words[index + 2].split(separator: ",").map { UInt64($0, radix: 16) }
+                guard !keys.contains(nil) else { return nil }
+                request.prefixBlockTokens = block
+                request.prefixHashes = keys.compactMap { $0 }
+                index += 3
+            default: return nil
+            }
+        }
+        return index == words.count ? request : nil
     }
 
     /// Hands the engine's per-request progress to the waiting streams.
@@ -379,6 +427,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
                     continuation.yield(.accepted(requestID: update.id))
                 case .tokens(let n):
                     continuation.yield(.tokens(n))
+                case .cachedPrompt(let n):
+                    continuation.yield(.prefixCacheHit(tokens: n))
                 case .finished(let capped):
                     continuation.yield(.finished(reason: capped ? "length" : "stop"))
                     continuation.finish()

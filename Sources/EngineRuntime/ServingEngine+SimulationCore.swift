@@ -6,4 +6,9 @@ extension ServingEngine: SimulationCore {
     public func submitExternal(promptTokens: Int, maxTokens: Int) -> Int {
         submitExternal(promptTokens: promptTokens, maxTokens: maxTokens, tag: "chat")
     }
+    public func submitExternal(_ request: CompletionRequest) -> Int {
+        submitExternal(promptTokens: request.promptTokens, maxTokens: request.maxTokens, minTokens: request.minTokens,
+                       ignoreEOS: request.ignoreEOS, prefixHashes: request.prefixHashes,
+                       prefixBlockTokens: request.prefixBlockTokens, tag: "chat")
+    }
 }

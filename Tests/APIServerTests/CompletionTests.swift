@@ -39,8 +39,10 @@ struct CompletionTests {
             let message = try #require(choice["message"] as? [String: Any])
             #expect(message["role"] as? String == "assistant")
             let content = try #require(message["content"] as? String)
-            let usage = try #require(body["usage"] as? [String: Int])
+            let usage = try #require(body["usage"] as? [String: Any]).compactMapValues { $0 as? Int }
             #expect(usage["completion_tokens"] == 12)
+            let details = (body["usage"] as? [String: Any])?["prompt_tokens_details"] as? [String: Any]
+            #expect((0...Self.promptTokens).contains(details?["cached_tokens"] as? Int ?? -1), "cached_tokens is reported")
             #expect(PromptTokenizer.count(content) == 12)
             #expect(usage["prompt_tokens"] == Self.promptTokens)
             #expect(usage["total_tokens"] == 12 + Self.promptTokens)
@@ -70,7 +72,7 @@ struct CompletionTests {
             // max_tokens 21 < 30: cut by length, in batches of 2 then 1.
             #expect(stream.finishReasons == ["length"])
             #expect(PromptTokenizer.count(stream.content) == 21)
-            let usage = try #require(stream.usage as? [String: Int])
+            let usage = try #require(stream.usage).compactMapValues { $0 as? Int }
             #expect(usage["completion_tokens"] == 21)
             #expect(usage["prompt_tokens"] == Self.promptTokens)
             #expect(server.backend.submitted.first?.user == "alice")
@@ -90,7 +92,7 @@ struct CompletionTests {
             let choice = try #require((body["choices"] as? [[String: Any]])?.first)
             #expect(choice["logprobs"] is NSNull)
             #expect(PromptTokenizer.count(try #require(choice["text"] as? String)) == 9)
-            let usage = try #require(body["usage"] as? [String: Int])
+            let usage = try #require(body["usage"] as? [String: Any]).compactMapValues { $0 as? Int }
             #expect(usage["prompt_tokens"] == 4)
             #expect(usage["completion_tokens"] == 9)
 

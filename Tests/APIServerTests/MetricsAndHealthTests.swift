@@ -83,6 +83,16 @@ struct MetricsAndHealthTests {
             let m = PrometheusText(try await server.get("/metrics").text)
             #expect(m.sum("hb_requests", containing: ["/v1/models"]) == 1)
             #expect(m.sum("vllm:request_success_total") == 0)
+            // Client errors are counted under the status the client got, not as 500s.
+            #expect(try await server.get("/no/such/route").status == 404)
+            #expect(try await server.post("/v1/chat/completions", json: ["model": "nope", "messages": [["role": "user", "content": "hi"]]]).status == 404)
+            #expect(try await server.post("/v1/completions", json: ["prompt": "hi", "n": 2]).status == 400)
+            let errors = PrometheusText(try await server.get("/metrics").text)
+            // (Other suites' servers run in parallel and record into the same global MetricsSystem.)
+            #expect(errors.sum("hb_requests", containing: [#"status_code="404""#]) >= 2, "\(errors.samples.keys.filter { $0.hasPrefix("hb_") })")
+            #expect(errors.sum("hb_requests", containing: [#"status_code="400""#]) >= 1)
+            #expect(errors.sum("hb_requests", containing: [#"status_code="500""#]) == 0)
+            #expect(errors.sum("hb_errors") == 0 && errors.sum("hb_request_errors") == 0)
         }
     }
 

@@ -27,9 +27,8 @@ import XDSTestSupport
     static func replay(_ line: String, into engine: ServingEngine) throws {
         let words = line.split(separator: " ").map(String.init)
         if words.first == "submit" {
-            let prompt = try #require(words.count == 5 ? Int(words[2]) : nil, "\(line)")
-            let maxTokens = try #require(Int(words[4]), "\(line)")
-            _ = engine.submitExternal(promptTokens: prompt, maxTokens: maxTokens)
+            let request = try #require(EngineHost.parseSubmitLine(line), "\(line)")
+            _ = engine.submitExternal(request)
             return
         }
         if words.first == "cancel" {
@@ -69,6 +68,11 @@ import XDSTestSupport
         send("drain node 1")
         host.cancel(requestID: try #require(externalID))
         _ = host.submit(CompletionRequest(promptTokens: 300, maxTokens: 50))
+        // Benchmark semantics and prompt prefix keys travel through the log too.
+        _ = host.submit(CompletionRequest(promptTokens: 600, maxTokens: 40, ignoreEOS: true,
+                                          prefixHashes: [1, 2, 3, 4, 5, 6, 7, 8], prefixBlockTokens: 64))
+        _ = host.submit(CompletionRequest(promptTokens: 600, maxTokens: 90, minTokens: 30,
+                                          prefixHashes: [1, 2, 3, 4, 5, 6, 7, 8], prefixBlockTokens: 64))
         try await pause(0.2)
         send("heal all")
         send("undrain node 1")
@@ -82,7 +86,9 @@ import XDSTestSupport
             "fault die 40", "rate 35", "fault straggler die 60 slowdown 2", "drain node 1", "cancel request \(try #require(externalID))",
             "heal all", "undrain node 1", "speed max", "pause",
         ])
-        #expect(log.filter { $0.line.hasPrefix("submit") }.count == 2)
+        #expect(log.filter { $0.line.hasPrefix("submit") }.count == 4)
+        #expect(log.contains { $0.line == "submit prompt 600 max_tokens 40 ignore_eos 1 prefix 64 1,2,3,4,5,6,7,8" })
+        #expect(log.contains { $0.line == "submit prompt 600 max_tokens 90 min_tokens 30 prefix 64 1,2,3,4,5,6,7,8" })
         #expect(zip(log, log.dropFirst()).allSatisfy { $0.simTime <= $1.simTime }, "the log is in time order")
 
         // The batch replay: each command at its logged time, then on to where the session stopped.
@@ -101,5 +107,23 @@ import XDSTestSupport
         #expect(live.recentEvents() == replayed.recentEvents())
         #expect(live.inFlightCensus() == replayed.inFlightCensus())
         #expect(live.inFlightProblems() == [] && replayed.inFlightProblems() == [])
+    }
+}
+
+@Suite struct SubmitLineTests {
+    @Test func submitLinesRoundTrip() {
+        let requests = [
+            CompletionRequest(promptTokens: 7, maxTokens: 9),
+            CompletionRequest(promptTokens: 700, maxTokens: 1_500, minTokens: 3, ignoreEOS: true,
+                              prefixHashes: [0, .max, 0xabc], prefixBlockTokens: 64),
+        ]
+        for request in requests {
+            #expect(EngineHost.parseSubmitLine(EngineHost.submitLine(request)) == request)
+        }
+        #expect(EngineHost.submitLine(requests[0]) == "submit prompt 7 max_tokens 9", "old lines unchanged")
+        for bad in ["submit prompt 7", "submit prompt 7 max_tokens x", "submit prompt 7 max_tokens 9 min_tokens",
+                    "submit prompt 7 max_tokens 9 prefix 64 zz", "submit prompt 7 max_tokens 9 bogus 1"] {
+            #expect(EngineHost.parseSubmitLine(bad) == nil, "\(bad)")
+        }
     }
 }

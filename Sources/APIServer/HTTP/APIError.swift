@@ -141,3 +141,19 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 }
+
+/// Echoes a request's `X-Request-Id` header on its response (also on errors), as vLLM does, so
+/// a client can match replies to requests in its own logs.
+struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        var response = try await next(request, context)
+        if let field = request.headers.first(where: { $0.name.canonicalName == "x-request-id" }),
+           field.value.utf8.count <= 256
+        {
+            response.headers.append(field)
+        }
+        return response
+    }
+}

@@ -30,7 +30,30 @@ struct CompletionRoutes: Sendable {
         router.get("/v1/models") { _, _ in
             JSONWire.response(ModelList(data: [.init(id: backend.modelName, created: startedAt)]))
         }
+        // vLLM's extras that benchmark clients probe.
+        router.get("/version") { _, _ in
+            JSONWire.response(["version": Self.version])
+        }
+        router.post("/tokenize") { request, _ in
+            var request = request
+            let body = try await request.decodeJSON(TokenizeBody.self, limitBytes: maxBodyBytes)
+            if let model = body.model, model != validator.servedModel { throw APIError.modelNotFound(model) }
+            let text: String
+            if let prompt = body.prompt {
+                text = prompt
+            } else if let messages = body.messages {
+                text = PromptTokenizer.chatPrompt(messages.map { ($0.role, $0.content?.text ?? "") })
+            } else {
+                throw APIError.invalidRequest("'prompt' or 'messages' is required", param: "prompt")
+            }
+            let tokens = PromptTokenizer.tokenIDs(text)
+            return JSONWire.response(
+                TokenizeReply(count: tokens.count, tokens: tokens, maxModelLen: validator.maxModelLen))
+        }
     }
+
+    /// What `GET /version` reports.
+    static let version = "0.2.0"
 
 
     /// Submits and waits for admission, which decides the status: a refusal is a plain JSON error
@@ -41,7 +64,10 @@ struct CompletionRoutes: Sendable {
         let started = ContinuousClock.now
         let stream = backend.submit(
             CompletionRequest(
-                promptTokens: completion.promptTokens, maxTokens: completion.maxTokens, user: completion.user)
+                promptTokens: completion.promptTokens, maxTokens: completion.maxTokens, user: completion.user,
+                minTokens: completion.minTokens, ignoreEOS: completion.ignoreEOS,
+                prefixHashes: PromptTokenizer.blockKeys(completion.promptTokenIDs),
+                prefixBlockTokens: PromptTokenizer.prefixBlockTokens)
         )
         var events = stream.makeAsyncIterator()
         // The backend answers admission at once (the contract); waiting here is not a client wait.
@@ -61,9 +87,11 @@ struct CompletionRoutes: Sendable {
             model: completion.model, flavor: flavor)
         let session = CompletionSession(
             requestID: requestID, header: header, promptTokens: completion.promptTokens, events: events,
-            started: started, backend: backend, metrics: metrics)
+            started: started, backend: backend, metrics: metrics, stop: completion.stop)
         if completion.stream {
-            return streamingResponse(session, includeUsage: completion.includeUsageInStream, request: request)
+            return streamingResponse(
+                session, includeUsage: completion.includeUsageInStream, continuousUsage: completion.continuousUsage,
+                request: request)
         }
         return try await wholeResponse(session, request: request)
     }
@@ -102,8 +130,9 @@ struct CompletionRoutes: Sendable {
 
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A failure after the
     /// stream started becomes an error chunk (OpenAI's error shape), then `[DONE]`.
-    private func streamingResponse(_ session: CompletionSession, includeUsage: Bool, request: Request)
-        -> Response
+    private func streamingResponse(
+        _ session: CompletionSession, includeUsage: Bool, continuousUsage: Bool, request: Request
+    ) -> Response
     {
         let header = session.header
         @Sendable func chunk(_ choice: Choice?, usage: Usage? = nil) -> ByteBuffer {
@@ -121,8 +150,10 @@ struct CompletionRoutes: Sendable {
                     while true {
                         switch try await session.next() {
                         case .text(let text):
+                            guard !text.isEmpty else { continue }
                             try await writer.write(
-                                chunk(Choice(flavor: header.flavor, streaming: true, content: text)))
+                                chunk(Choice(flavor: header.flavor, streaming: true, content: text),
+                                      usage: continuousUsage ? session.usage : nil))
                             try Task.checkCancellation()
                             continue
                         case .finished(let reason):
@@ -148,5 +179,23 @@ struct CompletionRoutes: Sendable {
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"],
             body: body)
+    }
+}
+
+/// The body of `POST /tokenize` (vLLM's): a prompt, or chat messages joined as for a chat completion.
+struct TokenizeBody: Decodable {
+    var model: String?
+    var prompt: String?
+    var messages: [ChatMessage]?
+}
+
+/// `{"count", "tokens", "max_model_len"}`: the ids of ``PromptTokenizer/tokenIDs(_:)``.
+struct TokenizeReply: Encodable {
+    var count: Int
+    var tokens: [Int]
+    var maxModelLen: Int
+    enum CodingKeys: String, CodingKey {
+        case count, tokens
+        case maxModelLen = "max_model_len"
     }
 }

@@ -22,13 +22,21 @@ final class CompletionSession: @unchecked Sendable {
     private var cachedPromptTokens = 0
     private let requestID: Int
     private let ended = Atomic<Bool>(false)
+    /// `stop` strings: the reply ends where the generated text contains one.
+    private let stop: [String]
+    /// The reply so far (only kept when there are stop strings to look for).
+    private var output = ""
+    /// A stop string was found: the next step is `.finished("stop")`.
+    private var stopped = false
 
     init(
         requestID: Int, header: CompletionHeader, promptTokens: Int,
         events: AsyncStream<CompletionEvent>.Iterator,
-        started: ContinuousClock.Instant, backend: any CompletionBackend, metrics: ServingMetrics
+        started: ContinuousClock.Instant, backend: any CompletionBackend, metrics: ServingMetrics,
+        stop: [String] = []
     ) {
         self.requestID = requestID
+        self.stop = stop
         self.header = header
         self.promptTokens = promptTokens
         self.events = events
@@ -51,6 +59,7 @@ final class CompletionSession: @unchecked Sendable {
     /// cancelled (the client left: the caller then calls ``clientLeft()``); a stream that ends
     /// without a terminal element otherwise (the engine broke its contract) reads as a 503 failure.
     func next() async throws -> Step {
+        if stopped { return end(finishReason: "stop") }
         while let event = await events.next() {
             switch event {
             case .accepted: continue
@@ -58,8 +67,12 @@ final class CompletionSession: @unchecked Sendable {
             case .tokens(let count):
                 guard count > 0 else { continue }
                 if firstTokenAt == nil { firstTokenAt = .now }
-                generatedTokens += count
-                return .text(text.next(count))
+                let chunk = text.next(count)
+                guard !stop.isEmpty else {
+                    generatedTokens += count
+                    return .text(chunk)
+                }
+                return cutAtStop(chunk, count: count)
             case .finished(let reason):
                 return end(finishReason: reason == "length" ? "length" : "stop")
             case .failed(let reason, let status):
@@ -80,7 +93,32 @@ final class CompletionSession: @unchecked Sendable {
         record(finishReason: nil)
     }
 
-    var usage: Usage { Usage(promptTokens: promptTokens, completionTokens: generatedTokens) }
+    var usage: Usage {
+        Usage(promptTokens: promptTokens, completionTokens: generatedTokens, cachedTokens: cachedPromptTokens)
+    }
+
+    /// Appends `chunk` (`count` tokens) to the reply unless it completes a stop string; then the
+    /// reply ends just before the stop string (which is not returned, as in vLLM), the engine is
+    /// told to stop generating, and the next step is `.finished("stop")`.
+    private func cutAtStop(_ chunk: String, count: Int) -> Step {
+        let before = output.count
+        output += chunk
+        // Only a match that ends inside the new chunk is new.
+        let searchFrom = output.index(output.startIndex, offsetBy: max(0, before - (stop.map(\.count).max() ?? 0)))
+        let hits = stop.compactMap { output.range(of: $0, range: searchFrom..<output.endIndex)?.lowerBound }
+        guard let cut = hits.min() else {
+            generatedTokens += count
+            return .text(chunk)
+        }
+        let kept = String(output[..<cut])
+        let fresh = String(kept.dropFirst(before))
+        output = kept
+        // Tokens are the tokenizer's count of what the client got (a cut piece counts as one).
+        generatedTokens = PromptTokenizer.count(kept)
+        stopped = true
+        backend.cancel(requestID: requestID)
+        return .text(fresh)
+    }
 
     private func end(finishReason: String?) -> Step {
         if !ended.exchange(true, ordering: .acquiringAndReleasing) { record(finishReason: finishReason) }

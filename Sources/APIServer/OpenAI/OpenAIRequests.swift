@@ -4,9 +4,9 @@ import Foundation
 ///
 /// Sampling fields the simulation cannot act on (`temperature`, `top_p`, the penalties,
 /// `top_logprobs`) are decoded only to check them against OpenAI's ranges (``CompletionValidator``),
-/// then ignored; undeclared fields (`seed`, `tools`, …) are accepted and ignored. `stop` is
-/// accepted and ignored too: the engine's workload model, not the text, decides where a
-/// completion ends.
+/// then ignored; undeclared fields (`seed`, `tools`, …) are accepted and ignored. The length fields
+/// behave as in vLLM's OpenAI server (``BenchmarkFields``): `ignore_eos`, `min_tokens`, and `stop`
+/// strings, which end the reply where the generated text contains them.
 struct ChatCompletionBody: Decodable {
     var model: String?
     var messages: [ChatMessage]
@@ -18,6 +18,7 @@ struct ChatCompletionBody: Decodable {
     var n: Int?
     var user: String?
     var sampling: SamplingFields
+    var bench: BenchmarkFields
 
     enum CodingKeys: String, CodingKey {
         case model, messages, stream, n, user
@@ -37,6 +38,7 @@ struct ChatCompletionBody: Decodable {
         n = try c.decodeIfPresent(Int.self, forKey: .n)
         user = try c.decodeIfPresent(String.self, forKey: .user)
         sampling = try SamplingFields(from: decoder)
+        bench = try BenchmarkFields(from: decoder)
     }
 }
 
@@ -75,6 +77,31 @@ struct SamplingFields: Decodable {
     }
 }
 
+/// vLLM's extra benchmark fields both endpoints share, plus OpenAI's `stop`.
+struct BenchmarkFields: Decodable {
+    var ignoreEOS: Bool?
+    var minTokens: Int?
+    var stop: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case stop
+        case ignoreEOS = "ignore_eos"
+        case minTokens = "min_tokens"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ignoreEOS = try c.decodeIfPresent(Bool.self, forKey: .ignoreEOS)
+        minTokens = try c.decodeIfPresent(Int.self, forKey: .minTokens)
+        // `stop` is a string, an array of strings, or null.
+        if let one = try? c.decodeIfPresent(String.self, forKey: .stop) {
+            stop = [one]
+        } else {
+            stop = try c.decodeIfPresent([String].self, forKey: .stop)
+        }
+    }
+}
+
 struct ChatMessage: Decodable {
     var role: String
     var content: MessageContent?
@@ -102,7 +129,12 @@ struct MessageContent: Decodable {
 
 struct StreamOptions: Decodable {
     var includeUsage: Bool?
-    enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
+    /// vLLM's `continuous_usage_stats`: every content chunk carries the usage so far.
+    var continuousUsageStats: Bool?
+    enum CodingKeys: String, CodingKey {
+        case includeUsage = "include_usage"
+        case continuousUsageStats = "continuous_usage_stats"
+    }
 }
 
 /// The body of `POST /v1/completions` (the legacy text endpoint). As for chat, sampling fields,
@@ -111,15 +143,18 @@ struct TextCompletionBody: Decodable {
     var model: String?
     var prompt: PromptInput
     var maxTokens: Int?
+    var maxCompletionTokens: Int?
     var stream: Bool?
     var streamOptions: StreamOptions?
     var n: Int?
     var user: String?
     var sampling: SamplingFields
+    var bench: BenchmarkFields
 
     enum CodingKeys: String, CodingKey {
         case model, prompt, stream, n, user
         case maxTokens = "max_tokens"
+        case maxCompletionTokens = "max_completion_tokens"
         case streamOptions = "stream_options"
     }
 
@@ -128,11 +163,13 @@ struct TextCompletionBody: Decodable {
         model = try c.decodeIfPresent(String.self, forKey: .model)
         prompt = try c.decode(PromptInput.self, forKey: .prompt)
         maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens)
+        maxCompletionTokens = try c.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
         stream = try c.decodeIfPresent(Bool.self, forKey: .stream)
         streamOptions = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
         n = try c.decodeIfPresent(Int.self, forKey: .n)
         user = try c.decodeIfPresent(String.self, forKey: .user)
         sampling = try SamplingFields(from: decoder)
+        bench = try BenchmarkFields(from: decoder)
     }
 }
 
@@ -142,6 +179,8 @@ struct PromptInput: Decodable {
     /// `tokenIDs` carries the count and whether every id is within ``tokenIDRange``.
     enum Shape { case text(String), tokenIDs(Int, allInRange: Bool), batch(Int) }
     var shape: Shape
+    /// The token ids of a token-id prompt (empty for text), for its prefix keys.
+    var ids: [Int] = []
 
     /// Token ids a prompt may hold: the 32-bit ids tokenizers use.
     static let tokenIDRange = 0...Int(Int32.max)
@@ -155,9 +194,11 @@ struct PromptInput: Decodable {
             shape = texts.count == 1 ? .text(texts[0]) : .batch(texts.count)
         } else if let list = try? container.decode([Int].self) {
             shape = ids(list)
+            self.ids = list
         } else {
             let batches = try container.decode([[Int]].self)
             shape = batches.count == 1 ? ids(batches[0]) : .batch(batches.count)
+            if batches.count == 1 { self.ids = batches[0] }
         }
     }
 }
@@ -170,6 +211,14 @@ struct ValidatedCompletion {
     var stream: Bool
     var includeUsageInStream: Bool
     var user: String?
+    /// `stream_options.continuous_usage_stats`: usage in every content chunk.
+    var continuousUsage: Bool = false
+    var minTokens: Int = 0
+    var ignoreEOS: Bool = false
+    /// Strings that end the reply where the generated text contains them (not included).
+    var stop: [String] = []
+    /// The prompt's token ids (``PromptTokenizer/tokenIDs(_:)``), cut into prefix blocks.
+    var promptTokenIDs: [Int] = []
 }
 
 /// Turns a body into a ``ValidatedCompletion`` or the 4xx the client should see.
@@ -186,7 +235,10 @@ struct ValidatedCompletion {
 /// | `presence_penalty`, `frequency_penalty` | −2…2 |
 /// | `top_logprobs` | 0…20; `logprobs` (legacy count) 0…5 |
 /// | token ids in `prompt` | 0…2147483647 |
-/// | `stream_options.include_usage` | a boolean (ignored without `stream: true`) |
+/// | `stream_options.include_usage`, `continuous_usage_stats` | booleans (ignored without `stream: true`) |
+/// | `min_tokens` | 0…`max_tokens` (the requested one) |
+/// | `ignore_eos` | a boolean: exactly `max_tokens` tokens (as lowered) |
+/// | `stop` | a string or 0…4 non-empty strings |
 struct CompletionValidator {
     var servedModel: String
     var defaultMaxTokens: Int
@@ -200,16 +252,22 @@ struct CompletionValidator {
         }
         let prompt = PromptTokenizer.chatPrompt(body.messages.map { ($0.role, $0.content?.text ?? "") })
         let field = body.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
-        return try common(
+        let ids = PromptTokenizer.tokenIDs(prompt)
+        var completion = try common(
             model: body.model, n: body.n, maxTokens: (body.maxCompletionTokens ?? body.maxTokens, field),
-            promptTokens: (PromptTokenizer.count(prompt), "messages"), stream: body.stream,
-            streamOptions: body.streamOptions, sampling: body.sampling, user: body.user)
+            promptTokens: (ids.count, "messages"), stream: body.stream,
+            streamOptions: body.streamOptions, sampling: body.sampling, user: body.user, bench: body.bench)
+        completion.promptTokenIDs = ids
+        return completion
     }
 
     func validate(_ body: TextCompletionBody) throws(APIError) -> ValidatedCompletion {
         let promptTokens: Int
+        var ids = body.prompt.ids
         switch body.prompt.shape {
-        case .text(let text): promptTokens = PromptTokenizer.count(text)
+        case .text(let text):
+            ids = PromptTokenizer.tokenIDs(text)
+            promptTokens = ids.count
         case .tokenIDs(let count, let allInRange):
             guard allInRange else {
                 throw .invalidRequest(
@@ -221,19 +279,24 @@ struct CompletionValidator {
             throw .invalidRequest("only one prompt per request is supported", param: "prompt")
         }
         guard promptTokens > 0 else { throw .invalidRequest("'prompt' must not be empty", param: "prompt") }
-        return try common(
-            model: body.model, n: body.n, maxTokens: (body.maxTokens, "max_tokens"),
+        let field = body.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
+        var completion = try common(
+            model: body.model, n: body.n, maxTokens: (body.maxCompletionTokens ?? body.maxTokens, field),
             promptTokens: (promptTokens, "prompt"), stream: body.stream, streamOptions: body.streamOptions,
-            sampling: body.sampling, user: body.user)
+            sampling: body.sampling, user: body.user, bench: body.bench)
+        completion.promptTokenIDs = ids
+        return completion
     }
 
     private func common(
         model: String?, n: Int?, maxTokens: (value: Int?, field: String), promptTokens: (count: Int, field: String),
-        stream: Bool?, streamOptions: StreamOptions?, sampling: SamplingFields, user: String?
+        stream: Bool?, streamOptions: StreamOptions?, sampling: SamplingFields, user: String?, bench: BenchmarkFields
     ) throws(APIError) -> ValidatedCompletion {
         // A missing model means the served one, as in vLLM; a wrong one is a 404 (OpenAI's shape).
         if let model, model != servedModel { throw .modelNotFound(model) }
-        if let n, n != 1 { throw .invalidRequest("only n = 1 is supported (got \(n))", param: "n") }
+        if let n, n != 1 {
+            throw .invalidRequest("only n = 1 is supported (got \(n)); send \(n) requests instead", param: "n")
+        }
         if let bestOf = sampling.bestOf, bestOf != 1 {
             throw .invalidRequest("only best_of = 1 is supported (got \(bestOf))", param: "best_of")
         }
@@ -252,11 +315,18 @@ struct CompletionValidator {
         }
         let requested = maxTokens.value ?? defaultMaxTokens
         try Self.check(requested, maxTokens.field, 1...maxModelLen)
+        try Self.check(bench.minTokens, "min_tokens", 0...requested)
+        let stop = bench.stop ?? []
+        try Self.check(stop.count, "stop", 0...4)
+        if stop.contains(where: \.isEmpty) { throw .invalidRequest("'stop' strings must not be empty", param: "stop") }
+        let maxTokens = min(requested, maxTokensCap, maxModelLen - promptTokens.count)
         return ValidatedCompletion(
             model: servedModel, promptTokens: promptTokens.count,
             // Lowered rather than refused: clients often send a model's whole context as max_tokens.
-            maxTokens: min(requested, maxTokensCap, maxModelLen - promptTokens.count), stream: stream ?? false,
-            includeUsageInStream: streamOptions?.includeUsage ?? false, user: user)
+            maxTokens: maxTokens, stream: stream ?? false,
+            includeUsageInStream: streamOptions?.includeUsage ?? false, user: user,
+            continuousUsage: streamOptions?.continuousUsageStats ?? false,
+            minTokens: min(bench.minTokens ?? 0, maxTokens), ignoreEOS: bench.ignoreEOS ?? false, stop: stop)
     }
 
     private static func check<N: Comparable & CustomStringConvertible>(
@@ -278,12 +348,14 @@ extension APIError {
         "top_p": "a number within 0…1", "presence_penalty": "a number within -2…2",
         "frequency_penalty": "a number within -2…2", "top_logprobs": "an integer within 0…20",
         "logprobs": "a boolean, or an integer within 0…5", "stream": "a boolean",
-        "stream_options.include_usage": "a boolean", "command": "a string of at most 1024 bytes",
+        "stream_options.include_usage": "a boolean", "stream_options.continuous_usage_stats": "a boolean",
+        "min_tokens": "an integer within 0…max_tokens", "ignore_eos": "a boolean",
+        "stop": "a string or an array of at most 4 strings", "command": "a string of at most 1024 bytes",
         "prompt": "a string, an array of strings, or arrays of token ids within 0…2147483647",
     ]
 
     /// Fields whose JSON number must be an integer (the rest of ``expectedValues`` take any number).
-    static let integerFields: Set<String> = ["max_tokens", "max_completion_tokens", "n", "best_of", "top_logprobs", "logprobs"]
+    static let integerFields: Set<String> = ["max_tokens", "max_completion_tokens", "min_tokens", "n", "best_of", "top_logprobs", "logprobs"]
 
     /// A numeric field whose number the JSON decoder could not even represent (`1e400`, an
     /// integer beyond 64 bits, `1.5` where an integer is meant): Foundation reports those as

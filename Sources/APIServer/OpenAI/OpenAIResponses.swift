@@ -7,6 +7,8 @@
 struct Usage: Equatable {
     var promptTokens: Int
     var completionTokens: Int
+    /// Prompt tokens served from the prefix cache (`prompt_tokens_details.cached_tokens`).
+    var cachedTokens: Int = 0
     var totalTokens: Int { promptTokens + completionTokens }
 
     var json: String {
@@ -14,6 +16,9 @@ struct Usage: Equatable {
         o.add("prompt_tokens", promptTokens)
         o.add("completion_tokens", completionTokens)
         o.add("total_tokens", totalTokens)
+        var details = JSONObject()
+        details.add("cached_tokens", cachedTokens)
+        o.add("prompt_tokens_details", raw: details.json)
         return o.json
     }
 }

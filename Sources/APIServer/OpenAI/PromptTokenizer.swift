@@ -44,4 +44,63 @@ public enum PromptTokenizer {
         }
         return prompt + "<|assistant|>\n"
     }
+
+    /// Size of the vocabulary token ids are drawn from (DeepSeek-V3's).
+    public static let vocabularySize = 129_280
+
+    /// The token ids of `text`: one per token ``count(_:)`` counts (so `tokenIDs(t).count ==
+    /// count(t)`), each a stable hash of the token's characters into 0..<``vocabularySize``
+    /// (FNV-1a, the same on every platform and run). Equal text gives equal ids.
+    public static func tokenIDs(_ text: String) -> [Int] {
+        var ids: [Int] = []
+        var piece = ""
+        func flush() {
+            guard !piece.isEmpty else { return }
+            ids.append(Int(fnv1a(piece) % UInt64(vocabularySize)))
+            piece = ""
+        }
+        var wordLength = 0
+        for character in text {
+            if character.isLetter || character.isNumber {
+                if wordLength % pieceLength == 0 { flush() }
+                piece.append(character)
+                wordLength += 1
+            } else {
+                flush()
+                wordLength = 0
+                if !character.isWhitespace {
+                    piece.append(character)
+                    flush()
+                }
+            }
+        }
+        flush()
+        return ids
+    }
+
+    /// Tokens per prefix block the face hashes (a quarter of the engine's default 128-token KV block; the engine
+    /// rebases the keys to its own KV block size, a multiple of this).
+    public static let prefixBlockTokens = 64
+
+    /// One content key per *full* block of `blockTokens` ids (a trailing partial block is not
+    /// cacheable), as a trace's `hash_ids`: the engine chains them, so block i matches only if
+    /// blocks 0…i all do.
+    public static func blockKeys(_ ids: [Int], blockTokens: Int = prefixBlockTokens) -> [UInt64] {
+        guard blockTokens > 0 else { return [] }
+        return stride(from: 0, to: ids.count - blockTokens + 1, by: blockTokens).map { start in
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for id in ids[start..<start + blockTokens] {
+                for shift in stride(from: 0, to: 32, by: 8) {
+                    hash = (hash ^ UInt64((id >> shift) & 0xff)) &* 0x100_0000_01b3
+                }
+            }
+            return hash
+        }
+    }
+
+    private static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
 }

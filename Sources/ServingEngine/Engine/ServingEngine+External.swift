@@ -9,6 +9,9 @@ public struct StreamUpdate: Sendable, Equatable {
         case tokens(Int)
         /// Done; `lengthCapped` when the output stopped at the client's `max_tokens`.
         case finished(lengthCapped: Bool)
+        /// Prompt tokens whose KV came from the prefix cache; sent once, just before the first
+        /// `.tokens` of a request that decodes for more than one step.
+        case cachedPrompt(Int)
         /// Not served or lost: 429 rejected by admission, 400 can never fit, 503 failed (fault).
         case failed(reason: String, status: Int)
     }
@@ -30,12 +33,29 @@ extension ServingEngine {
     /// distribution (the data plane is simulated, so the engine decides when it stops), capped at
     /// `maxTokens`. Returns the id; progress arrives through ``takeStreamUpdates()``.
     public func submitExternal(promptTokens: Int, maxTokens: Int, tag: String = "chat") -> Int {
+        submitExternal(promptTokens: promptTokens, maxTokens: maxTokens, minTokens: 0, ignoreEOS: false,
+                       prefixHashes: [], prefixBlockTokens: configuration.kvBlockTokens, tag: tag)
+    }
+
+    /// Takes a request in now, with vLLM's length semantics:
+    /// - `ignoreEOS`: exactly `maxTokens` output tokens (a fixed-length benchmark request);
+    /// - otherwise the engine's own length (the synthetic chat distribution), raised to at least
+    ///   `minTokens` and never beyond `maxTokens`.
+    /// The natural length is drawn from the external-length stream in every case, so the lengths
+    /// of later requests do not depend on these flags (a replay stays in step).
+    /// `prefixHashes` are flat content keys of the prompt's full blocks of `prefixBlockTokens`
+    /// tokens (as a trace's `hash_ids`); the engine rebases and chains them for its prefix cache.
+    public func submitExternal(promptTokens: Int, maxTokens: Int, minTokens: Int, ignoreEOS: Bool,
+                               prefixHashes: [UInt64], prefixBlockTokens: Int, tag: String = "chat") -> Int {
         let id = nextExternalID
         nextExternalID += 1
         let natural = Int(saturating: SyntheticWorkload.TrafficClass.chat.outputTokens.sample(using: &externalLengths).rounded())
-        let output = max(1, min(maxTokens, natural))
+        let ceiling = max(1, maxTokens)
+        let output = ignoreEOS ? ceiling : min(ceiling, max(1, natural, minTokens))
         let spec = RequestSpec(id: id, arrival: now, promptTokens: max(1, promptTokens), outputTokens: output,
-                               prefixHashes: [], prefixBlockTokens: configuration.kvBlockTokens, tag: tag)
+                               prefixHashes: prefixBlockTokens > 0 ? prefixHashes : [],
+                               prefixBlockTokens: prefixBlockTokens > 0 ? prefixBlockTokens : configuration.kvBlockTokens,
+                               tag: tag)
         watched[id] = 0
         admit(spec)
         requests[id]?.maxTokens = maxTokens
@@ -81,6 +101,9 @@ extension ServingEngine {
             let produced = min(request.outputTokens,
                                Int(saturating: (Double(step - request.joinStep) * tokensPerStep + tokenPhase(id)).rounded(.down)))
             if produced > reported {
+                if reported == 0, request.hitTokens > 0 {
+                    streamUpdates.append(StreamUpdate(id: id, kind: .cachedPrompt(request.hitTokens)))
+                }
                 watched[id] = produced
                 streamUpdates.append(StreamUpdate(id: id, kind: .tokens(produced - reported)))
             }

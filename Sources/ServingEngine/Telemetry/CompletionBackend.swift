@@ -55,11 +55,25 @@ public struct CompletionRequest: Sendable, Equatable {
     public var maxTokens: Int
     /// OpenAI's `user` field, kept for the event log.
     public var user: String?
+    /// vLLM's `min_tokens`: the engine's own length is raised to at least this (≤ `maxTokens`).
+    public var minTokens: Int
+    /// vLLM's `ignore_eos`: the output is exactly `maxTokens` tokens.
+    public var ignoreEOS: Bool
+    /// Content keys of the prompt's full blocks of ``prefixBlockTokens`` tokens (one per block,
+    /// not chained; the engine chains them), as a trace's `hash_ids`. Empty: no prefix caching.
+    public var prefixHashes: [UInt64]
+    /// Tokens per block in ``prefixHashes``.
+    public var prefixBlockTokens: Int
 
-    public init(promptTokens: Int, maxTokens: Int, user: String? = nil) {
+    public init(promptTokens: Int, maxTokens: Int, user: String? = nil, minTokens: Int = 0, ignoreEOS: Bool = false,
+                prefixHashes: [UInt64] = [], prefixBlockTokens: Int = 0) {
         self.promptTokens = promptTokens
         self.maxTokens = maxTokens
         self.user = user
+        self.minTokens = minTokens
+        self.ignoreEOS = ignoreEOS
+        self.prefixHashes = prefixHashes
+        self.prefixBlockTokens = prefixBlockTokens
     }
 }
 

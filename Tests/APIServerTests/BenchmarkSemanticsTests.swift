@@ -1,0 +1,200 @@
+import APIServer
+import EngineRuntime
+import Foundation
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Issue 14, item 1 and 2: the request fields benchmark clients rely on, as vLLM's OpenAI server
+/// honours them, over a live server on loopback in front of the real engine.
+@Suite(.serialized, .timeLimit(.minutes(10)))
+struct BenchmarkSemanticsTests {
+    /// A real engine (no synthetic traffic) behind a live server; `body` gets a poster.
+    static func withServer(_ body: (Poster) async throws -> Void) async throws {
+        var config = EngineConfiguration(deployment: TestDeployments.toyPod)
+        config.syntheticRate = 0
+        let engine = try ServingEngine(configuration: config)
+        let host = EngineHost(core: engine, speed: 50, publishInterval: 0.02)
+        host.start()
+        defer { host.stop() }
+        try await HostServer.with(host: host) { server in
+            try await body(Poster(base: server.baseURL, session: server.session))
+        }
+    }
+
+    struct Poster {
+        let base: URL
+        let session: URLSession
+
+        func send(_ method: String, _ path: String, json: [String: Any]? = nil, headers: [String: String] = [:])
+            async throws -> (status: Int, body: Data, response: HTTPURLResponse)
+        {
+            var request = URLRequest(url: base.appendingPathComponent(path))
+            request.httpMethod = method
+            if let json {
+                request.httpBody = try JSONSerialization.data(withJSONObject: json)
+                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            }
+            for (key, value) in headers { request.setValue(value, forHTTPHeaderField: key) }
+            let (data, response) = try await session.data(for: request)
+            let http = try #require(response as? HTTPURLResponse)
+            return (http.statusCode, data, http)
+        }
+
+        func object(_ data: Data) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any],
+                         "\(String(decoding: data, as: UTF8.self))")
+        }
+
+        /// A whole (non-streamed) completion: content, finish reason, usage.
+        func complete(_ json: [String: Any], chat: Bool = true) async throws
+            -> (content: String, finish: String, usage: [String: Any])
+        {
+            let reply = try await send("POST", chat ? "v1/chat/completions" : "v1/completions", json: json)
+            #expect(reply.status == 200, "\(String(decoding: reply.body, as: UTF8.self))")
+            let body = try object(reply.body)
+            let choice = try #require((body["choices"] as? [[String: Any]])?.first)
+            let content = chat ? ((choice["message"] as? [String: Any])?["content"] as? String ?? "")
+                : (choice["text"] as? String ?? "")
+            return (content, choice["finish_reason"] as? String ?? "", try #require(body["usage"] as? [String: Any]))
+        }
+    }
+
+    static var question: [[String: Any]] { [["role": "user", "content": "How does a SuperPod decode?"]] }
+
+    @Test func ignoreEOSGivesExactlyMaxTokensWholeAndStreamed() async throws {
+        try await Self.withServer { api in
+            for maxTokens in [1, 37, 300] {
+                let reply = try await api.complete(
+                    ["messages": Self.question, "max_tokens": maxTokens, "ignore_eos": true])
+                #expect(reply.usage["completion_tokens"] as? Int == maxTokens)
+                #expect(PromptTokenizer.count(reply.content) == maxTokens)
+                #expect(reply.finish == "length")
+            }
+            // max_completion_tokens is the same field, on both endpoints.
+            let text = try await api.complete(
+                ["prompt": "Tell me", "max_completion_tokens": 64, "ignore_eos": true], chat: false)
+            #expect(text.usage["completion_tokens"] as? Int == 64)
+            // Streamed, with usage at the end and in every chunk.
+            let streamed = try await api.send("POST", "v1/chat/completions", json: [
+                "messages": Self.question, "max_tokens": 120, "ignore_eos": true, "stream": true,
+                "stream_options": ["include_usage": true, "continuous_usage_stats": true],
+            ])
+            #expect(streamed.status == 200)
+            let parsed = try parseCompletionStream(String(decoding: streamed.body, as: UTF8.self), chat: true)
+            #expect(parsed.usage?["completion_tokens"] as? Int == 120)
+            #expect(PromptTokenizer.count(parsed.content) == 120)
+            let contentChunks = parsed.chunks.filter {
+                (($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any])?["content"] != nil
+            }
+            #expect(!contentChunks.isEmpty)
+            #expect(contentChunks.allSatisfy { $0["usage"] is [String: Any] }, "continuous_usage_stats")
+        }
+    }
+
+    @Test func minTokensRaisesTheEngineLengthAndMaxTokensBoundsIt() async throws {
+        try await Self.withServer { api in
+            for _ in 0..<4 {
+                let reply = try await api.complete(["messages": Self.question, "max_tokens": 250, "min_tokens": 200])
+                let tokens = try #require(reply.usage["completion_tokens"] as? Int)
+                #expect((200...250).contains(tokens))
+                let free = try await api.complete(["messages": Self.question, "max_tokens": 5])
+                #expect((1...5).contains(try #require(free.usage["completion_tokens"] as? Int)))
+            }
+            let bad = try await api.send("POST", "v1/chat/completions",
+                                         json: ["messages": Self.question, "max_tokens": 5, "min_tokens": 6])
+            #expect(bad.status == 400)
+            #expect(String(decoding: bad.body, as: UTF8.self).contains("min_tokens"))
+        }
+    }
+
+    @Test func stopStringEndsTheReplyBeforeIt() async throws {
+        try await Self.withServer { api in
+            // Every synthetic sentence ends with "."; a long fixed-length reply contains one.
+            let reply = try await api.complete(
+                ["messages": Self.question, "max_tokens": 200, "ignore_eos": true, "stop": ["."]])
+            #expect(reply.finish == "stop")
+            #expect(!reply.content.isEmpty && !reply.content.contains("."))
+            let tokens = try #require(reply.usage["completion_tokens"] as? Int)
+            #expect(tokens == PromptTokenizer.count(reply.content) && tokens < 200)
+            // Streamed: the same cut.
+            let streamed = try await api.send("POST", "v1/completions", json: [
+                "prompt": "Go", "max_tokens": 200, "ignore_eos": true, "stop": ".", "stream": true,
+            ])
+            let parsed = try parseCompletionStream(String(decoding: streamed.body, as: UTF8.self), chat: false)
+            #expect(parsed.finishReasons == ["stop"] && !parsed.content.contains(".") && parsed.endedWithDone)
+            let tooMany = try await api.send("POST", "v1/chat/completions",
+                                             json: ["messages": Self.question, "stop": ["a", "b", "c", "d", "e"]])
+            #expect(tooMany.status == 400)
+        }
+    }
+
+    @Test func requestIDVersionTokenizeAndN() async throws {
+        try await Self.withServer { api in
+            let echoed = try await api.send("POST", "v1/chat/completions",
+                                            json: ["messages": Self.question, "max_tokens": 3],
+                                            headers: ["X-Request-Id": "bench-42"])
+            #expect(echoed.status == 200)
+            #expect(echoed.response.value(forHTTPHeaderField: "X-Request-Id") == "bench-42")
+            let missing = try await api.send("GET", "no/such", headers: ["X-Request-Id": "r-404"])
+            #expect(missing.status == 404 && missing.response.value(forHTTPHeaderField: "X-Request-Id") == "r-404")
+
+            let version = try await api.send("GET", "version")
+            #expect(version.status == 200)
+            #expect((try api.object(version.body)["version"] as? String)?.isEmpty == false)
+
+            let prompt = "Hello, world! Understanding tokens."
+            let tokenized = try await api.send("POST", "tokenize", json: ["prompt": prompt])
+            #expect(tokenized.status == 200)
+            let body = try api.object(tokenized.body)
+            let tokens = try #require(body["tokens"] as? [Int])
+            #expect(body["count"] as? Int == PromptTokenizer.count(prompt) && tokens.count == PromptTokenizer.count(prompt))
+            #expect(tokens.allSatisfy { (0..<PromptTokenizer.vocabularySize).contains($0) })
+            #expect(body["max_model_len"] as? Int == 131_072)
+            #expect(try await api.send("POST", "tokenize", json: ["model": "other", "prompt": "x"]).status == 404)
+            #expect(try await api.send("POST", "tokenize", json: [:]).status == 400)
+
+            let n2 = try await api.send("POST", "v1/chat/completions", json: ["messages": Self.question, "n": 2])
+            #expect(n2.status == 400)
+            let error = try #require(try api.object(n2.body)["error"] as? [String: Any])
+            #expect(error["param"] as? String == "n" && error["type"] as? String == "invalid_request_error")
+            #expect((error["message"] as? String)?.contains("n = 1") == true)
+        }
+    }
+
+    @Test func aRepeatedLongPromptHitsThePrefixCache() async throws {
+        try await Self.withServer { api in
+            let system = (0..<400).map { "Rule \($0): keep the experts balanced across every die." }
+                .joined(separator: " ")
+            let messages: [[String: Any]] = [["role": "system", "content": system], ["role": "user", "content": "Hi"]]
+            let first = try await api.complete(["messages": messages, "max_tokens": 8, "ignore_eos": true])
+            let firstCached = (first.usage["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int
+            #expect(firstCached == 0)
+            var cached: [Int] = []
+            for _ in 0..<3 {
+                let again = try await api.complete(["messages": messages, "max_tokens": 8, "ignore_eos": true])
+                cached.append((again.usage["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int ?? -1)
+            }
+            let prompt = try #require(first.usage["prompt_tokens"] as? Int)
+            #expect(prompt > 3_000)
+            #expect(cached.allSatisfy { (0...prompt).contains($0) }, "\(cached)")
+            #expect(cached.max() ?? 0 > prompt / 2, "a repeated prompt is served from the prefix cache: \(cached)")
+        }
+    }
+
+    @Test func promptTokenIDsMatchTheCountAndBlockKeysAreStable() {
+        let text = "The pod serves tokens; experts route each layer!"
+        let ids = PromptTokenizer.tokenIDs(text)
+        #expect(ids.count == PromptTokenizer.count(text))
+        #expect(ids == PromptTokenizer.tokenIDs(text))
+        let long = Array(repeating: ids, count: 20).flatMap { $0 }
+        let keys = PromptTokenizer.blockKeys(long)
+        #expect(keys.count == long.count / PromptTokenizer.prefixBlockTokens)
+        #expect(PromptTokenizer.blockKeys(Array(long.prefix(PromptTokenizer.prefixBlockTokens - 1))).isEmpty)
+        #expect(PromptTokenizer.blockKeys(long + [1, 2, 3]) == keys, "a partial tail block adds no key")
+    }
+}
