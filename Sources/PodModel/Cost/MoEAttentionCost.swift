@@ -14,10 +14,26 @@ extension CostModel {
             + max(wire, issue)
     }
 
-    /// Expert→attention: each expert die writes its outputs (BF16) back to the tokens' dies.
-    public func expertToAttention(tokens: Double, receivers: Int, expertDies: Int, sharedExpertDies: Int) -> Double {
-        let perDie = tokens * messagesPerToken(sharedExpertDies: sharedExpertDies) / Double(max(1, min(receivers, expertDies)))
-        return messages(perDie, bytesPerMessage: model.combineBytesPerToken, interNode: true)
+    /// Expert→attention: each expert die writes its outputs (BF16) back to the tokens' dies, and
+    /// the round waits for the busiest sender (system.md §4b: combine absorbs MoE imbalance across
+    /// expert dies). A2E is relayed evenly by the trampolines; E2A is sent by the expert dies
+    /// themselves, so it carries the hottest routed die's load: the placement's imbalance
+    /// (`moeLoadFactor`) with Poisson routing noise, or the noisiest of the near-mean dies, or a
+    /// shared-expert die, as in the colocated combine (``hottestExpertDieTokens``).
+    public func expertToAttention(tokens: Double, receivers: Int, expertDies: Int, sharedExpertDies: Int,
+                                  moeLoadFactor: Double = 1) -> Double {
+        guard let moe = model.moe else { return 0 }
+        let routedDies = max(1, expertDies - sharedExpertDies)
+        // Messages per die when they spread evenly: over the expert dies, or over the receivers
+        // (each takes all of its own tokens' outputs) when these are fewer.
+        let evenSplit = tokens * messagesPerToken(sharedExpertDies: sharedExpertDies) / Double(max(1, min(receivers, expertDies)))
+        let mean = tokens * Double(moe.topK) / Double(routedDies)
+        let hot = mean * max(1, moeLoadFactor)
+        var busiest = max(evenSplit, hot + hot.squareRoot(), mean + mean.squareRoot() * Self.expectedMaxZ(routedDies))
+        if sharedExpertDies > 0 {
+            busiest = max(busiest, tokens * Double(moe.sharedExperts) / Double(sharedExpertDies))
+        }
+        return messages(busiest, bytesPerMessage: model.combineBytesPerToken, interNode: true)
     }
 
     /// One decode step of an MA layout at `requestsPerDie` per attention die. Per layer, each
@@ -44,7 +60,8 @@ extension CostModel {
         let a2e = attentionToExpert(tokens: domainTokens, senders: layout.dpPerDomain,
                                     trampolines: layout.trampolineDies, sharedExpertDies: layout.sharedExpertDies)
         let e2a = expertToAttention(tokens: domainTokens, receivers: layout.dpPerDomain,
-                                    expertDies: layout.expertDies, sharedExpertDies: layout.sharedExpertDies)
+                                    expertDies: layout.expertDies, sharedExpertDies: layout.sharedExpertDies,
+                                    moeLoadFactor: moeLoadFactor)
         let chain = attention + a2e + expertPerMicrobatch + e2a
         let domainPath = max(chain, mb * attention, mb * (a2e + e2a))
         let layer = max(domainPath, Double(layout.attentionDomains) * mb * expertPerMicrobatch)

@@ -37,10 +37,15 @@ extension CostModel {
     struct PrefillPhase {
         enum Resource: Int { case cores = 0, tpLinks = 1, fabric = 2 }
         var resource: Resource
+        /// Time the phase occupies its resource.
         var seconds: Double
-        init(onFabric: Bool, seconds: Double, tp: Bool = false) {
+        /// Time the microbatch's chain waits for it: less than `seconds` when the phase overlaps
+        /// the one before it inside the microbatch (the combine behind the expert GEMMs).
+        var exposedSeconds: Double
+        init(onFabric: Bool, seconds: Double, tp: Bool = false, exposed: Double? = nil) {
             resource = !onFabric ? .cores : (tp ? .tpLinks : .fabric)
             self.seconds = seconds
+            exposedSeconds = exposed ?? seconds
         }
     }
 
@@ -51,7 +56,7 @@ extension CostModel {
     /// microbatch's chain and each resource's work for all microbatches (the bound a pipelined
     /// schedule reaches; the same form as the decode streams).
     static func flowShop(_ phases: [PrefillPhase], microbatches m: Int) -> Double {
-        let chain = phases.reduce(0) { $0 + $1.seconds }
+        let chain = phases.reduce(0) { $0 + $1.exposedSeconds }
         guard m > 1 else { return chain }
         var load = [0.0, 0.0, 0.0]
         for p in phases { load[p.resource.rawValue] += p.seconds }
@@ -129,9 +134,18 @@ extension CostModel {
         let destinations = destinationDies(dies: routedDies) + (sharedLocal ? 0 : Double(moe.sharedExperts))
         phases.append(PrefillPhase(onFabric: true, seconds: packedExchange(
             tokensPerRank: n, destinations: destinations, ep: input.expertDies, bytesPerToken: model.dispatchBytesPerToken)))
-        phases.append(PrefillPhase(onFabric: false, seconds: experts * input.slowdown))
-        phases.append(PrefillPhase(onFabric: true, seconds: packedExchange(
-            tokensPerRank: n, destinations: destinations, ep: input.expertDies, bytesPerToken: model.combineBytesPerToken)))
+        let expertSeconds = experts * input.slowdown
+        phases.append(PrefillPhase(onFabric: false, seconds: expertSeconds))
+        // Dispatch ends in a barrier before the expert FFN (system.md §4: dispatch [barrier] →
+        // expert FFN → combine [barrier]), but the combine's barrier is at its end: a die runs its
+        // slots' GEMMs one after another and sends each slot's outputs as soon as its GEMM is done,
+        // so inside a microbatch only the combine that outlasts the remaining GEMMs is exposed
+        // (a two-stage pipeline over the die's slots; with one slot per die nothing overlaps).
+        let combine = packedExchange(tokensPerRank: n, destinations: destinations, ep: input.expertDies,
+                                     bytesPerToken: model.combineBytesPerToken)
+        let slots = max(1, slotsPerDie)
+        let exposed = max(combine / slots, combine - expertSeconds * (slots - 1) / slots)
+        phases.append(PrefillPhase(onFabric: true, seconds: combine, exposed: exposed))
         return phases
     }
 
