@@ -12,7 +12,14 @@ enum ExpertsView {
         drawHeat(&b, top, state, s, theme, layers: layers, experts: experts)
         let (left, right) = bottom.splitLeft(bottom.width * 3 / 5)
         drawDies(&b, left, state, s)
-        drawHottest(&b, right, s)
+        drawHottest(&b, right, state, s)
+    }
+
+    /// The `/` filter of the hot list: matches "L03 E12", "L3 E12" or "E12" (any case).
+    static func matches(layer: Int, expert: Int, _ filter: String) -> Bool {
+        guard !filter.isEmpty else { return true }
+        let needle = filter.lowercased()
+        return "l\(Format.pad2(layer)) e\(expert)".contains(needle) || "l\(layer) e\(expert)".contains(needle)
     }
 
     static func drawHeat(
@@ -111,10 +118,11 @@ enum ExpertsView {
         }
     }
 
-    static func drawHottest(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
-        b.box(rect, title: "Hottest experts")
+    static func drawHottest(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
+        let shown = s.experts.hottest.filter { matches(layer: $0.layer, expert: $0.expert, state.expertFilter) }
+        b.box(rect, title: "Hottest (× mean) · \(RequestsView.filterNote(state.expertFilter))")
         let inner = rect.inner
-        for (i, hot) in s.experts.hottest.prefix(inner.height).enumerated() {
+        for (i, hot) in shown.prefix(inner.height).enumerated() {
             let x = b.put(
                 "L\(Format.pad2(hot.layer)) E\(hot.expert)", x: inner.x + 1, y: inner.y + i, style: .text)
             let style: Style = hot.load >= 3 ? .bad : hot.load >= 1.5 ? .warn : .text
@@ -122,8 +130,10 @@ enum ExpertsView {
                 Format.right(Format.fixed(hot.load, 2) + "×", 8), x: max(x, inner.x + 10), y: inner.y + i,
                 style: style, clip: inner)
         }
-        if s.experts.hottest.isEmpty {
-            b.put("–", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
+        if shown.isEmpty {
+            b.put(
+                s.experts.hottest.isEmpty ? "–" : "no expert matches the filter", x: inner.x + 1, y: inner.y,
+                style: .dim, clip: inner)
         }
     }
 }
