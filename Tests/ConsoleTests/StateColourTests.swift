@@ -96,6 +96,15 @@ import XDSTestSupport
         #expect(wide.contains("drained 1 draining 1"))
     }
 
+    @Test func expertHeatMapHasItsScale() {
+        let heat = SnapshotFixtures.superpod.experts.heat
+        let peak = max(2, heat.map { $0.max() ?? 0 }.max() ?? 0)
+        for (w, h) in [(80, 24), (200, 60)] {
+            let lines = renderFixture(.experts, width: w, height: h)
+            #expect(lines.contains { $0.contains("colour 0× ████████ \(Format.fixed(peak, 2))× mean (max)") })
+        }
+    }
+
     /// WCAG contrast of a 256-colour index against another.
     static func luminance(_ index: Int) -> Double {
         let rgb: (Double, Double, Double)

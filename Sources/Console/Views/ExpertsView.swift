@@ -51,6 +51,7 @@ enum ExpertsView {
         let selColumn = state.selectedExpert / fold
         b.put("▶", x: inner.x + 4, y: mapRect.y + selRow, style: .accent)
         b.put("▲", x: mapRect.x + selColumn, y: mapRect.maxY, style: .accent)
+        drawHeatLegend(&b, peak: peak, y: mapRect.maxY, inner: inner, theme: theme)
         let row = state.selectedLayer < layers ? s.experts.heat[state.selectedLayer] : []
         let load = state.selectedExpert < row.count ? row[state.selectedExpert] : 0
         let note = "L\(state.selectedLayer) E\(state.selectedExpert) \(Format.fixed(load, 2))× mean"
@@ -58,6 +59,22 @@ enum ExpertsView {
             mapRect.x + selColumn < inner.maxX - note.count - 2
             ? mapRect.x + selColumn + 2 : inner.maxX - note.count
         b.put(note, x: max(inner.x, noteX), y: mapRect.maxY, style: .accent, clip: inner)
+    }
+
+    /// The heat map's colour scale with its stops, right-aligned: "0× ▁▂…█ 6.20× mean (peak)".
+    static func drawHeatLegend(_ b: inout CellBuffer, peak: Double, y: Int, inner: Rect, theme: Theme) {
+        let stops = 8
+        let lead = "colour 0×", tail = " \(Format.fixed(peak, 2))× mean (max)"
+        let width = lead.count + 1 + stops + tail.count
+        guard inner.width > width + 30 else { return }
+        var x = b.put(lead + " ", x: inner.maxX - width - 1, y: y, style: .dim)
+        for i in 0..<stops {
+            let v = Double(i) / Double(stops - 1)
+            let glyph: Character = theme.monochrome ? CellBuffer.shadeGlyphs[min(4, Int(v * 4))] : "█"
+            b[x, y] = Cell(character: glyph, style: Style(fg: .heatLevel(v)))
+            x += 1
+        }
+        b.put(tail, x: x, y: y, style: .dim)
     }
 
     static func drawDies(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
