@@ -131,9 +131,10 @@ import XDSTestSupport
     @Test func latencyView() {
         let lines = renderFixture(.latency)
         #expect(
-            lines[3] == "┌ TTFT ──────────────────┐┌ TPOT ──────────────────┐┌ E2E ─────────────────────┐")
+            lines[3] == "┌ TTFT · linear axis ────┐┌ TPOT · linear axis ────┐┌ E2E · linear axis ───────┐")
         #expect(
-            lines[10] == "│ ─────────▲──────────   ││ ────────────▲───────   ││ ────────────────────     │")
+            lines[10] == "│ ┬─┬─────┬▲─────────┤   ││ ┬─┬─────────▲──────┤   ││ ┬─┬─────┬──────────┤     │")
+        #expect(lines[11] == "│ 0 400ms 1.60s  4.00s   ││ 0 14.0ms      50.0ms   ││ 0 12.0s 48.0s 120.0s     │")
         #expect(
             lines[12] == "│ p50 640ms  p90 1.31s   ││ p50 27.5ms  p90 32.1ms ││ p50 29.8s  p90 51.2s     │")
         #expect(
