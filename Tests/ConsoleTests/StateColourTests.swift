@@ -50,6 +50,13 @@ import XDSTestSupport
         for (w, h) in [(80, 24), (120, 40), (200, 60)] {
             let b = Self.pod(SnapshotFixtures.superpod, width: w, height: h)
             let text = b.lines.joined(separator: "\n")
+            // Legend rows are never cut at the grid's border.
+            for line in b.lines where line.contains("P pre") {
+                #expect(line.contains("~ draining") || line.contains("≠link"), "\(w)×\(h): \(line)")
+            }
+            for line in b.lines where line.contains("load ■") {
+                #expect(line.contains("~draining") || line.contains("KV use)"), "\(w)×\(h): \(line)")
+            }
             #expect(text.contains("load ■<5% idle ■<70% ok ■<90% high ■≥90% crit"), "\(w)×\(h)")
             for glyph in ["X dead", "slow", "HBM", "link", "drained", "draining"] {
                 #expect(text.contains(glyph), "\(glyph) at \(w)×\(h)")

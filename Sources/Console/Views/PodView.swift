@@ -124,11 +124,10 @@ enum PodView {
             }
         }
         let inner = layout.grid.inner
-        let wide = inner.width >= 100
-        let roles =
-            wide
-            ? "P prefill  D decode  A attention  E expert  C colocated  · spare    " + NPUState.legend
-            : "P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link"
+        let long = "P prefill  D decode  A attention  E expert  C colocated  · spare    " + NPUState.legend
+        // The long legend only where it fits whole; otherwise the short one (never cut).
+        let wide = inner.width >= long.count + 2
+        let roles = wide ? long : "P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link"
         b.put(roles, x: inner.x + 1, y: layout.grid.maxY - 3, style: .dim, clip: inner)
         let x = NPULoad.drawLegend(&b, x: inner.x + 1, y: layout.grid.maxY - 2, clip: inner)
         b.put(
