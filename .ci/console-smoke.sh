@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end smoke test of the console in a private tmux server.
 #   .ci/console-smoke.sh BINARY [ARGS...]      e.g. .ci/console-smoke.sh .build/debug/xds demo-console
-# Checks: header, the six views, a command and its reply, a rejected command, hostile commands
+# Checks: header, the six views, a command and its reply, a rejected command, hostile commands,
+# the / filter in Requests (letters after / never act), drain only after its y/n confirmation,
 # answered while the clock keeps moving, and that q, Ctrl-C and SIGTERM each exit 0 within 5 s
 # with the terminal settings restored.
 # Prints "N passed, N failed"; exits non-zero if anything failed.
@@ -83,6 +84,22 @@ done
 clock() { screen | grep -oE 'sim [0-9]+:[0-9]{2}:[0-9]{2}' | head -1; }
 c0=$(clock); sleep 2.5; c1=$(clock)
 [ -n "$c0" ] && [ "$c0" != "$c1" ] && ok "the clock moves after hostile commands ($c0 → $c1)" || fail "the clock moves after hostile commands ($c0 → $c1)"
+# Safe keys: / in Requests filters live, and the letters typed after it never act
+# (k9s habit: '/dp240' once drained node 0). Then d asks before draining.
+$T send-keys -t main 5 '/' 'dp240'
+wait_for '^/dp240█' 5 && ok "/ in Requests opens the filter prompt" || fail "/ in Requests opens the filter prompt"
+wait_for 'filter "dp240"' 5 && ok "Requests filters as you type" || fail "Requests filters as you type"
+$T send-keys -t main Escape 1
+wait_for 'Pod ·' 5
+sleep 0.5
+if screen | grep -qE '│ 00[⊘~]'; then fail "letters after / did not drain node 0"; else ok "letters after / did not drain node 0"; fi
+$T send-keys -t main d
+wait_for '^drain node 0\? y/n' 5 && ok "d asks 'drain node 0? y/n'" || fail "d asks 'drain node 0? y/n'"
+$T send-keys -t main n
+wait_for 'cancelled: drain node 0' 5 && ok "n cancels the drain" || fail "n cancels the drain"
+$T send-keys -t main d y
+wait_for '│ 00[⊘~]' 5 && ok "d then y drains node 0" || fail "d then y drains node 0"
+$T send-keys -t main ':' 'undrain node 0' Enter
 $T send-keys -t main '?'
 wait_for 'Help' 5 && ok "? opens help" || fail "? opens help"
 $T send-keys -t main Escape

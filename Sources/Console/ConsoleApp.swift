@@ -167,6 +167,7 @@ public enum ConsoleApp {
                     burst += 1
                 }
             }
+            state = dispatch(.clock(wallSeconds: Double(now()) / 1e9), to: state, link: link)
             let latest = link.latestSnapshot()
             if latest != snapshot {
                 snapshot = latest

@@ -8,7 +8,8 @@ import XDSTestSupport
 @Suite struct ViewRenderTests {
     static let header80 = [
         " xds  superpod · DeepSeek-R1 · CloudMatrix384  150.0 req/s   ▶ 1×   sim 0:10:42",
-        " run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  drained 2",
+        // Drained and draining nodes counted apart, shortened to the grid's glyphs at 80 columns.
+        " run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  ⊘1 ~1",
         "  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events",
     ]
     static let footer80 = "q quit  ? help  : cmd  1-6 views  space pause  +/- speed  hjkl move  d/u drain"
@@ -16,7 +17,7 @@ import XDSTestSupport
     static let header200 = [
         spread(
             " xds  superpod · DeepSeek-R1 · CloudMatrix384", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 199),
-        " 182.4k tok/s  run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  drained 2  SLO 96%",
+        " 182.4k tok/s  run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  drained 1 draining 1  SLO 96%",
         spread(
             "  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events", "theme dark", width: 199),
     ]
@@ -30,8 +31,8 @@ import XDSTestSupport
         #expect(Array(lines[0..<3]) == Self.header80)
         let footer =
             switch view {
-            case .requests: "q quit  ? help  : cmd  1-6 views  s sort  space pause  +/- speed  hjkl move"
-            case .events: "q quit  ? help  : cmd  1-6 views  / filter  space pause  +/- speed  hjkl move"
+            case .requests: "q quit  ? help  : cmd  1-6 views  / filter  s sort  space pause  +/- speed"
+            case .events, .experts: "q quit  ? help  : cmd  1-6 views  / filter  space pause  +/- speed  hjkl move"
             default: Self.footer80
             }
         #expect(lines[23] == footer)
@@ -43,7 +44,7 @@ import XDSTestSupport
         let lines = renderFixture(view, width: 200, height: 60)
         #expect(lines.count == 60)
         #expect(Array(lines[0..<3]) == Self.header200)
-        if view != .requests && view != .events { #expect(lines[59] == Self.footer200) }
+        if ![.requests, .events, .experts].contains(view) { #expect(lines[59] == Self.footer200) }
         // Every view uses the extra space: its frame reaches the right edge and the bottom.
         #expect(lines[3].count == 200)
         #expect(lines[58].hasPrefix("└") && lines[58].hasSuffix("┘"))
@@ -52,43 +53,45 @@ import XDSTestSupport
     @Test func podViewAt80x24() {
         let lines = renderFixture(.pod)
         #expect(
-            lines[3] == "┌ Pod · 48 nodes × 8 NPUs · colour = load ─────────────────────────────────────┐")
+            lines[3] == "┌ Pod · 48 nodes × 8 NPUs · colour = load (prefill busy, decode KV) ───────────┐")
         #expect(
             lines[4] == "│ 00 PPPPPPPP 08 PPPPPPPP 16 DDDDDDDD 24 DDDDDDDD 32 DDDDDDDD 40 ········      │")
         #expect(
-            lines[5] == "│ 01 PPPPPPPP 09 PPPPPPPP 17!DDDDXDDD 25 DDDDDDDD 33 DDDDDDDD 41 ········      │")
+            lines[5] == "│ 01 PPPPPPPP 09 PPPPPPPP 17XDDDDXDDD 25 DDDDDDDD 33 DDDDDDDD 41 ········      │")
         #expect(
             lines[8] == "│ 04 PPPPPPPP 12 PPPPPPPP 20~DDDDDDDD 28 DDDDDDDD 36 ········ 44 ········      │")
         #expect(
             lines[9] == "│ 05⊘PPPPPPPP 13 PPPPPPPP 21 DDDDDDDD 29 DDDDDDDD 37 ········ 45 ········      │")
         #expect(
-            lines[12] == "│ P prefill D decode A attn E expert C coloc ·spare ⊘drained ~draining Xfault  │")
+            lines[12] == "│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link              │")
         #expect(
-            lines[14] == "┌ NPU 0 · node 0 ──────────────────────────────────────────────────────────────┐")
+            lines[13] == "│ load ■<5% idle ■<70% ok ■<90% high ■≥90% crit ⊘drained ~draining             │")
         #expect(
-            lines[15] == "│ role prefill  instance prefill-0  requests 8                                 │")
+            lines[15] == "┌ NPU 0 · node 0 ──────────────────────────────────────────────────────────────┐")
         #expect(
-            lines[17] == "│ util  ████████████████···· 80%                                               │")
+            lines[16] == "│ role prefill  instance prefill-0  requests 8                                 │")
         #expect(
-            lines[18] == "│ HBM   █████████████······· 82.9/128.0 GB                                     │")
+            lines[18] == "│ util  ████████████████···· 80%                                               │")
+        #expect(
+            lines[19] == "│ HBM   █████████████······· 82.9/128.0 GB                                     │")
     }
 
     @Test func podDetailFollowsTheSelection() {
         let lines = renderFixture(.pod) { $0.selectedNPU = 140 }
-        #expect(lines[14].hasPrefix("┌ NPU 140 · node 17 ─"))
-        #expect(lines[15].hasPrefix("│ role decode  instance decode-0  requests"))
-        #expect(lines[16].hasPrefix("│ DP groups 24, 25  experts 24, 25  MoE load"))
-        #expect(lines[20].hasPrefix("│ node 17 faulted  util"))
+        #expect(lines[15].hasPrefix("┌ NPU 140 · node 17 ─"))
+        #expect(lines[16].hasPrefix("│ X dead  role decode  instance decode-0  requests"))
+        #expect(lines[17].hasPrefix("│ DP groups 24, 25  experts 24, 25  MoE load"))
+        #expect(lines[21].hasPrefix("│ node 17 faulted  util"))
     }
 
     @Test func podViewAt200x60PutsDetailBesideTheGrid() {
         let lines = renderFixture(.pod, width: 200, height: 60)
         #expect(
             lines[5].hasPrefix(
-                "│ 01 P P P P P P P P  09 P P P P P P P P  17!D D D D X D D D  25 D D D D D D D D"))
+                "│ 01 P P P P P P P P  09 P P P P P P P P  17XD D D D X D D D  25 D D D D D D D D"))
         #expect(lines[3].contains("┐┌ NPU 0 · node 0 ─"))
-        #expect(lines[15].hasPrefix("│ instance     kind       NPUs  queued  running    KV     step"))
-        #expect(lines[24].hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms"))
+        #expect(lines[16].hasPrefix("│ instance     kind       NPUs  queued  running    KV     step"))
+        #expect(lines[25].hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms"))
     }
 
     @Test func expertsView() {
@@ -97,9 +100,9 @@ import XDSTestSupport
             lines[3] == "┌ Expert heat · 58 layers × 256 experts · 4 per column, max ───────────────────┐")
         #expect(lines[4].hasPrefix("│ L00▶▀▀▀▀"))
         #expect(
-            lines[12] == "│     ▲ L0 E0 1.26× mean                                                       │")
+            lines[12] == "│     ▲ L0 E0 1.26× mean                   colour 0× ████████ 6.20× mean (max) │")
         #expect(
-            lines[14] == "┌ Die load · 320 expert dies ──────────────────┐┌ Hottest experts ─────────────┐")
+            lines[14] == "┌ Die load · 320 expert dies ──────────────────┐┌ Hottest (× mean) · / filter ─┐")
         #expect(lines[15].hasSuffix("││ L03 E17     6.20×            │"))
         #expect(
             lines[16] == "│ max 1.42×  min 0.80×  (8 dies per column)    ││ L12 E45     4.80×            │")
@@ -128,9 +131,10 @@ import XDSTestSupport
     @Test func latencyView() {
         let lines = renderFixture(.latency)
         #expect(
-            lines[3] == "┌ TTFT ──────────────────┐┌ TPOT ──────────────────┐┌ E2E ─────────────────────┐")
+            lines[3] == "┌ TTFT · linear axis ────┐┌ TPOT · linear axis ────┐┌ E2E · linear axis ───────┐")
         #expect(
-            lines[10] == "│ ─────────▲──────────   ││ ────────────▲───────   ││ ────────────────────     │")
+            lines[10] == "│ ┬─┬─────┬▲─────────┤   ││ ┬─┬─────────▲──────┤   ││ ┬─┬─────┬──────────┤     │")
+        #expect(lines[11] == "│ 0 400ms 1.60s  4.00s   ││ 0 14.0ms      50.0ms   ││ 0 12.0s 48.0s 120.0s     │")
         #expect(
             lines[12] == "│ p50 640ms  p90 1.31s   ││ p50 27.5ms  p90 32.1ms ││ p50 29.8s  p90 51.2s     │")
         #expect(
@@ -143,7 +147,7 @@ import XDSTestSupport
     @Test func requestsViewSortsAndShowsReasons() {
         let lines = renderFixture(.requests)
         #expect(
-            lines[3] == "┌ In flight · 25.1k (showing 40) · sort: age (s) ──────────────────────────────┐")
+            lines[3] == "┌ In flight · 25.1k (showing 40) · sort: age (s) · / filter ───────────────────┐")
         #expect(
             lines[4] == "│ id       stage         age  prompt     gen/out     TTFT where                │")
         #expect(
@@ -198,7 +202,7 @@ import XDSTestSupport
         let available = renderFixture(.pod) { $0.faultMenu = FaultMenu(npu: 37) }.joined(separator: "\n")
         #expect(available.contains("Fault · NPU 37 · node 4"))
         #expect(available.contains(" 1  fail die 74"))
-        #expect(available.contains("1-6 or Enter injects"))
+        #expect(available.contains("1-6 or Enter, then y injects"))
         let greyed = renderFixture(.pod) {
             $0.capabilities = [.drain]
             $0.faultMenu = FaultMenu(npu: 37)

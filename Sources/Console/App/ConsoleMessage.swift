@@ -25,6 +25,9 @@ public enum ConsoleMessage: Sendable, Equatable {
     case tick(Snapshot)
     /// What the engine answered to a command line the console sent.
     case reply(CommandReply, commandLine: String)
+    /// The wall clock (monotonic seconds), sent by the app loop on every turn: status lines
+    /// fade with it and the achieved speed is measured against it.
+    case clock(wallSeconds: Double)
 }
 
 /// What ``ConsoleUpdate/update(_:_:)`` asks the outside world to do; the app loop performs

@@ -21,9 +21,19 @@ public enum RequestSortKey: String, Sendable, CaseIterable {
     case age, stage, tokens
 }
 
-/// The one-line editor opened by `:` (commands) or `/` (event filter).
+/// The one-line editor opened by `:` (commands) or `/` (the list filter of the current view).
+///
+/// While a prompt is open every printable key is text: nothing typed after `/` or `:` can
+/// reach a hotkey.
 public struct PromptState: Sendable, Equatable {
-    public enum Purpose: Sendable, Equatable { case command, eventFilter }
+    public enum Purpose: Sendable, Equatable {
+        case command
+        /// Live filters: the view's list follows the text as it is typed.
+        case eventFilter, requestFilter, expertFilter
+        /// `/` in a view without a list: the prompt opens anyway (so the letters that follow
+        /// are swallowed, not run as hotkeys) and says where filtering works.
+        case noList
+    }
     public var purpose: Purpose
     public var text = ""
     /// Position in the history while browsing with up/down; `nil` = editing a new line.
@@ -41,6 +51,24 @@ public struct StatusLine: Sendable, Equatable {
     public init(_ text: String, isError: Bool = false) {
         self.text = text
         self.isError = isError
+    }
+}
+
+/// One point of the pacing measurement: wall and simulated time at a tick.
+public struct PacingSample: Sendable, Equatable {
+    public var wall: Double
+    public var sim: Double
+}
+
+/// A destructive action waiting for its one-key confirmation (`y`; anything else cancels).
+public struct Confirmation: Sendable, Equatable {
+    /// Names the target: "drain node 3?".
+    public var question: String
+    /// What is sent on `y`.
+    public var command: String
+    public init(question: String, command: String) {
+        self.question = question
+        self.command = command
     }
 }
 
@@ -87,6 +115,23 @@ public struct ConsoleState: Sendable, Equatable {
     public var eventScroll = 0
     public var requestSort: RequestSortKey = .age
     public var eventFilter = ""
+    /// Live `/` filters of the Requests view and of the Experts view's hot list.
+    public var requestFilter = ""
+    public var expertFilter = ""
+    /// A destructive key (`d`, a fault from the `f` menu) waiting for `y`.
+    public var confirmation: Confirmation?
+    /// `false` skips the one-key confirmation of destructive keys (a `--yes`-style setting).
+    /// The `:` command line never asks.
+    public var confirmDestructive = true
+
+    /// Wall clock of the newest ``ConsoleMessage/clock(wallSeconds:)``; `nil` until the first.
+    public var wallNow: Double?
+    /// When the current status line appeared (wall seconds); it fades after ``statusSeconds``.
+    public var statusSince: Double?
+    /// (wall seconds, simulated seconds) of recent ticks, for the achieved speed.
+    public var pacingSamples: [PacingSample] = []
+    /// Simulated seconds per wall second over the last few seconds; `nil` when unknown.
+    public var achievedSpeed: Double?
 
     public var prompt: PromptState?
     public var history: [String] = []
@@ -108,6 +153,11 @@ public struct ConsoleState: Sendable, Equatable {
     public var eventCount = 0
 
     public static let npusPerNode = 8
+    /// How long a status line stays before the key hints come back (errors stay longer).
+    public static let statusSeconds = 5.0
+    public static let errorStatusSeconds = 10.0
+    /// The window the achieved speed is measured over.
+    public static let pacingWindowSeconds = 3.0
     public static let minimumWidth = 80
     public static let minimumHeight = 24
 

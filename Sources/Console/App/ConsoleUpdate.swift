@@ -28,11 +28,20 @@ public enum ConsoleUpdate {
             handleMouse(event, &s)
         case .key(let key):
             handleKey(key, &s, &effects)
+        case .clock(let wall):
+            s.wallNow = wall
+            if let status = s.status, let since = s.statusSince,
+                wall - since >= (status.isError ? ConsoleState.errorStatusSeconds : ConsoleState.statusSeconds)
+            {
+                s.status = nil
+            }
         }
+        if s.status != state.status { s.statusSince = s.status == nil ? nil : s.wallNow }
         return (s, effects)
     }
 
     static func absorb(_ snapshot: Snapshot, into s: inout ConsoleState) {
+        measurePace(snapshot, &s)
         s.paused = snapshot.paused
         s.speed = snapshot.speed
         if !snapshot.npus.isEmpty { s.npuCount = snapshot.npus.count }
@@ -45,6 +54,27 @@ public enum ConsoleUpdate {
         s.selectedNPU = min(s.selectedNPU, max(0, s.npuCount - 1))
         s.selectedLayer = min(s.selectedLayer, max(0, s.layerCount - 1))
         s.selectedExpert = min(s.selectedExpert, max(0, s.expertCount - 1))
+    }
+
+    /// Achieved speed: simulated seconds per wall second over the last few wall seconds.
+    /// A pause, a speed change or time running backwards starts a new measurement.
+    static func measurePace(_ snapshot: Snapshot, _ s: inout ConsoleState) {
+        guard let wall = s.wallNow else { return }
+        if snapshot.paused || snapshot.paused != s.paused || snapshot.speed != s.speed
+            || (s.pacingSamples.last.map { snapshot.simTime < $0.sim || wall < $0.wall } ?? false)
+        {
+            s.pacingSamples = []
+            s.achievedSpeed = snapshot.paused ? 0 : nil
+        }
+        if snapshot.paused { return }
+        if s.pacingSamples.last?.wall == wall { s.pacingSamples.removeLast() }
+        s.pacingSamples.append(PacingSample(wall: wall, sim: snapshot.simTime))
+        while s.pacingSamples.count > 2, wall - s.pacingSamples[1].wall >= ConsoleState.pacingWindowSeconds {
+            s.pacingSamples.removeFirst()
+        }
+        if let first = s.pacingSamples.first, wall - first.wall >= 1 {
+            s.achievedSpeed = (snapshot.simTime - first.sim) / (wall - first.wall)
+        }
     }
 
     // MARK: keys
@@ -64,6 +94,15 @@ public enum ConsoleUpdate {
             if key == .char("q") { quit(&s, &effects) }
             return
         }
+        if let pending = s.confirmation {
+            s.confirmation = nil
+            if key == .char("y") || key == .char("Y") {
+                effects.append(.send(commandLine: pending.command))
+            } else {
+                s.status = StatusLine("cancelled: \(pending.command)")
+            }
+            return
+        }
         if s.faultMenu != nil {
             handleFaultMenu(key, &s, &effects)
             return
@@ -74,9 +113,20 @@ public enum ConsoleUpdate {
         case .char("q"): quit(&s, &effects)
         case .char("?"): s.showHelp = true
         case .char(":"): s.prompt = PromptState(purpose: .command)
-        case .char("/") where s.view == .events:
-            s.prompt = PromptState(purpose: .eventFilter, text: s.eventFilter)
-        case .escape where s.view == .events: s.eventFilter = ""
+        case .char("/"):
+            switch s.view {
+            case .events: s.prompt = PromptState(purpose: .eventFilter, text: s.eventFilter)
+            case .requests: s.prompt = PromptState(purpose: .requestFilter, text: s.requestFilter)
+            case .experts: s.prompt = PromptState(purpose: .expertFilter, text: s.expertFilter)
+            case .pod, .kvCache, .latency: s.prompt = PromptState(purpose: .noList)
+            }
+        case .escape:
+            switch s.view {
+            case .events: s.eventFilter = ""
+            case .requests: s.requestFilter = ""
+            case .experts: s.expertFilter = ""
+            case .pod, .kvCache, .latency: break
+            }
         case .char(" "):
             effects.append(.send(commandLine: s.paused ? "resume" : "pause"))
             s.paused.toggle()
@@ -116,7 +166,21 @@ public enum ConsoleUpdate {
             s.status = StatusLine("\(verb) is not available in this engine build", isError: true)
             return
         }
-        effects.append(.send(commandLine: "\(verb) node \(s.selectedNode)"))
+        let command = "\(verb) node \(s.selectedNode)"
+        if verb == "drain" {
+            confirm(command, &s, &effects)
+        } else {
+            effects.append(.send(commandLine: command))
+        }
+    }
+
+    /// Sends a destructive command only after `y` (unless confirmations are switched off).
+    static func confirm(_ command: String, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
+        if s.confirmDestructive {
+            s.confirmation = Confirmation(question: "\(command)?", command: command)
+        } else {
+            effects.append(.send(commandLine: command))
+        }
     }
 
     static func changeSpeed(faster: Bool, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
@@ -167,7 +231,7 @@ public enum ConsoleUpdate {
             return
         }
         s.faultMenu = nil
-        effects.append(.send(commandLine: menu.items[index].command))
+        confirm(menu.items[index].command, &s, &effects)
     }
 
     // MARK: selection and scrolling
@@ -202,8 +266,12 @@ public enum ConsoleUpdate {
     static func handleMouse(_ event: MouseEvent, _ s: inout ConsoleState) {
         switch event {
         case .click(let x, let y):
-            if s.showHelp || s.faultMenu != nil {
+            if s.showHelp || s.faultMenu != nil || s.confirmation != nil {
                 s.showHelp = false
+                if let pending = s.confirmation {
+                    s.confirmation = nil
+                    s.status = StatusLine("cancelled: \(pending.command)")
+                }
                 return
             }
             if y == ScreenLayout.tabRow, let view = ScreenLayout.tab(atX: x) {

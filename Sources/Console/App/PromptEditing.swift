@@ -10,7 +10,9 @@ enum PromptEditing {
         guard var prompt = s.prompt else { return }
         switch key {
         case .escape:
+            // Esc leaves the prompt; for a filter it also drops the filter (k9s).
             s.prompt = nil
+            applyFilter(prompt.purpose, "", &s)
             return
         case .enter:
             s.prompt = nil
@@ -47,14 +49,28 @@ enum PromptEditing {
             break
         }
         s.prompt = prompt
+        applyFilter(prompt.purpose, prompt.text.trimmedBlanks, &s)
+    }
+
+    /// Live filtering: the list follows the prompt's text as it is typed.
+    static func applyFilter(_ purpose: PromptState.Purpose, _ text: String, _ s: inout ConsoleState) {
+        switch purpose {
+        case .eventFilter:
+            if s.eventFilter != text { s.eventScroll = 0 }
+            s.eventFilter = text
+        case .requestFilter:
+            if s.requestFilter != text { s.requestScroll = 0 }
+            s.requestFilter = text
+        case .expertFilter: s.expertFilter = text
+        case .command, .noList: break
+        }
     }
 
     static func submit(_ prompt: PromptState, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
         let line = prompt.text.trimmedBlanks
         switch prompt.purpose {
-        case .eventFilter:
-            s.eventFilter = line
-            s.eventScroll = 0
+        case .eventFilter, .requestFilter, .expertFilter, .noList:
+            applyFilter(prompt.purpose, line, &s)
         case .command:
             guard !line.isEmpty else { return }
             if s.history.last != line { s.history.append(line) }

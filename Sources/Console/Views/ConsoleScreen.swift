@@ -44,9 +44,13 @@ public enum ConsoleScreen {
             x = b.put(" ⚠ \(status) ", x: x, y: 0, style: Style(fg: .bad, bg: .header, bold: true))
         }
         let names = [s.deploymentName, s.modelName, s.hardwareName].filter { !$0.isEmpty }
-        x = b.put(" " + names.joined(separator: " · "), x: x, y: 0, style: bar)
-        let right =
-            "\(Format.fixed(s.arrivalRate)) req/s   \(Format.speed(s.speed, paused: s.paused))   sim \(Format.clock(s.simTime)) "
+        let speed = Format.speed(s.speed, paused: s.paused, achieved: state.achievedSpeed, short: b.width < 160)
+        let right = "\(Format.fixed(s.arrivalRate)) req/s   \(speed)   sim \(Format.clock(s.simTime)) "
+        // The names give way to the pacing and the clock when the line is short.
+        var title = " " + names.joined(separator: " · ")
+        let room = b.width - right.count - x - 1
+        if title.count > room { title = room > 1 ? String(title.prefix(room - 1)) + "…" : "" }
+        x = b.put(title, x: x, y: 0, style: bar)
         b.put(
             right, x: max(x + 1, b.width - right.count), y: 0,
             style: s.paused ? Style(fg: .header, bold: true) : bar)
@@ -70,14 +74,26 @@ public enum ConsoleScreen {
         ]
         let faults = s.activeFaults.filter { $0.recoveredAt == nil }.count
         segments.append(("faults \(faults)", faults > 0 ? Style(fg: .bad, bg: .header, bold: true) : bar, 1))
-        let drained = s.drainedNodes.count + s.drainingNodes.count
-        segments.append(("drained \(drained)", drained > 0 ? Style(fg: .warn, bg: .header) : bar, 2))
+        // Drained (no work left) and draining (still finishing) are counted apart.
+        let drained = s.drainedNodes.count, draining = s.drainingNodes.count
+        let drainIndex = segments.count
+        segments.append(
+            (
+                draining > 0 ? "drained \(drained) draining \(draining)" : "drained \(drained)",
+                drained + draining > 0 ? Style(fg: .warn, bg: .header) : bar, 2
+            ))
         segments.append(("SLO \(Format.percent(s.latency.sloAttainment))", bar, 4))
         var budget = b.width - 1
         var dropAbove = 4
-        while segments.filter({ $0.2 <= dropAbove }).map({ $0.0.count + 2 }).reduce(-2, +) > budget,
-            dropAbove > 0
-        {
+        func width(_ limit: Int) -> Int {
+            segments.filter({ $0.2 <= limit }).map({ $0.0.count + 2 }).reduce(-2, +)
+        }
+        while width(dropAbove) > budget, dropAbove > 0 {
+            // Shorten the drain counts to the grid's glyphs before dropping them.
+            if dropAbove == 2, draining > 0, !segments[drainIndex].0.hasPrefix("⊘") {
+                segments[drainIndex].0 = "⊘\(drained) ~\(draining)"
+                continue
+            }
             dropAbove -= 1
         }
         x = 1
@@ -111,12 +127,23 @@ public enum ConsoleScreen {
 
     static func footer(_ b: inout CellBuffer, _ state: ConsoleState) {
         let y = b.height - 1
+        if let pending = state.confirmation {
+            let x = b.put(pending.question + " y/n", x: 0, y: y, style: Style(fg: .warn, bold: true))
+            b.put("  (y confirms, any other key cancels)", x: x, y: y, style: .dim)
+            return
+        }
         if let prompt = state.prompt {
             let lead = prompt.purpose == .command ? ":" : "/"
             let x = b.put(lead + prompt.text, x: 0, y: y, style: .text)
             b.put("█", x: x, y: y, style: .accent)
             if let status = state.status, x + 4 < b.width {
                 b.put("  " + status.text, x: x + 1, y: y, style: .dim)
+            } else if x + 4 < b.width {
+                let hint =
+                    prompt.purpose == .noList
+                    ? "no list here: / filters Experts (2), Requests (5), Events (6) · Esc"
+                    : prompt.purpose == .command ? "Enter sends · Esc cancels" : "filters as you type · Enter keeps · Esc clears"
+                b.put("  " + hint, x: x + 1, y: y, style: .dim)
             }
             return
         }
@@ -129,7 +156,7 @@ public enum ConsoleScreen {
         var x = 0
         var keys = footerKeys
         if state.view == .requests { keys.insert(("s", "sort"), at: 4) }
-        if state.view == .events { keys.insert(("/", "filter"), at: 4) }
+        if [.events, .requests, .experts].contains(state.view) { keys.insert(("/", "filter"), at: 4) }
         for (key, label) in keys {
             guard x + key.count + label.count + 1 <= b.width else { break }
             x = b.put(key, x: x, y: y, style: .accent)

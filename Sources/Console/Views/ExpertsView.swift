@@ -12,7 +12,14 @@ enum ExpertsView {
         drawHeat(&b, top, state, s, theme, layers: layers, experts: experts)
         let (left, right) = bottom.splitLeft(bottom.width * 3 / 5)
         drawDies(&b, left, state, s)
-        drawHottest(&b, right, s)
+        drawHottest(&b, right, state, s)
+    }
+
+    /// The `/` filter of the hot list: matches "L03 E12", "L3 E12" or "E12" (any case).
+    static func matches(layer: Int, expert: Int, _ filter: String) -> Bool {
+        guard !filter.isEmpty else { return true }
+        let needle = filter.lowercased()
+        return "l\(Format.pad2(layer)) e\(expert)".contains(needle) || "l\(layer) e\(expert)".contains(needle)
     }
 
     static func drawHeat(
@@ -44,6 +51,7 @@ enum ExpertsView {
         let selColumn = state.selectedExpert / fold
         b.put("▶", x: inner.x + 4, y: mapRect.y + selRow, style: .accent)
         b.put("▲", x: mapRect.x + selColumn, y: mapRect.maxY, style: .accent)
+        drawHeatLegend(&b, peak: peak, y: mapRect.maxY, inner: inner, theme: theme)
         let row = state.selectedLayer < layers ? s.experts.heat[state.selectedLayer] : []
         let load = state.selectedExpert < row.count ? row[state.selectedExpert] : 0
         let note = "L\(state.selectedLayer) E\(state.selectedExpert) \(Format.fixed(load, 2))× mean"
@@ -51,6 +59,22 @@ enum ExpertsView {
             mapRect.x + selColumn < inner.maxX - note.count - 2
             ? mapRect.x + selColumn + 2 : inner.maxX - note.count
         b.put(note, x: max(inner.x, noteX), y: mapRect.maxY, style: .accent, clip: inner)
+    }
+
+    /// The heat map's colour scale with its stops, right-aligned: "0× ▁▂…█ 6.20× mean (peak)".
+    static func drawHeatLegend(_ b: inout CellBuffer, peak: Double, y: Int, inner: Rect, theme: Theme) {
+        let stops = 8
+        let lead = "colour 0×", tail = " \(Format.fixed(peak, 2))× mean (max)"
+        let width = lead.count + 1 + stops + tail.count
+        guard inner.width > width + 30 else { return }
+        var x = b.put(lead + " ", x: inner.maxX - width - 1, y: y, style: .dim)
+        for i in 0..<stops {
+            let v = Double(i) / Double(stops - 1)
+            let glyph: Character = theme.monochrome ? CellBuffer.shadeGlyphs[min(4, Int(v * 4))] : "█"
+            b[x, y] = Cell(character: glyph, style: Style(fg: .heatLevel(v)))
+            x += 1
+        }
+        b.put(tail, x: x, y: y, style: .dim)
     }
 
     static func drawDies(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
@@ -111,10 +135,11 @@ enum ExpertsView {
         }
     }
 
-    static func drawHottest(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
-        b.box(rect, title: "Hottest experts")
+    static func drawHottest(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
+        let shown = s.experts.hottest.filter { matches(layer: $0.layer, expert: $0.expert, state.expertFilter) }
+        b.box(rect, title: "Hottest (× mean) · \(RequestsView.filterNote(state.expertFilter))")
         let inner = rect.inner
-        for (i, hot) in s.experts.hottest.prefix(inner.height).enumerated() {
+        for (i, hot) in shown.prefix(inner.height).enumerated() {
             let x = b.put(
                 "L\(Format.pad2(hot.layer)) E\(hot.expert)", x: inner.x + 1, y: inner.y + i, style: .text)
             let style: Style = hot.load >= 3 ? .bad : hot.load >= 1.5 ? .warn : .text
@@ -122,8 +147,10 @@ enum ExpertsView {
                 Format.right(Format.fixed(hot.load, 2) + "×", 8), x: max(x, inner.x + 10), y: inner.y + i,
                 style: style, clip: inner)
         }
-        if s.experts.hottest.isEmpty {
-            b.put("–", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
+        if shown.isEmpty {
+            b.put(
+                s.experts.hottest.isEmpty ? "–" : "no expert matches the filter", x: inner.x + 1, y: inner.y,
+                style: .dim, clip: inner)
         }
     }
 }

@@ -62,6 +62,15 @@ enum Format {
         return "▶ \(ConsoleUpdate.formatSpeed(speed))×"
     }
 
+    /// Requested speed with the achieved one beside it: "▶ 1000× (≈312× achieved)".
+    static func speed(_ speed: Double?, paused: Bool, achieved: Double?, short: Bool = false) -> String {
+        let requested = Self.speed(speed, paused: paused)
+        guard !paused, let achieved, achieved.isFinite else { return requested }
+        let value =
+            achieved >= 100 ? String(Int(achieved.rounded())) : achieved >= 10 ? fixed(achieved, 0) : fixed(achieved, 1)
+        return requested + (short ? " (≈\(value)×)" : " (≈\(value)× achieved)")
+    }
+
     /// Left-pads or clips to `width`.
     static func right(_ s: String, _ width: Int) -> String {
         s.count >= width ? String(s.prefix(width)) : String(repeating: " ", count: width - s.count) + s

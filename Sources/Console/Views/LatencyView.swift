@@ -21,27 +21,48 @@ enum LatencyView {
         trends(&b, bottom, s)
     }
 
-    /// Vertical bars, one column per bin (bins folded by sum when there are more bins than
-    /// columns); bins above the SLO are drawn in the "bad" colour and ▲ marks the SLO.
+    /// True when the bin bounds grow by a constant factor (a log axis).
+    static func isLogAxis(_ upper: [Double]) -> Bool {
+        let ratios = zip(upper.dropFirst(), upper).compactMap { $1 > 0 ? $0 / $1 : nil }
+        guard let first = ratios.first, first > 1.05 else { return false }
+        return ratios.allSatisfy { abs($0 / first - 1) < 0.05 }
+    }
+
+    /// Vertical bars that fill the panel: the occupied bins (and the SLO's) are spread over
+    /// the whole width (folded by sum when there are more bins than columns), the axis has
+    /// tick labels at bin bounds and says whether it is log or linear, bins above the SLO are
+    /// drawn in the "bad" colour, and ▲ marks the SLO, clamped at the edge when it is off
+    /// the axis.
     static func histogram(
         _ b: inout CellBuffer, _ rect: Rect, _ name: String, _ bins: HistogramBins,
         _ p: (Double, Double, Double), slo: Double?
     ) {
-        b.box(rect, title: name)
+        let n = min(bins.counts.count, bins.upperBoundsMs.count)
+        let upper = Array(bins.upperBoundsMs.prefix(n))
+        let scale = n > 1 ? (isLogAxis(upper) ? "log axis" : "linear axis") : ""
+        b.box(rect, title: scale.isEmpty ? name : "\(name) · \(scale)")
         let inner = rect.inner
         let barRows = inner.height - 4
         guard barRows >= 1, inner.width >= 4 else { return }
-        let n = min(bins.counts.count, bins.upperBoundsMs.count)
         let plotWidth = inner.width - 2
-        if n > 0 {
-            let fold = (n + plotWidth - 1) / plotWidth
-            var columns: [(count: Int, upper: Double)] = []
+        let occupied = (0..<n).filter { bins.counts[$0] > 0 }
+        var sloOff: Character?
+        if n > 0, let firstBin = occupied.first, let lastOccupied = occupied.last {
+            let sloBin = slo.flatMap { v in upper.firstIndex { $0 >= v } }
+            let lastBin = max(lastOccupied, sloBin ?? lastOccupied)
+            let firstShown = min(firstBin, sloBin ?? firstBin)
+            // Bins shown: first occupied … last occupied (or the SLO's bin).
+            let shown = Array(firstShown...lastBin)
+            let fold = (shown.count + plotWidth - 1) / plotWidth
+            var columns: [(count: Int, lower: Double, upper: Double)] = []
             var i = 0
-            while i < n {
-                let j = min(n, i + fold)
-                columns.append((bins.counts[i..<j].reduce(0, +), bins.upperBoundsMs[j - 1]))
+            while i < shown.count {
+                let j = min(shown.count, i + fold)
+                let lo = shown[i] > 0 ? upper[shown[i] - 1] : 0
+                columns.append((bins.counts[shown[i]...shown[j - 1]].reduce(0, +), lo, upper[shown[j - 1]]))
                 i = j
             }
+            let span = max(1, plotWidth / columns.count)
             let top = max(1, columns.map(\.count).max() ?? 1)
             for (c, column) in columns.enumerated() {
                 let eighths = Int((Double(column.count) / Double(top) * Double(barRows * 8)).rounded())
@@ -51,20 +72,40 @@ enum LatencyView {
                     let level = eighths - r * 8
                     guard level > 0 else { break }
                     let glyph = level >= 8 ? "█" : CellBuffer.sparkGlyphs[level - 1]
-                    b[inner.x + 1 + c, inner.y + barRows - 1 - r] = Cell(character: glyph, style: style)
+                    for k in 0..<span {
+                        b[inner.x + 1 + c * span + k, inner.y + barRows - 1 - r] = Cell(character: glyph, style: style)
+                    }
                 }
             }
+            let used = columns.count * span
             let axisY = inner.y + barRows
-            b.put(String(repeating: "─", count: columns.count), x: inner.x + 1, y: axisY, style: .dim)
-            if let slo, let index = columns.firstIndex(where: { $0.upper >= slo }) {
-                b.put("▲", x: inner.x + 1 + index, y: axisY, style: .warn)
+            b.put(String(repeating: "─", count: used), x: inner.x + 1, y: axisY, style: .dim)
+            // Tick labels at column edges, left to right, wherever they fit; the last edge
+            // is right-aligned so the axis always shows its end.
+            let endLabel = Format.ms(columns.last!.upper)
+            let endX = inner.x + 1 + used - endLabel.count
+            var nextFree = inner.x + 1
+            for (c, column) in columns.enumerated() {
+                let label = column.lower == 0 ? "0" : Format.ms(column.lower)
+                let x = inner.x + 1 + c * span
+                guard x >= nextFree, x + label.count < endX else { continue }
+                b[x, axisY] = Cell(character: "┬", style: .dim)
+                b.put(label, x: x, y: axisY + 1, style: .dim, clip: inner)
+                nextFree = x + label.count + 1
             }
-            let last = columns.last!.upper
-            b.put("0", x: inner.x + 1, y: axisY + 1, style: .dim)
-            let maxLabel = Format.ms(last)
-            b.put(
-                maxLabel, x: inner.x + 1 + max(1, columns.count - maxLabel.count), y: axisY + 1, style: .dim,
-                clip: inner)
+            b[inner.x + used, axisY] = Cell(character: "┤", style: .dim)
+            b.put(endLabel, x: max(inner.x + 1, endX), y: axisY + 1, style: .dim, clip: inner)
+            if let slo {
+                if let index = columns.firstIndex(where: { $0.upper >= slo }) {
+                    let within = (slo - columns[index].lower) / max(1e-9, columns[index].upper - columns[index].lower)
+                    let offset = min(span - 1, Int(within * Double(span)))
+                    b.put("▲", x: inner.x + 1 + index * span + max(0, offset), y: axisY, style: .warn)
+                } else {
+                    // Past the last bin: clamp at the edge and say so beside the value.
+                    b.put("▲", x: inner.x + used, y: axisY, style: .warn)
+                    sloOff = "→"
+                }
+            }
         } else {
             b.put("no samples yet", x: inner.x + 1, y: inner.y, style: .dim)
         }
@@ -77,7 +118,8 @@ enum LatencyView {
         x = b.put("p99 ", x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
         x = b.put(Format.ms(p.2), x: x, y: inner.maxY - 1, style: mark(p.2), clip: inner)
         if let slo {
-            b.put("  ▲ SLO \(Format.ms(slo))", x: x, y: inner.maxY - 1, style: .warn, clip: inner)
+            let off = sloOff.map { " \($0) off axis" } ?? ""
+            b.put("  ▲ SLO \(Format.ms(slo))\(off)", x: x, y: inner.maxY - 1, style: .warn, clip: inner)
         }
     }
 

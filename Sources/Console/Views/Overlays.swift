@@ -8,9 +8,9 @@ enum Overlays {
         (":", "command prompt: Enter sends, Esc cancels, Tab completes, ↑↓"),
         ("space", "pause / resume            + / -  faster / slower (0.1×…max)"),
         ("hjkl ←↓↑→", "move the selection (NPU, expert), scroll tables; click"),
-        ("d / u", "drain / undrain the selected node    f  fault menu"),
+        ("d / u", "drain (asks y/n) / undrain node     f  fault menu (y/n)"),
         ("r", "rebalance experts now                 t  next theme"),
-        ("/", "filter events (Esc clears)            s  sort requests"),
+        ("/", "filter lists as you type (Esc clears) s  sort requests"),
         ("q Ctrl-C", "quit                                  ?  this help"),
         ("header", "sim time, speed, model, rate, tok/s, run/wait, p99 vs SLO"),
         ("Pod", "48 nodes × 8 NPUs; letter = role (P/D/A/E/C/·), colour = load"),
@@ -56,7 +56,7 @@ enum Overlays {
         }
         let y = inner.y + items.count + 1
         if available {
-            b.put("1-6 or Enter injects · Esc closes", x: inner.x + 1, y: y, style: .dim, clip: inner)
+            b.put("1-6 or Enter, then y injects · Esc closes", x: inner.x + 1, y: y, style: .dim, clip: inner)
         } else {
             b.put("fault injection is not available", x: inner.x + 1, y: y - 1, style: .warn, clip: inner)
             b.put("in this engine build · Esc closes", x: inner.x + 1, y: y, style: .warn, clip: inner)

@@ -24,8 +24,8 @@ struct PodLayout {
         cellWidth = wide ? 2 : 1
         blockWidth = Self.labelWidth + Self.npusPerNode * cellWidth + 1
         let gridWidth = wide ? 6 * blockWidth + 3 : area.width
-        // 8 node rows + legend + border.
-        let (top, rest) = area.splitTop(Self.nodesPerColumn + 3)
+        // 8 node rows + two legend rows (glyphs, load colours) + borders.
+        let (top, rest) = area.splitTop(Self.nodesPerColumn + 4)
         grid = Rect(x: top.x, y: top.y, width: gridWidth, height: top.height)
         if wide {
             detail = Rect(
@@ -88,8 +88,10 @@ enum PodView {
 
     static func drawGrid(_ b: inout CellBuffer, _ layout: PodLayout, _ state: ConsoleState, _ s: Snapshot) {
         let nodes = (s.npus.count + PodLayout.npusPerNode - 1) / PodLayout.npusPerNode
-        b.box(layout.grid, title: "Pod · \(nodes) nodes × \(PodLayout.npusPerNode) NPUs · colour = load")
-        let drained = Set(s.drainedNodes), draining = Set(s.drainingNodes)
+        b.box(
+            layout.grid,
+            title: "Pod · \(nodes) nodes × \(PodLayout.npusPerNode) NPUs · colour = load (prefill busy, decode KV)")
+        let faults = FaultMap(s)
         for node in 0..<nodes {
             let (x, y) = layout.origin(ofNode: node)
             let members = s.npus[
@@ -97,33 +99,40 @@ enum PodView {
             let labelStyle =
                 node == state.selectedNode ? Style(fg: .accent, bold: true, underline: true) : Style.dim
             b.put(Format.pad2(node), x: x, y: y, style: labelStyle)
-            if members.contains(where: \.faulted) {
-                b.put("!", x: x + 2, y: y, style: .bad)
-            } else if drained.contains(node) || members.contains(where: \.drained) {
-                b.put("⊘", x: x + 2, y: y, style: .warn)
-            } else if draining.contains(node) || members.contains(where: \.draining) {
-                b.put("~", x: x + 2, y: y, style: .warn)
+            let states = members.map { faults.state(of: $0, s) }
+            if let worst = NPUState.severityOrder.first(where: states.contains), let glyph = worst.glyph {
+                b.put(String(glyph), x: x + 2, y: y, style: worst.style)
             }
-            for npu in members {
+            for (npu, npuState) in zip(members, states) {
                 let cx = x + PodLayout.labelWidth + (npu.id % PodLayout.npusPerNode) * layout.cellWidth
                 var style: Style
                 var glyph = Format.roleLetter(npu.role)
-                if npu.faulted {
-                    glyph = "X"
-                    style = .bad
-                } else if npu.role == .spare {
-                    style = Style(fg: .role(.spare))
-                } else {
-                    style = Style(
-                        fg: .heatLevel(npu.utilization), bold: npu.utilization >= 0.75,
-                        dim: npu.drained || drained.contains(node))
+                switch npuState {
+                case .dead, .slow, .hbm, .link:
+                    glyph = npuState.glyph ?? glyph
+                    style = npuState.style
+                case .drained:
+                    // A drained node does no work: its role letters are drawn dim, not by load.
+                    style = .dim
+                case .draining, .normal:
+                    style =
+                        npu.role == .spare
+                        ? Style(fg: .role(.spare)) : NPULoad.style(NPULoad.band(of: npu))
                 }
                 if npu.id == state.selectedNPU { style = Style(fg: .selection, bold: true, reverse: false) }
                 b.put(layout.cellWidth == 2 ? "\(glyph) " : "\(glyph)", x: cx, y: y, style: style)
             }
         }
-        let legend = "P prefill D decode A attn E expert C coloc ·spare ⊘drained ~draining Xfault"
-        b.put(legend, x: layout.grid.x + 2, y: layout.grid.maxY - 2, style: .dim, clip: layout.grid.inner)
+        let inner = layout.grid.inner
+        let long = "P prefill  D decode  A attention  E expert  C colocated  · spare    " + NPUState.legend
+        // The long legend only where it fits whole; otherwise the short one (never cut).
+        let wide = inner.width >= long.count + 2
+        let roles = wide ? long : "P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link"
+        b.put(roles, x: inner.x + 1, y: layout.grid.maxY - 3, style: .dim, clip: inner)
+        let x = NPULoad.drawLegend(&b, x: inner.x + 1, y: layout.grid.maxY - 2, clip: inner)
+        b.put(
+            wide ? " (prefill, expert: busy share · decode, attention: KV use)" : "⊘drained ~draining",
+            x: x, y: layout.grid.maxY - 2, style: .dim, clip: inner)
     }
 
     static func drawDetail(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
@@ -142,11 +151,16 @@ enum PodView {
             guard y < inner.maxY else { return }
             b.put(label, x: inner.x + 1, y: y, style: .dim, clip: inner)
             let w = min(20, max(4, inner.width - 24))
-            b.bar(value, x: inner.x + 7, y: y, width: w, style: Style(fg: .heatLevel(value)))
+            b.bar(value, x: inner.x + 7, y: y, width: w, style: NPULoad.style(NPULoad.band(value)))
             b.put(note, x: inner.x + 8 + w, y: y, style: .text, clip: inner)
             y += 1
         }
-        line([
+        let npuState = FaultMap(s).state(of: npu, s)
+        // A faulted NPU says what is wrong with it first, with the glyph the grid uses.
+        let fault: [(String, Style)] =
+            [.dead, .slow, .hbm, .link].contains(npuState)
+            ? [("\(npuState.glyph.map(String.init) ?? "") \(npuState.label)", npuState.style), ("  ", .dim)] : []
+        line(fault + [
             ("role ", .dim), (npu.role.rawValue, Style(fg: .role(npu.role), bold: true)),
             ("  instance ", .dim), (npu.instance.isEmpty ? "–" : npu.instance, .text),
             ("  requests ", .dim), ("\(npu.requestsInFlight)", .text),
@@ -169,9 +183,9 @@ enum PodView {
         var state = "in service"
         var stateStyle = Style.good
         if s.drainedNodes.contains(npu.node) {
-            (state, stateStyle) = ("drained", .warn)
+            (state, stateStyle) = ("⊘ drained", .warn)
         } else if s.drainingNodes.contains(npu.node) {
-            (state, stateStyle) = ("draining", .warn)
+            (state, stateStyle) = ("~ draining", .warn)
         }
         if node.contains(where: \.faulted) { (state, stateStyle) = ("faulted", .bad) }
         line([
@@ -187,7 +201,7 @@ enum PodView {
             [
                 (i.name, .text), (i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare))),
                 ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
-                (Format.percent(i.kvUsage), Style(fg: .heatLevel(i.kvUsage))), (Format.ms(i.stepMs), .text),
+                (Format.percent(i.kvUsage), NPULoad.style(NPULoad.band(i.kvUsage)) == .dim ? .text : NPULoad.style(NPULoad.band(i.kvUsage))), (Format.ms(i.stepMs), .text),
             ]
         }
         b.table(

@@ -19,6 +19,18 @@ enum RequestsView {
         }
     }
 
+    /// The `/` filter: a case-insensitive substring of the id (`#42`), stage, place or reason.
+    static func matches(_ r: RequestStatus, _ filter: String) -> Bool {
+        guard !filter.isEmpty else { return true }
+        let needle = filter.lowercased()
+        return "#\(r.id)".contains(needle) || r.stage.rawValue.lowercased().contains(needle)
+            || r.location.lowercased().contains(needle) || (r.reason?.lowercased().contains(needle) ?? false)
+    }
+
+    static func filterNote(_ filter: String) -> String {
+        filter.isEmpty ? "/ filter" : "filter \"\(filter)\" (Esc clears)"
+    }
+
     static func stageStyle(_ stage: RequestStage) -> Style {
         switch stage {
         case .queued, .transfer: .warn
@@ -33,11 +45,11 @@ enum RequestsView {
         _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
     ) {
         let (top, bottom) = area.splitTop(area.height * 3 / 5)
-        let inFlight = sorted(s.inFlight, by: state.requestSort)
+        let inFlight = sorted(s.inFlight.filter { matches($0, state.requestFilter) }, by: state.requestSort)
         b.box(
             top,
             title:
-                "In flight · \(Format.count(s.requests.inFlight)) (showing \(inFlight.count)) · sort: \(state.requestSort.rawValue) (s)"
+                "In flight · \(Format.count(s.requests.inFlight)) (showing \(inFlight.count)) · sort: \(state.requestSort.rawValue) (s) · \(filterNote(state.requestFilter))"
         )
         let rows = inFlight.dropFirst(min(state.requestScroll, max(0, inFlight.count - 1))).map {
             r -> [(String, Style)] in
@@ -58,7 +70,7 @@ enum RequestsView {
             title:
                 "Recently finished · completed \(Format.count(s.requests.completed)) · failed \(s.requests.failed) · rejected \(s.requests.rejected)"
         )
-        let recent = s.recent.reversed().map { r -> [(String, Style)] in
+        let recent = s.recent.reversed().filter { matches($0, state.requestFilter) }.map { r -> [(String, Style)] in
             let e2e = r.finishedAt.map { Format.ms(($0 - r.arrivedAt) * 1000) } ?? "–"
             return [
                 (Format.clock(r.finishedAt ?? r.arrivedAt), .dim), ("#\(r.id)", .text),

@@ -1,0 +1,69 @@
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// Issue 13 item 2 (part): histograms fill their panel, the axis has ticks and says its
+/// scale, and the SLO marker stays visible, clamped at the edge with its value.
+@Suite struct HistogramAxisTests {
+    /// Doubling bins as the engine publishes them: 1, 2, 4 … 64 ms; samples 8…32 ms.
+    static func snapshot(tpotSLO: Double) -> Snapshot {
+        var s = SnapshotFixtures.superpod
+        let bounds = (0..<7).map { Double(1 << $0) }
+        s.histograms.tpot = HistogramBins(upperBoundsMs: bounds, counts: [0, 0, 0, 40, 300, 120, 0])
+        s.slo.tpotMs = tpotSLO
+        return s
+    }
+
+    static func render(_ s: Snapshot, width: Int, height: Int) -> [String] {
+        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
+        state.view = .latency
+        return ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height).lines
+    }
+
+    /// The TPOT panel's columns: the middle third of the screen.
+    static func panel(_ line: String, width: Int) -> String {
+        let w = width / 3
+        let cells = Array(line) + Array(repeating: " ", count: max(0, width - line.count))
+        return String(cells[w..<(2 * w)])
+    }
+
+    @Test(arguments: [(80, 24), (120, 40), (200, 60)])
+    func sloPastTheAxisIsClampedAtTheEdgeWithItsValue(size: (Int, Int)) throws {
+        let (width, height) = size
+        let lines = Self.render(Self.snapshot(tpotSLO: 100), width: width, height: height)
+        let tpot = lines.dropFirst(3).map { Self.panel($0, width: width) }
+        #expect(tpot[0].hasPrefix("┌ TPOT · log axis"))
+        let axisRow = try #require(tpot.firstIndex { $0.contains("┬") })
+        // The last cell of the axis is ▲: clamped at the edge, where the axis ends.
+        let axis = Array(tpot[axisRow].dropLast())  // without the panel's right border
+        let drawn = axis.lastIndex { $0 != " " }
+        #expect(drawn.map { axis[$0] } == "▲")
+        #expect(axis.filter { $0 == "▲" }.count == 1)
+        #expect(tpot.contains { $0.contains("off axis") } || width < 120)
+        #expect(tpot.contains { $0.contains("▲ SLO 100ms") })
+        // Bars fill most of the plot width.
+        let barColumns = Set(
+            tpot[1..<axisRow].flatMap { row in
+                Array(row).enumerated().filter { CellBuffer.sparkGlyphs.contains($0.element) }.map(\.offset)
+            })
+        #expect(Double(barColumns.count) >= 0.8 * Double(width / 3 - 4))
+        // Tick labels: the start of the first occupied bin and the end.
+        let labels = tpot[axisRow + 1]
+        #expect(labels.contains("4.00ms") || labels.contains("4ms") || labels.contains("4.0ms"))
+        #expect(labels.contains("32"))
+    }
+
+    @Test func sloInsideTheAxisSitsInItsBin() throws {
+        let lines = Self.render(Self.snapshot(tpotSLO: 20), width: 200, height: 60)
+        let tpot = lines.dropFirst(3).map { Self.panel($0, width: 200) }
+        let axisRow = try #require(tpot.firstIndex { $0.contains("┬") })
+        let axis = Array(tpot[axisRow])
+        let marker = try #require(axis.firstIndex(of: "▲"))
+        let end = try #require(axis.firstIndex(of: "┤"))
+        // 20 ms is in the 16…32 ms bin, the last of three shown: in the last third, not at the end.
+        #expect(marker > 2 + (end - 2) * 2 / 3 && marker < end)
+        #expect(!tpot.contains { $0.contains("off axis") })
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// Issue 13 item 1: colour means state. Healthy is calm, the ramp has a legend with its
+/// stops, the lowest band is readable on every theme, and every NPU state has its own glyph.
+@Suite struct StateColourTests {
+    static let themesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("themes")
+
+    /// Renders the Pod view of `snapshot` with NPU 0 selected and returns the buffer.
+    static func pod(_ snapshot: Snapshot, width: Int = 80, height: Int = 24) -> CellBuffer {
+        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(snapshot)).0
+        state.selectedNPU = 383
+        return ConsoleScreen.render(state, snapshot, theme: .builtinDark, width: width, height: height)
+    }
+
+    /// Where NPU `id`'s cell is drawn.
+    static func cell(_ b: CellBuffer, npu id: Int) -> Cell {
+        let layout = PodLayout(width: b.width, height: b.height)
+        let (x, y) = layout.origin(ofNode: id / 8)
+        return b[x + PodLayout.labelWidth + (id % 8) * layout.cellWidth, y]
+    }
+
+    @Test func decodeBusyWithLowKVIsCalmAndFullKVIsRed() throws {
+        var s = SnapshotFixtures.superpod
+        let decode = try #require(s.npus.firstIndex { $0.role == .decode && !$0.faulted && $0.node != 20 })
+        s.npus[decode].utilization = 1.0
+        s.npus[decode].kvUsage = 0.01
+        let calm = Self.cell(Self.pod(s), npu: decode)
+        #expect(calm.character == "D")
+        #expect(calm.style == Style(fg: .good))
+        s.npus[decode].kvUsage = 0.96
+        #expect(Self.cell(Self.pod(s), npu: decode).style == Style(fg: .bad, bold: true))
+        s.npus[decode].kvUsage = 0.8
+        #expect(Self.cell(Self.pod(s), npu: decode).style == Style(fg: .warn, bold: true))
+        // Prefill is judged by its busy share: idle is dim (readable), saturated is red.
+        let prefill = try #require(s.npus.firstIndex { $0.role == .prefill && $0.node != 5 })
+        s.npus[prefill].utilization = 0.0
+        s.npus[prefill].kvUsage = 0.0
+        #expect(Self.cell(Self.pod(s), npu: prefill).style == .dim)
+        s.npus[prefill].utilization = 0.97
+        #expect(Self.cell(Self.pod(s), npu: prefill).style == Style(fg: .bad, bold: true))
+    }
+
+    @Test func legendShowsTheStopsAndTheGlyphsAtEverySize() {
+        for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+            let b = Self.pod(SnapshotFixtures.superpod, width: w, height: h)
+            let text = b.lines.joined(separator: "\n")
+            // Legend rows are never cut at the grid's border.
+            for line in b.lines where line.contains("P pre") {
+                #expect(line.contains("~ draining") || line.contains("≠link"), "\(w)×\(h): \(line)")
+            }
+            for line in b.lines where line.contains("load ■") {
+                #expect(line.contains("~draining") || line.contains("KV use)"), "\(w)×\(h): \(line)")
+            }
+            #expect(text.contains("load ■<5% idle ■<70% ok ■<90% high ■≥90% crit"), "\(w)×\(h)")
+            for glyph in ["X dead", "slow", "HBM", "link", "drained", "draining"] {
+                #expect(text.contains(glyph), "\(glyph) at \(w)×\(h)")
+            }
+            // The swatches carry the colours of the bands they name.
+            let row = b.lines.firstIndex { $0.contains("load ■") }!
+            let swatches = (0..<b.width).map { b[$0, row] }.filter { $0.character == "■" }.map(\.style)
+            #expect(swatches == NPULoad.Band.allCases.map(NPULoad.style))
+        }
+    }
+
+    @Test func drainedDrainingDeadSlowHBMAndLinkEachHaveTheirGlyph() {
+        var s = SnapshotFixtures.superpod
+        s.activeFaults = [
+            FaultStatus(id: 1, description: "fault npu 140 · detected in 2.1 s", injectedAt: 1),
+            FaultStatus(id: 2, description: "straggler die 300 (2× slower)", injectedAt: 2),
+            FaultStatus(id: 3, description: "fault hbm die 336", injectedAt: 3),
+            FaultStatus(id: 4, description: "fault link 200-210", injectedAt: 4, recoveredAt: 5),
+        ]
+        s.npus[150].faulted = true
+        s.npus[168].faulted = true
+        let b = Self.pod(s)
+        #expect(Self.cell(b, npu: 140).character == "X")
+        #expect(Self.cell(b, npu: 150).character == "↓")
+        #expect(Self.cell(b, npu: 168).character == "#")
+        #expect(Self.cell(b, npu: 200).character == "≠")
+        #expect(Self.cell(b, npu: 210).character == "≠")
+        // Node markers: drained node 5 ⊘, draining node 20 ~ (not the drained glyph).
+        let layout = PodLayout(width: 80, height: 24)
+        func marker(_ node: Int) -> Character {
+            let (x, y) = layout.origin(ofNode: node)
+            return b[x + 2, y].character
+        }
+        #expect(marker(5) == "⊘")
+        #expect(marker(20) == "~")
+        #expect(marker(17) == "X")
+        #expect(marker(18) == "↓")
+        #expect(marker(21) == "#")
+        #expect(marker(25) == "≠")
+        // A drained node's NPUs are dim, not coloured by load.
+        #expect(Self.cell(b, npu: 5 * 8 + 1).style == .dim)
+        // The header counts drained and draining apart.
+        let wide = Self.pod(s, width: 200, height: 60).lines[1]
+        #expect(wide.contains("drained 1 draining 1"))
+    }
+
+    @Test func expertHeatMapHasItsScale() {
+        let heat = SnapshotFixtures.superpod.experts.heat
+        let peak = max(2, heat.map { $0.max() ?? 0 }.max() ?? 0)
+        for (w, h) in [(80, 24), (200, 60)] {
+            let lines = renderFixture(.experts, width: w, height: h)
+            #expect(lines.contains { $0.contains("colour 0× ████████ \(Format.fixed(peak, 2))× mean (max)") })
+        }
+    }
+
+    /// WCAG contrast of a 256-colour index against another.
+    static func luminance(_ index: Int) -> Double {
+        let rgb: (Double, Double, Double)
+        switch index {
+        case 0..<16:
+            let basic: [(Double, Double, Double)] = [
+                (0, 0, 0), (205, 0, 0), (0, 205, 0), (205, 205, 0), (0, 0, 238), (205, 0, 205), (0, 205, 205),
+                (229, 229, 229), (127, 127, 127), (255, 0, 0), (0, 255, 0), (255, 255, 0), (92, 92, 255),
+                (255, 0, 255), (0, 255, 255), (255, 255, 255),
+            ]
+            rgb = basic[index]
+        case 16..<232:
+            let i = index - 16
+            let level = { (v: Int) in v == 0 ? 0.0 : Double(55 + 40 * v) }
+            rgb = (level(i / 36), level((i / 6) % 6), level(i % 6))
+        default:
+            let v = Double(8 + 10 * (index - 232))
+            rgb = (v, v, v)
+        }
+        func channel(_ c: Double) -> Double {
+            let s = c / 255
+            return s <= 0.03928 ? s / 12.92 : pow((s + 0.055) / 1.055, 2.4)
+        }
+        return 0.2126 * channel(rgb.0) + 0.7152 * channel(rgb.1) + 0.0722 * channel(rgb.2)
+    }
+
+    static func contrast(_ a: Int, _ b: Int) -> Double {
+        let (la, lb) = (luminance(a), luminance(b))
+        return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+    }
+
+    @Test func everyLoadBandIsReadableOnEveryThemesBackground() throws {
+        let catalog = ThemeCatalog.load(directory: Self.themesDirectory)
+        let colourThemes = catalog.themes.filter { !$0.monochrome }
+        #expect(colourThemes.count >= 3)
+        for theme in colourThemes {
+            for band in NPULoad.Band.allCases {
+                let r = theme.resolve(NPULoad.style(band), depth: .colors256)
+                // A theme without its own background is drawn on the terminal's: black for
+                // dark themes, white for the light one.
+                let background = r.bg >= 0 ? r.bg : (theme.name == "light" ? 231 : 16)
+                #expect(r.fg >= 0)
+                #expect(
+                    Self.contrast(r.fg, background) >= 3, "\(theme.name) \(band): \(r.fg) on \(background)")
+            }
+        }
+    }
+}
