@@ -44,6 +44,9 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "When decode needs NPUs and the spare pool is empty, kill a prefill TE and use its NPUs.")
     var killPrefillToPreserveDecode = false
 
+    @Flag(help: "Cut a trace's prompts that are longer than the model's context window to the window (prompt + output ≤ window, as Vidur does) instead of refusing the trace.")
+    var clipToContext = false
+
     @Flag(help: "drain node N migrates the node's running decode requests to other DP groups (KV copied over UB).")
     var drainMigratesDecode = false
 
@@ -90,7 +93,9 @@ struct CommonOptions: ParsableArguments {
             guard FileManager.default.fileExists(atPath: workload) else {
                 throw ConfigError("\(workload.isEmpty ? "''" : workload): no such workload file (expected 'synthetic' or a trace file)")
             }
-            _ = try TraceWorkload.check(path: workload, maxContextTokens: d.modelSpec().contextWindow)
+            _ = try TraceWorkload.check(path: workload, maxContextTokens: d.modelSpec().contextWindow,
+                                        clipToContext: clipToContext)
+            config.clipTracePromptsToContext = clipToContext
             config.workload = .trace(path: workload)
         }
         return config

@@ -21,6 +21,9 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var deployment: Deployment
     public var seed: UInt64
     public var workload: WorkloadChoice
+    /// A trace's prompts longer than the model's context window are cut to it (prompt + output
+    /// ≤ window, as Vidur replays them) instead of refusing the trace (`--clip-to-context`).
+    public var clipTracePromptsToContext = false
     /// Requests per second of the synthetic workload (interfaces.md: `--rate`).
     public var syntheticRate: Double
     /// Traffic classes of the synthetic workload.

@@ -149,7 +149,8 @@ public final class ServingEngine {
             try self.init(configuration: configuration, workload: workload)
         case .trace(let path):
             try self.init(configuration: configuration, workload: try TraceWorkload(
-                path: path, maxContextTokens: configuration.deployment.modelSpec().contextWindow))
+                path: path, maxContextTokens: configuration.deployment.modelSpec().contextWindow,
+                clipToContext: configuration.clipTracePromptsToContext))
         }
     }
 

@@ -63,12 +63,22 @@ enum TraceRowParser {
     /// Parses one data line; nil for a blank line; throws a message without location.
     /// Token counts are checked against `maxContext` (the model's window, at most
     /// ``TraceLimits/maxTokens``).
+    /// With `clip`, a prompt longer than the window is cut to it and the output to what the
+    /// window leaves (prompt + output ≤ window, as Vidur replays such traces), keeping the hash
+    /// ids of the blocks that remain; without it such a row is refused.
     static func parse(
-        _ line: ArraySlice<UInt8>, format: TraceFormat, maxContext: Int = TraceLimits.maxTokens
+        _ line: ArraySlice<UInt8>, format: TraceFormat, maxContext: Int = TraceLimits.maxTokens, clip: Bool = false
     ) throws(RowProblem) -> TraceRow? {
         if line.allSatisfy({ $0 == 32 || $0 == 9 }) { return nil }
         let names = format == .azureCSV ? ("ContextTokens", "GeneratedTokens") : ("input_length", "output_length")
-        let row = format == .azureCSV ? try parseAzure(line) : try parseMooncake(line)
+        var row = format == .azureCSV ? try parseAzure(line) : try parseMooncake(line)
+        if clip, row.promptTokens >= 1, row.outputTokens >= 0, row.promptTokens + row.outputTokens > maxContext {
+            // At least one token of the window is left for the output (a request generates one).
+            row.promptTokens = min(row.promptTokens, max(1, maxContext - 1))
+            row.outputTokens = min(row.outputTokens, max(0, maxContext - row.promptTokens))
+            let kept = (row.promptTokens + TraceFormat.mooncakeBlockTokens - 1) / TraceFormat.mooncakeBlockTokens
+            if row.hashIDs.count > kept { row.hashIDs.removeLast(row.hashIDs.count - kept) }
+        }
         if row.promptTokens < 1 {
             throw RowProblem("prompt length must be at least 1, got \(names.0) \(row.promptTokens)")
         }
@@ -77,7 +87,8 @@ enum TraceRowParser {
         }
         if row.promptTokens > maxContext {
             throw RowProblem(
-                "\(names.0) \(row.promptTokens) is longer than the model's context window; expected 1…\(maxContext) tokens")
+                "\(names.0) \(row.promptTokens) is longer than the model's context window; expected 1…\(maxContext) tokens "
+                    + "(--clip-to-context cuts such prompts to the window)")
         }
         if row.outputTokens > maxContext {
             throw RowProblem(

@@ -29,6 +29,8 @@ public struct TraceWorkload: WorkloadSource {
     public private(set) var error: WorkloadError?
     /// Longest prompt (and output) accepted, in tokens: the model's context window.
     public let maxContextTokens: Int
+    /// Prompts longer than the window are cut to it instead of refused (``TraceRowParser``).
+    public let clipsToContext: Bool
     private var reader: LineReader
     private var firstTime: Double?
     private var lastTime = -Double.infinity
@@ -36,18 +38,21 @@ public struct TraceWorkload: WorkloadSource {
 
     /// Opens a trace; `maxContextTokens` is the model's context window (rows with a longer
     /// prompt are refused), capped at ``TraceLimits/maxTokens``.
-    public init(path: String, maxContextTokens: Int = TraceLimits.maxTokens) throws(WorkloadError) {
+    public init(path: String, maxContextTokens: Int = TraceLimits.maxTokens, clipToContext: Bool = false) throws(WorkloadError) {
         self.path = path
         self.maxContextTokens = max(1, min(maxContextTokens, TraceLimits.maxTokens))
+        clipsToContext = clipToContext
         format = try TraceFormat.detect(path: path)
         reader = try LineReader(path: path)
         try skipHeaderIfCSV()
     }
 
     /// A trace held in memory, reported as `name` (tests and the fuzz harness).
-    init(bytes: [UInt8], name: String, maxContextTokens: Int = TraceLimits.maxTokens) throws(WorkloadError) {
+    init(bytes: [UInt8], name: String, maxContextTokens: Int = TraceLimits.maxTokens,
+         clipToContext: Bool = false) throws(WorkloadError) {
         path = name
         self.maxContextTokens = max(1, min(maxContextTokens, TraceLimits.maxTokens))
+        clipsToContext = clipToContext
         var probe = LineReader(bytes: bytes, name: name)
         format = try TraceFormat.detect(&probe)
         reader = LineReader(bytes: bytes, name: name)
@@ -68,7 +73,9 @@ public struct TraceWorkload: WorkloadSource {
     public mutating func nextChecked() throws(WorkloadError) -> RequestSpec? {
         while let line = try reader.nextLine() {
             let row: TraceRow?
-            do { row = try TraceRowParser.parse(line, format: format, maxContext: maxContextTokens) } catch {
+            do {
+                row = try TraceRowParser.parse(line, format: format, maxContext: maxContextTokens, clip: clipsToContext)
+            } catch {
                 throw WorkloadError.at(path, reader.lineNumber, error.message)
             }
             guard let row else { continue }
@@ -104,9 +111,9 @@ public struct TraceWorkload: WorkloadSource {
     /// `maxContextTokens` is the model's context window: a longer prompt is refused.
     @discardableResult
     public static func check(
-        path: String, maxContextTokens: Int = TraceLimits.maxTokens
+        path: String, maxContextTokens: Int = TraceLimits.maxTokens, clipToContext: Bool = false
     ) throws(WorkloadError) -> TraceSummary {
-        try check(try TraceWorkload(path: path, maxContextTokens: maxContextTokens))
+        try check(try TraceWorkload(path: path, maxContextTokens: maxContextTokens, clipToContext: clipToContext))
     }
 
     /// Like ``check(path:maxContextTokens:)`` over bytes in memory reported as `name`.

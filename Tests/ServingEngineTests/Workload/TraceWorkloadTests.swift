@@ -156,11 +156,11 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
     @Test func promptsLongerThanTheModelsWindowAreRefused() {
         let row = "{\"timestamp\": 1, \"input_length\": 163841, \"output_length\": 1}\n"
         #expect(problem(mooncakeHeader + row, window: 163_840)
-            == "t.trace:2: input_length 163841 is longer than the model's context window; expected 1…163840 tokens")
+            == "t.trace:2: input_length 163841 is longer than the model's context window; expected 1…163840 tokens (--clip-to-context cuts such prompts to the window)")
         #expect(problem(mooncakeHeader + row) == nil, "without a window the ceiling is 10 million")
         let csv = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,4097,1\n"
         #expect(problem(csv, window: 4_096)
-            == "t.trace:2: ContextTokens 4097 is longer than the model's context window; expected 1…4096 tokens")
+            == "t.trace:2: ContextTokens 4097 is longer than the model's context window; expected 1…4096 tokens (--clip-to-context cuts such prompts to the window)")
         #expect(problem("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,4096,1\n", window: 4_096) == nil)
     }
 

@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+
+@testable import ServingEngine
+
+/// `--clip-to-context`: a trace row longer than the model's window is cut to it (Vidur's
+/// semantics) instead of refusing the trace; without the flag it is refused, naming the flag.
+@Suite struct TraceClipTests {
+    static let azure = Array("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,4808,10\n2023-11-16 18:17:04.0319600,3180,8\n".utf8)
+    static let mooncake = Array(("{\"timestamp\": 0, \"input_length\": 2000, \"output_length\": 700, \"hash_ids\": [1, 2, 3, 4]}\n").utf8)
+
+    @Test func aLongPromptIsRefusedWithoutTheFlag() {
+        var trace = try? TraceWorkload(bytes: Self.azure, name: "a.csv", maxContextTokens: 4_096)
+        #expect(throws: WorkloadError.self) { _ = try trace?.nextChecked() }
+        do {
+            var t = try TraceWorkload(bytes: Self.azure, name: "a.csv", maxContextTokens: 4_096)
+            _ = try t.nextChecked()
+        } catch {
+            #expect(error.description.contains("a.csv:2:") && error.description.contains("--clip-to-context"), "\(error.description)")
+        }
+    }
+
+    @Test func withTheFlagPromptAndOutputFitTheWindow() throws {
+        var trace = try TraceWorkload(bytes: Self.azure, name: "a.csv", maxContextTokens: 4_096, clipToContext: true)
+        let first = try #require(try trace.nextChecked())
+        #expect(first.promptTokens == 4_095 && first.outputTokens == 1)
+        let second = try #require(try trace.nextChecked())
+        #expect(second.promptTokens == 3_180 && second.outputTokens == 8, "a row that fits is untouched")
+        var mc = try TraceWorkload(bytes: Self.mooncake, name: "m.jsonl", maxContextTokens: 1_024, clipToContext: true)
+        let row = try #require(try mc.nextChecked())
+        #expect(row.promptTokens == 1_023 && row.outputTokens == 1)
+        // 1,023 tokens fill two 512-token blocks: the hash ids of the cut blocks are dropped.
+        #expect(row.prefixHashes.count == 2)
+    }
+}
