@@ -54,7 +54,8 @@ public final class ServingEngine {
     var streamUpdates: [StreamUpdate] = []
     var nextExternalID = ServingEngine.firstExternalID
     /// Output lengths of external requests (a stream of its own: HTTP traffic never shifts the workload).
-    lazy var externalLengths = RandomStreams(seed: configuration.seed).stream("external-lengths")
+    /// Set in init, not lazily: a fork copies the stream where it stands (ServingEngine+Fork).
+    var externalLengths: RandomStream
     /// Popularity of the model's experts under the current traffic (nil for dense models).
     var expertTraffic: ExpertTraffic?
     var expertStats = ExpertStats()
@@ -106,6 +107,7 @@ public final class ServingEngine {
         cost = CostModel(model: model, hardware: hardware)
         tokensPerStep = 1 + (model.mtpModules > 0 ? configuration.mtpAcceptance : 0)
         self.workload = workload
+        externalLengths = RandomStreams(seed: configuration.seed).stream("external-lengths")
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
                                     eventCapacity: configuration.eventCapacity)
@@ -128,6 +130,21 @@ public final class ServingEngine {
         scheduleTelemetryTick(at: configuration.snapshotInterval)
         startHeartbeats()
         scheduleNextArrival()
+    }
+
+    /// A copy of `other`'s immutable parts, clock and sinks; ``fork()`` (ServingEngine+Fork)
+    /// copies the rest of its state.
+    init(forking other: ServingEngine, workload: any WorkloadSource) {
+        configuration = other.configuration
+        model = other.model
+        hardware = other.hardware
+        topology = other.topology
+        cost = other.cost
+        tokensPerStep = other.tokensPerStep
+        self.workload = workload
+        externalLengths = other.externalLengths
+        telemetry = other.telemetry
+        now = other.now
     }
 
     /// An engine that builds its workload from ``EngineConfiguration/workload``.

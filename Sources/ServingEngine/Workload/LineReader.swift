@@ -14,7 +14,7 @@ struct LineReader {
     static let maxLineBytes = 1 << 20
 
     let path: String
-    private let handle: FileHandle?
+    private var handle: FileHandle?
     private var buffer: [UInt8] = []
     private var start = 0
     private var exhausted = false
@@ -38,6 +38,21 @@ struct LineReader {
         handle = nil
         buffer = bytes
         exhausted = true
+    }
+
+    /// A reader of its own over the same file, at the same point: the file reopened and
+    /// positioned where this one's handle stands, with the same unread buffer and line count.
+    /// Two readers never share a handle (a shared one would advance both).
+    func forked() throws -> LineReader {
+        var copy = self
+        guard let handle else { return copy }
+        let offset = try handle.offset()
+        guard let reopened = FileHandle(forReadingAtPath: path) else {
+            throw WorkloadError("\(path): cannot reopen file")
+        }
+        try reopened.seek(toOffset: offset)
+        copy.handle = reopened
+        return copy
     }
 
     /// The next line, or nil at end of file; throws for an over-long line or a read error.

@@ -44,6 +44,14 @@ public struct RequestSpec: Sendable, Equatable {
 public protocol WorkloadSource {
     /// The next request, or nil when the workload is exhausted.
     mutating func next() -> RequestSpec?
+    /// An independent copy that continues from the same point (``ServingEngine/fork()``). The
+    /// default, a copy of the value, fits sources that are plain values; a source holding a
+    /// class (a file handle) must give the copy its own.
+    func fork() throws -> any WorkloadSource
+}
+
+extension WorkloadSource {
+    public func fork() throws -> any WorkloadSource { self }
 }
 
 /// A problem with workload input; `description` is one line, `file:line: problem` when a

@@ -100,6 +100,13 @@ public struct TraceWorkload: WorkloadSource {
         return nil
     }
 
+    /// A copy reading the trace through its own file handle, from the next unread line.
+    public func fork() throws -> any WorkloadSource {
+        var copy = self
+        do { copy.reader = try reader.forked() } catch { throw WorkloadError("\(path): cannot reopen the trace to fork it") }
+        return copy
+    }
+
     private mutating func skipHeaderIfCSV() throws(WorkloadError) {
         guard format == .azureCSV else { return }
         while let line = try reader.nextLine() {

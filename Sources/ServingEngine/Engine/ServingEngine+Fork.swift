@@ -1,0 +1,82 @@
+import SimKit
+
+/// `fork()`: a deep, independent copy of a running engine (engine-components.md §4), the base
+/// of the what-if preview (ServingEngine+Preview).
+///
+/// Today's engine state is values (structs, arrays, dictionaries, `Deque`s, the event queue's
+/// heap, `RandomStream`s), so assigning each stored property copies it (copy-on-write: a
+/// buffer is duplicated by whichever side writes it next). The exceptions are handled here:
+/// - the workload may hold a class (a trace's file handle): ``WorkloadSource/fork()`` gives the
+///   copy its own handle at the same byte offset;
+/// - per-instance state goes through ``InstanceState/forked()``, the one place to deep-copy it
+///   once instances are a reference type;
+/// - random streams are copied where they stand, never re-derived from the seed (which would
+///   restart them): the workload's, the external-lengths stream, and the per-instance expert
+///   routing streams inside `instances`;
+/// - the event queue is copied whole, its sequence counter included, so equal-time events pop
+///   in the same order on both sides; its payloads are ids and values.
+/// Nothing reachable from the engine holds a closure over it (the EPLB planner is passed per
+/// call; recovery policies are static functions of their arguments).
+///
+/// Call it on the engine's thread, between events.
+extension ServingEngine {
+    /// A deep, independent copy: running either never changes the other, and both run on
+    /// from here exactly as the original would have. Throws only if a trace cannot be reopened.
+    public func fork() throws -> ServingEngine {
+        let copy = ServingEngine(forking: self, workload: try workload.fork())
+        copy.queue = queue
+        copy.arrivalPending = arrivalPending
+        copy.requests = requests
+        copy.instances = instances.map { $0.forked() }
+        copy.channels = channels
+        copy.channelIndex = channelIndex
+        copy.drainedNodes = drainedNodes
+        copy.faults = faults
+        copy.speed = speed
+        copy.paused = paused
+        copy.commandsApplied = commandsApplied
+        copy.watched = watched
+        copy.streamUpdates = streamUpdates
+        copy.nextExternalID = nextExternalID
+        copy.expertTraffic = expertTraffic
+        copy.expertStats = expertStats
+        copy.pool = pool
+        copy.poolHitTokens = poolHitTokens
+        copy.poolCapacityBytes = poolCapacityBytes
+        copy.recentPromptTokens = recentPromptTokens
+        copy.prefillGroupBlocks = prefillGroupBlocks
+        copy.decodeGroupBlocks = decodeGroupBlocks
+        copy.kvBlocksBuilt = kvBlocksBuilt
+        copy.telemetryTickEvent = telemetryTickEvent
+        copy.heartbeatEvent = heartbeatEvent
+        copy.noSkipBefore = noSkipBefore
+        copy.idleSkipEnabled = idleSkipEnabled
+        copy.skippedPeriodicEvents = skippedPeriodicEvents
+        copy.eventsAtCurrentInstant = eventsAtCurrentInstant
+        copy.arrivalsAtInstant = arrivalsAtInstant
+        copy.lastArrivalAt = lastArrivalAt
+        copy.scheduledArrival = scheduledArrival
+        copy.parkedArrival = parkedArrival
+        return copy
+    }
+
+    /// Every stored property of the engine, by name: ``fork()`` copies each (the lets and the
+    /// clock in `init(forking:)`). A test compares this list with the engine's real stored
+    /// properties, so a property added without a line in ``fork()`` fails it.
+    static let forkedProperties: Set<String> = [
+        "configuration", "model", "hardware", "topology", "cost", "tokensPerStep", "workload", "queue", "now",
+        "arrivalPending", "requests", "instances", "channels", "channelIndex", "telemetry", "drainedNodes", "faults",
+        "speed", "paused", "commandsApplied", "watched", "streamUpdates", "nextExternalID", "externalLengths",
+        "expertTraffic", "expertStats", "pool", "poolHitTokens", "poolCapacityBytes", "recentPromptTokens",
+        "prefillGroupBlocks", "decodeGroupBlocks", "kvBlocksBuilt", "telemetryTickEvent", "heartbeatEvent",
+        "noSkipBefore", "idleSkipEnabled", "skippedPeriodicEvents", "eventsAtCurrentInstant", "arrivalsAtInstant",
+        "lastArrivalAt", "scheduledArrival", "parkedArrival",
+    ]
+}
+
+extension InstanceState {
+    /// The fork's own copy of this TE. A struct today, so the value itself; when TEs become a
+    /// reference type this must return a deep copy (its DP groups, queues, expert routing with
+    /// its random stream, EPLB controller).
+    func forked() -> InstanceState { self }
+}
