@@ -124,6 +124,9 @@ public enum ConsoleApp {
                 let (after, more) = ConsoleUpdate.update(next, .reply(reply, commandLine: line))
                 next = after
                 effects += more
+            } else if case .preview(let line) = effect {
+                log?("\(line) (computing off the UI thread)")
+                PreviewRunner.shared.start(line, link: link)
             }
         }
         return next
@@ -166,6 +169,10 @@ public enum ConsoleApp {
                     state = dispatch(more, to: state, link: link, log: logLine)
                     burst += 1
                 }
+            }
+            for message in PreviewRunner.shared.take() {
+                state = dispatch(message, to: state, link: link, log: logLine)
+                dirty = true
             }
             state = dispatch(.clock(wallSeconds: Double(now()) / 1e9), to: state, link: link)
             let latest = link.latestSnapshot()

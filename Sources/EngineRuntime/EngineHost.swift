@@ -51,10 +51,12 @@ extension SimulationCore {
 /// ```
 public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendable {
     // Touched only on the engine thread (after start) — the reason for @unchecked Sendable.
-    private let core: SimulationCore
+    let core: SimulationCore
     private var pacer: Pacer
 
     private let inbox = Mutex<[PendingCommand]>([])
+    /// Previews waiting for the engine thread to fork the engine (EngineHost+Preview).
+    let previewInbox = Mutex<[PendingPreview]>([])
     /// Completion requests from the HTTP face, and the streams of those the engine took in (locked:
     /// the watchdog fails them if the engine stalls for ``Bounds/abandon``).
     private let requestInbox = Mutex<[HostRequest]>([])
@@ -269,6 +271,9 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     public func latestSnapshot() -> Snapshot { mailbox.withLock { $0 } }
 
+    /// Started and not stopping: commands and previews are taken in.
+    var isRunning: Bool { started.load(ordering: .acquiring) && !stopping.load(ordering: .acquiring) }
+
     /// The commands applied so far, with the simulated time each took effect.
     public var commandLog: [LoggedCommand] { log.withLock { $0 } }
 
@@ -452,6 +457,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         var lastPublish = -Double.infinity
         while !stopping.load(ordering: .acquiring) {
             if applyPendingCommands() { lastPublish = Self.wallNow() }
+            forkPendingPreviews()
             applyRequests()
             advance()
             pausedNow.store(pacer.paused, ordering: .releasing)
@@ -465,6 +471,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         }
         publish()
         failStreams(reason: "engine stopped")
+        refusePendingPreviews()
     }
 
     private func applyPendingCommands() -> Bool {

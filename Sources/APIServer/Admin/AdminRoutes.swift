@@ -30,6 +30,7 @@ struct AdminRoutes: Sendable {
                 CommandResult(accepted: reply.accepted, message: reply.message),
                 status: Self.status(of: reply))
         }
+        registerPreview(on: admin)
         admin.get("/events") { request, _ in
             AdminEventStream(link: link, interval: eventInterval).response(for: request)
         }

@@ -28,11 +28,15 @@ public enum ConsoleMessage: Sendable, Equatable {
     /// The wall clock (monotonic seconds), sent by the app loop on every turn: status lines
     /// fade with it and the achieved speed is measured against it.
     case clock(wallSeconds: Double)
+    /// Progress or the answer of a preview computing off the UI thread.
+    case preview(PreviewUpdate)
 }
 
 /// What ``ConsoleUpdate/update(_:_:)`` asks the outside world to do; the app loop performs
 /// it, so the update stays pure.
 public enum ConsoleEffect: Sendable, Equatable {
     case send(commandLine: String)
+    /// Compute `preview …` off the UI thread; progress and answer come back as ``ConsoleMessage/preview(_:)``.
+    case preview(commandLine: String)
     case quit
 }

@@ -138,6 +138,8 @@ public struct ConsoleState: Sendable, Equatable {
     public var status: StatusLine?
     public var showHelp = false
     public var faultMenu: FaultMenu?
+    /// The what-if overlay (`:preview …`, `p` at a confirmation); see PreviewOverlay.swift.
+    public var preview: PreviewOverlay?
     public var themeIndex = 0
     public var quitting = false
     /// Shown in the help screen so operators know where the console writes.

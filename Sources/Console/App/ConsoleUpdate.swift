@@ -28,6 +28,8 @@ public enum ConsoleUpdate {
             handleMouse(event, &s)
         case .key(let key):
             handleKey(key, &s, &effects)
+        case .preview(let update):
+            PreviewKeys.absorb(update, &s)
         case .clock(let wall):
             s.wallNow = wall
             if let status = s.status, let since = s.statusSince,
@@ -89,6 +91,10 @@ public enum ConsoleUpdate {
             return
         }
         s.status = nil
+        if s.preview != nil {
+            PreviewKeys.handle(key, &s, &effects)
+            return
+        }
         if s.showHelp {
             s.showHelp = false
             if key == .char("q") { quit(&s, &effects) }
@@ -96,7 +102,9 @@ public enum ConsoleUpdate {
         }
         if let pending = s.confirmation {
             s.confirmation = nil
-            if key == .char("y") || key == .char("Y") {
+            if key == .char("p") || key == .char("P") {
+                PreviewKeys.start(pending.command, &s, &effects)
+            } else if key == .char("y") || key == .char("Y") {
                 effects.append(.send(commandLine: pending.command))
             } else {
                 s.status = StatusLine("cancelled: \(pending.command)")
@@ -221,6 +229,9 @@ public enum ConsoleUpdate {
         case .up, .char("k"): menu.highlighted = (menu.highlighted + count - 1) % count
         case .down, .char("j"): menu.highlighted = (menu.highlighted + 1) % count
         case .enter: choose = menu.highlighted
+        case .char("p"):
+            PreviewKeys.start(menu.items[menu.highlighted].command, &s, &effects)
+            return
         case .char(let c) where ("1"..."9").contains(c): choose = Int(String(c))! - 1
         default: break
         }

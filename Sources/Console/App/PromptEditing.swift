@@ -4,6 +4,7 @@ enum PromptEditing {
     static let keywords = [
         "drain", "undrain", "fault", "heal", "rebalance", "rate", "speed", "pause", "resume",
         "node", "die", "npu", "link", "straggler", "hbm", "glitch", "all", "max", "degrade", "slowdown",
+        "preview", "for",
     ]
 
     static func handle(_ key: Key, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
@@ -75,6 +76,7 @@ enum PromptEditing {
             guard !line.isEmpty else { return }
             if s.history.last != line { s.history.append(line) }
             if s.history.count > 100 { s.history.removeFirst(s.history.count - 100) }
+            if PreviewKeys.isPreview(line) { return PreviewKeys.start(line, &s, &effects) }
             effects.append(.send(commandLine: line))
             s.status = StatusLine("sent: \(line)")
         }

@@ -30,6 +30,7 @@ public enum ConsoleScreen {
         }
         footer(&b, state)
         if let menu = state.faultMenu { Overlays.faultMenu(&b, menu, state, snapshot) }
+        if let preview = state.preview { PreviewOverlayView.draw(&b, preview, state) }
         if state.showHelp { Overlays.help(&b, state, theme) }
         return b
     }
@@ -129,7 +130,7 @@ public enum ConsoleScreen {
         let y = b.height - 1
         if let pending = state.confirmation {
             let x = b.put(pending.question + " y/n", x: 0, y: y, style: Style(fg: .warn, bold: true))
-            b.put("  (y confirms, any other key cancels)", x: x, y: y, style: .dim)
+            b.put("  (y confirms, p previews, any other key cancels)", x: x, y: y, style: .dim)
             return
         }
         if let prompt = state.prompt {

@@ -1,0 +1,252 @@
+import ServingEngine
+
+/// The what-if overlay (issue 16): `:preview drain node 20`, or `p` at a drain/fault
+/// confirmation, asks the engine to run two forks ahead (as it is, and with the command); the
+/// overlay shows both sides, the deltas coloured by whether they are better or worse, a verdict
+/// line, `a` to apply the command for real and Esc to dismiss. The live engine keeps running
+/// while the preview computes; after a moment a progress bar shows.
+public struct PreviewOverlay: Sendable, Equatable {
+    public enum Phase: Sendable, Equatable {
+        case computing(progress: Double)
+        case ready(PreviewResult)
+        case refused(String)
+    }
+    /// The command previewed, sent as is by `a`.
+    public var command: String
+    /// The full request, `preview drain node 20 for 10m`.
+    public var line: String
+    public var phase: Phase = .computing(progress: 0)
+    /// Wall seconds when it was asked (the progress bar waits ``quietSeconds``).
+    public var askedAt: Double?
+
+    /// A preview shorter than this shows only "computing…", no bar.
+    public static let quietSeconds = 0.3
+
+    public init(command: String, line: String, askedAt: Double?) {
+        self.command = command
+        self.line = line
+        self.askedAt = askedAt
+    }
+}
+
+/// What a preview computing elsewhere tells the console.
+public enum PreviewUpdate: Sendable, Equatable {
+    case progress(line: String, Double)
+    case finished(line: String, Result<PreviewResult, PreviewRefusal>)
+}
+
+/// The overlay's keys and messages (called from ``ConsoleUpdate``; pure).
+enum PreviewKeys {
+    /// A `:` line that asks for a preview rather than sending a command.
+    static func isPreview(_ line: String) -> Bool { PreviewRequest.isPreview(line) }
+
+    /// Opens the overlay for `line` (with or without the `preview` keyword and `for DURATION`),
+    /// or says in the footer why the line is not a preview.
+    static func start(_ line: String, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
+        switch PreviewRequest.parse(line) {
+        case .failure(let error):
+            s.status = StatusLine("preview: \(error.message)", isError: true)
+        case .success(let request):
+            s.confirmation = nil
+            s.faultMenu = nil
+            s.preview = PreviewOverlay(command: request.command.description, line: request.description, askedAt: s.wallNow)
+            effects.append(.preview(commandLine: request.description))
+        }
+    }
+
+    /// `a` applies the previewed command for real (the engine's reply lands in the footer);
+    /// Esc, `q` or `n` dismiss. Other keys are swallowed while the overlay is up.
+    static func handle(_ key: Key, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
+        guard let overlay = s.preview else { return }
+        switch key {
+        case .escape, .char("q"), .char("n"):
+            s.preview = nil
+            if case .computing = overlay.phase { s.status = StatusLine("preview dismissed: \(overlay.command)") }
+        case .char("a"), .char("A"):
+            guard case .ready = overlay.phase else { return }
+            s.preview = nil
+            effects.append(.send(commandLine: overlay.command))
+        default: break
+        }
+    }
+
+    /// A progress report or the answer; ignored unless it is for the overlay on screen.
+    static func absorb(_ update: PreviewUpdate, _ s: inout ConsoleState) {
+        guard var overlay = s.preview else { return }
+        switch update {
+        case .progress(let line, let share):
+            guard line == overlay.line, case .computing = overlay.phase else { return }
+            overlay.phase = .computing(progress: share)
+        case .finished(let line, let answer):
+            guard line == overlay.line, case .computing = overlay.phase else { return }
+            switch answer {
+            case .success(let result): overlay.phase = .ready(result)
+            case .failure(let refusal): overlay.phase = .refused(refusal.message)
+            }
+        }
+        s.preview = overlay
+    }
+}
+
+/// Draws the overlay: a box over the current view.
+enum PreviewOverlayView {
+    /// Which way is better for a row's figure.
+    enum Better { case higher, lower, neither }
+
+    struct Row {
+        var label: String
+        var baseline: Double
+        var withCommand: Double
+        var format: (Double) -> String
+        var better: Better
+        /// Shares (SLO, KV) compare in percentage points, other figures in per cent.
+        var points = false
+    }
+
+    static func rows(_ r: PreviewResult) -> [Row] {
+        let b = r.baseline, w = r.withCommand
+        let ms: (Double) -> String = { Format.ms($0) }
+        let share: (Double) -> String = { Format.fixed($0 * 100, 1) + "%" }
+        let count: (Double) -> String = { Format.count($0) }
+        let rate: (Double) -> String = { Format.count($0) }
+        return [
+            Row(label: "arrived", baseline: Double(b.requests.arrived), withCommand: Double(w.requests.arrived),
+                format: count, better: .neither),
+            Row(label: "completed", baseline: Double(b.requests.completed), withCommand: Double(w.requests.completed),
+                format: count, better: .higher),
+            Row(label: "failed + rejected", baseline: Double(b.lost), withCommand: Double(w.lost), format: count, better: .lower),
+            Row(label: "in flight at end", baseline: Double(b.requests.inFlight), withCommand: Double(w.requests.inFlight),
+                format: count, better: .lower),
+            Row(label: "TTFT p50", baseline: b.latencyMs.ttft.p50, withCommand: w.latencyMs.ttft.p50, format: ms, better: .lower),
+            Row(label: "TTFT p99", baseline: b.latencyMs.ttft.p99, withCommand: w.latencyMs.ttft.p99, format: ms, better: .lower),
+            Row(label: "TPOT p50", baseline: b.latencyMs.tpot.p50, withCommand: w.latencyMs.tpot.p50, format: ms, better: .lower),
+            Row(label: "TPOT p99", baseline: b.latencyMs.tpot.p99, withCommand: w.latencyMs.tpot.p99, format: ms, better: .lower),
+            Row(label: "E2E p99", baseline: b.latencyMs.e2e.p99, withCommand: w.latencyMs.e2e.p99, format: ms, better: .lower),
+            Row(label: "SLO attainment", baseline: b.slo.attainment, withCommand: w.slo.attainment, format: share,
+                better: .higher, points: true),
+            Row(label: "output tok/s", baseline: b.throughput.outputTokensPerS, withCommand: w.throughput.outputTokensPerS,
+                format: rate, better: .higher),
+            Row(label: "output tok/s per die", baseline: b.throughput.outputTokensPerSPerNPU,
+                withCommand: w.throughput.outputTokensPerSPerNPU, format: { Format.fixed($0, 0) }, better: .higher),
+            Row(label: "decode KV peak", baseline: b.kv.peakUsage, withCommand: w.kv.peakUsage, format: share,
+                better: .lower, points: true),
+            Row(label: "prefix hit rate", baseline: b.kv.prefixHitRate, withCommand: w.kv.prefixHitRate, format: share,
+                better: .higher, points: true),
+        ]
+    }
+
+    /// "+38%", "−2.1 pt", "=" (no change), "new" (from zero).
+    static func delta(_ row: Row) -> String {
+        let d = row.withCommand - row.baseline
+        if row.points {
+            return abs(d) < 0.0005 ? "=" : (d > 0 ? "+" : "−") + Format.fixed(abs(d) * 100, 1) + " pt"
+        }
+        if d == 0 { return "=" }
+        if row.baseline == 0 { return (d > 0 ? "+" : "−") + row.format(abs(d)) }
+        let pct = d / abs(row.baseline) * 100
+        return (pct > 0 ? "+" : "−") + Format.fixed(abs(pct), abs(pct) >= 10 ? 0 : 1) + "%"
+    }
+
+    /// Green if the command makes the figure better, red if worse, dim if the change is within
+    /// 1% (1 pt for shares) or the figure has no better direction.
+    static func deltaStyle(_ row: Row) -> Style {
+        let d = row.withCommand - row.baseline
+        let small = row.points ? abs(d) < 0.01 : abs(d) <= 0.01 * max(abs(row.baseline), 1e-12)
+        guard row.better != .neither, !small else { return .dim }
+        let better = row.better == .higher ? d > 0 : d < 0
+        return better ? Style(fg: .good, bold: true) : Style(fg: .bad, bold: true)
+    }
+
+    /// "10 min", "90 s", "1 h".
+    static func words(duration seconds: Double) -> String {
+        if seconds >= 3_600, seconds.truncatingRemainder(dividingBy: 3_600) == 0 { return "\(Int(seconds / 3_600)) h" }
+        if seconds >= 60, seconds.truncatingRemainder(dividingBy: 60) == 0 { return "\(Int(seconds / 60)) min" }
+        return Format.fixed(seconds, seconds == seconds.rounded() ? 0 : 1) + " s"
+    }
+
+    /// "TTFT p99 +38% for 10 min, 0 requests lost".
+    static func verdict(_ r: PreviewResult) -> String {
+        let ttft = rows(r).first { $0.label == "TTFT p99" }!
+        let change = delta(ttft)
+        let lost = r.withCommand.lost
+        var text = "TTFT p99 \(change == "=" ? "unchanged" : change) for \(words(duration: r.durationSeconds)), "
+            + "\(lost) request\(lost == 1 ? "" : "s") lost"
+        if r.baseline.lost != lost { text += " (\(r.baseline.lost) without)" }
+        return text
+    }
+
+    static func draw(_ b: inout CellBuffer, _ overlay: PreviewOverlay, _ state: ConsoleState) {
+        let rowCount = 14
+        let rect = Overlays.centered(b, width: 76, height: rowCount + 8)
+        b.fill(rect)
+        b.box(rect, title: "What if · \(overlay.command)", style: .accent)
+        let inner = rect.inner
+        let x = inner.x + 1
+        switch overlay.phase {
+        case .computing(let progress):
+            b.put("Running two forks of the live engine ahead (\(overlay.line)).", x: x, y: inner.y + 1, style: .text, clip: inner)
+            b.put("The live run goes on meanwhile; nothing is applied.", x: x, y: inner.y + 2, style: .dim, clip: inner)
+            var line = "computing…"
+            if let asked = overlay.askedAt, let now = state.wallNow, now - asked >= PreviewOverlay.quietSeconds {
+                let width = 30
+                let filled = Int((min(max(progress, 0), 1) * Double(width)).rounded())
+                line += " ▕" + String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+                    + "▏ " + Format.percent(progress)
+            }
+            b.put(line, x: x, y: inner.y + 4, style: .accent, clip: inner)
+            b.put("Esc dismisses", x: x, y: inner.maxY - 1, style: .dim, clip: inner)
+        case .refused(let message):
+            b.put("Not previewed:", x: x, y: inner.y + 1, style: .bad, clip: inner)
+            var y = inner.y + 2
+            for chunk in wrap(message, width: inner.width - 2) where y < inner.maxY - 1 {
+                b.put(chunk, x: x, y: y, style: .warn, clip: inner)
+                y += 1
+            }
+            b.put("Esc closes", x: x, y: inner.maxY - 1, style: .dim, clip: inner)
+        case .ready(let r):
+            let labelWidth = 22, column = 13
+            b.put("next \(words(duration: r.durationSeconds)) of simulated time from \(Format.clock(r.fromSeconds))",
+                  x: x, y: inner.y, style: .dim, clip: inner)
+            var cx = x + labelWidth
+            for title in ["baseline", "with command", "change"] {
+                b.put(Format.right(title, column), x: cx, y: inner.y + 1, style: Style(fg: .header, bold: true), clip: inner)
+                cx += column + 1
+            }
+            for (i, row) in rows(r).enumerated() {
+                let y = inner.y + 2 + i
+                b.put(row.label, x: x, y: y, style: .text, clip: inner)
+                b.put(Format.right(row.format(row.baseline), column), x: x + labelWidth, y: y, style: .text, clip: inner)
+                b.put(Format.right(row.format(row.withCommand), column), x: x + labelWidth + column + 1, y: y,
+                      style: .text, clip: inner)
+                b.put(Format.right(delta(row), column), x: x + labelWidth + 2 * (column + 1), y: y,
+                      style: deltaStyle(row), clip: inner)
+            }
+            var y = inner.y + 3 + rowCount
+            let verdictStyle = r.withCommand.lost > r.baseline.lost ? Style.bad : Style(fg: .accent, bold: true)
+            b.put(verdict(r), x: x, y: y, style: verdictStyle, clip: inner)
+            y += 1
+            if let (reason, count) = r.withCommand.requests.failureReasons.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
+                b.put("most lost: \(count) × \(reason)", x: x, y: y, style: .warn, clip: inner)
+            }
+            let keys = "a applies \(r.command) for real · Esc dismisses"
+            let wall = r.wallSeconds > 0 ? " · computed in \(Format.fixed(r.wallSeconds, 2)) s" : ""
+            let end = b.put(keys, x: x, y: inner.maxY - 1, style: .accent, clip: inner)
+            b.put(wall, x: end, y: inner.maxY - 1, style: .dim, clip: inner)
+        }
+    }
+
+    /// Words of `text` in lines of at most `width` characters.
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = [], current = ""
+        for word in text.split(separator: " ") {
+            if current.isEmpty { current = String(word) } else if current.count + 1 + word.count <= width {
+                current += " " + word
+            } else {
+                lines.append(current)
+                current = String(word)
+            }
+        }
+        if !current.isEmpty { lines.append(current) }
+        return lines
+    }
+}

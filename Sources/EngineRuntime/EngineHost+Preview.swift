@@ -1,0 +1,99 @@
+import Foundation
+import ServingEngine
+import SimKit
+import Synchronization
+
+/// A core that can fork itself for a preview (``ServingEngine``).
+public protocol PreviewableCore: AnyObject {
+    /// Forks the core for `request` (on the engine thread, between events); see
+    /// ``ServingEngine/startPreview(_:)``.
+    func startPreview(_ request: PreviewRequest) throws(PreviewRefusal) -> PreviewRun
+}
+
+extension ServingEngine: PreviewableCore {}
+
+/// A preview waiting for the engine thread to fork the engine.
+final class PendingPreview: Sendable {
+    enum State: Sendable {
+        case queued
+        case withdrawn
+        case forked(Result<PreviewRun, PreviewRefusal>)
+    }
+    let request: PreviewRequest
+    let state = Mutex<State>(.queued)
+    let done = DispatchSemaphore(value: 0)
+    init(request: PreviewRequest) { self.request = request }
+}
+
+/// The what-if preview on a hosted engine: the engine thread only forks (between events, in
+/// its loop, like a command); the forks run on the caller's thread, so the live engine keeps
+/// its pace meanwhile and its state, clock, event log and command log never see the preview.
+extension EngineHost: PreviewLink {
+    public func preview(commandLine: String, progress: @escaping @Sendable (Double) -> Void = { _ in })
+        -> Result<PreviewResult, PreviewRefusal>
+    {
+        let request: PreviewRequest
+        switch PreviewRequest.parse(commandLine) {
+        case .failure(let error): return .failure(PreviewRefusal(error.message))
+        case .success(let parsed): request = parsed
+        }
+        if let problem = Self.hostProblem(request.command) { return .failure(PreviewRefusal(problem)) }
+        guard core is PreviewableCore else { return .failure(PreviewRefusal("this engine cannot preview")) }
+        guard isRunning else { return .failure(PreviewRefusal("engine is not running")) }
+        let pending = PendingPreview(request: request)
+        previewInbox.withLock { $0.append(pending) }
+        if pending.done.wait(timeout: .now() + bounds.command) == .timedOut {
+            let withdrawn: Bool = pending.state.withLock {
+                guard case .queued = $0 else { return false }
+                $0 = .withdrawn
+                return true
+            }
+            if withdrawn {
+                return .failure(PreviewRefusal(Self.notApplied(bounds.command) + "\(request) (withdrawn)"))
+            }
+            pending.done.wait()
+        }
+        guard case .forked(let forked) = pending.state.withLock({ $0 }) else {
+            return .failure(PreviewRefusal("engine stopped"))
+        }
+        switch forked {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let run):
+            let began = DispatchTime.now().uptimeNanoseconds
+            var result = run.run(progress: progress)
+            result.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
+            return .success(result)
+        }
+    }
+
+    /// Engine thread: forks the engine for every queued preview.
+    func forkPendingPreviews() {
+        let batch = previewInbox.withLock { q in defer { q.removeAll() }; return q }
+        guard !batch.isEmpty, let core = core as? PreviewableCore else { return }
+        for pending in batch {
+            let claimed: Bool = pending.state.withLock {
+                guard case .queued = $0 else { return false }
+                do throws(PreviewRefusal) {
+                    $0 = .forked(.success(try core.startPreview(pending.request)))
+                } catch {
+                    $0 = .forked(.failure(error))
+                }
+                return true
+            }
+            if claimed { pending.done.signal() }
+        }
+    }
+
+    /// Engine stopping: previews still queued are answered.
+    func refusePendingPreviews() {
+        let batch = previewInbox.withLock { q in defer { q.removeAll() }; return q }
+        for pending in batch {
+            let claimed: Bool = pending.state.withLock {
+                guard case .queued = $0 else { return false }
+                $0 = .forked(.failure(PreviewRefusal("engine stopped")))
+                return true
+            }
+            if claimed { pending.done.signal() }
+        }
+    }
+}

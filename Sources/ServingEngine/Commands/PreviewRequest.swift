@@ -1,0 +1,107 @@
+import PodModel
+import SimKit
+
+/// `preview COMMAND [for DURATION]` (interfaces.md, "Operator command language, new verbs"):
+/// what-if, the command's effect over the next DURATION of simulated time, computed on forks of
+/// the live engine (ServingEngine+Preview). Parsed here, not as an ``OperatorCommand`` case: a
+/// preview changes nothing, so it never enters the command log.
+///
+/// ```swift
+/// let request = try PreviewRequest.parse("preview drain node 20 for 5m").get()
+/// // request.command == .drain(node: 20), request.duration == 300
+/// ```
+public struct PreviewRequest: Sendable, Equatable, CustomStringConvertible {
+    public var command: OperatorCommand
+    /// Simulated seconds to run ahead, within ``durationRange``.
+    public var duration: SimTime
+
+    /// Ten minutes of simulated time unless the line says otherwise.
+    public static let defaultDuration: SimTime = 600
+    /// One simulated second to one simulated hour: a preview is a question asked before an
+    /// action, answered in about a second of wall time on the default pod for 10 minutes.
+    public static let durationRange: ClosedRange<SimTime> = 1...3_600
+
+    public init(command: OperatorCommand, duration: SimTime = PreviewRequest.defaultDuration) {
+        self.command = command
+        self.duration = duration
+    }
+
+    public var description: String { "preview \(command) for \(Self.format(duration: duration))" }
+
+    /// True if `line` asks for a preview (its first word is `preview`).
+    public static func isPreview(_ line: String) -> Bool {
+        line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first?.lowercased() == "preview"
+    }
+
+    /// Parses `preview COMMAND [for DURATION]` (the keyword `preview` may be left out).
+    public static func parse(_ line: String) -> Result<PreviewRequest, CommandParseError> {
+        var words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        if words.first?.lowercased() == "preview" { words.removeFirst() }
+        var duration: String?
+        if words.count >= 2, words[words.count - 2].lowercased() == "for" {
+            duration = words.removeLast()
+            words.removeLast()
+        } else if words.last?.lowercased() == "for" {
+            return .failure(CommandParseError("expected a duration after 'for' (e.g. 'for 10m', at most 1h)"))
+        }
+        return parse(command: words.joined(separator: " "), duration: duration)
+    }
+
+    /// The admin API's form: the command line and an optional duration (`"10m"`, `"600s"`, `"600"`).
+    public static func parse(command line: String, duration: String?) -> Result<PreviewRequest, CommandParseError> {
+        if PreviewRequest.isPreview(line) {
+            return .failure(CommandParseError("a preview cannot preview a preview; give the command itself"))
+        }
+        if line.split(whereSeparator: { $0 == " " || $0 == "\t" }).isEmpty {
+            return .failure(CommandParseError("expected a command to preview, e.g. 'preview drain node 20 for 10m'"))
+        }
+        let command: OperatorCommand
+        switch OperatorCommand.parse(line) {
+        case .failure(let error): return .failure(error)
+        case .success(let parsed): command = parsed
+        }
+        switch command {
+        case .speed, .speedMax, .pause, .resume:
+            return .failure(CommandParseError(
+                "'\(command)' changes only the pace of the live run, not what happens in it; nothing to preview"))
+        default: break
+        }
+        var seconds = defaultDuration
+        if let duration {
+            switch parseDuration(duration) {
+            case .failure(let error): return .failure(error)
+            case .success(let value): seconds = value
+            }
+        }
+        return .success(PreviewRequest(command: command, duration: seconds))
+    }
+
+    /// `600`, `600s`, `10m`, `10min`, `1h`, `1.5m`: simulated seconds within ``durationRange``.
+    public static func parseDuration(_ text: String) -> Result<SimTime, CommandParseError> {
+        let lower = text.lowercased()
+        let units: [(suffix: String, seconds: Double)] = [("min", 60), ("s", 1), ("m", 60), ("h", 3_600)]
+        var number = Substring(lower), scale = 1.0
+        for unit in units where lower.hasSuffix(unit.suffix) {
+            number = lower.dropLast(unit.suffix.count)
+            scale = unit.seconds
+            break
+        }
+        let expected = "a duration from 1s to 1h, such as 90s, 10m or 1h"
+        guard let value = Double(number), value.isFinite else {
+            return .failure(CommandParseError("expected \(expected), got \(InputEcho.quoted(text))"))
+        }
+        let seconds = value * scale
+        guard durationRange.contains(seconds) else {
+            return .failure(CommandParseError(
+                "a preview runs from 1s to 1h of simulated time (\(expected)); got \(InputEcho.quoted(text))"))
+        }
+        return .success(seconds)
+    }
+
+    /// `10m`, `90s`, `1h`, `2.5m`: the shortest exact form.
+    public static func format(duration: SimTime) -> String {
+        if duration >= 3_600, duration.truncatingRemainder(dividingBy: 3_600) == 0 { return "\(Int(duration / 3_600))h" }
+        if duration >= 60, duration.truncatingRemainder(dividingBy: 60) == 0 { return "\(Int(duration / 60))m" }
+        return "\(OperatorCommand.format(duration))s"
+    }
+}

@@ -1,0 +1,220 @@
+import SimKit
+
+/// The what-if preview (issue 16): two forks of the engine run ahead on the same traffic (the
+/// same random streams), one as it is and one with a command applied at the fork's start; each
+/// side reports the previewed window only. The engine itself is never touched: forks copy it.
+///
+/// ```swift
+/// let request = try PreviewRequest.parse("preview drain node 20 for 10m").get()
+/// let result = try engine.preview(request)          // engine unchanged
+/// print(result.withCommand.latencyMs.ttft.p99, result.baseline.latencyMs.ttft.p99)
+/// ```
+/// A host forks on the engine thread with ``startPreview(_:)`` and runs the returned
+/// ``PreviewRun`` on another thread, so the live engine keeps running meanwhile.
+public struct PreviewResult: Sendable, Equatable, Codable {
+    /// One side of the preview: the run report's keys over the previewed window only. Counts
+    /// are of the window (`arrived`, `completed`, `failed`, `rejected` and the reasons);
+    /// `in_flight` is what is in the system at the window's end; latencies and SLO attainment
+    /// are of the requests that completed in the window; `kv.peak_usage` is the decode KV peak
+    /// in the window and `prefix_hit_rate` the window's.
+    public struct Side: Sendable, Equatable, Codable {
+        public var requests = RunReport.Requests()
+        public var latencyMs = RunReport.Latency()
+        public var slo = RunReport.SLO()
+        public var throughput = RunReport.Throughput()
+        public var kv = RunReport.KV()
+        /// Failed plus rejected in the window: requests the action would lose.
+        public var lost: Int { requests.failed + requests.rejected }
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case requests, slo, throughput, kv
+            case latencyMs = "latency_ms"
+        }
+    }
+
+    /// The command previewed, as the engine prints it.
+    public var command = ""
+    public var durationSeconds = 0.0
+    /// Simulated time of the fork (the window is `from_s … from_s + duration_s`).
+    public var fromSeconds = 0.0
+    /// What the engine answered to the command on the `with_command` side.
+    public var reply = ""
+    public var baseline = Side()
+    public var withCommand = Side()
+    /// Wall-clock seconds the preview took; the engine never reads the clock, so the face fills it.
+    public var wallSeconds = 0.0
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case command, reply, baseline
+        case durationSeconds = "duration_s"
+        case fromSeconds = "from_s"
+        case withCommand = "with_command"
+        case wallSeconds = "wall_seconds"
+    }
+}
+
+/// Why a preview was refused: a bad duration, a command the engine would reject, a trace that
+/// cannot be reopened. One line.
+public struct PreviewRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A preview forked and ready to run: owns its two engines, touched by one thread at a time.
+/// Running it never touches the engine it was forked from.
+public final class PreviewRun: @unchecked Sendable {
+    public let request: PreviewRequest
+    let baseline: ServingEngine
+    let withCommand: ServingEngine
+    let baselineMark: ServingEngine.WindowMark
+    let withCommandMark: ServingEngine.WindowMark
+    let reply: String
+    public let from: SimTime
+    public var end: SimTime { from + request.duration }
+
+    init(request: PreviewRequest, baseline: ServingEngine, withCommand: ServingEngine,
+         baselineMark: ServingEngine.WindowMark, withCommandMark: ServingEngine.WindowMark, reply: String) {
+        self.request = request
+        self.baseline = baseline
+        self.withCommand = withCommand
+        self.baselineMark = baselineMark
+        self.withCommandMark = withCommandMark
+        self.reply = reply
+        from = baseline.now
+    }
+
+    /// Simulated seconds per slice between progress reports.
+    static let slice: SimTime = 15
+
+    /// Runs both sides to the window's end, reporting progress (0…1) between slices, and
+    /// returns both sides' window reports (`wall_seconds` 0: the caller times it).
+    public func run(progress: (Double) -> Void = { _ in }) -> PreviewResult {
+        var t = from
+        while t < end {
+            t = min(end, t + Self.slice)
+            for engine in [baseline, withCommand] { Self.run(engine, until: t) }
+            progress((t - from) / request.duration)
+        }
+        var result = PreviewResult()
+        result.command = request.command.description
+        result.durationSeconds = request.duration
+        result.fromSeconds = from
+        result.reply = reply
+        result.baseline = baseline.windowSide(since: baselineMark)
+        result.withCommand = withCommand.windowSide(since: withCommandMark)
+        return result
+    }
+
+    /// `run(until:)` returns early after a pathological burst at one instant; keep going.
+    private static func run(_ engine: ServingEngine, until time: SimTime) {
+        while engine.now < time { engine.run(until: time) }
+    }
+}
+
+extension ServingEngine {
+    /// Forks the engine twice and applies `request.command` to one fork at its start; the
+    /// engine is not changed. Refused for a duration out of range or a command the engine
+    /// would reject (the engine's reason is given). Call on the engine thread, between events.
+    public func startPreview(_ request: PreviewRequest) throws(PreviewRefusal) -> PreviewRun {
+        guard request.duration.isFinite, PreviewRequest.durationRange.contains(request.duration) else {
+            throw PreviewRefusal("a preview runs from 1s to 1h of simulated time; got \(OperatorCommand.format(request.duration)) s")
+        }
+        switch request.command {
+        case .speed, .speedMax, .pause, .resume:
+            throw PreviewRefusal("'\(request.command)' changes only the pace of the live run; nothing to preview")
+        default: break
+        }
+        let baseline: ServingEngine, withCommand: ServingEngine
+        do {
+            baseline = try fork()
+            withCommand = try fork()
+        } catch {
+            throw PreviewRefusal("cannot fork the engine: \(error)")
+        }
+        let baselineMark = baseline.beginWindow()
+        let withCommandMark = withCommand.beginWindow()
+        let reply = withCommand.apply(request.command)
+        guard reply.accepted else {
+            throw PreviewRefusal("the engine would reject '\(request.command)': \(reply.message)")
+        }
+        return PreviewRun(request: request, baseline: baseline, withCommand: withCommand,
+                          baselineMark: baselineMark, withCommandMark: withCommandMark, reply: reply.message)
+    }
+
+    /// ``startPreview(_:)`` and ``PreviewRun/run(progress:)`` in one call (tests, offline use).
+    public func preview(_ request: PreviewRequest) throws(PreviewRefusal) -> PreviewResult {
+        try startPreview(request).run()
+    }
+
+    /// The counters at a window's start, to report the window alone.
+    struct WindowMark {
+        var at: SimTime
+        var arrived = 0, completed = 0, failed = 0, rejected = 0
+        var promptTokens = 0, generatedTokens = 0, prefillComputedTokens = 0, sloMet = 0
+        var failureReasons: [String: Int] = [:], rejectionReasons: [String: Int] = [:]
+        var prefix = PrefixCacheStats()
+    }
+
+    /// Starts a reporting window: takes the counters and clears the whole-run latency histograms
+    /// and the KV peak (so a report of this engine from here on covers the window for those).
+    /// Used on forks; on a live engine it would reset its report's latencies.
+    func beginWindow() -> WindowMark {
+        let t = telemetry
+        let mark = WindowMark(at: now, arrived: t.arrived, completed: t.completed, failed: t.failed,
+                              rejected: t.rejected, promptTokens: t.promptTokens, generatedTokens: t.generatedTokens,
+                              prefillComputedTokens: t.prefillComputedTokens, sloMet: t.sloMet,
+                              failureReasons: t.failureReasons, rejectionReasons: t.rejectionReasons,
+                              prefix: prefixStats())
+        telemetry.ttft.reset()
+        telemetry.tpot.reset()
+        telemetry.e2e.reset()
+        telemetry.peakDecodeUsage = decodeKVUsage()
+        return mark
+    }
+
+    /// The report's `requests`, `latency_ms`, `slo`, `throughput` and `kv` over the window
+    /// begun at `mark`.
+    func windowSide(since mark: WindowMark) -> PreviewResult.Side {
+        let whole = report()
+        let t = telemetry
+        func delta(_ now: [String: Int], _ then: [String: Int]) -> [String: Int] {
+            var d: [String: Int] = [:]
+            for (reason, count) in now where count - (then[reason] ?? 0) > 0 { d[reason] = count - (then[reason] ?? 0) }
+            return d
+        }
+        var side = PreviewResult.Side()
+        let completed = t.completed - mark.completed
+        side.requests = .init(arrived: t.arrived - mark.arrived, completed: completed, failed: t.failed - mark.failed,
+                              rejected: t.rejected - mark.rejected, inFlight: whole.requests.inFlight,
+                              failureReasons: delta(t.failureReasons, mark.failureReasons),
+                              rejectionReasons: delta(t.rejectionReasons, mark.rejectionReasons))
+        side.requests.inFlightWalked = whole.requests.inFlightWalked
+        let seconds = max(now - mark.at, 1e-9)
+        // As report() counts them: decode throughput over the NPUs that decode, prefill over those that prefill.
+        var decodeNPUs = 0, prefillNPUs = 0
+        for instance in instances {
+            let npus = instance.external ? instance.groupSpec.npusEach : instance.npus.count
+            if instance.hasDecode { decodeNPUs += npus }
+            if instance.hasPrefill { prefillNPUs += npus }
+        }
+        let output = Double(t.generatedTokens - mark.generatedTokens) / seconds
+        side.throughput = .init(
+            outputTokensPerS: output, outputTokensPerSPerNPU: output / Double(max(1, decodeNPUs)),
+            prefillTokensPerSPerNPU: Double(t.prefillComputedTokens - mark.prefillComputedTokens) / seconds
+                / Double(max(1, prefillNPUs)))
+        side.latencyMs = whole.latencyMs
+        side.slo = whole.slo
+        side.slo.attainment = completed == 0 ? 0 : Double(t.sloMet - mark.sloMet) / Double(completed)
+        let prefix = prefixStats()
+        var windowPrefix = PrefixCacheStats()
+        windowPrefix.queriedTokens = prefix.queriedTokens - mark.prefix.queriedTokens
+        windowPrefix.hitTokens = prefix.hitTokens - mark.prefix.hitTokens
+        side.kv = .init(peakUsage: whole.kv.peakUsage, prefixHitRate: windowPrefix.hitRate)
+        return side
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// The what-if overlay (issue 16): opened from `:preview`, from `p` at a drain or fault
+/// confirmation, and from the fault menu; `a` applies, Esc dismisses; drawn in the cell grid.
+@Suite struct PreviewOverlayTests {
+    /// A side as the admin API would send it (the report's nested types have no public inits).
+    static func side(completed: Int, failed: Int, reasons: String, ttftP99: Double, attainment: Double,
+                     peak: Double) -> String {
+        """
+        {"requests": {"arrived": 90000, "completed": \(completed), "failed": \(failed), "rejected": 0,
+                      "in_flight": \(90000 - completed - failed), "failure_reasons": {\(reasons)}, "rejection_reasons": {}},
+         "latency_ms": {"ttft": {"mean": 900, "p50": 800, "p90": 1200, "p99": \(ttftP99)},
+                        "tpot": {"mean": 30, "p50": 29, "p90": 33, "p99": 35},
+                        "e2e": {"mean": 40000, "p50": 35000, "p90": 60000, "p99": 90000}},
+         "slo": {"ttft_ms": 2000, "tpot_ms": 35, "attainment": \(attainment)},
+         "throughput": {"output_tokens_per_s": 180000, "output_tokens_per_s_per_npu": 1406,
+                        "prefill_tokens_per_s_per_npu": 5000},
+         "kv": {"peak_usage": \(peak), "prefix_hit_rate": 0.41}}
+        """
+    }
+
+    static func result(lostWith: Int = 0) -> PreviewResult {
+        let baseline = side(completed: 89_500, failed: 0, reasons: "", ttftP99: 1_500, attainment: 0.97, peak: 0.62)
+        let with = side(completed: 89_000, failed: lostWith, reasons: lostWith > 0 ? "\"decode TE down\": \(lostWith)" : "",
+                        ttftP99: 2_070, attainment: 0.91, peak: 0.71)
+        let json = """
+            {"command": "drain node 20", "duration_s": 600, "from_s": 642, "reply": "node 20 drained",
+             "wall_seconds": 0.84, "baseline": \(baseline), "with_command": \(with)}
+            """
+        return try! JSONDecoder().decode(PreviewResult.self, from: Data(json.utf8))
+    }
+
+    static func open(_ line: String) -> (ConsoleState, [ConsoleEffect]) {
+        var s = primedState()
+        s.wallNow = 100
+        var effects: [ConsoleEffect] = []
+        for key in [Key.char(":")] + typed(line) + [.enter] {
+            let (next, more) = ConsoleUpdate.update(s, .key(key))
+            s = next
+            effects += more
+        }
+        return (s, effects)
+    }
+
+    @Test func previewLineOpensTheOverlayAndAsksTheEngine() {
+        let (s, effects) = Self.open("preview drain node 20")
+        #expect(effects == [.preview(commandLine: "preview drain node 20 for 10m")])
+        #expect(s.preview?.command == "drain node 20")
+        #expect(s.preview?.phase == .computing(progress: 0))
+    }
+
+    @Test func badPreviewSaysWhyAndOpensNothing() {
+        let (s, effects) = Self.open("preview drain node 20 for 5h")
+        #expect(effects.isEmpty && s.preview == nil)
+        #expect(s.status?.isError == true && s.status?.text.contains("1s to 1h") == true)
+    }
+
+    @Test func drainConfirmationAndFaultMenuOfferAPreview() {
+        var s = primedState()
+        s.selectedNPU = 16
+        var (next, effects) = ConsoleUpdate.update(s, .key(.char("d")))
+        #expect(next.confirmation?.command == "drain node 2")
+        (next, effects) = ConsoleUpdate.update(next, .key(.char("p")))
+        #expect(effects == [.preview(commandLine: "preview drain node 2 for 10m")])
+        #expect(next.confirmation == nil && next.preview?.command == "drain node 2")
+
+        (next, _) = ConsoleUpdate.update(s, .key(.char("f")))
+        (next, _) = ConsoleUpdate.update(next, .key(.down))
+        (next, effects) = ConsoleUpdate.update(next, .key(.char("p")))
+        #expect(effects == [.preview(commandLine: "preview fault npu 16 for 10m")])
+        #expect(next.faultMenu == nil)
+
+        // And from a fault's y/n confirmation.
+        (next, _) = ConsoleUpdate.update(s, .key(.char("f")))
+        (next, _) = ConsoleUpdate.update(next, .key(.char("3")))
+        #expect(next.confirmation?.command == "fault node 2")
+        (next, effects) = ConsoleUpdate.update(next, .key(.char("p")))
+        #expect(effects == [.preview(commandLine: "preview fault node 2 for 10m")])
+    }
+
+    @Test func applyOnlyWhenReadyAndEscapeDismisses() {
+        var (s, _) = Self.open("preview drain node 20")
+        var effects: [ConsoleEffect]
+        (s, effects) = ConsoleUpdate.update(s, .key(.char("a")))
+        #expect(effects.isEmpty && s.preview != nil, "nothing to apply while computing")
+        (s, _) = ConsoleUpdate.update(s, .preview(.progress(line: "preview drain node 20 for 10m", 0.5)))
+        #expect(s.preview?.phase == .computing(progress: 0.5))
+        // An answer for another preview (one dismissed earlier) is ignored.
+        (s, _) = ConsoleUpdate.update(s, .preview(.finished(line: "preview rebalance for 10m", .success(Self.result()))))
+        #expect(s.preview?.phase == .computing(progress: 0.5))
+        (s, _) = ConsoleUpdate.update(s, .preview(.finished(line: "preview drain node 20 for 10m", .success(Self.result()))))
+        #expect(s.preview?.phase == .ready(Self.result()))
+        (s, _) = ConsoleUpdate.update(s, .key(.char("d")))
+        #expect(s.confirmation == nil && s.preview != nil, "keys under the overlay are swallowed")
+        let applied = ConsoleUpdate.update(s, .key(.char("a")))
+        #expect(applied.1 == [.send(commandLine: "drain node 20")] && applied.0.preview == nil)
+        let dismissed = ConsoleUpdate.update(s, .key(.escape))
+        #expect(dismissed.1.isEmpty && dismissed.0.preview == nil)
+    }
+
+    @Test func readyOverlayAt80x24() {
+        let lines = renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: "drain node 20", line: "preview drain node 20 for 10m", askedAt: 0)
+            $0.preview?.phase = .ready(Self.result())
+        }
+        let body = lines.joined(separator: "\n")
+        #expect(lines.count == 24 && lines.allSatisfy { $0.count <= 80 })
+        #expect(body.contains("What if · drain node 20"))
+        #expect(body.contains("baseline  with command        change"))
+        #expect(lines.contains { $0.contains("TTFT p99") && $0.contains("1.50s") && $0.contains("2.07s") && $0.contains("+38%") })
+        #expect(lines.contains { $0.contains("SLO attainment") && $0.contains("97.0%") && $0.contains("−6.0 pt") })
+        #expect(lines.contains { $0.contains("output tok/s per die") })
+        #expect(body.contains("TTFT p99 +38% for 10 min, 0 requests lost"))
+        #expect(body.contains("a applies drain node 20 for real · Esc dismisses"))
+    }
+
+    @Test func deltasAreColouredByBetterOrWorse() {
+        let rows = PreviewOverlayView.rows(Self.result())
+        func style(_ label: String) -> Style { PreviewOverlayView.deltaStyle(rows.first { $0.label == label }!) }
+        #expect(style("TTFT p99").fg == .bad, "slower is worse")
+        #expect(style("SLO attainment").fg == .bad)
+        #expect(style("TPOT p99").fg == .dim, "unchanged")
+        #expect(style("arrived").fg == .dim, "no better direction")
+        var better = Self.result()
+        swap(&better.baseline, &better.withCommand)
+        let swapped = PreviewOverlayView.rows(better)
+        #expect(PreviewOverlayView.deltaStyle(swapped.first { $0.label == "TTFT p99" }!).fg == .good)
+    }
+
+    @Test func verdictCountsLostRequests() {
+        #expect(PreviewOverlayView.verdict(Self.result(lostWith: 12)) == "TTFT p99 +38% for 10 min, 12 requests lost (0 without)")
+        let lines = renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: "drain node 20", line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(Self.result(lostWith: 12))
+        }
+        #expect(lines.contains { $0.contains("most lost: 12 × decode TE down") })
+    }
+
+    @Test func computingShowsProgressAfterAMomentAndRefusalSaysWhy() {
+        func render(_ phase: PreviewOverlay.Phase, wall: Double) -> String {
+            renderFixture(.pod) {
+                $0.wallNow = wall
+                $0.preview = PreviewOverlay(command: "drain node 20", line: "preview drain node 20 for 10m", askedAt: 10)
+                $0.preview?.phase = phase
+            }.joined(separator: "\n")
+        }
+        let quick = render(.computing(progress: 0.4), wall: 10.1)
+        #expect(quick.contains("computing…") && !quick.contains("40%"))
+        let slow = render(.computing(progress: 0.4), wall: 11)
+        #expect(slow.contains("computing… ▕████████████░░░░░░░░░░░░░░░░░░▏ 40%"))
+        let refused = render(.refused("the engine would reject 'drain node 99': no node 99"), wall: 11)
+        #expect(refused.contains("Not previewed:") && refused.contains("no node 99"))
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import PodModel
+import ServingEngine
+import SimKit
+import Testing
+import XDSTestSupport
+@testable import EngineRuntime
+
+/// Previews through the host (issue 16): the live engine runs on while they compute, its run is
+/// the same as without them, and they never enter the command log.
+@Suite(.timeLimit(.minutes(10))) struct HostPreviewTests {
+    @Test func previewsDoNotChangeTheHostedRun() async throws {
+        let live = try CommandLogReplayTests.engine()
+        let host = EngineHost(core: live, speed: 10, publishInterval: 0.05, capabilities: Set(EngineCapability.allCases))
+        host.start()
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(host.send(commandLine: "fault die 40").accepted)
+        let before = host.latestSnapshot().simTime
+        let first = host.preview(commandLine: "preview drain node 1 for 2m")
+        let second = host.preview(commandLine: "drain node 1 for 2m")
+        guard case .success(let p1) = first, case .success(let p2) = second else {
+            Issue.record("previews refused: \(first) \(second)")
+            host.stop()
+            return
+        }
+        #expect(p1.command == "drain node 1" && p1.durationSeconds == 120 && p1.wallSeconds > 0)
+        #expect(p1.fromSeconds >= before && p2.fromSeconds >= p1.fromSeconds)
+        // Refusals: a command the engine rejects, a duration beyond an hour, a host-level bound.
+        for line in ["preview drain node 999", "preview drain node 1 for 3h", "preview rate 1e9"] {
+            guard case .failure(let refusal) = host.preview(commandLine: line) else {
+                Issue.record("\(line) was not refused")
+                continue
+            }
+            #expect(!refusal.message.isEmpty)
+        }
+        #expect(host.send(commandLine: "rate 30").accepted)
+        #expect(host.send(commandLine: "speed max").accepted)
+        #expect(eventually { host.latestSnapshot().simTime > 30 })
+        #expect(host.send(commandLine: "pause").accepted)
+        host.stop()
+
+        let log = host.commandLog
+        #expect(log.map(\.line) == ["fault die 40", "rate 30", "speed max", "pause"], "previews are not commands")
+        let end = live.now
+        let replayed = try CommandLogReplayTests.engine()
+        for entry in log {
+            replayed.run(until: entry.simTime)
+            try CommandLogReplayTests.replay(entry.line, into: replayed)
+        }
+        replayed.run(until: end)
+        #expect(live.report() == replayed.report())
+        #expect(live.recentEvents() == replayed.recentEvents())
+    }
+
+    @Test func aStoppedHostRefusesPreviews() throws {
+        let host = EngineHost(core: try CommandLogReplayTests.engine(), speed: 1)
+        guard case .failure(let refusal) = host.preview(commandLine: "preview rebalance") else {
+            Issue.record("a host that never started previewed")
+            return
+        }
+        #expect(refusal.message == "engine is not running")
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+/// The what-if preview (issue 16) on the engine: it never changes the engine, it is
+/// deterministic, its `with_command` side is what the live run then does, and bad requests are
+/// refused with a reason.
+@Suite(.timeLimit(.minutes(10))) struct PreviewTests {
+    static func request(_ line: String) throws -> PreviewRequest { try PreviewRequest.parse(line).get() }
+
+    @Test func previewsLeaveTheEngineByteForByteUnchanged() throws {
+        let a = try ForkTests.busyEngine()
+        let p1 = try a.preview(Self.request("preview fault node 3 for 30s"))
+        a.run(until: 9)
+        let p2 = try a.preview(Self.request("preview fault node 3 for 1m"))
+        _ = try a.preview(Self.request("preview drain node 0 for 1m"))
+        _ = try? a.preview(Self.request("preview drain node 99"))  // refused: changes nothing either
+        a.run(until: 60)
+        let c = try FaultTests.engine(rate: 30, limit: 300)
+        ForkTests.replay(ForkTests.busyActions, on: c, until: 60)
+        #expect(try ForkTests.state(a) == ForkTests.state(c))
+        #expect(p1.withCommand != p1.baseline && p2.withCommand != p2.baseline, "the previewed commands had an effect")
+    }
+
+    @Test func samePreviewTwiceGivesTheSameNumbers() throws {
+        let a = try ForkTests.busyEngine()
+        let request = try Self.request("preview fault node 3 for 2m")
+        let first = try a.preview(request), second = try a.preview(request)
+        #expect(first == second)
+        #expect(first.durationSeconds == 120 && first.fromSeconds == 8 && first.command == "fault node 3")
+        // A decode node lost: the command side loses requests or gets slower, and says why.
+        let w = first.withCommand, b = first.baseline
+        #expect(w.lost > b.lost || w.latencyMs.e2e.p99 > b.latencyMs.e2e.p99, "\(w) vs \(b)")
+        #expect(w.requests.failed == w.requests.failureReasons.values.reduce(0, +))
+    }
+
+    /// After the preview, the command applied for real: the live engine's next DURATION is the
+    /// `with_command` side exactly, and an engine left alone is the baseline.
+    @Test(arguments: ["preview undrain node 1 for 40s", "preview fault npu 30 for 1m", "preview rate 60 for 30s"])
+    func previewPredictsTheLiveRun(line: String) throws {
+        let request = try Self.request(line)
+        let live = try ForkTests.busyEngine()
+        let predicted = try live.preview(request)
+        let alone = try live.fork()
+        let aloneMark = alone.beginWindow()
+        let mark = live.beginWindow()
+        #expect(live.apply(request.command).accepted)
+        live.run(until: 8 + request.duration)
+        alone.run(until: 8 + request.duration)
+        #expect(live.windowSide(since: mark) == predicted.withCommand)
+        #expect(alone.windowSide(since: aloneMark) == predicted.baseline)
+        #expect(predicted.withCommand.requests.arrived > 0 && predicted.withCommand.requests.completed > 0)
+    }
+
+    @Test func windowCountsOnlyTheWindow() throws {
+        let a = try ForkTests.busyEngine()
+        let before = a.report().requests
+        let p = try a.preview(Self.request("preview undrain node 1 for 5m"))
+        let after = try a.fork()
+        after.run(until: 8 + 300)
+        let whole = after.report().requests
+        #expect(p.baseline.requests.arrived == whole.arrived - before.arrived)
+        #expect(p.baseline.requests.completed == whole.completed - before.completed)
+        #expect(p.baseline.requests.inFlight == whole.inFlight)
+    }
+
+    @Test(arguments: [
+        ("preview drain node 99", "the engine would reject 'drain node 99'"),
+        ("preview heal 42", "the engine would reject 'heal 42'"),
+    ])
+    func commandsTheEngineRejectsAreRefusedWithItsReason(line: String, prefix: String) throws {
+        let a = try ForkTests.busyEngine()
+        let before = try ForkTests.state(a)
+        let request = try Self.request(line)
+        #expect(throws: PreviewRefusal.self) { try a.preview(request) }
+        do { _ = try a.preview(request) } catch {
+            #expect(error.message.hasPrefix(prefix), "\(error.message)")
+            #expect(error.message.count > prefix.count + 5, "gives the engine's reason: \(error.message)")
+        }
+        #expect(try ForkTests.state(a) == before)
+    }
+
+    @Test func engineRefusesDurationsOutOfRange() throws {
+        let a = try FaultTests.engine()
+        for seconds in [0, -5, 3_601, .infinity, .nan] as [Double] {
+            #expect(throws: PreviewRefusal.self) { try a.preview(PreviewRequest(command: .rebalance, duration: seconds)) }
+        }
+        #expect(throws: PreviewRefusal.self) { try a.preview(PreviewRequest(command: .pause, duration: 60)) }
+    }
+
+    @Test(arguments: [
+        ("preview drain node 20 for 10m", OperatorCommand.drain(node: 20), 600.0),
+        ("preview drain node 20", .drain(node: 20), 600),
+        ("PREVIEW fault npu 3 for 90s", .faultNPU(3), 90),
+        ("preview rate 50 for 1h", .rate(requestsPerSecond: 50), 3_600),
+        ("preview rebalance for 2.5m", .rebalance, 150),
+        ("preview heal all for 45", .healAll, 45),
+        ("fault node 2 for 1min", .faultNode(2), 60),
+    ])
+    func parsesPreviews(line: String, command: OperatorCommand, seconds: Double) throws {
+        let request = try Self.request(line)
+        #expect(request.command == command)
+        #expect(request.duration == seconds)
+        #expect(try Self.request(request.description) == request, "round trip of \(request)")
+    }
+
+    @Test(arguments: [
+        ("preview preview drain node 2", "a preview cannot preview a preview"),
+        ("preview", "expected a command to preview"),
+        ("preview drain node 2 for 2h", "a preview runs from 1s to 1h"),
+        ("preview drain node 2 for 0s", "a preview runs from 1s to 1h"),
+        ("preview drain node 2 for 1e300h", "a preview runs from 1s to 1h"),
+        ("preview drain node 2 for soon", "expected a duration from 1s to 1h"),
+        ("preview drain node 2 for nan", "expected a duration from 1s to 1h"),
+        ("preview drain node 2 for", "expected a duration after 'for'"),
+        ("preview pause", "'pause' changes only the pace"),
+        ("preview speed 10", "'speed 10' changes only the pace"),
+        ("preview drain nod 2", "expected 'node'"),
+    ])
+    func refusesBadPreviews(line: String, message: String) {
+        guard case .failure(let error) = PreviewRequest.parse(line) else {
+            Issue.record("\(line) was accepted")
+            return
+        }
+        #expect(error.message.hasPrefix(message) || error.message.contains(message), "\(line): \(error.message)")
+    }
+
+    @Test func resultEncodesTheInterfaceKeys() throws {
+        let a = try ForkTests.busyEngine()
+        var p = try a.preview(Self.request("preview undrain node 1 for 20s"))
+        p.wallSeconds = 0.5
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let object = try #require(try JSONSerialization.jsonObject(with: encoder.encode(p)) as? [String: Any])
+        for key in ["command", "duration_s", "baseline", "with_command", "wall_seconds"] { #expect(object[key] != nil, "\(key)") }
+        let side = try #require(object["with_command"] as? [String: Any])
+        #expect(Set(side.keys) == ["requests", "latency_ms", "slo", "throughput", "kv"])
+        #expect(try JSONDecoder().decode(PreviewResult.self, from: encoder.encode(p)) == p)
+    }
+}
