@@ -4,6 +4,8 @@ import HeapModule
 public struct EventID: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Insertion sequence number; also the tie-breaker at equal times.
     public let sequence: UInt64
+    /// For specialised queues that number their events the same way (the engine's own queue).
+    public init(sequence: UInt64) { self.sequence = sequence }
     public static func < (a: EventID, b: EventID) -> Bool { a.sequence < b.sequence }
     public var description: String { "event#\(sequence)" }
 }

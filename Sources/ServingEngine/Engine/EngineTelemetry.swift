@@ -166,11 +166,36 @@ struct LatencyHistogram {
         histogram = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: digits)
     }
 
+    /// Changes with every record and reset: the key of ``summary()``'s cache.
+    private var version: UInt64 = 0
+    private var cachedVersion: UInt64 = .max
+    private var cached = Summary()
+
     mutating func record(seconds: Double) {
         let micros = UInt64(max(1, min(35_999_999_999, (seconds * 1_000_000).rounded())))
         _ = histogram.record(micros)
+        version &+= 1
     }
-    mutating func reset() { if histogram.totalCount > 0 { histogram.reset() } }
+    mutating func reset() {
+        if histogram.totalCount > 0 { histogram.reset() }
+        version &+= 1
+    }
+
+    /// What a snapshot shows of the histogram.
+    struct Summary {
+        var meanMs = 0.0, p50Ms = 0.0, p90Ms = 0.0, p99Ms = 0.0
+        var bins = HistogramBins()
+    }
+
+    /// Mean, percentiles and bins, recomputed only when samples arrived since the last call
+    /// (a snapshot of an idle or paused engine costs nothing here; they were 10 ms each).
+    mutating func summary() -> Summary {
+        if cachedVersion != version {
+            cached = Summary(meanMs: meanMs, p50Ms: p50Ms, p90Ms: p90Ms, p99Ms: p99Ms, bins: bins())
+            cachedVersion = version
+        }
+        return cached
+    }
     var count: UInt64 { histogram.totalCount }
     var meanMs: Double { count == 0 ? 0 : histogram.mean / 1_000 }
     func percentileMs(_ p: Double) -> Double { count == 0 ? 0 : Double(histogram.valueAtPercentile(p)) / 1_000 }

@@ -123,10 +123,10 @@ extension ServingEngine {
         var used = 0.0, capacity = 0.0
         let blockTokens = Double(configuration.kvBlockTokens)
         for instance in instances where instance.hasDecode {
-            for group in instance.dp {
-                used += Double(group.kv.usedBlocks) * blockTokens
-                    + Double(group.running * instance.stepIndex - group.joinStepSum) * tokensPerStep
-                capacity += Double(group.kv.totalBlocks) * blockTokens
+            for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
+                used += Double(instance.dp[g].kv.usedBlocks) * blockTokens
+                    + Double(instance.dp[g].running * instance.stepIndex - instance.dp[g].joinStepSum) * tokensPerStep
+                capacity += Double(instance.dp[g].kv.totalBlocks) * blockTokens
             }
         }
         return capacity > 0 ? min(1, used / capacity) : 0

@@ -11,7 +11,10 @@ extension ServingEngine {
         var best = -1
         var bestUsage = Double.infinity
         for (index, instance) in instances.enumerated() where instance.role == .decode && instance.available {
-            let usage = instance.dp.reduce(0.0) { $0 + $1.kv.usageIncludingReserved } / Double(instance.dp.count)
+            // Indexed, in the order of a reduce (the same float sum): no group is copied.
+            var sum = 0.0
+            for g in instance.dp.indices { sum += instance.dp[g].kv.usageIncludingReserved }
+            let usage = sum / Double(instance.dp.count)
             if usage < bestUsage {
                 best = index
                 bestUsage = usage

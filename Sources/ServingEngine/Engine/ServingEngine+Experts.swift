@@ -79,15 +79,16 @@ extension ServingEngine {
     }
 
     func advanceEPLB(_ index: Int) {
-        guard instances[index].eplb != nil, instances[index].experts != nil else { return }
-        // The controller and the routing live side by side in the instance: take them out for
-        // the call (exclusive access), then put them back.
-        var controller = instances[index].eplb!, routing = instances[index].experts!
-        let outcomes = controller.tick(now: now, routing: &routing, planner: sharedPlan)
-        instances[index].eplb = controller
-        instances[index].experts = routing
-        for outcome in outcomes { logRebalance(index, outcome) }
-        switch instances[index].eplb!.phase {
+        let te = instances[index]
+        guard te.eplb != nil, te.experts != nil else { return }
+        // Between its cadence and its swap phases the controller has nothing to do: no call (the
+        // tick would change nothing). The controller and the routing are two stored properties
+        // of the TE (a class), so the call updates both in place.
+        if te.eplb!.isDue(now: now) {
+            let outcomes = te.eplb!.tick(now: now, routing: &te.experts!, planner: sharedPlan)
+            for outcome in outcomes { logRebalance(index, outcome) }
+        }
+        switch te.eplb!.phase {
         case .prefetch(let until, _, _), .load(let until, _, _, _):
             queue.schedule(at: max(now, until), .expertSwap(instance: index))
         case .idle:
@@ -101,10 +102,8 @@ extension ServingEngine {
         var started = 0
         var messages: [String] = []
         for index in instances.indices where instances[index].eplb != nil {
-            var controller = instances[index].eplb!, routing = instances[index].experts!
-            let outcome = controller.requestRebalance(now: now, routing: &routing, planner: sharedPlan)
-            instances[index].eplb = controller
-            instances[index].experts = routing
+            let te = instances[index]
+            let outcome = te.eplb!.requestRebalance(now: now, routing: &te.experts!, planner: sharedPlan)
             if outcome.started {
                 started += 1
                 logRebalance(index, outcome)

@@ -42,9 +42,9 @@ extension ServingEngine {
         s.inFlight = inFlightStatuses(limit: 200)
         s.recent = Array(telemetry.recent)
         s.events = Array(telemetry.ring)
-        s.histograms.ttft = telemetry.ttft.bins()
-        s.histograms.tpot = telemetry.tpot.bins()
-        s.histograms.e2e = telemetry.e2e.bins()
+        s.histograms.ttft = telemetry.ttft.summary().bins
+        s.histograms.tpot = telemetry.tpot.summary().bins
+        s.histograms.e2e = telemetry.e2e.summary().bins
         return s
     }
 
@@ -53,11 +53,12 @@ extension ServingEngine {
 
     func latencySummary() -> LatencySummary {
         var l = LatencySummary()
-        let t = telemetry
-        (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms, l.ttftMeanMs) = (t.ttft.p50Ms, t.ttft.p90Ms, t.ttft.p99Ms, t.ttft.meanMs)
-        (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms, l.tpotMeanMs) = (t.tpot.p50Ms, t.tpot.p90Ms, t.tpot.p99Ms, t.tpot.meanMs)
-        (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms, l.e2eMeanMs) = (t.e2e.p50Ms, t.e2e.p90Ms, t.e2e.p99Ms, t.e2e.meanMs)
-        l.sloAttainment = t.completed == 0 ? 0 : Double(t.sloMet) / Double(t.completed)
+        // Cached per histogram until new samples arrive (no copy of the telemetry either).
+        let ttft = telemetry.ttft.summary(), tpot = telemetry.tpot.summary(), e2e = telemetry.e2e.summary()
+        (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms, l.ttftMeanMs) = (ttft.p50Ms, ttft.p90Ms, ttft.p99Ms, ttft.meanMs)
+        (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms, l.tpotMeanMs) = (tpot.p50Ms, tpot.p90Ms, tpot.p99Ms, tpot.meanMs)
+        (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms, l.e2eMeanMs) = (e2e.p50Ms, e2e.p90Ms, e2e.p99Ms, e2e.meanMs)
+        l.sloAttainment = telemetry.completed == 0 ? 0 : Double(telemetry.sloMet) / Double(telemetry.completed)
         return l
     }
 

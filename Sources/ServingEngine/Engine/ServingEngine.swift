@@ -32,7 +32,7 @@ public final class ServingEngine {
     let tokensPerStep: Double
 
     var workload: any WorkloadSource
-    var queue = EventQueue<EngineEventKind>()
+    var queue = EngineEventQueue()
     public private(set) var now: SimTime = 0
     var arrivalPending = false
     var requests: [Int: RequestState] = [:]
@@ -183,8 +183,8 @@ public final class ServingEngine {
     /// so); calling it again continues.
     public func run(until limit: SimTime) {
         var atOneInstant = 0
-        while let (next, event) = queue.peek(), next <= limit {
-            if event.isPeriodic, next >= noSkipBefore, skipQuietStretch(before: limit) { continue }
+        while let (next, periodic) = queue.peekHead(), next <= limit {
+            if periodic, next >= noSkipBefore, skipQuietStretch(before: limit) { continue }
             let before = now
             step()
             atOneInstant = now == before ? atOneInstant + 1 : 0
@@ -216,8 +216,8 @@ public final class ServingEngine {
     @discardableResult
     public func runToCompletion(limit: SimTime = .infinity) -> Bool {
         while arrivalPending || telemetry.inFlight > 0 {
-            guard let (next, event) = queue.peek(), next <= limit else { return false }
-            if event.isPeriodic, next >= noSkipBefore, skipQuietStretch(before: limit) { continue }
+            guard let (next, periodic) = queue.peekHead(), next <= limit else { return false }
+            if periodic, next >= noSkipBefore, skipQuietStretch(before: limit) { continue }
             step()
         }
         return true

@@ -68,6 +68,15 @@ public struct EPLBController: Sendable {
         return plan(now: now, routing: &routing, minimumGain: 0, planner: planner)
     }
 
+    /// Whether ``tick(now:routing:planner:)`` would do anything at `now`: the automatic cadence is
+    /// due, or a swap phase ends. When false, a tick changes nothing and the caller may skip it.
+    public func isDue(now: SimTime) -> Bool {
+        switch phase {
+        case .idle: mode == .on && now >= nextAutomatic
+        case .prefetch(let until, _, _), .load(let until, _, _, _): now >= until
+        }
+    }
+
     /// Advances the swap phases and the automatic cadence; returns what happened, for the event log.
     public mutating func tick(now: SimTime, routing: inout ExpertRouting, planner: Planner? = nil) -> [Outcome] {
         var outcomes: [Outcome] = []

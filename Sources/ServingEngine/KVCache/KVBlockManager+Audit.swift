@@ -5,7 +5,8 @@ extension KVBlockManager {
     /// deterministic.
     public func audit() -> [String] {
         var problems: [String] = []
-        var holders = Array(repeating: 0, count: totalBlocks)
+        // Blocks from `touchedBlocks` on were never handed out: free by construction.
+        var holders = Array(repeating: 0, count: touchedBlocks)
         var expectedReserved = 0
         for (requestID, sequence) in sequences {
             if sequence.blocks.count != blocksFor(sequence.tokens) {
@@ -15,16 +16,26 @@ extension KVBlockManager {
             if Set(sequence.blocks).count != sequence.blocks.count {
                 problems.append("request \(requestID) holds a block twice")
             }
-            for block in sequence.blocks { holders[block] += 1 }
+            for block in sequence.blocks {
+                guard block >= 0, block < touchedBlocks else {
+                    problems.append("request \(requestID) holds block \(block), never handed out")
+                    continue
+                }
+                holders[block] += 1
+            }
             expectedReserved += max(0, blocksFor(sequence.expectedTotalTokens) - sequence.blocks.count)
         }
-        var inFreeList = Array(repeating: false, count: totalBlocks)
+        var inFreeList = Array(repeating: false, count: touchedBlocks)
         for block in freeList {
+            guard block >= 0, block < touchedBlocks else {
+                problems.append("block \(block) on the free list was never handed out")
+                continue
+            }
             if inFreeList[block] { problems.append("block \(block) is on the free list twice") }
             inFreeList[block] = true
         }
         var owned = 0
-        for block in 0..<totalBlocks {
+        for block in 0..<touchedBlocks {
             // Counted without building an array per block: audits run after every step of the fault soak.
             let cached = evictable.contains(block)
             let places = (holders[block] > 0 ? 1 : 0) + (inFreeList[block] ? 1 : 0) + (cached ? 1 : 0)
@@ -45,9 +56,9 @@ extension KVBlockManager {
             problems.append("prefix index has \(cacheIndex.count) entries for a different number of hashed blocks")
         }
         if owned != ownedBlockCount { problems.append("owned count \(ownedBlockCount) but \(owned) owned blocks") }
-        if owned + freeList.count + evictable.count != totalBlocks {
+        if owned + freeList.count + untouchedBlocks + evictable.count != totalBlocks {
             problems.append(
-                "owned \(owned) + free \(freeList.count) + cached \(evictable.count) != total \(totalBlocks)")
+                "owned \(owned) + free \(freeList.count + untouchedBlocks) + cached \(evictable.count) != total \(totalBlocks)")
         }
         if expectedReserved != reservedBlocks {
             problems.append("reserved count \(reservedBlocks) but requests reserve \(expectedReserved)")
@@ -56,5 +67,7 @@ extension KVBlockManager {
     }
 
     /// Test hook: loses a free block (as a leak bug would) so tests can prove audit notices.
-    mutating func leakFreeBlockForTesting() { _ = freeList.popLast() }
+    mutating func leakFreeBlockForTesting() {
+        if freeList.popLast() == nil { _ = touchFreshBlock() }
+    }
 }

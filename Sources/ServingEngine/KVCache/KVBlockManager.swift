@@ -48,11 +48,18 @@ public struct KVBlockManager: Sendable {
         var expectedTotalTokens: Int
     }
 
-    var referenceCount: [Int]
+    /// Per-block state for the blocks handed out at least once (`0..<touchedBlocks`): the arrays
+    /// grow on first use, so a pod of hundreds of groups does not allocate every group's full
+    /// table up front (the superpod's was 172 MB; a replay touches a fraction of a percent).
+    var referenceCount: [Int] = []
     /// Chained prefix hash held by a block, if the block is registered in the prefix cache.
-    var blockHash: [UInt64?]
+    var blockHash: [UInt64?] = []
     var cacheIndex: [UInt64: Int] = [:]
-    var freeList: [Int]
+    /// Blocks freed after use, taken last-in first-out before any never-used block.
+    var freeList: [Int] = []
+    /// Blocks `touchedBlocks..<totalBlocks` have never been used; they are handed out in
+    /// increasing order after the free list (the order of a free list that started full).
+    private(set) var touchedBlocks = 0
     var evictable: BlockLRU
     var sequences: [Int: Sequence] = [:]
     private(set) var ownedBlockCount = 0
@@ -62,10 +69,7 @@ public struct KVBlockManager: Sendable {
         precondition(totalBlocks > 0 && blockTokens > 0)
         self.totalBlocks = totalBlocks
         self.blockTokens = blockTokens
-        referenceCount = Array(repeating: 0, count: totalBlocks)
-        blockHash = Array(repeating: nil, count: totalBlocks)
-        freeList = Array((0..<totalBlocks).reversed())  // pop from the end: block 0 first
-        evictable = BlockLRU(capacity: totalBlocks)
+        evictable = BlockLRU(capacity: 0)
     }
 
     // MARK: Queries
@@ -73,7 +77,9 @@ public struct KVBlockManager: Sendable {
     /// Blocks referenced by at least one live request.
     public var usedBlocks: Int { ownedBlockCount }
     /// Blocks that can be handed out now: never-used free blocks plus evictable cached ones.
-    public var freeBlocks: Int { freeList.count + evictable.count }
+    public var freeBlocks: Int { freeList.count + untouchedBlocks + evictable.count }
+    /// Free blocks never handed out.
+    var untouchedBlocks: Int { totalBlocks - touchedBlocks }
     /// Unreferenced blocks holding a reusable prefix.
     public var cachedBlocks: Int { evictable.count }
     /// Share of blocks owned by live requests (`vllm:kv_cache_usage_perc`).
@@ -99,7 +105,12 @@ public struct KVBlockManager: Sendable {
     /// As ``cachedPrefixTokens(promptTokens:prefixHashes:)`` with keys already chained by
     /// ``PrefixHashes/chain(_:)``, so a scheduler probing many managers chains once.
     public func cachedPrefixTokens(promptTokens: Int, chainedHashes: [UInt64]) -> Int {
-        matchPrefix(promptTokens: promptTokens, chained: chainedHashes).count * blockTokens
+        // Counted, not collected: the JE and the prefill leader probe every group per arrival.
+        let limit = min(chainedHashes.count, (promptTokens - 1) / blockTokens)
+        guard limit > 0, !cacheIndex.isEmpty else { return 0 }
+        var hits = 0
+        while hits < limit, cacheIndex[chainedHashes[hits]] != nil { hits += 1 }
+        return hits * blockTokens
     }
 
     // MARK: Operations
@@ -212,9 +223,22 @@ public struct KVBlockManager: Sendable {
     /// A free block, evicting the least recently used cached block if none is free.
     private mutating func takeFreeBlock() -> Int {
         if let block = freeList.popLast() { return block }
+        if touchedBlocks < totalBlocks { return touchFreshBlock() }
         guard let block = evictable.popOldest() else { preconditionFailure("caller checked capacity") }
         if let hash = blockHash[block] { cacheIndex[hash] = nil }
         blockHash[block] = nil
+        return block
+    }
+
+    /// Hands out the lowest never-used block, growing the per-block arrays to cover it.
+    mutating func touchFreshBlock() -> Int {
+        let block = touchedBlocks
+        touchedBlocks += 1
+        referenceCount.append(0)
+        blockHash.append(nil)
+        if evictable.capacity < touchedBlocks {
+            evictable.grow(to: min(totalBlocks, max(touchedBlocks, 2 * evictable.capacity, 64)))
+        }
         return block
     }
 }

@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `xds bench replay`: issue 12's speed targets in one run. Each case is a whole `xds run`
+/// process (this binary, spawned), so the wall time includes start-up, the trace check and the
+/// report, as a user sees it; peak RSS is the child's own (`wait4`'s rusage). The minimum of
+/// `--repeat` runs is printed per case.
+///
+/// ```
+/// xds bench replay                                   # every default case, traces from ../shared/traces
+/// xds bench replay --case mooncake --case saturated --repeat 1
+/// xds bench replay --traces /work/shared/traces --json
+/// ```
+struct BenchReplay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Whole-process speed of the issue-12 replay cases: simulated s, wall s, ratio, peak RSS.",
+        discussion: "Cases: \(ReplayCase.all.map(\.name).joined(separator: ", ")) "
+            + "(default: all but \(ReplayCase.all.filter { !$0.byDefault }.map(\.name).joined(separator: ", "))). "
+            + "Targets: mooncake ≥ 10,000× real time, saturated ≥ 500×, azure-N ≥ 300× faster than Vidur, "
+            + "peak RSS < 400 MB saturated hour, < 100 MB idle.")
+
+    @Option(name: .customLong("case"), help: "A case to run (repeatable; default: the default set).")
+    var cases: [String] = []
+    @Option(help: "Directory of the shared traces (default: ../shared/traces relative to the working directory).")
+    var traces = "../shared/traces"
+    @Option(parsing: .unconditional, help: "Runs per case; the minimum wall time counts, \(FlagLimits.benchRepeat.allowed).")
+    var `repeat`: CLINumber = 3
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let repeats = try FlagLimits.benchRepeat.int(`repeat`)
+        var chosen: [ReplayCase] = []
+        for name in cases {
+            guard let c = ReplayCase.all.first(where: { $0.name == name }) else {
+                throw ValidationError("--case: unknown case '\(name)'; expected one of: "
+                    + ReplayCase.all.map(\.name).joined(separator: ", "))
+            }
+            chosen.append(c)
+        }
+        if chosen.isEmpty { chosen = ReplayCase.all.filter(\.byDefault) }
+        for c in chosen {
+            if let file = c.trace {
+                let path = (traces as NSString).appendingPathComponent(file)
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw ValidationError("case \(c.name) needs \(path), which is missing (give the traces directory with --traces)")
+                }
+            }
+        }
+        let exe = try Self.executablePath()
+        let out = FileManager.default.temporaryDirectory
+            .appendingPathComponent("xds-bench-replay-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        var results: [[String: Any]] = []
+        if !json {
+            print("case          simulated s     wall s        ×real   peak RSS MB   note")
+        }
+        for c in chosen {
+            var best: (wall: Double, rss: Double, sim: Double)?
+            for _ in 0..<repeats {
+                let args = ["run"] + c.arguments(traces: traces) + ["--quiet", "--out", out]
+                let (wall, rssKB, status) = try Self.spawn(exe, args)
+                guard status == 0 else { throw ValidationError("case \(c.name): xds \(args.joined(separator: " ")) exited \(status)") }
+                let sim = try Self.simSeconds(out)
+                let rss = Double(rssKB) / 1024
+                if best == nil || wall < best!.wall { best = (wall, max(rss, best?.rss ?? 0), sim) }
+                else { best!.rss = max(best!.rss, rss) }
+            }
+            guard let b = best else { continue }
+            var note = ""
+            if let vidur = c.vidurSeconds {
+                note = String(format: "%.0f× faster than Vidur's %.1f s (target ≥ 300×)", vidur / b.wall, vidur)
+            } else if let target = c.targetRatio {
+                note = String(format: "target ≥ %.0f×", target)
+            }
+            if let rssTarget = c.rssTargetMB { note += (note.isEmpty ? "" : "; ") + String(format: "RSS target < %.0f MB", rssTarget) }
+            results.append(["case": c.name, "sim_seconds": b.sim, "wall_seconds": b.wall,
+                            "ratio": b.sim / max(b.wall, 1e-9), "peak_rss_mb": b.rss,
+                            "command": (["xds", "run"] + c.arguments(traces: traces)).joined(separator: " ")])
+            if !json {
+                print(String(format: "%-12@ %12.1f %10.3f %12.0f %13.1f   %@", c.name as NSString, b.sim, b.wall,
+                             b.sim / max(b.wall, 1e-9), b.rss, note as NSString))
+            }
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: ["cases": results, "repeat": repeats],
+                                                  options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    /// This binary (the cases run it as child processes).
+    static func executablePath() throws -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        if n > 0 { return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        guard let path = Bundle.main.executablePath else { throw ValidationError("cannot locate the xds executable") }
+        return path
+    }
+
+    /// Runs `exe args` with stdout and stderr to /dev/null; wall seconds, peak RSS (KB), exit status.
+    static func spawn(_ exe: String, _ args: [String]) throws -> (wall: Double, rssKB: Int, status: Int32) {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ([exe] + args).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
+        guard rc == 0 else { throw ValidationError("cannot start \(exe): error \(rc)") }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 {
+            guard errno == EINTR else { throw ValidationError("wait4 failed: errno \(errno)") }
+        }
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let exited = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (wall, usage.ru_maxrss, exited)
+    }
+
+    static func simSeconds(_ report: String) throws -> Double {
+        let data = try Data(contentsOf: URL(fileURLWithPath: report))
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let sim = (object["sim_seconds"] as? NSNumber)?.doubleValue else {
+            throw ValidationError("\(report): no sim_seconds in the report")
+        }
+        return sim
+    }
+}
+
+/// One benchmark case: `xds run` arguments and the issue's target.
+struct ReplayCase {
+    var name: String
+    var trace: String?
+    var flags: [String]
+    var targetRatio: Double?
+    var vidurSeconds: Double?
+    var rssTargetMB: Double?
+    var byDefault = true
+
+    func arguments(traces: String) -> [String] {
+        guard let trace else { return flags }
+        return ["--workload", (traces as NSString).appendingPathComponent(trace)] + flags
+    }
+
+    static let all: [ReplayCase] = [
+        ReplayCase(name: "mooncake", trace: "mooncake_conversation.jsonl", flags: ["--deployment", "superpod"],
+                   targetRatio: 10_000),
+        ReplayCase(name: "saturated", flags: ["--deployment", "superpod", "--rate", "400", "--mix", "reasoning",
+                                              "--duration", "300s"], targetRatio: 500),
+        ReplayCase(name: "azure-1", trace: "azure_llm_2023_code.csv",
+                   flags: ["--deployment", "colocated:1:llama-2-7b:nvidia-a100:tp1", "--clip-to-context"], vidurSeconds: 14.7),
+        ReplayCase(name: "azure-2", trace: "azure_llm_2023_code.csv",
+                   flags: ["--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1", "--clip-to-context"], vidurSeconds: 16.5),
+        ReplayCase(name: "azure-4", trace: "azure_llm_2023_code.csv",
+                   flags: ["--deployment", "colocated:4:llama-2-7b:nvidia-a100:tp1", "--clip-to-context"], vidurSeconds: 24.9),
+        ReplayCase(name: "idle", flags: ["--deployment", "superpod", "--rate", "0", "--duration", "600s"], rssTargetMB: 100),
+        ReplayCase(name: "saturated-hour", flags: ["--deployment", "superpod", "--rate", "400", "--mix", "reasoning",
+                                                   "--duration", "3600s"], rssTargetMB: 400, byDefault: false),
+    ]
+}
