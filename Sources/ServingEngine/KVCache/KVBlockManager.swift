@@ -99,7 +99,17 @@ public struct KVBlockManager: Sendable {
     /// As ``cachedPrefixTokens(promptTokens:prefixHashes:)`` with keys already chained by
     /// ``PrefixHashes/chain(_:)``, so a scheduler probing many managers chains once.
     public func cachedPrefixTokens(promptTokens: Int, chainedHashes: [UInt64]) -> Int {
-        matchPrefix(promptTokens: promptTokens, chained: chainedHashes).count * blockTokens
+        // Counted, not collected: the JE probes every prefill group per arrival.
+        let limit = min(chainedHashes.count, (promptTokens - 1) / blockTokens)
+        var hits = 0
+        while hits < limit, cacheIndex[chainedHashes[hits]] != nil { hits += 1 }
+        return hits * blockTokens
+    }
+
+    /// The most ``cachedPrefixTokens(promptTokens:chainedHashes:)`` can return for a prompt with
+    /// `chainedCount` keys (the last token is always computed), so a prober can stop early.
+    public func longestPossiblePrefixTokens(promptTokens: Int, chainedCount: Int) -> Int {
+        max(0, min(chainedCount, (promptTokens - 1) / blockTokens)) * blockTokens
     }
 
     // MARK: Operations
