@@ -155,6 +155,15 @@ import XDSTestSupport
         #expect(Policies.completionWords(after: ["drain"]) == nil)
     }
 
+    @Test func scenariosCarryPolicyCommands() throws {
+        let text = "name = \"p\"\n[[step]]\nat = \"5s\"\ncommand = \"policy dp-lb round-robin\"\n"
+        let scenario = try Scenario(toml: text, source: "p.toml")
+        #expect(scenario.steps.map(\.command) == [.policy(slot: "dp-lb", name: "round-robin")])
+        #expect(throws: ConfigError.self) {
+            try Scenario(toml: text.replacingOccurrences(of: "round-robin", with: "fastest"), source: "p.toml")
+        }
+    }
+
     @Test func policyCommandIsAppliedLoggedAndCounted() throws {
         let engine = try Self.engine()
         engine.run(until: 1)
