@@ -38,8 +38,17 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Expert load balancing: off, on or perfect.")
     var eplb: EPLBMode = .on
 
-    @Option(help: "Fault recovery policy: fine-grained (default), pd-failover or restart-world.")
-    var recoveryPolicy: String = RecoveryPolicies.defaultName
+    @Option(help: "Fault recovery policy (default: the deployment's [policies] recovery, else fine-grained): \(Policies.help(Policies.recovery)).")
+    var recoveryPolicy: String?
+
+    @Option(help: "JE routing of requests to prefill TEs: \(Policies.help(Policies.routing)).")
+    var jeRouting: String?
+
+    @Option(help: "Decode DP load balancing: \(Policies.help(Policies.decodeBalancing)).")
+    var dpBalancing: String?
+
+    @Option(help: "EPLB planner (the mode is --eplb): \(Policies.help(Policies.eplbPlanner)).")
+    var eplbPlanner: String?
 
     @Flag(help: "When decode needs NPUs and the spare pool is empty, kill a prefill TE and use its NPUs.")
     var killPrefillToPreserveDecode = false
@@ -69,14 +78,11 @@ struct CommonOptions: ParsableArguments {
         let sloTPOTMs = try FlagLimits.sloTPOTMs.value(sloTPOTMs)
         let heartbeatInterval = try FlagLimits.heartbeatInterval.value(heartbeatInterval)
         let heartbeatMisses = try FlagLimits.heartbeatMisses.int(heartbeatMisses)
-        guard RecoveryPolicies.names.contains(recoveryPolicy) else {
-            throw ConfigError("--recovery-policy: unknown policy '\(recoveryPolicy)'; expected one of: "
-                + RecoveryPolicies.names.joined(separator: ", "))
-        }
+        let policies = try policyFlags()
         if workload != "synthetic", rate != nil {
             throw ConfigError("--rate applies to the synthetic workload, not to a trace")
         }
-        let d = try deployment.resolve()
+        let d = try resolveDeployment()
         var config = EngineConfiguration(deployment: d, seed: seed)
         config.syntheticRate = rate ?? defaultRate
         config.trafficMix = mix
@@ -84,7 +90,7 @@ struct CommonOptions: ParsableArguments {
         config.arrivalCV = arrivalCV
         config.sloTTFTMs = sloTTFTMs
         config.sloTPOTMs = sloTPOTMs
-        config.recoveryPolicy = recoveryPolicy
+        config.policies = policies
         config.faults.killPrefillToPreserveDecode = killPrefillToPreserveDecode
         config.faults.migrateDecodeOnDrain = drainMigratesDecode
         config.faults.heartbeatIntervalSeconds = heartbeatInterval

@@ -22,7 +22,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         if printConfig {
-            print(try common.deployment.resolve().toml(), terminator: "")
+            print(try common.deploymentWithPolicies().toml(), terminator: "")
             return
         }
         // Flags first (FlagLimits), then files: a bad number is refused before anything is read.

@@ -7,8 +7,9 @@ import Testing
     let shape = ModelSpecShape(moeLayers: 58, experts: 256)
     let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
 
-    @Test(arguments: EPLBPolicy.allCases)
-    func everyPolicyKeepsEveryExpertAndFillsTheSlots(policy: EPLBPolicy) {
+    @Test(arguments: Policies.eplbPlanner.names)
+    func everyPolicyKeepsEveryExpertAndFillsTheSlots(name: String) throws {
+        let policy = try Policies.eplbPlanner.make(name)
         var rng = RandomStreams(seed: 5).stream("p")
         let pop = ExpertPopularity.skewed(model: ModelSpecShape(moeLayers: 3, experts: 256), using: &rng)
         for (dies, slots) in [(288, 1), (32, 9)] {
@@ -30,7 +31,7 @@ import Testing
         var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 1)
         let off = routing.expectedImbalance
         #expect(off >= 2)
-        var eplb = EPLBController(mode: .off, policy: .greedy, cost: cost)
+        var eplb = EPLBController(mode: .off, policy: GreedyEPLBPlanner(), cost: cost)
         let outcome = eplb.requestRebalance(now: 10, routing: &routing)
         #expect(outcome.started)
         // Before the swap completes the placement is unchanged or worse (slots disabled).
@@ -88,7 +89,7 @@ import Testing
 
     @Test func automaticModeRebalancesOnItsCadenceAndSkipsSmallGains() {
         var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 2)
-        var eplb = EPLBController(mode: .on, policy: .deepseek, cost: cost)
+        var eplb = EPLBController(mode: .on, policy: DeepSeekEPLBPlanner(), cost: cost)
         #expect(eplb.tick(now: 30, routing: &routing).isEmpty)
         let first = eplb.tick(now: 60, routing: &routing)
         #expect(first.first?.started == true)
@@ -127,7 +128,7 @@ import Testing
         #expect(mean > 2 && mean < 8, "\(imbalances)")
         var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 1)
         let off = routing.expectedImbalance
-        routing.setPlacement(EPLBPolicy.greedy.plan(popularity: routing.popularity, dies: 288, slotsPerDie: 1))
+        routing.setPlacement(GreedyEPLBPlanner().plan(popularity: routing.popularity, dies: 288, slotsPerDie: 1))
         let on = routing.expectedImbalance
         let moe = { (factor: Double) -> Double in
             var input = DecodeStepInput(requestsPerGroup: 96, contextTokens: 4096, mtpAcceptance: 0.7, expertDies: 320,

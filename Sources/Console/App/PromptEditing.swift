@@ -1,3 +1,5 @@
+import ServingEngine
+
 /// The `:` command line and the `/` event filter: editing, history and Tab completion.
 enum PromptEditing {
     /// Words of the operator command language (interfaces.md) offered by Tab.
@@ -5,6 +7,7 @@ enum PromptEditing {
         "drain", "undrain", "fault", "heal", "rebalance", "rate", "speed", "pause", "resume",
         "node", "die", "npu", "link", "straggler", "hbm", "glitch", "all", "max", "degrade", "slowdown",
         "preview", "for",
+        "policy",
     ]
 
     static func handle(_ key: Key, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
@@ -88,7 +91,9 @@ enum PromptEditing {
         let endsWithSpace = text.isEmpty || text.last == " "
         let partial = endsWithSpace ? "" : String(text.split(separator: " ").last ?? "")
         let base = String(text.dropLast(partial.count))
-        let candidates = keywords.filter { $0.hasPrefix(partial) }
+        // After `policy` the slots, after `policy SLOT` that slot's names (from the registries).
+        let words = base.split(separator: " ").map { $0.lowercased() }
+        let candidates = (Policies.completionWords(after: words) ?? keywords).filter { $0.hasPrefix(partial) }
         switch candidates.count {
         case 0:
             return (text, "no completion for '\(partial)'")

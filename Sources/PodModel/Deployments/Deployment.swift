@@ -100,6 +100,8 @@ public struct Deployment: Sendable, Equatable {
     public var nodes: Int
     public var groups: [InstanceGroup]
     public var moeAttention: MoEAttentionLayout?
+    /// Policies named by the deployment file's `[policies]` table (names only; see ``PolicyNames``).
+    public var policies = PolicyNames()
 
     public init(name: String, model: String, hardware: String, nodes: Int, groups: [InstanceGroup],
                 moeAttention: MoEAttentionLayout? = nil) {

@@ -8,7 +8,7 @@ import TOMLKit
 /// let back = try Deployment(toml: text, source: "superpod.toml")
 /// ```
 extension Deployment {
-    static let topKeys: Set<String> = ["name", "model", "hardware", "nodes", "prefill", "decode", "colocated", "moe_attention"]
+    static let topKeys: Set<String> = ["name", "model", "hardware", "nodes", "prefill", "decode", "colocated", "moe_attention", "policies"]
     static let groupKeys: Set<String> = ["count", "npus", "first_npu", "tp", "dp", "ep", "redundant_experts",
                                          "shared_expert_dies", "batch_limit", "external", "hardware"]
     static let maKeys: Set<String> = ["first_npu", "expert_dies", "shared_expert_dies", "attention_domains",
@@ -62,6 +62,7 @@ extension Deployment {
                   model: try r.optionalString("model") ?? "deepseek-r1",
                   hardware: try r.optionalString("hardware") ?? "ascend-910c",
                   nodes: try r.int("nodes", default: 48), groups: groups, moeAttention: ma)
+        policies = try Self.readPolicies(r)
         do { try validate() } catch let e as ConfigError { throw ConfigError("\(source): \(e.description)") }
     }
 
@@ -82,7 +83,7 @@ extension Deployment {
             out += "dp_per_domain = \(ma.dpPerDomain)\ntrampoline_dies = \(ma.trampolineDies)\n"
             out += "microbatches = \(ma.microbatches)\nbatch_limit = \(ma.batchLimit)\n"
         }
-        return out
+        return out + policiesTOML()
     }
 
     /// A TOML basic string: quotes, backslashes and control characters escaped, so a name read

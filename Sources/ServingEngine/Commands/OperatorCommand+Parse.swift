@@ -51,10 +51,29 @@ extension OperatorCommand {
             ) { $0 >= L.minSpeed && $0 <= L.maxSpeed })
         case "pause": return .pause
         case "resume": return .resume
+        case "policy": return try parsePolicy(&words)
         default:
             throw CommandParseError(
                 "unknown command \(InputEcho.quoted(keyword)); expected one of: \(keywords.joined(separator: ", "))")
         }
+    }
+
+    private static func parsePolicy(_ words: inout CommandWords) throws(CommandParseError) -> OperatorCommand {
+        let slots = Policies.catalogs.map(\.slot.command).joined(separator: ", ")
+        guard let slot = words.next()?.lowercased() else {
+            throw CommandParseError("expected a policy slot (\(slots)) after 'policy'")
+        }
+        guard let catalog = Policies.catalog(command: slot) else {
+            throw CommandParseError("unknown policy slot \(InputEcho.quoted(slot)); expected one of: \(slots)")
+        }
+        let names = catalog.names.joined(separator: ", ")
+        guard let name = words.next()?.lowercased() else {
+            throw CommandParseError("expected a \(catalog.slot.title) policy (\(names)) after 'policy \(slot)'")
+        }
+        guard catalog.names.contains(name) else {
+            throw CommandParseError("unknown \(catalog.slot.title) policy \(InputEcho.quoted(name)); expected one of: \(names)")
+        }
+        return .policy(slot: slot, name: name)
     }
 
     private static func parseFault(_ words: inout CommandWords) throws(CommandParseError) -> OperatorCommand {

@@ -37,6 +37,9 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
     case speedMax
     case pause
     case resume
+    /// `policy SLOT NAME`: the named policy in a slot (``Policies``: `je`, `dp-lb`, `eplb`,
+    /// `recovery`) from the next event on. Both words are checked against the registries.
+    case policy(slot: String, name: String)
 
     /// The canonical line; parsing it gives back the same command.
     public var description: String {
@@ -60,6 +63,7 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
         case .speedMax: "speed max"
         case .pause: "pause"
         case .resume: "resume"
+        case .policy(let slot, let name): "policy \(slot) \(name)"
         }
     }
 
@@ -69,14 +73,19 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Top-level keywords, in the order error messages list them.
-    public static let keywords = ["drain", "undrain", "fault", "heal", "rebalance", "rate", "speed", "pause", "resume"]
+    public static let keywords = ["drain", "undrain", "fault", "heal", "rebalance", "rate", "speed", "pause", "resume", "policy"]
 
     /// Every command's fixed words, for tab completion.
     static let completionPhrases = [
         "drain node ", "undrain node ", "fault die ", "fault npu ", "fault node ", "fault link ",
         "fault straggler die ", "fault hbm die ", "fault glitch", "heal all", "heal ", "rebalance", "rate ",
         "speed max", "speed ", "pause", "resume",
-    ]
+    ] + policyPhrases
+
+    /// `policy SLOT ` and `policy SLOT NAME` for every slot and name in the registries.
+    static let policyPhrases: [String] = Policies.catalogs.flatMap { catalog in
+        ["policy \(catalog.slot.command) "] + catalog.names.map { "policy \(catalog.slot.command) \($0)" }
+    }
 
     /// Completions of a partly typed line (case-insensitive), sorted: phrases that extend
     /// `prefix`, e.g. `"fa"` → `["fault die ", "fault glitch", …]`.

@@ -66,7 +66,6 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Expert load balancing (interfaces.md `--eplb`), the planner, and its cadence
     /// (system.md §4: counts aggregated "e.g. every minute").
     public var eplb: EPLBMode = .on
-    public var eplbPolicy: EPLBPolicy = .greedy
     public var eplbIntervalSeconds: Double = 60
     /// Expert popularity skewed as system.md §4 measured on DeepSeek-R1 (false: uniform routing).
     public var expertSkew = true
@@ -78,10 +77,18 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Fault handling: recovery policy, heartbeats, restart and straggler defaults
     /// (``FaultSettings``; system.md §4 "Faults", §5).
     public var faults: FaultSettings
-    /// Name of the recovery policy (``RecoveryPolicies``), default `fine-grained`.
+    /// Policies chosen by name (``Policies``: `je_routing`, `dp_balancing`, `eplb_planner`,
+    /// `recovery`), over the deployment's `[policies]` table: command line > TOML > default.
+    /// Only the slots set here override; ``effectivePolicies`` is what the engine runs.
+    public var policies = PolicyNames()
+    /// Every slot's policy name: the default, under the deployment's, under ``policies``.
+    public var effectivePolicies: PolicyNames {
+        Policies.defaults.overridden(by: deployment.policies).overridden(by: policies)
+    }
+    /// Name of the recovery policy (``Policies/recovery``), default `fine-grained`.
     public var recoveryPolicy: String {
-        get { faults.recoveryPolicy }
-        set { faults.recoveryPolicy = newValue }
+        get { effectivePolicies[Policies.recovery.slot.key] ?? Policies.recovery.defaultName }
+        set { policies[Policies.recovery.slot.key] = newValue }
     }
 
     public init(deployment: Deployment, seed: UInt64 = 1, workload: WorkloadChoice = .synthetic,

@@ -1,3 +1,5 @@
+import PodModel
+
 /// The end-of-run report of `xds run --json` (interfaces.md): exactly its keys, snake_case,
 /// plus a few extras (`hardware`, `commands`).
 ///
@@ -144,11 +146,15 @@ public struct RunReport: Sendable, Equatable, Codable {
     /// One entry per injected fault: time to detect and recover, requests failed and re-prefilled.
     public var faultDetails: [FaultDetail] = []
     public var recoveryPolicy = ""
+    /// The policy in each slot at the end of the run, by slot key (`je_routing`, `dp_balancing`,
+    /// `eplb_planner`, `recovery`); nil in reports written before policies had names.
+    public var policies: PolicyNames?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case deployment, model, hardware, seed, events, commands, requests, tokens, throughput, slo, kv, experts, faults
+        case policies
         case simSeconds = "sim_seconds"
         case wallSeconds = "wall_seconds"
         case latencyMs = "latency_ms"
@@ -196,6 +202,7 @@ extension ServingEngine {
         r.faults = faultCounts()
         r.faultDetails = faultDetails()
         r.recoveryPolicy = faults.policy.name
+        r.policies = policyNames
         r.experts = .init(imbalance: configuration.eplb == .perfect || expertStats.steps == 0 ? 1
                               : expertStats.factorSum / Double(expertStats.steps),
                           rebalances: decodeRebalances)

@@ -71,6 +71,8 @@ extension EngineConfiguration {
             range("faults.missedHeartbeatsToDeclare", faults.missedHeartbeatsToDeclare, 1, 1_000_000),
             range("faults.componentRestartSeconds", faults.componentRestartSeconds, 0, ServingEngine.longestDelay, " s"),
             range("faults.defaultStragglerSlowdown", faults.defaultStragglerSlowdown, 1, ServingEngine.maxSlowdownFactor),
+            Policies.problem(in: deployment.policies, origin: "deployment '\(deployment.name)' [policies] "),
+            Policies.problem(in: policies, origin: "policies: "),
         ]
         return checks.compactMap { $0 }.first.map { "engine configuration: \($0)" }
     }

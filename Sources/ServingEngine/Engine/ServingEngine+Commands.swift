@@ -56,6 +56,9 @@ extension ServingEngine {
             reply = accept(command, "resumed", kind: .command)
         case .rebalance:
             reply = rebalanceNow()
+        case .policy(let slot, let name):
+            let outcome = setPolicy(slot: slot, name: name)
+            reply = outcome.accepted ? accept(command, outcome.message, kind: .command) : reject(command, outcome.message)
         case .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch, .heal, .healAll:
             // Fault commands log their own events and count themselves when accepted.
             reply = applyFaultCommand(command)

@@ -8,20 +8,7 @@ extension ServingEngine {
     /// real-time load, system.md §1.5); the decode side pulls it when it has room.
     func registerTransfer(_ id: Int) {
         guard var request = requests[id] else { return }
-        var best = -1
-        var bestUsage = Double.infinity
-        for (index, instance) in instances.enumerated() where instance.role == .decode && instance.available {
-            // Indexed, in the order of a reduce (the same float sum): no group is copied.
-            var sum = 0.0
-            for g in instance.dp.indices { sum += instance.dp[g].kv.usageIncludingReserved }
-            let usage = sum / Double(instance.dp.count)
-            if usage < bestUsage {
-                best = index
-                bestUsage = usage
-            }
-        }
-        // With every decode TE drained the task waits on the first one until an undrain.
-        if best < 0 { best = instances.firstIndex { $0.role == .decode } ?? 0 }
+        let best = je.pickDecodeTE(instances: instances)
         request.decodeInstance = best
         request.stage = .transfer
         requests[id] = request
@@ -29,21 +16,10 @@ extension ServingEngine {
         pullTransfers(best)
     }
 
-    /// Decode DP load balancing (system.md §4): skip groups at their batch limit (and drained
-    /// ones), then the lowest KV usage including the space reserved for expected outputs.
-    func pickDecodeGroup(_ index: Int) -> Int? {
-        let limit = instances[index].groupSpec.batchLimit
-        var best: Int?
-        var bestUsage = Double.infinity
-        for g in instances[index].dp.indices where !instances[index].dp[g].drained && instances[index].dp[g].slots < limit {
-            let usage = instances[index].dp[g].kv.usageIncludingReserved
-            if usage < bestUsage {
-                best = g
-                bestUsage = usage
-            }
-        }
-        return best
-    }
+    /// Decode DP load balancing (system.md §4), by the JE's decode balancing policy
+    /// (`kv-aware` by default: skip full and drained groups, then the lowest KV usage
+    /// including the space reserved for expected outputs).
+    func pickDecodeGroup(_ index: Int) -> Int? { je.pickDecodeGroup(index, instances: instances) }
 
     /// Pulls queued transfers in order while a DP group has room for the head: blocks for the
     /// prompt now, and a reservation for the expected output (the request's output length

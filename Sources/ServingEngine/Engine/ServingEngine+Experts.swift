@@ -19,13 +19,13 @@ extension ServingEngine {
             let slotsPerDie = max(1, spec.routedSlots(for: model) / dies)
             // "on" starts from a placement planned on profiled popularity; "off" from a static one.
             let placement = configuration.eplb == .on
-                ? configuration.eplbPolicy.plan(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie)
+                ? eplbPlanner.plan(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie)
                 : nil
             instances[index].experts = ExpertRouting(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie,
                                                      seed: configuration.seed &+ UInt64(index), placement: placement)
             // Only the first decode instance's per-expert counts feed the Experts view.
             instances[index].experts!.recordsHeat = index == instances.firstIndex(where: { $0.hasDecode })
-            var controller = EPLBController(mode: configuration.eplb, policy: configuration.eplbPolicy,
+            var controller = EPLBController(mode: configuration.eplb, policy: eplbPlanner,
                                             cost: instances[index].cost, start: 0)
             controller.intervalSeconds = configuration.eplbIntervalSeconds
             instances[index].eplb = controller
@@ -122,7 +122,7 @@ extension ServingEngine {
     func sharedPlan(_ popularity: ExpertPopularity, _ dies: Int, _ slotsPerDie: Int) -> ExpertPlacement {
         let key = dies * 1_000 + slotsPerDie
         if let cached = expertStats.plans[key], cached.popularity == popularity { return cached.placement }
-        let placement = configuration.eplbPolicy.plan(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie)
+        let placement = eplbPlanner.plan(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie)
         expertStats.plans[key] = (popularity, placement)
         return placement
     }

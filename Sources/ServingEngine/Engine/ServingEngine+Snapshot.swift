@@ -9,6 +9,7 @@ extension ServingEngine {
         s.simTime = now
         s.speed = speed
         s.paused = paused
+        s.policies = policyNames
         s.deploymentName = configuration.deployment.name
         s.modelName = model.name
         s.hardwareName = hardware.name

@@ -63,11 +63,10 @@ public final class ServingEngine {
     var pool: PooledKVTier?
     var poolHitTokens = 0
     var poolCapacityBytes = 0.0
-    /// Recent prompt tokens of long and short prompts, for the JE's long/short split.
-    var recentPromptTokens = (long: 0.0, short: 0.0)
-    /// Smallest DP-group KV (blocks) on each side: a request larger than this can never run.
-    var prefillGroupBlocks = Int.max
-    var decodeGroupBlocks = Int.max
+    /// The JE: admission, routing and decode placement with their policies (JobExecutor.swift).
+    var je: JobExecutor
+    /// The EPLB planner (``Policies/eplbPlanner``); each TE's controller holds a copy.
+    var eplbPlanner: any EPLBPlanner = GreedyEPLBPlanner()
     /// KV blocks of the instances built so far (bounded by ``maxKVBlocks``).
     var kvBlocksBuilt = 0
 
@@ -111,7 +110,8 @@ public final class ServingEngine {
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
                                     eventCapacity: configuration.eventCapacity)
-        faults.policy = try RecoveryPolicies.named(configuration.recoveryPolicy)
+        je = try Self.makeJobExecutor(configuration)
+        try installPolicies()
         try buildInstances()
         setUpExperts()
         if configuration.poolBytesPerNode > 0 {
@@ -119,11 +119,7 @@ public final class ServingEngine {
             let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
             pool = PooledKVTier(capacityBlocks: max(1, Int(saturating: poolCapacityBytes / blockBytes)))
         }
-        for instance in instances {
-            let smallest = instance.dp.map(\.kv.totalBlocks).min() ?? 0
-            if instance.hasPrefill { prefillGroupBlocks = min(prefillGroupBlocks, smallest) }
-            if instance.hasDecode { decodeGroupBlocks = min(decodeGroupBlocks, smallest) }
-        }
+        je.noteGroupBlocks(of: instances)
         guard instances.contains(where: \.hasPrefill), instances.contains(where: \.hasDecode) else {
             throw ConfigError("deployment '\(deployment.name)' needs prefill and decode capacity")
         }
@@ -283,17 +279,16 @@ public final class ServingEngine {
             reject(spec, reason: "request id \(spec.id) is already in flight", kind: "request id already in flight")
             return
         }
-        if let (reason, kind) = neverFits(request) {
+        let target: Int
+        switch je.admit(request, instances: instances) {
+        case .neverFits(let reason, let kind):
             requests[spec.id] = request
             fail(spec.id, reason: reason, kind: kind, status: 400)
             return
-        }
-        guard let target = pickPrefillInstance(for: request) else {
-            let reason = instances.contains(where: { $0.hasPrefill && $0.available })
-                ? "every prefill TE has \(configuration.maxWaitingPerPrefillInstance) requests waiting"
-                : "no prefill TE accepts work (all drained or out of service)"
+        case .refused(let reason):
             reject(spec, reason: reason)
             return
+        case .placed(let te): target = te
         }
         if watched[spec.id] != nil { streamUpdates.append(StreamUpdate(id: spec.id, kind: .accepted)) }
         request.prefillInstance = target
@@ -314,77 +309,6 @@ public final class ServingEngine {
         telemetry.remember(RequestStatus(id: spec.id, arrivedAt: spec.arrival, stage: .rejected,
                                          promptTokens: spec.promptTokens, outputTokens: spec.outputTokens,
                                          finishedAt: now, reason: reason))
-    }
-
-    /// Why a request can never be served: an empty prompt, or KV that does not fit one DP group
-    /// on either side. Returns the reason and its kind (the reason without the request's own
-    /// numbers, for the report's counts). Any token count is safe here (no overflow).
-    func neverFits(_ request: RequestState) -> (reason: String, kind: String)? {
-        let blockTokens = configuration.kvBlockTokens
-        guard request.spec.promptTokens >= 1 else {
-            return ("prompt of \(request.spec.promptTokens) tokens (a prompt needs at least one)", "empty prompt")
-        }
-        if Saturating.ceilDiv(request.spec.promptTokens, blockTokens) > prefillGroupBlocks {
-            let capacity = Saturating.multiply(prefillGroupBlocks, blockTokens)
-            return ("prompt of \(request.spec.promptTokens) tokens exceeds the \(capacity)-token KV of a prefill DP group",
-                    "prompt exceeds the \(capacity)-token KV of a prefill DP group")
-        }
-        if Saturating.ceilDiv(request.totalTokens, blockTokens) > decodeGroupBlocks {
-            let capacity = Saturating.multiply(decodeGroupBlocks, blockTokens)
-            return ("\(request.totalTokens) tokens exceed the \(capacity)-token KV of a decode DP group",
-                    "prompt + output exceed the \(capacity)-token KV of a decode DP group")
-        }
-        return nil
-    }
-
-    /// The JE (system.md §1.5): among prefill TEs that accept work and are under the admission
-    /// bound, long prompts go to the long-prompt TEs and short ones to the rest (when there are
-    /// at least two; system.md §4: long prompts straggle a whole barrier). The long side gets a
-    /// share of the TEs that follows the long prompts' recent share of prompt tokens, so a
-    /// long-heavy trace does not crowd onto a fixed few. Then the TE that would finish the
-    /// request soonest: its queued tokens plus this prompt's tokens not already in its cache.
-    func pickPrefillInstance(for request: RequestState) -> Int? {
-        let candidates = instances.indices.filter {
-            instances[$0].hasPrefill && instances[$0].available
-                && instances[$0].waiting < configuration.maxWaitingPerPrefillInstance
-        }
-        guard !candidates.isEmpty else { return nil }
-        var pool = candidates
-        let all = instances.indices.filter { instances[$0].hasPrefill }
-        let isLong = request.spec.promptTokens > configuration.longPromptTokens
-        // Recent prompt tokens by side, decaying per arrival (a window of roughly 1,000 requests).
-        recentPromptTokens.long *= 0.999
-        recentPromptTokens.short *= 0.999
-        if isLong { recentPromptTokens.long += Double(request.spec.promptTokens) } else {
-            recentPromptTokens.short += Double(request.spec.promptTokens)
-        }
-        if all.count >= 2 {
-            let share = recentPromptTokens.long / max(1, recentPromptTokens.long + recentPromptTokens.short)
-            let longCount = min(all.count - 1, max(1, Int(saturating: (share * Double(all.count)).rounded())))
-            let longTEs = Set(all.suffix(longCount))
-            let side = candidates.filter { longTEs.contains($0) == isLong }
-            if !side.isEmpty { pool = side }
-        }
-        var best = pool[0]
-        var bestCost = Int.max
-        for index in pool {
-            var hits = 0
-            var load = 0
-            // Indexed access: iterating the groups by value would copy their block tables' handles.
-            for g in instances[index].dp.indices where !instances[index].dp[g].drained {
-                if !request.chainedKeys.isEmpty {
-                    hits = max(hits, instances[index].dp[g].kv.cachedPrefixTokens(
-                        promptTokens: request.spec.promptTokens, chainedHashes: request.chainedKeys))
-                }
-                load += instances[index].dp[g].queuedTokens
-            }
-            let cost = Saturating.add(load, request.spec.promptTokens - hits)
-            if cost < bestCost {
-                best = index
-                bestCost = cost
-            }
-        }
-        return best
     }
 
     // MARK: Failure

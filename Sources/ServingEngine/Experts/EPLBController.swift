@@ -7,13 +7,14 @@ import SimKit
 /// never stops (disabled slots' tokens go to the expert's other replicas).
 ///
 /// ```swift
-/// var eplb = EPLBController(mode: .on, policy: .greedy, cost: cost)
+/// var eplb = EPLBController(mode: .on, policy: GreedyEPLBPlanner(), cost: cost)
 /// let events = eplb.tick(now: t, routing: &routing)        // call between steps
 /// let reply = eplb.requestRebalance(now: t, routing: &routing)
 /// ```
 public struct EPLBController: Sendable {
     public var mode: EPLBMode
-    public var policy: EPLBPolicy
+    /// The planner (``Policies/eplbPlanner``); the `policy eplb NAME` command replaces it.
+    public var policy: any EPLBPlanner
     /// system.md §4: counts are aggregated periodically, "e.g. every minute".
     public var intervalSeconds: Double = 60
     /// Automatic plans that improve expected imbalance by less than this share are skipped.
@@ -42,7 +43,7 @@ public struct EPLBController: Sendable {
     private var lastPlanned: Double?
     private var loadSeconds = 0.0
 
-    public init(mode: EPLBMode, policy: EPLBPolicy = .greedy, cost: CostModel, start: SimTime = 0) {
+    public init(mode: EPLBMode, policy: any EPLBPlanner = GreedyEPLBPlanner(), cost: CostModel, start: SimTime = 0) {
         self.mode = mode
         self.policy = policy
         self.cost = cost
@@ -148,7 +149,7 @@ public struct EPLBController: Sendable {
         pending = target
         phase = .prefetch(until: now + prefetch, started: now, before: before)
         return Outcome(message: String(format: "rebalance started (%@): imbalance %.2f → %.2f planned; %d dies get new experts",
-                                       policy.rawValue, before, after, layersChanged.filter { $0 > 0 }.count),
+                                       policy.name, before, after, layersChanged.filter { $0 > 0 }.count),
                        started: true)
     }
 }

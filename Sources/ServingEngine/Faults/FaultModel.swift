@@ -9,8 +9,6 @@ import SimKit
 /// config.recoveryPolicy = "restart-world"
 /// ```
 public struct FaultSettings: Sendable, Equatable {
-    /// Recovery policy by name (``RecoveryPolicies``).
-    public var recoveryPolicy = RecoveryPolicies.defaultName
     /// One heartbeat round (control plane → TE-shell → DP masters) per interval. 1 s: our choice,
     /// in line with common cluster managers (Kubernetes probes default to 10 s; we want faster).
     public var heartbeatIntervalSeconds = 1.0

@@ -31,29 +31,26 @@ enum DecodeFallback: String, Equatable, Sendable {
 }
 
 /// A recovery policy: how each kind of fault is handled. Selected by name from the
-/// configuration (Vidur-style registry, shared/design/style.md).
+/// configuration (``Policies/recovery``; shared/design/style.md). A value: its plan is a
+/// stateless function.
 ///
 /// ```swift
-/// let policy = try RecoveryPolicies.named("restart-world")
+/// let policy = try Policies.recovery.make("restart-world")
 /// ```
-struct RecoveryPolicy: Sendable {
-    var name: String
-    var summary: String
-    var plan: @Sendable (FaultKind, _ role: InstanceRole?, _ settings: FaultSettings) -> RecoveryAction
+public struct RecoveryPolicy: Sendable {
+    public let name: String
+    public let summary: String
+    let plan: @Sendable (FaultKind, _ role: InstanceRole?, _ settings: FaultSettings) -> RecoveryAction
 }
 
 /// The registry of recovery policies, following the paper's evolution (system.md §4):
 /// restart-the-world → separate P/D failover → fine-grained handling.
+/// The registry itself is ``Policies/recovery``; these are its policies and the old spellings.
 public enum RecoveryPolicies {
-    public static let defaultName = "fine-grained"
-    public static var names: [String] { all.map(\.name) }
+    public static var defaultName: String { Policies.recovery.defaultName }
+    public static var names: [String] { Policies.recovery.names }
 
-    static func named(_ name: String) throws -> RecoveryPolicy {
-        guard let policy = all.first(where: { $0.name == name }) else {
-            throw ConfigError("unknown recovery policy '\(name)'; expected one of: \(names.joined(separator: ", "))")
-        }
-        return policy
-    }
+    static func named(_ name: String) throws -> RecoveryPolicy { try Policies.recovery.make(name) }
 
     static let all: [RecoveryPolicy] = [fineGrained, pdFailover, restartWorld]
 

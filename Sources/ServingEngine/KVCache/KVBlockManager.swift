@@ -105,12 +105,18 @@ public struct KVBlockManager: Sendable {
     /// As ``cachedPrefixTokens(promptTokens:prefixHashes:)`` with keys already chained by
     /// ``PrefixHashes/chain(_:)``, so a scheduler probing many managers chains once.
     public func cachedPrefixTokens(promptTokens: Int, chainedHashes: [UInt64]) -> Int {
-        // Counted, not collected: the JE and the prefill leader probe every group per arrival.
+        // Counted, not collected: the JE probes every prefill group per arrival.
         let limit = min(chainedHashes.count, (promptTokens - 1) / blockTokens)
         guard limit > 0, !cacheIndex.isEmpty else { return 0 }
         var hits = 0
         while hits < limit, cacheIndex[chainedHashes[hits]] != nil { hits += 1 }
         return hits * blockTokens
+    }
+
+    /// The most ``cachedPrefixTokens(promptTokens:chainedHashes:)`` can return for a prompt with
+    /// `chainedCount` keys (the last token is always computed), so a prober can stop early.
+    public func longestPossiblePrefixTokens(promptTokens: Int, chainedCount: Int) -> Int {
+        max(0, min(chainedCount, (promptTokens - 1) / blockTokens)) * blockTokens
     }
 
     // MARK: Operations

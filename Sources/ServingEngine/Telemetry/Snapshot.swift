@@ -46,6 +46,9 @@ public struct Snapshot: Sendable, Equatable, Codable {
     /// Set by a remote link when its connection to `xds serve` is down ("reconnecting…"); nil
     /// when the snapshot is live.
     public var linkStatus: String?
+    /// The policy in each slot, by slot key (`je_routing`, `dp_balancing`, …); nil from an
+    /// engine that predates policies by name.
+    public var policies: PolicyNames?
 
     public init() {}
 }

@@ -1,0 +1,64 @@
+import TOMLKit
+
+/// Policies chosen by name, one per slot, keyed as in a deployment's `[policies]` table
+/// (`je_routing = "round-robin"`). PodModel only carries the names; the serving engine knows
+/// the slots and their registries and refuses an unknown key or name (one line naming both).
+///
+/// ```swift
+/// var names = PolicyNames()
+/// names["je_routing"] = "least-loaded"
+/// let effective = defaults.overridden(by: deployment.policies).overridden(by: names)  // CLI > TOML > default
+/// ```
+public struct PolicyNames: Sendable, Equatable, Codable {
+    /// Slot key → policy name.
+    public private(set) var byKey: [String: String] = [:]
+
+    public init(_ byKey: [String: String] = [:]) { self.byKey = byKey }
+
+    public subscript(key: String) -> String? {
+        get { byKey[key] }
+        set { byKey[key] = newValue }
+    }
+
+    public var isEmpty: Bool { byKey.isEmpty }
+    /// Keys in a stable (sorted) order, for printing.
+    public var keys: [String] { byKey.keys.sorted() }
+
+    /// These names with `other`'s set names on top (`other` wins where both name a slot).
+    public func overridden(by other: PolicyNames) -> PolicyNames {
+        PolicyNames(byKey.merging(other.byKey) { _, new in new })
+    }
+
+    // Encoded as a plain object: `{"je_routing": "prefix-aware", ...}`.
+    public init(from decoder: any Decoder) throws {
+        byKey = try decoder.singleValueContainer().decode([String: String].self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(byKey)
+    }
+}
+
+extension Deployment {
+    /// A deployment file's `[policies]` table: every value a string (the engine checks the names).
+    static func readPolicies(_ reader: TOMLReader) throws -> PolicyNames {
+        guard let table = try reader.table("policies") else { return PolicyNames() }
+        var names = PolicyNames()
+        for key in table.keys {
+            guard let name = table[key]?.string else {
+                throw reader.fail("[policies] '\(key)' must be a string (a policy name)")
+            }
+            names[key] = name
+        }
+        return names
+    }
+
+    /// The `[policies]` table, empty when no policy is named.
+    func policiesTOML() -> String {
+        guard !policies.isEmpty else { return "" }
+        var out = "\n[policies]\n"
+        for key in policies.keys { out += "\(key) = \(Self.quoted(policies[key] ?? ""))\n" }
+        return out
+    }
+}

@@ -1,0 +1,144 @@
+import PodModel
+import SimKit
+
+/// The JE (system.md §1.5): takes requests in and places them. It owns the admission bound,
+/// the smallest DP-group KV on each side (a request larger than that can never run), the
+/// routing policy and, until decode scheduling is its own component, the decode DP load
+/// balancing policy with their state. It reads the TEs through per-call views and changes
+/// nothing outside itself: the engine carries out its decisions.
+///
+/// ```swift
+/// switch je.admit(request, instances: instances) {
+/// case .placed(let te): …            // the prefill TE
+/// case .neverFits(let reason, let kind), .refused(let reason, let kind): …
+/// }
+/// ```
+final class JobExecutor {
+    /// Most requests waiting (not yet started) per prefill TE before arrivals are refused.
+    let maxWaitingPerPrefillTE: Int
+    let longPromptTokens: Int
+    let blockTokens: Int
+    /// Smallest DP-group KV (blocks) on each side.
+    private(set) var prefillGroupBlocks = Int.max
+    private(set) var decodeGroupBlocks = Int.max
+    private(set) var routing: any RequestRoutingPolicy
+    private(set) var decodeBalancing: any DecodeBalancingPolicy
+
+    enum Admission {
+        case placed(prefillTE: Int)
+        /// The request can never run here (empty prompt, or KV larger than any DP group).
+        case neverFits(reason: String, kind: String)
+        /// No prefill TE can take it now (admission bound, or all out of service).
+        case refused(reason: String)
+    }
+
+    init(configuration: EngineConfiguration, routing: any RequestRoutingPolicy,
+         decodeBalancing: any DecodeBalancingPolicy) {
+        maxWaitingPerPrefillTE = configuration.maxWaitingPerPrefillInstance
+        longPromptTokens = configuration.longPromptTokens
+        blockTokens = configuration.kvBlockTokens
+        self.routing = routing
+        self.decodeBalancing = decodeBalancing
+    }
+
+    private init(copying other: JobExecutor) {
+        maxWaitingPerPrefillTE = other.maxWaitingPerPrefillTE
+        longPromptTokens = other.longPromptTokens
+        blockTokens = other.blockTokens
+        prefillGroupBlocks = other.prefillGroupBlocks
+        decodeGroupBlocks = other.decodeGroupBlocks
+        routing = other.routing
+        decodeBalancing = other.decodeBalancing
+    }
+
+    /// A deep copy (the policies are values, so their state is copied too), for an engine fork.
+    func copy() -> JobExecutor { JobExecutor(copying: self) }
+
+    /// Takes the TEs' DP-group sizes into the never-fits bounds (at build, and for TEs added later).
+    func noteGroupBlocks(of instances: [InstanceState]) {
+        for index in instances.indices {
+            let smallest = instances[index].dp.map(\.kv.totalBlocks).min() ?? 0
+            if instances[index].hasPrefill { prefillGroupBlocks = min(prefillGroupBlocks, smallest) }
+            if instances[index].hasDecode { decodeGroupBlocks = min(decodeGroupBlocks, smallest) }
+        }
+    }
+
+    func setRouting(_ policy: any RequestRoutingPolicy) { routing = policy }
+    func setDecodeBalancing(_ policy: any DecodeBalancingPolicy) { decodeBalancing = policy }
+
+    // MARK: Admission and routing
+
+    /// The JE's decision for a new request: never fits, refused now, or the prefill TE.
+    func admit(_ request: RequestState, instances: [InstanceState]) -> Admission {
+        if let (reason, kind) = neverFits(request) { return .neverFits(reason: reason, kind: kind) }
+        guard let target = requeueTarget(for: request, instances: instances) else {
+            let reason = instances.contains(where: { $0.hasPrefill && $0.available })
+                ? "every prefill TE has \(maxWaitingPerPrefillTE) requests waiting"
+                : "no prefill TE accepts work (all drained or out of service)"
+            return .refused(reason: reason)
+        }
+        return .placed(prefillTE: target)
+    }
+
+    /// The prefill TE for a request (new, or re-queued after a fault): among TEs that accept
+    /// work and are under the admission bound, the routing policy's choice. Nil when none can.
+    func requeueTarget(for request: RequestState, instances: [InstanceState]) -> Int? {
+        let candidates = instances.indices.filter {
+            instances[$0].hasPrefill && instances[$0].available && instances[$0].waiting < maxWaitingPerPrefillTE
+        }
+        guard !candidates.isEmpty else { return nil }
+        let pool = PrefillPool(instances: instances, candidates: candidates, longPromptTokens: longPromptTokens)
+        let routed = RoutingRequest(promptTokens: request.spec.promptTokens, chainedKeys: request.chainedKeys)
+        guard let target = routing.pickPrefillTE(for: routed, in: pool), candidates.contains(target) else { return nil }
+        return target
+    }
+
+    /// Why a request can never be served: an empty prompt, or KV that does not fit one DP group
+    /// on either side. Returns the reason and its kind (the reason without the request's own
+    /// numbers, for the report's counts). Any token count is safe here (no overflow).
+    func neverFits(_ request: RequestState) -> (reason: String, kind: String)? {
+        guard request.spec.promptTokens >= 1 else {
+            return ("prompt of \(request.spec.promptTokens) tokens (a prompt needs at least one)", "empty prompt")
+        }
+        if Saturating.ceilDiv(request.spec.promptTokens, blockTokens) > prefillGroupBlocks {
+            let capacity = Saturating.multiply(prefillGroupBlocks, blockTokens)
+            return ("prompt of \(request.spec.promptTokens) tokens exceeds the \(capacity)-token KV of a prefill DP group",
+                    "prompt exceeds the \(capacity)-token KV of a prefill DP group")
+        }
+        if Saturating.ceilDiv(request.totalTokens, blockTokens) > decodeGroupBlocks {
+            let capacity = Saturating.multiply(decodeGroupBlocks, blockTokens)
+            return ("\(request.totalTokens) tokens exceed the \(capacity)-token KV of a decode DP group",
+                    "prompt + output exceed the \(capacity)-token KV of a decode DP group")
+        }
+        return nil
+    }
+
+    // MARK: Decode placement
+
+    /// The decode TE a finished prefill hands its KV to: the available one with the lowest mean
+    /// KV usage including reservations (the JE's real-time load, system.md §1.5). With every
+    /// decode TE out of service, the first decode TE (the task waits there until an undrain).
+    func pickDecodeTE(instances: [InstanceState]) -> Int {
+        var best = -1
+        var bestUsage = Double.infinity
+        for index in instances.indices where instances[index].role == .decode && instances[index].available {
+            // Summed in group order, as a reduce over the groups would.
+            var sum = 0.0
+            for g in instances[index].dp.indices { sum += instances[index].dp[g].kv.usageIncludingReserved }
+            let usage = sum / Double(instances[index].dp.count)
+            if usage < bestUsage {
+                best = index
+                bestUsage = usage
+            }
+        }
+        if best < 0 { best = instances.firstIndex { $0.role == .decode } ?? 0 }
+        return best
+    }
+
+    /// The DP group of decode TE `index` that takes the next request (a pulled transfer or a
+    /// migrated request), by the decode balancing policy; nil when no group has room.
+    func pickDecodeGroup(_ index: Int, instances: [InstanceState]) -> Int? {
+        decodeBalancing.pickGroup(in: DecodeGroups(instance: index, batchLimit: instances[index].groupSpec.batchLimit,
+                                                   groups: instances[index].dp))
+    }
+}

@@ -1,0 +1,62 @@
+import PodModel
+import SimKit
+
+/// Policies by name (``Policies``): chosen at build from the configuration (command line >
+/// deployment `[policies]` > default) and replaced between events by `policy SLOT NAME`.
+extension ServingEngine {
+    static func makeJobExecutor(_ configuration: EngineConfiguration) throws -> JobExecutor {
+        let names = configuration.effectivePolicies
+        return JobExecutor(
+            configuration: configuration,
+            routing: try Policies.routing.make(names[Policies.routing.slot.key] ?? Policies.routing.defaultName),
+            decodeBalancing: try Policies.decodeBalancing.make(
+                names[Policies.decodeBalancing.slot.key] ?? Policies.decodeBalancing.defaultName))
+    }
+
+    /// The recovery policy and the EPLB planner (the JE's are made with it).
+    func installPolicies() throws {
+        let names = configuration.effectivePolicies
+        faults.policy = try Policies.recovery.make(names[Policies.recovery.slot.key] ?? Policies.recovery.defaultName)
+        eplbPlanner = try Policies.eplbPlanner.make(names[Policies.eplbPlanner.slot.key] ?? Policies.eplbPlanner.defaultName)
+    }
+
+    /// The policy running in each slot, by slot key (the report's and snapshot's `policies`).
+    public var policyNames: PolicyNames {
+        var names = PolicyNames()
+        names[Policies.routing.slot.key] = je.routing.name
+        names[Policies.decodeBalancing.slot.key] = je.decodeBalancing.name
+        names[Policies.eplbPlanner.slot.key] = eplbPlanner.name
+        names[Policies.recovery.slot.key] = faults.policy.name
+        return names
+    }
+
+    /// `policy SLOT NAME`: a fresh policy value in the slot from the next event on (a policy's
+    /// state, such as a round-robin cursor, starts over). Returns the reply message, or nil and
+    /// the refusal when the slot or name is unknown.
+    func setPolicy(slot command: String, name: String) -> (accepted: Bool, message: String) {
+        guard let catalog = Policies.catalog(command: command) else {
+            return (false, "unknown policy slot \(InputEcho.quoted(command)); expected one of: "
+                + Policies.catalogs.map(\.slot.command).joined(separator: ", "))
+        }
+        let previous = policyNames[catalog.slot.key] ?? ""
+        do {
+            switch catalog.slot {
+            case Policies.routing.slot: je.setRouting(try Policies.routing.make(name))
+            case Policies.decodeBalancing.slot: je.setDecodeBalancing(try Policies.decodeBalancing.make(name))
+            case Policies.recovery.slot: faults.policy = try Policies.recovery.make(name)
+            case Policies.eplbPlanner.slot:
+                eplbPlanner = try Policies.eplbPlanner.make(name)
+                // Plans made by the old planner are not this planner's (the memo is per shape).
+                expertStats.plans.removeAll()
+                for index in instances.indices where instances[index].eplb != nil {
+                    instances[index].eplb!.policy = eplbPlanner
+                }
+            default:
+                return (false, "the engine has no \(catalog.slot.title) slot to set")
+            }
+        } catch {
+            return (false, error.description)
+        }
+        return (true, "\(catalog.slot.title) policy: \(previous) → \(name)")
+    }
+}

@@ -1,0 +1,64 @@
+import PodModel
+
+/// Decode DP load balancing inside one decode TE (system.md §4): which DP group takes the next
+/// request, for a KV transfer pulled from the queue or a request migrated off a drained node.
+/// Only groups that accept work and are under the batch limit are eligible.
+public protocol DecodeBalancingPolicy: Sendable {
+    var name: String { get }
+    /// An eligible group of `groups`, or nil when none is.
+    mutating func pickGroup(in groups: DecodeGroups) -> Int?
+}
+
+/// A read-only view of one decode TE's DP groups.
+public struct DecodeGroups {
+    /// The TE's index (policies with per-TE state key it by this).
+    let instance: Int
+    let batchLimit: Int
+    let groups: [DPGroupState]
+
+    /// Whether group `g` may take a request: not drained and under the batch limit.
+    func isEligible(_ g: Int) -> Bool { !groups[g].drained && groups[g].slots < batchLimit }
+}
+
+/// The default (system.md §4): skip groups at their batch limit (and drained ones), then the
+/// lowest KV usage including the space reserved for expected outputs; the lowest index on ties.
+public struct KVAwareBalancing: DecodeBalancingPolicy {
+    public var name: String { "kv-aware" }
+    public init() {}
+
+    public mutating func pickGroup(in groups: DecodeGroups) -> Int? {
+        var best: Int?
+        var bestUsage = Double.infinity
+        for g in groups.groups.indices where groups.isEligible(g) {
+            let usage = groups.groups[g].kv.usageIncludingReserved
+            if usage < bestUsage {
+                best = g
+                bestUsage = usage
+            }
+        }
+        return best
+    }
+}
+
+/// Eligible groups in turn, per TE: the first at or after the TE's cursor (wrapping). Ignores
+/// KV usage (a baseline for kv-aware).
+public struct RoundRobinBalancing: DecodeBalancingPolicy {
+    public var name: String { "round-robin" }
+    /// Next group to try, by decode TE index.
+    var cursors: [Int: Int] = [:]
+    public init() {}
+
+    public mutating func pickGroup(in groups: DecodeGroups) -> Int? {
+        let count = groups.groups.count
+        guard count > 0 else { return nil }
+        let start = min(cursors[groups.instance, default: 0], count)
+        for step in 0..<count {
+            let g = (start + step) % count
+            if groups.isEligible(g) {
+                cursors[groups.instance] = g + 1
+                return g
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,162 @@
+import PodModel
+
+/// A place in the engine where a policy is chosen by name: the JE's routing, decode DP load
+/// balancing, the EPLB planner, fault recovery. Each slot has one spelling per face.
+public struct PolicySlot: Sendable, Hashable, CustomStringConvertible {
+    /// The word of the `policy SLOT NAME` command (`je`, `dp-lb`, `eplb`, `recovery`).
+    public let command: String
+    /// The key in a deployment's `[policies]` table, the report and the snapshot (`je_routing`).
+    public let key: String
+    /// The command-line flag (`--je-routing`).
+    public let flag: String
+    /// What the slot decides, for help text and messages ("JE routing").
+    public let title: String
+
+    public var description: String { title }
+}
+
+/// What a face needs to list a slot's policies without making one (help text, completion).
+public protocol PolicyCatalog: Sendable {
+    var slot: PolicySlot { get }
+    var defaultName: String { get }
+    var names: [String] { get }
+    func summary(of name: String) -> String?
+}
+
+/// The policies of one slot by name, each with a one-line summary and a factory making a fresh
+/// value. Registries are immutable `static let`s (``Policies``): nothing registers at run time.
+///
+/// ```swift
+/// let routing = try Policies.routing.make("round-robin")     // any RequestRoutingPolicy
+/// Policies.routing.names                                     // ["prefix-aware", "least-loaded", "round-robin"]
+/// ```
+public struct PolicyRegistry<Policy>: PolicyCatalog {
+    public struct Entry: Sendable {
+        public let name: String
+        public let summary: String
+        let make: @Sendable () -> Policy
+
+        public init(_ name: String, _ summary: String, make: @escaping @Sendable () -> Policy) {
+            self.name = name
+            self.summary = summary
+            self.make = make
+        }
+    }
+
+    public let slot: PolicySlot
+    public let defaultName: String
+    public let entries: [Entry]
+
+    public init(slot: PolicySlot, defaultName: String, entries: [Entry]) {
+        self.slot = slot
+        self.defaultName = defaultName
+        self.entries = entries
+    }
+
+    public var names: [String] { entries.map(\.name) }
+
+    public func summary(of name: String) -> String? { entries.first { $0.name == name }?.summary }
+
+    /// A fresh policy value, or one line naming the slot, the bad name and the valid ones.
+    public func make(_ name: String) throws(ConfigError) -> Policy {
+        guard let entry = entries.first(where: { $0.name == name }) else { throw unknown(name) }
+        return entry.make()
+    }
+
+    public func makeDefault() -> Policy {
+        // The default is one of the entries by construction (PolicyTests checks every registry).
+        (entries.first { $0.name == defaultName } ?? entries[0]).make()
+    }
+
+    func unknown(_ name: String) -> ConfigError {
+        ConfigError("unknown \(slot.title) policy \(InputEcho.quoted(name)); expected one of: \(names.joined(separator: ", "))")
+    }
+}
+
+/// Every policy slot's registry. Adding a slot is one `static let` here (and its entry in
+/// ``catalogs``), plus where the engine applies it.
+public enum Policies {
+    public static let routing = PolicyRegistry<any RequestRoutingPolicy>(
+        slot: PolicySlot(command: "je", key: "je_routing", flag: "--je-routing", title: "JE routing"),
+        defaultName: "prefix-aware",
+        entries: [
+            .init("prefix-aware", "long/short prompt split, then the TE that finishes soonest (queued + uncached tokens)") {
+                PrefixAwareRouting()
+            },
+            .init("least-loaded", "the TE with the fewest queued prompt tokens (lowest id on ties)") { LeastLoadedRouting() },
+            .init("round-robin", "prefill TEs in turn") { RoundRobinRouting() },
+        ])
+
+    public static let decodeBalancing = PolicyRegistry<any DecodeBalancingPolicy>(
+        slot: PolicySlot(command: "dp-lb", key: "dp_balancing", flag: "--dp-balancing", title: "decode DP load balancing"),
+        defaultName: "kv-aware",
+        entries: [
+            .init("kv-aware", "skip full groups, then the lowest KV usage including reserved output space") {
+                KVAwareBalancing()
+            },
+            .init("round-robin", "DP groups with room in turn") { RoundRobinBalancing() },
+        ])
+
+    public static let eplbPlanner = PolicyRegistry<any EPLBPlanner>(
+        slot: PolicySlot(command: "eplb", key: "eplb_planner", flag: "--eplb-planner", title: "EPLB planner"),
+        defaultName: "greedy",
+        entries: [
+            .init("greedy", "replicas to the hottest expert per replica, each on the least-loaded die") {
+                GreedyEPLBPlanner()
+            },
+            .init("deepseek", "DeepSeek EPLB: replica counts first, then balanced packing") { DeepSeekEPLBPlanner() },
+        ])
+
+    public static let recovery = PolicyRegistry<RecoveryPolicy>(
+        slot: PolicySlot(command: "recovery", key: "recovery", flag: "--recovery-policy", title: "recovery"),
+        defaultName: "fine-grained",
+        entries: RecoveryPolicies.all.map { policy in .init(policy.name, policy.summary) { policy } })
+
+    /// Every slot, in the order help text and reports list them.
+    public static let catalogs: [any PolicyCatalog] = [routing, decodeBalancing, eplbPlanner, recovery]
+
+    /// The slot a `policy` command names (`je`, `dp-lb`, …).
+    public static func catalog(command: String) -> (any PolicyCatalog)? {
+        catalogs.first { $0.slot.command == command }
+    }
+
+    /// Every slot's default name.
+    public static var defaults: PolicyNames {
+        PolicyNames(Dictionary(uniqueKeysWithValues: catalogs.map { ($0.slot.key, $0.defaultName) }))
+    }
+
+    /// The first unknown key or name in `names`, as one line starting with `origin`
+    /// (e.g. `"pod.toml: [policies] "`), or nil when every key is a slot and every name is in it.
+    public static func problem(in names: PolicyNames, origin: String = "") -> String? {
+        for key in names.keys {
+            guard let catalog = catalogs.first(where: { $0.slot.key == key }) else {
+                return "\(origin)unknown policy slot \(InputEcho.quoted(key)); expected one of: "
+                    + catalogs.map(\.slot.key).joined(separator: ", ")
+            }
+            let name = names[key] ?? ""
+            if !catalog.names.contains(name) {
+                return "\(origin)\(key): unknown \(catalog.slot.title) policy \(InputEcho.quoted(name)); expected one of: "
+                    + catalog.names.joined(separator: ", ")
+            }
+        }
+        return nil
+    }
+
+    /// What Tab offers after the words of a `policy` command typed so far: the slots after
+    /// `policy`, a slot's names after `policy SLOT`; nil for any other line.
+    public static func completionWords(after words: [String]) -> [String]? {
+        guard words.first == "policy" else { return nil }
+        switch words.count {
+        case 1: return catalogs.map(\.slot.command)
+        case 2: return catalog(command: words[1])?.names ?? []
+        default: return []
+        }
+    }
+
+    /// Help text listing a slot's policies: `prefix-aware (default): …; least-loaded: …`.
+    public static func help(_ catalog: any PolicyCatalog) -> String {
+        catalog.names.map { name in
+            "\(name)\(name == catalog.defaultName ? " (default)" : ""): \(catalog.summary(of: name) ?? "")"
+        }.joined(separator: "; ")
+    }
+}

@@ -1,0 +1,136 @@
+import PodModel
+import SimKit
+
+/// The JE's choice of a prefill TE for a request (system.md §1.5). The JE filters the
+/// candidates first (TEs that accept work and are under the admission bound), so every policy
+/// respects availability and admission; a policy only orders them. Policies are values: a
+/// fork of the engine copies their state.
+public protocol RequestRoutingPolicy: Sendable {
+    var name: String { get }
+    /// One of `pool.candidates` (never empty), or nil to turn the request away.
+    mutating func pickPrefillTE(for request: RoutingRequest, in pool: PrefillPool) -> Int?
+}
+
+/// What routing may know of a request.
+public struct RoutingRequest {
+    let promptTokens: Int
+    /// Prefix keys in KV-block units, chained (``PrefixHashes/chain(_:)``).
+    let chainedKeys: [UInt64]
+}
+
+/// A read-only view of the prefill side for one routing decision.
+public struct PrefillPool {
+    let instances: [InstanceState]
+    /// Prefill-capable TEs that accept work and are under the admission bound, ascending.
+    let candidates: [Int]
+    /// Prompts longer than this are "long" (``EngineConfiguration/longPromptTokens``).
+    let longPromptTokens: Int
+
+    /// Every prefill-capable TE, drained or not, ascending.
+    func prefillTEs() -> [Int] { instances.indices.filter { instances[$0].hasPrefill } }
+
+    /// Prompt tokens queued on the TE's DP groups that accept work.
+    func queuedTokens(_ te: Int) -> Int {
+        var load = 0
+        for g in instances[te].dp.indices where !instances[te].dp[g].drained { load += instances[te].dp[g].queuedTokens }
+        return load
+    }
+
+    /// Queued tokens plus this prompt's tokens not already cached on the TE (its best DP group's
+    /// prefix hit): how soon the TE would finish the request.
+    func finishCost(_ te: Int, for request: RoutingRequest) -> Int {
+        var hits = 0
+        var load = 0
+        // Probing stops once a group holds the whole cacheable prefix (no group can beat it).
+        var probe = !request.chainedKeys.isEmpty
+        // Indexed access: iterating the groups by value would copy their block tables' handles.
+        for g in instances[te].dp.indices where !instances[te].dp[g].drained {
+            if probe {
+                hits = max(hits, instances[te].dp[g].kv.cachedPrefixTokens(
+                    promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
+                probe = hits < instances[te].dp[g].kv.longestPossiblePrefixTokens(
+                    promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
+            }
+            load += instances[te].dp[g].queuedTokens
+        }
+        return Saturating.add(load, request.promptTokens - hits)
+    }
+}
+
+/// The default (system.md §1.5, §4): long prompts go to the long-prompt TEs and short ones to
+/// the rest (when there are at least two; long prompts straggle a whole barrier). The long side
+/// gets a share of the TEs that follows the long prompts' recent share of prompt tokens, so a
+/// long-heavy trace does not crowd onto a fixed few. Then the TE that would finish the request
+/// soonest: its queued tokens plus this prompt's tokens not already in its cache.
+public struct PrefixAwareRouting: RequestRoutingPolicy {
+    public var name: String { "prefix-aware" }
+    /// Recent prompt tokens of long and short prompts, decaying per arrival (a window of
+    /// roughly 1,000 requests).
+    var recentPromptTokens = (long: 0.0, short: 0.0)
+
+    public init() {}
+
+    public mutating func pickPrefillTE(for request: RoutingRequest, in pool: PrefillPool) -> Int? {
+        let candidates = pool.candidates
+        guard !candidates.isEmpty else { return nil }
+        var side = candidates
+        let all = pool.prefillTEs()
+        let isLong = request.promptTokens > pool.longPromptTokens
+        recentPromptTokens.long *= 0.999
+        recentPromptTokens.short *= 0.999
+        if isLong { recentPromptTokens.long += Double(request.promptTokens) } else {
+            recentPromptTokens.short += Double(request.promptTokens)
+        }
+        if all.count >= 2 {
+            let share = recentPromptTokens.long / max(1, recentPromptTokens.long + recentPromptTokens.short)
+            let longCount = min(all.count - 1, max(1, Int(saturating: (share * Double(all.count)).rounded())))
+            let longTEs = Set(all.suffix(longCount))
+            let matching = candidates.filter { longTEs.contains($0) == isLong }
+            if !matching.isEmpty { side = matching }
+        }
+        var best = side[0]
+        var bestCost = Int.max
+        for te in side {
+            let cost = pool.finishCost(te, for: request)
+            if cost < bestCost {
+                best = te
+                bestCost = cost
+            }
+        }
+        return best
+    }
+}
+
+/// The TE with the fewest queued prompt tokens on its groups that accept work; the lowest id
+/// on ties. Ignores prompt length and cached prefixes (a baseline for prefix-aware).
+public struct LeastLoadedRouting: RequestRoutingPolicy {
+    public var name: String { "least-loaded" }
+    public init() {}
+
+    public mutating func pickPrefillTE(for request: RoutingRequest, in pool: PrefillPool) -> Int? {
+        var best: Int?
+        var bestLoad = Int.max
+        for te in pool.candidates {
+            let load = pool.queuedTokens(te)
+            if load < bestLoad {
+                best = te
+                bestLoad = load
+            }
+        }
+        return best
+    }
+}
+
+/// Prefill TEs in turn: the first candidate at or after the cursor (wrapping), then the cursor
+/// moves past it. A TE that cannot take work is skipped, not waited for.
+public struct RoundRobinRouting: RequestRoutingPolicy {
+    public var name: String { "round-robin" }
+    var cursor = 0
+    public init() {}
+
+    public mutating func pickPrefillTE(for request: RoutingRequest, in pool: PrefillPool) -> Int? {
+        guard let pick = pool.candidates.first(where: { $0 >= cursor }) ?? pool.candidates.first else { return nil }
+        cursor = pick + 1
+        return pick
+    }
+}

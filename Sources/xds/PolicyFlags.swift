@@ -1,0 +1,42 @@
+import PodModel
+import ServingEngine
+
+/// The policy flags (`--je-routing`, `--dp-balancing`, `--eplb-planner`, `--recovery-policy`)
+/// and a deployment file's `[policies]` table: each name checked against its registry, one
+/// line naming the flag or the file when it is not there. Command line > TOML > default.
+extension CommonOptions {
+    /// The names given on the command line, by slot key; each checked.
+    func policyFlags() throws -> PolicyNames {
+        var names = PolicyNames()
+        let given: [(any PolicyCatalog, String?)] = [
+            (Policies.routing, jeRouting), (Policies.decodeBalancing, dpBalancing),
+            (Policies.eplbPlanner, eplbPlanner), (Policies.recovery, recoveryPolicy),
+        ]
+        for (catalog, name) in given {
+            guard let name else { continue }
+            guard catalog.names.contains(name) else {
+                throw ConfigError("\(catalog.slot.flag): unknown \(catalog.slot.title) policy \(InputEcho.quoted(name)); "
+                    + "expected one of: \(catalog.names.joined(separator: ", "))")
+            }
+            names[catalog.slot.key] = name
+        }
+        return names
+    }
+
+    /// The deployment, with its `[policies]` names checked (the message names the file).
+    func resolveDeployment() throws -> Deployment {
+        let d = try deployment.resolve()
+        if let problem = Policies.problem(in: d.policies, origin: "\(deployment.deployment): [policies] ") {
+            throw ConfigError(problem)
+        }
+        return d
+    }
+
+    /// The deployment with every slot's effective policy in its `[policies]` table, as
+    /// `--print-config` prints it.
+    func deploymentWithPolicies() throws -> Deployment {
+        var d = try resolveDeployment()
+        d.policies = Policies.defaults.overridden(by: d.policies).overridden(by: try policyFlags())
+        return d
+    }
+}

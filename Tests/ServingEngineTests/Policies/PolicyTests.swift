@@ -1,0 +1,227 @@
+import Foundation
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+@Suite(.timeLimit(.minutes(10))) struct PolicyTests {
+    /// Every (slot key, policy name) pair in the registries.
+    static let everyPolicy: [(String, String)] = Policies.catalogs.flatMap { c in c.names.map { (c.slot.key, $0) } }
+
+    /// The toy pod (two prefill TEs, one decode TE of 32 groups) under a short synthetic load.
+    static func engine(rate: Double = 20, limit: Int = 80, seed: UInt64 = 1,
+                       configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> ServingEngine {
+        var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: seed, syntheticRate: rate)
+        config.eventCapacity = 100_000
+        config.expertSkew = false
+        config.faults.migrateDecodeOnDrain = true
+        configure(&config)
+        var synthetic = SyntheticWorkload.Configuration(ratePerSecond: rate)
+        synthetic.maxRequests = limit
+        synthetic.maxOutputTokens = 256
+        return try ServingEngine(configuration: config, workload: SyntheticWorkload(seed: seed, configuration: synthetic))
+    }
+
+    @Test func registriesListTheirPoliciesAndDefaults() throws {
+        #expect(Policies.routing.names == ["prefix-aware", "least-loaded", "round-robin"])
+        #expect(Policies.routing.defaultName == "prefix-aware")
+        #expect(Policies.decodeBalancing.names == ["kv-aware", "round-robin"])
+        #expect(Policies.decodeBalancing.defaultName == "kv-aware")
+        #expect(Policies.eplbPlanner.names == ["greedy", "deepseek"])
+        #expect(Policies.eplbPlanner.defaultName == "greedy")
+        #expect(Policies.recovery.names == ["fine-grained", "pd-failover", "restart-world"])
+        #expect(Policies.recovery.defaultName == "fine-grained")
+        #expect(Policies.catalogs.map(\.slot.key) == ["je_routing", "dp_balancing", "eplb_planner", "recovery"])
+        #expect(Policies.catalogs.map(\.slot.command) == ["je", "dp-lb", "eplb", "recovery"])
+        for catalog in Policies.catalogs {
+            #expect(catalog.names.contains(catalog.defaultName), "\(catalog.slot.key)")
+            #expect(Set(catalog.names).count == catalog.names.count, "\(catalog.slot.key): names are unique")
+            for name in catalog.names { #expect(!(catalog.summary(of: name) ?? "").isEmpty, "\(name) has a summary") }
+        }
+        #expect(Policies.defaults.byKey == ["je_routing": "prefix-aware", "dp_balancing": "kv-aware",
+                                           "eplb_planner": "greedy", "recovery": "fine-grained"])
+    }
+
+    @Test func madePoliciesAreValuesWithTheirNames() throws {
+        func check(_ made: Any, _ name: String, _ madeName: String) {
+            #expect(Mirror(reflecting: made).displayStyle == .struct, "\(name) is a value type (a fork copies it)")
+            #expect(madeName == name)
+        }
+        for name in Policies.routing.names { let p = try Policies.routing.make(name); check(p, name, p.name) }
+        for name in Policies.decodeBalancing.names { let p = try Policies.decodeBalancing.make(name); check(p, name, p.name) }
+        for name in Policies.eplbPlanner.names { let p = try Policies.eplbPlanner.make(name); check(p, name, p.name) }
+        for name in Policies.recovery.names { let p = try Policies.recovery.make(name); check(p, name, p.name) }
+        // A copy of a stateful policy keeps its own state.
+        var a = RoundRobinRouting()
+        a.cursor = 3
+        var b = a
+        b.cursor = 9
+        #expect(a.cursor == 3)
+    }
+
+    @Test func unknownNamesAreRefusedWithOneLineListingTheValidOnes() throws {
+        do {
+            _ = try Policies.routing.make("random")
+            Issue.record("an unknown name was made")
+        } catch {
+            #expect(error.description == "unknown JE routing policy 'random'; expected one of: prefix-aware, least-loaded, round-robin")
+        }
+        #expect(throws: ConfigError.self) { try Policies.decodeBalancing.make("") }
+        // Through the configuration: one line naming the key; the engine is not built.
+        do {
+            _ = try Self.engine { $0.policies["dp_balancing"] = "fastest" }
+            Issue.record("the engine accepted an unknown policy")
+        } catch let error as ConfigError {
+            #expect(error.description.contains("dp_balancing: unknown decode DP load balancing policy 'fastest'"))
+            #expect(error.description.contains("kv-aware, round-robin"))
+            #expect(!error.description.contains("\n"))
+        }
+        do {
+            _ = try Self.engine { $0.policies["autoscale"] = "on" }
+            Issue.record("the engine accepted an unknown slot")
+        } catch let error as ConfigError {
+            #expect(error.description.contains("unknown policy slot 'autoscale'; expected one of: je_routing"))
+        }
+    }
+
+    /// Each policy in its slot, the others at their defaults, on the toy pod to the end with a
+    /// node drained mid-run (its decode requests migrate: the balancing policy picks targets).
+    @Test(arguments: everyPolicy)
+    func everyPolicyRunsToCompletionAndLosesNothing(key: String, name: String) throws {
+        let engine = try Self.engine(rate: 25, limit: 120) { $0.policies[key] = name }
+        #expect(engine.report().policies?[key] == name)
+        engine.run(until: 3)
+        #expect(engine.apply(.drain(node: 2)).accepted)
+        engine.run(until: 6)
+        #expect(engine.apply(.undrain(node: 2)).accepted)
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine, "\(key)=\(name)")
+        FaultTests.expectEmpty(engine, "\(key)=\(name)")
+        let report = engine.report()
+        #expect(report.requests.arrived == 120)
+        #expect(report.requests.completed == 120, "\(key)=\(name): \(report.requests)")
+        #expect(report.policies == Policies.defaults.overridden(by: PolicyNames([key: name])))
+    }
+
+    @Test func configurationOverridesTheDeploymentWhichOverridesTheDefault() throws {
+        var deployment = TestDeployments.toyPod
+        deployment.policies["je_routing"] = "least-loaded"
+        deployment.policies["eplb_planner"] = "deepseek"
+        var config = EngineConfiguration(deployment: deployment)
+        config.policies["je_routing"] = "round-robin"
+        #expect(config.effectivePolicies.byKey == ["je_routing": "round-robin", "dp_balancing": "kv-aware",
+                                                   "eplb_planner": "deepseek", "recovery": "fine-grained"])
+        let engine = try ServingEngine(configuration: config, workload: FixedWorkload([]))
+        #expect(engine.snapshot().policies == config.effectivePolicies)
+        #expect(engine.instances.allSatisfy { $0.eplb?.policy.name ?? "deepseek" == "deepseek" })
+        // A deployment file's bad name is refused at build, naming the table and key.
+        deployment.policies["recovery"] = "pray"
+        #expect(throws: ConfigError.self) { try ServingEngine(configuration: EngineConfiguration(deployment: deployment),
+                                                              workload: FixedWorkload([])) }
+        #expect(EngineConfiguration(deployment: deployment).validationProblem()?
+            .contains("[policies] recovery: unknown recovery policy 'pray'") == true)
+    }
+
+    @Test func deploymentTOMLCarriesPolicyNames() throws {
+        let text = TestDeployments.toyPod.toml() + "\n[policies]\nje_routing = \"round-robin\"\ndp_balancing = \"round-robin\"\n"
+        let d = try Deployment(toml: text, source: "toy.toml")
+        #expect(d.policies.byKey == ["je_routing": "round-robin", "dp_balancing": "round-robin"])
+        #expect(try Deployment(toml: d.toml(), source: "again.toml") == d, "printed and read back")
+        #expect(d.toml().contains("[policies]\ndp_balancing = \"round-robin\"\nje_routing = \"round-robin\"\n"))
+        #expect(!TestDeployments.toyPod.toml().contains("[policies]"))
+        #expect(throws: ConfigError.self) {
+            try Deployment(toml: TestDeployments.toyPod.toml() + "\n[policies]\nje_routing = 3\n", source: "bad.toml")
+        }
+    }
+
+    @Test func policyCommandParsesAndRefusesBadWordsInOneLine() throws {
+        #expect(try OperatorCommand.parse("policy je round-robin").get() == .policy(slot: "je", name: "round-robin"))
+        #expect(try OperatorCommand.parse("Policy DP-LB Round-Robin").get() == .policy(slot: "dp-lb", name: "round-robin"))
+        #expect(OperatorCommand.policy(slot: "eplb", name: "deepseek").description == "policy eplb deepseek")
+        func message(_ line: String) -> String? {
+            if case .failure(let e) = OperatorCommand.parse(line) { return e.message }
+            return nil
+        }
+        #expect(message("policy") == "expected a policy slot (je, dp-lb, eplb, recovery) after 'policy'")
+        #expect(message("policy autoscaler off") == "unknown policy slot 'autoscaler'; expected one of: je, dp-lb, eplb, recovery")
+        #expect(message("policy je") == "expected a JE routing policy (prefix-aware, least-loaded, round-robin) after 'policy je'")
+        #expect(message("policy je random") == "unknown JE routing policy 'random'; expected one of: prefix-aware, least-loaded, round-robin")
+        #expect(message("policy je round-robin now")?.contains("expected end of command") == true)
+        #expect(OperatorCommand.completions(for: "policy d") == ["policy dp-lb ", "policy dp-lb kv-aware", "policy dp-lb round-robin"])
+        #expect(Policies.completionWords(after: ["policy"]) == ["je", "dp-lb", "eplb", "recovery"])
+        #expect(Policies.completionWords(after: ["policy", "eplb"]) == ["greedy", "deepseek"])
+        #expect(Policies.completionWords(after: ["drain"]) == nil)
+    }
+
+    @Test func scenariosCarryPolicyCommands() throws {
+        let text = "name = \"p\"\n[[step]]\nat = \"5s\"\ncommand = \"policy dp-lb round-robin\"\n"
+        let scenario = try Scenario(toml: text, source: "p.toml")
+        #expect(scenario.steps.map(\.command) == [.policy(slot: "dp-lb", name: "round-robin")])
+        #expect(throws: ConfigError.self) {
+            try Scenario(toml: text.replacingOccurrences(of: "round-robin", with: "fastest"), source: "p.toml")
+        }
+    }
+
+    @Test func policyCommandIsAppliedLoggedAndCounted() throws {
+        let engine = try Self.engine()
+        engine.run(until: 1)
+        let before = engine.report().commands
+        let reply = engine.apply(.policy(slot: "je", name: "least-loaded"))
+        #expect(reply.accepted, "\(reply.message)")
+        #expect(reply.message == "JE routing policy: prefix-aware → least-loaded")
+        #expect(engine.report().commands == before + 1)
+        #expect(engine.report().policies?["je_routing"] == "least-loaded")
+        #expect(engine.recentEvents().last?.message == "policy je least-loaded: JE routing policy: prefix-aware → least-loaded")
+        #expect(engine.apply(.policy(slot: "eplb", name: "deepseek")).accepted)
+        #expect(engine.instances.allSatisfy { $0.eplb == nil || $0.eplb!.policy.name == "deepseek" })
+        #expect(engine.apply(.policy(slot: "recovery", name: "restart-world")).accepted)
+        #expect(engine.report().recoveryPolicy == "restart-world")
+        // Refused (a line from outside the parser): nothing changes, nothing counted, one event.
+        let refused = engine.apply(.policy(slot: "dp-lb", name: "fastest"))
+        #expect(!refused.accepted)
+        #expect(refused.message == "unknown decode DP load balancing policy 'fastest'; expected one of: kv-aware, round-robin")
+        #expect(engine.report().policies?["dp_balancing"] == "kv-aware")
+        #expect(engine.report().commands == before + 3)
+        #expect(!engine.apply(.policy(slot: "nope", name: "x")).accepted)
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+    }
+
+    /// Prefill TEs a run placed its requests on, arrival by arrival.
+    static func placements(_ engine: ServingEngine, until end: SimTime) -> [Int: Int] {
+        var seen: [Int: Int] = [:]
+        while engine.now < end, engine.step() {
+            for (id, r) in engine.requests where seen[id] == nil { seen[id] = r.prefillInstance }
+        }
+        return seen
+    }
+
+    @Test func roundRobinRoutingSpreadsWhatPrefixAwareKeepsTogether() throws {
+        // Short prompts all go to the short-prompt TE under prefix-aware (the toy pod's two
+        // prefill TEs split long/short); round-robin alternates between them.
+        let aware = try Self.engine(rate: 20, limit: 60)
+        let awareCounts = Dictionary(grouping: Self.placements(aware, until: 5).values, by: { $0 }).mapValues(\.count)
+        let turns = try Self.engine(rate: 20, limit: 60)
+        #expect(turns.apply(.policy(slot: "je", name: "round-robin")).accepted)
+        let turnCounts = Dictionary(grouping: Self.placements(turns, until: 5).values, by: { $0 }).mapValues(\.count)
+        let total = turnCounts.values.reduce(0, +)
+        #expect(total > 20)
+        #expect(turnCounts.count == 2 && turnCounts.values.allSatisfy { abs($0 * 2 - total) <= 2 }, "\(turnCounts)")
+        #expect(awareCounts != turnCounts, "\(awareCounts) vs \(turnCounts)")
+        #expect(aware.report() != turns.report())
+    }
+
+    @Test func roundRobinBalancingCyclesTheEligibleGroups() throws {
+        let engine = try Self.engine(limit: 0) { $0.policies["dp_balancing"] = "round-robin" }
+        let d = try FaultTests.decodeIndex(engine)
+        let groups = engine.instances[d].dp.count
+        var picks: [Int] = []
+        for _ in 0..<(groups + 2) { picks.append(try #require(engine.pickDecodeGroup(d))) }
+        #expect(picks == Array(0..<groups) + [0, 1])
+        // kv-aware with empty groups always takes the first.
+        let aware = try Self.engine(limit: 0)
+        #expect(aware.pickDecodeGroup(d) == 0 && aware.pickDecodeGroup(d) == 0)
+    }
+}
