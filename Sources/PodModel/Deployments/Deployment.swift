@@ -100,6 +100,12 @@ public struct Deployment: Sendable, Equatable {
     public var nodes: Int
     public var groups: [InstanceGroup]
     public var moeAttention: MoEAttentionLayout?
+    /// Elastic scaling (TOML `[scaling]`): the autoscaler policy by name (nil: `off` unless a
+    /// flag says otherwise) and how many TEs' worth of spare NPUs keep the weights in host DRAM.
+    public var autoscale: String?
+    public var prewarmedSpareTEs = 0
+    /// Most pre-warmed TEs a deployment may ask for.
+    public static let maxPrewarmedSpareTEs = 64
 
     public init(name: String, model: String, hardware: String, nodes: Int, groups: [InstanceGroup],
                 moeAttention: MoEAttentionLayout? = nil) {

@@ -78,6 +78,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Fault handling: recovery policy, heartbeats, restart and straggler defaults
     /// (``FaultSettings``; system.md §4 "Faults", §5).
     public var faults: FaultSettings
+    /// Elastic scaling: load paths, pre-warmed spares, the autoscaler (``ScalingSettings``).
+    public var scaling = ScalingSettings()
     /// Name of the recovery policy (``RecoveryPolicies``), default `fine-grained`.
     public var recoveryPolicy: String {
         get { faults.recoveryPolicy }

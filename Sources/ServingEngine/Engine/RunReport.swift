@@ -144,11 +144,14 @@ public struct RunReport: Sendable, Equatable, Codable {
     /// One entry per injected fault: time to detect and recover, requests failed and re-prefilled.
     public var faultDetails: [FaultDetail] = []
     public var recoveryPolicy = ""
+    /// Scale operations (interfaces.md additions): commands and autoscaler decisions. Always
+    /// set by ``ServingEngine/report()``; optional so reports written before it still decode.
+    public var scaling: ScalingReport?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case deployment, model, hardware, seed, events, commands, requests, tokens, throughput, slo, kv, experts, faults
+        case deployment, model, hardware, seed, events, commands, requests, tokens, throughput, slo, kv, experts, faults, scaling
         case simSeconds = "sim_seconds"
         case wallSeconds = "wall_seconds"
         case latencyMs = "latency_ms"
@@ -196,6 +199,7 @@ extension ServingEngine {
         r.faults = faultCounts()
         r.faultDetails = faultDetails()
         r.recoveryPolicy = faults.policy.name
+        r.scaling = scalingReport()
         r.experts = .init(imbalance: configuration.eplb == .perfect || expertStats.steps == 0 ? 1
                               : expertStats.factorSum / Double(expertStats.steps),
                           rebalances: decodeRebalances)

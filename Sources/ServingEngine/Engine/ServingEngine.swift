@@ -44,6 +44,8 @@ public final class ServingEngine {
     var drainedNodes: Set<Int> = []
     /// Injected faults, heartbeat and recovery state (Faults/).
     var faults = FaultModel()
+    /// Elastic scaling: TE lifecycles, scale operations, the autoscaler (Scaling/).
+    var scaling = ScalingState()
     /// Pacer state, recorded for snapshots only (speed/pause/resume are the pacer's business).
     var speed: Double? = 1
     var paused = false
@@ -97,7 +99,9 @@ public final class ServingEngine {
 
     /// An engine over an explicit workload (a trace, a synthetic source, or a test fixture).
     public init(configuration: EngineConfiguration, workload: some WorkloadSource) throws {
-        if let problem = configuration.validationProblem() { throw ConfigError(problem) }
+        if let problem = configuration.validationProblem() ?? configuration.scaling.validationProblem() {
+            throw ConfigError(problem)
+        }
         self.configuration = configuration
         let deployment = configuration.deployment
         model = try deployment.modelSpec()
@@ -128,6 +132,7 @@ public final class ServingEngine {
         scheduleTelemetryTick(at: configuration.snapshotInterval)
         startHeartbeats()
         scheduleNextArrival()
+        setUpScaling()
     }
 
     /// An engine that builds its workload from ``EngineConfiguration/workload``.
@@ -190,6 +195,7 @@ public final class ServingEngine {
         case .telemetryTick: telemetryTick()
         case .fault(let timer): handleFaultTimer(timer)
         case .expertSwap(let instance): advanceEPLB(instance)
+        case .scaling(let timer): handleScalingTimer(timer)
         }
         return true
     }
@@ -333,7 +339,7 @@ public final class ServingEngine {
         }
         guard !candidates.isEmpty else { return nil }
         var pool = candidates
-        let all = instances.indices.filter { instances[$0].hasPrefill }
+        let all = instances.indices.filter { instances[$0].hasPrefill && !scalingHoldsOff($0) }
         let isLong = request.spec.promptTokens > configuration.longPromptTokens
         // Recent prompt tokens by side, decaying per arrival (a window of roughly 1,000 requests).
         recentPromptTokens.long *= 0.999
