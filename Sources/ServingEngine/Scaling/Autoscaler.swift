@@ -139,8 +139,9 @@ public struct SLOAutoscaler: Autoscaler {
         let projected = n > 1 ? load.prefillUtilization * Double(n) / Double(n - 1) : .infinity
         let prefillIdle = ttft < p.downTTFTShare * load.sloTTFTMs && waitShare < p.upQueueWaitShare / 4
             && projected < p.downUtilization
+        let pressure = max(waitShare / p.upQueueWaitShare, ttft / (p.upTTFTShare * load.sloTTFTMs))
         if let d = decide(role: .prefill, load.prefill, short: prefillShort, idle: prefillIdle, spare: load.spareNPUs, now: now,
-                          why: prefillShort
+                          pressure: pressure, why: prefillShort
                             ? "queued prompt tokens \(load.queuedPrefillTokens) ≈ \(Self.ms(load.prefillQueueWaitSeconds * 1_000)) ms "
                                 + "of prefill, TTFT p90 \(Self.ms(ttft)) ms (SLO \(Self.ms(load.sloTTFTMs)) ms)"
                             : "TTFT p90 \(Self.ms(ttft)) ms, prefill \(Int((load.prefillUtilization * 100).rounded()))% busy; "
@@ -160,7 +161,7 @@ public struct SLOAutoscaler: Autoscaler {
     }
 
     private mutating func decide(role: InstanceRole, _ r: ClusterLoad.Role, short: Bool, idle: Bool, spare: Int,
-                                 now: SimTime, why: String) -> ScalingDecision? {
+                                 now: SimTime, pressure: Double = 1, why: String) -> ScalingDecision? {
         let p = parameters
         guard r.npusPerTE > 0 else { return nil }
         let up = "\(role.rawValue)-up", down = "\(role.rawValue)-down"
@@ -168,7 +169,10 @@ public struct SLOAutoscaler: Autoscaler {
         streak[down] = idle && !short ? streak[down, default: 0] + 1 : 0
         let since = now - (lastDecision[role] ?? -.infinity)
         if streak[up]! >= p.upEvaluations, r.starting == 0, since >= p.upCooldownSeconds {
-            let step = min(p.maxStepTEs, max(1, r.inService / 4), spare / r.npusPerTE)
+            // A quarter more TEs, more when the shortfall is deeper (`pressure` is how many times
+            // over its threshold the worst signal is), capped by the step and the spare pool.
+            let wanted = Int((Double(r.inService) * min(1, 0.25 * max(1, pressure))).rounded(.up))
+            let step = min(p.maxStepTEs, max(1, wanted), spare / r.npusPerTE)
             guard step > 0 else { return nil }
             streak[up] = 0
             lastDecision[role] = now

@@ -44,14 +44,15 @@ import XDSTestSupport
         engine.run(until: 2)
         let reply = engine.apply(.scale(role: .prefill, change: .to(12), from: nil))
         #expect(reply.accepted, "\(reply.message)")
-        let new = Array(8..<12)
+        // prefill-0…7 are instances 0…7 and decode-0 is 8: the new TEs are 9…12.
+        let new = Array(9..<13)
         #expect(engine.instances.count == 13)
         #expect(new.allSatisfy { engine.scaling.phase($0) == .allocating })
         // Allocation: whole spare nodes (36…47), 16 NPUs each.
         for i in new {
             #expect(engine.instances[i].npus.count == 16)
             #expect(engine.instances[i].npus.allSatisfy { $0 >= 288 })
-            #expect(engine.instances[i].dp.allSatisfy(\.drained), "a starting TE takes no work")
+            #expect(engine.instances[i].dp.allSatisfy { $0.drained }, "a starting TE takes no work")
         }
         #expect(engine.spareNPUs().count == 32)
         // Before they are ready they take nothing.
@@ -68,7 +69,7 @@ import XDSTestSupport
         engine.run(until: 20)
         #expect(new.allSatisfy { i in engine.instances[i].dp.contains { $0.kv.stats.queriedTokens > 0 } },
                 "the new TEs take work")
-        #expect(engine.snapshot().instances[8].state == "in-service")
+        #expect(engine.snapshot().instances[9].state == "in-service")
         ScalingTests.expectSound(engine)
 
         // Scale back in: four TEs drain and give their NPUs back, nothing lost.
@@ -212,10 +213,10 @@ import XDSTestSupport
         let pod = try Self.superpod(rate: 10)
         #expect(pod.apply(.scale(role: .prefill, change: .by(1), from: nil)).accepted)
         pod.run(until: 0.5)
-        #expect(pod.apply(.faultNPU(pod.instances[8].npus[0])).accepted)
-        #expect(pod.scaling.phase(8) == .retired && pod.scaling.phase(9) == .allocating)
+        #expect(pod.apply(.faultNPU(pod.instances[9].npus[0])).accepted)
+        #expect(pod.scaling.phase(9) == .retired && pod.scaling.phase(10) == .allocating)
         pod.run(until: 8)
-        #expect(pod.scaling.phase(9) == .inService)
+        #expect(pod.scaling.phase(10) == .inService)
         #expect(pod.report().scaling?.details.first?.to == 9)
         ScalingTests.expectSound(pod)
     }
@@ -233,7 +234,7 @@ import XDSTestSupport
         #expect(!engine.spareNPUs().contains(8), "a drained node's NPUs stay out of the pool")
         #expect(engine.apply(.undrain(node: 1)).accepted)
         #expect(engine.spareNPUs().contains(8))
-        #expect(engine.instances[1].dp.allSatisfy(\.drained), "undrain does not bring a scaled-in TE back")
+        #expect(engine.instances[1].dp.allSatisfy { $0.drained }, "undrain does not bring a scaled-in TE back")
         // And a scale-up may reuse the node.
         #expect(engine.apply(.scale(role: .prefill, change: .to(2), from: nil)).accepted)
         engine.run(until: 40)
@@ -247,11 +248,11 @@ import XDSTestSupport
     @Test func sloAutoscalerBeatsOffOnARateStep() throws {
         func run(_ autoscale: String) throws -> RunReport {
             let engine = try Self.superpod(rate: 40, limit: 40_000) { $0.scaling.autoscale = autoscale }
-            engine.run(until: 20)
+            engine.run(until: 10)
             _ = engine.apply(.rate(requestsPerSecond: 250))
-            engine.run(until: 110)
+            engine.run(until: 70)
             _ = engine.apply(.rate(requestsPerSecond: 40))
-            engine.run(until: 140)
+            engine.run(until: 80)
             ScalingTests.expectSound(engine)
             return engine.report()
         }
