@@ -50,6 +50,13 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "EPLB planner (the mode is --eplb): \(Policies.help(Policies.eplbPlanner)).")
     var eplbPlanner: String?
 
+    @Option(help: "Autoscaler policy: off or slo (default: the deployment's [scaling] autoscale, else off).")
+    var autoscale: String?
+
+    @Option(parsing: .unconditional,
+            help: "Pre-warmed spares: TEs' worth of spare NPUs whose hosts keep the weights in DRAM (warm ≈5 s loads), \(FlagLimits.prewarmedSpares.allowed) (default: the deployment's).")
+    var prewarmedSpares: CLINumber?
+
     @Flag(help: "When decode needs NPUs and the spare pool is empty, kill a prefill TE and use its NPUs.")
     var killPrefillToPreserveDecode = false
 
@@ -93,6 +100,13 @@ struct CommonOptions: ParsableArguments {
         config.policies = policies
         config.faults.killPrefillToPreserveDecode = killPrefillToPreserveDecode
         config.faults.migrateDecodeOnDrain = drainMigratesDecode
+        if let name = autoscale ?? d.autoscale {
+            guard Autoscalers.names.contains(name) else {
+                throw ConfigError("--autoscale: unknown policy '\(name)'; expected one of: \(Autoscalers.names.joined(separator: ", "))")
+            }
+            config.scaling.autoscale = name
+        }
+        config.scaling.prewarmedSpareTEs = try prewarmedSpares.map { try FlagLimits.prewarmedSpares.int($0) } ?? d.prewarmedSpareTEs
         config.faults.heartbeatIntervalSeconds = heartbeatInterval
         config.faults.missedHeartbeatsToDeclare = heartbeatMisses
         if workload != "synthetic" {

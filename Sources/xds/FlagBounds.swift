@@ -92,6 +92,7 @@ enum FlagLimits {
     /// Below 10 ms the heartbeat rounds alone would be most of the simulated events.
     static let heartbeatInterval = FlagRange("--heartbeat-interval", 0.01...3_600, unit: "s")
     static let heartbeatMisses = FlagRange("--heartbeat-misses", 1...1_000, whole: true)
+    static let prewarmedSpares = FlagRange("--prewarmed-spares", 0...Double(Deployment.maxPrewarmedSpareTEs), whole: true)
     /// A year at a low rate is a legitimate soak; ten years bounds what anyone means.
     static let maxDurationSeconds: Double = 10 * 365 * 86_400
     /// One microbatch or two (the papers' two-microbatch overlap); the bench picks the faster by default.

@@ -17,6 +17,10 @@ struct EngineGauges: Sendable {
     private let faultsActive: Gauge
     private let nodesDrained: Gauge
     private let nodesDraining: Gauge
+    /// TEs by role and lifecycle state (elastic scaling), every pair exported (0 when none).
+    private let instancesByRoleState: [(role: String, state: String, gauge: Gauge)]
+    static let instanceRoles = ["prefill", "decode", "colocated"]
+    static let instanceStates = ["allocating", "loading", "warming-up", "in-service", "draining", "retired"]
 
     static let npuUtilization = "xds_npu_utilization"
 
@@ -54,6 +58,13 @@ struct EngineGauges: Sendable {
         nodesDrained = r.makeGauge(
             descriptor: .named("xds_nodes_drained", help: "Nodes drained by the operator."))
         nodesDraining = r.makeGauge(descriptor: .named("xds_nodes_draining", help: "Nodes still draining."))
+        instancesByRoleState = Self.instanceRoles.flatMap { role in
+            Self.instanceStates.map { state in
+                (role, state, r.makeGauge(
+                    descriptor: .named("xds_instances", help: "TEs by role and lifecycle state (starting phases, in service, scaled in)."),
+                    labels: [("role", role), ("state", state)]))
+            }
+        }
     }
 
     /// Sets every gauge from `snapshot`. Per-NPU gauges are created on first sight and dropped when
@@ -70,6 +81,10 @@ struct EngineGauges: Sendable {
         faultsActive.set(to: Double(snapshot.activeFaults.filter { $0.recoveredAt == nil }.count))
         nodesDrained.set(to: Double(snapshot.drainedNodes.count))
         nodesDraining.set(to: Double(snapshot.drainingNodes.count))
+        for entry in instancesByRoleState {
+            let count = snapshot.instances.filter { $0.kind == entry.role && ($0.state ?? "in-service") == entry.state }.count
+            entry.gauge.set(to: Double(count))
+        }
 
         var seen = Set<Int>()
         for npu in snapshot.npus {

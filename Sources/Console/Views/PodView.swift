@@ -202,15 +202,29 @@ enum PodView {
                 (i.name, .text), (i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare))),
                 ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
                 (Format.percent(i.kvUsage), NPULoad.style(NPULoad.band(i.kvUsage)) == .dim ? .text : NPULoad.style(NPULoad.band(i.kvUsage))), (Format.ms(i.stepMs), .text),
+                instanceState(i),
             ]
         }
         b.table(
             columns: [
                 ("instance", 12), ("kind", 9), ("NPUs", -5), ("queued", -7), ("running", -8),
-                ("KV", -5), ("step", -8),
+                ("KV", -5), ("step", -8), ("state", 16),
             ],
             rows: rows, in: Rect(x: rect.x + 2, y: rect.y + 1, width: rect.width - 4, height: rect.height - 2)
         )
+    }
+
+    /// Lifecycle of a TE (elastic scaling): serving, a start's phase with its time left, draining
+    /// after a scale-in, or retired.
+    static func instanceState(_ i: InstanceStatus) -> (String, Style) {
+        switch i.state ?? "in-service" {
+        case "in-service": return ("serving", .good)
+        case "draining": return ("draining", .warn)
+        case "retired": return ("retired", .dim)
+        case let phase:
+            let left = i.phaseSecondsLeft.map { " \(Int($0.rounded(.up)))s" } ?? ""
+            return (phase + left, .warn)
+        }
     }
 
     static func drawFaults(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {

@@ -102,6 +102,12 @@ public struct Deployment: Sendable, Equatable {
     public var moeAttention: MoEAttentionLayout?
     /// Policies named by the deployment file's `[policies]` table (names only; see ``PolicyNames``).
     public var policies = PolicyNames()
+    /// Elastic scaling (TOML `[scaling]`): the autoscaler policy by name (nil: `off` unless a
+    /// flag says otherwise) and how many TEs' worth of spare NPUs keep the weights in host DRAM.
+    public var autoscale: String?
+    public var prewarmedSpareTEs = 0
+    /// Most pre-warmed TEs a deployment may ask for.
+    public static let maxPrewarmedSpareTEs = 64
 
     public init(name: String, model: String, hardware: String, nodes: Int, groups: [InstanceGroup],
                 moeAttention: MoEAttentionLayout? = nil) {

@@ -8,7 +8,8 @@ import TOMLKit
 /// let back = try Deployment(toml: text, source: "superpod.toml")
 /// ```
 extension Deployment {
-    static let topKeys: Set<String> = ["name", "model", "hardware", "nodes", "prefill", "decode", "colocated", "moe_attention", "policies"]
+    static let topKeys: Set<String> = ["name", "model", "hardware", "nodes", "prefill", "decode", "colocated", "moe_attention", "policies", "scaling"]
+    static let scalingKeys: Set<String> = ["autoscale", "prewarmed_spare_tes"]
     static let groupKeys: Set<String> = ["count", "npus", "first_npu", "tp", "dp", "ep", "redundant_experts",
                                          "shared_expert_dies", "batch_limit", "external", "hardware"]
     static let maKeys: Set<String> = ["first_npu", "expert_dies", "shared_expert_dies", "attention_domains",
@@ -63,6 +64,21 @@ extension Deployment {
                   hardware: try r.optionalString("hardware") ?? "ascend-910c",
                   nodes: try r.int("nodes", default: 48), groups: groups, moeAttention: ma)
         policies = try Self.readPolicies(r)
+        if let t = try r.table("scaling") {
+            let s = TOMLReader(table: t, source: source, context: "[scaling]: ")
+            try s.rejectUnknown(Self.scalingKeys)
+            if let name = try s.optionalString("autoscale") {
+                guard ["off", "slo"].contains(name) else {
+                    throw s.fail("autoscale must be off or slo, got \(InputEcho.quoted(name))")
+                }
+                autoscale = name
+            }
+            let warm = try s.int("prewarmed_spare_tes", default: 0)
+            guard (0...Self.maxPrewarmedSpareTEs).contains(warm) else {
+                throw s.fail("prewarmed_spare_tes must be between 0 and \(Self.maxPrewarmedSpareTEs), got \(warm)")
+            }
+            prewarmedSpareTEs = warm
+        }
         do { try validate() } catch let e as ConfigError { throw ConfigError("\(source): \(e.description)") }
     }
 
@@ -82,6 +98,10 @@ extension Deployment {
             out += "shared_expert_dies = \(ma.sharedExpertDies)\nattention_domains = \(ma.attentionDomains)\n"
             out += "dp_per_domain = \(ma.dpPerDomain)\ntrampoline_dies = \(ma.trampolineDies)\n"
             out += "microbatches = \(ma.microbatches)\nbatch_limit = \(ma.batchLimit)\n"
+        }
+        if autoscale != nil || prewarmedSpareTEs > 0 {
+            out += "\n[scaling]\n" + (autoscale.map { "autoscale = \(Self.quoted($0))\n" } ?? "")
+            out += "prewarmed_spare_tes = \(prewarmedSpareTEs)\n"
         }
         return out + policiesTOML()
     }

@@ -52,6 +52,14 @@ extension OperatorCommand {
         case "pause": return .pause
         case "resume": return .resume
         case "policy": return try parsePolicy(&words)
+        case "scale": return try parseScale(&words)
+        case "autoscale":
+            let names = Autoscalers.names.joined(separator: ", ")
+            guard let name = words.next() else { throw CommandParseError("expected one of \(names) after 'autoscale'") }
+            guard Autoscalers.names.contains(name.lowercased()) else {
+                throw CommandParseError("unknown autoscaler \(InputEcho.quoted(name)); expected one of: \(names)")
+            }
+            return .autoscale(name.lowercased())
         default:
             throw CommandParseError(
                 "unknown command \(InputEcho.quoted(keyword)); expected one of: \(keywords.joined(separator: ", "))")
@@ -74,6 +82,38 @@ extension OperatorCommand {
             throw CommandParseError("unknown \(catalog.slot.title) policy \(InputEcho.quoted(name)); expected one of: \(names)")
         }
         return .policy(slot: slot, name: name)
+    }
+
+    private static func parseScale(_ words: inout CommandWords) throws(CommandParseError) -> OperatorCommand {
+        let maxTEs = CommandLimits.maxScaleTEs
+        let roles = "prefill, decode, colocated"
+        guard let roleWord = words.next() else { throw CommandParseError("expected one of \(roles) after 'scale'") }
+        guard let role = InstanceRole(rawValue: roleWord.lowercased()) else {
+            throw CommandParseError("unknown role \(InputEcho.quoted(roleWord)) after 'scale'; expected one of: \(roles)")
+        }
+        let context = "scale \(role.rawValue)"
+        let expected = "expected a TE count N between 1 and \(maxTEs), or +K / -K with K between 1 and \(maxTEs), after '\(context)'"
+        guard let amount = words.next() else { throw CommandParseError(expected) }
+        let change: ScaleChange
+        if let sign = amount.first, sign == "+" || sign == "-" {
+            guard let k = CommandLimits.index(amount.dropFirst()), (1...maxTEs).contains(k) else {
+                throw CommandParseError("\(expected), got \(InputEcho.quoted(amount))")
+            }
+            change = .by(sign == "+" ? k : -k)
+        } else {
+            guard let n = CommandLimits.index(Substring(amount)), (1...maxTEs).contains(n) else {
+                throw CommandParseError("\(expected), got \(InputEcho.quoted(amount))")
+            }
+            change = .to(n)
+        }
+        guard words.peek != nil else { return .scale(role: role, change: change, from: nil) }
+        try words.expectKeyword("from", after: "\(context) \(amount)")
+        let paths = LoadPath.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let pathWord = words.next() else { throw CommandParseError("expected one of \(paths) after 'from'") }
+        guard let path = LoadPath(rawValue: pathWord.lowercased()) else {
+            throw CommandParseError("unknown load path \(InputEcho.quoted(pathWord)); expected one of: \(paths)")
+        }
+        return .scale(role: role, change: change, from: path)
     }
 
     private static func parseFault(_ words: inout CommandWords) throws(CommandParseError) -> OperatorCommand {

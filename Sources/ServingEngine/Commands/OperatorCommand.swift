@@ -1,3 +1,5 @@
+import PodModel
+
 /// One line of the operator command language (interfaces.md), the same in the console's
 /// `:` prompt, scenario files and `POST /admin/commands`.
 ///
@@ -40,6 +42,11 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
     /// `policy SLOT NAME`: the named policy in a slot (``Policies``: `je`, `dp-lb`, `eplb`,
     /// `recovery`) from the next event on. Both words are checked against the registries.
     case policy(slot: String, name: String)
+    /// `scale prefill|decode|colocated N|+K|-K [from PATH]`: TEs of a role (Scaling/); the
+    /// optional load path forces one (`from object-store`), for comparisons.
+    case scale(role: InstanceRole, change: ScaleChange, from: LoadPath?)
+    /// `autoscale off|slo`: the autoscaler policy by name.
+    case autoscale(String)
 
     /// The canonical line; parsing it gives back the same command.
     public var description: String {
@@ -64,6 +71,14 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
         case .pause: "pause"
         case .resume: "resume"
         case .policy(let slot, let name): "policy \(slot) \(name)"
+        case .scale(let role, let change, let path):
+            "scale \(role.rawValue) " + {
+                switch change {
+                case .to(let n): String(n)
+                case .by(let k): k >= 0 ? "+\(k)" : String(k)
+                }
+            }() + (path.map { " from \($0.rawValue)" } ?? "")
+        case .autoscale(let name): "autoscale \(name)"
         }
     }
 
@@ -73,13 +88,15 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Top-level keywords, in the order error messages list them.
-    public static let keywords = ["drain", "undrain", "fault", "heal", "rebalance", "rate", "speed", "pause", "resume", "policy"]
+    public static let keywords = ["drain", "undrain", "fault", "heal", "rebalance", "rate", "speed", "pause", "resume",
+                                  "scale", "autoscale", "policy"]
 
     /// Every command's fixed words, for tab completion.
     static let completionPhrases = [
         "drain node ", "undrain node ", "fault die ", "fault npu ", "fault node ", "fault link ",
         "fault straggler die ", "fault hbm die ", "fault glitch", "heal all", "heal ", "rebalance", "rate ",
-        "speed max", "speed ", "pause", "resume",
+        "speed max", "speed ", "pause", "resume", "scale prefill ", "scale decode ", "scale colocated ",
+        "autoscale off", "autoscale slo",
     ] + policyPhrases
 
     /// `policy SLOT ` and `policy SLOT NAME` for every slot and name in the registries.
@@ -114,6 +131,10 @@ public enum CommandLimits {
     public static let maxFactor = 1_000.0
     /// Largest node, NPU, die or fault id the grammar accepts (a pod has at most thousands).
     public static let maxIndex = 999_999
+    /// Most TEs of one role a `scale` command may ask for, and the largest relative step: a
+    /// CloudMatrix384 holds at most 24 TEs of the smallest shape we model; 64 leaves room for
+    /// larger pods without letting a typo ask for millions.
+    public static let maxScaleTEs = 64
 
     static var factorRange: String { "greater than 1 and at most \(format(maxFactor))" }
 

@@ -168,7 +168,7 @@ public struct Scenario: Sendable, Equatable {
                     + "(ids 1…\(possibleFaults), in injection order)"
         case .healAll:
             return possibleFaults == 0 ? "heal all: no earlier step injects a fault" : nil
-        case .faultGlitch, .rebalance, .rate, .speed, .speedMax, .pause, .resume, .policy: return nil
+        case .faultGlitch, .rebalance, .rate, .speed, .speedMax, .pause, .resume, .policy, .scale, .autoscale: return nil
         }
     }
 

@@ -85,6 +85,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var effectivePolicies: PolicyNames {
         Policies.defaults.overridden(by: deployment.policies).overridden(by: policies)
     }
+    /// Elastic scaling: load paths, pre-warmed spares, the autoscaler (``ScalingSettings``).
+    public var scaling = ScalingSettings()
     /// Name of the recovery policy (``Policies/recovery``), default `fine-grained`.
     public var recoveryPolicy: String {
         get { effectivePolicies[Policies.recovery.slot.key] ?? Policies.recovery.defaultName }

@@ -16,6 +16,8 @@ enum EngineEventKind {
     case fault(FaultTimer)
     /// An instance's expert swap reaches its next phase (system.md §4's four phases).
     case expertSwap(instance: Int)
+    /// Elastic scaling: a starting TE's phase ends, scale-in checks, autoscaler evaluations (Scaling/).
+    case scaling(ScalingTimer)
 }
 
 /// Per-request state. Changed only when something happens to the request (architecture.md

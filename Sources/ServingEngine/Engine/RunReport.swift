@@ -149,12 +149,15 @@ public struct RunReport: Sendable, Equatable, Codable {
     /// The policy in each slot at the end of the run, by slot key (`je_routing`, `dp_balancing`,
     /// `eplb_planner`, `recovery`); nil in reports written before policies had names.
     public var policies: PolicyNames?
+    /// Scale operations (interfaces.md additions): commands and autoscaler decisions. Always
+    /// set by ``ServingEngine/report()``; optional so reports written before it still decode.
+    public var scaling: ScalingReport?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case deployment, model, hardware, seed, events, commands, requests, tokens, throughput, slo, kv, experts, faults
-        case policies
+        case policies, scaling
         case simSeconds = "sim_seconds"
         case wallSeconds = "wall_seconds"
         case latencyMs = "latency_ms"
@@ -203,6 +206,7 @@ extension ServingEngine {
         r.faultDetails = faultDetails()
         r.recoveryPolicy = faults.policy.name
         r.policies = policyNames
+        r.scaling = scalingReport()
         r.experts = .init(imbalance: configuration.eplb == .perfect || expertStats.steps == 0 ? 1
                               : expertStats.factorSum / Double(expertStats.steps),
                           rebalances: decodeRebalances)

@@ -62,6 +62,13 @@ extension ServingEngine {
         case .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch, .heal, .healAll:
             // Fault commands log their own events and count themselves when accepted.
             reply = applyFaultCommand(command)
+            if reply.accepted { scalingNoteFaults() }
+        case .scale(let role, let change, let path):
+            let outcome = applyScale(role: role, change: change, path: path, origin: "")
+            reply = outcome.accepted ? accept(command, outcome.message, kind: .scaling) : outcome
+        case .autoscale(let name):
+            let outcome = applyAutoscale(name)
+            reply = outcome.accepted ? accept(command, outcome.message, kind: .scaling) : outcome
         }
         // A refusal is logged too: a scenario step the engine refuses at its time (a node already
         // drained, a fault already healed) has nobody to answer it, and must not vanish silently.
@@ -125,7 +132,8 @@ extension ServingEngine {
     func decodeKVUsage() -> Double {
         var used = 0.0, capacity = 0.0
         let blockTokens = Double(configuration.kvBlockTokens)
-        for instance in instances where instance.hasDecode {
+        // A TE scaled in and retired (no NPUs) holds no KV capacity any more.
+        for instance in instances where instance.hasDecode && (!instance.npus.isEmpty || instance.external) {
             for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
                 used += Double(instance.dp[g].kv.usedBlocks) * blockTokens
                     + Double(instance.dp[g].running * instance.stepIndex - instance.dp[g].joinStepSum) * tokensPerStep

@@ -45,7 +45,7 @@ extension ServingEngine {
         }
     }
 
-    private func addInstance(role: InstanceRole, name: String, spec: InstanceGroup, hardware hw: HardwareProfile,
+    func addInstance(role: InstanceRole, name: String, spec: InstanceGroup, hardware hw: HardwareProfile,
                              npus: [Int], firstDie: Int, attentionOnly: Bool = false) throws {
         let blocks = try kvBlocksPerGroup(spec, hardware: hw, attentionOnly: attentionOnly)
         kvBlocksBuilt = Saturating.add(kvBlocksBuilt, Saturating.multiply(blocks, spec.dp))
@@ -61,9 +61,12 @@ extension ServingEngine {
             var groupDies: [Int] = []
             if !npus.isEmpty {
                 for die in (firstDie + g * spec.tp)..<(firstDie + (g + 1) * spec.tp) {
-                    let npu = npus[0] + die / diesPerNPU
+                    // The TE's k-th NPU (the same as npus[0] + k for a deployment's contiguous
+                    // ranges; a TE scaled onto spare NPUs may span separate nodes).
+                    let k = die / diesPerNPU
+                    let npu = k < npus.count ? npus[k] : npus[0] + k
                     if groupNPUs.last != npu { groupNPUs.append(npu) }
-                    groupDies.append(npus[0] * diesPerNPU + die)
+                    groupDies.append(npu * diesPerNPU + die % diesPerNPU)
                 }
             }
             var group = DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: configuration.kvBlockTokens),
@@ -126,7 +129,7 @@ extension ServingEngine {
             for g in instances[i].dp.indices {
                 instances[i].dp[g].drained = instances[i].dp[g].outOfService || instances[i].dp[g].npus.contains {
                     drainedNodes.contains($0 / topology.npusPerNode)
-                }
+                } || scalingHoldsOff(i)
             }
         }
     }

@@ -34,6 +34,7 @@ extension ServingEngine {
                            kvUsage: instance.dp.reduce(0.0) { $0 + $1.kv.usage } / Double(max(1, instance.dp.count)),
                            stepMs: instance.lastStepSeconds * 1_000)
         }
+        annotateScaling(&s)
         let (drained, draining) = drainState()
         s.drainedNodes = drained
         s.drainingNodes = draining

@@ -44,6 +44,8 @@ public final class ServingEngine {
     var drainedNodes: Set<Int> = []
     /// Injected faults, heartbeat and recovery state (Faults/).
     var faults = FaultModel()
+    /// Elastic scaling: TE lifecycles, scale operations, the autoscaler (Scaling/).
+    var scaling = ScalingState()
     /// Pacer state, recorded for snapshots only (speed/pause/resume are the pacer's business).
     var speed: Double? = 1
     var paused = false
@@ -97,7 +99,9 @@ public final class ServingEngine {
 
     /// An engine over an explicit workload (a trace, a synthetic source, or a test fixture).
     public init(configuration: EngineConfiguration, workload: some WorkloadSource) throws {
-        if let problem = configuration.validationProblem() { throw ConfigError(problem) }
+        if let problem = configuration.validationProblem() ?? configuration.scaling.validationProblem() {
+            throw ConfigError(problem)
+        }
         self.configuration = configuration
         let deployment = configuration.deployment
         model = try deployment.modelSpec()
@@ -126,6 +130,7 @@ public final class ServingEngine {
         scheduleTelemetryTick(at: configuration.snapshotInterval)
         startHeartbeats()
         scheduleNextArrival()
+        setUpScaling()
     }
 
     /// A copy of `other`'s immutable parts, clock and sinks; ``fork()`` (ServingEngine+Fork)
@@ -203,6 +208,7 @@ public final class ServingEngine {
         case .telemetryTick: telemetryTick()
         case .fault(let timer): handleFaultTimer(timer)
         case .expertSwap(let instance): advanceEPLB(instance)
+        case .scaling(let timer): handleScalingTimer(timer)
         }
         return true
     }
@@ -280,7 +286,7 @@ public final class ServingEngine {
             return
         }
         let target: Int
-        switch je.admit(request, instances: instances) {
+        switch je.admit(request, instances: instances, heldOff: scalingHeldOff()) {
         case .neverFits(let reason, let kind):
             requests[spec.id] = request
             fail(spec.id, reason: reason, kind: kind, status: 400)

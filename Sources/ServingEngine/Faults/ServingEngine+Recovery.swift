@@ -7,6 +7,7 @@ extension ServingEngine {
     /// Dead dies were found in instance `i`; recover by the configured policy.
     func recoverDead(instance i: Int, faults ids: [Int]) {
         guard let first = ids.first, let index = faults.index(of: first) else { return }
+        if scalingTakesRecovery(instance: i, faults: ids) { return }
         switch faults.policy.plan(faults.records[index].kind, instances[i].role, configuration.faults) {
         case .decodeFailover(let fallbacks): decodeFailover(i, ids: ids, fallbacks: fallbacks)
         case .requeuePrefill(let restartFirst): requeuePrefill(i, ids: ids, restartFirst: restartFirst)

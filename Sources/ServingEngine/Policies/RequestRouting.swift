@@ -25,9 +25,13 @@ public struct PrefillPool {
     let candidates: [Int]
     /// Prompts longer than this are "long" (``EngineConfiguration/longPromptTokens``).
     let longPromptTokens: Int
+    /// TEs that scaling holds off (starting, or scaled in): not part of the pool at all.
+    var heldOff: Set<Int> = []
 
-    /// Every prefill-capable TE, drained or not, ascending.
-    func prefillTEs() -> [Int] { instances.indices.filter { instances[$0].hasPrefill } }
+    /// Every prefill-capable TE in service, drained or not, ascending.
+    func prefillTEs() -> [Int] {
+        instances.indices.filter { instances[$0].hasPrefill && !heldOff.contains($0) }
+    }
 
     /// Prompt tokens queued on the TE's DP groups that accept work.
     func queuedTokens(_ te: Int) -> Int {

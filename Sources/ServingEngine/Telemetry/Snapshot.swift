@@ -49,6 +49,8 @@ public struct Snapshot: Sendable, Equatable, Codable {
     /// The policy in each slot, by slot key (`je_routing`, `dp_balancing`, …); nil from an
     /// engine that predates policies by name.
     public var policies: PolicyNames?
+    /// The autoscaler policy by name (`off`, `slo`); nil from engines without scaling.
+    public var autoscaler: String?
 
     public init() {}
 }
@@ -174,6 +176,12 @@ public struct InstanceStatus: Sendable, Equatable, Codable {
     public var running: Int
     public var kvUsage: Double
     public var stepMs: Double
+    /// Lifecycle (elastic scaling): `allocating`, `loading`, `warming-up`, `in-service`,
+    /// `draining` (scaled in, finishing its work) or `retired`; nil from engines without scaling.
+    public var state: String?
+    /// Seconds left in a starting TE's current phase, and how it loads its weights.
+    public var phaseSecondsLeft: Double?
+    public var loadPath: String?
     public init(name: String, kind: String, npus: Int, queued: Int = 0, running: Int = 0,
                 kvUsage: Double = 0, stepMs: Double = 0) {
         self.name = name
@@ -281,7 +289,7 @@ public struct EngineEvent: Sendable, Equatable, Codable {
     public enum Kind: String, Sendable, Equatable, Codable, CaseIterable {
         case requestFinished, requestFailed, requestRejected, requestCancelled
         case queueThreshold, command, commandRejected
-        case drain, undrain, fault, faultDetected, recovery, heal, rebalance, scenario, info
+        case drain, undrain, fault, faultDetected, recovery, heal, rebalance, scenario, info, scaling
     }
     public enum Severity: String, Sendable, Equatable, Codable { case info, warning, error }
     public var time: Double

@@ -1,0 +1,549 @@
+import PodModel
+import SimKit
+
+/// Elastic scaling as DeepServe does it (system.md §4 "Fast scaling"): TEs started on spare
+/// NPUs go through allocate → load weights → warm up → in service and only then take work;
+/// TEs scaled in stop taking work, finish what they hold (as a drain does) and give their NPUs
+/// back. The rest of the engine sees a starting or draining TE as one whose DP groups are
+/// drained (``scalingHoldsOff(_:)``), so placement, transfers and the JE need no other change.
+extension ServingEngine {
+    // MARK: Hooks called from elsewhere
+
+    /// Called once at the end of `init`: marks the pre-warmed spares and starts the autoscaler.
+    /// Schedules nothing while the autoscaler is off, so a run without scaling is unchanged.
+    func setUpScaling() {
+        let settings = configuration.scaling
+        if settings.prewarmedSpareTEs > 0, let smallest = scalableGroups().map(\.npusEach).min() {
+            let wanted = settings.prewarmedSpareTEs * smallest
+            scaling.prewarmedNPUs = Set(wholeNodesFirst(spareNPUs()).prefix(wanted))
+        }
+        scaling.autoscaler = Autoscalers.make(settings.autoscale, parameters: settings.slo)
+        if settings.autoscale != "off" { scheduleAutoscaleTick() }
+    }
+
+    /// A starting or scaled-in (draining, retired) TE takes no new work.
+    func scalingHoldsOff(_ i: Int) -> Bool {
+        !scaling.lifecycle.isEmpty && scaling.phase(i) != .inService
+    }
+
+    /// The TEs ``scalingHoldsOff(_:)`` (empty, at no cost, while nothing was ever scaled).
+    func scalingHeldOff() -> Set<Int> {
+        scaling.lifecycle.isEmpty ? [] : Set(instances.indices.filter(scalingHoldsOff))
+    }
+
+    func handleScalingTimer(_ timer: ScalingTimer) {
+        switch timer {
+        case .phaseEnds(let i): endPhase(i)
+        case .drainCheck: checkScaleIns()
+        case .autoscaleTick: autoscaleTick()
+        }
+    }
+
+    // MARK: Commands
+
+    /// `scale ROLE N|+K|-K`, optionally forcing a load path (`from pool`).
+    func applyScale(role: InstanceRole, change: ScaleChange, path: LoadPath?, origin: String) -> CommandReply {
+        let current = scalableCount(role)
+        let target: Int
+        switch change {
+        case .to(let n): target = n
+        case .by(let k): target = current + k
+        }
+        guard let group = scalableGroups().first(where: { $0.role == role }) else {
+            let why = configuration.deployment.moeAttention != nil && role == .decode
+                ? "its decode is the MoE–attention layout, which is not scaled by TEs"
+                : configuration.deployment.groups.contains { $0.role == role }
+                    ? "its \(role.rawValue) TEs run outside the pod (external)"
+                    : "it has no \(role.rawValue) group to take a TE's shape from"
+            return CommandReply(accepted: false, message: "deployment '\(configuration.deployment.name)' cannot scale \(role.rawValue): \(why)")
+        }
+        guard target >= 1 else {
+            return CommandReply(accepted: false, message: "\(role.rawValue) would go to \(target) TEs; at least one TE per role must stay")
+        }
+        guard target <= CommandLimits.maxScaleTEs else {
+            return CommandReply(accepted: false, message: "at most \(CommandLimits.maxScaleTEs) TEs per role, asked for \(target)")
+        }
+        guard target != current else {
+            return CommandReply(accepted: false, message: "\(role.rawValue) already has \(current) TEs (in service or starting)")
+        }
+        if target > current {
+            return scaleUp(role: role, group: group, from: current, to: target, path: path, origin: origin)
+        }
+        guard path == nil else {
+            return CommandReply(accepted: false, message: "a load path applies to a scale-up; \(role.rawValue) would go down")
+        }
+        return scaleDown(role: role, from: current, to: target, origin: origin)
+    }
+
+    private func scaleUp(role: InstanceRole, group: InstanceGroup, from: Int, to: Int, path: LoadPath?,
+                         origin: String) -> CommandReply {
+        let count = to - from
+        let perTE = group.npusEach
+        let spare = spareNPUs()
+        guard count * perTE <= spare.count else {
+            return CommandReply(accepted: false, message: "a \(role.rawValue) TE needs \(perTE) NPUs; "
+                + (count > 1 ? "\(count) TEs need \(count * perTE); " : "") + "\(spare.count) are spare")
+        }
+        if let path, let why = unavailable(path, role: role, npus: nil) {
+            return CommandReply(accepted: false, message: "load path \(path.rawValue) is not available: \(why)")
+        }
+        let detail = scaling.details.count
+        scaling.details.append(ScaleDetail(role: role.rawValue, from: from, to: to, requestedS: now, readyS: nil, loadPath: nil))
+        var started: [String] = []
+        for _ in 0..<count {
+            if let name = startTE(role: role, group: group, detail: detail, path: path) { started.append(name) }
+        }
+        guard !started.isEmpty else {
+            scaling.details.removeLast()
+            return CommandReply(accepted: false, message: "no \(role.rawValue) TE could be built on the spare NPUs")
+        }
+        scaling.details[detail].to = from + started.count
+        return CommandReply(accepted: true, message: "\(origin)\(role.rawValue) \(from) → \(from + started.count) TEs: "
+            + "starting \(started.joined(separator: ", ")) on spare NPUs (allocate → load weights → warm up → in service)")
+    }
+
+    /// Builds a TE on spare NPUs and starts its allocate phase. Nil when it cannot be built.
+    @discardableResult
+    func startTE(role: InstanceRole, group: InstanceGroup, detail: Int, path: LoadPath?) -> String? {
+        let spare = spareNPUs()
+        guard spare.count >= group.npusEach else { return nil }
+        // Pre-warmed nodes first unless another path is forced (then they are kept for the DRAM path).
+        let warmFirst = path == nil || path == .dram
+        let npus = Array(wholeNodesFirst(spare, preferring: scaling.prewarmedNPUs, preferredFirst: warmFirst)
+            .prefix(group.npusEach)).sorted()
+        let ordinal = instances.filter { $0.role == role }.count
+        let name = "\(role.rawValue)-\(ordinal)"
+        do {
+            let hw = try group.hardware.map { try HardwareProfile.named($0) } ?? hardware
+            var spec = group
+            spec.count = 1
+            spec.firstNPU = npus[0]
+            try addInstance(role: role, name: name, spec: spec, hardware: hw, npus: npus, firstDie: 0)
+        } catch {
+            return nil
+        }
+        let i = instances.count - 1
+        scaling.lifecycle[i] = TELifecycle(phase: .allocating, phaseEndsAt: nil, loadPath: path, forkSource: nil,
+                                           detail: detail)
+        scaling.pendingTEs[detail, default: 0] += 1
+        wireNewInstance(i)
+        schedulePhaseEnd(i, after: configuration.scaling.allocateSeconds)
+        logScaling("\(name): allocating \(npus.count) NPUs \(Self.ranges(npus))")
+        return name
+    }
+
+    private func scaleDown(role: InstanceRole, from: Int, to: Int, origin: String) -> CommandReply {
+        var remove = from - to
+        let members = instances.indices.filter { instances[$0].role == role && !instances[$0].external }
+        let starting = members.filter { scaling.phase($0).isStarting }.reversed()
+        let serving = members.filter { scaling.phase($0) == .inService && faults.outages[$0] != .killed }
+        let cancelled = Array(starting.prefix(remove))
+        remove -= cancelled.count
+        guard serving.count - remove >= 1 else {
+            return CommandReply(accepted: false, message: "\(role.rawValue) has \(serving.count) TEs in service; "
+                + "at least one must stay in service")
+        }
+        let detail = scaling.details.count
+        scaling.details.append(ScaleDetail(role: role.rawValue, from: from, to: to, requestedS: now, readyS: nil, loadPath: nil))
+        var names: [String] = []
+        for i in cancelled {
+            names.append(instances[i].name + " (start cancelled)")
+            finishStart(i, ready: false)
+            retire(i)
+        }
+        for i in serving.suffix(remove).reversed() {
+            names.append(instances[i].name)
+            beginScaleIn(i, detail: detail)
+        }
+        if scaling.pendingTEs[detail, default: 0] == 0 { scaling.details[detail].readyS = now }
+        refreshDrainedGroups()
+        scheduleDrainCheck()
+        return CommandReply(accepted: true, message: "\(origin)\(role.rawValue) \(from) → \(to) TEs: "
+            + "\(names.joined(separator: ", ")) stop taking work, finish what they hold, then return their NPUs")
+    }
+
+    /// A TE scaled in: no new work; queued prefills that have not started move to other TEs;
+    /// transfers waiting for its KV go to another decode TE; what runs finishes in place.
+    private func beginScaleIn(_ i: Int, detail: Int) {
+        scaling.lifecycle[i] = TELifecycle(phase: .draining, phaseEndsAt: nil, loadPath: nil, forkSource: nil, detail: detail)
+        scaling.pendingTEs[detail, default: 0] += 1
+        refreshDrainedGroups()
+        var queued: [Int] = []
+        for (id, r) in requests where r.stage == .queued && r.prefillInstance == i && r.prefillGroup >= 0 {
+            queued.append(id)
+        }
+        let moved = evict(queued.sorted(), outcome: .move)
+        let waiting = Array(instances[i].transferQueue)
+        instances[i].transferQueue.removeAll()
+        for id in waiting { registerTransfer(id) }
+        logScaling("\(instances[i].name): scaling in — takes no new work; \(queued.count - moved.failed) queued prefills "
+            + "moved elsewhere, \(waiting.count) waiting transfers sent to other decode TEs")
+    }
+
+    // MARK: Phases of a start
+
+    private func schedulePhaseEnd(_ i: Int, after seconds: Double) {
+        let at = now.after(Self.delay(seconds))
+        scaling.lifecycle[i]?.phaseEndsAt = at
+        queue.schedule(at: at, .scaling(.phaseEnds(instance: i)))
+    }
+
+    private func endPhase(_ i: Int) {
+        guard let life = scaling.lifecycle[i], life.phaseEndsAt == now else { return }
+        switch life.phase {
+        case .allocating:
+            beginLoading(i)
+        case .loading:
+            scaling.lifecycle[i]?.phase = .warmingUp
+            scaling.lifecycle[i]?.forkSource = nil
+            schedulePhaseEnd(i, after: configuration.scaling.warmUpSeconds)
+            logScaling("\(instances[i].name): weights loaded; warming up (\(OperatorCommand.format(configuration.scaling.warmUpSeconds)) s)")
+        case .warmingUp:
+            finishStart(i, ready: true)
+            refreshDrainedGroups()
+            if instances[i].role == .decode { pullTransfers(i) }
+            startStepIfIdle(i)
+            let record = scaling.details[life.detail]
+            logScaling("\(instances[i].name): in service (\(instances[i].role.rawValue) \(record.from) → \(record.to), "
+                + "\(OperatorCommand.format(((now - record.requestedS) * 1000).rounded() / 1000)) s after the decision, "
+                + "weights by \(life.loadPath?.rawValue ?? "?"))")
+        case .inService, .draining, .retired:
+            return
+        }
+    }
+
+    /// Picks the load path (the forced one if still available, else the fastest available) and
+    /// starts the load.
+    private func beginLoading(_ i: Int, note: String = "") {
+        guard var life = scaling.lifecycle[i] else { return }
+        let role = instances[i].role
+        var choice: (path: LoadPath, seconds: Double, source: Int?)?
+        var fallback = ""
+        if let forced = life.loadPath, life.phase == .allocating {
+            if let why = unavailable(forced, role: role, npus: instances[i].npus) {
+                fallback = "; \(forced.rawValue) no longer available (\(why)), fastest available instead"
+            } else {
+                choice = loadTime(forced, instance: i)
+            }
+        }
+        if choice == nil {
+            for path in LoadPath.allCases where unavailable(path, role: role, npus: instances[i].npus) == nil {
+                let candidate = loadTime(path, instance: i)
+                if choice == nil || candidate.seconds < choice!.seconds { choice = candidate }
+            }
+        }
+        guard let choice else { return }  // object storage is always available
+        life.phase = .loading
+        life.loadPath = choice.path
+        life.forkSource = choice.source
+        scaling.lifecycle[i] = life
+        noteSlowestPath(detail: life.detail, choice.path)
+        schedulePhaseEnd(i, after: choice.seconds)
+        let from = choice.source.map { " from \(instances[$0].name)" } ?? ""
+        logScaling("\(instances[i].name): loading weights by \(choice.path.rawValue)\(from), "
+            + "\(OperatorCommand.format((choice.seconds * 1000).rounded() / 1000)) s\(fallback)\(note)")
+    }
+
+    /// Why a load path cannot serve a start now, or nil. `npus` nil: the NPUs are not chosen yet
+    /// (the DRAM path then asks whether enough pre-warmed spares exist).
+    func unavailable(_ path: LoadPath, role: InstanceRole, npus: [Int]?) -> String? {
+        let settings = configuration.scaling
+        switch path {
+        case .npuFork:
+            guard settings.npuForkEnabled else { return "NPU-fork is turned off" }
+            return forkSource() == nil ? "no TE of the model is in service to fork from" : nil
+        case .dram:
+            if let npus { return npus.allSatisfy(scaling.prewarmedNPUs.contains) ? nil : "its NPUs are not pre-warmed" }
+            let warm = spareNPUs().filter(scaling.prewarmedNPUs.contains).count
+            let need = scalableGroups().first { $0.role == role }?.npusEach ?? 0
+            return warm >= need && need > 0 ? nil : "\(warm) pre-warmed spare NPUs, a \(role.rawValue) TE needs \(need)"
+        case .pool:
+            guard settings.modelInPool else { return "the model is not held in the pooled DRAM cache" }
+            return configuration.poolBytesPerNode > 0 ? nil : "the pod has no pooled DRAM cache"
+        case .objectStore:
+            return nil
+        }
+    }
+
+    /// Seconds to load TE `i`'s weights by `path`. Object store, pool and DRAM: the model's bytes
+    /// over the path's bandwidth (system.md §4 anchors). NPU-fork: every die of the new TE
+    /// receives its share from the source TE's dies over UB in parallel (the fabric model, as the
+    /// fault path's fork); a source with fewer dies sends several shares per die.
+    func loadTime(_ path: LoadPath, instance i: Int) -> (path: LoadPath, seconds: Double, source: Int?) {
+        let settings = configuration.scaling
+        let bytes = model.weightBytes
+        switch path {
+        case .objectStore: return (path, bytes / settings.objectStoreBytesPerSecond, nil)
+        case .pool: return (path, bytes / settings.poolBytesPerSecond, nil)
+        case .dram: return (path, bytes / settings.dramBytesPerSecond, nil)
+        case .npuFork:
+            guard let source = forkSource() else { return (path, .infinity, nil) }
+            let spec = instances[i].groupSpec
+            let targetDies = spec.dp * spec.tp
+            let sourceSpec = instances[source].groupSpec
+            let sourceDies = max(1, sourceSpec.dp * sourceSpec.tp)
+            let total = weightBytesPerDie(spec) * Double(targetDies)
+            return (path, cost.weightCopy(bytes: total / Double(min(sourceDies, targetDies))), source)
+        }
+    }
+
+    /// The running TE a fork copies from: in service inside the pod, no outage or stall, the
+    /// one with the most dies (most UB links to copy over), then the lowest index.
+    func forkSource() -> Int? {
+        var best: Int?
+        for i in instances.indices where !instances[i].external && scaling.phase(i) == .inService
+            && faults.outages[i] == nil && !isHalted(i) && !instances[i].npus.isEmpty {
+            let dies = instances[i].groupSpec.dp * instances[i].groupSpec.tp
+            if best == nil || dies > instances[best!].groupSpec.dp * instances[best!].groupSpec.tp { best = i }
+        }
+        return best
+    }
+
+    private func noteSlowestPath(detail: Int, _ path: LoadPath) {
+        let order = LoadPath.allCases
+        if let old = scaling.details[detail].loadPath,
+           order.firstIndex(of: old)! >= order.firstIndex(of: path)! { return }
+        scaling.details[detail].loadPath = path
+    }
+
+    /// The TE leaves its start: in service (`ready`) or cancelled; the operation completes when
+    /// its last TE does.
+    private func finishStart(_ i: Int, ready: Bool) {
+        guard let life = scaling.lifecycle[i] else { return }
+        scaling.lifecycle[i]?.phase = ready ? .inService : .retired
+        scaling.lifecycle[i]?.phaseEndsAt = nil
+        scaling.lifecycle[i]?.forkSource = nil
+        completePending(life.detail)
+    }
+
+    private func completePending(_ detail: Int) {
+        let left = scaling.pendingTEs[detail, default: 1] - 1
+        scaling.pendingTEs[detail] = left > 0 ? left : nil
+        if left <= 0 { scaling.details[detail].readyS = now }
+    }
+
+    // MARK: Scale-in completion
+
+    private func scheduleDrainCheck() {
+        guard !scaling.drainCheckScheduled else { return }
+        scaling.drainCheckScheduled = true
+        queue.schedule(at: now.after(Self.scaleInCheckSeconds), .scaling(.drainCheck))
+    }
+
+    /// How often draining TEs are checked for emptiness (1 s, as the heartbeat round).
+    static let scaleInCheckSeconds = 1.0
+
+    private func checkScaleIns() {
+        scaling.drainCheckScheduled = false
+        let draining = scaling.lifecycle.filter { $0.value.phase == .draining }.map(\.key).sorted()
+        guard !draining.isEmpty else { return }
+        var holding: [Int: Int] = [:]
+        for r in requests.values {
+            if r.prefillInstance >= 0, r.stage != .decode || instances[r.prefillInstance].role == .colocated {
+                holding[r.prefillInstance, default: 0] += 1
+            }
+            if r.decodeInstance >= 0 { holding[r.decodeInstance, default: 0] += 1 }
+        }
+        var stillDraining = false
+        for i in draining {
+            let busy = holding[i, default: 0] > 0 || !instances[i].transferQueue.isEmpty || !instances[i].joining.isEmpty
+                || instances[i].stepping
+            if busy {
+                stillDraining = true
+                continue
+            }
+            let detail = scaling.lifecycle[i]!.detail
+            let npus = instances[i].npus
+            retire(i)
+            completePending(detail)
+            logScaling("\(instances[i].name): scaled in — nothing left on it; \(npus.count) NPUs \(Self.ranges(npus)) "
+                + "back in the spare pool")
+        }
+        if stillDraining { scheduleDrainCheck() }
+    }
+
+    /// The TE gives up its hardware: its NPUs return to the spare pool (dead ones stay out for
+    /// repair: ``spareNPUs()`` skips dead dies), its DP groups hold nothing.
+    func retire(_ i: Int) {
+        if scaling.lifecycle[i] == nil {
+            scaling.lifecycle[i] = TELifecycle(phase: .retired, phaseEndsAt: nil, loadPath: nil, forkSource: nil, detail: 0)
+        }
+        scaling.lifecycle[i]?.phase = .retired
+        scaling.lifecycle[i]?.phaseEndsAt = nil
+        instances[i].npus = []
+        // The DP groups stay (empty, drained, on no hardware): requests that passed through keep
+        // valid indices, and their prefix-cache counters stay in the report's hit rate.
+        for g in instances[i].dp.indices {
+            instances[i].dp[g].npus = []
+            instances[i].dp[g].dies = []
+            instances[i].dp[g].drained = true
+        }
+        faults.expertSlots = faults.expertSlots.filter { $0.value.instance != i }
+        faults.outages[i] = nil
+        faults.halted.remove(i)
+    }
+
+    // MARK: Faults during a scale
+
+    /// Recovery hook: dead dies found in TE `i`. A starting TE is rebuilt on fresh spares (its
+    /// start begins again) or, with no spares, given up; starts forking from `i` switch to
+    /// another source or path. Returns true when scaling handled the TE.
+    func scalingTakesRecovery(instance i: Int, faults ids: [Int]) -> Bool {
+        guard !scaling.lifecycle.isEmpty else { return false }
+        for (loader, life) in scaling.lifecycle.sorted(by: { $0.key < $1.key })
+        where life.phase == .loading && life.forkSource == i {
+            scaling.lifecycle[loader]?.phase = .allocating
+            scaling.lifecycle[loader]?.loadPath = nil
+            beginLoading(loader, note: " (the fork source \(instances[i].name) failed; the copy starts over)")
+        }
+        guard let life = scaling.lifecycle[i], life.phase.isStarting else { return false }
+        let role = instances[i].role
+        let name = instances[i].name
+        let group = instances[i].groupSpec
+        let path = life.loadPath
+        let forced = life.phase == .allocating ? path : nil
+        finishStart(i, ready: false)
+        retire(i)
+        // The replacement belongs to the same operation.
+        scaling.pendingTEs[life.detail, default: 0] += 1
+        scaling.details[life.detail].readyS = nil
+        let replacement = startTE(role: role, group: group, detail: life.detail, path: forced)
+        scaling.pendingTEs[life.detail, default: 1] -= 1
+        if replacement == nil {
+            if scaling.pendingTEs[life.detail, default: 0] <= 0 {
+                scaling.pendingTEs[life.detail] = nil
+                scaling.details[life.detail].readyS = now
+            }
+            scaling.details[life.detail].to -= 1
+        }
+        let message = "\(name) was starting (\(life.phase.rawValue)) and lost hardware: start abandoned, its healthy NPUs "
+            + "back in the spare pool; " + (replacement.map { "\($0) starts over on fresh spare NPUs" }
+                ?? "no spare NPUs for a replacement — the scale falls one TE short")
+        logScaling(message, severity: .warning)
+        finish(ids, (0, 0), message)
+        refreshFaultState()
+        return true
+    }
+
+    // MARK: Wiring a new TE into the engine
+
+    /// Channels to and from the new TE, its expert routing and expert-die slots, and the
+    /// smallest-group bounds.
+    private func wireNewInstance(_ i: Int) {
+        let n = instances.count
+        var index: [Int: Int] = [:]
+        for (c, channel) in channels.enumerated() { index[channel.prefillInstance * n + channel.decodeInstance] = c }
+        for p in instances.indices where instances[p].role == .prefill {
+            for d in instances.indices where instances[d].role == .decode && index[p * n + d] == nil {
+                index[p * n + d] = channels.count
+                channels.append(TransferChannel(prefillInstance: p, decodeInstance: d, plane: instances[p].plane))
+            }
+        }
+        channelIndex = index
+        if let traffic = expertTraffic {
+            let spec = instances[i].groupSpec
+            let dies = max(1, spec.ep - spec.sharedExpertDies)
+            let slotsPerDie = max(1, spec.routedSlots(for: model) / dies)
+            let placement = configuration.eplb == .on
+                ? eplbPlanner.plan(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie) : nil
+            instances[i].experts = ExpertRouting(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie,
+                                                 seed: configuration.seed &+ UInt64(i), placement: placement)
+            var controller = EPLBController(mode: configuration.eplb, policy: eplbPlanner,
+                                            cost: instances[i].cost, start: now)
+            controller.intervalSeconds = configuration.eplbIntervalSeconds
+            instances[i].eplb = controller
+        }
+        if instances[i].role == .decode {
+            let dies = instances[i].dp.flatMap(\.dies)
+            for k in 0..<min(instances[i].groupSpec.ep, dies.count) { faults.expertSlots[dies[k]] = ExpertSlot(instance: i, index: k) }
+        }
+        je.noteGroupBlocks(of: [instances[i]])
+        refreshDrainedGroups()
+    }
+
+    // MARK: Helpers
+
+    /// Deployment groups a TE can be scaled from: inside the pod, not the MoE–attention decode.
+    func scalableGroups() -> [InstanceGroup] {
+        configuration.deployment.groups.filter { !$0.external }
+    }
+
+    /// TEs of a role in service or starting (what a scale target counts).
+    func scalableCount(_ role: InstanceRole) -> Int {
+        instances.indices.filter {
+            instances[$0].role == role && !instances[$0].external
+                && (scaling.phase($0) == .inService || scaling.phase($0).isStarting) && faults.outages[$0] != .killed
+        }.count
+    }
+
+    /// NPUs ordered so that whole free nodes come first (those in `preferred` before the rest),
+    /// then the NPUs of partly used nodes, each in id order.
+    func wholeNodesFirst(_ npus: [Int], preferring preferred: Set<Int> = [], preferredFirst: Bool = true) -> [Int] {
+        let perNode = topology.npusPerNode
+        var byNode: [Int: [Int]] = [:]
+        for npu in npus { byNode[npu / perNode, default: []].append(npu) }
+        let nodes = byNode.keys.sorted()
+        let whole = nodes.filter { byNode[$0]!.count == perNode }
+        let warm = whole.filter { byNode[$0]!.allSatisfy(preferred.contains) }
+        let cold = whole.filter { !byNode[$0]!.allSatisfy(preferred.contains) }
+        let partial = nodes.filter { byNode[$0]!.count < perNode }
+        return ((preferredFirst ? warm + cold : cold + warm) + partial).flatMap { byNode[$0]! }
+    }
+
+    /// "288–303" style NPU ranges.
+    static func ranges(_ npus: [Int]) -> String {
+        var parts: [String] = []
+        var start: Int?
+        var last = -2
+        for npu in npus.sorted() {
+            if npu != last + 1 {
+                if let s = start { parts.append(s == last ? "\(s)" : "\(s)–\(last)") }
+                start = npu
+            }
+            last = npu
+        }
+        if let s = start { parts.append(s == last ? "\(s)" : "\(s)–\(last)") }
+        return parts.joined(separator: ", ")
+    }
+
+    func logScaling(_ message: String, severity: EngineEvent.Severity = .info) {
+        telemetry.log(EngineEvent(time: now, kind: .scaling, severity: severity, message: message))
+    }
+}
+
+/// A scale target: absolute (`scale prefill 12`) or relative (`+4`, `-2`).
+public enum ScaleChange: Sendable, Equatable {
+    case to(Int)
+    case by(Int)
+}
+
+extension ServingEngine {
+    /// Fault hook, right after a fault command: a starting TE sees its own device fail at once
+    /// (its load errors out), and a fork whose source lost a die fails its copy at once; neither
+    /// waits for the heartbeats.
+    func scalingNoteFaults() {
+        guard !scaling.lifecycle.isEmpty else { return }
+        func hasDeadDie(_ i: Int) -> Bool { instances[i].dp.contains { $0.dies.contains(where: faults.isDead) } }
+        for (loader, life) in scaling.lifecycle.sorted(by: { $0.key < $1.key }) where life.phase == .loading {
+            guard let source = life.forkSource, hasDeadDie(source) else { continue }
+            scaling.lifecycle[loader]?.phase = .allocating
+            scaling.lifecycle[loader]?.loadPath = nil
+            beginLoading(loader, note: " (the fork source \(instances[source].name) lost a die mid-copy; the copy starts over)")
+        }
+        for (i, life) in scaling.lifecycle.sorted(by: { $0.key < $1.key }) where life.phase.isStarting && hasDeadDie(i) {
+            let dies = Set(instances[i].dp.flatMap(\.dies))
+            var settled: [Int] = []
+            for index in faults.records.indices where faults.records[index].active && faults.records[index].detectedAt == nil {
+                guard case .dead(let recordDies) = faults.records[index].kind, recordDies.contains(where: dies.contains) else { continue }
+                faults.records[index].stalled.remove(i)
+                guard faults.records[index].stalled.isEmpty else { continue }
+                faults.records[index].detectedAt = now
+                faults.records[index].detection = "\(instances[i].name) was starting: its weight load failed on the dead device"
+                for die in recordDies where faults.isDead(die) { faults.knownDead.insert(die) }
+                settled.append(faults.records[index].id)
+            }
+            _ = scalingTakesRecovery(instance: i, faults: settled)
+        }
+        refreshFaultState()
+    }
+}

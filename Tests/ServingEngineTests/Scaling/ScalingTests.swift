@@ -1,0 +1,329 @@
+import Foundation
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+/// Elastic scaling (issue 15): scale commands, load paths, scale-in, faults during a scale,
+/// the autoscaler.
+@Suite(.timeLimit(.minutes(10))) struct ScalingTests {
+    // MARK: Command language
+
+    @Test func scaleCommandsParseAndPrintBack() throws {
+        let cases: [(String, OperatorCommand)] = [
+            ("scale prefill 12", .scale(role: .prefill, change: .to(12), from: nil)),
+            ("SCALE Decode +2", .scale(role: .decode, change: .by(2), from: nil)),
+            ("scale colocated -1", .scale(role: .colocated, change: .by(-1), from: nil)),
+            ("scale prefill +4 from object-store", .scale(role: .prefill, change: .by(4), from: .objectStore)),
+            ("autoscale slo", .autoscale("slo")),
+            ("autoscale off", .autoscale("off")),
+        ]
+        for (line, command) in cases {
+            #expect(try OperatorCommand.parse(line).get() == command, "\(line)")
+            #expect(try OperatorCommand.parse(command.description).get() == command, "\(command)")
+        }
+        for bad in ["scale", "scale gpu 3", "scale prefill", "scale prefill 0", "scale prefill 65", "scale prefill +0",
+                    "scale prefill -65", "scale prefill 1.5", "scale prefill +x", "scale prefill 4 from s3",
+                    "scale prefill 4 via pool", "autoscale", "autoscale fast", "scale prefill 99999999999999999999"] {
+            guard case .failure(let error) = OperatorCommand.parse(bad) else {
+                Issue.record("'\(bad)' was accepted")
+                continue
+            }
+            #expect(!error.message.isEmpty && !error.message.contains("\n"), "\(bad): \(error.message)")
+        }
+        #expect(OperatorCommand.completions(for: "sc") == ["scale colocated ", "scale decode ", "scale prefill "])
+        #expect(OperatorCommand.completions(for: "auto") == ["autoscale off", "autoscale slo"])
+    }
+
+    // MARK: Scale-up and scale-in on the default pod
+
+    @Test func scalePrefillTo12BringsFourTEsIntoServiceAndTheyTakeWork() throws {
+        let engine = try Self.superpod(rate: 40)
+        engine.run(until: 2)
+        let reply = engine.apply(.scale(role: .prefill, change: .to(12), from: nil))
+        #expect(reply.accepted, "\(reply.message)")
+        // prefill-0…7 are instances 0…7 and decode-0 is 8: the new TEs are 9…12.
+        let new = Array(9..<13)
+        #expect(engine.instances.count == 13)
+        #expect(new.allSatisfy { engine.scaling.phase($0) == .allocating })
+        // Allocation: whole spare nodes (36…47), 16 NPUs each.
+        for i in new {
+            #expect(engine.instances[i].npus.count == 16)
+            #expect(engine.instances[i].npus.allSatisfy { $0 >= 288 })
+            #expect(engine.instances[i].dp.allSatisfy { $0.drained }, "a starting TE takes no work")
+        }
+        #expect(engine.spareNPUs().count == 32)
+        // Before they are ready they take nothing.
+        engine.run(until: 2.5)
+        #expect(new.allSatisfy { engine.instances[$0].dp.allSatisfy { $0.kv.stats.queriedTokens == 0 } })
+        // Allocate 1 s + NPU-fork (well under a second) + warm-up 2 s.
+        engine.run(until: 6)
+        #expect(new.allSatisfy { engine.scaling.phase($0) == .inService })
+        let detail = try #require(engine.report().scaling?.details.first)
+        #expect(detail.role == "prefill" && detail.from == 8 && detail.to == 12)
+        #expect(detail.loadPath == .npuFork)
+        let ready = try #require(detail.readyS)
+        #expect(ready - detail.requestedS > 3 && ready - detail.requestedS < 4.5, "\(ready - detail.requestedS) s")
+        engine.run(until: 20)
+        #expect(new.allSatisfy { i in engine.instances[i].dp.contains { $0.kv.stats.queriedTokens > 0 } },
+                "the new TEs take work")
+        #expect(engine.snapshot().instances[9].state == "in-service")
+        ScalingTests.expectSound(engine)
+
+        // Scale back in: four TEs drain and give their NPUs back, nothing lost.
+        let down = engine.apply(.scale(role: .prefill, change: .to(8), from: nil))
+        #expect(down.accepted, "\(down.message)")
+        #expect(new.allSatisfy { engine.scaling.phase($0) == .draining })
+        ScalingTests.expectSound(engine)
+        engine.run(until: 40)
+        #expect(new.allSatisfy { engine.scaling.phase($0) == .retired })
+        #expect(engine.spareNPUs().count == 96)
+        let report = engine.report()
+        #expect(report.scaling?.scaleUps == 1 && report.scaling?.scaleDowns == 1)
+        #expect(report.scaling?.details.last?.readyS != nil)
+        ScalingTests.expectSound(engine)
+        #expect(engine.runToCompletion(limit: 3_600))
+        ScalingTests.expectSound(engine)
+        #expect(engine.report().requests.failed == 0)
+    }
+
+    @Test func morePrefillTEsCutTTFTUnderAPrefillBoundLoad() throws {
+        func ttftP99(scale: Bool) throws -> Double {
+            let engine = try Self.superpod(rate: 230, limit: 9_000)
+            if scale { #expect(engine.apply(.scale(role: .prefill, change: .to(12), from: nil)).accepted) }
+            engine.run(until: 40)
+            ScalingTests.expectSound(engine)
+            return engine.report().latencyMs.ttft.p99
+        }
+        let fixed = try ttftP99(scale: false), scaled = try ttftP99(scale: true)
+        #expect(scaled < fixed * 0.7, "TTFT p99 \(fixed) ms with 8 prefill TEs, \(scaled) ms with 12")
+    }
+
+    @Test func aScaleThatCannotBeMetSaysWhy() throws {
+        let engine = try Self.superpod(rate: 10)
+        let decode = engine.apply(.scale(role: .decode, change: .by(1), from: nil))
+        #expect(!decode.accepted)
+        #expect(decode.message == "a decode TE needs 160 NPUs; 96 are spare", "\(decode.message)")
+        let prefill = engine.apply(.scale(role: .prefill, change: .to(15), from: nil))
+        #expect(prefill.message == "a prefill TE needs 16 NPUs; 7 TEs need 112; 96 are spare", "\(prefill.message)")
+        #expect(!engine.apply(.scale(role: .colocated, change: .to(2), from: nil)).accepted)
+        #expect(!engine.apply(.scale(role: .prefill, change: .by(-8), from: nil)).accepted, "at least one TE stays")
+        #expect(!engine.apply(.scale(role: .prefill, change: .to(8), from: nil)).accepted, "no change")
+        #expect(!engine.apply(.scale(role: .prefill, change: .by(1), from: .dram)).accepted, "no pre-warmed spares")
+        #expect(engine.instances.count == 9 && engine.report().scaling?.details.isEmpty == true)
+        #expect(engine.commandsApplied == 0)
+    }
+
+    // MARK: Load paths
+
+    @Test func eachLoadPathTakesTheTimeOfItsModel() throws {
+        // 671 GB of DeepSeek INT8 at the published bandwidths: ≈2,560 s, ≈320 s, ≈5 s.
+        var times: [LoadPath: Double] = [:]
+        for path in LoadPath.allCases {
+            let engine = try FaultTests.engine(rate: 1, limit: 1) { $0.scaling.prewarmedSpareTEs = 1 }
+            let reply = engine.apply(.scale(role: .prefill, change: .by(1), from: path))
+            #expect(reply.accepted, "\(path): \(reply.message)")
+            let i = engine.instances.count - 1
+            engine.run(until: 1.0)   // allocate phase: 1 s
+            let life = try #require(engine.scaling.lifecycle[i])
+            #expect(life.phase == .loading && life.loadPath == path)
+            let seconds = try #require(life.phaseEndsAt) - 1.0
+            times[path] = seconds
+            let model = try ModelSpec.named("deepseek-r1")
+            let settings = ScalingSettings()
+            switch path {
+            case .objectStore: #expect(abs(seconds - model.weightBytes / settings.objectStoreBytesPerSecond) < 1e-6)
+            case .pool: #expect(abs(seconds - model.weightBytes / settings.poolBytesPerSecond) < 1e-6)
+            case .dram: #expect(abs(seconds - model.weightBytes / settings.dramBytesPerSecond) < 1e-6)
+            case .npuFork:
+                // Every die of the new TE gets its weights from a die of the decode TE over UB.
+                let spec = engine.instances[i].groupSpec
+                let perDie = engine.weightBytesPerDie(spec)
+                #expect(abs(seconds - engine.cost.weightCopy(bytes: perDie)) < 1e-6)
+            }
+            engine.run(until: 1.0 + seconds + 2.0 + 0.01)
+            #expect(engine.scaling.phase(i) == .inService)
+        }
+        let published = ScalingSettings.anchorModelBytes
+        #expect(published == 671e9)
+        #expect((2_000...3_200).contains(times[.objectStore]!), "object store: \(times[.objectStore]!) s")
+        #expect((250...400).contains(times[.pool]!), "pool: \(times[.pool]!) s")
+        #expect((3...8).contains(times[.dram]!), "DRAM: \(times[.dram]!) s")
+        #expect(times[.npuFork]! < 2, "NPU-fork: \(times[.npuFork]!) s")
+    }
+
+    @Test func theFastestAvailablePathIsChosen() throws {
+        func path(_ configure: @escaping (inout EngineConfiguration) -> Void) throws -> LoadPath? {
+            let engine = try FaultTests.engine(rate: 1, limit: 1, configure: configure)
+            #expect(engine.apply(.scale(role: .prefill, change: .by(1), from: nil)).accepted)
+            engine.run(until: 1)
+            return engine.scaling.lifecycle[engine.instances.count - 1]?.loadPath
+        }
+        #expect(try path { _ in } == .npuFork)
+        #expect(try path { $0.scaling.npuForkEnabled = false } == .pool)
+        #expect(try path { $0.scaling.npuForkEnabled = false; $0.scaling.prewarmedSpareTEs = 1 } == .dram)
+        #expect(try path { $0.scaling.npuForkEnabled = false; $0.scaling.modelInPool = false } == .objectStore)
+    }
+
+    // MARK: Faults during a scale
+
+    @Test func forkSourceDyingMidCopyRestartsTheCopyFromAnotherSource() throws {
+        // The fault lands right after the copy starts (the allocate phase is 1 s, the copy well
+        // under a second).
+        let engine = try FaultTests.engine(rate: 20, limit: 200)
+        #expect(engine.apply(.scale(role: .prefill, change: .by(1), from: nil)).accepted)
+        let i = engine.instances.count - 1
+        engine.run(until: 1.0)
+        let life = try #require(engine.scaling.lifecycle[i])
+        #expect(life.phase == .loading)
+        let source = try #require(life.forkSource)
+        let npu = engine.instances[source].npus[0]
+        #expect(engine.apply(.faultNPU(npu)).accepted)
+        let after = try #require(engine.scaling.lifecycle[i])
+        #expect(after.phase == .loading)
+        #expect(after.forkSource != source, "another running TE is the source now")
+        #expect(FaultTests.events(engine, .scaling).contains { $0.contains("lost a die mid-copy; the copy starts over") })
+        engine.run(until: 10)
+        #expect(engine.scaling.phase(i) == .inService)
+        #expect(engine.runToCompletion(limit: 3_600))
+        ScalingTests.expectSound(engine)
+    }
+
+    @Test func aStartingTEsNPUDyingAbandonsTheStart() throws {
+        // fault-pod has 8 spare NPUs: one prefill TE's worth. A dead NPU leaves none for a replacement.
+        let engine = try FaultTests.engine(rate: 20, limit: 200)
+        #expect(engine.apply(.scale(role: .prefill, change: .by(1), from: .objectStore)).accepted)
+        let i = engine.instances.count - 1
+        engine.run(until: 5)
+        #expect(engine.scaling.phase(i) == .loading)
+        let npu = engine.instances[i].npus[2]
+        #expect(engine.apply(.faultNPU(npu)).accepted)
+        #expect(engine.scaling.phase(i) == .retired)
+        #expect(engine.spareNPUs().count == 7, "its healthy NPUs are back; the dead one is out for repair")
+        let detail = try #require(engine.report().scaling?.details.first)
+        #expect(detail.to == detail.from && detail.readyS != nil, "the scale falls one TE short")
+        #expect(engine.report().faults.recovered == 1)
+        #expect(FaultTests.events(engine, .scaling).contains { $0.contains("scale falls one TE short") })
+        #expect(engine.runToCompletion(limit: 3_600))
+        ScalingTests.expectSound(engine)
+
+        // On the default pod a replacement starts on fresh spares.
+        let pod = try Self.superpod(rate: 10)
+        #expect(pod.apply(.scale(role: .prefill, change: .by(1), from: nil)).accepted)
+        pod.run(until: 0.5)
+        #expect(pod.apply(.faultNPU(pod.instances[9].npus[0])).accepted)
+        #expect(pod.scaling.phase(9) == .retired && pod.scaling.phase(10) == .allocating)
+        pod.run(until: 8)
+        #expect(pod.scaling.phase(10) == .inService)
+        #expect(pod.report().scaling?.details.first?.to == 9)
+        ScalingTests.expectSound(pod)
+    }
+
+    @Test func drainAndScaleInOfTheSameNodeDoNotFight() throws {
+        let engine = try FaultTests.engine(rate: 40, limit: 400)
+        engine.run(until: 2)
+        // prefill-1 is NPUs 8–15 = node 1.
+        #expect(engine.apply(.drain(node: 1)).accepted)
+        #expect(engine.apply(.scale(role: .prefill, change: .to(1), from: nil)).accepted)
+        #expect(engine.scaling.phase(1) == .draining)
+        engine.run(until: 30)
+        #expect(engine.scaling.phase(1) == .retired)
+        #expect(engine.snapshot().drainedNodes == [1])
+        #expect(!engine.spareNPUs().contains(8), "a drained node's NPUs stay out of the pool")
+        #expect(engine.apply(.undrain(node: 1)).accepted)
+        #expect(engine.spareNPUs().contains(8))
+        #expect(engine.instances[1].dp.allSatisfy { $0.drained }, "undrain does not bring a scaled-in TE back")
+        // And a scale-up may reuse the node.
+        #expect(engine.apply(.scale(role: .prefill, change: .to(2), from: nil)).accepted)
+        engine.run(until: 40)
+        #expect(engine.runToCompletion(limit: 3_600))
+        ScalingTests.expectSound(engine)
+        FaultTests.expectEmpty(engine)
+    }
+
+    // MARK: Autoscaler
+
+    @Test func sloAutoscalerBeatsOffOnARateStep() throws {
+        func run(_ autoscale: String) throws -> RunReport {
+            let engine = try Self.superpod(rate: 40, limit: 40_000) { $0.scaling.autoscale = autoscale }
+            engine.run(until: 10)
+            _ = engine.apply(.rate(requestsPerSecond: 250))
+            engine.run(until: 70)
+            _ = engine.apply(.rate(requestsPerSecond: 40))
+            engine.run(until: 80)
+            ScalingTests.expectSound(engine)
+            return engine.report()
+        }
+        let off = try run("off"), slo = try run("slo")
+        #expect(off.scaling?.details.isEmpty == true)
+        let ups = slo.scaling?.details.filter { $0.to > $0.from } ?? []
+        #expect(!ups.isEmpty && ups.allSatisfy { $0.role == "prefill" && $0.loadPath == .npuFork })
+        #expect(slo.slo.attainment > off.slo.attainment,
+                "attainment \(off.slo.attainment) off, \(slo.slo.attainment) slo; \(slo.scaling?.details ?? [])")
+    }
+
+    @Test func autoscalerDecisionsAreLoggedAndRespectTheFloorAndThePool() throws {
+        var load = ClusterLoad()
+        load.prefill = .init()
+        load.prefill.inService = 8
+        load.prefill.npusPerTE = 16
+        load.decode.inService = 1
+        load.decode.npusPerTE = 160
+        load.spareNPUs = 32
+        load.prefillQueueWaitSeconds = 3
+        load.decodeKVUsage = 0.95
+        var policy = SLOAutoscaler()
+        #expect(policy.evaluate(load, now: 5).isEmpty, "hysteresis: one evaluation is not enough")
+        let decisions = policy.evaluate(load, now: 10)
+        #expect(decisions.map(\.delta) == [2], "prefill +2 (a quarter of 8); decode cannot fit in 32 spare NPUs")
+        #expect(decisions.first?.reason.contains("queued prompt tokens") == true)
+        #expect(policy.evaluate(load, now: 15).isEmpty && policy.evaluate(load, now: 20).isEmpty, "cooldown")
+        // Idle: scales down one at a time, never below one TE.
+        var idle = ClusterLoad()
+        idle.prefill.inService = 1
+        idle.prefill.npusPerTE = 16
+        idle.spareNPUs = 96
+        var quiet = SLOAutoscaler()
+        for t in 1...100 { #expect(quiet.evaluate(idle, now: Double(t) * 5).isEmpty) }
+    }
+
+    // MARK: Determinism
+
+    @Test func sameSeedAndCommandsGiveTheSameReport() throws {
+        func report() throws -> Data {
+            let engine = try FaultTests.engine(rate: 60, limit: 600) { $0.scaling.autoscale = "slo" }
+            engine.run(until: 3)
+            _ = engine.apply(.scale(role: .prefill, change: .by(1), from: nil))
+            engine.run(until: 15)
+            _ = engine.apply(.scale(role: .prefill, change: .by(-1), from: nil))
+            engine.runToCompletion(limit: 3_600)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            return try encoder.encode(engine.report())
+        }
+        let a = try report(), b = try report()
+        #expect(a == b)
+        #expect(String(decoding: a, as: UTF8.self).contains("\"scale_ups\":1"))
+    }
+
+    // MARK: Helpers
+
+    static func superpod(rate: Double, limit: Int = 4_000,
+                         configure: (inout EngineConfiguration) -> Void = { _ in }) throws -> ServingEngine {
+        var config = EngineConfiguration(deployment: .superpod, seed: 1, syntheticRate: rate)
+        config.eventCapacity = 100_000
+        config.expertSkew = false
+        configure(&config)
+        var synthetic = SyntheticWorkload.Configuration(ratePerSecond: rate)
+        synthetic.maxRequests = limit
+        return try ServingEngine(configuration: config, workload: SyntheticWorkload(seed: 1, configuration: synthetic))
+    }
+
+    static func expectSound(_ engine: ServingEngine, sourceLocation: SourceLocation = #_sourceLocation) {
+        for problem in engine.audit() + engine.inFlightProblems() {
+            Issue.record("\(problem)", sourceLocation: sourceLocation)
+        }
+    }
+}
