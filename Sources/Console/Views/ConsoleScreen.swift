@@ -12,9 +12,11 @@ public enum ConsoleScreen {
     ) -> CellBuffer {
         var b = CellBuffer(width: width, height: height)
         if width < ConsoleState.minimumWidth || height < ConsoleState.minimumHeight {
-            b.put(
-                "Terminal \(width)×\(height) is too small: the console needs at least 80×24.",
-                x: 0, y: 0, style: .warn)
+            // Wrapped, so the size needed shows however narrow the terminal is.
+            let message = "Terminal \(width)×\(height) is too small: the console needs at least 80×24."
+            for (i, line) in DetailOverlays.wrap(message, width: width).enumerated() where i < height {
+                b.put(line, x: 0, y: i, style: .warn)
+            }
             return b
         }
         header(&b, state, snapshot)
@@ -28,8 +30,18 @@ public enum ConsoleScreen {
         case .requests: RequestsView.draw(&b, area, state, snapshot, theme)
         case .events: EventsView.draw(&b, area, state, snapshot, theme)
         }
+        // Faults and drains stay in sight: on the bottom border of views without the panel.
+        if !(state.view == .pod && PodLayout(width: width, height: height).faults != nil),
+            let (text, style) = PodView.ticker(snapshot)
+        {
+            var line = text
+            if line.count > width - 4 { line = String(line.prefix(width - 5)) + "…" }
+            b.put(line, x: 2, y: area.maxY - 1, style: style)
+        }
         footer(&b, state)
         if let menu = state.faultMenu { Overlays.faultMenu(&b, menu, state, snapshot) }
+        if let id = state.requestDetail { DetailOverlays.request(&b, id, state, snapshot) }
+        if let index = state.eventDetail { DetailOverlays.event(&b, index, state, snapshot) }
         if state.showHelp { Overlays.help(&b, state, theme) }
         return b
     }
@@ -48,6 +60,11 @@ public enum ConsoleScreen {
         let right = "\(Format.fixed(s.arrivalRate)) req/s   \(speed)   sim \(Format.clock(s.simTime)) "
         // The names give way to the pacing and the clock when the line is short.
         var title = " " + names.joined(separator: " · ")
+        if let scenario = state.scenario {
+            // A running scenario names itself and its next step instead of the deployment.
+            let next = scenario.steps.first { $0.at > s.simTime }
+            title = " scenario: \(scenario.name)" + (next.map { " · next \(Format.clock($0.at)) \($0.command)" } ?? " · all steps done")
+        }
         let room = b.width - right.count - x - 1
         if title.count > room { title = room > 1 ? String(title.prefix(room - 1)) + "…" : "" }
         x = b.put(title, x: x, y: 0, style: bar)
@@ -72,8 +89,14 @@ public enum ConsoleScreen {
                 0
             ),
         ]
+        // Unrecovered faults apart from recovered ones still in force (a rerouted link is still down).
         let faults = s.activeFaults.filter { $0.recoveredAt == nil }.count
-        segments.append(("faults \(faults)", faults > 0 ? Style(fg: .bad, bg: .header, bold: true) : bar, 1))
+        let degraded = s.activeFaults.count - faults
+        segments.append(
+            (
+                degraded > 0 ? "faults \(faults) +\(degraded) degraded" : "faults \(faults)",
+                faults > 0 ? Style(fg: .bad, bg: .header, bold: true) : degraded > 0 ? Style(fg: .warn, bg: .header) : bar, 1
+            ))
         // Drained (no work left) and draining (still finishing) are counted apart.
         let drained = s.drainedNodes.count, draining = s.drainingNodes.count
         let drainIndex = segments.count
@@ -155,7 +178,10 @@ public enum ConsoleScreen {
         }
         var x = 0
         var keys = footerKeys
-        if state.view == .requests { keys.insert(("s", "sort"), at: 4) }
+        if state.view == .requests { keys.insert(("s/S", "sort"), at: 4) }
+        if state.view == .requests || state.view == .events { keys.insert(("⏎", "detail"), at: 4) }
+        if state.view == .events { keys.insert(("v", "level"), at: 4) }
+        if state.view == .latency { keys.insert(("w", "window"), at: 4) }
         if [.events, .requests, .experts].contains(state.view) { keys.insert(("/", "filter"), at: 4) }
         for (key, label) in keys {
             guard x + key.count + label.count + 1 <= b.width else { break }
