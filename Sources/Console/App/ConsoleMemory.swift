@@ -175,15 +175,20 @@ public struct ConsoleMemory: Sendable, Equatable {
         return HistogramBins(upperBoundsMs: a.upperBoundsMs, counts: zip(a.counts, b.counts).map { max(0, $0 - $1) })
     }
 
-    /// The q-quantile of binned samples, as the upper bound of the bin that reaches it.
+    /// The q-quantile of binned samples, interpolated linearly inside the bin that reaches it
+    /// (so it is an estimate, good to a bin's width).
     public static func quantile(_ bins: HistogramBins, _ q: Double) -> Double? {
         let total = bins.counts.reduce(0, +)
         guard total > 0 else { return nil }
         let target = Double(total) * q
         var seen = 0
         for (i, c) in bins.counts.enumerated() where i < bins.upperBoundsMs.count {
+            if c > 0 && Double(seen + c) >= target {
+                let lower = i > 0 ? bins.upperBoundsMs[i - 1] : 0
+                let within = max(0, min(1, (target - Double(seen)) / Double(c)))
+                return lower + (bins.upperBoundsMs[i] - lower) * within
+            }
             seen += c
-            if Double(seen) >= target { return bins.upperBoundsMs[i] }
         }
         return bins.upperBoundsMs.last
     }

@@ -69,7 +69,7 @@ enum EventsView {
             x = b.put(" " + Format.left(e.kind.rawValue, 15), x: x, y: y, style: selected ? style : .dim)
             var message = " " + e.message + (count > 1 ? " (×\(count))" : "")
             // Cut lines end in an ellipsis; Enter shows the whole message.
-            let room = inner.maxX - x - 1
+            let room = inner.maxX - x
             if message.count > room, room > 1 { message = String(message.prefix(room - 1)) + "…" }
             b.put(message, x: x, y: y, style: style, clip: inner)
         }

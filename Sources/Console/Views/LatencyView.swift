@@ -10,38 +10,55 @@ enum LatencyView {
         let w = top.width / 3
         let l = s.latency
         let (h, covered) = state.memory.histograms(state.latencyWindow, now: s)
-        let window = windowLabel(state.latencyWindow, covered: covered)
+        // The window was cut from older samples (otherwise it is everything since start).
+        let cut = state.latencyWindow != .all && covered < s.simTime
+        let window = windowLabel(state.latencyWindow, covered: covered, cut: cut)
         // Since start: the engine's exact percentiles. A window: read off the window's bins.
         func p(_ bins: HistogramBins, _ exact: (Double, Double, Double)) -> (Double, Double, Double) {
-            guard state.latencyWindow != .all else { return exact }
+            guard cut else { return exact }
             return (
                 ConsoleMemory.quantile(bins, 0.5) ?? 0, ConsoleMemory.quantile(bins, 0.9) ?? 0,
                 ConsoleMemory.quantile(bins, 0.99) ?? 0
             )
         }
         histogram(
-            &b, Rect(x: top.x, y: top.y, width: w, height: top.height), "TTFT · \(window)", h.ttft,
-            p(h.ttft, (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms)), slo: s.slo.ttftMs)
+            &b, Rect(x: top.x, y: top.y, width: w, height: top.height), "TTFT", h.ttft,
+            p(h.ttft, (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms)), slo: s.slo.ttftMs, window: window, estimated: cut)
         histogram(
-            &b, Rect(x: top.x + w, y: top.y, width: w, height: top.height), "TPOT · \(window)", h.tpot,
-            p(h.tpot, (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms)), slo: s.slo.tpotMs)
+            &b, Rect(x: top.x + w, y: top.y, width: w, height: top.height), "TPOT", h.tpot,
+            p(h.tpot, (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms)), slo: s.slo.tpotMs, window: window, estimated: cut)
         histogram(
-            &b, Rect(x: top.x + 2 * w, y: top.y, width: top.width - 2 * w, height: top.height), "E2E · \(window)",
-            h.e2e, p(h.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms)), slo: nil)
+            &b, Rect(x: top.x + 2 * w, y: top.y, width: top.width - 2 * w, height: top.height), "E2E",
+            h.e2e, p(h.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms)), slo: nil, window: window, estimated: cut)
         trends(&b, bottom, s)
     }
 
     /// "1 min", "10 min", "all": the window in the panel titles. A window not yet filled says
     /// how much it holds ("0:42/1 min"); one the console cannot cut yet (it has no sample old
     /// enough, e.g. right after attaching) says "since start".
-    static func windowLabel(_ window: LatencyWindow, covered: Double) -> String {
+    static func windowLabel(_ window: LatencyWindow, covered: Double, cut: Bool = true) -> String {
         guard let seconds = window.seconds else { return "all" }
+        guard cut else { return "since start" }
         let name = window == .oneMinute ? "1 min" : "10 min"
-        if covered > seconds + 2 * ConsoleMemory.sampleSeconds { return "since start" }
-        if covered < seconds - ConsoleMemory.sampleSeconds {
-            return "\(Format.clock(covered).dropFirst(2))/\(name)"
-        }
+        if covered < seconds - ConsoleMemory.sampleSeconds { return "\(Format.duration(covered)) of \(name)" }
+        // Samples sparser than the window (a paused or slow console): say what it really covers.
+        if covered > seconds + 2 * ConsoleMemory.sampleSeconds { return "last \(Format.duration(covered))" }
         return "last \(name)"
+    }
+
+    /// "last 1 min" → "1m", "since start" → "all", "42 s of 1 min" → "42s/1m".
+    static func shortWindow(_ label: String) -> String {
+        switch label {
+        case "last 1 min": "1m"
+        case "last 10 min": "10m"
+        case "since start", "all": "all"
+        case _ where label.hasPrefix("last "): String(label.dropFirst(5).filter { $0 != " " }.prefix(7))
+        default:
+            // "42 s of 1 min" → "42s/1m"; "3:10 min of 10 min" → "3:10/10m".
+            String(label.filter { $0 != " " }).split(separator: "of").map {
+                $0.hasSuffix("min") ? String($0.dropLast(3)) + ($0.contains(":") ? "" : "m") : String($0)
+            }.joined(separator: "/")
+        }
     }
 
     /// True when the bin bounds grow by a constant factor (a log axis).
@@ -58,13 +75,23 @@ enum LatencyView {
     /// the axis.
     static func histogram(
         _ b: inout CellBuffer, _ rect: Rect, _ name: String, _ bins: HistogramBins,
-        _ p: (Double, Double, Double), slo: Double?
+        _ p: (Double, Double, Double), slo: Double?, window: String = "", estimated: Bool = false
     ) {
         let n = min(bins.counts.count, bins.upperBoundsMs.count)
         let upper = Array(bins.upperBoundsMs.prefix(n))
+        // The title says what, over which window, on which axis; it shortens before it is cut.
         let log = isLogAxis(upper)
-        let scale = n > 1 ? (rect.width >= 40 ? (log ? "log axis" : "linear axis") : (log ? "log" : "lin")) : ""
-        b.box(rect, title: scale.isEmpty ? name : "\(name) · \(scale)")
+        let scales = n > 1 ? [log ? "log axis" : "linear axis", log ? "log" : "lin"] : [""]
+        let windows = [window, shortWindow(window)]
+        var title = name
+        search: for w in windows {
+            for scale in scales {
+                let candidate = ([name, w, scale].filter { !$0.isEmpty }).joined(separator: " · ")
+                title = candidate
+                if candidate.count <= rect.width - 4 { break search }
+            }
+        }
+        b.box(rect, title: title)
         let inner = rect.inner
         // Row 0: the y scale; then the bars, the axis, its ticks, p50/p90 and p99.
         let barRows = inner.height - 5
@@ -139,11 +166,13 @@ enum LatencyView {
         }
         func mark(_ v: Double) -> Style { slo.map { v > $0 ? .bad : .good } ?? .text }
         var x = inner.x + 1
-        for (label, v) in [("p50 ", p.0), ("  p90 ", p.1)] {
+        // Percentiles of a window are read off its bins: "≈".
+        let eq = estimated ? "≈" : " "
+        for (label, v) in [("p50" + eq, p.0), ("  p90" + eq, p.1)] {
             x = b.put(label, x: x, y: inner.maxY - 2, style: .dim, clip: inner)
             x = b.put(Format.ms(v), x: x, y: inner.maxY - 2, style: mark(v), clip: inner)
         }
-        x = b.put("p99 ", x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
+        x = b.put("p99" + eq, x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
         x = b.put(Format.ms(p.2), x: x, y: inner.maxY - 1, style: mark(p.2), clip: inner)
         if let slo {
             let off = sloOff.map { " \($0) off axis" } ?? ""
@@ -161,7 +190,9 @@ enum LatencyView {
         b.box(
             rect,
             title:
-                "Over time · last \(Format.clock(span).dropFirst(2)) (one point per \(seconds) s, newest right) · each line from its min to its max")
+                rect.width >= 110
+                    ? "Over time · last \(Format.duration(span)) (one point per \(seconds) s, newest right) · each line from its min to its max"
+                    : "Over time · last \(Format.duration(span)) · 1 point/\(seconds) s · min…max")
         let series: [(String, [Double], String, Style, (Double) -> String)] = [
             (
                 "TTFT p99", s.series.ttftP99Ms, Format.ms(s.latency.ttftP99Ms),

@@ -250,14 +250,21 @@ enum PodView {
             let (state, style): (String, Style) =
                 r.healedAt != nil ? ("healed", .dim) : f.recoveredAt != nil ? ("recovered, active", .warn)
                 : f.detectedAt != nil ? ("detected", .bad) : ("undetected", .bad)
-            line([("#\(f.id) ", style), (state, Style(fg: style == .dim ? .dim : style == .warn ? .warn : .bad, bold: r.healedAt == nil)),
-                  ("  " + f.description, r.healedAt == nil ? .text : .dim)])
-            var parts: [(String, Style)] = [("   injected \(Format.clock(f.injectedAt))", .dim)]
+            // The engine's description (with detect/recover times) wraps rather than being cut.
+            let head = "#\(f.id) \(state)  "
+            let room = max(10, inner.width - 2 - head.count)
+            let wrapped = DetailOverlays.wrap(f.description, width: room)
+            line([("#\(f.id) ", style), (state, Style(fg: style.fg, bold: r.healedAt == nil)),
+                  ("  " + (wrapped.first ?? ""), r.healedAt == nil ? .text : .dim)])
+            for more in wrapped.dropFirst() {
+                line([(String(repeating: " ", count: head.count) + more, r.healedAt == nil ? .text : .dim)])
+            }
+            var parts: [(String, Style)] = [(" at \(Format.clock(f.injectedAt))", .dim)]
             if let healedAt = r.healedAt { parts.append((" · healed \(Format.clock(healedAt))", .dim)) }
-            parts.append((" · re-prefilled ", .dim))
-            parts.append(("\(r.reprefilled)", r.reprefilled > 0 ? .warn : .dim))
-            parts.append((" · failed ", .dim))
-            parts.append(("\(r.failed)", r.failed > 0 ? .bad : .dim))
+            parts.append((" · ", .dim))
+            parts.append(("\(r.reprefilled) re-prefilled", r.reprefilled > 0 ? .warn : .dim))
+            parts.append((" · ", .dim))
+            parts.append(("\(r.failed) failed", r.failed > 0 ? .bad : .dim))
             line(parts)
         }
     }
