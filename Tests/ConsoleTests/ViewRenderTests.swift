@@ -9,10 +9,11 @@ import XDSTestSupport
     static let header80 = [
         " xds  superpod · DeepSeek-R1 · CloudMatrix384  150.0 req/s   ▶ 1×   sim 0:10:42",
         // Drained and draining nodes counted apart, shortened to the grid's glyphs at 80 columns.
-        " run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  ⊘1 ~1",
+        // Labels shorten (then the gaps) before anything is dropped: every vital at 80 columns.
+        " 182.4k tok/s r/w 24.3k/812 TTFT 1.82/2s TPOT 36.4/35ms faults 1 ⊘1 ~1 SLO 96%",
         "  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events",
     ]
-    static let footer80 = "q quit  ? help  : cmd  1-6 views  space pause  +/- speed  hjkl move  d/u drain"
+    static let footer80 = "q quit ? help : cmd ␣ pause +- speed d/u drain f fault r rebal t theme hjkl move"
 
     static let header200 = [
         spread(
@@ -31,10 +32,10 @@ import XDSTestSupport
         #expect(Array(lines[0..<3]) == Self.header80)
         let footer =
             switch view {
-            case .requests: "q quit  ? help  : cmd  1-6 views  / filter  ⏎ detail  s/S sort  space pause"
-            case .events: "q quit  ? help  : cmd  1-6 views  / filter  v level  ⏎ detail  space pause"
-            case .experts: "q quit  ? help  : cmd  1-6 views  / filter  space pause  +/- speed  hjkl move"
-            case .latency: "q quit  ? help  : cmd  1-6 views  w window  space pause  +/- speed  hjkl move"
+            case .requests: "q quit ? help : cmd / filter ⏎ detail s/S sort ␣ pause +- speed d/u drain"
+            case .events: "q quit ? help : cmd / filter v level ⏎ detail ␣ pause +- speed d/u drain f fault"
+            case .experts: "q quit ? help : cmd / filter ␣ pause +- speed d/u drain f fault r rebal t theme"
+            case .latency: "q quit ? help : cmd w window ␣ pause +- speed d/u drain f fault r rebal t theme"
             default: Self.footer80
             }
         #expect(lines[23] == footer)

@@ -197,11 +197,14 @@ enum PodView {
             (state, stateStyle) = ("~ draining", .warn)
         }
         if node.contains(where: \.faulted) { (state, stateStyle) = ("faulted", .bad) }
-        line([
+        var nodeLine: [(String, Style)] = [
             ("node \(npu.node) ", .dim), (state, stateStyle), ("  util ", .dim),
             (Format.percent(util), .text),
-            ("  requests ", .dim), ("\(requests)", .text), ("  d/u drain  f fault", .dim),
-        ])
+            ("  requests ", .dim), ("\(requests)", .text),
+        ]
+        // The key hint only where it fits whole.
+        if nodeLine.map(\.0.count).reduce(0, +) + 20 <= inner.width - 1 { nodeLine.append(("  d/u drain  f fault", .dim)) }
+        line(nodeLine)
     }
 
     static func drawInstances(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
