@@ -28,7 +28,10 @@ struct ConsoleCommand: ParsableCommand {
         let pace = try FlagLimits.pace(speed)
         // A moderate built-in load (interfaces.md): about half of superpod's decode capacity.
         let config = try common.engineConfiguration(defaultRate: 40)
-        let scenario = try common.loadScenario()
+        // No --rate and no --scenario on the synthetic workload: the demo's daily cycle with bursts
+        // (DemoLoad), as a scenario of `rate` steps the header names; --rate R keeps R constant.
+        let demo = common.rate == nil && common.scenario == nil && common.workload == "synthetic"
+        let scenario = demo ? DemoLoad.scenario : try common.loadScenario()
         let listenAt = try listen.map(Self.parseListen)
         let engine = try ServingEngine(configuration: config)
         // Commands typed at the console wait at most 3 s for a stuck engine (the UI waits with them).
@@ -50,7 +53,7 @@ struct ConsoleCommand: ParsableCommand {
         var options = ConsoleOptions(themeName: theme)
         options.confirmDestructive = !yes
         options.scenario = scenario
-        if scenario == nil {
+        if demo || scenario == nil {
             options.startHint = "try a story: xds console --scenario scenarios/npu-loss.toml (also flapping-link, rolling-drain) · ? help"
         }
         let status = ConsoleApp.run(link: host, options: options)

@@ -1,3 +1,4 @@
+import Foundation
 import ServingEngine
 import Testing
 import XDSTestSupport
@@ -276,6 +277,27 @@ import XDSTestSupport
         #expect(state.status != nil)
         state = ConsoleUpdate.update(state, .clock(wallSeconds: 121)).0
         #expect(state.status == nil)
+    }
+
+    @Test func demoLoadCyclesWithBurstsAndReadsBackAsCommands() throws {
+        #expect(DemoLoad.rate(at: 0) == 25)
+        #expect(DemoLoad.rate(at: 600) == 55)
+        #expect(DemoLoad.rate(at: 1200) == 25)
+        // A burst: 1.5× the cycle for 30 s from 4:00, then back.
+        let base = 40 + 15 * sin(2 * Double.pi * 240 / 1200 - Double.pi / 2)
+        #expect(abs(DemoLoad.rate(at: 240) - base * 1.5) < 0.06)
+        #expect(abs(DemoLoad.rate(at: 270) - (40 + 15 * sin(2 * Double.pi * 270 / 1200 - Double.pi / 2))) < 0.06)
+        let scenario = DemoLoad.scenario
+        #expect(scenario == DemoLoad.scenario)  // the same every run
+        #expect(scenario.steps.first?.at == 0)
+        #expect(scenario.steps.map(\.at) == scenario.steps.map(\.at).sorted())
+        for step in scenario.steps {
+            let line = step.command.description
+            #expect(try OperatorCommand.parse(line).get() == step.command, "\(line) does not read back")
+        }
+        var state = primedState(width: 120, height: 40)
+        state.scenario = scenario
+        #expect(render(state, 120, 40)[0].contains("scenario: demo: daily cycle 25…55 req/s"))
     }
 
     @Test func yesSettingSkipsTheQuestion() {
