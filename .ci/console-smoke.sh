@@ -3,6 +3,8 @@
 #   .ci/console-smoke.sh BINARY [ARGS...]      e.g. .ci/console-smoke.sh .build/debug/xds demo-console
 # Checks: header, the six views, a command and its reply, a rejected command, hostile commands,
 # the / filter in Requests (letters after / never act), drain only after its y/n confirmation,
+# help's : command page, request detail, a fault on the Pod view at 120×40, header vitals and a
+# fault ticker at 80×24,
 # answered while the clock keeps moving, and that q, Ctrl-C and SIGTERM each exit 0 within 5 s
 # with the terminal settings restored.
 # Prints "N passed, N failed"; exits non-zero if anything failed.
@@ -102,7 +104,25 @@ wait_for '│ 00[⊘~]' 5 && ok "d then y drains node 0" || fail "d then y drain
 $T send-keys -t main ':' 'undrain node 0' Enter
 $T send-keys -t main '?'
 wait_for 'Help' 5 && ok "? opens help" || fail "? opens help"
+$T send-keys -t main Tab
+wait_for 'fault link A-B \[degrade F\]' 5 && ok "help lists the : commands (Tab)" || fail "help lists the : commands (Tab)"
 $T send-keys -t main Escape
+# Request detail: Enter on the selected row opens its timeline; any key closes it.
+$T send-keys -t main 5
+wait_for 'In flight' 5
+$T send-keys -t main Enter
+wait_for 'Request #[0-9]+ · any key closes' 5 && ok "Enter opens a request's detail" || fail "Enter opens a request's detail"
+wait_for 'Timeline' 2 && ok "the request detail has a timeline" || fail "the request detail has a timeline"
+$T send-keys -t main Escape
+# A fault stays on the Pod view at 120×40, and the header keeps its vitals at 80×24.
+$T resize-window -t main -x 120 -y 40 2>/dev/null
+$T send-keys -t main 1 ':' 'fault npu 163' Enter
+wait_for 'Faults · drains' 5 && ok "the Faults panel is on the Pod view at 120×40" || fail "the Faults panel is on the Pod view at 120×40"
+wait_for '#[0-9]+ (undetected|detected|recovered)' 8 && ok "the injected fault is listed at 120×40" || fail "the injected fault is listed at 120×40"
+$T resize-window -t main -x 80 -y 24 2>/dev/null
+wait_for '^ [0-9.]+k? tok/s .*TTFT .*TPOT .*faults .*SLO [0-9]+%' 5 && ok "header vitals (tok/s, TTFT, TPOT, faults, SLO) at 80×24" || fail "header vitals (tok/s, TTFT, TPOT, faults, SLO) at 80×24"
+wait_for '⚠ ' 5 && ok "a fault ticker at 80×24" || fail "a fault ticker at 80×24"
+$T resize-window -t main -x 100 -y 30 2>/dev/null
 $T send-keys -t main q
 finished q "q"
 

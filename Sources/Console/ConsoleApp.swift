@@ -19,6 +19,12 @@ public struct ConsoleOptions: Sendable {
     public var monochrome: Bool
     /// The console never writes to the screen it draws on; diagnostics go here.
     public var logPath: String
+    /// `false` (`--yes`): destructive keys act at once, without the y/n question.
+    public var confirmDestructive = true
+    /// The scenario the engine is running, for the header's "scenario: … · next: …" line.
+    public var scenario: Scenario?
+    /// Shown in the footer at start (e.g. which scenarios exist); fades like any status.
+    public var startHint: String?
 
     public init(
         themeName: String? = nil, themesDirectory: String? = nil,
@@ -78,9 +84,11 @@ public enum ConsoleApp {
         let themes = catalog.themes
         let monochrome = options.monochrome
         let initialTheme = themeIndex
+        let startup = (options.confirmDestructive, options.scenario, options.startHint)
         let thread = Thread {
             let status = uiLoop(
-                link: link, themes: themes, themeIndex: initialTheme, monochrome: monochrome, log: log)
+                link: link, themes: themes, themeIndex: initialTheme, monochrome: monochrome, log: log,
+                startup: startup)
             result.withLock { $0 = status }
             done.signal()
         }
@@ -136,7 +144,7 @@ public enum ConsoleApp {
 
     private static func uiLoop(
         link: any EngineLink, themes: [Theme], themeIndex: Int, monochrome: Bool,
-        log: ConsoleLog
+        log: ConsoleLog, startup: (confirm: Bool, scenario: Scenario?, hint: String?)
     ) -> Int32 {
         guard let terminal = NcursesTerminal(monochrome: monochrome) else {
             FileHandle.standardError.write(
@@ -149,6 +157,9 @@ public enum ConsoleApp {
         var state = ConsoleState(width: width, height: height, capabilities: link.capabilities)
         state.themeIndex = themeIndex
         state.logPath = log.path
+        state.confirmDestructive = startup.confirm
+        state.scenario = startup.scenario
+        if let hint = startup.hint { state.status = StatusLine(hint, seconds: 20) }
         var snapshot = link.latestSnapshot()
         state = dispatch(.tick(snapshot), to: state, link: link)
         let frameInterval: UInt64 = 100_000_000  // ≤ 10 frames/s

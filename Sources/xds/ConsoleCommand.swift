@@ -18,6 +18,8 @@ struct ConsoleCommand: ParsableCommand {
     var speed: String = "1"
     @Option(help: "Attach to a running xds serve at this URL instead of embedding an engine.") var connect: String?
     @Option(help: "Admin token for --connect (else XDS_ADMIN_TOKEN).") var token: String?
+    @Flag(help: "Destructive keys (d drain, f fault) act at once, without asking y/n (for scripted use).")
+    var yes = false
     @Option(help: "Also serve the HTTP API of the embedded engine on HOST:PORT (e.g. 127.0.0.1:8000).")
     var listen: String?
 
@@ -26,7 +28,10 @@ struct ConsoleCommand: ParsableCommand {
         let pace = try FlagLimits.pace(speed)
         // A moderate built-in load (interfaces.md): about half of superpod's decode capacity.
         let config = try common.engineConfiguration(defaultRate: 40)
-        let scenario = try common.loadScenario()
+        // No --rate and no --scenario on the synthetic workload: the demo's daily cycle with bursts
+        // (DemoLoad), as a scenario of `rate` steps the header names; --rate R keeps R constant.
+        let demo = common.rate == nil && common.scenario == nil && common.workload == "synthetic"
+        let scenario = demo ? DemoLoad.scenario : try common.loadScenario()
         let listenAt = try listen.map(Self.parseListen)
         let engine = try ServingEngine(configuration: config)
         // Commands typed at the console wait at most 3 s for a stuck engine (the UI waits with them).
@@ -45,7 +50,13 @@ struct ConsoleCommand: ParsableCommand {
             FileHandle.standardError.write(Data("xds console: API on \(httpURL(host: address, port: port)), admin token \(token)\n".utf8))
             serverTask = Task { try? await server.run() }
         }
-        let status = ConsoleApp.run(link: host, options: ConsoleOptions(themeName: theme))
+        var options = ConsoleOptions(themeName: theme)
+        options.confirmDestructive = !yes
+        options.scenario = scenario
+        if demo || scenario == nil {
+            options.startHint = "try a story: xds console --scenario scenarios/npu-loss.toml (also flapping-link, rolling-drain) · ? help"
+        }
+        let status = ConsoleApp.run(link: host, options: options)
         serverTask?.cancel()
         // The terminal is restored by now; a stuck engine must not keep the process alive.
         stopEngine(host, name: "xds console")
@@ -62,7 +73,9 @@ struct ConsoleCommand: ParsableCommand {
         let link = RemoteEngineLink(baseURL: base, token: token)
         link.start()
         defer { link.stop() }
-        let status = ConsoleApp.run(link: link, options: ConsoleOptions(themeName: theme))
+        var options = ConsoleOptions(themeName: theme)
+        options.confirmDestructive = !yes
+        let status = ConsoleApp.run(link: link, options: options)
         if status != 0 { throw ExitCode(status) }
     }
 

@@ -34,7 +34,7 @@ import XDSTestSupport
         let (width, height) = size
         let lines = Self.render(Self.snapshot(tpotSLO: 100), width: width, height: height)
         let tpot = lines.dropFirst(3).map { Self.panel($0, width: width) }
-        #expect(tpot[0].hasPrefix("┌ TPOT · log axis"))
+        #expect(tpot[0].hasPrefix(width >= 120 ? "┌ TPOT · since start · log axis" : "┌ TPOT · all · log"))
         let axisRow = try #require(tpot.firstIndex { $0.contains("┬") })
         // The last cell of the axis is ▲: clamped at the edge, where the axis ends.
         let axis = Array(tpot[axisRow].dropLast())  // without the panel's right border

@@ -51,7 +51,7 @@ import XDSTestSupport
         state = ConsoleUpdate.update(state, .clock(wallSeconds: 50 + ConsoleState.statusSeconds)).0
         #expect(state.status == nil)
         let back = ConsoleScreen.render(state, link.latestSnapshot(), theme: .builtinDark, width: 80, height: 24)
-        #expect(back.lines[23].hasPrefix("q quit  ? help"))
+        #expect(back.lines[23].hasPrefix("q quit ? help"))
         // Errors stay longer.
         state = drive(state, link, keys: [.char(":")] + typed("explode") + [.enter])
         #expect(state.status?.isError == true)

@@ -9,10 +9,11 @@ import XDSTestSupport
     static let header80 = [
         " xds  superpod · DeepSeek-R1 · CloudMatrix384  150.0 req/s   ▶ 1×   sim 0:10:42",
         // Drained and draining nodes counted apart, shortened to the grid's glyphs at 80 columns.
-        " run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  ⊘1 ~1",
+        // Labels shorten (then the gaps) before anything is dropped: every vital at 80 columns.
+        " 182.4k tok/s r/w 24.3k/812 TTFT 1.82/2s TPOT 36.4/35ms faults 1 ⊘1 ~1 SLO 96%",
         "  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events",
     ]
-    static let footer80 = "q quit  ? help  : cmd  1-6 views  space pause  +/- speed  hjkl move  d/u drain"
+    static let footer80 = "q quit ? help : cmd ␣ pause +- speed d/u drain f fault r rebal t theme hjkl move"
 
     static let header200 = [
         spread(
@@ -31,8 +32,10 @@ import XDSTestSupport
         #expect(Array(lines[0..<3]) == Self.header80)
         let footer =
             switch view {
-            case .requests: "q quit  ? help  : cmd  1-6 views  / filter  s sort  space pause  +/- speed"
-            case .events, .experts: "q quit  ? help  : cmd  1-6 views  / filter  space pause  +/- speed  hjkl move"
+            case .requests: "q quit ? help : cmd / filter ⏎ detail s/S sort ␣ pause +- speed d/u drain"
+            case .events: "q quit ? help : cmd / filter v level ⏎ detail ␣ pause +- speed d/u drain f fault"
+            case .experts: "q quit ? help : cmd / filter ␣ pause +- speed d/u drain f fault r rebal t theme"
+            case .latency: "q quit ? help : cmd w window ␣ pause +- speed d/u drain f fault r rebal t theme"
             default: Self.footer80
             }
         #expect(lines[23] == footer)
@@ -44,7 +47,7 @@ import XDSTestSupport
         let lines = renderFixture(view, width: 200, height: 60)
         #expect(lines.count == 60)
         #expect(Array(lines[0..<3]) == Self.header200)
-        if ![.requests, .events, .experts].contains(view) { #expect(lines[59] == Self.footer200) }
+        if ![.requests, .events, .experts, .latency].contains(view) { #expect(lines[59] == Self.footer200) }
         // Every view uses the extra space: its frame reaches the right edge and the bottom.
         #expect(lines[3].count == 200)
         #expect(lines[58].hasPrefix("└") && lines[58].hasSuffix("┘"))
@@ -115,15 +118,16 @@ import XDSTestSupport
     @Test func kvCacheView() {
         let lines = renderFixture(.kvCache)
         #expect(
-            lines[3] == "┌ Decode DP groups · 320 · KV use ─────────────────────────────────────────────┐")
+            lines[3] == "┌ Decode DP groups · 320 (one per die) · KV use ───────────────────────────────┐")
+        // Side by side, one scope (DP groups, now); the pool's peak since start only where it fits whole.
         #expect(
-            lines[4] == "│ mean 64%  peak 91%  full (≥95%) 2                                            │")
+            lines[4] == "│ now: mean 64%  fullest group 97%  full (≥95%) 2                              │")
         #expect(lines[5].hasPrefix("│   0 ▅▇▇▅"))
         #expect(lines[9].hasPrefix("│ 256 "))
         #expect(
             lines[11] == "┌ Prefill TEs · KV use ────────────────┐┌ Prefix cache · DRAM pool · transfers ┐")
         #expect(
-            lines[14] == "│ prefill-2  ██▍·················  12% ││ decode KV █████████····· 64%         │")
+            lines[14] == "│ prefill-2  ██▍·················  12% ││ decode KV  ███████▊···· 64%          │")
         #expect(
             lines[15] == "│ prefill-3  █████████···········  45% ││ transfers queued 37  in progress 212 │")
     }
@@ -131,7 +135,7 @@ import XDSTestSupport
     @Test func latencyView() {
         let lines = renderFixture(.latency)
         #expect(
-            lines[3] == "┌ TTFT · linear axis ────┐┌ TPOT · linear axis ────┐┌ E2E · linear axis ───────┐")
+            lines[3] == "┌ TTFT · all · lin ──────┐┌ TPOT · all · lin ──────┐┌ E2E · since start · lin ─┐")
         #expect(
             lines[10] == "│ ┬─┬─────┬▲─────────┤   ││ ┬─┬─────────▲──────┤   ││ ┬─┬─────┬──────────┤     │")
         #expect(lines[11] == "│ 0 400ms 1.60s  4.00s   ││ 0 14.0ms      50.0ms   ││ 0 12.0s 48.0s 120.0s     │")
@@ -140,16 +144,17 @@ import XDSTestSupport
         #expect(
             lines[13] == "│ p99 1.82s  ▲ SLO 2.00s ││ p99 36.4ms  ▲ SLO 35.0m││ p99 88.4s                │")
         #expect(
-            lines[15] == "┌ Over time · one point per 5 s ───────────────────────────────────────────────┐")
-        #expect(lines[16].hasPrefix("│ TTFT p99    1.82s  ▆"))
+            lines[15] == "┌ Over time · last 3:05 min · 1 point/5 s · min…max ───────────────────────────┐")
+        #expect(lines[16].hasPrefix("│ TTFT p99    1.82s  ▃"))
+        #expect(lines[16].hasSuffix(" 1.42s…2.17s         │"))
     }
 
     @Test func requestsViewSortsAndShowsReasons() {
         let lines = renderFixture(.requests)
         #expect(
-            lines[3] == "┌ In flight · 25.1k (showing 40) · sort: age (s) · / filter ───────────────────┐")
+            lines[3] == "┌ In flight · 25.1k (listing 40) · s/S sort · Enter · / filter ────────────────┐")
         #expect(
-            lines[4] == "│ id       stage         age  prompt     gen/out     TTFT where                │")
+            lines[4] == "│ id       stage        age▲  prompt     gen/out     TTFT where                │")
         #expect(
             lines[5] == "│ #96000   decode      60.0s    5575    650/1952    500ms decode-0/dp0         │")
         let byStage = renderFixture(.requests) { $0.requestSort = .stage }
@@ -162,27 +167,27 @@ import XDSTestSupport
     @Test func eventsViewNewestFirstAndFiltered() {
         let lines = renderFixture(.events)
         #expect(
-            lines[3] == "┌ Events · 13 of 13 · newest first · / filter ─────────────────────────────────┐")
+            lines[3] == "┌ Events · 13 of 13 · newest first · level all (v) · / filter · Enter full ────┐")
         #expect(
-            lines[4] == "│  0:10:40.1 info  rebalance       expert rebalance 3 started: loading dies 17,│")
+            lines[4] == "│  0:10:40.1 info  rebalance       expert rebalance 3 started: loading dies 17…│")
         #expect(
-            lines[10] == "│  0:09:58.2 ERROR faultDetected   NPU 140 heartbeat missed (node 17)          │")
+            lines[10] == "│  0:09:58.3 ERROR faultDetected   NPU 140 heartbeat missed (node 17)          │")
         let filtered = renderFixture(.events) { $0.eventFilter = "drain" }
-        #expect(filtered[3].hasPrefix("┌ Events · 3 of 13 · newest first · filter \"drain\" (Esc clears) ─"))
+        #expect(filtered[3].hasPrefix("┌ Events · 3 of 13 · newest first · level all (v) · filter \"drain\" (Esc clears)"))
         #expect(
-            filtered[5] == "│  0:06:52.6 info  drain           node 5 drained: prefill-2 running on 8 NPUs │")
+            filtered[5] == "│  0:06:52.7 info  drain           node 5 drained: prefill-2 running on 8 NPUs │")
     }
 
-    @Test func tooSmallTerminalIsOneLine() {
+    @Test func tooSmallTerminalWrapsItsMessage() {
         for (w, h) in [(79, 24), (80, 23), (40, 10)] {
             var state = ConsoleState(width: w, height: h)
             state.view = .experts
-            let text = ConsoleScreen.render(
+            let lines = ConsoleScreen.render(
                 state, SnapshotFixtures.superpod, theme: .builtinDark, width: w, height: h
-            ).text
+            ).lines.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             #expect(
-                text.trimmingCharacters(in: .newlines)
-                    == String("Terminal \(w)×\(h) is too small: the console needs at least 80×24.".prefix(w)))
+                lines.joined(separator: " ")
+                    == "Terminal \(w)×\(h) is too small: the console needs at least 80×24.")
         }
     }
 
@@ -192,7 +197,7 @@ import XDSTestSupport
             $0.logPath = "/tmp/xds-console.log"
         }
         let text = lines.joined(separator: "\n")
-        #expect(text.contains("Help · any key closes"))
+        #expect(text.contains("Help 1/2 · keys · Tab : commands · any other key closes"))
         for view in ConsoleView.allCases where view != .kvCache { #expect(text.contains("│ \(view.title)")) }
         #expect(text.contains("KV cache"))
         #expect(text.contains("log /tmp/xds-console.log"))
@@ -247,9 +252,9 @@ import XDSTestSupport
     #expect(
         lines[17].hasSuffix("┌ Faults · drains ──────────────────────────────────────────────────────────┐"))
     #expect(
-        lines[18].hasSuffix("│ #1 NPU 140 lost (node 17)                                                 │"))
+        lines[18].hasSuffix("│ ⊘ drained 5  ~ draining 20                                                │"))
     #expect(
-        lines[19].hasSuffix("│    injected 0:09:58 · detected 0:09:58                                    │"))
+        lines[19].hasSuffix("│ #1 detected  NPU 140 lost (node 17)                                       │"))
     #expect(
-        lines[21].hasSuffix("│ drained nodes: 5                                                          │"))
+        lines[20].hasSuffix("│  at 0:09:58 · 0 re-prefilled · 0 failed                                   │"))
 }

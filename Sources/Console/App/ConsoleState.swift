@@ -16,9 +16,22 @@ public enum ConsoleView: Int, Sendable, CaseIterable {
     }
 }
 
-/// Which in-flight requests come first in the Requests view (`s` cycles).
+/// The column the Requests view sorts by (`s` cycles the columns, `S` reverses).
 public enum RequestSortKey: String, Sendable, CaseIterable {
-    case age, stage, tokens
+    case age, stage, tokens, id, prompt, ttft
+}
+
+/// The lowest severity the Events view lists.
+public enum EventLevel: String, Sendable, CaseIterable {
+    case all = "all", warnings = "warn+", errors = "errors"
+
+    func admits(_ severity: EngineEvent.Severity) -> Bool {
+        switch self {
+        case .all: true
+        case .warnings: severity != .info
+        case .errors: severity == .error
+        }
+    }
 }
 
 /// The one-line editor opened by `:` (commands) or `/` (the list filter of the current view).
@@ -48,9 +61,12 @@ public struct PromptState: Sendable, Equatable {
 public struct StatusLine: Sendable, Equatable {
     public var text: String
     public var isError: Bool
-    public init(_ text: String, isError: Bool = false) {
+    /// How long it stays; `nil` = the default for its kind.
+    public var seconds: Double?
+    public init(_ text: String, isError: Bool = false, seconds: Double? = nil) {
         self.text = text
         self.isError = isError
+        self.seconds = seconds
     }
 }
 
@@ -114,7 +130,21 @@ public struct ConsoleState: Sendable, Equatable {
     public var requestScroll = 0
     public var eventScroll = 0
     public var requestSort: RequestSortKey = .age
+    /// `S` flips the order of the sort column (▲ natural order, ▼ reversed).
+    public var requestSortReversed = false
+    /// Enter on a request: its id, while the detail (timeline) box is open.
+    public var requestDetail: Int?
+    /// Enter on an event: its position in the filtered, newest-first list.
+    public var eventDetail: Int?
+    /// The Latency view's histogram window (`w` cycles).
+    public var latencyWindow: LatencyWindow = .oneMinute
+    /// History derived from consecutive snapshots: fault outcomes, request timelines, windows.
+    public var memory = ConsoleMemory()
+    /// The help's page: 0 keys and panels, 1 the `:` commands (Tab switches).
+    public var helpPage = 0
     public var eventFilter = ""
+    /// The Events view's severity filter (`v` cycles: all, warnings and errors, errors).
+    public var eventLevel: EventLevel = .all
     /// Live `/` filters of the Requests view and of the Experts view's hot list.
     public var requestFilter = ""
     public var expertFilter = ""
@@ -123,6 +153,8 @@ public struct ConsoleState: Sendable, Equatable {
     /// `false` skips the one-key confirmation of destructive keys (a `--yes`-style setting).
     /// The `:` command line never asks.
     public var confirmDestructive = true
+    /// The scenario the engine runs (from `--scenario`), for its name and next step in the header.
+    public var scenario: Scenario?
 
     /// Wall clock of the newest ``ConsoleMessage/clock(wallSeconds:)``; `nil` until the first.
     public var wallNow: Double?
@@ -152,6 +184,11 @@ public struct ConsoleState: Sendable, Equatable {
     public var layerCount = 58
     public var expertCount = 256
     public var inFlightCount = 0
+    /// The newest snapshot's requests (in flight, then recent), so Enter can name the selected one.
+    public var requestsInFlight: [RequestStatus] = []
+    public var requestsRecent: [RequestStatus] = []
+    /// The newest snapshot's events (oldest first), for Enter in the Events view.
+    public var events: [EngineEvent] = []
     public var eventCount = 0
 
     public static let npusPerNode = 8

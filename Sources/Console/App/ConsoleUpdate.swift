@@ -32,8 +32,12 @@ public enum ConsoleUpdate {
             PreviewKeys.absorb(update, &s)
         case .clock(let wall):
             s.wallNow = wall
+            // A status set before the first clock (the start hint) starts fading now.
+            if s.status != nil && s.statusSince == nil { s.statusSince = wall }
             if let status = s.status, let since = s.statusSince,
-                wall - since >= (status.isError ? ConsoleState.errorStatusSeconds : ConsoleState.statusSeconds)
+                wall - since
+                    >= status.seconds
+                    ?? (status.isError ? ConsoleState.errorStatusSeconds : ConsoleState.statusSeconds)
             {
                 s.status = nil
             }
@@ -53,6 +57,10 @@ public enum ConsoleUpdate {
         }
         s.inFlightCount = snapshot.inFlight.count + snapshot.recent.count
         s.eventCount = snapshot.events.count
+        s.requestsInFlight = snapshot.inFlight
+        s.requestsRecent = snapshot.recent
+        s.events = snapshot.events
+        s.memory.absorb(snapshot)
         s.selectedNPU = min(s.selectedNPU, max(0, s.npuCount - 1))
         s.selectedLayer = min(s.selectedLayer, max(0, s.layerCount - 1))
         s.selectedExpert = min(s.selectedExpert, max(0, s.expertCount - 1))
@@ -96,8 +104,19 @@ public enum ConsoleUpdate {
             return
         }
         if s.showHelp {
+            // Tab (or ←/→) turns the page between keys and `:` commands; anything else closes.
+            if key == .tab || key == .right || key == .left || key == .char("l") || key == .char("h") {
+                s.helpPage = 1 - s.helpPage
+                return
+            }
             s.showHelp = false
             if key == .char("q") { quit(&s, &effects) }
+            return
+        }
+        if s.requestDetail != nil || s.eventDetail != nil {
+            // A detail box closes with any key (Esc, Enter, q); q does not quit from here.
+            s.requestDetail = nil
+            s.eventDetail = nil
             return
         }
         if let pending = s.confirmation {
@@ -119,7 +138,23 @@ public enum ConsoleUpdate {
         case .char(let c) where ("1"..."6").contains(c):
             s.view = ConsoleView(rawValue: Int(String(c))!)!
         case .char("q"): quit(&s, &effects)
-        case .char("?"): s.showHelp = true
+        case .char("?"):
+            s.showHelp = true
+            s.helpPage = 0
+        case .enter where s.view == .requests:
+            let list = RequestsView.ordered(s)
+            if s.requestScroll < list.count { s.requestDetail = list[s.requestScroll].id }
+        case .enter where s.view == .events:
+            if s.eventScroll < EventsView.shown(s).count { s.eventDetail = s.eventScroll }
+        case .char("w") where s.view == .latency:
+            let all = LatencyWindow.allCases
+            s.latencyWindow = all[(all.firstIndex(of: s.latencyWindow)! + 1) % all.count]
+        case .char("v") where s.view == .events:
+            let all = EventLevel.allCases
+            s.eventLevel = all[(all.firstIndex(of: s.eventLevel)! + 1) % all.count]
+            s.eventScroll = 0
+        case .char("S") where s.view == .requests:
+            s.requestSortReversed.toggle()
         case .char(":"): s.prompt = PromptState(purpose: .command)
         case .char("/"):
             switch s.view {
@@ -144,6 +179,7 @@ public enum ConsoleUpdate {
         case .char("s") where s.view == .requests:
             let all = RequestSortKey.allCases
             s.requestSort = all[(all.firstIndex(of: s.requestSort)! + 1) % all.count]
+            s.requestSortReversed = false
         case .char("d"): nodeCommand("drain", &s, &effects)
         case .char("u"): nodeCommand("undrain", &s, &effects)
         case .char("f"): s.faultMenu = FaultMenu(npu: s.selectedNPU)
@@ -277,8 +313,12 @@ public enum ConsoleUpdate {
     static func handleMouse(_ event: MouseEvent, _ s: inout ConsoleState) {
         switch event {
         case .click(let x, let y):
-            if s.showHelp || s.faultMenu != nil || s.confirmation != nil {
+            if s.showHelp || s.faultMenu != nil || s.confirmation != nil || s.requestDetail != nil
+                || s.eventDetail != nil
+            {
                 s.showHelp = false
+                s.requestDetail = nil
+                s.eventDetail = nil
                 if let pending = s.confirmation {
                     s.confirmation = nil
                     s.status = StatusLine("cancelled: \(pending.command)")

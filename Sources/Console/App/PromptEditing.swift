@@ -2,13 +2,40 @@ import ServingEngine
 
 /// The `:` command line and the `/` event filter: editing, history and Tab completion.
 enum PromptEditing {
-    /// Words of the operator command language (interfaces.md) offered by Tab.
-    static let keywords = [
-        "drain", "undrain", "fault", "heal", "rebalance", "rate", "speed", "pause", "resume",
-        "node", "die", "npu", "link", "straggler", "hbm", "glitch", "all", "max", "degrade", "slowdown",
-        "preview", "for",
-        "policy",
-    ]
+    /// The operator command language (interfaces.md) as a tree: what may follow the words
+    /// typed so far. "<…>" entries are placeholders (a number to type), shown but not inserted.
+    static func followers(_ words: [String]) -> [String] {
+        switch words {
+        case []:
+            return [
+                "drain", "undrain", "fault", "heal", "rebalance", "rate", "speed", "pause", "resume", "scale",
+                "autoscale", "policy", "preview", "clear",
+            ]
+        case ["drain"], ["undrain"]: return ["node"]
+        case ["drain", "node"], ["undrain", "node"]: return ["<N>"]
+        case ["fault"]: return ["die", "npu", "node", "link", "straggler", "hbm", "glitch"]
+        case ["fault", "die"]: return ["<D>"]
+        case ["fault", "npu"]: return ["<N>"]
+        case ["fault", "node"]: return ["<N>"]
+        case ["fault", "link"]: return ["<A-B>"]
+        case ["fault", "straggler"], ["fault", "hbm"]: return ["die"]
+        case ["fault", "straggler", "die"], ["fault", "hbm", "die"]: return ["<D>"]
+        case ["heal"]: return ["all", "<FAULT_ID>"]
+        case ["rate"]: return ["<R>"]
+        case ["speed"]: return ["max", "<S>"]
+        case ["scale"]: return ["prefill", "decode", "colocated"]
+        case ["scale", "prefill"], ["scale", "decode"], ["scale", "colocated"]: return ["<N>", "<+K>", "<-K>"]
+        case ["autoscale"]: return ["off", "slo"]
+        case ["clear"]: return ["faults"]
+        default: break
+        }
+        if words.count == 4, words[0] == "fault", words[1] == "straggler" { return ["slowdown"] }
+        if words.count == 3, words[0] == "fault", words[1] == "link" { return ["degrade"] }
+        if words.first == "preview" { return followers(Array(words.dropFirst())) }
+        // After `policy` the slots, after `policy SLOT` that slot's names (from the registries).
+        if words.first == "policy" { return Policies.completionWords(after: words.map { $0.lowercased() }) ?? [] }
+        return []
+    }
 
     static func handle(_ key: Key, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
         guard var prompt = s.prompt else { return }
@@ -80,31 +107,42 @@ enum PromptEditing {
             if s.history.last != line { s.history.append(line) }
             if s.history.count > 100 { s.history.removeFirst(s.history.count - 100) }
             if PreviewKeys.isPreview(line) { return PreviewKeys.start(line, &s, &effects) }
+            // The one console-local command: the engine never sees it.
+            if line == "clear faults" {
+                let healed = s.memory.faults.filter { $0.healedAt != nil }.count
+                s.memory.faults.removeAll { $0.healedAt != nil }
+                s.status = StatusLine("cleared \(healed) healed faults from the console's history")
+                return
+            }
             effects.append(.send(commandLine: line))
             s.status = StatusLine("sent: \(line)")
         }
     }
 
-    /// Completes the last word; with several candidates, extends to their common prefix
-    /// and returns them as a note for the footer.
+    /// Completes the last word from what may follow the words before it; with several
+    /// candidates, extends to their common prefix and lists them (placeholders included) as a
+    /// note for the footer.
     static func complete(_ text: String) -> (String, String?) {
         let endsWithSpace = text.isEmpty || text.last == " "
-        let partial = endsWithSpace ? "" : String(text.split(separator: " ").last ?? "")
+        let words = text.split(separator: " ").map(String.init)
+        let partial = endsWithSpace ? "" : (words.last ?? "")
+        let before = endsWithSpace ? words : Array(words.dropLast())
         let base = String(text.dropLast(partial.count))
-        // After `policy` the slots, after `policy SLOT` that slot's names (from the registries).
-        let words = base.split(separator: " ").map { $0.lowercased() }
-        let candidates = (Policies.completionWords(after: words) ?? keywords).filter { $0.hasPrefix(partial) }
+        let options = followers(before)
+        let candidates = options.filter { !$0.hasPrefix("<") && $0.hasPrefix(partial) }
+        let placeholders = options.filter { $0.hasPrefix("<") }
         switch candidates.count {
         case 0:
-            return (text, "no completion for '\(partial)'")
-        case 1:
+            if !placeholders.isEmpty { return (text, "next: " + placeholders.joined(separator: " or ")) }
+            return (text, options.isEmpty ? "nothing follows '\(text.trimmedBlanks)'" : "no completion for '\(partial)'")
+        case 1 where placeholders.isEmpty:
             return (base + candidates[0] + " ", nil)
         default:
             var common = candidates[0]
             for c in candidates.dropFirst() {
                 while !c.hasPrefix(common) { common.removeLast() }
             }
-            return (base + common, candidates.joined(separator: " "))
+            return (base + common, (candidates + placeholders).joined(separator: " "))
         }
     }
 }

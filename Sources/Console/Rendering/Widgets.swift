@@ -52,15 +52,17 @@ extension CellBuffer {
         }
     }
 
-    /// The newest `width` values as ▁…█, scaled to `max` (default: the largest value shown).
+    /// The newest `width` values as ▁…█, from `min` (default 0) to `max` (default: the largest
+    /// value shown); the caller prints the range beside it.
     public mutating func sparkline(
-        _ values: [Double], x: Int, y: Int, width: Int, max maxValue: Double? = nil, style: Style = .accent
+        _ values: [Double], x: Int, y: Int, width: Int, min minValue: Double = 0, max maxValue: Double? = nil,
+        style: Style = .accent
     ) {
         guard width > 0, !values.isEmpty else { return }
         let shown = values.suffix(width)
-        let top = maxValue ?? (shown.filter(\.isFinite).max() ?? 1)
+        let top = (maxValue ?? (shown.filter(\.isFinite).max() ?? 1)) - minValue
         for (i, v) in shown.enumerated() {
-            let level = top > 0 ? Int((unitInterval(v / top) * 7).rounded()) : 0
+            let level = top > 0 ? Int((unitInterval((v - minValue) / top) * 7).rounded()) : 0
             self[x + i, y] = Cell(character: Self.sparkGlyphs[level], style: style)
         }
     }

@@ -12,9 +12,11 @@ public enum ConsoleScreen {
     ) -> CellBuffer {
         var b = CellBuffer(width: width, height: height)
         if width < ConsoleState.minimumWidth || height < ConsoleState.minimumHeight {
-            b.put(
-                "Terminal \(width)×\(height) is too small: the console needs at least 80×24.",
-                x: 0, y: 0, style: .warn)
+            // Wrapped, so the size needed shows however narrow the terminal is.
+            let message = "Terminal \(width)×\(height) is too small: the console needs at least 80×24."
+            for (i, line) in DetailOverlays.wrap(message, width: width).enumerated() where i < height {
+                b.put(line, x: 0, y: i, style: .warn)
+            }
             return b
         }
         header(&b, state, snapshot)
@@ -28,9 +30,19 @@ public enum ConsoleScreen {
         case .requests: RequestsView.draw(&b, area, state, snapshot, theme)
         case .events: EventsView.draw(&b, area, state, snapshot, theme)
         }
+        // Faults and drains stay in sight: on the bottom border of views without the panel.
+        if !(state.view == .pod && PodLayout(width: width, height: height).faults != nil),
+            let (text, style) = PodView.ticker(snapshot)
+        {
+            var line = text
+            if line.count > width - 4 { line = String(line.prefix(width - 5)) + "…" }
+            b.put(line, x: 2, y: area.maxY - 1, style: style)
+        }
         footer(&b, state)
         if let menu = state.faultMenu { Overlays.faultMenu(&b, menu, state, snapshot) }
         if let preview = state.preview { PreviewOverlayView.draw(&b, preview, state) }
+        if let id = state.requestDetail { DetailOverlays.request(&b, id, state, snapshot) }
+        if let index = state.eventDetail { DetailOverlays.event(&b, index, state, snapshot) }
         if state.showHelp { Overlays.help(&b, state, theme) }
         return b
     }
@@ -49,6 +61,11 @@ public enum ConsoleScreen {
         let right = "\(Format.fixed(s.arrivalRate)) req/s   \(speed)   sim \(Format.clock(s.simTime)) "
         // The names give way to the pacing and the clock when the line is short.
         var title = " " + names.joined(separator: " · ")
+        if let scenario = state.scenario {
+            // A running scenario names itself and its next step instead of the deployment.
+            let next = scenario.steps.first { $0.at > s.simTime }
+            title = " scenario: \(scenario.name)" + (next.map { " · next \(Format.clock($0.at)) \($0.command)" } ?? " · all steps done")
+        }
         let room = b.width - right.count - x - 1
         if title.count > room { title = room > 1 ? String(title.prefix(room - 1)) + "…" : "" }
         x = b.put(title, x: x, y: 0, style: bar)
@@ -59,49 +76,65 @@ public enum ConsoleScreen {
         let ttftOK = s.latency.ttftP99Ms <= s.slo.ttftMs
         let tpotOK = s.latency.tpotP99Ms <= s.slo.tpotMs
         func slo(_ ok: Bool) -> Style { Style(fg: ok ? .good : .bad, bg: .header, bold: !ok) }
-        // (text, style, priority): the lowest priorities are dropped first on narrow screens.
-        var segments: [(String, Style, Int)] = [
-            ("\(Format.count(s.outputTokensPerSecond)) tok/s", bar, 3),
-            ("run \(Format.count(s.requests.running))", bar, 1),
-            ("wait \(Format.count(s.requests.waiting))", bar, 1),
+        // (text, short text, style, priority). On narrow screens labels shorten first, then the
+        // gaps, and only then are the lowest priorities dropped: at 80 columns every vital stays.
+        let ttft = "\(Format.fixed(s.latency.ttftP99Ms, 0))/\(Format.fixed(s.slo.ttftMs, 0))ms"
+        let tpot = "\(Format.fixed(s.latency.tpotP99Ms))/\(Format.fixed(s.slo.tpotMs, 0))ms"
+        // In seconds when the SLO is: "1.82/2s".
+        let ttftShort =
+            s.slo.ttftMs >= 1000
+            ? "\(Format.fixed(s.latency.ttftP99Ms / 1000, 2))/\(Format.fixed(s.slo.ttftMs / 1000, s.slo.ttftMs.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1))s"
+            : ttft
+        var segments: [(String, String, Style, Int)] = [
+            ("\(Format.count(s.outputTokensPerSecond)) tok/s", "\(Format.count(s.outputTokensPerSecond)) tok/s", bar, 1),
             (
-                "TTFT99 \(Format.fixed(s.latency.ttftP99Ms, 0))/\(Format.fixed(s.slo.ttftMs, 0))ms",
-                slo(ttftOK), 0
+                "run \(Format.count(s.requests.running))  wait \(Format.count(s.requests.waiting))",
+                "r/w \(Format.count(s.requests.running))/\(Format.count(s.requests.waiting))", bar, 1
             ),
-            (
-                "TPOT99 \(Format.fixed(s.latency.tpotP99Ms))/\(Format.fixed(s.slo.tpotMs, 0))ms", slo(tpotOK),
-                0
-            ),
+            ("TTFT99 " + ttft, "TTFT " + ttftShort, slo(ttftOK), 0),
+            ("TPOT99 " + tpot, "TPOT " + tpot, slo(tpotOK), 0),
         ]
+        // Unrecovered faults apart from recovered ones still in force (a rerouted link is still down).
         let faults = s.activeFaults.filter { $0.recoveredAt == nil }.count
-        segments.append(("faults \(faults)", faults > 0 ? Style(fg: .bad, bg: .header, bold: true) : bar, 1))
+        let degraded = s.activeFaults.count - faults
+        segments.append(
+            (
+                degraded > 0 ? "faults \(faults) +\(degraded) degraded" : "faults \(faults)",
+                degraded > 0 ? "faults \(faults)+\(degraded)" : "faults \(faults)",
+                faults > 0 ? Style(fg: .bad, bg: .header, bold: true) : degraded > 0 ? Style(fg: .warn, bg: .header) : bar, 1
+            ))
         // Drained (no work left) and draining (still finishing) are counted apart.
         let drained = s.drainedNodes.count, draining = s.drainingNodes.count
-        let drainIndex = segments.count
         segments.append(
             (
                 draining > 0 ? "drained \(drained) draining \(draining)" : "drained \(drained)",
-                drained + draining > 0 ? Style(fg: .warn, bg: .header) : bar, 2
+                draining > 0 ? "⊘\(drained) ~\(draining)" : "⊘\(drained)",
+                drained + draining > 0 ? Style(fg: .warn, bg: .header) : bar, 3
             ))
-        segments.append(("SLO \(Format.percent(s.latency.sloAttainment))", bar, 4))
-        var budget = b.width - 1
+        segments.append(("SLO \(Format.percent(s.latency.sloAttainment))", "SLO \(Format.percent(s.latency.sloAttainment))", bar, 1))
+        let budget = b.width - 1
         var dropAbove = 4
-        func width(_ limit: Int) -> Int {
-            segments.filter({ $0.2 <= limit }).map({ $0.0.count + 2 }).reduce(-2, +)
+        var short = false
+        var gap = 2
+        func width() -> Int {
+            segments.filter({ $0.3 <= dropAbove }).map({ (short ? $0.1 : $0.0).count + gap }).reduce(-gap, +)
         }
-        while width(dropAbove) > budget, dropAbove > 0 {
-            // Shorten the drain counts to the grid's glyphs before dropping them.
-            if dropAbove == 2, draining > 0, !segments[drainIndex].0.hasPrefix("⊘") {
-                segments[drainIndex].0 = "⊘\(drained) ~\(draining)"
-                continue
+        while width() > budget {
+            if !short {
+                short = true
+            } else if gap == 2 {
+                gap = 1
+            } else if dropAbove > 0 {
+                dropAbove -= 1
+            } else {
+                break
             }
-            dropAbove -= 1
         }
         x = 1
-        for (text, style, priority) in segments where priority <= dropAbove {
-            guard budget > 0 else { break }
-            x = b.put(text, x: x, y: 1, style: style) + 2
-            budget -= text.count + 2
+        for (long, shortText, style, priority) in segments where priority <= dropAbove {
+            let text = short ? shortText : long
+            guard x + text.count <= b.width else { break }
+            x = b.put(text, x: x, y: 1, style: style) + gap
         }
     }
 
@@ -124,6 +157,12 @@ public enum ConsoleScreen {
     static let footerKeys: [(String, String)] = [
         ("q", "quit"), ("?", "help"), (":", "cmd"), ("1-6", "views"), ("space", "pause"), ("+/-", "speed"),
         ("hjkl", "move"), ("d/u", "drain"), ("f", "fault"), ("r", "rebalance"), ("t", "theme"),
+    ]
+
+    /// The same keys, labels glued to their keys, for screens under 120 columns.
+    static let footerKeysShort: [(String, String)] = [
+        ("q", "quit"), ("?", "help"), (":", "cmd"), ("", ""), ("␣", "pause"), ("+-", "speed"), ("d/u", "drain"),
+        ("f", "fault"), ("r", "rebal"), ("t", "theme"), ("hjkl", "move"),
     ]
 
     static func footer(_ b: inout CellBuffer, _ state: ConsoleState) {
@@ -155,13 +194,20 @@ public enum ConsoleScreen {
             return
         }
         var x = 0
-        var keys = footerKeys
-        if state.view == .requests { keys.insert(("s", "sort"), at: 4) }
+        // Narrow screens: shorter labels and single gaps, so f/r/t still fit at 80 columns.
+        let narrow = b.width < 120
+        var keys = narrow ? footerKeysShort : footerKeys
+        if state.view == .requests { keys.insert(("s/S", "sort"), at: 4) }
+        if state.view == .requests || state.view == .events { keys.insert(("⏎", "detail"), at: 4) }
+        if state.view == .events { keys.insert(("v", "level"), at: 4) }
+        if state.view == .latency { keys.insert(("w", "window"), at: 4) }
         if [.events, .requests, .experts].contains(state.view) { keys.insert(("/", "filter"), at: 4) }
-        for (key, label) in keys {
+        // The narrow set has a placeholder where the wide one has "1-6 views" (the tab bar shows
+        // the numbers), so view keys go in at the same index.
+        for (key, label) in keys where !key.isEmpty {
             guard x + key.count + label.count + 1 <= b.width else { break }
             x = b.put(key, x: x, y: y, style: .accent)
-            x = b.put(" " + label + "  ", x: x, y: y, style: .dim)
+            x = b.put(" " + label + (narrow ? " " : "  "), x: x, y: y, style: .dim)
         }
     }
 }

@@ -1,6 +1,7 @@
 import ServingEngine
 
-/// View 6: the engine's event log, newest first, filtered with `/`.
+/// View 6: the engine's event log, newest first, filtered with `/` and by severity (`v`);
+/// repeated routine events are collapsed (×N); Enter shows the selected one in full.
 enum EventsView {
     static func matches(_ e: EngineEvent, _ filter: String) -> Bool {
         guard !filter.isEmpty else { return true }
@@ -9,31 +10,68 @@ enum EventsView {
             || e.severity.rawValue.contains(needle)
     }
 
+    /// The message with its numbers blanked: "expert rebalance 3 started" and "… 4 started"
+    /// are the same routine event.
+    static func shape(_ message: String) -> String {
+        String(message.map { $0.isNumber ? "#" : $0 })
+    }
+
+    /// The listed events, newest first: filtered, and runs of the same routine (info) event
+    /// folded into one row with their count.
+    static func shown(_ state: ConsoleState) -> [(event: EngineEvent, count: Int)] {
+        var rows: [(event: EngineEvent, count: Int)] = []
+        var lastShape = ""
+        for e in state.events.reversed()
+        where state.eventLevel.admits(e.severity) && matches(e, state.eventFilter) {
+            let s = e.severity == .info ? "\(e.kind.rawValue)|" + shape(e.message) : ""
+            if !s.isEmpty, s == lastShape, let last = rows.indices.last {
+                rows[last].count += 1
+                continue
+            }
+            rows.append((e, 1))
+            lastShape = s
+        }
+        return rows
+    }
+
+    static func style(_ severity: EngineEvent.Severity) -> Style {
+        switch severity {
+        case .info: .text
+        case .warning: .warn
+        case .error: .bad
+        }
+    }
+
     static func draw(
         _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
     ) {
-        let shown = s.events.reversed().filter { matches($0, state.eventFilter) }
+        let shown = shown(state)
         let filterNote =
             state.eventFilter.isEmpty ? "/ filter" : "filter \"\(state.eventFilter)\" (Esc clears)"
-        b.box(area, title: "Events · \(shown.count) of \(s.events.count) · newest first · \(filterNote)")
+        let total = shown.map(\.count).reduce(0, +)
+        b.box(
+            area,
+            title:
+                "Events · \(total) of \(s.events.count) · newest first · level \(state.eventLevel.rawValue) (v) · \(filterNote) · Enter full"
+        )
         let inner = area.inner
-        for (i, e) in shown.dropFirst(min(state.eventScroll, max(0, shown.count - 1))).prefix(inner.height)
-            .enumerated()
-        {
-            let y = inner.y + i
-            let style: Style =
-                switch e.severity {
-                case .info: .text
-                case .warning: .warn
-                case .error: .bad
-                }
-            var x = b.put(Format.right(Format.clockTenths(e.time), 10), x: inner.x + 1, y: y, style: .dim)
+        let cursor = min(state.eventScroll, max(0, shown.count - 1))
+        let offset = max(0, cursor - inner.height + 1)
+        for (i, row) in shown.enumerated().dropFirst(offset).prefix(inner.height) {
+            let (e, count) = (row.event, row.count)
+            let y = inner.y + i - offset
+            let selected = i == cursor
+            let style = selected ? Style(fg: .selection, bold: true, reverse: true) : style(e.severity)
+            var x = b.put(Format.right(Format.clockTenths(e.time), 10), x: inner.x + 1, y: y, style: selected ? style : .dim)
             x = b.put(
-                " "
-                    + Format.left(e.severity == .info ? "info" : e.severity == .warning ? "WARN" : "ERROR", 5),
+                " " + Format.left(e.severity == .info ? "info" : e.severity == .warning ? "WARN" : "ERROR", 5),
                 x: x, y: y, style: style)
-            x = b.put(" " + Format.left(e.kind.rawValue, 15), x: x, y: y, style: .dim)
-            b.put(" " + e.message, x: x, y: y, style: style, clip: inner)
+            x = b.put(" " + Format.left(e.kind.rawValue, 15), x: x, y: y, style: selected ? style : .dim)
+            var message = " " + e.message + (count > 1 ? " (×\(count))" : "")
+            // Cut lines end in an ellipsis; Enter shows the whole message.
+            let room = inner.maxX - x
+            if message.count > room, room > 1 { message = String(message.prefix(room - 1)) + "…" }
+            b.put(message, x: x, y: y, style: style, clip: inner)
         }
         if shown.isEmpty {
             b.put(

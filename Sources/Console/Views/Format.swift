@@ -9,10 +9,19 @@ enum Format {
         return "\(h):\(pad2(m)):\(pad2(s))"
     }
 
+    /// A span of time, short: "42 s", "1:18 min", "1:02:03 h".
+    static func duration(_ seconds: Double) -> String {
+        let total = seconds.isFinite && seconds > 0 ? Int(min(seconds, 1e12).rounded()) : 0
+        if total < 60 { return "\(total) s" }
+        if total < 3600 { return "\(total / 60):\(pad2(total % 60)) min" }
+        return "\(clock(Double(total))) h"
+    }
+
     /// h:mm:ss.t for event timestamps.
     static func clockTenths(_ seconds: Double) -> String {
         let fraction = seconds.isFinite ? seconds - seconds.rounded(.down) : 0
-        let tenths = Int((fraction * 10).rounded(.down))
+        // A hair of tolerance: 600.4 is stored as 600.39999… and must read .4, not .3.
+        let tenths = Int((fraction * 10 + 1e-6).rounded(.down))
         return "\(clock(seconds)).\(min(9, max(0, tenths)))"
     }
 

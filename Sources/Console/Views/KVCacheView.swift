@@ -16,31 +16,55 @@ enum KVCacheView {
         let (left, right) = bottom.splitLeft(bottom.width / 2)
         drawPrefill(&b, left, kv)
         drawPool(&b, right, s)
-        if chart.height >= 4 {
-            b.box(
-                chart,
-                title:
-                    "Decode KV use over time · one point per \(Format.fixed(s.series.intervalSeconds, 0)) s")
-            b.verticalBars(
-                s.series.kvUsage,
-                in: Rect(x: chart.x + 2, y: chart.y + 1, width: chart.width - 4, height: chart.height - 2),
-                max: 1, style: .accent)
+        if chart.height >= 4 { drawTrend(&b, chart, s) }
+    }
+
+    /// Decode KV use over time with a y axis that fits the data (at least 0…5 %) and the
+    /// time span it covers.
+    static func drawTrend(_ b: inout CellBuffer, _ chart: Rect, _ s: Snapshot) {
+        let labelWidth = 6
+        let plot = Rect(x: chart.x + 2 + labelWidth, y: chart.y + 1, width: chart.width - 4 - labelWidth, height: chart.height - 2)
+        let shown = Array(s.series.kvUsage.suffix(max(1, plot.width)))
+        let top = niceCeiling(max(0.05, (shown.max() ?? 0) * 1.2))
+        let span = Double(shown.count) * s.series.intervalSeconds
+        b.box(
+            chart,
+            title:
+                "Decode KV use over time · last \(Format.duration(span)) (one point per \(Format.fixed(s.series.intervalSeconds, s.series.intervalSeconds < 1 ? 1 : 0)) s, newest right) · y 0…\(Format.percent(top))")
+        b.put(Format.right(Format.percent(top), labelWidth - 1) + "┤", x: chart.x + 1, y: plot.y, style: .dim)
+        if plot.height >= 5 {
+            b.put(Format.right(Format.percent(top / 2), labelWidth - 1) + "┤", x: chart.x + 1, y: plot.y + plot.height / 2, style: .dim)
         }
+        b.put(Format.right("0%", labelWidth - 1) + "┤", x: chart.x + 1, y: plot.maxY - 1, style: .dim)
+        b.verticalBars(shown, in: plot, max: top, style: .accent)
+    }
+
+    /// 1, 2 or 5 × a power of ten, at least `v` (a y-axis top that reads well).
+    static func niceCeiling(_ v: Double) -> Double {
+        guard v > 0, v.isFinite else { return 1 }
+        var p = 1e-4
+        while p * 10 <= v { p *= 10 }
+        for m in [1.0, 2, 5, 10] where m * p >= v { return min(1, m * p) }
+        return 1
     }
 
     static func drawDecodeGroups(_ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary) {
         let groups = kv.decodeGroups
-        b.box(rect, title: "Decode DP groups · \(groups.count) · KV use")
+        b.box(rect, title: "Decode DP groups · \(groups.count) (one per die) · KV use")
         let inner = rect.inner
         guard inner.height >= 2 else { return }
         let full = groups.filter { $0 >= 0.95 }.count
         let mean = groups.isEmpty ? 0 : groups.reduce(0, +) / Double(groups.count)
-        var x = b.put("mean ", x: inner.x + 1, y: inner.y, style: .dim)
-        x = b.put(Format.percent(mean), x: x, y: inner.y, style: Style(fg: .heatLevel(mean), bold: true))
-        x = b.put("  peak ", x: x, y: inner.y, style: .dim)
-        x = b.put(Format.percent(kv.peakUsage), x: x, y: inner.y, style: .text)
+        var x = b.put("now: mean ", x: inner.x + 1, y: inner.y, style: .dim)
+        x = b.put(Format.percent(mean), x: x, y: inner.y, style: Style(fg: NPULoad.style(NPULoad.band(mean)).fg, bold: true))
+        // Numbers side by side share a scope: all three are per DP group, now; the pool's
+        // peak since start is a different scope and says so.
+        x = b.put("  fullest group ", x: x, y: inner.y, style: .dim)
+        x = b.put(Format.percent(groups.max() ?? 0), x: x, y: inner.y, style: .text)
         x = b.put("  full (≥95%) ", x: x, y: inner.y, style: .dim)
-        b.put("\(full)", x: x, y: inner.y, style: full > 0 ? .warn : .good)
+        x = b.put("\(full)", x: x, y: inner.y, style: full > 0 ? .warn : .good)
+        let peak = "   all decode, peak since start " + Format.percent(kv.peakUsage)
+        if x + peak.count < inner.maxX { b.put(peak, x: x, y: inner.y, style: .dim) }
         // 64 groups per row (8 decode nodes × 8 dies) with the first group's index as label.
         let cellWidth = inner.width >= groupsPerRow * 2 + 8 ? 2 : 1
         for row in 0..<min(inner.height - 1, (groups.count + groupsPerRow - 1) / groupsPerRow) {
@@ -53,7 +77,7 @@ enum KVCacheView {
                 let glyph = CellBuffer.sparkGlyphs[level]
                 b.put(
                     cellWidth == 2 ? "\(glyph)\(glyph)" : "\(glyph)", x: inner.x + 5 + i * cellWidth, y: y,
-                    style: Style(fg: .heatLevel(v)))
+                    style: NPULoad.style(NPULoad.band(v)))
             }
         }
     }
@@ -65,7 +89,7 @@ enum KVCacheView {
             let y = inner.y + i
             b.put("prefill-\(i)", x: inner.x + 1, y: y, style: .dim)
             let w = max(4, inner.width - 18)
-            b.bar(usage, x: inner.x + 12, y: y, width: w, style: Style(fg: .heatLevel(usage)))
+            b.bar(usage, x: inner.x + 12, y: y, width: w, style: NPULoad.style(NPULoad.band(usage)))
             b.put(
                 Format.right(Format.percent(usage), 4), x: inner.x + 13 + w, y: y, style: .text, clip: inner)
         }
@@ -79,12 +103,12 @@ enum KVCacheView {
         b.box(rect, title: "Prefix cache · DRAM pool · transfers")
         let inner = rect.inner
         var y = inner.y
-        let w = max(4, inner.width - 24)
+        let w = max(4, inner.width - 26)
         func meter(_ label: String, _ value: Double, _ note: String, _ style: Style) {
             guard y < inner.maxY else { return }
             b.put(label, x: inner.x + 1, y: y, style: .dim)
-            b.bar(value, x: inner.x + 11, y: y, width: w, style: style)
-            b.put(note, x: inner.x + 12 + w, y: y, style: .text, clip: inner)
+            b.bar(value, x: inner.x + 12, y: y, width: w, style: style)
+            b.put(note, x: inner.x + 13 + w, y: y, style: .text, clip: inner)
             y += 1
         }
         meter("prefix hit", kv.prefixHitRate, Format.percent(kv.prefixHitRate), .good)
@@ -92,9 +116,9 @@ enum KVCacheView {
         meter(
             "DRAM pool", pool,
             "\(Format.fixed(kv.poolUsedBytes / 1e12))/\(Format.fixed(kv.poolCapacityBytes / 1e12)) TB",
-            Style(fg: .heatLevel(pool)))
+            NPULoad.style(NPULoad.band(pool)))
         meter(
-            "decode KV", kv.decodeUsage, Format.percent(kv.decodeUsage), Style(fg: .heatLevel(kv.decodeUsage))
+            "decode KV", kv.decodeUsage, Format.percent(kv.decodeUsage), NPULoad.style(NPULoad.band(kv.decodeUsage))
         )
         if y < inner.maxY {
             var x = b.put("transfers queued ", x: inner.x + 1, y: y, style: .dim)

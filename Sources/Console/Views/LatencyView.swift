@@ -9,16 +9,56 @@ enum LatencyView {
         let (top, bottom) = area.splitTop(area.height - trendRows)
         let w = top.width / 3
         let l = s.latency
+        let (h, covered) = state.memory.histograms(state.latencyWindow, now: s)
+        // The window was cut from older samples (otherwise it is everything since start).
+        let cut = state.latencyWindow != .all && covered < s.simTime
+        let window = windowLabel(state.latencyWindow, covered: covered, cut: cut)
+        // Since start: the engine's exact percentiles. A window: read off the window's bins.
+        func p(_ bins: HistogramBins, _ exact: (Double, Double, Double)) -> (Double, Double, Double) {
+            guard cut else { return exact }
+            return (
+                ConsoleMemory.quantile(bins, 0.5) ?? 0, ConsoleMemory.quantile(bins, 0.9) ?? 0,
+                ConsoleMemory.quantile(bins, 0.99) ?? 0
+            )
+        }
         histogram(
-            &b, Rect(x: top.x, y: top.y, width: w, height: top.height), "TTFT", s.histograms.ttft,
-            (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms), slo: s.slo.ttftMs)
+            &b, Rect(x: top.x, y: top.y, width: w, height: top.height), "TTFT", h.ttft,
+            p(h.ttft, (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms)), slo: s.slo.ttftMs, window: window, estimated: cut)
         histogram(
-            &b, Rect(x: top.x + w, y: top.y, width: w, height: top.height), "TPOT", s.histograms.tpot,
-            (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms), slo: s.slo.tpotMs)
+            &b, Rect(x: top.x + w, y: top.y, width: w, height: top.height), "TPOT", h.tpot,
+            p(h.tpot, (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms)), slo: s.slo.tpotMs, window: window, estimated: cut)
         histogram(
             &b, Rect(x: top.x + 2 * w, y: top.y, width: top.width - 2 * w, height: top.height), "E2E",
-            s.histograms.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms), slo: nil)
+            h.e2e, p(h.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms)), slo: nil, window: window, estimated: cut)
         trends(&b, bottom, s)
+    }
+
+    /// "1 min", "10 min", "all": the window in the panel titles. A window not yet filled says
+    /// how much it holds ("0:42/1 min"); one the console cannot cut yet (it has no sample old
+    /// enough, e.g. right after attaching) says "since start".
+    static func windowLabel(_ window: LatencyWindow, covered: Double, cut: Bool = true) -> String {
+        guard let seconds = window.seconds else { return "all" }
+        guard cut else { return "since start" }
+        let name = window == .oneMinute ? "1 min" : "10 min"
+        if covered < seconds - ConsoleMemory.sampleSeconds { return "\(Format.duration(covered)) of \(name)" }
+        // Samples sparser than the window (a paused or slow console): say what it really covers.
+        if covered > seconds + 2 * ConsoleMemory.sampleSeconds { return "last \(Format.duration(covered))" }
+        return "last \(name)"
+    }
+
+    /// "last 1 min" → "1m", "since start" → "all", "42 s of 1 min" → "42s/1m".
+    static func shortWindow(_ label: String) -> String {
+        switch label {
+        case "last 1 min": "1m"
+        case "last 10 min": "10m"
+        case "since start", "all": "all"
+        case _ where label.hasPrefix("last "): String(label.dropFirst(5).filter { $0 != " " }.prefix(7))
+        default:
+            // "42 s of 1 min" → "42s/1m"; "3:10 min of 10 min" → "3:10/10m".
+            String(label.filter { $0 != " " }).split(separator: "of").map {
+                $0.hasSuffix("min") ? String($0.dropLast(3)) + ($0.contains(":") ? "" : "m") : String($0)
+            }.joined(separator: "/")
+        }
     }
 
     /// True when the bin bounds grow by a constant factor (a log axis).
@@ -35,14 +75,26 @@ enum LatencyView {
     /// the axis.
     static func histogram(
         _ b: inout CellBuffer, _ rect: Rect, _ name: String, _ bins: HistogramBins,
-        _ p: (Double, Double, Double), slo: Double?
+        _ p: (Double, Double, Double), slo: Double?, window: String = "", estimated: Bool = false
     ) {
         let n = min(bins.counts.count, bins.upperBoundsMs.count)
         let upper = Array(bins.upperBoundsMs.prefix(n))
-        let scale = n > 1 ? (isLogAxis(upper) ? "log axis" : "linear axis") : ""
-        b.box(rect, title: scale.isEmpty ? name : "\(name) · \(scale)")
+        // The title says what, over which window, on which axis; it shortens before it is cut.
+        let log = isLogAxis(upper)
+        let scales = n > 1 ? [log ? "log axis" : "linear axis", log ? "log" : "lin"] : [""]
+        let windows = [window, shortWindow(window)]
+        var title = name
+        search: for w in windows {
+            for scale in scales {
+                let candidate = ([name, w, scale].filter { !$0.isEmpty }).joined(separator: " · ")
+                title = candidate
+                if candidate.count <= rect.width - 4 { break search }
+            }
+        }
+        b.box(rect, title: title)
         let inner = rect.inner
-        let barRows = inner.height - 4
+        // Row 0: the y scale; then the bars, the axis, its ticks, p50/p90 and p99.
+        let barRows = inner.height - 5
         guard barRows >= 1, inner.width >= 4 else { return }
         let plotWidth = inner.width - 2
         let occupied = (0..<n).filter { bins.counts[$0] > 0 }
@@ -64,6 +116,9 @@ enum LatencyView {
             }
             let span = max(1, plotWidth / columns.count)
             let top = max(1, columns.map(\.count).max() ?? 1)
+            // The y scale: the tallest bar's count, at its top.
+            let total = columns.map(\.count).reduce(0, +)
+            b.put("tallest bar \(Format.count(top)) of n \(Format.count(total))", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
             for (c, column) in columns.enumerated() {
                 let eighths = Int((Double(column.count) / Double(top) * Double(barRows * 8)).rounded())
                 let over = slo.map { column.upper > $0 } ?? false
@@ -73,12 +128,12 @@ enum LatencyView {
                     guard level > 0 else { break }
                     let glyph = level >= 8 ? "█" : CellBuffer.sparkGlyphs[level - 1]
                     for k in 0..<span {
-                        b[inner.x + 1 + c * span + k, inner.y + barRows - 1 - r] = Cell(character: glyph, style: style)
+                        b[inner.x + 1 + c * span + k, inner.y + barRows - r] = Cell(character: glyph, style: style)
                     }
                 }
             }
             let used = columns.count * span
-            let axisY = inner.y + barRows
+            let axisY = inner.y + 1 + barRows
             b.put(String(repeating: "─", count: used), x: inner.x + 1, y: axisY, style: .dim)
             // Tick labels at column edges, left to right, wherever they fit; the last edge
             // is right-aligned so the axis always shows its end.
@@ -111,11 +166,13 @@ enum LatencyView {
         }
         func mark(_ v: Double) -> Style { slo.map { v > $0 ? .bad : .good } ?? .text }
         var x = inner.x + 1
-        for (label, v) in [("p50 ", p.0), ("  p90 ", p.1)] {
+        // Percentiles of a window are read off its bins: "≈".
+        let eq = estimated ? "≈" : " "
+        for (label, v) in [("p50" + eq, p.0), ("  p90" + eq, p.1)] {
             x = b.put(label, x: x, y: inner.maxY - 2, style: .dim, clip: inner)
             x = b.put(Format.ms(v), x: x, y: inner.maxY - 2, style: mark(v), clip: inner)
         }
-        x = b.put("p99 ", x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
+        x = b.put("p99" + eq, x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
         x = b.put(Format.ms(p.2), x: x, y: inner.maxY - 1, style: mark(p.2), clip: inner)
         if let slo {
             let off = sloOff.map { " \($0) off axis" } ?? ""
@@ -124,28 +181,41 @@ enum LatencyView {
     }
 
     static func trends(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
-        let seconds = Format.fixed(s.series.intervalSeconds, s.series.intervalSeconds < 1 ? 1 : 0)
-        b.box(rect, title: "Over time · one point per \(seconds) s")
+        let interval = s.series.intervalSeconds
         let inner = rect.inner
-        let series: [(String, [Double], String, Style)] = [
+        let sparkWidth = max(1, inner.width - 21 - 20)
+        let points = min(sparkWidth, s.series.ttftP99Ms.count)
+        let span = Double(points) * interval
+        let seconds = Format.fixed(interval, interval < 1 ? 1 : 0)
+        b.box(
+            rect,
+            title:
+                rect.width >= 110
+                    ? "Over time · last \(Format.duration(span)) (one point per \(seconds) s, newest right) · each line from its min to its max"
+                    : "Over time · last \(Format.duration(span)) · 1 point/\(seconds) s · min…max")
+        let series: [(String, [Double], String, Style, (Double) -> String)] = [
             (
                 "TTFT p99", s.series.ttftP99Ms, Format.ms(s.latency.ttftP99Ms),
-                s.latency.ttftP99Ms > s.slo.ttftMs ? .bad : .good
+                s.latency.ttftP99Ms > s.slo.ttftMs ? .bad : .good, Format.ms
             ),
             (
                 "TPOT p99", s.series.tpotP99Ms, Format.ms(s.latency.tpotP99Ms),
-                s.latency.tpotP99Ms > s.slo.tpotMs ? .bad : .good
+                s.latency.tpotP99Ms > s.slo.tpotMs ? .bad : .good, Format.ms
             ),
-            ("E2E p99", s.series.e2eP99Ms, Format.ms(s.latency.e2eP99Ms), .accent),
-            ("tokens/s", s.series.outputTokensPerSecond, Format.count(s.outputTokensPerSecond), .accent),
-            ("running", s.series.running, Format.count(s.requests.running), .accent),
-            ("waiting", s.series.waiting, Format.count(s.requests.waiting), .warn),
+            ("E2E p99", s.series.e2eP99Ms, Format.ms(s.latency.e2eP99Ms), .accent, Format.ms),
+            ("tok/s", s.series.outputTokensPerSecond, Format.count(s.outputTokensPerSecond), .accent, { Format.count($0) }),
+            ("running", s.series.running, Format.count(s.requests.running), .accent, { Format.count($0) }),
+            ("waiting", s.series.waiting, Format.count(s.requests.waiting), .warn, { Format.count($0) }),
         ]
-        for (i, (label, values, now, style)) in series.prefix(inner.height).enumerated() {
+        for (i, (label, values, now, style, format)) in series.prefix(inner.height).enumerated() {
             let y = inner.y + i
             b.put(label, x: inner.x + 1, y: y, style: .dim)
             b.put(Format.right(now, 8), x: inner.x + 10, y: y, style: style)
-            b.sparkline(values, x: inner.x + 20, y: y, width: inner.width - 21, style: style)
+            let shown = Array(values.suffix(sparkWidth)).filter(\.isFinite)
+            let lo = shown.min() ?? 0, hi = shown.max() ?? 0
+            b.sparkline(shown, x: inner.x + 20, y: y, width: sparkWidth, min: lo, max: hi, style: style)
+            b.put(
+                " \(format(lo))…\(format(hi))", x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
         }
     }
 }

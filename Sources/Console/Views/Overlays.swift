@@ -10,7 +10,8 @@ enum Overlays {
         ("hjkl ←↓↑→", "move the selection (NPU, expert), scroll tables; click"),
         ("d / u", "drain (asks y/n) / undrain node     f  fault menu (y/n)"),
         ("r", "rebalance experts now                 t  next theme"),
-        ("/", "filter lists as you type (Esc clears) s  sort requests"),
+        ("/", "filter lists as you type (Esc clears) s/S sort, reverse"),
+        ("Enter", "request timeline (5), event in full (6)  w window (4)"),
         ("q Ctrl-C", "quit                                  ?  this help"),
         ("header", "sim time, speed, model, rate, tok/s, run/wait, p99 vs SLO"),
         ("Pod", "48 nodes × 8 NPUs; letter = role (P/D/A/E/C/·), colour = load"),
@@ -18,8 +19,8 @@ enum Overlays {
         ("Experts", "layer × expert heat (max per cell), die load, imbalance"),
         ("KV cache", "decode DP-group KV use, prefill TEs, prefix hits, DRAM pool"),
         ("Latency", "TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ = SLO; trends"),
-        ("Requests", "in flight (s sorts: age, stage, tokens); recent with reasons"),
-        ("Events", "engine event log, simulated time, newest first (/ filters)"),
+        ("Requests", "in flight: gen/out = generated of output tokens; recent"),
+        ("Events", "log, newest first; v level; routine repeats shown ×N"),
     ]
 
     static func centered(_ b: CellBuffer, width: Int, height: Int) -> Rect {
@@ -27,12 +28,37 @@ enum Overlays {
         return Rect(x: (b.width - w) / 2, y: (b.height - h) / 2, width: w, height: h)
     }
 
+    /// Page 2: every `:` command with its syntax (interfaces.md operator language).
+    static let commandLines: [(String, String)] = [
+        ("drain", "drain node N  ·  undrain node N"),
+        ("fault", "fault die D  ·  fault npu N  ·  fault node N"),
+        ("", "fault link A-B [degrade F]   (A, B NPUs; F 0…1 of bandwidth)"),
+        ("", "fault straggler die D [slowdown F]  ·  fault hbm die D"),
+        ("", "fault glitch"),
+        ("heal", "heal FAULT_ID  ·  heal all"),
+        ("rebalance", "rebalance   (experts, now)"),
+        ("rate", "rate R   (synthetic arrivals, requests/s)"),
+        ("speed", "speed S (0.1…1000) · speed max · pause · resume"),
+        ("scale", "scale prefill|decode|colocated N, +K or -K"),
+        ("autoscale", "autoscale off · autoscale slo"),
+        ("preview", "preview COMMAND [for DURATION]   (what-if)"),
+        ("clear", "clear faults   (the console's fault history; local)"),
+        ("", ""),
+        ("Tab", "completes what can follow the words typed so far"),
+        ("↑ ↓", "history · Enter sends (no confirmation) · Esc cancels"),
+    ]
+
     static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
+        let page = state.helpPage == 1 ? commandLines : helpLines
         let rect = centered(b, width: 80, height: helpLines.count + 4)
         b.fill(rect)
-        b.box(rect, title: "Help · any key closes", style: .accent)
+        b.box(
+            rect,
+            title: state.helpPage == 1
+                ? "Help 2/2 · : commands · Tab keys · any other key closes"
+                : "Help 1/2 · keys · Tab : commands · any other key closes", style: .accent)
         let inner = rect.inner
-        for (i, (key, text)) in helpLines.enumerated() where i < inner.height {
+        for (i, (key, text)) in page.enumerated() where i < inner.height {
             b.put(key, x: inner.x + 1, y: inner.y + i, style: .accent, clip: inner)
             b.put(text, x: inner.x + 11, y: inner.y + i, style: .text, clip: inner)
         }

@@ -38,9 +38,16 @@ struct PodLayout {
                 ? Rect(x: gridWidth, y: detail.maxY, width: detail.width, height: below) : nil
         } else {
             let (d, below) = rest.splitTop(min(rest.height, 10))
-            detail = d
             instances = below.height >= 4 ? below : nil
-            faults = nil
+            if width >= 110 {
+                // Detail and faults side by side: faults stay on the main screen at 120 columns.
+                let (left, right) = d.splitLeft(d.width / 2)
+                detail = left
+                faults = right
+            } else {
+                detail = d
+                faults = nil
+            }
         }
     }
 
@@ -83,14 +90,16 @@ enum PodView {
         drawGrid(&b, layout, state, s)
         drawDetail(&b, layout.detail, state, s)
         if let rect = layout.instances { drawInstances(&b, rect, s) }
-        if let rect = layout.faults { drawFaults(&b, rect, s) }
+        if let rect = layout.faults { drawFaults(&b, rect, state, s) }
     }
 
     static func drawGrid(_ b: inout CellBuffer, _ layout: PodLayout, _ state: ConsoleState, _ s: Snapshot) {
         let nodes = (s.npus.count + PodLayout.npusPerNode - 1) / PodLayout.npusPerNode
         b.box(
             layout.grid,
-            title: "Pod · \(nodes) nodes × \(PodLayout.npusPerNode) NPUs · colour = load (prefill busy, decode KV)")
+            title: layout.grid.width >= 100
+                ? "Pod · \(nodes) nodes × \(PodLayout.npusPerNode) NPUs (chips, 2 dies each) · colour = load (prefill busy, decode KV)"
+                : "Pod · \(nodes) nodes × \(PodLayout.npusPerNode) NPUs · colour = load (prefill busy, decode KV)")
         let faults = FaultMap(s)
         for node in 0..<nodes {
             let (x, y) = layout.origin(ofNode: node)
@@ -188,11 +197,14 @@ enum PodView {
             (state, stateStyle) = ("~ draining", .warn)
         }
         if node.contains(where: \.faulted) { (state, stateStyle) = ("faulted", .bad) }
-        line([
+        var nodeLine: [(String, Style)] = [
             ("node \(npu.node) ", .dim), (state, stateStyle), ("  util ", .dim),
             (Format.percent(util), .text),
-            ("  requests ", .dim), ("\(requests)", .text), ("  d/u drain  f fault", .dim),
-        ])
+            ("  requests ", .dim), ("\(requests)", .text),
+        ]
+        // The key hint only where it fits whole.
+        if nodeLine.map(\.0.count).reduce(0, +) + 20 <= inner.width - 1 { nodeLine.append(("  d/u drain  f fault", .dim)) }
+        line(nodeLine)
     }
 
     static func drawInstances(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
@@ -227,27 +239,65 @@ enum PodView {
         }
     }
 
-    static func drawFaults(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
-        b.box(rect, title: "Faults · drains")
+    /// Every fault the console has seen, newest first, with its outcome, until `:clear faults`;
+    /// then the drains.
+    static func drawFaults(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
+        let records = state.memory.faults
+        let healed = records.filter { $0.healedAt != nil }.count
+        b.box(rect, title: "Faults · drains" + (healed > 0 ? " · \(healed) healed (:clear faults)" : ""))
         let inner = rect.inner
         var y = inner.y
-        func line(_ text: String, _ style: Style) {
+        func line(_ parts: [(String, Style)]) {
             guard y < inner.maxY else { return }
-            b.put(text, x: inner.x + 1, y: y, style: style, clip: inner)
+            var x = inner.x + 1
+            for (text, style) in parts { x = b.put(text, x: x, y: y, style: style, clip: inner) }
+            if x > inner.maxX - 1, let last = parts.last, !last.0.isEmpty { b.put("…", x: inner.maxX - 1, y: y, style: .dim) }
             y += 1
         }
-        if s.activeFaults.isEmpty { line("no active faults", .good) }
-        for f in s.activeFaults {
-            let stage =
-                f.recoveredAt.map { "recovered \(Format.clock($0))" }
-                ?? f.detectedAt.map { "detected \(Format.clock($0))" } ?? "undetected"
-            line("#\(f.id) \(f.description)", f.recoveredAt == nil ? .bad : .dim)
-            line("   injected \(Format.clock(f.injectedAt)) · \(stage)", .dim)
-        }
-        y += 1
+        // Drains first (short), so they never scroll off under a long fault history.
         let drained = s.drainedNodes.map(String.init).joined(separator: ", ")
         let draining = s.drainingNodes.map(String.init).joined(separator: ", ")
-        line("drained nodes: " + (drained.isEmpty ? "none" : drained), drained.isEmpty ? .dim : .warn)
-        line("draining nodes: " + (draining.isEmpty ? "none" : draining), draining.isEmpty ? .dim : .warn)
+        if !drained.isEmpty || !draining.isEmpty {
+            line([("⊘ drained ", .dim), (drained.isEmpty ? "none" : drained, drained.isEmpty ? .dim : .warn),
+                  ("  ~ draining ", .dim), (draining.isEmpty ? "none" : draining, draining.isEmpty ? .dim : .warn)])
+        }
+        if records.isEmpty { line([("no faults so far", .good)]) }
+        for r in records.reversed() {
+            let f = r.status
+            let (state, style): (String, Style) =
+                r.healedAt != nil ? ("healed", .dim) : f.recoveredAt != nil ? ("recovered, active", .warn)
+                : f.detectedAt != nil ? ("detected", .bad) : ("undetected", .bad)
+            // The engine's description (with detect/recover times) wraps rather than being cut.
+            let head = "#\(f.id) \(state)  "
+            let room = max(10, inner.width - 2 - head.count)
+            let wrapped = DetailOverlays.wrap(f.description, width: room)
+            line([("#\(f.id) ", style), (state, Style(fg: style.fg, bold: r.healedAt == nil)),
+                  ("  " + (wrapped.first ?? ""), r.healedAt == nil ? .text : .dim)])
+            for more in wrapped.dropFirst() {
+                line([(String(repeating: " ", count: head.count) + more, r.healedAt == nil ? .text : .dim)])
+            }
+            var parts: [(String, Style)] = [(" at \(Format.clock(f.injectedAt))", .dim)]
+            if let healedAt = r.healedAt { parts.append((" · healed \(Format.clock(healedAt))", .dim)) }
+            parts.append((" · ", .dim))
+            parts.append(("\(r.reprefilled) re-prefilled", r.reprefilled > 0 ? .warn : .dim))
+            parts.append((" · ", .dim))
+            parts.append(("\(r.failed) failed", r.failed > 0 ? .bad : .dim))
+            line(parts)
+        }
+    }
+
+    /// One line for the bottom border of any view that does not show the Faults panel:
+    /// unrecovered faults, active degradations and drains, or nil when all is well.
+    static func ticker(_ s: Snapshot) -> (String, Style)? {
+        var parts: [String] = []
+        let down = s.activeFaults.filter { $0.recoveredAt == nil }
+        let degraded = s.activeFaults.filter { $0.recoveredAt != nil }
+        for f in down.prefix(2) { parts.append("#\(f.id) \(f.description)") }
+        if down.count > 2 { parts.append("+\(down.count - 2) more faults") }
+        if !degraded.isEmpty { parts.append("\(degraded.count) recovered, still active") }
+        if !s.drainingNodes.isEmpty { parts.append("~ draining " + s.drainingNodes.map(String.init).joined(separator: ",")) }
+        if !s.drainedNodes.isEmpty { parts.append("⊘ drained " + s.drainedNodes.map(String.init).joined(separator: ",")) }
+        guard !parts.isEmpty else { return nil }
+        return (" ⚠ " + parts.joined(separator: " · ") + " ", down.isEmpty ? .warn : Style(fg: .bad, bold: true))
     }
 }

@@ -5,18 +5,39 @@ enum RequestsView {
     static let stageOrder = Dictionary(
         uniqueKeysWithValues: RequestStage.allCases.enumerated().map { ($1, $0) })
 
-    static func sorted(_ requests: [RequestStatus], by key: RequestSortKey) -> [RequestStatus] {
-        switch key {
-        case .age: requests.sorted { ($0.arrivedAt, $0.id) < ($1.arrivedAt, $1.id) }
-        case .stage:
-            requests.sorted {
-                (stageOrder[$0.stage]!, $0.arrivedAt, $0.id) < (stageOrder[$1.stage]!, $1.arrivedAt, $1.id)
+    static func sorted(_ requests: [RequestStatus], by key: RequestSortKey, reversed: Bool = false) -> [RequestStatus] {
+        // Natural order: oldest, earliest stage, most tokens, lowest id, longest prompt, slowest
+        // first token (those without one last); ties by id so the order is stable.
+        let natural: [RequestStatus] =
+            switch key {
+            case .age: requests.sorted { ($0.arrivedAt, $0.id) < ($1.arrivedAt, $1.id) }
+            case .stage:
+                requests.sorted {
+                    (stageOrder[$0.stage]!, $0.arrivedAt, $0.id) < (stageOrder[$1.stage]!, $1.arrivedAt, $1.id)
+                }
+            case .tokens:
+                requests.sorted {
+                    ($0.promptTokens + $0.outputTokens, $1.id) > ($1.promptTokens + $1.outputTokens, $0.id)
+                }
+            case .id: requests.sorted { $0.id < $1.id }
+            case .prompt: requests.sorted { ($0.promptTokens, $1.id) > ($1.promptTokens, $0.id) }
+            case .ttft: requests.sorted { ($0.ttftMs ?? -1, $1.id) > ($1.ttftMs ?? -1, $0.id) }
             }
-        case .tokens:
-            requests.sorted {
-                ($0.promptTokens + $0.outputTokens, $1.id) > ($1.promptTokens + $1.outputTokens, $0.id)
-            }
-        }
+        return reversed ? natural.reversed() : natural
+    }
+
+    /// The rows the cursor walks: the filtered, sorted in-flight list, then the recent ones
+    /// (newest first). The cursor is ``ConsoleState/requestScroll``.
+    static func ordered(_ state: ConsoleState) -> [RequestStatus] {
+        inFlight(state, state.requestsInFlight) + recent(state, state.requestsRecent)
+    }
+
+    static func inFlight(_ state: ConsoleState, _ list: [RequestStatus]) -> [RequestStatus] {
+        sorted(list.filter { matches($0, state.requestFilter) }, by: state.requestSort, reversed: state.requestSortReversed)
+    }
+
+    static func recent(_ state: ConsoleState, _ list: [RequestStatus]) -> [RequestStatus] {
+        list.reversed().filter { matches($0, state.requestFilter) }
     }
 
     /// The `/` filter: a case-insensitive substring of the id (`#42`), stage, place or reason.
@@ -41,28 +62,42 @@ enum RequestsView {
         }
     }
 
+    /// The column title with ▲ (natural order) or ▼ (reversed) when it is the sort column.
+    static func title(_ name: String, _ key: RequestSortKey, _ state: ConsoleState) -> String {
+        state.requestSort == key ? name + (state.requestSortReversed ? "▼" : "▲") : name
+    }
+
     static func draw(
         _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
     ) {
         let (top, bottom) = area.splitTop(area.height * 3 / 5)
-        let inFlight = sorted(s.inFlight.filter { matches($0, state.requestFilter) }, by: state.requestSort)
+        let inFlight = inFlight(state, s.inFlight)
+        let recent = recent(state, s.recent)
+        let cursor = min(state.requestScroll, max(0, inFlight.count + recent.count - 1))
+        // The snapshot lists the oldest few hundred in flight; say so when it holds fewer than run.
+        let listed = inFlight.count < s.requests.inFlight ? "listing \(inFlight.count)" : "all listed"
+        let wide = top.width >= 120
         b.box(
             top,
-            title:
-                "In flight · \(Format.count(s.requests.inFlight)) (showing \(inFlight.count)) · sort: \(state.requestSort.rawValue) (s) · \(filterNote(state.requestFilter))"
+            title: wide
+                ? "In flight · \(Format.count(s.requests.inFlight)) (\(listed)) · sort \(state.requestSort.rawValue) \(state.requestSortReversed ? "▼" : "▲") (s column, S reverse, Enter detail) · \(filterNote(state.requestFilter))"
+                : "In flight · \(Format.count(s.requests.inFlight)) (\(listed)) · s/S sort · Enter · \(filterNote(state.requestFilter))"
         )
-        let rows = inFlight.dropFirst(min(state.requestScroll, max(0, inFlight.count - 1))).map {
-            r -> [(String, Style)] in
-            [
+        let topRows = max(1, top.height - 3)
+        let topOffset = cursor < inFlight.count ? max(0, cursor - topRows + 1) : max(0, inFlight.count - topRows)
+        let rows = inFlight.enumerated().dropFirst(topOffset).map { (i, r) -> [(String, Style)] in
+            let row: [(String, Style)] = [
                 ("#\(r.id)", .text), (r.stage.rawValue, stageStyle(r.stage)),
                 (Format.fixed(max(0, s.simTime - r.arrivedAt)) + "s", .text), ("\(r.promptTokens)", .text),
                 ("\(r.generatedTokens)/\(r.outputTokens)", .text), (r.ttftMs.map(Format.ms) ?? "–", .text),
                 (r.location, .dim),
             ]
+            return i == cursor ? row.map { ($0.0, Style(fg: .selection, bold: true, reverse: true)) } : row
         }
         let columns: [(title: String, width: Int)] = [
-            ("id", 8), ("stage", 9), ("age", -7), ("prompt", -7), ("gen/out", -11), ("TTFT", -8),
-            ("where", max(6, top.width - 65)),
+            (title("id", .id, state), 8), (title("stage", .stage, state), 9), (title("age", .age, state), -7),
+            (title("prompt", .prompt, state), -7), (title("gen/out", .tokens, state), -11),
+            (title("TTFT", .ttft, state), -8), ("where", max(6, top.width - 65)),
         ]
         b.table(columns: columns, rows: Array(rows), in: inset(top))
         b.box(
@@ -70,20 +105,24 @@ enum RequestsView {
             title:
                 "Recently finished · completed \(Format.count(s.requests.completed)) · failed \(s.requests.failed) · rejected \(s.requests.rejected)"
         )
-        let recent = s.recent.reversed().filter { matches($0, state.requestFilter) }.map { r -> [(String, Style)] in
+        let bottomRows = max(1, bottom.height - 3)
+        let recentCursor = cursor - inFlight.count
+        let bottomOffset = recentCursor >= 0 ? max(0, recentCursor - bottomRows + 1) : 0
+        let recentRows = recent.enumerated().dropFirst(bottomOffset).map { (i, r) -> [(String, Style)] in
             let e2e = r.finishedAt.map { Format.ms(($0 - r.arrivedAt) * 1000) } ?? "–"
-            return [
+            let row: [(String, Style)] = [
                 (Format.clock(r.finishedAt ?? r.arrivedAt), .dim), ("#\(r.id)", .text),
                 (r.stage.rawValue, stageStyle(r.stage)), ("\(r.promptTokens)+\(r.generatedTokens)", .text),
                 (e2e, .text), (r.reason ?? r.location, r.reason == nil ? .dim : .bad),
             ]
+            return i == recentCursor ? row.map { ($0.0, Style(fg: .selection, bold: true, reverse: true)) } : row
         }
         b.table(
             columns: [
-                ("finished", 8), ("id", 8), ("stage", 9), ("tokens", -11), ("E2E", -8),
+                ("finished", 8), ("id", 8), ("stage", 9), ("in+out", -11), ("E2E", -8),
                 ("reason / where", max(6, bottom.width - 56)),
             ],
-            rows: recent, in: inset(bottom))
+            rows: Array(recentRows), in: inset(bottom))
     }
 
     static func inset(_ r: Rect) -> Rect {

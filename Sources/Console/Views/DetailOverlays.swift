@@ -1,0 +1,98 @@
+import ServingEngine
+
+/// Boxes opened by Enter: a request's timeline (Requests) and one event in full (Events).
+enum DetailOverlays {
+    /// Wraps `text` into lines of at most `width` columns, at spaces where it can.
+    static func wrap(_ text: String, width: Int) -> [String] {
+        guard width > 0 else { return [] }
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: false).map(String.init) {
+            var word = word
+            while word.count > width {
+                if !line.isEmpty { lines.append(line); line = "" }
+                lines.append(String(word.prefix(width)))
+                word = String(word.dropFirst(width))
+            }
+            if line.isEmpty {
+                line = word
+            } else if line.count + 1 + word.count <= width {
+                line += " " + word
+            } else {
+                lines.append(line)
+                line = word
+            }
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines
+    }
+
+    static func request(_ b: inout CellBuffer, _ id: Int, _ state: ConsoleState, _ s: Snapshot) {
+        let r = (s.inFlight + s.recent).first { $0.id == id }
+        let timeline = state.memory.timelines[id]
+        var lines: [(String, Style)] = []
+        guard let r else {
+            lines.append(("request #\(id) is no longer in the snapshot (finished requests leave", .dim))
+            lines.append(("the recent list after a while)", .dim))
+            box(&b, "Request #\(id)", lines)
+            return
+        }
+        lines.append(("stage      \(r.stage.rawValue)" + (r.reason.map { " · \($0)" } ?? ""), RequestsView.stageStyle(r.stage)))
+        lines.append(("where      \(r.location.isEmpty ? "–" : r.location)", .text))
+        lines.append(("tokens     prompt \(r.promptTokens) · output \(r.generatedTokens) of \(r.outputTokens)", .text))
+        let end = r.finishedAt ?? s.simTime
+        lines.append(
+            ("arrived    \(Format.clockTenths(r.arrivedAt)) · \(r.finishedAt == nil ? "age" : "E2E") "
+                + Format.ms(max(0, end - r.arrivedAt) * 1000) + " · TTFT " + (r.ttftMs.map(Format.ms) ?? "–"), .text))
+        if r.generatedTokens > 1, let ttft = r.ttftMs, r.finishedAt != nil {
+            let tpot = (max(0, end - r.arrivedAt) * 1000 - ttft) / Double(r.generatedTokens - 1)
+            lines.append(("TPOT       \(Format.ms(tpot)) mean per output token after the first", .text))
+        }
+        lines.append(("", .text))
+        lines.append(("Timeline (as seen by the console, a few snapshots per second)", Style(fg: .title, bold: true)))
+        for step in timeline?.steps ?? [] {
+            let place = step.location.isEmpty ? "" : " · \(step.location)"
+            let what: String =
+                switch step.stage {
+                case .queued: "queued"
+                case .prefill: "prefill on its TE"
+                case .transfer: "KV transfer to decode"
+                case .decode: "decode"
+                case .completed: "finished"
+                case .failed: "failed"
+                case .rejected: "rejected"
+                case .cancelled: "cancelled"
+                }
+            lines.append(("  \(Format.clockTenths(step.simTime))  \(what)\(place)", RequestsView.stageStyle(step.stage)))
+        }
+        if timeline == nil { lines.append(("  (not seen yet)", .dim)) }
+        box(&b, "Request #\(id) · any key closes", lines)
+    }
+
+    static func event(_ b: inout CellBuffer, _ index: Int, _ state: ConsoleState, _ s: Snapshot) {
+        let shown = EventsView.shown(state)
+        guard index < shown.count else { return }
+        let e = shown[index].event
+        var lines: [(String, Style)] = [
+            ("time       \(Format.clockTenths(e.time)) (simulated)", .text),
+            ("severity   \(e.severity.rawValue) · kind \(e.kind.rawValue)", EventsView.style(e.severity)),
+        ]
+        if shown[index].count > 1 { lines.append(("repeated   ×\(shown[index].count) (collapsed, routine)", .dim)) }
+        if let id = e.requestId { lines.append(("request    #\(id)", .text)) }
+        lines.append(("", .text))
+        let width = min(b.width - 6, 96)
+        for line in wrap(e.message, width: width) { lines.append((line, EventsView.style(e.severity))) }
+        box(&b, "Event · any key closes", lines)
+    }
+
+    static func box(_ b: inout CellBuffer, _ title: String, _ lines: [(String, Style)]) {
+        let width = min(b.width - 2, max(60, (lines.map(\.0.count).max() ?? 0) + 4))
+        let rect = Overlays.centered(b, width: width, height: lines.count + 2)
+        b.fill(rect)
+        b.box(rect, title: title, style: .accent)
+        let inner = rect.inner
+        for (i, (text, style)) in lines.enumerated() where i < inner.height {
+            b.put(text, x: inner.x + 1, y: inner.y + i, style: style, clip: inner)
+        }
+    }
+}
