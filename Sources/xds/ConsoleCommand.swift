@@ -29,6 +29,8 @@ struct ConsoleCommand: ParsableCommand {
         let scenario = try common.loadScenario()
         let listenAt = try listen.map(Self.parseListen)
         let engine = try ServingEngine(configuration: config)
+        let finished = FinishedRequestFeed()  // whole-engine vllm: metrics for --listen
+        engine.observers.requestFinished = finished.publish
         // Commands typed at the console wait at most 3 s for a stuck engine (the UI waits with them).
         let host = EngineHost(core: engine, speed: pace, scenario: scenario, capabilities: [.drain, .speed, .rebalance, .faults],
                               bounds: EngineHost.Bounds(command: 3))
@@ -36,7 +38,8 @@ struct ConsoleCommand: ParsableCommand {
         var serverTask: Task<Void, Never>?
         if let (address, port) = listenAt {
             let token = self.token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] ?? AdminToken.generate()
-            let server = APIServer(configuration: .init(host: address, port: port, adminToken: token), link: host, backend: host)
+            let server = APIServer(configuration: .init(host: address, port: port, adminToken: token), link: host, backend: host,
+                                   finishedRequests: finished)
             _ = server.bootstrapMetricsSystem()
             // The token goes to the log file, not the screen the console is about to own.
             if let warning = exposureWarning(host: address) {
