@@ -77,16 +77,16 @@ public final class APIServer: Sendable {
     private let metrics: ServingMetrics
     private let listening = ListeningPort()
 
-    /// `finishedRequests`: the engine's feed of requests that left it (set as its
+    /// `engineFeed`: the engine's feed of requests that left it (set as its
     /// ``EngineObservers/requestFinished`` before the engine starts); with it the `vllm:` series
     /// describe the whole engine, without it only the HTTP requests this server served.
     public init(configuration: Configuration, link: any EngineLink, backend: any CompletionBackend,
-                finishedRequests: FinishedRequestFeed? = nil) {
+                engineFeed: EngineFeed? = nil) {
         self.configuration = configuration
         self.link = link
         self.backend = backend
         self.metrics = ServingMetrics(modelName: backend.modelName)
-        if let finishedRequests { metrics.follow(finishedRequests) }
+        if let engineFeed { metrics.follow(engineFeed) }
     }
 
     /// Serves until the calling task is cancelled; throws if the address cannot be bound.

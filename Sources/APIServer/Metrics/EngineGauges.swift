@@ -17,6 +17,8 @@ struct EngineGauges: Sendable {
     private let faultsActive: Gauge
     private let nodesDrained: Gauge
     private let nodesDraining: Gauge
+    /// Instances (TEs) by role: what scaling changes.
+    private let instancesByRole: [(role: String, gauge: Gauge)]
 
     static let npuUtilization = "xds_npu_utilization"
 
@@ -54,6 +56,11 @@ struct EngineGauges: Sendable {
         nodesDrained = r.makeGauge(
             descriptor: .named("xds_nodes_drained", help: "Nodes drained by the operator."))
         nodesDraining = r.makeGauge(descriptor: .named("xds_nodes_draining", help: "Nodes still draining."))
+        instancesByRole = ["prefill", "decode", "colocated"].map { role in
+            (role, r.makeGauge(
+                descriptor: .named("xds_instances", help: "Instances (TEs) of each role in the deployment now."),
+                labels: [("role", role)]))
+        }
     }
 
     /// Sets every gauge from `snapshot`. Per-NPU gauges are created on first sight and dropped when
@@ -70,6 +77,9 @@ struct EngineGauges: Sendable {
         faultsActive.set(to: Double(snapshot.activeFaults.filter { $0.recoveredAt == nil }.count))
         nodesDrained.set(to: Double(snapshot.drainedNodes.count))
         nodesDraining.set(to: Double(snapshot.drainingNodes.count))
+        for entry in instancesByRole {
+            entry.gauge.set(to: Double(snapshot.instances.filter { $0.kind == entry.role }.count))
+        }
 
         var seen = Set<Int>()
         for npu in snapshot.npus {

@@ -7,7 +7,7 @@ import Synchronization
 /// faults).
 ///
 /// The `vllm:` series describe the whole engine, as a real vLLM's would: every request it served
-/// (synthetic, trace and HTTP alike) once it left, from the engine's ``FinishedRequestFeed``, in
+/// (synthetic, trace and HTTP alike) once it left, from the engine's ``EngineFeed``, in
 /// simulated seconds (the engine is paced in real time when it serves HTTP, so these are the
 /// seconds a client experiences). Gauges are set from `EngineLink.latestSnapshot()` at scrape time.
 /// Without a feed (a backend with no engine behind it, as in tests) the `vllm:` counters and
@@ -150,9 +150,17 @@ final class ServingMetrics: Sendable {
 
     /// From now on the `vllm:` counters and histograms count what `feed` reports (the whole
     /// engine), and HTTP outcomes only count rejections.
-    func follow(_ feed: FinishedRequestFeed) {
+    func follow(_ feed: EngineFeed) {
         engineFed.store(true, ordering: .releasing)
-        feed.subscribe { [weak self] request in self?.observe(request) }
+        feed.subscribe(
+            requests: { [weak self] request in self?.observe(request) },
+            steps: { [weak self] step in self?.observe(step) })
+    }
+
+    /// Counts the tokens of one engine step as it ends, as vLLM counts generated tokens per step
+    /// (so `rate(vllm:generation_tokens_total)` follows the engine's throughput, not completions).
+    func observe(_ step: InstanceStep) {
+        if step.outputTokens > 0 { generationTokens.increment(by: step.outputTokens) }
     }
 
     /// Counts one request that left the engine (any source). Rejected requests never ran: vLLM
@@ -164,7 +172,7 @@ final class ServingMetrics: Sendable {
         served(
             promptTokens: request.promptTokens, cachedTokens: request.cachedTokens,
             outputTokens: request.outputTokens, finishReason: reason, ttft: request.ttft,
-            endToEnd: request.endToEnd)
+            endToEnd: request.endToEnd, countsGeneration: false)
         if let value = request.queueTime { queueTime.record(value) }
         if let value = request.prefillTime { prefillTime.record(value) }
         if let value = request.decodeTime { decodeTime.record(value) }
@@ -185,15 +193,15 @@ final class ServingMetrics: Sendable {
         served(
             promptTokens: outcome.promptTokens, cachedTokens: outcome.cachedPromptTokens,
             outputTokens: outcome.generatedTokens, finishReason: outcome.finishReason,
-            ttft: outcome.timeToFirstTokenSeconds, endToEnd: outcome.endToEndSeconds)
+            ttft: outcome.timeToFirstTokenSeconds, endToEnd: outcome.endToEndSeconds, countsGeneration: true)
     }
 
     private func served(
         promptTokens prompt: Int, cachedTokens: Int, outputTokens: Int, finishReason: String?, ttft: Double?,
-        endToEnd e2e: Double
+        endToEnd e2e: Double, countsGeneration: Bool
     ) {
         promptTokens.increment(by: Int64(prompt))
-        generationTokens.increment(by: Int64(outputTokens))
+        if countsGeneration { generationTokens.increment(by: Int64(outputTokens)) }
         prefixQueries.increment(by: Int64(prompt))
         prefixHits.increment(by: Int64(cachedTokens))
         successByReason[finishReason ?? "abort"]?.increment()

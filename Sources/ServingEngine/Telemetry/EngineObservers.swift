@@ -79,6 +79,8 @@ public struct InstanceStep: Sendable, Equatable {
     public var seconds: Double
     /// Requests in the decode batch of this step.
     public var decodeBatch: Int
+    /// Output tokens the step yields on average (decode batch × (1 + MTP acceptance)).
+    public var outputTokens: Double = 0
 }
 
 /// Callbacks the engine makes as things happen, for faces that keep their own record (files,
@@ -96,20 +98,33 @@ public struct EngineObservers {
     }
 }
 
-/// Hands finished requests from the engine thread to any number of subscribers on other threads
-/// (the HTTP face's metrics). Set `publish` as the engine's ``EngineObservers/requestFinished``
-/// before the engine thread starts; subscribers may come and go at any time.
-public final class FinishedRequestFeed: Sendable {
-    private let subscribers = Mutex<[@Sendable (FinishedRequest) -> Void]>([])
+/// Hands finished requests and instance steps from the engine thread to any number of
+/// subscribers on other threads (the HTTP face's metrics). Install it with ``observe(_:)`` before
+/// the engine thread starts; subscribers may come and go at any time.
+public final class EngineFeed: Sendable {
+    private let requestSubscribers = Mutex<[@Sendable (FinishedRequest) -> Void]>([])
+    private let stepSubscribers = Mutex<[@Sendable (InstanceStep) -> Void]>([])
 
     public init() {}
 
-    public func subscribe(_ subscriber: @escaping @Sendable (FinishedRequest) -> Void) {
-        subscribers.withLock { $0.append(subscriber) }
+    /// Sets the engine's request and step observers to this feed (before the engine runs).
+    public func observe(_ engine: ServingEngine) {
+        engine.observers.requestFinished = { [self] in publish($0) }
+        engine.observers.step = { [self] in publish($0) }
+    }
+
+    public func subscribe(requests: @escaping @Sendable (FinishedRequest) -> Void,
+                          steps: (@Sendable (InstanceStep) -> Void)? = nil) {
+        requestSubscribers.withLock { $0.append(requests) }
+        if let steps { stepSubscribers.withLock { $0.append(steps) } }
     }
 
     public func publish(_ request: FinishedRequest) {
-        for subscriber in subscribers.withLock({ $0 }) { subscriber(request) }
+        for subscriber in requestSubscribers.withLock({ $0 }) { subscriber(request) }
+    }
+
+    public func publish(_ step: InstanceStep) {
+        for subscriber in stepSubscribers.withLock({ $0 }) { subscriber(step) }
     }
 }
 
@@ -151,6 +166,7 @@ extension ServingEngine {
         let instance = instances[index]
         observer(InstanceStep(instance: instance.name, role: instance.hasPrefill && instance.hasDecode ? "colocated"
                                   : instance.hasPrefill ? "prefill" : "decode",
-                              start: now, seconds: seconds, decodeBatch: decodeBatch))
+                              start: now, seconds: seconds, decodeBatch: decodeBatch,
+                              outputTokens: Double(decodeBatch) * tokensPerStep))
     }
 }

@@ -11,7 +11,7 @@ import XDSTestSupport
 
 /// A real ``APIServer`` on 127.0.0.1, port 0, for the duration of one test, with a client for it:
 /// over a fake backend and a recording link (``with(backend:link:eventInterval:_:)``), or over a
-/// real ``EngineHost``, as `xds serve` wires it (``with(host:finishedRequests:_:)``).
+/// real ``EngineHost``, as `xds serve` wires it (``with(host:engineFeed:_:)``).
 /// No HummingbirdTesting (it would pull AsyncHTTPClient and BoringSSL into the build): plain
 /// URLSession against a live socket, which also tests what a real client sees.
 struct LiveServer {
@@ -40,26 +40,26 @@ struct LiveServer {
     ) async throws {
         try await serve(
             configuration: .init(adminToken: token, adminEventInterval: eventInterval), link: link,
-            backend: backend, finishedRequests: nil, body)
+            backend: backend, engineFeed: nil, body)
     }
 
     /// Runs `body` against a fresh server over a real engine host. The caller owns the host (starts
-    /// and stops it); `finishedRequests` is the engine's feed when the test wired one (the
+    /// and stops it); `engineFeed` is the engine's feed when the test wired one (the
     /// whole-engine `vllm:` metrics).
     static func with(
-        host: EngineHost, finishedRequests: FinishedRequestFeed? = nil, _ body: (LiveServer) async throws -> Void
+        host: EngineHost, engineFeed: EngineFeed? = nil, _ body: (LiveServer) async throws -> Void
     ) async throws {
         try await serve(
-            configuration: .init(adminToken: token), link: host, backend: host, finishedRequests: finishedRequests,
+            configuration: .init(adminToken: token), link: host, backend: host, engineFeed: engineFeed,
             body)
     }
 
     private static func serve(
         configuration: APIServer.Configuration, link: any EngineLink, backend: any CompletionBackend,
-        finishedRequests: FinishedRequestFeed?, _ body: (LiveServer) async throws -> Void
+        engineFeed: EngineFeed?, _ body: (LiveServer) async throws -> Void
     ) async throws {
         let server = APIServer(
-            configuration: configuration, link: link, backend: backend, finishedRequests: finishedRequests)
+            configuration: configuration, link: link, backend: backend, engineFeed: engineFeed)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             let port = try await server.boundPort()
