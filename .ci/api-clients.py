@@ -79,15 +79,58 @@ try:
 except openai.BadRequestError as e:
     check("n=3 is 400", e.status_code == 400)
 
+# HTTP/1.1 keep-alive: two completions (whole, then streamed) on one connection.
+import http.client
+conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=60)
+sockets = []
+for stream in (False, True, False):
+    conn.request("POST", "/v1/completions", body=json.dumps({"prompt": "again", "max_tokens": 4, "stream": stream}),
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+    sockets.append((id(conn.sock), resp.status, resp.will_close))
+check("keep-alive: three completions reuse one connection",
+      len({s for s, _, _ in sockets}) == 1 and all(st == 200 and not wc for _, st, wc in sockets), sockets)
+conn.close()
+
+
+def admin_state():
+    req = urllib.request.Request(f"{base}/admin/state", headers={"Authorization": f"Bearer {token}"})
+    return json.load(urllib.request.urlopen(req, timeout=30))
+
+
+# A reply cut by a stop string is a success for the engine too, not a cancelled failure.
+import time
+time.sleep(0.5)
+before_stop = admin_state()["requests"]
+client.completions.create(model="deepseek-r1", prompt="Go on.", max_tokens=300, stop=["."],
+                          extra_body={"ignore_eos": True})
+for _ in range(50):
+    after_stop = admin_state()["requests"]
+    if after_stop["completed"] > before_stop["completed"]:
+        break
+    time.sleep(0.1)
+check("stop string: the engine counts a completion, not a failure",
+      after_stop["completed"] == before_stop["completed"] + 1 and after_stop["failed"] == before_stop["failed"],
+      (before_stop, after_stop))
+
 text = urllib.request.urlopen(f"{base}/metrics", timeout=30).read().decode()
 families = {f.name: f for f in text_string_to_metric_families(text)}
-for name in ["vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-             "vllm:time_to_first_token_seconds", "vllm:time_per_output_token_seconds",
-             "vllm:e2e_request_latency_seconds", "vllm:prompt_tokens", "vllm:generation_tokens",
-             "vllm:request_success", "vllm:prefix_cache_queries", "vllm:prefix_cache_hits"]:
+# Names as prometheus_client reports them (counters without _total), interfaces.md "Additions".
+listed = ["vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+          "vllm:time_to_first_token_seconds", "vllm:time_per_output_token_seconds",
+          "vllm:inter_token_latency_seconds", "vllm:request_queue_time_seconds",
+          "vllm:request_prefill_time_seconds", "vllm:request_decode_time_seconds",
+          "vllm:e2e_request_latency_seconds", "vllm:prompt_tokens", "vllm:generation_tokens",
+          "vllm:request_success", "vllm:prefix_cache_queries", "vllm:prefix_cache_hits",
+          "vllm:num_preemptions", "vllm:spec_decode_num_accepted_tokens"]
+for name in listed:
     check(f"/metrics has {name}", name in families, sorted(families)[:20])
+unlabelled = [s.name for f in families.values() if f.name.startswith("vllm:") for s in f.samples
+              if s.labels.get("model_name") != "deepseek-r1" or s.labels.get("engine") != "0"]
+check("every vllm: sample has model_name and engine labels", not unlabelled, unlabelled[:5])
 success = sum(s.value for s in families["vllm:request_success"].samples if s.name.endswith("_total"))
-check("request_success counts the two completions", success >= 2, success)
+check("request_success counts the completions", success >= 2, success)
 
 request = urllib.request.Request(f"{base}/admin/state", headers={"Authorization": f"Bearer {token}"})
 state = json.load(urllib.request.urlopen(request, timeout=30))

@@ -68,17 +68,25 @@ public final class APIServer: Sendable {
         }
     }
 
+    /// The xds version: `GET /version` and `xds --version`.
+    public static let version = "0.2.0"
+
     public let configuration: Configuration
     private let link: any EngineLink
     private let backend: any CompletionBackend
     private let metrics: ServingMetrics
     private let listening = ListeningPort()
 
-    public init(configuration: Configuration, link: any EngineLink, backend: any CompletionBackend) {
+    /// `engineFeed`: the engine's feed of requests that left it (set as its
+    /// ``EngineObservers/requestFinished`` before the engine starts); with it the `vllm:` series
+    /// describe the whole engine, without it only the HTTP requests this server served.
+    public init(configuration: Configuration, link: any EngineLink, backend: any CompletionBackend,
+                engineFeed: EngineFeed? = nil) {
         self.configuration = configuration
         self.link = link
         self.backend = backend
         self.metrics = ServingMetrics(modelName: backend.modelName)
+        if let engineFeed { metrics.follow(engineFeed) }
     }
 
     /// Serves until the calling task is cancelled; throws if the address cannot be bound.
@@ -121,8 +129,8 @@ public final class APIServer: Sendable {
 
     private static let metricsSystemBootstrapped = Atomic<Bool>(false)
 
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    func makeRouter() -> Router<ServerContext> {
+        let router = Router(context: ServerContext.self)
         router.add(middleware: RequestIDMiddleware())
         // Records into the global MetricsSystem: a no-op until bootstrapMetricsSystem() is called.
         // Outside the error middleware, so it sees the status a client got (a 404 counts as 404,

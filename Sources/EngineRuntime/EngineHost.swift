@@ -16,6 +16,9 @@ public protocol SimulationCore: AnyObject {
     /// ``CompletionRequest``). Cores that only size requests keep the default, which drops them.
     func submitExternal(_ request: CompletionRequest) -> Int
     func cancelExternal(id: Int)
+    /// The client's stop string ended the reply: the request finishes as completed. Cores without
+    /// it keep the default, a cancel.
+    func stopExternal(id: Int)
     /// Progress of external requests since the last call.
     func takeStreamUpdates() -> [StreamUpdate]
     /// When only periodic bookkeeping lies ahead, the time of the next real event (`.infinity`
@@ -25,6 +28,7 @@ public protocol SimulationCore: AnyObject {
 
 extension SimulationCore {
     public var quietUntil: SimTime? { nil }
+    public func stopExternal(id: Int) { cancelExternal(id: id) }
     public func submitExternal(_ request: CompletionRequest) -> Int {
         submitExternal(promptTokens: request.promptTokens, maxTokens: request.maxTokens)
     }
@@ -66,6 +70,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     enum HostRequest: Sendable {
         case submit(CompletionRequest, AsyncStream<CompletionEvent>.Continuation, Ticket)
         case cancel(Int)
+        /// The reply hit a stop string: the request ends as completed (``SimulationCore/stopExternal(id:)``).
+        case stop(Int)
     }
     private let mailbox: Mutex<Snapshot>
     private let log = Mutex<[LoggedCommand]>([])
@@ -357,6 +363,10 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         requestInbox.withLock { $0.append(.cancel(requestID)) }
     }
 
+    public func stop(requestID: Int) {
+        requestInbox.withLock { $0.append(.stop(requestID)) }
+    }
+
     /// Takes queued submissions and cancellations in, logged like commands (replayable).
     private func applyRequests() {
         let batch = requestInbox.withLock { q in defer { q.removeAll() }; return q }
@@ -370,6 +380,10 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             case .cancel(let id):
                 core.cancelExternal(id: id)
                 log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: "cancel request \(id)")) }
+                streams.withLock { $0.removeValue(forKey: id) }?.finish()
+            case .stop(let id):
+                core.stopExternal(id: id)
+                log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: "stop request \(id)")) }
                 streams.withLock { $0.removeValue(forKey: id) }?.finish()
             }
         }

@@ -63,6 +63,10 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Cut a trace's prompts that are longer than the model's context window to the window (prompt + output ≤ window, as Vidur does) instead of refusing the trace.")
     var clipToContext = false
 
+    @Option(parsing: .unconditional,
+            help: "Replay a trace's arrivals K times faster (\(FlagLimits.traceSpeedup.allowed); below 1 slows them down).")
+    var traceSpeedup: CLINumber?
+
     @Flag(help: "drain node N migrates the node's running decode requests to other DP groups (KV copied over UB).")
     var drainMigratesDecode = false
 
@@ -86,6 +90,10 @@ struct CommonOptions: ParsableArguments {
         let heartbeatInterval = try FlagLimits.heartbeatInterval.value(heartbeatInterval)
         let heartbeatMisses = try FlagLimits.heartbeatMisses.int(heartbeatMisses)
         let policies = try policyFlags()
+        let traceSpeedup = try self.traceSpeedup.map(FlagLimits.traceSpeedup.value)
+        if workload == "synthetic", traceSpeedup != nil {
+            throw ConfigError("--trace-speedup applies to a trace, not to the synthetic workload (use --rate)")
+        }
         if workload != "synthetic", rate != nil {
             throw ConfigError("--rate applies to the synthetic workload, not to a trace")
         }
@@ -116,6 +124,7 @@ struct CommonOptions: ParsableArguments {
             _ = try TraceWorkload.check(path: workload, maxContextTokens: d.modelSpec().contextWindow,
                                         clipToContext: clipToContext)
             config.clipTracePromptsToContext = clipToContext
+            config.traceSpeedup = traceSpeedup ?? 1
             config.workload = .trace(path: workload)
         }
         return config

@@ -34,6 +34,8 @@ struct ConsoleCommand: ParsableCommand {
         let scenario = demo ? DemoLoad.scenario : try common.loadScenario()
         let listenAt = try listen.map(Self.parseListen)
         let engine = try ServingEngine(configuration: config)
+        let finished = EngineFeed()  // whole-engine vllm: metrics for --listen
+        finished.observe(engine)
         // Commands typed at the console wait at most 3 s for a stuck engine (the UI waits with them).
         let host = EngineHost(core: engine, speed: pace, scenario: scenario, capabilities: [.drain, .speed, .rebalance, .faults],
                               bounds: EngineHost.Bounds(command: 3))
@@ -41,7 +43,8 @@ struct ConsoleCommand: ParsableCommand {
         var serverTask: Task<Void, Never>?
         if let (address, port) = listenAt {
             let token = self.token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] ?? AdminToken.generate()
-            let server = APIServer(configuration: .init(host: address, port: port, adminToken: token), link: host, backend: host)
+            let server = APIServer(configuration: .init(host: address, port: port, adminToken: token), link: host, backend: host,
+                                   engineFeed: finished)
             _ = server.bootstrapMetricsSystem()
             // The token goes to the log file, not the screen the console is about to own.
             if let warning = exposureWarning(host: address) {

@@ -16,6 +16,10 @@ struct Run: ParsableCommand {
     var speed: String = "max"
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "Also write the JSON report to this file.") var out: String?
+    @Option(help: "Write one JSON row per request that left the system to this file (JSON Lines).")
+    var requestsOut: String?
+    @Option(help: "Write a timeline of instance steps, faults, drains, rebalances and commands to this file (Chrome trace JSON; Perfetto opens it).")
+    var timelineOut: String?
     @Flag(help: "No progress line on stderr.") var quiet = false
     @Flag(help: "Print the deployment as TOML (a starting point for --deployment FILE.toml) and exit.")
     var printConfig = false
@@ -29,10 +33,22 @@ struct Run: ParsableCommand {
         var limit = try duration.map(FlagLimits.duration)
         let pace = try FlagLimits.pace(speed)
         if let out { try Self.checkWritable(out) }
+        if let requestsOut { try Self.checkWritable(requestsOut, flag: "--requests-out") }
+        if let timelineOut { try Self.checkWritable(timelineOut, flag: "--timeline-out") }
         let config = try common.engineConfiguration(defaultRate: 10)
         let scenario = try common.loadScenario()
         if case .synthetic = config.workload, limit == nil { limit = 600 }
         let engine = try ServingEngine(configuration: config)
+        // Observers only read: the run is the same with or without these files.
+        let rows = try requestsOut.map { RequestRowWriter(file: try OutputFile(path: $0, flag: "--requests-out")) }
+        let timeline = try timelineOut.map { TimelineWriter(file: try OutputFile(path: $0, flag: "--timeline-out")) }
+        engine.observers = EngineObservers(requestFinished: rows.map { rows in { rows.add($0) } },
+                                           step: timeline.map { timeline in { timeline.add($0) } },
+                                           event: timeline.map { timeline in { timeline.add($0) } })
+        defer {
+            rows?.close()
+            timeline?.close()
+        }
         let driver = RunDriver(engine: engine, scenario: scenario, limit: limit, pace: pace,
                                progress: !quiet && isatty(STDERR_FILENO) == 1)
         var report = driver.run()
@@ -51,12 +67,12 @@ struct Run: ParsableCommand {
 
 extension Run {
     /// Refuses an `--out` that cannot be written before the run, not after an hour of it.
-    static func checkWritable(_ path: String) throws {
+    static func checkWritable(_ path: String, flag: String = "--out") throws {
         let shown = path.isEmpty ? "''" : path
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             guard !isDirectory.boolValue, FileManager.default.isWritableFile(atPath: path) else {
-                throw ConfigError("--out \(shown): cannot write the report there")
+                throw ConfigError("\(flag) \(shown): cannot write there")
             }
             return
         }
@@ -64,7 +80,7 @@ extension Run {
         // names (`--out ٣` crashed the hostile trial).
         let parent = path.lastIndex(of: "/").map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? "."
         guard !path.isEmpty, FileManager.default.isWritableFile(atPath: parent) else {
-            throw ConfigError("--out \(shown): cannot write the report there (no such directory, or not writable)")
+            throw ConfigError("\(flag) \(shown): cannot write there (no such directory, or not writable)")
         }
     }
 }

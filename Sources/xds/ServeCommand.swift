@@ -27,12 +27,16 @@ struct Serve: ParsableCommand {
         // Only HTTP traffic unless --rate or --workload asks for background load.
         let config = try common.engineConfiguration(defaultRate: 0)
         let engine = try ServingEngine(configuration: config)
+        // Every request that leaves the engine (HTTP or background load) feeds the vllm: metrics.
+        let finished = EngineFeed()
+        finished.observe(engine)
         let host = EngineHost(core: engine, speed: pace, scenario: try common.loadScenario(),
                               capabilities: [.drain, .speed, .rebalance, .faults])
         let token = adminToken ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] ?? AdminToken.generate()
         let tokenWasGenerated = adminToken == nil && ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] == nil
         host.start()
-        let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token), link: host, backend: host)
+        let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token), link: host, backend: host,
+                               engineFeed: finished)
         _ = server.bootstrapMetricsSystem()
         do {
             try runUntilSignal(name: "xds serve") {

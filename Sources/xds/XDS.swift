@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import APIServer
 import PodModel
 import ServingEngine
 
@@ -8,6 +9,7 @@ struct XDS: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xds",
         abstract: "xDeepServe digital twin: an operations console over a simulated CloudMatrix384 SuperPod.",
+        version: APIServer.version,
         subcommands: [ConsoleCommand.self, Serve.self, Run.self, BenchGroup.self, Validate.self, DemoConsole.self],
         defaultSubcommand: ConsoleCommand.self)
 }

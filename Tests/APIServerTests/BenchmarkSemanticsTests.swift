@@ -21,7 +21,7 @@ struct BenchmarkSemanticsTests {
         let host = EngineHost(core: engine, speed: 50, publishInterval: 0.02)
         host.start()
         defer { host.stop() }
-        try await HostServer.with(host: host) { server in
+        try await LiveServer.with(host: host) { server in
             try await body(Poster(base: server.baseURL, session: server.session))
         }
     }

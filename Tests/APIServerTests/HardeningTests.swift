@@ -179,7 +179,7 @@ struct HardeningTests {
             core.release()
             host.stop(timeout: 5)
         }
-        try await HostServer.with(host: host) { server in
+        try await LiveServer.with(host: host) { server in
             let ready = try await server.get("/ready")
             #expect(ready.status == 200, "\(ready.text)")
             #expect(try ready.json()["status"] as? String == "ready")

@@ -37,7 +37,7 @@ struct HostileCommandTests {
                               capabilities: [.drain, .speed, .rebalance, .faults])
         host.start()
         defer { host.stop(timeout: 5) }
-        try await HostServer.with(host: host) { server in
+        try await LiveServer.with(host: host) { server in
             for line in Self.hostile {
                 let started = ContinuousClock.now
                 let reply = try await server.command(line)

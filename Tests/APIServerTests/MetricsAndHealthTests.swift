@@ -49,7 +49,7 @@ struct MetricsAndHealthTests {
             ] {
                 #expect(m.types[histogram] == "histogram")
                 #expect(m.sum(histogram + "_count") == 3)
-                #expect(m.samples[histogram + #"_bucket{model_name="deepseek-r1",le="+Inf"}"#] == 3)
+                #expect(m.samples[histogram + #"_bucket{model_name="deepseek-r1",engine="0",le="+Inf"}"#] == 3)
                 #expect(m.sum(histogram + "_sum") > 0)
             }
             // Gauges are the engine's, from the snapshot at scrape time.

@@ -35,6 +35,10 @@ import XDSTestSupport
             engine.cancelExternal(id: try #require(words.count == 3 ? Int(words[2]) : nil, "\(line)"))
             return
         }
+        if words.first == "stop", words.count == 3, words[1] == "request" {
+            engine.stopExternal(id: try #require(Int(words[2]), "\(line)"))
+            return
+        }
         let command = try OperatorCommand.parse(line).get()
         switch command {
         case .speed, .speedMax, .pause, .resume: return

@@ -17,7 +17,7 @@ struct AdminRoutes: Sendable {
     let maxBodyBytes: Int
     let eventInterval: Duration
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServerContext>) {
         let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: token))
         admin.get("/state") { _, _ in
             AdminWire.response(link.latestSnapshot())

@@ -18,7 +18,7 @@ struct HealthRoutes: Sendable {
     let link: any EngineLink
     let backend: any CompletionBackend
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServerContext>) {
         router.get("/health") { _, _ in
             JSONWire.response(["status": "ok", "engine": backend.unavailableReason ?? "ok"])
         }

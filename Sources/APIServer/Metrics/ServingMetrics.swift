@@ -2,15 +2,16 @@ import Prometheus
 import ServingEngine
 import Synchronization
 
-/// `GET /metrics`: vLLM V1's metric names, so existing vLLM dashboards work, plus `xds_*` metrics
-/// for what only a simulated SuperPod knows (NPUs, experts, faults).
+/// `GET /metrics`: vLLM V1's metric names and labels (`model_name`, `engine`), so existing vLLM
+/// dashboards work, plus `xds_*` metrics for what only a simulated SuperPod knows (NPUs, experts,
+/// faults).
 ///
-/// Two sources, kept apart on purpose:
-/// - **Gauges** describe the whole engine (HTTP and synthetic load alike) and are set from
-///   `EngineLink.latestSnapshot()` at scrape time — the face never keeps its own copy of engine state.
-/// - **Counters and histograms** describe the requests *this server* served; they are updated as each
-///   HTTP request ends, with latencies measured on the wall clock here (the engine is paced in
-///   real time when it serves HTTP, so wall time is what a client experiences).
+/// The `vllm:` series describe the whole engine, as a real vLLM's would: every request it served
+/// (synthetic, trace and HTTP alike) once it left, from the engine's ``EngineFeed``, in
+/// simulated seconds (the engine is paced in real time when it serves HTTP, so these are the
+/// seconds a client experiences). Gauges are set from `EngineLink.latestSnapshot()` at scrape time.
+/// Without a feed (a backend with no engine behind it, as in tests) the `vllm:` counters and
+/// histograms count the HTTP requests this server served instead, timed on the wall clock here.
 ///
 /// The registry is per instance, not the global `MetricsSystem`: several servers (tests) share a
 /// process, and the global system can be bootstrapped only once. swift-prometheus accepts `:` in
@@ -18,24 +19,31 @@ import Synchronization
 ///
 /// ```swift
 /// let metrics = ServingMetrics(modelName: "deepseek-r1")
-/// metrics.record(RequestOutcome(promptTokens: 12, generatedTokens: 40, finishReason: "stop", ...))
+/// feed.subscribe { metrics.observe($0) }             // the whole engine
 /// let text = metrics.exposition(for: link.latestSnapshot())
 /// ```
 final class ServingMetrics: Sendable {
     /// Also where swift-metrics writes once ``APIServer/bootstrapMetricsSystem()`` routed it here.
     let registry = PrometheusCollectorRegistry()
-    private let modelLabel: [(String, String)]
+    private let labels: [(String, String)]
 
-    // Per HTTP request, as vLLM counts them (tokens, not requests, for the prefix cache).
     private let promptTokens: Counter
     private let generationTokens: Counter
     private let prefixQueries: Counter
     private let prefixHits: Counter
+    private let preemptions: Counter
+    private let draftTokens: Counter
+    private let drafts: Counter
+    private let acceptedTokens: Counter
     private let successByReason: [String: Counter]
     private let rejectedByStatus: [Int: Counter]
     private let timeToFirstToken: ValueHistogram
+    private let interTokenLatency: ValueHistogram
     private let timePerOutputToken: ValueHistogram
     private let endToEnd: ValueHistogram
+    private let queueTime: ValueHistogram
+    private let prefillTime: ValueHistogram
+    private let decodeTime: ValueHistogram
     private let promptLengths: ValueHistogram
     private let generationLengths: ValueHistogram
 
@@ -46,92 +54,133 @@ final class ServingMetrics: Sendable {
     private let engineGauges: EngineGauges
     /// Setting gauges and emitting must not interleave between two scrapes.
     private let scrapeLock = Mutex<[Int: Gauge]>([:])
+    /// True once an engine feed drives the `vllm:` series; HTTP outcomes then count only rejections.
+    private let engineFed = Atomic<Bool>(false)
 
     /// vLLM's `finish_reason` label values; `abort` covers cancelled and failed-after-admission.
     static let finishReasons = ["stop", "length", "abort"]
+    /// Observations of `vllm:inter_token_latency_seconds` per request at most (one per gap between
+    /// tokens, each the request's mean gap: the engine does not time single tokens).
+    static let maxGapObservations = 4_096
+    /// The value of the `engine` label (vLLM numbers its engine cores; the twin runs one engine).
+    static let engineIndex = "0"
 
     init(modelName: String) {
-        let model = [("model_name", modelName)]
-        modelLabel = model
+        let labels = [("model_name", modelName), ("engine", Self.engineIndex)]
+        self.labels = labels
         let r = registry
-        promptTokens = r.makeCounter(
-            descriptor: .named("vllm:prompt_tokens_total", help: "Number of prefill tokens processed."),
-            labels: model)
-        generationTokens = r.makeCounter(
-            descriptor: .named(
-                "vllm:generation_tokens_total", help: "Number of generation tokens processed."), labels: model
-        )
-        prefixQueries = r.makeCounter(
-            descriptor: .named(
-                "vllm:prefix_cache_queries_total",
-                help: "Prefix cache queries, in terms of number of queried tokens."), labels: model)
-        prefixHits = r.makeCounter(
-            descriptor: .named(
-                "vllm:prefix_cache_hits_total",
-                help: "Prefix cache hits, in terms of number of cached tokens."), labels: model)
+        func counter(_ name: String, _ help: String) -> Counter {
+            r.makeCounter(descriptor: .named(name, help: help), labels: labels)
+        }
+        func histogram(_ name: String, _ help: String, _ buckets: [Double]) -> ValueHistogram {
+            r.makeValueHistogram(descriptor: .named(name, help: help), labels: labels, buckets: buckets)
+        }
+        promptTokens = counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.")
+        generationTokens = counter("vllm:generation_tokens_total", "Number of generation tokens processed.")
+        prefixQueries = counter(
+            "vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.")
+        prefixHits = counter("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.")
+        preemptions = counter(
+            "vllm:num_preemptions_total",
+            "Cumulative number of preemptions from the engine (xds reserves output KV at admission: none).")
+        drafts = counter("vllm:spec_decode_num_drafts_total", "Number of spec decoding drafts (MTP).")
+        draftTokens = counter("vllm:spec_decode_num_draft_tokens_total", "Number of draft tokens (MTP).")
+        acceptedTokens = counter("vllm:spec_decode_num_accepted_tokens_total", "Number of accepted tokens (MTP).")
         var success: [String: Counter] = [:]
         for reason in Self.finishReasons {
             success[reason] = r.makeCounter(
-                descriptor: .named(
-                    "vllm:request_success_total", help: "Count of successfully processed requests."),
-                labels: model + [("finished_reason", reason)])
+                descriptor: .named("vllm:request_success_total", help: "Count of successfully processed requests."),
+                labels: labels + [("finished_reason", reason)])
         }
         successByReason = success
         var rejected: [Int: Counter] = [:]
         for status in [429, 503] {
             rejected[status] = r.makeCounter(
                 descriptor: .named("xds_http_requests_rejected_total", help: Self.rejectedHelp),
-                labels: model + [("status", String(status))])
+                labels: labels + [("status", String(status))])
         }
         rejectedByStatus = rejected
         // Bucket bounds are vLLM V1's (vllm/v1/metrics/loggers.py), so dashboards' quantiles line up.
-        timeToFirstToken = r.makeValueHistogram(
-            descriptor: .named(
-                "vllm:time_to_first_token_seconds", help: "Histogram of time to first token in seconds."),
-            labels: model,
-            buckets: [
-                0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
-                10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
-            ])
-        timePerOutputToken = r.makeValueHistogram(
-            descriptor: .named(
-                "vllm:time_per_output_token_seconds", help: "Histogram of time per output token in seconds."),
-            labels: model,
-            buckets: [
-                0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-                20.0, 40.0, 80.0,
-            ])
-        endToEnd = r.makeValueHistogram(
-            descriptor: .named(
-                "vllm:e2e_request_latency_seconds", help: "Histogram of e2e request latency in seconds."),
-            labels: model,
-            buckets: [
-                0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
-                240.0, 480.0, 960.0, 1920.0, 7680.0,
-            ])
+        timeToFirstToken = histogram(
+            "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
+            [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+             10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0])
+        let tokenGapBuckets: [Double] = [
+            0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+        ]
+        interTokenLatency = histogram(
+            "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", tokenGapBuckets)
+        timePerOutputToken = histogram(
+            "vllm:time_per_output_token_seconds",
+            "Histogram of time per output token in seconds (one observation per request: its TPOT).",
+            tokenGapBuckets)
+        let requestTimeBuckets: [Double] = [
+            0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
+            240.0, 480.0, 960.0, 1920.0, 7680.0,
+        ]
+        endToEnd = histogram(
+            "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", requestTimeBuckets)
+        queueTime = histogram(
+            "vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.",
+            requestTimeBuckets)
+        prefillTime = histogram(
+            "vllm:request_prefill_time_seconds",
+            "Histogram of time spent in PREFILL phase for request (to its first token, KV transfer included).",
+            requestTimeBuckets)
+        decodeTime = histogram(
+            "vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.",
+            requestTimeBuckets)
         let lengthBuckets: [Double] = [
             1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000,
         ]
-        promptLengths = r.makeValueHistogram(
-            descriptor: .named("vllm:request_prompt_tokens", help: "Number of prefill tokens processed."),
-            labels: model, buckets: lengthBuckets)
-        generationLengths = r.makeValueHistogram(
-            descriptor: .named(
-                "vllm:request_generation_tokens", help: "Number of generation tokens processed."),
-            labels: model, buckets: lengthBuckets)
+        promptLengths = histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.", lengthBuckets)
+        generationLengths = histogram(
+            "vllm:request_generation_tokens", "Number of generation tokens processed.", lengthBuckets)
         running = r.makeGauge(
-            descriptor: .named(
-                "vllm:num_requests_running", help: "Number of requests in model execution batches."),
-            labels: model)
+            descriptor: .named("vllm:num_requests_running", help: "Number of requests in model execution batches."),
+            labels: labels)
         waiting = r.makeGauge(
-            descriptor: .named(
-                "vllm:num_requests_waiting", help: "Number of requests waiting to be processed."),
-            labels: model)
+            descriptor: .named("vllm:num_requests_waiting", help: "Number of requests waiting to be processed."),
+            labels: labels)
         kvUsage = r.makeGauge(
-            descriptor: .named(
-                "vllm:kv_cache_usage_perc", help: "KV-cache usage. 1 means 100 percent usage."), labels: model
-        )
+            descriptor: .named("vllm:kv_cache_usage_perc", help: "KV-cache usage. 1 means 100 percent usage."),
+            labels: labels)
         engineGauges = EngineGauges(registry: r)
+    }
+
+    /// From now on the `vllm:` counters and histograms count what `feed` reports (the whole
+    /// engine), and HTTP outcomes only count rejections.
+    func follow(_ feed: EngineFeed) {
+        engineFed.store(true, ordering: .releasing)
+        feed.subscribe(
+            requests: { [weak self] request in self?.observe(request) },
+            steps: { [weak self] step in self?.observe(step) })
+    }
+
+    /// Counts the tokens of one engine step as it ends, as vLLM counts generated tokens per step
+    /// (so `rate(vllm:generation_tokens_total)` follows the engine's throughput, not completions).
+    func observe(_ step: InstanceStep) {
+        if step.outputTokens > 0 { generationTokens.increment(by: step.outputTokens) }
+    }
+
+    /// Counts one request that left the engine (any source). Rejected requests never ran: vLLM
+    /// has no series for them (HTTP rejections are counted by status in `xds_http_*`).
+    func observe(_ request: FinishedRequest) {
+        guard request.stage != .rejected else { return }
+        let reason: String? =
+            request.stage == .completed ? (request.reachedMaxTokens ? "length" : "stop") : nil
+        served(
+            promptTokens: request.promptTokens, cachedTokens: request.cachedTokens,
+            outputTokens: request.outputTokens, finishReason: reason, ttft: request.ttft,
+            endToEnd: request.endToEnd, countsGeneration: false)
+        if let value = request.queueTime { queueTime.record(value) }
+        if let value = request.prefillTime { prefillTime.record(value) }
+        if let value = request.decodeTime { decodeTime.record(value) }
+        if request.draftTokens > 0 {
+            drafts.increment(by: Int64(request.decodeSteps))
+            draftTokens.increment(by: Int64(request.draftTokens))
+            acceptedTokens.increment(by: Int64(request.acceptedDraftTokens))
+        }
     }
 
     /// Counts one finished HTTP request (served, cancelled, failed or rejected).
@@ -140,23 +189,32 @@ final class ServingMetrics: Sendable {
             rejectedCounter(status: outcome.rejectedStatus).increment()
             return
         }
-        promptTokens.increment(by: Int64(outcome.promptTokens))
-        generationTokens.increment(by: Int64(outcome.generatedTokens))
-        prefixQueries.increment(by: Int64(outcome.promptTokens))
-        prefixHits.increment(by: Int64(outcome.cachedPromptTokens))
-        successByReason[outcome.finishReason ?? "abort"]?.increment()
-        promptLengths.record(Double(outcome.promptTokens))
-        generationLengths.record(Double(outcome.generatedTokens))
-        endToEnd.record(outcome.endToEndSeconds)
-        if let ttft = outcome.timeToFirstTokenSeconds {
-            timeToFirstToken.record(ttft)
-            // One observation per request: the mean gap after the first token (vLLM observes per
-            // step; a per-request mean keeps this face's cost per request, not per token).
-            if outcome.generatedTokens > 1 {
-                timePerOutputToken.record(
-                    (outcome.endToEndSeconds - ttft) / Double(outcome.generatedTokens - 1))
-            }
-        }
+        guard !engineFed.load(ordering: .acquiring) else { return }
+        served(
+            promptTokens: outcome.promptTokens, cachedTokens: outcome.cachedPromptTokens,
+            outputTokens: outcome.generatedTokens, finishReason: outcome.finishReason,
+            ttft: outcome.timeToFirstTokenSeconds, endToEnd: outcome.endToEndSeconds, countsGeneration: true)
+    }
+
+    private func served(
+        promptTokens prompt: Int, cachedTokens: Int, outputTokens: Int, finishReason: String?, ttft: Double?,
+        endToEnd e2e: Double, countsGeneration: Bool
+    ) {
+        promptTokens.increment(by: Int64(prompt))
+        if countsGeneration { generationTokens.increment(by: Int64(outputTokens)) }
+        prefixQueries.increment(by: Int64(prompt))
+        prefixHits.increment(by: Int64(cachedTokens))
+        successByReason[finishReason ?? "abort"]?.increment()
+        promptLengths.record(Double(prompt))
+        generationLengths.record(Double(outputTokens))
+        endToEnd.record(e2e)
+        guard let ttft else { return }
+        timeToFirstToken.record(ttft)
+        guard outputTokens > 1 else { return }
+        // The engine times a request's tokens as a whole: its mean gap stands for each gap.
+        let gap = (e2e - ttft) / Double(outputTokens - 1)
+        timePerOutputToken.record(gap)
+        for _ in 0..<min(outputTokens - 1, Self.maxGapObservations) { interTokenLatency.record(gap) }
     }
 
     /// 429 and 503 exist from the start (so dashboards see zeros); any other status the engine
@@ -165,7 +223,7 @@ final class ServingMetrics: Sendable {
         rejectedByStatus[status]
             ?? registry.makeCounter(
                 descriptor: .named("xds_http_requests_rejected_total", help: Self.rejectedHelp),
-                labels: modelLabel + [("status", String(status))])
+                labels: labels + [("status", String(status))])
     }
 
     private static let rejectedHelp = "HTTP completion requests the engine refused before admission."

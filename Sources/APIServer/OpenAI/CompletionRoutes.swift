@@ -16,16 +16,16 @@ struct CompletionRoutes: Sendable {
     /// Unix time the server started; `created` of the served model.
     let startedAt: Int
 
-    func register(on router: Router<BasicRequestContext>) {
-        router.post("/v1/chat/completions") { request, _ in
+    func register(on router: Router<ServerContext>) {
+        router.post("/v1/chat/completions") { request, context in
             var request = request
             let body = try await request.decodeJSON(ChatCompletionBody.self, limitBytes: maxBodyBytes)
-            return try await serve(try validator.validate(body), flavor: .chat, request: request)
+            return try await serve(try validator.validate(body), flavor: .chat, connection: context.connection)
         }
-        router.post("/v1/completions") { request, _ in
+        router.post("/v1/completions") { request, context in
             var request = request
             let body = try await request.decodeJSON(TextCompletionBody.self, limitBytes: maxBodyBytes)
-            return try await serve(try validator.validate(body), flavor: .text, request: request)
+            return try await serve(try validator.validate(body), flavor: .text, connection: context.connection)
         }
         router.get("/v1/models") { _, _ in
             JSONWire.response(ModelList(data: [.init(id: backend.modelName, created: startedAt)]))
@@ -53,12 +53,12 @@ struct CompletionRoutes: Sendable {
     }
 
     /// What `GET /version` reports.
-    static let version = "0.2.0"
+    static var version: String { APIServer.version }
 
 
     /// Submits and waits for admission, which decides the status: a refusal is a plain JSON error
     /// (429/503), an admission becomes a 200 (streamed or whole).
-    private func serve(_ completion: ValidatedCompletion, flavor: CompletionFlavor, request: Request)
+    private func serve(_ completion: ValidatedCompletion, flavor: CompletionFlavor, connection: ClientConnection)
         async throws -> Response
     {
         let started = ContinuousClock.now
@@ -91,21 +91,22 @@ struct CompletionRoutes: Sendable {
         if completion.stream {
             return streamingResponse(
                 session, includeUsage: completion.includeUsageInStream, continuousUsage: completion.continuousUsage,
-                request: request)
+                connection: connection)
         }
-        return try await wholeResponse(session, request: request)
+        return try await wholeResponse(session, connection: connection)
     }
 
     /// Waits for the whole completion. If the client hangs up meanwhile, the engine is told.
-    private func wholeResponse(_ session: CompletionSession, request: Request) async throws -> Response {
-        var content = ""
+    private func wholeResponse(_ session: CompletionSession, connection: ClientConnection) async throws -> Response {
+        let content: String
         let finishReason: String
         do {
-            finishReason = try await request.body.consumeWithCancellationOnInboundClose { _ in
+            (content, finishReason) = try await ClientWatch.run(on: connection) {
+                var content = ""
                 while true {
                     switch try await session.next() {
                     case .text(let text): content += text
-                    case .finished(let reason): return reason
+                    case .finished(let reason): return (content, reason)
                     case .failed(let error): throw error
                     }
                     // Cancellation (the client left) ends the wait even between engine events.
@@ -122,16 +123,14 @@ struct CompletionRoutes: Sendable {
             flavor: session.header.flavor, streaming: false, content: content, finishReason: finishReason)
         let body = CompletionBody(
             header: session.header, streaming: false, choices: [choice], usage: session.usage)
-        var response = JSONWire.response(json: body.json)
-        // The inbound-close watch consumed the connection's read side; it cannot carry another request.
-        response.headers[.connection] = "close"
-        return response
+        // The connection stays open for the client's next request (HTTP/1.1 keep-alive).
+        return JSONWire.response(json: body.json)
     }
 
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A failure after the
     /// stream started becomes an error chunk (OpenAI's error shape), then `[DONE]`.
     private func streamingResponse(
-        _ session: CompletionSession, includeUsage: Bool, continuousUsage: Bool, request: Request
+        _ session: CompletionSession, includeUsage: Bool, continuousUsage: Bool, connection: ClientConnection
     ) -> Response
     {
         let header = session.header
@@ -142,7 +141,7 @@ struct CompletionRoutes: Sendable {
         }
         let body = ResponseBody { writer in
             do {
-                try await request.body.consumeWithCancellationOnInboundClose { _ in
+                try await ClientWatch.run(on: connection) {
                     if header.flavor == .chat {
                         try await writer.write(
                             chunk(Choice(flavor: .chat, streaming: true, role: "assistant")))
@@ -177,7 +176,7 @@ struct CompletionRoutes: Sendable {
         }
         return Response(
             status: .ok,
-            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"],
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
             body: body)
     }
 }

@@ -116,7 +116,7 @@ final class CompletionSession: @unchecked Sendable {
         // Tokens are the tokenizer's count of what the client got (a cut piece counts as one).
         generatedTokens = PromptTokenizer.count(kept)
         stopped = true
-        backend.cancel(requestID: requestID)
+        backend.stop(requestID: requestID)
         return .text(fresh)
     }
 

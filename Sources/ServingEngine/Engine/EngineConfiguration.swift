@@ -24,6 +24,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// A trace's prompts longer than the model's context window are cut to it (prompt + output
     /// ≤ window, as Vidur replays them) instead of refusing the trace (`--clip-to-context`).
     public var clipTracePromptsToContext = false
+    /// Trace arrivals this many times faster (`--trace-speedup`); 1 replays them as recorded.
+    public var traceSpeedup = 1.0
     /// Requests per second of the synthetic workload (interfaces.md: `--rate`).
     public var syntheticRate: Double
     /// Traffic classes of the synthetic workload.

@@ -42,6 +42,8 @@ struct RequestState {
     var joinStep = 0
     var finishStep = 0
     var firstTokenAt: SimTime?
+    /// When its first prefill chunk was scheduled (queue time ends here).
+    var prefillStartedAt: SimTime?
     /// The client went away: the request leaves at its next decode step, counted as cancelled.
     var cancelled = false
     /// The client's `max_tokens` (external requests); workload requests have no cap.

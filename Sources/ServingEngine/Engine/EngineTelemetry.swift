@@ -38,6 +38,8 @@ struct EngineTelemetry {
     var ring: Deque<EngineEvent> = []
     var ringCapacity: Int
     var recent: Deque<RequestStatus> = []
+    /// Faces' callbacks (EngineObservers.swift); observe only.
+    var observers = EngineObservers()
 
     init(seriesInterval: Double, seriesCapacity: Int, eventCapacity: Int) {
         series = Series()
@@ -64,6 +66,7 @@ struct EngineTelemetry {
     mutating func log(_ event: EngineEvent) {
         if ring.count >= ringCapacity { ring.removeFirst() }
         ring.append(event)
+        observers.event?(event)
     }
 
     mutating func remember(_ status: RequestStatus) {

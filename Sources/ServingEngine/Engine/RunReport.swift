@@ -88,10 +88,28 @@ public struct RunReport: Sendable, Equatable, Codable {
         public var outputTokensPerSPerNPU = 0.0
         /// Prompt tokens computed by prefill (prefix hits excluded) over the NPUs that prefill.
         public var prefillTokensPerSPerNPU = 0.0
+        /// Over the chips (devices, two dies each on Ascend 910C) that host decoding instances.
+        public var outputTokensPerSPerChip = 0.0
         enum CodingKeys: String, CodingKey {
             case outputTokensPerS = "output_tokens_per_s"
             case outputTokensPerSPerNPU = "output_tokens_per_s_per_npu"
             case prefillTokensPerSPerNPU = "prefill_tokens_per_s_per_npu"
+            case outputTokensPerSPerChip = "output_tokens_per_s_per_chip"
+        }
+        public init(outputTokensPerS: Double = 0, outputTokensPerSPerNPU: Double = 0, prefillTokensPerSPerNPU: Double = 0,
+                    outputTokensPerSPerChip: Double = 0) {
+            self.outputTokensPerS = outputTokensPerS
+            self.outputTokensPerSPerNPU = outputTokensPerSPerNPU
+            self.prefillTokensPerSPerNPU = prefillTokensPerSPerNPU
+            self.outputTokensPerSPerChip = outputTokensPerSPerChip
+        }
+        /// Reports written before the per-chip figure still decode (it reads 0).
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            outputTokensPerS = try c.decode(Double.self, forKey: .outputTokensPerS)
+            outputTokensPerSPerNPU = try c.decode(Double.self, forKey: .outputTokensPerSPerNPU)
+            prefillTokensPerSPerNPU = try c.decode(Double.self, forKey: .prefillTokensPerSPerNPU)
+            outputTokensPerSPerChip = try c.decodeIfPresent(Double.self, forKey: .outputTokensPerSPerChip) ?? 0
         }
     }
     public struct Percentiles: Sendable, Equatable, Codable {
@@ -196,6 +214,8 @@ extension ServingEngine {
                              outputTokensPerSPerNPU: output / Double(max(1, decodeNPUs)),
                              prefillTokensPerSPerNPU: Double(telemetry.prefillComputedTokens) / seconds
                                 / Double(max(1, prefillNPUs)))
+        // Instances list the devices (chips) they run on.
+        r.throughput.outputTokensPerSPerChip = output / Double(max(1, decodeNPUs))
         func summary(_ h: LatencyHistogram) -> RunReport.Percentiles {
             .init(mean: h.meanMs, p50: h.p50Ms, p90: h.p90Ms, p99: h.p99Ms)
         }

@@ -207,6 +207,7 @@ extension ServingEngine {
                                          promptTokens: request.spec.promptTokens, outputTokens: output,
                                          generatedTokens: output, location: "\(instances[index].name)/dp\(g)",
                                          ttftMs: ttft * 1_000, finishedAt: now))
+        observeFinished(request, stage: .completed, outputTokens: output)
     }
 
     // MARK: Steps
@@ -235,6 +236,7 @@ extension ServingEngine {
         instances[index].lastStepSeconds = seconds
         instances[index].busySeconds += seconds
         telemetry.intervalOutputTokens += Double(running) * tokensPerStep
+        observeStep(index, seconds: seconds, decodeBatch: running)
         let end = now.after(seconds)
         instances[index].stepEndsAt = end
         queue.schedule(at: end, .stepEnd(instance: index))

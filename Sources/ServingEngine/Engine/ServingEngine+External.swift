@@ -70,8 +70,27 @@ extension ServingEngine {
         request.cancelled = true
         requests[id] = request
         watched.removeValue(forKey: id)
+        finishAtNextStep(request)
+    }
+
+    /// The client's stop string matched: the reply is over. The request stops at its next decode
+    /// step and counts as completed with the tokens reported so far (vLLM finishes such a request
+    /// with reason "stop"; it is a success, not a cancellation). Not yet decoding: as cancel.
+    public func stopExternal(id: Int) {
+        guard var request = requests[id], !request.cancelled else { return }
+        guard let reported = watched.removeValue(forKey: id), reported > 0, request.decodeInstance >= 0 else {
+            cancelExternal(id: id)
+            return
+        }
+        request.spec.outputTokens = min(request.spec.outputTokens, reported)
+        requests[id] = request
+        finishAtNextStep(request)
+    }
+
+    /// Moves a decoding request's finish to the next step of its instance.
+    private func finishAtNextStep(_ request: RequestState) {
+        let id = request.spec.id
         let index = request.decodeInstance
-        // Already decoding: move its finish to the next step.
         guard index >= 0, request.finishStep > instances[index].stepIndex + 1,
               var due = instances[index].finishing[request.finishStep] else { return }
         due.removeAll { $0 == id }
@@ -120,5 +139,6 @@ extension ServingEngine {
         telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .cancelled,
                                          promptTokens: request.spec.promptTokens, outputTokens: request.outputTokens,
                                          location: location, finishedAt: now, reason: "cancelled"))
+        observeFinished(request, stage: .cancelled, outputTokens: watched[id] ?? 0, reason: "cancelled")
     }
 }

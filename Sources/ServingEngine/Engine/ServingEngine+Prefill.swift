@@ -127,6 +127,7 @@ extension ServingEngine {
                 request.hitTokens = allocation.hitTokens + pooled
                 request.allocated = true
                 request.stage = .prefill
+                if request.prefillStartedAt == nil { request.prefillStartedAt = now }
                 requests[id] = request
                 load.started += 1
             }

@@ -166,9 +166,11 @@ public final class ServingEngine {
             let workload = SyntheticWorkload(seed: configuration.seed, configuration: synthetic)
             try self.init(configuration: configuration, workload: workload)
         case .trace(let path):
-            try self.init(configuration: configuration, workload: try TraceWorkload(
+            var trace = try TraceWorkload(
                 path: path, maxContextTokens: configuration.deployment.modelSpec().contextWindow,
-                clipToContext: configuration.clipTracePromptsToContext))
+                clipToContext: configuration.clipTracePromptsToContext)
+            trace.speedup = configuration.traceSpeedup
+            try self.init(configuration: configuration, workload: trace)
         }
     }
 
@@ -315,6 +317,7 @@ public final class ServingEngine {
         telemetry.remember(RequestStatus(id: spec.id, arrivedAt: spec.arrival, stage: .rejected,
                                          promptTokens: spec.promptTokens, outputTokens: spec.outputTokens,
                                          finishedAt: now, reason: reason))
+        observeRejected(spec, reason: reason)
     }
 
     // MARK: Failure
@@ -333,6 +336,7 @@ public final class ServingEngine {
         telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .failed,
                                          promptTokens: request.spec.promptTokens,
                                          outputTokens: request.spec.outputTokens, finishedAt: now, reason: reason))
+        observeFinished(request, stage: .failed, outputTokens: 0, reason: reason)
     }
 
     /// Conservation problems, empty when consistent: every block manager's audit, and

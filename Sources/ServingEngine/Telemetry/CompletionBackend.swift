@@ -35,6 +35,9 @@ public protocol CompletionBackend: AnyObject, Sendable {
     /// The client went away: the engine frees the request's KV blocks and counts it as "cancelled".
     /// Cancelling a finished or unknown request is a no-op.
     func cancel(requestID: Int)
+    /// The reply reached one of the client's stop strings: the engine stops generating and counts
+    /// the request as completed (not cancelled). The default cancels.
+    func stop(requestID: Int)
     /// See the default in the extension below.
     var unavailableReason: String? { get }
 }
@@ -44,6 +47,8 @@ extension CompletionBackend {
     /// answers 503 with this reason. Engine-side conditions (paused, no healthy NPUs) come from the
     /// snapshot instead, so most backends keep this default.
     public var unavailableReason: String? { nil }
+
+    public func stop(requestID: Int) { cancel(requestID: requestID) }
 }
 
 /// One completion request as the engine sees it: sizes only, because the data plane is simulated.

@@ -34,6 +34,9 @@ public struct TraceWorkload: WorkloadSource {
     private var reader: LineReader
     private var firstTime: Double?
     private var lastTime = -Double.infinity
+    /// Arrivals come this many times faster than the trace's timestamps (`--trace-speedup K`,
+    /// K > 0; K < 1 slows them down). Only arrival times change.
+    public var speedup = 1.0
     private var nextID = 0
 
     /// Opens a trace; `maxContextTokens` is the model's context window (rows with a longer
@@ -84,16 +87,17 @@ public struct TraceWorkload: WorkloadSource {
                     path, reader.lineNumber, "timestamp goes backwards (\(OperatorCommand.format(row.time)) s after \(OperatorCommand.format(lastTime)) s)")
             }
             let origin = firstTime ?? row.time
-            if row.time - origin > SimTime.maxDuration {
+            let arrival = (row.time - origin) / speedup
+            if arrival > SimTime.maxDuration {
                 throw WorkloadError.at(
                     path, reader.lineNumber,
-                    "timestamp is \(OperatorCommand.format(row.time - origin)) s after the first row; a trace spans at most 10000000000 s (about 317 years)")
+                    "timestamp is \(OperatorCommand.format(arrival)) s after the first row\(speedup == 1 ? "" : " (after the speedup)"); a trace spans at most 10000000000 s (about 317 years)")
             }
             lastTime = row.time
             firstTime = origin
             defer { nextID += 1 }
             return RequestSpec(
-                id: nextID, arrival: row.time - origin, promptTokens: row.promptTokens,
+                id: nextID, arrival: arrival, promptTokens: row.promptTokens,
                 outputTokens: max(1, row.outputTokens), prefixHashes: row.hashIDs,
                 prefixBlockTokens: TraceFormat.mooncakeBlockTokens)
         }

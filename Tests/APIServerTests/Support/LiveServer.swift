@@ -1,5 +1,6 @@
-import ServingEngine
 import APIServer
+import EngineRuntime
+import ServingEngine
 import Foundation
 import Testing
 import XDSTestSupport
@@ -8,38 +9,67 @@ import XDSTestSupport
     import FoundationNetworking
 #endif
 
-/// A real ``APIServer`` on 127.0.0.1, port 0, for the duration of one test, with a client for it.
+/// A real ``APIServer`` on 127.0.0.1, port 0, for the duration of one test, with a client for it:
+/// over a fake backend and a recording link (``with(backend:link:eventInterval:_:)``), or over a
+/// real ``EngineHost``, as `xds serve` wires it (``with(host:engineFeed:_:)``).
 /// No HummingbirdTesting (it would pull AsyncHTTPClient and BoringSSL into the build): plain
 /// URLSession against a live socket, which also tests what a real client sees.
 struct LiveServer {
     static let token = "test-token-0123456789"
 
     let baseURL: URL
-    let backend: FakeCompletionBackend
-    let link: RecordingEngineLink
     let session: URLSession
     let api: APIServer
+    private let anyBackend: any CompletionBackend
+    private let anyLink: any EngineLink
     var port: Int { baseURL.port ?? 0 }
 
-    /// Runs `body` against a fresh server and stops the server afterwards, whatever happens.
+    /// The fake backend of a server started with ``with(backend:link:eventInterval:_:)`` (a test
+    /// over a real host that asks for it is wrong, and stops here).
+    var backend: FakeCompletionBackend { anyBackend as! FakeCompletionBackend }
+    /// The recording link of a server started with ``with(backend:link:eventInterval:_:)``.
+    var link: RecordingEngineLink { anyLink as! RecordingEngineLink }
+
+    /// Runs `body` against a fresh server over a fake backend and stops the server afterwards,
+    /// whatever happens.
     static func with(
         backend: FakeCompletionBackend = FakeCompletionBackend(),
         link: RecordingEngineLink = RecordingEngineLink(),
         eventInterval: Duration = .milliseconds(50),
         _ body: (LiveServer) async throws -> Void
     ) async throws {
-        let server = APIServer(
+        try await serve(
             configuration: .init(adminToken: token, adminEventInterval: eventInterval), link: link,
-            backend: backend)
+            backend: backend, engineFeed: nil, body)
+    }
+
+    /// Runs `body` against a fresh server over a real engine host. The caller owns the host (starts
+    /// and stops it); `engineFeed` is the engine's feed when the test wired one (the
+    /// whole-engine `vllm:` metrics).
+    static func with(
+        host: EngineHost, engineFeed: EngineFeed? = nil, _ body: (LiveServer) async throws -> Void
+    ) async throws {
+        try await serve(
+            configuration: .init(adminToken: token), link: host, backend: host, engineFeed: engineFeed,
+            body)
+    }
+
+    private static func serve(
+        configuration: APIServer.Configuration, link: any EngineLink, backend: any CompletionBackend,
+        engineFeed: EngineFeed?, _ body: (LiveServer) async throws -> Void
+    ) async throws {
+        let server = APIServer(
+            configuration: configuration, link: link, backend: backend, engineFeed: engineFeed)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             let port = try await server.boundPort()
-            let configuration = URLSessionConfiguration.ephemeral
-            configuration.timeoutIntervalForRequest = 30  // generous: parallel tests share two cores
-            configuration.httpMaximumConnectionsPerHost = 64
+            let sessionConfiguration = URLSessionConfiguration.ephemeral
+            sessionConfiguration.timeoutIntervalForRequest = 30  // generous: parallel tests share two cores
+            sessionConfiguration.httpMaximumConnectionsPerHost = 64
             let live = LiveServer(
-                baseURL: URL(string: "http://127.0.0.1:\(port)")!, backend: backend, link: link,
-                session: URLSession(configuration: configuration), api: server)
+                baseURL: try #require(URL(string: "http://127.0.0.1:\(port)")),
+                session: URLSession(configuration: sessionConfiguration), api: server, anyBackend: backend,
+                anyLink: link)
             defer { live.session.invalidateAndCancel() }
             do {
                 try await body(live)
@@ -91,6 +121,17 @@ struct LiveServer {
 
     func post(_ path: String, raw: String, token: String? = nil) async throws -> Reply {
         try await request("POST", path, body: Data(raw.utf8), token: token)
+    }
+
+    /// `POST /admin/commands` with this line.
+    func command(_ line: String) async throws -> Reply {
+        try await post("/admin/commands", json: ["command": line], token: Self.token)
+    }
+
+    /// The simulated time of the published snapshot, read through the admin API.
+    func simTime() async throws -> Double {
+        let state = try await get("/admin/state", token: Self.token)
+        return try #require(try state.json()["simTime"] as? Double, "\(state.text)")
     }
 }
 

@@ -1,0 +1,172 @@
+import Synchronization
+
+/// One request that left the system, as the engine saw it (simulated seconds). Feeds
+/// `xds run --requests-out` (one JSON row each) and the whole-engine `vllm:` series of `/metrics`.
+public struct FinishedRequest: Sendable, Equatable {
+    public var id: Int
+    public var arrival: Double
+    public var finishedAt: Double
+    /// `.completed`, `.failed`, `.rejected` or `.cancelled`.
+    public var stage: RequestStage
+    public var promptTokens: Int
+    /// Output tokens produced (for a failed request, those produced before it failed).
+    public var outputTokens: Int
+    /// Prompt tokens whose KV came from the prefix cache (local or pooled).
+    public var cachedTokens: Int
+    /// When its first prefill chunk was scheduled; nil if it never reached prefill.
+    public var prefillStartedAt: Double?
+    /// When its first output token was produced; nil if it never decoded.
+    public var firstTokenAt: Double?
+    public var prefillInstance: String?
+    public var decodeInstance: String?
+    /// Why it failed or was rejected; nil for a completed request.
+    public var reason: String?
+    /// Decode steps it took part in.
+    public var decodeSteps: Int
+    /// MTP draft tokens proposed and accepted for it (0 without MTP).
+    public var draftTokens: Int
+    public var acceptedDraftTokens: Int
+    /// Completed because it reached the client's `max_tokens` (vLLM's finish reason "length").
+    public var reachedMaxTokens = false
+
+    public init(id: Int, arrival: Double, finishedAt: Double, stage: RequestStage, promptTokens: Int,
+                outputTokens: Int, cachedTokens: Int = 0, prefillStartedAt: Double? = nil,
+                firstTokenAt: Double? = nil, prefillInstance: String? = nil, decodeInstance: String? = nil,
+                reason: String? = nil, decodeSteps: Int = 0, draftTokens: Int = 0, acceptedDraftTokens: Int = 0) {
+        self.id = id
+        self.arrival = arrival
+        self.finishedAt = finishedAt
+        self.stage = stage
+        self.promptTokens = promptTokens
+        self.outputTokens = outputTokens
+        self.cachedTokens = cachedTokens
+        self.prefillStartedAt = prefillStartedAt
+        self.firstTokenAt = firstTokenAt
+        self.prefillInstance = prefillInstance
+        self.decodeInstance = decodeInstance
+        self.reason = reason
+        self.decodeSteps = decodeSteps
+        self.draftTokens = draftTokens
+        self.acceptedDraftTokens = acceptedDraftTokens
+    }
+
+    /// Arrival to first token (seconds), as the engine defines TTFT.
+    public var ttft: Double? { firstTokenAt.map { $0 - arrival } }
+    /// (E2E − TTFT) / (output − 1), as vLLM defines TPOT; nil below two tokens.
+    public var tpot: Double? {
+        guard let first = firstTokenAt, outputTokens > 1 else { return nil }
+        return (finishedAt - first) / Double(outputTokens - 1)
+    }
+    public var endToEnd: Double { finishedAt - arrival }
+    /// Arrival to first prefill chunk (vLLM's queue time).
+    public var queueTime: Double? { prefillStartedAt.map { $0 - arrival } }
+    /// First prefill chunk to first token: prefill, KV transfer and the first decode step
+    /// (vLLM's prefill time runs from scheduling to the first token too).
+    public var prefillTime: Double? {
+        guard let start = prefillStartedAt, let first = firstTokenAt else { return nil }
+        return first - start
+    }
+    /// First token to the last.
+    public var decodeTime: Double? { firstTokenAt.map { finishedAt - $0 } }
+}
+
+/// One step of one instance (a prefill batch, a decode step, or a colocated mixed step).
+public struct InstanceStep: Sendable, Equatable {
+    public var instance: String
+    /// `"prefill"`, `"decode"` or `"colocated"`.
+    public var role: String
+    public var start: Double
+    public var seconds: Double
+    /// Requests in the decode batch of this step.
+    public var decodeBatch: Int
+    /// Output tokens the step yields on average (decode batch × (1 + MTP acceptance)).
+    public var outputTokens: Double = 0
+}
+
+/// Callbacks the engine makes as things happen, for faces that keep their own record (files,
+/// metrics). They are called on the engine's thread, synchronously, and must not call back into
+/// the engine; they observe only, so a run with observers is the same run as one without.
+public struct EngineObservers {
+    public var requestFinished: ((FinishedRequest) -> Void)?
+    public var step: ((InstanceStep) -> Void)?
+    public var event: ((EngineEvent) -> Void)?
+    public init(requestFinished: ((FinishedRequest) -> Void)? = nil, step: ((InstanceStep) -> Void)? = nil,
+                event: ((EngineEvent) -> Void)? = nil) {
+        self.requestFinished = requestFinished
+        self.step = step
+        self.event = event
+    }
+}
+
+/// Hands finished requests and instance steps from the engine thread to any number of
+/// subscribers on other threads (the HTTP face's metrics). Install it with ``observe(_:)`` before
+/// the engine thread starts; subscribers may come and go at any time.
+public final class EngineFeed: Sendable {
+    private let requestSubscribers = Mutex<[@Sendable (FinishedRequest) -> Void]>([])
+    private let stepSubscribers = Mutex<[@Sendable (InstanceStep) -> Void]>([])
+
+    public init() {}
+
+    /// Sets the engine's request and step observers to this feed (before the engine runs).
+    public func observe(_ engine: ServingEngine) {
+        engine.observers.requestFinished = { [self] in publish($0) }
+        engine.observers.step = { [self] in publish($0) }
+    }
+
+    public func subscribe(requests: @escaping @Sendable (FinishedRequest) -> Void,
+                          steps: (@Sendable (InstanceStep) -> Void)? = nil) {
+        requestSubscribers.withLock { $0.append(requests) }
+        if let steps { stepSubscribers.withLock { $0.append(steps) } }
+    }
+
+    public func publish(_ request: FinishedRequest) {
+        for subscriber in requestSubscribers.withLock({ $0 }) { subscriber(request) }
+    }
+
+    public func publish(_ step: InstanceStep) {
+        for subscriber in stepSubscribers.withLock({ $0 }) { subscriber(step) }
+    }
+}
+
+extension ServingEngine {
+    /// What the engine tells observers; set before running (or on the engine's thread).
+    public var observers: EngineObservers {
+        get { telemetry.observers }
+        set { telemetry.observers = newValue }
+    }
+
+    /// Tells the request observer, if any, that `request` left with `stage`.
+    func observeFinished(_ request: RequestState, stage: RequestStage, outputTokens: Int, reason: String? = nil) {
+        guard let observer = telemetry.observers.requestFinished else { return }
+        let steps = request.decodeInstance >= 0 && request.finishStep > request.joinStep
+            ? min(request.finishStep, instances[request.decodeInstance].stepIndex + 1) - request.joinStep : 0
+        let drafts = tokensPerStep > 1 ? max(0, steps) : 0
+        var record = FinishedRequest(
+            id: request.spec.id, arrival: request.spec.arrival, finishedAt: now, stage: stage,
+            promptTokens: request.spec.promptTokens, outputTokens: outputTokens, cachedTokens: request.hitTokens,
+            prefillStartedAt: request.prefillStartedAt, firstTokenAt: request.firstTokenAt,
+            prefillInstance: request.prefillInstance >= 0 ? instances[request.prefillInstance].name : nil,
+            decodeInstance: request.decodeInstance >= 0 ? instances[request.decodeInstance].name : nil,
+            reason: reason, decodeSteps: max(0, steps), draftTokens: drafts,
+            acceptedDraftTokens: drafts > 0 ? min(drafts, max(0, outputTokens - steps)) : 0)
+        record.reachedMaxTokens = stage == .completed && request.spec.outputTokens >= request.maxTokens
+        observer(record)
+    }
+
+    /// Tells the request observer about a request turned away at admission.
+    func observeRejected(_ spec: RequestSpec, reason: String) {
+        telemetry.observers.requestFinished?(FinishedRequest(
+            id: spec.id, arrival: spec.arrival, finishedAt: now, stage: .rejected,
+            promptTokens: spec.promptTokens, outputTokens: 0, reason: reason))
+    }
+
+    /// Tells the step observer, if any, about the step instance `index` begins now.
+    func observeStep(_ index: Int, seconds: Double, decodeBatch: Int) {
+        guard let observer = telemetry.observers.step else { return }
+        let instance = instances[index]
+        observer(InstanceStep(instance: instance.name, role: instance.hasPrefill && instance.hasDecode ? "colocated"
+                                  : instance.hasPrefill ? "prefill" : "decode",
+                              start: now, seconds: seconds, decodeBatch: decodeBatch,
+                              outputTokens: Double(decodeBatch) * tokensPerStep))
+    }
+}

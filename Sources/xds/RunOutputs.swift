@@ -1,0 +1,206 @@
+import Foundation
+import PodModel
+import ServingEngine
+
+/// A file written line by line as the run goes (`--requests-out`, `--timeline-out`), buffered so
+/// that a million rows cost a few hundred writes, not a million.
+final class OutputFile {
+    let path: String
+    let flag: String
+    private let handle: FileHandle
+    private var buffer = Data()
+
+    init(path: String, flag: String) throws {
+        try Run.checkWritable(path, flag: flag)
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+              let handle = FileHandle(forWritingAtPath: path) else {
+            throw ConfigError("\(flag) \(path): cannot write there")
+        }
+        self.path = path
+        self.flag = flag
+        self.handle = handle
+    }
+
+    func write(_ data: Data) {
+        buffer.append(data)
+        if buffer.count >= 1 << 20 { flush() }
+    }
+
+    func flush() {
+        guard !buffer.isEmpty else { return }
+        handle.write(buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func close() {
+        flush()
+        try? handle.close()
+    }
+}
+
+/// `--requests-out FILE.jsonl`: one JSON object per request that left the system, in the order
+/// they left (interfaces.md "Additions"). Times in milliseconds except `arrival_s`; a value that
+/// does not apply (no first token, no decode instance) is `null`, so every row has every column.
+final class RequestRowWriter {
+    struct Row: Encodable {
+        var id: Int
+        var arrivalS: Double
+        var stage: String
+        var promptTokens: Int
+        var outputTokens: Int
+        var cachedTokens: Int
+        var ttftMs: Double?
+        var tpotMs: Double?
+        var e2eMs: Double
+        var prefillInstance: String?
+        var decodeInstance: String?
+        var reason: String?
+
+        enum CodingKeys: String, CodingKey {
+            case id, stage, reason
+            case arrivalS = "arrival_s", promptTokens = "prompt_tokens", outputTokens = "output_tokens"
+            case cachedTokens = "cached_tokens", ttftMs = "ttft_ms", tpotMs = "tpot_ms", e2eMs = "e2e_ms"
+            case prefillInstance = "prefill_instance", decodeInstance = "decode_instance"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id)
+            try c.encode(arrivalS, forKey: .arrivalS)
+            try c.encode(stage, forKey: .stage)
+            try c.encode(promptTokens, forKey: .promptTokens)
+            try c.encode(outputTokens, forKey: .outputTokens)
+            try c.encode(cachedTokens, forKey: .cachedTokens)
+            try c.encode(ttftMs, forKey: .ttftMs)
+            try c.encode(tpotMs, forKey: .tpotMs)
+            try c.encode(e2eMs, forKey: .e2eMs)
+            try c.encode(prefillInstance, forKey: .prefillInstance)
+            try c.encode(decodeInstance, forKey: .decodeInstance)
+            try c.encode(reason, forKey: .reason)
+        }
+
+        init(_ r: FinishedRequest) {
+            id = r.id
+            arrivalS = r.arrival
+            // The contract's three stages: a request its client cancelled failed ("cancelled").
+            stage = r.stage == .completed ? "completed" : r.stage == .rejected ? "rejected" : "failed"
+            promptTokens = r.promptTokens
+            outputTokens = r.outputTokens
+            cachedTokens = r.cachedTokens
+            ttftMs = r.stage == .completed ? r.ttft.map { $0 * 1_000 } : nil
+            tpotMs = r.stage == .completed ? r.tpot.map { $0 * 1_000 } : nil
+            e2eMs = r.endToEnd * 1_000
+            prefillInstance = r.prefillInstance
+            decodeInstance = r.decodeInstance
+            reason = r.reason
+        }
+    }
+
+    private let file: OutputFile
+    private let encoder = JSONEncoder()
+    private(set) var rows = 0
+
+    init(file: OutputFile) {
+        self.file = file
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    }
+
+    func add(_ request: FinishedRequest) {
+        // Encoding a row of numbers and short strings cannot fail.
+        guard let data = try? encoder.encode(Row(request)) else { return }
+        file.write(data + Data("\n".utf8))
+        rows += 1
+    }
+
+    func close() { file.close() }
+}
+
+/// `--timeline-out FILE.json`: Chrome trace event format (`{"traceEvents": [...]}`), which
+/// Perfetto and chrome://tracing open. One track per instance with its steps as slices (a prefill
+/// batch, a decode step with its batch size, a colocated mixed step); faults, detections,
+/// recoveries, drains, rebalances and operator commands (scale among them) as instants on an
+/// "operations" track. Times in microseconds of simulated time.
+final class TimelineWriter {
+    /// Slices kept at most; a longer run keeps its first slices and says so in a final instant.
+    static let maxSlices = 2_000_000
+    private static let pid = 1
+    private static let operationsTrack = 0
+
+    private struct Event: Encodable {
+        var name: String
+        var ph: String
+        var ts: Double
+        var dur: Double?
+        var pid: Int
+        var tid: Int
+        var s: String?
+        var cat: String?
+        var args: [String: String]?
+    }
+
+    private let file: OutputFile
+    private let encoder = JSONEncoder()
+    private var tracks: [String: Int] = [:]
+    private var first = true
+    private(set) var slices = 0
+    private var dropped = 0
+    private var lastTime = 0.0
+
+    init(file: OutputFile) {
+        self.file = file
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        file.write(Data("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n".utf8))
+        emit(Event(name: "process_name", ph: "M", ts: 0, pid: Self.pid, tid: 0, args: ["name": "xds engine"]))
+        emit(Event(name: "thread_name", ph: "M", ts: 0, pid: Self.pid, tid: Self.operationsTrack,
+                   args: ["name": "operations"]))
+    }
+
+    private func emit(_ event: Event) {
+        guard let data = try? encoder.encode(event) else { return }
+        file.write(first ? data : Data(",\n".utf8) + data)
+        first = false
+    }
+
+    private func track(_ instance: String) -> Int {
+        if let tid = tracks[instance] { return tid }
+        let tid = tracks.count + 1
+        tracks[instance] = tid
+        emit(Event(name: "thread_name", ph: "M", ts: 0, pid: Self.pid, tid: tid, args: ["name": instance]))
+        emit(Event(name: "thread_sort_index", ph: "M", ts: 0, pid: Self.pid, tid: tid, args: ["sort_index": String(tid)]))
+        return tid
+    }
+
+    func add(_ step: InstanceStep) {
+        lastTime = max(lastTime, step.start)
+        guard slices < Self.maxSlices else {
+            dropped += 1
+            return
+        }
+        slices += 1
+        let name = step.role == "prefill" ? "prefill batch" : step.role == "colocated" ? "mixed step" : "decode step"
+        emit(Event(name: name, ph: "X", ts: step.start * 1e6, dur: step.seconds * 1e6, pid: Self.pid,
+                   tid: track(step.instance), cat: step.role,
+                   args: step.role == "prefill" ? nil : ["decode_batch": String(step.decodeBatch)]))
+    }
+
+    /// Operational events; per-request events are left out (the request rows carry them).
+    func add(_ event: EngineEvent) {
+        lastTime = max(lastTime, event.time)
+        switch event.kind {
+        case .requestFinished, .requestFailed, .requestRejected, .requestCancelled: return
+        default: break
+        }
+        emit(Event(name: event.kind.rawValue, ph: "i", ts: event.time * 1e6, pid: Self.pid,
+                   tid: Self.operationsTrack, s: "g", cat: event.kind.rawValue,
+                   args: ["message": event.message, "severity": event.severity.rawValue]))
+    }
+
+    func close() {
+        if dropped > 0 {
+            emit(Event(name: "timeline truncated", ph: "i", ts: lastTime * 1e6, pid: Self.pid, tid: Self.operationsTrack,
+                       s: "g", args: ["message": "\(dropped) later steps not written (at most \(Self.maxSlices) slices)"]))
+        }
+        file.write(Data("\n]}\n".utf8))
+        file.close()
+    }
+}

@@ -1,0 +1,158 @@
+import APIServer
+import EngineRuntime
+import Foundation
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+/// Issue 14: the `vllm:` series describe the whole engine (synthetic and HTTP traffic alike), with
+/// vLLM's labels; a stop string ends a request as a success; completions keep their connection.
+@Suite(.serialized, .timeLimit(.minutes(10)))
+struct EngineMetricsTests {
+    /// A real engine with background synthetic traffic, its finished-request feed wired as in
+    /// `xds serve`, behind a live server.
+    static func withServer(rate: Double, speed: Double = 20, _ body: (LiveServer, EngineHost) async throws -> Void)
+        async throws
+    {
+        var config = EngineConfiguration(deployment: TestDeployments.toyPod)
+        config.syntheticRate = rate
+        let engine = try ServingEngine(configuration: config)
+        let feed = EngineFeed()
+        feed.observe(engine)
+        let host = EngineHost(core: engine, speed: speed, publishInterval: 0.02)
+        host.start()
+        defer { host.stop() }
+        try await LiveServer.with(host: host, engineFeed: feed) { server in try await body(server, host) }
+    }
+
+    static let listed = [
+        "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+        "vllm:prompt_tokens_total", "vllm:generation_tokens_total", "vllm:request_success_total",
+        "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total", "vllm:num_preemptions_total",
+        "vllm:spec_decode_num_accepted_tokens_total", "vllm:spec_decode_num_draft_tokens_total",
+        "vllm:time_to_first_token_seconds_count", "vllm:inter_token_latency_seconds_count",
+        "vllm:time_per_output_token_seconds_count", "vllm:e2e_request_latency_seconds_count",
+        "vllm:request_queue_time_seconds_count", "vllm:request_prefill_time_seconds_count",
+        "vllm:request_decode_time_seconds_count", "vllm:request_prompt_tokens_count",
+        "vllm:request_generation_tokens_count",
+    ]
+
+    @Test func vllmSeriesDescribeTheWholeEngineWithItsLabels() async throws {
+        try await Self.withServer(rate: 4) { server, host in
+            // A few HTTP requests beside the synthetic traffic.
+            for _ in 0..<3 {
+                let reply = try await server.post(
+                    "/v1/completions", json: ["prompt": "Hello there", "max_tokens": 20, "ignore_eos": true])
+                #expect(reply.status == 200)
+            }
+            #expect(await eventually { host.latestSnapshot().requests.completed >= 20 })
+            let m = PrometheusText(try await server.get("/metrics").text)
+            let completed = host.latestSnapshot().requests.completed
+            for name in Self.listed {
+                let series = m.samples.keys.filter { $0.hasPrefix(name + "{") }
+                #expect(!series.isEmpty, "\(name) missing")
+                #expect(series.allSatisfy { $0.contains(#"model_name="deepseek-r1""#) && $0.contains(#"engine="0""#) },
+                        "\(series)")
+            }
+            // Synthetic requests count too: far more successes than the three HTTP ones, and no fewer
+            // than the engine had completed when this scrape's snapshot was published.
+            let success = m.sum("vllm:request_success_total")
+            #expect(success >= 20 && success >= Double(completed) - 5, "success \(success), engine \(completed)")
+            #expect(m.sum("vllm:generation_tokens_total") > 60)
+            #expect(m.sum("vllm:inter_token_latency_seconds_count") > m.sum("vllm:time_to_first_token_seconds_count"))
+            #expect(m.sum("vllm:request_queue_time_seconds_count") == m.sum("vllm:e2e_request_latency_seconds_count"))
+            #expect(m.sum("vllm:num_preemptions_total") == 0)
+            // The toy pod's model has MTP: drafts proposed, most accepted, never more than proposed.
+            let drafts = m.sum("vllm:spec_decode_num_draft_tokens_total")
+            let accepted = m.sum("vllm:spec_decode_num_accepted_tokens_total")
+            #expect(drafts > 0 && accepted > 0 && accepted <= drafts, "drafts \(drafts) accepted \(accepted)")
+        }
+    }
+
+    /// dashboards/xds.json: every query names metrics that `/metrics` exports.
+    @Test func everyDashboardQueryNamesAnExportedMetric() async throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("dashboards/xds.json")
+        let dashboard = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: path)) as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        let queries = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        #expect(panels.count >= 10 && queries.count >= panels.count)
+        try await Self.withServer(rate: 2) { server, host in
+            #expect(await eventually { host.latestSnapshot().requests.completed >= 1 })
+            let text = try await server.get("/metrics").text
+            let exported = Set(text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }
+                .compactMap { $0.split(separator: " ").dropFirst(2).first.map(String.init) })
+            for query in queries {
+                let names = query.matches(of: /(?:xds_|vllm:)[A-Za-z0-9_:]+/).map { String($0.output) }
+                #expect(!names.isEmpty, "\(query)")
+                for name in names {
+                    let base = name.replacing(/_(bucket|sum|count)$/, with: "")
+                    #expect(exported.contains(name) || exported.contains(base), "\(name) in '\(query)' is not exported")
+                }
+            }
+        }
+    }
+
+    @Test func generationTokenRateAgreesWithTheEngine() async throws {
+        try await Self.withServer(rate: 6, speed: 40) { server, host in
+            #expect(await eventually { host.latestSnapshot().simTime > 20 })
+            let first = PrometheusText(try await server.get("/metrics").text)
+            let t0 = try await server.simTime()
+            #expect(await eventually { host.latestSnapshot().simTime > t0 + 60 })
+            let second = PrometheusText(try await server.get("/metrics").text)
+            let snapshot = host.latestSnapshot()
+            let t1 = snapshot.simTime
+            let rate = (second.sum("vllm:generation_tokens_total") - first.sum("vllm:generation_tokens_total")) / (t1 - t0)
+            // The engine's own per-interval rate over the same window.
+            let points = Int(((t1 - t0) / snapshot.series.intervalSeconds).rounded())
+            let engineRate = snapshot.series.outputTokensPerSecond.suffix(points).reduce(0, +) / Double(max(1, points))
+            #expect(engineRate > 0)
+            #expect(abs(rate - engineRate) <= 0.2 * engineRate, "metrics \(rate) tok/s, engine \(engineRate) tok/s")
+            // The running gauge is the snapshot's.
+            let running = second.sum("vllm:num_requests_running")
+            #expect(abs(running - Double(snapshot.requests.running)) <= max(3, 0.2 * running),
+                    "gauge \(running), snapshot \(snapshot.requests.running)")
+        }
+    }
+
+    @Test func aStopStringEndsTheRequestAsCompletedNotCancelled() async throws {
+        try await Self.withServer(rate: 0) { server, host in
+            let before = host.latestSnapshot().requests
+            let reply = try await server.post(
+                "/v1/completions", json: ["prompt": "Go", "max_tokens": 300, "ignore_eos": true, "stop": ["."]])
+            #expect(reply.status == 200)
+            let choice = try #require((try reply.json()["choices"] as? [[String: Any]])?.first)
+            #expect(choice["finish_reason"] as? String == "stop")
+            #expect(await eventually { host.latestSnapshot().requests.completed == before.completed + 1 })
+            let after = host.latestSnapshot().requests
+            #expect(after.failed == before.failed, "a stop-string reply is not a failure")
+            #expect(after.inFlight == 0)
+            let m = PrometheusText(try await server.get("/metrics").text)
+            #expect(m.sum("vllm:request_success_total", containing: [#"finished_reason="stop""#]) == 1)
+            #expect(m.sum("vllm:request_success_total", containing: [#"finished_reason="abort""#]) == 0)
+            // The engine generated fewer than the 300 tokens it was asked for.
+            #expect(m.sum("vllm:generation_tokens_total") < 300)
+        }
+    }
+
+    @Test func completionsKeepTheirConnectionAlive() async throws {
+        try await Self.withServer(rate: 0) { server, _ in
+            let connection = try RawConnection(port: server.port, readTimeout: 10)
+            defer { connection.close() }
+            let streamed = #"{"prompt": "one", "max_tokens": 5, "stream": true}"#
+            let whole = #"{"prompt": "two", "max_tokens": 5}"#
+            connection.post("/v1/completions", json: streamed)
+            let first = await connection.read(until: "[DONE]")
+            #expect(first.hasPrefix("HTTP/1.1 200") && first.contains("[DONE]"), "\(first)")
+            #expect(!first.lowercased().contains("connection: close"))
+            connection.post("/v1/completions", json: whole)
+            let second = await connection.read(until: "total_tokens")
+            #expect(second.contains("HTTP/1.1 200") && second.contains("completion_tokens"), "\(second)")
+            #expect(!second.lowercased().contains("connection: close"))
+            connection.post("/v1/completions", json: streamed)
+            let third = await connection.read(until: "[DONE]")
+            #expect(third.contains("HTTP/1.1 200") && third.contains("[DONE]"), "the same socket serves a third: \(third)")
+        }
+    }
+}
