@@ -17,7 +17,7 @@ extension AdminRoutes {
         var duration: String?
     }
 
-    func registerPreview(on admin: RouterGroup<BasicRequestContext>) {
+    func registerPreview(on admin: RouterGroup<ServerContext>) {
         admin.post("/preview") { request, _ in
             var request = request
             let body = try await request.decodeJSON(PreviewBody.self, limitBytes: maxBodyBytes)

@@ -25,6 +25,7 @@ struct EngineEventQueue {
 
     enum Kind: UInt8 {
         case arrival, stepEnd, transferDone, telemetryTick, heartbeatRound, outageEnds, recovered, expertSwap
+        case scalingPhaseEnds, scalingDrainCheck, autoscaleTick
     }
 
     private var heap: [Entry] = []
@@ -55,6 +56,9 @@ struct EngineEventQueue {
         case .fault(.outageEnds(let instance)): (kind, index) = (.outageEnds, instance)
         case .fault(.recovered(let fault)): (kind, index) = (.recovered, fault)
         case .expertSwap(let instance): (kind, index) = (.expertSwap, instance)
+        case .scaling(.phaseEnds(let instance)): (kind, index) = (.scalingPhaseEnds, instance)
+        case .scaling(.drainCheck): (kind, index) = (.scalingDrainCheck, 0)
+        case .scaling(.autoscaleTick): (kind, index) = (.autoscaleTick, 0)
         }
         push(Entry(time: time, sequence: sequence, index: index, kind: kind))
         return EventID(sequence: sequence)
@@ -135,6 +139,9 @@ struct EngineEventQueue {
         case .outageEnds: return .fault(.outageEnds(instance: entry.index))
         case .recovered: return .fault(.recovered(fault: entry.index))
         case .expertSwap: return .expertSwap(instance: entry.index)
+        case .scalingPhaseEnds: return .scaling(.phaseEnds(instance: entry.index))
+        case .scalingDrainCheck: return .scaling(.drainCheck)
+        case .autoscaleTick: return .scaling(.autoscaleTick)
         }
     }
 

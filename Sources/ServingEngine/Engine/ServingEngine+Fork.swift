@@ -43,9 +43,8 @@ extension ServingEngine {
         copy.pool = pool
         copy.poolHitTokens = poolHitTokens
         copy.poolCapacityBytes = poolCapacityBytes
-        copy.recentPromptTokens = recentPromptTokens
-        copy.prefillGroupBlocks = prefillGroupBlocks
-        copy.decodeGroupBlocks = decodeGroupBlocks
+        copy.eplbPlanner = eplbPlanner
+        copy.scaling = scaling
         copy.kvBlocksBuilt = kvBlocksBuilt
         copy.telemetryTickEvent = telemetryTickEvent
         copy.heartbeatEvent = heartbeatEvent
@@ -67,16 +66,9 @@ extension ServingEngine {
         "configuration", "model", "hardware", "topology", "cost", "tokensPerStep", "workload", "queue", "now",
         "arrivalPending", "requests", "instances", "channels", "channelIndex", "telemetry", "drainedNodes", "faults",
         "speed", "paused", "commandsApplied", "watched", "streamUpdates", "nextExternalID", "externalLengths",
-        "expertTraffic", "expertStats", "pool", "poolHitTokens", "poolCapacityBytes", "recentPromptTokens",
-        "prefillGroupBlocks", "decodeGroupBlocks", "kvBlocksBuilt", "telemetryTickEvent", "heartbeatEvent",
+        "expertTraffic", "expertStats", "pool", "poolHitTokens", "poolCapacityBytes", "je", "eplbPlanner",
+        "scaling", "kvBlocksBuilt", "telemetryTickEvent", "heartbeatEvent",
         "noSkipBefore", "idleSkipEnabled", "skippedPeriodicEvents", "eventsAtCurrentInstant", "arrivalsAtInstant",
         "lastArrivalAt", "scheduledArrival", "parkedArrival",
     ]
-}
-
-extension InstanceState {
-    /// The fork's own copy of this TE. A struct today, so the value itself; when TEs become a
-    /// reference type this must return a deep copy (its DP groups, queues, expert routing with
-    /// its random stream, EPLB controller).
-    func forked() -> InstanceState { self }
 }

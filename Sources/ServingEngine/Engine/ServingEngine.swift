@@ -145,6 +145,9 @@ public final class ServingEngine {
         self.workload = workload
         externalLengths = other.externalLengths
         telemetry = other.telemetry
+        // A fork observes nothing: its requests and steps never reach the live engine's feeds.
+        telemetry.observers = EngineObservers()
+        je = other.je.copy()
         now = other.now
     }
 
