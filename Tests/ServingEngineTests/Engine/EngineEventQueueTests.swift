@@ -16,6 +16,7 @@ import Testing
         case 4: .fault(.heartbeatRound)
         case 5: .fault(.outageEnds(instance: i))
         case 6: .fault(.recovered(fault: i))
+        case 7: .scaling(.phaseEnds(instance: i))
         default: .expertSwap(instance: i)
         }
     }
@@ -30,6 +31,9 @@ import Testing
         case .fault(.outageEnds(let i)): "outage \(i)"
         case .fault(.recovered(let f)): "recovered \(f)"
         case .expertSwap(let i): "swap \(i)"
+        case .scaling(.phaseEnds(let i)): "phase \(i)"
+        case .scaling(.drainCheck): "drain check"
+        case .scaling(.autoscaleTick): "autoscale"
         }
     }
 
@@ -87,8 +91,10 @@ import Testing
         let tick = q.schedule(at: 1, .telemetryTick)
         let beat = q.schedule(at: 1, .fault(.heartbeatRound))
         #expect(q.isPending(tick) && q.isPending(beat))
-        #expect(q.cancel(tick))
-        #expect(!q.cancel(tick), "a second cancel is refused")
+        let cancelled = q.cancel(tick)
+        let again = q.cancel(tick)
+        #expect(cancelled)
+        #expect(!again, "a second cancel is refused")
         #expect(!q.isPending(tick) && q.count == 1)
         #expect(q.peekHead()?.periodic == true)
         _ = q.popNext()
