@@ -300,6 +300,12 @@ import XDSTestSupport
         #expect(render(state, 120, 40)[0].contains("scenario: demo: daily cycle 25…55 req/s"))
     }
 
+    @Test func dieStripIsLabelledAndImbalanceStatesItsThresholds() {
+        let lines = renderFixture(.experts, width: 200, height: 60)
+        #expect(lines.contains { $0.contains("every die, in id order") && $0.contains("load ÷ the busiest die") })
+        #expect(lines.contains { $0.contains("imbalance (max/mean) 1.41") && $0.contains("warn ≥4 alarm ≥6") })
+    }
+
     @Test func yesSettingSkipsTheQuestion() {
         var state = primedState()
         state.confirmDestructive = false
