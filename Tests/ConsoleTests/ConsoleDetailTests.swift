@@ -195,7 +195,7 @@ import XDSTestSupport
         #expect(over?.contains("one point per 5 s") == true || over?.contains("1 point/5 s") == true)
         let tokens = lines.first { $0.contains("│ tok/s") }
         #expect(tokens?.contains("k…") == true, "tok/s line has no min…max at \(size)")
-        let histogramScale = lines.contains { $0.contains("tallest bar") }
+        let histogramScale = lines.contains { $0.contains("tallest bar") || $0.contains("│ ↑") }
         #expect(histogramScale, "histograms have no y scale at \(size)")
     }
 
@@ -220,7 +220,8 @@ import XDSTestSupport
 
         #expect(text.contains("Faults · drains · 1 healed (:clear faults)"))
         #expect(text.contains("#1 healed  NPU 140 lost (node 17)"))
-        #expect(text.contains("│  at 0:09:58 · healed 0:10:43 · 4 re-prefilled · 2 failed"))
+        #expect(text.contains("│  at 0:09:58 · healed 0:10:43"))
+        #expect(text.contains("│  4 re-prefilled · 2 failed"))
         state = drive(state, FakeEngineLink(), keys: [.char(":")] + typed("clear faults") + [.enter])
         #expect(state.memory.faults.isEmpty)
     }
@@ -298,6 +299,12 @@ import XDSTestSupport
         var state = primedState(width: 120, height: 40)
         state.scenario = scenario
         #expect(render(state, 120, 40)[0].contains("scenario: demo: daily cycle 25…55 req/s"))
+    }
+
+    @Test func dieStripIsLabelledAndImbalanceStatesItsThresholds() {
+        let lines = renderFixture(.experts, width: 200, height: 60)
+        #expect(lines.contains { $0.contains("every die, in id order") && $0.contains("load ÷ the busiest die") })
+        #expect(lines.contains { $0.contains("imbalance (max/mean) 1.41") && $0.contains("warn ≥4 alarm ≥6") })
     }
 
     @Test func yesSettingSkipsTheQuestion() {

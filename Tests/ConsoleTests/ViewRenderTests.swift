@@ -109,7 +109,7 @@ import XDSTestSupport
         #expect(lines[15].hasSuffix("││ L03 E17     6.20×            │"))
         #expect(
             lines[16] == "│ max 1.42×  min 0.80×  (8 dies per column)    ││ L12 E45     4.80×            │")
-        #expect(lines[17].hasPrefix("│ imbalance 1.41 "))
+        #expect(lines[17].hasPrefix("│ imbalance (max/mean) 1.41 "))
         #expect(lines[18].hasPrefix("│ rebalances 3  rebalancing · loading 3 dies"))
         let wide = renderFixture(.experts, width: 200, height: 60)
         #expect(wide[3].hasPrefix("┌ Expert heat · 58 layers × 256 experts · 2 per column, max ─"))

@@ -64,7 +64,11 @@ public enum ConsoleScreen {
         if let scenario = state.scenario {
             // A running scenario names itself and its next step instead of the deployment.
             let next = scenario.steps.first { $0.at > s.simTime }
-            title = " scenario: \(scenario.name)" + (next.map { " · next \(Format.clock($0.at)) \($0.command)" } ?? " · all steps done")
+            let step = next.map { "next \(Format.clock($0.at)) \($0.command)" } ?? "all steps done"
+            // The next step matters more than the name: the name goes first when room is short.
+            let room = b.width - right.count - x - 1
+            title = " scenario: \(scenario.name) · \(step)"
+            if title.count > room { title = " scenario · \(step)" }
         }
         let room = b.width - right.count - x - 1
         if title.count > room { title = room > 1 ? String(title.prefix(room - 1)) + "…" : "" }

@@ -77,6 +77,9 @@ enum ExpertsView {
         b.put(tail, x: x, y: y, style: .dim)
     }
 
+    static let imbalanceWarn = 4.0
+    static let imbalanceAlarm = 6.0
+
     static func drawDies(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
         let e = s.experts
         b.box(rect, title: "Die load · \(e.dieLoad.count) expert dies")
@@ -99,10 +102,24 @@ enum ExpertsView {
             y += 1
         }
         if y < inner.maxY {
-            let style: Style = e.imbalance > 1.5 ? .bad : e.imbalance > 1.2 ? .warn : .good
-            let x = b.put("imbalance ", x: inner.x + 1, y: y, style: .dim)
+            // Thresholds above what normal operation shows between rebalances (about 1.5–3.5
+            // max/mean on the default demo and the review's runs), stated on screen.
+            let style: Style =
+                e.imbalance >= imbalanceAlarm ? .bad : e.imbalance >= imbalanceWarn ? .warn : .good
+            let x = b.put("imbalance (max/mean) ", x: inner.x + 1, y: y, style: .dim)
             let x2 = b.put(Format.fixed(e.imbalance, 2) + " ", x: x, y: y, style: style)
-            b.sparkline(s.series.imbalance, x: x2, y: y, width: inner.maxX - x2 - 1, style: style)
+            let note = " warn ≥\(Format.fixed(imbalanceWarn, 0)) alarm ≥\(Format.fixed(imbalanceAlarm, 0))"
+            let shown = Array(s.series.imbalance.suffix(max(1, inner.maxX - x2 - 1 - note.count - 14))).filter(\.isFinite)
+            let lo = shown.min() ?? 0, hi = shown.max() ?? 0
+            let range = " \(Format.fixed(lo, 2))…\(Format.fixed(hi, 2))"
+            let sparkWidth = inner.maxX - x2 - 1 - note.count - range.count
+            if sparkWidth >= 4 {
+                b.sparkline(shown, x: x2, y: y, width: sparkWidth, min: lo, max: hi, style: .accent)
+                b.put(range, x: x2 + sparkWidth, y: y, style: .dim, clip: inner)
+                b.put(note, x: x2 + sparkWidth + range.count, y: y, style: .dim, clip: inner)
+            } else {
+                b.put(note, x: x2, y: y, style: .dim, clip: inner)
+            }
             y += 1
         }
         if y < inner.maxY {
@@ -128,8 +145,12 @@ enum ExpertsView {
                 "r rebalance now · arrows move the selection", x: inner.x + 1, y: y, style: .dim, clip: inner)
         }
         y += 1
-        // With room to spare, every die gets its own cell.
-        if let peak = e.dieLoad.max(), peak > 0, inner.maxY - y >= (e.dieLoad.count + w - 1) / max(1, w) {
+        // With room to spare, every die gets its own cell, under a line saying what it is.
+        if let peak = e.dieLoad.max(), peak > 0, inner.maxY - y - 1 >= (e.dieLoad.count + w - 1) / max(1, w) {
+            b.put(
+                "every die, in id order, \(w) per row · colour and height = load ÷ the busiest die (\(Format.fixed(peak, 2))× mean)",
+                x: inner.x + 1, y: y, style: .dim, clip: inner)
+            y += 1
             b.heatStrip(
                 e.dieLoad.map { $0 / peak }, in: Rect(x: inner.x + 1, y: y, width: w, height: inner.maxY - y))
         }

@@ -30,13 +30,18 @@ enum KVCacheView {
         b.box(
             chart,
             title:
-                "Decode KV use over time · last \(Format.duration(span)) (one point per \(Format.fixed(s.series.intervalSeconds, s.series.intervalSeconds < 1 ? 1 : 0)) s, newest right) · y 0…\(Format.percent(top))")
-        b.put(Format.right(Format.percent(top), labelWidth - 1) + "┤", x: chart.x + 1, y: plot.y, style: .dim)
+                "Decode KV use over time · last \(Format.duration(span)) (one point per \(Format.fixed(s.series.intervalSeconds, s.series.intervalSeconds < 1 ? 1 : 0)) s, newest right) · y 0…\(axisPercent(top))")
+        b.put(Format.right(axisPercent(top), labelWidth - 1) + "┤", x: chart.x + 1, y: plot.y, style: .dim)
         if plot.height >= 5 {
-            b.put(Format.right(Format.percent(top / 2), labelWidth - 1) + "┤", x: chart.x + 1, y: plot.y + plot.height / 2, style: .dim)
+            b.put(Format.right(axisPercent(top / 2), labelWidth - 1) + "┤", x: chart.x + 1, y: plot.y + plot.height / 2, style: .dim)
         }
         b.put(Format.right("0%", labelWidth - 1) + "┤", x: chart.x + 1, y: plot.maxY - 1, style: .dim)
         b.verticalBars(shown, in: plot, max: top, style: .accent)
+    }
+
+    /// "50%", "2.5%", "0.5%": one decimal below 10 %, so a mid tick never rounds to a wrong value.
+    static func axisPercent(_ share: Double) -> String {
+        share < 0.1 ? Format.fixed(share * 100, 1) + "%" : Format.percent(share)
     }
 
     /// 1, 2 or 5 × a power of ten, at least `v` (a y-axis top that reads well).

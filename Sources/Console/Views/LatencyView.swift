@@ -118,7 +118,10 @@ enum LatencyView {
             let top = max(1, columns.map(\.count).max() ?? 1)
             // The y scale: the tallest bar's count, at its top.
             let total = columns.map(\.count).reduce(0, +)
-            b.put("tallest bar \(Format.count(top)) of n \(Format.count(total))", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
+            let scaleLabel = "tallest bar \(Format.count(top)) of n \(Format.count(total))"
+            b.put(
+                scaleLabel.count <= inner.width - 1 ? scaleLabel : "↑\(Format.count(top)) of n \(Format.count(total))",
+                x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
             for (c, column) in columns.enumerated() {
                 let eighths = Int((Double(column.count) / Double(top) * Double(barRows * 8)).rounded())
                 let over = slo.map { column.upper > $0 } ?? false

@@ -37,15 +37,18 @@ struct PodLayout {
                 below >= 4
                 ? Rect(x: gridWidth, y: detail.maxY, width: detail.width, height: below) : nil
         } else {
-            let (d, below) = rest.splitTop(min(rest.height, 10))
-            instances = below.height >= 4 ? below : nil
             if width >= 110 {
-                // Detail and faults side by side: faults stay on the main screen at 120 columns.
-                let (left, right) = d.splitLeft(d.width / 2)
-                detail = left
-                faults = right
-            } else {
+                // Faults stay on the main screen at 120 columns: a full-height column on the
+                // right; the detail and the instance table (66 columns wide) on the left.
+                let (left, right) = rest.splitLeft(max(66, rest.width / 2))
+                let (d, below) = left.splitTop(min(left.height, 10))
                 detail = d
+                instances = below.height >= 4 ? below : nil
+                faults = right.height >= 4 ? right : nil
+            } else {
+                let (d, below) = rest.splitTop(min(rest.height, 10))
+                detail = d
+                instances = below.height >= 4 ? below : nil
                 faults = nil
             }
         }
@@ -276,13 +279,19 @@ enum PodView {
             for more in wrapped.dropFirst() {
                 line([(String(repeating: " ", count: head.count) + more, r.healedAt == nil ? .text : .dim)])
             }
-            var parts: [(String, Style)] = [(" at \(Format.clock(f.injectedAt))", .dim)]
-            if let healedAt = r.healedAt { parts.append((" · healed \(Format.clock(healedAt))", .dim)) }
-            parts.append((" · ", .dim))
-            parts.append(("\(r.reprefilled) re-prefilled", r.reprefilled > 0 ? .warn : .dim))
-            parts.append((" · ", .dim))
-            parts.append(("\(r.failed) failed", r.failed > 0 ? .bad : .dim))
-            line(parts)
+            var when: [(String, Style)] = [(" at \(Format.clock(f.injectedAt))", .dim)]
+            if let healedAt = r.healedAt { when.append((" · healed \(Format.clock(healedAt))", .dim)) }
+            let outcome: [(String, Style)] = [
+                ("\(r.reprefilled) re-prefilled", r.reprefilled > 0 ? .warn : .dim), (" · ", .dim),
+                ("\(r.failed) failed", r.failed > 0 ? .bad : .dim),
+            ]
+            // One line where it fits, else the outcome on its own line (never cut).
+            if (when + outcome).map(\.0.count).reduce(3, +) <= inner.width - 1 {
+                line(when + [(" · ", .dim)] + outcome)
+            } else {
+                line(when)
+                line([(" ", .dim)] + outcome)
+            }
         }
     }
 
