@@ -21,6 +21,9 @@ let package = Package(
         // Already in the graph through hummingbird; named so APIServer can keep its logs quiet
         // (the console owns the terminal when it runs the server with --listen).
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // Also already in the graph through hummingbird; APIServer watches a connection's input
+        // side with a channel handler (keep-alive without losing "the client left").
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.0.0"),
     ],
     targets: [
         .target(
@@ -58,6 +61,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // XDSTestSupport also carries the fake completion backend, so it sees APIServer's seam.

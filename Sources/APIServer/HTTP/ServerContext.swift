@@ -1,46 +1,45 @@
 import Hummingbird
+import NIOCore
+import Synchronization
 
 /// The request context of every route: Hummingbird's basic one plus the connection, so a long
 /// completion can notice its client leaving without reading the connection's inbound side (which
 /// would cost the connection its keep-alive; see ``ClientWatch``).
 struct ServerContext: RequestContext {
     var coreContext: CoreRequestContextStorage
-    /// Whether the client's connection is still open.
-    let connection: ClientConnection
+    let channel: any Channel
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        let channel = source.channel
-        connection = ClientConnection { channel.isActive }
+        channel = source.channel
     }
 }
 
-/// Runs an operation until it ends or the client's connection closes, whichever comes first; in
-/// the second case the operation is cancelled and this throws `CancellationError`.
+/// Runs an operation until it ends or the client goes away, whichever comes first; in the second
+/// case the operation is cancelled and this throws `CancellationError`.
 ///
 /// Hummingbird's `consumeWithCancellationOnInboundClose` does the same by reading the inbound
 /// request stream, after which the connection cannot carry another request (every completion
-/// closed its connection). Watching the channel's liveness instead keeps HTTP/1.1 keep-alive:
-/// the server still reads the socket, so a peer that closes makes the channel inactive.
-struct ClientConnection: Sendable {
-    let isOpen: @Sendable () -> Bool
-}
-
+/// closed its connection). Instead, a small handler at the front of the connection's pipeline
+/// (``InputClosedHandler``, installed once per connection) notes when the client closes its side
+/// (the server allows half-closure, so the channel itself stays active) or the channel closes;
+/// the watch looks at that flag. HTTP/1.1 keep-alive is kept.
 enum ClientWatch {
-    /// How often the connection is looked at: a client that left is noticed within this.
-    static let interval = Duration.milliseconds(50)
+    /// How often the flag is looked at: a client that left is noticed within this.
+    static let interval = Duration.milliseconds(20)
 
     /// `operation` may capture `inout` state (a response body writer): it runs in a child task
     /// that the group awaits before returning, so it never outlives this call.
     static func run<Value: Sendable>(
-        on connection: ClientConnection, _ operation: () async throws -> Value
+        on channel: any Channel, _ operation: () async throws -> Value
     ) async throws -> Value {
-        try await withoutActuallyEscaping(operation) { operation in
+        let gone = try await InputClosedHandler.flag(of: channel)
+        return try await withoutActuallyEscaping(operation) { operation in
             let work = Unchecked(operation)
             return try await withThrowingTaskGroup(of: Value?.self) { group in
                 group.addTask { try await work.value() }
                 group.addTask {
-                    while connection.isOpen() { try await Task.sleep(for: interval) }
+                    while !gone.isSet && channel.isActive { try await Task.sleep(for: interval) }
                     return nil
                 }
                 defer { group.cancelAll() }
@@ -54,5 +53,44 @@ enum ClientWatch {
     private struct Unchecked<T>: @unchecked Sendable {
         let value: T
         init(_ value: T) { self.value = value }
+    }
+}
+
+/// Sets a flag when the client closes its side of the connection or the connection closes,
+/// passing every event on unchanged.
+final class InputClosedHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+    let closed = Atomic<Bool>(false)
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { closed.store(true, ordering: .releasing) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed.store(true, ordering: .releasing)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    /// The flag of the connection's handler, installed at the front of its pipeline on first use.
+    static func flag(of channel: any Channel) async throws -> FlagView {
+        try await channel.eventLoop.submit {
+            let pipeline = channel.pipeline.syncOperations
+            if let existing = try? pipeline.handler(type: InputClosedHandler.self) { return FlagView(existing) }
+            let handler = InputClosedHandler()
+            try pipeline.addHandler(handler, position: .first)
+            return FlagView(handler)
+        }.get()
+    }
+
+    /// Read access to a handler's flag from any thread.
+    struct FlagView: Sendable {
+        private let handler: InputClosedHandler
+        init(_ handler: InputClosedHandler) { self.handler = handler }
+        var isSet: Bool { handler.closed.load(ordering: .acquiring) }
     }
 }

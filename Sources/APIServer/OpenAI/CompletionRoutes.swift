@@ -1,6 +1,7 @@
 import ServingEngine
 import Foundation
 import Hummingbird
+import NIOCore
 
 /// The OpenAI-compatible routes: `POST /v1/chat/completions`, `POST /v1/completions`,
 /// `GET /v1/models`.
@@ -20,12 +21,12 @@ struct CompletionRoutes: Sendable {
         router.post("/v1/chat/completions") { request, context in
             var request = request
             let body = try await request.decodeJSON(ChatCompletionBody.self, limitBytes: maxBodyBytes)
-            return try await serve(try validator.validate(body), flavor: .chat, connection: context.connection)
+            return try await serve(try validator.validate(body), flavor: .chat, channel: context.channel)
         }
         router.post("/v1/completions") { request, context in
             var request = request
             let body = try await request.decodeJSON(TextCompletionBody.self, limitBytes: maxBodyBytes)
-            return try await serve(try validator.validate(body), flavor: .text, connection: context.connection)
+            return try await serve(try validator.validate(body), flavor: .text, channel: context.channel)
         }
         router.get("/v1/models") { _, _ in
             JSONWire.response(ModelList(data: [.init(id: backend.modelName, created: startedAt)]))
@@ -58,7 +59,7 @@ struct CompletionRoutes: Sendable {
 
     /// Submits and waits for admission, which decides the status: a refusal is a plain JSON error
     /// (429/503), an admission becomes a 200 (streamed or whole).
-    private func serve(_ completion: ValidatedCompletion, flavor: CompletionFlavor, connection: ClientConnection)
+    private func serve(_ completion: ValidatedCompletion, flavor: CompletionFlavor, channel: any Channel)
         async throws -> Response
     {
         let started = ContinuousClock.now
@@ -91,17 +92,17 @@ struct CompletionRoutes: Sendable {
         if completion.stream {
             return streamingResponse(
                 session, includeUsage: completion.includeUsageInStream, continuousUsage: completion.continuousUsage,
-                connection: connection)
+                channel: channel)
         }
-        return try await wholeResponse(session, connection: connection)
+        return try await wholeResponse(session, channel: channel)
     }
 
     /// Waits for the whole completion. If the client hangs up meanwhile, the engine is told.
-    private func wholeResponse(_ session: CompletionSession, connection: ClientConnection) async throws -> Response {
+    private func wholeResponse(_ session: CompletionSession, channel: any Channel) async throws -> Response {
         let content: String
         let finishReason: String
         do {
-            (content, finishReason) = try await ClientWatch.run(on: connection) {
+            (content, finishReason) = try await ClientWatch.run(on: channel) {
                 var content = ""
                 while true {
                     switch try await session.next() {
@@ -130,7 +131,7 @@ struct CompletionRoutes: Sendable {
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A failure after the
     /// stream started becomes an error chunk (OpenAI's error shape), then `[DONE]`.
     private func streamingResponse(
-        _ session: CompletionSession, includeUsage: Bool, continuousUsage: Bool, connection: ClientConnection
+        _ session: CompletionSession, includeUsage: Bool, continuousUsage: Bool, channel: any Channel
     ) -> Response
     {
         let header = session.header
@@ -141,7 +142,7 @@ struct CompletionRoutes: Sendable {
         }
         let body = ResponseBody { writer in
             do {
-                try await ClientWatch.run(on: connection) {
+                try await ClientWatch.run(on: channel) {
                     if header.flavor == .chat {
                         try await writer.write(
                             chunk(Choice(flavor: .chat, streaming: true, role: "assistant")))

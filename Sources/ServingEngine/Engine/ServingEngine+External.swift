@@ -139,6 +139,6 @@ extension ServingEngine {
         telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .cancelled,
                                          promptTokens: request.spec.promptTokens, outputTokens: request.outputTokens,
                                          location: location, finishedAt: now, reason: "cancelled"))
-        observeFinished(request, stage: .cancelled, outputTokens: watched[id] ?? 0, reason: "cancelled")
+        observeFinished(request, stage: .cancelled, outputTokens: 0, reason: "cancelled")
     }
 }

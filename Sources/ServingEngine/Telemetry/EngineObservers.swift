@@ -135,20 +135,24 @@ extension ServingEngine {
         set { telemetry.observers = newValue }
     }
 
-    /// Tells the request observer, if any, that `request` left with `stage`.
+    /// Tells the request observer, if any, that `request` left with `stage` (`outputTokens` counts
+    /// for a completed request; otherwise what its decode steps produced is reported).
     func observeFinished(_ request: RequestState, stage: RequestStage, outputTokens: Int, reason: String? = nil) {
         guard let observer = telemetry.observers.requestFinished else { return }
         let steps = request.decodeInstance >= 0 && request.finishStep > request.joinStep
             ? min(request.finishStep, instances[request.decodeInstance].stepIndex + 1) - request.joinStep : 0
         let drafts = tokensPerStep > 1 ? max(0, steps) : 0
+        // A request that did not complete produced what its decode steps yielded so far.
+        let produced = stage == .completed ? outputTokens
+            : min(request.outputTokens, Int(saturating: (Double(max(0, steps)) * tokensPerStep).rounded(.down)))
         var record = FinishedRequest(
             id: request.spec.id, arrival: request.spec.arrival, finishedAt: now, stage: stage,
-            promptTokens: request.spec.promptTokens, outputTokens: outputTokens, cachedTokens: request.hitTokens,
+            promptTokens: request.spec.promptTokens, outputTokens: produced, cachedTokens: request.hitTokens,
             prefillStartedAt: request.prefillStartedAt, firstTokenAt: request.firstTokenAt,
             prefillInstance: request.prefillInstance >= 0 ? instances[request.prefillInstance].name : nil,
             decodeInstance: request.decodeInstance >= 0 ? instances[request.decodeInstance].name : nil,
             reason: reason, decodeSteps: max(0, steps), draftTokens: drafts,
-            acceptedDraftTokens: drafts > 0 ? min(drafts, max(0, outputTokens - steps)) : 0)
+            acceptedDraftTokens: drafts > 0 ? min(drafts, max(0, produced - steps)) : 0)
         record.reachedMaxTokens = stage == .completed && request.spec.outputTokens >= request.maxTokens
         observer(record)
     }

@@ -1,0 +1,84 @@
+"""A real load generator against `xds serve` (issue 14): NVIDIA's aiperf, with a tokenizer that
+counts as xds does (.ci/make-tokenizer.py, no download), a bounded profile (REQUESTS requests,
+CONCURRENCY at a time, fixed lengths with ignore_eos), then its figures beside /metrics:
+output token counts must equal what was asked; TTFT and inter-token latency must agree with the
+vllm: histograms (their means over the run) within TOLERANCE.
+
+Usage: python3 .ci/aiperf-check.py PORT [REQUESTS] [CONCURRENCY] [TOLERANCE]"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+port = sys.argv[1]
+requests = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+tolerance = float(sys.argv[4]) if len(sys.argv) > 4 else 0.10
+base = f"http://127.0.0.1:{port}"
+work = tempfile.mkdtemp(prefix="xds-aiperf-")
+here = os.path.dirname(os.path.abspath(__file__))
+subprocess.run([sys.executable, os.path.join(here, "make-tokenizer.py"), f"{work}/tokenizer"], check=True)
+
+
+def scrape():
+    totals = {}
+    text = urllib.request.urlopen(f"{base}/metrics", timeout=30).read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("vllm:"):
+                totals[sample.name] = totals.get(sample.name, 0) + sample.value
+    return totals
+
+
+ISL, OSL = 200, 100
+before = scrape()
+subprocess.run(
+    ["aiperf", "profile", "--model", "deepseek-r1", "--url", base, "--endpoint-type", "chat", "--streaming",
+     "--tokenizer", f"{work}/tokenizer", "--synthetic-input-tokens-mean", str(ISL),
+     "--synthetic-input-tokens-stddev", "0", "--output-tokens-mean", str(OSL), "--output-tokens-stddev", "0",
+     "--extra-inputs", "ignore_eos:true", "--request-count", str(requests), "--concurrency", str(concurrency),
+     "--random-seed", "7", "--artifact-dir", f"{work}/artifacts"],
+    check=True, timeout=600, stdout=subprocess.DEVNULL)
+after = scrape()
+report = json.load(open(f"{work}/artifacts/profile_export_aiperf.json"))
+
+
+def mean_ms(name):
+    count = after.get(f"{name}_count", 0) - before.get(f"{name}_count", 0)
+    total = after.get(f"{name}_sum", 0) - before.get(f"{name}_sum", 0)
+    return 1000 * total / count if count else float("nan"), count
+
+
+failed = 0
+
+
+def check(label, condition, detail):
+    global failed
+    print(("ok   " if condition else "FAIL ") + label + f"  ({detail})")
+    failed += 0 if condition else 1
+
+
+print(f"aiperf {requests} requests, concurrency {concurrency}, ISL {ISL}, OSL {OSL}")
+for key in ["time_to_first_token", "inter_token_latency", "request_latency", "output_sequence_length",
+            "input_sequence_length", "output_token_throughput"]:
+    if key in report:
+        print(f"  aiperf {key}: avg {report[key]['avg']:.2f} {report[key].get('unit', '')}")
+for name in ["time_to_first_token_seconds", "inter_token_latency_seconds", "e2e_request_latency_seconds",
+             "request_queue_time_seconds", "request_prefill_time_seconds", "request_decode_time_seconds"]:
+    value, count = mean_ms(f"vllm:{name}")
+    print(f"  /metrics vllm:{name}: mean {value:.2f} ms over {count:.0f}")
+
+osl = report["output_sequence_length"]
+check("every output has the asked length", osl["min"] == OSL and osl["max"] == OSL, osl)
+served = after.get("vllm:request_success_total", 0) - before.get("vllm:request_success_total", 0)
+check("/metrics counted every aiperf request", served == requests, served)
+for aiperf_key, metric in [("time_to_first_token", "vllm:time_to_first_token_seconds"),
+                           ("inter_token_latency", "vllm:inter_token_latency_seconds")]:
+    client, (server, _) = report[aiperf_key]["avg"], mean_ms(metric)
+    check(f"{aiperf_key} agrees with {metric} within {tolerance:.0%}", abs(client - server) <= tolerance * server,
+          f"aiperf {client:.2f} ms, /metrics {server:.2f} ms")
+sys.exit(1 if failed else 0)
