@@ -84,9 +84,10 @@ public struct RunReport: Sendable, Equatable, Codable {
     }
     public struct Throughput: Sendable, Equatable, Codable {
         public var outputTokensPerS = 0.0
-        /// Over the NPUs that decode (decode, colocated, MoE–attention instances).
+        /// Per die ("per NPU" means per die everywhere, interfaces.md), over the dies of the
+        /// devices that decode (decode, colocated, MoE–attention instances).
         public var outputTokensPerSPerNPU = 0.0
-        /// Prompt tokens computed by prefill (prefix hits excluded) over the NPUs that prefill.
+        /// Prompt tokens computed by prefill (prefix hits excluded) per die of the devices that prefill.
         public var prefillTokensPerSPerNPU = 0.0
         /// Over the chips (devices, two dies each on Ascend 910C) that host decoding instances.
         public var outputTokensPerSPerChip = 0.0
@@ -203,19 +204,20 @@ extension ServingEngine {
         r.requests.inFlightWalked = inFlightCensus().total
         r.tokens = .init(prompt: telemetry.promptTokens, generated: telemetry.generatedTokens)
         let seconds = max(now, 1e-9)
-        var decodeNPUs = 0, prefillNPUs = 0
+        // Instances list the devices (chips) they run on; a die is a chip's share.
+        var decodeChips = 0, prefillChips = 0, decodeDies = 0, prefillDies = 0
         for instance in instances {
-            let npus = instance.external ? instance.groupSpec.npusEach : instance.npus.count
-            if instance.hasDecode { decodeNPUs += npus }
-            if instance.hasPrefill { prefillNPUs += npus }
+            let chips = instance.external ? instance.groupSpec.npusEach : instance.npus.count
+            let dies = chips * max(1, hardware.diesPerDevice)
+            if instance.hasDecode { decodeChips += chips; decodeDies += dies }
+            if instance.hasPrefill { prefillChips += chips; prefillDies += dies }
         }
         let output = Double(telemetry.generatedTokens) / seconds
         r.throughput = .init(outputTokensPerS: output,
-                             outputTokensPerSPerNPU: output / Double(max(1, decodeNPUs)),
+                             outputTokensPerSPerNPU: output / Double(max(1, decodeDies)),
                              prefillTokensPerSPerNPU: Double(telemetry.prefillComputedTokens) / seconds
-                                / Double(max(1, prefillNPUs)))
-        // Instances list the devices (chips) they run on.
-        r.throughput.outputTokensPerSPerChip = output / Double(max(1, decodeNPUs))
+                                / Double(max(1, prefillDies)),
+                             outputTokensPerSPerChip: output / Double(max(1, decodeChips)))
         func summary(_ h: LatencyHistogram) -> RunReport.Percentiles {
             .init(mean: h.meanMs, p50: h.p50Ms, p90: h.p90Ms, p99: h.p99Ms)
         }
