@@ -19,6 +19,7 @@ import Synchronization
 /// | `GET /health`, `GET /ready` | liveness; readiness: 200 `ready`/`degraded`, 503 `not_ready` + reason (``HealthRoutes``) |
 /// | `GET /admin/state` | the snapshot as JSON (bearer token) |
 /// | `POST /admin/commands` | `{"command": "drain node 5"}` → `{"accepted", "message"}`: 200 applied, 400 rejected, 503 engine unavailable or the command timed out (bearer token) |
+/// | `POST /admin/preview` | `{"command": "drain node 20", "duration": "10m"}` → `{"command", "duration_s", "from_s", "reply", "baseline", "with_command", "wall_seconds"}`: what-if on forks of the live engine, which is not changed; 400 refused (bad command or duration, or the engine would reject it) (bearer token) |
 /// | `GET /admin/events` | SSE: `event: snapshot` every interval, `event: event` per new engine event (bearer token) |
 ///
 /// ```swift

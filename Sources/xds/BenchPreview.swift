@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import PodModel
+import ServingEngine
+import SimKit
+
+/// `xds bench preview`: wall time of a what-if preview (issue 16) on a warmed-up engine, the
+/// figure behind "a 10-minute preview of drain node N on the default pod finishes in about a
+/// second". The engine runs to `--at` first (untimed), then the preview is timed: forking both
+/// copies, and running them ahead.
+///
+/// ```
+/// xds bench preview --rate 40 --at 120 --command "drain node 20" --for 10m
+/// ```
+struct BenchPreview: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "preview", abstract: "Wall time of a what-if preview (fork twice, run both ahead)")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "The command to preview (operator command language).")
+    var command = "drain node 20"
+    @Option(name: .customLong("for"), help: "Simulated time to preview, 1s…1h (e.g. 90s, 10m).")
+    var duration = "10m"
+    @Option(parsing: .unconditional, help: "Simulated seconds to run before the preview (warm-up, untimed), 0…3600.")
+    var at: CLINumber = 120
+    @Flag(help: "Print the preview as JSON (with wall_seconds).") var json = false
+
+    func run() throws {
+        let warmUp = try FlagRange("--at", 0...3_600, unit: "s").value(at)
+        let request: PreviewRequest
+        switch PreviewRequest.parse(command: command, duration: duration) {
+        case .failure(let error): throw ConfigError("--command/--for: \(error.message)")
+        case .success(let parsed): request = parsed
+        }
+        let config = try common.engineConfiguration(defaultRate: 40)
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: warmUp)
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        let began = now()
+        let run: PreviewRun
+        do { run = try engine.startPreview(request) } catch { throw ConfigError(error.message) }
+        let forked = now()
+        var result = run.run()
+        let ended = now()
+        result.wallSeconds = ended - began
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            return
+        }
+        let b = result.baseline, w = result.withCommand
+        print("preview \(result.command) for \(PreviewRequest.format(duration: request.duration)) at \(PreviewRequest.format(duration: warmUp))"
+              + " on \(config.deployment.name) at \(String(config.syntheticRate)) req/s")
+        print(String(format: "wall %.3f s (fork %.3f s, run %.3f s)", result.wallSeconds, forked - began, ended - forked))
+        print("baseline:     completed \(b.requests.completed), lost \(b.lost), TTFT p99 \(Int(b.latencyMs.ttft.p99)) ms, TPOT p99 \(Int(b.latencyMs.tpot.p99)) ms")
+        print("with command: completed \(w.requests.completed), lost \(w.lost), TTFT p99 \(Int(w.latencyMs.ttft.p99)) ms, TPOT p99 \(Int(w.latencyMs.tpot.p99)) ms")
+    }
+}
