@@ -24,6 +24,10 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// A trace's prompts longer than the model's context window are cut to it (prompt + output
     /// ≤ window, as Vidur replays them) instead of refusing the trace (`--clip-to-context`).
     public var clipTracePromptsToContext = false
+    /// The trace of `workload` as its check parsed it (``TraceWorkload/checkKeepingRequests``):
+    /// the engine replays these requests instead of reading the file again. Ignored unless it
+    /// is the same file with the same options.
+    public var checkedTrace: CheckedTrace?
     /// Requests per second of the synthetic workload (interfaces.md: `--rate`).
     public var syntheticRate: Double
     /// Traffic classes of the synthetic workload.

@@ -18,9 +18,8 @@ extension ServingEngine {
             let dies = max(1, spec.ep - spec.sharedExpertDies)
             let slotsPerDie = max(1, spec.routedSlots(for: model) / dies)
             // "on" starts from a placement planned on profiled popularity; "off" from a static one.
-            let placement = configuration.eplb == .on
-                ? configuration.eplbPolicy.plan(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie)
-                : nil
+            // (Planned once per shape: identical TEs get the same placement.)
+            let placement = configuration.eplb == .on ? sharedPlan(traffic.popularity, dies, slotsPerDie) : nil
             instances[index].experts = ExpertRouting(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie,
                                                      seed: configuration.seed &+ UInt64(index), placement: placement)
             // Only the first decode instance's per-expert counts feed the Experts view.

@@ -148,6 +148,12 @@ public final class ServingEngine {
             let workload = SyntheticWorkload(seed: configuration.seed, configuration: synthetic)
             try self.init(configuration: configuration, workload: workload)
         case .trace(let path):
+            let window = try configuration.deployment.modelSpec().contextWindow
+            if let checked = configuration.checkedTrace,
+               checked.matches(path: path, maxContextTokens: window, clipsToContext: configuration.clipTracePromptsToContext) {
+                try self.init(configuration: configuration, workload: CheckedTraceWorkload(checked))
+                return
+            }
             try self.init(configuration: configuration, workload: try TraceWorkload(
                 path: path, maxContextTokens: configuration.deployment.modelSpec().contextWindow,
                 clipToContext: configuration.clipTracePromptsToContext))
