@@ -61,6 +61,9 @@ public struct ExpertRouting: Sendable {
     public mutating func setPlacement(_ new: ExpertPlacement, serving: ExpertPlacement? = nil) {
         placement = new
         servingPlacement = serving ?? new
+        // A new placement: flatten it now rather than compare it, nested array by nested array,
+        // with the old one first (recompute's check then sees the same buffers).
+        flat = FlatPlacement(servingPlacement)
         recompute()
     }
 

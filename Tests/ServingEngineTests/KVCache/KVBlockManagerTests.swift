@@ -178,13 +178,13 @@ import Testing
     @Test func blocksAreHandedOutLowestFirstAndArraysGrowOnUse() throws {
         var kv = KVBlockManager(totalBlocks: 1_000_000, blockTokens: 16)
         #expect(kv.referenceCount.isEmpty && kv.freeBlocks == 1_000_000)
-        _ = try #require(kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: []))
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: []) as KVAllocation?)
         #expect(kv.sequences[1]?.blocks == [0, 1, 2])
         #expect(kv.referenceCount.count == 3 && kv.freeBlocks == 999_997)
-        _ = try #require(kv.allocate(requestID: 2, promptTokens: 16, prefixHashes: []))
+        _ = try #require(kv.allocate(requestID: 2, promptTokens: 16, prefixHashes: []) as KVAllocation?)
         kv.free(requestID: 1)
         // Freed blocks first (last freed first: the head block, as a full free list gives them)…
-        _ = try #require(kv.allocate(requestID: 3, promptTokens: 64, prefixHashes: []))
+        _ = try #require(kv.allocate(requestID: 3, promptTokens: 64, prefixHashes: []) as KVAllocation?)
         #expect(kv.sequences[3]?.blocks == [0, 1, 2, 4])
         #expect(kv.sequences[2]?.blocks == [3])
         #expect(kv.audit() == [])
@@ -194,15 +194,16 @@ import Testing
 
     @Test func fillsToCapacityThenEvictsCachedBlocks() throws {
         var kv = KVBlockManager(totalBlocks: 8, blockTokens: 16)
-        _ = try #require(kv.allocate(requestID: 1, promptTokens: 64, prefixHashes: [1, 2, 3, 4]))
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 64, prefixHashes: [1, 2, 3, 4]) as KVAllocation?)
         kv.free(requestID: 1)
         #expect(kv.cachedBlocks == 4 && kv.freeBlocks == 8)
         // Untouched blocks go before evicting cached prefixes.
-        _ = try #require(kv.allocate(requestID: 2, promptTokens: 64, prefixHashes: []))
+        _ = try #require(kv.allocate(requestID: 2, promptTokens: 64, prefixHashes: []) as KVAllocation?)
         #expect(kv.cachedBlocks == 4 && kv.sequences[2]?.blocks == [4, 5, 6, 7])
-        _ = try #require(kv.allocate(requestID: 3, promptTokens: 32, prefixHashes: []))
+        _ = try #require(kv.allocate(requestID: 3, promptTokens: 32, prefixHashes: []) as KVAllocation?)
         #expect(kv.cachedBlocks == 2)
-        #expect(kv.allocate(requestID: 4, promptTokens: 64, prefixHashes: []) == nil)
+        let refused = kv.allocate(requestID: 4, promptTokens: 64, prefixHashes: [])
+        #expect(refused == nil)
         #expect(kv.audit() == [])
     }
 }
