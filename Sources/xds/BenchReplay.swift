@@ -56,33 +56,35 @@ struct BenchReplay: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: out) }
         var results: [[String: Any]] = []
         if !json {
-            print("case          simulated s     wall s        ×real   peak RSS MB   note")
+            print("case             simulated s    wall s   ×real (wall)    CPU s   ×real (CPU)   peak RSS MB   note")
         }
         for c in chosen {
-            var best: (wall: Double, rss: Double, sim: Double)?
+            var best: (wall: Double, cpu: Double, rss: Double, sim: Double)?
             for _ in 0..<repeats {
                 let args = ["run"] + c.arguments(traces: traces) + ["--quiet", "--out", out]
-                let (wall, rssKB, status) = try Self.spawn(exe, args)
+                let (wall, cpu, rssKB, status) = try Self.spawn(exe, args)
                 guard status == 0 else { throw ValidationError("case \(c.name): xds \(args.joined(separator: " ")) exited \(status)") }
                 let sim = try Self.simSeconds(out)
                 let rss = Double(rssKB) / 1024
-                if best == nil || wall < best!.wall { best = (wall, max(rss, best?.rss ?? 0), sim) }
-                else { best!.rss = max(best!.rss, rss) }
+                if best == nil || wall < best!.wall { best = (wall, min(cpu, best?.cpu ?? cpu), max(rss, best?.rss ?? 0), sim) }
+                else { best!.rss = max(best!.rss, rss); best!.cpu = min(best!.cpu, cpu) }
             }
             guard let b = best else { continue }
             var note = ""
             if let vidur = c.vidurSeconds {
-                note = String(format: "%.0f× faster than Vidur's %.1f s (target ≥ 300×)", vidur / b.wall, vidur)
+                note = String(format: "%.0f× (wall), %.0f× (CPU) faster than Vidur's %.1f s (target ≥ 300×)",
+                              vidur / b.wall, vidur / max(b.cpu, 1e-9), vidur)
             } else if let target = c.targetRatio {
                 note = String(format: "target ≥ %.0f×", target)
             }
             if let rssTarget = c.rssTargetMB { note += (note.isEmpty ? "" : "; ") + String(format: "RSS target < %.0f MB", rssTarget) }
-            results.append(["case": c.name, "sim_seconds": b.sim, "wall_seconds": b.wall,
-                            "ratio": b.sim / max(b.wall, 1e-9), "peak_rss_mb": b.rss,
+            results.append(["case": c.name, "sim_seconds": b.sim, "wall_seconds": b.wall, "cpu_seconds": b.cpu,
+                            "ratio": b.sim / max(b.wall, 1e-9), "cpu_ratio": b.sim / max(b.cpu, 1e-9), "peak_rss_mb": b.rss,
                             "command": (["xds", "run"] + c.arguments(traces: traces)).joined(separator: " ")])
             if !json {
-                print(String(format: "%-12@ %12.1f %10.3f %12.0f %13.1f   %@", c.name as NSString, b.sim, b.wall,
-                             b.sim / max(b.wall, 1e-9), b.rss, note as NSString))
+                let name = c.name.padding(toLength: max(15, c.name.count), withPad: " ", startingAt: 0)
+                print(name + String(format: " %12.1f %9.3f %14.0f %8.3f %13.0f %13.1f   ", b.sim, b.wall,
+                                    b.sim / max(b.wall, 1e-9), b.cpu, b.sim / max(b.cpu, 1e-9), b.rss) + note)
             }
         }
         if json {
@@ -101,8 +103,9 @@ struct BenchReplay: ParsableCommand {
         return path
     }
 
-    /// Runs `exe args` with stdout and stderr to /dev/null; wall seconds, peak RSS (KB), exit status.
-    static func spawn(_ exe: String, _ args: [String]) throws -> (wall: Double, rssKB: Int, status: Int32) {
+    /// Runs `exe args` with stdout and stderr to /dev/null; wall seconds, CPU seconds (user +
+    /// system: on a shared machine the one-core figure), peak RSS (KB), exit status.
+    static func spawn(_ exe: String, _ args: [String]) throws -> (wall: Double, cpu: Double, rssKB: Int, status: Int32) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -121,7 +124,9 @@ struct BenchReplay: ParsableCommand {
         }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let exited = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (wall, usage.ru_maxrss, exited)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        return (wall, cpu, usage.ru_maxrss, exited)
     }
 
     static func simSeconds(_ report: String) throws -> Double {

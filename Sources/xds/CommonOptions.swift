@@ -121,8 +121,9 @@ struct CommonOptions: ParsableArguments {
             guard FileManager.default.fileExists(atPath: workload) else {
                 throw ConfigError("\(workload.isEmpty ? "''" : workload): no such workload file (expected 'synthetic' or a trace file)")
             }
-            _ = try TraceWorkload.check(path: workload, maxContextTokens: d.modelSpec().contextWindow,
-                                        clipToContext: clipToContext)
+            // One parse: the checked requests are replayed (kept for traces up to 64 MB).
+            config.checkedTrace = try TraceWorkload.checkKeepingRequests(
+                path: workload, maxContextTokens: d.modelSpec().contextWindow, clipToContext: clipToContext).trace
             config.clipTracePromptsToContext = clipToContext
             config.traceSpeedup = traceSpeedup ?? 1
             config.workload = .trace(path: workload)

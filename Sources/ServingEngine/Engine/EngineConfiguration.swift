@@ -26,6 +26,10 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var clipTracePromptsToContext = false
     /// Trace arrivals this many times faster (`--trace-speedup`); 1 replays them as recorded.
     public var traceSpeedup = 1.0
+    /// The trace of `workload` as its check parsed it (``TraceWorkload/checkKeepingRequests``):
+    /// the engine replays these requests instead of reading the file again. Ignored unless it
+    /// is the same file with the same options.
+    public var checkedTrace: CheckedTrace?
     /// Requests per second of the synthetic workload (interfaces.md: `--rate`).
     public var syntheticRate: Double
     /// Traffic classes of the synthetic workload.

@@ -18,9 +18,8 @@ extension ServingEngine {
             let dies = max(1, spec.ep - spec.sharedExpertDies)
             let slotsPerDie = max(1, spec.routedSlots(for: model) / dies)
             // "on" starts from a placement planned on profiled popularity; "off" from a static one.
-            let placement = configuration.eplb == .on
-                ? eplbPlanner.plan(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie)
-                : nil
+            // (Planned once per shape: identical TEs get the same placement.)
+            let placement = configuration.eplb == .on ? sharedPlan(traffic.popularity, dies, slotsPerDie) : nil
             instances[index].experts = ExpertRouting(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie,
                                                      seed: configuration.seed &+ UInt64(index), placement: placement)
             // Only the first decode instance's per-expert counts feed the Experts view.
@@ -120,7 +119,7 @@ extension ServingEngine {
     /// The configured policy's plan, computed once per popularity for each (dies, slots) shape:
     /// the prefill TEs of a group are identical and would plan the same placement.
     func sharedPlan(_ popularity: ExpertPopularity, _ dies: Int, _ slotsPerDie: Int) -> ExpertPlacement {
-        let key = dies * 1_000 + slotsPerDie
+        let key = dies << 32 | slotsPerDie  // both bounded far below 2³²: no two shapes share a key
         if let cached = expertStats.plans[key], cached.popularity == popularity { return cached.placement }
         let placement = eplbPlanner.plan(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie)
         expertStats.plans[key] = (popularity, placement)

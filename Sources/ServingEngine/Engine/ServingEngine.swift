@@ -169,6 +169,13 @@ public final class ServingEngine {
             let workload = SyntheticWorkload(seed: configuration.seed, configuration: synthetic)
             try self.init(configuration: configuration, workload: workload)
         case .trace(let path):
+            let window = try configuration.deployment.modelSpec().contextWindow
+            // (A sped-up replay reads the file again: the check kept the recorded times.)
+            if let checked = configuration.checkedTrace, configuration.traceSpeedup == 1,
+               checked.matches(path: path, maxContextTokens: window, clipsToContext: configuration.clipTracePromptsToContext) {
+                try self.init(configuration: configuration, workload: CheckedTraceWorkload(checked))
+                return
+            }
             var trace = try TraceWorkload(
                 path: path, maxContextTokens: configuration.deployment.modelSpec().contextWindow,
                 clipToContext: configuration.clipTracePromptsToContext)

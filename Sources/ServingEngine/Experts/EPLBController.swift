@@ -98,12 +98,15 @@ public struct EPLBController: Sendable {
             var serving = old
             var disabled = Set<Int>()
             for l in 0..<old.layers.count {
-                for (e, hosts) in old.layers[l].enumerated() {
-                    let changing = hosts.filter { !target.layers[l][e].contains($0) }
-                    let keep = hosts.filter { !changing.contains($0) }
+                for e in old.layers[l].indices {
+                    // Most experts keep every host: nothing to build for them.
+                    let hosts = old.layers[l][e], next = target.layers[l][e]
+                    guard hosts.contains(where: { !next.contains($0) }) else { continue }
+                    // Hosts that stay (the ones the target keeps); the others are disabled.
+                    let keep = hosts.filter { next.contains($0) }
                     if keep.isEmpty { continue }
                     serving.layers[l][e] = keep
-                    disabled.formUnion(changing)
+                    for host in hosts where !next.contains(host) { disabled.insert(host) }
                 }
             }
             routing.setPlacement(old, serving: serving)

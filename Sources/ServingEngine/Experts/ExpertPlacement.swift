@@ -103,7 +103,10 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// hottest die, so the step pays the average of the per-layer maxima).
     public func imbalance(popularity: ExpertPopularity) -> Double {
         guard !layers.isEmpty else { return 1 }
-        return FlatPlacement(self).hottestShares(popularity: popularity).reduce(0, +) / Double(layers.count) * Double(dies)
+        // The flat walk's arithmetic in the same order, without building the flat arrays: a plan's
+        // imbalance is asked once per plan and the placement is not kept.
+        return FlatPlacement.hottestShares(of: self, popularity: popularity).reduce(0, +) / Double(layers.count)
+            * Double(dies)
     }
 }
 

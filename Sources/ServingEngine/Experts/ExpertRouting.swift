@@ -61,6 +61,9 @@ public struct ExpertRouting: Sendable {
     public mutating func setPlacement(_ new: ExpertPlacement, serving: ExpertPlacement? = nil) {
         placement = new
         servingPlacement = serving ?? new
+        // A new placement: flatten it now rather than compare it, nested array by nested array,
+        // with the old one first (recompute's check then sees the same buffers).
+        flat = FlatPlacement(servingPlacement)
         recompute()
     }
 
@@ -135,16 +138,50 @@ struct FlatPlacement {
 
     init(_ placement: ExpertPlacement) {
         source = placement
-        for layer in placement.layers {
-            for (e, hosts) in layer.enumerated() {
-                for d in hosts {
+        // Sized first: growing three arrays slot by slot was most of a swap's cost.
+        var slots = 0
+        for l in placement.layers.indices {
+            for e in placement.layers[l].indices { slots += placement.layers[l][e].count }
+        }
+        die.reserveCapacity(slots)
+        expert.reserveCapacity(slots)
+        replicas.reserveCapacity(slots)
+        layerStart.reserveCapacity(placement.layers.count + 1)
+        for l in placement.layers.indices {
+            for e in placement.layers[l].indices {
+                let count = Int32(placement.layers[l][e].count)
+                for d in placement.layers[l][e] {
                     die.append(Int32(d))
                     expert.append(Int32(e))
-                    replicas.append(Int32(hosts.count))
+                    replicas.append(count)
                 }
             }
             layerStart.append(die.count)
         }
+    }
+
+    /// ``hottestShares(popularity:)`` of `placement` walked in place: the same slots in the same
+    /// order with the same arithmetic (so the same bits), without building the flat arrays.
+    static func hottestShares(of placement: ExpertPlacement, popularity: ExpertPopularity) -> [Double] {
+        var scratch = [Double](repeating: 0, count: placement.dies)
+        var shares = [Double]()
+        shares.reserveCapacity(placement.layers.count)
+        for l in placement.layers.indices {
+            for d in scratch.indices { scratch[d] = 0 }
+            var total = 0.0
+            popularity.layers[l].withUnsafeBufferPointer { row in
+                for e in placement.layers[l].indices {
+                    let replicas = Double(Int32(placement.layers[l][e].count))
+                    for d in placement.layers[l][e] {
+                        let share = row[e] / replicas
+                        scratch[d] += share
+                        total += share
+                    }
+                }
+            }
+            shares.append(total > 0 ? scratch.max()! / total : 1 / Double(placement.dies))
+        }
+        return shares
     }
 
     func hottestShares(popularity: ExpertPopularity) -> [Double] {

@@ -63,6 +63,17 @@ struct FlatJSONScanner {
     private mutating func number() throws(Problem) -> Double {
         skipSpace()
         let start = index
+        // Plain digits (every number of a Mooncake trace) are read here: up to 15 digits an
+        // integer is exact in a Double, so the value is the one `Double(String)` would give.
+        var integer = 0
+        while let c = peek, c >= 48 && c <= 57, index - start < 15 {
+            integer = integer * 10 + Int(c - 48)
+            index += 1
+        }
+        if index > start, peek.map({ !(($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 43 || $0 == 46 || $0 == 101 || $0 == 69) }) ?? true {
+            return Double(integer)
+        }
+        index = start
         while let c = peek, (c >= 48 && c <= 57) || c == 45 || c == 43 || c == 46 || c == 101 || c == 69 { index += 1 }
         guard start < index, let n = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else {
             throw Problem(message: "expected a JSON number")

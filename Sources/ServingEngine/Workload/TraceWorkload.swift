@@ -1,3 +1,4 @@
+import Foundation
 import SimKit
 
 /// Replays an Azure LLM CSV or Mooncake JSONL trace, streaming it line by line.
@@ -127,6 +128,21 @@ public struct TraceWorkload: WorkloadSource {
         try check(try TraceWorkload(path: path, maxContextTokens: maxContextTokens, clipToContext: clipToContext))
     }
 
+    /// As ``check(path:maxContextTokens:clipToContext:)``, also keeping the parsed requests when
+    /// the file is at most ``CheckedTrace/maxBytes`` (nil otherwise), so a run need not parse it
+    /// again (``EngineConfiguration/checkedTrace``).
+    public static func checkKeepingRequests(
+        path: String, maxContextTokens: Int = TraceLimits.maxTokens, clipToContext: Bool = false
+    ) throws(WorkloadError) -> (summary: TraceSummary, trace: CheckedTrace?) {
+        let opened = try TraceWorkload(path: path, maxContextTokens: maxContextTokens, clipToContext: clipToContext)
+        let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
+        guard let size, size <= CheckedTrace.maxBytes else { return (try check(opened), nil) }
+        var requests: [RequestSpec]? = []
+        let summary = try check(opened, keeping: &requests)
+        return (summary, CheckedTrace(path: path, maxContextTokens: opened.maxContextTokens,
+                                      clipsToContext: clipToContext, requests: requests ?? []))
+    }
+
     /// Like ``check(path:maxContextTokens:)`` over bytes in memory reported as `name`.
     @discardableResult
     static func check(
@@ -136,12 +152,18 @@ public struct TraceWorkload: WorkloadSource {
     }
 
     private static func check(_ opened: TraceWorkload) throws(WorkloadError) -> TraceSummary {
+        var none: [RequestSpec]?
+        return try check(opened, keeping: &none)
+    }
+
+    private static func check(_ opened: TraceWorkload, keeping kept: inout [RequestSpec]?) throws(WorkloadError) -> TraceSummary {
         var trace = opened
         let path = trace.path
         var summary = TraceSummary(format: trace.format)
         var seenBlocks = Set<UInt64>()  // membership only; never iterated, so order is moot
         var reusedTokens = 0
         while let request = try trace.nextChecked() {
+            kept?.append(request)
             summary.requests += 1
             // Saturating: each count is ≤ 10^7, so only an absurdly long file could overflow.
             summary.promptTokens = summary.promptTokens.addingReportingOverflow(request.promptTokens).overflow

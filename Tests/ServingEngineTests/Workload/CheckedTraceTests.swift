@@ -1,0 +1,49 @@
+import Foundation
+import PodModel
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+/// A run replays the requests its check parsed (one parse): the same requests as streaming the
+/// file, and the same engine report.
+@Suite(.timeLimit(.minutes(10))) struct CheckedTraceTests {
+    @Test(.enabled(if: SharedTraces.available, "shared/traces is absent"))
+    func checkedRequestsAreTheStreamedOnes() throws {
+        for name in [SharedTraces.azureCode, SharedTraces.mooncakeConversation] {
+            let path = try #require(SharedTraces.path(name))
+            let (summary, checked) = try TraceWorkload.checkKeepingRequests(path: path, maxContextTokens: 4_096,
+                                                                            clipToContext: true)
+            let trace = try #require(checked)
+            #expect(trace.requests.count == summary.requests)
+            var streamed = try TraceWorkload(path: path, maxContextTokens: 4_096, clipToContext: true)
+            var replay = CheckedTraceWorkload(trace)
+            var count = 0
+            while let a = streamed.next() {
+                #expect(replay.next() == a)
+                count += 1
+            }
+            #expect(replay.next() == nil && count == summary.requests)
+        }
+    }
+
+    @Test(.enabled(if: SharedTraces.available, "shared/traces is absent"))
+    func aRunFromTheCheckedTraceEqualsOneFromTheFile() throws {
+        let path = try #require(SharedTraces.path(SharedTraces.azureCode))
+        var config = EngineConfiguration(deployment: try Deployment.inlineColocated("colocated:1:llama-2-7b:nvidia-a100:tp1"),
+                                         workload: .trace(path: path))
+        config.clipTracePromptsToContext = true
+        let fromFile = try ServingEngine(configuration: config)
+        config.checkedTrace = try TraceWorkload.checkKeepingRequests(
+            path: path, maxContextTokens: config.deployment.modelSpec().contextWindow, clipToContext: true).trace
+        #expect(config.checkedTrace != nil)
+        let fromCheck = try ServingEngine(configuration: config)
+        #expect(fromCheck.workload is CheckedTraceWorkload)
+        fromFile.run(until: 120)
+        fromCheck.run(until: 120)
+        #expect(fromFile.report() == fromCheck.report())
+        // Other options than the check's: the file is read again.
+        config.clipTracePromptsToContext = false
+        #expect(try ServingEngine(configuration: config).workload is TraceWorkload)
+    }
+}
