@@ -368,7 +368,9 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     }
 
     /// Takes queued submissions and cancellations in, logged like commands (replayable).
-    private func applyRequests() {
+    /// Returns whether anything was taken in (the engine's state may have changed).
+    @discardableResult
+    private func applyRequests() -> Bool {
         let batch = requestInbox.withLock { q in defer { q.removeAll() }; return q }
         for item in batch {
             switch item {
@@ -388,6 +390,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             }
         }
         if !batch.isEmpty { deliverUpdates() }
+        return !batch.isEmpty
     }
 
     /// The command-log line of a submission: `submit prompt N max_tokens M`, then only the fields
@@ -469,16 +472,26 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     private func loop() {
         pacer.start(wall: Self.wallNow(), sim: core.simTime)
         var lastPublish = -Double.infinity
+        // What the last snapshot showed: while the clock stands (paused, or idle at a pacer
+        // target) and nothing came in, the next one would be the same, so it is not rebuilt
+        // (a superpod snapshot walks every TE and expert; a paused console should cost nothing).
+        var published: (sim: SimTime, speed: Double?, paused: Bool)?
+        var changed = true
         while !stopping.load(ordering: .acquiring) {
-            if applyPendingCommands() { lastPublish = Self.wallNow() }
+            if applyPendingCommands() { lastPublish = Self.wallNow(); changed = true }
             forkPendingPreviews()
-            applyRequests()
+            if applyRequests() { changed = true }
             advance()
             pausedNow.store(pacer.paused, ordering: .releasing)
             lastTurn.store(Self.uptime(), ordering: .releasing)
             let now = Self.wallNow()
             if now - lastPublish >= publishInterval {
-                publish()
+                let state = (sim: core.simTime, speed: pacer.speed, paused: pacer.paused)
+                if changed || published.map({ $0.sim != state.sim || $0.speed != state.speed || $0.paused != state.paused }) ?? true {
+                    publish()
+                    published = state
+                    changed = false
+                }
                 lastPublish = now
             }
             if pacer.speed != nil || pacer.paused { Thread.sleep(forTimeInterval: 0.005) }

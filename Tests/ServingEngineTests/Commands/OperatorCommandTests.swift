@@ -47,8 +47,8 @@ private func failure(_ line: String) -> String? {
     }
 
     @Test(arguments: [
-        ("", "empty command; expected one of: drain, undrain, fault, heal, rebalance, rate, speed, pause, resume, policy"),
-        ("foo", "unknown command 'foo'; expected one of: drain, undrain, fault, heal, rebalance, rate, speed, pause, resume, policy"),
+        ("", "empty command; expected one of: drain, undrain, fault, heal, rebalance, rate, speed, pause, resume, scale, autoscale, policy"),
+        ("foo", "unknown command 'foo'; expected one of: drain, undrain, fault, heal, rebalance, rate, speed, pause, resume, scale, autoscale, policy"),
         ("drain node x", "expected a node number between 0 and 999999 after 'drain node', got 'x'"),
         ("drain node", "expected a node number between 0 and 999999 after 'drain node'"),
         ("drain 5", "expected 'node' after 'drain', got '5'"),
@@ -92,7 +92,7 @@ private func failure(_ line: String) -> String? {
         ("heal 0", "expected a fault id between 1 and 999999 or 'all' after 'heal', got '0'"),
         // Input echoed in a message is one line, control characters spelled out, long words cut.
         ("pause\nresume", "unexpected 'resume' after 'pause'; expected end of command"),
-        ("\u{1B}[2J", "unknown command '\\u{1B}[2J'; expected one of: drain, undrain, fault, heal, rebalance, rate, speed, pause, resume, policy"),
+        ("\u{1B}[2J", "unknown command '\\u{1B}[2J'; expected one of: drain, undrain, fault, heal, rebalance, rate, speed, pause, resume, scale, autoscale, policy"),
     ])
     func malformedFormsSayWhatWasExpected(line: String, message: String) {
         #expect(failure(line) == message)
@@ -121,7 +121,7 @@ private func failure(_ line: String) -> String? {
         #expect(OperatorCommand.completions(for: "fault ").count == 7)
         #expect(OperatorCommand.completions(for: "speed") == ["speed ", "speed max"])
         #expect(OperatorCommand.completions(for: "zzz").isEmpty)
-        #expect(OperatorCommand.completions(for: "").count == 17 + 14, "17 phrases + policy SLOT (4) and policy SLOT NAME (10)")
+        #expect(OperatorCommand.completions(for: "").count == 17 + 5 + 14, "17 phrases, scale ROLE (3) and autoscale NAME (2), policy SLOT (4) and policy SLOT NAME (10)")
         for phrase in OperatorCommand.completions(for: "") {
             #expect(OperatorCommand.keywords.contains(String(phrase.split(separator: " ")[0])))
         }
