@@ -255,6 +255,7 @@ extension ServingEngine {
         instances[index].stepping = true
         instances[index].lastStepSeconds = seconds
         instances[index].busySeconds += seconds
+        noteBusyForAutoscaler(index, seconds: seconds)
         telemetry.intervalOutputTokens += Double(running) * tokensPerStep
         let end = now.after(seconds)
         instances[index].stepEndsAt = end
