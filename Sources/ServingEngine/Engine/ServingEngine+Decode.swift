@@ -235,6 +235,7 @@ extension ServingEngine {
         instances[index].stepping = true
         instances[index].lastStepSeconds = seconds
         instances[index].busySeconds += seconds
+        noteBusyForAutoscaler(index, seconds: seconds)
         telemetry.intervalOutputTokens += Double(running) * tokensPerStep
         observeStep(index, seconds: seconds, decodeBatch: running)
         let end = now.after(seconds)

@@ -50,11 +50,14 @@ extension ServingEngine {
         var slowest = BatchLoad()
         var pooledMost = 0
         var routedTokens = 0
+        var groupsWorking = 0
+        defer { scaling.batchGroupShare = Double(groupsWorking) / Double(max(1, instances[index].dp.count)) }
         for g in instances[index].dp.indices {
             // In place: copying a group would copy its block tables.
             let load = fillPrefillBatch(&instances[index].dp[g], budget: budget, colocated: colocated,
                                         batchLimit: batchLimit)
             instances[index].waiting -= load.started
+            if load.tokens > 0 || load.pooledTokens > 0 { groupsWorking += 1 }
             if load.tokens > slowest.tokens { slowest = load }
             pooledMost = max(pooledMost, load.pooledTokens)
             routedTokens += load.tokens

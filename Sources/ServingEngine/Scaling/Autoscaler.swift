@@ -18,10 +18,20 @@ public struct ClusterLoad: Sendable, Equatable {
     /// Uncached prompt tokens waiting in prefill queues.
     public var queuedPrefillTokens = 0
     /// Estimated wait of a new prompt behind them: queued tokens over the prefill capacity
-    /// measured over the interval (computed tokens per busy second).
+    /// measured over the interval (computed tokens over ``prefillGroupBusyShare``).
     public var prefillQueueWaitSeconds = 0.0
-    /// Mean busy share of the in-service prefill TEs over the interval.
+    /// Mean busy share of the in-service prefill TEs over the interval: the share of time a TE
+    /// had a batch running. A poor load measure on its own: a TE steps whenever any one of its
+    /// DP groups has a prompt, so it is 60–80% busy at 40 req/s on the default pod with a sixth
+    /// of its token throughput in use. It turns the tokens computed into a capacity (tokens per
+    /// busy second) for ``prefillQueueWaitSeconds``.
     public var prefillUtilization = 0.0
+    /// Mean share of the in-service prefill TEs' DP-group time spent prefilling over the
+    /// interval (each batch's seconds × the share of the TE's DP groups with work in it): how
+    /// much of the prefill side is in use. On the default pod about 0.1–0.2 at 40 req/s, near 1
+    /// when prompts back up in every group. Nil when no TE was in service for a whole interval
+    /// (the autoscaler then falls back to ``prefillUtilization``).
+    public var prefillGroupBusyShare: Double?
     /// TTFT p90 of the most recently finished requests (nil: none yet).
     public var recentTTFTp90Ms: Double?
     /// Time per output token of the in-service decode TEs' last steps (step time over tokens
@@ -67,30 +77,63 @@ public struct OffAutoscaler: Autoscaler {
 /// Parameters of the `slo` autoscaler, defaults chosen for the default `superpod` (8 prefill
 /// TEs of 16 NPUs, one decode TE of 160, 96 spare NPUs) under the synthetic mix; none is
 /// published.
+///
+/// Why these signals. TTFT alone is a poor trigger: on the default pod its p90 comes near 1.6 s
+/// at 40 req/s with a tenth of the prefill side in use (long prompts take long to prefill
+/// however idle the TEs are), and the recent-TTFT window is of *finished* requests, so it lags
+/// the queue by the decode time. A TE's plain busy share is poor too (60–80% at 40 req/s: it
+/// steps whenever one of its DP groups has a prompt). More prefill TEs help when prefill is the
+/// bottleneck: its DP groups are busy (``ClusterLoad/prefillGroupBusyShare``, measured ≈0.1 at
+/// 40 req/s, ≈0.4 at 120, 0.7–0.9 at 250 on the default pod) and prompts wait. So scale-up
+/// needs a busy prefill side *and* latency at risk (TTFT p90 or the wait behind the queue);
+/// scale-down looks at what the TEs left would carry, with TTFT only as a veto.
 public struct SLOAutoscalerParameters: Sendable, Equatable {
     /// Evaluate every 5 s (a few prefill batches; long enough for the signals to settle).
     public var intervalSeconds = 5.0
-    /// Prefill is short when a new prompt would wait more than this share of the TTFT SLO
-    /// behind the queued tokens, or recent TTFT p90 passes `upTTFTShare` of the SLO.
-    public var upQueueWaitShare = 0.25
+
+    // Prefill scale-up: `upBusyShare` AND (`upTTFTShare` OR `upQueueWaitShare`).
+    /// Prefill is the bottleneck when its DP groups were prefilling more than this share of the
+    /// evaluation interval (``ClusterLoad/prefillGroupBusyShare``); a prefill side with room is
+    /// never scaled up, whatever TTFT.
+    public var upBusyShare = 0.5
+    /// …and latency is at risk: the TTFT p90 of the recently finished requests passes this
+    /// share of the TTFT SLO, …
     public var upTTFTShare = 0.8
-    /// Prefill has room when TTFT p90 is under this share of the SLO, the queue is near empty
-    /// and the TEs left would run below `downUtilization` busy.
-    public var downTTFTShare = 0.3
-    public var downUtilization = 0.5
-    /// Decode is short when its KV (with reservations) passes this share, or TPOT passes
-    /// `upTPOTShare` of the SLO; it has room under `downKVUsage` with TPOT under half the SLO.
+    /// …or a new prompt would wait more than this share of the TTFT SLO behind the queued
+    /// prompt tokens (the leading signal: TTFT of finished requests lags it).
+    public var upQueueWaitShare = 0.25
+
+    // Prefill scale-down: queue empty AND one TE fewer under `downBusyShare`, unless vetoed.
+    /// The queue counts as empty when the wait behind it is under this share of the TTFT SLO
+    /// (the prompts of the batches being computed are not a backlog).
+    public var downQueueWaitShare = 0.1
+    /// The TEs left after removing one would be busy less than this share (the DP-group busy
+    /// share × n / (n − 1)); not above `upBusyShare`, so a scale-down does not make prefill
+    /// the bottleneck.
+    public var downBusyShare = 0.5
+    /// Veto: no scale-down while the recent TTFT p90 is above this share of the SLO. Well
+    /// under `upTTFTShare`: a TTFT band between the two keeps it from shrinking to the edge of
+    /// the scale-up condition (on the daily cycle a veto at 0.8 let it go from 8 TEs to 3 at
+    /// 40 req/s, and the surge then found 3).
+    public var downTTFTVetoShare = 0.5
+
+    // Decode: short when its KV (with reservations) passes `upKVUsage` or TPOT passes
+    // `upTPOTShare` of the SLO; room under `downKVUsage` with TPOT under half the SLO.
     public var upKVUsage = 0.85
     public var upTPOTShare = 0.9
     public var downKVUsage = 0.3
-    /// Hysteresis: consecutive evaluations a condition must hold before acting (up fast, down slow).
+
+    /// Hysteresis: consecutive evaluations a condition must hold before acting (up fast: 10 s;
+    /// down slow: 60 s of room).
     public var upEvaluations = 2
     public var downEvaluations = 12
-    /// Cooldown after a decision for the same role: 15 s before another scale-up (a fork
-    /// start takes seconds), 120 s before a scale-down (never shrink right after a surge).
+    /// Cooldown after any decision for the same role: 15 s before a scale-up (a fork start
+    /// takes seconds; the new TEs must show in the signals), 60 s before a scale-down (the
+    /// shrunk layout must show its load before the next TE goes).
     public var upCooldownSeconds = 15.0
-    public var downCooldownSeconds = 120.0
-    /// Largest step, in TEs, of one scale-up (a quarter of the role, at least 1, at most this).
+    public var downCooldownSeconds = 60.0
+    /// Largest step, in TEs, of one scale-up (a quarter of the role, more when the shortfall is
+    /// deeper, at least 1, at most this). Scale-downs are one TE at a time.
     public var maxStepTEs = 4
     /// Never fewer TEs of a role (the floor is one).
     public var minTEsPerRole = 1
@@ -98,7 +141,8 @@ public struct SLOAutoscalerParameters: Sendable, Equatable {
     public init() {}
 
     func validationProblem() -> String? {
-        let shares = [upQueueWaitShare, upTTFTShare, downTTFTShare, downUtilization, upKVUsage, upTPOTShare, downKVUsage]
+        let shares = [upBusyShare, upQueueWaitShare, upTTFTShare, downQueueWaitShare, downBusyShare, downTTFTVetoShare,
+                      upKVUsage, upTPOTShare, downKVUsage]
         guard shares.allSatisfy({ $0.isFinite && $0 > 0 && $0 <= 10 }) else { return "autoscaler: shares must be in (0, 10]" }
         guard intervalSeconds.isFinite, intervalSeconds >= 0.5, intervalSeconds <= 3_600 else {
             return "autoscaler: interval must be between 0.5 and 3600 s, got \(intervalSeconds)"
@@ -114,10 +158,11 @@ public struct SLOAutoscalerParameters: Sendable, Equatable {
     }
 }
 
-/// `autoscale slo`: scales prefill on queued prompt tokens and TTFT, decode on KV headroom and
-/// TPOT, against the SLOs; with hysteresis (a condition must hold for several evaluations),
-/// a cooldown per role, never below ``SLOAutoscalerParameters/minTEsPerRole`` and never beyond
-/// the spare pool. One step at a time per role: no scale-up while TEs of the role are starting.
+/// `autoscale slo`: scales prefill when it is the bottleneck (busy TEs and latency at risk) and
+/// back in when the TEs left would still have room; decode on KV headroom and TPOT; with
+/// hysteresis (a condition must hold for several evaluations), a cooldown per role, never below
+/// ``SLOAutoscalerParameters/minTEsPerRole`` and never beyond the spare pool. One step at a
+/// time per role: nothing while TEs of the role are starting or (for a scale-down) draining.
 public struct SLOAutoscaler: Autoscaler {
     public var parameters: SLOAutoscalerParameters
     public var name: String { "slo" }
@@ -132,20 +177,27 @@ public struct SLOAutoscaler: Autoscaler {
         let p = parameters
         var decisions: [ScalingDecision] = []
         let ttft = load.recentTTFTp90Ms ?? 0
-        // Prefill.
-        let waitShare = load.prefillQueueWaitSeconds * 1_000 / load.sloTTFTMs
-        let prefillShort = waitShare > p.upQueueWaitShare || ttft > p.upTTFTShare * load.sloTTFTMs
+        let slo = load.sloTTFTMs
+        // Prefill (nothing until its TEs have been measured over a whole interval).
+        let busy = load.prefillGroupBusyShare ?? 0
+        let measured = load.prefillGroupBusyShare != nil
+        let waitShare = load.prefillQueueWaitSeconds * 1_000 / slo
+        let bottleneck = busy > p.upBusyShare
+        let latencyAtRisk = ttft > p.upTTFTShare * slo || waitShare > p.upQueueWaitShare
+        let prefillShort = measured && bottleneck && latencyAtRisk
         let n = load.prefill.inService
-        let projected = n > 1 ? load.prefillUtilization * Double(n) / Double(n - 1) : .infinity
-        let prefillIdle = ttft < p.downTTFTShare * load.sloTTFTMs && waitShare < p.upQueueWaitShare / 4
-            && projected < p.downUtilization
-        let pressure = max(waitShare / p.upQueueWaitShare, ttft / (p.upTTFTShare * load.sloTTFTMs))
+        let projected = n > 1 ? busy * Double(n) / Double(n - 1) : .infinity
+        let vetoed = ttft > p.downTTFTVetoShare * slo
+        let prefillIdle = measured && waitShare < p.downQueueWaitShare && projected < p.downBusyShare && !vetoed
+        let pressure = max(waitShare / p.upQueueWaitShare, ttft / (p.upTTFTShare * slo))
+        let busyPct = Self.percent(busy)
         if let d = decide(role: .prefill, load.prefill, short: prefillShort, idle: prefillIdle, spare: load.spareNPUs, now: now,
                           pressure: pressure, why: prefillShort
-                            ? "queued prompt tokens \(load.queuedPrefillTokens) ≈ \(Self.ms(load.prefillQueueWaitSeconds * 1_000)) ms "
-                                + "of prefill, TTFT p90 \(Self.ms(ttft)) ms (SLO \(Self.ms(load.sloTTFTMs)) ms)"
-                            : "TTFT p90 \(Self.ms(ttft)) ms, prefill \(Int((load.prefillUtilization * 100).rounded()))% busy; "
-                                + "one TE fewer would be \(Int((min(projected, 9.99) * 100).rounded()))% busy") {
+                            ? "prefill DP groups \(busyPct)% busy, queued prompt tokens \(load.queuedPrefillTokens) ≈ "
+                                + "\(Self.ms(load.prefillQueueWaitSeconds * 1_000)) ms of prefill, TTFT p90 \(Self.ms(ttft)) ms "
+                                + "(SLO \(Self.ms(slo)) ms)"
+                            : "prefill queue empty, DP groups \(busyPct)% busy; one TE fewer would be "
+                                + "\(Self.percent(min(projected, 9.99)))% busy; TTFT p90 \(Self.ms(ttft)) ms (SLO \(Self.ms(slo)) ms)") {
             decisions.append(d)
         }
         // Decode.
@@ -153,7 +205,7 @@ public struct SLOAutoscaler: Autoscaler {
         let decodeIdle = load.decodeKVUsage < p.downKVUsage && load.decodeTPOTMs < 0.5 * load.sloTPOTMs
             && load.decode.inService > 1
         if let d = decide(role: .decode, load.decode, short: decodeShort, idle: decodeIdle, spare: load.spareNPUs, now: now,
-                          why: "decode KV \(Int((load.decodeKVUsage * 100).rounded()))% (with reservations), "
+                          why: "decode KV \(Self.percent(load.decodeKVUsage))% (with reservations), "
                             + "TPOT \(Self.ms(load.decodeTPOTMs)) ms (SLO \(Self.ms(load.sloTPOTMs)) ms)") {
             decisions.append(d)
         }
@@ -188,6 +240,7 @@ public struct SLOAutoscaler: Autoscaler {
     }
 
     static func ms(_ value: Double) -> String { String(Int(value.rounded())) }
+    static func percent(_ share: Double) -> String { String(Int((share * 100).rounded())) }
 }
 
 /// Autoscaler policies by name (a policy registry elsewhere may take these over).
@@ -227,6 +280,11 @@ extension ServingEngine {
         scaling.lastPrefillComputedTokens = telemetry.prefillComputedTokens
         scaling.lastCompleted = telemetry.completed
         scaling.lastSLOMet = telemetry.sloMet
+        scaling.prefillBusyAtEvaluation = [:]
+        scaling.prefillGroupBusyAtEvaluation = [:]
+        for i in instances.indices where instances[i].role == .prefill && scaling.phase(i) == .inService {
+            (scaling.prefillBusyAtEvaluation[i], scaling.prefillGroupBusyAtEvaluation[i]) = prefillBusyDone(i)
+        }
         queue.schedule(at: now.after(scaling.autoscaler.intervalSeconds), .scaling(.autoscaleTick))
     }
 
@@ -244,6 +302,23 @@ extension ServingEngine {
         scheduleAutoscaleTick()
     }
 
+    /// A step of `seconds` starts on TE `index`: prefill TEs count it towards their busy share
+    /// while an autoscaler runs (nothing is kept otherwise).
+    func noteBusyForAutoscaler(_ index: Int, seconds: Double) {
+        guard instances[index].role == .prefill, scaling.autoscaler.intervalSeconds > 0 else { return }
+        scaling.prefillBusyStarted[index, default: 0] += seconds
+        scaling.prefillGroupBusyStarted[index, default: 0] += seconds * scaling.batchGroupShare
+        scaling.prefillStepGroupShare[index] = scaling.batchGroupShare
+    }
+
+    /// Busy seconds of prefill TE `index` done by now (the steps started, less what is left of
+    /// the running one), plain and weighted by the share of DP groups working.
+    func prefillBusyDone(_ index: Int) -> (busy: Double, groupBusy: Double) {
+        let left = instances[index].stepping ? max(0, (instances[index].stepEndsAt ?? now) - now) : 0
+        return (scaling.prefillBusyStarted[index, default: 0] - left,
+                scaling.prefillGroupBusyStarted[index, default: 0] - left * scaling.prefillStepGroupShare[index, default: 0])
+    }
+
     /// The autoscaler's view of the pod now, rates over the interval since the last evaluation.
     func clusterLoad() -> ClusterLoad {
         var load = ClusterLoad()
@@ -254,6 +329,8 @@ extension ServingEngine {
         load.prefill.npusPerTE = groups.first { $0.role == .prefill }?.npusEach ?? 0
         load.decode.npusPerTE = groups.first { $0.role == .decode }?.npusEach ?? 0
         var busy = 0.0, prefillTEs = 0
+        var measuredBusy = 0.0, measuredGroupBusy = 0.0, measuredTEs = 0
+        let interval = max(1e-9, now - scaling.lastEvaluation)
         var kvUsed = 0.0, kvGroups = 0
         for i in instances.indices {
             let phase = scaling.phase(i)
@@ -268,6 +345,13 @@ extension ServingEngine {
                 load.queuedPrefillTokens += instances[i].dp.reduce(0) { $0 + $1.queuedTokens }
                 busy += instances[i].utilization
                 prefillTEs += 1
+                // In service since the last evaluation: its busy share over the whole interval.
+                if let base = scaling.prefillBusyAtEvaluation[i], let groupBase = scaling.prefillGroupBusyAtEvaluation[i] {
+                    let done = prefillBusyDone(i)
+                    measuredBusy += min(1, max(0, done.busy - base) / interval)
+                    measuredGroupBusy += min(1, max(0, done.groupBusy - groupBase) / interval)
+                    measuredTEs += 1
+                }
             }
             if instances[i].hasDecode {
                 for g in instances[i].dp where !g.outOfService {
@@ -279,12 +363,16 @@ extension ServingEngine {
                 }
             }
         }
-        load.prefillUtilization = prefillTEs > 0 ? busy / Double(prefillTEs) : 0
+        // Over the interval where measured; else the last telemetry interval's share.
+        load.prefillUtilization = measuredTEs > 0 ? measuredBusy / Double(measuredTEs)
+            : prefillTEs > 0 ? busy / Double(prefillTEs) : 0
+        load.prefillGroupBusyShare = measuredTEs > 0 ? measuredGroupBusy / Double(measuredTEs) : nil
         load.decodeKVUsage = kvGroups > 0 ? kvUsed / Double(kvGroups) : 0
-        let interval = max(1e-9, now - scaling.lastEvaluation)
         let computed = Double(telemetry.prefillComputedTokens - scaling.lastPrefillComputedTokens) / interval
-        // Capacity: tokens computed per busy second of the prefill side.
-        let capacity = computed / max(0.05, load.prefillUtilization)
+        // Capacity: tokens computed per second of DP-group prefilling, times all the groups
+        // (steady from 40 to 250 req/s on the default pod, where tokens per busy second of a
+        // TE is not: small batches are short).
+        let capacity = computed / max(0.05, load.prefillGroupBusyShare ?? load.prefillUtilization)
         load.prefillQueueWaitSeconds = load.queuedPrefillTokens == 0 ? 0
             : capacity > 0 ? Double(load.queuedPrefillTokens) / capacity : Self.longestDelay
         let ttfts = telemetry.recent.compactMap(\.ttftMs).sorted()

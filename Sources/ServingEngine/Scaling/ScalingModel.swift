@@ -174,6 +174,18 @@ struct ScalingState {
     var lastCompleted = 0
     var lastSLOMet = 0
     var lastEvaluation: SimTime = 0
+    /// Share of the DP groups of the prefill batch just formed that got work (set by
+    /// formPrefillBatch, read when the step starts).
+    var batchGroupShare = 0.0
+    /// While an autoscaler runs, per prefill TE: step seconds started (cumulative), the same
+    /// weighted by the share of its DP groups working in each step, and that share for the
+    /// running step; and both sums done at the last evaluation. Their differences are the busy
+    /// shares over the evaluation interval (a 0.5 s telemetry sample is too noisy to scale on).
+    var prefillBusyStarted: [Int: Double] = [:]
+    var prefillGroupBusyStarted: [Int: Double] = [:]
+    var prefillStepGroupShare: [Int: Double] = [:]
+    var prefillBusyAtEvaluation: [Int: Double] = [:]
+    var prefillGroupBusyAtEvaluation: [Int: Double] = [:]
 
     func phase(_ i: Int) -> InstancePhase { lifecycle[i]?.phase ?? .inService }
 }

@@ -246,7 +246,7 @@ import XDSTestSupport
     // MARK: Autoscaler
 
     @Test func sloAutoscalerBeatsOffOnARateStep() throws {
-        func run(_ autoscale: String) throws -> RunReport {
+        func run(_ autoscale: String) throws -> (RunReport, RunReport) {
             let engine = try Self.superpod(rate: 40, limit: 40_000) { $0.scaling.autoscale = autoscale }
             engine.run(until: 10)
             _ = engine.apply(.rate(requestsPerSecond: 250))
@@ -254,14 +254,85 @@ import XDSTestSupport
             _ = engine.apply(.rate(requestsPerSecond: 40))
             engine.run(until: 80)
             ScalingTests.expectSound(engine)
-            return engine.report()
+            let during = engine.report()
+            // After the surge the prefill side has room again: the autoscaler gives TEs back.
+            engine.run(until: 200)
+            ScalingTests.expectSound(engine)
+            return (during, engine.report())
         }
-        let off = try run("off"), slo = try run("slo")
+        let (off, _) = try run("off"), (slo, later) = try run("slo")
         #expect(off.scaling?.details.isEmpty == true)
         let ups = slo.scaling?.details.filter { $0.to > $0.from } ?? []
         #expect(!ups.isEmpty && ups.allSatisfy { $0.role == "prefill" && $0.loadPath == .npuFork })
+        #expect(ups.allSatisfy { $0.requestedS > 10 }, "no scale-up before the surge: \(ups)")
         #expect(slo.slo.attainment > off.slo.attainment,
                 "attainment \(off.slo.attainment) off, \(slo.slo.attainment) slo; \(slo.scaling?.details ?? [])")
+        let downs = later.scaling?.details.filter { $0.to < $0.from } ?? []
+        #expect(!downs.isEmpty && downs.allSatisfy { $0.role == "prefill" && $0.requestedS > 70 && $0.to == $0.from - 1 },
+                "\(later.scaling?.details ?? [])")
+    }
+
+    @Test func anIdlePrefillSideIsNotScaledUpWhateverTTFT() {
+        // The old policy's failure: TTFT p90 above 80% of the SLO at 40 req/s (long prompts),
+        // prefill a quarter busy. More prefill TEs would not help.
+        var load = ClusterLoad()
+        load.prefill.inService = 8
+        load.prefill.npusPerTE = 16
+        load.decode.inService = 1
+        load.decode.npusPerTE = 160
+        load.spareNPUs = 96
+        load.prefillGroupBusyShare = 0.1
+        load.recentTTFTp90Ms = 1_900
+        var policy = SLOAutoscaler()
+        for t in 1...50 { #expect(policy.evaluate(load, now: Double(t) * 5).allSatisfy { $0.delta < 0 }) }
+        // Busy alone (TTFT fine, no backlog) is not a shortfall either.
+        load.prefillGroupBusyShare = 0.9
+        load.recentTTFTp90Ms = 900
+        for t in 51...60 { #expect(policy.evaluate(load, now: Double(t) * 5).isEmpty) }
+        // Busy and a backlog: two evaluations, then a step.
+        load.prefillQueueWaitSeconds = 1
+        #expect(policy.evaluate(load, now: 305).isEmpty)
+        #expect(policy.evaluate(load, now: 310).map(\.delta) == [4], "wait 1 s = 2× its threshold: half of 8 more")
+    }
+
+    @Test func prefillScalesDownWhenTheTEsLeftHaveRoomWithCooldownAndVeto() {
+        var load = ClusterLoad()
+        load.prefill.inService = 12
+        load.prefill.npusPerTE = 16
+        load.spareNPUs = 32
+        load.prefillGroupBusyShare = 0.3     // 12 × 0.3 = 3.6 TEs of work: 11 TEs would be 33% busy
+        load.recentTTFTp90Ms = 900           // above the old policy's 600 ms floor: no longer matters
+        var policy = SLOAutoscaler()
+        let p = policy.parameters
+        var decisions: [(SimTime, ScalingDecision)] = []
+        var t = 0.0
+        while t < 600 {
+            t += p.intervalSeconds
+            for d in policy.evaluate(load, now: t) {
+                decisions.append((t, d))
+                load.prefill.inService += d.delta
+                load.prefillGroupBusyShare = 3.6 / Double(load.prefill.inService)
+            }
+        }
+        #expect(decisions.allSatisfy { $0.1.delta == -1 && $0.1.role == .prefill })
+        #expect(decisions.first?.0 == Double(p.downEvaluations) * p.intervalSeconds, "after 60 s of room")
+        let gaps = zip(decisions.dropFirst(), decisions).map { $0.0 - $1.0 }
+        #expect(gaps.allSatisfy { $0 >= p.downCooldownSeconds }, "\(gaps)")
+        // It stops where one TE fewer would pass 50% busy: 3.6 TEs of work on 8 → 7 would be 51%.
+        #expect(load.prefill.inService == 8, "\(decisions.map(\.1.reason))")
+        #expect(decisions.first?.1.reason.contains("one TE fewer would be 33% busy") == true)
+
+        // A backlog or a missed TTFT SLO keeps the TEs.
+        for (wait, ttft) in [(0.5, 500.0), (0, 1_100)] {
+            var held = ClusterLoad()
+            held.prefill.inService = 12
+            held.prefill.npusPerTE = 16
+            held.prefillGroupBusyShare = 0.2
+            held.prefillQueueWaitSeconds = wait
+            held.recentTTFTp90Ms = ttft
+            var policy = SLOAutoscaler()
+            for t in 1...100 { #expect(policy.evaluate(held, now: Double(t) * 5).isEmpty) }
+        }
     }
 
     @Test func autoscalerDecisionsAreLoggedAndRespectTheFloorAndThePool() throws {
@@ -273,6 +344,7 @@ import XDSTestSupport
         load.decode.npusPerTE = 160
         load.spareNPUs = 32
         load.prefillQueueWaitSeconds = 3
+        load.prefillGroupBusyShare = 0.95
         load.decodeKVUsage = 0.95
         var policy = SLOAutoscaler()
         #expect(policy.evaluate(load, now: 5).isEmpty, "hysteresis: one evaluation is not enough")
