@@ -91,7 +91,7 @@ public struct Theme: Sendable, Equatable {
 
     public static let roleKeys = [
         "text", "dim", "accent", "good", "warn", "bad", "border", "title", "header", "tab_active",
-        "selection",
+        "selection", "background",
     ]
 
     static func key(of role: ColorRole) -> String? {
@@ -160,8 +160,15 @@ public struct Theme: Sendable, Equatable {
             let e = entry(bgRole)
             bg = wide ? (e.bg ?? e.fg) : (e.bg8 ?? e.fg8)
         }
-        return ResolvedStyle(
-            fg: wide ? fgEntry.fg : fgEntry.fg8, bg: bg, attributes: own.union(fgEntry.attributes))
+        var fg = wide ? fgEntry.fg : fgEntry.fg8
+        // A theme with its own background (the light one) paints every cell, so it reads the
+        // same on a dark terminal; the terminal's default ink would vanish on it, so plain text
+        // takes the theme's text colour.
+        if let back = colors["background"] {
+            if bg < 0 { bg = wide ? back.fg : back.fg8 }
+            if fg < 0, let text = colors["text"] { fg = wide ? text.fg : text.fg8 }
+        }
+        return ResolvedStyle(fg: fg, bg: bg, attributes: own.union(fgEntry.attributes))
     }
 }
 
