@@ -51,6 +51,10 @@ extension OperatorCommand {
             ) { $0 >= L.minSpeed && $0 <= L.maxSpeed })
         case "pause": return .pause
         case "resume": return .resume
+        case "preview":
+            // A what-if is asked of the host (it forks the engine), never applied as a step.
+            throw CommandParseError(
+                "'preview' is a what-if, not a command: ask it from the console's : line or POST /admin/preview")
         case "policy": return try parsePolicy(&words)
         case "scale": return try parseScale(&words)
         case "autoscale":
