@@ -62,14 +62,17 @@ struct AdminPreviewTests {
 
             // `xds console --connect`: the remote link previews through the same endpoint.
             let remote = RemoteEngineLink(baseURL: base, token: "tok")
-            guard case .success(let result) = remote.preview(commandLine: "preview drain node 0 for 30s", progress: { _ in })
+            // The link blocks its thread until answered: off the cooperative pool the server needs.
+            let first = try await offPool { remote.preview(commandLine: "preview drain node 0 for 30s", progress: { _ in }) }
+            guard case .success(let result) = first
             else {
                 Issue.record("remote preview refused")
                 group.cancelAll()
                 return
             }
             #expect(result.command == "drain node 0" && result.durationSeconds == 30 && result.wallSeconds > 0)
-            guard case .failure(let refusal) = remote.preview(commandLine: "preview drain node 999", progress: { _ in }) else {
+            let second = try await offPool { remote.preview(commandLine: "preview drain node 999", progress: { _ in }) }
+            guard case .failure(let refusal) = second else {
                 Issue.record("remote preview of a rejected command was not refused")
                 group.cancelAll()
                 return

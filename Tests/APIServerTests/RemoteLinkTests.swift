@@ -9,6 +9,7 @@ import XDSTestSupport
 /// its commands reach the engine.
 @Suite(.serialized, .timeLimit(.minutes(10)))
 struct RemoteLinkTests {
+
     @Test func remoteLinkMirrorsTheServerAndSendsCommands() async throws {
         let engineSide = RecordingEngineLink()
         engineSide.update {
@@ -26,16 +27,18 @@ struct RemoteLinkTests {
             defer { remote.stop() }
             #expect(await eventually { remote.latestSnapshot() == engineSide.latestSnapshot() })
             #expect(remote.latestSnapshot().linkStatus == nil)
-            let reply = remote.send(commandLine: "drain node 5")
+            let reply = try await offPool { remote.send(commandLine: "drain node 5") }
             #expect(reply.accepted)
             #expect(engineSide.receivedCommands == ["drain node 5"])
-            #expect(!remote.send(commandLine: "drain nod 5").accepted)
+            let refused = try await offPool { remote.send(commandLine: "drain nod 5") }
+            #expect(!refused.accepted)
             #expect(engineSide.receivedCommands == ["drain node 5"])
             let wrong = RemoteEngineLink(baseURL: URL(string: "http://127.0.0.1:\(port)")!, token: "nope")
             wrong.start()
             defer { wrong.stop() }
             #expect(await eventually { wrong.latestSnapshot().linkStatus?.contains("wrong admin token") == true })
-            #expect(!wrong.send(commandLine: "drain node 6").accepted)
+            let unauthorised = try await offPool { wrong.send(commandLine: "drain node 6") }
+            #expect(!unauthorised.accepted)
             #expect(engineSide.receivedCommands == ["drain node 5"])
             group.cancelAll()
         }
