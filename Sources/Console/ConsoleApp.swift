@@ -135,6 +135,8 @@ public enum ConsoleApp {
             } else if case .preview(let line) = effect {
                 log?("\(line) (computing off the UI thread)")
                 PreviewRunner.shared.start(line, link: link)
+            } else {
+                RequestQueryRunner.shared.perform(effect, link: link)
             }
         }
         return next
@@ -158,6 +160,7 @@ public enum ConsoleApp {
         state.themeIndex = themeIndex
         state.logPath = log.path
         state.confirmDestructive = startup.confirm
+        state.requestQueries = link is RequestQueryLink
         state.scenario = startup.scenario
         if let hint = startup.hint { state.status = StatusLine(hint, seconds: 20) }
         var snapshot = link.latestSnapshot()
@@ -181,7 +184,7 @@ public enum ConsoleApp {
                     burst += 1
                 }
             }
-            for message in PreviewRunner.shared.take() {
+            for message in PreviewRunner.shared.take() + RequestQueryRunner.shared.take() {
                 state = dispatch(message, to: state, link: link, log: logLine)
                 dirty = true
             }

@@ -61,6 +61,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     private let inbox = Mutex<[PendingCommand]>([])
     /// Previews waiting for the engine thread to fork the engine (EngineHost+Preview).
     let previewInbox = Mutex<[PendingPreview]>([])
+    /// Request-table questions waiting for the engine thread (EngineHost+RequestQuery).
+    let queryInbox = Mutex<[PendingQuery]>([])
     /// Completion requests from the HTTP face, and the streams of those the engine took in (locked:
     /// the watchdog fails them if the engine stalls for ``Bounds/abandon``).
     private let requestInbox = Mutex<[HostRequest]>([])
@@ -480,6 +482,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         while !stopping.load(ordering: .acquiring) {
             if applyPendingCommands() { lastPublish = Self.wallNow(); changed = true }
             forkPendingPreviews()
+            answerPendingQueries()
             if applyRequests() { changed = true }
             advance()
             pausedNow.store(pacer.paused, ordering: .releasing)
@@ -502,6 +505,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         publish()
         failStreams(reason: "engine stopped")
         refusePendingPreviews()
+        answerPendingQueries(refusing: true)
     }
 
     private func applyPendingCommands() -> Bool {

@@ -29,12 +29,12 @@ import XDSTestSupport
         return String(cells[w..<(2 * w)])
     }
 
-    @Test(arguments: [(80, 24), (120, 40), (200, 60)])
+    @Test(arguments: [(80, 24), (100, 30), (120, 40), (160, 45), (200, 60)])
     func sloPastTheAxisIsClampedAtTheEdgeWithItsValue(size: (Int, Int)) throws {
         let (width, height) = size
         let lines = Self.render(Self.snapshot(tpotSLO: 100), width: width, height: height)
         let tpot = lines.dropFirst(3).map { Self.panel($0, width: width) }
-        #expect(tpot[0].hasPrefix(width >= 120 ? "┌ TPOT · since start · log axis" : "┌ TPOT · all · log"))
+        #expect(tpot[0].hasPrefix(width >= 100 ? "┌ TPOT · since start · log axis" : "┌ TPOT · all · log"))
         let axisRow = try #require(tpot.firstIndex { $0.contains("┬") })
         // The last cell of the axis is ▲: clamped at the edge, where the axis ends.
         let axis = Array(tpot[axisRow].dropLast())  // without the panel's right border

@@ -45,7 +45,7 @@ import XDSTestSupport
         #expect(matching.count < snapshot.inFlight.count)
         let screen = ConsoleScreen.render(state, snapshot, theme: .builtinDark, width: 120, height: 40)
             .lines.joined(separator: "\n")
-        #expect(screen.contains("listing \(matching.count))"))
+        #expect(screen.contains("snapshot lists \(matching.count))"))
         #expect(screen.contains("filter \"#\(target.id)\""))
         let other = try #require(snapshot.inFlight.first { !RequestsView.matches($0, state.requestFilter) })
         #expect(!screen.contains("#\(other.id) "))

@@ -47,7 +47,7 @@ import XDSTestSupport
     }
 
     @Test func legendShowsTheStopsAndTheGlyphsAtEverySize() {
-        for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        for (w, h) in [(80, 24), (100, 30), (120, 40), (160, 45), (200, 60)] {
             let b = Self.pod(SnapshotFixtures.superpod, width: w, height: h)
             let text = b.lines.joined(separator: "\n")
             // Legend rows are never cut at the grid's border.

@@ -152,7 +152,7 @@ import XDSTestSupport
     @Test func requestsViewSortsAndShowsReasons() {
         let lines = renderFixture(.requests)
         #expect(
-            lines[3] == "┌ In flight · 25.1k (listing 40) · s/S sort · Enter · / filter ────────────────┐")
+            lines[3] == "┌ In flight · 25.1k (snapshot lists 40) · s/S sort · Enter · / filter ─────────┐")
         #expect(
             lines[4] == "│ id       stage        age▲  prompt     gen/out     TTFT where                │")
         #expect(

@@ -31,6 +31,7 @@ struct AdminRoutes: Sendable {
                 status: Self.status(of: reply))
         }
         registerPreview(on: admin)
+        registerRequests(on: admin)
         admin.get("/events") { request, _ in
             AdminEventStream(link: link, interval: eventInterval).response(for: request)
         }

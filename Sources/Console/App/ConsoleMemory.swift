@@ -29,7 +29,7 @@ public struct FaultRecord: Sendable, Equatable {
     public var status: FaultStatus
     /// Simulated time of the first snapshot without it (it was healed).
     public var healedAt: Double?
-    /// From the recovery events ("N requests re-prefilled", "M failed").
+    /// The engine's counts (``FaultStatus/requestsReprefilled``, ``FaultStatus/requestsFailed``).
     public var reprefilled = 0
     public var failed = 0
 }
@@ -53,9 +53,6 @@ public struct ConsoleMemory: Sendable, Equatable {
     public var histogramSamples: [HistogramSample] = []
     public var faults: [FaultRecord] = []
     public var timelines: [Int: RequestTimeline] = [:]
-    /// The newest event already read (time, and how many events at exactly that time).
-    var lastEventTime = -Double.infinity
-    var eventsAtLastTime = 0
 
     /// One histogram sample per this many simulated seconds.
     public static let sampleSeconds = 5.0
@@ -80,55 +77,18 @@ public struct ConsoleMemory: Sendable, Equatable {
     mutating func absorbFaults(_ s: Snapshot) {
         let active = Set(s.activeFaults.map(\.id))
         for f in s.activeFaults {
-            if let i = faults.firstIndex(where: { $0.status.id == f.id }) {
-                faults[i].status = f
-                faults[i].healedAt = nil
-            } else {
-                faults.append(FaultRecord(status: f))
-            }
+            let i = faults.firstIndex { $0.status.id == f.id } ?? faults.endIndex
+            if i == faults.endIndex { faults.append(FaultRecord(status: f)) }
+            faults[i].status = f
+            faults[i].healedAt = nil
+            // The engine's own counts for the fault (its recovery moved or failed them); they
+            // only grow while it is active and stay as last seen once it is healed.
+            faults[i].reprefilled = f.requestsReprefilled ?? 0
+            faults[i].failed = f.requestsFailed ?? 0
         }
         for i in faults.indices where faults[i].healedAt == nil && !active.contains(faults[i].status.id) {
             faults[i].healedAt = s.simTime
         }
-        // New events since the last snapshot: recovery outcomes per fault.
-        let fresh = s.events.filter { $0.time > lastEventTime }
-        let same = s.events.filter { $0.time == lastEventTime }.dropFirst(eventsAtLastTime)
-        for e in Array(same) + fresh where e.kind == .recovery {
-            guard let (ids, counts) = Self.recoveryCounts(e.message) else { continue }
-            for id in ids {
-                guard let i = faults.firstIndex(where: { $0.status.id == id }) else { continue }
-                faults[i].reprefilled += counts.reprefilled
-                faults[i].failed += counts.failed
-                break  // the engine counts a shared recovery on the first fault of the group
-            }
-        }
-        if let newest = s.events.last?.time {
-            if newest != lastEventTime { eventsAtLastTime = 0 }
-            lastEventTime = newest
-            eventsAtLastTime = s.events.filter { $0.time == newest }.count
-        }
-    }
-
-    /// "fault 3: … 2 requests re-prefilled, 1 failed" → ([3], (2, 1)); `nil` without counts.
-    static func recoveryCounts(_ message: String) -> ([Int], (reprefilled: Int, failed: Int))? {
-        guard let colon = message.firstIndex(of: ":") else { return nil }
-        let head = message[..<colon]
-        guard head.hasPrefix("fault") else { return nil }
-        let ids = head.split(whereSeparator: { $0 == " " || $0 == "," }).compactMap { Int($0) }
-        let words = message[colon...].split(whereSeparator: { $0 == " " || $0 == "," || $0 == ";" })
-        var reprefilled = 0, failed = 0, found = false
-        for i in words.indices.dropFirst() {
-            let w = words[i]
-            guard let n = Int(words[i - 1]) else { continue }
-            if w == "requests", i + 1 < words.count, words[i + 1] == "re-prefilled" { reprefilled += n; found = true }
-            if w == "of", i + 3 < words.count, words[i + 2] == "requests", words[i + 3] == "re-queued" {
-                reprefilled += n
-                found = true
-            }
-            if w == "failed" { failed += n; found = true }
-        }
-        guard found, !ids.isEmpty else { return nil }
-        return (ids, (reprefilled: reprefilled, failed: failed))
     }
 
     mutating func absorbTimelines(_ s: Snapshot) {

@@ -30,6 +30,10 @@ public enum ConsoleMessage: Sendable, Equatable {
     case clock(wallSeconds: Double)
     /// Progress or the answer of a preview computing off the UI thread.
     case preview(PreviewUpdate)
+    /// The engine's answer to a request-table query (``ConsoleEffect/queryRequests(_:)``).
+    case requestPage(Result<RequestPage, RequestQueryRefusal>)
+    /// The engine's answer to ``ConsoleEffect/queryRequestDetail(id:)``.
+    case requestDetail(id: Int, Result<RequestDetail, RequestQueryRefusal>)
 }
 
 /// What ``ConsoleUpdate/update(_:_:)`` asks the outside world to do; the app loop performs
@@ -38,5 +42,9 @@ public enum ConsoleEffect: Sendable, Equatable {
     case send(commandLine: String)
     /// Compute `preview …` off the UI thread; progress and answer come back as ``ConsoleMessage/preview(_:)``.
     case preview(commandLine: String)
+    /// Ask the engine for a window of its request table, off the UI thread (RequestQueryRunner).
+    case queryRequests(RequestQuery)
+    /// Ask the engine for one request's recorded timeline, off the UI thread.
+    case queryRequestDetail(id: Int)
     case quit
 }

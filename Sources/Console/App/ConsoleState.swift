@@ -16,10 +16,9 @@ public enum ConsoleView: Int, Sendable, CaseIterable {
     }
 }
 
-/// The column the Requests view sorts by (`s` cycles the columns, `S` reverses).
-public enum RequestSortKey: String, Sendable, CaseIterable {
-    case age, stage, tokens, id, prompt, ttft
-}
+/// The column the Requests view sorts by (`s` cycles the columns, `S` reverses); the engine
+/// sorts its whole table by the same keys (``RequestQuery``).
+public typealias RequestSortKey = RequestSort
 
 /// The lowest severity the Events view lists.
 public enum EventLevel: String, Sendable, CaseIterable {
@@ -190,6 +189,15 @@ public struct ConsoleState: Sendable, Equatable {
     /// The newest snapshot's events (oldest first), for Enter in the Events view.
     public var events: [EngineEvent] = []
     public var eventCount = 0
+    /// The link answers request-table queries (``RequestQueryLink``): the Requests view pages
+    /// through every request in flight and the detail shows the engine's own times. Without it,
+    /// both come from the snapshot (its oldest few hundred in flight, times seen by the console).
+    public var requestQueries = false
+    /// The newest window of the engine's in-flight table, and the selected request's detail.
+    public var requestPage: RequestPage?
+    public var requestDetailRecord: RequestDetail?
+    /// Why the last request query got no answer (shown in the Requests view and the detail box).
+    public var requestQueryProblem: String?
 
     public static let npusPerNode = 8
     /// How long a status line stays before the key hints come back (errors stay longer).

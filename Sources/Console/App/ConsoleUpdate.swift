@@ -30,6 +30,8 @@ public enum ConsoleUpdate {
             handleKey(key, &s, &effects)
         case .preview(let update):
             PreviewKeys.absorb(update, &s)
+        case .requestPage, .requestDetail:
+            RequestPaging.absorb(message, &s)
         case .clock(let wall):
             s.wallNow = wall
             // A status set before the first clock (the start hint) starts fading now.
@@ -43,6 +45,7 @@ public enum ConsoleUpdate {
             }
         }
         if s.status != state.status { s.statusSince = s.status == nil ? nil : s.wallNow }
+        effects += RequestPaging.follow(state, &s, message)
         return (s, effects)
     }
 
@@ -142,8 +145,7 @@ public enum ConsoleUpdate {
             s.showHelp = true
             s.helpPage = 0
         case .enter where s.view == .requests:
-            let list = RequestsView.ordered(s)
-            if s.requestScroll < list.count { s.requestDetail = list[s.requestScroll].id }
+            if let row = RequestsView.selected(s) { s.requestDetail = row.id }
         case .enter where s.view == .events:
             if s.eventScroll < EventsView.shown(s).count { s.eventDetail = s.eventScroll }
         case .char("w") where s.view == .latency:
@@ -193,9 +195,12 @@ public enum ConsoleUpdate {
         case .char("l"), .right: move(dx: 1, dy: 0, &s)
         case .char("k"), .up: move(dx: 0, dy: -1, &s)
         case .char("j"), .down: move(dx: 0, dy: 1, &s)
-        case .pageUp: move(dx: 0, dy: -10, &s)
-        case .pageDown: move(dx: 0, dy: 10, &s)
+        case .pageUp: move(dx: 0, dy: -pageRows(s), &s)
+        case .pageDown: move(dx: 0, dy: pageRows(s), &s)
         case .home: scroll(to: 0, &s)
+        case .end:
+            if s.view == .requests { s.requestScroll = max(0, RequestsView.rowCount(s) - 1) }
+            if s.view == .events { s.eventScroll = max(0, s.eventCount - 1) }
         default: break
         }
     }
@@ -296,11 +301,16 @@ public enum ConsoleUpdate {
             s.selectedExpert = min(max(s.selectedExpert + dx, 0), max(0, s.expertCount - 1))
             s.selectedLayer = min(max(s.selectedLayer + dy, 0), max(0, s.layerCount - 1))
         case .requests:
-            s.requestScroll = min(max(s.requestScroll + dy, 0), max(0, s.inFlightCount - 1))
+            s.requestScroll = min(max(s.requestScroll + dy, 0), max(0, RequestsView.rowCount(s) - 1))
         case .events:
             s.eventScroll = min(max(s.eventScroll + dy, 0), max(0, s.eventCount - 1))
         case .kvCache, .latency: break
         }
+    }
+
+    /// PgUp/PgDn: a screenful of the Requests table (its top panel), ten rows elsewhere.
+    static func pageRows(_ s: ConsoleState) -> Int {
+        s.view == .requests ? max(1, (s.height - 4) * 3 / 5 - 3) : 10
     }
 
     static func scroll(to row: Int, _ s: inout ConsoleState) {

@@ -28,6 +28,17 @@ enum DetailOverlays {
     }
 
     static func request(_ b: inout CellBuffer, _ id: Int, _ state: ConsoleState, _ s: Snapshot) {
+        // The engine's own record when the link answers detail queries; the snapshot's view otherwise.
+        if let detail = state.requestDetailRecord, detail.id == id {
+            box(&b, "Request #\(id) · any key closes", RequestDetailView.lines(detail))
+            return
+        }
+        if state.requestQueries {
+            let waiting = state.requestQueryProblem.map { ("the engine did not answer: \($0)", Style.bad) }
+                ?? ("asking the engine for its record of request #\(id)…", Style.dim)
+            box(&b, "Request #\(id) · any key closes", [waiting])
+            return
+        }
         let r = (s.inFlight + s.recent).first { $0.id == id }
         let timeline = state.memory.timelines[id]
         var lines: [(String, Style)] = []

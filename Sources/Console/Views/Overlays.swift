@@ -7,7 +7,7 @@ enum Overlays {
         ("1-6", "views: Pod Experts KV-cache Latency Requests Events; click tabs"),
         (":", "command prompt: Enter sends, Esc cancels, Tab completes, ↑↓"),
         ("space", "pause / resume            + / -  faster / slower (0.1×…max)"),
-        ("hjkl ←↓↑→", "move the selection (NPU, expert), scroll tables; click"),
+        ("hjkl ←↓↑→", "move selection, scroll; PgUp PgDn Home End page; click"),
         ("d / u", "drain (asks y/n) / undrain node     f  fault menu (y/n)"),
         ("r", "rebalance experts now                 t  next theme"),
         ("/", "filter lists as you type (Esc clears) s/S sort, reverse"),

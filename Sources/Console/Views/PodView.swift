@@ -20,7 +20,9 @@ struct PodLayout {
 
     init(width: Int, height: Int) {
         let area = ScreenLayout.content(width: width, height: height)
-        let wide = width >= 160
+        // Two-column NPU cells take 123 columns; only beside a side column of ≥ 56 (at 180+),
+        // else the detail and Faults panels get clipped (console review #3 at 160×45).
+        let wide = width >= 180
         cellWidth = wide ? 2 : 1
         blockWidth = Self.labelWidth + Self.npusPerNode * cellWidth + 1
         let gridWidth = wide ? 6 * blockWidth + 3 : area.width

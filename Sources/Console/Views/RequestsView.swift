@@ -32,6 +32,33 @@ enum RequestsView {
         inFlight(state, state.requestsInFlight) + recent(state, state.requestsRecent)
     }
 
+    /// The in-flight rows the view can show: a window of the engine's whole table when the link
+    /// pages it (``RequestPaging``), else the snapshot's list sorted here. `total` counts every
+    /// row of the list; `rows` hold rows `offset ..< offset + rows.count` of it.
+    static func window(_ state: ConsoleState, _ snapshotList: [RequestStatus])
+        -> (rows: [RequestStatus], offset: Int, total: Int, paged: Bool)
+    {
+        if let page = RequestPaging.page(state) { return (page.rows, page.query.offset, page.matching, true) }
+        let list = inFlight(state, snapshotList)
+        return (list, 0, list.count, false)
+    }
+
+    /// Rows the cursor can walk: every in-flight row (paged or listed), then the recent ones.
+    static func rowCount(_ state: ConsoleState) -> Int {
+        window(state, state.requestsInFlight).total + recent(state, state.requestsRecent).count
+    }
+
+    /// The request under the cursor, if its row is at hand.
+    static func selected(_ state: ConsoleState) -> RequestStatus? {
+        let w = window(state, state.requestsInFlight)
+        let cursor = state.requestScroll
+        if cursor < w.total {
+            return (w.offset..<(w.offset + w.rows.count)).contains(cursor) ? w.rows[cursor - w.offset] : nil
+        }
+        let recent = recent(state, state.requestsRecent)
+        return cursor - w.total < recent.count ? recent[cursor - w.total] : nil
+    }
+
     static func inFlight(_ state: ConsoleState, _ list: [RequestStatus]) -> [RequestStatus] {
         sorted(list.filter { matches($0, state.requestFilter) }, by: state.requestSort, reversed: state.requestSortReversed)
     }
@@ -71,11 +98,20 @@ enum RequestsView {
         _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
     ) {
         let (top, bottom) = area.splitTop(area.height * 3 / 5)
-        let inFlight = inFlight(state, s.inFlight)
+        let window = window(state, s.inFlight)
         let recent = recent(state, s.recent)
-        let cursor = min(state.requestScroll, max(0, inFlight.count + recent.count - 1))
-        // The snapshot lists the oldest few hundred in flight; say so when it holds fewer than run.
-        let listed = inFlight.count < s.requests.inFlight ? "listing \(inFlight.count)" : "all listed"
+        let total = window.total
+        let cursor = min(state.requestScroll, max(0, total + recent.count - 1))
+        let topRows = max(1, top.height - 3)
+        let topOffset = cursor < total ? max(0, cursor - topRows + 1) : max(0, total - topRows)
+        // Paged from the engine: every request in flight can be reached. From the snapshot: its
+        // oldest few hundred, and the title says so.
+        let shownTo = min(total, topOffset + topRows)
+        let listed =
+            window.paged
+            ? (total == 0 ? "none" : "rows \(topOffset + 1)–\(shownTo) of \(total)")
+                + (state.requestFilter.isEmpty ? "" : " matching")
+            : total < s.requests.inFlight ? "snapshot lists \(total)" : "all listed"
         let wide = top.width >= 120
         b.box(
             top,
@@ -83,9 +119,14 @@ enum RequestsView {
                 ? "In flight · \(Format.count(s.requests.inFlight)) (\(listed)) · sort \(state.requestSort.rawValue) \(state.requestSortReversed ? "▼" : "▲") (s column, S reverse, Enter detail) · \(filterNote(state.requestFilter))"
                 : "In flight · \(Format.count(s.requests.inFlight)) (\(listed)) · s/S sort · Enter · \(filterNote(state.requestFilter))"
         )
-        let topRows = max(1, top.height - 3)
-        let topOffset = cursor < inFlight.count ? max(0, cursor - topRows + 1) : max(0, inFlight.count - topRows)
-        let rows = inFlight.enumerated().dropFirst(topOffset).map { (i, r) -> [(String, Style)] in
+        let rows = (topOffset..<shownTo).map { i -> [(String, Style)] in
+            let inWindow = (window.offset..<(window.offset + window.rows.count)).contains(i)
+            guard inWindow else {
+                // Asked of the engine, not here yet (a jump with End or PgDn).
+                let row: [(String, Style)] = [("…", .dim), ("loading", .dim), ("", .dim), ("", .dim), ("", .dim), ("", .dim), ("", .dim)]
+                return i == cursor ? row.map { ($0.0, Style(fg: .selection, bold: true, reverse: true)) } : row
+            }
+            let r = window.rows[i - window.offset]
             let row: [(String, Style)] = [
                 ("#\(r.id)", .text), (r.stage.rawValue, stageStyle(r.stage)),
                 (Format.fixed(max(0, s.simTime - r.arrivedAt)) + "s", .text), ("\(r.promptTokens)", .text),
@@ -106,7 +147,7 @@ enum RequestsView {
                 "Recently finished · completed \(Format.count(s.requests.completed)) · failed \(s.requests.failed) · rejected \(s.requests.rejected)"
         )
         let bottomRows = max(1, bottom.height - 3)
-        let recentCursor = cursor - inFlight.count
+        let recentCursor = cursor - total
         let bottomOffset = recentCursor >= 0 ? max(0, recentCursor - bottomRows + 1) : 0
         let recentRows = recent.enumerated().dropFirst(bottomOffset).map { (i, r) -> [(String, Style)] in
             let e2e = r.finishedAt.map { Format.ms(($0 - r.arrivedAt) * 1000) } ?? "–"

@@ -48,6 +48,8 @@ struct RequestState {
     var cancelled = false
     /// The client's `max_tokens` (external requests); workload requests have no cap.
     var maxTokens = Int.max
+    /// When it passed each later stage, for a face's request detail (RequestTimes.swift).
+    var times = RequestTimes()
 
     var outputTokens: Int { max(1, spec.outputTokens) }
     /// Prompt plus output, saturating: a trace may carry any count, and a request too large

@@ -38,6 +38,8 @@ struct EngineTelemetry {
     var ring: Deque<EngineEvent> = []
     var ringCapacity: Int
     var recent: Deque<RequestStatus> = []
+    /// The last few hundred requests that left, for a face's request detail (RequestTimes.swift).
+    var finished = FinishedRequestRing()
     /// Faces' callbacks (EngineObservers.swift); observe only.
     var observers = EngineObservers()
 

@@ -57,6 +57,7 @@ extension ServingEngine {
                                                               plane: channels[c].plane) * channels[c].slowdown)
         let done = now.after(seconds)
         channels[c].doneAt = done
+        requests[id]?.times.transferStartedAt = now
         queue.schedule(at: done, .transferDone(channel: c))
     }
 
@@ -67,6 +68,7 @@ extension ServingEngine {
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
         instances[request.prefillInstance].dp[request.prefillGroup].kv.free(requestID: id)
         requests[id]?.stage = .decode
+        requests[id]?.times.transferEndedAt = now
         instances[request.decodeInstance].joining.append(id)
         startStepIfIdle(request.decodeInstance)
         startStepIfIdle(request.prefillInstance)
@@ -94,6 +96,7 @@ extension ServingEngine {
             let steps = request.cancelled ? 1
                 : max(1, Int(saturating: ((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
             request.joinStep = step
+            request.times.decodeJoinedAt = now
             request.finishStep = Saturating.add(step, steps)
             requests[id] = request
             instances[index].finishing[request.finishStep, default: []].append(id)

@@ -131,6 +131,7 @@ extension ServingEngine {
                 request.allocated = true
                 request.stage = .prefill
                 if request.prefillStartedAt == nil { request.prefillStartedAt = now }
+                request.times.prefillStartedAt = now
                 requests[id] = request
                 load.started += 1
             }
@@ -159,6 +160,7 @@ extension ServingEngine {
             while let head = instances[index].dp[g].prefillQueue.first, requests[head]?.remainingPrefill == 0,
                   requests[head]?.allocated == true {
                 instances[index].dp[g].prefillQueue.removeFirst()
+                requests[head]?.times.prefillEndedAt = now
                 if instances[index].role == .colocated {
                     requests[head]?.decodeInstance = index
                     requests[head]?.decodeGroup = g

@@ -98,8 +98,10 @@ extension ServingEngine {
             } else if r.detectedAt != nil && r.kind.isPerformance {
                 text += " · kept until healed"
             }
-            return FaultStatus(id: r.id, description: text, injectedAt: r.injectedAt, detectedAt: r.detectedAt,
-                               recoveredAt: r.recoveredAt.flatMap { $0 <= now ? $0 : nil })
+            var status = FaultStatus(id: r.id, description: text, injectedAt: r.injectedAt, detectedAt: r.detectedAt,
+                                     recoveredAt: r.recoveredAt.flatMap { $0 <= now ? $0 : nil })
+            (status.requestsFailed, status.requestsReprefilled) = (r.requestsFailed, r.requestsReprefilled)
+            return status
         }
     }
 

@@ -59,7 +59,7 @@ extension ServingEngine {
                 result.failed += 1
             case .reprefill, .move:
                 if requeue(request) {
-                    if case .reprefill = outcome { result.reprefilled += 1 }
+                    if case .reprefill = outcome { result.reprefilled += 1; requests[id]?.times.reprefills += 1 }
                 } else {
                     result.failed += 1
                 }
@@ -108,6 +108,7 @@ extension ServingEngine {
         // What the client asked for survives the move (an HTTP request's cap, a cancellation).
         request.maxTokens = old.maxTokens
         request.cancelled = old.cancelled
+        request.times = old.times.requeued(at: now)
         let target = je.requeueTarget(for: request, instances: instances, heldOff: scalingHeldOff())
             ?? instances.indices.filter { instances[$0].hasPrefill && instances[$0].available }
                 .min { (instances[$0].waiting, $0) < (instances[$1].waiting, $1) }

@@ -138,6 +138,7 @@ extension ServingEngine {
     /// Tells the request observer, if any, that `request` left with `stage` (`outputTokens` counts
     /// for a completed request; otherwise what its decode steps produced is reported).
     func observeFinished(_ request: RequestState, stage: RequestStage, outputTokens: Int, reason: String? = nil) {
+        keepFinished(request, stage: stage, outputTokens: outputTokens, reason: reason)
         guard let observer = telemetry.observers.requestFinished else { return }
         let steps = request.decodeInstance >= 0 && request.finishStep > request.joinStep
             ? min(request.finishStep, instances[request.decodeInstance].stepIndex + 1) - request.joinStep : 0

@@ -227,6 +227,10 @@ public struct FaultStatus: Sendable, Equatable, Codable {
     public var injectedAt: Double
     public var detectedAt: Double?
     public var recoveredAt: Double?
+    /// Requests its recovery failed and re-prefilled so far (the engine's own counts, as in the
+    /// report's `fault_details`); nil from an engine that does not send them.
+    public var requestsFailed: Int?
+    public var requestsReprefilled: Int?
     public init(id: Int, description: String, injectedAt: Double, detectedAt: Double? = nil,
                 recoveredAt: Double? = nil) {
         self.id = id
