@@ -3,7 +3,8 @@
 #   .ci/console-smoke.sh BINARY [ARGS...]      e.g. .ci/console-smoke.sh .build/debug/xds demo-console
 # Checks: header, the six views, a command and its reply, a rejected command, hostile commands,
 # the / filter in Requests (letters after / never act), drain only after its y/n confirmation,
-# help's : command page, request detail, a fault on the Pod view at 120×40, header vitals and a
+# help's : command page, request detail (engine times), paging Requests past the snapshot's 200
+# with End/PgUp/Home, a fault on the Pod view at 120×40, header vitals and a
 # fault ticker at 80×24,
 # answered while the clock keeps moving, and that q, Ctrl-C and SIGTERM each exit 0 within 5 s
 # with the terminal settings restored.
@@ -113,7 +114,36 @@ wait_for 'In flight' 5
 $T send-keys -t main Enter
 wait_for 'Request #[0-9]+ · any key closes' 5 && ok "Enter opens a request's detail" || fail "Enter opens a request's detail"
 wait_for 'Timeline' 2 && ok "the request detail has a timeline" || fail "the request detail has a timeline"
+wait_for 'Timeline \(engine-recorded' 5 && wait_for '  arrived   [0-9]+:[0-9]{2}:[0-9]{2}\.[0-9]{3}' 2 \
+  && ok "the detail shows the engine's own stage times" || fail "the detail shows the engine's own stage times"
 $T send-keys -t main Escape
+# Requests without a cap: at 400 req/s more are in flight than a snapshot lists (200); paused so
+# the table holds still, End, PgUp and Home page through the engine's whole table, the sort
+# marker stays, and Enter opens a row far past the snapshot's 200.
+$T send-keys -t main ':' 'rate 400' Enter
+wait_for 'In flight · .*\(rows 1–[0-9]+ of ([3-9][0-9]{2}|[0-9]{4,})\)' 20 \
+  && ok "Requests pages the engine's table past the snapshot's 200" || fail "Requests pages the engine's table past the snapshot's 200"
+$T send-keys -t main Space
+wait_for '⏸' 5
+sleep 1  # the page of the paused table arrives
+$T send-keys -t main End
+wait_for '\(rows [0-9]+–([0-9]+) of \1\)' 5 && ok "End reaches the last request in flight" || fail "End reaches the last request in flight"
+span() { screen | grep -oE '\(rows [0-9]+–[0-9]+ of [0-9]+\)' | head -1; }
+first() { span | grep -oE '[0-9]+' | sed -n 1p; }
+end=$(span); last=$(first)
+$T send-keys -t main PPage PPage PPage PPage PPage PPage  # past the 50 recent rows, into the table
+sleep 1
+now=$(span); up=$(first); total=$(echo "$now" | grep -oE '[0-9]+' | sed -n 3p); shown=$(echo "$now" | grep -oE '[0-9]+' | sed -n 2p)
+[ -n "$up" ] && [ "$up" -lt "$last" ] && [ "$shown" -lt "$total" ] && [ "$total" -gt 200 ] \
+  && ok "PgUp scrolls back through the table ($end → $now)" || fail "PgUp scrolls back through the table ($end → $now)"
+screen | grep -q 'age▲' && ok "the sort marker stays while scrolling" || fail "the sort marker stays while scrolling"
+$T send-keys -t main Enter
+wait_for 'Request #[0-9]+ · any key closes' 5 && wait_for '  arrived   [0-9:.]+' 5 \
+  && ok "Enter on a row deep in the table opens its engine timeline" || fail "Enter on a row deep in the table opens its engine timeline"
+$T send-keys -t main Escape Home
+wait_for '\(rows 1–' 5 && ok "Home goes back to the first row" || fail "Home goes back to the first row"
+$T send-keys -t main Space
+$T send-keys -t main ':' 'rate 40' Enter
 # A fault stays on the Pod view at 120×40, and the header keeps its vitals at 80×24.
 $T resize-window -t main -x 120 -y 40 2>/dev/null
 $T send-keys -t main 1 ':' 'fault npu 163' Enter
