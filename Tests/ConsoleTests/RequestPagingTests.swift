@@ -64,7 +64,7 @@ import XDSTestSupport
     @Test func everyRequestInFlightCanBeReachedWithEndPgUpAndHome() {
         var state = Self.paged()
         var lines = Self.render(state)
-        #expect(lines[3].hasPrefix("┌ In flight · 25.1k (rows 1–18 of 5000) · sort age ▲"))
+        #expect(lines[3].hasPrefix("┌ In flight · 5000 (rows 1–18 of 5000) · sort age ▲"))
         #expect(lines[4].hasPrefix("│ id       stage        age▲  prompt     gen/out     TTFT where"))
         #expect(lines[5].hasPrefix("│ #100000  decode"))
         // End: the last request in flight and then the recent ones; the engine is asked for the end.
@@ -78,7 +78,7 @@ import XDSTestSupport
         for _ in 1..<recent { (state, _) = Self.step(state, .key(.up)) }
         #expect(state.requestScroll == Self.total - 1)
         lines = Self.render(state)
-        #expect(lines[3].hasPrefix("┌ In flight · 25.1k (rows 4983–5000 of 5000) · sort age ▲"))
+        #expect(lines[3].hasPrefix("┌ In flight · 5000 (rows 4983–5000 of 5000) · sort age ▲"))
         let last = lines.firstIndex { $0.contains("#104999") }
         #expect(last == 22, "the cursor's row is the last of the 18 rows (5…22)")
         #expect(RequestsView.selected(state)?.id == 104_999)
@@ -153,5 +153,22 @@ import XDSTestSupport
         #expect(text.contains("re-prefill ×1"))
         #expect(text.contains("  re-queued 0:00:12.000 → 0:00:13.000"))
         #expect(text.contains("  failed    0:00:13.000 · its hardware failed"))
+    }
+}
+
+extension RequestPagingTests {
+    @Test func theHighlightFollowsItsRequestWhenRowsShift() {
+        var state = Self.paged()
+        for _ in 0..<40 { state = Self.step(state, .key(.down)).0 }
+        #expect(state.requestSelectedID == 100_040)
+        // Ten older requests finished: the table now starts at 100_010.
+        var shifted = Self.page(RequestQuery(offset: 0, limit: 300), total: Self.total)
+        shifted.rows = shifted.rows.map { r in
+            var r = r
+            r.id += 10
+            return r
+        }
+        state = ConsoleUpdate.update(state, .requestPage(.success(shifted))).0
+        #expect(state.requestScroll == 30 && RequestsView.selected(state)?.id == 100_040)
     }
 }

@@ -198,6 +198,9 @@ public struct ConsoleState: Sendable, Equatable {
     public var requestDetailRecord: RequestDetail?
     /// Why the last request query got no answer (shown in the Requests view and the detail box).
     public var requestQueryProblem: String?
+    /// The request under the cursor when the operator last moved it: as requests before it
+    /// finish and the rows shift, the highlight follows that request (k9s keeps its selection).
+    public var requestSelectedID: Int?
 
     public static let npusPerNode = 8
     /// How long a status line stays before the key hints come back (errors stay longer).

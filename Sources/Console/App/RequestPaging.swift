@@ -29,6 +29,11 @@ enum RequestPaging {
         case .requestPage(.success(let page)):
             s.requestPage = page
             s.requestQueryProblem = nil
+            // Rows shifted (older requests finished): keep the highlight on the same request.
+            if let id = s.requestSelectedID, RequestPaging.page(s) != nil, s.requestScroll < page.matching,
+               let i = page.rows.firstIndex(where: { $0.id == id }) {
+                s.requestScroll = page.query.offset + i
+            }
         case .requestPage(.failure(let refusal)):
             s.requestQueryProblem = refusal.message
         case .requestDetail(let id, .success(let detail)) where id == s.requestDetail:
@@ -44,6 +49,12 @@ enum RequestPaging {
     static func follow(_ before: ConsoleState, _ after: inout ConsoleState, _ message: ConsoleMessage) -> [ConsoleEffect] {
         guard after.requestQueries, !after.quitting else { return [] }
         var effects: [ConsoleEffect] = []
+        switch message {
+        case .key, .mouse:
+            // The operator moved the cursor (or sorted, filtered): it now marks this request.
+            if after.view == .requests { after.requestSelectedID = RequestsView.selected(after)?.id }
+        default: break
+        }
         let ticked = if case .tick = message { true } else { false }
         if after.view == .requests {
             let wanted = query(after)

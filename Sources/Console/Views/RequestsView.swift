@@ -112,12 +112,14 @@ enum RequestsView {
             ? (total == 0 ? "none" : "rows \(topOffset + 1)–\(shownTo) of \(total)")
                 + (state.requestFilter.isEmpty ? "" : " matching")
             : total < s.requests.inFlight ? "snapshot lists \(total)" : "all listed"
+        // Paged: the count from the same answer as the rows (a snapshot is from another instant).
+        let inFlightCount = Format.count(RequestPaging.page(state)?.inFlight ?? s.requests.inFlight)
         let wide = top.width >= 120
         b.box(
             top,
             title: wide
-                ? "In flight · \(Format.count(s.requests.inFlight)) (\(listed)) · sort \(state.requestSort.rawValue) \(state.requestSortReversed ? "▼" : "▲") (s column, S reverse, Enter detail) · \(filterNote(state.requestFilter))"
-                : "In flight · \(Format.count(s.requests.inFlight)) (\(listed)) · s/S sort · Enter · \(filterNote(state.requestFilter))"
+                ? "In flight · \(inFlightCount) (\(listed)) · sort \(state.requestSort.rawValue) \(state.requestSortReversed ? "▼" : "▲") (s column, S reverse, Enter detail) · \(filterNote(state.requestFilter))"
+                : "In flight · \(inFlightCount) (\(listed)) · s/S sort · Enter · \(filterNote(state.requestFilter))"
         )
         let rows = (topOffset..<shownTo).map { i -> [(String, Style)] in
             let inWindow = (window.offset..<(window.offset + window.rows.count)).contains(i)
