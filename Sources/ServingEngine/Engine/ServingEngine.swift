@@ -130,7 +130,7 @@ public final class ServingEngine {
         scheduleTelemetryTick(at: configuration.snapshotInterval)
         startHeartbeats()
         scheduleNextArrival()
-        setUpScaling()
+        try setUpScaling()
     }
 
     /// A copy of `other`'s immutable parts, clock and sinks; ``fork()`` (ServingEngine+Fork)

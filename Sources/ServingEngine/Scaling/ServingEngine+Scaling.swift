@@ -11,14 +11,14 @@ extension ServingEngine {
 
     /// Called once at the end of `init`: marks the pre-warmed spares and starts the autoscaler.
     /// Schedules nothing while the autoscaler is off, so a run without scaling is unchanged.
-    func setUpScaling() {
+    func setUpScaling() throws {
         let settings = configuration.scaling
         if settings.prewarmedSpareTEs > 0, let smallest = scalableGroups().map(\.npusEach).min() {
             let wanted = settings.prewarmedSpareTEs * smallest
             scaling.prewarmedNPUs = Set(wholeNodesFirst(spareNPUs()).prefix(wanted))
         }
-        scaling.autoscaler = Autoscalers.make(settings.autoscale, parameters: settings.slo)
-        if settings.autoscale != "off" { scheduleAutoscaleTick() }
+        scaling.autoscaler = try makeAutoscaler(configuration.autoscalerName)
+        if scaling.autoscaler.intervalSeconds > 0 { scheduleAutoscaleTick() }
     }
 
     /// A starting or scaled-in (draining, retired) TE takes no new work.
