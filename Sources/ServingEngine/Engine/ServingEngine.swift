@@ -298,7 +298,7 @@ public final class ServingEngine {
             return
         }
         let target: Int
-        switch je.admit(request, instances: instances, heldOff: scalingHeldOff()) {
+        switch je.admit(request, instances: instances) {
         case .neverFits(let reason, let kind):
             requests[spec.id] = request
             fail(spec.id, reason: reason, kind: kind, status: 400)

@@ -108,7 +108,7 @@ extension ServingEngine {
         // What the client asked for survives the move (an HTTP request's cap, a cancellation).
         request.maxTokens = old.maxTokens
         request.cancelled = old.cancelled
-        let target = je.requeueTarget(for: request, instances: instances, heldOff: scalingHeldOff())
+        let target = je.requeueTarget(for: request, instances: instances)
             ?? instances.indices.filter { instances[$0].hasPrefill && instances[$0].available }
                 .min { (instances[$0].waiting, $0) < (instances[$1].waiting, $1) }
         guard let target, je.neverFits(request) == nil else {

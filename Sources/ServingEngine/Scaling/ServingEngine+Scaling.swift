@@ -22,13 +22,12 @@ extension ServingEngine {
     }
 
     /// A starting or scaled-in (draining, retired) TE takes no new work.
-    func scalingHoldsOff(_ i: Int) -> Bool {
-        !scaling.lifecycle.isEmpty && scaling.phase(i) != .inService
-    }
+    func scalingHoldsOff(_ i: Int) -> Bool { instances[i].heldOffByScaling }
 
-    /// The TEs ``scalingHoldsOff(_:)`` (empty, at no cost, while nothing was ever scaled).
-    func scalingHeldOff() -> Set<Int> {
-        scaling.lifecycle.isEmpty ? [] : Set(instances.indices.filter(scalingHoldsOff))
+    /// Keeps TE `i`'s held-off flag in step with its lifecycle phase: called wherever a phase
+    /// enters or leaves `inService` (a new TE, scale-in, the end of a start, retirement).
+    func noteScalingPhase(_ i: Int) {
+        instances[i].heldOffByScaling = scaling.phase(i) != .inService
     }
 
     func handleScalingTimer(_ timer: ScalingTimer) {
@@ -125,6 +124,7 @@ extension ServingEngine {
         let i = instances.count - 1
         scaling.lifecycle[i] = TELifecycle(phase: .allocating, phaseEndsAt: nil, loadPath: path, forkSource: nil,
                                            detail: detail)
+        noteScalingPhase(i)
         scaling.pendingTEs[detail, default: 0] += 1
         wireNewInstance(i)
         schedulePhaseEnd(i, after: configuration.scaling.allocateSeconds)
@@ -166,6 +166,7 @@ extension ServingEngine {
     /// transfers waiting for its KV go to another decode TE; what runs finishes in place.
     private func beginScaleIn(_ i: Int, detail: Int) {
         scaling.lifecycle[i] = TELifecycle(phase: .draining, phaseEndsAt: nil, loadPath: nil, forkSource: nil, detail: detail)
+        noteScalingPhase(i)
         scaling.pendingTEs[detail, default: 0] += 1
         refreshDrainedGroups()
         var queued: [Int] = []
@@ -313,6 +314,7 @@ extension ServingEngine {
         scaling.lifecycle[i]?.phase = ready ? .inService : .retired
         scaling.lifecycle[i]?.phaseEndsAt = nil
         scaling.lifecycle[i]?.forkSource = nil
+        noteScalingPhase(i)
         completePending(life.detail)
     }
 
@@ -370,6 +372,7 @@ extension ServingEngine {
         }
         scaling.lifecycle[i]?.phase = .retired
         scaling.lifecycle[i]?.phaseEndsAt = nil
+        noteScalingPhase(i)
         instances[i].npus = []
         // The DP groups stay (empty, drained, on no hardware): requests that passed through keep
         // valid indices, and their prefix-cache counters stay in the report's hit rate.
