@@ -39,8 +39,7 @@ extension ServingEngine {
         }
         for p in instances.indices where instances[p].role == .prefill {
             for d in instances.indices where instances[d].role == .decode {
-                channelIndex[p * instances.count + d] = channels.count
-                channels.append(TransferChannel(prefillInstance: p, decodeInstance: d, plane: instances[p].plane))
+                kvTransfer.connect(prefill: p, decode: d, plane: instances[p].plane)
             }
         }
     }

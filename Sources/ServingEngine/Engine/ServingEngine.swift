@@ -37,9 +37,8 @@ public final class ServingEngine {
     var arrivalPending = false
     var requests: [Int: RequestState] = [:]
     var instances: [InstanceState] = []
-    var channels: [TransferChannel] = []
-    /// Channel index by prefill instance × decode instance.
-    var channelIndex: [Int: Int] = [:]
+    /// KV transfer channels, prefill → decode (``KVTransfer``: the only writer of their state).
+    var kvTransfer = KVTransfer()
     var telemetry: EngineTelemetry
     var drainedNodes: Set<Int> = []
     /// Injected faults, heartbeat and recovery state (Faults/).

@@ -35,16 +35,8 @@ extension ServingEngine {
                 instances[i].dp[g].batch.removeAll { set.contains($0.request) }
             }
         }
-        var touchedChannels: [Int] = []
-        for c in channels.indices where channels[c].queue.contains(where: set.contains) {
-            if channels[c].busy, let head = channels[c].queue.first, set.contains(head) {
-                // The transfer in progress is abandoned; its done event becomes stale.
-                channels[c].busy = false
-                channels[c].doneAt = nil
-            }
-            channels[c].queue.removeAll(where: set.contains)
-            touchedChannels.append(c)
-        }
+        // A transfer in progress among them is abandoned; its done event becomes stale.
+        let touchedChannels = kvTransfer.remove(set)
         var touchedInstances = Set<Int>()
         var result = (reprefilled: 0, failed: 0)
         for id in set.sorted() {

@@ -177,14 +177,9 @@ extension ServingEngine {
                 if let degrade { slowdown *= degrade } else if record.recoveredAt != nil { rerouted = true } else { blocked = true }
             }
             let plane = rerouted ? .roce : instances[p].plane
-            let wasBlocked = channels[c].blocked
-            channels[c].slowdown = plane == .roce && rerouted ? 1 : Self.slowdownFactor(slowdown)
-            channels[c].plane = plane
-            channels[c].blocked = blocked
-            if wasBlocked && !blocked {
+            if kvTransfer.setLink(c, plane: plane, slowdown: plane == .roce && rerouted ? 1 : Self.slowdownFactor(slowdown),
+                                  blocked: blocked) {
                 // The hung transfer starts over on the working path; queued ones follow.
-                channels[c].busy = false
-                channels[c].doneAt = nil
                 startTransfer(c)
             }
         }

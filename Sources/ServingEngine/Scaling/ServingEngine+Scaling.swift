@@ -433,16 +433,11 @@ extension ServingEngine {
     /// Channels to and from the new TE, its expert routing and expert-die slots, and the
     /// smallest-group bounds.
     private func wireNewInstance(_ i: Int) {
-        let n = instances.count
-        var index: [Int: Int] = [:]
-        for (c, channel) in channels.enumerated() { index[channel.prefillInstance * n + channel.decodeInstance] = c }
         for p in instances.indices where instances[p].role == .prefill {
-            for d in instances.indices where instances[d].role == .decode && index[p * n + d] == nil {
-                index[p * n + d] = channels.count
-                channels.append(TransferChannel(prefillInstance: p, decodeInstance: d, plane: instances[p].plane))
+            for d in instances.indices where instances[d].role == .decode {
+                kvTransfer.connect(prefill: p, decode: d, plane: instances[p].plane)
             }
         }
-        channelIndex = index
         if let traffic = expertTraffic {
             let spec = instances[i].groupSpec
             let dies = max(1, spec.ep - spec.sharedExpertDies)
