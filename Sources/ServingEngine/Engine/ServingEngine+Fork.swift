@@ -29,7 +29,6 @@ extension ServingEngine {
         copy.requests = requests
         copy.instances = instances.map { $0.forked() }
         copy.kvTransfer = kvTransfer.copy()
-        copy.drainedNodes = drainedNodes
         copy.faults = faults
         copy.speed = speed
         copy.paused = paused
@@ -61,7 +60,8 @@ extension ServingEngine {
     /// The objects a fork must not share with its original: the engine, its components and
     /// its TEs (a test checks the two sets are disjoint).
     func componentIdentities() -> Set<ObjectIdentifier> {
-        var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer)]
+        var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer),
+                                          ObjectIdentifier(cluster)]
         for te in instances { ids.insert(ObjectIdentifier(te)) }
         return ids
     }
@@ -71,7 +71,7 @@ extension ServingEngine {
     /// properties, so a property added without a line in ``fork()`` fails it.
     static let forkedProperties: Set<String> = [
         "configuration", "model", "hardware", "topology", "cost", "tokensPerStep", "workload", "queue", "now",
-        "arrivalPending", "requests", "instances", "kvTransfer", "telemetry", "drainedNodes", "faults",
+        "arrivalPending", "requests", "instances", "kvTransfer", "telemetry", "cluster", "faults",
         "speed", "paused", "commandsApplied", "watched", "streamUpdates", "nextExternalID", "externalLengths",
         "expertTraffic", "expertStats", "pool", "poolHitTokens", "poolCapacityBytes", "je", "eplbPlanner",
         "scaling", "kvBlocksBuilt", "telemetryTickEvent", "heartbeatEvent",

@@ -126,9 +126,8 @@ extension ServingEngine {
     func refreshDrainedGroups() {
         for i in instances.indices {
             for g in instances[i].dp.indices {
-                instances[i].dp[g].drained = instances[i].dp[g].outOfService || instances[i].dp[g].npus.contains {
-                    drainedNodes.contains($0 / topology.npusPerNode)
-                } || scalingHoldsOff(i)
+                instances[i].dp[g].drained = instances[i].dp[g].outOfService
+                    || instances[i].dp[g].npus.contains(where: cluster.isOnDrainedNode) || scalingHoldsOff(i)
             }
         }
     }

@@ -40,7 +40,8 @@ public final class ServingEngine {
     /// KV transfer channels, prefill → decode (``KVTransfer``: the only writer of their state).
     var kvTransfer = KVTransfer()
     var telemetry: EngineTelemetry
-    var drainedNodes: Set<Int> = []
+    /// Node drains and their announcements (``ClusterManager``).
+    var cluster: ClusterManager
     /// Injected faults, heartbeat and recovery state (Faults/).
     var faults = FaultModel()
     /// Elastic scaling: TE lifecycles, scale operations, the autoscaler (Scaling/).
@@ -109,6 +110,7 @@ public final class ServingEngine {
         cost = CostModel(model: model, hardware: hardware)
         tokensPerStep = 1 + (model.mtpModules > 0 ? configuration.mtpAcceptance : 0)
         self.workload = workload
+        cluster = ClusterManager(npusPerNode: topology.npusPerNode)
         externalLengths = RandomStreams(seed: configuration.seed).stream("external-lengths")
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
@@ -147,6 +149,7 @@ public final class ServingEngine {
         // A fork observes nothing: its requests and steps never reach the live engine's feeds.
         telemetry.observers = EngineObservers()
         je = other.je.copy()
+        cluster = other.cluster.copy()
         now = other.now
     }
 

@@ -120,7 +120,7 @@ extension ServingEngine {
     /// there touches no traffic.
     func releasedByDrain(instance i: Int, group g: Int) -> Bool {
         let group = instances[i].dp[g]
-        return group.npus.contains { drainedNodes.contains($0 / topology.npusPerNode) }
+        return group.npus.contains(where: cluster.isOnDrainedNode)
             && group.slots == 0 && group.prefillQueue.isEmpty
             && group.kv.liveRequests == faults.hbmMasks.values.filter { $0.instance == i && $0.group == g }.count
     }

@@ -201,7 +201,7 @@ extension ServingEngine {
         for instance in instances { used.formUnion(instance.npus) }
         for outage in faults.outages.values { if case .forking(_, let spares) = outage { used.formUnion(spares.values) } }
         return (0..<topology.npuCount).filter { npu in
-            !used.contains(npu) && !drainedNodes.contains(npu / topology.npusPerNode)
+            !used.contains(npu) && !cluster.isOnDrainedNode(npu: npu)
                 && !(0..<topology.diesPerNPU).contains { faults.isDead(npu * topology.diesPerNPU + $0) }
         }
     }
