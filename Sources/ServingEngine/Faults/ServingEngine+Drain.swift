@@ -30,7 +30,7 @@ extension ServingEngine {
     func migrateDecode(off node: Int) -> Int {
         let blockTokens = configuration.kvBlockTokens
         var migrated = 0
-        for d in instances.indices where instances[d].role == .decode && faults.outages[d] == nil {
+        for d in instances.indices where instances[d].role == .decode && !hasOutage(d) {
             let joining = Set(instances[d].joining)
             let step = instances[d].stepIndex
             var copySeconds: [Int: Double] = [:]
@@ -64,9 +64,7 @@ extension ServingEngine {
                 migrated += 1
             }
             guard let pause = copySeconds.values.max().map(Self.delay), pause > 0 else { continue }
-            faults.outages[d] = .migrating(until: now.after(pause))
-            queue.schedule(at: now.after(pause), .fault(.outageEnds(instance: d)))
-            refreshFaultState()
+            haltForMigration(d, until: now.after(pause))
         }
         return migrated
     }

@@ -146,6 +146,18 @@ extension ServingEngine {
             + "\(moved.failed) requests in flight failed")
     }
 
+    /// Whether TE `i` is out for a fault's recovery or a drain's migration (an outage).
+    func hasOutage(_ i: Int) -> Bool { faults.outages[i] != nil }
+
+    /// A drain's decode migration asks for TE `d` to pause until `until` while its KV copies
+    /// run: an outage the fault state owns and ``endOutage(_:)`` ends, so the drain asks here
+    /// instead of writing fault state itself.
+    func haltForMigration(_ d: Int, until: SimTime) {
+        faults.outages[d] = .migrating(until: until)
+        queue.schedule(at: until, .fault(.outageEnds(instance: d)))
+        refreshFaultState()
+    }
+
     /// An outage ends: forked NPUs take the lost NPUs' place; a restarted TE comes back on spares
     /// if it can, without its lost dies otherwise (the restart re-plans expert placement over
     /// the live dies).
