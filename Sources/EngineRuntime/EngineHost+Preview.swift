@@ -29,14 +29,9 @@ final class PendingPreview: Sendable {
 /// its loop, like a command); the forks run on the caller's thread, so the live engine keeps
 /// its pace meanwhile and its state, clock, event log and command log never see the preview.
 extension EngineHost: PreviewLink {
-    public func preview(commandLine: String, progress: @escaping @Sendable (Double) -> Void = { _ in })
+    public func preview(_ request: PreviewRequest, progress: @escaping @Sendable (Double) -> Void = { _ in })
         -> Result<PreviewResult, PreviewRefusal>
     {
-        let request: PreviewRequest
-        switch PreviewRequest.parse(commandLine) {
-        case .failure(let error): return .failure(PreviewRefusal(error.message))
-        case .success(let parsed): request = parsed
-        }
         if let problem = Self.hostProblem(request.command) { return .failure(PreviewRefusal(problem)) }
         guard core is PreviewableCore else { return .failure(PreviewRefusal("this engine cannot preview")) }
         guard isRunning else { return .failure(PreviewRefusal("engine is not running")) }

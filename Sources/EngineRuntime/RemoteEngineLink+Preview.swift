@@ -12,14 +12,9 @@ extension RemoteEngineLink: PreviewLink {
     /// of a saturated pod in a debug build); the server's own bounds come first.
     static let previewTimeout: TimeInterval = 300
 
-    public func preview(commandLine: String, progress: @escaping @Sendable (Double) -> Void = { _ in })
+    public func preview(_ request: PreviewRequest, progress: @escaping @Sendable (Double) -> Void = { _ in })
         -> Result<PreviewResult, PreviewRefusal>
     {
-        let request: PreviewRequest
-        switch PreviewRequest.parse(commandLine) {
-        case .failure(let error): return .failure(PreviewRefusal(error.message))
-        case .success(let parsed): request = parsed
-        }
         var http = URLRequest(url: baseURL.appendingPathComponent("admin/preview"))
         http.httpMethod = "POST"
         http.setValue("application/json", forHTTPHeaderField: "Content-Type")

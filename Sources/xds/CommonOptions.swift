@@ -50,7 +50,7 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "EPLB planner (the mode is --eplb): \(Policies.help(Policies.eplbPlanner)).")
     var eplbPlanner: String?
 
-    @Option(help: "Autoscaler policy: off or slo (default: the deployment's [scaling] autoscale, else off).")
+    @Option(help: "Autoscaler (default: the deployment's [policies] autoscaler or [scaling] autoscale, else off): \(Policies.help(Policies.autoscaler)).")
     var autoscale: String?
 
     @Option(parsing: .unconditional,
@@ -108,12 +108,6 @@ struct CommonOptions: ParsableArguments {
         config.policies = policies
         config.faults.killPrefillToPreserveDecode = killPrefillToPreserveDecode
         config.faults.migrateDecodeOnDrain = drainMigratesDecode
-        if let name = autoscale ?? d.autoscale {
-            guard Autoscalers.names.contains(name) else {
-                throw ConfigError("--autoscale: unknown policy '\(name)'; expected one of: \(Autoscalers.names.joined(separator: ", "))")
-            }
-            config.scaling.autoscale = name
-        }
         config.scaling.prewarmedSpareTEs = try prewarmedSpares.map { try FlagLimits.prewarmedSpares.int($0) } ?? d.prewarmedSpareTEs
         config.faults.heartbeatIntervalSeconds = heartbeatInterval
         config.faults.missedHeartbeatsToDeclare = heartbeatMisses

@@ -1,7 +1,8 @@
 import PodModel
 import ServingEngine
 
-/// The policy flags (`--je-routing`, `--dp-balancing`, `--eplb-planner`, `--recovery-policy`)
+/// The policy flags (`--je-routing`, `--dp-balancing`, `--eplb-planner`, `--recovery-policy`,
+/// `--autoscale`)
 /// and a deployment file's `[policies]` table: each name checked against its registry, one
 /// line naming the flag or the file when it is not there. Command line > TOML > default.
 extension CommonOptions {
@@ -11,6 +12,7 @@ extension CommonOptions {
         let given: [(any PolicyCatalog, String?)] = [
             (Policies.routing, jeRouting), (Policies.decodeBalancing, dpBalancing),
             (Policies.eplbPlanner, eplbPlanner), (Policies.recovery, recoveryPolicy),
+            (Policies.autoscaler, autoscale),
         ]
         for (catalog, name) in given {
             guard let name else { continue }
@@ -36,7 +38,10 @@ extension CommonOptions {
     /// `--print-config` prints it.
     func deploymentWithPolicies() throws -> Deployment {
         var d = try resolveDeployment()
-        d.policies = Policies.defaults.overridden(by: d.policies).overridden(by: try policyFlags())
+        var defaults = Policies.defaults
+        // `[scaling] autoscale`, the autoscaler's older spelling, under `[policies] autoscaler`.
+        if let name = d.autoscale { defaults[Policies.autoscaler.slot.key] = name }
+        d.policies = defaults.overridden(by: d.policies).overridden(by: try policyFlags())
         return d
     }
 }

@@ -58,9 +58,9 @@ extension OperatorCommand {
         case "policy": return try parsePolicy(&words)
         case "scale": return try parseScale(&words)
         case "autoscale":
-            let names = Autoscalers.names.joined(separator: ", ")
+            let names = Policies.autoscaler.names.joined(separator: ", ")
             guard let name = words.next() else { throw CommandParseError("expected one of \(names) after 'autoscale'") }
-            guard Autoscalers.names.contains(name.lowercased()) else {
+            guard Policies.autoscaler.names.contains(name.lowercased()) else {
                 throw CommandParseError("unknown autoscaler \(InputEcho.quoted(name)); expected one of: \(names)")
             }
             return .autoscale(name.lowercased())

@@ -96,8 +96,7 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
         "drain node ", "undrain node ", "fault die ", "fault npu ", "fault node ", "fault link ",
         "fault straggler die ", "fault hbm die ", "fault glitch", "heal all", "heal ", "rebalance", "rate ",
         "speed max", "speed ", "pause", "resume", "scale prefill ", "scale decode ", "scale colocated ",
-        "autoscale off", "autoscale slo",
-    ] + policyPhrases
+    ] + Policies.autoscaler.names.map { "autoscale \($0)" } + policyPhrases
 
     /// `policy SLOT ` and `policy SLOT NAME` for every slot and name in the registries.
     static let policyPhrases: [String] = Policies.catalogs.flatMap { catalog in

@@ -84,12 +84,23 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// (``FaultSettings``; system.md §4 "Faults", §5).
     public var faults: FaultSettings
     /// Policies chosen by name (``Policies``: `je_routing`, `dp_balancing`, `eplb_planner`,
-    /// `recovery`), over the deployment's `[policies]` table: command line > TOML > default.
-    /// Only the slots set here override; ``effectivePolicies`` is what the engine runs.
+    /// `recovery`, `autoscaler`), over the deployment's `[policies]` table: command line > TOML >
+    /// default. Only the slots set here override; ``effectivePolicies`` is what the engine runs.
     public var policies = PolicyNames()
-    /// Every slot's policy name: the default, under the deployment's, under ``policies``.
+    /// Every slot's policy name: the default, under the deployment's, under ``policies``. The
+    /// autoscaler's older spellings sit between: the deployment's `[scaling] autoscale` over the
+    /// default, ``ScalingSettings/autoscale`` over the deployment's `[policies]`.
     public var effectivePolicies: PolicyNames {
-        Policies.defaults.overridden(by: deployment.policies).overridden(by: policies)
+        let key = Policies.autoscaler.slot.key
+        var names = Policies.defaults
+        if let name = deployment.autoscale { names[key] = name }
+        names = names.overridden(by: deployment.policies)
+        if let name = scaling.autoscale { names[key] = name }
+        return names.overridden(by: policies)
+    }
+    /// Name of the autoscaler the engine starts with (``Policies/autoscaler``), default `off`.
+    public var autoscalerName: String {
+        effectivePolicies[Policies.autoscaler.slot.key] ?? Policies.autoscaler.defaultName
     }
     /// Elastic scaling: load paths, pre-warmed spares, the autoscaler (``ScalingSettings``).
     public var scaling = ScalingSettings()

@@ -135,6 +135,9 @@ final class InstanceState {
     /// Expert placement and per-step load of this instance's expert dies, and its rebalancer.
     var experts: ExpertRouting?
     var eplb: EPLBController?
+    /// Scaling holds the TE off (starting, scaled in or retired): it takes no new work and is
+    /// outside the JE's pool. Kept by the scaling lifecycle (``ServingEngine/noteScalingPhase(_:)``).
+    var heldOffByScaling = false
 
     init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel, npus: [Int],
          dp: [DPGroupState]) {
@@ -168,6 +171,7 @@ final class InstanceState {
         copy.prefillDone = prefillDone
         copy.experts = experts
         copy.eplb = eplb
+        copy.heldOffByScaling = heldOffByScaling
         return copy
     }
 

@@ -69,9 +69,9 @@ final class JobExecutor {
     // MARK: Admission and routing
 
     /// The JE's decision for a new request: never fits, refused now, or the prefill TE.
-    func admit(_ request: RequestState, instances: [InstanceState], heldOff: Set<Int> = []) -> Admission {
+    func admit(_ request: RequestState, instances: [InstanceState]) -> Admission {
         if let (reason, kind) = neverFits(request) { return .neverFits(reason: reason, kind: kind) }
-        guard let target = requeueTarget(for: request, instances: instances, heldOff: heldOff) else {
+        guard let target = requeueTarget(for: request, instances: instances) else {
             let reason = instances.contains(where: { $0.hasPrefill && $0.available })
                 ? "every prefill TE has \(maxWaitingPerPrefillTE) requests waiting"
                 : "no prefill TE accepts work (all drained or out of service)"
@@ -82,14 +82,13 @@ final class JobExecutor {
 
     /// The prefill TE for a request (new, or re-queued after a fault): among TEs that accept
     /// work and are under the admission bound, the routing policy's choice. Nil when none can.
-    /// `heldOff`: TEs that scaling holds off (starting or scaled in), outside the pool.
-    func requeueTarget(for request: RequestState, instances: [InstanceState], heldOff: Set<Int> = []) -> Int? {
+    /// TEs that scaling holds off (starting or scaled in) are outside the pool.
+    func requeueTarget(for request: RequestState, instances: [InstanceState]) -> Int? {
         let candidates = instances.indices.filter {
             instances[$0].hasPrefill && instances[$0].available && instances[$0].waiting < maxWaitingPerPrefillTE
         }
         guard !candidates.isEmpty else { return nil }
-        var pool = PrefillPool(instances: instances, candidates: candidates, longPromptTokens: longPromptTokens)
-        pool.heldOff = heldOff
+        let pool = PrefillPool(instances: instances, candidates: candidates, longPromptTokens: longPromptTokens)
         let routed = RoutingRequest(promptTokens: request.spec.promptTokens, chainedKeys: request.chainedKeys)
         guard let target = routing.pickPrefillTE(for: routed, in: pool), candidates.contains(target) else { return nil }
         return target

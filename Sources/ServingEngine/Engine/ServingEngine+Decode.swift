@@ -39,32 +39,29 @@ extension ServingEngine {
             instances[index].dp[g].slots += 1
             instances[index].transferQueue.removeFirst()
             requests[id]?.decodeGroup = g
-            guard let c = channelIndex[request.prefillInstance * instances.count + index] else {
+            guard let c = kvTransfer.channel(from: request.prefillInstance, to: index) else {
                 preconditionFailure("every prefill–decode pair has a channel")
             }
-            channels[c].queue.append(id)
+            kvTransfer.enqueue(id, on: c)
             startTransfer(c)
         }
     }
 
     /// One transfer at a time per prefill–decode pair; time from the fabric model.
     func startTransfer(_ c: Int) {
-        guard !channels[c].busy, !channels[c].blocked, let id = channels[c].queue.first, let request = requests[id]
-        else { return }
-        channels[c].busy = true
-        let p = channels[c].prefillInstance
-        let seconds = Self.delay(instances[p].cost.kvTransfer(tokens: Double(request.spec.promptTokens),
-                                                              plane: channels[c].plane) * channels[c].slowdown)
+        guard let id = kvTransfer.nextToStart(c), let request = requests[id] else { return }
+        let channel = kvTransfer.channels[c]
+        let seconds = Self.delay(instances[channel.prefillInstance].cost.kvTransfer(
+            tokens: Double(request.spec.promptTokens), plane: channel.plane) * channel.slowdown)
         let done = now.after(seconds)
-        channels[c].doneAt = done
+        kvTransfer.start(c, doneAt: done)
         requests[id]?.times.transferStartedAt = now
         queue.schedule(at: done, .transferDone(channel: c))
     }
 
     func finishTransfer(_ c: Int) {
         guard acceptTransferDone(c) else { return }
-        guard let id = channels[c].queue.popFirst(), let request = requests[id] else { return }
-        channels[c].busy = false
+        guard let id = kvTransfer.finish(c), let request = requests[id] else { return }
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
         instances[request.prefillInstance].dp[request.prefillGroup].kv.free(requestID: id)
         requests[id]?.stage = .decode

@@ -28,9 +28,7 @@ extension ServingEngine {
         copy.arrivalPending = arrivalPending
         copy.requests = requests
         copy.instances = instances.map { $0.forked() }
-        copy.channels = channels
-        copy.channelIndex = channelIndex
-        copy.drainedNodes = drainedNodes
+        copy.kvTransfer = kvTransfer.copy()
         copy.faults = faults
         copy.speed = speed
         copy.paused = paused
@@ -59,12 +57,21 @@ extension ServingEngine {
         return copy
     }
 
+    /// The objects a fork must not share with its original: the engine, its components and
+    /// its TEs (a test checks the two sets are disjoint).
+    func componentIdentities() -> Set<ObjectIdentifier> {
+        var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer),
+                                          ObjectIdentifier(cluster)]
+        for te in instances { ids.insert(ObjectIdentifier(te)) }
+        return ids
+    }
+
     /// Every stored property of the engine, by name: ``fork()`` copies each (the lets and the
     /// clock in `init(forking:)`). A test compares this list with the engine's real stored
     /// properties, so a property added without a line in ``fork()`` fails it.
     static let forkedProperties: Set<String> = [
         "configuration", "model", "hardware", "topology", "cost", "tokensPerStep", "workload", "queue", "now",
-        "arrivalPending", "requests", "instances", "channels", "channelIndex", "telemetry", "drainedNodes", "faults",
+        "arrivalPending", "requests", "instances", "kvTransfer", "telemetry", "cluster", "faults",
         "speed", "paused", "commandsApplied", "watched", "streamUpdates", "nextExternalID", "externalLengths",
         "expertTraffic", "expertStats", "pool", "poolHitTokens", "poolCapacityBytes", "je", "eplbPlanner",
         "scaling", "kvBlocksBuilt", "telemetryTickEvent", "heartbeatEvent",

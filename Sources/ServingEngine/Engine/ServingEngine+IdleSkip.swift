@@ -70,8 +70,8 @@ extension ServingEngine {
             if waiting != faults.delayedChannels.contains(d) && (!waiting || !isHalted(d)) { return false }
         }
         // A drained node the next round would announce empty.
-        if drainedNodes.count > faults.announcedDrained.count,
-           drainProgress().contains(where: { $0.requestsLeft == 0 && !faults.announcedDrained.contains($0.node) }) {
+        if cluster.hasUnannouncedDrains,
+           drainProgress().contains(where: { $0.requestsLeft == 0 && !cluster.isAnnouncedEmpty($0.node) }) {
             return false
         }
         // An expert swap advances on ticks.

@@ -39,8 +39,7 @@ extension ServingEngine {
         }
         for p in instances.indices where instances[p].role == .prefill {
             for d in instances.indices where instances[d].role == .decode {
-                channelIndex[p * instances.count + d] = channels.count
-                channels.append(TransferChannel(prefillInstance: p, decodeInstance: d, plane: instances[p].plane))
+                kvTransfer.connect(prefill: p, decode: d, plane: instances[p].plane)
             }
         }
     }
@@ -127,9 +126,8 @@ extension ServingEngine {
     func refreshDrainedGroups() {
         for i in instances.indices {
             for g in instances[i].dp.indices {
-                instances[i].dp[g].drained = instances[i].dp[g].outOfService || instances[i].dp[g].npus.contains {
-                    drainedNodes.contains($0 / topology.npusPerNode)
-                } || scalingHoldsOff(i)
+                instances[i].dp[g].drained = instances[i].dp[g].outOfService
+                    || instances[i].dp[g].npus.contains(where: cluster.isOnDrainedNode) || scalingHoldsOff(i)
             }
         }
     }

@@ -20,7 +20,8 @@ extension ServingEngine {
         eplbPlanner = try Policies.eplbPlanner.make(names[Policies.eplbPlanner.slot.key] ?? Policies.eplbPlanner.defaultName)
     }
 
-    /// The policy running in each slot, by slot key (the report's and snapshot's `policies`).
+    /// The policy running in each slot of ``Policies/reportedCatalogs``, by slot key (the
+    /// report's and snapshot's `policies`; the autoscaler is ``autoscalerName``).
     public var policyNames: PolicyNames {
         var names = PolicyNames()
         names[Policies.routing.slot.key] = je.routing.name
@@ -37,6 +38,11 @@ extension ServingEngine {
         guard let catalog = Policies.catalog(command: command) else {
             return (false, "unknown policy slot \(InputEcho.quoted(command)); expected one of: "
                 + Policies.catalogs.map(\.slot.command).joined(separator: ", "))
+        }
+        if catalog.slot == Policies.autoscaler.slot {
+            // The same as `autoscale NAME`, which predates the slot.
+            let reply = applyAutoscale(name)
+            return (reply.accepted, reply.message)
         }
         let previous = policyNames[catalog.slot.key] ?? ""
         do {

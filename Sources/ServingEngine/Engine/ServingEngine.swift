@@ -37,11 +37,11 @@ public final class ServingEngine {
     var arrivalPending = false
     var requests: [Int: RequestState] = [:]
     var instances: [InstanceState] = []
-    var channels: [TransferChannel] = []
-    /// Channel index by prefill instance × decode instance.
-    var channelIndex: [Int: Int] = [:]
+    /// KV transfer channels, prefill → decode (``KVTransfer``: the only writer of their state).
+    var kvTransfer = KVTransfer()
     var telemetry: EngineTelemetry
-    var drainedNodes: Set<Int> = []
+    /// Node drains and their announcements (``ClusterManager``).
+    var cluster: ClusterManager
     /// Injected faults, heartbeat and recovery state (Faults/).
     var faults = FaultModel()
     /// Elastic scaling: TE lifecycles, scale operations, the autoscaler (Scaling/).
@@ -110,6 +110,7 @@ public final class ServingEngine {
         cost = CostModel(model: model, hardware: hardware)
         tokensPerStep = 1 + (model.mtpModules > 0 ? configuration.mtpAcceptance : 0)
         self.workload = workload
+        cluster = ClusterManager(npusPerNode: topology.npusPerNode)
         externalLengths = RandomStreams(seed: configuration.seed).stream("external-lengths")
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
@@ -130,7 +131,7 @@ public final class ServingEngine {
         scheduleTelemetryTick(at: configuration.snapshotInterval)
         startHeartbeats()
         scheduleNextArrival()
-        setUpScaling()
+        try setUpScaling()
     }
 
     /// A copy of `other`'s immutable parts, clock and sinks; ``fork()`` (ServingEngine+Fork)
@@ -148,6 +149,7 @@ public final class ServingEngine {
         // A fork observes nothing: its requests and steps never reach the live engine's feeds.
         telemetry.observers = EngineObservers()
         je = other.je.copy()
+        cluster = other.cluster.copy()
         now = other.now
     }
 
@@ -298,7 +300,7 @@ public final class ServingEngine {
             return
         }
         let target: Int
-        switch je.admit(request, instances: instances, heldOff: scalingHeldOff()) {
+        switch je.admit(request, instances: instances) {
         case .neverFits(let reason, let kind):
             requests[spec.id] = request
             fail(spec.id, reason: reason, kind: kind, status: 400)

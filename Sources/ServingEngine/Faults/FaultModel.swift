@@ -125,8 +125,6 @@ struct FaultModel {
     var expertSlots: [Int: ExpertSlot] = [:]
     /// HBM regions masked after a fault, by fault id: held in the die's KV as a pseudo-request.
     var hbmMasks: [Int: HBMMask] = [:]
-    /// Nodes whose drain has been announced complete.
-    var announcedDrained: Set<Int> = []
 
     func isDead(_ die: Int) -> Bool { deadDies[die, default: 0] > 0 }
 

@@ -8,7 +8,7 @@ extension ServingEngine {
     /// prefill requests queued there that have not started move to other groups or TEs (started
     /// ones finish). Returns the message for the event log.
     func drainNode(_ node: Int) -> String {
-        drainedNodes.insert(node)
+        cluster.drain(node)
         refreshDrainedGroups()
         var queued: [Int] = []
         for (id, r) in requests where r.stage == .queued && r.prefillInstance >= 0 && r.prefillGroup >= 0
@@ -30,7 +30,7 @@ extension ServingEngine {
     func migrateDecode(off node: Int) -> Int {
         let blockTokens = configuration.kvBlockTokens
         var migrated = 0
-        for d in instances.indices where instances[d].role == .decode && faults.outages[d] == nil {
+        for d in instances.indices where instances[d].role == .decode && !hasOutage(d) {
             let joining = Set(instances[d].joining)
             let step = instances[d].stepIndex
             var copySeconds: [Int: Double] = [:]
@@ -64,9 +64,7 @@ extension ServingEngine {
                 migrated += 1
             }
             guard let pause = copySeconds.values.max().map(Self.delay), pause > 0 else { continue }
-            faults.outages[d] = .migrating(until: now.after(pause))
-            queue.schedule(at: now.after(pause), .fault(.outageEnds(instance: d)))
-            refreshFaultState()
+            haltForMigration(d, until: now.after(pause))
         }
         return migrated
     }
@@ -93,13 +91,15 @@ extension ServingEngine {
 
     /// Logs, once, that a drained node is empty: its hardware can be serviced.
     func announceDrainedNodes() {
-        guard drainedNodes.count > faults.announcedDrained.count else { return }
-        for progress in drainProgress() where progress.requestsLeft == 0 && !faults.announcedDrained.contains(progress.node) {
-            faults.announcedDrained.insert(progress.node)
+        guard cluster.hasUnannouncedDrains else { return }
+        for progress in drainProgress() where progress.requestsLeft == 0 && cluster.announceEmpty(progress.node) {
             telemetry.log(EngineEvent(time: now, kind: .drain, message: "node \(progress.node) drained: no requests left; "
                 + "it can be faulted, healed or serviced without touching traffic"))
         }
     }
+
+    /// The nodes an operator drained (``ClusterManager``), read-only.
+    var drainedNodes: Set<Int> { cluster.drainedNodes }
 
     /// Drained nodes with nothing left on them, and drained nodes still finishing work.
     func drainState() -> (drained: [Int], draining: [Int]) {

@@ -35,16 +35,8 @@ extension ServingEngine {
                 instances[i].dp[g].batch.removeAll { set.contains($0.request) }
             }
         }
-        var touchedChannels: [Int] = []
-        for c in channels.indices where channels[c].queue.contains(where: set.contains) {
-            if channels[c].busy, let head = channels[c].queue.first, set.contains(head) {
-                // The transfer in progress is abandoned; its done event becomes stale.
-                channels[c].busy = false
-                channels[c].doneAt = nil
-            }
-            channels[c].queue.removeAll(where: set.contains)
-            touchedChannels.append(c)
-        }
+        // A transfer in progress among them is abandoned; its done event becomes stale.
+        let touchedChannels = kvTransfer.remove(set)
         var touchedInstances = Set<Int>()
         var result = (reprefilled: 0, failed: 0)
         for id in set.sorted() {
@@ -109,7 +101,7 @@ extension ServingEngine {
         request.maxTokens = old.maxTokens
         request.cancelled = old.cancelled
         request.times = old.times.requeued(at: now)
-        let target = je.requeueTarget(for: request, instances: instances, heldOff: scalingHeldOff())
+        let target = je.requeueTarget(for: request, instances: instances)
             ?? instances.indices.filter { instances[$0].hasPrefill && instances[$0].available }
                 .min { (instances[$0].waiting, $0) < (instances[$1].waiting, $1) }
         guard let target, je.neverFits(request) == nil else {

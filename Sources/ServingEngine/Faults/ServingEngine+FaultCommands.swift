@@ -120,7 +120,7 @@ extension ServingEngine {
     /// there touches no traffic.
     func releasedByDrain(instance i: Int, group g: Int) -> Bool {
         let group = instances[i].dp[g]
-        return group.npus.contains { drainedNodes.contains($0 / topology.npusPerNode) }
+        return group.npus.contains(where: cluster.isOnDrainedNode)
             && group.slots == 0 && group.prefillQueue.isEmpty
             && group.kv.liveRequests == faults.hbmMasks.values.filter { $0.instance == i && $0.group == g }.count
     }
@@ -177,14 +177,9 @@ extension ServingEngine {
                 if let degrade { slowdown *= degrade } else if record.recoveredAt != nil { rerouted = true } else { blocked = true }
             }
             let plane = rerouted ? .roce : instances[p].plane
-            let wasBlocked = channels[c].blocked
-            channels[c].slowdown = plane == .roce && rerouted ? 1 : Self.slowdownFactor(slowdown)
-            channels[c].plane = plane
-            channels[c].blocked = blocked
-            if wasBlocked && !blocked {
+            if kvTransfer.setLink(c, plane: plane, slowdown: plane == .roce && rerouted ? 1 : Self.slowdownFactor(slowdown),
+                                  blocked: blocked) {
                 // The hung transfer starts over on the working path; queued ones follow.
-                channels[c].busy = false
-                channels[c].doneAt = nil
                 startTransfer(c)
             }
         }

@@ -28,9 +28,7 @@ extension ServingEngine {
     /// Whether a transfer-done event completes the transfer: not when stale, and not while the
     /// link is down (the transfer hangs until the link is healed or rerouted).
     func acceptTransferDone(_ c: Int) -> Bool {
-        guard channels[c].doneAt == now, !channels[c].blocked else { return false }
-        channels[c].doneAt = nil
-        return true
+        kvTransfer.acceptDone(c, now: now)
     }
 
     /// Straggler slowdown of a decode TE's barrier: the slowest in-service die sets the pace of

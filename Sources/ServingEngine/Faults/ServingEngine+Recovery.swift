@@ -146,6 +146,18 @@ extension ServingEngine {
             + "\(moved.failed) requests in flight failed")
     }
 
+    /// Whether TE `i` is out for a fault's recovery or a drain's migration (an outage).
+    func hasOutage(_ i: Int) -> Bool { faults.outages[i] != nil }
+
+    /// A drain's decode migration asks for TE `d` to pause until `until` while its KV copies
+    /// run: an outage the fault state owns and ``endOutage(_:)`` ends, so the drain asks here
+    /// instead of writing fault state itself.
+    func haltForMigration(_ d: Int, until: SimTime) {
+        faults.outages[d] = .migrating(until: until)
+        queue.schedule(at: until, .fault(.outageEnds(instance: d)))
+        refreshFaultState()
+    }
+
     /// An outage ends: forked NPUs take the lost NPUs' place; a restarted TE comes back on spares
     /// if it can, without its lost dies otherwise (the restart re-plans expert placement over
     /// the live dies).
@@ -201,7 +213,7 @@ extension ServingEngine {
         for instance in instances { used.formUnion(instance.npus) }
         for outage in faults.outages.values { if case .forking(_, let spares) = outage { used.formUnion(spares.values) } }
         return (0..<topology.npuCount).filter { npu in
-            !used.contains(npu) && !drainedNodes.contains(npu / topology.npusPerNode)
+            !used.contains(npu) && !cluster.isOnDrainedNode(npu: npu)
                 && !(0..<topology.diesPerNPU).contains { faults.isDead(npu * topology.diesPerNPU + $0) }
         }
     }

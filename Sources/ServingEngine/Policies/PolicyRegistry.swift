@@ -1,9 +1,9 @@
 import PodModel
 
 /// A place in the engine where a policy is chosen by name: the JE's routing, decode DP load
-/// balancing, the EPLB planner, fault recovery. Each slot has one spelling per face.
+/// balancing, the EPLB planner, fault recovery, the autoscaler. Each slot has one spelling per face.
 public struct PolicySlot: Sendable, Hashable, CustomStringConvertible {
-    /// The word of the `policy SLOT NAME` command (`je`, `dp-lb`, `eplb`, `recovery`).
+    /// The word of the `policy SLOT NAME` command (`je`, `dp-lb`, `eplb`, `recovery`, `autoscaler`).
     public let command: String
     /// The key in a deployment's `[policies]` table, the report and the snapshot (`je_routing`).
     public let key: String
@@ -13,6 +13,15 @@ public struct PolicySlot: Sendable, Hashable, CustomStringConvertible {
     public let title: String
 
     public var description: String { title }
+}
+
+/// What a factory may use to make a policy: the settings a policy is parameterised by.
+/// Policies that need none ignore it.
+public struct PolicyContext: Sendable {
+    /// Parameters of the `slo` autoscaler (``ScalingSettings/slo``).
+    public var autoscaler = SLOAutoscalerParameters()
+
+    public init(autoscaler: SLOAutoscalerParameters = .init()) { self.autoscaler = autoscaler }
 }
 
 /// What a face needs to list a slot's policies without making one (help text, completion).
@@ -34,9 +43,16 @@ public struct PolicyRegistry<Policy>: PolicyCatalog {
     public struct Entry: Sendable {
         public let name: String
         public let summary: String
-        let make: @Sendable () -> Policy
+        let make: @Sendable (PolicyContext) -> Policy
 
         public init(_ name: String, _ summary: String, make: @escaping @Sendable () -> Policy) {
+            self.name = name
+            self.summary = summary
+            self.make = { _ in make() }
+        }
+
+        /// A policy made from the settings in the context (the `slo` autoscaler's parameters).
+        public init(_ name: String, _ summary: String, context make: @escaping @Sendable (PolicyContext) -> Policy) {
             self.name = name
             self.summary = summary
             self.make = make
@@ -58,14 +74,14 @@ public struct PolicyRegistry<Policy>: PolicyCatalog {
     public func summary(of name: String) -> String? { entries.first { $0.name == name }?.summary }
 
     /// A fresh policy value, or one line naming the slot, the bad name and the valid ones.
-    public func make(_ name: String) throws(ConfigError) -> Policy {
+    public func make(_ name: String, _ context: PolicyContext = .init()) throws(ConfigError) -> Policy {
         guard let entry = entries.first(where: { $0.name == name }) else { throw unknown(name) }
-        return entry.make()
+        return entry.make(context)
     }
 
-    public func makeDefault() -> Policy {
+    public func makeDefault(_ context: PolicyContext = .init()) -> Policy {
         // The default is one of the entries by construction (PolicyTests checks every registry).
-        (entries.first { $0.name == defaultName } ?? entries[0]).make()
+        (entries.first { $0.name == defaultName } ?? entries[0]).make(context)
     }
 
     func unknown(_ name: String) -> ConfigError {
@@ -112,8 +128,25 @@ public enum Policies {
         defaultName: "fine-grained",
         entries: RecoveryPolicies.all.map { policy in .init(policy.name, policy.summary) { policy } })
 
-    /// Every slot, in the order help text and reports list them.
-    public static let catalogs: [any PolicyCatalog] = [routing, decodeBalancing, eplbPlanner, recovery]
+    /// The autoscaler (system.md §4 "Fast scaling"). Its flag and its older spellings
+    /// (`autoscale NAME`, `[scaling] autoscale`) predate the slot and stay; `policy autoscaler
+    /// NAME` and `[policies] autoscaler` name the same thing.
+    public static let autoscaler = PolicyRegistry<any Autoscaler>(
+        slot: PolicySlot(command: "autoscaler", key: "autoscaler", flag: "--autoscale", title: "autoscaler"),
+        defaultName: "off",
+        entries: [
+            .init("off", "the layout changes only by command (scale, drain)") { OffAutoscaler() },
+            .init("slo", "scales prefill when it is the bottleneck and latency is at risk, decode on KV headroom and TPOT, "
+                + "with hysteresis and cooldowns", context: { SLOAutoscaler(parameters: $0.autoscaler) }),
+        ])
+
+    /// Every slot, in the order help text, the `policy` command and completion list them.
+    public static let catalogs: [any PolicyCatalog] = [routing, decodeBalancing, eplbPlanner, recovery, autoscaler]
+
+    /// The slots the report's and the snapshot's `policies` name. The autoscaler is reported on
+    /// its own (the snapshot's `autoscaler`, the report's scaling section): naming it here too
+    /// would change every report.
+    public static let reportedCatalogs: [any PolicyCatalog] = [routing, decodeBalancing, eplbPlanner, recovery]
 
     /// The slot a `policy` command names (`je`, `dp-lb`, …).
     public static func catalog(command: String) -> (any PolicyCatalog)? {

@@ -25,12 +25,10 @@ public struct PrefillPool {
     let candidates: [Int]
     /// Prompts longer than this are "long" (``EngineConfiguration/longPromptTokens``).
     let longPromptTokens: Int
-    /// TEs that scaling holds off (starting, or scaled in): not part of the pool at all.
-    var heldOff: Set<Int> = []
-
-    /// Every prefill-capable TE in service, drained or not, ascending.
+    /// Every prefill-capable TE in service, drained or not, ascending (TEs that scaling holds
+    /// off, starting or scaled in, are not part of the pool at all).
     func prefillTEs() -> [Int] {
-        instances.indices.filter { instances[$0].hasPrefill && !heldOff.contains($0) }
+        instances.indices.filter { instances[$0].hasPrefill && !instances[$0].heldOffByScaling }
     }
 
     /// Prompt tokens queued on the TE's DP groups that accept work.

@@ -243,28 +243,22 @@ public struct SLOAutoscaler: Autoscaler {
     static func percent(_ share: Double) -> String { String(Int((share * 100).rounded())) }
 }
 
-/// Autoscaler policies by name (a policy registry elsewhere may take these over).
-public enum Autoscalers {
-    public static let names = ["off", "slo"]
-
-    static func make(_ name: String, parameters: SLOAutoscalerParameters) -> any Autoscaler {
-        switch name {
-        case "slo": SLOAutoscaler(parameters: parameters)
-        default: OffAutoscaler()
-        }
-    }
-}
-
 extension ServingEngine {
-    /// `autoscale off|slo`.
+    /// The autoscaler named `name` (``Policies/autoscaler``), with the configured parameters.
+    func makeAutoscaler(_ name: String) throws(ConfigError) -> any Autoscaler {
+        try Policies.autoscaler.make(name, PolicyContext(autoscaler: configuration.scaling.slo))
+    }
+
+    /// `autoscale off|slo` (also `policy autoscaler NAME`).
     func applyAutoscale(_ name: String) -> CommandReply {
-        guard Autoscalers.names.contains(name) else {
-            return CommandReply(accepted: false, message: "unknown autoscaler '\(name)'; expected one of: \(Autoscalers.names.joined(separator: ", "))")
-        }
-        guard name != scaling.autoscaler.name else {
+        guard name != scaling.autoscaler.name || !Policies.autoscaler.names.contains(name) else {
             return CommandReply(accepted: false, message: "the autoscaler is already \(name)")
         }
-        scaling.autoscaler = Autoscalers.make(name, parameters: configuration.scaling.slo)
+        do {
+            scaling.autoscaler = try makeAutoscaler(name)
+        } catch {
+            return CommandReply(accepted: false, message: error.description)
+        }
         if name != "off" { scheduleAutoscaleTick() }
         return CommandReply(accepted: true, message: "autoscaler \(name)"
             + (name == "slo" ? " (evaluates every \(OperatorCommand.format(configuration.scaling.slo.intervalSeconds)) s)" : ""))

@@ -61,8 +61,9 @@ public struct ScalingSettings: Sendable, Equatable {
     /// Warm-up after the weights are in HBM (graph capture, HCCL setup, a dummy batch). Not
     /// published; 2 s is our choice.
     public var warmUpSeconds = 2.0
-    /// The autoscaler policy by name (``Autoscalers``): `off` or `slo`.
-    public var autoscale = "off"
+    /// The autoscaler policy by name (``Policies/autoscaler``: `off` or `slo`); nil: the
+    /// deployment's, else `off` (``EngineConfiguration/autoscalerName`` is what runs).
+    public var autoscale: String?
     /// Parameters of the `slo` policy.
     public var slo = SLOAutoscalerParameters()
 
@@ -84,8 +85,8 @@ public struct ScalingSettings: Sendable, Equatable {
         where !(value.isFinite && value >= 0 && value <= 3_600) {
             return "scaling: \(name) time must be between 0 and 3600 s, got \(value)"
         }
-        guard Autoscalers.names.contains(autoscale) else {
-            return "scaling: unknown autoscaler '\(autoscale)'; expected one of: \(Autoscalers.names.joined(separator: ", "))"
+        if let autoscale, !Policies.autoscaler.names.contains(autoscale) {
+            return "scaling: unknown autoscaler '\(autoscale)'; expected one of: \(Policies.autoscaler.names.joined(separator: ", "))"
         }
         return slo.validationProblem()
     }

@@ -11,24 +11,23 @@ extension ServingEngine {
 
     /// Called once at the end of `init`: marks the pre-warmed spares and starts the autoscaler.
     /// Schedules nothing while the autoscaler is off, so a run without scaling is unchanged.
-    func setUpScaling() {
+    func setUpScaling() throws {
         let settings = configuration.scaling
         if settings.prewarmedSpareTEs > 0, let smallest = scalableGroups().map(\.npusEach).min() {
             let wanted = settings.prewarmedSpareTEs * smallest
             scaling.prewarmedNPUs = Set(wholeNodesFirst(spareNPUs()).prefix(wanted))
         }
-        scaling.autoscaler = Autoscalers.make(settings.autoscale, parameters: settings.slo)
-        if settings.autoscale != "off" { scheduleAutoscaleTick() }
+        scaling.autoscaler = try makeAutoscaler(configuration.autoscalerName)
+        if scaling.autoscaler.intervalSeconds > 0 { scheduleAutoscaleTick() }
     }
 
     /// A starting or scaled-in (draining, retired) TE takes no new work.
-    func scalingHoldsOff(_ i: Int) -> Bool {
-        !scaling.lifecycle.isEmpty && scaling.phase(i) != .inService
-    }
+    func scalingHoldsOff(_ i: Int) -> Bool { instances[i].heldOffByScaling }
 
-    /// The TEs ``scalingHoldsOff(_:)`` (empty, at no cost, while nothing was ever scaled).
-    func scalingHeldOff() -> Set<Int> {
-        scaling.lifecycle.isEmpty ? [] : Set(instances.indices.filter(scalingHoldsOff))
+    /// Keeps TE `i`'s held-off flag in step with its lifecycle phase: called wherever a phase
+    /// enters or leaves `inService` (a new TE, scale-in, the end of a start, retirement).
+    func noteScalingPhase(_ i: Int) {
+        instances[i].heldOffByScaling = scaling.phase(i) != .inService
     }
 
     func handleScalingTimer(_ timer: ScalingTimer) {
@@ -125,6 +124,7 @@ extension ServingEngine {
         let i = instances.count - 1
         scaling.lifecycle[i] = TELifecycle(phase: .allocating, phaseEndsAt: nil, loadPath: path, forkSource: nil,
                                            detail: detail)
+        noteScalingPhase(i)
         scaling.pendingTEs[detail, default: 0] += 1
         wireNewInstance(i)
         schedulePhaseEnd(i, after: configuration.scaling.allocateSeconds)
@@ -166,6 +166,7 @@ extension ServingEngine {
     /// transfers waiting for its KV go to another decode TE; what runs finishes in place.
     private func beginScaleIn(_ i: Int, detail: Int) {
         scaling.lifecycle[i] = TELifecycle(phase: .draining, phaseEndsAt: nil, loadPath: nil, forkSource: nil, detail: detail)
+        noteScalingPhase(i)
         scaling.pendingTEs[detail, default: 0] += 1
         refreshDrainedGroups()
         var queued: [Int] = []
@@ -313,6 +314,7 @@ extension ServingEngine {
         scaling.lifecycle[i]?.phase = ready ? .inService : .retired
         scaling.lifecycle[i]?.phaseEndsAt = nil
         scaling.lifecycle[i]?.forkSource = nil
+        noteScalingPhase(i)
         completePending(life.detail)
     }
 
@@ -370,6 +372,7 @@ extension ServingEngine {
         }
         scaling.lifecycle[i]?.phase = .retired
         scaling.lifecycle[i]?.phaseEndsAt = nil
+        noteScalingPhase(i)
         instances[i].npus = []
         // The DP groups stay (empty, drained, on no hardware): requests that passed through keep
         // valid indices, and their prefix-cache counters stay in the report's hit rate.
@@ -430,16 +433,11 @@ extension ServingEngine {
     /// Channels to and from the new TE, its expert routing and expert-die slots, and the
     /// smallest-group bounds.
     private func wireNewInstance(_ i: Int) {
-        let n = instances.count
-        var index: [Int: Int] = [:]
-        for (c, channel) in channels.enumerated() { index[channel.prefillInstance * n + channel.decodeInstance] = c }
         for p in instances.indices where instances[p].role == .prefill {
-            for d in instances.indices where instances[d].role == .decode && index[p * n + d] == nil {
-                index[p * n + d] = channels.count
-                channels.append(TransferChannel(prefillInstance: p, decodeInstance: d, plane: instances[p].plane))
+            for d in instances.indices where instances[d].role == .decode {
+                kvTransfer.connect(prefill: p, decode: d, plane: instances[p].plane)
             }
         }
-        channelIndex = index
         if let traffic = expertTraffic {
             let spec = instances[i].groupSpec
             let dies = max(1, spec.ep - spec.sharedExpertDies)

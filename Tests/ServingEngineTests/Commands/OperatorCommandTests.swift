@@ -121,7 +121,7 @@ private func failure(_ line: String) -> String? {
         #expect(OperatorCommand.completions(for: "fault ").count == 7)
         #expect(OperatorCommand.completions(for: "speed") == ["speed ", "speed max"])
         #expect(OperatorCommand.completions(for: "zzz").isEmpty)
-        #expect(OperatorCommand.completions(for: "").count == 17 + 5 + 14, "17 phrases, scale ROLE (3) and autoscale NAME (2), policy SLOT (4) and policy SLOT NAME (10)")
+        #expect(OperatorCommand.completions(for: "").count == 17 + 5 + 17, "17 phrases, scale ROLE (3) and autoscale NAME (2), policy SLOT (5) and policy SLOT NAME (12)")
         for phrase in OperatorCommand.completions(for: "") {
             #expect(OperatorCommand.keywords.contains(String(phrase.split(separator: " ")[0])))
         }

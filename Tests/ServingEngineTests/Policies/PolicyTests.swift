@@ -33,15 +33,18 @@ import XDSTestSupport
         #expect(Policies.eplbPlanner.defaultName == "greedy")
         #expect(Policies.recovery.names == ["fine-grained", "pd-failover", "restart-world"])
         #expect(Policies.recovery.defaultName == "fine-grained")
-        #expect(Policies.catalogs.map(\.slot.key) == ["je_routing", "dp_balancing", "eplb_planner", "recovery"])
-        #expect(Policies.catalogs.map(\.slot.command) == ["je", "dp-lb", "eplb", "recovery"])
+        #expect(Policies.autoscaler.names == ["off", "slo"])
+        #expect(Policies.autoscaler.defaultName == "off")
+        #expect(Policies.catalogs.map(\.slot.key) == ["je_routing", "dp_balancing", "eplb_planner", "recovery", "autoscaler"])
+        #expect(Policies.catalogs.map(\.slot.command) == ["je", "dp-lb", "eplb", "recovery", "autoscaler"])
+        #expect(Policies.reportedCatalogs.map(\.slot.key) == ["je_routing", "dp_balancing", "eplb_planner", "recovery"])
         for catalog in Policies.catalogs {
             #expect(catalog.names.contains(catalog.defaultName), "\(catalog.slot.key)")
             #expect(Set(catalog.names).count == catalog.names.count, "\(catalog.slot.key): names are unique")
             for name in catalog.names { #expect(!(catalog.summary(of: name) ?? "").isEmpty, "\(name) has a summary") }
         }
         #expect(Policies.defaults.byKey == ["je_routing": "prefix-aware", "dp_balancing": "kv-aware",
-                                           "eplb_planner": "greedy", "recovery": "fine-grained"])
+                                           "eplb_planner": "greedy", "recovery": "fine-grained", "autoscaler": "off"])
     }
 
     @Test func madePoliciesAreValuesWithTheirNames() throws {
@@ -53,6 +56,12 @@ import XDSTestSupport
         for name in Policies.decodeBalancing.names { let p = try Policies.decodeBalancing.make(name); check(p, name, p.name) }
         for name in Policies.eplbPlanner.names { let p = try Policies.eplbPlanner.make(name); check(p, name, p.name) }
         for name in Policies.recovery.names { let p = try Policies.recovery.make(name); check(p, name, p.name) }
+        for name in Policies.autoscaler.names { let p = try Policies.autoscaler.make(name); check(p, name, p.name) }
+        // The context carries the configured parameters to the policies that take them.
+        var parameters = SLOAutoscalerParameters()
+        parameters.intervalSeconds = 7
+        #expect(try Policies.autoscaler.make("slo", PolicyContext(autoscaler: parameters)).intervalSeconds == 7)
+        #expect(try Policies.autoscaler.make("slo").intervalSeconds == SLOAutoscalerParameters().intervalSeconds)
         // A copy of a stateful policy keeps its own state.
         var a = RoundRobinRouting()
         a.cursor = 3
@@ -91,7 +100,8 @@ import XDSTestSupport
     @Test(arguments: everyPolicy)
     func everyPolicyRunsToCompletionAndLosesNothing(key: String, name: String) throws {
         let engine = try Self.engine(rate: 25, limit: 120) { $0.policies[key] = name }
-        #expect(engine.report().policies?[key] == name)
+        let autoscaler = key == Policies.autoscaler.slot.key
+        #expect((autoscaler ? engine.autoscalerName : engine.report().policies?[key]) == name)
         engine.run(until: 3)
         #expect(engine.apply(.drain(node: 2)).accepted)
         engine.run(until: 6)
@@ -102,7 +112,9 @@ import XDSTestSupport
         let report = engine.report()
         #expect(report.requests.arrived == 120)
         #expect(report.requests.completed == 120, "\(key)=\(name): \(report.requests)")
-        #expect(report.policies == Policies.defaults.overridden(by: PolicyNames([key: name])))
+        var expected = Policies.defaults.overridden(by: PolicyNames([key: name]))
+        expected[Policies.autoscaler.slot.key] = nil  // reported on its own (``Policies/reportedCatalogs``)
+        #expect(report.policies == expected)
     }
 
     @Test func configurationOverridesTheDeploymentWhichOverridesTheDefault() throws {
@@ -112,9 +124,11 @@ import XDSTestSupport
         var config = EngineConfiguration(deployment: deployment)
         config.policies["je_routing"] = "round-robin"
         #expect(config.effectivePolicies.byKey == ["je_routing": "round-robin", "dp_balancing": "kv-aware",
-                                                   "eplb_planner": "deepseek", "recovery": "fine-grained"])
+                                                   "eplb_planner": "deepseek", "recovery": "fine-grained", "autoscaler": "off"])
         let engine = try ServingEngine(configuration: config, workload: FixedWorkload([]))
-        #expect(engine.snapshot().policies == config.effectivePolicies)
+        var reported = config.effectivePolicies
+        reported["autoscaler"] = nil
+        #expect(engine.snapshot().policies == reported)
         #expect(engine.instances.allSatisfy { $0.eplb?.policy.name ?? "deepseek" == "deepseek" })
         // A deployment file's bad name is refused at build, naming the table and key.
         deployment.policies["recovery"] = "pray"
@@ -122,6 +136,27 @@ import XDSTestSupport
                                                               workload: FixedWorkload([])) }
         #expect(EngineConfiguration(deployment: deployment).validationProblem()?
             .contains("[policies] recovery: unknown recovery policy 'pray'") == true)
+    }
+
+    /// The autoscaler slot and its older spellings: `policies` > `scaling.autoscale` >
+    /// `[policies] autoscaler` > `[scaling] autoscale` > off; a bad name in any is refused at build.
+    @Test func autoscalerSlotOrdersItsSpellings() throws {
+        var deployment = TestDeployments.toyPod
+        #expect(EngineConfiguration(deployment: deployment).autoscalerName == "off")
+        deployment.autoscale = "slo"
+        #expect(EngineConfiguration(deployment: deployment).autoscalerName == "slo")
+        deployment.policies["autoscaler"] = "off"
+        var config = EngineConfiguration(deployment: deployment)
+        #expect(config.autoscalerName == "off")
+        config.scaling.autoscale = "slo"
+        #expect(config.autoscalerName == "slo")
+        config.policies["autoscaler"] = "off"
+        #expect(config.autoscalerName == "off")
+        config.policies["autoscaler"] = "slo"
+        let engine = try ServingEngine(configuration: config, workload: FixedWorkload([]))
+        #expect(engine.autoscalerName == "slo")
+        config.policies["autoscaler"] = "fast"
+        #expect(throws: ConfigError.self) { try ServingEngine(configuration: config, workload: FixedWorkload([])) }
     }
 
     @Test func deploymentTOMLCarriesPolicyNames() throws {
@@ -144,13 +179,15 @@ import XDSTestSupport
             if case .failure(let e) = OperatorCommand.parse(line) { return e.message }
             return nil
         }
-        #expect(message("policy") == "expected a policy slot (je, dp-lb, eplb, recovery) after 'policy'")
-        #expect(message("policy autoscaler off") == "unknown policy slot 'autoscaler'; expected one of: je, dp-lb, eplb, recovery")
+        #expect(message("policy") == "expected a policy slot (je, dp-lb, eplb, recovery, autoscaler) after 'policy'")
+        #expect(message("policy autoscale off") == "unknown policy slot 'autoscale'; expected one of: je, dp-lb, eplb, recovery, autoscaler")
+        #expect(try OperatorCommand.parse("policy autoscaler slo").get() == .policy(slot: "autoscaler", name: "slo"))
         #expect(message("policy je") == "expected a JE routing policy (prefix-aware, least-loaded, round-robin) after 'policy je'")
         #expect(message("policy je random") == "unknown JE routing policy 'random'; expected one of: prefix-aware, least-loaded, round-robin")
         #expect(message("policy je round-robin now")?.contains("expected end of command") == true)
         #expect(OperatorCommand.completions(for: "policy d") == ["policy dp-lb ", "policy dp-lb kv-aware", "policy dp-lb round-robin"])
-        #expect(Policies.completionWords(after: ["policy"]) == ["je", "dp-lb", "eplb", "recovery"])
+        #expect(Policies.completionWords(after: ["policy"]) == ["je", "dp-lb", "eplb", "recovery", "autoscaler"])
+        #expect(Policies.completionWords(after: ["policy", "autoscaler"]) == ["off", "slo"])
         #expect(Policies.completionWords(after: ["policy", "eplb"]) == ["greedy", "deepseek"])
         #expect(Policies.completionWords(after: ["drain"]) == nil)
     }
@@ -185,6 +222,12 @@ import XDSTestSupport
         #expect(engine.report().policies?["dp_balancing"] == "kv-aware")
         #expect(engine.report().commands == before + 3)
         #expect(!engine.apply(.policy(slot: "nope", name: "x")).accepted)
+        // The autoscaler slot is `autoscale NAME` by another spelling.
+        #expect(engine.apply(.policy(slot: "autoscaler", name: "slo")).message.hasPrefix("autoscaler slo"))
+        #expect(engine.autoscalerName == "slo")
+        #expect(!engine.apply(.policy(slot: "autoscaler", name: "slo")).accepted, "already slo")
+        #expect(engine.apply(.autoscale("off")).accepted)
+        #expect(engine.autoscalerName == "off")
         #expect(engine.runToCompletion(limit: 3_600))
         FaultTests.expectSound(engine)
     }
