@@ -86,6 +86,10 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     /// A detached snapshot is being built: the next periodic one waits rather than pile up.
     private let snapshotBuilding = Atomic<Bool>(false)
     private let snapshotQueue = DispatchQueue(label: "xds-engine-snapshot", qos: .utility)
+    /// ``takeArrivalLead(requestID:)``'s entries (requests whose metrics nobody read, e.g.
+    /// rejected at admission, are dropped wholesale at ``maxArrivalLeads``).
+    private let arrivalLeads = Mutex<[Int: Double]>([:])
+    static let maxArrivalLeads = 65_536
     private let log = Mutex<[LoggedCommand]>([])
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
@@ -375,6 +379,24 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         requestInbox.withLock { $0.append(.cancel(requestID)) }
     }
 
+    /// Simulated seconds between a request reaching the host (``submit(_:)``) and the engine's
+    /// stamp of its arrival (its clock when the engine thread took it in), or nil if none.
+    /// Read once: the entry goes. The engine counts TTFT from its own stamp; adding this makes
+    /// it run from the request's arrival at the server, as vLLM's does (the wait for the engine
+    /// thread is the server's too). Only paced and running: a wall wait has no simulated
+    /// length otherwise.
+    public func takeArrivalLead(requestID: Int) -> Double? {
+        arrivalLeads.withLock { $0.removeValue(forKey: requestID) }
+    }
+
+    /// Engine thread: how far the engine's clock is past where the pacer put it when the request
+    /// was submitted (never negative: a clock that lagged then does not shorten the engine's own).
+    private func arrivalLead(submittedAt: UInt64) -> Double {
+        guard !pacer.paused, pacer.speed != nil,
+              let then = pacer.target(wall: Double(submittedAt) / 1e9) else { return 0 }
+        return max(0, core.simTime - then)
+    }
+
     public func stop(requestID: Int) {
         requestInbox.withLock { $0.append(.stop(requestID)) }
     }
@@ -388,7 +410,14 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             switch item {
             case let .submit(request, continuation, ticket):
                 guard ticket.claim() else { continue }  // answered 503 already (timeout, stop)
+                let lead = arrivalLead(submittedAt: ticket.queuedAt)
                 let id = core.submitExternal(request)
+                if lead > 0 {
+                    arrivalLeads.withLock { leads in
+                        if leads.count >= Self.maxArrivalLeads { leads.removeAll() }  // never read: bounded
+                        leads[id] = lead
+                    }
+                }
                 streams.withLock { $0[id] = continuation }
                 log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: Self.submitLine(request))) }
             case .cancel(let id):

@@ -65,7 +65,11 @@ final class ServingMetrics: Sendable {
     /// The value of the `engine` label (vLLM numbers its engine cores; the twin runs one engine).
     static let engineIndex = "0"
 
-    init(modelName: String) {
+    /// Where each request's arrival lead comes from (nil: the engine's stamps as they are).
+    private let arrivals: (any ArrivalStamping)?
+
+    init(modelName: String, arrivals: (any ArrivalStamping)? = nil) {
+        self.arrivals = arrivals
         let labels = [("model_name", modelName), ("engine", Self.engineIndex)]
         self.labels = labels
         let r = registry
@@ -165,15 +169,17 @@ final class ServingMetrics: Sendable {
 
     /// Counts one request that left the engine (any source). Rejected requests never ran: vLLM
     /// has no series for them (HTTP rejections are counted by status in `xds_http_*`).
+    /// HTTP requests are timed from their arrival at the server (``ArrivalStamping``).
     func observe(_ request: FinishedRequest) {
+        let lead = arrivals?.takeArrivalLead(requestID: request.id) ?? 0
         guard request.stage != .rejected else { return }
         let reason: String? =
             request.stage == .completed ? (request.reachedMaxTokens ? "length" : "stop") : nil
         served(
             promptTokens: request.promptTokens, cachedTokens: request.cachedTokens,
-            outputTokens: request.outputTokens, finishReason: reason, ttft: request.ttft,
-            endToEnd: request.endToEnd, countsGeneration: false)
-        if let value = request.queueTime { queueTime.record(value) }
+            outputTokens: request.outputTokens, finishReason: reason, ttft: request.ttft.map { $0 + lead },
+            endToEnd: request.endToEnd + lead, countsGeneration: false)
+        if let value = request.queueTime { queueTime.record(value + lead) }
         if let value = request.prefillTime { prefillTime.record(value) }
         if let value = request.decodeTime { decodeTime.record(value) }
         if request.draftTokens > 0 {
