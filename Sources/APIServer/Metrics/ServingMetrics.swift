@@ -67,6 +67,24 @@ final class ServingMetrics: Sendable {
 
     /// Where each request's arrival lead comes from (nil: the engine's stamps as they are).
     private let arrivals: (any ArrivalStamping)?
+    /// Per HTTP request: simulated seconds from its arrival at the handler to its submission
+    /// (body read, parsed, prompt tokenized), until the engine reports it finished.
+    private let beforeSubmission = Mutex<[Int: Double]>([:])
+    /// Simulated seconds per wall second, from the latest scrape's snapshot (1 until then; 0 when
+    /// paused or unpaced, where a wall wait has no simulated length).
+    private let pace = Mutex<Double>(1)
+
+    /// The HTTP face's share of a request's time before the engine had it: `seconds` of wall time
+    /// from its arrival to its submission. Only with an engine feed (otherwise the face times
+    /// the whole request itself, from its arrival).
+    func noteTimeBeforeSubmission(requestID: Int, seconds: Double) {
+        guard engineFed.load(ordering: .acquiring), seconds > 0 else { return }
+        let simulated = seconds * pace.withLock { $0 }
+        beforeSubmission.withLock { notes in
+            if notes.count >= 65_536 { notes.removeAll() }  // notes of requests never observed: bounded
+            notes[requestID] = simulated
+        }
+    }
 
     init(modelName: String, arrivals: (any ArrivalStamping)? = nil) {
         self.arrivals = arrivals
@@ -171,7 +189,8 @@ final class ServingMetrics: Sendable {
     /// has no series for them (HTTP rejections are counted by status in `xds_http_*`).
     /// HTTP requests are timed from their arrival at the server (``ArrivalStamping``).
     func observe(_ request: FinishedRequest) {
-        let lead = arrivals?.takeArrivalLead(requestID: request.id) ?? 0
+        let beforeSubmission = beforeSubmission.withLock { $0.removeValue(forKey: request.id) } ?? 0
+        let lead = (arrivals?.takeArrivalLead(requestID: request.id) ?? 0) + beforeSubmission
         guard request.stage != .rejected else { return }
         let reason: String? =
             request.stage == .completed ? (request.reachedMaxTokens ? "length" : "stop") : nil
@@ -236,7 +255,8 @@ final class ServingMetrics: Sendable {
 
     /// The exposition text for a scrape: gauges set from `snapshot`, then everything emitted.
     func exposition(for snapshot: Snapshot) -> String {
-        scrapeLock.withLock { npuGauges in
+        pace.withLock { $0 = snapshot.paused ? 0 : snapshot.speed ?? 0 }
+        return scrapeLock.withLock { npuGauges in
             running.set(to: Double(snapshot.requests.running))
             waiting.set(to: Double(snapshot.requests.waiting))
             kvUsage.set(to: snapshot.kv.decodeUsage)
