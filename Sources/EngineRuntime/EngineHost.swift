@@ -85,7 +85,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     private var snapshotTurn: UInt64 = 0
     /// A detached snapshot is being built: the next periodic one waits rather than pile up.
     private let snapshotBuilding = Atomic<Bool>(false)
-    private let snapshotQueue = DispatchQueue(label: "xds-engine-snapshot", qos: .utility)
+    private let snapshotQueue = DispatchQueue(label: "xds-engine-snapshot", qos: .userInitiated)
     /// ``takeArrivalLead(requestID:)``'s entries (requests whose metrics nobody read, e.g.
     /// rejected at admission, are dropped wholesale at ``maxArrivalLeads``).
     private let arrivalLeads = Mutex<[Int: Double]>([:])
