@@ -635,7 +635,13 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     /// so simulated time keeps pace with the wall clock and requests are taken in meanwhile (a
     /// superpod snapshot held the engine thread 25-440 ms in a debug build, delaying first tokens
     /// by as much). One at a time: while one is being built, this turn publishes nothing (false).
+    /// Unpaced (`speed max`) there is no wall clock to keep pace with, and a second busy thread
+    /// beside an engine that already runs flat out would only halve what each gets: published here.
     private func publishDetached() -> Bool {
+        guard pacer.speed != nil else {
+            publish()
+            return true
+        }
         guard !snapshotBuilding.exchange(true, ordering: .acquiringAndReleasing) else { return false }
         guard let take = core.detachedSnapshot() else {
             snapshotBuilding.store(false, ordering: .releasing)
