@@ -99,10 +99,22 @@ def admin_state():
     return json.load(urllib.request.urlopen(req, timeout=30))
 
 
+def settled_requests():
+    """The request counts once a snapshot taken after everything before has finished shows them
+    (snapshots are built off the engine thread and may trail it by a build's time)."""
+    last = admin_state()
+    for _ in range(50):
+        time.sleep(0.3)
+        now = admin_state()
+        if now["simTime"] > last["simTime"] and now["requests"]["completed"] == last["requests"]["completed"]:
+            return now["requests"]
+        last = now
+    return last["requests"]
+
+
 # A reply cut by a stop string is a success for the engine too, not a cancelled failure.
 import time
-time.sleep(0.5)
-before_stop = admin_state()["requests"]
+before_stop = settled_requests()
 client.completions.create(model="deepseek-r1", prompt="Go on.", max_tokens=300, stop=["."],
                           extra_body={"ignore_eos": True})
 for _ in range(50):

@@ -86,7 +86,7 @@ public final class APIServer: Sendable {
         self.configuration = configuration
         self.link = link
         self.backend = backend
-        self.metrics = ServingMetrics(modelName: backend.modelName)
+        self.metrics = ServingMetrics(modelName: backend.modelName, arrivals: backend as? any ArrivalStamping)
         if let engineFeed { metrics.follow(engineFeed) }
     }
 

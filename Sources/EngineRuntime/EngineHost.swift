@@ -24,10 +24,15 @@ public protocol SimulationCore: AnyObject {
     /// When only periodic bookkeeping lies ahead, the time of the next real event (`.infinity`
     /// if none); nil otherwise. Lets an unpaced host cross an idle stretch in one call.
     var quietUntil: SimTime? { get }
+    /// A way to take this instant's snapshot on another thread (the core copied as it stands), or
+    /// nil to take it here. Building a large pod's snapshot costs tens to hundreds of milliseconds;
+    /// on the engine thread that long simulated time stands still and requests wait to be taken in.
+    func detachedSnapshot() -> (@Sendable () -> Snapshot)?
 }
 
 extension SimulationCore {
     public var quietUntil: SimTime? { nil }
+    public func detachedSnapshot() -> (@Sendable () -> Snapshot)? { nil }
     public func stopExternal(id: Int) { cancelExternal(id: id) }
     public func submitExternal(_ request: CompletionRequest) -> Int {
         submitExternal(promptTokens: request.promptTokens, maxTokens: request.maxTokens)
@@ -75,7 +80,18 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         /// The reply hit a stop string: the request ends as completed (``SimulationCore/stopExternal(id:)``).
         case stop(Int)
     }
-    private let mailbox: Mutex<Snapshot>
+    /// The latest snapshot and the turn it was taken on: one taken on another thread
+    /// (``SimulationCore/detachedSnapshot()``) never replaces a newer one.
+    private let mailbox: Mutex<(turn: UInt64, snapshot: Snapshot)>
+    /// Engine thread: counts snapshots asked for (the `turn` of the mailbox).
+    private var snapshotTurn: UInt64 = 0
+    /// A detached snapshot is being built: the next periodic one waits rather than pile up.
+    private let snapshotBuilding = Atomic<Bool>(false)
+    private let snapshotQueue = DispatchQueue(label: "xds-engine-snapshot", qos: .userInitiated)
+    /// ``takeArrivalLead(requestID:)``'s entries (requests whose metrics nobody read, e.g.
+    /// rejected at admission, are dropped wholesale at ``maxArrivalLeads``).
+    private let arrivalLeads = Mutex<[Int: Double]>([:])
+    static let maxArrivalLeads = 65_536
     private let log = Mutex<[LoggedCommand]>([])
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
@@ -150,7 +166,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         var first = core.snapshot()
         self.modelName = first.modelName
         first.speed = speed
-        self.mailbox = Mutex(first)
+        self.mailbox = Mutex((turn: 0, snapshot: first))
     }
 
     public func start() {
@@ -277,7 +293,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     private static func seconds(_ value: Double) -> String { String(format: "%.1f s", value) }
 
-    public func latestSnapshot() -> Snapshot { mailbox.withLock { $0 } }
+    public func latestSnapshot() -> Snapshot { mailbox.withLock { $0.snapshot } }
 
     /// Started and not stopping: commands and previews are taken in.
     var isRunning: Bool { started.load(ordering: .acquiring) && !stopping.load(ordering: .acquiring) }
@@ -365,6 +381,24 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         requestInbox.withLock { $0.append(.cancel(requestID)) }
     }
 
+    /// Simulated seconds between a request reaching the host (``submit(_:)``) and the engine's
+    /// stamp of its arrival (its clock when the engine thread took it in), or nil if none.
+    /// Read once: the entry goes. The engine counts TTFT from its own stamp; adding this makes
+    /// it run from the request's arrival at the server, as vLLM's does (the wait for the engine
+    /// thread is the server's too). Only paced and running: a wall wait has no simulated
+    /// length otherwise.
+    public func takeArrivalLead(requestID: Int) -> Double? {
+        arrivalLeads.withLock { $0.removeValue(forKey: requestID) }
+    }
+
+    /// Engine thread: how far the engine's clock is past where the pacer put it when the request
+    /// was submitted (never negative: a clock that lagged then does not shorten the engine's own).
+    private func arrivalLead(submittedAt: UInt64) -> Double {
+        guard !pacer.paused, pacer.speed != nil,
+              let then = pacer.target(wall: Double(submittedAt) / 1e9) else { return 0 }
+        return max(0, core.simTime - then)
+    }
+
     public func stop(requestID: Int) {
         requestInbox.withLock { $0.append(.stop(requestID)) }
     }
@@ -378,7 +412,14 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             switch item {
             case let .submit(request, continuation, ticket):
                 guard ticket.claim() else { continue }  // answered 503 already (timeout, stop)
+                let lead = arrivalLead(submittedAt: ticket.queuedAt)
                 let id = core.submitExternal(request)
+                if lead > 0 {
+                    arrivalLeads.withLock { leads in
+                        if leads.count >= Self.maxArrivalLeads { leads.removeAll() }  // never read: bounded
+                        leads[id] = lead
+                    }
+                }
                 streams.withLock { $0[id] = continuation }
                 log.withLock { $0.append(LoggedCommand(simTime: core.simTime, line: Self.submitLine(request))) }
             case .cancel(let id):
@@ -491,9 +532,10 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             if now - lastPublish >= publishInterval {
                 let state = (sim: core.simTime, speed: pacer.speed, paused: pacer.paused)
                 if changed || published.map({ $0.sim != state.sim || $0.speed != state.speed || $0.paused != state.paused }) ?? true {
-                    publish()
-                    published = state
-                    changed = false
+                    if publishDetached() {
+                        published = state
+                        changed = false
+                    }
                 }
                 lastPublish = now
             }
@@ -583,10 +625,42 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         if streams.withLock({ !$0.isEmpty }) { deliverUpdates() }
     }
 
+    /// Publishes now, on the engine thread (after commands: their sender reads the effect next).
     private func publish() {
         var s = core.snapshot()
         s.speed = pacer.speed
         s.paused = pacer.paused
-        mailbox.withLock { $0 = s }
+        snapshotTurn += 1
+        let turn = snapshotTurn
+        mailbox.withLock { if $0.turn < turn { $0 = (turn, s) } }
+    }
+
+    /// The periodic publish: the core is copied here and the snapshot built on another thread,
+    /// so simulated time keeps pace with the wall clock and requests are taken in meanwhile (a
+    /// superpod snapshot held the engine thread 25-440 ms in a debug build, delaying first tokens
+    /// by as much). One at a time: while one is being built, this turn publishes nothing (false).
+    /// Unpaced (`speed max`) there is no wall clock to keep pace with, and a second busy thread
+    /// beside an engine that already runs flat out would only halve what each gets: published here.
+    private func publishDetached() -> Bool {
+        guard pacer.speed != nil else {
+            publish()
+            return true
+        }
+        guard !snapshotBuilding.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        guard let take = core.detachedSnapshot() else {
+            snapshotBuilding.store(false, ordering: .releasing)
+            publish()
+            return true
+        }
+        snapshotTurn += 1
+        let turn = snapshotTurn, speed = pacer.speed, paused = pacer.paused
+        snapshotQueue.async { [self] in
+            var s = take()
+            s.speed = speed
+            s.paused = paused
+            mailbox.withLock { if $0.turn < turn { $0 = (turn, s) } }
+            snapshotBuilding.store(false, ordering: .releasing)
+        }
+        return true
     }
 }

@@ -65,7 +65,29 @@ final class ServingMetrics: Sendable {
     /// The value of the `engine` label (vLLM numbers its engine cores; the twin runs one engine).
     static let engineIndex = "0"
 
-    init(modelName: String) {
+    /// Where each request's arrival lead comes from (nil: the engine's stamps as they are).
+    private let arrivals: (any ArrivalStamping)?
+    /// Per HTTP request: simulated seconds from its arrival at the handler to its submission
+    /// (body read, parsed, prompt tokenized), until the engine reports it finished.
+    private let beforeSubmission = Mutex<[Int: Double]>([:])
+    /// Simulated seconds per wall second, from the latest scrape's snapshot (1 until then; 0 when
+    /// paused or unpaced, where a wall wait has no simulated length).
+    private let pace = Mutex<Double>(1)
+
+    /// The HTTP face's share of a request's time before the engine had it: `seconds` of wall time
+    /// from its arrival to its submission. Only with an engine feed (otherwise the face times
+    /// the whole request itself, from its arrival).
+    func noteTimeBeforeSubmission(requestID: Int, seconds: Double) {
+        guard engineFed.load(ordering: .acquiring), seconds > 0 else { return }
+        let simulated = seconds * pace.withLock { $0 }
+        beforeSubmission.withLock { notes in
+            if notes.count >= 65_536 { notes.removeAll() }  // notes of requests never observed: bounded
+            notes[requestID] = simulated
+        }
+    }
+
+    init(modelName: String, arrivals: (any ArrivalStamping)? = nil) {
+        self.arrivals = arrivals
         let labels = [("model_name", modelName), ("engine", Self.engineIndex)]
         self.labels = labels
         let r = registry
@@ -165,15 +187,18 @@ final class ServingMetrics: Sendable {
 
     /// Counts one request that left the engine (any source). Rejected requests never ran: vLLM
     /// has no series for them (HTTP rejections are counted by status in `xds_http_*`).
+    /// HTTP requests are timed from their arrival at the server (``ArrivalStamping``).
     func observe(_ request: FinishedRequest) {
+        let beforeSubmission = beforeSubmission.withLock { $0.removeValue(forKey: request.id) } ?? 0
+        let lead = (arrivals?.takeArrivalLead(requestID: request.id) ?? 0) + beforeSubmission
         guard request.stage != .rejected else { return }
         let reason: String? =
             request.stage == .completed ? (request.reachedMaxTokens ? "length" : "stop") : nil
         served(
             promptTokens: request.promptTokens, cachedTokens: request.cachedTokens,
-            outputTokens: request.outputTokens, finishReason: reason, ttft: request.ttft,
-            endToEnd: request.endToEnd, countsGeneration: false)
-        if let value = request.queueTime { queueTime.record(value) }
+            outputTokens: request.outputTokens, finishReason: reason, ttft: request.ttft.map { $0 + lead },
+            endToEnd: request.endToEnd + lead, countsGeneration: false)
+        if let value = request.queueTime { queueTime.record(value + lead) }
         if let value = request.prefillTime { prefillTime.record(value) }
         if let value = request.decodeTime { decodeTime.record(value) }
         if request.draftTokens > 0 {
@@ -230,7 +255,8 @@ final class ServingMetrics: Sendable {
 
     /// The exposition text for a scrape: gauges set from `snapshot`, then everything emitted.
     func exposition(for snapshot: Snapshot) -> String {
-        scrapeLock.withLock { npuGauges in
+        pace.withLock { $0 = snapshot.paused ? 0 : snapshot.speed ?? 0 }
+        return scrapeLock.withLock { npuGauges in
             running.set(to: Double(snapshot.requests.running))
             waiting.set(to: Double(snapshot.requests.waiting))
             kvUsage.set(to: snapshot.kv.decodeUsage)

@@ -19,14 +19,18 @@ struct CompletionRoutes: Sendable {
 
     func register(on router: Router<ServerContext>) {
         router.post("/v1/chat/completions") { request, context in
+            let arrived = ContinuousClock.now
             var request = request
             let body = try await request.decodeJSON(ChatCompletionBody.self, limitBytes: maxBodyBytes)
-            return try await serve(try validator.validate(body), flavor: .chat, channel: context.channel)
+            return try await serve(
+                try validator.validate(body), flavor: .chat, channel: context.channel, arrived: arrived)
         }
         router.post("/v1/completions") { request, context in
+            let arrived = ContinuousClock.now
             var request = request
             let body = try await request.decodeJSON(TextCompletionBody.self, limitBytes: maxBodyBytes)
-            return try await serve(try validator.validate(body), flavor: .text, channel: context.channel)
+            return try await serve(
+                try validator.validate(body), flavor: .text, channel: context.channel, arrived: arrived)
         }
         router.get("/v1/models") { _, _ in
             JSONWire.response(ModelList(data: [.init(id: backend.modelName, created: startedAt)]))
@@ -58,11 +62,14 @@ struct CompletionRoutes: Sendable {
 
 
     /// Submits and waits for admission, which decides the status: a refusal is a plain JSON error
-    /// (429/503), an admission becomes a 200 (streamed or whole).
-    private func serve(_ completion: ValidatedCompletion, flavor: CompletionFlavor, channel: any Channel)
-        async throws -> Response
-    {
-        let started = ContinuousClock.now
+    /// (429/503), an admission becomes a 200 (streamed or whole). `arrived`: when the request's
+    /// head reached the handler; its latencies run from there (reading, parsing and tokenizing
+    /// the prompt are the server's time too).
+    private func serve(
+        _ completion: ValidatedCompletion, flavor: CompletionFlavor, channel: any Channel,
+        arrived started: ContinuousClock.Instant
+    ) async throws -> Response {
+        let submitted = ContinuousClock.now
         let stream = backend.submit(
             CompletionRequest(
                 promptTokens: completion.promptTokens, maxTokens: completion.maxTokens, user: completion.user,
@@ -76,6 +83,7 @@ struct CompletionRoutes: Sendable {
         switch await events.next() {
         case .accepted(let id):
             requestID = id
+            metrics.noteTimeBeforeSubmission(requestID: id, seconds: CompletionSession.seconds(submitted - started))
         case .failed(let reason, let status):
             metrics.record(RequestOutcome(admitted: false, rejectedStatus: status))
             throw APIError.engine(reason: reason, status: status)

@@ -135,7 +135,7 @@ final class CompletionSession: @unchecked Sendable {
                 endToEndSeconds: Self.seconds(now - started)))
     }
 
-    private static func seconds(_ duration: Duration) -> Double {
+    static func seconds(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
         return Double(seconds) + Double(attoseconds) / 1e18
     }
