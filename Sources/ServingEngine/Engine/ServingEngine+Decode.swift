@@ -57,6 +57,7 @@ extension ServingEngine {
                                                               plane: channels[c].plane) * channels[c].slowdown)
         let done = now.after(seconds)
         channels[c].doneAt = done
+        channels[c].startedAt = now
         queue.schedule(at: done, .transferDone(channel: c))
     }
 
@@ -64,6 +65,7 @@ extension ServingEngine {
         guard acceptTransferDone(c) else { return }
         guard let id = channels[c].queue.popFirst(), let request = requests[id] else { return }
         channels[c].busy = false
+        observeTransfer(c, request: request)
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
         instances[request.prefillInstance].dp[request.prefillGroup].kv.free(requestID: id)
         requests[id]?.stage = .decode
