@@ -116,8 +116,14 @@ struct CommonOptions: ParsableArguments {
                 throw ConfigError("\(workload.isEmpty ? "''" : workload): no such workload file (expected 'synthetic' or a trace file)")
             }
             // One parse: the checked requests are replayed (kept for traces up to 64 MB).
-            config.checkedTrace = try TraceWorkload.checkKeepingRequests(
-                path: workload, maxContextTokens: d.modelSpec().contextWindow, clipToContext: clipToContext).trace
+            let checked = try TraceWorkload.checkKeepingRequests(
+                path: workload, maxContextTokens: d.modelSpec().contextWindow, clipToContext: clipToContext)
+            config.checkedTrace = checked.trace
+            if checked.summary.failedInSourceRows > 0 {
+                let n = checked.summary.failedInSourceRows
+                FileHandle.standardError.write(Data(("\(workload): \(n) row\(n == 1 ? "" : "s") with 0 response "
+                    + "tokens (requests the traced service failed) \(n == 1 ? "is" : "are") not replayed\n").utf8))
+            }
             config.clipTracePromptsToContext = clipToContext
             config.traceSpeedup = traceSpeedup ?? 1
             config.workload = .trace(path: workload)

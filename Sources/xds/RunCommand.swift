@@ -18,7 +18,7 @@ struct Run: ParsableCommand {
     @Option(help: "Also write the JSON report to this file.") var out: String?
     @Option(help: "Write one JSON row per request that left the system to this file (JSON Lines).")
     var requestsOut: String?
-    @Option(help: "Write a timeline of instance steps, faults, drains, rebalances and commands to this file (Chrome trace JSON; Perfetto opens it).")
+    @Option(help: "Write a timeline of instance steps, KV transfers, faults, drains, rebalances and commands to this file (Chrome trace JSON; Perfetto opens it).")
     var timelineOut: String?
     @Flag(help: "No progress line on stderr.") var quiet = false
     @Flag(help: "Print the deployment as TOML (a starting point for --deployment FILE.toml) and exit.")
@@ -45,6 +45,7 @@ struct Run: ParsableCommand {
         engine.observers = EngineObservers(requestFinished: rows.map { rows in { rows.add($0) } },
                                            step: timeline.map { timeline in { timeline.add($0) } },
                                            event: timeline.map { timeline in { timeline.add($0) } })
+        engine.observers.transfer = timeline.map { timeline in { timeline.add($0) } }
         defer {
             rows?.close()
             timeline?.close()

@@ -117,7 +117,8 @@ final class RequestRowWriter {
 
 /// `--timeline-out FILE.json`: Chrome trace event format (`{"traceEvents": [...]}`), which
 /// Perfetto and chrome://tracing open. One track per instance with its steps as slices (a prefill
-/// batch, a decode step with its batch size, a colocated mixed step); faults, detections,
+/// batch, a decode step with its batch size, a colocated mixed step), one per prefill → decode
+/// pair with its KV transfers as slices (request, tokens, plane); faults, detections,
 /// recoveries, drains, rebalances and operator commands (scale among them) as instants on an
 /// "operations" track. Times in microseconds of simulated time.
 final class TimelineWriter {
@@ -181,6 +182,20 @@ final class TimelineWriter {
         emit(Event(name: name, ph: "X", ts: step.start * 1e6, dur: step.seconds * 1e6, pid: Self.pid,
                    tid: track(step.instance), cat: step.role,
                    args: step.role == "prefill" ? nil : ["decode_batch": String(step.decodeBatch)]))
+    }
+
+    /// A KV transfer as a slice on the track of its prefill → decode pair (one transfer at a time
+    /// runs on a pair, so the slices of a track never overlap).
+    func add(_ transfer: KVTransfer) {
+        lastTime = max(lastTime, transfer.start)
+        guard slices < Self.maxSlices else {
+            dropped += 1
+            return
+        }
+        slices += 1
+        emit(Event(name: "KV transfer", ph: "X", ts: transfer.start * 1e6, dur: transfer.seconds * 1e6, pid: Self.pid,
+                   tid: track("KV \(transfer.from) → \(transfer.to)"), cat: "kv-transfer",
+                   args: ["request": String(transfer.requestID), "tokens": String(transfer.tokens), "plane": transfer.plane]))
     }
 
     /// Operational events; per-request events are left out (the request rows carry them).

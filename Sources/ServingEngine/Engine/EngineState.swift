@@ -219,6 +219,8 @@ struct TransferChannel {
     var busy = false
     /// When the running transfer ends; a transfer-done event at another time is stale (faults).
     var doneAt: SimTime?
+    /// When the running transfer began (for the transfer observer: the timeline's KV slices).
+    var startedAt: SimTime = 0
     /// UB link fault: transfers take `slowdown` times longer; `blocked` = link down.
     var slowdown = 1.0
     var blocked = false

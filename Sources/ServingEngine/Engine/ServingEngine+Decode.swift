@@ -54,7 +54,7 @@ extension ServingEngine {
         let seconds = Self.delay(instances[channel.prefillInstance].cost.kvTransfer(
             tokens: Double(request.spec.promptTokens), plane: channel.plane) * channel.slowdown)
         let done = now.after(seconds)
-        kvTransfer.start(c, doneAt: done)
+        kvTransfer.start(c, at: now, doneAt: done)
         requests[id]?.times.transferStartedAt = now
         queue.schedule(at: done, .transferDone(channel: c))
     }
@@ -62,6 +62,7 @@ extension ServingEngine {
     func finishTransfer(_ c: Int) {
         guard acceptTransferDone(c) else { return }
         guard let id = kvTransfer.finish(c), let request = requests[id] else { return }
+        observeTransfer(c, request: request)
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
         instances[request.prefillInstance].dp[request.prefillGroup].kv.free(requestID: id)
         requests[id]?.stage = .decode

@@ -83,6 +83,19 @@ public struct InstanceStep: Sendable, Equatable {
     public var outputTokens: Double = 0
 }
 
+/// One KV cache transfer from a prefill instance to a decode instance, reported when it lands.
+public struct KVTransfer: Sendable, Equatable {
+    public var requestID: Int
+    public var from: String
+    public var to: String
+    public var start: Double
+    /// From its start (or restart, after a link fault) to landing.
+    public var seconds: Double
+    public var tokens: Int
+    /// `"ub"` or `"roce"`.
+    public var plane: String
+}
+
 /// Callbacks the engine makes as things happen, for faces that keep their own record (files,
 /// metrics). They are called on the engine's thread, synchronously, and must not call back into
 /// the engine; they observe only, so a run with observers is the same run as one without.
@@ -90,6 +103,7 @@ public struct EngineObservers {
     public var requestFinished: ((FinishedRequest) -> Void)?
     public var step: ((InstanceStep) -> Void)?
     public var event: ((EngineEvent) -> Void)?
+    public var transfer: ((KVTransfer) -> Void)?
     public init(requestFinished: ((FinishedRequest) -> Void)? = nil, step: ((InstanceStep) -> Void)? = nil,
                 event: ((EngineEvent) -> Void)? = nil) {
         self.requestFinished = requestFinished
@@ -163,6 +177,16 @@ extension ServingEngine {
         telemetry.observers.requestFinished?(FinishedRequest(
             id: spec.id, arrival: spec.arrival, finishedAt: now, stage: .rejected,
             promptTokens: spec.promptTokens, outputTokens: 0, reason: reason))
+    }
+
+    /// Tells the transfer observer, if any, that channel `c`'s running transfer landed now.
+    func observeTransfer(_ c: Int, request: RequestState) {
+        guard let observer = telemetry.observers.transfer else { return }
+        let channel = channels[c]
+        observer(KVTransfer(requestID: request.spec.id, from: instances[channel.prefillInstance].name,
+                            to: instances[channel.decodeInstance].name, start: channel.startedAt,
+                            seconds: now - channel.startedAt, tokens: request.spec.promptTokens,
+                            plane: channel.plane.rawValue))
     }
 
     /// Tells the step observer, if any, about the step instance `index` begins now.

@@ -68,10 +68,11 @@ final class KVTransfer {
         return channels[c].queue.first
     }
 
-    /// The head transfer of channel `c` runs until `doneAt` (the `.transferDone` the engine
-    /// schedules for then).
-    func start(_ c: Int, doneAt: SimTime) {
+    /// The head transfer of channel `c` runs from `startedAt` until `doneAt` (the
+    /// `.transferDone` the engine schedules for then); the start is kept for the timeline.
+    func start(_ c: Int, at startedAt: SimTime = 0, doneAt: SimTime) {
         channels[c].busy = true
+        channels[c].startedAt = startedAt
         channels[c].doneAt = doneAt
     }
 

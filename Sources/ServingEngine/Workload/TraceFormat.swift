@@ -7,8 +7,10 @@ import SimKit
 /// let format = try TraceFormat.detect(path: "traces/mooncake_conversation.jsonl")  // .mooncake
 /// ```
 public enum TraceFormat: String, Sendable, Equatable {
-    /// Azure LLM inference trace CSV: `TIMESTAMP,ContextTokens,GeneratedTokens`.
+    /// Azure LLM inference trace CSV (2023 and 2024): `TIMESTAMP,ContextTokens,GeneratedTokens`.
     case azureCSV = "azure-csv"
+    /// BurstGPT CSV: `Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type`.
+    case burstGPT = "burstgpt-csv"
     /// Mooncake JSONL: `timestamp` (ms), `input_length`, `output_length`, `hash_ids`.
     case mooncake = "mooncake-jsonl"
 
@@ -18,21 +20,61 @@ public enum TraceFormat: String, Sendable, Equatable {
     /// Looks at the first non-empty line of the file.
     public static func detect(path: String) throws(WorkloadError) -> TraceFormat {
         var reader = try LineReader(path: path)
-        return try detect(&reader)
+        return try detect(&reader).format
     }
 
-    static func detect(_ reader: inout LineReader) throws(WorkloadError) -> TraceFormat {
+    /// The format, and for a CSV the columns its header names.
+    static func detect(_ reader: inout LineReader) throws(WorkloadError) -> (format: TraceFormat, columns: CSVColumns?) {
         let path = reader.path
         while let line = try reader.nextLine() {
-            let text = String(decoding: line.dropByteOrderMark, as: UTF8.self).trimmingWhitespace
+            let bytes = line.dropByteOrderMark
+            let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
             if text.isEmpty { continue }
-            if text.replacingSpaces.lowercased().hasPrefix("timestamp,contexttokens,generatedtokens") { return .azureCSV }
-            if text.hasPrefix("{"), text.contains("\"input_length\"") { return .mooncake }
+            if text.hasPrefix("{"), text.contains("\"input_length\"") { return (.mooncake, nil) }
+            if case .fields(let fields)? = try? CSVRecord.split(bytes), let columns = CSVColumns(header: fields) {
+                return (columns.format, columns)
+            }
             throw WorkloadError(
                 "\(path):\(reader.lineNumber): unknown trace format; expected an Azure LLM CSV header "
-                    + "'TIMESTAMP,ContextTokens,GeneratedTokens' or Mooncake JSONL with input_length")
+                    + "'TIMESTAMP,ContextTokens,GeneratedTokens', a BurstGPT CSV header "
+                    + "'Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type' "
+                    + "or Mooncake JSONL with input_length")
         }
         throw WorkloadError("\(path): empty trace file")
+    }
+}
+
+/// Where a CSV trace keeps each field, from its header (names compared without case, spaces or
+/// underscores; columns in any order; other columns are ignored, but every row has as many
+/// fields as the header).
+struct CSVColumns: Equatable {
+    var format: TraceFormat
+    var count: Int
+    var timestamp: Int
+    var prompt: Int
+    var output: Int
+    /// BurstGPT's `Total tokens`, checked to be prompt + output when present.
+    var total: Int?
+    /// Header names as written, for messages.
+    var names: [String]
+
+    init?(header: [ArraySlice<UInt8>]) {
+        let raw = header.map { String(decoding: $0, as: UTF8.self) }
+        names = raw.map { InputEcho.clean($0) }
+        let keys = raw.map { String($0.lowercased().filter { !$0.isWhitespace && $0 != "_" }) }
+        func column(_ key: String) -> Int? { keys.firstIndex(of: key) }
+        count = header.count
+        guard let time = column("timestamp") else { return nil }
+        timestamp = time
+        if let p = column("contexttokens"), let o = column("generatedtokens") {
+            format = .azureCSV
+            (prompt, output, total) = (p, o, nil)
+        } else if let p = column("requesttokens"), let o = column("responsetokens") {
+            format = .burstGPT
+            (prompt, output, total) = (p, o, column("totaltokens"))
+        } else {
+            return nil
+        }
     }
 }
 
@@ -57,21 +99,21 @@ struct TraceRow {
     var promptTokens: Int
     var outputTokens: Int
     var hashIDs: [UInt64]
+    /// A row the trace's own service failed (BurstGPT, 0 response tokens): not replayed.
+    var failedInSource = false
 }
 
 enum TraceRowParser {
-    /// Parses one data line; nil for a blank line; throws a message without location.
-    /// Token counts are checked against `maxContext` (the model's window, at most
-    /// ``TraceLimits/maxTokens``).
+    /// Checks a parsed row; throws a message without location. Token counts are checked against
+    /// `maxContext` (the model's window, at most ``TraceLimits/maxTokens``).
     /// With `clip`, a prompt longer than the window is cut to it and the output to what the
     /// window leaves (prompt + output ≤ window, as Vidur replays such traces), keeping the hash
     /// ids of the blocks that remain; without it such a row is refused.
-    static func parse(
-        _ line: ArraySlice<UInt8>, format: TraceFormat, maxContext: Int = TraceLimits.maxTokens, clip: Bool = false
-    ) throws(RowProblem) -> TraceRow? {
-        if line.allSatisfy({ $0 == 32 || $0 == 9 }) { return nil }
-        let names = format == .azureCSV ? ("ContextTokens", "GeneratedTokens") : ("input_length", "output_length")
-        var row = format == .azureCSV ? try parseAzure(line) : try parseMooncake(line)
+    static func checked(
+        _ parsed: TraceRow, names: (prompt: String, output: String), maxContext: Int = TraceLimits.maxTokens,
+        clip: Bool = false
+    ) throws(RowProblem) -> TraceRow {
+        var row = parsed
         if clip, row.promptTokens >= 1, row.outputTokens >= 0, row.promptTokens + row.outputTokens > maxContext {
             // At least one token of the window is left for the output (a request generates one).
             row.promptTokens = min(row.promptTokens, max(1, maxContext - 1))
@@ -80,19 +122,19 @@ enum TraceRowParser {
             if row.hashIDs.count > kept { row.hashIDs.removeLast(row.hashIDs.count - kept) }
         }
         if row.promptTokens < 1 {
-            throw RowProblem("prompt length must be at least 1, got \(names.0) \(row.promptTokens)")
+            throw RowProblem("prompt length must be at least 1, got \(names.prompt) \(row.promptTokens)")
         }
         if row.outputTokens < 0 {
-            throw RowProblem("output length must not be negative, got \(names.1) \(row.outputTokens)")
+            throw RowProblem("output length must not be negative, got \(names.output) \(row.outputTokens)")
         }
         if row.promptTokens > maxContext {
             throw RowProblem(
-                "\(names.0) \(row.promptTokens) is longer than the model's context window; expected 1…\(maxContext) tokens "
+                "\(names.prompt) \(row.promptTokens) is longer than the model's context window; expected 1…\(maxContext) tokens "
                     + "(--clip-to-context cuts such prompts to the window)")
         }
         if row.outputTokens > maxContext {
             throw RowProblem(
-                "\(names.1) \(row.outputTokens) is longer than the model's context window; expected 0…\(maxContext) tokens")
+                "\(names.output) \(row.outputTokens) is longer than the model's context window; expected 0…\(maxContext) tokens")
         }
         let blocks = (row.promptTokens + TraceFormat.mooncakeBlockTokens - 1) / TraceFormat.mooncakeBlockTokens
         if row.hashIDs.count > blocks {
@@ -105,13 +147,65 @@ enum TraceRowParser {
 
     struct RowProblem: Error { let message: String; init(_ m: String) { message = m } }
 
-    static func parseAzure(_ line: ArraySlice<UInt8>) throws(RowProblem) -> TraceRow {
-        let fields = line.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
-        guard fields.count == 3 else { throw RowProblem("expected 3 comma-separated fields, got \(fields.count)") }
-        let time = try azureTimestamp(String(decoding: fields[0], as: UTF8.self).trimmingWhitespace)
-        let prompt = try tokenCount(fields[1], field: "ContextTokens")
-        let output = try tokenCount(fields[2], field: "GeneratedTokens")
-        return TraceRow(time: time, promptTokens: prompt, outputTokens: output, hashIDs: [])
+    /// One JSONL line: nil when blank.
+    static func parseMooncakeLine(
+        _ line: ArraySlice<UInt8>, maxContext: Int = TraceLimits.maxTokens, clip: Bool = false
+    ) throws(RowProblem) -> TraceRow? {
+        if line.allSatisfy({ $0 == 32 || $0 == 9 }) { return nil }
+        return try checked(try parseMooncake(line), names: ("input_length", "output_length"), maxContext: maxContext, clip: clip)
+    }
+
+    /// One CSV record's fields: nil when blank. A BurstGPT row with 0 response tokens is a request
+    /// the original service failed (BurstGPT's README); it comes back marked ``TraceRow/failedInSource``.
+    static func parseCSV(
+        _ fields: [ArraySlice<UInt8>], columns: CSVColumns, clock: inout WallClockTimestamp,
+        maxContext: Int = TraceLimits.maxTokens, clip: Bool = false
+    ) throws(RowProblem) -> TraceRow? {
+        if fields.count == 1, fields[0].isEmpty { return nil }
+        guard fields.count == columns.count else {
+            throw RowProblem("expected \(columns.count) comma-separated fields as the header has, got \(fields.count)")
+        }
+        let names = (columns.names[columns.prompt], columns.names[columns.output])
+        let prompt = try tokenCount(fields[columns.prompt], field: names.0)
+        let output = try tokenCount(fields[columns.output], field: names.1)
+        let time: Double
+        switch columns.format {
+        case .burstGPT:
+            time = try relativeSeconds(fields[columns.timestamp], field: columns.names[columns.timestamp])
+            if let t = columns.total {
+                let total = try tokenCount(fields[t], field: columns.names[t])
+                guard total == prompt + output else {
+                    throw RowProblem("\(columns.names[t]) \(total) is not \(names.0) + \(names.1) (\(prompt) + \(output))")
+                }
+            }
+        default:
+            do { time = try clock.seconds(fields[columns.timestamp]) } catch {
+                let text = String(decoding: fields[columns.timestamp], as: UTF8.self)
+                throw RowProblem(
+                    "\(columns.names[columns.timestamp]) is not 'YYYY-MM-DD HH:MM:SS[.fraction][Z|±HH:MM]' (a real date and time) "
+                        + "with a year \(TraceLimits.years.lowerBound)–\(TraceLimits.years.upperBound): \(InputEcho.quoted(text))")
+            }
+        }
+        var row = TraceRow(time: time, promptTokens: prompt, outputTokens: output, hashIDs: [])
+        if columns.format == .burstGPT, output == 0 {
+            row.failedInSource = true
+            return row
+        }
+        row = try checked(row, names: names, maxContext: maxContext, clip: clip)
+        return row
+    }
+
+    /// BurstGPT's `Timestamp`: seconds since the trace began, a plain decimal (digits, with an
+    /// optional fraction), at most ``SimKit/SimTime/maxDuration``.
+    static func relativeSeconds(_ bytes: ArraySlice<UInt8>, field: String) throws(RowProblem) -> Double {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = parts.first, !whole.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }),
+              let value = Double(text), value <= SimTime.maxDuration
+        else {
+            throw RowProblem("\(field) is not a number of seconds between 0 and 10000000000: \(InputEcho.quoted(text))")
+        }
+        return value
     }
 
     /// A decimal integer field; one beyond ``TraceLimits/maxTokens`` (or beyond Int) gets a
@@ -129,62 +223,21 @@ enum TraceRowParser {
         return value
     }
 
-    /// `2023-11-16 18:17:03.9799600` → seconds since 1970-01-01 (UTC is assumed; only
-    /// differences matter). Parsed by hand: DateFormatter is slow and locale-sensitive.
-    static func azureTimestamp(_ text: String) throws(RowProblem) -> Double {
-        let bad = RowProblem(
-            "TIMESTAMP is not 'YYYY-MM-DD HH:MM:SS[.fraction]' with a year \(TraceLimits.years.lowerBound)–"
-                + "\(TraceLimits.years.upperBound): \(InputEcho.quoted(text))")
-        guard text.utf8.count <= 64 else { throw bad }
-        let parts = text.split(separator: " ")
-        guard parts.count == 2 else { throw bad }
-        let date = parts[0].split(separator: "-", omittingEmptySubsequences: false).map { plainInt($0) }
-        let clock = parts[1].split(separator: ":", omittingEmptySubsequences: false)
-        guard date.count == 3, clock.count == 3, let year = date[0], let month = date[1], let day = date[2],
-            let hour = plainInt(clock[0]), let minute = plainInt(clock[1]), let second = plainSeconds(clock[2]),
-            TraceLimits.years.contains(year), (1...12).contains(month), (1...31).contains(day),
-            (0...23).contains(hour), (0...59).contains(minute), second >= 0, second < 61
-        else { throw bad }
-        return Double(daysFromCivil(year: year, month: month, day: day)) * 86_400
-            + Double(hour * 3_600 + minute * 60) + second
-    }
-
-    /// 1–4 ASCII digits, or nil.
-    private static func plainInt(_ text: Substring) -> Int? {
-        guard (1...4).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
-        return Int(text)
-    }
-
-    /// `SS` or `SS.fraction` in ASCII digits, or nil (no `nan`, `inf`, exponents or hex).
-    private static func plainSeconds(_ text: Substring) -> Double? {
-        guard !text.isEmpty, text.utf8.first != UInt8(ascii: "."),
-            text.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || $0 == UInt8(ascii: ".") }),
-            text.utf8.filter({ $0 == UInt8(ascii: ".") }).count <= 1
-        else { return nil }
-        return Double(text)
-    }
-
-    /// Days since 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's algorithm).
-    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
+    private static let mooncakeNames = ["timestamp", "input_length", "output_length", "hash_ids"]
+    private static let mooncakeKeys = JSONLine.keys(mooncakeNames)
 
     static func parseMooncake(_ line: ArraySlice<UInt8>) throws(RowProblem) -> TraceRow {
-        var scanner = FlatJSONScanner(bytes: line)
-        var fields: [String: FlatJSONScanner.Value] = [:]
-        do { fields = try scanner.object() } catch { throw RowProblem(error.message) }
-        func number(_ key: String) throws(RowProblem) -> Double {
-            guard let value = fields[key] else { throw RowProblem("missing \"\(key)\"") }
+        let values: [JSONLine.Value?]
+        do { values = try JSONLine.members(line, keys: mooncakeKeys) } catch { throw RowProblem(error.message) }
+        func number(_ slot: Int) throws(RowProblem) -> Double {
+            let key = mooncakeNames[slot]
+            guard let value = values[slot] else { throw RowProblem("missing \"\(key)\"") }
             guard case .number(let n) = value else { throw RowProblem("\"\(key)\" must be a number") }
             return n
         }
-        func integer(_ key: String) throws(RowProblem) -> Int {
-            let n = try number(key)
+        func integer(_ slot: Int) throws(RowProblem) -> Int {
+            let key = mooncakeNames[slot]
+            let n = try number(slot)
             guard n.isFinite, n == n.rounded() else { throw RowProblem("\"\(key)\" must be an integer, got \(OperatorCommand.format(n))") }
             guard abs(n) <= Double(TraceLimits.maxTokens) else {
                 throw RowProblem("\"\(key)\" \(OperatorCommand.format(n)) is out of range; expected 0…\(TraceLimits.maxTokens) tokens")
@@ -192,7 +245,7 @@ enum TraceRowParser {
             return Int(n)
         }
         var hashes: [UInt64] = []
-        if let value = fields["hash_ids"] {
+        if let value = values[3] {
             guard case .numbers(let ids) = value else { throw RowProblem("\"hash_ids\" must be an array of integers") }
             hashes.reserveCapacity(ids.count)
             for (i, id) in ids.enumerated() {
@@ -203,13 +256,13 @@ enum TraceRowParser {
                 hashes.append(StableHash.mix(UInt64(id)))
             }
         }
-        let ms = try number("timestamp")
+        let ms = try number(0)
         guard ms.isFinite, ms >= 0, ms <= TraceLimits.maxMooncakeTimestampMs else {
             throw RowProblem("\"timestamp\" must be between 0 and 10000000000000 ms, got \(OperatorCommand.format(ms))")
         }
         return TraceRow(
-            time: ms / 1_000, promptTokens: try integer("input_length"),
-            outputTokens: try integer("output_length"), hashIDs: hashes)
+            time: ms / 1_000, promptTokens: try integer(1),
+            outputTokens: try integer(2), hashIDs: hashes)
     }
 }
 

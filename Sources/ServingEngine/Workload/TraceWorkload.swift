@@ -1,7 +1,8 @@
 import Foundation
 import SimKit
 
-/// Replays an Azure LLM CSV or Mooncake JSONL trace, streaming it line by line.
+/// Replays an Azure LLM CSV (2023 or 2024), BurstGPT CSV or Mooncake JSONL trace, streaming it
+/// line by line (``TraceFormat``).
 ///
 /// Rules (interfaces.md: bad input gives one clear line and never half-runs):
 /// - run ``check(path:maxContextTokens:)`` first; it scans the whole file and throws
@@ -13,7 +14,11 @@ import SimKit
 ///   blocks; lines up to 1 MiB. Long idle gaps (10^12 ms) are fine;
 /// - a prompt of 0 tokens is rejected (there is nothing to prefill); an output of 0 tokens
 ///   is accepted and replayed as 1, because every request produces at least its first token
-///   (TTFT is defined by it);
+///   (TTFT is defined by it). BurstGPT is the exception: its README marks a request the traced
+///   service failed by 0 response tokens, so such a row is skipped (counted in
+///   ``TraceSummary/failedInSourceRows``), not replayed; its `Log Type` (conversation or API)
+///   and `Model` are not used (the deployment serves one model), and `Total tokens`, when
+///   present, must be the sum of the other two;
 /// - timestamps going backwards are rejected: both published traces are non-decreasing,
 ///   and replaying out of order would silently reorder arrivals;
 /// - arrival times are seconds since the first row.
@@ -33,6 +38,11 @@ public struct TraceWorkload: WorkloadSource {
     /// Prompts longer than the window are cut to it instead of refused (``TraceRowParser``).
     public let clipsToContext: Bool
     private var reader: LineReader
+    /// A CSV trace's columns, from its header.
+    private let columns: CSVColumns?
+    private var clock = WallClockTimestamp()
+    /// BurstGPT rows the original service failed (0 response tokens), skipped so far.
+    public private(set) var failedInSourceRows = 0
     private var firstTime: Double?
     private var lastTime = -Double.infinity
     /// Arrivals come this many times faster than the trace's timestamps (`--trace-speedup K`,
@@ -46,7 +56,8 @@ public struct TraceWorkload: WorkloadSource {
         self.path = path
         self.maxContextTokens = max(1, min(maxContextTokens, TraceLimits.maxTokens))
         clipsToContext = clipToContext
-        format = try TraceFormat.detect(path: path)
+        var probe = try LineReader(path: path)
+        (format, columns) = try TraceFormat.detect(&probe)
         reader = try LineReader(path: path)
         try skipHeaderIfCSV()
     }
@@ -58,7 +69,7 @@ public struct TraceWorkload: WorkloadSource {
         self.maxContextTokens = max(1, min(maxContextTokens, TraceLimits.maxTokens))
         clipsToContext = clipToContext
         var probe = LineReader(bytes: bytes, name: name)
-        format = try TraceFormat.detect(&probe)
+        (format, columns) = try TraceFormat.detect(&probe)
         reader = LineReader(bytes: bytes, name: name)
         try skipHeaderIfCSV()
     }
@@ -75,23 +86,23 @@ public struct TraceWorkload: WorkloadSource {
 
     /// Like `next()`, but throws `file:line: problem` for a malformed row.
     public mutating func nextChecked() throws(WorkloadError) -> RequestSpec? {
-        while let line = try reader.nextLine() {
-            let row: TraceRow?
-            do {
-                row = try TraceRowParser.parse(line, format: format, maxContext: maxContextTokens, clip: clipsToContext)
-            } catch {
-                throw WorkloadError.at(path, reader.lineNumber, error.message)
-            }
-            guard let row else { continue }
+        while let next = try nextRow() {
+            let (row, line) = next
             if row.time < lastTime {
                 throw WorkloadError.at(
-                    path, reader.lineNumber, "timestamp goes backwards (\(OperatorCommand.format(row.time)) s after \(OperatorCommand.format(lastTime)) s)")
+                    path, line, "timestamp goes backwards (\(OperatorCommand.format(row.time)) s after \(OperatorCommand.format(lastTime)) s)")
+            }
+            if row.failedInSource {
+                // Not replayed; its time still has to be in order (a misplaced row is a broken file).
+                lastTime = row.time
+                failedInSourceRows += 1
+                continue
             }
             let origin = firstTime ?? row.time
             let arrival = (row.time - origin) / speedup
             if arrival > SimTime.maxDuration {
                 throw WorkloadError.at(
-                    path, reader.lineNumber,
+                    path, line,
                     "timestamp is \(OperatorCommand.format(arrival)) s after the first row\(speedup == 1 ? "" : " (after the speedup)"); a trace spans at most 10000000000 s (about 317 years)")
             }
             lastTime = row.time
@@ -105,6 +116,47 @@ public struct TraceWorkload: WorkloadSource {
         return nil
     }
 
+    /// The next non-blank row and the line it starts on, or nil at the end of the file.
+    private mutating func nextRow() throws(WorkloadError) -> (TraceRow, Int)? {
+        while var text = try reader.nextLine() {
+            let start = reader.lineNumber
+            do {
+                guard let columns else {
+                    guard let row = try TraceRowParser.parseMooncakeLine(text, maxContext: maxContextTokens, clip: clipsToContext)
+                    else { continue }
+                    return (row, start)
+                }
+                // A quoted field may hold line breaks: the record goes on on the next lines.
+                var split = try CSVRecord.split(text)
+                while case .continues = split {
+                    guard let more = try reader.nextLine() else {
+                        throw TraceRowParser.RowProblem("a quoted field is not closed before the end of the file")
+                    }
+                    guard text.count + 1 + more.count <= LineReader.maxLineBytes else {
+                        throw TraceRowParser.RowProblem(
+                            "a quoted field runs over more than \(LineReader.maxLineBytes) bytes; is a closing quote missing?")
+                    }
+                    text = (Array(text) + [UInt8(ascii: "\n")] + Array(more))[...]
+                    split = try CSVRecord.split(text)
+                }
+                guard case .fields(let fields) = split,
+                      let row = try TraceRowParser.parseCSV(fields, columns: columns, clock: &clock,
+                                                            maxContext: maxContextTokens, clip: clipsToContext)
+                else { continue }
+                return (row, start)
+            } catch let problem as TraceRowParser.RowProblem {
+                throw WorkloadError.at(path, start, problem.message)
+            } catch let problem as CSVRecord.Problem {
+                throw WorkloadError.at(path, start, problem.message)
+            } catch let error as WorkloadError {
+                throw error
+            } catch {
+                throw WorkloadError.at(path, start, "\(error)")
+            }
+        }
+        return nil
+    }
+
     /// A copy reading the trace through its own file handle, from the next unread line.
     public func fork() throws -> any WorkloadSource {
         var copy = self
@@ -113,7 +165,7 @@ public struct TraceWorkload: WorkloadSource {
     }
 
     private mutating func skipHeaderIfCSV() throws(WorkloadError) {
-        guard format == .azureCSV else { return }
+        guard columns != nil else { return }
         while let line = try reader.nextLine() {
             if !String(decoding: line, as: UTF8.self).trimmingWhitespace.isEmpty { return }
         }
@@ -179,6 +231,7 @@ public struct TraceWorkload: WorkloadSource {
                 + min(leadingSeen * request.prefixBlockTokens, request.promptTokens)
             seenBlocks.formUnion(request.prefixHashes)
         }
+        summary.failedInSourceRows = trace.failedInSourceRows
         if summary.requests == 0 { throw WorkloadError("\(path): the trace has no requests") }
         summary.idealPrefixReuse = Double(reusedTokens) / Double(summary.promptTokens)
         return summary
@@ -197,6 +250,8 @@ public struct TraceSummary: Sendable, Equatable {
     /// covered by a leading run of blocks seen earlier in the trace (a prefix cache can
     /// only reuse a leading run), 512 tokens per Mooncake block, capped at the prompt length.
     public var idealPrefixReuse = 0.0
+    /// BurstGPT rows with 0 response tokens (failed by the traced service), not replayed.
+    public var failedInSourceRows = 0
 
     init(format: TraceFormat) { self.format = format }
 }

@@ -116,6 +116,11 @@ import XDSTestSupport
             "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,4808,10\n"
                 + "2023-11-16 18:17:04.0319600,3180,8\n2023-11-16 18:17:04.0781490,110,27\n",
             "TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 23:59:59.5,10,0\r\n2023-11-17 00:00:00.25,5,3\r\n",
+            // Azure 2024: fractions and offsets; quoted fields, a quoted line break, a "" escape.
+            "TIMESTAMP,ContextTokens,GeneratedTokens\n2024-05-10 00:00:00.009930+00:00,374,44\n"
+                + "2024-05-10T02:00:01.5+02:00,10,2\n2024-05-10 00:00:03Z,10,2\n2024-05-10 00:00:04-0130,10,2\n",
+            "\"TIMESTAMP\",\"ContextTokens\",\"GeneratedTokens\",\"Note\"\r\n\"2023-11-16 18:17:03.9799600\",\"4808\",\"10\",\"a \"\"b\"\"\"\r\n"
+                + "\"2023-11-16 18:17:04\", 3180 ,8,\"two\nlines\"\r\n",
         ]
         expectClean(traceTarget("azure-csv", seeds: seeds, corpus: FuzzCorpus.azure, window: 163_840))
     }
@@ -126,8 +131,77 @@ import XDSTestSupport
                 + "{\"timestamp\": 0, \"input_length\": 2290, \"output_length\": 316, \"hash_ids\": [0, 42, 43, 44, 45]}\n"
                 + "{\"timestamp\": 3001, \"input_length\": 1, \"output_length\": 0, \"hash_ids\": []}\n",
             "{\"timestamp\": 5, \"input_length\": 3, \"output_length\": 1, \"hash_ids\": [], \"note\": \"x\", \"ok\": true}\n",
+            // Extra and nested fields, escapes, a repeated key.
+            "{\"meta\": {\"a\": [1, {\"b\": null}], \"s\": \"x\\\"y\\u00e9\"}, \"timestamp\": 0, \"input_length\": 600, "
+                + "\"output_length\": 2, \"hash_ids\": [7, 8], \"tags\": [\"a\", [], {}], \"ok\": false}\n"
+                + "{\"hash_ids\":[],\"output_length\":3,\"input\\u005flength\":4,\"timestamp\":1.5e3,\"x\":-0.5E-3}\n",
         ]
         expectClean(traceTarget("mooncake-jsonl", seeds: seeds, corpus: FuzzCorpus.mooncake, window: 163_840))
+    }
+
+    @Test func burstGPTTraceReader() {
+        let header = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+        let seeds = [
+            header + "5,ChatGPT,472,18,490,Conversation log\n45,ChatGPT,1087,0,1087,Conversation log\n"
+                + "118,GPT-4,417,276,693,API log\n118.5,ChatGPT,1,1,2,API log\n",
+            "\"log_type\",\"timestamp\",\"request_tokens\",\"response_tokens\",\"model\"\r\n\"API log\",0,3,4,\"GPT-4\"\r\n",
+        ]
+        expectClean(traceTarget("burstgpt-csv", seeds: seeds, corpus: [], window: 163_840))
+    }
+
+    /// Differential: the JSONL reader accepts exactly the lines `JSONSerialization` reads as an
+    /// object, on mutations of real and nested Mooncake lines. Where the two may rightly differ
+    /// the input is left out: numbers beyond Double (Foundation refuses them, we read them as
+    /// infinite and the range check refuses the row), bytes that are not UTF-8 (Foundation
+    /// repairs some encodings), nesting near the depth limit, NUL bytes (Foundation's C
+    /// heritage), and a trailing comma before `}` or `]` (Foundation reads it; RFC 8259 has none).
+    private static func hasTrailingComma(_ line: [UInt8]) -> Bool {
+        var lastSignificant: UInt8 = 0
+        for c in line where !(c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D) {
+            if (c == UInt8(ascii: "}") || c == UInt8(ascii: "]")) && lastSignificant == UInt8(ascii: ",") { return true }
+            lastSignificant = c
+        }
+        return false
+    }
+
+    private static func hasExponentOrLongNumber(_ line: [UInt8]) -> Bool {
+        var run = 0
+        for (i, c) in line.enumerated() {
+            let digit = c >= 0x30 && c <= 0x39
+            run = digit ? run + 1 : 0
+            if run > 15 { return true }
+            if digit, i + 1 < line.count, line[i + 1] == UInt8(ascii: "e") || line[i + 1] == UInt8(ascii: "E") { return true }
+        }
+        return false
+    }
+
+    @Test func mooncakeJSONGrammarAgreesWithFoundation() {
+        let seeds = [
+            "{\"timestamp\": 0, \"input_length\": 6758, \"output_length\": 500, \"hash_ids\": [0, 1, 2, 3]}",
+            "{\"meta\": {\"a\": [1, {\"b\": null}], \"s\": \"x\\\"y\\u00e9\\ud83d\\ude42\"}, \"t\": [true, false, -0.5e-3, 1E+2]}",
+            "{\"input\\u005flength\": 4, \"x\": \"\\n\\t\\/\\b\\f\\r\"}",
+        ]
+        var disagreements: [String] = []
+        let keys = JSONLine.keys(["timestamp", "input_length", "output_length", "hash_ids"])
+        let report = FuzzHarness.run(target: "mooncake-json-grammar", seeds: seeds, corpus: FuzzCorpus.mooncake) { bytes in
+            let line = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).first.map(Array.init) ?? []
+            let ours: FuzzOutcome
+            do throws(JSONLine.Problem) {
+                _ = try JSONLine.members(line[...], keys: keys)
+                ours = .value
+            } catch { ours = .error(error.message) }
+            let comparable = String(validating: line, as: UTF8.self) != nil && !line.contains(0)
+                && line.filter({ $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "{") }).count < 400
+                && !Self.hasExponentOrLongNumber(line) && !Self.hasTrailingComma(line)
+            if comparable {
+                let foundation = (try? JSONSerialization.jsonObject(with: Data(line))) is [String: Any]
+                if case .value = ours, !foundation { disagreements.append("accepted: " + FuzzHarness.literal(line, limit: 200)) }
+                if case .error = ours, foundation { disagreements.append("refused: " + FuzzHarness.literal(line, limit: 200)) }
+            }
+            return ours
+        }
+        expectClean(report)
+        #expect(disagreements.isEmpty, "\(disagreements.count) disagreements with JSONSerialization: \(disagreements.prefix(5))")
     }
 
     /// The harness itself: same seed, same inputs; a bad message is caught.

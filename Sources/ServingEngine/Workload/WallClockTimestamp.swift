@@ -1,0 +1,94 @@
+import Foundation
+
+/// Reads the wall-clock TIMESTAMP of Azure LLM traces, ISO 8601 with a space or `T` between
+/// date and time, any number of fractional digits and an optional offset:
+/// `2023-11-16 18:17:03.9799600` (2023, no offset: UTC is assumed; only differences matter),
+/// `2024-05-10 00:00:00.009930+00:00` (2024), `2024-05-10T08:00:00Z`, `…+0530`, `…-08`.
+///
+/// The calendar is Foundation's (`Date.ISO8601FormatStyle`: days per month, leap years, epoch
+/// seconds), checked by formatting the date back, since the style alone rolls `02-31` over into
+/// March and reads `24:00`. Foundation costs ~10 µs a call here, so it reads each distinct
+/// minute once (a trace has at most 1,440 a day): the seconds field is added to that minute's
+/// epoch as `Double`, which keeps arrival times to the bit what they were before (reports of
+/// existing traces stay byte-identical) and is how the hour-long trace parses in milliseconds.
+///
+/// ```swift
+/// var clock = WallClockTimestamp()
+/// let t = try clock.seconds(Array("2024-05-10 00:00:01.5+02:00".utf8)[...])  // 1715292001.5
+/// ```
+struct WallClockTimestamp {
+    struct Problem: Error {}
+
+    private static let utc = TimeZone(secondsFromGMT: 0)!
+    private static let spaced = style(.space)
+    private static let standard = style(.standard)
+
+    private static func style(_ separator: Date.ISO8601FormatStyle.DateTimeSeparator) -> Date.ISO8601FormatStyle {
+        Date.ISO8601FormatStyle(dateSeparator: .dash, dateTimeSeparator: separator, timeSeparator: .colon,
+                                timeZoneSeparator: .colon, includingFractionalSeconds: false, timeZone: utc)
+            .year().month().day().time(includingFractionalSeconds: false)
+    }
+
+    /// `YYYY-MM-DD HH:MM:` and the offset of the last minute read, and its epoch second.
+    private var cachedHead: [UInt8] = []
+    private var cachedTail: [UInt8] = []
+    private var cachedMinute = 0
+
+    /// Seconds since 1970-01-01 UTC; throws for anything not of the form above, an impossible
+    /// date or time, or a year outside ``TraceLimits/years``.
+    mutating func seconds(_ text: ArraySlice<UInt8>) throws(Problem) -> Double {
+        let b = text.startIndex
+        // Fixed widths: YYYY-MM-DD?HH:MM:SS (19 bytes), then .fraction, then the offset.
+        guard text.count >= 19, text.count <= 64, text[b + 13] == UInt8(ascii: ":"), text[b + 16] == UInt8(ascii: ":")
+        else { throw Problem() }
+        let head = text[b..<(b + 17)]
+        var i = b + 19
+        guard Self.digit(text[b + 17]) != nil, Self.digit(text[b + 18]) != nil else { throw Problem() }
+        if i < text.endIndex, text[i] == UInt8(ascii: ".") {
+            i += 1
+            guard i < text.endIndex, Self.digit(text[i]) != nil else { throw Problem() }
+            while i < text.endIndex, Self.digit(text[i]) != nil { i += 1 }
+        }
+        let secondsField = text[(b + 17)..<i]
+        let tail = text[i...]
+        guard let second = Double(String(decoding: secondsField, as: UTF8.self)), second < 60 else { throw Problem() }
+        if !(head.elementsEqual(cachedHead) && tail.elementsEqual(cachedTail)) {
+            cachedMinute = try Self.minute(head, offset: try Self.offsetSeconds(tail))
+            cachedHead = Array(head)
+            cachedTail = Array(tail)
+        }
+        return Double(cachedMinute) + second
+    }
+
+    /// Epoch second of `YYYY-MM-DD HH:MM:00` at `offset` seconds east of UTC, by Foundation.
+    private static func minute(_ head: ArraySlice<UInt8>, offset: Int) throws(Problem) -> Int {
+        let separator = head[head.startIndex + 10]
+        guard separator == UInt8(ascii: " ") || separator == UInt8(ascii: "T") else { throw Problem() }
+        let style = separator == UInt8(ascii: " ") ? spaced : standard
+        let text = String(decoding: head, as: UTF8.self) + "00"
+        guard let date = try? style.parse(text), style.format(date) == text,
+              let year = Int(text.prefix(4)), TraceLimits.years.contains(year)
+        else { throw Problem() }
+        return Int(date.timeIntervalSince1970.rounded()) - offset
+    }
+
+    /// `` (none), `Z`, `±HH`, `±HHMM` or `±HH:MM` (HH 00–23, MM 00–59), in seconds east of UTC.
+    private static func offsetSeconds(_ tail: ArraySlice<UInt8>) throws(Problem) -> Int {
+        if tail.isEmpty { return 0 }
+        let t = Array(tail)
+        if t == [UInt8(ascii: "Z")] { return 0 }
+        guard t[0] == UInt8(ascii: "+") || t[0] == UInt8(ascii: "-") else { throw Problem() }
+        let rest = t[1...].filter { $0 != UInt8(ascii: ":") }
+        let colons = t.count - 1 - rest.count
+        guard rest.count == 2 || rest.count == 4, colons == 0 || (colons == 1 && t.count == 6 && t[3] == UInt8(ascii: ":")),
+              rest.allSatisfy({ digit($0) != nil })
+        else { throw Problem() }
+        let digits = rest.map { Int($0 - 0x30) }
+        let hours = digits[0] * 10 + digits[1]
+        let minutes = rest.count == 4 ? digits[2] * 10 + digits[3] : 0
+        guard hours <= 23, minutes <= 59 else { throw Problem() }
+        return (t[0] == UInt8(ascii: "-") ? -1 : 1) * (hours * 3_600 + minutes * 60)
+    }
+
+    private static func digit(_ c: UInt8) -> Int? { c >= 0x30 && c <= 0x39 ? Int(c - 0x30) : nil }
+}

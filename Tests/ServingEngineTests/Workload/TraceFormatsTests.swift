@@ -1,0 +1,183 @@
+import Foundation
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+/// The trace formats users have (issue 14): Azure 2023 and 2024 CSVs quoted or not, with or
+/// without fractions and offsets; BurstGPT CSV; Mooncake JSONL with extra or nested fields.
+@Suite(.timeLimit(.minutes(10))) struct TraceFormatsTests {
+    private func requests(_ text: String) throws -> [RequestSpec] {
+        var trace = try TraceWorkload(bytes: Array(text.utf8), name: "t.trace")
+        var out: [RequestSpec] = []
+        while let r = try trace.nextChecked() { out.append(r) }
+        return out
+    }
+
+    private func problem(_ text: String) -> String? {
+        do {
+            _ = try TraceWorkload.check(bytes: Array(text.utf8), name: "t.trace")
+            return nil
+        } catch { return error.description }
+    }
+
+    private let azureHeader = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+
+    @Test func quotedAzureCSVReplaysAsTheUnquotedOne() throws {
+        let plain = azureHeader + "2023-11-16 18:17:03.9799600,4808,10\n2023-11-16 18:17:04.0319600,3180,8\n"
+        let quoted = "\"TIMESTAMP\",\"ContextTokens\",\"GeneratedTokens\"\r\n"
+            + "\"2023-11-16 18:17:03.9799600\",\"4808\",\"10\"\r\n\"2023-11-16 18:17:04.0319600\", \"3180\" ,8\r\n"
+        let a = try requests(plain), b = try requests(quoted)
+        #expect(a.count == 2)
+        #expect(a == b)
+        #expect(try TraceFormat.detect(path: try temporaryFile(quoted)) == .azureCSV)
+    }
+
+    @Test func azure2024TimestampsWithOffsetsAndFractions() throws {
+        // 2024 style with +00:00, then Z, +02:00 and -01:30 (which is 1 h 30 min behind UTC).
+        let text = azureHeader + "2024-05-10 00:00:00.009930+00:00,10,2\n2024-05-10T02:00:01.5+02:00,10,2\n"
+            + "2024-05-10 00:00:03Z,10,2\n2024-05-10 00:00:04-0130,10,2\n"
+        let r = try requests(text)
+        #expect(r.count == 4)
+        #expect(r[0].arrival == 0)
+        #expect(abs(r[1].arrival - (1.5 - 0.00993)) < 1e-6)
+        #expect(abs(r[2].arrival - (3 - 0.00993)) < 1e-6)
+        #expect(abs(r[3].arrival - (5_400 + 4 - 0.00993)) < 1e-6)
+    }
+
+    @Test func azureTimestampsBackwardsAcrossAnOffsetAreRefused() {
+        let text = azureHeader + "2024-05-10 00:00:04-01:30,10,2\n2024-05-10 00:00:05,10,2\n"
+        #expect(problem(text)?.hasPrefix("t.trace:3: timestamp goes backwards") == true)
+    }
+
+    @Test(arguments: [
+        "2023-02-29 00:00:00", "2023-11-31 00:00:00", "2023-11-16 24:00:00", "2023-11-16 18:60:00",
+        "2023-11-16 18:17:60", "2023-1-16 18:17:03", "2023-11-16 18:17:3.5", "2023-11-16 18:17:03.",
+        "2023-11-16 18:17:03+24:00", "2023-11-16 18:17:03+05:30x", "2023-11-16 18:17:03 UTC",
+        "2023-11-16 18:17:03+5", "1899-12-31 23:59:59", "2023/11/16 18:17:03",
+    ])
+    func impossibleOrMalformedTimestampsAreRefused(_ stamp: String) {
+        let message = problem(azureHeader + "2023-11-16 18:17:00,1,1\n\(stamp),1,1\n")
+        #expect(message?.hasPrefix("t.trace:3: TIMESTAMP is not") == true, "\(message ?? "accepted")")
+    }
+
+    @Test func leapDayAndTheTSeparatorAreFine() throws {
+        let r = try requests(azureHeader + "2024-02-28 23:59:59.5,1,1\n2024-02-29T00:00:00,1,1\n2024-03-01 00:00:00.25,1,1\n")
+        #expect(r.map(\.arrival) == [0, 0.5, 86_400.75])
+    }
+
+    @Test func quotingErrorsNameTheLineTheRecordStartsOn() {
+        #expect(problem(azureHeader + "2023-11-16 18:17:00,1,1\n2023-11-16 18:17:01,1\"2\",1\n")
+            == "t.trace:3: field 2 has a quote but does not start with one; quote the whole field and write a quote inside it as \"\"")
+        #expect(problem(azureHeader + "\"2023-11-16 18:17:00\"x,1,1\n")
+            == "t.trace:2: field 1 has text after its closing quote; a quote inside a quoted field is written \"\"")
+        #expect(problem(azureHeader + "2023-11-16 18:17:00,1,1\n\"2023-11-16 18:17:01,1,1\n2023-11-16 18:17:02,1,1\n")
+            == "t.trace:3: a quoted field is not closed before the end of the file")
+    }
+
+    @Test func aQuotedLineBreakKeepsLaterLineNumbersRight() {
+        // BurstGPT's Log Type holding a line break: the record spans lines 2–3; line 4 is bad.
+        let text = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+            + "0,ChatGPT,10,5,15,\"Conversation\nlog\"\n1,ChatGPT,x,5,15,Conversation log\n"
+        #expect(problem(text) == "t.trace:4: Request tokens is not an integer: 'x'")
+    }
+
+    private let burstHeader = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+
+    @Test func burstGPTReplaysAndSkipsRowsTheServiceFailed() throws {
+        let text = burstHeader + "5,ChatGPT,472,18,490,Conversation log\n45,ChatGPT,1087,0,1087,Conversation log\n"
+            + "118,GPT-4,417,276,693,API log\n118.5,ChatGPT,1,1,2,API log\n"
+        let r = try requests(text)
+        #expect(r.map(\.arrival) == [0, 113, 113.5])
+        #expect(r.map(\.promptTokens) == [472, 417, 1])
+        #expect(r.map(\.outputTokens) == [18, 276, 1])
+        let summary = try TraceWorkload.check(bytes: Array(text.utf8), name: "b.csv")
+        #expect(summary.format == .burstGPT)
+        #expect(summary.requests == 3)
+        #expect(summary.failedInSourceRows == 1)
+    }
+
+    @Test func burstGPTHeaderVariantsAreRecognised() throws {
+        // Any case, spaces or underscores, columns in any order, quoted.
+        let text = "\"log_type\",\"timestamp\",\"request_tokens\",\"response_tokens\",\"model\"\nAPI log,0,3,4,GPT-4\n"
+        let r = try requests(text)
+        #expect(r.count == 1 && r[0].promptTokens == 3 && r[0].outputTokens == 4)
+    }
+
+    @Test(arguments: [
+        ("5,ChatGPT,472,18,491,Conversation log", "t.trace:2: Total tokens 491 is not Request tokens + Response tokens (472 + 18)"),
+        ("-5,ChatGPT,472,18,490,Conversation log", "t.trace:2: Timestamp is not a number of seconds between 0 and 10000000000: '-5'"),
+        ("1e3,ChatGPT,472,18,490,Conversation log", "t.trace:2: Timestamp is not a number of seconds between 0 and 10000000000: '1e3'"),
+        ("5,ChatGPT,0,18,18,Conversation log", "t.trace:2: prompt length must be at least 1, got Request tokens 0"),
+        ("5,ChatGPT,472,18,490", "t.trace:2: expected 6 comma-separated fields as the header has, got 5"),
+    ])
+    func malformedBurstGPTRowsAreRefused(row: String, message: String) {
+        #expect(problem(burstHeader + row + "\n") == message)
+    }
+
+    @Test func mooncakeLinesWithExtraAndNestedFieldsParse() throws {
+        let lines = [
+            // Nested objects and arrays in unknown fields, before and after the known ones.
+            "{\"meta\": {\"a\": [1, {\"b\": null}], \"s\": \"x\\\"y}]\"}, \"timestamp\": 0, \"input_length\": 600, "
+                + "\"output_length\": 2, \"hash_ids\": [7, 8], \"tags\": [\"a\", [], {}], \"ok\": true}",
+            // Keys in another order, escaped key, unicode, no spaces, CRLF handled by the line reader.
+            "{\"hash_ids\":[],\"output_length\":3,\"input\\u005flength\":4,\"timestamp\":1.5e3,\"note\":\"é🙂\\ud83d\\ude42\"}",
+            // A repeated key: the last one wins, as in Python and JavaScript.
+            "{\"timestamp\": 2000, \"input_length\": 1, \"input_length\": 5, \"output_length\": 1, \"hash_ids\": [], \"x\": -0.5e-3}",
+        ]
+        let r = try requests(lines.joined(separator: "\r\n") + "\n")
+        #expect(r.map(\.promptTokens) == [600, 4, 5])
+        #expect(r.map(\.outputTokens) == [2, 3, 1])
+        #expect(r.map(\.arrival) == [0, 1.5, 2])
+        #expect(r[0].prefixHashes.count == 2 && r[1].prefixHashes.isEmpty && r[2].prefixHashes.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("{\"timestamp\": 01, \"input_length\": 1, \"output_length\": 1}", "expected ',' or '}' in a JSON object at column 16"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1,}", "expected a string key in a JSON object at column 56"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1, \"x\": [1,]}", "expected a JSON value at column 65"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1, \"x\": 'a'}", "expected a JSON value at column 62"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1, \"x\": \"\\ud800\"}", "unpaired surrogate in a JSON string"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1, \"x\": \"\\q\"}", "invalid escape in a JSON string"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1, \"x\": {\"a\" 1}}", "expected ':' after a key"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1} {}", "unexpected text after the JSON object"),
+        ("{\"timestamp\": .5, \"input_length\": 1, \"output_length\": 1}", "expected a JSON value at column 15"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1, \"x\": \(String(repeating: "[", count: 600))}",
+         "JSON nested deeper than 512 levels"),
+    ])
+    func invalidJSONIsRefusedWithWhereItBroke(line: String, message: String) {
+        let got = problem("{\"timestamp\": 0, \"input_length\": 1, \"output_length\": 1}\n" + line + "\n")
+        #expect(got?.hasPrefix("t.trace:2: ") == true)
+        #expect(got?.contains(message) == true, "got \(got ?? "accepted")")
+    }
+
+    @Test func jsonLineAgreesWithJSONSerializationOnValidity() {
+        // Valid and invalid texts the old hand scanner got wrong one way or the other.
+        let texts = [
+            "{\"a\": {\"b\": [1, 2, {\"c\": \"d\"}]}, \"timestamp\": 1}", "{\"a\": 01}", "{\"a\": 1.}", "{\"a\": -}",
+            "{\"a\": tru}", "{\"a\": nulls}", "{\"a\": \"\\u00e9\"}", "{\"a\": \"\u{01}\"}", "{\"a\": [1 2]}", "{}", " { } ",
+            "{\"a\": 1e5, \"b\": -0.0, \"c\": 1E+2}", "{\"a\": [[[]]], \"b\": {}}", "[1]", "{\"a\":1}x",
+        ]
+        // JSONSerialization also reads a trailing comma (`{"a": 1,}`), which RFC 8259 does not allow: we refuse it.
+        #expect((try? JSONLine.members(Array("{\"a\": 1,}".utf8)[...], keys: [])) == nil)
+        for text in texts {
+            let ours = (try? JSONLine.members(Array(text.utf8)[...], keys: [])) != nil
+            let foundation = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any]
+            #expect(ours == foundation, "\(text): JSONLine \(ours), JSONSerialization \(foundation)")
+        }
+    }
+
+    @Test(.enabled(if: SharedTraces.available, "shared/traces is absent"))
+    func publishedTracesStillDetectAndParseTheSame() throws {
+        let azure = try TraceWorkload.check(path: try #require(SharedTraces.path(SharedTraces.azureCode)))
+        #expect(azure.format == .azureCSV && azure.requests == 8_819 && azure.failedInSourceRows == 0)
+        let mooncake = try TraceWorkload.check(path: try #require(SharedTraces.path(SharedTraces.mooncakeConversation)))
+        #expect(mooncake.format == .mooncake && mooncake.requests == 12_031)
+    }
+
+    private func temporaryFile(_ text: String) throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("xds-formats-\(UUID().uuidString).csv")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+}
