@@ -186,7 +186,7 @@ final class TimelineWriter {
 
     /// A KV transfer as a slice on the track of its prefill → decode pair (one transfer at a time
     /// runs on a pair, so the slices of a track never overlap).
-    func add(_ transfer: KVTransfer) {
+    func add(_ transfer: FinishedTransfer) {
         lastTime = max(lastTime, transfer.start)
         guard slices < Self.maxSlices else {
             dropped += 1

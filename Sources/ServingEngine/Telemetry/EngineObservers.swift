@@ -84,7 +84,7 @@ public struct InstanceStep: Sendable, Equatable {
 }
 
 /// One KV cache transfer from a prefill instance to a decode instance, reported when it lands.
-public struct KVTransfer: Sendable, Equatable {
+public struct FinishedTransfer: Sendable, Equatable {
     public var requestID: Int
     public var from: String
     public var to: String
@@ -103,7 +103,7 @@ public struct EngineObservers {
     public var requestFinished: ((FinishedRequest) -> Void)?
     public var step: ((InstanceStep) -> Void)?
     public var event: ((EngineEvent) -> Void)?
-    public var transfer: ((KVTransfer) -> Void)?
+    public var transfer: ((FinishedTransfer) -> Void)?
     public init(requestFinished: ((FinishedRequest) -> Void)? = nil, step: ((InstanceStep) -> Void)? = nil,
                 event: ((EngineEvent) -> Void)? = nil) {
         self.requestFinished = requestFinished
@@ -183,7 +183,7 @@ extension ServingEngine {
     func observeTransfer(_ c: Int, request: RequestState) {
         guard let observer = telemetry.observers.transfer else { return }
         let channel = channels[c]
-        observer(KVTransfer(requestID: request.spec.id, from: instances[channel.prefillInstance].name,
+        observer(FinishedTransfer(requestID: request.spec.id, from: instances[channel.prefillInstance].name,
                             to: instances[channel.decodeInstance].name, start: channel.startedAt,
                             seconds: now - channel.startedAt, tokens: request.spec.promptTokens,
                             plane: channel.plane.rawValue))
