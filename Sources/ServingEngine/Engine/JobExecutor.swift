@@ -125,7 +125,9 @@ final class JobExecutor {
         for index in instances.indices where instances[index].role == .decode && instances[index].available {
             // Summed in group order, as a reduce over the groups would.
             var sum = 0.0
-            for g in instances[index].dp.indices { sum += instances[index].dp[g].kv.usageIncludingReserved }
+            instances[index].dp.withUnsafeBufferPointer { groups in
+                for g in groups.indices { sum += groups[g].kv.usageIncludingReserved }
+            }
             let usage = sum / Double(instances[index].dp.count)
             if usage < bestUsage {
                 best = index

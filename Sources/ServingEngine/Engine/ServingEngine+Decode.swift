@@ -119,16 +119,20 @@ extension ServingEngine {
         let base = cost.decodeAttentionSeconds(requests: 1, context: 0, queryTokens: queryTokens)
         let perRequest = cost.decodeAttentionSeconds(requests: 2, context: 0, queryTokens: queryTokens) - base
         let perToken = (cost.decodeAttentionSeconds(requests: 1, context: 1_000, queryTokens: queryTokens) - base) / 1_000
-        for g in instances[index].dp.indices {
-            let running = instances[index].dp[g].running
-            guard running > 0 else { continue }
-            total += running
-            let mean = instances[index].dp[g].meanContext(step: step, tokensPerStep: tokensPerStep)
-            let attention = Double(running) * (perRequest + perToken * mean)
-            if attention > slowest {
-                slowest = attention
-                maxRunning = running
-                context = mean
+        // Read through one buffer (no per-group access to the TE's property).
+        let tokensPerStep = tokensPerStep
+        instances[index].dp.withUnsafeBufferPointer { groups in
+            for g in groups.indices {
+                let running = groups[g].running
+                guard running > 0 else { continue }
+                total += running
+                let mean = groups[g].meanContext(step: step, tokensPerStep: tokensPerStep)
+                let attention = Double(running) * (perRequest + perToken * mean)
+                if attention > slowest {
+                    slowest = attention
+                    maxRunning = running
+                    context = mean
+                }
             }
         }
         guard total > 0 else { return (0, 0) }

@@ -115,7 +115,7 @@ extension ServingEngine {
                     else { break }
                 }
                 guard let allocation = group.kv.allocate(requestID: id, promptTokens: request.spec.promptTokens,
-                                                         prefixHashes: request.blockKeys)
+                                                         chainedHashes: request.chainedKeys)
                 else { break }
                 if colocated {
                     group.kv.reserve(requestID: id, expectedTotalTokens: request.totalTokens)

@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import SimKit
 
 /// The what-if preview (issue 16): two forks of the engine run ahead on the same traffic (the
@@ -93,12 +95,33 @@ public final class PreviewRun: @unchecked Sendable {
 
     /// Runs both sides to the window's end, reporting progress (0…1) between slices, and
     /// returns both sides' window reports (`wall_seconds` 0: the caller times it).
+    ///
+    /// The two sides are independent engines (their buffers are shared copy-on-write with the
+    /// engine they were forked from, whose reference counts are atomic), so they run at once:
+    /// the baseline on the calling thread, the `with_command` side on a thread of its own.
+    /// Each side runs exactly as it would alone, so the numbers do not depend on the threads.
+    /// Progress is reported when both sides have passed a slice.
     public func run(progress: (Double) -> Void = { _ in }) -> PreviewResult {
+        var cuts: [SimTime] = []
         var t = from
         while t < end {
             t = min(end, t + Self.slice)
-            for engine in [baseline, withCommand] { Self.run(engine, until: t) }
-            progress((t - from) / request.duration)
+            cuts.append(t)
+        }
+        let sliceDone = DispatchSemaphore(value: 0)
+        let worker = Thread { [self, cuts] in
+            for cut in cuts {
+                Self.run(withCommand, until: cut)
+                sliceDone.signal()
+            }
+        }
+        // The engine's own thread sizes: the step loop does not recurse, but stay generous.
+        worker.stackSize = 8 << 20
+        worker.start()
+        for cut in cuts {
+            Self.run(baseline, until: cut)
+            sliceDone.wait()
+            progress((cut - from) / request.duration)
         }
         var result = PreviewResult()
         result.command = request.command.description

@@ -48,7 +48,7 @@ extension KVBlockManager {
             if cached, blockHash[block] == nil {
                 problems.append("cached block \(block) has no hash")
             }
-            if let hash = blockHash[block], cacheIndex[hash] != block {
+            if let hash = blockHash[block], cacheIndex[PrefixKey(hash)] != block {
                 problems.append("block \(block) has a hash the index does not map to it")
             }
         }

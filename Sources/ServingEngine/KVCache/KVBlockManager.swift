@@ -54,7 +54,7 @@ public struct KVBlockManager: Sendable {
     var referenceCount: [Int] = []
     /// Chained prefix hash held by a block, if the block is registered in the prefix cache.
     var blockHash: [UInt64?] = []
-    var cacheIndex: [UInt64: Int] = [:]
+    var cacheIndex: [PrefixKey: Int] = [:]
     /// Blocks freed after use, taken last-in first-out before any never-used block.
     var freeList: [Int] = []
     /// Blocks `touchedBlocks..<totalBlocks` have never been used; they are handed out in
@@ -109,7 +109,7 @@ public struct KVBlockManager: Sendable {
         let limit = min(chainedHashes.count, (promptTokens - 1) / blockTokens)
         guard limit > 0, !cacheIndex.isEmpty else { return 0 }
         var hits = 0
-        while hits < limit, cacheIndex[chainedHashes[hits]] != nil { hits += 1 }
+        while hits < limit, cacheIndex[PrefixKey(chainedHashes[hits])] != nil { hits += 1 }
         return hits * blockTokens
     }
 
@@ -124,12 +124,19 @@ public struct KVBlockManager: Sendable {
     /// Allocates blocks for a new request's prompt, sharing cached prefix blocks.
     /// Returns nil and changes nothing if the request exists or the prompt does not fit.
     public mutating func allocate(requestID: Int, promptTokens: Int, prefixHashes: [UInt64]) -> KVAllocation? {
+        allocate(requestID: requestID, promptTokens: promptTokens,
+                 chainedHashes: prefixHashes.isEmpty ? [] : PrefixHashes.chain(prefixHashes))
+    }
+
+    /// As ``allocate(requestID:promptTokens:prefixHashes:)`` with keys already chained by
+    /// ``PrefixHashes/chain(_:)`` (the engine chains a request's keys once, at arrival).
+    public mutating func allocate(requestID: Int, promptTokens: Int, chainedHashes chained: [UInt64]) -> KVAllocation? {
         precondition(promptTokens > 0, "a prompt has at least one token")
         guard sequences[requestID] == nil else { return nil }
-        let chained = PrefixHashes.chain(prefixHashes)
         let hits = matchPrefix(promptTokens: promptTokens, chained: chained)
         let needed = blocksFor(promptTokens) - hits.count
-        let hitsNowEvictable = hits.filter { referenceCount[$0] == 0 }.count
+        var hitsNowEvictable = 0
+        for block in hits where referenceCount[block] == 0 { hitsNowEvictable += 1 }
         guard needed <= freeBlocks - hitsNowEvictable else { return nil }
 
         var blocks = hits
@@ -138,9 +145,9 @@ public struct KVBlockManager: Sendable {
         for index in hits.count..<(hits.count + needed) {
             let block = takeFreeBlock()
             retain(block)
-            if index < cacheableBlocks, cacheIndex[chained[index]] == nil {
+            if index < cacheableBlocks, cacheIndex[PrefixKey(chained[index])] == nil {
                 blockHash[block] = chained[index]
-                cacheIndex[chained[index]] = block
+                cacheIndex[PrefixKey(chained[index])] = block
             }
             blocks.append(block)
         }
@@ -211,8 +218,9 @@ public struct KVBlockManager: Sendable {
     private func matchPrefix(promptTokens: Int, chained: [UInt64]) -> [Int] {
         let limit = min(chained.count, (promptTokens - 1) / blockTokens)
         var hits: [Int] = []
+        guard limit > 0, !cacheIndex.isEmpty else { return hits }
         for index in 0..<limit {
-            guard let block = cacheIndex[chained[index]] else { break }
+            guard let block = cacheIndex[PrefixKey(chained[index])] else { break }
             hits.append(block)
         }
         return hits
@@ -231,7 +239,7 @@ public struct KVBlockManager: Sendable {
         if let block = freeList.popLast() { return block }
         if touchedBlocks < totalBlocks { return touchFreshBlock() }
         guard let block = evictable.popOldest() else { preconditionFailure("caller checked capacity") }
-        if let hash = blockHash[block] { cacheIndex[hash] = nil }
+        if let hash = blockHash[block] { cacheIndex[PrefixKey(hash)] = nil }
         blockHash[block] = nil
         return block
     }

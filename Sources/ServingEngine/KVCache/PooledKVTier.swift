@@ -12,7 +12,7 @@
 /// ```
 public struct PooledKVTier: Sendable {
     public let capacityBlocks: Int
-    private var slotOf: [UInt64: Int] = [:]
+    private var slotOf: [PrefixKey: Int] = [:]
     private var hashOf: [UInt64]
     private var lru: BlockLRU
     /// Slots are handed out on demand, so a pool sized for the whole pod's DRAM costs memory
@@ -40,7 +40,7 @@ public struct PooledKVTier: Sendable {
     public mutating func lookup(chainedHashes: [UInt64]) -> Int {
         var matched = 0
         for hash in chainedHashes {
-            guard let slot = slotOf[hash] else { break }
+            guard let slot = slotOf[PrefixKey(hash)] else { break }
             lru.remove(slot)
             lru.append(slot)
             matched += 1
@@ -56,7 +56,7 @@ public struct PooledKVTier: Sendable {
     /// ``insert(hashes:)`` for keys already chained.
     public mutating func insert(chainedHashes: [UInt64]) {
         for hash in chainedHashes {
-            if let slot = slotOf[hash] {
+            if let slot = slotOf[PrefixKey(hash)] {
                 lru.remove(slot)
                 lru.append(slot)
                 continue
@@ -72,10 +72,10 @@ public struct PooledKVTier: Sendable {
                 }
             } else {
                 slot = lru.popOldest()!
-                slotOf[hashOf[slot]] = nil
+                slotOf[PrefixKey(hashOf[slot])] = nil
             }
             hashOf[slot] = hash
-            slotOf[hash] = slot
+            slotOf[PrefixKey(hash)] = slot
             lru.append(slot)
         }
     }

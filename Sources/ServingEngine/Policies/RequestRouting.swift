@@ -86,8 +86,10 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         if all.count >= 2 {
             let share = recentPromptTokens.long / max(1, recentPromptTokens.long + recentPromptTokens.short)
             let longCount = min(all.count - 1, max(1, Int(saturating: (share * Double(all.count)).rounded())))
-            let longTEs = Set(all.suffix(longCount))
-            let matching = candidates.filter { longTEs.contains($0) == isLong }
+            // The long TEs are the last `longCount` of `all` (ascending): those from `firstLong` on
+            // that are in the pool (a held-off TE is not in `all`). No set built per arrival.
+            let firstLong = all[all.count - longCount]
+            let matching = candidates.filter { ($0 >= firstLong && !pool.heldOff.contains($0)) == isLong }
             if !matching.isEmpty { side = matching }
         }
         var best = side[0]
