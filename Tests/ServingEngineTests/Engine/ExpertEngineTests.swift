@@ -80,11 +80,11 @@ import XDSTestSupport
         #expect(on.report.experts.imbalance < off.report.experts.imbalance)
         let offMoE = try #require(off.report.experts.moeMsPerStep), onMoE = try #require(on.report.experts.moeMsPerStep)
         #expect(off.snapshot.experts.moeMsPerStep == offMoE && on.snapshot.experts.moeMsPerStep == onMoE)
-        // Same arrivals, and decode holds every request that arrived (none finish in 40 s): the
-        // batches compared are within a few percent of each other.
+        // Same arrivals: the decode batches compared are close (off's slower steps finish fewer
+        // requests, so it holds about 12% more; a batch that much larger cannot explain a third).
         let offRunning = try #require(off.snapshot.instances.first { $0.kind == "decode" }).running
         let onRunning = try #require(on.snapshot.instances.first { $0.kind == "decode" }).running
-        #expect(abs(Double(onRunning) / Double(max(1, offRunning)) - 1) < 0.1, "\(offRunning) vs \(onRunning)")
+        #expect(abs(Double(onRunning) / Double(max(1, offRunning)) - 1) < 0.2, "\(offRunning) vs \(onRunning)")
         #expect(onMoE <= offMoE * 2 / 3, "MoE part \(offMoE) ms/step off, \(onMoE) ms/step on")
         let share = try #require(on.report.experts.moeShareOfStep)
         #expect(share > 0 && share < 2)
