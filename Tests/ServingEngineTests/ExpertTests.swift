@@ -91,13 +91,16 @@ import Testing
         var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 2)
         var eplb = EPLBController(mode: .on, policy: DeepSeekEPLBPlanner(), cost: cost)
         #expect(eplb.tick(now: 30, routing: &routing).isEmpty)
+        // The collect kernel counts what was routed: a window without tokens plans nothing.
+        _ = routing.stepLoadFactor(tokens: 10_000)
         let first = eplb.tick(now: 60, routing: &routing)
         #expect(first.first?.started == true)
         var t = 60.0
         while eplb.phase != .idle { t += 0.01; _ = eplb.tick(now: t, routing: &routing) }
-        // Popularity has not moved since the plan: nothing to gain, no second swap.
+        // Popularity has not moved since the plan: nothing to gain, no second swap (and no plan).
+        _ = routing.stepLoadFactor(tokens: 10_000)
         let second = eplb.tick(now: 125, routing: &routing)
-        #expect(second.allSatisfy { !$0.started })
+        #expect(second.isEmpty)
         #expect(eplb.phase == .idle && eplb.rebalances == 1)
         var counts = routing.takeWindow()
         #expect(counts.count == 58 && counts[0].count == 256)
@@ -105,6 +108,55 @@ import Testing
         counts = routing.takeWindow()
         let total = counts[0].reduce(0, +)
         #expect(abs(total - 8000) < 1e-6)
+    }
+
+    @Test func automaticPlansFromTheLastWindowAndOnlyWhenItsLoadChanged() {
+        // Issue 11: EPLB plans from the statistics of the window it collected, not from the traffic
+        // now; issue 12: an unchanged window costs no plan.
+        var traffic = ExpertTraffic(shape: shape, seed: 6)
+        var routing = ExpertRouting(popularity: traffic.popularity, dies: 288, slotsPerDie: 1, seed: 6)
+        var eplb = EPLBController(mode: .on, policy: GreedyEPLBPlanner(), cost: cost)
+        _ = routing.stepLoadFactor(tokens: 10_000)
+        let collected = traffic.popularity
+        // The traffic moves just before the window closes: no tokens were counted under it yet.
+        traffic.setMix(["chat": 1])
+        routing.setPopularity(traffic.popularity)
+        #expect(eplb.tick(now: 60, routing: &routing).first?.started == true)
+        var t = 60.0
+        while eplb.phase != .idle { t += 0.01; _ = eplb.tick(now: t, routing: &routing) }
+        let stale = GreedyEPLBPlanner().plan(popularity: collected, dies: 288, slotsPerDie: 1)
+        let fresh = GreedyEPLBPlanner().plan(popularity: traffic.popularity, dies: 288, slotsPerDie: 1)
+        #expect(stale != fresh)
+        #expect(routing.placement == stale)
+        // An empty window plans nothing; a window under the new traffic re-plans for it.
+        #expect(eplb.tick(now: 120, routing: &routing).isEmpty)
+        _ = routing.stepLoadFactor(tokens: 10_000)
+        #expect(eplb.tick(now: 180, routing: &routing).first?.started == true)
+        t = 180
+        while eplb.phase != .idle { t += 0.01; _ = eplb.tick(now: t, routing: &routing) }
+        #expect(routing.placement == fresh)
+        // The same load again: no plan, no message.
+        _ = routing.stepLoadFactor(tokens: 10_000)
+        #expect(eplb.tick(now: 240, routing: &routing).isEmpty)
+        #expect(eplb.rebalances == 2)
+    }
+
+    @Test func collectedLoadWeighsEachPopularityByTheTokensRoutedUnderIt() throws {
+        var traffic = ExpertTraffic(shape: shape, seed: 8)
+        var routing = ExpertRouting(popularity: traffic.popularity, dies: 288, slotsPerDie: 1, seed: 8)
+        #expect(routing.collectedLoad() == nil)
+        let first = traffic.popularity
+        _ = routing.stepLoadFactor(tokens: 3_000)
+        traffic.setMix(["reasoning": 1])
+        routing.setPopularity(traffic.popularity)
+        _ = routing.stepLoadFactor(tokens: 1_000)
+        let taken = routing.takeCollectedLoad()
+        let load = try #require(taken)
+        for (l, e) in [(0, 0), (7, 100), (57, 255)] {
+            let expected = 0.75 * first.layers[l][e] + 0.25 * traffic.popularity.layers[l][e]
+            #expect(abs(load.layers[l][e] - expected) < 1e-9)
+        }
+        #expect(routing.collectedLoad() == nil)
     }
 
     @Test func rebalanceIsRefusedWhenNothingCanChange() {

@@ -123,7 +123,10 @@ enum ExpertsView {
             y += 1
         }
         if y < inner.maxY {
-            let x = b.put("rebalances \(e.rebalances)  ", x: inner.x + 1, y: y, style: .dim, clip: inner)
+            // The MoE part of a decode step (experts, dispatch, combine over all layers): what
+            // imbalance costs, and what a rebalance wins back.
+            let moe = e.moeMsPerStep.map { "MoE \(Format.fixed($0, 1)) ms/step  " } ?? ""
+            let x = b.put("rebalances \(e.rebalances)  " + moe, x: inner.x + 1, y: y, style: .dim, clip: inner)
             if e.rebalanceInProgress || !e.loadingDies.isEmpty {
                 b.put(
                     "rebalancing · loading \(e.loadingDies.count) dies", x: x, y: y, style: .warn, clip: inner

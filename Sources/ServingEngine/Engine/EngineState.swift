@@ -200,6 +200,10 @@ struct ExpertStats {
     var steps = 0
     var intervalSum = 0.0
     var intervalSteps = 0
+    /// Decode steps' MoE part and step time, summed (the report's `moe_ms_per_step`).
+    var moeSeconds = 0.0
+    var stepSeconds = 0.0
+    var moeSteps = 0
     var lastDrift: SimTime = 0
     /// Plans by (dies, slots per die) for the popularity they were made for.
     var plans: [Int: (popularity: ExpertPopularity, placement: ExpertPlacement)] = [:]

@@ -140,6 +140,15 @@ public struct RunReport: Sendable, Equatable, Codable {
         /// Max over mean of per-die MoE load in decode, averaged over decode steps.
         public var imbalance = 1.0
         public var rebalances = 0
+        /// Decode steps' MoE part (experts, dispatch, combine over every layer and microbatch), ms
+        /// per step, and its share of the step time (streams overlap, so the share can pass 1
+        /// with two microbatches). Nil in reports written before it existed or without decode steps.
+        public var moeMsPerStep: Double?
+        public var moeShareOfStep: Double?
+        enum CodingKeys: String, CodingKey {
+            case imbalance, rebalances
+            case moeMsPerStep = "moe_ms_per_step", moeShareOfStep = "moe_share_of_step"
+        }
     }
     public struct Faults: Sendable, Equatable, Codable {
         public var injected = 0, detected = 0, recovered = 0
@@ -231,7 +240,9 @@ extension ServingEngine {
         r.scaling = scalingReport()
         r.experts = .init(imbalance: configuration.eplb == .perfect || expertStats.steps == 0 ? 1
                               : expertStats.factorSum / Double(expertStats.steps),
-                          rebalances: decodeRebalances)
+                          rebalances: decodeRebalances,
+                          moeMsPerStep: expertStats.moeSteps > 0 ? expertStats.moeSeconds / Double(expertStats.moeSteps) * 1e3 : nil,
+                          moeShareOfStep: expertStats.stepSeconds > 0 ? expertStats.moeSeconds / expertStats.stepSeconds : nil)
         r.kv = .init(peakUsage: max(telemetry.peakDecodeUsage, decodeKVUsage()), prefixHitRate: prefixStats().hitRate)
         return r
     }

@@ -143,6 +143,7 @@ extension ServingEngine {
         if let ma = configuration.deployment.moeAttention {
             let step = instances[index].cost.decodeStepMoEAttention(ma, requestsPerDie: Double(maxRunning), contextTokens: context,
                                                                     mtpAcceptance: tokensPerStep - 1, moeLoadFactor: factor)
+            noteDecodeMoE(index, step)
             return (step.stepSeconds, total)
         }
         var input = DecodeStepInput(requestsPerGroup: Double(maxRunning), contextTokens: context,
@@ -152,7 +153,9 @@ extension ServingEngine {
         input.attentionTP = spec.tp
         input.requestsPerInstance = Double(total)
         (input.attentionSlowdown, input.expertSlowdown) = stragglerSlowdown(instance: index)
-        return (instances[index].cost.decodeStep(input).stepSeconds, total)
+        let stepCost = instances[index].cost.decodeStep(input)
+        noteDecodeMoE(index, stepCost)
+        return (stepCost.stepSeconds, total)
     }
 
     /// Ends a decode step: first tokens for the requests that joined it, completions for the

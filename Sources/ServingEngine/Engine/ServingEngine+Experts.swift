@@ -27,6 +27,9 @@ extension ServingEngine {
             var controller = EPLBController(mode: configuration.eplb, policy: eplbPlanner,
                                             cost: instances[index].cost, start: 0)
             controller.intervalSeconds = configuration.eplbIntervalSeconds
+            if placement != nil {
+                controller.notePlanned(counts: traffic.popularity, imbalance: instances[index].experts!.expectedImbalance)
+            }
             instances[index].eplb = controller
         }
     }
@@ -42,6 +45,15 @@ extension ServingEngine {
             expertStats.intervalSteps += 1
         }
         return factor
+    }
+
+    /// Adds a decode step's MoE part (gate and experts, dispatch, combine, summed over layers and
+    /// microbatches: the work the expert barrier waits on) to the report's per-step figure.
+    func noteDecodeMoE(_ index: Int, _ step: DecodeStepCost) {
+        guard instances[index].role != .prefill else { return }
+        expertStats.moeSeconds += step.breakdown.moe + step.breakdown.dispatch + step.breakdown.combine
+        expertStats.stepSeconds += step.stepSeconds
+        expertStats.moeSteps += 1
     }
 
     /// Telemetry-interval work: drift and traffic mix, EPLB cadence and swap phases, heat window.
@@ -146,6 +158,7 @@ extension ServingEngine {
         summary.rebalanceInProgress = instances[decode].eplb.map { $0.phase != .idle } ?? false
         summary.loadingDies = instances[decode].eplb?.loadingDies ?? []
         summary.dieLoad = routing.dieLoads()
+        if expertStats.moeSteps > 0 { summary.moeMsPerStep = expertStats.moeSeconds / Double(expertStats.moeSteps) * 1e3 }
         // Heat: the last window's counts, relative to each layer's mean.
         let heat = expertStats.heat.isEmpty ? routing.popularity.layers : expertStats.heat
         summary.heat = heat.map { row in

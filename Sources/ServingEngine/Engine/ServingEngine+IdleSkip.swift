@@ -16,8 +16,9 @@ import SimKit
 ///   counts, and the expected expert imbalance after the drift;
 /// - popularity does not drift in an interval with no traffic (its drift clock moves on, and
 ///   nothing random is drawn), and the heat window closes once (later windows are empty);
-/// - the EPLB's automatic cadence does not fire inside the stretch (no tokens are routed, so
-///   there are no new counts to plan from); it fires at the first tick after it.
+/// - the EPLB's automatic cadence does not fire inside the stretch: a stretch starts only once
+///   every collection window with counts has been planned from (no tokens are routed inside it,
+///   so there are no new counts); the cadence fires at the first tick after it.
 ///
 /// The events are moved to their grid times just before the end of the stretch, so the clock,
 /// the report and the console see the same cadence as before, and the skipped events are
@@ -74,8 +75,10 @@ extension ServingEngine {
            drainProgress().contains(where: { $0.requestsLeft == 0 && !cluster.isAnnouncedEmpty($0.node) }) {
             return false
         }
-        // An expert swap advances on ticks.
+        // An expert swap advances on ticks; so does an automatic EPLB with counts still to plan
+        // from (its window closes on its own cadence, whatever the stretch).
         for instance in instances where instance.eplb.map({ $0.phase != .idle }) ?? false { return false }
+        if configuration.eplb == .on, instances.contains(where: { $0.experts?.hasCollected == true }) { return false }
         return true
     }
 

@@ -38,9 +38,12 @@ public struct EPLBController: Sendable {
     }
 
     private var pending: ExpertPlacement?
-    /// Expected imbalance right after the last plan (or skip): while drift keeps the current
-    /// placement within `minimumGain` of it, a new plan cannot gain enough and is not computed.
+    /// Expected imbalance right after the last plan (or skip), under the counts it was made from:
+    /// while the collected load keeps the current placement within `minimumGain` of it, a new
+    /// plan cannot gain enough and is not computed (issue 12: re-plan only on a real change).
     private var lastPlanned: Double?
+    /// The collected load the last plan (or skip) was made from.
+    private var lastCounts: ExpertPopularity?
     private var loadSeconds = 0.0
 
     public init(mode: EPLBMode, policy: any EPLBPlanner = GreedyEPLBPlanner(), cost: CostModel, start: SimTime = 0) {
@@ -66,7 +69,16 @@ public struct EPLBController: Sendable {
         guard mode != .perfect else {
             return Outcome(message: "--eplb perfect models ideal balance; there is nothing to rebalance", started: false)
         }
-        return plan(now: now, routing: &routing, minimumGain: 0, planner: planner)
+        // The counts collected so far in this window (the last window's when it has just opened).
+        let counts = routing.collectedLoad() ?? lastCounts ?? routing.popularity
+        return plan(now: now, routing: &routing, counts: counts, minimumGain: 0, planner: planner)
+    }
+
+    /// Records the plan the placement started from (planned on profiled popularity before serving),
+    /// so the first automatic tick re-plans only if the collected load has moved away from it.
+    public mutating func notePlanned(counts: ExpertPopularity, imbalance: Double) {
+        lastCounts = counts
+        lastPlanned = imbalance
     }
 
     /// Whether ``tick(now:routing:planner:)`` would do anything at `now`: the automatic cadence is
@@ -85,10 +97,16 @@ public struct EPLBController: Sendable {
         case .idle:
             if mode == .on, now >= nextAutomatic {
                 nextAutomatic = now + intervalSeconds
-                if let last = lastPlanned, routing.expectedImbalance <= last * (1 + minimumGain) {
+                // Plan from the window just collected, not from the traffic now (system.md §4: the
+                // counts are aggregated periodically; the plan is as stale as its window). A window
+                // with no tokens, or counts the current placement still serves within `minimumGain`
+                // of what it was planned for, leave the placement alone and cost no plan.
+                guard let counts = routing.takeCollectedLoad() else { break }
+                if let last = lastPlanned,
+                   counts == lastCounts || routing.placement.imbalance(popularity: counts) <= last * (1 + minimumGain) {
                     break
                 }
-                let o = plan(now: now, routing: &routing, minimumGain: minimumGain, planner: planner)
+                let o = plan(now: now, routing: &routing, counts: counts, minimumGain: minimumGain, planner: planner)
                 outcomes.append(o)
             }
         case let .prefetch(until, started, before) where now >= until:
@@ -126,13 +144,16 @@ public struct EPLBController: Sendable {
         return outcomes
     }
 
-    private mutating func plan(now: SimTime, routing: inout ExpertRouting, minimumGain: Double,
-                               planner: Planner?) -> Outcome {
-        let before = routing.expectedImbalance
-        let target = planner?(routing.popularity, routing.dies, routing.slotsPerDie)
-            ?? policy.plan(popularity: routing.popularity, dies: routing.dies, slotsPerDie: routing.slotsPerDie)
-        let after = target.imbalance(popularity: routing.popularity)
+    /// Plans a placement for `counts` (the collected load) and starts the swap if it gains enough
+    /// on those counts; `before` and `after` are imbalances under the counts the planner saw.
+    private mutating func plan(now: SimTime, routing: inout ExpertRouting, counts: ExpertPopularity,
+                               minimumGain: Double, planner: Planner?) -> Outcome {
+        let before = routing.placement.imbalance(popularity: counts)
+        let target = planner?(counts, routing.dies, routing.slotsPerDie)
+            ?? policy.plan(popularity: counts, dies: routing.dies, slotsPerDie: routing.slotsPerDie)
+        let after = target.imbalance(popularity: counts)
         lastPlanned = min(before, after)
+        lastCounts = counts
         guard after < before * (1 - minimumGain) else {
             return Outcome(message: String(format: "rebalance skipped: imbalance %.2f, plan %.2f (gain under %.0f%%)",
                                            before, after, minimumGain * 100), started: false)
@@ -150,7 +171,8 @@ public struct EPLBController: Sendable {
         let bytes = Double(busiest) * cost.model.expertWeightBytes
         loadSeconds = bytes / (cost.hardware.hbmBytesPerSecondPerDie * cost.constants.hbmEfficiency)
         pending = target
-        phase = .prefetch(until: now + prefetch, started: now, before: before)
+        // The done message compares the imbalance actually served before and after the swap.
+        phase = .prefetch(until: now + prefetch, started: now, before: routing.expectedImbalance)
         return Outcome(message: String(format: "rebalance started (%@): imbalance %.2f → %.2f planned; %d dies get new experts",
                                        policy.name, before, after, layersChanged.filter { $0 > 0 }.count),
                        started: true)

@@ -31,6 +31,12 @@ public struct ExpertRouting: Sendable {
     private var segmentPairs = 0.0
     /// Whether to keep the per-expert window counts (only the instance the console shows needs them).
     public var recordsHeat = true
+    /// The EPLB collection window (system.md §4: a collect kernel counts tokens per expert per
+    /// layer; the counts are aggregated periodically): token-expert pairs routed under each
+    /// popularity since the window opened. Popularity is piecewise constant, so the window is a
+    /// few (pairs, popularity) segments, blended only when a plan needs them.
+    private var collectedSegments: [(pairs: Double, popularity: ExpertPopularity)] = []
+    private var collectingPairs = 0.0
 
     public init(popularity: ExpertPopularity, dies: Int, slotsPerDie: Int, seed: UInt64, placement: ExpertPlacement? = nil) {
         shape = ModelSpecShape(moeLayers: popularity.layers.count, experts: popularity.experts)
@@ -54,6 +60,8 @@ public struct ExpertRouting: Sendable {
 
     public mutating func setPopularity(_ p: ExpertPopularity) {
         foldSegment()
+        if collectingPairs > 0 { collectedSegments.append((collectingPairs, popularity)) }
+        collectingPairs = 0
         popularity = p
         recompute()
     }
@@ -75,6 +83,7 @@ public struct ExpertRouting: Sendable {
         guard tokens > 0, !hottestShare.isEmpty else { return 1 }
         let pairs = tokens * Double(topK)
         segmentPairs += pairs
+        collectingPairs += pairs
         let meanPerDie = pairs / Double(dies)
         // Each layer's hottest die carries its expected pairs plus binomial noise (variance ≈ the
         // mean); the step pays the average over layers, whose noise is one normal draw with the
@@ -106,6 +115,37 @@ public struct ExpertRouting: Sendable {
         foldSegment()
         defer { windowCounts = Array(repeating: Array(repeating: 0, count: shape.experts), count: shape.moeLayers) }
         return windowCounts
+    }
+
+    /// The load the collect kernel counted since the window opened, per layer and expert
+    /// (relative to each layer's mean), or nil when nothing was routed. Does not close the window.
+    public func collectedLoad() -> ExpertPopularity? {
+        var segments = collectedSegments
+        if collectingPairs > 0 { segments.append((collectingPairs, popularity)) }
+        guard let first = segments.first else { return nil }
+        // One popularity over the whole window (no drift inside it): the counts are that popularity.
+        if segments.allSatisfy({ $0.popularity == first.popularity }) { return first.popularity }
+        let total = segments.reduce(0) { $0 + $1.pairs }
+        var rows = Array(repeating: Array(repeating: 0.0, count: shape.experts), count: shape.moeLayers)
+        for segment in segments {
+            let weight = segment.pairs / total
+            for l in rows.indices {
+                for e in rows[l].indices { rows[l][e] += weight * segment.popularity.layers[l][e] }
+            }
+        }
+        return ExpertPopularity(layers: rows)
+    }
+
+    /// Whether the open collection window has counted any tokens.
+    public var hasCollected: Bool { collectingPairs > 0 || !collectedSegments.isEmpty }
+
+    /// ``collectedLoad()``, then opens a new collection window (EPLB's periodic aggregation).
+    public mutating func takeCollectedLoad() -> ExpertPopularity? {
+        defer {
+            collectedSegments.removeAll()
+            collectingPairs = 0
+        }
+        return collectedLoad()
     }
 
     private mutating func foldSegment() {

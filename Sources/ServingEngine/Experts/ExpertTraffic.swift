@@ -30,6 +30,9 @@ public struct ExpertTraffic: Sendable {
             profiles[name] = skewed ? .skewed(model: shape, using: &r) : .uniform(layers: shape.moeLayers, experts: shape.experts)
         }
         self.profiles = profiles
+        // Balanced traffic (the bench's `--routing balanced`, the engine's uniform experts) has no hot
+        // set to wander: a drift would turn it into a lognormal skew the bench does not have.
+        if !skewed { driftPerRootSecond = 0 }
         mix = Dictionary(uniqueKeysWithValues: classes.map { ($0, 1 / Double(classes.count)) })
         drift = Array(repeating: Array(repeating: 0, count: shape.experts), count: shape.moeLayers)
         rng = streams.stream("expert-drift")

@@ -207,6 +207,9 @@ public struct ExpertSummary: Sendable, Equatable, Codable {
     public var hottest: [HotExpert] = []
     /// Physical slots currently loading weights (die indices).
     public var loadingDies: [Int] = []
+    /// Decode steps' MoE part (experts, dispatch, combine), ms per step averaged over the run;
+    /// nil before the first decode step.
+    public var moeMsPerStep: Double?
     public init() {}
 }
 

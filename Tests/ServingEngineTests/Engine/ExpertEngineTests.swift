@@ -61,6 +61,35 @@ import XDSTestSupport
         #expect(perfect.stepMs <= on.stepMs && on.stepMs <= off.stepMs, "\(results)")
     }
 
+    @Test func offImbalanceFollowsTheSkewAndEPLBCutsTheMoEPartOfTheStep() async throws {
+        // Issue 11, in the engine: without EPLB the per-die MoE imbalance reflects the skew
+        // distribution (well above 1, far below the ~15 of a 15–30× hot expert in every layer);
+        // EPLB on cuts the MoE part of the decode step by at least a third at the same load; the
+        // report and the Experts view's snapshot both carry the two figures.
+        let runs = try await offPool { () throws -> [EPLBMode: (report: RunReport, snapshot: Snapshot)] in
+            var runs: [EPLBMode: (report: RunReport, snapshot: Snapshot)] = [:]
+            for mode in [EPLBMode.off, .on] {
+                let e = try Self.engine(eplb: mode)
+                e.run(until: 40)
+                runs[mode] = (e.report(), e.snapshot())
+            }
+            return runs
+        }
+        let off = try #require(runs[.off]), on = try #require(runs[.on])
+        #expect(off.report.experts.imbalance > 2 && off.report.experts.imbalance < 8, "\(off.report.experts)")
+        #expect(on.report.experts.imbalance < off.report.experts.imbalance)
+        let offMoE = try #require(off.report.experts.moeMsPerStep), onMoE = try #require(on.report.experts.moeMsPerStep)
+        #expect(off.snapshot.experts.moeMsPerStep == offMoE && on.snapshot.experts.moeMsPerStep == onMoE)
+        // Same arrivals: the decode batches compared are close (off's slower steps finish fewer
+        // requests, so it holds about 12% more; a batch that much larger cannot explain a third).
+        let offRunning = try #require(off.snapshot.instances.first { $0.kind == "decode" }).running
+        let onRunning = try #require(on.snapshot.instances.first { $0.kind == "decode" }).running
+        #expect(abs(Double(onRunning) / Double(max(1, offRunning)) - 1) < 0.2, "\(offRunning) vs \(onRunning)")
+        #expect(onMoE <= offMoE * 2 / 3, "MoE part \(offMoE) ms/step off, \(onMoE) ms/step on")
+        let share = try #require(on.report.experts.moeShareOfStep)
+        #expect(share > 0 && share < 2)
+    }
+
     @Test func rebalancingRunsAreDeterministic() async throws {
         let reports = try await offPool { () throws -> [RunReport] in
             try (0..<2).map { _ in
