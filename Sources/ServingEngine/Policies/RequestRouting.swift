@@ -89,7 +89,7 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
             // The long TEs are the last `longCount` of `all` (ascending): those from `firstLong` on
             // that are in the pool (a held-off TE is not in `all`). No set built per arrival.
             let firstLong = all[all.count - longCount]
-            let matching = candidates.filter { ($0 >= firstLong && !pool.heldOff.contains($0)) == isLong }
+            let matching = candidates.filter { ($0 >= firstLong && !pool.instances[$0].heldOffByScaling) == isLong }
             if !matching.isEmpty { side = matching }
         }
         var best = side[0]
