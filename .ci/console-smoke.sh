@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end smoke test of the console in a private tmux server.
-#   .ci/console-smoke.sh BINARY [ARGS...]      e.g. .ci/console-smoke.sh .build/debug/xds demo-console
+#   .ci/console-smoke.sh BINARY [ARGS...]      e.g. .ci/console-smoke.sh .build/debug/xds console (as .ci/e2e runs it)
 # Checks: header, the six views, a command and its reply, a rejected command, hostile commands,
 # the / filter in Requests (letters after / never act), drain only after its y/n confirmation,
 # help's : command page, request detail (engine times), paging Requests past the snapshot's 200
