@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # End-to-end smoke test of the console in a private tmux server.
-#   .ci/console-smoke.sh BINARY [ARGS...]      e.g. .ci/console-smoke.sh .build/debug/xds demo-console
+#   .ci/console-smoke.sh BINARY [ARGS...]      e.g. .ci/console-smoke.sh .build/debug/xds console (as .ci/e2e runs it)
 # Checks: header, the six views, a command and its reply, a rejected command, hostile commands,
 # the / filter in Requests (letters after / never act), drain only after its y/n confirmation,
 # help's : command page, request detail (engine times), paging Requests past the snapshot's 200
 # with End/PgUp/Home, a fault on the Pod view at 120×40, header vitals and a
 # fault ticker at 80×24,
 # answered while the clock keeps moving, and that q, Ctrl-C and SIGTERM each exit 0 within 5 s
-# with the terminal settings restored.
+# with the terminal settings restored. Under TERM=xterm-256color (whose entry lists End as ESC O F,
+# while tmux sends ESC [ 4 ~): End/Home as raw vt220/rxvt/xterm sequences page Requests and never
+# switch views, unknown sequences do nothing, and a lone Esc still closes the / prompt.
 # Prints "N passed, N failed"; exits non-zero if anything failed.
 set -u
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [ARGS...]" >&2; exit 2; }
@@ -43,13 +45,14 @@ wait_file() {
 }
 
 # start NAME: runs the console in a fresh pane; records stty before/after, pid and exit status.
+# CONSOLE_ENV (e.g. TERM=xterm-256color) is added to the console's environment.
 start() {
   local d="$WORK/$1"; mkdir -p "$d"
   [ "$T" = true ] || $T kill-server 2>/dev/null
   SOCKETS+=("xds-console-smoke-$$-$1")
   T="tmux -L xds-console-smoke-$$-$1 -f /dev/null"
   $T new-session -d -s main -x 100 -y 30 \
-    "stty -g > '$d/before'; env LANG=C.UTF-8 sh -c 'echo \$\$ > \"$d/pid\"; exec \"$BIN\" $ARGS'; echo \$? > '$d/exit'; stty -g > '$d/after'; echo SHELL-BACK; sleep 60"
+    "stty -g > '$d/before'; env LANG=C.UTF-8 ${CONSOLE_ENV:-} sh -c 'echo \$\$ > \"$d/pid\"; exec \"$BIN\" $ARGS'; echo \$? > '$d/exit'; stty -g > '$d/after'; echo SHELL-BACK; sleep 60"
   wait_for ' xds ' 30
 }
 finished() { # NAME WHAT
@@ -165,6 +168,59 @@ finished ctrlc "Ctrl-C"
 start term >/dev/null
 wait_file "$WORK/term/pid" 5 && kill -TERM "$(cat "$WORK/term/pid")"
 finished term "SIGTERM"
+
+# 4. Raw key sequences with TERM=xterm-256color inside tmux (the screenshot-review bug: End came
+# as ESC [ 4 ~, which that entry does not list, and its "4" switched to view 4).
+CONSOLE_ENV=TERM=xterm-256color start rawkeys >/dev/null
+$T send-keys -t main 5 ':' 'rate 400' Enter
+wait_for 'In flight · .*\(rows 1–[0-9]+ of ([6-9][0-9]|[0-9]{3,})\)' 20 \
+  && ok "raw keys: Requests has more rows than fit (TERM=xterm-256color)" || fail "raw keys: Requests has more rows than fit (TERM=xterm-256color)"
+$T send-keys -t main Space
+wait_for '⏸' 5
+sleep 1  # the page of the paused table arrives
+# raw NAME END|HOME HEX...: sends the bytes; the view stays Requests and the rows are at the end / start.
+raw() {
+  local name=$1 want=$2; shift 2
+  $T send-keys -t main -H "$@"
+  local pattern='\(rows [0-9]+–([0-9]+) of \1\)'
+  [ "$want" = HOME ] && pattern='\(rows 1–'
+  if wait_for "$pattern" 5 && screen | grep -q 'In flight' && ! screen | grep -qE 'Over time|Pod ·|Decode DP groups'; then
+    ok "raw $name moves to the $(echo "$want" | tr A-Z a-z) and stays on Requests"
+  else fail "raw $name moves to the $(echo "$want" | tr A-Z a-z) and stays on Requests"; fi
+}
+raw 'ESC [ 4 ~' END 1b 5b 34 7e
+raw 'ESC [ 1 ~' HOME 1b 5b 31 7e
+raw 'ESC [ 8 ~ (rxvt)' END 1b 5b 38 7e
+raw 'ESC [ 7 ~ (rxvt)' HOME 1b 5b 37 7e
+raw 'ESC O F' END 1b 4f 46
+raw 'ESC O H' HOME 1b 4f 48
+raw 'ESC [ F' END 1b 5b 46
+raw 'ESC [ H' HOME 1b 5b 48
+raw 'ESC [ 1 ; 5 F (Ctrl-End)' END 1b 5b 31 3b 35 46
+raw 'ESC [ 1 ; 5 H (Ctrl-Home)' HOME 1b 5b 31 3b 35 48
+# Unknown or unbound sequences whose bytes are view numbers and hotkeys: nothing happens.
+before=$(screen | grep -oE '\(rows [0-9]+–[0-9]+ of [0-9]+\)' | head -1)
+$T send-keys -t main -H 1b 5b 33 7e              # Delete: '3' would be view 3
+$T send-keys -t main -H 1b 5b 31 35 7e           # F5: '1' would be view 1
+$T send-keys -t main -H 1b 5b 32 34 3b 38 30 52  # a cursor report: '2', '4'
+$T send-keys -t main -H 1b 5b 39 39 7e           # unknown ESC [ 99 ~
+$T send-keys -t main -H 1b 5b 3f 36 63           # unknown ESC [ ? 6 c
+sleep 1
+after=$(screen | grep -oE '\(rows [0-9]+–[0-9]+ of [0-9]+\)' | head -1)
+if screen | grep -q 'In flight' && ! screen | grep -qE 'Over time|Pod ·|Decode DP groups|Expert heat' \
+   && [ -n "$before" ] && [ "$before" = "$after" ] && screen | grep -q '⏸'; then
+  ok "unknown and unbound sequences do nothing ($before)"
+else fail "unknown and unbound sequences do nothing ($before → $after)"; fi
+# A lone Esc is still Esc: it closes the / prompt, and the next key acts as usual.
+$T send-keys -t main '/'
+wait_for '^/█' 5
+$T send-keys -t main Escape
+sleep 0.3
+$T send-keys -t main 4
+wait_for 'Over time' 5 && ! screen | grep -q '^/' && ok "a lone Esc closes the / prompt under TERM=xterm-256color" \
+  || fail "a lone Esc closes the / prompt under TERM=xterm-256color"
+$T send-keys -t main q
+finished rawkeys "q (TERM=xterm-256color)"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]

@@ -14,6 +14,9 @@ final class NcursesTerminal {
     private var resolved: [Style: (attr: attr_t, pair: Int32)] = [:]
     private var theme: Theme?
     private var closed = false
+    private var decoder = KeySequenceDecoder()
+    /// Keys decoded ahead (one read can complete more than one, e.g. Esc followed by a key).
+    private var pending: [ConsoleMessage] = []
 
     /// `nil` when there is no usable terminal (e.g. stdout is not a tty or TERM is unknown).
     init?(monochrome: Bool) {
@@ -49,31 +52,38 @@ final class NcursesTerminal {
 
     var size: (width: Int, height: Int) { (Int(getmaxx(window)), Int(getmaxy(window))) }
 
-    /// Waits up to `timeoutMs` for one input; `nil` on timeout.
+    /// Waits up to `timeoutMs` for one input; `nil` on timeout (or when all that came was a
+    /// sequence the console has no key for, which is dropped).
     func read(timeoutMs: Int32) -> ConsoleMessage? {
-        wtimeout(window, timeoutMs)
-        var ch: wint_t = 0
-        switch wget_wch(window, &ch) {
-        case OK:
-            return decodeCharacter(UInt32(ch))
-        case KEY_CODE_YES:
-            return decodeFunctionKey(Int32(ch))
-        default:
-            return nil
+        if !pending.isEmpty { return pending.removeFirst() }
+        var waitMs = timeoutMs
+        while true {
+            // After an ESC the rest of a sequence is normally already buffered; the wait only
+            // decides how soon a lone Esc counts (ncurses already waited ESCDELAY for it).
+            wtimeout(window, decoder.isPending ? Self.sequenceWaitMs : waitMs)
+            var ch: wint_t = 0
+            let result = wget_wch(window, &ch)
+            switch result {
+            case OK:
+                queue(decoder.feed(UInt32(ch)))
+            case KEY_CODE_YES:
+                queue(decoder.flush())
+                if let message = decodeFunctionKey(Int32(ch)) { pending.append(message) }
+            default:  // nothing more within the wait
+                queue(decoder.flush())
+                return pending.isEmpty ? nil : pending.removeFirst()
+            }
+            if !decoder.isPending, !pending.isEmpty { return pending.removeFirst() }
+            // A dropped sequence: keep reading, but don't wait again for new input.
+            if !decoder.isPending { waitMs = 0 }
         }
     }
 
-    private func decodeCharacter(_ code: UInt32) -> ConsoleMessage? {
-        switch code {
-        case 3: return .key(Key.controlC)
-        case 9: return .key(.tab)
-        case 10, 13: return .key(.enter)
-        case 27: return .key(.escape)
-        case 8, 127: return .key(.backspace)
-        default:
-            guard let scalar = Unicode.Scalar(code) else { return nil }
-            return .key(.char(Character(scalar)))
-        }
+    /// How long a held ESC or half sequence waits for its next byte.
+    private static let sequenceWaitMs: Int32 = 30
+
+    private func queue(_ decoded: [KeySequenceDecoder.Decoded]) {
+        for d in decoded { if case .key(let key) = d { pending.append(.key(key)) } }
     }
 
     private func decodeFunctionKey(_ code: Int32) -> ConsoleMessage? {
@@ -86,6 +96,11 @@ final class NcursesTerminal {
         case KEY_NPAGE: return .key(.pageDown)
         case KEY_HOME: return .key(.home)
         case KEY_END: return .key(.end)
+        // vt220 Find/Select and the keypad corners: where terminfo names Home/End that way.
+        case KEY_FIND, KEY_A1: return .key(.home)
+        case KEY_SELECT, KEY_C1: return .key(.end)
+        case KEY_A3: return .key(.pageUp)
+        case KEY_C3: return .key(.pageDown)
         case KEY_ENTER: return .key(.enter)
         case KEY_BACKSPACE: return .key(.backspace)
         case KEY_RESIZE:
@@ -103,7 +118,9 @@ final class NcursesTerminal {
             if event.bstate & tui_button5_pressed() != 0 { return .mouse(.wheelDown(x: x, y: y)) }
             return nil
         default:
-            return nil
+            // xterm's modified keys (Ctrl-End = kEND5, …) as their plain key; others dropped.
+            guard code > KEY_MAX, let name = keyname(code) else { return nil }
+            return KeySequenceDecoder.modifiedKey(named: String(cString: name)).map { .key($0) }
         }
     }
 

@@ -1,0 +1,265 @@
+/// Turns the characters the terminal delivers into console keys, including the escape
+/// sequences ncurses did not recognise.
+///
+/// ncurses only knows the sequences of the terminfo entry named by `TERM`. Inside tmux with
+/// `TERM=xterm-256color` the End key arrives as `ESC [ 4 ~` while the entry says `ESC O F`;
+/// ncurses then hands the bytes over one by one and the "4" would switch to view 4. So every
+/// ESC is held here until it is known to be a lone Esc (nothing followed in time) or the start
+/// of a CSI (`ESC [`) or SS3 (`ESC O`) sequence; a complete sequence becomes a key if it is one
+/// of the common Home/End/PgUp/PgDn/Insert/Delete/arrow/F-key variants and is dropped otherwise.
+/// The bytes of a sequence never reach the console as ordinary keys.
+///
+/// Pure (no ncurses): ``NcursesTerminal`` feeds it and tells it when input paused.
+struct KeySequenceDecoder {
+    /// What one piece of input means.
+    enum Decoded: Equatable {
+        /// A key the console acts on.
+        case key(Key)
+        /// A key recognised but without a console meaning (``Key`` has no such case): dropped,
+        /// exactly as when ncurses itself reports it.
+        case unbound(UnboundKey)
+        /// An unrecognised or cut-off sequence, spelled out (ESC as `^[`): dropped.
+        case dropped(String)
+    }
+
+    enum UnboundKey: Equatable {
+        case insert, delete, begin, backTab
+        case function(Int)
+    }
+
+    private enum State: Equatable {
+        case ground
+        case escape  // an ESC, waiting to see what follows
+        case csi(params: String, intermediates: String)  // ESC [ …
+        case ss3(params: String)  // ESC O …
+        case linuxFunction  // ESC [ [ (Linux console F1–F5)
+    }
+
+    private var state: State = .ground
+    /// Parameter bytes kept per sequence; a longer run is still consumed to its final byte.
+    private static let maxParams = 32
+
+    /// True while an ESC or an unfinished sequence is held: the caller should read on (with
+    /// a short wait) and call ``flush()`` when nothing more comes.
+    var isPending: Bool { state != .ground }
+
+    /// The whole input at once, then a pause: what a test (or a burst) decodes to.
+    static func decode<S: Sequence>(_ codes: S) -> [Decoded] where S.Element == UInt32 {
+        var decoder = KeySequenceDecoder()
+        var out = codes.flatMap { decoder.feed($0) }
+        out += decoder.flush()
+        return out
+    }
+
+    static func decode(_ text: String) -> [Decoded] { decode(text.unicodeScalars.map(\.value)) }
+
+    /// Only what reaches the console.
+    static func keys(_ text: String) -> [Key] {
+        decode(text).compactMap { if case .key(let k) = $0 { k } else { nil } }
+    }
+
+    /// One character (Unicode scalar value) as read from the terminal.
+    mutating func feed(_ code: UInt32) -> [Decoded] {
+        switch state {
+        case .ground:
+            if code == 27 {
+                state = .escape
+                return []
+            }
+            return Self.plain(code).map { [$0] } ?? []
+        case .escape:
+            switch code {
+            case 0x5B:  // [
+                state = .csi(params: "", intermediates: "")
+                return []
+            case 0x4F:  // O
+                state = .ss3(params: "")
+                return []
+            case 27:  // Esc Esc: the first one was a lone Esc
+                return [.key(.escape)]
+            default:
+                // Esc then an ordinary key in quick succession (or Alt+key): both as typed.
+                state = .ground
+                return [.key(.escape)] + feed(code)
+            }
+        case .csi(let params, let intermediates):
+            switch code {
+            case 0x30...0x3F:
+                state = .csi(params: Self.append(params, code), intermediates: intermediates)
+                return []
+            case 0x24 where intermediates.isEmpty && !params.isEmpty && params.allSatisfy(Self.isDigit):
+                // rxvt ends shifted editing keys with '$' (ESC [ 7 $ = Shift-Home), which
+                // ECMA-48 would read as an intermediate still waiting for its final byte.
+                state = .ground
+                return [Self.tilde(params: params, raw: "^[[" + params + "$")]
+            case 0x20...0x2F:
+                state = .csi(params: params, intermediates: Self.append(intermediates, code))
+                return []
+            case 0x5B where params.isEmpty && intermediates.isEmpty:
+                state = .linuxFunction
+                return []
+            case 0x40...0x7E:
+                state = .ground
+                return [Self.csi(params: params, intermediates: intermediates, final: code)]
+            default:
+                return abandon(code, raw: "^[[" + params + intermediates)
+            }
+        case .ss3(let params):
+            switch code {
+            case 0x30...0x3F:
+                state = .ss3(params: Self.append(params, code))
+                return []
+            case 0x40...0x7E:
+                state = .ground
+                return [Self.ss3(params: params, final: code)]
+            default:
+                return abandon(code, raw: "^[O" + params)
+            }
+        case .linuxFunction:
+            switch code {
+            case 0x41...0x45:  // A–E
+                state = .ground
+                return [.unbound(.function(Int(code) - 0x40))]
+            case 0x40...0x7E:
+                state = .ground
+                return [.dropped("^[[[" + Self.text(code))]
+            default:
+                return abandon(code, raw: "^[[[")
+            }
+        }
+    }
+
+    /// Input paused (the short wait ran out) or ncurses reported a key of its own: a held
+    /// ESC is a lone Esc, a half sequence is dropped.
+    mutating func flush() -> [Decoded] {
+        defer { state = .ground }
+        switch state {
+        case .ground: return []
+        case .escape: return [.key(.escape)]
+        case .csi(let params, let intermediates): return [.dropped("^[[" + params + intermediates)]
+        case .ss3(let params): return [.dropped("^[O" + params)]
+        case .linuxFunction: return [.dropped("^[[[")]
+        }
+    }
+
+    /// A byte that cannot continue the sequence (a control character, say Ctrl-C, or
+    /// non-ASCII): the half sequence is dropped and the byte counts on its own.
+    private mutating func abandon(_ code: UInt32, raw: String) -> [Decoded] {
+        state = .ground
+        return [.dropped(raw)] + feed(code)
+    }
+
+    /// An ordinary character (what ncurses' own decoding of single characters used to do).
+    static func plain(_ code: UInt32) -> Decoded? {
+        switch code {
+        case 3: return .key(Key.controlC)
+        case 9: return .key(.tab)
+        case 10, 13: return .key(.enter)
+        case 27: return .key(.escape)
+        case 8, 127: return .key(.backspace)
+        default:
+            guard let scalar = Unicode.Scalar(code) else { return nil }
+            return .key(.char(Character(scalar)))
+        }
+    }
+
+    /// A complete CSI sequence. Modifiers (`;5` = Ctrl, …) are ignored: Ctrl-End is End.
+    private static func csi(params: String, intermediates: String, final: UInt32) -> Decoded {
+        let raw = "^[[" + params + intermediates + text(final)
+        // Private markers (< = > ?) are reports (SGR mouse, focus, mode answers), not keys.
+        guard intermediates.isEmpty, params.allSatisfy({ isDigit($0) || $0 == ";" }) else {
+            return .dropped(raw)
+        }
+        switch final {
+        case 0x7E, 0x5E, 0x40:  // ~ (vt220/xterm), ^ and @ (rxvt Ctrl, Ctrl-Shift)
+            return tilde(params: params, raw: raw)
+        default:
+            // Letter keys carry no number or 1 (ESC [ 1 ; 5 H = Ctrl-Home); anything else with
+            // such a final byte is a report (ESC [ 24 ; 80 R is a cursor position, not F3).
+            let fields = params.split(separator: ";", omittingEmptySubsequences: false)
+            guard params.isEmpty || fields[0] == "1" || (fields[0].isEmpty && fields.count > 1) else {
+                return .dropped(raw)
+            }
+            return letter(final) ?? .dropped(raw)
+        }
+    }
+
+    /// A complete SS3 sequence (application cursor and keypad keys; ESC O 5 H from old xterms).
+    private static func ss3(params: String, final: UInt32) -> Decoded {
+        if let key = letter(final) { return key }
+        switch final {
+        case 0x4D: return .key(.enter)  // keypad Enter
+        case 0x58: return .key(.char("="))  // keypad =
+        case 0x6A...0x79:  // keypad * + , - . / 0–9 in application keypad mode
+            let keypad = Array("*+,-./0123456789")
+            return .key(.char(keypad[Int(final) - 0x6A]))
+        default: return .dropped("^[O" + params + text(final))
+        }
+    }
+
+    /// Final letters shared by CSI and SS3.
+    private static func letter(_ final: UInt32) -> Decoded? {
+        switch final {
+        case 0x41: .key(.up)  // A
+        case 0x42: .key(.down)  // B
+        case 0x43: .key(.right)  // C
+        case 0x44: .key(.left)  // D
+        case 0x48: .key(.home)  // H
+        case 0x46: .key(.end)  // F
+        case 0x45: .unbound(.begin)  // E: keypad 5
+        case 0x50...0x53: .unbound(.function(Int(final) - 0x4F))  // P–S: F1–F4
+        case 0x5A: .unbound(.backTab)  // Z: Shift-Tab
+        default: nil
+        }
+    }
+
+    /// `ESC [ n ~` and the rxvt `^ @ $` endings: the number names the key.
+    private static func tilde(params: String, raw: String) -> Decoded {
+        let number = params.split(separator: ";", omittingEmptySubsequences: false).first.flatMap { Int($0) }
+        switch number {
+        case 1, 7: return .key(.home)  // 1: vt220 Find / xterm Home; 7: rxvt
+        case 4, 8: return .key(.end)  // 4: vt220 Select / tmux End; 8: rxvt
+        case 5: return .key(.pageUp)
+        case 6: return .key(.pageDown)
+        case 2: return .unbound(.insert)
+        case 3: return .unbound(.delete)
+        case .some(let n):
+            // F1–F20 as xterm/vt220/rxvt number them (gaps at 16, 22, 27, 30).
+            let functionKeys = [11, 12, 13, 14, 15, 17, 18, 19, 20, 21, 23, 24, 25, 26, 28, 29, 31, 32, 33, 34]
+            if let i = functionKeys.firstIndex(of: n) { return .unbound(.function(i + 1)) }
+            return .dropped(raw)
+        case nil:
+            return .dropped(raw)
+        }
+    }
+
+    /// Past ``maxParams`` a "…" marks the run as overlong, so it can no longer read as a key.
+    private static func append(_ s: String, _ code: UInt32) -> String {
+        if s.count < maxParams { return s + text(code) }
+        return s.hasSuffix("…") ? s : s + "…"
+    }
+
+    private static func isDigit(_ c: Character) -> Bool { ("0"..."9").contains(c) }
+
+    private static func text(_ code: UInt32) -> String {
+        Unicode.Scalar(code).map { String(Character($0)) } ?? "?"
+    }
+}
+
+extension KeySequenceDecoder {
+    /// Keys that ncurses decoded itself beyond the plain ones: the vt220 Find/Select keys and
+    /// the keypad corners sit where Home/End/PgUp/PgDn are; the xterm modified variants
+    /// (`kHOM5` = Ctrl-Home, `kEND3`, `kUP5`, …) are named by ``keyname``-style strings and
+    /// mean their unmodified key, as the decoder treats `ESC [ 1 ; 5 H`.
+    static func modifiedKey(named name: String) -> Key? {
+        let bases: [(String, Key)] = [
+            ("kHOM", .home), ("kEND", .end), ("kPRV", .pageUp), ("kNXT", .pageDown),
+            ("kUP", .up), ("kDN", .down), ("kLFT", .left), ("kRIT", .right),
+        ]
+        for (prefix, key) in bases where name.hasPrefix(prefix) {
+            let modifier = name.dropFirst(prefix.count)
+            if !modifier.isEmpty, modifier.allSatisfy(isDigit) { return key }
+        }
+        return nil
+    }
+}
