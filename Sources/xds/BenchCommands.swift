@@ -6,7 +6,7 @@ import ServingEngine
 struct BenchGroup: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Fixed-batch operating points and speed benchmarks.",
-        subcommands: [BenchDecode.self, BenchPrefill.self, BenchEvents.self, BenchConsole.self, BenchReplay.self,
+        subcommands: [BenchDecode.self, BenchPrefill.self, BenchEvents.self, BenchConsole.self, BenchReplay.self, BenchSnapshot.self,
                       BenchPreview.self])
 }
 

@@ -36,9 +36,7 @@ struct BenchConsole: ParsableCommand {
         let fps = Double(frames) / cpuSeconds
         let msPerFrame = cpuSeconds * 1000 / Double(max(frames, 1))
         if json {
-            print(
-                "{\"frames\": \(frames), \"frames_per_cpu_second\": \(rounded(fps)), \"ms_per_frame\": \(rounded(msPerFrame))}"
-            )
+            try printJSON(["frames": Double(frames), "frames_per_cpu_second": rounded(fps), "ms_per_frame": rounded(msPerFrame)])
         } else {
             print(
                 "\(frames) frames at 200×60: \(rounded(fps)) frames per CPU second, \(rounded(msPerFrame)) ms per frame (\(changedCells) cells changed)"

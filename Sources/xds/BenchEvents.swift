@@ -41,7 +41,7 @@ struct BenchEvents: ParsableCommand {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let rate = Double(processed) / max(seconds, 1e-9)
         if json {
-            print("{\"events\": \(processed), \"events_per_second\": \(Int(rate.rounded()))}")
+            try printJSON(["events": processed, "events_per_second": Int(rate.rounded())])
         } else {
             print("\(processed) events in \(String(format: "%.3f", seconds)) s: \(Int(rate)) events/s (checksum \(checksum))")
         }

@@ -44,9 +44,7 @@ struct BenchPreview: ParsableCommand {
         let ended = now()
         result.wallSeconds = ended - began
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try printJSON(result)
             return
         }
         let b = result.baseline, w = result.withCommand

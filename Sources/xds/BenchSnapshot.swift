@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import ServingEngine
+
+/// `xds bench snapshot`: what one ``ServingEngine/snapshot()`` costs on a loaded engine (issue
+/// 12: under 1 ms on a saturated superpod). The engine runs to `--at` (untimed), then takes
+/// `--count` snapshots, each after `--every` simulated seconds more (so every snapshot has new
+/// samples and nothing is served from a cache); only the snapshot calls are timed.
+///
+/// ```
+/// xds bench snapshot --mix reasoning            # saturated superpod (--rate 400 is the default)
+/// xds bench snapshot --rate 40 --count 50
+/// ```
+struct BenchSnapshot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot", abstract: "Wall time of one engine snapshot on a loaded engine (mean, median, max)")
+
+    @OptionGroup var common: CommonOptions
+    @Option(parsing: .unconditional, help: "Simulated seconds to run before the first snapshot (untimed), 0…3600.")
+    var at: CLINumber = 120
+    @Option(parsing: .unconditional, help: "Snapshots to take, 1…10000.")
+    var count: CLINumber = 100
+    @Option(parsing: .unconditional, help: "Simulated seconds between snapshots (untimed), 0.01…60.")
+    var every: CLINumber = 0.5
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let warmUp = try FlagRange("--at", 0...3_600, unit: "s").value(at)
+        let gap = try FlagRange("--every", 0.01...60, unit: "s").value(every)
+        let n = try FlagRange("--count", 1...10_000, whole: true).int(count)
+        let config = try common.engineConfiguration(defaultRate: 400)
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: warmUp)
+        func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+        var times: [Double] = []
+        var t = engine.now
+        var inFlight = 0
+        for _ in 0..<n {
+            t += gap
+            engine.run(until: t)
+            let began = now()
+            let snapshot = engine.snapshot()
+            times.append(Double(now() - began) / 1e6)
+            inFlight = snapshot.requests.inFlight
+        }
+        let sorted = times.sorted()
+        let mean = times.reduce(0, +) / Double(times.count)
+        let median = sorted[sorted.count / 2], worst = sorted.last ?? 0
+        if json {
+            try printJSON(SnapshotBenchResult(snapshots: n, meanMs: mean, medianMs: median, maxMs: worst, inFlight: inFlight))
+        } else {
+            print("\(n) snapshots of \(config.deployment.name) at \(config.syntheticRate) req/s (\(config.trafficMix)), "
+                  + "\(inFlight) requests in flight at the end")
+            print(String(format: "snapshot: mean %.3f ms, median %.3f ms, max %.3f ms (target < 1 ms)", mean, median, worst))
+        }
+    }
+}
+
+/// `xds bench snapshot --json`.
+struct SnapshotBenchResult: Encodable {
+    var snapshots: Int
+    var meanMs, medianMs, maxMs: Double
+    var inFlight: Int
+    enum CodingKeys: String, CodingKey {
+        case snapshots, meanMs = "mean_ms", medianMs = "median_ms", maxMs = "max_ms", inFlight = "in_flight"
+    }
+}
