@@ -19,9 +19,9 @@ extension RemoteEngineLink: PreviewLink {
         http.httpMethod = "POST"
         http.setValue("application/json", forHTTPHeaderField: "Content-Type")
         http.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        http.httpBody = try? JSONSerialization.data(withJSONObject: [
-            "command": request.command.description, "duration": PreviewRequest.format(duration: request.duration),
-        ])
+        http.httpBody = try? JSONEncoder().encode(
+            AdminPreviewBody(
+                command: request.command.description, duration: PreviewRequest.format(duration: request.duration)))
         http.timeoutInterval = Self.previewTimeout
         let answer = Mutex<Result<PreviewResult, PreviewRefusal>>(
             .failure(PreviewRefusal("no answer from \(baseURL.absoluteString)")))
@@ -47,4 +47,11 @@ extension RemoteEngineLink: PreviewLink {
         progress(1)
         return answer.withLock { $0 }
     }
+}
+
+/// The body of `POST /admin/preview` (interfaces.md, "What-if preview"):
+/// `{"command": "drain node 20", "duration": "10m"}`.
+struct AdminPreviewBody: Encodable {
+    var command: String
+    var duration: String
 }

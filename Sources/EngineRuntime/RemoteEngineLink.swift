@@ -67,7 +67,7 @@ public final class RemoteEngineLink: NSObject, EngineLink, URLSessionDataDelegat
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        request.httpBody = try? JSONSerialization.data(withJSONObject: ["command": commandLine])
+        request.httpBody = try? JSONEncoder().encode(AdminCommandBody(command: commandLine))
         request.timeoutInterval = 10
         let reply = Mutex(CommandReply(accepted: false, message: "no answer from \(baseURL.absoluteString)"))
         let done = DispatchSemaphore(value: 0)
@@ -171,4 +171,9 @@ public final class RemoteEngineLink: NSObject, EngineLink, URLSessionDataDelegat
             positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         return try? decoder.decode(Snapshot.self, from: Data(json.utf8))
     }
+}
+
+/// The body of `POST /admin/commands` (interfaces.md): `{"command": "drain node 5"}`.
+struct AdminCommandBody: Encodable {
+    var command: String
 }

@@ -54,7 +54,7 @@ struct BenchReplay: ParsableCommand {
         let out = FileManager.default.temporaryDirectory
             .appendingPathComponent("xds-bench-replay-\(getpid()).json").path
         defer { try? FileManager.default.removeItem(atPath: out) }
-        var results: [[String: Any]] = []
+        var results: [ReplayResult] = []
         if !json {
             print("case             simulated s    wall s   ×real (wall)    CPU s   ×real (CPU)   peak RSS MB   note")
         }
@@ -78,9 +78,10 @@ struct BenchReplay: ParsableCommand {
                 note = String(format: "target ≥ %.0f×", target)
             }
             if let rssTarget = c.rssTargetMB { note += (note.isEmpty ? "" : "; ") + String(format: "RSS target < %.0f MB", rssTarget) }
-            results.append(["case": c.name, "sim_seconds": b.sim, "wall_seconds": b.wall, "cpu_seconds": b.cpu,
-                            "ratio": b.sim / max(b.wall, 1e-9), "cpu_ratio": b.sim / max(b.cpu, 1e-9), "peak_rss_mb": b.rss,
-                            "command": (["xds", "run"] + c.arguments(traces: traces)).joined(separator: " ")])
+            results.append(ReplayResult(
+                case: c.name, simSeconds: b.sim, wallSeconds: b.wall, cpuSeconds: b.cpu,
+                ratio: b.sim / max(b.wall, 1e-9), cpuRatio: b.sim / max(b.cpu, 1e-9), peakRSSMB: b.rss,
+                command: (["xds", "run"] + c.arguments(traces: traces)).joined(separator: " ")))
             if !json {
                 let name = c.name.padding(toLength: max(15, c.name.count), withPad: " ", startingAt: 0)
                 print(name + String(format: " %12.1f %9.3f %14.0f %8.3f %13.0f %13.1f   ", b.sim, b.wall,
@@ -88,9 +89,7 @@ struct BenchReplay: ParsableCommand {
             }
         }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: ["cases": results, "repeat": repeats],
-                                                  options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            try printJSON(ReplayReport(cases: results, repeat: repeats))
         }
     }
 
@@ -136,6 +135,28 @@ struct BenchReplay: ParsableCommand {
             throw ValidationError("\(report): no sim_seconds in the report")
         }
         return sim
+    }
+}
+
+/// `xds bench replay --json`: one row per case, best of `repeat` runs.
+struct ReplayReport: Encodable {
+    var cases: [ReplayResult]
+    var `repeat`: Int
+}
+
+struct ReplayResult: Encodable {
+    var `case`: String
+    var simSeconds, wallSeconds, cpuSeconds: Double
+    /// Simulated seconds per wall second and per CPU second.
+    var ratio, cpuRatio: Double
+    var peakRSSMB: Double
+    /// The `xds run` command line the case runs.
+    var command: String
+
+    enum CodingKeys: String, CodingKey {
+        case `case`, command, ratio
+        case simSeconds = "sim_seconds", wallSeconds = "wall_seconds", cpuSeconds = "cpu_seconds"
+        case cpuRatio = "cpu_ratio", peakRSSMB = "peak_rss_mb"
     }
 }
 
