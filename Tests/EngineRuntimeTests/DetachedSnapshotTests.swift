@@ -78,7 +78,10 @@ final class SlowSnapshotCore: SimulationCore, @unchecked Sendable {
         #expect(slow.count == 6 && fast.count == 6)
         // Median, so one stall of a loaded machine does not decide it.
         #expect(slow[3] > 0.08, "on the engine thread the snapshot holds admissions: \(slow)")
-        #expect(fast[3] < 0.08, "off the engine thread admissions wait for a loop turn only: \(fast)")
+        // Off the engine thread an admission waits for a loop turn, never for a whole 0.3 s
+        // snapshot; compared with the on-thread median (not a fixed 80 ms) because a loop turn
+        // itself stretches when the parallel test run loads both cores.
+        #expect(fast[3] < slow[3] && fast[3] < 0.25, "off the engine thread admissions wait for a loop turn only: \(fast) vs \(slow)")
         // Snapshots still arrive, and follow simulated time.
         let first = detached.latestSnapshot().simTime
         try await Task.sleep(for: .milliseconds(900))
