@@ -299,7 +299,7 @@ import XDSTestSupport
 
     @Test func dieStripIsLabelledAndImbalanceStatesItsThresholds() {
         let lines = renderFixture(.experts, width: 200, height: 60)
-        #expect(lines.contains { $0.contains("every die, in id order") && $0.contains("load ÷ the busiest die") })
+        #expect(lines.contains { $0.contains("every die, in id order") && $0.contains("load × mean, full at the warn level 4×") })
         #expect(lines.contains { $0.contains("imbalance (max/mean) 1.41") && $0.contains("warn ≥4 alarm ≥6") })
     }
 

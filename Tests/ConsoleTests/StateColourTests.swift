@@ -108,8 +108,22 @@ import XDSTestSupport
         let peak = max(2, heat.map { $0.max() ?? 0 }.max() ?? 0)
         for (w, h) in [(80, 24), (200, 60)] {
             let lines = renderFixture(.experts, width: w, height: h)
-            #expect(lines.contains { $0.contains("colour 0× ████████ \(Format.fixed(peak, 2))× mean (max)") })
+            #expect(lines.contains { $0.contains("colour ≤0.1× ████████ \(Format.fixed(peak, 2))× mean (max), log") })
         }
+    }
+
+    /// The heat scale is logarithmic: with a 24× expert the mean still sits well inside the ramp
+    /// (on the old linear scale it was at 4%, the bottom colour), and order is kept.
+    @Test func expertHeatScaleKeepsTheMeanReadableUnderHeavySkew() {
+        let peak = 24.0
+        let mean = ExpertsView.heatScale(1, peak: peak)
+        #expect(mean > 0.3 && mean < 0.5, "1× mean at \(mean)")
+        #expect(ExpertsView.heatScale(0.05, peak: peak) == 0)
+        #expect(ExpertsView.heatScale(peak, peak: peak) == 1)
+        #expect(ExpertsView.heatScale(40, peak: peak) == 1)
+        let levels = [0.2, 0.5, 1, 2, 4, 8, 16].map { ExpertsView.heatScale($0, peak: peak) }
+        #expect(levels == levels.sorted() && Set(levels).count == levels.count)
+        #expect(ExpertsView.heatScale(2, peak: peak) - ExpertsView.heatScale(0.5, peak: peak) > 0.2)
     }
 
     /// WCAG contrast of a 256-colour index against another.

@@ -103,7 +103,7 @@ import XDSTestSupport
             lines[3] == "┌ Expert heat · 58 layers × 256 experts · 4 per column, max ───────────────────┐")
         #expect(lines[4].hasPrefix("│ L00▶▀▀▀▀"))
         #expect(
-            lines[12] == "│     ▲ L0 E0 1.26× mean                   colour 0× ████████ 6.20× mean (max) │")
+            lines[12] == "│     ▲ L0 E0 1.26× mean           colour ≤0.1× ████████ 6.20× mean (max), log │")
         #expect(
             lines[14] == "┌ Die load · 320 expert dies ──────────────────┐┌ Hottest (× mean) · / filter ─┐")
         #expect(lines[15].hasSuffix("││ L03 E17     6.20×            │"))

@@ -1,3 +1,4 @@
+import Foundation
 import ServingEngine
 
 /// View 2: MoE expert load — where the hot experts are and how unevenly dies are loaded.
@@ -39,7 +40,7 @@ enum ExpertsView {
         let layersPerRow = Double(layers) / Double(mapRect.height)
         b.box(rect, title: "Expert heat · \(layers) layers × \(experts) experts · \(fold) per column, max")
         let peak = max(2, s.experts.heat.lazy.map { $0.max() ?? 0 }.max() ?? 0)
-        let scaled = s.experts.heat.map { row in row.map { min(1, $0 / peak) } }
+        let scaled = s.experts.heat.map { row in row.map { heatScale($0, peak: peak) } }
         b.heatMap(scaled, in: mapRect, monochrome: theme.monochrome)
         // Layer labels every few rows, and markers for the selected layer and expert.
         for row in stride(from: 0, to: mapRect.height, by: 3) {
@@ -61,10 +62,22 @@ enum ExpertsView {
         b.put(note, x: max(inner.x, noteX), y: mapRect.maxY, style: .accent, clip: inner)
     }
 
-    /// The heat map's colour scale with its stops, right-aligned: "0× ▁▂…█ 6.20× mean (peak)".
+    /// Loads at or below this share of the layer's mean take the bottom colour.
+    static let heatFloor = 0.1
+
+    /// A load (× the layer's mean) on the heat map's log scale, from ``heatFloor`` to the hottest
+    /// expert. Log, because skew is heavy-tailed: on a linear scale to a 24× expert every other
+    /// expert took the bottom colour and the map said nothing; here the mean sits at a fixed
+    /// place (about 40% up for a 24× peak) and a 2× expert is visibly warmer than a 0.5× one.
+    static func heatScale(_ load: Double, peak: Double) -> Double {
+        guard load > heatFloor, peak > heatFloor else { return 0 }
+        return min(1, log(load / heatFloor) / log(peak / heatFloor))
+    }
+
+    /// The heat map's colour scale with its stops, right-aligned: "≤0.1× ▁▂…█ 6.20× mean (max), log".
     static func drawHeatLegend(_ b: inout CellBuffer, peak: Double, y: Int, inner: Rect, theme: Theme) {
         let stops = 8
-        let lead = "colour 0×", tail = " \(Format.fixed(peak, 2))× mean (max)"
+        let lead = "colour ≤0.1×", tail = " \(Format.fixed(peak, 2))× mean (max), log"
         let width = lead.count + 1 + stops + tail.count
         guard inner.width > width + 30 else { return }
         var x = b.put(lead + " ", x: inner.maxX - width - 1, y: y, style: .dim)
@@ -151,11 +164,14 @@ enum ExpertsView {
         // With room to spare, every die gets its own cell, under a line saying what it is.
         if let peak = e.dieLoad.max(), peak > 0, inner.maxY - y - 1 >= (e.dieLoad.count + w - 1) / max(1, w) {
             b.put(
-                "every die, in id order, \(w) per row · colour and height = load ÷ the busiest die (\(Format.fixed(peak, 2))× mean)",
+                "every die, in id order, \(w) per row · colour and height = load × mean, full at the warn level \(Format.fixed(imbalanceWarn, 0))× (busiest \(Format.fixed(peak, 2))×)",
                 x: inner.x + 1, y: y, style: .dim, clip: inner)
             y += 1
+            // Against the warn threshold, not the busiest die: relative to the busiest, a
+            // well-balanced pod (every die near 1×) drew as all hot.
             b.heatStrip(
-                e.dieLoad.map { $0 / peak }, in: Rect(x: inner.x + 1, y: y, width: w, height: inner.maxY - y))
+                e.dieLoad.map { min(1, $0 / imbalanceWarn) },
+                in: Rect(x: inner.x + 1, y: y, width: w, height: inner.maxY - y))
         }
     }
 
