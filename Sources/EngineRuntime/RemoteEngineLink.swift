@@ -25,7 +25,7 @@ public final class RemoteEngineLink: NSObject, EngineLink, URLSessionDataDelegat
 
     private struct State {
         var snapshot = Snapshot()
-        var buffer = Data()
+        var events = ServerSentEventReader()
         var connected = false
         var stopped = false
         var lastError: String?
@@ -98,7 +98,7 @@ public final class RemoteEngineLink: NSObject, EngineLink, URLSessionDataDelegat
         self.session = session
         state.withLock {
             $0.connected = true
-            $0.buffer = Data()
+            $0.events = ServerSentEventReader()
         }
         session.dataTask(with: request).resume()
     }
@@ -122,23 +122,9 @@ public final class RemoteEngineLink: NSObject, EngineLink, URLSessionDataDelegat
     }
 
     public func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        let frames: [String] = state.withLock { s in
-            s.buffer.append(data)
-            var frames: [String] = []
-            // Frames end with a blank line.
-            while let range = s.buffer.firstRange(of: Data("\n\n".utf8)) {
-                frames.append(String(decoding: s.buffer[s.buffer.startIndex..<range.lowerBound], as: UTF8.self))
-                s.buffer.removeSubrange(s.buffer.startIndex..<range.upperBound)
-            }
-            return frames
-        }
-        for frame in frames {
-            var event = "message", payload = ""
-            for line in frame.split(separator: "\n") {
-                if line.hasPrefix("event:") { event = line.dropFirst(6).trimmingCharacters(in: .whitespaces) }
-                if line.hasPrefix("data:") { payload += line.dropFirst(5).trimmingCharacters(in: .whitespaces) }
-            }
-            guard event == "snapshot", let snapshot = Self.decode(payload) else { continue }
+        let events = state.withLock { $0.events.feed(data) }
+        for event in events where event.name == "snapshot" {
+            guard let snapshot = Self.decode(event.data) else { continue }
             state.withLock { $0.snapshot = snapshot }
         }
     }

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+import EngineRuntime
+
 /// One server-sent event: its `event:` name (nil for OpenAI's unnamed events) and `data:` payload.
 struct SSEFrame: Equatable {
     var event: String?
@@ -13,23 +15,14 @@ struct SSEFrame: Equatable {
     }
 }
 
-/// Splits an event-stream body into frames; fails the test on a line that is not `event:`/`data:`.
+/// Reads an event-stream body with the project's one SSE reader (the remote link's), and fails
+/// the test on a line our server should not write (only `event: `, `data: ` and blank lines).
 func parseSSE(_ text: String) -> [SSEFrame] {
-    var frames: [SSEFrame] = []
-    for block in text.components(separatedBy: "\n\n") where !block.isEmpty {
-        var frame = SSEFrame(event: nil, data: "")
-        for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("event: ") {
-                frame.event = String(line.dropFirst(7))
-            } else if line.hasPrefix("data: ") {
-                frame.data = String(line.dropFirst(6))
-            } else {
-                Issue.record("unexpected SSE line: \(line)")
-            }
-        }
-        frames.append(frame)
+    for line in text.split(separator: "\n") where !line.hasPrefix("event: ") && !line.hasPrefix("data: ") {
+        Issue.record("unexpected SSE line: \(line)")
     }
-    return frames
+    var reader = ServerSentEventReader()
+    return reader.feed(Array(text.utf8)).map { SSEFrame(event: $0.name, data: $0.data) }
 }
 
 /// A parsed Prometheus text exposition (format 0.0.4): samples keyed by `name{labels}` exactly as
