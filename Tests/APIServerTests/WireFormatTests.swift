@@ -79,9 +79,9 @@ struct WireSample: CustomTestStringConvertible, Sendable {
     var expected: String
     var testDescription: String { name }
 
-    static func rendered(_ body: CompletionBody) -> String { body.json }
+    static func rendered(_ body: CompletionBody) -> String { JSONWire.string(body) }
     static func rendered(_ error: APIError) -> String { error.json }
-    static func frame(_ body: CompletionBody) -> String { ServerSentEvent.data(body.json) }
+    static func frame(_ body: CompletionBody) -> String { String(buffer: ServerSentEvent.data(json: body)) }
 
     static let all: [WireSample] = {
         let chat = CompletionHeader(id: "chatcmpl-9", created: 1_700_000_000, model: "deepseek-r1", flavor: .chat)

@@ -69,17 +69,8 @@ struct APIError: Error, Sendable, Equatable {
         }
     }
 
-    /// The JSON body, keys in OpenAI's order; `param` and `code` are `null` when absent, as OpenAI does.
-    var json: String {
-        var detail = JSONObject()
-        detail.add("message", message)
-        detail.add("type", type)
-        detail.add("param", param)
-        detail.add("code", code)
-        var body = JSONObject()
-        body.add("error", raw: detail.json)
-        return body.json
-    }
+    /// The JSON body; `param` and `code` are `null` when absent, as OpenAI does.
+    var json: String { JSONWire.string(self) }
 
     var response: Response {
         var response = JSONWire.response(json: json, status: status)
@@ -89,18 +80,37 @@ struct APIError: Error, Sendable, Equatable {
     }
 }
 
-/// JSON in and out, one configuration for the whole server.
-enum JSONWire {
-    static func encoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return encoder
+/// OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`.
+extension APIError: Encodable {
+    private enum BodyKeys: String, CodingKey { case error }
+    private enum DetailKeys: String, CodingKey { case message, type, param, code }
+
+    func encode(to encoder: any Encoder) throws {
+        var body = encoder.container(keyedBy: BodyKeys.self)
+        var detail = body.nestedContainer(keyedBy: DetailKeys.self, forKey: .error)
+        try detail.encode(message, forKey: .message)
+        try detail.encode(type, forKey: .type)
+        try detail.encodeOrNull(param, forKey: .param)
+        try detail.encodeOrNull(code, forKey: .code)
     }
+}
+
+/// JSON out: the server's one writer, Foundation's `JSONEncoder` in one configuration. Keys are
+/// sorted, so the same value is the same bytes on every run (Linux's encoder otherwise follows
+/// dictionary order, which changes from process to process); clients read keys by name.
+enum JSONWire {
+    /// Shared by every route and stream: `encode` does not change the encoder, and Foundation
+    /// makes it safe to call from several threads at once.
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 
     static func data(_ value: some Encodable) -> Data {
         // Our own value types always encode; a failure would be a programming error, and the
         // client still gets valid JSON rather than a crash.
-        (try? encoder().encode(value)) ?? Data(#"{"error":{"message":"encoding failed"}}"#.utf8)
+        (try? encoder.encode(value)) ?? Data(#"{"error":{"message":"encoding failed"}}"#.utf8)
     }
 
     static func string(_ value: some Encodable) -> String { String(decoding: data(value), as: UTF8.self) }
@@ -114,6 +124,14 @@ enum JSONWire {
         Response(
             status: status, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(string: json)))
+    }
+}
+
+extension KeyedEncodingContainer {
+    /// `null` for nil rather than leaving the key out: OpenAI writes `finish_reason`, `logprobs`,
+    /// `param` and `code` as `null`, and some clients index them.
+    mutating func encodeOrNull(_ value: String?, forKey key: Key) throws {
+        if let value { try encode(value, forKey: key) } else { try encodeNil(forKey: key) }
     }
 }
 

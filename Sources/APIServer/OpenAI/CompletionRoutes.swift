@@ -133,7 +133,7 @@ struct CompletionRoutes: Sendable {
         let body = CompletionBody(
             header: session.header, streaming: false, choices: [choice], usage: session.usage)
         // The connection stays open for the client's next request (HTTP/1.1 keep-alive).
-        return JSONWire.response(json: body.json)
+        return JSONWire.response(body)
     }
 
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A failure after the
@@ -146,7 +146,7 @@ struct CompletionRoutes: Sendable {
         @Sendable func chunk(_ choice: Choice?, usage: Usage? = nil) -> ByteBuffer {
             let body = CompletionBody(
                 header: header, streaming: true, choices: choice.map { [$0] } ?? [], usage: usage)
-            return ByteBuffer(string: ServerSentEvent.data(body.json))
+            return ServerSentEvent.data(json: body)
         }
         let body = ResponseBody { writer in
             do {
@@ -169,8 +169,7 @@ struct CompletionRoutes: Sendable {
                                 chunk(Choice(flavor: header.flavor, streaming: true, finishReason: reason)))
                             if includeUsage { try await writer.write(chunk(nil, usage: session.usage)) }
                         case .failed(let error):
-                            try await writer.write(
-                                ByteBuffer(string: ServerSentEvent.data(error.json)))
+                            try await writer.write(ServerSentEvent.data(json: error))
                         }
                         try await writer.write(ByteBuffer(string: ServerSentEvent.done))
                         return

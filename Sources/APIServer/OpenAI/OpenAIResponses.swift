@@ -1,25 +1,33 @@
-/// Response bodies in OpenAI's wire format, written with keys in OpenAI's order (`id`, `object`,
-/// `created`, `model`, `choices`, `usage`) so a stream reads like OpenAI's byte for byte in shape;
-/// Foundation's encoder would scramble the order. Keys that OpenAI sends as `null`
-/// (`finish_reason` while streaming, `logprobs`) are written as `null`, not omitted, because some
-/// clients index them.
+import Foundation
+import NIOCore
 
-struct Usage: Equatable {
+/// Response bodies in OpenAI's wire format, written by ``JSONWire``'s one encoder (keys sorted, so
+/// the same body is the same bytes every time; OpenAI's clients read keys by name, not position).
+/// Keys that OpenAI sends as `null` (`finish_reason` while streaming, `logprobs`) are written as
+/// `null`, not omitted, because some clients index them: those types encode by hand for that.
+
+struct Usage: Equatable, Encodable {
     var promptTokens: Int
     var completionTokens: Int
     /// Prompt tokens served from the prefix cache (`prompt_tokens_details.cached_tokens`).
     var cachedTokens: Int = 0
     var totalTokens: Int { promptTokens + completionTokens }
 
-    var json: String {
-        var o = JSONObject()
-        o.add("prompt_tokens", promptTokens)
-        o.add("completion_tokens", completionTokens)
-        o.add("total_tokens", totalTokens)
-        var details = JSONObject()
-        details.add("cached_tokens", cachedTokens)
-        o.add("prompt_tokens_details", raw: details.json)
-        return o.json
+    private struct PromptTokensDetails: Encodable {
+        var cachedTokens: Int
+        enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
+    }
+    private enum CodingKeys: String, CodingKey {
+        case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens = "total_tokens"
+        case promptTokensDetails = "prompt_tokens_details"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(promptTokens, forKey: .promptTokens)
+        try c.encode(completionTokens, forKey: .completionTokens)
+        try c.encode(totalTokens, forKey: .totalTokens)
+        try c.encode(PromptTokensDetails(cachedTokens: cachedTokens), forKey: .promptTokensDetails)
     }
 }
 
@@ -42,89 +50,61 @@ struct CompletionHeader: Sendable {
 
 /// One choice of a chunk or of a full response. `content == nil` with `role` set is the chat
 /// stream's opening delta; neither set is the closing delta (`{}`) that carries `finish_reason`.
-struct Choice {
+struct Choice: Encodable {
     var flavor: CompletionFlavor
     var streaming: Bool
     var role: String?
     var content: String?
     var finishReason: String?
 
-    var json: String {
-        var o = JSONObject()
-        o.add("index", 0)
+    /// A chat stream's `delta`: only the keys that changed (absent, not null).
+    private struct Delta: Encodable {
+        var role: String?
+        var content: String?
+    }
+    private struct Message: Encodable {
+        var role = "assistant"
+        var content: String
+    }
+    private enum CodingKeys: String, CodingKey {
+        case index, delta, message, text, logprobs
+        case finishReason = "finish_reason"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(0, forKey: .index)
         switch (flavor, streaming) {
         case (.chat, true):
-            var delta = JSONObject()
-            if let role { delta.add("role", role) }
-            if let content { delta.add("content", content) }
-            o.add("delta", raw: delta.json)
+            try c.encode(Delta(role: role, content: content), forKey: .delta)
         case (.chat, false):
-            var message = JSONObject()
-            message.add("role", "assistant")
-            message.add("content", content ?? "")
-            o.add("message", raw: message.json)
+            try c.encode(Message(content: content ?? ""), forKey: .message)
         case (.text, _):
-            o.add("text", content ?? "")
-            o.add("logprobs", raw: "null")
+            try c.encode(content ?? "", forKey: .text)
+            try c.encodeNil(forKey: .logprobs)
         }
-        o.add("finish_reason", finishReason)
-        return o.json
+        try c.encodeOrNull(finishReason, forKey: .finishReason)
     }
 }
 
 /// A full response (non-streaming) or one stream chunk; `usage` is present on full responses and
 /// on the last chunk when the client asked for `stream_options.include_usage`.
-struct CompletionBody {
+struct CompletionBody: Encodable {
     var header: CompletionHeader
     var streaming: Bool
     var choices: [Choice]
     var usage: Usage?
 
-    var json: String {
-        var o = JSONObject()
-        o.add("id", header.id)
-        o.add("object", streaming ? header.flavor.chunkObject : header.flavor.object)
-        o.add("created", header.created)
-        o.add("model", header.model)
-        o.add("choices", raw: "[" + choices.map(\.json).joined(separator: ",") + "]")
-        if let usage { o.add("usage", raw: usage.json) }
-        return o.json
-    }
-}
+    private enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage }
 
-/// A JSON object written field by field, in the order the fields are added.
-struct JSONObject {
-    private var text = "{"
-    private var isEmpty = true
-
-    mutating func add(_ key: String, raw value: String) {
-        if !isEmpty { text += "," }
-        isEmpty = false
-        text += Self.quoted(key) + ":" + value
-    }
-    mutating func add(_ key: String, _ value: Int) { add(key, raw: String(value)) }
-    /// A string, or `null` when nil.
-    mutating func add(_ key: String, _ value: String?) { add(key, raw: value.map(Self.quoted) ?? "null") }
-
-    var json: String { text + "}" }
-
-    /// `value` as a JSON string literal (RFC 8259 §7: quote, backslash and control characters escaped).
-    static func quoted(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(header.id, forKey: .id)
+        try c.encode(streaming ? header.flavor.chunkObject : header.flavor.object, forKey: .object)
+        try c.encode(header.created, forKey: .created)
+        try c.encode(header.model, forKey: .model)
+        try c.encode(choices, forKey: .choices)
+        try c.encodeIfPresent(usage, forKey: .usage)
     }
 }
 
@@ -145,6 +125,17 @@ struct ModelList: Encodable {
 enum ServerSentEvent {
     /// `data: …` + blank line; OpenAI streams use unnamed events.
     static func data(_ payload: String) -> String { "data: \(payload)\n\n" }
+    /// `data: JSON` + blank line, encoded straight into the buffer the stream writes (one per
+    /// streamed token, so no detour through String).
+    static func data(json value: some Encodable) -> ByteBuffer {
+        let json = JSONWire.data(value)
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(json.count + 8)
+        buffer.writeString("data: ")
+        buffer.writeBytes(json)
+        buffer.writeString("\n\n")
+        return buffer
+    }
     /// `event: NAME` + `data: …` + blank line; the admin stream names its events.
     static func named(_ name: String, _ payload: String) -> String { "event: \(name)\ndata: \(payload)\n\n" }
     static let done = "data: [DONE]\n\n"
