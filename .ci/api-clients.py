@@ -153,19 +153,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 def one_stream(i):
-    body = json.dumps({"model": "deepseek-r1", "stream": True, "max_tokens": 16,
-                       "messages": [{"role": "user", "content": f"request {i}: " + "word " * (i % 50)}]}).encode()
-    req = urllib.request.Request(f"{base}/v1/chat/completions", data=body,
-                                 headers={"Content-Type": "application/json"})
+    # Read with the openai package's stream reader (the one SSE client on the Python side).
     try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            lines = [l.decode().strip() for l in resp if l.strip()]
-        done = lines and lines[-1] == "data: [DONE]"
-        finished = any('"finish_reason":"stop"' in l or '"finish_reason":"length"' in l for l in lines)
-        errored = any('"error"' in l for l in lines)
-        return "complete" if done and finished else ("error" if done and errored else "broken")
-    except urllib.error.HTTPError as e:
-        return "error" if e.code in (429, 503) else f"http {e.code}"
+        stream = client.chat.completions.create(
+            model="deepseek-r1", stream=True, max_tokens=16, timeout=120,
+            messages=[{"role": "user", "content": f"request {i}: " + "word " * (i % 50)}])
+        reasons = [choice.finish_reason for chunk in stream for choice in chunk.choices if choice.finish_reason]
+        return "complete" if reasons in (["stop"], ["length"]) else f"broken: finish reasons {reasons}"
+    except openai.APIStatusError as e:  # refused before the stream started
+        return "error" if e.status_code in (429, 503) else f"http {e.status_code}"
+    except openai.APIError as e:  # an error chunk inside the stream (OpenAI's error shape)
+        return "error" if e.body else f"lost: {e}"
     except Exception as e:  # noqa: BLE001 - any other failure is a lost request
         return f"lost: {e}"
 
