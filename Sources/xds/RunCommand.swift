@@ -54,8 +54,7 @@ struct Run: ParsableCommand {
                                progress: !quiet && isatty(STDERR_FILENO) == 1)
         var report = driver.run()
         report.wallSeconds = driver.wallSeconds
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let encoder = JSONOutput.encoder(pretty: true)
         let data = try encoder.encode(report)
         if let out {
             guard FileManager.default.createFile(atPath: out, contents: data + Data("\n".utf8)) else {

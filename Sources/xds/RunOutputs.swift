@@ -97,12 +97,11 @@ final class RequestRowWriter {
     }
 
     private let file: OutputFile
-    private let encoder = JSONEncoder()
+    private let encoder = JSONOutput.encoder()
     private(set) var rows = 0
 
     init(file: OutputFile) {
         self.file = file
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     }
 
     func add(_ request: FinishedRequest) {
@@ -140,7 +139,7 @@ final class TimelineWriter {
     }
 
     private let file: OutputFile
-    private let encoder = JSONEncoder()
+    private let encoder = JSONOutput.encoder()
     private var tracks: [String: Int] = [:]
     private var first = true
     private(set) var slices = 0
@@ -149,7 +148,6 @@ final class TimelineWriter {
 
     init(file: OutputFile) {
         self.file = file
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         file.write(Data("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n".utf8))
         emit(Event(name: "process_name", ph: "M", ts: 0, pid: Self.pid, tid: 0, args: ["name": "xds engine"]))
         emit(Event(name: "thread_name", ph: "M", ts: 0, pid: Self.pid, tid: Self.operationsTrack,

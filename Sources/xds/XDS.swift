@@ -67,8 +67,7 @@ struct DeploymentOption: ParsableArguments {
 }
 
 func printJSON<T: Encodable>(_ value: T) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    let encoder = JSONOutput.encoder(pretty: true)
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import PodModel
+import ServingEngine
 
 /// An error as a client sees it: a status and OpenAI's error body,
 /// `{"error": {"message", "type", "param", "code"}}`.
@@ -95,17 +96,13 @@ extension APIError: Encodable {
     }
 }
 
-/// JSON out: the server's one writer, Foundation's `JSONEncoder` in one configuration. Keys are
-/// sorted, so the same value is the same bytes on every run (Linux's encoder otherwise follows
-/// dictionary order, which changes from process to process); clients read keys by name.
+/// JSON out: the server's one writer, Foundation's `JSONEncoder` in the project's one
+/// configuration (``JSONOutput``: keys sorted, so the same body is the same bytes every run;
+/// clients read keys by name).
 enum JSONWire {
-    /// Shared by every route and stream: `encode` does not change the encoder, and Foundation
-    /// makes it safe to call from several threads at once.
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
+    /// Shared by every route and stream: `encode` does not change the encoder, and `JSONEncoder`
+    /// is `Sendable` in Swift 6's Foundation (the compiler checks this `static let`).
+    static let encoder = JSONOutput.encoder()
 
     static func data(_ value: some Encodable) -> Data {
         // Our own value types always encode; a failure would be a programming error, and the
