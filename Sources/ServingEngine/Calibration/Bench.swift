@@ -86,8 +86,8 @@ public enum Bench {
         moeLoad(model: model, dies: dies, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed).mean
     }
 
-    /// The hottest-die load factor averaged over MoE layers (`mean`) and layer by layer (`perLayer`,
-    /// nil when every layer is balanced): each layer's barrier waits for its own hottest die.
+    /// The hottest-die load factor averaged over MoE layers (`mean`) and layer by layer (`perLayer`;
+    /// nil under perfect balance): each layer's barrier waits for its own hottest die.
     static func moeLoad(model: ModelSpec, dies: Int, slotsPerDie: Int, eplb: EPLBMode, routing: RoutingSkew,
                         seed: UInt64) -> (mean: Double, perLayer: [Double]?) {
         guard let moe = model.moe, eplb != .perfect, dies > 0 else { return (1, nil) }
@@ -168,12 +168,14 @@ public enum Bench {
         let cost = CostModel(model: model, hardware: hw)
         let routedDies = g.ep - g.sharedExpertDies
         let slots = g.routedSlots(for: model)
-        let factor = moeLoadFactor(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
-                                   eplb: eplb, routing: routing, seed: seed)
+        let load = moeLoad(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
+                           eplb: eplb, routing: routing, seed: seed)
+        let factor = load.mean
         var input = PrefillBatchInput(tokensPerDie: tokensPerNPU, promptTokens: promptLen, attentionTP: g.tp,
                                       expertDies: g.ep, routedSlots: slots)
         input.sharedExpertDies = g.sharedExpertDies
         input.moeLoadFactor = factor
+        input.moeLoadFactorPerLayer = load.perLayer
         input.microbatches = microbatches
         let batch = cost.prefillBatch(input)
         return PrefillResult(batchMs: batch.batchSeconds * 1e3, tokensPerSecondPerNPU: batch.tokensPerSecondPerDie,
