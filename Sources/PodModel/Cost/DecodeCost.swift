@@ -209,20 +209,22 @@ extension CostModel {
         guard let factors = input.moeLoadFactorPerLayer, !factors.isEmpty else {
             return decodeMoELayer(input, queryTokens: q, microbatches: m)
         }
-        var sum = DecodeLayer(attention: 0, gateAndExperts: 0, dispatch: 0, combine: 0, microbatches: m, layer: 0)
+        // The mean as the first layer plus the mean deviation from it, so that identical layers give
+        // exactly the single-factor layer (a balanced placement prices as perfect balance, bit for bit).
         var layer = input
-        for factor in factors {
+        layer.moeLoadFactor = factors[0]
+        var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m)
+        let first = mean, n = Double(factors.count)
+        for factor in factors.dropFirst() {
             layer.moeLoadFactor = factor
             let one = decodeMoELayer(layer, queryTokens: q, microbatches: m)
-            sum.attention += one.attention
-            sum.gateAndExperts += one.gateAndExperts
-            sum.dispatch += one.dispatch
-            sum.combine += one.combine
-            sum.layer += one.layer
+            mean.attention += (one.attention - first.attention) / n
+            mean.gateAndExperts += (one.gateAndExperts - first.gateAndExperts) / n
+            mean.dispatch += (one.dispatch - first.dispatch) / n
+            mean.combine += (one.combine - first.combine) / n
+            mean.layer += (one.layer - first.layer) / n
         }
-        let n = Double(factors.count)
-        return DecodeLayer(attention: sum.attention / n, gateAndExperts: sum.gateAndExperts / n, dispatch: sum.dispatch / n,
-                           combine: sum.combine / n, microbatches: m, layer: sum.layer / n)
+        return mean
     }
 
     func decodeDenseLayer(requests b: Double, context ctx: Double, queryTokens q: Double, tp: Int) -> Double {

@@ -158,17 +158,20 @@ extension CostModel {
         var moePhases = prefillPhases(input, tokens: n, moeLayer: true)
         var layer = model.isMoE ? Self.flowShop(moePhases, microbatches: m) : 0
         if model.isMoE, let factors = input.moeLoadFactorPerLayer, !factors.isEmpty {
-            // Each layer waits for its own hottest die: average the layers' times and phases.
+            // Each layer waits for its own hottest die: average the layers' times and phases (as the
+            // first layer plus the mean deviation from it, exact when every layer is alike).
             var one = input
-            var seconds = [Double](repeating: 0, count: moePhases.count)
-            layer = 0
-            for factor in factors {
+            one.moeLoadFactor = factors[0]
+            moePhases = prefillPhases(one, tokens: n, moeLayer: true)
+            let first = moePhases.map(\.seconds), firstLayer = Self.flowShop(moePhases, microbatches: m)
+            let count = Double(factors.count)
+            layer = firstLayer
+            for factor in factors.dropFirst() {
                 one.moeLoadFactor = factor
                 let phases = prefillPhases(one, tokens: n, moeLayer: true)
-                layer += Self.flowShop(phases, microbatches: m) / Double(factors.count)
-                for i in phases.indices { seconds[i] += phases[i].seconds / Double(factors.count) }
+                layer += (Self.flowShop(phases, microbatches: m) - firstLayer) / count
+                for i in phases.indices { moePhases[i].seconds += (phases[i].seconds - first[i]) / count }
             }
-            for i in moePhases.indices { moePhases[i].seconds = seconds[i] }
         }
         let densePhases = prefillPhases(input, tokens: n, moeLayer: false)
         let denseLayer = Self.flowShop(densePhases, microbatches: m)
