@@ -146,4 +146,38 @@ import Testing
             #expect(replicas == 288)
         }
     }
+
+    /// Each layer waits for its own hottest die: a model with mild layers and a few very hot ones
+    /// costs more than every layer at the mean load, because a die is memory-bound (a fixed weight
+    /// read) until its tokens outweigh it (system.md §4b: per-layer skew, shown through the barrier).
+    @Test func perLayerSkewCostsMoreThanTheMeanLoad() {
+        let factors = Array(repeating: 1.5, count: 50) + Array(repeating: 15.0, count: 8)
+        let mean = factors.reduce(0, +) / Double(factors.count)
+        var perLayer = DecodeStepInput(requestsPerGroup: 8, contextTokens: 1024, mtpAcceptance: 0, expertDies: 320,
+                                       routedSlots: 288, sharedExpertDies: 32, moeLoadFactor: mean)
+        perLayer.microbatches = 1
+        var atMean = perLayer
+        perLayer.moeLoadFactorPerLayer = factors
+        #expect(cost.decodeStep(perLayer).stepSeconds > cost.decodeStep(atMean).stepSeconds)
+        // Every layer at one factor is the single-factor step, bit for bit.
+        atMean.moeLoadFactorPerLayer = Array(repeating: mean, count: 58)
+        var single = atMean
+        single.moeLoadFactorPerLayer = nil
+        #expect(abs(cost.decodeStep(atMean).stepSeconds - cost.decodeStep(single).stepSeconds) < 1e-12)
+    }
+
+    /// The hottest expert die handles every message it receives in the dispatch, as a sender does:
+    /// at small batch and high skew its dispatch is bound by its message count, not its bytes.
+    @Test func hotDieDispatchPaysPerReceivedMessage() {
+        var input = DecodeStepInput(requestsPerGroup: 8, contextTokens: 1024, mtpAcceptance: 0, expertDies: 320,
+                                    routedSlots: 288, sharedExpertDies: 32, moeLoadFactor: 5)
+        input.microbatches = 1
+        let step = cost.decodeStep(input)
+        let perLayer = step.breakdown.dispatch / Double(ModelSpec.deepSeekR1.moeLayers)
+        let hot = cost.hottestExpertDieTokens(allTokens: 8 * 320, input: input)
+        #expect(perLayer >= cost.constants.collectiveFixedSeconds + hot * cost.constants.collectiveSecondsPerMessage)
+        let wire = hot * ModelSpec.deepSeekR1.dispatchBytesPerToken
+            / (HardwareProfile.ascend910C.scaleUpBytesPerSecondPerDie * cost.constants.fabricWriteEfficiency)
+        #expect(hot * cost.constants.collectiveSecondsPerMessage > wire)
+    }
 }

@@ -40,9 +40,11 @@ public struct CostConstants: Sendable, Equatable {
     /// cost below, system.md §4b's "about 20 µs at batch 4" (32 messages) and §4's 116–152 µs at batch
     /// 128 (1,024 messages) both hold — two published points, two constants.
     public var collectiveFixedSeconds = 15e-6
-    /// Issue cost of one dispatch/combine message (a token to one destination): descriptors are issued
-    /// while earlier messages are on the wire, so a collective takes the longer of issuing and moving
-    /// the bytes (physics: pipelined DMA). Set with the fixed cost above from system.md §4 and §4b.
+    /// Handling cost of one dispatch/combine message (a token to one destination) at each end: the
+    /// sender issues its descriptor, the receiving die's polling kernel takes its flag and places
+    /// the token; both run while earlier messages are on the wire, so each side takes the longer of
+    /// handling its messages and moving their bytes (physics: pipelined DMA). Set with the fixed
+    /// cost above from system.md §4 and §4b.
     public var collectiveSecondsPerMessage = 0.09e-6
     /// XCCL point-to-point setup; system.md §4: "under 20 µs for payloads under 1 MB".
     public var pointToPointSetupSeconds = 8e-6

@@ -27,6 +27,11 @@ public struct DecodeStepInput: Sendable, Equatable {
     public var sharedExpertDies: Int
     /// Hottest routed die's expected load over the mean from the placement (1 = perfectly balanced).
     public var moeLoadFactor: Double = 1
+    /// The same, layer by layer (system.md §4b: skew is a per-layer distribution, and each layer's
+    /// combine waits for that layer's hottest die). Nil prices every layer at ``moeLoadFactor``.
+    /// A layer's time is convex in its load (a die is memory-bound until its tokens outweigh its
+    /// weight read), so the mean of per-layer times exceeds the time at the mean load.
+    public var moeLoadFactorPerLayer: [Double]?
     /// Coefficient of variation of the requests' contexts inside a group: 0 when the caller already
     /// names the slowest group (the engine); a bench passes ``CostConstants/contextSpread``.
     public var contextSpread: Double = 0
@@ -181,16 +186,13 @@ extension CostModel {
                                share: moeShare, bandwidthShare: moeVector) * input.expertSlowdown
         let destinations = messagesPerToken(sharedExpertDies: input.sharedExpertDies)
         // Each rank sends its own tokens; the hottest expert die also receives all of its tokens in
-        // the dispatch and sends all of their outputs back in the combine, so the barrier waits
-        // for whichever side is busier (system.md §4b: combine absorbs MoE imbalance).
+        // the dispatch and sends all of their outputs back in the combine, one message per token
+        // handled at either end, so the barrier waits for whichever side is busier (system.md §4b:
+        // combine absorbs MoE imbalance).
         let diesPerNode = hardware.devicesPerNode * hardware.diesPerDevice
         let interNode = input.expertDies > diesPerNode
-        let received = hotTokens * model.dispatchBytesPerToken
-            / (hardware.scaleUpBytesPerSecondPerDie * constants.fabricWriteEfficiency)
         let dispatchTime = max(dispatch(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
-                               constants.collectiveFixedSeconds
-                                   + (interNode ? hardware.scaleUpLatencyInterNode : hardware.scaleUpLatencyIntraNode)
-                                   + received)
+                               messages(hotTokens, bytesPerMessage: model.dispatchBytesPerToken, interNode: interNode))
         let combineTime = max(combine(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
                               messages(hotTokens, bytesPerMessage: model.combineBytesPerToken, interNode: interNode))
         let moe = gate + dispatchTime + experts + combineTime
@@ -199,6 +201,30 @@ extension CostModel {
             : attention + moe
         return DecodeLayer(attention: attention, gateAndExperts: gate + experts, dispatch: dispatchTime,
                            combine: combineTime, microbatches: m, layer: layer)
+    }
+
+    /// ``decodeMoELayer(_:queryTokens:microbatches:)`` averaged over the MoE layers' own load
+    /// factors when the input gives them (their sum is the layers' time), else at the single factor.
+    func decodeMoELayers(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int) -> DecodeLayer {
+        guard let factors = input.moeLoadFactorPerLayer, !factors.isEmpty else {
+            return decodeMoELayer(input, queryTokens: q, microbatches: m)
+        }
+        // The mean as the first layer plus the mean deviation from it, so that identical layers give
+        // exactly the single-factor layer (a balanced placement prices as perfect balance, bit for bit).
+        var layer = input
+        layer.moeLoadFactor = factors[0]
+        var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m)
+        let first = mean, n = Double(factors.count)
+        for factor in factors.dropFirst() {
+            layer.moeLoadFactor = factor
+            let one = decodeMoELayer(layer, queryTokens: q, microbatches: m)
+            mean.attention += (one.attention - first.attention) / n
+            mean.gateAndExperts += (one.gateAndExperts - first.gateAndExperts) / n
+            mean.dispatch += (one.dispatch - first.dispatch) / n
+            mean.combine += (one.combine - first.combine) / n
+            mean.layer += (one.layer - first.layer) / n
+        }
+        return mean
     }
 
     func decodeDenseLayer(requests b: Double, context ctx: Double, queryTokens q: Double, tp: Int) -> Double {
@@ -230,7 +256,7 @@ extension CostModel {
         let mtpOn = input.mtpAcceptance > 0 && model.mtpModules > 0
         let q = mtpOn ? 1 + Double(input.mtpDrafts) : 1
         let b = input.requestsPerGroup, tp = input.attentionTP
-        let verify = decodeMoELayer(input, queryTokens: q, microbatches: m)
+        let verify = decodeMoELayers(input, queryTokens: q, microbatches: m)
         let moeLayers = Double(model.moeLayers)
         let denseLayers = Double(model.layers - model.moeLayers)
         let context = slowestGroupContext(input)
@@ -241,7 +267,7 @@ extension CostModel {
         if mtpOn {
             // The MTP module: project [embedding; hidden], one MoE layer, its own LM head and
             // sampling, once per draft token; it runs as a second graph.
-            let draft = decodeMoELayer(input, queryTokens: 1, microbatches: m)
+            let draft = decodeMoELayers(input, queryTokens: 1, microbatches: m)
             let projection = roofline(flops: b * 4 * Double(model.hidden * model.hidden),
                                       bytes: 2 * Double(model.hidden * model.hidden) * model.weightType.bytes,
                                       eightBit: model.weightType.isEightBit)

@@ -12,6 +12,9 @@ public struct PrefillBatchInput: Sendable, Equatable {
     /// Dies dedicated to shared experts; 0 means every die holds a shared-expert copy.
     public var sharedExpertDies: Int = 0
     public var moeLoadFactor: Double = 1
+    /// The same, layer by layer (see ``DecodeStepInput/moeLoadFactorPerLayer``); nil prices every
+    /// layer at ``moeLoadFactor``.
+    public var moeLoadFactorPerLayer: [Double]?
     public var slowdown: Double = 1
     public var microbatches: Int = 2
 
@@ -152,9 +155,25 @@ extension CostModel {
     public func prefillBatch(_ input: PrefillBatchInput) -> PrefillBatchCost {
         let m = max(1, input.microbatches)
         let n = input.tokensPerDie / Double(m)
-        let moePhases = prefillPhases(input, tokens: n, moeLayer: true)
+        var moePhases = prefillPhases(input, tokens: n, moeLayer: true)
+        var layer = model.isMoE ? Self.flowShop(moePhases, microbatches: m) : 0
+        if model.isMoE, let factors = input.moeLoadFactorPerLayer, !factors.isEmpty {
+            // Each layer waits for its own hottest die: average the layers' times and phases (as the
+            // first layer plus the mean deviation from it, exact when every layer is alike).
+            var one = input
+            one.moeLoadFactor = factors[0]
+            moePhases = prefillPhases(one, tokens: n, moeLayer: true)
+            let first = moePhases.map(\.seconds), firstLayer = Self.flowShop(moePhases, microbatches: m)
+            let count = Double(factors.count)
+            layer = firstLayer
+            for factor in factors.dropFirst() {
+                one.moeLoadFactor = factor
+                let phases = prefillPhases(one, tokens: n, moeLayer: true)
+                layer += (Self.flowShop(phases, microbatches: m) - firstLayer) / count
+                for i in phases.indices { moePhases[i].seconds += (phases[i].seconds - first[i]) / count }
+            }
+        }
         let densePhases = prefillPhases(input, tokens: n, moeLayer: false)
-        let layer = model.isMoE ? Self.flowShop(moePhases, microbatches: m) : 0
         let denseLayer = Self.flowShop(densePhases, microbatches: m)
         let denseLayers = Double(model.layers - model.moeLayers)
         let groupTokens = input.tokensPerDie * Double(input.attentionTP)

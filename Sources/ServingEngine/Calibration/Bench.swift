@@ -83,7 +83,14 @@ public enum Bench {
     /// of system.md §4 over that popularity with the deployment's redundant slots.
     public static func moeLoadFactor(model: ModelSpec, dies: Int, slotsPerDie: Int, eplb: EPLBMode,
                                      routing: RoutingSkew, seed: UInt64) -> Double {
-        guard let moe = model.moe, eplb != .perfect, dies > 0 else { return 1 }
+        moeLoad(model: model, dies: dies, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed).mean
+    }
+
+    /// The hottest-die load factor averaged over MoE layers (`mean`) and layer by layer (`perLayer`;
+    /// nil under perfect balance): each layer's barrier waits for its own hottest die.
+    static func moeLoad(model: ModelSpec, dies: Int, slotsPerDie: Int, eplb: EPLBMode, routing: RoutingSkew,
+                        seed: UInt64) -> (mean: Double, perLayer: [Double]?) {
+        guard let moe = model.moe, eplb != .perfect, dies > 0 else { return (1, nil) }
         let shape = ModelSpecShape(moeLayers: model.moeLayers, experts: moe.routedExperts)
         var rng = RandomStreams(seed: seed).stream("expert-popularity")
         let served = routing == .skewed
@@ -93,7 +100,8 @@ public enum Bench {
             ? ExpertPlacement.greedy(popularity: served, dies: dies, slotsPerDie: slotsPerDie)
             : ExpertPlacement.roundRobin(experts: moe.routedExperts, layers: model.moeLayers, dies: dies,
                                          slotsPerDie: slotsPerDie)
-        return placement.imbalance(popularity: served)
+        let perLayer = FlatPlacement.hottestShares(of: placement, popularity: served).map { $0 * Double(dies) }
+        return (placement.imbalance(popularity: served), perLayer)
     }
 
     public static func decode(deployment: Deployment, batchPerDie: Double, context: Double, mtpAcceptance: Double,
@@ -121,8 +129,9 @@ public enum Bench {
             }
             let routedDies = g.ep - g.sharedExpertDies
             let slots = g.routedSlots(for: model)
-            factor = moeLoadFactor(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
-                                   eplb: eplb, routing: routing, seed: seed)
+            let load = moeLoad(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
+                               eplb: eplb, routing: routing, seed: seed)
+            factor = load.mean
             try checkHBM(model: model, hardware: hw, group: g, batchPerDie: batchPerDie, context: context)
             var input = DecodeStepInput(requestsPerGroup: batchPerDie * Double(g.tp), contextTokens: context,
                                         mtpAcceptance: mtpAcceptance, dpGroups: g.dp, expertDies: g.ep,
@@ -132,6 +141,7 @@ public enum Bench {
             // context, and dispatch waits for the slowest group (system.md §1.3).
             input.contextSpread = cost.constants.contextSpread
             input.microbatches = microbatches
+            input.moeLoadFactorPerLayer = load.perLayer
             step = cost.decodeStep(input)
             activeDies = Double(g.dp * g.tp)
             allDies = activeDies
@@ -158,12 +168,14 @@ public enum Bench {
         let cost = CostModel(model: model, hardware: hw)
         let routedDies = g.ep - g.sharedExpertDies
         let slots = g.routedSlots(for: model)
-        let factor = moeLoadFactor(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
-                                   eplb: eplb, routing: routing, seed: seed)
+        let load = moeLoad(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
+                           eplb: eplb, routing: routing, seed: seed)
+        let factor = load.mean
         var input = PrefillBatchInput(tokensPerDie: tokensPerNPU, promptTokens: promptLen, attentionTP: g.tp,
                                       expertDies: g.ep, routedSlots: slots)
         input.sharedExpertDies = g.sharedExpertDies
         input.moeLoadFactor = factor
+        input.moeLoadFactorPerLayer = load.perLayer
         input.microbatches = microbatches
         let batch = cost.prefillBatch(input)
         return PrefillResult(batchMs: batch.batchSeconds * 1e3, tokensPerSecondPerNPU: batch.tokensPerSecondPerDie,
