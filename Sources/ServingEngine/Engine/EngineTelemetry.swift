@@ -41,6 +41,10 @@ struct EngineTelemetry {
     var finished = FinishedRequestRing()
     /// Faces' callbacks (EngineObservers.swift); observe only.
     var observers = EngineObservers()
+    /// The decode side's per-die expert load as the last snapshot computed it, with the
+    /// popularity and placement it came from: it changes only when they do (a rebalance, a
+    /// drift), and comparing them is cheap while they are the same buffers.
+    var dieLoadsCache: (popularity: ExpertPopularity, placement: ExpertPlacement, loads: [Double])?
 
     init(seriesInterval: Double, seriesCapacity: Int, eventCapacity: Int) {
         series = Series()

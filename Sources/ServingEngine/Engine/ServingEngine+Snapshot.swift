@@ -166,7 +166,13 @@ extension ServingEngine {
     /// nil without experts.
     func decodeDieLoads() -> [Double]? {
         guard let index = instances.firstIndex(where: { $0.hasDecode }), let routing = instances[index].experts else { return nil }
-        return routing.dieLoads()
+        if let cache = telemetry.dieLoadsCache, cache.popularity == routing.popularity,
+           cache.placement == routing.servingPlacement {
+            return cache.loads
+        }
+        let loads = routing.dieLoads()
+        telemetry.dieLoadsCache = (routing.popularity, routing.servingPlacement, loads)
+        return loads
     }
 
     /// The oldest in-flight requests (lowest ids first), at most `limit`.
