@@ -68,8 +68,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
-        // XDSTestSupport also carries the fake completion backend, so it sees APIServer's seam.
-        .target(name: "XDSTestSupport", dependencies: ["SimKit", "PodModel", "ServingEngine", "APIServer"]),
+        // XDSTestSupport also carries the fake completion backend, so it sees APIServer's seam,
+        // and a fake engine core for EngineHost tests (EngineRuntime's seam).
+        .target(name: "XDSTestSupport", dependencies: ["SimKit", "PodModel", "ServingEngine", "APIServer", "EngineRuntime"]),
         .executableTarget(
             name: "xds",
             dependencies: [

@@ -37,6 +37,7 @@ extension EngineHost: PreviewLink {
         guard isRunning else { return .failure(PreviewRefusal("engine is not running")) }
         let pending = PendingPreview(request: request)
         previewInbox.withLock { $0.append(pending) }
+        wakeEngine()
         if pending.done.wait(timeout: .now() + bounds.command) == .timedOut {
             let withdrawn: Bool = pending.state.withLock {
                 guard case .queued = $0 else { return false }

@@ -59,6 +59,7 @@ extension EngineHost: RequestQueryLink {
             if let core { result.withLock { $0 = .success(question(core)) } }
         }
         queryInbox.withLock { $0.append(pending) }
+        wakeEngine()
         if pending.done.wait(timeout: .now() + bounds.command) == .timedOut {
             if pending.withdraw() {
                 queryInbox.withLock { q in q.removeAll { $0 === pending } }

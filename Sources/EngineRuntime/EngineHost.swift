@@ -24,15 +24,10 @@ public protocol SimulationCore: AnyObject {
     /// When only periodic bookkeeping lies ahead, the time of the next real event (`.infinity`
     /// if none); nil otherwise. Lets an unpaced host cross an idle stretch in one call.
     var quietUntil: SimTime? { get }
-    /// A way to take this instant's snapshot on another thread (the core copied as it stands), or
-    /// nil to take it here. Building a large pod's snapshot costs tens to hundreds of milliseconds;
-    /// on the engine thread that long simulated time stands still and requests wait to be taken in.
-    func detachedSnapshot() -> (@Sendable () -> Snapshot)?
 }
 
 extension SimulationCore {
     public var quietUntil: SimTime? { nil }
-    public func detachedSnapshot() -> (@Sendable () -> Snapshot)? { nil }
     public func stopExternal(id: Int) { cancelExternal(id: id) }
     public func submitExternal(_ request: CompletionRequest) -> Int {
         submitExternal(promptTokens: request.promptTokens, maxTokens: request.maxTokens)
@@ -80,19 +75,17 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         /// The reply hit a stop string: the request ends as completed (``SimulationCore/stopExternal(id:)``).
         case stop(Int)
     }
-    /// The latest snapshot and the turn it was taken on: one taken on another thread
-    /// (``SimulationCore/detachedSnapshot()``) never replaces a newer one.
-    private let mailbox: Mutex<(turn: UInt64, snapshot: Snapshot)>
-    /// Engine thread: counts snapshots asked for (the `turn` of the mailbox).
-    private var snapshotTurn: UInt64 = 0
-    /// A detached snapshot is being built: the next periodic one waits rather than pile up.
-    private let snapshotBuilding = Atomic<Bool>(false)
-    private let snapshotQueue = DispatchQueue(label: "xds-engine-snapshot", qos: .userInitiated)
+    /// The latest snapshot, built on the engine thread (a superpod's costs well under a
+    /// millisecond: ServingEngine+Snapshot keeps its statistics incrementally).
+    private let mailbox: Mutex<Snapshot>
     /// ``takeArrivalLead(requestID:)``'s entries (requests whose metrics nobody read, e.g.
     /// rejected at admission, are dropped wholesale at ``maxArrivalLeads``).
     private let arrivalLeads = Mutex<[Int: Double]>([:])
     static let maxArrivalLeads = 65_536
     private let log = Mutex<[LoggedCommand]>([])
+    /// Signalled whenever work is queued for the engine thread, which sleeps on it between turns:
+    /// queued work is taken in at once, not after the rest of a sleep (``wakeEngine()``).
+    private let wake = DispatchSemaphore(value: 0)
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
@@ -166,7 +159,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         var first = core.snapshot()
         self.modelName = first.modelName
         first.speed = speed
-        self.mailbox = Mutex((turn: 0, snapshot: first))
+        self.mailbox = Mutex(first)
     }
 
     public func start() {
@@ -199,7 +192,10 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         guard l.state == .stalled || l.state == .backlogged,
               max(l.secondsSinceProgress, l.oldestWaitingSeconds) > bounds.abandon else { return }
         let ids = failStreams(reason: "the engine stopped advancing (\(l.reason)); request abandoned")
-        if !ids.isEmpty { requestInbox.withLock { q in q += ids.map { .cancel($0) } } }
+        if !ids.isEmpty {
+            requestInbox.withLock { q in q += ids.map { .cancel($0) } }
+            wakeEngine()
+        }
     }
 
     /// Ends every stream the engine holds with a 503; returns their request ids.
@@ -221,6 +217,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     public func stop(timeout: Double = 3) -> Bool {
         guard started.load(ordering: .acquiring) else { return true }
         stopping.store(true, ordering: .releasing)
+        wakeEngine()
         withdrawQueued(reason: "engine stopped")
         if exited.load(ordering: .acquiring) { return true }
         guard finished.wait(timeout: .now() + max(0, timeout)) == .success else {
@@ -293,7 +290,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     private static func seconds(_ value: Double) -> String { String(format: "%.1f s", value) }
 
-    public func latestSnapshot() -> Snapshot { mailbox.withLock { $0.snapshot } }
+    public func latestSnapshot() -> Snapshot { mailbox.withLock { $0 } }
 
     /// Started and not stopping: commands and previews are taken in.
     var isRunning: Bool { started.load(ordering: .acquiring) && !stopping.load(ordering: .acquiring) }
@@ -313,6 +310,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         }
         let pending = PendingCommand(command: command, line: command.description)
         inbox.withLock { $0.append(pending) }
+        wakeEngine()
         // The engine applies commands between events, within one loop turn (a few ms). If it has
         // not taken the command by the bound, the command is withdrawn: it never applies later.
         if pending.done.wait(timeout: .now() + bounds.command) == .success { return pending.reply }
@@ -367,6 +365,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         }
         let ticket = Ticket()
         requestInbox.withLock { $0.append(.submit(request, continuation, ticket)) }
+        wakeEngine()
         let bound = bounds.admission
         DispatchQueue.global().asyncAfter(deadline: .now() + bound) {
             guard ticket.withdraw() else { return }
@@ -379,6 +378,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     public func cancel(requestID: Int) {
         requestInbox.withLock { $0.append(.cancel(requestID)) }
+        wakeEngine()
     }
 
     /// Simulated seconds between a request reaching the host (``submit(_:)``) and the engine's
@@ -401,6 +401,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     public func stop(requestID: Int) {
         requestInbox.withLock { $0.append(.stop(requestID)) }
+        wakeEngine()
     }
 
     /// Takes queued submissions and cancellations in, logged like commands (replayable).
@@ -479,6 +480,10 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         return index == words.count ? request : nil
     }
 
+    /// Cuts the engine thread's sleep short: something was queued for it. Several signals
+    /// before it wakes only cost it as many quick turns.
+    func wakeEngine() { wake.signal() }
+
     /// Hands the engine's per-request progress to the waiting streams.
     private func deliverUpdates() {
         let updates = core.takeStreamUpdates()
@@ -532,17 +537,17 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             if now - lastPublish >= publishInterval {
                 let state = (sim: core.simTime, speed: pacer.speed, paused: pacer.paused)
                 if changed || published.map({ $0.sim != state.sim || $0.speed != state.speed || $0.paused != state.paused }) ?? true {
-                    if publishDetached() {
-                        published = state
-                        changed = false
-                    }
+                    publish()
+                    published = state
+                    changed = false
                 }
                 lastPublish = now
             }
-            // Paused, a turn has nothing to do but look at the inboxes: 20 ms keeps commands
-            // prompt and a paused console near idle (50 wake-ups a second instead of 200).
-            if pacer.paused { Thread.sleep(forTimeInterval: 0.02) }
-            else if pacer.speed != nil { Thread.sleep(forTimeInterval: 0.005) }
+            // Between turns the thread sleeps until work is queued (``wakeEngine()``) or the
+            // pacer's clock needs moving. Paused, a turn has nothing to do but look at the
+            // inboxes, which wake it anyway: 50 ms keeps a paused console near idle.
+            if pacer.paused { _ = wake.wait(timeout: .now() + 0.05) }
+            else if pacer.speed != nil { _ = wake.wait(timeout: .now() + 0.005) }
         }
         publish()
         failStreams(reason: "engine stopped")
@@ -625,42 +630,15 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         if streams.withLock({ !$0.isEmpty }) { deliverUpdates() }
     }
 
-    /// Publishes now, on the engine thread (after commands: their sender reads the effect next).
+    /// Publishes now, on the engine thread: periodically, and after commands (their sender reads
+    /// the effect next). A snapshot costs well under a millisecond even on a saturated superpod,
+    /// so admissions and simulated time are not held up by it (DetachedSnapshotTests).
     private func publish() {
         var s = core.snapshot()
         s.speed = pacer.speed
         s.paused = pacer.paused
-        snapshotTurn += 1
-        let turn = snapshotTurn
-        mailbox.withLock { if $0.turn < turn { $0 = (turn, s) } }
-    }
-
-    /// The periodic publish: the core is copied here and the snapshot built on another thread,
-    /// so simulated time keeps pace with the wall clock and requests are taken in meanwhile (a
-    /// superpod snapshot held the engine thread 25-440 ms in a debug build, delaying first tokens
-    /// by as much). One at a time: while one is being built, this turn publishes nothing (false).
-    /// Unpaced (`speed max`) there is no wall clock to keep pace with, and a second busy thread
-    /// beside an engine that already runs flat out would only halve what each gets: published here.
-    private func publishDetached() -> Bool {
-        guard pacer.speed != nil else {
-            publish()
-            return true
-        }
-        guard !snapshotBuilding.exchange(true, ordering: .acquiringAndReleasing) else { return false }
-        guard let take = core.detachedSnapshot() else {
-            snapshotBuilding.store(false, ordering: .releasing)
-            publish()
-            return true
-        }
-        snapshotTurn += 1
-        let turn = snapshotTurn, speed = pacer.speed, paused = pacer.paused
-        snapshotQueue.async { [self] in
-            var s = take()
-            s.speed = speed
-            s.paused = paused
-            mailbox.withLock { if $0.turn < turn { $0 = (turn, s) } }
-            snapshotBuilding.store(false, ordering: .releasing)
-        }
-        return true
+        // The old snapshot is released after the lock, not while readers wait on it.
+        let old = mailbox.withLock { m in defer { m = s }; return m }
+        _ = old
     }
 }

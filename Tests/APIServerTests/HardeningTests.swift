@@ -12,41 +12,6 @@ import XDSTestSupport
     import FoundationNetworking
 #endif
 
-/// A core that keeps time and serves nothing, and can be wedged inside `run(until:)` (an engine
-/// stuck in an endless step) until released.
-final class StuckableCore: SimulationCore, @unchecked Sendable {
-    private let time = Mutex<SimTime>(0)
-    private let wedged = Atomic<Bool>(false)
-    private let gate = DispatchSemaphore(value: 0)
-    let inside = Atomic<Bool>(false)
-    private let pod = RecordingEngineLink.smallPod()
-
-    var simTime: SimTime { time.withLock { $0 } }
-    func wedge() { wedged.store(true, ordering: .releasing) }
-    func release() {
-        wedged.store(false, ordering: .releasing)
-        gate.signal()
-    }
-    func run(until limit: SimTime) {
-        if wedged.load(ordering: .acquiring) {
-            inside.store(true, ordering: .releasing)
-            gate.wait()
-            inside.store(false, ordering: .releasing)
-        }
-        time.withLock { $0 = max($0, limit) }
-    }
-    func apply(_ command: OperatorCommand) -> CommandReply { CommandReply(accepted: true, message: "\(command)") }
-    func snapshot() -> Snapshot {
-        var s = pod
-        s.simTime = simTime
-        s.paused = false
-        return s
-    }
-    func submitExternal(promptTokens: Int, maxTokens: Int) -> Int { 1 }
-    func cancelExternal(id: Int) {}
-    func takeStreamUpdates() -> [StreamUpdate] { [] }
-}
-
 /// Issue 10: every input gets an answer, the engine keeps moving or says why not.
 @Suite(.serialized, .timeLimit(.minutes(10)))
 struct HardeningTests {
@@ -171,7 +136,7 @@ struct HardeningTests {
     // MARK: Liveness over HTTP
 
     @Test func aStuckEngineIsNotReadyAndEveryRouteStillAnswersInBoundedTime() async throws {
-        let core = StuckableCore()
+        let core = WedgeableCore(base: RecordingEngineLink.smallPod(), acceptsRequests: false)
         let host = EngineHost(core: core, speed: 1, publishInterval: 0.01,
                               bounds: EngineHost.Bounds(stall: 0.3, backlog: 0.3, command: 1, admission: 1))
         host.start()

@@ -3,64 +3,8 @@ import ServingEngine
 import SimKit
 import Synchronization
 import Testing
+import XDSTestSupport
 @testable import EngineRuntime
-
-/// A core that keeps time like ``ClockCore`` but can be wedged: while wedged, `run(until:)`
-/// blocks (as an engine stuck in an endless step would) until released.
-final class WedgeableCore: SimulationCore, @unchecked Sendable {
-    private let state = Mutex<(time: SimTime, applied: [OperatorCommand], submitted: Int, updates: [StreamUpdate])>((0, [], 0, []))
-    private let wedged = Atomic<Bool>(false)
-    private let gate = DispatchSemaphore(value: 0)
-    /// Set while a call is blocked inside `run(until:)`.
-    let inside = Atomic<Bool>(false)
-
-    var simTime: SimTime { state.withLock { $0.time } }
-    var applied: [OperatorCommand] { state.withLock { $0.applied } }
-    var submitted: Int { state.withLock { $0.submitted } }
-
-    private let applyWedged = Atomic<Bool>(false)
-    func wedge() { wedged.store(true, ordering: .releasing) }
-    /// The next `apply` blocks until released (a command that never returns).
-    func wedgeApply() { applyWedged.store(true, ordering: .releasing) }
-    func release() {
-        wedged.store(false, ordering: .releasing)
-        applyWedged.store(false, ordering: .releasing)
-        gate.signal()
-    }
-
-    func run(until time: SimTime) {
-        if wedged.load(ordering: .acquiring) {
-            inside.store(true, ordering: .releasing)
-            gate.wait()
-            inside.store(false, ordering: .releasing)
-        }
-        state.withLock { $0.time = max($0.time, time) }
-    }
-    func apply(_ command: OperatorCommand) -> CommandReply {
-        if applyWedged.load(ordering: .acquiring) {
-            inside.store(true, ordering: .releasing)
-            gate.wait()
-            inside.store(false, ordering: .releasing)
-        }
-        state.withLock { $0.applied.append(command) }
-        return CommandReply(accepted: true, message: "\(command)")
-    }
-    func snapshot() -> Snapshot {
-        var s = Snapshot()
-        s.simTime = simTime
-        return s
-    }
-    /// Takes the request in (an `.accepted` update) and never produces a token.
-    func submitExternal(promptTokens: Int, maxTokens: Int) -> Int {
-        state.withLock {
-            $0.submitted += 1
-            $0.updates.append(StreamUpdate(id: $0.submitted, kind: .accepted))
-            return $0.submitted
-        }
-    }
-    func cancelExternal(id: Int) {}
-    func takeStreamUpdates() -> [StreamUpdate] { state.withLock { u in defer { u.updates = [] }; return u.updates } }
-}
 
 /// Short bounds so the suite stays quick; the contract is the same at any scale.
 let quickBounds = EngineHost.Bounds(stall: 0.3, backlog: 0.3, command: 1, admission: 1)

@@ -22,8 +22,7 @@ struct EngineTelemetry {
     var ttft = LatencyHistogram()
     var tpot = LatencyHistogram()
     var e2e = LatencyHistogram()
-    /// Per-interval latencies only feed sparkline p99s: a small log-bucket counter, cheap to
-    /// reset every interval (HdrHistogram's generic reset showed up in profiles).
+    /// Per-interval latencies only feed sparkline p99s: a small HdrHistogram, cheap to reset.
     var intervalTTFT = IntervalLatency()
     var intervalTPOT = IntervalLatency()
     var intervalE2E = IntervalLatency()
@@ -42,6 +41,10 @@ struct EngineTelemetry {
     var finished = FinishedRequestRing()
     /// Faces' callbacks (EngineObservers.swift); observe only.
     var observers = EngineObservers()
+    /// The decode side's per-die expert load as the last snapshot computed it, with the
+    /// popularity and placement it came from: it changes only when they do (a rebalance, a
+    /// drift), and comparing them is cheap while they are the same buffers.
+    var dieLoadsCache: (popularity: ExpertPopularity, placement: ExpertPlacement, loads: [Double])?
 
     init(seriesInterval: Double, seriesCapacity: Int, eventCapacity: Int) {
         series = Series()
@@ -123,52 +126,61 @@ struct EngineTelemetry {
     }
 }
 
-/// Latencies of one telemetry interval in logarithmic buckets (8 per doubling, about 9% wide,
-/// from 0.1 ms to about 10 hours), enough for a sparkline's p99.
+/// Latencies of one telemetry interval, enough for a sparkline's p99: an HdrHistogram at one
+/// significant digit (16 slots per doubling, 3-6% wide; 528 slots up to 10 hours), microseconds
+/// like ``LatencyHistogram``. Reset every interval by taking a copy of an empty one (the
+/// buffer is copied, 4 KB, only when the next sample arrives) rather than by the library's
+/// element-by-element `reset()`, which is generic code that showed up in profiles.
 struct IntervalLatency {
-    private static let bucketsPerDoubling = 8.0
-    private static let floorMs = 0.1
-    private var counts = [Int](repeating: 0, count: 232)
-    private var lowest = Int.max
-    private var highest = -1
-    private(set) var count = 0
+    private static let empty = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: .one)
+    private var histogram = IntervalLatency.empty
+
+    var count: Int { Int(histogram.totalCount) }
 
     mutating func record(seconds: Double) {
-        let ms = max(Self.floorMs, seconds * 1_000)
-        let b = max(0, min(counts.count - 1, Int(saturating: (log2(ms / Self.floorMs) * Self.bucketsPerDoubling).rounded(.down))))
-        counts[b] += 1
-        count += 1
-        lowest = min(lowest, b)
-        highest = max(highest, b)
+        _ = histogram.record(LatencyHistogram.micros(seconds))
     }
 
     mutating func reset() {
-        guard count > 0 else { return }
-        for b in lowest...highest { counts[b] = 0 }
-        count = 0
-        lowest = .max
-        highest = -1
+        if histogram.totalCount > 0 { histogram = Self.empty }
     }
 
-    /// Upper bound of the bucket holding the 99th percentile, in ms (0 when empty).
-    var p99Ms: Double {
-        guard count > 0 else { return 0 }
-        let rank = Int((Double(count) * 0.99).rounded(.up))
-        var seen = 0
-        for b in lowest...highest {
-            seen += counts[b]
-            if seen >= rank { return Self.floorMs * exp2(Double(b + 1) / Self.bucketsPerDoubling) }
-        }
-        return Self.floorMs * exp2(Double(highest + 1) / Self.bucketsPerDoubling)
-    }
+    /// The interval's 99th percentile in ms (0 when empty): HdrHistogram's `valueAtPercentile`,
+    /// the highest value of the slot holding it (at most the largest sample).
+    var p99Ms: Double { histogram.totalCount == 0 ? 0 : Double(histogram.valueAtPercentile(99)) / 1_000 }
 }
 
-/// An HdrHistogram of latencies in microseconds (3 significant digits, up to 10 hours).
+/// An HdrHistogram of latencies in microseconds (3 significant digits, up to 10 hours), with
+/// what a snapshot shows of it kept up to date as samples arrive (issue 12: a snapshot under
+/// 1 ms on a saturated superpod). The library's accessors each walk its whole counts array
+/// (about 28,000 slots) in generic code, the bins once per bin: 8 of a saturated superpod's
+/// 14 million instructions per snapshot. Here a sample also adds to
+/// - the exact sum of the slot midpoints HdrHistogram's `mean` adds up (so the mean is its mean),
+/// - counts per snapshot bin (upper bounds 1, 2, 4, … ms, at the histogram's resolution, as
+///   `count(within: 0...upper)` draws them), each split in ``subBins`` by slot,
+/// and a percentile walks only the slots of the one sub-bin that holds it, with the library's
+/// own rank and clamping. Values are equal to the library's (LatencyHistogramTests).
 struct LatencyHistogram {
     private var histogram: Histogram<UInt64>
+    /// Sample counts per (bin, sub-bin), bin-major; a slot belongs wholly to one sub-bin.
+    private var subCounts: [UInt64]
+    /// Sum of HdrHistogram's `medianEquivalentForValue` over the samples.
+    private var midpointSum: UInt64 = 0
+    /// Per bin: the lowest value it holds and how many values it spans (slot-aligned).
+    private let binStarts: [UInt64]
+    private let binWidths: [UInt64]
+
+    static let binCount = 40
+    static let subBins = 16
 
     init(digits: SignificantDigits = .three) {
-        histogram = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: digits)
+        let h = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: digits)
+        histogram = h
+        // Bin k holds the slots at or below the slot of 1000·2^k µs (`count(within:)`'s reach).
+        let tops = (0..<Self.binCount).map { h.highestEquivalentForValue(1_000 << UInt64($0)) }
+        binStarts = [0] + tops.dropLast().map { $0 + 1 }
+        binWidths = zip(tops, binStarts).map { $0 - $1 + 1 }
+        subCounts = Array(repeating: 0, count: Self.binCount * Self.subBins)
     }
 
     /// Changes with every record and reset: the key of ``summary()``'s cache.
@@ -176,41 +188,115 @@ struct LatencyHistogram {
     private var cachedVersion: UInt64 = .max
     private var cached = Summary()
 
+    /// A latency in whole microseconds, within what the histograms track (1 µs to 10 hours).
+    static func micros(_ seconds: Double) -> UInt64 {
+        UInt64(max(1, min(35_999_999_999, (seconds * 1_000_000).rounded())))
+    }
+
     mutating func record(seconds: Double) {
-        let micros = UInt64(max(1, min(35_999_999_999, (seconds * 1_000_000).rounded())))
-        _ = histogram.record(micros)
+        let value = Self.micros(seconds)
+        _ = histogram.record(value)
+        let low = histogram.lowestEquivalentForValue(value)
+        midpointSum &+= low + (histogram.sizeOfEquivalentRangeForValue(value) >> 1)
+        subCounts[subBin(ofSlotAt: low)] += 1
         version &+= 1
     }
+
+    /// Index into ``subCounts`` of the slot whose lowest value is `low`.
+    private func subBin(ofSlotAt low: UInt64) -> Int {
+        // First guess from the bounds 1000·2^k, then corrected against the slot-aligned starts.
+        let q = low / 1_000
+        var k = Swift.min(Self.binCount - 1, q == 0 ? 0 : 64 - q.leadingZeroBitCount)
+        while k > 0 && low < binStarts[k] { k -= 1 }
+        while k < Self.binCount - 1 && low >= binStarts[k + 1] { k += 1 }
+        let j = Swift.min(Self.subBins - 1, Int((low - binStarts[k]) * UInt64(Self.subBins) / binWidths[k]))
+        return k * Self.subBins + j
+    }
+
     mutating func reset() {
-        if histogram.totalCount > 0 { histogram.reset() }
+        if histogram.totalCount > 0 {
+            histogram.reset()
+            for i in subCounts.indices { subCounts[i] = 0 }
+            midpointSum = 0
+        }
         version &+= 1
     }
 
     /// What a snapshot shows of the histogram.
-    struct Summary {
+    struct Summary: Equatable {
         var meanMs = 0.0, p50Ms = 0.0, p90Ms = 0.0, p99Ms = 0.0
         var bins = HistogramBins()
     }
 
     /// Mean, percentiles and bins, recomputed only when samples arrived since the last call
-    /// (a snapshot of an idle or paused engine costs nothing here; they were 10 ms each).
+    /// (a snapshot of an idle or paused engine costs nothing here).
     mutating func summary() -> Summary {
         if cachedVersion != version {
-            cached = Summary(meanMs: meanMs, p50Ms: p50Ms, p90Ms: p90Ms, p99Ms: p99Ms, bins: bins())
+            cached = computeSummary()
             cachedVersion = version
         }
         return cached
     }
     var count: UInt64 { histogram.totalCount }
-    var meanMs: Double { count == 0 ? 0 : histogram.mean / 1_000 }
-    func percentileMs(_ p: Double) -> Double { count == 0 ? 0 : Double(histogram.valueAtPercentile(p)) / 1_000 }
-    var p50Ms: Double { percentileMs(50) }
-    var p90Ms: Double { percentileMs(90) }
-    var p99Ms: Double { percentileMs(99) }
+    var meanMs: Double { summary_().meanMs }
+    var p50Ms: Double { summary_().p50Ms }
+    var p90Ms: Double { summary_().p90Ms }
+    var p99Ms: Double { summary_().p99Ms }
+    /// The summary without touching the cache (a report reads it once).
+    private func summary_() -> Summary { cachedVersion == version ? cached : computeSummary() }
 
-    /// Logarithmic bins (ms) for drawing: upper bounds 1, 2, 4, … ms.
-    func bins() -> HistogramBins {
-        guard count > 0 else { return HistogramBins() }
+    private func computeSummary() -> Summary {
+        let total = histogram.totalCount
+        guard total > 0 else { return Summary() }
+        // HdrHistogram's mean adds midpoint × count per slot in Doubles; below 2^53 every partial
+        // sum is an exact integer, so it equals the integer sum. Beyond, ask the library.
+        let mean = midpointSum < (1 << 53) ? Double(midpointSum) / Double(total) : histogram.mean
+        var bounds: [Double] = [], counts: [Int] = []
+        var below: UInt64 = 0
+        for k in 0..<Self.binCount where below < total {
+            let inBin = subCounts[(k * Self.subBins)..<((k + 1) * Self.subBins)].reduce(0, +)
+            bounds.append(Double(1_000 << UInt64(k)) / 1_000)
+            counts.append(Int(inBin))
+            below += inBin
+        }
+        return Summary(meanMs: mean / 1_000, p50Ms: percentileMs(50), p90Ms: percentileMs(90),
+                       p99Ms: percentileMs(99), bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
+    }
+
+    /// HdrHistogram's `valueAtPercentile(p)` (0 < p < 100) in ms: its rank (1 ulp below p, times
+    /// the count, rounded up), the highest value of the slot where the running count reaches
+    /// it, clamped to the recorded range; the walk starts at the sub-bin holding that rank.
+    private func percentileMs(_ p: Double) -> Double {
+        let total = histogram.totalCount
+        let requested = Swift.min(Swift.max(p.nextDown, 0.0), 100.0)
+        let rank = Swift.max(1, UInt64(((requested * Double(total)) / 100.0).rounded(.up)))
+        var cumulative: UInt64 = 0
+        var sub = 0
+        while sub < subCounts.count - 1 && cumulative + subCounts[sub] < rank {
+            cumulative += subCounts[sub]
+            sub += 1
+        }
+        let k = sub / Self.subBins, j = sub % Self.subBins
+        // The first slot whose lowest value falls in sub-bin j of bin k.
+        let from = binStarts[k] + (UInt64(j) * binWidths[k] + UInt64(Self.subBins) - 1) / UInt64(Self.subBins)
+        var value = histogram.lowestEquivalentForValue(from)
+        if value < from { value = histogram.highestEquivalentForValue(from) + 1 }
+        let highest = histogram.maxRecorded
+        while value <= highest {
+            cumulative += histogram.countForValue(value)
+            if cumulative >= rank {
+                return Double(Swift.max(Swift.min(histogram.highestEquivalentForValue(value), highest), histogram.min)) / 1_000
+            }
+            value = histogram.highestEquivalentForValue(value) + 1
+        }
+        return Double(histogram.valueAtPercentile(p)) / 1_000  // unreachable: the counts add up to the total
+    }
+
+    #if DEBUG
+    /// HdrHistogram's own accessors (what ``computeSummary()`` must equal), for tests.
+    func referenceSummary() -> Summary {
+        guard count > 0 else { return Summary() }
+        func ms(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1_000 }
         var bounds: [Double] = []
         var counts: [Int] = []
         var upper: UInt64 = 1_000
@@ -222,6 +308,8 @@ struct LatencyHistogram {
             below = inBin
             upper *= 2
         }
-        return HistogramBins(upperBoundsMs: bounds, counts: counts)
+        return Summary(meanMs: histogram.mean / 1_000, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99),
+                       bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
     }
+    #endif
 }

@@ -148,7 +148,7 @@ extension ServingEngine {
     }
 
     /// The Experts view's data, from the first decode instance.
-    func expertSummary() -> ExpertSummary {
+    func expertSummary(dieLoads: [Double]? = nil) -> ExpertSummary {
         var summary = ExpertSummary()
         guard let decode = instances.firstIndex(where: { $0.hasDecode }), let routing = instances[decode].experts else {
             return summary
@@ -157,7 +157,7 @@ extension ServingEngine {
         summary.rebalances = decodeRebalances
         summary.rebalanceInProgress = instances[decode].eplb.map { $0.phase != .idle } ?? false
         summary.loadingDies = instances[decode].eplb?.loadingDies ?? []
-        summary.dieLoad = routing.dieLoads()
+        summary.dieLoad = dieLoads ?? routing.dieLoads()
         if expertStats.moeSteps > 0 { summary.moeMsPerStep = expertStats.moeSeconds / Double(expertStats.moeSteps) * 1e3 }
         // Heat: the last window's counts, relative to each layer's mean.
         let heat = expertStats.heat.isEmpty ? routing.popularity.layers : expertStats.heat

@@ -1,3 +1,4 @@
+import HeapModule
 import PodModel
 import SimKit
 
@@ -21,10 +22,14 @@ extension ServingEngine {
         s.slo.ttftMs = configuration.sloTTFTMs
         s.slo.tpotMs = configuration.sloTPOTMs
         s.kv = kvSummary()
-        s.npus = npuStatuses()
+        // Computed once for the Pod view's expert dies and the Experts view.
+        let dieLoads = decodeDieLoads()
+        s.npus = npuStatuses(dieLoads: dieLoads)
         markFaultedNPUs(&s.npus)
         s.activeFaults = activeFaultStatuses()
-        s.drainProgress = drainProgress()
+        // One walk over the requests in flight for both the progress and the node lists.
+        let progress = drainProgress()
+        s.drainProgress = progress
         s.instances = instances.map { instance in
             InstanceStatus(name: instance.name, kind: instance.role.rawValue,
                            npus: instance.external ? instance.groupSpec.npusEach : instance.npus.count,
@@ -35,11 +40,11 @@ extension ServingEngine {
                            stepMs: instance.lastStepSeconds * 1_000)
         }
         annotateScaling(&s)
-        let (drained, draining) = drainState()
+        let (drained, draining) = Self.drainState(progress)
         s.drainedNodes = drained
         s.drainingNodes = draining
         for i in s.npus.indices { s.npus[i].draining = draining.contains(s.npus[i].node) }
-        s.experts = expertSummary()
+        s.experts = expertSummary(dieLoads: dieLoads)
         s.series = telemetry.series
         s.inFlight = inFlightStatuses(limit: 200)
         s.recent = Array(telemetry.recent)
@@ -84,7 +89,7 @@ extension ServingEngine {
         return kv
     }
 
-    func npuStatuses() -> [NPUStatus] {
+    func npuStatuses(dieLoads: [Double]? = nil) -> [NPUStatus] {
         let (roles, owner) = npuLayout()
         let perNPU = topology.npusPerNode
         var statuses = (0..<topology.npuCount).map { npu in
@@ -98,13 +103,15 @@ extension ServingEngine {
                 statuses[npu].instance = instance.name
                 statuses[npu].utilization = instance.utilization
             }
-            for (g, group) in instance.dp.enumerated() {
-                for npu in group.npus where npu < statuses.count {
+            for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
+                let inFlight = instance.dp[g].slots + instance.dp[g].prefillQueue.count, usage = instance.dp[g].kv.usage
+                let draining = instance.dp[g].drained && (instance.dp[g].slots > 0 || instance.dp[g].kv.liveRequests > 0)
+                for npu in instance.dp[g].npus where npu < statuses.count {
                     statuses[npu].dpGroups.append(g)
-                    statuses[npu].requestsInFlight += group.slots + group.prefillQueue.count
-                    kvShare[npu].used += group.kv.usage
+                    statuses[npu].requestsInFlight += inFlight
+                    kvShare[npu].used += usage
                     kvShare[npu].groups += 1
-                    if group.drained && (group.slots > 0 || group.kv.liveRequests > 0) { statuses[npu].draining = true }
+                    if draining { statuses[npu].draining = true }
                 }
             }
         }
@@ -114,17 +121,17 @@ extension ServingEngine {
         let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
         for instance in instances where !instance.external {
             let hw = instance.cost.hardware
-            for group in instance.dp where !group.npus.isEmpty {
+            for g in instance.dp.indices where !instance.dp[g].npus.isEmpty {
                 // Weights fill what KV does not (kvBlocksPerGroup's split of the HBM share).
-                let groupKV = Double(group.kv.totalBlocks) * blockBytes
+                let groupKV = Double(instance.dp[g].kv.totalBlocks) * blockBytes
                 let weights = hw.hbmBytesPerDie * configuration.kvMemoryFraction * Double(instance.groupSpec.tp) - groupKV
-                let used = weights + Double(group.kv.usedBlocks) * blockBytes
-                for npu in group.npus where npu < statuses.count {
-                    statuses[npu].hbmUsedBytes += used / Double(group.npus.count)
+                let used = weights + Double(instance.dp[g].kv.usedBlocks) * blockBytes
+                for npu in instance.dp[g].npus where npu < statuses.count {
+                    statuses[npu].hbmUsedBytes += used / Double(instance.dp[g].npus.count)
                 }
             }
         }
-        markExpertDies(&statuses)
+        markExpertDies(&statuses, dieLoads: dieLoads)
         if configuration.deployment.moeAttention != nil, let decode = instances.firstIndex(where: { $0.role == .decode }) {
             // Expert dies run busy-polling kernels in lockstep with the decode steps.
             for npu in statuses.indices where roles[npu] == .expert {
@@ -137,11 +144,12 @@ extension ServingEngine {
 
     /// Decode expert dies: the experts they host (layer 0) and their MoE load relative to the mean
     /// (the Pod view colours expert dies by it). Routed-expert dies come first in an instance.
-    func markExpertDies(_ statuses: inout [NPUStatus]) {
+    func markExpertDies(_ statuses: inout [NPUStatus], dieLoads: [Double]? = nil) {
         guard let index = instances.firstIndex(where: { $0.hasDecode }), let routing = instances[index].experts,
               let first = instances[index].npus.first else { return }
         let diesPerNPU = instances[index].cost.hardware.diesPerDevice
-        let loads = configuration.eplb == .perfect ? Array(repeating: 1.0, count: routing.dies) : routing.dieLoads()
+        let loads = configuration.eplb == .perfect ? Array(repeating: 1.0, count: routing.dies)
+            : dieLoads ?? routing.dieLoads()
         var hosted = Array(repeating: [Int](), count: routing.dies)
         for (expert, hosts) in (routing.servingPlacement.layers.first ?? []).enumerated() {
             for d in hosts where d < hosted.count { hosted[d].append(expert) }
@@ -154,9 +162,22 @@ extension ServingEngine {
         }
     }
 
+    /// The first decode instance's relative per-die MoE load (``ExpertRouting/dieLoads()``), or
+    /// nil without experts.
+    func decodeDieLoads() -> [Double]? {
+        guard let index = instances.firstIndex(where: { $0.hasDecode }), let routing = instances[index].experts else { return nil }
+        if let cache = telemetry.dieLoadsCache, cache.popularity == routing.popularity,
+           cache.placement == routing.servingPlacement {
+            return cache.loads
+        }
+        let loads = routing.dieLoads()
+        telemetry.dieLoadsCache = (routing.popularity, routing.servingPlacement, loads)
+        return loads
+    }
+
     /// The oldest in-flight requests (lowest ids first), at most `limit`.
     func inFlightStatuses(limit: Int) -> [RequestStatus] {
-        let ids = requests.keys.sorted().prefix(limit)
+        let ids = Self.lowest(limit, of: requests.keys)
         return ids.compactMap { id in
             guard let r = requests[id] else { return nil }
             var location = ""
@@ -172,5 +193,18 @@ extension ServingEngine {
                                  outputTokens: r.outputTokens, generatedTokens: generated, location: location,
                                  ttftMs: r.firstTokenAt.map { ($0 - r.spec.arrival) * 1_000 })
         }
+    }
+
+    /// The `limit` smallest ids, ascending: one pass with a bounded max-heap instead of sorting
+    /// every request in flight (tens of thousands on a saturated superpod, each snapshot).
+    static func lowest(_ limit: Int, of ids: Dictionary<Int, RequestState>.Keys) -> [Int] {
+        guard limit > 0 else { return [] }
+        var heap = Heap<Int>()
+        heap.reserveCapacity(limit)
+        for id in ids {
+            if heap.count < limit { heap.insert(id) }
+            else if id < heap.max! { _ = heap.replaceMax(with: id) }
+        }
+        return heap.unordered.sorted()
     }
 }

@@ -95,9 +95,18 @@ public struct ExpertRouting: Sendable {
 
     /// Relative per-die load of the serving placement, averaged over layers (1 = mean).
     public func dieLoads() -> [Double] {
+        // ExpertPlacement.dieLoads(layer:popularity:) per layer, into one scratch buffer (the
+        // same sums in the same order): a snapshot asks for this, and per-layer arrays were
+        // most of its cost.
         var sum = Array(repeating: 0.0, count: dies)
+        var loads = Array(repeating: 0.0, count: dies)
         for l in 0..<shape.moeLayers {
-            let loads = servingPlacement.dieLoads(layer: l, popularity: popularity)
+            for d in loads.indices { loads[d] = 0 }
+            let row = popularity.layers[l], hostsRow = servingPlacement.layers[l]
+            for e in hostsRow.indices where !hostsRow[e].isEmpty {
+                let share = row[e] / Double(hostsRow[e].count)
+                for d in hostsRow[e] { loads[d] += share }
+            }
             let mean = loads.reduce(0, +) / Double(dies)
             for d in 0..<dies { sum[d] += mean > 0 ? loads[d] / mean : 0 }
         }

@@ -102,8 +102,10 @@ extension ServingEngine {
     var drainedNodes: Set<Int> { cluster.drainedNodes }
 
     /// Drained nodes with nothing left on them, and drained nodes still finishing work.
-    func drainState() -> (drained: [Int], draining: [Int]) {
-        let progress = drainProgress()
-        return (progress.filter { $0.requestsLeft == 0 }.map(\.node), progress.filter { $0.requestsLeft > 0 }.map(\.node))
+    func drainState() -> (drained: [Int], draining: [Int]) { Self.drainState(drainProgress()) }
+
+    /// The same, from a ``drainProgress()`` already taken.
+    static func drainState(_ progress: [DrainProgress]) -> (drained: [Int], draining: [Int]) {
+        (progress.filter { $0.requestsLeft == 0 }.map(\.node), progress.filter { $0.requestsLeft > 0 }.map(\.node))
     }
 }

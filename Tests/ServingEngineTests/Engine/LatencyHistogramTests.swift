@@ -1,0 +1,64 @@
+import Foundation
+import SimKit
+import Testing
+
+@testable import ServingEngine
+
+/// The snapshot's latency statistics come from one walk over the HdrHistogram (issue 12's
+/// snapshot budget); they must equal what HdrHistogram's own accessors say, value for value,
+/// so reports and goldens do not move.
+@Suite(.timeLimit(.minutes(10))) struct LatencyHistogramTests {
+    /// Latencies spread log-uniformly from 1 µs to about 3 hours, plus exact bin edges.
+    private func samples(_ n: Int, seed: UInt64) -> [Double] {
+        var rng = RandomStream(seed: seed)
+        var out = (0..<n).map { _ in pow(10, -6 + 10 * Double.random(in: 0..<1, using: &rng)) }
+        out += [0, 0.001, 0.002, 0.004, 0.0019995, 1.024, 36_000, 1e9]  // floors, bin edges, beyond the ceiling
+        return out
+    }
+
+    @Test func oneWalkEqualsTheLibrarysAccessors() {
+        for (n, seed) in [(1, 1), (7, 2), (1_000, 3), (50_000, 4)] as [(Int, UInt64)] {
+            var h = LatencyHistogram()
+            for s in samples(n, seed: seed) { h.record(seconds: s) }
+            let fast = h.summary(), reference = h.referenceSummary()
+            #expect(fast == reference, "n=\(n): \(fast) vs \(reference)")
+            #expect(fast.bins.counts.reduce(0, +) == Int(h.count))
+            #expect(fast.p99Ms >= fast.p90Ms && fast.p90Ms >= fast.p50Ms && fast.p50Ms > 0)
+        }
+    }
+
+    @Test func narrowDistributionsAndResets() {
+        var h = LatencyHistogram()
+        #expect(h.summary() == LatencyHistogram.Summary())
+        for _ in 0..<100 { h.record(seconds: 0.035) }  // one slot: every percentile is that slot
+        #expect(h.summary() == h.referenceSummary())
+        #expect(h.summary().p50Ms == h.summary().p99Ms)
+        h.record(seconds: 12)
+        #expect(h.summary() == h.referenceSummary())
+        #expect(h.summary().p99Ms == h.referenceSummary().p99Ms)
+        h.reset()
+        #expect(h.summary() == LatencyHistogram.Summary())
+        h.record(seconds: 0.5)
+        #expect(h.summary() == h.referenceSummary())
+        #expect(h.meanMs == h.summary().meanMs)
+    }
+
+    /// The sparkline's per-interval p99 (an HdrHistogram at one digit): within a slot (6%) of the
+    /// exact 99th percentile, never above the largest sample, and empty again after a reset.
+    @Test func intervalP99IsWithinASlotOfTheExactOne() {
+        var interval = IntervalLatency()
+        #expect(interval.p99Ms == 0 && interval.count == 0)
+        for (n, seed) in [(1, 5), (100, 6), (5_000, 7)] as [(Int, UInt64)] {
+            var rng = RandomStream(seed: seed)
+            let ms = (0..<n).map { _ in 0.5 + 3_000 * Double.random(in: 0..<1, using: &rng) }
+            for m in ms { interval.record(seconds: m / 1_000) }
+            let sorted = ms.sorted()
+            let exact = sorted[Int((Double(n) * 0.99).rounded(.up)) - 1]
+            #expect(interval.count == n)
+            #expect(abs(interval.p99Ms - exact) <= exact * 0.065, "n=\(n): \(interval.p99Ms) vs exact \(exact)")
+            #expect(interval.p99Ms <= (sorted.last! * 1_000).rounded() / 1_000)
+            interval.reset()
+            #expect(interval.p99Ms == 0 && interval.count == 0)
+        }
+    }
+}
