@@ -176,13 +176,21 @@ struct LatencyHistogram {
     private var cachedVersion: UInt64 = .max
     private var cached = Summary()
 
+    /// Samples per occupied bucket (keyed by the bucket's lowest value), mirroring `histogram`'s
+    /// counts: ``meanMs`` sums over these few buckets in ascending order, exactly as
+    /// `Histogram.mean` does over all ~26,000 of its slots through an unspecialised generic
+    /// iterator (12% of an Azure code replay's instructions, for three report means).
+    private var occupied: [UInt64: UInt64] = [:]
+
     mutating func record(seconds: Double) {
         let micros = UInt64(max(1, min(35_999_999_999, (seconds * 1_000_000).rounded())))
         _ = histogram.record(micros)
+        occupied[histogram.lowestEquivalentForValue(micros), default: 0] += 1
         version &+= 1
     }
     mutating func reset() {
         if histogram.totalCount > 0 { histogram.reset() }
+        occupied.removeAll(keepingCapacity: true)
         version &+= 1
     }
 
@@ -202,7 +210,16 @@ struct LatencyHistogram {
         return cached
     }
     var count: UInt64 { histogram.totalCount }
-    var meanMs: Double { count == 0 ? 0 : histogram.mean / 1_000 }
+    /// `Histogram.mean` to the bit: Σ median-equivalent value × count over occupied buckets in
+    /// ascending order, divided by the total count.
+    var meanMs: Double {
+        guard count > 0 else { return 0 }
+        var total = 0.0
+        for bucket in occupied.keys.sorted() {
+            total += Double(histogram.medianEquivalentForValue(bucket)) * Double(occupied[bucket]!)
+        }
+        return total / Double(count) / 1_000
+    }
     func percentileMs(_ p: Double) -> Double { count == 0 ? 0 : Double(histogram.valueAtPercentile(p)) / 1_000 }
     var p50Ms: Double { percentileMs(50) }
     var p90Ms: Double { percentileMs(90) }
