@@ -86,21 +86,27 @@ extension ServingEngine {
         for id in joining {
             // In place through the dictionary slot (no copy of the RequestState and back).
             guard let slot = requests.index(forKey: id) else { continue }
-            let g = requests.values[slot].decodeGroup
-            instances[index].dp[g].running += 1
-            instances[index].dp[g].promptSum += requests.values[slot].spec.promptTokens
-            instances[index].dp[g].joinStepSum += step
-            let phase = tokenPhase(id)
-            // A cancelled request frees its slot after one step.
-            let steps = requests.values[slot].cancelled ? 1
-                : max(1, Int(saturating: ((Double(requests.values[slot].outputTokens) - phase) / tokensPerStep).rounded(.up)))
-            let finishStep = Saturating.add(step, steps)
-            requests.values[slot].joinStep = step
-            requests.values[slot].times.decodeJoinedAt = now
-            requests.values[slot].finishStep = finishStep
-            instances[index].finishing[finishStep, default: []].append(id)
+            let joined = Self.joinDecode(&requests.values[slot], step: step, phase: tokenPhase(id),
+                                         tokensPerStep: tokensPerStep, now: now)
+            instances[index].dp[joined.group].running += 1
+            instances[index].dp[joined.group].promptSum += joined.promptTokens
+            instances[index].dp[joined.group].joinStepSum += step
+            instances[index].finishing[joined.finishStep, default: []].append(id)
             instances[index].firstStep.append(id)
         }
+    }
+
+    /// Marks `request` as decoding from `step`: its last step is where its output runs out (a
+    /// cancelled request frees its slot after one step). Takes the request in place: reading it
+    /// through `Dictionary.Values`' getter would copy the whole RequestState.
+    private static func joinDecode(_ request: inout RequestState, step: Int, phase: Double, tokensPerStep: Double,
+                                   now: SimTime) -> (group: Int, promptTokens: Int, finishStep: Int) {
+        let steps = request.cancelled ? 1
+            : max(1, Int(saturating: ((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
+        request.joinStep = step
+        request.times.decodeJoinedAt = now
+        request.finishStep = Saturating.add(step, steps)
+        return (request.decodeGroup, request.spec.promptTokens, request.finishStep)
     }
 
     /// Time of one decode step: every DP group waits at dispatch for the slowest one — the group

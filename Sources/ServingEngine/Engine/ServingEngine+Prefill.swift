@@ -99,6 +99,35 @@ extension ServingEngine {
         return extra
     }
 
+    /// What ``fillPrefillBatch(_:budget:colocated:batchLimit:)`` reads of a queued request, taken
+    /// in place (`Dictionary.Values`' getter would copy the whole RequestState for each field).
+    private struct PrefillView {
+        var allocated: Bool
+        var totalTokens: Int
+        var promptTokens: Int
+        var chainedKeys: [UInt64]
+        var remainingPrefill: Int
+        var hitTokens: Int
+    }
+
+    private static func prefillView(_ r: inout RequestState) -> PrefillView {
+        PrefillView(allocated: r.allocated, totalTokens: r.totalTokens, promptTokens: r.spec.promptTokens,
+                    chainedKeys: r.chainedKeys, remainingPrefill: r.remainingPrefill, hitTokens: r.hitTokens)
+    }
+
+    /// Whether the request's whole prompt is computed (read in place, not copied).
+    private static func prefillDone(_ r: inout RequestState) -> Bool { r.remainingPrefill == 0 && r.allocated }
+
+    /// The request's KV is allocated: its prefill starts now with `remaining` tokens to compute.
+    private static func startPrefill(_ r: inout RequestState, remaining: Int, hitTokens: Int, now: SimTime) {
+        r.remainingPrefill = remaining
+        r.hitTokens = hitTokens
+        r.allocated = true
+        r.stage = .prefill
+        if r.prefillStartedAt == nil { r.prefillStartedAt = now }
+        r.times.prefillStartedAt = now
+    }
+
     private func fillPrefillBatch(_ group: inout DPGroupState, budget: Int, colocated: Bool, batchLimit: Int) -> BatchLoad {
         let blockTokens = configuration.kvBlockTokens
         var load = BatchLoad()
@@ -108,42 +137,38 @@ extension ServingEngine {
             // Read and changed in place through the request's dictionary slot: a copy of each
             // queued RequestState per step (and back) was 2% of a colocated replay.
             guard let slot = requests.index(forKey: id) else { continue }
-            if !requests.values[slot].allocated {
-                let totalTokens = requests.values[slot].totalTokens
+            var view = Self.prefillView(&requests.values[slot])
+            if !view.allocated {
                 if colocated {
                     // A colocated request keeps its blocks through decode: admit it only with a
                     // decode slot and room for its whole expected length.
-                    let needed = Saturating.ceilDiv(totalTokens, blockTokens)
+                    let needed = Saturating.ceilDiv(view.totalTokens, blockTokens)
                     guard group.slots < batchLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
                     else { break }
                 }
-                guard let allocation = group.kv.allocate(requestID: id, promptTokens: requests.values[slot].spec.promptTokens,
-                                                         chainedHashes: requests.values[slot].chainedKeys)
+                guard let allocation = group.kv.allocate(requestID: id, promptTokens: view.promptTokens,
+                                                         chainedHashes: view.chainedKeys)
                 else { break }
                 if colocated {
-                    group.kv.reserve(requestID: id, expectedTotalTokens: totalTokens)
+                    group.kv.reserve(requestID: id, expectedTotalTokens: view.totalTokens)
                     group.slots += 1
                 }
                 // Blocks the group's own cache lacks may sit in the pooled DRAM tier: loaded over UB
                 // instead of recomputed.
                 let pooled = pool == nil ? 0 : poolHit(requests.values[slot], localHitTokens: allocation.hitTokens)
                 load.pooledTokens += pooled
-                group.queuedTokens += allocation.computeTokens - pooled - requests.values[slot].remainingPrefill
-                requests.values[slot].remainingPrefill = allocation.computeTokens - pooled
-                requests.values[slot].hitTokens = allocation.hitTokens + pooled
-                requests.values[slot].allocated = true
-                requests.values[slot].stage = .prefill
-                if requests.values[slot].prefillStartedAt == nil { requests.values[slot].prefillStartedAt = now }
-                requests.values[slot].times.prefillStartedAt = now
+                group.queuedTokens += allocation.computeTokens - pooled - view.remainingPrefill
+                view.remainingPrefill = allocation.computeTokens - pooled
+                view.hitTokens = allocation.hitTokens + pooled
+                Self.startPrefill(&requests.values[slot], remaining: view.remainingPrefill, hitTokens: view.hitTokens, now: now)
                 load.started += 1
             }
-            let remaining = requests.values[slot].remainingPrefill
-            let chunk = min(left, remaining)
+            let chunk = min(left, view.remainingPrefill)
             group.batch.append((id, chunk))
             left -= chunk
             load.tokens += chunk
-            load.promptWeighted += Double(chunk) * Double(requests.values[slot].spec.promptTokens)
-            load.hitWeighted += Double(chunk) * Double(requests.values[slot].hitTokens)
+            load.promptWeighted += Double(chunk) * Double(view.promptTokens)
+            load.hitWeighted += Double(chunk) * Double(view.hitTokens)
         }
         return load
     }
@@ -163,7 +188,7 @@ extension ServingEngine {
             }
             // Chunks are taken front first, so finished requests are at the front.
             while let head = instances[index].dp[g].prefillQueue.first, let slot = requests.index(forKey: head),
-                  requests.values[slot].remainingPrefill == 0, requests.values[slot].allocated {
+                  Self.prefillDone(&requests.values[slot]) {
                 instances[index].dp[g].prefillQueue.removeFirst()
                 requests.values[slot].times.prefillEndedAt = now
                 if instances[index].role == .colocated {
