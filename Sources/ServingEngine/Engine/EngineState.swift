@@ -107,7 +107,13 @@ final class InstanceState {
     var groupSpec: InstanceGroup
     var external: Bool
     /// Cost model of the instance's hardware (external prefill may run on other NPUs).
-    var cost: CostModel
+    /// Fixed for the TE's life: a `let`, so reading it for a cost call borrows it in place instead of
+    /// copying the struct (four copies a decode step were 12% of a 4-replica colocated replay).
+    let cost: CostModel
+    /// The decode attention rates ``ServingEngine/decodeStepSeconds(_:)`` reads off `cost` for
+    /// `queryTokens` (a pure function of both), kept after the first step: three cost-model
+    /// calls a step were 10% of a 4-replica colocated replay. A fork recomputes them.
+    var decodeAttentionRates: (queryTokens: Double, base: Double, perRequest: Double, perToken: Double)?
     /// KV transfer plane towards decode: UB inside the pod, RoCE from outside (system.md §2).
     var plane: FabricPlane { external ? .roce : .ub }
     var npus: [Int]

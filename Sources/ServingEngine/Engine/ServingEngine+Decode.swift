@@ -84,22 +84,29 @@ extension ServingEngine {
         guard !joining.isEmpty else { return }
         instances[index].joining.removeAll(keepingCapacity: true)
         for id in joining {
-            guard var request = requests[id] else { continue }
-            let g = request.decodeGroup
-            instances[index].dp[g].running += 1
-            instances[index].dp[g].promptSum += request.spec.promptTokens
-            instances[index].dp[g].joinStepSum += step
-            let phase = tokenPhase(id)
-            // A cancelled request frees its slot after one step.
-            let steps = request.cancelled ? 1
-                : max(1, Int(saturating: ((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
-            request.joinStep = step
-            request.times.decodeJoinedAt = now
-            request.finishStep = Saturating.add(step, steps)
-            requests[id] = request
-            instances[index].finishing[request.finishStep, default: []].append(id)
+            // In place through the dictionary slot (no copy of the RequestState and back).
+            guard let slot = requests.index(forKey: id) else { continue }
+            let joined = Self.joinDecode(&requests.values[slot], step: step, phase: tokenPhase(id),
+                                         tokensPerStep: tokensPerStep, now: now)
+            instances[index].dp[joined.group].running += 1
+            instances[index].dp[joined.group].promptSum += joined.promptTokens
+            instances[index].dp[joined.group].joinStepSum += step
+            instances[index].finishing[joined.finishStep, default: []].append(id)
             instances[index].firstStep.append(id)
         }
+    }
+
+    /// Marks `request` as decoding from `step`: its last step is where its output runs out (a
+    /// cancelled request frees its slot after one step). Takes the request in place: reading it
+    /// through `Dictionary.Values`' getter would copy the whole RequestState.
+    private static func joinDecode(_ request: inout RequestState, step: Int, phase: Double, tokensPerStep: Double,
+                                   now: SimTime) -> (group: Int, promptTokens: Int, finishStep: Int) {
+        let steps = request.cancelled ? 1
+            : max(1, Int(saturating: ((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
+        request.joinStep = step
+        request.times.decodeJoinedAt = now
+        request.finishStep = Saturating.add(step, steps)
+        return (request.decodeGroup, request.spec.promptTokens, request.finishStep)
     }
 
     /// Time of one decode step: every DP group waits at dispatch for the slowest one — the group
@@ -115,10 +122,18 @@ extension ServingEngine {
         // groups by requests × (per-request cost + per-token cost × context), both read off the
         // cost model once per step.
         let queryTokens = tokensPerStep > 1 ? 2.0 : 1.0
-        let cost = instances[index].cost
-        let base = cost.decodeAttentionSeconds(requests: 1, context: 0, queryTokens: queryTokens)
-        let perRequest = cost.decodeAttentionSeconds(requests: 2, context: 0, queryTokens: queryTokens) - base
-        let perToken = (cost.decodeAttentionSeconds(requests: 1, context: 1_000, queryTokens: queryTokens) - base) / 1_000
+        // Read through the instance (a class), not a copy of its cost model; the rates are the
+        // same every step, so they are computed once per query width (InstanceState).
+        let instance = instances[index]
+        let perRequest: Double, perToken: Double
+        if let rates = instance.decodeAttentionRates, rates.queryTokens == queryTokens {
+            (perRequest, perToken) = (rates.perRequest, rates.perToken)
+        } else {
+            let base = instance.cost.decodeAttentionSeconds(requests: 1, context: 0, queryTokens: queryTokens)
+            perRequest = instance.cost.decodeAttentionSeconds(requests: 2, context: 0, queryTokens: queryTokens) - base
+            perToken = (instance.cost.decodeAttentionSeconds(requests: 1, context: 1_000, queryTokens: queryTokens) - base) / 1_000
+            instance.decodeAttentionRates = (queryTokens, base, perRequest, perToken)
+        }
         // Read through one buffer (no per-group access to the TE's property).
         let tokensPerStep = tokensPerStep
         instances[index].dp.withUnsafeBufferPointer { groups in
@@ -153,7 +168,7 @@ extension ServingEngine {
         input.attentionTP = spec.tp
         input.requestsPerInstance = Double(total)
         (input.attentionSlowdown, input.expertSlowdown) = stragglerSlowdown(instance: index)
-        let stepCost = instances[index].cost.decodeStep(input)
+        let stepCost = instance.cost.decodeStep(input)
         noteDecodeMoE(index, stepCost)
         return (stepCost.stepSeconds, total)
     }
@@ -163,7 +178,9 @@ extension ServingEngine {
     func finishDecodeStep(_ index: Int) {
         instances[index].stepIndex += 1
         let step = instances[index].stepIndex
-        for id in instances[index].firstStep { requests[id]?.firstTokenAt = now }
+        for id in instances[index].firstStep {
+            if let slot = requests.index(forKey: id) { requests.values[slot].firstTokenAt = now }  // in place
+        }
         instances[index].firstStep.removeAll(keepingCapacity: true)
         if !watched.isEmpty { reportTokens(index, step: step) }
         guard let done = instances[index].finishing.removeValue(forKey: step) else { return }

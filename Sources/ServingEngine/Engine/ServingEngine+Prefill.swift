@@ -99,48 +99,76 @@ extension ServingEngine {
         return extra
     }
 
+    /// What ``fillPrefillBatch(_:budget:colocated:batchLimit:)`` reads of a queued request, taken
+    /// in place (`Dictionary.Values`' getter would copy the whole RequestState for each field).
+    private struct PrefillView {
+        var allocated: Bool
+        var totalTokens: Int
+        var promptTokens: Int
+        var chainedKeys: [UInt64]
+        var remainingPrefill: Int
+        var hitTokens: Int
+    }
+
+    private static func prefillView(_ r: inout RequestState) -> PrefillView {
+        PrefillView(allocated: r.allocated, totalTokens: r.totalTokens, promptTokens: r.spec.promptTokens,
+                    chainedKeys: r.chainedKeys, remainingPrefill: r.remainingPrefill, hitTokens: r.hitTokens)
+    }
+
+    /// Whether the request's whole prompt is computed (read in place, not copied).
+    private static func prefillDone(_ r: inout RequestState) -> Bool { r.remainingPrefill == 0 && r.allocated }
+
+    /// The request's KV is allocated: its prefill starts now with `remaining` tokens to compute.
+    private static func startPrefill(_ r: inout RequestState, remaining: Int, hitTokens: Int, now: SimTime) {
+        r.remainingPrefill = remaining
+        r.hitTokens = hitTokens
+        r.allocated = true
+        r.stage = .prefill
+        if r.prefillStartedAt == nil { r.prefillStartedAt = now }
+        r.times.prefillStartedAt = now
+    }
+
     private func fillPrefillBatch(_ group: inout DPGroupState, budget: Int, colocated: Bool, batchLimit: Int) -> BatchLoad {
         let blockTokens = configuration.kvBlockTokens
         var load = BatchLoad()
         var left = budget
         for id in group.prefillQueue {
             if left <= 0 { break }
-            guard var request = requests[id] else { continue }
-            if !request.allocated {
+            // Read and changed in place through the request's dictionary slot: a copy of each
+            // queued RequestState per step (and back) was 2% of a colocated replay.
+            guard let slot = requests.index(forKey: id) else { continue }
+            var view = Self.prefillView(&requests.values[slot])
+            if !view.allocated {
                 if colocated {
                     // A colocated request keeps its blocks through decode: admit it only with a
                     // decode slot and room for its whole expected length.
-                    let needed = Saturating.ceilDiv(request.totalTokens, blockTokens)
+                    let needed = Saturating.ceilDiv(view.totalTokens, blockTokens)
                     guard group.slots < batchLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
                     else { break }
                 }
-                guard let allocation = group.kv.allocate(requestID: id, promptTokens: request.spec.promptTokens,
-                                                         chainedHashes: request.chainedKeys)
+                guard let allocation = group.kv.allocate(requestID: id, promptTokens: view.promptTokens,
+                                                         chainedHashes: view.chainedKeys)
                 else { break }
                 if colocated {
-                    group.kv.reserve(requestID: id, expectedTotalTokens: request.totalTokens)
+                    group.kv.reserve(requestID: id, expectedTotalTokens: view.totalTokens)
                     group.slots += 1
                 }
                 // Blocks the group's own cache lacks may sit in the pooled DRAM tier: loaded over UB
                 // instead of recomputed.
-                let pooled = poolHit(request, localHitTokens: allocation.hitTokens)
+                let pooled = pool == nil ? 0 : poolHit(requests.values[slot], localHitTokens: allocation.hitTokens)
                 load.pooledTokens += pooled
-                group.queuedTokens += allocation.computeTokens - pooled - request.remainingPrefill
-                request.remainingPrefill = allocation.computeTokens - pooled
-                request.hitTokens = allocation.hitTokens + pooled
-                request.allocated = true
-                request.stage = .prefill
-                if request.prefillStartedAt == nil { request.prefillStartedAt = now }
-                request.times.prefillStartedAt = now
-                requests[id] = request
+                group.queuedTokens += allocation.computeTokens - pooled - view.remainingPrefill
+                view.remainingPrefill = allocation.computeTokens - pooled
+                view.hitTokens = allocation.hitTokens + pooled
+                Self.startPrefill(&requests.values[slot], remaining: view.remainingPrefill, hitTokens: view.hitTokens, now: now)
                 load.started += 1
             }
-            let chunk = min(left, request.remainingPrefill)
+            let chunk = min(left, view.remainingPrefill)
             group.batch.append((id, chunk))
             left -= chunk
             load.tokens += chunk
-            load.promptWeighted += Double(chunk) * Double(request.spec.promptTokens)
-            load.hitWeighted += Double(chunk) * Double(request.hitTokens)
+            load.promptWeighted += Double(chunk) * Double(view.promptTokens)
+            load.hitWeighted += Double(chunk) * Double(view.hitTokens)
         }
         return load
     }
@@ -152,19 +180,21 @@ extension ServingEngine {
             let batch = instances[index].dp[g].batch
             guard !batch.isEmpty else { continue }
             instances[index].dp[g].batch.removeAll(keepingCapacity: true)
+            // Requests are changed in place through their dictionary slot: `requests[id]?.x = …`
+            // moves the whole RequestState out and back each time (8% of an Azure code replay).
             for (id, chunk) in batch {
-                requests[id]?.remainingPrefill -= chunk
+                if let slot = requests.index(forKey: id) { requests.values[slot].remainingPrefill -= chunk }
                 instances[index].dp[g].queuedTokens -= chunk
             }
             // Chunks are taken front first, so finished requests are at the front.
-            while let head = instances[index].dp[g].prefillQueue.first, requests[head]?.remainingPrefill == 0,
-                  requests[head]?.allocated == true {
+            while let head = instances[index].dp[g].prefillQueue.first, let slot = requests.index(forKey: head),
+                  Self.prefillDone(&requests.values[slot]) {
                 instances[index].dp[g].prefillQueue.removeFirst()
-                requests[head]?.times.prefillEndedAt = now
+                requests.values[slot].times.prefillEndedAt = now
                 if instances[index].role == .colocated {
-                    requests[head]?.decodeInstance = index
-                    requests[head]?.decodeGroup = g
-                    requests[head]?.stage = .decode
+                    requests.values[slot].decodeInstance = index
+                    requests.values[slot].decodeGroup = g
+                    requests.values[slot].stage = .decode
                     instances[index].joining.append(head)
                 } else {
                     // The prompt's KV is written back to the pooled tier for later turns.

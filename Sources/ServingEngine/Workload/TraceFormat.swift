@@ -211,6 +211,18 @@ enum TraceRowParser {
     /// A decimal integer field; one beyond ``TraceLimits/maxTokens`` (or beyond Int) gets a
     /// message naming the range rather than "not an integer".
     static func tokenCount(_ bytes: ArraySlice<UInt8>, field: String) throws(RowProblem) -> Int {
+        // Every row takes this path: 1 to 7 plain digits (below TraceLimits.maxTokens) are read
+        // from the bytes; anything else (signs, spaces, long or bad fields) goes the String way
+        // below, which words the messages. (The String way was 5% of an Azure code replay.)
+        if !bytes.isEmpty, bytes.count <= 7 {
+            var value = 0
+            var plain = true
+            for c in bytes {
+                guard c >= 48 && c <= 57 else { plain = false; break }
+                value = value * 10 + Int(c - 48)
+            }
+            if plain { return value }
+        }
         let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
         let digits = text.hasPrefix("-") || text.hasPrefix("+") ? text.dropFirst() : Substring(text)
         guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {

@@ -51,7 +51,9 @@ struct WallClockTimestamp {
         }
         let secondsField = text[(b + 17)..<i]
         let tail = text[i...]
-        guard let second = Double(String(decoding: secondsField, as: UTF8.self)), second < 60 else { throw Problem() }
+        guard let second = Self.exactDecimal(secondsField) ?? Double(String(decoding: secondsField, as: UTF8.self)),
+              second < 60
+        else { throw Problem() }
         if !(head.elementsEqual(cachedHead) && tail.elementsEqual(cachedTail)) {
             cachedMinute = try Self.minute(head, offset: try Self.offsetSeconds(tail))
             cachedHead = Array(head)
@@ -89,6 +91,32 @@ struct WallClockTimestamp {
         guard hours <= 23, minutes <= 59 else { throw Problem() }
         return (t[0] == UInt8(ascii: "-") ? -1 : 1) * (hours * 3_600 + minutes * 60)
     }
+
+    /// `SS[.fraction]` of at most 15 digits as `Double(String)` reads it, without the String:
+    /// the digits as an integer and the power of ten are both exact doubles, and IEEE division
+    /// rounds their quotient correctly, as strtod rounds the decimal (the same double, so arrival
+    /// times and reports stay byte-identical). Longer fields return nil and take the String way.
+    /// (The String way was 1.6% of an Azure code replay.)
+    private static func exactDecimal(_ field: ArraySlice<UInt8>) -> Double? {
+        var digits = 0, fractionDigits = 0, value = 0
+        var afterPoint = false
+        for c in field {
+            if c == UInt8(ascii: ".") {
+                if afterPoint { return nil }
+                afterPoint = true
+                continue
+            }
+            guard let d = digit(c) else { return nil }
+            value = value * 10 + d
+            digits += 1
+            if afterPoint { fractionDigits += 1 }
+            if digits > 15 { return nil }
+        }
+        guard digits > 0 else { return nil }
+        return Double(value) / powersOfTen[fractionDigits]
+    }
+
+    private static let powersOfTen: [Double] = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15]
 
     private static func digit(_ c: UInt8) -> Int? { c >= 0x30 && c <= 0x39 ? Int(c - 0x30) : nil }
 }
