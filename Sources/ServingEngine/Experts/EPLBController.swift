@@ -102,11 +102,17 @@ public struct EPLBController: Sendable {
                 // with no tokens, or counts the current placement still serves within `minimumGain`
                 // of what it was planned for, leave the placement alone and cost no plan.
                 guard let counts = routing.takeCollectedLoad() else { break }
-                if let last = lastPlanned,
-                   counts == lastCounts || routing.placement.imbalance(popularity: counts) <= last * (1 + minimumGain) {
-                    break
+                // The current placement's imbalance under the new counts is the plan's "before"
+                // too: evaluated once.
+                var current: Double?
+                if let last = lastPlanned {
+                    if counts == lastCounts { break }
+                    let imbalance = routing.placement.imbalance(popularity: counts)
+                    if imbalance <= last * (1 + minimumGain) { break }
+                    current = imbalance
                 }
-                let o = plan(now: now, routing: &routing, counts: counts, minimumGain: minimumGain, planner: planner)
+                let o = plan(now: now, routing: &routing, counts: counts, before: current, minimumGain: minimumGain,
+                             planner: planner)
                 outcomes.append(o)
             }
         case let .prefetch(until, started, before) where now >= until:
@@ -147,8 +153,8 @@ public struct EPLBController: Sendable {
     /// Plans a placement for `counts` (the collected load) and starts the swap if it gains enough
     /// on those counts; `before` and `after` are imbalances under the counts the planner saw.
     private mutating func plan(now: SimTime, routing: inout ExpertRouting, counts: ExpertPopularity,
-                               minimumGain: Double, planner: Planner?) -> Outcome {
-        let before = routing.placement.imbalance(popularity: counts)
+                               before known: Double? = nil, minimumGain: Double, planner: Planner?) -> Outcome {
+        let before = known ?? routing.placement.imbalance(popularity: counts)
         let target = planner?(counts, routing.dies, routing.slotsPerDie)
             ?? policy.plan(popularity: counts, dies: routing.dies, slotsPerDie: routing.slotsPerDie)
         let after = target.imbalance(popularity: counts)

@@ -38,24 +38,51 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// a free slot; then spend the remaining (redundant) slots one by one on the expert with the
     /// highest load per replica, each new replica on the least-loaded die with a free slot.
     public static func greedy(popularity: ExpertPopularity, dies: Int, slotsPerDie: Int) -> ExpertPlacement {
-        let rows = popularity.layers.map { greedyLayer(load: $0, dies: dies, slotsPerDie: slotsPerDie) }
+        // One die pool and one sort buffer for all layers: a plan is 58 layers, planned for every
+        // TE on every EPLB window (issue 12), and allocating them per layer was a large share.
+        var pool = DiePool(dies: dies, slotsPerDie: slotsPerDie)
+        var order = [Int32]()
+        order.reserveCapacity(popularity.experts)
+        var rows = [[[Int]]]()
+        rows.reserveCapacity(popularity.layers.count)
+        // Most experts get one host: they all share the one-element arrays of this table (no
+        // allocation per expert and layer; a replica appended later copies, as values do).
+        let singles = (0..<dies).map { [$0] }
+        for row in popularity.layers {
+            rows.append(row.withUnsafeBufferPointer { greedyLayer(load: $0, pool: &pool, order: &order, singles: singles) })
+        }
         return ExpertPlacement(dies: dies, slotsPerDie: slotsPerDie, layers: rows)
     }
 
     static func greedyLayer(load: [Double], dies: Int, slotsPerDie: Int) -> [[Int]] {
+        var pool = DiePool(dies: dies, slotsPerDie: slotsPerDie)
+        var order = [Int32]()
+        return load.withUnsafeBufferPointer {
+            greedyLayer(load: $0, pool: &pool, order: &order, singles: (0..<dies).map { [$0] })
+        }
+    }
+
+    /// One layer of ``greedy(popularity:dies:slotsPerDie:)`` on reused buffers (`pool` is reset
+    /// here; `order` is scratch; `singles[d]` is `[d]`): a plan's 58 layers share them.
+    static func greedyLayer(load: UnsafeBufferPointer<Double>, pool dies: inout DiePool, order: inout [Int32],
+                            singles: [[Int]]) -> [[Int]] {
         let experts = load.count
+        dies.reset()
         var replicas = Array(repeating: [Int](), count: experts)
-        var dies = DiePool(dies: dies, slotsPerDie: slotsPerDie)
-        // Primaries, hottest first (ties by expert id keep it deterministic).
-        for e in (0..<experts).sorted(by: { (load[$0], $1) > (load[$1], $0) }) {
-            guard let d = dies.leastLoaded(excluding: []) else { break }
-            replicas[e] = [d]
+        // Primaries, hottest first (ties by expert id keep it deterministic): a strict total
+        // order, so any sort gives the same sequence.
+        hottestFirst(load: load, into: &order)
+        for e32 in order {
+            let e = Int(e32)
+            guard let d = dies.leastLoaded() else { break }
+            replicas[e] = singles[d]
             dies.place(load[e], on: d)
         }
         // Redundant slots: the expert with the most load per replica, next.
-        var hottest = Heap<ExpertShare>((0..<experts).filter { !replicas[$0].isEmpty }.map {
-            ExpertShare(share: load[$0], expert: $0)
-        })
+        guard dies.hasFreeSlot else { return replicas }
+        var hottest = Heap<ExpertShare>()
+        hottest.reserveCapacity(experts)
+        for e in 0..<experts where !replicas[e].isEmpty { hottest.insert(ExpertShare(share: load[e], expert: e)) }
         while dies.hasFreeSlot, let top = hottest.popMax() {
             let e = top.expert
             guard let d = dies.leastLoaded(excluding: replicas[e]) else { continue }
@@ -67,6 +94,56 @@ public struct ExpertPlacement: Sendable, Equatable {
             hottest.insert(ExpertShare(share: after, expert: e))
         }
         return replicas
+    }
+
+    /// Expert ids by load, hottest first, lower id first on ties (a strict total order, so any
+    /// correct sort gives this sequence). Non-negative doubles order as their bit patterns do, so
+    /// a stable byte-wise radix sort of the complemented bits, from expert order, is exact; a
+    /// negative, −0 or NaN load falls back to a comparison sort.
+    static func hottestFirst(load: UnsafeBufferPointer<Double>, into order: inout [Int32]) {
+        let n = load.count
+        order.removeAll(keepingCapacity: true)
+        for e in 0..<n { order.append(Int32(truncatingIfNeeded: e)) }
+        guard load.allSatisfy({ $0 >= 0 && $0.sign == .plus }) else {
+            order.withUnsafeMutableBufferPointer { buffer in
+                buffer.sort { a, b in
+                    let la = load[Int(a)], lb = load[Int(b)]
+                    return la > lb || (la == lb && a < b)
+                }
+            }
+            return
+        }
+        var other = [Int32](repeating: 0, count: n)
+        var counts = [Int](repeating: 0, count: 256)
+        order.withUnsafeMutableBufferPointer { order in
+            other.withUnsafeMutableBufferPointer { other in
+                counts.withUnsafeMutableBufferPointer { counts in
+                    var from = order, to = other
+                    var inOrder = true  // whether `from` is `order`
+                    for shift in stride(from: 0, to: 64, by: 8) {
+                        for b in 0..<256 { counts[b] = 0 }
+                        for i in 0..<n { counts[Int(truncatingIfNeeded: (~load[i].bitPattern) >> UInt64(shift)) & 255] += 1 }
+                        // A byte every load shares moves nothing.
+                        if counts.contains(n) { continue }
+                        var sum = 0
+                        for b in 0..<256 {
+                            let c = counts[b]
+                            counts[b] = sum
+                            sum += c
+                        }
+                        for i in 0..<n {
+                            let e = from[i]
+                            let byte = Int(truncatingIfNeeded: (~load[Int(e)].bitPattern) >> UInt64(shift)) & 255
+                            to[counts[byte]] = e
+                            counts[byte] += 1
+                        }
+                        swap(&from, &to)
+                        inOrder.toggle()
+                    }
+                    if !inOrder { for i in 0..<n { order[i] = other[i] } }
+                }
+            }
+        }
     }
 
     /// Relative load on each die of one layer (the mean over dies is `experts / dies` × mean load).
@@ -117,53 +194,116 @@ struct ExpertShare: Comparable {
     static func < (a: Self, b: Self) -> Bool { (a.share, b.expert) < (b.share, a.expert) }
 }
 
-/// Dies with free slots by current load: a min-heap with lazy updates (an entry whose load is
-/// stale is dropped when it surfaces), so each placement costs O(log dies).
+/// Dies with free slots by current load, as a tournament tree over the dies: every internal node
+/// holds the least-loaded usable die of its subtree (lowest id on ties), so the answer is the
+/// root and a die whose load or free slots change costs one walk to the root, O(log dies), with
+/// no allocation. Selection is exactly "the minimum (load, die) among dies with a free slot".
 struct DiePool {
-    struct Entry: Comparable {
-        var load: Double
-        var die: Int
-        static func < (a: Self, b: Self) -> Bool { (a.load, a.die) < (b.load, b.die) }
-    }
     private(set) var load: [Double]
     private var free: [Int]
-    private var heap: Heap<Entry>
+    /// Leaves at `leafBase + die`; a node holds a die index, or −1 when its subtree has no usable die.
+    private var tree: [Int32]
+    private let leafBase: Int
+    private let dies: Int
+    private let slotsPerDie: Int
     private var freeDies: Int
 
     init(dies: Int, slotsPerDie: Int) {
+        self.dies = dies
+        self.slotsPerDie = slotsPerDie
+        var base = 1
+        while base < dies { base <<= 1 }
+        leafBase = base
         load = Array(repeating: 0, count: dies)
         free = Array(repeating: slotsPerDie, count: dies)
-        heap = Heap((0..<dies).map { Entry(load: 0, die: $0) })
-        freeDies = slotsPerDie > 0 ? dies : 0
+        tree = Array(repeating: -1, count: 2 * base)
+        freeDies = 0
+        reset()
+    }
+
+    /// Back to empty dies (every slot free, no load), keeping the buffers.
+    mutating func reset() {
+        let usable = slotsPerDie > 0
+        freeDies = usable ? dies : 0
+        for d in 0..<dies {
+            load[d] = 0
+            free[d] = slotsPerDie
+        }
+        tree.withUnsafeMutableBufferPointer { t in
+            for i in t.indices { t[i] = -1 }
+            if usable { for d in 0..<dies { t[leafBase + d] = Int32(truncatingIfNeeded: d) } }
+        }
+        var i = leafBase - 1
+        while i >= 1 {
+            tree[i] = winner(tree[2 * i], tree[2 * i + 1])
+            i -= 1
+        }
     }
 
     var hasFreeSlot: Bool { freeDies > 0 }
 
+    /// Of two candidates from a left and a right subtree (so `a < b` when both are dies), the one
+    /// with less load; the left (lower id) on ties.
+    @inline(__always)
+    private func winner(_ a: Int32, _ b: Int32) -> Int32 {
+        if a < 0 { return b }
+        if b < 0 { return a }
+        return load[Int(b)] < load[Int(a)] ? b : a
+    }
+
+    /// Re-evaluates the path from `die`'s leaf to the root, the leaf holding `die` if `usable`.
+    /// Stops early where a subtree's winner is another die and did not change: only `die`'s
+    /// load or slots changed, so nothing above that node can.
+    @inline(__always)
+    private mutating func update(_ die: Int, usable: Bool) {
+        let base = leafBase
+        load.withUnsafeBufferPointer { load in
+            tree.withUnsafeMutableBufferPointer { t in
+                var i = base + die
+                t[i] = usable ? Int32(truncatingIfNeeded: die) : -1
+                let me = Int32(truncatingIfNeeded: die)
+                i >>= 1
+                while i >= 1 {
+                    let a = t[2 * i], b = t[2 * i + 1]
+                    let best = a < 0 ? b : (b < 0 ? a : (load[Int(b)] < load[Int(a)] ? b : a))
+                    if best == t[i], best != me { return }
+                    t[i] = best
+                    i >>= 1
+                }
+            }
+        }
+    }
+
+    /// The least-loaded die with a free slot (lowest id on ties).
+    func leastLoaded() -> Int? {
+        let best = tree[1]
+        return best < 0 ? nil : Int(best)
+    }
+
     /// The least-loaded die with a free slot that is not in `excluded` (lowest id on ties).
     mutating func leastLoaded(excluding excluded: [Int]) -> Int? {
-        var skipped: [Entry] = []
-        defer { for entry in skipped { heap.insert(entry) } }
-        while let top = heap.popMin() {
-            guard free[top.die] > 0, top.load == load[top.die] else { continue }  // full or stale
-            if excluded.contains(top.die) {
-                skipped.append(top)
-                continue
-            }
-            return top.die
+        // Take the excluded dies out of the tournament, read the root, put them back.
+        var any = false
+        for d in excluded where tree[leafBase + d] >= 0 {
+            update(d, usable: false)
+            any = true
         }
-        return nil
+        let best = tree[1]
+        if any { for d in excluded where free[d] > 0 { update(d, usable: true) } }
+        return best < 0 ? nil : Int(best)
     }
 
     /// Puts a replica carrying `share` on a die just returned by ``leastLoaded(excluding:)``.
     mutating func place(_ share: Double, on die: Int) {
         load[die] += share
         free[die] -= 1
-        if free[die] > 0 { heap.insert(Entry(load: load[die], die: die)) } else { freeDies -= 1 }
+        if free[die] == 0 { freeDies -= 1 }
+        update(die, usable: free[die] > 0)
     }
 
     /// Changes a die's load (its replicas now share an expert with one more die).
     mutating func adjust(_ delta: Double, on die: Int) {
         load[die] += delta
-        if free[die] > 0 { heap.insert(Entry(load: load[die], die: die)) }
+        if free[die] > 0 { update(die, usable: true) }
     }
 }

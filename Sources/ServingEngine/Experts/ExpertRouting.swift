@@ -135,12 +135,21 @@ public struct ExpertRouting: Sendable {
         // One popularity over the whole window (no drift inside it): the counts are that popularity.
         if segments.allSatisfy({ $0.popularity == first.popularity }) { return first.popularity }
         let total = segments.reduce(0) { $0 + $1.pairs }
-        var rows = Array(repeating: Array(repeating: 0.0, count: shape.experts), count: shape.moeLayers)
-        for segment in segments {
-            let weight = segment.pairs / total
-            for l in rows.indices {
-                for e in rows[l].indices { rows[l][e] += weight * segment.popularity.layers[l][e] }
+        let weights = segments.map { $0.pairs / total }
+        // Row by row, each element summing the segments in order (the same sums as segment by
+        // segment over the whole table, without a nested-array write per element).
+        var rows = [[Double]]()
+        rows.reserveCapacity(shape.moeLayers)
+        for l in 0..<shape.moeLayers {
+            var row = [Double](repeating: 0, count: shape.experts)
+            row.withUnsafeMutableBufferPointer { out in
+                for (segment, weight) in zip(segments, weights) {
+                    segment.popularity.layers[l].withUnsafeBufferPointer { p in
+                        for e in 0..<min(out.count, p.count) { out[e] += weight * p[e] }
+                    }
+                }
             }
+            rows.append(row)
         }
         return ExpertPopularity(layers: rows)
     }
@@ -197,12 +206,16 @@ struct FlatPlacement {
         replicas.reserveCapacity(slots)
         layerStart.reserveCapacity(placement.layers.count + 1)
         for l in placement.layers.indices {
-            for e in placement.layers[l].indices {
-                let count = Int32(placement.layers[l][e].count)
-                for d in placement.layers[l][e] {
-                    die.append(Int32(d))
-                    expert.append(Int32(e))
-                    replicas.append(count)
+            placement.layers[l].withUnsafeBufferPointer { row in
+                for e in row.indices {
+                    let count = Int32(row[e].count)
+                    row[e].withUnsafeBufferPointer { hosts in
+                        for d in hosts {
+                            die.append(Int32(d))
+                            expert.append(Int32(e))
+                            replicas.append(count)
+                        }
+                    }
                 }
             }
             layerStart.append(die.count)
@@ -215,20 +228,26 @@ struct FlatPlacement {
         var scratch = [Double](repeating: 0, count: placement.dies)
         var shares = [Double]()
         shares.reserveCapacity(placement.layers.count)
-        for l in placement.layers.indices {
-            for d in scratch.indices { scratch[d] = 0 }
-            var total = 0.0
-            popularity.layers[l].withUnsafeBufferPointer { row in
-                for e in placement.layers[l].indices {
-                    let replicas = Double(Int32(placement.layers[l][e].count))
-                    for d in placement.layers[l][e] {
-                        let share = row[e] / replicas
-                        scratch[d] += share
-                        total += share
+        scratch.withUnsafeMutableBufferPointer { scratch in
+            for l in placement.layers.indices {
+                for d in scratch.indices { scratch[d] = 0 }
+                var total = 0.0
+                popularity.layers[l].withUnsafeBufferPointer { row in
+                    placement.layers[l].withUnsafeBufferPointer { experts in
+                        for e in 0..<min(experts.count, row.count) {
+                            experts[e].withUnsafeBufferPointer { hosts in
+                                let replicas = Double(Int32(hosts.count))
+                                for d in hosts {
+                                    let share = row[e] / replicas
+                                    scratch[d] += share
+                                    total += share
+                                }
+                            }
+                        }
                     }
                 }
+                shares.append(total > 0 ? scratch.max()! / total : 1 / Double(placement.dies))
             }
-            shares.append(total > 0 ? scratch.max()! / total : 1 / Double(placement.dies))
         }
         return shares
     }
@@ -237,17 +256,25 @@ struct FlatPlacement {
         var scratch = [Double](repeating: 0, count: source.dies)
         var shares = [Double]()
         shares.reserveCapacity(source.layers.count)
-        for l in 0..<(layerStart.count - 1) {
-            for d in scratch.indices { scratch[d] = 0 }
-            var total = 0.0
-            popularity.layers[l].withUnsafeBufferPointer { row in
-                for s in layerStart[l]..<layerStart[l + 1] {
-                    let share = row[Int(expert[s])] / Double(replicas[s])
-                    scratch[Int(die[s])] += share
-                    total += share
+        scratch.withUnsafeMutableBufferPointer { scratch in
+            die.withUnsafeBufferPointer { die in
+                expert.withUnsafeBufferPointer { expert in
+                    replicas.withUnsafeBufferPointer { replicas in
+                        for l in 0..<(layerStart.count - 1) {
+                            for d in scratch.indices { scratch[d] = 0 }
+                            var total = 0.0
+                            popularity.layers[l].withUnsafeBufferPointer { row in
+                                for s in layerStart[l]..<layerStart[l + 1] {
+                                    let share = row[Int(expert[s])] / Double(replicas[s])
+                                    scratch[Int(die[s])] += share
+                                    total += share
+                                }
+                            }
+                            shares.append(total > 0 ? scratch.max()! / total : 1 / Double(source.dies))
+                        }
+                    }
                 }
             }
-            shares.append(total > 0 ? scratch.max()! / total : 1 / Double(source.dies))
         }
         return shares
     }
