@@ -96,52 +96,17 @@ public struct ExpertPlacement: Sendable, Equatable {
         return replicas
     }
 
-    /// Expert ids by load, hottest first, lower id first on ties (a strict total order, so any
-    /// correct sort gives this sequence). Non-negative doubles order as their bit patterns do, so
-    /// a stable byte-wise radix sort of the complemented bits, from expert order, is exact; a
-    /// negative, −0 or NaN load falls back to a comparison sort.
+    /// Expert ids by load, hottest first, lower id first on ties: a strict total order, so any
+    /// correct sort gives this sequence. A comparison sort over the raw load buffer (a byte-wise
+    /// radix sort was tried and cost ~87 k instructions per 256-expert layer against ~47 k).
     static func hottestFirst(load: UnsafeBufferPointer<Double>, into order: inout [Int32]) {
         let n = load.count
         order.removeAll(keepingCapacity: true)
         for e in 0..<n { order.append(Int32(truncatingIfNeeded: e)) }
-        guard load.allSatisfy({ $0 >= 0 && $0.sign == .plus }) else {
-            order.withUnsafeMutableBufferPointer { buffer in
-                buffer.sort { a, b in
-                    let la = load[Int(a)], lb = load[Int(b)]
-                    return la > lb || (la == lb && a < b)
-                }
-            }
-            return
-        }
-        var other = [Int32](repeating: 0, count: n)
-        var counts = [Int](repeating: 0, count: 256)
-        order.withUnsafeMutableBufferPointer { order in
-            other.withUnsafeMutableBufferPointer { other in
-                counts.withUnsafeMutableBufferPointer { counts in
-                    var from = order, to = other
-                    var inOrder = true  // whether `from` is `order`
-                    for shift in stride(from: 0, to: 64, by: 8) {
-                        for b in 0..<256 { counts[b] = 0 }
-                        for i in 0..<n { counts[Int(truncatingIfNeeded: (~load[i].bitPattern) >> UInt64(shift)) & 255] += 1 }
-                        // A byte every load shares moves nothing.
-                        if counts.contains(n) { continue }
-                        var sum = 0
-                        for b in 0..<256 {
-                            let c = counts[b]
-                            counts[b] = sum
-                            sum += c
-                        }
-                        for i in 0..<n {
-                            let e = from[i]
-                            let byte = Int(truncatingIfNeeded: (~load[Int(e)].bitPattern) >> UInt64(shift)) & 255
-                            to[counts[byte]] = e
-                            counts[byte] += 1
-                        }
-                        swap(&from, &to)
-                        inOrder.toggle()
-                    }
-                    if !inOrder { for i in 0..<n { order[i] = other[i] } }
-                }
+        order.withUnsafeMutableBufferPointer { buffer in
+            buffer.sort { a, b in
+                let la = load[Int(a)], lb = load[Int(b)]
+                return la > lb || (la == lb && a < b)
             }
         }
     }
