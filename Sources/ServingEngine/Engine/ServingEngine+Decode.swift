@@ -30,8 +30,8 @@ extension ServingEngine {
         while let id = instances[index].transferQueue.first, let request = requests[id] {
             guard let g = pickDecodeGroup(index) else { return }
             let needed = Saturating.ceilDiv(request.totalTokens, blockTokens)
-            let kv = instances[index].dp[g].kv
-            guard needed <= kv.freeBlocks - kv.reservedBlocks else { return }
+            // Read in place: copying the manager retains each of its buffers.
+            guard needed <= instances[index].dp[g].kv.freeBlocks - instances[index].dp[g].kv.reservedBlocks else { return }
             guard instances[index].dp[g].kv.allocate(requestID: id, promptTokens: request.spec.promptTokens,
                                                      prefixHashes: []) != nil
             else { return }

@@ -16,7 +16,8 @@ extension KVBlockManager {
             if Set(sequence.blocks).count != sequence.blocks.count {
                 problems.append("request \(requestID) holds a block twice")
             }
-            for block in sequence.blocks {
+            for block32 in sequence.blocks {
+                let block = Int(block32)
                 guard block >= 0, block < touchedBlocks else {
                     problems.append("request \(requestID) holds block \(block), never handed out")
                     continue
@@ -26,7 +27,8 @@ extension KVBlockManager {
             expectedReserved += max(0, blocksFor(sequence.expectedTotalTokens) - sequence.blocks.count)
         }
         var inFreeList = Array(repeating: false, count: touchedBlocks)
-        for block in freeList {
+        for block32 in freeList {
+            let block = Int(block32)
             guard block >= 0, block < touchedBlocks else {
                 problems.append("block \(block) on the free list was never handed out")
                 continue
@@ -37,22 +39,22 @@ extension KVBlockManager {
         var owned = 0
         for block in 0..<touchedBlocks {
             // Counted without building an array per block: audits run after every step of the fault soak.
-            let cached = evictable.contains(block)
+            let cached = block < evictable.capacity && evictable.contains(block)
             let places = (holders[block] > 0 ? 1 : 0) + (inFreeList[block] ? 1 : 0) + (cached ? 1 : 0)
             if places != 1 { problems.append("block \(block) is in \(places) states (want exactly 1)") }
-            if referenceCount[block] != holders[block] {
+            if Int(referenceCount[block]) != holders[block] {
                 problems.append("block \(block) has reference count \(referenceCount[block]) but \(holders[block]) holders")
             }
             if holders[block] > 0 { owned += 1 }
-            if inFreeList[block], blockHash[block] != nil { problems.append("free block \(block) still has a hash") }
-            if cached, blockHash[block] == nil {
+            if inFreeList[block], hash(of: block) != nil { problems.append("free block \(block) still has a hash") }
+            if cached, hash(of: block) == nil {
                 problems.append("cached block \(block) has no hash")
             }
-            if let hash = blockHash[block], cacheIndex[PrefixKey(hash)] != block {
+            if let hash = hash(of: block), cacheIndex.block(for: hash, keys: blockHash) != block {
                 problems.append("block \(block) has a hash the index does not map to it")
             }
         }
-        if cacheIndex.count != blockHash.lazy.filter({ $0 != nil }).count {
+        if cacheIndex.count != hashedBlockCount {
             problems.append("prefix index has \(cacheIndex.count) entries for a different number of hashed blocks")
         }
         if owned != ownedBlockCount { problems.append("owned count \(ownedBlockCount) but \(owned) owned blocks") }

@@ -43,7 +43,8 @@ public struct KVBlockManager: Sendable {
     public private(set) var stats = PrefixCacheStats()
 
     struct Sequence: Sendable {
-        var blocks: [Int]
+        /// Block numbers fit 32 bits (the engine caps a pod's blocks far below 2³¹).
+        var blocks: [Int32]
         var tokens: Int
         var expectedTotalTokens: Int
     }
@@ -51,12 +52,17 @@ public struct KVBlockManager: Sendable {
     /// Per-block state for the blocks handed out at least once (`0..<touchedBlocks`): the arrays
     /// grow on first use, so a pod of hundreds of groups does not allocate every group's full
     /// table up front (the superpod's was 172 MB; a replay touches a fraction of a percent).
-    var referenceCount: [Int] = []
-    /// Chained prefix hash held by a block, if the block is registered in the prefix cache.
-    var blockHash: [UInt64?] = []
-    var cacheIndex: [PrefixKey: Int] = [:]
+    /// 32-bit counts: a block is shared by at most the group's live requests.
+    var referenceCount: [Int32] = []
+    /// Chained prefix hash held by a block (valid where `hashed` is true). These and the LRU
+    /// cover only the blocks up to the highest one ever registered in the prefix cache: a decode
+    /// group's blocks are never prefix sources (transferred KV is allocated without keys), so a
+    /// saturated decode group keeps 4 bytes of state per block instead of 33.
+    private(set) var blockHash: [UInt64] = []
+    private var hashed: [Bool] = []
+    var cacheIndex = PrefixIndex()
     /// Blocks freed after use, taken last-in first-out before any never-used block.
-    var freeList: [Int] = []
+    var freeList: [Int32] = []
     /// Blocks `touchedBlocks..<totalBlocks` have never been used; they are handed out in
     /// increasing order after the free list (the order of a free list that started full).
     private(set) var touchedBlocks = 0
@@ -66,7 +72,7 @@ public struct KVBlockManager: Sendable {
     public private(set) var reservedBlocks = 0
 
     public init(totalBlocks: Int, blockTokens: Int) {
-        precondition(totalBlocks > 0 && blockTokens > 0)
+        precondition(totalBlocks > 0 && blockTokens > 0 && totalBlocks <= Int(Int32.max))
         self.totalBlocks = totalBlocks
         self.blockTokens = blockTokens
         evictable = BlockLRU(capacity: 0)
@@ -109,7 +115,7 @@ public struct KVBlockManager: Sendable {
         let limit = min(chainedHashes.count, (promptTokens - 1) / blockTokens)
         guard limit > 0, !cacheIndex.isEmpty else { return 0 }
         var hits = 0
-        while hits < limit, cacheIndex[PrefixKey(chainedHashes[hits])] != nil { hits += 1 }
+        while hits < limit, cacheIndex.block(for: chainedHashes[hits], keys: blockHash) != nil { hits += 1 }
         return hits * blockTokens
     }
 
@@ -136,20 +142,21 @@ public struct KVBlockManager: Sendable {
         let hits = matchPrefix(promptTokens: promptTokens, chained: chained)
         let needed = blocksFor(promptTokens) - hits.count
         var hitsNowEvictable = 0
-        for block in hits where referenceCount[block] == 0 { hitsNowEvictable += 1 }
+        for block in hits where referenceCount[Int(block)] == 0 { hitsNowEvictable += 1 }
         guard needed <= freeBlocks - hitsNowEvictable else { return nil }
 
         var blocks = hits
-        for block in hits { retain(block) }
+        blocks.reserveCapacity(hits.count + needed)
+        for block in hits { retain(Int(block)) }
         let cacheableBlocks = min(chained.count, promptTokens / blockTokens)
         for index in hits.count..<(hits.count + needed) {
             let block = takeFreeBlock()
             retain(block)
-            if index < cacheableBlocks, cacheIndex[PrefixKey(chained[index])] == nil {
-                blockHash[block] = chained[index]
-                cacheIndex[PrefixKey(chained[index])] = block
+            if index < cacheableBlocks, cacheIndex.block(for: chained[index], keys: blockHash) == nil {
+                setHash(chained[index], of: block)
+                cacheIndex.insert(block, hash: chained[index], keys: blockHash)
             }
-            blocks.append(block)
+            blocks.append(Int32(truncatingIfNeeded: block))
         }
         sequences[requestID] = Sequence(blocks: blocks, tokens: promptTokens, expectedTotalTokens: 0)
         let hitTokens = hits.count * blockTokens
@@ -171,7 +178,7 @@ public struct KVBlockManager: Sendable {
         for _ in 0..<max(needed, 0) {
             let block = takeFreeBlock()
             retain(block)
-            sequence.blocks.append(block)
+            sequence.blocks.append(Int32(truncatingIfNeeded: block))
         }
         sequence.tokens += tokens
         reservedBlocks += reservation(sequence) - reservedBefore
@@ -198,11 +205,12 @@ public struct KVBlockManager: Sendable {
         reservedBlocks -= reservation(sequence)
         // Tail first, as vLLM does, so the oldest-evicted block of a prefix is its last one
         // and a partially evicted prefix still matches from the start.
-        for block in sequence.blocks.reversed() {
+        for block32 in sequence.blocks.reversed() {
+            let block = Int(block32)
             referenceCount[block] -= 1
             guard referenceCount[block] == 0 else { continue }
             ownedBlockCount -= 1
-            if blockHash[block] != nil { evictable.append(block) } else { freeList.append(block) }
+            if isHashed(block) { evictable.append(block) } else { freeList.append(block32) }
         }
     }
 
@@ -215,13 +223,13 @@ public struct KVBlockManager: Sendable {
     }
 
     /// Leading cached blocks matching `chained`, leaving at least one prompt token to compute.
-    private func matchPrefix(promptTokens: Int, chained: [UInt64]) -> [Int] {
+    private func matchPrefix(promptTokens: Int, chained: [UInt64]) -> [Int32] {
         let limit = min(chained.count, (promptTokens - 1) / blockTokens)
-        var hits: [Int] = []
+        var hits: [Int32] = []
         guard limit > 0, !cacheIndex.isEmpty else { return hits }
         for index in 0..<limit {
-            guard let block = cacheIndex[PrefixKey(chained[index])] else { break }
-            hits.append(block)
+            guard let block = cacheIndex.block(for: chained[index], keys: blockHash) else { break }
+            hits.append(Int32(truncatingIfNeeded: block))
         }
         return hits
     }
@@ -229,18 +237,44 @@ public struct KVBlockManager: Sendable {
     private mutating func retain(_ block: Int) {
         if referenceCount[block] == 0 {
             ownedBlockCount += 1
-            if evictable.contains(block) { evictable.remove(block) }
+            // Only hashed blocks are ever cached, and the LRU covers every hashed block.
+            if block < evictable.capacity, evictable.contains(block) { evictable.remove(block) }
         }
         referenceCount[block] += 1
     }
 
+    /// The chained prefix hash a block is registered under, if any.
+    func hash(of block: Int) -> UInt64? {
+        block < hashed.count && hashed[block] ? blockHash[block] : nil
+    }
+
+    func isHashed(_ block: Int) -> Bool { block < hashed.count && hashed[block] }
+
+    /// Blocks the hash arrays and the LRU cover (tests: a group without prefix keys keeps none).
+    var hashCoverage: Int { hashed.count }
+
+    /// Blocks registered in the prefix cache (for the audit).
+    var hashedBlockCount: Int { hashed.lazy.filter { $0 }.count }
+
+    /// Registers a block's hash, growing the hash arrays and the LRU to cover it.
+    private mutating func setHash(_ hash: UInt64, of block: Int) {
+        if block >= hashed.count {
+            let grown = min(totalBlocks, max(block + 1, 2 * hashed.count, 64))
+            blockHash.append(contentsOf: repeatElement(0, count: grown - blockHash.count))
+            hashed.append(contentsOf: repeatElement(false, count: grown - hashed.count))
+            evictable.grow(to: grown)
+        }
+        blockHash[block] = hash
+        hashed[block] = true
+    }
+
     /// A free block, evicting the least recently used cached block if none is free.
     private mutating func takeFreeBlock() -> Int {
-        if let block = freeList.popLast() { return block }
+        if let block = freeList.popLast() { return Int(block) }
         if touchedBlocks < totalBlocks { return touchFreshBlock() }
         guard let block = evictable.popOldest() else { preconditionFailure("caller checked capacity") }
-        if let hash = blockHash[block] { cacheIndex[PrefixKey(hash)] = nil }
-        blockHash[block] = nil
+        if let hash = hash(of: block) { cacheIndex.remove(hash, keys: blockHash) }
+        hashed[block] = false
         return block
     }
 
@@ -249,10 +283,6 @@ public struct KVBlockManager: Sendable {
         let block = touchedBlocks
         touchedBlocks += 1
         referenceCount.append(0)
-        blockHash.append(nil)
-        if evictable.capacity < touchedBlocks {
-            evictable.grow(to: min(totalBlocks, max(touchedBlocks, 2 * evictable.capacity, 64)))
-        }
         return block
     }
 }

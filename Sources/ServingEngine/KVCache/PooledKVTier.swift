@@ -12,7 +12,8 @@
 /// ```
 public struct PooledKVTier: Sendable {
     public let capacityBlocks: Int
-    private var slotOf: [PrefixKey: Int] = [:]
+    /// Slot of each resident chained hash (keys in `hashOf`).
+    private var slotOf = PrefixIndex()
     private var hashOf: [UInt64]
     private var lru: BlockLRU
     /// Slots are handed out on demand, so a pool sized for the whole pod's DRAM costs memory
@@ -40,7 +41,7 @@ public struct PooledKVTier: Sendable {
     public mutating func lookup(chainedHashes: [UInt64]) -> Int {
         var matched = 0
         for hash in chainedHashes {
-            guard let slot = slotOf[PrefixKey(hash)] else { break }
+            guard let slot = slotOf.block(for: hash, keys: hashOf) else { break }
             lru.remove(slot)
             lru.append(slot)
             matched += 1
@@ -56,7 +57,7 @@ public struct PooledKVTier: Sendable {
     /// ``insert(hashes:)`` for keys already chained.
     public mutating func insert(chainedHashes: [UInt64]) {
         for hash in chainedHashes {
-            if let slot = slotOf[PrefixKey(hash)] {
+            if let slot = slotOf.block(for: hash, keys: hashOf) {
                 lru.remove(slot)
                 lru.append(slot)
                 continue
@@ -72,10 +73,10 @@ public struct PooledKVTier: Sendable {
                 }
             } else {
                 slot = lru.popOldest()!
-                slotOf[PrefixKey(hashOf[slot])] = nil
+                slotOf.remove(hashOf[slot], keys: hashOf)
             }
             hashOf[slot] = hash
-            slotOf[PrefixKey(hash)] = slot
+            slotOf.insert(slot, hash: hash, keys: hashOf)
             lru.append(slot)
         }
     }

@@ -192,6 +192,25 @@ import Testing
         #expect(!kv.audit().isEmpty, "a lost block is still noticed")
     }
 
+    /// A decode group's KV arrives without prefix keys: it never pays for hashes or the LRU.
+    @Test func blocksWithoutPrefixKeysKeepNoHashState() throws {
+        var kv = KVBlockManager(totalBlocks: 100_000, blockTokens: 16)
+        for id in 0..<50 {
+            #expect(kv.allocate(requestID: id, promptTokens: 1_000, prefixHashes: []) != nil)
+            let reserved = kv.reserve(requestID: id, expectedTotalTokens: 5_000)
+            #expect(reserved)
+        }
+        for id in stride(from: 0, to: 50, by: 2) { kv.free(requestID: id) }
+        #expect(kv.hashCoverage == 0 && kv.evictable.capacity == 0 && kv.cachedBlocks == 0)
+        #expect(kv.referenceCount.count == 50 * 63 && kv.audit() == [])
+        // The first prefix key grows the hash state to cover its block only (geometrically).
+        #expect(kv.allocate(requestID: 100, promptTokens: 64, prefixHashes: [9, 8, 7, 6]) != nil)
+        #expect(kv.hashCoverage > 0 && kv.hashCoverage <= 2 * kv.referenceCount.count)
+        kv.free(requestID: 100)
+        #expect(kv.cachedBlocks == 4 && kv.audit() == [])
+        #expect(kv.cachedPrefixTokens(promptTokens: 65, prefixHashes: [9, 8, 7, 6]) == 64)
+    }
+
     @Test func fillsToCapacityThenEvictsCachedBlocks() throws {
         var kv = KVBlockManager(totalBlocks: 8, blockTokens: 16)
         #expect(kv.allocate(requestID: 1, promptTokens: 64, prefixHashes: [1, 2, 3, 4]) != nil)
@@ -205,5 +224,42 @@ import Testing
         let refused = kv.allocate(requestID: 4, promptTokens: 64, prefixHashes: [])
         #expect(refused == nil)
         #expect(kv.audit() == [])
+    }
+}
+
+/// The prefix index against a dictionary, with hashes that collide in their low bits so probe
+/// runs wrap and deletions shift entries back.
+@Suite struct PrefixIndexTests {
+    @Test(arguments: [UInt64(1), 2])
+    func matchesADictionaryUnderInsertAndRemove(seed: UInt64) throws {
+        var rng = seed &* 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            rng = rng &+ 0x9E37_79B9_7F4A_7C15
+            var z = rng
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            return z ^ (z >> 31)
+        }
+        let blocks = 500
+        // Few distinct low bits: many hashes share a home slot.
+        var keys = (0..<blocks).map { _ in (next() & ~0xFFF) | (next() & 0x7) }
+        var index = PrefixIndex()
+        var model: [UInt64: Int] = [:]
+        for _ in 0..<20_000 {
+            let block = Int(next() % UInt64(blocks))
+            if let old = model.first(where: { $0.value == block })?.key {
+                index.remove(old, keys: keys)
+                model[old] = nil
+            } else {
+                keys[block] = (next() & ~0xFFF) | (next() & 0x7)
+                guard model[keys[block]] == nil else { continue }
+                index.insert(block, hash: keys[block], keys: keys)
+                model[keys[block]] = block
+            }
+            #expect(index.count == model.count)
+        }
+        for (hash, block) in model { #expect(index.block(for: hash, keys: keys) == block) }
+        #expect(index.block(for: 0xDEAD_0000_0000_0003, keys: keys) == nil)
+        for (hash, _) in model { index.remove(hash, keys: keys) }
+        #expect(index.isEmpty)
     }
 }

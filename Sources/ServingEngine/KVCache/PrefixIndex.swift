@@ -1,0 +1,84 @@
+/// The prefix cache's index: chained prefix hash → the block registered under it, for one
+/// ``KVBlockManager``.
+///
+/// An open-addressing table (linear probing, backward-shift deletion) of 32-bit block numbers;
+/// the hashes themselves stay in the manager's per-block hash array, passed in as `keys`. A
+/// saturated prefill group registers every prompt block, and a `Dictionary` of 64-bit keys and values
+/// cost 21–43 bytes per entry (8-byte key and value, ¾ load, doubling, never shrinking): the
+/// largest item of a saturated superpod's heap. This costs 5–11. The hashes are already mixed
+/// 64-bit values, so their low bits pick the slot. Nothing iterates it, so its order never
+/// reaches a report.
+struct PrefixIndex: Sendable {
+    /// Block numbers; -1 is an empty slot. Empty or a power of two long.
+    private var slots: [Int32] = []
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    @inline(__always) private func home(_ hash: UInt64) -> Int {
+        Int(truncatingIfNeeded: hash) & (slots.count - 1)
+    }
+
+    /// The block registered under `hash`; `keys[block]` is each registered block's hash.
+    func block(for hash: UInt64, keys: [UInt64]) -> Int? {
+        guard count > 0 else { return nil }
+        let mask = slots.count - 1
+        var i = home(hash)
+        while true {
+            let block = slots[i]
+            if block < 0 { return nil }
+            if keys[Int(block)] == hash { return Int(block) }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Registers `block` under `hash` (not registered yet; `keys[block] == hash` already).
+    mutating func insert(_ block: Int, hash: UInt64, keys: [UInt64]) {
+        if (count + 1) * 4 > slots.count * 3 { grow(keys: keys) }
+        let mask = slots.count - 1
+        var i = home(hash)
+        while slots[i] >= 0 { i = (i + 1) & mask }
+        slots[i] = Int32(truncatingIfNeeded: block)
+        count += 1
+    }
+
+    /// Unregisters `hash` (its block's key still in `keys`, as are all others').
+    mutating func remove(_ hash: UInt64, keys: [UInt64]) {
+        guard count > 0 else { return }
+        let mask = slots.count - 1
+        var hole = home(hash)
+        while true {
+            let block = slots[hole]
+            if block < 0 { return }
+            if keys[Int(block)] == hash { break }
+            hole = (hole + 1) & mask
+        }
+        // Backward shift: pull later entries of the probe run into the hole when their home slot
+        // does not lie cyclically in (hole, j].
+        var j = hole
+        while true {
+            j = (j + 1) & mask
+            let block = slots[j]
+            if block < 0 { break }
+            let k = home(keys[Int(block)])
+            let stays = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j)
+            if !stays {
+                slots[hole] = block
+                hole = j
+            }
+        }
+        slots[hole] = -1
+        count -= 1
+    }
+
+    private mutating func grow(keys: [UInt64]) {
+        let old = slots
+        slots = Array(repeating: -1, count: max(64, old.count * 2))
+        let mask = slots.count - 1
+        for block in old where block >= 0 {
+            var i = home(keys[Int(block)])
+            while slots[i] >= 0 { i = (i + 1) & mask }
+            slots[i] = block
+        }
+    }
+}
