@@ -61,4 +61,22 @@ import Testing
             #expect(interval.p99Ms == 0 && interval.count == 0)
         }
     }
+
+    /// Below its sample limit the interval's p99 comes from its sorted samples: equal to the
+    /// library's `valueAtPercentile(99)` at every count (ties, one sample, the limit, past it).
+    @Test func intervalP99FromSamplesEqualsTheLibrary() {
+        var interval = IntervalLatency()
+        var rng = RandomStream(seed: 11)
+        for n in [1, 2, 3, 57, 99, 100, 101, 199, 200, 255, 256, 257, 400] {
+            for round in 0..<4 {
+                for _ in 0..<n {
+                    // Round 0 draws few distinct values (ties), the others spread over decades.
+                    let ms = round == 0 ? Double(Int.random(in: 1...4, using: &rng)) : 0.01 * pow(10, 5 * Double.random(in: 0..<1, using: &rng))
+                    interval.record(seconds: ms / 1_000)
+                }
+                #expect(interval.p99Ms == interval.referenceP99Ms, "n=\(n) round \(round)")
+                interval.reset()
+            }
+        }
+    }
 }
