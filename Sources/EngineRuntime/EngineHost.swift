@@ -547,7 +547,17 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             // pacer's clock needs moving. Paused, a turn has nothing to do but look at the
             // inboxes, which wake it anyway: 50 ms keeps a paused console near idle.
             if pacer.paused { _ = wake.wait(timeout: .now() + 0.05) }
-            else if pacer.speed != nil { _ = wake.wait(timeout: .now() + 0.005) }
+            else if let speed = pacer.speed {
+                // At a pace the clock is moved every 5 ms; when nothing but periodic bookkeeping
+                // is due before the next real event (an idle `xds serve`), the thread sleeps
+                // until that event's wall time, at most 50 ms (issue 12: idle serve under 1% of
+                // a core). Queued work still wakes it at once.
+                var nap = 0.005
+                if let quiet = core.quietUntil, quiet > core.simTime {
+                    nap = min(0.05, max(0.005, (quiet - core.simTime) / speed))
+                }
+                _ = wake.wait(timeout: .now() + nap)
+            }
         }
         publish()
         failStreams(reason: "engine stopped")
