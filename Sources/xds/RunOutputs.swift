@@ -169,13 +169,20 @@ final class TimelineWriter {
         return tid
     }
 
-    func add(_ step: InstanceStep) {
-        lastTime = max(lastTime, step.start)
+    /// Counts a slice starting at `start` against the file's slice budget; false (and counted as
+    /// dropped) once the budget is spent.
+    private func takeSlice(at start: Double) -> Bool {
+        lastTime = max(lastTime, start)
         guard slices < Self.maxSlices else {
             dropped += 1
-            return
+            return false
         }
         slices += 1
+        return true
+    }
+
+    func add(_ step: InstanceStep) {
+        guard takeSlice(at: step.start) else { return }
         let name = step.role == "prefill" ? "prefill batch" : step.role == "colocated" ? "mixed step" : "decode step"
         emit(Event(name: name, ph: "X", ts: step.start * 1e6, dur: step.seconds * 1e6, pid: Self.pid,
                    tid: track(step.instance), cat: step.role,
@@ -185,12 +192,7 @@ final class TimelineWriter {
     /// A KV transfer as a slice on the track of its prefill → decode pair (one transfer at a time
     /// runs on a pair, so the slices of a track never overlap).
     func add(_ transfer: FinishedTransfer) {
-        lastTime = max(lastTime, transfer.start)
-        guard slices < Self.maxSlices else {
-            dropped += 1
-            return
-        }
-        slices += 1
+        guard takeSlice(at: transfer.start) else { return }
         emit(Event(name: "KV transfer", ph: "X", ts: transfer.start * 1e6, dur: transfer.seconds * 1e6, pid: Self.pid,
                    tid: track("KV \(transfer.from) → \(transfer.to)"), cat: "kv-transfer",
                    args: ["request": String(transfer.requestID), "tokens": String(transfer.tokens), "plane": transfer.plane]))
