@@ -132,45 +132,24 @@ struct EngineTelemetry {
 /// buffer is copied, 4 KB, only when the next sample arrives) rather than by the library's
 /// element-by-element `reset()`, which is generic code that showed up in profiles.
 struct IntervalLatency {
-    private static let empty = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: .one)
-    private var histogram = IntervalLatency.empty
-    /// The interval's samples (µs) while there are at most ``exactLimit``: the library's
-    /// `valueAtPercentile` walks all ~550 slots in generic code (45 k instructions, 40% of an
-    /// Azure code replay at one call per tick and series), while a quiet interval's few samples
-    /// give the same answer sorted (see ``p99Ms``).
-    private var samples: [UInt64] = []
-    private static let exactLimit = 256
+    /// One significant digit (slots 3–6% wide) is plenty for a sparkline; the percentile comes
+    /// from ``LatencyHistogram``'s sub-bin walk, not the library's generic walk over every slot
+    /// (45 k instructions a call, 40% of an Azure code replay at one call per tick and series).
+    private var histogram = LatencyHistogram(digits: .one)
 
-    var count: Int { Int(histogram.totalCount) }
+    var count: Int { Int(histogram.count) }
 
-    mutating func record(seconds: Double) {
-        let micros = LatencyHistogram.micros(seconds)
-        _ = histogram.record(micros)
-        if samples.count < Self.exactLimit { samples.append(micros) }
-    }
+    mutating func record(seconds: Double) { histogram.record(seconds: seconds) }
 
-    mutating func reset() {
-        if histogram.totalCount > 0 { histogram = Self.empty }
-        samples.removeAll(keepingCapacity: true)
-    }
+    mutating func reset() { histogram.reset() }
 
     /// The interval's 99th percentile in ms (0 when empty): HdrHistogram's `valueAtPercentile`,
-    /// the highest value of the slot holding it (at most the largest sample). With few samples,
-    /// the same value from the sorted samples: the library's rank (1 ulp below 99, times the
-    /// count, rounded up) picks a sample, whose slot's highest value is clamped to the range.
-    var p99Ms: Double {
-        let total = histogram.totalCount
-        guard total > 0 else { return 0 }
-        guard total == UInt64(samples.count) else { return Double(histogram.valueAtPercentile(99)) / 1_000 }
-        let rank = Swift.max(1, Int(((Double(99).nextDown * Double(total)) / 100.0).rounded(.up)))
-        let value = samples.sorted()[rank - 1]
-        let highest = Swift.max(Swift.min(histogram.highestEquivalentForValue(value), histogram.maxRecorded), histogram.min)
-        return Double(highest) / 1_000
-    }
+    /// the highest value of the slot holding it (at most the largest sample).
+    var p99Ms: Double { histogram.count == 0 ? 0 : histogram.percentileMs(99) }
 
     #if DEBUG
     /// The library's own answer, for tests.
-    var referenceP99Ms: Double { histogram.totalCount == 0 ? 0 : Double(histogram.valueAtPercentile(99)) / 1_000 }
+    var referenceP99Ms: Double { histogram.count == 0 ? 0 : histogram.referenceSummary().p99Ms }
     #endif
 }
 
@@ -186,6 +165,8 @@ struct IntervalLatency {
 /// own rank and clamping. Values are equal to the library's (LatencyHistogramTests).
 struct LatencyHistogram {
     private var histogram: Histogram<UInt64>
+    /// The same histogram empty: what ``reset()`` assigns.
+    private let emptyHistogram: Histogram<UInt64>
     /// Sample counts per (bin, sub-bin), bin-major; a slot belongs wholly to one sub-bin.
     private var subCounts: [UInt64]
     /// Sum of HdrHistogram's `medianEquivalentForValue` over the samples.
@@ -200,6 +181,7 @@ struct LatencyHistogram {
     init(digits: SignificantDigits = .three) {
         let h = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: digits)
         histogram = h
+        emptyHistogram = h
         // Bin k holds the slots at or below the slot of 1000·2^k µs (`count(within:)`'s reach).
         let tops = (0..<Self.binCount).map { h.highestEquivalentForValue(1_000 << UInt64($0)) }
         binStarts = [0] + tops.dropLast().map { $0 + 1 }
@@ -239,7 +221,9 @@ struct LatencyHistogram {
 
     mutating func reset() {
         if histogram.totalCount > 0 {
-            histogram.reset()
+            // An empty copy, not the library's `reset()`, which walks every slot in generic
+            // code (an interval histogram is reset three times a telemetry tick).
+            histogram = emptyHistogram
             for i in subCounts.indices { subCounts[i] = 0 }
             midpointSum = 0
         }
@@ -290,7 +274,8 @@ struct LatencyHistogram {
     /// HdrHistogram's `valueAtPercentile(p)` (0 < p < 100) in ms: its rank (1 ulp below p, times
     /// the count, rounded up), the highest value of the slot where the running count reaches
     /// it, clamped to the recorded range; the walk starts at the sub-bin holding that rank.
-    private func percentileMs(_ p: Double) -> Double {
+    /// Needs at least one sample.
+    func percentileMs(_ p: Double) -> Double {
         let total = histogram.totalCount
         let requested = Swift.min(Swift.max(p.nextDown, 0.0), 100.0)
         let rank = Swift.max(1, UInt64(((requested * Double(total)) / 100.0).rounded(.up)))

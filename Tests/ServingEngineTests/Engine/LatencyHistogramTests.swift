@@ -62,8 +62,8 @@ import Testing
         }
     }
 
-    /// Below its sample limit the interval's p99 comes from its sorted samples: equal to the
-    /// library's `valueAtPercentile(99)` at every count (ties, one sample, the limit, past it).
+    /// The interval's p99 (the sub-bin walk over a one-digit histogram) equals the library's
+    /// `valueAtPercentile(99)` at every count, with ties and over decades, and after resets.
     @Test func intervalP99FromSamplesEqualsTheLibrary() {
         var interval = IntervalLatency()
         var rng = RandomStream(seed: 11)
