@@ -194,7 +194,7 @@ public enum Validation {
         points.append(Point("MTP layer latency increase, batch 96", "system.md §4b: 874 → 1,260 µs", published: 44.2,
                             unit: "%", simulated: gain(mtp.layerMs, over: noMTP.layerMs), tolerance: 5, absolute: true,
                             enforced: false,
-                            note: "not met (both layer times are within 10%): without MTP the layer is the attention stream's two microbatches (2 × 412 µs); with MTP one microbatch's chain, attention 608 + MoE stream 681 µs. It follows the MoE stream row: the layer passes once that stream is at most ~628 µs, below even its perfect-balance floor of 641 µs (+50.7% at perfect balance)"))
+                            note: "not met (both layer times are within 10%): without MTP the layer is the attention stream's two microbatches (2 × 412 µs); with MTP one microbatch's chain, attention 608 + MoE stream 681 µs. It follows the MoE stream row: the layer passes once that stream is at most ~628 µs, below even its perfect-balance floor of 641 µs (+51.5% at perfect balance)"))
         // Dispatch at small and large batch (xDeepServe, EP128).
         let m = cost.messagesPerToken(sharedExpertDies: 0)
         points.append(Point("dispatch, batch 4/die, EP128", "system.md §4b (read off a figure)", published: 20, unit: "µs",
