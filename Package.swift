@@ -48,7 +48,17 @@ let package = Package(
             // builds and tests keep them.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
-        .target(name: "EngineRuntime", dependencies: ["SimKit", "ServingEngine"]),
+        // NIO (already in the binary through Hummingbird) is the remote link's HTTP client:
+        // URLSession would load FoundationNetworking and libcurl's ~30 libraries into every process.
+        .target(
+            name: "EngineRuntime",
+            dependencies: [
+                "SimKit", "ServingEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .systemLibrary(name: "CNcursesw", providers: [.apt(["libncurses-dev"])]),
         .target(
             name: "Console",

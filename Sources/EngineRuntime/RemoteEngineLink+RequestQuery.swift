@@ -1,16 +1,12 @@
 import Foundation
+import NIOCore
 import ServingEngine
-import Synchronization
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// The request table of a remote `xds serve` (`xds console --connect`): `GET /admin/requests`
 /// and `GET /admin/requests/{id}` (AdminRequestRoutes).
 extension RemoteEngineLink: RequestQueryLink {
     /// A page of a few hundred rows comes back in milliseconds; a console asks again soon.
-    static let queryTimeout: TimeInterval = 10
+    static let queryTimeout = TimeAmount.seconds(10)
 
     public func requestPage(_ query: RequestQuery) -> Result<RequestPage, RequestQueryRefusal> {
         if let problem = query.problem { return .failure(RequestQueryRefusal(problem)) }
@@ -31,31 +27,21 @@ extension RemoteEngineLink: RequestQueryLink {
     }
 
     private func get<T: Decodable & Sendable>(_ url: URL, as: T.Type) -> Result<T, RequestQueryRefusal> {
-        var http = URLRequest(url: url)
-        http.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        http.timeoutInterval = Self.queryTimeout
-        let answer = Mutex<Result<T, RequestQueryRefusal>>(
-            .failure(RequestQueryRefusal("no answer from \(baseURL.absoluteString)")))
-        let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: http) { data, response, error in
-            defer { done.signal() }
-            if let error {
-                answer.withLock { $0 = .failure(RequestQueryRefusal("not connected to \(self.baseURL.absoluteString): \(Self.explain(error))")) }
-                return
-            }
-            guard let data else { return }
+        switch http.exchange(url, timeout: Self.queryTimeout) {
+        case .failure(let failure):
+            return .failure(RequestQueryRefusal("not connected to \(baseURL.absoluteString): \(failure.explanation)"))
+        case .success(let answer):
+            let data = Data(answer.body)
             let decoder = JSONDecoder()
             decoder.nonConformingFloatDecodingStrategy = .convertFromString(
                 positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
             if let value = try? decoder.decode(T.self, from: data) {
-                answer.withLock { $0 = .success(value) }
+                return .success(value)
             } else if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                       let error = object["error"] as? [String: Any] {
-                let notFound = (response as? HTTPURLResponse)?.statusCode == 404
-                answer.withLock { $0 = .failure(RequestQueryRefusal(error["message"] as? String ?? "refused", notFound: notFound)) }
+                return .failure(RequestQueryRefusal(error["message"] as? String ?? "refused", notFound: answer.status == 404))
             }
-        }.resume()
-        done.wait()
-        return answer.withLock { $0 }
+            return .failure(RequestQueryRefusal("no answer from \(baseURL.absoluteString)"))
+        }
     }
 }

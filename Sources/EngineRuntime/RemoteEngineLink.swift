@@ -1,16 +1,14 @@
 import Foundation
+import NIOCore
 import ServingEngine
 import Synchronization
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// An ``EngineLink`` to a running `xds serve`: snapshots from the admin event stream
 /// (`GET /admin/events`, server-sent events), commands through `POST /admin/commands`.
 ///
 /// When the stream drops, the last snapshot stays on screen marked "reconnecting…" (its
-/// `linkStatus`) and the link retries every second.
+/// `linkStatus`) and the link retries every second. HTTP goes through the link's own small client
+/// on SwiftNIO (``HTTPClient``), not URLSession: see RemoteEngineLink+HTTPClient.swift for why.
 ///
 /// ```swift
 /// let link = RemoteEngineLink(baseURL: URL(string: "http://127.0.0.1:8000")!, token: "T")
@@ -18,26 +16,32 @@ import Synchronization
 /// ConsoleApp.run(link: link)
 /// link.stop()
 /// ```
-public final class RemoteEngineLink: NSObject, EngineLink, URLSessionDataDelegate, @unchecked Sendable {
+public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
     public let baseURL: URL
     let token: String
+    let http: HTTPClient
     public let capabilities: Set<EngineCapability> = [.drain, .speed, .rebalance]
+
+    /// How long a command may wait for its answer; the event stream may stay silent this long
+    /// before the link calls it dead (the server sends a snapshot every fraction of a second).
+    static let commandTimeout = TimeAmount.seconds(10)
+    static let streamIdleTimeout = TimeAmount.seconds(30)
 
     private struct State {
         var snapshot = Snapshot()
         var events = ServerSentEventReader()
         var connected = false
         var stopped = false
-        var lastError: String?
+        /// Which connection of the stream is current: a late callback from an earlier one is ignored.
+        var generation = 0
+        var channel: (any Channel)?
     }
     private let state = Mutex(State())
-    // Touched only by the reconnect thread.
-    private var session: URLSession?
 
     public init(baseURL: URL, token: String) {
         self.baseURL = baseURL
         self.token = token
-        super.init()
+        self.http = HTTPClient(token: token)
         state.withLock { $0.snapshot.linkStatus = "connecting to \(baseURL.absoluteString)…" }
     }
 
@@ -53,8 +57,12 @@ public final class RemoteEngineLink: NSObject, EngineLink, URLSessionDataDelegat
     }
 
     public func stop() {
-        state.withLock { $0.stopped = true }
-        session?.invalidateAndCancel()
+        let channel = state.withLock { state in
+            state.stopped = true
+            defer { state.channel = nil }
+            return state.channel
+        }
+        channel?.close(promise: nil)
     }
 
     public func latestSnapshot() -> Snapshot { state.withLock { $0.snapshot } }
@@ -63,90 +71,74 @@ public final class RemoteEngineLink: NSObject, EngineLink, URLSessionDataDelegat
         if case .failure(let error) = OperatorCommand.parse(commandLine) {
             return CommandReply(accepted: false, message: error.message)
         }
-        var request = URLRequest(url: baseURL.appendingPathComponent("admin/commands"))
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        request.httpBody = try? JSONEncoder().encode(AdminCommandBody(command: commandLine))
-        request.timeoutInterval = 10
-        let reply = Mutex(CommandReply(accepted: false, message: "no answer from \(baseURL.absoluteString)"))
-        let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: request) { data, _, error in
-            defer { done.signal() }
-            if let error { reply.withLock { $0.message = "not connected to \(self.baseURL.absoluteString): \(Self.explain(error))" }; return }
-            guard let data, let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return }
-            if let accepted = object["accepted"] as? Bool {
-                reply.withLock { $0 = CommandReply(accepted: accepted, message: object["message"] as? String ?? "") }
-            } else if let error = object["error"] as? [String: Any] {
-                reply.withLock { $0 = CommandReply(accepted: false, message: error["message"] as? String ?? "rejected") }
+        let body = (try? JSONEncoder().encode(AdminCommandBody(command: commandLine))).map { [UInt8]($0) } ?? []
+        switch http.exchange(baseURL.appendingPathComponent("admin/commands"), method: .POST, json: body,
+                             timeout: Self.commandTimeout) {
+        case .failure(let failure):
+            return CommandReply(accepted: false, message: "not connected to \(baseURL.absoluteString): \(failure.explanation)")
+        case .success(let answer):
+            let noAnswer = CommandReply(accepted: false, message: "no answer from \(baseURL.absoluteString)")
+            guard let object = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any] else {
+                return noAnswer
             }
-        }.resume()
-        done.wait()
-        return reply.withLock { $0 }
+            if let accepted = object["accepted"] as? Bool {
+                return CommandReply(accepted: accepted, message: object["message"] as? String ?? "")
+            } else if let error = object["error"] as? [String: Any] {
+                return CommandReply(accepted: false, message: error["message"] as? String ?? "rejected")
+            }
+            return noAnswer
+        }
     }
 
     // MARK: The event stream
 
     private func connect() {
-        var request = URLRequest(url: baseURL.appendingPathComponent("admin/events"))
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        request.timeoutInterval = 30
-        session?.invalidateAndCancel()
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 30
-        let session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)
-        self.session = session
-        state.withLock {
-            $0.connected = true
-            $0.events = ServerSentEventReader()
+        let (generation, previous) = state.withLock { state in
+            state.generation += 1
+            state.connected = true
+            state.events = ServerSentEventReader()
+            defer { state.channel = nil }
+            return (state.generation, state.channel)
         }
-        session.dataTask(with: request).resume()
+        previous?.close(promise: nil)
+        let opened = http.stream(
+            baseURL.appendingPathComponent("admin/events"), idleTimeout: Self.streamIdleTimeout,
+            head: { [self] status in
+                guard status != 200 else { return true }
+                lost(status == 401 ? "wrong admin token" : "HTTP \(status)", generation: generation)
+                return false
+            },
+            body: { [self] piece in received(piece, generation: generation) },
+            end: { [self] failure in
+                // A refusal (401, HTTP error) has already said why; keep that message.
+                guard state.withLock({ !$0.stopped && $0.connected && $0.generation == generation }) else { return }
+                lost(failure == nil ? "stream ended" : "disconnected", generation: generation)
+            })
+        opened.whenSuccess { [self] channel in
+            let keep = state.withLock { state in
+                guard !state.stopped, state.generation == generation else { return false }
+                state.channel = channel
+                return true
+            }
+            if !keep { channel.close(promise: nil) }
+        }
     }
 
-    private func lost(_ why: String) {
-        state.withLock {
-            $0.connected = false
-            $0.snapshot.linkStatus = "\(why) — reconnecting…"
+    private func received(_ piece: ByteBuffer, generation: Int) {
+        let events = state.withLock { state in
+            state.generation == generation ? state.events.feed(piece.readableBytesView) : []
         }
-    }
-
-    public func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                           completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        if status != 200 {
-            lost(status == 401 ? "wrong admin token" : "HTTP \(status)")
-            completionHandler(.cancel)
-            return
-        }
-        completionHandler(.allow)
-    }
-
-    public func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        let events = state.withLock { $0.events.feed(data) }
         for event in events where event.name == "snapshot" {
             guard let snapshot = Self.decode(event.data) else { continue }
-            state.withLock { $0.snapshot = snapshot }
+            state.withLock { if $0.generation == generation { $0.snapshot = snapshot } }
         }
     }
 
-    public func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
-        // A refusal (401, HTTP error) has already said why; keep that message.
-        guard !state.withLock({ $0.stopped || !$0.connected }) else { return }
-        lost(error == nil ? "stream ended" : "disconnected")
-    }
-
-    /// A connection failure in words, not Foundation's error dump.
-    static func explain(_ error: any Error) -> String {
-        guard let error = error as? URLError else { return "the request failed" }
-        switch error.code {
-        case .cannotConnectToHost: return "connection refused (is xds serve running there?)"
-        case .timedOut: return "no answer in time"
-        case .cannotFindHost, .dnsLookupFailed: return "the host name does not resolve"
-        case .networkConnectionLost: return "the connection was lost"
-        case .notConnectedToInternet: return "no network"
-        case .badURL, .unsupportedURL: return "not a usable URL"
-        case .cancelled: return "cancelled"
-        default: return "the request failed (URL error \(error.code.rawValue))"
+    private func lost(_ why: String, generation: Int) {
+        state.withLock {
+            guard $0.generation == generation else { return }
+            $0.connected = false
+            $0.snapshot.linkStatus = "\(why) — reconnecting…"
         }
     }
 

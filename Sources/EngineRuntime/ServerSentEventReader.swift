@@ -11,7 +11,7 @@
 /// Why not the mirrored SSE package, mattt/EventSource 1.1.1: it does not build on Linux
 /// (Swift 6.3.1: `EventSource.swift:398: error: value of type 'URLSession' has no member
 /// 'bytes'`; FoundationNetworking has no async byte streams), and its `Parser` is an actor fed one
-/// byte per `await`, where the link gets whole `Data` pieces from a URLSession delegate.
+/// byte per `await`, where the link gets whole buffers from its NIO channel.
 ///
 /// ```swift
 /// var reader = ServerSentEventReader()

@@ -74,6 +74,7 @@ struct BenchPrefill: ParsableCommand {
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "validate",
         abstract: "The published calibration points beside the simulated values; exits 1 if any is out of tolerance.")
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Print the decode step time against batch (8…128) and context (1K…16K) instead.") var sweep = false

@@ -67,8 +67,9 @@ struct ConsoleCommand: ParsableCommand {
     }
 
     private func attach(to url: String) throws {
-        guard let base = URL(string: url), base.scheme == "http" || base.scheme == "https", base.host != nil else {
-            throw ConfigError("--connect: expected a URL like http://127.0.0.1:8000, got '\(url)'")
+        // Plain http only: xds serve speaks no TLS, and the link's client (NIO, no TLS stack) neither.
+        guard let base = URL(string: url), base.scheme == "http", base.host != nil else {
+            throw ConfigError("--connect: expected a plain-HTTP URL like http://127.0.0.1:8000, got '\(url)'")
         }
         guard let token = token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] else {
             throw ConfigError("--connect needs the server's admin token: --token T or XDS_ADMIN_TOKEN")

@@ -6,6 +6,7 @@ import SimKit
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Headless run; prints a report at the end (JSON with --json).",
         discussion: "A trace run lasts until every request has finished unless --duration is given; a synthetic run lasts 10 minutes of simulated time by default.")
 

@@ -8,6 +8,7 @@ import Synchronization
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Headless engine paced in real time, with the OpenAI-compatible API, /metrics and the admin API.",
         discussion: "Admin token: --admin-token, else XDS_ADMIN_TOKEN, else a random one printed once. Binds to 127.0.0.1 unless --host says otherwise.")
 

@@ -1,0 +1,251 @@
+import Foundation
+import NIOCore
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import EngineRuntime
+
+/// The remote console's link against a scripted loopback server: what goes on the wire, and what
+/// the console shows when the server misbehaves (refused, gone mid-stream, malformed events, not
+/// HTTP, silent). The happy paths against a real `xds serve` are in APIServerTests (RemoteLink,
+/// AdminPreview, AdminRequest).
+@Suite(.serialized, .timeLimit(.minutes(10)))
+struct RemoteEngineLinkTests {
+
+    static func base(_ port: Int, path: String = "") -> URL { URL(string: "http://127.0.0.1:\(port)\(path)")! }
+
+    /// One `event: snapshot` frame as the admin stream writes it.
+    static func frame(_ snapshot: Snapshot) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return "event: snapshot\ndata: \(String(decoding: try encoder.encode(snapshot), as: UTF8.self))\n\n"
+    }
+
+    static func snapshot(simTime: Double) -> Snapshot {
+        var snapshot = Snapshot()
+        snapshot.simTime = simTime
+        snapshot.modelName = "scripted"
+        return snapshot
+    }
+
+    static let streamHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    /// One chunk of a chunked body.
+    static func chunk(_ text: String) -> String {
+        "\(String(text.utf8.count, radix: 16))\r\n\(text)\r\n"
+    }
+
+    static func json(status: String, _ body: String) -> String {
+        "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
+    func waitUntil(seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
+    }
+
+    // MARK: What goes on the wire
+
+    @Test func requestsCarryTokenBodyAndPathUnderTheBaseURL() async throws {
+        let server = try ScriptedServer { request, connection, _ in
+            if request.hasPrefix("POST /prefix/admin/commands ") {
+                // Chunked, in two pieces: the client must put the body back together.
+                connection.write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                connection.write(Self.chunk(#"{"accepted":true,"#) + Self.chunk(#""message":"draining node 5"}"#) + "0\r\n\r\n")
+            } else {
+                connection.write(Self.json(status: "404 Not Found", #"{"error":{"message":"no such request"}}"#))
+            }
+        }
+        defer { server.close() }
+        let link = RemoteEngineLink(baseURL: Self.base(server.port, path: "/prefix"), token: "tok")
+        let reply = try await offPool { link.send(commandLine: "drain node 5") }
+        #expect(reply == CommandReply(accepted: true, message: "draining node 5"))
+        let page = try await offPool { link.requestPage(RequestQuery(sort: .id, reversed: true, filter: "dp 3", limit: 2)) }
+        guard case .failure(let refusal) = page else { Issue.record("a 404 page decoded: \(page)"); return }
+        #expect(refusal.message == "no such request")
+        #expect(refusal.notFound)
+
+        let requests = server.requests
+        try #require(requests.count == 2)
+        let command = requests[0]
+        #expect(command.hasPrefix("POST /prefix/admin/commands HTTP/1.1\r\n"))
+        #expect(command.contains("\r\nAuthorization: Bearer tok\r\n"))
+        #expect(command.contains("\r\nHost: 127.0.0.1:\(server.port)\r\n"))
+        #expect(command.contains("\r\nContent-Type: application/json\r\n"))
+        #expect(command.hasSuffix("\r\n\r\n" + #"{"command":"drain node 5"}"#))
+        // The query is percent-encoded as URLComponents writes it.
+        #expect(requests[1].hasPrefix("GET /prefix/admin/requests?sort=id&reverse=1&filter=dp%203&offset=0&limit=2 HTTP/1.1\r\n"))
+        #expect(requests[1].contains("\r\nAuthorization: Bearer tok\r\n"))
+    }
+
+    @Test func aRefusedCommandShowsTheServersMessage() async throws {
+        let server = try ScriptedServer { _, connection, _ in
+            connection.write(Self.json(status: "401 Unauthorized", #"{"error":{"message":"wrong admin token"}}"#))
+        }
+        defer { server.close() }
+        let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "nope")
+        let reply = try await offPool { link.send(commandLine: "drain node 5") }
+        #expect(reply == CommandReply(accepted: false, message: "wrong admin token"))
+    }
+
+    // MARK: No server, or a server that misbehaves
+
+    @Test func aRefusedConnectionIsOneClearLineEverywhere() async throws {
+        let port = try ScriptedServer.unusedPort()
+        let base = Self.base(port)
+        let link = RemoteEngineLink(baseURL: base, token: "tok")
+        let expected = "not connected to \(base.absoluteString): connection refused (is xds serve running there?)"
+        let reply = try await offPool { link.send(commandLine: "drain node 5") }
+        #expect(reply == CommandReply(accepted: false, message: expected))
+        let detail = try await offPool { link.requestDetail(id: 3) }
+        guard case .failure(let refusal) = detail else { Issue.record("no refusal: \(detail)"); return }
+        #expect(refusal.message == expected)
+        let preview = try await offPool { link.preview(commandLine: "preview drain node 0 for 30s", progress: { _ in }) }
+        guard case .failure(let previewRefusal) = preview else { Issue.record("no refusal: \(preview)"); return }
+        #expect(previewRefusal.message == expected)
+
+        link.start()
+        defer { link.stop() }
+        #expect(await waitUntil { link.latestSnapshot().linkStatus == "disconnected — reconnecting…" })
+    }
+
+    @Test func aStreamCutMidEventKeepsTheLastSnapshotAndReconnects() async throws {
+        let first = try Self.frame(Self.snapshot(simTime: 42.5))
+        let second = try Self.frame(Self.snapshot(simTime: 99))
+        let server = try ScriptedServer { _, connection, number in
+            connection.write(Self.streamHead)
+            if number == 0 {
+                // One whole event, then half of the next one, then the server is gone.
+                connection.write(Self.chunk(first))
+                connection.write(Self.chunk(String(second.prefix(40))))
+                Thread.sleep(forTimeInterval: 0.3)
+            } else {
+                connection.write(Self.chunk(second))
+                connection.waitForHangUp()
+            }
+        }
+        defer { server.close() }
+        let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok")
+        link.start()
+        defer { link.stop() }
+        #expect(await waitUntil { link.latestSnapshot().linkStatus == "disconnected — reconnecting…" })
+        #expect(server.requests.count >= 1)
+        // The half event never shows, and the whole one stays on screen while reconnecting.
+        let meanwhile = link.latestSnapshot()
+        #expect(meanwhile.simTime == 42.5 || meanwhile.simTime == 99)
+        #expect(await waitUntil { link.latestSnapshot().simTime == 99 && link.latestSnapshot().linkStatus == nil })
+        #expect(server.requests.allSatisfy { $0.hasPrefix("GET /admin/events HTTP/1.1\r\n") })
+    }
+
+    @Test func aStreamTheServerEndsSaysSo() async throws {
+        let frame = try Self.frame(Self.snapshot(simTime: 7))
+        let server = try ScriptedServer { _, connection, number in
+            guard number == 0 else { Thread.sleep(forTimeInterval: 5); return }
+            connection.write(Self.streamHead + Self.chunk(frame) + "0\r\n\r\n")
+        }
+        defer { server.close() }
+        let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok")
+        link.start()
+        defer { link.stop() }
+        #expect(await waitUntil { link.latestSnapshot().linkStatus == "stream ended — reconnecting…" })
+        #expect(link.latestSnapshot().simTime == 7)
+    }
+
+    @Test func malformedEventsAreSkippedAndTheStreamGoesOn() async throws {
+        let good = try Self.frame(Self.snapshot(simTime: 12.25))
+        let server = try ScriptedServer { _, connection, _ in
+            connection.write(Self.streamHead)
+            let junk = "event: snapshot\ndata: {not json\n\n"  // undecodable snapshot
+                + "data: no name\n\n"  // unnamed event
+                + ": a comment\n"
+                + "garbage without a colon\n\n"
+                + "event: event\ndata: {\"kind\":\"drain\"}\n\n"  // not a snapshot
+                + "event: snapshot\ndata: [1,2,3]\n\n"  // JSON, but not a snapshot
+            connection.write(Self.chunk(junk))
+            // A good snapshot cut in awkward places (inside a CRLF pair, mid-JSON).
+            let crlf = good.replacingOccurrences(of: "\n", with: "\r\n")
+            let bytes = Array(crlf.utf8)
+            let cuts = [0, 15, 16, 17, 60, bytes.count - 1, bytes.count]  // 16 splits "\r\n"
+            for (start, end) in zip(cuts, cuts.dropFirst()) {
+                connection.write(Self.chunk(String(decoding: bytes[start..<end], as: UTF8.self)))
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            connection.waitForHangUp()
+        }
+        defer { server.close() }
+        let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok")
+        link.start()
+        defer { link.stop() }
+        #expect(await waitUntil { link.latestSnapshot().simTime == 12.25 })
+        let shown = link.latestSnapshot()
+        #expect(shown.linkStatus == nil)
+        #expect(shown.modelName == "scripted")
+        #expect(server.requests.count == 1)
+    }
+
+    @Test(arguments: [("401 Unauthorized", "wrong admin token — reconnecting…"), ("503 Service Unavailable", "HTTP 503 — reconnecting…")])
+    func aStreamRefusedWithAStatusSaysWhich(status: String, shown: String) async throws {
+        let server = try ScriptedServer { _, connection, _ in
+            connection.write(Self.json(status: status, #"{"error":{"message":"no"}}"#))
+            connection.waitForHangUp(seconds: 2)
+        }
+        defer { server.close() }
+        let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok")
+        link.start()
+        defer { link.stop() }
+        #expect(await waitUntil { link.latestSnapshot().linkStatus == shown })
+        // The status line is not overwritten by the hang-up that follows it.
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(link.latestSnapshot().linkStatus == shown)
+    }
+
+    @Test func anAnswerCutShortIsALostConnection() async throws {
+        let server = try ScriptedServer { _, connection, _ in
+            connection.write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"accepted\":")
+        }
+        defer { server.close() }
+        let base = Self.base(server.port)
+        let link = RemoteEngineLink(baseURL: base, token: "tok")
+        let reply = try await offPool { link.send(commandLine: "drain node 5") }
+        #expect(reply == CommandReply(accepted: false, message: "not connected to \(base.absoluteString): the connection was lost"))
+    }
+
+    @Test func anAnswerThatIsNotHTTPSaysSo() async throws {
+        let server = try ScriptedServer { _, connection, _ in connection.write("SSH-2.0-OpenSSH_9.6\r\n\r\n") }
+        defer { server.close() }
+        let base = Self.base(server.port)
+        let link = RemoteEngineLink(baseURL: base, token: "tok")
+        let reply = try await offPool { link.send(commandLine: "drain node 5") }
+        #expect(reply == CommandReply(accepted: false, message: "not connected to \(base.absoluteString): the answer was not HTTP"))
+    }
+
+    @Test func aSilentServerTimesOut() async throws {
+        let server = try ScriptedServer { _, connection, _ in connection.waitForHangUp(seconds: 10) }
+        defer { server.close() }
+        let client = RemoteEngineLink.HTTPClient(token: "tok")
+        let started = ContinuousClock.now
+        let answer = try await offPool { client.exchange(Self.base(server.port, path: "/admin/state"), timeout: .milliseconds(300)) }
+        let waited = ContinuousClock.now - started
+        guard case .failure(let failure) = answer else { Issue.record("answered: \(answer)"); return }
+        #expect(failure == .timedOut)
+        #expect(failure.explanation == "no answer in time")
+        #expect(waited >= .milliseconds(300) && waited < .seconds(5))
+    }
+
+    @Test func onlyPlainHTTPURLsAreUsable() throws {
+        #expect(RemoteEngineLink.Target(URL(string: "https://127.0.0.1:8000")!) == nil)
+        let v6 = try #require(RemoteEngineLink.Target(URL(string: "http://[::1]:8000/x/admin/requests?a=1")!))
+        #expect([v6.host, String(v6.port), v6.path, v6.hostHeader] == ["::1", "8000", "/x/admin/requests?a=1", "[::1]:8000"])
+        let bare = try #require(RemoteEngineLink.Target(URL(string: "http://localhost")!))
+        #expect([bare.host, String(bare.port), bare.path, bare.hostHeader] == ["localhost", "80", "/", "localhost"])
+        let link = RemoteEngineLink(baseURL: URL(string: "https://127.0.0.1:1")!, token: "tok")
+        #expect(link.send(commandLine: "drain node 5").message
+            == "not connected to https://127.0.0.1:1: not a usable URL (the link speaks plain http://)")
+    }
+}
