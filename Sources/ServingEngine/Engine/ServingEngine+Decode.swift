@@ -37,6 +37,7 @@ extension ServingEngine {
             else { return }
             instances[index].dp[g].kv.reserve(requestID: id, expectedTotalTokens: request.totalTokens)
             instances[index].dp[g].slots += 1
+            instances[index].noteDecodeLoadChanged(g)
             instances[index].transferQueue.removeFirst()
             requests[id]?.decodeGroup = g
             guard let c = kvTransfer.channel(from: request.prefillInstance, to: index) else {
@@ -200,6 +201,7 @@ extension ServingEngine {
         instances[index].dp[g].joinStepSum -= request.joinStep
         instances[index].dp[g].slots -= 1
         instances[index].dp[g].kv.free(requestID: id)
+        instances[index].noteDecodeLoadChanged(g)
         if request.cancelled {
             leaveCancelled(request, location: "\(instances[index].name)/dp\(g)")
             return
