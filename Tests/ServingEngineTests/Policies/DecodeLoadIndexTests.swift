@@ -100,7 +100,7 @@ import XDSTestSupport
             engine.run(until: t)
             #expect(engine.audit() == [], "at \(t) s")
             if t == 5 { #expect(engine.apply(.drain(node: 2)).accepted) }
-            if t == 9 { #expect(engine.apply(.u.drain(node: 2)).accepted) }
+            if t == 9 { #expect(engine.apply(.undrain(node: 2)).accepted) }
         }
         #expect(engine.instances[d].decodeLoad != nil, "built on the first pull")
         #expect(engine.pickDecodeGroup(d) == KVAwareBalancing.scan(DecodeGroups(
