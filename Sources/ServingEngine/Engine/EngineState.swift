@@ -22,34 +22,72 @@ enum EngineEventKind {
 
 /// Per-request state. Changed only when something happens to the request (architecture.md
 /// principle 4): never per token.
+///
+/// Laid out for the in-flight table, which a saturated superpod hour fills with hundreds of
+/// thousands of these: indices are 32-bit, times are NaN until set (read as optionals), the
+/// small fields sit together at the end, and the engine-size prefix keys are kept once
+/// (chained; the unchained ones were only ever tested for emptiness).
 struct RequestState {
     var spec: RequestSpec
-    /// Prefix keys re-expressed in KV blocks of the engine's block size.
-    var blockKeys: [UInt64]
-    /// The same keys chained (``PrefixHashes/chain(_:)``), computed once for cache probes.
+    /// The prompt's prefix keys in KV blocks of the engine's block size, chained
+    /// (``PrefixHashes/chain(_:)``), computed once for cache probes.
     var chainedKeys: [UInt64]
-    var stage: RequestStage = .queued
-    /// Prefill side: instance and DP group.
-    var prefillInstance = -1
-    var prefillGroup = -1
     /// Prompt tokens still to compute; set when KV is allocated on the prefill side.
     var remainingPrefill = 0
     var hitTokens = 0
-    var allocated = false
-    /// Decode side.
-    var decodeInstance = -1
-    var decodeGroup = -1
     var joinStep = 0
     var finishStep = 0
-    var firstTokenAt: SimTime?
-    /// When its first prefill chunk was scheduled (queue time ends here).
-    var prefillStartedAt: SimTime?
-    /// The client went away: the request leaves at its next decode step, counted as cancelled.
-    var cancelled = false
     /// The client's `max_tokens` (external requests); workload requests have no cap.
     var maxTokens = Int.max
+    /// When its first decode step ended, and when its first prefill chunk was scheduled (queue
+    /// time ends here); NaN until then.
+    private var firstToken: SimTime = .nan
+    private var prefillStarted: SimTime = .nan
     /// When it passed each later stage, for a face's request detail (RequestTimes.swift).
     var times = RequestTimes()
+    /// Prefill side: instance and DP group; decode side: the same (-1: none yet).
+    private var instancesAndGroups: (prefillInstance: Int32, prefillGroup: Int32, decodeInstance: Int32, decodeGroup: Int32)
+        = (-1, -1, -1, -1)
+    var stage: RequestStage = .queued
+    var allocated = false
+    /// The client went away: the request leaves at its next decode step, counted as cancelled.
+    var cancelled = false
+
+    /// The workload's own prefix keys are not kept: the engine reads only `chainedKeys`, made
+    /// from them at admission (one array less per request in flight).
+    init(spec: RequestSpec, chainedKeys: [UInt64]) {
+        self.spec = spec
+        self.spec.prefixHashes = []
+        self.chainedKeys = chainedKeys
+    }
+
+    /// Whether the prompt has prefix keys at all.
+    var hasPrefixKeys: Bool { !chainedKeys.isEmpty }
+
+    var prefillInstance: Int {
+        get { Int(instancesAndGroups.prefillInstance) }
+        set { instancesAndGroups.prefillInstance = Int32(truncatingIfNeeded: newValue) }
+    }
+    var prefillGroup: Int {
+        get { Int(instancesAndGroups.prefillGroup) }
+        set { instancesAndGroups.prefillGroup = Int32(truncatingIfNeeded: newValue) }
+    }
+    var decodeInstance: Int {
+        get { Int(instancesAndGroups.decodeInstance) }
+        set { instancesAndGroups.decodeInstance = Int32(truncatingIfNeeded: newValue) }
+    }
+    var decodeGroup: Int {
+        get { Int(instancesAndGroups.decodeGroup) }
+        set { instancesAndGroups.decodeGroup = Int32(truncatingIfNeeded: newValue) }
+    }
+    var firstTokenAt: SimTime? {
+        get { RequestTimes.time(firstToken) }
+        set { firstToken = newValue ?? .nan }
+    }
+    var prefillStartedAt: SimTime? {
+        get { RequestTimes.time(prefillStarted) }
+        set { prefillStarted = newValue ?? .nan }
+    }
 
     var outputTokens: Int { max(1, spec.outputTokens) }
     /// Prompt plus output, saturating: a trace may carry any count, and a request too large
@@ -144,6 +182,10 @@ final class InstanceState {
     /// Scaling holds the TE off (starting, scaled in or retired): it takes no new work and is
     /// outside the JE's pool. Kept by the scaling lifecycle (``ServingEngine/noteScalingPhase(_:)``).
     var heldOffByScaling = false
+    /// Decode TEs: kv-aware balancing's order of the DP groups, kept as they change (built on the
+    /// first pick; nil = rebuild). Whoever changes a group's KV, slots or drained flag calls
+    /// ``noteDecodeLoadChanged(_:)`` (or ``invalidateDecodeLoad()`` after changing many).
+    private(set) var decodeLoad: DecodeLoadIndex?
 
     init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel, npus: [Int],
          dp: [DPGroupState]) {
@@ -178,11 +220,30 @@ final class InstanceState {
         copy.experts = experts
         copy.eplb = eplb
         copy.heldOffByScaling = heldOffByScaling
+        copy.decodeLoad = decodeLoad
         return copy
     }
 
     /// Same as ``forked()`` (engine-components.md's `copy()` of every component).
     func copy() -> InstanceState { forked() }
+
+    /// The decode load index, current for today's groups and batch limit (nil for other roles,
+    /// or when the groups' KV sizes differ: then policies scan).
+    func decodeLoadIndex() -> DecodeLoadIndex? {
+        guard role == .decode else { return nil }
+        if let index = decodeLoad, index.fits(dp, batchLimit: groupSpec.batchLimit) { return index }
+        decodeLoad = DecodeLoadIndex(groups: dp, batchLimit: groupSpec.batchLimit)
+        return decodeLoad
+    }
+
+    /// Group `g`'s KV, slots or drained flag changed.
+    func noteDecodeLoadChanged(_ g: Int) {
+        guard decodeLoad != nil, g >= 0, g < dp.count else { return }
+        decodeLoad!.update(g, load: dp[g].kv.usedBlocks + dp[g].kv.reservedBlocks, slots: dp[g].slots, drained: dp[g].drained)
+    }
+
+    /// Many groups changed (drain, fault, retire): the index is rebuilt on the next pick.
+    func invalidateDecodeLoad() { decodeLoad = nil }
 
     var hasPrefill: Bool { role != .decode }
     var hasDecode: Bool { role != .prefill }

@@ -120,6 +120,17 @@ final class JobExecutor {
     /// KV usage including reservations (the JE's real-time load, system.md §1.5). With every
     /// decode TE out of service, the first decode TE (the task waits there until an undrain).
     func pickDecodeTE(instances: [InstanceState]) -> Int {
+        // One available decode TE (the superpod's case) wins whatever its usage (always finite):
+        // its 320 groups need not be summed.
+        var only = -1
+        for index in instances.indices where instances[index].role == .decode && instances[index].available {
+            guard only < 0 else {
+                only = -2
+                break
+            }
+            only = index
+        }
+        if only >= 0 { return only }
         var best = -1
         var bestUsage = Double.infinity
         for index in instances.indices where instances[index].role == .decode && instances[index].available {
@@ -142,6 +153,7 @@ final class JobExecutor {
     /// migrated request), by the decode balancing policy; nil when no group has room.
     func pickDecodeGroup(_ index: Int, instances: [InstanceState]) -> Int? {
         decodeBalancing.pickGroup(in: DecodeGroups(instance: index, batchLimit: instances[index].groupSpec.batchLimit,
-                                                   groups: instances[index].dp))
+                                                   groups: instances[index].dp,
+                                                   loadIndex: instances[index].decodeLoadIndex()))
     }
 }

@@ -7,11 +7,12 @@ extension ServingEngine {
     /// A finished prefill registers its KV transfer with the decode TE of least load (the JE's
     /// real-time load, system.md §1.5); the decode side pulls it when it has room.
     func registerTransfer(_ id: Int) {
-        guard var request = requests[id] else { return }
+        // In place through the request's slot: `requests[id]?.x = …` moves the whole state out
+        // and back through a heap-allocated accessor frame (5% of a saturated superpod).
+        guard let slot = requests.index(forKey: id) else { return }
         let best = je.pickDecodeTE(instances: instances)
-        request.decodeInstance = best
-        request.stage = .transfer
-        requests[id] = request
+        requests.values[slot].decodeInstance = best
+        requests.values[slot].stage = .transfer
         instances[best].transferQueue.append(id)
         pullTransfers(best)
     }
@@ -27,18 +28,20 @@ extension ServingEngine {
     /// (back-pressure), so long requests are not starved.
     func pullTransfers(_ index: Int) {
         let blockTokens = configuration.kvBlockTokens
-        while let id = instances[index].transferQueue.first, let request = requests[id] {
+        while let id = instances[index].transferQueue.first, let slot = requests.index(forKey: id) {
             guard let g = pickDecodeGroup(index) else { return }
+            let request = Self.pullView(&requests.values[slot])
             let needed = Saturating.ceilDiv(request.totalTokens, blockTokens)
             // Read in place: copying the manager retains each of its buffers.
             guard needed <= instances[index].dp[g].kv.freeBlocks - instances[index].dp[g].kv.reservedBlocks else { return }
-            guard instances[index].dp[g].kv.allocate(requestID: id, promptTokens: request.spec.promptTokens,
-                                                     prefixHashes: []) != nil
+            guard instances[index].dp[g].kv.allocate(requestID: id, promptTokens: request.promptTokens,
+                                                     chainedHashes: []) != nil
             else { return }
             instances[index].dp[g].kv.reserve(requestID: id, expectedTotalTokens: request.totalTokens)
             instances[index].dp[g].slots += 1
+            instances[index].noteDecodeLoadChanged(g)
             instances[index].transferQueue.removeFirst()
-            requests[id]?.decodeGroup = g
+            requests.values[slot].decodeGroup = g
             guard let c = kvTransfer.channel(from: request.prefillInstance, to: index) else {
                 preconditionFailure("every prefill–decode pair has a channel")
             }
@@ -47,26 +50,34 @@ extension ServingEngine {
         }
     }
 
+    /// What a pull reads of a request, taken in place (a copy of the RequestState would retain
+    /// its arrays).
+    private static func pullView(_ r: inout RequestState) -> (totalTokens: Int, promptTokens: Int, prefillInstance: Int) {
+        (r.totalTokens, r.spec.promptTokens, r.prefillInstance)
+    }
+
     /// One transfer at a time per prefill–decode pair; time from the fabric model.
     func startTransfer(_ c: Int) {
-        guard let id = kvTransfer.nextToStart(c), let request = requests[id] else { return }
+        guard let id = kvTransfer.nextToStart(c), let slot = requests.index(forKey: id) else { return }
+        let promptTokens = Self.pullView(&requests.values[slot]).promptTokens
         let channel = kvTransfer.channels[c]
         let seconds = Self.delay(instances[channel.prefillInstance].cost.kvTransfer(
-            tokens: Double(request.spec.promptTokens), plane: channel.plane) * channel.slowdown)
+            tokens: Double(promptTokens), plane: channel.plane) * channel.slowdown)
         let done = now.after(seconds)
         kvTransfer.start(c, at: now, doneAt: done)
-        requests[id]?.times.transferStartedAt = now
+        requests.values[slot].times.transferStartedAt = now
         queue.schedule(at: done, .transferDone(channel: c))
     }
 
     func finishTransfer(_ c: Int) {
         guard acceptTransferDone(c) else { return }
-        guard let id = kvTransfer.finish(c), let request = requests[id] else { return }
+        guard let id = kvTransfer.finish(c), let slot = requests.index(forKey: id) else { return }
+        let request = requests.values[slot]
         observeTransfer(c, request: request)
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
         instances[request.prefillInstance].dp[request.prefillGroup].kv.free(requestID: id)
-        requests[id]?.stage = .decode
-        requests[id]?.times.transferEndedAt = now
+        requests.values[slot].stage = .decode
+        requests.values[slot].times.transferEndedAt = now
         instances[request.decodeInstance].joining.append(id)
         startStepIfIdle(request.decodeInstance)
         startStepIfIdle(request.prefillInstance)
@@ -200,6 +211,7 @@ extension ServingEngine {
         instances[index].dp[g].joinStepSum -= request.joinStep
         instances[index].dp[g].slots -= 1
         instances[index].dp[g].kv.free(requestID: id)
+        instances[index].noteDecodeLoadChanged(g)
         if request.cancelled {
             leaveCancelled(request, location: "\(instances[index].name)/dp\(g)")
             return

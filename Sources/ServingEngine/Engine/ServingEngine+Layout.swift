@@ -129,6 +129,7 @@ extension ServingEngine {
                 instances[i].dp[g].drained = instances[i].dp[g].outOfService
                     || instances[i].dp[g].npus.contains(where: cluster.isOnDrainedNode) || scalingHoldsOff(i)
             }
+            instances[i].invalidateDecodeLoad()
         }
     }
 }

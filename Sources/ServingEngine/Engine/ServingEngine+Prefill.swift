@@ -91,7 +91,7 @@ extension ServingEngine {
     /// Tokens of `request`'s prompt found in the pooled tier beyond the group's own hits (always
     /// leaving one token to compute, as the block manager does).
     func poolHit(_ request: RequestState, localHitTokens: Int) -> Int {
-        guard pool != nil, !request.blockKeys.isEmpty else { return 0 }
+        guard pool != nil, request.hasPrefixKeys else { return 0 }
         let blocks = pool!.lookup(chainedHashes: request.chainedKeys)
         let tokens = min(blocks * configuration.kvBlockTokens, request.spec.promptTokens - 1)
         let extra = max(0, tokens - localHitTokens)

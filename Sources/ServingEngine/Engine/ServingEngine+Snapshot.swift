@@ -197,7 +197,7 @@ extension ServingEngine {
 
     /// The `limit` smallest ids, ascending: one pass with a bounded max-heap instead of sorting
     /// every request in flight (tens of thousands on a saturated superpod, each snapshot).
-    static func lowest(_ limit: Int, of ids: Dictionary<Int, RequestState>.Keys) -> [Int] {
+    static func lowest(_ limit: Int, of ids: some Sequence<Int>) -> [Int] {
         guard limit > 0 else { return [] }
         var heap = Heap<Int>()
         heap.reserveCapacity(limit)

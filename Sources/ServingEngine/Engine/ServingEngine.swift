@@ -35,7 +35,7 @@ public final class ServingEngine {
     var queue = EngineEventQueue()
     public private(set) var now: SimTime = 0
     var arrivalPending = false
-    var requests: [Int: RequestState] = [:]
+    var requests = RequestTable()
     var instances: [InstanceState] = []
     /// KV transfer channels, prefill → decode (``KVTransfer``: the only writer of their state).
     var kvTransfer = KVTransfer()
@@ -294,7 +294,7 @@ public final class ServingEngine {
         noteTrafficClass(spec.tag)
         let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
-        var request = RequestState(spec: spec, blockKeys: keys, chainedKeys: PrefixHashes.chain(keys))
+        var request = RequestState(spec: spec, chainedKeys: PrefixHashes.chain(keys))
         guard requests[spec.id] == nil else {
             reject(spec, reason: "request id \(spec.id) is already in flight", kind: "request id already in flight")
             return
@@ -360,6 +360,7 @@ public final class ServingEngine {
             for (index, group) in instance.dp.enumerated() {
                 problems += group.kv.audit().map { "\(instance.name)/dp\(index): \($0)" }
             }
+            problems += (instance.decodeLoad?.problems(against: instance.dp) ?? []).map { "\(instance.name): \($0)" }
         }
         if telemetry.inFlight != requests.count {
             problems.append("in flight \(telemetry.inFlight) but the engine holds \(requests.count) requests")

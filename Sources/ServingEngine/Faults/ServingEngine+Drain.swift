@@ -58,6 +58,8 @@ extension ServingEngine {
                 }
                 shift(g, -1)
                 shift(target, 1)
+                instances[d].noteDecodeLoadChanged(g)
+                instances[d].noteDecodeLoadChanged(target)
                 requests[id]?.decodeGroup = target
                 let context = Double(r.spec.promptTokens) + Double(step - r.joinStep) * tokensPerStep
                 copySeconds[g, default: 0] += cost.kvTransfer(tokens: context, plane: .ub)

@@ -76,6 +76,7 @@ extension ServingEngine {
                 if request.allocated && instances[p].role == .colocated { instances[p].dp[pg].slots -= 1 }
             }
             instances[p].dp[pg].kv.free(requestID: id)
+            instances[p].noteDecodeLoadChanged(pg)
         }
         let (d, dg) = (request.decodeInstance, request.decodeGroup)
         guard d >= 0, dg >= 0, request.stage == .transfer || request.stage == .decode else { return }
@@ -89,6 +90,7 @@ extension ServingEngine {
             instances[d].dp[dg].slots -= 1
         }
         instances[d].dp[dg].kv.free(requestID: id)
+        instances[d].noteDecodeLoadChanged(dg)
     }
 
     /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is
@@ -96,7 +98,7 @@ extension ServingEngine {
     /// already). Fails it with a reason when no prefill TE is in service.
     func requeue(_ old: RequestState) -> Bool {
         let spec = old.spec
-        var request = RequestState(spec: spec, blockKeys: old.blockKeys, chainedKeys: old.chainedKeys)
+        var request = RequestState(spec: spec, chainedKeys: old.chainedKeys)
         // What the client asked for survives the move (an HTTP request's cap, a cancellation).
         request.maxTokens = old.maxTokens
         request.cancelled = old.cancelled

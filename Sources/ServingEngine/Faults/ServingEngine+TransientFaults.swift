@@ -36,6 +36,7 @@ extension ServingEngine {
         let holder = HBMMask.holder(forFault: id)
         guard instances[i].dp[g].kv.allocate(requestID: holder, promptTokens: blocks * blockTokens, prefixHashes: []) != nil
         else { return 0 }
+        instances[i].noteDecodeLoadChanged(g)
         faults.hbmMasks[id] = HBMMask(instance: i, group: g, holder: holder)
         return blocks
     }
@@ -44,6 +45,7 @@ extension ServingEngine {
     func unmask(fault id: Int) {
         guard let m = faults.hbmMasks.removeValue(forKey: id) else { return }
         instances[m.instance].dp[m.group].kv.free(requestID: m.holder)
+        instances[m.instance].noteDecodeLoadChanged(m.group)
         if instances[m.instance].role == .decode { pullTransfers(m.instance) }
         startStepIfIdle(m.instance)
     }

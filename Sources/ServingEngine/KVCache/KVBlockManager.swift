@@ -67,7 +67,8 @@ public struct KVBlockManager: Sendable {
     /// increasing order after the free list (the order of a free list that started full).
     private(set) var touchedBlocks = 0
     var evictable: BlockLRU
-    var sequences: [Int: Sequence] = [:]
+    /// Live requests' blocks by request id (``IDTable``: cheap hashing of the ids).
+    var sequences = IDTable<Sequence>()
     private(set) var ownedBlockCount = 0
     public private(set) var reservedBlocks = 0
 

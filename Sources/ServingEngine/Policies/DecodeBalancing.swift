@@ -15,6 +15,8 @@ public struct DecodeGroups {
     let instance: Int
     let batchLimit: Int
     let groups: [DPGroupState]
+    /// The TE's incremental kv-aware order, when it keeps one (``DecodeLoadIndex``).
+    var loadIndex: DecodeLoadIndex? = nil
 
     /// Whether group `g` may take a request: not drained and under the batch limit.
     func isEligible(_ g: Int) -> Bool { !groups[g].drained && groups[g].slots < batchLimit }
@@ -27,6 +29,16 @@ public struct KVAwareBalancing: DecodeBalancingPolicy {
     public init() {}
 
     public mutating func pickGroup(in groups: DecodeGroups) -> Int? {
+        if let index = groups.loadIndex {
+            let best = index.best
+            assert(best == Self.scan(groups), "decode load index disagrees with a scan of \(groups.instance)'s groups")
+            return best
+        }
+        return Self.scan(groups)
+    }
+
+    /// The definition the index keeps incrementally: every group looked at.
+    static func scan(_ groups: DecodeGroups) -> Int? {
         var best: Int?
         var bestUsage = Double.infinity
         for g in groups.groups.indices where groups.isEligible(g) {

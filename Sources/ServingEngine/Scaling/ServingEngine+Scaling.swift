@@ -381,6 +381,7 @@ extension ServingEngine {
             instances[i].dp[g].dies = []
             instances[i].dp[g].drained = true
         }
+        instances[i].invalidateDecodeLoad()
         faults.expertSlots = faults.expertSlots.filter { $0.value.instance != i }
         faults.outages[i] = nil
         faults.halted.remove(i)

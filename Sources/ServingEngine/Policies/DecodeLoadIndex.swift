@@ -1,0 +1,109 @@
+/// The `kv-aware` decode DP balancing choice of one decode TE, kept up to date as its groups
+/// change instead of found by a scan of every group per pull (the scan was 8% of a saturated
+/// superpod's instructions: 320 groups per finished prefill).
+///
+/// A tournament tree over the TE's DP groups: each leaf is a group, eligible (not drained, under
+/// the batch limit) or not; each inner node holds the better of its two children, better meaning
+/// fewer owned + reserved KV blocks, then the lower group index. The root is the group the scan
+/// picks: the groups of a TE share `totalBlocks` (``init?(groups:batchLimit:)`` refuses others),
+/// so ordering by the integer block count is exactly the scan's order by
+/// `usageIncludingReserved` (a correctly rounded division by the same positive number is
+/// monotone, and distinct counts below 2⁵³ stay distinct), ties included.
+///
+/// The engine calls ``update(_:load:slots:drained:)`` after it changes a group's KV, slots or drained flag
+/// (``InstanceState/noteDecodeLoadChanged(_:)``); a TE whose groups are rebuilt or whose batch
+/// limit changes gets a fresh index. ``problems(against:)`` compares it with a scan (audits).
+///
+/// ```swift
+/// var index = DecodeLoadIndex(groups: te.dp, batchLimit: 64)!
+/// index.best                        // the group kv-aware picks, or nil when none is eligible
+/// te.dp[3].slots += 1; index.update(3, load: te.dp[3].kv.usedBlocks + te.dp[3].kv.reservedBlocks, slots: te.dp[3].slots, drained: false)
+/// ```
+struct DecodeLoadIndex {
+    let batchLimit: Int
+    let groupCount: Int
+    /// KV blocks of every group (the index's validity condition).
+    let groupBlocks: Int
+    /// Leaves start here (a power of two ≥ `groupCount`); node `n`'s children are `2n`, `2n + 1`.
+    private let firstLeaf: Int
+    /// Owned + reserved blocks by group.
+    private var load: [Int]
+    /// Winning group below each node (`-1`: none eligible); `winner[1]` is the root.
+    private var winner: [Int32]
+
+    /// An index over `groups`, or nil when their KV sizes differ (the block count would not
+    /// order them as usage does) or there are none.
+    init?(groups: [DPGroupState], batchLimit: Int) {
+        guard let first = groups.first, groups.count < Int(Int32.max) else { return nil }
+        let blocks = first.kv.totalBlocks
+        for g in groups.indices where groups[g].kv.totalBlocks != blocks { return nil }
+        self.batchLimit = batchLimit
+        groupCount = groups.count
+        groupBlocks = blocks
+        var leaves = 1
+        while leaves < groups.count { leaves *= 2 }
+        firstLeaf = leaves
+        load = Array(repeating: 0, count: groups.count)
+        winner = Array(repeating: -1, count: 2 * leaves)
+        for g in groups.indices {
+            load[g] = Self.load(of: groups[g])
+            winner[leaves + g] = Self.isEligible(groups[g], batchLimit: batchLimit) ? Int32(g) : -1
+        }
+        var node = leaves - 1
+        while node >= 1 {
+            winner[node] = better(winner[2 * node], winner[2 * node + 1])
+            node -= 1
+        }
+    }
+
+    /// The eligible group with the least owned + reserved KV, lowest index on ties; nil if none.
+    var best: Int? {
+        let root = winner[1]   // with one group, its leaf is the root
+        return root < 0 ? nil : Int(root)
+    }
+
+    /// Group `g` changed (KV, slots or drained): its leaf and the path to the root are redone.
+    /// Takes the group's numbers, not the group (a copy would retain its KV buffers).
+    mutating func update(_ g: Int, load blocks: Int, slots: Int, drained: Bool) {
+        guard g >= 0, g < groupCount else { return }
+        load[g] = blocks
+        var node = firstLeaf + g
+        winner[node] = !drained && slots < batchLimit ? Int32(g) : -1
+        node /= 2
+        while node >= 1 {
+            winner[node] = better(winner[2 * node], winner[2 * node + 1])
+            node /= 2
+        }
+    }
+
+    /// Whether this index still describes groups of this shape.
+    func fits(_ groups: [DPGroupState], batchLimit: Int) -> Bool {
+        self.batchLimit == batchLimit && groupCount == groups.count
+    }
+
+    /// Differences from a fresh scan of `groups` (empty when the index is current).
+    func problems(against groups: [DPGroupState]) -> [String] {
+        guard groups.count == groupCount else { return ["decode load index covers \(groupCount) groups of \(groups.count)"] }
+        var found: [String] = []
+        for g in groups.indices {
+            let eligible = Self.isEligible(groups[g], batchLimit: batchLimit)
+            if load[g] != Self.load(of: groups[g]) || (winner[firstLeaf + g] >= 0) != eligible {
+                found.append("decode load index is stale for dp\(g)")
+            }
+        }
+        return found
+    }
+
+    // MARK: Internals
+
+    static func load(of group: DPGroupState) -> Int { group.kv.usedBlocks + group.kv.reservedBlocks }
+
+    static func isEligible(_ group: DPGroupState, batchLimit: Int) -> Bool { !group.drained && group.slots < batchLimit }
+
+    private func better(_ a: Int32, _ b: Int32) -> Int32 {
+        if a < 0 { return b }
+        if b < 0 { return a }
+        let la = load[Int(a)], lb = load[Int(b)]
+        return la < lb || (la == lb && a < b) ? a : b
+    }
+}
