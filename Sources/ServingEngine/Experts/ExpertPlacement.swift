@@ -67,17 +67,25 @@ public struct ExpertPlacement: Sendable, Equatable {
     static func greedyLayer(load: UnsafeBufferPointer<Double>, pool dies: inout DiePool, order: inout [Int32],
                             singles: [[Int]]) -> [[Int]] {
         let experts = load.count
-        var replicas = Array(repeating: [Int](), count: experts)
         // Primaries, hottest first (ties by expert id keep it deterministic): a strict total
         // order, so any sort gives the same sequence.
         hottestFirst(load: load, into: &order)
         if dies.slotsPerDie == 1 { return oneSlotLayer(load: load, order: order, dies: dies.dies, singles: singles) }
         dies.reset()
+        // Each expert's primary die (−1: none) in a flat buffer; the rows are built once after.
+        let primary = UnsafeMutableBufferPointer<Int32>.allocate(capacity: experts)
+        defer { primary.deallocate() }
+        primary.initialize(repeating: -1)
         for e32 in order {
-            let e = Int(e32)
             guard let d = dies.leastLoaded() else { break }
-            replicas[e] = singles[d]
-            dies.place(load[e], on: d)
+            primary[Int(e32)] = Int32(truncatingIfNeeded: d)
+            dies.place(load[Int(e32)], on: d)
+        }
+        var replicas = [[Int]](unsafeUninitializedCapacity: experts) { rows, count in
+            for e in 0..<experts {
+                (rows.baseAddress! + e).initialize(to: primary[e] < 0 ? [] : singles[Int(primary[e])])
+            }
+            count = experts
         }
         // Redundant slots: the expert with the most load per replica, next.
         guard dies.hasFreeSlot else { return replicas }
