@@ -10,16 +10,19 @@ extension ServingEngine {
         var best = -1
         var bestCost = Int.max
         var bestEstimate = 0
-        for g in instances[index].dp.indices where !instances[index].dp[g].drained {
-            let hits = request.chainedKeys.isEmpty ? 0
-                : instances[index].dp[g].kv.cachedPrefixTokens(promptTokens: request.spec.promptTokens,
-                                                               chainedHashes: request.chainedKeys)
-            let uncached = request.spec.promptTokens - hits
-            let cost = Saturating.add(instances[index].dp[g].queuedTokens, uncached)
-            if cost < bestCost {
-                best = g
-                bestCost = cost
-                bestEstimate = uncached
+        // Read through the groups' buffer (no copy of a group's block manager per probe).
+        instances[index].dp.withUnsafeBufferPointer { groups in
+            for g in groups.indices where !groups[g].drained {
+                let hits = request.chainedKeys.isEmpty ? 0
+                    : groups[g].kv.cachedPrefixTokens(promptTokens: request.spec.promptTokens,
+                                                      chainedHashes: request.chainedKeys)
+                let uncached = request.spec.promptTokens - hits
+                let cost = Saturating.add(groups[g].queuedTokens, uncached)
+                if cost < bestCost {
+                    best = g
+                    bestCost = cost
+                    bestEstimate = uncached
+                }
             }
         }
         precondition(best >= 0, "the JE only picks TEs with an undrained DP group")

@@ -122,16 +122,29 @@ public struct EPLBController: Sendable {
             var serving = old
             var disabled = Set<Int>()
             for l in 0..<old.layers.count {
-                for e in old.layers[l].indices {
-                    // Most experts keep every host: nothing to build for them.
-                    let hosts = old.layers[l][e], next = target.layers[l][e]
-                    guard hosts.contains(where: { !next.contains($0) }) else { continue }
-                    // Hosts that stay (the ones the target keeps); the others are disabled.
-                    let keep = hosts.filter { next.contains($0) }
-                    if keep.isEmpty { continue }
-                    serving.layers[l][e] = keep
-                    for host in hosts where !next.contains(host) { disabled.insert(host) }
+                // Rows read through their buffers; `serving`'s row is written only when a slot changes.
+                var servingRow: [[Int]]?
+                old.layers[l].withUnsafeBufferPointer { oldRow in
+                    target.layers[l].withUnsafeBufferPointer { nextRow in
+                        for e in 0..<oldRow.count {
+                            // Most experts keep every host: nothing to build for them.
+                            let moved = oldRow[e].withUnsafeBufferPointer { hosts in
+                                nextRow[e].withUnsafeBufferPointer { next in
+                                    hosts.contains(where: { !next.contains($0) })
+                                }
+                            }
+                            guard moved else { continue }
+                            let hosts = oldRow[e], next = nextRow[e]
+                            // Hosts that stay (the ones the target keeps); the others are disabled.
+                            let keep = hosts.filter { next.contains($0) }
+                            if keep.isEmpty { continue }
+                            if servingRow == nil { servingRow = oldRow.isEmpty ? [] : Array(oldRow) }
+                            servingRow![e] = keep
+                            for host in hosts where !next.contains(host) { disabled.insert(host) }
+                        }
+                    }
                 }
+                if let row = servingRow { serving.layers[l] = row }
             }
             routing.setPlacement(old, serving: serving)
             phase = .load(until: now + loadSeconds, started: started, before: before, dies: disabled.sorted())
@@ -167,9 +180,20 @@ public struct EPLBController: Sendable {
         // Weights to move: per die, one expert's weights for every layer whose slot changes.
         var layersChanged = Array(repeating: 0, count: routing.dies)
         let old = routing.placement
-        for l in 0..<target.layers.count {
-            for (e, hosts) in target.layers[l].enumerated() {
-                for d in hosts where !old.layers[l][e].contains(d) { layersChanged[d] += 1 }
+        layersChanged.withUnsafeMutableBufferPointer { changed in
+            for l in 0..<target.layers.count {
+                // Read through the rows' buffers: no per-expert array handles.
+                target.layers[l].withUnsafeBufferPointer { row in
+                    old.layers[l].withUnsafeBufferPointer { oldRow in
+                        for e in 0..<row.count {
+                            row[e].withUnsafeBufferPointer { hosts in
+                                oldRow[e].withUnsafeBufferPointer { was in
+                                    for d in hosts where !was.contains(d) { changed[d] += 1 }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         let busiest = layersChanged.max() ?? 0

@@ -196,30 +196,48 @@ struct FlatPlacement {
 
     init(_ placement: ExpertPlacement) {
         source = placement
-        // Sized first: growing three arrays slot by slot was most of a swap's cost.
+        // Sized first, then written through the arrays' uninitialised storage: appending slot by
+        // slot to three arrays was most of a swap's cost (each swap flattens twice).
         var slots = 0
         for l in placement.layers.indices {
-            for e in placement.layers[l].indices { slots += placement.layers[l][e].count }
-        }
-        die.reserveCapacity(slots)
-        expert.reserveCapacity(slots)
-        replicas.reserveCapacity(slots)
-        layerStart.reserveCapacity(placement.layers.count + 1)
-        for l in placement.layers.indices {
             placement.layers[l].withUnsafeBufferPointer { row in
-                for e in row.indices {
-                    let count = Int32(row[e].count)
-                    row[e].withUnsafeBufferPointer { hosts in
-                        for d in hosts {
-                            die.append(Int32(d))
-                            expert.append(Int32(e))
-                            replicas.append(count)
-                        }
-                    }
-                }
+                for e in row.indices { slots += row[e].count }
             }
-            layerStart.append(die.count)
         }
+        var starts = [Int]()
+        starts.reserveCapacity(placement.layers.count + 1)
+        starts.append(0)
+        var experts = [Int32](), counts = [Int32]()
+        let dies = [Int32](unsafeUninitializedCapacity: slots) { die, dieCount in
+            experts = [Int32](unsafeUninitializedCapacity: slots) { expert, expertCount in
+                counts = [Int32](unsafeUninitializedCapacity: slots) { replicas, replicasCount in
+                    var s = 0
+                    for l in placement.layers.indices {
+                        placement.layers[l].withUnsafeBufferPointer { row in
+                            for e in row.indices {
+                                let count = Int32(truncatingIfNeeded: row[e].count)
+                                row[e].withUnsafeBufferPointer { hosts in
+                                    for d in hosts {
+                                        die[s] = Int32(truncatingIfNeeded: d)
+                                        expert[s] = Int32(truncatingIfNeeded: e)
+                                        replicas[s] = count
+                                        s += 1
+                                    }
+                                }
+                            }
+                        }
+                        starts.append(s)
+                    }
+                    replicasCount = s
+                }
+                expertCount = slots
+            }
+            dieCount = slots
+        }
+        die = dies
+        expert = experts
+        replicas = counts
+        layerStart = starts
     }
 
     /// ``hottestShares(popularity:)`` of `placement` walked in place: the same slots in the same

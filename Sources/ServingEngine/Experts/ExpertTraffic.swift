@@ -94,15 +94,25 @@ public struct ExpertTraffic: Sendable {
     private mutating func recompute() {
         var rows: [[Double]] = []
         rows.reserveCapacity(shape.moeLayers)
-        let blend = mix.sorted { $0.key < $1.key }
+        // The blend's profiles looked up once (not per layer), rows written through their
+        // buffers: the same operations in the same order as element by element.
+        let blend = mix.sorted { $0.key < $1.key }.compactMap { name, weight in
+            profiles[name].map { (weight: weight, layers: $0.layers) }
+        }
+        let experts = shape.experts
         for l in 0..<shape.moeLayers {
-            var row = Array(repeating: 0.0, count: shape.experts)
-            for (name, weight) in blend {
-                guard let p = profiles[name] else { continue }
-                for e in 0..<shape.experts { row[e] += weight * p.layers[l][e] }
+            var row = Array(repeating: 0.0, count: experts)
+            row.withUnsafeMutableBufferPointer { row in
+                for (weight, layers) in blend {
+                    layers[l].withUnsafeBufferPointer { p in
+                        for e in 0..<experts { row[e] += weight * p[e] }
+                    }
+                }
+                drift[l].withUnsafeBufferPointer { drift in
+                    for e in 0..<experts { row[e] *= Foundation.exp(drift[e]) }
+                }
             }
-            for e in 0..<shape.experts { row[e] *= Foundation.exp(drift[l][e]) }
-            let mean = row.reduce(0, +) / Double(shape.experts)
+            let mean = row.reduce(0, +) / Double(experts)
             rows.append(row.map { mean > 0 ? $0 / mean : 1 })
         }
         popularity = ExpertPopularity(layers: rows)

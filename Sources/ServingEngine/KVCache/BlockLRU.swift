@@ -47,6 +47,22 @@ struct BlockLRU {
         count -= 1
     }
 
+    /// Makes a member the most recently used: `remove` then `append` in one relink, nothing
+    /// when it already is (a pooled prefix refreshes every block it matches).
+    mutating func touch(_ id: Int) {
+        precondition(member[id])
+        let me = Int32(truncatingIfNeeded: id)
+        guard tail != me else { return }
+        let p = previous[id]
+        let n = next[id]  // not the tail: there is a next
+        if p >= 0 { next[Int(p)] = n } else { head = n }
+        previous[Int(n)] = p
+        previous[id] = tail
+        next[id] = -1
+        next[Int(tail)] = me
+        tail = me
+    }
+
     /// Removes and returns the least recently used id.
     mutating func popOldest() -> Int? {
         guard head >= 0 else { return nil }

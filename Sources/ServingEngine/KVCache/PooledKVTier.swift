@@ -42,8 +42,7 @@ public struct PooledKVTier: Sendable {
         var matched = 0
         for hash in chainedHashes {
             guard let slot = slotOf.block(for: hash, keys: hashOf) else { break }
-            lru.remove(slot)
-            lru.append(slot)
+            lru.touch(slot)
             matched += 1
         }
         stats.queriedTokens += chainedHashes.count
@@ -58,8 +57,7 @@ public struct PooledKVTier: Sendable {
     public mutating func insert(chainedHashes: [UInt64]) {
         for hash in chainedHashes {
             if let slot = slotOf.block(for: hash, keys: hashOf) {
-                lru.remove(slot)
-                lru.append(slot)
+                lru.touch(slot)
                 continue
             }
             let slot: Int

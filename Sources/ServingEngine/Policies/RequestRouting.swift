@@ -45,15 +45,18 @@ public struct PrefillPool {
         var load = 0
         // Probing stops once a group holds the whole cacheable prefix (no group can beat it).
         var probe = !request.chainedKeys.isEmpty
-        // Indexed access: iterating the groups by value would copy their block tables' handles.
-        for g in instances[te].dp.indices where !instances[te].dp[g].drained {
-            if probe {
-                hits = max(hits, instances[te].dp[g].kv.cachedPrefixTokens(
-                    promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
-                probe = hits < instances[te].dp[g].kv.longestPossiblePrefixTokens(
-                    promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
+        // Read through the groups' buffer: a group's block manager read through the TE's
+        // property was copied (a dozen buffer handles retained and released) for every probe.
+        instances[te].dp.withUnsafeBufferPointer { groups in
+            for g in groups.indices where !groups[g].drained {
+                if probe {
+                    hits = max(hits, groups[g].kv.cachedPrefixTokens(
+                        promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
+                    probe = hits < groups[g].kv.longestPossiblePrefixTokens(
+                        promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
+                }
+                load += groups[g].queuedTokens
             }
-            load += instances[te].dp[g].queuedTokens
         }
         return Saturating.add(load, request.promptTokens - hits)
     }
@@ -75,26 +78,40 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
     public mutating func pickPrefillTE(for request: RoutingRequest, in pool: PrefillPool) -> Int? {
         let candidates = pool.candidates
         guard !candidates.isEmpty else { return nil }
-        var side = candidates
-        let all = pool.prefillTEs()
         let isLong = request.promptTokens > pool.longPromptTokens
         recentPromptTokens.long *= 0.999
         recentPromptTokens.short *= 0.999
         if isLong { recentPromptTokens.long += Double(request.promptTokens) } else {
             recentPromptTokens.short += Double(request.promptTokens)
         }
-        if all.count >= 2 {
+        // The prefill TEs in service (``PrefillPool/prefillTEs()``), counted and indexed in place:
+        // no arrays are built per arrival.
+        let instances = pool.instances
+        var allCount = 0
+        for te in instances.indices where instances[te].hasPrefill && !instances[te].heldOffByScaling { allCount += 1 }
+        // The side's TEs are the candidates on the request's side when there is one (and any),
+        // else all candidates.
+        var firstLong = Int.max
+        var sided = false
+        if allCount >= 2 {
             let share = recentPromptTokens.long / max(1, recentPromptTokens.long + recentPromptTokens.short)
-            let longCount = min(all.count - 1, max(1, Int(saturating: (share * Double(all.count)).rounded())))
-            // The long TEs are the last `longCount` of `all` (ascending): those from `firstLong` on
-            // that are in the pool (a held-off TE is not in `all`). No set built per arrival.
-            let firstLong = all[all.count - longCount]
-            let matching = candidates.filter { ($0 >= firstLong && !pool.instances[$0].heldOffByScaling) == isLong }
-            if !matching.isEmpty { side = matching }
+            let longCount = min(allCount - 1, max(1, Int(saturating: (share * Double(allCount)).rounded())))
+            // The long TEs are the last `longCount` of the prefill TEs in service (ascending):
+            // those from `firstLong` on that are in the pool (a held-off TE is not one of them).
+            var skip = allCount - longCount
+            for te in instances.indices where instances[te].hasPrefill && !instances[te].heldOffByScaling {
+                if skip == 0 {
+                    firstLong = te
+                    break
+                }
+                skip -= 1
+            }
+            sided = candidates.contains { ($0 >= firstLong && !instances[$0].heldOffByScaling) == isLong }
         }
-        var best = side[0]
+        var best = -1
         var bestCost = Int.max
-        for te in side {
+        for te in candidates where !sided || (te >= firstLong && !instances[te].heldOffByScaling) == isLong {
+            if best < 0 { best = te }  // the side's first TE when every cost saturates
             let cost = pool.finishCost(te, for: request)
             if cost < bestCost {
                 best = te
