@@ -150,15 +150,19 @@ public struct KVBlockManager: Sendable {
         blocks.reserveCapacity(hits.count + needed)
         for block in hits { retain(Int(block)) }
         let cacheableBlocks = min(chained.count, promptTokens / blockTokens)
-        for index in hits.count..<(hits.count + needed) {
+        // Blocks that may be registered in the prefix cache go one at a time; the rest (all of
+        // them for transferred KV, which has no keys) are handed out in bulk.
+        let registrableEnd = min(max(cacheableBlocks, hits.count), hits.count + needed)
+        for index in hits.count..<registrableEnd {
             let block = takeFreeBlock()
             retain(block)
-            if index < cacheableBlocks, cacheIndex.block(for: chained[index], keys: blockHash) == nil {
+            if cacheIndex.block(for: chained[index], keys: blockHash) == nil {
                 setHash(chained[index], of: block)
                 cacheIndex.insert(block, hash: chained[index], keys: blockHash)
             }
             blocks.append(Int32(truncatingIfNeeded: block))
         }
+        takeOwnedBlocks(hits.count + needed - registrableEnd, into: &blocks)
         sequences[requestID] = Sequence(blocks: blocks, tokens: promptTokens, expectedTotalTokens: 0)
         let hitTokens = hits.count * blockTokens
         stats.queriedTokens += promptTokens
@@ -277,6 +281,39 @@ public struct KVBlockManager: Sendable {
         if let hash = hash(of: block) { cacheIndex.remove(hash, keys: blockHash) }
         hashed[block] = false
         return block
+    }
+
+    /// Hands out `count` blocks, each now owned once, in exactly the order `count` calls of
+    /// ``takeFreeBlock()`` followed by `retain` would: the free list from its end, then
+    /// never-used blocks in increasing order, then evictions. The first two move in bulk (a
+    /// decode group takes a whole transferred prompt per allocate, dozens of blocks): free-list
+    /// and never-used blocks are unreferenced and never in the LRU, so owning one is setting
+    /// its count to 1.
+    private mutating func takeOwnedBlocks(_ count: Int, into blocks: inout [Int32]) {
+        guard count > 0 else { return }
+        let fromList = min(count, freeList.count)
+        if fromList > 0 {
+            let start = freeList.count - fromList
+            for position in stride(from: freeList.count - 1, through: start, by: -1) {
+                let block = freeList[position]
+                referenceCount[Int(block)] = 1
+                blocks.append(block)
+            }
+            freeList.removeLast(fromList)
+        }
+        let fresh = min(count - fromList, untouchedBlocks)
+        if fresh > 0 {
+            let first = touchedBlocks
+            blocks.append(contentsOf: (first..<(first + fresh)).lazy.map { Int32(truncatingIfNeeded: $0) })
+            referenceCount.append(contentsOf: repeatElement(1, count: fresh))
+            touchedBlocks += fresh
+        }
+        ownedBlockCount += fromList + fresh
+        for _ in 0..<(count - fromList - fresh) {
+            let block = takeFreeBlock()
+            retain(block)
+            blocks.append(Int32(truncatingIfNeeded: block))
+        }
     }
 
     /// Hands out the lowest never-used block, growing the per-block arrays to cover it.
