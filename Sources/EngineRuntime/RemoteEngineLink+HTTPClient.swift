@@ -118,7 +118,8 @@ extension RemoteEngineLink {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandlers(
-                            IdleStateHandler(readTimeout: timeout), AnswerCollector(answer))
+                            IdleStateHandler(readTimeout: timeout), AnswerCollector(answer),
+                            ConnectionEnd(fail: { answer.fail($0) }))
                     }
                 }
                 .connect(host: target.host, port: target.port)
@@ -158,7 +159,8 @@ extension RemoteEngineLink {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandlers(
                             IdleStateHandler(readTimeout: idleTimeout),
-                            StreamForwarder(head: head, body: body, ended: ended))
+                            StreamForwarder(head: head, body: body, ended: ended),
+                            ConnectionEnd(fail: { ended.fail($0) }))
                     }
                 }
                 .connect(host: target.host, port: target.port)
@@ -227,7 +229,6 @@ private final class AnswerCollector: ChannelInboundHandler {
     private let answer: EventLoopPromise<RemoteEngineLink.HTTPAnswer>
     private var status = 0
     private var body: [UInt8] = []
-    private var connected = false
 
     init(_ answer: EventLoopPromise<RemoteEngineLink.HTTPAnswer>) { self.answer = answer }
 
@@ -247,38 +248,6 @@ private final class AnswerCollector: ChannelInboundHandler {
             context.close(promise: nil)
         }
     }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .read = event as? IdleStateHandler.IdleStateEvent {
-            answer.fail(RemoteEngineLink.Failure.timedOut)
-            context.close(promise: nil)
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        answer.fail(error)
-        context.close(promise: nil)
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        connected = context.channel.isActive
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        connected = true
-        context.fireChannelActive()
-    }
-
-    // A connection that never opened is the connect's failure to report (refused, timed out), not "lost".
-    func channelInactive(context: ChannelHandlerContext) {
-        if connected { answer.fail(RemoteEngineLink.Failure.lost) }
-        context.fireChannelInactive()
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        if connected { answer.fail(RemoteEngineLink.Failure.lost) }
-    }
 }
 
 /// Hands a streamed answer to the link as it arrives; `ended` completes once.
@@ -289,7 +258,6 @@ private final class StreamForwarder: ChannelInboundHandler {
     private let body: @Sendable (ByteBuffer) -> Void
     private let ended: EventLoopPromise<Void>
     private var hungUp = false
-    private var connected = false
 
     init(head: @escaping @Sendable (Int) -> Bool, body: @escaping @Sendable (ByteBuffer) -> Void,
          ended: EventLoopPromise<Void>) {
@@ -314,17 +282,30 @@ private final class StreamForwarder: ChannelInboundHandler {
             context.close(promise: nil)
         }
     }
+}
+
+/// What ends an exchange when the answer does not: a silent connection (the idle timeout), an
+/// error, or a connection that closes first. Sits after the answer's reader (which forwards these
+/// events), so both readers share it; `fail` completes the reader's promise, which ignores a
+/// failure after the answer's end.
+private final class ConnectionEnd: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private let fail: (any Error) -> Void
+    private var connected = false
+
+    init(fail: @escaping (any Error) -> Void) { self.fail = fail }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .read = event as? IdleStateHandler.IdleStateEvent {
-            ended.fail(RemoteEngineLink.Failure.timedOut)
+            fail(RemoteEngineLink.Failure.timedOut)
             context.close(promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        ended.fail(error)
+        fail(error)
         context.close(promise: nil)
     }
 
@@ -339,11 +320,11 @@ private final class StreamForwarder: ChannelInboundHandler {
 
     // A connection that never opened is the connect's failure to report (refused, timed out), not "lost".
     func channelInactive(context: ChannelHandlerContext) {
-        if connected { ended.fail(RemoteEngineLink.Failure.lost) }
+        if connected { fail(RemoteEngineLink.Failure.lost) }
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        if connected { ended.fail(RemoteEngineLink.Failure.lost) }
+        if connected { fail(RemoteEngineLink.Failure.lost) }
     }
 }
