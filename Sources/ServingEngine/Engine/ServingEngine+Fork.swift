@@ -10,6 +10,8 @@ import SimKit
 ///   copy its own handle at the same byte offset;
 /// - per-instance state goes through ``InstanceState/forked()``, the one place to deep-copy it
 ///   once instances are a reference type;
+/// - the components are classes, each deep-copied by its `copy()` (the JE, the cluster
+///   manager and the fault system in `init(forking:)`, KV transfer here);
 /// - random streams are copied where they stand, never re-derived from the seed (which would
 ///   restart them): the workload's, the external-lengths stream, and the per-instance expert
 ///   routing streams inside `instances`;
@@ -29,7 +31,6 @@ extension ServingEngine {
         copy.requests = requests
         copy.instances = instances.map { $0.forked() }
         copy.kvTransfer = kvTransfer.copy()
-        copy.faults = faults
         copy.speed = speed
         copy.paused = paused
         copy.commandsApplied = commandsApplied
@@ -61,7 +62,7 @@ extension ServingEngine {
     /// its TEs (a test checks the two sets are disjoint).
     func componentIdentities() -> Set<ObjectIdentifier> {
         var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer),
-                                          ObjectIdentifier(cluster)]
+                                          ObjectIdentifier(cluster), ObjectIdentifier(faults)]
         for te in instances { ids.insert(ObjectIdentifier(te)) }
         return ids
     }

@@ -16,7 +16,7 @@ extension ServingEngine {
     /// The recovery policy and the EPLB planner (the JE's are made with it).
     func installPolicies() throws {
         let names = configuration.effectivePolicies
-        faults.policy = try Policies.recovery.make(names[Policies.recovery.slot.key] ?? Policies.recovery.defaultName)
+        faults.use(try Policies.recovery.make(names[Policies.recovery.slot.key] ?? Policies.recovery.defaultName))
         eplbPlanner = try Policies.eplbPlanner.make(names[Policies.eplbPlanner.slot.key] ?? Policies.eplbPlanner.defaultName)
     }
 
@@ -49,7 +49,7 @@ extension ServingEngine {
             switch catalog.slot {
             case Policies.routing.slot: je.setRouting(try Policies.routing.make(name))
             case Policies.decodeBalancing.slot: je.setDecodeBalancing(try Policies.decodeBalancing.make(name))
-            case Policies.recovery.slot: faults.policy = try Policies.recovery.make(name)
+            case Policies.recovery.slot: faults.use(try Policies.recovery.make(name))
             case Policies.eplbPlanner.slot:
                 eplbPlanner = try Policies.eplbPlanner.make(name)
                 // Plans made by the old planner are not this planner's (the memo is per shape).

@@ -42,8 +42,8 @@ public final class ServingEngine {
     var telemetry: EngineTelemetry
     /// Node drains and their announcements (``ClusterManager``).
     var cluster: ClusterManager
-    /// Injected faults, heartbeat and recovery state (Faults/).
-    var faults = FaultModel()
+    /// Injected faults, heartbeats and recovery (``FaultSystem``).
+    var faults: FaultSystem
     /// Elastic scaling: TE lifecycles, scale operations, the autoscaler (Scaling/).
     var scaling = ScalingState()
     /// Pacer state, recorded for snapshots only (speed/pause/resume are the pacer's business).
@@ -111,6 +111,7 @@ public final class ServingEngine {
         tokensPerStep = 1 + (model.mtpModules > 0 ? configuration.mtpAcceptance : 0)
         self.workload = workload
         cluster = ClusterManager(npusPerNode: topology.npusPerNode)
+        faults = FaultSystem(settings: configuration.faults)
         externalLengths = RandomStreams(seed: configuration.seed).stream("external-lengths")
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
@@ -150,6 +151,7 @@ public final class ServingEngine {
         telemetry.observers = EngineObservers()
         je = other.je.copy()
         cluster = other.cluster.copy()
+        faults = other.faults.copy()
         now = other.now
     }
 

@@ -96,45 +96,6 @@ enum FaultTimer {
     case recovered(fault: Int)
 }
 
-/// All fault state of one engine: the injected faults and their effect on the hardware.
-struct FaultModel {
-    var policy = RecoveryPolicies.fineGrained
-    var records: [FaultRecord] = []
-    var nextID = 1
-    /// Dies that are dead, with how many active faults kill each (a die and its node may both).
-    var deadDies: [Int: Int] = [:]
-    /// Dead dies the control plane knows about (detected); recovery has acted on them.
-    var knownDead: Set<Int> = []
-    /// Straggler factor per die (largest active), and the resulting factor per instance.
-    var stragglers: [Int: Double] = [:]
-    var instanceSlowdown: [Int: Double] = [:]
-    /// Instances that start no steps: stalled by an undetected dead die, or out of service.
-    var halted: Set<Int> = []
-    /// Faults whose recovery completes when an instance's outage ends.
-    var pendingRecovery: [Int: [Int]] = [:]
-    /// Per-instance outage, consecutive silent heartbeat rounds, and a pending glitch redo.
-    var outages: [Int: InstanceOutage] = [:]
-    var silentRounds: [Int: Int] = [:]
-    var redoPending: [Int: Int] = [:]
-    /// Glitch recovery: when the last redone iteration ends, and which TEs redid one.
-    var glitchRedoEnds: [Int: SimTime] = [:]
-    var glitchRedone: [Int: [String]] = [:]
-    /// Channels whose KV probe reported "delayed" in the current episode (logged once).
-    var delayedChannels: Set<Int> = []
-    /// Expert-die index of each expert die of the decode TEs (``ServingEngine/buildExpertSlots()``).
-    var expertSlots: [Int: ExpertSlot] = [:]
-    /// HBM regions masked after a fault, by fault id: held in the die's KV as a pseudo-request.
-    var hbmMasks: [Int: HBMMask] = [:]
-
-    func isDead(_ die: Int) -> Bool { deadDies[die, default: 0] > 0 }
-
-    mutating func add(_ record: FaultRecord) { records.append(record) }
-
-    func index(of id: Int) -> Int? { records.firstIndex { $0.id == id } }
-
-    var active: [FaultRecord] { records.filter(\.active) }
-}
-
 /// A masked HBM region: blocks of a DP group's KV taken out of use until the fault is healed.
 struct HBMMask: Equatable {
     var instance: Int

@@ -16,7 +16,7 @@ extension ServingEngine {
     func buildExpertSlots() {
         for (i, instance) in instances.enumerated() where instance.role == .decode && !instance.npus.isEmpty {
             let base = instance.npus[0] * topology.diesPerNPU
-            for k in 0..<instance.groupSpec.ep { faults.expertSlots[base + k] = ExpertSlot(instance: i, index: k) }
+            for k in 0..<instance.groupSpec.ep { faults.assignExpertSlot(die: base + k, ExpertSlot(instance: i, index: k)) }
         }
     }
 
@@ -27,10 +27,7 @@ extension ServingEngine {
         let spec = instances[i].groupSpec
         let routedDies = spec.ep - spec.sharedExpertDies
         guard routedDies > 0 else { return [] }
-        var deadIndex = Set<Int>()
-        for (die, slot) in faults.expertSlots where slot.instance == i && faults.knownDead.contains(die) {
-            deadIndex.insert(slot.index)
-        }
+        let deadIndex = faults.deadExpertIndices(instance: i)
         if let placement = instances[i].experts?.placement {
             // The live placement (EPLB moves replicas): an expert is lost when, in some layer,
             // every die holding it is dead.
@@ -51,7 +48,7 @@ extension ServingEngine {
 
     /// Expert dies of decode TE `i` that are known dead.
     func expertDiesLost(instance i: Int) -> Int {
-        faults.expertSlots.reduce(0) { $0 + ($1.value.instance == i && faults.knownDead.contains($1.key) ? 1 : 0) }
+        faults.expertDiesLost(instance: i)
     }
 }
 

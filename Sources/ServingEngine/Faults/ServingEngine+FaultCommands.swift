@@ -6,7 +6,7 @@ extension ServingEngine {
         switch command {
         case .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch:
             // Every heartbeat round and link refresh walks the active faults: keep them bounded.
-            let active = faults.records.lazy.filter(\.active).count
+            let active = faults.activeCount
             if active >= Self.maxActiveFaults {
                 return rejectFault("\(active) faults are active (at most \(Self.maxActiveFaults)); heal some first")
             }
@@ -47,7 +47,7 @@ extension ServingEngine {
             let capped = factor < asked ? " (capped at \(OperatorCommand.format(factor))×)" : ""
             let reply = inject(.straggler(die: die, slowdown: factor), label: "\(command)",
                                message: "die \(die) runs \(OperatorCommand.format(factor))× slower (straggler)\(capped)")
-            faults.stragglers[die] = max(faults.stragglers[die] ?? 1, factor)
+            faults.slowDie(die, by: factor)
             refreshFaultState()
             return reply
         case .faultHBM(let die):
@@ -55,21 +55,21 @@ extension ServingEngine {
             return inject(.hbm(die: die), label: "\(command)", message: "uncorrectable HBM error on die \(die)")
         case .faultGlitch:
             let reply = inject(.glitch, label: "\(command)", message: "network glitch: collectives in flight fail")
-            startGlitch(faults.records[faults.records.count - 1].id)
+            startGlitch(faults.nextID - 1)
             return reply
         case .heal(let id):
-            guard let index = faults.index(of: id), faults.records[index].active else {
+            guard faults.record(id)?.active == true else {
                 let active = faults.active.map { String($0.id) }
                 return rejectFault("no active fault \(id)" + (active.isEmpty ? "; there are no active faults"
                     : "; active: \(active.joined(separator: ", "))"))
             }
-            heal(index)
+            heal(id)
             refreshFaultState()
             return CommandReply(accepted: true, message: "fault \(id) healed")
         case .healAll:
-            let active = faults.records.indices.filter { faults.records[$0].active }
+            let active = faults.active.map(\.id)
             guard !active.isEmpty else { return rejectFault("there are no active faults") }
-            for index in active { heal(index) }
+            for id in active { heal(id) }
             refreshFaultState()
             return CommandReply(accepted: true, message: "\(active.count) faults healed")
         default:
@@ -86,9 +86,7 @@ extension ServingEngine {
     /// Records a fault with a fresh id and logs it.
     @discardableResult
     private func inject(_ kind: FaultKind, label: String, message: String, stalled: Set<Int> = []) -> CommandReply {
-        let id = faults.nextID
-        faults.nextID += 1
-        faults.add(FaultRecord(id: id, kind: kind, label: label, injectedAt: now, stalled: stalled))
+        let id = faults.inject(kind, label: label, at: now, stalled: stalled)
         commandsApplied += 1
         telemetry.log(EngineEvent(time: now, kind: .fault, severity: .error, message: "fault \(id): \(message)"))
         return CommandReply(accepted: true, message: "fault \(id): \(message)")
@@ -102,14 +100,14 @@ extension ServingEngine {
         var stalled = Set<Int>()
         for die in fresh {
             // A killed TE uses no hardware; a group drained empty has released its dies.
-            guard let (i, g) = locate(die: die), faults.outages[i] != .killed else { continue }
+            guard let (i, g) = locate(die: die), faults.outage(of: i) != .killed else { continue }
             if let g, releasedByDrain(instance: i, group: g) { continue }
             // A die lost by a TE that is running (or coming back: restart, NPU-fork, repair)
             // goes through detection and recovery again, so the expert rule is checked anew.
-            if let g, instances[i].dp[g].outOfService && faults.outages[i] == nil { continue }
+            if let g, instances[i].dp[g].outOfService && !faults.hasOutage(i) { continue }
             stalled.insert(i)
         }
-        for die in dies { faults.deadDies[die, default: 0] += 1 }
+        faults.killDies(dies)
         let where_ = stalled.isEmpty ? "no TE uses it" : "stalls " + stalled.sorted().map { instances[$0].name }.joined(separator: ", ")
         let reply = inject(.dead(dies: dies), label: label, message: "\(what) dead; \(where_)", stalled: stalled)
         refreshFaultState()
@@ -122,46 +120,14 @@ extension ServingEngine {
         let group = instances[i].dp[g]
         return group.npus.contains(where: cluster.isOnDrainedNode)
             && group.slots == 0 && group.prefillQueue.isEmpty
-            && group.kv.liveRequests == faults.hbmMasks.values.filter { $0.instance == i && $0.group == g }.count
+            && group.kv.liveRequests == faults.maskCount(instance: i, group: g)
     }
 
     /// Undoes a fault: the hardware is repaired (a repaired die rejoins with its weights loaded;
     /// a die replaced from the spare pool returns to the pool instead).
-    private func heal(_ index: Int) {
-        var record = faults.records[index]
-        record.healedAt = now
-        // A restart or NPU-fork under way completes on its own time; anything else ends here.
-        let recovering = faults.pendingRecovery.values.contains { $0.contains(record.id) }
-        if record.recoveredAt == nil && !recovering {
-            record.recoveredAt = now
-            record.recovery += (record.recovery.isEmpty ? "" : "; ") + "healed by the operator"
-        }
-        faults.records[index] = record
-        switch record.kind {
-        case .dead(let dies):
-            for die in dies {
-                faults.deadDies[die, default: 1] -= 1
-                if faults.deadDies[die] == 0 {
-                    faults.deadDies[die] = nil
-                    faults.knownDead.remove(die)
-                }
-            }
-            for (i, outage) in faults.outages where outage == .awaitingRepair {
-                let stillDead = instances[i].dp.contains { $0.dies.contains(where: faults.knownDead.contains) }
-                if !stillDead { faults.outages[i] = nil }
-            }
-        case .straggler:
-            faults.stragglers = [:]
-            for other in faults.records where other.active {
-                if case .straggler(let die, let factor) = other.kind {
-                    faults.stragglers[die] = max(faults.stragglers[die] ?? 1, factor)
-                }
-            }
-        case .hbm:
-            unmask(fault: record.id)
-        case .link, .glitch:
-            break
-        }
+    private func heal(_ id: Int) {
+        guard let record = faults.heal(id, at: now, holdsKnownDeadDie: hasKnownDeadDie) else { return }
+        if case .hbm = record.kind { unmask(fault: record.id) }
         commandsApplied += 1
         telemetry.log(EngineEvent(time: now, kind: .heal, message: "fault \(record.id) healed (\(record.label))"))
     }
@@ -171,11 +137,7 @@ extension ServingEngine {
     func refreshChannels() {
         for c in channels.indices {
             let p = channels[c].prefillInstance, d = channels[c].decodeInstance
-            var blocked = false, rerouted = false, slowdown = 1.0
-            for record in faults.records where record.active {
-                guard case .link(let a, let b, let degrade) = record.kind, linkJoins(a, b, p, d) else { continue }
-                if let degrade { slowdown *= degrade } else if record.recoveredAt != nil { rerouted = true } else { blocked = true }
-            }
+            let (blocked, rerouted, slowdown) = faults.linkState { a, b in linkJoins(a, b, p, d) }
             let plane = rerouted ? .roce : instances[p].plane
             if kvTransfer.setLink(c, plane: plane, slowdown: plane == .roce && rerouted ? 1 : Self.slowdownFactor(slowdown),
                                   blocked: blocked) {

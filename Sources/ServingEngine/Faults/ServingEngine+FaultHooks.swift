@@ -5,9 +5,7 @@ import SimKit
 extension ServingEngine {
     /// An instance does not start steps while a dead die stalls its barrier (undetected) or
     /// while it is out of service (restart, NPU-fork, awaiting repair).
-    func isHalted(_ index: Int) -> Bool {
-        !faults.halted.isEmpty && faults.halted.contains(index)
-    }
+    func isHalted(_ index: Int) -> Bool { faults.isHalted(index) }
 
     /// Whether a step-end event completes the step. A stale event (the step was abandoned) is
     /// dropped; a stalled instance's step never completes (system.md §4: a hung collective);
@@ -15,7 +13,7 @@ extension ServingEngine {
     func acceptStepEnd(_ index: Int) -> Bool {
         guard instances[index].stepEndsAt == now else { return false }
         if isHalted(index) { return false }
-        if let fault = faults.redoPending.removeValue(forKey: index) {
+        if let fault = faults.takeRedo(index) {
             abandonStep(index)
             beginStep(index)
             noteRedo(fault: fault, instance: index)
@@ -34,14 +32,13 @@ extension ServingEngine {
     /// Straggler slowdown of a decode TE's barrier: the slowest in-service die sets the pace of
     /// every dispatch and combine (system.md §1.3), for attention and for its expert slot.
     func stragglerSlowdown(instance index: Int) -> (attention: Double, expert: Double) {
-        guard !faults.stragglers.isEmpty, let factor = faults.instanceSlowdown[index] else { return (1, 1) }
+        guard let factor = faults.slowdown(of: index) else { return (1, 1) }
         return (factor, factor)
     }
 
     /// A prefill batch waits at the MoE barrier for its slowest die as well.
     func prefillSlowdown(instance index: Int) -> Double {
-        guard !faults.stragglers.isEmpty else { return 1 }
-        return faults.instanceSlowdown[index] ?? 1
+        faults.slowdown(of: index) ?? 1
     }
 
     /// Drops the step in progress: its end event becomes stale, batches are rebuilt next step
@@ -72,20 +69,16 @@ extension ServingEngine {
     /// Recomputes which instances are halted and the per-instance straggler factors; instances
     /// that leave the halted set resume.
     func refreshFaultState() {
-        var halted = Set(faults.outages.keys)
-        for record in faults.records where record.active && record.detectedAt == nil { halted.formUnion(record.stalled) }
-        let resumed = faults.halted.subtracting(halted)
-        faults.halted = halted
-        var slowdown: [Int: Double] = [:]
-        for (die, factor) in faults.stragglers {
-            guard let (i, g) = locate(die: die) else { continue }
-            if let g, instances[i].dp[g].outOfService { continue }
-            slowdown[i] = max(slowdown[i] ?? 1, factor)
+        let resumed = faults.recomputeHalted()
+        let halted = faults.halted
+        faults.recomputeSlowdowns { die in
+            guard let (i, g) = locate(die: die) else { return nil }
+            if let g, instances[i].dp[g].outOfService { return nil }
+            return i
         }
-        faults.instanceSlowdown = slowdown
         for i in instances.indices {
             for g in instances[i].dp.indices {
-                let lost = faults.outages[i] != nil || instances[i].dp[g].dies.contains(where: faults.knownDead.contains)
+                let lost = faults.hasOutage(i) || faults.holdsKnownDead(instances[i].dp[g].dies)
                 instances[i].dp[g].outOfService = lost
             }
         }
@@ -102,10 +95,13 @@ extension ServingEngine {
     /// Restarts the step loop of an instance that was halted: the step it was in is redone.
     func resume(_ index: Int) {
         if instances[index].stepping { abandonStep(index) }
-        if let fault = faults.redoPending.removeValue(forKey: index) { noteRedo(fault: fault, instance: index) }
+        if let fault = faults.takeRedo(index) { noteRedo(fault: fault, instance: index) }
         if instances[index].role == .decode { pullTransfers(index) }
         startStepIfIdle(index)
     }
+
+    /// Whether a DP group of TE `i` holds a die the control plane knows is dead.
+    func hasKnownDeadDie(_ i: Int) -> Bool { instances[i].dp.contains { faults.holdsKnownDead($0.dies) } }
 
     /// The instance and DP group (nil: an expert-only die) that own a die, if any.
     func locate(die: Int) -> (instance: Int, group: Int?)? {

@@ -14,21 +14,11 @@ extension ServingEngine {
         scheduleHeartbeatRound(at: now.after(settings.heartbeatIntervalSeconds))
         // Tier 2–3: TE-shells and DP masters.
         for i in instances.indices {
-            let silent = faults.records.contains { $0.active && $0.detectedAt == nil && $0.stalled.contains(i) }
-            guard silent else {
-                faults.silentRounds[i] = nil
-                continue
-            }
-            let rounds = faults.silentRounds[i, default: 0] + 1
-            faults.silentRounds[i] = rounds
-            if rounds >= settings.missedHeartbeatsToDeclare {
-                faults.silentRounds[i] = nil
-                detectStalled(instance: i, rounds: rounds)
-            }
+            if let rounds = faults.heartbeat(instance: i) { detectStalled(instance: i, rounds: rounds) }
         }
         // Faults that do not stall a barrier answer (or fail to) on the first round.
         for index in faults.records.indices where faults.records[index].active && faults.records[index].detectedAt == nil {
-            detectWithoutStall(index)
+            detectWithoutStall(faults.records[index].id)
         }
         probeKVLinks()
         announceDrainedNodes()
@@ -37,81 +27,68 @@ extension ServingEngine {
     /// Every DP master of the TE has been silent for `rounds` rounds: a collective is hung. The
     /// TE-shell's device check finds the dead dies; recovery starts.
     private func detectStalled(instance i: Int, rounds: Int) {
-        var found: [Int] = []
-        var dies: [Int] = []
-        for index in faults.records.indices {
-            let record = faults.records[index]
-            guard record.active, record.detectedAt == nil, record.stalled.contains(i),
-                  case .dead(let recordDies) = record.kind else { continue }
-            faults.records[index].detectedAt = now
-            faults.records[index].detection = "\(instances[i].name): DP masters silent for \(rounds) heartbeats "
-                + "(stuck in a collective); device check finds the dead dies"
-            found.append(record.id)
-            dies += recordDies
-        }
+        let (found, dies) = faults.detectDead(stalling: i, at: now, how: "\(instances[i].name): DP masters silent for "
+            + "\(rounds) heartbeats (stuck in a collective); device check finds the dead dies")
         guard !found.isEmpty else { return }
         let masters = instances[i].dp.filter { !$0.outOfService }.count
         logDetected(found, "\(instances[i].name): \(masters) DP masters silent for \(rounds) heartbeats "
             + "(\(Int(saturating: configuration.faults.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms, stuck in a collective); "
             + "device check: dies \(dies.filter(faults.isDead).map(String.init).joined(separator: ", ")) dead")
-        for die in dies where faults.isDead(die) { faults.knownDead.insert(die) }
+        faults.learnDead(dies)
         recoverDead(instance: i, faults: found)
         // Other TEs stalled by the same fault are told by the control plane at once.
         for other in instances.indices where other != i {
-            let stalledToo = found.contains { id in faults.index(of: id).map { faults.records[$0].stalled.contains(other) } ?? false }
+            let stalledToo = found.contains { id in faults.record(id)?.stalled.contains(other) ?? false }
             if stalledToo { recoverDead(instance: other, faults: found) }
         }
     }
 
-    private func detectWithoutStall(_ index: Int) {
-        let record = faults.records[index]
+    private func detectWithoutStall(_ id: Int) {
+        guard let record = faults.record(id) else { return }
         switch record.kind {
         case .dead(let dies):
             guard record.stalled.isEmpty else { return }
-            for die in dies where faults.isDead(die) { faults.knownDead.insert(die) }
-            faults.records[index].detectedAt = now
-            faults.records[index].recoveredAt = now
-            faults.records[index].detection = "control plane: node agent reports the devices dead"
-            faults.records[index].recovery = "no traffic on it (spare, drained or already out of service)"
+            faults.learnDead(dies)
+            faults.markDetected(id, at: now, how: "control plane: node agent reports the devices dead")
+            faults.markRecovered(id, at: now)
+            faults.noteRecovery(id, "no traffic on it (spare, drained or already out of service)")
             logDetected([record.id], "control plane: \(record.label) reported by the node agent; no TE uses it")
             logRecovered(record.id, "nothing to move: the hardware carried no traffic")
             refreshFaultState()
         case .hbm(let die):
-            faults.records[index].detectedAt = now
-            faults.records[index].detection = "DP master reports an uncorrectable ECC error in its heartbeat answer"
+            faults.markDetected(id, at: now, how: "DP master reports an uncorrectable ECC error in its heartbeat answer")
             logDetected([record.id], "die \(die): uncorrectable ECC error reported by its DP master")
-            recoverHBM(index, die: die)
+            recoverHBM(id, die: die)
         case .straggler(let die, let factor):
             guard let (i, _) = locate(die: die) else {
-                markDetected(index, "control plane: no TE uses die \(die)")
+                markDetected(id, "control plane: no TE uses die \(die)")
                 return
             }
             guard instances[i].stepping else { return }
-            markDetected(index, "\(instances[i].name): step timing in the heartbeat answers shows die \(die) "
+            markDetected(id, "\(instances[i].name): step timing in the heartbeat answers shows die \(die) "
                 + "\(OperatorCommand.format(factor))× slower than its peers (the barrier waits for it)")
         case .link(let a, let b, let degrade):
             let paths = channels.indices.filter { linkJoins(a, b, channels[$0].prefillInstance, channels[$0].decodeInstance) }
             if paths.isEmpty {
-                markDetected(index, "control plane: link NPU \(a) ↔ NPU \(b) carries no KV path")
+                markDetected(id, "control plane: link NPU \(a) ↔ NPU \(b) carries no KV path")
                 if degrade == nil { finish([record.id], (0, 0), "no KV path uses the link; nothing to reroute") }
             } else if let degrade {
-                markDetected(index, "KV probe NPU \(a) ↔ NPU \(b): answered \(OperatorCommand.format(degrade))× slower than "
+                markDetected(id, "KV probe NPU \(a) ↔ NPU \(b): answered \(OperatorCommand.format(degrade))× slower than "
                     + "baseline (link degraded)")
             } else {
-                markDetected(index, "KV probe NPU \(a) ↔ NPU \(b): no answer within \(OperatorCommand.format(configuration.faults.heartbeatIntervalSeconds)) s (link blocked)")
-                rerouteLink(index, paths: paths)
+                markDetected(id, "KV probe NPU \(a) ↔ NPU \(b): no answer within \(OperatorCommand.format(configuration.faults.heartbeatIntervalSeconds)) s (link blocked)")
+                rerouteLink(id, paths: paths)
             }
         case .glitch:
             break
         }
     }
 
-    private func markDetected(_ index: Int, _ how: String) {
-        faults.records[index].detectedAt = now
-        faults.records[index].detection = how
-        logDetected([faults.records[index].id], how)
-        if faults.records[index].kind.isPerformance {
-            faults.records[index].recovery = "kept until healed (performance fault; the policy does not isolate it)"
+    private func markDetected(_ id: Int, _ how: String) {
+        faults.markDetected(id, at: now, how: how)
+        logDetected([id], how)
+        if faults.record(id)?.kind.isPerformance == true {
+            faults.noteRecovery(id, "kept until healed (performance fault; the policy does not isolate it)")
         }
     }
 
@@ -120,8 +97,7 @@ extension ServingEngine {
     private func probeKVLinks() {
         for d in instances.indices where instances[d].role == .decode {
             let waiting = instances[d].transferQueue.count
-            if waiting == 0 { faults.delayedChannels.remove(d) } else if !faults.delayedChannels.contains(d) && !isHalted(d) {
-                faults.delayedChannels.insert(d)
+            if faults.probeKV(decode: d, waiting: waiting) {
                 telemetry.log(EngineEvent(time: now, kind: .info, message: "KV probes to \(instances[d].name) answered: "
                     + "\(waiting) transfers delayed (decode saturated), not blocked"))
             }
@@ -140,7 +116,7 @@ extension ServingEngine {
 
     /// " 3.00 s after injection", for the Events view's per-fault timing.
     private func sinceInjection(_ id: Int) -> String {
-        guard let index = faults.index(of: id) else { return "" }
-        return " \(OperatorCommand.format(((now - faults.records[index].injectedAt) * 1_000).rounded() / 1_000)) s after injection"
+        guard let record = faults.record(id) else { return "" }
+        return " \(OperatorCommand.format(((now - record.injectedAt) * 1_000).rounded() / 1_000)) s after injection"
     }
 }

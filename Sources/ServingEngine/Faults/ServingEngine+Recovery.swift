@@ -6,9 +6,9 @@ import SimKit
 extension ServingEngine {
     /// Dead dies were found in instance `i`; recover by the configured policy.
     func recoverDead(instance i: Int, faults ids: [Int]) {
-        guard let first = ids.first, let index = faults.index(of: first) else { return }
+        guard let first = ids.first, let kind = faults.record(first)?.kind else { return }
         if scalingTakesRecovery(instance: i, faults: ids) { return }
-        switch faults.policy.plan(faults.records[index].kind, instances[i].role, configuration.faults) {
+        switch faults.plan(kind, role: instances[i].role) {
         case .decodeFailover(let fallbacks): decodeFailover(i, ids: ids, fallbacks: fallbacks)
         case .requeuePrefill(let restartFirst): requeuePrefill(i, ids: ids, restartFirst: restartFirst)
         case .restartWorld: restartWorld(ids: ids)
@@ -20,10 +20,8 @@ extension ServingEngine {
     // MARK: Decode: shrink, spare, kill prefill, restart
 
     private func decodeFailover(_ i: Int, ids: [Int], fallbacks: [DecodeFallback]) {
-        let lost = Set(instances[i].dp.indices.filter { instances[i].dp[$0].dies.contains(where: faults.knownDead.contains) })
-        let deadNPUs = Set(instances[i].npus.filter { npu in
-            (0..<topology.diesPerNPU).contains { faults.knownDead.contains(npu * topology.diesPerNPU + $0) }
-        }).sorted()
+        let lost = Set(instances[i].dp.indices.filter { faults.holdsKnownDead(instances[i].dp[$0].dies) })
+        let deadNPUs = Set(knownDeadNPUs(of: i)).sorted()
         for fallback in fallbacks {
             switch fallback {
             case .shrink:
@@ -56,7 +54,7 @@ extension ServingEngine {
                     continue
                 }
                 let given = Array(instances[donor].npus.suffix(deadNPUs.count))
-                faults.outages[donor] = .killed
+                faults.beginOutage(donor, .killed)
                 refreshFaultState()
                 let moved = evict(requestsOn(instance: donor), outcome: .reprefill)
                 instances[donor].npus.removeAll(where: given.contains)
@@ -76,11 +74,11 @@ extension ServingEngine {
     /// from running peers over UB; the TE is out of service for the copy.
     private func startFork(_ i: Int, ids: [Int], lost: Set<Int>, deadNPUs: [Int], donors: [Int], how: String) {
         let seconds = Self.delay(cost.weightCopy(bytes: weightBytesPerDie(instances[i].groupSpec)))
-        faults.outages[i] = .forking(until: now.after(seconds), spares: Dictionary(uniqueKeysWithValues: zip(deadNPUs, donors)))
+        faults.beginOutage(i, .forking(until: now.after(seconds), spares: Dictionary(uniqueKeysWithValues: zip(deadNPUs, donors))))
         refreshFaultState()
         let moved = evict(requestsOn(instance: i, groups: lost), outcome: .reprefill)
         add(ids, moved)
-        faults.pendingRecovery[i, default: []] += ids
+        faults.awaitRecovery(ids, onReturnOf: i)
         note(ids, "replacing NPUs \(deadNPUs.map(String.init).joined(separator: ", ")) of \(instances[i].name) with "
             + "\(how) \(donors.map(String.init).joined(separator: ", ")): NPU-fork weight copy "
             + "\(String(format: "%.3f", seconds)) s over UB; \(moved.reprefilled) requests re-prefilled")
@@ -91,11 +89,11 @@ extension ServingEngine {
     /// (system.md §4: up to 5 minutes), then returns on spares or without the lost dies.
     func restartInstance(_ i: Int, ids: [Int], why: String) {
         let seconds = configuration.faults.componentRestartSeconds
-        faults.outages[i] = .restarting(until: now.after(seconds))
+        faults.beginOutage(i, .restarting(until: now.after(seconds)))
         refreshFaultState()
         let moved = evict(requestsOn(instance: i), outcome: .reprefill)
         add(ids, moved)
-        faults.pendingRecovery[i, default: []] += ids
+        faults.awaitRecovery(ids, onReturnOf: i)
         note(ids, "\(why): out for \(OperatorCommand.format(seconds)) s; \(moved.reprefilled) requests re-prefilled, "
             + "\(moved.failed) failed")
         queue.schedule(at: now.after(seconds), .fault(.outageEnds(instance: i)))
@@ -111,16 +109,14 @@ extension ServingEngine {
             restartInstance(i, ids: ids, why: "\(instances[i].name) restarts while the other TEs take its work")
             return
         }
-        let deadNPUs = Set(instances[i].npus.filter { npu in
-            (0..<topology.diesPerNPU).contains { faults.knownDead.contains(npu * topology.diesPerNPU + $0) }
-        }).sorted()
+        let deadNPUs = Set(knownDeadNPUs(of: i)).sorted()
         let spares = Array(spareNPUs().prefix(deadNPUs.count))
         if !deadNPUs.isEmpty && spares.count == deadNPUs.count {
             startFork(i, ids: ids, lost: Set(instances[i].dp.indices), deadNPUs: deadNPUs, donors: spares,
                       how: "spare NPUs")
             return
         }
-        faults.outages[i] = .awaitingRepair
+        faults.beginOutage(i, .awaitingRepair)
         refreshFaultState()
         let moved = evict(requestsOn(instance: i), outcome: .reprefill)
         finish(ids, moved, "\(instances[i].name) out of service until repaired (no spare NPUs); "
@@ -134,26 +130,26 @@ extension ServingEngine {
         let seconds = configuration.faults.componentRestartSeconds
         for i in instances.indices {
             let until = now.after(instances[i].role == .prefill ? 2 * seconds : seconds)
-            faults.outages[i] = .restarting(until: until)
+            faults.beginOutage(i, .restarting(until: until))
             queue.schedule(at: until, .fault(.outageEnds(instance: i)))
         }
         refreshFaultState()
         let moved = evict(requests.keys.sorted(), outcome: .fail("restart of the world after fault \(ids[0])"))
         add(ids, moved)
         let prefill = instances.indices.filter { instances[$0].role == .prefill }
-        faults.pendingRecovery[prefill.last ?? instances.count - 1, default: []] += ids
+        faults.awaitRecovery(ids, onReturnOf: prefill.last ?? instances.count - 1)
         note(ids, "restart the world: every TE restarts (decode \(OperatorCommand.format(seconds)) s, then prefill); "
             + "\(moved.failed) requests in flight failed")
     }
 
     /// Whether TE `i` is out for a fault's recovery or a drain's migration (an outage).
-    func hasOutage(_ i: Int) -> Bool { faults.outages[i] != nil }
+    func hasOutage(_ i: Int) -> Bool { faults.hasOutage(i) }
 
     /// A drain's decode migration asks for TE `d` to pause until `until` while its KV copies
     /// run: an outage the fault state owns and ``endOutage(_:)`` ends, so the drain asks here
     /// instead of writing fault state itself.
     func haltForMigration(_ d: Int, until: SimTime) {
-        faults.outages[d] = .migrating(until: until)
+        faults.beginOutage(d, .migrating(until: until))
         queue.schedule(at: until, .fault(.outageEnds(instance: d)))
         refreshFaultState()
     }
@@ -162,16 +158,14 @@ extension ServingEngine {
     /// if it can, without its lost dies otherwise (the restart re-plans expert placement over
     /// the live dies).
     func endOutage(_ i: Int) {
-        guard let outage = faults.outages[i] else { return }
+        guard let outage = faults.outage(of: i) else { return }
         switch outage {
         case .forking(let until, let spares) where until == now:
             for (dead, spare) in spares.sorted(by: { $0.key < $1.key }) { replaceNPU(i, dead: dead, with: spare) }
         case .migrating(let until) where until == now:
             break
         case .restarting(let until) where until == now:
-            let deadNPUs = instances[i].npus.filter { npu in
-                (0..<topology.diesPerNPU).contains { faults.knownDead.contains(npu * topology.diesPerNPU + $0) }
-            }
+            let deadNPUs = knownDeadNPUs(of: i)
             let spares = spareNPUs()
             if spares.count >= deadNPUs.count {
                 for (dead, spare) in zip(deadNPUs, spares) { replaceNPU(i, dead: dead, with: spare) }
@@ -179,15 +173,13 @@ extension ServingEngine {
         default:
             return
         }
-        faults.outages[i] = nil
-        let stillDead = instances[i].dp.contains { $0.dies.contains(where: faults.knownDead.contains) }
-        if stillDead && instances[i].role != .decode { faults.outages[i] = .awaitingRepair }
-        let ids = faults.pendingRecovery.removeValue(forKey: i) ?? []
-        for id in ids {
-            guard let index = faults.index(of: id), faults.records[index].recoveredAt == nil else { continue }
-            faults.records[index].recoveredAt = now
+        faults.endOutage(i)
+        if hasKnownDeadDie(i) && instances[i].role != .decode { faults.beginOutage(i, .awaitingRepair) }
+        for id in faults.takePendingRecovery(of: i) {
+            guard faults.record(id).map({ $0.recoveredAt == nil }) == true else { continue }
+            faults.markRecovered(id, at: now)
             logRecovered(id, "\(instances[i].name) back in service"
-                + (faults.outages[i] == .awaitingRepair ? " as soon as its dies are repaired" : ""))
+                + (faults.outage(of: i) == .awaitingRepair ? " as soon as its dies are repaired" : ""))
         }
         refreshFaultState()
     }
@@ -200,12 +192,15 @@ extension ServingEngine {
             instances[i].dp[g].npus = instances[i].dp[g].npus.map { $0 == dead ? spare : $0 }
             instances[i].dp[g].dies = instances[i].dp[g].dies.map { $0 / perNPU == dead ? spare * perNPU + $0 % perNPU : $0 }
         }
-        for die in dead * perNPU..<(dead + 1) * perNPU {
-            if let slot = faults.expertSlots.removeValue(forKey: die) { faults.expertSlots[spare * perNPU + die % perNPU] = slot }
-        }
+        faults.moveExpertSlots(fromNPU: dead, toNPU: spare, diesPerNPU: perNPU)
     }
 
     // MARK: Spares and experts
+
+    /// NPUs of TE `i` with a die the control plane knows is dead, in the TE's order.
+    func knownDeadNPUs(of i: Int) -> [Int] {
+        instances[i].npus.filter { npu in (0..<topology.diesPerNPU).contains { faults.knownDead.contains(npu * topology.diesPerNPU + $0) } }
+    }
 
     /// Healthy NPUs no TE uses and not on a drained node, in id order (the spare pool).
     func spareNPUs() -> [Int] {
@@ -221,7 +216,7 @@ extension ServingEngine {
     /// A prefill TE in service with enough NPUs to give, the last one first.
     private func prefillDonor(needing count: Int) -> Int? {
         instances.indices.reversed().first {
-            instances[$0].role == .prefill && faults.outages[$0] == nil && instances[$0].npus.count >= count
+            instances[$0].role == .prefill && !faults.hasOutage($0) && instances[$0].npus.count >= count
                 && !instances[$0].external
         }
     }
@@ -240,27 +235,22 @@ extension ServingEngine {
     // MARK: Bookkeeping
 
     func note(_ ids: [Int], _ message: String) {
-        for id in ids {
-            guard let index = faults.index(of: id) else { continue }
-            faults.records[index].recovery += (faults.records[index].recovery.isEmpty ? "" : "; ") + message
-        }
+        for id in ids { faults.noteRecovery(id, message) }
         let label = ids.count == 1 ? "fault \(ids[0])" : "faults \(ids.map(String.init).joined(separator: ", "))"
         telemetry.log(EngineEvent(time: now, kind: .recovery, severity: .warning, message: "\(label): \(message)"))
     }
 
     func add(_ ids: [Int], _ moved: (reprefilled: Int, failed: Int)) {
-        guard let first = ids.first, let index = faults.index(of: first) else { return }
-        faults.records[index].requestsReprefilled += moved.reprefilled
-        faults.records[index].requestsFailed += moved.failed
+        guard let first = ids.first else { return }
+        faults.count(first, reprefilled: moved.reprefilled, failed: moved.failed)
     }
 
     /// Records an immediate recovery.
     func finish(_ ids: [Int], _ moved: (reprefilled: Int, failed: Int), _ message: String) {
         add(ids, moved)
-        for id in ids {
-            guard let index = faults.index(of: id) else { continue }
-            faults.records[index].recovery += (faults.records[index].recovery.isEmpty ? "" : "; ") + message
-            if faults.records[index].recoveredAt == nil { faults.records[index].recoveredAt = now }
+        for id in ids where faults.record(id) != nil {
+            faults.noteRecovery(id, message)
+            faults.markRecovered(id, at: now)
             logRecovered(id, message)
         }
     }

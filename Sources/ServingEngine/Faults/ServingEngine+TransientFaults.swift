@@ -6,13 +6,13 @@ extension ServingEngine {
 
     /// Fine-grained handling (system.md §4): the region is masked and the requests whose KV
     /// lived on the die fail with that reason; the service stays up. Other policies restart.
-    func recoverHBM(_ index: Int, die: Int) {
-        let id = faults.records[index].id
+    func recoverHBM(_ id: Int, die: Int) {
+        guard let kind = faults.record(id)?.kind else { return }
         guard let (i, g) = locate(die: die), let g else {
             finish([id], (0, 0), "no KV cache on die \(die); nothing to fail")
             return
         }
-        switch faults.policy.plan(faults.records[index].kind, instances[i].role, configuration.faults) {
+        switch faults.plan(kind, role: instances[i].role) {
         case .maskAndFail:
             let holders = requestsOn(instance: i, groups: [g]).filter { instances[i].dp[g].kv.contains(requestID: $0) }
             let tokens = holders.reduce(0) { $0 + (instances[i].dp[g].kv.tokens(of: $1) ?? 0) }
@@ -37,13 +37,13 @@ extension ServingEngine {
         guard instances[i].dp[g].kv.allocate(requestID: holder, promptTokens: blocks * blockTokens, prefixHashes: []) != nil
         else { return 0 }
         instances[i].noteDecodeLoadChanged(g)
-        faults.hbmMasks[id] = HBMMask(instance: i, group: g, holder: holder)
+        faults.addMask(HBMMask(instance: i, group: g, holder: holder), fault: id)
         return blocks
     }
 
     /// Heal: the masked region returns to the allocator.
     func unmask(fault id: Int) {
-        guard let m = faults.hbmMasks.removeValue(forKey: id) else { return }
+        guard let m = faults.removeMask(fault: id) else { return }
         instances[m.instance].dp[m.group].kv.free(requestID: m.holder)
         instances[m.instance].noteDecodeLoadChanged(m.group)
         if instances[m.instance].role == .decode { pullTransfers(m.instance) }
@@ -56,25 +56,24 @@ extension ServingEngine {
     /// iteration ends in error, rolls back and redoes it (the step time is lost, no request
     /// fails). Other policies restart.
     func startGlitch(_ id: Int) {
-        guard let index = faults.index(of: id) else { return }
-        switch faults.policy.plan(.glitch, .decode, configuration.faults) {
+        guard faults.record(id) != nil else { return }
+        switch faults.plan(.glitch, role: .decode) {
         case .redoIteration:
             let stepping = instances.indices.filter { instances[$0].stepping && !isHalted($0) }
-            for i in stepping { faults.redoPending[i] = id }
+            faults.scheduleRedo(stepping, fault: id)
             if stepping.isEmpty {
-                faults.records[index].detectedAt = now
-                faults.records[index].detection = "no collective in flight"
+                faults.markDetected(id, at: now, how: "no collective in flight")
                 finish([id], (0, 0), "nothing to redo")
-                faults.records[index].healedAt = now
+                faults.markHealed(id, at: now)
             }
         case .restartWorld:
-            markGlitchDetected(index)
+            markGlitchDetected(id)
             restartWorld(ids: [id])
         default:
-            markGlitchDetected(index)
+            markGlitchDetected(id)
             // Every TE that decodes restarts: decode TEs, or the colocated ones of a layout without
             // a decode side (restarting only role == .decode left a colocated pod never recovered).
-            let restartable = instances.indices.filter { instances[$0].hasDecode && faults.outages[$0] == nil }
+            let restartable = instances.indices.filter { instances[$0].hasDecode && !faults.hasOutage($0) }
             for i in restartable {
                 restartInstance(i, ids: [id], why: "\(instances[i].name) restarts after a network glitch")
             }
@@ -84,50 +83,45 @@ extension ServingEngine {
         }
     }
 
-    private func markGlitchDetected(_ index: Int) {
-        faults.records[index].detectedAt = now
-        faults.records[index].detection = "collectives fail with a network error"
-        logDetected([faults.records[index].id], "collectives fail with a network error")
+    private func markGlitchDetected(_ id: Int) {
+        faults.markDetected(id, at: now, how: "collectives fail with a network error")
+        logDetected([id], "collectives fail with a network error")
     }
 
     /// A TE's iteration failed in the glitch and is being redone (its new step is scheduled).
     func noteRedo(fault id: Int, instance i: Int) {
-        guard let index = faults.index(of: id), faults.records[index].recoveredAt == nil else { return }
-        if faults.records[index].detectedAt == nil {
-            faults.records[index].detectedAt = now
-            faults.records[index].detection = "\(instances[i].name): iteration ends with a collective error"
+        guard let record = faults.record(id), record.recoveredAt == nil else { return }
+        if record.detectedAt == nil {
+            faults.markDetected(id, at: now, how: "\(instances[i].name): iteration ends with a collective error")
             logDetected([id], "\(instances[i].name): iteration ends with a collective error; DP groups roll back")
         }
         let end = instances[i].stepEndsAt ?? now
-        faults.glitchRedoEnds[id] = max(faults.glitchRedoEnds[id] ?? now, end)
-        faults.glitchRedone[id, default: []].append(instances[i].name)
-        if !faults.redoPending.values.contains(id), let until = faults.glitchRedoEnds[id] {
+        if let until = faults.noteRedone(fault: id, by: instances[i].name, endingAt: end, now: now) {
             queue.schedule(at: until, .fault(.recovered(fault: id)))
         }
     }
 
     /// The last redone iteration of a glitch has finished: recovered, and the glitch is over.
     func finishGlitchRecovery(_ id: Int) {
-        guard let index = faults.index(of: id), faults.records[index].recoveredAt == nil else { return }
-        let names = faults.glitchRedone[id] ?? []
+        guard let record = faults.record(id), record.recoveredAt == nil else { return }
+        let names = faults.redone(fault: id)
         finish([id], (0, 0), "\(names.count) TEs rolled back and redid their last iteration "
             + "(\(names.joined(separator: ", "))); no request failed")
-        if faults.records[index].healedAt == nil { faults.records[index].healedAt = now }
-        faults.glitchRedoEnds[id] = nil
-        faults.glitchRedone[id] = nil
+        if record.healedAt == nil { faults.markHealed(id, at: now) }
+        faults.endGlitch(id)
     }
 
     // MARK: Links
 
     /// A dead UB link on KV paths: transfers move to the RoCE plane (our choice; system.md §2:
     /// every die also has 200 Gbit/s of RoCE) until the link is healed.
-    func rerouteLink(_ index: Int, paths: [Int]) {
-        let id = faults.records[index].id
-        switch faults.policy.plan(faults.records[index].kind, .decode, configuration.faults) {
+    func rerouteLink(_ id: Int, paths: [Int]) {
+        guard let kind = faults.record(id)?.kind else { return }
+        switch faults.plan(kind, role: .decode) {
         case .restartWorld:
             restartWorld(ids: [id])
         default:
-            faults.records[index].recoveredAt = now
+            faults.markRecovered(id, at: now)
             refreshChannels()
             let names = paths.map { "\(instances[channels[$0].prefillInstance].name) → \(instances[channels[$0].decodeInstance].name)" }
             finish([id], (0, 0), "KV transfers \(names.joined(separator: ", ")) rerouted over RoCE")

@@ -136,7 +136,7 @@ extension ServingEngine {
         var remove = from - to
         let members = instances.indices.filter { instances[$0].role == role && !instances[$0].external }
         let starting = members.filter { scaling.phase($0).isStarting }.reversed()
-        let serving = members.filter { scaling.phase($0) == .inService && faults.outages[$0] != .killed }
+        let serving = members.filter { scaling.phase($0) == .inService && faults.outage(of: $0) != .killed }
         let cancelled = Array(starting.prefix(remove))
         remove -= cancelled.count
         guard serving.count - remove >= 1 else {
@@ -293,7 +293,7 @@ extension ServingEngine {
     func forkSource() -> Int? {
         var best: Int?
         for i in instances.indices where !instances[i].external && scaling.phase(i) == .inService
-            && faults.outages[i] == nil && !isHalted(i) && !instances[i].npus.isEmpty {
+            && !faults.hasOutage(i) && !isHalted(i) && !instances[i].npus.isEmpty {
             let dies = instances[i].groupSpec.dp * instances[i].groupSpec.tp
             if best == nil || dies > instances[best!].groupSpec.dp * instances[best!].groupSpec.tp { best = i }
         }
@@ -382,9 +382,7 @@ extension ServingEngine {
             instances[i].dp[g].drained = true
         }
         instances[i].invalidateDecodeLoad()
-        faults.expertSlots = faults.expertSlots.filter { $0.value.instance != i }
-        faults.outages[i] = nil
-        faults.halted.remove(i)
+        faults.forget(instance: i)
     }
 
     // MARK: Faults during a scale
@@ -454,7 +452,7 @@ extension ServingEngine {
         }
         if instances[i].role == .decode {
             let dies = instances[i].dp.flatMap(\.dies)
-            for k in 0..<min(instances[i].groupSpec.ep, dies.count) { faults.expertSlots[dies[k]] = ExpertSlot(instance: i, index: k) }
+            for k in 0..<min(instances[i].groupSpec.ep, dies.count) { faults.assignExpertSlot(die: dies[k], ExpertSlot(instance: i, index: k)) }
         }
         je.noteGroupBlocks(of: [instances[i]])
         refreshDrainedGroups()
@@ -471,7 +469,7 @@ extension ServingEngine {
     func scalableCount(_ role: InstanceRole) -> Int {
         instances.indices.filter {
             instances[$0].role == role && !instances[$0].external
-                && (scaling.phase($0) == .inService || scaling.phase($0).isStarting) && faults.outages[$0] != .killed
+                && (scaling.phase($0) == .inService || scaling.phase($0).isStarting) && faults.outage(of: $0) != .killed
         }.count
     }
 
@@ -531,16 +529,8 @@ extension ServingEngine {
         }
         for (i, life) in scaling.lifecycle.sorted(by: { $0.key < $1.key }) where life.phase.isStarting && hasDeadDie(i) {
             let dies = Set(instances[i].dp.flatMap(\.dies))
-            var settled: [Int] = []
-            for index in faults.records.indices where faults.records[index].active && faults.records[index].detectedAt == nil {
-                guard case .dead(let recordDies) = faults.records[index].kind, recordDies.contains(where: dies.contains) else { continue }
-                faults.records[index].stalled.remove(i)
-                guard faults.records[index].stalled.isEmpty else { continue }
-                faults.records[index].detectedAt = now
-                faults.records[index].detection = "\(instances[i].name) was starting: its weight load failed on the dead device"
-                for die in recordDies where faults.isDead(die) { faults.knownDead.insert(die) }
-                settled.append(faults.records[index].id)
-            }
+            let settled = faults.settleFailedStart(instance: i, dies: dies, at: now,
+                                                   how: "\(instances[i].name) was starting: its weight load failed on the dead device")
             _ = scalingTakesRecovery(instance: i, faults: settled)
         }
         refreshFaultState()

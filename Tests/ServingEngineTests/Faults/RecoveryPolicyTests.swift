@@ -24,7 +24,7 @@ import XDSTestSupport
         let d = try FaultTests.decodeIndex(engine)
         let base = engine.instances[d].npus[0] * 2
         func missing(_ dies: [Int]) -> [Int] {
-            engine.faults.knownDead = Set(dies.map { base + $0 })
+            engine.faults.overrideKnownDead(Set(dies.map { base + $0 }))
             return engine.missingExperts(instance: d)
         }
         #expect(missing([]) == [])
@@ -36,10 +36,10 @@ import XDSTestSupport
         // With EPLB the replicas follow the hot experts layer by layer: a routed die almost
         // always holds some expert's last replica, the shared-expert dies never do.
         let planned = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod), workload: FixedWorkload([]))
-        engine.faults.knownDead = Set([base + 300, base + 301])
-        planned.faults.knownDead = engine.faults.knownDead
+        engine.faults.overrideKnownDead([base + 300, base + 301])
+        planned.faults.overrideKnownDead(engine.faults.knownDead)
         #expect(planned.missingExperts(instance: d) == [])
-        planned.faults.knownDead = [base + 84]
+        planned.faults.overrideKnownDead([base + 84])
         #expect(!planned.missingExperts(instance: d).isEmpty)
     }
 

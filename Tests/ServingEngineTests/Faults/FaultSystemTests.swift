@@ -1,0 +1,249 @@
+import PodModel
+import SimKit
+import Testing
+
+@testable import ServingEngine
+
+/// ``FaultSystem`` through its own API (no engine): records, dead dies, heartbeats, halts,
+/// stragglers, outages, glitch redos, KV probes, HBM masks, expert slots, and its copy.
+@Suite(.timeLimit(.minutes(10))) struct FaultSystemTests {
+    @Test func injectedFaultsGetDenseIdsAndDiesDieOncePerFault() {
+        let faults = FaultSystem()
+        let npu = faults.inject(.dead(dies: [4, 5]), label: "fault npu 2", at: 1, stalled: [0])
+        faults.killDies([4, 5])
+        let node = faults.inject(.dead(dies: [0, 1, 2, 3, 4, 5]), label: "fault node 0", at: 2)
+        faults.killDies([0, 1, 2, 3, 4, 5])
+        #expect(npu == 1 && node == 2 && faults.nextID == 3)
+        #expect(faults.index(of: 2) == 1 && faults.index(of: 3) == nil && faults.index(of: 0) == nil)
+        #expect(faults.record(1)?.label == "fault npu 2" && faults.record(1)?.stalled == [0])
+        #expect(faults.activeCount == 2 && faults.undetectedIDs == [1, 2])
+        #expect(faults.deadDies[4] == 2 && faults.isDead(0) && !faults.isDead(6))
+        faults.learnDead([4, 5, 6])
+        #expect(faults.knownDead == [4, 5], "die 6 is not dead: the control plane cannot know it as dead")
+        #expect(faults.holdsKnownDead([3, 4]) && !faults.holdsKnownDead([0, 1]))
+
+        // Healing the node leaves dies 4–5 dead (the NPU fault still kills them) and known.
+        let healed = faults.heal(2, at: 5) { _ in false }
+        #expect(healed?.healedAt == 5 && healed?.recoveredAt == 5 && healed?.recovery == "healed by the operator")
+        #expect(!faults.isDead(0) && faults.isDead(4) && faults.knownDead == [4, 5])
+        #expect(faults.heal(2, at: 6) { _ in false } == nil, "already healed")
+        #expect(faults.heal(9, at: 6) { _ in false } == nil, "no such fault")
+        _ = faults.heal(1, at: 7) { _ in false }
+        #expect(faults.deadDies.isEmpty && faults.knownDead.isEmpty && faults.activeCount == 0)
+    }
+
+    @Test func aStalledTEIsDeclaredAfterTheConfiguredSilentRounds() {
+        var settings = FaultSettings()
+        settings.missedHeartbeatsToDeclare = 3
+        let faults = FaultSystem(settings: settings)
+        let id = faults.inject(.dead(dies: [8]), label: "fault die 8", at: 0, stalled: [1])
+        #expect(faults.isSilent(1) && !faults.isSilent(0))
+        #expect(faults.heartbeat(instance: 0) == nil && faults.silentRounds[0] == nil, "TE 0 answers")
+        #expect(faults.heartbeat(instance: 1) == nil && faults.heartbeat(instance: 1) == nil)
+        #expect(faults.silentRounds[1] == 2)
+        #expect(faults.heartbeat(instance: 1) == 3, "declared on the third silent round")
+        #expect(faults.silentRounds[1] == nil, "the count starts over")
+        faults.markDetected(id, at: 3, how: "DP masters silent")
+        #expect(!faults.isSilent(1) && faults.heartbeat(instance: 1) == nil)
+        #expect(faults.record(id)?.detectedAt == 3 && faults.record(id)?.detection == "DP masters silent")
+    }
+
+    @Test func aDeviceCheckDetectsTheDeadDieFaultsStallingTheTE() {
+        let faults = FaultSystem()
+        let a = faults.inject(.dead(dies: [4, 5]), label: "fault npu 2", at: 0, stalled: [1])
+        _ = faults.inject(.hbm(die: 9), label: "fault hbm die 9", at: 0)
+        let c = faults.inject(.dead(dies: [40]), label: "fault die 40", at: 0, stalled: [1, 2])
+        _ = faults.inject(.dead(dies: [60]), label: "fault die 60", at: 0, stalled: [3])
+        let (ids, dies) = faults.detectDead(stalling: 1, at: 3, how: "silent")
+        #expect(ids == [a, c] && dies == [4, 5, 40])
+        #expect(faults.record(c)?.detectedAt == 3 && faults.record(2)?.detectedAt == nil && faults.record(4)?.detectedAt == nil)
+        #expect(faults.detectDead(stalling: 1, at: 4, how: "again").ids.isEmpty, "already detected")
+    }
+
+    @Test func aFailedStartSettlesOnlyFaultsStallingNoOtherTE() {
+        let faults = FaultSystem()
+        let a = faults.inject(.dead(dies: [4]), label: "fault die 4", at: 0, stalled: [5])
+        faults.killDies([4])
+        let b = faults.inject(.dead(dies: [6]), label: "fault die 6", at: 0, stalled: [5, 1])
+        faults.killDies([6])
+        let settled = faults.settleFailedStart(instance: 5, dies: [4, 6, 7], at: 2, how: "load failed")
+        #expect(settled == [a])
+        #expect(faults.record(a)?.detection == "load failed" && faults.knownDead == [4])
+        #expect(faults.record(b)?.detectedAt == nil && faults.record(b)?.stalled == [1], "TE 1 still waits on it")
+    }
+
+    @Test func linkStateCombinesTheLinksOnAPath() {
+        let faults = FaultSystem()
+        _ = faults.inject(.link(npuA: 1, npuB: 9, degrade: 2), label: "slow", at: 0)
+        _ = faults.inject(.link(npuA: 2, npuB: 9, degrade: 3), label: "slower", at: 0)
+        let down = faults.inject(.link(npuA: 3, npuB: 9, degrade: nil), label: "down", at: 0)
+        let all = faults.linkState { _, b in b == 9 }
+        #expect(all.blocked && !all.rerouted && all.slowdown == 6)
+        faults.markRecovered(down, at: 1)
+        let rerouted = faults.linkState { a, _ in a == 3 }
+        #expect(!rerouted.blocked && rerouted.rerouted && rerouted.slowdown == 1)
+        let none = faults.linkState { _, _ in false }
+        #expect(!none.blocked && !none.rerouted && none.slowdown == 1)
+    }
+
+    @Test func haltsFollowOutagesAndUndetectedStalls() {
+        let faults = FaultSystem()
+        let id = faults.inject(.dead(dies: [2]), label: "fault die 2", at: 0, stalled: [0, 3])
+        faults.beginOutage(5, .awaitingRepair)
+        #expect(faults.recomputeHalted().isEmpty)
+        #expect(faults.halted == [0, 3, 5] && faults.isHalted(3) && !faults.isHalted(1))
+        faults.markDetected(id, at: 2, how: "found")
+        #expect(faults.recomputeHalted() == [0, 3], "detected: the stall is over, the outage stays")
+        faults.endOutage(5)
+        #expect(faults.recomputeHalted() == [5] && faults.halted.isEmpty)
+        // A TE that scaling retires is forgotten at once.
+        faults.beginOutage(4, .killed)
+        faults.recomputeHalted()
+        faults.forget(instance: 4)
+        #expect(!faults.hasOutage(4) && !faults.isHalted(4))
+    }
+
+    @Test func recoveryUnderWayIsNotEndedByAHeal() {
+        let faults = FaultSystem()
+        let id = faults.inject(.dead(dies: [6, 7]), label: "fault npu 3", at: 1, stalled: [2])
+        faults.killDies([6, 7])
+        faults.learnDead([6, 7])
+        faults.markDetected(id, at: 4, how: "silent")
+        faults.beginOutage(2, .restarting(until: 9))
+        faults.awaitRecovery([id], onReturnOf: 2)
+        faults.beginOutage(1, .awaitingRepair)
+        faults.beginOutage(0, .awaitingRepair)
+        // TE 0 still holds another dead die; TE 1 does not.
+        let record = faults.heal(id, at: 5) { $0 == 0 }
+        #expect(record?.recoveredAt == nil, "the restart recovers it when TE 2 returns")
+        #expect(faults.outage(of: 1) == nil && faults.outage(of: 0) == .awaitingRepair)
+        #expect(faults.outage(of: 2) == .restarting(until: 9))
+        #expect(faults.takePendingRecovery(of: 2) == [id] && faults.takePendingRecovery(of: 2).isEmpty)
+        faults.markRecovered(id, at: 9)
+        faults.markRecovered(id, at: 10)
+        #expect(faults.record(id)?.recoveredAt == 9, "the first recovery time stands")
+    }
+
+    @Test func recoveryStoryAndCostsAccumulate() {
+        let faults = FaultSystem()
+        let id = faults.inject(.hbm(die: 3), label: "fault hbm die 3", at: 0)
+        faults.noteRecovery(id, "masked")
+        faults.noteRecovery(id, "3 failed")
+        faults.count(id, reprefilled: 2, failed: 3)
+        faults.count(id, reprefilled: 1, failed: 0)
+        faults.noteRecovery(99, "ignored")
+        #expect(faults.record(id)?.recovery == "masked; 3 failed")
+        #expect(faults.record(id)?.requestsReprefilled == 3 && faults.record(id)?.requestsFailed == 3)
+        faults.addMask(HBMMask(instance: 1, group: 2, holder: HBMMask.holder(forFault: id)), fault: id)
+        #expect(faults.maskCount(instance: 1, group: 2) == 1 && faults.maskCount(instance: 1, group: 0) == 0)
+        #expect(faults.removeMask(fault: id)?.holder == Int.min + id)
+        #expect(faults.removeMask(fault: id) == nil && faults.hbmMasks.isEmpty)
+    }
+
+    @Test func stragglersSetTheSlowestDieOfEachInstance() {
+        let faults = FaultSystem()
+        #expect(faults.slowdown(of: 0) == nil)
+        let a = faults.inject(.straggler(die: 10, slowdown: 2), label: "a", at: 0)
+        faults.slowDie(10, by: 2)
+        _ = faults.inject(.straggler(die: 10, slowdown: 4), label: "b", at: 0)
+        faults.slowDie(10, by: 4)
+        _ = faults.inject(.straggler(die: 30, slowdown: 3), label: "c", at: 0)
+        faults.slowDie(30, by: 3)
+        #expect(faults.stragglers == [10: 4, 30: 3])
+        // Dies 10 and 30 in TE 1; die 30 out of service (nil): TE 1 runs at die 10's pace.
+        faults.recomputeSlowdowns { $0 == 10 ? 1 : nil }
+        #expect(faults.slowdown(of: 1) == 4 && faults.slowdown(of: 0) == nil)
+        _ = faults.heal(2, at: 1) { _ in false }
+        #expect(faults.stragglers == [10: 2, 30: 3], "recomputed from the faults still active")
+        _ = faults.heal(a, at: 1) { _ in false }
+        _ = faults.heal(3, at: 1) { _ in false }
+        #expect(faults.stragglers.isEmpty && faults.slowdown(of: 1) == nil)
+    }
+
+    @Test func aGlitchIsRecoveredWhenTheLastRedoEnds() {
+        let faults = FaultSystem()
+        let id = faults.inject(.glitch, label: "fault glitch", at: 1)
+        #expect(faults.plan(.glitch, role: .decode) == .redoIteration)
+        faults.scheduleRedo([0, 2], fault: id)
+        #expect(faults.takeRedo(1) == nil && faults.takeRedo(0) == id && faults.takeRedo(0) == nil)
+        #expect(faults.noteRedone(fault: id, by: "decode-0", endingAt: 1.5, now: 1.1) == nil, "TE 2 still owes a redo")
+        #expect(faults.takeRedo(2) == id)
+        #expect(faults.noteRedone(fault: id, by: "prefill-2", endingAt: 1.3, now: 1.2) == 1.5, "the later end")
+        #expect(faults.redone(fault: id) == ["decode-0", "prefill-2"])
+        faults.markHealed(id, at: 1.5)
+        faults.markHealed(id, at: 2)
+        faults.endGlitch(id)
+        #expect(faults.record(id)?.healedAt == 1.5 && faults.redone(fault: id).isEmpty && faults.glitches.ends.isEmpty)
+    }
+
+    @Test func kvProbesReportADelayOncePerEpisodeAndNotWhileHalted() {
+        let faults = FaultSystem()
+        #expect(!faults.probeKV(decode: 3, waiting: 0))
+        #expect(faults.probeKV(decode: 3, waiting: 5))
+        #expect(!faults.probeKV(decode: 3, waiting: 7), "logged once per episode")
+        #expect(!faults.probeKV(decode: 3, waiting: 0) && faults.delayedChannels.isEmpty)
+        #expect(faults.probeKV(decode: 3, waiting: 1), "a new episode")
+        _ = faults.inject(.dead(dies: [0]), label: "x", at: 0, stalled: [4])
+        faults.recomputeHalted()
+        #expect(!faults.probeKV(decode: 4, waiting: 2), "a halted TE's waiting KV is not back-pressure")
+    }
+
+    @Test func thePolicyDecidesAndCanBeReplaced() throws {
+        var settings = FaultSettings()
+        settings.killPrefillToPreserveDecode = true
+        let faults = FaultSystem(settings: settings)
+        #expect(faults.policy.name == "fine-grained")
+        #expect(faults.plan(.dead(dies: [0]), role: .decode) == .decodeFailover([.shrink, .spare, .killPrefill, .restart]))
+        #expect(faults.plan(.dead(dies: [0]), role: .prefill) == .requeuePrefill(restartFirst: false))
+        faults.use(try Policies.recovery.make("restart-world"))
+        #expect(faults.plan(.hbm(die: 0), role: .decode) == .restartWorld)
+        #expect(faults.plan(.straggler(die: 0, slowdown: 2), role: .decode) == .observe)
+    }
+
+    @Test func expertSlotsFollowReplacedNPUs() {
+        let faults = FaultSystem()
+        for k in 0..<4 { faults.assignExpertSlot(die: 20 + k, ExpertSlot(instance: 2, index: k)) }
+        faults.assignExpertSlot(die: 40, ExpertSlot(instance: 3, index: 0))
+        _ = faults.inject(.dead(dies: [22, 23]), label: "fault npu 11", at: 0)
+        faults.killDies([22, 23])
+        faults.learnDead([22, 23])
+        #expect(faults.deadExpertIndices(instance: 2) == [2, 3] && faults.expertDiesLost(instance: 2) == 2)
+        faults.moveExpertSlots(fromNPU: 11, toNPU: 50, diesPerNPU: 2)
+        #expect(faults.expertSlots[100] == ExpertSlot(instance: 2, index: 2) && faults.expertSlots[22] == nil)
+        #expect(faults.expertDiesLost(instance: 2) == 0)
+        faults.forget(instance: 2)
+        #expect(faults.expertSlots == [40: ExpertSlot(instance: 3, index: 0)])
+    }
+
+    @Test func aCopyIsIndependent() throws {
+        let faults = FaultSystem()
+        let id = faults.inject(.dead(dies: [1]), label: "fault die 1", at: 0, stalled: [0])
+        faults.killDies([1])
+        faults.beginOutage(2, .awaitingRepair)
+        faults.use(try Policies.recovery.make("pd-failover"))
+        let copy = faults.copy()
+        #expect(copy !== faults && copy.records.count == 1 && copy.policy.name == "pd-failover")
+        #expect(copy.outage(of: 2) == .awaitingRepair && copy.isDead(1))
+        _ = copy.heartbeat(instance: 0)
+        #expect(copy.silentRounds == [0: 1])
+        copy.markDetected(id, at: 3, how: "copy")
+        copy.endOutage(2)
+        _ = copy.inject(.glitch, label: "g", at: 4)
+        #expect(faults.record(id)?.detectedAt == nil && faults.outage(of: 2) == .awaitingRepair)
+        #expect(faults.records.count == 1 && faults.nextID == 2 && faults.silentRounds.isEmpty)
+    }
+
+    /// The engine's `fork()` gives the copy its own fault system: healing there leaves the
+    /// original's fault active and its TE stalled.
+    @Test func anEngineForkOwnsItsFaultSystem() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 120)
+        engine.run(until: 1)
+        #expect(engine.apply(.faultNPU(21)).accepted)
+        engine.run(until: 2)                                // not detected yet: 3 silent rounds needed
+        let fork = try engine.fork()
+        #expect(fork.faults !== engine.faults && fork.faults.records.count == 1 && !fork.faults.halted.isEmpty)
+        #expect(fork.apply(.healAll).accepted)
+        #expect(fork.faults.activeCount == 0 && fork.faults.halted.isEmpty)
+        #expect(engine.faults.activeCount == 1 && !engine.faults.halted.isEmpty && engine.faults.isDead(42))
+    }
+}
