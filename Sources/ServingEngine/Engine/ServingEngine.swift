@@ -51,7 +51,7 @@ public final class ServingEngine {
     var paused = false
     var commandsApplied = 0
     /// Streams of requests submitted from outside (HTTP): ids, output lengths, progress (``ClientStreams``).
-    var streams: ClientStreams
+    let streams: ClientStreams
     /// Popularity of the model's experts under the current traffic (nil for dense models).
     var expertTraffic: ExpertTraffic?
     var expertStats = ExpertStats()
