@@ -193,7 +193,7 @@ extension ServingEngine {
             if let slot = requests.index(forKey: id) { requests.values[slot].firstTokenAt = now }  // in place
         }
         instances[index].firstStep.removeAll(keepingCapacity: true)
-        if !watched.isEmpty { reportTokens(index, step: step) }
+        if streams.hasOpenStreams { reportTokens(index, step: step) }
         guard let done = instances[index].finishing.removeValue(forKey: step) else { return }
         for id in done { complete(id) }
         if instances[index].role == .decode { pullTransfers(index) }
@@ -216,12 +216,7 @@ extension ServingEngine {
             leaveCancelled(request, location: "\(instances[index].name)/dp\(g)")
             return
         }
-        if let reported = watched.removeValue(forKey: id) {
-            if request.outputTokens > reported {
-                streamUpdates.append(StreamUpdate(id: id, kind: .tokens(request.outputTokens - reported)))
-            }
-            streamUpdates.append(StreamUpdate(id: id, kind: .finished(lengthCapped: request.spec.outputTokens >= request.maxTokens)))
-        }
+        streams.finished(id, outputTokens: request.outputTokens, lengthCapped: request.spec.outputTokens >= request.maxTokens)
 
         let firstToken = request.firstTokenAt ?? now
         let ttft = firstToken - request.spec.arrival

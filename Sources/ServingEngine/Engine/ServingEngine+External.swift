@@ -1,33 +1,10 @@
 import SimKit
 
-/// Progress of a request submitted from outside the workload (an HTTP client), for its stream.
-public struct StreamUpdate: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
-        /// Taken in and placed on a prefill TE.
-        case accepted
-        /// `n` more output tokens (a step can yield several with MTP).
-        case tokens(Int)
-        /// Done; `lengthCapped` when the output stopped at the client's `max_tokens`.
-        case finished(lengthCapped: Bool)
-        /// Prompt tokens whose KV came from the prefix cache; sent once, just before the first
-        /// `.tokens` of a request that decodes for more than one step.
-        case cachedPrompt(Int)
-        /// Not served or lost: 429 rejected by admission, 400 can never fit, 503 failed (fault).
-        case failed(reason: String, status: Int)
-    }
-    public var id: Int
-    public var kind: Kind
-    public init(id: Int, kind: Kind) {
-        self.id = id
-        self.kind = kind
-    }
-}
-
 /// Requests from outside the workload (architecture.md: "arrival (workload generator, trace,
 /// or HTTP)"): submitted as commands, streamed as the engine produces their tokens, cancellable.
 extension ServingEngine {
     /// External request ids live far above any workload's (which count from 0).
-    static let firstExternalID = 1 << 40
+    static let firstExternalID = ClientStreams.firstID
 
     /// Takes a request in now. Its output length follows the synthetic chat traffic's
     /// distribution (the data plane is simulated, so the engine decides when it stops), capped at
@@ -47,16 +24,11 @@ extension ServingEngine {
     /// tokens (as a trace's `hash_ids`); the engine rebases and chains them for its prefix cache.
     public func submitExternal(promptTokens: Int, maxTokens: Int, minTokens: Int, ignoreEOS: Bool,
                                prefixHashes: [UInt64], prefixBlockTokens: Int, tag: String = "chat") -> Int {
-        let id = nextExternalID
-        nextExternalID += 1
-        let natural = Int(saturating: SyntheticWorkload.TrafficClass.chat.outputTokens.sample(using: &externalLengths).rounded())
-        let ceiling = max(1, maxTokens)
-        let output = ignoreEOS ? ceiling : min(ceiling, max(1, natural, minTokens))
+        let (id, output) = streams.open(maxTokens: maxTokens, minTokens: minTokens, ignoreEOS: ignoreEOS)
         let spec = RequestSpec(id: id, arrival: now, promptTokens: max(1, promptTokens), outputTokens: output,
                                prefixHashes: prefixBlockTokens > 0 ? prefixHashes : [],
                                prefixBlockTokens: prefixBlockTokens > 0 ? prefixBlockTokens : configuration.kvBlockTokens,
                                tag: tag)
-        watched[id] = 0
         admit(spec)
         requests[id]?.maxTokens = maxTokens
         return id
@@ -69,7 +41,7 @@ extension ServingEngine {
         guard var request = requests[id], !request.cancelled else { return }
         request.cancelled = true
         requests[id] = request
-        watched.removeValue(forKey: id)
+        streams.close(id)
         finishAtNextStep(request)
     }
 
@@ -78,7 +50,7 @@ extension ServingEngine {
     /// with reason "stop"; it is a success, not a cancellation). Not yet decoding: as cancel.
     public func stopExternal(id: Int) {
         guard var request = requests[id], !request.cancelled else { return }
-        guard let reported = watched.removeValue(forKey: id), reported > 0, request.decodeInstance >= 0 else {
+        guard let reported = streams.close(id), reported > 0, request.decodeInstance >= 0 else {
             cancelExternal(id: id)
             return
         }
@@ -102,8 +74,7 @@ extension ServingEngine {
 
     /// Progress of external requests since the last call, in the order it happened.
     public func takeStreamUpdates() -> [StreamUpdate] {
-        defer { streamUpdates.removeAll(keepingCapacity: true) }
-        return streamUpdates
+        streams.take()
     }
 
     /// A request's fixed rounding phase in [0, 1): its n-th decode step has produced
@@ -114,18 +85,14 @@ extension ServingEngine {
 
     /// Tokens produced this step by the watched requests decoding on `index`.
     func reportTokens(_ index: Int, step: Int) {
-        for (id, reported) in watched {
+        // In the open streams' dictionary order, as before the streams became a component
+        // (engine-components.md §7.7): the loop walks a snapshot; `progress` writes the live copy.
+        for (id, _) in streams.watched {
             guard let request = requests[id], request.decodeInstance == index, request.stage == .decode,
                   request.finishStep > 0, step > request.joinStep, step < request.finishStep else { continue }
             let produced = min(request.outputTokens,
                                Int(saturating: (Double(step - request.joinStep) * tokensPerStep + tokenPhase(id)).rounded(.down)))
-            if produced > reported {
-                if reported == 0, request.hitTokens > 0 {
-                    streamUpdates.append(StreamUpdate(id: id, kind: .cachedPrompt(request.hitTokens)))
-                }
-                watched[id] = produced
-                streamUpdates.append(StreamUpdate(id: id, kind: .tokens(produced - reported)))
-            }
+            streams.progress(id, tokensSoFar: produced, cachedPromptTokens: request.hitTokens)
         }
     }
 

@@ -11,10 +11,10 @@ import SimKit
 /// - per-instance state goes through ``InstanceState/forked()``, the one place to deep-copy it
 ///   once instances are a reference type;
 /// - the components are classes, each deep-copied by its `copy()` (the JE, the cluster
-///   manager and the fault system in `init(forking:)`, KV transfer here);
+///   manager, the fault system and the client streams in `init(forking:)`, KV transfer here);
 /// - random streams are copied where they stand, never re-derived from the seed (which would
-///   restart them): the workload's, the external-lengths stream, and the per-instance expert
-///   routing streams inside `instances`;
+///   restart them): the workload's, the external-lengths stream (in ``ClientStreams/copy()``,
+///   taken in `init(forking:)`), and the per-instance expert routing streams inside `instances`;
 /// - the event queue is copied whole, its sequence counter included, so equal-time events pop
 ///   in the same order on both sides; its payloads are ids and values.
 /// Nothing reachable from the engine holds a closure over it (the EPLB planner is passed per
@@ -34,9 +34,6 @@ extension ServingEngine {
         copy.speed = speed
         copy.paused = paused
         copy.commandsApplied = commandsApplied
-        copy.watched = watched
-        copy.streamUpdates = streamUpdates
-        copy.nextExternalID = nextExternalID
         copy.expertTraffic = expertTraffic
         copy.expertStats = expertStats
         copy.pool = pool
@@ -62,7 +59,8 @@ extension ServingEngine {
     /// its TEs (a test checks the two sets are disjoint).
     func componentIdentities() -> Set<ObjectIdentifier> {
         var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer),
-                                          ObjectIdentifier(cluster), ObjectIdentifier(faults)]
+                                          ObjectIdentifier(cluster), ObjectIdentifier(faults),
+                                          ObjectIdentifier(streams)]
         for te in instances { ids.insert(ObjectIdentifier(te)) }
         return ids
     }
@@ -73,7 +71,7 @@ extension ServingEngine {
     static let forkedProperties: Set<String> = [
         "configuration", "model", "hardware", "topology", "cost", "tokensPerStep", "workload", "queue", "now",
         "arrivalPending", "requests", "instances", "kvTransfer", "telemetry", "cluster", "faults",
-        "speed", "paused", "commandsApplied", "watched", "streamUpdates", "nextExternalID", "externalLengths",
+        "speed", "paused", "commandsApplied", "streams",
         "expertTraffic", "expertStats", "pool", "poolHitTokens", "poolCapacityBytes", "je", "eplbPlanner",
         "scaling", "kvBlocksBuilt", "telemetryTickEvent", "heartbeatEvent",
         "noSkipBefore", "idleSkipEnabled", "skippedPeriodicEvents", "eventsAtCurrentInstant", "arrivalsAtInstant",

@@ -50,14 +50,8 @@ public final class ServingEngine {
     var speed: Double? = 1
     var paused = false
     var commandsApplied = 0
-    /// Requests submitted from outside (HTTP) whose progress is streamed: tokens reported so far.
-    var watched: [Int: Int] = [:]
-    /// Progress of watched requests since the face last took it (``takeStreamUpdates()``).
-    var streamUpdates: [StreamUpdate] = []
-    var nextExternalID = ServingEngine.firstExternalID
-    /// Output lengths of external requests (a stream of its own: HTTP traffic never shifts the workload).
-    /// Set in init, not lazily: a fork copies the stream where it stands (ServingEngine+Fork).
-    var externalLengths: RandomStream
+    /// Streams of requests submitted from outside (HTTP): ids, output lengths, progress (``ClientStreams``).
+    let streams: ClientStreams
     /// Popularity of the model's experts under the current traffic (nil for dense models).
     var expertTraffic: ExpertTraffic?
     var expertStats = ExpertStats()
@@ -112,7 +106,7 @@ public final class ServingEngine {
         self.workload = workload
         cluster = ClusterManager(npusPerNode: topology.npusPerNode)
         faults = FaultSystem(settings: configuration.faults)
-        externalLengths = RandomStreams(seed: configuration.seed).stream("external-lengths")
+        streams = ClientStreams(seed: configuration.seed)
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
                                     eventCapacity: configuration.eventCapacity)
@@ -145,7 +139,7 @@ public final class ServingEngine {
         cost = other.cost
         tokensPerStep = other.tokensPerStep
         self.workload = workload
-        externalLengths = other.externalLengths
+        streams = other.streams.copy()
         telemetry = other.telemetry
         // A fork observes nothing: its requests and steps never reach the live engine's feeds.
         telemetry.observers = EngineObservers()
@@ -312,7 +306,7 @@ public final class ServingEngine {
             return
         case .placed(let te): target = te
         }
-        if watched[spec.id] != nil { streamUpdates.append(StreamUpdate(id: spec.id, kind: .accepted)) }
+        streams.accepted(spec.id)
         request.prefillInstance = target
         requests[spec.id] = request
         placeOnPrefillGroup(spec.id, instance: target)
@@ -321,9 +315,7 @@ public final class ServingEngine {
     /// Admission control turned the request away; it never held any resource. `kind` is the
     /// reason without request-specific numbers, counted in the report (default: the reason).
     func reject(_ spec: RequestSpec, reason: String, kind: String? = nil) {
-        if watched.removeValue(forKey: spec.id) != nil {
-            streamUpdates.append(StreamUpdate(id: spec.id, kind: .failed(reason: reason, status: 429)))
-        }
+        streams.failed(spec.id, reason: reason, status: 429)
         telemetry.rejected += 1
         telemetry.count(&telemetry.rejectionReasons, kind ?? reason)
         telemetry.log(EngineEvent(time: now, kind: .requestRejected, severity: .warning,
@@ -340,9 +332,7 @@ public final class ServingEngine {
     /// reason without request-specific numbers, counted in the report (default: the reason).
     func fail(_ id: Int, reason: String, kind: String? = nil, status: Int = 503) {
         guard let request = requests.removeValue(forKey: id) else { return }
-        if watched.removeValue(forKey: id) != nil {
-            streamUpdates.append(StreamUpdate(id: id, kind: .failed(reason: reason, status: status)))
-        }
+        streams.failed(id, reason: reason, status: status)
         telemetry.failed += 1
         telemetry.count(&telemetry.failureReasons, kind ?? reason)
         telemetry.log(EngineEvent(time: now, kind: .requestFailed, severity: .warning,
