@@ -276,8 +276,9 @@ struct ExpertStats {
     var plans: [Int: (popularity: ExpertPopularity, placement: ExpertPlacement)] = [:]
     var ticks = 0
     var classArrivals: [String: Double] = [:]
-    /// Token-expert pairs per layer and expert over the last telemetry window (decode).
-    var heat: [[Double]] = []
+    /// Token-expert pairs per layer and expert over the last telemetry window (decode), as the
+    /// window's segments (the table is built when a snapshot reads it).
+    var heat = HeatWindow()
 }
 
 /// One KV transfer instance per prefill–decode pair (system.md §4); transfers on it run one

@@ -79,8 +79,8 @@ extension ServingEngine {
     /// Takes the first decode instance's window of expert counts as the heat, unless it is empty.
     func closeHeatWindow() {
         guard let decode = instances.firstIndex(where: { $0.hasDecode }) else { return }
-        let window = instances[decode].experts?.takeWindow() ?? []
-        if window.first?.contains(where: { $0 > 0 }) == true { expertStats.heat = window }
+        guard let window = instances[decode].experts?.takeHeatWindow() else { return }
+        if window.countedAny { expertStats.heat = window }
     }
 
     /// Counts an arrival's traffic class for the popularity mix (synthetic tags; traces have none).
@@ -160,7 +160,7 @@ extension ServingEngine {
         summary.dieLoad = dieLoads ?? routing.dieLoads()
         if expertStats.moeSteps > 0 { summary.moeMsPerStep = expertStats.moeSeconds / Double(expertStats.moeSteps) * 1e3 }
         // Heat: the last window's counts, relative to each layer's mean.
-        let heat = expertStats.heat.isEmpty ? routing.popularity.layers : expertStats.heat
+        let heat = expertStats.heat.isEmpty ? routing.popularity.layers : expertStats.heat.counts
         summary.heat = heat.map { row in
             let mean = row.reduce(0, +) / Double(max(1, row.count))
             return row.map { mean > 0 ? $0 / mean : 0 }

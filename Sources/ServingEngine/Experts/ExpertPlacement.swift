@@ -89,9 +89,7 @@ public struct ExpertPlacement: Sendable, Equatable {
         }
         // Redundant slots: the expert with the most load per replica, next.
         guard dies.hasFreeSlot else { return replicas }
-        var hottest = Heap<ExpertShare>()
-        hottest.reserveCapacity(experts)
-        for e in 0..<experts where !replicas[e].isEmpty { hottest.insert(ExpertShare(share: load[e], expert: e)) }
+        var hottest = MostLoadPerReplica(load: load, order: order, placed: { !replicas[$0].isEmpty })
         while dies.hasFreeSlot, let top = hottest.popMax() {
             let e = top.expert
             guard let d = dies.leastLoaded(excluding: replicas[e]) else { continue }
@@ -158,9 +156,7 @@ public struct ExpertPlacement: Sendable, Equatable {
             next += 1
         }
         guard next < dies else { return replicas }
-        var hottest = Heap<ExpertShare>()
-        hottest.reserveCapacity(experts)
-        for e in 0..<experts where !replicas[e].isEmpty { hottest.insert(ExpertShare(share: load[e], expert: e)) }
+        var hottest = MostLoadPerReplica(load: load, order: order, placed: { !replicas[$0].isEmpty })
         while next < dies, let top = hottest.popMax() {
             let e = top.expert
             let after = load[e] / Double(replicas[e].count + 1)
@@ -217,6 +213,51 @@ struct ExpertShare: Comparable {
     var share: Double
     var expert: Int
     static func < (a: Self, b: Self) -> Bool { (a.share, b.expert) < (b.share, a.expert) }
+}
+
+/// The planner's "expert with the highest load per replica" queue: what a max-heap of every
+/// placed expert's ``ExpertShare`` would pop, without building that heap (256 inserts per layer
+/// for some 32 redundant slots). An expert not yet replicated has its whole load as its share,
+/// so those come in the hottest-first order the primaries were placed in (the same strict order
+/// as ``ExpertShare``, ids breaking ties); only the few experts given a replica since wait in a
+/// small heap. Each pop takes the greater of the two heads.
+struct MostLoadPerReplica {
+    private let load: UnsafeBufferPointer<Double>
+    private let fresh: [Int32]
+    private var next = 0
+    private var replicated = Heap<ExpertShare>()
+
+    /// `order`: the experts hottest first (``ExpertPlacement/hottestFirst(load:into:)``);
+    /// `placed`: whether an expert got a primary (those that did not are not in the queue).
+    init(load: UnsafeBufferPointer<Double>, order: [Int32], placed: (Int) -> Bool) {
+        self.load = load
+        guard !load.contains(where: \.isNaN) else {
+            // No strict order to merge with (a NaN load never comes from traffic): the whole heap.
+            fresh = []
+            for e in 0..<load.count where placed(e) { replicated.insert(ExpertShare(share: load[e], expert: e)) }
+            return
+        }
+        // Placed experts are a prefix of the order (primaries go hottest first until the slots
+        // run out), but filter anyway: the queue holds exactly the placed ones.
+        var fresh = order
+        if let firstUnplaced = order.firstIndex(where: { !placed(Int($0)) }) {
+            fresh = Array(order[..<firstUnplaced]) + order[firstUnplaced...].filter { placed(Int($0)) }
+        }
+        self.fresh = fresh
+    }
+
+    /// The expert with the most load per replica (lower id on ties), removed from the queue.
+    mutating func popMax() -> ExpertShare? {
+        let candidate = next < fresh.count
+            ? ExpertShare(share: load[Int(fresh[next])], expert: Int(fresh[next])) : nil
+        guard let candidate else { return replicated.popMax() }
+        if let top = replicated.max, candidate < top { return replicated.popMax() }
+        next += 1
+        return candidate
+    }
+
+    /// An expert back in the queue with its share after one more replica.
+    mutating func insert(_ share: ExpertShare) { replicated.insert(share) }
 }
 
 /// An expert's place in the hottest-first order: ``ExpertPlacement/hotterFirstKey(_:)`` of its
@@ -390,6 +431,7 @@ struct DiePool {
     }
 
     /// Puts a replica carrying `share` on a die just returned by ``leastLoaded(excluding:)``.
+    @inline(__always)
     mutating func place(_ share: Double, on die: Int) {
         storage.load[die] += share
         storage.free[die] -= 1
