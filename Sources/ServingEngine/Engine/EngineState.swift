@@ -274,6 +274,8 @@ struct ExpertStats {
     var lastDrift: SimTime = 0
     /// Plans by (dies, slots per die) for the popularity they were made for.
     var plans: [Int: (popularity: ExpertPopularity, placement: ExpertPlacement)] = [:]
+    /// Where the greedy planner's per-layer sorts start (the last plan's orders): speed only.
+    var planningOrders = PlanningOrders()
     var ticks = 0
     var classArrivals: [String: Double] = [:]
     /// Token-expert pairs per layer and expert over the last telemetry window (decode), as the

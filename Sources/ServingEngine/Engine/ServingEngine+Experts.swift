@@ -133,7 +133,15 @@ extension ServingEngine {
     func sharedPlan(_ popularity: ExpertPopularity, _ dies: Int, _ slotsPerDie: Int) -> ExpertPlacement {
         let key = dies << 32 | slotsPerDie  // both bounded far below 2³²: no two shapes share a key
         if let cached = expertStats.plans[key], cached.popularity == popularity { return cached.placement }
-        let placement = eplbPlanner.plan(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie)
+        let placement: ExpertPlacement
+        if eplbPlanner is GreedyEPLBPlanner {
+            // The same plan, its sorts started from the last plan's orders (a value in the
+            // engine's state, so a fork plans from its own copy).
+            placement = .greedy(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie,
+                                orders: &expertStats.planningOrders)
+        } else {
+            placement = eplbPlanner.plan(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie)
+        }
         expertStats.plans[key] = (popularity, placement)
         return placement
     }
