@@ -38,9 +38,6 @@ public struct EPLBController: Sendable {
     }
 
     private var pending: ExpertPlacement?
-    /// `pending` flattened (made when the plan was compared with the current placement; the
-    /// swap's phases and the routing reuse it).
-    private var pendingFlat: FlatPlacement?
     /// Expected imbalance right after the last plan (or skip), under the counts it was made from:
     /// while the collected load keeps the current placement within `minimumGain` of it, a new
     /// plan cannot gain enough and is not computed (issue 12: re-plan only on a real change).
@@ -124,23 +121,6 @@ public struct EPLBController: Sendable {
             let old = routing.placement
             var serving = old
             var disabled = Set<Int>()
-            if let from = routing.flatPlacement, let to = pendingFlat, to.isFlattening(target),
-               Self.sameShape(old, target) {
-                // The same walk over the flat slots: experts in `to` in expert order; one not in
-                // `to` has no next dies, so nothing of it stays and it is left alone, as below.
-                var servingRows: [Int: [[Int]]] = [:]
-                FlatPlacement.walkExperts(to, from) { l, e, next, hosts in
-                    guard hosts.contains(where: { !next.contains($0) }) else { return }
-                    let keep = hosts.filter { next.contains($0) }
-                    if keep.isEmpty { return }
-                    servingRows[l, default: old.layers[l]][e] = keep.map { Int($0) }
-                    for host in hosts where !next.contains(host) { disabled.insert(Int(host)) }
-                }
-                for (l, row) in servingRows { serving.layers[l] = row }
-                routing.setPlacement(old, serving: serving)
-                phase = .load(until: now + loadSeconds, started: started, before: before, dies: disabled.sorted())
-                break
-            }
             for l in 0..<old.layers.count {
                 // Rows read through their buffers; `serving`'s row is written only when a slot changes.
                 var servingRow: [[Int]]?
@@ -169,11 +149,8 @@ public struct EPLBController: Sendable {
             routing.setPlacement(old, serving: serving)
             phase = .load(until: now + loadSeconds, started: started, before: before, dies: disabled.sorted())
         case let .load(until, started, before, _) where now >= until:
-            if let target = pending {
-                if let flat = pendingFlat { routing.setPlacement(target, flattened: flat) } else { routing.setPlacement(target) }
-            }
+            if let target = pending { routing.setPlacement(target) }
             pending = nil
-            pendingFlat = nil
             phase = .idle
             rebalances += 1
             let after = routing.expectedImbalance
@@ -184,14 +161,6 @@ public struct EPLBController: Sendable {
             break
         }
         return outcomes
-    }
-
-    /// Whether two placements have the same layers and experts per layer (a plan of the same
-    /// model always has; the flat walks need it).
-    static func sameShape(_ a: ExpertPlacement, _ b: ExpertPlacement) -> Bool {
-        guard a.layers.count == b.layers.count else { return false }
-        for l in a.layers.indices where a.layers[l].count != b.layers[l].count { return false }
-        return true
     }
 
     /// Plans a placement for `counts` (the collected load) and starts the swap if it gains enough
@@ -211,13 +180,6 @@ public struct EPLBController: Sendable {
         // Weights to move: per die, one expert's weights for every layer whose slot changes.
         var layersChanged = Array(repeating: 0, count: routing.dies)
         let old = routing.placement
-        // Through the flattened placements when the current one is flat at hand (no swap under
-        // way): the plan is flattened once here, for this and for the swap's phases.
-        let targetFlat = FlatPlacement(target)
-        if let from = routing.flatPlacement, Self.sameShape(old, target),
-           let changed = targetFlat.layersGainingExperts(since: from, dies: routing.dies) {
-            layersChanged = changed
-        } else {
         layersChanged.withUnsafeMutableBufferPointer { changed in
             for l in 0..<target.layers.count {
                 // Read through the rows' buffers: no per-expert array handles.
@@ -234,13 +196,11 @@ public struct EPLBController: Sendable {
                 }
             }
         }
-        }
         let busiest = layersChanged.max() ?? 0
         let prefetch = cost.expertWeightCopy(experts: 1, layers: busiest)
         let bytes = Double(busiest) * cost.model.expertWeightBytes
         loadSeconds = bytes / (cost.hardware.hbmBytesPerSecondPerDie * cost.constants.hbmEfficiency)
         pending = target
-        pendingFlat = targetFlat
         // The done message compares the imbalance actually served before and after the swap.
         phase = .prefetch(until: now + prefetch, started: now, before: routing.expectedImbalance)
         return Outcome(message: String(format: "rebalance started (%@): imbalance %.2f → %.2f planned; %d dies get new experts",

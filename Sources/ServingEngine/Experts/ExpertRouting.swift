@@ -76,18 +76,6 @@ public struct ExpertRouting: Sendable {
         recompute()
     }
 
-    /// ``setPlacement(_:serving:)`` with the whole placement serving, given its flattening
-    /// (EPLB flattens a plan once, when it compares it with the current placement).
-    mutating func setPlacement(_ new: ExpertPlacement, flattened: FlatPlacement) {
-        placement = new
-        servingPlacement = new
-        flat = flattened.isFlattening(new) ? flattened : FlatPlacement(new)
-        recompute()
-    }
-
-    /// The serving placement flattened, when it is `placement` (no slot disabled).
-    var flatPlacement: FlatPlacement? { flat.isFlattening(placement) ? flat : nil }
-
     // MARK: Per step
 
     /// The hottest die's load over the mean, averaged over MoE layers, for a step that routes
@@ -262,53 +250,6 @@ struct FlatPlacement {
         expert = experts
         replicas = counts
         layerStart = starts
-    }
-
-    /// Per die, the layers in which `self` puts an expert on the die that `old` did not have
-    /// there (EPLB's weights to move): for each layer and expert, each of its dies here that is
-    /// not among its dies in `old`. Nil when the two have different layer counts.
-    func layersGainingExperts(since old: FlatPlacement, dies: Int) -> [Int]? {
-        guard layerStart.count == old.layerStart.count else { return nil }
-        var changed = [Int](repeating: 0, count: dies)
-        changed.withUnsafeMutableBufferPointer { changed in
-            FlatPlacement.walkExperts(old, self) { _, _, was, hosts in
-                for d in hosts where !was.contains(d) { changed[Int(d)] += 1 }
-            }
-        }
-        return changed
-    }
-
-    /// For each layer, each expert placed in `b`, in expert order: (layer, expert, its dies in
-    /// `a`, its dies in `b`), the dies read in place from the flat arrays (no per-expert array
-    /// or retain). The two must have the same layer count.
-    static func walkExperts(_ a: FlatPlacement, _ b: FlatPlacement,
-                            _ body: (Int, Int, UnsafeBufferPointer<Int32>, UnsafeBufferPointer<Int32>) -> Void) {
-        a.expert.withUnsafeBufferPointer { aExpert in
-            a.die.withUnsafeBufferPointer { aDie in
-                b.expert.withUnsafeBufferPointer { bExpert in
-                    b.die.withUnsafeBufferPointer { bDie in
-                        for l in 0..<(b.layerStart.count - 1) {
-                            var i = a.layerStart[l]
-                            let aEnd = a.layerStart[l + 1]
-                            var j = b.layerStart[l]
-                            let bEnd = b.layerStart[l + 1]
-                            while j < bEnd {
-                                let e = bExpert[j]
-                                var jEnd = j + 1
-                                while jEnd < bEnd && bExpert[jEnd] == e { jEnd += 1 }
-                                while i < aEnd && aExpert[i] < e { i += 1 }
-                                var iEnd = i
-                                while iEnd < aEnd && aExpert[iEnd] == e { iEnd += 1 }
-                                body(l, Int(e), UnsafeBufferPointer(rebasing: aDie[i..<iEnd]),
-                                     UnsafeBufferPointer(rebasing: bDie[j..<jEnd]))
-                                i = iEnd
-                                j = jEnd
-                            }
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// Whether this flattens `placement` itself: the same layer buffer (a copy of the same value),
