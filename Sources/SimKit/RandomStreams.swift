@@ -89,5 +89,8 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
     /// True with probability `p`.
     public mutating func bernoulli(_ p: Double) -> Bool { uniform() < p }
 
-    private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+    /// Masking shifts (k is a constant 7 or 45 here): the same bits as `<<`/`>>` without their
+    /// over-shift branches, and always inlined (a call per rotation was 1.5% of a replay).
+    @inline(__always)
+    private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x &<< k) | (x &>> (64 &- k)) }
 }

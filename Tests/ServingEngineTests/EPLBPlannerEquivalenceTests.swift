@@ -43,6 +43,34 @@ import Testing
         }
     }
 
+    /// The greedy planner's sorts may start from the last plan's orders (issue 12): whatever those
+    /// hold (nothing, a similar load's, another load's, garbage), the plan is the reference plan.
+    @Test func greedyPlansStartedFromAnyOrderAreTheReferencePlans() {
+        let pops = Self.populations()
+        var carried = PlanningOrders()
+        for (i, pop) in pops.enumerated() {
+            for (dies, slots) in Self.shapes {
+                let reference = pop.layers.map { ReferencePlanners.greedyLayer(load: $0, dies: dies, slotsPerDie: slots) }
+                // Carried over from every plan before (similar and unrelated loads, other shapes).
+                let plan = ExpertPlacement.greedy(popularity: pop, dies: dies, slotsPerDie: slots, orders: &carried)
+                #expect(plan.layers == reference, "carried orders: greedy differs on \(dies) × \(slots), population \(i)")
+                // The same plan again: the orders are now exactly sorted.
+                let again = ExpertPlacement.greedy(popularity: pop, dies: dies, slotsPerDie: slots, orders: &carried)
+                #expect(again.layers == reference)
+            }
+            // Reversed, not a permutation, and the wrong length.
+            for bad in [pop.layers.map { Array((0..<Int32($0.count)).reversed()) },
+                        pop.layers.map { Array(repeating: Int32(3), count: $0.count) },
+                        pop.layers.map { _ in [Int32(0), 1] }] {
+                var orders = PlanningOrders()
+                orders.layers = bad
+                let plan = ExpertPlacement.greedy(popularity: pop, dies: 32, slotsPerDie: 9, orders: &orders)
+                let reference = pop.layers.map { ReferencePlanners.greedyLayer(load: $0, dies: 32, slotsPerDie: 9) }
+                #expect(plan.layers == reference, "bad orders: greedy differs on population \(i)")
+            }
+        }
+    }
+
     @Test func deepSeekPlansAreTheReferencePlans() {
         for pop in Self.populations() {
             for (dies, slots) in Self.shapes {

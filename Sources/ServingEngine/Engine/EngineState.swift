@@ -274,10 +274,13 @@ struct ExpertStats {
     var lastDrift: SimTime = 0
     /// Plans by (dies, slots per die) for the popularity they were made for.
     var plans: [Int: (popularity: ExpertPopularity, placement: ExpertPlacement)] = [:]
+    /// Where the greedy planner's per-layer sorts start (the last plan's orders): speed only.
+    var planningOrders = PlanningOrders()
     var ticks = 0
     var classArrivals: [String: Double] = [:]
-    /// Token-expert pairs per layer and expert over the last telemetry window (decode).
-    var heat: [[Double]] = []
+    /// Token-expert pairs per layer and expert over the last telemetry window (decode), as the
+    /// window's segments (the table is built when a snapshot reads it).
+    var heat = HeatWindow()
 }
 
 /// One KV transfer instance per prefill–decode pair (system.md §4); transfers on it run one

@@ -79,8 +79,8 @@ extension ServingEngine {
     /// Takes the first decode instance's window of expert counts as the heat, unless it is empty.
     func closeHeatWindow() {
         guard let decode = instances.firstIndex(where: { $0.hasDecode }) else { return }
-        let window = instances[decode].experts?.takeWindow() ?? []
-        if window.first?.contains(where: { $0 > 0 }) == true { expertStats.heat = window }
+        guard let window = instances[decode].experts?.takeHeatWindow() else { return }
+        if window.countedAny { expertStats.heat = window }
     }
 
     /// Counts an arrival's traffic class for the popularity mix (synthetic tags; traces have none).
@@ -133,7 +133,15 @@ extension ServingEngine {
     func sharedPlan(_ popularity: ExpertPopularity, _ dies: Int, _ slotsPerDie: Int) -> ExpertPlacement {
         let key = dies << 32 | slotsPerDie  // both bounded far below 2³²: no two shapes share a key
         if let cached = expertStats.plans[key], cached.popularity == popularity { return cached.placement }
-        let placement = eplbPlanner.plan(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie)
+        let placement: ExpertPlacement
+        if eplbPlanner is GreedyEPLBPlanner {
+            // The same plan, its sorts started from the last plan's orders (a value in the
+            // engine's state, so a fork plans from its own copy).
+            placement = .greedy(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie,
+                                orders: &expertStats.planningOrders)
+        } else {
+            placement = eplbPlanner.plan(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie)
+        }
         expertStats.plans[key] = (popularity, placement)
         return placement
     }
@@ -160,7 +168,7 @@ extension ServingEngine {
         summary.dieLoad = dieLoads ?? routing.dieLoads()
         if expertStats.moeSteps > 0 { summary.moeMsPerStep = expertStats.moeSeconds / Double(expertStats.moeSteps) * 1e3 }
         // Heat: the last window's counts, relative to each layer's mean.
-        let heat = expertStats.heat.isEmpty ? routing.popularity.layers : expertStats.heat
+        let heat = expertStats.heat.isEmpty ? routing.popularity.layers : expertStats.heat.counts
         summary.heat = heat.map { row in
             let mean = row.reduce(0, +) / Double(max(1, row.count))
             return row.map { mean > 0 ? $0 / mean : 0 }

@@ -107,7 +107,7 @@ public struct EPLBController: Sendable {
                 var current: Double?
                 if let last = lastPlanned {
                     if counts == lastCounts { break }
-                    let imbalance = routing.placement.imbalance(popularity: counts)
+                    let imbalance = routing.placementImbalance(popularity: counts)
                     if imbalance <= last * (1 + minimumGain) { break }
                     current = imbalance
                 }
@@ -167,7 +167,7 @@ public struct EPLBController: Sendable {
     /// on those counts; `before` and `after` are imbalances under the counts the planner saw.
     private mutating func plan(now: SimTime, routing: inout ExpertRouting, counts: ExpertPopularity,
                                before known: Double? = nil, minimumGain: Double, planner: Planner?) -> Outcome {
-        let before = known ?? routing.placement.imbalance(popularity: counts)
+        let before = known ?? routing.placementImbalance(popularity: counts)
         let target = planner?(counts, routing.dies, routing.slotsPerDie)
             ?? policy.plan(popularity: counts, dies: routing.dies, slotsPerDie: routing.slotsPerDie)
         let after = target.imbalance(popularity: counts)

@@ -38,6 +38,18 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// a free slot; then spend the remaining (redundant) slots one by one on the expert with the
     /// highest load per replica, each new replica on the least-loaded die with a free slot.
     public static func greedy(popularity: ExpertPopularity, dies: Int, slotsPerDie: Int) -> ExpertPlacement {
+        var none = PlanningOrders()
+        return greedy(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie, orders: &none)
+    }
+
+    /// ``greedy(popularity:dies:slotsPerDie:)`` sorting each layer's experts from the order the
+    /// last plan found for that layer (`orders`, updated here). The placement is the same
+    /// whatever `orders` holds: the hottest-first order is a strict total order, so only the
+    /// sort's work depends on where it starts. Successive plans (the prefill TEs at one EPLB
+    /// tick, a TE from one window to the next) see similar loads, so the last order is nearly
+    /// sorted and an insertion pass finishes it (issue 12: the sort was a third of a plan).
+    public static func greedy(popularity: ExpertPopularity, dies: Int, slotsPerDie: Int,
+                              orders: inout PlanningOrders) -> ExpertPlacement {
         // One die pool and one sort buffer for all layers: a plan is 58 layers, planned for every
         // TE on every EPLB window (issue 12), and allocating them per layer was a large share.
         var pool = DiePool(dies: dies, slotsPerDie: slotsPerDie)
@@ -48,8 +60,14 @@ public struct ExpertPlacement: Sendable, Equatable {
         // Most experts get one host: they all share the one-element arrays of this table (no
         // allocation per expert and layer; a replica appended later copies, as values do).
         let singles = (0..<dies).map { [$0] }
-        for row in popularity.layers {
-            rows.append(row.withUnsafeBufferPointer { greedyLayer(load: $0, pool: &pool, order: &order, singles: singles) })
+        if orders.layers.count != popularity.layers.count { orders.layers = Array(repeating: [], count: popularity.layers.count) }
+        for (l, row) in popularity.layers.enumerated() {
+            rows.append(row.withUnsafeBufferPointer {
+                greedyLayer(load: $0, pool: &pool, order: &order, hint: orders.layers[l], singles: singles)
+            })
+            // This layer's order is the next plan's starting point; the old hint's buffer becomes
+            // the scratch for the next layer (no allocation).
+            swap(&orders.layers[l], &order)
         }
         return ExpertPlacement(dies: dies, slotsPerDie: slotsPerDie, layers: rows)
     }
@@ -65,11 +83,11 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// One layer of ``greedy(popularity:dies:slotsPerDie:)`` on reused buffers (`pool` is reset
     /// here; `order` is scratch; `singles[d]` is `[d]`): a plan's 58 layers share them.
     static func greedyLayer(load: UnsafeBufferPointer<Double>, pool dies: inout DiePool, order: inout [Int32],
-                            singles: [[Int]]) -> [[Int]] {
+                            hint: [Int32] = [], singles: [[Int]]) -> [[Int]] {
         let experts = load.count
         // Primaries, hottest first (ties by expert id keep it deterministic): a strict total
         // order, so any sort gives the same sequence.
-        hottestFirst(load: load, into: &order)
+        hottestFirst(load: load, into: &order, from: hint)
         if dies.slotsPerDie == 1 { return oneSlotLayer(load: load, order: order, dies: dies.dies, singles: singles) }
         dies.reset()
         // Each expert's primary die (−1: none) in a flat buffer; the rows are built once after.
@@ -89,20 +107,61 @@ public struct ExpertPlacement: Sendable, Equatable {
         }
         // Redundant slots: the expert with the most load per replica, next.
         guard dies.hasFreeSlot else { return replicas }
-        var hottest = Heap<ExpertShare>()
-        hottest.reserveCapacity(experts)
-        for e in 0..<experts where !replicas[e].isEmpty { hottest.insert(ExpertShare(share: load[e], expert: e)) }
+        var hottest = MostLoadPerReplica(load: load, order: order, placed: { !replicas[$0].isEmpty })
         while dies.hasFreeSlot, let top = hottest.popMax() {
             let e = top.expert
             guard let d = dies.leastLoaded(excluding: replicas[e]) else { continue }
             let before = load[e] / Double(replicas[e].count)
             let after = load[e] / Double(replicas[e].count + 1)
             for host in replicas[e] { dies.adjust(after - before, on: host) }
-            replicas[e].append(d)
+            appendReplica(d, to: &replicas[e])
             dies.place(after, on: d)
             hottest.insert(ExpertShare(share: after, expert: e))
         }
         return replicas
+    }
+
+    /// Appends a replica's die to an expert's hosts. A one-host row shares its buffer with the
+    /// planner's table of singles, so the append would copy it into a growable buffer: a
+    /// two-element array is made directly instead (the same value).
+    @inline(__always)
+    static func appendReplica(_ die: Int, to hosts: inout [Int]) {
+        if hosts.count == 1 { hosts = [hosts[0], die] } else { hosts.append(die) }
+    }
+
+    /// ``hottestFirst(load:into:)`` starting from `hint`, a permutation of the experts in the
+    /// order an earlier, similar load sorted to (anything else is ignored): the keys are laid
+    /// out in that order and an insertion pass sorts them, handing over to the full sort if the
+    /// hint turns out far from the answer. The sequence is the same whatever the hint.
+    static func hottestFirst(load: UnsafeBufferPointer<Double>, into order: inout [Int32], from hint: [Int32]) {
+        let n = load.count
+        guard hint.count == n, n > 1, n <= Int(Int32.max), !load.contains(where: \.isNaN),
+              isPermutation(hint) else { return hottestFirst(load: load, into: &order) }
+        order.removeAll(keepingCapacity: true)
+        let keys = UnsafeMutableBufferPointer<HotterFirst>.allocate(capacity: n)
+        defer { keys.deallocate() }
+        hint.withUnsafeBufferPointer { hint in
+            for i in 0..<n {
+                let e = Int(hint[i])
+                keys[i] = HotterFirst(key: hotterFirstKey(load[e]), id: UInt32(truncatingIfNeeded: e))
+            }
+        }
+        HotterFirst.sortNearlySorted(keys, movesBudget: 3 * n)
+        for k in keys { order.append(Int32(truncatingIfNeeded: k.id)) }
+    }
+
+    /// Whether `ids` holds each of 0..<ids.count once.
+    static func isPermutation(_ ids: [Int32]) -> Bool {
+        let n = ids.count
+        let seen = UnsafeMutableBufferPointer<Bool>.allocate(capacity: n)
+        defer { seen.deallocate() }
+        seen.initialize(repeating: false)
+        for id in ids {
+            let i = Int(id)
+            guard i >= 0, i < n, !seen[i] else { return false }
+            seen[i] = true
+        }
+        return true
     }
 
     /// Expert ids by load, hottest first, lower id first on ties: a strict total order, so any
@@ -158,13 +217,11 @@ public struct ExpertPlacement: Sendable, Equatable {
             next += 1
         }
         guard next < dies else { return replicas }
-        var hottest = Heap<ExpertShare>()
-        hottest.reserveCapacity(experts)
-        for e in 0..<experts where !replicas[e].isEmpty { hottest.insert(ExpertShare(share: load[e], expert: e)) }
+        var hottest = MostLoadPerReplica(load: load, order: order, placed: { !replicas[$0].isEmpty })
         while next < dies, let top = hottest.popMax() {
             let e = top.expert
             let after = load[e] / Double(replicas[e].count + 1)
-            replicas[e].append(next)
+            appendReplica(next, to: &replicas[e])
             next += 1
             hottest.insert(ExpertShare(share: after, expert: e))
         }
@@ -219,6 +276,59 @@ struct ExpertShare: Comparable {
     static func < (a: Self, b: Self) -> Bool { (a.share, b.expert) < (b.share, a.expert) }
 }
 
+/// The hottest-first order of each layer's experts as the last greedy plan sorted them: where the
+/// next plan's sort starts (``ExpertPlacement/greedy(popularity:dies:slotsPerDie:orders:)``).
+/// Only the planning work depends on it, never the placement.
+public struct PlanningOrders: Sendable {
+    var layers: [[Int32]] = []
+    public init() {}
+}
+
+/// The planner's "expert with the highest load per replica" queue: what a max-heap of every
+/// placed expert's ``ExpertShare`` would pop, without building that heap (256 inserts per layer
+/// for some 32 redundant slots). An expert not yet replicated has its whole load as its share,
+/// so those come in the hottest-first order the primaries were placed in (the same strict order
+/// as ``ExpertShare``, ids breaking ties); only the few experts given a replica since wait in a
+/// small heap. Each pop takes the greater of the two heads.
+struct MostLoadPerReplica {
+    private let load: UnsafeBufferPointer<Double>
+    private let fresh: [Int32]
+    private var next = 0
+    private var replicated = Heap<ExpertShare>()
+
+    /// `order`: the experts hottest first (``ExpertPlacement/hottestFirst(load:into:)``);
+    /// `placed`: whether an expert got a primary (those that did not are not in the queue).
+    init(load: UnsafeBufferPointer<Double>, order: [Int32], placed: (Int) -> Bool) {
+        self.load = load
+        guard !load.contains(where: \.isNaN) else {
+            // No strict order to merge with (a NaN load never comes from traffic): the whole heap.
+            fresh = []
+            for e in 0..<load.count where placed(e) { replicated.insert(ExpertShare(share: load[e], expert: e)) }
+            return
+        }
+        // Placed experts are a prefix of the order (primaries go hottest first until the slots
+        // run out), but filter anyway: the queue holds exactly the placed ones.
+        var fresh = order
+        if let firstUnplaced = order.firstIndex(where: { !placed(Int($0)) }) {
+            fresh = Array(order[..<firstUnplaced]) + order[firstUnplaced...].filter { placed(Int($0)) }
+        }
+        self.fresh = fresh
+    }
+
+    /// The expert with the most load per replica (lower id on ties), removed from the queue.
+    mutating func popMax() -> ExpertShare? {
+        let candidate = next < fresh.count
+            ? ExpertShare(share: load[Int(fresh[next])], expert: Int(fresh[next])) : nil
+        guard let candidate else { return replicated.popMax() }
+        if let top = replicated.max, candidate < top { return replicated.popMax() }
+        next += 1
+        return candidate
+    }
+
+    /// An expert back in the queue with its share after one more replica.
+    mutating func insert(_ share: ExpertShare) { replicated.insert(share) }
+}
+
 /// An expert's place in the hottest-first order: ``ExpertPlacement/hotterFirstKey(_:)`` of its
 /// load, then its id. Keys are distinct (ids are), so the order is strict and any correct sort
 /// gives the same sequence.
@@ -228,6 +338,25 @@ struct HotterFirst {
 
     @inline(__always)
     static func < (a: Self, b: Self) -> Bool { a.key < b.key || (a.key == b.key && a.id < b.id) }
+
+    /// Ascending in place for a buffer that is probably nearly sorted: insertion sort while it
+    /// has moved at most `movesBudget` elements, then ``sort(_:)`` on what it has (the same
+    /// result: the order is strict).
+    static func sortNearlySorted(_ a: UnsafeMutableBufferPointer<HotterFirst>, movesBudget: Int) {
+        guard a.count > 1 else { return }
+        var moves = 0
+        for i in 1..<a.count {
+            let x = a[i]
+            var j = i - 1
+            while j >= 0, x < a[j] {
+                a[j + 1] = a[j]
+                j -= 1
+            }
+            a[j + 1] = x
+            moves += i - 1 - j
+            if moves > movesBudget { return sort(a) }
+        }
+    }
 
     /// Ascending in place: quicksort (median of three) down to runs of 16, then one insertion
     /// sort pass over the whole buffer.
@@ -390,6 +519,7 @@ struct DiePool {
     }
 
     /// Puts a replica carrying `share` on a die just returned by ``leastLoaded(excluding:)``.
+    @inline(__always)
     mutating func place(_ share: Double, on die: Int) {
         storage.load[die] += share
         storage.free[die] -= 1

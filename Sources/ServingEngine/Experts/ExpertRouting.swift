@@ -26,8 +26,9 @@ public struct ExpertRouting: Sendable {
     private var hottestShare: [Double] = [] { didSet { hottestShareSum = hottestShare.reduce(0, +) } }
     private var hottestShareSum = 0.0
     /// Token-expert pairs per layer and expert since the last `takeWindow()`. Popularity is
-    /// piecewise constant, so tokens are summed per segment and folded in when it changes.
-    private var windowCounts: [[Double]]
+    /// piecewise constant, so tokens are summed per segment and kept as (pairs, popularity)
+    /// segments; the per-expert table is built only when a face reads the heat.
+    private var window = HeatWindow()
     private var segmentPairs = 0.0
     /// Whether to keep the per-expert window counts (only the instance the console shows needs them).
     public var recordsHeat = true
@@ -44,7 +45,7 @@ public struct ExpertRouting: Sendable {
         self.slotsPerDie = slotsPerDie
         self.popularity = popularity
         rng = RandomStreams(seed: seed).stream("expert-routing")
-        windowCounts = Array(repeating: Array(repeating: 0, count: shape.experts), count: shape.moeLayers)
+        window = HeatWindow(shape: shape)
         let initial = placement ?? .roundRobin(experts: shape.experts, layers: shape.moeLayers, dies: dies,
                                                 slotsPerDie: slotsPerDie)
         self.placement = initial
@@ -113,6 +114,17 @@ public struct ExpertRouting: Sendable {
         return sum.map { $0 / Double(max(1, shape.moeLayers)) }
     }
 
+    /// `placement.imbalance(popularity: counts)`, the same bits, through the flattened placement
+    /// when the whole placement serves (no swap under way: what EPLB asks between swaps), which
+    /// walks flat arrays instead of 58 × 256 nested ones.
+    public func placementImbalance(popularity counts: ExpertPopularity) -> Double {
+        guard !placement.layers.isEmpty, flat.isFlattening(placement) else {
+            return placement.imbalance(popularity: counts)
+        }
+        return flat.hottestShares(popularity: counts).reduce(0, +) / Double(placement.layers.count)
+            * Double(placement.dies)
+    }
+
     /// Expected imbalance (max/mean per-die load, averaged over layers) of the serving placement.
     public var expectedImbalance: Double {
         hottestShare.isEmpty ? 1 : hottestShare.reduce(0, +) / Double(hottestShare.count) * Double(dies)
@@ -120,10 +132,13 @@ public struct ExpertRouting: Sendable {
 
     /// Token-expert pairs per layer and expert routed since the last call (the collect kernel's
     /// counts of system.md §4), then starts a new window.
-    public mutating func takeWindow() -> [[Double]] {
+    public mutating func takeWindow() -> [[Double]] { takeHeatWindow().counts }
+
+    /// ``takeWindow()`` as its segments: the counts are built only if read (``HeatWindow/counts``).
+    public mutating func takeHeatWindow() -> HeatWindow {
         foldSegment()
-        defer { windowCounts = Array(repeating: Array(repeating: 0, count: shape.experts), count: shape.moeLayers) }
-        return windowCounts
+        defer { window = HeatWindow(shape: shape) }
+        return window
     }
 
     /// The load the collect kernel counted since the window opened, per layer and expert
@@ -168,10 +183,7 @@ public struct ExpertRouting: Sendable {
 
     private mutating func foldSegment() {
         guard segmentPairs > 0, recordsHeat else { return }
-        let perExpert = segmentPairs / Double(shape.experts)
-        for l in windowCounts.indices {
-            for e in windowCounts[l].indices { windowCounts[l][e] += perExpert * popularity.layers[l][e] }
-        }
+        window.segments.append((segmentPairs / Double(shape.experts), popularity))
         segmentPairs = 0
     }
 
@@ -240,6 +252,16 @@ struct FlatPlacement {
         layerStart = starts
     }
 
+    /// Whether this flattens `placement` itself: the same layer buffer (a copy of the same value),
+    /// so no element needs comparing.
+    func isFlattening(_ placement: ExpertPlacement) -> Bool {
+        guard source.dies == placement.dies, source.slotsPerDie == placement.slotsPerDie,
+              source.layers.count == placement.layers.count else { return false }
+        let mine = source.layers.withUnsafeBufferPointer { $0.baseAddress }
+        let theirs = placement.layers.withUnsafeBufferPointer { $0.baseAddress }
+        return mine != nil && mine == theirs
+    }
+
     /// ``hottestShares(popularity:)`` of `placement` walked in place: the same slots in the same
     /// order with the same arithmetic (so the same bits), without building the flat arrays.
     static func hottestShares(of placement: ExpertPlacement, popularity: ExpertPopularity) -> [Double] {
@@ -295,5 +317,42 @@ struct FlatPlacement {
             }
         }
         return shares
+    }
+}
+
+/// One heat window of ``ExpertRouting``: the (pairs per expert, popularity) segments folded into
+/// it, in order. The per-layer, per-expert counts (``counts``) are the segments summed element by
+/// element in that order — the same additions, so the same bits, as folding each segment into a
+/// table when it closed — but built only when read: the window closes every 5 simulated seconds
+/// and only a face's snapshot looks at it (folding 58 × 256 counts per segment was 6% of a replay).
+public struct HeatWindow: Sendable {
+    var shape = ModelSpecShape(moeLayers: 0, experts: 0)
+    var segments: [(perExpert: Double, popularity: ExpertPopularity)] = []
+
+    init() {}
+    init(shape: ModelSpecShape) { self.shape = shape }
+
+    /// Token-expert pairs per layer and expert.
+    public var counts: [[Double]] {
+        (0..<shape.moeLayers).map { layer($0) }
+    }
+
+    /// Whether the first layer counted any pair (the engine keeps a window as the heat only then).
+    public var countedAny: Bool {
+        shape.moeLayers > 0 && layer(0).contains(where: { $0 > 0 })
+    }
+
+    public var isEmpty: Bool { shape.moeLayers == 0 }
+
+    func layer(_ l: Int) -> [Double] {
+        var row = [Double](repeating: 0, count: shape.experts)
+        row.withUnsafeMutableBufferPointer { out in
+            for (perExpert, popularity) in segments {
+                popularity.layers[l].withUnsafeBufferPointer { p in
+                    for e in 0..<min(out.count, p.count) { out[e] += perExpert * p[e] }
+                }
+            }
+        }
+        return row
     }
 }

@@ -16,7 +16,9 @@ public struct ExpertTraffic: Sendable {
     public private(set) var profiles: [String: ExpertPopularity]
     public private(set) var mix: [String: Double]
     public private(set) var popularity: ExpertPopularity
-    private var drift: [[Double]]
+    /// The drift's log-factors, layer by layer (`drift[l * experts + e]`): one flat buffer, so a
+    /// step writes 58 × 256 elements without a nested-array uniqueness check per element.
+    private var drift: [Double]
     private var rng: RandomStream
     /// Random-walk step of the drift per √second (documented default: the papers give no rate).
     public var driftPerRootSecond = 0.02
@@ -34,7 +36,7 @@ public struct ExpertTraffic: Sendable {
         // set to wander: a drift would turn it into a lognormal skew the bench does not have.
         if !skewed { driftPerRootSecond = 0 }
         mix = Dictionary(uniqueKeysWithValues: classes.map { ($0, 1 / Double(classes.count)) })
-        drift = Array(repeating: Array(repeating: 0, count: shape.experts), count: shape.moeLayers)
+        drift = Array(repeating: 0, count: shape.moeLayers * shape.experts)
         rng = streams.stream("expert-drift")
         popularity = .uniform(layers: shape.moeLayers, experts: shape.experts)
         recompute()
@@ -53,10 +55,9 @@ public struct ExpertTraffic: Sendable {
     public mutating func advanceDrift(seconds: Double) {
         guard seconds > 0, driftPerRootSecond > 0 else { return }
         let sigma = driftPerRootSecond * seconds.squareRoot()
-        for l in drift.indices {
-            for e in drift[l].indices {
-                drift[l][e] = Self.driftRetention * drift[l][e] + sigma * Normal.standard(using: &rng)
-            }
+        // Layer by layer, expert by expert: the draws in the order of the nested walk before.
+        drift.withUnsafeMutableBufferPointer { drift in
+            for i in drift.indices { drift[i] = Self.driftRetention * drift[i] + sigma * Normal.standard(using: &rng) }
         }
         recompute()
     }
@@ -79,10 +80,8 @@ public struct ExpertTraffic: Sendable {
         let variance = decayLater * firstVariance + stepVariance * (1 - decayLater) / (1 - a * a)
         let sigma = variance.squareRoot()
         let retention = Foundation.pow(a, steps)
-        for l in drift.indices {
-            for e in drift[l].indices {
-                drift[l][e] = retention * drift[l][e] + sigma * Normal.standard(using: &rng)
-            }
+        drift.withUnsafeMutableBufferPointer { drift in
+            for i in drift.indices { drift[i] = retention * drift[i] + sigma * Normal.standard(using: &rng) }
         }
         recompute()
     }
@@ -108,8 +107,9 @@ public struct ExpertTraffic: Sendable {
                         for e in 0..<experts { row[e] += weight * p[e] }
                     }
                 }
-                drift[l].withUnsafeBufferPointer { drift in
-                    for e in 0..<experts { row[e] *= Foundation.exp(drift[e]) }
+                drift.withUnsafeBufferPointer { drift in
+                    let base = l * experts
+                    for e in 0..<experts { row[e] *= Foundation.exp(drift[base + e]) }
                 }
             }
             let mean = row.reduce(0, +) / Double(experts)
