@@ -53,7 +53,9 @@ struct PrefixIndex: Sendable {
     /// A lookup that, on a miss, also finds the slot to register in: one probe for a
     /// lookup-then-insert (a prefill registers most of its prompt blocks, nearly all new, and
     /// each probe of a ¾-full table reads several blocks' keys). On a miss that would take the
-    /// table past ¾ it grows first, exactly when ``insert(_:hash:keys:)`` would.
+    /// table past ¾ it grows first, exactly when ``insert(_:hash:keys:)`` would. Inlined: the
+    /// pooled tier probes every key of every finished prompt, most of them hits.
+    @inline(__always)
     mutating func probe(for hash: UInt64, keys: [UInt64]) -> Probe {
         if !slots.isEmpty {
             let mask = slots.count - 1
