@@ -23,6 +23,9 @@ final class JobExecutor {
     private(set) var decodeGroupBlocks = Int.max
     private(set) var routing: any RequestRoutingPolicy
     private(set) var decodeBalancing: any DecodeBalancingPolicy
+    /// The candidate list's buffer, reused from one routing decision to the next (emptied before
+    /// each; a copy of the JE starts with none, so nothing carries between forks).
+    private var candidateBuffer: [Int] = []
 
     enum Admission {
         case placed(prefillTE: Int)
@@ -84,8 +87,14 @@ final class JobExecutor {
     /// work and are under the admission bound, the routing policy's choice. Nil when none can.
     /// TEs that scaling holds off (starting or scaled in) are outside the pool.
     func requeueTarget(for request: RequestState, instances: [InstanceState]) -> Int? {
-        let candidates = instances.indices.filter {
-            instances[$0].hasPrefill && instances[$0].available && instances[$0].waiting < maxWaitingPerPrefillTE
+        // The reused buffer: a filter allocated and grew a new array a few times per arrival.
+        var candidates: [Int] = []
+        swap(&candidates, &candidateBuffer)
+        defer { swap(&candidates, &candidateBuffer) }
+        candidates.removeAll(keepingCapacity: true)
+        for index in instances.indices
+        where instances[index].hasPrefill && instances[index].available && instances[index].waiting < maxWaitingPerPrefillTE {
+            candidates.append(index)
         }
         guard !candidates.isEmpty else { return nil }
         let pool = PrefillPool(instances: instances, candidates: candidates, longPromptTokens: longPromptTokens)

@@ -34,10 +34,10 @@ extension ServingEngine {
             let needed = Saturating.ceilDiv(request.totalTokens, blockTokens)
             // Read in place: copying the manager retains each of its buffers.
             guard needed <= instances[index].dp[g].kv.freeBlocks - instances[index].dp[g].kv.reservedBlocks else { return }
+            // Blocks for the prompt and the reservation for the expected output in one call.
             guard instances[index].dp[g].kv.allocate(requestID: id, promptTokens: request.promptTokens,
-                                                     chainedHashes: []) != nil
+                                                     chainedHashes: [], expectedTotalTokens: request.totalTokens) != nil
             else { return }
-            instances[index].dp[g].kv.reserve(requestID: id, expectedTotalTokens: request.totalTokens)
             instances[index].dp[g].slots += 1
             instances[index].noteDecodeLoadChanged(g)
             instances[index].transferQueue.removeFirst()
@@ -56,6 +56,11 @@ extension ServingEngine {
         (r.totalTokens, r.spec.promptTokens, r.prefillInstance)
     }
 
+    /// Where a transfer's KV comes from and goes to, read in place.
+    private static func transferEnds(_ r: inout RequestState) -> (prefillInstance: Int, prefillGroup: Int, decodeInstance: Int) {
+        (r.prefillInstance, r.prefillGroup, r.decodeInstance)
+    }
+
     /// One transfer at a time per prefill–decode pair; time from the fabric model.
     func startTransfer(_ c: Int) {
         guard let id = kvTransfer.nextToStart(c), let slot = requests.index(forKey: id) else { return }
@@ -72,15 +77,16 @@ extension ServingEngine {
     func finishTransfer(_ c: Int) {
         guard acceptTransferDone(c) else { return }
         guard let id = kvTransfer.finish(c), let slot = requests.index(forKey: id) else { return }
-        let request = requests.values[slot]
-        observeTransfer(c, request: request)
+        // Read in place; the whole RequestState is copied only for a transfer observer.
+        if telemetry.observers.transfer != nil { observeTransfer(c, request: requests.values[slot]) }
+        let (prefillInstance, prefillGroup, decodeInstance) = Self.transferEnds(&requests.values[slot])
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
-        instances[request.prefillInstance].dp[request.prefillGroup].kv.free(requestID: id)
+        instances[prefillInstance].dp[prefillGroup].kv.free(requestID: id)
         requests.values[slot].stage = .decode
         requests.values[slot].times.transferEndedAt = now
-        instances[request.decodeInstance].joining.append(id)
-        startStepIfIdle(request.decodeInstance)
-        startStepIfIdle(request.prefillInstance)
+        instances[decodeInstance].joining.append(id)
+        startStepIfIdle(decodeInstance)
+        startStepIfIdle(prefillInstance)
         startTransfer(c)
     }
 

@@ -37,7 +37,37 @@ public struct InFlightCensus: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// Where the census found a request, without its name: a place's name is a string built only
+/// when a problem names it (the walk visits every in-flight request, tens of thousands at
+/// saturation, and formatted a name per DP group and a dictionary of names per request).
+private struct CensusPlace {
+    enum Kind: UInt8 { case prefillQueue, transferQueue, joiners, decodeBatch, channel }
+    var kind: Kind
+    /// The instance (the channel for `.channel`).
+    var index: Int32
+    /// The DP group, for `.prefillQueue`.
+    var group: Int32
+    init(_ kind: Kind, _ index: Int, group: Int = 0) {
+        self.kind = kind
+        self.index = Int32(truncatingIfNeeded: index)
+        self.group = Int32(truncatingIfNeeded: group)
+    }
+}
+
 extension ServingEngine {
+    /// The name a census problem gives a place.
+    private func censusName(_ p: CensusPlace) -> String {
+        let i = Int(p.index)
+        switch p.kind {
+        case .prefillQueue: return "\(instances[i].name)/dp\(p.group) prefill queue"
+        case .transferQueue: return "\(instances[i].name) transfer queue"
+        case .joiners: return "\(instances[i].name) joiners"
+        case .decodeBatch: return "\(instances[i].name) decode batch"
+        case .channel:
+            return "KV channel \(instances[channels[i].prefillInstance].name) → \(instances[channels[i].decodeInstance].name)"
+        }
+    }
+
     /// Walks every structure that can hold a request — prefill queues (and the batches drawn
     /// from them), the decode TEs' transfer queues, the KV transfer channels, joiners and running
     /// decode batches — and counts each request once, by place. Checks on the way that each
@@ -52,38 +82,57 @@ extension ServingEngine {
         var census = InFlightCensus()
         var problems: [String] = []
         /// Where each request was found: for duplicates and the orphan check.
-        var seen: [Int: String] = [:]
-        /// KV sequences the walk expects per (instance, group), to compare with the managers.
-        var holders: [Int: [Int: Int]] = [:]
-        /// Per (instance, group): expected slots, running requests and their prompt tokens.
-        var slots: [Int: [Int: Int]] = [:]
-        var running: [Int: [Int: Int]] = [:]
-        var promptSum: [Int: [Int: Int]] = [:]
+        var seen = IDTable<CensusPlace>()
+        /// Per DP group (all instances' groups in order, from `groupBase[instance]`): KV
+        /// sequences the walk expects, to compare with the managers; expected slots, running
+        /// requests and their prompt tokens.
+        var groupBase: [Int] = []
+        groupBase.reserveCapacity(instances.count)
+        var groupCount = 0
+        for i in instances.indices {
+            groupBase.append(groupCount)
+            groupCount += instances[i].dp.count
+        }
+        var holders = [Int](repeating: 0, count: groupCount)
+        var slots = [Int](repeating: 0, count: groupCount)
+        var running = [Int](repeating: 0, count: groupCount)
+        var promptSum = [Int](repeating: 0, count: groupCount)
+        func exists(_ i: Int, _ g: Int) -> Bool { instances.indices.contains(i) && instances[i].dp.indices.contains(g) }
 
-        func place(_ id: Int, _ where_: String, stages: Set<RequestStage>) -> RequestState? {
+        func place(_ id: Int, _ where_: CensusPlace, stages: (RequestStage, RequestStage?)) -> RequestState? {
             if let other = seen[id] {
-                problems.append("request \(id) is in \(other) and in \(where_)")
+                problems.append("request \(id) is in \(censusName(other)) and in \(censusName(where_))")
                 return nil
             }
             seen[id] = where_
             guard let request = requests[id] else {
-                problems.append("\(where_) holds request \(id), which the engine does not hold")
+                problems.append("\(censusName(where_)) holds request \(id), which the engine does not hold")
                 return nil
             }
-            if !stages.contains(request.stage) {
-                problems.append("request \(id) in \(where_) has stage \(request.stage.rawValue)")
+            if request.stage != stages.0 && request.stage != stages.1 {
+                problems.append("request \(id) in \(censusName(where_)) has stage \(request.stage.rawValue)")
             }
             if id >= Self.firstExternalID { census.external += 1 }
             return request
         }
-        func expectKV(_ id: Int, instance i: Int, group g: Int, _ where_: String) {
-            guard instances.indices.contains(i), instances[i].dp.indices.contains(g) else {
-                problems.append("request \(id) in \(where_) points at \(i)/dp\(g), which does not exist")
+        func expectKV(_ id: Int, instance i: Int, group g: Int, _ where_: CensusPlace) {
+            guard exists(i, g) else {
+                problems.append("request \(id) in \(censusName(where_)) points at \(i)/dp\(g), which does not exist")
                 return
             }
-            holders[i, default: [:]][g, default: 0] += 1
+            holders[groupBase[i] + g] += 1
             if !instances[i].dp[g].kv.contains(requestID: id) {
-                problems.append("request \(id) in \(where_) holds no KV on \(instances[i].name)/dp\(g)")
+                problems.append("request \(id) in \(censusName(where_)) holds no KV on \(instances[i].name)/dp\(g)")
+            }
+        }
+        /// A slot (and, in a decode batch, a running request) counted for decode group `g` of
+        /// `i`; a group that does not exist was reported by `expectKV` and has no counters.
+        func countSlot(_ i: Int, _ g: Int, runningPrompt: Int? = nil) {
+            guard exists(i, g) else { return }
+            slots[groupBase[i] + g] += 1
+            if let prompt = runningPrompt {
+                running[groupBase[i] + g] += 1
+                promptSum[groupBase[i] + g] += prompt
             }
         }
 
@@ -92,120 +141,125 @@ extension ServingEngine {
             var waiting = 0
             for g in instances[i].dp.indices {
                 let group = instances[i].dp[g]
-                let name = "\(instances[i].name)/dp\(g) prefill queue"
+                let here = CensusPlace(.prefillQueue, i, group: g)
                 var remaining = 0
                 for id in group.prefillQueue {
-                    guard let r = place(id, name, stages: [.queued, .prefill]) else { continue }
+                    guard let r = place(id, here, stages: (.queued, .prefill)) else { continue }
                     if r.prefillInstance != i || r.prefillGroup != g {
-                        problems.append("request \(id) in \(name) thinks it is on \(r.prefillInstance)/dp\(r.prefillGroup)")
+                        problems.append("request \(id) in \(censusName(here)) thinks it is on \(r.prefillInstance)/dp\(r.prefillGroup)")
                     }
                     remaining += r.remainingPrefill
                     if r.allocated {
                         census.prefilling += 1
-                        expectKV(id, instance: i, group: g, name)
-                        if colocated { slots[i, default: [:]][g, default: 0] += 1 }
+                        expectKV(id, instance: i, group: g, here)
+                        if colocated { countSlot(i, g) }
                     } else {
                         census.prefillQueued += 1
                         waiting += 1
-                        if group.kv.contains(requestID: id) { problems.append("request \(id) in \(name) holds KV before allocation") }
+                        if group.kv.contains(requestID: id) { problems.append("request \(id) in \(censusName(here)) holds KV before allocation") }
                     }
                 }
                 if remaining != group.queuedTokens {
                     problems.append("\(instances[i].name)/dp\(g): queued tokens \(group.queuedTokens) but its queue has \(remaining) left")
                 }
-                let queued = Set(group.prefillQueue)
-                for (id, _) in group.batch where !queued.contains(id) {
-                    problems.append("\(instances[i].name)/dp\(g): batch holds request \(id), which is not in its queue")
+                if !group.batch.isEmpty {
+                    let queued = Set(group.prefillQueue)
+                    for (id, _) in group.batch where !queued.contains(id) {
+                        problems.append("\(instances[i].name)/dp\(g): batch holds request \(id), which is not in its queue")
+                    }
                 }
             }
             if waiting != instances[i].waiting {
                 problems.append("\(instances[i].name): waiting \(instances[i].waiting) but \(waiting) unallocated requests queued")
             }
 
-            let backlog = "\(instances[i].name) transfer queue"
+            let backlog = CensusPlace(.transferQueue, i)
             for id in instances[i].transferQueue {
-                guard let r = place(id, backlog, stages: [.transfer]) else { continue }
+                guard let r = place(id, backlog, stages: (.transfer, nil)) else { continue }
                 census.awaitingDecode += 1
-                if r.decodeInstance != i { problems.append("request \(id) in \(backlog) thinks it goes to \(r.decodeInstance)") }
+                if r.decodeInstance != i { problems.append("request \(id) in \(censusName(backlog)) thinks it goes to \(r.decodeInstance)") }
                 // Not pulled yet: only the prefill copy exists.
                 expectKV(id, instance: r.prefillInstance, group: r.prefillGroup, backlog)
             }
 
-            let joiners = "\(instances[i].name) joiners"
+            let joiners = CensusPlace(.joiners, i)
             for id in instances[i].joining {
-                guard let r = place(id, joiners, stages: [.decode]) else { continue }
+                guard let r = place(id, joiners, stages: (.decode, nil)) else { continue }
                 census.joining += 1
-                if r.decodeInstance != i { problems.append("request \(id) in \(joiners) thinks it decodes on \(r.decodeInstance)") }
+                if r.decodeInstance != i { problems.append("request \(id) in \(censusName(joiners)) thinks it decodes on \(r.decodeInstance)") }
                 expectKV(id, instance: i, group: r.decodeGroup, joiners)
-                slots[i, default: [:]][r.decodeGroup, default: 0] += 1
+                countSlot(i, r.decodeGroup)
             }
 
-            let batch = "\(instances[i].name) decode batch"
+            let batch = CensusPlace(.decodeBatch, i)
             for (step, ids) in instances[i].finishing {
                 if step <= instances[i].stepIndex && !ids.isEmpty {
                     problems.append("\(instances[i].name): \(ids.count) requests due at step \(step), already past (step \(instances[i].stepIndex))")
                 }
                 for id in ids {
-                    guard let r = place(id, batch, stages: [.decode]) else { continue }
+                    guard let r = place(id, batch, stages: (.decode, nil)) else { continue }
                     census.decoding += 1
                     if r.decodeInstance != i || r.finishStep != step {
-                        problems.append("request \(id) in \(batch) at step \(step) thinks it is on \(r.decodeInstance), step \(r.finishStep)")
+                        problems.append("request \(id) in \(censusName(batch)) at step \(step) thinks it is on \(r.decodeInstance), step \(r.finishStep)")
                     }
                     expectKV(id, instance: i, group: r.decodeGroup, batch)
-                    slots[i, default: [:]][r.decodeGroup, default: 0] += 1
-                    running[i, default: [:]][r.decodeGroup, default: 0] += 1
-                    promptSum[i, default: [:]][r.decodeGroup, default: 0] += r.spec.promptTokens
+                    countSlot(i, r.decodeGroup, runningPrompt: r.spec.promptTokens)
                 }
             }
-            let runningSet = Set(instances[i].finishing.values.joined())
-            for id in instances[i].firstStep where !runningSet.contains(id) {
-                problems.append("\(instances[i].name): request \(id) takes its first step but is not in the decode batch")
+            if !instances[i].firstStep.isEmpty {
+                var runningSet = Set<Int>()
+                for ids in instances[i].finishing.values { for id in ids { runningSet.insert(id) } }
+                for id in instances[i].firstStep where !runningSet.contains(id) {
+                    problems.append("\(instances[i].name): request \(id) takes its first step but is not in the decode batch")
+                }
             }
         }
 
         for c in channels.indices {
-            let name = "KV channel \(instances[channels[c].prefillInstance].name) → \(instances[channels[c].decodeInstance].name)"
+            let here = CensusPlace(.channel, c)
             for id in channels[c].queue {
-                guard let r = place(id, name, stages: [.transfer]) else { continue }
+                guard let r = place(id, here, stages: (.transfer, nil)) else { continue }
                 census.transferring += 1
                 if r.prefillInstance != channels[c].prefillInstance || r.decodeInstance != channels[c].decodeInstance {
-                    problems.append("request \(id) on \(name) thinks it moves \(r.prefillInstance) → \(r.decodeInstance)")
+                    problems.append("request \(id) on \(censusName(here)) thinks it moves \(r.prefillInstance) → \(r.decodeInstance)")
                 }
                 // Pulled: the prefill copy is still there and decode KV is held for it.
-                expectKV(id, instance: r.prefillInstance, group: r.prefillGroup, name)
-                expectKV(id, instance: r.decodeInstance, group: r.decodeGroup, name)
-                slots[r.decodeInstance, default: [:]][r.decodeGroup, default: 0] += 1
+                expectKV(id, instance: r.prefillInstance, group: r.prefillGroup, here)
+                expectKV(id, instance: r.decodeInstance, group: r.decodeGroup, here)
+                countSlot(r.decodeInstance, r.decodeGroup)
             }
-            if channels[c].busy && channels[c].queue.isEmpty { problems.append("\(name) is busy with nothing to move") }
+            if channels[c].busy && channels[c].queue.isEmpty { problems.append("\(censusName(here)) is busy with nothing to move") }
         }
 
-        for (id, r) in requests where seen[id] == nil {
-            problems.append("request \(id) (stage \(r.stage)) is held by the engine but sits in no queue, channel or batch")
+        for id in requests.keys where seen[id] == nil {
+            let stage = requests[id].map { "\($0.stage)" } ?? "?"
+            problems.append("request \(id) (stage \(stage)) is held by the engine but sits in no queue, channel or batch")
         }
 
         // Every DP group's counters and KV holders against the walk (HBM masks hold blocks as
         // pseudo-requests).
-        var masks: [Int: [Int: Int]] = [:]
-        for m in faults.hbmMasks.values { masks[m.instance, default: [:]][m.group, default: 0] += 1 }
+        var masks = [Int](repeating: 0, count: groupCount)
+        for m in faults.hbmMasks.values where exists(m.instance, m.group) { masks[groupBase[m.instance] + m.group] += 1 }
         for i in instances.indices {
             for g in instances[i].dp.indices {
                 let group = instances[i].dp[g]
-                let name = "\(instances[i].name)/dp\(g)"
-                let live = holders[i]?[g] ?? 0
-                let masked = masks[i]?[g] ?? 0
+                func name() -> String { "\(instances[i].name)/dp\(g)" }
+                let k = groupBase[i] + g
+                let live = holders[k]
+                let masked = masks[k]
                 if group.kv.liveRequests != live + masked {
-                    problems.append("\(name): \(group.kv.liveRequests) KV sequences but \(live) requests hold KV there"
+                    problems.append("\(name()): \(group.kv.liveRequests) KV sequences but \(live) requests hold KV there"
                         + (masked > 0 ? " (+\(masked) HBM masks)" : ""))
                 }
                 guard instances[i].hasDecode else { continue }
-                if group.slots != slots[i]?[g] ?? 0 {
-                    problems.append("\(name): \(group.slots) slots taken but \(slots[i]?[g] ?? 0) requests hold one")
+                if group.slots != slots[k] {
+                    problems.append("\(name()): \(group.slots) slots taken but \(slots[k]) requests hold one")
                 }
-                if group.running != running[i]?[g] ?? 0 {
-                    problems.append("\(name): running \(group.running) but \(running[i]?[g] ?? 0) in its decode batch")
+                if group.running != running[k] {
+                    problems.append("\(name()): running \(group.running) but \(running[k]) in its decode batch")
                 }
-                if group.promptSum != promptSum[i]?[g] ?? 0 {
-                    problems.append("\(name): prompt sum \(group.promptSum) but its batch has \(promptSum[i]?[g] ?? 0)")
+                if group.promptSum != promptSum[k] {
+                    problems.append("\(name()): prompt sum \(group.promptSum) but its batch has \(promptSum[k])")
                 }
             }
         }

@@ -6,17 +6,19 @@ extension ServingEngine {
     /// request where its estimated cost is lowest — queued uncached tokens plus this request's
     /// uncached tokens, so a group that already caches the prefix is cheaper.
     func placeOnPrefillGroup(_ id: Int, instance index: Int) {
-        guard var request = requests[id] else { return }
+        // Read and changed in place through the request's slot (a copy of the RequestState and
+        // back retained and released its arrays and re-hashed its id).
+        guard let slot = requests.index(forKey: id) else { return }
+        let (promptTokens, chainedKeys) = Self.placementView(&requests.values[slot])
         var best = -1
         var bestCost = Int.max
         var bestEstimate = 0
         // Read through the groups' buffer (no copy of a group's block manager per probe).
         instances[index].dp.withUnsafeBufferPointer { groups in
             for g in groups.indices where !groups[g].drained {
-                let hits = request.chainedKeys.isEmpty ? 0
-                    : groups[g].kv.cachedPrefixTokens(promptTokens: request.spec.promptTokens,
-                                                      chainedHashes: request.chainedKeys)
-                let uncached = request.spec.promptTokens - hits
+                let hits = chainedKeys.isEmpty ? 0
+                    : groups[g].kv.cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
+                let uncached = promptTokens - hits
                 let cost = Saturating.add(groups[g].queuedTokens, uncached)
                 if cost < bestCost {
                     best = g
@@ -26,13 +28,17 @@ extension ServingEngine {
             }
         }
         precondition(best >= 0, "the JE only picks TEs with an undrained DP group")
-        request.prefillGroup = best
-        request.remainingPrefill = bestEstimate
-        requests[id] = request
+        requests.values[slot].prefillGroup = best
+        requests.values[slot].remainingPrefill = bestEstimate
         instances[index].dp[best].prefillQueue.append(id)
         instances[index].dp[best].queuedTokens += bestEstimate
         instances[index].waiting += 1
         startStepIfIdle(index)
+    }
+
+    /// What the prefill leader reads of a request, taken in place.
+    private static func placementView(_ r: inout RequestState) -> (promptTokens: Int, chainedKeys: [UInt64]) {
+        (r.spec.promptTokens, r.chainedKeys)
     }
 
     /// New prompt tokens one DP group may put in one batch or step.
@@ -149,13 +155,12 @@ extension ServingEngine {
                     guard group.slots < batchLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
                     else { break }
                 }
+                // A colocated request's reservation for its output is made in the same call.
                 guard let allocation = group.kv.allocate(requestID: id, promptTokens: view.promptTokens,
-                                                         chainedHashes: view.chainedKeys)
+                                                         chainedHashes: view.chainedKeys,
+                                                         expectedTotalTokens: colocated ? view.totalTokens : 0)
                 else { break }
-                if colocated {
-                    group.kv.reserve(requestID: id, expectedTotalTokens: view.totalTokens)
-                    group.slots += 1
-                }
+                if colocated { group.slots += 1 }
                 // Blocks the group's own cache lacks may sit in the pooled DRAM tier: loaded over UB
                 // instead of recomputed.
                 let pooled = pool == nil ? 0 : poolHit(requests.values[slot], localHitTokens: allocation.hitTokens)
@@ -201,7 +206,10 @@ extension ServingEngine {
                     instances[index].joining.append(head)
                 } else {
                     // The prompt's KV is written back to the pooled tier for later turns.
-                    if pool != nil, let keys = requests[head]?.chainedKeys, !keys.isEmpty { pool!.insert(chainedHashes: keys) }
+                    if pool != nil {
+                        let keys = Self.placementView(&requests.values[slot]).chainedKeys
+                        if !keys.isEmpty { pool!.insert(chainedHashes: keys) }
+                    }
                     registerTransfer(head)
                 }
             }

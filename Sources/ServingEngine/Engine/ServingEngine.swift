@@ -272,7 +272,8 @@ public final class ServingEngine {
             arrivalsAtInstant = 0
         }
         let event = queue.schedule(at: at, .arrival(spec))
-        if workload is SyntheticWorkload { scheduledArrival = (event, spec, at) }
+        // The dynamic type compared, not `is` (a cast copied the whole generator per arrival).
+        if type(of: workload) == SyntheticWorkload.self { scheduledArrival = (event, spec, at) }
     }
 
     func arrive(_ spec: RequestSpec) {
@@ -291,7 +292,7 @@ public final class ServingEngine {
         let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
         var request = RequestState(spec: spec, chainedKeys: PrefixHashes.chain(keys))
-        guard requests[spec.id] == nil else {
+        guard requests.index(forKey: spec.id) == nil else {
             reject(spec, reason: "request id \(spec.id) is already in flight", kind: "request id already in flight")
             return
         }

@@ -52,6 +52,7 @@ struct BlockLRU {
 
     /// Makes a member the most recently used: `remove` then `append` in one relink, nothing
     /// when it already is (a pooled prefix refreshes every block it matches).
+    @inline(__always)
     mutating func touch(_ id: Int) {
         let link = links[id]
         precondition(link.previous != Self.outside)

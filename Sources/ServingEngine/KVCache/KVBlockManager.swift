@@ -137,38 +137,51 @@ public struct KVBlockManager: Sendable {
 
     /// As ``allocate(requestID:promptTokens:prefixHashes:)`` with keys already chained by
     /// ``PrefixHashes/chain(_:)`` (the engine chains a request's keys once, at arrival).
-    public mutating func allocate(requestID: Int, promptTokens: Int, chainedHashes chained: [UInt64]) -> KVAllocation? {
+    /// `expectedTotalTokens` is ``reserve(requestID:expectedTotalTokens:)`` done in the same call
+    /// (one lookup of the request instead of two).
+    public mutating func allocate(requestID: Int, promptTokens: Int, chainedHashes chained: [UInt64],
+                                  expectedTotalTokens: Int = 0) -> KVAllocation? {
         precondition(promptTokens > 0, "a prompt has at least one token")
         guard sequences[requestID] == nil else { return nil }
-        let hits = matchPrefix(promptTokens: promptTokens, chained: chained)
-        let needed = blocksFor(promptTokens) - hits.count
+        // Hits and new blocks together never exceed the group (a larger prompt cannot fit).
+        let totalNeeded = blocksFor(promptTokens)
+        guard totalNeeded <= totalBlocks else { return nil }
+        // The request's block list, sized once: the prefix hits first, then the new blocks.
+        var blocks: [Int32] = []
+        blocks.reserveCapacity(totalNeeded)
+        matchPrefix(promptTokens: promptTokens, chained: chained, into: &blocks)
+        let hitCount = blocks.count
+        let needed = totalNeeded - hitCount
         var hitsNowEvictable = 0
-        for block in hits where referenceCount[Int(block)] == 0 { hitsNowEvictable += 1 }
+        for block in blocks where referenceCount[Int(block)] == 0 { hitsNowEvictable += 1 }
         guard needed <= freeBlocks - hitsNowEvictable else { return nil }
 
-        var blocks = hits
-        blocks.reserveCapacity(hits.count + needed)
-        for block in hits { retain(Int(block)) }
+        for block in blocks { retain(Int(block)) }
         let cacheableBlocks = min(chained.count, promptTokens / blockTokens)
         // Blocks that may be registered in the prefix cache go one at a time; the rest (all of
         // them for transferred KV, which has no keys) are handed out in bulk.
-        let registrableEnd = min(max(cacheableBlocks, hits.count), hits.count + needed)
-        for index in hits.count..<registrableEnd {
+        let registrableEnd = min(max(cacheableBlocks, hitCount), hitCount + needed)
+        for index in hitCount..<registrableEnd {
+            // A block just taken is unreferenced and outside the LRU (free-list and never-used
+            // blocks never enter it; an evicted one has left it): owning it is a count of 1.
             let block = takeFreeBlock()
-            retain(block)
-            if cacheIndex.block(for: chained[index], keys: blockHash) == nil {
+            referenceCount[block] = 1
+            ownedBlockCount += 1
+            if case .vacant(let slot) = cacheIndex.probe(for: chained[index], keys: blockHash) {
                 setHash(chained[index], of: block)
-                cacheIndex.insert(block, hash: chained[index], keys: blockHash)
+                cacheIndex.occupy(slot, with: block)
             }
             blocks.append(Int32(truncatingIfNeeded: block))
         }
-        takeOwnedBlocks(hits.count + needed - registrableEnd, into: &blocks)
-        sequences[requestID] = Sequence(blocks: blocks, tokens: promptTokens, expectedTotalTokens: 0)
-        let hitTokens = hits.count * blockTokens
+        takeOwnedBlocks(hitCount + needed - registrableEnd, into: &blocks)
+        let sequence = Sequence(blocks: blocks, tokens: promptTokens, expectedTotalTokens: expectedTotalTokens)
+        reservedBlocks += reservation(sequence)
+        sequences[requestID] = sequence
+        let hitTokens = hitCount * blockTokens
         stats.queriedTokens += promptTokens
         stats.hitTokens += hitTokens
         return KVAllocation(
-            hitTokens: hitTokens, hitBlocks: hits.count, newBlocks: needed,
+            hitTokens: hitTokens, hitBlocks: hitCount, newBlocks: needed,
             computeTokens: promptTokens - hitTokens)
     }
 
@@ -210,13 +223,22 @@ public struct KVBlockManager: Sendable {
         reservedBlocks -= reservation(sequence)
         // Tail first, as vLLM does, so the oldest-evicted block of a prefix is its last one
         // and a partially evicted prefix still matches from the start.
-        for block32 in sequence.blocks.reversed() {
-            let block = Int(block32)
-            referenceCount[block] -= 1
-            guard referenceCount[block] == 0 else { continue }
-            ownedBlockCount -= 1
-            if isHashed(block) { evictable.append(block) } else { freeList.append(block32) }
+        // Counts through their buffer (one uniqueness check, not two per block); the LRU and
+        // the free list are other arrays.
+        var counts: [Int32] = []
+        swap(&counts, &referenceCount)
+        var released = 0
+        counts.withUnsafeMutableBufferPointer { counts in
+            for block32 in sequence.blocks.reversed() {
+                let block = Int(block32)
+                counts[block] -= 1
+                guard counts[block] == 0 else { continue }
+                released += 1
+                if isHashed(block) { evictable.append(block) } else { freeList.append(block32) }
+            }
         }
+        swap(&counts, &referenceCount)
+        ownedBlockCount -= released
     }
 
     // MARK: Internals
@@ -229,14 +251,19 @@ public struct KVBlockManager: Sendable {
 
     /// Leading cached blocks matching `chained`, leaving at least one prompt token to compute.
     private func matchPrefix(promptTokens: Int, chained: [UInt64]) -> [Int32] {
-        let limit = min(chained.count, (promptTokens - 1) / blockTokens)
         var hits: [Int32] = []
-        guard limit > 0, !cacheIndex.isEmpty else { return hits }
+        matchPrefix(promptTokens: promptTokens, chained: chained, into: &hits)
+        return hits
+    }
+
+    /// ``matchPrefix(promptTokens:chained:)`` appending to `hits`.
+    private func matchPrefix(promptTokens: Int, chained: [UInt64], into hits: inout [Int32]) {
+        let limit = min(chained.count, (promptTokens - 1) / blockTokens)
+        guard limit > 0, !cacheIndex.isEmpty else { return }
         for index in 0..<limit {
             guard let block = cacheIndex.block(for: chained[index], keys: blockHash) else { break }
             hits.append(Int32(truncatingIfNeeded: block))
         }
-        return hits
     }
 
     private mutating func retain(_ block: Int) {
@@ -262,15 +289,20 @@ public struct KVBlockManager: Sendable {
     var hashedBlockCount: Int { hashed.lazy.filter { $0 }.count }
 
     /// Registers a block's hash, growing the hash arrays and the LRU to cover it.
+    @inline(__always)
     private mutating func setHash(_ hash: UInt64, of block: Int) {
-        if block >= hashed.count {
-            let grown = min(totalBlocks, max(block + 1, 2 * hashed.count, 64))
-            blockHash.append(contentsOf: repeatElement(0, count: grown - blockHash.count))
-            hashed.append(contentsOf: repeatElement(false, count: grown - hashed.count))
-            evictable.grow(to: grown)
-        }
+        if block >= hashed.count { growHashCoverage(toCover: block) }
         blockHash[block] = hash
         hashed[block] = true
+    }
+
+    /// The rare part of ``setHash(_:of:)``, kept out of the per-block path.
+    @inline(never)
+    private mutating func growHashCoverage(toCover block: Int) {
+        let grown = min(totalBlocks, max(block + 1, 2 * hashed.count, 64))
+        blockHash.append(contentsOf: repeatElement(0, count: grown - blockHash.count))
+        hashed.append(contentsOf: repeatElement(false, count: grown - hashed.count))
+        evictable.grow(to: grown)
     }
 
     /// A free block, evicting the least recently used cached block if none is free.
@@ -294,17 +326,25 @@ public struct KVBlockManager: Sendable {
         let fromList = min(count, freeList.count)
         if fromList > 0 {
             let start = freeList.count - fromList
-            for position in stride(from: freeList.count - 1, through: start, by: -1) {
-                let block = freeList[position]
-                referenceCount[Int(block)] = 1
-                blocks.append(block)
+            // Through the buffers: one uniqueness check per array, not one per block.
+            var counts: [Int32] = []
+            swap(&counts, &referenceCount)
+            counts.withUnsafeMutableBufferPointer { counts in
+                freeList.withUnsafeBufferPointer { list in
+                    for position in stride(from: list.count - 1, through: start, by: -1) {
+                        let block = list[position]
+                        counts[Int(block)] = 1
+                        blocks.append(block)
+                    }
+                }
             }
+            swap(&counts, &referenceCount)
             freeList.removeLast(fromList)
         }
         let fresh = min(count - fromList, untouchedBlocks)
         if fresh > 0 {
             let first = touchedBlocks
-            blocks.append(contentsOf: (first..<(first + fresh)).lazy.map { Int32(truncatingIfNeeded: $0) })
+            for block in first..<(first + fresh) { blocks.append(Int32(truncatingIfNeeded: block)) }
             referenceCount.append(contentsOf: repeatElement(1, count: fresh))
             touchedBlocks += fresh
         }

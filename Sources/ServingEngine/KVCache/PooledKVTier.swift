@@ -56,23 +56,32 @@ public struct PooledKVTier: Sendable {
     /// ``insert(hashes:)`` for keys already chained.
     public mutating func insert(chainedHashes: [UInt64]) {
         for hash in chainedHashes {
+            if usedSlots < capacityBlocks {
+                // Room left: one probe finds the block or where it goes (no eviction moves
+                // entries in between).
+                switch slotOf.probe(for: hash, keys: hashOf) {
+                case .registered(let slot):
+                    lru.touch(slot)
+                case .vacant(let vacancy):
+                    let slot = usedSlots
+                    usedSlots += 1
+                    if slot >= lru.capacity {
+                        let grown = min(capacityBlocks, max(1024, lru.capacity * 2))
+                        lru.grow(to: grown)
+                        hashOf.append(contentsOf: repeatElement(0, count: grown - hashOf.count))
+                    }
+                    hashOf[slot] = hash
+                    slotOf.occupy(vacancy, with: slot)
+                    lru.append(slot)
+                }
+                continue
+            }
             if let slot = slotOf.block(for: hash, keys: hashOf) {
                 lru.touch(slot)
                 continue
             }
-            let slot: Int
-            if usedSlots < capacityBlocks {
-                slot = usedSlots
-                usedSlots += 1
-                if slot >= lru.capacity {
-                    let grown = min(capacityBlocks, max(1024, lru.capacity * 2))
-                    lru.grow(to: grown)
-                    hashOf.append(contentsOf: repeatElement(0, count: grown - hashOf.count))
-                }
-            } else {
-                slot = lru.popOldest()!
-                slotOf.remove(hashOf[slot], keys: hashOf)
-            }
+            let slot = lru.popOldest()!
+            slotOf.remove(hashOf[slot], keys: hashOf)
             hashOf[slot] = hash
             slotOf.insert(slot, hash: hash, keys: hashOf)
             lru.append(slot)

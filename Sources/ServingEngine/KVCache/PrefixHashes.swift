@@ -13,10 +13,17 @@ import SimKit
 public enum PrefixHashes {
     /// Chained hashes: element i identifies blocks 0…i together.
     public static func chain(_ keys: [UInt64]) -> [UInt64] {
+        guard !keys.isEmpty else { return [] }
         var parent: UInt64 = 0x5eed_0f_b10c_4a5b
-        return keys.map { key in
-            parent = StableHash.combine(parent: parent, key)
-            return parent
+        // Written straight into the new array (once per arrival, dozens of keys).
+        return [UInt64](unsafeUninitializedCapacity: keys.count) { chained, initialized in
+            keys.withUnsafeBufferPointer { keys in
+                for i in keys.indices {
+                    parent = StableHash.combine(parent: parent, keys[i])
+                    chained[i] = parent
+                }
+            }
+            initialized = keys.count
         }
     }
 

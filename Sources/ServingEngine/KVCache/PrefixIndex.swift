@@ -42,6 +42,45 @@ struct PrefixIndex: Sendable {
         count += 1
     }
 
+    /// What one probe for `hash` found: the block registered under it, or the empty slot where
+    /// it would go.
+    enum Probe {
+        case registered(Int)
+        /// Pass to ``occupy(_:with:)`` before any other change to the index.
+        case vacant(Int)
+    }
+
+    /// A lookup that, on a miss, also finds the slot to register in: one probe for a
+    /// lookup-then-insert (a prefill registers most of its prompt blocks, nearly all new, and
+    /// each probe of a ¾-full table reads several blocks' keys). On a miss that would take the
+    /// table past ¾ it grows first, exactly when ``insert(_:hash:keys:)`` would. Inlined: the
+    /// pooled tier probes every key of every finished prompt, most of them hits.
+    @inline(__always)
+    mutating func probe(for hash: UInt64, keys: [UInt64]) -> Probe {
+        if !slots.isEmpty {
+            let mask = slots.count - 1
+            var i = home(hash)
+            while true {
+                let block = slots[i]
+                if block < 0 { break }
+                if keys[Int(block)] == hash { return .registered(Int(block)) }
+                i = (i + 1) & mask
+            }
+            if (count + 1) * 4 <= slots.count * 3 { return .vacant(i) }
+        }
+        grow(keys: keys)
+        let mask = slots.count - 1
+        var i = home(hash)
+        while slots[i] >= 0 { i = (i + 1) & mask }
+        return .vacant(i)
+    }
+
+    /// Registers `block` in the slot ``probe(for:keys:)`` found vacant (its hash already in `keys`).
+    mutating func occupy(_ slot: Int, with block: Int) {
+        slots[slot] = Int32(truncatingIfNeeded: block)
+        count += 1
+    }
+
     /// Unregisters `hash` (its block's key still in `keys`, as are all others').
     mutating func remove(_ hash: UInt64, keys: [UInt64]) {
         guard count > 0 else { return }

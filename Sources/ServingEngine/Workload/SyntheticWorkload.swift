@@ -133,9 +133,13 @@ public struct SyntheticWorkload: WorkloadSource {
             : Gamma(mean: meanGap, coefficientOfVariation: cv).sample(using: &arrivals)
         if gap.isFinite && gap > 0 { clock += gap }
 
-        let trafficClass = configuration.classes[Int(classPicker.sample(using: &lengths))]
-        let newTokens = clampedLength(trafficClass.promptTokens.sample(using: &lengths), configuration.maxPromptTokens)
-        let output = clampedLength(trafficClass.outputTokens.sample(using: &lengths), configuration.maxOutputTokens)
+        // Drawn through a local copy of the stream: sampling with `&lengths` while reading
+        // another property of `self` made the compiler copy the whole generator (twice a request).
+        var stream = lengths
+        let trafficClass = configuration.classes[Int(classPicker.sample(using: &stream))]
+        let newTokens = clampedLength(trafficClass.promptTokens.sample(using: &stream), configuration.maxPromptTokens)
+        let output = clampedLength(trafficClass.outputTokens.sample(using: &stream), configuration.maxOutputTokens)
+        lengths = stream
         let (prompt, keys) = shapePrefix(newTokens: newTokens, outputTokens: output)
         defer { nextID += 1 }
         return RequestSpec(
@@ -158,11 +162,16 @@ public struct SyntheticWorkload: WorkloadSource {
         if roll < configuration.followUpShare, !sessions.isEmpty {
             sessionIndex = prefix.int(in: 0...(sessions.count - 1))
             session = sessions[sessionIndex!]
+            // The stored copy lets go of its keys (the session is written back below), so the
+            // keys grow in place instead of being copied on the first append.
+            sessions[sessionIndex!].keys = []
         } else {
             let sessionKey = StableHash.combine(parent: 0x5e55_1011, UInt64(nextID))
             session = Session(keys: [], contextTokens: 0, sessionKey: sessionKey)
             if prefix.uniform() < configuration.systemPromptShare {
-                let rank = systemPromptRank.sampleRank(using: &prefix)
+                var stream = prefix
+                let rank = systemPromptRank.sampleRank(using: &stream)
+                prefix = stream
                 let systemTokens = configuration.systemPromptTokens[rank - 1]
                 let systemKey = StableHash.combine(parent: 0x5157_e111, UInt64(rank))
                 session.keys = (0..<(systemTokens / block)).map { StableHash.combine(parent: systemKey, UInt64($0)) }
@@ -170,15 +179,25 @@ public struct SyntheticWorkload: WorkloadSource {
             }
         }
         let prompt = min(configuration.maxPromptTokens, session.contextTokens + newTokens)
-        let keys = Array(session.keys.prefix(min(session.keys.count, prompt / block)))
         // The next turn's prefix is this turn's prompt + output.
         session.contextTokens = prompt + outputTokens
-        let fullBlocks = session.contextTokens / block
-        while session.keys.count < fullBlocks {
-            session.keys.append(StableHash.combine(parent: session.sessionKey, UInt64(session.keys.count)))
-        }
         let ends = prefix.uniform() < configuration.sessionEndProbability
             || session.contextTokens >= configuration.maxPromptTokens
+        // Keys for the next turn only when there is one (a session that ends, or a new one the
+        // table has no room for, is dropped): a dropped session's keys become the request's.
+        let kept = min(session.keys.count, prompt / block)
+        let keys: [UInt64]
+        if ends || (sessionIndex == nil && sessions.count >= 256) {
+            session.keys.removeLast(session.keys.count - kept)
+            keys = session.keys
+        } else {
+            keys = Array(session.keys[..<kept])
+            let fullBlocks = session.contextTokens / block
+            session.keys.reserveCapacity(fullBlocks)
+            while session.keys.count < fullBlocks {
+                session.keys.append(StableHash.combine(parent: session.sessionKey, UInt64(session.keys.count)))
+            }
+        }
         if let index = sessionIndex {
             if ends { sessions.remove(at: index) } else { sessions[index] = session }
         } else if !ends, sessions.count < 256 {
