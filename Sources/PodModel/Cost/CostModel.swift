@@ -16,14 +16,17 @@ import Foundation
 /// print(step.tpot * 1000, step.microbatches)      // ≈ 49 ms, 2
 /// ```
 public struct CostModel: Sendable {
-    public var model: ModelSpec
+    public var model: ModelSpec { didSet { terms = DecodeTerms(model) } }
     public var hardware: HardwareProfile
     public var constants: CostConstants
+    /// The model's figures each step reads, computed once (kept in step with `model`).
+    private(set) var terms: DecodeTerms
 
     public init(model: ModelSpec, hardware: HardwareProfile, constants: CostConstants = .default) {
         self.model = model
         self.hardware = hardware
         self.constants = constants
+        self.terms = DecodeTerms(model)
     }
 
     // MARK: Rooflines
@@ -50,7 +53,9 @@ public struct CostModel: Sendable {
     /// state), two residual adds (two reads, one write), quantising the hidden state to 8 bits,
     /// RMSNorm of the MLA latents, RoPE on the query and key, the KV-cache write, and top-k gating
     /// over FP32 router scores.
-    public var vectorBytesPerTokenPerLayer: Double {
+    public var vectorBytesPerTokenPerLayer: Double { terms.vectorBytesPerTokenPerLayer }
+
+    static func vectorBytesPerTokenPerLayer(_ model: ModelSpec) -> Double {
         let h = Double(model.hidden) * DType.bf16.bytes
         var bytes = 2 * 2 * h + 2 * 3 * h + h * (1 + DType.int8.bytes / DType.bf16.bytes)
         switch model.attention {
@@ -92,13 +97,13 @@ public struct CostModel: Sendable {
     /// each sent to `destinations` dies, in an EP group of `ep` dies.
     public func dispatch(tokensPerRank: Double, destinations: Double, ep: Int) -> Double {
         collective(tokensPerRank: tokensPerRank, destinations: destinations, ep: ep,
-                   bytesPerMessage: model.dispatchBytesPerToken)
+                   bytesPerMessage: terms.dispatchBytesPerToken)
     }
 
     /// One combine (BF16 expert outputs back to their tokens' ranks).
     public func combine(tokensPerRank: Double, destinations: Double, ep: Int) -> Double {
         collective(tokensPerRank: tokensPerRank, destinations: destinations, ep: ep,
-                   bytesPerMessage: model.combineBytesPerToken)
+                   bytesPerMessage: terms.combineBytesPerToken)
     }
 
     /// A collective of `count` messages of `bytesPerMessage`, `remoteShare` of them leaving the die:

@@ -95,6 +95,14 @@ extension CostModel {
     /// 1,000 (2.85 for 288 dies, 2.89 for 320 groups). The asymptote √(2 ln n) is an upper bound that
     /// overstates it by 17–19% at those counts (physics: order statistics of the normal).
     static func expectedMaxZ(_ n: Int) -> Double {
+        n >= 0 && n < expectedMaxZTable.count ? expectedMaxZTable[n] : blomMaxZ(n)
+    }
+
+    /// ``expectedMaxZ(_:)`` for the die and group counts a pod has, evaluated once (the same
+    /// function, so the same bits): each decode step asks for it.
+    private static let expectedMaxZTable: [Double] = (0...1_024).map(blomMaxZ)
+
+    private static func blomMaxZ(_ n: Int) -> Double {
         n > 1 ? inverseNormalCDF((Double(n) - 0.375) / (Double(n) + 0.25)) : 0
     }
 
@@ -125,6 +133,7 @@ extension CostModel {
     /// standard deviation of spread/√requests; the slowest of `groups` sits the expected maximum
     /// of that many normals (``expectedMaxZ(_:)``) of those above the mean (system.md §1.3:
     /// dispatch waits for the slowest DP group).
+    @inline(__always)
     func slowestGroupContext(_ input: DecodeStepInput) -> Double {
         guard input.contextSpread > 0, input.requestsPerGroup > 0 else { return input.contextTokens }
         let sigma = input.contextSpread / input.requestsPerGroup.squareRoot()
@@ -157,19 +166,19 @@ extension CostModel {
     /// INT8 latent cache, and the stream's vector work.
     func decodeAttention(requests b: Double, context ctx: Double, queryTokens q: Double, tp: Int,
                          share: Double = 1, vectorShare: Double = 1) -> Double {
-        let proj = model.attentionProjections(decode: true, tp: tp)
+        let proj = decodeProjections(tp: tp)
         let tokens = b * q
         let projections = roofline(flops: tokens * proj.flopsPerToken, bytes: proj.weightBytes,
-                                   eightBit: model.weightType.isEightBit, share: share, bandwidthShare: vectorShare)
+                                   eightBit: terms.weightEightBit, share: share, bandwidthShare: vectorShare)
         // The absorbed MLA core attends over the 8-bit latent (system.md §3: the non-RoPE part of the
         // cache is INT8) on the 8-bit path: on the BF16 path its 1.1e11 FLOPs per microbatch at batch
         // 96 with MTP take 0.67 ms at 65% of 16 cube cores, beyond §4b's ~600 µs for the whole stream.
-        let core = roofline(flops: tokens * model.attentionCoreFlops(decode: true, context: ctx, tp: tp),
-                            bytes: b * model.kvReadBytes(context: ctx, tp: tp),
-                            eightBit: model.kvType.isEightBit,
+        let core = roofline(flops: tokens * decodeCoreFlops(context: ctx, tp: tp),
+                            bytes: b * kvReadBytes(context: ctx, tp: tp),
+                            eightBit: terms.kvEightBit,
                             computeEfficiency: constants.attentionComputeEfficiency,
                             share: share, bandwidthShare: vectorShare)
-        return projections + core + vectorWork(bytes: tokens * vectorBytesPerTokenPerLayer, share: vectorShare)
+        return projections + core + vectorWork(bytes: tokens * terms.vectorBytesPerTokenPerLayer, share: vectorShare)
     }
 
     /// Attention time of one decode layer for a group of `requests` at mean context `context` on the
@@ -186,13 +195,14 @@ extension CostModel {
     /// of: one chain, the attention stream's work for both, the MoE cube cores' work for both, and
     /// the fabric's transfers for both (dispatch and combine are in flight while the MoE stream's
     /// cube cores run the other microbatch's experts).
-    func decodeMoELayer(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int) -> DecodeLayer {
+    /// `context` is the slowest group's (``slowestGroupContext(_:)``), which the step works out once.
+    func decodeMoELayer(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
+                        context: Double) -> DecodeLayer {
         let mb = Double(m), tp = input.attentionTP
         let attentionShare = m > 1 ? constants.attentionStreamCubeShare : 1
         let attentionVector = m > 1 ? constants.attentionStreamVectorShare : 1
         let requests = input.requestsPerGroup / mb
         let tokens = requests * q
-        let context = slowestGroupContext(input)
         var attention = decodeAttention(requests: requests, context: context, queryTokens: q, tp: tp,
                                         share: attentionShare, vectorShare: attentionVector) * input.attentionSlowdown
         attention += tensorParallelAllReduce(tokens: tokens, tp: tp)
@@ -202,16 +212,16 @@ extension CostModel {
         }
         let moeShare = m > 1 ? 1 - constants.attentionStreamCubeShare : 1
         let moeVector = m > 1 ? 1 - constants.attentionStreamVectorShare : 1
-        let gate = roofline(flops: tokens * model.routerFlopsPerToken,
-                            bytes: model.routerParameters * DType.bf16.bytes, eightBit: false,
+        let gate = roofline(flops: tokens * terms.routerFlopsPerToken,
+                            bytes: terms.routerBytes, eightBit: false,
                             share: moeShare, bandwidthShare: moeVector)
         let instanceRequests = input.requestsPerInstance ?? input.requestsPerGroup * Double(input.dpGroups)
         let allTokens = instanceRequests / mb * q / Double(tp)
         let hotTokens = hottestExpertDieTokens(allTokens: allTokens, input: input)
         let routedDies = max(1, input.expertDies - input.sharedExpertDies)
         let slotsPerDie = max(1.0, (Double(input.routedSlots) / Double(routedDies)).rounded(.up))
-        let experts = roofline(flops: hotTokens * model.expertFlopsPerToken,
-                               bytes: slotsPerDie * model.expertWeightBytes, eightBit: model.weightType.isEightBit,
+        let experts = roofline(flops: hotTokens * terms.expertFlopsPerToken,
+                               bytes: slotsPerDie * terms.expertWeightBytes, eightBit: terms.weightEightBit,
                                share: moeShare, bandwidthShare: moeVector) * input.expertSlowdown
         let destinations = messagesPerToken(sharedExpertDies: input.sharedExpertDies)
         // Each rank sends its own tokens; the hottest expert die also receives all of its tokens in
@@ -221,9 +231,9 @@ extension CostModel {
         let diesPerNode = hardware.devicesPerNode * hardware.diesPerDevice
         let interNode = input.expertDies > diesPerNode
         let dispatchTime = max(dispatch(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
-                               messages(hotTokens, bytesPerMessage: model.dispatchBytesPerToken, interNode: interNode))
+                               messages(hotTokens, bytesPerMessage: terms.dispatchBytesPerToken, interNode: interNode))
         let combineTime = max(combine(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
-                              messages(hotTokens, bytesPerMessage: model.combineBytesPerToken, interNode: interNode))
+                              messages(hotTokens, bytesPerMessage: terms.combineBytesPerToken, interNode: interNode))
         let moe = gate + dispatchTime + experts + combineTime
         let layer = m > 1
             ? max(attention + moe, mb * attention, mb * (gate + experts), mb * (dispatchTime + combineTime))
@@ -232,21 +242,22 @@ extension CostModel {
                            combine: combineTime, microbatches: m, layer: layer)
     }
 
-    /// ``decodeMoELayer(_:queryTokens:microbatches:)`` averaged over the MoE layers' own load
+    /// ``decodeMoELayer(_:queryTokens:microbatches:context:)`` averaged over the MoE layers' own load
     /// factors when the input gives them (their sum is the layers' time), else at the single factor.
-    func decodeMoELayers(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int) -> DecodeLayer {
+    func decodeMoELayers(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
+                         context: Double) -> DecodeLayer {
         guard let factors = input.moeLoadFactorPerLayer, !factors.isEmpty else {
-            return decodeMoELayer(input, queryTokens: q, microbatches: m)
+            return decodeMoELayer(input, queryTokens: q, microbatches: m, context: context)
         }
         // The mean as the first layer plus the mean deviation from it, so that identical layers give
         // exactly the single-factor layer (a balanced placement prices as perfect balance, bit for bit).
         var layer = input
         layer.moeLoadFactor = factors[0]
-        var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m)
+        var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context)
         let first = mean, n = Double(factors.count)
         for factor in factors.dropFirst() {
             layer.moeLoadFactor = factor
-            let one = decodeMoELayer(layer, queryTokens: q, microbatches: m)
+            let one = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context)
             mean.attention += (one.attention - first.attention) / n
             mean.gateAndExperts += (one.gateAndExperts - first.gateAndExperts) / n
             mean.dispatch += (one.dispatch - first.dispatch) / n
@@ -258,14 +269,14 @@ extension CostModel {
 
     func decodeDenseLayer(requests b: Double, context ctx: Double, queryTokens q: Double, tp: Int) -> Double {
         decodeAttention(requests: b, context: ctx, queryTokens: q, tp: tp)
-            + roofline(flops: b * q * model.denseFFNFlopsPerToken / Double(tp),
-                       bytes: model.denseFFNParameters * model.weightType.bytes / Double(tp),
-                       eightBit: model.weightType.isEightBit)
+            + roofline(flops: b * q * terms.denseFFNFlopsPerToken / Double(tp),
+                       bytes: terms.denseFFNBytes / Double(tp),
+                       eightBit: terms.weightEightBit)
             + tensorParallelAllReduce(tokens: b * q, tp: tp)
     }
 
     func lmHead(tokens: Double, tp: Int) -> Double {
-        roofline(flops: tokens * model.lmHeadFlopsPerToken / Double(tp), bytes: model.lmHeadWeightBytes / Double(tp),
+        roofline(flops: tokens * terms.lmHeadFlopsPerToken / Double(tp), bytes: terms.lmHeadWeightBytes / Double(tp),
                  eightBit: false)
     }
 
@@ -274,33 +285,62 @@ extension CostModel {
     /// input fixes it, the scheduler runs one or two microbatches, whichever is faster (system.md
     /// §4b: at small batch one microbatch can win).
     public func decodeStep(_ input: DecodeStepInput) -> DecodeStepCost {
-        if let m = input.microbatches { return decodeStep(input, microbatches: max(1, min(2, m))) }
-        let one = decodeStep(input, microbatches: 1)
+        let shared = decodeStepShared(input)
+        if let m = input.microbatches { return decodeStep(input, microbatches: max(1, min(2, m)), shared: shared) }
+        let one = decodeStep(input, microbatches: 1, shared: shared)
         guard model.isMoE else { return one }
-        let two = decodeStep(input, microbatches: 2)
+        let two = decodeStep(input, microbatches: 2, shared: shared)
         return two.stepSeconds < one.stepSeconds ? two : one
     }
 
-    func decodeStep(_ input: DecodeStepInput, microbatches m: Int) -> DecodeStepCost {
+    /// The parts of a decode step that do not depend on its microbatches, worked out once for
+    /// both candidates (the same operations in the same order as when each candidate did them).
+    struct DecodeStepShared {
+        let mtpOn: Bool
+        let q: Double
+        let context: Double
+        /// Dense layers, LM head and sampling of the main model: `other` before the MTP draft.
+        let otherBeforeDraft: Double
+        /// The draft's projection, LM head and sampling (MTP on only).
+        let draftProjection: Double
+        let draftLMHead: Double
+        let draftSampling: Double
+    }
+
+    /// ``DecodeStepShared`` of `input` (a method, not an initialiser taking the cost model, so
+    /// that neither the model nor the input is copied to be consumed).
+    func decodeStepShared(_ input: DecodeStepInput) -> DecodeStepShared {
         let mtpOn = input.mtpAcceptance > 0 && model.mtpModules > 0
         let q = mtpOn ? 1 + Double(input.mtpDrafts) : 1
         let b = input.requestsPerGroup, tp = input.attentionTP
-        let verify = decodeMoELayers(input, queryTokens: q, microbatches: m)
-        let moeLayers = Double(model.moeLayers)
         let denseLayers = Double(model.layers - model.moeLayers)
         let context = slowestGroupContext(input)
         var other = denseLayers * decodeDenseLayer(requests: b, context: context, queryTokens: q, tp: tp)
             * input.attentionSlowdown
         other += lmHead(tokens: b * q, tp: tp) + sampling(tokens: b * q)
+        guard mtpOn else {
+            return DecodeStepShared(mtpOn: false, q: q, context: context, otherBeforeDraft: other,
+                                    draftProjection: 0, draftLMHead: 0, draftSampling: 0)
+        }
+        let projection = roofline(flops: b * 4 * Double(model.hidden * model.hidden),
+                                  bytes: 2 * Double(model.hidden * model.hidden) * model.weightType.bytes,
+                                  eightBit: terms.weightEightBit)
+        return DecodeStepShared(mtpOn: true, q: q, context: context, otherBeforeDraft: other,
+                                draftProjection: projection, draftLMHead: lmHead(tokens: b, tp: tp),
+                                draftSampling: sampling(tokens: b))
+    }
+
+    func decodeStep(_ input: DecodeStepInput, microbatches m: Int, shared: DecodeStepShared) -> DecodeStepCost {
+        let mtpOn = shared.mtpOn, q = shared.q
+        let verify = decodeMoELayers(input, queryTokens: q, microbatches: m, context: shared.context)
+        let moeLayers = Double(model.moeLayers)
+        var other = shared.otherBeforeDraft
         var graphs = 1.0
         if mtpOn {
             // The MTP module: project [embedding; hidden], one MoE layer, its own LM head and
             // sampling, once per draft token; it runs as a second graph.
-            let draft = decodeMoELayers(input, queryTokens: 1, microbatches: m)
-            let projection = roofline(flops: b * 4 * Double(model.hidden * model.hidden),
-                                      bytes: 2 * Double(model.hidden * model.hidden) * model.weightType.bytes,
-                                      eightBit: model.weightType.isEightBit)
-            other += Double(input.mtpDrafts) * (draft.layer + projection + lmHead(tokens: b, tp: tp) + sampling(tokens: b))
+            let draft = decodeMoELayers(input, queryTokens: 1, microbatches: m, context: shared.context)
+            other += Double(input.mtpDrafts) * (draft.layer + shared.draftProjection + shared.draftLMHead + shared.draftSampling)
             graphs += 1
         }
         other += graphs * constants.graphLaunchSeconds + constants.schedulingSeconds
