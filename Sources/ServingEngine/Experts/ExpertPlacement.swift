@@ -344,6 +344,13 @@ struct HotterFirst {
     /// result: the order is strict).
     static func sortNearlySorted(_ a: UnsafeMutableBufferPointer<HotterFirst>, movesBudget: Int) {
         guard a.count > 1 else { return }
+        if !insertionSort(a, movesBudget: movesBudget) { sort(a) }
+    }
+
+    /// Insertion sort of the whole buffer; gives up (returns false, the buffer a permutation of
+    /// what it was) once it has moved more than `movesBudget` elements.
+    @inline(__always)
+    private static func insertionSort(_ a: UnsafeMutableBufferPointer<HotterFirst>, movesBudget: Int = .max) -> Bool {
         var moves = 0
         for i in 1..<a.count {
             let x = a[i]
@@ -354,8 +361,9 @@ struct HotterFirst {
             }
             a[j + 1] = x
             moves += i - 1 - j
-            if moves > movesBudget { return sort(a) }
+            if moves > movesBudget { return false }
         }
+        return true
     }
 
     /// Ascending in place: quicksort (median of three) down to runs of 16, then one insertion
@@ -389,15 +397,7 @@ struct HotterFirst {
                 stack.append((i, high))
             }
         }
-        for i in 1..<a.count {
-            let x = a[i]
-            var j = i - 1
-            while j >= 0, x < a[j] {
-                a[j + 1] = a[j]
-                j -= 1
-            }
-            a[j + 1] = x
-        }
+        _ = insertionSort(a)
     }
 }
 
