@@ -37,10 +37,14 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
         var channel: (any Channel)?
     }
     private let state = Mutex(State())
+    /// The largest event the stream may send (``ServerSentEventReader/largestEvent``); a bigger
+    /// one ends the connection with a message instead of growing the console's memory.
+    let largestEvent: Int
 
-    public init(baseURL: URL, token: String) {
+    public init(baseURL: URL, token: String, largestEvent: Int = 64 << 20) {
         self.baseURL = baseURL
         self.token = token
+        self.largestEvent = largestEvent
         self.http = HTTPClient(token: token)
         state.withLock { $0.snapshot.linkStatus = "connecting to \(baseURL.absoluteString)…" }
     }
@@ -96,7 +100,7 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
         let (generation, previous) = state.withLock { state in
             state.generation += 1
             state.connected = true
-            state.events = ServerSentEventReader()
+            state.events = ServerSentEventReader(largestEvent: largestEvent)
             defer { state.channel = nil }
             return (state.generation, state.channel)
         }
@@ -125,8 +129,16 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
     }
 
     private func received(_ piece: ByteBuffer, generation: Int) {
-        let events = state.withLock { state in
-            state.generation == generation ? state.events.feed(piece.readableBytesView) : []
+        let (events, overflowed) = state.withLock { state in
+            state.generation == generation ? (state.events.feed(piece.readableBytesView), state.events.overflowed) : ([], false)
+        }
+        if overflowed {
+            // A server that sends this much without ending an event is broken: hang up, say why,
+            // and let the reconnect loop try a fresh stream.
+            let channel = state.withLock { $0.generation == generation ? $0.channel : nil }
+            lost("an event over \(Self.sizeText(largestEvent)) from the server", generation: generation)
+            channel?.close(promise: nil)
+            return
         }
         for event in events where event.name == "snapshot" {
             guard let snapshot = Self.decode(event.data) else { continue }
@@ -140,6 +152,11 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
             $0.connected = false
             $0.snapshot.linkStatus = "\(why) — reconnecting…"
         }
+    }
+
+    /// `bytes` for a status line: MiB, KiB or bytes, whichever is whole.
+    static func sizeText(_ bytes: Int) -> String {
+        bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : bytes >= 1 << 10 ? "\(bytes >> 10) KiB" : "\(bytes) bytes"
     }
 
     /// Snapshot JSON as the admin API writes it (NaN and infinities as strings).

@@ -157,6 +157,34 @@ struct RemoteEngineLinkTests {
         #expect(link.latestSnapshot().simTime == 7)
     }
 
+    /// A server that streams without ever ending an event: the link hangs up at its limit, says
+    /// why, keeps the last snapshot, and the next connection shows new ones again.
+    @Test func anEventPastTheLimitEndsTheConnectionWithAMessage() async throws {
+        let first = try Self.frame(Self.snapshot(simTime: 3))
+        let second = try Self.frame(Self.snapshot(simTime: 4))
+        let server = try ScriptedServer { _, connection, number in
+            connection.write(Self.streamHead)
+            if number == 0 {
+                connection.write(Self.chunk(first))
+                let endless = "data: " + String(repeating: "z", count: 1_000)
+                for _ in 0..<200 { connection.write(Self.chunk(endless)) }
+                Thread.sleep(forTimeInterval: 0.5)
+            } else {
+                connection.write(Self.chunk(second))
+                connection.waitForHangUp()
+            }
+        }
+        defer { server.close() }
+        let limit = 4 * (first.utf8.count + second.utf8.count)
+        let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok", largestEvent: limit)
+        link.start()
+        defer { link.stop() }
+        let said = "an event over \(RemoteEngineLink.sizeText(limit)) from the server — reconnecting…"
+        #expect(await waitUntil { link.latestSnapshot().linkStatus == said })
+        #expect(link.latestSnapshot().simTime == 3)
+        #expect(await waitUntil { link.latestSnapshot().simTime == 4 && link.latestSnapshot().linkStatus == nil })
+    }
+
     @Test func malformedEventsAreSkippedAndTheStreamGoesOn() async throws {
         let good = try Self.frame(Self.snapshot(simTime: 12.25))
         let server = try ScriptedServer { _, connection, _ in

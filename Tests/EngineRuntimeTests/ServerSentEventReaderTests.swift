@@ -49,4 +49,43 @@ struct ServerSentEventReaderTests {
     @Test func aMultiByteCharacterSplitAcrossPiecesIsKept() {
         #expect(read("data: ünïcödé 🚀\n\n", pieces: 1) == [Event(name: nil, data: "ünïcödé 🚀")])
     }
+
+    /// A server that never ends its event cannot grow the reader without bound: past the limit the
+    /// event is dropped, `overflowed` says so, and nothing more is read.
+    @Test func anEventPastTheLimitIsDroppedAndReported() {
+        var longLine = ServerSentEventReader(largestEvent: 100)
+        #expect(longLine.feed(Array("data: ".utf8) + Array(repeating: UInt8(ascii: "x"), count: 60)).isEmpty)
+        #expect(!longLine.overflowed)
+        #expect(longLine.feed(Array(repeating: UInt8(ascii: "x"), count: 60)).isEmpty)  // no line end yet
+        #expect(longLine.overflowed)
+        #expect(longLine.feed(Array("\n\ndata: later\n\n".utf8)).isEmpty)
+
+        var manyLines = ServerSentEventReader(largestEvent: 100)
+        let line = Array("data: 0123456789\n".utf8)
+        var events: [Event] = []
+        for _ in 0..<10 { events += manyLines.feed(line) }
+        #expect(events.isEmpty)
+        #expect(manyLines.overflowed)
+    }
+
+    /// Events under the limit pass whole, however many arrive; comments (keep-alives) and the
+    /// blank line that ends an event do not count towards the next one.
+    @Test func eventsUnderTheLimitPassAndCommentsDoNotCount() {
+        var reader = ServerSentEventReader(largestEvent: 40)
+        var events: [Event] = []
+        for i in 0..<100 {
+            events += reader.feed(Array(": keep-alive\n".utf8))
+            events += reader.feed(Array("data: event number \(i)\n\n".utf8))
+        }
+        #expect(!reader.overflowed)
+        #expect(events.count == 100)
+        #expect(events.last == Event(name: nil, data: "event number 99"))
+    }
+
+    /// The default limit holds what the server sends: a 1 MB event (larger than a superpod
+    /// snapshot) read in network-sized pieces.
+    @Test func aLargeEventInManyPiecesIsReadWhole() {
+        let payload = String(repeating: "y", count: 1 << 20)
+        #expect(read("event: snapshot\ndata: \(payload)\n\n", pieces: 65_536) == [Event(name: "snapshot", data: payload)])
+    }
 }
