@@ -139,6 +139,8 @@ public struct RunReport: Sendable, Equatable, Codable {
     public struct Experts: Sendable, Equatable, Codable {
         /// Max over mean of per-die MoE load in decode, averaged over decode steps.
         public var imbalance = 1.0
+        /// Expert rebalances (four-phase swaps) finished by decode and colocated TEs, the same scope
+        /// as `imbalance`; prefill TEs rebalance too, and those show only in the event log.
         public var rebalances = 0
         /// Decode steps' MoE part (experts, dispatch, combine over every layer and microbatch), ms
         /// per step, and its share of the step time (streams overlap, so the share can pass 1
