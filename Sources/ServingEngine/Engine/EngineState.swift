@@ -115,10 +115,13 @@ struct DPGroupState {
     var batch: [(request: Int, tokens: Int)] = []
     /// Decode: requests that hold a slot (running, joining, or being transferred in).
     var slots = 0
-    /// Running decode requests and the sums that give their mean context in O(1).
-    var running = 0
-    var promptSum = 0
-    var joinStepSum = 0
+    /// Running decode requests and the sums that give their mean context in O(1). Written only
+    /// by the TE's ``InstanceState/decodeJoin(_:promptTokens:joinStep:)`` and
+    /// ``InstanceState/decodeLeave(_:promptTokens:joinStep:)``, which keep its
+    /// ``SlowestDecodeGroup`` index current.
+    fileprivate(set) var running = 0
+    fileprivate(set) var promptSum = 0
+    fileprivate(set) var joinStepSum = 0
 
     init(kv: KVBlockManager, npus: [Int]) {
         self.kv = kv
@@ -127,6 +130,13 @@ struct DPGroupState {
 
     /// Mean context length of the running requests after `step` steps at `tokensPerStep`.
     func meanContext(step: Int, tokensPerStep: Double) -> Double {
+        Self.meanContext(running: running, promptSum: promptSum, joinStepSum: joinStepSum, step: step,
+                         tokensPerStep: tokensPerStep)
+    }
+
+    /// The same from the figures (one formula for the scan and ``SlowestDecodeGroup``: same bits).
+    @inline(__always)
+    static func meanContext(running: Int, promptSum: Int, joinStepSum: Int, step: Int, tokensPerStep: Double) -> Double {
         guard running > 0 else { return 0 }
         let generated = Double(running * step - joinStepSum) * tokensPerStep
         return (Double(promptSum) + generated) / Double(running)
@@ -186,6 +196,9 @@ final class InstanceState {
     /// first pick; nil = rebuild). Whoever changes a group's KV, slots or drained flag calls
     /// ``noteDecodeLoadChanged(_:)`` (or ``invalidateDecodeLoad()`` after changing many).
     private(set) var decodeLoad: DecodeLoadIndex?
+    /// Decode and colocated TEs: the step cost's slowest group, kept as batches change (built on
+    /// the first step; see ``slowestDecodeGroup(tokensPerStep:)``).
+    private(set) var slowestGroup: SlowestDecodeGroup?
 
     init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel, npus: [Int],
          dp: [DPGroupState]) {
@@ -221,6 +234,7 @@ final class InstanceState {
         copy.eplb = eplb
         copy.heldOffByScaling = heldOffByScaling
         copy.decodeLoad = decodeLoad
+        copy.slowestGroup = slowestGroup
         return copy
     }
 
@@ -244,6 +258,50 @@ final class InstanceState {
 
     /// Many groups changed (drain, fault, retire): the index is rebuilt on the next pick.
     func invalidateDecodeLoad() { decodeLoad = nil }
+
+    /// A request joins group `g`'s running batch at step `joinStep`.
+    func decodeJoin(_ g: Int, promptTokens: Int, joinStep: Int) {
+        dp[g].running += 1
+        dp[g].promptSum += promptTokens
+        dp[g].joinStepSum += joinStep
+        noteDecodeBatchChanged(g)
+    }
+
+    /// A request that joined group `g`'s running batch at `joinStep` leaves it (finished,
+    /// evicted, or migrated to another group).
+    func decodeLeave(_ g: Int, promptTokens: Int, joinStep: Int) {
+        dp[g].running -= 1
+        dp[g].promptSum -= promptTokens
+        dp[g].joinStepSum -= joinStep
+        noteDecodeBatchChanged(g)
+    }
+
+    private func noteDecodeBatchChanged(_ g: Int) {
+        guard slowestGroup != nil, g >= 0, g < dp.count else { return }
+        slowestGroup!.update(g, running: dp[g].running, promptSum: dp[g].promptSum, joinStepSum: dp[g].joinStepSum)
+    }
+
+    /// What a decode step's cost reads of the batch: the slowest group's running requests and
+    /// mean context, and all running requests (``SlowestDecodeGroup``; its index is built on the
+    /// first step and kept current by ``decodeJoin(_:promptTokens:joinStep:)`` and
+    /// ``decodeLeave(_:promptTokens:joinStep:)``). Debug builds check it against the scan.
+    func decodeStepBatch(step: Int, tokensPerStep: Double, perRequest: Double,
+                         perToken: Double) -> (maxRunning: Int, context: Double, total: Int) {
+        if slowestGroup == nil || slowestGroup!.groupCount != dp.count || slowestGroup!.tokensPerStep != tokensPerStep {
+            slowestGroup = SlowestDecodeGroup(groups: dp, tokensPerStep: tokensPerStep)
+        }
+        guard let found = slowestGroup!.slowest(step: step, perRequest: perRequest, perToken: perToken) else {
+            return SlowestDecodeGroup.scan(dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+                                           perToken: perToken)
+        }
+        assert({
+            let scan = SlowestDecodeGroup.scan(dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+                                               perToken: perToken)
+            return scan.maxRunning == found.maxRunning && scan.total == found.total
+                && scan.context.bitPattern == found.context.bitPattern
+        }(), "slowest-group index disagrees with a scan of \(name)'s groups")
+        return found
+    }
 
     var hasPrefill: Bool { role != .decode }
     var hasDecode: Bool { role != .prefill }
