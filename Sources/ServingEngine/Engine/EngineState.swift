@@ -154,10 +154,14 @@ final class InstanceState {
     /// Index of the deployment group it comes from and its index in that group.
     var groupSpec: InstanceGroup
     var external: Bool
-    /// Cost model of the instance's hardware (external prefill may run on other NPUs).
-    /// Fixed for the TE's life: a `let`, so reading it for a cost call borrows it in place instead of
-    /// copying the struct (four copies a decode step were 12% of a 4-replica colocated replay).
-    let cost: CostModel
+    /// Cost model of the instance's hardware (external prefill may run on other NPUs), fixed for
+    /// the TE's life. Kept in a cell the TE owns and read by address, so a cost call
+    /// (`te.cost.decodeStep(…)`, a PodModel method taking the model by reference) works on the
+    /// cell in place: through a stored `let` the compiler still copied the struct into a
+    /// temporary for each call (an outlined copy, two memcpys and a destroy per decode step:
+    /// 57 M instructions of the Mooncake hour). A plain read (`let c = te.cost`) copies as before.
+    var cost: CostModel { unsafeAddress { UnsafePointer(costCell) } }
+    private let costCell: UnsafeMutablePointer<CostModel>
     /// The decode attention rates ``ServingEngine/decodeStepSeconds(_:)`` reads off `cost` for
     /// `queryTokens` (a pure function of both), kept after the first step: three cost-model
     /// calls a step were 10% of a 4-replica colocated replay. A fork recomputes them.
@@ -197,8 +201,8 @@ final class InstanceState {
     /// ``noteDecodeLoadChanged(_:)`` (or ``invalidateDecodeLoad()`` after changing many).
     private(set) var decodeLoad: DecodeLoadIndex?
     /// Decode and colocated TEs: the step cost's slowest group, kept as batches change (built on
-    /// the first step; see ``slowestDecodeGroup(tokensPerStep:)``).
-    private(set) var slowestGroup: SlowestDecodeGroup?
+    /// the first step; see ``decodeStepBatch(step:tokensPerStep:perRequest:perToken:)``).
+    private(set) var slowestGroup = SlowestDecodeGroup()
 
     init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel, npus: [Int],
          dp: [DPGroupState]) {
@@ -206,9 +210,15 @@ final class InstanceState {
         self.name = name
         self.groupSpec = groupSpec
         self.external = external
-        self.cost = cost
+        costCell = .allocate(capacity: 1)
+        costCell.initialize(to: cost)
         self.npus = npus
         self.dp = dp
+    }
+
+    deinit {
+        costCell.deinitialize(count: 1)
+        costCell.deallocate()
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every stored property is a value
@@ -277,8 +287,8 @@ final class InstanceState {
     }
 
     private func noteDecodeBatchChanged(_ g: Int) {
-        guard slowestGroup != nil, g >= 0, g < dp.count else { return }
-        slowestGroup!.update(g, running: dp[g].running, promptSum: dp[g].promptSum, joinStepSum: dp[g].joinStepSum)
+        guard g >= 0, g < dp.count else { return }
+        slowestGroup.update(g, running: dp[g].running, promptSum: dp[g].promptSum, joinStepSum: dp[g].joinStepSum)
     }
 
     /// What a decode step's cost reads of the batch: the slowest group's running requests and
@@ -287,10 +297,8 @@ final class InstanceState {
     /// ``decodeLeave(_:promptTokens:joinStep:)``). Debug builds check it against the scan.
     func decodeStepBatch(step: Int, tokensPerStep: Double, perRequest: Double,
                          perToken: Double) -> (maxRunning: Int, context: Double, total: Int) {
-        if slowestGroup == nil || slowestGroup!.groupCount != dp.count || slowestGroup!.tokensPerStep != tokensPerStep {
-            slowestGroup = SlowestDecodeGroup(groups: dp, tokensPerStep: tokensPerStep)
-        }
-        guard let found = slowestGroup!.slowest(step: step, perRequest: perRequest, perToken: perToken) else {
+        slowestGroup.prepare(groups: dp, tokensPerStep: tokensPerStep)
+        guard let found = slowestGroup.slowest(step: step, perRequest: perRequest, perToken: perToken) else {
             return SlowestDecodeGroup.scan(dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
                                            perToken: perToken)
         }

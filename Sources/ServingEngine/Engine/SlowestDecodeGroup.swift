@@ -17,18 +17,25 @@
 /// same way. Cost models this does not cover (negative or non-finite rates, steps near 2⁵⁰)
 /// make ``slowest(step:perRequest:perToken:)`` answer nil: the caller scans.
 ///
+/// A TE holds one, empty until its first step builds it from the groups
+/// (``prepare(groups:tokensPerStep:)``). The per-step calls are `mutating` so that the TE calls
+/// them in place on its stored index: a non-mutating call on a class's stored struct copied the
+/// struct first (six retains and releases a step, more than the query itself).
+///
 /// The engine keeps it current through ``InstanceState/decodeJoin(_:promptTokens:joinStep:)``
 /// and ``InstanceState/decodeLeave(_:promptTokens:joinStep:)``, the only writers of a group's
 /// `running`, `promptSum` and `joinStepSum`; ``problems(against:)`` compares it with the groups
 /// (``ServingEngine/audit()``).
 ///
 /// ```swift
-/// var index = SlowestDecodeGroup(groups: te.dp, tokensPerStep: 1.9)
+/// var index = SlowestDecodeGroup(groups: te.dp, tokensPerStep: 1.9)   // or SlowestDecodeGroup() + prepare
 /// index.update(3, running: 2, promptSum: 4_000, joinStepSum: 17)
 /// index.slowest(step: 20, perRequest: 1e-4, perToken: 1e-7)   // (maxRunning, context, total), as the scan
 /// ```
 struct SlowestDecodeGroup: Equatable {
-    let tokensPerStep: Double
+    private(set) var tokensPerStep: Double
+    /// Built from a TE's groups (an unbuilt index ignores updates; the TE's first step builds it).
+    private(set) var isBuilt: Bool
     /// Running requests over all groups (the step's batch).
     private(set) var totalRunning = 0
     /// Per group (struct of arrays): the batch figures the step cost reads, and `K`.
@@ -43,8 +50,21 @@ struct SlowestDecodeGroup: Equatable {
     private var occupied: [Int] = []
     private var occupiedPosition: [Int]
 
+    /// An unbuilt index: no groups, ignores updates until ``prepare(groups:tokensPerStep:)``.
+    init() {
+        tokensPerStep = 0
+        isBuilt = false
+        running = []
+        promptSum = []
+        joinStepSum = []
+        key = []
+        buckets = [[]]
+        occupiedPosition = [-1]
+    }
+
     init(groups: [DPGroupState], tokensPerStep: Double) {
         self.tokensPerStep = tokensPerStep
+        isBuilt = true
         let count = groups.count
         running = Array(repeating: 0, count: count)
         promptSum = Array(repeating: 0, count: count)
@@ -58,6 +78,13 @@ struct SlowestDecodeGroup: Equatable {
     }
 
     var groupCount: Int { running.count }
+
+    /// Builds the index from `groups` unless it already describes them (same count, same
+    /// tokens per step).
+    mutating func prepare(groups: [DPGroupState], tokensPerStep: Double) {
+        guard !isBuilt || running.count != groups.count || self.tokensPerStep != tokensPerStep else { return }
+        self = SlowestDecodeGroup(groups: groups, tokensPerStep: tokensPerStep)
+    }
 
     /// Group `g`'s batch changed: its figures are stored and it moves to its new bucket.
     mutating func update(_ g: Int, running newRunning: Int, promptSum newPromptSum: Int, joinStepSum newJoinStepSum: Int) {
@@ -75,7 +102,8 @@ struct SlowestDecodeGroup: Equatable {
     /// The scan's answer for a step at `step`: the slowest group's running requests and mean
     /// context, and the running requests of all groups; nil when the rates are outside what the
     /// estimate covers (the caller scans then).
-    func slowest(step: Int, perRequest: Double, perToken: Double) -> (maxRunning: Int, context: Double, total: Int)? {
+    mutating func slowest(step: Int, perRequest: Double, perToken: Double) -> (maxRunning: Int, context: Double, total: Int)? {
+        guard isBuilt else { return nil }
         guard totalRunning > 0 else { return (0, 0, 0) }
         guard perRequest >= 0, perToken >= 0, perRequest.isFinite, perToken.isFinite, step >= 0,
               tokensPerStep.isFinite, tokensPerStep > 0 else { return nil }
@@ -144,6 +172,7 @@ struct SlowestDecodeGroup: Equatable {
 
     /// Differences from `groups` and from the index's own invariants (empty when current).
     func problems(against groups: [DPGroupState]) -> [String] {
+        guard isBuilt else { return [] }
         guard groups.count == running.count else {
             return ["slowest-group index covers \(running.count) groups of \(groups.count)"]
         }

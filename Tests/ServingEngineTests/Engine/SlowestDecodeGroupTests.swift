@@ -22,8 +22,8 @@ import XDSTestSupport
     static func agrees(_ te: TaskExecutor, step: Int, tokensPerStep: Double, perRequest: Double, perToken: Double) -> Bool {
         let scan = SlowestDecodeGroup.scan(te.dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
                                            perToken: perToken)
-        guard let index = te.slowestGroup,
-              let found = index.slowest(step: step, perRequest: perRequest, perToken: perToken) else { return false }
+        var index = te.slowestGroup   // a copy: `slowest` is mutating only to run in place on the TE
+        guard index.isBuilt, let found = index.slowest(step: step, perRequest: perRequest, perToken: perToken) else { return false }
         return found.maxRunning == scan.maxRunning && found.total == scan.total
             && found.context.bitPattern == scan.context.bitPattern
     }
@@ -55,8 +55,8 @@ import XDSTestSupport
                             "\(count) groups, round \(round), step \(step), rates \(perRequest) \(perToken)")
                 }
             }
-            #expect(te.slowestGroup?.problems(against: te.dp) == [])
-            #expect(te.slowestGroup?.totalRunning == members.reduce(0) { $0 + $1.count })
+            #expect(te.slowestGroup.problems(against: te.dp) == [])
+            #expect(te.slowestGroup.totalRunning == members.reduce(0) { $0 + $1.count })
         }
     }
 
@@ -76,7 +76,7 @@ import XDSTestSupport
         te.decodeLeave(3, promptTokens: 500, joinStep: 2)
         te.decodeLeave(3, promptTokens: 10, joinStep: 3)
         #expect(te.decodeStepBatch(step: 9, tokensPerStep: 1.8, perRequest: 1e-4, perToken: 1e-7) == (0, 0, 0))
-        #expect(te.slowestGroup?.problems(against: te.dp) == [])
+        #expect(te.slowestGroup.problems(against: te.dp) == [])
     }
 
     @Test func ratesOutsideTheEstimateFallBackToTheScan() throws {
@@ -84,7 +84,8 @@ import XDSTestSupport
         te.decodeJoin(1, promptTokens: 100, joinStep: 0)
         te.decodeJoin(2, promptTokens: 900, joinStep: 0)
         _ = te.decodeStepBatch(step: 1, tokensPerStep: 1, perRequest: 1, perToken: 1)
-        let index = try #require(te.slowestGroup)
+        var index = te.slowestGroup
+        #expect(index.isBuilt)
         #expect(index.slowest(step: 1, perRequest: -1, perToken: 1e-7) == nil)
         #expect(index.slowest(step: 1, perRequest: 1, perToken: .nan) == nil)
         // The TE answers anyway, by the scan: group 1 (cost falls with context) is the slowest.
@@ -94,6 +95,7 @@ import XDSTestSupport
 
     @Test func aStaleIndexIsReported() throws {
         let te = try Self.executor(groups: 4)
+        #expect(!te.slowestGroup.isBuilt && te.slowestGroup.problems(against: te.dp) == [], "unbuilt until the first step")
         let before = SlowestDecodeGroup(groups: te.dp, tokensPerStep: 1.5)
         te.decodeJoin(2, promptTokens: 64, joinStep: 0)   // the TE has no index yet: `before` is not told
         #expect(before.problems(against: te.dp).contains { $0.contains("stale for dp2") })
@@ -113,7 +115,7 @@ import XDSTestSupport
             engine.run(until: t)
             #expect(engine.audit() == [], "at \(t) s")
             let te = engine.instances[d]
-            if te.slowestGroup != nil, let rates = te.decodeAttentionRates {
+            if te.slowestGroup.isBuilt, let rates = te.decodeAttentionRates {
                 #expect(Self.agrees(te, step: te.stepIndex, tokensPerStep: engine.tokensPerStep, perRequest: rates.perRequest,
                                     perToken: rates.perToken), "at \(t) s")
                 checked += 1
@@ -125,7 +127,7 @@ import XDSTestSupport
         #expect(checked > 30)
         #expect(engine.runToCompletion(limit: 3_600))
         FaultTests.expectSound(engine)
-        #expect(engine.instances[d].slowestGroup?.totalRunning == 0)
-        #expect(engine.instances[d].slowestGroup?.problems(against: engine.instances[d].dp) == [])
+        #expect(engine.instances[d].slowestGroup.totalRunning == 0)
+        #expect(engine.instances[d].slowestGroup.problems(against: engine.instances[d].dp) == [])
     }
 }
