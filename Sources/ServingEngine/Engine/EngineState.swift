@@ -115,10 +115,13 @@ struct DPGroupState {
     var batch: [(request: Int, tokens: Int)] = []
     /// Decode: requests that hold a slot (running, joining, or being transferred in).
     var slots = 0
-    /// Running decode requests and the sums that give their mean context in O(1).
-    var running = 0
-    var promptSum = 0
-    var joinStepSum = 0
+    /// Running decode requests and the sums that give their mean context in O(1). Written only
+    /// by the TE's ``InstanceState/decodeJoin(_:promptTokens:joinStep:)`` and
+    /// ``InstanceState/decodeLeave(_:promptTokens:joinStep:)``, which keep its
+    /// ``SlowestDecodeGroup`` index current.
+    fileprivate(set) var running = 0
+    fileprivate(set) var promptSum = 0
+    fileprivate(set) var joinStepSum = 0
 
     init(kv: KVBlockManager, npus: [Int]) {
         self.kv = kv
@@ -127,6 +130,13 @@ struct DPGroupState {
 
     /// Mean context length of the running requests after `step` steps at `tokensPerStep`.
     func meanContext(step: Int, tokensPerStep: Double) -> Double {
+        Self.meanContext(running: running, promptSum: promptSum, joinStepSum: joinStepSum, step: step,
+                         tokensPerStep: tokensPerStep)
+    }
+
+    /// The same from the figures (one formula for the scan and ``SlowestDecodeGroup``: same bits).
+    @inline(__always)
+    static func meanContext(running: Int, promptSum: Int, joinStepSum: Int, step: Int, tokensPerStep: Double) -> Double {
         guard running > 0 else { return 0 }
         let generated = Double(running * step - joinStepSum) * tokensPerStep
         return (Double(promptSum) + generated) / Double(running)
@@ -144,10 +154,14 @@ final class InstanceState {
     /// Index of the deployment group it comes from and its index in that group.
     var groupSpec: InstanceGroup
     var external: Bool
-    /// Cost model of the instance's hardware (external prefill may run on other NPUs).
-    /// Fixed for the TE's life: a `let`, so reading it for a cost call borrows it in place instead of
-    /// copying the struct (four copies a decode step were 12% of a 4-replica colocated replay).
-    let cost: CostModel
+    /// Cost model of the instance's hardware (external prefill may run on other NPUs), fixed for
+    /// the TE's life. Kept in a cell the TE owns and read by address, so a cost call
+    /// (`te.cost.decodeStep(…)`, a PodModel method taking the model by reference) works on the
+    /// cell in place: through a stored `let` the compiler still copied the struct into a
+    /// temporary for each call (an outlined copy, two memcpys and a destroy per decode step:
+    /// 57 M instructions of the Mooncake hour). A plain read (`let c = te.cost`) copies as before.
+    var cost: CostModel { unsafeAddress { UnsafePointer(costCell) } }
+    private let costCell: UnsafeMutablePointer<CostModel>
     /// The decode attention rates ``ServingEngine/decodeStepSeconds(_:)`` reads off `cost` for
     /// `queryTokens` (a pure function of both), kept after the first step: three cost-model
     /// calls a step were 10% of a 4-replica colocated replay. A fork recomputes them.
@@ -186,6 +200,9 @@ final class InstanceState {
     /// first pick; nil = rebuild). Whoever changes a group's KV, slots or drained flag calls
     /// ``noteDecodeLoadChanged(_:)`` (or ``invalidateDecodeLoad()`` after changing many).
     private(set) var decodeLoad: DecodeLoadIndex?
+    /// Decode and colocated TEs: the step cost's slowest group, kept as batches change (built on
+    /// the first step; see ``decodeStepBatch(step:tokensPerStep:perRequest:perToken:)``).
+    private(set) var slowestGroup = SlowestDecodeGroup()
 
     init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel, npus: [Int],
          dp: [DPGroupState]) {
@@ -193,9 +210,15 @@ final class InstanceState {
         self.name = name
         self.groupSpec = groupSpec
         self.external = external
-        self.cost = cost
+        costCell = .allocate(capacity: 1)
+        costCell.initialize(to: cost)
         self.npus = npus
         self.dp = dp
+    }
+
+    deinit {
+        costCell.deinitialize(count: 1)
+        costCell.deallocate()
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every stored property is a value
@@ -221,6 +244,7 @@ final class InstanceState {
         copy.eplb = eplb
         copy.heldOffByScaling = heldOffByScaling
         copy.decodeLoad = decodeLoad
+        copy.slowestGroup = slowestGroup
         return copy
     }
 
@@ -244,6 +268,48 @@ final class InstanceState {
 
     /// Many groups changed (drain, fault, retire): the index is rebuilt on the next pick.
     func invalidateDecodeLoad() { decodeLoad = nil }
+
+    /// A request joins group `g`'s running batch at step `joinStep`.
+    func decodeJoin(_ g: Int, promptTokens: Int, joinStep: Int) {
+        dp[g].running += 1
+        dp[g].promptSum += promptTokens
+        dp[g].joinStepSum += joinStep
+        noteDecodeBatchChanged(g)
+    }
+
+    /// A request that joined group `g`'s running batch at `joinStep` leaves it (finished,
+    /// evicted, or migrated to another group).
+    func decodeLeave(_ g: Int, promptTokens: Int, joinStep: Int) {
+        dp[g].running -= 1
+        dp[g].promptSum -= promptTokens
+        dp[g].joinStepSum -= joinStep
+        noteDecodeBatchChanged(g)
+    }
+
+    private func noteDecodeBatchChanged(_ g: Int) {
+        guard g >= 0, g < dp.count else { return }
+        slowestGroup.update(g, running: dp[g].running, promptSum: dp[g].promptSum, joinStepSum: dp[g].joinStepSum)
+    }
+
+    /// What a decode step's cost reads of the batch: the slowest group's running requests and
+    /// mean context, and all running requests (``SlowestDecodeGroup``; its index is built on the
+    /// first step and kept current by ``decodeJoin(_:promptTokens:joinStep:)`` and
+    /// ``decodeLeave(_:promptTokens:joinStep:)``). Debug builds check it against the scan.
+    func decodeStepBatch(step: Int, tokensPerStep: Double, perRequest: Double,
+                         perToken: Double) -> (maxRunning: Int, context: Double, total: Int) {
+        slowestGroup.prepare(groups: dp, tokensPerStep: tokensPerStep)
+        guard let found = slowestGroup.slowest(step: step, perRequest: perRequest, perToken: perToken) else {
+            return SlowestDecodeGroup.scan(dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+                                           perToken: perToken)
+        }
+        assert({
+            let scan = SlowestDecodeGroup.scan(dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+                                               perToken: perToken)
+            return scan.maxRunning == found.maxRunning && scan.total == found.total
+                && scan.context.bitPattern == found.context.bitPattern
+        }(), "slowest-group index disagrees with a scan of \(name)'s groups")
+        return found
+    }
 
     var hasPrefill: Bool { role != .decode }
     var hasDecode: Bool { role != .prefill }

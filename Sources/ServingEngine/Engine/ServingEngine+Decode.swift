@@ -105,9 +105,7 @@ extension ServingEngine {
             guard let slot = requests.index(forKey: id) else { continue }
             let joined = Self.joinDecode(&requests.values[slot], step: step, phase: tokenPhase(id),
                                          tokensPerStep: tokensPerStep, now: now)
-            instances[index].dp[joined.group].running += 1
-            instances[index].dp[joined.group].promptSum += joined.promptTokens
-            instances[index].dp[joined.group].joinStepSum += step
+            instances[index].decodeJoin(joined.group, promptTokens: joined.promptTokens, joinStep: step)
             instances[index].finishing[joined.finishStep, default: []].append(id)
             instances[index].firstStep.append(id)
         }
@@ -131,10 +129,6 @@ extension ServingEngine {
     /// the hottest expert die (system.md §1.3).
     func decodeStepSeconds(_ index: Int) -> (seconds: Double, running: Int) {
         let step = instances[index].stepIndex
-        var maxRunning = 0
-        var context = 0.0
-        var total = 0
-        var slowest = -1.0
         // Attention time grows with a group's requests, and per request with its context: rank the
         // groups by requests × (per-request cost + per-token cost × context), both read off the
         // cost model once per step.
@@ -151,22 +145,9 @@ extension ServingEngine {
             perToken = (instance.cost.decodeAttentionSeconds(requests: 1, context: 1_000, queryTokens: queryTokens) - base) / 1_000
             instance.decodeAttentionRates = (queryTokens, base, perRequest, perToken)
         }
-        // Read through one buffer (no per-group access to the TE's property).
-        let tokensPerStep = tokensPerStep
-        instances[index].dp.withUnsafeBufferPointer { groups in
-            for g in groups.indices {
-                let running = groups[g].running
-                guard running > 0 else { continue }
-                total += running
-                let mean = groups[g].meanContext(step: step, tokensPerStep: tokensPerStep)
-                let attention = Double(running) * (perRequest + perToken * mean)
-                if attention > slowest {
-                    slowest = attention
-                    maxRunning = running
-                    context = mean
-                }
-            }
-        }
+        // The slowest group from the TE's incremental index (O(changed groups), not a scan of all).
+        let (maxRunning, context, total) = instance.decodeStepBatch(step: step, tokensPerStep: tokensPerStep,
+                                                                    perRequest: perRequest, perToken: perToken)
         guard total > 0 else { return (0, 0) }
         let spec = instances[index].groupSpec
         // With MTP the main model verifies 1 + draft tokens per request: they all route to experts.
@@ -212,9 +193,7 @@ extension ServingEngine {
     func complete(_ id: Int) {
         guard let request = requests.removeValue(forKey: id) else { return }
         let index = request.decodeInstance, g = request.decodeGroup
-        instances[index].dp[g].running -= 1
-        instances[index].dp[g].promptSum -= request.spec.promptTokens
-        instances[index].dp[g].joinStepSum -= request.joinStep
+        instances[index].decodeLeave(g, promptTokens: request.spec.promptTokens, joinStep: request.joinStep)
         instances[index].dp[g].slots -= 1
         instances[index].dp[g].kv.free(requestID: id)
         instances[index].noteDecodeLoadChanged(g)

@@ -354,6 +354,7 @@ public final class ServingEngine {
                 problems += group.kv.audit().map { "\(instance.name)/dp\(index): \($0)" }
             }
             problems += (instance.decodeLoad?.problems(against: instance.dp) ?? []).map { "\(instance.name): \($0)" }
+            problems += instance.slowestGroup.problems(against: instance.dp).map { "\(instance.name): \($0)" }
         }
         if telemetry.inFlight != requests.count {
             problems.append("in flight \(telemetry.inFlight) but the engine holds \(requests.count) requests")

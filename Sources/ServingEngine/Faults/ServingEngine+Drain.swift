@@ -50,14 +50,10 @@ extension ServingEngine {
                 instances[d].dp[target].kv.reserve(requestID: id, expectedTotalTokens: r.totalTokens)
                 let g = r.decodeGroup
                 instances[d].dp[g].kv.free(requestID: id)
-                func shift(_ group: Int, _ sign: Int) {
-                    instances[d].dp[group].running += sign
-                    instances[d].dp[group].slots += sign
-                    instances[d].dp[group].promptSum += sign * r.spec.promptTokens
-                    instances[d].dp[group].joinStepSum += sign * r.joinStep
-                }
-                shift(g, -1)
-                shift(target, 1)
+                instances[d].decodeLeave(g, promptTokens: r.spec.promptTokens, joinStep: r.joinStep)
+                instances[d].dp[g].slots -= 1
+                instances[d].decodeJoin(target, promptTokens: r.spec.promptTokens, joinStep: r.joinStep)
+                instances[d].dp[target].slots += 1
                 instances[d].noteDecodeLoadChanged(g)
                 instances[d].noteDecodeLoadChanged(target)
                 requests[id]?.decodeGroup = target

@@ -81,9 +81,7 @@ extension ServingEngine {
         let (d, dg) = (request.decodeInstance, request.decodeGroup)
         guard d >= 0, dg >= 0, request.stage == .transfer || request.stage == .decode else { return }
         if admitted {
-            instances[d].dp[dg].running -= 1
-            instances[d].dp[dg].promptSum -= request.spec.promptTokens
-            instances[d].dp[dg].joinStepSum -= request.joinStep
+            instances[d].decodeLeave(dg, promptTokens: request.spec.promptTokens, joinStep: request.joinStep)
         }
         // A pulled transfer, a joiner and a running request all hold a slot and decode KV.
         if instances[d].dp[dg].kv.contains(requestID: id) || instances[d].role == .colocated {

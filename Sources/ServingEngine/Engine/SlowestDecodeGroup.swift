@@ -1,0 +1,260 @@
+/// The slowest DP group of a decode TE's next step, kept as its batches change instead of found
+/// by a scan of every group per step (the scan walked all 320 groups of the superpod's decode TE
+/// every step: a fifth of the Mooncake hour's instructions).
+///
+/// A decode step waits for the group whose attention takes longest: `running × (per-request +
+/// per-token × mean context)` (``ServingEngine/decodeStepSeconds(_:)``). Mathematically that is
+/// `running × perRequest + perToken × (K + running × step × tokensPerStep)` with `K = promptSum −
+/// joinStepSum × tokensPerStep` fixed while the group's batch does not change. So among groups
+/// with the same number of running requests, the order by attention is the order by `K`, the
+/// same at every step: groups sit in buckets by `running`, each sorted by `K` (highest first).
+/// A step looks at the top of each bucket (a handful of distinct batch sizes, not 320 groups),
+/// finds the best estimate `M`, and then evaluates the exact formula of the scan — the same
+/// operations in the same order, so the same bits — for every group whose estimate is within a
+/// slack of `M`. The slack (1e-11 relative to the magnitudes involved) is thousands of times
+/// the rounding of either formula (≈ 1e-15 relative), so the scan's pick, the lowest-indexed
+/// group of the highest exact attention, is always among those evaluated, and is picked the
+/// same way. Cost models this does not cover (negative or non-finite rates, steps near 2⁵⁰)
+/// make ``slowest(step:perRequest:perToken:)`` answer nil: the caller scans.
+///
+/// A TE holds one, empty until its first step builds it from the groups
+/// (``prepare(groups:tokensPerStep:)``). The per-step calls are `mutating` so that the TE calls
+/// them in place on its stored index: a non-mutating call on a class's stored struct copied the
+/// struct first (six retains and releases a step, more than the query itself).
+///
+/// The engine keeps it current through ``InstanceState/decodeJoin(_:promptTokens:joinStep:)``
+/// and ``InstanceState/decodeLeave(_:promptTokens:joinStep:)``, the only writers of a group's
+/// `running`, `promptSum` and `joinStepSum`; ``problems(against:)`` compares it with the groups
+/// (``ServingEngine/audit()``).
+///
+/// ```swift
+/// var index = SlowestDecodeGroup(groups: te.dp, tokensPerStep: 1.9)   // or SlowestDecodeGroup() + prepare
+/// index.update(3, running: 2, promptSum: 4_000, joinStepSum: 17)
+/// index.slowest(step: 20, perRequest: 1e-4, perToken: 1e-7)   // (maxRunning, context, total), as the scan
+/// ```
+struct SlowestDecodeGroup: Equatable {
+    private(set) var tokensPerStep: Double
+    /// Built from a TE's groups (an unbuilt index ignores updates; the TE's first step builds it).
+    private(set) var isBuilt: Bool
+    /// Running requests over all groups (the step's batch).
+    private(set) var totalRunning = 0
+    /// Per group (struct of arrays): the batch figures the step cost reads, and `K`.
+    private var running: [Int]
+    private var promptSum: [Int]
+    private var joinStepSum: [Int]
+    private var key: [Double]
+    /// Groups by running count (index = running; 0 unused), each ordered by `key` descending,
+    /// then group ascending.
+    private var buckets: [[Int32]]
+    /// The running counts whose bucket is not empty (any order), and where each sits in it (-1: absent).
+    private var occupied: [Int] = []
+    private var occupiedPosition: [Int]
+
+    /// An unbuilt index: no groups, ignores updates until ``prepare(groups:tokensPerStep:)``.
+    init() {
+        tokensPerStep = 0
+        isBuilt = false
+        running = []
+        promptSum = []
+        joinStepSum = []
+        key = []
+        buckets = [[]]
+        occupiedPosition = [-1]
+    }
+
+    init(groups: [DPGroupState], tokensPerStep: Double) {
+        self.tokensPerStep = tokensPerStep
+        isBuilt = true
+        let count = groups.count
+        running = Array(repeating: 0, count: count)
+        promptSum = Array(repeating: 0, count: count)
+        joinStepSum = Array(repeating: 0, count: count)
+        key = Array(repeating: 0, count: count)
+        buckets = [[]]
+        occupiedPosition = [-1]
+        for g in groups.indices {
+            update(g, running: groups[g].running, promptSum: groups[g].promptSum, joinStepSum: groups[g].joinStepSum)
+        }
+    }
+
+    var groupCount: Int { running.count }
+
+    /// Builds the index from `groups` unless it already describes them (same count, same
+    /// tokens per step).
+    mutating func prepare(groups: [DPGroupState], tokensPerStep: Double) {
+        guard !isBuilt || running.count != groups.count || self.tokensPerStep != tokensPerStep else { return }
+        self = SlowestDecodeGroup(groups: groups, tokensPerStep: tokensPerStep)
+    }
+
+    /// Group `g`'s batch changed: its figures are stored and it moves to its new bucket.
+    mutating func update(_ g: Int, running newRunning: Int, promptSum newPromptSum: Int, joinStepSum newJoinStepSum: Int) {
+        guard g >= 0, g < running.count else { return }
+        let old = running[g]
+        if old > 0 { remove(g, from: old) }
+        totalRunning += max(0, newRunning) - max(0, old)
+        running[g] = newRunning
+        promptSum[g] = newPromptSum
+        joinStepSum[g] = newJoinStepSum
+        key[g] = Double(newPromptSum) - Double(newJoinStepSum) * tokensPerStep
+        if newRunning > 0 { insert(g, into: newRunning) }
+    }
+
+    /// The scan's answer for a step at `step`: the slowest group's running requests and mean
+    /// context, and the running requests of all groups; nil when the rates are outside what the
+    /// estimate covers (the caller scans then).
+    mutating func slowest(step: Int, perRequest: Double, perToken: Double) -> (maxRunning: Int, context: Double, total: Int)? {
+        guard isBuilt else { return nil }
+        guard totalRunning > 0 else { return (0, 0, 0) }
+        guard perRequest >= 0, perToken >= 0, perRequest.isFinite, perToken.isFinite, step >= 0,
+              tokensPerStep.isFinite, tokensPerStep > 0 else { return nil }
+        let s = Double(step), t = tokensPerStep
+        func estimate(_ r: Int, _ k: Double) -> Double { Double(r) * perRequest + perToken * (k + Double(r) * s * t) }
+        var best = -Double.infinity
+        var largest = 0
+        for r in occupied {
+            best = max(best, estimate(r, key[Int(buckets[r][0])]))
+            largest = max(largest, r)
+        }
+        guard Double(largest) * s * t < 1e15, best.isFinite else { return nil }
+        let slack = 1e-11 * (abs(best) + perRequest * Double(largest) + perToken * Double(largest) * s * t)
+        let threshold = best - slack
+        var slowest = -1, slowestAttention = -1.0, slowestMean = 0.0
+        for r in occupied {
+            for member in buckets[r] {
+                let g = Int(member)
+                if estimate(r, key[g]) < threshold { break }
+                let (attention, mean) = Self.attention(running: r, promptSum: promptSum[g], joinStepSum: joinStepSum[g], step: step,
+                                                       tokensPerStep: t, perRequest: perRequest, perToken: perToken)
+                // The scan keeps the first (lowest) group of the highest attention above -1.
+                if attention > slowestAttention || (attention == slowestAttention && slowest >= 0 && g < slowest) {
+                    slowest = g
+                    slowestAttention = attention
+                    slowestMean = mean
+                }
+            }
+        }
+        guard slowest >= 0 else { return (0, 0, totalRunning) }
+        return (running[slowest], slowestMean, totalRunning)
+    }
+
+    /// The step cost's ranking of one group, exactly as the scan computes it.
+    @inline(__always)
+    static func attention(running: Int, promptSum: Int, joinStepSum: Int, step: Int, tokensPerStep: Double,
+                          perRequest: Double, perToken: Double) -> (attention: Double, mean: Double) {
+        let mean = DPGroupState.meanContext(running: running, promptSum: promptSum, joinStepSum: joinStepSum,
+                                            step: step, tokensPerStep: tokensPerStep)
+        return (Double(running) * (perRequest + perToken * mean), mean)
+    }
+
+    /// The definition the index keeps: every group looked at, in order (the step cost before the
+    /// index, and its fallback).
+    static func scan(_ groups: [DPGroupState], step: Int, tokensPerStep: Double, perRequest: Double,
+                     perToken: Double) -> (maxRunning: Int, context: Double, total: Int) {
+        var maxRunning = 0, context = 0.0, total = 0
+        var slowest = -1.0
+        groups.withUnsafeBufferPointer { groups in
+            for g in groups.indices {
+                let running = groups[g].running
+                guard running > 0 else { continue }
+                total += running
+                let (attention, mean) = attention(running: running, promptSum: groups[g].promptSum,
+                                                  joinStepSum: groups[g].joinStepSum, step: step,
+                                                  tokensPerStep: tokensPerStep, perRequest: perRequest, perToken: perToken)
+                if attention > slowest {
+                    slowest = attention
+                    maxRunning = running
+                    context = mean
+                }
+            }
+        }
+        return (maxRunning, context, total)
+    }
+
+    /// Differences from `groups` and from the index's own invariants (empty when current).
+    func problems(against groups: [DPGroupState]) -> [String] {
+        guard isBuilt else { return [] }
+        guard groups.count == running.count else {
+            return ["slowest-group index covers \(running.count) groups of \(groups.count)"]
+        }
+        var found: [String] = []
+        var total = 0
+        var filed = [(bucket: Int, times: Int)](repeating: (0, 0), count: running.count)
+        for r in buckets.indices.dropFirst() {
+            for member in buckets[r] where Int(member) >= 0 && Int(member) < filed.count {
+                filed[Int(member)] = (r, filed[Int(member)].times + 1)
+            }
+        }
+        for g in groups.indices {
+            if running[g] != groups[g].running || promptSum[g] != groups[g].promptSum
+                || joinStepSum[g] != groups[g].joinStepSum {
+                found.append("slowest-group index is stale for dp\(g): running \(running[g]), prompt sum \(promptSum[g]), "
+                    + "join-step sum \(joinStepSum[g]); the group has \(groups[g].running), \(groups[g].promptSum), "
+                    + "\(groups[g].joinStepSum)")
+            }
+            total += max(0, groups[g].running)
+            let r = running[g]
+            if r > 0 ? filed[g] != (r, 1) : filed[g].times != 0 {
+                found.append("slowest-group index files dp\(g) (running \(r)) \(filed[g].times) times, in bucket \(filed[g].bucket)")
+            }
+            if key[g] != Double(promptSum[g]) - Double(joinStepSum[g]) * tokensPerStep {
+                found.append("slowest-group index has a stale key for dp\(g)")
+            }
+        }
+        if total != totalRunning { found.append("slowest-group index counts \(totalRunning) running, the groups \(total)") }
+        for r in buckets.indices.dropFirst() {
+            let members = buckets[r]
+            if members.isEmpty != (occupiedPosition[r] < 0) { found.append("slowest-group bucket \(r) is misfiled") }
+            if members.contains(where: { running[Int($0)] != r }) { found.append("slowest-group bucket \(r) holds another size") }
+            for i in members.indices.dropFirst() where !Self.precedes(members[i - 1], members[i], key) {
+                found.append("slowest-group bucket \(r) is out of order at \(i)")
+            }
+        }
+        return found
+    }
+
+    // MARK: Internals
+
+    /// Bucket order: higher `key` first, then the lower group.
+    private static func precedes(_ a: Int32, _ b: Int32, _ key: [Double]) -> Bool {
+        let ka = key[Int(a)], kb = key[Int(b)]
+        return ka > kb || (ka == kb && a < b)
+    }
+
+    /// Where `g` (with its current key) goes in bucket `r`: the first member it precedes.
+    private func position(of g: Int, in r: Int) -> Int {
+        let members = buckets[r]
+        var low = 0, high = members.count
+        while low < high {
+            let mid = (low + high) / 2
+            if Self.precedes(members[mid], Int32(g), key) { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    private mutating func insert(_ g: Int, into r: Int) {
+        while buckets.count <= r {
+            buckets.append([])
+            occupiedPosition.append(-1)
+        }
+        buckets[r].insert(Int32(g), at: position(of: g, in: r))
+        if occupiedPosition[r] < 0 {
+            occupiedPosition[r] = occupied.count
+            occupied.append(r)
+        }
+    }
+
+    private mutating func remove(_ g: Int, from r: Int) {
+        guard r < buckets.count else { return }
+        let at = position(of: g, in: r)
+        guard at < buckets[r].count, buckets[r][at] == Int32(g) else { return }
+        buckets[r].remove(at: at)
+        guard buckets[r].isEmpty else { return }
+        let slot = occupiedPosition[r]
+        let last = occupied.removeLast()
+        if last != r {
+            occupied[slot] = last
+            occupiedPosition[last] = slot
+        }
+        occupiedPosition[r] = -1
+    }
+}
