@@ -32,11 +32,31 @@ struct EngineTelemetry {
     var lastOutputRate = 0.0
     var lastPrefillRate = 0.0
 
-    var series: Series
+    /// The sparkline points, each array holding at least the last ``seriesCapacity`` (up to
+    /// ``seriesSlack`` more): trimming one point per tick moved the whole array every tick (4% of
+    /// an Azure code replay); trimming a slack's worth at once moves each point once.
+    private var seriesStore: Series
     var seriesCapacity: Int
+    /// Points an array may run past ``seriesCapacity`` before it is trimmed back to it.
+    private var seriesSlack: Int { max(16, min(seriesCapacity, 1_024)) }
+    /// The last ``seriesCapacity`` points of each series (what a snapshot shows).
+    var series: Series {
+        var s = seriesStore
+        let capacity = seriesCapacity
+        func last(_ a: inout [Double]) { if a.count > capacity { a.removeFirst(a.count - capacity) } }
+        last(&s.outputTokensPerSecond)
+        last(&s.ttftP99Ms)
+        last(&s.tpotP99Ms)
+        last(&s.e2eP99Ms)
+        last(&s.kvUsage)
+        last(&s.imbalance)
+        last(&s.running)
+        last(&s.waiting)
+        return s
+    }
     var ring: Deque<EngineEvent> = []
     var ringCapacity: Int
-    var recent: Deque<RequestStatus> = []
+    var recent = RecentRequests()
     /// The last few hundred requests that left, for a face's request detail (RequestTimes.swift).
     var finished = FinishedRequestRing()
     /// Faces' callbacks (EngineObservers.swift); observe only.
@@ -47,8 +67,8 @@ struct EngineTelemetry {
     var dieLoadsCache: (popularity: ExpertPopularity, placement: ExpertPlacement, loads: [Double])?
 
     init(seriesInterval: Double, seriesCapacity: Int, eventCapacity: Int) {
-        series = Series()
-        series.intervalSeconds = seriesInterval
+        seriesStore = Series()
+        seriesStore.intervalSeconds = seriesInterval
         self.seriesCapacity = seriesCapacity
         ringCapacity = eventCapacity
     }
@@ -74,27 +94,28 @@ struct EngineTelemetry {
         observers.event?(event)
     }
 
-    mutating func remember(_ status: RequestStatus) {
-        if recent.count >= 50 { recent.removeFirst() }
-        recent.append(status)
-    }
+    mutating func remember(_ status: RequestStatus) { recent.append(status) }
+
+    /// A request that left from TE `te`'s DP group `group`: its location is written out when read.
+    mutating func remember(_ status: RequestStatus, te: String, group: Int) { recent.append(status, te: te, group: group) }
 
     /// Appends one point to every sparkline series, dropping the oldest beyond capacity.
     mutating func appendPoint(imbalance: Double, kvUsage: Double, running: Double, waiting: Double, interval: Double) {
         lastOutputRate = intervalOutputTokens / interval
         lastPrefillRate = intervalPrefillTokens / interval
+        let capacity = seriesCapacity, limit = seriesCapacity + seriesSlack
         func push(_ array: inout [Double], _ value: Double) {
-            if array.count >= seriesCapacity { array.removeFirst(array.count - seriesCapacity + 1) }
+            if array.count >= limit { array.removeFirst(array.count - capacity + 1) }
             array.append(value)
         }
-        push(&series.outputTokensPerSecond, lastOutputRate)
-        push(&series.ttftP99Ms, intervalTTFT.p99Ms)
-        push(&series.tpotP99Ms, intervalTPOT.p99Ms)
-        push(&series.e2eP99Ms, intervalE2E.p99Ms)
-        push(&series.kvUsage, kvUsage)
-        push(&series.imbalance, imbalance)
-        push(&series.running, running)
-        push(&series.waiting, waiting)
+        push(&seriesStore.outputTokensPerSecond, lastOutputRate)
+        push(&seriesStore.ttftP99Ms, intervalTTFT.p99Ms)
+        push(&seriesStore.tpotP99Ms, intervalTPOT.p99Ms)
+        push(&seriesStore.e2eP99Ms, intervalE2E.p99Ms)
+        push(&seriesStore.kvUsage, kvUsage)
+        push(&seriesStore.imbalance, imbalance)
+        push(&seriesStore.running, running)
+        push(&seriesStore.waiting, waiting)
         intervalTTFT.reset()
         intervalTPOT.reset()
         intervalE2E.reset()
@@ -110,19 +131,24 @@ struct EngineTelemetry {
         lastOutputRate = 0
         lastPrefillRate = 0
         let n = Int(min(count, Double(seriesCapacity)))
+        let capacity = seriesCapacity, limit = seriesCapacity + seriesSlack
         func push(_ array: inout [Double], _ value: Double) {
-            let keep = max(0, min(array.count, seriesCapacity - n))
-            if array.count > keep { array.removeFirst(array.count - keep) }
+            // Trimmed to the capacity before the new points go in only when they would pass the
+            // slack; either way the last `capacity` points are what ``series`` shows.
+            if array.count + n > limit {
+                let keep = max(0, min(array.count, capacity - n))
+                array.removeFirst(array.count - keep)
+            }
             array.append(contentsOf: repeatElement(value, count: n))
         }
-        push(&series.outputTokensPerSecond, 0)
-        push(&series.ttftP99Ms, 0)
-        push(&series.tpotP99Ms, 0)
-        push(&series.e2eP99Ms, 0)
-        push(&series.kvUsage, kvUsage)
-        push(&series.imbalance, imbalance)
-        push(&series.running, running)
-        push(&series.waiting, waiting)
+        push(&seriesStore.outputTokensPerSecond, 0)
+        push(&seriesStore.ttftP99Ms, 0)
+        push(&seriesStore.tpotP99Ms, 0)
+        push(&seriesStore.e2eP99Ms, 0)
+        push(&seriesStore.kvUsage, kvUsage)
+        push(&seriesStore.imbalance, imbalance)
+        push(&seriesStore.running, running)
+        push(&seriesStore.waiting, waiting)
     }
 }
 
@@ -135,7 +161,7 @@ struct IntervalLatency {
     /// One significant digit (slots 3–6% wide) is plenty for a sparkline; the percentile comes
     /// from ``LatencyHistogram``'s sub-bin walk, not the library's generic walk over every slot
     /// (45 k instructions a call, 40% of an Azure code replay at one call per tick and series).
-    private var histogram = LatencyHistogram(digits: .one)
+    private var histogram = LatencyHistogram(digits: .one, binTotals: true)
 
     var count: Int { Int(histogram.count) }
 
@@ -169,6 +195,12 @@ struct LatencyHistogram {
     private let emptyHistogram: Histogram<UInt64>
     /// Sample counts per (bin, sub-bin), bin-major; a slot belongs wholly to one sub-bin.
     private var subCounts: [UInt64]
+    /// Sample counts per bin (the sum of its sub-bins), kept only by histograms that answer a
+    /// percentile every telemetry tick (``IntervalLatency``): the walk then skips whole bins and
+    /// reads at most 40 + 16 counts instead of up to 640. Whole-run histograms are asked once a
+    /// snapshot and record far more often, so they keep no totals (empty) and walk the sub-bins.
+    private var binCounts: [UInt64]
+    private var keepsBinTotals: Bool { !binCounts.isEmpty }
     /// Sum of HdrHistogram's `medianEquivalentForValue` over the samples.
     private var midpointSum: UInt64 = 0
     /// Per bin: the lowest value it holds and how many values it spans (slot-aligned).
@@ -178,7 +210,7 @@ struct LatencyHistogram {
     static let binCount = 40
     static let subBins = 16
 
-    init(digits: SignificantDigits = .three) {
+    init(digits: SignificantDigits = .three, binTotals: Bool = false) {
         let h = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: digits)
         histogram = h
         emptyHistogram = h
@@ -187,6 +219,7 @@ struct LatencyHistogram {
         binStarts = [0] + tops.dropLast().map { $0 + 1 }
         binWidths = zip(tops, binStarts).map { $0 - $1 + 1 }
         subCounts = Array(repeating: 0, count: Self.binCount * Self.subBins)
+        binCounts = binTotals ? Array(repeating: 0, count: Self.binCount) : []
     }
 
     /// Changes with every record and reset: the key of ``summary()``'s cache.
@@ -206,6 +239,7 @@ struct LatencyHistogram {
         midpointSum &+= low + (histogram.sizeOfEquivalentRangeForValue(value) >> 1)
         let sub = subBin(ofSlotAt: low)
         subCounts[sub] += 1
+        if keepsBinTotals { binCounts[sub / Self.subBins] += 1 }
         if recordedSinceReset < Self.trackedSubBins { touchedSubBins.append(Int32(truncatingIfNeeded: sub)) }
         recordedSinceReset += 1
         version &+= 1
@@ -235,10 +269,14 @@ struct LatencyHistogram {
             // code (an interval histogram is reset three times a telemetry tick).
             histogram = emptyHistogram
             subCounts.withUnsafeMutableBufferPointer { counts in
-                if recordedSinceReset <= Self.trackedSubBins {
-                    for sub in touchedSubBins { counts[Int(sub)] = 0 }
-                } else {
-                    counts.update(repeating: 0)
+                binCounts.withUnsafeMutableBufferPointer { bins in
+                    if recordedSinceReset <= Self.trackedSubBins {
+                        for sub in touchedSubBins { counts[Int(sub)] = 0 }
+                        if !bins.isEmpty { for sub in touchedSubBins { bins[Int(sub) / Self.subBins] = 0 } }
+                    } else {
+                        counts.update(repeating: 0)
+                        bins.update(repeating: 0)
+                    }
                 }
             }
             midpointSum = 0
@@ -280,7 +318,7 @@ struct LatencyHistogram {
         var bounds: [Double] = [], counts: [Int] = []
         var below: UInt64 = 0
         for k in 0..<Self.binCount where below < total {
-            let inBin = subCounts[(k * Self.subBins)..<((k + 1) * Self.subBins)].reduce(0, +)
+            let inBin = keepsBinTotals ? binCounts[k] : subCounts[(k * Self.subBins)..<((k + 1) * Self.subBins)].reduce(0, +)
             bounds.append(Double(1_000 << UInt64(k)) / 1_000)
             counts.append(Int(inBin))
             below += inBin
@@ -298,12 +336,26 @@ struct LatencyHistogram {
         let requested = Swift.min(Swift.max(p.nextDown, 0.0), 100.0)
         let rank = Swift.max(1, UInt64(((requested * Double(total)) / 100.0).rounded(.up)))
         var cumulative: UInt64 = 0
-        var sub = 0
-        while sub < subCounts.count - 1 && cumulative + subCounts[sub] < rank {
-            cumulative += subCounts[sub]
-            sub += 1
+        // The first sub-bin where the running count reaches the rank (the last one if none does):
+        // whole bins below it are skipped by their totals, then its bin is walked sub-bin by sub-bin.
+        var k = 0, j = 0
+        if keepsBinTotals {
+            while k < Self.binCount - 1 && cumulative + binCounts[k] < rank {
+                cumulative += binCounts[k]
+                k += 1
+            }
+            while j < Self.subBins - 1 && cumulative + subCounts[k * Self.subBins + j] < rank {
+                cumulative += subCounts[k * Self.subBins + j]
+                j += 1
+            }
+        } else {
+            var sub = 0
+            while sub < subCounts.count - 1 && cumulative + subCounts[sub] < rank {
+                cumulative += subCounts[sub]
+                sub += 1
+            }
+            (k, j) = (sub / Self.subBins, sub % Self.subBins)
         }
-        let k = sub / Self.subBins, j = sub % Self.subBins
         // The first slot whose lowest value falls in sub-bin j of bin k.
         let from = binStarts[k] + (UInt64(j) * binWidths[k] + UInt64(Self.subBins) - 1) / UInt64(Self.subBins)
         var value = histogram.lowestEquivalentForValue(from)
@@ -339,4 +391,54 @@ struct LatencyHistogram {
                        bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
     }
     #endif
+}
+
+/// The last ``capacity`` requests that left, for a snapshot's list. A request's location
+/// ("decode-0/dp117") is kept as its parts and written out only when read: formatting it for
+/// every completion was a string build per request that hardly anyone reads.
+struct RecentRequests: Sequence {
+    struct Entry {
+        var status: RequestStatus
+        /// The TE's name and DP group; nil = `status.location` as given.
+        var te: String?
+        var group: Int32
+
+        var resolved: RequestStatus {
+            guard let te else { return status }
+            var s = status
+            s.location = "\(te)/dp\(group)"
+            return s
+        }
+    }
+    static let capacity = 50
+    private var entries: Deque<Entry> = []
+
+    var count: Int { entries.count }
+
+    mutating func append(_ status: RequestStatus) { push(Entry(status: status, te: nil, group: 0)) }
+
+    mutating func append(_ status: RequestStatus, te: String, group: Int) {
+        push(Entry(status: status, te: te, group: Int32(truncatingIfNeeded: group)))
+    }
+
+    private mutating func push(_ entry: Entry) {
+        if entries.count >= Self.capacity { entries.removeFirst() }
+        entries.append(entry)
+    }
+
+    /// The latest request matching `predicate`, location written out.
+    func last(where predicate: (RequestStatus) -> Bool) -> RequestStatus? {
+        for entry in entries.reversed() {
+            let status = entry.resolved
+            if predicate(status) { return status }
+        }
+        return nil
+    }
+
+    func makeIterator() -> Iterator { Iterator(inner: entries.makeIterator()) }
+
+    struct Iterator: IteratorProtocol {
+        var inner: Deque<Entry>.Iterator
+        mutating func next() -> RequestStatus? { inner.next()?.resolved }
+    }
 }

@@ -26,6 +26,18 @@ final class JobExecutor {
     /// The candidate list's buffer, reused from one routing decision to the next (emptied before
     /// each; a copy of the JE starts with none, so nothing carries between forks).
     private var candidateBuffer: [Int] = []
+    /// For each first prefix key (a request's `chainedKeys[0]`): the prefill TEs (bit = TE index,
+    /// below 64) a request starting with it was ever placed on. Only those TEs' DP groups can hold
+    /// a block under that key: a group's prefix cache takes its blocks from the requests prefilled
+    /// on it, all placed through ``notePlacement(chainedKeys:te:)`` (the same 64-bit key at another
+    /// depth would be a hash collision, which the cache itself already assumes away). Routing then
+    /// probes no other TE's caches for the request: most prompts continue a session whose prefix
+    /// sits on one TE, and a miss in a group's index cost a probe sequence each (6% of a saturated
+    /// superpod). Bits are never cleared (an evicted prefix costs only a probe). Past
+    /// ``maxPrefixStarts`` keys the map is dropped and routing probes every TE again.
+    private var prefixStarts = IDTable<UInt64>()
+    private var prefixStartsOverflowed = false
+    static let maxPrefixStarts = 1 << 20
 
     enum Admission {
         case placed(prefillTE: Int)
@@ -52,6 +64,8 @@ final class JobExecutor {
         decodeGroupBlocks = other.decodeGroupBlocks
         routing = other.routing
         decodeBalancing = other.decodeBalancing
+        prefixStarts = other.prefixStarts
+        prefixStartsOverflowed = other.prefixStartsOverflowed
     }
 
     /// A deep copy (the policies are values, so their state is copied too), for an engine fork.
@@ -70,6 +84,36 @@ final class JobExecutor {
     func setDecodeBalancing(_ policy: any DecodeBalancingPolicy) { decodeBalancing = policy }
 
     // MARK: Admission and routing
+
+    /// A request with these prefix keys is placed on prefill TE `te` (before any of its blocks
+    /// are allocated there). Returns whether the TE's groups may already hold its prefix (false:
+    /// no request starting with these keys was placed there before, so every group has no hit).
+    @discardableResult
+    func notePlacement(chainedKeys: [UInt64], te: Int) -> Bool {
+        guard let first = chainedKeys.first else { return false }
+        guard !prefixStartsOverflowed, te >= 0, te < 64 else { return true }
+        let key = Int(truncatingIfNeeded: first)
+        let bit: UInt64 = 1 << UInt64(te)
+        if let holders = prefixStarts[key] {
+            if holders & bit != 0 { return true }
+            prefixStarts[key] = holders | bit
+        } else if prefixStarts.count < Self.maxPrefixStarts {
+            prefixStarts[key] = bit
+        } else {
+            prefixStartsOverflowed = true
+            prefixStarts = IDTable()
+            return true
+        }
+        return false
+    }
+
+    /// The prefill TEs whose caches may hold a prefix starting with these keys (bit per TE index
+    /// below 64; TEs from 64 on are always probed): ``PrefillPool/prefixHolders``.
+    func prefixHolders(_ chainedKeys: [UInt64]) -> UInt64 {
+        guard let first = chainedKeys.first else { return 0 }
+        if prefixStartsOverflowed { return .max }
+        return prefixStarts[Int(truncatingIfNeeded: first)] ?? 0
+    }
 
     /// The JE's decision for a new request: never fits, refused now, or the prefill TE.
     func admit(_ request: RequestState, instances: [InstanceState]) -> Admission {
@@ -97,7 +141,8 @@ final class JobExecutor {
             candidates.append(index)
         }
         guard !candidates.isEmpty else { return nil }
-        let pool = PrefillPool(instances: instances, candidates: candidates, longPromptTokens: longPromptTokens)
+        var pool = PrefillPool(instances: instances, candidates: candidates, longPromptTokens: longPromptTokens)
+        pool.prefixHolders = prefixHolders(request.chainedKeys)
         let routed = RoutingRequest(promptTokens: request.spec.promptTokens, chainedKeys: request.chainedKeys)
         guard let target = routing.pickPrefillTE(for: routed, in: pool), candidates.contains(target) else { return nil }
         return target

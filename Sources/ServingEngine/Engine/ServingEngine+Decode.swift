@@ -222,8 +222,8 @@ extension ServingEngine {
         if ttft * 1_000 <= configuration.sloTTFTMs && tpot * 1_000 <= configuration.sloTPOTMs { telemetry.sloMet += 1 }
         telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .completed,
                                          promptTokens: request.spec.promptTokens, outputTokens: output,
-                                         generatedTokens: output, location: "\(instances[index].name)/dp\(g)",
-                                         ttftMs: ttft * 1_000, finishedAt: now))
+                                         generatedTokens: output, ttftMs: ttft * 1_000, finishedAt: now),
+                           te: instances[index].name, group: g)
         observeFinished(request, stage: .completed, outputTokens: output)
     }
 

@@ -9,7 +9,10 @@ extension ServingEngine {
         // Read and changed in place through the request's slot (a copy of the RequestState and
         // back retained and released its arrays and re-hashed its id).
         guard let slot = requests.index(forKey: id) else { return }
-        let (promptTokens, chainedKeys) = Self.placementView(&requests.values[slot])
+        let (promptTokens, keys) = Self.placementView(&requests.values[slot])
+        // Noted before its blocks land here; a prefix never placed on this TE is in none of its
+        // groups, so they are not probed (JobExecutor.prefixHolders).
+        let chainedKeys = keys.isEmpty || je.notePlacement(chainedKeys: keys, te: index) ? keys : []
         var best = -1
         var bestCost = Int.max
         var bestEstimate = 0

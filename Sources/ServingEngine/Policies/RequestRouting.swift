@@ -25,6 +25,13 @@ public struct PrefillPool {
     let candidates: [Int]
     /// Prompts longer than this are "long" (``EngineConfiguration/longPromptTokens``).
     let longPromptTokens: Int
+    /// The TEs whose prefix caches may hold the request's prefix (bit per TE index; TEs from 64 on
+    /// always may): the JE knows where prefixes were placed (``JobExecutor/prefixHolders(_:)``),
+    /// and any other TE's groups would report no hit. All bits: probe every TE.
+    var prefixHolders: UInt64 = .max
+
+    /// Whether TE `te`'s groups may hold a cached prefix of the request (else they hold none).
+    func mayHoldPrefix(_ te: Int) -> Bool { te >= 64 || te < 0 || prefixHolders & (1 << UInt64(te)) != 0 }
     /// Every prefill-capable TE in service, drained or not, ascending (TEs that scaling holds
     /// off, starting or scaled in, are not part of the pool at all).
     func prefillTEs() -> [Int] {
@@ -44,7 +51,7 @@ public struct PrefillPool {
         var hits = 0
         var load = 0
         // Probing stops once a group holds the whole cacheable prefix (no group can beat it).
-        var probe = !request.chainedKeys.isEmpty
+        var probe = !request.chainedKeys.isEmpty && mayHoldPrefix(te)
         // Read through the groups' buffer: a group's block manager read through the TE's
         // property was copied (a dozen buffer handles retained and released) for every probe.
         instances[te].dp.withUnsafeBufferPointer { groups in

@@ -43,6 +43,8 @@ enum CSVRecord {
 
     static func split(_ text: ArraySlice<UInt8>) throws(Problem) -> Split {
         var fields: [ArraySlice<UInt8>] = []
+        // Room for a trace's columns at once (growing from empty reallocated twice a row).
+        fields.reserveCapacity(8)
         var i = text.startIndex
         let end = text.endIndex
         func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }

@@ -27,6 +27,33 @@ import Testing
         }
     }
 
+    /// The per-bin totals a percentile skips by are kept through records and resets of every
+    /// size (a reset clears the touched sub-bins only while it knows them all): after each
+    /// batch, the summary equals the library's.
+    @Test func binTotalsFollowRecordsAndResets() {
+        let pairs = [(LatencyHistogram(digits: .one, binTotals: true), LatencyHistogram(digits: .one)),
+                     (LatencyHistogram(binTotals: true), LatencyHistogram())]
+        for (withTotals, without) in pairs {
+            var h = withTotals
+            var plain = without
+            var rng = RandomStream(seed: 11)
+            for (round, n) in [3, 64, 65, 1, 200, 0, 63, 5_000, 2, 64].enumerated() {
+                for _ in 0..<n {
+                    let s = pow(10, -5 + 8 * Double.random(in: 0..<1, using: &rng))
+                    h.record(seconds: s)
+                    plain.record(seconds: s)
+                }
+                #expect(h.summary() == h.referenceSummary(), "round \(round), \(n) samples")
+                #expect(h.summary() == plain.summary(), "round \(round): with and without bin totals")
+                if h.count > 0 { for p in [1.0, 50, 99, 99.9] { #expect(h.percentileMs(p) == plain.percentileMs(p)) } }
+                if round % 3 != 2 {
+                    h.reset()
+                    plain.reset()
+                }
+            }
+        }
+    }
+
     @Test func narrowDistributionsAndResets() {
         var h = LatencyHistogram()
         #expect(h.summary() == LatencyHistogram.Summary())

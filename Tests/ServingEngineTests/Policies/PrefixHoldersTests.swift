@@ -1,0 +1,81 @@
+import Foundation
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+/// The JE remembers on which prefill TEs a prompt's first prefix key was placed, and neither
+/// routing nor the prefill leader probes any other TE's prefix caches. That is exact only if no
+/// other TE's DP group can hold a block under that key: checked here against every group's own
+/// cache (a full recomputation) through a mixed run — shared system prompts, sessions that come
+/// back, queues, a drained node and its undrain, a lost NPU — and the routing choices with and
+/// without the holders must agree.
+@Suite(.timeLimit(.minutes(10))) struct PrefixHoldersTests {
+    /// Six small prefill TEs (both sides of the long/short split have several) and a decode TE.
+    static let sixPrefill = Deployment(
+        name: "six-prefill", model: "deepseek-r1", hardware: "ascend-910c", nodes: 8,
+        groups: [
+            InstanceGroup(role: .prefill, count: 6, npusEach: 8, firstNPU: 0, tp: 4, dp: 4, ep: 16,
+                          redundantExperts: 0, batchLimit: 0),
+            InstanceGroup(role: .decode, count: 1, npusEach: 16, firstNPU: 48, tp: 1, dp: 32, ep: 32,
+                          redundantExperts: 0, batchLimit: 64),
+        ])
+
+    @Test func onlyTheHoldersCanHitAndRoutingIsUnchanged() throws {
+        var config = EngineConfiguration(deployment: Self.sixPrefill, seed: 3, syntheticRate: 120)
+        config.expertSkew = false
+        var synthetic = SyntheticWorkload.Configuration(ratePerSecond: 120)
+        synthetic.maxRequests = 1_200
+        synthetic.maxOutputTokens = 128
+        synthetic.followUpShare = 0.6  // sessions come back: prefixes cached on some TEs only
+        let engine = try ServingEngine(configuration: config, workload: SyntheticWorkload(seed: 3, configuration: synthetic))
+        var seen: [[UInt64]] = []       // prefixes of requests seen in flight (kept after they leave)
+        var hits = 0, unheldTEs = 0, checks = 0
+        var events = 0
+        while (engine.arrivalPending || engine.telemetry.inFlight > 0) && events < 40_000, engine.step() {
+            events += 1
+            if events == 2_000 { #expect(engine.apply(.drain(node: 1)).accepted) }
+            if events == 5_000 { #expect(engine.apply(.undrain(node: 1)).accepted) }
+            if events == 7_000 { _ = engine.apply(.faultNPU(9)) }
+            guard events % 50 == 0 else { continue }
+            for (_, r) in engine.requests.prefix(20) where r.hasPrefixKeys { seen.append(r.chainedKeys) }
+            if seen.count > 400 { seen.removeFirst(seen.count - 400) }
+            let instances = engine.instances
+            let candidates = instances.indices.filter { instances[$0].hasPrefill && instances[$0].available }
+            for (n, keys) in seen.suffix(40).enumerated() {
+                let holders = engine.je.prefixHolders(keys)
+                for te in instances.indices where instances[te].hasPrefill {
+                    let held = te >= 64 || holders & (1 << UInt64(te)) != 0
+                    if !held { unheldTEs += 1 }
+                    for g in instances[te].dp.indices {
+                        let hit = instances[te].dp[g].kv.cachedPrefixTokens(promptTokens: 1 << 20, chainedHashes: keys)
+                        if hit > 0 { hits += 1 }
+                        #expect(held || hit == 0, "TE \(te) group \(g) holds a prefix the JE never placed there")
+                    }
+                }
+                guard !candidates.isEmpty else { continue }
+                let request = RoutingRequest(promptTokens: 600 + 700 * (n % 4), chainedKeys: keys)
+                var known = PrefillPool(instances: instances, candidates: candidates,
+                                        longPromptTokens: engine.configuration.longPromptTokens)
+                known.prefixHolders = holders
+                let everyTE = PrefillPool(instances: instances, candidates: candidates,
+                                          longPromptTokens: engine.configuration.longPromptTokens)
+                for te in candidates { #expect(known.finishCost(te, for: request) == everyTE.finishCost(te, for: request)) }
+                var a = PrefixAwareRouting()
+                a.recentPromptTokens = n % 2 == 0 ? (long: 4_000, short: 9_000) : (long: 30_000, short: 1_000)
+                var b = a
+                #expect(a.pickPrefillTE(for: request, in: known) == b.pickPrefillTE(for: request, in: everyTE))
+                checks += 1
+            }
+        }
+        #expect(checks > 500)
+        #expect(hits > 0, "some prefixes were cached")
+        #expect(unheldTEs > 0, "some TEs were skipped")
+        #expect(engine.audit() == [])
+        // A fork carries the holders (its routing probes the same TEs).
+        let fork = try engine.fork()
+        for keys in seen.suffix(50) { #expect(fork.je.prefixHolders(keys) == engine.je.prefixHolders(keys)) }
+    }
+}
