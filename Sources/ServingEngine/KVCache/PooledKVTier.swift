@@ -50,6 +50,17 @@ public struct PooledKVTier: Sendable {
         return matched
     }
 
+    /// Leading blocks of the prefix that are resident, changing nothing (no LRU move, no
+    /// counters): for a probe that may not be followed by a load.
+    public func residentPrefix(chainedHashes: [UInt64]) -> Int {
+        var matched = 0
+        for hash in chainedHashes {
+            guard slotOf.block(for: hash, keys: hashOf) != nil else { break }
+            matched += 1
+        }
+        return matched
+    }
+
     /// Makes the prefix resident (most recently used), evicting the oldest blocks if full.
     public mutating func insert(hashes: [UInt64]) { insert(chainedHashes: PrefixHashes.chain(hashes)) }
 
