@@ -258,7 +258,6 @@ extension ServingEngine {
                 stats.hitTokens += group.kv.stats.hitTokens
             }
         }
-        stats.hitTokens += poolHitTokens
-        return stats
+        return kvStore.prefixStats(groups: stats)
     }
 }

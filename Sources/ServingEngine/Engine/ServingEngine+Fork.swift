@@ -11,7 +11,8 @@ import SimKit
 /// - per-instance state goes through ``InstanceState/forked()``, the one place to deep-copy it
 ///   once instances are a reference type;
 /// - the components are classes, each deep-copied by its `copy()` (the JE, the cluster
-///   manager, the fault system and the client streams in `init(forking:)`, KV transfer here);
+///   manager, the fault system, the client streams and the KV cache store in `init(forking:)`,
+///   KV transfer here);
 /// - random streams are copied where they stand, never re-derived from the seed (which would
 ///   restart them): the workload's, the external-lengths stream (in ``ClientStreams/copy()``,
 ///   taken in `init(forking:)`), and the per-instance expert routing streams inside `instances`;
@@ -36,12 +37,8 @@ extension ServingEngine {
         copy.commandsApplied = commandsApplied
         copy.expertTraffic = expertTraffic
         copy.expertStats = expertStats
-        copy.pool = pool
-        copy.poolHitTokens = poolHitTokens
-        copy.poolCapacityBytes = poolCapacityBytes
         copy.eplbPlanner = eplbPlanner
         copy.scaling = scaling
-        copy.kvBlocksBuilt = kvBlocksBuilt
         copy.telemetryTickEvent = telemetryTickEvent
         copy.heartbeatEvent = heartbeatEvent
         copy.noSkipBefore = noSkipBefore
@@ -60,7 +57,7 @@ extension ServingEngine {
     func componentIdentities() -> Set<ObjectIdentifier> {
         var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer),
                                           ObjectIdentifier(cluster), ObjectIdentifier(faults),
-                                          ObjectIdentifier(streams)]
+                                          ObjectIdentifier(streams), ObjectIdentifier(kvStore)]
         for te in instances { ids.insert(ObjectIdentifier(te)) }
         return ids
     }
@@ -72,8 +69,8 @@ extension ServingEngine {
         "configuration", "model", "hardware", "topology", "cost", "tokensPerStep", "workload", "queue", "now",
         "arrivalPending", "requests", "instances", "kvTransfer", "telemetry", "cluster", "faults",
         "speed", "paused", "commandsApplied", "streams",
-        "expertTraffic", "expertStats", "pool", "poolHitTokens", "poolCapacityBytes", "je", "eplbPlanner",
-        "scaling", "kvBlocksBuilt", "telemetryTickEvent", "heartbeatEvent",
+        "expertTraffic", "expertStats", "kvStore", "je", "eplbPlanner",
+        "scaling", "telemetryTickEvent", "heartbeatEvent",
         "noSkipBefore", "idleSkipEnabled", "skippedPeriodicEvents", "eventsAtCurrentInstant", "arrivalsAtInstant",
         "lastArrivalAt", "scheduledArrival", "parkedArrival",
     ]

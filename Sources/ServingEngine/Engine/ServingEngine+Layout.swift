@@ -47,10 +47,9 @@ extension ServingEngine {
     func addInstance(role: InstanceRole, name: String, spec: InstanceGroup, hardware hw: HardwareProfile,
                              npus: [Int], firstDie: Int, attentionOnly: Bool = false) throws {
         let blocks = try kvBlocksPerGroup(spec, hardware: hw, attentionOnly: attentionOnly)
-        kvBlocksBuilt = Saturating.add(kvBlocksBuilt, Saturating.multiply(blocks, spec.dp))
-        guard kvBlocksBuilt <= Self.maxKVBlocks else {
+        guard kvStore.addGroups(spec.dp, blocksEach: blocks) else {
             throw ConfigError("deployment '\(configuration.deployment.name)': its KV caches would need "
-                + "\(kvBlocksBuilt) blocks of \(configuration.kvBlockTokens) tokens (at \(name)); the engine holds at most "
+                + "\(kvStore.blocksBuilt) blocks of \(configuration.kvBlockTokens) tokens (at \(name)); the engine holds at most "
                 + "\(Self.maxKVBlocks) — use larger blocks or a smaller layout")
         }
         let diesPerNPU = hw.diesPerDevice
@@ -68,7 +67,7 @@ extension ServingEngine {
                     groupDies.append(npu * diesPerNPU + die % diesPerNPU)
                 }
             }
-            var group = DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: configuration.kvBlockTokens),
+            var group = DPGroupState(kv: kvStore.makeGroupCache(blocks: blocks),
                                      npus: groupNPUs)
             group.dies = groupDies
             groups.append(group)

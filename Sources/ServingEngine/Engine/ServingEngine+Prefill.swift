@@ -100,17 +100,6 @@ extension ServingEngine {
         var pooledTokens = 0
     }
 
-    /// Tokens of `request`'s prompt found in the pooled tier beyond the group's own hits (always
-    /// leaving one token to compute, as the block manager does).
-    func poolHit(_ request: RequestState, localHitTokens: Int) -> Int {
-        guard pool != nil, request.hasPrefixKeys else { return 0 }
-        let blocks = pool!.lookup(chainedHashes: request.chainedKeys)
-        let tokens = min(blocks * configuration.kvBlockTokens, request.spec.promptTokens - 1)
-        let extra = max(0, tokens - localHitTokens)
-        poolHitTokens += extra
-        return extra
-    }
-
     /// What ``fillPrefillBatch(_:budget:colocated:batchLimit:)`` reads of a queued request, taken
     /// in place (`Dictionary.Values`' getter would copy the whole RequestState for each field).
     private struct PrefillView {
@@ -159,18 +148,17 @@ extension ServingEngine {
                     else { break }
                 }
                 // A colocated request's reservation for its output is made in the same call.
-                guard let allocation = group.kv.allocate(requestID: id, promptTokens: view.promptTokens,
-                                                         chainedHashes: view.chainedKeys,
-                                                         expectedTotalTokens: colocated ? view.totalTokens : 0)
-                else { break }
-                if colocated { group.slots += 1 }
                 // Blocks the group's own cache lacks may sit in the pooled DRAM tier: loaded over UB
                 // instead of recomputed.
-                let pooled = pool == nil ? 0 : poolHit(requests.values[slot], localHitTokens: allocation.hitTokens)
-                load.pooledTokens += pooled
-                group.queuedTokens += allocation.computeTokens - pooled - view.remainingPrefill
-                view.remainingPrefill = allocation.computeTokens - pooled
-                view.hitTokens = allocation.hitTokens + pooled
+                guard let allocation = kvStore.allocatePrefill(id, in: &group.kv, promptTokens: view.promptTokens,
+                                                               chained: view.chainedKeys,
+                                                               expectedTotalTokens: colocated ? view.totalTokens : 0)
+                else { break }
+                if colocated { group.slots += 1 }
+                load.pooledTokens += allocation.pooledTokens
+                group.queuedTokens += allocation.computeTokens - view.remainingPrefill
+                view.remainingPrefill = allocation.computeTokens
+                view.hitTokens = allocation.hitTokens
                 Self.startPrefill(&requests.values[slot], remaining: view.remainingPrefill, hitTokens: view.hitTokens, now: now)
                 load.started += 1
             }
@@ -209,10 +197,7 @@ extension ServingEngine {
                     instances[index].joining.append(head)
                 } else {
                     // The prompt's KV is written back to the pooled tier for later turns.
-                    if pool != nil {
-                        let keys = Self.placementView(&requests.values[slot]).chainedKeys
-                        if !keys.isEmpty { pool!.insert(chainedHashes: keys) }
-                    }
+                    if kvStore.hasPool { kvStore.spillToPool(chained: Self.placementView(&requests.values[slot]).chainedKeys) }
                     registerTransfer(head)
                 }
             }

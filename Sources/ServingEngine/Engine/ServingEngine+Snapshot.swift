@@ -74,9 +74,9 @@ extension ServingEngine {
         kv.decodeUsage = decodeKVUsage()
         kv.peakUsage = max(telemetry.peakDecodeUsage, kv.decodeUsage)
         kv.prefixHitRate = prefixStats().hitRate
-        if let pool {
-            kv.poolCapacityBytes = poolCapacityBytes
-            kv.poolUsedBytes = Double(pool.residentBlocks * configuration.kvBlockTokens) * model.kvBytesPerToken
+        if kvStore.hasPool {
+            kv.poolCapacityBytes = kvStore.poolCapacityBytes
+            kv.poolUsedBytes = kvStore.poolUsedBytes
         }
         kv.transferQueue = instances.reduce(0) { $0 + $1.transferQueue.count }
         kv.transfersInProgress = channels.reduce(0) { $0 + $1.queue.count }

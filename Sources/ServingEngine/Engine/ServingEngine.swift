@@ -55,16 +55,12 @@ public final class ServingEngine {
     /// Popularity of the model's experts under the current traffic (nil for dense models).
     var expertTraffic: ExpertTraffic?
     var expertStats = ExpertStats()
-    /// The pooled DRAM tier (EMS) behind every prefill DP group's prefix cache.
-    var pool: PooledKVTier?
-    var poolHitTokens = 0
-    var poolCapacityBytes = 0.0
+    /// The pooled DRAM tier (EMS), its hits and the KV block budget (``KVCacheStore``).
+    let kvStore: KVCacheStore
     /// The JE: admission, routing and decode placement with their policies (JobExecutor.swift).
     var je: JobExecutor
     /// The EPLB planner (``Policies/eplbPlanner``); each TE's controller holds a copy.
     var eplbPlanner: any EPLBPlanner = GreedyEPLBPlanner()
-    /// KV blocks of the instances built so far (bounded by ``maxKVBlocks``).
-    var kvBlocksBuilt = 0
 
     /// The pending telemetry tick and heartbeat round, which an idle skip moves
     /// (ServingEngine+IdleSkip).
@@ -110,15 +106,13 @@ public final class ServingEngine {
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
                                     eventCapacity: configuration.eventCapacity)
+        kvStore = KVCacheStore(blockTokens: configuration.kvBlockTokens, kvBytesPerToken: model.kvBytesPerToken,
+                               poolCapacityBytes: configuration.poolBytesPerNode > 0
+                                   ? configuration.poolBytesPerNode * Double(topology.nodes) : 0)
         je = try Self.makeJobExecutor(configuration)
         try installPolicies()
         try buildInstances()
         setUpExperts()
-        if configuration.poolBytesPerNode > 0 {
-            poolCapacityBytes = configuration.poolBytesPerNode * Double(topology.nodes)
-            let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
-            pool = PooledKVTier(capacityBlocks: max(1, Int(saturating: poolCapacityBytes / blockBytes)))
-        }
         je.noteGroupBlocks(of: instances)
         guard instances.contains(where: \.hasPrefill), instances.contains(where: \.hasDecode) else {
             throw ConfigError("deployment '\(deployment.name)' needs prefill and decode capacity")
@@ -146,6 +140,7 @@ public final class ServingEngine {
         je = other.je.copy()
         cluster = other.cluster.copy()
         faults = other.faults.copy()
+        kvStore = other.kvStore.copy()
         now = other.now
     }
 

@@ -5,12 +5,12 @@
 /// `previous`), so a relink touches one array: one uniqueness check and one cache line per id
 /// instead of three (the LRU was a fourteenth of a saturated superpod's instructions).
 struct BlockLRU {
-    private struct Link {
+    fileprivate struct Link {
         /// The previous member, -1 at the head, ``BlockLRU/outside`` when not a member.
         var previous: Int32
         var next: Int32
     }
-    private static let outside: Int32 = -2
+    fileprivate static let outside: Int32 = -2
     private var links: [Link]
     private var head: Int32 = -1
     private var tail: Int32 = -1
@@ -37,6 +37,30 @@ struct BlockLRU {
         if tail >= 0 { links[Int(tail)].next = me } else { head = me }
         tail = me
         count += 1
+    }
+
+    /// Appends the non-negative ids of `ids`, last first, as `append` one at a time would,
+    /// through one access to the links (``KVBlockManager/free(requestID:)`` releases a request's
+    /// blocks in a batch; its other entries are bit-inverted ids bound elsewhere).
+    mutating func append(reversedNonNegativeOf ids: UnsafeBufferPointer<Int32>) {
+        var tail = self.tail, head = self.head, added = 0
+        links.withUnsafeMutableBufferPointer { links in
+            var position = ids.count
+            while position > 0 {
+                position -= 1
+                let me = ids[position]
+                guard me >= 0 else { continue }
+                let id = Int(me)
+                precondition(links[id].previous == Self.outside)
+                links[id] = Link(previous: tail, next: -1)
+                if tail >= 0 { links[Int(tail)].next = me } else { head = me }
+                tail = me
+                added += 1
+            }
+        }
+        self.tail = tail
+        self.head = head
+        count += added
     }
 
     mutating func remove(_ id: Int) {
@@ -73,6 +97,65 @@ struct BlockLRU {
         let id = Int(head)
         remove(id)
         return id
+    }
+
+    /// Runs `body` with an ``Editor`` over the links' buffer: a batch of relinks (the pooled tier
+    /// touches or appends every key of a finished prompt) checks the array's uniqueness once
+    /// instead of once per relink. The LRU cannot grow meanwhile.
+    mutating func edit<R>(_ body: (inout Editor) -> R) -> R {
+        let (result, head, tail, count) = links.withUnsafeMutableBufferPointer { buffer in
+            var editor = Editor(links: buffer, head: self.head, tail: self.tail, count: self.count)
+            let result = body(&editor)
+            return (result, editor.head, editor.tail, editor.count)
+        }
+        self.head = head
+        self.tail = tail
+        self.count = count
+        return result
+    }
+
+    /// ``BlockLRU``'s relinks on its links' buffer, same order and results (see ``edit(_:)``).
+    struct Editor {
+        fileprivate let links: UnsafeMutableBufferPointer<Link>
+        fileprivate var head: Int32
+        fileprivate var tail: Int32
+        fileprivate var count: Int
+
+        @inline(__always)
+        mutating func append(_ id: Int) {
+            precondition(links[id].previous == BlockLRU.outside)
+            let me = Int32(truncatingIfNeeded: id)
+            links[id] = Link(previous: tail, next: -1)
+            if tail >= 0 { links[Int(tail)].next = me } else { head = me }
+            tail = me
+            count += 1
+        }
+
+        @inline(__always)
+        mutating func touch(_ id: Int) {
+            let link = links[id]
+            precondition(link.previous != BlockLRU.outside)
+            let me = Int32(truncatingIfNeeded: id)
+            guard tail != me else { return }
+            let p = link.previous
+            let n = link.next
+            if p >= 0 { links[Int(p)].next = n } else { head = n }
+            links[Int(n)].previous = p
+            links[id] = Link(previous: tail, next: -1)
+            links[Int(tail)].next = me
+            tail = me
+        }
+
+        mutating func popOldest() -> Int? {
+            guard head >= 0 else { return nil }
+            let id = Int(head)
+            let n = links[id].next
+            if n >= 0 { links[Int(n)].previous = -1 } else { tail = -1 }
+            head = n
+            links[id].previous = BlockLRU.outside
+            count -= 1
+            return id
+        }
     }
 
     /// Ids from least to most recently used.

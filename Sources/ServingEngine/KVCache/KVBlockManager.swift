@@ -70,6 +70,11 @@ public struct KVBlockManager: Sendable {
     /// Live requests' blocks by request id (``IDTable``: cheap hashing of the ids).
     var sequences = IDTable<Sequence>()
     private(set) var ownedBlockCount = 0
+    /// Block lists of released requests, emptied, for the next allocations: a saturated pod
+    /// allocated and freed one list per request per group (the malloc and free were a twentieth
+    /// of a prefill). A few are enough: a group's requests come and go one at a time.
+    private var spareBlockLists: [[Int32]] = []
+    private static let spareBlockListLimit = 4
     public private(set) var reservedBlocks = 0
 
     public init(totalBlocks: Int, blockTokens: Int) {
@@ -146,31 +151,38 @@ public struct KVBlockManager: Sendable {
         // Hits and new blocks together never exceed the group (a larger prompt cannot fit).
         let totalNeeded = blocksFor(promptTokens)
         guard totalNeeded <= totalBlocks else { return nil }
-        // The request's block list, sized once: the prefix hits first, then the new blocks.
-        var blocks: [Int32] = []
+        // The request's block list, sized once (a released request's list when there is one: no
+        // allocation): the prefix hits first, then the new blocks.
+        var blocks = spareBlockLists.popLast() ?? []
         blocks.reserveCapacity(totalNeeded)
         matchPrefix(promptTokens: promptTokens, chained: chained, into: &blocks)
         let hitCount = blocks.count
         let needed = totalNeeded - hitCount
         var hitsNowEvictable = 0
         for block in blocks where referenceCount[Int(block)] == 0 { hitsNowEvictable += 1 }
-        guard needed <= freeBlocks - hitsNowEvictable else { return nil }
+        guard needed <= freeBlocks - hitsNowEvictable else {
+            recycle(&blocks)
+            return nil
+        }
 
         for block in blocks { retain(Int(block)) }
         let cacheableBlocks = min(chained.count, promptTokens / blockTokens)
-        // Blocks that may be registered in the prefix cache go one at a time; the rest (all of
-        // them for transferred KV, which has no keys) are handed out in bulk.
+        // New blocks that may be registered in the prefix cache come first. Those from the free
+        // list and never-used ones carry no hash, so taking them all before registering any
+        // changes no lookup: they are handed out in bulk (in ``takeFreeBlock()``'s order), then
+        // registered in order. Evictions unregister a hash, so they stay one at a time,
+        // interleaved with the registrations. The rest (all of them for transferred KV, which
+        // has no keys) are handed out in bulk.
         let registrableEnd = min(max(cacheableBlocks, hitCount), hitCount + needed)
-        for index in hitCount..<registrableEnd {
-            // A block just taken is unreferenced and outside the LRU (free-list and never-used
-            // blocks never enter it; an evicted one has left it): owning it is a count of 1.
+        let takenInBulk = min(registrableEnd - hitCount, freeList.count + untouchedBlocks)
+        takeOwnedBlocks(takenInBulk, into: &blocks)
+        registerTaken(chained, blocks: blocks, range: hitCount..<(hitCount + takenInBulk))
+        for index in (hitCount + takenInBulk)..<registrableEnd {
+            // A block just evicted is unreferenced and has left the LRU: owning it is a count of 1.
             let block = takeFreeBlock()
             referenceCount[block] = 1
             ownedBlockCount += 1
-            if case .vacant(let slot) = cacheIndex.probe(for: chained[index], keys: blockHash) {
-                setHash(chained[index], of: block)
-                cacheIndex.occupy(slot, with: block)
-            }
+            register(chained[index], block: block)
             blocks.append(Int32(truncatingIfNeeded: block))
         }
         takeOwnedBlocks(hitCount + needed - registrableEnd, into: &blocks)
@@ -219,29 +231,109 @@ public struct KVBlockManager: Sendable {
     /// Releases a request's blocks. Registered prefix blocks become evictable cache
     /// entries; the rest return to the free list. Unknown ids are ignored.
     public mutating func free(requestID: Int) {
-        guard let sequence = sequences.removeValue(forKey: requestID) else { return }
+        guard var sequence = sequences.removeValue(forKey: requestID) else { return }
         reservedBlocks -= reservation(sequence)
         // Tail first, as vLLM does, so the oldest-evicted block of a prefix is its last one
         // and a partially evicted prefix still matches from the start.
-        // Counts through their buffer (one uniqueness check, not two per block); the LRU and
-        // the free list are other arrays.
+        // Through the buffers (one uniqueness check per array, not one or two per block). The
+        // released blocks are sorted, in release order, into two runs written over the request's
+        // own list (positions already read): registered prefix blocks, bound for the LRU, from
+        // its end down, the rest, bound for the free list, as bit-inverted (negative) entries
+        // in the same run; each kind is then added in one pass.
         var counts: [Int32] = []
         swap(&counts, &referenceCount)
-        var released = 0
+        var runStart = sequence.blocks.count
+        var toCache = 0
         counts.withUnsafeMutableBufferPointer { counts in
-            for block32 in sequence.blocks.reversed() {
-                let block = Int(block32)
-                counts[block] -= 1
-                guard counts[block] == 0 else { continue }
-                released += 1
-                if isHashed(block) { evictable.append(block) } else { freeList.append(block32) }
+            hashed.withUnsafeBufferPointer { hashed in
+                sequence.blocks.withUnsafeMutableBufferPointer { blocks in
+                    var position = blocks.count
+                    while position > 0 {
+                        position -= 1
+                        let block32 = blocks[position]
+                        let block = Int(block32)
+                        counts[block] -= 1
+                        guard counts[block] == 0 else { continue }
+                        runStart -= 1
+                        if block < hashed.count && hashed[block] {
+                            blocks[runStart] = block32
+                            toCache += 1
+                        } else {
+                            blocks[runStart] = ~block32
+                        }
+                    }
+                }
             }
         }
         swap(&counts, &referenceCount)
+        let released = sequence.blocks.count - runStart
         ownedBlockCount -= released
+        if released > 0 {
+            sequence.blocks.withUnsafeBufferPointer { blocks in
+                // Release order is from the end of the run down.
+                let run = UnsafeBufferPointer(rebasing: blocks[runStart...])
+                if toCache > 0 { evictable.append(reversedNonNegativeOf: run) }
+                if toCache < released {
+                    var written = freeList.count
+                    freeList.append(contentsOf: repeatElement(0, count: released - toCache))
+                    freeList.withUnsafeMutableBufferPointer { list in
+                        var position = run.count
+                        while position > 0 {
+                            position -= 1
+                            guard run[position] < 0 else { continue }
+                            list[written] = ~run[position]
+                            written += 1
+                        }
+                    }
+                }
+            }
+        }
+        recycle(&sequence.blocks)
     }
 
     // MARK: Internals
+
+    /// Keeps a released request's block list (emptied, its capacity kept) for the next allocate.
+    private mutating func recycle(_ blocks: inout [Int32]) {
+        guard spareBlockLists.count < Self.spareBlockListLimit else { return }
+        blocks.removeAll(keepingCapacity: true)
+        spareBlockLists.append(blocks)
+        blocks = []
+    }
+
+    /// Registers `blocks[range]` (just taken in bulk, owned once) under `chained[range]` in order,
+    /// each unless another block already holds its hash: ``register(_:block:)`` per block,
+    /// through the buffers (coverage for the largest block made first).
+    private mutating func registerTaken(_ chained: [UInt64], blocks: [Int32], range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        var largest: Int32 = 0
+        for index in range { largest = max(largest, blocks[index]) }
+        if Int(largest) >= hashed.count { growHashCoverage(toCover: Int(largest)) }
+        var keys: [UInt64] = [], marks: [Bool] = []
+        swap(&keys, &blockHash)
+        swap(&marks, &hashed)
+        keys.withUnsafeMutableBufferPointer { keys in
+            marks.withUnsafeMutableBufferPointer { marks in
+                chained.withUnsafeBufferPointer { chained in
+                    blocks.withUnsafeBufferPointer { blocks in
+                        cacheIndex.registerNew(hashes: UnsafeBufferPointer(rebasing: chained[range]),
+                                               blocks: UnsafeBufferPointer(rebasing: blocks[range]), keys: keys, marks: marks)
+                    }
+                }
+            }
+        }
+        swap(&keys, &blockHash)
+        swap(&marks, &hashed)
+    }
+
+    /// Registers `block` (just taken, owned once) under `hash` unless another block already holds it.
+    @inline(__always)
+    private mutating func register(_ hash: UInt64, block: Int) {
+        if case .vacant(let slot) = cacheIndex.probe(for: hash, keys: blockHash) {
+            setHash(hash, of: block)
+            cacheIndex.occupy(slot, with: block)
+        }
+    }
 
     func blocksFor(_ tokens: Int) -> Int { Saturating.ceilDiv(tokens, blockTokens) }
 

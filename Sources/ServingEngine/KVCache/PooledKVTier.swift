@@ -39,14 +39,32 @@ public struct PooledKVTier: Sendable {
 
     /// ``lookup(prefixHashes:)`` for keys already chained (``PrefixHashes/chain(_:)``).
     public mutating func lookup(chainedHashes: [UInt64]) -> Int {
-        var matched = 0
-        for hash in chainedHashes {
-            guard let slot = slotOf.block(for: hash, keys: hashOf) else { break }
-            lru.touch(slot)
-            matched += 1
+        // The LRU moved out while its links are edited in place (``BlockLRU/edit(_:)``).
+        var lru = BlockLRU(capacity: 0)
+        swap(&lru, &self.lru)
+        let matched = lru.edit { lru in
+            var matched = 0
+            for hash in chainedHashes {
+                guard let slot = slotOf.block(for: hash, keys: hashOf) else { break }
+                lru.touch(slot)
+                matched += 1
+            }
+            return matched
         }
+        swap(&lru, &self.lru)
         stats.queriedTokens += chainedHashes.count
         stats.hitTokens += matched
+        return matched
+    }
+
+    /// Leading blocks of the prefix that are resident, changing nothing (no LRU move, no
+    /// counters): for a probe that may not be followed by a load.
+    public func residentPrefix(chainedHashes: [UInt64]) -> Int {
+        var matched = 0
+        for hash in chainedHashes {
+            guard slotOf.block(for: hash, keys: hashOf) != nil else { break }
+            matched += 1
+        }
         return matched
     }
 
@@ -55,36 +73,45 @@ public struct PooledKVTier: Sendable {
 
     /// ``insert(hashes:)`` for keys already chained.
     public mutating func insert(chainedHashes: [UInt64]) {
-        for hash in chainedHashes {
-            if usedSlots < capacityBlocks {
-                // Room left: one probe finds the block or where it goes (no eviction moves
-                // entries in between).
-                switch slotOf.probe(for: hash, keys: hashOf) {
-                case .registered(let slot):
-                    lru.touch(slot)
-                case .vacant(let vacancy):
-                    let slot = usedSlots
-                    usedSlots += 1
-                    if slot >= lru.capacity {
-                        let grown = min(capacityBlocks, max(1024, lru.capacity * 2))
-                        lru.grow(to: grown)
-                        hashOf.append(contentsOf: repeatElement(0, count: grown - hashOf.count))
-                    }
-                    hashOf[slot] = hash
-                    slotOf.occupy(vacancy, with: slot)
-                    lru.append(slot)
-                }
-                continue
-            }
-            if let slot = slotOf.block(for: hash, keys: hashOf) {
-                lru.touch(slot)
-                continue
-            }
-            let slot = lru.popOldest()!
-            slotOf.remove(hashOf[slot], keys: hashOf)
-            hashOf[slot] = hash
-            slotOf.insert(slot, hash: hash, keys: hashOf)
-            lru.append(slot)
+        // Room first for every slot this insert could take (the LRU cannot grow while its links
+        // are edited in place): growth is in the same steps as one slot at a time, at most one
+        // step sooner, which changes memory, not which blocks are resident.
+        let mostSlots = min(capacityBlocks, usedSlots + chainedHashes.count)
+        while mostSlots > lru.capacity {
+            let grown = min(capacityBlocks, max(1024, lru.capacity * 2))
+            lru.grow(to: grown)
+            hashOf.append(contentsOf: repeatElement(0, count: grown - hashOf.count))
         }
+        var lru = BlockLRU(capacity: 0)
+        swap(&lru, &self.lru)
+        lru.edit { lru in
+            for hash in chainedHashes {
+                if usedSlots < capacityBlocks {
+                    // Room left: one probe finds the block or where it goes (no eviction moves
+                    // entries in between).
+                    switch slotOf.probe(for: hash, keys: hashOf) {
+                    case .registered(let slot):
+                        lru.touch(slot)
+                    case .vacant(let vacancy):
+                        let slot = usedSlots
+                        usedSlots += 1
+                        hashOf[slot] = hash
+                        slotOf.occupy(vacancy, with: slot)
+                        lru.append(slot)
+                    }
+                    continue
+                }
+                if let slot = slotOf.block(for: hash, keys: hashOf) {
+                    lru.touch(slot)
+                    continue
+                }
+                let slot = lru.popOldest()!
+                slotOf.remove(hashOf[slot], keys: hashOf)
+                hashOf[slot] = hash
+                slotOf.insert(slot, hash: hash, keys: hashOf)
+                lru.append(slot)
+            }
+        }
+        swap(&lru, &self.lru)
     }
 }

@@ -81,6 +81,43 @@ struct PrefixIndex: Sendable {
         count += 1
     }
 
+    /// Registers `blocks[i]` under `hashes[i]`, in order, for each hash not registered yet (an
+    /// earlier one of the batch included), writing its key to `keys` and setting its `marks`
+    /// entry; a hash already registered leaves its block unregistered. The same results as a
+    /// ``probe(for:keys:)`` and ``occupy(_:with:)`` per block, through the buffers: a prefill
+    /// registers dozens of new prompt blocks at once. Room for them all is made first (the
+    /// layout differs from one at a time; nothing reads the layout, only what is registered).
+    mutating func registerNew(hashes: UnsafeBufferPointer<UInt64>, blocks: UnsafeBufferPointer<Int32>,
+                              keys: UnsafeMutableBufferPointer<UInt64>, marks: UnsafeMutableBufferPointer<Bool>) {
+        guard !hashes.isEmpty else { return }
+        while slots.isEmpty || (count + hashes.count) * 4 > slots.count * 3 { grow(keys: UnsafeBufferPointer(keys)) }
+        let mask = slots.count - 1
+        var added = 0
+        slots.withUnsafeMutableBufferPointer { slots in
+            for i in hashes.indices {
+                let hash = hashes[i]
+                var s = Int(truncatingIfNeeded: hash) & mask
+                var vacant = true
+                while true {
+                    let block = slots[s]
+                    if block < 0 { break }
+                    if keys[Int(block)] == hash {
+                        vacant = false
+                        break
+                    }
+                    s = (s + 1) & mask
+                }
+                guard vacant else { continue }
+                let block = blocks[i]
+                keys[Int(block)] = hash
+                marks[Int(block)] = true
+                slots[s] = block
+                added += 1
+            }
+        }
+        count += added
+    }
+
     /// Unregisters `hash` (its block's key still in `keys`, as are all others').
     mutating func remove(_ hash: UInt64, keys: [UInt64]) {
         guard count > 0 else { return }
@@ -111,6 +148,10 @@ struct PrefixIndex: Sendable {
     }
 
     private mutating func grow(keys: [UInt64]) {
+        keys.withUnsafeBufferPointer { grow(keys: $0) }
+    }
+
+    private mutating func grow(keys: UnsafeBufferPointer<UInt64>) {
         let old = slots
         slots = Array(repeating: -1, count: max(64, old.count * 2))
         let mask = slots.count - 1

@@ -143,7 +143,7 @@ import XDSTestSupport
     @Test func aHugeKVLayoutIsRefusedNotAllocated() {
         do {
             let engine = try Self.engine([], deployment: .superpod) { $0.kvBlockTokens = 1 }
-            Issue.record("a layout of \(engine.kvBlocksBuilt) 1-token blocks was accepted")
+            Issue.record("a layout of \(engine.kvStore.blocksBuilt) 1-token blocks was accepted")
         } catch {
             #expect("\(error)".contains("blocks"), "\(error)")
         }

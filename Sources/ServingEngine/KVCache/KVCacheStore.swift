@@ -1,0 +1,165 @@
+import SimKit
+
+/// The engine's KV caches (engine-components.md §2, "the KV/prefix/pool caches"; system.md §4):
+/// the pooled DRAM tier (EMS) behind every prefill DP group's prefix cache with its hit counter,
+/// and the pod's KV block budget. It does the KV side of a prefill: probe a prompt's prefix in
+/// a group and the pool, allocate for a prefill (group blocks first, then the pool for what the
+/// group lacks), release, and spill a finished prompt to the pool; and it gives the figures a
+/// snapshot and the report show.
+///
+/// The per-DP-group ``KVBlockManager``s stay in their groups (``DPGroupState/kv``) and come in per
+/// call (`inout`): a group's manager is changed from the schedulers' files (decode admission,
+/// transfer, drain, eviction, HBM masks), and keeping it beside the group's queues keeps every
+/// one of those call sites as it is until the schedulers own their groups (§6 step 8). The store
+/// holds no reference to a group, the engine or a closure, so ``copy()`` is a field copy.
+///
+/// A `final class` like the engine's other components: the engine holds one, `fork()` takes a
+/// ``copy()`` (the pool tier is a value: copy-on-write), and no other object holds a reference to it.
+///
+/// ```swift
+/// let store = KVCacheStore(blockTokens: 128, kvBytesPerToken: 70_000, poolCapacityBytes: 1e12)
+/// var kv = store.makeGroupCache(blocks: 1_000)
+/// if let a = store.allocatePrefill(7, in: &kv, promptTokens: 1_500, chained: keys, expectedTotalTokens: 0) {
+///     print(a.hitTokens, a.computeTokens)       // group hits + pooled tokens; left to prefill
+/// }
+/// store.spillToPool(chained: keys)                // prefill done: the prompt's KV goes to DRAM
+/// store.release(7, in: &kv)                       // transferred: prefix blocks stay cached
+/// ```
+final class KVCacheStore {
+    /// Tokens per KV block, the same in every group and in the pool.
+    let blockTokens: Int
+    /// KV bytes of one token (all layers), for the pool's byte figures.
+    let kvBytesPerToken: Double
+    /// The pooled DRAM tier, nil when the deployment has none.
+    private(set) var pool: PooledKVTier?
+    /// DRAM the pool may use, bytes (0 without a pool).
+    let poolCapacityBytes: Double
+    /// Prompt tokens loaded from the pool beyond the groups' own hits (they count as prefix hits).
+    private(set) var poolHitTokens = 0
+    /// KV blocks of the DP groups built so far, and the most the engine holds.
+    private(set) var blocksBuilt = 0
+    let blockLimit: Int
+
+    /// `poolCapacityBytes` of 0 means no pool; otherwise the pool holds at least one block.
+    init(blockTokens: Int, kvBytesPerToken: Double, poolCapacityBytes: Double, blockLimit: Int = ServingEngine.maxKVBlocks) {
+        precondition(blockTokens > 0)
+        self.blockTokens = blockTokens
+        self.kvBytesPerToken = kvBytesPerToken
+        self.blockLimit = blockLimit
+        if poolCapacityBytes > 0 {
+            self.poolCapacityBytes = poolCapacityBytes
+            let blockBytes = kvBytesPerToken * Double(blockTokens)
+            pool = PooledKVTier(capacityBlocks: max(1, Int(saturating: poolCapacityBytes / blockBytes)))
+        } else {
+            self.poolCapacityBytes = 0
+        }
+    }
+
+    private init(copying other: KVCacheStore) {
+        blockTokens = other.blockTokens
+        kvBytesPerToken = other.kvBytesPerToken
+        pool = other.pool
+        poolCapacityBytes = other.poolCapacityBytes
+        poolHitTokens = other.poolHitTokens
+        blocksBuilt = other.blocksBuilt
+        blockLimit = other.blockLimit
+    }
+
+    /// A deep, independent copy (for the engine's `fork()`): the pool tier (a value, copied on
+    /// its next write), its counter and the block budget.
+    func copy() -> KVCacheStore { KVCacheStore(copying: self) }
+
+    // MARK: Block budget
+
+    /// Counts `groups` DP groups of `blocksEach` blocks against the budget; false when the total
+    /// now passes ``blockLimit`` (the caller refuses the layout; the count stays, for its message).
+    func addGroups(_ groups: Int, blocksEach: Int) -> Bool {
+        blocksBuilt = Saturating.add(blocksBuilt, Saturating.multiply(blocksEach, groups))
+        return blocksBuilt <= blockLimit
+    }
+
+    /// A DP group's empty KV cache of `blocks` blocks (its arrays grow on first use).
+    func makeGroupCache(blocks: Int) -> KVBlockManager {
+        KVBlockManager(totalBlocks: blocks, blockTokens: blockTokens)
+    }
+
+    // MARK: Prefix probe
+
+    /// Prompt tokens whose KV a prefill would find without computing them: the group's own
+    /// cached prefix, and beyond it what the pool holds (one prompt token is always computed).
+    /// Changes nothing: no LRU moves, no counters.
+    func probePrefix(in kv: KVBlockManager, promptTokens: Int, chained: [UInt64]) -> (group: Int, pooled: Int) {
+        guard !chained.isEmpty else { return (0, 0) }
+        let local = kv.cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chained)
+        guard let pool else { return (local, 0) }
+        let tokens = min(pool.residentPrefix(chainedHashes: chained) * blockTokens, promptTokens - 1)
+        return (local, max(0, tokens - local))
+    }
+
+    // MARK: Prefill allocation
+
+    /// What ``allocatePrefill(_:in:promptTokens:chained:expectedTotalTokens:)`` gave a request.
+    struct PrefillAllocation: Equatable {
+        /// Prompt tokens found in the group's prefix cache (blocks shared, no compute).
+        var groupHitTokens: Int
+        /// Prompt tokens beyond those found in the pool: loaded over UB, not computed.
+        var pooledTokens: Int
+        /// Prompt tokens left to prefill.
+        var computeTokens: Int
+        /// Group hits plus pooled tokens.
+        var hitTokens: Int { groupHitTokens + pooledTokens }
+    }
+
+    /// Allocates a request's prompt blocks in its group (sharing cached prefix blocks; with
+    /// `expectedTotalTokens` > 0 reserving its expected length in the same call) and looks up in
+    /// the pool what the group lacks, refreshing the pool's matched blocks and counting its hits.
+    /// Nil, and nothing changed, when the request is already there or the prompt does not fit.
+    func allocatePrefill(_ id: Int, in kv: inout KVBlockManager, promptTokens: Int, chained: [UInt64],
+                         expectedTotalTokens: Int) -> PrefillAllocation? {
+        guard let allocation = kv.allocate(requestID: id, promptTokens: promptTokens, chainedHashes: chained,
+                                           expectedTotalTokens: expectedTotalTokens)
+        else { return nil }
+        let pooled = poolHit(promptTokens: promptTokens, chained: chained, groupHitTokens: allocation.hitTokens)
+        return PrefillAllocation(groupHitTokens: allocation.hitTokens, pooledTokens: pooled,
+                                 computeTokens: allocation.computeTokens - pooled)
+    }
+
+    /// Tokens of a prompt found in the pool beyond the group's own hits, leaving one token to compute.
+    private func poolHit(promptTokens: Int, chained: [UInt64], groupHitTokens: Int) -> Int {
+        guard pool != nil, !chained.isEmpty else { return 0 }
+        let blocks = pool!.lookup(chainedHashes: chained)
+        let tokens = min(blocks * blockTokens, promptTokens - 1)
+        let extra = max(0, tokens - groupHitTokens)
+        poolHitTokens += extra
+        return extra
+    }
+
+    /// Releases a request's blocks in its group: registered prefix blocks stay cached
+    /// (evictable), the rest are free again. Unknown ids are ignored.
+    func release(_ id: Int, in kv: inout KVBlockManager) {
+        kv.free(requestID: id)
+    }
+
+    /// Writes a prefilled prompt's KV back to the pool for later turns (most recently used,
+    /// evicting the oldest blocks when full). Nothing without a pool or keys.
+    func spillToPool(chained: [UInt64]) {
+        guard pool != nil, !chained.isEmpty else { return }
+        pool!.insert(chainedHashes: chained)
+    }
+
+    // MARK: Figures
+
+    var hasPool: Bool { pool != nil }
+    /// Blocks resident in the pool.
+    var poolResidentBlocks: Int { pool?.residentBlocks ?? 0 }
+    /// DRAM the pool's resident blocks use, bytes.
+    var poolUsedBytes: Double { Double(poolResidentBlocks * blockTokens) * kvBytesPerToken }
+
+    /// The prefill side's prefix-cache counters (snapshots, the report): the groups' own,
+    /// summed by the caller, plus the pool's hits beyond them.
+    func prefixStats(groups: PrefixCacheStats) -> PrefixCacheStats {
+        var stats = groups
+        stats.hitTokens += poolHitTokens
+        return stats
+    }
+}
