@@ -11,10 +11,11 @@ import SimKit
 /// - per-instance state goes through ``InstanceState/forked()``, the one place to deep-copy it
 ///   once instances are a reference type;
 /// - the components are classes, each deep-copied by its `copy()` (the JE, the cluster
-///   manager, the fault system and the client streams in `init(forking:)`, KV transfer here);
+///   manager, the fault system, the expert system and the client streams in `init(forking:)`,
+///   KV transfer here);
 /// - random streams are copied where they stand, never re-derived from the seed (which would
 ///   restart them): the workload's, the external-lengths stream (in ``ClientStreams/copy()``,
-///   taken in `init(forking:)`), and the per-instance expert routing streams inside `instances`;
+///   taken in `init(forking:)`), and the per-TE expert routing streams (in ``ExpertSystem/copy()``);
 /// - the event queue is copied whole, its sequence counter included, so equal-time events pop
 ///   in the same order on both sides; its payloads are ids and values.
 /// Nothing reachable from the engine holds a closure over it (the EPLB planner is passed per
@@ -34,12 +35,9 @@ extension ServingEngine {
         copy.speed = speed
         copy.paused = paused
         copy.commandsApplied = commandsApplied
-        copy.expertTraffic = expertTraffic
-        copy.expertStats = expertStats
         copy.pool = pool
         copy.poolHitTokens = poolHitTokens
         copy.poolCapacityBytes = poolCapacityBytes
-        copy.eplbPlanner = eplbPlanner
         copy.scaling = scaling
         copy.kvBlocksBuilt = kvBlocksBuilt
         copy.telemetryTickEvent = telemetryTickEvent
@@ -60,7 +58,7 @@ extension ServingEngine {
     func componentIdentities() -> Set<ObjectIdentifier> {
         var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer),
                                           ObjectIdentifier(cluster), ObjectIdentifier(faults),
-                                          ObjectIdentifier(streams)]
+                                          ObjectIdentifier(streams), ObjectIdentifier(experts)]
         for te in instances { ids.insert(ObjectIdentifier(te)) }
         return ids
     }
@@ -72,7 +70,7 @@ extension ServingEngine {
         "configuration", "model", "hardware", "topology", "cost", "tokensPerStep", "workload", "queue", "now",
         "arrivalPending", "requests", "instances", "kvTransfer", "telemetry", "cluster", "faults",
         "speed", "paused", "commandsApplied", "streams",
-        "expertTraffic", "expertStats", "pool", "poolHitTokens", "poolCapacityBytes", "je", "eplbPlanner",
+        "experts", "pool", "poolHitTokens", "poolCapacityBytes", "je",
         "scaling", "kvBlocksBuilt", "telemetryTickEvent", "heartbeatEvent",
         "noSkipBefore", "idleSkipEnabled", "skippedPeriodicEvents", "eventsAtCurrentInstant", "arrivalsAtInstant",
         "lastArrivalAt", "scheduledArrival", "parkedArrival",

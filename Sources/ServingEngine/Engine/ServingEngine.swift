@@ -52,17 +52,14 @@ public final class ServingEngine {
     var commandsApplied = 0
     /// Streams of requests submitted from outside (HTTP): ids, output lengths, progress (``ClientStreams``).
     let streams: ClientStreams
-    /// Popularity of the model's experts under the current traffic (nil for dense models).
-    var expertTraffic: ExpertTraffic?
-    var expertStats = ExpertStats()
+    /// Expert popularity, routing and EPLB of every MoE TE, and the expert figures (``ExpertSystem``).
+    var experts: ExpertSystem
     /// The pooled DRAM tier (EMS) behind every prefill DP group's prefix cache.
     var pool: PooledKVTier?
     var poolHitTokens = 0
     var poolCapacityBytes = 0.0
     /// The JE: admission, routing and decode placement with their policies (JobExecutor.swift).
     var je: JobExecutor
-    /// The EPLB planner (``Policies/eplbPlanner``); each TE's controller holds a copy.
-    var eplbPlanner: any EPLBPlanner = GreedyEPLBPlanner()
     /// KV blocks of the instances built so far (bounded by ``maxKVBlocks``).
     var kvBlocksBuilt = 0
 
@@ -106,6 +103,8 @@ public final class ServingEngine {
         self.workload = workload
         cluster = ClusterManager(npusPerNode: topology.npusPerNode)
         faults = FaultSystem(settings: configuration.faults)
+        experts = ExpertSystem(mode: configuration.eplb, intervalSeconds: configuration.eplbIntervalSeconds,
+                               topK: model.moe?.topK ?? 8)
         streams = ClientStreams(seed: configuration.seed)
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
@@ -146,6 +145,7 @@ public final class ServingEngine {
         je = other.je.copy()
         cluster = other.cluster.copy()
         faults = other.faults.copy()
+        experts = other.experts.copy()
         now = other.now
     }
 
