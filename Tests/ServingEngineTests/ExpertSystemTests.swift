@@ -194,3 +194,31 @@ import Testing
         #expect(experts.intervalSteps == 1)
     }
 }
+
+/// ``ExpertPlacement``'s flat storage: nested rows in and out, and the swap's serving placement.
+@Suite(.timeLimit(.minutes(10))) struct ExpertPlacementStorageTests {
+    @Test func nestedRowsRoundTripThroughTheFlatBuffers() {
+        let rows: [[[Int]]] = [[[0], [1, 3], [], [2]], [[3], [0], [1, 2], [3, 0]]]
+        let p = ExpertPlacement(dies: 4, slotsPerDie: 2, layers: rows)
+        #expect(p.layers == rows && p.layerCount == 2 && p.experts == 4)
+        #expect(p.hosts(layer: 1, expert: 3) == [3, 0] && p.hosts(layer: 0, expert: 2) == [] && p.layer(0) == rows[0])
+        #expect(p == ExpertPlacement(dies: 4, slotsPerDie: 2, layers: rows))
+        #expect(p != ExpertPlacement(dies: 4, slotsPerDie: 2, layers: [rows[0], rows[0]]))
+        // Per-die loads of layer 1 under uniform popularity: replicas split their expert's load.
+        let uniform = ExpertPopularity.uniform(layers: 2, experts: 4)
+        #expect(p.dieLoads(layer: 1, popularity: uniform) == [1.5, 0.5, 0.5, 1.5])
+        let empty = ExpertPlacement(dies: 3, slotsPerDie: 1, layers: [])
+        #expect(empty.layers.isEmpty && empty.imbalance(popularity: uniform) == 1)
+    }
+
+    @Test func aSwapServesFromTheHostsItKeepsAndNeverDropsTheLastReplica() {
+        let old = ExpertPlacement(dies: 4, slotsPerDie: 2, layers: [[[0, 1], [2], [3], [1, 2]]])
+        let new = ExpertPlacement(dies: 4, slotsPerDie: 2, layers: [[[0, 3], [1], [3], [2, 0]]])
+        let (serving, disabled) = EPLBController.servingDuringSwap(from: old, to: new)
+        // Expert 0 keeps die 0 (die 1 disabled); expert 1 would keep nothing: it keeps die 2;
+        // expert 2 is unchanged; expert 3 keeps die 2 (die 1 disabled).
+        #expect(serving.layers == [[[0], [2], [3], [2]]] && disabled == [1])
+        // Dies that gain an expert: die 3 (expert 0), die 1 (expert 1), die 0 (expert 3).
+        #expect(EPLBController.layersGained(from: old, to: new) == [1, 1, 0, 1])
+    }
+}

@@ -151,7 +151,8 @@ extension ServingEngine {
         let loads = configuration.eplb == .perfect ? Array(repeating: 1.0, count: routing.dies)
             : dieLoads ?? routing.dieLoads()
         var hosted = Array(repeating: [Int](), count: routing.dies)
-        for (expert, hosts) in (routing.servingPlacement.layers.first ?? []).enumerated() {
+        let layer0 = routing.servingPlacement.layerCount > 0 ? routing.servingPlacement.layer(0) : []
+        for (expert, hosts) in layer0.enumerated() {
             for d in hosts where d < hosted.count { hosted[d].append(expert) }
         }
         for d in 0..<routing.dies {

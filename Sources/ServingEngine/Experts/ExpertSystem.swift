@@ -386,13 +386,13 @@ final class ExpertSystem {
     /// the TE has no routing.
     func unreplicatedExperts(instance i: Int, deadDies: Set<Int>) -> [Int]? {
         guard let placement = routing(of: i)?.placement else { return nil }
-        var missing = Set<Int>()
-        for layer in placement.layers {
-            for (expert, dies) in layer.enumerated() where !missing.contains(expert) {
-                if dies.allSatisfy(deadDies.contains) { missing.insert(expert) }
+        var missing = [Bool](repeating: false, count: placement.experts)
+        for l in 0..<placement.layerCount {
+            for e in 0..<placement.experts where !missing[e] {
+                if placement.hostRange(l, e).allSatisfy({ deadDies.contains(Int(placement.hostDies[$0])) }) { missing[e] = true }
             }
         }
-        return missing.sorted()
+        return missing.indices.filter { missing[$0] }
     }
 
     /// The Experts view's data, from the first decode TE (`dieLoads`: its per-die loads when the
