@@ -100,7 +100,7 @@ public enum Bench {
             ? ExpertPlacement.greedy(popularity: served, dies: dies, slotsPerDie: slotsPerDie)
             : ExpertPlacement.roundRobin(experts: moe.routedExperts, layers: model.moeLayers, dies: dies,
                                          slotsPerDie: slotsPerDie)
-        let perLayer = FlatPlacement.hottestShares(of: placement, popularity: served).map { $0 * Double(dies) }
+        let perLayer = placement.hottestShares(popularity: served).map { $0 * Double(dies) }
         return (placement.imbalance(popularity: served), perLayer)
     }
 

@@ -190,9 +190,6 @@ final class InstanceState {
     var transferQueue = Deque<Int>()
     /// Colocated: requests whose prefill finishes with the current step.
     var prefillDone: [Int] = []
-    /// Expert placement and per-step load of this instance's expert dies, and its rebalancer.
-    var experts: ExpertRouting?
-    var eplb: EPLBController?
     /// Scaling holds the TE off (starting, scaled in or retired): it takes no new work and is
     /// outside the JE's pool. Kept by the scaling lifecycle (``ServingEngine/noteScalingPhase(_:)``).
     var heldOffByScaling = false
@@ -240,8 +237,6 @@ final class InstanceState {
         copy.finishing = finishing
         copy.transferQueue = transferQueue
         copy.prefillDone = prefillDone
-        copy.experts = experts
-        copy.eplb = eplb
         copy.heldOffByScaling = heldOffByScaling
         copy.decodeLoad = decodeLoad
         copy.slowestGroup = slowestGroup
@@ -326,28 +321,6 @@ final class InstanceState {
 
 /// The engine-components.md name of a TE.
 typealias TaskExecutor = InstanceState
-
-/// Running sums behind the expert telemetry.
-struct ExpertStats {
-    var factorSum = 0.0
-    var steps = 0
-    var intervalSum = 0.0
-    var intervalSteps = 0
-    /// Decode steps' MoE part and step time, summed (the report's `moe_ms_per_step`).
-    var moeSeconds = 0.0
-    var stepSeconds = 0.0
-    var moeSteps = 0
-    var lastDrift: SimTime = 0
-    /// Plans by (dies, slots per die) for the popularity they were made for.
-    var plans: [Int: (popularity: ExpertPopularity, placement: ExpertPlacement)] = [:]
-    /// Where the greedy planner's per-layer sorts start (the last plan's orders): speed only.
-    var planningOrders = PlanningOrders()
-    var ticks = 0
-    var classArrivals: [String: Double] = [:]
-    /// Token-expert pairs per layer and expert over the last telemetry window (decode), as the
-    /// window's segments (the table is built when a snapshot reads it).
-    var heat = HeatWindow()
-}
 
 /// One KV transfer instance per prefill–decode pair (system.md §4); transfers on it run one
 /// after the other.

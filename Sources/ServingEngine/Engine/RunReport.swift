@@ -240,11 +240,8 @@ extension ServingEngine {
         r.recoveryPolicy = faults.policy.name
         r.policies = policyNames
         r.scaling = scalingReport()
-        r.experts = .init(imbalance: configuration.eplb == .perfect || expertStats.steps == 0 ? 1
-                              : expertStats.factorSum / Double(expertStats.steps),
-                          rebalances: decodeRebalances,
-                          moeMsPerStep: expertStats.moeSteps > 0 ? expertStats.moeSeconds / Double(expertStats.moeSteps) * 1e3 : nil,
-                          moeShareOfStep: expertStats.stepSeconds > 0 ? expertStats.moeSeconds / expertStats.stepSeconds : nil)
+        r.experts = .init(imbalance: experts.meanStepImbalance, rebalances: experts.decodeRebalances,
+                          moeMsPerStep: experts.moeMsPerStep, moeShareOfStep: experts.moeShareOfStep)
         r.kv = .init(peakUsage: max(telemetry.peakDecodeUsage, decodeKVUsage()), prefixHitRate: prefixStats().hitRate)
         return r
     }

@@ -116,10 +116,7 @@ extension ServingEngine {
         let usage = decodeKVUsage()
         telemetry.peakDecodeUsage = max(telemetry.peakDecodeUsage, usage)
         expertsTick()
-        let imbalance = expertStats.intervalSteps > 0 ? expertStats.intervalSum / Double(expertStats.intervalSteps)
-            : (instances.first(where: \.hasDecode)?.experts?.expectedImbalance ?? 1)
-        expertStats.intervalSum = 0
-        expertStats.intervalSteps = 0
+        let imbalance = experts.takeIntervalImbalance() ?? experts.decodeExpectedImbalance
         let counts = requestCounts()
         telemetry.appendPoint(imbalance: configuration.eplb == .perfect ? 1 : imbalance, kvUsage: usage, running: Double(counts.running), waiting: Double(counts.waiting),
                               interval: interval)

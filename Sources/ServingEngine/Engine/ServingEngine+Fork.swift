@@ -11,11 +11,11 @@ import SimKit
 /// - per-instance state goes through ``InstanceState/forked()``, the one place to deep-copy it
 ///   once instances are a reference type;
 /// - the components are classes, each deep-copied by its `copy()` (the JE, the cluster
-///   manager, the fault system, the client streams and the KV cache store in `init(forking:)`,
-///   KV transfer here);
+///   manager, the fault system, the expert system, the client streams and the KV cache store in
+///   `init(forking:)`, KV transfer here);
 /// - random streams are copied where they stand, never re-derived from the seed (which would
 ///   restart them): the workload's, the external-lengths stream (in ``ClientStreams/copy()``,
-///   taken in `init(forking:)`), and the per-instance expert routing streams inside `instances`;
+///   taken in `init(forking:)`), and the per-TE expert routing streams (in ``ExpertSystem/copy()``);
 /// - the event queue is copied whole, its sequence counter included, so equal-time events pop
 ///   in the same order on both sides; its payloads are ids and values.
 /// Nothing reachable from the engine holds a closure over it (the EPLB planner is passed per
@@ -35,9 +35,6 @@ extension ServingEngine {
         copy.speed = speed
         copy.paused = paused
         copy.commandsApplied = commandsApplied
-        copy.expertTraffic = expertTraffic
-        copy.expertStats = expertStats
-        copy.eplbPlanner = eplbPlanner
         copy.scaling = scaling
         copy.telemetryTickEvent = telemetryTickEvent
         copy.heartbeatEvent = heartbeatEvent
@@ -57,7 +54,7 @@ extension ServingEngine {
     func componentIdentities() -> Set<ObjectIdentifier> {
         var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer),
                                           ObjectIdentifier(cluster), ObjectIdentifier(faults),
-                                          ObjectIdentifier(streams), ObjectIdentifier(kvStore)]
+                                          ObjectIdentifier(streams), ObjectIdentifier(kvStore), ObjectIdentifier(experts)]
         for te in instances { ids.insert(ObjectIdentifier(te)) }
         return ids
     }
@@ -69,7 +66,7 @@ extension ServingEngine {
         "configuration", "model", "hardware", "topology", "cost", "tokensPerStep", "workload", "queue", "now",
         "arrivalPending", "requests", "instances", "kvTransfer", "telemetry", "cluster", "faults",
         "speed", "paused", "commandsApplied", "streams",
-        "expertTraffic", "expertStats", "kvStore", "je", "eplbPlanner",
+        "experts", "kvStore", "je",
         "scaling", "telemetryTickEvent", "heartbeatEvent",
         "noSkipBefore", "idleSkipEnabled", "skippedPeriodicEvents", "eventsAtCurrentInstant", "arrivalsAtInstant",
         "lastArrivalAt", "scheduledArrival", "parkedArrival",

@@ -56,7 +56,7 @@ extension ServingEngine {
     func periodicWorkIsSteady() -> Bool {
         // A telemetry interval with activity in it is still open.
         guard telemetry.intervalOutputTokens == 0, telemetry.intervalPrefillTokens == 0,
-              expertStats.intervalSteps == 0, telemetry.intervalTTFT.count == 0,
+              experts.intervalSteps == 0, telemetry.intervalTTFT.count == 0,
               telemetry.intervalTPOT.count == 0, telemetry.intervalE2E.count == 0 else { return false }
         // Heartbeats still have something to find: silent rounds being counted, a glitch redo, a
         // fault not yet detected (a straggler is found only once its TE steps).
@@ -77,8 +77,7 @@ extension ServingEngine {
         }
         // An expert swap advances on ticks; so does an automatic EPLB with counts still to plan
         // from (its window closes on its own cadence, whatever the stretch).
-        for instance in instances where instance.eplb.map({ $0.phase != .idle }) ?? false { return false }
-        if configuration.eplb == .on, instances.contains(where: { $0.experts?.hasCollected == true }) { return false }
+        if experts.hasPendingWork { return false }
         return true
     }
 
@@ -148,8 +147,7 @@ extension ServingEngine {
         let usage = decodeKVUsage()
         telemetry.peakDecodeUsage = max(telemetry.peakDecodeUsage, usage)
         skipExpertTicks(count: k, first: t0)
-        let imbalance = configuration.eplb == .perfect ? 1
-            : (instances.first(where: \.hasDecode)?.experts?.expectedImbalance ?? 1)
+        let imbalance = configuration.eplb == .perfect ? 1 : experts.decodeExpectedImbalance
         let counts = requestCounts()
         telemetry.appendQuietPoints(count: k, imbalance: imbalance, kvUsage: usage, running: Double(counts.running),
                                     waiting: Double(counts.waiting))
@@ -174,32 +172,9 @@ extension ServingEngine {
         return (utilization, max(0, busy - remaining * interval))
     }
 
-    /// The expert part of `k` quiet ticks: drift steps due in the stretch, the traffic mix, the
-    /// heat window. (The EPLB cadence is left to the first tick after the stretch.)
+    /// The expert part of `k` quiet ticks (``ExpertSystem/skipQuietTicks(count:first:interval:)``).
     private func skipExpertTicks(count k: Double, first t0: SimTime) {
-        guard expertTraffic != nil else { return }
-        let interval = configuration.snapshotInterval
-        let every = Self.expertDriftInterval
-        let last = expertStats.lastDrift
-        // First tick index i0 with t0 + i0·interval − last ≥ every, and the ticks between drifts.
-        var i0 = max(0, ((last + every - t0) / interval).rounded(.up))
-        if i0 > 0 && t0 + (i0 - 1) * interval - last >= every { i0 -= 1 }
-        if t0 + i0 * interval - last < every { i0 += 1 }
-        if i0 < k {
-            var period = max(1, (every / interval).rounded(.up))
-            if period > 1 && (period - 1) * interval >= every { period -= 1 }
-            if period * interval < every { period += 1 }
-            let steps = ((k - 1 - i0) / period).rounded(.down) + 1
-            // Popularity describes the traffic, and a quiet interval has none: the drift's clock
-            // moves on (a drift due in the stretch is consumed) but nothing is drawn. No random
-            // number is taken here, so k quiet ticks at once equal k quiet ticks one by one.
-            expertStats.lastDrift = t0 + (i0 + (steps - 1) * period) * interval
-        }
-        // The heat window closes every 10 ticks; after the first close in the stretch the windows
-        // are empty and leave the heat as it is.
-        let phase = expertStats.ticks % 10
-        if Double(9 - phase) < k { closeHeatWindow() }
-        expertStats.ticks = (phase + Int(k.truncatingRemainder(dividingBy: 10))) % 10
+        experts.skipQuietTicks(count: k, first: t0, interval: configuration.snapshotInterval)
     }
 }
 

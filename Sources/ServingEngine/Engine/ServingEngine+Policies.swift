@@ -17,7 +17,7 @@ extension ServingEngine {
     func installPolicies() throws {
         let names = configuration.effectivePolicies
         faults.use(try Policies.recovery.make(names[Policies.recovery.slot.key] ?? Policies.recovery.defaultName))
-        eplbPlanner = try Policies.eplbPlanner.make(names[Policies.eplbPlanner.slot.key] ?? Policies.eplbPlanner.defaultName)
+        experts.use(try Policies.eplbPlanner.make(names[Policies.eplbPlanner.slot.key] ?? Policies.eplbPlanner.defaultName))
     }
 
     /// The policy running in each slot of ``Policies/reportedCatalogs``, by slot key (the
@@ -26,7 +26,7 @@ extension ServingEngine {
         var names = PolicyNames()
         names[Policies.routing.slot.key] = je.routing.name
         names[Policies.decodeBalancing.slot.key] = je.decodeBalancing.name
-        names[Policies.eplbPlanner.slot.key] = eplbPlanner.name
+        names[Policies.eplbPlanner.slot.key] = experts.planner.name
         names[Policies.recovery.slot.key] = faults.policy.name
         return names
     }
@@ -51,12 +51,8 @@ extension ServingEngine {
             case Policies.decodeBalancing.slot: je.setDecodeBalancing(try Policies.decodeBalancing.make(name))
             case Policies.recovery.slot: faults.use(try Policies.recovery.make(name))
             case Policies.eplbPlanner.slot:
-                eplbPlanner = try Policies.eplbPlanner.make(name)
-                // Plans made by the old planner are not this planner's (the memo is per shape).
-                expertStats.plans.removeAll()
-                for index in instances.indices where instances[index].eplb != nil {
-                    instances[index].eplb!.policy = eplbPlanner
-                }
+                // Plans made by the old planner are forgotten; every controller takes the new one.
+                experts.use(try Policies.eplbPlanner.make(name))
             default:
                 return (false, "the engine has no \(catalog.slot.title) slot to set")
             }

@@ -145,13 +145,14 @@ extension ServingEngine {
     /// Decode expert dies: the experts they host (layer 0) and their MoE load relative to the mean
     /// (the Pod view colours expert dies by it). Routed-expert dies come first in an instance.
     func markExpertDies(_ statuses: inout [NPUStatus], dieLoads: [Double]? = nil) {
-        guard let index = instances.firstIndex(where: { $0.hasDecode }), let routing = instances[index].experts,
+        guard let index = instances.firstIndex(where: { $0.hasDecode }), let routing = experts.routing(of: index),
               let first = instances[index].npus.first else { return }
         let diesPerNPU = instances[index].cost.hardware.diesPerDevice
         let loads = configuration.eplb == .perfect ? Array(repeating: 1.0, count: routing.dies)
             : dieLoads ?? routing.dieLoads()
         var hosted = Array(repeating: [Int](), count: routing.dies)
-        for (expert, hosts) in (routing.servingPlacement.layers.first ?? []).enumerated() {
+        let layer0 = routing.servingPlacement.layerCount > 0 ? routing.servingPlacement.layer(0) : []
+        for (expert, hosts) in layer0.enumerated() {
             for d in hosts where d < hosted.count { hosted[d].append(expert) }
         }
         for d in 0..<routing.dies {
@@ -165,7 +166,7 @@ extension ServingEngine {
     /// The first decode instance's relative per-die MoE load (``ExpertRouting/dieLoads()``), or
     /// nil without experts.
     func decodeDieLoads() -> [Double]? {
-        guard let index = instances.firstIndex(where: { $0.hasDecode }), let routing = instances[index].experts else { return nil }
+        guard let index = instances.firstIndex(where: { $0.hasDecode }), let routing = experts.routing(of: index) else { return nil }
         if let cache = telemetry.dieLoadsCache, cache.popularity == routing.popularity,
            cache.placement == routing.servingPlacement {
             return cache.loads

@@ -52,15 +52,12 @@ public final class ServingEngine {
     var commandsApplied = 0
     /// Streams of requests submitted from outside (HTTP): ids, output lengths, progress (``ClientStreams``).
     let streams: ClientStreams
-    /// Popularity of the model's experts under the current traffic (nil for dense models).
-    var expertTraffic: ExpertTraffic?
-    var expertStats = ExpertStats()
+    /// Expert popularity, routing and EPLB of every MoE TE, and the expert figures (``ExpertSystem``).
+    var experts: ExpertSystem
     /// The pooled DRAM tier (EMS), its hits and the KV block budget (``KVCacheStore``).
     let kvStore: KVCacheStore
     /// The JE: admission, routing and decode placement with their policies (JobExecutor.swift).
     var je: JobExecutor
-    /// The EPLB planner (``Policies/eplbPlanner``); each TE's controller holds a copy.
-    var eplbPlanner: any EPLBPlanner = GreedyEPLBPlanner()
 
     /// The pending telemetry tick and heartbeat round, which an idle skip moves
     /// (ServingEngine+IdleSkip).
@@ -102,6 +99,8 @@ public final class ServingEngine {
         self.workload = workload
         cluster = ClusterManager(npusPerNode: topology.npusPerNode)
         faults = FaultSystem(settings: configuration.faults)
+        experts = ExpertSystem(mode: configuration.eplb, intervalSeconds: configuration.eplbIntervalSeconds,
+                               topK: model.moe?.topK ?? 8)
         streams = ClientStreams(seed: configuration.seed)
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
@@ -141,6 +140,7 @@ public final class ServingEngine {
         cluster = other.cluster.copy()
         faults = other.faults.copy()
         kvStore = other.kvStore.copy()
+        experts = other.experts.copy()
         now = other.now
     }
 

@@ -119,35 +119,9 @@ public struct EPLBController: Sendable {
             guard let target = pending else { phase = .idle; break }
             // Disable the slots that change; an expert never loses its last serving replica.
             let old = routing.placement
-            var serving = old
-            var disabled = Set<Int>()
-            for l in 0..<old.layers.count {
-                // Rows read through their buffers; `serving`'s row is written only when a slot changes.
-                var servingRow: [[Int]]?
-                old.layers[l].withUnsafeBufferPointer { oldRow in
-                    target.layers[l].withUnsafeBufferPointer { nextRow in
-                        for e in 0..<oldRow.count {
-                            // Most experts keep every host: nothing to build for them.
-                            let moved = oldRow[e].withUnsafeBufferPointer { hosts in
-                                nextRow[e].withUnsafeBufferPointer { next in
-                                    hosts.contains(where: { !next.contains($0) })
-                                }
-                            }
-                            guard moved else { continue }
-                            let hosts = oldRow[e], next = nextRow[e]
-                            // Hosts that stay (the ones the target keeps); the others are disabled.
-                            let keep = hosts.filter { next.contains($0) }
-                            if keep.isEmpty { continue }
-                            if servingRow == nil { servingRow = oldRow.isEmpty ? [] : Array(oldRow) }
-                            servingRow![e] = keep
-                            for host in hosts where !next.contains(host) { disabled.insert(host) }
-                        }
-                    }
-                }
-                if let row = servingRow { serving.layers[l] = row }
-            }
+            let (serving, disabled) = Self.servingDuringSwap(from: old, to: target)
             routing.setPlacement(old, serving: serving)
-            phase = .load(until: now + loadSeconds, started: started, before: before, dies: disabled.sorted())
+            phase = .load(until: now + loadSeconds, started: started, before: before, dies: disabled)
         case let .load(until, started, before, _) where now >= until:
             if let target = pending { routing.setPlacement(target) }
             pending = nil
@@ -178,24 +152,7 @@ public struct EPLBController: Sendable {
                                            before, after, minimumGain * 100), started: false)
         }
         // Weights to move: per die, one expert's weights for every layer whose slot changes.
-        var layersChanged = Array(repeating: 0, count: routing.dies)
-        let old = routing.placement
-        layersChanged.withUnsafeMutableBufferPointer { changed in
-            for l in 0..<target.layers.count {
-                // Read through the rows' buffers: no per-expert array handles.
-                target.layers[l].withUnsafeBufferPointer { row in
-                    old.layers[l].withUnsafeBufferPointer { oldRow in
-                        for e in 0..<row.count {
-                            row[e].withUnsafeBufferPointer { hosts in
-                                oldRow[e].withUnsafeBufferPointer { was in
-                                    for d in hosts where !was.contains(d) { changed[d] += 1 }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let layersChanged = Self.layersGained(from: routing.placement, to: target)
         let busiest = layersChanged.max() ?? 0
         let prefetch = cost.expertWeightCopy(experts: 1, layers: busiest)
         let bytes = Double(busiest) * cost.model.expertWeightBytes
@@ -206,5 +163,55 @@ public struct EPLBController: Sendable {
         return Outcome(message: String(format: "rebalance started (%@): imbalance %.2f → %.2f planned; %d dies get new experts",
                                        policy.name, before, after, layersChanged.filter { $0 > 0 }.count),
                        started: true)
+    }
+
+    /// The placement that serves while `old`'s changed slots load `target`'s weights, and the dies
+    /// disabled meanwhile (sorted): an expert whose hosts change keeps only the hosts `target`
+    /// keeps, and those it loses are disabled, unless it would keep none (then it keeps all and
+    /// disables none: an expert never loses its last serving replica).
+    static func servingDuringSwap(from old: ExpertPlacement, to target: ExpertPlacement) -> (ExpertPlacement, [Int]) {
+        var disabled = [Bool](repeating: false, count: max(old.dies, 0))
+        var builder = ExpertPlacement.Builder(layers: old.layerCount, experts: old.experts, hosts: old.hostDies.count)
+        old.withBuffers { oldStarts, oldHosts in
+            target.withBuffers { nextStarts, nextHosts in
+                for i in 0..<(old.layerCount * old.experts) {
+                    let was = Int(oldStarts[i])..<Int(oldStarts[i + 1])
+                    let next = UnsafeBufferPointer(rebasing: nextHosts[Int(nextStarts[i])..<Int(nextStarts[i + 1])])
+                    // Most experts keep every host: copied as they are.
+                    var keeps = 0
+                    for s in was where next.contains(oldHosts[s]) { keeps += 1 }
+                    if keeps == was.count || keeps == 0 {
+                        for s in was { builder.add(Int(oldHosts[s])) }
+                    } else {
+                        for s in was {
+                            let host = oldHosts[s]
+                            if next.contains(host) { builder.add(Int(host)) } else { disabled[Int(host)] = true }
+                        }
+                    }
+                    builder.closeExpert()
+                }
+            }
+        }
+        let serving = builder.placement(dies: old.dies, slotsPerDie: old.slotsPerDie)
+        return (serving, disabled.indices.filter { disabled[$0] })
+    }
+
+    /// Per die of `target`, the layers in which it holds an expert it does not hold in `old` (the
+    /// weights a swap to `target` loads there).
+    static func layersGained(from old: ExpertPlacement, to target: ExpertPlacement) -> [Int] {
+        var changed = [Int](repeating: 0, count: target.dies)
+        changed.withUnsafeMutableBufferPointer { changed in
+            old.withBuffers { oldStarts, oldHosts in
+                target.withBuffers { nextStarts, nextHosts in
+                    for i in 0..<(target.layerCount * target.experts) {
+                        let was = UnsafeBufferPointer(rebasing: oldHosts[Int(oldStarts[i])..<Int(oldStarts[i + 1])])
+                        for s in Int(nextStarts[i])..<Int(nextStarts[i + 1]) where !was.contains(nextHosts[s]) {
+                            changed[Int(nextHosts[s])] += 1
+                        }
+                    }
+                }
+            }
+        }
+        return changed
     }
 }

@@ -22,7 +22,85 @@ public enum EPLBMode: String, Sendable, CaseIterable, Codable {
 public struct ExpertPlacement: Sendable, Equatable {
     public var dies: Int
     public var slotsPerDie: Int
-    public var layers: [[[Int]]]
+    /// MoE layers and logical experts per layer.
+    public private(set) var layerCount: Int
+    public private(set) var experts: Int
+    /// The hosts of expert `e` in layer `l` are `hostDies[hostStart[l * experts + e] ..<
+    /// hostStart[l * experts + e + 1]]`, in the order they were given: one contiguous buffer per
+    /// placement (issue 12: a plan or swap built and freed 58 × 256 nested arrays, ~11% of a
+    /// Mooncake replay in allocation and release alone).
+    private(set) var hostStart: [Int32]
+    private(set) var hostDies: [Int32]
+
+    /// A placement from nested rows: `layers[l][e]` lists the dies holding expert `e` of layer `l`.
+    public init(dies: Int, slotsPerDie: Int, layers: [[[Int]]]) {
+        var builder = Builder(layers: layers.count, experts: layers.first?.count ?? 0, hosts: 0)
+        for row in layers {
+            for hosts in row {
+                for d in hosts { builder.add(d) }
+                builder.closeExpert()
+            }
+        }
+        self = builder.placement(dies: dies, slotsPerDie: slotsPerDie)
+    }
+
+    private init(dies: Int, slotsPerDie: Int, layerCount: Int, experts: Int, hostStart: [Int32], hostDies: [Int32]) {
+        self.dies = dies
+        self.slotsPerDie = slotsPerDie
+        self.layerCount = layerCount
+        self.experts = experts
+        self.hostStart = hostStart
+        self.hostDies = hostDies
+    }
+
+    /// Writes a placement expert by expert, layer by layer, into its two buffers.
+    struct Builder {
+        private var starts: [Int32]
+        private var hosts: [Int32]
+        private let layers: Int
+        private let experts: Int
+        init(layers: Int, experts: Int, hosts capacity: Int) {
+            self.layers = layers
+            self.experts = experts
+            starts = [0]
+            starts.reserveCapacity(layers * experts + 1)
+            hosts = []
+            hosts.reserveCapacity(capacity)
+        }
+        /// The next host of the expert being written.
+        @inline(__always)
+        mutating func add(_ die: Int) { hosts.append(Int32(truncatingIfNeeded: die)) }
+        /// The expert being written is complete; the next call writes the next expert.
+        @inline(__always)
+        mutating func closeExpert() { starts.append(Int32(truncatingIfNeeded: hosts.count)) }
+        func placement(dies: Int, slotsPerDie: Int) -> ExpertPlacement {
+            ExpertPlacement(dies: dies, slotsPerDie: slotsPerDie, layerCount: layers, experts: experts,
+                            hostStart: starts, hostDies: hosts)
+        }
+    }
+
+    /// Where expert `e`'s hosts of layer `l` sit in the host buffer.
+    @inline(__always)
+    func hostRange(_ l: Int, _ e: Int) -> Range<Int> {
+        let i = l &* experts &+ e
+        return Int(hostStart[i])..<Int(hostStart[i &+ 1])
+    }
+
+    /// The dies holding expert `e` of layer `l`.
+    public func hosts(layer l: Int, expert e: Int) -> [Int] { hostRange(l, e).map { Int(hostDies[$0]) } }
+
+    /// Layer `l` as rows: `layer(l)[e]` lists expert `e`'s dies.
+    public func layer(_ l: Int) -> [[Int]] { (0..<experts).map { hosts(layer: l, expert: $0) } }
+
+    /// Every layer as rows (`layers[l][e]` lists the dies of expert `e` in layer `l`): built on
+    /// each read, for tests and faces; the engine walks the flat buffers.
+    public var layers: [[[Int]]] { (0..<layerCount).map { layer($0) } }
+
+    /// Reads the host buffers (`starts`, `hosts` as described at ``hostStart``) in place.
+    @inline(__always)
+    func withBuffers<R>(_ body: (UnsafeBufferPointer<Int32>, UnsafeBufferPointer<Int32>) throws -> R) rethrows -> R {
+        try hostStart.withUnsafeBufferPointer { starts in try hostDies.withUnsafeBufferPointer { try body(starts, $0) } }
+    }
 
     /// Static layout: expert e on die e mod dies; the spare slots copy experts 0, 1, 2, …
     public static func roundRobin(experts: Int, layers: Int, dies: Int, slotsPerDie: Int) -> ExpertPlacement {
@@ -31,7 +109,14 @@ public struct ExpertPlacement: Sendable, Equatable {
         for extra in 0..<max(0, slots - experts) {
             row[extra % experts].append((experts + extra) % dies)
         }
-        return ExpertPlacement(dies: dies, slotsPerDie: slotsPerDie, layers: Array(repeating: row, count: layers))
+        var builder = Builder(layers: layers, experts: experts, hosts: layers * max(experts, slots))
+        for _ in 0..<layers {
+            for hosts in row {
+                for d in hosts { builder.add(d) }
+                builder.closeExpert()
+            }
+        }
+        return builder.placement(dies: dies, slotsPerDie: slotsPerDie)
     }
 
     /// system.md §4's planner: place every expert once, hottest first, on the least-loaded die with
@@ -50,83 +135,63 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// sorted and an insertion pass finishes it (issue 12: the sort was a third of a plan).
     public static func greedy(popularity: ExpertPopularity, dies: Int, slotsPerDie: Int,
                               orders: inout PlanningOrders) -> ExpertPlacement {
-        // One die pool and one sort buffer for all layers: a plan is 58 layers, planned for every
-        // TE on every EPLB window (issue 12), and allocating them per layer was a large share.
+        // One die pool, one sort buffer and one host list for all layers: a plan is 58 layers,
+        // planned for every TE on every EPLB window (issue 12), and allocating per layer was a
+        // large share.
+        let experts = popularity.experts
         var pool = DiePool(dies: dies, slotsPerDie: slotsPerDie)
         var order = [Int32]()
-        order.reserveCapacity(popularity.experts)
-        var rows = [[[Int]]]()
-        rows.reserveCapacity(popularity.layers.count)
-        // Most experts get one host: they all share the one-element arrays of this table (no
-        // allocation per expert and layer; a replica appended later copies, as values do).
-        let singles = (0..<dies).map { [$0] }
+        order.reserveCapacity(experts)
+        let slots = max(experts, dies * max(0, slotsPerDie))
+        let hosts = LayerHosts(experts: experts, capacity: slots)
+        var builder = Builder(layers: popularity.layers.count, experts: experts, hosts: popularity.layers.count * slots)
         if orders.layers.count != popularity.layers.count { orders.layers = Array(repeating: [], count: popularity.layers.count) }
         for (l, row) in popularity.layers.enumerated() {
-            rows.append(row.withUnsafeBufferPointer {
-                greedyLayer(load: $0, pool: &pool, order: &order, hint: orders.layers[l], singles: singles)
-            })
+            row.withUnsafeBufferPointer {
+                greedyLayer(load: $0, pool: &pool, order: &order, hint: orders.layers[l], hosts: hosts)
+            }
+            hosts.write(into: &builder)
             // This layer's order is the next plan's starting point; the old hint's buffer becomes
             // the scratch for the next layer (no allocation).
             swap(&orders.layers[l], &order)
         }
-        return ExpertPlacement(dies: dies, slotsPerDie: slotsPerDie, layers: rows)
-    }
-
-    static func greedyLayer(load: [Double], dies: Int, slotsPerDie: Int) -> [[Int]] {
-        var pool = DiePool(dies: dies, slotsPerDie: slotsPerDie)
-        var order = [Int32]()
-        return load.withUnsafeBufferPointer {
-            greedyLayer(load: $0, pool: &pool, order: &order, singles: (0..<dies).map { [$0] })
-        }
+        return builder.placement(dies: dies, slotsPerDie: slotsPerDie)
     }
 
     /// One layer of ``greedy(popularity:dies:slotsPerDie:)`` on reused buffers (`pool` is reset
-    /// here; `order` is scratch; `singles[d]` is `[d]`): a plan's 58 layers share them.
+    /// here; `order` is scratch), its hosts left in `hosts` (reset here): a plan's 58 layers share
+    /// them.
     static func greedyLayer(load: UnsafeBufferPointer<Double>, pool dies: inout DiePool, order: inout [Int32],
-                            hint: [Int32] = [], singles: [[Int]]) -> [[Int]] {
-        let experts = load.count
+                            hint: [Int32] = [], hosts: LayerHosts) {
         // Primaries, hottest first (ties by expert id keep it deterministic): a strict total
         // order, so any sort gives the same sequence.
         hottestFirst(load: load, into: &order, from: hint)
-        if dies.slotsPerDie == 1 { return oneSlotLayer(load: load, order: order, dies: dies.dies, singles: singles) }
+        hosts.reset()
+        if dies.slotsPerDie == 1 { return oneSlotLayer(load: load, order: order, dies: dies.dies, hosts: hosts) }
         dies.reset()
-        // Each expert's primary die (−1: none) in a flat buffer; the rows are built once after.
-        let primary = UnsafeMutableBufferPointer<Int32>.allocate(capacity: experts)
-        defer { primary.deallocate() }
-        primary.initialize(repeating: -1)
         for e32 in order {
             guard let d = dies.leastLoaded() else { break }
-            primary[Int(e32)] = Int32(truncatingIfNeeded: d)
+            hosts.append(d, to: Int(e32))
             dies.place(load[Int(e32)], on: d)
         }
-        var replicas = [[Int]](unsafeUninitializedCapacity: experts) { rows, count in
-            for e in 0..<experts {
-                (rows.baseAddress! + e).initialize(to: primary[e] < 0 ? [] : singles[Int(primary[e])])
-            }
-            count = experts
-        }
         // Redundant slots: the expert with the most load per replica, next.
-        guard dies.hasFreeSlot else { return replicas }
-        var hottest = MostLoadPerReplica(load: load, order: order, placed: { !replicas[$0].isEmpty })
+        guard dies.hasFreeSlot else { return }
+        var hottest = MostLoadPerReplica(load: load, order: order, placed: { hosts.count($0) > 0 })
         while dies.hasFreeSlot, let top = hottest.popMax() {
             let e = top.expert
-            guard let d = dies.leastLoaded(excluding: replicas[e]) else { continue }
-            let before = load[e] / Double(replicas[e].count)
-            let after = load[e] / Double(replicas[e].count + 1)
-            for host in replicas[e] { dies.adjust(after - before, on: host) }
-            appendReplica(d, to: &replicas[e])
+            guard let d = dies.leastLoaded(excludingHostsOf: e, in: hosts) else { continue }
+            let replicas = hosts.count(e)
+            let before = load[e] / Double(replicas)
+            let after = load[e] / Double(replicas + 1)
+            var node = hosts.first(e)
+            while node >= 0 {
+                dies.adjust(after - before, on: hosts.die(node))
+                node = hosts.next(node)
+            }
+            hosts.append(d, to: e)
             dies.place(after, on: d)
             hottest.insert(ExpertShare(share: after, expert: e))
         }
-        return replicas
-    }
-
-    /// Appends a replica's die to an expert's hosts. A one-host row shares its buffer with the
-    /// planner's table of singles, so the append would copy it into a growable buffer: a
-    /// two-element array is made directly instead (the same value).
-    @inline(__always)
-    static func appendReplica(_ die: Int, to hosts: inout [Int]) {
-        if hosts.count == 1 { hosts = [hosts[0], die] } else { hosts.append(die) }
     }
 
     /// ``hottestFirst(load:into:)`` starting from `hint`, a permutation of the experts in the
@@ -206,54 +271,69 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// Primaries take dies 0, 1, 2, … hottest first; redundant replicas take the next dies in the
     /// order the most-load-per-replica rule picks experts (a host of the expert is full, so never
     /// free: the exclusion never matters). The same placement as the general walk, without it.
-    static func oneSlotLayer(load: UnsafeBufferPointer<Double>, order: [Int32], dies: Int,
-                             singles: [[Int]]) -> [[Int]] {
-        let experts = load.count
-        var replicas = Array(repeating: [Int](), count: experts)
+    static func oneSlotLayer(load: UnsafeBufferPointer<Double>, order: [Int32], dies: Int, hosts: LayerHosts) {
         var next = 0
         for e32 in order {
             guard next < dies else { break }
-            replicas[Int(e32)] = singles[next]
+            hosts.append(next, to: Int(e32))
             next += 1
         }
-        guard next < dies else { return replicas }
-        var hottest = MostLoadPerReplica(load: load, order: order, placed: { !replicas[$0].isEmpty })
+        guard next < dies else { return }
+        var hottest = MostLoadPerReplica(load: load, order: order, placed: { hosts.count($0) > 0 })
         while next < dies, let top = hottest.popMax() {
             let e = top.expert
-            let after = load[e] / Double(replicas[e].count + 1)
-            appendReplica(next, to: &replicas[e])
+            let after = load[e] / Double(hosts.count(e) + 1)
+            hosts.append(next, to: e)
             next += 1
             hottest.insert(ExpertShare(share: after, expert: e))
         }
-        return replicas
     }
 
     /// Relative load on each die of one layer (the mean over dies is `experts / dies` × mean load).
     public func dieLoads(layer: Int, popularity: ExpertPopularity) -> [Double] {
         var loads = Array(repeating: 0.0, count: dies)
-        for (e, hosts) in layers[layer].enumerated() where !hosts.isEmpty {
-            let share = popularity.layers[layer][e] / Double(hosts.count)
-            for d in hosts { loads[d] += share }
+        let row = popularity.layers[layer]
+        for e in 0..<experts {
+            let range = hostRange(layer, e)
+            guard !range.isEmpty else { continue }
+            let share = row[e] / Double(range.count)
+            for s in range { loads[Int(hostDies[s])] += share }
         }
         return loads
     }
 
     /// Per layer, the hottest die's share of the layer's load (one scratch buffer, no per-layer
-    /// allocation: this runs whenever popularity drifts or placement changes).
+    /// allocation: this runs whenever popularity drifts, placement changes or EPLB weighs a plan).
+    /// Each slot adds its replica's share to its die and to the total, expert by expert, host by
+    /// host in order.
     public func hottestShares(popularity: ExpertPopularity) -> [Double] {
-        var scratch = [Double](repeating: 0, count: dies)
         var shares = [Double]()
-        shares.reserveCapacity(layers.count)
-        for l in layers.indices {
-            for d in scratch.indices { scratch[d] = 0 }
-            var total = 0.0
-            let row = popularity.layers[l]
-            for (e, hosts) in layers[l].enumerated() where !hosts.isEmpty {
-                let share = row[e] / Double(hosts.count)
-                for d in hosts { scratch[d] += share }
-                total += row[e]
+        shares.reserveCapacity(layerCount)
+        guard layerCount > 0 else { return shares }
+        let scratch = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(1, dies))
+        defer { scratch.deallocate() }
+        withBuffers { starts, hosts in
+            for l in 0..<layerCount {
+                for d in 0..<dies { scratch[d] = 0 }
+                var total = 0.0
+                popularity.layers[l].withUnsafeBufferPointer { row in
+                    let base = l * experts
+                    for e in 0..<min(experts, row.count) {
+                        let from = Int(starts[base + e]), to = Int(starts[base + e + 1])
+                        let replicas = Double(Int32(to - from))
+                        var s = from
+                        while s < to {
+                            let share = row[e] / replicas
+                            scratch[Int(hosts[s])] += share
+                            total += share
+                            s += 1
+                        }
+                    }
+                }
+                var hottest = scratch[0]
+                for d in 1..<max(1, dies) where scratch[d] > hottest { hottest = scratch[d] }
+                shares.append(total > 0 ? hottest / total : 1 / Double(dies))
             }
-            shares.append(total > 0 ? scratch.max()! / total : 1 / Double(dies))
         }
         return shares
     }
@@ -261,11 +341,81 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// Max over mean of per-die load, averaged over layers (each layer's barrier waits for its
     /// hottest die, so the step pays the average of the per-layer maxima).
     public func imbalance(popularity: ExpertPopularity) -> Double {
-        guard !layers.isEmpty else { return 1 }
-        // The flat walk's arithmetic in the same order, without building the flat arrays: a plan's
-        // imbalance is asked once per plan and the placement is not kept.
-        return FlatPlacement.hottestShares(of: self, popularity: popularity).reduce(0, +) / Double(layers.count)
-            * Double(dies)
+        guard layerCount > 0 else { return 1 }
+        return hottestShares(popularity: popularity).reduce(0, +) / Double(layerCount) * Double(dies)
+    }
+}
+
+/// The hosts each expert of one layer got so far, in the order given, as singly linked lists in
+/// flat buffers (a node per replica): the greedy planner's scratch, reset per layer, one
+/// allocation per plan. A reference type so the planner's closures can read it; never stored.
+final class LayerHosts {
+    let experts: Int
+    private let capacity: Int
+    private let head: UnsafeMutablePointer<Int32>
+    private let tail: UnsafeMutablePointer<Int32>
+    private let counts: UnsafeMutablePointer<Int32>
+    private let dies: UnsafeMutablePointer<Int32>
+    private let links: UnsafeMutablePointer<Int32>
+    private var nodes = 0
+
+    init(experts: Int, capacity: Int) {
+        self.experts = experts
+        self.capacity = max(1, capacity)
+        head = .allocate(capacity: max(1, experts))
+        tail = .allocate(capacity: max(1, experts))
+        counts = .allocate(capacity: max(1, experts))
+        dies = .allocate(capacity: self.capacity)
+        links = .allocate(capacity: self.capacity)
+        reset()
+    }
+
+    deinit {
+        head.deallocate()
+        tail.deallocate()
+        counts.deallocate()
+        dies.deallocate()
+        links.deallocate()
+    }
+
+    /// No expert has a host.
+    func reset() {
+        for e in 0..<experts {
+            head[e] = -1
+            counts[e] = 0
+        }
+        nodes = 0
+    }
+
+    @inline(__always) func count(_ e: Int) -> Int { Int(counts[e]) }
+    /// Expert `e`'s first host node (−1: none), a node's die and the next node (−1: last).
+    @inline(__always) func first(_ e: Int) -> Int { Int(head[e]) }
+    @inline(__always) func die(_ node: Int) -> Int { Int(dies[node]) }
+    @inline(__always) func next(_ node: Int) -> Int { Int(links[node]) }
+
+    /// Gives expert `e` one more host, after the others. (A layer never has more replicas than slots.)
+    @inline(__always)
+    func append(_ die: Int, to e: Int) {
+        precondition(nodes < capacity, "more replicas than slots")
+        let n = Int32(truncatingIfNeeded: nodes)
+        dies[nodes] = Int32(truncatingIfNeeded: die)
+        links[nodes] = -1
+        if head[e] < 0 { head[e] = n } else { links[Int(tail[e])] = n }
+        tail[e] = n
+        counts[e] += 1
+        nodes += 1
+    }
+
+    /// Writes the layer, expert by expert, each expert's hosts in order.
+    func write(into builder: inout ExpertPlacement.Builder) {
+        for e in 0..<experts {
+            var node = Int(head[e])
+            while node >= 0 {
+                builder.add(Int(dies[node]))
+                node = Int(links[node])
+            }
+            builder.closeExpert()
+        }
     }
 }
 
@@ -515,6 +665,31 @@ struct DiePool {
         }
         let best = t[1]
         if any { for d in excluded where free[d] > 0 { update(d, usable: true) } }
+        return best < 0 ? nil : Int(best)
+    }
+
+    /// ``leastLoaded(excluding:)`` with expert `e`'s hosts in `hosts` excluded.
+    mutating func leastLoaded(excludingHostsOf e: Int, in hosts: LayerHosts) -> Int? {
+        let t = storage.tree, free = storage.free
+        var any = false
+        var node = hosts.first(e)
+        while node >= 0 {
+            let d = hosts.die(node)
+            if t[leafBase + d] >= 0 {
+                update(d, usable: false)
+                any = true
+            }
+            node = hosts.next(node)
+        }
+        let best = t[1]
+        if any {
+            node = hosts.first(e)
+            while node >= 0 {
+                let d = hosts.die(node)
+                if free[d] > 0 { update(d, usable: true) }
+                node = hosts.next(node)
+            }
+        }
         return best < 0 ? nil : Int(best)
     }
 

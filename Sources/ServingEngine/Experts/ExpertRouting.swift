@@ -70,9 +70,6 @@ public struct ExpertRouting: Sendable {
     public mutating func setPlacement(_ new: ExpertPlacement, serving: ExpertPlacement? = nil) {
         placement = new
         servingPlacement = serving ?? new
-        // A new placement: flatten it now rather than compare it, nested array by nested array,
-        // with the old one first (recompute's check then sees the same buffers).
-        flat = FlatPlacement(servingPlacement)
         recompute()
     }
 
@@ -97,16 +94,18 @@ public struct ExpertRouting: Sendable {
     /// Relative per-die load of the serving placement, averaged over layers (1 = mean).
     public func dieLoads() -> [Double] {
         // ExpertPlacement.dieLoads(layer:popularity:) per layer, into one scratch buffer (the
-        // same sums in the same order): a snapshot asks for this, and per-layer arrays were
-        // most of its cost.
+        // same sums in the same order): a snapshot asks for this.
         var sum = Array(repeating: 0.0, count: dies)
         var loads = Array(repeating: 0.0, count: dies)
-        for l in 0..<shape.moeLayers {
+        let p = servingPlacement
+        for l in 0..<min(shape.moeLayers, p.layerCount) {
             for d in loads.indices { loads[d] = 0 }
-            let row = popularity.layers[l], hostsRow = servingPlacement.layers[l]
-            for e in hostsRow.indices where !hostsRow[e].isEmpty {
-                let share = row[e] / Double(hostsRow[e].count)
-                for d in hostsRow[e] { loads[d] += share }
+            let row = popularity.layers[l]
+            for e in 0..<p.experts {
+                let range = p.hostRange(l, e)
+                guard !range.isEmpty else { continue }
+                let share = row[e] / Double(range.count)
+                for s in range { loads[Int(p.hostDies[s])] += share }
             }
             let mean = loads.reduce(0, +) / Double(dies)
             for d in 0..<dies { sum[d] += mean > 0 ? loads[d] / mean : 0 }
@@ -114,15 +113,10 @@ public struct ExpertRouting: Sendable {
         return sum.map { $0 / Double(max(1, shape.moeLayers)) }
     }
 
-    /// `placement.imbalance(popularity: counts)`, the same bits, through the flattened placement
-    /// when the whole placement serves (no swap under way: what EPLB asks between swaps), which
-    /// walks flat arrays instead of 58 × 256 nested ones.
+    /// `placement.imbalance(popularity: counts)`: the current placement's imbalance under the
+    /// collected counts (what EPLB weighs a plan against).
     public func placementImbalance(popularity counts: ExpertPopularity) -> Double {
-        guard !placement.layers.isEmpty, flat.isFlattening(placement) else {
-            return placement.imbalance(popularity: counts)
-        }
-        return flat.hottestShares(popularity: counts).reduce(0, +) / Double(placement.layers.count)
-            * Double(placement.dies)
+        placement.imbalance(popularity: counts)
     }
 
     /// Expected imbalance (max/mean per-die load, averaged over layers) of the serving placement.
@@ -187,136 +181,8 @@ public struct ExpertRouting: Sendable {
         segmentPairs = 0
     }
 
-    /// The serving placement flattened to (layer, die, expert, replicas) slots: the hot-set
-    /// recompute after every drift or swap walks flat arrays instead of nested ones.
-    private var flat = FlatPlacement(ExpertPlacement(dies: 1, slotsPerDie: 1, layers: []))
-
     private mutating func recompute() {
-        if flat.source != servingPlacement { flat = FlatPlacement(servingPlacement) }
-        hottestShare = flat.hottestShares(popularity: popularity)
-    }
-}
-
-/// ``ExpertPlacement`` as flat arrays, for the recompute that runs on every popularity change.
-struct FlatPlacement {
-    let source: ExpertPlacement
-    /// Slot ranges per layer into the arrays below.
-    private var layerStart: [Int] = [0]
-    private var die: [Int32] = []
-    private var expert: [Int32] = []
-    private var replicas: [Int32] = []
-
-    init(_ placement: ExpertPlacement) {
-        source = placement
-        // Sized first, then written through the arrays' uninitialised storage: appending slot by
-        // slot to three arrays was most of a swap's cost (each swap flattens twice).
-        var slots = 0
-        for l in placement.layers.indices {
-            placement.layers[l].withUnsafeBufferPointer { row in
-                for e in row.indices { slots += row[e].count }
-            }
-        }
-        var starts = [Int]()
-        starts.reserveCapacity(placement.layers.count + 1)
-        starts.append(0)
-        var experts = [Int32](), counts = [Int32]()
-        let dies = [Int32](unsafeUninitializedCapacity: slots) { die, dieCount in
-            experts = [Int32](unsafeUninitializedCapacity: slots) { expert, expertCount in
-                counts = [Int32](unsafeUninitializedCapacity: slots) { replicas, replicasCount in
-                    var s = 0
-                    for l in placement.layers.indices {
-                        placement.layers[l].withUnsafeBufferPointer { row in
-                            for e in row.indices {
-                                let count = Int32(truncatingIfNeeded: row[e].count)
-                                row[e].withUnsafeBufferPointer { hosts in
-                                    for d in hosts {
-                                        die[s] = Int32(truncatingIfNeeded: d)
-                                        expert[s] = Int32(truncatingIfNeeded: e)
-                                        replicas[s] = count
-                                        s += 1
-                                    }
-                                }
-                            }
-                        }
-                        starts.append(s)
-                    }
-                    replicasCount = s
-                }
-                expertCount = slots
-            }
-            dieCount = slots
-        }
-        die = dies
-        expert = experts
-        replicas = counts
-        layerStart = starts
-    }
-
-    /// Whether this flattens `placement` itself: the same layer buffer (a copy of the same value),
-    /// so no element needs comparing.
-    func isFlattening(_ placement: ExpertPlacement) -> Bool {
-        guard source.dies == placement.dies, source.slotsPerDie == placement.slotsPerDie,
-              source.layers.count == placement.layers.count else { return false }
-        let mine = source.layers.withUnsafeBufferPointer { $0.baseAddress }
-        let theirs = placement.layers.withUnsafeBufferPointer { $0.baseAddress }
-        return mine != nil && mine == theirs
-    }
-
-    /// ``hottestShares(popularity:)`` of `placement` walked in place: the same slots in the same
-    /// order with the same arithmetic (so the same bits), without building the flat arrays.
-    static func hottestShares(of placement: ExpertPlacement, popularity: ExpertPopularity) -> [Double] {
-        var scratch = [Double](repeating: 0, count: placement.dies)
-        var shares = [Double]()
-        shares.reserveCapacity(placement.layers.count)
-        scratch.withUnsafeMutableBufferPointer { scratch in
-            for l in placement.layers.indices {
-                for d in scratch.indices { scratch[d] = 0 }
-                var total = 0.0
-                popularity.layers[l].withUnsafeBufferPointer { row in
-                    placement.layers[l].withUnsafeBufferPointer { experts in
-                        for e in 0..<min(experts.count, row.count) {
-                            experts[e].withUnsafeBufferPointer { hosts in
-                                let replicas = Double(Int32(hosts.count))
-                                for d in hosts {
-                                    let share = row[e] / replicas
-                                    scratch[d] += share
-                                    total += share
-                                }
-                            }
-                        }
-                    }
-                }
-                shares.append(total > 0 ? scratch.max()! / total : 1 / Double(placement.dies))
-            }
-        }
-        return shares
-    }
-
-    func hottestShares(popularity: ExpertPopularity) -> [Double] {
-        var scratch = [Double](repeating: 0, count: source.dies)
-        var shares = [Double]()
-        shares.reserveCapacity(source.layers.count)
-        scratch.withUnsafeMutableBufferPointer { scratch in
-            die.withUnsafeBufferPointer { die in
-                expert.withUnsafeBufferPointer { expert in
-                    replicas.withUnsafeBufferPointer { replicas in
-                        for l in 0..<(layerStart.count - 1) {
-                            for d in scratch.indices { scratch[d] = 0 }
-                            var total = 0.0
-                            popularity.layers[l].withUnsafeBufferPointer { row in
-                                for s in layerStart[l]..<layerStart[l + 1] {
-                                    let share = row[Int(expert[s])] / Double(replicas[s])
-                                    scratch[Int(die[s])] += share
-                                    total += share
-                                }
-                            }
-                            shares.append(total > 0 ? scratch.max()! / total : 1 / Double(source.dies))
-                        }
-                    }
-                }
-            }
-        }
-        return shares
+        hottestShare = servingPlacement.hottestShares(popularity: popularity)
     }
 }
 

@@ -28,17 +28,9 @@ extension ServingEngine {
         let routedDies = spec.ep - spec.sharedExpertDies
         guard routedDies > 0 else { return [] }
         let deadIndex = faults.deadExpertIndices(instance: i)
-        if let placement = instances[i].experts?.placement {
-            // The live placement (EPLB moves replicas): an expert is lost when, in some layer,
-            // every die holding it is dead.
-            var missing = Set<Int>()
-            for layer in placement.layers {
-                for (expert, dies) in layer.enumerated() where !missing.contains(expert) {
-                    if dies.allSatisfy(deadIndex.contains) { missing.insert(expert) }
-                }
-            }
-            return missing.sorted()
-        }
+        // The live placement (EPLB moves replicas): an expert is lost when, in some layer, every
+        // die holding it is dead.
+        if let missing = experts.unreplicatedExperts(instance: i, deadDies: deadIndex) { return missing }
         let slots = spec.routedSlots(for: model)
         let perDie = (slots + routedDies - 1) / routedDies
         var replicas = Array(repeating: 0, count: moe.routedExperts)

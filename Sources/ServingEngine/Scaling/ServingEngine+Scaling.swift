@@ -437,19 +437,7 @@ extension ServingEngine {
                 kvTransfer.connect(prefill: p, decode: d, plane: instances[p].plane)
             }
         }
-        if let traffic = expertTraffic {
-            let spec = instances[i].groupSpec
-            let dies = max(1, spec.ep - spec.sharedExpertDies)
-            let slotsPerDie = max(1, spec.routedSlots(for: model) / dies)
-            let placement = configuration.eplb == .on
-                ? eplbPlanner.plan(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie) : nil
-            instances[i].experts = ExpertRouting(popularity: traffic.popularity, dies: dies, slotsPerDie: slotsPerDie,
-                                                 seed: configuration.seed &+ UInt64(i), placement: placement)
-            var controller = EPLBController(mode: configuration.eplb, policy: eplbPlanner,
-                                            cost: instances[i].cost, start: now)
-            controller.intervalSeconds = configuration.eplbIntervalSeconds
-            instances[i].eplb = controller
-        }
+        experts.add(i, host: expertHost(instances[i]), seed: configuration.seed &+ UInt64(i), now: now)
         if instances[i].role == .decode {
             let dies = instances[i].dp.flatMap(\.dies)
             for k in 0..<min(instances[i].groupSpec.ep, dies.count) { faults.assignExpertSlot(die: dies[k], ExpertSlot(instance: i, index: k)) }

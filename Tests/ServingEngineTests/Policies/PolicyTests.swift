@@ -129,7 +129,7 @@ import XDSTestSupport
         var reported = config.effectivePolicies
         reported["autoscaler"] = nil
         #expect(engine.snapshot().policies == reported)
-        #expect(engine.instances.allSatisfy { $0.eplb?.policy.name ?? "deepseek" == "deepseek" })
+        #expect(engine.experts.controllers.allSatisfy { $0?.policy.name ?? "deepseek" == "deepseek" })
         // A deployment file's bad name is refused at build, naming the table and key.
         deployment.policies["recovery"] = "pray"
         #expect(throws: ConfigError.self) { try ServingEngine(configuration: EngineConfiguration(deployment: deployment),
@@ -212,7 +212,7 @@ import XDSTestSupport
         #expect(engine.report().policies?["je_routing"] == "least-loaded")
         #expect(engine.recentEvents().last?.message == "policy je least-loaded: JE routing policy: prefix-aware → least-loaded")
         #expect(engine.apply(.policy(slot: "eplb", name: "deepseek")).accepted)
-        #expect(engine.instances.allSatisfy { $0.eplb == nil || $0.eplb!.policy.name == "deepseek" })
+        #expect(engine.experts.controllers.allSatisfy { $0 == nil || $0!.policy.name == "deepseek" })
         #expect(engine.apply(.policy(slot: "recovery", name: "restart-world")).accepted)
         #expect(engine.report().recoveryPolicy == "restart-world")
         // Refused (a line from outside the parser): nothing changes, nothing counted, one event.

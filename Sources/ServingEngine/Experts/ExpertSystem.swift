@@ -1,0 +1,422 @@
+import PodModel
+import SimKit
+
+/// The expert system (engine-components.md §2, system.md §4): the traffic's expert popularity and
+/// its drift, each MoE TE's expert routing (placement, per-step load) and EPLB controller, the
+/// planner with its plan cache, the collection and heat windows, and the running sums behind the
+/// report's and snapshot's expert figures.
+///
+/// Its state changes only through the methods below, named from the domain: a step's routing
+/// (``loadFactor(_:tokens:)``, ``noteDecodeMoE(moeSeconds:stepSeconds:)``), an arrival's traffic
+/// class, the telemetry-interval tick (drift, EPLB cadence, heat window), a swap phase ending, the
+/// operator's `rebalance`, a planner change. It touches no TE, KV or fault state: the engine (the
+/// coordinator) owns the clock and the event queue, hands the queue in per call (`inout`) for the
+/// swap phases' wake-ups, and turns the returned ``Rebalance`` lines into its event log. What it
+/// needs to know about a TE (its expert dies, slots, cost model, whether it decodes) comes in
+/// once, as a ``Host``, when the TE is added.
+///
+/// Per-TE routing and controllers live here, by TE index (the ids requests and events use), in
+/// place: a tick mutates them without copying them out of a TE and back.
+///
+/// A `final class` like the engine's other components: `fork()` takes a ``copy()`` (every field
+/// is a value; the routing streams are copied where they stand, never re-seeded), and nothing
+/// else holds a reference to it. The planner is called through a closure passed per call to the
+/// controllers, never stored.
+///
+/// ```swift
+/// let experts = ExpertSystem(mode: .on, intervalSeconds: 60, topK: 8)
+/// experts.start(shape: ModelSpecShape(moeLayers: 58, experts: 256), seed: 1, skewed: true,
+///               hosts: [ExpertSystem.Host(dies: 288, slotsPerDie: 1, cost: cost, decodes: true)])
+/// let factor = experts.loadFactor(0, tokens: 3_840)       // ≥ 1: the step's expert barrier
+/// var queue = EngineEventQueue()
+/// let lines = experts.tick(now: 60, queue: &queue)         // drift, EPLB cadence, heat window
+/// ```
+final class ExpertSystem {
+    /// What the expert system needs to know about one TE.
+    struct Host {
+        /// Routed-expert dies and slots per die.
+        var dies: Int
+        var slotsPerDie: Int
+        /// The TE's cost model (the swap's weight-copy and load times).
+        var cost: CostModel
+        /// Decode or colocated: its steps count in the report's imbalance and MoE figures.
+        var decodes: Bool
+    }
+
+    /// A line for the engine's event log: TE `instance` rebalanced (or skipped, or finished).
+    struct Rebalance: Equatable {
+        var instance: Int
+        var message: String
+    }
+
+    /// Seconds of simulated time between drift and traffic-mix updates of expert popularity.
+    static let driftInterval: SimTime = 30
+    /// Telemetry ticks per heat window (the Experts view's heat: 5 simulated seconds).
+    static let heatWindowTicks = 10
+
+    /// `--eplb off|on|perfect`.
+    let mode: EPLBMode
+    /// The automatic EPLB cadence (system.md §4: "e.g. every minute").
+    let intervalSeconds: Double
+    /// Experts each token is routed to.
+    let topK: Int
+    /// The planner (``Policies/eplbPlanner``); every controller holds a copy.
+    private(set) var planner: any EPLBPlanner = GreedyEPLBPlanner()
+    /// Popularity of the model's experts under the current traffic (nil: dense model, not started).
+    private(set) var traffic: ExpertTraffic?
+    /// Per TE (by index): expert routing and EPLB controller; nil for a TE without experts.
+    private(set) var routings: [ExpertRouting?] = []
+    private(set) var controllers: [EPLBController?] = []
+    /// Per TE: decode or colocated (``Host/decodes``).
+    private var decodes: [Bool] = []
+    /// The first decode TE: its counts are the Experts view's heat, its routing the snapshot's.
+    private(set) var heatInstance: Int?
+
+    // Running sums (decode side).
+    private var factorSum = 0.0
+    private var steps = 0
+    private var intervalSum = 0.0
+    /// Decode steps routed since the last telemetry interval closed.
+    private(set) var intervalSteps = 0
+    /// Decode steps' MoE part and step time, summed (the report's `moe_ms_per_step`).
+    private var moeSeconds = 0.0
+    private var stepSeconds = 0.0
+    private var moeSteps = 0
+    /// When popularity last drifted, and the traffic classes that arrived since.
+    private var lastDrift: SimTime = 0
+    private var classArrivals: [String: Double] = [:]
+    /// Telemetry ticks so far, modulo ``heatWindowTicks`` where it matters.
+    private var ticks = 0
+    /// Token-expert pairs per layer and expert over the last heat window, as its segments.
+    private var heat = HeatWindow()
+    /// Plans by (dies, slots per die) for the popularity they were made for: the prefill TEs of a
+    /// group are identical and would plan the same placement.
+    private var plans: [Int: (popularity: ExpertPopularity, placement: ExpertPlacement)] = [:]
+    /// Where the greedy planner's per-layer sorts start (the last plan's orders): speed only.
+    private var planningOrders = PlanningOrders()
+
+    init(mode: EPLBMode, intervalSeconds: Double, topK: Int) {
+        self.mode = mode
+        self.intervalSeconds = intervalSeconds
+        self.topK = topK
+    }
+
+    /// A deep, independent copy (for the engine's `fork()`): every field is a value.
+    func copy() -> ExpertSystem {
+        let c = ExpertSystem(mode: mode, intervalSeconds: intervalSeconds, topK: topK)
+        c.planner = planner
+        c.traffic = traffic
+        c.routings = routings
+        c.controllers = controllers
+        c.decodes = decodes
+        c.heatInstance = heatInstance
+        c.factorSum = factorSum
+        c.steps = steps
+        c.intervalSum = intervalSum
+        c.intervalSteps = intervalSteps
+        c.moeSeconds = moeSeconds
+        c.stepSeconds = stepSeconds
+        c.moeSteps = moeSteps
+        c.lastDrift = lastDrift
+        c.classArrivals = classArrivals
+        c.ticks = ticks
+        c.heat = heat
+        c.plans = plans
+        c.planningOrders = planningOrders
+        return c
+    }
+
+    /// Whether the model has experts (``start(shape:seed:skewed:hosts:)`` ran).
+    var hasExperts: Bool { traffic != nil }
+
+    /// TE `i`'s routing, if it has one.
+    func routing(of i: Int) -> ExpertRouting? { i >= 0 && i < routings.count ? routings[i] : nil }
+
+    /// TE `i`'s EPLB controller, if it has one.
+    func controller(of i: Int) -> EPLBController? { i >= 0 && i < controllers.count ? controllers[i] : nil }
+
+    // MARK: Set-up and planner
+
+    /// The planner from now on: plans the old one made are forgotten, every controller uses it.
+    func use(_ planner: any EPLBPlanner) {
+        self.planner = planner
+        plans.removeAll()
+        for i in controllers.indices where controllers[i] != nil { controllers[i]!.policy = planner }
+    }
+
+    /// The model's traffic and the TEs at start, in TE order. With `--eplb on` each starts from a
+    /// placement planned on the profiled popularity; otherwise from the static round-robin one.
+    func start(shape: ModelSpecShape, seed: UInt64, skewed: Bool, hosts: [Host]) {
+        let traffic = ExpertTraffic(shape: shape, seed: seed, skewed: skewed)
+        self.traffic = traffic
+        heatInstance = hosts.firstIndex(where: \.decodes)
+        for (index, host) in hosts.enumerated() {
+            // (Planned once per shape: identical TEs get the same placement.)
+            let placement = mode == .on ? sharedPlan(traffic.popularity, host.dies, host.slotsPerDie) : nil
+            var routing = ExpertRouting(popularity: traffic.popularity, dies: host.dies, slotsPerDie: host.slotsPerDie,
+                                        seed: seed &+ UInt64(index), placement: placement)
+            // Only the first decode TE's per-expert counts feed the Experts view.
+            routing.recordsHeat = index == heatInstance
+            var controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: 0)
+            controller.intervalSeconds = intervalSeconds
+            if placement != nil { controller.notePlanned(counts: traffic.popularity, imbalance: routing.expectedImbalance) }
+            routings.append(routing)
+            controllers.append(controller)
+            decodes.append(host.decodes)
+        }
+    }
+
+    /// A TE added while serving (scaling) at index `i`: its routing (stream seeded `seed`) and a
+    /// controller whose cadence starts `now`. No-op for a dense model.
+    func add(_ i: Int, host: Host, seed: UInt64, now: SimTime) {
+        guard let traffic, i >= 0 else { return }
+        while routings.count <= i {
+            routings.append(nil)
+            controllers.append(nil)
+            decodes.append(false)
+        }
+        let placement = mode == .on ? planner.plan(popularity: traffic.popularity, dies: host.dies,
+                                                   slotsPerDie: host.slotsPerDie) : nil
+        var routing = ExpertRouting(popularity: traffic.popularity, dies: host.dies, slotsPerDie: host.slotsPerDie,
+                                    seed: seed, placement: placement)
+        // The heat comes from the first decode TE, fixed at start: a later TE keeps no window.
+        routing.recordsHeat = false
+        var controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: now)
+        controller.intervalSeconds = intervalSeconds
+        routings[i] = routing
+        controllers[i] = controller
+        decodes[i] = host.decodes
+    }
+
+    // MARK: Steps and arrivals
+
+    /// The hottest expert die's load over the mean for one step of TE `i` routing `tokens` tokens
+    /// (draws TE `i`'s routing stream; decode steps add to the report's sums). 1 under `perfect`.
+    func loadFactor(_ i: Int, tokens: Double) -> Double {
+        guard mode != .perfect, i < routings.count, routings[i] != nil else { return 1 }
+        let factor = routings[i]!.stepLoadFactor(tokens: tokens, topK: topK)
+        if decodes[i] {
+            factorSum += factor
+            steps += 1
+            intervalSum += factor
+            intervalSteps += 1
+        }
+        return factor
+    }
+
+    /// A decode step's MoE part (gate and experts, dispatch, combine, summed over layers and
+    /// microbatches: the work the expert barrier waits on) and its whole time.
+    func noteDecodeMoE(moeSeconds moe: Double, stepSeconds step: Double) {
+        moeSeconds += moe
+        stepSeconds += step
+        moeSteps += 1
+    }
+
+    /// An arrival's traffic class, for the popularity mix (synthetic tags; traces have none).
+    func noteArrival(tag: String?) {
+        guard let tag, traffic != nil else { return }
+        classArrivals[tag, default: 0] += 1
+    }
+
+    // MARK: Telemetry interval, EPLB and swaps
+
+    /// Telemetry-interval work: drift and traffic mix, EPLB cadence and swap phases (wake-ups
+    /// scheduled on `queue`), heat window. Returns the rebalance lines for the event log.
+    func tick(now: SimTime, queue: inout EngineEventQueue) -> [Rebalance] {
+        guard traffic != nil else { return [] }
+        if now - lastDrift >= Self.driftInterval {
+            let elapsed = now - lastDrift
+            lastDrift = now
+            if !classArrivals.isEmpty {
+                traffic!.setMix(classArrivals)
+                classArrivals = [:]
+            }
+            traffic!.advanceDrift(seconds: elapsed)
+            plans = [:]
+            for i in routings.indices where routings[i] != nil { routings[i]!.setPopularity(traffic!.popularity) }
+        }
+        var lines: [Rebalance] = []
+        for i in routings.indices { advance(i, now: now, queue: &queue, into: &lines) }
+        ticks += 1
+        if ticks % Self.heatWindowTicks == 0 { closeHeatWindow() }
+        return lines
+    }
+
+    /// TE `i`'s swap phase may end now (its `.expertSwap` event): advances it.
+    func advanceSwap(_ i: Int, now: SimTime, queue: inout EngineEventQueue) -> [Rebalance] {
+        var lines: [Rebalance] = []
+        advance(i, now: now, queue: &queue, into: &lines)
+        return lines
+    }
+
+    /// TE `i`'s controller: a due cadence or swap phase ticks; a swap under way asks to be woken
+    /// when its phase ends (one `.expertSwap` per call, duplicates included: they count as events).
+    private func advance(_ i: Int, now: SimTime, queue: inout EngineEventQueue, into lines: inout [Rebalance]) {
+        guard i < controllers.count, controllers[i] != nil, routings[i] != nil else { return }
+        // Between its cadence and its swap phases the controller has nothing to do: no call.
+        if controllers[i]!.isDue(now: now) {
+            let outcomes = controllers[i]!.tick(now: now, routing: &routings[i]!, planner: sharedPlan)
+            for outcome in outcomes { lines.append(Rebalance(instance: i, message: outcome.message)) }
+        }
+        switch controllers[i]!.phase {
+        case .prefetch(let until, _, _), .load(let until, _, _, _):
+            queue.schedule(at: max(now, until), .expertSwap(instance: i))
+        case .idle:
+            break
+        }
+    }
+
+    /// The operator's `rebalance`.
+    struct RebalanceReply {
+        /// TEs that started a swap.
+        var started = 0
+        /// Event-log lines, in order.
+        var lines: [Rebalance] = []
+        /// Why decode TEs did not start (the first is the refusal's message).
+        var refusals: [String] = []
+    }
+
+    /// The operator's `rebalance`: every TE with a controller plans now on its collected counts.
+    func rebalanceNow(now: SimTime, queue: inout EngineEventQueue) -> RebalanceReply {
+        var reply = RebalanceReply()
+        for i in controllers.indices where controllers[i] != nil && routings[i] != nil {
+            let outcome = controllers[i]!.requestRebalance(now: now, routing: &routings[i]!, planner: sharedPlan)
+            if outcome.started {
+                reply.started += 1
+                reply.lines.append(Rebalance(instance: i, message: outcome.message))
+                advance(i, now: now, queue: &queue, into: &reply.lines)
+            } else if decodes[i] {
+                reply.refusals.append(outcome.message)
+            }
+        }
+        return reply
+    }
+
+    /// The configured planner's plan, computed once per popularity for each (dies, slots) shape.
+    private func sharedPlan(_ popularity: ExpertPopularity, _ dies: Int, _ slotsPerDie: Int) -> ExpertPlacement {
+        let key = dies << 32 | slotsPerDie  // both bounded far below 2³²: no two shapes share a key
+        if let cached = plans[key], cached.popularity == popularity { return cached.placement }
+        let placement: ExpertPlacement
+        if planner is GreedyEPLBPlanner {
+            // The same plan, its sorts started from the last plan's orders (a value here, so a
+            // fork plans from its own copy).
+            placement = .greedy(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie, orders: &planningOrders)
+        } else {
+            placement = planner.plan(popularity: popularity, dies: dies, slotsPerDie: slotsPerDie)
+        }
+        plans[key] = (popularity, placement)
+        return placement
+    }
+
+    // MARK: Heat and quiet stretches
+
+    /// Takes the first decode TE's window of expert counts as the heat, unless it is empty.
+    func closeHeatWindow() {
+        guard let h = heatInstance, h < routings.count, routings[h] != nil else { return }
+        let window = routings[h]!.takeHeatWindow()
+        if window.countedAny { heat = window }
+    }
+
+    /// Whether a tick would do EPLB work an idle skip cannot compute in closed form: a swap under
+    /// way, or (automatic mode) counts collected that the cadence will plan from.
+    var hasPendingWork: Bool {
+        for c in controllers where c.map({ $0.phase != .idle }) ?? false { return true }
+        if mode == .on, routings.contains(where: { $0?.hasCollected == true }) { return true }
+        return false
+    }
+
+    /// The expert part of `k` quiet telemetry ticks (`interval` apart, the first at `t0`): drift
+    /// steps due in the stretch, the heat window. (The EPLB cadence is left to the first tick
+    /// after the stretch.)
+    func skipQuietTicks(count k: Double, first t0: SimTime, interval: Double) {
+        guard traffic != nil else { return }
+        let every = Self.driftInterval
+        let last = lastDrift
+        // First tick index i0 with t0 + i0·interval − last ≥ every, and the ticks between drifts.
+        var i0 = max(0, ((last + every - t0) / interval).rounded(.up))
+        if i0 > 0 && t0 + (i0 - 1) * interval - last >= every { i0 -= 1 }
+        if t0 + i0 * interval - last < every { i0 += 1 }
+        if i0 < k {
+            var period = max(1, (every / interval).rounded(.up))
+            if period > 1 && (period - 1) * interval >= every { period -= 1 }
+            if period * interval < every { period += 1 }
+            let steps = ((k - 1 - i0) / period).rounded(.down) + 1
+            // Popularity describes the traffic, and a quiet interval has none: the drift's clock
+            // moves on (a drift due in the stretch is consumed) but nothing is drawn. No random
+            // number is taken here, so k quiet ticks at once equal k quiet ticks one by one.
+            lastDrift = t0 + (i0 + (steps - 1) * period) * interval
+        }
+        // The heat window closes every 10 ticks; after the first close in the stretch the windows
+        // are empty and leave the heat as it is.
+        let phase = ticks % Self.heatWindowTicks
+        if Double(Self.heatWindowTicks - 1 - phase) < k { closeHeatWindow() }
+        ticks = (phase + Int(k.truncatingRemainder(dividingBy: Double(Self.heatWindowTicks)))) % Self.heatWindowTicks
+    }
+
+    // MARK: Figures
+
+    /// The mean step imbalance of the decode steps of the closing telemetry interval (nil when
+    /// none ran), then a new interval.
+    func takeIntervalImbalance() -> Double? {
+        defer {
+            intervalSum = 0
+            intervalSteps = 0
+        }
+        return intervalSteps > 0 ? intervalSum / Double(intervalSteps) : nil
+    }
+
+    /// The first decode TE's expected imbalance (1 without experts).
+    var decodeExpectedImbalance: Double { heatInstance.flatMap { routing(of: $0)?.expectedImbalance } ?? 1 }
+
+    /// The report's mean step imbalance (1 under `perfect` or before any decode step).
+    var meanStepImbalance: Double { mode == .perfect || steps == 0 ? 1 : factorSum / Double(steps) }
+    /// The report's MoE milliseconds per decode step, and MoE share of decode step time.
+    var moeMsPerStep: Double? { moeSteps > 0 ? moeSeconds / Double(moeSteps) * 1e3 : nil }
+    var moeShareOfStep: Double? { stepSeconds > 0 ? moeSeconds / stepSeconds : nil }
+
+    /// Rebalances finished by the decode side (the report's `experts.rebalances`).
+    var decodeRebalances: Int {
+        var total = 0
+        for i in controllers.indices where decodes[i] { total += controllers[i]?.rebalances ?? 0 }
+        return total
+    }
+
+    /// Routed experts of TE `i` with no replica left once the dies at `deadDies` (indices among its
+    /// routed-expert dies) are gone: in some layer every die holding it is dead (sorted). Nil when
+    /// the TE has no routing.
+    func unreplicatedExperts(instance i: Int, deadDies: Set<Int>) -> [Int]? {
+        guard let placement = routing(of: i)?.placement else { return nil }
+        var missing = [Bool](repeating: false, count: placement.experts)
+        for l in 0..<placement.layerCount {
+            for e in 0..<placement.experts where !missing[e] {
+                if placement.hostRange(l, e).allSatisfy({ deadDies.contains(Int(placement.hostDies[$0])) }) { missing[e] = true }
+            }
+        }
+        return missing.indices.filter { missing[$0] }
+    }
+
+    /// The Experts view's data, from the first decode TE (`dieLoads`: its per-die loads when the
+    /// caller has them).
+    func summary(dieLoads: [Double]? = nil) -> ExpertSummary {
+        var summary = ExpertSummary()
+        guard let decode = heatInstance, let routing = routing(of: decode) else { return summary }
+        summary.imbalance = mode == .perfect ? 1 : routing.expectedImbalance
+        summary.rebalances = decodeRebalances
+        summary.rebalanceInProgress = controllers[decode].map { $0.phase != .idle } ?? false
+        summary.loadingDies = controllers[decode]?.loadingDies ?? []
+        summary.dieLoad = dieLoads ?? routing.dieLoads()
+        if moeSteps > 0 { summary.moeMsPerStep = moeSeconds / Double(moeSteps) * 1e3 }
+        // Heat: the last window's counts, relative to each layer's mean.
+        let heat = heat.isEmpty ? routing.popularity.layers : heat.counts
+        summary.heat = heat.map { row in
+            let mean = row.reduce(0, +) / Double(max(1, row.count))
+            return row.map { mean > 0 ? $0 / mean : 0 }
+        }
+        var hottest: [HotExpert] = []
+        for (l, row) in summary.heat.enumerated() {
+            for (e, load) in row.enumerated() where load > 2 { hottest.append(HotExpert(layer: l, expert: e, load: load)) }
+        }
+        summary.hottest = Array(hottest.sorted { ($0.load, $1.layer, $1.expert) > ($1.load, $0.layer, $0.expert) }.prefix(12))
+        return summary
+    }
+}
