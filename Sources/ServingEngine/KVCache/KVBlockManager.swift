@@ -70,9 +70,10 @@ public struct KVBlockManager: Sendable {
     /// Live requests' blocks by request id (``IDTable``: cheap hashing of the ids).
     var sequences = IDTable<Sequence>()
     private(set) var ownedBlockCount = 0
-    /// Block lists of released requests, emptied, for the next allocations: a saturated pod
-    /// allocated and freed one list per request per group (the malloc and free were a twentieth
-    /// of a prefill). A few are enough: a group's requests come and go one at a time.
+    /// Block lists of released requests, emptied, for the next allocations, so a list is not
+    /// always a new malloc and a free. A list too small for the next prompt is reallocated by
+    /// `reserveCapacity` (on the saturated superpod that is still most of them: prompts vary; taking
+    /// only lists that fit measured no better). At most a few per group, so they cost little memory.
     private var spareBlockLists: [[Int32]] = []
     private static let spareBlockListLimit = 4
     public private(set) var reservedBlocks = 0
