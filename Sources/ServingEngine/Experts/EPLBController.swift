@@ -176,7 +176,14 @@ public struct EPLBController: Sendable {
             target.withBuffers { nextStarts, nextHosts in
                 for i in 0..<(old.layerCount * old.experts) {
                     let was = Int(oldStarts[i])..<Int(oldStarts[i + 1])
-                    let next = UnsafeBufferPointer(rebasing: nextHosts[Int(nextStarts[i])..<Int(nextStarts[i + 1])])
+                    let nextFrom = Int(nextStarts[i]), nextTo = Int(nextStarts[i + 1])
+                    // The common case, one host before and after: kept or moved (then it keeps it).
+                    if was.count == 1 && nextTo - nextFrom == 1 {
+                        builder.add(Int(oldHosts[was.lowerBound]))
+                        builder.closeExpert()
+                        continue
+                    }
+                    let next = UnsafeBufferPointer(rebasing: nextHosts[nextFrom..<nextTo])
                     // Most experts keep every host: copied as they are.
                     var keeps = 0
                     for s in was where next.contains(oldHosts[s]) { keeps += 1 }

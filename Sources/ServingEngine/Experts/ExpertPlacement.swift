@@ -310,32 +310,52 @@ public struct ExpertPlacement: Sendable, Equatable {
         var shares = [Double]()
         shares.reserveCapacity(layerCount)
         guard layerCount > 0 else { return shares }
-        let scratch = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(1, dies))
+        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: max(1, dies))
         defer { scratch.deallocate() }
-        withBuffers { starts, hosts in
-            for l in 0..<layerCount {
-                for d in 0..<dies { scratch[d] = 0 }
-                var total = 0.0
-                popularity.layers[l].withUnsafeBufferPointer { row in
-                    let base = l * experts
-                    for e in 0..<min(experts, row.count) {
-                        let from = Int(starts[base + e]), to = Int(starts[base + e + 1])
-                        let replicas = Double(Int32(to - from))
-                        var s = from
-                        while s < to {
-                            let share = row[e] / replicas
-                            scratch[Int(hosts[s])] += share
-                            total += share
-                            s += 1
-                        }
+        let (experts, dies) = (self.experts, self.dies)
+        hostStart.withUnsafeBufferPointer { starts in
+            hostDies.withUnsafeBufferPointer { hosts in
+                for l in 0..<layerCount {
+                    let share = popularity.layers[l].withUnsafeBufferPointer { row in
+                        Self.hottestShare(row: row, starts: starts.baseAddress! + l * experts, hosts: hosts,
+                                          experts: experts, scratch: scratch, dies: dies)
                     }
+                    shares.append(share)
                 }
-                var hottest = scratch[0]
-                for d in 1..<max(1, dies) where scratch[d] > hottest { hottest = scratch[d] }
-                shares.append(total > 0 ? hottest / total : 1 / Double(dies))
             }
         }
         return shares
+    }
+
+    /// One layer of ``hottestShares(popularity:)``: its expert offsets start at `starts`. Every
+    /// value is a parameter or a local, so the loop keeps them in registers.
+    @inline(__always)
+    private static func hottestShare(row: UnsafeBufferPointer<Double>, starts: UnsafePointer<Int32>,
+                                     hosts: UnsafeBufferPointer<Int32>, experts: Int,
+                                     scratch: UnsafeMutablePointer<Double>, dies: Int) -> Double {
+        scratch.update(repeating: 0, count: dies)
+        var total = 0.0
+        var from = Int(starts[0])
+        for e in 0..<min(experts, row.count) {
+            let to = Int(starts[e + 1])
+            let replicas = Double(Int32(truncatingIfNeeded: to - from))
+            let load = row[e]
+            var s = from
+            while s < to {
+                let share = load / replicas
+                scratch[Int(hosts[s])] += share
+                total += share
+                s += 1
+            }
+            from = to
+        }
+        var hottest = scratch[0]
+        var d = 1
+        while d < dies {
+            if scratch[d] > hottest { hottest = scratch[d] }
+            d += 1
+        }
+        return total > 0 ? hottest / total : 1 / Double(dies)
     }
 
     /// Max over mean of per-die load, averaged over layers (each layer's barrier waits for its
