@@ -154,14 +154,10 @@ final class InstanceState {
     /// Index of the deployment group it comes from and its index in that group.
     var groupSpec: InstanceGroup
     var external: Bool
-    /// Cost model of the instance's hardware (external prefill may run on other NPUs), fixed for
-    /// the TE's life. Kept in a cell the TE owns and read by address, so a cost call
-    /// (`te.cost.decodeStep(…)`, a PodModel method taking the model by reference) works on the
-    /// cell in place: through a stored `let` the compiler still copied the struct into a
-    /// temporary for each call (an outlined copy, two memcpys and a destroy per decode step:
-    /// 57 M instructions of the Mooncake hour). A plain read (`let c = te.cost`) copies as before.
-    var cost: CostModel { unsafeAddress { UnsafePointer(costCell) } }
-    private let costCell: UnsafeMutablePointer<CostModel>
+    /// Cost model of the instance's hardware (external prefill may run on other NPUs).
+    /// Fixed for the TE's life: a `let`, so reading it for a cost call borrows it in place instead of
+    /// copying the struct (four copies a decode step were 12% of a 4-replica colocated replay).
+    let cost: CostModel
     /// The decode attention rates ``ServingEngine/decodeStepSeconds(_:)`` reads off `cost` for
     /// `queryTokens` (a pure function of both), kept after the first step: three cost-model
     /// calls a step were 10% of a 4-replica colocated replay. A fork recomputes them.
@@ -207,15 +203,9 @@ final class InstanceState {
         self.name = name
         self.groupSpec = groupSpec
         self.external = external
-        costCell = .allocate(capacity: 1)
-        costCell.initialize(to: cost)
+        self.cost = cost
         self.npus = npus
         self.dp = dp
-    }
-
-    deinit {
-        costCell.deinitialize(count: 1)
-        costCell.deallocate()
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every stored property is a value
