@@ -148,4 +148,20 @@ struct CompletionTests {
             #expect(await eventually { backend.cancelledIDs == [1] })
         }
     }
+
+    /// A client that closes right after sending, before the completion starts waiting: the
+    /// connection watched for that from the moment it opened (a watch installed at the first wait
+    /// missed it, and the request ran to its end for nobody; this test's neighbour flaked on it).
+    @Test(arguments: [#"{"prompt": "hi", "max_tokens": 2000}"#, #"{"prompt": "hi", "max_tokens": 2000, "stream": true}"#])
+    func aClientThatClosesAtOnceCancelsItsRequest(body: String) async throws {
+        let backend = FakeCompletionBackend(outputTokens: 2_000, tokenInterval: .milliseconds(2))
+        try await LiveServer.with(backend: backend) { server in
+            for round in 1...5 {
+                let connection = try RawConnection(port: server.port)
+                connection.post("/v1/completions", json: body)
+                connection.close()
+                #expect(await eventually { backend.cancelledIDs.count == round && backend.inFlightCount == 0 })
+            }
+        }
+    }
 }

@@ -57,8 +57,10 @@ enum ClientWatch {
 }
 
 /// Sets a flag when the client closes its side of the connection or the connection closes,
-/// passing every event on unchanged.
-final class InputClosedHandler: ChannelInboundHandler, Sendable {
+/// passing every event on unchanged. The server puts one on every connection when it opens
+/// (``APIServer/run()``), so a client that closes before its completion's first wait is seen;
+/// ``flag(of:)`` installs one on a connection that has none.
+final class InputClosedHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
     let closed = Atomic<Bool>(false)
 
@@ -76,7 +78,7 @@ final class InputClosedHandler: ChannelInboundHandler, Sendable {
         context.fireChannelRead(data)
     }
 
-    /// The flag of the connection's handler, installed at the front of its pipeline on first use.
+    /// The flag of the connection's handler (installed at the front of its pipeline if it has none).
     static func flag(of channel: any Channel) async throws -> FlagView {
         try await channel.eventLoop.submit {
             let pipeline = channel.pipeline.syncOperations
