@@ -30,78 +30,35 @@ struct BlockLRU {
     }
 
     /// Appends as most recently used.
-    mutating func append(_ id: Int) {
-        precondition(links[id].previous == Self.outside)
-        let me = Int32(truncatingIfNeeded: id)
-        links[id] = Link(previous: tail, next: -1)
-        if tail >= 0 { links[Int(tail)].next = me } else { head = me }
-        tail = me
-        count += 1
-    }
+    mutating func append(_ id: Int) { edit { $0.append(id) } }
 
     /// Appends the non-negative ids of `ids`, last first, as `append` one at a time would,
     /// through one access to the links (``KVBlockManager/free(requestID:)`` releases a request's
     /// blocks in a batch; its other entries are bit-inverted ids bound elsewhere).
     mutating func append(reversedNonNegativeOf ids: UnsafeBufferPointer<Int32>) {
-        var tail = self.tail, head = self.head, added = 0
-        links.withUnsafeMutableBufferPointer { links in
+        edit { editor in
             var position = ids.count
             while position > 0 {
                 position -= 1
-                let me = ids[position]
-                guard me >= 0 else { continue }
-                let id = Int(me)
-                precondition(links[id].previous == Self.outside)
-                links[id] = Link(previous: tail, next: -1)
-                if tail >= 0 { links[Int(tail)].next = me } else { head = me }
-                tail = me
-                added += 1
+                if ids[position] >= 0 { editor.append(Int(ids[position])) }
             }
         }
-        self.tail = tail
-        self.head = head
-        count += added
     }
 
-    mutating func remove(_ id: Int) {
-        let link = links[id]
-        precondition(link.previous != Self.outside)
-        let p = link.previous
-        let n = link.next
-        if p >= 0 { links[Int(p)].next = n } else { head = n }
-        if n >= 0 { links[Int(n)].previous = p } else { tail = p }
-        links[id].previous = Self.outside
-        count -= 1
-    }
+    mutating func remove(_ id: Int) { edit { $0.remove(id) } }
 
     /// Makes a member the most recently used: `remove` then `append` in one relink, nothing
     /// when it already is (a pooled prefix refreshes every block it matches).
     @inline(__always)
-    mutating func touch(_ id: Int) {
-        let link = links[id]
-        precondition(link.previous != Self.outside)
-        let me = Int32(truncatingIfNeeded: id)
-        guard tail != me else { return }
-        let p = link.previous
-        let n = link.next  // not the tail: there is a next
-        if p >= 0 { links[Int(p)].next = n } else { head = n }
-        links[Int(n)].previous = p
-        links[id] = Link(previous: tail, next: -1)
-        links[Int(tail)].next = me
-        tail = me
-    }
+    mutating func touch(_ id: Int) { edit { $0.touch(id) } }
 
     /// Removes and returns the least recently used id.
-    mutating func popOldest() -> Int? {
-        guard head >= 0 else { return nil }
-        let id = Int(head)
-        remove(id)
-        return id
-    }
+    mutating func popOldest() -> Int? { edit { $0.popOldest() } }
 
     /// Runs `body` with an ``Editor`` over the links' buffer: a batch of relinks (the pooled tier
     /// touches or appends every key of a finished prompt) checks the array's uniqueness once
     /// instead of once per relink. The LRU cannot grow meanwhile.
+    @inline(__always)
     mutating func edit<R>(_ body: (inout Editor) -> R) -> R {
         let (result, head, tail, count) = links.withUnsafeMutableBufferPointer { buffer in
             var editor = Editor(links: buffer, head: self.head, tail: self.tail, count: self.count)
@@ -114,7 +71,7 @@ struct BlockLRU {
         return result
     }
 
-    /// ``BlockLRU``'s relinks on its links' buffer, same order and results (see ``edit(_:)``).
+    /// The LRU's relinks on its links' buffer (``BlockLRU``'s own methods are one-relink edits).
     struct Editor {
         fileprivate let links: UnsafeMutableBufferPointer<Link>
         fileprivate var head: Int32
@@ -146,14 +103,22 @@ struct BlockLRU {
             tail = me
         }
 
+        @inline(__always)
+        mutating func remove(_ id: Int) {
+            let link = links[id]
+            precondition(link.previous != BlockLRU.outside)
+            let p = link.previous
+            let n = link.next
+            if p >= 0 { links[Int(p)].next = n } else { head = n }
+            if n >= 0 { links[Int(n)].previous = p } else { tail = p }
+            links[id].previous = BlockLRU.outside
+            count -= 1
+        }
+
         mutating func popOldest() -> Int? {
             guard head >= 0 else { return nil }
             let id = Int(head)
-            let n = links[id].next
-            if n >= 0 { links[Int(n)].previous = -1 } else { tail = -1 }
-            head = n
-            links[id].previous = BlockLRU.outside
-            count -= 1
+            remove(id)
             return id
         }
     }
