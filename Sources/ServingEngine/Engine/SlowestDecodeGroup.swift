@@ -33,6 +33,9 @@
 /// index.slowest(step: 20, perRequest: 1e-4, perToken: 1e-7)   // (maxRunning, context, total), as the scan
 /// ```
 struct SlowestDecodeGroup: Equatable {
+    /// TEs with fewer DP groups scan them every step and never build an index (its upkeep per
+    /// join and leave costs more than a scan of a handful of groups).
+    static let fewestGroupsIndexed = 16
     private(set) var tokensPerStep: Double
     /// Built from a TE's groups (an unbuilt index ignores updates; the TE's first step builds it).
     private(set) var isBuilt: Bool

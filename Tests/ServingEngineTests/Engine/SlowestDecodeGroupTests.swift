@@ -18,11 +18,18 @@ import XDSTestSupport
                             cost: template.cost, npus: [], dp: groups)
     }
 
-    /// Whether the index answers exactly as the scan does (same group figures, same bits).
+    /// Whether the TE's index answers exactly as the scan does (same group figures, same bits).
     static func agrees(_ te: TaskExecutor, step: Int, tokensPerStep: Double, perRequest: Double, perToken: Double) -> Bool {
-        let scan = SlowestDecodeGroup.scan(te.dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+        agrees(te.slowestGroup, over: te.dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+               perToken: perToken)
+    }
+
+    /// Whether `index` answers for `groups` exactly as the scan does.
+    static func agrees(_ index: SlowestDecodeGroup, over groups: [DPGroupState], step: Int, tokensPerStep: Double,
+                       perRequest: Double, perToken: Double) -> Bool {
+        let scan = SlowestDecodeGroup.scan(groups, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
                                            perToken: perToken)
-        var index = te.slowestGroup   // a copy: `slowest` is mutating only to run in place on the TE
+        var index = index   // a copy: `slowest` is mutating only to run in place on the TE
         guard index.isBuilt, let found = index.slowest(step: step, perRequest: perRequest, perToken: perToken) else { return false }
         return found.maxRunning == scan.maxRunning && found.total == scan.total
             && found.context.bitPattern == scan.context.bitPattern
@@ -32,9 +39,13 @@ import XDSTestSupport
     func agreesWithTheScanUnderRandomJoinsAndLeaves(tokensPerStep: Double) throws {
         // Rates: realistic, per-request only (every group of a size ties), and per-token only.
         let rates: [(Double, Double)] = [(2.1e-5, 3.3e-8), (1e-4, 0), (0, 1e-7)]
-        for count in [1, 2, 7, 33, 320] {
+        // Below `fewestGroupsIndexed` the TE scans; a standalone index kept beside it is checked
+        // at every size.
+        for count in [1, 2, 7, SlowestDecodeGroup.fewestGroupsIndexed, 33, 320] {
             let te = try Self.executor(groups: count)
             _ = te.decodeStepBatch(step: 0, tokensPerStep: tokensPerStep, perRequest: 1, perToken: 1)   // builds the index
+            #expect(te.slowestGroup.isBuilt == (count >= SlowestDecodeGroup.fewestGroupsIndexed))
+            var index = SlowestDecodeGroup(groups: te.dp, tokensPerStep: tokensPerStep)
             var random = RandomStream(seed: UInt64(count))
             var members: [[(prompt: Int, joinStep: Int)]] = Array(repeating: [], count: count)
             var step = 0
@@ -49,19 +60,29 @@ import XDSTestSupport
                     let leaving = members[g].remove(at: Int(random.uniform() * Double(members[g].count)) % members[g].count)
                     te.decodeLeave(g, promptTokens: leaving.prompt, joinStep: leaving.joinStep)
                 }
+                index.update(g, running: te.dp[g].running, promptSum: te.dp[g].promptSum, joinStepSum: te.dp[g].joinStepSum)
                 if random.uniform() < 0.3 { step += 1 + Int(random.uniform() * 50) }
                 for (perRequest, perToken) in rates {
-                    #expect(Self.agrees(te, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest, perToken: perToken),
+                    #expect(Self.agrees(index, over: te.dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+                                        perToken: perToken),
                             "\(count) groups, round \(round), step \(step), rates \(perRequest) \(perToken)")
+                    let scan = SlowestDecodeGroup.scan(te.dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+                                                       perToken: perToken)
+                    let answer = te.decodeStepBatch(step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+                                                    perToken: perToken)
+                    #expect(answer.maxRunning == scan.maxRunning && answer.total == scan.total
+                                && answer.context.bitPattern == scan.context.bitPattern)
                 }
             }
             #expect(te.slowestGroup.problems(against: te.dp) == [])
-            #expect(te.slowestGroup.totalRunning == members.reduce(0) { $0 + $1.count })
+            #expect(index.problems(against: te.dp) == [])
+            #expect(index.totalRunning == members.reduce(0) { $0 + $1.count })
+            if te.slowestGroup.isBuilt { #expect(te.slowestGroup.totalRunning == index.totalRunning) }
         }
     }
 
     @Test func equalGroupsPickTheLowestIndexAndEmptyBatchesCostNothing() throws {
-        let te = try Self.executor(groups: 5)
+        let te = try Self.executor(groups: SlowestDecodeGroup.fewestGroupsIndexed)
         #expect(te.decodeStepBatch(step: 3, tokensPerStep: 1.8, perRequest: 1e-4, perToken: 1e-7) == (0, 0, 0))
         for g in [4, 1, 3] { te.decodeJoin(g, promptTokens: 500, joinStep: 2) }
         let batch = te.decodeStepBatch(step: 3, tokensPerStep: 1.8, perRequest: 1e-4, perToken: 1e-7)
@@ -80,7 +101,7 @@ import XDSTestSupport
     }
 
     @Test func ratesOutsideTheEstimateFallBackToTheScan() throws {
-        let te = try Self.executor(groups: 3)
+        let te = try Self.executor(groups: SlowestDecodeGroup.fewestGroupsIndexed)
         te.decodeJoin(1, promptTokens: 100, joinStep: 0)
         te.decodeJoin(2, promptTokens: 900, joinStep: 0)
         _ = te.decodeStepBatch(step: 1, tokensPerStep: 1, perRequest: 1, perToken: 1)
