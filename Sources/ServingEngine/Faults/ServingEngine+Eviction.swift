@@ -75,7 +75,7 @@ extension ServingEngine {
                 if !request.allocated { instances[p].waiting -= 1 }
                 if request.allocated && instances[p].role == .colocated { instances[p].dp[pg].slots -= 1 }
             }
-            instances[p].dp[pg].kv.free(requestID: id)
+            kvStore.release(id, in: &instances[p].dp[pg].kv)
             instances[p].noteDecodeLoadChanged(pg)
         }
         let (d, dg) = (request.decodeInstance, request.decodeGroup)
