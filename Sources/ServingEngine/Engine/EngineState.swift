@@ -113,33 +113,11 @@ struct DPGroupState {
     var queuedTokens = 0
     /// Requests of the current prefill batch and their chunk sizes.
     var batch: [(request: Int, tokens: Int)] = []
-    /// Decode: requests that hold a slot (running, joining, or being transferred in).
-    var slots = 0
-    /// Running decode requests and the sums that give their mean context in O(1). Written only
-    /// by the TE's ``InstanceState/decodeJoin(_:promptTokens:joinStep:)`` and
-    /// ``InstanceState/decodeLeave(_:promptTokens:joinStep:)``, which keep its
-    /// ``SlowestDecodeGroup`` index current.
-    fileprivate(set) var running = 0
-    fileprivate(set) var promptSum = 0
-    fileprivate(set) var joinStepSum = 0
+    // The group's decode seats and running batch are its TE's ``DecodeScheduler``'s.
 
     init(kv: KVBlockManager, npus: [Int]) {
         self.kv = kv
         self.npus = npus
-    }
-
-    /// Mean context length of the running requests after `step` steps at `tokensPerStep`.
-    func meanContext(step: Int, tokensPerStep: Double) -> Double {
-        Self.meanContext(running: running, promptSum: promptSum, joinStepSum: joinStepSum, step: step,
-                         tokensPerStep: tokensPerStep)
-    }
-
-    /// The same from the figures (one formula for the scan and ``SlowestDecodeGroup``: same bits).
-    @inline(__always)
-    static func meanContext(running: Int, promptSum: Int, joinStepSum: Int, step: Int, tokensPerStep: Double) -> Double {
-        guard running > 0 else { return 0 }
-        let generated = Double(running * step - joinStepSum) * tokensPerStep
-        return (Double(promptSum) + generated) / Double(running)
     }
 }
 
@@ -176,26 +154,14 @@ final class InstanceState {
     var lastStepSeconds = 0.0
     var busySeconds = 0.0
     var utilization = 0.0
-    /// Decode: transferred requests waiting for the next step boundary.
-    var joining: [Int] = []
-    /// Decode: requests whose first step is the current one (their first token ends it).
-    var firstStep: [Int] = []
-    /// Decode: request ids by the step index at which they finish.
-    var finishing: [Int: [Int]] = [:]
-    /// Decode side: finished prefills waiting for free KV here (back-pressure, system.md §4).
-    var transferQueue = Deque<Int>()
+    /// Decode and colocated TEs: the decode side (transfer queue, joiners, running batch, seats
+    /// per DP group and the indices kept from them); nil for a prefill TE.
+    private(set) var decode: DecodeScheduler?
     /// Colocated: requests whose prefill finishes with the current step.
     var prefillDone: [Int] = []
     /// Scaling holds the TE off (starting, scaled in or retired): it takes no new work and is
     /// outside the JE's pool. Kept by the scaling lifecycle (``ServingEngine/noteScalingPhase(_:)``).
     var heldOffByScaling = false
-    /// Decode TEs: kv-aware balancing's order of the DP groups, kept as they change (built on the
-    /// first pick; nil = rebuild). Whoever changes a group's KV, slots or drained flag calls
-    /// ``noteDecodeLoadChanged(_:)`` (or ``invalidateDecodeLoad()`` after changing many).
-    private(set) var decodeLoad: DecodeLoadIndex?
-    /// Decode and colocated TEs: the step cost's slowest group, kept as batches change (built on
-    /// the first step; see ``decodeStepBatch(step:tokensPerStep:perRequest:perToken:)``).
-    private(set) var slowestGroup = SlowestDecodeGroup()
 
     init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel, npus: [Int],
          dp: [DPGroupState]) {
@@ -206,12 +172,14 @@ final class InstanceState {
         self.cost = cost
         self.npus = npus
         self.dp = dp
+        decode = role == .prefill ? nil : DecodeScheduler(groups: dp.count, colocated: role == .colocated)
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every stored property is a value
     /// (arrays, deques and dictionaries of values, the KV managers' copy-on-write buffers, the
-    /// expert routing and EPLB controller structs), so copying them field by field shares nothing
-    /// the two copies can write. Add new stored properties here.
+    /// expert routing and EPLB controller structs) or a component copied whole (the decode
+    /// scheduler), so copying them field by field shares nothing the two copies can write. Add new
+    /// stored properties here.
     func forked() -> InstanceState {
         let copy = InstanceState(role: role, name: name, groupSpec: groupSpec, external: external, cost: cost,
                                  npus: npus, dp: dp)
@@ -222,93 +190,18 @@ final class InstanceState {
         copy.lastStepSeconds = lastStepSeconds
         copy.busySeconds = busySeconds
         copy.utilization = utilization
-        copy.joining = joining
-        copy.firstStep = firstStep
-        copy.finishing = finishing
-        copy.transferQueue = transferQueue
+        copy.decode = decode?.copy()
         copy.prefillDone = prefillDone
         copy.heldOffByScaling = heldOffByScaling
-        copy.decodeLoad = decodeLoad
-        copy.slowestGroup = slowestGroup
         return copy
     }
 
     /// Same as ``forked()`` (engine-components.md's `copy()` of every component).
     func copy() -> InstanceState { forked() }
 
-    /// The decode load index, current for today's groups and batch limit (nil for other roles,
-    /// or when the groups' KV sizes differ: then policies scan).
-    func decodeLoadIndex() -> DecodeLoadIndex? {
-        guard role == .decode else { return nil }
-        if let index = decodeLoad, index.fits(dp, batchLimit: groupSpec.batchLimit) { return index }
-        decodeLoad = DecodeLoadIndex(groups: dp, batchLimit: groupSpec.batchLimit)
-        return decodeLoad
-    }
-
-    /// Group `g`'s KV, slots or drained flag changed.
-    func noteDecodeLoadChanged(_ g: Int) {
-        guard decodeLoad != nil, g >= 0, g < dp.count else { return }
-        decodeLoad!.update(g, load: dp[g].kv.usedBlocks + dp[g].kv.reservedBlocks, slots: dp[g].slots, drained: dp[g].drained)
-    }
-
-    /// Many groups changed (drain, fault, retire): the index is rebuilt on the next pick.
-    func invalidateDecodeLoad() { decodeLoad = nil }
-
-    /// A request joins group `g`'s running batch at step `joinStep`.
-    func decodeJoin(_ g: Int, promptTokens: Int, joinStep: Int) {
-        dp[g].running += 1
-        dp[g].promptSum += promptTokens
-        dp[g].joinStepSum += joinStep
-        noteDecodeBatchChanged(g)
-    }
-
-    /// A request that joined group `g`'s running batch at `joinStep` leaves it (finished,
-    /// evicted, or migrated to another group).
-    func decodeLeave(_ g: Int, promptTokens: Int, joinStep: Int) {
-        dp[g].running -= 1
-        dp[g].promptSum -= promptTokens
-        dp[g].joinStepSum -= joinStep
-        noteDecodeBatchChanged(g)
-    }
-
-    private func noteDecodeBatchChanged(_ g: Int) {
-        guard g >= 0, g < dp.count else { return }
-        slowestGroup.update(g, running: dp[g].running, promptSum: dp[g].promptSum, joinStepSum: dp[g].joinStepSum)
-    }
-
-    /// What a decode step's cost reads of the batch: the slowest group's running requests and
-    /// mean context, and all running requests (``SlowestDecodeGroup``; its index is built on the
-    /// first step and kept current by ``decodeJoin(_:promptTokens:joinStep:)`` and
-    /// ``decodeLeave(_:promptTokens:joinStep:)``). Debug builds check it against the scan.
-    func decodeStepBatch(step: Int, tokensPerStep: Double, perRequest: Double,
-                         perToken: Double) -> (maxRunning: Int, context: Double, total: Int) {
-        // A TE of a few groups (a colocated replica has 1–8) scans them: cheaper than keeping the
-        // buckets, whose upkeep was 19 M of the Azure colocated:1 replay's 406 M instructions.
-        guard dp.count >= SlowestDecodeGroup.fewestGroupsIndexed else {
-            return SlowestDecodeGroup.scan(dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
-                                           perToken: perToken)
-        }
-        slowestGroup.prepare(groups: dp, tokensPerStep: tokensPerStep)
-        guard let found = slowestGroup.slowest(step: step, perRequest: perRequest, perToken: perToken) else {
-            return SlowestDecodeGroup.scan(dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
-                                           perToken: perToken)
-        }
-        assert({
-            let scan = SlowestDecodeGroup.scan(dp, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
-                                               perToken: perToken)
-            return scan.maxRunning == found.maxRunning && scan.total == found.total
-                && scan.context.bitPattern == found.context.bitPattern
-        }(), "slowest-group index disagrees with a scan of \(name)'s groups")
-        return found
-    }
-
     var hasPrefill: Bool { role != .decode }
     var hasDecode: Bool { role != .prefill }
-    var runningRequests: Int {
-        var total = 0
-        for g in dp.indices { total += dp[g].running }
-        return total
-    }
+    var runningRequests: Int { decode?.runningRequests ?? 0 }
     var available: Bool {
         for g in dp.indices where !dp[g].drained { return true }
         return false

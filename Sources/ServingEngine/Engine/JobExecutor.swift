@@ -206,8 +206,9 @@ final class JobExecutor {
     /// The DP group of decode TE `index` that takes the next request (a pulled transfer or a
     /// migrated request), by the decode balancing policy; nil when no group has room.
     func pickDecodeGroup(_ index: Int, instances: [InstanceState]) -> Int? {
-        decodeBalancing.pickGroup(in: DecodeGroups(instance: index, batchLimit: instances[index].groupSpec.batchLimit,
-                                                   groups: instances[index].dp,
-                                                   loadIndex: instances[index].decodeLoadIndex()))
+        let te = instances[index]
+        guard let decode = te.decode else { return nil }
+        return decode.pickGroup(instance: index, groups: te.dp, batchLimit: te.groupSpec.batchLimit,
+                                policy: &decodeBalancing)
     }
 }

@@ -130,9 +130,10 @@ extension ServingEngine {
         let blockTokens = Double(configuration.kvBlockTokens)
         // A TE scaled in and retired (no NPUs) holds no KV capacity any more.
         for instance in instances where instance.hasDecode && (!instance.npus.isEmpty || instance.external) {
+            guard let batches = instance.decode?.batches else { continue }
             for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
                 used += Double(instance.dp[g].kv.usedBlocks) * blockTokens
-                    + Double(instance.dp[g].running * instance.stepIndex - instance.dp[g].joinStepSum) * tokensPerStep
+                    + Double(batches.running[g] * instance.stepIndex - batches.joinStepSum[g]) * tokensPerStep
                 capacity += Double(instance.dp[g].kv.totalBlocks) * blockTokens
             }
         }

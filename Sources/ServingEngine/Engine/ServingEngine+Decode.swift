@@ -13,7 +13,7 @@ extension ServingEngine {
         let best = je.pickDecodeTE(instances: instances)
         requests.values[slot].decodeInstance = best
         requests.values[slot].stage = .transfer
-        instances[best].transferQueue.append(id)
+        instances[best].decode!.enqueue(id)
         pullTransfers(best)
     }
 
@@ -28,19 +28,14 @@ extension ServingEngine {
     /// (back-pressure), so long requests are not starved.
     func pullTransfers(_ index: Int) {
         let blockTokens = configuration.kvBlockTokens
-        while let id = instances[index].transferQueue.first, let slot = requests.index(forKey: id) {
+        let te = instances[index]
+        guard let decode = te.decode else { return }
+        while let id = decode.nextTransfer, let slot = requests.index(forKey: id) {
             guard let g = pickDecodeGroup(index) else { return }
             let request = Self.pullView(&requests.values[slot])
-            let needed = Saturating.ceilDiv(request.totalTokens, blockTokens)
-            // Read in place: copying the manager retains each of its buffers.
-            guard needed <= instances[index].dp[g].kv.freeBlocks - instances[index].dp[g].kv.reservedBlocks else { return }
-            // Blocks for the prompt and the reservation for the expected output in one call.
-            guard instances[index].dp[g].kv.allocate(requestID: id, promptTokens: request.promptTokens,
-                                                     chainedHashes: [], expectedTotalTokens: request.totalTokens) != nil
+            guard decode.pull(id, into: g, promptTokens: request.promptTokens, totalTokens: request.totalTokens,
+                              blockTokens: blockTokens, groups: &te.dp)
             else { return }
-            instances[index].dp[g].slots += 1
-            instances[index].noteDecodeLoadChanged(g)
-            instances[index].transferQueue.removeFirst()
             requests.values[slot].decodeGroup = g
             guard let c = kvTransfer.channel(from: request.prefillInstance, to: index) else {
                 preconditionFailure("every prefill–decode pair has a channel")
@@ -84,7 +79,7 @@ extension ServingEngine {
         kvStore.release(id, in: &instances[prefillInstance].dp[prefillGroup].kv)
         requests.values[slot].stage = .decode
         requests.values[slot].times.transferEndedAt = now
-        instances[decodeInstance].joining.append(id)
+        instances[decodeInstance].decode!.join(id)
         startStepIfIdle(decodeInstance)
         startStepIfIdle(prefillInstance)
         startTransfer(c)
@@ -97,17 +92,14 @@ extension ServingEngine {
     /// in [0, 1) spreads the rounding, so the n-th step has produced ⌊n·r + phase⌋ tokens.
     func admitJoiners(_ index: Int) {
         let step = instances[index].stepIndex
-        let joining = instances[index].joining
-        guard !joining.isEmpty else { return }
-        instances[index].joining.removeAll(keepingCapacity: true)
-        for id in joining {
+        let decode = instances[index].decode!
+        for id in decode.takeJoiners() {
             // In place through the dictionary slot (no copy of the RequestState and back).
             guard let slot = requests.index(forKey: id) else { continue }
             let joined = Self.joinDecode(&requests.values[slot], step: step, phase: tokenPhase(id),
                                          tokensPerStep: tokensPerStep, now: now)
-            instances[index].decodeJoin(joined.group, promptTokens: joined.promptTokens, joinStep: step)
-            instances[index].finishing[joined.finishStep, default: []].append(id)
-            instances[index].firstStep.append(id)
+            decode.admit(id, group: joined.group, promptTokens: joined.promptTokens, joinStep: step,
+                         finishStep: joined.finishStep)
         }
     }
 
@@ -145,9 +137,9 @@ extension ServingEngine {
             perToken = (instance.cost.decodeAttentionSeconds(requests: 1, context: 1_000, queryTokens: queryTokens) - base) / 1_000
             instance.decodeAttentionRates = (queryTokens, base, perRequest, perToken)
         }
-        // The slowest group from the TE's incremental index (O(changed groups), not a scan of all).
-        let (maxRunning, context, total) = instance.decodeStepBatch(step: step, tokensPerStep: tokensPerStep,
-                                                                    perRequest: perRequest, perToken: perToken)
+        // The slowest group from the scheduler's incremental index (O(changed groups), not a scan of all).
+        let (maxRunning, context, total) = instance.decode!.stepLoad(step: step, tokensPerStep: tokensPerStep,
+                                                                     perRequest: perRequest, perToken: perToken)
         guard total > 0 else { return (0, 0) }
         let spec = instances[index].groupSpec
         // With MTP the main model verifies 1 + draft tokens per request: they all route to experts.
@@ -176,12 +168,12 @@ extension ServingEngine {
     func finishDecodeStep(_ index: Int) {
         instances[index].stepIndex += 1
         let step = instances[index].stepIndex
-        for id in instances[index].firstStep {
+        let decode = instances[index].decode!
+        for id in decode.takeFirstTokens() {
             if let slot = requests.index(forKey: id) { requests.values[slot].firstTokenAt = now }  // in place
         }
-        instances[index].firstStep.removeAll(keepingCapacity: true)
         if streams.hasOpenStreams { reportTokens(index, step: step) }
-        guard let done = instances[index].finishing.removeValue(forKey: step) else { return }
+        guard let done = decode.takeFinished(at: step) else { return }
         for id in done { complete(id) }
         if instances[index].role == .decode { pullTransfers(index) }
     }
@@ -193,10 +185,9 @@ extension ServingEngine {
     func complete(_ id: Int) {
         guard let request = requests.removeValue(forKey: id) else { return }
         let index = request.decodeInstance, g = request.decodeGroup
-        instances[index].decodeLeave(g, promptTokens: request.spec.promptTokens, joinStep: request.joinStep)
-        instances[index].dp[g].slots -= 1
-        instances[index].dp[g].kv.free(requestID: id)
-        instances[index].noteDecodeLoadChanged(g)
+        let te = instances[index]
+        te.decode!.release(id, group: g, promptTokens: request.spec.promptTokens, joinStep: request.joinStep,
+                           groups: &te.dp)
         if request.cancelled {
             leaveCancelled(request, location: "\(instances[index].name)/dp\(g)")
             return

@@ -63,12 +63,10 @@ extension ServingEngine {
     private func finishAtNextStep(_ request: RequestState) {
         let id = request.spec.id
         let index = request.decodeInstance
-        guard index >= 0, request.finishStep > instances[index].stepIndex + 1,
-              var due = instances[index].finishing[request.finishStep] else { return }
-        due.removeAll { $0 == id }
-        instances[index].finishing[request.finishStep] = due.isEmpty ? nil : due
+        guard index >= 0, request.finishStep > instances[index].stepIndex + 1, let decode = instances[index].decode
+        else { return }
         let next = instances[index].stepIndex + 1
-        instances[index].finishing[next, default: []].append(id)
+        guard decode.reschedule(id, from: request.finishStep, to: next) else { return }
         requests[id]?.finishStep = next
     }
 

@@ -49,13 +49,16 @@ extension ServingEngine {
         return copy
     }
 
-    /// The objects a fork must not share with its original: the engine, its components and
-    /// its TEs (a test checks the two sets are disjoint).
+    /// The objects a fork must not share with its original: the engine, its components, its
+    /// TEs and their decode schedulers (a test checks the two sets are disjoint).
     func componentIdentities() -> Set<ObjectIdentifier> {
         var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer),
                                           ObjectIdentifier(cluster), ObjectIdentifier(faults),
                                           ObjectIdentifier(streams), ObjectIdentifier(kvStore), ObjectIdentifier(experts)]
-        for te in instances { ids.insert(ObjectIdentifier(te)) }
+        for te in instances {
+            ids.insert(ObjectIdentifier(te))
+            if let decode = te.decode { ids.insert(ObjectIdentifier(decode)) }
+        }
         return ids
     }
 

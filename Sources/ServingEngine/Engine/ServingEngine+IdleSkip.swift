@@ -67,7 +67,7 @@ extension ServingEngine {
         }
         // KV probes: a "delayed" episode starts or ends on the next round.
         for d in instances.indices where instances[d].role == .decode {
-            let waiting = !instances[d].transferQueue.isEmpty
+            let waiting = !(instances[d].decode?.transferQueue.isEmpty ?? true)
             if waiting != faults.delayedChannels.contains(d) && (!waiting || !isHalted(d)) { return false }
         }
         // A drained node the next round would announce empty.

@@ -173,8 +173,9 @@ extension ServingEngine {
                 problems.append("\(instances[i].name): waiting \(instances[i].waiting) but \(waiting) unallocated requests queued")
             }
 
+            guard let decode = instances[i].decode else { continue }
             let backlog = CensusPlace(.transferQueue, i)
-            for id in instances[i].transferQueue {
+            for id in decode.transferQueue {
                 guard let r = place(id, backlog, stages: (.transfer, nil)) else { continue }
                 census.awaitingDecode += 1
                 if r.decodeInstance != i { problems.append("request \(id) in \(censusName(backlog)) thinks it goes to \(r.decodeInstance)") }
@@ -183,7 +184,7 @@ extension ServingEngine {
             }
 
             let joiners = CensusPlace(.joiners, i)
-            for id in instances[i].joining {
+            for id in decode.joining {
                 guard let r = place(id, joiners, stages: (.decode, nil)) else { continue }
                 census.joining += 1
                 if r.decodeInstance != i { problems.append("request \(id) in \(censusName(joiners)) thinks it decodes on \(r.decodeInstance)") }
@@ -192,7 +193,7 @@ extension ServingEngine {
             }
 
             let batch = CensusPlace(.decodeBatch, i)
-            for (step, ids) in instances[i].finishing {
+            for (step, ids) in decode.finishing {
                 if step <= instances[i].stepIndex && !ids.isEmpty {
                     problems.append("\(instances[i].name): \(ids.count) requests due at step \(step), already past (step \(instances[i].stepIndex))")
                 }
@@ -206,10 +207,10 @@ extension ServingEngine {
                     countSlot(i, r.decodeGroup, runningPrompt: r.spec.promptTokens)
                 }
             }
-            if !instances[i].firstStep.isEmpty {
+            if !decode.firstStep.isEmpty {
                 var runningSet = Set<Int>()
-                for ids in instances[i].finishing.values { for id in ids { runningSet.insert(id) } }
-                for id in instances[i].firstStep where !runningSet.contains(id) {
+                for ids in decode.finishing.values { for id in ids { runningSet.insert(id) } }
+                for id in decode.firstStep where !runningSet.contains(id) {
                     problems.append("\(instances[i].name): request \(id) takes its first step but is not in the decode batch")
                 }
             }
@@ -251,15 +252,15 @@ extension ServingEngine {
                     problems.append("\(name()): \(group.kv.liveRequests) KV sequences but \(live) requests hold KV there"
                         + (masked > 0 ? " (+\(masked) HBM masks)" : ""))
                 }
-                guard instances[i].hasDecode else { continue }
-                if group.slots != slots[k] {
-                    problems.append("\(name()): \(group.slots) slots taken but \(slots[k]) requests hold one")
+                guard let decode = instances[i].decode else { continue }
+                if decode.slots[g] != slots[k] {
+                    problems.append("\(name()): \(decode.slots[g]) slots taken but \(slots[k]) requests hold one")
                 }
-                if group.running != running[k] {
-                    problems.append("\(name()): running \(group.running) but \(running[k]) in its decode batch")
+                if decode.batches.running[g] != running[k] {
+                    problems.append("\(name()): running \(decode.batches.running[g]) but \(running[k]) in its decode batch")
                 }
-                if group.promptSum != promptSum[k] {
-                    problems.append("\(name()): prompt sum \(group.promptSum) but its batch has \(promptSum[k])")
+                if decode.batches.promptSum[g] != promptSum[k] {
+                    problems.append("\(name()): prompt sum \(decode.batches.promptSum[g]) but its batch has \(promptSum[k])")
                 }
             }
         }

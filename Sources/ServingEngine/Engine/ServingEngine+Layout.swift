@@ -128,7 +128,7 @@ extension ServingEngine {
                 instances[i].dp[g].drained = instances[i].dp[g].outOfService
                     || instances[i].dp[g].npus.contains(where: cluster.isOnDrainedNode) || scalingHoldsOff(i)
             }
-            instances[i].invalidateDecodeLoad()
+            instances[i].decode?.invalidateLoadIndex()
         }
     }
 }

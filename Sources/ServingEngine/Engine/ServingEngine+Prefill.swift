@@ -67,7 +67,7 @@ extension ServingEngine {
         for g in instances[index].dp.indices {
             // In place: copying a group would copy its block tables.
             let load = fillPrefillBatch(&instances[index].dp[g], budget: budget, colocated: colocated,
-                                        batchLimit: batchLimit)
+                                        batchLimit: batchLimit, seats: instances[index].decode, seatGroup: g)
             instances[index].waiting -= load.started
             if load.tokens > 0 || load.pooledTokens > 0 { groupsWorking += 1 }
             if load.tokens > slowest.tokens { slowest = load }
@@ -100,7 +100,7 @@ extension ServingEngine {
         var pooledTokens = 0
     }
 
-    /// What ``fillPrefillBatch(_:budget:colocated:batchLimit:)`` reads of a queued request, taken
+    /// What ``fillPrefillBatch(_:budget:colocated:batchLimit:seats:seatGroup:)`` reads of a queued request, taken
     /// in place (`Dictionary.Values`' getter would copy the whole RequestState for each field).
     private struct PrefillView {
         var allocated: Bool
@@ -129,7 +129,10 @@ extension ServingEngine {
         r.times.prefillStartedAt = now
     }
 
-    private func fillPrefillBatch(_ group: inout DPGroupState, budget: Int, colocated: Bool, batchLimit: Int) -> BatchLoad {
+    /// `seats`: the TE's decode scheduler, where a colocated request takes its decode seat in
+    /// group `seatGroup` at admission.
+    private func fillPrefillBatch(_ group: inout DPGroupState, budget: Int, colocated: Bool, batchLimit: Int,
+                                  seats: DecodeScheduler?, seatGroup: Int) -> BatchLoad {
         let blockTokens = configuration.kvBlockTokens
         var load = BatchLoad()
         var left = budget
@@ -144,7 +147,7 @@ extension ServingEngine {
                     // A colocated request keeps its blocks through decode: admit it only with a
                     // decode slot and room for its whole expected length.
                     let needed = Saturating.ceilDiv(view.totalTokens, blockTokens)
-                    guard group.slots < batchLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
+                    guard seats!.slots[seatGroup] < batchLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
                     else { break }
                 }
                 // A colocated request's reservation for its output is made in the same call.
@@ -154,7 +157,7 @@ extension ServingEngine {
                                                                chained: view.chainedKeys,
                                                                expectedTotalTokens: colocated ? view.totalTokens : 0)
                 else { break }
-                if colocated { group.slots += 1 }
+                if colocated { seats!.reserveSeat(seatGroup) }
                 load.pooledTokens += allocation.pooledTokens
                 group.queuedTokens += allocation.computeTokens - view.remainingPrefill
                 view.remainingPrefill = allocation.computeTokens
@@ -194,7 +197,7 @@ extension ServingEngine {
                     requests.values[slot].decodeInstance = index
                     requests.values[slot].decodeGroup = g
                     requests.values[slot].stage = .decode
-                    instances[index].joining.append(head)
+                    instances[index].decode!.join(head)
                 } else {
                     // The prompt's KV is written back to the pooled tier for later turns.
                     if kvStore.hasPool { kvStore.spillToPool(chained: Self.placementView(&requests.values[slot]).chainedKeys) }

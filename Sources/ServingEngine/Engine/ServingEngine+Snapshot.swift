@@ -33,8 +33,8 @@ extension ServingEngine {
         s.instances = instances.map { instance in
             InstanceStatus(name: instance.name, kind: instance.role.rawValue,
                            npus: instance.external ? instance.groupSpec.npusEach : instance.npus.count,
-                           queued: instance.dp.reduce(0) { $0 + $1.prefillQueue.count } + instance.transferQueue.count
-                               + instance.joining.count,
+                           queued: instance.dp.reduce(0) { $0 + $1.prefillQueue.count }
+                               + (instance.decode.map { $0.transferQueue.count + $0.joining.count } ?? 0),
                            running: instance.runningRequests,
                            kvUsage: instance.dp.reduce(0.0) { $0 + $1.kv.usage } / Double(max(1, instance.dp.count)),
                            stepMs: instance.lastStepSeconds * 1_000)
@@ -78,7 +78,7 @@ extension ServingEngine {
             kv.poolCapacityBytes = kvStore.poolCapacityBytes
             kv.poolUsedBytes = kvStore.poolUsedBytes
         }
-        kv.transferQueue = instances.reduce(0) { $0 + $1.transferQueue.count }
+        kv.transferQueue = instances.reduce(0) { $0 + ($1.decode?.transferQueue.count ?? 0) }
         kv.transfersInProgress = channels.reduce(0) { $0 + $1.queue.count }
         for instance in instances {
             if instance.hasDecode { kv.decodeGroups += instance.dp.map { min(1, $0.kv.usageIncludingReserved) } }
@@ -104,8 +104,9 @@ extension ServingEngine {
                 statuses[npu].utilization = instance.utilization
             }
             for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
-                let inFlight = instance.dp[g].slots + instance.dp[g].prefillQueue.count, usage = instance.dp[g].kv.usage
-                let draining = instance.dp[g].drained && (instance.dp[g].slots > 0 || instance.dp[g].kv.liveRequests > 0)
+                let seats = instance.decode?.slots[g] ?? 0
+                let inFlight = seats + instance.dp[g].prefillQueue.count, usage = instance.dp[g].kv.usage
+                let draining = instance.dp[g].drained && (seats > 0 || instance.dp[g].kv.liveRequests > 0)
                 for npu in instance.dp[g].npus where npu < statuses.count {
                     statuses[npu].dpGroups.append(g)
                     statuses[npu].requestsInFlight += inFlight

@@ -348,8 +348,7 @@ public final class ServingEngine {
             for (index, group) in instance.dp.enumerated() {
                 problems += group.kv.audit().map { "\(instance.name)/dp\(index): \($0)" }
             }
-            problems += (instance.decodeLoad?.problems(against: instance.dp) ?? []).map { "\(instance.name): \($0)" }
-            problems += instance.slowestGroup.problems(against: instance.dp).map { "\(instance.name): \($0)" }
+            problems += (instance.decode?.problems(groups: instance.dp) ?? []).map { "\(instance.name): \($0)" }
         }
         if telemetry.inFlight != requests.count {
             problems.append("in flight \(telemetry.inFlight) but the engine holds \(requests.count) requests")

@@ -17,18 +17,16 @@
 /// same way. Cost models this does not cover (negative or non-finite rates, steps near 2⁵⁰)
 /// make ``slowest(step:perRequest:perToken:)`` answer nil: the caller scans.
 ///
-/// A TE holds one, empty until its first step builds it from the groups
-/// (``prepare(groups:tokensPerStep:)``). The per-step calls are `mutating` so that the TE calls
-/// them in place on its stored index: a non-mutating call on a class's stored struct copied the
-/// struct first (six retains and releases a step, more than the query itself).
+/// A ``DecodeScheduler`` holds one, empty until its first step builds it from the batches
+/// (``prepare(batches:tokensPerStep:)``). The per-step calls are `mutating` so that the scheduler
+/// calls them in place on its stored index: a non-mutating call on a class's stored struct copied
+/// the struct first (six retains and releases a step, more than the query itself).
 ///
-/// The engine keeps it current through ``InstanceState/decodeJoin(_:promptTokens:joinStep:)``
-/// and ``InstanceState/decodeLeave(_:promptTokens:joinStep:)``, the only writers of a group's
-/// `running`, `promptSum` and `joinStepSum`; ``problems(against:)`` compares it with the groups
-/// (``ServingEngine/audit()``).
+/// The scheduler keeps it current as requests join and leave its ``DecodeBatchFigures`` (their
+/// only writer); ``problems(against:)`` compares it with the figures (``ServingEngine/audit()``).
 ///
 /// ```swift
-/// var index = SlowestDecodeGroup(groups: te.dp, tokensPerStep: 1.9)   // or SlowestDecodeGroup() + prepare
+/// var index = SlowestDecodeGroup(batches: scheduler.batches, tokensPerStep: 1.9)   // or SlowestDecodeGroup() + prepare
 /// index.update(3, running: 2, promptSum: 4_000, joinStepSum: 17)
 /// index.slowest(step: 20, perRequest: 1e-4, perToken: 1e-7)   // (maxRunning, context, total), as the scan
 /// ```
@@ -53,7 +51,7 @@ struct SlowestDecodeGroup: Equatable {
     private var occupied: [Int] = []
     private var occupiedPosition: [Int]
 
-    /// An unbuilt index: no groups, ignores updates until ``prepare(groups:tokensPerStep:)``.
+    /// An unbuilt index: no groups, ignores updates until ``prepare(batches:tokensPerStep:)``.
     init() {
         tokensPerStep = 0
         isBuilt = false
@@ -65,28 +63,28 @@ struct SlowestDecodeGroup: Equatable {
         occupiedPosition = [-1]
     }
 
-    init(groups: [DPGroupState], tokensPerStep: Double) {
+    init(batches: DecodeBatchFigures, tokensPerStep: Double) {
         self.tokensPerStep = tokensPerStep
         isBuilt = true
-        let count = groups.count
+        let count = batches.count
         running = Array(repeating: 0, count: count)
         promptSum = Array(repeating: 0, count: count)
         joinStepSum = Array(repeating: 0, count: count)
         key = Array(repeating: 0, count: count)
         buckets = [[]]
         occupiedPosition = [-1]
-        for g in groups.indices {
-            update(g, running: groups[g].running, promptSum: groups[g].promptSum, joinStepSum: groups[g].joinStepSum)
+        for g in 0..<count {
+            update(g, running: batches.running[g], promptSum: batches.promptSum[g], joinStepSum: batches.joinStepSum[g])
         }
     }
 
     var groupCount: Int { running.count }
 
-    /// Builds the index from `groups` unless it already describes them (same count, same
+    /// Builds the index from `batches` unless it already describes them (same count, same
     /// tokens per step).
-    mutating func prepare(groups: [DPGroupState], tokensPerStep: Double) {
-        guard !isBuilt || running.count != groups.count || self.tokensPerStep != tokensPerStep else { return }
-        self = SlowestDecodeGroup(groups: groups, tokensPerStep: tokensPerStep)
+    mutating func prepare(batches: DecodeBatchFigures, tokensPerStep: Double) {
+        guard !isBuilt || running.count != batches.count || self.tokensPerStep != tokensPerStep else { return }
+        self = SlowestDecodeGroup(batches: batches, tokensPerStep: tokensPerStep)
     }
 
     /// Group `g`'s batch changed: its figures are stored and it moves to its new bucket.
@@ -144,40 +142,38 @@ struct SlowestDecodeGroup: Equatable {
     @inline(__always)
     static func attention(running: Int, promptSum: Int, joinStepSum: Int, step: Int, tokensPerStep: Double,
                           perRequest: Double, perToken: Double) -> (attention: Double, mean: Double) {
-        let mean = DPGroupState.meanContext(running: running, promptSum: promptSum, joinStepSum: joinStepSum,
+        let mean = DecodeBatchFigures.meanContext(running: running, promptSum: promptSum, joinStepSum: joinStepSum,
                                             step: step, tokensPerStep: tokensPerStep)
         return (Double(running) * (perRequest + perToken * mean), mean)
     }
 
     /// The definition the index keeps: every group looked at, in order (the step cost before the
     /// index, and its fallback).
-    static func scan(_ groups: [DPGroupState], step: Int, tokensPerStep: Double, perRequest: Double,
+    static func scan(_ batches: DecodeBatchFigures, step: Int, tokensPerStep: Double, perRequest: Double,
                      perToken: Double) -> (maxRunning: Int, context: Double, total: Int) {
         var maxRunning = 0, context = 0.0, total = 0
         var slowest = -1.0
-        groups.withUnsafeBufferPointer { groups in
-            for g in groups.indices {
-                let running = groups[g].running
-                guard running > 0 else { continue }
-                total += running
-                let (attention, mean) = attention(running: running, promptSum: groups[g].promptSum,
-                                                  joinStepSum: groups[g].joinStepSum, step: step,
-                                                  tokensPerStep: tokensPerStep, perRequest: perRequest, perToken: perToken)
-                if attention > slowest {
-                    slowest = attention
-                    maxRunning = running
-                    context = mean
-                }
+        for g in 0..<batches.count {
+            let running = batches.running[g]
+            guard running > 0 else { continue }
+            total += running
+            let (attention, mean) = attention(running: running, promptSum: batches.promptSum[g],
+                                              joinStepSum: batches.joinStepSum[g], step: step,
+                                              tokensPerStep: tokensPerStep, perRequest: perRequest, perToken: perToken)
+            if attention > slowest {
+                slowest = attention
+                maxRunning = running
+                context = mean
             }
         }
         return (maxRunning, context, total)
     }
 
     /// Differences from `groups` and from the index's own invariants (empty when current).
-    func problems(against groups: [DPGroupState]) -> [String] {
+    func problems(against batches: DecodeBatchFigures) -> [String] {
         guard isBuilt else { return [] }
-        guard groups.count == running.count else {
-            return ["slowest-group index covers \(running.count) groups of \(groups.count)"]
+        guard batches.count == running.count else {
+            return ["slowest-group index covers \(running.count) groups of \(batches.count)"]
         }
         var found: [String] = []
         var total = 0
@@ -187,14 +183,14 @@ struct SlowestDecodeGroup: Equatable {
                 filed[Int(member)] = (r, filed[Int(member)].times + 1)
             }
         }
-        for g in groups.indices {
-            if running[g] != groups[g].running || promptSum[g] != groups[g].promptSum
-                || joinStepSum[g] != groups[g].joinStepSum {
+        for g in 0..<batches.count {
+            if running[g] != batches.running[g] || promptSum[g] != batches.promptSum[g]
+                || joinStepSum[g] != batches.joinStepSum[g] {
                 found.append("slowest-group index is stale for dp\(g): running \(running[g]), prompt sum \(promptSum[g]), "
-                    + "join-step sum \(joinStepSum[g]); the group has \(groups[g].running), \(groups[g].promptSum), "
-                    + "\(groups[g].joinStepSum)")
+                    + "join-step sum \(joinStepSum[g]); the group has \(batches.running[g]), \(batches.promptSum[g]), "
+                    + "\(batches.joinStepSum[g])")
             }
-            total += max(0, groups[g].running)
+            total += max(0, batches.running[g])
             let r = running[g]
             if r > 0 ? filed[g] != (r, 1) : filed[g].times != 0 {
                 found.append("slowest-group index files dp\(g) (running \(r)) \(filed[g].times) times, in bucket \(filed[g].bucket)")

@@ -31,7 +31,8 @@ extension ServingEngine {
         let blockTokens = configuration.kvBlockTokens
         var migrated = 0
         for d in instances.indices where instances[d].role == .decode && !hasOutage(d) {
-            let joining = Set(instances[d].joining)
+            let te = instances[d], decode = te.decode!
+            let joining = Set(decode.joining)
             let step = instances[d].stepIndex
             var copySeconds: [Int: Double] = [:]
             let sources = Set(instances[d].dp.indices.filter { g in
@@ -42,20 +43,10 @@ extension ServingEngine {
             }.map(\.id).sorted()
             for id in movers {
                 guard let r = requests[id], let target = pickDecodeGroup(d) else { break }
-                let kv = instances[d].dp[target].kv
-                guard Saturating.ceilDiv(r.totalTokens, blockTokens) <= kv.freeBlocks - kv.reservedBlocks,
-                      instances[d].dp[target].kv.allocate(requestID: id, promptTokens: r.spec.promptTokens,
-                                                           prefixHashes: []) != nil
-                else { continue }
-                instances[d].dp[target].kv.reserve(requestID: id, expectedTotalTokens: r.totalTokens)
                 let g = r.decodeGroup
-                instances[d].dp[g].kv.free(requestID: id)
-                instances[d].decodeLeave(g, promptTokens: r.spec.promptTokens, joinStep: r.joinStep)
-                instances[d].dp[g].slots -= 1
-                instances[d].decodeJoin(target, promptTokens: r.spec.promptTokens, joinStep: r.joinStep)
-                instances[d].dp[target].slots += 1
-                instances[d].noteDecodeLoadChanged(g)
-                instances[d].noteDecodeLoadChanged(target)
+                guard decode.migrate(id, from: g, to: target, promptTokens: r.spec.promptTokens, totalTokens: r.totalTokens,
+                                     joinStep: r.joinStep, blockTokens: blockTokens, groups: &te.dp)
+                else { continue }
                 requests[id]?.decodeGroup = target
                 let context = Double(r.spec.promptTokens) + Double(step - r.joinStep) * tokensPerStep
                 copySeconds[g, default: 0] += cost.kvTransfer(tokens: context, plane: .ub)

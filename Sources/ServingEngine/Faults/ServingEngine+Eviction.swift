@@ -22,14 +22,8 @@ extension ServingEngine {
         guard !set.isEmpty else { return (0, 0) }
         var joiningSet = Set<Int>()
         for i in instances.indices {
-            joiningSet.formUnion(instances[i].joining.filter(set.contains))
-            if instances[i].joining.contains(where: set.contains) { instances[i].joining.removeAll(where: set.contains) }
-            instances[i].firstStep.removeAll(where: set.contains)
+            if let decode = instances[i].decode { joiningSet.formUnion(decode.remove(set)) }
             instances[i].prefillDone.removeAll(where: set.contains)
-            instances[i].transferQueue.removeAll(where: set.contains)
-            for key in instances[i].finishing.keys where instances[i].finishing[key]!.contains(where: set.contains) {
-                instances[i].finishing[key]!.removeAll(where: set.contains)
-            }
             for g in instances[i].dp.indices where instances[i].dp[g].prefillQueue.contains(where: set.contains) {
                 instances[i].dp[g].prefillQueue.removeAll(where: set.contains)
                 instances[i].dp[g].batch.removeAll { set.contains($0.request) }
@@ -73,22 +67,17 @@ extension ServingEngine {
             if request.stage == .queued || request.stage == .prefill {
                 instances[p].dp[pg].queuedTokens -= request.remainingPrefill
                 if !request.allocated { instances[p].waiting -= 1 }
-                if request.allocated && instances[p].role == .colocated { instances[p].dp[pg].slots -= 1 }
+                if request.allocated && instances[p].role == .colocated { instances[p].decode!.releaseSeat(pg) }
             }
             kvStore.release(id, in: &instances[p].dp[pg].kv)
-            instances[p].noteDecodeLoadChanged(pg)
+            instances[p].decode?.noteLoadChanged(pg, groups: instances[p].dp)
         }
         let (d, dg) = (request.decodeInstance, request.decodeGroup)
         guard d >= 0, dg >= 0, request.stage == .transfer || request.stage == .decode else { return }
-        if admitted {
-            instances[d].decodeLeave(dg, promptTokens: request.spec.promptTokens, joinStep: request.joinStep)
-        }
-        // A pulled transfer, a joiner and a running request all hold a slot and decode KV.
-        if instances[d].dp[dg].kv.contains(requestID: id) || instances[d].role == .colocated {
-            instances[d].dp[dg].slots -= 1
-        }
-        instances[d].dp[dg].kv.free(requestID: id)
-        instances[d].noteDecodeLoadChanged(dg)
+        // A pulled transfer, a joiner and a running request all hold a seat and decode KV.
+        let te = instances[d]
+        te.decode!.evict(id, group: dg, admitted: admitted, promptTokens: request.spec.promptTokens,
+                         joinStep: request.joinStep, groups: &te.dp)
     }
 
     /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is

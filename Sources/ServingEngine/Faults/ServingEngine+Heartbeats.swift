@@ -96,7 +96,7 @@ extension ServingEngine {
     /// episode so operators see back-pressure is not a link fault.
     private func probeKVLinks() {
         for d in instances.indices where instances[d].role == .decode {
-            let waiting = instances[d].transferQueue.count
+            let waiting = instances[d].decode?.transferQueue.count ?? 0
             if faults.probeKV(decode: d, waiting: waiting) {
                 telemetry.log(EngineEvent(time: now, kind: .info, message: "KV probes to \(instances[d].name) answered: "
                     + "\(waiting) transfers delayed (decode saturated), not blocked"))

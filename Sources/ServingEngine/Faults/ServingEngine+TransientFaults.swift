@@ -36,7 +36,7 @@ extension ServingEngine {
         let holder = HBMMask.holder(forFault: id)
         guard instances[i].dp[g].kv.allocate(requestID: holder, promptTokens: blocks * blockTokens, prefixHashes: []) != nil
         else { return 0 }
-        instances[i].noteDecodeLoadChanged(g)
+        instances[i].decode?.noteLoadChanged(g, groups: instances[i].dp)
         faults.addMask(HBMMask(instance: i, group: g, holder: holder), fault: id)
         return blocks
     }
@@ -45,7 +45,7 @@ extension ServingEngine {
     func unmask(fault id: Int) {
         guard let m = faults.removeMask(fault: id) else { return }
         instances[m.instance].dp[m.group].kv.free(requestID: m.holder)
-        instances[m.instance].noteDecodeLoadChanged(m.group)
+        instances[m.instance].decode?.noteLoadChanged(m.group, groups: instances[m.instance].dp)
         if instances[m.instance].role == .decode { pullTransfers(m.instance) }
         startStepIfIdle(m.instance)
     }

@@ -15,11 +15,13 @@ public struct DecodeGroups {
     let instance: Int
     let batchLimit: Int
     let groups: [DPGroupState]
+    /// Decode slots taken in each group (the TE's ``DecodeScheduler/slots``).
+    let slots: [Int]
     /// The TE's incremental kv-aware order, when it keeps one (``DecodeLoadIndex``).
     var loadIndex: DecodeLoadIndex? = nil
 
     /// Whether group `g` may take a request: not drained and under the batch limit.
-    func isEligible(_ g: Int) -> Bool { !groups[g].drained && groups[g].slots < batchLimit }
+    func isEligible(_ g: Int) -> Bool { !groups[g].drained && slots[g] < batchLimit }
 }
 
 /// The default (system.md §4): skip groups at their batch limit (and drained ones), then the

@@ -10,14 +10,15 @@
 /// `usageIncludingReserved` (a correctly rounded division by the same positive number is
 /// monotone, and distinct counts below 2⁵³ stay distinct), ties included.
 ///
-/// The engine calls ``update(_:load:slots:drained:)`` after it changes a group's KV, slots or drained flag
-/// (``InstanceState/noteDecodeLoadChanged(_:)``); a TE whose groups are rebuilt or whose batch
-/// limit changes gets a fresh index. ``problems(against:)`` compares it with a scan (audits).
+/// The TE's ``DecodeScheduler`` calls ``update(_:load:slots:drained:)`` after a group's KV, slots or
+/// drained flag changes (``DecodeScheduler/noteLoadChanged(_:groups:)``); a TE whose groups are
+/// rebuilt or whose batch limit changes gets a fresh index. ``problems(against:slots:)`` compares
+/// it with a scan (audits).
 ///
 /// ```swift
-/// var index = DecodeLoadIndex(groups: te.dp, batchLimit: 64)!
+/// var index = DecodeLoadIndex(groups: te.dp, slots: scheduler.slots, batchLimit: 64)!
 /// index.best                        // the group kv-aware picks, or nil when none is eligible
-/// te.dp[3].slots += 1; index.update(3, load: te.dp[3].kv.usedBlocks + te.dp[3].kv.reservedBlocks, slots: te.dp[3].slots, drained: false)
+/// index.update(3, load: te.dp[3].kv.usedBlocks + te.dp[3].kv.reservedBlocks, slots: 1, drained: false)
 /// ```
 struct DecodeLoadIndex {
     let batchLimit: Int
@@ -31,10 +32,10 @@ struct DecodeLoadIndex {
     /// Winning group below each node (`-1`: none eligible); `winner[1]` is the root.
     private var winner: [Int32]
 
-    /// An index over `groups`, or nil when their KV sizes differ (the block count would not
-    /// order them as usage does) or there are none.
-    init?(groups: [DPGroupState], batchLimit: Int) {
-        guard let first = groups.first, groups.count < Int(Int32.max) else { return nil }
+    /// An index over `groups` with `slots` taken in each, or nil when their KV sizes differ (the
+    /// block count would not order them as usage does) or there are none.
+    init?(groups: [DPGroupState], slots: [Int], batchLimit: Int) {
+        guard let first = groups.first, groups.count < Int(Int32.max), slots.count == groups.count else { return nil }
         let blocks = first.kv.totalBlocks
         for g in groups.indices where groups[g].kv.totalBlocks != blocks { return nil }
         self.batchLimit = batchLimit
@@ -47,7 +48,7 @@ struct DecodeLoadIndex {
         winner = Array(repeating: -1, count: 2 * leaves)
         for g in groups.indices {
             load[g] = Self.load(of: groups[g])
-            winner[leaves + g] = Self.isEligible(groups[g], batchLimit: batchLimit) ? Int32(g) : -1
+            winner[leaves + g] = Self.isEligible(groups[g], slots: slots[g], batchLimit: batchLimit) ? Int32(g) : -1
         }
         var node = leaves - 1
         while node >= 1 {
@@ -81,12 +82,14 @@ struct DecodeLoadIndex {
         self.batchLimit == batchLimit && groupCount == groups.count
     }
 
-    /// Differences from a fresh scan of `groups` (empty when the index is current).
-    func problems(against groups: [DPGroupState]) -> [String] {
-        guard groups.count == groupCount else { return ["decode load index covers \(groupCount) groups of \(groups.count)"] }
+    /// Differences from a fresh scan of `groups` with `slots` taken (empty when the index is current).
+    func problems(against groups: [DPGroupState], slots: [Int]) -> [String] {
+        guard groups.count == groupCount, slots.count == groupCount else {
+            return ["decode load index covers \(groupCount) groups of \(groups.count)"]
+        }
         var found: [String] = []
         for g in groups.indices {
-            let eligible = Self.isEligible(groups[g], batchLimit: batchLimit)
+            let eligible = Self.isEligible(groups[g], slots: slots[g], batchLimit: batchLimit)
             if load[g] != Self.load(of: groups[g]) || (winner[firstLeaf + g] >= 0) != eligible {
                 found.append("decode load index is stale for dp\(g)")
             }
@@ -98,7 +101,7 @@ struct DecodeLoadIndex {
 
     static func load(of group: DPGroupState) -> Int { group.kv.usedBlocks + group.kv.reservedBlocks }
 
-    static func isEligible(_ group: DPGroupState, batchLimit: Int) -> Bool { !group.drained && group.slots < batchLimit }
+    static func isEligible(_ group: DPGroupState, slots: Int, batchLimit: Int) -> Bool { !group.drained && slots < batchLimit }
 
     private func better(_ a: Int32, _ b: Int32) -> Int32 {
         if a < 0 { return b }

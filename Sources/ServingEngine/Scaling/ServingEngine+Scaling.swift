@@ -174,8 +174,7 @@ extension ServingEngine {
             queued.append(id)
         }
         let moved = evict(queued.sorted(), outcome: .move)
-        let waiting = Array(instances[i].transferQueue)
-        instances[i].transferQueue.removeAll()
+        let waiting = instances[i].decode?.takeTransferQueue() ?? []
         for id in waiting { registerTransfer(id) }
         logScaling("\(instances[i].name): scaling in — takes no new work; \(queued.count - moved.failed) queued prefills "
             + "moved elsewhere, \(waiting.count) waiting transfers sent to other decode TEs")
@@ -348,7 +347,7 @@ extension ServingEngine {
         }
         var stillDraining = false
         for i in draining {
-            let busy = holding[i, default: 0] > 0 || !instances[i].transferQueue.isEmpty || !instances[i].joining.isEmpty
+            let busy = holding[i, default: 0] > 0 || (instances[i].decode?.hasIncoming ?? false)
                 || instances[i].stepping
             if busy {
                 stillDraining = true
@@ -381,7 +380,7 @@ extension ServingEngine {
             instances[i].dp[g].dies = []
             instances[i].dp[g].drained = true
         }
-        instances[i].invalidateDecodeLoad()
+        instances[i].decode?.invalidateLoadIndex()
         faults.forget(instance: i)
     }
 

@@ -103,10 +103,10 @@ import XDSTestSupport
         // Silently dropped: gone from the engine and from its decode batch, no outcome counted.
         let dropped = try engine()
         let d = try #require(dropped.instances.firstIndex { $0.role == .decode })
-        let (step, ids) = try #require(dropped.instances[d].finishing.first { !$0.value.isEmpty })
+        let ids = try #require(dropped.instances[d].decode?.finishing.first { !$0.value.isEmpty }?.value)
         let id = ids[0]
         let g = try #require(dropped.requests[id]).decodeGroup
-        dropped.instances[d].finishing[step]?.removeFirst()
+        _ = dropped.instances[d].decode!.remove([id])   // off its queues, still counted in its group's batch
         dropped.requests[id] = nil
         let c = dropped.report().requests
         #expect(c.arrived == c.completed + c.failed + c.rejected + c.inFlight, "the derived count still adds up")
@@ -124,7 +124,7 @@ import XDSTestSupport
 
         // Counted twice: in a prefill queue and in a decode TE's transfer queue.
         let twice = try engine()
-        twice.instances[d].transferQueue.append(queued)   // same seed: queued there too
+        twice.instances[d].decode!.enqueue(queued)   // same seed: queued there too
         #expect(twice.inFlightProblems().contains { $0.contains("request \(queued) is in") }, "\(twice.inFlightProblems())")
     }
 

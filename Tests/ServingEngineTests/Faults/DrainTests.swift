@@ -47,13 +47,13 @@ import XDSTestSupport
         let engine = try FaultTests.engine(rate: 40, limit: 160, maxOutput: 512) { $0.faults.migrateDecodeOnDrain = true }
         engine.run(until: 3)
         let d = try FaultTests.decodeIndex(engine)
-        let onNode3 = (16..<32).reduce(0) { $0 + engine.instances[d].dp[$1].running }   // NPUs 24–31 = dp16–31
+        let onNode3 = (16..<32).reduce(0) { $0 + engine.instances[d].decode!.batches.running[$1] }   // NPUs 24–31 = dp16–31
         #expect(onNode3 > 0)
         let running = engine.instances[d].runningRequests
         let reply = engine.apply(.drain(node: 3))
         #expect(reply.message.contains("\(onNode3) decode requests migrated"), "\(reply.message)")
         // Running requests moved; transfers already pulled there join and finish in place.
-        #expect((16..<32).allSatisfy { engine.instances[d].dp[$0].running == 0 })
+        #expect((16..<32).allSatisfy { engine.instances[d].decode!.batches.running[$0] == 0 })
         #expect(engine.instances[d].runningRequests == running)
         #expect(engine.isHalted(d), "decode pauses for the KV copy")
         engine.run(until: 3.5)

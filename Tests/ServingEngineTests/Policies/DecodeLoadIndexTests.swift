@@ -11,48 +11,50 @@ import XDSTestSupport
     }
 
     /// kv-aware's definition, by a scan (the index must agree with it at every step).
-    static func scan(_ groups: [DPGroupState], batchLimit: Int) -> Int? {
-        KVAwareBalancing.scan(DecodeGroups(instance: 0, batchLimit: batchLimit, groups: groups))
+    static func scan(_ groups: [DPGroupState], slots: [Int], batchLimit: Int) -> Int? {
+        KVAwareBalancing.scan(DecodeGroups(instance: 0, batchLimit: batchLimit, groups: groups, slots: slots))
     }
 
-    static func refresh(_ index: inout DecodeLoadIndex, _ groups: [DPGroupState], _ g: Int) {
-        index.update(g, load: groups[g].kv.usedBlocks + groups[g].kv.reservedBlocks, slots: groups[g].slots,
+    static func refresh(_ index: inout DecodeLoadIndex, _ groups: [DPGroupState], _ slots: [Int], _ g: Int) {
+        index.update(g, load: groups[g].kv.usedBlocks + groups[g].kv.reservedBlocks, slots: slots[g],
                      drained: groups[g].drained)
     }
 
     @Test func picksTheLeastLoadedEligibleGroupLowestIndexOnTies() throws {
         var groups = Self.groups(5)
-        var index = try #require(DecodeLoadIndex(groups: groups, batchLimit: 2))
+        var slots = [Int](repeating: 0, count: 5)
+        var index = try #require(DecodeLoadIndex(groups: groups, slots: slots, batchLimit: 2))
         #expect(index.best == 0, "all empty: the first")
         // Group 0 holds 3 blocks, group 1 a reservation of 2: group 2 (empty) is next.
         _ = groups[0].kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: [])
-        groups[0].slots = 1
-        Self.refresh(&index, groups, 0)
+        slots[0] = 1
+        Self.refresh(&index, groups, slots, 0)
         _ = groups[1].kv.allocate(requestID: 2, promptTokens: 16, prefixHashes: [])
         groups[1].kv.reserve(requestID: 2, expectedTotalTokens: 48)
-        Self.refresh(&index, groups, 1)
+        Self.refresh(&index, groups, slots, 1)
         #expect(index.best == 2)
         // Groups 2–4 drained or full: the lighter of 0 (3 blocks) and 1 (1 + 2 reserved) ties, 0 wins.
         groups[2].drained = true
-        groups[3].slots = 2
+        slots[3] = 2
         groups[4].drained = true
-        for g in 2...4 { Self.refresh(&index, groups, g) }
-        #expect(index.best == 0 && Self.scan(groups, batchLimit: 2) == 0)
+        for g in 2...4 { Self.refresh(&index, groups, slots, g) }
+        #expect(index.best == 0 && Self.scan(groups, slots: slots, batchLimit: 2) == 0)
         groups[0].kv.free(requestID: 1)
-        Self.refresh(&index, groups, 0)
+        Self.refresh(&index, groups, slots, 0)
         #expect(index.best == 0)
         groups[0].drained = true
-        groups[1].slots = 2
-        Self.refresh(&index, groups, 0)
-        Self.refresh(&index, groups, 1)
-        #expect(index.best == nil && Self.scan(groups, batchLimit: 2) == nil, "nothing eligible")
-        #expect(index.problems(against: groups).isEmpty)
+        slots[1] = 2
+        Self.refresh(&index, groups, slots, 0)
+        Self.refresh(&index, groups, slots, 1)
+        #expect(index.best == nil && Self.scan(groups, slots: slots, batchLimit: 2) == nil, "nothing eligible")
+        #expect(index.problems(against: groups, slots: slots).isEmpty)
     }
 
     @Test func agreesWithTheScanUnderRandomChanges() throws {
         for count in [1, 2, 3, 7, 32, 33] {
             var groups = Self.groups(count, blocks: 64)
-            var index = try #require(DecodeLoadIndex(groups: groups, batchLimit: 4))
+            var slots = [Int](repeating: 0, count: count)
+            var index = try #require(DecodeLoadIndex(groups: groups, slots: slots, batchLimit: 4))
             var random = RandomStream(seed: UInt64(count))
             var nextID = 0
             for _ in 0..<2_000 {
@@ -61,33 +63,35 @@ import XDSTestSupport
                 case 0:
                     if groups[g].kv.allocate(requestID: nextID, promptTokens: 1 + Int(random.uniform() * 100), prefixHashes: []) != nil {
                         groups[g].kv.reserve(requestID: nextID, expectedTotalTokens: 1 + Int(random.uniform() * 300))
-                        groups[g].slots += 1
+                        slots[g] += 1
                     }
                     nextID += 1
                 case 1:
                     if let id = (max(0, nextID - 40)..<nextID).first(where: { groups[g].kv.contains(requestID: $0) }) {
                         groups[g].kv.free(requestID: id)
-                        groups[g].slots -= 1
+                        slots[g] -= 1
                     }
                 case 2: groups[g].drained.toggle()
-                default: groups[g].slots = max(0, groups[g].slots + (random.uniform() < 0.5 ? -1 : 1))
+                default: slots[g] = max(0, slots[g] + (random.uniform() < 0.5 ? -1 : 1))
                 }
-                Self.refresh(&index, groups, g)
-                #expect(index.best == Self.scan(groups, batchLimit: 4))
+                Self.refresh(&index, groups, slots, g)
+                #expect(index.best == Self.scan(groups, slots: slots, batchLimit: 4))
             }
-            #expect(index.problems(against: groups).isEmpty)
+            #expect(index.problems(against: groups, slots: slots).isEmpty)
         }
     }
 
     @Test func refusesGroupsOfDifferentSizesAndReportsStaleness() throws {
         var mixed = Self.groups(3)
         mixed[1] = DPGroupState(kv: KVBlockManager(totalBlocks: 50, blockTokens: 16), npus: [])
-        #expect(DecodeLoadIndex(groups: mixed, batchLimit: 4) == nil)
-        #expect(DecodeLoadIndex(groups: [], batchLimit: 4) == nil)
+        let none = [0, 0, 0]
+        #expect(DecodeLoadIndex(groups: mixed, slots: none, batchLimit: 4) == nil)
+        #expect(DecodeLoadIndex(groups: [], slots: [], batchLimit: 4) == nil)
         var groups = Self.groups(3)
-        let index = try #require(DecodeLoadIndex(groups: groups, batchLimit: 4))
+        let index = try #require(DecodeLoadIndex(groups: groups, slots: none, batchLimit: 4))
         groups[2].drained = true   // changed without telling the index
-        #expect(index.problems(against: groups) == ["decode load index is stale for dp2"])
+        #expect(index.problems(against: groups, slots: none) == ["decode load index is stale for dp2"])
+        #expect(index.problems(against: Self.groups(3), slots: [0, 4, 0]) == ["decode load index is stale for dp1"])
         #expect(index.fits(groups, batchLimit: 4) && !index.fits(groups, batchLimit: 5))
     }
 
@@ -102,8 +106,9 @@ import XDSTestSupport
             if t == 5 { #expect(engine.apply(.drain(node: 2)).accepted) }
             if t == 9 { #expect(engine.apply(.undrain(node: 2)).accepted) }
         }
-        #expect(engine.instances[d].decodeLoad != nil, "built on the first pull")
+        #expect(engine.instances[d].decode?.loadIndex != nil, "built on the first pull")
         #expect(engine.pickDecodeGroup(d) == KVAwareBalancing.scan(DecodeGroups(
-            instance: d, batchLimit: engine.instances[d].groupSpec.batchLimit, groups: engine.instances[d].dp)))
+            instance: d, batchLimit: engine.instances[d].groupSpec.batchLimit, groups: engine.instances[d].dp,
+            slots: engine.instances[d].decode!.slots)))
     }
 }

@@ -1,0 +1,292 @@
+import DequeModule
+import SimKit
+
+/// The decode side of one TE (engine-components.md §2): the TE-shell's queues and the DP groups'
+/// decode bookkeeping. A decode TE's finished prefills wait in the transfer queue until a group
+/// has room (back-pressure, system.md §4); a pulled or colocated request holds a *seat* (a decode
+/// slot) in its group; at a step boundary joiners are admitted to the running batch, whose
+/// figures (``DecodeBatchFigures``) give the step's cost; each request leaves at the step its
+/// output runs out, or earlier when evicted, migrated or stopped.
+///
+/// It owns that state (`private(set)`) and the two indices kept from it: kv-aware balancing's
+/// ``DecodeLoadIndex`` (decode TEs) and the step cost's ``SlowestDecodeGroup``. The TE's DP groups
+/// (their KV managers and drained flags) are passed to each call that reads or changes them; the
+/// scheduler keeps no reference to them, to other TEs or to the engine, so ``copy()`` is a plain
+/// copy of values.
+///
+/// ```swift
+/// let decode = DecodeScheduler(groups: te.dp.count, colocated: false)
+/// decode.enqueue(id)                                          // a finished prefill, waiting for room
+/// if decode.pull(id, into: g, promptTokens: p, totalTokens: t, blockTokens: 128, groups: &te.dp) { /* start its transfer */ }
+/// decode.join(id)                                             // its KV arrived: in at the next step boundary
+/// for id in decode.takeJoiners() { decode.admit(id, group: g, promptTokens: p, joinStep: s, finishStep: f) }
+/// decode.takeFinished(at: s + 1)                              // ids whose last step ended
+/// ```
+final class DecodeScheduler {
+    /// A colocated TE's scheduler: seats are taken at prefill admission, requests join from its
+    /// own prefill (no transfer queue), and kv-aware balancing does not apply (no load index).
+    let colocated: Bool
+    /// Decode TEs: finished prefills waiting for free KV here, in arrival order.
+    private(set) var transferQueue = Deque<Int>()
+    /// Requests whose KV is here, waiting for the next step boundary to join the batch.
+    private(set) var joining: [Int] = []
+    /// Requests whose first step is the current one (their first token ends it).
+    private(set) var firstStep: [Int] = []
+    /// Running request ids by the step index at which they finish.
+    private(set) var finishing: [Int: [Int]] = [:]
+    /// Seats taken per DP group: requests that hold a decode slot (running, joining, being
+    /// transferred in, or — colocated — admitted to prefill).
+    private(set) var slots: [Int]
+    /// The running batch's figures per DP group.
+    private(set) var batches: DecodeBatchFigures
+    /// Kv-aware balancing's order of the groups (decode TEs), built on the first pick; nil = rebuild.
+    private(set) var loadIndex: DecodeLoadIndex?
+    /// The step cost's slowest group, built on the first step (TEs of many groups).
+    private(set) var slowestGroup = SlowestDecodeGroup()
+
+    init(groups count: Int, colocated: Bool) {
+        self.colocated = colocated
+        slots = Array(repeating: 0, count: count)
+        batches = DecodeBatchFigures(groups: count)
+    }
+
+    /// A deep, independent copy (for the engine's `fork()`): every stored property is a value.
+    func copy() -> DecodeScheduler {
+        let copy = DecodeScheduler(groups: 0, colocated: colocated)
+        copy.transferQueue = transferQueue
+        copy.joining = joining
+        copy.firstStep = firstStep
+        copy.finishing = finishing
+        copy.slots = slots
+        copy.batches = batches
+        copy.loadIndex = loadIndex
+        copy.slowestGroup = slowestGroup
+        return copy
+    }
+
+    var groupCount: Int { slots.count }
+    /// Running requests over all groups.
+    var runningRequests: Int { batches.totalRunning }
+    /// Whether anything waits to come in (a transfer not yet pulled, or a joiner).
+    var hasIncoming: Bool { !transferQueue.isEmpty || !joining.isEmpty }
+
+    // MARK: Transfer queue and placement (decode TEs)
+
+    /// A finished prefill waits here for free KV.
+    func enqueue(_ id: Int) { transferQueue.append(id) }
+
+    /// The request at the head of the transfer queue (the next to pull; a head that does not fit
+    /// holds the queue, so long requests are not starved).
+    var nextTransfer: Int? { transferQueue.first }
+
+    /// Pulls the head of the transfer queue, `id`, into group `g` if the group has room for its
+    /// whole expected length: blocks for the prompt now and a reservation for the expected output
+    /// (the request's output length stands in for its `max_tokens`), in one call. On success the
+    /// request holds a seat in `g` and leaves the queue; on failure nothing changed.
+    func pull(_ id: Int, into g: Int, promptTokens: Int, totalTokens: Int, blockTokens: Int,
+              groups: inout [DPGroupState]) -> Bool {
+        assert(transferQueue.first == id, "pulls take the head of the transfer queue")
+        let needed = Saturating.ceilDiv(totalTokens, blockTokens)
+        // Read in place: copying the manager retains each of its buffers.
+        guard needed <= groups[g].kv.freeBlocks - groups[g].kv.reservedBlocks else { return false }
+        guard groups[g].kv.allocate(requestID: id, promptTokens: promptTokens, chainedHashes: [],
+                                    expectedTotalTokens: totalTokens) != nil
+        else { return false }
+        slots[g] += 1
+        noteLoadChanged(g, groups: groups)
+        transferQueue.removeFirst()
+        return true
+    }
+
+    /// Empties the transfer queue (a TE scaled in sends its waiting transfers elsewhere).
+    func takeTransferQueue() -> [Int] {
+        let waiting = Array(transferQueue)
+        transferQueue.removeAll()
+        return waiting
+    }
+
+    /// The group `policy` picks for the next request (a pulled transfer or a migrated request),
+    /// or nil when no group has room. `instance` keys per-TE policy state.
+    func pickGroup(instance: Int, groups: [DPGroupState], batchLimit: Int,
+                   policy: inout any DecodeBalancingPolicy) -> Int? {
+        policy.pickGroup(in: DecodeGroups(instance: instance, batchLimit: batchLimit, groups: groups, slots: slots,
+                                          loadIndex: currentLoadIndex(groups: groups, batchLimit: batchLimit)))
+    }
+
+    /// The load index, current for `groups` and `batchLimit` (nil for a colocated TE, or when the
+    /// groups' KV sizes differ: then policies scan).
+    func currentLoadIndex(groups: [DPGroupState], batchLimit: Int) -> DecodeLoadIndex? {
+        guard !colocated else { return nil }
+        if let index = loadIndex, index.fits(groups, batchLimit: batchLimit) { return index }
+        loadIndex = DecodeLoadIndex(groups: groups, slots: slots, batchLimit: batchLimit)
+        return loadIndex
+    }
+
+    /// Group `g`'s KV, seats or drained flag changed: the load index follows.
+    func noteLoadChanged(_ g: Int, groups: [DPGroupState]) {
+        guard loadIndex != nil, g >= 0, g < groups.count, g < slots.count else { return }
+        loadIndex!.update(g, load: groups[g].kv.usedBlocks + groups[g].kv.reservedBlocks, slots: slots[g],
+                          drained: groups[g].drained)
+    }
+
+    /// Many groups changed (drain, fault, retire): the load index is rebuilt on the next pick.
+    func invalidateLoadIndex() { loadIndex = nil }
+
+    // MARK: Seats (colocated admission)
+
+    /// A colocated request admitted to prefill in group `g` takes its decode seat now: it keeps
+    /// its blocks through decode.
+    func reserveSeat(_ g: Int) { slots[g] += 1 }
+
+    /// A colocated request evicted before it decoded gives its seat back.
+    func releaseSeat(_ g: Int) { slots[g] -= 1 }
+
+    // MARK: Joining and the step
+
+    /// `id`'s KV is in place (transfer done, or colocated prefill done): it joins the running
+    /// batch at the next step boundary.
+    func join(_ id: Int) { joining.append(id) }
+
+    /// The joiners of this step boundary, in order; the list empties.
+    func takeJoiners() -> [Int] {
+        let joiners = joining
+        guard !joiners.isEmpty else { return [] }
+        joining.removeAll(keepingCapacity: true)
+        return joiners
+    }
+
+    /// A joiner enters group `g`'s running batch at `joinStep`: its first token ends the current
+    /// step, and it finishes at `finishStep`.
+    func admit(_ id: Int, group g: Int, promptTokens: Int, joinStep: Int, finishStep: Int) {
+        enterBatch(g, promptTokens: promptTokens, joinStep: joinStep)
+        finishing[finishStep, default: []].append(id)
+        firstStep.append(id)
+    }
+
+    /// What a decode step's cost reads of the batch: the slowest group's running requests and
+    /// mean context, and all running requests. A scheduler of few groups scans them; others keep
+    /// a ``SlowestDecodeGroup`` (built on the first step, kept current as requests join and
+    /// leave). Debug builds check it against the scan.
+    func stepLoad(step: Int, tokensPerStep: Double, perRequest: Double,
+                  perToken: Double) -> (maxRunning: Int, context: Double, total: Int) {
+        // A TE of a few groups (a colocated replica has 1–8) scans them: cheaper than keeping the
+        // buckets, whose upkeep was 19 M of the Azure colocated:1 replay's 406 M instructions.
+        guard batches.count >= SlowestDecodeGroup.fewestGroupsIndexed else {
+            return SlowestDecodeGroup.scan(batches, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+                                           perToken: perToken)
+        }
+        slowestGroup.prepare(batches: batches, tokensPerStep: tokensPerStep)
+        guard let found = slowestGroup.slowest(step: step, perRequest: perRequest, perToken: perToken) else {
+            return SlowestDecodeGroup.scan(batches, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+                                           perToken: perToken)
+        }
+        assert({
+            let scan = SlowestDecodeGroup.scan(batches, step: step, tokensPerStep: tokensPerStep, perRequest: perRequest,
+                                               perToken: perToken)
+            return scan.maxRunning == found.maxRunning && scan.total == found.total
+                && scan.context.bitPattern == found.context.bitPattern
+        }(), "slowest-group index disagrees with a scan of the groups")
+        return found
+    }
+
+    /// The requests whose first step just ended (their first token); the list empties.
+    func takeFirstTokens() -> [Int] {
+        let first = firstStep
+        firstStep.removeAll(keepingCapacity: true)
+        return first
+    }
+
+    /// The requests whose last step is `step`, in admission order (nil: none); they stay in the
+    /// batch until each is released.
+    func takeFinished(at step: Int) -> [Int]? { finishing.removeValue(forKey: step) }
+
+    /// Moves running request `id`'s finish from step `from` to step `to` (a stopped or cancelled
+    /// client). False when it is not due at `from`.
+    @discardableResult
+    func reschedule(_ id: Int, from: Int, to: Int) -> Bool {
+        guard var due = finishing[from] else { return false }
+        due.removeAll { $0 == id }
+        finishing[from] = due.isEmpty ? nil : due
+        finishing[to, default: []].append(id)
+        return true
+    }
+
+    // MARK: Leaving
+
+    /// A finished request leaves group `g`: out of the batch, its seat and decode KV freed.
+    func release(_ id: Int, group g: Int, promptTokens: Int, joinStep: Int, groups: inout [DPGroupState]) {
+        leaveBatch(g, promptTokens: promptTokens, joinStep: joinStep)
+        slots[g] -= 1
+        groups[g].kv.free(requestID: id)
+        noteLoadChanged(g, groups: groups)
+    }
+
+    /// Takes every id of `ids` off the queues (transfer queue, joiners, first step, finishing);
+    /// returns those that were joiners (admitted to no batch yet). Seats, figures and KV are
+    /// freed per request by ``evict(_:group:admitted:promptTokens:joinStep:groups:)``.
+    func remove(_ ids: Set<Int>) -> [Int] {
+        let joiners = joining.filter(ids.contains)
+        if !joiners.isEmpty { joining.removeAll(where: ids.contains) }
+        firstStep.removeAll(where: ids.contains)
+        transferQueue.removeAll(where: ids.contains)
+        for key in finishing.keys where finishing[key]!.contains(where: ids.contains) {
+            finishing[key]!.removeAll(where: ids.contains)
+        }
+        return joiners
+    }
+
+    /// An evicted request that was pulled into group `g` gives back what it holds there: its
+    /// place in the batch when `admitted`, its seat (a pulled transfer, a joiner and a running
+    /// request all hold one, as does every colocated request past admission) and its decode KV.
+    func evict(_ id: Int, group g: Int, admitted: Bool, promptTokens: Int, joinStep: Int,
+               groups: inout [DPGroupState]) {
+        if admitted { leaveBatch(g, promptTokens: promptTokens, joinStep: joinStep) }
+        if groups[g].kv.contains(requestID: id) || colocated { slots[g] -= 1 }
+        groups[g].kv.free(requestID: id)
+        noteLoadChanged(g, groups: groups)
+    }
+
+    /// Moves running request `id` from group `source` to group `target` of the same TE if the
+    /// target has room for its whole expected length: KV allocated and reserved there, freed
+    /// here, its batch figures and seat moved. False (nothing changed) when it does not fit.
+    func migrate(_ id: Int, from source: Int, to target: Int, promptTokens: Int, totalTokens: Int, joinStep: Int,
+                 blockTokens: Int, groups: inout [DPGroupState]) -> Bool {
+        guard Saturating.ceilDiv(totalTokens, blockTokens) <= groups[target].kv.freeBlocks - groups[target].kv.reservedBlocks,
+              groups[target].kv.allocate(requestID: id, promptTokens: promptTokens, prefixHashes: []) != nil
+        else { return false }
+        groups[target].kv.reserve(requestID: id, expectedTotalTokens: totalTokens)
+        groups[source].kv.free(requestID: id)
+        leaveBatch(source, promptTokens: promptTokens, joinStep: joinStep)
+        slots[source] -= 1
+        enterBatch(target, promptTokens: promptTokens, joinStep: joinStep)
+        slots[target] += 1
+        noteLoadChanged(source, groups: groups)
+        noteLoadChanged(target, groups: groups)
+        return true
+    }
+
+    // MARK: Audit
+
+    /// Differences between the indices and the state they index (empty when current).
+    func problems(groups: [DPGroupState]) -> [String] {
+        (loadIndex?.problems(against: groups, slots: slots) ?? []) + slowestGroup.problems(against: batches)
+    }
+
+    // MARK: Internals
+
+    private func enterBatch(_ g: Int, promptTokens: Int, joinStep: Int) {
+        batches.join(g, promptTokens: promptTokens, joinStep: joinStep)
+        noteBatchChanged(g)
+    }
+
+    private func leaveBatch(_ g: Int, promptTokens: Int, joinStep: Int) {
+        batches.leave(g, promptTokens: promptTokens, joinStep: joinStep)
+        noteBatchChanged(g)
+    }
+
+    private func noteBatchChanged(_ g: Int) {
+        guard g >= 0, g < batches.count else { return }
+        slowestGroup.update(g, running: batches.running[g], promptSum: batches.promptSum[g],
+                            joinStepSum: batches.joinStepSum[g])
+    }
+}

@@ -1,0 +1,278 @@
+import PodModel
+import SimKit
+import Testing
+
+@testable import ServingEngine
+
+/// The decode side of a TE through its own API: requests queued, pulled into groups, joined,
+/// admitted, finished, evicted and migrated, with the seats, batch figures, KV and indices checked
+/// against what the requests hold.
+@Suite(.timeLimit(.minutes(5))) struct DecodeSchedulerTests {
+    static let blockTokens = 16
+
+    static func groups(_ count: Int, blocks: Int = 64) -> [DPGroupState] {
+        (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: blockTokens), npus: []) }
+    }
+
+    /// Pulls the head of the queue into the group kv-aware picks; the group, or nil when it did not fit.
+    static func pullHead(_ decode: DecodeScheduler, _ groups: inout [DPGroupState], prompt: Int, total: Int,
+                         batchLimit: Int = 8) -> Int? {
+        var policy: any DecodeBalancingPolicy = KVAwareBalancing()
+        guard let id = decode.nextTransfer,
+              let g = decode.pickGroup(instance: 0, groups: groups, batchLimit: batchLimit, policy: &policy),
+              decode.pull(id, into: g, promptTokens: prompt, totalTokens: total, blockTokens: blockTokens, groups: &groups)
+        else { return nil }
+        return g
+    }
+
+    @Test func aRequestsLifeConservesSeatsSumsAndKV() throws {
+        let decode = DecodeScheduler(groups: 4, colocated: false)
+        var groups = Self.groups(4)
+        var placed: [Int: Int] = [:]
+        for id in 1...6 { decode.enqueue(id) }
+        #expect(decode.hasIncoming && Array(decode.transferQueue) == Array(1...6))
+        for id in 1...6 {
+            placed[id] = try #require(Self.pullHead(decode, &groups, prompt: 100 * id, total: 100 * id + 50))
+        }
+        #expect(decode.transferQueue.isEmpty)
+        #expect(decode.slots.reduce(0, +) == 6 && groups.reduce(0) { $0 + $1.kv.liveRequests } == 6)
+        #expect(Set(placed.values).count == 4, "kv-aware spreads them over every group")
+        // Transfers land; at the step boundary (step 10) all join.
+        for id in [3, 1, 2, 6, 5, 4] { decode.join(id) }
+        let joiners = decode.takeJoiners()
+        #expect(joiners == [3, 1, 2, 6, 5, 4] && decode.joining.isEmpty && decode.takeJoiners().isEmpty)
+        for id in joiners {
+            decode.admit(id, group: placed[id]!, promptTokens: 100 * id, joinStep: 10, finishStep: 10 + id)
+        }
+        #expect(decode.runningRequests == 6 && decode.batches.promptSum.reduce(0, +) == 2_100)
+        #expect(decode.batches.joinStepSum.reduce(0, +) == 60)
+        let load = decode.stepLoad(step: 11, tokensPerStep: 1.5, perRequest: 1e-4, perToken: 1e-7)
+        #expect(load == SlowestDecodeGroup.scan(decode.batches, step: 11, tokensPerStep: 1.5, perRequest: 1e-4, perToken: 1e-7))
+        #expect(load.total == 6)
+        #expect(decode.takeFirstTokens() == joiners && decode.firstStep.isEmpty)
+        // Each finishes at its step and gives back its seat and KV.
+        for step in 11...16 {
+            let done = try #require(decode.takeFinished(at: step))
+            #expect(done == [step - 10])
+            for id in done {
+                decode.release(id, group: placed[id]!, promptTokens: 100 * id, joinStep: 10, groups: &groups)
+            }
+            #expect(decode.runningRequests == 16 - step)
+            #expect(decode.problems(groups: groups) == [])
+        }
+        #expect(decode.takeFinished(at: 17) == nil && decode.finishing.isEmpty)
+        #expect(decode.slots == [0, 0, 0, 0] && decode.batches == DecodeBatchFigures(groups: 4))
+        #expect(groups.allSatisfy { $0.kv.liveRequests == 0 && $0.kv.reservedBlocks == 0 })
+    }
+
+    @Test func aHeadThatDoesNotFitHoldsTheQueue() throws {
+        let decode = DecodeScheduler(groups: 2, colocated: false)
+        var groups = Self.groups(2, blocks: 8)   // 128 tokens a group
+        decode.enqueue(1)
+        decode.enqueue(2)
+        #expect(Self.pullHead(decode, &groups, prompt: 100, total: 200) == nil, "needs 13 blocks of 8")
+        #expect(Array(decode.transferQueue) == [1, 2] && decode.slots == [0, 0])
+        #expect(groups.allSatisfy { $0.kv.liveRequests == 0 })
+        // The batch limit holds it too: both groups full of seats.
+        let full = DecodeScheduler(groups: 2, colocated: false)
+        var roomy = Self.groups(2)
+        for id in 1...3 { full.enqueue(id) }
+        #expect(Self.pullHead(full, &roomy, prompt: 16, total: 32, batchLimit: 1) == 0)
+        #expect(Self.pullHead(full, &roomy, prompt: 16, total: 32, batchLimit: 1) == 1)
+        #expect(Self.pullHead(full, &roomy, prompt: 16, total: 32, batchLimit: 1) == nil)
+        #expect(full.nextTransfer == 3 && full.slots == [1, 1])
+        #expect(full.takeTransferQueue() == [3] && full.nextTransfer == nil)
+    }
+
+    @Test func migrateMovesSeatFiguresAndKV() throws {
+        let decode = DecodeScheduler(groups: 3, colocated: false)
+        var groups = Self.groups(3, blocks: 16)
+        decode.enqueue(7)
+        let g = try #require(Self.pullHead(decode, &groups, prompt: 64, total: 96))
+        decode.join(7)
+        for id in decode.takeJoiners() { decode.admit(id, group: g, promptTokens: 64, joinStep: 4, finishStep: 20) }
+        let target = (g + 1) % 3
+        #expect(decode.migrate(7, from: g, to: target, promptTokens: 64, totalTokens: 96, joinStep: 4,
+                               blockTokens: Self.blockTokens, groups: &groups))
+        #expect(decode.slots[g] == 0 && decode.slots[target] == 1)
+        #expect(decode.batches.running[g] == 0 && decode.batches.running[target] == 1)
+        #expect(decode.batches.promptSum[target] == 64 && decode.batches.joinStepSum[target] == 4)
+        #expect(!groups[g].kv.contains(requestID: 7) && groups[target].kv.contains(requestID: 7))
+        #expect(groups[target].kv.usedBlocks + groups[target].kv.reservedBlocks == 6, "4 prompt blocks + 2 reserved")
+        #expect(decode.finishing[20] == [7], "its finish step does not change")
+        // No room on the other group: nothing moves.
+        let other = (target + 1) % 3
+        _ = groups[other].kv.allocate(requestID: 99, promptTokens: 15 * Self.blockTokens, prefixHashes: [])
+        decode.noteLoadChanged(other, groups: groups)
+        #expect(!decode.migrate(7, from: target, to: other, promptTokens: 64, totalTokens: 96, joinStep: 4,
+                                blockTokens: Self.blockTokens, groups: &groups))
+        #expect(decode.slots[target] == 1 && decode.batches.running[target] == 1 && groups[target].kv.contains(requestID: 7))
+        #expect(decode.problems(groups: groups) == [])
+    }
+
+    @Test func removeAndEvictTakeRequestsOffEveryQueue() throws {
+        let decode = DecodeScheduler(groups: 2, colocated: false)
+        var groups = Self.groups(2)
+        for id in 1...5 { decode.enqueue(id) }
+        var placed: [Int: Int] = [:]
+        for id in 1...4 { placed[id] = try #require(Self.pullHead(decode, &groups, prompt: 32, total: 48)) }
+        // 1, 2 run (2 in its first step); 3 waits to join; 4 is pulled (its transfer runs); 5 is queued.
+        decode.join(1)
+        for id in decode.takeJoiners() { decode.admit(id, group: placed[id]!, promptTokens: 32, joinStep: 0, finishStep: 9) }
+        _ = decode.takeFirstTokens()
+        decode.join(2)
+        for id in decode.takeJoiners() { decode.admit(id, group: placed[id]!, promptTokens: 32, joinStep: 1, finishStep: 9) }
+        decode.join(3)
+        let joiners = decode.remove([2, 3, 4, 5])
+        #expect(joiners == [3])
+        #expect(decode.transferQueue.isEmpty && decode.joining.isEmpty && decode.firstStep.isEmpty)
+        #expect(decode.finishing[9] == [1])
+        decode.evict(2, group: placed[2]!, admitted: true, promptTokens: 32, joinStep: 1, groups: &groups)
+        decode.evict(3, group: placed[3]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups)
+        decode.evict(4, group: placed[4]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups)
+        #expect(decode.slots.reduce(0, +) == 1 && decode.runningRequests == 1)
+        #expect(decode.batches.promptSum.reduce(0, +) == 32 && decode.batches.joinStepSum.reduce(0, +) == 0)
+        #expect(groups.reduce(0) { $0 + $1.kv.liveRequests } == 1 && groups[placed[1]!].kv.contains(requestID: 1))
+        // A request evicted twice (its KV already gone) gives back no second seat.
+        decode.evict(4, group: placed[4]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups)
+        #expect(decode.slots.reduce(0, +) == 1)
+        #expect(decode.problems(groups: groups) == [])
+    }
+
+    @Test func aColocatedSchedulerSeatsAtAdmissionAndKeepsNoLoadIndex() {
+        let decode = DecodeScheduler(groups: 2, colocated: true)
+        var groups = Self.groups(2)
+        decode.reserveSeat(1)
+        #expect(decode.slots == [0, 1])
+        #expect(decode.currentLoadIndex(groups: groups, batchLimit: 4) == nil)
+        // Evicted while its KV is the prefill side's: the seat still goes back.
+        decode.evict(5, group: 1, admitted: false, promptTokens: 10, joinStep: 0, groups: &groups)
+        #expect(decode.slots == [0, 0])
+        decode.reserveSeat(0)
+        decode.releaseSeat(0)
+        #expect(decode.slots == [0, 0])
+    }
+
+    @Test func rescheduleMovesAFinish() {
+        let decode = DecodeScheduler(groups: 1, colocated: true)
+        for id in [1, 2] {
+            decode.reserveSeat(0)
+            decode.join(id)
+        }
+        for id in decode.takeJoiners() { decode.admit(id, group: 0, promptTokens: 8, joinStep: 0, finishStep: 30) }
+        #expect(decode.reschedule(2, from: 30, to: 5))
+        #expect(decode.finishing == [30: [1], 5: [2]])
+        #expect(decode.reschedule(1, from: 30, to: 5) && decode.finishing == [5: [2, 1]], "an emptied step is dropped")
+        #expect(!decode.reschedule(1, from: 30, to: 6))
+    }
+
+    @Test func aCopyIsIndependent() throws {
+        let decode = DecodeScheduler(groups: 16, colocated: false)
+        var groups = Self.groups(16)
+        for id in 1...20 { decode.enqueue(id) }
+        for _ in 1...10 { _ = try #require(Self.pullHead(decode, &groups, prompt: 40, total: 80)) }
+        for id in 1...10 { decode.join(id) }
+        for id in decode.takeJoiners() {
+            decode.admit(id, group: Self.groupOf(id, groups), promptTokens: 40, joinStep: 2, finishStep: 2 + id)
+        }
+        _ = decode.stepLoad(step: 3, tokensPerStep: 1.8, perRequest: 1e-4, perToken: 1e-7)   // builds the step index
+        let copy = decode.copy()
+        let before = Self.state(copy)
+        #expect(before == Self.state(decode))
+        // The original moves on; the copy does not notice.
+        _ = Self.pullHead(decode, &groups, prompt: 40, total: 80)
+        decode.join(11)
+        _ = decode.takeJoiners()
+        _ = decode.takeFirstTokens()
+        for id in decode.takeFinished(at: 3) ?? [] {
+            decode.release(id, group: Self.groupOf(id, groups), promptTokens: 40, joinStep: 2, groups: &groups)
+        }
+        decode.invalidateLoadIndex()
+        #expect(Self.state(copy) == before)
+        #expect(Self.state(decode) != before)
+        #expect(copy.slowestGroup.isBuilt && copy.loadIndex != nil)
+    }
+
+    /// The group whose KV holds `id`.
+    static func groupOf(_ id: Int, _ groups: [DPGroupState]) -> Int {
+        groups.firstIndex { $0.kv.contains(requestID: id) } ?? 0
+    }
+
+    static func state(_ d: DecodeScheduler) -> String {
+        "\(Array(d.transferQueue)) \(d.joining) \(d.firstStep) \(d.finishing.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }) "
+            + "\(d.slots) \(d.batches) \(d.slowestGroup.totalRunning) \(d.loadIndex?.best ?? -1)"
+    }
+
+    /// Random pulls, joins, finishes, evictions and migrations: after each, kv-aware's pick through
+    /// the scheduler's index equals the scan's, round-robin picks only eligible groups, the step
+    /// load equals the scan of the figures, and the audit finds nothing.
+    @Test(arguments: [3, 16, 40])
+    func indicesAgreeWithAScan(groupCount: Int) throws {
+        let decode = DecodeScheduler(groups: groupCount, colocated: false)
+        var groups = Self.groups(groupCount, blocks: 48)
+        var random = RandomStream(seed: UInt64(groupCount))
+        var roundRobin: any DecodeBalancingPolicy = RoundRobinBalancing()
+        var running: [Int: (group: Int, prompt: Int, joinStep: Int)] = [:]
+        var pulled: [Int: (group: Int, prompt: Int)] = [:]
+        var nextID = 0, step = 0
+        let batchLimit = 4
+        for _ in 0..<1_500 {
+            switch Int(random.uniform() * 5) {
+            case 0, 1:
+                nextID += 1
+                decode.enqueue(nextID)
+                let prompt = 16 + Int(random.uniform() * 200)
+                if let g = Self.pullHead(decode, &groups, prompt: prompt, total: prompt + 64, batchLimit: batchLimit) {
+                    pulled[nextID] = (g, prompt)
+                } else {
+                    _ = decode.remove([nextID])
+                }
+            case 2:
+                guard let id = pulled.keys.min() else { continue }
+                let p = pulled.removeValue(forKey: id)!
+                decode.join(id)
+                for joiner in decode.takeJoiners() {
+                    decode.admit(joiner, group: p.group, promptTokens: p.prompt, joinStep: step, finishStep: step + 1)
+                }
+                running[id] = (p.group, p.prompt, step)
+            case 3:
+                guard let id = running.keys.sorted().first else { continue }
+                let r = running.removeValue(forKey: id)!
+                if random.uniform() < 0.5 {
+                    _ = decode.remove([id])
+                    decode.evict(id, group: r.group, admitted: true, promptTokens: r.prompt, joinStep: r.joinStep, groups: &groups)
+                } else {
+                    var policy: any DecodeBalancingPolicy = KVAwareBalancing()
+                    if let target = decode.pickGroup(instance: 0, groups: groups, batchLimit: batchLimit, policy: &policy),
+                       target != r.group,
+                       decode.migrate(id, from: r.group, to: target, promptTokens: r.prompt, totalTokens: r.prompt + 64,
+                                      joinStep: r.joinStep, blockTokens: Self.blockTokens, groups: &groups) {
+                        running[id] = (target, r.prompt, r.joinStep)
+                    } else {
+                        running[id] = r
+                    }
+                }
+            default:
+                let g = Int(random.uniform() * Double(groupCount)) % groupCount
+                groups[g].drained.toggle()
+                decode.noteLoadChanged(g, groups: groups)
+                step += 1
+            }
+            var kvAware: any DecodeBalancingPolicy = KVAwareBalancing()
+            let pick = decode.pickGroup(instance: 0, groups: groups, batchLimit: batchLimit, policy: &kvAware)
+            #expect(pick == KVAwareBalancing.scan(DecodeGroups(instance: 0, batchLimit: batchLimit, groups: groups,
+                                                               slots: decode.slots)))
+            if let g = decode.pickGroup(instance: 0, groups: groups, batchLimit: batchLimit, policy: &roundRobin) {
+                #expect(!groups[g].drained && decode.slots[g] < batchLimit)
+            }
+            let load = decode.stepLoad(step: step, tokensPerStep: 1.7, perRequest: 2e-5, perToken: 3e-8)
+            let scan = SlowestDecodeGroup.scan(decode.batches, step: step, tokensPerStep: 1.7, perRequest: 2e-5, perToken: 3e-8)
+            #expect(load.maxRunning == scan.maxRunning && load.total == scan.total
+                        && load.context.bitPattern == scan.context.bitPattern)
+            #expect(decode.problems(groups: groups) == [])
+            #expect(decode.runningRequests == running.count)
+            #expect(decode.slots.reduce(0, +) == running.count + pulled.count)
+        }
+        #expect(running.count + pulled.count > 0 && step > 10, "the walk did something")
+    }
+}
