@@ -43,6 +43,12 @@ final class DecodeScheduler {
     private(set) var loadIndex: DecodeLoadIndex?
     /// The step cost's slowest group, built on the first step (TEs of many groups).
     private(set) var slowestGroup = SlowestDecodeGroup()
+    /// The buffers handed out by the last ``takeJoiners()`` and ``takeFirstTokens()``, swapped back
+    /// in on the next call: the lists change hands every step without a new allocation (a copy
+    /// emptied in place would allocate a fresh buffer, the old one being still shared). Scratch
+    /// space, empty in a copy.
+    private var spareJoiners: [Int] = []
+    private var spareFirstStep: [Int] = []
 
     init(groups count: Int, colocated: Bool) {
         self.colocated = colocated
@@ -149,10 +155,10 @@ final class DecodeScheduler {
 
     /// The joiners of this step boundary, in order; the list empties.
     func takeJoiners() -> [Int] {
-        let joiners = joining
-        guard !joiners.isEmpty else { return [] }
-        joining.removeAll(keepingCapacity: true)
-        return joiners
+        guard !joining.isEmpty else { return [] }
+        spareJoiners.removeAll(keepingCapacity: true)
+        swap(&joining, &spareJoiners)
+        return spareJoiners
     }
 
     /// A joiner enters group `g`'s running batch at `joinStep`: its first token ends the current
@@ -191,9 +197,10 @@ final class DecodeScheduler {
 
     /// The requests whose first step just ended (their first token); the list empties.
     func takeFirstTokens() -> [Int] {
-        let first = firstStep
-        firstStep.removeAll(keepingCapacity: true)
-        return first
+        guard !firstStep.isEmpty else { return [] }
+        spareFirstStep.removeAll(keepingCapacity: true)
+        swap(&firstStep, &spareFirstStep)
+        return spareFirstStep
     }
 
     /// The requests whose last step is `step`, in admission order (nil: none); they stay in the
