@@ -37,7 +37,7 @@ final class OutputFile {
         let handle = try openForWriting(path, flag: flag)
         defer { try? handle.close() }
         do { try handle.write(contentsOf: data) } catch {
-            throw ConfigError("\(flag) \(path): cannot write (\(error.localizedDescription))")
+            throw ConfigError("\(flag) \(path): writing failed (\(error.localizedDescription))")
         }
     }
 
