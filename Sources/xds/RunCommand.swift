@@ -58,11 +58,12 @@ struct Run: ParsableCommand {
         let encoder = JSONOutput.encoder(pretty: true)
         let data = try encoder.encode(report)
         if let out {
-            guard FileManager.default.createFile(atPath: out, contents: data + Data("\n".utf8)) else {
-                throw ConfigError("--out \(out.isEmpty ? "''" : out): cannot write the report")
-            }
+            try OutputFile.write(data + Data("\n".utf8), to: out, flag: "--out")
         }
         if json { print(String(decoding: data, as: UTF8.self)) } else { print(ReportSummary.text(report)) }
+        rows?.close()
+        timeline?.close()
+        if let failure = rows?.failure ?? timeline?.failure { throw ConfigError(failure) }
     }
 }
 

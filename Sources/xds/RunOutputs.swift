@@ -9,16 +9,36 @@ final class OutputFile {
     let flag: String
     private let handle: FileHandle
     private var buffer = Data()
+    /// The first write error (a full disk, a closed pipe); later rows are dropped, and the run
+    /// reports it once at the end instead of trapping mid-run.
+    private(set) var failure: String?
 
     init(path: String, flag: String) throws {
         try Run.checkWritable(path, flag: flag)
-        guard FileManager.default.createFile(atPath: path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: path) else {
-            throw ConfigError("\(flag) \(path): cannot write there")
-        }
+        self.handle = try Self.openForWriting(path, flag: flag)
         self.path = path
         self.flag = flag
-        self.handle = handle
+    }
+
+    /// Opens `path` for writing, truncated, the way a shell's `>` does. Not
+    /// `FileManager.createFile`: that writes a temporary file and renames it over the path, which
+    /// replaced `/dev/null` or `/dev/stdout` with a regular file (as root) and cannot write to a
+    /// FIFO.
+    static func openForWriting(_ path: String, flag: String) throws -> FileHandle {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw ConfigError("\(flag) \(path.isEmpty ? "''" : path): cannot write there (\(String(cString: strerror(errno))))")
+        }
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
+
+    /// Writes `data` to `path` in one go (see ``openForWriting(_:flag:)``).
+    static func write(_ data: Data, to path: String, flag: String) throws {
+        let handle = try openForWriting(path, flag: flag)
+        defer { try? handle.close() }
+        do { try handle.write(contentsOf: data) } catch {
+            throw ConfigError("\(flag) \(path): writing failed (\(error.localizedDescription))")
+        }
     }
 
     func write(_ data: Data) {
@@ -28,11 +48,21 @@ final class OutputFile {
 
     func flush() {
         guard !buffer.isEmpty else { return }
-        handle.write(buffer)
+        if failure == nil {
+            do { try handle.write(contentsOf: buffer) } catch {
+                failure = "\(flag) \(path): writing failed (\(error.localizedDescription)); the file is incomplete"
+            }
+        }
         buffer.removeAll(keepingCapacity: true)
     }
 
+    private(set) var closed = false
+
+    /// Idempotent: the run closes its files before it reports a write failure, and a `defer`
+    /// closes them again on every other way out.
     func close() {
+        guard !closed else { return }
+        closed = true
         flush()
         try? handle.close()
     }
@@ -112,6 +142,7 @@ final class RequestRowWriter {
     }
 
     func close() { file.close() }
+    var failure: String? { file.failure }
 }
 
 /// `--timeline-out FILE.json`: Chrome trace event format (`{"traceEvents": [...]}`), which
@@ -211,6 +242,7 @@ final class TimelineWriter {
     }
 
     func close() {
+        guard !file.closed else { return }
         if dropped > 0 {
             emit(Event(name: "timeline truncated", ph: "i", ts: lastTime * 1e6, pid: Self.pid, tid: Self.operationsTrack,
                        s: "g", args: ["message": "\(dropped) later steps not written (at most \(Self.maxSlices) slices)"]))
@@ -218,4 +250,6 @@ final class TimelineWriter {
         file.write(Data("\n]}\n".utf8))
         file.close()
     }
+
+    var failure: String? { file.failure }
 }
