@@ -154,9 +154,9 @@ struct EngineTelemetry {
 
 /// Latencies of one telemetry interval, enough for a sparkline's p99: an HdrHistogram at one
 /// significant digit (16 slots per doubling, 3-6% wide; 528 slots up to 10 hours), microseconds
-/// like ``LatencyHistogram``. Reset every interval by taking a copy of an empty one (the
-/// buffer is copied, 4 KB, only when the next sample arrives) rather than by the library's
-/// element-by-element `reset()`, which is generic code that showed up in profiles.
+/// like ``LatencyHistogram``. Reset every interval in place, clearing only the slots the
+/// interval's samples went to (not the library's generic walk over every slot, nor a copy of
+/// an empty histogram that the next sample then copied again, 4 KB, every interval).
 struct IntervalLatency {
     /// One significant digit (slots 3–6% wide) is plenty for a sparkline; the percentile comes
     /// from ``LatencyHistogram``'s sub-bin walk, not the library's generic walk over every slot
@@ -188,11 +188,18 @@ struct IntervalLatency {
 /// - counts per snapshot bin (upper bounds 1, 2, 4, … ms, at the histogram's resolution, as
 ///   `count(within: 0...upper)` draws them), each split in ``subBins`` by slot,
 /// and a percentile walks only the slots of the one sub-bin that holds it, with the library's
-/// own rank and clamping. Values are equal to the library's (LatencyHistogramTests).
+/// own rank and clamping. The slot counts themselves are kept here in the library's layout
+/// (``HdrLayout``). Values are equal to the library's (LatencyHistogramTests; debug builds
+/// feed a library histogram the same samples to compare with).
 struct LatencyHistogram {
-    private var histogram: Histogram<UInt64>
-    /// The same histogram empty: what ``reset()`` assigns.
-    private let emptyHistogram: Histogram<UInt64>
+    /// HdrHistogram's layout at this histogram's precision; the counts are kept here, not in
+    /// the library's `Histogram` (one bucket computation per sample, HdrLayout.swift).
+    private let layout: HdrLayout
+    /// Samples per HdrHistogram slot.
+    private var slotCounts: [UInt64]
+    private var total: UInt64 = 0
+    private var maxValue: UInt64 = 0
+    private var minNonZeroValue: UInt64 = .max
     /// Sample counts per (bin, sub-bin), bin-major; a slot belongs wholly to one sub-bin.
     private var subCounts: [UInt64]
     /// Sample counts per bin (the sum of its sub-bins), kept only by histograms that answer a
@@ -206,16 +213,27 @@ struct LatencyHistogram {
     /// Per bin: the lowest value it holds and how many values it spans (slot-aligned).
     private let binStarts: [UInt64]
     private let binWidths: [UInt64]
+    #if DEBUG
+    /// The library's histogram fed the same samples: what tests compare with.
+    private var reference: Histogram<UInt64>
+    private let emptyReference: Histogram<UInt64>
+    #endif
 
     static let binCount = 40
     static let subBins = 16
+    /// The highest value tracked, in µs (10 hours).
+    static let highestTrackable: UInt64 = 36_000_000_000
 
     init(digits: SignificantDigits = .three, binTotals: Bool = false) {
-        let h = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: digits)
-        histogram = h
-        emptyHistogram = h
+        let layout = HdrLayout(highestTrackableValue: Self.highestTrackable, digits: digits)
+        self.layout = layout
+        slotCounts = Array(repeating: 0, count: layout.slotCount)
+        #if DEBUG
+        reference = Histogram<UInt64>(highestTrackableValue: Self.highestTrackable, numberOfSignificantValueDigits: digits)
+        emptyReference = reference
+        #endif
         // Bin k holds the slots at or below the slot of 1000·2^k µs (`count(within:)`'s reach).
-        let tops = (0..<Self.binCount).map { h.highestEquivalentForValue(1_000 << UInt64($0)) }
+        let tops = (0..<Self.binCount).map { layout.highestEquivalent(1_000 << UInt64($0)) }
         binStarts = [0] + tops.dropLast().map { $0 + 1 }
         binWidths = zip(tops, binStarts).map { $0 - $1 + 1 }
         subCounts = Array(repeating: 0, count: Self.binCount * Self.subBins)
@@ -234,21 +252,32 @@ struct LatencyHistogram {
 
     mutating func record(seconds: Double) {
         let value = Self.micros(seconds)
-        _ = histogram.record(value)
-        let low = histogram.lowestEquivalentForValue(value)
-        midpointSum &+= low + (histogram.sizeOfEquivalentRangeForValue(value) >> 1)
-        let sub = subBin(ofSlotAt: low)
+        #if DEBUG
+        reference.record(value)
+        #endif
+        let slot = layout.slot(of: value)
+        slotCounts[slot.index] &+= 1
+        total &+= 1
+        if value > maxValue { maxValue = value }
+        if value < minNonZeroValue, value != 0 { minNonZeroValue = value }
+        midpointSum &+= slot.lowest + (slot.size >> 1)
+        let sub = subBin(ofSlotAt: slot.lowest)
         subCounts[sub] += 1
         if keepsBinTotals { binCounts[sub / Self.subBins] += 1 }
-        if recordedSinceReset < Self.trackedSubBins { touchedSubBins.append(Int32(truncatingIfNeeded: sub)) }
+        if recordedSinceReset < Self.trackedSubBins {
+            touchedSubBins.append(Int32(truncatingIfNeeded: sub))
+            touchedSlots.append(Int32(truncatingIfNeeded: slot.index))
+        }
         recordedSinceReset += 1
         version &+= 1
     }
 
-    /// The sub-bins the first ``trackedSubBins`` samples since the last reset went to: an
-    /// interval histogram holds a few samples per telemetry tick, and its reset then clears
-    /// those instead of all 640 sub-bins (three resets a tick were 8% of an Azure replay).
+    /// The sub-bins and slots the first ``trackedSubBins`` samples since the last reset went
+    /// to: an interval histogram holds a few samples per telemetry tick, and its reset then
+    /// clears those instead of every sub-bin and slot (three resets a tick were 8% of an Azure
+    /// replay).
     private var touchedSubBins: [Int32] = []
+    private var touchedSlots: [Int32] = []
     private var recordedSinceReset = 0
     static let trackedSubBins = 64
 
@@ -264,13 +293,18 @@ struct LatencyHistogram {
     }
 
     mutating func reset() {
-        if histogram.totalCount > 0 {
-            // An empty copy, not the library's `reset()`, which walks every slot in generic
-            // code (an interval histogram is reset three times a telemetry tick).
-            histogram = emptyHistogram
+        if total > 0 {
+            #if DEBUG
+            reference = emptyReference
+            #endif
+            // In place: only the touched sub-bins and slots while they are known, else all.
+            let known = recordedSinceReset <= Self.trackedSubBins
+            slotCounts.withUnsafeMutableBufferPointer { slots in
+                if known { for s in touchedSlots { slots[Int(s)] = 0 } } else { slots.update(repeating: 0) }
+            }
             subCounts.withUnsafeMutableBufferPointer { counts in
                 binCounts.withUnsafeMutableBufferPointer { bins in
-                    if recordedSinceReset <= Self.trackedSubBins {
+                    if known {
                         for sub in touchedSubBins { counts[Int(sub)] = 0 }
                         if !bins.isEmpty { for sub in touchedSubBins { bins[Int(sub) / Self.subBins] = 0 } }
                     } else {
@@ -279,9 +313,13 @@ struct LatencyHistogram {
                     }
                 }
             }
+            total = 0
+            maxValue = 0
+            minNonZeroValue = .max
             midpointSum = 0
         }
         touchedSubBins.removeAll(keepingCapacity: true)
+        touchedSlots.removeAll(keepingCapacity: true)
         recordedSinceReset = 0
         version &+= 1
     }
@@ -301,7 +339,7 @@ struct LatencyHistogram {
         }
         return cached
     }
-    var count: UInt64 { histogram.totalCount }
+    var count: UInt64 { total }
     var meanMs: Double { summary_().meanMs }
     var p50Ms: Double { summary_().p50Ms }
     var p90Ms: Double { summary_().p90Ms }
@@ -309,12 +347,14 @@ struct LatencyHistogram {
     /// The summary without touching the cache (a report reads it once).
     private func summary_() -> Summary { cachedVersion == version ? cached : computeSummary() }
 
+    /// HdrHistogram's `min`: 0 when empty or when 0 was recorded, else the lowest sample.
+    private var lowestRecorded: UInt64 { slotCounts[0] > 0 || total == 0 ? 0 : minNonZeroValue }
+
     private func computeSummary() -> Summary {
-        let total = histogram.totalCount
         guard total > 0 else { return Summary() }
         // HdrHistogram's mean adds midpoint × count per slot in Doubles; below 2^53 every partial
-        // sum is an exact integer, so it equals the integer sum. Beyond, ask the library.
-        let mean = midpointSum < (1 << 53) ? Double(midpointSum) / Double(total) : histogram.mean
+        // sum is an exact integer, so it equals the integer sum. Beyond, its walk.
+        let mean = midpointSum < (1 << 53) ? Double(midpointSum) / Double(total) : slotWalkMean()
         var bounds: [Double] = [], counts: [Int] = []
         var below: UInt64 = 0
         for k in 0..<Self.binCount where below < total {
@@ -327,12 +367,23 @@ struct LatencyHistogram {
                        p99Ms: percentileMs(99), bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
     }
 
+    /// HdrHistogram's `mean`: each recorded slot's midpoint times its count, added in Doubles in
+    /// slot order, over the total.
+    func slotWalkMean() -> Double {
+        guard total > 0 else { return 0 }
+        var sum = 0.0
+        for i in slotCounts.indices where slotCounts[i] > 0 {
+            let slot = layout.slot(of: layout.lowestValue(ofSlot: i))
+            sum += Double(slot.lowest + (slot.size >> 1)) * Double(slotCounts[i])
+        }
+        return sum / Double(total)
+    }
+
     /// HdrHistogram's `valueAtPercentile(p)` (0 < p < 100) in ms: its rank (1 ulp below p, times
     /// the count, rounded up), the highest value of the slot where the running count reaches
     /// it, clamped to the recorded range; the walk starts at the sub-bin holding that rank.
     /// Needs at least one sample.
     func percentileMs(_ p: Double) -> Double {
-        let total = histogram.totalCount
         let requested = Swift.min(Swift.max(p.nextDown, 0.0), 100.0)
         let rank = Swift.max(1, UInt64(((requested * Double(total)) / 100.0).rounded(.up)))
         var cumulative: UInt64 = 0
@@ -356,40 +407,47 @@ struct LatencyHistogram {
             }
             (k, j) = (sub / Self.subBins, sub % Self.subBins)
         }
-        // The first slot whose lowest value falls in sub-bin j of bin k.
+        // The first slot whose lowest value falls in sub-bin j of bin k; then slot by slot (slots
+        // are consecutive in value as in index).
         let from = binStarts[k] + (UInt64(j) * binWidths[k] + UInt64(Self.subBins) - 1) / UInt64(Self.subBins)
-        var value = histogram.lowestEquivalentForValue(from)
-        if value < from { value = histogram.highestEquivalentForValue(from) + 1 }
-        let highest = histogram.maxRecorded
+        var slot = layout.slot(of: from)
+        if slot.lowest < from { slot = layout.slot(of: slot.lowest + slot.size) }
+        let highest = maxValue
+        var value = slot.lowest
         while value <= highest {
-            cumulative += histogram.countForValue(value)
+            cumulative += slotCounts[slot.index]
             if cumulative >= rank {
-                return Double(Swift.max(Swift.min(histogram.highestEquivalentForValue(value), highest), histogram.min)) / 1_000
+                return Double(Swift.max(Swift.min(slot.lowest + slot.size - 1, highest), lowestRecorded)) / 1_000
             }
-            value = histogram.highestEquivalentForValue(value) + 1
+            value = slot.lowest + slot.size
+            slot = layout.slot(of: value)
         }
-        return Double(histogram.valueAtPercentile(p)) / 1_000  // unreachable: the counts add up to the total
+        return Double(highest) / 1_000  // unreachable: the counts add up to the total
     }
 
     #if DEBUG
     /// HdrHistogram's own accessors (what ``computeSummary()`` must equal), for tests.
     func referenceSummary() -> Summary {
-        guard count > 0 else { return Summary() }
-        func ms(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1_000 }
+        guard reference.totalCount > 0 else { return Summary() }
+        func ms(_ p: Double) -> Double { Double(reference.valueAtPercentile(p)) / 1_000 }
         var bounds: [Double] = []
         var counts: [Int] = []
         var upper: UInt64 = 1_000
         var below: UInt64 = 0
-        while below < count && bounds.count < 40 {
-            let inBin = histogram.count(within: 0...upper)
+        while below < reference.totalCount && bounds.count < 40 {
+            let inBin = reference.count(within: 0...upper)
             bounds.append(Double(upper) / 1_000)
             counts.append(Int(inBin - below))
             below = inBin
             upper *= 2
         }
-        return Summary(meanMs: histogram.mean / 1_000, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99),
+        return Summary(meanMs: reference.mean / 1_000, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99),
                        bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
     }
+
+    /// The library's mean and sample count, for tests of the slot walk.
+    var referenceMean: Double { reference.mean }
+    var referenceCount: UInt64 { reference.totalCount }
     #endif
 }
 

@@ -51,6 +51,18 @@ public struct ExpertTraffic: Sendable {
         recompute()
     }
 
+    /// The traffic classes in name order: the order of ``setMix(arrivals:)``'s weights.
+    public var classes: [String] { profiles.keys.sorted() }
+
+    /// ``setMix(_:)`` with weights given per class in ``classes`` order (zero weights are left
+    /// out, as if the class had no entry).
+    public mutating func setMix(arrivals: [Double]) {
+        let names = classes
+        var weights: [String: Double] = [:]
+        for (i, weight) in zip(names.indices, arrivals) where weight > 0 { weights[names[i]] = weight }
+        setMix(weights)
+    }
+
     /// Advances the drift random walk by `seconds` of simulated time.
     public mutating func advanceDrift(seconds: Double) {
         guard seconds > 0, driftPerRootSecond > 0 else { return }
