@@ -172,30 +172,50 @@ public struct EPLBController: Sendable {
     static func servingDuringSwap(from old: ExpertPlacement, to target: ExpertPlacement) -> (ExpertPlacement, [Int]) {
         var disabled = [Bool](repeating: false, count: max(old.dies, 0))
         var builder = ExpertPlacement.Builder(layers: old.layerCount, experts: old.experts, hosts: old.hostDies.count)
+        let count = old.layerCount * old.experts
         old.withBuffers { oldStarts, oldHosts in
             target.withBuffers { nextStarts, nextHosts in
-                for i in 0..<(old.layerCount * old.experts) {
-                    let was = Int(oldStarts[i])..<Int(oldStarts[i + 1])
-                    let nextFrom = Int(nextStarts[i]), nextTo = Int(nextStarts[i + 1])
-                    // The common case, one host before and after: kept or moved (then it keeps it).
-                    if was.count == 1 && nextTo - nextFrom == 1 {
-                        builder.add(Int(oldHosts[was.lowerBound]))
-                        builder.closeExpert()
-                        continue
-                    }
-                    let next = UnsafeBufferPointer(rebasing: nextHosts[nextFrom..<nextTo])
-                    // Most experts keep every host: copied as they are.
-                    var keeps = 0
-                    for s in was where next.contains(oldHosts[s]) { keeps += 1 }
-                    if keeps == was.count || keeps == 0 {
-                        for s in was { builder.add(Int(oldHosts[s])) }
-                    } else {
-                        for s in was {
-                            let host = oldHosts[s]
-                            if next.contains(host) { builder.add(Int(host)) } else { disabled[Int(host)] = true }
+                // Written straight into the placement's buffers (no append per host: issue 12).
+                builder.appendExperts(count, hosts: oldHosts.count) { room in
+                    var k = 0
+                    var expert = 0  // i's expert in its layer
+                    for i in 0..<count {
+                        let was = Int(oldStarts[i])..<Int(oldStarts[i + 1])
+                        let nextFrom = Int(nextStarts[i]), nextTo = Int(nextStarts[i + 1])
+                        let from = k
+                        defer {
+                            room.close(i, expert: expert, from: from, to: k)
+                            expert += 1
+                            if expert == old.experts { expert = 0 }
+                        }
+                        // The common case, one host before and after: kept or moved (then it keeps it).
+                        if was.count == 1 && nextTo - nextFrom == 1 {
+                            room.hosts[k] = oldHosts[was.lowerBound]
+                            k += 1
+                            continue
+                        }
+                        let next = UnsafeBufferPointer(rebasing: nextHosts[nextFrom..<nextTo])
+                        // Most experts keep every host: copied as they are.
+                        var keeps = 0
+                        for s in was where next.contains(oldHosts[s]) { keeps += 1 }
+                        if keeps == was.count || keeps == 0 {
+                            for s in was {
+                                room.hosts[k] = oldHosts[s]
+                                k += 1
+                            }
+                        } else {
+                            for s in was {
+                                let host = oldHosts[s]
+                                if next.contains(host) {
+                                    room.hosts[k] = host
+                                    k += 1
+                                } else {
+                                    disabled[Int(host)] = true
+                                }
+                            }
                         }
                     }
-                    builder.closeExpert()
+                    return k
                 }
             }
         }

@@ -31,6 +31,12 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// Mooncake replay in allocation and release alone).
     private(set) var hostStart: [Int32]
     private(set) var hostDies: [Int32]
+    /// Per slot (parallel to `hostDies`): the expert it holds and that expert's replica count in
+    /// its layer, derived once per placement so that ``hottestShares(popularity:)`` walks slots
+    /// in one flat loop (issue 12: it runs on every drift, plan and swap of every TE; the walk by
+    /// expert through `hostStart` cost twice as much).
+    private var slotExpert: [Int32] = []
+    private var slotReplicas: [Double] = []
 
     /// A placement from nested rows: `layers[l][e]` lists the dies holding expert `e` of layer `l`.
     public init(dies: Int, slotsPerDie: Int, layers: [[[Int]]]) {
@@ -44,19 +50,71 @@ public struct ExpertPlacement: Sendable, Equatable {
         self = builder.placement(dies: dies, slotsPerDie: slotsPerDie)
     }
 
-    private init(dies: Int, slotsPerDie: Int, layerCount: Int, experts: Int, hostStart: [Int32], hostDies: [Int32]) {
+    private init(dies: Int, slotsPerDie: Int, layerCount: Int, experts: Int, hostStart: [Int32], hostDies: [Int32],
+                 slots: (experts: [Int32], replicas: [Double])?) {
         self.dies = dies
         self.slotsPerDie = slotsPerDie
         self.layerCount = layerCount
         self.experts = experts
         self.hostStart = hostStart
         self.hostDies = hostDies
+        if let slots, slots.experts.count == hostDies.count, slots.replicas.count == hostDies.count,
+           hostStart.count == layerCount * experts + 1 {
+            (slotExpert, slotReplicas) = slots
+        } else {
+            deriveSlots()
+        }
+    }
+
+    /// Fills ``slotExpert`` and ``slotReplicas`` from the host buffers (placements not written
+    /// through ``Builder/appendExperts(_:hosts:_:)``, which writes them with the hosts).
+    private mutating func deriveSlots() {
+        let perLayer = experts, layerCount = self.layerCount
+        // Ragged rows (hand-made placements only) keep no slot arrays: the walk by expert serves them.
+        guard hostStart.count == layerCount * perLayer + 1 else { return }
+        var experts = [Int32](repeating: 0, count: hostDies.count)
+        var replicas = [Double](repeating: 0, count: hostDies.count)
+        experts.withUnsafeMutableBufferPointer { experts in
+            replicas.withUnsafeMutableBufferPointer { replicas in
+                hostStart.withUnsafeBufferPointer { starts in
+                    var i = 0
+                    for _ in 0..<layerCount {
+                        for e in 0..<perLayer {
+                            let from = Int(starts[i]), to = Int(starts[i + 1])
+                            let count = Double(Int32(truncatingIfNeeded: to - from))
+                            let expert = Int32(truncatingIfNeeded: e)
+                            var s = from
+                            while s < to {
+                                experts[s] = expert
+                                replicas[s] = count
+                                s += 1
+                            }
+                            i += 1
+                        }
+                    }
+                }
+            }
+        }
+        slotExpert = experts
+        slotReplicas = replicas
+    }
+
+    /// Equal when they place the same hosts (the per-slot arrays are derived from them).
+    public static func == (a: Self, b: Self) -> Bool {
+        a.dies == b.dies && a.slotsPerDie == b.slotsPerDie && a.layerCount == b.layerCount && a.experts == b.experts
+            && a.hostStart == b.hostStart && a.hostDies == b.hostDies
     }
 
     /// Writes a placement expert by expert, layer by layer, into its two buffers.
     struct Builder {
         private var starts: [Int32]
         private var hosts: [Int32]
+        /// Parallel to `hosts`: each host's expert and that expert's replica count (the
+        /// placement's per-slot arrays), kept only while every host comes through
+        /// ``appendExperts(_:hosts:_:)``; a host added one by one drops them (derived at the end).
+        private var slotExpert: [Int32] = []
+        private var slotReplicas: [Double] = []
+        private var slotsKept = true
         private let layers: Int
         private let experts: Int
         init(layers: Int, experts: Int, hosts capacity: Int) {
@@ -65,17 +123,94 @@ public struct ExpertPlacement: Sendable, Equatable {
             starts = [0]
             starts.reserveCapacity(layers * experts + 1)
             hosts = []
-            hosts.reserveCapacity(capacity)
+            // At least one element each, so that their buffers exist (``appendExperts`` hands out
+            // their addresses even when it writes no host).
+            hosts.reserveCapacity(max(1, capacity))
+            slotExpert.reserveCapacity(max(1, capacity))
+            slotReplicas.reserveCapacity(max(1, capacity))
         }
         /// The next host of the expert being written.
         @inline(__always)
-        mutating func add(_ die: Int) { hosts.append(Int32(truncatingIfNeeded: die)) }
+        mutating func add(_ die: Int) {
+            hosts.append(Int32(truncatingIfNeeded: die))
+            if slotsKept {
+                slotsKept = false
+                slotExpert = []
+                slotReplicas = []
+            }
+        }
         /// The expert being written is complete; the next call writes the next expert.
         @inline(__always)
         mutating func closeExpert() { starts.append(Int32(truncatingIfNeeded: hosts.count)) }
+
+        /// Where ``appendExperts(_:hosts:_:)``'s `fill` writes: per expert its end offset into the
+        /// whole host buffer (`ends[i]`; the first new host is at `base`), and per host from 0 on
+        /// its die, its expert (in its layer) and that expert's replica count.
+        struct Room {
+            let ends: UnsafeMutablePointer<Int32>
+            let hosts: UnsafeMutablePointer<Int32>
+            let slotExpert: UnsafeMutablePointer<Int32>
+            let slotReplicas: UnsafeMutablePointer<Double>
+            let base: Int32
+            /// Writes hosts `from ..< to` as expert `expert`'s (its replicas: as many) and closes
+            /// expert `i` there.
+            @inline(__always)
+            func close(_ i: Int, expert: Int, from: Int, to: Int) {
+                let replicas = Double(Int32(truncatingIfNeeded: to - from))
+                let e = Int32(truncatingIfNeeded: expert)
+                var s = from
+                while s < to {
+                    slotExpert[s] = e
+                    slotReplicas[s] = replicas
+                    s += 1
+                }
+                ends[i] = base &+ Int32(truncatingIfNeeded: to)
+            }
+        }
+
+        /// Writes `count` experts at once into room for `room` hosts: `fill` writes them
+        /// (``Room``) and returns how many hosts it wrote. No per-element append (issue 12: a
+        /// plan writes 58 layers of ~288 hosts, a swap as many).
+        mutating func appendExperts(_ count: Int, hosts room: Int, _ fill: (Room) -> Int) {
+            guard count > 0 || room > 0 else { return }
+            let endsAt = starts.count, hostsAt = hosts.count
+            starts.append(contentsOf: repeatElement(0, count: count))
+            hosts.append(contentsOf: repeatElement(0, count: room))
+            // Without kept slot arrays the figures go to scratch (derived at the end instead).
+            let keep = slotsKept
+            if keep {
+                slotExpert.append(contentsOf: repeatElement(0, count: room))
+                slotReplicas.append(contentsOf: repeatElement(0, count: room))
+            }
+            let scratchExperts = keep ? nil : UnsafeMutablePointer<Int32>.allocate(capacity: max(1, room))
+            let scratchReplicas = keep ? nil : UnsafeMutablePointer<Double>.allocate(capacity: max(1, room))
+            defer {
+                scratchExperts?.deallocate()
+                scratchReplicas?.deallocate()
+            }
+            let written = starts.withUnsafeMutableBufferPointer { ends in
+                hosts.withUnsafeMutableBufferPointer { out in
+                    slotExpert.withUnsafeMutableBufferPointer { slotExpert in
+                        slotReplicas.withUnsafeMutableBufferPointer { slotReplicas in
+                            fill(Room(ends: ends.baseAddress! + endsAt, hosts: out.baseAddress! + hostsAt,
+                                      slotExpert: scratchExperts ?? slotExpert.baseAddress! + hostsAt,
+                                      slotReplicas: scratchReplicas ?? slotReplicas.baseAddress! + hostsAt,
+                                      base: Int32(truncatingIfNeeded: hostsAt)))
+                        }
+                    }
+                }
+            }
+            precondition(written >= 0 && written <= room, "more hosts than room")
+            hosts.removeLast(room - written)
+            if keep {
+                slotExpert.removeLast(room - written)
+                slotReplicas.removeLast(room - written)
+            }
+        }
+
         func placement(dies: Int, slotsPerDie: Int) -> ExpertPlacement {
             ExpertPlacement(dies: dies, slotsPerDie: slotsPerDie, layerCount: layers, experts: experts,
-                            hostStart: starts, hostDies: hosts)
+                            hostStart: starts, hostDies: hosts, slots: slotsKept ? (slotExpert, slotReplicas) : nil)
         }
     }
 
@@ -165,18 +300,23 @@ public struct ExpertPlacement: Sendable, Equatable {
                             hint: [Int32] = [], hosts: LayerHosts) {
         // Primaries, hottest first (ties by expert id keep it deterministic): a strict total
         // order, so any sort gives the same sequence.
-        hottestFirst(load: load, into: &order, from: hint)
+        let strict = hottestFirst(load: load, into: &order, from: hint)
         hosts.reset()
-        if dies.slotsPerDie == 1 { return oneSlotLayer(load: load, order: order, dies: dies.dies, hosts: hosts) }
+        if dies.slotsPerDie == 1 {
+            return oneSlotLayer(load: load, order: order, strict: strict, dies: dies.dies, hosts: hosts)
+        }
         dies.reset()
+        var placed = 0
         for e32 in order {
             guard let d = dies.leastLoaded() else { break }
             hosts.append(d, to: Int(e32))
             dies.place(load[Int(e32)], on: d)
+            placed += 1
         }
         // Redundant slots: the expert with the most load per replica, next.
         guard dies.hasFreeSlot else { return }
-        var hottest = MostLoadPerReplica(load: load, order: order, placed: { hosts.count($0) > 0 })
+        var hottest = strict ? MostLoadPerReplica(load: load, order: order, placedPrefix: placed)
+            : MostLoadPerReplica(load: load, order: order, placed: { hosts.count($0) > 0 })
         while dies.hasFreeSlot, let top = hottest.popMax() {
             let e = top.expert
             guard let d = dies.leastLoaded(excludingHostsOf: e, in: hosts) else { continue }
@@ -198,35 +338,46 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// order an earlier, similar load sorted to (anything else is ignored): the keys are laid
     /// out in that order and an insertion pass sorts them, handing over to the full sort if the
     /// hint turns out far from the answer. The sequence is the same whatever the hint.
-    static func hottestFirst(load: UnsafeBufferPointer<Double>, into order: inout [Int32], from hint: [Int32]) {
+    /// Returns whether the order is the strict one (no load is NaN).
+    @discardableResult
+    static func hottestFirst(load: UnsafeBufferPointer<Double>, into order: inout [Int32], from hint: [Int32]) -> Bool {
         let n = load.count
-        guard hint.count == n, n > 1, n <= Int(Int32.max), !load.contains(where: \.isNaN),
-              isPermutation(hint) else { return hottestFirst(load: load, into: &order) }
-        order.removeAll(keepingCapacity: true)
+        guard hint.count == n, n > 1, n <= Int(Int32.max) else { return hottestFirst(load: load, into: &order) }
         let keys = UnsafeMutableBufferPointer<HotterFirst>.allocate(capacity: n)
         defer { keys.deallocate() }
-        hint.withUnsafeBufferPointer { hint in
-            for i in 0..<n {
-                let e = Int(hint[i])
-                keys[i] = HotterFirst(key: hotterFirstKey(load[e]), id: UInt32(truncatingIfNeeded: e))
+        // The keys are laid out in the hint's order while checking, in the same pass, that the
+        // hint is a permutation (a bit per expert) and that no load is NaN.
+        let usable = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: (n + 63) >> 6) { seen -> Bool in
+            seen.initialize(repeating: 0)
+            var nan = false
+            return hint.withUnsafeBufferPointer { hint -> Bool in
+                for i in 0..<n {
+                    let e = Int(hint[i])
+                    guard e >= 0, e < n else { return false }
+                    let bit: UInt64 = 1 << UInt64(e & 63)
+                    guard seen[e >> 6] & bit == 0 else { return false }
+                    seen[e >> 6] |= bit
+                    let x = load[e]
+                    if x.isNaN { nan = true }
+                    keys[i] = HotterFirst(key: hotterFirstKey(x), id: UInt32(truncatingIfNeeded: e))
+                }
+                return !nan
             }
         }
+        guard usable else { return hottestFirst(load: load, into: &order) }
         HotterFirst.sortNearlySorted(keys, movesBudget: 3 * n)
-        for k in keys { order.append(Int32(truncatingIfNeeded: k.id)) }
+        write(keys, into: &order)
+        return true
     }
 
-    /// Whether `ids` holds each of 0..<ids.count once.
-    static func isPermutation(_ ids: [Int32]) -> Bool {
-        let n = ids.count
-        let seen = UnsafeMutableBufferPointer<Bool>.allocate(capacity: n)
-        defer { seen.deallocate() }
-        seen.initialize(repeating: false)
-        for id in ids {
-            let i = Int(id)
-            guard i >= 0, i < n, !seen[i] else { return false }
-            seen[i] = true
+    /// `order` becomes the keys' ids, in order (its buffer kept).
+    @inline(__always)
+    static func write(_ keys: UnsafeMutableBufferPointer<HotterFirst>, into order: inout [Int32]) {
+        order.removeAll(keepingCapacity: true)
+        order.append(contentsOf: repeatElement(0, count: keys.count))
+        order.withUnsafeMutableBufferPointer { out in
+            for i in 0..<keys.count { out[i] = Int32(truncatingIfNeeded: keys[i].id) }
         }
-        return true
     }
 
     /// Expert ids by load, hottest first, lower id first on ties: a strict total order, so any
@@ -234,7 +385,8 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// sorted in place by a plain quicksort: no closure and no load lookups per comparison (the
     /// standard library's sort through the load buffer cost ~49 k instructions per 256-expert
     /// layer, and ~69 k on 128-bit keys; a byte-wise radix sort ~87 k).
-    static func hottestFirst(load: UnsafeBufferPointer<Double>, into order: inout [Int32]) {
+    @discardableResult
+    static func hottestFirst(load: UnsafeBufferPointer<Double>, into order: inout [Int32]) -> Bool {
         let n = load.count
         order.removeAll(keepingCapacity: true)
         guard n <= Int(Int32.max), !load.contains(where: \.isNaN) else {
@@ -246,13 +398,14 @@ public struct ExpertPlacement: Sendable, Equatable {
                     return la > lb || (la == lb && a < b)
                 }
             }
-            return
+            return false
         }
         let keys = UnsafeMutableBufferPointer<HotterFirst>.allocate(capacity: n)
         defer { keys.deallocate() }
         for e in 0..<n { keys[e] = HotterFirst(key: hotterFirstKey(load[e]), id: UInt32(truncatingIfNeeded: e)) }
         HotterFirst.sort(keys)
-        for k in keys { order.append(Int32(truncatingIfNeeded: k.id)) }
+        write(keys, into: &order)
+        return true
     }
 
     /// A key that orders loads hottest first as unsigned integers: the IEEE bits mapped to an
@@ -271,7 +424,8 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// Primaries take dies 0, 1, 2, … hottest first; redundant replicas take the next dies in the
     /// order the most-load-per-replica rule picks experts (a host of the expert is full, so never
     /// free: the exclusion never matters). The same placement as the general walk, without it.
-    static func oneSlotLayer(load: UnsafeBufferPointer<Double>, order: [Int32], dies: Int, hosts: LayerHosts) {
+    static func oneSlotLayer(load: UnsafeBufferPointer<Double>, order: [Int32], strict: Bool, dies: Int,
+                             hosts: LayerHosts) {
         var next = 0
         for e32 in order {
             guard next < dies else { break }
@@ -279,7 +433,8 @@ public struct ExpertPlacement: Sendable, Equatable {
             next += 1
         }
         guard next < dies else { return }
-        var hottest = MostLoadPerReplica(load: load, order: order, placed: { hosts.count($0) > 0 })
+        var hottest = strict ? MostLoadPerReplica(load: load, order: order, placedPrefix: next)
+            : MostLoadPerReplica(load: load, order: order, placed: { hosts.count($0) > 0 })
         while next < dies, let top = hottest.popMax() {
             let e = top.expert
             let after = load[e] / Double(hosts.count(e) + 1)
@@ -313,23 +468,65 @@ public struct ExpertPlacement: Sendable, Equatable {
         let scratch = UnsafeMutablePointer<Double>.allocate(capacity: max(1, dies))
         defer { scratch.deallocate() }
         let (experts, dies) = (self.experts, self.dies)
+        let slotsDerived = slotExpert.count == hostDies.count && hostStart.count == layerCount * experts + 1
         hostStart.withUnsafeBufferPointer { starts in
             hostDies.withUnsafeBufferPointer { hosts in
-                for l in 0..<layerCount {
-                    let share = popularity.layers[l].withUnsafeBufferPointer { row in
-                        Self.hottestShare(row: row, starts: starts.baseAddress! + l * experts, hosts: hosts,
-                                          experts: experts, scratch: scratch, dies: dies)
+                slotExpert.withUnsafeBufferPointer { slotExpert in
+                    slotReplicas.withUnsafeBufferPointer { slotReplicas in
+                        for l in 0..<layerCount {
+                            let share = popularity.layers[l].withUnsafeBufferPointer { row in
+                                guard slotsDerived, row.count >= experts else {
+                                    return Self.hottestShare(row: row, starts: starts.baseAddress! + l * experts,
+                                                             hosts: hosts, experts: experts, scratch: scratch, dies: dies)
+                                }
+                                return Self.hottestShare(row: row, from: Int(starts[l * experts]),
+                                                         to: Int(starts[(l + 1) * experts]), hosts: hosts,
+                                                         slotExpert: slotExpert, slotReplicas: slotReplicas,
+                                                         scratch: scratch, dies: dies)
+                            }
+                            shares.append(share)
+                        }
                     }
-                    shares.append(share)
                 }
             }
         }
         return shares
     }
 
-    /// One layer of ``hottestShares(popularity:)``: its expert offsets start at `starts`. Every
-    /// value is a parameter or a local, so the loop keeps them in registers.
+    /// One layer of ``hottestShares(popularity:)`` over its slots `from ..< to` (a row holding
+    /// every expert): slot by slot, which is expert by expert, host by host, as
+    /// ``hottestShare(row:starts:hosts:experts:scratch:dies:)`` adds them, so the same sums.
     @inline(__always)
+    private static func hottestShare(row: UnsafeBufferPointer<Double>, from: Int, to: Int,
+                                     hosts: UnsafeBufferPointer<Int32>, slotExpert: UnsafeBufferPointer<Int32>,
+                                     slotReplicas: UnsafeBufferPointer<Double>,
+                                     scratch: UnsafeMutablePointer<Double>, dies: Int) -> Double {
+        scratch.update(repeating: 0, count: dies)
+        var total = 0.0
+        var s = from
+        while s < to {
+            let share = row[Int(slotExpert[s])] / slotReplicas[s]
+            scratch[Int(hosts[s])] += share
+            total += share
+            s &+= 1
+        }
+        return hottest(scratch: scratch, dies: dies, total: total)
+    }
+
+    /// The hottest die's share of `total` from per-die loads in `scratch`.
+    @inline(__always)
+    private static func hottest(scratch: UnsafeMutablePointer<Double>, dies: Int, total: Double) -> Double {
+        var hottest = scratch[0]
+        var d = 1
+        while d < dies {
+            if scratch[d] > hottest { hottest = scratch[d] }
+            d += 1
+        }
+        return total > 0 ? hottest / total : 1 / Double(dies)
+    }
+
+    /// One layer of ``hottestShares(popularity:)`` walking expert by expert through `starts`
+    /// (a row shorter than the placement's experts counts only the experts it has).
     private static func hottestShare(row: UnsafeBufferPointer<Double>, starts: UnsafePointer<Int32>,
                                      hosts: UnsafeBufferPointer<Int32>, experts: Int,
                                      scratch: UnsafeMutablePointer<Double>, dies: Int) -> Double {
@@ -349,13 +546,7 @@ public struct ExpertPlacement: Sendable, Equatable {
             }
             from = to
         }
-        var hottest = scratch[0]
-        var d = 1
-        while d < dies {
-            if scratch[d] > hottest { hottest = scratch[d] }
-            d += 1
-        }
-        return total > 0 ? hottest / total : 1 / Double(dies)
+        return hottest(scratch: scratch, dies: dies, total: total)
     }
 
     /// Max over mean of per-die load, averaged over layers (each layer's barrier waits for its
@@ -428,13 +619,20 @@ final class LayerHosts {
 
     /// Writes the layer, expert by expert, each expert's hosts in order.
     func write(into builder: inout ExpertPlacement.Builder) {
-        for e in 0..<experts {
-            var node = Int(head[e])
-            while node >= 0 {
-                builder.add(Int(dies[node]))
-                node = Int(links[node])
+        let (experts, head, dies, links) = (self.experts, self.head, self.dies, self.links)
+        builder.appendExperts(experts, hosts: nodes) { room in
+            var k = 0
+            for e in 0..<experts {
+                let from = k
+                var node = Int(head[e])
+                while node >= 0 {
+                    room.hosts[k] = dies[node]
+                    k += 1
+                    node = Int(links[node])
+                }
+                room.close(e, expert: e, from: from, to: k)
             }
-            builder.closeExpert()
+            return k
         }
     }
 }
@@ -463,6 +661,8 @@ public struct PlanningOrders: Sendable {
 struct MostLoadPerReplica {
     private let load: UnsafeBufferPointer<Double>
     private let fresh: [Int32]
+    /// The queue's fresh experts are `fresh[..<freshCount]`.
+    private let freshCount: Int
     private var next = 0
     private var replicated = Heap<ExpertShare>()
 
@@ -473,6 +673,7 @@ struct MostLoadPerReplica {
         guard !load.contains(where: \.isNaN) else {
             // No strict order to merge with (a NaN load never comes from traffic): the whole heap.
             fresh = []
+            freshCount = 0
             for e in 0..<load.count where placed(e) { replicated.insert(ExpertShare(share: load[e], expert: e)) }
             return
         }
@@ -483,11 +684,21 @@ struct MostLoadPerReplica {
             fresh = Array(order[..<firstUnplaced]) + order[firstUnplaced...].filter { placed(Int($0)) }
         }
         self.fresh = fresh
+        freshCount = fresh.count
+    }
+
+    /// The same queue when `order` is the strict hottest-first order (no NaN load) and the
+    /// placed experts are its first `count` (primaries go hottest first until the slots run
+    /// out): no scan for them, no copy.
+    init(load: UnsafeBufferPointer<Double>, order: [Int32], placedPrefix count: Int) {
+        self.load = load
+        fresh = order
+        freshCount = min(count, order.count)
     }
 
     /// The expert with the most load per replica (lower id on ties), removed from the queue.
     mutating func popMax() -> ExpertShare? {
-        let candidate = next < fresh.count
+        let candidate = next < freshCount
             ? ExpertShare(share: load[Int(fresh[next])], expert: Int(fresh[next])) : nil
         guard let candidate else { return replicated.popMax() }
         if let top = replicated.max, candidate < top { return replicated.popMax() }
