@@ -55,7 +55,10 @@ extension ServingEngine {
         var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer),
                                           ObjectIdentifier(cluster), ObjectIdentifier(faults),
                                           ObjectIdentifier(streams), ObjectIdentifier(kvStore), ObjectIdentifier(experts)]
-        for te in instances { ids.insert(ObjectIdentifier(te)) }
+        for te in instances {
+            ids.insert(ObjectIdentifier(te))
+            if let prefill = te.prefill { ids.insert(ObjectIdentifier(prefill)) }
+        }
         return ids
     }
 

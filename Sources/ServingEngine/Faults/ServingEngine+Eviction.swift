@@ -30,10 +30,7 @@ extension ServingEngine {
             for key in instances[i].finishing.keys where instances[i].finishing[key]!.contains(where: set.contains) {
                 instances[i].finishing[key]!.removeAll(where: set.contains)
             }
-            for g in instances[i].dp.indices where instances[i].dp[g].prefillQueue.contains(where: set.contains) {
-                instances[i].dp[g].prefillQueue.removeAll(where: set.contains)
-                instances[i].dp[g].batch.removeAll { set.contains($0.request) }
-            }
+            instances[i].prefill?.remove(set)
         }
         // A transfer in progress among them is abandoned; its done event becomes stale.
         let touchedChannels = kvTransfer.remove(set)
@@ -69,13 +66,8 @@ extension ServingEngine {
     private func release(_ request: RequestState, admitted: Bool) {
         let id = request.id
         let (p, pg) = (request.prefillInstance, request.prefillGroup)
-        if p >= 0, pg >= 0 {
-            if request.stage == .queued || request.stage == .prefill {
-                instances[p].dp[pg].queuedTokens -= request.remainingPrefill
-                if !request.allocated { instances[p].waiting -= 1 }
-                if request.allocated && instances[p].role == .colocated { instances[p].dp[pg].slots -= 1 }
-            }
-            kvStore.release(id, in: &instances[p].dp[pg].kv)
+        if p >= 0, pg >= 0, let prefill = instances[p].prefill {
+            prefill.withdraw(request, seated: instances[p].role == .colocated, groups: &instances[p].dp, kv: kvStore)
             instances[p].noteDecodeLoadChanged(pg)
         }
         let (d, dg) = (request.decodeInstance, request.decodeGroup)
