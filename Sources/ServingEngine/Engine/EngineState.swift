@@ -32,7 +32,9 @@ struct RequestState {
     /// The prompt's prefix keys in KV blocks of the engine's block size, chained
     /// (``PrefixHashes/chain(_:)``), computed once for cache probes.
     var chainedKeys: [UInt64]
-    /// Prompt tokens still to compute; set when KV is allocated on the prefill side.
+    /// Prompt tokens still to compute; set when KV is allocated on the prefill side. With
+    /// `hitTokens` and `allocated`, the request's prefill ticket, kept by its TE's
+    /// ``PrefillScheduler`` (read and written in place through the request table).
     var remainingPrefill = 0
     var hitTokens = 0
     var joinStep = 0
@@ -107,13 +109,8 @@ struct DPGroupState {
     var drained = false
     /// Taken out by fault recovery (lost die, TE down); see Faults/.
     var outOfService = false
-    /// Prefill queue: placed requests not yet fully prefilled, in order.
-    var prefillQueue = Deque<Int>()
-    /// Uncached prompt tokens waiting in `prefillQueue` (the leader's load estimate).
-    var queuedTokens = 0
-    /// Requests of the current prefill batch and their chunk sizes.
-    var batch: [(request: Int, tokens: Int)] = []
-    // The group's decode seats and running batch are its TE's ``DecodeScheduler``'s.
+    // The group's prefill queue and batch are its TE's ``PrefillScheduler``'s; its decode seats
+    // and running batch are its TE's ``DecodeScheduler``'s.
 
     init(kv: KVBlockManager, npus: [Int]) {
         self.kv = kv
@@ -144,8 +141,11 @@ final class InstanceState {
     var plane: FabricPlane { external ? .roce : .ub }
     var npus: [Int]
     var dp: [DPGroupState]
+    /// The prefill leader of a prefill or colocated TE (nil on a decode TE): the groups' prefill
+    /// queues and batches (``PrefillScheduler``).
+    private(set) var prefill: PrefillScheduler?
     /// Requests placed on the instance that have not started prefill (admission bound).
-    var waiting = 0
+    var waiting: Int { prefill?.waiting ?? 0 }
     /// Whether a step event is scheduled.
     var stepping = false
     /// When the scheduled step ends; a step-end event at another time is stale (faults).
@@ -172,18 +172,19 @@ final class InstanceState {
         self.cost = cost
         self.npus = npus
         self.dp = dp
+        prefill = role == .decode ? nil : PrefillScheduler(groups: dp.count)
         decode = role == .prefill ? nil : DecodeScheduler(groups: dp.count, colocated: role == .colocated)
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every stored property is a value
     /// (arrays, deques and dictionaries of values, the KV managers' copy-on-write buffers, the
-    /// expert routing and EPLB controller structs) or a component copied whole (the decode
-    /// scheduler), so copying them field by field shares nothing the two copies can write. Add new
-    /// stored properties here.
+    /// expert routing and EPLB controller structs) or a component the TE owns, copied by its
+    /// `copy()` (the prefill leader, the decode scheduler), so the two copies share nothing they
+    /// can write. Add new stored properties here.
     func forked() -> InstanceState {
         let copy = InstanceState(role: role, name: name, groupSpec: groupSpec, external: external, cost: cost,
                                  npus: npus, dp: dp)
-        copy.waiting = waiting
+        copy.prefill = prefill?.copy()
         copy.stepping = stepping
         copy.stepEndsAt = stepEndsAt
         copy.stepIndex = stepIndex

@@ -76,7 +76,8 @@ extension ServingEngine {
         if telemetry.observers.transfer != nil { observeTransfer(c, request: requests.values[slot]) }
         let (prefillInstance, prefillGroup, decodeInstance) = Self.transferEnds(&requests.values[slot])
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
-        kvStore.release(id, in: &instances[prefillInstance].dp[prefillGroup].kv)
+        instances[prefillInstance].prefill?.release(id, group: prefillGroup, groups: &instances[prefillInstance].dp,
+                                                    kv: kvStore)
         requests.values[slot].stage = .decode
         requests.values[slot].times.transferEndedAt = now
         instances[decodeInstance].decode!.join(id)

@@ -57,6 +57,7 @@ extension ServingEngine {
                                           ObjectIdentifier(streams), ObjectIdentifier(kvStore), ObjectIdentifier(experts)]
         for te in instances {
             ids.insert(ObjectIdentifier(te))
+            if let prefill = te.prefill { ids.insert(ObjectIdentifier(prefill)) }
             if let decode = te.decode { ids.insert(ObjectIdentifier(decode)) }
         }
         return ids

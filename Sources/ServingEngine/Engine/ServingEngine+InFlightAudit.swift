@@ -139,33 +139,35 @@ extension ServingEngine {
         for i in instances.indices {
             let colocated = instances[i].role == .colocated
             var waiting = 0
-            for g in instances[i].dp.indices {
-                let group = instances[i].dp[g]
-                let here = CensusPlace(.prefillQueue, i, group: g)
-                var remaining = 0
-                for id in group.prefillQueue {
-                    guard let r = place(id, here, stages: (.queued, .prefill)) else { continue }
-                    if r.prefillInstance != i || r.prefillGroup != g {
-                        problems.append("request \(id) in \(censusName(here)) thinks it is on \(r.prefillInstance)/dp\(r.prefillGroup)")
+            if let prefill = instances[i].prefill {
+                for g in instances[i].dp.indices {
+                    let group = instances[i].dp[g]
+                    let here = CensusPlace(.prefillQueue, i, group: g)
+                    var remaining = 0
+                    for id in prefill.queues[g] {
+                        guard let r = place(id, here, stages: (.queued, .prefill)) else { continue }
+                        if r.prefillInstance != i || r.prefillGroup != g {
+                            problems.append("request \(id) in \(censusName(here)) thinks it is on \(r.prefillInstance)/dp\(r.prefillGroup)")
+                        }
+                        remaining += r.remainingPrefill
+                        if r.allocated {
+                            census.prefilling += 1
+                            expectKV(id, instance: i, group: g, here)
+                            if colocated { countSlot(i, g) }
+                        } else {
+                            census.prefillQueued += 1
+                            waiting += 1
+                            if group.kv.contains(requestID: id) { problems.append("request \(id) in \(censusName(here)) holds KV before allocation") }
+                        }
                     }
-                    remaining += r.remainingPrefill
-                    if r.allocated {
-                        census.prefilling += 1
-                        expectKV(id, instance: i, group: g, here)
-                        if colocated { countSlot(i, g) }
-                    } else {
-                        census.prefillQueued += 1
-                        waiting += 1
-                        if group.kv.contains(requestID: id) { problems.append("request \(id) in \(censusName(here)) holds KV before allocation") }
+                    if remaining != prefill.queuedTokens[g] {
+                        problems.append("\(instances[i].name)/dp\(g): queued tokens \(prefill.queuedTokens[g]) but its queue has \(remaining) left")
                     }
-                }
-                if remaining != group.queuedTokens {
-                    problems.append("\(instances[i].name)/dp\(g): queued tokens \(group.queuedTokens) but its queue has \(remaining) left")
-                }
-                if !group.batch.isEmpty {
-                    let queued = Set(group.prefillQueue)
-                    for (id, _) in group.batch where !queued.contains(id) {
-                        problems.append("\(instances[i].name)/dp\(g): batch holds request \(id), which is not in its queue")
+                    if !prefill.batches[g].isEmpty {
+                        let queued = Set(prefill.queues[g])
+                        for (id, _) in prefill.batches[g] where !queued.contains(id) {
+                            problems.append("\(instances[i].name)/dp\(g): batch holds request \(id), which is not in its queue")
+                        }
                     }
                 }
             }

@@ -33,7 +33,7 @@ extension ServingEngine {
         s.instances = instances.map { instance in
             InstanceStatus(name: instance.name, kind: instance.role.rawValue,
                            npus: instance.external ? instance.groupSpec.npusEach : instance.npus.count,
-                           queued: instance.dp.reduce(0) { $0 + $1.prefillQueue.count }
+                           queued: (instance.prefill?.queuedRequests ?? 0)
                                + (instance.decode.map { $0.transferQueue.count + $0.joining.count } ?? 0),
                            running: instance.runningRequests,
                            kvUsage: instance.dp.reduce(0.0) { $0 + $1.kv.usage } / Double(max(1, instance.dp.count)),
@@ -105,7 +105,7 @@ extension ServingEngine {
             }
             for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
                 let seats = instance.decode?.slots[g] ?? 0
-                let inFlight = seats + instance.dp[g].prefillQueue.count, usage = instance.dp[g].kv.usage
+                let inFlight = seats + (instance.prefill?.queues[g].count ?? 0), usage = instance.dp[g].kv.usage
                 let draining = instance.dp[g].drained && (seats > 0 || instance.dp[g].kv.liveRequests > 0)
                 for npu in instance.dp[g].npus where npu < statuses.count {
                     statuses[npu].dpGroups.append(g)

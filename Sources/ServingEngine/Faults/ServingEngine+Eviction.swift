@@ -24,10 +24,7 @@ extension ServingEngine {
         for i in instances.indices {
             if let decode = instances[i].decode { joiningSet.formUnion(decode.remove(set)) }
             instances[i].prefillDone.removeAll(where: set.contains)
-            for g in instances[i].dp.indices where instances[i].dp[g].prefillQueue.contains(where: set.contains) {
-                instances[i].dp[g].prefillQueue.removeAll(where: set.contains)
-                instances[i].dp[g].batch.removeAll { set.contains($0.request) }
-            }
+            instances[i].prefill?.remove(set)
         }
         // A transfer in progress among them is abandoned; its done event becomes stale.
         let touchedChannels = kvTransfer.remove(set)
@@ -63,13 +60,9 @@ extension ServingEngine {
     private func release(_ request: RequestState, admitted: Bool) {
         let id = request.id
         let (p, pg) = (request.prefillInstance, request.prefillGroup)
-        if p >= 0, pg >= 0 {
-            if request.stage == .queued || request.stage == .prefill {
-                instances[p].dp[pg].queuedTokens -= request.remainingPrefill
-                if !request.allocated { instances[p].waiting -= 1 }
-                if request.allocated && instances[p].role == .colocated { instances[p].decode!.releaseSeat(pg) }
-            }
-            kvStore.release(id, in: &instances[p].dp[pg].kv)
+        if p >= 0, pg >= 0, let prefill = instances[p].prefill {
+            prefill.withdraw(request, seats: instances[p].role == .colocated ? instances[p].decode : nil,
+                             groups: &instances[p].dp, kv: kvStore)
             instances[p].decode?.noteLoadChanged(pg, groups: instances[p].dp)
         }
         let (d, dg) = (request.decodeInstance, request.decodeGroup)

@@ -119,7 +119,7 @@ extension ServingEngine {
     func releasedByDrain(instance i: Int, group g: Int) -> Bool {
         let group = instances[i].dp[g]
         return group.npus.contains(where: cluster.isOnDrainedNode)
-            && (instances[i].decode?.slots[g] ?? 0) == 0 && group.prefillQueue.isEmpty
+            && (instances[i].decode?.slots[g] ?? 0) == 0 && (instances[i].prefill?.queues[g].isEmpty ?? true)
             && group.kv.liveRequests == faults.maskCount(instance: i, group: g)
     }
 

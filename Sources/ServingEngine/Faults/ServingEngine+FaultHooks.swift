@@ -46,9 +46,7 @@ extension ServingEngine {
     func abandonStep(_ index: Int) {
         instances[index].stepping = false
         instances[index].stepEndsAt = nil
-        for g in instances[index].dp.indices where !instances[index].dp[g].batch.isEmpty {
-            instances[index].dp[g].batch.removeAll()
-        }
+        instances[index].prefill?.abandonBatch()
     }
 
     func handleFaultTimer(_ timer: FaultTimer) {

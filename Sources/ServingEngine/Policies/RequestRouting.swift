@@ -41,7 +41,8 @@ public struct PrefillPool {
     /// Prompt tokens queued on the TE's DP groups that accept work.
     func queuedTokens(_ te: Int) -> Int {
         var load = 0
-        for g in instances[te].dp.indices where !instances[te].dp[g].drained { load += instances[te].dp[g].queuedTokens }
+        guard let prefill = instances[te].prefill else { return 0 }
+        for g in instances[te].dp.indices where !instances[te].dp[g].drained { load += prefill.queuedTokens[g] }
         return load
     }
 
@@ -52,6 +53,8 @@ public struct PrefillPool {
         var load = 0
         // Probing stops once a group holds the whole cacheable prefix (no group can beat it).
         var probe = !request.chainedKeys.isEmpty && mayHoldPrefix(te)
+        // Every TE of the pool prefills; a TE without a leader would have nothing queued.
+        let queued = instances[te].prefill?.queuedTokens ?? Array(repeating: 0, count: instances[te].dp.count)
         // Read through the groups' buffer: a group's block manager read through the TE's
         // property was copied (a dozen buffer handles retained and released) for every probe.
         instances[te].dp.withUnsafeBufferPointer { groups in
@@ -62,7 +65,7 @@ public struct PrefillPool {
                     probe = hits < groups[g].kv.longestPossiblePrefixTokens(
                         promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
                 }
-                load += groups[g].queuedTokens
+                load += queued[g]
             }
         }
         return Saturating.add(load, request.promptTokens - hits)

@@ -336,7 +336,7 @@ extension ServingEngine {
             }
             guard phase == .inService else { continue }
             if instances[i].hasPrefill {
-                load.queuedPrefillTokens += instances[i].dp.reduce(0) { $0 + $1.queuedTokens }
+                load.queuedPrefillTokens += instances[i].prefill?.totalQueuedTokens ?? 0
                 busy += instances[i].utilization
                 prefillTEs += 1
                 // In service since the last evaluation: its busy share over the whole interval.

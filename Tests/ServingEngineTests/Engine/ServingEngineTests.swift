@@ -116,10 +116,10 @@ import XDSTestSupport
 
         // Forgotten in a queue: the engine still holds it, but no structure does.
         let forgotten = try engine()
-        let (p, pg) = try #require(forgotten.instances.indices.lazy.compactMap { i in
-            forgotten.instances[i].dp.firstIndex { !$0.prefillQueue.isEmpty }.map { (i, $0) } }.first)
-        let queued = try #require(forgotten.instances[p].dp[pg].prefillQueue.first)
-        forgotten.instances[p].dp[pg].prefillQueue.removeFirst()
+        let leader = try #require(forgotten.instances.lazy.compactMap(\.prefill).first { $0.queuedRequests > 0 })
+        let pg = try #require(leader.queues.firstIndex { !$0.isEmpty })
+        let head = leader.loseQueueHeadForTesting(group: pg)
+        let queued = try #require(head)
         #expect(forgotten.inFlightProblems().contains { $0.contains("request \(queued) ") && $0.contains("sits in no queue") })
 
         // Counted twice: in a prefill queue and in a decode TE's transfer queue.

@@ -63,7 +63,8 @@ enum FaultTests {
         if census.total != 0 || !engine.requests.isEmpty { found.append("\(note): requests in flight: \(census)") }
         for instance in engine.instances {
             for (g, group) in instance.dp.enumerated() where group.kv.liveRequests != 0 || (instance.decode?.slots[g] ?? 0) != 0
-                || (instance.decode?.batches.running[g] ?? 0) != 0 || !group.prefillQueue.isEmpty || group.queuedTokens != 0 {
+                || (instance.decode?.batches.running[g] ?? 0) != 0 || !(instance.prefill?.queues[g].isEmpty ?? true)
+                || (instance.prefill?.queuedTokens[g] ?? 0) != 0 {
                 found.append("\(note): \(instance.name)/dp\(g) still holds work")
             }
             if instance.waiting != 0 || (instance.decode?.hasIncoming ?? false) { found.append("\(note): \(instance.name) has waiting work") }

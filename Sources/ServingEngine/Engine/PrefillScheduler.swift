@@ -1,0 +1,296 @@
+import DequeModule
+import SimKit
+
+/// A prefill-capable TE's leader (engine-components.md §2; system.md §4): it places each request
+/// on one of the TE's DP groups, forms each group's chunked-prefill batch from the front of its
+/// queue, applies the chunks when the batch ends, and gives the requests it finished to the
+/// engine (transfer to decode, or the colocated TE's joiners).
+///
+/// It owns the per-group queues, their uncached-token estimates and the current batch (arrays
+/// indexed by DP group), and the TE's count of placed requests not yet allocated (the JE's
+/// admission bound). A request's prefill ticket (`remainingPrefill`, `hitTokens`, `allocated`)
+/// stays in its ``RequestState`` for now; the scheduler reads and writes it in place through the
+/// request table it is handed.
+///
+/// Collaborators come per call (R2): the TE's groups (their KV managers and drained flags; for a
+/// colocated TE their decode seats), the ``KVCacheStore``, the request table, the clock. It holds
+/// no reference to them, so ``copy()`` is a field copy.
+///
+/// ```swift
+/// let leader = PrefillScheduler(groups: te.dp.count)
+/// let g = leader.place(id, probing: keys, groups: te.dp, requests: &requests)
+/// let plan = leader.formBatch(budget: 8_192, seatLimit: nil, blockTokens: 128, groups: &te.dp,
+///                             kv: store, requests: &requests, now: now)   // the step's load
+/// for done in leader.finishBatch(requests: &requests) { … }            // at the step's end
+/// leader.release(id, group: g, groups: &te.dp, kv: store)               // KV handed over
+/// ```
+final class PrefillScheduler {
+    /// One request's chunk in a group's batch.
+    typealias Chunk = (request: Int, tokens: Int)
+
+    /// Per DP group: placed requests not yet fully prefilled, in order.
+    private(set) var queues: [Deque<Int>]
+    /// Per DP group: uncached prompt tokens waiting in its queue (the leader's load estimate).
+    private(set) var queuedTokens: [Int]
+    /// Per DP group: the current batch's requests and their chunk sizes.
+    private(set) var batches: [[Chunk]]
+    /// Requests placed on the TE that have not started prefill (the JE's admission bound).
+    private(set) var waiting = 0
+
+    init(groups: Int) {
+        queues = Array(repeating: Deque(), count: groups)
+        queuedTokens = Array(repeating: 0, count: groups)
+        batches = Array(repeating: [], count: groups)
+    }
+
+    private init(copying other: PrefillScheduler) {
+        queues = other.queues
+        queuedTokens = other.queuedTokens
+        batches = other.batches
+        waiting = other.waiting
+    }
+
+    /// A deep, independent copy (for the engine's `fork()`): every field is a value.
+    func copy() -> PrefillScheduler { PrefillScheduler(copying: self) }
+
+    // MARK: Figures
+
+    /// Requests queued on all groups (snapshots).
+    var queuedRequests: Int {
+        var total = 0
+        for g in queues.indices { total += queues[g].count }
+        return total
+    }
+
+    /// Uncached prompt tokens queued on all groups (the autoscaler's backlog).
+    var totalQueuedTokens: Int {
+        var total = 0
+        for g in queuedTokens.indices { total += queuedTokens[g] }
+        return total
+    }
+
+    // MARK: Placement
+
+    /// Places request `id` on the undrained group where it would finish soonest: queued
+    /// uncached tokens plus its own uncached tokens, so a group already caching the prefix is
+    /// cheaper (lowest group on ties). `chainedKeys` are the keys to probe (empty: no probe, as
+    /// when the prefix was never placed on this TE). Returns the group, nil for an unknown id.
+    @discardableResult
+    func place(_ id: Int, probing chainedKeys: [UInt64], groups: [DPGroupState], requests: inout RequestTable) -> Int? {
+        guard let slot = requests.index(forKey: id) else { return nil }
+        let promptTokens = Self.promptTokens(&requests.values[slot])
+        var best = -1
+        var bestCost = Int.max
+        var bestEstimate = 0
+        // Read through the groups' buffer (no copy of a group's block manager per probe).
+        groups.withUnsafeBufferPointer { groups in
+            for g in groups.indices where !groups[g].drained {
+                let hits = chainedKeys.isEmpty ? 0
+                    : groups[g].kv.cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
+                let uncached = promptTokens - hits
+                let cost = Saturating.add(queuedTokens[g], uncached)
+                if cost < bestCost {
+                    best = g
+                    bestCost = cost
+                    bestEstimate = uncached
+                }
+            }
+        }
+        precondition(best >= 0, "the JE only picks TEs with an undrained DP group")
+        requests.values[slot].prefillGroup = best
+        requests.values[slot].remainingPrefill = bestEstimate
+        queues[best].append(id)
+        queuedTokens[best] += bestEstimate
+        waiting += 1
+        return best
+    }
+
+    private static func promptTokens(_ r: inout RequestState) -> Int { r.spec.promptTokens }
+
+    // MARK: Batches
+
+    /// What one group put in a batch.
+    struct GroupLoad {
+        var tokens = 0
+        var promptWeighted = 0.0
+        var hitWeighted = 0.0
+        var started = 0
+        /// Prefix tokens loaded from the pooled DRAM tier instead of computed.
+        var pooledTokens = 0
+    }
+
+    /// What a TE's batch costs: all its DP groups meet at the MoE barrier, so the group with the
+    /// most tokens sets the compute, the one loading most from the pool sets the load.
+    struct BatchPlan {
+        /// The group with the most tokens (the first of equals).
+        var slowest = GroupLoad()
+        var pooledMost = 0
+        /// Tokens of all groups (routed to experts; computed prefill tokens).
+        var routedTokens = 0
+        /// Groups with tokens to compute or load.
+        var groupsWorking = 0
+    }
+
+    /// Fills each group's chunked-prefill batch from the front of its queue, `budget` new
+    /// tokens per group (first come, first served: a request whose KV does not fit yet blocks
+    /// the ones behind it). A request starts prefill when its KV is allocated (group blocks
+    /// first, then the pool for what the group lacks). `seatLimit` is a colocated TE's decode
+    /// batch limit: such a request keeps its blocks through decode, so it is admitted only with a
+    /// decode seat and room for its whole expected length, and takes the seat in `seats`, the
+    /// TE's decode scheduler (both nil: prefill TE).
+    func formBatch(budget: Int, seatLimit: Int?, seats: DecodeScheduler?, blockTokens: Int, groups: inout [DPGroupState],
+                   kv: KVCacheStore, requests: inout RequestTable, now: SimTime) -> BatchPlan {
+        var plan = BatchPlan()
+        for g in groups.indices {
+            // In place: copying a group would copy its block tables.
+            let load = fillBatch(g, &groups[g], budget: budget, seatLimit: seatLimit, seats: seats,
+                                 blockTokens: blockTokens, kv: kv, requests: &requests, now: now)
+            waiting -= load.started
+            if load.tokens > 0 || load.pooledTokens > 0 { plan.groupsWorking += 1 }
+            if load.tokens > plan.slowest.tokens { plan.slowest = load }
+            plan.pooledMost = max(plan.pooledMost, load.pooledTokens)
+            plan.routedTokens += load.tokens
+        }
+        return plan
+    }
+
+    /// What ``fillBatch`` reads of a queued request, taken in place (`Dictionary.Values`' getter
+    /// would copy the whole RequestState for each field).
+    private struct PrefillView {
+        var allocated: Bool
+        var totalTokens: Int
+        var promptTokens: Int
+        var chainedKeys: [UInt64]
+        var remainingPrefill: Int
+        var hitTokens: Int
+    }
+
+    private static func prefillView(_ r: inout RequestState) -> PrefillView {
+        PrefillView(allocated: r.allocated, totalTokens: r.totalTokens, promptTokens: r.spec.promptTokens,
+                    chainedKeys: r.chainedKeys, remainingPrefill: r.remainingPrefill, hitTokens: r.hitTokens)
+    }
+
+    /// The request's KV is allocated: its prefill starts now with `remaining` tokens to compute.
+    private static func startPrefill(_ r: inout RequestState, remaining: Int, hitTokens: Int, now: SimTime) {
+        r.remainingPrefill = remaining
+        r.hitTokens = hitTokens
+        r.allocated = true
+        r.stage = .prefill
+        if r.prefillStartedAt == nil { r.prefillStartedAt = now }
+        r.times.prefillStartedAt = now
+    }
+
+    private func fillBatch(_ g: Int, _ group: inout DPGroupState, budget: Int, seatLimit: Int?, seats: DecodeScheduler?,
+                           blockTokens: Int, kv: KVCacheStore, requests: inout RequestTable, now: SimTime) -> GroupLoad {
+        var load = GroupLoad()
+        var left = budget
+        for id in queues[g] {
+            if left <= 0 { break }
+            // Read and changed in place through the request's table slot: a copy of each
+            // queued RequestState per step (and back) was 2% of a colocated replay.
+            guard let slot = requests.index(forKey: id) else { continue }
+            var view = Self.prefillView(&requests.values[slot])
+            if !view.allocated {
+                if let seatLimit, let seats {
+                    let needed = Saturating.ceilDiv(view.totalTokens, blockTokens)
+                    guard seats.slots[g] < seatLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
+                    else { break }
+                }
+                // A colocated request's reservation for its output is made in the same call.
+                // Blocks the group's own cache lacks may sit in the pooled DRAM tier: loaded over UB
+                // instead of recomputed.
+                guard let allocation = kv.allocatePrefill(id, in: &group.kv, promptTokens: view.promptTokens,
+                                                          chained: view.chainedKeys,
+                                                          expectedTotalTokens: seatLimit != nil ? view.totalTokens : 0)
+                else { break }
+                if seatLimit != nil { seats?.reserveSeat(g) }
+                load.pooledTokens += allocation.pooledTokens
+                queuedTokens[g] += allocation.computeTokens - view.remainingPrefill
+                view.remainingPrefill = allocation.computeTokens
+                view.hitTokens = allocation.hitTokens
+                Self.startPrefill(&requests.values[slot], remaining: view.remainingPrefill, hitTokens: view.hitTokens,
+                                  now: now)
+                load.started += 1
+            }
+            let chunk = min(left, view.remainingPrefill)
+            batches[g].append((id, chunk))
+            left -= chunk
+            load.tokens += chunk
+            load.promptWeighted += Double(chunk) * Double(view.promptTokens)
+            load.hitWeighted += Double(chunk) * Double(view.hitTokens)
+        }
+        return load
+    }
+
+    /// Whether the request's whole prompt is computed (read in place, not copied).
+    private static func prefillDone(_ r: inout RequestState) -> Bool { r.remainingPrefill == 0 && r.allocated }
+
+    /// A request whose prompt is computed, and the group it was prefilled on.
+    typealias Finished = (request: Int, group: Int)
+
+    /// Ends the current batch: its chunks are computed. Returns the requests with no prompt
+    /// left, off their queues, in group order and queue order (the engine hands each over).
+    func finishBatch(requests: inout RequestTable) -> [Finished] {
+        var finished: [Finished] = []
+        for g in batches.indices {
+            let batch = batches[g]
+            guard !batch.isEmpty else { continue }
+            batches[g].removeAll(keepingCapacity: true)
+            // Changed in place through the table slot: `requests[id]?.x = …` moves the whole
+            // RequestState out and back each time (8% of an Azure code replay).
+            for (id, chunk) in batch {
+                if let slot = requests.index(forKey: id) { requests.values[slot].remainingPrefill -= chunk }
+                queuedTokens[g] -= chunk
+            }
+            // Chunks are taken front first, so finished requests are at the front.
+            while let head = queues[g].first, let slot = requests.index(forKey: head),
+                  Self.prefillDone(&requests.values[slot]) {
+                queues[g].removeFirst()
+                finished.append((head, g))
+            }
+        }
+        return finished
+    }
+
+    /// Drops the current batch without applying its chunks (the step was abandoned: a fault);
+    /// the next step forms it again.
+    func abandonBatch() {
+        for g in batches.indices where !batches[g].isEmpty { batches[g].removeAll() }
+    }
+
+    // MARK: Leaving
+
+    /// A prefilled request's KV reached decode: its blocks in group `g` are released (registered
+    /// prefix blocks stay cached for the next hit).
+    func release(_ id: Int, group g: Int, groups: inout [DPGroupState], kv: KVCacheStore) {
+        kv.release(id, in: &groups[g].kv)
+    }
+
+    /// Takes requests off every queue and batch (evicted by a fault or a drain); their counts and
+    /// KV are settled one by one by ``withdraw(_:seats:groups:kv:)``.
+    func remove(_ ids: Set<Int>) {
+        for g in queues.indices where queues[g].contains(where: ids.contains) {
+            queues[g].removeAll(where: ids.contains)
+            batches[g].removeAll { ids.contains($0.request) }
+        }
+    }
+
+    /// Settles a request taken off this TE (after ``remove(_:)``): a queued or prefilling one
+    /// gives back its queued tokens, its place under the admission bound if not yet allocated,
+    /// and, colocated (`seats`: the TE's decode scheduler), the decode seat its allocation took;
+    /// its KV here is released.
+    func withdraw(_ request: RequestState, seats: DecodeScheduler?, groups: inout [DPGroupState], kv: KVCacheStore) {
+        let g = request.prefillGroup
+        if request.stage == .queued || request.stage == .prefill {
+            queuedTokens[g] -= request.remainingPrefill
+            if !request.allocated { waiting -= 1 }
+            if request.allocated { seats?.releaseSeat(g) }
+        }
+        kv.release(request.id, in: &groups[g].kv)
+    }
+
+    // MARK: Test seams
+
+    /// Loses group `g`'s queue head without its bookkeeping (the in-flight audit's tests).
+    func loseQueueHeadForTesting(group g: Int) -> Int? { queues[g].popFirst() }
+}

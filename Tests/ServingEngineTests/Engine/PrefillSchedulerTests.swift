@@ -1,0 +1,198 @@
+import SimKit
+import Testing
+
+@testable import ServingEngine
+
+/// ``PrefillScheduler`` through its own API, with its collaborators built by hand (DP groups with
+/// their KV managers, a ``KVCacheStore``, a request table): placement by queued plus uncached
+/// tokens, chunking, the per-group budget, KV back-pressure, colocated seats, removal that gives
+/// back every count and block, and `copy()`.
+@Suite(.timeLimit(.minutes(10))) struct PrefillSchedulerTests {
+    /// 16-token blocks, no pool.
+    private let store = KVCacheStore(blockTokens: 16, kvBytesPerToken: 1, poolCapacityBytes: 0)
+
+    private func groups(_ count: Int, blocks: Int = 100) -> [DPGroupState] {
+        (0..<count).map { _ in DPGroupState(kv: store.makeGroupCache(blocks: blocks), npus: [0]) }
+    }
+
+    private func add(_ requests: inout RequestTable, _ id: Int, prompt: Int, output: Int = 10, keys: [UInt64] = []) {
+        requests[id] = RequestState(spec: RequestSpec(id: id, arrival: 0, promptTokens: prompt, outputTokens: output),
+                                    chainedKeys: keys)
+    }
+
+    @Test func placementPicksTheLeastQueuedPlusUncachedTokensOnUndrainedGroups() throws {
+        var dp = groups(3)
+        dp[0].drained = true
+        let keys = PrefixHashes.chain([1, 2, 3, 4])
+        // Group 2 caches the 64-token prefix: an earlier request's blocks, released after transfer.
+        let earlier = store.allocatePrefill(99, in: &dp[2].kv, promptTokens: 100, chained: keys, expectedTotalTokens: 0)
+        #expect(earlier != nil)
+        store.release(99, in: &dp[2].kv)
+        let leader = PrefillScheduler(groups: 3)
+        var requests = RequestTable()
+        add(&requests, 1, prompt: 100)
+        add(&requests, 2, prompt: 100, keys: keys)
+        add(&requests, 3, prompt: 50)
+        add(&requests, 4, prompt: 10)
+
+        // Empty live groups tie: the lowest; the drained group 0 is never picked.
+        #expect(leader.place(1, probing: [], groups: dp, requests: &requests) == 1)
+        #expect(requests[1]?.prefillGroup == 1 && requests[1]?.remainingPrefill == 100)
+        // The cached prefix makes group 2 cheaper: 0 + 36 against 100 + 100.
+        #expect(leader.place(2, probing: keys, groups: dp, requests: &requests) == 2)
+        #expect(requests[2]?.remainingPrefill == 36)
+        // No prefix: the least queued, 36 + 50 against 100 + 50.
+        #expect(leader.place(3, probing: [], groups: dp, requests: &requests) == 2)
+        #expect(leader.queuedTokens == [0, 100, 86])
+        // Group 2 drains: the next request goes to group 1 although group 2 holds fewer tokens.
+        dp[2].drained = true
+        #expect(leader.place(4, probing: [], groups: dp, requests: &requests) == 1)
+        #expect(leader.queues.map(Array.init) == [[], [1, 4], [2, 3]])
+        #expect(leader.queuedTokens == [0, 110, 86] && leader.totalQueuedTokens == 196)
+        #expect(leader.waiting == 4 && leader.queuedRequests == 4)
+        #expect(leader.place(5, probing: [], groups: dp, requests: &requests) == nil, "an unknown id is not placed")
+    }
+
+    @Test func aLongPromptIsPrefilledInChunksOfTheBudget() throws {
+        var dp = groups(1, blocks: 200)
+        let leader = PrefillScheduler(groups: 1)
+        var requests = RequestTable()
+        add(&requests, 1, prompt: 150)
+        leader.place(1, probing: [], groups: dp, requests: &requests)
+        var chunks: [Int] = []
+        var finished: [PrefillScheduler.Finished] = []
+        for step in 0..<3 {
+            let plan = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+                                        requests: &requests, now: Double(step))
+            chunks.append(plan.slowest.tokens)
+            #expect(plan.routedTokens == plan.slowest.tokens && plan.groupsWorking == 1)
+            #expect(leader.waiting == 0, "allocated at the first batch")
+            #expect(requests[1]?.stage == .prefill && requests[1]?.allocated == true)
+            #expect(requests[1]?.prefillStartedAt == 0, "prefill started with the first chunk")
+            finished = leader.finishBatch(requests: &requests)
+            if step < 2 { #expect(finished.isEmpty && leader.queues[0].count == 1) }
+        }
+        #expect(chunks == [64, 64, 22])
+        #expect(finished.map(\.request) == [1] && finished.map(\.group) == [0])
+        #expect(leader.queues[0].isEmpty && leader.queuedTokens == [0] && leader.batches.allSatisfy(\.isEmpty))
+        #expect(requests[1]?.remainingPrefill == 0)
+        // Handed over: the blocks are released (none registered, so all free again).
+        #expect(dp[0].kv.contains(requestID: 1))
+        leader.release(1, group: 0, groups: &dp, kv: store)
+        #expect(dp[0].kv.liveRequests == 0 && dp[0].kv.usedBlocks == 0 && dp[0].kv.audit() == [])
+    }
+
+    @Test func eachGroupTakesAtMostTheBudgetFromTheFrontOfItsQueue() throws {
+        var dp = groups(2)
+        let leader = PrefillScheduler(groups: 2)
+        var requests = RequestTable()
+        for id in 1...5 {
+            add(&requests, id, prompt: 40)
+            leader.place(id, probing: [], groups: dp, requests: &requests)
+        }
+        #expect(leader.queues.map(Array.init) == [[1, 3, 5], [2, 4]], "equal loads alternate, lowest group first")
+        let plan = leader.formBatch(budget: 100, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+                                    requests: &requests, now: 1)
+        #expect(leader.batches[0].map(\.request) == [1, 3, 5] && leader.batches[0].map(\.tokens) == [40, 40, 20])
+        #expect(leader.batches[1].map(\.request) == [2, 4] && leader.batches[1].map(\.tokens) == [40, 40])
+        #expect(plan.slowest.tokens == 100 && plan.slowest.started == 3 && plan.slowest.promptWeighted == 100 * 40)
+        #expect(plan.routedTokens == 180 && plan.groupsWorking == 2 && plan.pooledMost == 0)
+        #expect(leader.waiting == 0)
+        let finished = leader.finishBatch(requests: &requests)
+        #expect(finished.map(\.request) == [1, 3, 2, 4] && finished.map(\.group) == [0, 0, 1, 1])
+        #expect(leader.queues.map(Array.init) == [[5], []] && leader.queuedTokens == [20, 0])
+    }
+
+    @Test func aPromptWhoseKVDoesNotFitHoldsTheQueue() throws {
+        var dp = groups(1, blocks: 10)  // 160 tokens
+        let leader = PrefillScheduler(groups: 1)
+        var requests = RequestTable()
+        add(&requests, 1, prompt: 150)
+        add(&requests, 2, prompt: 10)
+        add(&requests, 3, prompt: 10)
+        for id in 1...3 { leader.place(id, probing: [], groups: dp, requests: &requests) }
+        _ = leader.formBatch(budget: 1_000, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+                             requests: &requests, now: 0)
+        #expect(leader.batches[0].map(\.request) == [1], "request 2 finds no block and holds request 3 back")
+        #expect(leader.waiting == 2 && requests[2]?.allocated == false)
+    }
+
+    @Test func aColocatedRequestStartsOnlyWithADecodeSeatAndItsWholeLength() throws {
+        var dp = groups(1)
+        let leader = PrefillScheduler(groups: 1)
+        let seats = DecodeScheduler(groups: 1, colocated: true)
+        var requests = RequestTable()
+        add(&requests, 1, prompt: 20, output: 30)
+        add(&requests, 2, prompt: 20, output: 30)
+        for id in 1...2 { leader.place(id, probing: [], groups: dp, requests: &requests) }
+        _ = leader.formBatch(budget: 100, seatLimit: 1, seats: seats, blockTokens: 16, groups: &dp, kv: store,
+                             requests: &requests, now: 0)
+        #expect(leader.batches[0].map(\.request) == [1] && seats.slots[0] == 1)
+        #expect(dp[0].kv.reservedBlocks > 0, "the expected output is reserved with the prompt")
+        #expect(leader.waiting == 1)
+        // Evicted while prefilling: the seat, the count and the blocks come back.
+        leader.remove([1])
+        let evicted = requests.removeValue(forKey: 1)
+        leader.withdraw(try #require(evicted), seats: seats, groups: &dp, kv: store)
+        #expect(seats.slots[0] == 0 && dp[0].kv.liveRequests == 0 && dp[0].kv.reservedBlocks == 0)
+        #expect(leader.batches.allSatisfy(\.isEmpty) && leader.queues.map(Array.init) == [[2]] && leader.queuedTokens == [20])
+    }
+
+    @Test func removeStripsQueuesAndBatchesAndWithdrawGivesBackEveryCountAndBlock() throws {
+        var dp = groups(2, blocks: 20)
+        let leader = PrefillScheduler(groups: 2)
+        var requests = RequestTable()
+        for id in 1...6 {
+            add(&requests, id, prompt: 100)
+            leader.place(id, probing: [], groups: dp, requests: &requests)
+        }
+        // Budget 150 a group: requests 1 and 3 start on group 0 (2 and 4 on group 1); the budget ends before 5 and 6.
+        _ = leader.formBatch(budget: 150, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+                             requests: &requests, now: 0)
+        #expect(leader.queues.map(Array.init) == [[1, 3, 5], [2, 4, 6]] && leader.waiting == 2)
+        let evicted: Set = [3, 5, 2]
+        leader.remove(evicted)
+        #expect(leader.queues.map(Array.init) == [[1], [4, 6]])
+        #expect(leader.batches[0].map(\.request) == [1] && leader.batches[1].map(\.request) == [4])
+        for id in evicted.sorted() {
+            let request = requests.removeValue(forKey: id)
+            leader.withdraw(try #require(request), seats: nil, groups: &dp, kv: store)
+        }
+        #expect(leader.queuedTokens == [100, 200] && leader.waiting == 1, "only request 6 waits unallocated")
+        #expect(dp[0].kv.liveRequests == 1 && dp[1].kv.liveRequests == 1)
+        for id in [1, 4, 6] {
+            leader.remove([id])
+            let request = requests.removeValue(forKey: id)
+            leader.withdraw(try #require(request), seats: nil, groups: &dp, kv: store)
+        }
+        #expect(leader.queuedTokens == [0, 0] && leader.waiting == 0 && leader.queuedRequests == 0)
+        for g in dp.indices {
+            #expect(dp[g].kv.liveRequests == 0 && dp[g].kv.usedBlocks == 0 && dp[g].kv.freeBlocks == 20)
+            #expect(dp[g].kv.audit() == [])
+        }
+    }
+
+    @Test func aCopyIsIndependent() throws {
+        var dp = groups(2)
+        let leader = PrefillScheduler(groups: 2)
+        var requests = RequestTable()
+        for id in 1...3 { add(&requests, id, prompt: 40) }
+        leader.place(1, probing: [], groups: dp, requests: &requests)
+        _ = leader.formBatch(budget: 30, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+                             requests: &requests, now: 0)
+        let copy = leader.copy()
+        #expect(copy !== leader)
+        #expect(copy.queues == leader.queues && copy.queuedTokens == leader.queuedTokens && copy.waiting == leader.waiting)
+        #expect(copy.batches.map { $0.map(\.request) } == [[1], []])
+        // The original moves on; the copy keeps its state.
+        var originalRequests = requests
+        leader.place(2, probing: [], groups: dp, requests: &originalRequests)
+        _ = leader.finishBatch(requests: &originalRequests)
+        #expect(copy.queues.map(Array.init) == [[1], []] && copy.queuedTokens == [40, 0] && copy.waiting == 0)
+        #expect(copy.batches[0].map(\.tokens) == [30])
+        // And the copy moves on alone.
+        copy.place(3, probing: [], groups: dp, requests: &requests)
+        #expect(copy.queues.map(Array.init) == [[1], [3]] && copy.waiting == 1)
+        #expect(leader.queues.map(Array.init) == [[1], [2]] && leader.queuedTokens == [10, 40] && leader.batches.allSatisfy(\.isEmpty))
+    }
+}
