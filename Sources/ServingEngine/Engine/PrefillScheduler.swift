@@ -12,14 +12,15 @@ import SimKit
 /// stays in its ``RequestState`` for now; the scheduler reads and writes it in place through the
 /// request table it is handed.
 ///
-/// Collaborators come per call (R2): the TE's groups (their KV managers and drained flags; for a
-/// colocated TE their decode seats), the ``KVCacheStore``, the request table, the clock. It holds
-/// no reference to them, so ``copy()`` is a field copy.
+/// Collaborators come per call (R2): the TE's groups (their KV managers and drained flags), for a
+/// colocated TE its ``DecodeScheduler`` (where an admitted request takes its decode seat), the
+/// ``KVCacheStore``, the request table, the clock. It holds no reference to them, so ``copy()``
+/// is a field copy.
 ///
 /// ```swift
 /// let leader = PrefillScheduler(groups: te.dp.count)
 /// let g = leader.place(id, probing: keys, groups: te.dp, requests: &requests)
-/// let plan = leader.formBatch(budget: 8_192, seatLimit: nil, blockTokens: 128, groups: &te.dp,
+/// let plan = leader.formBatch(budget: 8_192, seatLimit: nil, seats: nil, blockTokens: 128, groups: &te.dp,
 ///                             kv: store, requests: &requests, now: now)   // the step's load
 /// for done in leader.finishBatch(requests: &requests) { … }            // at the step's end
 /// leader.release(id, group: g, groups: &te.dp, kv: store)               // KV handed over
