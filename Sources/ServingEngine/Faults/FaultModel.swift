@@ -32,7 +32,7 @@ public struct FaultSettings: Sendable, Equatable {
 }
 
 /// What an operator broke.
-enum FaultKind: Equatable, Sendable {
+public enum FaultKind: Equatable, Sendable {
     /// Dies that stop answering (die, NPU, node faults).
     case dead(dies: [Int])
     /// A UB link between two NPUs, down (`degrade` nil) or slowed by a factor.

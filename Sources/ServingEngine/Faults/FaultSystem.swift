@@ -31,7 +31,7 @@ final class FaultSystem {
     /// Detection and recovery knobs (the configuration's).
     let settings: FaultSettings
     /// How each kind of fault is handled (``Policies/recovery``).
-    private(set) var policy = RecoveryPolicies.fineGrained
+    private(set) var policy: any RecoveryPolicy = FineGrainedRecovery()
     private(set) var records: [FaultRecord] = []
     private(set) var nextID = 1
     /// Dies that are dead, with how many active faults kill each (a die and its node may both).
@@ -81,10 +81,10 @@ final class FaultSystem {
     // MARK: Policy
 
     /// Replaces the recovery policy (at build, and by `policy recovery NAME`).
-    func use(_ policy: RecoveryPolicy) { self.policy = policy }
+    func use(_ policy: any RecoveryPolicy) { self.policy = policy }
 
     /// What the policy does with a fault of `kind` on a TE of `role`.
-    func plan(_ kind: FaultKind, role: InstanceRole?) -> RecoveryAction { policy.plan(kind, role, settings) }
+    func plan(_ kind: FaultKind, role: InstanceRole?) -> RecoveryAction { policy.plan(kind, role: role, settings: settings) }
 
     // MARK: Records
 

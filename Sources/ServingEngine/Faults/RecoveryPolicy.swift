@@ -1,7 +1,7 @@
 import PodModel
 
 /// What recovery does with a detected fault, as steps the engine knows how to carry out.
-enum RecoveryAction: Equatable, Sendable {
+public enum RecoveryAction: Equatable, Sendable {
     /// Network glitch: every DP group rolls back and redoes its last iteration.
     case redoIteration
     /// HBM fault: mask the region, fail the requests whose KV lived on the die.
@@ -19,7 +19,7 @@ enum RecoveryAction: Equatable, Sendable {
     case observe
 }
 
-enum DecodeFallback: String, Equatable, Sendable {
+public enum DecodeFallback: String, Equatable, Sendable {
     /// Fewer DP groups and EP ranks; needs one live replica of every expert.
     case shrink
     /// Replace the lost NPUs from the spare pool with an NPU-fork weight copy.
@@ -30,36 +30,34 @@ enum DecodeFallback: String, Equatable, Sendable {
     case restart
 }
 
-/// A recovery policy: how each kind of fault is handled. Selected by name from the
-/// configuration (``Policies/recovery``; shared/design/style.md). A value: its plan is a
-/// stateless function.
+/// A recovery policy: how each kind of fault is handled (engine-components.md §3). Selected by
+/// name from the configuration (``Policies/recovery``); a value, like every policy, so a fork
+/// copies it.
+///
+/// A policy only maps a fault to a ``RecoveryAction``. Carrying the action out against the pod
+/// (which fallback of a decode failover is possible, which spares, which donor) is shared by
+/// every policy (RecoveryPlaybook.swift): it reads the pod through a ``PodView`` and acts through
+/// a ``RecoveryActuator``, never through the engine itself.
 ///
 /// ```swift
 /// let policy = try Policies.recovery.make("restart-world")
+/// policy.plan(.hbm(die: 4), role: .decode, settings: FaultSettings())   // .restartWorld
 /// ```
-public struct RecoveryPolicy: Sendable {
-    public let name: String
-    public let summary: String
-    let plan: @Sendable (FaultKind, _ role: InstanceRole?, _ settings: FaultSettings) -> RecoveryAction
+public protocol RecoveryPolicy: Sendable {
+    var name: String { get }
+    /// What this policy does with a fault of `kind` on a TE of `role` (a glitch or a link fault
+    /// is planned as the decode side's).
+    func plan(_ kind: FaultKind, role: InstanceRole?, settings: FaultSettings) -> RecoveryAction
 }
 
-/// The registry of recovery policies, following the paper's evolution (system.md §4):
-/// restart-the-world → separate P/D failover → fine-grained handling.
-/// The registry itself is ``Policies/recovery``; these are its policies and the old spellings.
-public enum RecoveryPolicies {
-    public static var defaultName: String { Policies.recovery.defaultName }
-    public static var names: [String] { Policies.recovery.names }
+/// Glitch → redo the iteration; HBM → mask and fail; decode die → shrink, else spare, else
+/// (optionally) kill a prefill TE, else restart the TE; prefill die → re-queue; dead link →
+/// reroute over RoCE.
+public struct FineGrainedRecovery: RecoveryPolicy {
+    public var name: String { "fine-grained" }
+    public init() {}
 
-    static func named(_ name: String) throws -> RecoveryPolicy { try Policies.recovery.make(name) }
-
-    static let all: [RecoveryPolicy] = [fineGrained, pdFailover, restartWorld]
-
-    /// Glitch → redo the iteration; HBM → mask and fail; decode die → shrink, else spare, else
-    /// (optionally) kill a prefill TE, else restart the TE; prefill die → re-queue; dead link →
-    /// reroute over RoCE.
-    static let fineGrained = RecoveryPolicy(
-        name: "fine-grained", summary: "redo on glitch, mask HBM, shrink decode, re-queue prefill"
-    ) { kind, role, settings in
+    public func plan(_ kind: FaultKind, role: InstanceRole?, settings: FaultSettings) -> RecoveryAction {
         switch kind {
         case .glitch: return .redoIteration
         case .hbm: return .maskAndFail
@@ -67,18 +65,21 @@ public enum RecoveryPolicies {
         case .straggler: return .observe
         case .dead:
             if role == .decode {
-                return .decodeFailover(decodeChain(settings))
+                return .decodeFailover(RecoveryPolicies.decodeChain(settings))
             }
             return .requeuePrefill(restartFirst: false)
         }
     }
+}
 
-    /// Separate P/D failover, before fine-grained handling: a glitch or an HBM fault restarts
-    /// the TEs it touches (decode first), a lost decode die shrinks decode, a lost prefill die
-    /// restarts that prefill TE while the others take its work.
-    static let pdFailover = RecoveryPolicy(
-        name: "pd-failover", summary: "separate P/D failover: restart the touched TE, shrink decode"
-    ) { kind, role, settings in
+/// Separate P/D failover, before fine-grained handling: a glitch or an HBM fault restarts the
+/// TEs it touches (decode first), a lost decode die shrinks decode, a lost prefill die restarts
+/// that prefill TE while the others take its work.
+public struct PDFailoverRecovery: RecoveryPolicy {
+    public var name: String { "pd-failover" }
+    public init() {}
+
+    public func plan(_ kind: FaultKind, role: InstanceRole?, settings: FaultSettings) -> RecoveryAction {
         switch kind {
         case .glitch, .hbm:
             return role == .decode ? .decodeFailover([.restart]) : .requeuePrefill(restartFirst: true)
@@ -86,21 +87,41 @@ public enum RecoveryPolicies {
         case .straggler: return .observe
         case .dead:
             if role == .decode {
-                return .decodeFailover(decodeChain(settings))
+                return .decodeFailover(RecoveryPolicies.decodeChain(settings))
             }
             return .requeuePrefill(restartFirst: true)
         }
     }
+}
+
+/// The baseline: any hard fault restarts the world (decode before prefill).
+public struct RestartWorldRecovery: RecoveryPolicy {
+    public var name: String { "restart-world" }
+    public init() {}
+
+    public func plan(_ kind: FaultKind, role: InstanceRole?, settings: FaultSettings) -> RecoveryAction {
+        kind.isPerformance ? .observe : .restartWorld
+    }
+}
+
+/// The recovery policies, following the paper's evolution (system.md §4): restart-the-world →
+/// separate P/D failover → fine-grained handling. The registry itself is ``Policies/recovery``;
+/// these are the old spellings of its names.
+public enum RecoveryPolicies {
+    public static var defaultName: String { Policies.recovery.defaultName }
+    public static var names: [String] { Policies.recovery.names }
+
+    static func named(_ name: String) throws -> any RecoveryPolicy { try Policies.recovery.make(name) }
+
+    /// The registry's entries, in listing order (help text, completion).
+    static let entries: [PolicyRegistry<any RecoveryPolicy>.Entry] = [
+        .init("fine-grained", "redo on glitch, mask HBM, shrink decode, re-queue prefill") { FineGrainedRecovery() },
+        .init("pd-failover", "separate P/D failover: restart the touched TE, shrink decode") { PDFailoverRecovery() },
+        .init("restart-world", "restart every TE; in-flight requests fail") { RestartWorldRecovery() },
+    ]
 
     /// A lost decode die: shrink, else a spare, else (optionally) a prefill TE's NPUs, else restart.
     static func decodeChain(_ settings: FaultSettings) -> [DecodeFallback] {
         settings.killPrefillToPreserveDecode ? [.shrink, .spare, .killPrefill, .restart] : [.shrink, .spare, .restart]
-    }
-
-    /// The baseline: any hard fault restarts the world (decode before prefill).
-    static let restartWorld = RecoveryPolicy(
-        name: "restart-world", summary: "restart every TE; in-flight requests fail"
-    ) { kind, _, _ in
-        kind.isPerformance ? .observe : .restartWorld
     }
 }

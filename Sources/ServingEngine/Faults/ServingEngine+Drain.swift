@@ -23,39 +23,23 @@ extension ServingEngine {
             + "\(left) requests left to finish"
     }
 
-    /// Moves the running decode requests of the node's DP groups to other groups of the same TE
-    /// (lowest KV usage with room, as placement does), one KV copy per request over UB. The TE
-    /// pauses for the longest copy out of one die (copies from different dies run in parallel).
-    /// A request with no room elsewhere finishes in place.
+    /// Moves the running decode requests of the node's DP groups to other groups of their TE
+    /// (``DrainMigration`` decides; the TE's decode balancing picks each target group).
     func migrateDecode(off node: Int) -> Int {
-        let blockTokens = configuration.kvBlockTokens
-        var migrated = 0
-        for d in instances.indices where instances[d].role == .decode && !hasOutage(d) {
-            let te = instances[d], decode = te.decode!
-            let joining = Set(decode.joining)
-            let step = instances[d].stepIndex
-            var copySeconds: [Int: Double] = [:]
-            let sources = Set(instances[d].dp.indices.filter { g in
-                instances[d].dp[g].drained && instances[d].dp[g].npus.contains { $0 / topology.npusPerNode == node }
-            })
-            let movers = requests.values.filter {
-                $0.decodeInstance == d && sources.contains($0.decodeGroup) && $0.stage == .decode && !joining.contains($0.id)
-            }.map(\.id).sorted()
-            for id in movers {
-                guard let r = requests[id], let target = pickDecodeGroup(d) else { break }
-                let g = r.decodeGroup
-                guard decode.migrate(id, from: g, to: target, promptTokens: r.spec.promptTokens, totalTokens: r.totalTokens,
-                                     joinStep: r.joinStep, blockTokens: blockTokens, groups: &te.dp)
-                else { continue }
-                requests[id]?.decodeGroup = target
-                let context = Double(r.spec.promptTokens) + Double(step - r.joinStep) * tokensPerStep
-                copySeconds[g, default: 0] += cost.kvTransfer(tokens: context, plane: .ub)
-                migrated += 1
-            }
-            guard let pause = copySeconds.values.max().map(Self.delay), pause > 0 else { continue }
-            haltForMigration(d, until: now.after(pause))
-        }
-        return migrated
+        var act = EngineMigrationActuator(engine: self)
+        return DrainMigration().migrate(off: node, pod: EnginePodView(engine: self), act: &act)
+    }
+
+    /// Moves decode request `id` of TE `d` from group `source` to `target`: its KV and seat move
+    /// (false, nothing changes: the target cannot hold it).
+    func migrateDecodeRequest(_ id: Int, on d: Int, from source: Int, to target: Int) -> Bool {
+        guard let r = requests[id], let decode = instances[d].decode else { return false }
+        let te = instances[d]
+        guard decode.migrate(id, from: source, to: target, promptTokens: r.spec.promptTokens, totalTokens: r.totalTokens,
+                             joinStep: r.joinStep, blockTokens: configuration.kvBlockTokens, groups: &te.dp)
+        else { return false }
+        requests[id]?.decodeGroup = target
+        return true
     }
 
     /// Requests still holding something on each drained node (queued, prefilling, waiting to hand

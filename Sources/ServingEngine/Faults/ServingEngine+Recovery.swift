@@ -2,77 +2,46 @@ import Foundation
 import PodModel
 import SimKit
 
-/// Recovery (system.md §4 "Faults"): the policy picks the action; these carry it out.
+/// Recovery (system.md §4 "Faults"): the policy decides (``RecoveryPolicy`` and
+/// RecoveryPlaybook.swift, reading the pod through ``EnginePodView``); these are the
+/// mechanisms it drives through ``EngineRecoveryActuator``.
 extension ServingEngine {
     /// Dead dies were found in instance `i`; recover by the configured policy.
     func recoverDead(instance i: Int, faults ids: [Int]) {
         guard let first = ids.first, let kind = faults.record(first)?.kind else { return }
         if scalingTakesRecovery(instance: i, faults: ids) { return }
-        switch faults.plan(kind, role: instances[i].role) {
-        case .decodeFailover(let fallbacks): decodeFailover(i, ids: ids, fallbacks: fallbacks)
-        case .requeuePrefill(let restartFirst): requeuePrefill(i, ids: ids, restartFirst: restartFirst)
-        case .restartWorld: restartWorld(ids: ids)
-        case .redoIteration, .maskAndFail, .rerouteOverRoCE, .observe:
-            requeuePrefill(i, ids: ids, restartFirst: false)
-        }
+        var act = EngineRecoveryActuator(engine: self)
+        faults.policy.recoverDead(te: i, faults: ids, kind: kind, pod: EnginePodView(engine: self), act: &act)
     }
 
-    // MARK: Decode: shrink, spare, kill prefill, restart
+    // MARK: Decode: shrink, kill prefill
 
-    private func decodeFailover(_ i: Int, ids: [Int], fallbacks: [DecodeFallback]) {
-        let lost = Set(instances[i].dp.indices.filter { faults.holdsKnownDead(instances[i].dp[$0].dies) })
-        let deadNPUs = Set(knownDeadNPUs(of: i)).sorted()
-        for fallback in fallbacks {
-            switch fallback {
-            case .shrink:
-                let missing = missingExperts(instance: i)
-                let live = instances[i].dp.indices.filter { !lost.contains($0) && !instances[i].dp[$0].outOfService }
-                guard missing.isEmpty, !live.isEmpty else {
-                    note(ids, "vertical shrink impossible: " + (live.isEmpty ? "no DP group left"
-                        : "experts \(missing.prefix(8).map(String.init).joined(separator: ", "))\(missing.count > 8 ? "…" : "") "
-                        + "would lose their last replica"))
-                    continue
-                }
-                let moved = evict(requestsOn(instance: i, groups: lost), outcome: .reprefill)
-                let ep = instances[i].groupSpec.ep - expertDiesLost(instance: i)
-                finish(ids, moved, "vertical shrink of \(instances[i].name): DP \(instances[i].dp.count) → "
-                    + "\(live.count), EP \(instances[i].groupSpec.ep) → \(ep); every expert keeps a replica, "
-                    + "excess replicas on the lost dies dropped; \(moved.reprefilled) requests re-prefilled")
-                refreshFaultState()
-                return
-            case .spare:
-                let spares = spareNPUs().prefix(deadNPUs.count)
-                guard spares.count == deadNPUs.count else {
-                    note(ids, "spare pool has \(spareNPUs().count) healthy NPUs, \(deadNPUs.count) needed")
-                    continue
-                }
-                startFork(i, ids: ids, lost: lost, deadNPUs: deadNPUs, donors: Array(spares), how: "spare NPUs")
-                return
-            case .killPrefill:
-                guard let donor = prefillDonor(needing: deadNPUs.count) else {
-                    note(ids, "no prefill TE can give \(deadNPUs.count) NPUs")
-                    continue
-                }
-                let given = Array(instances[donor].npus.suffix(deadNPUs.count))
-                faults.beginOutage(donor, .killed)
-                refreshFaultState()
-                let moved = evict(requestsOn(instance: donor), outcome: .reprefill)
-                instances[donor].npus.removeAll(where: given.contains)
-                note(ids, "kill prefill to preserve decode: \(instances[donor].name) killed, "
-                    + "\(moved.reprefilled) of its requests re-queued on the other prefill TEs")
-                add(ids, moved)
-                startFork(i, ids: ids, lost: lost, deadNPUs: deadNPUs, donors: given, how: "NPUs of \(instances[donor].name)")
-                return
-            case .restart:
-                restartInstance(i, ids: ids, why: "decode failover fell back to a restart of \(instances[i].name)")
-                return
-            }
-        }
+    /// Vertical shrink: TE `i` drops its `lost` groups (their requests re-prefilled) and runs on
+    /// `live` groups with fewer EP ranks.
+    func shrink(_ i: Int, lost: Set<Int>, live: Int, ids: [Int]) {
+        let moved = evict(requestsOn(instance: i, groups: lost), outcome: .reprefill)
+        let ep = instances[i].groupSpec.ep - expertDiesLost(instance: i)
+        finish(ids, moved, "vertical shrink of \(instances[i].name): DP \(instances[i].dp.count) → "
+            + "\(live), EP \(instances[i].groupSpec.ep) → \(ep); every expert keeps a replica, "
+            + "excess replicas on the lost dies dropped; \(moved.reprefilled) requests re-prefilled")
+        refreshFaultState()
+    }
+
+    /// "Kill prefill to preserve decode": prefill TE `donor` is killed, its requests re-queued on
+    /// the other prefill TEs, and `given` NPUs leave it (the decode TE forks onto them next).
+    func killPrefill(_ donor: Int, giving given: [Int], ids: [Int]) {
+        faults.beginOutage(donor, .killed)
+        refreshFaultState()
+        let moved = evict(requestsOn(instance: donor), outcome: .reprefill)
+        instances[donor].npus.removeAll(where: given.contains)
+        note(ids, "kill prefill to preserve decode: \(instances[donor].name) killed, "
+            + "\(moved.reprefilled) of its requests re-queued on the other prefill TEs")
+        add(ids, moved)
     }
 
     /// NPU-fork (DeepServe): the lost NPUs are replaced by `donors`, whose weights are copied
     /// from running peers over UB; the TE is out of service for the copy.
-    private func startFork(_ i: Int, ids: [Int], lost: Set<Int>, deadNPUs: [Int], donors: [Int], how: String) {
+    func startFork(_ i: Int, ids: [Int], lost: Set<Int>, deadNPUs: [Int], donors: [Int], how: String) {
         let seconds = Self.delay(cost.weightCopy(bytes: weightBytesPerDie(instances[i].groupSpec)))
         faults.beginOutage(i, .forking(until: now.after(seconds), spares: Dictionary(uniqueKeysWithValues: zip(deadNPUs, donors))))
         refreshFaultState()
@@ -101,21 +70,9 @@ extension ServingEngine {
 
     // MARK: Prefill
 
-    /// A prefill (or colocated) TE lost a die: it leaves service, its requests are re-queued on
-    /// the other prefill TEs; it comes back on spare NPUs (NPU-fork), or after a restart, or
-    /// when healed.
-    private func requeuePrefill(_ i: Int, ids: [Int], restartFirst: Bool) {
-        if restartFirst {
-            restartInstance(i, ids: ids, why: "\(instances[i].name) restarts while the other TEs take its work")
-            return
-        }
-        let deadNPUs = Set(knownDeadNPUs(of: i)).sorted()
-        let spares = Array(spareNPUs().prefix(deadNPUs.count))
-        if !deadNPUs.isEmpty && spares.count == deadNPUs.count {
-            startFork(i, ids: ids, lost: Set(instances[i].dp.indices), deadNPUs: deadNPUs, donors: spares,
-                      how: "spare NPUs")
-            return
-        }
+    /// A prefill (or colocated) TE lost a die and no spare can replace it: it is out of service
+    /// until repaired; its requests are re-queued on the other prefill TEs.
+    func awaitRepair(_ i: Int, ids: [Int]) {
         faults.beginOutage(i, .awaitingRepair)
         refreshFaultState()
         let moved = evict(requestsOn(instance: i), outcome: .reprefill)
@@ -210,14 +167,6 @@ extension ServingEngine {
         return (0..<topology.npuCount).filter { npu in
             !used.contains(npu) && !cluster.isOnDrainedNode(npu: npu)
                 && !(0..<topology.diesPerNPU).contains { faults.isDead(npu * topology.diesPerNPU + $0) }
-        }
-    }
-
-    /// A prefill TE in service with enough NPUs to give, the last one first.
-    private func prefillDonor(needing count: Int) -> Int? {
-        instances.indices.reversed().first {
-            instances[$0].role == .prefill && !faults.hasOutage($0) && instances[$0].npus.count >= count
-                && !instances[$0].external
         }
     }
 

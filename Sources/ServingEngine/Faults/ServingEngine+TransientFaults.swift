@@ -4,27 +4,22 @@ import SimKit
 extension ServingEngine {
     // MARK: HBM
 
-    /// Fine-grained handling (system.md §4): the region is masked and the requests whose KV
-    /// lived on the die fail with that reason; the service stays up. Other policies restart.
+    /// An uncorrectable HBM error on `die`, detected: recover by the configured policy.
     func recoverHBM(_ id: Int, die: Int) {
         guard let kind = faults.record(id)?.kind else { return }
-        guard let (i, g) = locate(die: die), let g else {
-            finish([id], (0, 0), "no KV cache on die \(die); nothing to fail")
-            return
-        }
-        switch faults.plan(kind, role: instances[i].role) {
-        case .maskAndFail:
-            let holders = requestsOn(instance: i, groups: [g]).filter { instances[i].dp[g].kv.contains(requestID: $0) }
-            let tokens = holders.reduce(0) { $0 + (instances[i].dp[g].kv.tokens(of: $1) ?? 0) }
-            let moved = evict(holders, outcome: .fail("hbm fault on die \(die)"))
-            let blocks = mask(instance: i, group: g, tokens: tokens, fault: id)
-            finish([id], moved, "\(blocks) KV blocks masked on die \(die) (\(instances[i].name)/dp\(g)); "
-                + "\(moved.failed) requests whose KV lived there failed; the service stays up")
-        case .restartWorld:
-            restartWorld(ids: [id])
-        default:
-            restartInstance(i, ids: [id], why: "\(instances[i].name) restarts after an HBM fault on die \(die)")
-        }
+        var act = EngineRecoveryActuator(engine: self)
+        faults.policy.recoverHBM(id, die: die, kind: kind, pod: EnginePodView(engine: self), act: &act)
+    }
+
+    /// Fine-grained handling (system.md §4): the requests whose KV lived on the die fail with
+    /// that reason and the region is masked; the service stays up.
+    func maskAndFail(fault id: Int, instance i: Int, group g: Int, die: Int) {
+        let holders = requestsOn(instance: i, groups: [g]).filter { instances[i].dp[g].kv.contains(requestID: $0) }
+        let tokens = holders.reduce(0) { $0 + (instances[i].dp[g].kv.tokens(of: $1) ?? 0) }
+        let moved = evict(holders, outcome: .fail("hbm fault on die \(die)"))
+        let blocks = mask(instance: i, group: g, tokens: tokens, fault: id)
+        finish([id], moved, "\(blocks) KV blocks masked on die \(die) (\(instances[i].name)/dp\(g)); "
+            + "\(moved.failed) requests whose KV lived there failed; the service stays up")
     }
 
     /// Takes the failed requests' blocks out of use (at least one block, at most what is free):
@@ -52,40 +47,23 @@ extension ServingEngine {
 
     // MARK: Glitch
 
-    /// A glitch fails the collectives in flight. Fine-grained: every stepping TE notices when its
-    /// iteration ends in error, rolls back and redoes it (the step time is lost, no request
-    /// fails). Other policies restart.
+    /// A glitch fails the collectives in flight: recover by the configured policy (fine-grained:
+    /// every stepping TE notices when its iteration ends in error, rolls back and redoes it; the
+    /// step time is lost, no request fails; other policies restart).
     func startGlitch(_ id: Int) {
         guard faults.record(id) != nil else { return }
-        switch faults.plan(.glitch, role: .decode) {
-        case .redoIteration:
-            let stepping = instances.indices.filter { instances[$0].stepping && !isHalted($0) }
-            faults.scheduleRedo(stepping, fault: id)
-            if stepping.isEmpty {
-                faults.markDetected(id, at: now, how: "no collective in flight")
-                finish([id], (0, 0), "nothing to redo")
-                faults.markHealed(id, at: now)
-            }
-        case .restartWorld:
-            markGlitchDetected(id)
-            restartWorld(ids: [id])
-        default:
-            markGlitchDetected(id)
-            // Every TE that decodes restarts: decode TEs, or the colocated ones of a layout without
-            // a decode side (restarting only role == .decode left a colocated pod never recovered).
-            let restartable = instances.indices.filter { instances[$0].hasDecode && !faults.hasOutage($0) }
-            for i in restartable {
-                restartInstance(i, ids: [id], why: "\(instances[i].name) restarts after a network glitch")
-            }
-            // Every one is already restarting: the glitch has nothing left to break, so it is
-            // recovered at once rather than never.
-            if restartable.isEmpty { finish([id], (0, 0), "every decoding TE is already restarting; nothing more to restart") }
-        }
+        var act = EngineRecoveryActuator(engine: self)
+        faults.policy.recoverGlitch(id, pod: EnginePodView(engine: self), act: &act)
     }
 
-    private func markGlitchDetected(_ id: Int) {
-        faults.markDetected(id, at: now, how: "collectives fail with a network error")
-        logDetected([id], "collectives fail with a network error")
+    /// Glitch `id`: `stepping` TEs redo their iteration in flight; with none, it is over at once.
+    func redoIteration(on stepping: [Int], fault id: Int) {
+        faults.scheduleRedo(stepping, fault: id)
+        if stepping.isEmpty {
+            faults.markDetected(id, at: now, how: "no collective in flight")
+            finish([id], (0, 0), "nothing to redo")
+            faults.markHealed(id, at: now)
+        }
     }
 
     /// A TE's iteration failed in the glitch and is being redone (its new step is scheduled).
@@ -113,18 +91,19 @@ extension ServingEngine {
 
     // MARK: Links
 
-    /// A dead UB link on KV paths: transfers move to the RoCE plane (our choice; system.md §2:
-    /// every die also has 200 Gbit/s of RoCE) until the link is healed.
+    /// A dead UB link on KV paths, detected: recover by the configured policy.
     func rerouteLink(_ id: Int, paths: [Int]) {
         guard let kind = faults.record(id)?.kind else { return }
-        switch faults.plan(kind, role: .decode) {
-        case .restartWorld:
-            restartWorld(ids: [id])
-        default:
-            faults.markRecovered(id, at: now)
-            refreshChannels()
-            let names = paths.map { "\(instances[channels[$0].prefillInstance].name) → \(instances[channels[$0].decodeInstance].name)" }
-            finish([id], (0, 0), "KV transfers \(names.joined(separator: ", ")) rerouted over RoCE")
-        }
+        var act = EngineRecoveryActuator(engine: self)
+        faults.policy.recoverLink(id, paths: paths, kind: kind, pod: EnginePodView(engine: self), act: &act)
+    }
+
+    /// Transfers on the `paths` move to the RoCE plane (our choice; system.md §2: every die also
+    /// has 200 Gbit/s of RoCE) until the link is healed.
+    func rerouteOverRoCE(_ id: Int, paths: [Int]) {
+        faults.markRecovered(id, at: now)
+        refreshChannels()
+        let names = paths.map { "\(instances[channels[$0].prefillInstance].name) → \(instances[channels[$0].decodeInstance].name)" }
+        finish([id], (0, 0), "KV transfers \(names.joined(separator: ", ")) rerouted over RoCE")
     }
 }

@@ -123,10 +123,10 @@ public enum Policies {
             .init("deepseek", "DeepSeek EPLB: replica counts first, then balanced packing") { DeepSeekEPLBPlanner() },
         ])
 
-    public static let recovery = PolicyRegistry<RecoveryPolicy>(
+    public static let recovery = PolicyRegistry<any RecoveryPolicy>(
         slot: PolicySlot(command: "recovery", key: "recovery", flag: "--recovery-policy", title: "recovery"),
         defaultName: "fine-grained",
-        entries: RecoveryPolicies.all.map { policy in .init(policy.name, policy.summary) { policy } })
+        entries: RecoveryPolicies.entries)
 
     /// The autoscaler (system.md §4 "Fast scaling"). Its flag and its older spellings
     /// (`autoscale NAME`, `[scaling] autoscale`) predate the slot and stay; `policy autoscaler

@@ -1,0 +1,72 @@
+import PodModel
+
+/// What recovery may read of the pod while it plans (engine-components.md §2, the `PodView`
+/// port): the TEs' roles and hardware, which of it is known dead, the spare pool and the
+/// expert coverage. Read-only; given per call, never stored. TEs are named by index, DP groups
+/// by index within their TE (today's ids).
+protocol PodView {
+    /// Detection and recovery knobs (the configuration's).
+    var faultSettings: FaultSettings { get }
+    /// TEs are `0..<teCount`.
+    var teCount: Int { get }
+    func role(of te: Int) -> InstanceRole
+    func name(of te: Int) -> String
+    /// Decode and colocated TEs (the ones a glitch restarts).
+    func decodes(_ te: Int) -> Bool
+    /// A TE whose hardware is outside the pod (it has no NPUs to give).
+    func isExternal(_ te: Int) -> Bool
+    /// The TE's NPUs, in its order.
+    func npus(of te: Int) -> [Int]
+    func groupCount(of te: Int) -> Int
+    /// Group `g` of `te` is out of service (a lost die, or its TE in an outage).
+    func isOutOfService(_ te: Int, group g: Int) -> Bool
+    /// Group `g` of `te` holds a die the control plane knows is dead.
+    func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool
+    /// The TE is out for a recovery or a drain's migration.
+    func hasOutage(_ te: Int) -> Bool
+    /// The TE has an iteration in flight and is not halted (it would redo it after a glitch).
+    func hasIterationInFlight(_ te: Int) -> Bool
+    /// NPUs of `te` with a known-dead die, in the TE's order.
+    func knownDeadNPUs(of te: Int) -> [Int]
+    /// Healthy NPUs no TE uses, not on a drained node, in id order.
+    func spareNPUs() -> [Int]
+    /// Routed experts of decode TE `te` left without a live replica if its known-dead dies
+    /// are dropped (sorted).
+    func missingExperts(of te: Int) -> [Int]
+    /// The TE and DP group (nil: an expert-only die) that own `die`, if any.
+    func locate(die: Int) -> (te: Int, group: Int?)?
+}
+
+/// The recovery mechanisms the pod offers a policy (engine-components.md §2, the
+/// `RecoveryActuator` port). Each carries out one step the way the hardware and the schedulers
+/// need it (take requests off, go out of service, schedule the return) and writes the step into
+/// the faults' recovery story; which step, on what and in which order is the policy's.
+protocol RecoveryActuator {
+    /// A step of the story that changed nothing (a fallback found impossible).
+    mutating func note(_ faults: [Int], _ step: String)
+    /// The faults are recovered now with nothing to move.
+    mutating func finish(_ faults: [Int], _ message: String)
+    /// Detected now (a glitch notices itself), logged.
+    mutating func markDetected(_ fault: Int, how: String)
+    /// Vertical shrink: `te` drops `groups` (their requests re-prefilled) and runs on `live` groups.
+    mutating func shrink(_ te: Int, dropping groups: Set<Int>, live: Int, faults: [Int])
+    /// NPU-fork: `dead` NPUs of `te` are replaced by `donors` (by position) after a weight copy;
+    /// the requests on `groups` are re-prefilled; `te` is out until the copy ends.
+    mutating func fork(_ te: Int, replacing dead: [Int], with donors: [Int], how: String, dropping groups: Set<Int>,
+                       faults: [Int])
+    /// "Kill prefill to preserve decode": prefill TE `te` leaves service for good (its requests
+    /// re-queued) and gives up `npus`.
+    mutating func killPrefill(_ te: Int, giving npus: [Int], faults: [Int])
+    /// `te` restarts (its requests re-prefilled), out for the restart time.
+    mutating func restart(_ te: Int, faults: [Int], why: String)
+    /// Every TE restarts, decode before prefill; everything in flight fails.
+    mutating func restartWorld(faults: [Int])
+    /// `te` leaves service until repaired; its requests are re-queued elsewhere.
+    mutating func awaitRepair(_ te: Int, faults: [Int])
+    /// HBM: fails the requests whose KV lived on group `group` of `te` and masks the region.
+    mutating func maskAndFail(fault: Int, te: Int, group: Int, die: Int)
+    /// Glitch: `tes` roll back and redo their iteration in flight (none: nothing to redo).
+    mutating func redoIteration(on tes: [Int], fault: Int)
+    /// A dead link: the KV `paths` (channel ids) move to RoCE.
+    mutating func rerouteOverRoCE(fault: Int, paths: [Int])
+}

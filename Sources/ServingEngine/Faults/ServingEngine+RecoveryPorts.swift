@@ -1,0 +1,80 @@
+import PodModel
+import SimKit
+
+/// The engine's side of the fault ports (engine-components.md §2): a read-only view of the pod
+/// for recovery policies and the drain, made per call and never stored (it holds the engine
+/// only for the call).
+struct EnginePodView: PodView, DrainView {
+    let engine: ServingEngine
+
+    var faultSettings: FaultSettings { engine.faults.settings }
+    var teCount: Int { engine.instances.count }
+    func role(of te: Int) -> InstanceRole { engine.instances[te].role }
+    func name(of te: Int) -> String { engine.instances[te].name }
+    func decodes(_ te: Int) -> Bool { engine.instances[te].hasDecode }
+    func isExternal(_ te: Int) -> Bool { engine.instances[te].external }
+    func npus(of te: Int) -> [Int] { engine.instances[te].npus }
+    func groupCount(of te: Int) -> Int { engine.instances[te].dp.count }
+    func isOutOfService(_ te: Int, group g: Int) -> Bool { engine.instances[te].dp[g].outOfService }
+    func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool { engine.faults.holdsKnownDead(engine.instances[te].dp[g].dies) }
+    func hasOutage(_ te: Int) -> Bool { engine.faults.hasOutage(te) }
+    func hasIterationInFlight(_ te: Int) -> Bool { engine.instances[te].stepping && !engine.isHalted(te) }
+    func knownDeadNPUs(of te: Int) -> [Int] { engine.knownDeadNPUs(of: te) }
+    func spareNPUs() -> [Int] { engine.spareNPUs() }
+    func missingExperts(of te: Int) -> [Int] { engine.missingExperts(instance: te) }
+    func locate(die: Int) -> (te: Int, group: Int?)? { engine.locate(die: die).map { ($0.instance, $0.group) } }
+
+    // The drain's view.
+    var npusPerNode: Int { engine.topology.npusPerNode }
+    var tokensPerStep: Double { engine.tokensPerStep }
+    func isDrained(_ te: Int, group g: Int) -> Bool { engine.instances[te].dp[g].drained }
+    func npus(of te: Int, group g: Int) -> [Int] { engine.instances[te].dp[g].npus }
+    func stepIndex(of te: Int) -> Int { engine.instances[te].stepIndex }
+    func decodingRequests(on te: Int) -> [DecodingRequest] {
+        let joining = Set(engine.instances[te].decode?.joining ?? [])
+        return engine.requests.values.filter { $0.decodeInstance == te && $0.stage == .decode }.map {
+            DecodingRequest(id: $0.id, group: $0.decodeGroup, promptTokens: $0.spec.promptTokens, joinStep: $0.joinStep,
+                            joining: joining.contains($0.id))
+        }
+    }
+    func kvCopySeconds(tokens: Double) -> Double { engine.cost.kvTransfer(tokens: tokens, plane: .ub) }
+}
+
+/// The recovery mechanisms (``RecoveryActuator``) as the engine carries them out
+/// (ServingEngine+Recovery, +TransientFaults).
+struct EngineRecoveryActuator: RecoveryActuator {
+    let engine: ServingEngine
+
+    func note(_ faults: [Int], _ step: String) { engine.note(faults, step) }
+    func finish(_ faults: [Int], _ message: String) { engine.finish(faults, (0, 0), message) }
+    func markDetected(_ fault: Int, how: String) {
+        engine.faults.markDetected(fault, at: engine.now, how: how)
+        engine.logDetected([fault], how)
+    }
+    func shrink(_ te: Int, dropping groups: Set<Int>, live: Int, faults: [Int]) {
+        engine.shrink(te, lost: groups, live: live, ids: faults)
+    }
+    func fork(_ te: Int, replacing dead: [Int], with donors: [Int], how: String, dropping groups: Set<Int>, faults: [Int]) {
+        engine.startFork(te, ids: faults, lost: groups, deadNPUs: dead, donors: donors, how: how)
+    }
+    func killPrefill(_ te: Int, giving npus: [Int], faults: [Int]) { engine.killPrefill(te, giving: npus, ids: faults) }
+    func restart(_ te: Int, faults: [Int], why: String) { engine.restartInstance(te, ids: faults, why: why) }
+    func restartWorld(faults: [Int]) { engine.restartWorld(ids: faults) }
+    func awaitRepair(_ te: Int, faults: [Int]) { engine.awaitRepair(te, ids: faults) }
+    func maskAndFail(fault: Int, te: Int, group: Int, die: Int) {
+        engine.maskAndFail(fault: fault, instance: te, group: group, die: die)
+    }
+    func redoIteration(on tes: [Int], fault: Int) { engine.redoIteration(on: tes, fault: fault) }
+    func rerouteOverRoCE(fault: Int, paths: [Int]) { engine.rerouteOverRoCE(fault, paths: paths) }
+}
+
+/// A drain's migration steps (``MigrationActuator``) as the engine carries them out.
+struct EngineMigrationActuator: MigrationActuator {
+    let engine: ServingEngine
+
+    func pickTarget(_ te: Int) -> Int? { engine.pickDecodeGroup(te) }
+    func move(_ id: Int, on te: Int, from source: Int, to target: Int) -> Bool {
+        engine.migrateDecodeRequest(id, on: te, from: source, to: target)
+    }
+    func pause(_ te: Int, for seconds: SimTime) { engine.haltForMigration(te, until: engine.now.after(seconds)) }
+}
