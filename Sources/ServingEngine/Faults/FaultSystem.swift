@@ -6,9 +6,11 @@ import SimKit
 /// with the bookkeeping of recoveries under way.
 ///
 /// Its state changes only through the methods below. It decides nothing about requests,
-/// batches, channels or KV: the engine (the coordinator, Faults/ServingEngine+*.swift) reads
-/// the pod, asks this component (`plan`, `heartbeat`, `isHalted`, `takeRedo`, …) and carries
-/// out evictions, NPU replacements and HBM masks itself, recording the outcome here. Facts
+/// batches, channels or KV: the engine (the coordinator, Faults/ServingEngine+*.swift) asks
+/// this component (`heartbeat`, `isHalted`, `takeRedo`, …), hands a detected fault to the
+/// ``policy`` (which reads the pod through a ``PodView`` and drives the engine's recovery
+/// mechanisms through a ``RecoveryActuator``, RecoveryPlaybook.swift), and the mechanisms
+/// record their outcome here. Facts
 /// about the pod it needs for a decision come in per call (non-escaping closures, never
 /// stored), so a ``copy()`` has nothing to re-wire.
 ///

@@ -111,8 +111,6 @@ public enum RecoveryPolicies {
     public static var defaultName: String { Policies.recovery.defaultName }
     public static var names: [String] { Policies.recovery.names }
 
-    static func named(_ name: String) throws -> any RecoveryPolicy { try Policies.recovery.make(name) }
-
     /// The registry's entries, in listing order (help text, completion).
     static let entries: [PolicyRegistry<any RecoveryPolicy>.Entry] = [
         .init("fine-grained", "redo on glitch, mask HBM, shrink decode, re-queue prefill") { FineGrainedRecovery() },
