@@ -183,37 +183,39 @@ public struct EPLBController: Sendable {
                         let was = Int(oldStarts[i])..<Int(oldStarts[i + 1])
                         let nextFrom = Int(nextStarts[i]), nextTo = Int(nextStarts[i + 1])
                         let from = k
-                        defer {
-                            room.close(i, expert: expert, from: from, to: k)
-                            expert += 1
-                            if expert == old.experts { expert = 0 }
-                        }
-                        // The common case, one host before and after: kept or moved (then it keeps it).
                         if was.count == 1 && nextTo - nextFrom == 1 {
+                            // The common case, one host before and after: kept or moved (then it
+                            // keeps it), written as ``Room/close`` would write it.
                             room.hosts[k] = oldHosts[was.lowerBound]
+                            room.slotExpert[k] = Int32(truncatingIfNeeded: expert)
+                            room.slotReplicas[k] = 1
                             k += 1
-                            continue
-                        }
-                        let next = UnsafeBufferPointer(rebasing: nextHosts[nextFrom..<nextTo])
-                        // Most experts keep every host: copied as they are.
-                        var keeps = 0
-                        for s in was where next.contains(oldHosts[s]) { keeps += 1 }
-                        if keeps == was.count || keeps == 0 {
-                            for s in was {
-                                room.hosts[k] = oldHosts[s]
-                                k += 1
-                            }
+                            room.ends[i] = room.base &+ Int32(truncatingIfNeeded: k)
                         } else {
-                            for s in was {
-                                let host = oldHosts[s]
-                                if next.contains(host) {
-                                    room.hosts[k] = host
+                            let next = UnsafeBufferPointer(rebasing: nextHosts[nextFrom..<nextTo])
+                            // Most experts keep every host: copied as they are.
+                            var keeps = 0
+                            for s in was where next.contains(oldHosts[s]) { keeps += 1 }
+                            if keeps == was.count || keeps == 0 {
+                                for s in was {
+                                    room.hosts[k] = oldHosts[s]
                                     k += 1
-                                } else {
-                                    disabled[Int(host)] = true
+                                }
+                            } else {
+                                for s in was {
+                                    let host = oldHosts[s]
+                                    if next.contains(host) {
+                                        room.hosts[k] = host
+                                        k += 1
+                                    } else {
+                                        disabled[Int(host)] = true
+                                    }
                                 }
                             }
+                            room.close(i, expert: expert, from: from, to: k)
                         }
+                        expert += 1
+                        if expert == old.experts { expert = 0 }
                     }
                     return k
                 }

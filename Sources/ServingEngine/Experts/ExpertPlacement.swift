@@ -317,9 +317,15 @@ public struct ExpertPlacement: Sendable, Equatable {
         guard dies.hasFreeSlot else { return }
         var hottest = strict ? MostLoadPerReplica(load: load, order: order, placedPrefix: placed)
             : MostLoadPerReplica(load: load, order: order, placed: { hosts.count($0) > 0 })
+        // Loads far from overflow (their magnitudes sum to a plain number; a NaN or ∞ fails the
+        // test) keep every die load a plain number, no ∞ − ∞ in an adjust: the pool's order is
+        // then total and its root answers most exclusions as it stands.
+        var magnitudes = 0.0
+        for x in load { magnitudes += x.magnitude }
+        let ordered = strict && magnitudes <= 1e300
         while dies.hasFreeSlot, let top = hottest.popMax() {
             let e = top.expert
-            guard let d = dies.leastLoaded(excludingHostsOf: e, in: hosts) else { continue }
+            guard let d = dies.leastLoaded(excludingHostsOf: e, in: hosts, ordered: ordered) else { continue }
             let replicas = hosts.count(e)
             let before = load[e] / Double(replicas)
             let after = load[e] / Double(replicas + 1)
@@ -619,10 +625,19 @@ final class LayerHosts {
 
     /// Writes the layer, expert by expert, each expert's hosts in order.
     func write(into builder: inout ExpertPlacement.Builder) {
-        let (experts, head, dies, links) = (self.experts, self.head, self.dies, self.links)
+        let (experts, head, dies, links, counts) = (self.experts, self.head, self.dies, self.links, self.counts)
         builder.appendExperts(experts, hosts: nodes) { room in
             var k = 0
             for e in 0..<experts {
+                // Most experts have one host: written straight, as ``Builder/Room/close`` would.
+                if counts[e] == 1 {
+                    room.hosts[k] = dies[Int(head[e])]
+                    room.slotExpert[k] = Int32(truncatingIfNeeded: e)
+                    room.slotReplicas[k] = 1
+                    k += 1
+                    room.ends[e] = room.base &+ Int32(truncatingIfNeeded: k)
+                    continue
+                }
                 let from = k
                 var node = Int(head[e])
                 while node >= 0 {
@@ -664,7 +679,9 @@ struct MostLoadPerReplica {
     /// The queue's fresh experts are `fresh[..<freshCount]`.
     private let freshCount: Int
     private var next = 0
-    private var replicated = Heap<ExpertShare>()
+    /// The replicated experts, room for the usual few made up front (issue 12: growing the heap
+    /// from empty reallocated it ~6 times per layer).
+    private var replicated = Heap<ExpertShare>(minimumCapacity: 32)
 
     /// `order`: the experts hottest first (``ExpertPlacement/hottestFirst(load:into:)``);
     /// `placed`: whether an expert got a primary (those that did not are not in the queue).
@@ -899,9 +916,26 @@ struct DiePool {
         return best < 0 ? nil : Int(best)
     }
 
-    /// ``leastLoaded(excluding:)`` with expert `e`'s hosts in `hosts` excluded.
-    mutating func leastLoaded(excludingHostsOf e: Int, in hosts: LayerHosts) -> Int? {
+    /// ``leastLoaded(excluding:)`` with expert `e`'s hosts in `hosts` excluded. `ordered`: every
+    /// load is a plain number (no NaN, nothing near overflow), so the root is the least (load, id)
+    /// of all usable dies and, unless it hosts `e`, of those left after the exclusion too: it is
+    /// the answer with no walk (issue 12: the hottest expert's hosts are rarely the least loaded).
+    mutating func leastLoaded(excludingHostsOf e: Int, in hosts: LayerHosts, ordered: Bool = false) -> Int? {
         let t = storage.tree, free = storage.free
+        if ordered {
+            let root = t[1]
+            guard root >= 0 else { return nil }
+            var hosted = false
+            var node = hosts.first(e)
+            while node >= 0 {
+                if hosts.die(node) == Int(root) {
+                    hosted = true
+                    break
+                }
+                node = hosts.next(node)
+            }
+            if !hosted { return Int(root) }
+        }
         var any = false
         var node = hosts.first(e)
         while node >= 0 {

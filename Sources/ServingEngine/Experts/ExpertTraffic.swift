@@ -18,7 +18,10 @@ public struct ExpertTraffic: Sendable {
     public private(set) var popularity: ExpertPopularity
     /// The drift's log-factors, layer by layer (`drift[l * experts + e]`): one flat buffer, so a
     /// step writes 58 × 256 elements without a nested-array uniqueness check per element.
-    private var drift: [Double]
+    private(set) var drift: [Double]
+    /// The mix's blend of the profiles, flat like `drift` (nil: to be made): it changes only with
+    /// the mix, while every drift step re-applies the drift to it (issue 12: no re-blend per step).
+    private var blended: [Double]?
     private var rng: RandomStream
     /// Random-walk step of the drift per √second (documented default: the papers give no rate).
     public var driftPerRootSecond = 0.02
@@ -48,6 +51,7 @@ public struct ExpertTraffic: Sendable {
         let total = known.values.reduce(0, +)
         guard total > 0 else { return }
         mix = known.mapValues { $0 / total }
+        blended = nil
         recompute()
     }
 
@@ -102,30 +106,51 @@ public struct ExpertTraffic: Sendable {
     /// running away.
     static let driftRetention = 0.98
 
-    private mutating func recompute() {
-        var rows: [[Double]] = []
-        rows.reserveCapacity(shape.moeLayers)
-        // The blend's profiles looked up once (not per layer), rows written through their
-        // buffers: the same operations in the same order as element by element.
+    /// The mix's blend, element by element the weighted profiles summed in name order from 0.
+    private func blend() -> [Double] {
+        let experts = shape.experts
+        var flat = [Double](repeating: 0, count: shape.moeLayers * experts)
+        // The blend's profiles looked up once (not per layer), written through the buffer: the
+        // same operations in the same order as element by element.
         let blend = mix.sorted { $0.key < $1.key }.compactMap { name, weight in
             profiles[name].map { (weight: weight, layers: $0.layers) }
         }
-        let experts = shape.experts
-        for l in 0..<shape.moeLayers {
-            var row = Array(repeating: 0.0, count: experts)
-            row.withUnsafeMutableBufferPointer { row in
+        flat.withUnsafeMutableBufferPointer { flat in
+            for l in 0..<shape.moeLayers {
+                let base = l * experts
                 for (weight, layers) in blend {
                     layers[l].withUnsafeBufferPointer { p in
-                        for e in 0..<experts { row[e] += weight * p[e] }
+                        for e in 0..<min(experts, p.count) { flat[base + e] += weight * p[e] }
                     }
                 }
-                drift.withUnsafeBufferPointer { drift in
+            }
+        }
+        return flat
+    }
+
+    private mutating func recompute() {
+        if blended == nil { blended = blend() }
+        var rows: [[Double]] = []
+        rows.reserveCapacity(shape.moeLayers)
+        let experts = shape.experts
+        blended!.withUnsafeBufferPointer { blended in
+            drift.withUnsafeBufferPointer { drift in
+                for l in 0..<shape.moeLayers {
                     let base = l * experts
-                    for e in 0..<experts { row[e] *= Foundation.exp(drift[base + e]) }
+                    var row = [Double](repeating: 0, count: experts)
+                    var sum = 0.0
+                    row.withUnsafeMutableBufferPointer { row in
+                        for e in 0..<experts {
+                            row[e] = blended[base + e] * Foundation.exp(drift[base + e])
+                            sum += row[e]
+                        }
+                        // Each row relative to its mean (a zero row: every expert at the mean).
+                        let mean = sum / Double(experts)
+                        for e in 0..<experts { row[e] = mean > 0 ? row[e] / mean : 1 }
+                    }
+                    rows.append(row)
                 }
             }
-            let mean = row.reduce(0, +) / Double(experts)
-            rows.append(row.map { mean > 0 ? $0 / mean : 1 })
         }
         popularity = ExpertPopularity(layers: rows)
     }

@@ -1,0 +1,134 @@
+import Foundation
+import SimKit
+import Testing
+@testable import ServingEngine
+
+/// Issue 12's fast paths of the expert system, each checked bit for bit against the plain
+/// computation it replaces, on random walks: reports must not move by one bit.
+@Suite struct ExpertFastPathTests {
+    /// The planner's most-load-per-replica queue (fresh experts in hottest-first order, replicated
+    /// ones in a heap made with room up front) pops exactly what a max-queue of every placed
+    /// expert's share pops, under random interleavings of pops and re-inserts, on rows with ties,
+    /// zeros and negative zeros.
+    @Test func mostLoadPerReplicaPopsWhatAMaxQueueOfEveryShareWould() {
+        var rng = RandomStreams(seed: 12).stream("queue-walk")
+        for trial in 0..<200 {
+            let n = rng.int(in: 1...300)
+            let ties = trial % 3 == 0
+            let load: [Double] = (0..<n).map { e in
+                if ties { return Double(rng.int(in: 0...3)) }
+                if e % 17 == 0 { return e % 2 == 0 ? 0 : -0.0 }
+                return rng.uniform() * 30
+            }
+            var order: [Int32] = []
+            load.withUnsafeBufferPointer { _ = ExpertPlacement.hottestFirst(load: $0, into: &order) }
+            let placed = rng.int(in: 0...n)
+            // The reference: every placed expert's share in one array, the greatest popped.
+            var reference = order.prefix(placed).map { ExpertShare(share: load[Int($0)], expert: Int($0)) }
+            var replicas = [Int](repeating: 1, count: n)
+            load.withUnsafeBufferPointer { buffer in
+                var queue = MostLoadPerReplica(load: buffer, order: order, placedPrefix: placed)
+                for _ in 0..<(2 * placed + 5) {
+                    let got = queue.popMax()
+                    let want = reference.indices.max { reference[$0] < reference[$1] }.map { reference.remove(at: $0) }
+                    #expect(got?.expert == want?.expert, "trial \(trial)")
+                    #expect(got?.share.bitPattern == want?.share.bitPattern, "trial \(trial)")
+                    guard let top = got, rng.int(in: 0...3) > 0 else { continue }
+                    // Back with one more replica's share, as the planner re-inserts it.
+                    replicas[top.expert] += 1
+                    let again = ExpertShare(share: load[top.expert] / Double(replicas[top.expert]), expert: top.expert)
+                    queue.insert(again)
+                    reference.append(again)
+                }
+            }
+        }
+    }
+
+    /// Popularity is the mix's blend (kept between mix changes) times the drift's factors, each
+    /// row over its mean: the same bits as blending afresh on every step, along a walk of drift
+    /// steps, closed-form stretches and mix changes.
+    @Test func popularityIsTheBlendTimesTheDriftBitForBit() {
+        let shape = ModelSpecShape(moeLayers: 5, experts: 64)
+        var traffic = ExpertTraffic(shape: shape, seed: 4)
+        var rng = RandomStreams(seed: 5).stream("traffic-walk")
+        for step in 0..<40 {
+            switch rng.int(in: 0...3) {
+            case 0: traffic.setMix(["chat": rng.uniform(), "reasoning": rng.uniform()])
+            case 1: traffic.advanceDrift(steps: Double(rng.int(in: 1...5)), firstSeconds: 10, seconds: 30)
+            default: traffic.advanceDrift(seconds: 30 * rng.uniform())
+            }
+            let want = Self.referencePopularity(traffic)
+            #expect(traffic.popularity.layers.map { $0.map(\.bitPattern) } == want.map { $0.map(\.bitPattern) },
+                    "step \(step)")
+        }
+    }
+
+    /// The popularity as it was computed before the blend was kept: per layer, the profiles
+    /// blended in name order from zero, times exp of the drift, over the row's mean.
+    static func referencePopularity(_ traffic: ExpertTraffic) -> [[Double]] {
+        let experts = traffic.shape.experts
+        let blend = traffic.mix.sorted { $0.key < $1.key }.compactMap { name, weight in
+            traffic.profiles[name].map { (weight, $0.layers) }
+        }
+        return (0..<traffic.shape.moeLayers).map { l in
+            var row = [Double](repeating: 0, count: experts)
+            for (weight, layers) in blend { for e in 0..<experts { row[e] += weight * layers[l][e] } }
+            for e in 0..<experts { row[e] *= Foundation.exp(traffic.drift[l * experts + e]) }
+            let mean = row.reduce(0, +) / Double(experts)
+            return row.map { mean > 0 ? $0 / mean : 1 }
+        }
+    }
+
+    /// The die pool answers an exclusion from its root when the root hosts none of the excluded
+    /// expert's replicas (loads ordered): the same die as taking the hosts out of the tournament,
+    /// along random walks of placements and load changes with ties and full dies.
+    @Test func orderedExclusionPicksTheDieTheWalkPicks() {
+        var rng = RandomStreams(seed: 13).stream("pool-walk")
+        for trial in 0..<300 {
+            let dies = rng.int(in: 1...40), slots = rng.int(in: 1...4), experts = rng.int(in: 1...20)
+            var pool = DiePool(dies: dies, slotsPerDie: slots)
+            let hosts = LayerHosts(experts: experts, capacity: dies * slots)
+            let ties = trial % 2 == 0
+            while pool.hasFreeSlot {
+                let e = rng.int(in: 0...(experts - 1))
+                let fast = pool.leastLoaded(excludingHostsOf: e, in: hosts, ordered: true)
+                let walked = pool.leastLoaded(excludingHostsOf: e, in: hosts, ordered: false)
+                #expect(fast == walked, "trial \(trial)")
+                guard let d = walked else {
+                    // Every free die hosts e already: give another expert the least-loaded one.
+                    guard let free = pool.leastLoaded() else { break }
+                    pool.place(1, on: free)
+                    continue
+                }
+                // A host's load falls or rises as it would when the expert gains a replica.
+                var node = hosts.first(e)
+                while node >= 0 {
+                    pool.adjust(ties ? -1 : -rng.uniform(), on: hosts.die(node))
+                    node = hosts.next(node)
+                }
+                hosts.append(d, to: e)
+                pool.place(ties ? Double(rng.int(in: 0...2)) : rng.uniform() * 5, on: d)
+            }
+        }
+    }
+
+    /// The layer writer's one-host fast path and a swap's serving placement write the per-slot
+    /// arrays as a placement derives them from its hosts: their hottest shares equal, bit for bit,
+    /// those of the same hosts given as nested rows.
+    @Test func writtenSlotArraysAreTheDerivedOnes() {
+        let shape = ModelSpecShape(moeLayers: 4, experts: 64)
+        var traffic = ExpertTraffic(shape: shape, seed: 21)
+        for (dies, slots) in [(72, 1), (8, 9), (5, 20)] {
+            let old = ExpertPlacement.greedy(popularity: traffic.popularity, dies: dies, slotsPerDie: slots)
+            traffic.advanceDrift(seconds: 600)
+            let target = ExpertPlacement.greedy(popularity: traffic.popularity, dies: dies, slotsPerDie: slots)
+            let (serving, _) = EPLBController.servingDuringSwap(from: old, to: target)
+            for placement in [old, target, serving] {
+                let nested = ExpertPlacement(dies: dies, slotsPerDie: slots, layers: placement.layers)
+                #expect(nested == placement)
+                #expect(placement.hottestShares(popularity: traffic.popularity).map(\.bitPattern)
+                        == nested.hottestShares(popularity: traffic.popularity).map(\.bitPattern), "\(dies) × \(slots)")
+            }
+        }
+    }
+}
