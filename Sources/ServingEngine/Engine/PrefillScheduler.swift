@@ -63,6 +63,18 @@ final class PrefillScheduler {
         return total
     }
 
+    /// Whether any group has a queued request (without one, ``formBatch`` forms an empty batch).
+    var hasQueued: Bool {
+        for g in queues.indices where !queues[g].isEmpty { return true }
+        return false
+    }
+
+    /// Whether the current batch has a chunk (without one, ``finishBatch`` finishes nothing).
+    var hasBatch: Bool {
+        for g in batches.indices where !batches[g].isEmpty { return true }
+        return false
+    }
+
     /// Uncached prompt tokens queued on all groups (the autoscaler's backlog).
     var totalQueuedTokens: Int {
         var total = 0
