@@ -4,39 +4,40 @@ import PodModel
 import ServingEngine
 import SimKit
 
-/// The options console, serve and run share (interfaces.md, "Common options").
+/// The options console, serve and run share (interfaces.md, "Common options"). `xds run` also
+/// reads them in ``RunFastPath``: an option added here is added there.
 struct CommonOptions: ParsableArguments {
     @OptionGroup var deployment: DeploymentOption
 
     @Option(help: "synthetic, or a trace file (Azure LLM CSV or Mooncake JSONL, recognised by content).")
-    var workload: String = "synthetic"
+    var workload: String = RunDefaults.workload
 
     @Option(parsing: .unconditional, help: "Synthetic arrival rate in requests/s, \(FlagLimits.rate.allowed).")
     var rate: CLINumber?
 
     @Option(help: "Synthetic traffic: mixed (70% chat, 30% reasoning), chat, or reasoning.")
-    var mix: EngineConfiguration.TrafficMix = .mixed
+    var mix: EngineConfiguration.TrafficMix = RunDefaults.mix
 
     @Option(parsing: .unconditional,
             help: "Burstiness of synthetic arrivals: coefficient of variation of the gaps (1 = Poisson), \(FlagLimits.burstiness.allowed).")
-    var burstiness: CLINumber = 1
+    var burstiness: CLINumber = RunDefaults.burstiness
 
     @Option(help: "Scenario file (TOML): commands applied at given simulated times.")
     var scenario: String?
 
     @Option(parsing: .unconditional, help: "Seed of every random stream; same seed + config + commands = same result.")
-    var seed: CLINumber = 1
+    var seed: CLINumber = RunDefaults.seed
 
     @Option(name: .customLong("slo-ttft-ms"), parsing: .unconditional,
             help: "Time-to-first-token SLO in ms, \(FlagLimits.sloTTFTMs.allowed).")
-    var sloTTFTMs: CLINumber = 2000
+    var sloTTFTMs: CLINumber = RunDefaults.sloTTFTMs
 
     @Option(name: .customLong("slo-tpot-ms"), parsing: .unconditional,
             help: "Time-per-output-token SLO in ms, \(FlagLimits.sloTPOTMs.allowed).")
-    var sloTPOTMs: CLINumber = 35
+    var sloTPOTMs: CLINumber = RunDefaults.sloTPOTMs
 
     @Option(help: "Expert load balancing: off, on or perfect.")
-    var eplb: EPLBMode = .on
+    var eplb: EPLBMode = RunDefaults.eplb
 
     @Option(help: "Fault recovery policy (default: the deployment's [policies] recovery, else fine-grained): \(Policies.help(Policies.recovery)).")
     var recoveryPolicy: String?
@@ -72,11 +73,11 @@ struct CommonOptions: ParsableArguments {
 
     @Option(parsing: .unconditional,
             help: "Seconds between heartbeat rounds (control plane → TE-shell → DP masters), \(FlagLimits.heartbeatInterval.allowed).")
-    var heartbeatInterval: CLINumber = 1
+    var heartbeatInterval: CLINumber = RunDefaults.heartbeatInterval
 
     @Option(parsing: .unconditional,
             help: "Silent heartbeat rounds before a TE is declared stuck, \(FlagLimits.heartbeatMisses.allowed).")
-    var heartbeatMisses: CLINumber = 3
+    var heartbeatMisses: CLINumber = RunDefaults.heartbeatMisses
 
     /// The engine configuration, with every input checked first (a bad trace line stops here).
     /// The numeric flags are checked before anything is read, each against its range in

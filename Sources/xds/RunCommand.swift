@@ -4,6 +4,7 @@ import PodModel
 import ServingEngine
 import SimKit
 
+/// Its options are also read by ``RunFastPath`` (a new one is added there too).
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
@@ -14,7 +15,7 @@ struct Run: ParsableCommand {
     @Option(parsing: .unconditional, help: "Simulated time to run, e.g. 90s, 10m, 1h (at most 10 years).")
     var duration: String?
     @Option(parsing: .unconditional, help: "max (default), or simulated seconds per wall second (\(FlagLimits.speed.allowed)).")
-    var speed: String = "max"
+    var speed: String = RunDefaults.speed
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "Also write the JSON report to this file.") var out: String?
     @Option(help: "Write one JSON row per request that left the system to this file (JSON Lines).")

@@ -23,7 +23,7 @@ struct XDS: ParsableCommand {
 enum Main {
     static func main() {
         do {
-            var command = try XDS.parseAsRoot()
+            var command: any ParsableCommand = try fastRun() ?? XDS.parseAsRoot()
             try command.run()
         } catch {
             guard isArgumentParserError(error) else { fail(ErrorLine.describe(error)) }
@@ -38,6 +38,20 @@ enum Main {
             let first = XDS.message(for: error).split(separator: "\n").first.map(String.init) ?? ""
             fail(first.isEmpty ? ErrorLine.describe(error) : first.terminalSafe, code: code.rawValue)
         }
+    }
+
+    /// `xds run …` from ``RunFastPath`` when it reads the line (nil: ArgumentParser parses it,
+    /// help and errors included). Debug builds check the result against ArgumentParser's.
+    static func fastRun() -> Run? {
+        let arguments = CommandLine.arguments
+        guard arguments.count > 1, arguments[1] == "run", let run = RunFastPath.parse(arguments.dropFirst(2))
+        else { return nil }
+        #if DEBUG
+        let parsed = try? XDS.parseAsRoot(Array(arguments.dropFirst()))
+        assert(parsed.map { String(reflecting: $0) } == String(reflecting: run),
+               "RunFastPath disagrees with ArgumentParser: \(String(reflecting: run))")
+        #endif
+        return run
     }
 
     /// Help, usage errors and exit codes: ArgumentParser formats those itself.
@@ -55,7 +69,7 @@ enum Main {
 /// Options that pick a deployment: a preset, an inline colocated spec, or a TOML file.
 struct DeploymentOption: ParsableArguments {
     @Option(name: .long, help: "Preset (superpod, cloudmatrix-infer, xdeepserve-ma, colocated-288), colocated:N:MODEL:PROFILE:tpK, or FILE.toml.")
-    var deployment: String = "superpod"
+    var deployment: String = RunDefaults.deployment
 
     @Option(name: .long, help: "Catalogue model to serve instead of the deployment's (deepseek-r1, deepseek-v3, kimi-k2, qwen3-235b-a22b, llama-3-70b, llama-2-7b).")
     var model: String?

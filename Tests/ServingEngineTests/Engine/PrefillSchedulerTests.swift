@@ -82,6 +82,39 @@ import Testing
         #expect(dp[0].kv.liveRequests == 0 && dp[0].kv.usedBlocks == 0 && dp[0].kv.audit() == [])
     }
 
+    /// The engine skips forming a batch when nothing is queued and finishing one when it holds no
+    /// chunk (most steps of a colocated replay): both calls would change nothing then.
+    @Test func queuedAndBatchedTellWhetherFormingOrFinishingABatchDoesAnything() throws {
+        var dp = groups(2)
+        let leader = PrefillScheduler(groups: 2)
+        var requests = RequestTable()
+        #expect(!leader.hasQueued && !leader.hasBatch)
+        let idle = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+                                    requests: &requests, now: 0)
+        #expect(idle.routedTokens == 0 && idle.groupsWorking == 0 && idle.slowest.tokens == 0 && idle.pooledMost == 0)
+        #expect(leader.finishBatch(requests: &requests).isEmpty && leader.waiting == 0)
+
+        add(&requests, 1, prompt: 100)
+        leader.place(1, probing: [], groups: dp, requests: &requests)
+        #expect(leader.hasQueued && !leader.hasBatch, "placed on group 0, not batched yet")
+        _ = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+                             requests: &requests, now: 1)
+        #expect(leader.hasQueued && leader.hasBatch)
+        #expect(leader.finishBatch(requests: &requests).isEmpty, "36 tokens left")
+        #expect(leader.hasQueued && !leader.hasBatch, "finishing empties the batch")
+        _ = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+                             requests: &requests, now: 2)
+        #expect(leader.finishBatch(requests: &requests).map(\.request) == [1])
+        #expect(!leader.hasQueued && !leader.hasBatch)
+        // An abandoned batch holds no chunk either.
+        add(&requests, 2, prompt: 10)
+        leader.place(2, probing: [], groups: dp, requests: &requests)
+        _ = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+                             requests: &requests, now: 3)
+        leader.abandonBatch()
+        #expect(leader.hasQueued && !leader.hasBatch)
+    }
+
     @Test func eachGroupTakesAtMostTheBudgetFromTheFrontOfItsQueue() throws {
         var dp = groups(2)
         let leader = PrefillScheduler(groups: 2)
