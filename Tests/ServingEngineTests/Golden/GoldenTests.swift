@@ -23,6 +23,9 @@ import XDSTestSupport
         var eventCount: Int
         /// The last few events in words, so a mismatch points somewhere.
         var lastEvents: [String]
+        /// The events that show a case took the path it is named for (migration, kill-prefill,
+        /// wait for repair…), in words; absent from the older goldens, so their files are unchanged.
+        var witnesses: [String]?
     }
 
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Recorded")
@@ -50,19 +53,25 @@ import XDSTestSupport
         return hash
     }
 
-    /// The golden of an engine's current state.
-    static func golden(of engine: ServingEngine) throws -> Golden {
+    /// The golden of an engine's current state; `witness` picks the events kept in words.
+    static func golden(of engine: ServingEngine, witness: ((EngineEvent) -> Bool)? = nil) throws -> Golden {
         var report = engine.report()
         report.wallSeconds = 0
         let events = engine.recentEvents()
         return Golden(report: report, snapshotDigest: try digest(engine.snapshot()),
                       eventsDigest: try digest(events), eventCount: events.count,
-                      lastEvents: events.suffix(5).map { "\(OperatorCommand.format($0.time)) \($0.kind.rawValue): \($0.message)" })
+                      lastEvents: events.suffix(5).map(words),
+                      witnesses: witness.map { events.filter($0).map(words) })
+    }
+
+    static func words(_ event: EngineEvent) -> String {
+        "\(OperatorCommand.format(event.time)) \(event.kind.rawValue): \(event.message)"
     }
 
     /// Compares with (or, under `XDS_RECORD_GOLDEN=1`, records) `Recorded/<name>.json`.
-    static func check(_ name: String, _ engine: ServingEngine, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let data = try encoder().encode(try golden(of: engine))
+    static func check(_ name: String, _ engine: ServingEngine, witness: ((EngineEvent) -> Bool)? = nil,
+                      sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let data = try encoder().encode(try golden(of: engine, witness: witness))
         let url = directory.appendingPathComponent("\(name).json")
         if ProcessInfo.processInfo.environment["XDS_RECORD_GOLDEN"] == "1" {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
