@@ -213,6 +213,9 @@ struct LatencyHistogram {
     /// Per bin: the lowest value it holds and how many values it spans (slot-aligned).
     private let binStarts: [UInt64]
     private let binWidths: [UInt64]
+    /// Per slot, its index into ``subCounts``: one load per sample instead of a bin search and
+    /// a division (``subBin(ofSlotAt:)``, what the table is built to equal; issue 12).
+    private let subBinOfSlot: [UInt16]
     #if DEBUG
     /// The library's histogram fed the same samples: what tests compare with.
     private var reference: Histogram<UInt64>
@@ -238,6 +241,31 @@ struct LatencyHistogram {
         binWidths = zip(tops, binStarts).map { $0 - $1 + 1 }
         subCounts = Array(repeating: 0, count: Self.binCount * Self.subBins)
         binCounts = binTotals ? Array(repeating: 0, count: Self.binCount) : []
+        subBinOfSlot = Self.subBinTable(layout: layout, binStarts: binStarts, binWidths: binWidths)
+    }
+
+    /// The sub-bin of every slot, filled run by run: sub-bin j of bin k starts at the first slot
+    /// whose lowest value is at least binStarts[k] + ⌈j·width/16⌉ (where `subBin(ofSlotAt:)`'s
+    /// quotient reaches j), and the last sub-bin runs to the last slot. Slots are consecutive in
+    /// value as in index, so each run is a range of indices.
+    private static func subBinTable(layout: HdrLayout, binStarts: [UInt64], binWidths: [UInt64]) -> [UInt16] {
+        var table = [UInt16](repeating: 0, count: layout.slotCount)
+        func firstSlot(ofSubBin sub: Int) -> Int {
+            let (k, j) = (sub / subBins, sub % subBins)
+            let from = binStarts[k] + (UInt64(j) * binWidths[k] + UInt64(subBins) - 1) / UInt64(subBins)
+            let slot = layout.slot(of: from)
+            return Swift.min(layout.slotCount, slot.lowest < from ? slot.index + 1 : slot.index)
+        }
+        let subs = binCount * subBins
+        table.withUnsafeMutableBufferPointer { table in
+            var start = 0
+            for sub in 0..<subs {
+                let end = sub + 1 == subs ? layout.slotCount : Swift.max(start, firstSlot(ofSubBin: sub + 1))
+                for i in start..<end { table[i] = UInt16(truncatingIfNeeded: sub) }
+                start = end
+            }
+        }
+        return table
     }
 
     /// Changes with every record and reset: the key of ``summary()``'s cache.
@@ -247,7 +275,15 @@ struct LatencyHistogram {
 
     /// A latency in whole microseconds, within what the histograms track (1 µs to 10 hours).
     static func micros(_ seconds: Double) -> UInt64 {
-        UInt64(max(1, min(35_999_999_999, (seconds * 1_000_000).rounded())))
+        let x = seconds * 1_000_000
+        // Below 2^52 the fraction x − ⌊x⌋ is exact, so adding one from a half up is `rounded()`
+        // (half away from zero) without libm's `round` call; other values take the long way.
+        if x >= 0, x < 4_503_599_627_370_496 {
+            let whole = UInt64(x)
+            let rounded = x - Double(whole) >= 0.5 ? whole + 1 : whole
+            return Swift.max(1, Swift.min(35_999_999_999, rounded))
+        }
+        return UInt64(max(1, min(35_999_999_999, x.rounded())))
     }
 
     mutating func record(seconds: Double) {
@@ -261,28 +297,25 @@ struct LatencyHistogram {
         if value > maxValue { maxValue = value }
         if value < minNonZeroValue, value != 0 { minNonZeroValue = value }
         midpointSum &+= slot.lowest + (slot.size >> 1)
-        let sub = subBin(ofSlotAt: slot.lowest)
+        let sub = Int(subBinOfSlot[slot.index])
         subCounts[sub] += 1
         if keepsBinTotals { binCounts[sub / Self.subBins] += 1 }
-        if recordedSinceReset < Self.trackedSubBins {
-            touchedSubBins.append(Int32(truncatingIfNeeded: sub))
-            touchedSlots.append(Int32(truncatingIfNeeded: slot.index))
-        }
+        if recordedSinceReset < Self.trackedSubBins { touchedSlots.append(Int32(truncatingIfNeeded: slot.index)) }
         recordedSinceReset += 1
         version &+= 1
     }
 
-    /// The sub-bins and slots the first ``trackedSubBins`` samples since the last reset went
-    /// to: an interval histogram holds a few samples per telemetry tick, and its reset then
-    /// clears those instead of every sub-bin and slot (three resets a tick were 8% of an Azure
-    /// replay).
-    private var touchedSubBins: [Int32] = []
+    /// The slots the first ``trackedSubBins`` samples since the last reset went to (their
+    /// sub-bins follow from ``subBinOfSlot``): an interval histogram holds a few samples per
+    /// telemetry tick, and its reset then clears those instead of every sub-bin and slot (three
+    /// resets a tick were 8% of an Azure replay).
     private var touchedSlots: [Int32] = []
     private var recordedSinceReset = 0
     static let trackedSubBins = 64
 
-    /// Index into ``subCounts`` of the slot whose lowest value is `low`.
-    private func subBin(ofSlotAt low: UInt64) -> Int {
+    /// Index into ``subCounts`` of the slot whose lowest value is `low` (what ``subBinOfSlot``
+    /// holds; the record path reads the table, tests compare it with this).
+    func subBin(ofSlotAt low: UInt64) -> Int {
         // First guess from the bounds 1000·2^k, then corrected against the slot-aligned starts.
         let q = low / 1_000
         var k = Swift.min(Self.binCount - 1, q == 0 ? 0 : 64 - q.leadingZeroBitCount)
@@ -305,8 +338,11 @@ struct LatencyHistogram {
             subCounts.withUnsafeMutableBufferPointer { counts in
                 binCounts.withUnsafeMutableBufferPointer { bins in
                     if known {
-                        for sub in touchedSubBins { counts[Int(sub)] = 0 }
-                        if !bins.isEmpty { for sub in touchedSubBins { bins[Int(sub) / Self.subBins] = 0 } }
+                        for s in touchedSlots {
+                            let sub = Int(subBinOfSlot[Int(s)])
+                            counts[sub] = 0
+                            if !bins.isEmpty { bins[sub / Self.subBins] = 0 }
+                        }
                     } else {
                         counts.update(repeating: 0)
                         bins.update(repeating: 0)
@@ -318,7 +354,6 @@ struct LatencyHistogram {
             minNonZeroValue = .max
             midpointSum = 0
         }
-        touchedSubBins.removeAll(keepingCapacity: true)
         touchedSlots.removeAll(keepingCapacity: true)
         recordedSinceReset = 0
         version &+= 1
@@ -443,6 +478,11 @@ struct LatencyHistogram {
         }
         return Summary(meanMs: reference.mean / 1_000, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99),
                        bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
+    }
+
+    /// Every slot's sub-bin as the table holds it and as ``subBin(ofSlotAt:)`` computes it.
+    func subBinsOfSlots() -> (table: [Int], computed: [Int]) {
+        (subBinOfSlot.map { Int($0) }, (0..<layout.slotCount).map { subBin(ofSlotAt: layout.lowestValue(ofSlot: $0)) })
     }
 
     /// The library's mean and sample count, for tests of the slot walk.

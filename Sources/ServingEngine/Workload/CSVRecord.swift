@@ -41,6 +41,31 @@ enum CSVRecord {
         let message: String
     }
 
+    /// The fields of a record with no quote in it, into `fields` (emptied first): what
+    /// ``split(_:)`` gives such a record, found in one pass over the bytes and kept in the
+    /// caller's array, not a new one per row (issue 12: splitting was a fifth of reading an
+    /// Azure trace). False when the text holds a quote: then ``split(_:)`` reads it.
+    static func splitUnquoted(_ text: ArraySlice<UInt8>, into fields: inout [ArraySlice<UInt8>]) -> Bool {
+        fields.removeAll(keepingCapacity: true)
+        let base = text.startIndex
+        return text.withUnsafeBufferPointer { bytes in
+            @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }
+            var fieldStart = 0
+            for i in 0...bytes.count {
+                let c = i < bytes.count ? bytes[i] : UInt8(ascii: ",")
+                if c == UInt8(ascii: "\"") { return false }
+                guard c == UInt8(ascii: ",") else { continue }
+                // Spaces and tabs around the field are not part of it, as in split(_:).
+                var first = fieldStart, last = i
+                while first < last, isSpace(bytes[first]) { first += 1 }
+                while last > first, isSpace(bytes[last - 1]) { last -= 1 }
+                fields.append(text[(base + first)..<(base + last)])
+                fieldStart = i + 1
+            }
+            return true
+        }
+    }
+
     static func split(_ text: ArraySlice<UInt8>) throws(Problem) -> Split {
         var fields: [ArraySlice<UInt8>] = []
         // Room for a trace's columns at once (growing from empty reallocated twice a row).

@@ -41,6 +41,8 @@ public struct TraceWorkload: WorkloadSource {
     /// A CSV trace's columns, from its header.
     private let columns: CSVColumns?
     private var clock = WallClockTimestamp()
+    /// The fields of the last quote-free CSV record, reused from row to row (``CSVRecord/splitUnquoted(_:into:)``).
+    private var unquotedFields: [ArraySlice<UInt8>] = []
     /// BurstGPT rows the original service failed (0 response tokens), skipped so far.
     public private(set) var failedInSourceRows = 0
     private var firstTime: Double?
@@ -126,21 +128,27 @@ public struct TraceWorkload: WorkloadSource {
                     else { continue }
                     return (row, start)
                 }
-                // A quoted field may hold line breaks: the record goes on on the next lines.
-                var split = try CSVRecord.split(text)
-                while case .continues = split {
-                    guard let more = try reader.nextLine() else {
-                        throw TraceRowParser.RowProblem("a quoted field is not closed before the end of the file")
+                let fields: [ArraySlice<UInt8>]
+                if CSVRecord.splitUnquoted(text, into: &unquotedFields) {
+                    fields = unquotedFields
+                } else {
+                    // A quoted field may hold line breaks: the record goes on on the next lines.
+                    var split = try CSVRecord.split(text)
+                    while case .continues = split {
+                        guard let more = try reader.nextLine() else {
+                            throw TraceRowParser.RowProblem("a quoted field is not closed before the end of the file")
+                        }
+                        guard text.count + 1 + more.count <= LineReader.maxLineBytes else {
+                            throw TraceRowParser.RowProblem(
+                                "a quoted field runs over more than \(LineReader.maxLineBytes) bytes; is a closing quote missing?")
+                        }
+                        text = (Array(text) + [UInt8(ascii: "\n")] + Array(more))[...]
+                        split = try CSVRecord.split(text)
                     }
-                    guard text.count + 1 + more.count <= LineReader.maxLineBytes else {
-                        throw TraceRowParser.RowProblem(
-                            "a quoted field runs over more than \(LineReader.maxLineBytes) bytes; is a closing quote missing?")
-                    }
-                    text = (Array(text) + [UInt8(ascii: "\n")] + Array(more))[...]
-                    split = try CSVRecord.split(text)
+                    guard case .fields(let quoted) = split else { continue }
+                    fields = quoted
                 }
-                guard case .fields(let fields) = split,
-                      let row = try TraceRowParser.parseCSV(fields, columns: columns, clock: &clock,
+                guard let row = try TraceRowParser.parseCSV(fields, columns: columns, clock: &clock,
                                                             maxContext: maxContextTokens, clip: clipsToContext)
                 else { continue }
                 return (row, start)

@@ -1,3 +1,4 @@
+import Foundation
 import Histogram
 import SimKit
 import Testing
@@ -67,5 +68,96 @@ import Testing
         // 250,000 µs is reported as the middle of its bucket, not as 250 ms exactly.
         #expect(latency.meanMs == Double(reference.medianEquivalentForValue(250_000)) / 1_000)
         #expect(latency.meanMs != 250)
+    }
+}
+
+/// The one-pass readers of a trace's bytes (issue 12 speed) give what the general ones give.
+@Suite(.timeLimit(.minutes(10))) struct TraceByteReaderTests {
+    private func fields(_ split: CSVRecord.Split) -> [[UInt8]]? {
+        guard case .fields(let f) = split else { return nil }
+        return f.map { Array($0) }
+    }
+
+    @Test func unquotedSplitGivesSplitsFieldsAndLeavesQuotesToIt() throws {
+        var texts = ["", ",", "a", "a,b", " a , b ,c ", "\t4808\t,10", ",,", "2023-11-16 18:17:03.9799600,4808,10",
+                     "a,", ",a", "  ", "a b,c\td"]
+        var generator = RandomStream(seed: 3)
+        let alphabet = Array("ab1 ,\t.-:".utf8)
+        for _ in 0..<3_000 {
+            let length = Int(generator.next() % 24)
+            texts.append(String(decoding: (0..<length).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] },
+                                as: UTF8.self))
+        }
+        var reused: [ArraySlice<UInt8>] = []
+        for text in texts {
+            // A slice not starting at 0, as the line reader hands them out.
+            let bytes = (Array("x\n".utf8) + Array(text.utf8))[2...]
+            #expect(CSVRecord.splitUnquoted(bytes, into: &reused))
+            #expect(reused.map { Array($0) } == fields(try CSVRecord.split(bytes)), "text \(text)")
+            #expect(reused.allSatisfy { $0.startIndex >= bytes.startIndex && $0.endIndex <= bytes.endIndex })
+        }
+        for quoted in ["\"a\",b", "a,\"b\"", "48\"08", "\"open"] {
+            #expect(!CSVRecord.splitUnquoted(Array(quoted.utf8)[...], into: &reused), "text \(quoted)")
+        }
+    }
+
+    @Test func lineReaderSplitsAFileAtEveryTerminatorAcrossChunks() throws {
+        // Lines of all lengths around the 64 KiB chunk size, \n and \r\n, blank ones, no final terminator.
+        var lines: [String] = []
+        var generator = RandomStream(seed: 5)
+        for i in 0..<400 {
+            let length = i % 50 == 0 ? 70_000 : Int(generator.next() % 700)
+            lines.append(String(repeating: Character(UnicodeScalar(UInt8(97 + i % 26))), count: length))
+        }
+        var text = ""
+        for (i, line) in lines.enumerated() { text += line + (i == lines.count - 1 ? "" : i % 3 == 0 ? "\r\n" : "\n") }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("linereader-\(getpid()).txt")
+        try Data(text.utf8).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        var reader = try LineReader(path: url.path)
+        var read: [String] = []
+        while let line = try reader.nextLine() { read.append(String(decoding: line, as: UTF8.self)) }
+        #expect(read == lines)
+        #expect(reader.lineNumber == lines.count)
+        var inMemory = LineReader(bytes: Array("a\r\n\r\nb\r".utf8), name: "m")
+        var short: [String] = []
+        while let line = try inMemory.nextLine() { short.append(String(decoding: line, as: UTF8.self)) }
+        #expect(short == ["a", "", "b"])
+    }
+
+    @Test func timestampsInTheCachedMinuteReadAsAFreshClockReadsThem() throws {
+        var cached = WallClockTimestamp()
+        let stamps = ["2024-05-10 00:00:01.5+02:00", "2024-05-10 00:00:59.25+02:00", "2024-05-10 00:00:01.5", "2024-05-10 00:00:02Z",
+                      "2024-05-10 00:00:03Z", "2024-05-10 00:00:60Z", "2024-05-10 00:00:5xZ", "2024-05-10 00:00:05.Z",
+                      "2024-05-10 00:00:05.12345678901234Z", "2024-05-10 00:00:07Zq", "2024-05-10 00:01:07Z",
+                      "2024-05-10T00:01:07Z", "2024-05-10 00:01:07.0000000000001Z", "2024-02-30 00:01:07Z", "2024-05-10 00:01:59.9"]
+        for stamp in stamps {
+            var fresh = WallClockTimestamp()
+            let bytes = Array(stamp.utf8)[...]
+            #expect((try? cached.seconds(bytes)) == (try? fresh.seconds(bytes)), "\(stamp)")
+        }
+    }
+
+    @Test func latencySubBinTableIsTheComputedSubBin() {
+        for digits in [SignificantDigits.one, .three] {
+            let (table, computed) = LatencyHistogram(digits: digits).subBinsOfSlots()
+            #expect(table.count == computed.count && table == computed, "digits \(digits)")
+        }
+    }
+
+    @Test func microsecondsRoundHalfAwayFromZeroAsRoundedDid() {
+        func long(_ s: Double) -> UInt64 { UInt64(max(1, min(35_999_999_999, (s * 1_000_000).rounded()))) }
+        var seconds: [Double] = [0, -1, 1e-7, 4e-7, 5e-7, 6e-7, 1.5e-6, 2.5e-6, 0.0000025, 35_999.999_999_4, 35_999.999_999_5,
+                                 36_000, 1e9, 4.6e9, 1e300, .infinity, -.infinity, .nan, 0.49999999999999994e-6]
+        var generator = RandomStream(seed: 9)
+        for _ in 0..<50_000 {
+            let whole = Double(generator.next() % 40_000_000_000)
+            let half = generator.next() % 2 == 0
+            // Exact halves of a microsecond and arbitrary fractions, at every scale.
+            let micros = half ? whole + 0.5 : whole + Double(generator.next() % 1_000_000) / 1_000_000
+            seconds.append(micros / 1_000_000)
+            seconds.append(micros / 1_000_000 / Double(1 + generator.next() % 1_000))
+        }
+        for s in seconds { #expect(LatencyHistogram.micros(s) == long(s), "seconds \(s)") }
     }
 }
