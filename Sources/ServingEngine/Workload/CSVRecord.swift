@@ -1,3 +1,5 @@
+import Foundation
+
 /// The fields of one CSV record by RFC 4180: comma-separated; a field may be quoted with `"`,
 /// and then holds commas, line breaks and `""` for a quote; a quote anywhere else is an error
 /// (the writer meant something the reader would only guess at). Spaces and tabs around a field
@@ -46,24 +48,39 @@ enum CSVRecord {
     /// caller's array, not a new one per row (issue 12: splitting was a fifth of reading an
     /// Azure trace). False when the text holds a quote: then ``split(_:)`` reads it.
     static func splitUnquoted(_ text: ArraySlice<UInt8>, into fields: inout [ArraySlice<UInt8>]) -> Bool {
-        fields.removeAll(keepingCapacity: true)
         let base = text.startIndex
-        return text.withUnsafeBufferPointer { bytes in
+        // Quote and commas found by libc's memchr; the fields overwrite the last row's in place
+        // (emptying the array each row was a generic replaceSubrange).
+        let count: Int? = text.withUnsafeBufferPointer { bytes in
+            guard let start = bytes.baseAddress else {
+                Self.store(text[base..<base], at: 0, in: &fields)
+                return 1
+            }
+            let n = bytes.count
+            if memchr(start, Int32(UInt8(ascii: "\"")), n) != nil { return nil }
             @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }
-            var fieldStart = 0
-            for i in 0...bytes.count {
-                let c = i < bytes.count ? bytes[i] : UInt8(ascii: ",")
-                if c == UInt8(ascii: "\"") { return false }
-                guard c == UInt8(ascii: ",") else { continue }
+            var fieldStart = 0, stored = 0
+            while true {
+                let comma = memchr(start + fieldStart, Int32(UInt8(ascii: ",")), n - fieldStart)
+                    .map { start.distance(to: $0.assumingMemoryBound(to: UInt8.self)) } ?? n
                 // Spaces and tabs around the field are not part of it, as in split(_:).
-                var first = fieldStart, last = i
+                var first = fieldStart, last = comma
                 while first < last, isSpace(bytes[first]) { first += 1 }
                 while last > first, isSpace(bytes[last - 1]) { last -= 1 }
-                fields.append(text[(base + first)..<(base + last)])
-                fieldStart = i + 1
+                Self.store(text[(base + first)..<(base + last)], at: stored, in: &fields)
+                stored += 1
+                if comma == n { return stored }
+                fieldStart = comma + 1
             }
-            return true
         }
+        guard let count else { return false }
+        if fields.count > count { fields.removeLast(fields.count - count) }
+        return true
+    }
+
+    @inline(__always)
+    private static func store(_ field: ArraySlice<UInt8>, at index: Int, in fields: inout [ArraySlice<UInt8>]) {
+        if index < fields.count { fields[index] = field } else { fields.append(field) }
     }
 
     static func split(_ text: ArraySlice<UInt8>) throws(Problem) -> Split {
