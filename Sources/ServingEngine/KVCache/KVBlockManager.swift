@@ -171,21 +171,14 @@ public struct KVBlockManager: Sendable {
         // New blocks that may be registered in the prefix cache come first. Those from the free
         // list and never-used ones carry no hash, so taking them all before registering any
         // changes no lookup: they are handed out in bulk (in ``takeFreeBlock()``'s order), then
-        // registered in order. Evictions unregister a hash, so they stay one at a time,
-        // interleaved with the registrations. The rest (all of them for transferred KV, which
-        // has no keys) are handed out in bulk.
+        // registered in order. Evictions unregister a hash, so they stay interleaved with the
+        // registrations (one pass over the buffers). The rest (all of them for transferred KV,
+        // which has no keys) are handed out in bulk.
         let registrableEnd = min(max(cacheableBlocks, hitCount), hitCount + needed)
         let takenInBulk = min(registrableEnd - hitCount, freeList.count + untouchedBlocks)
         takeOwnedBlocks(takenInBulk, into: &blocks)
         registerTaken(chained, blocks: blocks, range: hitCount..<(hitCount + takenInBulk))
-        for index in (hitCount + takenInBulk)..<registrableEnd {
-            // A block just evicted is unreferenced and has left the LRU: owning it is a count of 1.
-            let block = takeFreeBlock()
-            referenceCount[block] = 1
-            ownedBlockCount += 1
-            register(chained[index], block: block)
-            blocks.append(Int32(truncatingIfNeeded: block))
-        }
+        takeEvictedRegistering(chained, range: (hitCount + takenInBulk)..<registrableEnd, into: &blocks)
         takeOwnedBlocks(hitCount + needed - registrableEnd, into: &blocks)
         let sequence = Sequence(blocks: blocks, tokens: promptTokens, expectedTotalTokens: expectedTotalTokens)
         reservedBlocks += reservation(sequence)
@@ -327,13 +320,45 @@ public struct KVBlockManager: Sendable {
         swap(&marks, &hashed)
     }
 
-    /// Registers `block` (just taken, owned once) under `hash` unless another block already holds it.
-    @inline(__always)
-    private mutating func register(_ hash: UInt64, block: Int) {
-        if case .vacant(let slot) = cacheIndex.probe(for: hash, keys: blockHash) {
-            setHash(hash, of: block)
-            cacheIndex.occupy(slot, with: block)
+    /// Takes `range.count` blocks by evicting the least recently used cached ones, each owned once
+    /// and registered under `chained[index]` (unless another block holds that hash) before the
+    /// next is evicted: what a ``takeFreeBlock()`` with an empty free list and no never-used
+    /// blocks, then a registration, did per block, in one pass through the LRU's links, the index
+    /// and the per-block arrays (once a prefill group's blocks are all in use or cached, as through
+    /// most of the Mooncake hour, it takes nearly every block this way).
+    private mutating func takeEvictedRegistering(_ chained: [UInt64], range: Range<Int>, into blocks: inout [Int32]) {
+        guard !range.isEmpty else { return }
+        precondition(freeList.isEmpty && untouchedBlocks == 0 && range.count <= evictable.count, "caller checked capacity")
+        // Moved out while edited through their buffers (the LRU covers only hashed blocks, so no
+        // array grows meanwhile).
+        var lru = BlockLRU(capacity: 0), keys: [UInt64] = [], marks: [Bool] = [], counts: [Int32] = []
+        swap(&lru, &evictable)
+        swap(&keys, &blockHash)
+        swap(&marks, &hashed)
+        swap(&counts, &referenceCount)
+        lru.edit { lru in
+            keys.withUnsafeMutableBufferPointer { keys in
+                marks.withUnsafeMutableBufferPointer { marks in
+                    counts.withUnsafeMutableBufferPointer { counts in
+                        chained.withUnsafeBufferPointer { chained in
+                            cacheIndex.reregisterEvicted(hashes: UnsafeBufferPointer(rebasing: chained[range]),
+                                                         keys: keys, marks: marks) {
+                                // Just evicted: unreferenced and out of the LRU, so owning it is a count of 1.
+                                let block = lru.popOldest()!
+                                counts[block] = 1
+                                blocks.append(Int32(truncatingIfNeeded: block))
+                                return block
+                            }
+                        }
+                    }
+                }
+            }
         }
+        swap(&lru, &evictable)
+        swap(&keys, &blockHash)
+        swap(&marks, &hashed)
+        swap(&counts, &referenceCount)
+        ownedBlockCount += range.count
     }
 
     func blocksFor(_ tokens: Int) -> Int { Saturating.ceilDiv(tokens, blockTokens) }

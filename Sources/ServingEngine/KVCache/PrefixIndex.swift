@@ -118,14 +118,66 @@ struct PrefixIndex: Sendable {
         count += added
     }
 
+    /// For each of `hashes` in order: unregisters the block `evict()` hands back (registered, as
+    /// every evicted cached block is), then registers that block under the hash unless the hash is
+    /// registered already; its `marks` entry ends true exactly when it was registered. The same
+    /// results as ``remove(_:keys:)`` then ``probe(for:keys:)`` and ``occupy(_:with:)`` per
+    /// block, through the buffers: a prefill group whose blocks are all in use or cached takes
+    /// every new prompt block by evicting one. Each eviction frees a slot before the registration that may take it, so the
+    /// table never grows here.
+    mutating func reregisterEvicted(hashes: UnsafeBufferPointer<UInt64>, keys: UnsafeMutableBufferPointer<UInt64>,
+                                    marks: UnsafeMutableBufferPointer<Bool>, evict: () -> Int) {
+        guard !hashes.isEmpty else { return }
+        precondition(count > 0, "only registered blocks are evicted")
+        let mask = slots.count - 1
+        var registered = count
+        slots.withUnsafeMutableBufferPointer { slots in
+            for hash in hashes {
+                let block = evict()
+                let removed = Self.remove(keys[block], keys: UnsafeBufferPointer(keys), slots: slots, mask: mask)
+                precondition(removed, "an evicted block is registered")
+                marks[block] = false
+                var s = Int(truncatingIfNeeded: hash) & mask
+                var vacant = true
+                while true {
+                    let other = slots[s]
+                    if other < 0 { break }
+                    if keys[Int(other)] == hash {
+                        vacant = false
+                        break
+                    }
+                    s = (s + 1) & mask
+                }
+                guard vacant else {
+                    registered -= 1
+                    continue
+                }
+                keys[block] = hash
+                marks[block] = true
+                slots[s] = Int32(truncatingIfNeeded: block)
+            }
+        }
+        count = registered
+    }
+
     /// Unregisters `hash` (its block's key still in `keys`, as are all others').
     mutating func remove(_ hash: UInt64, keys: [UInt64]) {
         guard count > 0 else { return }
         let mask = slots.count - 1
-        var hole = home(hash)
+        let removed = keys.withUnsafeBufferPointer { keys in
+            slots.withUnsafeMutableBufferPointer { Self.remove(hash, keys: keys, slots: $0, mask: mask) }
+        }
+        if removed { count -= 1 }
+    }
+
+    /// ``remove(_:keys:)`` on the slots' buffer, leaving `count` to the caller: whether `hash` was there.
+    @inline(__always)
+    private static func remove(_ hash: UInt64, keys: UnsafeBufferPointer<UInt64>,
+                               slots: UnsafeMutableBufferPointer<Int32>, mask: Int) -> Bool {
+        var hole = Int(truncatingIfNeeded: hash) & mask
         while true {
             let block = slots[hole]
-            if block < 0 { return }
+            if block < 0 { return false }
             if keys[Int(block)] == hash { break }
             hole = (hole + 1) & mask
         }
@@ -136,7 +188,7 @@ struct PrefixIndex: Sendable {
             j = (j + 1) & mask
             let block = slots[j]
             if block < 0 { break }
-            let k = home(keys[Int(block)])
+            let k = Int(truncatingIfNeeded: keys[Int(block)]) & mask
             let stays = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j)
             if !stays {
                 slots[hole] = block
@@ -144,7 +196,7 @@ struct PrefixIndex: Sendable {
             }
         }
         slots[hole] = -1
-        count -= 1
+        return true
     }
 
     private mutating func grow(keys: [UInt64]) {
