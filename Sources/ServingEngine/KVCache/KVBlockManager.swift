@@ -406,15 +406,8 @@ public struct KVBlockManager: Sendable {
     /// Blocks registered in the prefix cache (for the audit).
     var hashedBlockCount: Int { hashed.lazy.filter { $0 }.count }
 
-    /// Registers a block's hash, growing the hash arrays and the LRU to cover it.
-    @inline(__always)
-    private mutating func setHash(_ hash: UInt64, of block: Int) {
-        if block >= hashed.count { growHashCoverage(toCover: block) }
-        blockHash[block] = hash
-        hashed[block] = true
-    }
-
-    /// The rare part of ``setHash(_:of:)``, kept out of the per-block path.
+    /// Grows the hash arrays and the LRU to cover `block`: the rare part of registering a
+    /// block's hash, kept out of the per-block path.
     @inline(never)
     private mutating func growHashCoverage(toCover block: Int) {
         let grown = min(totalBlocks, max(block + 1, 2 * hashed.count, 64))
