@@ -96,18 +96,8 @@ struct PrefixIndex: Sendable {
         slots.withUnsafeMutableBufferPointer { slots in
             for i in hashes.indices {
                 let hash = hashes[i]
-                var s = Int(truncatingIfNeeded: hash) & mask
-                var vacant = true
-                while true {
-                    let block = slots[s]
-                    if block < 0 { break }
-                    if keys[Int(block)] == hash {
-                        vacant = false
-                        break
-                    }
-                    s = (s + 1) & mask
-                }
-                guard vacant else { continue }
+                let (s, registered) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, mask: mask)
+                guard !registered else { continue }
                 let block = blocks[i]
                 keys[Int(block)] = hash
                 marks[Int(block)] = true
@@ -137,18 +127,8 @@ struct PrefixIndex: Sendable {
                 let removed = Self.remove(keys[block], keys: UnsafeBufferPointer(keys), slots: slots, mask: mask)
                 precondition(removed, "an evicted block is registered")
                 marks[block] = false
-                var s = Int(truncatingIfNeeded: hash) & mask
-                var vacant = true
-                while true {
-                    let other = slots[s]
-                    if other < 0 { break }
-                    if keys[Int(other)] == hash {
-                        vacant = false
-                        break
-                    }
-                    s = (s + 1) & mask
-                }
-                guard vacant else {
+                let (s, taken) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, mask: mask)
+                guard !taken else {
                     registered -= 1
                     continue
                 }
@@ -168,6 +148,20 @@ struct PrefixIndex: Sendable {
             slots.withUnsafeMutableBufferPointer { Self.remove(hash, keys: keys, slots: $0, mask: mask) }
         }
         if removed { count -= 1 }
+    }
+
+    /// On the slots' buffer: the slot holding `hash`'s block (`registered`), else the vacant slot
+    /// that ends its probe path (the table always has one: it is at most ¾ full).
+    @inline(__always)
+    private static func find(_ hash: UInt64, keys: UnsafeBufferPointer<UInt64>,
+                             slots: UnsafeMutableBufferPointer<Int32>, mask: Int) -> (slot: Int, registered: Bool) {
+        var s = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let block = slots[s]
+            if block < 0 { return (s, false) }
+            if keys[Int(block)] == hash { return (s, true) }
+            s = (s + 1) & mask
+        }
     }
 
     /// ``remove(_:keys:)`` on the slots' buffer, leaving `count` to the caller: whether `hash` was there.
