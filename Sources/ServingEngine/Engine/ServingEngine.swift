@@ -97,7 +97,7 @@ public final class ServingEngine {
         cost = CostModel(model: model, hardware: hardware)
         tokensPerStep = 1 + (model.mtpModules > 0 ? configuration.mtpAcceptance : 0)
         self.workload = workload
-        cluster = ClusterManager(npusPerNode: topology.npusPerNode)
+        cluster = ClusterManager(npusPerNode: topology.npusPerNode, diesPerNPU: topology.diesPerNPU)
         faults = FaultSystem(settings: configuration.faults)
         experts = ExpertSystem(mode: configuration.eplb, intervalSeconds: configuration.eplbIntervalSeconds,
                                topK: model.moe?.topK ?? 8)

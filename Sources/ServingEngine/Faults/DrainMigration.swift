@@ -13,21 +13,39 @@ struct DecodingRequest: Equatable {
     var joining: Bool
 }
 
-/// What a drain's decode migration reads of the pod: the decode TEs, where their DP groups
+/// Where a request in flight sits, as a drain sees it: its stage and the DP groups (TE and
+/// group index, -1: none) it was placed on for prefill and for decode.
+struct PlacedRequest: Equatable {
+    var id: Int
+    var stage: RequestStage
+    var prefillTE: Int
+    var prefillGroup: Int
+    var decodeTE: Int
+    var decodeGroup: Int
+}
+
+/// Where the requests in flight sit and on what hardware (what a drain counts and moves).
+/// Read-only; per call.
+protocol PlacementView {
+    func role(of te: Int) -> InstanceRole
+    func npus(of te: Int, group g: Int) -> [Int]
+    /// Calls `body` with every request in flight, in no particular order.
+    func forEachPlacedRequest(_ body: (PlacedRequest) -> Void)
+}
+
+/// What a drain reads of the pod: where requests sit, the decode TEs, where their DP groups
 /// sit, what decodes there, and what a KV copy over UB costs. Read-only; per call.
-protocol DrainView {
+protocol DrainView: PlacementView {
     var npusPerNode: Int { get }
     /// Tokens each decode step adds to a request (MTP: more than one).
     var tokensPerStep: Double { get }
     /// TEs are `0..<teCount`.
     var teCount: Int { get }
-    func role(of te: Int) -> InstanceRole
     /// The TE is out for a recovery or another migration (it is left alone).
     func hasOutage(_ te: Int) -> Bool
     func groupCount(of te: Int) -> Int
     /// Group `g` of `te` takes no new work (its node drained, or out of service).
     func isDrained(_ te: Int, group g: Int) -> Bool
-    func npus(of te: Int, group g: Int) -> [Int]
     /// The TE's decode step counter.
     func stepIndex(of te: Int) -> Int
     /// The requests in decode on `te`, any order.
@@ -36,8 +54,11 @@ protocol DrainView {
     func kvCopySeconds(tokens: Double) -> Double
 }
 
-/// What a drain's decode migration asks of the pod.
+/// What a drain asks of the pod.
 protocol MigrationActuator {
+    /// Takes the queued prefills `ids` off their groups and queues each again elsewhere (the JE
+    /// picks); returns how many of them failed instead (no prefill TE in service).
+    mutating func moveQueued(_ ids: [Int]) -> Int
     /// The DP group of decode TE `te` that takes the next request (the TE's decode balancing
     /// policy; nil: no group has room).
     mutating func pickTarget(_ te: Int) -> Int?
@@ -48,21 +69,44 @@ protocol MigrationActuator {
     mutating func pause(_ te: Int, for seconds: SimTime)
 }
 
-/// A drain's decode migration (system.md §4 leaves drains open; `--drain-migrates-decode`):
-/// the running decode requests of the node's DP groups move to other groups of the same TE,
+/// A drain's moves (system.md §4 leaves drains open). Queued prefills that have not started on
+/// a drained DP group move to other groups or TEs (started ones finish in place). With
+/// `--drain-migrates-decode`, the running decode requests of the node's DP groups move to other groups of the same TE,
 /// one KV copy per request over UB, and the TE pauses for the longest copy out of one die
 /// (copies from different dies run in parallel). A request with no room elsewhere finishes in
 /// place.
 ///
-/// This decides which TEs, which groups and requests, in which order, when to stop and how long
-/// the TE pauses; the engine coordinates (it calls this once per drain and carries out the moves
-/// and the pause through a ``MigrationActuator``). It holds no state: a drain is one call.
+/// This decides which requests move, which TEs, which groups, in which order, when to stop and
+/// how long the TE pauses; the engine coordinates (it calls this once per drain and carries out
+/// the moves and the pause through a ``MigrationActuator``). It holds no state: a drain is one
+/// call. (How much is left on a drained node is the node's state: ``ClusterManager``.)
 ///
 /// ```swift
 /// var act = engineActuator                        // any MigrationActuator
+/// let requeued = DrainMigration().moveQueuedPrefills(pod: view, act: &act)
 /// let moved = DrainMigration().migrate(off: 3, pod: view, act: &act)
 /// ```
 struct DrainMigration {
+    /// Moves the queued prefills off every drained DP group. Returns how many moved (the rest
+    /// failed: nowhere to prefill them).
+    func moveQueuedPrefills(pod: some DrainView, act: inout some MigrationActuator) -> Int {
+        let queued = queuedOnDrainedGroups(pod: pod)
+        guard !queued.isEmpty else { return 0 }
+        return queued.count - act.moveQueued(queued)
+    }
+
+    /// The prefills queued (not started) on drained DP groups, in id order: any drained group,
+    /// not only the node being drained (a group out of service takes no queue either).
+    func queuedOnDrainedGroups(pod: some DrainView) -> [Int] {
+        var ids: [Int] = []
+        pod.forEachPlacedRequest { r in
+            if r.stage == .queued, r.prefillTE >= 0, r.prefillGroup >= 0, pod.isDrained(r.prefillTE, group: r.prefillGroup) {
+                ids.append(r.id)
+            }
+        }
+        return ids.sorted()
+    }
+
     /// Migrates the decode requests off `node` on every decode TE in service, TE by TE in index
     /// order. Returns how many moved.
     func migrate(off node: Int, pod: some DrainView, act: inout some MigrationActuator) -> Int {

@@ -15,8 +15,7 @@ import SimKit
 /// stored), so a ``copy()`` has nothing to re-wire.
 ///
 /// Children are values: ``HeartbeatMonitor`` (silent rounds, KV-probe episodes) and
-/// ``GlitchRedo``. `expertSlots` is the hardware map's and moves to ``ClusterManager`` with it
-/// (engine-components.md §2); it is kept here until then.
+/// ``GlitchRedo``. Which die is which expert die is the hardware map's (``ClusterManager``).
 ///
 /// Fault ids are 1, 2, 3… in injection order and records are never removed, so a fault's
 /// record sits at `id - 1`.
@@ -53,8 +52,6 @@ final class FaultSystem {
     private(set) var heartbeats = HeartbeatMonitor()
     /// Glitch redos owed and done (``GlitchRedo``).
     private(set) var glitches = GlitchRedo()
-    /// Expert-die index of each expert die of the decode TEs (``ServingEngine/buildExpertSlots()``).
-    private(set) var expertSlots: [Int: ExpertSlot] = [:]
     /// HBM regions masked after a fault, by fault id: held in the die's KV as a pseudo-request.
     private(set) var hbmMasks: [Int: HBMMask] = [:]
 
@@ -75,7 +72,6 @@ final class FaultSystem {
         c.outages = outages
         c.heartbeats = heartbeats
         c.glitches = glitches
-        c.expertSlots = expertSlots
         c.hbmMasks = hbmMasks
         return c
     }
@@ -297,7 +293,6 @@ final class FaultSystem {
     func forget(instance i: Int) {
         outages[i] = nil
         halted.remove(i)
-        expertSlots = expertSlots.filter { $0.value.instance != i }
     }
 
     /// Recomputes each instance's straggler factor: the slowest of its in-service dies;
@@ -366,27 +361,4 @@ final class FaultSystem {
 
     /// Masks held in group `g` of TE `i`.
     func maskCount(instance i: Int, group g: Int) -> Int { hbmMasks.values.filter { $0.instance == i && $0.group == g }.count }
-
-    // MARK: Expert slots
-
-    func assignExpertSlot(die: Int, _ slot: ExpertSlot) { expertSlots[die] = slot }
-
-    /// NPU `dead` was replaced by `spare`: its expert dies' slots move with it.
-    func moveExpertSlots(fromNPU dead: Int, toNPU spare: Int, diesPerNPU perNPU: Int) {
-        for die in dead * perNPU..<(dead + 1) * perNPU {
-            if let slot = expertSlots.removeValue(forKey: die) { expertSlots[spare * perNPU + die % perNPU] = slot }
-        }
-    }
-
-    /// Expert-die indices of decode TE `i` on known-dead dies.
-    func deadExpertIndices(instance i: Int) -> Set<Int> {
-        var dead = Set<Int>()
-        for (die, slot) in expertSlots where slot.instance == i && knownDead.contains(die) { dead.insert(slot.index) }
-        return dead
-    }
-
-    /// Expert dies of decode TE `i` that are known dead.
-    func expertDiesLost(instance i: Int) -> Int {
-        expertSlots.reduce(0) { $0 + ($1.value.instance == i && knownDead.contains($1.key) ? 1 : 0) }
-    }
 }

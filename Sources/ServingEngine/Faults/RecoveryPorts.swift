@@ -70,3 +70,30 @@ protocol RecoveryActuator {
     /// A dead link: the KV `paths` (channel ids) move to RoCE.
     mutating func rerouteOverRoCE(fault: Int, paths: [Int])
 }
+
+/// What a heartbeat round observes beyond what recovery reads (``FaultSystem/heartbeatRound(at:pod:act:)``):
+/// which TEs have a step under way, which KV paths a UB link carries, and how many transfers
+/// wait on each decode TE. Read-only; given per call, never stored.
+protocol HeartbeatView: PodView {
+    /// The TE has a step under way, halted or not (its heartbeat answers carry step timing).
+    func isStepping(_ te: Int) -> Bool
+    /// The KV paths (channel ids, in id order) between a prefill and a decode TE that the UB
+    /// link NPU `a` ↔ NPU `b` joins.
+    func kvPaths(joining a: Int, _ b: Int) -> [Int]
+    /// KV transfers queued for decode TE `te` (waiting for decode room).
+    func transfersWaiting(on te: Int) -> Int
+}
+
+/// What a heartbeat round asks of the pod beyond the recovery mechanisms: the event log, the
+/// scaling lifecycle's claim on a starting TE, and re-reading the fault state.
+protocol HeartbeatActuator: RecoveryActuator {
+    /// Appends `event` to the pod's event log.
+    mutating func log(_ event: EngineEvent)
+    /// Dead dies were found in `te` (faults `faults`): scaling restarts the weight loads forking
+    /// from it, and takes over a TE that was still starting (true: rebuilt or given up; the
+    /// recovery policy is not asked).
+    mutating func scalingTakesRecovery(_ te: Int, faults: [Int]) -> Bool
+    /// The fault state changed outside a mechanism (dead hardware nobody used): the pod re-reads
+    /// it (halts, slowdowns, groups out of service, KV paths) and TEs that can, resume.
+    mutating func applyFaultState()
+}

@@ -10,24 +10,16 @@ extension ServingEngine {
     func drainNode(_ node: Int) -> String {
         cluster.drain(node)
         refreshDrainedGroups()
-        var queued: [Int] = []
-        for (id, r) in requests where r.stage == .queued && r.prefillInstance >= 0 && r.prefillGroup >= 0
-            && instances[r.prefillInstance].dp[r.prefillGroup].drained {
-            queued.append(id)
-        }
-        let moved = evict(queued, outcome: .move)
-        let migrated = configuration.faults.migrateDecodeOnDrain ? migrateDecode(off: node) : 0
+        let pod = EnginePodView(engine: self)
+        var act = EngineMigrationActuator(engine: self)
+        let moved = DrainMigration().moveQueuedPrefills(pod: pod, act: &act)
+        // The running decode requests of the node's groups move to other groups of their TE
+        // (``DrainMigration`` decides; the TE's decode balancing picks each target group).
+        let migrated = configuration.faults.migrateDecodeOnDrain ? DrainMigration().migrate(off: node, pod: pod, act: &act) : 0
         let left = drainProgress().first { $0.node == node }?.requestsLeft ?? 0
-        return "node \(node) draining: no new work is placed on its NPUs; \(queued.count - moved.failed) queued prefills "
+        return "node \(node) draining: no new work is placed on its NPUs; \(moved) queued prefills "
             + "moved elsewhere; " + (migrated > 0 ? "\(migrated) decode requests migrated; " : "")
             + "\(left) requests left to finish"
-    }
-
-    /// Moves the running decode requests of the node's DP groups to other groups of their TE
-    /// (``DrainMigration`` decides; the TE's decode balancing picks each target group).
-    func migrateDecode(off node: Int) -> Int {
-        var act = EngineMigrationActuator(engine: self)
-        return DrainMigration().migrate(off: node, pod: EnginePodView(engine: self), act: &act)
     }
 
     /// Moves decode request `id` of TE `d` from group `source` to `target`: its KV and seat move
@@ -42,31 +34,14 @@ extension ServingEngine {
         return true
     }
 
-    /// Requests still holding something on each drained node (queued, prefilling, waiting to hand
-    /// over KV, or decoding there).
-    func drainProgress() -> [DrainProgress] {
-        guard !drainedNodes.isEmpty else { return [] }
-        var left: [Int: Int] = [:]
-        let perNode = topology.npusPerNode
-        func count(_ npus: [Int]) {
-            for node in Set(npus.map { $0 / perNode }) where drainedNodes.contains(node) { left[node, default: 0] += 1 }
-        }
-        for r in requests.values {
-            if r.prefillInstance >= 0, r.prefillGroup >= 0, r.stage != .decode || instances[r.prefillInstance].role == .colocated {
-                count(instances[r.prefillInstance].dp[r.prefillGroup].npus)
-            }
-            if r.decodeInstance >= 0, r.decodeGroup >= 0, instances[r.decodeInstance].role != .colocated {
-                count(instances[r.decodeInstance].dp[r.decodeGroup].npus)
-            }
-        }
-        return drainedNodes.sorted().map { DrainProgress(node: $0, requestsLeft: left[$0] ?? 0) }
-    }
+    /// Requests still holding something on each drained node (``ClusterManager/drainProgress(pod:)``).
+    func drainProgress() -> [DrainProgress] { cluster.drainProgress(pod: EnginePodView(engine: self)) }
 
     /// Logs, once, that a drained node is empty: its hardware can be serviced.
     func announceDrainedNodes() {
         guard cluster.hasUnannouncedDrains else { return }
-        for progress in drainProgress() where progress.requestsLeft == 0 && cluster.announceEmpty(progress.node) {
-            telemetry.log(EngineEvent(time: now, kind: .drain, message: "node \(progress.node) drained: no requests left; "
+        for node in cluster.announceEmptyNodes(pod: EnginePodView(engine: self)) {
+            telemetry.log(EngineEvent(time: now, kind: .drain, message: "node \(node) drained: no requests left; "
                 + "it can be faulted, healed or serviced without touching traffic"))
         }
     }

@@ -16,7 +16,7 @@ extension ServingEngine {
     func buildExpertSlots() {
         for (i, instance) in instances.enumerated() where instance.role == .decode && !instance.npus.isEmpty {
             let base = instance.npus[0] * topology.diesPerNPU
-            for k in 0..<instance.groupSpec.ep { faults.assignExpertSlot(die: base + k, ExpertSlot(instance: i, index: k)) }
+            cluster.mapExpertDies(of: i, onto: base..<base + instance.groupSpec.ep)
         }
     }
 
@@ -27,7 +27,7 @@ extension ServingEngine {
         let spec = instances[i].groupSpec
         let routedDies = spec.ep - spec.sharedExpertDies
         guard routedDies > 0 else { return [] }
-        let deadIndex = faults.deadExpertIndices(instance: i)
+        let deadIndex = cluster.deadExpertIndices(of: i, dead: faults.knownDead)
         // The live placement (EPLB moves replicas): an expert is lost when, in some layer, every
         // die holding it is dead.
         if let missing = experts.unreplicatedExperts(instance: i, deadDies: deadIndex) { return missing }
@@ -40,11 +40,6 @@ extension ServingEngine {
 
     /// Expert dies of decode TE `i` that are known dead.
     func expertDiesLost(instance i: Int) -> Int {
-        faults.expertDiesLost(instance: i)
+        cluster.expertDiesLost(of: i, dead: faults.knownDead)
     }
-}
-
-struct ExpertSlot: Equatable {
-    var instance: Int
-    var index: Int
 }

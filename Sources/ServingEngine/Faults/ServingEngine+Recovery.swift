@@ -2,18 +2,11 @@ import Foundation
 import PodModel
 import SimKit
 
-/// Recovery (system.md §4 "Faults"): the policy decides (``RecoveryPolicy`` and
-/// RecoveryPlaybook.swift, reading the pod through ``EnginePodView``); these are the
-/// mechanisms it drives through ``EngineRecoveryActuator``.
+/// Recovery (system.md §4 "Faults"): the fault system detects and its policy decides
+/// (``FaultSystem/heartbeatRound(at:pod:act:)``, RecoveryPlaybook.swift, reading the pod
+/// through ``EnginePodView``); these are the mechanisms it drives through
+/// ``EngineRecoveryActuator``.
 extension ServingEngine {
-    /// Dead dies were found in instance `i`; recover by the configured policy.
-    func recoverDead(instance i: Int, faults ids: [Int]) {
-        guard let first = ids.first, let kind = faults.record(first)?.kind else { return }
-        if scalingTakesRecovery(instance: i, faults: ids) { return }
-        var act = EngineRecoveryActuator(engine: self)
-        faults.policy.recoverDead(te: i, faults: ids, kind: kind, pod: EnginePodView(engine: self), act: &act)
-    }
-
     // MARK: Decode: shrink, kill prefill
 
     /// Vertical shrink: TE `i` drops its `lost` groups (their requests re-prefilled) and runs on
@@ -149,7 +142,7 @@ extension ServingEngine {
             instances[i].dp[g].npus = instances[i].dp[g].npus.map { $0 == dead ? spare : $0 }
             instances[i].dp[g].dies = instances[i].dp[g].dies.map { $0 / perNPU == dead ? spare * perNPU + $0 % perNPU : $0 }
         }
-        faults.moveExpertSlots(fromNPU: dead, toNPU: spare, diesPerNPU: perNPU)
+        cluster.moveExpertDies(fromNPU: dead, toNPU: spare)
     }
 
     // MARK: Spares and experts

@@ -4,7 +4,7 @@ import SimKit
 /// The engine's side of the fault ports (engine-components.md §2): a read-only view of the pod
 /// for recovery policies and the drain, made per call and never stored (it holds the engine
 /// only for the call).
-struct EnginePodView: PodView, DrainView {
+struct EnginePodView: HeartbeatView, DrainView {
     let engine: ServingEngine
 
     var faultSettings: FaultSettings { engine.faults.settings }
@@ -24,6 +24,14 @@ struct EnginePodView: PodView, DrainView {
     func missingExperts(of te: Int) -> [Int] { engine.missingExperts(instance: te) }
     func locate(die: Int) -> (te: Int, group: Int?)? { engine.locate(die: die).map { ($0.instance, $0.group) } }
 
+    // The heartbeat round's view.
+    func isStepping(_ te: Int) -> Bool { engine.instances[te].stepping }
+    func kvPaths(joining a: Int, _ b: Int) -> [Int] {
+        let channels = engine.channels
+        return channels.indices.filter { engine.linkJoins(a, b, channels[$0].prefillInstance, channels[$0].decodeInstance) }
+    }
+    func transfersWaiting(on te: Int) -> Int { engine.instances[te].decode?.transferQueue.count ?? 0 }
+
     // The drain's view.
     var npusPerNode: Int { engine.topology.npusPerNode }
     var tokensPerStep: Double { engine.tokensPerStep }
@@ -38,11 +46,17 @@ struct EnginePodView: PodView, DrainView {
         }
     }
     func kvCopySeconds(tokens: Double) -> Double { engine.cost.kvTransfer(tokens: tokens, plane: .ub) }
+    func forEachPlacedRequest(_ body: (PlacedRequest) -> Void) {
+        for r in engine.requests.values {
+            body(PlacedRequest(id: r.id, stage: r.stage, prefillTE: r.prefillInstance, prefillGroup: r.prefillGroup,
+                               decodeTE: r.decodeInstance, decodeGroup: r.decodeGroup))
+        }
+    }
 }
 
 /// The recovery mechanisms (``RecoveryActuator``) as the engine carries them out
 /// (ServingEngine+Recovery, +TransientFaults).
-struct EngineRecoveryActuator: RecoveryActuator {
+struct EngineRecoveryActuator: HeartbeatActuator {
     let engine: ServingEngine
 
     func note(_ faults: [Int], _ step: String) { engine.note(faults, step) }
@@ -66,11 +80,18 @@ struct EngineRecoveryActuator: RecoveryActuator {
     }
     func redoIteration(on tes: [Int], fault: Int) { engine.redoIteration(on: tes, fault: fault) }
     func rerouteOverRoCE(fault: Int, paths: [Int]) { engine.rerouteOverRoCE(fault, paths: paths) }
+
+    // The heartbeat round's.
+    func log(_ event: EngineEvent) { engine.telemetry.log(event) }
+    func scalingTakesRecovery(_ te: Int, faults: [Int]) -> Bool { engine.scalingTakesRecovery(instance: te, faults: faults) }
+    func applyFaultState() { engine.refreshFaultState() }
 }
 
-/// A drain's migration steps (``MigrationActuator``) as the engine carries them out.
+/// A drain's moves (``MigrationActuator``) as the engine carries them out.
 struct EngineMigrationActuator: MigrationActuator {
     let engine: ServingEngine
+
+    func moveQueued(_ ids: [Int]) -> Int { engine.evict(ids, outcome: .move).failed }
 
     func pickTarget(_ te: Int) -> Int? { engine.pickDecodeGroup(te) }
     func move(_ id: Int, on te: Int, from source: Int, to target: Int) -> Bool {

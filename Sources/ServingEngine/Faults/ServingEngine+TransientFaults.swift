@@ -4,13 +4,6 @@ import SimKit
 extension ServingEngine {
     // MARK: HBM
 
-    /// An uncorrectable HBM error on `die`, detected: recover by the configured policy.
-    func recoverHBM(_ id: Int, die: Int) {
-        guard let kind = faults.record(id)?.kind else { return }
-        var act = EngineRecoveryActuator(engine: self)
-        faults.policy.recoverHBM(id, die: die, kind: kind, pod: EnginePodView(engine: self), act: &act)
-    }
-
     /// Fine-grained handling (system.md §4): the requests whose KV lived on the die fail with
     /// that reason and the region is masked; the service stays up.
     func maskAndFail(fault id: Int, instance i: Int, group g: Int, die: Int) {
@@ -90,13 +83,6 @@ extension ServingEngine {
     }
 
     // MARK: Links
-
-    /// A dead UB link on KV paths, detected: recover by the configured policy.
-    func rerouteLink(_ id: Int, paths: [Int]) {
-        guard let kind = faults.record(id)?.kind else { return }
-        var act = EngineRecoveryActuator(engine: self)
-        faults.policy.recoverLink(id, paths: paths, kind: kind, pod: EnginePodView(engine: self), act: &act)
-    }
 
     /// Transfers on the `paths` move to the RoCE plane (our choice; system.md §2: every die also
     /// has 200 Gbit/s of RoCE) until the link is healed.

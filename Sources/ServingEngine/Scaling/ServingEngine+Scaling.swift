@@ -382,6 +382,7 @@ extension ServingEngine {
         }
         instances[i].decode?.invalidateLoadIndex()
         faults.forget(instance: i)
+        cluster.releaseExpertDies(of: i)
     }
 
     // MARK: Faults during a scale
@@ -439,7 +440,7 @@ extension ServingEngine {
         experts.add(i, host: expertHost(instances[i]), seed: configuration.seed &+ UInt64(i), now: now)
         if instances[i].role == .decode {
             let dies = instances[i].dp.flatMap(\.dies)
-            for k in 0..<min(instances[i].groupSpec.ep, dies.count) { faults.assignExpertSlot(die: dies[k], ExpertSlot(instance: i, index: k)) }
+            cluster.mapExpertDies(of: i, onto: dies.prefix(instances[i].groupSpec.ep))
         }
         je.noteGroupBlocks(of: [instances[i]])
         refreshDrainedGroups()

@@ -29,8 +29,12 @@ import Testing
             [DecodingRequest(id: 6, group: 0, promptTokens: 4_000, joinStep: 50, joining: false)],
         ]
 
+        /// Requests in flight for the queued-prefill choice (none unless a test says so).
+        var placed: [PlacedRequest] = []
+
         var teCount: Int { roles.count }
         func role(of te: Int) -> InstanceRole { roles[te] }
+        func forEachPlacedRequest(_ body: (PlacedRequest) -> Void) { placed.forEach(body) }
         func hasOutage(_ te: Int) -> Bool { outages.contains(te) }
         func groupCount(of te: Int) -> Int { groupNPUs[te].count }
         func isDrained(_ te: Int, group g: Int) -> Bool { drained[te][g] }
@@ -45,7 +49,14 @@ import Testing
         /// Targets handed out per TE, in order (none left: no room).
         var targets: [Int: [Int]] = [1: [0, 4, 0, 4], 2: [1]]
         var refused: Set<Int> = []
+        /// Queued prefills with nowhere to go (they fail when moved).
+        var unplaceable: Set<Int> = []
         var steps: [String] = []
+
+        mutating func moveQueued(_ ids: [Int]) -> Int {
+            steps.append("requeue \(ids)")
+            return ids.filter(unplaceable.contains).count
+        }
 
         mutating func pickTarget(_ te: Int) -> Int? {
             guard let next = targets[te]?.first else {
@@ -91,6 +102,28 @@ import Testing
         none.targets = [:]
         #expect(DrainMigration().migrate(off: 1, pod: pod, act: &none) == 0)
         #expect(none.steps == ["no room on 1"])
+    }
+
+    /// Queued on a drained group (any drained group, on any node) moves; started, queued on a
+    /// group in service, or not placed yet stays.
+    @Test func queuedPrefillsOnDrainedGroupsMoveInIdOrder() {
+        func placed(_ id: Int, _ stage: RequestStage, te: Int, group: Int) -> PlacedRequest {
+            PlacedRequest(id: id, stage: stage, prefillTE: te, prefillGroup: group, decodeTE: -1, decodeGroup: -1)
+        }
+        var pod = Pod()
+        pod.placed = [placed(12, .queued, te: 1, group: 1), placed(4, .queued, te: 1, group: 3),
+                      placed(8, .queued, te: 1, group: 0), placed(5, .prefill, te: 1, group: 2),
+                      placed(6, .queued, te: -1, group: -1), placed(7, .queued, te: 1, group: -1),
+                      placed(9, .transfer, te: 2, group: 0), placed(2, .queued, te: 2, group: 0)]
+        #expect(DrainMigration().queuedOnDrainedGroups(pod: pod) == [2, 4, 12])
+        var act = Recorder()
+        act.unplaceable = [4]
+        #expect(DrainMigration().moveQueuedPrefills(pod: pod, act: &act) == 2, "4 had nowhere to go")
+        #expect(act.steps == ["requeue [2, 4, 12]"])
+        // Nothing queued on a drained group: nothing is asked of the pod.
+        pod.drained = pod.drained.map { $0.map { _ in false } }
+        var idle = Recorder()
+        #expect(DrainMigration().moveQueuedPrefills(pod: pod, act: &idle) == 0 && idle.steps.isEmpty)
     }
 
     @Test func thePauseIsTheLongestDieCopyAsAnEngineDelay() {

@@ -5,7 +5,7 @@ import Testing
 @testable import ServingEngine
 
 /// ``FaultSystem`` through its own API (no engine): records, dead dies, heartbeats, halts,
-/// stragglers, outages, glitch redos, KV probes, HBM masks, expert slots, and its copy.
+/// stragglers, outages, glitch redos, KV probes, HBM masks, and its copy (expert dies: ClusterManagerTests).
 @Suite(.timeLimit(.minutes(10))) struct FaultSystemTests {
     @Test func injectedFaultsGetDenseIdsAndDiesDieOncePerFault() {
         let faults = FaultSystem()
@@ -198,21 +198,6 @@ import Testing
         faults.use(try Policies.recovery.make("restart-world"))
         #expect(faults.plan(.hbm(die: 0), role: .decode) == .restartWorld)
         #expect(faults.plan(.straggler(die: 0, slowdown: 2), role: .decode) == .observe)
-    }
-
-    @Test func expertSlotsFollowReplacedNPUs() {
-        let faults = FaultSystem()
-        for k in 0..<4 { faults.assignExpertSlot(die: 20 + k, ExpertSlot(instance: 2, index: k)) }
-        faults.assignExpertSlot(die: 40, ExpertSlot(instance: 3, index: 0))
-        _ = faults.inject(.dead(dies: [22, 23]), label: "fault npu 11", at: 0)
-        faults.killDies([22, 23])
-        faults.learnDead([22, 23])
-        #expect(faults.deadExpertIndices(instance: 2) == [2, 3] && faults.expertDiesLost(instance: 2) == 2)
-        faults.moveExpertSlots(fromNPU: 11, toNPU: 50, diesPerNPU: 2)
-        #expect(faults.expertSlots[100] == ExpertSlot(instance: 2, index: 2) && faults.expertSlots[22] == nil)
-        #expect(faults.expertDiesLost(instance: 2) == 0)
-        faults.forget(instance: 2)
-        #expect(faults.expertSlots == [40: ExpertSlot(instance: 3, index: 0)])
     }
 
     @Test func aCopyIsIndependent() throws {
