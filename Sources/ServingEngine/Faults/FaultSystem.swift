@@ -193,6 +193,27 @@ final class FaultSystem {
         records[index].requestsFailed += failed
     }
 
+    /// A step of faults `ids`' recovery at `now`, appended to each one's story. Returns the log
+    /// line.
+    func noteStep(_ ids: [Int], _ step: String, at now: SimTime) -> EngineEvent {
+        for id in ids { noteRecovery(id, step) }
+        let label = ids.count == 1 ? "fault \(ids[0])" : "faults \(ids.map(String.init).joined(separator: ", "))"
+        return EngineEvent(time: now, kind: .recovery, severity: .warning, message: "\(label): \(step)")
+    }
+
+    /// Faults `ids` are recovered at `now`, `message` ending each one's story; the requests the
+    /// recovery re-prefilled and failed count on the first. Returns the log lines, one per fault.
+    func finishRecovery(_ ids: [Int], reprefilled: Int, failed: Int, _ message: String, at now: SimTime) -> [EngineEvent] {
+        if let first = ids.first { count(first, reprefilled: reprefilled, failed: failed) }
+        var lines: [EngineEvent] = []
+        for id in ids where record(id) != nil {
+            noteRecovery(id, message)
+            markRecovered(id, at: now)
+            lines.append(recoveredEvent(id, message, at: now))
+        }
+        return lines
+    }
+
     /// TE `i`'s device check after its heartbeats went silent: every active, undetected
     /// dead-die fault stalling it is detected at `time` (how: `how`). Returns their ids and
     /// dies, in id order (empty: nothing to recover).

@@ -176,10 +176,9 @@ extension ServingEngine {
 
     // MARK: Bookkeeping
 
+    /// A step of the faults' recovery story (recorded by the fault system), logged.
     func note(_ ids: [Int], _ message: String) {
-        for id in ids { faults.noteRecovery(id, message) }
-        let label = ids.count == 1 ? "fault \(ids[0])" : "faults \(ids.map(String.init).joined(separator: ", "))"
-        telemetry.log(EngineEvent(time: now, kind: .recovery, severity: .warning, message: "\(label): \(message)"))
+        telemetry.log(faults.noteStep(ids, message, at: now))
     }
 
     func add(_ ids: [Int], _ moved: (reprefilled: Int, failed: Int)) {
@@ -187,13 +186,10 @@ extension ServingEngine {
         faults.count(first, reprefilled: moved.reprefilled, failed: moved.failed)
     }
 
-    /// Records an immediate recovery.
+    /// Records an immediate recovery (the fault system records it) and logs it.
     func finish(_ ids: [Int], _ moved: (reprefilled: Int, failed: Int), _ message: String) {
-        add(ids, moved)
-        for id in ids where faults.record(id) != nil {
-            faults.noteRecovery(id, message)
-            faults.markRecovered(id, at: now)
-            logRecovered(id, message)
+        for line in faults.finishRecovery(ids, reprefilled: moved.reprefilled, failed: moved.failed, message, at: now) {
+            telemetry.log(line)
         }
     }
 }

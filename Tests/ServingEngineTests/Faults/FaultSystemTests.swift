@@ -140,6 +140,26 @@ import Testing
         #expect(faults.removeMask(fault: id) == nil && faults.hbmMasks.isEmpty)
     }
 
+    /// A recovery's steps and its end are recorded by the fault system, which hands back the log
+    /// lines (timed from each fault's injection); costs count on the first fault.
+    @Test func recoveryStepsAndEndsAreRecordedWithTheirLogLines() {
+        let faults = FaultSystem()
+        let a = faults.inject(.dead(dies: [4]), label: "fault die 4", at: 1)
+        let b = faults.inject(.dead(dies: [5]), label: "fault die 5", at: 2.5)
+        let step = faults.noteStep([a, b], "NPU-fork under way", at: 3)
+        #expect(step.kind == .recovery && step.severity == .warning && step.message == "faults 1, 2: NPU-fork under way")
+        #expect(faults.noteStep([b], "still", at: 3).message == "fault 2: still")
+        let lines = faults.finishRecovery([a, b, 99], reprefilled: 4, failed: 1, "back in service", at: 4)
+        #expect(lines.map(\.message) == ["fault 1 recovered 3 s after injection: back in service",
+                                         "fault 2 recovered 1.5 s after injection: back in service"], "no line for an unknown id")
+        #expect(faults.record(a)?.recovery == "NPU-fork under way; back in service" && faults.record(a)?.recoveredAt == 4)
+        #expect(faults.record(b)?.recovery == "NPU-fork under way; still; back in service")
+        #expect(faults.record(a)?.requestsReprefilled == 4 && faults.record(a)?.requestsFailed == 1)
+        #expect(faults.record(b)?.requestsReprefilled == 0)
+        _ = faults.finishRecovery([b], reprefilled: 0, failed: 0, "again", at: 9)
+        #expect(faults.record(b)?.recoveredAt == 4, "the first recovery time stands")
+    }
+
     @Test func stragglersSetTheSlowestDieOfEachInstance() {
         let faults = FaultSystem()
         #expect(faults.slowdown(of: 0) == nil)
