@@ -6,13 +6,12 @@ import SimKit
 /// with the bookkeeping of recoveries under way.
 ///
 /// Its state changes only through the methods below. It decides nothing about requests,
-/// batches, channels or KV: the engine (the coordinator, Faults/ServingEngine+*.swift) asks
-/// this component (`heartbeat`, `isHalted`, `takeRedo`, …), hands a detected fault to the
-/// ``policy`` (which reads the pod through a ``PodView`` and drives the engine's recovery
-/// mechanisms through a ``RecoveryActuator``, RecoveryPlaybook.swift), and the mechanisms
-/// record their outcome here. Facts
-/// about the pod it needs for a decision come in per call (non-escaping closures, never
-/// stored), so a ``copy()`` has nothing to re-wire.
+/// batches, channels or KV. Its heartbeat round (FaultSystem+HeartbeatRound.swift) detects
+/// faults and hands each to the ``policy`` (RecoveryPlaybook.swift); both read the pod through
+/// a ``PodView`` and act through a ``RecoveryActuator`` given per call, whose mechanisms (the
+/// engine's, Faults/ServingEngine+*.swift) record their outcome here. The engine (the
+/// coordinator) asks the rest (`isHalted`, `takeRedo`, …). Facts about the pod it needs come in
+/// per call (views, non-escaping closures, never stored), so a ``copy()`` has nothing to re-wire.
 ///
 /// Children are values: ``HeartbeatMonitor`` (silent rounds, KV-probe episodes) and
 /// ``GlitchRedo``. Which die is which expert die is the hardware map's (``ClusterManager``).
