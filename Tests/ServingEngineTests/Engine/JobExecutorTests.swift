@@ -1,0 +1,183 @@
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+/// ``JobExecutor`` (the JE) through its own API, on TEs built by hand: the never-fits bounds from
+/// the smallest DP group on each side, admission (placed, refused and why), the routing policy
+/// over the candidate pool, the record of which TEs a prefix was placed on, the decode TE pick by
+/// KV usage, and `copy()`.
+@Suite(.timeLimit(.minutes(10))) struct JobExecutorTests {
+    /// 128-token blocks (the configuration's), no pool.
+    private let store = KVCacheStore(blockTokens: 128, kvBytesPerToken: 1, poolCapacityBytes: 0)
+    private static let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
+
+    private func te(_ role: InstanceRole, groups: Int, blocks: [Int]) -> InstanceState {
+        let dp = (0..<groups).map { g in
+            DPGroupState(kv: store.makeGroupCache(blocks: blocks[min(g, blocks.count - 1)]), npus: [g])
+        }
+        let spec = InstanceGroup(role: role, count: 1, npusEach: groups, firstNPU: 0, tp: 1, dp: groups, ep: groups,
+                                 redundantExperts: 0, batchLimit: 8)
+        return InstanceState(role: role, name: "\(role)", groupSpec: spec, external: false, cost: Self.cost,
+                             npus: Array(0..<groups), dp: dp)
+    }
+
+    private func je(routing: any RequestRoutingPolicy = RoundRobinRouting(), maxWaiting: Int? = nil) -> JobExecutor {
+        var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 1, syntheticRate: 1)
+        if let maxWaiting { config.maxWaitingPerPrefillInstance = maxWaiting }
+        return JobExecutor(configuration: config, routing: routing, decodeBalancing: KVAwareBalancing())
+    }
+
+    private func request(prompt: Int, output: Int = 10, keys: [UInt64] = []) -> RequestState {
+        RequestState(spec: RequestSpec(id: 1, arrival: 0, promptTokens: prompt, outputTokens: output), chainedKeys: keys)
+    }
+
+    /// Two prefill TEs (groups of 10 and 12 blocks, then 11) and one decode TE (groups of 20 and 30).
+    private func pod() -> [InstanceState] {
+        [te(.prefill, groups: 2, blocks: [10, 12]), te(.prefill, groups: 1, blocks: [11]), te(.decode, groups: 2, blocks: [20, 30])]
+    }
+
+    @Test func neverFitsComesFromTheSmallestGroupOnEachSide() throws {
+        let je = je()
+        let instances = pod()
+        // Before any TE is known nothing is too large.
+        #expect(je.neverFits(request(prompt: 1_000_000)) == nil)
+        je.noteGroupBlocks(of: instances)
+        #expect(je.prefillGroupBlocks == 10 && je.decodeGroupBlocks == 20)
+        #expect(je.neverFits(request(prompt: 0))?.kind == "empty prompt")
+        // 10 blocks of 128 tokens: 1,280 prompt tokens fit, 1,281 do not.
+        #expect(je.neverFits(request(prompt: 1_280)) == nil)
+        let prefill = try #require(je.neverFits(request(prompt: 1_281)))
+        #expect(prefill.reason == "prompt of 1281 tokens exceeds the 1280-token KV of a prefill DP group")
+        #expect(prefill.kind == "prompt exceeds the 1280-token KV of a prefill DP group")
+        // Prompt and output together against the decode side's 2,560 tokens.
+        #expect(je.neverFits(request(prompt: 1_000, output: 1_560)) == nil)
+        let decode = try #require(je.neverFits(request(prompt: 1_000, output: 1_561)))
+        #expect(decode.reason == "2561 tokens exceed the 2560-token KV of a decode DP group")
+        // Token counts near the integer limit are refused, not overflowed.
+        #expect(je.neverFits(request(prompt: Int.max, output: Int.max)) != nil)
+    }
+
+    @Test func admissionPlacesRefusesOrNeverFitsWithItsReason() throws {
+        let instances = pod()
+        let je = je()
+        je.noteGroupBlocks(of: instances)
+        guard case .placed(let first) = je.admit(request(prompt: 100), instances: instances) else {
+            Issue.record("not placed")
+            return
+        }
+        #expect(first == 0)
+        // Round-robin: the next prefill TE, never the decode TE.
+        guard case .placed(let second) = je.admit(request(prompt: 100), instances: instances) else {
+            Issue.record("not placed")
+            return
+        }
+        #expect(second == 1)
+        // Never-fits is decided before availability.
+        guard case .neverFits(_, let kind) = je.admit(request(prompt: 0), instances: instances) else {
+            Issue.record("an empty prompt was not refused for good")
+            return
+        }
+        #expect(kind == "empty prompt")
+        // TE 0 drained: only TE 1 is a candidate.
+        for g in instances[0].dp.indices { instances[0].dp[g].drained = true }
+        for _ in 0..<3 {
+            guard case .placed(let te) = je.admit(request(prompt: 100), instances: instances) else {
+                Issue.record("not placed")
+                return
+            }
+            #expect(te == 1)
+        }
+        // Every prefill TE drained: refused, with the reason.
+        for g in instances[1].dp.indices { instances[1].dp[g].drained = true }
+        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances) else {
+            Issue.record("placed on a drained TE")
+            return
+        }
+        #expect(reason == "no prefill TE accepts work (all drained or out of service)")
+    }
+
+    @Test func theAdmissionBoundRefusesWhenEveryTEHasItsQuota() throws {
+        let instances = pod()
+        let je = je(maxWaiting: 0)
+        je.noteGroupBlocks(of: instances)
+        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances) else {
+            Issue.record("placed over the admission bound")
+            return
+        }
+        #expect(reason == "every prefill TE has 0 requests waiting")
+        #expect(je.requeueTarget(for: request(prompt: 100), instances: instances) == nil)
+    }
+
+    @Test func aPolicyPickOutsideTheCandidatesIsNotTaken() throws {
+        /// A policy that always names the decode TE (index 2), which is never a candidate.
+        struct Wrong: RequestRoutingPolicy {
+            var name: String { "wrong" }
+            mutating func pickPrefillTE(for request: RoutingRequest, in pool: PrefillPool) -> Int? { 2 }
+        }
+        let instances = pod()
+        let je = je(routing: Wrong())
+        guard case .refused = je.admit(request(prompt: 100), instances: instances) else {
+            Issue.record("a non-candidate TE was taken")
+            return
+        }
+    }
+
+    @Test func prefixHoldersRecordWhereEachPrefixWasPlaced() throws {
+        let je = je()
+        let keys = PrefixHashes.chain([7, 8, 9])
+        #expect(je.prefixHolders(keys) == 0)
+        #expect(je.notePlacement(chainedKeys: keys, te: 1) == false, "first placement: no group can hold it yet")
+        #expect(je.notePlacement(chainedKeys: keys, te: 1) == true)
+        #expect(je.notePlacement(chainedKeys: keys, te: 3) == false)
+        #expect(je.prefixHolders(keys) == 0b1010)
+        // Only the first key matters: another continuation of the same start shares the holders.
+        #expect(je.prefixHolders([keys[0], 42]) == 0b1010)
+        #expect(je.prefixHolders(PrefixHashes.chain([1])) == 0)
+        // No keys: nothing recorded; TEs from 64 on are always probed, so no bit.
+        #expect(je.notePlacement(chainedKeys: [], te: 0) == false && je.prefixHolders([]) == 0)
+        #expect(je.notePlacement(chainedKeys: keys, te: 64) == true && je.prefixHolders(keys) == 0b1010)
+        // A copy records on its own.
+        let copy = je.copy()
+        copy.notePlacement(chainedKeys: keys, te: 0)
+        #expect(copy.prefixHolders(keys) == 0b1011 && je.prefixHolders(keys) == 0b1010)
+    }
+
+    @Test func theDecodeTEIsTheAvailableOneWithTheLowestMeanKVUsage() throws {
+        let je = je()
+        let a = te(.decode, groups: 2, blocks: [10])
+        let b = te(.decode, groups: 2, blocks: [10])
+        let instances = [te(.prefill, groups: 1, blocks: [10]), a, b]
+        // Equal usage: the first.
+        #expect(je.pickDecodeTE(instances: instances) == 1)
+        // Four of a's twenty blocks taken: b.
+        #expect(store.allocatePrefill(1, in: &a.dp[0].kv, promptTokens: 4 * 128, chained: [], expectedTotalTokens: 0) != nil)
+        #expect(je.pickDecodeTE(instances: instances) == 2)
+        // b drained: a, the only available one, whatever its usage.
+        for g in b.dp.indices { b.dp[g].drained = true }
+        #expect(je.pickDecodeTE(instances: instances) == 1)
+        // Both drained: the first decode TE (the request waits there).
+        for g in a.dp.indices { a.dp[g].drained = true }
+        #expect(je.pickDecodeTE(instances: instances) == 1)
+        // b back: b.
+        for g in b.dp.indices { b.dp[g].drained = false }
+        #expect(je.pickDecodeTE(instances: instances) == 2)
+    }
+
+    @Test func aCopyKeepsItsOwnRoutingState() throws {
+        let instances = pod()
+        let je = je()
+        je.noteGroupBlocks(of: instances)
+        let copy = je.copy()
+        #expect(copy.prefillGroupBlocks == 10 && copy.decodeGroupBlocks == 20)
+        // The copy's round-robin cursor moves without the original's.
+        guard case .placed(0) = copy.admit(request(prompt: 100), instances: instances),
+              case .placed(1) = copy.admit(request(prompt: 100), instances: instances),
+              case .placed(0) = je.admit(request(prompt: 100), instances: instances) else {
+            Issue.record("the copy shares the policy's state")
+            return
+        }
+    }
+}
