@@ -48,6 +48,8 @@ public struct Normal: Distribution, Equatable {
     }
     public var mean: Double? { mu }
 
+    /// Box–Muller, the cosine half. Inlined into callers in other modules with the stream's draws.
+    @inlinable
     public static func standard(using rng: inout RandomStream) -> Double {
         let radius = (-2 * Foundation.log(1 - rng.uniform())).squareRoot()
         return radius * Foundation.cos(2 * Double.pi * rng.uniform())

@@ -146,12 +146,16 @@ extension CostModel {
     /// maximum of N normals, ``expectedMaxZ(_:)``, deviations above it), or a shared-expert die,
     /// whichever is busiest (system.md §1.3: combine waits for the slowest expert).
     func hottestExpertDieTokens(allTokens: Double, input: DecodeStepInput) -> Double {
+        hottestExpertDieTokens(allTokens: allTokens, input: input, shape: decodeExpertShape(input))
+    }
+
+    /// ``hottestExpertDieTokens(allTokens:input:)`` with the instance's shape worked out already.
+    @inline(__always)
+    func hottestExpertDieTokens(allTokens: Double, input: DecodeStepInput, shape: DecodeExpertShape) -> Double {
         guard let moe = model.moe else { return 0 }
-        let routedDies = max(1, input.expertDies - input.sharedExpertDies)
-        let slotsPerDie = max(1.0, Double(input.routedSlots) / Double(routedDies))
-        let mean = allTokens * Double(moe.topK) / Double(max(1, input.routedSlots)) * slotsPerDie
+        let mean = allTokens * Double(moe.topK) / Double(max(1, input.routedSlots)) * shape.slotsPerDie
         let hot = mean * max(1, input.moeLoadFactor)
-        var busiest = max(hot + hot.squareRoot(), mean + mean.squareRoot() * Self.expectedMaxZ(routedDies))
+        var busiest = max(hot + hot.squareRoot(), mean + mean.squareRoot() * shape.routedMaxZ)
         if input.sharedExpertDies > 0 {
             busiest = max(busiest, allTokens * Double(moe.sharedExperts) / Double(input.sharedExpertDies))
         } else {
@@ -159,6 +163,43 @@ extension CostModel {
             busiest += allTokens / Double(max(1, input.dpGroups)) * Double(moe.sharedExperts)
         }
         return busiest
+    }
+
+    /// The figures of a decode MoE layer fixed by the instance's shape (its dies, slots and
+    /// shared-expert dies), not by the microbatches, query width or load: worked out once per
+    /// step for its four candidate layers (issue 12), each the very expression the layer
+    /// evaluated, so the same bits.
+    struct DecodeExpertShape {
+        /// Routed slots per routed die: as the hottest die's share of the tokens, and as the
+        /// whole experts whose weights a die reads.
+        let slotsPerDie: Double
+        let wholeSlotsPerDie: Double
+        /// ``expectedMaxZ(_:)`` of the routed dies.
+        let routedMaxZ: Double
+        /// ``messagesPerToken(sharedExpertDies:)``.
+        let destinations: Double
+        /// Whether the EP group spans nodes.
+        let interNode: Bool
+    }
+
+    func decodeExpertShape(_ input: DecodeStepInput) -> DecodeExpertShape {
+        let routedDies = max(1, input.expertDies - input.sharedExpertDies)
+        let diesPerNode = hardware.devicesPerNode * hardware.diesPerDevice
+        return DecodeExpertShape(slotsPerDie: max(1.0, Double(input.routedSlots) / Double(routedDies)),
+                                 wholeSlotsPerDie: max(1.0, (Double(input.routedSlots) / Double(routedDies)).rounded(.up)),
+                                 routedMaxZ: Self.expectedMaxZ(routedDies),
+                                 destinations: messagesPerToken(sharedExpertDies: input.sharedExpertDies),
+                                 interNode: input.expertDies > diesPerNode)
+    }
+
+    /// ``decodeExpertShape(_:)`` for an MoE model; a dense model's layers never read it (the
+    /// colocated dense replays price every step through here: no work for them).
+    @inline(__always)
+    func decodeExpertShapeIfMoE(_ input: DecodeStepInput) -> DecodeExpertShape {
+        guard model.moe != nil else {
+            return DecodeExpertShape(slotsPerDie: 1, wholeSlotsPerDie: 1, routedMaxZ: 0, destinations: 0, interNode: false)
+        }
+        return decodeExpertShape(input)
     }
 
     /// Attention stream of one decode layer for one microbatch of `requests` requests on a share of
@@ -197,7 +238,7 @@ extension CostModel {
     /// cube cores run the other microbatch's experts).
     /// `context` is the slowest group's (``slowestGroupContext(_:)``), which the step works out once.
     func decodeMoELayer(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
-                        context: Double) -> DecodeLayer {
+                        context: Double, shape: DecodeExpertShape) -> DecodeLayer {
         let mb = Double(m), tp = input.attentionTP
         let attentionShare = m > 1 ? constants.attentionStreamCubeShare : 1
         let attentionVector = m > 1 ? constants.attentionStreamVectorShare : 1
@@ -217,19 +258,16 @@ extension CostModel {
                             share: moeShare, bandwidthShare: moeVector)
         let instanceRequests = input.requestsPerInstance ?? input.requestsPerGroup * Double(input.dpGroups)
         let allTokens = instanceRequests / mb * q / Double(tp)
-        let hotTokens = hottestExpertDieTokens(allTokens: allTokens, input: input)
-        let routedDies = max(1, input.expertDies - input.sharedExpertDies)
-        let slotsPerDie = max(1.0, (Double(input.routedSlots) / Double(routedDies)).rounded(.up))
+        let hotTokens = hottestExpertDieTokens(allTokens: allTokens, input: input, shape: shape)
         let experts = roofline(flops: hotTokens * terms.expertFlopsPerToken,
-                               bytes: slotsPerDie * terms.expertWeightBytes, eightBit: terms.weightEightBit,
+                               bytes: shape.wholeSlotsPerDie * terms.expertWeightBytes, eightBit: terms.weightEightBit,
                                share: moeShare, bandwidthShare: moeVector) * input.expertSlowdown
-        let destinations = messagesPerToken(sharedExpertDies: input.sharedExpertDies)
+        let destinations = shape.destinations
         // Each rank sends its own tokens; the hottest expert die also receives all of its tokens in
         // the dispatch and sends all of their outputs back in the combine, one message per token
         // handled at either end, so the barrier waits for whichever side is busier (system.md §4b:
         // combine absorbs MoE imbalance).
-        let diesPerNode = hardware.devicesPerNode * hardware.diesPerDevice
-        let interNode = input.expertDies > diesPerNode
+        let interNode = shape.interNode
         let dispatchTime = max(dispatch(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
                                messages(hotTokens, bytesPerMessage: terms.dispatchBytesPerToken, interNode: interNode))
         let combineTime = max(combine(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
@@ -245,19 +283,19 @@ extension CostModel {
     /// ``decodeMoELayer(_:queryTokens:microbatches:context:)`` averaged over the MoE layers' own load
     /// factors when the input gives them (their sum is the layers' time), else at the single factor.
     func decodeMoELayers(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
-                         context: Double) -> DecodeLayer {
+                         context: Double, shape: DecodeExpertShape) -> DecodeLayer {
         guard let factors = input.moeLoadFactorPerLayer, !factors.isEmpty else {
-            return decodeMoELayer(input, queryTokens: q, microbatches: m, context: context)
+            return decodeMoELayer(input, queryTokens: q, microbatches: m, context: context, shape: shape)
         }
         // The mean as the first layer plus the mean deviation from it, so that identical layers give
         // exactly the single-factor layer (a balanced placement prices as perfect balance, bit for bit).
         var layer = input
         layer.moeLoadFactor = factors[0]
-        var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context)
+        var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape)
         let first = mean, n = Double(factors.count)
         for factor in factors.dropFirst() {
             layer.moeLoadFactor = factor
-            let one = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context)
+            let one = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape)
             mean.attention += (one.attention - first.attention) / n
             mean.gateAndExperts += (one.gateAndExperts - first.gateAndExperts) / n
             mean.dispatch += (one.dispatch - first.dispatch) / n
@@ -305,6 +343,8 @@ extension CostModel {
         let draftProjection: Double
         let draftLMHead: Double
         let draftSampling: Double
+        /// The experts' figures fixed by the instance's shape.
+        let shape: DecodeExpertShape
     }
 
     /// ``DecodeStepShared`` of `input` (a method, not an initialiser taking the cost model, so
@@ -320,26 +360,28 @@ extension CostModel {
         other += lmHead(tokens: b * q, tp: tp) + sampling(tokens: b * q)
         guard mtpOn else {
             return DecodeStepShared(mtpOn: false, q: q, context: context, otherBeforeDraft: other,
-                                    draftProjection: 0, draftLMHead: 0, draftSampling: 0)
+                                    draftProjection: 0, draftLMHead: 0, draftSampling: 0,
+                                    shape: decodeExpertShapeIfMoE(input))
         }
         let projection = roofline(flops: b * 4 * Double(model.hidden * model.hidden),
                                   bytes: 2 * Double(model.hidden * model.hidden) * model.weightType.bytes,
                                   eightBit: terms.weightEightBit)
         return DecodeStepShared(mtpOn: true, q: q, context: context, otherBeforeDraft: other,
                                 draftProjection: projection, draftLMHead: lmHead(tokens: b, tp: tp),
-                                draftSampling: sampling(tokens: b))
+                                draftSampling: sampling(tokens: b), shape: decodeExpertShapeIfMoE(input))
     }
 
     func decodeStep(_ input: DecodeStepInput, microbatches m: Int, shared: DecodeStepShared) -> DecodeStepCost {
         let mtpOn = shared.mtpOn, q = shared.q
-        let verify = decodeMoELayers(input, queryTokens: q, microbatches: m, context: shared.context)
+        let verify = decodeMoELayers(input, queryTokens: q, microbatches: m, context: shared.context, shape: shared.shape)
         let moeLayers = Double(model.moeLayers)
         var other = shared.otherBeforeDraft
         var graphs = 1.0
         if mtpOn {
             // The MTP module: project [embedding; hidden], one MoE layer, its own LM head and
             // sampling, once per draft token; it runs as a second graph.
-            let draft = decodeMoELayers(input, queryTokens: 1, microbatches: m, context: shared.context)
+            let draft = decodeMoELayers(input, queryTokens: 1, microbatches: m, context: shared.context,
+                                        shape: shared.shape)
             other += Double(input.mtpDrafts) * (draft.layer + shared.draftProjection + shared.draftLMHead + shared.draftSampling)
             graphs += 1
         }

@@ -53,6 +53,23 @@ public struct EPLBController: Sendable {
         self.nextAutomatic = start + intervalSeconds
     }
 
+    /// The earliest time at which ``isDue(now:)`` holds, nil when it never will until something
+    /// changes (idle outside automatic mode): `isDue(now:)` is `now >= wakesAt`.
+    public var wakesAt: SimTime? {
+        switch phase {
+        case .idle: mode == .on ? nextAutomatic : nil
+        case .prefetch(let until, _, _), .load(let until, _, _, _): until
+        }
+    }
+
+    /// When the swap phase under way ends (nil: no swap under way).
+    public var swapPhaseEnds: SimTime? {
+        switch phase {
+        case .prefetch(let until, _, _), .load(let until, _, _, _): until
+        case .idle: nil
+        }
+    }
+
     /// Dies whose slots are loading weights now.
     public var loadingDies: [Int] {
         if case .load(_, _, _, let dies) = phase { return dies }
@@ -127,7 +144,7 @@ public struct EPLBController: Sendable {
             pending = nil
             phase = .idle
             rebalances += 1
-            let after = routing.expectedImbalance
+            let after = routing.settledExpectedImbalance()
             outcomes.append(Outcome(
                 message: String(format: "rebalance done in %.2f s: imbalance %.2f → %.2f", now - started, before, after),
                 started: false))
@@ -159,7 +176,7 @@ public struct EPLBController: Sendable {
         loadSeconds = bytes / (cost.hardware.hbmBytesPerSecondPerDie * cost.constants.hbmEfficiency)
         pending = target
         // The done message compares the imbalance actually served before and after the swap.
-        phase = .prefetch(until: now + prefetch, started: now, before: routing.expectedImbalance)
+        phase = .prefetch(until: now + prefetch, started: now, before: routing.settledExpectedImbalance())
         return Outcome(message: String(format: "rebalance started (%@): imbalance %.2f → %.2f planned; %d dies get new experts",
                                        policy.name, before, after, layersChanged.filter { $0 > 0 }.count),
                        started: true)
@@ -233,8 +250,18 @@ public struct EPLBController: Sendable {
             old.withBuffers { oldStarts, oldHosts in
                 target.withBuffers { nextStarts, nextHosts in
                     for i in 0..<(target.layerCount * target.experts) {
-                        let was = UnsafeBufferPointer(rebasing: oldHosts[Int(oldStarts[i])..<Int(oldStarts[i + 1])])
-                        for s in Int(nextStarts[i])..<Int(nextStarts[i + 1]) where !was.contains(nextHosts[s]) {
+                        let wasFrom = Int(oldStarts[i]), wasTo = Int(oldStarts[i + 1])
+                        let nextFrom = Int(nextStarts[i]), nextTo = Int(nextStarts[i + 1])
+                        if wasTo - wasFrom == 1 && nextTo - nextFrom == 1 {
+                            // Most experts have one host before and after: gained where it moved
+                            // (the general walk below for one host each; issue 12: 14,848
+                            // experts per swap).
+                            let host = nextHosts[nextFrom]
+                            if host != oldHosts[wasFrom] { changed[Int(host)] += 1 }
+                            continue
+                        }
+                        let was = UnsafeBufferPointer(rebasing: oldHosts[wasFrom..<wasTo])
+                        for s in nextFrom..<nextTo where !was.contains(nextHosts[s]) {
                             changed[Int(nextHosts[s])] += 1
                         }
                     }

@@ -22,9 +22,16 @@ public struct ExpertRouting: Sendable {
     /// Experts serving tokens: `placement` minus slots disabled while their weights load.
     public private(set) var servingPlacement: ExpertPlacement
     private var rng: RandomStream
-    /// Per layer: the hottest die's share of the layer's load.
+    /// Per layer: the hottest die's share of the layer's load, for the serving placement under
+    /// the popularity in force, unless `sharesStale`.
     private var hottestShare: [Double] = [] { didSet { hottestShareSum = hottestShare.reduce(0, +) } }
     private var hottestShareSum = 0.0
+    /// Whether the popularity or the serving placement changed since `hottestShare` was worked
+    /// out: it is then worked out on its next read, not on the change (issue 12: a prefill TE
+    /// steps every few seconds, and a drift, a swap's serving placement and its target often
+    /// follow one another with no step to read them; each costs a walk of 58 layers' slots). The
+    /// shares are a function of the two alone, so when they are computed changes nothing.
+    private var sharesStale = false
     /// Token-expert pairs per layer and expert since the last `takeWindow()`. Popularity is
     /// piecewise constant, so tokens are summed per segment and kept as (pairs, popularity)
     /// segments; the per-expert table is built only when a face reads the heat.
@@ -78,7 +85,9 @@ public struct ExpertRouting: Sendable {
     /// The hottest die's load over the mean, averaged over MoE layers, for a step that routes
     /// `tokens` tokens (each to top-k experts). Records the heat for telemetry.
     public mutating func stepLoadFactor(tokens: Double, topK: Int = 8) -> Double {
-        guard tokens > 0, !hottestShare.isEmpty else { return 1 }
+        guard tokens > 0 else { return 1 }
+        settleShares()
+        guard !hottestShare.isEmpty else { return 1 }
         let pairs = tokens * Double(topK)
         segmentPairs += pairs
         collectingPairs += pairs
@@ -120,8 +129,20 @@ public struct ExpertRouting: Sendable {
     }
 
     /// Expected imbalance (max/mean per-die load, averaged over layers) of the serving placement.
+    /// (Worked out here if a change left the shares stale; ``settledExpectedImbalance()`` keeps them.)
     public var expectedImbalance: Double {
-        hottestShare.isEmpty ? 1 : hottestShare.reduce(0, +) / Double(hottestShare.count) * Double(dies)
+        Self.imbalance(shares: sharesStale ? servingPlacement.hottestShares(popularity: popularity) : hottestShare,
+                       dies: dies)
+    }
+
+    /// ``expectedImbalance``, the shares it works out kept for the next step's read.
+    public mutating func settledExpectedImbalance() -> Double {
+        settleShares()
+        return Self.imbalance(shares: hottestShare, dies: dies)
+    }
+
+    private static func imbalance(shares: [Double], dies: Int) -> Double {
+        shares.isEmpty ? 1 : shares.reduce(0, +) / Double(shares.count) * Double(dies)
     }
 
     /// Token-expert pairs per layer and expert routed since the last call (the collect kernel's
@@ -181,7 +202,15 @@ public struct ExpertRouting: Sendable {
         segmentPairs = 0
     }
 
+    /// The popularity or the serving placement changed: the shares are worked out on their next read.
     private mutating func recompute() {
+        sharesStale = true
+    }
+
+    @inline(__always)
+    private mutating func settleShares() {
+        guard sharesStale else { return }
+        sharesStale = false
         hottestShare = servingPlacement.hottestShares(popularity: popularity)
     }
 }
