@@ -146,11 +146,15 @@ extension ServingEngine {
                     var remaining = 0
                     for id in prefill.queues[g] {
                         guard let r = place(id, here, stages: (.queued, .prefill)) else { continue }
-                        if r.prefillInstance != i || r.prefillGroup != g {
-                            problems.append("request \(id) in \(censusName(here)) thinks it is on \(r.prefillInstance)/dp\(r.prefillGroup)")
+                        let ticket = placement(of: r)
+                        if r.prefillInstance != i || ticket.prefillGroup != g {
+                            problems.append("request \(id) in \(censusName(here)) thinks it is on \(r.prefillInstance)/dp\(ticket.prefillGroup)")
                         }
-                        remaining += r.remainingPrefill
-                        if r.allocated {
+                        if let t = prefill.ticket(r.prefillTicket), t.request != id {
+                            problems.append("request \(id) in \(censusName(here)) holds ticket \(r.prefillTicket) of request \(t.request)")
+                        }
+                        remaining += ticket.remainingPrefill
+                        if ticket.allocated {
                             census.prefilling += 1
                             expectKV(id, instance: i, group: g, here)
                             if colocated { countSlot(i, g) }
@@ -165,7 +169,7 @@ extension ServingEngine {
                     }
                     if !prefill.batches[g].isEmpty {
                         let queued = Set(prefill.queues[g])
-                        for (id, _) in prefill.batches[g] where !queued.contains(id) {
+                        for (id, _, _) in prefill.batches[g] where !queued.contains(id) {
                             problems.append("\(instances[i].name)/dp\(g): batch holds request \(id), which is not in its queue")
                         }
                     }
@@ -182,7 +186,7 @@ extension ServingEngine {
                 census.awaitingDecode += 1
                 if r.decodeInstance != i { problems.append("request \(id) in \(censusName(backlog)) thinks it goes to \(r.decodeInstance)") }
                 // Not pulled yet: only the prefill copy exists.
-                expectKV(id, instance: r.prefillInstance, group: r.prefillGroup, backlog)
+                expectKV(id, instance: r.prefillInstance, group: placement(of: r).prefillGroup, backlog)
             }
 
             let joiners = CensusPlace(.joiners, i)
@@ -190,8 +194,9 @@ extension ServingEngine {
                 guard let r = place(id, joiners, stages: (.decode, nil)) else { continue }
                 census.joining += 1
                 if r.decodeInstance != i { problems.append("request \(id) in \(censusName(joiners)) thinks it decodes on \(r.decodeInstance)") }
-                expectKV(id, instance: i, group: r.decodeGroup, joiners)
-                countSlot(i, r.decodeGroup)
+                let seat = placement(of: r)
+                expectKV(id, instance: i, group: seat.decodeGroup, joiners)
+                countSlot(i, seat.decodeGroup)
             }
 
             let batch = CensusPlace(.decodeBatch, i)
@@ -202,11 +207,12 @@ extension ServingEngine {
                 for id in ids {
                     guard let r = place(id, batch, stages: (.decode, nil)) else { continue }
                     census.decoding += 1
-                    if r.decodeInstance != i || r.finishStep != step {
-                        problems.append("request \(id) in \(censusName(batch)) at step \(step) thinks it is on \(r.decodeInstance), step \(r.finishStep)")
+                    let seat = placement(of: r)
+                    if r.decodeInstance != i || seat.finishStep != step {
+                        problems.append("request \(id) in \(censusName(batch)) at step \(step) thinks it is on \(r.decodeInstance), step \(seat.finishStep)")
                     }
-                    expectKV(id, instance: i, group: r.decodeGroup, batch)
-                    countSlot(i, r.decodeGroup, runningPrompt: r.spec.promptTokens)
+                    expectKV(id, instance: i, group: seat.decodeGroup, batch)
+                    countSlot(i, seat.decodeGroup, runningPrompt: r.spec.promptTokens)
                 }
             }
             if !decode.firstStep.isEmpty {
@@ -227,9 +233,10 @@ extension ServingEngine {
                     problems.append("request \(id) on \(censusName(here)) thinks it moves \(r.prefillInstance) → \(r.decodeInstance)")
                 }
                 // Pulled: the prefill copy is still there and decode KV is held for it.
-                expectKV(id, instance: r.prefillInstance, group: r.prefillGroup, here)
-                expectKV(id, instance: r.decodeInstance, group: r.decodeGroup, here)
-                countSlot(r.decodeInstance, r.decodeGroup)
+                let p = placement(of: r)
+                expectKV(id, instance: r.prefillInstance, group: p.prefillGroup, here)
+                expectKV(id, instance: r.decodeInstance, group: p.decodeGroup, here)
+                countSlot(r.decodeInstance, p.decodeGroup)
             }
             if channels[c].busy && channels[c].queue.isEmpty { problems.append("\(censusName(here)) is busy with nothing to move") }
         }
@@ -237,6 +244,26 @@ extension ServingEngine {
         for id in requests.keys where seen[id] == nil {
             let stage = requests[id].map { "\($0.stage)" } ?? "?"
             problems.append("request \(id) (stage \(stage)) is held by the engine but sits in no queue, channel or batch")
+        }
+        // Every prefill ticket and decode seat record belongs to a request in flight that points at
+        // it: none is held for a request that left, none is shared.
+        var tickets = [Int](repeating: 0, count: instances.count), seats = tickets
+        for (id, r) in requests {
+            if r.prefillTicket >= 0 {
+                if prefillTicket(of: r)?.request == id { tickets[r.prefillInstance] += 1 }
+                else { problems.append("request \(id) points at prefill ticket \(r.prefillTicket) of TE \(r.prefillInstance), not its own") }
+            }
+            if r.decodeSeat >= 0 {
+                if decodeSeat(of: r)?.request == id { seats[r.decodeInstance] += 1 }
+                else { problems.append("request \(id) points at decode seat \(r.decodeSeat) of TE \(r.decodeInstance), not its own") }
+            }
+        }
+        for i in instances.indices {
+            let heldTickets = instances[i].prefill?.ticketsHeld ?? 0, heldSeats = instances[i].decode?.seatsHeld ?? 0
+            if heldTickets != tickets[i] {
+                problems.append("\(instances[i].name): \(heldTickets) prefill tickets held for \(tickets[i]) requests")
+            }
+            if heldSeats != seats[i] { problems.append("\(instances[i].name): \(heldSeats) decode seats held for \(seats[i]) requests") }
         }
 
         // Every DP group's counters and KV holders against the walk (HBM masks hold blocks as

@@ -11,9 +11,8 @@ extension ServingEngine {
         cluster.drain(node)
         refreshDrainedGroups()
         var queued: [Int] = []
-        for (id, r) in requests where r.stage == .queued && r.prefillInstance >= 0 && r.prefillGroup >= 0
-            && instances[r.prefillInstance].dp[r.prefillGroup].drained {
-            queued.append(id)
+        for (id, r) in requests where r.stage == .queued {
+            if let ticket = prefillTicket(of: r), instances[r.prefillInstance].dp[ticket.group].drained { queued.append(id) }
         }
         let moved = evict(queued, outcome: .move)
         let migrated = configuration.faults.migrateDecodeOnDrain ? migrateDecode(off: node) : 0
@@ -35,11 +34,10 @@ extension ServingEngine {
     func migrateDecodeRequest(_ id: Int, on d: Int, from source: Int, to target: Int) -> Bool {
         guard let r = requests[id], let decode = instances[d].decode else { return false }
         let te = instances[d]
-        guard decode.migrate(id, from: source, to: target, promptTokens: r.spec.promptTokens, totalTokens: r.totalTokens,
-                             joinStep: r.joinStep, blockTokens: configuration.kvBlockTokens, groups: &te.dp)
-        else { return false }
-        requests[id]?.decodeGroup = target
-        return true
+        // The request's seat moves with it (its scheduler keeps the record).
+        guard decode.seat(r.decodeSeat)?.group == source else { return false }
+        return decode.migrate(seat: r.decodeSeat, to: target, promptTokens: r.spec.promptTokens, totalTokens: r.totalTokens,
+                              blockTokens: configuration.kvBlockTokens, groups: &te.dp)
     }
 
     /// Requests still holding something on each drained node (queued, prefilling, waiting to hand
@@ -52,11 +50,12 @@ extension ServingEngine {
             for node in Set(npus.map { $0 / perNode }) where drainedNodes.contains(node) { left[node, default: 0] += 1 }
         }
         for r in requests.values {
-            if r.prefillInstance >= 0, r.prefillGroup >= 0, r.stage != .decode || instances[r.prefillInstance].role == .colocated {
-                count(instances[r.prefillInstance].dp[r.prefillGroup].npus)
+            let p = placement(of: r)
+            if r.prefillInstance >= 0, p.prefillGroup >= 0, r.stage != .decode || instances[r.prefillInstance].role == .colocated {
+                count(instances[r.prefillInstance].dp[p.prefillGroup].npus)
             }
-            if r.decodeInstance >= 0, r.decodeGroup >= 0, instances[r.decodeInstance].role != .colocated {
-                count(instances[r.decodeInstance].dp[r.decodeGroup].npus)
+            if r.decodeInstance >= 0, p.decodeGroup >= 0, instances[r.decodeInstance].role != .colocated {
+                count(instances[r.decodeInstance].dp[p.decodeGroup].npus)
             }
         }
         return drainedNodes.sorted().map { DrainProgress(node: $0, requestsLeft: left[$0] ?? 0) }
