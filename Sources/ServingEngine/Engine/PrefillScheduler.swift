@@ -31,8 +31,13 @@ import SimKit
 /// ```
 final class PrefillScheduler {
     /// One request's chunk in a group's batch (and its ticket's number, so the batch's end
-    /// applies it without a lookup).
-    typealias Chunk = (request: Int, tokens: Int, ticket: Int)
+    /// applies it without a lookup). A struct: emptying an array of the three-field tuple was an
+    /// outlined generic call costing more than the lookups it saved.
+    struct Chunk: Equatable {
+        var request: Int
+        var tokens: Int
+        var ticket: Int
+    }
 
     /// Per DP group: placed requests not yet fully prefilled, in order.
     private(set) var queues: [Deque<Int>]
@@ -42,9 +47,16 @@ final class PrefillScheduler {
     private(set) var batches: [[Chunk]]
     /// Requests placed on the TE that have not started prefill (the JE's admission bound).
     private(set) var waiting = 0
-    /// The tickets by number; nil: free (its number is in `freeTickets`, reused last-freed first).
-    private(set) var tickets: [PrefillTicket?] = []
+    /// The tickets by number, with whether each is held; a free number is in `freeTickets`,
+    /// reused last-freed first. (Not an array of optionals: on the saturated superpod, reading
+    /// and writing those went through outlined value witnesses.)
+    private var ticketTable: [TicketSlot] = []
     private var freeTickets: [Int] = []
+
+    private struct TicketSlot {
+        var ticket: PrefillTicket
+        var held: Bool
+    }
 
     init(groups: Int) {
         queues = Array(repeating: Deque(), count: groups)
@@ -57,7 +69,7 @@ final class PrefillScheduler {
         queuedTokens = other.queuedTokens
         batches = other.batches
         waiting = other.waiting
-        tickets = other.tickets
+        ticketTable = other.ticketTable
         freeTickets = other.freeTickets
     }
 
@@ -95,18 +107,23 @@ final class PrefillScheduler {
     // MARK: Tickets
 
     /// Ticket number `t`, nil when it is not held.
-    func ticket(_ t: Int) -> PrefillTicket? { t >= 0 && t < tickets.count ? tickets[t] : nil }
+    func ticket(_ t: Int) -> PrefillTicket? {
+        guard t >= 0, t < ticketTable.count, ticketTable[t].held else { return nil }
+        return ticketTable[t].ticket
+    }
 
     /// Tickets held (requests placed here that have not left it).
-    var ticketsHeld: Int { tickets.count - freeTickets.count }
+    var ticketsHeld: Int { ticketTable.count - freeTickets.count }
 
     private func issue(_ ticket: PrefillTicket) -> Int {
-        if let t = freeTickets.popLast() {
-            tickets[t] = ticket
+        // `removeLast`, not `popLast`: the latter was an outlined generic call here.
+        if !freeTickets.isEmpty {
+            let t = freeTickets.removeLast()
+            ticketTable[t] = TicketSlot(ticket: ticket, held: true)
             return t
         }
-        tickets.append(ticket)
-        return tickets.count - 1
+        ticketTable.append(TicketSlot(ticket: ticket, held: true))
+        return ticketTable.count - 1
     }
 
     /// The request of ticket `t` left the engine (completed, failed, cancelled): the ticket is
@@ -114,7 +131,7 @@ final class PrefillScheduler {
     @discardableResult
     func forget(_ t: Int) -> PrefillTicket? {
         guard let ticket = ticket(t) else { return nil }
-        tickets[t] = nil
+        ticketTable[t].held = false
         freeTickets.append(t)
         return ticket
     }
@@ -236,7 +253,7 @@ final class PrefillScheduler {
             guard let slot = requests.index(forKey: id) else { continue }
             let view = Self.prefillView(&requests.values[slot])
             let t = view.ticket
-            if !tickets[t]!.allocated {
+            if !ticketTable[t].ticket.allocated {
                 if let seatLimit, let seats {
                     let needed = Saturating.ceilDiv(view.totalTokens, blockTokens)
                     guard seats.slots[g] < seatLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
@@ -251,19 +268,19 @@ final class PrefillScheduler {
                 else { break }
                 if seatLimit != nil { seats?.reserveSeat(g) }
                 load.pooledTokens += allocation.pooledTokens
-                queuedTokens[g] += allocation.computeTokens - tickets[t]!.remaining
-                tickets[t]!.remaining = allocation.computeTokens
-                tickets[t]!.hitTokens = allocation.hitTokens
-                tickets[t]!.allocated = true
+                queuedTokens[g] += allocation.computeTokens - ticketTable[t].ticket.remaining
+                ticketTable[t].ticket.remaining = allocation.computeTokens
+                ticketTable[t].ticket.hitTokens = allocation.hitTokens
+                ticketTable[t].ticket.allocated = true
                 Self.startPrefill(&requests.values[slot], now: now)
                 load.started += 1
             }
-            let chunk = min(left, tickets[t]!.remaining)
-            batches[g].append((id, chunk, t))
+            let chunk = min(left, ticketTable[t].ticket.remaining)
+            batches[g].append(Chunk(request: id, tokens: chunk, ticket: t))
             left -= chunk
             load.tokens += chunk
             load.promptWeighted += Double(chunk) * Double(view.promptTokens)
-            load.hitWeighted += Double(chunk) * Double(tickets[t]!.hitTokens)
+            load.hitWeighted += Double(chunk) * Double(ticketTable[t].ticket.hitTokens)
         }
         return load
     }
@@ -286,9 +303,9 @@ final class PrefillScheduler {
             // Applied to the tickets by number (no lookup of the request). The chunks are read in
             // place and emptied after: a copy of the batch made its emptying allocate.
             for i in batches[g].indices {
-                let (_, chunk, t) = batches[g][i]
-                tickets[t]!.remaining -= chunk
-                queuedTokens[g] -= chunk
+                let chunk = batches[g][i]
+                ticketTable[chunk.ticket].ticket.remaining -= chunk.tokens
+                queuedTokens[g] -= chunk.tokens
             }
             batches[g].removeAll(keepingCapacity: true)
             // Chunks are taken front first, so finished requests are at the front.

@@ -61,21 +61,22 @@ extension ServingEngine {
     /// Frees a request's KV and slot on the prefill side and the decode side; its schedulers
     /// give back its ticket and seat, returned.
     private func release(_ request: RequestState, admitted: Bool) -> RequestPlacement {
-        var placement = RequestPlacement()
+        var ticket: PrefillTicket?
         let p = request.prefillInstance
-        if p >= 0, let prefill = instances[p].prefill,
-           let ticket = prefill.withdraw(request, seats: instances[p].role == .colocated ? instances[p].decode : nil,
-                                         groups: &instances[p].dp, kv: kvStore) {
-            instances[p].decode?.noteLoadChanged(ticket.group, groups: instances[p].dp)
-            placement.ticket = ticket
+        if p >= 0, let prefill = instances[p].prefill {
+            ticket = prefill.withdraw(request, seats: instances[p].role == .colocated ? instances[p].decode : nil,
+                                      groups: &instances[p].dp, kv: kvStore)
+            if let ticket { instances[p].decode?.noteLoadChanged(ticket.group, groups: instances[p].dp) }
         }
         let d = request.decodeInstance
-        guard d >= 0, request.decodeSeat >= 0, request.stage == .transfer || request.stage == .decode else { return placement }
+        guard d >= 0, request.decodeSeat >= 0, request.stage == .transfer || request.stage == .decode else {
+            return RequestPlacement(ticket: ticket, seat: nil)
+        }
         // A pulled transfer, a joiner and a running request all hold a seat and decode KV.
         let te = instances[d]
-        placement.seat = te.decode!.evict(seat: request.decodeSeat, admitted: admitted,
-                                          promptTokens: request.spec.promptTokens, groups: &te.dp)
-        return placement
+        let seat = te.decode!.evict(seat: request.decodeSeat, admitted: admitted, promptTokens: request.spec.promptTokens,
+                                    groups: &te.dp)
+        return RequestPlacement(ticket: ticket, seat: seat)
     }
 
     /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is

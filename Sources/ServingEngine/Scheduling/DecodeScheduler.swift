@@ -59,9 +59,15 @@ final class DecodeScheduler {
     /// space, empty in a copy.
     private var spareJoiners: [Int] = []
     private var spareFirstStep: [Int] = []
-    /// The seat records by number; nil: free (its number is in `freeSeats`, reused last-freed first).
-    private(set) var seats: [DecodeSeat?] = []
+    /// The seat records by number, with whether each is held; a free number is in `freeSeats`,
+    /// reused last-freed first (not optionals: see ``PrefillScheduler``'s tickets).
+    private var seatTable: [SeatSlot] = []
     private var freeSeats: [Int] = []
+
+    private struct SeatSlot {
+        var seat: DecodeSeat
+        var held: Bool
+    }
 
     init(groups count: Int, colocated: Bool) {
         self.colocated = colocated
@@ -80,7 +86,7 @@ final class DecodeScheduler {
         copy.batches = batches
         copy.loadIndex = loadIndex
         copy.slowestGroup = slowestGroup
-        copy.seats = seats
+        copy.seatTable = seatTable
         copy.freeSeats = freeSeats
         return copy
     }
@@ -94,19 +100,23 @@ final class DecodeScheduler {
     // MARK: Seat records
 
     /// Seat record number `s`, nil when it is not held.
-    func seat(_ s: Int) -> DecodeSeat? { s >= 0 && s < seats.count ? seats[s] : nil }
+    func seat(_ s: Int) -> DecodeSeat? {
+        guard s >= 0, s < seatTable.count, seatTable[s].held else { return nil }
+        return seatTable[s].seat
+    }
 
     /// Seat records held (requests given a group here that have not left).
-    var seatsHeld: Int { seats.count - freeSeats.count }
+    var seatsHeld: Int { seatTable.count - freeSeats.count }
 
     private func issueSeat(_ id: Int, group g: Int) -> Int {
-        let seat = DecodeSeat(request: id, group: g)
-        if let s = freeSeats.popLast() {
-            seats[s] = seat
+        let slot = SeatSlot(seat: DecodeSeat(request: id, group: g), held: true)
+        if !freeSeats.isEmpty {
+            let s = freeSeats.removeLast()
+            seatTable[s] = slot
             return s
         }
-        seats.append(seat)
-        return seats.count - 1
+        seatTable.append(slot)
+        return seatTable.count - 1
     }
 
     /// The request of seat `s` left the engine with its seat settled (a failed request): the
@@ -116,7 +126,7 @@ final class DecodeScheduler {
 
     private func freeSeat(_ s: Int) -> DecodeSeat? {
         guard let seat = seat(s) else { return nil }
-        seats[s] = nil
+        seatTable[s].held = false
         freeSeats.append(s)
         return seat
     }
@@ -127,7 +137,7 @@ final class DecodeScheduler {
 
     /// The request of seat `s` produced its first token at `time`.
     func noteFirstToken(seat s: Int, at time: SimTime) {
-        if s >= 0, s < seats.count, seats[s] != nil { seats[s]!.firstTokenAt = time }
+        if s >= 0, s < seatTable.count, seatTable[s].held { seatTable[s].seat.firstTokenAt = time }
     }
 
     // MARK: Transfer queue and placement (decode TEs)
@@ -219,9 +229,9 @@ final class DecodeScheduler {
     /// The joiner of seat `s` enters its group's running batch at `joinStep`: its first token
     /// ends the current step, and it finishes at `finishStep` (both kept in the seat record).
     func admit(seat s: Int, promptTokens: Int, joinStep: Int, finishStep: Int) {
-        seats[s]!.joinStep = joinStep
-        seats[s]!.finishStep = finishStep
-        let seat = seats[s]!
+        seatTable[s].seat.joinStep = joinStep
+        seatTable[s].seat.finishStep = finishStep
+        let seat = seatTable[s].seat
         admit(seat.request, group: seat.group, promptTokens: promptTokens, joinStep: joinStep, finishStep: finishStep)
     }
 
@@ -276,7 +286,7 @@ final class DecodeScheduler {
     @discardableResult
     func reschedule(seat s: Int, to: Int) -> Bool {
         guard let seat = seat(s), reschedule(seat.request, from: seat.finishStep, to: to) else { return false }
-        seats[s]!.finishStep = to
+        seatTable[s].seat.finishStep = to
         return true
     }
 
@@ -322,7 +332,7 @@ final class DecodeScheduler {
               migrate(seat.request, from: seat.group, to: target, promptTokens: promptTokens, totalTokens: totalTokens,
                       joinStep: seat.joinStep, blockTokens: blockTokens, groups: &groups)
         else { return false }
-        seats[s]!.group = target
+        seatTable[s].seat.group = target
         return true
     }
 
