@@ -32,26 +32,19 @@ struct RequestState {
     /// The prompt's prefix keys in KV blocks of the engine's block size, chained
     /// (``PrefixHashes/chain(_:)``), computed once for cache probes.
     var chainedKeys: [UInt64]
-    /// Prompt tokens still to compute; set when KV is allocated on the prefill side. With
-    /// `hitTokens` and `allocated`, the request's prefill ticket, kept by its TE's
-    /// ``PrefillScheduler`` (read and written in place through the request table).
-    var remainingPrefill = 0
-    var hitTokens = 0
-    var joinStep = 0
-    var finishStep = 0
     /// The client's `max_tokens` (external requests); workload requests have no cap.
     var maxTokens = Int.max
-    /// When its first decode step ended, and when its first prefill chunk was scheduled (queue
-    /// time ends here); NaN until then.
-    private var firstToken: SimTime = .nan
+    /// When its first prefill chunk was scheduled (queue time ends here); NaN until then.
     private var prefillStarted: SimTime = .nan
     /// When it passed each later stage, for a face's request detail (RequestTimes.swift).
     var times = RequestTimes()
-    /// Prefill side: instance and DP group; decode side: the same (-1: none yet).
-    private var instancesAndGroups: (prefillInstance: Int32, prefillGroup: Int32, decodeInstance: Int32, decodeGroup: Int32)
+    /// Prefill side: instance and the number of its prefill ticket there (``PrefillScheduler``);
+    /// decode side: instance and the number of its decode seat there (``DecodeScheduler``); -1:
+    /// none yet. The ticket and seat (groups, remaining prompt, cache hits, join and finish steps,
+    /// first token) are the schedulers' state, read through them (``ServingEngine/placement(of:)``).
+    private var instancesAndHolds: (prefillInstance: Int32, prefillTicket: Int32, decodeInstance: Int32, decodeSeat: Int32)
         = (-1, -1, -1, -1)
     var stage: RequestStage = .queued
-    var allocated = false
     /// The client went away: the request leaves at its next decode step, counted as cancelled.
     var cancelled = false
 
@@ -67,24 +60,20 @@ struct RequestState {
     var hasPrefixKeys: Bool { !chainedKeys.isEmpty }
 
     var prefillInstance: Int {
-        get { Int(instancesAndGroups.prefillInstance) }
-        set { instancesAndGroups.prefillInstance = Int32(truncatingIfNeeded: newValue) }
+        get { Int(instancesAndHolds.prefillInstance) }
+        set { instancesAndHolds.prefillInstance = Int32(truncatingIfNeeded: newValue) }
     }
-    var prefillGroup: Int {
-        get { Int(instancesAndGroups.prefillGroup) }
-        set { instancesAndGroups.prefillGroup = Int32(truncatingIfNeeded: newValue) }
+    var prefillTicket: Int {
+        get { Int(instancesAndHolds.prefillTicket) }
+        set { instancesAndHolds.prefillTicket = Int32(truncatingIfNeeded: newValue) }
     }
     var decodeInstance: Int {
-        get { Int(instancesAndGroups.decodeInstance) }
-        set { instancesAndGroups.decodeInstance = Int32(truncatingIfNeeded: newValue) }
+        get { Int(instancesAndHolds.decodeInstance) }
+        set { instancesAndHolds.decodeInstance = Int32(truncatingIfNeeded: newValue) }
     }
-    var decodeGroup: Int {
-        get { Int(instancesAndGroups.decodeGroup) }
-        set { instancesAndGroups.decodeGroup = Int32(truncatingIfNeeded: newValue) }
-    }
-    var firstTokenAt: SimTime? {
-        get { RequestTimes.time(firstToken) }
-        set { firstToken = newValue ?? .nan }
+    var decodeSeat: Int {
+        get { Int(instancesAndHolds.decodeSeat) }
+        set { instancesAndHolds.decodeSeat = Int32(truncatingIfNeeded: newValue) }
     }
     var prefillStartedAt: SimTime? {
         get { RequestTimes.time(prefillStarted) }

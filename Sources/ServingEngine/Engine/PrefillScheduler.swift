@@ -8,9 +8,12 @@ import SimKit
 ///
 /// It owns the per-group queues, their uncached-token estimates and the current batch (arrays
 /// indexed by DP group), and the TE's count of placed requests not yet allocated (the JE's
-/// admission bound). A request's prefill ticket (`remainingPrefill`, `hitTokens`, `allocated`)
-/// stays in its ``RequestState`` for now; the scheduler reads and writes it in place through the
-/// request table it is handed.
+/// admission bound), and each placed request's ``PrefillTicket`` (its group, prompt tokens left,
+/// cache hits, whether its KV is allocated). Tickets sit in a flat table, numbered; the request
+/// keeps only the number (``RequestState/prefillTicket``), so a step reads and changes a ticket by
+/// index instead of through a second hash table. A ticket lives from ``place`` until the request
+/// leaves the engine (``forget(_:)``) or this TE (``withdraw(_:seats:groups:kv:)``): its group and
+/// hits stay readable for the request's detail after the prefill is done.
 ///
 /// Collaborators come per call (R2): the TE's groups (their KV managers and drained flags), for a
 /// colocated TE its ``DecodeScheduler`` (where an admitted request takes its decode seat), the
@@ -23,11 +26,18 @@ import SimKit
 /// let plan = leader.formBatch(budget: 8_192, seatLimit: nil, seats: nil, blockTokens: 128, groups: &te.dp,
 ///                             kv: store, requests: &requests, now: now)   // the step's load
 /// for done in leader.finishBatch(requests: &requests) { … }            // at the step's end
-/// leader.release(id, group: g, groups: &te.dp, kv: store)               // KV handed over
+/// leader.release(ticket, groups: &te.dp, kv: store)                     // KV handed over
+/// leader.forget(ticket)                                                 // the request left
 /// ```
 final class PrefillScheduler {
-    /// One request's chunk in a group's batch.
-    typealias Chunk = (request: Int, tokens: Int)
+    /// One request's chunk in a group's batch (and its ticket's number, so the batch's end
+    /// applies it without a lookup). A struct: emptying an array of the three-field tuple was an
+    /// outlined generic call costing more than the lookups it saved.
+    struct Chunk: Equatable {
+        var request: Int
+        var tokens: Int
+        var ticket: Int
+    }
 
     /// Per DP group: placed requests not yet fully prefilled, in order.
     private(set) var queues: [Deque<Int>]
@@ -37,6 +47,16 @@ final class PrefillScheduler {
     private(set) var batches: [[Chunk]]
     /// Requests placed on the TE that have not started prefill (the JE's admission bound).
     private(set) var waiting = 0
+    /// The tickets by number, with whether each is held; a free number is in `freeTickets`,
+    /// reused last-freed first. (Not an array of optionals: on the saturated superpod, reading
+    /// and writing those went through outlined value witnesses.)
+    private var ticketTable: [TicketSlot] = []
+    private var freeTickets: [Int] = []
+
+    private struct TicketSlot {
+        var ticket: PrefillTicket
+        var held: Bool
+    }
 
     init(groups: Int) {
         queues = Array(repeating: Deque(), count: groups)
@@ -49,6 +69,8 @@ final class PrefillScheduler {
         queuedTokens = other.queuedTokens
         batches = other.batches
         waiting = other.waiting
+        ticketTable = other.ticketTable
+        freeTickets = other.freeTickets
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every field is a value.
@@ -82,12 +104,45 @@ final class PrefillScheduler {
         return total
     }
 
+    // MARK: Tickets
+
+    /// Ticket number `t`, nil when it is not held.
+    func ticket(_ t: Int) -> PrefillTicket? {
+        guard t >= 0, t < ticketTable.count, ticketTable[t].held else { return nil }
+        return ticketTable[t].ticket
+    }
+
+    /// Tickets held (requests placed here that have not left it).
+    var ticketsHeld: Int { ticketTable.count - freeTickets.count }
+
+    private func issue(_ ticket: PrefillTicket) -> Int {
+        // `removeLast`, not `popLast`: the latter was an outlined generic call here.
+        if !freeTickets.isEmpty {
+            let t = freeTickets.removeLast()
+            ticketTable[t] = TicketSlot(ticket: ticket, held: true)
+            return t
+        }
+        ticketTable.append(TicketSlot(ticket: ticket, held: true))
+        return ticketTable.count - 1
+    }
+
+    /// The request of ticket `t` left the engine (completed, failed, cancelled): the ticket is
+    /// given back and returned (nil when it was not held). Its KV was released before.
+    @discardableResult
+    func forget(_ t: Int) -> PrefillTicket? {
+        guard let ticket = ticket(t) else { return nil }
+        ticketTable[t].held = false
+        freeTickets.append(t)
+        return ticket
+    }
+
     // MARK: Placement
 
     /// Places request `id` on the undrained group where it would finish soonest: queued
     /// uncached tokens plus its own uncached tokens, so a group already caching the prefix is
     /// cheaper (lowest group on ties). `chainedKeys` are the keys to probe (empty: no probe, as
-    /// when the prefix was never placed on this TE). Returns the group, nil for an unknown id.
+    /// when the prefix was never placed on this TE). The request takes a ticket, whose number it
+    /// keeps (``RequestState/prefillTicket``). Returns the group, nil for an unknown id.
     @discardableResult
     func place(_ id: Int, probing chainedKeys: [UInt64], groups: [DPGroupState], requests: inout RequestTable) -> Int? {
         guard let slot = requests.index(forKey: id) else { return nil }
@@ -110,8 +165,7 @@ final class PrefillScheduler {
             }
         }
         precondition(best >= 0, "the JE only picks TEs with an undrained DP group")
-        requests.values[slot].prefillGroup = best
-        requests.values[slot].remainingPrefill = bestEstimate
+        requests.values[slot].prefillTicket = issue(PrefillTicket(request: id, group: best, remaining: bestEstimate))
         queues[best].append(id)
         queuedTokens[best] += bestEstimate
         waiting += 1
@@ -170,24 +224,19 @@ final class PrefillScheduler {
     /// What ``fillBatch`` reads of a queued request, taken in place (`Dictionary.Values`' getter
     /// would copy the whole RequestState for each field).
     private struct PrefillView {
-        var allocated: Bool
+        var ticket: Int
         var totalTokens: Int
         var promptTokens: Int
         var chainedKeys: [UInt64]
-        var remainingPrefill: Int
-        var hitTokens: Int
     }
 
     private static func prefillView(_ r: inout RequestState) -> PrefillView {
-        PrefillView(allocated: r.allocated, totalTokens: r.totalTokens, promptTokens: r.spec.promptTokens,
-                    chainedKeys: r.chainedKeys, remainingPrefill: r.remainingPrefill, hitTokens: r.hitTokens)
+        PrefillView(ticket: r.prefillTicket, totalTokens: r.totalTokens, promptTokens: r.spec.promptTokens,
+                    chainedKeys: r.chainedKeys)
     }
 
-    /// The request's KV is allocated: its prefill starts now with `remaining` tokens to compute.
-    private static func startPrefill(_ r: inout RequestState, remaining: Int, hitTokens: Int, now: SimTime) {
-        r.remainingPrefill = remaining
-        r.hitTokens = hitTokens
-        r.allocated = true
+    /// The request's KV is allocated: its prefill starts now.
+    private static func startPrefill(_ r: inout RequestState, now: SimTime) {
         r.stage = .prefill
         if r.prefillStartedAt == nil { r.prefillStartedAt = now }
         r.times.prefillStartedAt = now
@@ -202,8 +251,9 @@ final class PrefillScheduler {
             // Read and changed in place through the request's table slot: a copy of each
             // queued RequestState per step (and back) was 2% of a colocated replay.
             guard let slot = requests.index(forKey: id) else { continue }
-            var view = Self.prefillView(&requests.values[slot])
-            if !view.allocated {
+            let view = Self.prefillView(&requests.values[slot])
+            let t = view.ticket
+            if !ticketTable[t].ticket.allocated {
                 if let seatLimit, let seats {
                     let needed = Saturating.ceilDiv(view.totalTokens, blockTokens)
                     guard seats.slots[g] < seatLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
@@ -218,25 +268,28 @@ final class PrefillScheduler {
                 else { break }
                 if seatLimit != nil { seats?.reserveSeat(g) }
                 load.pooledTokens += allocation.pooledTokens
-                queuedTokens[g] += allocation.computeTokens - view.remainingPrefill
-                view.remainingPrefill = allocation.computeTokens
-                view.hitTokens = allocation.hitTokens
-                Self.startPrefill(&requests.values[slot], remaining: view.remainingPrefill, hitTokens: view.hitTokens,
-                                  now: now)
+                queuedTokens[g] += allocation.computeTokens - ticketTable[t].ticket.remaining
+                ticketTable[t].ticket.remaining = allocation.computeTokens
+                ticketTable[t].ticket.hitTokens = allocation.hitTokens
+                ticketTable[t].ticket.allocated = true
+                Self.startPrefill(&requests.values[slot], now: now)
                 load.started += 1
             }
-            let chunk = min(left, view.remainingPrefill)
-            batches[g].append((id, chunk))
+            let chunk = min(left, ticketTable[t].ticket.remaining)
+            batches[g].append(Chunk(request: id, tokens: chunk, ticket: t))
             left -= chunk
             load.tokens += chunk
             load.promptWeighted += Double(chunk) * Double(view.promptTokens)
-            load.hitWeighted += Double(chunk) * Double(view.hitTokens)
+            load.hitWeighted += Double(chunk) * Double(ticketTable[t].ticket.hitTokens)
         }
         return load
     }
 
-    /// Whether the request's whole prompt is computed (read in place, not copied).
-    private static func prefillDone(_ r: inout RequestState) -> Bool { r.remainingPrefill == 0 && r.allocated }
+    /// Whether the request's whole prompt is computed.
+    private func prefillDone(_ r: inout RequestState) -> Bool {
+        guard let ticket = ticket(r.prefillTicket) else { return false }
+        return ticket.remaining == 0 && ticket.allocated
+    }
 
     /// A request whose prompt is computed, and the group it was prefilled on.
     typealias Finished = (request: Int, group: Int)
@@ -247,18 +300,17 @@ final class PrefillScheduler {
         var finished: [Finished] = []
         for g in batches.indices {
             guard !batches[g].isEmpty else { continue }
-            // Changed in place through the table slot: `requests[id]?.x = …` moves the whole
-            // RequestState out and back each time (8% of an Azure code replay). The chunks are
-            // read in place and emptied after: a copy of the batch made its emptying allocate.
+            // Applied to the tickets by number (no lookup of the request). The chunks are read in
+            // place and emptied after: a copy of the batch made its emptying allocate.
             for i in batches[g].indices {
-                let (id, chunk) = batches[g][i]
-                if let slot = requests.index(forKey: id) { requests.values[slot].remainingPrefill -= chunk }
-                queuedTokens[g] -= chunk
+                let chunk = batches[g][i]
+                ticketTable[chunk.ticket].ticket.remaining -= chunk.tokens
+                queuedTokens[g] -= chunk.tokens
             }
             batches[g].removeAll(keepingCapacity: true)
             // Chunks are taken front first, so finished requests are at the front.
             while let head = queues[g].first, let slot = requests.index(forKey: head),
-                  Self.prefillDone(&requests.values[slot]) {
+                  prefillDone(&requests.values[slot]) {
                 queues[g].removeFirst()
                 finished.append((head, g))
             }
@@ -274,10 +326,12 @@ final class PrefillScheduler {
 
     // MARK: Leaving
 
-    /// A prefilled request's KV reached decode: its blocks in group `g` are released (registered
-    /// prefix blocks stay cached for the next hit).
-    func release(_ id: Int, group g: Int, groups: inout [DPGroupState], kv: KVCacheStore) {
-        kv.release(id, in: &groups[g].kv)
+    /// A prefilled request's KV reached decode: its blocks in its ticket's group are released
+    /// (registered prefix blocks stay cached for the next hit). The ticket stays until the
+    /// request leaves (``forget(_:)``).
+    func release(_ t: Int, groups: inout [DPGroupState], kv: KVCacheStore) {
+        guard let ticket = ticket(t) else { return }
+        kv.release(ticket.request, in: &groups[ticket.group].kv)
     }
 
     /// Takes requests off every queue and batch (evicted by a fault or a drain); their counts and
@@ -292,19 +346,35 @@ final class PrefillScheduler {
     /// Settles a request taken off this TE (after ``remove(_:)``): a queued or prefilling one
     /// gives back its queued tokens, its place under the admission bound if not yet allocated,
     /// and, colocated (`seats`: the TE's decode scheduler), the decode seat its allocation took;
-    /// its KV here is released.
-    func withdraw(_ request: RequestState, seats: DecodeScheduler?, groups: inout [DPGroupState], kv: KVCacheStore) {
-        let g = request.prefillGroup
+    /// its KV here is released and its ticket given back. Returns the ticket (nil: none held).
+    @discardableResult
+    func withdraw(_ request: RequestState, seats: DecodeScheduler?, groups: inout [DPGroupState],
+                  kv: KVCacheStore) -> PrefillTicket? {
+        guard let ticket = forget(request.prefillTicket) else { return nil }
+        let g = ticket.group
         if request.stage == .queued || request.stage == .prefill {
-            queuedTokens[g] -= request.remainingPrefill
-            if !request.allocated { waiting -= 1 }
-            if request.allocated { seats?.releaseSeat(g) }
+            queuedTokens[g] -= ticket.remaining
+            if !ticket.allocated { waiting -= 1 }
+            if ticket.allocated { seats?.releaseSeat(g) }
         }
         kv.release(request.id, in: &groups[g].kv)
+        return ticket
     }
 
     // MARK: Test seams
 
     /// Loses group `g`'s queue head without its bookkeeping (the in-flight audit's tests).
     func loseQueueHeadForTesting(group g: Int) -> Int? { queues[g].popFirst() }
+}
+
+/// A request's place in a prefill TE's care (engine-components.md §2), kept by its
+/// ``PrefillScheduler`` from placement until the request leaves: the DP group it is queued on,
+/// the prompt tokens it still has to compute (an estimate of the uncached ones until its KV is
+/// allocated), the prompt tokens its allocation found cached, and whether that allocation happened.
+struct PrefillTicket: Equatable, Sendable {
+    let request: Int
+    var group: Int
+    var remaining: Int
+    var hitTokens = 0
+    var allocated = false
 }

@@ -61,6 +61,8 @@ struct RequestTimes {
 struct FinishedRequestRing {
     struct Entry {
         var request: RequestState
+        /// What its schedulers held as it left (they gave the records back).
+        var placement: RequestPlacement
         var stage: RequestStage
         var finishedAt: SimTime
         var outputTokens: Int

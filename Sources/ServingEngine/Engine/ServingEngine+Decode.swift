@@ -33,10 +33,10 @@ extension ServingEngine {
         while let id = decode.nextTransfer, let slot = requests.index(forKey: id) {
             guard let g = pickDecodeGroup(index) else { return }
             let request = Self.pullView(&requests.values[slot])
-            guard decode.pull(id, into: g, promptTokens: request.promptTokens, totalTokens: request.totalTokens,
-                              blockTokens: blockTokens, groups: &te.dp)
+            guard let seat = decode.pull(id, into: g, promptTokens: request.promptTokens, totalTokens: request.totalTokens,
+                                         blockTokens: blockTokens, groups: &te.dp)
             else { return }
-            requests.values[slot].decodeGroup = g
+            requests.values[slot].decodeSeat = seat
             guard let c = kvTransfer.channel(from: request.prefillInstance, to: index) else {
                 preconditionFailure("every prefill–decode pair has a channel")
             }
@@ -52,8 +52,8 @@ extension ServingEngine {
     }
 
     /// Where a transfer's KV comes from and goes to, read in place.
-    private static func transferEnds(_ r: inout RequestState) -> (prefillInstance: Int, prefillGroup: Int, decodeInstance: Int) {
-        (r.prefillInstance, r.prefillGroup, r.decodeInstance)
+    private static func transferEnds(_ r: inout RequestState) -> (prefillInstance: Int, prefillTicket: Int, decodeInstance: Int) {
+        (r.prefillInstance, r.prefillTicket, r.decodeInstance)
     }
 
     /// One transfer at a time per prefill–decode pair; time from the fabric model.
@@ -74,10 +74,9 @@ extension ServingEngine {
         guard let id = kvTransfer.finish(c), let slot = requests.index(forKey: id) else { return }
         // Read in place; the whole RequestState is copied only for a transfer observer.
         if telemetry.observers.transfer != nil { observeTransfer(c, request: requests.values[slot]) }
-        let (prefillInstance, prefillGroup, decodeInstance) = Self.transferEnds(&requests.values[slot])
+        let (prefillInstance, prefillTicket, decodeInstance) = Self.transferEnds(&requests.values[slot])
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
-        instances[prefillInstance].prefill?.release(id, group: prefillGroup, groups: &instances[prefillInstance].dp,
-                                                    kv: kvStore)
+        instances[prefillInstance].prefill?.release(prefillTicket, groups: &instances[prefillInstance].dp, kv: kvStore)
         requests.values[slot].stage = .decode
         requests.values[slot].times.transferEndedAt = now
         instances[decodeInstance].decode!.join(id)
@@ -99,23 +98,24 @@ extension ServingEngine {
             guard let slot = requests.index(forKey: id) else { continue }
             let joined = Self.joinDecode(&requests.values[slot], step: step, phase: tokenPhase(id),
                                          tokensPerStep: tokensPerStep, now: now)
-            decode.admit(id, group: joined.group, promptTokens: joined.promptTokens, joinStep: step,
-                         finishStep: joined.finishStep)
+            decode.admit(seat: joined.seat, promptTokens: joined.promptTokens, joinStep: step, finishStep: joined.finishStep)
         }
     }
 
     /// Marks `request` as decoding from `step`: its last step is where its output runs out (a
-    /// cancelled request frees its slot after one step). Takes the request in place: reading it
-    /// through `Dictionary.Values`' getter would copy the whole RequestState.
+    /// cancelled request frees its slot after one step); its seat keeps both steps. Takes the
+    /// request in place: reading it through `Dictionary.Values`' getter would copy the whole
+    /// RequestState.
     private static func joinDecode(_ request: inout RequestState, step: Int, phase: Double, tokensPerStep: Double,
-                                   now: SimTime) -> (group: Int, promptTokens: Int, finishStep: Int) {
+                                   now: SimTime) -> (seat: Int, promptTokens: Int, finishStep: Int) {
         let steps = request.cancelled ? 1
             : max(1, Int(saturating: ((Double(request.outputTokens) - phase) / tokensPerStep).rounded(.up)))
-        request.joinStep = step
         request.times.decodeJoinedAt = now
-        request.finishStep = Saturating.add(step, steps)
-        return (request.decodeGroup, request.spec.promptTokens, request.finishStep)
+        return (request.decodeSeat, request.spec.promptTokens, Saturating.add(step, steps))
     }
+
+    /// The request's seat number, read in place.
+    private static func seatNumber(_ r: inout RequestState) -> Int { r.decodeSeat }
 
     /// Time of one decode step: every DP group waits at dispatch for the slowest one — the group
     /// whose attention (its batch over its own mean context) takes longest — and at combine for
@@ -171,7 +171,7 @@ extension ServingEngine {
         let step = instances[index].stepIndex
         let decode = instances[index].decode!
         for id in decode.takeFirstTokens() {
-            if let slot = requests.index(forKey: id) { requests.values[slot].firstTokenAt = now }  // in place
+            if let slot = requests.index(forKey: id) { decode.noteFirstToken(seat: Self.seatNumber(&requests.values[slot]), at: now) }
         }
         if streams.hasOpenStreams { reportTokens(index, step: step) }
         guard let done = decode.takeFinished(at: step) else { return }
@@ -185,17 +185,20 @@ extension ServingEngine {
     /// first token itself. TPOT is (E2E − TTFT) / (output − 1), as vLLM defines it.
     func complete(_ id: Int) {
         guard let request = requests.removeValue(forKey: id) else { return }
-        let index = request.decodeInstance, g = request.decodeGroup
+        let index = request.decodeInstance
         let te = instances[index]
-        te.decode!.release(id, group: g, promptTokens: request.spec.promptTokens, joinStep: request.joinStep,
-                           groups: &te.dp)
+        let seat = te.decode!.release(seat: request.decodeSeat, promptTokens: request.spec.promptTokens, groups: &te.dp)
+        let g = seat.group
+        // Its prefill ticket (on the prefill TE, or this one colocated) is given back too.
+        let ticket = request.prefillInstance >= 0 ? instances[request.prefillInstance].prefill?.forget(request.prefillTicket) : nil
+        let placement = RequestPlacement(ticket: ticket, seat: seat)
         if request.cancelled {
-            leaveCancelled(request, location: "\(instances[index].name)/dp\(g)")
+            leaveCancelled(request, placement: placement, location: "\(instances[index].name)/dp\(g)")
             return
         }
         streams.finished(id, outputTokens: request.outputTokens, lengthCapped: request.spec.outputTokens >= request.maxTokens)
 
-        let firstToken = request.firstTokenAt ?? now
+        let firstToken = seat.firstTokenAt ?? now
         let ttft = firstToken - request.spec.arrival
         let e2e = now - request.spec.arrival
         let output = request.outputTokens
@@ -216,7 +219,7 @@ extension ServingEngine {
                                          promptTokens: request.spec.promptTokens, outputTokens: output,
                                          generatedTokens: output, ttftMs: ttft * 1_000, finishedAt: now),
                            te: instances[index].name, group: g)
-        observeFinished(request, stage: .completed, outputTokens: output)
+        observeFinished(request, placement: placement, stage: .completed, outputTokens: output)
     }
 
     // MARK: Steps

@@ -61,13 +61,12 @@ extension ServingEngine {
 
     /// Moves a decoding request's finish to the next step of its instance.
     private func finishAtNextStep(_ request: RequestState) {
-        let id = request.spec.id
         let index = request.decodeInstance
-        guard index >= 0, request.finishStep > instances[index].stepIndex + 1, let decode = instances[index].decode
+        guard index >= 0, placement(of: request).finishStep > instances[index].stepIndex + 1,
+              let decode = instances[index].decode
         else { return }
-        let next = instances[index].stepIndex + 1
-        guard decode.reschedule(id, from: request.finishStep, to: next) else { return }
-        requests[id]?.finishStep = next
+        // The seat's finish step follows (``DecodeScheduler/reschedule(seat:to:)``).
+        decode.reschedule(seat: request.decodeSeat, to: instances[index].stepIndex + 1)
     }
 
     /// Progress of external requests since the last call, in the order it happened.
@@ -86,16 +85,17 @@ extension ServingEngine {
         // In the open streams' dictionary order, as before the streams became a component
         // (engine-components.md §7.7): the loop walks a snapshot; `progress` writes the live copy.
         for (id, _) in streams.watched {
-            guard let request = requests[id], request.decodeInstance == index, request.stage == .decode,
-                  request.finishStep > 0, step > request.joinStep, step < request.finishStep else { continue }
+            guard let request = requests[id], request.decodeInstance == index, request.stage == .decode else { continue }
+            let placement = placement(of: request)
+            guard placement.finishStep > 0, step > placement.joinStep, step < placement.finishStep else { continue }
             let produced = min(request.outputTokens,
-                               Int(saturating: (Double(step - request.joinStep) * tokensPerStep + tokenPhase(id)).rounded(.down)))
-            streams.progress(id, tokensSoFar: produced, cachedPromptTokens: request.hitTokens)
+                               Int(saturating: (Double(step - placement.joinStep) * tokensPerStep + tokenPhase(id)).rounded(.down)))
+            streams.progress(id, tokensSoFar: produced, cachedPromptTokens: placement.hitTokens)
         }
     }
 
     /// Bookkeeping of a cancelled request that has released its resources.
-    func leaveCancelled(_ request: RequestState, location: String) {
+    func leaveCancelled(_ request: RequestState, placement: RequestPlacement, location: String) {
         let id = request.spec.id
         telemetry.failed += 1
         telemetry.count(&telemetry.failureReasons, "cancelled")
@@ -104,6 +104,6 @@ extension ServingEngine {
         telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .cancelled,
                                          promptTokens: request.spec.promptTokens, outputTokens: request.outputTokens,
                                          location: location, finishedAt: now, reason: "cancelled"))
-        observeFinished(request, stage: .cancelled, outputTokens: 0, reason: "cancelled")
+        observeFinished(request, placement: placement, stage: .cancelled, outputTokens: 0, reason: "cancelled")
     }
 }

@@ -97,8 +97,14 @@ extension ServingEngine {
         var slots = [Int](repeating: 0, count: groupCount)
         var running = [Int](repeating: 0, count: groupCount)
         var promptSum = [Int](repeating: 0, count: groupCount)
+        /// Per instance: tickets and seats held by the requests found.
+        var ticketsFound = [Int](repeating: 0, count: instances.count), seatsFound = ticketsFound
         func exists(_ i: Int, _ g: Int) -> Bool { instances.indices.contains(i) && instances[i].dp.indices.contains(g) }
 
+        /// The ticket and seat of the request `place` found last, as figures (read once there; not
+        /// returned with the request: an optional tuple of the two was copied through generic
+        /// witnesses, a tenth of the walk).
+        var found = RequestPlacement()
         func place(_ id: Int, _ where_: CensusPlace, stages: (RequestStage, RequestStage?)) -> RequestState? {
             if let other = seen[id] {
                 problems.append("request \(id) is in \(censusName(other)) and in \(censusName(where_))")
@@ -113,6 +119,17 @@ extension ServingEngine {
                 problems.append("request \(id) in \(censusName(where_)) has stage \(request.stage.rawValue)")
             }
             if id >= Self.firstExternalID { census.external += 1 }
+            // Its ticket and seat, if it points at any, are its own.
+            let ticket = prefillTicket(of: request), seat = decodeSeat(of: request)
+            if request.prefillTicket >= 0 {
+                if ticket?.request == id { ticketsFound[request.prefillInstance] += 1 }
+                else { problems.append("request \(id) points at prefill ticket \(request.prefillTicket) of TE \(request.prefillInstance), not its own") }
+            }
+            if request.decodeSeat >= 0 {
+                if seat?.request == id { seatsFound[request.decodeInstance] += 1 }
+                else { problems.append("request \(id) points at decode seat \(request.decodeSeat) of TE \(request.decodeInstance), not its own") }
+            }
+            found = RequestPlacement(ticket: ticket, seat: seat)
             return request
         }
         func expectKV(_ id: Int, instance i: Int, group g: Int, _ where_: CensusPlace) {
@@ -146,11 +163,12 @@ extension ServingEngine {
                     var remaining = 0
                     for id in prefill.queues[g] {
                         guard let r = place(id, here, stages: (.queued, .prefill)) else { continue }
-                        if r.prefillInstance != i || r.prefillGroup != g {
-                            problems.append("request \(id) in \(censusName(here)) thinks it is on \(r.prefillInstance)/dp\(r.prefillGroup)")
+                        let ticket = found
+                        if r.prefillInstance != i || ticket.prefillGroup != g {
+                            problems.append("request \(id) in \(censusName(here)) thinks it is on \(r.prefillInstance)/dp\(ticket.prefillGroup)")
                         }
-                        remaining += r.remainingPrefill
-                        if r.allocated {
+                        remaining += ticket.remainingPrefill
+                        if ticket.allocated {
                             census.prefilling += 1
                             expectKV(id, instance: i, group: g, here)
                             if colocated { countSlot(i, g) }
@@ -165,7 +183,7 @@ extension ServingEngine {
                     }
                     if !prefill.batches[g].isEmpty {
                         let queued = Set(prefill.queues[g])
-                        for (id, _) in prefill.batches[g] where !queued.contains(id) {
+                        for id in prefill.batches[g].lazy.map(\.request) where !queued.contains(id) {
                             problems.append("\(instances[i].name)/dp\(g): batch holds request \(id), which is not in its queue")
                         }
                     }
@@ -179,19 +197,21 @@ extension ServingEngine {
             let backlog = CensusPlace(.transferQueue, i)
             for id in decode.transferQueue {
                 guard let r = place(id, backlog, stages: (.transfer, nil)) else { continue }
+                let p = found
                 census.awaitingDecode += 1
                 if r.decodeInstance != i { problems.append("request \(id) in \(censusName(backlog)) thinks it goes to \(r.decodeInstance)") }
                 // Not pulled yet: only the prefill copy exists.
-                expectKV(id, instance: r.prefillInstance, group: r.prefillGroup, backlog)
+                expectKV(id, instance: r.prefillInstance, group: p.prefillGroup, backlog)
             }
 
             let joiners = CensusPlace(.joiners, i)
             for id in decode.joining {
                 guard let r = place(id, joiners, stages: (.decode, nil)) else { continue }
+                let seat = found
                 census.joining += 1
                 if r.decodeInstance != i { problems.append("request \(id) in \(censusName(joiners)) thinks it decodes on \(r.decodeInstance)") }
-                expectKV(id, instance: i, group: r.decodeGroup, joiners)
-                countSlot(i, r.decodeGroup)
+                expectKV(id, instance: i, group: seat.decodeGroup, joiners)
+                countSlot(i, seat.decodeGroup)
             }
 
             let batch = CensusPlace(.decodeBatch, i)
@@ -201,12 +221,13 @@ extension ServingEngine {
                 }
                 for id in ids {
                     guard let r = place(id, batch, stages: (.decode, nil)) else { continue }
+                    let seat = found
                     census.decoding += 1
-                    if r.decodeInstance != i || r.finishStep != step {
-                        problems.append("request \(id) in \(censusName(batch)) at step \(step) thinks it is on \(r.decodeInstance), step \(r.finishStep)")
+                    if r.decodeInstance != i || seat.finishStep != step {
+                        problems.append("request \(id) in \(censusName(batch)) at step \(step) thinks it is on \(r.decodeInstance), step \(seat.finishStep)")
                     }
-                    expectKV(id, instance: i, group: r.decodeGroup, batch)
-                    countSlot(i, r.decodeGroup, runningPrompt: r.spec.promptTokens)
+                    expectKV(id, instance: i, group: seat.decodeGroup, batch)
+                    countSlot(i, seat.decodeGroup, runningPrompt: r.spec.promptTokens)
                 }
             }
             if !decode.firstStep.isEmpty {
@@ -222,14 +243,15 @@ extension ServingEngine {
             let here = CensusPlace(.channel, c)
             for id in channels[c].queue {
                 guard let r = place(id, here, stages: (.transfer, nil)) else { continue }
+                let p = found
                 census.transferring += 1
                 if r.prefillInstance != channels[c].prefillInstance || r.decodeInstance != channels[c].decodeInstance {
                     problems.append("request \(id) on \(censusName(here)) thinks it moves \(r.prefillInstance) → \(r.decodeInstance)")
                 }
                 // Pulled: the prefill copy is still there and decode KV is held for it.
-                expectKV(id, instance: r.prefillInstance, group: r.prefillGroup, here)
-                expectKV(id, instance: r.decodeInstance, group: r.decodeGroup, here)
-                countSlot(r.decodeInstance, r.decodeGroup)
+                expectKV(id, instance: r.prefillInstance, group: p.prefillGroup, here)
+                expectKV(id, instance: r.decodeInstance, group: p.decodeGroup, here)
+                countSlot(r.decodeInstance, p.decodeGroup)
             }
             if channels[c].busy && channels[c].queue.isEmpty { problems.append("\(censusName(here)) is busy with nothing to move") }
         }
@@ -237,6 +259,17 @@ extension ServingEngine {
         for id in requests.keys where seen[id] == nil {
             let stage = requests[id].map { "\($0.stage)" } ?? "?"
             problems.append("request \(id) (stage \(stage)) is held by the engine but sits in no queue, channel or batch")
+        }
+        // Every prefill ticket and decode seat record is held for a request found on the walk:
+        // none for a request that left, none shared (each found request's were checked in `place`).
+        for i in instances.indices {
+            let heldTickets = instances[i].prefill?.ticketsHeld ?? 0, heldSeats = instances[i].decode?.seatsHeld ?? 0
+            if heldTickets != ticketsFound[i] {
+                problems.append("\(instances[i].name): \(heldTickets) prefill tickets held for \(ticketsFound[i]) requests")
+            }
+            if heldSeats != seatsFound[i] {
+                problems.append("\(instances[i].name): \(heldSeats) decode seats held for \(seatsFound[i]) requests")
+            }
         }
 
         // Every DP group's counters and KV holders against the walk (HBM masks hold blocks as

@@ -78,7 +78,7 @@ extension ServingEngine {
             requests.values[slot].times.prefillEndedAt = now
             if colocated {
                 requests.values[slot].decodeInstance = index
-                requests.values[slot].decodeGroup = g
+                requests.values[slot].decodeSeat = instances[index].decode!.seat(colocated: id, group: g)
                 requests.values[slot].stage = .decode
                 instances[index].decode!.join(id)
             } else {

@@ -12,6 +12,7 @@ extension ServingEngine {
         var keys: [(id: Int, r: RequestState)] = []
         keys.reserveCapacity(requests.count)
         for (id, r) in requests where needle.isEmpty || matches(id, r, needle) { keys.append((id, r)) }
+        let firstTokenAt = { [self] (r: RequestState) in placement(of: r).firstTokenAt }
         let order = Self.stageRank
         let natural: (Int, RequestState, Int, RequestState) -> Bool
         switch query.sort {
@@ -23,7 +24,7 @@ extension ServingEngine {
         case .prompt: natural = { ($1.spec.promptTokens, $2) > ($3.spec.promptTokens, $0) }
         case .ttft:
             natural = { a, ra, b, rb in
-                let ta = ra.firstTokenAt.map { $0 - ra.spec.arrival } ?? -1, tb = rb.firstTokenAt.map { $0 - rb.spec.arrival } ?? -1
+                let ta = firstTokenAt(ra).map { $0 - ra.spec.arrival } ?? -1, tb = firstTokenAt(rb).map { $0 - rb.spec.arrival } ?? -1
                 return (ta, b) > (tb, a)
             }
         }
@@ -40,10 +41,10 @@ extension ServingEngine {
     public func requestDetail(id: Int) -> RequestDetail? {
         if let r = requests[id] {
             let status = inFlightStatus(id, r)
-            return detail(r, stage: r.stage, generated: status.generatedTokens, finishedAt: nil, reason: nil)
+            return detail(r, placement(of: r), stage: r.stage, generated: status.generatedTokens, finishedAt: nil, reason: nil)
         }
         if let e = telemetry.finished.find(id) {
-            return detail(e.request, stage: e.stage, generated: e.outputTokens, finishedAt: e.finishedAt, reason: e.reason)
+            return detail(e.request, e.placement, stage: e.stage, generated: e.outputTokens, finishedAt: e.finishedAt, reason: e.reason)
         }
         if let s = telemetry.recent.last(where: { $0.id == id }) {
             var d = RequestDetail(id: id, stage: s.stage, arrivedAt: s.arrivedAt, promptTokens: s.promptTokens,
@@ -56,39 +57,40 @@ extension ServingEngine {
     }
 
     /// Called for every request that leaves (completed, failed, cancelled): kept for its detail.
-    func keepFinished(_ request: RequestState, stage: RequestStage, outputTokens: Int, reason: String?) {
+    func keepFinished(_ request: RequestState, placement p: RequestPlacement, stage: RequestStage, outputTokens: Int,
+                      reason: String?) {
         let produced: Int
         if stage == .completed {
             produced = outputTokens
-        } else if request.decodeInstance >= 0, request.finishStep > request.joinStep, request.times.decodeJoinedAt != nil {
-            let steps = min(request.finishStep, instances[request.decodeInstance].stepIndex + 1) - request.joinStep
+        } else if request.decodeInstance >= 0, p.finishStep > p.joinStep, request.times.decodeJoinedAt != nil {
+            let steps = min(p.finishStep, instances[request.decodeInstance].stepIndex + 1) - p.joinStep
             produced = min(request.outputTokens, Int(saturating: (Double(max(0, steps)) * tokensPerStep).rounded(.down)))
         } else {
             produced = 0
         }
-        telemetry.finished.append(.init(request: request, stage: stage, finishedAt: now, outputTokens: produced, reason: reason))
+        telemetry.finished.append(.init(request: request, placement: p, stage: stage, finishedAt: now, outputTokens: produced, reason: reason))
     }
 
-    private func detail(_ r: RequestState, stage: RequestStage, generated: Int, finishedAt: SimTime?, reason: String?)
-        -> RequestDetail
+    private func detail(_ r: RequestState, _ p: RequestPlacement, stage: RequestStage, generated: Int,
+                        finishedAt: SimTime?, reason: String?) -> RequestDetail
     {
         var d = RequestDetail(id: r.spec.id, stage: stage, arrivedAt: r.spec.arrival, promptTokens: r.spec.promptTokens,
-                              cachedPromptTokens: r.hitTokens, outputTokens: r.outputTokens, generatedTokens: generated,
+                              cachedPromptTokens: p.hitTokens, outputTokens: r.outputTokens, generatedTokens: generated,
                               simTime: now)
         if instances.indices.contains(r.prefillInstance) {
             d.prefillInstance = instances[r.prefillInstance].name
-            d.prefillGroup = r.prefillGroup >= 0 ? r.prefillGroup : nil
+            d.prefillGroup = p.prefillGroup >= 0 ? p.prefillGroup : nil
         }
         if instances.indices.contains(r.decodeInstance) {
             d.decodeInstance = instances[r.decodeInstance].name
-            d.decodeGroup = r.decodeGroup >= 0 ? r.decodeGroup : nil
+            d.decodeGroup = p.decodeGroup >= 0 ? p.decodeGroup : nil
         }
         d.prefillStartedAt = r.times.prefillStartedAt
         d.prefillEndedAt = r.times.prefillEndedAt
         d.transferStartedAt = r.times.transferStartedAt
         d.transferEndedAt = r.times.transferEndedAt
         d.decodeJoinedAt = r.times.decodeJoinedAt
-        d.firstTokenAt = r.firstTokenAt
+        d.firstTokenAt = p.firstTokenAt
         d.finishedAt = finishedAt
         d.reason = reason
         d.reprefills = r.times.reprefills
@@ -102,21 +104,23 @@ extension ServingEngine {
     /// or decoding, its prefill TE/group before.
     func place(_ r: RequestState) -> String {
         if r.stage == .decode || r.stage == .transfer, r.decodeInstance >= 0 {
-            return instances[r.decodeInstance].name + (r.decodeGroup >= 0 ? "/dp\(r.decodeGroup)" : "")
+            let g = placement(of: r).decodeGroup
+            return instances[r.decodeInstance].name + (g >= 0 ? "/dp\(g)" : "")
         } else if r.prefillInstance >= 0 {
-            return "\(instances[r.prefillInstance].name)/dp\(r.prefillGroup)"
+            return "\(instances[r.prefillInstance].name)/dp\(placement(of: r).prefillGroup)"
         }
         return ""
     }
 
     /// The snapshot's row for a request in flight (same fields as ``Snapshot/inFlight``).
     func inFlightStatus(_ id: Int, _ r: RequestState) -> RequestStatus {
-        let generated = r.stage == .decode && r.finishStep > 0
-            ? min(r.outputTokens, Int(saturating: Double(max(0, instances[r.decodeInstance].stepIndex - r.joinStep)) * tokensPerStep))
+        let p = placement(of: r)
+        let generated = r.stage == .decode && p.finishStep > 0
+            ? min(r.outputTokens, Int(saturating: Double(max(0, instances[r.decodeInstance].stepIndex - p.joinStep)) * tokensPerStep))
             : 0
         return RequestStatus(id: id, arrivedAt: r.spec.arrival, stage: r.stage, promptTokens: r.spec.promptTokens,
                              outputTokens: r.outputTokens, generatedTokens: generated, location: place(r),
-                             ttftMs: r.firstTokenAt.map { ($0 - r.spec.arrival) * 1_000 })
+                             ttftMs: p.firstTokenAt.map { ($0 - r.spec.arrival) * 1_000 })
     }
 
     /// The `/` filter of the console's Requests view: `#id`, stage or place, case-insensitive.

@@ -182,18 +182,19 @@ extension ServingEngine {
         let ids = Self.lowest(limit, of: requests.keys)
         return ids.compactMap { id in
             guard let r = requests[id] else { return nil }
+            let p = placement(of: r)
             var location = ""
             if r.stage == .decode || r.stage == .transfer, r.decodeInstance >= 0 {
-                location = instances[r.decodeInstance].name + (r.decodeGroup >= 0 ? "/dp\(r.decodeGroup)" : "")
+                location = instances[r.decodeInstance].name + (p.decodeGroup >= 0 ? "/dp\(p.decodeGroup)" : "")
             } else if r.prefillInstance >= 0 {
-                location = "\(instances[r.prefillInstance].name)/dp\(r.prefillGroup)"
+                location = "\(instances[r.prefillInstance].name)/dp\(p.prefillGroup)"
             }
-            let generated = r.stage == .decode && r.finishStep > 0
-                ? min(r.outputTokens, Int(saturating: Double(max(0, instances[r.decodeInstance].stepIndex - r.joinStep)) * tokensPerStep))
+            let generated = r.stage == .decode && p.finishStep > 0
+                ? min(r.outputTokens, Int(saturating: Double(max(0, instances[r.decodeInstance].stepIndex - p.joinStep)) * tokensPerStep))
                 : 0
             return RequestStatus(id: id, arrivedAt: r.spec.arrival, stage: r.stage, promptTokens: r.spec.promptTokens,
                                  outputTokens: r.outputTokens, generatedTokens: generated, location: location,
-                                 ttftMs: r.firstTokenAt.map { ($0 - r.spec.arrival) * 1_000 })
+                                 ttftMs: p.firstTokenAt.map { ($0 - r.spec.arrival) * 1_000 })
         }
     }
 

@@ -326,8 +326,11 @@ public final class ServingEngine {
 
     /// Fails a request that holds no KV anywhere, with a reason in the event log. `kind` is the
     /// reason without request-specific numbers, counted in the report (default: the reason).
-    func fail(_ id: Int, reason: String, kind: String? = nil, status: Int = 503) {
+    /// `placement`: what its schedulers held, when they already gave it back (an eviction);
+    /// otherwise the records it still holds are given back here.
+    func fail(_ id: Int, reason: String, kind: String? = nil, status: Int = 503, placement: RequestPlacement? = nil) {
         guard let request = requests.removeValue(forKey: id) else { return }
+        let placement = placement ?? forgetPlacement(of: request)
         streams.failed(id, reason: reason, status: status)
         telemetry.failed += 1
         telemetry.count(&telemetry.failureReasons, kind ?? reason)
@@ -336,7 +339,7 @@ public final class ServingEngine {
         telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .failed,
                                          promptTokens: request.spec.promptTokens,
                                          outputTokens: request.spec.outputTokens, finishedAt: now, reason: reason))
-        observeFinished(request, stage: .failed, outputTokens: 0, reason: reason)
+        observeFinished(request, placement: placement, stage: .failed, outputTokens: 0, reason: reason)
     }
 
     /// Conservation problems, empty when consistent: every block manager's audit, and

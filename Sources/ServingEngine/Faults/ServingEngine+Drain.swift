@@ -27,11 +27,10 @@ extension ServingEngine {
     func migrateDecodeRequest(_ id: Int, on d: Int, from source: Int, to target: Int) -> Bool {
         guard let r = requests[id], let decode = instances[d].decode else { return false }
         let te = instances[d]
-        guard decode.migrate(id, from: source, to: target, promptTokens: r.spec.promptTokens, totalTokens: r.totalTokens,
-                             joinStep: r.joinStep, blockTokens: configuration.kvBlockTokens, groups: &te.dp)
-        else { return false }
-        requests[id]?.decodeGroup = target
-        return true
+        // The request's seat moves with it (its scheduler keeps the record).
+        guard decode.seat(r.decodeSeat)?.group == source else { return false }
+        return decode.migrate(seat: r.decodeSeat, to: target, promptTokens: r.spec.promptTokens, totalTokens: r.totalTokens,
+                              blockTokens: configuration.kvBlockTokens, groups: &te.dp)
     }
 
     /// Requests still holding something on each drained node (``ClusterManager/drainProgress(pod:)``).

@@ -31,14 +31,16 @@ extension ServingEngine {
         var touchedInstances = Set<Int>()
         var result = (reprefilled: 0, failed: 0)
         for id in set.sorted() {
-            guard let request = requests.removeValue(forKey: id) else { continue }
-            release(request, admitted: request.stage == .decode && !joiningSet.contains(id))
+            guard var request = requests.removeValue(forKey: id) else { continue }
+            let placement = release(request, admitted: request.stage == .decode && !joiningSet.contains(id))
+            // The schedulers gave its ticket and seat back.
+            (request.prefillTicket, request.decodeSeat) = (-1, -1)
             if request.prefillInstance >= 0 { touchedInstances.insert(request.prefillInstance) }
             if request.decodeInstance >= 0 { touchedInstances.insert(request.decodeInstance) }
             switch outcome {
             case .fail(let reason):
                 requests[id] = request
-                fail(id, reason: reason)
+                fail(id, reason: reason, placement: placement)
                 result.failed += 1
             case .reprefill, .move:
                 if requeue(request) {
@@ -56,21 +58,25 @@ extension ServingEngine {
         return result
     }
 
-    /// Frees a request's KV and slot on the prefill side and the decode side.
-    private func release(_ request: RequestState, admitted: Bool) {
-        let id = request.id
-        let (p, pg) = (request.prefillInstance, request.prefillGroup)
-        if p >= 0, pg >= 0, let prefill = instances[p].prefill {
-            prefill.withdraw(request, seats: instances[p].role == .colocated ? instances[p].decode : nil,
-                             groups: &instances[p].dp, kv: kvStore)
-            instances[p].decode?.noteLoadChanged(pg, groups: instances[p].dp)
+    /// Frees a request's KV and slot on the prefill side and the decode side; its schedulers
+    /// give back its ticket and seat, returned.
+    private func release(_ request: RequestState, admitted: Bool) -> RequestPlacement {
+        var ticket: PrefillTicket?
+        let p = request.prefillInstance
+        if p >= 0, let prefill = instances[p].prefill {
+            ticket = prefill.withdraw(request, seats: instances[p].role == .colocated ? instances[p].decode : nil,
+                                      groups: &instances[p].dp, kv: kvStore)
+            if let ticket { instances[p].decode?.noteLoadChanged(ticket.group, groups: instances[p].dp) }
         }
-        let (d, dg) = (request.decodeInstance, request.decodeGroup)
-        guard d >= 0, dg >= 0, request.stage == .transfer || request.stage == .decode else { return }
+        let d = request.decodeInstance
+        guard d >= 0, request.decodeSeat >= 0, request.stage == .transfer || request.stage == .decode else {
+            return RequestPlacement(ticket: ticket, seat: nil)
+        }
         // A pulled transfer, a joiner and a running request all hold a seat and decode KV.
         let te = instances[d]
-        te.decode!.evict(id, group: dg, admitted: admitted, promptTokens: request.spec.promptTokens,
-                         joinStep: request.joinStep, groups: &te.dp)
+        let seat = te.decode!.evict(seat: request.decodeSeat, admitted: admitted, promptTokens: request.spec.promptTokens,
+                                    groups: &te.dp)
+        return RequestPlacement(ticket: ticket, seat: seat)
     }
 
     /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is
@@ -102,11 +108,12 @@ extension ServingEngine {
     func requestsOn(instance index: Int, groups: Set<Int>? = nil) -> [Int] {
         var ids: [Int] = []
         for (id, r) in requests {
-            let onPrefill = r.prefillInstance == index && (groups?.contains(r.prefillGroup) ?? true)
+            let p = placement(of: r)
+            let onPrefill = r.prefillInstance == index && (groups?.contains(p.prefillGroup) ?? true)
                 && (r.stage == .queued || r.stage == .prefill || r.stage == .transfer)
             // Requests still waiting in the decode TE's transfer queue hold nothing there yet.
-            let onDecode = r.decodeInstance == index && r.decodeGroup >= 0
-                && (r.stage == .decode || r.stage == .transfer) && (groups?.contains(r.decodeGroup) ?? true)
+            let onDecode = r.decodeInstance == index && p.decodeGroup >= 0
+                && (r.stage == .decode || r.stage == .transfer) && (groups?.contains(p.decodeGroup) ?? true)
             if onPrefill || onDecode { ids.append(id) }
         }
         return ids.sorted()

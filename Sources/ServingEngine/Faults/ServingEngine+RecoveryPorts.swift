@@ -41,15 +41,18 @@ struct EnginePodView: HeartbeatView, DrainView {
     func decodingRequests(on te: Int) -> [DecodingRequest] {
         let joining = Set(engine.instances[te].decode?.joining ?? [])
         return engine.requests.values.filter { $0.decodeInstance == te && $0.stage == .decode }.map {
-            DecodingRequest(id: $0.id, group: $0.decodeGroup, promptTokens: $0.spec.promptTokens, joinStep: $0.joinStep,
-                            joining: joining.contains($0.id))
+            let seat = engine.placement(of: $0)
+            return DecodingRequest(id: $0.id, group: seat.decodeGroup, promptTokens: $0.spec.promptTokens,
+                                   joinStep: seat.joinStep, joining: joining.contains($0.id))
         }
     }
     func kvCopySeconds(tokens: Double) -> Double { engine.cost.kvTransfer(tokens: tokens, plane: .ub) }
     func forEachPlacedRequest(_ body: (PlacedRequest) -> Void) {
         for r in engine.requests.values {
-            body(PlacedRequest(id: r.id, stage: r.stage, prefillTE: r.prefillInstance, prefillGroup: r.prefillGroup,
-                               decodeTE: r.decodeInstance, decodeGroup: r.decodeGroup))
+            // The groups are the schedulers' (the request's ticket and seat), read by number.
+            let p = engine.placement(of: r)
+            body(PlacedRequest(id: r.id, stage: r.stage, prefillTE: r.prefillInstance, prefillGroup: p.prefillGroup,
+                               decodeTE: r.decodeInstance, decodeGroup: p.decodeGroup))
         }
     }
 }

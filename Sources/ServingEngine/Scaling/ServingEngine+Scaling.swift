@@ -170,7 +170,7 @@ extension ServingEngine {
         scaling.pendingTEs[detail, default: 0] += 1
         refreshDrainedGroups()
         var queued: [Int] = []
-        for (id, r) in requests where r.stage == .queued && r.prefillInstance == i && r.prefillGroup >= 0 {
+        for (id, r) in requests where r.stage == .queued && r.prefillInstance == i && prefillTicket(of: r) != nil {
             queued.append(id)
         }
         let moved = evict(queued.sorted(), outcome: .move)

@@ -8,6 +8,15 @@ import SimKit
 /// figures (``DecodeBatchFigures``) give the step's cost; each request leaves at the step its
 /// output runs out, or earlier when evicted, migrated or stopped.
 ///
+/// Each request given a group holds a ``DecodeSeat`` record (its group, the step it joined and the
+/// one it finishes at, when its first token came), from its pull (decode TE) or the end of its
+/// prefill (colocated) until it leaves: in a flat table, numbered, the request keeping only the
+/// number (``RequestState/decodeSeat``). The seat-numbered methods (``pull``, ``seat(colocated:group:)``,
+/// ``admit(seat:promptTokens:joinStep:finishStep:)``, ``release(seat:promptTokens:groups:)``,
+/// ``evict(seat:admitted:promptTokens:groups:)``, ``migrate(seat:to:promptTokens:totalTokens:blockTokens:groups:)``,
+/// ``reschedule(seat:to:)``) keep the record and the group bookkeeping together; the id-and-group
+/// ones below them do the bookkeeping alone.
+///
 /// It owns that state (`private(set)`) and the two indices kept from it: kv-aware balancing's
 /// ``DecodeLoadIndex`` (decode TEs) and the step cost's ``SlowestDecodeGroup``. The TE's DP groups
 /// (their KV managers and drained flags) are passed to each call that reads or changes them; the
@@ -17,10 +26,11 @@ import SimKit
 /// ```swift
 /// let decode = DecodeScheduler(groups: te.dp.count, colocated: false)
 /// decode.enqueue(id)                                          // a finished prefill, waiting for room
-/// if decode.pull(id, into: g, promptTokens: p, totalTokens: t, blockTokens: 128, groups: &te.dp) { /* start its transfer */ }
+/// if let seat = decode.pull(id, into: g, promptTokens: p, totalTokens: t, blockTokens: 128, groups: &te.dp) { /* start its transfer */ }
 /// decode.join(id)                                             // its KV arrived: in at the next step boundary
-/// for id in decode.takeJoiners() { decode.admit(id, group: g, promptTokens: p, joinStep: s, finishStep: f) }
+/// for id in decode.takeJoiners() { decode.admit(seat: seat, promptTokens: p, joinStep: s, finishStep: f) }
 /// decode.takeFinished(at: s + 1)                              // ids whose last step ended
+/// decode.release(seat: seat, promptTokens: p, groups: &te.dp) // it left: seat, batch place and KV freed
 /// ```
 final class DecodeScheduler {
     /// A colocated TE's scheduler: seats are taken at prefill admission, requests join from its
@@ -49,6 +59,15 @@ final class DecodeScheduler {
     /// space, empty in a copy.
     private var spareJoiners: [Int] = []
     private var spareFirstStep: [Int] = []
+    /// The seat records by number, with whether each is held; a free number is in `freeSeats`,
+    /// reused last-freed first (not optionals: see ``PrefillScheduler``'s tickets).
+    private var seatTable: [SeatSlot] = []
+    private var freeSeats: [Int] = []
+
+    private struct SeatSlot {
+        var seat: DecodeSeat
+        var held: Bool
+    }
 
     init(groups count: Int, colocated: Bool) {
         self.colocated = colocated
@@ -67,6 +86,8 @@ final class DecodeScheduler {
         copy.batches = batches
         copy.loadIndex = loadIndex
         copy.slowestGroup = slowestGroup
+        copy.seatTable = seatTable
+        copy.freeSeats = freeSeats
         return copy
     }
 
@@ -75,6 +96,49 @@ final class DecodeScheduler {
     var runningRequests: Int { batches.totalRunning }
     /// Whether anything waits to come in (a transfer not yet pulled, or a joiner).
     var hasIncoming: Bool { !transferQueue.isEmpty || !joining.isEmpty }
+
+    // MARK: Seat records
+
+    /// Seat record number `s`, nil when it is not held.
+    func seat(_ s: Int) -> DecodeSeat? {
+        guard s >= 0, s < seatTable.count, seatTable[s].held else { return nil }
+        return seatTable[s].seat
+    }
+
+    /// Seat records held (requests given a group here that have not left).
+    var seatsHeld: Int { seatTable.count - freeSeats.count }
+
+    private func issueSeat(_ id: Int, group g: Int) -> Int {
+        let slot = SeatSlot(seat: DecodeSeat(request: id, group: g), held: true)
+        if !freeSeats.isEmpty {
+            let s = freeSeats.removeLast()
+            seatTable[s] = slot
+            return s
+        }
+        seatTable.append(slot)
+        return seatTable.count - 1
+    }
+
+    /// The request of seat `s` left the engine with its seat settled (a failed request): the
+    /// record is given back and returned (nil: not held).
+    @discardableResult
+    func forgetSeat(_ s: Int) -> DecodeSeat? { freeSeat(s) }
+
+    private func freeSeat(_ s: Int) -> DecodeSeat? {
+        guard let seat = seat(s) else { return nil }
+        seatTable[s].held = false
+        freeSeats.append(s)
+        return seat
+    }
+
+    /// A colocated request's prefill ended in group `g` (its seat was counted at admission,
+    /// ``reserveSeat(_:)``): it takes its seat record. Returns the record's number.
+    func seat(colocated id: Int, group g: Int) -> Int { issueSeat(id, group: g) }
+
+    /// The request of seat `s` produced its first token at `time`.
+    func noteFirstToken(seat s: Int, at time: SimTime) {
+        if s >= 0, s < seatTable.count, seatTable[s].held { seatTable[s].seat.firstTokenAt = time }
+    }
 
     // MARK: Transfer queue and placement (decode TEs)
 
@@ -88,20 +152,21 @@ final class DecodeScheduler {
     /// Pulls the head of the transfer queue, `id`, into group `g` if the group has room for its
     /// whole expected length: blocks for the prompt now and a reservation for the expected output
     /// (the request's output length stands in for its `max_tokens`), in one call. On success the
-    /// request holds a seat in `g` and leaves the queue; on failure nothing changed.
+    /// request holds a seat in `g` and leaves the queue, and the seat record's number is returned;
+    /// on failure (nil) nothing changed.
     func pull(_ id: Int, into g: Int, promptTokens: Int, totalTokens: Int, blockTokens: Int,
-              groups: inout [DPGroupState]) -> Bool {
+              groups: inout [DPGroupState]) -> Int? {
         assert(transferQueue.first == id, "pulls take the head of the transfer queue")
         let needed = Saturating.ceilDiv(totalTokens, blockTokens)
         // Read in place: copying the manager retains each of its buffers.
-        guard needed <= groups[g].kv.freeBlocks - groups[g].kv.reservedBlocks else { return false }
+        guard needed <= groups[g].kv.freeBlocks - groups[g].kv.reservedBlocks else { return nil }
         guard groups[g].kv.allocate(requestID: id, promptTokens: promptTokens, chainedHashes: [],
                                     expectedTotalTokens: totalTokens) != nil
-        else { return false }
+        else { return nil }
         slots[g] += 1
         noteLoadChanged(g, groups: groups)
         transferQueue.removeFirst()
-        return true
+        return issueSeat(id, group: g)
     }
 
     /// Empties the transfer queue (a TE scaled in sends its waiting transfers elsewhere).
@@ -161,6 +226,15 @@ final class DecodeScheduler {
         return spareJoiners
     }
 
+    /// The joiner of seat `s` enters its group's running batch at `joinStep`: its first token
+    /// ends the current step, and it finishes at `finishStep` (both kept in the seat record).
+    func admit(seat s: Int, promptTokens: Int, joinStep: Int, finishStep: Int) {
+        seatTable[s].seat.joinStep = joinStep
+        seatTable[s].seat.finishStep = finishStep
+        let seat = seatTable[s].seat
+        admit(seat.request, group: seat.group, promptTokens: promptTokens, joinStep: joinStep, finishStep: finishStep)
+    }
+
     /// A joiner enters group `g`'s running batch at `joinStep`: its first token ends the current
     /// step, and it finishes at `finishStep`.
     func admit(_ id: Int, group g: Int, promptTokens: Int, joinStep: Int, finishStep: Int) {
@@ -207,6 +281,15 @@ final class DecodeScheduler {
     /// batch until each is released.
     func takeFinished(at step: Int) -> [Int]? { finishing.removeValue(forKey: step) }
 
+    /// Moves the finish of seat `s`'s running request to step `to` (a stopped or cancelled
+    /// client). False (nothing changed) when it is not due at its seat's finish step.
+    @discardableResult
+    func reschedule(seat s: Int, to: Int) -> Bool {
+        guard let seat = seat(s), reschedule(seat.request, from: seat.finishStep, to: to) else { return false }
+        seatTable[s].seat.finishStep = to
+        return true
+    }
+
     /// Moves running request `id`'s finish from step `from` to step `to` (a stopped or cancelled
     /// client). False when it is not due at `from`.
     @discardableResult
@@ -219,6 +302,39 @@ final class DecodeScheduler {
     }
 
     // MARK: Leaving
+
+    /// The finished request of seat `s` leaves: out of the batch, its seat and decode KV freed,
+    /// its record given back and returned.
+    @discardableResult
+    func release(seat s: Int, promptTokens: Int, groups: inout [DPGroupState]) -> DecodeSeat {
+        let seat = freeSeat(s)!
+        release(seat.request, group: seat.group, promptTokens: promptTokens, joinStep: seat.joinStep, groups: &groups)
+        return seat
+    }
+
+    /// The evicted request of seat `s` gives back what it holds in its group (as
+    /// ``evict(_:group:admitted:promptTokens:joinStep:groups:)``) and its record, returned (nil:
+    /// no seat held).
+    @discardableResult
+    func evict(seat s: Int, admitted: Bool, promptTokens: Int, groups: inout [DPGroupState]) -> DecodeSeat? {
+        guard let seat = freeSeat(s) else { return nil }
+        evict(seat.request, group: seat.group, admitted: admitted, promptTokens: promptTokens, joinStep: seat.joinStep,
+              groups: &groups)
+        return seat
+    }
+
+    /// Moves the running request of seat `s` to group `target` of the same TE (as
+    /// ``migrate(_:from:to:promptTokens:totalTokens:joinStep:blockTokens:groups:)``); its record
+    /// follows. False (nothing changed) when it does not fit or holds no seat.
+    func migrate(seat s: Int, to target: Int, promptTokens: Int, totalTokens: Int, blockTokens: Int,
+                 groups: inout [DPGroupState]) -> Bool {
+        guard let seat = seat(s),
+              migrate(seat.request, from: seat.group, to: target, promptTokens: promptTokens, totalTokens: totalTokens,
+                      joinStep: seat.joinStep, blockTokens: blockTokens, groups: &groups)
+        else { return false }
+        seatTable[s].seat.group = target
+        return true
+    }
 
     /// A finished request leaves group `g`: out of the batch, its seat and decode KV freed.
     func release(_ id: Int, group g: Int, promptTokens: Int, joinStep: Int, groups: inout [DPGroupState]) {

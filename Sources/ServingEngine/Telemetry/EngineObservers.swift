@@ -151,19 +151,21 @@ extension ServingEngine {
 
     /// Tells the request observer, if any, that `request` left with `stage` (`outputTokens` counts
     /// for a completed request; otherwise what its decode steps produced is reported).
-    func observeFinished(_ request: RequestState, stage: RequestStage, outputTokens: Int, reason: String? = nil) {
-        keepFinished(request, stage: stage, outputTokens: outputTokens, reason: reason)
+    /// `placement`: what its schedulers held as it left.
+    func observeFinished(_ request: RequestState, placement: RequestPlacement, stage: RequestStage, outputTokens: Int,
+                         reason: String? = nil) {
+        keepFinished(request, placement: placement, stage: stage, outputTokens: outputTokens, reason: reason)
         guard let observer = telemetry.observers.requestFinished else { return }
-        let steps = request.decodeInstance >= 0 && request.finishStep > request.joinStep
-            ? min(request.finishStep, instances[request.decodeInstance].stepIndex + 1) - request.joinStep : 0
+        let steps = request.decodeInstance >= 0 && placement.finishStep > placement.joinStep
+            ? min(placement.finishStep, instances[request.decodeInstance].stepIndex + 1) - placement.joinStep : 0
         let drafts = tokensPerStep > 1 ? max(0, steps) : 0
         // A request that did not complete produced what its decode steps yielded so far.
         let produced = stage == .completed ? outputTokens
             : min(request.outputTokens, Int(saturating: (Double(max(0, steps)) * tokensPerStep).rounded(.down)))
         var record = FinishedRequest(
             id: request.spec.id, arrival: request.spec.arrival, finishedAt: now, stage: stage,
-            promptTokens: request.spec.promptTokens, outputTokens: produced, cachedTokens: request.hitTokens,
-            prefillStartedAt: request.prefillStartedAt, firstTokenAt: request.firstTokenAt,
+            promptTokens: request.spec.promptTokens, outputTokens: produced, cachedTokens: placement.hitTokens,
+            prefillStartedAt: request.prefillStartedAt, firstTokenAt: placement.firstTokenAt,
             prefillInstance: request.prefillInstance >= 0 ? instances[request.prefillInstance].name : nil,
             decodeInstance: request.decodeInstance >= 0 ? instances[request.decodeInstance].name : nil,
             reason: reason, decodeSteps: max(0, steps), draftTokens: drafts,

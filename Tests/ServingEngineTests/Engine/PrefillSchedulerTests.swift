@@ -20,6 +20,11 @@ import Testing
                                     chainedKeys: keys)
     }
 
+    /// Request `id`'s ticket, through the number its state keeps.
+    private func ticket(_ leader: PrefillScheduler, _ requests: RequestTable, _ id: Int) -> PrefillTicket? {
+        requests[id].flatMap { leader.ticket($0.prefillTicket) }
+    }
+
     @Test func placementPicksTheLeastQueuedPlusUncachedTokensOnUndrainedGroups() throws {
         var dp = groups(3)
         dp[0].drained = true
@@ -37,10 +42,10 @@ import Testing
 
         // Empty live groups tie: the lowest; the drained group 0 is never picked.
         #expect(leader.place(1, probing: [], groups: dp, requests: &requests) == 1)
-        #expect(requests[1]?.prefillGroup == 1 && requests[1]?.remainingPrefill == 100)
+        #expect(ticket(leader, requests, 1) == PrefillTicket(request: 1, group: 1, remaining: 100))
         // The cached prefix makes group 2 cheaper: 0 + 36 against 100 + 100.
         #expect(leader.place(2, probing: keys, groups: dp, requests: &requests) == 2)
-        #expect(requests[2]?.remainingPrefill == 36)
+        #expect(ticket(leader, requests, 2)?.remaining == 36 && ticket(leader, requests, 2)?.group == 2)
         // No prefix: the least queued, 36 + 50 against 100 + 50.
         #expect(leader.place(3, probing: [], groups: dp, requests: &requests) == 2)
         #expect(leader.queuedTokens == [0, 100, 86])
@@ -67,7 +72,7 @@ import Testing
             chunks.append(plan.slowest.tokens)
             #expect(plan.routedTokens == plan.slowest.tokens && plan.groupsWorking == 1)
             #expect(leader.waiting == 0, "allocated at the first batch")
-            #expect(requests[1]?.stage == .prefill && requests[1]?.allocated == true)
+            #expect(requests[1]?.stage == .prefill && ticket(leader, requests, 1)?.allocated == true)
             #expect(requests[1]?.prefillStartedAt == 0, "prefill started with the first chunk")
             finished = leader.finishBatch(requests: &requests)
             if step < 2 { #expect(finished.isEmpty && leader.queues[0].count == 1) }
@@ -75,11 +80,16 @@ import Testing
         #expect(chunks == [64, 64, 22])
         #expect(finished.map(\.request) == [1] && finished.map(\.group) == [0])
         #expect(leader.queues[0].isEmpty && leader.queuedTokens == [0] && leader.batches.allSatisfy(\.isEmpty))
-        #expect(requests[1]?.remainingPrefill == 0)
+        #expect(ticket(leader, requests, 1) == PrefillTicket(request: 1, group: 0, remaining: 0, hitTokens: 0, allocated: true))
         // Handed over: the blocks are released (none registered, so all free again).
         #expect(dp[0].kv.contains(requestID: 1))
-        leader.release(1, group: 0, groups: &dp, kv: store)
+        let t = try #require(requests[1]).prefillTicket
+        leader.release(t, groups: &dp, kv: store)
         #expect(dp[0].kv.liveRequests == 0 && dp[0].kv.usedBlocks == 0 && dp[0].kv.audit() == [])
+        // The ticket stays readable until the request leaves.
+        #expect(leader.ticket(t)?.group == 0 && leader.ticketsHeld == 1)
+        #expect(leader.forget(t)?.request == 1 && leader.ticket(t) == nil && leader.ticketsHeld == 0)
+        #expect(leader.forget(t) == nil, "a ticket is given back once")
     }
 
     /// The engine skips forming a batch when nothing is queued and finishing one when it holds no
@@ -147,7 +157,7 @@ import Testing
         _ = leader.formBatch(budget: 1_000, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
                              requests: &requests, now: 0)
         #expect(leader.batches[0].map(\.request) == [1], "request 2 finds no block and holds request 3 back")
-        #expect(leader.waiting == 2 && requests[2]?.allocated == false)
+        #expect(leader.waiting == 2 && ticket(leader, requests, 2)?.allocated == false)
     }
 
     @Test func aColocatedRequestStartsOnlyWithADecodeSeatAndItsWholeLength() throws {
@@ -227,5 +237,44 @@ import Testing
         copy.place(3, probing: [], groups: dp, requests: &requests)
         #expect(copy.queues.map(Array.init) == [[1], [3]] && copy.waiting == 1)
         #expect(leader.queues.map(Array.init) == [[1], [2]] && leader.queuedTokens == [10, 40] && leader.batches.allSatisfy(\.isEmpty))
+    }
+
+    /// Tickets through the scheduler's own API: issued at placement, filled at allocation, kept
+    /// after the prefill, given back by withdraw or forget (numbers reused, last freed first), and
+    /// copied with the scheduler.
+    @Test func ticketsAreIssuedFilledGivenBackAndCopied() throws {
+        var dp = groups(2)
+        let leader = PrefillScheduler(groups: 2)
+        var requests = RequestTable()
+        for id in 1...3 {
+            add(&requests, id, prompt: 40)
+            leader.place(id, probing: [], groups: dp, requests: &requests)
+        }
+        #expect((1...3).map { requests[$0]!.prefillTicket } == [0, 1, 2] && leader.ticketsHeld == 3)
+        #expect((1...3).compactMap { ticket(leader, requests, $0)?.group } == [0, 1, 0])
+        _ = leader.formBatch(budget: 50, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+                             requests: &requests, now: 0)
+        #expect(ticket(leader, requests, 1) == PrefillTicket(request: 1, group: 0, remaining: 40, allocated: true))
+        #expect(ticket(leader, requests, 3) == PrefillTicket(request: 3, group: 0, remaining: 40, allocated: true),
+                "started with the last 10 tokens of the budget")
+        #expect(leader.batches[0].map(\.ticket) == [0, 2])
+        let copy = leader.copy()
+        // The original applies its batch (1 and 2 are done) and loses request 3; the copy's tickets do not move.
+        #expect(leader.finishBatch(requests: &requests).map(\.request) == [1, 2])
+        #expect(ticket(leader, requests, 1)?.remaining == 0 && ticket(leader, requests, 3)?.remaining == 30)
+        leader.remove([3])
+        let removed = requests.removeValue(forKey: 3)
+        let three = try #require(removed)
+        #expect(leader.withdraw(three, seats: nil, groups: &dp, kv: store)
+                == PrefillTicket(request: 3, group: 0, remaining: 30, allocated: true))
+        #expect(leader.ticket(2) == nil && leader.ticketsHeld == 2 && leader.queuedTokens == [0, 0])
+        #expect(leader.withdraw(three, seats: nil, groups: &dp, kv: store) == nil, "withdrawn once")
+        #expect(copy.ticket(0)?.remaining == 40 && copy.ticket(2) == PrefillTicket(request: 3, group: 0, remaining: 40, allocated: true))
+        #expect(copy.ticketsHeld == 3 && copy.queuedTokens == [80, 40])
+        // A new placement takes the freed number; the copy keeps its own.
+        add(&requests, 4, prompt: 16)
+        leader.place(4, probing: [], groups: dp, requests: &requests)
+        #expect(requests[4]!.prefillTicket == 2 && leader.ticket(2)?.request == 4)
+        #expect(copy.ticket(2)?.request == 3)
     }
 }

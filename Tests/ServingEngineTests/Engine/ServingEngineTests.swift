@@ -105,7 +105,7 @@ import XDSTestSupport
         let d = try #require(dropped.instances.firstIndex { $0.role == .decode })
         let ids = try #require(dropped.instances[d].decode?.finishing.first { !$0.value.isEmpty }?.value)
         let id = ids[0]
-        let g = try #require(dropped.requests[id]).decodeGroup
+        let g = dropped.placement(of: try #require(dropped.requests[id])).decodeGroup
         _ = dropped.instances[d].decode!.remove([id])   // off its queues, still counted in its group's batch
         dropped.requests[id] = nil
         let c = dropped.report().requests

@@ -20,7 +20,7 @@ import Testing
         var policy: any DecodeBalancingPolicy = KVAwareBalancing()
         guard let id = decode.nextTransfer,
               let g = decode.pickGroup(instance: 0, groups: groups, batchLimit: batchLimit, policy: &policy),
-              decode.pull(id, into: g, promptTokens: prompt, totalTokens: total, blockTokens: blockTokens, groups: &groups)
+              decode.pull(id, into: g, promptTokens: prompt, totalTokens: total, blockTokens: blockTokens, groups: &groups) != nil
         else { return nil }
         return g
     }
@@ -191,6 +191,53 @@ import Testing
         #expect(Self.state(copy) == before)
         #expect(Self.state(decode) != before)
         #expect(copy.slowestGroup.isBuilt && copy.loadIndex != nil)
+    }
+
+    /// Seat records through the scheduler's own API: issued by a pull (or a colocated prefill's
+    /// end), filled at admission and first token, moved by reschedule and migrate, given back by
+    /// release or evict (numbers reused, last freed first), and copied with the scheduler.
+    @Test func seatRecordsFollowTheirRequests() throws {
+        let decode = DecodeScheduler(groups: 2, colocated: false)
+        var groups = Self.groups(2)
+        for id in [7, 8, 9] { decode.enqueue(id) }
+        let seven = try #require(decode.pull(7, into: 0, promptTokens: 32, totalTokens: 64, blockTokens: Self.blockTokens,
+                                             groups: &groups))
+        let eight = try #require(decode.pull(8, into: 1, promptTokens: 32, totalTokens: 64, blockTokens: Self.blockTokens,
+                                             groups: &groups))
+        #expect((seven, eight) == (0, 1) && decode.seatsHeld == 2)
+        #expect(decode.seat(seven) == DecodeSeat(request: 7, group: 0) && decode.seat(5) == nil && decode.seat(-1) == nil)
+        // Too big for group 0: no seat, nothing changed.
+        #expect(decode.pull(9, into: 0, promptTokens: 2_000, totalTokens: 2_064, blockTokens: Self.blockTokens,
+                            groups: &groups) == nil)
+        #expect(decode.seatsHeld == 2 && decode.nextTransfer == 9)
+        for id in [7, 8] { decode.join(id) }
+        _ = decode.takeJoiners()
+        decode.admit(seat: seven, promptTokens: 32, joinStep: 3, finishStep: 40)
+        decode.admit(seat: eight, promptTokens: 32, joinStep: 3, finishStep: 12)
+        #expect(decode.finishing == [40: [7], 12: [8]] && decode.batches.running == [1, 1])
+        decode.noteFirstToken(seat: seven, at: 1.5)
+        #expect(decode.seat(seven)?.joinStep == 3 && decode.seat(seven)?.finishStep == 40 && decode.seat(seven)?.firstTokenAt == 1.5)
+        #expect(decode.seat(eight)?.firstTokenAt == nil)
+        let copy = decode.copy()
+        // Rescheduled and migrated: the record follows the batch.
+        #expect(decode.reschedule(seat: seven, to: 20) && decode.seat(seven)?.finishStep == 20 && decode.finishing[20] == [7])
+        #expect(decode.migrate(seat: seven, to: 1, promptTokens: 32, totalTokens: 64, blockTokens: Self.blockTokens,
+                               groups: &groups))
+        #expect(decode.seat(seven)?.group == 1 && decode.slots == [0, 2] && groups[1].kv.contains(requestID: 7))
+        // Released and evicted: the records come back with what they said, the seats and KV are freed.
+        let done = decode.release(seat: eight, promptTokens: 32, groups: &groups)
+        #expect(done.request == 8 && done.group == 1 && done.finishStep == 12 && decode.seat(eight) == nil)
+        _ = decode.remove([7])
+        let evicted = try #require(decode.evict(seat: seven, admitted: true, promptTokens: 32, groups: &groups))
+        #expect(evicted.group == 1 && evicted.firstTokenAt == 1.5 && decode.evict(seat: seven, admitted: true,
+                                                                                   promptTokens: 32, groups: &groups) == nil)
+        #expect(decode.seatsHeld == 0 && decode.slots == [0, 0] && decode.runningRequests == 0)
+        #expect(groups.allSatisfy { $0.kv.liveRequests == 0 } && decode.problems(groups: groups) == [])
+        // The copy kept its seats as they were; a colocated seat takes the last freed number.
+        #expect(copy.seatsHeld == 2 && copy.seat(seven)?.group == 0 && copy.seat(seven)?.finishStep == 40)
+        #expect(copy.seat(eight)?.request == 8)
+        #expect(decode.seat(colocated: 11, group: 0) == seven && decode.seat(seven) == DecodeSeat(request: 11, group: 0))
+        #expect(copy.seat(seven)?.request == 7)
     }
 
     /// The group whose KV holds `id`.
