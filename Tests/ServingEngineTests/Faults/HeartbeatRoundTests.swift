@@ -60,7 +60,7 @@ import Testing
     }
 
     /// Every step and log line, in order; scaling takes the TEs in `starting`.
-    struct Recorder: HeartbeatActuator {
+    struct Recorder: HeartbeatActuator, RecordsRecoverySteps {
         var steps: [String] = []
         var starting: Set<Int> = []
         mutating func log(_ event: EngineEvent) { steps.append("log \(event.kind.rawValue): \(event.message)") }
@@ -69,23 +69,6 @@ import Testing
             return starting.contains(te)
         }
         mutating func applyFaultState() { steps.append("apply fault state") }
-        mutating func note(_ faults: [Int], _ step: String) { steps.append("note \(faults): \(step)") }
-        mutating func finish(_ faults: [Int], _ message: String) { steps.append("finish \(faults): \(message)") }
-        mutating func markDetected(_ fault: Int, how: String) { steps.append("detected \(fault): \(how)") }
-        mutating func shrink(_ te: Int, dropping groups: Set<Int>, live: Int, faults: [Int]) {
-            steps.append("shrink \(te) dropping \(groups.sorted()) live \(live) \(faults)")
-        }
-        mutating func fork(_ te: Int, replacing dead: [Int], with donors: [Int], how: String, dropping groups: Set<Int>,
-                           faults: [Int]) {
-            steps.append("fork \(te) \(dead) → \(donors)")
-        }
-        mutating func killPrefill(_ te: Int, giving npus: [Int], faults: [Int]) { steps.append("kill \(te)") }
-        mutating func restart(_ te: Int, faults: [Int], why: String) { steps.append("restart \(te) \(faults)") }
-        mutating func restartWorld(faults: [Int]) { steps.append("restart world \(faults)") }
-        mutating func awaitRepair(_ te: Int, faults: [Int]) { steps.append("await repair \(te) \(faults)") }
-        mutating func maskAndFail(fault: Int, te: Int, group: Int, die: Int) { steps.append("mask \(te)/\(group) die \(die)") }
-        mutating func redoIteration(on tes: [Int], fault: Int) { steps.append("redo \(tes)") }
-        mutating func rerouteOverRoCE(fault: Int, paths: [Int]) { steps.append("reroute \(fault) \(paths)") }
     }
 
     func round(_ faults: FaultSystem, at now: SimTime, _ pod: inout Pod, _ act: inout Recorder) {

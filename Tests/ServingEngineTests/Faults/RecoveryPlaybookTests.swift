@@ -48,26 +48,9 @@ import XDSTestSupport
         }
     }
 
-    /// Every mechanism the policy asked for, in order.
-    struct Recorder: RecoveryActuator {
+    /// Every mechanism the policy asked for, in order (StepRecorder.swift).
+    struct Recorder: RecordsRecoverySteps {
         var steps: [String] = []
-        mutating func note(_ faults: [Int], _ step: String) { steps.append("note \(faults): \(step)") }
-        mutating func finish(_ faults: [Int], _ message: String) { steps.append("finish \(faults): \(message)") }
-        mutating func markDetected(_ fault: Int, how: String) { steps.append("detected \(fault): \(how)") }
-        mutating func shrink(_ te: Int, dropping groups: Set<Int>, live: Int, faults: [Int]) {
-            steps.append("shrink \(te) dropping \(groups.sorted()) live \(live)")
-        }
-        mutating func fork(_ te: Int, replacing dead: [Int], with donors: [Int], how: String, dropping groups: Set<Int>,
-                           faults: [Int]) {
-            steps.append("fork \(te) \(dead) → \(donors) (\(how)) dropping \(groups.sorted())")
-        }
-        mutating func killPrefill(_ te: Int, giving npus: [Int], faults: [Int]) { steps.append("kill \(te) giving \(npus)") }
-        mutating func restart(_ te: Int, faults: [Int], why: String) { steps.append("restart \(te): \(why)") }
-        mutating func restartWorld(faults: [Int]) { steps.append("restart world \(faults)") }
-        mutating func awaitRepair(_ te: Int, faults: [Int]) { steps.append("await repair \(te)") }
-        mutating func maskAndFail(fault: Int, te: Int, group: Int, die: Int) { steps.append("mask \(te)/\(group) die \(die)") }
-        mutating func redoIteration(on tes: [Int], fault: Int) { steps.append("redo \(tes)") }
-        mutating func rerouteOverRoCE(fault: Int, paths: [Int]) { steps.append("reroute \(paths)") }
     }
 
     static let fineGrained: any RecoveryPolicy = FineGrainedRecovery()
@@ -93,7 +76,7 @@ import XDSTestSupport
         var pod = Pod()
         pod.killDecodeNPU(11)
         for policy in [Self.fineGrained, Self.pdFailover] {
-            #expect(dead(policy, te: 2, pod) == ["shrink 2 dropping [1] live 3"], "\(policy.name)")
+            #expect(dead(policy, te: 2, pod) == ["shrink 2 dropping [1] live 3 [7]"], "\(policy.name)")
         }
         #expect(dead(Self.restartWorld, te: 2, pod) == ["restart world [7]"])
     }
@@ -179,8 +162,8 @@ import XDSTestSupport
             policy.recoverLink(4, paths: [0, 3], kind: .link(npuA: 1, npuB: 9, degrade: nil), pod: Pod(), act: &act)
             return act.steps
         }
-        #expect(link(Self.fineGrained) == ["reroute [0, 3]"])
-        #expect(link(Self.pdFailover) == ["reroute [0, 3]"])
+        #expect(link(Self.fineGrained) == ["reroute 4 [0, 3]"])
+        #expect(link(Self.pdFailover) == ["reroute 4 [0, 3]"])
         #expect(link(Self.restartWorld) == ["restart world [4]"])
     }
 
@@ -200,8 +183,8 @@ import XDSTestSupport
         let lost = engine.instances[d].dp.indices.filter { engine.instances[d].dp[$0].npus.contains(36) }
         #expect(lost.count == 2)
         let live = engine.instances[d].dp.count - 2
-        #expect(plan(Self.fineGrained, te: d, npu: 36) == ["shrink \(d) dropping \(lost) live \(live)"])
-        #expect(plan(Self.pdFailover, te: d, npu: 36) == ["shrink \(d) dropping \(lost) live \(live)"])
+        #expect(plan(Self.fineGrained, te: d, npu: 36) == ["shrink \(d) dropping \(lost) live \(live) [1]"])
+        #expect(plan(Self.pdFailover, te: d, npu: 36) == ["shrink \(d) dropping \(lost) live \(live) [1]"])
         #expect(plan(Self.restartWorld, te: d, npu: 36) == ["restart world [1]"])
         let spare = try #require(engine.spareNPUs().first)
         let forked = plan(Self.fineGrained, te: d, npu: 21)
