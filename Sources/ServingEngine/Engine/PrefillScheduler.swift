@@ -268,21 +268,31 @@ final class PrefillScheduler {
                 else { break }
                 if seatLimit != nil { seats?.reserveSeat(g) }
                 load.pooledTokens += allocation.pooledTokens
-                queuedTokens[g] += allocation.computeTokens - ticketTable[t].ticket.remaining
-                ticketTable[t].ticket.remaining = allocation.computeTokens
-                ticketTable[t].ticket.hitTokens = allocation.hitTokens
-                ticketTable[t].ticket.allocated = true
+                queuedTokens[g] += allocation.computeTokens
+                    - Self.allocated(&ticketTable[t].ticket, computeTokens: allocation.computeTokens,
+                                     hitTokens: allocation.hitTokens)
                 Self.startPrefill(&requests.values[slot], now: now)
                 load.started += 1
             }
-            let chunk = min(left, ticketTable[t].ticket.remaining)
+            let ticket = ticketTable[t].ticket
+            let chunk = min(left, ticket.remaining)
             batches[g].append(Chunk(request: id, tokens: chunk, ticket: t))
             left -= chunk
             load.tokens += chunk
             load.promptWeighted += Double(chunk) * Double(view.promptTokens)
-            load.hitWeighted += Double(chunk) * Double(ticketTable[t].ticket.hitTokens)
+            load.hitWeighted += Double(chunk) * Double(ticket.hitTokens)
         }
         return load
+    }
+
+    /// The ticket's KV is allocated: its figures written in one access (four subscripts were four
+    /// uniqueness checks of the table). Returns the estimate it replaces.
+    private static func allocated(_ ticket: inout PrefillTicket, computeTokens: Int, hitTokens: Int) -> Int {
+        let estimate = ticket.remaining
+        ticket.remaining = computeTokens
+        ticket.hitTokens = hitTokens
+        ticket.allocated = true
+        return estimate
     }
 
     /// Whether the request's whole prompt is computed.

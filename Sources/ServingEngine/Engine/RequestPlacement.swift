@@ -21,6 +21,7 @@ struct RequestPlacement {
 
     init() {}
 
+    @inline(__always)
     init(ticket: PrefillTicket?, seat: DecodeSeat?) {
         if let ticket {
             prefillGroup = ticket.group

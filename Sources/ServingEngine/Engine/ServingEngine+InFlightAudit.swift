@@ -105,6 +105,8 @@ extension ServingEngine {
         /// returned with the request: an optional tuple of the two was copied through generic
         /// witnesses, a tenth of the walk).
         var found = RequestPlacement()
+        // Each TE's schedulers, taken once (not through the TE's record per request).
+        let prefillers = instances.map(\.prefill), decoders = instances.map(\.decode)
         func place(_ id: Int, _ where_: CensusPlace, stages: (RequestStage, RequestStage?)) -> RequestState? {
             if let other = seen[id] {
                 problems.append("request \(id) is in \(censusName(other)) and in \(censusName(where_))")
@@ -120,7 +122,10 @@ extension ServingEngine {
             }
             if id >= Self.firstExternalID { census.external += 1 }
             // Its ticket and seat, if it points at any, are its own.
-            let ticket = prefillTicket(of: request), seat = decodeSeat(of: request)
+            let ticket = request.prefillTicket >= 0 && prefillers.indices.contains(request.prefillInstance)
+                ? prefillers[request.prefillInstance]?.ticket(request.prefillTicket) : nil
+            let seat = request.decodeSeat >= 0 && decoders.indices.contains(request.decodeInstance)
+                ? decoders[request.decodeInstance]?.seat(request.decodeSeat) : nil
             if request.prefillTicket >= 0 {
                 if ticket?.request == id { ticketsFound[request.prefillInstance] += 1 }
                 else { problems.append("request \(id) points at prefill ticket \(request.prefillTicket) of TE \(request.prefillInstance), not its own") }

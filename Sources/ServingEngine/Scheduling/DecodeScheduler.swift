@@ -229,10 +229,16 @@ final class DecodeScheduler {
     /// The joiner of seat `s` enters its group's running batch at `joinStep`: its first token
     /// ends the current step, and it finishes at `finishStep` (both kept in the seat record).
     func admit(seat s: Int, promptTokens: Int, joinStep: Int, finishStep: Int) {
-        seatTable[s].seat.joinStep = joinStep
-        seatTable[s].seat.finishStep = finishStep
-        let seat = seatTable[s].seat
-        admit(seat.request, group: seat.group, promptTokens: promptTokens, joinStep: joinStep, finishStep: finishStep)
+        let (id, g) = Self.stamp(&seatTable[s], joinStep: joinStep, finishStep: finishStep)
+        admit(id, group: g, promptTokens: promptTokens, joinStep: joinStep, finishStep: finishStep)
+    }
+
+    /// Writes a joiner's steps into its seat in one access (three subscripts were three
+    /// uniqueness checks of the table) and reads back its request and group.
+    private static func stamp(_ slot: inout SeatSlot, joinStep: Int, finishStep: Int) -> (request: Int, group: Int) {
+        slot.seat.joinStep = joinStep
+        slot.seat.finishStep = finishStep
+        return (slot.seat.request, slot.seat.group)
     }
 
     /// A joiner enters group `g`'s running batch at `joinStep`: its first token ends the current
