@@ -310,11 +310,13 @@ public struct ExpertPlacement: Sendable, Equatable {
             return oneSlotLayer(load: load, order: order, strict: strict, dies: dies.dies, hosts: hosts)
         }
         dies.reset()
-        var placed = 0
-        for e32 in order {
+        var placed = dies.placeOnEmptyDies(order, load: load, hosts: hosts)
+        let primaries = order
+        while placed < primaries.count {
             guard let d = dies.leastLoaded() else { break }
-            hosts.append(d, to: Int(e32))
-            dies.place(load[Int(e32)], on: d)
+            let e = Int(primaries[placed])
+            hosts.append(d, to: e)
+            dies.place(load[e], on: d)
             placed += 1
         }
         // Redundant slots: the expert with the most load per replica, next.
@@ -333,10 +335,20 @@ public struct ExpertPlacement: Sendable, Equatable {
             let replicas = hosts.count(e)
             let before = load[e] / Double(replicas)
             let after = load[e] / Double(replicas + 1)
+            let delta = after - before
             var node = hosts.first(e)
-            while node >= 0 {
-                dies.adjust(after - before, on: hosts.die(node))
-                node = hosts.next(node)
+            // A host's load only falls (ordered loads, delta ≤ 0): the cheaper walk that lets it
+            // climb, the same tree.
+            if ordered && delta <= 0 {
+                while node >= 0 {
+                    dies.lower(delta, on: hosts.die(node))
+                    node = hosts.next(node)
+                }
+            } else {
+                while node >= 0 {
+                    dies.adjust(delta, on: hosts.die(node))
+                    node = hosts.next(node)
+                }
             }
             hosts.append(d, to: e)
             dies.place(after, on: d)
@@ -956,6 +968,44 @@ struct DiePool {
         }
     }
 
+    /// Rebuilds every internal node from the leaves (`winner` of its children, bottom up): the
+    /// tree the walks keep, since each walk leaves every node the winner of its two children.
+    private func rebuild() {
+        let t = storage.tree, free = storage.free
+        for d in 0..<dies { t[leafBase + d] = free[d] > 0 ? Int32(truncatingIfNeeded: d) : -1 }
+        var i = leafBase - 1
+        while i >= 1 {
+            t[i] = winner(t[2 * i], t[2 * i + 1])
+            i -= 1
+        }
+    }
+
+    /// On a pool just ``reset()``: puts the primaries of `order` (hottest first) on dies 0, 1, 2,
+    /// … while the experts before carried load > 0, writing them in `hosts`; returns how many.
+    /// These are the dies ``leastLoaded()`` gives them one by one: the dies still at load 0 tie,
+    /// the lowest id wins, and every die already used carries more. One tree rebuild instead of
+    /// a walk per primary (issue 12).
+    mutating func placeOnEmptyDies(_ order: [Int32], load share: UnsafeBufferPointer<Double>,
+                                   hosts: LayerHosts) -> Int {
+        guard slotsPerDie > 0 else { return 0 }
+        let load = storage.load, free = storage.free
+        let count = min(dies, order.count)
+        var k = 0, filled = 0
+        while k < count {
+            let e = Int(order[k])
+            let x = share[e]
+            hosts.append(k, to: e)
+            load[k] += x
+            free[k] -= 1
+            if free[k] <= 0 { filled += 1 }
+            k += 1
+            guard x > 0 else { break }
+        }
+        freeDies -= filled
+        if k > 0 { rebuild() }
+        return k
+    }
+
     /// The least-loaded die with a free slot (lowest id on ties).
     func leastLoaded() -> Int? {
         let best = storage.tree[1]
@@ -1026,6 +1076,29 @@ struct DiePool {
         let usable = storage.free[die] > 0
         if !usable { freeDies -= 1 }
         update(die, usable: usable)
+    }
+
+    /// ``adjust(_:on:)`` for a fall in load (`delta` ≤ 0) when every load is a plain number (no
+    /// NaN, no ∞): the tree then holds the least (load, id) of each subtree, and a die whose
+    /// load falls only climbs. It takes each node it beats on the way up and stops at the first
+    /// it does not (no node above can change). The same tree, one comparison a level.
+    @inline(__always)
+    mutating func lower(_ delta: Double, on die: Int) {
+        let load = storage.load, t = storage.tree
+        load[die] += delta
+        guard storage.free[die] > 0 else { return }
+        let me = Int32(truncatingIfNeeded: die)
+        let mine = load[die]
+        var i = (leafBase &+ die) >> 1
+        while i >= 1 {
+            let w = t[i]
+            if w != me {
+                let theirs = load[Int(w)]
+                guard mine < theirs || (mine == theirs && me < w) else { return }
+                t[i] = me
+            }
+            i >>= 1
+        }
     }
 
     /// Changes a die's load (its replicas now share an expert with one more die).
