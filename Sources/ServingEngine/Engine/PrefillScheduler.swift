@@ -47,16 +47,8 @@ final class PrefillScheduler {
     private(set) var batches: [[Chunk]]
     /// Requests placed on the TE that have not started prefill (the JE's admission bound).
     private(set) var waiting = 0
-    /// The tickets by number, with whether each is held; a free number is in `freeTickets`,
-    /// reused last-freed first. (Not an array of optionals: on the saturated superpod, reading
-    /// and writing those went through outlined value witnesses.)
-    private var ticketTable: [TicketSlot] = []
-    private var freeTickets: [Int] = []
-
-    private struct TicketSlot {
-        var ticket: PrefillTicket
-        var held: Bool
-    }
+    /// The tickets by number (the request keeps the number).
+    private var tickets = NumberedRecords<PrefillTicket>()
 
     init(groups: Int) {
         queues = Array(repeating: Deque(), count: groups)
@@ -69,8 +61,7 @@ final class PrefillScheduler {
         queuedTokens = other.queuedTokens
         batches = other.batches
         waiting = other.waiting
-        ticketTable = other.ticketTable
-        freeTickets = other.freeTickets
+        tickets = other.tickets
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every field is a value.
@@ -107,34 +98,15 @@ final class PrefillScheduler {
     // MARK: Tickets
 
     /// Ticket number `t`, nil when it is not held.
-    func ticket(_ t: Int) -> PrefillTicket? {
-        guard t >= 0, t < ticketTable.count, ticketTable[t].held else { return nil }
-        return ticketTable[t].ticket
-    }
+    func ticket(_ t: Int) -> PrefillTicket? { tickets.record(t) }
 
     /// Tickets held (requests placed here that have not left it).
-    var ticketsHeld: Int { ticketTable.count - freeTickets.count }
-
-    private func issue(_ ticket: PrefillTicket) -> Int {
-        // `removeLast`, not `popLast`: the latter was an outlined generic call here.
-        if !freeTickets.isEmpty {
-            let t = freeTickets.removeLast()
-            ticketTable[t] = TicketSlot(ticket: ticket, held: true)
-            return t
-        }
-        ticketTable.append(TicketSlot(ticket: ticket, held: true))
-        return ticketTable.count - 1
-    }
+    var ticketsHeld: Int { tickets.heldCount }
 
     /// The request of ticket `t` left the engine (completed, failed, cancelled): the ticket is
     /// given back and returned (nil when it was not held). Its KV was released before.
     @discardableResult
-    func forget(_ t: Int) -> PrefillTicket? {
-        guard let ticket = ticket(t) else { return nil }
-        ticketTable[t].held = false
-        freeTickets.append(t)
-        return ticket
-    }
+    func forget(_ t: Int) -> PrefillTicket? { tickets.giveBack(t) }
 
     // MARK: Placement
 
@@ -165,7 +137,7 @@ final class PrefillScheduler {
             }
         }
         precondition(best >= 0, "the JE only picks TEs with an undrained DP group")
-        requests.values[slot].prefillTicket = issue(PrefillTicket(request: id, group: best, remaining: bestEstimate))
+        requests.values[slot].prefillTicket = tickets.issue(PrefillTicket(request: id, group: best, remaining: bestEstimate))
         queues[best].append(id)
         queuedTokens[best] += bestEstimate
         waiting += 1
@@ -253,7 +225,7 @@ final class PrefillScheduler {
             guard let slot = requests.index(forKey: id) else { continue }
             let view = Self.prefillView(&requests.values[slot])
             let t = view.ticket
-            if !ticketTable[t].ticket.allocated {
+            if !tickets[held: t].allocated {
                 if let seatLimit, let seats {
                     let needed = Saturating.ceilDiv(view.totalTokens, blockTokens)
                     guard seats.slots[g] < seatLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
@@ -269,12 +241,12 @@ final class PrefillScheduler {
                 if seatLimit != nil { seats?.reserveSeat(g) }
                 load.pooledTokens += allocation.pooledTokens
                 queuedTokens[g] += allocation.computeTokens
-                    - Self.allocated(&ticketTable[t].ticket, computeTokens: allocation.computeTokens,
+                    - Self.allocated(&tickets[held: t], computeTokens: allocation.computeTokens,
                                      hitTokens: allocation.hitTokens)
                 Self.startPrefill(&requests.values[slot], now: now)
                 load.started += 1
             }
-            let ticket = ticketTable[t].ticket
+            let ticket = tickets[held: t]
             let chunk = min(left, ticket.remaining)
             batches[g].append(Chunk(request: id, tokens: chunk, ticket: t))
             left -= chunk
@@ -314,7 +286,7 @@ final class PrefillScheduler {
             // place and emptied after: a copy of the batch made its emptying allocate.
             for i in batches[g].indices {
                 let chunk = batches[g][i]
-                ticketTable[chunk.ticket].ticket.remaining -= chunk.tokens
+                tickets[held: chunk.ticket].remaining -= chunk.tokens
                 queuedTokens[g] -= chunk.tokens
             }
             batches[g].removeAll(keepingCapacity: true)

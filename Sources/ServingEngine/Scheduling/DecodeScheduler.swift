@@ -59,15 +59,8 @@ final class DecodeScheduler {
     /// space, empty in a copy.
     private var spareJoiners: [Int] = []
     private var spareFirstStep: [Int] = []
-    /// The seat records by number, with whether each is held; a free number is in `freeSeats`,
-    /// reused last-freed first (not optionals: see ``PrefillScheduler``'s tickets).
-    private var seatTable: [SeatSlot] = []
-    private var freeSeats: [Int] = []
-
-    private struct SeatSlot {
-        var seat: DecodeSeat
-        var held: Bool
-    }
+    /// The seat records by number (the request keeps the number).
+    private var seats = NumberedRecords<DecodeSeat>()
 
     init(groups count: Int, colocated: Bool) {
         self.colocated = colocated
@@ -86,8 +79,7 @@ final class DecodeScheduler {
         copy.batches = batches
         copy.loadIndex = loadIndex
         copy.slowestGroup = slowestGroup
-        copy.seatTable = seatTable
-        copy.freeSeats = freeSeats
+        copy.seats = seats
         return copy
     }
 
@@ -100,36 +92,17 @@ final class DecodeScheduler {
     // MARK: Seat records
 
     /// Seat record number `s`, nil when it is not held.
-    func seat(_ s: Int) -> DecodeSeat? {
-        guard s >= 0, s < seatTable.count, seatTable[s].held else { return nil }
-        return seatTable[s].seat
-    }
+    func seat(_ s: Int) -> DecodeSeat? { seats.record(s) }
 
     /// Seat records held (requests given a group here that have not left).
-    var seatsHeld: Int { seatTable.count - freeSeats.count }
+    var seatsHeld: Int { seats.heldCount }
 
-    private func issueSeat(_ id: Int, group g: Int) -> Int {
-        let slot = SeatSlot(seat: DecodeSeat(request: id, group: g), held: true)
-        if !freeSeats.isEmpty {
-            let s = freeSeats.removeLast()
-            seatTable[s] = slot
-            return s
-        }
-        seatTable.append(slot)
-        return seatTable.count - 1
-    }
+    private func issueSeat(_ id: Int, group g: Int) -> Int { seats.issue(DecodeSeat(request: id, group: g)) }
 
     /// The request of seat `s` left the engine with its seat settled (a failed request): the
     /// record is given back and returned (nil: not held).
     @discardableResult
-    func forgetSeat(_ s: Int) -> DecodeSeat? { freeSeat(s) }
-
-    private func freeSeat(_ s: Int) -> DecodeSeat? {
-        guard let seat = seat(s) else { return nil }
-        seatTable[s].held = false
-        freeSeats.append(s)
-        return seat
-    }
+    func forgetSeat(_ s: Int) -> DecodeSeat? { seats.giveBack(s) }
 
     /// A colocated request's prefill ended in group `g` (its seat was counted at admission,
     /// ``reserveSeat(_:)``): it takes its seat record. Returns the record's number.
@@ -137,7 +110,7 @@ final class DecodeScheduler {
 
     /// The request of seat `s` produced its first token at `time`.
     func noteFirstToken(seat s: Int, at time: SimTime) {
-        if s >= 0, s < seatTable.count, seatTable[s].held { seatTable[s].seat.firstTokenAt = time }
+        if seats.isHeld(s) { seats[held: s].firstTokenAt = time }
     }
 
     // MARK: Transfer queue and placement (decode TEs)
@@ -229,16 +202,16 @@ final class DecodeScheduler {
     /// The joiner of seat `s` enters its group's running batch at `joinStep`: its first token
     /// ends the current step, and it finishes at `finishStep` (both kept in the seat record).
     func admit(seat s: Int, promptTokens: Int, joinStep: Int, finishStep: Int) {
-        let (id, g) = Self.stamp(&seatTable[s], joinStep: joinStep, finishStep: finishStep)
+        let (id, g) = Self.stamp(&seats[held: s], joinStep: joinStep, finishStep: finishStep)
         admit(id, group: g, promptTokens: promptTokens, joinStep: joinStep, finishStep: finishStep)
     }
 
     /// Writes a joiner's steps into its seat in one access (three subscripts were three
     /// uniqueness checks of the table) and reads back its request and group.
-    private static func stamp(_ slot: inout SeatSlot, joinStep: Int, finishStep: Int) -> (request: Int, group: Int) {
-        slot.seat.joinStep = joinStep
-        slot.seat.finishStep = finishStep
-        return (slot.seat.request, slot.seat.group)
+    private static func stamp(_ seat: inout DecodeSeat, joinStep: Int, finishStep: Int) -> (request: Int, group: Int) {
+        seat.joinStep = joinStep
+        seat.finishStep = finishStep
+        return (seat.request, seat.group)
     }
 
     /// A joiner enters group `g`'s running batch at `joinStep`: its first token ends the current
@@ -292,7 +265,7 @@ final class DecodeScheduler {
     @discardableResult
     func reschedule(seat s: Int, to: Int) -> Bool {
         guard let seat = seat(s), reschedule(seat.request, from: seat.finishStep, to: to) else { return false }
-        seatTable[s].seat.finishStep = to
+        seats[held: s].finishStep = to
         return true
     }
 
@@ -313,7 +286,7 @@ final class DecodeScheduler {
     /// its record given back and returned.
     @discardableResult
     func release(seat s: Int, promptTokens: Int, groups: inout [DPGroupState]) -> DecodeSeat {
-        let seat = freeSeat(s)!
+        let seat = seats.giveBack(s)!
         release(seat.request, group: seat.group, promptTokens: promptTokens, joinStep: seat.joinStep, groups: &groups)
         return seat
     }
@@ -323,7 +296,7 @@ final class DecodeScheduler {
     /// no seat held).
     @discardableResult
     func evict(seat s: Int, admitted: Bool, promptTokens: Int, groups: inout [DPGroupState]) -> DecodeSeat? {
-        guard let seat = freeSeat(s) else { return nil }
+        guard let seat = seats.giveBack(s) else { return nil }
         evict(seat.request, group: seat.group, admitted: admitted, promptTokens: promptTokens, joinStep: seat.joinStep,
               groups: &groups)
         return seat
@@ -338,7 +311,7 @@ final class DecodeScheduler {
               migrate(seat.request, from: seat.group, to: target, promptTokens: promptTokens, totalTokens: totalTokens,
                       joinStep: seat.joinStep, blockTokens: blockTokens, groups: &groups)
         else { return false }
-        seatTable[s].seat.group = target
+        seats[held: s].group = target
         return true
     }
 
