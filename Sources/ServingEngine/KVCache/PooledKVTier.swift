@@ -73,45 +73,53 @@ public struct PooledKVTier: Sendable {
 
     /// ``insert(hashes:)`` for keys already chained.
     public mutating func insert(chainedHashes: [UInt64]) {
-        // Room first for every slot this insert could take (the LRU cannot grow while its links
-        // are edited in place): growth is in the same steps as one slot at a time, at most one
-        // step sooner, which changes memory, not which blocks are resident.
+        guard !chainedHashes.isEmpty else { return }
+        // Room first for every slot this insert could take (neither the LRU nor the index can grow
+        // while edited in place): growth is in the same steps as one slot at a time, at most one
+        // step sooner, which changes memory (and the index's layout, which nothing reads), not
+        // which blocks are resident.
         let mostSlots = min(capacityBlocks, usedSlots + chainedHashes.count)
         while mostSlots > lru.capacity {
             let grown = min(capacityBlocks, max(1024, lru.capacity * 2))
             lru.grow(to: grown)
             hashOf.append(contentsOf: repeatElement(0, count: grown - hashOf.count))
         }
-        var lru = BlockLRU(capacity: 0)
+        // Moved out while edited through their buffers: one uniqueness check per array per insert,
+        // not two per new block (half of a saturated superpod's finished-prompt keys are new).
+        var lru = BlockLRU(capacity: 0), keys: [UInt64] = [], index = PrefixIndex()
         swap(&lru, &self.lru)
-        lru.edit { lru in
-            for hash in chainedHashes {
-                if usedSlots < capacityBlocks {
-                    // Room left: one probe finds the block or where it goes (no eviction moves
-                    // entries in between).
-                    switch slotOf.probe(for: hash, keys: hashOf) {
-                    case .registered(let slot):
-                        lru.touch(slot)
-                    case .vacant(let vacancy):
-                        let slot = usedSlots
-                        usedSlots += 1
-                        hashOf[slot] = hash
-                        slotOf.occupy(vacancy, with: slot)
+        swap(&keys, &hashOf)
+        swap(&index, &slotOf)
+        keys.withUnsafeMutableBufferPointer { keys in
+            index.reserve(entries: mostSlots, keys: UnsafeBufferPointer(keys))
+            index.edit(keys: UnsafeBufferPointer(keys)) { index in
+                lru.edit { lru in
+                    for hash in chainedHashes {
+                        let (vacancy, registered) = index.find(hash)
+                        if registered {
+                            lru.touch(index.block(at: vacancy))
+                            continue
+                        }
+                        if usedSlots < capacityBlocks {
+                            let slot = usedSlots
+                            usedSlots += 1
+                            keys[slot] = hash
+                            index.occupy(vacancy, with: slot)
+                            lru.append(slot)
+                            continue
+                        }
+                        // Full: the oldest block gives its slot to this one.
+                        let slot = lru.popOldest()!
+                        index.remove(keys[slot])
+                        keys[slot] = hash
+                        index.occupy(index.find(hash).slot, with: slot)
                         lru.append(slot)
                     }
-                    continue
                 }
-                if let slot = slotOf.block(for: hash, keys: hashOf) {
-                    lru.touch(slot)
-                    continue
-                }
-                let slot = lru.popOldest()!
-                slotOf.remove(hashOf[slot], keys: hashOf)
-                hashOf[slot] = hash
-                slotOf.insert(slot, hash: hash, keys: hashOf)
-                lru.append(slot)
             }
         }
         swap(&lru, &self.lru)
+        swap(&keys, &hashOf)
+        swap(&index, &slotOf)
     }
 }

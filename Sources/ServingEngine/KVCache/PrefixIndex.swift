@@ -140,6 +140,62 @@ struct PrefixIndex: Sendable {
         count = registered
     }
 
+    /// Grows the table, if needed, to hold `entries` entries without growing again: to the size
+    /// registering up to that many one at a time would reach (a batch edit cannot grow it).
+    mutating func reserve(entries: Int, keys: UnsafeBufferPointer<UInt64>) {
+        while slots.isEmpty || entries * 4 > slots.count * 3 { grow(keys: keys) }
+    }
+
+    /// Runs `body` with an ``Editor`` over the slots' buffer: a batch of lookups, registrations
+    /// and removals (the pooled tier's insert of a finished prompt's keys) checks the array's
+    /// uniqueness once instead of once per change. `keys` is every registered block's hash, as for
+    /// the other methods; the caller may write it between the editor's calls. The table cannot
+    /// grow meanwhile: ``reserve(entries:keys:)`` first.
+    mutating func edit<R>(keys: UnsafeBufferPointer<UInt64>, _ body: (inout Editor) -> R) -> R {
+        precondition(!slots.isEmpty, "reserve before editing")
+        let mask = slots.count - 1
+        let (result, count) = slots.withUnsafeMutableBufferPointer { slots in
+            var editor = Editor(slots: slots, keys: keys, mask: mask, count: self.count)
+            let result = body(&editor)
+            return (result, editor.count)
+        }
+        self.count = count
+        return result
+    }
+
+    /// The index's operations on its slots' buffer (``edit(keys:_:)``), with the same results as
+    /// ``probe(for:keys:)``, ``occupy(_:with:)`` and ``remove(_:keys:)``.
+    struct Editor {
+        fileprivate let slots: UnsafeMutableBufferPointer<Int32>
+        fileprivate let keys: UnsafeBufferPointer<UInt64>
+        fileprivate let mask: Int
+        fileprivate(set) var count: Int
+
+        /// The slot holding `hash`'s block (`registered`), else the vacant slot it would take.
+        @inline(__always)
+        func find(_ hash: UInt64) -> (slot: Int, registered: Bool) {
+            PrefixIndex.find(hash, keys: keys, slots: slots, mask: mask)
+        }
+
+        /// The block in a slot ``find(_:)`` reported registered.
+        @inline(__always)
+        func block(at slot: Int) -> Int { Int(slots[slot]) }
+
+        /// Registers `block` (its hash already in the keys) in the slot ``find(_:)`` found vacant,
+        /// with no change to the index in between.
+        @inline(__always)
+        mutating func occupy(_ slot: Int, with block: Int) {
+            slots[slot] = Int32(truncatingIfNeeded: block)
+            count += 1
+        }
+
+        /// Unregisters `hash` (its block's key still in the keys).
+        @inline(__always)
+        mutating func remove(_ hash: UInt64) {
+            if PrefixIndex.remove(hash, keys: keys, slots: slots, mask: mask) { count -= 1 }
+        }
+    }
+
     /// Unregisters `hash` (its block's key still in `keys`, as are all others').
     mutating func remove(_ hash: UInt64, keys: [UInt64]) {
         guard count > 0 else { return }
@@ -197,14 +253,22 @@ struct PrefixIndex: Sendable {
         keys.withUnsafeBufferPointer { grow(keys: $0) }
     }
 
+    /// Doubles the table, re-placing the entries in their old slot order. Written straight into
+    /// the new buffer (a saturated superpod's pool and group indexes grow hundreds of times).
     private mutating func grow(keys: UnsafeBufferPointer<UInt64>) {
         let old = slots
-        slots = Array(repeating: -1, count: max(64, old.count * 2))
-        let mask = slots.count - 1
-        for block in old where block >= 0 {
-            var i = home(keys[Int(block)])
-            while slots[i] >= 0 { i = (i + 1) & mask }
-            slots[i] = block
+        let capacity = max(64, old.count * 2)
+        let mask = capacity - 1
+        slots = [Int32](unsafeUninitializedCapacity: capacity) { new, initialized in
+            new.initialize(repeating: -1)
+            old.withUnsafeBufferPointer { old in
+                for block in old where block >= 0 {
+                    var i = Int(truncatingIfNeeded: keys[Int(block)]) & mask
+                    while new[i] >= 0 { i = (i + 1) & mask }
+                    new[i] = block
+                }
+            }
+            initialized = capacity
         }
     }
 }

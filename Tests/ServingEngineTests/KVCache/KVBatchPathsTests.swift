@@ -92,6 +92,68 @@ import Testing
         #expect(batch.block(for: 12_345, keys: batchKeys) == nil)
     }
 
+    @Test func theIndexEditorFindsRegistersAndRemovesAsTheIndexDoes() {
+        var rng = RandomStreams(seed: 13).stream("index-editor")
+        var edited = PrefixIndex()
+        var plain = PrefixIndex()
+        var keys = [UInt64](repeating: 0, count: 512)
+        var registered: [Int] = []
+        var unused = Array((0..<512).reversed())
+        for step in 0..<300 {
+            // A batch of registrations and removals, made one at a time on the plain index and
+            // then through one editor (reserved first, as an editor cannot grow the table).
+            // A block removed in a batch is reused only after it (its key is read until then).
+            var batch: [(block: Int, hash: UInt64, remove: Bool)] = []
+            var removed: [Int] = []
+            for _ in 0..<rng.int(in: 1...12) {
+                if !registered.isEmpty, rng.int(in: 0...2) == 0 {
+                    let block = registered.remove(at: rng.int(in: 0...(registered.count - 1)))
+                    plain.remove(keys[block], keys: keys)
+                    batch.append((block, keys[block], true))
+                    removed.append(block)
+                } else if let block = unused.popLast() {
+                    let hash = UInt64(rng.int(in: 0...1_000_000)) &* 0x9E37_79B9_7F4A_7C15
+                    guard case .vacant(let slot) = plain.probe(for: hash, keys: keys) else {
+                        unused.append(block)
+                        continue
+                    }
+                    keys[block] = hash
+                    plain.occupy(slot, with: block)
+                    registered.append(block)
+                    batch.append((block, hash, false))
+                }
+            }
+            keys.withUnsafeBufferPointer { keys in
+                edited.reserve(entries: edited.count + batch.count, keys: keys)
+                edited.edit(keys: keys) { index in
+                    for change in batch {
+                        if change.remove {
+                            index.remove(change.hash)
+                        } else {
+                            let (slot, found) = index.find(change.hash)
+                            #expect(!found)
+                            index.occupy(slot, with: change.block)
+                        }
+                    }
+                }
+            }
+            unused.append(contentsOf: removed)
+            #expect(edited.count == plain.count && edited.count == registered.count, "count after batch \(step)")
+            for block in registered {
+                #expect(edited.block(for: keys[block], keys: keys) == block)
+            }
+        }
+        keys.withUnsafeBufferPointer { keys in
+            edited.edit(keys: keys) { index in
+                #expect(index.find(1).registered == false)
+                if let block = registered.first {
+                    let (slot, found) = index.find(keys[block])
+                    #expect(found && index.block(at: slot) == block)
+                }
+            }
+        }
+    }
+
     @Test func recycledBlockListsKeepAllocationsIndependent() throws {
         var kv = KVBlockManager(totalBlocks: 40, blockTokens: 16)
         // Allocate and free repeatedly so lists are recycled; every live request keeps its own blocks.

@@ -1,3 +1,4 @@
+import SimKit
 import Testing
 
 @testable import ServingEngine
@@ -25,6 +26,38 @@ import Testing
         let newest = ems.lookup(prefixHashes: [5, 6])
         #expect(refreshed == 2 && evicted == 0 && newest == 2)
         #expect(ems.residentBlocks == 4)
+    }
+
+    /// Inserts and lookups of prompts drawn from a few sessions, in a pool small enough that most
+    /// inserts evict, against a pool kept as a plain least-recently-used list of hashes.
+    @Test(arguments: [UInt64(2), 7]) func insertsAndLookupsFollowAPlainLRU(seed: UInt64) {
+        var rng = RandomStreams(seed: seed).stream("pool-walk")
+        let capacity = 40
+        var ems = PooledKVTier(capacityBlocks: capacity)
+        var plain: [UInt64] = []  // oldest first
+        func touchOrAdd(_ hash: UInt64) {
+            if let at = plain.firstIndex(of: hash) { plain.remove(at: at) } else if plain.count == capacity {
+                plain.removeFirst()
+            }
+            plain.append(hash)
+        }
+        for step in 0..<400 {
+            let session = UInt64(rng.int(in: 0...5))
+            let keys = (0..<rng.int(in: 1...20)).map { session &* 1_000 &+ UInt64($0 < 6 ? $0 : rng.int(in: 6...60)) }
+            let chained = PrefixHashes.chain(keys)
+            if rng.int(in: 0...2) == 0 {
+                var matched = 0
+                while matched < chained.count, plain.contains(chained[matched]) { matched += 1 }
+                #expect(ems.lookup(chainedHashes: chained) == matched, "lookup at step \(step)")
+                for hash in chained.prefix(matched) { touchOrAdd(hash) }
+            } else {
+                ems.insert(chainedHashes: chained)
+                for hash in chained { touchOrAdd(hash) }
+            }
+            #expect(ems.residentBlocks == plain.count, "resident at step \(step)")
+            // Every resident hash is found, alone or as the first of a prefix; evicted ones are not.
+            for hash in plain { #expect(ems.residentPrefix(chainedHashes: [hash]) == 1) }
+        }
     }
 
     @Test func rebaseSplitsAndMergesBlocks() {
