@@ -52,7 +52,8 @@ public struct KVBlockManager: Sendable {
     /// Per-block state for the blocks handed out at least once (`0..<touchedBlocks`): the arrays
     /// grow on first use, so a pod of hundreds of groups does not allocate every group's full
     /// table up front (the superpod's was 172 MB; a replay touches a fraction of a percent).
-    /// 32-bit counts: a block is shared by at most the group's live requests.
+    /// 32-bit counts: a block is shared by at most the group's live requests. The counts grow by
+    /// doubling, so they may cover never-used blocks too (at 0).
     var referenceCount: [Int32] = []
     /// Chained prefix hash held by a block (valid where `hashed` is true). These and the LRU
     /// cover only the blocks up to the highest one ever registered in the prefix cache: a decode
@@ -435,28 +436,39 @@ public struct KVBlockManager: Sendable {
     private mutating func takeOwnedBlocks(_ count: Int, into blocks: inout [Int32]) {
         guard count > 0 else { return }
         let fromList = min(count, freeList.count)
-        if fromList > 0 {
-            let start = freeList.count - fromList
-            // Through the buffers: one uniqueness check per array, not one per block.
+        let fresh = min(count - fromList, untouchedBlocks)
+        let taken = fromList + fresh
+        if taken > 0 {
+            if fresh > 0 { coverCounts(through: touchedBlocks + fresh - 1) }
+            // The run is written to a scratch buffer, each block owned once on the way (free-list
+            // blocks from the list's end, then never-used ones in increasing order), and appended
+            // in one copy: appending block by block checked the list's uniqueness and capacity
+            // per block.
+            let firstFresh = Int32(truncatingIfNeeded: touchedBlocks)
             var counts: [Int32] = []
             swap(&counts, &referenceCount)
-            counts.withUnsafeMutableBufferPointer { counts in
-                freeList.withUnsafeBufferPointer { list in
-                    for position in stride(from: list.count - 1, through: start, by: -1) {
-                        let block = list[position]
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: taken) { run in
+                counts.withUnsafeMutableBufferPointer { counts in
+                    freeList.withUnsafeBufferPointer { list in
+                        var position = list.count
+                        for k in 0..<fromList {
+                            position -= 1
+                            let block = list[position]
+                            counts[Int(block)] = 1
+                            run[k] = block
+                        }
+                    }
+                    var block = firstFresh
+                    for k in fromList..<taken {
                         counts[Int(block)] = 1
-                        blocks.append(block)
+                        run[k] = block
+                        block += 1
                     }
                 }
+                blocks.append(contentsOf: UnsafeBufferPointer(run))
             }
             swap(&counts, &referenceCount)
-            freeList.removeLast(fromList)
-        }
-        let fresh = min(count - fromList, untouchedBlocks)
-        if fresh > 0 {
-            let first = touchedBlocks
-            for block in first..<(first + fresh) { blocks.append(Int32(truncatingIfNeeded: block)) }
-            referenceCount.append(contentsOf: repeatElement(1, count: fresh))
+            if fromList > 0 { freeList.removeLast(fromList) }
             touchedBlocks += fresh
         }
         ownedBlockCount += fromList + fresh
@@ -470,8 +482,17 @@ public struct KVBlockManager: Sendable {
     /// Hands out the lowest never-used block, growing the per-block arrays to cover it.
     mutating func touchFreshBlock() -> Int {
         let block = touchedBlocks
+        coverCounts(through: block)
         touchedBlocks += 1
-        referenceCount.append(0)
         return block
+    }
+
+    /// Makes `referenceCount` cover `block` (counts of never-used blocks are 0). It grows by
+    /// doubling, ahead of `touchedBlocks`, so handing out never-used blocks (a decode group does so
+    /// for most of a run) does not append to it per allocation.
+    private mutating func coverCounts(through block: Int) {
+        guard block >= referenceCount.count else { return }
+        let grown = min(totalBlocks, max(block + 1, 2 * referenceCount.count, 64))
+        referenceCount.append(contentsOf: repeatElement(0, count: grown - referenceCount.count))
     }
 }

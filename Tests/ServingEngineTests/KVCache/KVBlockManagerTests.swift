@@ -180,7 +180,8 @@ import Testing
         #expect(kv.referenceCount.isEmpty && kv.freeBlocks == 1_000_000)
         #expect(kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: []) != nil)
         #expect(kv.sequences[1]?.blocks == [0, 1, 2])
-        #expect(kv.referenceCount.count == 3 && kv.freeBlocks == 999_997)
+        // Grown on use (by doubling, from 64), not to the group's size.
+        #expect(kv.referenceCount.count >= 3 && kv.referenceCount.count <= 64 && kv.freeBlocks == 999_997)
         #expect(kv.allocate(requestID: 2, promptTokens: 16, prefixHashes: []) != nil)
         kv.free(requestID: 1)
         // Freed blocks first (last freed first: the head block, as a full free list gives them)…
@@ -202,7 +203,7 @@ import Testing
         }
         for id in stride(from: 0, to: 50, by: 2) { kv.free(requestID: id) }
         #expect(kv.hashCoverage == 0 && kv.evictable.capacity == 0 && kv.cachedBlocks == 0)
-        #expect(kv.referenceCount.count == 50 * 63 && kv.audit() == [])
+        #expect(kv.referenceCount.count >= 50 * 63 && kv.referenceCount.count <= 2 * 50 * 63 && kv.audit() == [])
         // The first prefix key grows the hash state to cover its block only (geometrically).
         #expect(kv.allocate(requestID: 100, promptTokens: 64, prefixHashes: [9, 8, 7, 6]) != nil)
         #expect(kv.hashCoverage > 0 && kv.hashCoverage <= 2 * kv.referenceCount.count)
