@@ -1,21 +1,26 @@
 import PodModel
 import SimKit
 
-/// Health and scaling of the pod's hardware (system.md §1.5): which nodes an operator has
-/// drained, which of those have been announced empty (serviceable without touching traffic),
-/// how much work each drained node still holds, and which die is which expert die of a decode
-/// TE (the part of the hardware map recovery's expert-coverage rule reads). The TEs' and
-/// groups' NPUs and dies, the scaling lifecycle and the autoscaler slot of
-/// engine-components.md's `ClusterManager` move here next.
+/// Health and scaling of the pod's hardware (system.md §1.5): the hardware map (which NPUs
+/// each TE holds, which NPUs and dies each DP group holds, and whose a die is), which nodes an
+/// operator has drained, which of those have been announced empty (serviceable without touching
+/// traffic), how much work each drained node still holds, which die is which expert die of a
+/// decode TE (what recovery's expert-coverage rule reads) and the spare pool. The scaling
+/// lifecycle and the autoscaler slot of engine-components.md's `ClusterManager` move here next.
 ///
 /// It decides nothing about requests: a drain asks the owners (the engine, the schedulers) to
-/// move or finish what runs on the node; this component keeps the node states, answers whether
-/// hardware may take new work, and counts what is left on a drained node from a read-only
-/// ``PlacementView`` given per call. Which dies are dead is the fault system's: queries that
-/// need it take the dead dies as a parameter.
+/// move or finish what runs on the node; this component keeps the node states and the map,
+/// answers whether hardware may take new work, and counts what is left on a drained node from a
+/// read-only ``PlacementView`` given per call. Which dies are dead is the fault system's: queries
+/// that need it take the dead dies as a parameter. The map changes only through the calls below
+/// (layout at start and on a scale-up, an NPU swapped for a spare, NPUs given away, a TE
+/// released), which keep the die index in step.
 ///
 /// ```swift
 /// let cluster = ClusterManager(npusPerNode: 8, diesPerNPU: 2)
+/// cluster.layOutTE(npus: [8, 9], groups: 2, tp: 2, firstDie: 0)   // TE 0: g0 on NPU 8, g1 on NPU 9
+/// cluster.locate(die: 19)                            // (te: 0, group: 1)
+/// cluster.replaceNPU(of: 0, dead: 9, with: 40)       // g1 now on NPU 40 (dies 80, 81)
 /// cluster.drain(3)                                   // true; again: false
 /// cluster.isOnDrainedNode(npu: 27)                   // true (node 3)
 /// cluster.announceEmpty(3)                           // true once: the engine logs it
@@ -33,10 +38,13 @@ final class ClusterManager {
     /// Expert-die index of each expert die of the decode TEs, by die (kept up to date when an
     /// NPU is replaced or a TE retires).
     private(set) var expertSlots: [Int: ExpertSlot] = [:]
+    /// Which NPUs and dies each TE and DP group holds, and the die index.
+    private(set) var hardware: HardwareMap
 
     init(npusPerNode: Int, diesPerNPU: Int = 1) {
         self.npusPerNode = max(1, npusPerNode)
         self.diesPerNPU = max(1, diesPerNPU)
+        hardware = HardwareMap(diesPerNPU: diesPerNPU)
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every field is a value.
@@ -45,6 +53,7 @@ final class ClusterManager {
         copy.drainedNodes = drainedNodes
         copy.announcedEmpty = announcedEmpty
         copy.expertSlots = expertSlots
+        copy.hardware = hardware
         return copy
     }
 
@@ -85,6 +94,67 @@ final class ClusterManager {
     func announceEmpty(_ node: Int) -> Bool {
         guard drainedNodes.contains(node) else { return false }
         return announcedEmpty.insert(node).inserted
+    }
+}
+
+// MARK: Hardware map
+
+extension ClusterManager {
+    /// Lays out the next TE (numbered as the engine's next `instances` index) on `npus`:
+    /// `groups` DP groups of `tp` dies from the TE's die `firstDie` on (``HardwareMap/layOut(npus:groups:tp:firstDie:hardwareDiesPerNPU:)``);
+    /// `hardwareDiesPerNPU` nil: the pod's. Returns the TE's number.
+    @discardableResult
+    func layOutTE(npus: [Int], groups: Int, tp: Int, firstDie: Int, hardwareDiesPerNPU: Int? = nil) -> Int {
+        hardware.layOut(npus: npus, groups: groups, tp: tp, firstDie: firstDie,
+                        hardwareDiesPerNPU: hardwareDiesPerNPU ?? diesPerNPU)
+    }
+
+    /// TEs laid out so far (retired ones included).
+    var teCount: Int { hardware.teCount }
+    /// TE `te`'s NPUs, in its order (empty: outside the pod or retired).
+    func npus(of te: Int) -> [Int] { hardware.teNPUs[te] }
+    /// Whether TE `te` holds any NPU (not outside the pod, not retired).
+    func hasNPUs(_ te: Int) -> Bool { !hardware.teNPUs[te].isEmpty }
+    /// Whether TE `te`'s NPU list holds `npu`.
+    func holds(_ te: Int, npu: Int) -> Bool { hardware.teNPUs[te].contains(npu) }
+    /// Group `g` of TE `te`: its NPUs and its global die ids.
+    func npus(of te: Int, group g: Int) -> [Int] { hardware.groupNPUs[te][g] }
+    func dies(of te: Int, group g: Int) -> [Int] { hardware.groupDies[te][g] }
+    /// Every die of TE `te`'s groups, group by group.
+    func dies(of te: Int) -> [Int] { hardware.groupDies[te].flatMap { $0 } }
+    /// Whether group `g` of TE `te` has an NPU on a drained node.
+    func isOnDrainedNode(_ te: Int, group g: Int) -> Bool {
+        hardware.groupNPUs[te][g].contains(where: isOnDrainedNode)
+    }
+
+    /// The TE and DP group (nil: a die of the TE no group uses, e.g. an expert-only die) that
+    /// own `die`, if any. O(1).
+    func locate(die: Int) -> (te: Int, group: Int?)? { hardware.locate(die: die) }
+
+    /// TE `te` moves off NPU `dead` onto `spare` (recovery; the dead NPU leaves for repair): its
+    /// groups' dies and its expert dies follow.
+    func replaceNPU(of te: Int, dead: Int, with spare: Int) {
+        hardware.replace(dead, with: spare, in: te)
+        moveExpertDies(fromNPU: dead, toNPU: spare)
+    }
+
+    /// TE `te` gives `npus` away (kill prefill to preserve decode; the decode TE takes them when
+    /// its NPU-fork ends).
+    func give(_ npus: [Int], from te: Int) { hardware.remove(npus, from: te) }
+
+    /// TE `te` gives up all its hardware (retired): no NPUs, no dies, no expert dies.
+    func release(_ te: Int) {
+        hardware.release(te)
+        releaseExpertDies(of: te)
+    }
+
+    /// The spare pool: NPUs `0..<podNPUs` no TE holds, not `reserved` (promised to a TE, e.g. an
+    /// NPU-fork in progress), not on a drained node and with no dead die, in id order.
+    func spareNPUs(podNPUs: Int, reserved: Set<Int>, isDeadDie: (Int) -> Bool) -> [Int] {
+        (0..<podNPUs).filter { npu in
+            !hardware.isInUse(npu: npu) && !reserved.contains(npu) && !isOnDrainedNode(npu: npu)
+                && !(0..<diesPerNPU).contains { isDeadDie(npu * diesPerNPU + $0) }
+        }
     }
 }
 

@@ -90,10 +90,7 @@ struct RequestState {
 /// self-contained; the TE-shell only places requests).
 struct DPGroupState {
     var kv: KVBlockManager
-    /// NPUs the group's dies sit on (for drain and per-NPU status).
-    var npus: [Int]
-    /// Global die ids of the group (faults address dies).
-    var dies: [Int] = []
+    // The NPUs and dies the group sits on are the hardware map's (``ClusterManager``).
     /// No new placements: on a drained node, or out of service after a fault.
     var drained = false
     /// Taken out by fault recovery (lost die, TE down); see Faults/.
@@ -101,9 +98,8 @@ struct DPGroupState {
     // The group's prefill queue and batch are its TE's ``PrefillScheduler``'s; its decode seats
     // and running batch are its TE's ``DecodeScheduler``'s.
 
-    init(kv: KVBlockManager, npus: [Int]) {
+    init(kv: KVBlockManager) {
         self.kv = kv
-        self.npus = npus
     }
 }
 
@@ -128,7 +124,7 @@ final class InstanceState {
     var decodeAttentionRates: (queryTokens: Double, base: Double, perRequest: Double, perToken: Double)?
     /// KV transfer plane towards decode: UB inside the pod, RoCE from outside (system.md §2).
     var plane: FabricPlane { external ? .roce : .ub }
-    var npus: [Int]
+    // The NPUs the TE holds are the hardware map's (``ClusterManager``), by the TE's index.
     var dp: [DPGroupState]
     /// The prefill leader of a prefill or colocated TE (nil on a decode TE): the groups' prefill
     /// queues and batches (``PrefillScheduler``).
@@ -152,14 +148,13 @@ final class InstanceState {
     /// outside the JE's pool. Kept by the scaling lifecycle (``ServingEngine/noteScalingPhase(_:)``).
     var heldOffByScaling = false
 
-    init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel, npus: [Int],
+    init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel,
          dp: [DPGroupState]) {
         self.role = role
         self.name = name
         self.groupSpec = groupSpec
         self.external = external
         self.cost = cost
-        self.npus = npus
         self.dp = dp
         prefill = role == .decode ? nil : PrefillScheduler(groups: dp.count)
         decode = role == .prefill ? nil : DecodeScheduler(groups: dp.count, colocated: role == .colocated)
@@ -172,7 +167,7 @@ final class InstanceState {
     /// can write. Add new stored properties here.
     func forked() -> InstanceState {
         let copy = InstanceState(role: role, name: name, groupSpec: groupSpec, external: external, cost: cost,
-                                 npus: npus, dp: dp)
+                                 dp: dp)
         copy.prefill = prefill?.copy()
         copy.stepping = stepping
         copy.stepEndsAt = stepEndsAt

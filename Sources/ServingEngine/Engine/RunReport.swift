@@ -217,8 +217,8 @@ extension ServingEngine {
         let seconds = max(now, 1e-9)
         // Instances list the devices (chips) they run on; a die is a chip's share.
         var decodeChips = 0, prefillChips = 0, decodeDies = 0, prefillDies = 0
-        for instance in instances {
-            let chips = instance.external ? instance.groupSpec.npusEach : instance.npus.count
+        for (i, instance) in instances.enumerated() {
+            let chips = instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count
             let dies = chips * max(1, hardware.diesPerDevice)
             if instance.hasDecode { decodeChips += chips; decodeDies += dies }
             if instance.hasPrefill { prefillChips += chips; prefillDies += dies }

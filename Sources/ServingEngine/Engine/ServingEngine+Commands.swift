@@ -129,7 +129,7 @@ extension ServingEngine {
         var used = 0.0, capacity = 0.0
         let blockTokens = Double(configuration.kvBlockTokens)
         // A TE scaled in and retired (no NPUs) holds no KV capacity any more.
-        for instance in instances where instance.hasDecode && (!instance.npus.isEmpty || instance.external) {
+        for (i, instance) in instances.enumerated() where instance.hasDecode && (cluster.hasNPUs(i) || instance.external) {
             guard let batches = instance.decode?.batches else { continue }
             for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
                 used += Double(instance.dp[g].kv.usedBlocks) * blockTokens

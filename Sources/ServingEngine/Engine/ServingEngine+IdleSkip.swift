@@ -62,7 +62,7 @@ extension ServingEngine {
         // fault not yet detected (a straggler is found only once its TE steps).
         guard faults.silentRounds.isEmpty, faults.redoPending.isEmpty else { return false }
         for record in faults.records where record.active && record.detectedAt == nil {
-            guard case .straggler(let die, _) = record.kind, let (i, _) = locate(die: die), !instances[i].stepping
+            guard case .straggler(let die, _) = record.kind, let (i, _) = cluster.locate(die: die), !instances[i].stepping
             else { return false }
         }
         // KV probes: a "delayed" episode starts or ends on the next round.

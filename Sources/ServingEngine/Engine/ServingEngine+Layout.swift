@@ -52,28 +52,11 @@ extension ServingEngine {
                 + "\(kvStore.blocksBuilt) blocks of \(configuration.kvBlockTokens) tokens (at \(name)); the engine holds at most "
                 + "\(Self.maxKVBlocks) — use larger blocks or a smaller layout")
         }
-        let diesPerNPU = hw.diesPerDevice
-        var groups: [DPGroupState] = []
-        for g in 0..<spec.dp {
-            var groupNPUs: [Int] = []
-            var groupDies: [Int] = []
-            if !npus.isEmpty {
-                for die in (firstDie + g * spec.tp)..<(firstDie + (g + 1) * spec.tp) {
-                    // The TE's k-th NPU (the same as npus[0] + k for a deployment's contiguous
-                    // ranges; a TE scaled onto spare NPUs may span separate nodes).
-                    let k = die / diesPerNPU
-                    let npu = k < npus.count ? npus[k] : npus[0] + k
-                    if groupNPUs.last != npu { groupNPUs.append(npu) }
-                    groupDies.append(npu * diesPerNPU + die % diesPerNPU)
-                }
-            }
-            var group = DPGroupState(kv: kvStore.makeGroupCache(blocks: blocks),
-                                     npus: groupNPUs)
-            group.dies = groupDies
-            groups.append(group)
-        }
+        let groups = (0..<spec.dp).map { _ in DPGroupState(kv: kvStore.makeGroupCache(blocks: blocks)) }
+        // The TE's number in the hardware map is its index in `instances`.
+        cluster.layOutTE(npus: npus, groups: spec.dp, tp: spec.tp, firstDie: firstDie, hardwareDiesPerNPU: hw.diesPerDevice)
         instances.append(InstanceState(role: role, name: name, groupSpec: spec, external: spec.external,
-                                       cost: CostModel(model: model, hardware: hw), npus: npus, dp: groups))
+                                       cost: CostModel(model: model, hardware: hw), dp: groups))
     }
 
     /// KV blocks of one DP group: its dies' HBM share for KV minus the weights each die holds
@@ -104,7 +87,7 @@ extension ServingEngine {
         var roles = Array(repeating: NPURole.spare, count: topology.npuCount)
         var owner = Array(repeating: -1, count: topology.npuCount)
         for (index, instance) in instances.enumerated() {
-            for npu in instance.npus where npu < roles.count {
+            for npu in cluster.npus(of: index) where npu < roles.count {
                 owner[npu] = index
                 switch instance.role {
                 case .prefill: roles[npu] = .prefill
@@ -126,7 +109,7 @@ extension ServingEngine {
         for i in instances.indices {
             for g in instances[i].dp.indices {
                 instances[i].dp[g].drained = instances[i].dp[g].outOfService
-                    || instances[i].dp[g].npus.contains(where: cluster.isOnDrainedNode) || scalingHoldsOff(i)
+                    || cluster.isOnDrainedNode(i, group: g) || scalingHoldsOff(i)
             }
             instances[i].decode?.invalidateLoadIndex()
         }

@@ -220,8 +220,8 @@ extension ServingEngine {
         let seconds = max(now - mark.at, 1e-9)
         // As report() counts them: decode throughput over the NPUs that decode, prefill over those that prefill.
         var decodeNPUs = 0, prefillNPUs = 0
-        for instance in instances {
-            let npus = instance.external ? instance.groupSpec.npusEach : instance.npus.count
+        for (i, instance) in instances.enumerated() {
+            let npus = instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count
             if instance.hasDecode { decodeNPUs += npus }
             if instance.hasPrefill { prefillNPUs += npus }
         }

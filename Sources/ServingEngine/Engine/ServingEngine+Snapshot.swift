@@ -30,14 +30,15 @@ extension ServingEngine {
         // One walk over the requests in flight for both the progress and the node lists.
         let progress = drainProgress()
         s.drainProgress = progress
-        s.instances = instances.map { instance in
-            InstanceStatus(name: instance.name, kind: instance.role.rawValue,
-                           npus: instance.external ? instance.groupSpec.npusEach : instance.npus.count,
-                           queued: (instance.prefill?.queuedRequests ?? 0)
-                               + (instance.decode.map { $0.transferQueue.count + $0.joining.count } ?? 0),
-                           running: instance.runningRequests,
-                           kvUsage: instance.dp.reduce(0.0) { $0 + $1.kv.usage } / Double(max(1, instance.dp.count)),
-                           stepMs: instance.lastStepSeconds * 1_000)
+        s.instances = instances.indices.map { i in
+            let instance = instances[i]
+            return InstanceStatus(name: instance.name, kind: instance.role.rawValue,
+                                  npus: instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count,
+                                  queued: (instance.prefill?.queuedRequests ?? 0)
+                                      + (instance.decode.map { $0.transferQueue.count + $0.joining.count } ?? 0),
+                                  running: instance.runningRequests,
+                                  kvUsage: instance.dp.reduce(0.0) { $0 + $1.kv.usage } / Double(max(1, instance.dp.count)),
+                                  stepMs: instance.lastStepSeconds * 1_000)
         }
         annotateScaling(&s)
         let (drained, draining) = Self.drainState(progress)
@@ -99,7 +100,7 @@ extension ServingEngine {
         }
         var kvShare = Array(repeating: (used: 0.0, groups: 0), count: topology.npuCount)
         for (index, instance) in instances.enumerated() {
-            for npu in instance.npus where npu < statuses.count && owner[npu] == index && roles[npu] != .expert {
+            for npu in cluster.npus(of: index) where npu < statuses.count && owner[npu] == index && roles[npu] != .expert {
                 statuses[npu].instance = instance.name
                 statuses[npu].utilization = instance.utilization
             }
@@ -107,7 +108,7 @@ extension ServingEngine {
                 let seats = instance.decode?.slots[g] ?? 0
                 let inFlight = seats + (instance.prefill?.queues[g].count ?? 0), usage = instance.dp[g].kv.usage
                 let draining = instance.dp[g].drained && (seats > 0 || instance.dp[g].kv.liveRequests > 0)
-                for npu in instance.dp[g].npus where npu < statuses.count {
+                for npu in cluster.npus(of: index, group: g) where npu < statuses.count {
                     statuses[npu].dpGroups.append(g)
                     statuses[npu].requestsInFlight += inFlight
                     kvShare[npu].used += usage
@@ -120,15 +121,17 @@ extension ServingEngine {
             statuses[npu].kvUsage = kvShare[npu].used / Double(kvShare[npu].groups)
         }
         let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
-        for instance in instances where !instance.external {
+        for (index, instance) in instances.enumerated() where !instance.external {
             let hw = instance.cost.hardware
-            for g in instance.dp.indices where !instance.dp[g].npus.isEmpty {
+            for g in instance.dp.indices {
+                let npus = cluster.npus(of: index, group: g)
+                guard !npus.isEmpty else { continue }
                 // Weights fill what KV does not (kvBlocksPerGroup's split of the HBM share).
                 let groupKV = Double(instance.dp[g].kv.totalBlocks) * blockBytes
                 let weights = hw.hbmBytesPerDie * configuration.kvMemoryFraction * Double(instance.groupSpec.tp) - groupKV
                 let used = weights + Double(instance.dp[g].kv.usedBlocks) * blockBytes
-                for npu in instance.dp[g].npus where npu < statuses.count {
-                    statuses[npu].hbmUsedBytes += used / Double(instance.dp[g].npus.count)
+                for npu in npus where npu < statuses.count {
+                    statuses[npu].hbmUsedBytes += used / Double(npus.count)
                 }
             }
         }
@@ -147,7 +150,7 @@ extension ServingEngine {
     /// (the Pod view colours expert dies by it). Routed-expert dies come first in an instance.
     func markExpertDies(_ statuses: inout [NPUStatus], dieLoads: [Double]? = nil) {
         guard let index = instances.firstIndex(where: { $0.hasDecode }), let routing = experts.routing(of: index),
-              let first = instances[index].npus.first else { return }
+              let first = cluster.npus(of: index).first else { return }
         let diesPerNPU = instances[index].cost.hardware.diesPerDevice
         let loads = configuration.eplb == .perfect ? Array(repeating: 1.0, count: routing.dies)
             : dieLoads ?? routing.dieLoads()

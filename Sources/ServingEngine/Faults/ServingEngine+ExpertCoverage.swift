@@ -14,8 +14,9 @@ extension ServingEngine {
     /// Expert-die index of every expert die of every decode TE (kept up to date when an NPU is
     /// replaced).
     func buildExpertSlots() {
-        for (i, instance) in instances.enumerated() where instance.role == .decode && !instance.npus.isEmpty {
-            let base = instance.npus[0] * topology.diesPerNPU
+        for (i, instance) in instances.enumerated() where instance.role == .decode {
+            guard let first = cluster.npus(of: i).first else { continue }
+            let base = first * topology.diesPerNPU
             cluster.mapExpertDies(of: i, onto: base..<base + instance.groupSpec.ep)
         }
     }

@@ -100,7 +100,7 @@ extension ServingEngine {
         var stalled = Set<Int>()
         for die in fresh {
             // A killed TE uses no hardware; a group drained empty has released its dies.
-            guard let (i, g) = locate(die: die), faults.outage(of: i) != .killed else { continue }
+            guard let (i, g) = cluster.locate(die: die), faults.outage(of: i) != .killed else { continue }
             if let g, releasedByDrain(instance: i, group: g) { continue }
             // A die lost by a TE that is running (or coming back: restart, NPU-fork, repair)
             // goes through detection and recovery again, so the expert rule is checked anew.
@@ -117,10 +117,9 @@ extension ServingEngine {
     /// A group on a drained node with nothing left on it: its hardware is released, so a fault
     /// there touches no traffic.
     func releasedByDrain(instance i: Int, group g: Int) -> Bool {
-        let group = instances[i].dp[g]
-        return group.npus.contains(where: cluster.isOnDrainedNode)
+        cluster.isOnDrainedNode(i, group: g)
             && (instances[i].decode?.slots[g] ?? 0) == 0 && (instances[i].prefill?.queues[g].isEmpty ?? true)
-            && group.kv.liveRequests == faults.maskCount(instance: i, group: g)
+            && instances[i].dp[g].kv.liveRequests == faults.maskCount(instance: i, group: g)
     }
 
     /// Undoes a fault: the hardware is repaired (a repaired die rejoins with its weights loaded;
@@ -149,7 +148,6 @@ extension ServingEngine {
 
     /// Whether the UB link between NPUs a and b carries the KV path of prefill p → decode d.
     func linkJoins(_ a: Int, _ b: Int, _ p: Int, _ d: Int) -> Bool {
-        (instances[p].npus.contains(a) && instances[d].npus.contains(b))
-            || (instances[p].npus.contains(b) && instances[d].npus.contains(a))
+        (cluster.holds(p, npu: a) && cluster.holds(d, npu: b)) || (cluster.holds(p, npu: b) && cluster.holds(d, npu: a))
     }
 }

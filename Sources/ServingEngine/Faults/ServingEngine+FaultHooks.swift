@@ -70,13 +70,13 @@ extension ServingEngine {
         let resumed = faults.recomputeHalted()
         let halted = faults.halted
         faults.recomputeSlowdowns { die in
-            guard let (i, g) = locate(die: die) else { return nil }
+            guard let (i, g) = cluster.locate(die: die) else { return nil }
             if let g, instances[i].dp[g].outOfService { return nil }
             return i
         }
         for i in instances.indices {
             for g in instances[i].dp.indices {
-                let lost = faults.hasOutage(i) || faults.holdsKnownDead(instances[i].dp[g].dies)
+                let lost = faults.hasOutage(i) || faults.holdsKnownDead(cluster.dies(of: i, group: g))
                 instances[i].dp[g].outOfService = lost
             }
         }
@@ -99,15 +99,7 @@ extension ServingEngine {
     }
 
     /// Whether a DP group of TE `i` holds a die the control plane knows is dead.
-    func hasKnownDeadDie(_ i: Int) -> Bool { instances[i].dp.contains { faults.holdsKnownDead($0.dies) } }
-
-    /// The instance and DP group (nil: an expert-only die) that own a die, if any.
-    func locate(die: Int) -> (instance: Int, group: Int?)? {
-        let npu = die / topology.diesPerNPU
-        for i in instances.indices where instances[i].npus.contains(npu) {
-            if let g = instances[i].dp.firstIndex(where: { $0.dies.contains(die) }) { return (i, g) }
-            return (i, nil)
-        }
-        return nil
+    func hasKnownDeadDie(_ i: Int) -> Bool {
+        instances[i].dp.indices.contains { faults.holdsKnownDead(cluster.dies(of: i, group: $0)) }
     }
 }

@@ -26,7 +26,7 @@ extension ServingEngine {
         faults.beginOutage(donor, .killed)
         refreshFaultState()
         let moved = evict(requestsOn(instance: donor), outcome: .reprefill)
-        instances[donor].npus.removeAll(where: given.contains)
+        cluster.give(given, from: donor)
         note(ids, "kill prefill to preserve decode: \(instances[donor].name) killed, "
             + "\(moved.reprefilled) of its requests re-queued on the other prefill TEs")
         add(ids, moved)
@@ -136,31 +136,22 @@ extension ServingEngine {
 
     /// Moves a TE from a dead NPU onto a healthy one: the dead NPU leaves the TE for repair.
     private func replaceNPU(_ i: Int, dead: Int, with spare: Int) {
-        let perNPU = topology.diesPerNPU
-        for k in instances[i].npus.indices where instances[i].npus[k] == dead { instances[i].npus[k] = spare }
-        for g in instances[i].dp.indices where instances[i].dp[g].npus.contains(dead) {
-            instances[i].dp[g].npus = instances[i].dp[g].npus.map { $0 == dead ? spare : $0 }
-            instances[i].dp[g].dies = instances[i].dp[g].dies.map { $0 / perNPU == dead ? spare * perNPU + $0 % perNPU : $0 }
-        }
-        cluster.moveExpertDies(fromNPU: dead, toNPU: spare)
+        cluster.replaceNPU(of: i, dead: dead, with: spare)
     }
 
     // MARK: Spares and experts
 
     /// NPUs of TE `i` with a die the control plane knows is dead, in the TE's order.
     func knownDeadNPUs(of i: Int) -> [Int] {
-        instances[i].npus.filter { npu in (0..<topology.diesPerNPU).contains { faults.knownDead.contains(npu * topology.diesPerNPU + $0) } }
+        cluster.npus(of: i).filter { npu in (0..<topology.diesPerNPU).contains { faults.knownDead.contains(npu * topology.diesPerNPU + $0) } }
     }
 
     /// Healthy NPUs no TE uses and not on a drained node, in id order (the spare pool).
     func spareNPUs() -> [Int] {
-        var used = Set<Int>()
-        for instance in instances { used.formUnion(instance.npus) }
-        for outage in faults.outages.values { if case .forking(_, let spares) = outage { used.formUnion(spares.values) } }
-        return (0..<topology.npuCount).filter { npu in
-            !used.contains(npu) && !cluster.isOnDrainedNode(npu: npu)
-                && !(0..<topology.diesPerNPU).contains { faults.isDead(npu * topology.diesPerNPU + $0) }
-        }
+        // NPUs an NPU-fork in progress will take are promised already.
+        var promised = Set<Int>()
+        for outage in faults.outages.values { if case .forking(_, let spares) = outage { promised.formUnion(spares.values) } }
+        return cluster.spareNPUs(podNPUs: topology.npuCount, reserved: promised, isDeadDie: faults.isDead)
     }
 
     /// Bytes of weights one die of the TE holds: non-expert weights split over TP plus its

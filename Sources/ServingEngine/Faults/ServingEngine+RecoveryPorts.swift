@@ -13,16 +13,16 @@ struct EnginePodView: HeartbeatView, DrainView {
     func name(of te: Int) -> String { engine.instances[te].name }
     func decodes(_ te: Int) -> Bool { engine.instances[te].hasDecode }
     func isExternal(_ te: Int) -> Bool { engine.instances[te].external }
-    func npus(of te: Int) -> [Int] { engine.instances[te].npus }
+    func npus(of te: Int) -> [Int] { engine.cluster.npus(of: te) }
     func groupCount(of te: Int) -> Int { engine.instances[te].dp.count }
     func isOutOfService(_ te: Int, group g: Int) -> Bool { engine.instances[te].dp[g].outOfService }
-    func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool { engine.faults.holdsKnownDead(engine.instances[te].dp[g].dies) }
+    func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool { engine.faults.holdsKnownDead(engine.cluster.dies(of: te, group: g)) }
     func hasOutage(_ te: Int) -> Bool { engine.faults.hasOutage(te) }
     func hasIterationInFlight(_ te: Int) -> Bool { engine.instances[te].stepping && !engine.isHalted(te) }
     func knownDeadNPUs(of te: Int) -> [Int] { engine.knownDeadNPUs(of: te) }
     func spareNPUs() -> [Int] { engine.spareNPUs() }
     func missingExperts(of te: Int) -> [Int] { engine.missingExperts(instance: te) }
-    func locate(die: Int) -> (te: Int, group: Int?)? { engine.locate(die: die).map { ($0.instance, $0.group) } }
+    func locate(die: Int) -> (te: Int, group: Int?)? { engine.cluster.locate(die: die) }
 
     // The heartbeat round's view.
     func isStepping(_ te: Int) -> Bool { engine.instances[te].stepping }
@@ -36,7 +36,7 @@ struct EnginePodView: HeartbeatView, DrainView {
     var npusPerNode: Int { engine.topology.npusPerNode }
     var tokensPerStep: Double { engine.tokensPerStep }
     func isDrained(_ te: Int, group g: Int) -> Bool { engine.instances[te].dp[g].drained }
-    func npus(of te: Int, group g: Int) -> [Int] { engine.instances[te].dp[g].npus }
+    func npus(of te: Int, group g: Int) -> [Int] { engine.cluster.npus(of: te, group: g) }
     func stepIndex(of te: Int) -> Int { engine.instances[te].stepIndex }
     func decodingRequests(on te: Int) -> [DecodingRequest] {
         let joining = Set(engine.instances[te].decode?.joining ?? [])

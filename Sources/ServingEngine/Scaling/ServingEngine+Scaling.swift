@@ -220,14 +220,14 @@ extension ServingEngine {
         var choice: (path: LoadPath, seconds: Double, source: Int?)?
         var fallback = ""
         if let forced = life.loadPath, life.phase == .allocating {
-            if let why = unavailable(forced, role: role, npus: instances[i].npus) {
+            if let why = unavailable(forced, role: role, npus: cluster.npus(of: i)) {
                 fallback = "; \(forced.rawValue) no longer available (\(why)), fastest available instead"
             } else {
                 choice = loadTime(forced, instance: i)
             }
         }
         if choice == nil {
-            for path in LoadPath.allCases where unavailable(path, role: role, npus: instances[i].npus) == nil {
+            for path in LoadPath.allCases where unavailable(path, role: role, npus: cluster.npus(of: i)) == nil {
                 let candidate = loadTime(path, instance: i)
                 if choice == nil || candidate.seconds < choice!.seconds { choice = candidate }
             }
@@ -292,7 +292,7 @@ extension ServingEngine {
     func forkSource() -> Int? {
         var best: Int?
         for i in instances.indices where !instances[i].external && scaling.phase(i) == .inService
-            && !faults.hasOutage(i) && !isHalted(i) && !instances[i].npus.isEmpty {
+            && !faults.hasOutage(i) && !isHalted(i) && cluster.hasNPUs(i) {
             let dies = instances[i].groupSpec.dp * instances[i].groupSpec.tp
             if best == nil || dies > instances[best!].groupSpec.dp * instances[best!].groupSpec.tp { best = i }
         }
@@ -354,7 +354,7 @@ extension ServingEngine {
                 continue
             }
             let detail = scaling.lifecycle[i]!.detail
-            let npus = instances[i].npus
+            let npus = cluster.npus(of: i)
             retire(i)
             completePending(detail)
             logScaling("\(instances[i].name): scaled in — nothing left on it; \(npus.count) NPUs \(Self.ranges(npus)) "
@@ -372,17 +372,12 @@ extension ServingEngine {
         scaling.lifecycle[i]?.phase = .retired
         scaling.lifecycle[i]?.phaseEndsAt = nil
         noteScalingPhase(i)
-        instances[i].npus = []
         // The DP groups stay (empty, drained, on no hardware): requests that passed through keep
         // valid indices, and their prefix-cache counters stay in the report's hit rate.
-        for g in instances[i].dp.indices {
-            instances[i].dp[g].npus = []
-            instances[i].dp[g].dies = []
-            instances[i].dp[g].drained = true
-        }
+        for g in instances[i].dp.indices { instances[i].dp[g].drained = true }
         instances[i].decode?.invalidateLoadIndex()
         faults.forget(instance: i)
-        cluster.releaseExpertDies(of: i)
+        cluster.release(i)
     }
 
     // MARK: Faults during a scale
@@ -439,7 +434,7 @@ extension ServingEngine {
         }
         experts.add(i, host: expertHost(instances[i]), seed: configuration.seed &+ UInt64(i), now: now)
         if instances[i].role == .decode {
-            let dies = instances[i].dp.flatMap(\.dies)
+            let dies = cluster.dies(of: i)
             cluster.mapExpertDies(of: i, onto: dies.prefix(instances[i].groupSpec.ep))
         }
         je.noteGroupBlocks(of: [instances[i]])
@@ -508,7 +503,7 @@ extension ServingEngine {
     /// waits for the heartbeats.
     func scalingNoteFaults() {
         guard !scaling.lifecycle.isEmpty else { return }
-        func hasDeadDie(_ i: Int) -> Bool { instances[i].dp.contains { $0.dies.contains(where: faults.isDead) } }
+        func hasDeadDie(_ i: Int) -> Bool { cluster.dies(of: i).contains(where: faults.isDead) }
         for (loader, life) in scaling.lifecycle.sorted(by: { $0.key < $1.key }) where life.phase == .loading {
             guard let source = life.forkSource, hasDeadDie(source) else { continue }
             scaling.lifecycle[loader]?.phase = .allocating
@@ -516,7 +511,7 @@ extension ServingEngine {
             beginLoading(loader, note: " (the fork source \(instances[source].name) lost a die mid-copy; the copy starts over)")
         }
         for (i, life) in scaling.lifecycle.sorted(by: { $0.key < $1.key }) where life.phase.isStarting && hasDeadDie(i) {
-            let dies = Set(instances[i].dp.flatMap(\.dies))
+            let dies = Set(cluster.dies(of: i))
             let settled = faults.settleFailedStart(instance: i, dies: dies, at: now,
                                                    how: "\(instances[i].name) was starting: its weight load failed on the dead device")
             _ = scalingTakesRecovery(instance: i, faults: settled)

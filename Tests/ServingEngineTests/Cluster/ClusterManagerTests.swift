@@ -122,8 +122,10 @@ import Testing
         #expect(engine.apply(.drain(node: 2)).accepted)
         #expect(engine.cluster.isDrained(node: 2))
         let perNode = engine.topology.npusPerNode
-        for te in engine.instances {
-            for group in te.dp where group.npus.contains(where: { $0 / perNode == 2 }) { #expect(group.drained) }
+        for (i, te) in engine.instances.enumerated() {
+            for g in te.dp.indices where engine.cluster.npus(of: i, group: g).contains(where: { $0 / perNode == 2 }) {
+                #expect(te.dp[g].drained)
+            }
         }
         let fork = try engine.fork()
         #expect(fork.cluster !== engine.cluster)
@@ -134,5 +136,141 @@ import Testing
         #expect(!engine.cluster.isDrained(node: 2) && !engine.cluster.isAnnouncedEmpty(2))
         #expect(fork.cluster.isDrained(node: 2), "the fork's drain is its own")
         #expect(engine.audit() == [] && engine.inFlightProblems() == [])
+    }
+
+    // MARK: Hardware map
+
+    /// What `locate(die:)` must answer, by scanning the map as the engine once did: the lowest
+    /// TE whose NPU list holds the die's NPU, and the first of *its* groups listing the die.
+    static func scan(_ cluster: ClusterManager, die: Int) -> (te: Int, group: Int?)? {
+        let npu = die / cluster.diesPerNPU
+        for te in 0..<cluster.teCount where cluster.npus(of: te).contains(npu) {
+            let groups = (0..<groupCount(cluster, te)).first { cluster.dies(of: te, group: $0).contains(die) }
+            return (te, groups)
+        }
+        return nil
+    }
+
+    /// Groups of a TE as the map has them (dies(of:) is group by group).
+    static func groupCount(_ cluster: ClusterManager, _ te: Int) -> Int { cluster.hardware.groupDies[te].count }
+
+    static func expectIndexMatchesScan(_ cluster: ClusterManager, dies: Range<Int>, _ note: String,
+                                       sourceLocation: SourceLocation = #_sourceLocation) {
+        for die in dies {
+            let fast = cluster.locate(die: die), slow = scan(cluster, die: die)
+            #expect(fast?.te == slow?.te && fast?.group == slow?.group, "die \(die): \(note)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// 2 dies per NPU. TE 0: 2 groups of TP2 on NPUs 8, 9. TE 1 (the MoE–attention shape): NPUs
+    /// 10, 11, its one group starting at its die 2, so NPU 10's dies are expert-only. TE 2: TP4
+    /// groups spanning two NPUs each. TE 3 outside the pod: groups on nothing. TE 4 scaled onto
+    /// NPUs of two nodes.
+    static func pod() -> ClusterManager {
+        let cluster = ClusterManager(npusPerNode: 8, diesPerNPU: 2)
+        #expect(cluster.layOutTE(npus: [8, 9], groups: 2, tp: 2, firstDie: 0) == 0)
+        #expect(cluster.layOutTE(npus: [10, 11], groups: 1, tp: 2, firstDie: 2) == 1)
+        #expect(cluster.layOutTE(npus: [0, 1, 2, 3], groups: 2, tp: 4, firstDie: 0) == 2)
+        #expect(cluster.layOutTE(npus: [], groups: 2, tp: 2, firstDie: 0) == 3)
+        #expect(cluster.layOutTE(npus: [7, 40], groups: 2, tp: 2, firstDie: 0) == 4)
+        return cluster
+    }
+
+    @Test func layoutPlacesEachGroupOnItsTEsNPUs() {
+        let cluster = Self.pod()
+        #expect(cluster.teCount == 5)
+        #expect(cluster.npus(of: 0, group: 1) == [9] && cluster.dies(of: 0, group: 1) == [18, 19])
+        #expect(cluster.npus(of: 1, group: 0) == [11] && cluster.dies(of: 1, group: 0) == [22, 23])
+        #expect(cluster.npus(of: 2, group: 1) == [2, 3] && cluster.dies(of: 2, group: 1) == [4, 5, 6, 7])
+        #expect(cluster.npus(of: 3).isEmpty && !cluster.hasNPUs(3) && cluster.dies(of: 3, group: 1).isEmpty)
+        #expect(cluster.dies(of: 4) == [14, 15, 80, 81], "a TE on two nodes: its second NPU is 40, not 8")
+        #expect(cluster.holds(4, npu: 40) && !cluster.holds(4, npu: 8))
+        #expect(cluster.locate(die: 19)! == (0, 1))
+        #expect(cluster.locate(die: 20)! == (1, nil), "NPU 10's dies belong to TE 1 but to none of its groups")
+        #expect(cluster.locate(die: 81)! == (4, 1))
+        #expect(cluster.locate(die: 24) == nil && cluster.locate(die: 1_000) == nil, "spare and out-of-pod dies")
+        cluster.drain(1)
+        #expect(cluster.isOnDrainedNode(0, group: 1) && cluster.isOnDrainedNode(1, group: 0))
+        #expect(!cluster.isOnDrainedNode(2, group: 0) && !cluster.isOnDrainedNode(3, group: 0))
+        Self.expectIndexMatchesScan(cluster, dies: -1..<100, "after layout")
+    }
+
+    @Test func aDeadNPUIsSwappedForASpareWithItsDiesAndExpertDies() {
+        let cluster = Self.pod()
+        cluster.mapExpertDies(of: 0, onto: cluster.dies(of: 0))
+        cluster.replaceNPU(of: 0, dead: 9, with: 50)
+        #expect(cluster.npus(of: 0) == [8, 50], "the spare takes the dead NPU's place in the TE's order")
+        #expect(cluster.npus(of: 0, group: 1) == [50] && cluster.dies(of: 0, group: 1) == [100, 101])
+        #expect(cluster.npus(of: 0, group: 0) == [8] && cluster.dies(of: 0, group: 0) == [16, 17])
+        #expect(cluster.locate(die: 18) == nil, "the dead NPU left for repair")
+        #expect(cluster.locate(die: 101)! == (0, 1))
+        #expect(cluster.expertSlots[101] == ExpertSlot(instance: 0, index: 3) && cluster.expertSlots[19] == nil)
+        // A TP4 group spanning the dead NPU and a live one keeps the live one.
+        cluster.replaceNPU(of: 2, dead: 1, with: 60)
+        #expect(cluster.npus(of: 2, group: 0) == [0, 60] && cluster.dies(of: 2, group: 0) == [0, 1, 120, 121])
+        #expect(cluster.spareNPUs(podNPUs: 16, reserved: [], isDeadDie: { _ in false }).contains(1))
+        Self.expectIndexMatchesScan(cluster, dies: -1..<130, "after two swaps")
+    }
+
+    /// Kill prefill to preserve decode: TE 0 gives NPU 9 away, its out-of-service group still
+    /// lists it, and TE 1 takes it when its fork ends; the die is TE 1's from then on.
+    @Test func givenNPUsBelongToTheirTakerOnly() {
+        let cluster = Self.pod()
+        cluster.give([9], from: 0)
+        #expect(cluster.npus(of: 0) == [8] && cluster.npus(of: 0, group: 1) == [9], "the group keeps its list")
+        #expect(cluster.locate(die: 18) == nil, "nobody holds NPU 9 during the fork")
+        #expect(cluster.spareNPUs(podNPUs: 16, reserved: [9], isDeadDie: { _ in false }) == [4, 5, 6, 12, 13, 14, 15],
+                "promised to the fork: not spare")
+        cluster.replaceNPU(of: 1, dead: 11, with: 9)
+        #expect(cluster.locate(die: 18)! == (1, 0), "TE 1's group, not TE 0's, though TE 0's number is lower")
+        Self.expectIndexMatchesScan(cluster, dies: -1..<100, "after kill prefill and fork")
+    }
+
+    @Test func aReleasedTEHoldsNothingAndItsNPUsAreSpareAgain() {
+        let cluster = Self.pod()
+        cluster.mapExpertDies(of: 4, onto: cluster.dies(of: 4))
+        cluster.release(4)
+        #expect(cluster.teCount == 5, "a retired TE keeps its number")
+        #expect(!cluster.hasNPUs(4) && cluster.dies(of: 4).isEmpty && cluster.npus(of: 4, group: 1).isEmpty)
+        #expect(cluster.locate(die: 80) == nil && cluster.expertSlots.isEmpty)
+        let spare = cluster.spareNPUs(podNPUs: 48, reserved: [], isDeadDie: { $0 == 28 })
+        #expect(spare.contains(7) && spare.contains(40) && !spare.contains(14), "NPU 14 has a dead die")
+        cluster.drain(5)
+        #expect(!cluster.spareNPUs(podNPUs: 48, reserved: [], isDeadDie: { _ in false }).contains(40), "node 5 drained")
+        // Scaling adds a TE on the freed NPUs: the next number, indexed at once.
+        #expect(cluster.layOutTE(npus: [7, 40], groups: 1, tp: 4, firstDie: 0) == 5)
+        #expect(cluster.locate(die: 81)! == (5, 0) && cluster.dies(of: 5) == [14, 15, 80, 81])
+        Self.expectIndexMatchesScan(cluster, dies: -1..<100, "after release and scale-up")
+    }
+
+    @Test func aCopySharesNothingWithItsOriginal() {
+        let cluster = Self.pod()
+        let copy = cluster.copy()
+        cluster.replaceNPU(of: 0, dead: 9, with: 50)
+        cluster.release(2)
+        cluster.drain(1)
+        #expect(copy.npus(of: 0) == [8, 9] && copy.locate(die: 18)! == (0, 1) && copy.locate(die: 100) == nil)
+        #expect(copy.hasNPUs(2) && copy.locate(die: 0)! == (2, 0) && !copy.isDrained(node: 1))
+        copy.layOutTE(npus: [20], groups: 1, tp: 2, firstDie: 0)
+        #expect(copy.teCount == 6 && cluster.teCount == 5 && cluster.locate(die: 40) == nil)
+        Self.expectIndexMatchesScan(cluster, dies: -1..<130, "original")
+        Self.expectIndexMatchesScan(copy, dies: -1..<130, "copy")
+    }
+
+    /// The engine's faults go through the map: an NPU-fork onto a spare moves the decode TE,
+    /// and the index answers as the scan does on the engine and on a fork of it.
+    @Test func theEngineRecoversThroughTheMap() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 150) { $0.eplb = .off }
+        let d = try FaultTests.decodeIndex(engine)
+        engine.run(until: 2.5)
+        let fork = try engine.fork()
+        #expect(engine.apply(.faultNPU(21)).accepted)
+        engine.run(until: 10)
+        #expect(engine.cluster.npus(of: d).contains(40) && !engine.cluster.npus(of: d).contains(21))
+        #expect(fork.cluster.npus(of: d).contains(21), "the fork kept its own map")
+        let dies = 0..<(engine.topology.npuCount * engine.topology.diesPerNPU)
+        Self.expectIndexMatchesScan(engine.cluster, dies: dies, "engine after an NPU-fork")
+        Self.expectIndexMatchesScan(fork.cluster, dies: dies, "fork")
+        #expect(engine.cluster.teCount == engine.instances.count)
     }
 }

@@ -16,12 +16,11 @@ import XDSTestSupport
 
     private func te(_ role: InstanceRole, groups: Int, blocks: [Int]) -> InstanceState {
         let dp = (0..<groups).map { g in
-            DPGroupState(kv: store.makeGroupCache(blocks: blocks[min(g, blocks.count - 1)]), npus: [g])
+            DPGroupState(kv: store.makeGroupCache(blocks: blocks[min(g, blocks.count - 1)]))
         }
         let spec = InstanceGroup(role: role, count: 1, npusEach: groups, firstNPU: 0, tp: 1, dp: groups, ep: groups,
                                  redundantExperts: 0, batchLimit: 8)
-        return InstanceState(role: role, name: "\(role)", groupSpec: spec, external: false, cost: Self.cost,
-                             npus: Array(0..<groups), dp: dp)
+        return InstanceState(role: role, name: "\(role)", groupSpec: spec, external: false, cost: Self.cost, dp: dp)
     }
 
     private func je(routing: any RequestRoutingPolicy = RoundRobinRouting(), maxWaiting: Int? = nil) -> JobExecutor {

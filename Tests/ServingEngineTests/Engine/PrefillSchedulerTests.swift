@@ -12,7 +12,7 @@ import Testing
     private let store = KVCacheStore(blockTokens: 16, kvBytesPerToken: 1, poolCapacityBytes: 0)
 
     private func groups(_ count: Int, blocks: Int = 100) -> [DPGroupState] {
-        (0..<count).map { _ in DPGroupState(kv: store.makeGroupCache(blocks: blocks), npus: [0]) }
+        (0..<count).map { _ in DPGroupState(kv: store.makeGroupCache(blocks: blocks)) }
     }
 
     private func add(_ requests: inout RequestTable, _ id: Int, prompt: Int, output: Int = 10, keys: [UInt64] = []) {

@@ -17,7 +17,7 @@ import XDSTestSupport
         private var nextID = 0
         init(groups count: Int) {
             decode = DecodeScheduler(groups: count, colocated: false)
-            dp = (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: 64, blockTokens: 16), npus: []) }
+            dp = (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: 64, blockTokens: 16)) }
         }
         var slowestGroup: SlowestDecodeGroup { decode.slowestGroup }
         var batches: DecodeBatchFigures { decode.batches }
@@ -158,7 +158,7 @@ import XDSTestSupport
     @Test func engineKeepsTheIndexCurrentThroughFaultsAndDrain() throws {
         let engine = try FaultTests.engine(rate: 40, limit: 200, maxOutput: 512) { $0.faults.migrateDecodeOnDrain = true }
         let d = try FaultTests.decodeIndex(engine)
-        let decodeNPU = try #require(engine.instances[d].dp.first?.npus.first)
+        let decodeNPU = try #require(engine.cluster.npus(of: d, group: 0).first)
         var checked = 0
         for t in stride(from: 1.0, through: 40, by: 1) {
             engine.run(until: t)

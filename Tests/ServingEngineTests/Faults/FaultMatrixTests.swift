@@ -67,11 +67,11 @@ import XDSTestSupport
 
     /// The command for a case on this engine, or why the combination does not exist.
     static func command(_ kind: Kind, on engine: ServingEngine) -> Result<OperatorCommand, Skip> {
-        let prefill = engine.instances.firstIndex { $0.hasPrefill && !$0.npus.isEmpty }
+        let prefill = engine.instances.indices.first { engine.instances[$0].hasPrefill && engine.cluster.hasNPUs($0) }
         let decode = engine.instances.firstIndex { $0.role == .decode }
         // A die that holds KV on the decode side (colocated: the TE does both).
         let decodeSide = decode ?? engine.instances.firstIndex { $0.role == .colocated }
-        guard let side = decodeSide, let die = engine.instances[side].dp.first?.dies.first else {
+        guard let side = decodeSide, !engine.instances[side].dp.isEmpty, let die = engine.cluster.dies(of: side, group: 0).first else {
             return .failure(Skip("no decode-side die"))
         }
         switch kind {
@@ -79,13 +79,13 @@ import XDSTestSupport
             guard decode != nil else { return .failure(Skip("colocated TEs have no separate decode side (see prefill NPU)")) }
             return .success(.faultDie(die))
         case .prefillNPU:
-            guard let p = prefill, let npu = engine.instances[p].npus.first else {
+            guard let p = prefill, let npu = engine.cluster.npus(of: p).first else {
                 return .failure(Skip("prefill runs outside the pod (over RoCE): no pod NPU to fault"))
             }
             return .success(.faultNPU(npu))
         case .linkDown:
-            guard let p = prefill, let d = decode, let a = engine.instances[p].npus.first,
-                  let b = engine.instances[d].npus.first else {
+            guard let p = prefill, let d = decode, let a = engine.cluster.npus(of: p).first,
+                  let b = engine.cluster.npus(of: d).first else {
                 return .failure(Skip(decode == nil ? "colocated TEs transfer no KV between TEs"
                     : "prefill runs outside the pod: its KV path is RoCE, not a UB link"))
             }

@@ -22,7 +22,7 @@ import XDSTestSupport
         config.eplb = .off
         let engine = try ServingEngine(configuration: config, workload: FixedWorkload([]))
         let d = try FaultTests.decodeIndex(engine)
-        let base = engine.instances[d].npus[0] * 2
+        let base = engine.cluster.npus(of: d)[0] * 2
         func missing(_ dies: [Int]) -> [Int] {
             engine.faults.overrideKnownDead(Set(dies.map { base + $0 }))
             return engine.missingExperts(instance: d)
@@ -60,7 +60,7 @@ import XDSTestSupport
         engine.run(until: 10)
         let second = engine.report().faultDetails[1].recovery
         #expect(second.contains("shrink impossible") && second.contains("spare NPUs 40"), "\(second)")
-        #expect(engine.instances[d].npus.contains(40) && !engine.instances[d].npus.contains(21))
+        #expect(engine.cluster.npus(of: d).contains(40) && !engine.cluster.npus(of: d).contains(21))
         #expect(engine.missingExperts(instance: d) == [])
         // The spare pool used up (node 5 dead): NPU 22 falls back to a restart of decode.
         #expect(engine.apply(.faultNode(5)).accepted)
@@ -83,7 +83,7 @@ import XDSTestSupport
         engine.run(until: 8)
         let recovery = engine.report().faultDetails[1].recovery
         #expect(recovery.contains("kill prefill to preserve decode"), "\(recovery)")
-        #expect(engine.instances[1].npus.count == 7)
+        #expect(engine.cluster.npus(of: 1).count == 7)
         #expect(engine.runToCompletion(limit: 3_600))
         FaultTests.expectSound(engine)
         FaultTests.expectEmpty(engine)

@@ -99,7 +99,7 @@ extension GoldenTests {
         engine.run(until: 8)
         let recovery = try #require(engine.report().faultDetails.last?.recovery)
         #expect(recovery.contains("kill prefill to preserve decode"), "\(recovery)")
-        #expect(engine.instances[1].npus.count == 7, "prefill-1 gave an NPU to decode")
+        #expect(engine.cluster.npus(of: 1).count == 7, "prefill-1 gave an NPU to decode")
         #expect(engine.runToCompletion(limit: 3_600))
         FaultTests.expectSound(engine)
         FaultTests.expectEmpty(engine)

@@ -7,7 +7,7 @@ import XDSTestSupport
 
 @Suite(.timeLimit(.minutes(10))) struct DecodeLoadIndexTests {
     static func groups(_ count: Int, blocks: Int = 100) -> [DPGroupState] {
-        (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: 16), npus: []) }
+        (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: 16)) }
     }
 
     /// kv-aware's definition, by a scan (the index must agree with it at every step).
@@ -83,7 +83,7 @@ import XDSTestSupport
 
     @Test func refusesGroupsOfDifferentSizesAndReportsStaleness() throws {
         var mixed = Self.groups(3)
-        mixed[1] = DPGroupState(kv: KVBlockManager(totalBlocks: 50, blockTokens: 16), npus: [])
+        mixed[1] = DPGroupState(kv: KVBlockManager(totalBlocks: 50, blockTokens: 16))
         let none = [0, 0, 0]
         #expect(DecodeLoadIndex(groups: mixed, slots: none, batchLimit: 4) == nil)
         #expect(DecodeLoadIndex(groups: [], slots: [], batchLimit: 4) == nil)

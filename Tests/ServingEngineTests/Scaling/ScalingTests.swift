@@ -50,8 +50,8 @@ import XDSTestSupport
         #expect(new.allSatisfy { engine.scaling.phase($0) == .allocating })
         // Allocation: whole spare nodes (36…47), 16 NPUs each.
         for i in new {
-            #expect(engine.instances[i].npus.count == 16)
-            #expect(engine.instances[i].npus.allSatisfy { $0 >= 288 })
+            #expect(engine.cluster.npus(of: i).count == 16)
+            #expect(engine.cluster.npus(of: i).allSatisfy { $0 >= 288 })
             #expect(engine.instances[i].dp.allSatisfy { $0.drained }, "a starting TE takes no work")
         }
         #expect(engine.spareNPUs().count == 32)
@@ -179,7 +179,7 @@ import XDSTestSupport
         let life = try #require(engine.scaling.lifecycle[i])
         #expect(life.phase == .loading)
         let source = try #require(life.forkSource)
-        let npu = engine.instances[source].npus[0]
+        let npu = engine.cluster.npus(of: source)[0]
         #expect(engine.apply(.faultNPU(npu)).accepted)
         let after = try #require(engine.scaling.lifecycle[i])
         #expect(after.phase == .loading)
@@ -198,7 +198,7 @@ import XDSTestSupport
         let i = engine.instances.count - 1
         engine.run(until: 5)
         #expect(engine.scaling.phase(i) == .loading)
-        let npu = engine.instances[i].npus[2]
+        let npu = engine.cluster.npus(of: i)[2]
         #expect(engine.apply(.faultNPU(npu)).accepted)
         #expect(engine.scaling.phase(i) == .retired)
         #expect(engine.spareNPUs().count == 7, "its healthy NPUs are back; the dead one is out for repair")
@@ -213,7 +213,7 @@ import XDSTestSupport
         let pod = try Self.superpod(rate: 10)
         #expect(pod.apply(.scale(role: .prefill, change: .by(1), from: nil)).accepted)
         pod.run(until: 0.5)
-        #expect(pod.apply(.faultNPU(pod.instances[9].npus[0])).accepted)
+        #expect(pod.apply(.faultNPU(pod.cluster.npus(of: 9)[0])).accepted)
         #expect(pod.scaling.phase(9) == .retired && pod.scaling.phase(10) == .allocating)
         pod.run(until: 8)
         #expect(pod.scaling.phase(10) == .inService)

@@ -11,7 +11,7 @@ import Testing
     static let blockTokens = 16
 
     static func groups(_ count: Int, blocks: Int = 64) -> [DPGroupState] {
-        (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: blockTokens), npus: []) }
+        (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: blockTokens)) }
     }
 
     /// Pulls the head of the queue into the group kv-aware picks; the group, or nil when it did not fit.
