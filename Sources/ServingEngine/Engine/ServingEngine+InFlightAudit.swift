@@ -187,8 +187,10 @@ extension ServingEngine {
                         problems.append("\(instances[i].name)/dp\(g): queued tokens \(prefill.queuedTokens[g]) but its queue has \(remaining) left")
                     }
                     if !prefill.batches[g].isEmpty {
-                        let queued = Set(prefill.queues[g])
-                        for id in prefill.batches[g].lazy.map(\.request) where !queued.contains(id) {
+                        // Request ids in an IDTable (its cheap hash), not a Set<Int> (SipHash).
+                        var queued = IDTable<Bool>()
+                        for id in prefill.queues[g] { queued[id] = true }
+                        for id in prefill.batches[g].lazy.map(\.request) where queued[id] == nil {
                             problems.append("\(instances[i].name)/dp\(g): batch holds request \(id), which is not in its queue")
                         }
                     }
@@ -236,9 +238,9 @@ extension ServingEngine {
                 }
             }
             if !decode.firstStep.isEmpty {
-                var runningSet = Set<Int>()
-                for ids in decode.finishing.values { for id in ids { runningSet.insert(id) } }
-                for id in decode.firstStep where !runningSet.contains(id) {
+                var runningSet = IDTable<Bool>()
+                for ids in decode.finishing.values { for id in ids { runningSet[id] = true } }
+                for id in decode.firstStep where runningSet[id] == nil {
                     problems.append("\(instances[i].name): request \(id) takes its first step but is not in the decode batch")
                 }
             }
