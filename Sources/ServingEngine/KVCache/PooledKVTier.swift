@@ -82,6 +82,10 @@ public struct PooledKVTier: Sendable {
             lru.grow(to: grown)
             hashOf.append(contentsOf: repeatElement(0, count: grown - hashOf.count))
         }
+        if usedSlots + chainedHashes.count <= capacityBlocks {
+            insertWithRoom(chainedHashes)
+            return
+        }
         var lru = BlockLRU(capacity: 0)
         swap(&lru, &self.lru)
         lru.edit { lru in
@@ -113,5 +117,34 @@ public struct PooledKVTier: Sendable {
             }
         }
         swap(&lru, &self.lru)
+    }
+
+    /// ``insert(chainedHashes:)`` when every key could take a new slot (no eviction: the pool has
+    /// not filled, as through the Mooncake hour): each resident key refreshed, each other one given
+    /// the next slot, in order, in one pass through the index, the keys and the LRU's links (a
+    /// probe, a key write and a relink per key each checked their array's uniqueness).
+    private mutating func insertWithRoom(_ chainedHashes: [UInt64]) {
+        guard !chainedHashes.isEmpty else { return }
+        slotOf.reserve(adding: chainedHashes.count, keys: hashOf)
+        // Moved out while edited through their buffers (room for every new slot was made above).
+        var lru = BlockLRU(capacity: 0), keys: [UInt64] = []
+        swap(&lru, &self.lru)
+        swap(&keys, &hashOf)
+        var next = usedSlots
+        lru.edit { lru in
+            keys.withUnsafeMutableBufferPointer { keys in
+                chainedHashes.withUnsafeBufferPointer { hashes in
+                    slotOf.lookUpOrRegister(hashes: hashes, keys: keys, registered: { lru.touch($0) }, fresh: {
+                        let slot = next
+                        next += 1
+                        lru.append(slot)
+                        return slot
+                    })
+                }
+            }
+        }
+        usedSlots = next
+        swap(&lru, &self.lru)
+        swap(&keys, &hashOf)
     }
 }
