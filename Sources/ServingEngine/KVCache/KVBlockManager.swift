@@ -60,7 +60,7 @@ public struct KVBlockManager: Sendable {
     /// saturated decode group keeps 4 bytes of state per block instead of 33.
     private(set) var blockHash: [UInt64] = []
     private var hashed: [Bool] = []
-    var cacheIndex = PrefixIndex()
+    var cacheIndex = PrefixIndex(maxLoad: .half)
     /// Blocks freed after use, taken last-in first-out before any never-used block.
     var freeList: [Int32] = []
     /// Blocks `touchedBlocks..<totalBlocks` have never been used; they are handed out in
@@ -437,16 +437,16 @@ public struct KVBlockManager: Sendable {
         let fromList = min(count, freeList.count)
         if fromList > 0 {
             let start = freeList.count - fromList
-            // Through the buffers: one uniqueness check per array, not one per block.
+            // Through the buffers: one uniqueness check per array, not one per block. The blocks
+            // go onto the list in one append (an append per block checked the list's uniqueness
+            // and capacity each time: a decode group takes a whole prompt's blocks per pull).
             var counts: [Int32] = []
             swap(&counts, &referenceCount)
             counts.withUnsafeMutableBufferPointer { counts in
                 freeList.withUnsafeBufferPointer { list in
-                    for position in stride(from: list.count - 1, through: start, by: -1) {
-                        let block = list[position]
-                        counts[Int(block)] = 1
-                        blocks.append(block)
-                    }
+                    let taken = UnsafeBufferPointer(rebasing: list[start...])
+                    for block in taken { counts[Int(block)] = 1 }
+                    blocks.append(contentsOf: taken.reversed())
                 }
             }
             swap(&counts, &referenceCount)
@@ -454,8 +454,8 @@ public struct KVBlockManager: Sendable {
         }
         let fresh = min(count - fromList, untouchedBlocks)
         if fresh > 0 {
-            let first = touchedBlocks
-            for block in first..<(first + fresh) { blocks.append(Int32(truncatingIfNeeded: block)) }
+            let first = Int32(truncatingIfNeeded: touchedBlocks)
+            blocks.append(contentsOf: first..<(first + Int32(truncatingIfNeeded: fresh)))
             referenceCount.append(contentsOf: repeatElement(1, count: fresh))
             touchedBlocks += fresh
         }
