@@ -5,8 +5,8 @@ import SimKit
 ///
 /// An open-addressing set (linear probing, no deletion) of 64-bit ids slotted by
 /// ``StableHash/mix(_:)``. A `Set<UInt64>` seeds `Hasher` (SipHash) for every probe and rehashes
-/// every element at each doubling: the hour-long Mooncake check asks about 400 K times and inserts
-/// 290 K ids (a sixtieth of the whole replay). One id value (`UInt64.max`) marks an empty slot; that
+/// every element at each doubling: the hour-long Mooncake check probes 118 K times and inserts
+/// 288 K ids (a fiftieth of the whole replay). One id value (`UInt64.max`) marks an empty slot; that
 /// id itself is kept by a flag.
 ///
 /// ```swift
