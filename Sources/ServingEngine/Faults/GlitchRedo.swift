@@ -23,7 +23,11 @@ struct GlitchRedo: Equatable {
     }
 
     /// The glitch whose redo TE `i` still owes (taken: the redo starts now), if any.
-    mutating func take(_ i: Int) -> Int? { pending.removeValue(forKey: i) }
+    mutating func take(_ i: Int) -> Int? {
+        // Asked at every step's end; an empty table still hashes the key to find nothing.
+        guard !pending.isEmpty else { return nil }
+        return pending.removeValue(forKey: i)
+    }
 
     /// TE `name` redoes its iteration for glitch `id`, ending at `end`. Returns when the last
     /// redone iteration ends once no TE owes a redo for it any more (the recovery time).

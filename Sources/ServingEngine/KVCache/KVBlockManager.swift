@@ -61,7 +61,7 @@ public struct KVBlockManager: Sendable {
     /// saturated decode group keeps 4 bytes of state per block instead of 33.
     private(set) var blockHash: [UInt64] = []
     private var hashed: [Bool] = []
-    var cacheIndex = PrefixIndex()
+    var cacheIndex = PrefixIndex(maxLoad: .half)
     /// Blocks freed after use, taken last-in first-out before any never-used block.
     var freeList: [Int32] = []
     /// Blocks `touchedBlocks..<totalBlocks` have never been used; they are handed out in

@@ -1,19 +1,42 @@
 /// The prefix cache's index: chained prefix hash → the block registered under it, for one
-/// ``KVBlockManager``.
+/// ``KVBlockManager`` (and the pooled tier's slots, ``PooledKVTier``).
 ///
 /// An open-addressing table (linear probing, backward-shift deletion) of 32-bit block numbers;
 /// the hashes themselves stay in the manager's per-block hash array, passed in as `keys`. A
 /// saturated prefill group registers every prompt block, and a `Dictionary` of 64-bit keys and values
 /// cost 21–43 bytes per entry (8-byte key and value, ¾ load, doubling, never shrinking): the
-/// largest item of a saturated superpod's heap. This costs 5–11. The hashes are already mixed
-/// 64-bit values, so their low bits pick the slot. Nothing iterates it, so its order never
-/// reaches a report.
+/// largest item of a saturated superpod's heap. This costs 5–11 (at most ¾ full) or 8–16 (at most
+/// half full, ``MaxLoad``). The hashes are already mixed 64-bit values, so their low bits pick the
+/// slot. Nothing iterates it, so its order never reaches a report.
 struct PrefixIndex: Sendable {
+    /// How full the table may get before it doubles.
+    enum MaxLoad: Sendable {
+        /// A block manager's: a full prefill group keeps its table at its highest load for the
+        /// rest of a replay, and taking a block by eviction walks two probe runs (the evicted
+        /// hash's to its end, for the backward shift, and the new hash's). At up to ¾ full that
+        /// was ~300 instructions a block in the Mooncake hour, ~125 at half; the doubled slots cost
+        /// a 24 K-block prefill group 128 KB (8 MB over the superpod's 64 groups).
+        case half
+        /// The pooled tier's: it rarely evicts, and doubling its millions of slots cost the
+        /// saturated hour 25 MB of its 400 MB budget for a few hundredths of a percent.
+        case threeQuarters
+    }
+
     /// Block numbers; -1 is an empty slot. Empty or a power of two long.
     private var slots: [Int32] = []
     private(set) var count = 0
+    private let half: Bool
+
+    init(maxLoad: MaxLoad = .threeQuarters) { half = maxLoad == .half }
 
     var isEmpty: Bool { count == 0 }
+    /// Slots of the table (tests: the load bound).
+    var slotCount: Int { slots.count }
+
+    /// Whether `entries` would fill `slots` past the table's ``MaxLoad``.
+    @inline(__always) private func overfull(_ entries: Int, slots: Int) -> Bool {
+        half ? entries * 2 > slots : entries * 4 > slots * 3
+    }
 
     @inline(__always) private func home(_ hash: UInt64) -> Int {
         Int(truncatingIfNeeded: hash) & (slots.count - 1)
@@ -34,7 +57,7 @@ struct PrefixIndex: Sendable {
 
     /// Registers `block` under `hash` (not registered yet; `keys[block] == hash` already).
     mutating func insert(_ block: Int, hash: UInt64, keys: [UInt64]) {
-        if (count + 1) * 4 > slots.count * 3 { grow(keys: keys) }
+        if overfull(count + 1, slots: slots.count) { grow(keys: keys) }
         let mask = slots.count - 1
         var i = home(hash)
         while slots[i] >= 0 { i = (i + 1) & mask }
@@ -52,8 +75,8 @@ struct PrefixIndex: Sendable {
 
     /// A lookup that, on a miss, also finds the slot to register in: one probe for a
     /// lookup-then-insert (a prefill registers most of its prompt blocks, nearly all new, and
-    /// each probe of a ¾-full table reads several blocks' keys). On a miss that would take the
-    /// table past ¾ it grows first, exactly when ``insert(_:hash:keys:)`` would. Inlined: the
+    /// each probe reads a block's key). On a miss that would take the table past its ``MaxLoad``
+    /// it grows first, exactly when ``insert(_:hash:keys:)`` would. Inlined: the
     /// pooled tier probes every key of every finished prompt, most of them hits.
     @inline(__always)
     mutating func probe(for hash: UInt64, keys: [UInt64]) -> Probe {
@@ -66,7 +89,7 @@ struct PrefixIndex: Sendable {
                 if keys[Int(block)] == hash { return .registered(Int(block)) }
                 i = (i + 1) & mask
             }
-            if (count + 1) * 4 <= slots.count * 3 { return .vacant(i) }
+            if !overfull(count + 1, slots: slots.count) { return .vacant(i) }
         }
         grow(keys: keys)
         let mask = slots.count - 1
@@ -90,7 +113,7 @@ struct PrefixIndex: Sendable {
     mutating func registerNew(hashes: UnsafeBufferPointer<UInt64>, blocks: UnsafeBufferPointer<Int32>,
                               keys: UnsafeMutableBufferPointer<UInt64>, marks: UnsafeMutableBufferPointer<Bool>) {
         guard !hashes.isEmpty else { return }
-        while slots.isEmpty || (count + hashes.count) * 4 > slots.count * 3 { grow(keys: UnsafeBufferPointer(keys)) }
+        while slots.isEmpty || overfull(count + hashes.count, slots: slots.count) { grow(keys: UnsafeBufferPointer(keys)) }
         let mask = slots.count - 1
         var added = 0
         slots.withUnsafeMutableBufferPointer { slots in
@@ -143,7 +166,7 @@ struct PrefixIndex: Sendable {
     /// Grows the table, if needed, to hold `entries` entries without growing again: to the size
     /// registering up to that many one at a time would reach (a batch edit cannot grow it).
     mutating func reserve(entries: Int, keys: UnsafeBufferPointer<UInt64>) {
-        while slots.isEmpty || entries * 4 > slots.count * 3 { grow(keys: keys) }
+        while slots.isEmpty || overfull(entries, slots: slots.count) { grow(keys: keys) }
     }
 
     /// Runs `body` with an ``Editor`` over the slots' buffer: a batch of lookups, registrations

@@ -122,6 +122,10 @@ enum JSONLine {
                 let start = index
                 index += 1
                 var numbers: [Double] = []
+                // Room for as many numbers as the rest of the line could hold (each takes a digit
+                // and a separator), up to a few hundred: grown from empty, a Mooncake row's two
+                // dozen `hash_ids` reallocated it five times.
+                numbers.reserveCapacity(min((bytes.count - index) / 2, 256))
                 skipSpace()
                 if peek == UInt8(ascii: "]") {
                     index += 1

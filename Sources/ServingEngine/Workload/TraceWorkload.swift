@@ -220,7 +220,7 @@ public struct TraceWorkload: WorkloadSource {
         var trace = opened
         let path = trace.path
         var summary = TraceSummary(format: trace.format)
-        var seenBlocks = Set<UInt64>()  // membership only; never iterated, so order is moot
+        var seenBlocks = SeenBlocks()  // membership only; never iterated
         var reusedTokens = 0
         while let request = try trace.nextChecked() {
             kept?.append(request)

@@ -231,8 +231,8 @@ import Testing
 /// The prefix index against a dictionary, with hashes that collide in their low bits so probe
 /// runs wrap and deletions shift entries back.
 @Suite struct PrefixIndexTests {
-    @Test(arguments: [UInt64(1), 2])
-    func matchesADictionaryUnderInsertAndRemove(seed: UInt64) throws {
+    @Test(arguments: [UInt64(1), 2], [PrefixIndex.MaxLoad.half, .threeQuarters])
+    func matchesADictionaryUnderInsertAndRemove(seed: UInt64, maxLoad: PrefixIndex.MaxLoad) throws {
         var rng = seed &* 0x9E37_79B9_7F4A_7C15
         func next() -> UInt64 {
             rng = rng &+ 0x9E37_79B9_7F4A_7C15
@@ -243,8 +243,9 @@ import Testing
         let blocks = 500
         // Few distinct low bits: many hashes share a home slot.
         var keys = (0..<blocks).map { _ in (next() & ~0xFFF) | (next() & 0x7) }
-        var index = PrefixIndex()
+        var index = PrefixIndex(maxLoad: maxLoad)
         var model: [UInt64: Int] = [:]
+        var peak = 0
         for _ in 0..<20_000 {
             let block = Int(next() % UInt64(blocks))
             if let old = model.first(where: { $0.value == block })?.key {
@@ -257,7 +258,11 @@ import Testing
                 model[keys[block]] = block
             }
             #expect(index.count == model.count)
+            peak = max(peak, model.count)
         }
+        // Never fuller than its bound (the table only grows, so its peak load bounds it).
+        #expect(maxLoad == .half ? peak * 2 <= index.slotCount : peak * 4 <= index.slotCount * 3)
+        #expect(maxLoad == .half ? peak * 4 > index.slotCount : peak * 8 > index.slotCount * 3, "doubled no more than needed")
         for (hash, block) in model { #expect(index.block(for: hash, keys: keys) == block) }
         #expect(index.block(for: 0xDEAD_0000_0000_0003, keys: keys) == nil)
         for (hash, _) in model { index.remove(hash, keys: keys) }

@@ -60,6 +60,45 @@ import Testing
         }
     }
 
+    /// Random inserts (with room for every key, and evicting once full) and lookups against a
+    /// plain LRU list of chained keys: the same resident prefixes, hits and counts throughout.
+    @Test func insertsAndLookupsMatchAnLRUList() {
+        var rng = RandomStreams(seed: 8).stream("pool")
+        let capacity = 300
+        var ems = PooledKVTier(capacityBlocks: capacity)
+        var model: [UInt64] = []  // oldest first
+        func modelTouch(_ hash: UInt64) -> Bool {
+            guard let at = model.firstIndex(of: hash) else { return false }
+            model.remove(at: at)
+            model.append(hash)
+            return true
+        }
+        for _ in 0..<3_000 {
+            // Prompts share a few roots, so later ones find earlier prefixes resident.
+            let root = UInt64(rng.uniform() * 6)
+            let keys = [root] + (0..<Int(rng.uniform() * 40)).map { _ in UInt64(rng.uniform() * 12) }
+            let chained = PrefixHashes.chain(keys)
+            if rng.uniform() < 0.5 {
+                ems.insert(chainedHashes: chained)
+                for hash in chained where !modelTouch(hash) {
+                    if model.count == capacity { model.removeFirst() }
+                    model.append(hash)
+                }
+            } else {
+                var expected = 0
+                for hash in chained {
+                    guard modelTouch(hash) else { break }
+                    expected += 1
+                }
+                #expect(ems.lookup(chainedHashes: chained) == expected)
+            }
+            #expect(ems.residentBlocks == model.count)
+            let resident = Set(model)
+            #expect(ems.residentPrefix(chainedHashes: chained) == (chained.firstIndex { !resident.contains($0) } ?? chained.count))
+        }
+        #expect(model.count == capacity, "the pool filled, so both insert paths ran")
+    }
+
     @Test func rebaseSplitsAndMergesBlocks() {
         let split = PrefixHashes.rebase([7, 8], fromBlockTokens: 512, toBlockTokens: 128)
         #expect(split.count == 8 && Set(split).count == 8)

@@ -65,6 +65,29 @@ import Testing
         #expect(groups.allSatisfy { $0.kv.liveRequests == 0 && $0.kv.reservedBlocks == 0 })
     }
 
+    /// Finish steps that share a residue of the skip filter (4,096 apart), moved by reschedule,
+    /// emptied by remove: each step still hands back exactly its requests (an emptied one an
+    /// empty list, not nil), and the filter's counts stay those of the table.
+    @Test func finishStepsSharingAResidueAreEachFound() throws {
+        let decode = DecodeScheduler(groups: 1, colocated: false)
+        let base = 5, far = 5 + 4_096, farther = 5 + 2 * 4_096
+        decode.admit(1, group: 0, promptTokens: 10, joinStep: 0, finishStep: far)
+        decode.admit(2, group: 0, promptTokens: 10, joinStep: 0, finishStep: base)
+        decode.admit(3, group: 0, promptTokens: 10, joinStep: 0, finishStep: farther)
+        decode.admit(4, group: 0, promptTokens: 10, joinStep: 0, finishStep: 7)
+        #expect(decode.problems(groups: Self.groups(1)) == [])
+        #expect(decode.takeFinished(at: 6) == nil && decode.takeFinished(at: 6 + 4_096) == nil)
+        #expect(decode.reschedule(3, from: farther, to: far) && decode.finishing[far] == [1, 3])
+        #expect(decode.problems(groups: Self.groups(1)) == [])
+        _ = decode.remove([4])
+        #expect(decode.takeFinished(at: 7) == [], "an emptied step is still due")
+        #expect(decode.takeFinished(at: base) == [2] && decode.takeFinished(at: base) == nil)
+        #expect(decode.takeFinished(at: farther) == nil)
+        #expect(decode.copy().takeFinished(at: far) == [1, 3], "a copy keeps the counts")
+        #expect(decode.takeFinished(at: far) == [1, 3] && decode.finishing.isEmpty)
+        #expect(decode.problems(groups: Self.groups(1)) == [])
+    }
+
     @Test func aHeadThatDoesNotFitHoldsTheQueue() throws {
         let decode = DecodeScheduler(groups: 2, colocated: false)
         var groups = Self.groups(2, blocks: 8)   // 128 tokens a group

@@ -1,0 +1,82 @@
+import SimKit
+
+/// The Mooncake `hash_id`s a trace check has seen (``TraceWorkload/check(path:maxContextTokens:clipToContext:)``'s
+/// ideal prefix reuse): membership only, never iterated.
+///
+/// An open-addressing set (linear probing, no deletion) of 64-bit ids slotted by
+/// ``StableHash/mix(_:)``. A `Set<UInt64>` seeds `Hasher` (SipHash) for every probe and rehashes
+/// every element at each doubling: the hour-long Mooncake check probes 118 K times and inserts
+/// 288 K ids (a fiftieth of the whole replay). One id value (`UInt64.max`) marks an empty slot; that
+/// id itself is kept by a flag.
+///
+/// ```swift
+/// var seen = SeenBlocks()
+/// seen.insert(7)
+/// seen.contains(7)   // true
+/// ```
+struct SeenBlocks {
+    private static let empty = UInt64.max
+    /// Ids, `empty` where vacant. Empty or a power of two long, at most ¾ full.
+    private var slots: [UInt64] = []
+    /// Ids held in `slots` (the `empty` id not included).
+    private(set) var slotted = 0
+    private var holdsEmptyID = false
+
+    /// Ids held.
+    var count: Int { slotted + (holdsEmptyID ? 1 : 0) }
+
+    func contains(_ id: UInt64) -> Bool {
+        if id == Self.empty { return holdsEmptyID }
+        guard !slots.isEmpty else { return false }
+        return slots.withUnsafeBufferPointer { slots in
+            let mask = slots.count - 1
+            var i = Int(truncatingIfNeeded: StableHash.mix(id)) & mask
+            while true {
+                let held = slots[i]
+                if held == id { return true }
+                if held == Self.empty { return false }
+                i = (i + 1) & mask
+            }
+        }
+    }
+
+    /// Adds `id` (nothing when held already).
+    mutating func insert(_ id: UInt64) {
+        if id == Self.empty {
+            holdsEmptyID = true
+            return
+        }
+        if (slotted + 1) * 4 > slots.count * 3 { grow() }
+        let added = slots.withUnsafeMutableBufferPointer { slots in Self.place(id, in: slots) }
+        if added { slotted += 1 }
+    }
+
+    /// Adds every id of `ids`.
+    mutating func formUnion(_ ids: [UInt64]) {
+        for id in ids { insert(id) }
+    }
+
+    /// Puts `id` in its probe run's first vacant slot unless the run holds it; whether it was added.
+    @inline(__always)
+    private static func place(_ id: UInt64, in slots: UnsafeMutableBufferPointer<UInt64>) -> Bool {
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: StableHash.mix(id)) & mask
+        while true {
+            let held = slots[i]
+            if held == id { return false }
+            if held == Self.empty {
+                slots[i] = id
+                return true
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = Array(repeating: Self.empty, count: max(1_024, old.count * 2))
+        slots.withUnsafeMutableBufferPointer { slots in
+            for id in old where id != Self.empty { _ = Self.place(id, in: slots) }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import SimKit
+import Testing
+@testable import ServingEngine
+
+/// The trace check's set of seen `hash_id`s must answer exactly as the `Set<UInt64>` it replaced.
+@Suite struct SeenBlocksTests {
+    /// Random inserts and lookups over a small id range (many repeats) and a wide one (many
+    /// growths), against `Set<UInt64>`: the same answers and the same count.
+    @Test func answersAsASet() {
+        var rng = RandomStreams(seed: 11).stream("seen")
+        var seen = SeenBlocks()
+        var reference = Set<UInt64>()
+        for step in 0..<40_000 {
+            let id = step % 2 == 0 ? UInt64(rng.uniform() * 3_000) : rng.next()
+            if rng.uniform() < 0.5 {
+                seen.insert(id)
+                reference.insert(id)
+            }
+            #expect(seen.contains(id) == reference.contains(id))
+            #expect(seen.contains(id &+ 1) == reference.contains(id &+ 1))
+        }
+        #expect(seen.count == reference.count)
+        #expect(seen.count > 10_000, "the table grew several times")
+    }
+
+    /// The id the table uses for a vacant slot, and zero, are ids like any other.
+    @Test func edgeIDs() {
+        var seen = SeenBlocks()
+        #expect(!seen.contains(.max) && !seen.contains(0) && seen.count == 0)
+        seen.insert(.max)
+        #expect(seen.contains(.max) && !seen.contains(0) && seen.count == 1)
+        seen.formUnion([0, 0, .max, 5])
+        #expect(seen.contains(0) && seen.contains(5) && !seen.contains(6) && seen.count == 3)
+    }
+}
