@@ -45,6 +45,17 @@ public enum StableHash {
 
     /// Chains a child key onto a parent hash (order-sensitive), as prefix-block hashes need.
     @inlinable public static func combine(parent: UInt64, _ key: UInt64) -> UInt64 {
-        mix(parent ^ mix(key &+ 0x632b_e59b_d9b4_e019))
+        combine(parent: parent, mixedChild: mixedChild(key))
+    }
+
+    /// The child's half of ``combine(parent:_:)``: a caller chaining one child onto many parents
+    /// mixes it once.
+    @inlinable public static func mixedChild(_ key: UInt64) -> UInt64 {
+        mix(key &+ 0x632b_e59b_d9b4_e019)
+    }
+
+    /// ``combine(parent:_:)`` with the child already mixed by ``mixedChild(_:)`` (the same bits).
+    @inlinable public static func combine(parent: UInt64, mixedChild: UInt64) -> UInt64 {
+        mix(parent ^ mixedChild)
     }
 }

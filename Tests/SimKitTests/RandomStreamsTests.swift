@@ -44,6 +44,13 @@ import Testing
         #expect(firstTwo == [0xfb54_05f7_bd79_c540, 0x780c_98e2_6cea_5883])
         #expect(StableHash.fnv1a("") == 0xcbf2_9ce4_8422_2325)
         #expect(StableHash.fnv1a("a") == 0xaf63_dc4c_8601_ec8c)
+        // Prefix-block keys chain through `combine`; the same Python computes mix(p ^ mix(k + c)).
+        #expect(StableHash.combine(parent: 7, 0) == 0x97ee_73ef_0b8b_3102)
+        #expect(StableHash.combine(parent: 7, 3) == 0xa796_98f2_a0cd_e86d)
+        #expect(StableHash.combine(parent: .max, 1) == 0x3477_afc2_10b6_2dfc)
+        // A child mixed once, for many parents, combines to the same bits.
+        let child = StableHash.mixedChild(3)
+        #expect(StableHash.combine(parent: 7, mixedChild: child) == StableHash.combine(parent: 7, 3))
     }
 
     @Test func uniformStaysInRangeWithMeanOneHalf() {

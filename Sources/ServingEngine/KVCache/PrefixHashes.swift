@@ -45,17 +45,22 @@ public enum PrefixHashes {
             let pieces = fromBlockTokens / toBlockTokens
             let (count, overflow) = keys.count.multipliedReportingOverflow(by: pieces)
             precondition(!overflow, "too many prefix keys")
-            return [UInt64](unsafeUninitializedCapacity: count) { out, initialized in
-                keys.withUnsafeBufferPointer { keys in
-                    var k = 0
-                    for key in keys {
-                        for piece in 0..<pieces {
-                            out[k] = StableHash.combine(parent: key, UInt64(piece))
-                            k += 1
+            // Each piece number is the child of every key: mixed once per arrival, not once per
+            // key (issue 12), on the stack; combining with it gives the same bits.
+            return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: pieces) { children in
+                for piece in 0..<pieces { children[piece] = StableHash.mixedChild(UInt64(piece)) }
+                return [UInt64](unsafeUninitializedCapacity: count) { out, initialized in
+                    keys.withUnsafeBufferPointer { keys in
+                        var k = 0
+                        for key in keys {
+                            for piece in 0..<pieces {
+                                out[k] = StableHash.combine(parent: key, mixedChild: children[piece])
+                                k += 1
+                            }
                         }
                     }
+                    initialized = count
                 }
-                initialized = count
             }
         }
         let group = toBlockTokens / fromBlockTokens
