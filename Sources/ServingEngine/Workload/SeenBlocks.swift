@@ -9,6 +9,11 @@ import SimKit
 /// 288 K ids (a fiftieth of the whole replay). One id value (`UInt64.max`) marks an empty slot; that
 /// id itself is kept by a flag.
 ///
+/// The ids come from a file, so a slot is picked from the id salted with Swift's per-process
+/// hashing seed (the one the `Set` it replaces used): ids crafted to share a slot under the bare
+/// mixer would make every probe walk one long run. Only membership is ever read, so the salt
+/// changes the layout, never a result.
+///
 /// ```swift
 /// var seen = SeenBlocks()
 /// seen.insert(7)
@@ -21,6 +26,12 @@ struct SeenBlocks {
     /// Ids held in `slots` (the `empty` id not included).
     private(set) var slotted = 0
     private var holdsEmptyID = false
+    /// XORed into an id before it is mixed: from `Hasher`'s per-process seed.
+    private let salt: UInt64 = {
+        var hasher = Hasher()
+        hasher.combine(0 as UInt64)
+        return UInt64(truncatingIfNeeded: hasher.finalize())
+    }()
 
     /// Ids held.
     var count: Int { slotted + (holdsEmptyID ? 1 : 0) }
@@ -30,7 +41,7 @@ struct SeenBlocks {
         guard !slots.isEmpty else { return false }
         return slots.withUnsafeBufferPointer { slots in
             let mask = slots.count - 1
-            var i = Int(truncatingIfNeeded: StableHash.mix(id)) & mask
+            var i = Self.home(id, salt: salt, mask: mask)
             while true {
                 let held = slots[i]
                 if held == id { return true }
@@ -47,7 +58,7 @@ struct SeenBlocks {
             return
         }
         if (slotted + 1) * 4 > slots.count * 3 { grow() }
-        let added = slots.withUnsafeMutableBufferPointer { slots in Self.place(id, in: slots) }
+        let added = slots.withUnsafeMutableBufferPointer { slots in Self.place(id, in: slots, salt: salt) }
         if added { slotted += 1 }
     }
 
@@ -58,9 +69,9 @@ struct SeenBlocks {
 
     /// Puts `id` in its probe run's first vacant slot unless the run holds it; whether it was added.
     @inline(__always)
-    private static func place(_ id: UInt64, in slots: UnsafeMutableBufferPointer<UInt64>) -> Bool {
+    private static func place(_ id: UInt64, in slots: UnsafeMutableBufferPointer<UInt64>, salt: UInt64) -> Bool {
         let mask = slots.count - 1
-        var i = Int(truncatingIfNeeded: StableHash.mix(id)) & mask
+        var i = home(id, salt: salt, mask: mask)
         while true {
             let held = slots[i]
             if held == id { return false }
@@ -72,11 +83,17 @@ struct SeenBlocks {
         }
     }
 
+    /// The slot `id`'s probe run starts at.
+    @inline(__always)
+    private static func home(_ id: UInt64, salt: UInt64, mask: Int) -> Int {
+        Int(truncatingIfNeeded: StableHash.mix(id ^ salt)) & mask
+    }
+
     private mutating func grow() {
         let old = slots
         slots = Array(repeating: Self.empty, count: max(1_024, old.count * 2))
         slots.withUnsafeMutableBufferPointer { slots in
-            for id in old where id != Self.empty { _ = Self.place(id, in: slots) }
+            for id in old where id != Self.empty { _ = Self.place(id, in: slots, salt: salt) }
         }
     }
 }
