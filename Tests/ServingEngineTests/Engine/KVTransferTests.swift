@@ -21,6 +21,24 @@ import Testing
         #expect(t.channel(from: 0, to: 2) == 0 && t.channel(from: 5, to: 2) == 2)
     }
 
+    /// The pair table grows with either TE number and answers nil outside what is connected,
+    /// negative numbers included (a colocated request has no prefill TE).
+    @Test func channelLookupsOutsideTheConnectedPairsAreNil() {
+        let t = KVTransfer()
+        #expect(t.channel(from: 0, to: 0) == nil, "nothing connected yet")
+        #expect(t.connect(prefill: 3, decode: 9, plane: .ub) == 0)
+        #expect(t.connect(prefill: 3, decode: 1, plane: .ub) == 1, "a lower decode TE of a known prefill TE")
+        #expect(t.connect(prefill: 0, decode: 12, plane: .roce) == 2)
+        #expect(t.channel(from: 3, to: 9) == 0 && t.channel(from: 3, to: 1) == 1 && t.channel(from: 0, to: 12) == 2)
+        for (p, d) in [(3, 0), (3, 5), (3, 10), (0, 11), (1, 9), (2, 1), (4, 9), (-1, 9), (3, -1), (99, 99)] {
+            #expect(t.channel(from: p, to: d) == nil, "(\(p), \(d)) is not connected")
+        }
+        let copy = t.copy()
+        #expect(copy.connect(prefill: 2, decode: 1, plane: .ub) == 3)
+        #expect(t.channel(from: 2, to: 1) == nil, "a copy's pairs are its own")
+        #expect(copy.channel(from: 3, to: 1) == 1)
+    }
+
     @Test func transfersOnAChannelRunOneAtATimeInOrder() {
         let t = KVTransfer()
         let c = t.connect(prefill: 0, decode: 1, plane: .ub)
