@@ -67,7 +67,8 @@ extension ServingEngine {
     /// clock in `init(forking:)`). A test compares this list with the engine's real stored
     /// properties, so a property added without a line in ``fork()`` fails it.
     static let forkedProperties: Set<String> = [
-        "configuration", "model", "hardware", "topology", "cost", "tokensPerStep", "workload", "queue", "now",
+        "configuration", "model", "hardware", "topology", "cost", "tokensPerStep", "workload", "workloadIsSynthetic",
+        "queue", "now",
         "arrivalPending", "requests", "instances", "kvTransfer", "telemetry", "cluster", "faults",
         "speed", "paused", "commandsApplied", "streams",
         "experts", "kvStore", "je",

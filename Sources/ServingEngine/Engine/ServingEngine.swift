@@ -32,6 +32,10 @@ public final class ServingEngine {
     let tokensPerStep: Double
 
     var workload: any WorkloadSource
+    /// Whether `workload` is the synthetic generator (the only kind a `rate` command re-times);
+    /// fixed at init, as the workload's kind never changes. Testing the existential per arrival
+    /// copied it (a retain of its box and a dynamic-type lookup, ~0.5% of a saturated superpod).
+    let workloadIsSynthetic: Bool
     var queue = EngineEventQueue()
     public private(set) var now: SimTime = 0
     var arrivalPending = false
@@ -97,6 +101,7 @@ public final class ServingEngine {
         cost = CostModel(model: model, hardware: hardware)
         tokensPerStep = 1 + (model.mtpModules > 0 ? configuration.mtpAcceptance : 0)
         self.workload = workload
+        workloadIsSynthetic = workload is SyntheticWorkload
         cluster = ClusterManager(npusPerNode: topology.npusPerNode, diesPerNPU: topology.diesPerNPU)
         faults = FaultSystem(settings: configuration.faults)
         experts = ExpertSystem(mode: configuration.eplb, intervalSeconds: configuration.eplbIntervalSeconds,
@@ -132,6 +137,7 @@ public final class ServingEngine {
         cost = other.cost
         tokensPerStep = other.tokensPerStep
         self.workload = workload
+        workloadIsSynthetic = workload is SyntheticWorkload
         streams = other.streams.copy()
         telemetry = other.telemetry
         // A fork observes nothing: its requests and steps never reach the live engine's feeds.
@@ -267,8 +273,7 @@ public final class ServingEngine {
             arrivalsAtInstant = 0
         }
         let event = queue.schedule(at: at, .arrival(spec))
-        // The dynamic type compared, not `is` (a cast copied the whole generator per arrival).
-        if type(of: workload) == SyntheticWorkload.self { scheduledArrival = (event, spec, at) }
+        if workloadIsSynthetic { scheduledArrival = (event, spec, at) }
     }
 
     func arrive(_ spec: RequestSpec) {
