@@ -136,15 +136,24 @@ public struct SyntheticWorkload: WorkloadSource {
         // Drawn through a local copy of the stream: sampling with `&lengths` while reading
         // another property of `self` made the compiler copy the whole generator (twice a request).
         var stream = lengths
-        let trafficClass = configuration.classes[Int(classPicker.sample(using: &stream))]
-        let newTokens = clampedLength(trafficClass.promptTokens.sample(using: &stream), configuration.maxPromptTokens)
-        let output = clampedLength(trafficClass.outputTokens.sample(using: &stream), configuration.maxOutputTokens)
+        let traffic = Int(classPicker.sample(using: &stream))
+        let (promptDraw, outputDraw) = Self.drawLengths(configuration.classes, traffic, using: &stream)
+        let newTokens = clampedLength(promptDraw, configuration.maxPromptTokens)
+        let output = clampedLength(outputDraw, configuration.maxOutputTokens)
         lengths = stream
         let (prompt, keys) = shapePrefix(newTokens: newTokens, outputTokens: output)
         defer { nextID += 1 }
         return RequestSpec(
             id: nextID, arrival: clock, promptTokens: prompt, outputTokens: output, prefixHashes: keys,
-            prefixBlockTokens: configuration.prefixBlockTokens, tag: trafficClass.name)
+            prefixBlockTokens: configuration.prefixBlockTokens, tag: configuration.classes[traffic].name)
+    }
+
+    /// Class `traffic`'s prompt then output length draws, the class read in place (a copy of it
+    /// retained and released its name and both distributions per request).
+    private static func drawLengths(_ classes: [TrafficClass], _ traffic: Int,
+                                    using stream: inout RandomStream) -> (prompt: Double, output: Double) {
+        let prompt = classes[traffic].promptTokens.sample(using: &stream)
+        return (prompt, classes[traffic].outputTokens.sample(using: &stream))
     }
 
     private func clampedLength(_ x: Double, _ cap: Int) -> Int {
