@@ -6,8 +6,10 @@
 /// saturated prefill group registers every prompt block, and a `Dictionary` of 64-bit keys and values
 /// cost 21–43 bytes per entry (8-byte key and value, ¾ load, doubling, never shrinking): the
 /// largest item of a saturated superpod's heap. This costs 5–11 (at most ¾ full) or 8–16 (at most
-/// half full, ``MaxLoad``). The hashes are already mixed 64-bit values, so their low bits pick the
-/// slot. Nothing iterates it, so its order never reaches a report.
+/// half full, ``MaxLoad``). A hash's slot is picked by ``Slotting`` from a per-process multiplier,
+/// never from the hash's bare bits: the hashes chain ids read from a trace, and ids crafted so
+/// that their hashes share low bits would otherwise make every probe walk one long run (a replay
+/// that stalls). Nothing iterates the table, so its layout never reaches a report.
 struct PrefixIndex: Sendable {
     /// How full the table may get before it doubles.
     enum MaxLoad: Sendable {
@@ -26,6 +28,8 @@ struct PrefixIndex: Sendable {
     private var slots: [Int32] = []
     private(set) var count = 0
     private let half: Bool
+    /// How hashes map to slots at the table's current size.
+    private var slotting = Slotting(capacity: 1)
 
     init(maxLoad: MaxLoad = .threeQuarters) { half = maxLoad == .half }
 
@@ -38,8 +42,33 @@ struct PrefixIndex: Sendable {
         half ? entries * 2 > slots : entries * 4 > slots * 3
     }
 
-    @inline(__always) private func home(_ hash: UInt64) -> Int {
-        Int(truncatingIfNeeded: hash) & (slots.count - 1)
+    @inline(__always) private func home(_ hash: UInt64) -> Int { slotting.home(hash) }
+
+    /// Where a hash's probe run starts in a table of `capacity` slots (a power of two): the top
+    /// bits of the hash times an odd multiplier taken from Swift's per-process hashing seed.
+    /// Multiply-shift is a universal family (two hashes share a home with probability about
+    /// 2/capacity, whatever they are), so no input can be crafted to collide without knowing the
+    /// process's seed; `SWIFT_DETERMINISTIC_HASHING=1` fixes the seed, for repeatable profiles.
+    struct Slotting {
+        let mask: Int
+        private let shift: UInt64
+        private let multiplier: UInt64
+
+        init(capacity: Int) {
+            mask = capacity - 1
+            shift = UInt64(64 - capacity.trailingZeroBitCount)
+            multiplier = Self.seededMultiplier
+        }
+
+        @inline(__always) func home(_ hash: UInt64) -> Int {
+            Int(truncatingIfNeeded: (hash &* multiplier) &>> shift)
+        }
+
+        private static let seededMultiplier: UInt64 = {
+            var hasher = Hasher()
+            hasher.combine(0x5EED as UInt64)
+            return UInt64(truncatingIfNeeded: hasher.finalize()) | 1
+        }()
     }
 
     /// The block registered under `hash`; `keys[block]` is each registered block's hash.
@@ -53,6 +82,17 @@ struct PrefixIndex: Sendable {
             if keys[Int(block)] == hash { return Int(block) }
             i = (i + 1) & mask
         }
+    }
+
+    /// Slots a lookup of `hash` reads (tests: probe runs stay short whatever the hashes).
+    func probes(for hash: UInt64, keys: [UInt64]) -> Int {
+        guard !slots.isEmpty else { return 0 }
+        var i = home(hash), read = 1
+        while slots[i] >= 0 && keys[Int(slots[i])] != hash {
+            i = (i + 1) & slotting.mask
+            read += 1
+        }
+        return read
     }
 
     /// Registers `block` under `hash` (not registered yet; `keys[block] == hash` already).
@@ -114,12 +154,11 @@ struct PrefixIndex: Sendable {
                               keys: UnsafeMutableBufferPointer<UInt64>, marks: UnsafeMutableBufferPointer<Bool>) {
         guard !hashes.isEmpty else { return }
         while slots.isEmpty || overfull(count + hashes.count, slots: slots.count) { grow(keys: UnsafeBufferPointer(keys)) }
-        let mask = slots.count - 1
         var added = 0
         slots.withUnsafeMutableBufferPointer { slots in
             for i in hashes.indices {
                 let hash = hashes[i]
-                let (s, registered) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, mask: mask)
+                let (s, registered) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
                 guard !registered else { continue }
                 let block = blocks[i]
                 keys[Int(block)] = hash
@@ -142,15 +181,14 @@ struct PrefixIndex: Sendable {
                                     marks: UnsafeMutableBufferPointer<Bool>, evict: () -> Int) {
         guard !hashes.isEmpty else { return }
         precondition(count > 0, "only registered blocks are evicted")
-        let mask = slots.count - 1
         var registered = count
         slots.withUnsafeMutableBufferPointer { slots in
             for hash in hashes {
                 let block = evict()
-                let removed = Self.remove(keys[block], keys: UnsafeBufferPointer(keys), slots: slots, mask: mask)
+                let removed = Self.remove(keys[block], keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
                 precondition(removed, "an evicted block is registered")
                 marks[block] = false
-                let (s, taken) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, mask: mask)
+                let (s, taken) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
                 guard !taken else {
                     registered -= 1
                     continue
@@ -176,9 +214,8 @@ struct PrefixIndex: Sendable {
     /// grow meanwhile: ``reserve(entries:keys:)`` first.
     mutating func edit<R>(keys: UnsafeBufferPointer<UInt64>, _ body: (inout Editor) -> R) -> R {
         precondition(!slots.isEmpty, "reserve before editing")
-        let mask = slots.count - 1
         let (result, count) = slots.withUnsafeMutableBufferPointer { slots in
-            var editor = Editor(slots: slots, keys: keys, mask: mask, count: self.count)
+            var editor = Editor(slots: slots, keys: keys, slotting: slotting, count: self.count)
             let result = body(&editor)
             return (result, editor.count)
         }
@@ -191,13 +228,13 @@ struct PrefixIndex: Sendable {
     struct Editor {
         fileprivate let slots: UnsafeMutableBufferPointer<Int32>
         fileprivate let keys: UnsafeBufferPointer<UInt64>
-        fileprivate let mask: Int
+        fileprivate let slotting: Slotting
         fileprivate(set) var count: Int
 
         /// The slot holding `hash`'s block (`registered`), else the vacant slot it would take.
         @inline(__always)
         func find(_ hash: UInt64) -> (slot: Int, registered: Bool) {
-            PrefixIndex.find(hash, keys: keys, slots: slots, mask: mask)
+            PrefixIndex.find(hash, keys: keys, slots: slots, slotting: slotting)
         }
 
         /// The block in a slot ``find(_:)`` reported registered.
@@ -215,16 +252,15 @@ struct PrefixIndex: Sendable {
         /// Unregisters `hash` (its block's key still in the keys).
         @inline(__always)
         mutating func remove(_ hash: UInt64) {
-            if PrefixIndex.remove(hash, keys: keys, slots: slots, mask: mask) { count -= 1 }
+            if PrefixIndex.remove(hash, keys: keys, slots: slots, slotting: slotting) { count -= 1 }
         }
     }
 
     /// Unregisters `hash` (its block's key still in `keys`, as are all others').
     mutating func remove(_ hash: UInt64, keys: [UInt64]) {
         guard count > 0 else { return }
-        let mask = slots.count - 1
         let removed = keys.withUnsafeBufferPointer { keys in
-            slots.withUnsafeMutableBufferPointer { Self.remove(hash, keys: keys, slots: $0, mask: mask) }
+            slots.withUnsafeMutableBufferPointer { Self.remove(hash, keys: keys, slots: $0, slotting: slotting) }
         }
         if removed { count -= 1 }
     }
@@ -233,8 +269,9 @@ struct PrefixIndex: Sendable {
     /// that ends its probe path (the table always has one: it is at most ¾ full).
     @inline(__always)
     private static func find(_ hash: UInt64, keys: UnsafeBufferPointer<UInt64>,
-                             slots: UnsafeMutableBufferPointer<Int32>, mask: Int) -> (slot: Int, registered: Bool) {
-        var s = Int(truncatingIfNeeded: hash) & mask
+                             slots: UnsafeMutableBufferPointer<Int32>, slotting: Slotting) -> (slot: Int, registered: Bool) {
+        let mask = slotting.mask
+        var s = slotting.home(hash)
         while true {
             let block = slots[s]
             if block < 0 { return (s, false) }
@@ -246,8 +283,9 @@ struct PrefixIndex: Sendable {
     /// ``remove(_:keys:)`` on the slots' buffer, leaving `count` to the caller: whether `hash` was there.
     @inline(__always)
     private static func remove(_ hash: UInt64, keys: UnsafeBufferPointer<UInt64>,
-                               slots: UnsafeMutableBufferPointer<Int32>, mask: Int) -> Bool {
-        var hole = Int(truncatingIfNeeded: hash) & mask
+                               slots: UnsafeMutableBufferPointer<Int32>, slotting: Slotting) -> Bool {
+        let mask = slotting.mask
+        var hole = slotting.home(hash)
         while true {
             let block = slots[hole]
             if block < 0 { return false }
@@ -261,7 +299,7 @@ struct PrefixIndex: Sendable {
             j = (j + 1) & mask
             let block = slots[j]
             if block < 0 { break }
-            let k = Int(truncatingIfNeeded: keys[Int(block)]) & mask
+            let k = slotting.home(keys[Int(block)])
             let stays = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j)
             if !stays {
                 slots[hole] = block
@@ -281,12 +319,14 @@ struct PrefixIndex: Sendable {
     private mutating func grow(keys: UnsafeBufferPointer<UInt64>) {
         let old = slots
         let capacity = max(64, old.count * 2)
-        let mask = capacity - 1
+        let slotting = Slotting(capacity: capacity)
+        let mask = slotting.mask
+        self.slotting = slotting
         slots = [Int32](unsafeUninitializedCapacity: capacity) { new, initialized in
             new.initialize(repeating: -1)
             old.withUnsafeBufferPointer { old in
                 for block in old where block >= 0 {
-                    var i = Int(truncatingIfNeeded: keys[Int(block)]) & mask
+                    var i = slotting.home(keys[Int(block)])
                     while new[i] >= 0 { i = (i + 1) & mask }
                     new[i] = block
                 }

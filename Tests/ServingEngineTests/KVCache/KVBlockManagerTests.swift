@@ -228,8 +228,9 @@ import Testing
     }
 }
 
-/// The prefix index against a dictionary, with hashes that collide in their low bits so probe
-/// runs wrap and deletions shift entries back.
+/// The prefix index against a dictionary, with hashes that share their low bits (which must not
+/// make them share slots) in a table up to its full load, so probe runs wrap and deletions shift
+/// entries back.
 @Suite struct PrefixIndexTests {
     @Test(arguments: [UInt64(1), 2], [PrefixIndex.MaxLoad.half, .threeQuarters])
     func matchesADictionaryUnderInsertAndRemove(seed: UInt64, maxLoad: PrefixIndex.MaxLoad) throws {
@@ -267,5 +268,19 @@ import Testing
         #expect(index.block(for: 0xDEAD_0000_0000_0003, keys: keys) == nil)
         for (hash, _) in model { index.remove(hash, keys: keys) }
         #expect(index.isEmpty)
+    }
+
+    /// Hashes that agree in their low 24 bits (a trace's ids can be searched for ones whose chained
+    /// hashes do) still spread over the table: probe runs stay short, as for random hashes, where
+    /// taking slots from the low bits put all 50,000 in one run.
+    @Test(arguments: [PrefixIndex.MaxLoad.half, .threeQuarters])
+    func craftedLowBitCollisionsKeepProbesShort(maxLoad: PrefixIndex.MaxLoad) {
+        let keys = (0..<50_000).map { UInt64($0 + 1) << 24 }
+        var index = PrefixIndex(maxLoad: maxLoad)
+        for (block, hash) in keys.enumerated() { index.insert(block, hash: hash, keys: keys) }
+        let probes = keys.map { index.probes(for: $0, keys: keys) }
+        #expect(probes.max()! <= 200)
+        #expect(Double(probes.reduce(0, +)) / Double(keys.count) < 4)
+        for (block, hash) in keys.enumerated().prefix(1_000) { #expect(index.block(for: hash, keys: keys) == block) }
     }
 }
