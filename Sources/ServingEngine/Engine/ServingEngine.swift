@@ -292,7 +292,7 @@ public final class ServingEngine {
             return
         }
         let target: Int
-        switch je.admit(request, instances: instances) {
+        switch je.admit(request, instances: instances, eligibility: cluster.eligibility) {
         case .neverFits(let reason, let kind):
             requests[spec.id] = request
             fail(spec.id, reason: reason, kind: kind, status: 400)
@@ -347,11 +347,12 @@ public final class ServingEngine {
     /// requests the engine holds.
     public func audit() -> [String] {
         var problems: [String] = []
-        for instance in instances {
+        for (te, instance) in instances.enumerated() {
             for (index, group) in instance.dp.enumerated() {
                 problems += group.kv.audit().map { "\(instance.name)/dp\(index): \($0)" }
             }
-            problems += (instance.decode?.problems(groups: instance.dp) ?? []).map { "\(instance.name): \($0)" }
+            problems += (instance.decode?.problems(groups: instance.dp, placeable: cluster.placeableGroups(of: te)) ?? [])
+                .map { "\(instance.name): \($0)" }
         }
         if telemetry.inFlight != requests.count {
             problems.append("in flight \(telemetry.inFlight) but the engine holds \(requests.count) requests")

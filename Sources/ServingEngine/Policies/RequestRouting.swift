@@ -21,6 +21,9 @@ public struct RoutingRequest {
 /// A read-only view of the prefill side for one routing decision.
 public struct PrefillPool {
     let instances: [InstanceState]
+    /// Which TEs scaling holds off and which groups take work (the cluster manager's, for this
+    /// decision only).
+    let eligibility: PlacementEligibility
     /// Prefill-capable TEs that accept work and are under the admission bound, ascending.
     let candidates: [Int]
     /// Prompts longer than this are "long" (``EngineConfiguration/longPromptTokens``).
@@ -35,14 +38,18 @@ public struct PrefillPool {
     /// Every prefill-capable TE in service, drained or not, ascending (TEs that scaling holds
     /// off, starting or scaled in, are not part of the pool at all).
     func prefillTEs() -> [Int] {
-        instances.indices.filter { instances[$0].hasPrefill && !instances[$0].heldOffByScaling }
+        instances.indices.filter { instances[$0].hasPrefill && !isHeldOff($0) }
     }
+
+    /// Whether scaling holds TE `te` off (starting or scaled in: outside the pool).
+    func isHeldOff(_ te: Int) -> Bool { eligibility.heldOff[te] }
 
     /// Prompt tokens queued on the TE's DP groups that accept work.
     func queuedTokens(_ te: Int) -> Int {
         var load = 0
         guard let prefill = instances[te].prefill else { return 0 }
-        for g in instances[te].dp.indices where !instances[te].dp[g].drained { load += prefill.queuedTokens[g] }
+        let placeable = eligibility.placeable[te]
+        for g in instances[te].dp.indices where placeable[g] { load += prefill.queuedTokens[g] }
         return load
     }
 
@@ -55,10 +62,11 @@ public struct PrefillPool {
         var probe = !request.chainedKeys.isEmpty && mayHoldPrefix(te)
         // Every TE of the pool prefills; a TE without a leader would have nothing queued.
         let queued = instances[te].prefill?.queuedTokens ?? Array(repeating: 0, count: instances[te].dp.count)
+        let placeable = eligibility.placeable[te]
         // Read through the groups' buffer: a group's block manager read through the TE's
         // property was copied (a dozen buffer handles retained and released) for every probe.
         instances[te].dp.withUnsafeBufferPointer { groups in
-            for g in groups.indices where !groups[g].drained {
+            for g in groups.indices where placeable[g] {
                 if probe {
                     hits = max(hits, groups[g].kv.cachedPrefixTokens(
                         promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
@@ -98,7 +106,7 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         // no arrays are built per arrival.
         let instances = pool.instances
         var allCount = 0
-        for te in instances.indices where instances[te].hasPrefill && !instances[te].heldOffByScaling { allCount += 1 }
+        for te in instances.indices where instances[te].hasPrefill && !pool.isHeldOff(te) { allCount += 1 }
         // The side's TEs are the candidates on the request's side when there is one (and any),
         // else all candidates.
         var firstLong = Int.max
@@ -109,18 +117,18 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
             // The long TEs are the last `longCount` of the prefill TEs in service (ascending):
             // those from `firstLong` on that are in the pool (a held-off TE is not one of them).
             var skip = allCount - longCount
-            for te in instances.indices where instances[te].hasPrefill && !instances[te].heldOffByScaling {
+            for te in instances.indices where instances[te].hasPrefill && !pool.isHeldOff(te) {
                 if skip == 0 {
                     firstLong = te
                     break
                 }
                 skip -= 1
             }
-            sided = candidates.contains { ($0 >= firstLong && !instances[$0].heldOffByScaling) == isLong }
+            sided = candidates.contains { ($0 >= firstLong && !pool.isHeldOff($0)) == isLong }
         }
         var best = -1
         var bestCost = Int.max
-        for te in candidates where !sided || (te >= firstLong && !instances[te].heldOffByScaling) == isLong {
+        for te in candidates where !sided || (te >= firstLong && !pool.isHeldOff(te)) == isLong {
             if best < 0 { best = te }  // the side's first TE when every cost saturates
             let cost = pool.finishCost(te, for: request)
             if cost < bestCost {
