@@ -118,9 +118,19 @@ extension ClusterManager {
     func hasPlaceableGroup(te: Int) -> Bool { eligibility.hasPlaceableGroup(te) }
     /// TE `te`'s placeable groups, for one scheduling call.
     func placeableGroups(of te: Int) -> PlaceableGroups { eligibility.groups(of: te) }
-    func isOutOfService(te: Int, group g: Int) -> Bool { eligibility.outOfService[te][g] }
+    /// TE `te`'s placeable groups when some group is not; nil when every group is (the usual
+    /// case: a placement loop then reads no verdict per group, as before the verdicts moved here).
+    /// Whether any group of any TE is not placeable.
+    var hasUnplaceableGroups: Bool { eligibility.unplaceableCount > 0 }
+    /// Whether scaling holds any TE off.
+    var hasHeldOffTEs: Bool { eligibility.heldOffCount > 0 }
+    @inline(__always)
+    func placeableGroupsIfRestricted(of te: Int) -> PlaceableGroups? {
+        eligibility.isRestricted(te) ? eligibility.groups(of: te) : nil
+    }
+    func isOutOfService(te: Int, group g: Int) -> Bool { eligibility.isOutOfService(te, g) }
     /// Whether scaling holds TE `te` off (starting, scaled in, retired): no new work, outside the JE's pool.
-    func isHeldOff(te: Int) -> Bool { eligibility.heldOff[te] }
+    func isHeldOff(te: Int) -> Bool { eligibility.isHeldOff(te) }
 
     /// Fault recovery takes group `g` of TE `te` out of service (true) or back; returns whether
     /// the group's placeability changed.
@@ -147,7 +157,7 @@ extension ClusterManager {
     @discardableResult
     func reassess(te: Int) -> [GroupRef] {
         var changed: [GroupRef] = []
-        for g in eligibility.placeable[te].indices where reassess(te, g) { changed.append(GroupRef(te: te, group: g)) }
+        for g in 0..<eligibility.groupCount[te] where reassess(te, g) { changed.append(GroupRef(te: te, group: g)) }
         return changed
     }
 
@@ -155,8 +165,8 @@ extension ClusterManager {
     /// TE then group order.
     func reassess(node: Int) -> [GroupRef] {
         var changed: [GroupRef] = []
-        for te in eligibility.placeable.indices {
-            for g in eligibility.placeable[te].indices
+        for te in eligibility.groupCount.indices {
+            for g in 0..<eligibility.groupCount[te]
             where npus(of: te, group: g).contains(where: { $0 / npusPerNode == node }) && reassess(te, g) {
                 changed.append(GroupRef(te: te, group: g))
             }

@@ -115,9 +115,10 @@ final class PrefillScheduler {
     /// uncached tokens plus its own uncached tokens, so a group already caching the prefix is
     /// cheaper (lowest group on ties). `chainedKeys` are the keys to probe (empty: no probe, as
     /// when the prefix was never placed on this TE). The request takes a ticket, whose number it
-    /// keeps (``RequestState/prefillTicket``). Returns the group, nil for an unknown id.
+    /// keeps (``RequestState/prefillTicket``). `placeable` nil: every group is placeable
+    /// (``ClusterManager/placeableGroupsIfRestricted(of:)``). Returns the group, nil for an unknown id.
     @discardableResult
-    func place(_ id: Int, probing chainedKeys: [UInt64], groups: [DPGroupState], placeable: PlaceableGroups,
+    func place(_ id: Int, probing chainedKeys: [UInt64], groups: [DPGroupState], placeable: PlaceableGroups?,
                requests: inout RequestTable) -> Int? {
         guard let slot = requests.index(forKey: id) else { return nil }
         let promptTokens = Self.promptTokens(&requests.values[slot])
@@ -126,7 +127,7 @@ final class PrefillScheduler {
         var bestEstimate = 0
         // Read through the groups' buffer (no copy of a group's block manager per probe).
         groups.withUnsafeBufferPointer { groups in
-            for g in groups.indices where placeable[g] {
+            for g in groups.indices where placeable?[g] != false {
                 let hits = chainedKeys.isEmpty ? 0
                     : groups[g].kv.cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
                 let uncached = promptTokens - hits

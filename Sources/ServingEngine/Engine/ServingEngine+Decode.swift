@@ -10,7 +10,7 @@ extension ServingEngine {
         // In place through the request's slot: `requests[id]?.x = …` moves the whole state out
         // and back through a heap-allocated accessor frame (5% of a saturated superpod).
         guard let slot = requests.index(forKey: id) else { return }
-        let best = je.pickDecodeTE(instances: instances, eligibility: cluster.eligibility)
+        let best = je.pickDecodeTE(instances: instances, cluster: cluster)
         requests.values[slot].decodeInstance = best
         requests.values[slot].stage = .transfer
         instances[best].decode!.enqueue(id)

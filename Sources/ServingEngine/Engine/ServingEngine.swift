@@ -292,7 +292,7 @@ public final class ServingEngine {
             return
         }
         let target: Int
-        switch je.admit(request, instances: instances, eligibility: cluster.eligibility) {
+        switch je.admit(request, instances: instances, cluster: cluster) {
         case .neverFits(let reason, let kind):
             requests[spec.id] = request
             fail(spec.id, reason: reason, kind: kind, status: 400)

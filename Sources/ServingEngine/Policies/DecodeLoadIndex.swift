@@ -31,23 +31,26 @@ struct DecodeLoadIndex {
     private let firstLeaf: Int
     /// Owned + reserved blocks by group.
     private var load: [Int]
-    /// Winning group below each node (`-1`: none eligible); `winner[1]` is the root.
+    /// Winning group below each node (negative: none eligible); `winner[1]` is the root. A leaf
+    /// is its group, `-1` (placeable, at the batch limit) or ``unplaceable``: the answer the
+    /// index was built from lives in its leaves, no array beside them (the index is copied into
+    /// every pick's view).
     private var winner: [Int32]
-    /// The placeable groups the index was built for (a copy of one answer, kept with its
-    /// version so a changed answer rebuilds the index).
-    private let placeable: PlaceableGroups
+    /// The version of the placeable answer the index was built from (a newer one rebuilds it).
+    private let placeableVersion: Int
+    private static let unplaceable: Int32 = -2
 
     /// An index over `groups` with `slots` taken in each, or nil when their KV sizes differ (the
     /// block count would not order them as usage does) or there are none.
     init?(groups: [DPGroupState], placeable: PlaceableGroups, slots: [Int], batchLimit: Int) {
         guard let first = groups.first, groups.count < Int(Int32.max), slots.count == groups.count,
-              placeable.mask.count == groups.count else { return nil }
+              placeable.count == groups.count else { return nil }
         let blocks = first.kv.totalBlocks
         for g in groups.indices where groups[g].kv.totalBlocks != blocks { return nil }
         self.batchLimit = batchLimit
         groupCount = groups.count
         groupBlocks = blocks
-        self.placeable = placeable
+        placeableVersion = placeable.version
         var leaves = 1
         while leaves < groups.count { leaves *= 2 }
         firstLeaf = leaves
@@ -55,7 +58,7 @@ struct DecodeLoadIndex {
         winner = Array(repeating: -1, count: 2 * leaves)
         for g in groups.indices {
             load[g] = Self.load(of: groups[g])
-            winner[leaves + g] = placeable[g] && slots[g] < batchLimit ? Int32(g) : -1
+            winner[leaves + g] = !placeable[g] ? Self.unplaceable : slots[g] < batchLimit ? Int32(g) : -1
         }
         var node = leaves - 1
         while node >= 1 {
@@ -76,7 +79,8 @@ struct DecodeLoadIndex {
         guard g >= 0, g < groupCount else { return }
         load[g] = blocks
         var node = firstLeaf + g
-        winner[node] = placeable[g] && slots < batchLimit ? Int32(g) : -1
+        if winner[node] == Self.unplaceable { return }   // not a candidate whatever its load (kept above)
+        winner[node] = slots < batchLimit ? Int32(g) : -1
         node /= 2
         while node >= 1 {
             winner[node] = better(winner[2 * node], winner[2 * node + 1])
@@ -86,15 +90,15 @@ struct DecodeLoadIndex {
 
     /// Whether this index still describes groups of this shape and these placeable groups.
     func fits(_ groups: [DPGroupState], placeable: PlaceableGroups, batchLimit: Int) -> Bool {
-        self.batchLimit == batchLimit && groupCount == groups.count && self.placeable.version == placeable.version
+        self.batchLimit == batchLimit && groupCount == groups.count && placeableVersion == placeable.version
     }
 
     /// Differences from a fresh scan of `groups` with `slots` taken and `placeable` (empty when the
     /// index is current).
     func problems(against groups: [DPGroupState], placeable: PlaceableGroups, slots: [Int]) -> [String] {
         // Built for an older answer: never read again, the next pick rebuilds it.
-        guard placeable.version == self.placeable.version else { return [] }
-        guard groups.count == groupCount, slots.count == groupCount, placeable.mask.count == groupCount else {
+        guard placeable.version == placeableVersion else { return [] }
+        guard groups.count == groupCount, slots.count == groupCount, placeable.count == groupCount else {
             return ["decode load index covers \(groupCount) groups of \(groups.count)"]
         }
         var found: [String] = []

@@ -21,9 +21,13 @@ public struct RoutingRequest {
 /// A read-only view of the prefill side for one routing decision.
 public struct PrefillPool {
     let instances: [InstanceState]
-    /// Which TEs scaling holds off and which groups take work (the cluster manager's, for this
-    /// decision only).
-    let eligibility: PlacementEligibility
+    /// Which TEs scaling holds off and which groups take work: read from the cluster manager
+    /// for this decision only (through the methods below; a policy changes nothing there).
+    /// Nil when every group of every TE is placeable (the usual case): then nothing is read
+    /// per TE or group, and copies of the pool (the policy call copies it) retain nothing more
+    /// than before the verdicts moved to the cluster manager (a reference here cost 1.5% of a
+    /// saturated superpod's instructions in retains and releases).
+    private let cluster: ClusterManager?
     /// Prefill-capable TEs that accept work and are under the admission bound, ascending.
     let candidates: [Int]
     /// Prompts longer than this are "long" (``EngineConfiguration/longPromptTokens``).
@@ -42,14 +46,25 @@ public struct PrefillPool {
     }
 
     /// Whether scaling holds TE `te` off (starting or scaled in: outside the pool).
-    func isHeldOff(_ te: Int) -> Bool { eligibility.heldOff[te] }
+    func isHeldOff(_ te: Int) -> Bool { cluster?.isHeldOff(te: te) ?? false }
+    /// Which of TE `te`'s groups take work; nil when all do (read `placeable?[g] != false`).
+    @inline(__always)
+    func placeable(of te: Int) -> PlaceableGroups? { cluster?.placeableGroupsIfRestricted(of: te) }
+
+    init(instances: [InstanceState], cluster: ClusterManager, candidates: [Int], longPromptTokens: Int) {
+        self.instances = instances
+        // A held-off TE's groups are unplaceable; a held-off TE of no groups is counted apart.
+        self.cluster = cluster.hasUnplaceableGroups || cluster.hasHeldOffTEs ? cluster : nil
+        self.candidates = candidates
+        self.longPromptTokens = longPromptTokens
+    }
 
     /// Prompt tokens queued on the TE's DP groups that accept work.
     func queuedTokens(_ te: Int) -> Int {
         var load = 0
         guard let prefill = instances[te].prefill else { return 0 }
-        let placeable = eligibility.placeable[te]
-        for g in instances[te].dp.indices where placeable[g] { load += prefill.queuedTokens[g] }
+        let placeable = placeable(of: te)
+        for g in instances[te].dp.indices where placeable?[g] != false { load += prefill.queuedTokens[g] }
         return load
     }
 
@@ -62,18 +77,34 @@ public struct PrefillPool {
         var probe = !request.chainedKeys.isEmpty && mayHoldPrefix(te)
         // Every TE of the pool prefills; a TE without a leader would have nothing queued.
         let queued = instances[te].prefill?.queuedTokens ?? Array(repeating: 0, count: instances[te].dp.count)
-        let placeable = eligibility.placeable[te]
         // Read through the groups' buffer: a group's block manager read through the TE's
         // property was copied (a dozen buffer handles retained and released) for every probe.
-        instances[te].dp.withUnsafeBufferPointer { groups in
-            for g in groups.indices where placeable[g] {
-                if probe {
-                    hits = max(hits, groups[g].kv.cachedPrefixTokens(
-                        promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
-                    probe = hits < groups[g].kv.longestPossiblePrefixTokens(
-                        promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
+        // Two loops, the same but for the verdict: with every group placeable (the usual case)
+        // none is captured or read; capturing one cost a retain per probe (0.5% of a saturated
+        // superpod's instructions).
+        if let placeable = placeable(of: te) {
+            instances[te].dp.withUnsafeBufferPointer { groups in
+                for g in groups.indices where placeable[g] {
+                    if probe {
+                        hits = max(hits, groups[g].kv.cachedPrefixTokens(
+                            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
+                        probe = hits < groups[g].kv.longestPossiblePrefixTokens(
+                            promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
+                    }
+                    load += queued[g]
                 }
-                load += queued[g]
+            }
+        } else {
+            instances[te].dp.withUnsafeBufferPointer { groups in
+                for g in groups.indices {
+                    if probe {
+                        hits = max(hits, groups[g].kv.cachedPrefixTokens(
+                            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
+                        probe = hits < groups[g].kv.longestPossiblePrefixTokens(
+                            promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
+                    }
+                    load += queued[g]
+                }
             }
         }
         return Saturating.add(load, request.promptTokens - hits)

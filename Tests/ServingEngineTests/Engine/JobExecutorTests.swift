@@ -72,19 +72,19 @@ import XDSTestSupport
         let cluster = cluster(instances)
         let je = je()
         je.noteGroupBlocks(of: instances)
-        guard case .placed(let first) = je.admit(request(prompt: 100), instances: instances, eligibility: cluster.eligibility) else {
+        guard case .placed(let first) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("not placed")
             return
         }
         #expect(first == 0)
         // Round-robin: the next prefill TE, never the decode TE.
-        guard case .placed(let second) = je.admit(request(prompt: 100), instances: instances, eligibility: cluster.eligibility) else {
+        guard case .placed(let second) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("not placed")
             return
         }
         #expect(second == 1)
         // Never-fits is decided before availability.
-        guard case .neverFits(_, let kind) = je.admit(request(prompt: 0), instances: instances, eligibility: cluster.eligibility) else {
+        guard case .neverFits(_, let kind) = je.admit(request(prompt: 0), instances: instances, cluster: cluster) else {
             Issue.record("an empty prompt was not refused for good")
             return
         }
@@ -92,7 +92,7 @@ import XDSTestSupport
         // TE 0 out of service: only TE 1 is a candidate.
         for g in instances[0].dp.indices { cluster.setOutOfService(te: 0, group: g, true) }
         for _ in 0..<3 {
-            guard case .placed(let te) = je.admit(request(prompt: 100), instances: instances, eligibility: cluster.eligibility) else {
+            guard case .placed(let te) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
                 Issue.record("not placed")
                 return
             }
@@ -100,7 +100,7 @@ import XDSTestSupport
         }
         // Every prefill TE out of service: refused, with the reason.
         for g in instances[1].dp.indices { cluster.setOutOfService(te: 1, group: g, true) }
-        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances, eligibility: cluster.eligibility) else {
+        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("placed on a drained TE")
             return
         }
@@ -112,12 +112,12 @@ import XDSTestSupport
         let cluster = cluster(instances)
         let je = je(maxWaiting: 0)
         je.noteGroupBlocks(of: instances)
-        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances, eligibility: cluster.eligibility) else {
+        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("placed over the admission bound")
             return
         }
         #expect(reason == "every prefill TE has 0 requests waiting")
-        #expect(je.requeueTarget(for: request(prompt: 100), instances: instances, eligibility: cluster.eligibility) == nil)
+        #expect(je.requeueTarget(for: request(prompt: 100), instances: instances, cluster: cluster) == nil)
     }
 
     @Test func aPolicyPickOutsideTheCandidatesIsNotTaken() throws {
@@ -129,7 +129,7 @@ import XDSTestSupport
         let instances = pod()
         let cluster = cluster(instances)
         let je = je(routing: Wrong())
-        guard case .refused = je.admit(request(prompt: 100), instances: instances, eligibility: cluster.eligibility) else {
+        guard case .refused = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("a non-candidate TE was taken")
             return
         }
@@ -162,19 +162,19 @@ import XDSTestSupport
         let instances = [te(.prefill, groups: 1, blocks: [10]), a, b]
         let cluster = cluster(instances)
         // Equal usage: the first.
-        #expect(je.pickDecodeTE(instances: instances, eligibility: cluster.eligibility) == 1)
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 1)
         // Four of a's twenty blocks taken: b.
         #expect(store.allocatePrefill(1, in: &a.dp[0].kv, promptTokens: 4 * 128, chained: [], expectedTotalTokens: 0) != nil)
-        #expect(je.pickDecodeTE(instances: instances, eligibility: cluster.eligibility) == 2)
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 2)
         // b out of service: a, the only available one, whatever its usage.
         for g in b.dp.indices { cluster.setOutOfService(te: 2, group: g, true) }
-        #expect(je.pickDecodeTE(instances: instances, eligibility: cluster.eligibility) == 1)
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 1)
         // Both out: the first decode TE (the request waits there).
         for g in a.dp.indices { cluster.setOutOfService(te: 1, group: g, true) }
-        #expect(je.pickDecodeTE(instances: instances, eligibility: cluster.eligibility) == 1)
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 1)
         // b back: b.
         for g in b.dp.indices { cluster.setOutOfService(te: 2, group: g, false) }
-        #expect(je.pickDecodeTE(instances: instances, eligibility: cluster.eligibility) == 2)
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 2)
     }
 
     @Test func aCopyKeepsItsOwnRoutingState() throws {
@@ -185,9 +185,9 @@ import XDSTestSupport
         let copy = je.copy()
         #expect(copy.prefillGroupBlocks == 10 && copy.decodeGroupBlocks == 20)
         // The copy's round-robin cursor moves without the original's.
-        guard case .placed(0) = copy.admit(request(prompt: 100), instances: instances, eligibility: cluster.eligibility),
-              case .placed(1) = copy.admit(request(prompt: 100), instances: instances, eligibility: cluster.eligibility),
-              case .placed(0) = je.admit(request(prompt: 100), instances: instances, eligibility: cluster.eligibility) else {
+        guard case .placed(0) = copy.admit(request(prompt: 100), instances: instances, cluster: cluster),
+              case .placed(1) = copy.admit(request(prompt: 100), instances: instances, cluster: cluster),
+              case .placed(0) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("the copy shares the policy's state")
             return
         }

@@ -57,10 +57,10 @@ import XDSTestSupport
                 }
                 guard !candidates.isEmpty else { continue }
                 let request = RoutingRequest(promptTokens: 600 + 700 * (n % 4), chainedKeys: keys)
-                var known = PrefillPool(instances: instances, eligibility: engine.cluster.eligibility, candidates: candidates,
+                var known = PrefillPool(instances: instances, cluster: engine.cluster, candidates: candidates,
                                         longPromptTokens: engine.configuration.longPromptTokens)
                 known.prefixHolders = holders
-                let everyTE = PrefillPool(instances: instances, eligibility: engine.cluster.eligibility, candidates: candidates,
+                let everyTE = PrefillPool(instances: instances, cluster: engine.cluster, candidates: candidates,
                                           longPromptTokens: engine.configuration.longPromptTokens)
                 for te in candidates { #expect(known.finishCost(te, for: request) == everyTE.finishCost(te, for: request)) }
                 var a = PrefixAwareRouting()
