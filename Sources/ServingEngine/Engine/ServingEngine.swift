@@ -40,8 +40,9 @@ public final class ServingEngine {
     /// KV transfer channels, prefill → decode (``KVTransfer``: the only writer of their state).
     var kvTransfer = KVTransfer()
     var telemetry: EngineTelemetry
-    /// Node drains and their announcements (``ClusterManager``).
-    var cluster: ClusterManager
+    /// The hardware map, node drains and placement eligibility (``ClusterManager``); a `let`, so
+    /// passing it to the JE and the pool per call retains nothing.
+    let cluster: ClusterManager
     /// Injected faults, heartbeats and recovery (``FaultSystem``).
     var faults: FaultSystem
     /// Elastic scaling: TE lifecycles, scale operations, the autoscaler (Scaling/).
