@@ -4,8 +4,9 @@ import SimKit
 /// Health and scaling of the pod's hardware (system.md §1.5): the hardware map (which NPUs
 /// each TE holds, which NPUs and dies each DP group holds, and whose a die is), which nodes an
 /// operator has drained, which of those have been announced empty (serviceable without touching
-/// traffic), how much work each drained node still holds, which die is which expert die of a
-/// decode TE (what recovery's expert-coverage rule reads) and the spare pool. The scaling
+/// traffic), how much work each drained node still holds, which DP groups may take new work
+/// (``PlacementEligibility``: drained node, out of service, held off by scaling), which die is
+/// which expert die of a decode TE (what recovery's expert-coverage rule reads) and the spare pool. The scaling
 /// lifecycle and the autoscaler slot of engine-components.md's `ClusterManager` move here next.
 ///
 /// It decides nothing about requests: a drain asks the owners (the engine, the schedulers) to
@@ -21,10 +22,12 @@ import SimKit
 /// cluster.layOutTE(npus: [8, 9], groups: 2, tp: 2, firstDie: 0)   // TE 0: g0 on NPU 8, g1 on NPU 9
 /// cluster.locate(die: 19)                            // (te: 0, group: 1)
 /// cluster.replaceNPU(of: 0, dead: 9, with: 40)       // g1 now on NPU 40 (dies 80, 81)
-/// cluster.drain(3)                                   // true; again: false
-/// cluster.isOnDrainedNode(npu: 27)                   // true (node 3)
-/// cluster.announceEmpty(3)                           // true once: the engine logs it
-/// cluster.undrain(3)                                 // true; the announcement is forgotten
+/// cluster.drain(node: 1)                             // [(0, 0)]: g0 (NPU 8) takes no new work
+/// cluster.isPlaceable(te: 0, group: 1)               // true: g1 moved to node 5
+/// cluster.setOutOfService(te: 0, group: 1, true)     // true: g1 stops taking work too
+/// cluster.setOutOfService(te: 0, group: 0, true)     // false: g0 already took none
+/// cluster.announceEmpty(1)                           // true once: the engine logs it
+/// cluster.undrain(node: 1)                           // []: g0 is still out of service; announcement forgotten
 /// cluster.mapExpertDies(of: 2, onto: 20..<24)        // dies 20–23 are TE 2's expert dies 0–3
 /// cluster.moveExpertDies(fromNPU: 11, toNPU: 50)     // dies 22, 23 → 100, 101 (still 2, 3)
 /// ```
@@ -40,6 +43,9 @@ final class ClusterManager {
     private(set) var expertSlots: [Int: ExpertSlot] = [:]
     /// Which NPUs and dies each TE and DP group holds, and the die index.
     private(set) var hardware: HardwareMap
+    /// Which DP groups may take new work; changed only through this class's calls, which keep it
+    /// in step with the drains, the map and the facts recovery and scaling report.
+    private(set) var eligibility = PlacementEligibility()
 
     init(npusPerNode: Int, diesPerNPU: Int = 1) {
         self.npusPerNode = max(1, npusPerNode)
@@ -54,24 +60,29 @@ final class ClusterManager {
         copy.announcedEmpty = announcedEmpty
         copy.expertSlots = expertSlots
         copy.hardware = hardware
+        copy.eligibility = eligibility
         return copy
     }
 
     // MARK: Drain
 
-    /// Marks `node` drained; false (nothing changes) when it already is.
+    /// Marks `node` drained: its groups take no new work. Returns the groups that stopped being
+    /// placeable, in TE then group order (none when the node already was drained, or its groups
+    /// already took no work).
     @discardableResult
-    func drain(_ node: Int) -> Bool {
-        drainedNodes.insert(node).inserted
+    func drain(node: Int) -> [GroupRef] {
+        guard drainedNodes.insert(node).inserted else { return [] }
+        return reassess(node: node)
     }
 
-    /// Returns `node` to service and forgets its announcement (a later drain announces again);
-    /// false (nothing changes) when it was not drained.
+    /// Returns `node` to service and forgets its announcement (a later drain announces again).
+    /// Returns the groups placeable again (none when it was not drained; a group also out of
+    /// service or held off stays unplaceable).
     @discardableResult
-    func undrain(_ node: Int) -> Bool {
-        guard drainedNodes.remove(node) != nil else { return false }
+    func undrain(node: Int) -> [GroupRef] {
+        guard drainedNodes.remove(node) != nil else { return [] }
         announcedEmpty.remove(node)
-        return true
+        return reassess(node: node)
     }
 
     func isDrained(node: Int) -> Bool { drainedNodes.contains(node) }
@@ -97,6 +108,73 @@ final class ClusterManager {
     }
 }
 
+// MARK: Eligibility
+
+extension ClusterManager {
+    /// Whether group `g` of TE `te` may take new work: not on a drained node, not out of service,
+    /// its TE not held off by scaling.
+    func isPlaceable(te: Int, group g: Int) -> Bool { eligibility.isPlaceable(te, g) }
+    /// Whether TE `te` accepts work (some group placeable).
+    func hasPlaceableGroup(te: Int) -> Bool { eligibility.hasPlaceableGroup(te) }
+    /// TE `te`'s placeable groups, for one scheduling call.
+    func placeableGroups(of te: Int) -> PlaceableGroups { eligibility.groups(of: te) }
+    /// TE `te`'s placeable groups when some group is not; nil when every group is (the usual
+    /// case: a placement loop then reads no verdict per group, as before the verdicts moved here).
+    /// Whether any group of any TE is not placeable.
+    var hasUnplaceableGroups: Bool { eligibility.unplaceableCount > 0 }
+    /// Whether scaling holds any TE off.
+    var hasHeldOffTEs: Bool { eligibility.heldOffCount > 0 }
+    @inline(__always)
+    func placeableGroupsIfRestricted(of te: Int) -> PlaceableGroups? {
+        eligibility.isRestricted(te) ? eligibility.groups(of: te) : nil
+    }
+    func isOutOfService(te: Int, group g: Int) -> Bool { eligibility.isOutOfService(te, g) }
+    /// Whether scaling holds TE `te` off (starting, scaled in, retired): no new work, outside the JE's pool.
+    func isHeldOff(te: Int) -> Bool { eligibility.isHeldOff(te) }
+
+    /// Fault recovery takes group `g` of TE `te` out of service (true) or back; returns whether
+    /// the group's placeability changed.
+    @discardableResult
+    func setOutOfService(te: Int, group g: Int, _ out: Bool) -> Bool {
+        eligibility.setOutOfService(te, g, out)
+        return reassess(te, g)
+    }
+
+    /// The scaling lifecycle holds TE `te` off (true) or puts it in service; returns the groups
+    /// whose placeability changed.
+    @discardableResult
+    func setHeldOff(te: Int, _ held: Bool) -> [GroupRef] {
+        eligibility.setHeldOff(te, held)
+        return reassess(te: te)
+    }
+
+    /// Re-derives the verdict of group `g` of TE `te` from the facts; true when it changed.
+    func reassess(_ te: Int, _ g: Int) -> Bool {
+        eligibility.reassess(te, g, onDrainedNode: isOnDrainedNode(te, group: g))
+    }
+
+    /// Re-derives every group of TE `te` (its hardware or hold-off changed); the changed ones.
+    @discardableResult
+    func reassess(te: Int) -> [GroupRef] {
+        var changed: [GroupRef] = []
+        for g in 0..<eligibility.groupCount[te] where reassess(te, g) { changed.append(GroupRef(te: te, group: g)) }
+        return changed
+    }
+
+    /// Re-derives the groups with an NPU on `node` (drained or undrained); the changed ones, in
+    /// TE then group order.
+    func reassess(node: Int) -> [GroupRef] {
+        var changed: [GroupRef] = []
+        for te in eligibility.groupCount.indices {
+            for g in 0..<eligibility.groupCount[te]
+            where npus(of: te, group: g).contains(where: { $0 / npusPerNode == node }) && reassess(te, g) {
+                changed.append(GroupRef(te: te, group: g))
+            }
+        }
+        return changed
+    }
+}
+
 // MARK: Hardware map
 
 extension ClusterManager {
@@ -105,8 +183,10 @@ extension ClusterManager {
     /// `hardwareDiesPerNPU` nil: the pod's. Returns the TE's number.
     @discardableResult
     func layOutTE(npus: [Int], groups: Int, tp: Int, firstDie: Int, hardwareDiesPerNPU: Int? = nil) -> Int {
-        hardware.layOut(npus: npus, groups: groups, tp: tp, firstDie: firstDie,
-                        hardwareDiesPerNPU: hardwareDiesPerNPU ?? diesPerNPU)
+        let te = hardware.layOut(npus: npus, groups: groups, tp: tp, firstDie: firstDie,
+                                 hardwareDiesPerNPU: hardwareDiesPerNPU ?? diesPerNPU)
+        eligibility.add(groups: max(0, groups)) { isOnDrainedNode(te, group: $0) }
+        return te
     }
 
     /// TEs laid out so far (retired ones included).
@@ -136,6 +216,7 @@ extension ClusterManager {
     func replaceNPU(of te: Int, dead: Int, with spare: Int) {
         hardware.replace(dead, with: spare, in: te)
         moveExpertDies(fromNPU: dead, toNPU: spare)
+        reassess(te: te)   // a group may have left a drained node
     }
 
     /// TE `te` gives `npus` away (kill prefill to preserve decode; the decode TE takes them when
@@ -146,6 +227,7 @@ extension ClusterManager {
     func release(_ te: Int) {
         hardware.release(te)
         releaseExpertDies(of: te)
+        reassess(te: te)   // its groups sit on no node now (held off all the same)
     }
 
     /// The spare pool: NPUs `0..<podNPUs` no TE holds, not `reserved` (promised to a TE, e.g. an

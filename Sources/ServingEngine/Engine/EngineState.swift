@@ -90,11 +90,8 @@ struct RequestState {
 /// self-contained; the TE-shell only places requests).
 struct DPGroupState {
     var kv: KVBlockManager
-    // The NPUs and dies the group sits on are the hardware map's (``ClusterManager``).
-    /// No new placements: on a drained node, or out of service after a fault.
-    var drained = false
-    /// Taken out by fault recovery (lost die, TE down); see Faults/.
-    var outOfService = false
+    // The NPUs and dies the group sits on are the hardware map's (``ClusterManager``), and so is
+    // whether it may take new work (drained node, out of service, held off by scaling).
     // The group's prefill queue and batch are its TE's ``PrefillScheduler``'s; its decode seats
     // and running batch are its TE's ``DecodeScheduler``'s.
 
@@ -144,9 +141,7 @@ final class InstanceState {
     private(set) var decode: DecodeScheduler?
     /// Colocated: requests whose prefill finishes with the current step.
     var prefillDone: [Int] = []
-    /// Scaling holds the TE off (starting, scaled in or retired): it takes no new work and is
-    /// outside the JE's pool. Kept by the scaling lifecycle (``ServingEngine/noteScalingPhase(_:)``).
-    var heldOffByScaling = false
+    // Whether scaling holds the TE off is the cluster manager's (``ClusterManager/isHeldOff(te:)``).
 
     init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel,
          dp: [DPGroupState]) {
@@ -177,7 +172,6 @@ final class InstanceState {
         copy.utilization = utilization
         copy.decode = decode?.copy()
         copy.prefillDone = prefillDone
-        copy.heldOffByScaling = heldOffByScaling
         return copy
     }
 
@@ -187,10 +181,6 @@ final class InstanceState {
     var hasPrefill: Bool { role != .decode }
     var hasDecode: Bool { role != .prefill }
     var runningRequests: Int { decode?.runningRequests ?? 0 }
-    var available: Bool {
-        for g in dp.indices where !dp[g].drained { return true }
-        return false
-    }
 }
 
 /// The engine-components.md name of a TE.

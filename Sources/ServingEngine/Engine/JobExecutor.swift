@@ -4,11 +4,12 @@ import SimKit
 /// The JE (system.md §1.5): takes requests in and places them. It owns the admission bound,
 /// the smallest DP-group KV on each side (a request larger than that can never run), the
 /// routing policy and, until decode scheduling is its own component, the decode DP load
-/// balancing policy with their state. It reads the TEs through per-call views and changes
-/// nothing outside itself: the engine carries out its decisions.
+/// balancing policy with their state. It reads the TEs, and which of them take work (the
+/// cluster manager's eligibility), through per-call parameters and changes nothing outside
+/// itself: the engine carries out its decisions.
 ///
 /// ```swift
-/// switch je.admit(request, instances: instances) {
+/// switch je.admit(request, instances: instances, cluster: cluster) {
 /// case .placed(let te): …            // the prefill TE
 /// case .neverFits(let reason, let kind), .refused(let reason, let kind): …
 /// }
@@ -116,10 +117,10 @@ final class JobExecutor {
     }
 
     /// The JE's decision for a new request: never fits, refused now, or the prefill TE.
-    func admit(_ request: RequestState, instances: [InstanceState]) -> Admission {
+    func admit(_ request: RequestState, instances: [InstanceState], cluster: ClusterManager) -> Admission {
         if let (reason, kind) = neverFits(request) { return .neverFits(reason: reason, kind: kind) }
-        guard let target = requeueTarget(for: request, instances: instances) else {
-            let reason = instances.contains(where: { $0.hasPrefill && $0.available })
+        guard let target = requeueTarget(for: request, instances: instances, cluster: cluster) else {
+            let reason = instances.indices.contains(where: { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) })
                 ? "every prefill TE has \(maxWaitingPerPrefillTE) requests waiting"
                 : "no prefill TE accepts work (all drained or out of service)"
             return .refused(reason: reason)
@@ -130,18 +131,20 @@ final class JobExecutor {
     /// The prefill TE for a request (new, or re-queued after a fault): among TEs that accept
     /// work and are under the admission bound, the routing policy's choice. Nil when none can.
     /// TEs that scaling holds off (starting or scaled in) are outside the pool.
-    func requeueTarget(for request: RequestState, instances: [InstanceState]) -> Int? {
+    func requeueTarget(for request: RequestState, instances: [InstanceState], cluster: ClusterManager) -> Int? {
         // The reused buffer: a filter allocated and grew a new array a few times per arrival.
         var candidates: [Int] = []
         swap(&candidates, &candidateBuffer)
         defer { swap(&candidates, &candidateBuffer) }
         candidates.removeAll(keepingCapacity: true)
         for index in instances.indices
-        where instances[index].hasPrefill && instances[index].available && instances[index].waiting < maxWaitingPerPrefillTE {
+        where instances[index].hasPrefill && cluster.hasPlaceableGroup(te: index)
+            && instances[index].waiting < maxWaitingPerPrefillTE {
             candidates.append(index)
         }
         guard !candidates.isEmpty else { return nil }
-        var pool = PrefillPool(instances: instances, candidates: candidates, longPromptTokens: longPromptTokens)
+        var pool = PrefillPool(instances: instances, cluster: cluster, candidates: candidates,
+                               longPromptTokens: longPromptTokens)
         pool.prefixHolders = prefixHolders(request.chainedKeys)
         let routed = RoutingRequest(promptTokens: request.spec.promptTokens, chainedKeys: request.chainedKeys)
         guard let target = routing.pickPrefillTE(for: routed, in: pool), candidates.contains(target) else { return nil }
@@ -173,11 +176,11 @@ final class JobExecutor {
     /// The decode TE a finished prefill hands its KV to: the available one with the lowest mean
     /// KV usage including reservations (the JE's real-time load, system.md §1.5). With every
     /// decode TE out of service, the first decode TE (the task waits there until an undrain).
-    func pickDecodeTE(instances: [InstanceState]) -> Int {
+    func pickDecodeTE(instances: [InstanceState], cluster: ClusterManager) -> Int {
         // One available decode TE (the superpod's case) wins whatever its usage (always finite):
         // its 320 groups need not be summed.
         var only = -1
-        for index in instances.indices where instances[index].role == .decode && instances[index].available {
+        for index in instances.indices where instances[index].role == .decode && cluster.hasPlaceableGroup(te: index) {
             guard only < 0 else {
                 only = -2
                 break
@@ -187,7 +190,7 @@ final class JobExecutor {
         if only >= 0 { return only }
         var best = -1
         var bestUsage = Double.infinity
-        for index in instances.indices where instances[index].role == .decode && instances[index].available {
+        for index in instances.indices where instances[index].role == .decode && cluster.hasPlaceableGroup(te: index) {
             // Summed in group order, as a reduce over the groups would.
             var sum = 0.0
             instances[index].dp.withUnsafeBufferPointer { groups in
@@ -205,10 +208,10 @@ final class JobExecutor {
 
     /// The DP group of decode TE `index` that takes the next request (a pulled transfer or a
     /// migrated request), by the decode balancing policy; nil when no group has room.
-    func pickDecodeGroup(_ index: Int, instances: [InstanceState]) -> Int? {
+    func pickDecodeGroup(_ index: Int, instances: [InstanceState], placeable: PlaceableGroups) -> Int? {
         let te = instances[index]
         guard let decode = te.decode else { return nil }
-        return decode.pickGroup(instance: index, groups: te.dp, batchLimit: te.groupSpec.batchLimit,
+        return decode.pickGroup(instance: index, groups: te.dp, placeable: placeable, batchLimit: te.groupSpec.batchLimit,
                                 policy: &decodeBalancing)
     }
 }

@@ -15,14 +15,15 @@ import SimKit
 /// leaves the engine (``forget(_:)``) or this TE (``withdraw(_:seats:groups:kv:)``): its group and
 /// hits stay readable for the request's detail after the prefill is done.
 ///
-/// Collaborators come per call (R2): the TE's groups (their KV managers and drained flags), for a
+/// Collaborators come per call (R2): the TE's groups (their KV managers; for a placement, which
+/// are placeable: the cluster manager's answer), for a
 /// colocated TE its ``DecodeScheduler`` (where an admitted request takes its decode seat), the
 /// ``KVCacheStore``, the request table, the clock. It holds no reference to them, so ``copy()``
 /// is a field copy.
 ///
 /// ```swift
 /// let leader = PrefillScheduler(groups: te.dp.count)
-/// let g = leader.place(id, probing: keys, groups: te.dp, requests: &requests)
+/// let g = leader.place(id, probing: keys, groups: te.dp, placeable: cluster.placeableGroups(of: p), requests: &requests)
 /// let plan = leader.formBatch(budget: 8_192, seatLimit: nil, seats: nil, blockTokens: 128, groups: &te.dp,
 ///                             kv: store, requests: &requests, now: now)   // the step's load
 /// for done in leader.finishBatch(requests: &requests) { … }            // at the step's end
@@ -110,13 +111,15 @@ final class PrefillScheduler {
 
     // MARK: Placement
 
-    /// Places request `id` on the undrained group where it would finish soonest: queued
+    /// Places request `id` on the placeable group where it would finish soonest: queued
     /// uncached tokens plus its own uncached tokens, so a group already caching the prefix is
     /// cheaper (lowest group on ties). `chainedKeys` are the keys to probe (empty: no probe, as
     /// when the prefix was never placed on this TE). The request takes a ticket, whose number it
-    /// keeps (``RequestState/prefillTicket``). Returns the group, nil for an unknown id.
+    /// keeps (``RequestState/prefillTicket``). `placeable` nil: every group is placeable
+    /// (``ClusterManager/placeableGroupsIfRestricted(of:)``). Returns the group, nil for an unknown id.
     @discardableResult
-    func place(_ id: Int, probing chainedKeys: [UInt64], groups: [DPGroupState], requests: inout RequestTable) -> Int? {
+    func place(_ id: Int, probing chainedKeys: [UInt64], groups: [DPGroupState], placeable: PlaceableGroups?,
+               requests: inout RequestTable) -> Int? {
         guard let slot = requests.index(forKey: id) else { return nil }
         let promptTokens = Self.promptTokens(&requests.values[slot])
         var best = -1
@@ -124,7 +127,7 @@ final class PrefillScheduler {
         var bestEstimate = 0
         // Read through the groups' buffer (no copy of a group's block manager per probe).
         groups.withUnsafeBufferPointer { groups in
-            for g in groups.indices where !groups[g].drained {
+            for g in groups.indices where placeable?[g] != false {
                 let hits = chainedKeys.isEmpty ? 0
                     : groups[g].kv.cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
                 let uncached = promptTokens - hits
@@ -136,7 +139,7 @@ final class PrefillScheduler {
                 }
             }
         }
-        precondition(best >= 0, "the JE only picks TEs with an undrained DP group")
+        precondition(best >= 0, "the JE only picks TEs with a placeable DP group")
         requests.values[slot].prefillTicket = tickets.issue(PrefillTicket(request: id, group: best, remaining: bestEstimate))
         queues[best].append(id)
         queuedTokens[best] += bestEstimate

@@ -16,8 +16,7 @@ extension ServingEngine {
             if let problem = checkNode(node) { reply = reject(command, problem) }
             else if !drainedNodes.contains(node) { reply = reject(command, "node \(node) is not drained") }
             else {
-                cluster.undrain(node)
-                refreshDrainedGroups()
+                cluster.undrain(node: node)
                 reply = accept(command, "node \(node) accepts work again", kind: .undrain)
                 // Work held back by the drain may now find room.
                 for index in instances.indices {

@@ -10,7 +10,7 @@ extension ServingEngine {
         // In place through the request's slot: `requests[id]?.x = …` moves the whole state out
         // and back through a heap-allocated accessor frame (5% of a saturated superpod).
         guard let slot = requests.index(forKey: id) else { return }
-        let best = je.pickDecodeTE(instances: instances)
+        let best = je.pickDecodeTE(instances: instances, cluster: cluster)
         requests.values[slot].decodeInstance = best
         requests.values[slot].stage = .transfer
         instances[best].decode!.enqueue(id)
@@ -20,7 +20,9 @@ extension ServingEngine {
     /// Decode DP load balancing (system.md §4), by the JE's decode balancing policy
     /// (`kv-aware` by default: skip full and drained groups, then the lowest KV usage
     /// including the space reserved for expected outputs).
-    func pickDecodeGroup(_ index: Int) -> Int? { je.pickDecodeGroup(index, instances: instances) }
+    func pickDecodeGroup(_ index: Int) -> Int? {
+        je.pickDecodeGroup(index, instances: instances, placeable: cluster.placeableGroups(of: index))
+    }
 
     /// Pulls queued transfers in order while a DP group has room for the head: blocks for the
     /// prompt now, and a reservation for the expected output (the request's output length

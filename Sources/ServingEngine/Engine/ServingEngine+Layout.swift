@@ -103,15 +103,4 @@ extension ServingEngine {
         }
         return (roles, owner)
     }
-
-    /// Recomputes which DP groups are drained after a drain or undrain.
-    func refreshDrainedGroups() {
-        for i in instances.indices {
-            for g in instances[i].dp.indices {
-                instances[i].dp[g].drained = instances[i].dp[g].outOfService
-                    || cluster.isOnDrainedNode(i, group: g) || scalingHoldsOff(i)
-            }
-            instances[i].decode?.invalidateLoadIndex()
-        }
-    }
 }

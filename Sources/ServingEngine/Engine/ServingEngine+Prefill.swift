@@ -13,7 +13,8 @@ extension ServingEngine {
         // Noted before its blocks land here; a prefix never placed on this TE is in none of its
         // groups, so they are not probed (JobExecutor.prefixHolders).
         let chainedKeys = keys.isEmpty || je.notePlacement(chainedKeys: keys, te: index) ? keys : []
-        prefill.place(id, probing: chainedKeys, groups: instances[index].dp, requests: &requests)
+        prefill.place(id, probing: chainedKeys, groups: instances[index].dp, placeable: cluster.placeableGroupsIfRestricted(of: index),
+                      requests: &requests)
         startStepIfIdle(index)
     }
 

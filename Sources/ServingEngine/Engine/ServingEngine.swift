@@ -44,8 +44,9 @@ public final class ServingEngine {
     /// KV transfer channels, prefill → decode (``KVTransfer``: the only writer of their state).
     var kvTransfer = KVTransfer()
     var telemetry: EngineTelemetry
-    /// Node drains and their announcements (``ClusterManager``).
-    var cluster: ClusterManager
+    /// The hardware map, node drains and placement eligibility (``ClusterManager``); a `let`, so
+    /// passing it to the JE and the pool per call retains nothing.
+    let cluster: ClusterManager
     /// Injected faults, heartbeats and recovery (``FaultSystem``).
     var faults: FaultSystem
     /// Elastic scaling: TE lifecycles, scale operations, the autoscaler (Scaling/).
@@ -297,7 +298,7 @@ public final class ServingEngine {
             return
         }
         let target: Int
-        switch je.admit(request, instances: instances) {
+        switch je.admit(request, instances: instances, cluster: cluster) {
         case .neverFits(let reason, let kind):
             requests[spec.id] = request
             fail(spec.id, reason: reason, kind: kind, status: 400)
@@ -352,11 +353,12 @@ public final class ServingEngine {
     /// requests the engine holds.
     public func audit() -> [String] {
         var problems: [String] = []
-        for instance in instances {
+        for (te, instance) in instances.enumerated() {
             for (index, group) in instance.dp.enumerated() {
                 problems += group.kv.audit().map { "\(instance.name)/dp\(index): \($0)" }
             }
-            problems += (instance.decode?.problems(groups: instance.dp) ?? []).map { "\(instance.name): \($0)" }
+            problems += (instance.decode?.problems(groups: instance.dp, placeable: cluster.placeableGroups(of: te)) ?? [])
+                .map { "\(instance.name): \($0)" }
         }
         if telemetry.inFlight != requests.count {
             problems.append("in flight \(telemetry.inFlight) but the engine holds \(requests.count) requests")

@@ -44,7 +44,8 @@ protocol DrainView: PlacementView {
     /// The TE is out for a recovery or another migration (it is left alone).
     func hasOutage(_ te: Int) -> Bool
     func groupCount(of te: Int) -> Int
-    /// Group `g` of `te` takes no new work (its node drained, or out of service).
+    /// Group `g` of `te` takes no new work (not placeable: its node drained, out of service, or
+    /// its TE held off by scaling).
     func isDrained(_ te: Int, group g: Int) -> Bool
     /// The TE's decode step counter.
     func stepIndex(of te: Int) -> Int

@@ -8,8 +8,9 @@ extension ServingEngine {
     /// prefill requests queued there that have not started move to other groups or TEs (started
     /// ones finish). Returns the message for the event log.
     func drainNode(_ node: Int) -> String {
-        cluster.drain(node)
-        refreshDrainedGroups()
+        // The node's groups take no new work from here (the cluster manager's verdict; a decode
+        // TE's balancing order follows its version).
+        cluster.drain(node: node)
         let pod = EnginePodView(engine: self)
         var act = EngineMigrationActuator(engine: self)
         let moved = DrainMigration().moveQueuedPrefills(pod: pod, act: &act)

@@ -89,8 +89,8 @@ extension ServingEngine {
         request.maxTokens = old.maxTokens
         request.cancelled = old.cancelled
         request.times = old.times.requeued(at: now)
-        let target = je.requeueTarget(for: request, instances: instances)
-            ?? instances.indices.filter { instances[$0].hasPrefill && instances[$0].available }
+        let target = je.requeueTarget(for: request, instances: instances, cluster: cluster)
+            ?? instances.indices.filter { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) }
                 .min { (instances[$0].waiting, $0) < (instances[$1].waiting, $1) }
         guard let target, je.neverFits(request) == nil else {
             requests[spec.id] = request

@@ -104,7 +104,7 @@ extension ServingEngine {
             if let g, releasedByDrain(instance: i, group: g) { continue }
             // A die lost by a TE that is running (or coming back: restart, NPU-fork, repair)
             // goes through detection and recovery again, so the expert rule is checked anew.
-            if let g, instances[i].dp[g].outOfService && !faults.hasOutage(i) { continue }
+            if let g, cluster.isOutOfService(te: i, group: g) && !faults.hasOutage(i) { continue }
             stalled.insert(i)
         }
         faults.killDies(dies)

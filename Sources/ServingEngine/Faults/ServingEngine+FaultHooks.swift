@@ -71,16 +71,15 @@ extension ServingEngine {
         let halted = faults.halted
         faults.recomputeSlowdowns { die in
             guard let (i, g) = cluster.locate(die: die) else { return nil }
-            if let g, instances[i].dp[g].outOfService { return nil }
+            if let g, cluster.isOutOfService(te: i, group: g) { return nil }
             return i
         }
         for i in instances.indices {
             for g in instances[i].dp.indices {
                 let lost = faults.hasOutage(i) || faults.holdsKnownDead(cluster.dies(of: i, group: g))
-                instances[i].dp[g].outOfService = lost
+                cluster.setOutOfService(te: i, group: g, lost)
             }
         }
-        refreshDrainedGroups()
         refreshChannels()
         for index in resumed.sorted() { resume(index) }
         // Groups back in service (a heal, the end of an outage) may take waiting KV at once.

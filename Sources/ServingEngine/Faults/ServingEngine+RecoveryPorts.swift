@@ -15,7 +15,7 @@ struct EnginePodView: HeartbeatView, DrainView {
     func isExternal(_ te: Int) -> Bool { engine.instances[te].external }
     func npus(of te: Int) -> [Int] { engine.cluster.npus(of: te) }
     func groupCount(of te: Int) -> Int { engine.instances[te].dp.count }
-    func isOutOfService(_ te: Int, group g: Int) -> Bool { engine.instances[te].dp[g].outOfService }
+    func isOutOfService(_ te: Int, group g: Int) -> Bool { engine.cluster.isOutOfService(te: te, group: g) }
     func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool { engine.faults.holdsKnownDead(engine.cluster.dies(of: te, group: g)) }
     func hasOutage(_ te: Int) -> Bool { engine.faults.hasOutage(te) }
     func hasIterationInFlight(_ te: Int) -> Bool { engine.instances[te].stepping && !engine.isHalted(te) }
@@ -35,7 +35,7 @@ struct EnginePodView: HeartbeatView, DrainView {
     // The drain's view.
     var npusPerNode: Int { engine.topology.npusPerNode }
     var tokensPerStep: Double { engine.tokensPerStep }
-    func isDrained(_ te: Int, group g: Int) -> Bool { engine.instances[te].dp[g].drained }
+    func isDrained(_ te: Int, group g: Int) -> Bool { !engine.cluster.isPlaceable(te: te, group: g) }
     func npus(of te: Int, group g: Int) -> [Int] { engine.cluster.npus(of: te, group: g) }
     func stepIndex(of te: Int) -> Int { engine.instances[te].stepIndex }
     func decodingRequests(on te: Int) -> [DecodingRequest] {

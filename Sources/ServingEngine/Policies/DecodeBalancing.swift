@@ -15,13 +15,15 @@ public struct DecodeGroups {
     let instance: Int
     let batchLimit: Int
     let groups: [DPGroupState]
+    /// Which groups take new work (the cluster manager's, for this pick only).
+    let placeable: PlaceableGroups
     /// Decode slots taken in each group (the TE's ``DecodeScheduler/slots``).
     let slots: [Int]
     /// The TE's incremental kv-aware order, when it keeps one (``DecodeLoadIndex``).
     var loadIndex: DecodeLoadIndex? = nil
 
-    /// Whether group `g` may take a request: not drained and under the batch limit.
-    func isEligible(_ g: Int) -> Bool { !groups[g].drained && slots[g] < batchLimit }
+    /// Whether group `g` may take a request: placeable and under the batch limit.
+    func isEligible(_ g: Int) -> Bool { placeable[g] && slots[g] < batchLimit }
 }
 
 /// The default (system.md §4): skip groups at their batch limit (and drained ones), then the

@@ -2,23 +2,25 @@
 /// change instead of found by a scan of every group per pull (the scan was 8% of a saturated
 /// superpod's instructions: 320 groups per finished prefill).
 ///
-/// A tournament tree over the TE's DP groups: each leaf is a group, eligible (not drained, under
+/// A tournament tree over the TE's DP groups: each leaf is a group, eligible (placeable, under
 /// the batch limit) or not; each inner node holds the better of its two children, better meaning
 /// fewer owned + reserved KV blocks, then the lower group index. The root is the group the scan
-/// picks: the groups of a TE share `totalBlocks` (``init?(groups:batchLimit:)`` refuses others),
+/// picks: the groups of a TE share `totalBlocks` (``init?(groups:placeable:slots:batchLimit:)`` refuses others),
 /// so ordering by the integer block count is exactly the scan's order by
 /// `usageIncludingReserved` (a correctly rounded division by the same positive number is
 /// monotone, and distinct counts below 2⁵³ stay distinct), ties included.
 ///
-/// The TE's ``DecodeScheduler`` calls ``update(_:load:slots:drained:)`` after a group's KV, slots or
-/// drained flag changes (``DecodeScheduler/noteLoadChanged(_:groups:)``); a TE whose groups are
-/// rebuilt or whose batch limit changes gets a fresh index. ``problems(against:slots:)`` compares
-/// it with a scan (audits).
+/// The TE's ``DecodeScheduler`` calls ``update(_:load:slots:)`` after a group's KV or slots change
+/// (``DecodeScheduler/noteLoadChanged(_:groups:)``). Which groups are placeable is taken from the
+/// cluster manager's answer at build and kept with its version: a TE whose placeable groups,
+/// groups or batch limit change gets a fresh index (``fits(_:placeable:batchLimit:)``), so a
+/// KV change between two picks needs no eligibility read. ``problems(against:placeable:slots:)``
+/// compares it with a scan (audits).
 ///
 /// ```swift
-/// var index = DecodeLoadIndex(groups: te.dp, slots: scheduler.slots, batchLimit: 64)!
+/// var index = DecodeLoadIndex(groups: te.dp, placeable: cluster.placeableGroups(of: d), slots: scheduler.slots, batchLimit: 64)!
 /// index.best                        // the group kv-aware picks, or nil when none is eligible
-/// index.update(3, load: te.dp[3].kv.usedBlocks + te.dp[3].kv.reservedBlocks, slots: 1, drained: false)
+/// index.update(3, load: te.dp[3].kv.usedBlocks + te.dp[3].kv.reservedBlocks, slots: 1)
 /// ```
 struct DecodeLoadIndex {
     let batchLimit: Int
@@ -29,18 +31,26 @@ struct DecodeLoadIndex {
     private let firstLeaf: Int
     /// Owned + reserved blocks by group.
     private var load: [Int]
-    /// Winning group below each node (`-1`: none eligible); `winner[1]` is the root.
+    /// Winning group below each node (negative: none eligible); `winner[1]` is the root. A leaf
+    /// is its group, `-1` (placeable, at the batch limit) or ``unplaceable``: the answer the
+    /// index was built from lives in its leaves, no array beside them (the index is copied into
+    /// every pick's view).
     private var winner: [Int32]
+    /// The version of the placeable answer the index was built from (a newer one rebuilds it).
+    private let placeableVersion: Int
+    private static let unplaceable: Int32 = -2
 
     /// An index over `groups` with `slots` taken in each, or nil when their KV sizes differ (the
     /// block count would not order them as usage does) or there are none.
-    init?(groups: [DPGroupState], slots: [Int], batchLimit: Int) {
-        guard let first = groups.first, groups.count < Int(Int32.max), slots.count == groups.count else { return nil }
+    init?(groups: [DPGroupState], placeable: PlaceableGroups, slots: [Int], batchLimit: Int) {
+        guard let first = groups.first, groups.count < Int(Int32.max), slots.count == groups.count,
+              placeable.count == groups.count else { return nil }
         let blocks = first.kv.totalBlocks
         for g in groups.indices where groups[g].kv.totalBlocks != blocks { return nil }
         self.batchLimit = batchLimit
         groupCount = groups.count
         groupBlocks = blocks
+        placeableVersion = placeable.version
         var leaves = 1
         while leaves < groups.count { leaves *= 2 }
         firstLeaf = leaves
@@ -48,7 +58,7 @@ struct DecodeLoadIndex {
         winner = Array(repeating: -1, count: 2 * leaves)
         for g in groups.indices {
             load[g] = Self.load(of: groups[g])
-            winner[leaves + g] = Self.isEligible(groups[g], slots: slots[g], batchLimit: batchLimit) ? Int32(g) : -1
+            winner[leaves + g] = !placeable[g] ? Self.unplaceable : slots[g] < batchLimit ? Int32(g) : -1
         }
         var node = leaves - 1
         while node >= 1 {
@@ -63,13 +73,14 @@ struct DecodeLoadIndex {
         return root < 0 ? nil : Int(root)
     }
 
-    /// Group `g` changed (KV, slots or drained): its leaf and the path to the root are redone.
+    /// Group `g` changed (KV or slots): its leaf and the path to the root are redone.
     /// Takes the group's numbers, not the group (a copy would retain its KV buffers).
-    mutating func update(_ g: Int, load blocks: Int, slots: Int, drained: Bool) {
+    mutating func update(_ g: Int, load blocks: Int, slots: Int) {
         guard g >= 0, g < groupCount else { return }
         load[g] = blocks
         var node = firstLeaf + g
-        winner[node] = !drained && slots < batchLimit ? Int32(g) : -1
+        if winner[node] == Self.unplaceable { return }   // not a candidate whatever its load (kept above)
+        winner[node] = slots < batchLimit ? Int32(g) : -1
         node /= 2
         while node >= 1 {
             winner[node] = better(winner[2 * node], winner[2 * node + 1])
@@ -77,19 +88,22 @@ struct DecodeLoadIndex {
         }
     }
 
-    /// Whether this index still describes groups of this shape.
-    func fits(_ groups: [DPGroupState], batchLimit: Int) -> Bool {
-        self.batchLimit == batchLimit && groupCount == groups.count
+    /// Whether this index still describes groups of this shape and these placeable groups.
+    func fits(_ groups: [DPGroupState], placeable: PlaceableGroups, batchLimit: Int) -> Bool {
+        self.batchLimit == batchLimit && groupCount == groups.count && placeableVersion == placeable.version
     }
 
-    /// Differences from a fresh scan of `groups` with `slots` taken (empty when the index is current).
-    func problems(against groups: [DPGroupState], slots: [Int]) -> [String] {
-        guard groups.count == groupCount, slots.count == groupCount else {
+    /// Differences from a fresh scan of `groups` with `slots` taken and `placeable` (empty when the
+    /// index is current).
+    func problems(against groups: [DPGroupState], placeable: PlaceableGroups, slots: [Int]) -> [String] {
+        // Built for an older answer: never read again, the next pick rebuilds it.
+        guard placeable.version == placeableVersion else { return [] }
+        guard groups.count == groupCount, slots.count == groupCount, placeable.count == groupCount else {
             return ["decode load index covers \(groupCount) groups of \(groups.count)"]
         }
         var found: [String] = []
         for g in groups.indices {
-            let eligible = Self.isEligible(groups[g], slots: slots[g], batchLimit: batchLimit)
+            let eligible = placeable[g] && slots[g] < batchLimit
             if load[g] != Self.load(of: groups[g]) || (winner[firstLeaf + g] >= 0) != eligible {
                 found.append("decode load index is stale for dp\(g)")
             }
@@ -100,8 +114,6 @@ struct DecodeLoadIndex {
     // MARK: Internals
 
     static func load(of group: DPGroupState) -> Int { group.kv.usedBlocks + group.kv.reservedBlocks }
-
-    static func isEligible(_ group: DPGroupState, slots: Int, batchLimit: Int) -> Bool { !group.drained && slots < batchLimit }
 
     private func better(_ a: Int32, _ b: Int32) -> Int32 {
         if a < 0 { return b }

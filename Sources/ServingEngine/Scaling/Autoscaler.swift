@@ -348,8 +348,8 @@ extension ServingEngine {
                 }
             }
             if instances[i].hasDecode {
-                for g in instances[i].dp where !g.outOfService {
-                    kvUsed += g.kv.usageIncludingReserved
+                for g in instances[i].dp.indices where !cluster.isOutOfService(te: i, group: g) {
+                    kvUsed += instances[i].dp[g].kv.usageIncludingReserved
                     kvGroups += 1
                 }
                 if instances[i].runningRequests > 0 {

@@ -4,8 +4,9 @@ import SimKit
 /// Elastic scaling as DeepServe does it (system.md §4 "Fast scaling"): TEs started on spare
 /// NPUs go through allocate → load weights → warm up → in service and only then take work;
 /// TEs scaled in stop taking work, finish what they hold (as a drain does) and give their NPUs
-/// back. The rest of the engine sees a starting or draining TE as one whose DP groups are
-/// drained (``scalingHoldsOff(_:)``), so placement, transfers and the JE need no other change.
+/// back. The rest of the engine sees a starting or draining TE as one whose DP groups are not
+/// placeable (the cluster manager holds it off: ``noteScalingPhase(_:)``), so placement,
+/// transfers and the JE need no other change.
 extension ServingEngine {
     // MARK: Hooks called from elsewhere
 
@@ -22,12 +23,13 @@ extension ServingEngine {
     }
 
     /// A starting or scaled-in (draining, retired) TE takes no new work.
-    func scalingHoldsOff(_ i: Int) -> Bool { instances[i].heldOffByScaling }
+    func scalingHoldsOff(_ i: Int) -> Bool { cluster.isHeldOff(te: i) }
 
-    /// Keeps TE `i`'s held-off flag in step with its lifecycle phase: called wherever a phase
-    /// enters or leaves `inService` (a new TE, scale-in, the end of a start, retirement).
+    /// Keeps TE `i`'s hold-off (the cluster manager's) in step with its lifecycle phase: called
+    /// wherever a phase enters or leaves `inService` (a new TE, scale-in, the end of a start,
+    /// retirement). The TE's groups take work exactly while it is in service.
     func noteScalingPhase(_ i: Int) {
-        instances[i].heldOffByScaling = scaling.phase(i) != .inService
+        cluster.setHeldOff(te: i, scaling.phase(i) != .inService)
     }
 
     func handleScalingTimer(_ timer: ScalingTimer) {
@@ -156,7 +158,6 @@ extension ServingEngine {
             beginScaleIn(i, detail: detail)
         }
         if scaling.pendingTEs[detail, default: 0] == 0 { scaling.details[detail].readyS = now }
-        refreshDrainedGroups()
         scheduleDrainCheck()
         return CommandReply(accepted: true, message: "\(origin)\(role.rawValue) \(from) → \(to) TEs: "
             + "\(names.joined(separator: ", ")) stop taking work, finish what they hold, then return their NPUs")
@@ -168,7 +169,6 @@ extension ServingEngine {
         scaling.lifecycle[i] = TELifecycle(phase: .draining, phaseEndsAt: nil, loadPath: nil, forkSource: nil, detail: detail)
         noteScalingPhase(i)
         scaling.pendingTEs[detail, default: 0] += 1
-        refreshDrainedGroups()
         var queued: [Int] = []
         for (id, r) in requests where r.stage == .queued && r.prefillInstance == i && prefillTicket(of: r) != nil {
             queued.append(id)
@@ -200,7 +200,6 @@ extension ServingEngine {
             logScaling("\(instances[i].name): weights loaded; warming up (\(OperatorCommand.format(configuration.scaling.warmUpSeconds)) s)")
         case .warmingUp:
             finishStart(i, ready: true)
-            refreshDrainedGroups()
             if instances[i].role == .decode { pullTransfers(i) }
             startStepIfIdle(i)
             let record = scaling.details[life.detail]
@@ -372,10 +371,8 @@ extension ServingEngine {
         scaling.lifecycle[i]?.phase = .retired
         scaling.lifecycle[i]?.phaseEndsAt = nil
         noteScalingPhase(i)
-        // The DP groups stay (empty, drained, on no hardware): requests that passed through keep
+        // The DP groups stay (empty, held off, on no hardware): requests that passed through keep
         // valid indices, and their prefix-cache counters stay in the report's hit rate.
-        for g in instances[i].dp.indices { instances[i].dp[g].drained = true }
-        instances[i].decode?.invalidateLoadIndex()
         faults.forget(instance: i)
         cluster.release(i)
     }
@@ -438,7 +435,6 @@ extension ServingEngine {
             cluster.mapExpertDies(of: i, onto: dies.prefix(instances[i].groupSpec.ep))
         }
         je.noteGroupBlocks(of: [instances[i]])
-        refreshDrainedGroups()
     }
 
     // MARK: Helpers

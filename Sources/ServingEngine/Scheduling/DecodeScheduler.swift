@@ -19,9 +19,9 @@ import SimKit
 ///
 /// It owns that state (`private(set)`) and the two indices kept from it: kv-aware balancing's
 /// ``DecodeLoadIndex`` (decode TEs) and the step cost's ``SlowestDecodeGroup``. The TE's DP groups
-/// (their KV managers and drained flags) are passed to each call that reads or changes them; the
-/// scheduler keeps no reference to them, to other TEs or to the engine, so ``copy()`` is a plain
-/// copy of values.
+/// (their KV managers) and, for a pick, which of them are placeable (the cluster manager's
+/// answer) are passed to each call that reads or changes them; the scheduler keeps no reference
+/// to them, to other TEs or to the engine, so ``copy()`` is a plain copy of values.
 ///
 /// ```swift
 /// let decode = DecodeScheduler(groups: te.dp.count, colocated: false)
@@ -155,31 +155,34 @@ final class DecodeScheduler {
         return waiting
     }
 
-    /// The group `policy` picks for the next request (a pulled transfer or a migrated request),
-    /// or nil when no group has room. `instance` keys per-TE policy state.
-    func pickGroup(instance: Int, groups: [DPGroupState], batchLimit: Int,
+    /// The group `policy` picks for the next request (a pulled transfer or a migrated request)
+    /// among the `placeable` ones, or nil when none has room. `instance` keys per-TE policy state.
+    func pickGroup(instance: Int, groups: [DPGroupState], placeable: PlaceableGroups, batchLimit: Int,
                    policy: inout any DecodeBalancingPolicy) -> Int? {
-        policy.pickGroup(in: DecodeGroups(instance: instance, batchLimit: batchLimit, groups: groups, slots: slots,
-                                          loadIndex: currentLoadIndex(groups: groups, batchLimit: batchLimit)))
+        policy.pickGroup(in: DecodeGroups(instance: instance, batchLimit: batchLimit, groups: groups, placeable: placeable,
+                                          slots: slots,
+                                          loadIndex: currentLoadIndex(groups: groups, placeable: placeable,
+                                                                      batchLimit: batchLimit)))
     }
 
-    /// The load index, current for `groups` and `batchLimit` (nil for a colocated TE, or when the
-    /// groups' KV sizes differ: then policies scan).
-    func currentLoadIndex(groups: [DPGroupState], batchLimit: Int) -> DecodeLoadIndex? {
+    /// The load index, current for `groups`, `placeable` and `batchLimit` (nil for a colocated TE,
+    /// or when the groups' KV sizes differ: then policies scan). A drain, fault or scaling change
+    /// gives `placeable` a new version, and the index is rebuilt here.
+    func currentLoadIndex(groups: [DPGroupState], placeable: PlaceableGroups, batchLimit: Int) -> DecodeLoadIndex? {
         guard !colocated else { return nil }
-        if let index = loadIndex, index.fits(groups, batchLimit: batchLimit) { return index }
-        loadIndex = DecodeLoadIndex(groups: groups, slots: slots, batchLimit: batchLimit)
+        if let index = loadIndex, index.fits(groups, placeable: placeable, batchLimit: batchLimit) { return index }
+        loadIndex = DecodeLoadIndex(groups: groups, placeable: placeable, slots: slots, batchLimit: batchLimit)
         return loadIndex
     }
 
-    /// Group `g`'s KV, seats or drained flag changed: the load index follows.
+    /// Group `g`'s KV or seats changed: the load index follows (with the placeable groups it was
+    /// built for; a changed answer rebuilds it at the next pick).
     func noteLoadChanged(_ g: Int, groups: [DPGroupState]) {
         guard loadIndex != nil, g >= 0, g < groups.count, g < slots.count else { return }
-        loadIndex!.update(g, load: groups[g].kv.usedBlocks + groups[g].kv.reservedBlocks, slots: slots[g],
-                          drained: groups[g].drained)
+        loadIndex!.update(g, load: groups[g].kv.usedBlocks + groups[g].kv.reservedBlocks, slots: slots[g])
     }
 
-    /// Many groups changed (drain, fault, retire): the load index is rebuilt on the next pick.
+    /// The load index is rebuilt on the next pick (a test's groups rebuilt under it).
     func invalidateLoadIndex() { loadIndex = nil }
 
     // MARK: Seats (colocated admission)
@@ -386,8 +389,8 @@ final class DecodeScheduler {
     // MARK: Audit
 
     /// Differences between the indices and the state they index (empty when current).
-    func problems(groups: [DPGroupState]) -> [String] {
-        var problems = (loadIndex?.problems(against: groups, slots: slots) ?? []) + slowestGroup.problems(against: batches)
+    func problems(groups: [DPGroupState], placeable: PlaceableGroups) -> [String] {
+        var problems = (loadIndex?.problems(against: groups, placeable: placeable, slots: slots) ?? []) + slowestGroup.problems(against: batches)
         var counted = [Int32](repeating: 0, count: Self.finishResidues)
         for step in finishing.keys { counted[Self.finishResidue(step)] += 1 }
         if counted != finishStepsByResidue { problems.append("finish steps counted by residue differ from the finishing table") }

@@ -8,13 +8,14 @@ import Testing
 @Suite(.timeLimit(.minutes(10))) struct ClusterManagerTests {
     @Test func drainAndUndrainChangeOnlyWhatTheySay() {
         let cluster = ClusterManager(npusPerNode: 8)
-        #expect(cluster.drain(3))
-        #expect(!cluster.drain(3), "already drained")
+        cluster.layOutTE(npus: [24, 25], groups: 2, tp: 1, firstDie: 0)   // TE 0: g0 on NPU 24, g1 on 25 (node 3)
+        #expect(cluster.drain(node: 3) == [GroupRef(te: 0, group: 0), GroupRef(te: 0, group: 1)])
+        #expect(cluster.drain(node: 3) == [], "already drained")
         #expect(cluster.isDrained(node: 3) && !cluster.isDrained(node: 2))
         #expect(cluster.isOnDrainedNode(npu: 24) && cluster.isOnDrainedNode(npu: 31))
         #expect(!cluster.isOnDrainedNode(npu: 23) && !cluster.isOnDrainedNode(npu: 32))
-        #expect(!cluster.undrain(2), "not drained")
-        #expect(cluster.undrain(3))
+        #expect(cluster.undrain(node: 2) == [] && cluster.drainedNodes == [3], "not drained")
+        #expect(cluster.undrain(node: 3) == [GroupRef(te: 0, group: 0), GroupRef(te: 0, group: 1)])
         #expect(cluster.drainedNodes.isEmpty)
         #expect(!cluster.isOnDrainedNode(npu: 24))
     }
@@ -23,8 +24,8 @@ import Testing
         let cluster = ClusterManager(npusPerNode: 8)
         #expect(!cluster.hasUnannouncedDrains)
         #expect(!cluster.announceEmpty(1), "not drained: nothing to announce")
-        cluster.drain(1)
-        cluster.drain(4)
+        cluster.drain(node: 1)
+        cluster.drain(node: 4)
         #expect(cluster.hasUnannouncedDrains)
         #expect(cluster.announceEmpty(1))
         #expect(!cluster.announceEmpty(1), "once")
@@ -33,9 +34,9 @@ import Testing
         #expect(cluster.announceEmpty(4))
         #expect(!cluster.hasUnannouncedDrains)
         // Undrained, the announcement is forgotten: a new drain is announced again.
-        cluster.undrain(1)
+        cluster.undrain(node: 1)
         #expect(!cluster.isAnnouncedEmpty(1))
-        cluster.drain(1)
+        cluster.drain(node: 1)
         #expect(cluster.hasUnannouncedDrains)
         #expect(cluster.announceEmpty(1))
     }
@@ -91,7 +92,7 @@ import Testing
         pod.add(6, .queued, prefill: (-1, -1))                   // not placed yet
         #expect(cluster.drainProgress(pod: pod).isEmpty, "nothing drained")
         #expect(cluster.announceEmptyNodes(pod: pod).isEmpty)
-        for node in [3, 1, 2, 5] { cluster.drain(node) }
+        for node in [3, 1, 2, 5] { cluster.drain(node: node) }
         #expect(cluster.drainProgress(pod: pod) == [DrainProgress(node: 1, requestsLeft: 3), DrainProgress(node: 2, requestsLeft: 2),
                                                     DrainProgress(node: 3, requestsLeft: 1), DrainProgress(node: 5, requestsLeft: 0)])
         #expect(cluster.announceEmptyNodes(pod: pod) == [5])
@@ -103,11 +104,11 @@ import Testing
 
     @Test func aCopyIsIndependent() {
         let cluster = ClusterManager(npusPerNode: 16)
-        cluster.drain(2)
+        cluster.drain(node: 2)
         cluster.mapExpertDies(of: 1, onto: [4, 5])
         let copy = cluster.copy()
         #expect(copy !== cluster && copy.npusPerNode == 16 && copy.diesPerNPU == 1)
-        copy.drain(5)
+        copy.drain(node: 5)
         copy.announceEmpty(2)
         copy.moveExpertDies(fromNPU: 4, toNPU: 9)
         #expect(cluster.drainedNodes == [2] && !cluster.isAnnouncedEmpty(2))
@@ -124,7 +125,7 @@ import Testing
         let perNode = engine.topology.npusPerNode
         for (i, te) in engine.instances.enumerated() {
             for g in te.dp.indices where engine.cluster.npus(of: i, group: g).contains(where: { $0 / perNode == 2 }) {
-                #expect(te.dp[g].drained)
+                #expect(!engine.cluster.isPlaceable(te: i, group: g))
             }
         }
         let fork = try engine.fork()
@@ -189,7 +190,7 @@ import Testing
         #expect(cluster.locate(die: 20)! == (1, nil), "NPU 10's dies belong to TE 1 but to none of its groups")
         #expect(cluster.locate(die: 81)! == (4, 1))
         #expect(cluster.locate(die: 24) == nil && cluster.locate(die: 1_000) == nil, "spare and out-of-pod dies")
-        cluster.drain(1)
+        cluster.drain(node: 1)
         #expect(cluster.isOnDrainedNode(0, group: 1) && cluster.isOnDrainedNode(1, group: 0))
         #expect(!cluster.isOnDrainedNode(2, group: 0) && !cluster.isOnDrainedNode(3, group: 0))
         Self.expectIndexMatchesScan(cluster, dies: -1..<100, "after layout")
@@ -235,7 +236,7 @@ import Testing
         #expect(cluster.locate(die: 80) == nil && cluster.expertSlots.isEmpty)
         let spare = cluster.spareNPUs(podNPUs: 48, reserved: [], isDeadDie: { $0 == 28 })
         #expect(spare.contains(7) && spare.contains(40) && !spare.contains(14), "NPU 14 has a dead die")
-        cluster.drain(5)
+        cluster.drain(node: 5)
         #expect(!cluster.spareNPUs(podNPUs: 48, reserved: [], isDeadDie: { _ in false }).contains(40), "node 5 drained")
         // Scaling adds a TE on the freed NPUs: the next number, indexed at once.
         #expect(cluster.layOutTE(npus: [7, 40], groups: 1, tp: 4, firstDie: 0) == 5)
@@ -248,7 +249,7 @@ import Testing
         let copy = cluster.copy()
         cluster.replaceNPU(of: 0, dead: 9, with: 50)
         cluster.release(2)
-        cluster.drain(1)
+        cluster.drain(node: 1)
         #expect(copy.npus(of: 0) == [8, 9] && copy.locate(die: 18)! == (0, 1) && copy.locate(die: 100) == nil)
         #expect(copy.hasNPUs(2) && copy.locate(die: 0)! == (2, 0) && !copy.isDrained(node: 1))
         copy.layOutTE(npus: [20], groups: 1, tp: 2, firstDie: 0)
@@ -272,5 +273,124 @@ import Testing
         Self.expectIndexMatchesScan(engine.cluster, dies: dies, "engine after an NPU-fork")
         Self.expectIndexMatchesScan(fork.cluster, dies: dies, "fork")
         #expect(engine.cluster.teCount == engine.instances.count)
+    }
+
+    // MARK: Eligibility
+
+    /// On `pod()` (8 NPUs per node): TE 0's groups and TE 1's group sit on node 1, TE 2's on node
+    /// 0, TE 4's g0 on node 0 and g1 on node 5, TE 3 on no node.
+    @Test func drainsFaultsAndHoldOffsReturnTheGroupsWhoseEligibilityChanged() {
+        let cluster = Self.pod()
+        let refs = { (pairs: [(Int, Int)]) in pairs.map { GroupRef(te: $0.0, group: $0.1) } }
+        #expect((0..<5).allSatisfy { cluster.hasPlaceableGroup(te: $0) }, "laid out: everything takes work")
+        #expect(cluster.drain(node: 1) == refs([(0, 0), (0, 1), (1, 0)]))
+        #expect(!cluster.setOutOfService(te: 0, group: 0, true), "already unplaceable")
+        #expect(cluster.isOutOfService(te: 0, group: 0) && !cluster.isOutOfService(te: 0, group: 1))
+        #expect(cluster.undrain(node: 1) == refs([(0, 1), (1, 0)]), "g0 of TE 0 is still out of service")
+        #expect(!cluster.isPlaceable(te: 0, group: 0) && cluster.isPlaceable(te: 0, group: 1))
+        #expect(cluster.setOutOfService(te: 0, group: 0, false) && cluster.isPlaceable(te: 0, group: 0))
+        #expect(cluster.drain(node: 0) == refs([(2, 0), (2, 1), (4, 0)]))
+        #expect(!cluster.hasPlaceableGroup(te: 2) && cluster.hasPlaceableGroup(te: 4), "TE 4's g1 is on node 5")
+        #expect(cluster.setHeldOff(te: 4, true) == refs([(4, 1)]) && !cluster.hasPlaceableGroup(te: 4))
+        #expect(cluster.isHeldOff(te: 4) && !cluster.isHeldOff(te: 2))
+        #expect(cluster.undrain(node: 0) == refs([(2, 0), (2, 1)]), "TE 4 stays held off")
+        #expect(cluster.setHeldOff(te: 4, false) == refs([(4, 0), (4, 1)]))
+        // A TE outside the pod sits on no node: no drain reaches it.
+        for node in 0..<6 { cluster.drain(node: node) }
+        #expect(cluster.hasPlaceableGroup(te: 3) && !cluster.hasPlaceableGroup(te: 0) && !cluster.hasPlaceableGroup(te: 4))
+        // A TE laid out on a drained node starts unplaceable there.
+        #expect(cluster.layOutTE(npus: [44, 60], groups: 2, tp: 2, firstDie: 0) == 5)
+        #expect(!cluster.isPlaceable(te: 5, group: 0) && cluster.isPlaceable(te: 5, group: 1), "NPU 60 is on node 7")
+    }
+
+    /// Every combination of the three facts on one group: placeable exactly when none holds, the
+    /// TE's answer agrees, its version moves whenever a verdict did and not when nothing changed.
+    @Test func placeableIsNotOnADrainedNodeNotOutOfServiceNotHeldOff() {
+        let cluster = Self.pod()
+        for combination in 0..<8 {
+            let drained = combination & 1 != 0, out = combination & 2 != 0, held = combination & 4 != 0
+            let before = cluster.placeableGroups(of: 0)
+            if drained { cluster.drain(node: 1) } else { cluster.undrain(node: 1) }
+            cluster.setOutOfService(te: 0, group: 0, out)
+            cluster.setHeldOff(te: 0, held)
+            let expected = !drained && !out && !held
+            let after = cluster.placeableGroups(of: 0)
+            #expect(cluster.isPlaceable(te: 0, group: 0) == expected && after[0] == expected, "\(combination)")
+            #expect(cluster.isPlaceable(te: 0, group: 1) == (!drained && !held))
+            #expect(cluster.hasPlaceableGroup(te: 0) == (!drained && !held), "g1 is never out of service here")
+            #expect(after.mask == before.mask || after.version != before.version, "\(combination)")
+            cluster.setOutOfService(te: 0, group: 0, out)
+            cluster.setHeldOff(te: 0, held)
+            #expect(cluster.placeableGroups(of: 0).version == after.version, "the same facts again: no change")
+        }
+    }
+
+    /// The map moving a group off a drained node (an NPU swapped for a spare elsewhere) makes it
+    /// placeable again; a released TE's groups sit on no node (scaling holds it off instead).
+    @Test func hardwareChangesReassessTheGroups() {
+        let cluster = Self.pod()
+        cluster.drain(node: 1)
+        #expect(!cluster.isPlaceable(te: 0, group: 1))
+        cluster.replaceNPU(of: 0, dead: 9, with: 50)
+        #expect(cluster.isPlaceable(te: 0, group: 1) && !cluster.isPlaceable(te: 0, group: 0))
+        cluster.release(1)
+        #expect(cluster.isPlaceable(te: 1, group: 0), "on no NPU: no drain holds it")
+    }
+
+    @Test func aCopysEligibilityIsItsOwn() {
+        let cluster = Self.pod()
+        cluster.drain(node: 1)
+        cluster.setOutOfService(te: 2, group: 1, true)
+        let copy = cluster.copy()
+        #expect(copy.placeableGroups(of: 0).version == cluster.placeableGroups(of: 0).version)
+        cluster.setOutOfService(te: 2, group: 1, false)
+        cluster.undrain(node: 1)
+        cluster.setHeldOff(te: 4, true)
+        #expect(!copy.isPlaceable(te: 0, group: 0) && copy.isOutOfService(te: 2, group: 1) && !copy.isHeldOff(te: 4))
+        #expect(copy.hasPlaceableGroup(te: 4) && !cluster.hasPlaceableGroup(te: 4))
+        copy.setOutOfService(te: 3, group: 0, true)
+        #expect(cluster.isPlaceable(te: 3, group: 0) && !copy.isPlaceable(te: 3, group: 0))
+    }
+
+    /// Drained at 2 s: prefill TE 0 (node 0) and a third of the decode TE's groups (node 2). From
+    /// then on no request is newly placed on any of those groups, for prefill or decode, while the
+    /// rest of the pod keeps taking work.
+    @Test func aDrainedNodesGroupsGetNoNewPlacements() throws {
+        let engine = try FaultTests.engine(rate: 40, limit: 400)
+        let d = try FaultTests.decodeIndex(engine)
+        engine.run(until: 2)
+        #expect(engine.apply(.drain(node: 0)).accepted && engine.apply(.drain(node: 2)).accepted)
+        let perNode = engine.topology.npusPerNode
+        func onDrained(_ te: Int, _ g: Int) -> Bool {
+            engine.cluster.npus(of: te, group: g).contains { [0, 2].contains($0 / perNode) }
+        }
+        let drainedDecode = engine.instances[d].dp.indices.filter { onDrained(d, $0) }
+        #expect(!drainedDecode.isEmpty && drainedDecode.count < engine.instances[d].dp.count)
+        #expect(engine.instances[0].dp.indices.allSatisfy { onDrained(0, $0) && !engine.cluster.isPlaceable(te: 0, group: $0) })
+        #expect(drainedDecode.allSatisfy { !engine.cluster.isPlaceable(te: d, group: $0) })
+        // What sat there at the drain may stay (or move off); nothing may arrive.
+        var prefillThere = Set<Int>(), decodeThere = Set<Int>()
+        for (id, r) in engine.requests {
+            let p = engine.placement(of: r)
+            if r.prefillInstance >= 0, p.prefillGroup >= 0, onDrained(r.prefillInstance, p.prefillGroup) { prefillThere.insert(id) }
+            if r.decodeInstance >= 0, p.decodeGroup >= 0, onDrained(r.decodeInstance, p.decodeGroup) { decodeThere.insert(id) }
+        }
+        var placedElsewhere = Set<Int>()
+        while engine.now < 20, engine.step() {
+            for (id, r) in engine.requests {
+                let p = engine.placement(of: r)
+                if r.prefillInstance >= 0, p.prefillGroup >= 0, onDrained(r.prefillInstance, p.prefillGroup) {
+                    #expect(prefillThere.contains(id), "request \(id) newly placed for prefill on a drained group")
+                }
+                if r.decodeInstance >= 0, p.decodeGroup >= 0 {
+                    if onDrained(r.decodeInstance, p.decodeGroup) {
+                        #expect(decodeThere.contains(id), "request \(id) newly placed for decode on a drained group")
+                    } else if !decodeThere.contains(id) { placedElsewhere.insert(id) }
+                }
+            }
+        }
+        #expect(placedElsewhere.count > 20, "the other decode groups kept taking work")
+        #expect(engine.requests.values.allSatisfy { $0.prefillInstance != 0 || prefillThere.contains($0.spec.id) })
+        FaultTests.expectSound(engine)
     }
 }

@@ -38,6 +38,14 @@ import XDSTestSupport
         [te(.prefill, groups: 2, blocks: [10, 12]), te(.prefill, groups: 1, blocks: [11]), te(.decode, groups: 2, blocks: [20, 30])]
     }
 
+    /// A cluster manager laid out like `instances` (outside any node: nothing to drain), whose
+    /// eligibility the JE reads; tests take groups out of service through it.
+    private func cluster(_ instances: [InstanceState]) -> ClusterManager {
+        let cluster = ClusterManager(npusPerNode: 8)
+        for te in instances { cluster.layOutTE(npus: [], groups: te.dp.count, tp: 1, firstDie: 0) }
+        return cluster
+    }
+
     @Test func neverFitsComesFromTheSmallestGroupOnEachSide() throws {
         let je = je()
         let instances = pod()
@@ -61,37 +69,38 @@ import XDSTestSupport
 
     @Test func admissionPlacesRefusesOrNeverFitsWithItsReason() throws {
         let instances = pod()
+        let cluster = cluster(instances)
         let je = je()
         je.noteGroupBlocks(of: instances)
-        guard case .placed(let first) = je.admit(request(prompt: 100), instances: instances) else {
+        guard case .placed(let first) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("not placed")
             return
         }
         #expect(first == 0)
         // Round-robin: the next prefill TE, never the decode TE.
-        guard case .placed(let second) = je.admit(request(prompt: 100), instances: instances) else {
+        guard case .placed(let second) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("not placed")
             return
         }
         #expect(second == 1)
         // Never-fits is decided before availability.
-        guard case .neverFits(_, let kind) = je.admit(request(prompt: 0), instances: instances) else {
+        guard case .neverFits(_, let kind) = je.admit(request(prompt: 0), instances: instances, cluster: cluster) else {
             Issue.record("an empty prompt was not refused for good")
             return
         }
         #expect(kind == "empty prompt")
-        // TE 0 drained: only TE 1 is a candidate.
-        for g in instances[0].dp.indices { instances[0].dp[g].drained = true }
+        // TE 0 out of service: only TE 1 is a candidate.
+        for g in instances[0].dp.indices { cluster.setOutOfService(te: 0, group: g, true) }
         for _ in 0..<3 {
-            guard case .placed(let te) = je.admit(request(prompt: 100), instances: instances) else {
+            guard case .placed(let te) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
                 Issue.record("not placed")
                 return
             }
             #expect(te == 1)
         }
-        // Every prefill TE drained: refused, with the reason.
-        for g in instances[1].dp.indices { instances[1].dp[g].drained = true }
-        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances) else {
+        // Every prefill TE out of service: refused, with the reason.
+        for g in instances[1].dp.indices { cluster.setOutOfService(te: 1, group: g, true) }
+        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("placed on a drained TE")
             return
         }
@@ -100,14 +109,15 @@ import XDSTestSupport
 
     @Test func theAdmissionBoundRefusesWhenEveryTEHasItsQuota() throws {
         let instances = pod()
+        let cluster = cluster(instances)
         let je = je(maxWaiting: 0)
         je.noteGroupBlocks(of: instances)
-        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances) else {
+        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("placed over the admission bound")
             return
         }
         #expect(reason == "every prefill TE has 0 requests waiting")
-        #expect(je.requeueTarget(for: request(prompt: 100), instances: instances) == nil)
+        #expect(je.requeueTarget(for: request(prompt: 100), instances: instances, cluster: cluster) == nil)
     }
 
     @Test func aPolicyPickOutsideTheCandidatesIsNotTaken() throws {
@@ -117,8 +127,9 @@ import XDSTestSupport
             mutating func pickPrefillTE(for request: RoutingRequest, in pool: PrefillPool) -> Int? { 2 }
         }
         let instances = pod()
+        let cluster = cluster(instances)
         let je = je(routing: Wrong())
-        guard case .refused = je.admit(request(prompt: 100), instances: instances) else {
+        guard case .refused = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("a non-candidate TE was taken")
             return
         }
@@ -149,32 +160,34 @@ import XDSTestSupport
         let a = te(.decode, groups: 2, blocks: [10])
         let b = te(.decode, groups: 2, blocks: [10])
         let instances = [te(.prefill, groups: 1, blocks: [10]), a, b]
+        let cluster = cluster(instances)
         // Equal usage: the first.
-        #expect(je.pickDecodeTE(instances: instances) == 1)
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 1)
         // Four of a's twenty blocks taken: b.
         #expect(store.allocatePrefill(1, in: &a.dp[0].kv, promptTokens: 4 * 128, chained: [], expectedTotalTokens: 0) != nil)
-        #expect(je.pickDecodeTE(instances: instances) == 2)
-        // b drained: a, the only available one, whatever its usage.
-        for g in b.dp.indices { b.dp[g].drained = true }
-        #expect(je.pickDecodeTE(instances: instances) == 1)
-        // Both drained: the first decode TE (the request waits there).
-        for g in a.dp.indices { a.dp[g].drained = true }
-        #expect(je.pickDecodeTE(instances: instances) == 1)
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 2)
+        // b out of service: a, the only available one, whatever its usage.
+        for g in b.dp.indices { cluster.setOutOfService(te: 2, group: g, true) }
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 1)
+        // Both out: the first decode TE (the request waits there).
+        for g in a.dp.indices { cluster.setOutOfService(te: 1, group: g, true) }
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 1)
         // b back: b.
-        for g in b.dp.indices { b.dp[g].drained = false }
-        #expect(je.pickDecodeTE(instances: instances) == 2)
+        for g in b.dp.indices { cluster.setOutOfService(te: 2, group: g, false) }
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 2)
     }
 
     @Test func aCopyKeepsItsOwnRoutingState() throws {
         let instances = pod()
+        let cluster = cluster(instances)
         let je = je()
         je.noteGroupBlocks(of: instances)
         let copy = je.copy()
         #expect(copy.prefillGroupBlocks == 10 && copy.decodeGroupBlocks == 20)
         // The copy's round-robin cursor moves without the original's.
-        guard case .placed(0) = copy.admit(request(prompt: 100), instances: instances),
-              case .placed(1) = copy.admit(request(prompt: 100), instances: instances),
-              case .placed(0) = je.admit(request(prompt: 100), instances: instances) else {
+        guard case .placed(0) = copy.admit(request(prompt: 100), instances: instances, cluster: cluster),
+              case .placed(1) = copy.admit(request(prompt: 100), instances: instances, cluster: cluster),
+              case .placed(0) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
             Issue.record("the copy shares the policy's state")
             return
         }

@@ -25,9 +25,9 @@ import Testing
         requests[id].flatMap { leader.ticket($0.prefillTicket) }
     }
 
-    @Test func placementPicksTheLeastQueuedPlusUncachedTokensOnUndrainedGroups() throws {
+    @Test func placementPicksTheLeastQueuedPlusUncachedTokensOnPlaceableGroups() throws {
         var dp = groups(3)
-        dp[0].drained = true
+        var placeable = PlaceableGroups(mask: [false, true, true], version: 1)
         let keys = PrefixHashes.chain([1, 2, 3, 4])
         // Group 2 caches the 64-token prefix: an earlier request's blocks, released after transfer.
         let earlier = store.allocatePrefill(99, in: &dp[2].kv, promptTokens: 100, chained: keys, expectedTotalTokens: 0)
@@ -41,17 +41,17 @@ import Testing
         add(&requests, 4, prompt: 10)
 
         // Empty live groups tie: the lowest; the drained group 0 is never picked.
-        #expect(leader.place(1, probing: [], groups: dp, requests: &requests) == 1)
+        #expect(leader.place(1, probing: [], groups: dp, placeable: placeable, requests: &requests) == 1)
         #expect(ticket(leader, requests, 1) == PrefillTicket(request: 1, group: 1, remaining: 100))
         // The cached prefix makes group 2 cheaper: 0 + 36 against 100 + 100.
-        #expect(leader.place(2, probing: keys, groups: dp, requests: &requests) == 2)
+        #expect(leader.place(2, probing: keys, groups: dp, placeable: placeable, requests: &requests) == 2)
         #expect(ticket(leader, requests, 2)?.remaining == 36 && ticket(leader, requests, 2)?.group == 2)
         // No prefix: the least queued, 36 + 50 against 100 + 50.
-        #expect(leader.place(3, probing: [], groups: dp, requests: &requests) == 2)
+        #expect(leader.place(3, probing: [], groups: dp, placeable: placeable, requests: &requests) == 2)
         #expect(leader.queuedTokens == [0, 100, 86])
         // Group 2 drains: the next request goes to group 1 although group 2 holds fewer tokens.
-        dp[2].drained = true
-        #expect(leader.place(4, probing: [], groups: dp, requests: &requests) == 1)
+        placeable = PlaceableGroups(mask: [false, true, false], version: 2)
+        #expect(leader.place(4, probing: [], groups: dp, placeable: placeable, requests: &requests) == 1)
         #expect(leader.queues.map(Array.init) == [[], [1, 4], [2, 3]])
         #expect(leader.queuedTokens == [0, 110, 86] && leader.totalQueuedTokens == 196)
         #expect(leader.waiting == 4 && leader.queuedRequests == 4)
@@ -276,5 +276,13 @@ import Testing
         leader.place(4, probing: [], groups: dp, requests: &requests)
         #expect(requests[4]!.prefillTicket == 2 && leader.ticket(2)?.request == 4)
         #expect(copy.ticket(2)?.request == 3)
+    }
+}
+
+extension PrefillScheduler {
+    /// A placement where every group is placeable (the tests that are not about eligibility).
+    @discardableResult
+    func place(_ id: Int, probing chainedKeys: [UInt64], groups: [DPGroupState], requests: inout RequestTable) -> Int? {
+        place(id, probing: chainedKeys, groups: groups, placeable: .all(groups.count), requests: &requests)
     }
 }

@@ -177,6 +177,6 @@ import XDSTestSupport
         #expect(engine.runToCompletion(limit: 3_600))
         FaultTests.expectSound(engine)
         #expect(engine.instances[d].decode!.slowestGroup.totalRunning == 0)
-        #expect(engine.instances[d].decode!.problems(groups: engine.instances[d].dp) == [])
+        #expect(engine.instances[d].decode!.problems(groups: engine.instances[d].dp, placeable: engine.cluster.placeableGroups(of: d)) == [])
     }
 }

@@ -43,7 +43,7 @@ import XDSTestSupport
             for (_, r) in engine.requests.prefix(20) where r.hasPrefixKeys { seen.append(r.chainedKeys) }
             if seen.count > 400 { seen.removeFirst(seen.count - 400) }
             let instances = engine.instances
-            let candidates = instances.indices.filter { instances[$0].hasPrefill && instances[$0].available }
+            let candidates = instances.indices.filter { instances[$0].hasPrefill && engine.cluster.hasPlaceableGroup(te: $0) }
             for (n, keys) in seen.suffix(40).enumerated() {
                 let holders = engine.je.prefixHolders(keys)
                 for te in instances.indices where instances[te].hasPrefill {
@@ -57,10 +57,10 @@ import XDSTestSupport
                 }
                 guard !candidates.isEmpty else { continue }
                 let request = RoutingRequest(promptTokens: 600 + 700 * (n % 4), chainedKeys: keys)
-                var known = PrefillPool(instances: instances, candidates: candidates,
+                var known = PrefillPool(instances: instances, cluster: engine.cluster, candidates: candidates,
                                         longPromptTokens: engine.configuration.longPromptTokens)
                 known.prefixHolders = holders
-                let everyTE = PrefillPool(instances: instances, candidates: candidates,
+                let everyTE = PrefillPool(instances: instances, cluster: engine.cluster, candidates: candidates,
                                           longPromptTokens: engine.configuration.longPromptTokens)
                 for te in candidates { #expect(known.finishCost(te, for: request) == everyTE.finishCost(te, for: request)) }
                 var a = PrefixAwareRouting()

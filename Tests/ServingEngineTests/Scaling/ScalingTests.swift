@@ -52,7 +52,8 @@ import XDSTestSupport
         for i in new {
             #expect(engine.cluster.npus(of: i).count == 16)
             #expect(engine.cluster.npus(of: i).allSatisfy { $0 >= 288 })
-            #expect(engine.instances[i].dp.allSatisfy { $0.drained }, "a starting TE takes no work")
+            #expect(engine.instances[i].dp.indices.allSatisfy { !engine.cluster.isPlaceable(te: i, group: $0) },
+                    "a starting TE takes no work")
         }
         #expect(engine.spareNPUs().count == 32)
         // Before they are ready they take nothing.
@@ -234,7 +235,8 @@ import XDSTestSupport
         #expect(!engine.spareNPUs().contains(8), "a drained node's NPUs stay out of the pool")
         #expect(engine.apply(.undrain(node: 1)).accepted)
         #expect(engine.spareNPUs().contains(8))
-        #expect(engine.instances[1].dp.allSatisfy { $0.drained }, "undrain does not bring a scaled-in TE back")
+        #expect(engine.instances[1].dp.indices.allSatisfy { !engine.cluster.isPlaceable(te: 1, group: $0) },
+                "undrain does not bring a scaled-in TE back")
         // And a scale-up may reuse the node.
         #expect(engine.apply(.scale(role: .prefill, change: .to(2), from: nil)).accepted)
         engine.run(until: 40)

@@ -16,10 +16,11 @@ import Testing
 
     /// Pulls the head of the queue into the group kv-aware picks; the group, or nil when it did not fit.
     static func pullHead(_ decode: DecodeScheduler, _ groups: inout [DPGroupState], prompt: Int, total: Int,
-                         batchLimit: Int = 8) -> Int? {
+                         batchLimit: Int = 8, placeable: PlaceableGroups? = nil) -> Int? {
         var policy: any DecodeBalancingPolicy = KVAwareBalancing()
         guard let id = decode.nextTransfer,
-              let g = decode.pickGroup(instance: 0, groups: groups, batchLimit: batchLimit, policy: &policy),
+              let g = decode.pickGroup(instance: 0, groups: groups, placeable: placeable ?? .all(groups.count),
+                                       batchLimit: batchLimit, policy: &policy),
               decode.pull(id, into: g, promptTokens: prompt, totalTokens: total, blockTokens: blockTokens, groups: &groups) != nil
         else { return nil }
         return g
@@ -167,7 +168,7 @@ import Testing
         var groups = Self.groups(2)
         decode.reserveSeat(1)
         #expect(decode.slots == [0, 1])
-        #expect(decode.currentLoadIndex(groups: groups, batchLimit: 4) == nil)
+        #expect(decode.currentLoadIndex(groups: groups, placeable: .all(2), batchLimit: 4) == nil)
         // Evicted while its KV is the prefill side's: the seat still goes back.
         decode.evict(5, group: 1, admitted: false, promptTokens: 10, joinStep: 0, groups: &groups)
         #expect(decode.slots == [0, 0])
@@ -286,13 +287,16 @@ import Testing
         var pulled: [Int: (group: Int, prompt: Int)] = [:]
         var nextID = 0, step = 0
         let batchLimit = 4
+        // Which groups take work; each change is a new answer (version), as the cluster manager gives.
+        var placeable = PlaceableGroups.all(groupCount)
         for _ in 0..<1_500 {
             switch Int(random.uniform() * 5) {
             case 0, 1:
                 nextID += 1
                 decode.enqueue(nextID)
                 let prompt = 16 + Int(random.uniform() * 200)
-                if let g = Self.pullHead(decode, &groups, prompt: prompt, total: prompt + 64, batchLimit: batchLimit) {
+                if let g = Self.pullHead(decode, &groups, prompt: prompt, total: prompt + 64, batchLimit: batchLimit,
+                                         placeable: placeable) {
                     pulled[nextID] = (g, prompt)
                 } else {
                     _ = decode.remove([nextID])
@@ -313,7 +317,8 @@ import Testing
                     decode.evict(id, group: r.group, admitted: true, promptTokens: r.prompt, joinStep: r.joinStep, groups: &groups)
                 } else {
                     var policy: any DecodeBalancingPolicy = KVAwareBalancing()
-                    if let target = decode.pickGroup(instance: 0, groups: groups, batchLimit: batchLimit, policy: &policy),
+                    if let target = decode.pickGroup(instance: 0, groups: groups, placeable: placeable, batchLimit: batchLimit,
+                                                     policy: &policy),
                        target != r.group,
                        decode.migrate(id, from: r.group, to: target, promptTokens: r.prompt, totalTokens: r.prompt + 64,
                                       joinStep: r.joinStep, blockTokens: Self.blockTokens, groups: &groups) {
@@ -324,25 +329,32 @@ import Testing
                 }
             default:
                 let g = Int(random.uniform() * Double(groupCount)) % groupCount
-                groups[g].drained.toggle()
-                decode.noteLoadChanged(g, groups: groups)
+                var mask = placeable.mask
+                mask[g].toggle()
+                placeable = PlaceableGroups(mask: mask, version: placeable.version + 1)
                 step += 1
             }
             var kvAware: any DecodeBalancingPolicy = KVAwareBalancing()
-            let pick = decode.pickGroup(instance: 0, groups: groups, batchLimit: batchLimit, policy: &kvAware)
+            let pick = decode.pickGroup(instance: 0, groups: groups, placeable: placeable, batchLimit: batchLimit, policy: &kvAware)
             #expect(pick == KVAwareBalancing.scan(DecodeGroups(instance: 0, batchLimit: batchLimit, groups: groups,
-                                                               slots: decode.slots)))
-            if let g = decode.pickGroup(instance: 0, groups: groups, batchLimit: batchLimit, policy: &roundRobin) {
-                #expect(!groups[g].drained && decode.slots[g] < batchLimit)
+                                                               placeable: placeable, slots: decode.slots)))
+            if let g = decode.pickGroup(instance: 0, groups: groups, placeable: placeable, batchLimit: batchLimit,
+                                        policy: &roundRobin) {
+                #expect(placeable[g] && decode.slots[g] < batchLimit)
             }
             let load = decode.stepLoad(step: step, tokensPerStep: 1.7, perRequest: 2e-5, perToken: 3e-8)
             let scan = SlowestDecodeGroup.scan(decode.batches, step: step, tokensPerStep: 1.7, perRequest: 2e-5, perToken: 3e-8)
             #expect(load.maxRunning == scan.maxRunning && load.total == scan.total
                         && load.context.bitPattern == scan.context.bitPattern)
-            #expect(decode.problems(groups: groups) == [])
+            #expect(decode.problems(groups: groups, placeable: placeable) == [])
             #expect(decode.runningRequests == running.count)
             #expect(decode.slots.reduce(0, +) == running.count + pulled.count)
         }
         #expect(running.count + pulled.count > 0 && step > 10, "the walk did something")
     }
+}
+
+extension DecodeScheduler {
+    /// The audit with every group placeable (the tests that are not about eligibility).
+    func problems(groups: [DPGroupState]) -> [String] { problems(groups: groups, placeable: .all(groups.count)) }
 }
