@@ -118,12 +118,12 @@ extension ClusterManager {
     func hasPlaceableGroup(te: Int) -> Bool { eligibility.hasPlaceableGroup(te) }
     /// TE `te`'s placeable groups, for one scheduling call.
     func placeableGroups(of te: Int) -> PlaceableGroups { eligibility.groups(of: te) }
-    /// TE `te`'s placeable groups when some group is not; nil when every group is (the usual
-    /// case: a placement loop then reads no verdict per group, as before the verdicts moved here).
     /// Whether any group of any TE is not placeable.
     var hasUnplaceableGroups: Bool { eligibility.unplaceableCount > 0 }
     /// Whether scaling holds any TE off.
     var hasHeldOffTEs: Bool { eligibility.heldOffCount > 0 }
+    /// TE `te`'s placeable groups when some group is not; nil when every group is (the usual
+    /// case: a placement loop then reads no verdict per group, as before the verdicts moved here).
     @inline(__always)
     func placeableGroupsIfRestricted(of te: Int) -> PlaceableGroups? {
         eligibility.isRestricted(te) ? eligibility.groups(of: te) : nil
