@@ -38,6 +38,12 @@ public struct EPLBController: Sendable {
     }
 
     private var pending: ExpertPlacement?
+    /// The swap's load phase as planned with `pending`: the placement it was planned from, and
+    /// the serving placement and disabled dies ``servingDuringSwap(from:to:)`` gives for it. They
+    /// come out of the walk that counts the dies' gained layers at plan time (issue 12: the two
+    /// walks of 14,848 experts per swap were ~7% of a Mooncake hour), and serve the prefetch's
+    /// end if the placement is still the one planned from.
+    private var loadPhase: (from: ExpertPlacement, serving: ExpertPlacement, disabled: [Int])?
     /// Expected imbalance right after the last plan (or skip), under the counts it was made from:
     /// while the collected load keeps the current placement within `minimumGain` of it, a new
     /// plan cannot gain enough and is not computed (issue 12: re-plan only on a real change).
@@ -133,10 +139,17 @@ public struct EPLBController: Sendable {
                 outcomes.append(o)
             }
         case let .prefetch(until, started, before) where now >= until:
-            guard let target = pending else { phase = .idle; break }
+            guard let target = pending else {
+                phase = .idle
+                loadPhase = nil
+                break
+            }
             // Disable the slots that change; an expert never loses its last serving replica.
             let old = routing.placement
-            let (serving, disabled) = Self.servingDuringSwap(from: old, to: target)
+            // (Placements compare equal at once when they share their buffers, as here.)
+            let (serving, disabled) = loadPhase.flatMap { $0.from == old ? ($0.serving, $0.disabled) : nil }
+                ?? Self.servingDuringSwap(from: old, to: target)
+            loadPhase = nil
             routing.setPlacement(old, serving: serving)
             phase = .load(until: now + loadSeconds, started: started, before: before, dies: disabled)
         case let .load(until, started, before, _) where now >= until:
@@ -169,7 +182,9 @@ public struct EPLBController: Sendable {
                                            before, after, minimumGain * 100), started: false)
         }
         // Weights to move: per die, one expert's weights for every layer whose slot changes.
-        let layersChanged = Self.layersGained(from: routing.placement, to: target)
+        let swap = Self.swapWork(from: routing.placement, to: target)
+        let layersChanged = swap.gained
+        loadPhase = swap.serving.map { (routing.placement, $0.placement, $0.disabled) }
         let busiest = layersChanged.max() ?? 0
         let prefetch = cost.expertWeightCopy(experts: 1, layers: busiest)
         let bytes = Double(busiest) * cost.model.expertWeightBytes
@@ -240,6 +255,80 @@ public struct EPLBController: Sendable {
         }
         let serving = builder.placement(dies: old.dies, slotsPerDie: old.slotsPerDie)
         return (serving, disabled.indices.filter { disabled[$0] })
+    }
+
+    /// ``layersGained(from:to:)`` and, for placements of one shape, ``servingDuringSwap(from:to:)``
+    /// in one walk of the two placements: the same figures and the same placement (each part
+    /// below is the body of its function, the common case of one host before and after shared).
+    static func swapWork(from old: ExpertPlacement, to target: ExpertPlacement)
+        -> (gained: [Int], serving: (placement: ExpertPlacement, disabled: [Int])?) {
+        let count = old.layerCount * old.experts, experts = old.experts
+        guard old.layerCount == target.layerCount, old.experts == target.experts, old.dies == target.dies,
+              old.slotsPerDie == target.slotsPerDie, old.hostStart.count == count + 1,
+              target.hostStart.count == count + 1
+        else { return (layersGained(from: old, to: target), nil) }
+        var changed = [Int](repeating: 0, count: target.dies)
+        var disabled = [Bool](repeating: false, count: max(old.dies, 0))
+        var builder = ExpertPlacement.Builder(layers: old.layerCount, experts: old.experts, hosts: old.hostDies.count)
+        changed.withUnsafeMutableBufferPointer { changed in
+            disabled.withUnsafeMutableBufferPointer { disabled in
+                old.withBuffers { oldStarts, oldHosts in
+                    target.withBuffers { nextStarts, nextHosts in
+                        builder.appendExperts(count, hosts: oldHosts.count) { room in
+                            var k = 0
+                            var expert = 0  // i's expert in its layer
+                            var i = 0
+                            var wasFrom = Int(oldStarts[0]), nextFrom = Int(nextStarts[0])
+                            while i < count {
+                                let wasTo = Int(oldStarts[i &+ 1]), nextTo = Int(nextStarts[i &+ 1])
+                                if wasTo &- wasFrom == 1 && nextTo &- nextFrom == 1 {
+                                    let host = oldHosts[wasFrom], next = nextHosts[nextFrom]
+                                    if next != host { changed[Int(next)] &+= 1 }
+                                    room.hosts[k] = host
+                                    room.slotExpert[k] = Int32(truncatingIfNeeded: expert)
+                                    room.slotReplicas[k] = 1
+                                    k &+= 1
+                                    room.ends[i] = room.base &+ Int32(truncatingIfNeeded: k)
+                                } else {
+                                    let was = UnsafeBufferPointer(rebasing: oldHosts[wasFrom..<wasTo])
+                                    for s in nextFrom..<nextTo where !was.contains(nextHosts[s]) {
+                                        changed[Int(nextHosts[s])] += 1
+                                    }
+                                    let next = UnsafeBufferPointer(rebasing: nextHosts[nextFrom..<nextTo])
+                                    let from = k
+                                    var keeps = 0
+                                    for s in was.indices where next.contains(was[s]) { keeps += 1 }
+                                    if keeps == was.count || keeps == 0 {
+                                        for host in was {
+                                            room.hosts[k] = host
+                                            k += 1
+                                        }
+                                    } else {
+                                        for host in was {
+                                            if next.contains(host) {
+                                                room.hosts[k] = host
+                                                k += 1
+                                            } else {
+                                                disabled[Int(host)] = true
+                                            }
+                                        }
+                                    }
+                                    room.close(i, expert: expert, from: from, to: k)
+                                }
+                                wasFrom = wasTo
+                                nextFrom = nextTo
+                                i &+= 1
+                                expert &+= 1
+                                if expert == experts { expert = 0 }
+                            }
+                            return k
+                        }
+                    }
+                }
+            }
+        }
+        let serving = builder.placement(dies: old.dies, slotsPerDie: old.slotsPerDie)
+        return (changed, (serving, disabled.indices.filter { disabled[$0] }))
     }
 
     /// Per die of `target`, the layers in which it holds an expert it does not hold in `old` (the
