@@ -73,13 +73,10 @@ public struct KVBlockManager: Sendable {
     private(set) var ownedBlockCount = 0
     /// Block lists of released requests, emptied, for the next allocations, so a list is not
     /// always a new malloc and a free. A list too small for the next prompt is reallocated by
-    /// `reserveCapacity` (prompts vary; taking only lists that fit, or rounding capacities up to
-    /// powers of two, measured no better). Up to 32 per group: a prefill batch allocates many
-    /// requests at once while transfers release them one by one, and with 4 most of a batch found
-    /// none (32 cut a saturated superpod's 36 K reallocations to 25 K, -0.3% of its instructions).
-    /// Lists are a few hundred bytes, so even a pod of hundreds of groups keeps little memory.
+    /// `reserveCapacity` (on the saturated superpod that is still most of them: prompts vary; taking
+    /// only lists that fit measured no better). At most a few per group, so they cost little memory.
     private var spareBlockLists: [[Int32]] = []
-    private static let spareBlockListLimit = 32
+    private static let spareBlockListLimit = 4
     public private(set) var reservedBlocks = 0
 
     public init(totalBlocks: Int, blockTokens: Int) {
