@@ -68,6 +68,18 @@ public struct PrefillPool {
         return load
     }
 
+    /// Group `g`'s prefix hit for `request` into `hits` while `probe` holds; probing stops once a
+    /// group holds the whole cacheable prefix (no later group can beat it).
+    @inline(__always)
+    private static func probeGroup(_ groups: UnsafeBufferPointer<DPGroupState>, _ g: Int, for request: RoutingRequest,
+                                   probe: inout Bool, hits: inout Int) {
+        guard probe else { return }
+        hits = max(hits, groups[g].kv.cachedPrefixTokens(
+            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
+        probe = hits < groups[g].kv.longestPossiblePrefixTokens(
+            promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
+    }
+
     /// Queued tokens plus this prompt's tokens not already cached on the TE (its best DP group's
     /// prefix hit): how soon the TE would finish the request.
     func finishCost(_ te: Int, for request: RoutingRequest) -> Int {
@@ -81,28 +93,18 @@ public struct PrefillPool {
         // property was copied (a dozen buffer handles retained and released) for every probe.
         // Two loops, the same but for the verdict: with every group placeable (the usual case)
         // none is captured or read; capturing one cost a retain per probe (0.5% of a saturated
-        // superpod's instructions).
+        // superpod's instructions). Each group's probe is ``probeGroup(_:_:for:probe:hits:)``.
         if let placeable = placeable(of: te) {
             instances[te].dp.withUnsafeBufferPointer { groups in
                 for g in groups.indices where placeable[g] {
-                    if probe {
-                        hits = max(hits, groups[g].kv.cachedPrefixTokens(
-                            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
-                        probe = hits < groups[g].kv.longestPossiblePrefixTokens(
-                            promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
-                    }
+                    Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
                     load += queued[g]
                 }
             }
         } else {
             instances[te].dp.withUnsafeBufferPointer { groups in
                 for g in groups.indices {
-                    if probe {
-                        hits = max(hits, groups[g].kv.cachedPrefixTokens(
-                            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
-                        probe = hits < groups[g].kv.longestPossiblePrefixTokens(
-                            promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
-                    }
+                    Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
                     load += queued[g]
                 }
             }
