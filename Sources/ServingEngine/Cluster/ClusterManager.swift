@@ -6,8 +6,9 @@ import SimKit
 /// operator has drained, which of those have been announced empty (serviceable without touching
 /// traffic), how much work each drained node still holds, which DP groups may take new work
 /// (``PlacementEligibility``: drained node, out of service, held off by scaling), which die is
-/// which expert die of a decode TE (what recovery's expert-coverage rule reads) and the spare pool. The scaling
-/// lifecycle and the autoscaler slot of engine-components.md's `ClusterManager` move here next.
+/// which expert die of a decode TE (what recovery's expert-coverage rule reads) and the spare pool. It owns the
+/// scaling lifecycle and the autoscaler slot as a child component, ``scaling`` (``ScalingController``, its own
+/// file and tests: a separate API, not more methods here); the engine keeps the hold-off below in step with it.
 ///
 /// It decides nothing about requests: a drain asks the owners (the engine, the schedulers) to
 /// move or finish what runs on the node; this component keeps the node states and the map,
@@ -46,6 +47,9 @@ final class ClusterManager {
     /// Which DP groups may take new work; changed only through this class's calls, which keep it
     /// in step with the drains, the map and the facts recovery and scaling report.
     private(set) var eligibility = PlacementEligibility()
+    /// TE lifecycles, scale operations, pre-warmed spares, the autoscaler (engine-components.md §2
+    /// puts them with the cluster manager; system.md §1.5: it handles health and scaling).
+    private(set) var scaling = ScalingController()
 
     init(npusPerNode: Int, diesPerNPU: Int = 1) {
         self.npusPerNode = max(1, npusPerNode)
@@ -53,7 +57,8 @@ final class ClusterManager {
         hardware = HardwareMap(diesPerNPU: diesPerNPU)
     }
 
-    /// A deep, independent copy (for the engine's `fork()`): every field is a value.
+    /// A deep, independent copy (for the engine's `fork()`): every field is a value but
+    /// ``scaling``, which is copied in turn.
     func copy() -> ClusterManager {
         let copy = ClusterManager(npusPerNode: npusPerNode, diesPerNPU: diesPerNPU)
         copy.drainedNodes = drainedNodes
@@ -61,6 +66,7 @@ final class ClusterManager {
         copy.expertSlots = expertSlots
         copy.hardware = hardware
         copy.eligibility = eligibility
+        copy.scaling = scaling.copy()
         return copy
     }
 

@@ -11,7 +11,7 @@ import SimKit
 /// - per-instance state goes through ``InstanceState/forked()``, the one place to deep-copy it
 ///   once instances are a reference type;
 /// - the components are classes, each deep-copied by its `copy()` (the JE, the cluster
-///   manager, the fault system, the expert system, the client streams and the KV cache store in
+///   manager with its scaling controller, the fault system, the expert system, the client streams and the KV cache store in
 ///   `init(forking:)`, KV transfer here);
 /// - random streams are copied where they stand, never re-derived from the seed (which would
 ///   restart them): the workload's, the external-lengths stream (in ``ClientStreams/copy()``,
@@ -35,7 +35,6 @@ extension ServingEngine {
         copy.speed = speed
         copy.paused = paused
         copy.commandsApplied = commandsApplied
-        copy.scaling = scaling
         copy.telemetryTickEvent = telemetryTickEvent
         copy.heartbeatEvent = heartbeatEvent
         copy.noSkipBefore = noSkipBefore
@@ -53,7 +52,7 @@ extension ServingEngine {
     /// TEs and their decode schedulers (a test checks the two sets are disjoint).
     func componentIdentities() -> Set<ObjectIdentifier> {
         var ids: Set<ObjectIdentifier> = [ObjectIdentifier(self), ObjectIdentifier(je), ObjectIdentifier(kvTransfer),
-                                          ObjectIdentifier(cluster), ObjectIdentifier(faults),
+                                          ObjectIdentifier(cluster), ObjectIdentifier(cluster.scaling), ObjectIdentifier(faults),
                                           ObjectIdentifier(streams), ObjectIdentifier(kvStore), ObjectIdentifier(experts)]
         for te in instances {
             ids.insert(ObjectIdentifier(te))
@@ -72,7 +71,7 @@ extension ServingEngine {
         "arrivalPending", "requests", "instances", "kvTransfer", "telemetry", "cluster", "faults",
         "speed", "paused", "commandsApplied", "streams",
         "experts", "kvStore", "je",
-        "scaling", "telemetryTickEvent", "heartbeatEvent",
+        "telemetryTickEvent", "heartbeatEvent",
         "noSkipBefore", "idleSkipEnabled", "skippedPeriodicEvents", "eventsAtCurrentInstant", "arrivalsAtInstant",
         "lastArrivalAt", "scheduledArrival", "parkedArrival",
     ]

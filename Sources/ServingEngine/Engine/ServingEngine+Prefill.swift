@@ -39,7 +39,7 @@ extension ServingEngine {
         // Nothing queued (most steps of a colocated TE are decode only): the batch would be empty,
         // every figure below zero. Nine in ten of an Azure code replay's steps.
         guard prefill.hasQueued else {
-            scaling.batchGroupShare = 0
+            scaling.noteBatchFormed(groupShare: 0)
             return 0
         }
         let plan = prefill.formBatch(budget: prefillBudget(instance),
@@ -47,7 +47,7 @@ extension ServingEngine {
                                      seats: instance.role == .colocated ? instance.decode : nil,
                                      blockTokens: configuration.kvBlockTokens, groups: &instances[index].dp,
                                      kv: kvStore, requests: &requests, now: now)
-        scaling.batchGroupShare = Double(plan.groupsWorking) / Double(max(1, instance.dp.count))
+        scaling.noteBatchFormed(groupShare: Double(plan.groupsWorking) / Double(max(1, instance.dp.count)))
         // Whole token counts: one sum of the groups' adds the same as adding group by group.
         telemetry.prefillComputedTokens += plan.routedTokens
         telemetry.intervalPrefillTokens += Double(plan.routedTokens)

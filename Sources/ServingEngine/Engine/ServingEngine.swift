@@ -49,8 +49,6 @@ public final class ServingEngine {
     let cluster: ClusterManager
     /// Injected faults, heartbeats and recovery (``FaultSystem``).
     var faults: FaultSystem
-    /// Elastic scaling: TE lifecycles, scale operations, the autoscaler (Scaling/).
-    var scaling = ScalingState()
     /// Pacer state, recorded for snapshots only (speed/pause/resume are the pacer's business).
     var speed: Double? = 1
     var paused = false

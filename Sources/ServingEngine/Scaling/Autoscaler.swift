@@ -251,11 +251,11 @@ extension ServingEngine {
 
     /// `autoscale off|slo` (also `policy autoscaler NAME`).
     func applyAutoscale(_ name: String) -> CommandReply {
-        guard name != scaling.autoscaler.name || !Policies.autoscaler.names.contains(name) else {
+        guard name != scaling.autoscalerName || !Policies.autoscaler.names.contains(name) else {
             return CommandReply(accepted: false, message: "the autoscaler is already \(name)")
         }
         do {
-            scaling.autoscaler = try makeAutoscaler(name)
+            scaling.swapAutoscaler(try makeAutoscaler(name))
         } catch {
             return CommandReply(accepted: false, message: error.description)
         }
@@ -265,28 +265,27 @@ extension ServingEngine {
     }
 
     /// The autoscaler's name, for snapshots and faces.
-    public var autoscalerName: String { scaling.autoscaler.name }
+    public var autoscalerName: String { scaling.autoscalerName }
 
     func scheduleAutoscaleTick() {
-        guard !scaling.autoscaleTickPending, scaling.autoscaler.intervalSeconds > 0 else { return }
-        scaling.autoscaleTickPending = true
-        scaling.lastEvaluation = now
-        scaling.lastPrefillComputedTokens = telemetry.prefillComputedTokens
-        scaling.lastCompleted = telemetry.completed
-        scaling.lastSLOMet = telemetry.sloMet
-        scaling.prefillBusyAtEvaluation = [:]
-        scaling.prefillGroupBusyAtEvaluation = [:]
+        guard scaling.needsAutoscaleTick else { return }
+        var inService: [(te: Int, stepSecondsLeft: Double)] = []
         for i in instances.indices where instances[i].role == .prefill && scaling.phase(i) == .inService {
-            (scaling.prefillBusyAtEvaluation[i], scaling.prefillGroupBusyAtEvaluation[i]) = prefillBusyDone(i)
+            inService.append((i, prefillStepSecondsLeft(i)))
         }
-        queue.schedule(at: now.after(scaling.autoscaler.intervalSeconds), .scaling(.autoscaleTick))
+        scaling.scheduleAutoscaleTick(now: now, counters: evaluationCounters(), inServicePrefill: inService, queue: &queue)
+    }
+
+    /// The telemetry counters the autoscaler measures its interval by, as they stand now.
+    func evaluationCounters() -> ScalingController.EvaluationCounters {
+        .init(prefillComputedTokens: telemetry.prefillComputedTokens, completed: telemetry.completed, sloMet: telemetry.sloMet)
     }
 
     func autoscaleTick() {
-        scaling.autoscaleTickPending = false
-        guard scaling.autoscaler.intervalSeconds > 0 else { return }
+        scaling.autoscaleTickFired()
+        guard scaling.isAutoscaling else { return }
         let load = clusterLoad()
-        let decisions = scaling.autoscaler.evaluate(load, now: now)
+        let decisions = scaling.evaluate(load, now: now)
         for d in decisions {
             let reply = applyScale(role: d.role, change: .by(d.delta), path: nil,
                                    origin: "autoscaler (\(d.delta > 0 ? "short" : "room"): \(d.reason)): ")
@@ -299,18 +298,14 @@ extension ServingEngine {
     /// A step of `seconds` starts on TE `index`: prefill TEs count it towards their busy share
     /// while an autoscaler runs (nothing is kept otherwise).
     func noteBusyForAutoscaler(_ index: Int, seconds: Double) {
-        guard instances[index].role == .prefill, scaling.autoscaler.intervalSeconds > 0 else { return }
-        scaling.prefillBusyStarted[index, default: 0] += seconds
-        scaling.prefillGroupBusyStarted[index, default: 0] += seconds * scaling.batchGroupShare
-        scaling.prefillStepGroupShare[index] = scaling.batchGroupShare
+        guard instances[index].role == .prefill, scaling.isAutoscaling else { return }
+        scaling.recordPrefillStep(te: index, seconds: seconds)
     }
 
-    /// Busy seconds of prefill TE `index` done by now (the steps started, less what is left of
-    /// the running one), plain and weighted by the share of DP groups working.
-    func prefillBusyDone(_ index: Int) -> (busy: Double, groupBusy: Double) {
-        let left = instances[index].stepping ? max(0, (instances[index].stepEndsAt ?? now) - now) : 0
-        return (scaling.prefillBusyStarted[index, default: 0] - left,
-                scaling.prefillGroupBusyStarted[index, default: 0] - left * scaling.prefillStepGroupShare[index, default: 0])
+    /// Seconds left of prefill TE `index`'s running step (0: not stepping): what its busy sums,
+    /// counted when steps start, hold ahead of now.
+    func prefillStepSecondsLeft(_ index: Int) -> Double {
+        instances[index].stepping ? max(0, (instances[index].stepEndsAt ?? now) - now) : 0
     }
 
     /// The autoscaler's view of the pod now, rates over the interval since the last evaluation.
@@ -324,7 +319,7 @@ extension ServingEngine {
         load.decode.npusPerTE = groups.first { $0.role == .decode }?.npusEach ?? 0
         var busy = 0.0, prefillTEs = 0
         var measuredBusy = 0.0, measuredGroupBusy = 0.0, measuredTEs = 0
-        let interval = max(1e-9, now - scaling.lastEvaluation)
+        let interval = scaling.evaluationInterval(now: now)
         var kvUsed = 0.0, kvGroups = 0
         for i in instances.indices {
             let phase = scaling.phase(i)
@@ -340,10 +335,9 @@ extension ServingEngine {
                 busy += instances[i].utilization
                 prefillTEs += 1
                 // In service since the last evaluation: its busy share over the whole interval.
-                if let base = scaling.prefillBusyAtEvaluation[i], let groupBase = scaling.prefillGroupBusyAtEvaluation[i] {
-                    let done = prefillBusyDone(i)
-                    measuredBusy += min(1, max(0, done.busy - base) / interval)
-                    measuredGroupBusy += min(1, max(0, done.groupBusy - groupBase) / interval)
+                if let shares = scaling.busyShares(te: i, stepSecondsLeft: prefillStepSecondsLeft(i), interval: interval) {
+                    measuredBusy += shares.busy
+                    measuredGroupBusy += shares.groupBusy
                     measuredTEs += 1
                 }
             }
@@ -362,7 +356,8 @@ extension ServingEngine {
             : prefillTEs > 0 ? busy / Double(prefillTEs) : 0
         load.prefillGroupBusyShare = measuredTEs > 0 ? measuredGroupBusy / Double(measuredTEs) : nil
         load.decodeKVUsage = kvGroups > 0 ? kvUsed / Double(kvGroups) : 0
-        let computed = Double(telemetry.prefillComputedTokens - scaling.lastPrefillComputedTokens) / interval
+        let since = scaling.countsSinceEvaluation(evaluationCounters())
+        let computed = Double(since.prefillComputedTokens) / interval
         // Capacity: tokens computed per second of DP-group prefilling, times all the groups
         // (steady from 40 to 250 req/s on the default pod, where tokens per busy second of a
         // TE is not: small batches are short).
@@ -371,8 +366,7 @@ extension ServingEngine {
             : capacity > 0 ? Double(load.queuedPrefillTokens) / capacity : Self.longestDelay
         let ttfts = telemetry.recent.compactMap(\.ttftMs).sorted()
         if !ttfts.isEmpty { load.recentTTFTp90Ms = ttfts[min(ttfts.count - 1, Int(Double(ttfts.count) * 0.9))] }
-        let completed = telemetry.completed - scaling.lastCompleted
-        if completed > 0 { load.windowAttainment = Double(telemetry.sloMet - scaling.lastSLOMet) / Double(completed) }
+        if since.completed > 0 { load.windowAttainment = Double(since.sloMet) / Double(since.completed) }
         return load
     }
 }

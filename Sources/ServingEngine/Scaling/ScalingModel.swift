@@ -145,7 +145,7 @@ struct TELifecycle: Equatable {
     var loadPath: LoadPath?
     /// NPU-fork: the running TE the weights are copied from.
     var forkSource: Int?
-    /// Index of the operation in ``ScalingState/details``.
+    /// Index of the operation in ``ScalingController/details``.
     var detail: Int
 }
 
@@ -157,36 +157,4 @@ enum ScalingTimer: Equatable {
     case drainCheck
     /// The autoscaler evaluates the load.
     case autoscaleTick
-}
-
-/// All scaling state of one engine. A value type: copying it copies everything (fork()).
-struct ScalingState {
-    var lifecycle: [Int: TELifecycle] = [:]
-    var details: [ScaleDetail] = []
-    /// TEs of each operation still under way.
-    var pendingTEs: [Int: Int] = [:]
-    /// Spare NPUs whose hosts keep the weights in DRAM (pre-warmed); they stay warm after use.
-    var prewarmedNPUs: Set<Int> = []
-    var drainCheckScheduled = false
-    var autoscaler: any Autoscaler = OffAutoscaler()
-    var autoscaleTickPending = false
-    /// Autoscaler inputs measured over its evaluation interval.
-    var lastPrefillComputedTokens = 0
-    var lastCompleted = 0
-    var lastSLOMet = 0
-    var lastEvaluation: SimTime = 0
-    /// Share of the DP groups of the prefill batch just formed that got work (set by
-    /// formPrefillBatch, read when the step starts).
-    var batchGroupShare = 0.0
-    /// While an autoscaler runs, per prefill TE: step seconds started (cumulative), the same
-    /// weighted by the share of its DP groups working in each step, and that share for the
-    /// running step; and both sums done at the last evaluation. Their differences are the busy
-    /// shares over the evaluation interval (a 0.5 s telemetry sample is too noisy to scale on).
-    var prefillBusyStarted: [Int: Double] = [:]
-    var prefillGroupBusyStarted: [Int: Double] = [:]
-    var prefillStepGroupShare: [Int: Double] = [:]
-    var prefillBusyAtEvaluation: [Int: Double] = [:]
-    var prefillGroupBusyAtEvaluation: [Int: Double] = [:]
-
-    func phase(_ i: Int) -> InstancePhase { lifecycle[i]?.phase ?? .inService }
 }

@@ -8,6 +8,11 @@ import SimKit
 /// placeable (the cluster manager holds it off: ``noteScalingPhase(_:)``), so placement,
 /// transfers and the JE need no other change.
 extension ServingEngine {
+    /// The scaling lifecycle and the autoscaler slot: the cluster manager's child component
+    /// (``ScalingController``). The handlers below call it, the cluster's hold-off and the queue in
+    /// the order events, sequence numbers and logs depend on.
+    var scaling: ScalingController { cluster.scaling }
+
     // MARK: Hooks called from elsewhere
 
     /// Called once at the end of `init`: marks the pre-warmed spares and starts the autoscaler.
@@ -16,10 +21,10 @@ extension ServingEngine {
         let settings = configuration.scaling
         if settings.prewarmedSpareTEs > 0, let smallest = scalableGroups().map(\.npusEach).min() {
             let wanted = settings.prewarmedSpareTEs * smallest
-            scaling.prewarmedNPUs = Set(wholeNodesFirst(spareNPUs()).prefix(wanted))
+            scaling.markPrewarmed(Set(wholeNodesFirst(spareNPUs()).prefix(wanted)))
         }
-        scaling.autoscaler = try makeAutoscaler(configuration.autoscalerName)
-        if scaling.autoscaler.intervalSeconds > 0 { scheduleAutoscaleTick() }
+        scaling.swapAutoscaler(try makeAutoscaler(configuration.autoscalerName))
+        if scaling.isAutoscaling { scheduleAutoscaleTick() }
     }
 
     /// A starting or scaled-in (draining, retired) TE takes no new work.
@@ -88,17 +93,16 @@ extension ServingEngine {
         if let path, let why = unavailable(path, role: role, npus: nil) {
             return CommandReply(accepted: false, message: "load path \(path.rawValue) is not available: \(why)")
         }
-        let detail = scaling.details.count
-        scaling.details.append(ScaleDetail(role: role.rawValue, from: from, to: to, requestedS: now, readyS: nil, loadPath: nil))
+        let detail = scaling.openOperation(role: role, from: from, to: to, at: now)
         var started: [String] = []
         for _ in 0..<count {
             if let name = startTE(role: role, group: group, detail: detail, path: path) { started.append(name) }
         }
         guard !started.isEmpty else {
-            scaling.details.removeLast()
+            scaling.withdrawOperation(detail)
             return CommandReply(accepted: false, message: "no \(role.rawValue) TE could be built on the spare NPUs")
         }
-        scaling.details[detail].to = from + started.count
+        scaling.setTarget(of: detail, to: from + started.count)
         return CommandReply(accepted: true, message: "\(origin)\(role.rawValue) \(from) → \(from + started.count) TEs: "
             + "starting \(started.joined(separator: ", ")) on spare NPUs (allocate → load weights → warm up → in service)")
     }
@@ -124,10 +128,8 @@ extension ServingEngine {
             return nil
         }
         let i = instances.count - 1
-        scaling.lifecycle[i] = TELifecycle(phase: .allocating, phaseEndsAt: nil, loadPath: path, forkSource: nil,
-                                           detail: detail)
+        scaling.beginStart(te: i, operation: detail, path: path)
         noteScalingPhase(i)
-        scaling.pendingTEs[detail, default: 0] += 1
         wireNewInstance(i)
         schedulePhaseEnd(i, after: configuration.scaling.allocateSeconds)
         logScaling("\(name): allocating \(npus.count) NPUs \(Self.ranges(npus))")
@@ -145,8 +147,7 @@ extension ServingEngine {
             return CommandReply(accepted: false, message: "\(role.rawValue) has \(serving.count) TEs in service; "
                 + "at least one must stay in service")
         }
-        let detail = scaling.details.count
-        scaling.details.append(ScaleDetail(role: role.rawValue, from: from, to: to, requestedS: now, readyS: nil, loadPath: nil))
+        let detail = scaling.openOperation(role: role, from: from, to: to, at: now)
         var names: [String] = []
         for i in cancelled {
             names.append(instances[i].name + " (start cancelled)")
@@ -157,7 +158,7 @@ extension ServingEngine {
             names.append(instances[i].name)
             beginScaleIn(i, detail: detail)
         }
-        if scaling.pendingTEs[detail, default: 0] == 0 { scaling.details[detail].readyS = now }
+        scaling.readyIfNothingPending(detail, at: now)
         scheduleDrainCheck()
         return CommandReply(accepted: true, message: "\(origin)\(role.rawValue) \(from) → \(to) TEs: "
             + "\(names.joined(separator: ", ")) stop taking work, finish what they hold, then return their NPUs")
@@ -166,9 +167,8 @@ extension ServingEngine {
     /// A TE scaled in: no new work; queued prefills that have not started move to other TEs;
     /// transfers waiting for its KV go to another decode TE; what runs finishes in place.
     private func beginScaleIn(_ i: Int, detail: Int) {
-        scaling.lifecycle[i] = TELifecycle(phase: .draining, phaseEndsAt: nil, loadPath: nil, forkSource: nil, detail: detail)
+        scaling.beginScaleIn(te: i, operation: detail)
         noteScalingPhase(i)
-        scaling.pendingTEs[detail, default: 0] += 1
         var queued: [Int] = []
         for (id, r) in requests where r.stage == .queued && r.prefillInstance == i && prefillTicket(of: r) != nil {
             queued.append(id)
@@ -183,9 +183,7 @@ extension ServingEngine {
     // MARK: Phases of a start
 
     private func schedulePhaseEnd(_ i: Int, after seconds: Double) {
-        let at = now.after(Self.delay(seconds))
-        scaling.lifecycle[i]?.phaseEndsAt = at
-        queue.schedule(at: at, .scaling(.phaseEnds(instance: i)))
+        scaling.schedulePhaseEnd(te: i, at: now.after(Self.delay(seconds)), queue: &queue)
     }
 
     private func endPhase(_ i: Int) {
@@ -194,15 +192,14 @@ extension ServingEngine {
         case .allocating:
             beginLoading(i)
         case .loading:
-            scaling.lifecycle[i]?.phase = .warmingUp
-            scaling.lifecycle[i]?.forkSource = nil
+            scaling.beginWarmUp(te: i)
             schedulePhaseEnd(i, after: configuration.scaling.warmUpSeconds)
             logScaling("\(instances[i].name): weights loaded; warming up (\(OperatorCommand.format(configuration.scaling.warmUpSeconds)) s)")
         case .warmingUp:
             finishStart(i, ready: true)
             if instances[i].role == .decode { pullTransfers(i) }
             startStepIfIdle(i)
-            let record = scaling.details[life.detail]
+            let record = scaling.operation(life.detail)
             logScaling("\(instances[i].name): in service (\(instances[i].role.rawValue) \(record.from) → \(record.to), "
                 + "\(OperatorCommand.format(((now - record.requestedS) * 1000).rounded() / 1000)) s after the decision, "
                 + "weights by \(life.loadPath?.rawValue ?? "?"))")
@@ -214,7 +211,7 @@ extension ServingEngine {
     /// Picks the load path (the forced one if still available, else the fastest available) and
     /// starts the load.
     private func beginLoading(_ i: Int, note: String = "") {
-        guard var life = scaling.lifecycle[i] else { return }
+        guard let life = scaling.lifecycle[i] else { return }
         let role = instances[i].role
         var choice: (path: LoadPath, seconds: Double, source: Int?)?
         var fallback = ""
@@ -232,11 +229,7 @@ extension ServingEngine {
             }
         }
         guard let choice else { return }  // object storage is always available
-        life.phase = .loading
-        life.loadPath = choice.path
-        life.forkSource = choice.source
-        scaling.lifecycle[i] = life
-        noteSlowestPath(detail: life.detail, choice.path)
+        scaling.beginLoading(te: i, path: choice.path, source: choice.source)
         schedulePhaseEnd(i, after: choice.seconds)
         let from = choice.source.map { " from \(instances[$0].name)" } ?? ""
         logScaling("\(instances[i].name): loading weights by \(choice.path.rawValue)\(from), "
@@ -252,8 +245,8 @@ extension ServingEngine {
             guard settings.npuForkEnabled else { return "NPU-fork is turned off" }
             return forkSource() == nil ? "no TE of the model is in service to fork from" : nil
         case .dram:
-            if let npus { return npus.allSatisfy(scaling.prewarmedNPUs.contains) ? nil : "its NPUs are not pre-warmed" }
-            let warm = spareNPUs().filter(scaling.prewarmedNPUs.contains).count
+            if let npus { return npus.allSatisfy(scaling.isPrewarmed) ? nil : "its NPUs are not pre-warmed" }
+            let warm = spareNPUs().filter(scaling.isPrewarmed).count
             let need = scalableGroups().first { $0.role == role }?.npusEach ?? 0
             return warm >= need && need > 0 ? nil : "\(warm) pre-warmed spare NPUs, a \(role.rawValue) TE needs \(need)"
         case .pool:
@@ -298,44 +291,25 @@ extension ServingEngine {
         return best
     }
 
-    private func noteSlowestPath(detail: Int, _ path: LoadPath) {
-        let order = LoadPath.allCases
-        if let old = scaling.details[detail].loadPath,
-           order.firstIndex(of: old)! >= order.firstIndex(of: path)! { return }
-        scaling.details[detail].loadPath = path
-    }
-
     /// The TE leaves its start: in service (`ready`) or cancelled; the operation completes when
     /// its last TE does.
     private func finishStart(_ i: Int, ready: Bool) {
-        guard let life = scaling.lifecycle[i] else { return }
-        scaling.lifecycle[i]?.phase = ready ? .inService : .retired
-        scaling.lifecycle[i]?.phaseEndsAt = nil
-        scaling.lifecycle[i]?.forkSource = nil
+        guard scaling.finishStart(te: i, ready: ready, at: now) else { return }
         noteScalingPhase(i)
-        completePending(life.detail)
-    }
-
-    private func completePending(_ detail: Int) {
-        let left = scaling.pendingTEs[detail, default: 1] - 1
-        scaling.pendingTEs[detail] = left > 0 ? left : nil
-        if left <= 0 { scaling.details[detail].readyS = now }
     }
 
     // MARK: Scale-in completion
 
     private func scheduleDrainCheck() {
-        guard !scaling.drainCheckScheduled else { return }
-        scaling.drainCheckScheduled = true
-        queue.schedule(at: now.after(Self.scaleInCheckSeconds), .scaling(.drainCheck))
+        scaling.scheduleDrainCheck(at: now.after(Self.scaleInCheckSeconds), queue: &queue)
     }
 
     /// How often draining TEs are checked for emptiness (1 s, as the heartbeat round).
     static let scaleInCheckSeconds = 1.0
 
     private func checkScaleIns() {
-        scaling.drainCheckScheduled = false
-        let draining = scaling.lifecycle.filter { $0.value.phase == .draining }.map(\.key).sorted()
+        scaling.drainCheckFired()
+        let draining = scaling.drainingTEs()
         guard !draining.isEmpty else { return }
         var holding: [Int: Int] = [:]
         for r in requests.values {
@@ -355,7 +329,7 @@ extension ServingEngine {
             let detail = scaling.lifecycle[i]!.detail
             let npus = cluster.npus(of: i)
             retire(i)
-            completePending(detail)
+            scaling.finishOne(of: detail, at: now)
             logScaling("\(instances[i].name): scaled in — nothing left on it; \(npus.count) NPUs \(Self.ranges(npus)) "
                 + "back in the spare pool")
         }
@@ -365,11 +339,7 @@ extension ServingEngine {
     /// The TE gives up its hardware: its NPUs return to the spare pool (dead ones stay out for
     /// repair: ``spareNPUs()`` skips dead dies), its DP groups hold nothing.
     func retire(_ i: Int) {
-        if scaling.lifecycle[i] == nil {
-            scaling.lifecycle[i] = TELifecycle(phase: .retired, phaseEndsAt: nil, loadPath: nil, forkSource: nil, detail: 0)
-        }
-        scaling.lifecycle[i]?.phase = .retired
-        scaling.lifecycle[i]?.phaseEndsAt = nil
+        scaling.retire(te: i)
         noteScalingPhase(i)
         // The DP groups stay (empty, held off, on no hardware): requests that passed through keep
         // valid indices, and their prefix-cache counters stay in the report's hit rate.
@@ -383,11 +353,10 @@ extension ServingEngine {
     /// start begins again) or, with no spares, given up; starts forking from `i` switch to
     /// another source or path. Returns true when scaling handled the TE.
     func scalingTakesRecovery(instance i: Int, faults ids: [Int]) -> Bool {
-        guard !scaling.lifecycle.isEmpty else { return false }
+        guard scaling.hasLifecycles else { return false }
         for (loader, life) in scaling.lifecycle.sorted(by: { $0.key < $1.key })
         where life.phase == .loading && life.forkSource == i {
-            scaling.lifecycle[loader]?.phase = .allocating
-            scaling.lifecycle[loader]?.loadPath = nil
+            scaling.restartLoad(te: loader)
             beginLoading(loader, note: " (the fork source \(instances[i].name) failed; the copy starts over)")
         }
         guard let life = scaling.lifecycle[i], life.phase.isStarting else { return false }
@@ -399,17 +368,9 @@ extension ServingEngine {
         finishStart(i, ready: false)
         retire(i)
         // The replacement belongs to the same operation.
-        scaling.pendingTEs[life.detail, default: 0] += 1
-        scaling.details[life.detail].readyS = nil
+        scaling.awaitReplacement(of: life.detail)
         let replacement = startTE(role: role, group: group, detail: life.detail, path: forced)
-        scaling.pendingTEs[life.detail, default: 1] -= 1
-        if replacement == nil {
-            if scaling.pendingTEs[life.detail, default: 0] <= 0 {
-                scaling.pendingTEs[life.detail] = nil
-                scaling.details[life.detail].readyS = now
-            }
-            scaling.details[life.detail].to -= 1
-        }
+        scaling.replacementTried(for: life.detail, started: replacement != nil, at: now)
         let message = "\(name) was starting (\(life.phase.rawValue)) and lost hardware: start abandoned, its healthy NPUs "
             + "back in the spare pool; " + (replacement.map { "\($0) starts over on fresh spare NPUs" }
                 ?? "no spare NPUs for a replacement — the scale falls one TE short")
@@ -498,12 +459,11 @@ extension ServingEngine {
     /// (its load errors out), and a fork whose source lost a die fails its copy at once; neither
     /// waits for the heartbeats.
     func scalingNoteFaults() {
-        guard !scaling.lifecycle.isEmpty else { return }
+        guard scaling.hasLifecycles else { return }
         func hasDeadDie(_ i: Int) -> Bool { cluster.dies(of: i).contains(where: faults.isDead) }
         for (loader, life) in scaling.lifecycle.sorted(by: { $0.key < $1.key }) where life.phase == .loading {
             guard let source = life.forkSource, hasDeadDie(source) else { continue }
-            scaling.lifecycle[loader]?.phase = .allocating
-            scaling.lifecycle[loader]?.loadPath = nil
+            scaling.restartLoad(te: loader)
             beginLoading(loader, note: " (the fork source \(instances[source].name) lost a die mid-copy; the copy starts over)")
         }
         for (i, life) in scaling.lifecycle.sorted(by: { $0.key < $1.key }) where life.phase.isStarting && hasDeadDie(i) {

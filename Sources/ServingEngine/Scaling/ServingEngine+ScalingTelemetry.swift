@@ -3,17 +3,11 @@ import SimKit
 
 /// What scaling shows: the report's `scaling` section and the snapshot's instance states.
 extension ServingEngine {
-    func scalingReport() -> ScalingReport {
-        var r = ScalingReport()
-        r.details = scaling.details
-        r.scaleUps = scaling.details.filter { $0.to > $0.from }.count
-        r.scaleDowns = scaling.details.filter { $0.to < $0.from }.count
-        return r
-    }
+    func scalingReport() -> ScalingReport { scaling.report() }
 
     /// Instance states, phases and time left; the autoscaler's name.
     func annotateScaling(_ s: inout Snapshot) {
-        s.autoscaler = scaling.autoscaler.name
+        s.autoscaler = scaling.autoscalerName
         for i in s.instances.indices where i < instances.count {
             let life = scaling.lifecycle[i]
             s.instances[i].state = (life?.phase ?? .inService).rawValue
