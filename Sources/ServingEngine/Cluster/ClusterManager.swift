@@ -154,6 +154,14 @@ extension ClusterManager {
         return reassess(te: te)
     }
 
+    /// Holds TE `te` off exactly while its scaling phase (``scaling``) is not in service: the
+    /// engine calls it wherever a phase enters or leaves `inService`. Returns the groups whose
+    /// placeability changed.
+    @discardableResult
+    func holdOffFollowsPhase(te: Int) -> [GroupRef] {
+        setHeldOff(te: te, scaling.phase(te) != .inService)
+    }
+
     /// Re-derives the verdict of group `g` of TE `te` from the facts; true when it changed.
     func reassess(_ te: Int, _ g: Int) -> Bool {
         eligibility.reassess(te, g, onDrainedNode: isOnDrainedNode(te, group: g))

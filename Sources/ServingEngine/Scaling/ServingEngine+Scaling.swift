@@ -34,7 +34,7 @@ extension ServingEngine {
     /// wherever a phase enters or leaves `inService` (a new TE, scale-in, the end of a start,
     /// retirement). The TE's groups take work exactly while it is in service.
     func noteScalingPhase(_ i: Int) {
-        cluster.setHeldOff(te: i, scaling.phase(i) != .inService)
+        cluster.holdOffFollowsPhase(te: i)
     }
 
     func handleScalingTimer(_ timer: ScalingTimer) {

@@ -263,6 +263,23 @@ import Testing
         #expect(a.autoscalerName == "slo")
     }
 
+    /// The cluster manager owns the controller: its copy copies it, and its hold-off follows the
+    /// controller's phases.
+    @Test func theClusterManagerCopiesItsControllerAndHoldsOffByPhase() {
+        let cluster = ClusterManager(npusPerNode: 8)
+        cluster.layOutTE(npus: [0, 1], groups: 2, tp: 1, firstDie: 0)
+        let op = cluster.scaling.openOperation(role: .prefill, from: 0, to: 1, at: 0)
+        cluster.scaling.beginStart(te: 0, operation: op, path: nil)
+        #expect(cluster.holdOffFollowsPhase(te: 0) == [GroupRef(te: 0, group: 0), GroupRef(te: 0, group: 1)])
+        #expect(cluster.isHeldOff(te: 0) && !cluster.hasPlaceableGroup(te: 0))
+        let copy = cluster.copy()
+        #expect(copy.scaling !== cluster.scaling && copy.scaling.phase(0) == .allocating)
+        copy.scaling.finishStart(te: 0, ready: true, at: 4)
+        #expect(copy.holdOffFollowsPhase(te: 0).count == 2 && copy.hasPlaceableGroup(te: 0))
+        #expect(cluster.scaling.phase(0) == .allocating && cluster.isHeldOff(te: 0), "the original is untouched")
+        #expect(cluster.holdOffFollowsPhase(te: 0) == [], "nothing changed")
+    }
+
     /// The engine's fork copies the controller with the cluster manager, not the reference.
     @Test func anEngineForkHasItsOwnController() throws {
         let engine = try FaultTests.engine(rate: 5, limit: 20)
