@@ -33,6 +33,10 @@ struct ConsoleCommand: ParsableCommand {
         let demo = common.rate == nil && common.scenario == nil && common.workload == "synthetic"
         let scenario = demo ? DemoLoad.scenario : try common.loadScenario()
         let listenAt = try listen.map(Self.parseListen)
+        let token = try listenAt.map { _ in
+            try AdminToken.resolve(flag: self.token, environment: ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"],
+                                   flagName: "--token").token
+        }
         let engine = try ServingEngine(configuration: config)
         let finished = EngineFeed()  // whole-engine vllm: metrics for --listen
         finished.observe(engine)
@@ -41,8 +45,7 @@ struct ConsoleCommand: ParsableCommand {
                               bounds: EngineHost.Bounds(command: 3))
         host.start()
         var serverTask: Task<Void, Never>?
-        if let (address, port) = listenAt {
-            let token = self.token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] ?? AdminToken.generate()
+        if let (address, port) = listenAt, let token {
             let server = APIServer(configuration: .init(host: address, port: port, adminToken: token), link: host, backend: host,
                                    engineFeed: finished)
             _ = server.bootstrapMetricsSystem()
