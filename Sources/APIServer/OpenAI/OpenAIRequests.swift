@@ -295,7 +295,8 @@ struct CompletionValidator {
         // A missing model means the served one, as in vLLM; a wrong one is a 404 (OpenAI's shape).
         if let model, model != servedModel { throw .modelNotFound(model) }
         if let n, n != 1 {
-            throw .invalidRequest("only n = 1 is supported (got \(n)); send \(n) requests instead", param: "n")
+            let advice = n > 1 ? "; send \(n) requests instead" : ""
+            throw .invalidRequest("only n = 1 is supported (got \(n))\(advice)", param: "n")
         }
         if let bestOf = sampling.bestOf, bestOf != 1 {
             throw .invalidRequest("only best_of = 1 is supported (got \(bestOf))", param: "best_of")
