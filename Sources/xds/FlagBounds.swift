@@ -20,8 +20,14 @@ struct CLINumber: ExpressibleByArgument, ExpressibleByIntegerLiteral, Expressibl
     var description: String { text }
     var defaultValueDescription: String { text }
 
-    /// The value, or nil when the text is not a number at all.
-    var number: Double? { Double(text.trimmingCharacters(in: .whitespaces)) }
+    /// The value, or nil when the text is not a number at all. Decimal only: Swift's
+    /// `Double(String)` also reads hexadecimal, so `--port 0x50` bound port 80 and `--rate 0x1p4`
+    /// ran at 16/s, where the command language (`rate 0x10`) and the trace readers refuse it.
+    var number: Double? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.contains(where: { $0 == "x" || $0 == "X" }) else { return nil }
+        return Double(trimmed)
+    }
     /// The text as shown in a message: short, so a pasted megabyte stays one readable line.
     var shown: String { text.count > 40 ? "\(text.prefix(40))…" : text }
     var quoted: String { "'\(shown)'" }
@@ -143,7 +149,7 @@ enum FlagLimits {
     /// `max` (nil: as fast as possible) or a pace within the console's ladder.
     static func pace(_ text: String) throws -> Double? {
         if text == "max" { return nil }
-        guard let x = Double(text.trimmingCharacters(in: .whitespaces)), speed.contains(x) else {
+        guard let x = CLINumber(argument: text).number, speed.contains(x) else {
             throw ConfigError("--speed must be 'max' or \(speed.allowed), got \(CLINumber(argument: text).quoted)")
         }
         return x
