@@ -97,7 +97,9 @@ enum FlagLimits {
     static let sloTPOTMs = FlagRange("--slo-tpot-ms", 0...60_000, positive: true, unit: "ms")
     /// Below 10 ms the heartbeat rounds alone would be most of the simulated events.
     static let heartbeatInterval = FlagRange("--heartbeat-interval", 0.01...3_600, unit: "s")
-    static let traceSpeedup = FlagRange("--trace-speedup", 0.001...1_000_000, positive: true)
+    /// 0.001 itself is allowed (the README's range): as a "positive" range it was refused with a
+    /// message saying "must be positive", which 0.001 and 0.0005 are.
+    static let traceSpeedup = FlagRange("--trace-speedup", 0.001...1_000_000)
     static let heartbeatMisses = FlagRange("--heartbeat-misses", 1...1_000, whole: true)
     static let prewarmedSpares = FlagRange("--prewarmed-spares", 0...Double(Deployment.maxPrewarmedSpareTEs), whole: true)
     /// A year at a low rate is a legitimate soak; ten years bounds what anyone means.
