@@ -118,7 +118,8 @@ struct CommonOptions: ParsableArguments {
             }
             // One parse: the checked requests are replayed (kept for traces up to 64 MB).
             let checked = try TraceWorkload.checkKeepingRequests(
-                path: workload, maxContextTokens: d.modelSpec().contextWindow, clipToContext: clipToContext)
+                path: workload, maxContextTokens: d.modelSpec().contextWindow, clipToContext: clipToContext,
+                speedup: traceSpeedup ?? 1)
             config.checkedTrace = checked.trace
             if checked.summary.failedInSourceRows > 0 {
                 let n = checked.summary.failedInSourceRows
