@@ -32,6 +32,15 @@ import Testing
         }
     }
 
+    /// `validate --sweep` on a deployment without decode capacity is refused like `bench decode`
+    /// (it printed a table of "—" and exited 0); a decodable one still sweeps.
+    @Test func aSweepNeedsSomethingToDecodeOn() throws {
+        var prefillOnly = Deployment.superpod
+        prefillOnly.groups.removeAll { $0.role == .decode }
+        #expect(throws: ConfigError.self) { try Validation.sweep(deployment: prefillOnly) }
+        #expect(try Validation.sweep(deployment: .cloudMatrixInfer).count > 10)
+    }
+
     @Test func prefillPointOfCloudMatrixInfer() throws {
         // Calibrated with realistic skew and EPLB on (the bench's default), as the paper measured.
         let r = try Bench.prefill(deployment: .cloudMatrixInfer, promptLen: 4096, tokensPerNPU: 16384)
