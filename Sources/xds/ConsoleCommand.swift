@@ -74,8 +74,10 @@ struct ConsoleCommand: ParsableCommand {
         guard let base = URL(string: url), base.scheme == "http", base.host != nil else {
             throw ConfigError("--connect: expected a plain-HTTP URL like http://127.0.0.1:8000, got '\(url)'")
         }
-        guard let token = token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] else {
-            throw ConfigError("--connect needs the server's admin token: --token T or XDS_ADMIN_TOKEN")
+        // An empty token (`--token ''`, `XDS_ADMIN_TOKEN=`) is none: every admin request would be
+        // refused and the console would retry for ever, showing only a lost connection.
+        guard let token = token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"], !token.isEmpty else {
+            throw ConfigError("--connect needs the server's admin token: --token T or XDS_ADMIN_TOKEN (not empty)")
         }
         let link = RemoteEngineLink(baseURL: base, token: token)
         link.start()
