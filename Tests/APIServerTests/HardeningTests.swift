@@ -73,6 +73,8 @@ struct HardeningTests {
                         #"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 99999999999999999999999}"#,
                         #"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1.5}"#,
                         #"{"messages": [{"role": "user", "content": "x"}], "temperature": 1e400}"#,
+                        // Valid JSON whose magnitude underflows: Foundation refuses it too.
+                        #"{"messages": [{"role": "user", "content": "x"}], "temperature": 1e-400}"#,
                         #"{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}"#] {
                 let reply = try await server.post("/v1/chat/completions", raw: raw)
                 #expect(reply.status == 400, "\(raw): \(reply.text)")
