@@ -138,12 +138,18 @@ public enum TOMLDocument {
         return text
     }
 
+    /// Characters of the TOML library's own message shown in ours.
+    static let maxParserMessage = 300
+
     /// The table, or an error naming `source` and the line of the first TOML syntax error.
     /// Text that TOML forbids and the TOML library would abort on is refused first (``TOMLPreflight``).
     public static func parse(_ text: String, source: String) throws -> TOMLTable {
         if let (line, message) = TOMLPreflight.problem(in: text) { throw ConfigError("\(source):\(line): \(message)") }
         do { return try TOMLTable(string: text) } catch let e as TOMLParseError {
-            throw ConfigError("\(source):\(e.source.begin.line): malformed TOML: \(e.description)")
+            // The parser quotes the input it stopped at (a newline, a bidi override, a 16 KB line):
+            // escaped and cut, so the message stays one readable line.
+            throw ConfigError("\(source):\(e.source.begin.line): malformed TOML: "
+                + InputEcho.clean(e.description, limit: maxParserMessage))
         }
     }
 }
