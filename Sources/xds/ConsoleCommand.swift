@@ -37,7 +37,7 @@ struct ConsoleCommand: ParsableCommand {
             try AdminToken.resolve(flag: self.token, environment: ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"],
                                    flagName: "--token").token
         }
-        let engine = try ServingEngine(configuration: config)
+        let engine = try common.makeEngine(config)
         let finished = EngineFeed()  // whole-engine vllm: metrics for --listen
         finished.observe(engine)
         // Commands typed at the console wait at most 3 s for a stuck engine (the UI waits with them).

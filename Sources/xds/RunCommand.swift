@@ -44,7 +44,7 @@ struct Run: ParsableCommand {
         let config = try common.engineConfiguration(defaultRate: 10)
         let scenario = try common.loadScenario()
         if case .synthetic = config.workload, limit == nil { limit = 600 }
-        let engine = try ServingEngine(configuration: config)
+        let engine = try common.makeEngine(config)
         // Observers only read: the run is the same with or without these files.
         let rows = try requestsOut.map { RequestRowWriter(file: try OutputFile(path: $0, flag: "--requests-out")) }
         let timeline = try timelineOut.map { TimelineWriter(file: try OutputFile(path: $0, flag: "--timeline-out")) }

@@ -29,7 +29,7 @@ struct Serve: ParsableCommand {
             flag: adminToken, environment: ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"])
         // Only HTTP traffic unless --rate or --workload asks for background load.
         let config = try common.engineConfiguration(defaultRate: 0)
-        let engine = try ServingEngine(configuration: config)
+        let engine = try common.makeEngine(config)
         // Every request that leaves the engine (HTTP or background load) feeds the vllm: metrics.
         let finished = EngineFeed()
         finished.observe(engine)
