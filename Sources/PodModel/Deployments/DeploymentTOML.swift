@@ -8,6 +8,9 @@ import TOMLKit
 /// let back = try Deployment(toml: text, source: "superpod.toml")
 /// ```
 extension Deployment {
+    /// Longest deployment name (a file name, when `name` is absent, is at most 255 bytes).
+    public static let maxNameCharacters = 256
+
     static let topKeys: Set<String> = ["name", "model", "hardware", "nodes", "prefill", "decode", "colocated", "moe_attention", "policies", "scaling"]
     static let scalingKeys: Set<String> = ["autoscale", "prewarmed_spare_tes"]
     static let groupKeys: Set<String> = ["count", "npus", "first_npu", "tp", "dp", "ep", "redundant_experts",
@@ -58,6 +61,11 @@ extension Deployment {
         // The name is shown in the console header, reports and messages: no terminal controls.
         if name.unicodeScalars.contains(where: \.isTerminalControl) {
             throw ConfigError("\(source): name \(InputEcho.quoted(name)) must not contain control characters")
+        }
+        // ... and every message about the deployment quotes it: a 16 KB name made 16 KB lines.
+        guard name.count <= Self.maxNameCharacters else {
+            throw ConfigError("\(source): name must be at most \(Self.maxNameCharacters) characters, got \(name.count) "
+                + "(\(InputEcho.quoted(name)))")
         }
         self.init(name: name,
                   model: try r.optionalString("model") ?? "deepseek-r1",
@@ -164,7 +172,7 @@ struct TOMLReader {
 
     func rejectUnknown(_ known: Set<String>) throws {
         for key in table.keys where !known.contains(key) {
-            throw fail("unknown field '\(key)'; expected one of: \(known.sorted().joined(separator: ", "))")
+            throw fail("unknown field \(InputEcho.quoted(key)); expected one of: \(known.sorted().joined(separator: ", "))")
         }
     }
     func int(_ key: String, default value: Int? = nil) throws -> Int {
