@@ -35,6 +35,11 @@ extension EngineHost: PreviewLink {
         if let problem = Self.hostProblem(request.command) { return .failure(PreviewRefusal(problem)) }
         guard core is PreviewableCore else { return .failure(PreviewRefusal("this engine cannot preview")) }
         guard isRunning else { return .failure(PreviewRefusal("engine is not running")) }
+        guard previewsRunning.add(1, ordering: .acquiringAndReleasing).newValue <= bounds.previews else {
+            previewsRunning.subtract(1, ordering: .acquiringAndReleasing)
+            return .failure(PreviewRefusal(Self.previewsBusy(bounds.previews)))
+        }
+        defer { previewsRunning.subtract(1, ordering: .acquiringAndReleasing) }
         let pending = PendingPreview(request: request)
         previewInbox.withLock { $0.append(pending) }
         wakeEngine()
@@ -60,6 +65,12 @@ extension EngineHost: PreviewLink {
             result.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
             return .success(result)
         }
+    }
+
+    /// The refusal when ``Bounds/previews`` previews are computing (an "engine" message: 503).
+    static func previewsBusy(_ limit: Int) -> String {
+        "engine busy: \(limit) preview\(limit == 1 ? " is" : "s are") already computing (at most \(limit) at a time); "
+            + "try again when one finishes"
     }
 
     /// Engine thread: forks the engine for every queued preview.

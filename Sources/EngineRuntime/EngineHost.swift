@@ -61,6 +61,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     private let inbox = Mutex<[PendingCommand]>([])
     /// Previews waiting for the engine thread to fork the engine (EngineHost+Preview).
     let previewInbox = Mutex<[PendingPreview]>([])
+    /// Previews computing now (``Bounds/previews`` at most).
+    let previewsRunning = Atomic<Int>(0)
     /// Request-table questions waiting for the engine thread (EngineHost+RequestQuery).
     let queryInbox = Mutex<[PendingQuery]>([])
     /// Completion requests from the HTTP face, and the streams of those the engine took in (locked:
@@ -110,14 +112,20 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         /// Requests in flight are answered 503 once the engine has been stalled this long
         /// (their clients would otherwise wait for an engine that may never move again).
         public var abandon: Double
+        /// Previews computing at once; one more is refused until one finishes. Each forks the
+        /// engine twice and runs both copies flat out on a thread of its own (a saturated pod's
+        /// fork holds ~200 MB), and one outlives a client that hangs up: unbounded, a few
+        /// requests held a server's memory and cores for minutes.
+        public var previews: Int
 
         public init(stall: Double = 2, backlog: Double = 2, command: Double = 5, admission: Double = 10,
-                    abandon: Double = 15) {
+                    abandon: Double = 15, previews: Int = 2) {
             self.stall = stall
             self.backlog = backlog
             self.command = command
             self.admission = admission
             self.abandon = abandon
+            self.previews = previews
         }
     }
     public let capabilities: Set<EngineCapability>

@@ -33,7 +33,7 @@ struct BenchPreview: ParsableCommand {
         case .success(let parsed): request = parsed
         }
         let config = try common.engineConfiguration(defaultRate: 40)
-        let engine = try ServingEngine(configuration: config)
+        let engine = try common.makeEngine(config)
         engine.run(until: warmUp)
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         let began = now()

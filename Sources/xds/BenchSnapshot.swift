@@ -29,7 +29,7 @@ struct BenchSnapshot: ParsableCommand {
         let gap = try FlagRange("--every", 0.01...60, unit: "s").value(every)
         let n = try FlagRange("--count", 1...10_000, whole: true).int(count)
         let config = try common.engineConfiguration(defaultRate: 400)
-        let engine = try ServingEngine(configuration: config)
+        let engine = try common.makeEngine(config)
         engine.run(until: warmUp)
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
         var times: [Double] = []

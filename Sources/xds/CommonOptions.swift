@@ -82,6 +82,19 @@ struct CommonOptions: ParsableArguments {
     /// The engine configuration, with every input checked first (a bad trace line stops here).
     /// The numeric flags are checked before anything is read, each against its range in
     /// ``FlagLimits``, so a bad one is one line and nothing has been built yet.
+    /// The engine for `config`. What only the engine finds wrong with a deployment file (no
+    /// prefill or decode capacity, weights that leave no HBM for KV) names the file, as every
+    /// other problem with it does (`x.toml: deployment 'x' needs prefill and decode capacity`).
+    func makeEngine(_ config: EngineConfiguration) throws -> ServingEngine {
+        do {
+            return try ServingEngine(configuration: config)
+        } catch let error as ConfigError {
+            let path = deployment.deployment
+            guard path.hasSuffix(".toml"), !error.description.hasPrefix(path) else { throw error }
+            throw ConfigError("\(path): \(error.description)")
+        }
+    }
+
     func engineConfiguration(defaultRate: Double) throws -> EngineConfiguration {
         let rate = try self.rate.map(FlagLimits.rate.value)
         let arrivalCV = try FlagLimits.burstiness.value(burstiness)
@@ -118,7 +131,8 @@ struct CommonOptions: ParsableArguments {
             }
             // One parse: the checked requests are replayed (kept for traces up to 64 MB).
             let checked = try TraceWorkload.checkKeepingRequests(
-                path: workload, maxContextTokens: d.modelSpec().contextWindow, clipToContext: clipToContext)
+                path: workload, maxContextTokens: d.modelSpec().contextWindow, clipToContext: clipToContext,
+                speedup: traceSpeedup ?? 1)
             config.checkedTrace = checked.trace
             if checked.summary.failedInSourceRows > 0 {
                 let n = checked.summary.failedInSourceRows

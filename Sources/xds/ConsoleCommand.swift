@@ -33,7 +33,11 @@ struct ConsoleCommand: ParsableCommand {
         let demo = common.rate == nil && common.scenario == nil && common.workload == "synthetic"
         let scenario = demo ? DemoLoad.scenario : try common.loadScenario()
         let listenAt = try listen.map(Self.parseListen)
-        let engine = try ServingEngine(configuration: config)
+        let token = try listenAt.map { _ in
+            try AdminToken.resolve(flag: self.token, environment: ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"],
+                                   flagName: "--token").token
+        }
+        let engine = try common.makeEngine(config)
         let finished = EngineFeed()  // whole-engine vllm: metrics for --listen
         finished.observe(engine)
         // Commands typed at the console wait at most 3 s for a stuck engine (the UI waits with them).
@@ -41,8 +45,7 @@ struct ConsoleCommand: ParsableCommand {
                               bounds: EngineHost.Bounds(command: 3))
         host.start()
         var serverTask: Task<Void, Never>?
-        if let (address, port) = listenAt {
-            let token = self.token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] ?? AdminToken.generate()
+        if let (address, port) = listenAt, let token {
             let server = APIServer(configuration: .init(host: address, port: port, adminToken: token), link: host, backend: host,
                                    engineFeed: finished)
             _ = server.bootstrapMetricsSystem()
@@ -71,8 +74,10 @@ struct ConsoleCommand: ParsableCommand {
         guard let base = URL(string: url), base.scheme == "http", base.host != nil else {
             throw ConfigError("--connect: expected a plain-HTTP URL like http://127.0.0.1:8000, got '\(url)'")
         }
-        guard let token = token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] else {
-            throw ConfigError("--connect needs the server's admin token: --token T or XDS_ADMIN_TOKEN")
+        // An empty token (`--token ''`, `XDS_ADMIN_TOKEN=`) is none: every admin request would be
+        // refused and the console would retry for ever, showing only a lost connection.
+        guard let token = token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"], !token.isEmpty else {
+            throw ConfigError("--connect needs the server's admin token: --token T or XDS_ADMIN_TOKEN (not empty)")
         }
         let link = RemoteEngineLink(baseURL: base, token: token)
         link.start()

@@ -20,8 +20,14 @@ struct CLINumber: ExpressibleByArgument, ExpressibleByIntegerLiteral, Expressibl
     var description: String { text }
     var defaultValueDescription: String { text }
 
-    /// The value, or nil when the text is not a number at all.
-    var number: Double? { Double(text.trimmingCharacters(in: .whitespaces)) }
+    /// The value, or nil when the text is not a number at all. Decimal only: Swift's
+    /// `Double(String)` also reads hexadecimal, so `--port 0x50` bound port 80 and `--rate 0x1p4`
+    /// ran at 16/s, where the command language (`rate 0x10`) and the trace readers refuse it.
+    var number: Double? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.contains(where: { $0 == "x" || $0 == "X" }) else { return nil }
+        return Double(trimmed)
+    }
     /// The text as shown in a message: short, so a pasted megabyte stays one readable line.
     var shown: String { text.count > 40 ? "\(text.prefix(40))…" : text }
     var quoted: String { "'\(shown)'" }
@@ -91,7 +97,9 @@ enum FlagLimits {
     static let sloTPOTMs = FlagRange("--slo-tpot-ms", 0...60_000, positive: true, unit: "ms")
     /// Below 10 ms the heartbeat rounds alone would be most of the simulated events.
     static let heartbeatInterval = FlagRange("--heartbeat-interval", 0.01...3_600, unit: "s")
-    static let traceSpeedup = FlagRange("--trace-speedup", 0.001...1_000_000, positive: true)
+    /// 0.001 itself is allowed (the README's range): as a "positive" range it was refused with a
+    /// message saying "must be positive", which 0.001 and 0.0005 are.
+    static let traceSpeedup = FlagRange("--trace-speedup", 0.001...1_000_000)
     static let heartbeatMisses = FlagRange("--heartbeat-misses", 1...1_000, whole: true)
     static let prewarmedSpares = FlagRange("--prewarmed-spares", 0...Double(Deployment.maxPrewarmedSpareTEs), whole: true)
     /// A year at a low rate is a legitimate soak; ten years bounds what anyone means.
@@ -143,7 +151,7 @@ enum FlagLimits {
     /// `max` (nil: as fast as possible) or a pace within the console's ladder.
     static func pace(_ text: String) throws -> Double? {
         if text == "max" { return nil }
-        guard let x = Double(text.trimmingCharacters(in: .whitespaces)), speed.contains(x) else {
+        guard let x = CLINumber(argument: text).number, speed.contains(x) else {
             throw ConfigError("--speed must be 'max' or \(speed.allowed), got \(CLINumber(argument: text).quoted)")
         }
         return x

@@ -37,10 +37,14 @@ struct Run: ParsableCommand {
         if let out { try Self.checkWritable(out) }
         if let requestsOut { try Self.checkWritable(requestsOut, flag: "--requests-out") }
         if let timelineOut { try Self.checkWritable(timelineOut, flag: "--timeline-out") }
+        try Self.checkOutputsAreNew(
+            outputs: [("--out", out), ("--requests-out", requestsOut), ("--timeline-out", timelineOut)],
+            inputs: [("--workload", common.workload == "synthetic" ? nil : common.workload), ("--scenario", common.scenario),
+                     ("--deployment", common.deployment.deployment.hasSuffix(".toml") ? common.deployment.deployment : nil)])
         let config = try common.engineConfiguration(defaultRate: 10)
         let scenario = try common.loadScenario()
         if case .synthetic = config.workload, limit == nil { limit = 600 }
-        let engine = try ServingEngine(configuration: config)
+        let engine = try common.makeEngine(config)
         // Observers only read: the run is the same with or without these files.
         let rows = try requestsOut.map { RequestRowWriter(file: try OutputFile(path: $0, flag: "--requests-out")) }
         let timeline = try timelineOut.map { TimelineWriter(file: try OutputFile(path: $0, flag: "--timeline-out")) }
@@ -84,6 +88,32 @@ extension Run {
         let parent = path.lastIndex(of: "/").map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? "."
         guard !path.isEmpty, FileManager.default.isWritableFile(atPath: parent) else {
             throw ConfigError("\(flag) \(shown): cannot write there (no such directory, or not writable)")
+        }
+    }
+}
+
+extension Run {
+    /// Refuses an output file that is also an input or another output: `--requests-out` naming
+    /// the `--workload` trace truncated the trace (it was gone after the run), and two outputs on
+    /// one file interleave. Only regular files count (`--out /dev/null --requests-out /dev/null`
+    /// is fine); an existing file is matched by device and inode, so `./t.jsonl` is `t.jsonl`.
+    static func checkOutputsAreNew(outputs: [(flag: String, path: String?)], inputs: [(flag: String, path: String?)]) throws {
+        func identity(_ path: String) -> String? {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return "new:" + path }  // not there yet: its name
+            return (info.st_mode & S_IFMT) == S_IFREG ? "file:\(info.st_dev):\(info.st_ino)" : nil
+        }
+        var seen: [String: String] = [:]
+        for (flag, path) in inputs {
+            if let path, let id = identity(path), seen[id] == nil { seen[id] = flag }
+        }
+        for (flag, path) in outputs {
+            guard let path, let id = identity(path) else { continue }
+            if let earlier = seen[id] {
+                let what = earlier.hasSuffix("-out") ? "also written by \(earlier)" : "the \(earlier) file"
+                throw ConfigError("\(flag) \(InputEcho.quoted(path, limit: 200)) is \(what); write to another file")
+            }
+            seen[id] = flag
         }
     }
 }

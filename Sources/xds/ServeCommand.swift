@@ -25,16 +25,16 @@ struct Serve: ParsableCommand {
         let bindHost = try parseBindHost(host, option: "--host")
         if let warning = exposureWarning(host: bindHost) { FileHandle.standardError.write(Data("xds serve: \(warning)\n".utf8)) }
         let pace = try FlagLimits.pace(speed)
+        let (token, tokenWasGenerated) = try AdminToken.resolve(
+            flag: adminToken, environment: ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"])
         // Only HTTP traffic unless --rate or --workload asks for background load.
         let config = try common.engineConfiguration(defaultRate: 0)
-        let engine = try ServingEngine(configuration: config)
+        let engine = try common.makeEngine(config)
         // Every request that leaves the engine (HTTP or background load) feeds the vllm: metrics.
         let finished = EngineFeed()
         finished.observe(engine)
         let host = EngineHost(core: engine, speed: pace, scenario: try common.loadScenario(),
                               capabilities: [.drain, .speed, .rebalance, .faults])
-        let token = adminToken ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] ?? AdminToken.generate()
-        let tokenWasGenerated = adminToken == nil && ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"] == nil
         host.start()
         let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token), link: host, backend: host,
                                engineFeed: finished)

@@ -1,4 +1,5 @@
 import Foundation
+import PodModel
 import ServingEngine
 import Testing
 import XDSTestSupport
@@ -117,5 +118,26 @@ struct AdminTests {
         #expect(!AdminToken.authorizes(header: "Bearer \(b)", expected: a))
         #expect(!AdminToken.authorizes(header: "Bearer ", expected: ""))
         #expect(!AdminToken.authorizes(header: nil, expected: a))
+    }
+
+    /// A token no client could send (empty, a space, a newline, non-ASCII) is refused with one
+    /// line instead of starting a server whose admin API answers 401 to everyone; an empty
+    /// XDS_ADMIN_TOKEN counts as unset, so one is generated and printed.
+    @Test func unusableAdminTokensAreRefusedNotSilentlyLocked() throws {
+        for bad in ["", "two words", "line\nbreak", "tökén", "\u{1B}[2J", String(repeating: "a", count: 1025)] {
+            #expect(throws: ConfigError.self) { try AdminToken.resolve(flag: bad, environment: "fine") }
+            #expect(throws: ConfigError.self) { try AdminToken.resolve(flag: nil, environment: bad.isEmpty ? "\t" : bad) }
+        }
+        do {
+            _ = try AdminToken.resolve(flag: "", environment: nil)
+        } catch {
+            #expect(error.description.contains("--admin-token must not be empty"), "\(error)")
+            #expect(!error.description.contains("\n"))
+        }
+        #expect(try AdminToken.resolve(flag: "ci-token", environment: "other") == ("ci-token", false))
+        #expect(try AdminToken.resolve(flag: nil, environment: "env-token") == ("env-token", false))
+        let generated = try AdminToken.resolve(flag: nil, environment: "")
+        #expect(generated.generated && generated.token.count == 64)
+        #expect(try AdminToken.resolve(flag: nil, environment: nil).generated)
     }
 }

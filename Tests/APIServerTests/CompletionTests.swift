@@ -117,6 +117,13 @@ struct CompletionTests {
             #expect(models.count == 1)
             #expect(models.first?["id"] as? String == "deepseek-r1")
             #expect(models.first?["object"] as? String == "model")
+            // One model by id, as the openai package's models.retrieve asks for it.
+            let one = try await server.get("/v1/models/deepseek-r1")
+            #expect(one.status == 200, "\(one.text)")
+            #expect(try one.json()["id"] as? String == "deepseek-r1" && (try one.json()["object"] as? String) == "model")
+            let other = try await server.get("/v1/models/gpt-9")
+            #expect(other.status == 404)
+            #expect(try (other.json()["error"] as? [String: Any])?["code"] as? String == "model_not_found", "\(other.text)")
         }
     }
 

@@ -53,7 +53,7 @@ struct HardeningTests {
             ("max_completion_tokens", 0, "1…131072"),
             ("temperature", 2.5, "0.0…2.0"), ("temperature", -0.1, "0.0…2.0"),
             ("top_p", 1.5, "0.0…1.0"), ("presence_penalty", 3, "-2.0…2.0"), ("frequency_penalty", -2.5, "-2.0…2.0"),
-            ("top_logprobs", 21, "0…20"), ("n", 2, "n = 1"), ("n", 0, "n = 1"),
+            ("top_logprobs", 21, "0…20"), ("n", 2, "n = 1"), ("n", 0, "n = 1"), ("n", -3, "n = 1"),
         ]
         try await LiveServer.with { server in
             for (field, value, range) in cases {
@@ -65,12 +65,16 @@ struct HardeningTests {
                 #expect(error["param"] as? String == field, "\(reply.text)")
                 let message = error["message"] as? String ?? ""
                 #expect(message.contains(field) && message.contains(range), "\(field)=\(value): \(message)")
+                // Advice only where it makes sense: "send 0 requests instead" is none.
+                if let n = value as? Int, field == "n", n < 1 { #expect(!message.contains("send"), "\(message)") }
             }
             // Numbers that do not even decode name the field and what it takes, with no Swift text.
             for raw in [#"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1e400}"#,
                         #"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 99999999999999999999999}"#,
                         #"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1.5}"#,
                         #"{"messages": [{"role": "user", "content": "x"}], "temperature": 1e400}"#,
+                        // Valid JSON whose magnitude underflows: Foundation refuses it too.
+                        #"{"messages": [{"role": "user", "content": "x"}], "temperature": 1e-400}"#,
                         #"{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}"#] {
                 let reply = try await server.post("/v1/chat/completions", raw: raw)
                 #expect(reply.status == 400, "\(raw): \(reply.text)")

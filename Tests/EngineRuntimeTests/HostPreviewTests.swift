@@ -2,6 +2,7 @@ import Foundation
 import PodModel
 import ServingEngine
 import SimKit
+import Synchronization
 import Testing
 import XDSTestSupport
 @testable import EngineRuntime
@@ -50,6 +51,30 @@ import XDSTestSupport
         replayed.run(until: end)
         #expect(live.report() == replayed.report())
         #expect(live.recentEvents() == replayed.recentEvents())
+    }
+
+    /// At most `bounds.previews` compute at once; one more is refused at once with a reason the
+    /// admin API answers 503, and a finished preview frees its place.
+    @Test func previewsBeyondTheBoundAreRefusedUntilOneFinishes() async throws {
+        let host = EngineHost(core: try CommandLogReplayTests.engine(), speed: 10, publishInterval: 0.05,
+                              capabilities: Set(EngineCapability.allCases), bounds: EngineHost.Bounds(previews: 1))
+        host.start()
+        defer { host.stop() }
+        host.previewsRunning.store(1, ordering: .sequentiallyConsistent)  // one computing elsewhere
+        guard case .failure(let refusal) = host.preview(commandLine: "preview drain node 1 for 1m") else {
+            Issue.record("a preview beyond the bound was computed")
+            return
+        }
+        #expect(refusal.message.hasPrefix("engine busy: 1 preview is already computing (at most 1 at a time)"))
+        #expect(host.previewsRunning.load(ordering: .sequentiallyConsistent) == 1, "a refusal takes no place")
+        host.previewsRunning.store(0, ordering: .sequentiallyConsistent)
+        for _ in 0..<2 {  // one at a time is fine, and each frees its place
+            guard case .success = host.preview(commandLine: "preview drain node 1 for 1m") else {
+                Issue.record("a preview within the bound was refused")
+                return
+            }
+            #expect(host.previewsRunning.load(ordering: .sequentiallyConsistent) == 0)
+        }
     }
 
     @Test func aStoppedHostRefusesPreviews() throws {

@@ -19,6 +19,28 @@ import Testing
         #expect(noMTP.tokensPerStep == 1)
     }
 
+    /// A decode batch whose KV cannot fit a die's HBM is refused, MoE–attention disaggregation
+    /// included: its attention dies hold the KV (xdeepserve-ma used to print a step for 4096
+    /// requests of 131072 tokens per die, tens of TB).
+    @Test func aBatchBeyondHBMIsRefusedOnEveryLayout() throws {
+        for deployment in [Deployment.superpod, .xDeepServeMA] {
+            #expect(throws: ConfigError.self) {
+                try Bench.decode(deployment: deployment, batchPerDie: 4096, context: 131_072, mtpAcceptance: 0.7)
+            }
+            // The published operating point still fits.
+            #expect(try Bench.decode(deployment: deployment, batchPerDie: 96, context: 4096, mtpAcceptance: 0.7).stepMs > 0)
+        }
+    }
+
+    /// `validate --sweep` on a deployment without decode capacity is refused like `bench decode`
+    /// (it printed a table of "—" and exited 0); a decodable one still sweeps.
+    @Test func aSweepNeedsSomethingToDecodeOn() throws {
+        var prefillOnly = Deployment.superpod
+        prefillOnly.groups.removeAll { $0.role == .decode }
+        #expect(throws: ConfigError.self) { try Validation.sweep(deployment: prefillOnly) }
+        #expect(try Validation.sweep(deployment: .cloudMatrixInfer).count > 10)
+    }
+
     @Test func prefillPointOfCloudMatrixInfer() throws {
         // Calibrated with realistic skew and EPLB on (the bench's default), as the paper measured.
         let r = try Bench.prefill(deployment: .cloudMatrixInfer, promptLen: 4096, tokensPerNPU: 16384)

@@ -12,6 +12,11 @@ import XDSTestSupport
     /// what toml++ asserted on (`[[\u{5}step]]`, `a = [}]`, U+2028 in an array; now refused by
     /// TOMLPreflight inside TOMLDocument.parse), and raw escapes echoed in messages.
     static let tomlCorpus: [String] = [
+        // The TOML library's message quoted raw input: a newline, a tab, a bidi override, a
+        // 16 KB line (a 15 s soak, seed 4711).
+        "nodes = n\na\n", "nodes = n\tan\n", "name = \"\\u\u{202E}B[2J\"\n", "name = \"\\u\u{2028}B[2J\"\n",
+        "nodes = \"" + String(repeating: "1e1", count: 5_000) + "\n",
+        String(repeating: "s", count: 16_000) + " = 1\n", "name = \"" + String(repeating: "21e1", count: 4_000) + "\"\n",
         "[[decode]]\nnpus = 9223372036854775807\ncount = 9223372036854775807\n",
         "[[\u{5}step]]\n",
         "[[prefill]]\nnpus = 4611686018427387904\ntp = 4\ndp = 4\n",

@@ -1,3 +1,5 @@
+import PodModel
+
 /// The bearer token that guards `/admin/*`.
 ///
 /// `xds serve` takes it from `--admin-token` or `XDS_ADMIN_TOKEN`; when neither is given it calls
@@ -19,6 +21,38 @@ public enum AdminToken {
             token += String(repeating: "0", count: 16 - hex.count) + hex
         }
         return token
+    }
+
+    /// The token `/admin` is guarded with: `--admin-token`'s, else `XDS_ADMIN_TOKEN`'s, else a
+    /// generated one (`generated`: print it once). A token a client could not send back as
+    /// `Authorization: Bearer TOKEN` (empty, spaces, control or non-ASCII characters, over 1024
+    /// bytes) is refused with one line: the server would start with its admin API closed to
+    /// everyone and say nothing. An empty `XDS_ADMIN_TOKEN` counts as unset, as shells treat it.
+    public static func resolve(flag: String?, environment: String?, flagName: String = "--admin-token")
+        throws(ConfigError) -> (token: String, generated: Bool)
+    {
+        if let flag {
+            try check(flag, source: flagName)
+            return (flag, false)
+        }
+        if let environment, !environment.isEmpty {
+            try check(environment, source: "XDS_ADMIN_TOKEN")
+            return (environment, false)
+        }
+        return (generate(), true)
+    }
+
+    /// Tokens hold 1…1024 visible ASCII characters (no spaces), what a bearer header carries.
+    public static let maxLength = 1024
+
+    private static func check(_ token: String, source: String) throws(ConfigError) {
+        guard !token.isEmpty else {
+            throw ConfigError("\(source) must not be empty (omit it and xds serve generates a token and prints it)")
+        }
+        guard token.utf8.count <= maxLength, token.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw ConfigError("\(source) must be 1…\(maxLength) visible ASCII characters without spaces "
+                + "(what 'Authorization: Bearer TOKEN' carries), got \(InputEcho.quoted(token))")
+        }
     }
 
     /// True when an `Authorization` header value carries `expected` as a bearer token. An empty

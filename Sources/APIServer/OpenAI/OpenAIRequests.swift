@@ -295,7 +295,8 @@ struct CompletionValidator {
         // A missing model means the served one, as in vLLM; a wrong one is a 404 (OpenAI's shape).
         if let model, model != servedModel { throw .modelNotFound(model) }
         if let n, n != 1 {
-            throw .invalidRequest("only n = 1 is supported (got \(n)); send \(n) requests instead", param: "n")
+            let advice = n > 1 ? "; send \(n) requests instead" : ""
+            throw .invalidRequest("only n = 1 is supported (got \(n))\(advice)", param: "n")
         }
         if let bestOf = sampling.bestOf, bestOf != 1 {
             throw .invalidRequest("only best_of = 1 is supported (got \(bestOf))", param: "best_of")
@@ -366,7 +367,12 @@ extension APIError {
             guard let range = text.range(of: "\"\(field)\"\\s*:\\s*(-?[0-9][0-9.eE+-]*)", options: .regularExpression)
             else { continue }
             let number = text[range].split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-            let fits = integerFields.contains(field) ? Int(number) != nil : (Double(number)?.isFinite ?? false)
+            // A number whose magnitude underflows (`1e-400`) is valid JSON that Foundation refuses;
+            // Double(String) reads it as 0, so it counts as not fitting when its digits are not all 0.
+            let mantissa = number.prefix { $0 != "e" && $0 != "E" }
+            let underflows = Double(number) == 0 && mantissa.contains { ("1"..."9").contains($0) }
+            let fits = integerFields.contains(field)
+                ? Int(number) != nil : (Double(number)?.isFinite ?? false) && !underflows
             if !fits {
                 return .invalidRequest(
                     "field '\(field)' has an invalid value \(number.prefix(40)) (expected \(expectedValues[field] ?? "a number"))",

@@ -8,6 +8,9 @@ import TOMLKit
 /// let back = try Deployment(toml: text, source: "superpod.toml")
 /// ```
 extension Deployment {
+    /// Longest deployment name (a file name, when `name` is absent, is at most 255 bytes).
+    public static let maxNameCharacters = 256
+
     static let topKeys: Set<String> = ["name", "model", "hardware", "nodes", "prefill", "decode", "colocated", "moe_attention", "policies", "scaling"]
     static let scalingKeys: Set<String> = ["autoscale", "prewarmed_spare_tes"]
     static let groupKeys: Set<String> = ["count", "npus", "first_npu", "tp", "dp", "ep", "redundant_experts",
@@ -58,6 +61,11 @@ extension Deployment {
         // The name is shown in the console header, reports and messages: no terminal controls.
         if name.unicodeScalars.contains(where: \.isTerminalControl) {
             throw ConfigError("\(source): name \(InputEcho.quoted(name)) must not contain control characters")
+        }
+        // ... and every message about the deployment quotes it: a 16 KB name made 16 KB lines.
+        guard name.count <= Self.maxNameCharacters else {
+            throw ConfigError("\(source): name must be at most \(Self.maxNameCharacters) characters, got \(name.count) "
+                + "(\(InputEcho.quoted(name)))")
         }
         self.init(name: name,
                   model: try r.optionalString("model") ?? "deepseek-r1",
@@ -138,12 +146,18 @@ public enum TOMLDocument {
         return text
     }
 
+    /// Characters of the TOML library's own message shown in ours.
+    static let maxParserMessage = 300
+
     /// The table, or an error naming `source` and the line of the first TOML syntax error.
     /// Text that TOML forbids and the TOML library would abort on is refused first (``TOMLPreflight``).
     public static func parse(_ text: String, source: String) throws -> TOMLTable {
         if let (line, message) = TOMLPreflight.problem(in: text) { throw ConfigError("\(source):\(line): \(message)") }
         do { return try TOMLTable(string: text) } catch let e as TOMLParseError {
-            throw ConfigError("\(source):\(e.source.begin.line): malformed TOML: \(e.description)")
+            // The parser quotes the input it stopped at (a newline, a bidi override, a 16 KB line):
+            // escaped and cut, so the message stays one readable line.
+            throw ConfigError("\(source):\(e.source.begin.line): malformed TOML: "
+                + InputEcho.clean(e.description, limit: maxParserMessage))
         }
     }
 }
@@ -158,7 +172,7 @@ struct TOMLReader {
 
     func rejectUnknown(_ known: Set<String>) throws {
         for key in table.keys where !known.contains(key) {
-            throw fail("unknown field '\(key)'; expected one of: \(known.sorted().joined(separator: ", "))")
+            throw fail("unknown field \(InputEcho.quoted(key)); expected one of: \(known.sorted().joined(separator: ", "))")
         }
     }
     func int(_ key: String, default value: Int? = nil) throws -> Int {

@@ -119,6 +119,7 @@ public enum Bench {
             let routed = ma.expertDies - ma.sharedExpertDies
             let slotsPerDie = max(1, (model.moe?.routedExperts ?? 0) / max(1, routed))
             factor = moeLoadFactor(model: model, dies: routed, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed)
+            try checkAttentionHBM(model: model, hardware: hw, batchPerDie: batchPerDie, context: context)
             step = cost.decodeStepMoEAttention(ma, requestsPerDie: batchPerDie, contextTokens: context,
                                                mtpAcceptance: mtpAcceptance, moeLoadFactor: factor)
             activeDies = Double(ma.attentionDies)
@@ -196,6 +197,22 @@ public enum Bench {
         let weights = (attentionShare + denseShare + expertShare + model.embeddingParameters / Double(g.tp)) * model.weightType.bytes
         let kv = batchPerDie * context * model.kvBytesPerToken
             / (model.attention.label == "MLA" ? 1 : Double(g.tp))
+        try checkFits(weights: weights, kv: kv, hardware: hw, batchPerDie: batchPerDie, context: context)
+    }
+
+    /// The same for an attention die of MoE–attention disaggregation: it holds the attention and
+    /// dense layers whole (no TP; the experts live on the expert dies) and its requests' KV.
+    static func checkAttentionHBM(model: ModelSpec, hardware hw: HardwareProfile, batchPerDie: Double,
+                                  context: Double) throws {
+        let layers = Double(model.layers) * model.attentionParameters
+            + Double(model.layers - model.moeLayers) * model.denseFFNParameters
+        let weights = (layers + model.embeddingParameters) * model.weightType.bytes
+        try checkFits(weights: weights, kv: batchPerDie * context * model.kvBytesPerToken, hardware: hw,
+                      batchPerDie: batchPerDie, context: context)
+    }
+
+    private static func checkFits(weights: Double, kv: Double, hardware hw: HardwareProfile, batchPerDie: Double,
+                                  context: Double) throws {
         let need = weights + kv
         if need > hw.hbmBytesPerDie {
             throw ConfigError(String(format: "batch %.0f/die at context %.0f does not fit: it needs %.1f GB of HBM per die (weights %.1f GB + KV %.1f GB), a %@ die has %.0f GB",

@@ -264,7 +264,14 @@ public enum Validation {
     public static let sweepContexts: [Double] = [1024, 2048, 4096, 8192, 16384]
 
     /// Decode step time against batch and context; cells that do not fit in HBM are left out.
+    /// A deployment with nothing to decode on (or an invalid one) is refused as `bench decode`
+    /// refuses it, not printed as a table of empty cells with exit 0.
     public static func sweep(deployment: Deployment) throws -> [SweepRow] {
+        try deployment.validate()
+        guard deployment.moeAttention != nil || deployment.group(.decode) != nil || deployment.group(.colocated) != nil
+        else {
+            throw ConfigError("deployment '\(deployment.name)' has no decode or colocated instance to bench")
+        }
         var rows: [SweepRow] = []
         for context in sweepContexts {
             for batch in sweepBatches {

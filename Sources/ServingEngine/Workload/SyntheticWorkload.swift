@@ -131,7 +131,11 @@ public struct SyntheticWorkload: WorkloadSource {
             cv == 1
             ? Exponential(rate: rate).sample(using: &arrivals)
             : Gamma(mean: meanGap, coefficientOfVariation: cv).sample(using: &arrivals)
-        if gap.isFinite && gap > 0 { clock += gap }
+        // A rate so small that its gap overflows (`--rate 5e-324`: 1/rate is infinite) puts the next
+        // arrival beyond any simulated time: none comes, as at rate 0. Not advancing the clock
+        // instead sent every request at the same instant, a flood that froze the run.
+        guard gap.isFinite, (clock + gap).isFinite else { return nil }
+        if gap > 0 { clock += gap }
 
         // Drawn through a local copy of the stream: sampling with `&lengths` while reading
         // another property of `self` made the compiler copy the whole generator (twice a request).

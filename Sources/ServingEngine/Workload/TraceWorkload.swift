@@ -190,13 +190,17 @@ public struct TraceWorkload: WorkloadSource {
 
     /// As ``check(path:maxContextTokens:clipToContext:)``, also keeping the parsed requests when
     /// the file is at most ``CheckedTrace/maxBytes`` (nil otherwise), so a run need not parse it
-    /// again (``EngineConfiguration/checkedTrace``).
+    /// again (``EngineConfiguration/checkedTrace``). `speedup` is the run's `--trace-speedup`: the
+    /// check applies it, so a row it pushes beyond the 10¹⁰ s span is refused before the run
+    /// (naming its line) instead of ending the replay there without a word. Requests are kept at
+    /// speedup 1 only, the one a run replays from memory.
     public static func checkKeepingRequests(
-        path: String, maxContextTokens: Int = TraceLimits.maxTokens, clipToContext: Bool = false
+        path: String, maxContextTokens: Int = TraceLimits.maxTokens, clipToContext: Bool = false, speedup: Double = 1
     ) throws(WorkloadError) -> (summary: TraceSummary, trace: CheckedTrace?) {
-        let opened = try TraceWorkload(path: path, maxContextTokens: maxContextTokens, clipToContext: clipToContext)
+        var opened = try TraceWorkload(path: path, maxContextTokens: maxContextTokens, clipToContext: clipToContext)
+        opened.speedup = speedup
         let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
-        guard let size, size <= CheckedTrace.maxBytes else { return (try check(opened), nil) }
+        guard speedup == 1, let size, size <= CheckedTrace.maxBytes else { return (try check(opened), nil) }
         var requests: [RequestSpec]? = []
         let summary = try check(opened, keeping: &requests)
         return (summary, CheckedTrace(path: path, maxContextTokens: opened.maxContextTokens,

@@ -80,6 +80,9 @@ struct WallClockTimestamp {
                     if i < n, t[i] == UInt8(ascii: ".") {
                         i += 1
                         while i < n, let d = Self.digit(t[i]) {
+                            // More digits than exactDecimal reads: the full path decides. Counting
+                            // on first let `value` overflow (a trap) at the 17th digit or so.
+                            guard fractionDigits < 13 else { return nil }
                             value = value * 10 + d
                             fractionDigits += 1
                             i += 1

@@ -61,6 +61,8 @@ enum FuzzCorpus {
         "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,1,1\n9999-12-31 23:59:59,1,1\n",
         "\u{FEFF}TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,1,1\n",
         "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,\u{1B}[2J,1\n",
+        // A long fraction in the cached minute overflowed Int (a trap; 15 s soak, seed 4711).
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.5,1,1\n2023-11-16 18:17:04.12345678901234567890123,1,1\n",
     ]
 
     static let mooncake: [String] = [

@@ -27,6 +27,26 @@ import XDSTestSupport
         }
     }
 
+    /// The check applies `--trace-speedup`: a row the slow-down pushes beyond the 10¹⁰ s span is
+    /// refused before the run, naming its line. The run used to stop reading there and end with
+    /// exit 0, the rest of the trace silently not replayed.
+    @Test func theCheckRefusesARowTheSpeedupPushesBeyondTheSpan() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xds-span-\(getpid()).jsonl").path
+        let row = { (ms: Int) in #"{"timestamp": \#(ms), "input_length": 1, "output_length": 1, "hash_ids": []}"# }
+        try (row(0) + "\n" + row(1_000_000_000_000) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // 10⁹ s at speedup 1 (kept for replay) and at 0.5; 10¹² s at 0.001 is beyond the span.
+        #expect(try TraceWorkload.checkKeepingRequests(path: path).trace?.requests.count == 2)
+        let slowed = try TraceWorkload.checkKeepingRequests(path: path, speedup: 0.5)
+        #expect(slowed.summary.requests == 2 && slowed.trace == nil)
+        do {
+            _ = try TraceWorkload.checkKeepingRequests(path: path, speedup: 0.001)
+            Issue.record("a row beyond the span after the speedup passed the check")
+        } catch {
+            #expect("\(error)".contains(":2: timestamp is") && "\(error)".contains("(after the speedup)"), "\(error)")
+        }
+    }
+
     @Test(.enabled(if: SharedTraces.available, "shared/traces is absent"))
     func aRunFromTheCheckedTraceEqualsOneFromTheFile() throws {
         let path = try #require(SharedTraces.path(SharedTraces.azureCode))

@@ -76,6 +76,20 @@ private func draw(_ workload: inout SyntheticWorkload, _ n: Int) -> [RequestSpec
         }
     }
 
+    /// A rate within 0…10000 whose gap overflows (1/5e-324 is infinite) means no arrival within
+    /// any time, as rate 0 does; it used to send every request at the generator's clock, a flood
+    /// at one instant that kept `xds run --rate 5e-324` from ever finishing.
+    @Test func aRateWhoseGapOverflowsSendsNothingUntilRaised() throws {
+        for cv in [1.0, 3.0] {
+            var load = SyntheticWorkload(seed: 3, configuration: .init(ratePerSecond: 5e-324, arrivalCV: cv))
+            #expect(draw(&load, 50).isEmpty)
+            load.setRate(5, at: 20)
+            let next = load.next()
+            let resumed = try #require(next)
+            #expect(resumed.arrival >= 20 && resumed.arrival < 1e6)
+        }
+    }
+
     @Test func burstyArrivalsKeepTheMeanButVaryMore() {
         func gaps(cv: Double) -> (mean: Double, cv: Double) {
             var load = SyntheticWorkload(seed: 3, configuration: .init(ratePerSecond: 20, arrivalCV: cv))
