@@ -53,7 +53,13 @@ struct BenchReplay: ParsableCommand {
         let exe = try Self.executablePath()
         let out = FileManager.default.temporaryDirectory
             .appendingPathComponent("xds-bench-replay-\(getpid()).json").path
-        defer { try? FileManager.default.removeItem(atPath: out) }
+        // The child's stderr goes to a file (not a pipe: nothing to drain while it runs), read
+        // only when a case fails so its reason is shown rather than just an exit status.
+        let errors = out + ".stderr"
+        defer {
+            try? FileManager.default.removeItem(atPath: out)
+            try? FileManager.default.removeItem(atPath: errors)
+        }
         var results: [ReplayResult] = []
         if !json {
             print("case             simulated s    wall s   ×real (wall)    CPU s   ×real (CPU)   peak RSS MB   note")
@@ -62,8 +68,11 @@ struct BenchReplay: ParsableCommand {
             var best: (wall: Double, cpu: Double, rss: Double, sim: Double)?
             for _ in 0..<repeats {
                 let args = ["run"] + c.arguments(traces: traces) + ["--quiet", "--out", out]
-                let (wall, cpu, rssKB, status) = try Self.spawn(exe, args)
-                guard status == 0 else { throw ValidationError("case \(c.name): xds \(args.joined(separator: " ")) exited \(status)") }
+                let (wall, cpu, rssKB, status) = try Self.spawn(exe, args, stderrTo: errors)
+                guard status == 0 else {
+                    throw ValidationError("case \(c.name): xds \(args.joined(separator: " ")) exited \(status)"
+                        + Self.childReason(errors))
+                }
                 let sim = try Self.simSeconds(out)
                 let rss = Double(rssKB) / 1024
                 if best == nil || wall < best!.wall { best = (wall, min(cpu, best?.cpu ?? cpu), max(rss, best?.rss ?? 0), sim) }
@@ -102,14 +111,29 @@ struct BenchReplay: ParsableCommand {
         return path
     }
 
-    /// Runs `exe args` with stdout and stderr to /dev/null; wall seconds, CPU seconds (user +
-    /// system: on a shared machine the one-core figure), peak RSS (KB), exit status.
-    static func spawn(_ exe: String, _ args: [String]) throws -> (wall: Double, cpu: Double, rssKB: Int, status: Int32) {
+    /// What a failed child said on stderr, on the error's one line: its last few non-blank
+    /// lines, each cut (``maxReasonLines`` × ``maxReasonLineLength``); empty if it said nothing.
+    static func childReason(_ path: String) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { return "" }
+        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .suffix(maxReasonLines)
+            .map { $0.count > maxReasonLineLength ? String($0.prefix(maxReasonLineLength)) + "…" : $0 }
+        return lines.isEmpty ? "" : ": " + lines.joined(separator: " | ")
+    }
+    static let maxReasonLines = 3
+    static let maxReasonLineLength = 300
+
+    /// Runs `exe args` with stdout to /dev/null and stderr to `stderrTo` (truncated); wall
+    /// seconds, CPU seconds (user + system: on a shared machine the one-core figure), peak RSS
+    /// (KB), exit status.
+    static func spawn(_ exe: String, _ args: [String], stderrTo errors: String = "/dev/null") throws
+        -> (wall: Double, cpu: Double, rssKB: Int, status: Int32) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         let argv = ([exe] + args).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0

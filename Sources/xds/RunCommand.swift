@@ -69,6 +69,11 @@ struct Run: ParsableCommand {
         rows?.close()
         timeline?.close()
         if let failure = rows?.failure ?? timeline?.failure { throw ConfigError(failure) }
+        // The pre-run check passed but the replay met a bad row (the file changed since):
+        // the report covers only the requests before it, so the run must not look complete.
+        if let stop = engine.workloadError {
+            throw ConfigError("\(stop); the trace changed after its check and its replay stopped at this line")
+        }
     }
 }
 

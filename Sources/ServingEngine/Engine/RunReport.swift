@@ -182,12 +182,16 @@ public struct RunReport: Sendable, Equatable, Codable {
     /// Scale operations (interfaces.md additions): commands and autoscaler decisions. Always
     /// set by ``ServingEngine/report()``; optional so reports written before it still decode.
     public var scaling: ScalingReport?
+    /// Set only when the trace replay ended at an error met during the run (the file changed
+    /// after its check): `file:line: problem`. Absent from a run that read its whole workload.
+    public var workloadStopped: String?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case deployment, model, hardware, seed, events, commands, requests, tokens, throughput, slo, kv, experts, faults
         case policies, scaling
+        case workloadStopped = "workload_stopped"
         case simSeconds = "sim_seconds"
         case wallSeconds = "wall_seconds"
         case latencyMs = "latency_ms"
@@ -240,6 +244,7 @@ extension ServingEngine {
         r.recoveryPolicy = faults.policy.name
         r.policies = policyNames
         r.scaling = scalingReport()
+        r.workloadStopped = workloadError?.description
         r.experts = .init(imbalance: experts.meanStepImbalance, rebalances: experts.decodeRebalances,
                           moeMsPerStep: experts.moeMsPerStep, moeShareOfStep: experts.moeShareOfStep)
         r.kv = .init(peakUsage: max(telemetry.peakDecodeUsage, decodeKVUsage()), prefixHitRate: prefixStats().hitRate)

@@ -251,7 +251,16 @@ public final class ServingEngine {
     /// the next one ``minimumArrivalGap`` later (its arrival time moved with it). Traces with
     /// ordinary bursts of equal timestamps are untouched.
     func scheduleNextArrival() {
-        guard !arrivalPending, var spec = workload.next() else { return }
+        guard !arrivalPending else { return }
+        guard var spec = workload.next() else {
+            // A trace that changed after its check ends here; say so instead of just stopping
+            // arrivals (the faces print it too: ``workloadError``). A trace returns nil once.
+            if let stop = workloadError {
+                telemetry.log(EngineEvent(time: now, kind: .info, severity: .error,
+                                          message: "trace replay stopped: \(stop)"))
+            }
+            return
+        }
         arrivalPending = true
         var at = max(now, spec.arrival)
         if at.isNaN { at = now }
@@ -274,6 +283,10 @@ public final class ServingEngine {
         let event = queue.schedule(at: at, .arrival(spec))
         if workloadIsSynthetic { scheduledArrival = (event, spec, at) }
     }
+
+    /// Why the workload ended before its last request, if it did: a trace that changed (or
+    /// turned bad) between its check and the run. nil for a workload read to its end.
+    public var workloadError: WorkloadError? { (workload as? TraceWorkload)?.error }
 
     func arrive(_ spec: RequestSpec) {
         arrivalPending = false

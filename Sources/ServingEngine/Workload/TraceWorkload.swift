@@ -31,7 +31,9 @@ import SimKit
 public struct TraceWorkload: WorkloadSource {
     public let path: String
     public let format: TraceFormat
-    /// Set if `next()` stopped at a malformed row (only possible when `check` was skipped).
+    /// Set if `next()` stopped at a malformed row: `check` was skipped, or the file changed
+    /// after it (a sped-up or over-``CheckedTrace/maxBytes`` run reads it again). The engine
+    /// logs it and exposes it (``ServingEngine/workloadError``); `xds run` exits non-zero on it.
     public private(set) var error: WorkloadError?
     /// Longest prompt (and output) accepted, in tokens: the model's context window.
     public let maxContextTokens: Int

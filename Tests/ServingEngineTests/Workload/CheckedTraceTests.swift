@@ -47,6 +47,35 @@ import XDSTestSupport
         }
     }
 
+    /// A trace that turns bad between its check and the run (a sped-up replay reads the file
+    /// again) ends the replay with the problem stated: the engine logs an error event, exposes
+    /// `file:line: problem` and the report says the workload stopped. It used to end silently.
+    @Test func aTraceChangedAfterItsCheckEndsTheReplayWithItsLine() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xds-changed-\(getpid()).jsonl").path
+        let row = { (ms: Int) in #"{"timestamp": \#(ms), "input_length": 8, "output_length": 2, "hash_ids": []}"# }
+        try [row(0), row(1_000), row(2_000)].joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let checked = try TraceWorkload.checkKeepingRequests(path: path, speedup: 2)
+        #expect(checked.summary.requests == 3 && checked.trace == nil)
+        // After the check, row 2 goes back in time.
+        try [row(0), row(3_000), row(2_000)].joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        var config = EngineConfiguration(deployment: try Deployment.inlineColocated("colocated:1:llama-2-7b:nvidia-a100:tp1"),
+                                         workload: .trace(path: path))
+        config.traceSpeedup = 2
+        let engine = try ServingEngine(configuration: config)
+        #expect(engine.runToCompletion(limit: 600))
+        let stop = try #require(engine.workloadError)
+        #expect(stop.description.hasPrefix("\(path):3: timestamp goes backwards"), "\(stop)")
+        let report = engine.report()
+        #expect(report.requests.arrived == 2 && report.workloadStopped == stop.description)
+        let logged = engine.recentEvents().filter { $0.severity == .error }
+        #expect(logged.map(\.message) == ["trace replay stopped: \(stop)"])
+        // A trace read to its end reports nothing.
+        try [row(0), row(1_000)].joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let clean = try ServingEngine(configuration: config)
+        #expect(clean.runToCompletion(limit: 600) && clean.workloadError == nil && clean.report().workloadStopped == nil)
+    }
+
     @Test(.enabled(if: SharedTraces.available, "shared/traces is absent"))
     func aRunFromTheCheckedTraceEqualsOneFromTheFile() throws {
         let path = try #require(SharedTraces.path(SharedTraces.azureCode))
