@@ -99,6 +99,11 @@ struct MetricsAndHealthTests {
     @Test func healthAndReadiness() async throws {
         try await LiveServer.with { server in
             #expect(try await server.get("/health").status == 200)
+            // HEAD answers like GET, without a body (it used to be 404).
+            let head = try await server.request("HEAD", "/health")
+            #expect(head.status == 200 && head.body.isEmpty)
+            #expect(head.headers["content-type"] == "application/json")
+            #expect(try await server.request("HEAD", "/ready").status == 200)
             let ready = try await server.get("/ready")
             #expect(ready.status == 200)
             #expect(try ready.json()["ready"] as? Bool == true)
@@ -107,6 +112,7 @@ struct MetricsAndHealthTests {
             let paused = try await server.get("/ready")
             #expect(paused.status == 503)
             #expect(try paused.json()["reason"] as? String == "the engine is paused")
+            #expect(try await server.request("HEAD", "/ready").status == 503)
             #expect(try await server.get("/health").status == 200)
 
             server.link.update { s in

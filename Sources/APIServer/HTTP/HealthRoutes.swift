@@ -19,16 +19,27 @@ struct HealthRoutes: Sendable {
     let backend: any CompletionBackend
 
     func register(on router: Router<ServerContext>) {
-        router.get("/health") { _, _ in
-            JSONWire.response(["status": "ok", "engine": backend.unavailableReason ?? "ok"])
+        router.get("/health") { _, _ in health() }
+        router.get("/ready") { _, _ in ready() }
+        // Probes (curl -I, some load balancers) may ask with HEAD: the GET answer without its body.
+        router.head("/health") { _, _ in Self.headerOnly(health()) }
+        router.head("/ready") { _, _ in Self.headerOnly(ready()) }
+    }
+
+    private func health() -> Response {
+        JSONWire.response(["status": "ok", "engine": backend.unavailableReason ?? "ok"])
+    }
+
+    private func ready() -> Response {
+        var readiness = ServingReadiness(link.latestSnapshot())
+        if let reason = backend.unavailableReason {
+            readiness = ServingReadiness(notReady: reason)
         }
-        router.get("/ready") { _, _ in
-            var readiness = ServingReadiness(link.latestSnapshot())
-            if let reason = backend.unavailableReason {
-                readiness = ServingReadiness(notReady: reason)
-            }
-            return JSONWire.response(readiness, status: readiness.ready ? .ok : .serviceUnavailable)
-        }
+        return JSONWire.response(readiness, status: readiness.ready ? .ok : .serviceUnavailable)
+    }
+
+    private static func headerOnly(_ response: Response) -> Response {
+        Response(status: response.status, headers: response.headers)
     }
 }
 
