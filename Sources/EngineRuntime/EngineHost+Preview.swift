@@ -32,6 +32,14 @@ extension EngineHost: PreviewLink {
     public func preview(_ request: PreviewRequest, progress: @escaping @Sendable (Double) -> Void = { _ in })
         -> Result<PreviewResult, PreviewRefusal>
     {
+        preview(request, cancellation: PreviewCancellation(), progress: progress)
+    }
+
+    /// Stops computing once `cancellation` is cancelled (or the host stops), within one slice of
+    /// simulated time per side; its place among ``Bounds/previews`` is free when this returns.
+    public func preview(_ request: PreviewRequest, cancellation: PreviewCancellation,
+                        progress: @escaping @Sendable (Double) -> Void = { _ in }) -> Result<PreviewResult, PreviewRefusal>
+    {
         if let problem = Self.hostProblem(request.command) { return .failure(PreviewRefusal(problem)) }
         guard core is PreviewableCore else { return .failure(PreviewRefusal("this engine cannot preview")) }
         guard isRunning else { return .failure(PreviewRefusal("engine is not running")) }
@@ -40,6 +48,13 @@ extension EngineHost: PreviewLink {
             return .failure(PreviewRefusal(Self.previewsBusy(bounds.previews)))
         }
         defer { previewsRunning.subtract(1, ordering: .acquiringAndReleasing) }
+        // Registered before the fork is queued, so a stop from here on cancels it (``stop(timeout:)``).
+        let key = ObjectIdentifier(cancellation)
+        previewCancellations.withLock { $0[key] = cancellation }
+        defer { previewCancellations.withLock { _ = $0.removeValue(forKey: key) } }
+        if !isRunning { cancellation.cancel() }
+        // Nobody waits already: not worth forking the engine for.
+        if cancellation.isCancelled { return .failure(Self.cancelledRefusal(hostRunning: isRunning)) }
         let pending = PendingPreview(request: request)
         previewInbox.withLock { $0.append(pending) }
         wakeEngine()
@@ -61,7 +76,9 @@ extension EngineHost: PreviewLink {
         case .failure(let refusal): return .failure(refusal)
         case .success(let run):
             let began = DispatchTime.now().uptimeNanoseconds
-            var result = run.run(progress: progress)
+            guard var result = run.run(progress: progress, cancellation: cancellation) else {
+                return .failure(Self.cancelledRefusal(hostRunning: isRunning))
+            }
             result.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
             return .success(result)
         }
@@ -71,6 +88,19 @@ extension EngineHost: PreviewLink {
     static func previewsBusy(_ limit: Int) -> String {
         "engine busy: \(limit) preview\(limit == 1 ? " is" : "s are") already computing (at most \(limit) at a time); "
             + "try again when one finishes"
+    }
+
+    /// The refusal of a preview cancelled while the engine runs on (its client left).
+    static let previewCancelled = "preview cancelled: nobody is waiting for it"
+
+    /// A stopped host's starts with "engine" (the admin API's 503).
+    static func cancelledRefusal(hostRunning: Bool) -> PreviewRefusal {
+        PreviewRefusal(hostRunning ? previewCancelled : "engine stopped: preview cancelled")
+    }
+
+    /// Engine stopping: previews computing stop at their next slice.
+    func cancelRunningPreviews() {
+        for cancellation in previewCancellations.withLock({ Array($0.values) }) { cancellation.cancel() }
     }
 
     /// Engine thread: forks the engine for every queued preview.

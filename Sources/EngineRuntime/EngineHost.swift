@@ -63,6 +63,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     let previewInbox = Mutex<[PendingPreview]>([])
     /// Previews computing now (``Bounds/previews`` at most).
     let previewsRunning = Atomic<Int>(0)
+    /// The tokens of previews queued or computing, cancelled when the host stops.
+    let previewCancellations = Mutex<[ObjectIdentifier: PreviewCancellation]>([:])
     /// Request-table questions waiting for the engine thread (EngineHost+RequestQuery).
     let queryInbox = Mutex<[PendingQuery]>([])
     /// Completion requests from the HTTP face, and the streams of those the engine took in (locked:
@@ -114,8 +116,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         public var abandon: Double
         /// Previews computing at once; one more is refused until one finishes. Each forks the
         /// engine twice and runs both copies flat out on a thread of its own (a saturated pod's
-        /// fork holds ~200 MB), and one outlives a client that hangs up: unbounded, a few
-        /// requests held a server's memory and cores for minutes.
+        /// fork holds ~200 MB): unbounded, a few requests held a server's memory and cores for
+        /// minutes. A cancelled preview (its client hung up) stops within a slice and frees its place.
         public var previews: Int
 
         public init(stall: Double = 2, backlog: Double = 2, command: Double = 5, admission: Double = 10,
@@ -227,6 +229,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         stopping.store(true, ordering: .releasing)
         wakeEngine()
         withdrawQueued(reason: "engine stopped")
+        cancelRunningPreviews()
         if exited.load(ordering: .acquiring) { return true }
         guard finished.wait(timeout: .now() + max(0, timeout)) == .success else {
             failStreams(reason: "engine stopped")  // the thread is stuck: answer its clients from here

@@ -81,4 +81,84 @@ struct AdminPreviewTests {
             group.cancelAll()
         }
     }
+
+    /// A client that hangs up stops its preview (nobody would read it): the one place it held is
+    /// free again within a slice, so the next preview is computed rather than refused 503.
+    @Test func aClientThatHangsUpFreesItsPreviewsPlace() async throws {
+        var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 3, syntheticRate: 8)
+        config.expertSkew = false
+        let host = EngineHost(core: try ServingEngine(configuration: config), speed: 20, publishInterval: 0.05,
+                              bounds: EngineHost.Bounds(previews: 1))
+        host.start()
+        defer { _ = host.stop() }
+        let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
+                               link: host, backend: host)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try await server.boundPort()
+            let base = URL(string: "http://127.0.0.1:\(port)")!
+            let short: [String: Any] = ["command": "drain node 1", "duration": "30s"]
+            // An hour at 300 requests/s: over 40 s of work in a debug build, were it run to the end.
+            let body = #"{"command": "rate 300", "duration": "1h"}"#
+            let leaving = try RawConnection(port: port)
+            leaving.write(raw: "POST /admin/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer tok\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            // Once it computes, the one place is taken (a short preview asked before that runs itself).
+            var busy = 0
+            for _ in 0..<100 where busy != 503 {
+                try await Task.sleep(for: .milliseconds(50))
+                (busy, _) = try await Self.post(base, short, token: "tok")
+            }
+            #expect(busy == 503, "the long preview never took the place")
+            leaving.close()
+            let hungUp = ContinuousClock.now
+            var status = 503
+            while status == 503, ContinuousClock.now - hungUp < .seconds(20) {
+                try await Task.sleep(for: .milliseconds(50))
+                (status, _) = try await Self.post(base, short, token: "tok")
+            }
+            #expect(status == 200, "the place of a preview whose client left was not freed")
+            #expect(ContinuousClock.now - hungUp < .seconds(20))
+            group.cancelAll()
+        }
+    }
+
+    /// Stopping the server stops the previews it computes: it does not wait for them, and their
+    /// place is free for the next one.
+    @Test func stoppingTheServerStopsItsPreviews() async throws {
+        var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 3, syntheticRate: 8)
+        config.expertSkew = false
+        let host = EngineHost(core: try ServingEngine(configuration: config), speed: 20, publishInterval: 0.05,
+                              bounds: EngineHost.Bounds(previews: 1))
+        host.start()
+        defer { _ = host.stop() }
+        let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
+                               link: host, backend: host)
+        var stopped = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try await server.boundPort()
+            let base = URL(string: "http://127.0.0.1:\(port)")!
+            let body = #"{"command": "rate 300", "duration": "1h"}"#  // over 40 s of work in a debug build
+            let waiting = try RawConnection(port: port)
+            defer { waiting.close() }
+            waiting.write(raw: "POST /admin/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer tok\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            var busy = 0
+            for _ in 0..<100 where busy != 503 {
+                try await Task.sleep(for: .milliseconds(50))
+                (busy, _) = try await Self.post(base, ["command": "drain node 1", "duration": "30s"], token: "tok")
+            }
+            #expect(busy == 503, "the long preview never took the place")
+            stopped = ContinuousClock.now
+            group.cancelAll()
+            try? await group.waitForAll()
+        }
+        #expect(ContinuousClock.now - stopped < .seconds(20), "the server waited for its preview")
+        let next = try await offPool { host.preview(commandLine: "preview drain node 1 for 30s") }
+        guard case .success = next else {
+            Issue.record("the place of a preview stopped with its server was not freed: \(next)")
+            return
+        }
+    }
 }

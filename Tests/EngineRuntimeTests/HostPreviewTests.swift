@@ -77,6 +77,58 @@ import XDSTestSupport
         }
     }
 
+    /// A cancelled preview stops computing and frees its place at once; the next one is computed.
+    @Test func aCancelledPreviewFreesItsPlace() throws {
+        let host = EngineHost(core: try CommandLogReplayTests.engine(), speed: 10, publishInterval: 0.05,
+                              capabilities: Set(EngineCapability.allCases), bounds: EngineHost.Bounds(previews: 1))
+        host.start()
+        defer { host.stop() }
+        let request = try PreviewRequest.parse("preview drain node 1 for 1h").get()
+        let cancellation = PreviewCancellation()
+        let shares = Shared<[Double]>([])
+        let answer = host.preview(request, cancellation: cancellation) { share in
+            shares.value.withLock { $0.append(share) }
+            cancellation.cancel()  // the client hung up after the first slice
+        }
+        guard case .failure(let refusal) = answer else {
+            Issue.record("a cancelled preview was answered")
+            return
+        }
+        #expect(refusal.message == EngineHost.previewCancelled)
+        #expect(shares.value.withLock { $0.count == 1 && $0[0] < 0.01 }, "stopped after the first of many slices")
+        #expect(host.previewsRunning.load(ordering: .sequentiallyConsistent) == 0)
+        #expect(host.previewCancellations.withLock { $0.isEmpty })
+        guard case .success = host.preview(commandLine: "preview drain node 1 for 30s") else {
+            Issue.record("the place of a cancelled preview was not freed")
+            return
+        }
+    }
+
+    /// Stopping the host stops the previews it computes (they answer "engine stopped", a 503).
+    @Test func stoppingTheHostCancelsItsPreviews() throws {
+        let host = EngineHost(core: try CommandLogReplayTests.engine(), speed: 10, publishInterval: 0.05,
+                              capabilities: Set(EngineCapability.allCases))
+        host.start()
+        let request = try PreviewRequest.parse("preview drain node 1 for 1h").get()
+        let answer = Shared<Result<PreviewResult, PreviewRefusal>?>(nil)
+        let computing = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let result = host.preview(request, cancellation: PreviewCancellation()) { share in
+                if share < 0.01 { computing.signal() }  // the first slice
+            }
+            answer.value.withLock { $0 = result }
+        }
+        #expect(computing.wait(timeout: .now() + 60) == .success, "the preview never got going")
+        host.stop()
+        #expect(eventually { answer.value.withLock { $0 != nil } })
+        guard case .failure(let refusal) = answer.value.withLock({ $0 }) else {
+            Issue.record("a preview went on past its host's stop")
+            return
+        }
+        #expect(refusal.message == "engine stopped: preview cancelled")
+        #expect(host.previewsRunning.load(ordering: .sequentiallyConsistent) == 0)
+    }
+
     @Test func aStoppedHostRefusesPreviews() throws {
         let host = EngineHost(core: try CommandLogReplayTests.engine(), speed: 1)
         guard case .failure(let refusal) = host.preview(commandLine: "preview rebalance") else {
@@ -85,4 +137,10 @@ import XDSTestSupport
         }
         #expect(refusal.message == "engine is not running")
     }
+}
+
+/// A lock that closures running on other threads can share.
+final class Shared<Value: Sendable>: Sendable {
+    let value: Mutex<Value>
+    init(_ value: Value) { self.value = Mutex(value) }
 }

@@ -18,7 +18,7 @@ extension AdminRoutes {
     }
 
     func registerPreview(on admin: RouterGroup<ServerContext>) {
-        admin.post("/preview") { request, _ in
+        admin.post("/preview") { request, context in
             var request = request
             let body = try await request.decodeJSON(PreviewBody.self, limitBytes: maxBodyBytes)
             guard body.command.utf8.count <= Self.maxCommandBytes else {
@@ -34,8 +34,27 @@ extension AdminRoutes {
                 return AdminWire.response(PreviewError(error: .init(message: error.message)), status: .badRequest)
             case .success(let parsed): line = parsed.description
             }
-            let answer = await withCheckedContinuation { continuation in
-                DispatchQueue.global().async { continuation.resume(returning: previewer.preview(commandLine: line) { _ in }) }
+            // Nobody waiting, nothing computed: when the client hangs up or the server stops (which
+            // closes its connections), the watch cancels the wait, which cancels the preview.
+            let cancellation = PreviewCancellation()
+            let answer: Result<PreviewResult, PreviewRefusal>
+            do {
+                answer = try await ClientWatch.run(on: context.channel) {
+                    await withTaskCancellationHandler {
+                        await withCheckedContinuation { continuation in
+                            DispatchQueue.global().async {
+                                continuation.resume(returning: previewer.preview(commandLine: line, cancellation: cancellation))
+                            }
+                        }
+                    } onCancel: {
+                        cancellation.cancel()
+                    }
+                }
+            } catch {
+                // Like a completion whose client left: nobody to answer; the server's log says so.
+                cancellation.cancel()
+                context.logger.info("preview cancelled: the client left or the server is stopping")
+                throw error
             }
             switch answer {
             case .success(let result): return AdminWire.response(result)

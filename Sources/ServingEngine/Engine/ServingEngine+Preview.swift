@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import SimKit
+import Synchronization
 
 /// The what-if preview (issue 16): two forks of the engine run ahead on the same traffic (the
 /// same random streams), one as it is and one with a command applied at the fork's start; each
@@ -67,6 +68,16 @@ public struct PreviewRefusal: Error, Sendable, Equatable, CustomStringConvertibl
     public var description: String { message }
 }
 
+/// Tells a running preview that nobody waits for it any more (its client hung up, the server is
+/// stopping): the run stops at its next slice (``PreviewRun/run(progress:cancellation:)``).
+/// Cancelling is for good and may come from any thread.
+public final class PreviewCancellation: Sendable {
+    private let cancelled = Atomic<Bool>(false)
+    public init() {}
+    public func cancel() { cancelled.store(true, ordering: .releasing) }
+    public var isCancelled: Bool { cancelled.load(ordering: .acquiring) }
+}
+
 /// A preview forked and ready to run: owns its two engines, touched by one thread at a time.
 /// Running it never touches the engine it was forked from.
 public final class PreviewRun: @unchecked Sendable {
@@ -102,6 +113,16 @@ public final class PreviewRun: @unchecked Sendable {
     /// Each side runs exactly as it would alone, so the numbers do not depend on the threads.
     /// Progress is reported when both sides have passed a slice.
     public func run(progress: (Double) -> Void = { _ in }) -> PreviewResult {
+        // A token nobody holds is never cancelled: the run always ends with a result.
+        run(progress: progress, cancellation: PreviewCancellation())!
+    }
+
+    /// As ``run(progress:)``, but stops once `cancellation` is cancelled: each side looks at it
+    /// before every slice, so a cancelled run does at most one more slice of simulated work per
+    /// side (the `with_command` side ends at most two slices past the last progress report), and
+    /// answers nil (its numbers would be of a partial window). Returns only when both sides have
+    /// stopped. Uncancelled, the slices and so the numbers are those of ``run(progress:)``.
+    public func run(progress: (Double) -> Void = { _ in }, cancellation: PreviewCancellation) -> PreviewResult? {
         var cuts: [SimTime] = []
         var t = from
         while t < end {
@@ -109,20 +130,39 @@ public final class PreviewRun: @unchecked Sendable {
             cuts.append(t)
         }
         let sliceDone = DispatchSemaphore(value: 0)
+        let workerDone = DispatchSemaphore(value: 0)
+        // The `with_command` side runs at most one slice ahead of the baseline's last report, so a
+        // cancellation seen there is seen by both sides within a slice. (Signalled up, not created
+        // with a count: libdispatch traps on freeing a semaphore below its initial count.)
+        let mayRun = DispatchSemaphore(value: 0)
+        mayRun.signal()
+        mayRun.signal()
         let worker = Thread { [self, cuts] in
             for cut in cuts {
-                Self.run(withCommand, until: cut)
+                mayRun.wait()
+                // Cancelled, the slices left are skipped but still counted off, so no wait below hangs.
+                if !cancellation.isCancelled { Self.run(withCommand, until: cut) }
                 sliceDone.signal()
             }
+            workerDone.signal()
         }
         // The engine's own thread sizes: the step loop does not recurse, but stay generous.
         worker.stackSize = 8 << 20
         worker.start()
+        var reported = 0
         for cut in cuts {
+            if cancellation.isCancelled { break }
             Self.run(baseline, until: cut)
             sliceDone.wait()
             progress((cut - from) / request.duration)
+            reported += 1
+            mayRun.signal()
         }
+        // Stopped early: let the worker count off the slices it has not yet been let into.
+        for _ in reported..<cuts.count { mayRun.signal() }
+        workerDone.wait()
+        // The flag only ever goes up: if either side skipped a slice, it is up now.
+        if cancellation.isCancelled { return nil }
         var result = PreviewResult()
         result.command = request.command.description
         result.durationSeconds = request.duration

@@ -8,17 +8,31 @@ public protocol PreviewLink: AnyObject, Sendable {
     /// calling thread.
     func preview(_ request: PreviewRequest, progress: @escaping @Sendable (Double) -> Void)
         -> Result<PreviewResult, PreviewRefusal>
+    /// As above, but gives up once `cancellation` is cancelled (nobody waits for the answer any
+    /// more), freeing what the preview held, and is then refused. Links that cannot stop a
+    /// preview midway keep the default, which runs it to the end.
+    func preview(_ request: PreviewRequest, cancellation: PreviewCancellation,
+                 progress: @escaping @Sendable (Double) -> Void) -> Result<PreviewResult, PreviewRefusal>
 }
 
 extension PreviewLink {
+    public func preview(_ request: PreviewRequest, cancellation: PreviewCancellation,
+                        progress: @escaping @Sendable (Double) -> Void) -> Result<PreviewResult, PreviewRefusal>
+    {
+        preview(request, progress: progress)
+    }
+
     /// Reads `commandLine` (`preview drain node 20 for 10m`, or the command alone) and previews
     /// it; a line that does not parse is refused with the parser's one line, for every link.
-    public func preview(commandLine: String, progress: @escaping @Sendable (Double) -> Void = { _ in })
+    public func preview(commandLine: String, cancellation: PreviewCancellation? = nil,
+                        progress: @escaping @Sendable (Double) -> Void = { _ in })
         -> Result<PreviewResult, PreviewRefusal>
     {
         switch PreviewRequest.parse(commandLine) {
         case .failure(let error): .failure(PreviewRefusal(error.message))
-        case .success(let request): preview(request, progress: progress)
+        case .success(let request):
+            if let cancellation { preview(request, cancellation: cancellation, progress: progress) }
+            else { preview(request, progress: progress) }
         }
     }
 }

@@ -56,6 +56,33 @@ import XDSTestSupport
         #expect(predicted.withCommand.requests.arrived > 0 && predicted.withCommand.requests.completed > 0)
     }
 
+    /// Cancelled, a run stops at its next slice (bounded simulated work on both sides) and answers
+    /// nil; a token never cancelled leaves the numbers exactly as a run without one.
+    @Test func aCancelledPreviewStopsWithinASlice() throws {
+        let a = try ForkTests.busyEngine()
+        let request = try Self.request("preview fault node 3 for 2m")
+        let plain = try a.preview(request)
+        let kept = try #require(try a.startPreview(request).run(cancellation: PreviewCancellation()))
+        #expect(kept == plain)
+
+        let early = PreviewCancellation()
+        early.cancel()
+        let idle = try a.startPreview(request)
+        #expect(idle.run(cancellation: early) == nil)
+        #expect(idle.baseline.now == idle.from && idle.withCommand.now == idle.from, "no simulated work")
+
+        let midway = PreviewCancellation()
+        let run = try a.startPreview(request)
+        var reports: [Double] = []
+        let result = run.run(progress: { share in reports.append(share); midway.cancel() }, cancellation: midway)
+        #expect(result == nil)
+        #expect(reports == [PreviewRun.slice / request.duration], "stopped after the first of 8 slices")
+        #expect(run.baseline.now == run.from + PreviewRun.slice)
+        // The other side may have begun its second slice before the flag went up, not a third.
+        #expect(run.withCommand.now >= run.from + PreviewRun.slice && run.withCommand.now <= run.from + 2 * PreviewRun.slice)
+        #expect(run.end == run.from + 120)
+    }
+
     @Test func windowCountsOnlyTheWindow() throws {
         let a = try ForkTests.busyEngine()
         let before = a.report().requests
