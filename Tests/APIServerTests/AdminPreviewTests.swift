@@ -82,40 +82,55 @@ struct AdminPreviewTests {
         }
     }
 
-    /// A client that hangs up stops its preview (nobody would read it): the one place it held is
-    /// free again within a slice, so the next preview is computed rather than refused 503.
-    @Test func aClientThatHangsUpFreesItsPreviewsPlace() async throws {
+    /// A short preview: computed at once when a place is free, else refused 503.
+    static var shortPreview: [String: Any] { ["command": "drain node 1", "duration": "30s"] }
+
+    /// A started host that computes one preview at a time, and a server in front of it (admin
+    /// token "tok"); the caller runs the server and stops the host.
+    static func onePreviewAtATime() throws -> (EngineHost, APIServer) {
         var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 3, syntheticRate: 8)
         config.expertSkew = false
         let host = EngineHost(core: try ServingEngine(configuration: config), speed: 20, publishInterval: 0.05,
                               bounds: EngineHost.Bounds(previews: 1))
         host.start()
-        defer { _ = host.stop() }
         let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
                                link: host, backend: host)
+        return (host, server)
+    }
+
+    /// Posts an hour at 300 requests/s (over 40 s of work in a debug build, were it run to the end)
+    /// on a raw connection, and waits until it holds the one place: a short preview asked before it
+    /// computes runs itself, one asked after is refused 503. The caller closes the connection.
+    static func takeThePlace(port: Int, base: URL) async throws -> RawConnection {
+        let body = #"{"command": "rate 300", "duration": "1h"}"#
+        let connection = try RawConnection(port: port)
+        connection.write(raw: "POST /admin/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer tok\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        var busy = 0
+        for _ in 0..<100 where busy != 503 {
+            try await Task.sleep(for: .milliseconds(50))
+            (busy, _) = try await post(base, shortPreview, token: "tok")
+        }
+        #expect(busy == 503, "the long preview never took the place")
+        return connection
+    }
+
+    /// A client that hangs up stops its preview (nobody would read it): the one place it held is
+    /// free again within a slice, so the next preview is computed rather than refused 503.
+    @Test func aClientThatHangsUpFreesItsPreviewsPlace() async throws {
+        let (host, server) = try Self.onePreviewAtATime()
+        defer { _ = host.stop() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             let port = try await server.boundPort()
             let base = URL(string: "http://127.0.0.1:\(port)")!
-            let short: [String: Any] = ["command": "drain node 1", "duration": "30s"]
-            // An hour at 300 requests/s: over 40 s of work in a debug build, were it run to the end.
-            let body = #"{"command": "rate 300", "duration": "1h"}"#
-            let leaving = try RawConnection(port: port)
-            leaving.write(raw: "POST /admin/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer tok\r\n"
-                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-            // Once it computes, the one place is taken (a short preview asked before that runs itself).
-            var busy = 0
-            for _ in 0..<100 where busy != 503 {
-                try await Task.sleep(for: .milliseconds(50))
-                (busy, _) = try await Self.post(base, short, token: "tok")
-            }
-            #expect(busy == 503, "the long preview never took the place")
+            let leaving = try await Self.takeThePlace(port: port, base: base)
             leaving.close()
             let hungUp = ContinuousClock.now
             var status = 503
             while status == 503, ContinuousClock.now - hungUp < .seconds(20) {
                 try await Task.sleep(for: .milliseconds(50))
-                (status, _) = try await Self.post(base, short, token: "tok")
+                (status, _) = try await Self.post(base, Self.shortPreview, token: "tok")
             }
             #expect(status == 200, "the place of a preview whose client left was not freed")
             #expect(ContinuousClock.now - hungUp < .seconds(20))
@@ -126,30 +141,15 @@ struct AdminPreviewTests {
     /// Stopping the server stops the previews it computes: it does not wait for them, and their
     /// place is free for the next one.
     @Test func stoppingTheServerStopsItsPreviews() async throws {
-        var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 3, syntheticRate: 8)
-        config.expertSkew = false
-        let host = EngineHost(core: try ServingEngine(configuration: config), speed: 20, publishInterval: 0.05,
-                              bounds: EngineHost.Bounds(previews: 1))
-        host.start()
+        let (host, server) = try Self.onePreviewAtATime()
         defer { _ = host.stop() }
-        let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
-                               link: host, backend: host)
         var stopped = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             let port = try await server.boundPort()
             let base = URL(string: "http://127.0.0.1:\(port)")!
-            let body = #"{"command": "rate 300", "duration": "1h"}"#  // over 40 s of work in a debug build
-            let waiting = try RawConnection(port: port)
+            let waiting = try await Self.takeThePlace(port: port, base: base)
             defer { waiting.close() }
-            waiting.write(raw: "POST /admin/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer tok\r\n"
-                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-            var busy = 0
-            for _ in 0..<100 where busy != 503 {
-                try await Task.sleep(for: .milliseconds(50))
-                (busy, _) = try await Self.post(base, ["command": "drain node 1", "duration": "30s"], token: "tok")
-            }
-            #expect(busy == 503, "the long preview never took the place")
             stopped = ContinuousClock.now
             group.cancelAll()
             try? await group.waitForAll()
