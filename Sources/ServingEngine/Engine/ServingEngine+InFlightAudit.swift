@@ -279,18 +279,17 @@ extension ServingEngine {
             }
         }
 
-        // Every DP group's counters and KV holders against the walk (HBM masks hold blocks as
-        // pseudo-requests).
-        var masks = [Int](repeating: 0, count: groupCount)
-        for m in faults.hbmMasks.values where exists(m.instance, m.group) { masks[groupBase[m.instance] + m.group] += 1 }
+        // Every DP group's counters and KV holders against the walk (an HBM mask holds blocks
+        // too: the KV store tells them apart).
         for i in instances.indices {
             for g in instances[i].dp.indices {
                 let group = instances[i].dp[g]
                 func name() -> String { "\(instances[i].name)/dp\(g)" }
                 let k = groupBase[i] + g
                 let live = holders[k]
-                let masked = masks[k]
-                if group.kv.liveRequests != live + masked {
+                let ref = GroupRef(te: i, group: g)
+                if kvStore.requestsHoldingKV(ref, in: group.kv) != live {
+                    let masked = kvStore.maskCount(ref)
                     problems.append("\(name()): \(group.kv.liveRequests) KV sequences but \(live) requests hold KV there"
                         + (masked > 0 ? " (+\(masked) HBM masks)" : ""))
                 }

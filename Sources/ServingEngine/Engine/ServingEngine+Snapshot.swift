@@ -107,7 +107,9 @@ extension ServingEngine {
             for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
                 let seats = instance.decode?.slots[g] ?? 0
                 let inFlight = seats + (instance.prefill?.queues[g].count ?? 0), usage = instance.dp[g].kv.usage
-                let draining = !cluster.isPlaceable(te: index, group: g) && (seats > 0 || instance.dp[g].kv.liveRequests > 0)
+                // Still draining while a request holds KV there, and (as ever) while an HBM mask does.
+                let draining = !cluster.isPlaceable(te: index, group: g)
+                    && (seats > 0 || kvStore.holdsKV(GroupRef(te: index, group: g), in: instance.dp[g].kv))
                 for npu in cluster.npus(of: index, group: g) where npu < statuses.count {
                     statuses[npu].dpGroups.append(g)
                     statuses[npu].requestsInFlight += inFlight

@@ -95,13 +95,3 @@ enum FaultTimer {
     /// A recovery that takes time (glitch redo) completes.
     case recovered(fault: Int)
 }
-
-/// A masked HBM region: blocks of a DP group's KV taken out of use until the fault is healed.
-struct HBMMask: Equatable {
-    var instance: Int
-    var group: Int
-    /// The pseudo-request id holding the blocks (negative: never a real request).
-    var holder: Int
-
-    static func holder(forFault id: Int) -> Int { Int.min + id }
-}

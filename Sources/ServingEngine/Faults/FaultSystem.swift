@@ -51,8 +51,7 @@ final class FaultSystem {
     private(set) var heartbeats = HeartbeatMonitor()
     /// Glitch redos owed and done (``GlitchRedo``).
     private(set) var glitches = GlitchRedo()
-    /// HBM regions masked after a fault, by fault id: held in the die's KV as a pseudo-request.
-    private(set) var hbmMasks: [Int: HBMMask] = [:]
+    // Where an HBM fault's masked region is held is the KV store's (``KVCacheStore/mask(_:tokens:fault:in:)``).
 
     init(settings: FaultSettings = FaultSettings()) { self.settings = settings }
 
@@ -71,7 +70,6 @@ final class FaultSystem {
         c.outages = outages
         c.heartbeats = heartbeats
         c.glitches = glitches
-        c.hbmMasks = hbmMasks
         return c
     }
 
@@ -371,14 +369,4 @@ final class FaultSystem {
 
     /// Whether some TE still owes a glitch redo.
     var redoPending: [Int: Int] { glitches.pending }
-
-    // MARK: HBM masks
-
-    func addMask(_ mask: HBMMask, fault id: Int) { hbmMasks[id] = mask }
-
-    /// The mask of fault `id`, removed (nil: none).
-    func removeMask(fault id: Int) -> HBMMask? { hbmMasks.removeValue(forKey: id) }
-
-    /// Masks held in group `g` of TE `i`.
-    func maskCount(instance i: Int, group g: Int) -> Int { hbmMasks.values.filter { $0.instance == i && $0.group == g }.count }
 }

@@ -10,32 +10,19 @@ extension ServingEngine {
         let holders = requestsOn(instance: i, groups: [g]).filter { instances[i].dp[g].kv.contains(requestID: $0) }
         let tokens = holders.reduce(0) { $0 + (instances[i].dp[g].kv.tokens(of: $1) ?? 0) }
         let moved = evict(holders, outcome: .fail("hbm fault on die \(die)"))
-        let blocks = mask(instance: i, group: g, tokens: tokens, fault: id)
+        let blocks = kvStore.mask(GroupRef(te: i, group: g), tokens: tokens, fault: id, in: &instances[i].dp[g].kv)
+        if blocks > 0 { instances[i].decode?.noteLoadChanged(g, groups: instances[i].dp) }
         finish([id], moved, "\(blocks) KV blocks masked on die \(die) (\(instances[i].name)/dp\(g)); "
             + "\(moved.failed) requests whose KV lived there failed; the service stays up")
     }
 
-    /// Takes the failed requests' blocks out of use (at least one block, at most what is free):
-    /// the allocator never hands the bad region out again until the fault is healed.
-    private func mask(instance i: Int, group g: Int, tokens: Int, fault id: Int) -> Int {
-        let blockTokens = configuration.kvBlockTokens
-        let blocks = min(max(1, Saturating.ceilDiv(tokens, blockTokens)), instances[i].dp[g].kv.freeBlocks)
-        guard blocks > 0 else { return 0 }
-        let holder = HBMMask.holder(forFault: id)
-        guard instances[i].dp[g].kv.allocate(requestID: holder, promptTokens: blocks * blockTokens, prefixHashes: []) != nil
-        else { return 0 }
-        instances[i].decode?.noteLoadChanged(g, groups: instances[i].dp)
-        faults.addMask(HBMMask(instance: i, group: g, holder: holder), fault: id)
-        return blocks
-    }
-
-    /// Heal: the masked region returns to the allocator.
+    /// Heal: the masked region returns to the allocator (the KV store's), and the TE may use it.
     func unmask(fault id: Int) {
-        guard let m = faults.removeMask(fault: id) else { return }
-        instances[m.instance].dp[m.group].kv.free(requestID: m.holder)
-        instances[m.instance].decode?.noteLoadChanged(m.group, groups: instances[m.instance].dp)
-        if instances[m.instance].role == .decode { pullTransfers(m.instance) }
-        startStepIfIdle(m.instance)
+        guard let m = kvStore.maskedGroup(fault: id) else { return }
+        kvStore.unmask(fault: id, in: &instances[m.te].dp[m.group].kv)
+        instances[m.te].decode?.noteLoadChanged(m.group, groups: instances[m.te].dp)
+        if instances[m.te].role == .decode { pullTransfers(m.te) }
+        startStepIfIdle(m.te)
     }
 
     // MARK: Glitch

@@ -4,8 +4,9 @@ import SimKit
 /// the pooled DRAM tier (EMS) behind every prefill DP group's prefix cache with its hit counter,
 /// and the pod's KV block budget. It does the KV side of a prefill: probe a prompt's prefix in
 /// a group and the pool, allocate for a prefill (group blocks first, then the pool for what the
-/// group lacks), release, and spill a finished prompt to the pool; and it gives the figures a
-/// snapshot and the report show.
+/// group lacks), release, and spill a finished prompt to the pool; it masks a faulty HBM region
+/// of a group (``mask(_:tokens:fault:in:)``) and keeps where each mask is held; and it gives the
+/// figures a snapshot and the report show.
 ///
 /// The per-DP-group ``KVBlockManager``s stay in their groups (``DPGroupState/kv``) and come in per
 /// call (`inout`): a group's manager is changed from the schedulers' files (decode admission,
@@ -24,6 +25,8 @@ import SimKit
 /// }
 /// store.spillToPool(chained: keys)                // prefill done: the prompt's KV goes to DRAM
 /// store.release(7, in: &kv)                       // transferred: prefix blocks stay cached
+/// store.mask(GroupRef(te: 0, group: 0), tokens: 300, fault: 4, in: &kv)   // 3 blocks out of use
+/// store.unmask(fault: 4, in: &kv)                 // healed: they are free again
 /// ```
 final class KVCacheStore {
     /// Tokens per KV block, the same in every group and in the pool.
@@ -39,6 +42,8 @@ final class KVCacheStore {
     /// KV blocks of the DP groups built so far, and the most the engine holds.
     private(set) var blocksBuilt = 0
     let blockLimit: Int
+    /// The DP group holding each HBM fault's masked region, by fault id (``mask(_:tokens:fault:in:)``).
+    private(set) var masks: [Int: GroupRef] = [:]
 
     /// `poolCapacityBytes` of 0 means no pool; otherwise the pool holds at least one block.
     init(blockTokens: Int, kvBytesPerToken: Double, poolCapacityBytes: Double, blockLimit: Int = ServingEngine.maxKVBlocks) {
@@ -63,10 +68,11 @@ final class KVCacheStore {
         poolHitTokens = other.poolHitTokens
         blocksBuilt = other.blocksBuilt
         blockLimit = other.blockLimit
+        masks = other.masks
     }
 
     /// A deep, independent copy (for the engine's `fork()`): the pool tier (a value, copied on
-    /// its next write), its counter and the block budget.
+    /// its next write), its counter, the block budget and the mask table.
     func copy() -> KVCacheStore { KVCacheStore(copying: self) }
 
     // MARK: Block budget
@@ -146,6 +152,49 @@ final class KVCacheStore {
         guard pool != nil, !chained.isEmpty else { return }
         pool!.insert(chainedHashes: chained)
     }
+
+    // MARK: HBM masks
+
+    /// Takes a faulty HBM region of group `g` out of use until fault `id` is healed: blocks for
+    /// `tokens` (the KV of the requests that lived there), at least one and at most what is free,
+    /// held in the group's manager `kv` so the allocator never hands them out. Returns the blocks
+    /// masked (0: nothing free, or the fault already holds a mask; nothing changed).
+    @discardableResult
+    func mask(_ g: GroupRef, tokens: Int, fault id: Int, in kv: inout KVBlockManager) -> Int {
+        let blocks = min(max(1, Saturating.ceilDiv(tokens, blockTokens)), kv.freeBlocks)
+        guard blocks > 0, masks[id] == nil,
+              kv.allocate(requestID: Self.maskHolder(fault: id), promptTokens: blocks * blockTokens, prefixHashes: []) != nil
+        else { return 0 }
+        masks[id] = g
+        return blocks
+    }
+
+    /// The group holding fault `id`'s mask (nil: none), whose manager ``unmask(fault:in:)`` takes.
+    func maskedGroup(fault id: Int) -> GroupRef? { masks[id] }
+
+    /// Fault `id` is healed: its masked blocks in `kv` (the manager of ``maskedGroup(fault:)``)
+    /// return to the allocator. Nothing for a fault with no mask.
+    func unmask(fault id: Int, in kv: inout KVBlockManager) {
+        guard masks.removeValue(forKey: id) != nil else { return }
+        kv.free(requestID: Self.maskHolder(fault: id))
+    }
+
+    /// Masks held in group `g`.
+    func maskCount(_ g: GroupRef) -> Int {
+        var count = 0
+        for held in masks.values where held == g { count += 1 }
+        return count
+    }
+
+    /// Requests holding KV in group `g`, whose manager is `kv`: its sequences less the masks.
+    func requestsHoldingKV(_ g: GroupRef, in kv: KVBlockManager) -> Int { kv.liveRequests - maskCount(g) }
+
+    /// Whether anything holds blocks in group `g` (`kv`): a request or a mask.
+    func holdsKV(_ g: GroupRef, in kv: KVBlockManager) -> Bool { requestsHoldingKV(g, in: kv) > 0 || maskCount(g) > 0 }
+
+    /// A mask sits in the group's manager as a sequence of its own, under an id no request has
+    /// (request ids are non-negative), one per fault.
+    private static func maskHolder(fault id: Int) -> Int { Int.min + id }
 
     // MARK: Figures
 

@@ -125,13 +125,16 @@ import XDSTestSupport
         #expect(reasons.count == holders && reasons.allSatisfy { $0.hasSuffix("hbm fault on die 36") })
         #expect(report.faultDetails[0].requestsFailed == holders)
         // The region is masked: the failed requests' blocks stay out of use until healed.
-        let maskHolder = HBMMask.holder(forFault: 1)
-        #expect(engine.instances[d].dp[4].kv.contains(requestID: maskHolder))
+        let masked = GroupRef(te: d, group: 4)
+        #expect(engine.kvStore.maskedGroup(fault: 1) == masked && engine.kvStore.maskCount(masked) == 1)
         #expect(report.faultDetails[0].recovery.contains("KV blocks masked on die 36"))
         #expect(engine.runToCompletion(limit: 3_600))
         #expect(engine.instances[d].dp[4].kv.liveRequests == 1)
+        #expect(engine.kvStore.requestsHoldingKV(masked, in: engine.instances[d].dp[4].kv) == 0)
+        let free = engine.instances[d].dp[4].kv.freeBlocks
         #expect(engine.apply(.heal(faultID: 1)).accepted)
-        #expect(engine.instances[d].dp[4].kv.liveRequests == 0)
+        #expect(engine.instances[d].dp[4].kv.liveRequests == 0 && engine.kvStore.maskedGroup(fault: 1) == nil)
+        #expect(engine.instances[d].dp[4].kv.freeBlocks > free, "the masked blocks are free again")
         #expect(engine.report().requests.completed == 150 - holders, "the service stayed up")
         FaultTests.expectSound(engine)
     }

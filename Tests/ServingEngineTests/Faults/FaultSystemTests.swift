@@ -134,10 +134,6 @@ import Testing
         faults.noteRecovery(99, "ignored")
         #expect(faults.record(id)?.recovery == "masked; 3 failed")
         #expect(faults.record(id)?.requestsReprefilled == 3 && faults.record(id)?.requestsFailed == 3)
-        faults.addMask(HBMMask(instance: 1, group: 2, holder: HBMMask.holder(forFault: id)), fault: id)
-        #expect(faults.maskCount(instance: 1, group: 2) == 1 && faults.maskCount(instance: 1, group: 0) == 0)
-        #expect(faults.removeMask(fault: id)?.holder == Int.min + id)
-        #expect(faults.removeMask(fault: id) == nil && faults.hbmMasks.isEmpty)
     }
 
     /// A recovery's steps and its end are recorded by the fault system, which hands back the log
