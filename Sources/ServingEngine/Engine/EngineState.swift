@@ -139,8 +139,6 @@ final class InstanceState {
     /// Decode and colocated TEs: the decode side (transfer queue, joiners, running batch, seats
     /// per DP group and the indices kept from them); nil for a prefill TE.
     private(set) var decode: DecodeScheduler?
-    /// Colocated: requests whose prefill finishes with the current step.
-    var prefillDone: [Int] = []
     // Whether scaling holds the TE off is the cluster manager's (``ClusterManager/isHeldOff(te:)``).
 
     init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel,
@@ -171,7 +169,6 @@ final class InstanceState {
         copy.busySeconds = busySeconds
         copy.utilization = utilization
         copy.decode = decode?.copy()
-        copy.prefillDone = prefillDone
         return copy
     }
 

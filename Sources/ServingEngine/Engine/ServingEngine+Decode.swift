@@ -29,14 +29,13 @@ extension ServingEngine {
     /// stands in for its `max_tokens`). A head that does not fit holds the queue
     /// (back-pressure), so long requests are not starved.
     func pullTransfers(_ index: Int) {
-        let blockTokens = configuration.kvBlockTokens
         let te = instances[index]
         guard let decode = te.decode else { return }
         while let id = decode.nextTransfer, let slot = requests.index(forKey: id) {
             guard let g = pickDecodeGroup(index) else { return }
             let request = Self.pullView(&requests.values[slot])
             guard let seat = decode.pull(id, into: g, promptTokens: request.promptTokens, totalTokens: request.totalTokens,
-                                         blockTokens: blockTokens, groups: &te.dp)
+                                         groups: &te.dp, kv: kvStore)
             else { return }
             requests.values[slot].decodeSeat = seat
             guard let c = kvTransfer.channel(from: request.prefillInstance, to: index) else {
@@ -189,7 +188,8 @@ extension ServingEngine {
         guard let request = requests.removeValue(forKey: id) else { return }
         let index = request.decodeInstance
         let te = instances[index]
-        let seat = te.decode!.release(seat: request.decodeSeat, promptTokens: request.spec.promptTokens, groups: &te.dp)
+        let seat = te.decode!.release(seat: request.decodeSeat, promptTokens: request.spec.promptTokens, groups: &te.dp,
+                                      kv: kvStore)
         let g = seat.group
         // Its prefill ticket (on the prefill TE, or this one colocated) is given back too.
         let ticket = request.prefillInstance >= 0 ? instances[request.prefillInstance].prefill?.forget(request.prefillTicket) : nil

@@ -31,7 +31,7 @@ extension ServingEngine {
         // The request's seat moves with it (its scheduler keeps the record).
         guard decode.seat(r.decodeSeat)?.group == source else { return false }
         return decode.migrate(seat: r.decodeSeat, to: target, promptTokens: r.spec.promptTokens, totalTokens: r.totalTokens,
-                              blockTokens: configuration.kvBlockTokens, groups: &te.dp)
+                              groups: &te.dp, kv: kvStore)
     }
 
     /// Requests still holding something on each drained node (``ClusterManager/drainProgress(pod:)``).

@@ -23,7 +23,6 @@ extension ServingEngine {
         var joiningSet = Set<Int>()
         for i in instances.indices {
             if let decode = instances[i].decode { joiningSet.formUnion(decode.remove(set)) }
-            instances[i].prefillDone.removeAll(where: set.contains)
             instances[i].prefill?.remove(set)
         }
         // A transfer in progress among them is abandoned; its done event becomes stale.
@@ -75,7 +74,7 @@ extension ServingEngine {
         // A pulled transfer, a joiner and a running request all hold a seat and decode KV.
         let te = instances[d]
         let seat = te.decode!.evict(seat: request.decodeSeat, admitted: admitted, promptTokens: request.spec.promptTokens,
-                                    groups: &te.dp)
+                                    groups: &te.dp, kv: kvStore)
         return RequestPlacement(ticket: ticket, seat: seat)
     }
 

@@ -146,6 +146,18 @@ final class KVCacheStore {
         kv.free(requestID: id)
     }
 
+    // MARK: Decode admission
+
+    /// Admits request `id` to a decode group, whose manager is `kv`, if the group has room for
+    /// its whole expected length: blocks for `promptTokens` now (transferred or copied KV: no
+    /// prefix keys) and a reservation up to `totalTokens`, in one call. False, and nothing
+    /// changed, when it does not fit or the request is already there.
+    func admitDecode(_ id: Int, in kv: inout KVBlockManager, promptTokens: Int, totalTokens: Int) -> Bool {
+        // Read in place: copying the manager retains each of its buffers.
+        guard Saturating.ceilDiv(totalTokens, blockTokens) <= kv.freeBlocks - kv.reservedBlocks else { return false }
+        return kv.allocate(requestID: id, promptTokens: promptTokens, chainedHashes: [], expectedTotalTokens: totalTokens) != nil
+    }
+
     /// Writes a prefilled prompt's KV back to the pool for later turns (most recently used,
     /// evicting the oldest blocks when full). Nothing without a pool or keys.
     func spillToPool(chained: [UInt64]) {

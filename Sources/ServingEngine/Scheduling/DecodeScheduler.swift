@@ -12,25 +12,26 @@ import SimKit
 /// one it finishes at, when its first token came), from its pull (decode TE) or the end of its
 /// prefill (colocated) until it leaves: in a flat table, numbered, the request keeping only the
 /// number (``RequestState/decodeSeat``). The seat-numbered methods (``pull``, ``seat(colocated:group:)``,
-/// ``admit(seat:promptTokens:joinStep:finishStep:)``, ``release(seat:promptTokens:groups:)``,
-/// ``evict(seat:admitted:promptTokens:groups:)``, ``migrate(seat:to:promptTokens:totalTokens:blockTokens:groups:)``,
+/// ``admit(seat:promptTokens:joinStep:finishStep:)``, ``release(seat:promptTokens:groups:kv:)``,
+/// ``evict(seat:admitted:promptTokens:groups:kv:)``, ``migrate(seat:to:promptTokens:totalTokens:groups:kv:)``,
 /// ``reschedule(seat:to:)``) keep the record and the group bookkeeping together; the id-and-group
 /// ones below them do the bookkeeping alone.
 ///
 /// It owns that state (`private(set)`) and the two indices kept from it: kv-aware balancing's
 /// ``DecodeLoadIndex`` (decode TEs) and the step cost's ``SlowestDecodeGroup``. The TE's DP groups
 /// (their KV managers) and, for a pick, which of them are placeable (the cluster manager's
-/// answer) are passed to each call that reads or changes them; the scheduler keeps no reference
-/// to them, to other TEs or to the engine, so ``copy()`` is a plain copy of values.
+/// answer) are passed to each call that reads or changes them, and a call that allocates or
+/// frees a request's KV does it through the ``KVCacheStore`` it is given; the scheduler keeps no
+/// reference to them, to other TEs or to the engine, so ``copy()`` is a plain copy of values.
 ///
 /// ```swift
 /// let decode = DecodeScheduler(groups: te.dp.count, colocated: false)
 /// decode.enqueue(id)                                          // a finished prefill, waiting for room
-/// if let seat = decode.pull(id, into: g, promptTokens: p, totalTokens: t, blockTokens: 128, groups: &te.dp) { /* start its transfer */ }
+/// if let seat = decode.pull(id, into: g, promptTokens: p, totalTokens: t, groups: &te.dp, kv: store) { /* transfer */ }
 /// decode.join(id)                                             // its KV arrived: in at the next step boundary
 /// for id in decode.takeJoiners() { decode.admit(seat: seat, promptTokens: p, joinStep: s, finishStep: f) }
 /// decode.takeFinished(at: s + 1)                              // ids whose last step ended
-/// decode.release(seat: seat, promptTokens: p, groups: &te.dp) // it left: seat, batch place and KV freed
+/// decode.release(seat: seat, promptTokens: p, groups: &te.dp, kv: store) // it left: seat, batch place and KV freed
 /// ```
 final class DecodeScheduler {
     /// A colocated TE's scheduler: seats are taken at prefill admission, requests join from its
@@ -133,15 +134,10 @@ final class DecodeScheduler {
     /// (the request's output length stands in for its `max_tokens`), in one call. On success the
     /// request holds a seat in `g` and leaves the queue, and the seat record's number is returned;
     /// on failure (nil) nothing changed.
-    func pull(_ id: Int, into g: Int, promptTokens: Int, totalTokens: Int, blockTokens: Int,
-              groups: inout [DPGroupState]) -> Int? {
+    func pull(_ id: Int, into g: Int, promptTokens: Int, totalTokens: Int, groups: inout [DPGroupState],
+              kv: KVCacheStore) -> Int? {
         assert(transferQueue.first == id, "pulls take the head of the transfer queue")
-        let needed = Saturating.ceilDiv(totalTokens, blockTokens)
-        // Read in place: copying the manager retains each of its buffers.
-        guard needed <= groups[g].kv.freeBlocks - groups[g].kv.reservedBlocks else { return nil }
-        guard groups[g].kv.allocate(requestID: id, promptTokens: promptTokens, chainedHashes: [],
-                                    expectedTotalTokens: totalTokens) != nil
-        else { return nil }
+        guard kv.admitDecode(id, in: &groups[g].kv, promptTokens: promptTokens, totalTokens: totalTokens) else { return nil }
         slots[g] += 1
         noteLoadChanged(g, groups: groups)
         transferQueue.removeFirst()
@@ -304,47 +300,50 @@ final class DecodeScheduler {
     /// The finished request of seat `s` leaves: out of the batch, its seat and decode KV freed,
     /// its record given back and returned.
     @discardableResult
-    func release(seat s: Int, promptTokens: Int, groups: inout [DPGroupState]) -> DecodeSeat {
+    func release(seat s: Int, promptTokens: Int, groups: inout [DPGroupState], kv: KVCacheStore) -> DecodeSeat {
         let seat = seats.giveBack(s)!
-        release(seat.request, group: seat.group, promptTokens: promptTokens, joinStep: seat.joinStep, groups: &groups)
+        release(seat.request, group: seat.group, promptTokens: promptTokens, joinStep: seat.joinStep, groups: &groups, kv: kv)
         return seat
     }
 
     /// The evicted request of seat `s` gives back what it holds in its group (as
-    /// ``evict(_:group:admitted:promptTokens:joinStep:groups:)``) and its record, returned (nil:
+    /// ``evict(_:group:admitted:promptTokens:joinStep:groups:kv:)``) and its record, returned (nil:
     /// no seat held).
     @discardableResult
-    func evict(seat s: Int, admitted: Bool, promptTokens: Int, groups: inout [DPGroupState]) -> DecodeSeat? {
+    func evict(seat s: Int, admitted: Bool, promptTokens: Int, groups: inout [DPGroupState], kv: KVCacheStore) -> DecodeSeat? {
         guard let seat = seats.giveBack(s) else { return nil }
         evict(seat.request, group: seat.group, admitted: admitted, promptTokens: promptTokens, joinStep: seat.joinStep,
-              groups: &groups)
+              groups: &groups, kv: kv)
         return seat
     }
 
     /// Moves the running request of seat `s` to group `target` of the same TE (as
-    /// ``migrate(_:from:to:promptTokens:totalTokens:joinStep:blockTokens:groups:)``); its record
+    /// ``migrate(_:from:to:promptTokens:totalTokens:joinStep:groups:kv:)``); its record
     /// follows. False (nothing changed) when it does not fit or holds no seat.
-    func migrate(seat s: Int, to target: Int, promptTokens: Int, totalTokens: Int, blockTokens: Int,
-                 groups: inout [DPGroupState]) -> Bool {
+    func migrate(seat s: Int, to target: Int, promptTokens: Int, totalTokens: Int, groups: inout [DPGroupState],
+                 kv: KVCacheStore) -> Bool {
         guard let seat = seat(s),
               migrate(seat.request, from: seat.group, to: target, promptTokens: promptTokens, totalTokens: totalTokens,
-                      joinStep: seat.joinStep, blockTokens: blockTokens, groups: &groups)
+                      joinStep: seat.joinStep, groups: &groups, kv: kv)
         else { return false }
         seats[held: s].group = target
         return true
     }
 
     /// A finished request leaves group `g`: out of the batch, its seat and decode KV freed.
-    func release(_ id: Int, group g: Int, promptTokens: Int, joinStep: Int, groups: inout [DPGroupState]) {
+    func release(_ id: Int, group g: Int, promptTokens: Int, joinStep: Int, groups: inout [DPGroupState],
+                 kv: KVCacheStore) {
         leaveBatch(g, promptTokens: promptTokens, joinStep: joinStep)
         slots[g] -= 1
-        groups[g].kv.free(requestID: id)
+        kv.release(id, in: &groups[g].kv)
         noteLoadChanged(g, groups: groups)
     }
 
     /// Takes every id of `ids` off the queues (transfer queue, joiners, first step, finishing);
     /// returns those that were joiners (admitted to no batch yet). Seats, figures and KV are
-    /// freed per request by ``evict(_:group:admitted:promptTokens:joinStep:groups:)``.
+    /// freed per request by ``evict(seat:admitted:promptTokens:groups:kv:)``: the engine settles
+    /// the evicted one by one, in id order, each before the next is queued again (a re-queue may
+    /// start a TE's step, whose batch allocates KV), so this takes no ``KVCacheStore``.
     func remove(_ ids: Set<Int>) -> [Int] {
         let joiners = joining.filter(ids.contains)
         if !joiners.isEmpty { joining.removeAll(where: ids.contains) }
@@ -360,10 +359,10 @@ final class DecodeScheduler {
     /// place in the batch when `admitted`, its seat (a pulled transfer, a joiner and a running
     /// request all hold one, as does every colocated request past admission) and its decode KV.
     func evict(_ id: Int, group g: Int, admitted: Bool, promptTokens: Int, joinStep: Int,
-               groups: inout [DPGroupState]) {
+               groups: inout [DPGroupState], kv: KVCacheStore) {
         if admitted { leaveBatch(g, promptTokens: promptTokens, joinStep: joinStep) }
         if groups[g].kv.contains(requestID: id) || colocated { slots[g] -= 1 }
-        groups[g].kv.free(requestID: id)
+        kv.release(id, in: &groups[g].kv)
         noteLoadChanged(g, groups: groups)
     }
 
@@ -371,12 +370,12 @@ final class DecodeScheduler {
     /// target has room for its whole expected length: KV allocated and reserved there, freed
     /// here, its batch figures and seat moved. False (nothing changed) when it does not fit.
     func migrate(_ id: Int, from source: Int, to target: Int, promptTokens: Int, totalTokens: Int, joinStep: Int,
-                 blockTokens: Int, groups: inout [DPGroupState]) -> Bool {
-        guard Saturating.ceilDiv(totalTokens, blockTokens) <= groups[target].kv.freeBlocks - groups[target].kv.reservedBlocks,
-              groups[target].kv.allocate(requestID: id, promptTokens: promptTokens, prefixHashes: []) != nil
+                 groups: inout [DPGroupState], kv: KVCacheStore) -> Bool {
+        // Admitted as a pulled transfer is (blocks and reservation in one call: the same blocks,
+        // reservation and counters as allocating, then reserving).
+        guard kv.admitDecode(id, in: &groups[target].kv, promptTokens: promptTokens, totalTokens: totalTokens)
         else { return false }
-        groups[target].kv.reserve(requestID: id, expectedTotalTokens: totalTokens)
-        groups[source].kv.free(requestID: id)
+        kv.release(id, in: &groups[source].kv)
         leaveBatch(source, promptTokens: promptTokens, joinStep: joinStep)
         slots[source] -= 1
         enterBatch(target, promptTokens: promptTokens, joinStep: joinStep)

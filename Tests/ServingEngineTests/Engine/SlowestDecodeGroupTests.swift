@@ -34,7 +34,8 @@ import XDSTestSupport
         }
         /// Request `id` (joined group `g` at `joinStep`) finishes and leaves.
         func decodeLeave(_ id: Int, _ g: Int, promptTokens: Int, joinStep: Int) {
-            decode.release(id, group: g, promptTokens: promptTokens, joinStep: joinStep, groups: &dp)
+            decode.release(id, group: g, promptTokens: promptTokens, joinStep: joinStep, groups: &dp,
+                           kv: KVCacheStore(blockTokens: 16, kvBytesPerToken: 1, poolCapacityBytes: 0))
         }
         func decodeStepBatch(step: Int, tokensPerStep: Double, perRequest: Double,
                              perToken: Double) -> (maxRunning: Int, context: Double, total: Int) {

@@ -9,6 +9,8 @@ import Testing
 /// against what the requests hold.
 @Suite(.timeLimit(.minutes(5))) struct DecodeSchedulerTests {
     static let blockTokens = 16
+    /// The KV store the scheduler allocates and frees through (no pool).
+    static var store: KVCacheStore { KVCacheStore(blockTokens: blockTokens, kvBytesPerToken: 1, poolCapacityBytes: 0) }
 
     static func groups(_ count: Int, blocks: Int = 64) -> [DPGroupState] {
         (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: blockTokens)) }
@@ -21,7 +23,7 @@ import Testing
         guard let id = decode.nextTransfer,
               let g = decode.pickGroup(instance: 0, groups: groups, placeable: placeable ?? .all(groups.count),
                                        batchLimit: batchLimit, policy: &policy),
-              decode.pull(id, into: g, promptTokens: prompt, totalTokens: total, blockTokens: blockTokens, groups: &groups) != nil
+              decode.pull(id, into: g, promptTokens: prompt, totalTokens: total, groups: &groups, kv: Self.store) != nil
         else { return nil }
         return g
     }
@@ -56,7 +58,7 @@ import Testing
             let done = try #require(decode.takeFinished(at: step))
             #expect(done == [step - 10])
             for id in done {
-                decode.release(id, group: placed[id]!, promptTokens: 100 * id, joinStep: 10, groups: &groups)
+                decode.release(id, group: placed[id]!, promptTokens: 100 * id, joinStep: 10, groups: &groups, kv: Self.store)
             }
             #expect(decode.runningRequests == 16 - step)
             #expect(decode.problems(groups: groups) == [])
@@ -117,7 +119,7 @@ import Testing
         for id in decode.takeJoiners() { decode.admit(id, group: g, promptTokens: 64, joinStep: 4, finishStep: 20) }
         let target = (g + 1) % 3
         #expect(decode.migrate(7, from: g, to: target, promptTokens: 64, totalTokens: 96, joinStep: 4,
-                               blockTokens: Self.blockTokens, groups: &groups))
+                               groups: &groups, kv: Self.store))
         #expect(decode.slots[g] == 0 && decode.slots[target] == 1)
         #expect(decode.batches.running[g] == 0 && decode.batches.running[target] == 1)
         #expect(decode.batches.promptSum[target] == 64 && decode.batches.joinStepSum[target] == 4)
@@ -129,7 +131,7 @@ import Testing
         _ = groups[other].kv.allocate(requestID: 99, promptTokens: 15 * Self.blockTokens, prefixHashes: [])
         decode.noteLoadChanged(other, groups: groups)
         #expect(!decode.migrate(7, from: target, to: other, promptTokens: 64, totalTokens: 96, joinStep: 4,
-                                blockTokens: Self.blockTokens, groups: &groups))
+                                groups: &groups, kv: Self.store))
         #expect(decode.slots[target] == 1 && decode.batches.running[target] == 1 && groups[target].kv.contains(requestID: 7))
         #expect(decode.problems(groups: groups) == [])
     }
@@ -151,15 +153,40 @@ import Testing
         #expect(joiners == [3])
         #expect(decode.transferQueue.isEmpty && decode.joining.isEmpty && decode.firstStep.isEmpty)
         #expect(decode.finishing[9] == [1])
-        decode.evict(2, group: placed[2]!, admitted: true, promptTokens: 32, joinStep: 1, groups: &groups)
-        decode.evict(3, group: placed[3]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups)
-        decode.evict(4, group: placed[4]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups)
+        decode.evict(2, group: placed[2]!, admitted: true, promptTokens: 32, joinStep: 1, groups: &groups, kv: Self.store)
+        decode.evict(3, group: placed[3]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups, kv: Self.store)
+        decode.evict(4, group: placed[4]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups, kv: Self.store)
         #expect(decode.slots.reduce(0, +) == 1 && decode.runningRequests == 1)
         #expect(decode.batches.promptSum.reduce(0, +) == 32 && decode.batches.joinStepSum.reduce(0, +) == 0)
         #expect(groups.reduce(0) { $0 + $1.kv.liveRequests } == 1 && groups[placed[1]!].kv.contains(requestID: 1))
         // A request evicted twice (its KV already gone) gives back no second seat.
-        decode.evict(4, group: placed[4]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups)
+        decode.evict(4, group: placed[4]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups, kv: Self.store)
         #expect(decode.slots.reduce(0, +) == 1)
+        #expect(decode.problems(groups: groups) == [])
+    }
+
+    /// Eviction frees through the store exactly the evicted requests' blocks and reservations
+    /// and leaves the others'; removing or evicting an unknown request changes nothing.
+    @Test func evictionFreesExactlyTheEvictedRequestsKV() throws {
+        let decode = DecodeScheduler(groups: 1, colocated: false)
+        var groups = Self.groups(1, blocks: 64)
+        let kv = Self.store
+        for id in 1...3 { decode.enqueue(id) }
+        // 40-token prompts (3 blocks each) expected to reach 80 tokens (2 blocks reserved each).
+        var seats: [Int: Int] = [:]
+        for id in 1...3 {
+            seats[id] = try #require(decode.pull(id, into: 0, promptTokens: 40, totalTokens: 80, groups: &groups, kv: kv))
+        }
+        #expect(groups[0].kv.freeBlocks == 64 - 9 && groups[0].kv.reservedBlocks == 6)
+        #expect(decode.remove([42]).isEmpty && decode.evict(seat: 99, admitted: false, promptTokens: 40, groups: &groups,
+                                                             kv: kv) == nil)
+        #expect(groups[0].kv.freeBlocks == 55 && decode.slots == [3] && decode.seatsHeld == 3)
+        #expect(decode.remove([2]).isEmpty)
+        let evicted = try #require(decode.evict(seat: seats[2]!, admitted: false, promptTokens: 40, groups: &groups, kv: kv))
+        #expect(evicted.request == 2)
+        #expect(groups[0].kv.freeBlocks == 58 && groups[0].kv.reservedBlocks == 4 && decode.slots == [2])
+        #expect(!groups[0].kv.contains(requestID: 2) && groups[0].kv.contains(requestID: 1)
+            && groups[0].kv.contains(requestID: 3))
         #expect(decode.problems(groups: groups) == [])
     }
 
@@ -170,7 +197,7 @@ import Testing
         #expect(decode.slots == [0, 1])
         #expect(decode.currentLoadIndex(groups: groups, placeable: .all(2), batchLimit: 4) == nil)
         // Evicted while its KV is the prefill side's: the seat still goes back.
-        decode.evict(5, group: 1, admitted: false, promptTokens: 10, joinStep: 0, groups: &groups)
+        decode.evict(5, group: 1, admitted: false, promptTokens: 10, joinStep: 0, groups: &groups, kv: Self.store)
         #expect(decode.slots == [0, 0])
         decode.reserveSeat(0)
         decode.releaseSeat(0)
@@ -209,7 +236,7 @@ import Testing
         _ = decode.takeJoiners()
         _ = decode.takeFirstTokens()
         for id in decode.takeFinished(at: 3) ?? [] {
-            decode.release(id, group: Self.groupOf(id, groups), promptTokens: 40, joinStep: 2, groups: &groups)
+            decode.release(id, group: Self.groupOf(id, groups), promptTokens: 40, joinStep: 2, groups: &groups, kv: Self.store)
         }
         decode.invalidateLoadIndex()
         #expect(Self.state(copy) == before)
@@ -224,15 +251,12 @@ import Testing
         let decode = DecodeScheduler(groups: 2, colocated: false)
         var groups = Self.groups(2)
         for id in [7, 8, 9] { decode.enqueue(id) }
-        let seven = try #require(decode.pull(7, into: 0, promptTokens: 32, totalTokens: 64, blockTokens: Self.blockTokens,
-                                             groups: &groups))
-        let eight = try #require(decode.pull(8, into: 1, promptTokens: 32, totalTokens: 64, blockTokens: Self.blockTokens,
-                                             groups: &groups))
+        let seven = try #require(decode.pull(7, into: 0, promptTokens: 32, totalTokens: 64, groups: &groups, kv: Self.store))
+        let eight = try #require(decode.pull(8, into: 1, promptTokens: 32, totalTokens: 64, groups: &groups, kv: Self.store))
         #expect((seven, eight) == (0, 1) && decode.seatsHeld == 2)
         #expect(decode.seat(seven) == DecodeSeat(request: 7, group: 0) && decode.seat(5) == nil && decode.seat(-1) == nil)
         // Too big for group 0: no seat, nothing changed.
-        #expect(decode.pull(9, into: 0, promptTokens: 2_000, totalTokens: 2_064, blockTokens: Self.blockTokens,
-                            groups: &groups) == nil)
+        #expect(decode.pull(9, into: 0, promptTokens: 2_000, totalTokens: 2_064, groups: &groups, kv: Self.store) == nil)
         #expect(decode.seatsHeld == 2 && decode.nextTransfer == 9)
         for id in [7, 8] { decode.join(id) }
         _ = decode.takeJoiners()
@@ -245,16 +269,16 @@ import Testing
         let copy = decode.copy()
         // Rescheduled and migrated: the record follows the batch.
         #expect(decode.reschedule(seat: seven, to: 20) && decode.seat(seven)?.finishStep == 20 && decode.finishing[20] == [7])
-        #expect(decode.migrate(seat: seven, to: 1, promptTokens: 32, totalTokens: 64, blockTokens: Self.blockTokens,
-                               groups: &groups))
+        #expect(decode.migrate(seat: seven, to: 1, promptTokens: 32, totalTokens: 64, groups: &groups, kv: Self.store))
         #expect(decode.seat(seven)?.group == 1 && decode.slots == [0, 2] && groups[1].kv.contains(requestID: 7))
         // Released and evicted: the records come back with what they said, the seats and KV are freed.
-        let done = decode.release(seat: eight, promptTokens: 32, groups: &groups)
+        let done = decode.release(seat: eight, promptTokens: 32, groups: &groups, kv: Self.store)
         #expect(done.request == 8 && done.group == 1 && done.finishStep == 12 && decode.seat(eight) == nil)
         _ = decode.remove([7])
-        let evicted = try #require(decode.evict(seat: seven, admitted: true, promptTokens: 32, groups: &groups))
+        let evicted = try #require(decode.evict(seat: seven, admitted: true, promptTokens: 32, groups: &groups, kv: Self.store))
         #expect(evicted.group == 1 && evicted.firstTokenAt == 1.5 && decode.evict(seat: seven, admitted: true,
-                                                                                   promptTokens: 32, groups: &groups) == nil)
+                                                                                   promptTokens: 32,
+                                                                                           groups: &groups, kv: Self.store) == nil)
         #expect(decode.seatsHeld == 0 && decode.slots == [0, 0] && decode.runningRequests == 0)
         #expect(groups.allSatisfy { $0.kv.liveRequests == 0 } && decode.problems(groups: groups) == [])
         // The copy kept its seats as they were; a colocated seat takes the last freed number.
@@ -314,14 +338,15 @@ import Testing
                 let r = running.removeValue(forKey: id)!
                 if random.uniform() < 0.5 {
                     _ = decode.remove([id])
-                    decode.evict(id, group: r.group, admitted: true, promptTokens: r.prompt, joinStep: r.joinStep, groups: &groups)
+                    decode.evict(id, group: r.group, admitted: true, promptTokens: r.prompt, joinStep: r.joinStep,
+                            groups: &groups, kv: Self.store)
                 } else {
                     var policy: any DecodeBalancingPolicy = KVAwareBalancing()
                     if let target = decode.pickGroup(instance: 0, groups: groups, placeable: placeable, batchLimit: batchLimit,
                                                      policy: &policy),
                        target != r.group,
                        decode.migrate(id, from: r.group, to: target, promptTokens: r.prompt, totalTokens: r.prompt + 64,
-                                      joinStep: r.joinStep, blockTokens: Self.blockTokens, groups: &groups) {
+                                      joinStep: r.joinStep, groups: &groups, kv: Self.store) {
                         running[id] = (target, r.prompt, r.joinStep)
                     } else {
                         running[id] = r
