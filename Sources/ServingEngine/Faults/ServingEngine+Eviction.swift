@@ -20,9 +20,8 @@ extension ServingEngine {
     func evict(_ ids: [Int], outcome: EvictionOutcome) -> (reprefilled: Int, failed: Int) {
         let set = Set(ids.filter { requests[$0] != nil })
         guard !set.isEmpty else { return (0, 0) }
-        var joiningSet = Set<Int>()
         for i in instances.indices {
-            if let decode = instances[i].decode { joiningSet.formUnion(decode.remove(set)) }
+            instances[i].decode?.remove(set)
             instances[i].prefill?.remove(set)
         }
         // A transfer in progress among them is abandoned; its done event becomes stale.
@@ -31,7 +30,7 @@ extension ServingEngine {
         var result = (reprefilled: 0, failed: 0)
         for id in set.sorted() {
             guard var request = requests.removeValue(forKey: id) else { continue }
-            let placement = release(request, admitted: request.stage == .decode && !joiningSet.contains(id))
+            let placement = release(request)
             // The schedulers gave its ticket and seat back.
             (request.prefillTicket, request.decodeSeat) = (-1, -1)
             if request.prefillInstance >= 0 { touchedInstances.insert(request.prefillInstance) }
@@ -58,8 +57,8 @@ extension ServingEngine {
     }
 
     /// Frees a request's KV and slot on the prefill side and the decode side; its schedulers
-    /// give back its ticket and seat, returned.
-    private func release(_ request: RequestState, admitted: Bool) -> RequestPlacement {
+    /// give back its ticket and seat (which knows whether it is in the running batch), returned.
+    private func release(_ request: RequestState) -> RequestPlacement {
         var ticket: PrefillTicket?
         let p = request.prefillInstance
         if p >= 0, let prefill = instances[p].prefill {
@@ -73,7 +72,7 @@ extension ServingEngine {
         }
         // A pulled transfer, a joiner and a running request all hold a seat and decode KV.
         let te = instances[d]
-        let seat = te.decode!.evict(seat: request.decodeSeat, admitted: admitted, promptTokens: request.spec.promptTokens,
+        let seat = te.decode!.evict(seat: request.decodeSeat, promptTokens: request.spec.promptTokens,
                                     groups: &te.dp, kv: kvStore)
         return RequestPlacement(ticket: ticket, seat: seat)
     }

@@ -13,7 +13,7 @@ import SimKit
 /// prefill (colocated) until it leaves: in a flat table, numbered, the request keeping only the
 /// number (``RequestState/decodeSeat``). The seat-numbered methods (``pull``, ``seat(colocated:group:)``,
 /// ``admit(seat:promptTokens:joinStep:finishStep:)``, ``release(seat:promptTokens:groups:kv:)``,
-/// ``evict(seat:admitted:promptTokens:groups:kv:)``, ``migrate(seat:to:promptTokens:totalTokens:groups:kv:)``,
+/// ``evict(seat:promptTokens:groups:kv:)``, ``migrate(seat:to:promptTokens:totalTokens:groups:kv:)``,
 /// ``reschedule(seat:to:)``) keep the record and the group bookkeeping together; the id-and-group
 /// ones below them do the bookkeeping alone.
 ///
@@ -211,11 +211,12 @@ final class DecodeScheduler {
         admit(id, group: g, promptTokens: promptTokens, joinStep: joinStep, finishStep: finishStep)
     }
 
-    /// Writes a joiner's steps into its seat in one access (three subscripts were three
+    /// Writes a joiner's steps (and that it is in the batch) into its seat in one access (three subscripts were three
     /// uniqueness checks of the table) and reads back its request and group.
     private static func stamp(_ seat: inout DecodeSeat, joinStep: Int, finishStep: Int) -> (request: Int, group: Int) {
         seat.joinStep = joinStep
         seat.finishStep = finishStep
+        seat.inBatch = true
         return (seat.request, seat.group)
     }
 
@@ -307,12 +308,12 @@ final class DecodeScheduler {
     }
 
     /// The evicted request of seat `s` gives back what it holds in its group (as
-    /// ``evict(_:group:admitted:promptTokens:joinStep:groups:kv:)``) and its record, returned (nil:
-    /// no seat held).
+    /// ``evict(_:group:admitted:promptTokens:joinStep:groups:kv:)``, its place in the batch if its
+    /// seat says it joined one) and its record, returned (nil: no seat held).
     @discardableResult
-    func evict(seat s: Int, admitted: Bool, promptTokens: Int, groups: inout [DPGroupState], kv: KVCacheStore) -> DecodeSeat? {
+    func evict(seat s: Int, promptTokens: Int, groups: inout [DPGroupState], kv: KVCacheStore) -> DecodeSeat? {
         guard let seat = seats.giveBack(s) else { return nil }
-        evict(seat.request, group: seat.group, admitted: admitted, promptTokens: promptTokens, joinStep: seat.joinStep,
+        evict(seat.request, group: seat.group, admitted: seat.inBatch, promptTokens: promptTokens, joinStep: seat.joinStep,
               groups: &groups, kv: kv)
         return seat
     }
@@ -339,20 +340,18 @@ final class DecodeScheduler {
         noteLoadChanged(g, groups: groups)
     }
 
-    /// Takes every id of `ids` off the queues (transfer queue, joiners, first step, finishing);
-    /// returns those that were joiners (admitted to no batch yet). Seats, figures and KV are
-    /// freed per request by ``evict(seat:admitted:promptTokens:groups:kv:)``: the engine settles
+    /// Takes every id of `ids` off the queues (transfer queue, joiners, first step, finishing).
+    /// Seats, figures and KV are
+    /// freed per request by ``evict(seat:promptTokens:groups:kv:)``: the engine settles
     /// the evicted one by one, in id order, each before the next is queued again (a re-queue may
     /// start a TE's step, whose batch allocates KV), so this takes no ``KVCacheStore``.
-    func remove(_ ids: Set<Int>) -> [Int] {
-        let joiners = joining.filter(ids.contains)
-        if !joiners.isEmpty { joining.removeAll(where: ids.contains) }
+    func remove(_ ids: Set<Int>) {
+        if joining.contains(where: ids.contains) { joining.removeAll(where: ids.contains) }
         firstStep.removeAll(where: ids.contains)
         transferQueue.removeAll(where: ids.contains)
         for key in finishing.keys where finishing[key]!.contains(where: ids.contains) {
             finishing[key]!.removeAll(where: ids.contains)
         }
-        return joiners
     }
 
     /// An evicted request that was pulled into group `g` gives back what it holds there: its

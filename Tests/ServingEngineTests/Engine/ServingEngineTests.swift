@@ -106,7 +106,7 @@ import XDSTestSupport
         let ids = try #require(dropped.instances[d].decode?.finishing.first { !$0.value.isEmpty }?.value)
         let id = ids[0]
         let g = dropped.placement(of: try #require(dropped.requests[id])).decodeGroup
-        _ = dropped.instances[d].decode!.remove([id])   // off its queues, still counted in its group's batch
+        dropped.instances[d].decode!.remove([id])   // off its queues, still counted in its group's batch
         dropped.requests[id] = nil
         let c = dropped.report().requests
         #expect(c.arrived == c.completed + c.failed + c.rejected + c.inFlight, "the derived count still adds up")

@@ -82,7 +82,7 @@ import Testing
         #expect(decode.takeFinished(at: 6) == nil && decode.takeFinished(at: 6 + 4_096) == nil)
         #expect(decode.reschedule(3, from: farther, to: far) && decode.finishing[far] == [1, 3])
         #expect(decode.problems(groups: Self.groups(1)) == [])
-        _ = decode.remove([4])
+        decode.remove([4])
         #expect(decode.takeFinished(at: 7) == [], "an emptied step is still due")
         #expect(decode.takeFinished(at: base) == [2] && decode.takeFinished(at: base) == nil)
         #expect(decode.takeFinished(at: farther) == nil)
@@ -149,8 +149,7 @@ import Testing
         decode.join(2)
         for id in decode.takeJoiners() { decode.admit(id, group: placed[id]!, promptTokens: 32, joinStep: 1, finishStep: 9) }
         decode.join(3)
-        let joiners = decode.remove([2, 3, 4, 5])
-        #expect(joiners == [3])
+        decode.remove([2, 3, 4, 5])
         #expect(decode.transferQueue.isEmpty && decode.joining.isEmpty && decode.firstStep.isEmpty)
         #expect(decode.finishing[9] == [1])
         decode.evict(2, group: placed[2]!, admitted: true, promptTokens: 32, joinStep: 1, groups: &groups, kv: Self.store)
@@ -178,15 +177,25 @@ import Testing
             seats[id] = try #require(decode.pull(id, into: 0, promptTokens: 40, totalTokens: 80, groups: &groups, kv: kv))
         }
         #expect(groups[0].kv.freeBlocks == 64 - 9 && groups[0].kv.reservedBlocks == 6)
-        #expect(decode.remove([42]).isEmpty && decode.evict(seat: 99, admitted: false, promptTokens: 40, groups: &groups,
+        decode.remove([42])
+        #expect(decode.evict(seat: 99, promptTokens: 40, groups: &groups,
                                                              kv: kv) == nil)
         #expect(groups[0].kv.freeBlocks == 55 && decode.slots == [3] && decode.seatsHeld == 3)
-        #expect(decode.remove([2]).isEmpty)
-        let evicted = try #require(decode.evict(seat: seats[2]!, admitted: false, promptTokens: 40, groups: &groups, kv: kv))
+        decode.remove([2])
+        let evicted = try #require(decode.evict(seat: seats[2]!, promptTokens: 40, groups: &groups, kv: kv))
         #expect(evicted.request == 2)
         #expect(groups[0].kv.freeBlocks == 58 && groups[0].kv.reservedBlocks == 4 && decode.slots == [2])
         #expect(!groups[0].kv.contains(requestID: 2) && groups[0].kv.contains(requestID: 1)
             && groups[0].kv.contains(requestID: 3))
+        // One in the running batch: its seat takes it out of the batch figures too.
+        decode.join(1)
+        _ = decode.takeJoiners()
+        decode.admit(seat: seats[1]!, promptTokens: 40, joinStep: 5, finishStep: 30)
+        #expect(decode.runningRequests == 1 && decode.batches.promptSum == [40])
+        decode.remove([1])
+        _ = try #require(decode.evict(seat: seats[1]!, promptTokens: 40, groups: &groups, kv: kv))
+        #expect(decode.runningRequests == 0 && decode.batches.promptSum == [0] && decode.batches.joinStepSum == [0])
+        #expect(groups[0].kv.freeBlocks == 61 && decode.slots == [1] && groups[0].kv.contains(requestID: 3))
         #expect(decode.problems(groups: groups) == [])
     }
 
@@ -260,8 +269,10 @@ import Testing
         #expect(decode.seatsHeld == 2 && decode.nextTransfer == 9)
         for id in [7, 8] { decode.join(id) }
         _ = decode.takeJoiners()
+        #expect(decode.seat(seven)?.inBatch == false)
         decode.admit(seat: seven, promptTokens: 32, joinStep: 3, finishStep: 40)
         decode.admit(seat: eight, promptTokens: 32, joinStep: 3, finishStep: 12)
+        #expect(decode.seat(seven)?.inBatch == true && decode.seat(eight)?.inBatch == true)
         #expect(decode.finishing == [40: [7], 12: [8]] && decode.batches.running == [1, 1])
         decode.noteFirstToken(seat: seven, at: 1.5)
         #expect(decode.seat(seven)?.joinStep == 3 && decode.seat(seven)?.finishStep == 40 && decode.seat(seven)?.firstTokenAt == 1.5)
@@ -274,11 +285,10 @@ import Testing
         // Released and evicted: the records come back with what they said, the seats and KV are freed.
         let done = decode.release(seat: eight, promptTokens: 32, groups: &groups, kv: Self.store)
         #expect(done.request == 8 && done.group == 1 && done.finishStep == 12 && decode.seat(eight) == nil)
-        _ = decode.remove([7])
-        let evicted = try #require(decode.evict(seat: seven, admitted: true, promptTokens: 32, groups: &groups, kv: Self.store))
-        #expect(evicted.group == 1 && evicted.firstTokenAt == 1.5 && decode.evict(seat: seven, admitted: true,
-                                                                                   promptTokens: 32,
-                                                                                           groups: &groups, kv: Self.store) == nil)
+        decode.remove([7])
+        let evicted = try #require(decode.evict(seat: seven, promptTokens: 32, groups: &groups, kv: Self.store))
+        #expect(evicted.group == 1 && evicted.firstTokenAt == 1.5 && evicted.inBatch)
+        #expect(decode.evict(seat: seven, promptTokens: 32, groups: &groups, kv: Self.store) == nil)
         #expect(decode.seatsHeld == 0 && decode.slots == [0, 0] && decode.runningRequests == 0)
         #expect(groups.allSatisfy { $0.kv.liveRequests == 0 } && decode.problems(groups: groups) == [])
         // The copy kept its seats as they were; a colocated seat takes the last freed number.
@@ -323,7 +333,7 @@ import Testing
                                          placeable: placeable) {
                     pulled[nextID] = (g, prompt)
                 } else {
-                    _ = decode.remove([nextID])
+                    decode.remove([nextID])
                 }
             case 2:
                 guard let id = pulled.keys.min() else { continue }
@@ -337,7 +347,7 @@ import Testing
                 guard let id = running.keys.sorted().first else { continue }
                 let r = running.removeValue(forKey: id)!
                 if random.uniform() < 0.5 {
-                    _ = decode.remove([id])
+                    decode.remove([id])
                     decode.evict(id, group: r.group, admitted: true, promptTokens: r.prompt, joinStep: r.joinStep,
                             groups: &groups, kv: Self.store)
                 } else {
