@@ -16,6 +16,12 @@ extension ServingEngine {
     /// counters, then re-prefills, moves or fails each (in id order, for determinism). Nothing
     /// is lost: each request ends up queued again or failed with a reason. Returns how many
     /// were (re-prefilled, failed) for the fault's report.
+    ///
+    /// Two phases, each through the owners: every scheduler and the KV transfer drop the ids from
+    /// their queues first (`remove`); then each request in turn gives back its ticket, seat and KV
+    /// (`withdraw`, `evict(seat:)`, through the KV store) just before it is queued again. The
+    /// order is state: a re-queue may start an idle TE's step at once, whose batch allocates KV,
+    /// so freeing every request's KV up front would change what fits (design note §7.5).
     @discardableResult
     func evict(_ ids: [Int], outcome: EvictionOutcome) -> (reprefilled: Int, failed: Int) {
         let set = Set(ids.filter { requests[$0] != nil })

@@ -8,11 +8,13 @@ import SimKit
 /// of a group (``mask(_:tokens:fault:in:)``) and keeps where each mask is held; and it gives the
 /// figures a snapshot and the report show.
 ///
-/// The per-DP-group ``KVBlockManager``s stay in their groups (``DPGroupState/kv``) and come in per
-/// call (`inout`): a group's manager is changed from the schedulers' files (decode admission,
-/// transfer, drain, eviction, HBM masks), and keeping it beside the group's queues keeps every
-/// one of those call sites as it is until the schedulers own their groups (§6 step 8). The store
-/// holds no reference to a group, the engine or a closure, so ``copy()`` is a field copy.
+/// The per-DP-group ``KVBlockManager``s stay in their TEs (``DPGroupState/kv``) and come in per
+/// call (`inout`); the schedulers change them through this store (a prefill's allocation and
+/// release, a decode admission ``admitDecode(_:in:promptTokens:totalTokens:)`` for a pull or a
+/// migration, a decode release or eviction), and so does fault handling (HBM masks). A mask sits
+/// in its group's manager as a sequence under an id no request has: only the store knows it, so
+/// counts of the requests holding KV in a group come from here (``requestsHoldingKV(_:in:)``).
+/// The store holds no reference to a group, the engine or a closure, so ``copy()`` is a field copy.
 ///
 /// A `final class` like the engine's other components: the engine holds one, `fork()` takes a
 /// ``copy()`` (the pool tier is a value: copy-on-write), and no other object holds a reference to it.
