@@ -188,5 +188,14 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         #expect(error.description == "\(dir): is a directory, not a trace file")
         let bom = "\u{FEFF}TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,1,1\n"
         #expect(problem(bom) == nil)
+        // A Mooncake JSONL saved with a BOM (Windows editors): detected as Mooncake and then
+        // refused at its first row ("expected '{'"), with the invisible mark in the message.
+        let row = #"{"timestamp": 0, "input_length": 10, "output_length": 2, "hash_ids": [1]}"#
+        let jsonl = try temporaryTrace("\u{FEFF}\(row)\n\(row)\n")
+        #expect(try TraceWorkload.check(path: jsonl).requests == 2)
+        var replay = try TraceWorkload(path: jsonl)
+        #expect((try replay.next() as RequestSpec?)?.promptTokens == 10)
+        // Only the file's first bytes are a BOM; elsewhere it is a broken line.
+        #expect(problem("\(row)\n\u{FEFF}\(row)\n")?.contains(":2: expected '{'") == true)
     }
 }
