@@ -113,6 +113,21 @@ struct HardeningTests {
         }
     }
 
+    /// Bytes that are not UTF-8 are named as such (they were "field 'messages[0].content' has the
+    /// wrong type", pointing at a field that was fine).
+    @Test func aBodyThatIsNotUTF8SaysSo() async throws {
+        try await LiveServer.with { server in
+            var body = Data(#"{"messages": [{"role": "user", "content": "caf"#.utf8)
+            body.append(contentsOf: [0xE9, 0xFF])
+            body.append(contentsOf: Array(#""}]}"#.utf8))
+            let reply = try await server.request("POST", "/v1/chat/completions", body: body, token: nil)
+            #expect(reply.status == 400, "\(reply.text)")
+            let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+            #expect(error["message"] as? String == "request body is not valid UTF-8 (JSON must be UTF-8)")
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     /// OpenAI answers `stream_options` without `stream: true` with a 400 naming the parameter;
     /// so do we (it used to be accepted and ignored). A null `stream_options` is no options.
     @Test func streamOptionsNeedAStream() async throws {
