@@ -182,6 +182,26 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         #expect(error2.description.hasPrefix("\(second):2: line longer than 1048576 bytes"))
     }
 
+    /// A trace is read more than once, so a pipe or device is refused by name, before anything
+    /// opens it (a FIFO with no writer would block the open): `--workload <(cat t)` and
+    /// `/dev/stdin` were consumed by the format probe and refused as "the trace has no requests".
+    @Test(.timeLimit(.minutes(1))) func pipesAndDevicesAreRefusedByName() throws {
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("xds-fifo-\(UUID().uuidString)").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { try? FileManager.default.removeItem(atPath: fifo) }
+        for path in [fifo, "/dev/null"] {
+            let error = try #require(throws: WorkloadError.self) { try TraceWorkload.check(path: path) }
+            #expect(error.description.hasPrefix("\(path): is a pipe or device, not a regular file"), "\(error)")
+            #expect(throws: WorkloadError.self) { try TraceFormat.detect(path: path) }
+        }
+        // A symbolic link to a file is a file.
+        let file = try temporaryTrace(#"{"timestamp": 0, "input_length": 10, "output_length": 2}"# + "\n")
+        let link = file + ".link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: file)
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        #expect(try TraceWorkload.check(path: link).requests == 1)
+    }
+
     @Test func directoriesAndByteOrderMarksAreHandled() throws {
         let dir = FileManager.default.temporaryDirectory.path
         let error = try #require(throws: WorkloadError.self) { try TraceWorkload.check(path: dir) }
