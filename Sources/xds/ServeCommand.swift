@@ -23,6 +23,7 @@ struct Serve: ParsableCommand {
     func run() throws {
         let port = try FlagLimits.port.int(port)
         let bindHost = try parseBindHost(host, option: "--host")
+        if let warning = exposureWarning(host: bindHost) { FileHandle.standardError.write(Data("xds serve: \(warning)\n".utf8)) }
         let pace = try FlagLimits.pace(speed)
         let (token, tokenWasGenerated) = try AdminToken.resolve(
             flag: adminToken, environment: ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"])
@@ -47,10 +48,6 @@ struct Serve: ParsableCommand {
                     if tokenWasGenerated { banner += "admin token: \(token)\n" }
                     // Unbuffered, so a script reading the port sees it at once.
                     FileHandle.standardOutput.write(Data(banner.utf8))
-                    // Once listening: an address that cannot be bound gets its one error line only.
-                    if let warning = exposureWarning(host: bindHost) {
-                        FileHandle.standardError.write(Data("xds serve: \(warning)\n".utf8))
-                    }
                     try await group.next()
                 }
             }
