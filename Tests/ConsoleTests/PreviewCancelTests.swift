@@ -10,7 +10,7 @@ import XDSTestSupport
 /// Esc cancels a preview still computing (it used to run to the end, holding one of the engine's
 /// preview places, so the next preview was refused as busy): the overlay closes, the footer says
 /// so, and the forks stop, on the embedded engine and through a remote console's link.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct PreviewCancelTests {
     /// An hour at 300 requests/s: over 40 s of work in a debug build, were it run to the end.
     static let long = "preview rate 300 for 1h"
