@@ -135,6 +135,9 @@ public enum ConsoleApp {
             } else if case .preview(let line) = effect {
                 log?("\(line) (computing off the UI thread)")
                 PreviewRunner.shared.start(line, link: link)
+            } else if case .cancelPreview(let line) = effect {
+                log?("\(line) cancelled")
+                PreviewRunner.shared.cancel(line)
             } else {
                 RequestQueryRunner.shared.perform(effect, link: link)
             }

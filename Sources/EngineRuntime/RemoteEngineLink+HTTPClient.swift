@@ -30,6 +30,8 @@ extension RemoteEngineLink {
         case unusableURL
         case tooLarge
         case notHTTP
+        /// The caller stopped waiting (``HTTPClient/exchange(_:method:json:timeout:cancelled:)``).
+        case cancelled
         case other(String)
 
         var explanation: String {
@@ -41,6 +43,7 @@ extension RemoteEngineLink {
             case .unusableURL: "not a usable URL (the link speaks plain http://)"
             case .tooLarge: "the answer was larger than \(HTTPClient.largestBody >> 20) MB"
             case .notHTTP: "the answer was not HTTP"
+            case .cancelled: "cancelled"
             case .other(let what): "the request failed (\(what))"
             }
         }
@@ -103,9 +106,15 @@ extension RemoteEngineLink {
 
         let token: String
 
+        /// How often a cancellable exchange asks whether its caller still waits.
+        static let cancellationPoll = TimeAmount.milliseconds(50)
+
         /// Sends one request and waits for the whole answer. Call it off the event loop (the
-        /// console's thread or a test's).
-        func exchange(_ url: URL, method: HTTPMethod = .GET, json body: [UInt8]? = nil, timeout: TimeAmount)
+        /// console's thread or a test's). Once `cancelled` answers true (asked every
+        /// ``cancellationPoll``), the connection is closed (the server sees its client leave)
+        /// and the answer is `.cancelled`.
+        func exchange(_ url: URL, method: HTTPMethod = .GET, json body: [UInt8]? = nil, timeout: TimeAmount,
+                      cancelled: (@Sendable () -> Bool)? = nil)
             -> Result<HTTPAnswer, Failure>
         {
             guard let target = Target(url) else { return .failure(.unusableURL) }
@@ -126,10 +135,24 @@ extension RemoteEngineLink {
                 .whenComplete { connected in
                     switch connected {
                     case .failure(let error): answer.fail(error)
-                    case .success(let channel): Self.write(head, body: body, to: channel, orFail: answer)
+                    case .success(let channel):
+                        if let cancelled { Self.hangUp(channel, when: cancelled, failing: answer) }
+                        Self.write(head, body: body, to: channel, orFail: answer)
                     }
                 }
             do { return .success(try answer.futureResult.wait()) } catch { return .failure(Failure(error)) }
+        }
+
+        /// Closes `channel` once `cancelled` says so, failing `answer` with `.cancelled`; stops
+        /// asking when the answer is in.
+        private static func hangUp(_ channel: any Channel, when cancelled: @escaping @Sendable () -> Bool,
+                                   failing answer: EventLoopPromise<HTTPAnswer>) {
+            let poll = channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: cancellationPoll) { _ in
+                guard cancelled() else { return }
+                answer.fail(Failure.cancelled)
+                channel.close(promise: nil)
+            }
+            answer.futureResult.whenComplete { _ in poll.cancel() }
         }
 
         /// Opens a long-lived GET (the admin event stream) and returns at once. `head` gets the

@@ -11,14 +11,24 @@ extension RemoteEngineLink: PreviewLink {
     public func preview(_ request: PreviewRequest, progress: @escaping @Sendable (Double) -> Void = { _ in })
         -> Result<PreviewResult, PreviewRefusal>
     {
+        preview(request, cancellation: PreviewCancellation(), progress: progress)
+    }
+
+    /// Gives up once `cancellation` is cancelled (the console's Esc): the request's connection
+    /// is closed, which stops the preview on the server within a slice and frees its place.
+    public func preview(_ request: PreviewRequest, cancellation: PreviewCancellation,
+                        progress: @escaping @Sendable (Double) -> Void = { _ in }) -> Result<PreviewResult, PreviewRefusal>
+    {
         let body = (try? JSONEncoder().encode(
             AdminPreviewBody(
                 command: request.command.description, duration: PreviewRequest.format(duration: request.duration))))
             .map { [UInt8]($0) } ?? []
         let answer = http.exchange(baseURL.appendingPathComponent("admin/preview"), method: .POST, json: body,
-                                   timeout: Self.previewTimeout)
+                                   timeout: Self.previewTimeout, cancelled: { cancellation.isCancelled })
         progress(1)
         switch answer {
+        case .failure(.cancelled):
+            return .failure(PreviewRefusal("preview cancelled"))
         case .failure(let failure):
             return .failure(PreviewRefusal("not connected to \(baseURL.absoluteString): \(failure.explanation)"))
         case .success(let answer):

@@ -71,8 +71,13 @@ struct ConsoleCommand: ParsableCommand {
 
     private func attach(to url: String) throws {
         // Plain http only: xds serve speaks no TLS, and the link's client (NIO, no TLS stack) neither.
-        guard let base = URL(string: url), base.scheme == "http", base.host != nil else {
-            throw ConfigError("--connect: expected a plain-HTTP URL like http://127.0.0.1:8000, got '\(url)'")
+        // The port too: `http://127.0.0.1:99999` passed and the console then showed only a link
+        // that never connects ("not a usable URL").
+        guard let base = URL(string: url), base.scheme?.lowercased() == "http", base.host != nil,
+              (1...65_535).contains(base.port ?? 80)
+        else {
+            throw ConfigError(
+                "--connect: expected a plain-HTTP URL like http://127.0.0.1:8000 (port 1…65535), got \(InputEcho.quoted(url))")
         }
         // An empty token (`--token ''`, `XDS_ADMIN_TOKEN=`) is none: every admin request would be
         // refused and the console would retry for ever, showing only a lost connection.
@@ -90,7 +95,7 @@ struct ConsoleCommand: ParsableCommand {
 
     /// `HOST:PORT`, `[IPv6]:PORT` (e.g. `[::1]:8000`).
     static func parseListen(_ text: String) throws -> (String, Int) {
-        let problem = ConfigError("--listen: expected HOST:PORT like 127.0.0.1:8000 or [::1]:8000, got '\(text)'")
+        let problem = ConfigError("--listen: expected HOST:PORT like 127.0.0.1:8000 or [::1]:8000, got \(InputEcho.quoted(text))")
         guard let colon = text.lastIndex(of: ":") else { throw problem }
         let hostPart = String(text[..<colon])
         guard let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else { throw problem }

@@ -25,14 +25,9 @@ extension CommonOptions {
         return names
     }
 
-    /// The deployment, with its `[policies]` names checked (the message names the file).
-    func resolveDeployment() throws -> Deployment {
-        let d = try deployment.resolve()
-        if let problem = Policies.problem(in: d.policies, origin: "\(deployment.deployment): [policies] ") {
-            throw ConfigError(problem)
-        }
-        return d
-    }
+    /// The deployment, with its `[policies]` names checked (the message names the file;
+    /// ``DeploymentOption/resolve()`` checks them).
+    func resolveDeployment() throws -> Deployment { try deployment.resolve() }
 
     /// The deployment with every slot's effective policy in its `[policies]` table, as
     /// `--print-config` prints it.

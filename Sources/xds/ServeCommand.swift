@@ -59,12 +59,22 @@ struct Serve: ParsableCommand {
     }
 }
 
-/// An address to bind: `[::1]` is taken as `::1`; empty is refused.
+/// An address to bind: `[::1]` is taken as `::1`; empty is refused. An IP literal must be one
+/// (`999.1.1.1` and `127.0.0.1:80`, a port in the address, were handed to the resolver and
+/// failed as "could not listen there"); a name (`localhost`) is left to the resolver.
 func parseBindHost(_ text: String, option: String) throws -> String {
     var host = text.trimmingCharacters(in: .whitespaces)
     if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    let problem = ConfigError("\(option): expected an address like 127.0.0.1, ::1 or 0.0.0.0 (the port is a "
+        + "separate option), got \(InputEcho.quoted(text))")
     guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "[" || $0 == "]" }) else {
-        throw ConfigError("\(option): expected an address like 127.0.0.1, ::1 or 0.0.0.0, got '\(text)'")
+        throw problem
+    }
+    var address = in6_addr()
+    if host.contains(":") {
+        guard inet_pton(AF_INET6, host, &address) == 1 else { throw problem }
+    } else if host.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }) {
+        guard inet_pton(AF_INET, host, &address) == 1 else { throw problem }
     }
     return host
 }

@@ -80,6 +80,12 @@ struct DeploymentOption: ParsableArguments {
         // Always: an inline colocated:… spec is only shaped by resolve(), and the engine
         // trusts the layout it is given (its sizes feed allocations and index arithmetic).
         try d.validate()
+        // Every command that reads a deployment (run, serve, console, bench decode and prefill)
+        // checks its `[policies]` names, even one that does not use them: a misspelt name is a
+        // mistake in the file the user should hear about from whichever command reads it first.
+        if let problem = Policies.problem(in: d.policies, origin: "\(deployment): [policies] ") {
+            throw ConfigError(problem)
+        }
         return d
     }
 }

@@ -50,13 +50,25 @@ struct AdminPreviewTests {
             #expect(host.commandLog.isEmpty, "a preview is not a command")
             #expect(host.latestSnapshot().drainedNodes.isEmpty, "the live engine was not drained")
 
+            // Errors in the `/v1/*` shape: message, type, param and code (null when absent).
+            func expectOpenAIShape(_ body: [String: Any], param: String) {
+                let error = body["error"] as? [String: Any] ?? [:]
+                #expect(Set(error.keys) == ["message", "type", "param", "code"], "\(body)")
+                #expect(error["type"] as? String == "invalid_request_error" && error["param"] as? String == param, "\(body)")
+            }
             let (rejected, reason) = try await Self.post(base, ["command": "drain node 999"], token: "tok")
             #expect(rejected == 400)
             #expect(((reason["error"] as? [String: Any])?["message"] as? String)?.contains("would reject") == true)
-            let (tooLong, _) = try await Self.post(base, ["command": "drain node 1", "duration": "2h"], token: "tok")
+            expectOpenAIShape(reason, param: "command")
+            let (tooLong, tooLongReason) = try await Self.post(base, ["command": "drain node 1", "duration": "2h"], token: "tok")
             #expect(tooLong == 400)
-            let (nested, _) = try await Self.post(base, ["command": "preview drain node 1"], token: "tok")
+            expectOpenAIShape(tooLongReason, param: "duration")
+            let (nested, nestedReason) = try await Self.post(base, ["command": "preview drain node 1"], token: "tok")
             #expect(nested == 400)
+            expectOpenAIShape(nestedReason, param: "command")
+            let (unparsed, unparsedReason) = try await Self.post(base, ["command": "drain nod 1", "duration": "1m"], token: "tok")
+            #expect(unparsed == 400)
+            expectOpenAIShape(unparsedReason, param: "command")
             let (unauthorised, _) = try await Self.post(base, ["command": "drain node 1"], token: nil)
             #expect(unauthorised == 401)
 

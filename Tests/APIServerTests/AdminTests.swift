@@ -60,6 +60,12 @@ struct AdminTests {
             let reason = try rejected.json()
             #expect(reason["accepted"] as? Bool == false)
             #expect((reason["message"] as? String)?.isEmpty == false)
+            // Beside accepted/message, the `/v1/*` error object (one error shape on every route).
+            let error = try #require(reason["error"] as? [String: Any], "\(reason)")
+            #expect(error["message"] as? String == reason["message"] as? String)
+            #expect(error["type"] as? String == "invalid_request_error")
+            #expect(error["param"] as? String == "command" && error["code"] as? String == "command_rejected")
+            #expect(body["error"] == nil, "an applied command carries no error")
             #expect(server.link.receivedCommands == ["drain node 1", "drain nod 1"])
 
             let malformed = try await server.post(

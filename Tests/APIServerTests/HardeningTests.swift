@@ -90,6 +90,9 @@ struct HardeningTests {
                 (["prompt": "x", "logprobs": 6], "logprobs"), (["prompt": [1, 2, -3]], "prompt"),
                 (["prompt": "x", "best_of": 3], "best_of"),
                 (["prompt": "x", "stream": true, "stream_options": ["include_usage": 3]], "stream_options.include_usage"),
+                // Stream options without a stream: OpenAI's 400, not silently dropped.
+                (["prompt": "x", "stream_options": ["include_usage": true]], "stream_options"),
+                (["prompt": "x", "stream": false, "stream_options": [String: Any]()], "stream_options"),
             ]
             for (body, field) in legacy {
                 let reply = try await server.post("/v1/completions", json: body)
@@ -107,6 +110,38 @@ struct HardeningTests {
             #expect(server.backend.submitted.last?.maxTokens == 16_384)
             #expect(try await server.post("/v1/completions", json: ["prompt": "x", "logprobs": 5]).status == 200)
             #expect(try await server.post("/v1/chat/completions", json: chat.merging(["logprobs": true]) { $1 }).status == 200)
+        }
+    }
+
+    /// Bytes that are not UTF-8 are named as such (they were "field 'messages[0].content' has the
+    /// wrong type", pointing at a field that was fine).
+    @Test func aBodyThatIsNotUTF8SaysSo() async throws {
+        try await LiveServer.with { server in
+            var body = Data(#"{"messages": [{"role": "user", "content": "caf"#.utf8)
+            body.append(contentsOf: [0xE9, 0xFF])
+            body.append(contentsOf: Array(#""}]}"#.utf8))
+            let reply = try await server.request("POST", "/v1/chat/completions", body: body, token: nil)
+            #expect(reply.status == 400, "\(reply.text)")
+            let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+            #expect(error["message"] as? String == "request body is not valid UTF-8 (JSON must be UTF-8)")
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
+    /// OpenAI answers `stream_options` without `stream: true` with a 400 naming the parameter;
+    /// so do we (it used to be accepted and ignored). A null `stream_options` is no options.
+    @Test func streamOptionsNeedAStream() async throws {
+        try await LiveServer.with { server in
+            let chat: [String: Any] = ["messages": [["role": "user", "content": "hi"]], "stream_options": ["include_usage": true]]
+            let reply = try await server.post("/v1/chat/completions", json: chat)
+            #expect(reply.status == 400, "\(reply.text)")
+            let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+            #expect(error["type"] as? String == "invalid_request_error" && error["param"] as? String == "stream_options")
+            #expect(error["message"] as? String == "The 'stream_options' parameter is only allowed when 'stream' is enabled.")
+            #expect(server.backend.submitted.isEmpty, "nothing reached the engine")
+            let raw = #"{"messages": [{"role": "user", "content": "hi"}], "stream_options": null}"#
+            #expect(try await server.post("/v1/chat/completions", raw: raw).status == 200)
+            #expect(try await server.post("/v1/chat/completions", json: chat.merging(["stream": true]) { $1 }).status == 200)
         }
     }
 

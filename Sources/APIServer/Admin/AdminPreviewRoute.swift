@@ -25,13 +25,10 @@ extension AdminRoutes {
                 throw APIError.invalidRequest(
                     "'command' must be within 0…\(Self.maxCommandBytes) bytes (got \(body.command.utf8.count))", param: "command")
             }
-            guard let previewer = link as? PreviewLink else {
-                return AdminWire.response(PreviewError(error: .init(message: "this engine cannot preview")), status: .notImplemented)
-            }
+            guard let previewer = link as? PreviewLink else { throw Self.cannotPreview }
             let line: String
             switch PreviewRequest.parse(command: body.command, duration: body.duration) {
-            case .failure(let error):
-                return AdminWire.response(PreviewError(error: .init(message: error.message)), status: .badRequest)
+            case .failure(let error): throw Self.malformed(error.message, body: body)
             case .success(let parsed): line = parsed.description
             }
             // Nobody waiting, nothing computed: when the client hangs up or the server stops (which
@@ -58,16 +55,34 @@ extension AdminRoutes {
             }
             switch answer {
             case .success(let result): return AdminWire.response(result)
-            case .failure(let refusal):
-                let unavailable = refusal.message.hasPrefix("engine") || refusal.message.hasPrefix("the engine did not")
-                return AdminWire.response(PreviewError(error: .init(message: refusal.message)),
-                                          status: unavailable ? .serviceUnavailable : .badRequest)
+            case .failure(let refusal): throw Self.refused(refusal)
             }
         }
     }
 
-    private struct PreviewError: Encodable {
-        struct Message: Encodable { var message: String }
-        var error: Message
+    // Errors in the `/v1/*` shape (``APIError``: `message`, `type`, `param`, `code`), so a client
+    // parses one error body on every route.
+
+    static let cannotPreview = APIError(
+        status: .notImplemented, message: "this engine cannot preview", type: "invalid_request_error", param: nil,
+        code: "not_implemented")
+
+    /// A request that does not parse: the message names the field; `param` says which.
+    private static func malformed(_ message: String, body: PreviewBody) -> APIError {
+        // The duration is read last: a command that parses leaves only the duration to blame.
+        let durationAtFault = body.duration != nil && PreviewRequest.parse(command: body.command, duration: nil).isSuccess
+        return .invalidRequest(message, param: durationAtFault ? "duration" : "command")
     }
+
+    /// The engine's refusal: 503 when it could not compute (stopped, busy, withdrawn), else 400
+    /// (the command it would reject).
+    static func refused(_ refusal: PreviewRefusal) -> APIError {
+        let unavailable = refusal.message.hasPrefix("engine") || refusal.message.hasPrefix("the engine did not")
+        return unavailable ? .engine(reason: refusal.message, status: 503)
+            : .invalidRequest(refusal.message, param: "command", code: "command_rejected")
+    }
+}
+
+extension Result {
+    fileprivate var isSuccess: Bool { if case .success = self { true } else { false } }
 }

@@ -26,9 +26,11 @@ struct AdminRoutes: Sendable {
             var request = request
             let line = try await commandLine(from: &request)
             let reply = await send(line)
+            let status = Self.status(of: reply)
             return AdminWire.response(
-                CommandResult(accepted: reply.accepted, message: reply.message),
-                status: Self.status(of: reply))
+                CommandResult(accepted: reply.accepted, message: reply.message,
+                              error: reply.accepted ? nil : Self.error(of: reply, status: status).detail),
+                status: status)
         }
         registerPreview(on: admin)
         registerRequests(on: admin)
@@ -38,9 +40,26 @@ struct AdminRoutes: Sendable {
     }
 
     private struct CommandBody: Decodable { var command: String }
+    /// `{"accepted", "message"}`; a rejected command also carries the `/v1/*` error object
+    /// (`"error": {"message", "type", "param", "code"}`), so clients parse one error shape everywhere.
     private struct CommandResult: Encodable {
         var accepted: Bool
         var message: String
+        var error: APIError.Detail?
+
+        private enum Keys: String, CodingKey { case accepted, message, error }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: Keys.self)
+            try c.encode(accepted, forKey: .accepted)
+            try c.encode(message, forKey: .message)
+            try c.encodeIfPresent(error, forKey: .error)
+        }
+    }
+
+    /// A rejection as an error: 400 `command_rejected` (nothing changed), or 503 (engine unavailable).
+    static func error(of reply: CommandReply, status: HTTPResponse.Status) -> APIError {
+        status == .serviceUnavailable ? .engine(reason: reply.message, status: 503)
+            : .invalidRequest(reply.message, param: "command", code: "command_rejected")
     }
 
     /// Longest command line taken (bytes of UTF-8); the language's longest command is ~50.

@@ -84,15 +84,27 @@ struct APIError: Error, Sendable, Equatable {
 /// OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`.
 extension APIError: Encodable {
     private enum BodyKeys: String, CodingKey { case error }
-    private enum DetailKeys: String, CodingKey { case message, type, param, code }
 
     func encode(to encoder: any Encoder) throws {
         var body = encoder.container(keyedBy: BodyKeys.self)
-        var detail = body.nestedContainer(keyedBy: DetailKeys.self, forKey: .error)
-        try detail.encode(message, forKey: .message)
-        try detail.encode(type, forKey: .type)
-        try detail.encodeOrNull(param, forKey: .param)
-        try detail.encodeOrNull(code, forKey: .code)
+        try body.encode(detail, forKey: .error)
+    }
+
+    /// The object under `"error"`, for bodies that carry it beside their own keys
+    /// (`POST /admin/commands`: `{"accepted": false, "message", "error": {…}}`).
+    var detail: Detail { Detail(error: self) }
+
+    struct Detail: Encodable {
+        let error: APIError
+        private enum Keys: String, CodingKey { case message, type, param, code }
+
+        func encode(to encoder: any Encoder) throws {
+            var detail = encoder.container(keyedBy: Keys.self)
+            try detail.encode(error.message, forKey: .message)
+            try detail.encode(error.type, forKey: .type)
+            try detail.encodeOrNull(error.param, forKey: .param)
+            try detail.encodeOrNull(error.code, forKey: .code)
+        }
     }
 }
 

@@ -20,6 +20,11 @@ extension Request {
         do {
             return try JSONDecoder().decode(Body.self, from: data)
         } catch {
+            // JSON is UTF-8 (RFC 8259); bytes that are not make Foundation's error name whichever
+            // field held them as "the wrong type", which sends the client looking in the wrong place.
+            if String(bytes: data, encoding: .utf8) == nil {
+                throw APIError.invalidRequest("request body is not valid UTF-8 (JSON must be UTF-8)", param: nil)
+            }
             throw APIError.undecodable(error, body: data)
         }
     }

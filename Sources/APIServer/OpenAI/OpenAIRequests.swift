@@ -235,7 +235,7 @@ struct ValidatedCompletion {
 /// | `presence_penalty`, `frequency_penalty` | −2…2 |
 /// | `top_logprobs` | 0…20; `logprobs` (legacy count) 0…5 |
 /// | token ids in `prompt` | 0…2147483647 |
-/// | `stream_options.include_usage`, `continuous_usage_stats` | booleans (ignored without `stream: true`) |
+/// | `stream_options.include_usage`, `continuous_usage_stats` | booleans; `stream_options` only with `stream: true` (else 400) |
 /// | `min_tokens` | 0…`max_tokens` (the requested one) |
 /// | `ignore_eos` | a boolean: exactly `max_tokens` tokens (as lowered) |
 /// | `stop` | a string or 0…4 non-empty strings |
@@ -294,6 +294,12 @@ struct CompletionValidator {
     ) throws(APIError) -> ValidatedCompletion {
         // A missing model means the served one, as in vLLM; a wrong one is a 404 (OpenAI's shape).
         if let model, model != servedModel { throw .modelNotFound(model) }
+        // As OpenAI (and vLLM): options of a stream that will not be streamed are a mistake worth
+        // saying, not something to drop silently (`"stream_options": null` is no options).
+        if streamOptions != nil, stream != true {
+            throw .invalidRequest(
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param: "stream_options")
+        }
         if let n, n != 1 {
             let advice = n > 1 ? "; send \(n) requests instead" : ""
             throw .invalidRequest("only n = 1 is supported (got \(n))\(advice)", param: "n")

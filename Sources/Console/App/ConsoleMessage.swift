@@ -42,6 +42,8 @@ public enum ConsoleEffect: Sendable, Equatable {
     case send(commandLine: String)
     /// Compute `preview …` off the UI thread; progress and answer come back as ``ConsoleMessage/preview(_:)``.
     case preview(commandLine: String)
+    /// Stop computing that preview (Esc while it computes): nobody will read its answer.
+    case cancelPreview(commandLine: String)
     /// Ask the engine for a window of its request table, off the UI thread (RequestQueryRunner).
     case queryRequests(RequestQuery)
     /// Ask the engine for one request's recorded timeline, off the UI thread.

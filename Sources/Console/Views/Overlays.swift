@@ -42,7 +42,7 @@ enum Overlays {
         ("scale", "scale prefill|decode|colocated N, +K or -K"),
         ("autoscale", "autoscale off · autoscale slo"),
         ("policy", "policy je|dp-lb|eplb|recovery NAME   (Tab lists names)"),
-        ("preview", "preview COMMAND [for DURATION]   (what-if)"),
+        ("preview", "preview COMMAND [for DURATION]   (what-if; Esc cancels)"),
         ("clear", "clear faults   (the console's fault history; local)"),
         ("", ""),
         ("Tab", "completes what can follow the words typed so far"),

@@ -4,7 +4,7 @@ import ServingEngine
 /// confirmation, asks the engine to run two forks ahead (as it is, and with the command); the
 /// overlay shows both sides, the deltas coloured by whether they are better or worse, a verdict
 /// line, `a` to apply the command for real and Esc to dismiss. The live engine keeps running
-/// while the preview computes; after a moment a progress bar shows.
+/// while the preview computes; after a moment a progress bar shows; Esc then cancels it.
 public struct PreviewOverlay: Sendable, Equatable {
     public enum Phase: Sendable, Equatable {
         case computing(progress: Double)
@@ -55,13 +55,18 @@ enum PreviewKeys {
     }
 
     /// `a` applies the previewed command for real (the engine's reply lands in the footer);
-    /// Esc, `q` or `n` dismiss. Other keys are swallowed while the overlay is up.
+    /// Esc, `q` or `n` dismiss, and cancel a preview still computing (its forks stop within a
+    /// slice and free their place, so the next preview is not refused as busy). Other keys are
+    /// swallowed while the overlay is up.
     static func handle(_ key: Key, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
         guard let overlay = s.preview else { return }
         switch key {
         case .escape, .char("q"), .char("n"):
             s.preview = nil
-            if case .computing = overlay.phase { s.status = StatusLine("preview dismissed: \(overlay.command)") }
+            if case .computing = overlay.phase {
+                s.status = StatusLine("preview cancelled: \(overlay.command)")
+                effects.append(.cancelPreview(commandLine: overlay.line))
+            }
         case .char("a"), .char("A"):
             guard case .ready = overlay.phase else { return }
             s.preview = nil
@@ -194,7 +199,7 @@ enum PreviewOverlayView {
                     + "▏ " + Format.percent(progress)
             }
             b.put(line, x: x, y: inner.y + 4, style: .accent, clip: inner)
-            b.put("Esc dismisses", x: x, y: inner.maxY - 1, style: .dim, clip: inner)
+            b.put("Esc cancels the preview", x: x, y: inner.maxY - 1, style: .dim, clip: inner)
         case .refused(let message):
             b.put("Not previewed:", x: x, y: inner.y + 1, style: .bad, clip: inner)
             var y = inner.y + 2

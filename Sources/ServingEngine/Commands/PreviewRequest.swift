@@ -87,7 +87,9 @@ public struct PreviewRequest: Sendable, Equatable, CustomStringConvertible {
             break
         }
         let expected = "a duration from 1s to 1h, such as 90s, 10m or 1h"
-        guard let value = Double(number), value.isFinite else {
+        // Decimal only, as every number of the command language (`Double(String)` alone also
+        // reads hexadecimal: `for 0x3Cs` previewed a minute).
+        guard let value = CommandLimits.decimal(String(number)) else {
             return .failure(CommandParseError("expected \(expected), got \(InputEcho.quoted(text))"))
         }
         let seconds = value * scale

@@ -26,6 +26,15 @@ struct LineReader {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw WorkloadError("\(path): is a directory, not a trace file")
         }
+        // A trace is read more than once (its format, its check, the replay), so it must be a
+        // file: a pipe (`--workload <(zcat t.gz)`, `/dev/stdin`) was consumed by the first read
+        // and then refused as "the trace has no requests".
+        var status = stat()
+        if stat(path, &status) == 0, status.st_mode & S_IFMT != S_IFREG {
+            throw WorkloadError(
+                "\(path): is a pipe or device, not a regular file; xds reads a trace more than once (its check, then "
+                    + "the replay): save it to a file first")
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw WorkloadError("\(path): cannot open file")
         }

@@ -126,7 +126,9 @@ public struct TraceWorkload: WorkloadSource {
             let start = reader.lineNumber
             do {
                 guard let columns else {
-                    guard let row = try TraceRowParser.parseMooncakeLine(text, maxContext: maxContextTokens, clip: clipsToContext)
+                    // A BOM starts the file only (editors on Windows add one); detection skipped it too.
+                    let line = start == 1 ? text.dropByteOrderMark : text
+                    guard let row = try TraceRowParser.parseMooncakeLine(line, maxContext: maxContextTokens, clip: clipsToContext)
                     else { continue }
                     return (row, start)
                 }

@@ -126,4 +126,19 @@ private func failure(_ line: String) -> String? {
             #expect(OperatorCommand.keywords.contains(String(phrase.split(separator: " ")[0])))
         }
     }
+
+    /// A preview's duration is decimal like every number of the language: `Double(String)` alone
+    /// read `for 0x3Cs` as a minute (and `0x1p6s` as 64 s).
+    @Test func previewDurationsAreDecimal() throws {
+        for text in ["0x3Cs", "0x1p6s", "0x10", "+0x10m"] {
+            guard case .failure(let error) = PreviewRequest.parseDuration(text) else {
+                Issue.record("\(text) was accepted")
+                continue
+            }
+            #expect(error.message.contains("expected a duration from 1s to 1h"), "\(error.message)")
+        }
+        #expect(try PreviewRequest.parseDuration("1.5e1s").get() == 15)
+        #expect(try PreviewRequest.parseDuration("60").get() == 60)
+        #expect(try PreviewRequest.parse("preview drain node 1 for 2.5m").get().duration == 150)
+    }
 }

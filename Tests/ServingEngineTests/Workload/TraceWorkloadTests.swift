@@ -182,11 +182,40 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         #expect(error2.description.hasPrefix("\(second):2: line longer than 1048576 bytes"))
     }
 
+    /// A trace is read more than once, so a pipe or device is refused by name, before anything
+    /// opens it (a FIFO with no writer would block the open): `--workload <(cat t)` and
+    /// `/dev/stdin` were consumed by the format probe and refused as "the trace has no requests".
+    @Test(.timeLimit(.minutes(10))) func pipesAndDevicesAreRefusedByName() throws {
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("xds-fifo-\(UUID().uuidString)").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { try? FileManager.default.removeItem(atPath: fifo) }
+        for path in ["/dev/null", fifo] {
+            let error = try #require(throws: WorkloadError.self) { try TraceWorkload.check(path: path) }
+            #expect(error.description.hasPrefix("\(path): is a pipe or device, not a regular file"), "\(error)")
+            #expect(throws: WorkloadError.self) { try TraceFormat.detect(path: path) }
+        }
+        // A symbolic link to a file is a file.
+        let file = try temporaryTrace(#"{"timestamp": 0, "input_length": 10, "output_length": 2}"# + "\n")
+        let link = file + ".link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: file)
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        #expect(try TraceWorkload.check(path: link).requests == 1)
+    }
+
     @Test func directoriesAndByteOrderMarksAreHandled() throws {
         let dir = FileManager.default.temporaryDirectory.path
         let error = try #require(throws: WorkloadError.self) { try TraceWorkload.check(path: dir) }
         #expect(error.description == "\(dir): is a directory, not a trace file")
         let bom = "\u{FEFF}TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,1,1\n"
         #expect(problem(bom) == nil)
+        // A Mooncake JSONL saved with a BOM (Windows editors): detected as Mooncake and then
+        // refused at its first row ("expected '{'"), with the invisible mark in the message.
+        let row = #"{"timestamp": 0, "input_length": 10, "output_length": 2, "hash_ids": [1]}"#
+        let jsonl = try temporaryTrace("\u{FEFF}\(row)\n\(row)\n")
+        #expect(try TraceWorkload.check(path: jsonl).requests == 2)
+        var replay = try TraceWorkload(path: jsonl)
+        #expect((try replay.next() as RequestSpec?)?.promptTokens == 10)
+        // Only the file's first bytes are a BOM; elsewhere it is a broken line.
+        #expect(problem("\(row)\n\u{FEFF}\(row)\n")?.contains(":2: expected '{'") == true)
     }
 }
