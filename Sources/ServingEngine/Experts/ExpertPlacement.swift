@@ -241,6 +241,15 @@ public struct ExpertPlacement: Sendable, Equatable {
         try hostStart.withUnsafeBufferPointer { starts in try hostDies.withUnsafeBufferPointer { try body(starts, $0) } }
     }
 
+    /// Reads the per-slot arrays (each slot's expert and replica count, parallel to the hosts) in
+    /// place; nil when the placement keeps none (ragged hand-made rows).
+    @inline(__always)
+    func withSlots<R>(_ body: (UnsafeBufferPointer<Int32>, UnsafeBufferPointer<Double>) throws -> R) rethrows -> R? {
+        guard slotExpert.count == hostDies.count, slotReplicas.count == hostDies.count,
+              hostStart.count == layerCount * experts + 1 else { return nil }
+        return try slotExpert.withUnsafeBufferPointer { e in try slotReplicas.withUnsafeBufferPointer { try body(e, $0) } }
+    }
+
     /// Static layout: expert e on die e mod dies; the spare slots copy experts 0, 1, 2, …
     public static func roundRobin(experts: Int, layers: Int, dies: Int, slotsPerDie: Int) -> ExpertPlacement {
         let slots = dies * slotsPerDie
