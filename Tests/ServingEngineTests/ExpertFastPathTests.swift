@@ -131,4 +131,28 @@ import Testing
             }
         }
     }
+
+    /// The planner's insertion sort (elements already in place passed over with one comparison,
+    /// the full sort taking over past its budget) sorts like the standard library, from sorted,
+    /// nearly sorted, reversed and shuffled starts, with ties on the load key broken by id.
+    @Test func nearlySortedSortOrdersLikeTheStandardSort() {
+        var rng = RandomStreams(seed: 23).stream("sort-walk")
+        for trial in 0..<300 {
+            let n = rng.int(in: 0...300)
+            var keys = (0..<n).map { HotterFirst(key: UInt64(rng.int(in: 0...(trial % 2 == 0 ? 20 : 1_000_000))),
+                                                 id: UInt32($0)) }
+            let want = keys.sorted { $0 < $1 }
+            switch trial % 4 {
+            case 0: keys = want
+            case 1:
+                keys = want
+                for _ in 0..<rng.int(in: 0...20) where n > 1 { keys.swapAt(rng.int(in: 0...(n - 1)), rng.int(in: 0...(n - 1))) }
+            case 2: keys = want.reversed()
+            default: for i in stride(from: n - 1, to: 0, by: -1) { keys.swapAt(i, rng.int(in: 0...i)) }
+            }
+            let budget = [0, n, 3 * n, .max][rng.int(in: 0...3)]
+            keys.withUnsafeMutableBufferPointer { HotterFirst.sortNearlySorted($0, movesBudget: budget) }
+            #expect(keys.map(\.id) == want.map(\.id), "trial \(trial)")
+        }
+    }
 }

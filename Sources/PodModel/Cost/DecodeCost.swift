@@ -238,7 +238,8 @@ extension CostModel {
     /// cube cores run the other microbatch's experts).
     /// `context` is the slowest group's (``slowestGroupContext(_:)``), which the step works out once.
     func decodeMoELayer(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
-                        context: Double, shape: DecodeExpertShape) -> DecodeLayer {
+                        context: Double, shape: DecodeExpertShape,
+                        exchange: inout DecodeExchangeMemo) -> DecodeLayer {
         let mb = Double(m), tp = input.attentionTP
         let attentionShare = m > 1 ? constants.attentionStreamCubeShare : 1
         let attentionVector = m > 1 ? constants.attentionStreamVectorShare : 1
@@ -268,10 +269,17 @@ extension CostModel {
         // handled at either end, so the barrier waits for whichever side is busier (system.md §4b:
         // combine absorbs MoE imbalance).
         let interNode = shape.interNode
-        let dispatchTime = max(dispatch(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
+        let tokensPerRank = tokens / Double(tp)
+        let dispatchTime: Double, combineTime: Double
+        if let known = exchange.times(tokensPerRank: tokensPerRank, hotTokens: hotTokens) {
+            (dispatchTime, combineTime) = known
+        } else {
+            dispatchTime = max(dispatch(tokensPerRank: tokensPerRank, destinations: destinations, ep: input.expertDies),
                                messages(hotTokens, bytesPerMessage: terms.dispatchBytesPerToken, interNode: interNode))
-        let combineTime = max(combine(tokensPerRank: tokens / Double(tp), destinations: destinations, ep: input.expertDies),
+            combineTime = max(combine(tokensPerRank: tokensPerRank, destinations: destinations, ep: input.expertDies),
                               messages(hotTokens, bytesPerMessage: terms.combineBytesPerToken, interNode: interNode))
+            exchange.note(tokensPerRank: tokensPerRank, hotTokens: hotTokens, dispatch: dispatchTime, combine: combineTime)
+        }
         let moe = gate + dispatchTime + experts + combineTime
         let layer = m > 1
             ? max(attention + moe, mb * attention, mb * (gate + experts), mb * (dispatchTime + combineTime))
@@ -283,19 +291,23 @@ extension CostModel {
     /// ``decodeMoELayer(_:queryTokens:microbatches:context:)`` averaged over the MoE layers' own load
     /// factors when the input gives them (their sum is the layers' time), else at the single factor.
     func decodeMoELayers(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
-                         context: Double, shape: DecodeExpertShape) -> DecodeLayer {
+                         context: Double, shape: DecodeExpertShape,
+                         exchange: inout DecodeExchangeMemo) -> DecodeLayer {
         guard let factors = input.moeLoadFactorPerLayer, !factors.isEmpty else {
-            return decodeMoELayer(input, queryTokens: q, microbatches: m, context: context, shape: shape)
+            return decodeMoELayer(input, queryTokens: q, microbatches: m, context: context, shape: shape,
+                                  exchange: &exchange)
         }
         // The mean as the first layer plus the mean deviation from it, so that identical layers give
         // exactly the single-factor layer (a balanced placement prices as perfect balance, bit for bit).
         var layer = input
         layer.moeLoadFactor = factors[0]
-        var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape)
+        var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape,
+                                  exchange: &exchange)
         let first = mean, n = Double(factors.count)
         for factor in factors.dropFirst() {
             layer.moeLoadFactor = factor
-            let one = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape)
+            let one = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape,
+                                     exchange: &exchange)
             mean.attention += (one.attention - first.attention) / n
             mean.gateAndExperts += (one.gateAndExperts - first.gateAndExperts) / n
             mean.dispatch += (one.dispatch - first.dispatch) / n
@@ -324,11 +336,42 @@ extension CostModel {
     /// §4b: at small batch one microbatch can win).
     public func decodeStep(_ input: DecodeStepInput) -> DecodeStepCost {
         let shared = decodeStepShared(input)
-        if let m = input.microbatches { return decodeStep(input, microbatches: max(1, min(2, m)), shared: shared) }
-        let one = decodeStep(input, microbatches: 1, shared: shared)
+        var exchange = DecodeExchangeMemo()
+        if let m = input.microbatches {
+            return decodeStep(input, microbatches: max(1, min(2, m)), shared: shared, exchange: &exchange)
+        }
+        let one = decodeStep(input, microbatches: 1, shared: shared, exchange: &exchange)
         guard model.isMoE else { return one }
-        let two = decodeStep(input, microbatches: 2, shared: shared)
+        let two = decodeStep(input, microbatches: 2, shared: shared, exchange: &exchange)
         return two.stepSeconds < one.stepSeconds ? two : one
+    }
+
+    /// The dispatch and combine times of the last candidate layer priced in one decode step, by
+    /// the two figures of theirs that differ between candidates: tokens per rank and the hottest
+    /// expert die's tokens (everything else they read is the step's input and shape). With MTP,
+    /// the one-microbatch draft layer (r requests × 1 token) and the two-microbatch verify layer
+    /// (r/2 × 2) send the same tokens, exactly: halving and doubling are exact. The verify layer
+    /// then reuses the draft's times, bit for bit (issue 12: one of a step's four exchanges,
+    /// 158 k decode steps in a Mooncake hour). Lives for one ``decodeStep(_:)`` call.
+    struct DecodeExchangeMemo {
+        private var tokensPerRank: UInt64?
+        private var hotTokens: UInt64 = 0
+        private var dispatch = 0.0
+        private var combine = 0.0
+
+        /// The times noted for these figures (compared bit for bit), if they are the last noted.
+        @inline(__always)
+        func times(tokensPerRank t: Double, hotTokens h: Double) -> (Double, Double)? {
+            tokensPerRank == t.bitPattern && hotTokens == h.bitPattern ? (dispatch, combine) : nil
+        }
+
+        @inline(__always)
+        mutating func note(tokensPerRank t: Double, hotTokens h: Double, dispatch d: Double, combine c: Double) {
+            tokensPerRank = t.bitPattern
+            hotTokens = h.bitPattern
+            dispatch = d
+            combine = c
+        }
     }
 
     /// The parts of a decode step that do not depend on its microbatches, worked out once for
@@ -371,9 +414,11 @@ extension CostModel {
                                 draftSampling: sampling(tokens: b), shape: decodeExpertShapeIfMoE(input))
     }
 
-    func decodeStep(_ input: DecodeStepInput, microbatches m: Int, shared: DecodeStepShared) -> DecodeStepCost {
+    func decodeStep(_ input: DecodeStepInput, microbatches m: Int, shared: DecodeStepShared,
+                    exchange: inout DecodeExchangeMemo) -> DecodeStepCost {
         let mtpOn = shared.mtpOn, q = shared.q
-        let verify = decodeMoELayers(input, queryTokens: q, microbatches: m, context: shared.context, shape: shared.shape)
+        let verify = decodeMoELayers(input, queryTokens: q, microbatches: m, context: shared.context, shape: shared.shape,
+                                     exchange: &exchange)
         let moeLayers = Double(model.moeLayers)
         var other = shared.otherBeforeDraft
         var graphs = 1.0
@@ -381,7 +426,7 @@ extension CostModel {
             // The MTP module: project [embedding; hidden], one MoE layer, its own LM head and
             // sampling, once per draft token; it runs as a second graph.
             let draft = decodeMoELayers(input, queryTokens: 1, microbatches: m, context: shared.context,
-                                        shape: shared.shape)
+                                        shape: shared.shape, exchange: &exchange)
             other += Double(input.mtpDrafts) * (draft.layer + shared.draftProjection + shared.draftLMHead + shared.draftSampling)
             graphs += 1
         }

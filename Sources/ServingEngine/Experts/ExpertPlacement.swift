@@ -241,6 +241,15 @@ public struct ExpertPlacement: Sendable, Equatable {
         try hostStart.withUnsafeBufferPointer { starts in try hostDies.withUnsafeBufferPointer { try body(starts, $0) } }
     }
 
+    /// Reads the per-slot arrays (each slot's expert and replica count, parallel to the hosts) in
+    /// place; nil when the placement keeps none (ragged hand-made rows).
+    @inline(__always)
+    func withSlots<R>(_ body: (UnsafeBufferPointer<Int32>, UnsafeBufferPointer<Double>) throws -> R) rethrows -> R? {
+        guard slotExpert.count == hostDies.count, slotReplicas.count == hostDies.count,
+              hostStart.count == layerCount * experts + 1 else { return nil }
+        return try slotExpert.withUnsafeBufferPointer { e in try slotReplicas.withUnsafeBufferPointer { try body(e, $0) } }
+    }
+
     /// Static layout: expert e on die e mod dies; the spare slots copy experts 0, 1, 2, …
     public static func roundRobin(experts: Int, layers: Int, dies: Int, slotsPerDie: Int) -> ExpertPlacement {
         let slots = dies * slotsPerDie
@@ -853,19 +862,29 @@ struct HotterFirst {
 
     /// Insertion sort of the whole buffer; gives up (returns false, the buffer a permutation of
     /// what it was) once it has moved more than `movesBudget` elements.
+    ///
+    /// An element already after its predecessor is passed over with one comparison, no write and
+    /// no budget update (issue 12: most elements of a nearly sorted layer stay where they are;
+    /// writing them back and counting zero moves was half of the sort's instructions).
     @inline(__always)
     private static func insertionSort(_ a: UnsafeMutableBufferPointer<HotterFirst>, movesBudget: Int = .max) -> Bool {
         var moves = 0
-        for i in 1..<a.count {
+        var i = 1
+        while i < a.count {
             let x = a[i]
-            var j = i - 1
-            while j >= 0, x < a[j] {
-                a[j + 1] = a[j]
-                j -= 1
+            guard x < a[i &- 1] else {
+                i &+= 1
+                continue
             }
-            a[j + 1] = x
-            moves += i - 1 - j
+            var j = i &- 1
+            repeat {
+                a[j &+ 1] = a[j]
+                j &-= 1
+            } while j >= 0 && x < a[j]
+            a[j &+ 1] = x
+            moves &+= i &- 1 &- j
             if moves > movesBudget { return false }
+            i &+= 1
         }
         return true
     }
