@@ -32,10 +32,7 @@ struct AdminPreviewTests {
         defer { _ = host.stop() }
         let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
                                link: host, backend: host)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            let port = try await server.boundPort()
-            let base = URL(string: "http://127.0.0.1:\(port)")!
+        try await whileServing(server) { _, base in
             try await Task.sleep(for: .milliseconds(100))
 
             let (status, body) = try await Self.post(base, ["command": "drain node 1", "duration": "1m"], token: "tok")
@@ -79,18 +76,15 @@ struct AdminPreviewTests {
             guard case .success(let result) = first
             else {
                 Issue.record("remote preview refused")
-                group.cancelAll()
                 return
             }
             #expect(result.command == "drain node 0" && result.durationSeconds == 30 && result.wallSeconds > 0)
             let second = try await offPool { remote.preview(commandLine: "preview drain node 999", progress: { _ in }) }
             guard case .failure(let refusal) = second else {
                 Issue.record("remote preview of a rejected command was not refused")
-                group.cancelAll()
                 return
             }
             #expect(refusal.message.contains("would reject"))
-            group.cancelAll()
         }
     }
 
@@ -132,10 +126,7 @@ struct AdminPreviewTests {
     @Test func aClientThatHangsUpFreesItsPreviewsPlace() async throws {
         let (host, server) = try Self.onePreviewAtATime()
         defer { _ = host.stop() }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            let port = try await server.boundPort()
-            let base = URL(string: "http://127.0.0.1:\(port)")!
+        try await whileServing(server) { port, base in
             let leaving = try await Self.takeThePlace(port: port, base: base)
             leaving.close()
             let hungUp = ContinuousClock.now
@@ -146,7 +137,6 @@ struct AdminPreviewTests {
             }
             #expect(status == 200, "the place of a preview whose client left was not freed")
             #expect(ContinuousClock.now - hungUp < .seconds(20))
-            group.cancelAll()
         }
     }
 

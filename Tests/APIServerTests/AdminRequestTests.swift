@@ -36,10 +36,7 @@ struct AdminRequestTests {
         #expect(host.send(commandLine: "pause").accepted)
         let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
                                link: host, backend: host)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            let port = try await server.boundPort()
-            let base = URL(string: "http://127.0.0.1:\(port)")!
+        try await whileServing(server) { _, base in
             try await Task.sleep(for: .milliseconds(100))
             let inFlight = host.latestSnapshot().requests.inFlight
 
@@ -79,11 +76,9 @@ struct AdminRequestTests {
             #expect(try remoteDetail.get() == host.requestDetail(id: id).get())
             guard case .failure(let refusal) = try await offPool({ remote.requestDetail(id: 99_999_999) }) else {
                 Issue.record("an unknown request was found")
-                group.cancelAll()
                 return
             }
             #expect(refusal.notFound)
-            group.cancelAll()
         }
     }
 }

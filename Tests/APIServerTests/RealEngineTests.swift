@@ -20,10 +20,7 @@ struct RealEngineTests {
         host.start()
         defer { host.stop() }
         let server = APIServer(configuration: .init(adminToken: "t"), link: host, backend: host)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            let port = try await server.boundPort()
-            let base = URL(string: "http://127.0.0.1:\(port)")!
+        try await whileServing(server) { _, base in
             func post(_ body: [String: Any]) async throws -> (Int, Data) {
                 var request = URLRequest(url: base.appendingPathComponent("v1/chat/completions"))
                 request.httpMethod = "POST"
@@ -52,7 +49,6 @@ struct RealEngineTests {
                 .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
             #expect(successes == 2)
             #expect(await eventually { host.latestSnapshot().requests.completed == 2 })
-            group.cancelAll()
         }
     }
 }

@@ -19,10 +19,8 @@ struct RemoteLinkTests {
         }
         let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
                                link: engineSide, backend: FakeCompletionBackend())
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            let port = try await server.boundPort()
-            let remote = RemoteEngineLink(baseURL: URL(string: "http://127.0.0.1:\(port)")!, token: "tok")
+        try await whileServing(server) { _, base in
+            let remote = RemoteEngineLink(baseURL: base, token: "tok")
             remote.start()
             defer { remote.stop() }
             #expect(await eventually { remote.latestSnapshot() == engineSide.latestSnapshot() })
@@ -33,14 +31,13 @@ struct RemoteLinkTests {
             let refused = try await offPool { remote.send(commandLine: "drain nod 5") }
             #expect(!refused.accepted)
             #expect(engineSide.receivedCommands == ["drain node 5"])
-            let wrong = RemoteEngineLink(baseURL: URL(string: "http://127.0.0.1:\(port)")!, token: "nope")
+            let wrong = RemoteEngineLink(baseURL: base, token: "nope")
             wrong.start()
             defer { wrong.stop() }
             #expect(await eventually { wrong.latestSnapshot().linkStatus?.contains("wrong admin token") == true })
             let unauthorised = try await offPool { wrong.send(commandLine: "drain node 6") }
             #expect(!unauthorised.accepted)
             #expect(engineSide.receivedCommands == ["drain node 5"])
-            group.cancelAll()
         }
     }
 }

@@ -87,10 +87,8 @@ struct PreviewCancelTests {
         defer { _ = host.stop() }
         let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
                                link: host, backend: host)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            let port = try await server.boundPort()
-            let remote = RemoteEngineLink(baseURL: URL(string: "http://127.0.0.1:\(port)")!, token: "tok")
+        try await whileServing(server) { _, base in
+            let remote = RemoteEngineLink(baseURL: base, token: "tok")
             try await Task.sleep(for: .milliseconds(100))
             #expect(try await Self.startAndCancel(link: remote, seconds: 5), "the link still waits after Esc")
             // The server notices the hang-up and stops the fork within a slice: a place again.
@@ -101,7 +99,6 @@ struct PreviewCancelTests {
                 try await Task.sleep(for: .milliseconds(100))
             }
             if case .failure(let refusal) = answer { Issue.record("the place was never freed: \(refusal.message)") }
-            group.cancelAll()
         }
     }
 }
