@@ -65,6 +65,10 @@ struct AdminTests {
             #expect(error["message"] as? String == reason["message"] as? String)
             #expect(error["type"] as? String == "invalid_request_error")
             #expect(error["param"] as? String == "command" && error["code"] as? String == "command_rejected")
+            // Keys sorted (the project's one writer configuration): the same answer is the same
+            // bytes in every process.
+            #expect(rejected.text.hasPrefix(#"{"accepted":false,"error":{"code":"command_rejected","message":"#),
+                    "\(rejected.text)")
             #expect(body["error"] == nil, "an applied command carries no error")
             #expect(server.link.receivedCommands == ["drain node 1", "drain nod 1"])
 

@@ -114,11 +114,12 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// JSON for the admin API. Snapshots may hold non-finite numbers (an imbalance over an idle pod);
 /// plain JSON has none, so they are written as the strings "NaN", "Infinity", "-Infinity" — a
-/// remote console decodes with the matching `nonConformingFloatDecodingStrategy`.
+/// remote console decodes with the matching `nonConformingFloatDecodingStrategy`. Otherwise the
+/// project's one writer configuration (``JSONOutput``): keys sorted, so the same answer is the same
+/// bytes in every process (Linux's encoder follows dictionary order, which changes between runs).
 enum AdminWire {
     static func encoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        let encoder = JSONOutput.encoder()
         encoder.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         return encoder
