@@ -30,6 +30,13 @@ public enum TraceFormat: String, Sendable, Equatable {
             let bytes = line.dropByteOrderMark
             let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
             if text.isEmpty { continue }
+            // Classic Mac line endings: the whole file reads as one line, which would be refused
+            // as an unknown format or a broken first row without saying why.
+            if (bytes.last == 0x0D ? bytes.dropLast() : bytes).contains(0x0D) {
+                throw WorkloadError(
+                    "\(path):\(reader.lineNumber): lines end in a bare carriage return (classic Mac line endings); "
+                        + "convert them to newlines first, e.g. tr '\\r' '\\n' < IN > OUT")
+            }
             if text.hasPrefix("{"), text.contains("\"input_length\"") { return (.mooncake, nil) }
             if case .fields(let fields)? = try? CSVRecord.split(bytes), let columns = CSVColumns(header: fields) {
                 return (columns.format, columns)

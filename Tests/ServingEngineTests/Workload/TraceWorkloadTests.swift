@@ -218,4 +218,15 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         // Only the file's first bytes are a BOM; elsewhere it is a broken line.
         #expect(problem("\(row)\n\u{FEFF}\(row)\n")?.contains(":2: expected '{'") == true)
     }
+
+    /// A file with classic Mac line endings (bare CR) reads as one line: it is refused by saying
+    /// so, in either format, while CRLF files replay.
+    @Test func bareCarriageReturnsAreNamed() throws {
+        let row = #"{"timestamp": 0, "input_length": 10, "output_length": 2, "hash_ids": [1]}"#
+        for text in ["\(row)\r\(row)\r", "TIMESTAMP,ContextTokens,GeneratedTokens\r2023-11-16 18:17:03,1,1\r"] {
+            #expect(problem(text)?.contains(":1: lines end in a bare carriage return") == true, "\(problem(text) ?? "accepted")")
+        }
+        #expect(problem("\(row)\r\n\(row)\r\n") == nil)
+        #expect(problem("TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:03,1,1\r\n") == nil)
+    }
 }
