@@ -90,6 +90,9 @@ extension ServingEngine {
         return kv
     }
 
+    /// Every NPU's role, TE, groups, load and KV. Its `draining` flag is left to ``snapshot()``,
+    /// which sets it from the nodes' drain progress (a per-group flag computed here was always
+    /// overwritten there).
     func npuStatuses(dieLoads: [Double]? = nil) -> [NPUStatus] {
         let (roles, owner) = npuLayout()
         let perNPU = topology.npusPerNode
@@ -107,15 +110,11 @@ extension ServingEngine {
             for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
                 let seats = instance.decode?.slots[g] ?? 0
                 let inFlight = seats + (instance.prefill?.queues[g].count ?? 0), usage = instance.dp[g].kv.usage
-                // Still draining while a request holds KV there, and (as ever) while an HBM mask does.
-                let draining = !cluster.isPlaceable(te: index, group: g)
-                    && (seats > 0 || kvStore.holdsKV(GroupRef(te: index, group: g), in: instance.dp[g].kv))
                 for npu in cluster.npus(of: index, group: g) where npu < statuses.count {
                     statuses[npu].dpGroups.append(g)
                     statuses[npu].requestsInFlight += inFlight
                     kvShare[npu].used += usage
                     kvShare[npu].groups += 1
-                    if draining { statuses[npu].draining = true }
                 }
             }
         }

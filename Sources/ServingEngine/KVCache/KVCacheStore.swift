@@ -203,9 +203,6 @@ final class KVCacheStore {
     /// Requests holding KV in group `g`, whose manager is `kv`: its sequences less the masks.
     func requestsHoldingKV(_ g: GroupRef, in kv: KVBlockManager) -> Int { kv.liveRequests - maskCount(g) }
 
-    /// Whether anything holds blocks in group `g` (`kv`): a request or a mask.
-    func holdsKV(_ g: GroupRef, in kv: KVBlockManager) -> Bool { requestsHoldingKV(g, in: kv) > 0 || maskCount(g) > 0 }
-
     /// A mask sits in the group's manager as a sequence of its own, under an id no request has
     /// (request ids are non-negative), one per fault.
     private static func maskHolder(fault id: Int) -> Int { Int.min + id }

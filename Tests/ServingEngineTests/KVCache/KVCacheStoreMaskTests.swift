@@ -61,16 +61,16 @@ import Testing
         #expect(other.freeBlocks == 10 && kvs.maskedGroup(fault: 4) == group)
     }
 
-    /// A drained group still shows work while only a mask holds blocks there (the snapshot's
-    /// `draining`), while it holds no request (a drain's `releasedByDrain`).
-    @Test func aMaskedGroupHoldsKVButNoRequest() {
+    /// A mask holds blocks but is no request: a drained group left holding only a mask is
+    /// released (a drain's `releasedByDrain` counts requests, not masks).
+    @Test func aMaskedGroupHoldsBlocksButNoRequest() {
         let kvs = store()
         var kv = kvs.makeGroupCache(blocks: 10)
-        #expect(!kvs.holdsKV(group, in: kv))
+        #expect(kvs.maskCount(group) == 0 && kv.liveRequests == 0)
         kvs.mask(group, tokens: 16, fault: 9, in: &kv)
-        #expect(kvs.holdsKV(group, in: kv) && kvs.requestsHoldingKV(group, in: kv) == 0)
+        #expect(kvs.maskCount(group) == 1 && kv.liveRequests == 1 && kvs.requestsHoldingKV(group, in: kv) == 0)
         kvs.unmask(fault: 9, in: &kv)
-        #expect(!kvs.holdsKV(group, in: kv))
+        #expect(kvs.maskCount(group) == 0 && kv.liveRequests == 0 && kv.freeBlocks == 10)
     }
 
     @Test func aCopyKeepsItsOwnMasks() {
