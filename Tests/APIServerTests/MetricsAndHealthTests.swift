@@ -73,7 +73,9 @@ struct MetricsAndHealthTests {
 
     /// The only test that touches the process-wide MetricsSystem (it can be bootstrapped once).
     @Test func hummingbirdHTTPMetricsJoinOnceBootstrapped() async throws {
-        try await LiveServer.with { server in
+        // A slow backend: a whole-response completion is still computing when its client leaves.
+        let backend = FakeCompletionBackend(outputTokens: 2_000, tokenInterval: .milliseconds(2))
+        try await LiveServer.with(backend: backend) { server in
             #expect(server.api.bootstrapMetricsSystem())
             #expect(!server.api.bootstrapMetricsSystem())
             #expect(try await server.get("/v1/models").status == 200)
@@ -90,6 +92,21 @@ struct MetricsAndHealthTests {
             #expect(errors.sum("hb_requests", containing: [#"status_code="400""#]) >= 1)
             #expect(errors.sum("hb_requests", containing: [#"status_code="500""#]) == 0)
             #expect(errors.sum("hb_errors") == 0 && errors.sum("hb_request_errors") == 0)
+            // A client that hangs up is counted as 499 (client closed request), not as a 500.
+            let leaving = try RawConnection(port: server.port)
+            leaving.post("/v1/completions", json: #"{"prompt": "hi", "max_tokens": 2000}"#)
+            #expect(await eventually { backend.inFlightCount == 1 })
+            leaving.close()
+            #expect(await eventually { backend.cancelledIDs.count == 1 })
+            var closed = 0.0
+            for _ in 0..<200 where closed < 1 {
+                let m = PrometheusText(try await server.get("/metrics").text)
+                closed = m.sum("hb_requests", containing: ["/v1/completions", #"status_code="499""#])
+                if closed < 1 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(closed >= 1, "the hang-up was not counted as 499")
+            let after = PrometheusText(try await server.get("/metrics").text)
+            #expect(after.sum("hb_requests", containing: [#"status_code="500""#]) == 0)
         }
     }
 

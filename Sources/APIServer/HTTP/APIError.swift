@@ -48,6 +48,13 @@ struct APIError: Error, Sendable, Equatable {
             code: "not_found")
     }
 
+    /// The request's task was cancelled because its client hung up (or the server is stopping):
+    /// nobody reads this answer, but the HTTP metrics see its status. nginx's 499 "client closed
+    /// request", not a 500: a client that leaves is not a server error.
+    static let clientClosedRequest = APIError(
+        status: .init(code: 499, reasonPhrase: "Client Closed Request"), message: "client closed the request",
+        type: "invalid_request_error", param: nil, code: "client_closed_request")
+
     static let internalError = APIError(
         status: .internalServerError, message: "internal server error", type: "server_error", param: nil,
         code: nil)
@@ -153,6 +160,8 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return error.response
+        } catch is CancellationError {
+            return APIError.clientClosedRequest.response
         } catch let error as HTTPError where error.status == .notFound {
             return APIError.routeNotFound(request.method, request.uri.path).response
         } catch let error as HTTPError where error.status == .contentTooLarge {

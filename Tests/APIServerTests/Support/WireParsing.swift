@@ -33,7 +33,9 @@ struct PrometheusText {
     var types: [String: String] = [:]
 
     init(_ text: String) {
-        let sample = #/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/#
+        // Label values are quoted and may hold any character, `}` included (the route
+        // `/v1/models/{id}`), with `\\`, `\"` and `\n` escaped.
+        let sample = #/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/#
         for line in text.split(separator: "\n") {
             if line.hasPrefix("# TYPE ") {
                 let parts = line.split(separator: " ")
