@@ -1,5 +1,6 @@
 import APIServer
-import EngineRuntime
+@testable import EngineRuntime
+import Synchronization
 import Foundation
 import ServingEngine
 import Testing
@@ -105,18 +106,20 @@ struct AdminPreviewTests {
     }
 
     /// Posts an hour at 300 requests/s (over 40 s of work in a debug build, were it run to the end)
-    /// on a raw connection, and waits until it holds the one place: a short preview asked before it
-    /// computes runs itself, one asked after is refused 503. The caller closes the connection.
-    static func takeThePlace(port: Int, base: URL) async throws -> RawConnection {
+    /// on a raw connection, and waits until it holds the one place (the host counts it as
+    /// computing); a short preview is then refused 503. The caller closes the connection.
+    /// (Probing the place with short previews raced: on a loaded machine a short one could reach
+    /// the host first, and the long one was refused instead.)
+    static func takeThePlace(port: Int, base: URL, host: EngineHost) async throws -> RawConnection {
         let body = #"{"command": "rate 300", "duration": "1h"}"#
         let connection = try RawConnection(port: port)
         connection.write(raw: "POST /admin/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer tok\r\n"
             + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-        var busy = 0
-        for _ in 0..<100 where busy != 503 {
-            try await Task.sleep(for: .milliseconds(50))
-            (busy, _) = try await post(base, shortPreview, token: "tok")
+        let posted = ContinuousClock.now
+        while host.previewsRunning.load(ordering: .acquiring) == 0, ContinuousClock.now - posted < .seconds(30) {
+            try await Task.sleep(for: .milliseconds(20))
         }
+        let (busy, _) = try await post(base, shortPreview, token: "tok")
         #expect(busy == 503, "the long preview never took the place")
         return connection
     }
@@ -127,7 +130,7 @@ struct AdminPreviewTests {
         let (host, server) = try Self.onePreviewAtATime()
         defer { _ = host.stop() }
         try await whileServing(server) { port, base in
-            let leaving = try await Self.takeThePlace(port: port, base: base)
+            let leaving = try await Self.takeThePlace(port: port, base: base, host: host)
             leaving.close()
             let hungUp = ContinuousClock.now
             var status = 503
@@ -150,7 +153,7 @@ struct AdminPreviewTests {
             group.addTask { try await server.run() }
             let port = try await server.boundPort()
             let base = URL(string: "http://127.0.0.1:\(port)")!
-            let waiting = try await Self.takeThePlace(port: port, base: base)
+            let waiting = try await Self.takeThePlace(port: port, base: base, host: host)
             defer { waiting.close() }
             stopped = ContinuousClock.now
             group.cancelAll()
