@@ -27,6 +27,7 @@ public enum ConsoleUpdate {
         case .mouse(let event):
             handleMouse(event, &s)
         case .key(let key):
+            s.keysSinceClock += 1
             handleKey(key, &s, &effects)
         case .preview(let update):
             PreviewKeys.absorb(update, &s)
@@ -34,6 +35,8 @@ public enum ConsoleUpdate {
             RequestPaging.absorb(message, &s)
         case .clock(let wall):
             s.wallNow = wall
+            if s.keysSinceClock == 0 { s.pasteGuard = false }
+            s.keysSinceClock = 0
             // A status set before the first clock (the start hint) starts fading now.
             if s.status != nil && s.statusSince == nil { s.statusSince = wall }
             if let status = s.status, let since = s.statusSince,
@@ -135,6 +138,14 @@ public enum ConsoleUpdate {
         }
         if s.faultMenu != nil {
             handleFaultMenu(key, &s, &effects)
+            return
+        }
+        // Hotkeys only: an overlay the command opened (a preview) still takes Esc.
+        if s.pasteGuard && key != .char(":") {
+            s.pastedKeysIgnored += 1
+            let after = s.history.last.map { " after '\($0)'" } ?? ""
+            s.status = StatusLine(
+                "ignored \(s.pastedKeysIgnored) keys pasted\(after): one command per Enter", isError: true)
             return
         }
         switch key {
