@@ -98,4 +98,16 @@ import XDSTestSupport
         #expect(line[..<rate.lowerBound].hasSuffix("  "), "\(line)")
         #expect(line.contains("next 0:11:40 rate 25.4"), "\(line)")
     }
+
+    /// Resized to a sliver (10×3, 12×1): the wrapped sentence was cut before the size needed.
+    /// A shorter form is used when the sentence does not fit; the full one where it does.
+    @Test(arguments: [(10, 3), (20, 2), (12, 1), (7, 2), (30, 8), (79, 24)])
+    func sliverTerminalStillNamesTheSizeNeeded(size: (Int, Int)) {
+        let (w, h) = size
+        let lines = ConsoleScreen.render(
+            ConsoleState(width: w, height: h), SnapshotFixtures.superpod, theme: .builtinDark, width: w, height: h
+        ).lines
+        #expect(lines.count == h && lines.allSatisfy { $0.count <= w })
+        #expect(lines.joined(separator: " ").contains("80×24"), "\(w)×\(h): \(lines)")
+    }
 }

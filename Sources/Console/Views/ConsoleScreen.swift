@@ -12,9 +12,16 @@ public enum ConsoleScreen {
     ) -> CellBuffer {
         var b = CellBuffer(width: width, height: height)
         if width < ConsoleState.minimumWidth || height < ConsoleState.minimumHeight {
-            // Wrapped, so the size needed shows however narrow the terminal is.
-            let message = "Terminal \(width)×\(height) is too small: the console needs at least 80×24."
-            for (i, line) in DetailOverlays.wrap(message, width: width).enumerated() where i < height {
+            // Wrapped, so the size needed shows however narrow the terminal is; shorter forms when
+            // even that does not fit (at 10×3 the wrapped sentence stopped before "80×24").
+            let messages = [
+                "Terminal \(width)×\(height) is too small: the console needs at least 80×24.",
+                "too small: needs 80×24", "needs 80×24", "80×24",
+            ]
+            let lines =
+                messages.lazy.map { DetailOverlays.wrap($0, width: width) }.first { $0.count <= height }
+                ?? DetailOverlays.wrap(messages.last!, width: width)
+            for (i, line) in lines.enumerated() where i < height {
                 b.put(line, x: 0, y: i, style: .warn)
             }
             return b
