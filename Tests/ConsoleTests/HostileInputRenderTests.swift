@@ -110,4 +110,22 @@ import XDSTestSupport
         #expect(lines.count == h && lines.allSatisfy { $0.count <= w })
         #expect(lines.joined(separator: " ").contains("80×24"), "\(w)×\(h): \(lines)")
     }
+
+    /// Space to resume: the header said "▶ 1× (≈0.0×)" until a new second was measured,
+    /// because the next (running) snapshot matched the toggled state and kept the paused 0.
+    @Test func resumeBySpaceDoesNotClaimZeroSpeed() {
+        var state = ConsoleUpdate.update(primedState(width: 200, height: 60), .clock(wallSeconds: 10)).0
+        var paused = SnapshotFixtures.superpod
+        paused.paused = true
+        paused.speed = 1
+        state = ConsoleUpdate.update(state, .tick(paused)).0
+        #expect(state.achievedSpeed == 0)
+        state = drive(state, FakeEngineLink(), keys: [.char(" ")])
+        var running = paused
+        running.paused = false
+        state = ConsoleUpdate.update(ConsoleUpdate.update(state, .clock(wallSeconds: 10.5)).0, .tick(running)).0
+        let header = ConsoleScreen.render(state, running, theme: .builtinDark, width: 200, height: 60).lines[0]
+        #expect(!header.contains("≈0.0×"), "\(header)")
+        #expect(header.contains("▶ 1×"))
+    }
 }

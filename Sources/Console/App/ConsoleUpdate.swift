@@ -186,6 +186,10 @@ public enum ConsoleUpdate {
         case .char(" "):
             effects.append(.send(commandLine: s.paused ? "resume" : "pause"))
             s.paused.toggle()
+            // The pace follows the optimistic toggle: otherwise the next running snapshot matched
+            // s.paused, kept the paused 0 and the header said "▶ 1× (≈0.0×)" for a second.
+            s.pacingSamples = []
+            s.achievedSpeed = s.paused ? 0 : nil
         case .char("+"), .char("="): changeSpeed(faster: true, &s, &effects)
         case .char("-"), .char("_"): changeSpeed(faster: false, &s, &effects)
         case .char("t"): s.themeIndex += 1
