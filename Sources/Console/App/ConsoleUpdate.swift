@@ -27,6 +27,7 @@ public enum ConsoleUpdate {
         case .mouse(let event):
             handleMouse(event, &s)
         case .key(let key):
+            s.keysSinceClock += 1
             handleKey(key, &s, &effects)
         case .preview(let update):
             PreviewKeys.absorb(update, &s)
@@ -34,6 +35,8 @@ public enum ConsoleUpdate {
             RequestPaging.absorb(message, &s)
         case .clock(let wall):
             s.wallNow = wall
+            if s.keysSinceClock == 0 { s.pasteGuard = false }
+            s.keysSinceClock = 0
             // A status set before the first clock (the start hint) starts fading now.
             if s.status != nil && s.statusSince == nil { s.statusSince = wall }
             if let status = s.status, let since = s.statusSince,
@@ -137,6 +140,14 @@ public enum ConsoleUpdate {
             handleFaultMenu(key, &s, &effects)
             return
         }
+        // Hotkeys only: an overlay the command opened (a preview) still takes Esc.
+        if s.pasteGuard && key != .char(":") {
+            s.pastedKeysIgnored += 1
+            let after = s.history.last.map { " after '\($0)'" } ?? ""
+            s.status = StatusLine(
+                "ignored \(s.pastedKeysIgnored) keys pasted\(after): one command per Enter", isError: true)
+            return
+        }
         switch key {
         case .char(let c) where ("1"..."6").contains(c):
             s.view = ConsoleView(rawValue: Int(String(c))!)!
@@ -175,6 +186,10 @@ public enum ConsoleUpdate {
         case .char(" "):
             effects.append(.send(commandLine: s.paused ? "resume" : "pause"))
             s.paused.toggle()
+            // The pace follows the optimistic toggle: otherwise the next running snapshot matched
+            // s.paused, kept the paused 0 and the header said "▶ 1× (≈0.0×)" for a second.
+            s.pacingSamples = []
+            s.achievedSpeed = s.paused ? 0 : nil
         case .char("+"), .char("="): changeSpeed(faster: true, &s, &effects)
         case .char("-"), .char("_"): changeSpeed(faster: false, &s, &effects)
         case .char("t"): s.themeIndex += 1

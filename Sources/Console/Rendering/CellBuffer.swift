@@ -64,10 +64,38 @@ public struct CellBuffer: Sendable, Equatable {
         return cx
     }
 
-    /// `ch`, or `?` when any scalar of it is a control character a terminal would act on.
+    /// `ch`, or `?` when a terminal would not give it exactly one column: a control character
+    /// (C0 such as ESC or newline, DEL, C1) it would act on, a wide one (CJK, emoji) that takes
+    /// two, or a lone zero-width one (a combining mark, ZWSP). Each cell is drawn at its own
+    /// column, so a wide character's second half was overwritten by the next cell and the rest
+    /// of the line shifted or left half-glyphs behind (`:` typed 你好 or 🚀, a name from a file).
     static func printable(_ ch: Character) -> Character {
         if let ascii = ch.asciiValue { return ascii < 0x20 || ascii == 0x7F ? "?" : ch }
-        return ch.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) } ? "?" : ch
+        let scalars = ch.unicodeScalars
+        if scalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) { return "?" }
+        guard let first = scalars.first else { return "?" }
+        // Latin, Greek, Cyrillic and the console's own glyphs (box drawing, blocks, arrows) are
+        // one column; only the rest needs the tables.
+        if first.value < 0x300 || (0x2500...0x259F).contains(first.value) { return ch }
+        return isSingleColumn(first) && !scalars.contains("\u{FE0F}") ? ch : "?"
+    }
+
+    /// East Asian Wide and Fullwidth blocks (UAX #11) that are not emoji.
+    private static let wideRanges: [ClosedRange<UInt32>] = [
+        0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF,
+        0xA000...0xA4CF, 0xA960...0xA97F, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE10...0xFE19,
+        0xFE30...0xFE6F, 0xFF00...0xFF60, 0xFFE0...0xFFE6, 0x16FE0...0x18CFF, 0x1B000...0x1B2FF,
+        0x1F200...0x1F2FF, 0x20000...0x3FFFD,
+    ]
+
+    private static func isSingleColumn(_ scalar: Unicode.Scalar) -> Bool {
+        let p = scalar.properties
+        if p.isEmojiPresentation { return false }
+        switch p.generalCategory {
+        case .nonspacingMark, .enclosingMark, .format: return false
+        default: break
+        }
+        return !wideRanges.contains { $0.contains(scalar.value) }
     }
 
     /// Fills a rectangle with one cell.

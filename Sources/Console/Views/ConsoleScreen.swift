@@ -12,9 +12,16 @@ public enum ConsoleScreen {
     ) -> CellBuffer {
         var b = CellBuffer(width: width, height: height)
         if width < ConsoleState.minimumWidth || height < ConsoleState.minimumHeight {
-            // Wrapped, so the size needed shows however narrow the terminal is.
-            let message = "Terminal \(width)×\(height) is too small: the console needs at least 80×24."
-            for (i, line) in DetailOverlays.wrap(message, width: width).enumerated() where i < height {
+            // Wrapped, so the size needed shows however narrow the terminal is; shorter forms when
+            // even that does not fit (at 10×3 the wrapped sentence stopped before "80×24").
+            let messages = [
+                "Terminal \(width)×\(height) is too small: the console needs at least 80×24.",
+                "too small: needs 80×24", "needs 80×24", "80×24",
+            ]
+            let lines =
+                messages.lazy.map { DetailOverlays.wrap($0, width: width) }.first { $0.count <= height }
+                ?? DetailOverlays.wrap(messages.last!, width: width)
+            for (i, line) in lines.enumerated() where i < height {
                 b.put(line, x: 0, y: i, style: .warn)
             }
             return b
@@ -49,6 +56,10 @@ public enum ConsoleScreen {
 
     // MARK: header
 
+    /// Blanks kept between the title and the rate: with one, a scenario's next step ran into
+    /// the arrival rate ("next 0:00:45 rate 25.4 25.2 req/s" read as one figure).
+    static let titleGap = 2
+
     static func header(_ b: inout CellBuffer, _ state: ConsoleState, _ s: Snapshot) {
         let bar = Style(fg: .header)
         b.fill(Rect(x: 0, y: 0, width: b.width, height: 2), with: Cell(character: " ", style: bar))
@@ -66,11 +77,11 @@ public enum ConsoleScreen {
             let next = scenario.steps.first { $0.at > s.simTime }
             let step = next.map { "next \(Format.clock($0.at)) \($0.command)" } ?? "all steps done"
             // The next step matters more than the name: the name goes first when room is short.
-            let room = b.width - right.count - x - 1
+            let room = b.width - right.count - x - Self.titleGap
             title = " scenario: \(scenario.name) · \(step)"
             if title.count > room { title = " scenario · \(step)" }
         }
-        let room = b.width - right.count - x - 1
+        let room = b.width - right.count - x - Self.titleGap
         if title.count > room { title = room > 1 ? String(title.prefix(room - 1)) + "…" : "" }
         x = b.put(title, x: x, y: 0, style: bar)
         b.put(
@@ -178,7 +189,12 @@ public enum ConsoleScreen {
         }
         if let prompt = state.prompt {
             let lead = prompt.purpose == .command ? ":" : "/"
-            let x = b.put(lead + prompt.text, x: 0, y: y, style: .text)
+            // A line wider than the screen shows its end, where the typing happens (as a shell
+            // does): clipped at the right edge, the cursor and the last words were off-screen.
+            var shown = prompt.text
+            let room = b.width - 2  // the lead and the cursor
+            if shown.count > room { shown = "…" + String(shown.suffix(max(0, room - 1))) }
+            let x = b.put(lead + shown, x: 0, y: y, style: .text)
             b.put("█", x: x, y: y, style: .accent)
             if let status = state.status, x + 4 < b.width {
                 b.put("  " + status.text, x: x + 1, y: y, style: .dim)
