@@ -66,20 +66,18 @@ import XDSTestSupport
     @Test func pastedLinesAfterTheCommandAreNotHotkeys() {
         let link = FakeEngineLink()
         var state = drive(primedState(), link, keys: [.char(":")] + typed("rate 30") + [.enter])
-        let paste = "speed 2\nrate 31\n".map { $0 == "\n" ? Key.enter : Key.char($0) }
+        // The rest of the paste arrives in the same read as the Enter (one turn of the loop).
+        let paste = "speed 2\nrate 31\nf1yd".map { $0 == "\n" ? Key.enter : Key.char($0) }
         state = drive(state, link, keys: paste)
-        // The loop's clock between input turns: keys still arriving keep the guard up.
-        state = ConsoleUpdate.update(state, .clock(wallSeconds: 1)).0
-        state = drive(state, link, keys: typed("f1yd"))
         #expect(link.sentCommands == ["rate 30"])
         #expect(!state.paused && state.themeIndex == 0 && state.view == .pod)
         #expect(state.confirmation == nil && state.faultMenu == nil)
         let footer = ConsoleScreen.render(state, link.latestSnapshot(), theme: .builtinDark, width: 80, height: 24)
             .lines[23]
         #expect(footer.hasPrefix("✗ ignored 20 keys pasted after 'rate 30': one command per Enter"), "\(footer)")
-        // A turn with no key ends the paste: keys are keys again, and `:` always opens the prompt.
+        // The turn's clock ends the paste: keys typed (or scripted) afterwards are keys again,
+        // and `:` always opens the prompt.
         state = ConsoleUpdate.update(state, .clock(wallSeconds: 1.1)).0
-        state = ConsoleUpdate.update(state, .clock(wallSeconds: 1.2)).0
         state = drive(state, link, keys: [.char("2")])
         #expect(state.view == .experts)
         state = drive(state, link, keys: [.char(":")] + typed("rate 40") + [.enter, .char(":")] + typed("rate 41") + [.enter])

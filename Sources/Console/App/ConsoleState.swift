@@ -165,13 +165,12 @@ public struct ConsoleState: Sendable, Equatable {
     public var achievedSpeed: Double?
 
     public var prompt: PromptState?
-    /// Set when Enter sends a `:` line. Keys that keep coming without a pause after it are the
-    /// rest of a multi-line paste, not hotkeys: pasting "rate 30⏎speed 2⏎rate 31" ran
-    /// "speed 2…" as keys (d asked to drain, space paused, r rebalanced, t switched the theme).
-    /// Cleared by the first turn of the app loop that brought no key.
+    /// Set when Enter sends a `:` line. Keys read in the same turn of the app loop after it (the
+    /// loop drains everything already typed while this is set) are the rest of a multi-line
+    /// paste, not hotkeys: pasting "rate 30⏎speed 2⏎rate 31" ran "speed 2…" as keys (d asked to
+    /// drain, space paused, r rebalanced, t switched the theme). Cleared by the turn's
+    /// ``ConsoleMessage/clock(wallSeconds:)``, so keys typed or sent afterwards act as ever.
     public var pasteGuard = false
-    /// Keys since the last ``ConsoleMessage/clock(wallSeconds:)`` (the loop sends one per turn).
-    public var keysSinceClock = 0
     /// Keys the paste guard swallowed since it was set, for the footer.
     public var pastedKeysIgnored = 0
     public var history: [String] = []

@@ -27,7 +27,6 @@ public enum ConsoleUpdate {
         case .mouse(let event):
             handleMouse(event, &s)
         case .key(let key):
-            s.keysSinceClock += 1
             handleKey(key, &s, &effects)
         case .preview(let update):
             PreviewKeys.absorb(update, &s)
@@ -35,8 +34,9 @@ public enum ConsoleUpdate {
             RequestPaging.absorb(message, &s)
         case .clock(let wall):
             s.wallNow = wall
-            if s.keysSinceClock == 0 { s.pasteGuard = false }
-            s.keysSinceClock = 0
+            // The loop's turn is over: what came in the same read as the Enter was a paste;
+            // anything later is typed (or scripted) and is keys again.
+            s.pasteGuard = false
             // A status set before the first clock (the start hint) starts fading now.
             if s.status != nil && s.statusSince == nil { s.statusSince = wall }
             if let status = s.status, let since = s.statusSince,
