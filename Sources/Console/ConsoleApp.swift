@@ -180,11 +180,9 @@ public enum ConsoleApp {
             if let message = terminal.read(timeoutMs: max(1, waitMs)) {
                 state = dispatch(message, to: state, link: link, log: logLine)
                 dirty = true
-                // Take everything already typed before drawing (pasted commands, key repeat); all
-                // of a paste after a `:` line's Enter, which the paste guard swallows this turn.
+                // Take everything already typed before drawing (pasted commands, key repeat).
                 var burst = 0
-                while burst < 64 || (state.pasteGuard && burst < 65_536), !state.quitting,
-                      let more = terminal.read(timeoutMs: 0) {
+                while burst < 64, !state.quitting, let more = terminal.read(timeoutMs: 0) {
                     state = dispatch(more, to: state, link: link, log: logLine)
                     burst += 1
                 }

@@ -59,31 +59,6 @@ import XDSTestSupport
         #expect(link.sentCommands == ["drain 节点 🚀"])
     }
 
-    /// Pasting several lines into the `:` prompt: the first line is the command; the rest used
-    /// to run as hotkeys ("speed 2⏎rate 31": d asked to drain, space paused, r rebalanced,
-    /// t switched the theme). Now keys arriving without a pause after the Enter are ignored,
-    /// and the footer says so; after a quiet turn of the loop keys act again.
-    @Test func pastedLinesAfterTheCommandAreNotHotkeys() {
-        let link = FakeEngineLink()
-        var state = drive(primedState(), link, keys: [.char(":")] + typed("rate 30") + [.enter])
-        // The rest of the paste arrives in the same read as the Enter (one turn of the loop).
-        let paste = "speed 2\nrate 31\nf1yd".map { $0 == "\n" ? Key.enter : Key.char($0) }
-        state = drive(state, link, keys: paste)
-        #expect(link.sentCommands == ["rate 30"])
-        #expect(!state.paused && state.themeIndex == 0 && state.view == .pod)
-        #expect(state.confirmation == nil && state.faultMenu == nil)
-        let footer = ConsoleScreen.render(state, link.latestSnapshot(), theme: .builtinDark, width: 80, height: 24)
-            .lines[23]
-        #expect(footer.hasPrefix("✗ ignored 20 keys pasted after 'rate 30': one command per Enter"), "\(footer)")
-        // The turn's clock ends the paste: keys typed (or scripted) afterwards are keys again,
-        // and `:` always opens the prompt.
-        state = ConsoleUpdate.update(state, .clock(wallSeconds: 1.1)).0
-        state = drive(state, link, keys: [.char("2")])
-        #expect(state.view == .experts)
-        state = drive(state, link, keys: [.char(":")] + typed("rate 40") + [.enter, .char(":")] + typed("rate 41") + [.enter])
-        #expect(link.sentCommands == ["rate 30", "rate 40", "rate 41"])
-    }
-
     /// A scenario step that just fits before the rate was followed by one blank only, so
     /// "next 0:11:40 rate 25.4 150.0 req/s" read as one figure; two blanks keep them apart.
     @Test func scenarioStepKeepsItsDistanceFromTheRate() throws {

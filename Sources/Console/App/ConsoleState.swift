@@ -165,14 +165,6 @@ public struct ConsoleState: Sendable, Equatable {
     public var achievedSpeed: Double?
 
     public var prompt: PromptState?
-    /// Set when Enter sends a `:` line. Keys read in the same turn of the app loop after it (the
-    /// loop drains everything already typed while this is set) are the rest of a multi-line
-    /// paste, not hotkeys: pasting "rate 30⏎speed 2⏎rate 31" ran "speed 2…" as keys (d asked to
-    /// drain, space paused, r rebalanced, t switched the theme). Cleared by the turn's
-    /// ``ConsoleMessage/clock(wallSeconds:)``, so keys typed or sent afterwards act as ever.
-    public var pasteGuard = false
-    /// Keys the paste guard swallowed since it was set, for the footer.
-    public var pastedKeysIgnored = 0
     public var history: [String] = []
     public var status: StatusLine?
     public var showHelp = false

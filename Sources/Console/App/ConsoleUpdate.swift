@@ -34,9 +34,6 @@ public enum ConsoleUpdate {
             RequestPaging.absorb(message, &s)
         case .clock(let wall):
             s.wallNow = wall
-            // The loop's turn is over: what came in the same read as the Enter was a paste;
-            // anything later is typed (or scripted) and is keys again.
-            s.pasteGuard = false
             // A status set before the first clock (the start hint) starts fading now.
             if s.status != nil && s.statusSince == nil { s.statusSince = wall }
             if let status = s.status, let since = s.statusSince,
@@ -138,14 +135,6 @@ public enum ConsoleUpdate {
         }
         if s.faultMenu != nil {
             handleFaultMenu(key, &s, &effects)
-            return
-        }
-        // Hotkeys only: an overlay the command opened (a preview) still takes Esc.
-        if s.pasteGuard && key != .char(":") {
-            s.pastedKeysIgnored += 1
-            let after = s.history.last.map { " after '\($0)'" } ?? ""
-            s.status = StatusLine(
-                "ignored \(s.pastedKeysIgnored) keys pasted\(after): one command per Enter", isError: true)
             return
         }
         switch key {

@@ -47,10 +47,6 @@ enum PromptEditing {
             return
         case .enter:
             s.prompt = nil
-            if prompt.purpose == .command {
-                s.pasteGuard = true
-                s.pastedKeysIgnored = 0
-            }
             submit(prompt, &s, &effects)
             return
         case .backspace:
