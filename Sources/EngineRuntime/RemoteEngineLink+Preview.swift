@@ -19,7 +19,7 @@ extension RemoteEngineLink: PreviewLink {
     public func preview(_ request: PreviewRequest, cancellation: PreviewCancellation,
                         progress: @escaping @Sendable (Double) -> Void = { _ in }) -> Result<PreviewResult, PreviewRefusal>
     {
-        let body = (try? JSONEncoder().encode(
+        let body = (try? JSONOutput.encoder().encode(
             AdminPreviewBody(
                 command: request.command.description, duration: PreviewRequest.format(duration: request.duration))))
             .map { [UInt8]($0) } ?? []

@@ -75,7 +75,7 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
         if case .failure(let error) = OperatorCommand.parse(commandLine) {
             return CommandReply(accepted: false, message: error.message)
         }
-        let body = (try? JSONEncoder().encode(AdminCommandBody(command: commandLine))).map { [UInt8]($0) } ?? []
+        let body = (try? JSONOutput.encoder().encode(AdminCommandBody(command: commandLine))).map { [UInt8]($0) } ?? []
         switch http.exchange(baseURL.appendingPathComponent("admin/commands"), method: .POST, json: body,
                              timeout: Self.commandTimeout) {
         case .failure(let failure):

@@ -111,7 +111,7 @@ struct CommonOptions: ParsableArguments {
         if workload != "synthetic", rate != nil {
             throw ConfigError("--rate applies to the synthetic workload, not to a trace")
         }
-        let d = try resolveDeployment()
+        let d = try deployment.resolve()  // checks the file's `[policies]` names too
         var config = EngineConfiguration(deployment: d, seed: seed)
         config.syntheticRate = rate ?? defaultRate
         config.trafficMix = mix

@@ -25,14 +25,10 @@ extension CommonOptions {
         return names
     }
 
-    /// The deployment, with its `[policies]` names checked (the message names the file;
-    /// ``DeploymentOption/resolve()`` checks them).
-    func resolveDeployment() throws -> Deployment { try deployment.resolve() }
-
     /// The deployment with every slot's effective policy in its `[policies]` table, as
     /// `--print-config` prints it.
     func deploymentWithPolicies() throws -> Deployment {
-        var d = try resolveDeployment()
+        var d = try deployment.resolve()
         var defaults = Policies.defaults
         // `[scaling] autoscale`, the autoscaler's older spelling, under `[policies] autoscaler`.
         if let name = d.autoscale { defaults[Policies.autoscaler.slot.key] = name }

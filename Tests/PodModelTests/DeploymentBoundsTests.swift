@@ -115,6 +115,27 @@ import Testing
         #expect(pod.nodes == 48)
     }
 
+    /// A TP shard holds whole attention heads: a degree that does not divide the model's heads
+    /// (Llama-2-7B has 32) is refused with the degrees that would work, inline or from a file.
+    @Test(arguments: [
+        ("colocated:1:llama-2-7b:nvidia-a100:tp3", "tp 3 does not divide llama-2-7b's 32 attention heads"),
+        ("colocated:1:llama-2-7b:nvidia-a100:tp64", "use one of 1, 2, 4, 8, 16, 32"),
+        ("colocated:1:deepseek-r1:ascend-910c:tp256", "tp 256 does not divide deepseek-r1's 128 attention heads"),
+    ])
+    func tpThatSplitsAHeadIsRefused(spec: String, expected: String) throws {
+        let d = try Deployment.resolve(spec)
+        let message = try #require(problem { try d.validate() })
+        #expect(message.contains(expected), "\(message)")
+        #expect(!message.contains("\n"))
+    }
+
+    @Test func tpThatSplitsWholeHeadsIsAccepted() throws {
+        for spec in ["colocated:1:llama-2-7b:nvidia-a100:tp32", "colocated:2:llama-3-70b:nvidia-a100:tp8",
+                     "colocated:1:deepseek-r1:ascend-910c:tp128"] {
+            try Deployment.resolve(spec).validate()
+        }
+    }
+
     /// A name is shown in the header, reports and messages: written escaped, refused on load.
     @Test func namesWithControlCharactersAreWrittenEscapedAndRefusedOnLoad() throws {
         var d = Deployment.superpod

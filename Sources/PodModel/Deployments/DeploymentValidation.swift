@@ -34,6 +34,7 @@ extension Deployment {
             if g.tp * g.dp != dies {
                 throw ConfigError("\(label): tp \(g.tp) × dp \(g.dp) = \(g.tp * g.dp) dies, but \(g.npusEach) NPUs have \(dies) dies")
             }
+            try Self.checkHeadsSplit(g.tp, model: model, label: label)
             if g.role != .prefill && g.batchLimit == 0 {
                 throw ConfigError("\(label): batch_limit must be positive for a \(g.role.rawValue) group")
             }
@@ -65,6 +66,16 @@ extension Deployment {
         guard !range.contains(value) else { return }
         let reason = why.map { " (\($0))" } ?? ""
         throw ConfigError("\(field) must be between \(range.lowerBound) and \(range.upperBound)\(reason), got \(value)")
+    }
+
+    /// A TP degree must split the attention into whole heads: `tp 3` over Llama-2-7B's 32 heads,
+    /// or `tp 64` over them, has no real layout, and the cost model would price fractions of a head.
+    static func checkHeadsSplit(_ tp: Int, model: ModelSpec, label: String) throws {
+        let heads = model.attention.heads
+        guard heads % tp != 0 else { return }
+        let choices = (1...heads).filter { heads % $0 == 0 }.map(String.init).joined(separator: ", ")
+        throw ConfigError("\(label): tp \(tp) does not divide \(model.name)'s \(heads) attention heads "
+            + "(each die holds whole heads); use one of \(choices)")
     }
 
     /// The ranges of one group's fields. An internal group must fit in the pod; an external one

@@ -14,6 +14,15 @@ public enum AttentionKind: Sendable, Equatable {
     /// Grouped-query attention (`kvHeads == heads` is plain multi-head attention).
     case gqa(heads: Int, kvHeads: Int, headDim: Int)
 
+    /// Query heads: tensor parallelism splits a layer's attention by whole heads, so a TP
+    /// degree must divide this (as vLLM and the papers' TP layouts require).
+    public var heads: Int {
+        switch self {
+        case .mla(let h, _, _, _, _, _): return h
+        case .gqa(let h, _, _): return h
+        }
+    }
+
     public var label: String {
         switch self {
         case .mla: return "MLA"
