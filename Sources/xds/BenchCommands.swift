@@ -38,11 +38,21 @@ struct BenchDecode: ParsableCommand {
                                  mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing,
                                  microbatches: microbatches, seed: seed)
         if json { return try printJSON(r) }
-        print("decode on \(r.deployment.terminalSafe): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context)), eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)")
+        // A dense model has no experts: no EPLB, routing or load factor to show, and every layer
+        // is priced as one dense block (the breakdown's `other`), so the text says that instead of
+        // printing "attention 0.0 ms  moe 0.0".
+        let dense = try !d.modelSpec().isMoE
+        let experts = dense ? "dense model, no experts" : "eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)"
+        print("decode on \(r.deployment.terminalSafe): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context)), \(experts)")
         print("  step \(fmt(r.stepMs, 2)) ms   layer \(fmt(r.layerMs, 3)) ms   TPOT \(fmt(r.tpotMs, 2)) ms   \(fmt(r.tokensPerStep, 2)) tokens/step")
-        print("  \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip   MoE load factor \(fmt(r.moeLoadFactor, 2))   \(r.microbatches) microbatch(es)")
+        let loadFactor = dense ? "" : "   MoE load factor \(fmt(r.moeLoadFactor, 2))"
+        print("  \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip\(loadFactor)   \(r.microbatches) microbatch(es)")
         let b = r.breakdownMs
-        print("  per step: attention \(fmt(b.attention, 1)) ms  moe \(fmt(b.moe, 1))  dispatch \(fmt(b.dispatch, 1))  combine \(fmt(b.combine, 1))  other \(fmt(b.other, 1))")
+        // With two microbatches the attention and MoE streams run at once on their own cores, so
+        // the parts are busy times that add up to more than the step; say so beside them.
+        let overlap = b.attention + b.moe + b.dispatch + b.combine + b.other > r.stepMs * 1.01
+            ? " (busy time per stream; the streams overlap, so the parts add up to more than the step)" : ""
+        print("  per step: " + breakdownText(b, dense: dense) + overlap)
     }
 }
 
@@ -65,11 +75,19 @@ struct BenchPrefill: ParsableCommand {
         let r = try Bench.prefill(deployment: d, promptLen: promptLen, tokensPerNPU: tokensPerNPU,
                                   eplb: experts.eplb, routing: experts.routing, seed: seed)
         if json { return try printJSON(r) }
-        print("prefill on \(r.deployment.terminalSafe): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens/NPU, eplb \(r.eplb.rawValue)")
+        let dense = try !d.modelSpec().isMoE
+        let experts = dense ? "dense model, no experts" : "eplb \(r.eplb.rawValue)"
+        print("prefill on \(r.deployment.terminalSafe): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens/NPU, \(experts)")
         print("  batch \(fmt(r.batchMs, 1)) ms   \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip")
-        let b = r.breakdownMs
-        print("  attention \(fmt(b.attention, 1)) ms  moe \(fmt(b.moe, 1))  dispatch \(fmt(b.dispatch, 1))  combine \(fmt(b.combine, 1))  other \(fmt(b.other, 1))")
+        print("  " + breakdownText(r.breakdownMs, dense: dense))
     }
+}
+
+/// A bench's time split, in ms. A dense model's layers are priced as whole dense blocks, which
+/// the breakdown files under `other`, so its line says so rather than show zero attention.
+private func breakdownText(_ b: Bench.Breakdown, dense: Bool) -> String {
+    dense ? "all layers, LM head, sampling and host overheads \(fmt(b.other, 1)) ms (a dense layer is not split further)"
+        : "attention \(fmt(b.attention, 1)) ms  moe \(fmt(b.moe, 1))  dispatch \(fmt(b.dispatch, 1))  combine \(fmt(b.combine, 1))  other \(fmt(b.other, 1))"
 }
 
 struct Validate: ParsableCommand {

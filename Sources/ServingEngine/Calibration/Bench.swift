@@ -215,7 +215,7 @@ public enum Bench {
                                   context: Double) throws {
         let need = weights + kv
         if need > hw.hbmBytesPerDie {
-            throw ConfigError(String(format: "batch %.0f/die at context %.0f does not fit: it needs %.1f GB of HBM per die (weights %.1f GB + KV %.1f GB), a %@ die has %.0f GB",
+            throw ConfigError(String(format: "batch %.0f/die at context %.0f does not fit: it needs %.1f GB of HBM per die (weights %.1f GB + KV %.1f GB), one %@ die has %.0f GB",
                                      batchPerDie, context, need / 1e9, weights / 1e9, kv / 1e9, hw.name, hw.hbmBytesPerDie / 1e9))
         }
     }
