@@ -206,9 +206,15 @@ enum ReportSummary {
               E2E ms    \(ms(r.latencyMs.e2e))
               SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(String(format: "%.1f", r.slo.attainment * 100))% attained
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
-              experts   imbalance \(String(format: "%.2f", r.experts.imbalance)), rebalances \(r.experts.rebalances)
+              experts   \(experts(r))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered) (policy \(r.recoveryPolicy))
             """ + r.faultDetails.map(faultLine).joined()
+    }
+
+    /// A dense model has no experts to balance: "none", not an imbalance of 1.00.
+    static func experts(_ r: RunReport) -> String {
+        if let model = try? ModelSpec.named(r.model), !model.isMoE { return "none (\(model.name) is a dense model)" }
+        return String(format: "imbalance %.2f, rebalances %d", r.experts.imbalance, r.experts.rebalances)
     }
 
     /// Why requests failed or were rejected, most frequent first: `failed: hbm fault on die 12 ×3`.
