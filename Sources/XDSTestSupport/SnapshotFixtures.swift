@@ -41,8 +41,8 @@ public enum SnapshotFixtures {
         s.simTime = 642.5
         s.speed = 1
         s.deploymentName = "superpod"
-        s.modelName = "DeepSeek-R1"
-        s.hardwareName = "CloudMatrix384"
+        s.modelName = "deepseek-r1"
+        s.hardwareName = "ascend-910c"
         s.arrivalRate = 150
         s.outputTokensPerSecond = 182_400
         s.prefillTokensPerSecond = 1_210_000

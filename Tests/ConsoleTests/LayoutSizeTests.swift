@@ -11,12 +11,12 @@ import XDSTestSupport
     static let sizes = [(100, 30), (160, 45)]
 
     static let header100 = [
-        spread(" xds  superpod · DeepSeek-R1 · CloudMatrix384", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 99),
+        spread(" xds  superpod · deepseek-r1 · ascend-910c", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 99),
         " 182.4k tok/s  r/w 24.3k/812  TTFT 1.82/2s  TPOT 36.4/35ms  faults 1  ⊘1 ~1  SLO 96%",
         spread("  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events", "theme dark", width: 99),
     ]
     static let header160 = [
-        spread(" xds  superpod · DeepSeek-R1 · CloudMatrix384", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 159),
+        spread(" xds  superpod · deepseek-r1 · ascend-910c", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 159),
         " 182.4k tok/s  run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  drained 1 draining 1  SLO 96%",
         spread("  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events", "theme dark", width: 159),
     ]
@@ -75,7 +75,7 @@ import XDSTestSupport
             #expect(latency.contains(label), "\(label) at \(size)")
         }
         let kv = renderFixture(.kvCache, width: size.0, height: size.1).joined(separator: "\n")
-        for label in ["Decode DP groups · 320 (one per die) · KV use", "peak since start 91%", "prefix hit", "DRAM pool"] {
+        for label in ["Decode DP groups · 320 (one per die) · KV held + reserved", "peak 91%", "prefix hit", "DRAM pool"] {
             #expect(kv.contains(label), "\(label) at \(size)")
         }
     }

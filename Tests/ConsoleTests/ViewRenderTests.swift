@@ -7,7 +7,7 @@ import XDSTestSupport
 /// "Render this snapshot at this size, expect these lines" (style.md, ratatui-style).
 @Suite struct ViewRenderTests {
     static let header80 = [
-        " xds  superpod · DeepSeek-R1 · CloudMatrix384  150.0 req/s   ▶ 1×   sim 0:10:42",
+        spread(" xds  superpod · deepseek-r1 · ascend-910c", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 79),
         // Drained and draining nodes counted apart, shortened to the grid's glyphs at 80 columns.
         // Labels shorten (then the gaps) before anything is dropped: every vital at 80 columns.
         " 182.4k tok/s r/w 24.3k/812 TTFT 1.82/2s TPOT 36.4/35ms faults 1 ⊘1 ~1 SLO 96%",
@@ -17,7 +17,7 @@ import XDSTestSupport
 
     static let header200 = [
         spread(
-            " xds  superpod · DeepSeek-R1 · CloudMatrix384", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 199),
+            " xds  superpod · deepseek-r1 · ascend-910c", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 199),
         " 182.4k tok/s  run 24.3k  wait 812  TTFT99 1820/2000ms  TPOT99 36.4/35ms  faults 1  drained 1 draining 1  SLO 96%",
         spread(
             "  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events", "theme dark", width: 199),
@@ -118,10 +118,11 @@ import XDSTestSupport
     @Test func kvCacheView() {
         let lines = renderFixture(.kvCache)
         #expect(
-            lines[3] == "┌ Decode DP groups · 320 (one per die) · KV use ───────────────────────────────┐")
-        // Side by side, one scope (DP groups, now); the pool's peak since start only where it fits whole.
+            lines[3] == "┌ Decode DP groups · 320 (one per die) · KV held + reserved ───────────────────┐")
+        // Side by side, one scope (DP groups, held + reserved, now); the written share's peak,
+        // another scope, says so (in full where it fits, shortened at 80 columns).
         #expect(
-            lines[4] == "│ now: mean 64%  fullest group 97%  full (≥95%) 2                              │")
+            lines[4] == "│ now: mean 64%  fullest group 97%  full (≥95%) 2   written peak 91%           │")
         #expect(lines[5].hasPrefix("│   0 ▅▇▇▅"))
         #expect(lines[9].hasPrefix("│ 256 "))
         #expect(

@@ -1,4 +1,5 @@
 import Foundation
+import PodModel
 import ServingEngine
 
 /// View 2: MoE expert load — where the hot experts are and how unevenly dies are loaded.
@@ -98,6 +99,13 @@ enum ExpertsView {
         b.box(rect, title: "Die load · \(e.dieLoad.count) expert dies")
         let inner = rect.inner
         guard inner.height > 0 else { return }
+        // A dense model has nothing to balance: an "imbalance 1.00 · placement stable · r
+        // rebalance now" would describe experts that do not exist.
+        if (try? ModelSpec.named(s.modelName))?.isMoE == false {
+            b.put("none: \(s.modelName) is a dense model (no experts, no EPLB)", x: inner.x + 1, y: inner.y,
+                  style: .dim, clip: inner)
+            return
+        }
         var y = inner.y
         let w = inner.width - 2
         if !e.dieLoad.isEmpty, y < inner.maxY {

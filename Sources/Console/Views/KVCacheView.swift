@@ -1,3 +1,4 @@
+import PodModel
 import ServingEngine
 
 /// View 3: KV cache — decode DP-group occupancy, prefill TEs, prefix cache and DRAM pool.
@@ -11,10 +12,10 @@ enum KVCacheView {
         let groups = kv.decodeGroups
         let stripRows = max(1, (groups.count + groupsPerRow - 1) / groupsPerRow)
         let (top, rest) = area.splitTop(min(area.height - 8, stripRows + 3))
-        drawDecodeGroups(&b, top, kv)
+        drawDecodeGroups(&b, top, kv, diesPerGroup: diesPerDecodeGroup(s))
         let (bottom, chart) = rest.splitTop(rest.height >= 24 ? 12 : rest.height)
         let (left, right) = bottom.splitLeft(bottom.width / 2)
-        drawPrefill(&b, left, kv)
+        drawPrefill(&b, left, s)
         drawPool(&b, right, s)
         if chart.height >= 4 { drawTrend(&b, chart, s) }
     }
@@ -53,23 +54,40 @@ enum KVCacheView {
         return 1
     }
 
-    static func drawDecodeGroups(_ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary) {
+    /// Dies per decode DP group, from the decode NPUs' dies (the hardware's dies per chip) over
+    /// the group count; nil when that does not divide evenly or the hardware is unknown.
+    static func diesPerDecodeGroup(_ s: Snapshot) -> Int? {
+        guard let hw = try? HardwareProfile.named(s.hardwareName), !s.kv.decodeGroups.isEmpty else { return nil }
+        let decodeDies = s.npus.filter { [.decode, .colocated, .attention].contains($0.role) }.count * hw.diesPerDevice
+        guard decodeDies > 0, decodeDies % s.kv.decodeGroups.count == 0 else { return nil }
+        return decodeDies / s.kv.decodeGroups.count
+    }
+
+    static func drawDecodeGroups(_ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary, diesPerGroup: Int?) {
         let groups = kv.decodeGroups
-        b.box(rect, title: "Decode DP groups · \(groups.count) (one per die) · KV use")
+        let size = diesPerGroup.map { $0 == 1 ? " (one per die)" : " (\($0) dies each)" } ?? ""
+        // The bars count blocks held and reserved for the rest of each reply (what admission
+        // sees); the pool panel's "decode KV" counts tokens written. Both scopes are named.
+        b.box(rect, title: "Decode DP groups · \(groups.count)\(size) · KV held + reserved")
         let inner = rect.inner
         guard inner.height >= 2 else { return }
         let full = groups.filter { $0 >= 0.95 }.count
         let mean = groups.isEmpty ? 0 : groups.reduce(0, +) / Double(groups.count)
         var x = b.put("now: mean ", x: inner.x + 1, y: inner.y, style: .dim)
         x = b.put(Format.percent(mean), x: x, y: inner.y, style: Style(fg: NPULoad.style(NPULoad.band(mean)).fg, bold: true))
-        // Numbers side by side share a scope: all three are per DP group, now; the pool's
-        // peak since start is a different scope and says so.
+        // Numbers side by side share a scope: these three are per DP group, held + reserved,
+        // now; the written share and its peak are another scope and say so.
         x = b.put("  fullest group ", x: x, y: inner.y, style: .dim)
         x = b.put(Format.percent(groups.max() ?? 0), x: x, y: inner.y, style: .text)
         x = b.put("  full (≥95%) ", x: x, y: inner.y, style: .dim)
         x = b.put("\(full)", x: x, y: inner.y, style: full > 0 ? .warn : .good)
-        let peak = "   all decode, peak since start " + Format.percent(kv.peakUsage)
-        if x + peak.count < inner.maxX { b.put(peak, x: x, y: inner.y, style: .dim) }
+        let written = "   tokens written, all decode: now \(Format.percent(kv.decodeUsage)), peak \(Format.percent(kv.peakUsage))"
+        let peak = "   written peak " + Format.percent(kv.peakUsage)
+        if x + written.count < inner.maxX {
+            b.put(written, x: x, y: inner.y, style: .dim)
+        } else if x + peak.count < inner.maxX {
+            b.put(peak, x: x, y: inner.y, style: .dim)
+        }
         // 64 groups per row (8 decode nodes × 8 dies) with the first group's index as label.
         let cellWidth = inner.width >= groupsPerRow * 2 + 8 ? 2 : 1
         for row in 0..<min(inner.height - 1, (groups.count + groupsPerRow - 1) / groupsPerRow) {
@@ -87,18 +105,22 @@ enum KVCacheView {
         }
     }
 
-    static func drawPrefill(_ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary) {
-        b.box(rect, title: "Prefill TEs · KV use")
+    /// Every TE that prefills (prefill and colocated, not retired), by its own name: a colocated
+    /// deployment's TEs are `colocated-N`, not `prefill-N`.
+    static func drawPrefill(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
+        let tes = s.instances.filter { ($0.kind == "prefill" || $0.kind == "colocated") && $0.state != "retired" }
+        b.box(rect, title: tes.contains { $0.kind == "colocated" } ? "TEs that prefill · KV use" : "Prefill TEs · KV use")
         let inner = rect.inner
-        for (i, usage) in kv.prefillInstances.prefix(inner.height).enumerated() {
+        let nameWidth = min(16, max(9, tes.map(\.name.count).max() ?? 0))
+        for (i, te) in tes.prefix(inner.height).enumerated() {
             let y = inner.y + i
-            b.put("prefill-\(i)", x: inner.x + 1, y: y, style: .dim)
-            let w = max(4, inner.width - 18)
-            b.bar(usage, x: inner.x + 12, y: y, width: w, style: NPULoad.style(NPULoad.band(usage)))
+            b.put(te.name, x: inner.x + 1, y: y, style: .dim, clip: Rect(x: inner.x, y: y, width: nameWidth + 1, height: 1))
+            let w = max(4, inner.width - nameWidth - 9)
+            b.bar(te.kvUsage, x: inner.x + nameWidth + 3, y: y, width: w, style: NPULoad.style(NPULoad.band(te.kvUsage)))
             b.put(
-                Format.right(Format.percent(usage), 4), x: inner.x + 13 + w, y: y, style: .text, clip: inner)
+                Format.right(Format.percent(te.kvUsage), 4), x: inner.x + nameWidth + 4 + w, y: y, style: .text, clip: inner)
         }
-        if kv.prefillInstances.isEmpty {
+        if tes.isEmpty {
             b.put("no prefill instances", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
         }
     }

@@ -1,3 +1,4 @@
+import PodModel
 import ServingEngine
 
 /// Geometry of the Pod grid: 48 nodes as 6 columns of 8 node rows, each node a row of
@@ -100,11 +101,16 @@ enum PodView {
 
     static func drawGrid(_ b: inout CellBuffer, _ layout: PodLayout, _ state: ConsoleState, _ s: Snapshot) {
         let nodes = (s.npus.count + PodLayout.npusPerNode - 1) / PodLayout.npusPerNode
+        // Dies per chip from the deployment's hardware (2 on an Ascend 910C, 1 on a GPU), not assumed.
+        let dies = (try? HardwareProfile.named(s.hardwareName)).map {
+            $0.diesPerDevice == 1 ? " (chips, 1 die each)" : " (chips, \($0.diesPerDevice) dies each)"
+        } ?? ""
+        let nodeWord = nodes == 1 ? "node" : "nodes"
         b.box(
             layout.grid,
             title: layout.grid.width >= 100
-                ? "Pod · \(nodes) nodes × \(PodLayout.npusPerNode) NPUs (chips, 2 dies each) · colour = load (prefill busy, decode KV)"
-                : "Pod · \(nodes) nodes × \(PodLayout.npusPerNode) NPUs · colour = load (prefill busy, decode KV)")
+                ? "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs\(dies) · colour = load (prefill busy, decode KV)"
+                : "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs · colour = load (prefill busy, decode KV)")
         let faults = FaultMap(s)
         for node in 0..<nodes {
             let (x, y) = layout.origin(ofNode: node)

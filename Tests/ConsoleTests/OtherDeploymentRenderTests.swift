@@ -1,0 +1,67 @@
+import PodModel
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// The views on deployments other than the superpod: a GPU cluster of PD-colocated replicas of
+/// a dense model, at TP4. Labels that hold on the superpod (2 dies per chip, one DP group per
+/// die, prefill TEs named `prefill-N`, an expert imbalance) must not be claimed here.
+@Suite struct OtherDeploymentRenderTests {
+    static let snapshot: Snapshot = {
+        let d = try! Deployment.resolve("colocated:2:llama-3-70b:nvidia-a100:tp4")
+        let engine = try! ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 4))
+        engine.run(until: 20)
+        return engine.snapshot()
+    }()
+
+    /// The superpod as the engine names it (the shared fixture uses display names, which name no
+    /// hardware profile, so it shows no dies-per-chip claim at all).
+    static let superpod: Snapshot = {
+        let engine = try! ServingEngine(configuration: EngineConfiguration(deployment: .superpod, seed: 1, syntheticRate: 20))
+        engine.run(until: 5)
+        return engine.snapshot()
+    }()
+
+    static func render(_ view: ConsoleView, _ s: Snapshot = snapshot, width: Int = 120, height: Int = 36) -> [String] {
+        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
+        state.view = view
+        return ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height).lines
+    }
+
+    @Test func podTitleCountsTheHardwaresDiesPerChip() {
+        let gpu = Self.render(.pod).joined(separator: "\n")
+        #expect(gpu.contains("Pod · 1 node × 8 NPUs (chips, 1 die each)"), "\(gpu)")
+        #expect(!gpu.contains("2 dies each"))
+        let pod = Self.render(.pod, Self.superpod).joined(separator: "\n")
+        #expect(pod.contains("× 8 NPUs (chips, 2 dies each)"))
+    }
+
+    @Test func kvViewSizesGroupsAndNamesTheTEsThatPrefill() {
+        let lines = Self.render(.kvCache)
+        let text = lines.joined(separator: "\n")
+        // TP4 on one-die GPUs: a DP group spans 4 dies.
+        #expect(text.contains("Decode DP groups · 2 (4 dies each) · KV held + reserved"), "\(text)")
+        #expect(!text.contains("one per die"))
+        // The colocated TEs by their own names, never as prefill-N.
+        #expect(text.contains("TEs that prefill · KV use"))
+        #expect(lines.contains { $0.contains("│ colocated-0 ") } && lines.contains { $0.contains("│ colocated-1 ") })
+        #expect(!text.contains("prefill-0"))
+        // Both scopes are named on the same line, each with its own figure.
+        let written = Format.percent(Self.snapshot.kv.decodeUsage)
+        #expect(lines.contains { $0.contains("now: mean ") && $0.contains("tokens written, all decode: now \(written)") })
+    }
+
+    @Test func superpodKVViewStillSaysOnePerDie() {
+        let text = Self.render(.kvCache, Self.superpod).joined(separator: "\n")
+        #expect(text.contains("(one per die) · KV held + reserved"), "\(text)")
+        #expect(text.contains("Prefill TEs · KV use"))
+    }
+
+    @Test func expertsViewOfADenseModelShowsNoBalancing() {
+        let text = Self.render(.experts).joined(separator: "\n")
+        #expect(text.contains("none: llama-3-70b is a dense model (no experts, no EPLB)"), "\(text)")
+        #expect(!text.contains("imbalance (max/mean)") && !text.contains("r rebalance now"))
+    }
+}
