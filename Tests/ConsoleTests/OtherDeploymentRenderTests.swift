@@ -59,6 +59,20 @@ import XDSTestSupport
         #expect(text.contains("Prefill TEs · KV use"))
     }
 
+    /// Before any request has a first token or has completed, the header's percentiles and SLO
+    /// attainment are unknown: "–", not "0/2000ms" and a red "SLO 0%".
+    @Test func headerBeforeTheFirstSampleShowsDashes() throws {
+        let d = try Deployment.resolve("colocated:2:llama-3-70b:nvidia-a100:tp4")
+        let fresh = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1)).snapshot()
+        for width in [80, 160] {
+            let header = Self.render(.pod, fresh, width: width, height: 30)[1]
+            #expect(header.contains("TTFT") && header.contains("–/2"), "\(header)")
+            #expect(header.contains("–/35ms") && header.contains("SLO –"), "\(header)")
+        }
+        let later = Self.render(.pod, width: 160)[1]
+        #expect(!later.contains("SLO –") && !later.contains("–/35ms"), "\(later)")
+    }
+
     @Test func expertsViewOfADenseModelShowsNoBalancing() {
         let text = Self.render(.experts).joined(separator: "\n")
         #expect(text.contains("none: llama-3-70b is a dense model (no experts, no EPLB)"), "\(text)")

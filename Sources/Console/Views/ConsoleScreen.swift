@@ -88,17 +88,21 @@ public enum ConsoleScreen {
             right, x: max(x + 1, b.width - right.count), y: 0,
             style: s.paused ? Style(fg: .header, bold: true) : bar)
 
+        // Before the first sample a percentile is unknown, not 0 ms, and an attainment with no
+        // completed request is unknown, not 0 %: both show "–" in the neutral colour.
+        let ttftSeen = s.histograms.ttft.counts.contains { $0 > 0 }
+        let tpotSeen = s.histograms.tpot.counts.contains { $0 > 0 }
         let ttftOK = s.latency.ttftP99Ms <= s.slo.ttftMs
         let tpotOK = s.latency.tpotP99Ms <= s.slo.tpotMs
-        func slo(_ ok: Bool) -> Style { Style(fg: ok ? .good : .bad, bg: .header, bold: !ok) }
+        func slo(_ ok: Bool, seen: Bool) -> Style { seen ? Style(fg: ok ? .good : .bad, bg: .header, bold: !ok) : bar }
         // (text, short text, style, priority). On narrow screens labels shorten first, then the
         // gaps, and only then are the lowest priorities dropped: at 80 columns every vital stays.
-        let ttft = "\(Format.fixed(s.latency.ttftP99Ms, 0))/\(Format.fixed(s.slo.ttftMs, 0))ms"
-        let tpot = "\(Format.fixed(s.latency.tpotP99Ms))/\(Format.fixed(s.slo.tpotMs, 0))ms"
+        let ttft = "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms, 0) : "–")/\(Format.fixed(s.slo.ttftMs, 0))ms"
+        let tpot = "\(tpotSeen ? Format.fixed(s.latency.tpotP99Ms) : "–")/\(Format.fixed(s.slo.tpotMs, 0))ms"
         // In seconds when the SLO is: "1.82/2s".
         let ttftShort =
             s.slo.ttftMs >= 1000
-            ? "\(Format.fixed(s.latency.ttftP99Ms / 1000, 2))/\(Format.fixed(s.slo.ttftMs / 1000, s.slo.ttftMs.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1))s"
+            ? "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms / 1000, 2) : "–")/\(Format.fixed(s.slo.ttftMs / 1000, s.slo.ttftMs.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1))s"
             : ttft
         var segments: [(String, String, Style, Int)] = [
             ("\(Format.count(s.outputTokensPerSecond)) tok/s", "\(Format.count(s.outputTokensPerSecond)) tok/s", bar, 1),
@@ -106,8 +110,8 @@ public enum ConsoleScreen {
                 "run \(Format.count(s.requests.running))  wait \(Format.count(s.requests.waiting))",
                 "r/w \(Format.count(s.requests.running))/\(Format.count(s.requests.waiting))", bar, 1
             ),
-            ("TTFT99 " + ttft, "TTFT " + ttftShort, slo(ttftOK), 0),
-            ("TPOT99 " + tpot, "TPOT " + tpot, slo(tpotOK), 0),
+            ("TTFT99 " + ttft, "TTFT " + ttftShort, slo(ttftOK, seen: ttftSeen), 0),
+            ("TPOT99 " + tpot, "TPOT " + tpot, slo(tpotOK, seen: tpotSeen), 0),
         ]
         // Unrecovered faults apart from recovered ones still in force (a rerouted link is still down).
         let faults = s.activeFaults.filter { $0.recoveredAt == nil }.count
@@ -126,7 +130,8 @@ public enum ConsoleScreen {
                 draining > 0 ? "⊘\(drained) ~\(draining)" : "⊘\(drained)",
                 drained + draining > 0 ? Style(fg: .warn, bg: .header) : bar, 3
             ))
-        segments.append(("SLO \(Format.percent(s.latency.sloAttainment))", "SLO \(Format.percent(s.latency.sloAttainment))", bar, 1))
+        let attained = s.requests.completed > 0 ? Format.percent(s.latency.sloAttainment) : "–"
+        segments.append(("SLO \(attained)", "SLO \(attained)", bar, 1))
         let budget = b.width - 1
         var dropAbove = 4
         var short = false
