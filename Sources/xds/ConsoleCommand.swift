@@ -46,7 +46,8 @@ struct ConsoleCommand: ParsableCommand {
         host.start()
         var serverTask: Task<Void, Never>?
         if let (address, port) = listenAt, let token {
-            let server = APIServer(configuration: .init(host: address, port: port, adminToken: token), link: host, backend: host,
+            let server = APIServer(configuration: .init(host: address, port: port, adminToken: token,
+                                                      maxModelLen: try config.deployment.modelSpec().contextWindow), link: host, backend: host,
                                    engineFeed: finished)
             _ = server.bootstrapMetricsSystem()
             // The token goes to the log file, not the screen the console is about to own.

@@ -36,7 +36,8 @@ struct Serve: ParsableCommand {
         let host = EngineHost(core: engine, speed: pace, scenario: try common.loadScenario(),
                               capabilities: [.drain, .speed, .rebalance, .faults])
         host.start()
-        let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token), link: host, backend: host,
+        let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token,
+                                                      maxModelLen: try config.deployment.modelSpec().contextWindow), link: host, backend: host,
                                engineFeed: finished)
         _ = server.bootstrapMetricsSystem()
         do {

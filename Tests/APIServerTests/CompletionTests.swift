@@ -117,6 +117,7 @@ struct CompletionTests {
             #expect(models.count == 1)
             #expect(models.first?["id"] as? String == "deepseek-r1")
             #expect(models.first?["object"] as? String == "model")
+            #expect(models.first?["max_model_len"] as? Int == 131_072, "the context window, as vLLM's card has it")
             // One model by id, as the openai package's models.retrieve asks for it.
             let one = try await server.get("/v1/models/deepseek-r1")
             #expect(one.status == 200, "\(one.text)")

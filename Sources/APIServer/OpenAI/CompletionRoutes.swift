@@ -33,13 +33,13 @@ struct CompletionRoutes: Sendable {
                 try validator.validate(body), flavor: .text, channel: context.channel, arrived: arrived)
         }
         router.get("/v1/models") { _, _ in
-            JSONWire.response(ModelList(data: [.init(id: backend.modelName, created: startedAt)]))
+            JSONWire.response(ModelList(data: [.init(id: backend.modelName, created: startedAt, maxModelLen: validator.maxModelLen)]))
         }
         // The openai package's `models.retrieve(id)`: the served model, else OpenAI's 404.
         router.get("/v1/models/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
             guard id == backend.modelName else { throw APIError.modelNotFound(id) }
-            return JSONWire.response(ModelList.Model(id: id, created: startedAt))
+            return JSONWire.response(ModelList.Model(id: id, created: startedAt, maxModelLen: validator.maxModelLen))
         }
         // vLLM's extras that benchmark clients probe.
         router.get("/version") { _, _ in

@@ -115,7 +115,9 @@ struct ModelList: Encodable {
         var object = "model"
         var created: Int
         var ownedBy = "xds"
-        enum CodingKeys: String, CodingKey { case id, object, created, ownedBy = "owned_by" }
+        /// The context window, as vLLM's model card carries it (clients size prompts by it).
+        var maxModelLen: Int
+        enum CodingKeys: String, CodingKey { case id, object, created, ownedBy = "owned_by", maxModelLen = "max_model_len" }
     }
     var object = "list"
     var data: [Model]
