@@ -155,6 +155,7 @@ public final class ServingEngine {
         case .synthetic:
             var synthetic = SyntheticWorkload.Configuration(ratePerSecond: configuration.syntheticRate,
                                                             arrivalCV: configuration.arrivalCV)
+            synthetic.contextWindow = try configuration.deployment.modelSpec().contextWindow
             switch configuration.trafficMix {
             case .mixed: break
             case .chat: synthetic.classes = [.chat]

@@ -60,6 +60,11 @@ public struct SyntheticWorkload: WorkloadSource {
         /// Caps on lengths: DeepSeek-R1 deployments commonly cap context near 32K.
         public var maxPromptTokens: Int = 32_768
         public var maxOutputTokens: Int = 16_384
+        /// The model's context window (prompt plus output): a prompt is cut to one token less and
+        /// an output to what the window leaves after its prompt, as `--clip-to-context` cuts a
+        /// trace. nil: no window. DeepSeek's 128K never binds under the caps above; Llama-2-7B's
+        /// 4K does (its synthetic reasoning prompts reached 14,770 tokens without it).
+        public var contextWindow: Int?
         /// Stop after this many requests (nil: endless).
         public var maxRequests: Int?
 
@@ -143,9 +148,9 @@ public struct SyntheticWorkload: WorkloadSource {
         let traffic = Int(classPicker.sample(using: &stream))
         let (promptDraw, outputDraw) = Self.drawLengths(configuration.classes, traffic, using: &stream)
         let newTokens = clampedLength(promptDraw, configuration.maxPromptTokens)
-        let output = clampedLength(outputDraw, configuration.maxOutputTokens)
+        let drawnOutput = clampedLength(outputDraw, configuration.maxOutputTokens)
         lengths = stream
-        let (prompt, keys) = shapePrefix(newTokens: newTokens, outputTokens: output)
+        let (prompt, output, keys) = shapePrefix(newTokens: newTokens, outputTokens: drawnOutput)
         defer { nextID += 1 }
         return RequestSpec(
             id: nextID, arrival: clock, promptTokens: prompt, outputTokens: output, prefixHashes: keys,
@@ -167,7 +172,7 @@ public struct SyntheticWorkload: WorkloadSource {
 
     /// Decides whether the request continues a session, starts with a system prompt, or
     /// neither; returns the full prompt length and its prefix block keys.
-    private mutating func shapePrefix(newTokens: Int, outputTokens: Int) -> (Int, [UInt64]) {
+    private mutating func shapePrefix(newTokens: Int, outputTokens drawnOutput: Int) -> (Int, Int, [UInt64]) {
         let block = configuration.prefixBlockTokens
         let roll = prefix.uniform()
         var session: Session
@@ -191,11 +196,14 @@ public struct SyntheticWorkload: WorkloadSource {
                 session.contextTokens = systemTokens
             }
         }
-        let prompt = min(configuration.maxPromptTokens, session.contextTokens + newTokens)
+        var maxPrompt = configuration.maxPromptTokens
+        if let window = configuration.contextWindow { maxPrompt = min(maxPrompt, max(1, window - 1)) }
+        let prompt = min(maxPrompt, session.contextTokens + newTokens)
+        let outputTokens = configuration.contextWindow.map { min(drawnOutput, max(1, $0 - prompt)) } ?? drawnOutput
         // The next turn's prefix is this turn's prompt + output.
         session.contextTokens = prompt + outputTokens
         let ends = prefix.uniform() < configuration.sessionEndProbability
-            || session.contextTokens >= configuration.maxPromptTokens
+            || session.contextTokens >= maxPrompt
         // Keys for the next turn only when there is one (a session that ends, or a new one the
         // table has no room for, is dropped): a dropped session's keys become the request's.
         let kept = min(session.keys.count, prompt / block)
@@ -216,6 +224,6 @@ public struct SyntheticWorkload: WorkloadSource {
         } else if !ends, sessions.count < 256 {
             sessions.append(session)
         }
-        return (prompt, keys)
+        return (prompt, outputTokens, keys)
     }
 }

@@ -17,6 +17,30 @@ private func draw(_ workload: inout SyntheticWorkload, _ n: Int) -> [RequestSpec
         #expect(ra != draw(&c, 500))
     }
 
+    /// A 4K-window model (Llama-2-7B) gets prompts of at most 4,095 tokens and outputs that fit
+    /// what its prompt leaves; a 128K window never binds under the 32K/16K caps, so DeepSeek's
+    /// traffic is the same request for request as with no window at all.
+    @Test func lengthsFitTheModelsContextWindow() {
+        var small = SyntheticWorkload.Configuration()
+        small.classes = [.reasoning, .chat]
+        small.contextWindow = 4_096
+        var load = SyntheticWorkload(seed: 2, configuration: small)
+        let requests = draw(&load, 3_000)
+        #expect(requests.allSatisfy { $0.promptTokens <= 4_095 && $0.promptTokens + $0.outputTokens <= 4_096 })
+        #expect(requests.contains { $0.promptTokens == 4_095 }, "the window binds: some prompts are cut")
+        #expect(requests.allSatisfy { $0.outputTokens >= 1 })
+        var open = SyntheticWorkload.Configuration()
+        open.classes = small.classes
+        var none = SyntheticWorkload(seed: 2, configuration: open)
+        #expect(draw(&none, 3_000).contains { $0.promptTokens + $0.outputTokens > 4_096 })
+
+        var wide = SyntheticWorkload.Configuration()
+        wide.contextWindow = 131_072
+        var a = SyntheticWorkload(seed: 7, configuration: wide)
+        var b = SyntheticWorkload(seed: 7)
+        #expect(draw(&a, 3_000) == draw(&b, 3_000))
+    }
+
     @Test func arrivalRateAndLengthsMatchConfiguration() throws {
         var config = SyntheticWorkload.Configuration(ratePerSecond: 50)
         config.systemPromptShare = 0
