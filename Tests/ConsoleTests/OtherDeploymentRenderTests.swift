@@ -38,6 +38,17 @@ import XDSTestSupport
         #expect(pod.contains("× 8 NPUs (chips, 2 dies each)"))
     }
 
+    /// At 120 columns the Instances panel had room for one letter of the state ("s"): it now
+    /// drops the kind column (the name says the role) and shows the state whole.
+    @Test func instancesPanelShowsTheStateWhole() {
+        let lines = Self.render(.pod)
+        let header = try? #require(lines.first { $0.contains("instance ") && $0.contains("queued") })
+        #expect(header?.contains("state") == true && header?.contains("kind") == false, "\(lines.joined(separator: "\n"))")
+        #expect(lines.contains { $0.contains("colocated-0 ") && $0.contains(" serving") })
+        let wide = Self.render(.pod, width: 200, height: 60)
+        #expect(wide.contains { $0.contains("instance     kind       NPUs") && $0.contains("state") })
+    }
+
     @Test func kvViewSizesGroupsAndNamesTheTEsThatPrefill() {
         let lines = Self.render(.kvCache)
         let text = lines.joined(separator: "\n")

@@ -220,20 +220,24 @@ enum PodView {
 
     static func drawInstances(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
         b.box(rect, title: "Instances")
+        let area = Rect(x: rect.x + 2, y: rect.y + 1, width: rect.width - 4, height: rect.height - 2)
+        // A panel too narrow for every column drops `kind` (the name already says the role: prefill-3,
+        // colocated-0) rather than cut the state to one letter ("s" for serving at 120 columns).
+        let withKind = area.width >= 69  // 61 columns before the state, 8 for "draining"
         let rows = s.instances.map { i -> [(String, Style)] in
-            [
-                (i.name, .text), (i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare))),
+            let kind = withKind ? [(i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare)))] : []
+            return [(i.name, .text)] + kind + [
                 ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
                 (Format.percent(i.kvUsage), NPULoad.style(NPULoad.band(i.kvUsage)) == .dim ? .text : NPULoad.style(NPULoad.band(i.kvUsage))), (Format.ms(i.stepMs), .text),
                 instanceState(i),
             ]
         }
+        let kindColumn: [(title: String, width: Int)] = withKind ? [("kind", 9)] : []
         b.table(
-            columns: [
-                ("instance", 12), ("kind", 9), ("NPUs", -5), ("queued", -7), ("running", -8),
-                ("KV", -5), ("step", -8), ("state", 16),
+            columns: [("instance", 12)] + kindColumn + [
+                ("NPUs", -5), ("queued", -7), ("running", -8), ("KV", -5), ("step", -8), ("state", 16),
             ],
-            rows: rows, in: Rect(x: rect.x + 2, y: rect.y + 1, width: rect.width - 4, height: rect.height - 2)
+            rows: rows, in: area
         )
     }
 
