@@ -8,6 +8,11 @@ import Synchronization
 private let stopRequested = Atomic<Bool>(false)
 /// True while the UI thread has the terminal in curses mode.
 private let terminalActive = Atomic<Bool>(false)
+/// SIGTSTP arrived (`kill -TSTP`; Ctrl-Z is a key in raw mode): the UI thread hands the terminal
+/// back (paste mode off, modes restored), stops, and takes it again on SIGCONT.
+private let suspendRequested = Atomic<Bool>(false)
+/// Set by SIGCONT while the console is suspended.
+private let continued = Atomic<Bool>(false)
 
 /// How the console starts: theme, colour and where it logs.
 public struct ConsoleOptions: Sendable {
@@ -79,6 +84,10 @@ public enum ConsoleApp {
         for sig in [SIGTERM, SIGINT, SIGHUP] {
             signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) }
         }
+        // Installed before the terminal opens, so ncurses leaves SIGTSTP to us (its own handler
+        // would restore its modes but leave bracketed paste on for the shell).
+        suspendRequested.store(false, ordering: .relaxed)
+        signal(SIGTSTP) { _ in suspendRequested.store(true, ordering: .relaxed) }
         let result = Mutex<Int32>(0)
         let done = DispatchSemaphore(value: 0)
         let themes = catalog.themes
@@ -102,13 +111,16 @@ public enum ConsoleApp {
             if let since = signalledAt, t &- since > UInt64(quitGraceSeconds * 1e9) {
                 // The UI thread is stuck outside curses (a command to a stuck engine): restore the
                 // terminal from here; the caller exits the process right after.
-                if terminalActive.exchange(false, ordering: .acquiringAndReleasing) { endwin() }
-                for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_DFL) }
+                if terminalActive.exchange(false, ordering: .acquiringAndReleasing) {
+                    NcursesTerminal.bracketedPaste(false)
+                    endwin()
+                }
+                for sig in [SIGTERM, SIGINT, SIGHUP, SIGTSTP] { signal(sig, SIG_DFL) }
                 log.write("console exit 0 (forced: the UI thread did not stop within \(quitGraceSeconds) s)")
                 return 0
             }
         }
-        for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_DFL) }
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGTSTP] { signal(sig, SIG_DFL) }
         let status = result.withLock { $0 }
         log.write("console exit \(status)")
         return status
@@ -174,6 +186,22 @@ public enum ConsoleApp {
         var dirty = true
         let logLine: (String) -> Void = { log.write($0) }
         while !state.quitting && !stopRequested.load(ordering: .relaxed) {
+            if suspendRequested.exchange(false, ordering: .relaxed) {
+                log.write("console suspended (SIGTSTP)")
+                terminal.suspend()
+                // kill returns before every thread has stopped (the stop is delivered
+                // asynchronously), so wait for SIGCONT before taking the terminal back.
+                continued.store(false, ordering: .relaxed)
+                signal(SIGCONT) { _ in continued.store(true, ordering: .relaxed) }
+                kill(getpid(), SIGSTOP)
+                while !continued.load(ordering: .relaxed) && !stopRequested.load(ordering: .relaxed) {
+                    usleep(10_000)
+                }
+                signal(SIGCONT, SIG_DFL)
+                terminal.resume()
+                log.write("console resumed")
+                dirty = true
+            }
             let sinceRender = now() &- lastRender
             let waitMs =
                 dirty && sinceRender < frameInterval ? Int32((frameInterval - sinceRender) / 1_000_000) : 100
