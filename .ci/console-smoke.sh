@@ -10,6 +10,9 @@
 # with the terminal settings restored. Under TERM=xterm-256color (whose entry lists End as ESC O F,
 # while tmux sends ESC [ 4 ~): End/Home as raw vt220/rxvt/xterm sequences page Requests and never
 # switch views, unknown sequences do nothing, and a lone Esc still closes the / prompt.
+# Bracketed paste: a multi-line paste of hotkeys (tmux paste-buffer -p, and the same bytes as keys)
+# into the : prompt, with no prompt and at a y/n question runs nothing; SIGTSTP/SIGCONT and q switch
+# the mode off (and on again).
 # Prints "N passed, N failed"; exits non-zero if anything failed.
 set -u
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [ARGS...]" >&2; exit 2; }
@@ -221,6 +224,64 @@ wait_for 'Over time' 5 && ! screen | grep -q '^/' && ok "a lone Esc closes the /
   || fail "a lone Esc closes the / prompt under TERM=xterm-256color"
 $T send-keys -t main q
 finished rawkeys "q (TERM=xterm-256color)"
+
+# 5. Bracketed paste. tmux's paste-buffer -p wraps the text in ESC [ 200 ~ … ESC [ 201 ~ only when
+# the console switched the mode on, so these checks fail if it did not. A multi-line paste full of
+# hotkeys (d drain, space pause, r rebalance, t theme, f1y fault) into the : prompt keeps its first
+# line as text and runs nothing; with no prompt, or at a y/n question, it is ignored; the same
+# bytes sent as keys (send-keys -H) too. SIGTSTP hands the mode back, SIGCONT takes it again,
+# and q leaves it off.
+start paste >/dev/null
+$T pipe-pane -t main -o "cat >> '$WORK/paste/out'"
+$T set-buffer -b xds "$(printf 'speed 2\n d r t f1y  \nrate 31\npause\n')"
+$T send-keys -t main ':'
+wait_for '^:█' 5
+$T paste-buffer -p -b xds -t main
+wait_for '^:speed 2█  pasted 4 lines: kept the first only' 5 && ok "a paste into : keeps its first line as text and says so" \
+  || fail "a paste into : keeps its first line as text and says so"
+$T send-keys -t main Escape
+wait_for '^q quit' 5
+$T paste-buffer -p -b xds -t main
+wait_for '^✗ paste ignored — press : to type a command' 5 && ok "a paste with no prompt open is ignored and says so" \
+  || fail "a paste with no prompt open is ignored and says so"
+$T send-keys -t main -H 1b 5b 32 30 30 7e
+$T send-keys -t main -l 'd r t f1y'
+$T send-keys -t main -H 0d 1b 5b 32 30 31 7e
+$T send-keys -t main d
+wait_for '^drain node 0\? y/n' 5
+$T paste-buffer -p -b xds -t main
+$T send-keys -t main -H 1b 5b 32 30 30 7e 79 0d 1b 5b 32 30 31 7e  # a bracketed "y⏎"
+wait_for '^drain node 0\? y/n  paste ignored — answer with y or n' 5 && ok "a paste does not answer the drain question" \
+  || fail "a paste does not answer the drain question"
+$T send-keys -t main n
+wait_for 'cancelled: drain node 0' 5
+sleep 1  # anything wrongly sent would show by now
+head=$(screen | head -3)
+if echo "$head" | grep -q 'faults 0  drained 0' && echo "$head" | grep -q '▶ 1×' && ! echo "$head" | grep -q '⏸' \
+   && echo "$head" | grep -q 'theme dark'; then ok "after the pastes: not paused, no fault, no drain, speed and theme unchanged"
+else fail "after the pastes: not paused, no fault, no drain, speed and theme unchanged"; fi
+$T send-keys -t main 6
+wait_for 'Events ·' 5
+if screen | grep -qE 'command +(speed|pause|resume|fault|drain|rebalance|rate 31)'; then fail "Events lists no pasted command"
+else ok "Events lists no pasted command"; fi
+$T send-keys -t main 1
+wait_file "$WORK/paste/pid" 5 && P=$(cat "$WORK/paste/pid")
+modes() { LC_ALL=C grep -aoE '\[\?2004[hl]' "$WORK/paste/out" 2>/dev/null | tr -d '[?' | tr '\n' ' '; }
+kill -TSTP "$P"
+deadline=$(( $(date +%s) + 5 )); while [ "$(date +%s)" -le "$deadline" ] && ! ps -o stat= -p "$P" | grep -q T; do sleep 0.1; done
+ps -o stat= -p "$P" | grep -q T && modes | grep -qE '2004l $' && ok "SIGTSTP stops the console with bracketed paste off ($(modes))" \
+  || fail "SIGTSTP stops the console with bracketed paste off ($(modes))"
+kill -CONT "$P"
+wait_for ' xds ' 5
+$T send-keys -t main ':'
+wait_for '^:█' 5
+$T paste-buffer -p -b xds -t main
+wait_for '^:speed 2█  pasted 4 lines' 5 && ok "after SIGCONT pastes are bracketed again ($(modes))" \
+  || fail "after SIGCONT pastes are bracketed again ($(modes))"
+$T send-keys -t main Escape q
+finished paste "q (after pastes)"
+sleep 0.3
+modes | grep -qE '2004l $' && ok "q leaves bracketed paste off ($(modes))" || fail "q leaves bracketed paste off ($(modes))"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]

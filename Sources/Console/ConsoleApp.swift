@@ -8,6 +8,11 @@ import Synchronization
 private let stopRequested = Atomic<Bool>(false)
 /// True while the UI thread has the terminal in curses mode.
 private let terminalActive = Atomic<Bool>(false)
+/// SIGTSTP arrived (`kill -TSTP`; Ctrl-Z is a key in raw mode): the UI thread hands the terminal
+/// back (paste mode off, modes restored), stops, and takes it again on SIGCONT.
+private let suspendRequested = Atomic<Bool>(false)
+/// Set by SIGCONT while the console is suspended.
+private let continued = Atomic<Bool>(false)
 
 /// How the console starts: theme, colour and where it logs.
 public struct ConsoleOptions: Sendable {
@@ -79,6 +84,10 @@ public enum ConsoleApp {
         for sig in [SIGTERM, SIGINT, SIGHUP] {
             signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) }
         }
+        // Installed before the terminal opens, so ncurses leaves SIGTSTP to us (its own handler
+        // would restore its modes but leave bracketed paste on for the shell).
+        suspendRequested.store(false, ordering: .relaxed)
+        signal(SIGTSTP) { _ in suspendRequested.store(true, ordering: .relaxed) }
         let result = Mutex<Int32>(0)
         let done = DispatchSemaphore(value: 0)
         let themes = catalog.themes
@@ -102,13 +111,16 @@ public enum ConsoleApp {
             if let since = signalledAt, t &- since > UInt64(quitGraceSeconds * 1e9) {
                 // The UI thread is stuck outside curses (a command to a stuck engine): restore the
                 // terminal from here; the caller exits the process right after.
-                if terminalActive.exchange(false, ordering: .acquiringAndReleasing) { endwin() }
-                for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_DFL) }
+                if terminalActive.exchange(false, ordering: .acquiringAndReleasing) {
+                    NcursesTerminal.bracketedPaste(false)
+                    endwin()
+                }
+                for sig in [SIGTERM, SIGINT, SIGHUP, SIGTSTP] { signal(sig, SIG_DFL) }
                 log.write("console exit 0 (forced: the UI thread did not stop within \(quitGraceSeconds) s)")
                 return 0
             }
         }
-        for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_DFL) }
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGTSTP] { signal(sig, SIG_DFL) }
         let status = result.withLock { $0 }
         log.write("console exit \(status)")
         return status
@@ -119,13 +131,27 @@ public enum ConsoleApp {
 
     /// Applies a message, performs its effects against the link and feeds the replies back
     /// in: the whole Elm loop minus the terminal, so tests drive exactly what runs live.
+    ///
+    /// With a `fold` (one burst of input, see ``dispatchBurst(_:to:link:log:limit:next:)``),
+    /// `pause`/`resume` are held back in it instead of sent; any other command, a preview or
+    /// quitting sends the held one first, so the engine sees commands in the order typed.
     public static func dispatch(
         _ message: ConsoleMessage, to state: ConsoleState, link: any EngineLink,
-        log: ((String) -> Void)? = nil
+        log: ((String) -> Void)? = nil, fold: PauseFold? = nil
     ) -> ConsoleState {
         var (next, effects) = ConsoleUpdate.update(state, message)
         while !effects.isEmpty {
             let effect = effects.removeFirst()
+            if let fold {
+                if case .send(let line) = effect, PauseFold.folds(line) {
+                    fold.hold(line)
+                    continue
+                }
+                switch effect {
+                case .send, .preview, .cancelPreview, .quit: next = release(fold, next, link: link, log: log)
+                case .queryRequests, .queryRequestDetail: break  // read-only: order does not matter
+                }
+            }
             if case .send(let line) = effect {
                 let reply = link.send(commandLine: line)
                 log?("command \"\(line)\" → \(reply.accepted ? "accepted" : "rejected"): \(reply.message)")
@@ -143,6 +169,58 @@ public enum ConsoleApp {
             }
         }
         return next
+    }
+
+    /// `pause` and `resume` held back during one burst of input. They only set the engine's
+    /// state, so of a run of them only the last matters: 200 space presses read in one loop turn
+    /// were 200 round trips to the engine (each publishing a snapshot: 1.2 s in a debug build,
+    /// 0.6 s over `--connect`) before the next frame; now they are one. The last is always sent,
+    /// even when the run ends where it began: the console's idea of "paused" may lag the engine.
+    public final class PauseFold {
+        public private(set) var held: String?
+        /// Commands replaced by a later one in the same run.
+        public private(set) var folded = 0
+        public init() {}
+
+        static func folds(_ line: String) -> Bool { line == "pause" || line == "resume" }
+
+        func hold(_ line: String) {
+            if held != nil { folded += 1 }
+            held = line
+        }
+
+        func take() -> (line: String, folded: Int)? {
+            defer { (held, folded) = (nil, 0) }
+            return held.map { ($0, folded) }
+        }
+    }
+
+    /// Sends the command held in `fold`, if any, and applies the engine's answer.
+    public static func release(
+        _ fold: PauseFold, _ state: ConsoleState, link: any EngineLink, log: ((String) -> Void)? = nil
+    ) -> ConsoleState {
+        guard let (line, folded) = fold.take() else { return state }
+        if folded > 0 { log?("\(folded + 1) pause/resume in one burst of keys: only the last, \"\(line)\", is sent") }
+        let reply = link.send(commandLine: line)
+        log?("command \"\(line)\" → \(reply.accepted ? "accepted" : "rejected"): \(reply.message)")
+        return dispatch(.reply(reply, commandLine: line), to: state, link: link, log: log)
+    }
+
+    /// One loop turn's input: `first`, then whatever `next` has ready (what was already typed or
+    /// pasted, key repeat), at most `limit` more, before the frame is drawn. Pause/resume runs
+    /// are folded (``PauseFold``); everything else acts exactly as if dispatched one by one.
+    public static func dispatchBurst(
+        _ first: ConsoleMessage, to state: ConsoleState, link: any EngineLink, log: ((String) -> Void)? = nil,
+        limit: Int = 64, next: () -> ConsoleMessage?
+    ) -> ConsoleState {
+        let fold = PauseFold()
+        var s = dispatch(first, to: state, link: link, log: log, fold: fold)
+        var burst = 0
+        while burst < limit, !s.quitting, let more = next() {
+            s = dispatch(more, to: s, link: link, log: log, fold: fold)
+            burst += 1
+        }
+        return release(fold, s, link: link, log: log)
     }
 
     private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -174,18 +252,29 @@ public enum ConsoleApp {
         var dirty = true
         let logLine: (String) -> Void = { log.write($0) }
         while !state.quitting && !stopRequested.load(ordering: .relaxed) {
+            if suspendRequested.exchange(false, ordering: .relaxed) {
+                log.write("console suspended (SIGTSTP)")
+                terminal.suspend()
+                // kill returns before every thread has stopped (the stop is delivered
+                // asynchronously), so wait for SIGCONT before taking the terminal back.
+                continued.store(false, ordering: .relaxed)
+                signal(SIGCONT) { _ in continued.store(true, ordering: .relaxed) }
+                kill(getpid(), SIGSTOP)
+                while !continued.load(ordering: .relaxed) && !stopRequested.load(ordering: .relaxed) {
+                    usleep(10_000)
+                }
+                signal(SIGCONT, SIG_DFL)
+                terminal.resume()
+                log.write("console resumed")
+                dirty = true
+            }
             let sinceRender = now() &- lastRender
             let waitMs =
                 dirty && sinceRender < frameInterval ? Int32((frameInterval - sinceRender) / 1_000_000) : 100
             if let message = terminal.read(timeoutMs: max(1, waitMs)) {
-                state = dispatch(message, to: state, link: link, log: logLine)
+                // Take everything already typed before drawing (key repeat, scripted keys).
+                state = dispatchBurst(message, to: state, link: link, log: logLine) { terminal.read(timeoutMs: 0) }
                 dirty = true
-                // Take everything already typed before drawing (pasted commands, key repeat).
-                var burst = 0
-                while burst < 64, !state.quitting, let more = terminal.read(timeoutMs: 0) {
-                    state = dispatch(more, to: state, link: link, log: logLine)
-                    burst += 1
-                }
             }
             for message in PreviewRunner.shared.take() + RequestQueryRunner.shared.take() {
                 state = dispatch(message, to: state, link: link, log: logLine)

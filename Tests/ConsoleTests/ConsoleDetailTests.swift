@@ -135,6 +135,31 @@ import XDSTestSupport
         #expect(lines[4].contains("ERROR") && lines[5].contains("ERROR") && !lines[6].contains("WARN"))
     }
 
+    /// `:rate 30` once, after the demo load's own `rate 25`: the Events view showed one row
+    /// "rate 30 … (×2)" (the two commands have the same shape once numbers are blanked). Commands
+    /// and other actions fold only when identical; routine kinds still fold by shape.
+    @Test func differentCommandsNeverFoldIntoOne() {
+        var s = SnapshotFixtures.superpod
+        s.events.append(contentsOf: [
+            EngineEvent(time: 600, kind: .command, message: "rate 25: synthetic arrival rate set to 25 requests/s"),
+            EngineEvent(time: 604.9, kind: .command, message: "rate 30: synthetic arrival rate set to 30 requests/s"),
+            EngineEvent(time: 605, kind: .drain, message: "node 3 draining"),
+            EngineEvent(time: 606, kind: .drain, message: "node 4 draining"),
+            EngineEvent(time: 607, kind: .command, message: "pause: paused"),
+            EngineEvent(time: 608, kind: .command, message: "pause: paused"),
+        ])
+        var state = ConsoleUpdate.update(ConsoleState(width: 120, height: 40), .tick(s)).0
+        state.view = .events
+        let rows = EventsView.shown(state).prefix(5).map { ($0.event.message, $0.count) }
+        #expect(rows.map(\.0) == [
+            "pause: paused", "node 4 draining", "node 3 draining",
+            "rate 30: synthetic arrival rate set to 30 requests/s", "rate 25: synthetic arrival rate set to 25 requests/s",
+        ])
+        #expect(rows.map(\.1) == [2, 1, 1, 1, 1])
+        let lines = render(state, 120, 40, s)
+        #expect(lines.contains { $0.contains("rate 30: synthetic arrival rate set to 30 requests/s") && !$0.contains("×") })
+    }
+
     @Test func enterShowsAnEventInFull() {
         var s = SnapshotFixtures.superpod
         let long = "fault 2: replacing NPUs 163 of decode-0 with spare NPUs 288: NPU-fork weight copy 0.121 s over UB; 2 requests re-prefilled"

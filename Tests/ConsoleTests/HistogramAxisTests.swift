@@ -55,6 +55,32 @@ import XDSTestSupport
         #expect(labels.contains("32"))
     }
 
+    /// At 80×24 the TPOT panel read "p99 11.8ms  ▲ SLO 35.0m": the unit was cut at the border.
+    /// The label shortens ("▲SLO 35.0ms→") so the value and its unit always show, on or off axis.
+    @Test(arguments: [(80, 24), (90, 26), (100, 30), (120, 40), (160, 45), (200, 60)])
+    func sloLabelKeepsItsValueAndUnit(size: (Int, Int)) throws {
+        let (width, height) = size
+        // Bins end at 64 ms: an SLO of 35 ms sits on the axis, one of 100 ms is past it.
+        for (slo, value, offAxis) in [(35.0, "35.0ms", false), (100, "100ms", true)] {
+            var s = Self.snapshot(tpotSLO: slo)
+            s.latency.tpotP99Ms = 11.8
+            let tpot = Self.render(s, width: width, height: height).dropFirst(3).map { Self.panel($0, width: width) }
+            let row = try #require(tpot.first { $0.contains("p99") })
+            #expect(row.contains("p99 11.8ms") && row.hasSuffix("│"), "\(row)")
+            let label = try #require(row.firstRange(of: "▲").map { row[$0.lowerBound...].dropLast() })
+            #expect(label.contains(value), "\(row)")
+            #expect(label.contains("→") == offAxis, "\(row)")
+            #expect(label.contains("SLO"), "\(row)")  // room for the word at every width tried
+        }
+    }
+
+    @Test func sloLabelForms() {
+        #expect(LatencyView.sloLabel("35.0ms", offAxis: true, room: 40) == "  ▲ SLO 35.0ms → off axis")
+        #expect(LatencyView.sloLabel("35.0ms", offAxis: true, room: 13) == " ▲SLO 35.0ms→")
+        #expect(LatencyView.sloLabel("35.0ms", offAxis: false, room: 13) == " ▲ SLO 35.0ms")
+        #expect(LatencyView.sloLabel("35.0ms", offAxis: false, room: 8) == " ▲35.0ms")
+    }
+
     @Test func sloInsideTheAxisSitsInItsBin() throws {
         let lines = Self.render(Self.snapshot(tpotSLO: 20), width: 200, height: 60)
         let tpot = lines.dropFirst(3).map { Self.panel($0, width: 200) }

@@ -49,7 +49,7 @@ import XDSTestSupport
     /// Complete sequences that are not keys (or not keys we know) are dropped whole: none of
     /// their bytes reaches the console, whatever comes after them is intact.
     @Test(arguments: [
-        "\u{1B}[99~", "\u{1B}[16~", "\u{1B}[200~", "\u{1B}[1;5X", "\u{1B}[24;80R", "\u{1B}[?1;2c",
+        "\u{1B}[99~", "\u{1B}[16~", "\u{1B}[201~", "\u{1B}[1;5X", "\u{1B}[24;80R", "\u{1B}[?1;2c",
         "\u{1B}[<0;10;5M", "\u{1B}[I", "\u{1B}[O", "\u{1B}[2 q", "\u{1B}[>4;1m", "\u{1B}[9;5~",
         "\u{1B}O~", "\u{1B}Oz", "\u{1B}[[Z", "\u{1B}[1!p",
         "\u{1B}[" + String(repeating: "1;", count: 40) + "4~",  // overlong parameters still end at ~

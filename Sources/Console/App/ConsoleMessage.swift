@@ -19,6 +19,9 @@ public enum MouseEvent: Sendable, Hashable {
 /// Everything that can change the console's state.
 public enum ConsoleMessage: Sendable, Equatable {
     case key(Key)
+    /// Text pasted in one piece (bracketed paste): never keys. Into an open prompt goes its first
+    /// line; with no prompt open it is ignored (see ``PromptEditing/paste(_:_:)``).
+    case paste(String)
     case mouse(MouseEvent)
     case resize(width: Int, height: Int)
     /// A new snapshot (or the 1 s idle tick with the same one).

@@ -28,6 +28,8 @@ public enum ConsoleUpdate {
             handleMouse(event, &s)
         case .key(let key):
             handleKey(key, &s, &effects)
+        case .paste(let text):
+            PromptEditing.paste(text, &s)
         case .preview(let update):
             PreviewKeys.absorb(update, &s)
         case .requestPage, .requestDetail:

@@ -73,7 +73,7 @@ enum PromptEditing {
             let (text, note) = complete(prompt.text)
             prompt.text = text
             s.status = note.map { StatusLine($0) }
-        case .char(let c) where !c.isNewline && c.asciiValue.map({ $0 >= 32 }) ?? true:
+        case .char(let c) where isText(c):
             prompt.text.append(c)
             prompt.historyIndex = nil
         default:
@@ -81,6 +81,42 @@ enum PromptEditing {
         }
         s.prompt = prompt
         applyFilter(prompt.purpose, prompt.text.trimmedBlanks, &s)
+    }
+
+    /// What a typed or pasted character may add to the prompt: no control characters (typed
+    /// ones are keys, pasted ones would only draw as `?`).
+    static func isText(_ c: Character) -> Bool {
+        !c.isNewline && c.asciiValue.map { $0 >= 32 && $0 != 127 } ?? true
+    }
+
+    /// Bracketed paste (the terminal marks pasted text): a paste is text, never keys.
+    ///
+    /// - A prompt is open: its first non-blank line is added to the prompt's text (tabs as
+    ///   blanks, control characters dropped) and nothing runs, even with a newline at the end:
+    ///   Enter stays the operator's. Further lines are dropped and the footer says so: the `:`
+    ///   language asks no confirmation, so a pasted script must not run line after line.
+    /// - No prompt open (a view, help, a menu, a y/n question, a preview): nothing happens but
+    ///   a footer note. A pasted `d`, space or `y` never acts and never answers a question.
+    static func paste(_ text: String, _ s: inout ConsoleState) {
+        guard var prompt = s.prompt else {
+            s.status = StatusLine(
+                s.confirmation != nil ? "paste ignored — answer with y or n" : "paste ignored — press : to type a command",
+                isError: true)
+            return
+        }
+        let lines = text.split(whereSeparator: \.isNewline).map { line in
+            String(String(line).compactMap { c -> Character? in c == "\t" ? " " : isText(c) ? c : nil })
+        }.filter { !$0.trimmedBlanks.isEmpty }
+        guard let first = lines.first else { return }
+        prompt.text += first
+        prompt.historyIndex = nil
+        s.prompt = prompt
+        applyFilter(prompt.purpose, prompt.text.trimmedBlanks, &s)
+        if lines.count > 1 {
+            s.status = StatusLine(
+                "pasted \(lines.count) lines: kept the first only"
+                    + (prompt.purpose == .command ? " — run commands one at a time" : ""))
+        }
     }
 
     /// Live filtering: the list follows the prompt's text as it is typed.

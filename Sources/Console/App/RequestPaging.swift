@@ -50,7 +50,7 @@ enum RequestPaging {
         guard after.requestQueries, !after.quitting else { return [] }
         var effects: [ConsoleEffect] = []
         switch message {
-        case .key, .mouse:
+        case .key, .mouse, .paste:
             // The operator moved the cursor (or sorted, filtered): it now marks this request.
             if after.view == .requests { after.requestSelectedID = RequestsView.selected(after)?.id }
         default: break

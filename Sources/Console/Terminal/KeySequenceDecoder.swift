@@ -9,6 +9,12 @@
 /// of the common Home/End/PgUp/PgDn/Insert/Delete/arrow/F-key variants and is dropped otherwise.
 /// The bytes of a sequence never reach the console as ordinary keys.
 ///
+/// Bracketed paste (the console turns it on with `ESC [ ? 2004 h`): the terminal wraps pasted
+/// text in `ESC [ 200 ~ … ESC [ 201 ~`. Everything between the brackets is one ``Decoded/paste(_:)``,
+/// never keys, so a pasted `d`, space or `f1y` cannot drain, pause or inject a fault. At most
+/// ``maxPasteScalars`` characters are kept (the rest is consumed and dropped); a paste whose end
+/// marker never comes ends at the next pause in the input (the caller's ``flush()``).
+///
 /// Pure (no ncurses): ``NcursesTerminal`` feeds it and tells it when input paused.
 struct KeySequenceDecoder {
     /// What one piece of input means.
@@ -20,6 +26,18 @@ struct KeySequenceDecoder {
         case unbound(UnboundKey)
         /// An unrecognised or cut-off sequence, spelled out (ESC as `^[`): dropped.
         case dropped(String)
+        /// Text the terminal delivered between the bracketed-paste markers, raw (newlines and
+        /// control characters included; the console decides what to keep).
+        case paste(String)
+
+        /// What the console receives (nothing for unbound keys and dropped sequences).
+        var message: ConsoleMessage? {
+            switch self {
+            case .key(let key): .key(key)
+            case .paste(let text): .paste(text)
+            case .unbound, .dropped: nil
+            }
+        }
     }
 
     enum UnboundKey: Equatable {
@@ -33,15 +51,28 @@ struct KeySequenceDecoder {
         case csi(params: String, intermediates: String)  // ESC [ …
         case ss3(params: String)  // ESC O …
         case linuxFunction  // ESC [ [ (Linux console F1–F5)
+        /// Inside a bracketed paste; `matched` bytes of the end marker seen so far.
+        case paste(matched: Int)
     }
 
     private var state: State = .ground
+    /// The paste being read (kept outside `state` so appending does not copy it every byte).
+    private var pasted = String.UnicodeScalarView()
+    private var pastedCount = 0  // pasted.count is not O(1)
     /// Parameter bytes kept per sequence; a longer run is still consumed to its final byte.
     private static let maxParams = 32
+    /// Characters of one paste kept (64 Ki); a longer paste is still read to its end marker.
+    static let maxPasteScalars = 65_536
+    /// `ESC [ 2 0 1 ~`: the end of a bracketed paste.
+    private static let pasteEnd: [UInt32] = [27, 0x5B, 0x32, 0x30, 0x31, 0x7E]
 
-    /// True while an ESC or an unfinished sequence is held: the caller should read on (with
-    /// a short wait) and call ``flush()`` when nothing more comes.
+    /// True while an ESC, an unfinished sequence or a paste is held: the caller should read on
+    /// (with a short wait; longer inside a paste, see ``isInPaste``) and call ``flush()`` when
+    /// nothing more comes.
     var isPending: Bool { state != .ground }
+
+    /// Inside a bracketed paste: keys ncurses decodes now are part of the pasted text.
+    var isInPaste: Bool { if case .paste = state { true } else { false } }
 
     /// The whole input at once, then a pause: what a test (or a burst) decodes to.
     static func decode<S: Sequence>(_ codes: S) -> [Decoded] where S.Element == UInt32 {
@@ -53,6 +84,9 @@ struct KeySequenceDecoder {
 
     static func decode(_ text: String) -> [Decoded] { decode(text.unicodeScalars.map(\.value)) }
 
+    /// Everything that reaches the console, keys and pastes.
+    static func messages(_ text: String) -> [ConsoleMessage] { decode(text).compactMap(\.message) }
+
     /// Only what reaches the console.
     static func keys(_ text: String) -> [Key] {
         decode(text).compactMap { if case .key(let k) = $0 { k } else { nil } }
@@ -61,6 +95,8 @@ struct KeySequenceDecoder {
     /// One character (Unicode scalar value) as read from the terminal.
     mutating func feed(_ code: UInt32) -> [Decoded] {
         switch state {
+        case .paste(let matched):
+            return feedPaste(code, matched: matched)
         case .ground:
             if code == 27 {
                 state = .escape
@@ -98,6 +134,11 @@ struct KeySequenceDecoder {
             case 0x5B where params.isEmpty && intermediates.isEmpty:
                 state = .linuxFunction
                 return []
+            case 0x7E where params == "200" && intermediates.isEmpty:
+                state = .paste(matched: 0)
+                pasted = String.UnicodeScalarView()
+                pastedCount = 0
+                return []
             case 0x40...0x7E:
                 state = .ground
                 return [Self.csi(params: params, intermediates: intermediates, final: code)]
@@ -134,12 +175,50 @@ struct KeySequenceDecoder {
     mutating func flush() -> [Decoded] {
         defer { state = .ground }
         switch state {
+        case .paste:
+            // No end marker in time: what came is the paste (a cut-off end marker is dropped).
+            return [endPaste()]
         case .ground: return []
         case .escape: return [.key(.escape)]
         case .csi(let params, let intermediates): return [.dropped("^[[" + params + intermediates)]
         case .ss3(let params): return [.dropped("^[O" + params)]
         case .linuxFunction: return [.dropped("^[[[")]
         }
+    }
+
+    /// One character inside a paste: text, unless it continues the end marker. A marker that
+    /// breaks off was text after all (pasted text may hold an ESC or "ESC [ 2").
+    private mutating func feedPaste(_ code: UInt32, matched: Int) -> [Decoded] {
+        if code == Self.pasteEnd[matched] {
+            if matched + 1 == Self.pasteEnd.count {
+                state = .ground
+                return [endPaste()]
+            }
+            state = .paste(matched: matched + 1)
+            return []
+        }
+        for byte in Self.pasteEnd[..<matched] { keepPasted(byte) }
+        if code == Self.pasteEnd[0] {
+            state = .paste(matched: 1)
+        } else {
+            keepPasted(code)
+            state = .paste(matched: 0)
+        }
+        return []
+    }
+
+    private mutating func keepPasted(_ code: UInt32) {
+        guard pastedCount < Self.maxPasteScalars, let scalar = Unicode.Scalar(code) else { return }
+        pasted.append(scalar)
+        pastedCount += 1
+    }
+
+    private mutating func endPaste() -> Decoded {
+        defer {
+            pasted = String.UnicodeScalarView()
+            pastedCount = 0
+        }
+        return .paste(String(pasted))
     }
 
     /// A byte that cannot continue the sequence (a control character, say Ctrl-C, or

@@ -41,6 +41,7 @@ final class NcursesTerminal {
         curs_set(0)
         mousemask(tui_all_mouse_events(), nil)
         mouseinterval(0)
+        Self.bracketedPaste(true)
         if !monochrome, has_colors() {
             start_color()
             use_default_colors()
@@ -52,20 +53,38 @@ final class NcursesTerminal {
 
     var size: (width: Int, height: Int) { (Int(getmaxx(window)), Int(getmaxy(window))) }
 
+    /// Bracketed paste mode: the terminal wraps pasted text in `ESC [ 200 ~ … ESC [ 201 ~`, so a
+    /// paste arrives as one ``ConsoleMessage/paste(_:)`` instead of a run of hotkeys. ncurses
+    /// does not know the mode, so it is switched here, straight on fd 1 (ncurses has flushed
+    /// its own output by then: it writes only in `doupdate`/`endwin`), on at start and after a
+    /// suspend, off on every way out (``shutdown()``, ``suspend()``, the forced exit of
+    /// ``ConsoleApp``). `write` is async-signal-safe; terminals without the mode ignore it.
+    static func bracketedPaste(_ on: Bool) {
+        let sequence: StaticString = on ? "\u{1B}[?2004h" : "\u{1B}[?2004l"
+        _ = Glibc.write(1, sequence.utf8Start, sequence.utf8CodeUnitCount)
+    }
+
     /// Waits up to `timeoutMs` for one input; `nil` on timeout (or when all that came was a
     /// sequence the console has no key for, which is dropped).
     func read(timeoutMs: Int32) -> ConsoleMessage? {
         if !pending.isEmpty { return pending.removeFirst() }
         var waitMs = timeoutMs
+        var reads = 0
         while true {
             // After an ESC the rest of a sequence is normally already buffered; the wait only
             // decides how soon a lone Esc counts (ncurses already waited ESCDELAY for it).
-            wtimeout(window, decoder.isPending ? Self.sequenceWaitMs : waitMs)
+            let wait = decoder.isInPaste ? Self.pasteWaitMs : decoder.isPending ? Self.sequenceWaitMs : waitMs
+            wtimeout(window, wait)
             var ch: wint_t = 0
             let result = wget_wch(window, &ch)
+            reads += 1
             switch result {
             case OK:
                 queue(decoder.feed(UInt32(ch)))
+            case KEY_CODE_YES where decoder.isInPaste:
+                // ncurses matched a key sequence inside the pasted text (a pasted ESC [ A, say):
+                // it is part of the paste, not a key. A resize still counts.
+                if Int32(ch) == KEY_RESIZE, let message = decodeFunctionKey(KEY_RESIZE) { pending.append(message) }
             case KEY_CODE_YES:
                 queue(decoder.flush())
                 if let message = decodeFunctionKey(Int32(ch)) { pending.append(message) }
@@ -74,6 +93,11 @@ final class NcursesTerminal {
                 return pending.isEmpty ? nil : pending.removeFirst()
             }
             if !decoder.isPending, !pending.isEmpty { return pending.removeFirst() }
+            // A long paste: let the loop draw and look at signals now and then; the decoder
+            // keeps its place and the next read goes on with the paste.
+            if decoder.isInPaste, reads >= Self.maxReadsPerCall {
+                return pending.isEmpty ? nil : pending.removeFirst()
+            }
             // A dropped sequence: keep reading, but don't wait again for new input.
             if !decoder.isPending { waitMs = 0 }
         }
@@ -81,9 +105,14 @@ final class NcursesTerminal {
 
     /// How long a held ESC or half sequence waits for its next byte.
     private static let sequenceWaitMs: Int32 = 30
+    /// How long a paste waits for its next byte before it counts as ended without its end
+    /// marker. A terminal sends a paste at once; the wait is long so that a paste is not cut
+    /// (its rest read as keys) when the machine is busy and the pty is slow to refill.
+    private static let pasteWaitMs: Int32 = 500
+    private static let maxReadsPerCall = 8_192
 
     private func queue(_ decoded: [KeySequenceDecoder.Decoded]) {
-        for d in decoded { if case .key(let key) = d { pending.append(.key(key)) } }
+        pending += decoded.compactMap(\.message)
     }
 
     private func decodeFunctionKey(_ code: Int32) -> ConsoleMessage? {
@@ -172,10 +201,28 @@ final class NcursesTerminal {
         return p
     }
 
+    /// Gives the terminal back for a stop (SIGTSTP): paste mode off, curses modes restored.
+    func suspend() {
+        guard !closed else { return }
+        Self.bracketedPaste(false)
+        endwin()
+    }
+
+    /// After a stop: curses modes and paste mode back, the whole screen redrawn.
+    func resume() {
+        guard !closed else { return }
+        Self.bracketedPaste(true)
+        previous = nil
+        refresh()
+        let (w, h) = size  // the window may have been resized meanwhile
+        pending.append(.resize(width: w, height: h))
+    }
+
     /// Restores the terminal; safe to call more than once.
     func shutdown() {
         guard !closed else { return }
         closed = true
+        Self.bracketedPaste(false)
         endwin()
         delscreen(screen)
     }

@@ -189,7 +189,8 @@ public enum ConsoleScreen {
         let y = b.height - 1
         if let pending = state.confirmation {
             let x = b.put(pending.question + " y/n", x: 0, y: y, style: Style(fg: .warn, bold: true))
-            b.put("  (y confirms, p previews, any other key cancels)", x: x, y: y, style: .dim)
+            // A note (a paste ignored) takes the hint's place; the question stays open.
+            b.put("  " + (state.status?.text ?? "(y confirms, p previews, any other key cancels)"), x: x, y: y, style: .dim)
             return
         }
         if let prompt = state.prompt {

@@ -16,6 +16,12 @@ enum EventsView {
         String(message.map { $0.isNumber ? "#" : $0 })
     }
 
+    /// Kinds the engine logs over and over with changing numbers (rebalance every minute, …):
+    /// a run of them folds by shape. Everything else is an action or a change of state: `rate 25`
+    /// from the demo load then the operator's `rate 30` are two commands, and folding them by
+    /// shape showed "rate 30 … (×2)" for a command sent once. Those fold only when identical.
+    static let routineKinds: Set<EngineEvent.Kind> = [.rebalance, .info, .requestFinished, .queueThreshold]
+
     /// The listed events, newest first: filtered, and runs of the same routine (info) event
     /// folded into one row with their count.
     static func shown(_ state: ConsoleState) -> [(event: EngineEvent, count: Int)] {
@@ -23,7 +29,8 @@ enum EventsView {
         var lastShape = ""
         for e in state.events.reversed()
         where state.eventLevel.admits(e.severity) && matches(e, state.eventFilter) {
-            let s = e.severity == .info ? "\(e.kind.rawValue)|" + shape(e.message) : ""
+            let text = routineKinds.contains(e.kind) ? shape(e.message) : e.message
+            let s = e.severity == .info ? "\(e.kind.rawValue)|" + text : ""
             if !s.isEmpty, s == lastShape, let last = rows.indices.last {
                 rows[last].count += 1
                 continue

@@ -178,9 +178,19 @@ enum LatencyView {
         x = b.put("p99" + eq, x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
         x = b.put(Format.ms(p.2), x: x, y: inner.maxY - 1, style: mark(p.2), clip: inner)
         if let slo {
-            let off = sloOff.map { " \($0) off axis" } ?? ""
-            b.put("  ▲ SLO \(Format.ms(slo))\(off)", x: x, y: inner.maxY - 1, style: .warn, clip: inner)
+            b.put(sloLabel(Format.ms(slo), offAxis: sloOff != nil, room: inner.maxX - x), x: x, y: inner.maxY - 1,
+                  style: .warn, clip: inner)
         }
+    }
+
+    /// The SLO beside p99, in the longest form that fits `room` columns: the value keeps its
+    /// unit (at 80×24 "▲ SLO 35.0ms" lost its "s" to the panel edge); words and blanks go first.
+    static func sloLabel(_ value: String, offAxis: Bool, room: Int) -> String {
+        let forms =
+            offAxis
+            ? ["  ▲ SLO \(value) → off axis", "  ▲ SLO \(value) →", " ▲ SLO \(value)→", " ▲SLO \(value)→", " ▲\(value)→"]
+            : ["  ▲ SLO \(value)", " ▲ SLO \(value)", " ▲SLO \(value)", " ▲\(value)"]
+        return forms.first { $0.count <= room } ?? forms.last!
     }
 
     static func trends(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {

@@ -47,6 +47,7 @@ enum Overlays {
         ("", ""),
         ("Tab", "completes what can follow the words typed so far"),
         ("↑ ↓", "history · Enter sends (no confirmation) · Esc cancels"),
+        ("paste", "adds its first line to the prompt, runs nothing; else ignored"),
     ]
 
     static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
