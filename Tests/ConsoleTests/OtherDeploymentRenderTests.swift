@@ -84,6 +84,20 @@ import XDSTestSupport
         #expect(!later.contains("SLO –") && !later.contains("–/35ms"), "\(later)")
     }
 
+    /// The Latency view before any sample: percentiles "–", not "0.0ms" coloured as met; and
+    /// the trend's range covers the live value printed beside its line.
+    @Test func latencyViewBeforeTheFirstSampleAndTrendRanges() throws {
+        let d = try Deployment.resolve("colocated:2:llama-3-70b:nvidia-a100:tp4")
+        let fresh = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1)).snapshot()
+        let text = Self.render(.latency, fresh).joined(separator: "\n")
+        #expect(text.contains("no samples yet") && text.contains("p50 –  p90 –") && text.contains("p99 –"), "\(text)")
+        #expect(!text.contains("0.0ms"), "\(text)")
+        var s = Self.snapshot
+        s.requests.running = 9_999
+        let running = try #require(Self.render(.latency, s).first { $0.contains("│ running ") })
+        #expect(running.contains("9999") && running.contains("…9999"), "\(running)")
+    }
+
     @Test func expertsViewOfADenseModelShowsNoBalancing() {
         let text = Self.render(.experts).joined(separator: "\n")
         #expect(text.contains("none: llama-3-70b is a dense model (no experts, no EPLB)"), "\(text)")

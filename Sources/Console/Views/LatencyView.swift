@@ -167,16 +167,19 @@ enum LatencyView {
         } else {
             b.put("no samples yet", x: inner.x + 1, y: inner.y, style: .dim)
         }
-        func mark(_ v: Double) -> Style { slo.map { v > $0 ? .bad : .good } ?? .text }
+        // With no sample a percentile is unknown: "–", not "0.0ms" in the "met" colour.
+        let sampled = (0..<n).contains { bins.counts[$0] > 0 }
+        func mark(_ v: Double) -> Style { sampled ? slo.map { v > $0 ? .bad : .good } ?? .text : .dim }
+        func value(_ v: Double) -> String { sampled ? Format.ms(v) : "–" }
         var x = inner.x + 1
         // Percentiles of a window are read off its bins: "≈".
         let eq = estimated ? "≈" : " "
         for (label, v) in [("p50" + eq, p.0), ("  p90" + eq, p.1)] {
             x = b.put(label, x: x, y: inner.maxY - 2, style: .dim, clip: inner)
-            x = b.put(Format.ms(v), x: x, y: inner.maxY - 2, style: mark(v), clip: inner)
+            x = b.put(value(v), x: x, y: inner.maxY - 2, style: mark(v), clip: inner)
         }
         x = b.put("p99" + eq, x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
-        x = b.put(Format.ms(p.2), x: x, y: inner.maxY - 1, style: mark(p.2), clip: inner)
+        x = b.put(value(p.2), x: x, y: inner.maxY - 1, style: mark(p.2), clip: inner)
         if let slo {
             b.put(sloLabel(Format.ms(slo), offAxis: sloOff != nil, room: inner.maxX - x), x: x, y: inner.maxY - 1,
                   style: .warn, clip: inner)
@@ -206,25 +209,41 @@ enum LatencyView {
                 rect.width >= 110
                     ? "Over time · last \(Format.duration(span)) (one point per \(seconds) s, newest right) · each line from its min to its max"
                     : "Over time · last \(Format.duration(span)) · 1 point/\(seconds) s · min…max")
-        let series: [(String, [Double], String, Style, (Double) -> String)] = [
+        // A p99 before its first sample is unknown ("–"), as in the histograms above.
+        let seen = (ttft: s.histograms.ttft.counts.contains { $0 > 0 }, tpot: s.histograms.tpot.counts.contains { $0 > 0 },
+                    e2e: s.histograms.e2e.counts.contains { $0 > 0 })
+        func p99(_ v: Double, _ seen: Bool) -> String { seen ? Format.ms(v) : "–" }
+        func p99Style(_ v: Double, slo: Double, _ seen: Bool) -> Style { !seen ? .dim : v > slo ? .bad : .good }
+        // (label, series, value now, its text, style, format of the range).
+        let series: [(String, [Double], Double, String, Style, (Double) -> String)] = [
             (
-                "TTFT p99", s.series.ttftP99Ms, Format.ms(s.latency.ttftP99Ms),
-                s.latency.ttftP99Ms > s.slo.ttftMs ? .bad : .good, Format.ms
+                "TTFT p99", s.series.ttftP99Ms, s.latency.ttftP99Ms, p99(s.latency.ttftP99Ms, seen.ttft),
+                p99Style(s.latency.ttftP99Ms, slo: s.slo.ttftMs, seen.ttft), Format.ms
             ),
             (
-                "TPOT p99", s.series.tpotP99Ms, Format.ms(s.latency.tpotP99Ms),
-                s.latency.tpotP99Ms > s.slo.tpotMs ? .bad : .good, Format.ms
+                "TPOT p99", s.series.tpotP99Ms, s.latency.tpotP99Ms, p99(s.latency.tpotP99Ms, seen.tpot),
+                p99Style(s.latency.tpotP99Ms, slo: s.slo.tpotMs, seen.tpot), Format.ms
             ),
-            ("E2E p99", s.series.e2eP99Ms, Format.ms(s.latency.e2eP99Ms), .accent, Format.ms),
-            ("tok/s", s.series.outputTokensPerSecond, Format.count(s.outputTokensPerSecond), .accent, { Format.count($0) }),
-            ("running", s.series.running, Format.count(s.requests.running), .accent, { Format.count($0) }),
-            ("waiting", s.series.waiting, Format.count(s.requests.waiting), .warn, { Format.count($0) }),
+            ("E2E p99", s.series.e2eP99Ms, s.latency.e2eP99Ms, p99(s.latency.e2eP99Ms, seen.e2e), .accent, Format.ms),
+            ("tok/s", s.series.outputTokensPerSecond, s.outputTokensPerSecond, Format.count(s.outputTokensPerSecond), .accent,
+             { Format.count($0) }),
+            ("running", s.series.running, Double(s.requests.running), Format.count(s.requests.running), .accent,
+             { Format.count($0) }),
+            ("waiting", s.series.waiting, Double(s.requests.waiting), Format.count(s.requests.waiting), .warn,
+             { Format.count($0) }),
         ]
-        for (i, (label, values, now, style, format)) in series.prefix(inner.height).enumerated() {
+        for (i, (label, values, nowValue, now, style, format)) in series.prefix(inner.height).enumerated() {
             let y = inner.y + i
             b.put(label, x: inner.x + 1, y: y, style: .dim)
             b.put(Format.right(now, 8), x: inner.x + 10, y: y, style: style)
-            let shown = Array(values.suffix(sparkWidth)).filter(\.isFinite)
+            // The line ends at the value shown beside it, so its range covers that value: the
+            // series is sampled every interval and lagged the live figure ("running 25" beside
+            // a line whose range read 1…22).
+            guard now != "–" else {
+                b.put(" –", x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
+                continue
+            }
+            let shown = Array((values + [nowValue]).suffix(sparkWidth)).filter(\.isFinite)
             let lo = shown.min() ?? 0, hi = shown.max() ?? 0
             b.sparkline(shown, x: inner.x + 20, y: y, width: sparkWidth, min: lo, max: hi, style: style)
             b.put(
