@@ -90,6 +90,22 @@ import XDSTestSupport
         #expect(share > 0 && share < 2)
     }
 
+    /// In the MoE–attention layout an expert die holds only expert weights: the snapshot's HBM
+    /// is its slots × MoE layers × one expert (a shared-expert die its shared expert), never 0.
+    @Test func expertDiesShowTheirWeightsInHBM() throws {
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .xDeepServeMA, seed: 1))
+        let model = try Deployment.xDeepServeMA.modelSpec()
+        let perSlot = model.expertParameters * model.weightType.bytes * Double(model.moeLayers)
+        let experts = engine.snapshot().npus.filter { $0.role == .expert }
+        #expect(experts.count == 144)
+        for npu in experts {
+            let slots = npu.experts.isEmpty ? 2 : npu.experts.count  // a shared die: 1 per die × 2 dies
+            #expect(abs(npu.hbmUsedBytes - Double(slots) * perSlot) < 1, "NPU \(npu.id)")
+            #expect(npu.hbmUsedBytes > 1e9 && npu.hbmUsedBytes < npu.hbmCapacityBytes, "NPU \(npu.id)")
+        }
+        #expect(experts.contains { $0.experts.isEmpty }, "the shared-expert dies are among them")
+    }
+
     @Test func rebalancingRunsAreDeterministic() async throws {
         let reports = try await offPool { () throws -> [RunReport] in
             try (0..<2).map { _ in
