@@ -87,8 +87,8 @@ extension ServingEngine {
         let perTE = group.npusEach
         let spare = spareNPUs()
         guard count * perTE <= spare.count else {
-            return CommandReply(accepted: false, message: "a \(role.rawValue) TE needs \(perTE) NPUs; "
-                + (count > 1 ? "\(count) TEs need \(count * perTE); " : "") + "\(spare.count) are spare")
+            return CommandReply(accepted: false, message: "a \(role.rawValue) TE needs \(perTE) NPU\(perTE == 1 ? "" : "s"); "
+                + (count > 1 ? "\(count) TEs need \(count * perTE); " : "") + "\(spare.count) \(spare.count == 1 ? "is" : "are") spare")
         }
         if let path, let why = unavailable(path, role: role, npus: nil) {
             return CommandReply(accepted: false, message: "load path \(path.rawValue) is not available: \(why)")
