@@ -103,7 +103,7 @@ struct Validate: ParsableCommand {
             let d = deployment.hasSuffix(".toml") ? try Deployment.load(path: deployment) : try Deployment.resolve(deployment)
             let rows = try Validation.sweep(deployment: d)
             if json { return try printJSON(rows) }
-            print(Validation.sweepTable(rows))
+            print(Validation.sweepTable(rows, mtp: try d.modelSpec().mtpModules > 0))
             return
         }
         let points = try Validation.run()

@@ -41,6 +41,19 @@ import Testing
         #expect(try Validation.sweep(deployment: .cloudMatrixInfer).count > 10)
     }
 
+    /// A sweep stops at the model's context window (Llama-2-7B: 4,096; 8K and 16K printed step
+    /// times it cannot run) and says "no MTP module" for a model without one.
+    @Test func aSweepStaysInsideTheContextWindow() throws {
+        let llama = try Deployment.resolve("colocated:1:llama-2-7b:nvidia-a100:tp1")
+        let rows = try Validation.sweep(deployment: llama)
+        #expect(!rows.isEmpty && rows.allSatisfy { $0.context <= 4_096 })
+        let table = Validation.sweepTable(rows, mtp: false)
+        #expect(table.hasPrefix("decode step time, ms (no MTP module;"))
+        let row8K = try #require(table.split(separator: "\n").first { $0.hasPrefix("8192") })
+        #expect(row8K.dropFirst(7).split(separator: " ").allSatisfy { $0 == "—" }, "\(row8K)")
+        #expect(try Validation.sweep(deployment: .cloudMatrixInfer).contains { $0.context == 16_384 })
+    }
+
     @Test func prefillPointOfCloudMatrixInfer() throws {
         // Calibrated with realistic skew and EPLB on (the bench's default), as the paper measured.
         let r = try Bench.prefill(deployment: .cloudMatrixInfer, promptLen: 4096, tokensPerNPU: 16384)

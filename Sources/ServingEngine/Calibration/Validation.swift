@@ -273,7 +273,9 @@ public enum Validation {
             throw ConfigError("deployment '\(deployment.name)' has no decode or colocated instance to bench")
         }
         var rows: [SweepRow] = []
-        for context in sweepContexts {
+        // A context past the model's window has no step time (Llama-2-7B stops at 4,096).
+        let window = Double(try deployment.modelSpec().contextWindow)
+        for context in sweepContexts where context <= window {
             for batch in sweepBatches {
                 guard let r = try? Bench.decode(deployment: deployment, batchPerDie: batch, context: context,
                                                 mtpAcceptance: 0.7) else { continue }
@@ -285,8 +287,9 @@ public enum Validation {
     }
 
     /// The sweep as a table: one line per context, step time in ms per batch (`*` = two microbatches).
-    public static func sweepTable(_ rows: [SweepRow]) -> String {
-        var out = "decode step time, ms (MTP 0.7; * = two microbatches)\n"
+    public static func sweepTable(_ rows: [SweepRow], mtp: Bool = true) -> String {
+        var out = "decode step time, ms (\(mtp ? "MTP 0.7" : "no MTP module"); * = two microbatches; "
+            + "— = does not fit in HBM or past the context window)\n"
         out += "context" + sweepBatches.map { "b\(Int($0))".leftPadded(10) }.joined() + "\n"
         for context in sweepContexts {
             var line = "\(Int(context))".padding(toLength: 7, withPad: " ", startingAt: 0)
