@@ -1,22 +1,8 @@
-/// Read-only access to the DP groups' KV block managers (``KVCacheStore``): numbers by group,
-/// or a TE's managers borrowed for a scan. Nothing here copies a manager (a copy retains a dozen
-/// buffers) or changes one: writes are the store's own methods (KVCacheStore.swift).
+/// Read-only figures of the DP groups' KV block managers (``KVCacheStore``), by group, through
+/// the store's borrowing reads (``KVCacheStore/withGroup(_:_:)``, ``KVCacheStore/withGroups(of:_:)``).
+/// Nothing here copies a manager (a copy retains a dozen buffers) or changes one: writes are the
+/// store's own methods (KVCacheStore.swift).
 extension KVCacheStore {
-    /// Group `g`'s manager, borrowed for `body` (read in place through the table's buffer).
-    @inline(__always)
-    func withGroup<R>(_ g: GroupRef, _ body: (borrowing KVBlockManager) throws -> R) rethrows -> R {
-        let slot = slot(g)
-        return try managers.withUnsafeBufferPointer { try body($0[slot]) }
-    }
-
-    /// TE `te`'s managers, borrowed for `body`, indexed by group (a scan: routing probes, the
-    /// decode TE pick, snapshots, audits). `body` must not change the store (debug builds trap).
-    @inline(__always)
-    func withGroups<R>(of te: Int, _ body: (UnsafeBufferPointer<KVBlockManager>) throws -> R) rethrows -> R {
-        let range = groupStart[te]..<groupStart[te + 1]
-        return try managers.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
-    }
-
     /// Blocks group `g` has (fixed).
     func totalBlocks(_ g: GroupRef) -> Int { withGroup(g) { $0.totalBlocks } }
     /// Blocks owned by requests (and masks) in group `g`.
@@ -50,6 +36,10 @@ extension KVCacheStore {
     func audit(_ g: GroupRef) -> [String] { withGroup(g) { $0.audit() } }
     /// The smallest group of TE `te`, in blocks (0 for a TE of no groups).
     func smallestGroupBlocks(of te: Int) -> Int {
-        withGroups(of: te) { groups in groups.map(\.totalBlocks).min() ?? 0 }
+        withGroups(of: te) { groups in
+            var smallest: Int?
+            for g in groups.indices { smallest = min(smallest ?? .max, groups[g].totalBlocks) }
+            return smallest ?? 0
+        }
     }
 }

@@ -58,8 +58,9 @@ final class KVCacheStore {
     /// The DP group holding each HBM fault's masked region, by fault id (``mask(_:tokens:fault:)``).
     private(set) var masks: [Int: GroupRef] = [:]
     /// Every DP group's block manager, TE after TE: TE `te`'s groups are
-    /// `groupStart[te]..<groupStart[te + 1]`. Mutated only through the methods below.
-    private(set) var managers = ContiguousArray<KVBlockManager>()
+    /// `groupStart[te]..<groupStart[te + 1]`. Mutated only through the methods below; read only
+    /// through ``withGroup(_:_:)`` and ``withGroups(of:_:)``, which borrow instead of copying.
+    private var managers = ContiguousArray<KVBlockManager>()
     /// Where each TE's groups start in ``managers``, and one past the last TE's.
     private(set) var groupStart = [0]
 
@@ -96,7 +97,7 @@ final class KVCacheStore {
     /// mask table.
     func copy() -> KVCacheStore { KVCacheStore(copying: self) }
 
-    // MARK: Block budget
+    // MARK: Groups and the block budget
 
     /// Adds a TE of `groups` DP groups, each an empty KV cache of `blocksEach` blocks (its arrays
     /// grow on first use), after the TEs already here, and counts them against the block budget.
@@ -129,12 +130,30 @@ final class KVCacheStore {
     /// DP groups of TE `te`.
     func groupCount(of te: Int) -> Int { groupStart[te + 1] - groupStart[te] }
 
+    /// DP groups of all TEs.
+    var groupTotal: Int { managers.count }
+
     /// Group `g`'s place in ``managers``.
     @inline(__always)
     func slot(_ g: GroupRef) -> Int {
         let slot = groupStart[g.te] + g.group
         assert(g.group >= 0 && slot < groupStart[g.te + 1], "dp\(g.group) is not a group of TE \(g.te)")
         return slot
+    }
+
+    /// Group `g`'s manager, borrowed for `body` (read in place through the table's buffer).
+    @inline(__always)
+    func withGroup<R>(_ g: GroupRef, _ body: (borrowing KVBlockManager) throws -> R) rethrows -> R {
+        let slot = slot(g)
+        return try managers.withUnsafeBufferPointer { try body($0[slot]) }
+    }
+
+    /// TE `te`'s managers, borrowed for `body`, indexed by group (a scan: routing probes, the
+    /// decode TE pick, snapshots, audits). `body` must not change the store (debug builds trap).
+    @inline(__always)
+    func withGroups<R>(of te: Int, _ body: (UnsafeBufferPointer<KVBlockManager>) throws -> R) rethrows -> R {
+        let range = groupStart[te]..<groupStart[te + 1]
+        return try managers.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
     }
 
     // MARK: Prefix probe

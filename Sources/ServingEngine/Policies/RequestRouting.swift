@@ -21,8 +21,9 @@ public struct RoutingRequest {
 /// A read-only view of the prefill side for one routing decision.
 public struct PrefillPool {
     let instances: [InstanceState]
-    /// The TEs' KV caches, probed for prefix hits (read only).
-    let kv: KVCacheStore
+    /// The TEs' KV caches, probed for prefix hits by ``finishCost(_:for:)`` (read only: a policy
+    /// reaches no store call that could change KV).
+    private let kv: KVCacheStore
     /// Which TEs scaling holds off and which groups take work: read from the cluster manager
     /// for this decision only (through the methods below; a policy changes nothing there).
     /// Nil when every group of every TE is placeable (the usual case): then nothing is read
