@@ -111,7 +111,7 @@ struct PlaceableGroups {
     /// The TE's number of groups.
     let count: Int
     /// Changes whenever the TE's verdicts do: a decode scheduler's load index built from an older
-    /// answer is rebuilt (``DecodeScheduler/currentLoadIndex(groups:placeable:batchLimit:)``).
+    /// answer is rebuilt (``DecodeScheduler/currentLoadIndex(te:kv:placeable:batchLimit:)``).
     let version: Int
 
     init(cells: [Bool]?, base: Int, count: Int, version: Int) {

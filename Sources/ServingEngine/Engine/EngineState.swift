@@ -86,20 +86,6 @@ struct RequestState {
     var totalTokens: Int { Saturating.add(spec.promptTokens, outputTokens) }
 }
 
-/// One DP group: its own KV cache and scheduler state (system.md §1.4: each DP group is
-/// self-contained; the TE-shell only places requests).
-struct DPGroupState {
-    var kv: KVBlockManager
-    // The NPUs and dies the group sits on are the hardware map's (``ClusterManager``), and so is
-    // whether it may take new work (drained node, out of service, held off by scaling).
-    // The group's prefill queue and batch are its TE's ``PrefillScheduler``'s; its decode seats
-    // and running batch are its TE's ``DecodeScheduler``'s.
-
-    init(kv: KVBlockManager) {
-        self.kv = kv
-    }
-}
-
 /// One task executor (TE): a prefill, decode or colocated instance with its DP groups.
 ///
 /// A reference type (engine-components.md §6 step 2): the engine reads and filters its TEs on
@@ -122,7 +108,13 @@ final class InstanceState {
     /// KV transfer plane towards decode: UB inside the pod, RoCE from outside (system.md §2).
     var plane: FabricPlane { external ? .roce : .ub }
     // The NPUs the TE holds are the hardware map's (``ClusterManager``), by the TE's index.
-    var dp: [DPGroupState]
+    /// Its DP groups (system.md §1.4: each self-contained). A group's KV cache is the
+    /// ``KVCacheStore``'s (by ``GroupRef``); its NPUs and dies, and whether it may take new work,
+    /// the hardware map's; its prefill queue and batch are the TE's ``PrefillScheduler``'s, its
+    /// decode seats and running batch its ``DecodeScheduler``'s.
+    let groupCount: Int
+    /// The TE's DP group indices.
+    var groups: Range<Int> { 0..<groupCount }
     /// The prefill leader of a prefill or colocated TE (nil on a decode TE): the groups' prefill
     /// queues and batches (``PrefillScheduler``).
     private(set) var prefill: PrefillScheduler?
@@ -142,25 +134,24 @@ final class InstanceState {
     // Whether scaling holds the TE off is the cluster manager's (``ClusterManager/isHeldOff(te:)``).
 
     init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel,
-         dp: [DPGroupState]) {
+         groups: Int) {
         self.role = role
         self.name = name
         self.groupSpec = groupSpec
         self.external = external
         self.cost = cost
-        self.dp = dp
-        prefill = role == .decode ? nil : PrefillScheduler(groups: dp.count)
-        decode = role == .prefill ? nil : DecodeScheduler(groups: dp.count, colocated: role == .colocated)
+        groupCount = groups
+        prefill = role == .decode ? nil : PrefillScheduler(groups: groups)
+        decode = role == .prefill ? nil : DecodeScheduler(groups: groups, colocated: role == .colocated)
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every stored property is a value
-    /// (arrays, deques and dictionaries of values, the KV managers' copy-on-write buffers, the
-    /// expert routing and EPLB controller structs) or a component the TE owns, copied by its
+    /// (arrays, deques and dictionaries of values) or a component the TE owns, copied by its
     /// `copy()` (the prefill leader, the decode scheduler), so the two copies share nothing they
     /// can write. Add new stored properties here.
     func forked() -> InstanceState {
         let copy = InstanceState(role: role, name: name, groupSpec: groupSpec, external: external, cost: cost,
-                                 dp: dp)
+                                 groups: groupCount)
         copy.prefill = prefill?.copy()
         copy.stepping = stepping
         copy.stepEndsAt = stepEndsAt

@@ -73,9 +73,9 @@ final class JobExecutor {
     func copy() -> JobExecutor { JobExecutor(copying: self) }
 
     /// Takes the TEs' DP-group sizes into the never-fits bounds (at build, and for TEs added later).
-    func noteGroupBlocks(of instances: [InstanceState]) {
-        for index in instances.indices {
-            let smallest = instances[index].dp.map(\.kv.totalBlocks).min() ?? 0
+    func noteGroupBlocks(of tes: Range<Int>, instances: [InstanceState], kv: KVCacheStore) {
+        for index in tes {
+            let smallest = kv.smallestGroupBlocks(of: index)
             if instances[index].hasPrefill { prefillGroupBlocks = min(prefillGroupBlocks, smallest) }
             if instances[index].hasDecode { decodeGroupBlocks = min(decodeGroupBlocks, smallest) }
         }
@@ -117,9 +117,9 @@ final class JobExecutor {
     }
 
     /// The JE's decision for a new request: never fits, refused now, or the prefill TE.
-    func admit(_ request: RequestState, instances: [InstanceState], cluster: ClusterManager) -> Admission {
+    func admit(_ request: RequestState, instances: [InstanceState], cluster: ClusterManager, kv: KVCacheStore) -> Admission {
         if let (reason, kind) = neverFits(request) { return .neverFits(reason: reason, kind: kind) }
-        guard let target = requeueTarget(for: request, instances: instances, cluster: cluster) else {
+        guard let target = requeueTarget(for: request, instances: instances, cluster: cluster, kv: kv) else {
             let reason = instances.indices.contains(where: { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) })
                 ? "every prefill TE has \(maxWaitingPerPrefillTE) requests waiting"
                 : "no prefill TE accepts work (all drained or out of service)"
@@ -131,7 +131,8 @@ final class JobExecutor {
     /// The prefill TE for a request (new, or re-queued after a fault): among TEs that accept
     /// work and are under the admission bound, the routing policy's choice. Nil when none can.
     /// TEs that scaling holds off (starting or scaled in) are outside the pool.
-    func requeueTarget(for request: RequestState, instances: [InstanceState], cluster: ClusterManager) -> Int? {
+    func requeueTarget(for request: RequestState, instances: [InstanceState], cluster: ClusterManager,
+                       kv: KVCacheStore) -> Int? {
         // The reused buffer: a filter allocated and grew a new array a few times per arrival.
         var candidates: [Int] = []
         swap(&candidates, &candidateBuffer)
@@ -143,7 +144,7 @@ final class JobExecutor {
             candidates.append(index)
         }
         guard !candidates.isEmpty else { return nil }
-        var pool = PrefillPool(instances: instances, cluster: cluster, candidates: candidates,
+        var pool = PrefillPool(instances: instances, kv: kv, cluster: cluster, candidates: candidates,
                                longPromptTokens: longPromptTokens)
         pool.prefixHolders = prefixHolders(request.chainedKeys)
         let routed = RoutingRequest(promptTokens: request.spec.promptTokens, chainedKeys: request.chainedKeys)
@@ -176,7 +177,7 @@ final class JobExecutor {
     /// The decode TE a finished prefill hands its KV to: the available one with the lowest mean
     /// KV usage including reservations (the JE's real-time load, system.md §1.5). With every
     /// decode TE out of service, the first decode TE (the task waits there until an undrain).
-    func pickDecodeTE(instances: [InstanceState], cluster: ClusterManager) -> Int {
+    func pickDecodeTE(instances: [InstanceState], cluster: ClusterManager, kv: KVCacheStore) -> Int {
         // One available decode TE (the superpod's case) wins whatever its usage (always finite):
         // its 320 groups need not be summed.
         var only = -1
@@ -193,10 +194,10 @@ final class JobExecutor {
         for index in instances.indices where instances[index].role == .decode && cluster.hasPlaceableGroup(te: index) {
             // Summed in group order, as a reduce over the groups would.
             var sum = 0.0
-            instances[index].dp.withUnsafeBufferPointer { groups in
-                for g in groups.indices { sum += groups[g].kv.usageIncludingReserved }
+            kv.withGroups(of: index) { groups in
+                for g in groups.indices { sum += groups[g].usageIncludingReserved }
             }
-            let usage = sum / Double(instances[index].dp.count)
+            let usage = sum / Double(instances[index].groupCount)
             if usage < bestUsage {
                 best = index
                 bestUsage = usage
@@ -208,10 +209,10 @@ final class JobExecutor {
 
     /// The DP group of decode TE `index` that takes the next request (a pulled transfer or a
     /// migrated request), by the decode balancing policy; nil when no group has room.
-    func pickDecodeGroup(_ index: Int, instances: [InstanceState], placeable: PlaceableGroups) -> Int? {
+    func pickDecodeGroup(_ index: Int, instances: [InstanceState], kv: KVCacheStore, placeable: PlaceableGroups) -> Int? {
         let te = instances[index]
         guard let decode = te.decode else { return nil }
-        return decode.pickGroup(instance: index, groups: te.dp, placeable: placeable, batchLimit: te.groupSpec.batchLimit,
+        return decode.pickGroup(te: index, kv: kv, placeable: placeable, batchLimit: te.groupSpec.batchLimit,
                                 policy: &decodeBalancing)
     }
 }

@@ -12,22 +12,22 @@ import SimKit
 /// cache hits, whether its KV is allocated). Tickets sit in a flat table, numbered; the request
 /// keeps only the number (``RequestState/prefillTicket``), so a step reads and changes a ticket by
 /// index instead of through a second hash table. A ticket lives from ``place`` until the request
-/// leaves the engine (``forget(_:)``) or this TE (``withdraw(_:seats:groups:kv:)``): its group and
+/// leaves the engine (``forget(_:)``) or this TE (``withdraw(_:seats:te:kv:)``): its group and
 /// hits stay readable for the request's detail after the prefill is done.
 ///
-/// Collaborators come per call (R2): the TE's groups (their KV managers; for a placement, which
-/// are placeable: the cluster manager's answer), for a
-/// colocated TE its ``DecodeScheduler`` (where an admitted request takes its decode seat), the
-/// ``KVCacheStore``, the request table, the clock. It holds no reference to them, so ``copy()``
-/// is a field copy.
+/// Collaborators come per call (R2): the ``KVCacheStore`` (which owns the groups' KV managers)
+/// with the TE's index `te` to name its groups, for a placement which groups are placeable (the
+/// cluster manager's answer), for a colocated TE its ``DecodeScheduler`` (where an admitted
+/// request takes its decode seat), the request table, the clock. It holds no reference to them,
+/// so ``copy()`` is a field copy.
 ///
 /// ```swift
-/// let leader = PrefillScheduler(groups: te.dp.count)
-/// let g = leader.place(id, probing: keys, groups: te.dp, placeable: cluster.placeableGroups(of: p), requests: &requests)
-/// let plan = leader.formBatch(budget: 8_192, seatLimit: nil, seats: nil, blockTokens: 128, groups: &te.dp,
+/// let leader = PrefillScheduler(groups: te.groupCount)
+/// let g = leader.place(id, probing: keys, te: p, kv: store, placeable: cluster.placeableGroups(of: p), requests: &requests)
+/// let plan = leader.formBatch(budget: 8_192, seatLimit: nil, seats: nil, blockTokens: 128, te: p,
 ///                             kv: store, requests: &requests, now: now)   // the step's load
 /// for done in leader.finishBatch(requests: &requests) { … }            // at the step's end
-/// leader.release(ticket, groups: &te.dp, kv: store)                     // KV handed over
+/// leader.release(ticket, te: p, kv: store)                              // KV handed over
 /// leader.forget(ticket)                                                 // the request left
 /// ```
 final class PrefillScheduler {
@@ -118,18 +118,18 @@ final class PrefillScheduler {
     /// keeps (``RequestState/prefillTicket``). `placeable` nil: every group is placeable
     /// (``ClusterManager/placeableGroupsIfRestricted(of:)``). Returns the group, nil for an unknown id.
     @discardableResult
-    func place(_ id: Int, probing chainedKeys: [UInt64], groups: [DPGroupState], placeable: PlaceableGroups?,
+    func place(_ id: Int, probing chainedKeys: [UInt64], te: Int, kv: KVCacheStore, placeable: PlaceableGroups?,
                requests: inout RequestTable) -> Int? {
         guard let slot = requests.index(forKey: id) else { return nil }
         let promptTokens = Self.promptTokens(&requests.values[slot])
         var best = -1
         var bestCost = Int.max
         var bestEstimate = 0
-        // Read through the groups' buffer (no copy of a group's block manager per probe).
-        groups.withUnsafeBufferPointer { groups in
+        // Read through the store's buffer (no copy of a group's block manager per probe).
+        kv.withGroups(of: te) { groups in
             for g in groups.indices where placeable?[g] != false {
                 let hits = chainedKeys.isEmpty ? 0
-                    : groups[g].kv.cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
+                    : groups[g].cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
                 let uncached = promptTokens - hits
                 let cost = Saturating.add(queuedTokens[g], uncached)
                 if cost < bestCost {
@@ -180,12 +180,11 @@ final class PrefillScheduler {
     /// batch limit: such a request keeps its blocks through decode, so it is admitted only with a
     /// decode seat and room for its whole expected length, and takes the seat in `seats`, the
     /// TE's decode scheduler (both nil: prefill TE).
-    func formBatch(budget: Int, seatLimit: Int?, seats: DecodeScheduler?, blockTokens: Int, groups: inout [DPGroupState],
+    func formBatch(budget: Int, seatLimit: Int?, seats: DecodeScheduler?, blockTokens: Int, te: Int,
                    kv: KVCacheStore, requests: inout RequestTable, now: SimTime) -> BatchPlan {
         var plan = BatchPlan()
-        for g in groups.indices {
-            // In place: copying a group would copy its block tables.
-            let load = fillBatch(g, &groups[g], budget: budget, seatLimit: seatLimit, seats: seats,
+        for g in queues.indices {
+            let load = fillBatch(GroupRef(te: te, group: g), budget: budget, seatLimit: seatLimit, seats: seats,
                                  blockTokens: blockTokens, kv: kv, requests: &requests, now: now)
             waiting -= load.started
             if load.tokens > 0 || load.pooledTokens > 0 { plan.groupsWorking += 1 }
@@ -217,8 +216,9 @@ final class PrefillScheduler {
         r.times.prefillStartedAt = now
     }
 
-    private func fillBatch(_ g: Int, _ group: inout DPGroupState, budget: Int, seatLimit: Int?, seats: DecodeScheduler?,
+    private func fillBatch(_ group: GroupRef, budget: Int, seatLimit: Int?, seats: DecodeScheduler?,
                            blockTokens: Int, kv: KVCacheStore, requests: inout RequestTable, now: SimTime) -> GroupLoad {
+        let g = group.group
         var load = GroupLoad()
         var left = budget
         for id in queues[g] {
@@ -231,13 +231,12 @@ final class PrefillScheduler {
             if !tickets[held: t].allocated {
                 if let seatLimit, let seats {
                     let needed = Saturating.ceilDiv(view.totalTokens, blockTokens)
-                    guard seats.slots[g] < seatLimit, needed <= group.kv.freeBlocks - group.kv.reservedBlocks
-                    else { break }
+                    guard seats.slots[g] < seatLimit, needed <= kv.roomForDecode(group) else { break }
                 }
                 // A colocated request's reservation for its output is made in the same call.
                 // Blocks the group's own cache lacks may sit in the pooled DRAM tier: loaded over UB
                 // instead of recomputed.
-                guard let allocation = kv.allocatePrefill(id, in: &group.kv, promptTokens: view.promptTokens,
+                guard let allocation = kv.allocatePrefill(id, in: group, promptTokens: view.promptTokens,
                                                           chained: view.chainedKeys,
                                                           expectedTotalTokens: seatLimit != nil ? view.totalTokens : 0)
                 else { break }
@@ -314,13 +313,13 @@ final class PrefillScheduler {
     /// A prefilled request's KV reached decode: its blocks in its ticket's group are released
     /// (registered prefix blocks stay cached for the next hit). The ticket stays until the
     /// request leaves (``forget(_:)``).
-    func release(_ t: Int, groups: inout [DPGroupState], kv: KVCacheStore) {
+    func release(_ t: Int, te: Int, kv: KVCacheStore) {
         guard let ticket = ticket(t) else { return }
-        kv.release(ticket.request, in: &groups[ticket.group].kv)
+        kv.release(ticket.request, in: GroupRef(te: te, group: ticket.group))
     }
 
     /// Takes requests off every queue and batch (evicted by a fault or a drain); their counts and
-    /// KV are settled one by one by ``withdraw(_:seats:groups:kv:)``.
+    /// KV are settled one by one by ``withdraw(_:seats:te:kv:)``.
     func remove(_ ids: Set<Int>) {
         for g in queues.indices where queues[g].contains(where: ids.contains) {
             queues[g].removeAll(where: ids.contains)
@@ -333,8 +332,7 @@ final class PrefillScheduler {
     /// and, colocated (`seats`: the TE's decode scheduler), the decode seat its allocation took;
     /// its KV here is released and its ticket given back. Returns the ticket (nil: none held).
     @discardableResult
-    func withdraw(_ request: RequestState, seats: DecodeScheduler?, groups: inout [DPGroupState],
-                  kv: KVCacheStore) -> PrefillTicket? {
+    func withdraw(_ request: RequestState, seats: DecodeScheduler?, te: Int, kv: KVCacheStore) -> PrefillTicket? {
         guard let ticket = forget(request.prefillTicket) else { return nil }
         let g = ticket.group
         if request.stage == .queued || request.stage == .prefill {
@@ -342,7 +340,7 @@ final class PrefillScheduler {
             if !ticket.allocated { waiting -= 1 }
             if ticket.allocated { seats?.releaseSeat(g) }
         }
-        kv.release(request.id, in: &groups[g].kv)
+        kv.release(request.id, in: GroupRef(te: te, group: g))
         return ticket
     }
 

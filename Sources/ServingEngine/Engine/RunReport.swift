@@ -254,10 +254,11 @@ extension ServingEngine {
     /// Prefix-cache counters of the prefill side (prefill and colocated DP groups).
     func prefixStats() -> PrefixCacheStats {
         var stats = PrefixCacheStats()
-        for instance in instances where instance.hasPrefill {
-            for group in instance.dp {
-                stats.queriedTokens += group.kv.stats.queriedTokens
-                stats.hitTokens += group.kv.stats.hitTokens
+        for te in instances.indices where instances[te].hasPrefill {
+            for g in instances[te].groups {
+                let group = kvStore.prefixStats(GroupRef(te: te, group: g))
+                stats.queriedTokens += group.queriedTokens
+                stats.hitTokens += group.hitTokens
             }
         }
         return kvStore.prefixStats(groups: stats)

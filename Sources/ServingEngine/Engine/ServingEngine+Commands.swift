@@ -130,10 +130,12 @@ extension ServingEngine {
         // A TE scaled in and retired (no NPUs) holds no KV capacity any more.
         for (i, instance) in instances.enumerated() where instance.hasDecode && (cluster.hasNPUs(i) || instance.external) {
             guard let batches = instance.decode?.batches else { continue }
-            for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
-                used += Double(instance.dp[g].kv.usedBlocks) * blockTokens
-                    + Double(batches.running[g] * instance.stepIndex - batches.joinStepSum[g]) * tokensPerStep
-                capacity += Double(instance.dp[g].kv.totalBlocks) * blockTokens
+            kvStore.withGroups(of: i) { groups in  // borrowed: a manager copied by value costs its buffers' retains
+                for g in groups.indices {
+                    used += Double(groups[g].usedBlocks) * blockTokens
+                        + Double(batches.running[g] * instance.stepIndex - batches.joinStepSum[g]) * tokensPerStep
+                    capacity += Double(groups[g].totalBlocks) * blockTokens
+                }
             }
         }
         return capacity > 0 ? min(1, used / capacity) : 0

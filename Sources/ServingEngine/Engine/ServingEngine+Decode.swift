@@ -10,7 +10,7 @@ extension ServingEngine {
         // In place through the request's slot: `requests[id]?.x = …` moves the whole state out
         // and back through a heap-allocated accessor frame (5% of a saturated superpod).
         guard let slot = requests.index(forKey: id) else { return }
-        let best = je.pickDecodeTE(instances: instances, cluster: cluster)
+        let best = je.pickDecodeTE(instances: instances, cluster: cluster, kv: kvStore)
         requests.values[slot].decodeInstance = best
         requests.values[slot].stage = .transfer
         instances[best].decode!.enqueue(id)
@@ -21,7 +21,7 @@ extension ServingEngine {
     /// (`kv-aware` by default: skip full and drained groups, then the lowest KV usage
     /// including the space reserved for expected outputs).
     func pickDecodeGroup(_ index: Int) -> Int? {
-        je.pickDecodeGroup(index, instances: instances, placeable: cluster.placeableGroups(of: index))
+        je.pickDecodeGroup(index, instances: instances, kv: kvStore, placeable: cluster.placeableGroups(of: index))
     }
 
     /// Pulls queued transfers in order while a DP group has room for the head: blocks for the
@@ -29,13 +29,12 @@ extension ServingEngine {
     /// stands in for its `max_tokens`). A head that does not fit holds the queue
     /// (back-pressure), so long requests are not starved.
     func pullTransfers(_ index: Int) {
-        let te = instances[index]
-        guard let decode = te.decode else { return }
+        guard let decode = instances[index].decode else { return }
         while let id = decode.nextTransfer, let slot = requests.index(forKey: id) {
             guard let g = pickDecodeGroup(index) else { return }
             let request = Self.pullView(&requests.values[slot])
             guard let seat = decode.pull(id, into: g, promptTokens: request.promptTokens, totalTokens: request.totalTokens,
-                                         groups: &te.dp, kv: kvStore)
+                                         te: index, kv: kvStore)
             else { return }
             requests.values[slot].decodeSeat = seat
             guard let c = kvTransfer.channel(from: request.prefillInstance, to: index) else {
@@ -77,7 +76,7 @@ extension ServingEngine {
         if telemetry.observers.transfer != nil { observeTransfer(c, request: requests.values[slot]) }
         let (prefillInstance, prefillTicket, decodeInstance) = Self.transferEnds(&requests.values[slot])
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
-        instances[prefillInstance].prefill?.release(prefillTicket, groups: &instances[prefillInstance].dp, kv: kvStore)
+        instances[prefillInstance].prefill?.release(prefillTicket, te: prefillInstance, kv: kvStore)
         requests.values[slot].stage = .decode
         requests.values[slot].times.transferEndedAt = now
         instances[decodeInstance].decode!.join(id)
@@ -187,9 +186,8 @@ extension ServingEngine {
     func complete(_ id: Int) {
         guard let request = requests.removeValue(forKey: id) else { return }
         let index = request.decodeInstance
-        let te = instances[index]
-        let seat = te.decode!.release(seat: request.decodeSeat, promptTokens: request.spec.promptTokens, groups: &te.dp,
-                                      kv: kvStore)
+        let seat = instances[index].decode!.release(seat: request.decodeSeat, promptTokens: request.spec.promptTokens,
+                                                    te: index, kv: kvStore)
         let g = seat.group
         // Its prefill ticket (on the prefill TE, or this one colocated) is given back too.
         let ticket = request.prefillInstance >= 0 ? instances[request.prefillInstance].prefill?.forget(request.prefillTicket) : nil

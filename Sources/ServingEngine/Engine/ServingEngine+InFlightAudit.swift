@@ -91,7 +91,7 @@ extension ServingEngine {
         var groupCount = 0
         for i in instances.indices {
             groupBase.append(groupCount)
-            groupCount += instances[i].dp.count
+            groupCount += instances[i].groupCount
         }
         var holders = [Int](repeating: 0, count: groupCount)
         var slots = [Int](repeating: 0, count: groupCount)
@@ -99,7 +99,7 @@ extension ServingEngine {
         var promptSum = [Int](repeating: 0, count: groupCount)
         /// Per instance: tickets and seats held by the requests found.
         var ticketsFound = [Int](repeating: 0, count: instances.count), seatsFound = ticketsFound
-        func exists(_ i: Int, _ g: Int) -> Bool { instances.indices.contains(i) && instances[i].dp.indices.contains(g) }
+        func exists(_ i: Int, _ g: Int) -> Bool { instances.indices.contains(i) && instances[i].groups.contains(g) }
 
         /// The ticket and seat of the request `place` found last, as figures (read once there; not
         /// returned with the request: an optional tuple of the two was copied through generic
@@ -143,7 +143,7 @@ extension ServingEngine {
                 return
             }
             holders[groupBase[i] + g] += 1
-            if !instances[i].dp[g].kv.contains(requestID: id) {
+            if !kvStore.contains(GroupRef(te: i, group: g), id) {
                 problems.append("request \(id) in \(censusName(where_)) holds no KV on \(instances[i].name)/dp\(g)")
             }
         }
@@ -162,8 +162,8 @@ extension ServingEngine {
             let colocated = instances[i].role == .colocated
             var waiting = 0
             if let prefill = instances[i].prefill {
-                for g in instances[i].dp.indices {
-                    let group = instances[i].dp[g]
+                for g in instances[i].groups {
+                    let group = GroupRef(te: i, group: g)
                     let here = CensusPlace(.prefillQueue, i, group: g)
                     var remaining = 0
                     for id in prefill.queues[g] {
@@ -180,7 +180,7 @@ extension ServingEngine {
                         } else {
                             census.prefillQueued += 1
                             waiting += 1
-                            if group.kv.contains(requestID: id) { problems.append("request \(id) in \(censusName(here)) holds KV before allocation") }
+                            if kvStore.contains(group, id) { problems.append("request \(id) in \(censusName(here)) holds KV before allocation") }
                         }
                     }
                     if remaining != prefill.queuedTokens[g] {
@@ -282,15 +282,14 @@ extension ServingEngine {
         // Every DP group's counters and KV holders against the walk (an HBM mask holds blocks
         // too: the KV store tells them apart).
         for i in instances.indices {
-            for g in instances[i].dp.indices {
-                let group = instances[i].dp[g]
+            for g in instances[i].groups {
                 func name() -> String { "\(instances[i].name)/dp\(g)" }
                 let k = groupBase[i] + g
                 let live = holders[k]
                 let ref = GroupRef(te: i, group: g)
-                if kvStore.requestsHoldingKV(ref, in: group.kv) != live {
+                if kvStore.requestsHoldingKV(ref) != live {
                     let masked = kvStore.maskCount(ref)
-                    problems.append("\(name()): \(group.kv.liveRequests) KV sequences but \(live) requests hold KV there"
+                    problems.append("\(name()): \(kvStore.liveRequests(ref)) KV sequences but \(live) requests hold KV there"
                         + (masked > 0 ? " (+\(masked) HBM masks)" : ""))
                 }
                 guard let decode = instances[i].decode else { continue }

@@ -47,16 +47,16 @@ extension ServingEngine {
     func addInstance(role: InstanceRole, name: String, spec: InstanceGroup, hardware hw: HardwareProfile,
                              npus: [Int], firstDie: Int, attentionOnly: Bool = false) throws {
         let blocks = try kvBlocksPerGroup(spec, hardware: hw, attentionOnly: attentionOnly)
-        guard kvStore.addGroups(spec.dp, blocksEach: blocks) else {
+        // The TE's number in the hardware map and the KV store is its index in `instances`.
+        guard let te = kvStore.addTE(groups: spec.dp, blocksEach: blocks) else {
             throw ConfigError("deployment '\(configuration.deployment.name)': its KV caches would need "
                 + "\(kvStore.blocksBuilt) blocks of \(configuration.kvBlockTokens) tokens (at \(name)); the engine holds at most "
                 + "\(Self.maxKVBlocks) — use larger blocks or a smaller layout")
         }
-        let groups = (0..<spec.dp).map { _ in DPGroupState(kv: kvStore.makeGroupCache(blocks: blocks)) }
-        // The TE's number in the hardware map is its index in `instances`.
+        precondition(te == instances.count, "the KV store's TEs follow the engine's")
         cluster.layOutTE(npus: npus, groups: spec.dp, tp: spec.tp, firstDie: firstDie, hardwareDiesPerNPU: hw.diesPerDevice)
         instances.append(InstanceState(role: role, name: name, groupSpec: spec, external: spec.external,
-                                       cost: CostModel(model: model, hardware: hw), dp: groups))
+                                       cost: CostModel(model: model, hardware: hw), groups: spec.dp))
     }
 
     /// KV blocks of one DP group: its dies' HBM share for KV minus the weights each die holds

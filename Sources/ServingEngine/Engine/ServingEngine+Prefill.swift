@@ -13,8 +13,8 @@ extension ServingEngine {
         // Noted before its blocks land here; a prefix never placed on this TE is in none of its
         // groups, so they are not probed (JobExecutor.prefixHolders).
         let chainedKeys = keys.isEmpty || je.notePlacement(chainedKeys: keys, te: index) ? keys : []
-        prefill.place(id, probing: chainedKeys, groups: instances[index].dp, placeable: cluster.placeableGroupsIfRestricted(of: index),
-                      requests: &requests)
+        prefill.place(id, probing: chainedKeys, te: index, kv: kvStore,
+                      placeable: cluster.placeableGroupsIfRestricted(of: index), requests: &requests)
         startStepIfIdle(index)
     }
 
@@ -45,9 +45,9 @@ extension ServingEngine {
         let plan = prefill.formBatch(budget: prefillBudget(instance),
                                      seatLimit: instance.role == .colocated ? instance.groupSpec.batchLimit : nil,
                                      seats: instance.role == .colocated ? instance.decode : nil,
-                                     blockTokens: configuration.kvBlockTokens, groups: &instances[index].dp,
+                                     blockTokens: configuration.kvBlockTokens, te: index,
                                      kv: kvStore, requests: &requests, now: now)
-        scaling.noteBatchFormed(groupShare: Double(plan.groupsWorking) / Double(max(1, instance.dp.count)))
+        scaling.noteBatchFormed(groupShare: Double(plan.groupsWorking) / Double(max(1, instance.groupCount)))
         // Whole token counts: one sum of the groups' adds the same as adding group by group.
         telemetry.prefillComputedTokens += plan.routedTokens
         telemetry.intervalPrefillTokens += Double(plan.routedTokens)

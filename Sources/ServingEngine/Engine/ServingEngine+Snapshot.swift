@@ -37,7 +37,7 @@ extension ServingEngine {
                                   queued: (instance.prefill?.queuedRequests ?? 0)
                                       + (instance.decode.map { $0.transferQueue.count + $0.joining.count } ?? 0),
                                   running: instance.runningRequests,
-                                  kvUsage: instance.dp.reduce(0.0) { $0 + $1.kv.usage } / Double(max(1, instance.dp.count)),
+                                  kvUsage: meanKVUsage(of: i),
                                   stepMs: instance.lastStepSeconds * 1_000)
         }
         annotateScaling(&s)
@@ -81,13 +81,21 @@ extension ServingEngine {
         }
         kv.transferQueue = instances.reduce(0) { $0 + ($1.decode?.transferQueue.count ?? 0) }
         kv.transfersInProgress = channels.reduce(0) { $0 + $1.queue.count }
-        for instance in instances {
-            if instance.hasDecode { kv.decodeGroups += instance.dp.map { min(1, $0.kv.usageIncludingReserved) } }
-            if instance.hasPrefill {
-                kv.prefillInstances.append(instance.dp.reduce(0.0) { $0 + $1.kv.usage } / Double(max(1, instance.dp.count)))
+        for i in instances.indices {
+            if instances[i].hasDecode {
+                kvStore.withGroups(of: i) { groups in
+                    for g in groups.indices { kv.decodeGroups.append(min(1, groups[g].usageIncludingReserved)) }
+                }
             }
+            if instances[i].hasPrefill { kv.prefillInstances.append(meanKVUsage(of: i)) }
         }
         return kv
+    }
+
+    /// TE `i`'s mean KV usage over its groups (summed in group order).
+    private func meanKVUsage(of i: Int) -> Double {
+        let sum = kvStore.withGroups(of: i) { groups in groups.indices.reduce(0.0) { $0 + groups[$1].usage } }
+        return sum / Double(max(1, instances[i].groupCount))
     }
 
     /// Every NPU's role, TE, groups, load and KV. Its `draining` flag is left to ``snapshot()``,
@@ -107,9 +115,10 @@ extension ServingEngine {
                 statuses[npu].instance = instance.name
                 statuses[npu].utilization = instance.utilization
             }
-            for g in instance.dp.indices {  // indexed: a group copied by value costs its buffers' retains
+            for g in instance.groups {
                 let seats = instance.decode?.slots[g] ?? 0
-                let inFlight = seats + (instance.prefill?.queues[g].count ?? 0), usage = instance.dp[g].kv.usage
+                let inFlight = seats + (instance.prefill?.queues[g].count ?? 0)
+                let usage = kvStore.usage(GroupRef(te: index, group: g))
                 for npu in cluster.npus(of: index, group: g) where npu < statuses.count {
                     statuses[npu].dpGroups.append(g)
                     statuses[npu].requestsInFlight += inFlight
@@ -124,13 +133,14 @@ extension ServingEngine {
         let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
         for (index, instance) in instances.enumerated() where !instance.external {
             let hw = instance.cost.hardware
-            for g in instance.dp.indices {
+            for g in instance.groups {
                 let npus = cluster.npus(of: index, group: g)
+                let group = GroupRef(te: index, group: g)
                 guard !npus.isEmpty else { continue }
                 // Weights fill what KV does not (kvBlocksPerGroup's split of the HBM share).
-                let groupKV = Double(instance.dp[g].kv.totalBlocks) * blockBytes
+                let groupKV = Double(kvStore.totalBlocks(group)) * blockBytes
                 let weights = hw.hbmBytesPerDie * configuration.kvMemoryFraction * Double(instance.groupSpec.tp) - groupKV
-                let used = weights + Double(instance.dp[g].kv.usedBlocks) * blockBytes
+                let used = weights + Double(kvStore.usedBlocks(group)) * blockBytes
                 for npu in npus where npu < statuses.count {
                     statuses[npu].hbmUsedBytes += used / Double(npus.count)
                 }

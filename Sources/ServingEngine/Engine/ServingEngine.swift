@@ -116,7 +116,7 @@ public final class ServingEngine {
         try installPolicies()
         try buildInstances()
         setUpExperts()
-        je.noteGroupBlocks(of: instances)
+        je.noteGroupBlocks(of: instances.indices, instances: instances, kv: kvStore)
         guard instances.contains(where: \.hasPrefill), instances.contains(where: \.hasDecode) else {
             throw ConfigError("deployment '\(deployment.name)' needs prefill and decode capacity")
         }
@@ -310,7 +310,7 @@ public final class ServingEngine {
             return
         }
         let target: Int
-        switch je.admit(request, instances: instances, cluster: cluster) {
+        switch je.admit(request, instances: instances, cluster: cluster, kv: kvStore) {
         case .neverFits(let reason, let kind):
             requests[spec.id] = request
             fail(spec.id, reason: reason, kind: kind, status: 400)
@@ -366,10 +366,10 @@ public final class ServingEngine {
     public func audit() -> [String] {
         var problems: [String] = []
         for (te, instance) in instances.enumerated() {
-            for (index, group) in instance.dp.enumerated() {
-                problems += group.kv.audit().map { "\(instance.name)/dp\(index): \($0)" }
+            for index in instance.groups {
+                problems += kvStore.audit(GroupRef(te: te, group: index)).map { "\(instance.name)/dp\(index): \($0)" }
             }
-            problems += (instance.decode?.problems(groups: instance.dp, placeable: cluster.placeableGroups(of: te)) ?? [])
+            problems += (instance.decode?.problems(te: te, kv: kvStore, placeable: cluster.placeableGroups(of: te)) ?? [])
                 .map { "\(instance.name): \($0)" }
         }
         if telemetry.inFlight != requests.count {

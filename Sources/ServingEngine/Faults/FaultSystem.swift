@@ -51,7 +51,7 @@ final class FaultSystem {
     private(set) var heartbeats = HeartbeatMonitor()
     /// Glitch redos owed and done (``GlitchRedo``).
     private(set) var glitches = GlitchRedo()
-    // Where an HBM fault's masked region is held is the KV store's (``KVCacheStore/mask(_:tokens:fault:in:)``).
+    // Where an HBM fault's masked region is held is the KV store's (``KVCacheStore/mask(_:tokens:fault:)``).
 
     init(settings: FaultSettings = FaultSettings()) { self.settings = settings }
 

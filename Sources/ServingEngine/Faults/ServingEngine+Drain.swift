@@ -27,11 +27,10 @@ extension ServingEngine {
     /// (false, nothing changes: the target cannot hold it).
     func migrateDecodeRequest(_ id: Int, on d: Int, from source: Int, to target: Int) -> Bool {
         guard let r = requests[id], let decode = instances[d].decode else { return false }
-        let te = instances[d]
         // The request's seat moves with it (its scheduler keeps the record).
         guard decode.seat(r.decodeSeat)?.group == source else { return false }
         return decode.migrate(seat: r.decodeSeat, to: target, promptTokens: r.spec.promptTokens, totalTokens: r.totalTokens,
-                              groups: &te.dp, kv: kvStore)
+                              te: d, kv: kvStore)
     }
 
     /// Requests still holding something on each drained node (``ClusterManager/drainProgress(pod:)``).

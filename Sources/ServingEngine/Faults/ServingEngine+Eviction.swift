@@ -69,17 +69,16 @@ extension ServingEngine {
         let p = request.prefillInstance
         if p >= 0, let prefill = instances[p].prefill {
             ticket = prefill.withdraw(request, seats: instances[p].role == .colocated ? instances[p].decode : nil,
-                                      groups: &instances[p].dp, kv: kvStore)
-            if let ticket { instances[p].decode?.noteLoadChanged(ticket.group, groups: instances[p].dp) }
+                                      te: p, kv: kvStore)
+            if let ticket { instances[p].decode?.noteLoadChanged(ticket.group, te: p, kv: kvStore) }
         }
         let d = request.decodeInstance
         guard d >= 0, request.decodeSeat >= 0, request.stage == .transfer || request.stage == .decode else {
             return RequestPlacement(ticket: ticket, seat: nil)
         }
         // A pulled transfer, a joiner and a running request all hold a seat and decode KV.
-        let te = instances[d]
-        let seat = te.decode!.evict(seat: request.decodeSeat, promptTokens: request.spec.promptTokens,
-                                    groups: &te.dp, kv: kvStore)
+        let seat = instances[d].decode!.evict(seat: request.decodeSeat, promptTokens: request.spec.promptTokens,
+                                              te: d, kv: kvStore)
         return RequestPlacement(ticket: ticket, seat: seat)
     }
 
@@ -93,7 +92,7 @@ extension ServingEngine {
         request.maxTokens = old.maxTokens
         request.cancelled = old.cancelled
         request.times = old.times.requeued(at: now)
-        let target = je.requeueTarget(for: request, instances: instances, cluster: cluster)
+        let target = je.requeueTarget(for: request, instances: instances, cluster: cluster, kv: kvStore)
             ?? instances.indices.filter { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) }
                 .min { (instances[$0].waiting, $0) < (instances[$1].waiting, $1) }
         guard let target, je.neverFits(request) == nil else {

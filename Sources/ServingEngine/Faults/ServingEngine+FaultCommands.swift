@@ -119,7 +119,7 @@ extension ServingEngine {
     func releasedByDrain(instance i: Int, group g: Int) -> Bool {
         cluster.isOnDrainedNode(i, group: g)
             && (instances[i].decode?.slots[g] ?? 0) == 0 && (instances[i].prefill?.queues[g].isEmpty ?? true)
-            && kvStore.requestsHoldingKV(GroupRef(te: i, group: g), in: instances[i].dp[g].kv) == 0
+            && kvStore.requestsHoldingKV(GroupRef(te: i, group: g)) == 0
     }
 
     /// Undoes a fault: the hardware is repaired (a repaired die rejoins with its weights loaded;

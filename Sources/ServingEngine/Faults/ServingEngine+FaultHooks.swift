@@ -75,7 +75,7 @@ extension ServingEngine {
             return i
         }
         for i in instances.indices {
-            for g in instances[i].dp.indices {
+            for g in instances[i].groups {
                 let lost = faults.hasOutage(i) || faults.holdsKnownDead(cluster.dies(of: i, group: g))
                 cluster.setOutOfService(te: i, group: g, lost)
             }
@@ -99,6 +99,6 @@ extension ServingEngine {
 
     /// Whether a DP group of TE `i` holds a die the control plane knows is dead.
     func hasKnownDeadDie(_ i: Int) -> Bool {
-        instances[i].dp.indices.contains { faults.holdsKnownDead(cluster.dies(of: i, group: $0)) }
+        instances[i].groups.contains { faults.holdsKnownDead(cluster.dies(of: i, group: $0)) }
     }
 }

@@ -14,7 +14,7 @@ extension ServingEngine {
     func shrink(_ i: Int, lost: Set<Int>, live: Int, ids: [Int]) {
         let moved = evict(requestsOn(instance: i, groups: lost), outcome: .reprefill)
         let ep = instances[i].groupSpec.ep - expertDiesLost(instance: i)
-        finish(ids, moved, "vertical shrink of \(instances[i].name): DP \(instances[i].dp.count) → "
+        finish(ids, moved, "vertical shrink of \(instances[i].name): DP \(instances[i].groupCount) → "
             + "\(live), EP \(instances[i].groupSpec.ep) → \(ep); every expert keeps a replica, "
             + "excess replicas on the lost dies dropped; \(moved.reprefilled) requests re-prefilled")
         refreshFaultState()

@@ -7,20 +7,20 @@ extension ServingEngine {
     /// Fine-grained handling (system.md §4): the requests whose KV lived on the die fail with
     /// that reason and the region is masked; the service stays up.
     func maskAndFail(fault id: Int, instance i: Int, group g: Int, die: Int) {
-        let holders = requestsOn(instance: i, groups: [g]).filter { instances[i].dp[g].kv.contains(requestID: $0) }
-        let tokens = holders.reduce(0) { $0 + (instances[i].dp[g].kv.tokens(of: $1) ?? 0) }
+        let group = GroupRef(te: i, group: g)
+        let holders = requestsOn(instance: i, groups: [g]).filter { kvStore.contains(group, $0) }
+        let tokens = holders.reduce(0) { $0 + (kvStore.tokens(of: $1, in: group) ?? 0) }
         let moved = evict(holders, outcome: .fail("hbm fault on die \(die)"))
-        let blocks = kvStore.mask(GroupRef(te: i, group: g), tokens: tokens, fault: id, in: &instances[i].dp[g].kv)
-        if blocks > 0 { instances[i].decode?.noteLoadChanged(g, groups: instances[i].dp) }
+        let blocks = kvStore.mask(group, tokens: tokens, fault: id)
+        if blocks > 0 { instances[i].decode?.noteLoadChanged(g, te: i, kv: kvStore) }
         finish([id], moved, "\(blocks) KV blocks masked on die \(die) (\(instances[i].name)/dp\(g)); "
             + "\(moved.failed) requests whose KV lived there failed; the service stays up")
     }
 
     /// Heal: the masked region returns to the allocator (the KV store's), and the TE may use it.
     func unmask(fault id: Int) {
-        guard let m = kvStore.maskedGroup(fault: id) else { return }
-        kvStore.unmask(fault: id, in: &instances[m.te].dp[m.group].kv)
-        instances[m.te].decode?.noteLoadChanged(m.group, groups: instances[m.te].dp)
+        guard let m = kvStore.unmask(fault: id) else { return }
+        instances[m.te].decode?.noteLoadChanged(m.group, te: m.te, kv: kvStore)
         if instances[m.te].role == .decode { pullTransfers(m.te) }
         startStepIfIdle(m.te)
     }

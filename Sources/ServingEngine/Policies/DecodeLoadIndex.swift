@@ -11,16 +11,18 @@
 /// monotone, and distinct counts below 2⁵³ stay distinct), ties included.
 ///
 /// The TE's ``DecodeScheduler`` calls ``update(_:load:slots:)`` after a group's KV or slots change
-/// (``DecodeScheduler/noteLoadChanged(_:groups:)``). Which groups are placeable is taken from the
+/// (``DecodeScheduler/noteLoadChanged(_:te:kv:)``). Which groups are placeable is taken from the
 /// cluster manager's answer at build and kept with its version: a TE whose placeable groups,
-/// groups or batch limit change gets a fresh index (``fits(_:placeable:batchLimit:)``), so a
+/// groups or batch limit change gets a fresh index (``fits(groupCount:placeable:batchLimit:)``), so a
 /// KV change between two picks needs no eligibility read. ``problems(against:placeable:slots:)``
 /// compares it with a scan (audits).
 ///
 /// ```swift
-/// var index = DecodeLoadIndex(groups: te.dp, placeable: cluster.placeableGroups(of: d), slots: scheduler.slots, batchLimit: 64)!
+/// var index = store.withGroups(of: d) {   // the TE's KV managers, borrowed from the KV store
+///     DecodeLoadIndex(groups: $0, placeable: cluster.placeableGroups(of: d), slots: scheduler.slots, batchLimit: 64)!
+/// }
 /// index.best                        // the group kv-aware picks, or nil when none is eligible
-/// index.update(3, load: te.dp[3].kv.usedBlocks + te.dp[3].kv.reservedBlocks, slots: 1)
+/// index.update(3, load: store.decodeLoad(GroupRef(te: d, group: 3)), slots: 1)
 /// ```
 struct DecodeLoadIndex {
     let batchLimit: Int
@@ -42,11 +44,11 @@ struct DecodeLoadIndex {
 
     /// An index over `groups` with `slots` taken in each, or nil when their KV sizes differ (the
     /// block count would not order them as usage does) or there are none.
-    init?(groups: [DPGroupState], placeable: PlaceableGroups, slots: [Int], batchLimit: Int) {
-        guard let first = groups.first, groups.count < Int(Int32.max), slots.count == groups.count,
+    init?(groups: UnsafeBufferPointer<KVBlockManager>, placeable: PlaceableGroups, slots: [Int], batchLimit: Int) {
+        guard !groups.isEmpty, groups.count < Int(Int32.max), slots.count == groups.count,
               placeable.count == groups.count else { return nil }
-        let blocks = first.kv.totalBlocks
-        for g in groups.indices where groups[g].kv.totalBlocks != blocks { return nil }
+        let blocks = groups[0].totalBlocks
+        for g in groups.indices where groups[g].totalBlocks != blocks { return nil }
         self.batchLimit = batchLimit
         groupCount = groups.count
         groupBlocks = blocks
@@ -89,13 +91,13 @@ struct DecodeLoadIndex {
     }
 
     /// Whether this index still describes groups of this shape and these placeable groups.
-    func fits(_ groups: [DPGroupState], placeable: PlaceableGroups, batchLimit: Int) -> Bool {
-        self.batchLimit == batchLimit && groupCount == groups.count && placeableVersion == placeable.version
+    func fits(groupCount: Int, placeable: PlaceableGroups, batchLimit: Int) -> Bool {
+        self.batchLimit == batchLimit && self.groupCount == groupCount && placeableVersion == placeable.version
     }
 
     /// Differences from a fresh scan of `groups` with `slots` taken and `placeable` (empty when the
     /// index is current).
-    func problems(against groups: [DPGroupState], placeable: PlaceableGroups, slots: [Int]) -> [String] {
+    func problems(against groups: UnsafeBufferPointer<KVBlockManager>, placeable: PlaceableGroups, slots: [Int]) -> [String] {
         // Built for an older answer: never read again, the next pick rebuilds it.
         guard placeable.version == placeableVersion else { return [] }
         guard groups.count == groupCount, slots.count == groupCount, placeable.count == groupCount else {
@@ -113,7 +115,7 @@ struct DecodeLoadIndex {
 
     // MARK: Internals
 
-    static func load(of group: DPGroupState) -> Int { group.kv.usedBlocks + group.kv.reservedBlocks }
+    static func load(of group: borrowing KVBlockManager) -> Int { group.usedBlocks + group.reservedBlocks }
 
     private func better(_ a: Int32, _ b: Int32) -> Int32 {
         if a < 0 { return b }

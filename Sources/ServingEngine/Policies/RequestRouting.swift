@@ -21,6 +21,9 @@ public struct RoutingRequest {
 /// A read-only view of the prefill side for one routing decision.
 public struct PrefillPool {
     let instances: [InstanceState]
+    /// The TEs' KV caches, probed for prefix hits by ``finishCost(_:for:)`` (read only: a policy
+    /// reaches no store call that could change KV).
+    private let kv: KVCacheStore
     /// Which TEs scaling holds off and which groups take work: read from the cluster manager
     /// for this decision only (through the methods below; a policy changes nothing there).
     /// Nil when every group of every TE is placeable (the usual case): then nothing is read
@@ -51,8 +54,9 @@ public struct PrefillPool {
     @inline(__always)
     func placeable(of te: Int) -> PlaceableGroups? { cluster?.placeableGroupsIfRestricted(of: te) }
 
-    init(instances: [InstanceState], cluster: ClusterManager, candidates: [Int], longPromptTokens: Int) {
+    init(instances: [InstanceState], kv: KVCacheStore, cluster: ClusterManager, candidates: [Int], longPromptTokens: Int) {
         self.instances = instances
+        self.kv = kv
         // A held-off TE's groups are unplaceable; a held-off TE of no groups is counted apart.
         self.cluster = cluster.hasUnplaceableGroups || cluster.hasHeldOffTEs ? cluster : nil
         self.candidates = candidates
@@ -64,19 +68,19 @@ public struct PrefillPool {
         var load = 0
         guard let prefill = instances[te].prefill else { return 0 }
         let placeable = placeable(of: te)
-        for g in instances[te].dp.indices where placeable?[g] != false { load += prefill.queuedTokens[g] }
+        for g in instances[te].groups where placeable?[g] != false { load += prefill.queuedTokens[g] }
         return load
     }
 
     /// Group `g`'s prefix hit for `request` into `hits` while `probe` holds; probing stops once a
     /// group holds the whole cacheable prefix (no later group can beat it).
     @inline(__always)
-    private static func probeGroup(_ groups: UnsafeBufferPointer<DPGroupState>, _ g: Int, for request: RoutingRequest,
+    private static func probeGroup(_ groups: UnsafeBufferPointer<KVBlockManager>, _ g: Int, for request: RoutingRequest,
                                    probe: inout Bool, hits: inout Int) {
         guard probe else { return }
-        hits = max(hits, groups[g].kv.cachedPrefixTokens(
+        hits = max(hits, groups[g].cachedPrefixTokens(
             promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
-        probe = hits < groups[g].kv.longestPossiblePrefixTokens(
+        probe = hits < groups[g].longestPossiblePrefixTokens(
             promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
     }
 
@@ -88,21 +92,21 @@ public struct PrefillPool {
         // Probing stops once a group holds the whole cacheable prefix (no group can beat it).
         var probe = !request.chainedKeys.isEmpty && mayHoldPrefix(te)
         // Every TE of the pool prefills; a TE without a leader would have nothing queued.
-        let queued = instances[te].prefill?.queuedTokens ?? Array(repeating: 0, count: instances[te].dp.count)
-        // Read through the groups' buffer: a group's block manager read through the TE's
-        // property was copied (a dozen buffer handles retained and released) for every probe.
+        let queued = instances[te].prefill?.queuedTokens ?? Array(repeating: 0, count: instances[te].groupCount)
+        // Read through the store's buffer: a group's block manager read through a property was
+        // copied (a dozen buffer handles retained and released) for every probe.
         // Two loops, the same but for the verdict: with every group placeable (the usual case)
         // none is captured or read; capturing one cost a retain per probe (0.5% of a saturated
         // superpod's instructions). Each group's probe is ``probeGroup(_:_:for:probe:hits:)``.
         if let placeable = placeable(of: te) {
-            instances[te].dp.withUnsafeBufferPointer { groups in
+            kv.withGroups(of: te) { groups in
                 for g in groups.indices where placeable[g] {
                     Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
                     load += queued[g]
                 }
             }
         } else {
-            instances[te].dp.withUnsafeBufferPointer { groups in
+            kv.withGroups(of: te) { groups in
                 for g in groups.indices {
                     Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
                     load += queued[g]

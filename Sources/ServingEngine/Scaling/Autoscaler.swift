@@ -342,8 +342,8 @@ extension ServingEngine {
                 }
             }
             if instances[i].hasDecode {
-                for g in instances[i].dp.indices where !cluster.isOutOfService(te: i, group: g) {
-                    kvUsed += instances[i].dp[g].kv.usageIncludingReserved
+                for g in instances[i].groups where !cluster.isOutOfService(te: i, group: g) {
+                    kvUsed += kvStore.usageIncludingReserved(GroupRef(te: i, group: g))
                     kvGroups += 1
                 }
                 if instances[i].runningRequests > 0 {

@@ -395,7 +395,7 @@ extension ServingEngine {
             let dies = cluster.dies(of: i)
             cluster.mapExpertDies(of: i, onto: dies.prefix(instances[i].groupSpec.ep))
         }
-        je.noteGroupBlocks(of: [instances[i]])
+        je.noteGroupBlocks(of: i..<(i + 1), instances: instances, kv: kvStore)
     }
 
     // MARK: Helpers

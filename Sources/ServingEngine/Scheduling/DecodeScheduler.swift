@@ -12,26 +12,26 @@ import SimKit
 /// one it finishes at, when its first token came), from its pull (decode TE) or the end of its
 /// prefill (colocated) until it leaves: in a flat table, numbered, the request keeping only the
 /// number (``RequestState/decodeSeat``). The seat-numbered methods (``pull``, ``seat(colocated:group:)``,
-/// ``admit(seat:promptTokens:joinStep:finishStep:)``, ``release(seat:promptTokens:groups:kv:)``,
-/// ``evict(seat:promptTokens:groups:kv:)``, ``migrate(seat:to:promptTokens:totalTokens:groups:kv:)``,
+/// ``admit(seat:promptTokens:joinStep:finishStep:)``, ``release(seat:promptTokens:te:kv:)``,
+/// ``evict(seat:promptTokens:te:kv:)``, ``migrate(seat:to:promptTokens:totalTokens:te:kv:)``,
 /// ``reschedule(seat:to:)``) keep the record and the group bookkeeping together; the id-and-group
 /// ones below them do the bookkeeping alone.
 ///
 /// It owns that state (`private(set)`) and the two indices kept from it: kv-aware balancing's
-/// ``DecodeLoadIndex`` (decode TEs) and the step cost's ``SlowestDecodeGroup``. The TE's DP groups
-/// (their KV managers) and, for a pick, which of them are placeable (the cluster manager's
-/// answer) are passed to each call that reads or changes them, and a call that allocates or
-/// frees a request's KV does it through the ``KVCacheStore`` it is given; the scheduler keeps no
-/// reference to them, to other TEs or to the engine, so ``copy()`` is a plain copy of values.
+/// ``DecodeLoadIndex`` (decode TEs) and the step cost's ``SlowestDecodeGroup``. The groups' KV
+/// managers are the ``KVCacheStore``'s: each call that reads or changes them gets the store and
+/// the TE's index (`te`), and, for a pick, which groups are placeable (the cluster manager's
+/// answer); the scheduler keeps no reference to them, to other TEs or to the engine, so
+/// ``copy()`` is a plain copy of values.
 ///
 /// ```swift
-/// let decode = DecodeScheduler(groups: te.dp.count, colocated: false)
+/// let decode = DecodeScheduler(groups: te.groupCount, colocated: false)
 /// decode.enqueue(id)                                          // a finished prefill, waiting for room
-/// if let seat = decode.pull(id, into: g, promptTokens: p, totalTokens: t, groups: &te.dp, kv: store) { /* transfer */ }
+/// if let seat = decode.pull(id, into: g, promptTokens: p, totalTokens: t, te: d, kv: store) { /* transfer */ }
 /// decode.join(id)                                             // its KV arrived: in at the next step boundary
 /// for id in decode.takeJoiners() { decode.admit(seat: seat, promptTokens: p, joinStep: s, finishStep: f) }
 /// decode.takeFinished(at: s + 1)                              // ids whose last step ended
-/// decode.release(seat: seat, promptTokens: p, groups: &te.dp, kv: store) // it left: seat, batch place and KV freed
+/// decode.release(seat: seat, promptTokens: p, te: d, kv: store)  // it left: seat, batch place and KV freed
 /// ```
 final class DecodeScheduler {
     /// A colocated TE's scheduler: seats are taken at prefill admission, requests join from its
@@ -134,12 +134,12 @@ final class DecodeScheduler {
     /// (the request's output length stands in for its `max_tokens`), in one call. On success the
     /// request holds a seat in `g` and leaves the queue, and the seat record's number is returned;
     /// on failure (nil) nothing changed.
-    func pull(_ id: Int, into g: Int, promptTokens: Int, totalTokens: Int, groups: inout [DPGroupState],
-              kv: KVCacheStore) -> Int? {
+    func pull(_ id: Int, into g: Int, promptTokens: Int, totalTokens: Int, te: Int, kv: KVCacheStore) -> Int? {
         assert(transferQueue.first == id, "pulls take the head of the transfer queue")
-        guard kv.admitDecode(id, in: &groups[g].kv, promptTokens: promptTokens, totalTokens: totalTokens) else { return nil }
+        guard kv.admitDecode(id, in: GroupRef(te: te, group: g), promptTokens: promptTokens, totalTokens: totalTokens)
+        else { return nil }
         slots[g] += 1
-        noteLoadChanged(g, groups: groups)
+        noteLoadChanged(g, te: te, kv: kv)
         transferQueue.removeFirst()
         return issueSeat(id, group: g)
     }
@@ -152,30 +152,30 @@ final class DecodeScheduler {
     }
 
     /// The group `policy` picks for the next request (a pulled transfer or a migrated request)
-    /// among the `placeable` ones, or nil when none has room. `instance` keys per-TE policy state.
-    func pickGroup(instance: Int, groups: [DPGroupState], placeable: PlaceableGroups, batchLimit: Int,
+    /// among the `placeable` ones of TE `te` (this one; it keys per-TE policy state), or nil when none has room.
+    func pickGroup(te: Int, kv: KVCacheStore, placeable: PlaceableGroups, batchLimit: Int,
                    policy: inout any DecodeBalancingPolicy) -> Int? {
-        policy.pickGroup(in: DecodeGroups(instance: instance, batchLimit: batchLimit, groups: groups, placeable: placeable,
+        policy.pickGroup(in: DecodeGroups(instance: te, batchLimit: batchLimit, kv: kv, placeable: placeable,
                                           slots: slots,
-                                          loadIndex: currentLoadIndex(groups: groups, placeable: placeable,
+                                          loadIndex: currentLoadIndex(te: te, kv: kv, placeable: placeable,
                                                                       batchLimit: batchLimit)))
     }
 
-    /// The load index, current for `groups`, `placeable` and `batchLimit` (nil for a colocated TE,
-    /// or when the groups' KV sizes differ: then policies scan). A drain, fault or scaling change
-    /// gives `placeable` a new version, and the index is rebuilt here.
-    func currentLoadIndex(groups: [DPGroupState], placeable: PlaceableGroups, batchLimit: Int) -> DecodeLoadIndex? {
+    /// The load index, current for TE `te`'s groups, `placeable` and `batchLimit` (nil for a
+    /// colocated TE, or when the groups' KV sizes differ: then policies scan). A drain, fault or
+    /// scaling change gives `placeable` a new version, and the index is rebuilt here.
+    func currentLoadIndex(te: Int, kv: KVCacheStore, placeable: PlaceableGroups, batchLimit: Int) -> DecodeLoadIndex? {
         guard !colocated else { return nil }
-        if let index = loadIndex, index.fits(groups, placeable: placeable, batchLimit: batchLimit) { return index }
-        loadIndex = DecodeLoadIndex(groups: groups, placeable: placeable, slots: slots, batchLimit: batchLimit)
+        if let index = loadIndex, index.fits(groupCount: slots.count, placeable: placeable, batchLimit: batchLimit) { return index }
+        loadIndex = kv.withGroups(of: te) { DecodeLoadIndex(groups: $0, placeable: placeable, slots: slots, batchLimit: batchLimit) }
         return loadIndex
     }
 
-    /// Group `g`'s KV or seats changed: the load index follows (with the placeable groups it was
-    /// built for; a changed answer rebuilds it at the next pick).
-    func noteLoadChanged(_ g: Int, groups: [DPGroupState]) {
-        guard loadIndex != nil, g >= 0, g < groups.count, g < slots.count else { return }
-        loadIndex!.update(g, load: groups[g].kv.usedBlocks + groups[g].kv.reservedBlocks, slots: slots[g])
+    /// Group `g` of TE `te` (this scheduler's) changed KV or seats: the load index follows (with
+    /// the placeable groups it was built for; a changed answer rebuilds it at the next pick).
+    func noteLoadChanged(_ g: Int, te: Int, kv: KVCacheStore) {
+        guard loadIndex != nil, g >= 0, g < slots.count else { return }
+        loadIndex!.update(g, load: kv.decodeLoad(GroupRef(te: te, group: g)), slots: slots[g])
     }
 
     /// The load index is rebuilt on the next pick (a test's groups rebuilt under it).
@@ -301,48 +301,46 @@ final class DecodeScheduler {
     /// The finished request of seat `s` leaves: out of the batch, its seat and decode KV freed,
     /// its record given back and returned.
     @discardableResult
-    func release(seat s: Int, promptTokens: Int, groups: inout [DPGroupState], kv: KVCacheStore) -> DecodeSeat {
+    func release(seat s: Int, promptTokens: Int, te: Int, kv: KVCacheStore) -> DecodeSeat {
         let seat = seats.giveBack(s)!
-        release(seat.request, group: seat.group, promptTokens: promptTokens, joinStep: seat.joinStep, groups: &groups, kv: kv)
+        release(seat.request, group: seat.group, promptTokens: promptTokens, joinStep: seat.joinStep, te: te, kv: kv)
         return seat
     }
 
     /// The evicted request of seat `s` gives back what it holds in its group (as
-    /// ``evict(_:group:admitted:promptTokens:joinStep:groups:kv:)``, its place in the batch if its
+    /// ``evict(_:group:admitted:promptTokens:joinStep:te:kv:)``, its place in the batch if its
     /// seat says it joined one) and its record, returned (nil: no seat held).
     @discardableResult
-    func evict(seat s: Int, promptTokens: Int, groups: inout [DPGroupState], kv: KVCacheStore) -> DecodeSeat? {
+    func evict(seat s: Int, promptTokens: Int, te: Int, kv: KVCacheStore) -> DecodeSeat? {
         guard let seat = seats.giveBack(s) else { return nil }
         evict(seat.request, group: seat.group, admitted: seat.inBatch, promptTokens: promptTokens, joinStep: seat.joinStep,
-              groups: &groups, kv: kv)
+              te: te, kv: kv)
         return seat
     }
 
     /// Moves the running request of seat `s` to group `target` of the same TE (as
-    /// ``migrate(_:from:to:promptTokens:totalTokens:joinStep:groups:kv:)``); its record
+    /// ``migrate(_:from:to:promptTokens:totalTokens:joinStep:te:kv:)``); its record
     /// follows. False (nothing changed) when it does not fit or holds no seat.
-    func migrate(seat s: Int, to target: Int, promptTokens: Int, totalTokens: Int, groups: inout [DPGroupState],
-                 kv: KVCacheStore) -> Bool {
+    func migrate(seat s: Int, to target: Int, promptTokens: Int, totalTokens: Int, te: Int, kv: KVCacheStore) -> Bool {
         guard let seat = seat(s),
               migrate(seat.request, from: seat.group, to: target, promptTokens: promptTokens, totalTokens: totalTokens,
-                      joinStep: seat.joinStep, groups: &groups, kv: kv)
+                      joinStep: seat.joinStep, te: te, kv: kv)
         else { return false }
         seats[held: s].group = target
         return true
     }
 
     /// A finished request leaves group `g`: out of the batch, its seat and decode KV freed.
-    func release(_ id: Int, group g: Int, promptTokens: Int, joinStep: Int, groups: inout [DPGroupState],
-                 kv: KVCacheStore) {
+    func release(_ id: Int, group g: Int, promptTokens: Int, joinStep: Int, te: Int, kv: KVCacheStore) {
         leaveBatch(g, promptTokens: promptTokens, joinStep: joinStep)
         slots[g] -= 1
-        kv.release(id, in: &groups[g].kv)
-        noteLoadChanged(g, groups: groups)
+        kv.release(id, in: GroupRef(te: te, group: g))
+        noteLoadChanged(g, te: te, kv: kv)
     }
 
     /// Takes every id of `ids` off the queues (transfer queue, joiners, first step, finishing).
     /// Seats, figures and KV are
-    /// freed per request by ``evict(seat:promptTokens:groups:kv:)``: the engine settles
+    /// freed per request by ``evict(seat:promptTokens:te:kv:)``: the engine settles
     /// the evicted one by one, in id order, each before the next is queued again (a re-queue may
     /// start a TE's step, whose batch allocates KV), so this takes no ``KVCacheStore``.
     func remove(_ ids: Set<Int>) {
@@ -357,38 +355,40 @@ final class DecodeScheduler {
     /// An evicted request that was pulled into group `g` gives back what it holds there: its
     /// place in the batch when `admitted`, its seat (a pulled transfer, a joiner and a running
     /// request all hold one, as does every colocated request past admission) and its decode KV.
-    func evict(_ id: Int, group g: Int, admitted: Bool, promptTokens: Int, joinStep: Int,
-               groups: inout [DPGroupState], kv: KVCacheStore) {
+    func evict(_ id: Int, group g: Int, admitted: Bool, promptTokens: Int, joinStep: Int, te: Int, kv: KVCacheStore) {
+        let group = GroupRef(te: te, group: g)
         if admitted { leaveBatch(g, promptTokens: promptTokens, joinStep: joinStep) }
-        if groups[g].kv.contains(requestID: id) || colocated { slots[g] -= 1 }
-        kv.release(id, in: &groups[g].kv)
-        noteLoadChanged(g, groups: groups)
+        if kv.contains(group, id) || colocated { slots[g] -= 1 }
+        kv.release(id, in: group)
+        noteLoadChanged(g, te: te, kv: kv)
     }
 
     /// Moves running request `id` from group `source` to group `target` of the same TE if the
     /// target has room for its whole expected length: KV allocated and reserved there, freed
     /// here, its batch figures and seat moved. False (nothing changed) when it does not fit.
     func migrate(_ id: Int, from source: Int, to target: Int, promptTokens: Int, totalTokens: Int, joinStep: Int,
-                 groups: inout [DPGroupState], kv: KVCacheStore) -> Bool {
+                 te: Int, kv: KVCacheStore) -> Bool {
         // Admitted as a pulled transfer is (blocks and reservation in one call: the same blocks,
         // reservation and counters as allocating, then reserving).
-        guard kv.admitDecode(id, in: &groups[target].kv, promptTokens: promptTokens, totalTokens: totalTokens)
+        guard kv.admitDecode(id, in: GroupRef(te: te, group: target), promptTokens: promptTokens, totalTokens: totalTokens)
         else { return false }
-        kv.release(id, in: &groups[source].kv)
+        kv.release(id, in: GroupRef(te: te, group: source))
         leaveBatch(source, promptTokens: promptTokens, joinStep: joinStep)
         slots[source] -= 1
         enterBatch(target, promptTokens: promptTokens, joinStep: joinStep)
         slots[target] += 1
-        noteLoadChanged(source, groups: groups)
-        noteLoadChanged(target, groups: groups)
+        noteLoadChanged(source, te: te, kv: kv)
+        noteLoadChanged(target, te: te, kv: kv)
         return true
     }
 
     // MARK: Audit
 
-    /// Differences between the indices and the state they index (empty when current).
-    func problems(groups: [DPGroupState], placeable: PlaceableGroups) -> [String] {
-        var problems = (loadIndex?.problems(against: groups, placeable: placeable, slots: slots) ?? []) + slowestGroup.problems(against: batches)
+    /// Differences between the indices and the state they index (empty when current); `te` is
+    /// this scheduler's TE.
+    func problems(te: Int, kv: KVCacheStore, placeable: PlaceableGroups) -> [String] {
+        let stale = loadIndex.map { index in kv.withGroups(of: te) { index.problems(against: $0, placeable: placeable, slots: slots) } }
+        var problems = (stale ?? []) + slowestGroup.problems(against: batches)
         var counted = [Int32](repeating: 0, count: Self.finishResidues)
         for step in finishing.keys { counted[Self.finishResidue(step)] += 1 }
         if counted != finishStepsByResidue { problems.append("finish steps counted by residue differ from the finishing table") }

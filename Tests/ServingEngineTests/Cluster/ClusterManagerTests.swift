@@ -124,7 +124,7 @@ import Testing
         #expect(engine.cluster.isDrained(node: 2))
         let perNode = engine.topology.npusPerNode
         for (i, te) in engine.instances.enumerated() {
-            for g in te.dp.indices where engine.cluster.npus(of: i, group: g).contains(where: { $0 / perNode == 2 }) {
+            for g in te.groups where engine.cluster.npus(of: i, group: g).contains(where: { $0 / perNode == 2 }) {
                 #expect(!engine.cluster.isPlaceable(te: i, group: g))
             }
         }
@@ -364,9 +364,9 @@ import Testing
         func onDrained(_ te: Int, _ g: Int) -> Bool {
             engine.cluster.npus(of: te, group: g).contains { [0, 2].contains($0 / perNode) }
         }
-        let drainedDecode = engine.instances[d].dp.indices.filter { onDrained(d, $0) }
-        #expect(!drainedDecode.isEmpty && drainedDecode.count < engine.instances[d].dp.count)
-        #expect(engine.instances[0].dp.indices.allSatisfy { onDrained(0, $0) && !engine.cluster.isPlaceable(te: 0, group: $0) })
+        let drainedDecode = engine.instances[d].groups.filter { onDrained(d, $0) }
+        #expect(!drainedDecode.isEmpty && drainedDecode.count < engine.instances[d].groupCount)
+        #expect(engine.instances[0].groups.allSatisfy { onDrained(0, $0) && !engine.cluster.isPlaceable(te: 0, group: $0) })
         #expect(drainedDecode.allSatisfy { !engine.cluster.isPlaceable(te: d, group: $0) })
         // What sat there at the drain may stay (or move off); nothing may arrive.
         var prefillThere = Set<Int>(), decodeThere = Set<Int>()

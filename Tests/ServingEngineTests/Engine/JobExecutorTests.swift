@@ -10,17 +10,16 @@ import XDSTestSupport
 /// over the candidate pool, the record of which TEs a prefix was placed on, the decode TE pick by
 /// KV usage, and `copy()`.
 @Suite(.timeLimit(.minutes(10))) struct JobExecutorTests {
-    /// 128-token blocks (the configuration's), no pool.
+    /// 128-token blocks (the configuration's), no pool. Each ``te(_:groups:blocks:)`` adds its
+    /// groups here: build the TEs in their order in `instances`.
     private let store = KVCacheStore(blockTokens: 128, kvBytesPerToken: 1, poolCapacityBytes: 0)
     private static let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
 
     private func te(_ role: InstanceRole, groups: Int, blocks: [Int]) -> InstanceState {
-        let dp = (0..<groups).map { g in
-            DPGroupState(kv: store.makeGroupCache(blocks: blocks[min(g, blocks.count - 1)]))
-        }
+        store.addTE(groupBlocks: (0..<groups).map { blocks[min($0, blocks.count - 1)] })
         let spec = InstanceGroup(role: role, count: 1, npusEach: groups, firstNPU: 0, tp: 1, dp: groups, ep: groups,
                                  redundantExperts: 0, batchLimit: 8)
-        return InstanceState(role: role, name: "\(role)", groupSpec: spec, external: false, cost: Self.cost, dp: dp)
+        return InstanceState(role: role, name: "\(role)", groupSpec: spec, external: false, cost: Self.cost, groups: groups)
     }
 
     private func je(routing: any RequestRoutingPolicy = RoundRobinRouting(), maxWaiting: Int? = nil) -> JobExecutor {
@@ -42,7 +41,7 @@ import XDSTestSupport
     /// eligibility the JE reads; tests take groups out of service through it.
     private func cluster(_ instances: [InstanceState]) -> ClusterManager {
         let cluster = ClusterManager(npusPerNode: 8)
-        for te in instances { cluster.layOutTE(npus: [], groups: te.dp.count, tp: 1, firstDie: 0) }
+        for te in instances { cluster.layOutTE(npus: [], groups: te.groupCount, tp: 1, firstDie: 0) }
         return cluster
     }
 
@@ -51,7 +50,7 @@ import XDSTestSupport
         let instances = pod()
         // Before any TE is known nothing is too large.
         #expect(je.neverFits(request(prompt: 1_000_000)) == nil)
-        je.noteGroupBlocks(of: instances)
+        je.noteGroupBlocks(of: instances.indices, instances: instances, kv: store)
         #expect(je.prefillGroupBlocks == 10 && je.decodeGroupBlocks == 20)
         #expect(je.neverFits(request(prompt: 0))?.kind == "empty prompt")
         // 10 blocks of 128 tokens: 1,280 prompt tokens fit, 1,281 do not.
@@ -71,36 +70,36 @@ import XDSTestSupport
         let instances = pod()
         let cluster = cluster(instances)
         let je = je()
-        je.noteGroupBlocks(of: instances)
-        guard case .placed(let first) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
+        je.noteGroupBlocks(of: instances.indices, instances: instances, kv: store)
+        guard case .placed(let first) = je.admit(request(prompt: 100), instances: instances, cluster: cluster, kv: store) else {
             Issue.record("not placed")
             return
         }
         #expect(first == 0)
         // Round-robin: the next prefill TE, never the decode TE.
-        guard case .placed(let second) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
+        guard case .placed(let second) = je.admit(request(prompt: 100), instances: instances, cluster: cluster, kv: store) else {
             Issue.record("not placed")
             return
         }
         #expect(second == 1)
         // Never-fits is decided before availability.
-        guard case .neverFits(_, let kind) = je.admit(request(prompt: 0), instances: instances, cluster: cluster) else {
+        guard case .neverFits(_, let kind) = je.admit(request(prompt: 0), instances: instances, cluster: cluster, kv: store) else {
             Issue.record("an empty prompt was not refused for good")
             return
         }
         #expect(kind == "empty prompt")
         // TE 0 out of service: only TE 1 is a candidate.
-        for g in instances[0].dp.indices { cluster.setOutOfService(te: 0, group: g, true) }
+        for g in instances[0].groups { cluster.setOutOfService(te: 0, group: g, true) }
         for _ in 0..<3 {
-            guard case .placed(let te) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
+            guard case .placed(let te) = je.admit(request(prompt: 100), instances: instances, cluster: cluster, kv: store) else {
                 Issue.record("not placed")
                 return
             }
             #expect(te == 1)
         }
         // Every prefill TE out of service: refused, with the reason.
-        for g in instances[1].dp.indices { cluster.setOutOfService(te: 1, group: g, true) }
-        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
+        for g in instances[1].groups { cluster.setOutOfService(te: 1, group: g, true) }
+        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances, cluster: cluster, kv: store) else {
             Issue.record("placed on a drained TE")
             return
         }
@@ -111,13 +110,13 @@ import XDSTestSupport
         let instances = pod()
         let cluster = cluster(instances)
         let je = je(maxWaiting: 0)
-        je.noteGroupBlocks(of: instances)
-        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
+        je.noteGroupBlocks(of: instances.indices, instances: instances, kv: store)
+        guard case .refused(let reason) = je.admit(request(prompt: 100), instances: instances, cluster: cluster, kv: store) else {
             Issue.record("placed over the admission bound")
             return
         }
         #expect(reason == "every prefill TE has 0 requests waiting")
-        #expect(je.requeueTarget(for: request(prompt: 100), instances: instances, cluster: cluster) == nil)
+        #expect(je.requeueTarget(for: request(prompt: 100), instances: instances, cluster: cluster, kv: store) == nil)
     }
 
     @Test func aPolicyPickOutsideTheCandidatesIsNotTaken() throws {
@@ -129,7 +128,7 @@ import XDSTestSupport
         let instances = pod()
         let cluster = cluster(instances)
         let je = je(routing: Wrong())
-        guard case .refused = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
+        guard case .refused = je.admit(request(prompt: 100), instances: instances, cluster: cluster, kv: store) else {
             Issue.record("a non-candidate TE was taken")
             return
         }
@@ -157,37 +156,39 @@ import XDSTestSupport
 
     @Test func theDecodeTEIsTheAvailableOneWithTheLowestMeanKVUsage() throws {
         let je = je()
+        let p = te(.prefill, groups: 1, blocks: [10])
         let a = te(.decode, groups: 2, blocks: [10])
         let b = te(.decode, groups: 2, blocks: [10])
-        let instances = [te(.prefill, groups: 1, blocks: [10]), a, b]
+        let instances = [p, a, b]
         let cluster = cluster(instances)
         // Equal usage: the first.
-        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 1)
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster, kv: store) == 1)
         // Four of a's twenty blocks taken: b.
-        #expect(store.allocatePrefill(1, in: &a.dp[0].kv, promptTokens: 4 * 128, chained: [], expectedTotalTokens: 0) != nil)
-        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 2)
+        #expect(store.allocatePrefill(1, in: GroupRef(te: 1, group: 0), promptTokens: 4 * 128, chained: [],
+                                      expectedTotalTokens: 0) != nil)
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster, kv: store) == 2)
         // b out of service: a, the only available one, whatever its usage.
-        for g in b.dp.indices { cluster.setOutOfService(te: 2, group: g, true) }
-        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 1)
+        for g in b.groups { cluster.setOutOfService(te: 2, group: g, true) }
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster, kv: store) == 1)
         // Both out: the first decode TE (the request waits there).
-        for g in a.dp.indices { cluster.setOutOfService(te: 1, group: g, true) }
-        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 1)
+        for g in a.groups { cluster.setOutOfService(te: 1, group: g, true) }
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster, kv: store) == 1)
         // b back: b.
-        for g in b.dp.indices { cluster.setOutOfService(te: 2, group: g, false) }
-        #expect(je.pickDecodeTE(instances: instances, cluster: cluster) == 2)
+        for g in b.groups { cluster.setOutOfService(te: 2, group: g, false) }
+        #expect(je.pickDecodeTE(instances: instances, cluster: cluster, kv: store) == 2)
     }
 
     @Test func aCopyKeepsItsOwnRoutingState() throws {
         let instances = pod()
         let cluster = cluster(instances)
         let je = je()
-        je.noteGroupBlocks(of: instances)
+        je.noteGroupBlocks(of: instances.indices, instances: instances, kv: store)
         let copy = je.copy()
         #expect(copy.prefillGroupBlocks == 10 && copy.decodeGroupBlocks == 20)
         // The copy's round-robin cursor moves without the original's.
-        guard case .placed(0) = copy.admit(request(prompt: 100), instances: instances, cluster: cluster),
-              case .placed(1) = copy.admit(request(prompt: 100), instances: instances, cluster: cluster),
-              case .placed(0) = je.admit(request(prompt: 100), instances: instances, cluster: cluster) else {
+        guard case .placed(0) = copy.admit(request(prompt: 100), instances: instances, cluster: cluster, kv: store),
+              case .placed(1) = copy.admit(request(prompt: 100), instances: instances, cluster: cluster, kv: store),
+              case .placed(0) = je.admit(request(prompt: 100), instances: instances, cluster: cluster, kv: store) else {
             Issue.record("the copy shares the policy's state")
             return
         }

@@ -3,16 +3,14 @@ import Testing
 
 @testable import ServingEngine
 
-/// ``PrefillScheduler`` through its own API, with its collaborators built by hand (DP groups with
-/// their KV managers, a ``KVCacheStore``, a request table): placement by queued plus uncached
+/// ``PrefillScheduler`` through its own API, with its collaborators built by hand (a
+/// ``KVCacheStore`` holding one TE's DP groups, a request table): placement by queued plus uncached
 /// tokens, chunking, the per-group budget, KV back-pressure, colocated seats, removal that gives
 /// back every count and block, and `copy()`.
 @Suite(.timeLimit(.minutes(10))) struct PrefillSchedulerTests {
-    /// 16-token blocks, no pool.
-    private let store = KVCacheStore(blockTokens: 16, kvBytesPerToken: 1, poolCapacityBytes: 0)
-
-    private func groups(_ count: Int, blocks: Int = 100) -> [DPGroupState] {
-        (0..<count).map { _ in DPGroupState(kv: store.makeGroupCache(blocks: blocks)) }
+    /// A KV store of one TE (index 0) of `count` groups: 16-token blocks, no pool.
+    private func groups(_ count: Int, blocks: Int = 100) -> KVCacheStore {
+        .oneTE(groups: count, blocks: blocks, blockTokens: 16)
     }
 
     private func add(_ requests: inout RequestTable, _ id: Int, prompt: Int, output: Int = 10, keys: [UInt64] = []) {
@@ -26,13 +24,14 @@ import Testing
     }
 
     @Test func placementPicksTheLeastQueuedPlusUncachedTokensOnPlaceableGroups() throws {
-        var dp = groups(3)
+        let kv = groups(3)
         var placeable = PlaceableGroups(mask: [false, true, true], version: 1)
         let keys = PrefixHashes.chain([1, 2, 3, 4])
         // Group 2 caches the 64-token prefix: an earlier request's blocks, released after transfer.
-        let earlier = store.allocatePrefill(99, in: &dp[2].kv, promptTokens: 100, chained: keys, expectedTotalTokens: 0)
+        let earlier = kv.allocatePrefill(99, in: GroupRef(te: 0, group: 2), promptTokens: 100, chained: keys,
+                                         expectedTotalTokens: 0)
         #expect(earlier != nil)
-        store.release(99, in: &dp[2].kv)
+        kv.release(99, in: GroupRef(te: 0, group: 2))
         let leader = PrefillScheduler(groups: 3)
         var requests = RequestTable()
         add(&requests, 1, prompt: 100)
@@ -41,33 +40,33 @@ import Testing
         add(&requests, 4, prompt: 10)
 
         // Empty live groups tie: the lowest; the drained group 0 is never picked.
-        #expect(leader.place(1, probing: [], groups: dp, placeable: placeable, requests: &requests) == 1)
+        #expect(leader.place(1, probing: [], te: 0, kv: kv, placeable: placeable, requests: &requests) == 1)
         #expect(ticket(leader, requests, 1) == PrefillTicket(request: 1, group: 1, remaining: 100))
         // The cached prefix makes group 2 cheaper: 0 + 36 against 100 + 100.
-        #expect(leader.place(2, probing: keys, groups: dp, placeable: placeable, requests: &requests) == 2)
+        #expect(leader.place(2, probing: keys, te: 0, kv: kv, placeable: placeable, requests: &requests) == 2)
         #expect(ticket(leader, requests, 2)?.remaining == 36 && ticket(leader, requests, 2)?.group == 2)
         // No prefix: the least queued, 36 + 50 against 100 + 50.
-        #expect(leader.place(3, probing: [], groups: dp, placeable: placeable, requests: &requests) == 2)
+        #expect(leader.place(3, probing: [], te: 0, kv: kv, placeable: placeable, requests: &requests) == 2)
         #expect(leader.queuedTokens == [0, 100, 86])
         // Group 2 drains: the next request goes to group 1 although group 2 holds fewer tokens.
         placeable = PlaceableGroups(mask: [false, true, false], version: 2)
-        #expect(leader.place(4, probing: [], groups: dp, placeable: placeable, requests: &requests) == 1)
+        #expect(leader.place(4, probing: [], te: 0, kv: kv, placeable: placeable, requests: &requests) == 1)
         #expect(leader.queues.map(Array.init) == [[], [1, 4], [2, 3]])
         #expect(leader.queuedTokens == [0, 110, 86] && leader.totalQueuedTokens == 196)
         #expect(leader.waiting == 4 && leader.queuedRequests == 4)
-        #expect(leader.place(5, probing: [], groups: dp, requests: &requests) == nil, "an unknown id is not placed")
+        #expect(leader.place(5, probing: [], te: 0, kv: kv, requests: &requests) == nil, "an unknown id is not placed")
     }
 
     @Test func aLongPromptIsPrefilledInChunksOfTheBudget() throws {
-        var dp = groups(1, blocks: 200)
+        let kv = groups(1, blocks: 200)
         let leader = PrefillScheduler(groups: 1)
         var requests = RequestTable()
         add(&requests, 1, prompt: 150)
-        leader.place(1, probing: [], groups: dp, requests: &requests)
+        leader.place(1, probing: [], te: 0, kv: kv, requests: &requests)
         var chunks: [Int] = []
         var finished: [PrefillScheduler.Finished] = []
         for step in 0..<3 {
-            let plan = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+            let plan = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
                                         requests: &requests, now: Double(step))
             chunks.append(plan.slowest.tokens)
             #expect(plan.routedTokens == plan.slowest.tokens && plan.groupsWorking == 1)
@@ -82,10 +81,10 @@ import Testing
         #expect(leader.queues[0].isEmpty && leader.queuedTokens == [0] && leader.batches.allSatisfy(\.isEmpty))
         #expect(ticket(leader, requests, 1) == PrefillTicket(request: 1, group: 0, remaining: 0, hitTokens: 0, allocated: true))
         // Handed over: the blocks are released (none registered, so all free again).
-        #expect(dp[0].kv.contains(requestID: 1))
+        #expect(kv[0, 0].contains(requestID: 1))
         let t = try #require(requests[1]).prefillTicket
-        leader.release(t, groups: &dp, kv: store)
-        #expect(dp[0].kv.liveRequests == 0 && dp[0].kv.usedBlocks == 0 && dp[0].kv.audit() == [])
+        leader.release(t, te: 0, kv: kv)
+        #expect(kv[0, 0].liveRequests == 0 && kv[0, 0].usedBlocks == 0 && kv[0, 0].audit() == [])
         // The ticket stays readable until the request leaves.
         #expect(leader.ticket(t)?.group == 0 && leader.ticketsHeld == 1)
         #expect(leader.forget(t)?.request == 1 && leader.ticket(t) == nil && leader.ticketsHeld == 0)
@@ -95,46 +94,46 @@ import Testing
     /// The engine skips forming a batch when nothing is queued and finishing one when it holds no
     /// chunk (most steps of a colocated replay): both calls would change nothing then.
     @Test func queuedAndBatchedTellWhetherFormingOrFinishingABatchDoesAnything() throws {
-        var dp = groups(2)
+        let kv = groups(2)
         let leader = PrefillScheduler(groups: 2)
         var requests = RequestTable()
         #expect(!leader.hasQueued && !leader.hasBatch)
-        let idle = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+        let idle = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
                                     requests: &requests, now: 0)
         #expect(idle.routedTokens == 0 && idle.groupsWorking == 0 && idle.slowest.tokens == 0 && idle.pooledMost == 0)
         #expect(leader.finishBatch(requests: &requests).isEmpty && leader.waiting == 0)
 
         add(&requests, 1, prompt: 100)
-        leader.place(1, probing: [], groups: dp, requests: &requests)
+        leader.place(1, probing: [], te: 0, kv: kv, requests: &requests)
         #expect(leader.hasQueued && !leader.hasBatch, "placed on group 0, not batched yet")
-        _ = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+        _ = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
                              requests: &requests, now: 1)
         #expect(leader.hasQueued && leader.hasBatch)
         #expect(leader.finishBatch(requests: &requests).isEmpty, "36 tokens left")
         #expect(leader.hasQueued && !leader.hasBatch, "finishing empties the batch")
-        _ = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+        _ = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
                              requests: &requests, now: 2)
         #expect(leader.finishBatch(requests: &requests).map(\.request) == [1])
         #expect(!leader.hasQueued && !leader.hasBatch)
         // An abandoned batch holds no chunk either.
         add(&requests, 2, prompt: 10)
-        leader.place(2, probing: [], groups: dp, requests: &requests)
-        _ = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+        leader.place(2, probing: [], te: 0, kv: kv, requests: &requests)
+        _ = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
                              requests: &requests, now: 3)
         leader.abandonBatch()
         #expect(leader.hasQueued && !leader.hasBatch)
     }
 
     @Test func eachGroupTakesAtMostTheBudgetFromTheFrontOfItsQueue() throws {
-        var dp = groups(2)
+        let kv = groups(2)
         let leader = PrefillScheduler(groups: 2)
         var requests = RequestTable()
         for id in 1...5 {
             add(&requests, id, prompt: 40)
-            leader.place(id, probing: [], groups: dp, requests: &requests)
+            leader.place(id, probing: [], te: 0, kv: kv, requests: &requests)
         }
         #expect(leader.queues.map(Array.init) == [[1, 3, 5], [2, 4]], "equal loads alternate, lowest group first")
-        let plan = leader.formBatch(budget: 100, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+        let plan = leader.formBatch(budget: 100, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
                                     requests: &requests, now: 1)
         #expect(leader.batches[0].map(\.request) == [1, 3, 5] && leader.batches[0].map(\.tokens) == [40, 40, 20])
         #expect(leader.batches[1].map(\.request) == [2, 4] && leader.batches[1].map(\.tokens) == [40, 40])
@@ -147,50 +146,50 @@ import Testing
     }
 
     @Test func aPromptWhoseKVDoesNotFitHoldsTheQueue() throws {
-        var dp = groups(1, blocks: 10)  // 160 tokens
+        let kv = groups(1, blocks: 10)  // 160 tokens
         let leader = PrefillScheduler(groups: 1)
         var requests = RequestTable()
         add(&requests, 1, prompt: 150)
         add(&requests, 2, prompt: 10)
         add(&requests, 3, prompt: 10)
-        for id in 1...3 { leader.place(id, probing: [], groups: dp, requests: &requests) }
-        _ = leader.formBatch(budget: 1_000, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+        for id in 1...3 { leader.place(id, probing: [], te: 0, kv: kv, requests: &requests) }
+        _ = leader.formBatch(budget: 1_000, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
                              requests: &requests, now: 0)
         #expect(leader.batches[0].map(\.request) == [1], "request 2 finds no block and holds request 3 back")
         #expect(leader.waiting == 2 && ticket(leader, requests, 2)?.allocated == false)
     }
 
     @Test func aColocatedRequestStartsOnlyWithADecodeSeatAndItsWholeLength() throws {
-        var dp = groups(1)
+        let kv = groups(1)
         let leader = PrefillScheduler(groups: 1)
         let seats = DecodeScheduler(groups: 1, colocated: true)
         var requests = RequestTable()
         add(&requests, 1, prompt: 20, output: 30)
         add(&requests, 2, prompt: 20, output: 30)
-        for id in 1...2 { leader.place(id, probing: [], groups: dp, requests: &requests) }
-        _ = leader.formBatch(budget: 100, seatLimit: 1, seats: seats, blockTokens: 16, groups: &dp, kv: store,
+        for id in 1...2 { leader.place(id, probing: [], te: 0, kv: kv, requests: &requests) }
+        _ = leader.formBatch(budget: 100, seatLimit: 1, seats: seats, blockTokens: 16, te: 0, kv: kv,
                              requests: &requests, now: 0)
         #expect(leader.batches[0].map(\.request) == [1] && seats.slots[0] == 1)
-        #expect(dp[0].kv.reservedBlocks > 0, "the expected output is reserved with the prompt")
+        #expect(kv[0, 0].reservedBlocks > 0, "the expected output is reserved with the prompt")
         #expect(leader.waiting == 1)
         // Evicted while prefilling: the seat, the count and the blocks come back.
         leader.remove([1])
         let evicted = requests.removeValue(forKey: 1)
-        leader.withdraw(try #require(evicted), seats: seats, groups: &dp, kv: store)
-        #expect(seats.slots[0] == 0 && dp[0].kv.liveRequests == 0 && dp[0].kv.reservedBlocks == 0)
+        leader.withdraw(try #require(evicted), seats: seats, te: 0, kv: kv)
+        #expect(seats.slots[0] == 0 && kv[0, 0].liveRequests == 0 && kv[0, 0].reservedBlocks == 0)
         #expect(leader.batches.allSatisfy(\.isEmpty) && leader.queues.map(Array.init) == [[2]] && leader.queuedTokens == [20])
     }
 
     @Test func removeStripsQueuesAndBatchesAndWithdrawGivesBackEveryCountAndBlock() throws {
-        var dp = groups(2, blocks: 20)
+        let kv = groups(2, blocks: 20)
         let leader = PrefillScheduler(groups: 2)
         var requests = RequestTable()
         for id in 1...6 {
             add(&requests, id, prompt: 100)
-            leader.place(id, probing: [], groups: dp, requests: &requests)
+            leader.place(id, probing: [], te: 0, kv: kv, requests: &requests)
         }
         // Budget 150 a group: requests 1 and 3 start on group 0 (2 and 4 on group 1); the budget ends before 5 and 6.
-        _ = leader.formBatch(budget: 150, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+        _ = leader.formBatch(budget: 150, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
                              requests: &requests, now: 0)
         #expect(leader.queues.map(Array.init) == [[1, 3, 5], [2, 4, 6]] && leader.waiting == 2)
         let evicted: Set = [3, 5, 2]
@@ -199,29 +198,29 @@ import Testing
         #expect(leader.batches[0].map(\.request) == [1] && leader.batches[1].map(\.request) == [4])
         for id in evicted.sorted() {
             let request = requests.removeValue(forKey: id)
-            leader.withdraw(try #require(request), seats: nil, groups: &dp, kv: store)
+            leader.withdraw(try #require(request), seats: nil, te: 0, kv: kv)
         }
         #expect(leader.queuedTokens == [100, 200] && leader.waiting == 1, "only request 6 waits unallocated")
-        #expect(dp[0].kv.liveRequests == 1 && dp[1].kv.liveRequests == 1)
+        #expect(kv[0, 0].liveRequests == 1 && kv[0, 1].liveRequests == 1)
         for id in [1, 4, 6] {
             leader.remove([id])
             let request = requests.removeValue(forKey: id)
-            leader.withdraw(try #require(request), seats: nil, groups: &dp, kv: store)
+            leader.withdraw(try #require(request), seats: nil, te: 0, kv: kv)
         }
         #expect(leader.queuedTokens == [0, 0] && leader.waiting == 0 && leader.queuedRequests == 0)
-        for g in dp.indices {
-            #expect(dp[g].kv.liveRequests == 0 && dp[g].kv.usedBlocks == 0 && dp[g].kv.freeBlocks == 20)
-            #expect(dp[g].kv.audit() == [])
+        for g in 0..<kv.groupCount(of: 0) {
+            #expect(kv[0, g].liveRequests == 0 && kv[0, g].usedBlocks == 0 && kv[0, g].freeBlocks == 20)
+            #expect(kv[0, g].audit() == [])
         }
     }
 
     @Test func aCopyIsIndependent() throws {
-        var dp = groups(2)
+        let kv = groups(2)
         let leader = PrefillScheduler(groups: 2)
         var requests = RequestTable()
         for id in 1...3 { add(&requests, id, prompt: 40) }
-        leader.place(1, probing: [], groups: dp, requests: &requests)
-        _ = leader.formBatch(budget: 30, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+        leader.place(1, probing: [], te: 0, kv: kv, requests: &requests)
+        _ = leader.formBatch(budget: 30, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
                              requests: &requests, now: 0)
         let copy = leader.copy()
         #expect(copy !== leader)
@@ -229,12 +228,12 @@ import Testing
         #expect(copy.batches.map { $0.map(\.request) } == [[1], []])
         // The original moves on; the copy keeps its state.
         var originalRequests = requests
-        leader.place(2, probing: [], groups: dp, requests: &originalRequests)
+        leader.place(2, probing: [], te: 0, kv: kv, requests: &originalRequests)
         _ = leader.finishBatch(requests: &originalRequests)
         #expect(copy.queues.map(Array.init) == [[1], []] && copy.queuedTokens == [40, 0] && copy.waiting == 0)
         #expect(copy.batches[0].map(\.tokens) == [30])
         // And the copy moves on alone.
-        copy.place(3, probing: [], groups: dp, requests: &requests)
+        copy.place(3, probing: [], te: 0, kv: kv, requests: &requests)
         #expect(copy.queues.map(Array.init) == [[1], [3]] && copy.waiting == 1)
         #expect(leader.queues.map(Array.init) == [[1], [2]] && leader.queuedTokens == [10, 40] && leader.batches.allSatisfy(\.isEmpty))
     }
@@ -243,16 +242,16 @@ import Testing
     /// after the prefill, given back by withdraw or forget (numbers reused, last freed first), and
     /// copied with the scheduler.
     @Test func ticketsAreIssuedFilledGivenBackAndCopied() throws {
-        var dp = groups(2)
+        let kv = groups(2)
         let leader = PrefillScheduler(groups: 2)
         var requests = RequestTable()
         for id in 1...3 {
             add(&requests, id, prompt: 40)
-            leader.place(id, probing: [], groups: dp, requests: &requests)
+            leader.place(id, probing: [], te: 0, kv: kv, requests: &requests)
         }
         #expect((1...3).map { requests[$0]!.prefillTicket } == [0, 1, 2] && leader.ticketsHeld == 3)
         #expect((1...3).compactMap { ticket(leader, requests, $0)?.group } == [0, 1, 0])
-        _ = leader.formBatch(budget: 50, seatLimit: nil, seats: nil, blockTokens: 16, groups: &dp, kv: store,
+        _ = leader.formBatch(budget: 50, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
                              requests: &requests, now: 0)
         #expect(ticket(leader, requests, 1) == PrefillTicket(request: 1, group: 0, remaining: 40, allocated: true))
         #expect(ticket(leader, requests, 3) == PrefillTicket(request: 3, group: 0, remaining: 40, allocated: true),
@@ -265,15 +264,15 @@ import Testing
         leader.remove([3])
         let removed = requests.removeValue(forKey: 3)
         let three = try #require(removed)
-        #expect(leader.withdraw(three, seats: nil, groups: &dp, kv: store)
+        #expect(leader.withdraw(three, seats: nil, te: 0, kv: kv)
                 == PrefillTicket(request: 3, group: 0, remaining: 30, allocated: true))
         #expect(leader.ticket(2) == nil && leader.ticketsHeld == 2 && leader.queuedTokens == [0, 0])
-        #expect(leader.withdraw(three, seats: nil, groups: &dp, kv: store) == nil, "withdrawn once")
+        #expect(leader.withdraw(three, seats: nil, te: 0, kv: kv) == nil, "withdrawn once")
         #expect(copy.ticket(0)?.remaining == 40 && copy.ticket(2) == PrefillTicket(request: 3, group: 0, remaining: 40, allocated: true))
         #expect(copy.ticketsHeld == 3 && copy.queuedTokens == [80, 40])
         // A new placement takes the freed number; the copy keeps its own.
         add(&requests, 4, prompt: 16)
-        leader.place(4, probing: [], groups: dp, requests: &requests)
+        leader.place(4, probing: [], te: 0, kv: kv, requests: &requests)
         #expect(requests[4]!.prefillTicket == 2 && leader.ticket(2)?.request == 4)
         #expect(copy.ticket(2)?.request == 3)
     }
@@ -282,7 +281,7 @@ import Testing
 extension PrefillScheduler {
     /// A placement where every group is placeable (the tests that are not about eligibility).
     @discardableResult
-    func place(_ id: Int, probing chainedKeys: [UInt64], groups: [DPGroupState], requests: inout RequestTable) -> Int? {
-        place(id, probing: chainedKeys, groups: groups, placeable: .all(groups.count), requests: &requests)
+    func place(_ id: Int, probing chainedKeys: [UInt64], te: Int, kv: KVCacheStore, requests: inout RequestTable) -> Int? {
+        place(id, probing: chainedKeys, te: te, kv: kv, placeable: .all(kv.groupCount(of: te)), requests: &requests)
     }
 }

@@ -13,11 +13,11 @@ import XDSTestSupport
     /// A decode scheduler with `count` groups, and the groups' KV (empty: requests here hold none).
     final class Executor {
         let decode: DecodeScheduler
-        var dp: [DPGroupState]
+        let kv = KVCacheStore(blockTokens: 16, kvBytesPerToken: 1, poolCapacityBytes: 0)
         private var nextID = 0
         init(groups count: Int) {
             decode = DecodeScheduler(groups: count, colocated: false)
-            dp = (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: 64, blockTokens: 16)) }
+            kv.addTE(groups: count, blocksEach: 64)
         }
         var slowestGroup: SlowestDecodeGroup { decode.slowestGroup }
         var batches: DecodeBatchFigures { decode.batches }
@@ -34,8 +34,7 @@ import XDSTestSupport
         }
         /// Request `id` (joined group `g` at `joinStep`) finishes and leaves.
         func decodeLeave(_ id: Int, _ g: Int, promptTokens: Int, joinStep: Int) {
-            decode.release(id, group: g, promptTokens: promptTokens, joinStep: joinStep, groups: &dp,
-                           kv: KVCacheStore(blockTokens: 16, kvBytesPerToken: 1, poolCapacityBytes: 0))
+            decode.release(id, group: g, promptTokens: promptTokens, joinStep: joinStep, te: 0, kv: kv)
         }
         func decodeStepBatch(step: Int, tokensPerStep: Double, perRequest: Double,
                              perToken: Double) -> (maxRunning: Int, context: Double, total: Int) {
@@ -178,6 +177,6 @@ import XDSTestSupport
         #expect(engine.runToCompletion(limit: 3_600))
         FaultTests.expectSound(engine)
         #expect(engine.instances[d].decode!.slowestGroup.totalRunning == 0)
-        #expect(engine.instances[d].decode!.problems(groups: engine.instances[d].dp, placeable: engine.cluster.placeableGroups(of: d)) == [])
+        #expect(engine.instances[d].decode!.problems(te: d, kv: engine.kvStore, placeable: engine.cluster.placeableGroups(of: d)) == [])
     }
 }

@@ -19,12 +19,12 @@ import XDSTestSupport
         let left = try #require(snapshot.drainProgress.first)
         #expect(left.node == 0 && left.requestsLeft > 0, "started prefills finish there")
         #expect(snapshot.drainingNodes == [0] && snapshot.drainedNodes.isEmpty)
-        let queried = engine.instances[0].dp.map(\.kv.stats.queriedTokens)
+        let queried = engine.kvStore.groupManagers(of: 0).map(\.stats.queriedTokens)
         engine.run(until: 30)
         #expect(engine.snapshot().drainedNodes == [0])
         #expect(engine.snapshot().drainProgress == [DrainProgress(node: 0, requestsLeft: 0)])
         #expect(FaultTests.events(engine, .drain).contains { $0.contains("node 0 drained: no requests left") })
-        #expect(engine.instances[0].dp.map(\.kv.stats.queriedTokens) == queried, "a drained node carries no traffic")
+        #expect(engine.kvStore.groupManagers(of: 0).map(\.stats.queriedTokens) == queried, "a drained node carries no traffic")
         // Undrain returns it to service.
         #expect(engine.apply(.undrain(node: 0)).accepted)
         #expect(engine.runToCompletion(limit: 3_600))
@@ -36,10 +36,10 @@ import XDSTestSupport
         let engine = try FaultTests.engine(rate: 40, limit: 200)
         #expect(engine.apply(.drain(node: 0)).accepted)
         engine.run(until: 2)
-        #expect(engine.instances[0].dp.allSatisfy { $0.kv.stats.queriedTokens == 0 })
+        #expect(engine.kvStore.groupManagers(of: 0).allSatisfy { $0.stats.queriedTokens == 0 })
         #expect(engine.apply(.undrain(node: 0)).accepted)
         engine.run(until: 5)
-        #expect(engine.instances[0].dp.contains { $0.kv.stats.queriedTokens > 0 })
+        #expect(engine.kvStore.groupManagers(of: 0).contains { $0.stats.queriedTokens > 0 })
         FaultTests.expectSound(engine)
     }
 

@@ -115,7 +115,7 @@ import XDSTestSupport
         #expect(engine.apply(.faultHBM(die: 36)).accepted)           // decode die 36 = dp4
         // Detected at the next heartbeat round (4 s), when the DP master reports the ECC error.
         engine.run(until: 3.999)
-        let holders = engine.instances[d].dp[4].kv.liveRequests
+        let holders = engine.kvStore.liveRequests(GroupRef(te: d, group: 4))
         #expect(holders > 0)
         engine.run(until: 4.5)
         #expect(engine.report().faultDetails[0].detectedAt == 4)
@@ -129,12 +129,12 @@ import XDSTestSupport
         #expect(engine.kvStore.maskedGroup(fault: 1) == masked && engine.kvStore.maskCount(masked) == 1)
         #expect(report.faultDetails[0].recovery.contains("KV blocks masked on die 36"))
         #expect(engine.runToCompletion(limit: 3_600))
-        #expect(engine.instances[d].dp[4].kv.liveRequests == 1)
-        #expect(engine.kvStore.requestsHoldingKV(masked, in: engine.instances[d].dp[4].kv) == 0)
-        let free = engine.instances[d].dp[4].kv.freeBlocks
+        #expect(engine.kvStore.liveRequests(masked) == 1)
+        #expect(engine.kvStore.requestsHoldingKV(masked) == 0)
+        let free = engine.kvStore.freeBlocks(masked)
         #expect(engine.apply(.heal(faultID: 1)).accepted)
-        #expect(engine.instances[d].dp[4].kv.liveRequests == 0 && engine.kvStore.maskedGroup(fault: 1) == nil)
-        #expect(engine.instances[d].dp[4].kv.freeBlocks > free, "the masked blocks are free again")
+        #expect(engine.kvStore.liveRequests(masked) == 0 && engine.kvStore.maskedGroup(fault: 1) == nil)
+        #expect(engine.kvStore.freeBlocks(masked) > free, "the masked blocks are free again")
         #expect(engine.report().requests.completed == 150 - holders, "the service stayed up")
         FaultTests.expectSound(engine)
     }

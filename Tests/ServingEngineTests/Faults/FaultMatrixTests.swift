@@ -71,7 +71,7 @@ import XDSTestSupport
         let decode = engine.instances.firstIndex { $0.role == .decode }
         // A die that holds KV on the decode side (colocated: the TE does both).
         let decodeSide = decode ?? engine.instances.firstIndex { $0.role == .colocated }
-        guard let side = decodeSide, !engine.instances[side].dp.isEmpty, let die = engine.cluster.dies(of: side, group: 0).first else {
+        guard let side = decodeSide, !engine.instances[side].groups.isEmpty, let die = engine.cluster.dies(of: side, group: 0).first else {
             return .failure(Skip("no decode-side die"))
         }
         switch kind {

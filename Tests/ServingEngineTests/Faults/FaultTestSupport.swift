@@ -61,8 +61,8 @@ enum FaultTests {
         var found: [String] = []
         let census = engine.inFlightCensus()
         if census.total != 0 || !engine.requests.isEmpty { found.append("\(note): requests in flight: \(census)") }
-        for instance in engine.instances {
-            for (g, group) in instance.dp.enumerated() where group.kv.liveRequests != 0 || (instance.decode?.slots[g] ?? 0) != 0
+        for (te, instance) in engine.instances.enumerated() {
+            for g in instance.groups where engine.kvStore.liveRequests(GroupRef(te: te, group: g)) != 0 || (instance.decode?.slots[g] ?? 0) != 0
                 || (instance.decode?.batches.running[g] ?? 0) != 0 || !(instance.prefill?.queues[g].isEmpty ?? true)
                 || (instance.prefill?.queuedTokens[g] ?? 0) != 0 {
                 found.append("\(note): \(instance.name)/dp\(g) still holds work")

@@ -180,9 +180,9 @@ import XDSTestSupport
             policy.recoverDead(te: te, faults: [1], kind: .dead(dies: [2 * npu, 2 * npu + 1]), pod: pod, act: &act)
             return act.steps
         }
-        let lost = engine.instances[d].dp.indices.filter { engine.cluster.npus(of: d, group: $0).contains(36) }
+        let lost = engine.instances[d].groups.filter { engine.cluster.npus(of: d, group: $0).contains(36) }
         #expect(lost.count == 2)
-        let live = engine.instances[d].dp.count - 2
+        let live = engine.instances[d].groupCount - 2
         #expect(plan(Self.fineGrained, te: d, npu: 36) == ["shrink \(d) dropping \(lost) live \(live) [1]"])
         #expect(plan(Self.pdFailover, te: d, npu: 36) == ["shrink \(d) dropping \(lost) live \(live) [1]"])
         #expect(plan(Self.restartWorld, te: d, npu: 36) == ["restart world [1]"])

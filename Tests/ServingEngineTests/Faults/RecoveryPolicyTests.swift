@@ -53,7 +53,7 @@ import XDSTestSupport
         #expect(engine.apply(.faultNPU(36)).accepted)
         engine.run(until: 6)
         #expect(engine.report().faultDetails[0].recovery.contains("vertical shrink"))
-        #expect(engine.instances[d].dp.indices.filter { engine.cluster.isOutOfService(te: d, group: $0) }.count == 2)
+        #expect(engine.instances[d].groups.filter { engine.cluster.isOutOfService(te: d, group: $0) }.count == 2)
         #expect(engine.missingExperts(instance: d) == [])
         // NPU 21 = TE dies 10–11, the only replicas of their experts: shrink impossible → spare NPU-fork.
         #expect(engine.apply(.faultNPU(21)).accepted)

@@ -6,23 +6,33 @@ import XDSTestSupport
 @testable import ServingEngine
 
 @Suite(.timeLimit(.minutes(10))) struct DecodeLoadIndexTests {
-    static func groups(_ count: Int, blocks: Int = 100) -> [DPGroupState] {
-        (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: 16)) }
+    /// One TE's groups in a KV store (TE 0), as the engine holds them.
+    static func groups(_ count: Int, blocks: Int = 100) -> KVCacheStore {
+        .oneTE(groups: count, blocks: blocks, blockTokens: 16)
+    }
+
+    /// An index over the store's TE 0, as the decode scheduler builds it.
+    static func index(_ kv: KVCacheStore, placeable: PlaceableGroups, slots: [Int], batchLimit: Int) -> DecodeLoadIndex? {
+        kv.withGroups(of: 0) { DecodeLoadIndex(groups: $0, placeable: placeable, slots: slots, batchLimit: batchLimit) }
+    }
+
+    static func problems(_ index: DecodeLoadIndex, _ kv: KVCacheStore, placeable: PlaceableGroups, slots: [Int]) -> [String] {
+        kv.withGroups(of: 0) { index.problems(against: $0, placeable: placeable, slots: slots) }
     }
 
     /// kv-aware's definition, by a scan (the index must agree with it at every step).
-    static func scan(_ groups: [DPGroupState], _ placeable: PlaceableGroups, slots: [Int], batchLimit: Int) -> Int? {
-        KVAwareBalancing.scan(DecodeGroups(instance: 0, batchLimit: batchLimit, groups: groups, placeable: placeable, slots: slots))
+    static func scan(_ kv: KVCacheStore, _ placeable: PlaceableGroups, slots: [Int], batchLimit: Int) -> Int? {
+        KVAwareBalancing.scan(DecodeGroups(instance: 0, batchLimit: batchLimit, kv: kv, placeable: placeable, slots: slots))
     }
 
     /// As the decode scheduler does: a KV or slot change updates the group's leaf, a changed
     /// placeable answer (a new version) rebuilds the index.
-    static func refresh(_ index: inout DecodeLoadIndex, _ groups: [DPGroupState], _ placeable: PlaceableGroups,
+    static func refresh(_ index: inout DecodeLoadIndex, _ kv: KVCacheStore, _ placeable: PlaceableGroups,
                         _ slots: [Int], _ g: Int) {
-        if !index.fits(groups, placeable: placeable, batchLimit: index.batchLimit) {
-            index = DecodeLoadIndex(groups: groups, placeable: placeable, slots: slots, batchLimit: index.batchLimit)!
+        if !index.fits(groupCount: kv.groupCount(of: 0), placeable: placeable, batchLimit: index.batchLimit) {
+            index = Self.index(kv, placeable: placeable, slots: slots, batchLimit: index.batchLimit)!
         } else {
-            index.update(g, load: groups[g].kv.usedBlocks + groups[g].kv.reservedBlocks, slots: slots[g])
+            index.update(g, load: kv.decodeLoad(GroupRef(te: 0, group: g)), slots: slots[g])
         }
     }
 
@@ -34,17 +44,16 @@ import XDSTestSupport
     }
 
     @Test func picksTheLeastLoadedEligibleGroupLowestIndexOnTies() throws {
-        var groups = Self.groups(5)
+        let groups = Self.groups(5)
         var slots = [Int](repeating: 0, count: 5)
         var placeable = PlaceableGroups.all(5)
-        var index = try #require(DecodeLoadIndex(groups: groups, placeable: placeable, slots: slots, batchLimit: 2))
+        var index = try #require(Self.index(groups, placeable: placeable, slots: slots, batchLimit: 2))
         #expect(index.best == 0, "all empty: the first")
         // Group 0 holds 3 blocks, group 1 a reservation of 2: group 2 (empty) is next.
-        _ = groups[0].kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: [])
+        #expect(groups.admitDecode(1, in: GroupRef(te: 0, group: 0), promptTokens: 48, totalTokens: 48))
         slots[0] = 1
         Self.refresh(&index, groups, placeable, slots, 0)
-        _ = groups[1].kv.allocate(requestID: 2, promptTokens: 16, prefixHashes: [])
-        groups[1].kv.reserve(requestID: 2, expectedTotalTokens: 48)
+        #expect(groups.admitDecode(2, in: GroupRef(te: 0, group: 1), promptTokens: 16, totalTokens: 48))
         Self.refresh(&index, groups, placeable, slots, 1)
         #expect(index.best == 2)
         // Groups 2–4 unplaceable or full: the lighter of 0 (3 blocks) and 1 (1 + 2 reserved) ties, 0 wins.
@@ -52,7 +61,7 @@ import XDSTestSupport
         slots[3] = 2
         for g in 2...4 { Self.refresh(&index, groups, placeable, slots, g) }
         #expect(index.best == 0 && Self.scan(groups, placeable, slots: slots, batchLimit: 2) == 0)
-        groups[0].kv.free(requestID: 1)
+        groups.release(1, in: GroupRef(te: 0, group: 0))
         Self.refresh(&index, groups, placeable, slots, 0)
         #expect(index.best == 0)
         placeable = Self.with(placeable, 0, false)
@@ -60,29 +69,30 @@ import XDSTestSupport
         Self.refresh(&index, groups, placeable, slots, 0)
         Self.refresh(&index, groups, placeable, slots, 1)
         #expect(index.best == nil && Self.scan(groups, placeable, slots: slots, batchLimit: 2) == nil, "nothing eligible")
-        #expect(index.problems(against: groups, placeable: placeable, slots: slots).isEmpty)
+        #expect(Self.problems(index, groups, placeable: placeable, slots: slots).isEmpty)
     }
 
     @Test func agreesWithTheScanUnderRandomChanges() throws {
         for count in [1, 2, 3, 7, 32, 33] {
-            var groups = Self.groups(count, blocks: 64)
+            let groups = Self.groups(count, blocks: 64)
             var slots = [Int](repeating: 0, count: count)
             var placeable = PlaceableGroups.all(count)
-            var index = try #require(DecodeLoadIndex(groups: groups, placeable: placeable, slots: slots, batchLimit: 4))
+            var index = try #require(Self.index(groups, placeable: placeable, slots: slots, batchLimit: 4))
             var random = RandomStream(seed: UInt64(count))
             var nextID = 0
             for _ in 0..<2_000 {
                 let g = Int(random.uniform() * Double(count)) % count
                 switch Int(random.uniform() * 4) {
                 case 0:
-                    if groups[g].kv.allocate(requestID: nextID, promptTokens: 1 + Int(random.uniform() * 100), prefixHashes: []) != nil {
-                        groups[g].kv.reserve(requestID: nextID, expectedTotalTokens: 1 + Int(random.uniform() * 300))
+                    let prompt = 1 + Int(random.uniform() * 100)
+                    if groups.admitDecode(nextID, in: GroupRef(te: 0, group: g), promptTokens: prompt,
+                                          totalTokens: prompt + Int(random.uniform() * 200)) {
                         slots[g] += 1
                     }
                     nextID += 1
                 case 1:
-                    if let id = (max(0, nextID - 40)..<nextID).first(where: { groups[g].kv.contains(requestID: $0) }) {
-                        groups[g].kv.free(requestID: id)
+                    if let id = (max(0, nextID - 40)..<nextID).first(where: { groups.contains(GroupRef(te: 0, group: g), $0) }) {
+                        groups.release(id, in: GroupRef(te: 0, group: g))
                         slots[g] -= 1
                     }
                 case 2: placeable = Self.with(placeable, g, !placeable[g])
@@ -91,31 +101,31 @@ import XDSTestSupport
                 Self.refresh(&index, groups, placeable, slots, g)
                 #expect(index.best == Self.scan(groups, placeable, slots: slots, batchLimit: 4))
             }
-            #expect(index.problems(against: groups, placeable: placeable, slots: slots).isEmpty)
+            #expect(Self.problems(index, groups, placeable: placeable, slots: slots).isEmpty)
         }
     }
 
     @Test func refusesGroupsOfDifferentSizesAndReportsStaleness() throws {
-        var mixed = Self.groups(3)
-        mixed[1] = DPGroupState(kv: KVBlockManager(totalBlocks: 50, blockTokens: 16))
+        let mixed = [100, 50, 100].map { KVBlockManager(totalBlocks: $0, blockTokens: 16) }
         let none = [0, 0, 0]
         let all = PlaceableGroups.all(3)
-        #expect(DecodeLoadIndex(groups: mixed, placeable: all, slots: none, batchLimit: 4) == nil)
-        #expect(DecodeLoadIndex(groups: [], placeable: .all(0), slots: [], batchLimit: 4) == nil)
-        #expect(DecodeLoadIndex(groups: Self.groups(3), placeable: .all(2), slots: none, batchLimit: 4) == nil)
-        var groups = Self.groups(3)
-        let index = try #require(DecodeLoadIndex(groups: groups, placeable: all, slots: none, batchLimit: 4))
+        #expect(mixed.withUnsafeBufferPointer { DecodeLoadIndex(groups: $0, placeable: all, slots: none, batchLimit: 4) } == nil)
+        #expect(Self.index(Self.groups(0), placeable: .all(0), slots: [], batchLimit: 4) == nil)
+        #expect(Self.index(Self.groups(3), placeable: .all(2), slots: none, batchLimit: 4) == nil)
+        let groups = Self.groups(3)
+        let index = try #require(Self.index(groups, placeable: all, slots: none, batchLimit: 4))
         // A mask changed under the same version (never done): the index is found stale.
-        #expect(index.problems(against: groups, placeable: PlaceableGroups(mask: [true, true, false], version: 0), slots: none)
+        #expect(Self.problems(index, groups, placeable: PlaceableGroups(mask: [true, true, false], version: 0), slots: none)
             == ["decode load index is stale for dp2"])
-        _ = groups[0].kv.allocate(requestID: 1, promptTokens: 16, prefixHashes: [])   // KV changed without telling it
-        #expect(index.problems(against: groups, placeable: all, slots: none) == ["decode load index is stale for dp0"])
-        #expect(index.problems(against: Self.groups(3), placeable: all, slots: [0, 4, 0]) == ["decode load index is stale for dp1"])
+        // KV changed without telling it.
+        #expect(groups.admitDecode(1, in: GroupRef(te: 0, group: 0), promptTokens: 16, totalTokens: 16))
+        #expect(Self.problems(index, groups, placeable: all, slots: none) == ["decode load index is stale for dp0"])
+        #expect(Self.problems(index, Self.groups(3), placeable: all, slots: [0, 4, 0]) == ["decode load index is stale for dp1"])
         // A newer answer: the index no longer fits (rebuilt at the next pick), and is not audited.
         let drained = Self.with(all, 2, false)
-        #expect(index.problems(against: Self.groups(3), placeable: drained, slots: none).isEmpty)
-        #expect(index.fits(groups, placeable: all, batchLimit: 4) && !index.fits(groups, placeable: all, batchLimit: 5))
-        #expect(!index.fits(groups, placeable: drained, batchLimit: 4))
+        #expect(Self.problems(index, Self.groups(3), placeable: drained, slots: none).isEmpty)
+        #expect(index.fits(groupCount: 3, placeable: all, batchLimit: 4) && !index.fits(groupCount: 3, placeable: all, batchLimit: 5))
+        #expect(!index.fits(groupCount: 3, placeable: drained, batchLimit: 4))
     }
 
     /// Through the engine: a saturated toy pod keeps its decode index equal to a scan (the audit
@@ -131,7 +141,7 @@ import XDSTestSupport
         }
         #expect(engine.instances[d].decode?.loadIndex != nil, "built on the first pull")
         #expect(engine.pickDecodeGroup(d) == KVAwareBalancing.scan(DecodeGroups(
-            instance: d, batchLimit: engine.instances[d].groupSpec.batchLimit, groups: engine.instances[d].dp,
+            instance: d, batchLimit: engine.instances[d].groupSpec.batchLimit, kv: engine.kvStore,
             placeable: engine.cluster.placeableGroups(of: d), slots: engine.instances[d].decode!.slots)))
     }
 }

@@ -259,7 +259,7 @@ import XDSTestSupport
     @Test func roundRobinBalancingCyclesTheEligibleGroups() throws {
         let engine = try Self.engine(limit: 0) { $0.policies["dp_balancing"] = "round-robin" }
         let d = try FaultTests.decodeIndex(engine)
-        let groups = engine.instances[d].dp.count
+        let groups = engine.instances[d].groupCount
         var picks: [Int] = []
         for _ in 0..<(groups + 2) { picks.append(try #require(engine.pickDecodeGroup(d))) }
         #expect(picks == Array(0..<groups) + [0, 1])

@@ -49,18 +49,19 @@ import XDSTestSupport
                 for te in instances.indices where instances[te].hasPrefill {
                     let held = te >= 64 || holders & (1 << UInt64(te)) != 0
                     if !held { unheldTEs += 1 }
-                    for g in instances[te].dp.indices {
-                        let hit = instances[te].dp[g].kv.cachedPrefixTokens(promptTokens: 1 << 20, chainedHashes: keys)
+                    for g in instances[te].groups {
+                        let hit = engine.kvStore.cachedPrefixTokens(GroupRef(te: te, group: g), promptTokens: 1 << 20,
+                                                                    chained: keys)
                         if hit > 0 { hits += 1 }
                         #expect(held || hit == 0, "TE \(te) group \(g) holds a prefix the JE never placed there")
                     }
                 }
                 guard !candidates.isEmpty else { continue }
                 let request = RoutingRequest(promptTokens: 600 + 700 * (n % 4), chainedKeys: keys)
-                var known = PrefillPool(instances: instances, cluster: engine.cluster, candidates: candidates,
+                var known = PrefillPool(instances: instances, kv: engine.kvStore, cluster: engine.cluster, candidates: candidates,
                                         longPromptTokens: engine.configuration.longPromptTokens)
                 known.prefixHolders = holders
-                let everyTE = PrefillPool(instances: instances, cluster: engine.cluster, candidates: candidates,
+                let everyTE = PrefillPool(instances: instances, kv: engine.kvStore, cluster: engine.cluster, candidates: candidates,
                                           longPromptTokens: engine.configuration.longPromptTokens)
                 for te in candidates { #expect(known.finishCost(te, for: request) == everyTE.finishCost(te, for: request)) }
                 var a = PrefixAwareRouting()

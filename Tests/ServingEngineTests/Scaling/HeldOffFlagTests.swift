@@ -29,8 +29,8 @@ import Testing
         #expect(!engine.cluster.isHeldOff(te: new))
         #expect(fork.cluster.isHeldOff(te: new), "the fork's TE is still starting")
         engine.run(until: 15)
-        #expect(engine.requests.values.contains { $0.prefillInstance == new } || engine.instances[new].dp.contains {
-            $0.kv.stats.queriedTokens > 0
+        #expect(engine.requests.values.contains { $0.prefillInstance == new } || engine.kvStore.groupManagers(of: new).contains {
+            $0.stats.queriedTokens > 0
         }, "in service, it takes work")
         // Scaled in: held off again, and stays so once retired.
         #expect(engine.apply(.scale(role: .prefill, change: .by(-1), from: nil)).accepted)

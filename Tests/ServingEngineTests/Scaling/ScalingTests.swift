@@ -52,13 +52,13 @@ import XDSTestSupport
         for i in new {
             #expect(engine.cluster.npus(of: i).count == 16)
             #expect(engine.cluster.npus(of: i).allSatisfy { $0 >= 288 })
-            #expect(engine.instances[i].dp.indices.allSatisfy { !engine.cluster.isPlaceable(te: i, group: $0) },
+            #expect(engine.instances[i].groups.allSatisfy { !engine.cluster.isPlaceable(te: i, group: $0) },
                     "a starting TE takes no work")
         }
         #expect(engine.spareNPUs().count == 32)
         // Before they are ready they take nothing.
         engine.run(until: 2.5)
-        #expect(new.allSatisfy { engine.instances[$0].dp.allSatisfy { $0.kv.stats.queriedTokens == 0 } })
+        #expect(new.allSatisfy { engine.kvStore.groupManagers(of: $0).allSatisfy { $0.stats.queriedTokens == 0 } })
         // Allocate 1 s + NPU-fork (well under a second) + warm-up 2 s.
         engine.run(until: 6)
         #expect(new.allSatisfy { engine.scaling.phase($0) == .inService })
@@ -68,7 +68,7 @@ import XDSTestSupport
         let ready = try #require(detail.readyS)
         #expect(ready - detail.requestedS > 3 && ready - detail.requestedS < 4.5, "\(ready - detail.requestedS) s")
         engine.run(until: 20)
-        #expect(new.allSatisfy { i in engine.instances[i].dp.contains { $0.kv.stats.queriedTokens > 0 } },
+        #expect(new.allSatisfy { i in engine.kvStore.groupManagers(of: i).contains { $0.stats.queriedTokens > 0 } },
                 "the new TEs take work")
         #expect(engine.snapshot().instances[9].state == "in-service")
         ScalingTests.expectSound(engine)
@@ -235,7 +235,7 @@ import XDSTestSupport
         #expect(!engine.spareNPUs().contains(8), "a drained node's NPUs stay out of the pool")
         #expect(engine.apply(.undrain(node: 1)).accepted)
         #expect(engine.spareNPUs().contains(8))
-        #expect(engine.instances[1].dp.indices.allSatisfy { !engine.cluster.isPlaceable(te: 1, group: $0) },
+        #expect(engine.instances[1].groups.allSatisfy { !engine.cluster.isPlaceable(te: 1, group: $0) },
                 "undrain does not bring a scaled-in TE back")
         // And a scale-up may reuse the node.
         #expect(engine.apply(.scale(role: .prefill, change: .to(2), from: nil)).accepted)

@@ -9,36 +9,35 @@ import Testing
 /// against what the requests hold.
 @Suite(.timeLimit(.minutes(5))) struct DecodeSchedulerTests {
     static let blockTokens = 16
-    /// The KV store the scheduler allocates and frees through (no pool).
-    static var store: KVCacheStore { KVCacheStore(blockTokens: blockTokens, kvBytesPerToken: 1, poolCapacityBytes: 0) }
-
-    static func groups(_ count: Int, blocks: Int = 64) -> [DPGroupState] {
-        (0..<count).map { _ in DPGroupState(kv: KVBlockManager(totalBlocks: blocks, blockTokens: blockTokens)) }
+    /// The KV store the scheduler allocates and frees through (no pool), holding the groups of
+    /// one TE (index 0).
+    static func store(groups count: Int, blocks: Int = 64) -> KVCacheStore {
+        .oneTE(groups: count, blocks: blocks, blockTokens: blockTokens)
     }
 
     /// Pulls the head of the queue into the group kv-aware picks; the group, or nil when it did not fit.
-    static func pullHead(_ decode: DecodeScheduler, _ groups: inout [DPGroupState], prompt: Int, total: Int,
+    static func pullHead(_ decode: DecodeScheduler, _ kv: KVCacheStore, prompt: Int, total: Int,
                          batchLimit: Int = 8, placeable: PlaceableGroups? = nil) -> Int? {
         var policy: any DecodeBalancingPolicy = KVAwareBalancing()
         guard let id = decode.nextTransfer,
-              let g = decode.pickGroup(instance: 0, groups: groups, placeable: placeable ?? .all(groups.count),
+              let g = decode.pickGroup(te: 0, kv: kv, placeable: placeable ?? .all(decode.groupCount),
                                        batchLimit: batchLimit, policy: &policy),
-              decode.pull(id, into: g, promptTokens: prompt, totalTokens: total, groups: &groups, kv: Self.store) != nil
+              decode.pull(id, into: g, promptTokens: prompt, totalTokens: total, te: 0, kv: kv) != nil
         else { return nil }
         return g
     }
 
     @Test func aRequestsLifeConservesSeatsSumsAndKV() throws {
         let decode = DecodeScheduler(groups: 4, colocated: false)
-        var groups = Self.groups(4)
+        let kv = Self.store(groups: 4)
         var placed: [Int: Int] = [:]
         for id in 1...6 { decode.enqueue(id) }
         #expect(decode.hasIncoming && Array(decode.transferQueue) == Array(1...6))
         for id in 1...6 {
-            placed[id] = try #require(Self.pullHead(decode, &groups, prompt: 100 * id, total: 100 * id + 50))
+            placed[id] = try #require(Self.pullHead(decode, kv, prompt: 100 * id, total: 100 * id + 50))
         }
         #expect(decode.transferQueue.isEmpty)
-        #expect(decode.slots.reduce(0, +) == 6 && groups.reduce(0) { $0 + $1.kv.liveRequests } == 6)
+        #expect(decode.slots.reduce(0, +) == 6 && kv.groupManagers(of: 0).reduce(0) { $0 + $1.liveRequests } == 6)
         #expect(Set(placed.values).count == 4, "kv-aware spreads them over every group")
         // Transfers land; at the step boundary (step 10) all join.
         for id in [3, 1, 2, 6, 5, 4] { decode.join(id) }
@@ -58,14 +57,14 @@ import Testing
             let done = try #require(decode.takeFinished(at: step))
             #expect(done == [step - 10])
             for id in done {
-                decode.release(id, group: placed[id]!, promptTokens: 100 * id, joinStep: 10, groups: &groups, kv: Self.store)
+                decode.release(id, group: placed[id]!, promptTokens: 100 * id, joinStep: 10, te: 0, kv: kv)
             }
             #expect(decode.runningRequests == 16 - step)
-            #expect(decode.problems(groups: groups) == [])
+            #expect(decode.problems(te: 0, kv: kv) == [])
         }
         #expect(decode.takeFinished(at: 17) == nil && decode.finishing.isEmpty)
         #expect(decode.slots == [0, 0, 0, 0] && decode.batches == DecodeBatchFigures(groups: 4))
-        #expect(groups.allSatisfy { $0.kv.liveRequests == 0 && $0.kv.reservedBlocks == 0 })
+        #expect(kv.groupManagers(of: 0).allSatisfy { $0.liveRequests == 0 && $0.reservedBlocks == 0 })
     }
 
     /// Finish steps that share a residue of the skip filter (4,096 apart), moved by reschedule,
@@ -78,70 +77,71 @@ import Testing
         decode.admit(2, group: 0, promptTokens: 10, joinStep: 0, finishStep: base)
         decode.admit(3, group: 0, promptTokens: 10, joinStep: 0, finishStep: farther)
         decode.admit(4, group: 0, promptTokens: 10, joinStep: 0, finishStep: 7)
-        #expect(decode.problems(groups: Self.groups(1)) == [])
+        #expect(decode.problems(te: 0, kv: Self.store(groups: 1)) == [])
         #expect(decode.takeFinished(at: 6) == nil && decode.takeFinished(at: 6 + 4_096) == nil)
         #expect(decode.reschedule(3, from: farther, to: far) && decode.finishing[far] == [1, 3])
-        #expect(decode.problems(groups: Self.groups(1)) == [])
+        #expect(decode.problems(te: 0, kv: Self.store(groups: 1)) == [])
         decode.remove([4])
         #expect(decode.takeFinished(at: 7) == [], "an emptied step is still due")
         #expect(decode.takeFinished(at: base) == [2] && decode.takeFinished(at: base) == nil)
         #expect(decode.takeFinished(at: farther) == nil)
         #expect(decode.copy().takeFinished(at: far) == [1, 3], "a copy keeps the counts")
         #expect(decode.takeFinished(at: far) == [1, 3] && decode.finishing.isEmpty)
-        #expect(decode.problems(groups: Self.groups(1)) == [])
+        #expect(decode.problems(te: 0, kv: Self.store(groups: 1)) == [])
     }
 
     @Test func aHeadThatDoesNotFitHoldsTheQueue() throws {
         let decode = DecodeScheduler(groups: 2, colocated: false)
-        var groups = Self.groups(2, blocks: 8)   // 128 tokens a group
+        let kv = Self.store(groups: 2, blocks: 8)   // 128 tokens a group
         decode.enqueue(1)
         decode.enqueue(2)
-        #expect(Self.pullHead(decode, &groups, prompt: 100, total: 200) == nil, "needs 13 blocks of 8")
+        #expect(Self.pullHead(decode, kv, prompt: 100, total: 200) == nil, "needs 13 blocks of 8")
         #expect(Array(decode.transferQueue) == [1, 2] && decode.slots == [0, 0])
-        #expect(groups.allSatisfy { $0.kv.liveRequests == 0 })
+        #expect(kv.groupManagers(of: 0).allSatisfy { $0.liveRequests == 0 })
         // The batch limit holds it too: both groups full of seats.
         let full = DecodeScheduler(groups: 2, colocated: false)
-        var roomy = Self.groups(2)
+        let roomy = Self.store(groups: 2)
         for id in 1...3 { full.enqueue(id) }
-        #expect(Self.pullHead(full, &roomy, prompt: 16, total: 32, batchLimit: 1) == 0)
-        #expect(Self.pullHead(full, &roomy, prompt: 16, total: 32, batchLimit: 1) == 1)
-        #expect(Self.pullHead(full, &roomy, prompt: 16, total: 32, batchLimit: 1) == nil)
+        #expect(Self.pullHead(full, roomy, prompt: 16, total: 32, batchLimit: 1) == 0)
+        #expect(Self.pullHead(full, roomy, prompt: 16, total: 32, batchLimit: 1) == 1)
+        #expect(Self.pullHead(full, roomy, prompt: 16, total: 32, batchLimit: 1) == nil)
         #expect(full.nextTransfer == 3 && full.slots == [1, 1])
         #expect(full.takeTransferQueue() == [3] && full.nextTransfer == nil)
     }
 
     @Test func migrateMovesSeatFiguresAndKV() throws {
         let decode = DecodeScheduler(groups: 3, colocated: false)
-        var groups = Self.groups(3, blocks: 16)
+        let kv = Self.store(groups: 3, blocks: 16)
         decode.enqueue(7)
-        let g = try #require(Self.pullHead(decode, &groups, prompt: 64, total: 96))
+        let g = try #require(Self.pullHead(decode, kv, prompt: 64, total: 96))
         decode.join(7)
         for id in decode.takeJoiners() { decode.admit(id, group: g, promptTokens: 64, joinStep: 4, finishStep: 20) }
         let target = (g + 1) % 3
         #expect(decode.migrate(7, from: g, to: target, promptTokens: 64, totalTokens: 96, joinStep: 4,
-                               groups: &groups, kv: Self.store))
+                               te: 0, kv: kv))
         #expect(decode.slots[g] == 0 && decode.slots[target] == 1)
         #expect(decode.batches.running[g] == 0 && decode.batches.running[target] == 1)
         #expect(decode.batches.promptSum[target] == 64 && decode.batches.joinStepSum[target] == 4)
-        #expect(!groups[g].kv.contains(requestID: 7) && groups[target].kv.contains(requestID: 7))
-        #expect(groups[target].kv.usedBlocks + groups[target].kv.reservedBlocks == 6, "4 prompt blocks + 2 reserved")
+        #expect(!kv[0, g].contains(requestID: 7) && kv[0, target].contains(requestID: 7))
+        #expect(kv[0, target].usedBlocks + kv[0, target].reservedBlocks == 6, "4 prompt blocks + 2 reserved")
         #expect(decode.finishing[20] == [7], "its finish step does not change")
         // No room on the other group: nothing moves.
         let other = (target + 1) % 3
-        _ = groups[other].kv.allocate(requestID: 99, promptTokens: 15 * Self.blockTokens, prefixHashes: [])
-        decode.noteLoadChanged(other, groups: groups)
+        #expect(kv.admitDecode(99, in: GroupRef(te: 0, group: other), promptTokens: 15 * Self.blockTokens,
+                               totalTokens: 15 * Self.blockTokens))
+        decode.noteLoadChanged(other, te: 0, kv: kv)
         #expect(!decode.migrate(7, from: target, to: other, promptTokens: 64, totalTokens: 96, joinStep: 4,
-                                groups: &groups, kv: Self.store))
-        #expect(decode.slots[target] == 1 && decode.batches.running[target] == 1 && groups[target].kv.contains(requestID: 7))
-        #expect(decode.problems(groups: groups) == [])
+                                te: 0, kv: kv))
+        #expect(decode.slots[target] == 1 && decode.batches.running[target] == 1 && kv[0, target].contains(requestID: 7))
+        #expect(decode.problems(te: 0, kv: kv) == [])
     }
 
     @Test func removeAndEvictTakeRequestsOffEveryQueue() throws {
         let decode = DecodeScheduler(groups: 2, colocated: false)
-        var groups = Self.groups(2)
+        let kv = Self.store(groups: 2)
         for id in 1...5 { decode.enqueue(id) }
         var placed: [Int: Int] = [:]
-        for id in 1...4 { placed[id] = try #require(Self.pullHead(decode, &groups, prompt: 32, total: 48)) }
+        for id in 1...4 { placed[id] = try #require(Self.pullHead(decode, kv, prompt: 32, total: 48)) }
         // 1, 2 run (2 in its first step); 3 waits to join; 4 is pulled (its transfer runs); 5 is queued.
         decode.join(1)
         for id in decode.takeJoiners() { decode.admit(id, group: placed[id]!, promptTokens: 32, joinStep: 0, finishStep: 9) }
@@ -152,61 +152,59 @@ import Testing
         decode.remove([2, 3, 4, 5])
         #expect(decode.transferQueue.isEmpty && decode.joining.isEmpty && decode.firstStep.isEmpty)
         #expect(decode.finishing[9] == [1])
-        decode.evict(2, group: placed[2]!, admitted: true, promptTokens: 32, joinStep: 1, groups: &groups, kv: Self.store)
-        decode.evict(3, group: placed[3]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups, kv: Self.store)
-        decode.evict(4, group: placed[4]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups, kv: Self.store)
+        decode.evict(2, group: placed[2]!, admitted: true, promptTokens: 32, joinStep: 1, te: 0, kv: kv)
+        decode.evict(3, group: placed[3]!, admitted: false, promptTokens: 32, joinStep: 0, te: 0, kv: kv)
+        decode.evict(4, group: placed[4]!, admitted: false, promptTokens: 32, joinStep: 0, te: 0, kv: kv)
         #expect(decode.slots.reduce(0, +) == 1 && decode.runningRequests == 1)
         #expect(decode.batches.promptSum.reduce(0, +) == 32 && decode.batches.joinStepSum.reduce(0, +) == 0)
-        #expect(groups.reduce(0) { $0 + $1.kv.liveRequests } == 1 && groups[placed[1]!].kv.contains(requestID: 1))
+        #expect(kv.groupManagers(of: 0).reduce(0) { $0 + $1.liveRequests } == 1 && kv[0, placed[1]!].contains(requestID: 1))
         // A request evicted twice (its KV already gone) gives back no second seat.
-        decode.evict(4, group: placed[4]!, admitted: false, promptTokens: 32, joinStep: 0, groups: &groups, kv: Self.store)
+        decode.evict(4, group: placed[4]!, admitted: false, promptTokens: 32, joinStep: 0, te: 0, kv: kv)
         #expect(decode.slots.reduce(0, +) == 1)
-        #expect(decode.problems(groups: groups) == [])
+        #expect(decode.problems(te: 0, kv: kv) == [])
     }
 
     /// Eviction frees through the store exactly the evicted requests' blocks and reservations
     /// and leaves the others'; removing or evicting an unknown request changes nothing.
     @Test func evictionFreesExactlyTheEvictedRequestsKV() throws {
         let decode = DecodeScheduler(groups: 1, colocated: false)
-        var groups = Self.groups(1, blocks: 64)
-        let kv = Self.store
+        let kv = Self.store(groups: 1, blocks: 64)
         for id in 1...3 { decode.enqueue(id) }
         // 40-token prompts (3 blocks each) expected to reach 80 tokens (2 blocks reserved each).
         var seats: [Int: Int] = [:]
         for id in 1...3 {
-            seats[id] = try #require(decode.pull(id, into: 0, promptTokens: 40, totalTokens: 80, groups: &groups, kv: kv))
+            seats[id] = try #require(decode.pull(id, into: 0, promptTokens: 40, totalTokens: 80, te: 0, kv: kv))
         }
-        #expect(groups[0].kv.freeBlocks == 64 - 9 && groups[0].kv.reservedBlocks == 6)
+        #expect(kv[0, 0].freeBlocks == 64 - 9 && kv[0, 0].reservedBlocks == 6)
         decode.remove([42])
-        #expect(decode.evict(seat: 99, promptTokens: 40, groups: &groups,
-                                                             kv: kv) == nil)
-        #expect(groups[0].kv.freeBlocks == 55 && decode.slots == [3] && decode.seatsHeld == 3)
+        #expect(decode.evict(seat: 99, promptTokens: 40, te: 0, kv: kv) == nil)
+        #expect(kv[0, 0].freeBlocks == 55 && decode.slots == [3] && decode.seatsHeld == 3)
         decode.remove([2])
-        let evicted = try #require(decode.evict(seat: seats[2]!, promptTokens: 40, groups: &groups, kv: kv))
+        let evicted = try #require(decode.evict(seat: seats[2]!, promptTokens: 40, te: 0, kv: kv))
         #expect(evicted.request == 2)
-        #expect(groups[0].kv.freeBlocks == 58 && groups[0].kv.reservedBlocks == 4 && decode.slots == [2])
-        #expect(!groups[0].kv.contains(requestID: 2) && groups[0].kv.contains(requestID: 1)
-            && groups[0].kv.contains(requestID: 3))
+        #expect(kv[0, 0].freeBlocks == 58 && kv[0, 0].reservedBlocks == 4 && decode.slots == [2])
+        #expect(!kv[0, 0].contains(requestID: 2) && kv[0, 0].contains(requestID: 1)
+            && kv[0, 0].contains(requestID: 3))
         // One in the running batch: its seat takes it out of the batch figures too.
         decode.join(1)
         _ = decode.takeJoiners()
         decode.admit(seat: seats[1]!, promptTokens: 40, joinStep: 5, finishStep: 30)
         #expect(decode.runningRequests == 1 && decode.batches.promptSum == [40])
         decode.remove([1])
-        _ = try #require(decode.evict(seat: seats[1]!, promptTokens: 40, groups: &groups, kv: kv))
+        _ = try #require(decode.evict(seat: seats[1]!, promptTokens: 40, te: 0, kv: kv))
         #expect(decode.runningRequests == 0 && decode.batches.promptSum == [0] && decode.batches.joinStepSum == [0])
-        #expect(groups[0].kv.freeBlocks == 61 && decode.slots == [1] && groups[0].kv.contains(requestID: 3))
-        #expect(decode.problems(groups: groups) == [])
+        #expect(kv[0, 0].freeBlocks == 61 && decode.slots == [1] && kv[0, 0].contains(requestID: 3))
+        #expect(decode.problems(te: 0, kv: kv) == [])
     }
 
     @Test func aColocatedSchedulerSeatsAtAdmissionAndKeepsNoLoadIndex() {
         let decode = DecodeScheduler(groups: 2, colocated: true)
-        var groups = Self.groups(2)
+        let kv = Self.store(groups: 2)
         decode.reserveSeat(1)
         #expect(decode.slots == [0, 1])
-        #expect(decode.currentLoadIndex(groups: groups, placeable: .all(2), batchLimit: 4) == nil)
+        #expect(decode.currentLoadIndex(te: 0, kv: kv, placeable: .all(2), batchLimit: 4) == nil)
         // Evicted while its KV is the prefill side's: the seat still goes back.
-        decode.evict(5, group: 1, admitted: false, promptTokens: 10, joinStep: 0, groups: &groups, kv: Self.store)
+        decode.evict(5, group: 1, admitted: false, promptTokens: 10, joinStep: 0, te: 0, kv: kv)
         #expect(decode.slots == [0, 0])
         decode.reserveSeat(0)
         decode.releaseSeat(0)
@@ -228,24 +226,24 @@ import Testing
 
     @Test func aCopyIsIndependent() throws {
         let decode = DecodeScheduler(groups: 16, colocated: false)
-        var groups = Self.groups(16)
+        let kv = Self.store(groups: 16)
         for id in 1...20 { decode.enqueue(id) }
-        for _ in 1...10 { _ = try #require(Self.pullHead(decode, &groups, prompt: 40, total: 80)) }
+        for _ in 1...10 { _ = try #require(Self.pullHead(decode, kv, prompt: 40, total: 80)) }
         for id in 1...10 { decode.join(id) }
         for id in decode.takeJoiners() {
-            decode.admit(id, group: Self.groupOf(id, groups), promptTokens: 40, joinStep: 2, finishStep: 2 + id)
+            decode.admit(id, group: Self.groupOf(id, kv), promptTokens: 40, joinStep: 2, finishStep: 2 + id)
         }
         _ = decode.stepLoad(step: 3, tokensPerStep: 1.8, perRequest: 1e-4, perToken: 1e-7)   // builds the step index
         let copy = decode.copy()
         let before = Self.state(copy)
         #expect(before == Self.state(decode))
         // The original moves on; the copy does not notice.
-        _ = Self.pullHead(decode, &groups, prompt: 40, total: 80)
+        _ = Self.pullHead(decode, kv, prompt: 40, total: 80)
         decode.join(11)
         _ = decode.takeJoiners()
         _ = decode.takeFirstTokens()
         for id in decode.takeFinished(at: 3) ?? [] {
-            decode.release(id, group: Self.groupOf(id, groups), promptTokens: 40, joinStep: 2, groups: &groups, kv: Self.store)
+            decode.release(id, group: Self.groupOf(id, kv), promptTokens: 40, joinStep: 2, te: 0, kv: kv)
         }
         decode.invalidateLoadIndex()
         #expect(Self.state(copy) == before)
@@ -258,14 +256,14 @@ import Testing
     /// release or evict (numbers reused, last freed first), and copied with the scheduler.
     @Test func seatRecordsFollowTheirRequests() throws {
         let decode = DecodeScheduler(groups: 2, colocated: false)
-        var groups = Self.groups(2)
+        let kv = Self.store(groups: 2)
         for id in [7, 8, 9] { decode.enqueue(id) }
-        let seven = try #require(decode.pull(7, into: 0, promptTokens: 32, totalTokens: 64, groups: &groups, kv: Self.store))
-        let eight = try #require(decode.pull(8, into: 1, promptTokens: 32, totalTokens: 64, groups: &groups, kv: Self.store))
+        let seven = try #require(decode.pull(7, into: 0, promptTokens: 32, totalTokens: 64, te: 0, kv: kv))
+        let eight = try #require(decode.pull(8, into: 1, promptTokens: 32, totalTokens: 64, te: 0, kv: kv))
         #expect((seven, eight) == (0, 1) && decode.seatsHeld == 2)
         #expect(decode.seat(seven) == DecodeSeat(request: 7, group: 0) && decode.seat(5) == nil && decode.seat(-1) == nil)
         // Too big for group 0: no seat, nothing changed.
-        #expect(decode.pull(9, into: 0, promptTokens: 2_000, totalTokens: 2_064, groups: &groups, kv: Self.store) == nil)
+        #expect(decode.pull(9, into: 0, promptTokens: 2_000, totalTokens: 2_064, te: 0, kv: kv) == nil)
         #expect(decode.seatsHeld == 2 && decode.nextTransfer == 9)
         for id in [7, 8] { decode.join(id) }
         _ = decode.takeJoiners()
@@ -280,17 +278,17 @@ import Testing
         let copy = decode.copy()
         // Rescheduled and migrated: the record follows the batch.
         #expect(decode.reschedule(seat: seven, to: 20) && decode.seat(seven)?.finishStep == 20 && decode.finishing[20] == [7])
-        #expect(decode.migrate(seat: seven, to: 1, promptTokens: 32, totalTokens: 64, groups: &groups, kv: Self.store))
-        #expect(decode.seat(seven)?.group == 1 && decode.slots == [0, 2] && groups[1].kv.contains(requestID: 7))
+        #expect(decode.migrate(seat: seven, to: 1, promptTokens: 32, totalTokens: 64, te: 0, kv: kv))
+        #expect(decode.seat(seven)?.group == 1 && decode.slots == [0, 2] && kv[0, 1].contains(requestID: 7))
         // Released and evicted: the records come back with what they said, the seats and KV are freed.
-        let done = decode.release(seat: eight, promptTokens: 32, groups: &groups, kv: Self.store)
+        let done = decode.release(seat: eight, promptTokens: 32, te: 0, kv: kv)
         #expect(done.request == 8 && done.group == 1 && done.finishStep == 12 && decode.seat(eight) == nil)
         decode.remove([7])
-        let evicted = try #require(decode.evict(seat: seven, promptTokens: 32, groups: &groups, kv: Self.store))
+        let evicted = try #require(decode.evict(seat: seven, promptTokens: 32, te: 0, kv: kv))
         #expect(evicted.group == 1 && evicted.firstTokenAt == 1.5 && evicted.inBatch)
-        #expect(decode.evict(seat: seven, promptTokens: 32, groups: &groups, kv: Self.store) == nil)
+        #expect(decode.evict(seat: seven, promptTokens: 32, te: 0, kv: kv) == nil)
         #expect(decode.seatsHeld == 0 && decode.slots == [0, 0] && decode.runningRequests == 0)
-        #expect(groups.allSatisfy { $0.kv.liveRequests == 0 } && decode.problems(groups: groups) == [])
+        #expect(kv.groupManagers(of: 0).allSatisfy { $0.liveRequests == 0 } && decode.problems(te: 0, kv: kv) == [])
         // The copy kept its seats as they were; a colocated seat takes the last freed number.
         #expect(copy.seatsHeld == 2 && copy.seat(seven)?.group == 0 && copy.seat(seven)?.finishStep == 40)
         #expect(copy.seat(eight)?.request == 8)
@@ -299,8 +297,8 @@ import Testing
     }
 
     /// The group whose KV holds `id`.
-    static func groupOf(_ id: Int, _ groups: [DPGroupState]) -> Int {
-        groups.firstIndex { $0.kv.contains(requestID: id) } ?? 0
+    static func groupOf(_ id: Int, _ kv: KVCacheStore) -> Int {
+        kv.groupManagers(of: 0).firstIndex { $0.contains(requestID: id) } ?? 0
     }
 
     static func state(_ d: DecodeScheduler) -> String {
@@ -314,7 +312,7 @@ import Testing
     @Test(arguments: [3, 16, 40])
     func indicesAgreeWithAScan(groupCount: Int) throws {
         let decode = DecodeScheduler(groups: groupCount, colocated: false)
-        var groups = Self.groups(groupCount, blocks: 48)
+        let kv = Self.store(groups: groupCount, blocks: 48)
         var random = RandomStream(seed: UInt64(groupCount))
         var roundRobin: any DecodeBalancingPolicy = RoundRobinBalancing()
         var running: [Int: (group: Int, prompt: Int, joinStep: Int)] = [:]
@@ -329,7 +327,7 @@ import Testing
                 nextID += 1
                 decode.enqueue(nextID)
                 let prompt = 16 + Int(random.uniform() * 200)
-                if let g = Self.pullHead(decode, &groups, prompt: prompt, total: prompt + 64, batchLimit: batchLimit,
+                if let g = Self.pullHead(decode, kv, prompt: prompt, total: prompt + 64, batchLimit: batchLimit,
                                          placeable: placeable) {
                     pulled[nextID] = (g, prompt)
                 } else {
@@ -349,14 +347,14 @@ import Testing
                 if random.uniform() < 0.5 {
                     decode.remove([id])
                     decode.evict(id, group: r.group, admitted: true, promptTokens: r.prompt, joinStep: r.joinStep,
-                            groups: &groups, kv: Self.store)
+                            te: 0, kv: kv)
                 } else {
                     var policy: any DecodeBalancingPolicy = KVAwareBalancing()
-                    if let target = decode.pickGroup(instance: 0, groups: groups, placeable: placeable, batchLimit: batchLimit,
+                    if let target = decode.pickGroup(te: 0, kv: kv, placeable: placeable, batchLimit: batchLimit,
                                                      policy: &policy),
                        target != r.group,
                        decode.migrate(id, from: r.group, to: target, promptTokens: r.prompt, totalTokens: r.prompt + 64,
-                                      joinStep: r.joinStep, groups: &groups, kv: Self.store) {
+                                      joinStep: r.joinStep, te: 0, kv: kv) {
                         running[id] = (target, r.prompt, r.joinStep)
                     } else {
                         running[id] = r
@@ -370,10 +368,10 @@ import Testing
                 step += 1
             }
             var kvAware: any DecodeBalancingPolicy = KVAwareBalancing()
-            let pick = decode.pickGroup(instance: 0, groups: groups, placeable: placeable, batchLimit: batchLimit, policy: &kvAware)
-            #expect(pick == KVAwareBalancing.scan(DecodeGroups(instance: 0, batchLimit: batchLimit, groups: groups,
+            let pick = decode.pickGroup(te: 0, kv: kv, placeable: placeable, batchLimit: batchLimit, policy: &kvAware)
+            #expect(pick == KVAwareBalancing.scan(DecodeGroups(instance: 0, batchLimit: batchLimit, kv: kv,
                                                                placeable: placeable, slots: decode.slots)))
-            if let g = decode.pickGroup(instance: 0, groups: groups, placeable: placeable, batchLimit: batchLimit,
+            if let g = decode.pickGroup(te: 0, kv: kv, placeable: placeable, batchLimit: batchLimit,
                                         policy: &roundRobin) {
                 #expect(placeable[g] && decode.slots[g] < batchLimit)
             }
@@ -381,7 +379,7 @@ import Testing
             let scan = SlowestDecodeGroup.scan(decode.batches, step: step, tokensPerStep: 1.7, perRequest: 2e-5, perToken: 3e-8)
             #expect(load.maxRunning == scan.maxRunning && load.total == scan.total
                         && load.context.bitPattern == scan.context.bitPattern)
-            #expect(decode.problems(groups: groups, placeable: placeable) == [])
+            #expect(decode.problems(te: 0, kv: kv, placeable: placeable) == [])
             #expect(decode.runningRequests == running.count)
             #expect(decode.slots.reduce(0, +) == running.count + pulled.count)
         }
@@ -391,5 +389,5 @@ import Testing
 
 extension DecodeScheduler {
     /// The audit with every group placeable (the tests that are not about eligibility).
-    func problems(groups: [DPGroupState]) -> [String] { problems(groups: groups, placeable: .all(groups.count)) }
+    func problems(te: Int, kv: KVCacheStore) -> [String] { problems(te: te, kv: kv, placeable: .all(groupCount)) }
 }
