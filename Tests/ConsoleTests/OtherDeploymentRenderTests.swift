@@ -98,6 +98,19 @@ import XDSTestSupport
         #expect(running.contains("9999") && running.contains("…9999"), "\(running)")
     }
 
+    /// With several decode TEs (MoE colocated replicas) the die loads are the first TE's, and
+    /// the title says so; one fold is "1 die per column".
+    @Test func dieLoadNamesItsTEAmongSeveral() throws {
+        let d = try Deployment.resolve("colocated:4:qwen3-235b-a22b:nvidia-h100:tp8")
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 4))
+        engine.run(until: 5)
+        let text = Self.render(.experts, engine.snapshot()).joined(separator: "\n")
+        #expect(text.contains("Die load · 8 expert dies of colocated-0 (1 of 4 decode TEs)"), "\(text)")
+        #expect(text.contains("(1 die per column)"))
+        let pod = Self.render(.experts, Self.superpod).joined(separator: "\n")
+        #expect(pod.contains("Die load · 288 expert dies ─"), "one decode TE: no TE named")
+    }
+
     @Test func expertsViewOfADenseModelShowsNoBalancing() {
         let text = Self.render(.experts).joined(separator: "\n")
         #expect(text.contains("none: llama-3-70b is a dense model (no experts, no EPLB)"), "\(text)")

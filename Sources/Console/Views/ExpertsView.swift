@@ -96,7 +96,12 @@ enum ExpertsView {
 
     static func drawDies(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
         let e = s.experts
-        b.box(rect, title: "Die load · \(e.dieLoad.count) expert dies")
+        // The die loads are the first decode TE's (the engine's expert summary): with several
+        // decode TEs (colocated replicas) the title names it, so 8 dies do not read as the pod's.
+        let decodeTEs = s.instances.filter { $0.kind == "decode" || $0.kind == "colocated" }
+        let serving = decodeTEs.filter { $0.state != "retired" }.count
+        let whose = serving > 1 ? " of \(decodeTEs[0].name) (1 of \(serving) decode TEs)" : ""
+        b.box(rect, title: "Die load · \(e.dieLoad.count) expert dies\(whose)")
         let inner = rect.inner
         guard inner.height > 0 else { return }
         // A dense model has nothing to balance: an "imbalance 1.00 · placement stable · r
@@ -118,7 +123,7 @@ enum ExpertsView {
             y += 1
             let maxLoad = e.dieLoad.max()!, minLoad = e.dieLoad.min()!
             b.put(
-                "max \(Format.fixed(maxLoad, 2))×  min \(Format.fixed(minLoad, 2))×  (\(fold) dies per column)",
+                "max \(Format.fixed(maxLoad, 2))×  min \(Format.fixed(minLoad, 2))×  (\(fold) \(fold == 1 ? "die" : "dies") per column)",
                 x: inner.x + 1, y: y, style: .dim, clip: inner)
             y += 1
         }
