@@ -107,6 +107,9 @@ import XDSTestSupport
         let text = Self.render(.experts, engine.snapshot()).joined(separator: "\n")
         #expect(text.contains("Die load · 8 expert dies of colocated-0 (1 of 4 decode TEs)"), "\(text)")
         #expect(text.contains("(1 die per column)"))
+        // The NPU detail keeps "MoE load" on its line: 16 experts per GPU are shortened.
+        let detail = Self.render(.pod, engine.snapshot()).first { $0.contains("experts ") && $0.contains("DP groups") }
+        #expect(detail?.contains(", … (16)  MoE load ") == true, "\(detail ?? "no detail line")")
         let pod = Self.render(.experts, Self.superpod).joined(separator: "\n")
         #expect(pod.contains("Die load · 288 expert dies ─"), "one decode TE: no TE named")
     }

@@ -189,7 +189,7 @@ enum PodView {
         line([
             ("DP groups ", .dim), (groups.isEmpty ? "–" : groups, .text),
             ("  experts ", .dim),
-            (npu.experts.isEmpty ? "–" : npu.experts.map(String.init).joined(separator: ", "), .text),
+            (expertList(npu.experts), .text),
             ("  MoE load ", .dim), (npu.experts.isEmpty ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text),
         ])
         meter("util", npu.utilization, Format.percent(npu.utilization))
@@ -239,6 +239,14 @@ enum PodView {
             ],
             rows: rows, in: area
         )
+    }
+
+    /// The experts an NPU hosts (layer 0): all of a few, else the first four and the count, so
+    /// that "MoE load" after them stays on the line (16 experts per GPU pushed it off).
+    static func expertList(_ experts: [Int]) -> String {
+        guard !experts.isEmpty else { return "–" }
+        guard experts.count > 5 else { return experts.map(String.init).joined(separator: ", ") }
+        return experts.prefix(4).map(String.init).joined(separator: ", ") + ", … (\(experts.count))"
     }
 
     /// Lifecycle of a TE (elastic scaling): serving, a start's phase with its time left, draining
