@@ -92,6 +92,9 @@ import XDSTestSupport
         let text = Self.render(.latency, fresh).joined(separator: "\n")
         #expect(text.contains("no samples yet") && text.contains("p50 –  p90 –") && text.contains("p99 –"), "\(text)")
         #expect(!text.contains("0.0ms"), "\(text)")
+        // Samples before the first TTFT are 0 in the series: not part of the line's range.
+        let ttft = try #require(Self.render(.latency).first { $0.contains("│ TTFT p99 ") })
+        #expect(Self.snapshot.series.ttftP99Ms.contains(0) && !ttft.contains(" 0.0ms…"), "\(ttft)")
         var s = Self.snapshot
         s.requests.running = 9_999
         let running = try #require(Self.render(.latency, s).first { $0.contains("│ running ") })

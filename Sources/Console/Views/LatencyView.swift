@@ -243,7 +243,10 @@ enum LatencyView {
                 b.put(" –", x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
                 continue
             }
-            let shown = Array((values + [nowValue]).suffix(sparkWidth)).filter(\.isFinite)
+            // A latency p99 of 0 is the telemetry's "no sample yet", not a value: it stays out of
+            // the line and its range (which read "0.0ms…4.22s" after the first sample).
+            let latency = i < 3
+            let shown = Array((values + [nowValue]).suffix(sparkWidth)).filter { $0.isFinite && (!latency || $0 > 0) }
             let lo = shown.min() ?? 0, hi = shown.max() ?? 0
             b.sparkline(shown, x: inner.x + 20, y: y, width: sparkWidth, min: lo, max: hi, style: style)
             b.put(

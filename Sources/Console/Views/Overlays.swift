@@ -14,7 +14,7 @@ enum Overlays {
         ("Enter", "request timeline (5), event in full (6)  w window (4)"),
         ("q Ctrl-C", "quit                                  ?  this help"),
         ("header", "sim time, speed, model, rate, tok/s, run/wait, p99 vs SLO"),
-        ("Pod", "48 nodes × 8 NPUs; letter = role (P/D/A/E/C/·), colour = load"),
+        ("Pod", "NPUs by node; letter = role (P/D/A/E/C/·), colour = load"),
         ("", "⊘ drained  ~ draining  ! X fault; panel = selected NPU, node"),
         ("Experts", "layer × expert heat (max per cell), die load, imbalance"),
         ("KV cache", "decode DP-group KV use, prefill TEs, prefix hits, DRAM pool"),
