@@ -1,3 +1,4 @@
+import PodModel
 import ServingEngine
 import Synchronization
 
@@ -85,7 +86,7 @@ public final class FakeEngineLink: EngineLink {
         }
         let nodes = (s.npus.map(\.node).max() ?? -1) + 1
         func checkNode(_ node: Int) -> String? {
-            nodes == 0 || node < nodes ? nil : "node \(node) does not exist; the pod has nodes 0…\(nodes - 1)"
+            nodes == 0 || node < nodes ? nil : PodTopology.missing("node", node, count: nodes)
         }
         switch command {
         // What EngineHost answers for the pacer's commands.

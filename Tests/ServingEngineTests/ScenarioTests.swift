@@ -105,6 +105,17 @@ import Testing
             == "s.toml: step 1: die 900 does not exist; the pod has dies 0…767")
         #expect(load([("1s", "undrain node 100")]) == "s.toml: step 1: node 100 does not exist; the pod has nodes 0…47")
         #expect(load([("1s", "fault node 48")]) == "s.toml: step 1: node 48 does not exist; the pod has nodes 0…47")
+        // A one-node GPU cluster says "only node 0", not "nodes 0…0".
+        let gpus = try! Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1").topology()
+        do {
+            _ = try Scenario(toml: "name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = \"drain node 2\"\n", source: "s.toml",
+                             topology: gpus)
+            Issue.record("a missing node was accepted")
+        } catch {
+            #expect("\(error)" == "s.toml: step 1: node 2 does not exist; the pod has only node 0")
+        }
+        #expect(PodTopology.missing("node", 2, count: 1) == "node 2 does not exist; the pod has only node 0")
+        #expect(PodTopology.missing("NPU", 9, count: 8) == "NPU 9 does not exist; the pod has NPUs 0…7")
         // Fault ids are 1, 2, 3… in injection (time) order; heal N needs N earlier fault steps.
         #expect(load([("1s", "heal 1")])
             == "s.toml: step 1: heal 1: no earlier step injects a fault (fault ids are 1, 2, 3… in injection order)")

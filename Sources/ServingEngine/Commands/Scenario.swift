@@ -147,13 +147,13 @@ public struct Scenario: Sendable, Equatable {
     /// What the engine would refuse about `command` whatever state the pod is in, or nil.
     static func stepProblem(_ command: OperatorCommand, topology: PodTopology, possibleFaults: Int) -> String? {
         func node(_ n: Int) -> String? {
-            n < topology.nodes ? nil : "node \(n) does not exist; the pod has nodes 0…\(topology.nodes - 1)"
+            n < topology.nodes ? nil : PodTopology.missing("node", n, count: topology.nodes)
         }
         func npu(_ n: Int) -> String? {
-            n < topology.npuCount ? nil : "NPU \(n) does not exist; the pod has NPUs 0…\(topology.npuCount - 1)"
+            n < topology.npuCount ? nil : PodTopology.missing("NPU", n, count: topology.npuCount)
         }
         func die(_ d: Int) -> String? {
-            d < topology.dieCount ? nil : "die \(d) does not exist; the pod has dies 0…\(topology.dieCount - 1)"
+            d < topology.dieCount ? nil : PodTopology.missing("die", d, count: topology.dieCount)
         }
         switch command {
         case .drain(let n), .undrain(let n), .faultNode(let n): return node(n)

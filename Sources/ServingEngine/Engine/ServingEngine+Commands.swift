@@ -82,7 +82,7 @@ extension ServingEngine {
 
     private func checkNode(_ node: Int) -> String? {
         node >= 0 && node < topology.nodes ? nil
-            : "node \(node) does not exist; the pod has nodes 0…\(topology.nodes - 1)"
+            : PodTopology.missing("node", node, count: topology.nodes)
     }
 
     private func accept(_ command: OperatorCommand, _ message: String, kind: EngineEvent.Kind) -> CommandReply {

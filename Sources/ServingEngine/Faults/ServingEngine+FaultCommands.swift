@@ -1,3 +1,4 @@
+import PodModel
 import SimKit
 
 extension ServingEngine {
@@ -19,20 +20,20 @@ extension ServingEngine {
             return injectDead(dies: [die], label: "\(command)", what: "die \(die)")
         case .faultNPU(let npu):
             guard npu >= 0 && npu < topology.npuCount else {
-                return rejectFault("NPU \(npu) does not exist; the pod has NPUs 0…\(topology.npuCount - 1)")
+                return rejectFault(PodTopology.missing("NPU", npu, count: topology.npuCount))
             }
             let dies = (0..<topology.diesPerNPU).map { npu * topology.diesPerNPU + $0 }
             return injectDead(dies: dies, label: "\(command)", what: "NPU \(npu) (dies \(dies[0])–\(dies[dies.count - 1]))")
         case .faultNode(let node):
             guard node >= 0 && node < topology.nodes else {
-                return rejectFault("node \(node) does not exist; the pod has nodes 0…\(topology.nodes - 1)")
+                return rejectFault(PodTopology.missing("node", node, count: topology.nodes))
             }
             let perNode = topology.npusPerNode * topology.diesPerNPU
             return injectDead(dies: Array((node * perNode)..<((node + 1) * perNode)), label: "\(command)",
                               what: "node \(node) (NPUs \(node * topology.npusPerNode)–\((node + 1) * topology.npusPerNode - 1))")
         case .faultLink(let a, let b, let degrade):
             for npu in [a, b] where npu < 0 || npu >= topology.npuCount {
-                return rejectFault("NPU \(npu) does not exist; the pod has NPUs 0…\(topology.npuCount - 1)")
+                return rejectFault(PodTopology.missing("NPU", npu, count: topology.npuCount))
             }
             let factor = degrade.map(Self.slowdownFactor)
             let capped = factor.map { degrade! > $0 ? " (capped at \(OperatorCommand.format($0))×)" : "" } ?? ""
@@ -78,7 +79,7 @@ extension ServingEngine {
     }
 
     private func checkDie(_ die: Int) -> String? {
-        die >= 0 && die < topology.dieCount ? nil : "die \(die) does not exist; the pod has dies 0…\(topology.dieCount - 1)"
+        die >= 0 && die < topology.dieCount ? nil : PodTopology.missing("die", die, count: topology.dieCount)
     }
 
     private func rejectFault(_ message: String) -> CommandReply { CommandReply(accepted: false, message: message) }
