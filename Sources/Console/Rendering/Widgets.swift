@@ -62,6 +62,11 @@ extension CellBuffer {
         let shown = values.suffix(width)
         let top = (maxValue ?? (shown.filter(\.isFinite).max() ?? 1)) - minValue
         for (i, v) in shown.enumerated() {
+            // A missing point (not a number) is a gap: the points after it keep their places in time.
+            guard v.isFinite else {
+                self[x + i, y] = Cell(character: " ", style: style)
+                continue
+            }
             let level = top > 0 ? Int((unitInterval((v - minValue) / top) * 7).rounded()) : 0
             self[x + i, y] = Cell(character: Self.sparkGlyphs[level], style: style)
         }

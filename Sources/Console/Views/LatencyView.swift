@@ -243,11 +243,13 @@ enum LatencyView {
                 b.put(" –", x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
                 continue
             }
-            // A latency p99 of 0 is the telemetry's "no sample yet", not a value: it stays out of
-            // the line and its range (which read "0.0ms…4.22s" after the first sample).
+            // A latency p99 of 0 is the telemetry's "no sample yet", not a value: a gap in the line
+            // and out of its range (which read "0.0ms…4.22s" after the first sample). Gaps keep
+            // every line's points in step, newest at the same column.
             let latency = i < 3
-            let shown = Array((values + [nowValue]).suffix(sparkWidth)).filter { $0.isFinite && (!latency || $0 > 0) }
-            let lo = shown.min() ?? 0, hi = shown.max() ?? 0
+            let shown = Array((values + [nowValue]).suffix(sparkWidth)).map { $0.isFinite && (!latency || $0 > 0) ? $0 : .nan }
+            let known = shown.filter(\.isFinite)
+            let lo = known.min() ?? 0, hi = known.max() ?? 0
             b.sparkline(shown, x: inner.x + 20, y: y, width: sparkWidth, min: lo, max: hi, style: style)
             b.put(
                 " \(format(lo))…\(format(hi))", x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
