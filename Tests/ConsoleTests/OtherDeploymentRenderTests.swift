@@ -122,6 +122,19 @@ import XDSTestSupport
         #expect(pod.contains("Die load · 288 expert dies ─"), "one decode TE: no TE named")
     }
 
+    /// The fault menu's die is the selected NPU's own: NPU 3 is die 3 on a one-die GPU, die 6 on an
+    /// Ascend 910C (the menu offered "fault die 6", another GPU, on every deployment).
+    @Test func faultMenuTargetsTheSelectedNPUsDie() {
+        for (snapshot, die) in [(Self.snapshot, 3), (Self.superpod, 6)] {
+            var state = ConsoleUpdate.update(ConsoleState(width: 120, height: 36), .tick(snapshot)).0
+            state.selectedNPU = 3
+            state = ConsoleUpdate.update(state, .key(.char("f"))).0
+            let commands = state.faultMenu?.items.map(\.command) ?? []
+            #expect(commands.contains("fault die \(die)") && commands.contains("fault npu 3"), "\(commands)")
+            #expect(commands.contains("fault hbm die \(die)"))
+        }
+    }
+
     @Test func expertsViewOfADenseModelShowsNoBalancing() {
         let text = Self.render(.experts).joined(separator: "\n")
         #expect(text.contains("none: llama-3-70b is a dense model (no experts, no EPLB)"), "\(text)")

@@ -90,12 +90,18 @@ public struct Confirmation: Sendable, Equatable {
 /// The fault menu opened by `f`, for the NPU selected in the Pod view.
 public struct FaultMenu: Sendable, Equatable {
     public var npu: Int
+    /// Dies per NPU of the deployment's hardware: NPU n's first die is `n × diesPerNPU` (2 on an
+    /// Ascend 910C; 1 on a GPU, where "die 2n" would have failed another GPU).
+    public var diesPerNPU: Int
     public var highlighted = 0
-    public init(npu: Int) { self.npu = npu }
+    public init(npu: Int, diesPerNPU: Int = 2) {
+        self.npu = npu
+        self.diesPerNPU = max(1, diesPerNPU)
+    }
 
     /// The commands offered, in order (interfaces.md operator language).
     public var items: [(label: String, command: String)] {
-        let die = npu * 2  // Ascend 910C: two dies per NPU, die ids 2n and 2n+1
+        let die = npu * diesPerNPU  // the NPU's first die
         let node = npu / 8
         return [
             ("fail die \(die)", "fault die \(die)"),
@@ -180,6 +186,8 @@ public struct ConsoleState: Sendable, Equatable {
     public var paused = false
     public var speed: Double? = 1
     public var npuCount = 384
+    /// Dies per NPU of the snapshot's hardware (the fault menu's die ids); 2 until one says.
+    public var diesPerNPU = 2
     public var layerCount = 58
     public var expertCount = 256
     public var inFlightCount = 0

@@ -1,3 +1,4 @@
+import PodModel
 import ServingEngine
 
 /// The console's state machine (Elm's `update`): a pure function from a state and a
@@ -56,6 +57,7 @@ public enum ConsoleUpdate {
         s.paused = snapshot.paused
         s.speed = snapshot.speed
         if !snapshot.npus.isEmpty { s.npuCount = snapshot.npus.count }
+        if let hardware = try? HardwareProfile.named(snapshot.hardwareName) { s.diesPerNPU = hardware.diesPerDevice }
         if let first = snapshot.experts.heat.first {
             s.layerCount = snapshot.experts.heat.count
             s.expertCount = first.count
@@ -190,7 +192,7 @@ public enum ConsoleUpdate {
             s.requestSortReversed = false
         case .char("d"): nodeCommand("drain", &s, &effects)
         case .char("u"): nodeCommand("undrain", &s, &effects)
-        case .char("f"): s.faultMenu = FaultMenu(npu: s.selectedNPU)
+        case .char("f"): s.faultMenu = FaultMenu(npu: s.selectedNPU, diesPerNPU: s.diesPerNPU)
         case .char("r"):
             if s.capabilities.contains(.rebalance) {
                 effects.append(.send(commandLine: "rebalance"))
