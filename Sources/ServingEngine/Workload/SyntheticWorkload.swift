@@ -171,7 +171,8 @@ public struct SyntheticWorkload: WorkloadSource {
     }
 
     /// Decides whether the request continues a session, starts with a system prompt, or
-    /// neither; returns the full prompt length and its prefix block keys.
+    /// neither; returns the full prompt length, the output (`drawnOutput` cut to what the
+    /// context window leaves) and the prompt's prefix block keys.
     private mutating func shapePrefix(newTokens: Int, outputTokens drawnOutput: Int) -> (Int, Int, [UInt64]) {
         let block = configuration.prefixBlockTokens
         let roll = prefix.uniform()
