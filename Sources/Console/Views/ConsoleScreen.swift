@@ -90,8 +90,7 @@ public enum ConsoleScreen {
 
         // Before the first sample a percentile is unknown, not 0 ms, and an attainment with no
         // completed request is unknown, not 0 %: both show "–" in the neutral colour.
-        let ttftSeen = s.histograms.ttft.counts.contains { $0 > 0 }
-        let tpotSeen = s.histograms.tpot.counts.contains { $0 > 0 }
+        let ttftSeen = s.histograms.ttft.hasSamples, tpotSeen = s.histograms.tpot.hasSamples
         let ttftOK = s.latency.ttftP99Ms <= s.slo.ttftMs
         let tpotOK = s.latency.tpotP99Ms <= s.slo.tpotMs
         func slo(_ ok: Bool, seen: Bool) -> Style { seen ? Style(fg: ok ? .good : .bad, bg: .header, bold: !ok) : bar }

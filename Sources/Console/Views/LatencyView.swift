@@ -168,7 +168,7 @@ enum LatencyView {
             b.put("no samples yet", x: inner.x + 1, y: inner.y, style: .dim)
         }
         // With no sample a percentile is unknown: "–", not "0.0ms" in the "met" colour.
-        let sampled = (0..<n).contains { bins.counts[$0] > 0 }
+        let sampled = !occupied.isEmpty
         func mark(_ v: Double) -> Style { sampled ? slo.map { v > $0 ? .bad : .good } ?? .text : .dim }
         func value(_ v: Double) -> String { sampled ? Format.ms(v) : "–" }
         var x = inner.x + 1
@@ -209,50 +209,52 @@ enum LatencyView {
                 rect.width >= 110
                     ? "Over time · last \(Format.duration(span)) (one point per \(seconds) s, newest right) · each line from its min to its max"
                     : "Over time · last \(Format.duration(span)) · 1 point/\(seconds) s · min…max")
-        // A p99 before its first sample is unknown ("–"), as in the histograms above.
-        let seen = (ttft: s.histograms.ttft.counts.contains { $0 > 0 }, tpot: s.histograms.tpot.counts.contains { $0 > 0 },
-                    e2e: s.histograms.e2e.counts.contains { $0 > 0 })
-        func p99(_ v: Double, _ seen: Bool) -> String { seen ? Format.ms(v) : "–" }
-        func p99Style(_ v: Double, slo: Double, _ seen: Bool) -> Style { !seen ? .dim : v > slo ? .bad : .good }
-        // (label, series, value now, its text, style, format of the range).
-        let series: [(String, [Double], Double, String, Style, (Double) -> String)] = [
-            (
-                "TTFT p99", s.series.ttftP99Ms, s.latency.ttftP99Ms, p99(s.latency.ttftP99Ms, seen.ttft),
-                p99Style(s.latency.ttftP99Ms, slo: s.slo.ttftMs, seen.ttft), Format.ms
-            ),
-            (
-                "TPOT p99", s.series.tpotP99Ms, s.latency.tpotP99Ms, p99(s.latency.tpotP99Ms, seen.tpot),
-                p99Style(s.latency.tpotP99Ms, slo: s.slo.tpotMs, seen.tpot), Format.ms
-            ),
-            ("E2E p99", s.series.e2eP99Ms, s.latency.e2eP99Ms, p99(s.latency.e2eP99Ms, seen.e2e), .accent, Format.ms),
-            ("tok/s", s.series.outputTokensPerSecond, s.outputTokensPerSecond, Format.count(s.outputTokensPerSecond), .accent,
-             { Format.count($0) }),
-            ("running", s.series.running, Double(s.requests.running), Format.count(s.requests.running), .accent,
-             { Format.count($0) }),
-            ("waiting", s.series.waiting, Double(s.requests.waiting), Format.count(s.requests.waiting), .warn,
-             { Format.count($0) }),
+        /// One line: its series, the live value beside it (nil: a p99 before its first sample,
+        /// shown "–", as in the histograms above) and how a value reads.
+        struct Trend {
+            var label: String, values: [Double], now: Double?, text: String, style: Style
+            var format: (Double) -> String
+            /// A latency p99 of 0 is the telemetry's "no sample yet", not a value.
+            var zeroIsGap = false
+        }
+        func p99(_ label: String, _ values: [Double], _ v: Double, _ bins: HistogramBins, slo: Double?) -> Trend {
+            let seen = bins.hasSamples
+            let style: Style = slo.map { !seen ? .dim : v > $0 ? .bad : .good } ?? .accent
+            return Trend(label: label, values: values, now: seen ? v : nil, text: seen ? Format.ms(v) : "–", style: style,
+                         format: Format.ms, zeroIsGap: true)
+        }
+        let trends = [
+            p99("TTFT p99", s.series.ttftP99Ms, s.latency.ttftP99Ms, s.histograms.ttft, slo: s.slo.ttftMs),
+            p99("TPOT p99", s.series.tpotP99Ms, s.latency.tpotP99Ms, s.histograms.tpot, slo: s.slo.tpotMs),
+            p99("E2E p99", s.series.e2eP99Ms, s.latency.e2eP99Ms, s.histograms.e2e, slo: nil),
+            Trend(label: "tok/s", values: s.series.outputTokensPerSecond, now: s.outputTokensPerSecond,
+                  text: Format.count(s.outputTokensPerSecond), style: .accent, format: { Format.count($0) }),
+            Trend(label: "running", values: s.series.running, now: Double(s.requests.running),
+                  text: Format.count(s.requests.running), style: .accent, format: { Format.count($0) }),
+            Trend(label: "waiting", values: s.series.waiting, now: Double(s.requests.waiting),
+                  text: Format.count(s.requests.waiting), style: .warn, format: { Format.count($0) }),
         ]
-        for (i, (label, values, nowValue, now, style, format)) in series.prefix(inner.height).enumerated() {
+        for (i, trend) in trends.prefix(inner.height).enumerated() {
             let y = inner.y + i
-            b.put(label, x: inner.x + 1, y: y, style: .dim)
-            b.put(Format.right(now, 8), x: inner.x + 10, y: y, style: style)
+            b.put(trend.label, x: inner.x + 1, y: y, style: .dim)
+            b.put(Format.right(trend.text, 8), x: inner.x + 10, y: y, style: trend.style)
             // The line ends at the value shown beside it, so its range covers that value: the
             // series is sampled every interval and lagged the live figure ("running 25" beside
             // a line whose range read 1…22).
-            guard now != "–" else {
+            guard let now = trend.now else {
                 b.put(" –", x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
                 continue
             }
-            // A latency p99 of 0 is the telemetry's "no sample yet", not a value: a gap in the line
-            // and out of its range (which read "0.0ms…4.22s" after the first sample). Gaps keep
-            // every line's points in step, newest at the same column.
-            let latency = i < 3
-            let shown = Array((values + [nowValue]).suffix(sparkWidth)).map { $0.isFinite && (!latency || $0 > 0) ? $0 : .nan }
+            // A p99's zeros are gaps in the line and out of its range (which read "0.0ms…4.22s"
+            // after the first sample). Gaps keep every line's points in step, newest at the same column.
+            let shown = Array((trend.values + [now]).suffix(sparkWidth)).map {
+                $0.isFinite && (!trend.zeroIsGap || $0 > 0) ? $0 : .nan
+            }
             let known = shown.filter(\.isFinite)
             let lo = known.min() ?? 0, hi = known.max() ?? 0
-            b.sparkline(shown, x: inner.x + 20, y: y, width: sparkWidth, min: lo, max: hi, style: style)
+            b.sparkline(shown, x: inner.x + 20, y: y, width: sparkWidth, min: lo, max: hi, style: trend.style)
             b.put(
-                " \(format(lo))…\(format(hi))", x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
+                " \(trend.format(lo))…\(trend.format(hi))", x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
         }
     }
 }

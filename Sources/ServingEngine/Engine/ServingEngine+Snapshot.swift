@@ -148,17 +148,15 @@ extension ServingEngine {
         }
         markExpertDies(&statuses, dieLoads: dieLoads)
         if configuration.deployment.moeAttention != nil, let decode = instances.firstIndex(where: { $0.role == .decode }) {
-            // Expert dies run busy-polling kernels in lockstep with the decode steps.
-            for npu in statuses.indices where roles[npu] == .expert {
-                statuses[npu].instance = instances[decode].name
-                statuses[npu].utilization = instances[decode].utilization
-            }
             // An expert die holds its experts' weights and no KV or DP group: its slots (layer
             // 0's count, the same on every layer) × MoE layers × one expert, a shared-expert
             // die its shared expert, instead of an HBM meter at 0.0 GB beside a busy die.
             let expertBytes = model.expertParameters * model.weightType.bytes * Double(model.moeLayers)
             let shared = (model.moe?.sharedExperts ?? 0) * hardware.diesPerDevice
             for npu in statuses.indices where roles[npu] == .expert {
+                // Expert dies run busy-polling kernels in lockstep with the decode steps.
+                statuses[npu].instance = instances[decode].name
+                statuses[npu].utilization = instances[decode].utilization
                 let slots = statuses[npu].experts.isEmpty ? shared : statuses[npu].experts.count
                 statuses[npu].hbmUsedBytes = Double(slots) * expertBytes
             }

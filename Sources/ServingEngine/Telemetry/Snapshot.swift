@@ -87,6 +87,8 @@ public struct SLOTargets: Sendable, Equatable, Codable {
 public struct HistogramBins: Sendable, Equatable, Codable {
     public var upperBoundsMs: [Double] = []
     public var counts: [Int] = []
+    /// Any sample at all: before the first one a percentile is unknown, not 0 ms.
+    public var hasSamples: Bool { counts.contains { $0 > 0 } }
     public init() {}
     public init(upperBoundsMs: [Double], counts: [Int]) {
         self.upperBoundsMs = upperBoundsMs
