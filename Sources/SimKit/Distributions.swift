@@ -54,6 +54,20 @@ public struct Normal: Distribution, Equatable {
         let radius = (-2 * Foundation.log(1 - rng.uniform())).squareRoot()
         return radius * Foundation.cos(2 * Double.pi * rng.uniform())
     }
+
+    /// Fills `buffer` with standard normals, both halves of each Box–Muller pair (cosine, then
+    /// sine): one logarithm and one pair of uniforms per two values, where ``standard(using:)``
+    /// spends them on one. For bulk draws (a drift step of every expert of every layer).
+    public static func fill(_ buffer: UnsafeMutableBufferPointer<Double>, using rng: inout RandomStream) {
+        var i = 0
+        while i < buffer.count {
+            let radius = (-2 * Foundation.log(1 - rng.uniform())).squareRoot()
+            let angle = 2 * Double.pi * rng.uniform()
+            buffer[i] = radius * Foundation.cos(angle)
+            if i + 1 < buffer.count { buffer[i + 1] = radius * Foundation.sin(angle) }
+            i += 2
+        }
+    }
 }
 
 /// Gamma(shape k, scale θ), mean kθ, variance kθ². Marsaglia–Tsang (2000) squeeze method;

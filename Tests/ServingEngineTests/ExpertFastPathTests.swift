@@ -44,10 +44,11 @@ import Testing
         }
     }
 
-    /// Popularity is the mix's blend (kept between mix changes) times the drift's factors, each
-    /// row over its mean: the same bits as blending afresh on every step, along a walk of drift
-    /// steps, closed-form stretches and mix changes.
-    @Test func popularityIsTheBlendTimesTheDriftBitForBit() {
+    /// Popularity is the layer shapes handed out by the mix's blended preferences plus the drift
+    /// (the blend kept between mix changes, each ranking started from the last): the same bits as
+    /// blending and sorting afresh on every step, along a walk of drift steps, closed-form
+    /// stretches and mix changes.
+    @Test func popularityIsTheShapesRankedByBlendPlusDriftBitForBit() {
         let shape = ModelSpecShape(moeLayers: 5, experts: 64)
         var traffic = ExpertTraffic(shape: shape, seed: 4)
         var rng = RandomStreams(seed: 5).stream("traffic-walk")
@@ -63,19 +64,42 @@ import Testing
         }
     }
 
-    /// The popularity as it was computed before the blend was kept: per layer, the profiles
-    /// blended in name order from zero, times exp of the drift, over the row's mean.
+    /// The popularity from its definition: per layer, each class's preferences (the profile's
+    /// ranking, since a class alone ranks by them) blended over the weights' norm plus the drift,
+    /// the experts sorted by that score with the standard library, the layer's loads given out
+    /// in that order.
     static func referencePopularity(_ traffic: ExpertTraffic) -> [[Double]] {
         let experts = traffic.shape.experts
-        let blend = traffic.mix.sorted { $0.key < $1.key }.compactMap { name, weight in
-            traffic.profiles[name].map { (weight, $0.layers) }
-        }
+        let weighted = traffic.mix.sorted { $0.key < $1.key }
+        let norm = weighted.reduce(0) { $0 + $1.value * $1.value }.squareRoot()
+        let preferences = traffic.preferencesForTesting
         return (0..<traffic.shape.moeLayers).map { l in
+            var score = [Double](repeating: 0, count: experts)
+            for (name, weight) in weighted {
+                for e in 0..<experts { score[e] += weight / norm * preferences[name]![l * experts + e] }
+            }
+            for e in 0..<experts { score[e] += traffic.drift[l * experts + e] }
+            let order = (0..<experts).sorted { score[$0] > score[$1] || (score[$0] == score[$1] && $0 < $1) }
             var row = [Double](repeating: 0, count: experts)
-            for (weight, layers) in blend { for e in 0..<experts { row[e] += weight * layers[l][e] } }
-            for e in 0..<experts { row[e] *= Foundation.exp(traffic.drift[l * experts + e]) }
-            let mean = row.reduce(0, +) / Double(experts)
-            return row.map { mean > 0 ? $0 / mean : 1 }
+            for (rank, e) in order.enumerated() { row[e] = traffic.layerShapes[l][rank] }
+            return row
+        }
+    }
+
+    /// The front of a partial sort is the front of the full sort, the rest the other keys, for
+    /// every size and count, with many equal loads (ties go by id).
+    @Test func sortSmallestGivesTheFullSortsFront() {
+        var rng = RandomStreams(seed: 23).stream("partial-sort")
+        for trial in 0..<400 {
+            let n = rng.int(in: 0...300), k = rng.int(in: 0...(n + 2))
+            let distinct = trial % 3 == 0 ? 3 : 1_000
+            let keys = (0..<n).map { HotterFirst(key: UInt64(rng.int(in: 0...distinct)), id: UInt32($0)) }
+            var full = keys, partial = keys
+            full.withUnsafeMutableBufferPointer { HotterFirst.sort($0) }
+            partial.withUnsafeMutableBufferPointer { HotterFirst.sortSmallest($0, count: k) }
+            let front = min(k, n)
+            #expect(partial.prefix(front).map(\.id) == full.prefix(front).map(\.id), "trial \(trial): n \(n), k \(k)")
+            #expect(Set(partial.dropFirst(front).map(\.id)) == Set(full.dropFirst(front).map(\.id)), "trial \(trial)")
         }
     }
 

@@ -889,6 +889,42 @@ struct HotterFirst {
         return true
     }
 
+    /// The `count` smallest keys, ascending, at the front of `a` (the rest after them in no
+    /// particular order): quickselect (median of three) narrowed to the side holding the
+    /// boundary, then a sort of the front. For a ranking whose tail all gets one value.
+    static func sortSmallest(_ a: UnsafeMutableBufferPointer<HotterFirst>, count k: Int) {
+        guard k > 0 else { return }
+        guard k < a.count else { return sort(a) }
+        var low = 0, high = a.count - 1
+        while high - low >= 16 {
+            let mid = low + (high - low) / 2
+            if a[mid] < a[low] { a.swapAt(mid, low) }
+            if a[high] < a[low] { a.swapAt(high, low) }
+            if a[high] < a[mid] { a.swapAt(high, mid) }
+            let pivot = a[mid]
+            var i = low, j = high
+            while i <= j {
+                while a[i] < pivot { i += 1 }
+                while pivot < a[j] { j -= 1 }
+                if i <= j {
+                    a.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
+            }
+            // [low, j] ≤ pivot ≤ [i, high]: keep the side the boundary (between k − 1 and k) is in.
+            if k - 1 <= j {
+                high = j
+            } else if k >= i {
+                low = i
+            } else {
+                break
+            }
+        }
+        if low < high { _ = insertionSort(UnsafeMutableBufferPointer(rebasing: a[low...high])) }
+        sort(UnsafeMutableBufferPointer(rebasing: a[0..<k]))
+    }
+
     /// Ascending in place: quicksort (median of three) down to runs of 16, then one insertion
     /// sort pass over the whole buffer.
     static func sort(_ a: UnsafeMutableBufferPointer<HotterFirst>) {

@@ -184,16 +184,22 @@ import XDSTestSupport
 }
 
 /// Issue 3: the engine and `xds bench decode` share one cost model, so at saturation the
-/// engine's decode throughput matches the bench at the batch the engine actually runs.
+/// engine's decode throughput matches the bench at the batch the engine actually runs. Issue 11:
+/// also with realistic routing, both sides' default (the engine's live, drifting skew and its EPLB
+/// planning from stale windows against the bench's one draw of the same skew), and on a layout
+/// without redundant slots, where EPLB can move nothing and the skew shows whole.
 @Suite struct SaturationTests {
-    @Test func saturatedDecodeAgreesWithTheBench() async throws {
+    @Test(arguments: [("cloudmatrix-infer", false), ("cloudmatrix-infer", true), ("colocated-288", true)])
+    func saturatedDecodeAgreesWithTheBench(preset: String, skewed: Bool) async throws {
+        let deployment = try #require(Deployment.preset(preset))
+        let group = try #require(deployment.group(.decode))
+        let dies = Double(group.dp * group.tp)
         let (running, engineRate, meanContext, audit) = try await offPool { () throws -> (Int, Double, Double?, [String]) in
-            // More requests than decode slots (320 groups × 96), short prompts and long outputs, all
-            // at once: every decode DP group fills to its batch limit. Balanced routing, as the
-            // bench's default: the comparison is about the shared cost model.
+            // More requests than decode slots (e.g. 320 groups × 96), short prompts and long
+            // outputs, all at once: every decode DP group fills to its batch limit.
             let workload = FixedWorkload.uniform(count: 33_000, gap: 0.0005, prompt: 512, output: 4_000)
-            var config = EngineConfiguration(deployment: .cloudMatrixInfer)
-            config.expertSkew = false
+            var config = EngineConfiguration(deployment: deployment)
+            config.expertSkew = skewed
             let engine = try ServingEngine(configuration: config, workload: workload)
             engine.run(until: 60)
             // Tokens are counted as they are produced (per telemetry interval), not at completion.
@@ -203,14 +209,14 @@ import XDSTestSupport
                 rates.append(engine.snapshot().outputTokensPerSecond)
             }
             let decode = engine.snapshot().instances.first { $0.kind == "decode" }
-            return (decode?.running ?? 0, rates.reduce(0, +) / Double(rates.count) / 320,
+            return (decode?.running ?? 0, rates.reduce(0, +) / Double(rates.count) / dies,
                     decode.flatMap { engine.decodeMeanContext(instance: $0.name) }, engine.audit())
         }
-        #expect(running >= 320 * 95, "decode runs \(running) requests")
+        #expect(Double(running) >= dies * Double(group.batchLimit - 1), "decode runs \(running) requests")
         let context = try #require(meanContext)
-        let batch = Double(running) / 320
-        let bench = try Bench.decode(deployment: .cloudMatrixInfer, batchPerDie: batch, context: context,
-                                     mtpAcceptance: 0.7, eplb: .on, routing: .balanced)
+        let batch = Double(running) / dies
+        let bench = try Bench.decode(deployment: deployment, batchPerDie: batch, context: context,
+                                     mtpAcceptance: 0.7, eplb: .on, routing: skewed ? .skewed : .balanced)
         #expect(abs(engineRate / bench.tokensPerSecondPerNPU - 1) < 0.10,
                 "engine \(engineRate) tok/s per die, bench \(bench.tokensPerSecondPerNPU) at batch \(batch), context \(context)")
         #expect(audit == [])
