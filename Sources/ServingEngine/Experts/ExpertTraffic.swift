@@ -131,7 +131,7 @@ public struct ExpertTraffic: Sendable {
     }
 
     /// One AR(1) step of every latent score, x ← retention·x + sigma·N, layer by layer, expert
-    /// by expert (the normals drawn in pairs, ``Normal/fill(_:using:)``).
+    /// by expert (the normals drawn in bulk, ``Normal/fill(_:using:)``).
     private mutating func step(retention: Double, sigma: Double) {
         var noise = [Double](repeating: 0, count: drift.count)
         noise.withUnsafeMutableBufferPointer { Normal.fill($0, using: &rng) }
