@@ -134,7 +134,10 @@ public final class APIServer: Sendable {
     private static let metricsSystemBootstrapped = Atomic<Bool>(false)
 
     func makeRouter() -> Router<ServerContext> {
-        let router = Router(context: ServerContext.self)
+        // HEAD on every GET route (`curl -I /metrics`, uptime probes): the GET answer's status and
+        // headers, Content-Length included, without its body. Without it only routes that declared a
+        // HEAD had one, and `HEAD /v1/models` was a 404.
+        let router = Router(context: ServerContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: RequestIDMiddleware())
         // Records into the global MetricsSystem: a no-op until bootstrapMetricsSystem() is called.
         // Outside the error middleware, so it sees the status a client got (a 404 counts as 404,
