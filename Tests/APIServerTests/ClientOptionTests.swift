@@ -124,6 +124,29 @@ struct ClientOptionTests {
         }
     }
 
+    /// `Expect: 100-continue` (curl sends it with any body over 1 KiB) is answered with `100
+    /// Continue` before the body is sent; without it curl waited a second, which counted in the
+    /// request's latency. The same connection then serves the next request.
+    @Test func expectContinueIsAnsweredAtOnce() async throws {
+        try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 2)) { server in
+            let connection = try RawConnection(port: server.port, readTimeout: 5)
+            defer { connection.close() }
+            let json = #"{"prompt": "a prompt long enough to be worth asking about", "max_tokens": 2}"#
+            for _ in 0..<2 {
+                connection.write(raw:
+                    "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: \(json.utf8.count)\r\nExpect: 100-continue\r\n\r\n")
+                // The body is sent only after the interim answer, as curl does.
+                let interim = await connection.read(until: "\r\n\r\n")
+                #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"), "\(interim)")
+                connection.write(raw: json)
+                let answer = await connection.read(until: "\"finish_reason\"")
+                #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+            }
+            #expect(server.backend.submitted.count == 2)
+        }
+    }
+
     /// RFC 6750 allows one or more spaces between `Bearer` and the token.
     @Test func aBearerTokenAfterSeveralSpacesIsAccepted() async throws {
         let token = LiveServer.token
