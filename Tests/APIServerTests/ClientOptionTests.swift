@@ -147,6 +147,29 @@ struct ClientOptionTests {
         }
     }
 
+    /// A request pipelined behind a streamed reply gets its `100 Continue` only after that reply
+    /// ended: an interim answer written at once would land inside the stream and corrupt it.
+    @Test func expectContinueWaitsForTheResponseBeforeIt() async throws {
+        let backend = FakeCompletionBackend(outputTokens: 20, tokenInterval: .milliseconds(20))
+        try await LiveServer.with(backend: backend) { server in
+            let connection = try RawConnection(port: server.port, readTimeout: 15)
+            defer { connection.close() }
+            let first = #"{"prompt": "stream this", "stream": true}"#
+            let second = #"{"prompt": "then this", "max_tokens": 2}"#
+            connection.write(raw:
+                "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(first.utf8.count)\r\n\r\n\(first)"
+                + "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(second.utf8.count)\r\n"
+                + "Expect: 100-continue\r\n\r\n")
+            let streamed = await connection.read(until: "100 Continue\r\n\r\n")
+            let done = try #require(streamed.range(of: "data: [DONE]"), "\(streamed)")
+            let interim = try #require(streamed.range(of: "HTTP/1.1 100 Continue"), "\(streamed)")
+            #expect(done.upperBound <= interim.lowerBound, "\(streamed)")
+            connection.write(raw: second)
+            let answer = await connection.read(until: "\"finish_reason\"")
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+        }
+    }
+
     /// RFC 6750 allows one or more spaces between `Bearer` and the token.
     @Test func aBearerTokenAfterSeveralSpacesIsAccepted() async throws {
         let token = LiveServer.token
