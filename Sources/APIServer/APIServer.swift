@@ -96,7 +96,7 @@ public final class APIServer: Sendable {
             router: makeRouter(),
             // Every connection watches for its client leaving from the start: installed lazily, at
             // a long completion's first wait, a client that closed in between went unnoticed.
-            server: .http1(configuration: .init(additionalChannelHandlers: [InputClosedHandler(), ExpectContinueHandler()])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [InputClosedHandler(), ExpectContinueHandler(), HTTP10Framing.Installer()])),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "xds"),
             onServerRunning: { [listening] channel in listening.bound(channel.localAddress?.port) },

@@ -170,6 +170,51 @@ struct ClientOptionTests {
         }
     }
 
+    /// HTTP/1.0 (Apache's `ab`, with or without `-k`): without keep-alive the answer ends with the
+    /// connection; with it the answer says `Connection: keep-alive` and the connection serves the
+    /// next request; a streamed answer is never chunked. Before, the connection stayed open with no
+    /// keep-alive answer and streams were chunked, so `ab` waited for every reply until its timeout.
+    @Test func http10ClientsGetAnEndTheyCanRead() async throws {
+        try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 3)) { server in
+            func exchange(_ request: String, until marker: String = "never-sent") async throws -> (String, Duration) {
+                let connection = try RawConnection(port: server.port, readTimeout: 20)
+                defer { connection.close() }
+                connection.write(raw: request)
+                let started = ContinuousClock.now
+                let answer = await connection.read(until: marker)
+                return (answer, ContinuousClock.now - started)
+            }
+            // Read until the server closes (the marker never comes): well before the 20 s read timeout.
+            let (closed, waited) = try await exchange("GET /health HTTP/1.0\r\n\r\n")
+            #expect(closed.hasPrefix("HTTP/1.0 200") && closed.hasSuffix(#""status":"ok"}"#), "\(closed)")
+            #expect(waited < .seconds(10), "the connection stayed open: \(closed)")
+
+            // Kept open after the first (keep-alive) answer, closed after the second (plain 1.0).
+            let (kept, keptWait) = try await exchange(
+                "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /version HTTP/1.0\r\n\r\n")
+            #expect(kept.components(separatedBy: "HTTP/1.0 200 OK").count == 3, "\(kept)")
+            let heads = kept.lowercased().components(separatedBy: "http/1.0 200 ok").dropFirst()
+            #expect(heads.first?.contains("connection: keep-alive") == true, "\(kept)")
+            #expect(heads.last?.contains("connection: close") == true && kept.hasSuffix("}"), "\(kept)")
+            #expect(keptWait < .seconds(10))
+
+            let json = #"{"prompt": "stream this", "stream": true}"#
+            let (streamed, streamWait) = try await exchange(
+                "POST /v1/completions HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)")
+            let head = streamed.components(separatedBy: "\r\n\r\n")[0].lowercased()
+            #expect(head.hasPrefix("http/1.0 200") && !head.contains("transfer-encoding") && head.contains("connection: close"),
+                    "\(streamed)")
+            #expect(streamed.hasSuffix("data: [DONE]\n\n"), "\(streamed)")
+            #expect(streamWait < .seconds(10))
+
+            // HTTP/1.1 keeps its chunked streams and persistent connections.
+            let (eleven, _) = try await exchange(
+                "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)",
+                until: "0\r\n\r\n")
+            #expect(eleven.hasPrefix("HTTP/1.1 200") && eleven.lowercased().contains("transfer-encoding: chunked"), "\(eleven)")
+        }
+    }
+
     /// RFC 6750 allows one or more spaces between `Bearer` and the token.
     @Test func aBearerTokenAfterSeveralSpacesIsAccepted() async throws {
         let token = LiveServer.token
