@@ -2,6 +2,7 @@
 prometheus_client's text parser (issue 7). Usage: python3 .ci/api-clients.py PORT TOKEN"""
 import json
 import sys
+import time
 import urllib.request
 
 import openai
@@ -78,6 +79,63 @@ try:
     check("n=3 is 400", False)
 except openai.BadRequestError as e:
     check("n=3 is 400", e.status_code == 400)
+
+# Options a placeholder reply cannot hold are refused by name (never answered as if honoured);
+# their harmless values still work; legacy echo starts the reply with the prompt.
+tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+refusals = [
+    ("logprobs", lambda: client.chat.completions.create(
+        model="deepseek-r1", max_tokens=2, logprobs=True, top_logprobs=3, messages=[{"role": "user", "content": "x"}])),
+    ("response_format", lambda: client.chat.completions.create(
+        model="deepseek-r1", max_tokens=2, response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "Answer in JSON."}])),
+    ("tool_choice", lambda: client.chat.completions.create(
+        model="deepseek-r1", max_tokens=2, tools=tools, tool_choice="required",
+        messages=[{"role": "user", "content": "Weather?"}])),
+    ("logprobs", lambda: client.completions.create(model="deepseek-r1", prompt="x", max_tokens=2, logprobs=1)),
+    ("suffix", lambda: client.completions.create(model="deepseek-r1", prompt="x", max_tokens=2, suffix="end")),
+]
+for param, call in refusals:
+    try:
+        call()
+        check(f"{param} is refused by name", False, "answered 200")
+    except openai.BadRequestError as e:
+        check(f"{param} is refused by name", e.status_code == 400 and (e.body or {}).get("param") == param, e.body)
+served = client.chat.completions.create(model="deepseek-r1", max_tokens=2, tools=tools, tool_choice="auto", seed=1,
+                                        response_format={"type": "text"}, logprobs=False, user="ci",
+                                        messages=[{"role": "system", "content": "Be brief."},
+                                                  {"role": "user", "content": [{"type": "text", "text": "Hi"}]}])
+check("harmless option values are served", served.choices[0].finish_reason in ("stop", "length"), served)
+echoed = client.completions.create(model="deepseek-r1", prompt="Say this", max_tokens=3, echo=True)
+check("echo starts the reply with the prompt", echoed.choices[0].text.startswith("Say this")
+      and len(echoed.choices[0].text) > len("Say this"), echoed.choices[0])
+try:
+    client.models.retrieve("no-such-model")
+    check("models.retrieve of an unknown model is 404", False)
+except openai.NotFoundError as e:
+    check("models.retrieve of an unknown model is 404", (e.body or {}).get("code") == "model_not_found", e.body)
+check("models.retrieve of the served model", client.models.retrieve("deepseek-r1").id == "deepseek-r1")
+
+# HEAD on GET routes (curl -I, uptime probes) and curl's 'Expect: 100-continue' (any body over 1 KiB).
+import http.client
+for path in ("/metrics", "/v1/models", "/health"):
+    probe = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+    probe.request("HEAD", path)
+    head = probe.getresponse()
+    check(f"HEAD {path} is 200 without a body", head.status == 200 and head.read() == b"", head.status)
+    probe.close()
+import socket
+long_prompt = json.dumps({"prompt": "word " * 2000, "max_tokens": 2}).encode()
+with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as sock:
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(long_prompt)}\r\nExpect: 100-continue\r\n\r\n".encode())
+    started = time.time()
+    try:
+        interim = sock.recv(64)
+    except socket.timeout:
+        interim = b""
+    check("Expect: 100-continue is answered at once", interim.startswith(b"HTTP/1.1 100 Continue")
+          and time.time() - started < 0.9, (interim, round(time.time() - started, 2)))
 
 # HTTP/1.1 keep-alive: two completions (whole, then streamed) on one connection.
 import http.client

@@ -96,7 +96,7 @@ public final class APIServer: Sendable {
             router: makeRouter(),
             // Every connection watches for its client leaving from the start: installed lazily, at
             // a long completion's first wait, a client that closed in between went unnoticed.
-            server: .http1(configuration: .init(additionalChannelHandlers: [InputClosedHandler()])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [InputClosedHandler(), ExpectContinueHandler(), HTTP10Framing.Installer()])),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "xds"),
             onServerRunning: { [listening] channel in listening.bound(channel.localAddress?.port) },
@@ -134,7 +134,10 @@ public final class APIServer: Sendable {
     private static let metricsSystemBootstrapped = Atomic<Bool>(false)
 
     func makeRouter() -> Router<ServerContext> {
-        let router = Router(context: ServerContext.self)
+        // HEAD on every GET route (`curl -I /metrics`, uptime probes): the GET answer's status and
+        // headers, Content-Length included, without its body. Without it only routes that declared a
+        // HEAD had one, and `HEAD /v1/models` was a 404.
+        let router = Router(context: ServerContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: RequestIDMiddleware())
         // Records into the global MetricsSystem: a no-op until bootstrapMetricsSystem() is called.
         // Outside the error middleware, so it sees the status a client got (a 404 counts as 404,

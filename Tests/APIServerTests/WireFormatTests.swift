@@ -98,20 +98,20 @@ struct WireSample: CustomTestStringConvertible, Sendable {
             WireSample(
                 name: "chat stream opening delta",
                 render: body(chat, true, [Choice(flavor: .chat, streaming: true, role: "assistant")], nil),
-                expected: chatHead + #""choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}"#),
+                expected: chatHead + #""choices":[{"index":0,"delta":{"role":"assistant"},"logprobs":null,"finish_reason":null}]}"#),
             WireSample(
                 name: "chat stream content",
                 render: body(chat, true, [Choice(flavor: .chat, streaming: true, content: "Hi")], nil),
-                expected: chatHead + #""choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#),
+                expected: chatHead + #""choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}]}"#),
             WireSample(
                 name: "chat stream content with continuous usage",
                 render: body(chat, true, [Choice(flavor: .chat, streaming: true, content: "Hi")], usage),
-                expected: chatHead + #""choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":"#
+                expected: chatHead + #""choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":"#
                     + usageJSON + "}"),
             WireSample(
                 name: "chat stream closing delta",
                 render: body(chat, true, [Choice(flavor: .chat, streaming: true, finishReason: "stop")], nil),
-                expected: chatHead + #""choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#),
+                expected: chatHead + #""choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}"#),
             WireSample(
                 name: "chat stream usage chunk",
                 render: body(chat, true, [], usage),
@@ -120,7 +120,7 @@ struct WireSample: CustomTestStringConvertible, Sendable {
                 name: "chat whole response",
                 render: body(chat, false, [Choice(flavor: .chat, streaming: false, content: "Hello there", finishReason: "length")], usage),
                 expected: #"{"id":"chatcmpl-9","object":"chat.completion","created":1700000000,"model":"deepseek-r1","#
-                    + #""choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"length"}],"#
+                    + #""choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"logprobs":null,"finish_reason":"length"}],"#
                     + #""usage":"# + usageJSON + "}"),
             WireSample(
                 name: "text stream content",

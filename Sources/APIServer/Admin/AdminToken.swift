@@ -59,7 +59,9 @@ public enum AdminToken {
     /// `expected` never matches, so a server started without a token keeps admin closed.
     static func authorizes(header: String?, expected: String) -> Bool {
         guard !expected.isEmpty, let header else { return false }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        // RFC 6750: `Bearer` 1*SP token. A token holds no space (``resolve``), so every space
+        // between the scheme and the token separates.
+        let parts = header.split(separator: " ", omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
         return constantTimeEquals(Array(parts[1].utf8), Array(expected.utf8))
     }

@@ -20,6 +20,12 @@ struct APIError: Error, Sendable, Equatable {
             status: .badRequest, message: message, type: "invalid_request_error", param: param, code: code)
     }
 
+    /// An option the simulated engine cannot honour (OpenAI's `unsupported_parameter`): refused
+    /// rather than answered without what it asked for.
+    static func unsupported(_ message: String, param: String) -> APIError {
+        invalidRequest(message, param: param, code: "unsupported_parameter")
+    }
+
     static func modelNotFound(_ model: String) -> APIError {
         APIError(
             status: .notFound, message: "The model \(InputEcho.quoted(model)) does not exist", type: "invalid_request_error",

@@ -21,9 +21,8 @@ struct HealthRoutes: Sendable {
     func register(on router: Router<ServerContext>) {
         router.get("/health") { _, _ in health() }
         router.get("/ready") { _, _ in ready() }
-        // Probes (curl -I, some load balancers) may ask with HEAD: the GET answer without its body.
-        router.head("/health") { _, _ in Self.headerOnly(health()) }
-        router.head("/ready") { _, _ in Self.headerOnly(ready()) }
+        // Probes (curl -I, some load balancers) may ask with HEAD: the router answers HEAD on
+        // every GET route with the GET answer's status and headers (APIServer.makeRouter).
     }
 
     private func health() -> Response {
@@ -36,10 +35,6 @@ struct HealthRoutes: Sendable {
             readiness = ServingReadiness(notReady: reason)
         }
         return JSONWire.response(readiness, status: readiness.ready ? .ok : .serviceUnavailable)
-    }
-
-    private static func headerOnly(_ response: Response) -> Response {
-        Response(status: response.status, headers: response.headers)
     }
 }
 

@@ -106,13 +106,16 @@ struct CompletionRoutes: Sendable {
         if completion.stream {
             return streamingResponse(
                 session, includeUsage: completion.includeUsageInStream, continuousUsage: completion.continuousUsage,
-                channel: channel)
+                echo: completion.echo, channel: channel)
         }
-        return try await wholeResponse(session, channel: channel)
+        return try await wholeResponse(session, echo: completion.echo, channel: channel)
     }
 
     /// Waits for the whole completion. If the client hangs up meanwhile, the engine is told.
-    private func wholeResponse(_ session: CompletionSession, channel: any Channel) async throws -> Response {
+    /// `echo`: text the reply starts with (legacy `echo: true`, the prompt).
+    private func wholeResponse(_ session: CompletionSession, echo: String?, channel: any Channel) async throws
+        -> Response
+    {
         let content: String
         let finishReason: String
         do {
@@ -135,7 +138,8 @@ struct CompletionRoutes: Sendable {
             throw error
         }
         let choice = Choice(
-            flavor: session.header.flavor, streaming: false, content: content, finishReason: finishReason)
+            flavor: session.header.flavor, streaming: false, content: (echo ?? "") + content,
+            finishReason: finishReason)
         let body = CompletionBody(
             header: session.header, streaming: false, choices: [choice], usage: session.usage)
         // The connection stays open for the client's next request (HTTP/1.1 keep-alive).
@@ -143,9 +147,10 @@ struct CompletionRoutes: Sendable {
     }
 
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A failure after the
-    /// stream started becomes an error chunk (OpenAI's error shape), then `[DONE]`.
+    /// stream started becomes an error chunk (OpenAI's error shape), then `[DONE]`. An `echo` is the
+    /// first chunk's text, before any token, as vLLM streams it.
     private func streamingResponse(
-        _ session: CompletionSession, includeUsage: Bool, continuousUsage: Bool, channel: any Channel
+        _ session: CompletionSession, includeUsage: Bool, continuousUsage: Bool, echo: String?, channel: any Channel
     ) -> Response
     {
         let header = session.header
@@ -160,6 +165,9 @@ struct CompletionRoutes: Sendable {
                     if header.flavor == .chat {
                         try await writer.write(
                             chunk(Choice(flavor: .chat, streaming: true, role: "assistant")))
+                    }
+                    if let echo, !echo.isEmpty {
+                        try await writer.write(chunk(Choice(flavor: header.flavor, streaming: true, content: echo)))
                     }
                     while true {
                         switch try await session.next() {

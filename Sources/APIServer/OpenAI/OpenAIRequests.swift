@@ -1,10 +1,13 @@
 import Foundation
+import PodModel
 
 /// The body of `POST /v1/chat/completions`, as much of it as a simulated engine can honour.
 ///
 /// Sampling fields the simulation cannot act on (`temperature`, `top_p`, the penalties,
 /// `top_logprobs`) are decoded only to check them against OpenAI's ranges (``CompletionValidator``),
-/// then ignored; undeclared fields (`seed`, `tools`, …) are accepted and ignored. The length fields
+/// then ignored; undeclared fields (`seed`, `tools`, …) are accepted and ignored. Options that would
+/// change what the reply holds (``ReplyShapeFields``: log-probabilities, JSON output, a forced tool
+/// call) are refused with a 400 naming them, not answered without what they asked. The length fields
 /// behave as in vLLM's OpenAI server (``BenchmarkFields``): `ignore_eos`, `min_tokens`, and `stop`
 /// strings, which end the reply where the generated text contains them.
 struct ChatCompletionBody: Decodable {
@@ -19,6 +22,7 @@ struct ChatCompletionBody: Decodable {
     var user: String?
     var sampling: SamplingFields
     var bench: BenchmarkFields
+    var shape: ReplyShapeFields
 
     enum CodingKeys: String, CodingKey {
         case model, messages, stream, n, user
@@ -39,6 +43,53 @@ struct ChatCompletionBody: Decodable {
         user = try c.decodeIfPresent(String.self, forKey: .user)
         sampling = try SamplingFields(from: decoder)
         bench = try BenchmarkFields(from: decoder)
+        shape = try ReplyShapeFields(from: decoder)
+    }
+}
+
+/// Options that change what a reply holds rather than how it is sampled. A simulated engine's reply
+/// is placeholder text: it has no token log-probabilities, is not JSON, and calls no tool. Answering
+/// such a request with plain text would be a silently wrong answer (the client's `json.loads` or
+/// `tool_calls[0]` fails later, far from the cause), so ``CompletionValidator`` refuses these with a
+/// 400 naming the option, as OpenAI does for what a model does not support. `echo` (legacy) is
+/// honoured for text prompts.
+struct ReplyShapeFields: Decodable {
+    /// Chat `logprobs: true`, or a legacy `logprobs` count (even 0: the sampled token's own).
+    var logprobs = false
+    /// `response_format.type` (`text` is what every reply is).
+    var responseFormat: String?
+    /// `tool_choice` when it is not `none` or `auto` (`required`, or a named function), as a
+    /// message names it.
+    var forcedToolChoice: String?
+    var suffix: String?
+    var echo = false
+
+    private struct ResponseFormat: Decodable { var type: String }
+    private struct NamedTool: Decodable {
+        struct Function: Decodable { var name: String? }
+        var function: Function?
+    }
+    enum CodingKeys: String, CodingKey {
+        case logprobs, suffix, echo
+        case responseFormat = "response_format"
+        case toolChoice = "tool_choice"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if let flag = try? c.decodeIfPresent(Bool.self, forKey: .logprobs) {
+            logprobs = flag
+        } else {
+            logprobs = try c.decodeIfPresent(Int.self, forKey: .logprobs) != nil
+        }
+        responseFormat = try c.decodeIfPresent(ResponseFormat.self, forKey: .responseFormat)?.type
+        if let choice = try? c.decodeIfPresent(String.self, forKey: .toolChoice) {
+            forcedToolChoice = ["none", "auto"].contains(choice) ? nil : InputEcho.quoted(choice)
+        } else if let named = try c.decodeIfPresent(NamedTool.self, forKey: .toolChoice) {
+            forcedToolChoice = "function " + (named.function?.name.map { InputEcho.quoted($0) } ?? "(unnamed)")
+        }
+        suffix = try c.decodeIfPresent(String.self, forKey: .suffix)
+        echo = try c.decodeIfPresent(Bool.self, forKey: .echo) ?? false
     }
 }
 
@@ -137,8 +188,9 @@ struct StreamOptions: Decodable {
     }
 }
 
-/// The body of `POST /v1/completions` (the legacy text endpoint). As for chat, sampling fields,
-/// `stop`, `echo`, `suffix` and `logprobs` are accepted and ignored.
+/// The body of `POST /v1/completions` (the legacy text endpoint). As for chat, sampling fields
+/// are range-checked and ignored, and options the simulation cannot honour (``ReplyShapeFields``:
+/// `logprobs`, `suffix`) are refused; `echo` puts a text prompt before the reply.
 struct TextCompletionBody: Decodable {
     var model: String?
     var prompt: PromptInput
@@ -150,6 +202,7 @@ struct TextCompletionBody: Decodable {
     var user: String?
     var sampling: SamplingFields
     var bench: BenchmarkFields
+    var shape: ReplyShapeFields
 
     enum CodingKeys: String, CodingKey {
         case model, prompt, stream, n, user
@@ -170,6 +223,7 @@ struct TextCompletionBody: Decodable {
         user = try c.decodeIfPresent(String.self, forKey: .user)
         sampling = try SamplingFields(from: decoder)
         bench = try BenchmarkFields(from: decoder)
+        shape = try ReplyShapeFields(from: decoder)
     }
 }
 
@@ -191,7 +245,7 @@ struct PromptInput: Decodable {
         if let text = try? container.decode(String.self) {
             shape = .text(text)
         } else if let texts = try? container.decode([String].self) {
-            shape = texts.count == 1 ? .text(texts[0]) : .batch(texts.count)
+            shape = texts.count <= 1 ? .text(texts.first ?? "") : .batch(texts.count)
         } else if let list = try? container.decode([Int].self) {
             shape = ids(list)
             self.ids = list
@@ -219,6 +273,8 @@ struct ValidatedCompletion {
     var stop: [String] = []
     /// The prompt's token ids (``PromptTokenizer/tokenIDs(_:)``), cut into prefix blocks.
     var promptTokenIDs: [Int] = []
+    /// Legacy `echo: true`: the prompt text, which the reply starts with.
+    var echo: String?
 }
 
 /// Turns a body into a ``ValidatedCompletion`` or the 4xx the client should see.
@@ -239,6 +295,10 @@ struct ValidatedCompletion {
 /// | `min_tokens` | 0…`max_tokens` (the requested one) |
 /// | `ignore_eos` | a boolean: exactly `max_tokens` tokens (as lowered) |
 /// | `stop` | a string or 0…4 non-empty strings |
+///
+/// Options the simulated reply cannot hold are refused, 400 naming them (``ReplyShapeFields``):
+/// `logprobs` (any but `false`/`null`), `response_format` other than `text`, `tool_choice` other
+/// than `none`/`auto`, `suffix` (as vLLM), `echo` on chat or with a token-id prompt.
 struct CompletionValidator {
     var servedModel: String
     var defaultMaxTokens: Int
@@ -250,6 +310,7 @@ struct CompletionValidator {
         guard !body.messages.isEmpty else {
             throw .invalidRequest("'messages' must contain at least one message", param: "messages")
         }
+        try Self.check(body.shape, echo: "'echo' is supported on /v1/completions only")
         let prompt = PromptTokenizer.chatPrompt(body.messages.map { ($0.role, $0.content?.text ?? "") })
         let field = body.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
         let ids = PromptTokenizer.tokenIDs(prompt)
@@ -264,6 +325,13 @@ struct CompletionValidator {
     func validate(_ body: TextCompletionBody) throws(APIError) -> ValidatedCompletion {
         let promptTokens: Int
         var ids = body.prompt.ids
+        var echo: String?
+        if case .text(let text) = body.prompt.shape, body.shape.echo { echo = text }
+        try Self.check(
+            body.shape, echo: echo == nil ? "'echo' needs a text prompt: token ids have no text here to echo" : nil)
+        if let suffix = body.shape.suffix, !suffix.isEmpty {
+            throw .unsupported("'suffix' is not supported (as in vLLM)", param: "suffix")
+        }
         switch body.prompt.shape {
         case .text(let text):
             ids = PromptTokenizer.tokenIDs(text)
@@ -285,7 +353,28 @@ struct CompletionValidator {
             promptTokens: (promptTokens, "prompt"), stream: body.stream, streamOptions: body.streamOptions,
             sampling: body.sampling, user: body.user, bench: body.bench)
         completion.promptTokenIDs = ids
+        completion.echo = echo
         return completion
+    }
+
+    /// Refuses what the reply cannot hold (``ReplyShapeFields``); `echo`: why an `echo: true` is
+    /// refused here, nil when it is honoured.
+    private static func check(_ shape: ReplyShapeFields, echo refusal: String?) throws(APIError) {
+        let placeholder = "xds simulates the serving system; its replies are placeholder text"
+        if shape.logprobs {
+            throw .unsupported("'logprobs' is not supported: \(placeholder), with no token probabilities", param: "logprobs")
+        }
+        if let format = shape.responseFormat, format != "text" {
+            throw .unsupported(
+                "'response_format' of type \(InputEcho.quoted(format)) is not supported: \(placeholder), not JSON "
+                    + "(send type 'text' or leave it out)", param: "response_format")
+        }
+        if let choice = shape.forcedToolChoice {
+            throw .unsupported(
+                "'tool_choice' \(choice) is not supported: "
+                    + "\(placeholder) and call no tool (send 'auto' or 'none', or leave it out)", param: "tool_choice")
+        }
+        if shape.echo, let refusal { throw .unsupported(refusal, param: "echo") }
     }
 
     private func common(

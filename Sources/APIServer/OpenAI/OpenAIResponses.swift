@@ -81,8 +81,10 @@ struct Choice: Encodable {
             try c.encode(Message(content: content ?? ""), forKey: .message)
         case (.text, _):
             try c.encode(content ?? "", forKey: .text)
-            try c.encodeNil(forKey: .logprobs)
         }
+        // Every choice of both endpoints, whole or streamed, as OpenAI and vLLM write it (chat
+        // choices had no key at all: `choice["logprobs"]` raised in a raw-JSON client).
+        try c.encodeNil(forKey: .logprobs)
         try c.encodeOrNull(finishReason, forKey: .finishReason)
     }
 }

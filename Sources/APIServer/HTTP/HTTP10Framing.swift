@@ -1,0 +1,78 @@
+import NIOCore
+// In the graph through Hummingbird (NIO's HTTP/1 codec); not named in Package.swift, which this
+// round may not edit.
+import NIOHTTP1
+
+/// HTTP/1.0 as RFC 9112 has it, which Hummingbird does not do (its request type drops the version):
+/// a 1.0 request without `Connection: keep-alive` gets its answer and then the connection closes;
+/// one with it gets `Connection: keep-alive` back, which a 1.0 client needs to reuse the connection;
+/// and no 1.0 client is sent `Transfer-Encoding: chunked`, which it cannot read (a streamed reply
+/// is sent as is and ended by closing the connection).
+///
+/// Without it Apache's `ab` could not measure xds at all: with or without `-k` it waited for an end
+/// of reply that never came (the connection stayed open and no `keep-alive` came back) until its
+/// timeout. The same `Connection: close` also ends a 1.1 connection whatever its case (Hummingbird
+/// compares the header with "close" exactly).
+///
+/// Sits right after NIO's request decoder, where requests still carry their version. Hummingbird
+/// reads requests ahead of its answers (pipelining), so the framing of each request waits in a
+/// queue until its answer ends. One per connection, on its event loop only (`@unchecked Sendable`).
+final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum Framing { case http11, keepAlive10, close10 }
+    /// One per request read whose answer has not ended, oldest first.
+    private var pending: [Framing] = []
+    /// The answer being written must end by closing the connection.
+    private var closeAfterEnd = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+        let keepAlive = head.isKeepAlive
+        pending.append(head.version.major == 1 && head.version.minor == 0 ? (keepAlive ? .keepAlive10 : .close10) : .http11)
+        if !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(var head) where head.status.code >= 200:
+            guard let framing = pending.first, framing != .http11 else { return context.write(data, promise: promise) }
+            head.version = .http1_0
+            // A 1.0 reply can be kept open only when its length is known.
+            let keepOpen = framing == .keepAlive10 && head.headers.contains(name: "content-length")
+            head.headers.replaceOrAdd(name: "connection", value: keepOpen ? "keep-alive" : "close")
+            closeAfterEnd = !keepOpen
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+        case .end:
+            if !pending.isEmpty { pending.removeFirst() }
+            guard closeAfterEnd else { return context.write(data, promise: promise) }
+            closeAfterEnd = false
+            let written = context.writeAndFlush(data)
+            written.whenComplete { _ in context.close(promise: nil) }
+            if let promise { written.cascade(to: promise) }
+        default:
+            context.write(data, promise: promise)
+        }
+    }
+
+    /// Put among Hummingbird's extra handlers (which come after its HTTPTypes codec): places an
+    /// ``HTTP10Framing`` right after NIO's request decoder, then only passes everything on.
+    final class Installer: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+        typealias InboundIn = NIOAny
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            let pipeline = context.pipeline.syncOperations
+            guard let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            else { return }
+            try? pipeline.addHandler(HTTP10Framing(), position: .after(decoder.handler))
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            context.fireChannelRead(data)
+        }
+    }
+}

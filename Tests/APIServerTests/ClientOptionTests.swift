@@ -1,0 +1,232 @@
+import Foundation
+import Testing
+import XDSTestSupport
+
+@testable import APIServer
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// What real applications send beside the prompt (the `openai` package's parameters, curl's
+/// habits): each option either works as OpenAI and vLLM document it, or is refused with a 400 that
+/// names it — never answered as if it had been honoured.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct ClientOptionTests {
+    static var chat: [String: Any] { ["messages": [["role": "user", "content": "hi"]], "max_tokens": 3] }
+
+    /// Options whose answer a placeholder reply cannot hold: log-probabilities, JSON output, a forced
+    /// tool call, a suffix. They were answered 200 with plain text and `logprobs: null`, which an
+    /// application only finds out about when `json.loads(content)` or `tool_calls[0]` fails.
+    @Test func optionsTheReplyCannotHoldAreRefusedByName() async throws {
+        let named: [String: Any] = ["type": "function", "function": ["name": "get_weather"]]
+        let chatCases: [([String: Any], String)] = [
+            (["logprobs": true], "logprobs"), (["logprobs": true, "top_logprobs": 5], "logprobs"),
+            (["response_format": ["type": "json_object"]], "response_format"),
+            (["response_format": ["type": "json_schema", "json_schema": ["name": "x", "schema": [:] as [String: Any]]]],
+             "response_format"),
+            (["tool_choice": "required"], "tool_choice"), (["tool_choice": named], "tool_choice"),
+            (["echo": true], "echo"),
+        ]
+        let textCases: [([String: Any], String)] = [
+            (["prompt": "x", "logprobs": 2], "logprobs"), (["prompt": "x", "logprobs": 0], "logprobs"),
+            (["prompt": "x", "suffix": "the end"], "suffix"), (["prompt": [1, 2, 3], "echo": true], "echo"),
+        ]
+        try await LiveServer.with { server in
+            for (extra, field) in chatCases {
+                let reply = try await server.post("/v1/chat/completions", json: Self.chat.merging(extra) { $1 })
+                #expect(reply.status == 400, "\(extra): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect(error["param"] as? String == field, "\(extra): \(reply.text)")
+                #expect(error["code"] as? String == "unsupported_parameter", "\(extra): \(reply.text)")
+                #expect(error["type"] as? String == "invalid_request_error")
+            }
+            for (body, field) in textCases {
+                let reply = try await server.post("/v1/completions", json: body)
+                #expect(reply.status == 400, "\(body): \(reply.text)")
+                #expect(try #require(try reply.json()["error"] as? [String: Any])["param"] as? String == field)
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
+    /// The same options in the values that ask for nothing the reply lacks still work.
+    @Test func theirHarmlessValuesAreServed() async throws {
+        let tools: [[String: Any]] = [["type": "function", "function": ["name": "f", "parameters": ["type": "object"]]]]
+        let chatCases: [[String: Any]] = [
+            ["logprobs": false], ["logprobs": NSNull()], ["response_format": ["type": "text"]],
+            ["tools": tools], ["tools": tools, "tool_choice": "auto"], ["tools": tools, "tool_choice": "none"],
+            ["echo": false], ["seed": 7, "user": "u", "temperature": 0, "top_p": 1],
+        ]
+        try await LiveServer.with { server in
+            for extra in chatCases {
+                let reply = try await server.post("/v1/chat/completions", json: Self.chat.merging(extra) { $1 })
+                #expect(reply.status == 200, "\(extra): \(reply.text)")
+            }
+            for body: [String: Any] in [["prompt": "x", "suffix": ""], ["prompt": "x", "logprobs": NSNull()], ["prompt": "x", "echo": false]] {
+                let reply = try await server.post("/v1/completions", json: body)
+                #expect(reply.status == 200, "\(body): \(reply.text)")
+            }
+            #expect(server.backend.submitted.count == chatCases.count + 3)
+        }
+    }
+
+    /// Legacy `echo: true` starts the reply with the prompt (it was dropped silently), whole and
+    /// streamed; usage still counts only the generated tokens.
+    @Test func echoStartsTheReplyWithThePrompt() async throws {
+        try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 3)) { server in
+            let whole = try await server.post("/v1/completions", json: ["prompt": "Say this", "echo": true])
+            #expect(whole.status == 200, "\(whole.text)")
+            let choice = try #require((try whole.json()["choices"] as? [[String: Any]])?.first)
+            let text = try #require(choice["text"] as? String)
+            #expect(text.hasPrefix("Say this") && text.count > "Say this".count, "\(text)")
+            let usage = try #require(try whole.json()["usage"] as? [String: Any])
+            #expect(usage["completion_tokens"] as? Int == 3)
+
+            let streamed = try await server.post(
+                "/v1/completions", json: ["prompt": "Say this", "echo": true, "stream": true])
+            let parsed = try parseCompletionStream(streamed.text, chat: false)
+            #expect(parsed.content.hasPrefix("Say this") && parsed.content.count > "Say this".count, "\(streamed.text)")
+        }
+    }
+
+    /// An empty prompt list is an empty prompt, not "several prompts".
+    @Test func anEmptyPromptListSaysItIsEmpty() async throws {
+        try await LiveServer.with { server in
+            let reply = try await server.post("/v1/completions", json: ["prompt": [String]()])
+            #expect(reply.status == 400)
+            let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+            #expect(error["message"] as? String == "'prompt' must not be empty", "\(reply.text)")
+        }
+    }
+
+    /// HEAD works on every GET route (it was 404 on all but /health and /ready): the GET answer's
+    /// status and Content-Length, no body.
+    @Test func headAnswersLikeGetWithoutABody() async throws {
+        try await LiveServer.with { server in
+            for path in ["/v1/models", "/v1/models/\(server.backend.modelName)", "/metrics", "/version", "/health", "/ready"] {
+                let get = try await server.get(path)
+                let head = try await server.request("HEAD", path)
+                #expect(head.status == get.status, "\(path)")
+                #expect(head.body.isEmpty, "\(path)")
+                #expect(head.headers["content-type"] == get.headers["content-type"], "\(path)")
+            }
+            #expect(try await server.request("HEAD", "/v1/models/no-such-model").status == 404)
+            #expect(try await server.request("HEAD", "/admin/state").status == 401)
+            #expect(try await server.request("HEAD", "/admin/state", token: LiveServer.token).status == 200)
+            // Content-Length is the GET body's, as HTTP asks of a HEAD answer.
+            let connection = try RawConnection(port: server.port, readTimeout: 15)
+            defer { connection.close() }
+            connection.write(raw: "HEAD /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let answer = await connection.read(until: "\r\n\r\n")
+            let models = try await server.get("/v1/models")
+            #expect(answer.contains("Content-Length: \(models.body.count)"), "\(answer)")
+        }
+    }
+
+    /// `Expect: 100-continue` (curl sends it with any body over 1 KiB) is answered with `100
+    /// Continue` before the body is sent; without it curl waited a second, which counted in the
+    /// request's latency. The same connection then serves the next request.
+    @Test func expectContinueIsAnsweredAtOnce() async throws {
+        try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 2)) { server in
+            let connection = try RawConnection(port: server.port, readTimeout: 5)
+            defer { connection.close() }
+            let json = #"{"prompt": "a prompt long enough to be worth asking about", "max_tokens": 2}"#
+            for _ in 0..<2 {
+                connection.write(raw:
+                    "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: \(json.utf8.count)\r\nExpect: 100-continue\r\n\r\n")
+                // The body is sent only after the interim answer, as curl does.
+                let interim = await connection.read(until: "\r\n\r\n")
+                #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"), "\(interim)")
+                connection.write(raw: json)
+                let answer = await connection.read(until: "\"finish_reason\"")
+                #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+            }
+            #expect(server.backend.submitted.count == 2)
+        }
+    }
+
+    /// A request pipelined behind a streamed reply gets its `100 Continue` only after that reply
+    /// ended: an interim answer written at once would land inside the stream and corrupt it.
+    @Test func expectContinueWaitsForTheResponseBeforeIt() async throws {
+        let backend = FakeCompletionBackend(outputTokens: 20, tokenInterval: .milliseconds(20))
+        try await LiveServer.with(backend: backend) { server in
+            let connection = try RawConnection(port: server.port, readTimeout: 15)
+            defer { connection.close() }
+            let first = #"{"prompt": "stream this", "stream": true}"#
+            let second = #"{"prompt": "then this", "max_tokens": 2}"#
+            connection.write(raw:
+                "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(first.utf8.count)\r\n\r\n\(first)"
+                + "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(second.utf8.count)\r\n"
+                + "Expect: 100-continue\r\n\r\n")
+            let streamed = await connection.read(until: "100 Continue\r\n\r\n")
+            let done = try #require(streamed.range(of: "data: [DONE]"), "\(streamed)")
+            let interim = try #require(streamed.range(of: "HTTP/1.1 100 Continue"), "\(streamed)")
+            #expect(done.upperBound <= interim.lowerBound, "\(streamed)")
+            connection.write(raw: second)
+            let answer = await connection.read(until: "\"finish_reason\"")
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+        }
+    }
+
+    /// HTTP/1.0 (Apache's `ab`, with or without `-k`): without keep-alive the answer ends with the
+    /// connection; with it the answer says `Connection: keep-alive` and the connection serves the
+    /// next request; a streamed answer is never chunked. Before, the connection stayed open with no
+    /// keep-alive answer and streams were chunked, so `ab` waited for every reply until its timeout.
+    @Test func http10ClientsGetAnEndTheyCanRead() async throws {
+        try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 3)) { server in
+            func exchange(_ request: String, until marker: String = "never-sent") async throws -> (String, Duration) {
+                let connection = try RawConnection(port: server.port, readTimeout: 20)
+                defer { connection.close() }
+                connection.write(raw: request)
+                let started = ContinuousClock.now
+                let answer = await connection.read(until: marker)
+                return (answer, ContinuousClock.now - started)
+            }
+            // Read until the server closes (the marker never comes): well before the 20 s read timeout.
+            let (closed, waited) = try await exchange("GET /health HTTP/1.0\r\n\r\n")
+            #expect(closed.hasPrefix("HTTP/1.0 200") && closed.hasSuffix(#""status":"ok"}"#), "\(closed)")
+            #expect(waited < .seconds(10), "the connection stayed open: \(closed)")
+
+            // Kept open after the first (keep-alive) answer, closed after the second (plain 1.0).
+            let (kept, keptWait) = try await exchange(
+                "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /version HTTP/1.0\r\n\r\n")
+            #expect(kept.components(separatedBy: "HTTP/1.0 200 OK").count == 3, "\(kept)")
+            let heads = kept.lowercased().components(separatedBy: "http/1.0 200 ok").dropFirst()
+            #expect(heads.first?.contains("connection: keep-alive") == true, "\(kept)")
+            #expect(heads.last?.contains("connection: close") == true && kept.hasSuffix("}"), "\(kept)")
+            #expect(keptWait < .seconds(10))
+
+            let json = #"{"prompt": "stream this", "stream": true}"#
+            let (streamed, streamWait) = try await exchange(
+                "POST /v1/completions HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)")
+            let head = streamed.components(separatedBy: "\r\n\r\n")[0].lowercased()
+            #expect(head.hasPrefix("http/1.0 200") && !head.contains("transfer-encoding") && head.contains("connection: close"),
+                    "\(streamed)")
+            #expect(streamed.hasSuffix("data: [DONE]\n\n"), "\(streamed)")
+            #expect(streamWait < .seconds(10))
+
+            // HTTP/1.1 keeps its chunked streams and persistent connections.
+            let (eleven, _) = try await exchange(
+                "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)",
+                until: "0\r\n\r\n")
+            #expect(eleven.hasPrefix("HTTP/1.1 200") && eleven.lowercased().contains("transfer-encoding: chunked"), "\(eleven)")
+        }
+    }
+
+    /// RFC 6750 allows one or more spaces between `Bearer` and the token.
+    @Test func aBearerTokenAfterSeveralSpacesIsAccepted() async throws {
+        let token = LiveServer.token
+        #expect(AdminToken.authorizes(header: "Bearer  \(token)", expected: token))
+        #expect(AdminToken.authorizes(header: "Bearer   \(token)", expected: token))
+        #expect(!AdminToken.authorizes(header: "Bearer \(token) extra", expected: token))
+        #expect(!AdminToken.authorizes(header: "Bearer\(token)", expected: token))
+        try await LiveServer.with { server in
+            var request = URLRequest(url: server.baseURL.appendingPathComponent("/admin/state"))
+            request.setValue("Bearer  \(token)", forHTTPHeaderField: "Authorization")
+            let (_, response) = try await server.session.data(for: request)
+            #expect((response as? HTTPURLResponse)?.statusCode == 200)
+        }
+    }
+}
