@@ -24,6 +24,9 @@ let package = Package(
         // Also already in the graph through hummingbird; APIServer watches a connection's input
         // side with a channel handler (keep-alive without losing "the client left").
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.0.0"),
+        // Also in the graph through hummingbird (its HTTP/1 codec hands requests on as HTTPTypes
+        // parts); APIServer answers `Expect: 100-continue` in a handler on those parts.
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .target(
@@ -76,6 +79,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ]
         ),
         // XDSTestSupport also carries the fake completion backend, so it sees APIServer's seam,

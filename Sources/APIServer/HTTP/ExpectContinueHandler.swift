@@ -1,7 +1,5 @@
 import Hummingbird
 import NIOCore
-// In the graph through Hummingbird (its HTTP/1 codec speaks these parts); not named in
-// Package.swift, which this round may not edit.
 import NIOHTTPTypes
 
 /// Answers `Expect: 100-continue` with `100 Continue`, so the client sends its body at once.

@@ -1,6 +1,4 @@
 import NIOCore
-// In the graph through Hummingbird (NIO's HTTP/1 codec); not named in Package.swift, which this
-// round may not edit.
 import NIOHTTP1
 
 /// HTTP/1.0 as RFC 9112 has it, which Hummingbird does not do (its request type drops the version):
@@ -52,7 +50,9 @@ final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler, @unche
             guard closeAfterEnd else { return context.write(data, promise: promise) }
             closeAfterEnd = false
             let written = context.writeAndFlush(data)
-            written.whenComplete { _ in context.close(promise: nil) }
+            // The future completes on this channel's event loop, where the context may be used.
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            written.whenComplete { _ in bound.value.close(promise: nil) }
             if let promise { written.cascade(to: promise) }
         default:
             context.write(data, promise: promise)
