@@ -120,7 +120,8 @@ public struct PrefillPool {
 /// The default (system.md §1.5, §4): long prompts go to the long-prompt TEs and short ones to
 /// the rest (when there are at least two; long prompts straggle a whole barrier). The long side
 /// gets a share of the TEs that follows the long prompts' recent share of prompt tokens, so a
-/// long-heavy trace does not crowd onto a fixed few. Then the TE that would finish the request
+/// long-heavy trace does not crowd onto a fixed few, and none when that share rounds to no TE
+/// (rare long prompts then share the TEs with the short ones, rather than a TE waiting for them). Then the TE that would finish the request
 /// soonest: its queued tokens plus this prompt's tokens not already in its cache.
 public struct PrefixAwareRouting: RequestRoutingPolicy {
     public var name: String { "prefix-aware" }
@@ -149,19 +150,18 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         var firstLong = Int.max
         var sided = false
         if allCount >= 2 {
-            let share = recentPromptTokens.long / max(1, recentPromptTokens.long + recentPromptTokens.short)
-            let longCount = min(allCount - 1, max(1, Int(saturating: (share * Double(allCount)).rounded())))
+            let longCount = longSideCount(of: allCount)
             // The long TEs are the last `longCount` of the prefill TEs in service (ascending):
             // those from `firstLong` on that are in the pool (a held-off TE is not one of them).
             var skip = allCount - longCount
-            for te in instances.indices where instances[te].hasPrefill && !pool.isHeldOff(te) {
+            for te in instances.indices where longCount > 0 && instances[te].hasPrefill && !pool.isHeldOff(te) {
                 if skip == 0 {
                     firstLong = te
                     break
                 }
                 skip -= 1
             }
-            sided = candidates.contains { ($0 >= firstLong && !pool.isHeldOff($0)) == isLong }
+            sided = longCount > 0 && candidates.contains { ($0 >= firstLong && !pool.isHeldOff($0)) == isLong }
         }
         var best = -1
         var bestCost = Int.max
@@ -174,6 +174,16 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
             }
         }
         return best
+    }
+
+    /// How many of `prefillTEs` TEs take the long prompts: as many as the long prompts' recent
+    /// share of tokens fills, rounded, never all of them, and none when they would not fill half
+    /// of one (a TE kept for long prompts that rarely or never come sat idle: on `colocated:N`
+    /// a whole replica, decode included, never served).
+    func longSideCount(of prefillTEs: Int) -> Int {
+        guard prefillTEs >= 2 else { return 0 }
+        let share = recentPromptTokens.long / max(1, recentPromptTokens.long + recentPromptTokens.short)
+        return min(prefillTEs - 1, Int(saturating: (share * Double(prefillTEs)).rounded()))
     }
 }
 

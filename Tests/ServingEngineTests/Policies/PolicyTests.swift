@@ -242,8 +242,8 @@ import XDSTestSupport
     }
 
     @Test func roundRobinRoutingSpreadsWhatPrefixAwareKeepsTogether() throws {
-        // Short prompts all go to the short-prompt TE under prefix-aware (the toy pod's two
-        // prefill TEs split long/short); round-robin alternates between them.
+        // Prefix-aware places each prompt where it would finish soonest (queued tokens, cached
+        // prefix); round-robin alternates between the toy pod's two prefill TEs whatever they hold.
         let aware = try Self.engine(rate: 20, limit: 60)
         let awareCounts = Dictionary(grouping: Self.placements(aware, until: 5).values, by: { $0 }).mapValues(\.count)
         let turns = try Self.engine(rate: 20, limit: 60)
@@ -254,6 +254,32 @@ import XDSTestSupport
         #expect(turnCounts.count == 2 && turnCounts.values.allSatisfy { abs($0 * 2 - total) <= 2 }, "\(turnCounts)")
         #expect(awareCounts != turnCounts, "\(awareCounts) vs \(turnCounts)")
         #expect(aware.report() != turns.report())
+    }
+
+    /// No TE waits for long prompts that do not come: on colocated replicas every one serves
+    /// (one was kept for long prompts, so `colocated:2` ran on one replica and `colocated:4` on
+    /// three), and long prompts get their own TEs only as their share of tokens fills them.
+    @Test(arguments: [2, 4])
+    func everyReplicaServesWhenNoPromptIsLong(replicas: Int) throws {
+        let deployment = try Deployment.resolve("colocated:\(replicas):llama-2-7b:nvidia-a100:tp1")
+        let engine = try ServingEngineTests.synthetic(deployment, rate: 25, limit: 200)
+        let placed = Self.placements(engine, until: 30)
+        #expect(placed.count > 100)
+        #expect(Set(placed.values) == Set(0..<replicas), "\(Dictionary(grouping: placed.values) { $0 }.mapValues(\.count))")
+    }
+
+    @Test func longPromptsGetTheirOwnTEsInProportion() {
+        var policy = PrefixAwareRouting()
+        // A long prompt's side follows the long tokens' recent share: with none, no side.
+        policy.recentPromptTokens = (long: 0, short: 1e6)
+        #expect(policy.longSideCount(of: 4) == 0)
+        policy.recentPromptTokens = (long: 1e5, short: 1e6)  // 9%: under half of one of four TEs
+        #expect(policy.longSideCount(of: 4) == 0)
+        policy.recentPromptTokens = (long: 1e6, short: 1e6)  // half the tokens: half the TEs
+        #expect(policy.longSideCount(of: 4) == 2)
+        policy.recentPromptTokens = (long: 1e9, short: 1)  // never every TE: short prompts keep one
+        #expect(policy.longSideCount(of: 4) == 3)
+        #expect(policy.longSideCount(of: 1) == 0)
     }
 
     @Test func roundRobinBalancingCyclesTheEligibleGroups() throws {
