@@ -106,11 +106,13 @@ enum PodView {
             $0.diesPerDevice == 1 ? " (chips, 1 die each)" : " (chips, \($0.diesPerDevice) dies each)"
         } ?? ""
         let nodeWord = nodes == 1 ? "node" : "nodes"
+        let roles = Set(s.npus.map(\.role))
+        let basis = "colour = load (\(NPULoad.basis(of: roles, long: false)))"
         b.box(
             layout.grid,
             title: layout.grid.width >= 100
-                ? "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs\(dies) · colour = load (prefill busy, decode KV)"
-                : "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs · colour = load (prefill busy, decode KV)")
+                ? "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs\(dies) · \(basis)"
+                : "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs · \(basis)")
         let faults = FaultMap(s)
         for node in 0..<nodes {
             let (x, y) = layout.origin(ofNode: node)
@@ -147,11 +149,11 @@ enum PodView {
         let long = "P prefill  D decode  A attention  E expert  C colocated  · spare    " + NPUState.legend
         // The long legend only where it fits whole; otherwise the short one (never cut).
         let wide = inner.width >= long.count + 2
-        let roles = wide ? long : "P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link"
-        b.put(roles, x: inner.x + 1, y: layout.grid.maxY - 3, style: .dim, clip: inner)
+        let legend = wide ? long : "P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link"
+        b.put(legend, x: inner.x + 1, y: layout.grid.maxY - 3, style: .dim, clip: inner)
         let x = NPULoad.drawLegend(&b, x: inner.x + 1, y: layout.grid.maxY - 2, clip: inner)
         b.put(
-            wide ? " (prefill, expert: busy share · decode, attention: KV use)" : "⊘drained ~draining",
+            wide ? " (\(NPULoad.basis(of: roles, long: true)))" : "⊘drained ~draining",
             x: x, y: layout.grid.maxY - 2, style: .dim, clip: inner)
     }
 
