@@ -221,5 +221,7 @@ import XDSTestSupport
         let text = Self.render(.experts).joined(separator: "\n")
         #expect(text.contains("none: llama-3-70b is a dense model (no experts, no EPLB)"), "\(text)")
         #expect(!text.contains("imbalance (max/mean)") && !text.contains("r rebalance now"))
+        // Nor does its title count expert dies (it said "0 expert dies of colocated-0 (1 of 2 decode TEs)").
+        #expect(text.contains("┌ Die load ─") && !text.contains("expert dies"), "\(text)")
     }
 }
