@@ -45,6 +45,11 @@ import XDSTestSupport
         let header = try? #require(lines.first { $0.contains("instance ") && $0.contains("queued") })
         #expect(header?.contains("state") == true && header?.contains("kind") == false, "\(lines.joined(separator: "\n"))")
         #expect(lines.contains { $0.contains("colocated-0 ") && $0.contains(" serving") })
+        // A TE that has not stepped shows no step time ("–", not "0.0ms").
+        var idle = Self.snapshot
+        idle.instances[1].stepMs = 0
+        let idleRow = Self.render(.pod, idle).first { $0.contains("│ \(idle.instances[1].name) ") }
+        #expect(idleRow?.contains(" – serving") == true && idleRow?.contains("0.0ms") == false, "\(idleRow ?? "no row")")
         let wide = Self.render(.pod, width: 200, height: 60)
         #expect(wide.contains { $0.contains("instance     kind       NPUs") && $0.contains("state") })
     }

@@ -226,11 +226,12 @@ enum PodView {
         // A panel too narrow for every column drops `kind` (the name already says the role: prefill-3,
         // colocated-0) rather than cut the state to one letter ("s" for serving at 120 columns).
         let withKind = area.width >= 69  // 61 columns before the state, 8 for "draining"
+        // A TE that has not stepped (idle, starting) has no step time: "–", not "0.0ms".
         let rows = s.instances.map { i -> [(String, Style)] in
             let kind = withKind ? [(i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare)))] : []
             return [(i.name, .text)] + kind + [
                 ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
-                (Format.percent(i.kvUsage), NPULoad.style(NPULoad.band(i.kvUsage)) == .dim ? .text : NPULoad.style(NPULoad.band(i.kvUsage))), (Format.ms(i.stepMs), .text),
+                (Format.percent(i.kvUsage), NPULoad.style(NPULoad.band(i.kvUsage)) == .dim ? .text : NPULoad.style(NPULoad.band(i.kvUsage))), (i.stepMs > 0 ? Format.ms(i.stepMs) : "–", i.stepMs > 0 ? .text : .dim),
                 instanceState(i),
             ]
         }
