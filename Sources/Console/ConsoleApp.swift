@@ -33,13 +33,18 @@ public struct ConsoleOptions: Sendable {
 
     public init(
         themeName: String? = nil, themesDirectory: String? = nil,
-        monochrome: Bool = ProcessInfo.processInfo.environment["NO_COLOR"] != nil,
+        monochrome: Bool = ConsoleOptions.noColor(ProcessInfo.processInfo.environment),
         logPath: String = ConsoleOptions.defaultLogPath
     ) {
         self.themeName = themeName
         self.themesDirectory = themesDirectory
         self.monochrome = monochrome
         self.logPath = logPath
+    }
+
+    /// `NO_COLOR` as no-color.org defines it: set and not empty (`NO_COLOR=` leaves colour on).
+    public static func noColor(_ environment: [String: String]) -> Bool {
+        environment["NO_COLOR"].map { !$0.isEmpty } ?? false
     }
 
     public static var defaultLogPath: String {
@@ -66,20 +71,11 @@ public enum ConsoleApp {
         let log = ConsoleLog(path: options.logPath)
         let directory =
             options.themesDirectory.map { URL(fileURLWithPath: $0) } ?? ThemeCatalog.findDirectory()
-        var catalog = ThemeCatalog.load(directory: directory)
+        let catalog = ThemeCatalog.load(directory: directory)
         log.write("console start; themes from \(directory?.path ?? "(built-in)")")
         for problem in catalog.problems { log.write("theme skipped: \(problem)") }
-        if options.monochrome {
-            catalog.themes = [catalog.themes.first { $0.monochrome } ?? .builtinMono]
-        }
-        var themeIndex = 0
-        if let name = options.themeName {
-            if let index = catalog.index(named: name) {
-                themeIndex = index
-            } else {
-                log.write("no theme named \(name); using \(catalog.themes[0].name)")
-            }
-        }
+        let start = catalog.start(named: options.themeName, noColor: options.monochrome, logPath: log.path)
+        if let notice = start.notice { log.write(notice) }
         stopRequested.store(false, ordering: .relaxed)
         for sig in [SIGTERM, SIGINT, SIGHUP] {
             signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) }
@@ -90,10 +86,12 @@ public enum ConsoleApp {
         signal(SIGTSTP) { _ in suspendRequested.store(true, ordering: .relaxed) }
         let result = Mutex<Int32>(0)
         let done = DispatchSemaphore(value: 0)
-        let themes = catalog.themes
-        let monochrome = options.monochrome
-        let initialTheme = themeIndex
-        let startup = (options.confirmDestructive, options.scenario, options.startHint)
+        let themes = start.themes
+        let monochrome = start.monochrome
+        let initialTheme = start.index
+        // A theme that could not be used says so on screen (it went only to the log, and
+        // `--theme solarized` quietly showed the dark theme).
+        let startup = (options.confirmDestructive, options.scenario, start.notice.map { ($0, true) } ?? options.startHint.map { ($0, false) })
         let thread = Thread {
             let status = uiLoop(
                 link: link, themes: themes, themeIndex: initialTheme, monochrome: monochrome, log: log,
@@ -227,7 +225,7 @@ public enum ConsoleApp {
 
     private static func uiLoop(
         link: any EngineLink, themes: [Theme], themeIndex: Int, monochrome: Bool,
-        log: ConsoleLog, startup: (confirm: Bool, scenario: Scenario?, hint: String?)
+        log: ConsoleLog, startup: (confirm: Bool, scenario: Scenario?, hint: (text: String, isError: Bool)?)
     ) -> Int32 {
         guard let terminal = NcursesTerminal(monochrome: monochrome) else {
             FileHandle.standardError.write(
@@ -243,7 +241,7 @@ public enum ConsoleApp {
         state.confirmDestructive = startup.confirm
         state.requestQueries = link is RequestQueryLink
         state.scenario = startup.scenario
-        if let hint = startup.hint { state.status = StatusLine(hint, seconds: 20) }
+        if let hint = startup.hint { state.status = StatusLine(hint.text, isError: hint.isError, seconds: 20) }
         var snapshot = link.latestSnapshot()
         state = dispatch(.tick(snapshot), to: state, link: link)
         let frameInterval: UInt64 = 100_000_000  // ≤ 10 frames/s

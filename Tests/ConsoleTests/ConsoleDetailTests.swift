@@ -56,6 +56,21 @@ import XDSTestSupport
         #expect(!state.showHelp && !state.quitting)
     }
 
+    /// Help's Pod line names the state glyphs the grid draws, each with the word the legend
+    /// uses. It said "! X fault": no cell ever shows "!", and ↓ # ≠ went unexplained.
+    @Test(arguments: sizes)
+    func helpNamesTheGridsStateGlyphs(size: (Int, Int)) {
+        let state = drive(primedState(width: size.0, height: size.1), FakeEngineLink(), keys: [.char("?")])
+        let text = ConsoleScreen.render(
+            state, SnapshotFixtures.superpod, theme: .builtinDark, width: size.0, height: size.1
+        ).text
+        for npuState in [NPUState.dead, .slow, .hbm, .link, .drained, .draining] {
+            let word = NPUState.legend.components(separatedBy: "\(npuState.glyph!) ")[1].prefix { $0 != " " }
+            #expect(text.contains("\(npuState.glyph!) \(word)"), "help lacks \(npuState.glyph!) \(word) at \(size)")
+        }
+        #expect(!text.contains("! X"), "\(text)")
+    }
+
     // MARK: requests
 
     @Test func requestsSortByAnyColumnWithMarkerAndReverse() {

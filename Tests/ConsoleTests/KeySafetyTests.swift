@@ -31,6 +31,34 @@ import XDSTestSupport
         #expect(state.prompt == nil && !state.quitting)
     }
 
+    /// Below 80×24 the screen shows only the size needed: no question, fault menu or reply can be
+    /// seen, so keys must not act. At 40×12, `d y` drained node 0 and `f 3 y` failed it, unseen.
+    /// A question left open when the terminal shrank is not answered by a blind `y` either.
+    @Test(arguments: [(40, 12), (79, 24), (80, 23), (1, 1)])
+    func keysDoNothingWhileTheTerminalIsTooSmall(size: (Int, Int)) {
+        let link = FakeEngineLink()
+        var state = ConsoleUpdate.update(primedState(), .resize(width: size.0, height: size.1)).0
+        state = drive(state, link, keys: typed("dyf3y2r :drain node 4") + [.enter])
+        state = ConsoleApp.dispatch(.paste("drain node 5\n"), to: state, link: link)
+        state = ConsoleApp.dispatch(.mouse(.click(x: 10, y: 2)), to: state, link: link)
+        #expect(link.sentCommands.isEmpty, "\(link.sentCommands) at \(size)")
+        #expect(state.view == .pod && state.confirmation == nil && state.faultMenu == nil && state.prompt == nil)
+        let text = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: size.0, height: size.1)
+            .lines.joined(separator: " ")
+        if size.0 >= 40 { #expect(text.contains("q quits"), "\(text)") }
+        // A question opened at full size and the terminal then shrunk: `y` does not answer it.
+        var asked = drive(primedState(), link, keys: [.char("d")])
+        #expect(asked.confirmation != nil)
+        asked = ConsoleUpdate.update(asked, .resize(width: size.0, height: size.1)).0
+        asked = drive(asked, link, keys: [.char("y")])
+        #expect(link.sentCommands.isEmpty)
+        // Back at a usable size the question is still there to answer; q quits while small.
+        asked = ConsoleUpdate.update(asked, .resize(width: 80, height: 24)).0
+        #expect(asked.confirmation != nil)
+        let small = ConsoleUpdate.update(primedState(), .resize(width: size.0, height: size.1)).0
+        #expect(drive(small, link, keys: [.char("q")]).quitting)
+    }
+
     @Test func requestFilterFollowsTheTextAsItIsTyped() throws {
         let snapshot = SnapshotFixtures.superpod
         let target = try #require(snapshot.inFlight.first)

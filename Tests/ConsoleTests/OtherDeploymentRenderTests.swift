@@ -45,6 +45,11 @@ import XDSTestSupport
         let header = try? #require(lines.first { $0.contains("instance ") && $0.contains("queued") })
         #expect(header?.contains("state") == true && header?.contains("kind") == false, "\(lines.joined(separator: "\n"))")
         #expect(lines.contains { $0.contains("colocated-0 ") && $0.contains(" serving") })
+        // A TE that has not stepped shows no step time ("–", not "0.0ms").
+        var idle = Self.snapshot
+        idle.instances[1].stepMs = 0
+        let idleRow = Self.render(.pod, idle).first { $0.contains("│ \(idle.instances[1].name) ") }
+        #expect(idleRow?.contains(" – serving") == true && idleRow?.contains("0.0ms") == false, "\(idleRow ?? "no row")")
         let wide = Self.render(.pod, width: 200, height: 60)
         #expect(wide.contains { $0.contains("instance     kind       NPUs") && $0.contains("state") })
     }
@@ -60,6 +65,8 @@ import XDSTestSupport
         #expect(lines.contains { $0.contains("│ colocated-0 ") } && lines.contains { $0.contains("│ colocated-1 ") })
         #expect(!text.contains("prefill-0"))
         // Both scopes are named on the same line, each with its own figure.
+        // The KV sparkline says its scale.
+        #expect(lines.contains { $0.contains("KV trend 0…100% ") }, "\(text)")
         let written = Format.percent(Self.snapshot.kv.decodeUsage)
         #expect(lines.contains { $0.contains("now: mean ") && $0.contains("tokens written, all decode: now \(written)") })
     }
@@ -135,9 +142,91 @@ import XDSTestSupport
         }
     }
 
+    /// A die fault marks the GPU it is on: on one-die GPUs die D is GPU D. The grid took every die
+    /// as half an Ascend chip, so "fault straggler die 3" drew ↓ on GPU 1 and left GPU 3 plain.
+    @Test func dieFaultsMarkTheirOwnGPU() throws {
+        let d = try Deployment.resolve("colocated:2:llama-3-70b:nvidia-a100:tp4")
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 4))
+        engine.run(until: 5)
+        for line in ["fault straggler die 3", "fault hbm die 6"] {
+            let reply = engine.apply(try OperatorCommand.parse(line).get())
+            #expect(reply.accepted, "\(line): \(reply.message)")
+        }
+        engine.run(until: 10)
+        let s = engine.snapshot()
+        var state = ConsoleUpdate.update(ConsoleState(width: 120, height: 36), .tick(s)).0
+        state.selectedNPU = 7
+        let b = ConsoleScreen.render(state, s, theme: .builtinDark, width: 120, height: 36)
+        let layout = PodLayout(width: 120, height: 36)
+        func cell(_ gpu: Int) -> Character {
+            let (x, y) = layout.origin(ofNode: gpu / 8)
+            return b[x + PodLayout.labelWidth + (gpu % 8) * layout.cellWidth, y].character
+        }
+        #expect(cell(3) == "↓" && cell(6) == "#", "\(b.text)")
+        #expect(cell(1) == "C", "die 3 is not half of GPU 1: \(b.text)")
+        // The detail panel of a faulted GPU says what is wrong with it.
+        state.selectedNPU = 3
+        let detail = ConsoleScreen.render(state, s, theme: .builtinDark, width: 120, height: 36).text
+        #expect(detail.contains("↓ straggler (slow)  role colocated"), "\(detail)")
+    }
+
+    /// xdeepserve-ma's expert dies run every step, 100 % busy even at 1 req/s: judged by busy
+    /// share, the whole expert half of the pod was red ("crit") in the healthy steady state. They
+    /// are judged by their MoE load against the Experts view's thresholds, and the title and
+    /// legend name what colours the roles on the grid (no prefill or decode dies there).
+    @Test func expertDiesAreColouredByMoELoadNotBusyShare() throws {
+        let engine = try ServingEngine(
+            configuration: EngineConfiguration(deployment: try Deployment.resolve("xdeepserve-ma"), seed: 1, syntheticRate: 1))
+        engine.run(until: 3)
+        var s = engine.snapshot()
+        let experts = s.npus.indices.filter { s.npus[$0].role == .expert }
+        #expect(!experts.isEmpty && experts.allSatisfy { s.npus[$0].utilization > 0.9 }, "busy by design")
+        let hot = try #require(experts.last)
+        s.npus[hot].expertLoad = ExpertsView.imbalanceAlarm + 0.5
+        var state = ConsoleUpdate.update(ConsoleState(width: 160, height: 45), .tick(s)).0
+        state.selectedNPU = 0
+        let b = ConsoleScreen.render(state, s, theme: .builtinDark, width: 160, height: 45)
+        let layout = PodLayout(width: 160, height: 45)
+        func cell(_ npu: Int) -> Cell {
+            let (x, y) = layout.origin(ofNode: npu / 8)
+            return b[x + PodLayout.labelWidth + (npu % 8) * layout.cellWidth, y]
+        }
+        let calm = experts.filter { $0 != 0 && $0 != hot && s.npus[$0].expertLoad < ExpertsView.imbalanceWarn }
+        #expect(!calm.isEmpty && calm.allSatisfy { cell($0).style == Style(fg: .good) }, "\(calm.map { cell($0).style })")
+        #expect(cell(hot).style == NPULoad.style(.critical))
+        let text = b.text
+        #expect(text.contains("colour = load (attention KV, expert MoE load)"), "\(text)")
+        #expect(text.contains("(attention: KV use · expert: MoE load, high ≥4×, crit ≥6× mean)"), "\(text)")
+        // The superpod keeps its words.
+        let pod = Self.render(.pod, Self.superpod, width: 160, height: 45).joined(separator: "\n")
+        #expect(pod.contains("colour = load (prefill busy, decode KV)") && pod.contains("(prefill: busy share · decode: KV use)"))
+    }
+
+    /// A trace replay sets no synthetic rate (the snapshot's `arrivalRate` is 0): the header said
+    /// "0.0 req/s" beside hundreds of running requests. It shows the measured arrival rate, marked
+    /// "≈", and "–" until there is a measurement; a synthetic rate is shown as set.
+    @Test func headerMeasuresTheArrivalRateOfATrace() {
+        var s = SnapshotFixtures.superpod
+        s.arrivalRate = 0
+        s.simTime = 100
+        s.requests.arrived = 1_000
+        var state = ConsoleUpdate.update(ConsoleState(width: 120, height: 36), .tick(s)).0
+        func header() -> String { ConsoleScreen.render(state, s, theme: .builtinDark, width: 120, height: 36).lines[0] }
+        #expect(header().contains(" – req/s"), "\(header())")
+        s.simTime = 110
+        s.requests.arrived = 1_125
+        state = ConsoleUpdate.update(state, .tick(s)).0
+        #expect(header().contains(" ≈12.5 req/s"), "\(header())")
+        #expect(!header().contains("0.0 req/s"))
+        s.arrivalRate = 40
+        #expect(header().contains(" 40.0 req/s"), "\(header())")
+    }
+
     @Test func expertsViewOfADenseModelShowsNoBalancing() {
         let text = Self.render(.experts).joined(separator: "\n")
         #expect(text.contains("none: llama-3-70b is a dense model (no experts, no EPLB)"), "\(text)")
         #expect(!text.contains("imbalance (max/mean)") && !text.contains("r rebalance now"))
+        // Nor does its title count expert dies (it said "0 expert dies of colocated-0 (1 of 2 decode TEs)").
+        #expect(text.contains("┌ Die load ─") && !text.contains("expert dies"), "\(text)")
     }
 }

@@ -188,7 +188,7 @@ import XDSTestSupport
             ).lines.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             #expect(
                 lines.joined(separator: " ")
-                    == "Terminal \(w)×\(h) is too small: the console needs at least 80×24.")
+                    == "Terminal \(w)×\(h) is too small: the console needs at least 80×24. Until then keys do nothing; q quits.")
         }
     }
 

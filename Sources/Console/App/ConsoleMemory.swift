@@ -21,6 +21,8 @@ public enum LatencyWindow: String, Sendable, CaseIterable {
 public struct HistogramSample: Sendable, Equatable {
     public var simTime: Double
     public var histograms: LatencyHistograms
+    /// Requests arrived by then (the header's measured rate when nothing sets one).
+    public var arrived = 0
 }
 
 /// A fault as the console has seen it: the engine's status while it is active, and when it
@@ -60,11 +62,22 @@ public struct ConsoleMemory: Sendable, Equatable {
 
     public init() {}
 
+    /// Requests per simulated second that arrived over about the last minute, from the samples;
+    /// `nil` until the samples span ``sampleSeconds``. What the header shows when no synthetic rate
+    /// is set: a trace replay (or `xds serve` taking only HTTP requests) has a snapshot
+    /// `arrivalRate` of 0, and the header said "0.0 req/s" beside 20 running requests.
+    public func observedArrivalRate(_ s: Snapshot) -> Double? {
+        guard let from = histogramSamples.first(where: { s.simTime - $0.simTime <= 60 + Self.sampleSeconds }),
+            s.simTime - from.simTime >= Self.sampleSeconds, s.requests.arrived >= from.arrived
+        else { return nil }
+        return Double(s.requests.arrived - from.arrived) / (s.simTime - from.simTime)
+    }
+
     public mutating func absorb(_ s: Snapshot) {
         // Time went backwards: a different engine (reconnect) or a restart; start over.
         if let last = histogramSamples.last, s.simTime < last.simTime { self = ConsoleMemory() }
         if histogramSamples.last.map({ s.simTime - $0.simTime >= Self.sampleSeconds }) ?? true {
-            histogramSamples.append(HistogramSample(simTime: s.simTime, histograms: s.histograms))
+            histogramSamples.append(HistogramSample(simTime: s.simTime, histograms: s.histograms, arrived: s.requests.arrived))
             let horizon = s.simTime - Self.sampleHorizon
             if let keep = histogramSamples.firstIndex(where: { $0.simTime >= horizon }), keep > 1 {
                 histogramSamples.removeFirst(keep - 1)

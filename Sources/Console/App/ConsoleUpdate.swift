@@ -26,11 +26,11 @@ public enum ConsoleUpdate {
         case .reply(let reply, _):
             s.status = StatusLine(reply.message, isError: !reply.accepted)
         case .mouse(let event):
-            handleMouse(event, &s)
+            if !s.tooSmall { handleMouse(event, &s) }
         case .key(let key):
             handleKey(key, &s, &effects)
         case .paste(let text):
-            PromptEditing.paste(text, &s)
+            if !s.tooSmall { PromptEditing.paste(text, &s) }
         case .preview(let update):
             PreviewKeys.absorb(update, &s)
         case .requestPage, .requestDetail:
@@ -99,6 +99,13 @@ public enum ConsoleUpdate {
     static func handleKey(_ key: Key, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
         if key == Key.controlC {
             quit(&s, &effects)
+            return
+        }
+        // Below the minimum size the screen shows only the size needed, so a key would act on
+        // something the operator cannot see: at 40×12, `d y` drained node 0 and `f 3 y` failed it,
+        // with no question and no reply on screen. Only q (outside a prompt) quits; the rest waits.
+        if s.tooSmall {
+            if key == .char("q"), s.prompt == nil { quit(&s, &effects) }
             return
         }
         if s.prompt != nil {

@@ -14,6 +14,8 @@ final class NcursesTerminal {
     private var resolved: [Style: (attr: attr_t, pair: Int32)] = [:]
     private var theme: Theme?
     private var closed = false
+    /// The locale cannot encode the console's glyphs (`LANG=C`): frames go out as ASCII.
+    let asciiOnly: Bool
     private var decoder = KeySequenceDecoder()
     /// Keys decoded ahead (one read can complete more than one, e.g. Esc followed by a key).
     private var pending: [ConsoleMessage] = []
@@ -21,6 +23,7 @@ final class NcursesTerminal {
     /// `nil` when there is no usable terminal (e.g. stdout is not a tty or TERM is unknown).
     init?(monochrome: Bool) {
         setlocale(LC_ALL, "")  // before newterm, or wide characters are not drawn at all
+        asciiOnly = ASCIIFallback.isNeeded(codeset: String(cString: nl_langinfo(nl_item(CODESET))))
         // Escape should close a prompt at once, not after ncurses' default 1 s wait.
         set_escdelay(25)
         // newterm (unlike initscr) returns nil instead of exiting when there is no terminal.
@@ -162,6 +165,7 @@ final class NcursesTerminal {
             previous = nil
         }
         if previous == nil { werase(window) }
+        let frame = asciiOnly ? frame.asciiOnly() : frame
         for run in frame.diff(from: previous) {
             for (i, cell) in run.cells.enumerated() {
                 let (attr, pair) = curses(cell.style, theme)

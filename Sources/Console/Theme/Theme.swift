@@ -48,7 +48,13 @@ public struct ThemeColor: Sendable, Equatable {
             let i = index - 16
             let r = i / 36, g = (i / 6) % 6, b = i % 6
             let threshold = max(1, max(r, g, b) - 1)
-            return (r >= threshold ? 1 : 0) | (g >= threshold ? 2 : 0) | (b >= threshold ? 4 : 0)
+            let basic = (r >= threshold ? 1 : 0) | (g >= threshold ? 2 : 0) | (b >= threshold ? 4 : 0)
+            // An orange (hue 30° or more, e.g. 214, the dark theme's warn) is the terminal's
+            // yellow, which many draw as orange or brown; taken as red it looked like `bad`.
+            let level = [0, 95, 135, 175, 215, 255]
+            let (R, G, B) = (level[r], level[g], level[b])
+            if basic == 1, G > B, (G - B) * 2 >= R - B { return 3 }
+            return basic
         default: return index < 244 ? 0 : 7
         }
     }
@@ -164,11 +170,23 @@ public struct Theme: Sendable, Equatable {
         // A theme with its own background (the light one) paints every cell, so it reads the
         // same on a dark terminal; the terminal's default ink would vanish on it, so plain text
         // takes the theme's text colour.
+        let painted = bg >= 0
         if let back = colors["background"] {
             if bg < 0 { bg = wide ? back.fg : back.fg8 }
             if fg < 0, let text = colors["text"] { fg = wide ? text.fg : text.fg8 }
         }
-        return ResolvedStyle(fg: fg, bg: bg, attributes: own.union(fgEntry.attributes))
+        var attributes = own.union(fgEntry.attributes)
+        // Eight colours have one black and one white for all 24 greys: the dark theme's border
+        // and spare NPUs (240, 242) became black on a black terminal, the light theme's dim text
+        // and border (245, 249) white on its white background. Ink that would vanish into the
+        // ground it is drawn on (the theme's background, else the terminal's, taken as dark as
+        // the palettes are) takes the other one, dimmed. A cell with a colour of its own behind
+        // it (heat ▀, the header bar) is left as the theme says.
+        if !wide, !painted, fg >= 0, fg == max(bg, 0) {
+            fg = [0, 1, 4, 5].contains(fg) ? 7 : 0
+            attributes.dim = true
+        }
+        return ResolvedStyle(fg: fg, bg: bg, attributes: attributes)
     }
 }
 

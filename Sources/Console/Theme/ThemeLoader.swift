@@ -72,6 +72,41 @@ public struct ThemeCatalog: Sendable {
     }
 
     public func index(named name: String) -> Int? { themes.firstIndex { $0.name == name } }
+
+    /// The themes `t` cycles through, the one to start with, whether the terminal gets colour,
+    /// and a line for the operator when the choice was not what was asked for.
+    public struct Start: Equatable {
+        public var themes: [Theme]
+        public var index: Int
+        public var monochrome: Bool
+        public var notice: String?
+    }
+
+    /// `--theme NAME` picks a theme and, as an explicit choice, wins over `NO_COLOR`
+    /// (no-color.org: command-line arguments override it); without one `NO_COLOR` means the
+    /// mono theme. An unknown name, or theme files that failed to load, give a notice that
+    /// names what there is: both were only in the log, so `--theme solarized` or a typo in
+    /// `themes/mine.toml` quietly showed the dark theme.
+    public func start(named name: String?, noColor: Bool, logPath: String) -> Start {
+        var notices: [String] = []
+        if let name {
+            if let index = index(named: name) {
+                return Start(themes: themes, index: index, monochrome: false, notice: nil)
+            }
+            let fallback = noColor ? "mono (NO_COLOR)" : themes[0].name
+            notices.append(
+                "no theme named \(InputEcho.quoted(name)); using \(fallback) · themes: \(themes.map(\.name).joined(separator: ", "))")
+        }
+        if !problems.isEmpty {
+            let files = problems.map { ($0.split(separator: ":").first.map(String.init) ?? $0) }
+                .map { ($0 as NSString).lastPathComponent }
+            notices.append(
+                "\(files.count == 1 ? "theme file" : "theme files") \(files.joined(separator: ", ")) skipped: see \(logPath)")
+        }
+        let notice = notices.isEmpty ? nil : notices.joined(separator: " · ")
+        guard noColor else { return Start(themes: themes, index: 0, monochrome: false, notice: notice) }
+        return Start(themes: [themes.first { $0.monochrome } ?? .builtinMono], index: 0, monochrome: true, notice: notice)
+    }
 }
 
 /// Why a theme file was rejected, with the place in the file.

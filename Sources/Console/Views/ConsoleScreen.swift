@@ -15,6 +15,7 @@ public enum ConsoleScreen {
             // Wrapped, so the size needed shows however narrow the terminal is; shorter forms when
             // even that does not fit (at 10×3 the wrapped sentence stopped before "80×24").
             let messages = [
+                "Terminal \(width)×\(height) is too small: the console needs at least 80×24. Until then keys do nothing; q quits.",
                 "Terminal \(width)×\(height) is too small: the console needs at least 80×24.",
                 "too small: needs 80×24", "needs 80×24", "80×24",
             ]
@@ -69,7 +70,12 @@ public enum ConsoleScreen {
         }
         let names = [s.deploymentName, s.modelName, s.hardwareName].filter { !$0.isEmpty }
         let speed = Format.speed(s.speed, paused: s.paused, achieved: state.achievedSpeed, short: b.width < 160)
-        let right = "\(Format.fixed(s.arrivalRate)) req/s   \(speed)   sim \(Format.clock(s.simTime)) "
+        // The synthetic rate when one is set; else what arrives (a trace, HTTP), measured, with
+        // the "≈" the achieved speed uses.
+        let rate =
+            s.arrivalRate > 0 || s.requests.arrived == 0
+            ? Format.fixed(s.arrivalRate) : state.memory.observedArrivalRate(s).map { "≈" + Format.fixed($0) } ?? "–"
+        let right = "\(rate) req/s   \(speed)   sim \(Format.clock(s.simTime)) "
         // The names give way to the pacing and the clock when the line is short.
         var title = " " + names.joined(separator: " · ")
         if let scenario = state.scenario {

@@ -101,12 +101,15 @@ enum ExpertsView {
         let decodeTEs = s.instances.filter { $0.kind == "decode" || $0.kind == "colocated" }
         let serving = decodeTEs.filter { $0.state != "retired" }.count
         let whose = serving > 1 ? " of \(decodeTEs[0].name) (1 of \(serving) decode TEs)" : ""
-        b.box(rect, title: "Die load · \(e.dieLoad.count) expert dies\(whose)")
+        let dense = (try? ModelSpec.named(s.modelName))?.isMoE == false
+        // A dense model's title counts nothing: "0 expert dies of colocated-0 (1 of 4 decode TEs)"
+        // read as four TEs whose expert dies had gone missing.
+        b.box(rect, title: dense ? "Die load" : "Die load · \(e.dieLoad.count) expert dies\(whose)")
         let inner = rect.inner
         guard inner.height > 0 else { return }
         // A dense model has nothing to balance: an "imbalance 1.00 · placement stable · r
         // rebalance now" would describe experts that do not exist.
-        if (try? ModelSpec.named(s.modelName))?.isMoE == false {
+        if dense {
             b.put("none: \(s.modelName) is a dense model (no experts, no EPLB)", x: inner.x + 1, y: inner.y,
                   style: .dim, clip: inner)
             return

@@ -155,7 +155,8 @@ enum KVCacheView {
             y += 1
         }
         if y < inner.maxY {
-            let x = b.put("KV trend  ", x: inner.x + 1, y: y, style: .dim)
+            // Its scale is fixed (0 to 100 %), and says so: a bare ▅ read as anything.
+            let x = b.put("KV trend 0…100% ", x: inner.x + 1, y: y, style: .dim)
             b.sparkline(s.series.kvUsage, x: x, y: y, width: inner.maxX - x - 1, max: 1, style: .accent)
         }
     }

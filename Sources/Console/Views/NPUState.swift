@@ -1,3 +1,4 @@
+import PodModel
 import ServingEngine
 
 /// What an NPU cell means at a glance (issue 13 item 1): one glyph per state, the same in
@@ -52,11 +53,13 @@ enum NPUState: Equatable {
 /// ("fault npu 163", "fault straggler die 4 slowdown 2", "fault link 10-200", …).
 /// An NPU the engine marks faulted without a recognised command counts as dead.
 struct FaultMap {
-    static let diesPerNPU = 2
     var byNPU: [Int: NPUState] = [:]
 
     init(_ s: Snapshot) {
         let perNode = ConsoleState.npusPerNode
+        // Die D is on NPU D / dies-per-chip of the deployment's hardware: 2 on an Ascend 910C, 1 on
+        // a GPU, where "fault straggler die 3" is GPU 3 (taken as 2 always, it marked GPU 1).
+        let diesPerNPU = max(1, (try? HardwareProfile.named(s.hardwareName))?.diesPerDevice ?? 2)
         for fault in s.activeFaults {
             let head = fault.description.split(separator: "·").first.map(String.init) ?? ""
             let words = head.split(separator: " ").map { $0.lowercased() }
@@ -65,15 +68,15 @@ struct FaultMap {
                 return Int(words[i + 1])
             }
             if words.contains("straggler"), let die = number(after: "die") {
-                mark(die / Self.diesPerNPU, .slow)
+                mark(die / diesPerNPU, .slow)
             } else if words.contains("hbm"), let die = number(after: "die") {
-                mark(die / Self.diesPerNPU, .hbm)
+                mark(die / diesPerNPU, .hbm)
             } else if let i = words.firstIndex(of: "link"), i + 1 < words.count {
                 for end in words[i + 1].split(separator: "-").compactMap({ Int($0) }) { mark(end, .link) }
             } else if words.first == "fault", let npu = number(after: "npu") {
                 mark(npu, .dead)
             } else if words.first == "fault", let die = number(after: "die") {
-                mark(die / Self.diesPerNPU, .dead)
+                mark(die / diesPerNPU, .dead)
             } else if words.first == "fault", let node = number(after: "node") {
                 for npu in (node * perNode)..<((node + 1) * perNode) { mark(npu, .dead) }
             }
@@ -98,14 +101,18 @@ struct FaultMap {
 
 /// The load an NPU is judged by: what limits it now (issue 13 item 1). Decode and attention
 /// dies run every step by design, so their busy share is always near 100 % and says nothing;
-/// what fills up there is the KV cache. Prefill, expert and colocated dies are limited by
-/// compute, so their busy share is the load.
+/// what fills up there is the KV cache. The expert dies of MoE–attention disaggregation
+/// (xdeepserve-ma) also run every step (100 % busy at 1 req/s, so the whole expert half of the
+/// pod was red): what limits them is how much of the MoE work lands on them, their MoE load
+/// (× the mean die), judged by the Experts view's thresholds. Prefill and colocated dies are
+/// limited by compute, so their busy share is the load.
 enum NPULoad {
-    enum Limit: String { case busy, kv = "KV" }
+    enum Limit: String { case busy, kv = "KV", moe = "MoE load" }
 
     static func limit(_ role: NPURole) -> Limit {
         switch role {
         case .decode, .attention: .kv
+        case .expert: .moe
         default: .busy
         }
     }
@@ -124,6 +131,11 @@ enum NPULoad {
     /// decode die that is busy with an empty KV cache is healthy, not idle and not red.
     static func band(of npu: NPUStatus) -> Band {
         let busy = npu.utilization.isFinite ? npu.utilization : 0
+        if limit(npu.role) == .moe {
+            let load = npu.expertLoad.isFinite ? npu.expertLoad : 0
+            if busy < idle { return .idle }
+            return load >= ExpertsView.imbalanceAlarm ? .critical : load >= ExpertsView.imbalanceWarn ? .high : .ok
+        }
         if busy < idle && value(npu) < idle { return .idle }
         return band(max(value(npu), idle))
     }
@@ -149,6 +161,34 @@ enum NPULoad {
         case .high: "<90% high"
         case .critical: "≥90% crit"
         }
+    }
+
+    /// What the colour of each role on the grid measures, roles sharing a measure together:
+    /// short for the title ("prefill busy, decode KV"), long for the legend ("prefill: busy
+    /// share · decode: KV use"). Only the roles present: xdeepserve-ma's pod holds attention and
+    /// expert dies (its prefill is outside), a GPU cluster colocated replicas.
+    static func basis(of roles: Set<NPURole>, long: Bool) -> String {
+        var groups: [(measure: Limit, roles: [NPURole])] = []
+        for role in NPURole.allCases where role != .spare && roles.contains(role) {
+            if let i = groups.firstIndex(where: { $0.measure == limit(role) }) {
+                groups[i].roles.append(role)
+            } else {
+                groups.append((limit(role), [role]))
+            }
+        }
+        return groups.map { group in
+            let names = group.roles.map(\.rawValue).joined(separator: ", ")
+            guard long else {
+                return names + " " + (group.measure == .busy ? "busy" : group.measure == .kv ? "KV" : "MoE load")
+            }
+            let measure: String =
+                switch group.measure {
+                case .busy: "busy share"
+                case .kv: "KV use"
+                case .moe: "MoE load, high ≥\(Format.fixed(ExpertsView.imbalanceWarn, 0))×, crit ≥\(Format.fixed(ExpertsView.imbalanceAlarm, 0))× mean"
+                }
+            return names + ": " + measure
+        }.joined(separator: long ? " · " : ", ")
     }
 
     /// Draws "load ■<5% idle ■<70% ok ■<90% high ■≥90% crit" and returns the next x.

@@ -15,7 +15,7 @@ enum Overlays {
         ("q Ctrl-C", "quit                                  ?  this help"),
         ("header", "sim time, speed, model, rate, tok/s, run/wait, p99 vs SLO"),
         ("Pod", "NPUs by node; letter = role (P/D/A/E/C/·), colour = load"),
-        ("", "⊘ drained  ~ draining  ! X fault; panel = selected NPU, node"),
+        ("", "X dead ↓ slow # HBM ≠ link ⊘ drained ~ draining; panel: selection"),
         ("Experts", "layer × expert heat (max per cell), die load, imbalance"),
         ("KV cache", "decode DP-group KV use, prefill TEs, prefix hits, DRAM pool"),
         ("Latency", "TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ = SLO; trends"),

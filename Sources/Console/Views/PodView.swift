@@ -106,11 +106,13 @@ enum PodView {
             $0.diesPerDevice == 1 ? " (chips, 1 die each)" : " (chips, \($0.diesPerDevice) dies each)"
         } ?? ""
         let nodeWord = nodes == 1 ? "node" : "nodes"
+        let roles = Set(s.npus.map(\.role))
+        let basis = "colour = load (\(NPULoad.basis(of: roles, long: false)))"
         b.box(
             layout.grid,
             title: layout.grid.width >= 100
-                ? "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs\(dies) · colour = load (prefill busy, decode KV)"
-                : "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs · colour = load (prefill busy, decode KV)")
+                ? "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs\(dies) · \(basis)"
+                : "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs · \(basis)")
         let faults = FaultMap(s)
         for node in 0..<nodes {
             let (x, y) = layout.origin(ofNode: node)
@@ -147,11 +149,11 @@ enum PodView {
         let long = "P prefill  D decode  A attention  E expert  C colocated  · spare    " + NPUState.legend
         // The long legend only where it fits whole; otherwise the short one (never cut).
         let wide = inner.width >= long.count + 2
-        let roles = wide ? long : "P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link"
-        b.put(roles, x: inner.x + 1, y: layout.grid.maxY - 3, style: .dim, clip: inner)
+        let legend = wide ? long : "P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link"
+        b.put(legend, x: inner.x + 1, y: layout.grid.maxY - 3, style: .dim, clip: inner)
         let x = NPULoad.drawLegend(&b, x: inner.x + 1, y: layout.grid.maxY - 2, clip: inner)
         b.put(
-            wide ? " (prefill, expert: busy share · decode, attention: KV use)" : "⊘drained ~draining",
+            wide ? " (\(NPULoad.basis(of: roles, long: true)))" : "⊘drained ~draining",
             x: x, y: layout.grid.maxY - 2, style: .dim, clip: inner)
     }
 
@@ -224,11 +226,12 @@ enum PodView {
         // A panel too narrow for every column drops `kind` (the name already says the role: prefill-3,
         // colocated-0) rather than cut the state to one letter ("s" for serving at 120 columns).
         let withKind = area.width >= 69  // 61 columns before the state, 8 for "draining"
+        // A TE that has not stepped (idle, starting) has no step time: "–", not "0.0ms".
         let rows = s.instances.map { i -> [(String, Style)] in
             let kind = withKind ? [(i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare)))] : []
             return [(i.name, .text)] + kind + [
                 ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
-                (Format.percent(i.kvUsage), NPULoad.style(NPULoad.band(i.kvUsage)) == .dim ? .text : NPULoad.style(NPULoad.band(i.kvUsage))), (Format.ms(i.stepMs), .text),
+                (Format.percent(i.kvUsage), NPULoad.style(NPULoad.band(i.kvUsage)) == .dim ? .text : NPULoad.style(NPULoad.band(i.kvUsage))), (i.stepMs > 0 ? Format.ms(i.stepMs) : "–", i.stepMs > 0 ? .text : .dim),
                 instanceState(i),
             ]
         }
