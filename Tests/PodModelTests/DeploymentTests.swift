@@ -56,8 +56,12 @@ import Testing
         unknownModel.model = "gpt-9"
         var unknownHW = Deployment.superpod
         unknownHW.hardware = "tpu"
+        // The decode group's EP 320 holds 32 shared-expert dies: the message says where 288 comes from.
+        var kimi = Deployment.superpod
+        kimi.model = "kimi-k2"
         let cases: [(Deployment, String)] = [
             (twice, "used twice"), (tooBig, "but the pod has 384 NPUs"), (badEP, "does not divide the experts"),
+            (kimi, "416 slots over 288 routed-expert dies (ep 320 − 32 shared-expert dies)"),
             (negative, "batch_limit must be between 0 and 16384"), (unknownModel, "unknown model 'gpt-9'"),
             (unknownHW, "unknown hardware profile 'tpu'"),
         ]

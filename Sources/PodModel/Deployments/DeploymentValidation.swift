@@ -111,8 +111,12 @@ extension Deployment {
         let routedDies = g.ep - g.sharedExpertDies
         let slots = moe.routedExperts + g.redundantExperts
         if slots % routedDies != 0 {
+            // Name both numbers the EP degree splits into, so "ep 320" beside "288 dies" reads.
+            let dies = g.sharedExpertDies > 0
+                ? "\(routedDies) routed-expert dies (ep \(g.ep) − \(g.sharedExpertDies) shared-expert dies)"
+                : "\(routedDies) expert dies"
             throw ConfigError("\(label): ep \(g.ep) does not divide the experts: \(moe.routedExperts) routed + "
-                + "\(g.redundantExperts) redundant = \(slots) slots over \(routedDies) expert dies")
+                + "\(g.redundantExperts) redundant = \(slots) slots over \(dies)")
         }
     }
 
