@@ -157,11 +157,7 @@ import XDSTestSupport
         var state = ConsoleUpdate.update(ConsoleState(width: 120, height: 36), .tick(s)).0
         state.selectedNPU = 7
         let b = ConsoleScreen.render(state, s, theme: .builtinDark, width: 120, height: 36)
-        let layout = PodLayout(width: 120, height: 36)
-        func cell(_ gpu: Int) -> Character {
-            let (x, y) = layout.origin(ofNode: gpu / 8)
-            return b[x + PodLayout.labelWidth + (gpu % 8) * layout.cellWidth, y].character
-        }
+        func cell(_ gpu: Int) -> Character { Self.gridCell(b, npu: gpu, width: 120, height: 36).character }
         #expect(cell(3) == "↓" && cell(6) == "#", "\(b.text)")
         #expect(cell(1) == "C", "die 3 is not half of GPU 1: \(b.text)")
         // The detail panel of a faulted GPU says what is wrong with it.
@@ -186,11 +182,7 @@ import XDSTestSupport
         var state = ConsoleUpdate.update(ConsoleState(width: 160, height: 45), .tick(s)).0
         state.selectedNPU = 0
         let b = ConsoleScreen.render(state, s, theme: .builtinDark, width: 160, height: 45)
-        let layout = PodLayout(width: 160, height: 45)
-        func cell(_ npu: Int) -> Cell {
-            let (x, y) = layout.origin(ofNode: npu / 8)
-            return b[x + PodLayout.labelWidth + (npu % 8) * layout.cellWidth, y]
-        }
+        func cell(_ npu: Int) -> Cell { Self.gridCell(b, npu: npu, width: 160, height: 45) }
         let calm = experts.filter { $0 != 0 && $0 != hot && s.npus[$0].expertLoad < ExpertsView.imbalanceWarn }
         #expect(!calm.isEmpty && calm.allSatisfy { cell($0).style == Style(fg: .good) }, "\(calm.map { cell($0).style })")
         #expect(cell(hot).style == NPULoad.style(.critical))
@@ -228,5 +220,12 @@ import XDSTestSupport
         #expect(!text.contains("imbalance (max/mean)") && !text.contains("r rebalance now"))
         // Nor does its title count expert dies (it said "0 expert dies of colocated-0 (1 of 2 decode TEs)").
         #expect(text.contains("┌ Die load ─") && !text.contains("expert dies"), "\(text)")
+    }
+
+    /// The Pod view's cell for an NPU (8 per node row) on a screen of that size.
+    static func gridCell(_ b: CellBuffer, npu: Int, width: Int, height: Int) -> Cell {
+        let layout = PodLayout(width: width, height: height)
+        let (x, y) = layout.origin(ofNode: npu / 8)
+        return b[x + PodLayout.labelWidth + (npu % 8) * layout.cellWidth, y]
     }
 }

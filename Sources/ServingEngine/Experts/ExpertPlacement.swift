@@ -897,21 +897,7 @@ struct HotterFirst {
         guard k < a.count else { return sort(a) }
         var low = 0, high = a.count - 1
         while high - low >= 16 {
-            let mid = low + (high - low) / 2
-            if a[mid] < a[low] { a.swapAt(mid, low) }
-            if a[high] < a[low] { a.swapAt(high, low) }
-            if a[high] < a[mid] { a.swapAt(high, mid) }
-            let pivot = a[mid]
-            var i = low, j = high
-            while i <= j {
-                while a[i] < pivot { i += 1 }
-                while pivot < a[j] { j -= 1 }
-                if i <= j {
-                    a.swapAt(i, j)
-                    i += 1
-                    j -= 1
-                }
-            }
+            let (i, j) = partition(a, low, high)
             // [low, j] ≤ pivot ≤ [i, high]: keep the side the boundary (between k − 1 and k) is in.
             if k - 1 <= j {
                 high = j
@@ -925,6 +911,28 @@ struct HotterFirst {
         sort(UnsafeMutableBufferPointer(rebasing: a[0..<k]))
     }
 
+    /// Hoare partition of `a[low...high]` around the median of its first, middle and last keys:
+    /// afterwards `a[low...j]` ≤ pivot ≤ `a[i...high]`, with j < i.
+    @inline(__always)
+    private static func partition(_ a: UnsafeMutableBufferPointer<HotterFirst>, _ low: Int, _ high: Int) -> (Int, Int) {
+        let mid = low + (high - low) / 2
+        if a[mid] < a[low] { a.swapAt(mid, low) }
+        if a[high] < a[low] { a.swapAt(high, low) }
+        if a[high] < a[mid] { a.swapAt(high, mid) }
+        let pivot = a[mid]
+        var i = low, j = high
+        while i <= j {
+            while a[i] < pivot { i += 1 }
+            while pivot < a[j] { j -= 1 }
+            if i <= j {
+                a.swapAt(i, j)
+                i += 1
+                j -= 1
+            }
+        }
+        return (i, j)
+    }
+
     /// Ascending in place: quicksort (median of three) down to runs of 16, then one insertion
     /// sort pass over the whole buffer.
     static func sort(_ a: UnsafeMutableBufferPointer<HotterFirst>) {
@@ -932,21 +940,7 @@ struct HotterFirst {
         var stack: [(Int, Int)] = [(0, a.count - 1)]
         while let (low, high) = stack.popLast() {
             guard high - low >= 16 else { continue }
-            let mid = low + (high - low) / 2
-            if a[mid] < a[low] { a.swapAt(mid, low) }
-            if a[high] < a[low] { a.swapAt(high, low) }
-            if a[high] < a[mid] { a.swapAt(high, mid) }
-            let pivot = a[mid]
-            var i = low, j = high
-            while i <= j {
-                while a[i] < pivot { i += 1 }
-                while pivot < a[j] { j -= 1 }
-                if i <= j {
-                    a.swapAt(i, j)
-                    i += 1
-                    j -= 1
-                }
-            }
+            let (i, j) = partition(a, low, high)
             // The larger side waits on the stack; the smaller is taken next (depth O(log n)).
             if j - low < high - i {
                 stack.append((i, high))
