@@ -121,8 +121,9 @@ public struct PrefillPool {
 /// the rest (when there are at least two; long prompts straggle a whole barrier). The long side
 /// gets a share of the TEs that follows the long prompts' recent share of prompt tokens, so a
 /// long-heavy trace does not crowd onto a fixed few, and none when that share rounds to no TE
-/// (rare long prompts then share the TEs with the short ones, rather than a TE waiting for them). Then the TE that would finish the request
-/// soonest: its queued tokens plus this prompt's tokens not already in its cache.
+/// (rare long prompts then share the TEs with the short ones, rather than a TE waiting for
+/// them). Then the TE that would finish the request soonest: its queued tokens plus this
+/// prompt's tokens not already in its cache.
 public struct PrefixAwareRouting: RequestRoutingPolicy {
     public var name: String { "prefix-aware" }
     /// Recent prompt tokens of long and short prompts, decaying per arrival (a window of
