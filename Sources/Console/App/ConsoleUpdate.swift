@@ -57,7 +57,7 @@ public enum ConsoleUpdate {
         s.paused = snapshot.paused
         s.speed = snapshot.speed
         if !snapshot.npus.isEmpty { s.npuCount = snapshot.npus.count }
-        if let hardware = try? HardwareProfile.named(snapshot.hardwareName) { s.diesPerNPU = hardware.diesPerDevice }
+        if let hardware = snapshot.hardware { s.diesPerNPU = hardware.diesPerDevice }
         if let first = snapshot.experts.heat.first {
             s.layerCount = snapshot.experts.heat.count
             s.expertCount = first.count

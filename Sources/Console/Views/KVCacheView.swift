@@ -57,7 +57,7 @@ enum KVCacheView {
     /// Dies per decode DP group, from the decode NPUs' dies (the hardware's dies per chip) over
     /// the group count; nil when that does not divide evenly or the hardware is unknown.
     static func diesPerDecodeGroup(_ s: Snapshot) -> Int? {
-        guard let hw = try? HardwareProfile.named(s.hardwareName), !s.kv.decodeGroups.isEmpty else { return nil }
+        guard let hw = s.hardware, !s.kv.decodeGroups.isEmpty else { return nil }
         let decodeDies = s.npus.filter { [.decode, .colocated, .attention].contains($0.role) }.count * hw.diesPerDevice
         guard decodeDies > 0, decodeDies % s.kv.decodeGroups.count == 0 else { return nil }
         return decodeDies / s.kv.decodeGroups.count

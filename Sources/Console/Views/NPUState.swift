@@ -59,7 +59,7 @@ struct FaultMap {
         let perNode = ConsoleState.npusPerNode
         // Die D is on NPU D / dies-per-chip of the deployment's hardware: 2 on an Ascend 910C, 1 on
         // a GPU, where "fault straggler die 3" is GPU 3 (taken as 2 always, it marked GPU 1).
-        let diesPerNPU = max(1, (try? HardwareProfile.named(s.hardwareName))?.diesPerDevice ?? 2)
+        let diesPerNPU = max(1, s.hardware?.diesPerDevice ?? 2)
         for fault in s.activeFaults {
             let head = fault.description.split(separator: "·").first.map(String.init) ?? ""
             let words = head.split(separator: " ").map { $0.lowercased() }
@@ -201,4 +201,10 @@ enum NPULoad {
         }
         return x
     }
+}
+
+extension Snapshot {
+    /// The deployment's hardware profile (dies per chip for fault menus, titles and group sizes),
+    /// nil for a name this build does not know (a newer server): views then claim nothing.
+    var hardware: HardwareProfile? { try? HardwareProfile.named(hardwareName) }
 }

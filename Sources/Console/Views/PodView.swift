@@ -102,7 +102,7 @@ enum PodView {
     static func drawGrid(_ b: inout CellBuffer, _ layout: PodLayout, _ state: ConsoleState, _ s: Snapshot) {
         let nodes = (s.npus.count + PodLayout.npusPerNode - 1) / PodLayout.npusPerNode
         // Dies per chip from the deployment's hardware (2 on an Ascend 910C, 1 on a GPU), not assumed.
-        let dies = (try? HardwareProfile.named(s.hardwareName)).map {
+        let dies = s.hardware.map {
             $0.diesPerDevice == 1 ? " (chips, 1 die each)" : " (chips, \($0.diesPerDevice) dies each)"
         } ?? ""
         let nodeWord = nodes == 1 ? "node" : "nodes"

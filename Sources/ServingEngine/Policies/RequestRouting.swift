@@ -150,19 +150,19 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         // else all candidates.
         var firstLong = Int.max
         var sided = false
-        if allCount >= 2 {
-            let longCount = longSideCount(of: allCount)
+        let longCount = longSideCount(of: allCount)
+        if longCount > 0 {
             // The long TEs are the last `longCount` of the prefill TEs in service (ascending):
             // those from `firstLong` on that are in the pool (a held-off TE is not one of them).
             var skip = allCount - longCount
-            for te in instances.indices where longCount > 0 && instances[te].hasPrefill && !pool.isHeldOff(te) {
+            for te in instances.indices where instances[te].hasPrefill && !pool.isHeldOff(te) {
                 if skip == 0 {
                     firstLong = te
                     break
                 }
                 skip -= 1
             }
-            sided = longCount > 0 && candidates.contains { ($0 >= firstLong && !pool.isHeldOff($0)) == isLong }
+            sided = candidates.contains { ($0 >= firstLong && !pool.isHeldOff($0)) == isLong }
         }
         var best = -1
         var bestCost = Int.max
