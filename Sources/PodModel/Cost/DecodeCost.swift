@@ -342,8 +342,40 @@ extension CostModel {
         }
         let one = decodeStep(input, microbatches: 1, shared: shared, exchange: &exchange)
         guard model.isMoE else { return one }
+        // Two microbatches cannot win when even their attention streams alone take as long as one
+        // microbatch's whole step (small batches: each microbatch reads the weights again on two
+        // thirds of the die). Skipping them then returns what the comparison would (speed only:
+        // the dearer candidate was half of a light replay's cost-model work).
+        if twoMicrobatchesFloor(input, shared: shared) >= one.stepSeconds { return one }
         let two = decodeStep(input, microbatches: 2, shared: shared, exchange: &exchange)
         return two.stepSeconds < one.stepSeconds ? two : one
+    }
+
+    /// A lower bound on the two-microbatch step's time, bit for bit: ``decodeStep(_:microbatches:shared:exchange:)``'s
+    /// own sums with each layer replaced by its two attention streams, one of the terms whose
+    /// maximum the layer is (``decodeMoELayer(_:queryTokens:microbatches:context:shape:exchange:)``).
+    /// Rounded addition and multiplication by a positive factor are monotone, so the bound never
+    /// exceeds the step. Only for a single load factor (the per-layer mean is not a plain sum); 0
+    /// otherwise, which bounds nothing.
+    func twoMicrobatchesFloor(_ input: DecodeStepInput, shared: DecodeStepShared) -> Double {
+        guard input.moeLoadFactorPerLayer?.isEmpty ?? true else { return 0 }
+        func streams(queryTokens q: Double) -> Double {
+            let requests = input.requestsPerGroup / 2
+            var attention = decodeAttention(requests: requests, context: shared.context, queryTokens: q,
+                                            tp: input.attentionTP, share: constants.attentionStreamCubeShare,
+                                            vectorShare: constants.attentionStreamVectorShare) * input.attentionSlowdown
+            attention += tensorParallelAllReduce(tokens: requests * q, tp: input.attentionTP)
+            return 2 * attention
+        }
+        var other = shared.otherBeforeDraft
+        var graphs = 1.0
+        if shared.mtpOn {
+            other += Double(input.mtpDrafts) * (streams(queryTokens: 1) + shared.draftProjection + shared.draftLMHead
+                                                + shared.draftSampling)
+            graphs += 1
+        }
+        other += graphs * constants.graphLaunchSeconds + constants.schedulingSeconds
+        return Double(model.moeLayers) * streams(queryTokens: shared.q) + other
     }
 
     /// The dispatch and combine times of the last candidate layer priced in one decode step, by

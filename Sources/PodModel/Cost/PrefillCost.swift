@@ -61,9 +61,16 @@ extension CostModel {
     static func flowShop(_ phases: [PrefillPhase], microbatches m: Int) -> Double {
         let chain = phases.reduce(0) { $0 + $1.exposedSeconds }
         guard m > 1 else { return chain }
-        var load = [0.0, 0.0, 0.0]
-        for p in phases { load[p.resource.rawValue] += p.seconds }
-        return max(chain, Double(m) * load.max()!)
+        // Per resource, in phase order (three locals, not an array allocated per batch).
+        var cores = 0.0, tpLinks = 0.0, fabric = 0.0
+        for p in phases {
+            switch p.resource {
+            case .cores: cores += p.seconds
+            case .tpLinks: tpLinks += p.seconds
+            case .fabric: fabric += p.seconds
+            }
+        }
+        return max(chain, Double(m) * max(max(cores, tpLinks), fabric))
     }
 
     /// All-gather over a TP group: each die receives the other dies' `bytesPerDie` (intra-node link).
@@ -83,6 +90,7 @@ extension CostModel {
     /// sequence-parallel; then dispatch (each token sent once per destination die), the routed
     /// experts of the hottest die, and combine.
     func prefillPhases(_ input: PrefillBatchInput, tokens n: Double, moeLayer: Bool) -> [PrefillPhase] {
+        let model = self.model  // one copy out of the cost model's box, not one per read
         let tp = input.attentionTP, t = Double(tp)
         let groupTokens = n * t
         let eight = model.weightType.isEightBit
@@ -106,10 +114,14 @@ extension CostModel {
                        bytes: groupTokens * model.kvBytesPerTokenPerLayer, eightBit: false,
                        computeEfficiency: constants.attentionComputeEfficiency)
         let allToAll = tensorParallelAllGather(bytesPerDie: groupTokens * headOut / t * DType.bf16.bytes / t, tp: tp)
-        var phases = [PrefillPhase(onFabric: false, seconds: prolog * input.slowdown),
-                      PrefillPhase(onFabric: true, seconds: gather, tp: true),
-                      PrefillPhase(onFabric: false, seconds: core * input.slowdown),
-                      PrefillPhase(onFabric: true, seconds: allToAll, tp: true)]
+        // Room for the MoE layer's eight phases up front: growing a four-phase literal by append
+        // reallocated it on every batch (2% of a colocated replay).
+        var phases = [PrefillPhase]()
+        phases.reserveCapacity(8)
+        phases.append(PrefillPhase(onFabric: false, seconds: prolog * input.slowdown))
+        phases.append(PrefillPhase(onFabric: true, seconds: gather, tp: true))
+        phases.append(PrefillPhase(onFabric: false, seconds: core * input.slowdown))
+        phases.append(PrefillPhase(onFabric: true, seconds: allToAll, tp: true))
         guard moeLayer, let moe = model.moe else {
             let ffn = roofline(flops: n * model.denseFFNFlopsPerToken, bytes: model.denseFFNParameters * model.weightType.bytes,
                                eightBit: eight)
@@ -155,9 +167,11 @@ extension CostModel {
     public func prefillBatch(_ input: PrefillBatchInput) -> PrefillBatchCost {
         let m = max(1, input.microbatches)
         let n = input.tokensPerDie / Double(m)
-        var moePhases = prefillPhases(input, tokens: n, moeLayer: true)
-        var layer = model.isMoE ? Self.flowShop(moePhases, microbatches: m) : 0
-        if model.isMoE, let factors = input.moeLoadFactorPerLayer, !factors.isEmpty {
+        // A dense model has no MoE layer: its phases would be the dense layer's, priced twice.
+        let isMoE = model.isMoE
+        var moePhases = isMoE ? prefillPhases(input, tokens: n, moeLayer: true) : []
+        var layer = isMoE ? Self.flowShop(moePhases, microbatches: m) : 0
+        if isMoE, let factors = input.moeLoadFactorPerLayer, !factors.isEmpty {
             // Each layer waits for its own hottest die: average the layers' times and phases (as the
             // first layer plus the mean deviation from it, exact when every layer is alike).
             var one = input
@@ -185,7 +199,7 @@ extension CostModel {
         let moeLayers = Double(model.moeLayers)
         let batch = moeLayers * layer + other
         var breakdown = StepBreakdown()
-        if model.isMoE {
+        if isMoE {
             let mb = Double(m)
             let s = moePhases.map(\.seconds)
             breakdown.attention = moeLayers * mb * (s[0] + s[1] + s[2] + s[3])
@@ -194,7 +208,7 @@ extension CostModel {
             breakdown.combine = moeLayers * mb * s[7]
         }
         breakdown.other = other
-        return PrefillBatchCost(batchSeconds: batch, layerSeconds: model.isMoE ? layer : denseLayer,
+        return PrefillBatchCost(batchSeconds: batch, layerSeconds: isMoE ? layer : denseLayer,
                                 breakdown: breakdown, tokensPerSecondPerDie: input.tokensPerDie / batch)
     }
 }

@@ -1,0 +1,75 @@
+import SimKit
+import Testing
+@testable import PodModel
+
+/// The decode scheduler's pick of one or two microbatches (system.md §4b) skips pricing two when
+/// a lower bound already loses to one. The bound must never exceed the two-microbatch step, and
+/// the pick must stay the faster of the two forced candidates, bit for bit.
+@Suite struct MicrobatchChoiceTests {
+    private struct Case {
+        var cost: CostModel
+        var input: DecodeStepInput
+    }
+
+    /// A seeded spread of decode steps: DeepSeek-R1 on the 910C at EP 320 and EP 16 (TP 1 and 2),
+    /// and a GQA MoE on H100 at TP 4; batches 1…256, contexts 0…32K, MTP on and off, stragglers.
+    private func cases(count: Int) -> [Case] {
+        var rng = RandomStreams(seed: 11).stream("microbatch-choice")
+        let layouts: [(CostModel, dies: Int, slots: Int, shared: Int, tp: Int)] = [
+            (CostModel(model: .deepSeekR1, hardware: .ascend910C), 320, 288, 32, 1),
+            (CostModel(model: .deepSeekR1, hardware: .ascend910C), 16, 256, 0, 2),
+            (CostModel(model: .qwen3_235B, hardware: .nvidiaH100), 8, 128, 0, 4),
+        ]
+        return (0..<count).map { i in
+            let layout = layouts[i % layouts.count]
+            let batch = Double(1 + Int(rng.uniform() * 256))
+            var input = DecodeStepInput(requestsPerGroup: batch, contextTokens: (rng.uniform() * 32_768).rounded(),
+                                        mtpAcceptance: rng.uniform() < 0.5 ? 0 : 0.7, dpGroups: layout.dies / layout.tp,
+                                        expertDies: layout.dies, routedSlots: layout.slots,
+                                        sharedExpertDies: layout.shared, moeLoadFactor: 1 + rng.uniform() * 3)
+            input.attentionTP = layout.tp
+            input.requestsPerInstance = batch * Double(layout.dies / layout.tp) * (0.5 + rng.uniform())
+            if rng.uniform() < 0.2 { input.attentionSlowdown = 1 + rng.uniform() }
+            if rng.uniform() < 0.2 { input.expertSlowdown = 1 + rng.uniform() }
+            return Case(cost: layout.0, input: input)
+        }
+    }
+
+    private func forced(_ c: Case, _ m: Int) -> DecodeStepCost {
+        var input = c.input
+        input.microbatches = m
+        return c.cost.decodeStep(input)
+    }
+
+    @Test func theFloorNeverExceedsTheTwoMicrobatchStep() {
+        for c in cases(count: 600) {
+            let floor = c.cost.twoMicrobatchesFloor(c.input, shared: c.cost.decodeStepShared(c.input))
+            let two = forced(c, 2).stepSeconds
+            #expect(floor <= two, "floor \(floor) above the two-microbatch step \(two) for \(c.input)")
+        }
+    }
+
+    @Test func thePickIsTheFasterCandidateBitForBit() {
+        var skipped = 0, two = 0
+        for c in cases(count: 600) {
+            let picked = c.cost.decodeStep(c.input)
+            let (one, both) = (forced(c, 1), forced(c, 2))
+            let expected = both.stepSeconds < one.stepSeconds ? both : one
+            #expect(picked == expected, "picked \(picked.microbatches) microbatches for \(c.input)")
+            if c.cost.twoMicrobatchesFloor(c.input, shared: c.cost.decodeStepShared(c.input)) >= one.stepSeconds {
+                skipped += 1
+            }
+            if picked.microbatches == 2 { two += 1 }
+        }
+        // Both branches are exercised: small batches skip the second candidate, large ones take it.
+        #expect(skipped > 0 && two > 0, "skipped \(skipped), two microbatches \(two)")
+    }
+
+    @Test func perLayerFactorsAreNeverSkipped() {
+        var input = DecodeStepInput(requestsPerGroup: 2, contextTokens: 1_024, mtpAcceptance: 0.7, dpGroups: 320,
+                                    expertDies: 320, routedSlots: 288, sharedExpertDies: 32)
+        input.moeLoadFactorPerLayer = [1.2, 3.0, 1.1]
+        let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
+        #expect(cost.twoMicrobatchesFloor(input, shared: cost.decodeStepShared(input)) == 0)
+    }
+}
