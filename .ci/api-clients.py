@@ -285,5 +285,50 @@ except urllib.error.HTTPError as e:
     ready = json.load(e)
 check("after hostile commands /ready is truthful", ready.get("status") in ("ready", "degraded") and "reason" in ready, ready)
 
+# A known path with a method it does not take is 405 with Allow; OPTIONS on it is 204 with Allow;
+# an unknown path stays 404.
+def raw_request(method, path):
+    probe = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+    probe.request(method, path)
+    answer = probe.getresponse()
+    body = answer.read()
+    probe.close()
+    return answer.status, answer.getheader("Allow"), body
+
+
+status, allow, body = raw_request("GET", "/v1/chat/completions")
+check("GET on a POST route is 405 with Allow", status == 405 and allow == "POST, OPTIONS"
+      and json.loads(body)["error"]["code"] == "method_not_allowed", (status, allow, body[:200]))
+status, allow, _ = raw_request("DELETE", "/metrics")
+check("DELETE /metrics is 405 with Allow", status == 405 and allow == "GET, HEAD, OPTIONS", (status, allow))
+status, allow, body = raw_request("OPTIONS", "/v1/completions")
+check("OPTIONS on a route is 204 with Allow", status == 204 and allow == "POST, OPTIONS" and body == b"", (status, allow))
+status, allow, _ = raw_request("OPTIONS", "/no/such/route")
+check("OPTIONS on an unknown path is 404", status == 404 and allow is None, (status, allow))
+
+# Every metric family has its HELP text (Hummingbird's hb_* and http_server_* had none).
+families = {f.name: f for f in text_string_to_metric_families(urllib.request.urlopen(f"{base}/metrics", timeout=30)
+                                                              .read().decode())}
+undocumented = sorted(name for name, f in families.items() if not f.documentation)
+check("every metric family has HELP", not undocumented, undocumented)
+
+# Once the engine has drained, vllm:generation_tokens_total is the tokens the requests produced
+# (the sum of vllm:request_generation_tokens): a decode step credited 1 + MTP acceptance per
+# request on average, its last step included, and the counter ran ahead (34 for 20 one-token replies).
+admin_command("rate 0")
+admin_command("speed 200")
+for _ in range(300):
+    if admin_state()["requests"]["inFlight"] == 0:
+        break
+    time.sleep(0.2)
+time.sleep(1)
+families = {f.name: f for f in text_string_to_metric_families(urllib.request.urlopen(f"{base}/metrics", timeout=30)
+                                                              .read().decode())}
+counted = sum(s.value for s in families["vllm:generation_tokens"].samples if s.name.endswith("_total"))
+produced = sum(s.value for s in families["vllm:request_generation_tokens"].samples if s.name.endswith("_sum"))
+# A reply a stop string cuts during its own last step keeps that step's average (under 2 tokens).
+check("generation_tokens_total is the tokens produced", produced > 0 and abs(counted - produced) < 3,
+      (counted, produced))
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

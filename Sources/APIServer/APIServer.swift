@@ -127,7 +127,7 @@ public final class APIServer: Sendable {
         guard !Self.metricsSystemBootstrapped.exchange(true, ordering: .acquiringAndReleasing) else {
             return false
         }
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
+        MetricsSystem.bootstrap(DescribedMetricsFactory(registry: metrics.registry))
         return true
     }
 
@@ -143,7 +143,8 @@ public final class APIServer: Sendable {
         // Outside the error middleware, so it sees the status a client got (a 404 counts as 404,
         // not as an error thrown past it).
         router.add(middleware: MetricsMiddleware())
-        router.add(middleware: APIErrorMiddleware())
+        let routes = RouteMethods()
+        router.add(middleware: APIErrorMiddleware(routes: routes))
         HealthRoutes(link: link, backend: backend).register(on: router)
         CompletionRoutes(
             backend: backend, metrics: metrics,
@@ -161,6 +162,7 @@ public final class APIServer: Sendable {
             link: link, token: configuration.adminToken, maxBodyBytes: configuration.maxBodyBytes,
             eventInterval: configuration.adminEventInterval
         ).register(on: router)
+        routes.learn(router.routes)
         return router
     }
 }

@@ -76,6 +76,12 @@ extension EngineHost: PreviewLink {
         case .failure(let refusal): return .failure(refusal)
         case .success(let run):
             let began = DispatchTime.now().uptimeNanoseconds
+            let budget = bounds.previewWall
+            let timeUp = DispatchWorkItem {
+                cancellation.stop(reason: "it used up its \(Pacer.format(budget)) s wall-clock budget")
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + budget, execute: timeUp)
+            defer { timeUp.cancel() }
             guard var result = run.run(progress: progress, cancellation: cancellation) else {
                 return .failure(Self.cancelledRefusal(hostRunning: isRunning))
             }

@@ -119,15 +119,21 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         /// fork holds ~200 MB): unbounded, a few requests held a server's memory and cores for
         /// minutes. A cancelled preview (its client hung up) stops within a slice and frees its place.
         public var previews: Int
+        /// Wall-clock seconds a preview may compute: then it stops at its next 15 s slice of
+        /// simulated time and answers with the window so far, saying where it stopped and why
+        /// (`preview rate 10000 for 1h` ran for minutes before). A preview that finishes in time
+        /// answers exactly as without the budget.
+        public var previewWall: Double
 
         public init(stall: Double = 2, backlog: Double = 2, command: Double = 5, admission: Double = 10,
-                    abandon: Double = 15, previews: Int = 2) {
+                    abandon: Double = 15, previews: Int = 2, previewWall: Double = 30) {
             self.stall = stall
             self.backlog = backlog
             self.command = command
             self.admission = admission
             self.abandon = abandon
             self.previews = previews
+            self.previewWall = previewWall
         }
     }
     public let capabilities: Set<EngineCapability>

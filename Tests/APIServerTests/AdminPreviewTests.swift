@@ -61,6 +61,12 @@ struct AdminPreviewTests {
             let (tooLong, tooLongReason) = try await Self.post(base, ["command": "drain node 1", "duration": "2h"], token: "tok")
             #expect(tooLong == 400)
             expectOpenAIShape(tooLongReason, param: "duration")
+            // A number of seconds: the message says what a duration is (it said only "wrong type").
+            let (number, numberReason) = try await Self.post(base, ["command": "drain node 1", "duration": 90], token: "tok")
+            #expect(number == 400)
+            expectOpenAIShape(numberReason, param: "duration")
+            #expect(((numberReason["error"] as? [String: Any])?["message"] as? String)
+                == "field 'duration' has the wrong type (expected a string from 1s to 1h, such as 90s, 10m or 1h)")
             let (nested, nestedReason) = try await Self.post(base, ["command": "preview drain node 1"], token: "tok")
             #expect(nested == 400)
             expectOpenAIShape(nestedReason, param: "command")

@@ -124,6 +124,42 @@ struct ClientOptionTests {
         }
     }
 
+    /// A known path asked with a method it does not take answers 405 with an `Allow` header (it
+    /// was a 404, which told a client the route did not exist); `OPTIONS` on a known path, a CORS
+    /// preflight included, answers 204 with `Allow` (it was a 404 too) and grants no other origin.
+    /// Unknown paths and a route's own 404 (an unknown model) stay 404.
+    @Test func wrongMethodIs405WithAllowAndOptionsIs204() async throws {
+        try await LiveServer.with { server in
+            let get = try await server.request("GET", "/v1/completions")
+            #expect(get.status == 405 && get.headers["allow"] == "POST, OPTIONS", "\(get.status) \(get.headers)")
+            let error = try #require(try get.json()["error"] as? [String: Any], "\(get.text)")
+            #expect(error["code"] as? String == "method_not_allowed")
+            #expect(error["message"] as? String == "/v1/completions does not take GET; it takes POST, OPTIONS")
+            let post = try await server.request("POST", "/metrics", body: Data("{}".utf8))
+            #expect(post.status == 405 && post.headers["allow"] == "GET, HEAD, OPTIONS")
+            let delete = try await server.request("DELETE", "/v1/models/\(server.backend.modelName)")
+            #expect(delete.status == 405 && delete.headers["allow"] == "GET, HEAD, OPTIONS")
+            #expect(try await server.request("PUT", "/admin/commands").headers["allow"] == "POST, OPTIONS")
+            #expect(try await server.request("HEAD", "/v1/chat/completions").status == 405)
+            let options = try await server.request("OPTIONS", "/v1/chat/completions")
+            #expect(options.status == 204 && options.headers["allow"] == "POST, OPTIONS" && options.body.isEmpty)
+            #expect(try await server.request("OPTIONS", "/health").headers["allow"] == "GET, HEAD, OPTIONS")
+            // A browser's preflight: told the methods, not granted the origin.
+            let connection = try RawConnection(port: server.port, readTimeout: 15)
+            defer { connection.close() }
+            connection.write(raw: "OPTIONS /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://example.com\r\n"
+                + "Access-Control-Request-Method: POST\r\n\r\n")
+            let preflight = await connection.read(until: "\r\n\r\n")
+            #expect(preflight.hasPrefix("HTTP/1.1 204") && preflight.contains("Allow: POST, OPTIONS"), "\(preflight)")
+            #expect(!preflight.lowercased().contains("access-control-allow-origin"))
+            for (method, path) in [("GET", "/no/such"), ("OPTIONS", "/no/such"), ("POST", "/v1"), ("GET", "/v1/models/no-such-model"),
+                                   ("GET", "/v1/models/a/b")] {
+                let reply = try await server.request(method, path)
+                #expect(reply.status == 404 && reply.headers["allow"] == nil, "\(method) \(path): \(reply.status)")
+            }
+        }
+    }
+
     /// `Expect: 100-continue` (curl sends it with any body over 1 KiB) is answered with `100
     /// Continue` before the body is sent; without it curl waited a second, which counted in the
     /// request's latency. The same connection then serves the next request.

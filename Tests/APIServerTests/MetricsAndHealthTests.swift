@@ -92,6 +92,15 @@ struct MetricsAndHealthTests {
             #expect(errors.sum("hb_requests", containing: [#"status_code="400""#]) >= 1)
             #expect(errors.sum("hb_requests", containing: [#"status_code="500""#]) == 0)
             #expect(errors.sum("hb_errors") == 0 && errors.sum("hb_request_errors") == 0)
+            // Every family has its HELP line, Hummingbird's too (they came with TYPE alone).
+            let lines = try await server.get("/metrics").text.split(separator: "\n")
+            func names(_ prefix: String) -> Set<Substring> {
+                Set(lines.filter { $0.hasPrefix(prefix) }.compactMap { $0.split(separator: " ").dropFirst(2).first })
+            }
+            let typed = names("# TYPE "), described = names("# HELP ")
+            #expect(typed.isSuperset(of: ["hb_requests", "http_server_request_duration", "http_server_active_requests"]),
+                    "\(typed.sorted())")
+            #expect(typed.subtracting(described).isEmpty, "no HELP for \(typed.subtracting(described).sorted())")
             // A client that hangs up is counted as 499 (client closed request), not as a 500.
             let leaving = try RawConnection(port: server.port)
             leaving.post("/v1/completions", json: #"{"prompt": "hi", "max_tokens": 2000}"#)

@@ -60,7 +60,7 @@ import XDSTestSupport
         // One-column NPU cells at 160 (two-column cells start at 180, where the side column fits).
         #expect(lines[5].hasPrefix("│ 01 PPPPPPPP 09 PPPPPPPP 17XDDDDXDDD 25 DDDDDDDD 33 DDDDDDDD 41 ········ "))
         #expect(text.contains("│ node 0 in service  util 62%  requests 102  d/u drain  f fault"))
-        #expect(text.contains("│ DP groups 0  experts –  MoE load –  "))
+        #expect(text.contains("│ DP group 0 of 8  experts –  MoE load –  "))
         // The Faults panel is on screen beside the detail and instances, its lines whole.
         #expect(text.contains("│ #1 detected  NPU 140 lost (node 17) "))
         #expect(text.contains("│  at 0:09:58 · 0 re-prefilled · 0 failed "))

@@ -123,7 +123,7 @@ import XDSTestSupport
         #expect(text.contains("Die load · 8 expert dies of colocated-0 (1 of 4 decode TEs)"), "\(text)")
         #expect(text.contains("(1 die per column)"))
         // The NPU detail keeps "MoE load" on its line: 16 experts per GPU are shortened.
-        let detail = Self.render(.pod, engine.snapshot()).first { $0.contains("experts ") && $0.contains("DP groups") }
+        let detail = Self.render(.pod, engine.snapshot()).first { $0.contains("experts ") && $0.contains("DP ") }
         #expect(detail?.contains(", … (16)  MoE load ") == true, "\(detail ?? "no detail line")")
         let pod = Self.render(.experts, Self.superpod).joined(separator: "\n")
         #expect(pod.contains("Die load · 288 expert dies ─"), "one decode TE: no TE named")
@@ -164,6 +164,49 @@ import XDSTestSupport
         state.selectedNPU = 3
         let detail = ConsoleScreen.render(state, s, theme: .builtinDark, width: 120, height: 36).text
         #expect(detail.contains("↓ straggler (slow)  role colocated"), "\(detail)")
+    }
+
+    /// A node whose only fault is a straggler die is "slow", not "faulted" (the node line said
+    /// "node N faulted" of a node that only had a slow die); a dead NPU still makes it "faulted".
+    @Test func nodeLineNamesItsFaultHonestly() throws {
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod, seed: 1, syntheticRate: 20))
+        engine.run(until: 2)
+        #expect(engine.apply(try OperatorCommand.parse("fault straggler die 330 slowdown 3").get()).accepted)
+        engine.run(until: 4)
+        let slow = engine.snapshot()
+        func nodeLine(_ s: Snapshot, npu: Int) -> String {
+            var state = ConsoleUpdate.update(ConsoleState(width: 160, height: 45), .tick(s)).0
+            state.selectedNPU = npu
+            let lines = ConsoleScreen.render(state, s, theme: .builtinDark, width: 160, height: 45).lines
+            return lines.first { $0.contains("│ node \(npu / 8) ") } ?? lines.joined(separator: "\n")
+        }
+        let line = nodeLine(slow, npu: 165)
+        #expect(line.contains("│ node 20 slow  util "), "\(line)")
+        #expect(!line.contains("faulted"))
+        #expect(engine.apply(try OperatorCommand.parse("fault npu 166").get()).accepted)
+        engine.run(until: 6)
+        #expect(nodeLine(engine.snapshot(), npu: 165).contains("│ node 20 faulted  util "))
+    }
+
+    /// The NPU detail's DP groups: a GPU replica is one group, said as such ("DP groups 0" read
+    /// as a count of zero); a superpod decode NPU names its two groups out of the TE's 320.
+    @Test func dpGroupsSayWhatTheLayoutIs() throws {
+        func detail(_ s: Snapshot, npu: Int) -> String {
+            var state = ConsoleUpdate.update(ConsoleState(width: 160, height: 45), .tick(s)).0
+            state.selectedNPU = npu
+            let lines = ConsoleScreen.render(state, s, theme: .builtinDark, width: 160, height: 45).lines
+            return lines.first { $0.contains("experts ") && $0.contains("MoE load") } ?? lines.joined(separator: "\n")
+        }
+        let gpu = detail(Self.snapshot, npu: 5)
+        #expect(gpu.contains("│ DP none · TP4  experts –"), "\(gpu)")
+        let d = try Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1")
+        let one = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 2))
+        one.run(until: 3)
+        #expect(detail(one.snapshot(), npu: 1).contains("│ DP none · TP1  experts –"))
+        let decode = try #require(Self.superpod.npus.first { $0.role == .decode })
+        let pod = detail(Self.superpod, npu: decode.id)
+        let groups = decode.dpGroups.map(String.init).joined(separator: ", ")
+        #expect(pod.contains("│ DP groups \(groups) of 320  experts "), "\(pod)")
     }
 
     /// xdeepserve-ma's expert dies run every step, 100 % busy even at 1 req/s: judged by busy

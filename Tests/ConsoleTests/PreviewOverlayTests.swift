@@ -156,4 +156,24 @@ import XDSTestSupport
         let refused = render(.refused("the engine would reject 'drain node 99': no node 99"), wall: 11)
         #expect(refused.contains("Not previewed:") && refused.contains("no node 99"))
     }
+
+    /// A preview stopped by its wall-clock budget says where it stopped and why, in place of the
+    /// window line, and its verdict names the window it covered.
+    @Test func aStoppedPreviewSaysWhereItStopped() {
+        var stopped = Self.result()
+        stopped.coveredSeconds = 255
+        stopped.stopped = "stopped at 4.25m of the 10m window: it used up its 30 s wall-clock budget"
+        let text = renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: "drain node 20", line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(stopped)
+        }.joined(separator: "\n")
+        #expect(text.contains("stopped at 4.25m of the 10m window: it used up its 30 s wall-clock budget"))
+        #expect(!text.contains("next 10 min of simulated time"))
+        #expect(PreviewOverlayView.verdict(stopped) == "TTFT p99 +38% for 255 s, 0 requests lost")
+        let whole = renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: "drain node 20", line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(Self.result())
+        }.joined(separator: "\n")
+        #expect(whole.contains("next 10 min of simulated time") && !whole.contains("stopped at"))
+    }
 }

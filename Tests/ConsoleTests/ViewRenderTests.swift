@@ -83,7 +83,7 @@ import XDSTestSupport
         let lines = renderFixture(.pod) { $0.selectedNPU = 140 }
         #expect(lines[15].hasPrefix("┌ NPU 140 · node 17 ─"))
         #expect(lines[16].hasPrefix("│ X dead  role decode  instance decode-0  requests"))
-        #expect(lines[17].hasPrefix("│ DP groups 24, 25  experts 24, 25  MoE load"))
+        #expect(lines[17].hasPrefix("│ DP groups 24, 25 of 320  experts 24, 25  MoE load"))
         #expect(lines[21].hasPrefix("│ node 17 faulted  util"))
     }
 

@@ -137,10 +137,35 @@ import XDSTestSupport
         }
         #expect(refusal.message == "engine is not running")
     }
+
+    /// A preview that would compute for minutes (`preview rate 10000 for 1h` did not answer within
+    /// 100 s) stops once ``EngineHost/Bounds/previewWall`` has passed and answers with the window
+    /// so far, one line saying where it stopped and why; one within budget covers its window.
+    @Test func aPreviewStopsAtItsWallClockBudget() async throws {
+        var config = EngineConfiguration(deployment: TestDeployments.toyPod)
+        config.syntheticRate = 20
+        let host = EngineHost(core: try ServingEngine(configuration: config), speed: 10, publishInterval: 0.05,
+                              capabilities: Set(EngineCapability.allCases), bounds: EngineHost.Bounds(previewWall: 0.2))
+        host.start()
+        defer { host.stop() }
+        try await Task.sleep(for: .milliseconds(100))
+        let began = Date()
+        guard case .success(let cut) = host.preview(commandLine: "preview rate 400 for 1h") else {
+            Issue.record("refused")
+            return
+        }
+        #expect(Date().timeIntervalSince(began) < 60)
+        #expect(cut.durationSeconds == 3_600 && cut.coveredSeconds < 3_600 && cut.coveredSeconds >= 15)
+        #expect(cut.stopped?.hasPrefix("stopped at ") == true)
+        #expect(cut.stopped?.hasSuffix("of the 1h window: it used up its 0.2 s wall-clock budget") == true, "\(cut.stopped ?? "nil")")
+        #expect(cut.baseline.requests.arrived > 0)
+        #expect(EngineHost.Bounds().previewWall == 30, "the documented default")
+    }
 }
 
 /// A lock that closures running on other threads can share.
 final class Shared<Value: Sendable>: Sendable {
     let value: Mutex<Value>
     init(_ value: Value) { self.value = Mutex(value) }
+
 }

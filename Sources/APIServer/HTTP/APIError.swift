@@ -47,6 +47,12 @@ struct APIError: Error, Sendable, Equatable {
         status: .unauthorized, message: "missing or wrong admin token (send 'Authorization: Bearer TOKEN')",
         type: "authentication_error", param: nil, code: "invalid_token")
 
+    static func methodNotAllowed(_ method: HTTPRequest.Method, _ path: String, allow: String) -> APIError {
+        APIError(
+            status: .methodNotAllowed, message: "\(path) does not take \(method); it takes \(allow)",
+            type: "invalid_request_error", param: nil, code: "method_not_allowed")
+    }
+
     static func routeNotFound(_ method: HTTPRequest.Method, _ path: String) -> APIError {
         APIError(
             status: .notFound, message: "no route for \(method) \(path)", type: "invalid_request_error",
@@ -157,8 +163,13 @@ extension KeyedEncodingContainer {
     }
 }
 
-/// Turns whatever a route throws into the OpenAI error shape, and unknown paths into a JSON 404.
+/// Turns whatever a route throws into the OpenAI error shape, and unknown paths into a JSON 404;
+/// a known path asked with a method it does not take gets 405 with `Allow`, and `OPTIONS` on a
+/// known path 204 with `Allow` (``RouteMethods``).
 struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The routes' methods; nil: every unmatched request is a 404.
+    var routes: RouteMethods?
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
@@ -169,6 +180,14 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch is CancellationError {
             return APIError.clientClosedRequest.response
         } catch let error as HTTPError where error.status == .notFound {
+            // A route's own 404 (an unknown request id) comes with a method the route takes: kept.
+            if let allowed = routes?.allowed(request.uri.path), !allowed.contains(request.method) || request.method == .options {
+                let allow = RouteMethods.header(allowed)
+                if request.method == .options { return Response(status: .noContent, headers: [.allow: allow]) }
+                var response = APIError.methodNotAllowed(request.method, request.uri.path, allow: allow).response
+                response.headers[.allow] = allow
+                return response
+            }
             return APIError.routeNotFound(request.method, request.uri.path).response
         } catch let error as HTTPError where error.status == .contentTooLarge {
             return APIError.bodyTooLarge(limitBytes: context.maxUploadSize).response

@@ -448,6 +448,7 @@ extension APIError {
         "min_tokens": "an integer within 0…max_tokens", "ignore_eos": "a boolean",
         "stop": "a string or an array of at most 4 strings", "command": "a string of at most 1024 bytes",
         "prompt": "a string, an array of strings, or arrays of token ids within 0…2147483647",
+        "duration": "a string from 1s to 1h, such as 90s, 10m or 1h",
     ]
 
     /// Fields whose JSON number must be an integer (the rest of ``expectedValues`` take any number).

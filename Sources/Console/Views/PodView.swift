@@ -177,7 +177,8 @@ enum PodView {
             b.put(note, x: inner.x + 8 + w, y: y, style: .text, clip: inner)
             y += 1
         }
-        let npuState = FaultMap(s).state(of: npu, s)
+        let faults = FaultMap(s)
+        let npuState = faults.state(of: npu, s)
         // A faulted NPU says what is wrong with it first, with the glyph the grid uses.
         let fault: [(String, Style)] =
             [.dead, .slow, .hbm, .link].contains(npuState)
@@ -187,9 +188,7 @@ enum PodView {
             ("  instance ", .dim), (npu.instance.isEmpty ? "–" : npu.instance, .text),
             ("  requests ", .dim), ("\(npu.requestsInFlight)", .text),
         ])
-        let groups = npu.dpGroups.map(String.init).joined(separator: ", ")
-        line([
-            ("DP groups ", .dim), (groups.isEmpty ? "–" : groups, .text),
+        line(dpGroups(npu, s) + [
             ("  experts ", .dim),
             (expertList(npu.experts), .text),
             ("  MoE load ", .dim), (npu.experts.isEmpty ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text),
@@ -209,7 +208,13 @@ enum PodView {
         } else if s.drainingNodes.contains(npu.node) {
             (state, stateStyle) = ("~ draining", .warn)
         }
-        if node.contains(where: \.faulted) { (state, stateStyle) = ("faulted", .bad) }
+        // The node's worst fault, named as it is: a slow die is not a dead one ("faulted" was
+        // said of a node whose only fault was a straggler).
+        if let worst = NPUState.severityOrder.first(where: { fault in
+            [.dead, .hbm, .slow, .link].contains(fault) && node.contains { faults.state(of: $0, s) == fault }
+        }) {
+            (state, stateStyle) = (Self.nodeFaultWords(worst), worst == .dead ? .bad : .warn)
+        }
         var nodeLine: [(String, Style)] = [
             ("node \(npu.node) ", .dim), (state, stateStyle), ("  util ", .dim),
             (Format.percent(util), .text),
@@ -218,6 +223,36 @@ enum PodView {
         // The key hint only where it fits whole.
         if nodeLine.map(\.0.count).reduce(0, +) + 20 <= inner.width - 1 { nodeLine.append(("  d/u drain  f fault", .dim)) }
         line(nodeLine)
+    }
+
+    /// What a node with this worst fault is: `faulted` (a dead NPU or die), `slow` (a
+    /// straggler), `HBM-masked`, `link fault`.
+    static func nodeFaultWords(_ fault: NPUState) -> String {
+        switch fault {
+        case .slow: "slow"
+        case .hbm: "HBM-masked"
+        case .link: "link fault"
+        default: "faulted"
+        }
+    }
+
+    /// The NPU's DP groups out of its TE's (`40, 41 of 320`); where its TE is a single group (a
+    /// GPU replica, where "DP groups 0" read as a count of zero) `none · TP4`, its dies
+    /// counted; `–` for an NPU in no group (an expert die).
+    static func dpGroups(_ npu: NPUStatus, _ s: Snapshot) -> [(String, Style)] {
+        guard !npu.dpGroups.isEmpty else { return [("DP groups ", .dim), ("–", .text)] }
+        var all = Set<Int>()
+        var peers = 0
+        for other in s.npus where other.instance == npu.instance {
+            all.formUnion(other.dpGroups)
+            if other.dpGroups == npu.dpGroups { peers += 1 }
+        }
+        if all.count <= 1 {
+            let dies = peers * max(1, s.hardware?.diesPerDevice ?? 1)
+            return [("DP ", .dim), ("none · TP\(dies)", .text)]
+        }
+        let mine = npu.dpGroups.map(String.init).joined(separator: ", ")
+        return [(npu.dpGroups.count == 1 ? "DP group " : "DP groups ", .dim), ("\(mine) of \(all.count)", .text)]
     }
 
     static func drawInstances(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {

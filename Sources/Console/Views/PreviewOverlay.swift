@@ -174,7 +174,8 @@ enum PreviewOverlayView {
         let ttft = rows(r).first { $0.label == "TTFT p99" }!
         let change = delta(ttft)
         let lost = r.withCommand.lost
-        var text = "TTFT p99 \(change == "=" ? "unchanged" : change) for \(words(duration: r.durationSeconds)), "
+        let window = r.stopped == nil ? r.durationSeconds : r.coveredSeconds
+        var text = "TTFT p99 \(change == "=" ? "unchanged" : change) for \(words(duration: window)), "
             + "\(lost) request\(lost == 1 ? "" : "s") lost"
         if r.baseline.lost != lost { text += " (\(r.baseline.lost) without)" }
         return text
@@ -210,8 +211,13 @@ enum PreviewOverlayView {
             b.put("Esc closes", x: x, y: inner.maxY - 1, style: .dim, clip: inner)
         case .ready(let r):
             let labelWidth = 22, column = 13
-            b.put("next \(words(duration: r.durationSeconds)) of simulated time from \(Format.clock(r.fromSeconds))",
-                  x: x, y: inner.y, style: .dim, clip: inner)
+            if let stopped = r.stopped {
+                // Cut short (the wall-clock budget): say so where the window is named.
+                b.put(stopped, x: x, y: inner.y, style: .warn, clip: inner)
+            } else {
+                b.put("next \(words(duration: r.durationSeconds)) of simulated time from \(Format.clock(r.fromSeconds))",
+                      x: x, y: inner.y, style: .dim, clip: inner)
+            }
             var cx = x + labelWidth
             for title in ["baseline", "with command", "change"] {
                 b.put(Format.right(title, column), x: cx, y: inner.y + 1, style: Style(fg: .header, bold: true), clip: inner)

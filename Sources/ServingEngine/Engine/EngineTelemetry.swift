@@ -28,6 +28,9 @@ struct EngineTelemetry {
     var intervalE2E = IntervalLatency()
     /// Output tokens produced (fractional with MTP) in the current interval.
     var intervalOutputTokens = 0.0
+    /// Output tokens step observers were told of beyond what requests cut short produced
+    /// (``ServingEngine/noteCutShort(_:)``), taken off the next steps' credit.
+    var generationCreditOwed = 0.0
     var intervalPrefillTokens = 0.0
     var lastOutputRate = 0.0
     var lastPrefillRate = 0.0

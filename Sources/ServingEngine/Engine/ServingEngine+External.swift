@@ -67,6 +67,7 @@ extension ServingEngine {
         else { return }
         // The seat's finish step follows (``DecodeScheduler/reschedule(seat:to:)``).
         decode.reschedule(seat: request.decodeSeat, to: instances[index].stepIndex + 1)
+        noteCutShort(request)
     }
 
     /// Progress of external requests since the last call, in the order it happened.

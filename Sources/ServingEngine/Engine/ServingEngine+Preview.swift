@@ -48,15 +48,38 @@ public struct PreviewResult: Sendable, Equatable, Codable {
     public var withCommand = Side()
     /// Wall-clock seconds the preview took; the engine never reads the clock, so the face fills it.
     public var wallSeconds = 0.0
+    /// Simulated seconds the two sides covered: `duration_s`, unless the run was stopped early.
+    public var coveredSeconds = 0.0
+    /// Why the run stopped before the window's end (one line naming the simulated time reached);
+    /// nil when it covered the whole window. Both sides then cover `from_s … from_s + covered_s`.
+    public var stopped: String?
 
     public init() {}
 
+    /// True when both sides ran to the window's end.
+    public var isComplete: Bool { stopped == nil }
+
     enum CodingKeys: String, CodingKey {
-        case command, reply, baseline
+        case command, reply, baseline, stopped
         case durationSeconds = "duration_s"
         case fromSeconds = "from_s"
         case withCommand = "with_command"
         case wallSeconds = "wall_seconds"
+        case coveredSeconds = "covered_s"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        command = try c.decode(String.self, forKey: .command)
+        durationSeconds = try c.decode(Double.self, forKey: .durationSeconds)
+        fromSeconds = try c.decodeIfPresent(Double.self, forKey: .fromSeconds) ?? 0
+        reply = try c.decodeIfPresent(String.self, forKey: .reply) ?? ""
+        baseline = try c.decode(Side.self, forKey: .baseline)
+        withCommand = try c.decode(Side.self, forKey: .withCommand)
+        wallSeconds = try c.decodeIfPresent(Double.self, forKey: .wallSeconds) ?? 0
+        // A server from before `covered_s` always covered the whole window.
+        coveredSeconds = try c.decodeIfPresent(Double.self, forKey: .coveredSeconds) ?? durationSeconds
+        stopped = try c.decodeIfPresent(String.self, forKey: .stopped)
     }
 }
 
@@ -71,11 +94,23 @@ public struct PreviewRefusal: Error, Sendable, Equatable, CustomStringConvertibl
 /// Tells a running preview that nobody waits for it any more (its client hung up, the server is
 /// stopping): the run stops at its next slice (``PreviewRun/run(progress:cancellation:)``).
 /// Cancelling is for good and may come from any thread.
+///
+/// Or that its time is up (the face's wall-clock budget; the engine never reads the clock):
+/// ``stop(reason:)`` ends the run at its next slice too, but it answers with the window so far.
 public final class PreviewCancellation: Sendable {
     private let cancelled = Atomic<Bool>(false)
+    private let stopReason = Mutex<String?>(nil)
     public init() {}
     public func cancel() { cancelled.store(true, ordering: .releasing) }
     public var isCancelled: Bool { cancelled.load(ordering: .acquiring) }
+
+    /// Ends the run at its next slice with a partial answer; `reason` says why (e.g. "the preview
+    /// budget of 30 s of wall-clock time ran out"). The first reason given stays.
+    public func stop(reason: String) {
+        stopReason.withLock { if $0 == nil { $0 = reason } }
+    }
+    /// Why the run was told to stop early, if it was.
+    public var stoppedBecause: String? { stopReason.withLock { $0 } }
 }
 
 /// A preview forked and ready to run: owns its two engines, touched by one thread at a time.
@@ -137,11 +172,14 @@ public final class PreviewRun: @unchecked Sendable {
         let mayRun = DispatchSemaphore(value: 0)
         mayRun.signal()
         mayRun.signal()
+        // Set when the run is told to stop early: the cuts from this index on are not started
+        // (the worker may be inside one already; the baseline then catches up to it).
+        let stopBefore = Atomic<Int>(Int.max)
         let worker = Thread { [self, cuts] in
-            for cut in cuts {
+            for (i, cut) in cuts.enumerated() {
                 mayRun.wait()
                 // Cancelled, the slices left are skipped but still counted off, so no wait below hangs.
-                if !cancellation.isCancelled { Self.run(withCommand, until: cut) }
+                if !cancellation.isCancelled, i < stopBefore.load(ordering: .acquiring) { Self.run(withCommand, until: cut) }
                 sliceDone.signal()
             }
             workerDone.signal()
@@ -150,8 +188,15 @@ public final class PreviewRun: @unchecked Sendable {
         worker.stackSize = 8 << 20
         worker.start()
         var reported = 0
+        var stoppedBecause: String?
         for cut in cuts {
             if cancellation.isCancelled { break }
+            // Time's up: at least one slice is done, so there is a window to answer with.
+            if reported > 0, let reason = cancellation.stoppedBecause {
+                stoppedBecause = reason
+                stopBefore.store(reported, ordering: .releasing)
+                break
+            }
             Self.run(baseline, until: cut)
             sliceDone.wait()
             progress((cut - from) / request.duration)
@@ -166,8 +211,18 @@ public final class PreviewRun: @unchecked Sendable {
         var result = PreviewResult()
         result.command = request.command.description
         result.durationSeconds = request.duration
+        result.coveredSeconds = request.duration
         result.fromSeconds = from
         result.reply = reply
+        if let reason = stoppedBecause {
+            // The worker may have been inside a later slice when told: both sides end at the same time.
+            let reached = max(baseline.now, withCommand.now)
+            Self.run(baseline, until: reached)
+            Self.run(withCommand, until: reached)
+            result.coveredSeconds = reached - from
+            result.stopped = "stopped at \(PreviewRequest.format(duration: reached - from)) of the "
+                + "\(PreviewRequest.format(duration: request.duration)) window: \(reason)"
+        }
         result.baseline = baseline.windowSide(since: baselineMark)
         result.withCommand = withCommand.windowSide(since: withCommandMark)
         return result

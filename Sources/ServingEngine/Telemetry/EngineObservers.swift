@@ -79,7 +79,9 @@ public struct InstanceStep: Sendable, Equatable {
     public var seconds: Double
     /// Requests in the decode batch of this step.
     public var decodeBatch: Int
-    /// Output tokens the step yields on average (decode batch × (1 + MTP acceptance)).
+    /// Output tokens the step yields: decode batch × (1 + MTP acceptance) on average, but a
+    /// request's last step yields only what is left of its output, so the steps of a request add
+    /// up to the tokens it produced (what `vllm:generation_tokens_total` counts).
     public var outputTokens: Double = 0
 }
 
@@ -159,9 +161,7 @@ extension ServingEngine {
         let steps = request.decodeInstance >= 0 && placement.finishStep > placement.joinStep
             ? min(placement.finishStep, instances[request.decodeInstance].stepIndex + 1) - placement.joinStep : 0
         let drafts = tokensPerStep > 1 ? max(0, steps) : 0
-        // A request that did not complete produced what its decode steps yielded so far.
-        let produced = stage == .completed ? outputTokens
-            : min(request.outputTokens, Int(saturating: (Double(max(0, steps)) * tokensPerStep).rounded(.down)))
+        let produced = stage == .completed ? outputTokens : producedBeforeLeaving(request, steps: steps)
         var record = FinishedRequest(
             id: request.spec.id, arrival: request.spec.arrival, finishedAt: now, stage: stage,
             promptTokens: request.spec.promptTokens, outputTokens: produced, cachedTokens: placement.hitTokens,
@@ -198,6 +198,51 @@ extension ServingEngine {
         observer(InstanceStep(instance: instance.name, role: instance.hasPrefill && instance.hasDecode ? "colocated"
                                   : instance.hasPrefill ? "prefill" : "decode",
                               start: now, seconds: seconds, decodeBatch: decodeBatch,
-                              outputTokens: Double(decodeBatch) * tokensPerStep))
+                              outputTokens: stepOutputTokens(index, decodeBatch: decodeBatch)))
+    }
+
+    /// What a request that did not complete produced: what its `steps` decode steps yielded.
+    func producedBeforeLeaving(_ request: RequestState, steps: Int) -> Int {
+        min(request.outputTokens, Int(saturating: (Double(max(0, steps)) * tokensPerStep).rounded(.down)))
+    }
+
+    /// Output tokens of the decode step instance `index` begins now, for the generation counter:
+    /// `1 + acceptance` per request in the batch on average, except that a request whose last step
+    /// this is yields only what is left of its output after the average of its earlier steps — so
+    /// a request's steps add up to exactly the tokens it produced (crediting the average on the
+    /// last step too overcounted: 20 one-token requests credited 34 tokens at 1.7 per step).
+    /// Only a step observer pays for the lookup of this step's finishers.
+    private func stepOutputTokens(_ index: Int, decodeBatch: Int) -> Double {
+        let average = Double(decodeBatch) * tokensPerStep
+        guard decodeBatch > 0, let decode = instances[index].decode,
+              let finishers = decode.finishing[instances[index].stepIndex + 1]
+        else { return average }
+        var tokens = average
+        for id in finishers {
+            guard let request = requests[id], let seat = decodeSeat(of: request), seat.inBatch else { continue }
+            let steps = seat.finishStep - seat.joinStep
+            let produced = request.cancelled ? producedBeforeLeaving(request, steps: steps) : request.outputTokens
+            let earlier = Double(max(0, steps - 1)) * tokensPerStep
+            tokens += max(0, Double(produced) - earlier) - tokensPerStep
+        }
+        tokens = max(0, tokens)
+        // What requests cut short were credited beyond their output is taken off here.
+        let settled = min(telemetry.generationCreditOwed, tokens)
+        telemetry.generationCreditOwed -= settled
+        return tokens - settled
+    }
+
+    /// `request` now finishes at the end of the step its TE is running (a stop string matched,
+    /// its client left): that step was credited the average for it when it began, and it yields
+    /// only what is left of its output, so the difference is owed back from the next steps'
+    /// credit. (A request already in its own last step when cut keeps that step's credit.)
+    func noteCutShort(_ request: RequestState) {
+        let index = request.decodeInstance
+        guard telemetry.observers.step != nil, index >= 0, instances[index].stepping,
+              let seat = decodeSeat(of: request), seat.inBatch
+        else { return }
+        let steps = instances[index].stepIndex + 1 - seat.joinStep  // begun, the running one included
+        let produced = request.cancelled ? producedBeforeLeaving(request, steps: steps) : request.outputTokens
+        telemetry.generationCreditOwed += Double(steps) * tokensPerStep - Double(produced)
     }
 }

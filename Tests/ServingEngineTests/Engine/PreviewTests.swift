@@ -168,4 +168,32 @@ import XDSTestSupport
         #expect(Set(side.keys) == ["requests", "latency_ms", "slo", "throughput", "kv"])
         #expect(try JSONDecoder().decode(PreviewResult.self, from: encoder.encode(p)) == p)
     }
+
+    /// Told to stop (the host's wall-clock budget), a run ends at a slice boundary with both sides
+    /// at the same simulated time and answers with that window, saying where it stopped and why:
+    /// the numbers are those of a preview of that length. At least one slice is always run.
+    @Test func aStoppedPreviewAnswersWithTheWindowSoFar() throws {
+        let a = try ForkTests.busyEngine()
+        let request = try Self.request("preview fault node 3 for 2m")
+        let stop = PreviewCancellation()
+        let run = try a.startPreview(request)
+        var reports: [Double] = []
+        let result = try #require(run.run(progress: { share in reports.append(share); stop.stop(reason: "time's up") },
+                                          cancellation: stop))
+        #expect(reports == [PreviewRun.slice / request.duration])
+        #expect(run.baseline.now == run.withCommand.now, "both sides cover the same window")
+        #expect(result.coveredSeconds == run.baseline.now - run.from)
+        #expect(result.coveredSeconds == 15 || result.coveredSeconds == 30, "\(result.coveredSeconds)")
+        #expect(result.durationSeconds == 120 && !result.isComplete)
+        #expect(result.stopped == "stopped at \(Int(result.coveredSeconds))s of the 2m window: time's up")
+        let short = try a.preview(Self.request("preview fault node 3 for \(Int(result.coveredSeconds))s"))
+        #expect(short.isComplete && short.coveredSeconds == short.durationSeconds)
+        #expect(result.baseline == short.baseline && result.withCommand == short.withCommand)
+
+        let before = PreviewCancellation()
+        before.stop(reason: "no time at all")
+        let atOnce = try #require(try a.startPreview(request).run(cancellation: before))
+        #expect(atOnce.coveredSeconds >= PreviewRun.slice && atOnce.coveredSeconds < 120)
+        #expect(atOnce.stopped?.hasSuffix("no time at all") == true)
+    }
 }
