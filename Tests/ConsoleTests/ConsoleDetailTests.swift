@@ -1,4 +1,5 @@
 import Foundation
+import PodModel
 import ServingEngine
 import Testing
 import XDSTestSupport
@@ -314,6 +315,30 @@ import XDSTestSupport
         #expect(state.status != nil)
         state = ConsoleUpdate.update(state, .clock(wallSeconds: 121)).0
         #expect(state.status == nil)
+    }
+
+    @Test func demoLoadScalesWithTheDeploymentsDecodeCapacity() throws {
+        // The superpod keeps its rates exactly; two A100s get a small fraction of them (25–55 req/s
+        // drowned them within a minute: TTFT p99 30 s, 750 waiting).
+        #expect(DemoLoad.scale(for: .superpod) == 1)
+        #expect(DemoLoad.scenario(scale: DemoLoad.scale(for: .superpod)) == DemoLoad.scenario)
+        let small = try Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1")
+        let big = try Deployment.resolve("colocated:8:llama-2-7b:nvidia-a100:tp1")
+        let s2 = DemoLoad.scale(for: small), s8 = DemoLoad.scale(for: big)
+        #expect(s2 > 0 && s2 < 0.05, "two A100s against the superpod: \(s2)")
+        #expect(abs(s8 / s2 - 4) < 1e-9, "four times the replicas, four times the load: \(s8 / s2)")
+        let scenario = DemoLoad.scenario(scale: s2)
+        #expect(scenario.name.hasPrefix("demo: daily cycle 0."), "\(scenario.name)")
+        for step in scenario.steps {
+            guard case .rate(let r) = step.command else { Issue.record("not a rate step: \(step.command)"); continue }
+            #expect(r > 0 && r < 55 * 1.5 * 0.05)
+            let line = step.command.description
+            #expect(line.count <= 12, "a readable rate: \(line)")
+            #expect(try OperatorCommand.parse(line).get() == step.command, "\(line) does not read back")
+        }
+        #expect(DemoLoad.threeDigits(0.28254643) == 0.283 && DemoLoad.threeDigits(1234.5) == 1230)
+        // Nonsense scales fall back to the superpod's rates.
+        #expect(DemoLoad.scenario(scale: .nan) == DemoLoad.scenario && DemoLoad.scenario(scale: -1) == DemoLoad.scenario)
     }
 
     @Test func demoLoadCyclesWithBurstsAndReadsBackAsCommands() throws {

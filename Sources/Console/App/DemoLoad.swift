@@ -1,4 +1,5 @@
 import Foundation
+import PodModel
 import ServingEngine
 
 /// The console's default demo when no `--rate` and no `--scenario` are given: a daily-cycle-like
@@ -8,6 +9,10 @@ import ServingEngine
 /// The rate follows `mean + swing · sin(2π t / period − π/2)` (a trough at t = 0, a peak half a
 /// period later), sampled every `step` seconds; every `burstEvery` seconds from `firstBurst` it is
 /// `burstFactor`× higher for `burstLength` seconds.
+///
+/// Those rates are sized for `superpod` (about half its decode capacity). Another deployment's
+/// demo scales them by its decode capacity over the superpod's (``scale(for:)``), so two A100s
+/// get a fraction of a request per second instead of drowning in 25–55.
 public enum DemoLoad {
     public static let mean = 40.0
     public static let swing = 15.0
@@ -21,27 +26,80 @@ public enum DemoLoad {
     /// Steps cover two hours of simulated time; the last rate then stays.
     public static let horizon = 7200.0
 
-    /// The requested arrival rate (requests/s) at simulated time `t`, 0.1 req/s resolution.
-    public static func rate(at t: Double) -> Double {
+    /// The requested arrival rate (requests/s) at simulated time `t`, 0.1 req/s resolution on the
+    /// superpod's scale, times `scale`.
+    public static func rate(at t: Double, scale: Double = 1) -> Double {
         let phase = 2 * Double.pi * t / period - Double.pi / 2
         var r = mean + swing * sin(phase)
         let sinceFirst = t - firstBurst
         if sinceFirst >= 0, sinceFirst.truncatingRemainder(dividingBy: burstEvery) < burstLength { r *= burstFactor }
-        return (r * 10).rounded() / 10
+        let rounded = (r * 10).rounded() / 10
+        return scale == 1 ? rounded : threeDigits(rounded * scale)
     }
 
-    public static var scenario: Scenario {
+    /// `x` to three significant digits, as the decimal reads (n / 10ᵏ, both exact), so a `rate`
+    /// step says `rate 0.283`, not `rate 0.28254643`.
+    static func threeDigits(_ x: Double) -> Double {
+        guard x.isFinite, x > 0 else { return x }
+        let k = 2 - Int(Foundation.log10(x).rounded(.down))
+        if k <= 0 {
+            let unit = Foundation.pow(10, Double(-k))
+            return (x / unit).rounded() * unit
+        }
+        let unit = Foundation.pow(10, Double(k))
+        return (x * unit).rounded() / unit
+    }
+
+    public static var scenario: Scenario { scenario(scale: 1) }
+
+    /// The demo with every rate times `scale` (``scale(for:)``); `scale` 1 is the superpod's.
+    public static func scenario(scale: Double) -> Scenario {
+        let scale = scale.isFinite && scale > 0 ? scale : 1
         var steps: [Scenario.Step] = []
         var last: Double?
         var t = 0.0
         while t <= horizon {
-            let r = rate(at: t)
+            let r = rate(at: t, scale: scale)
             if r != last { steps.append(Scenario.Step(at: t, command: .rate(requestsPerSecond: r))) }
             last = r
             t += step
         }
-        return Scenario(
-            name: "demo: daily cycle \(Int(mean - swing))…\(Int(mean + swing)) req/s, bursts ×\(Format.fixed(burstFactor, 1))",
-            steps: steps)
+        let range = "\(compact((mean - swing) * scale))…\(compact((mean + swing) * scale)) req/s"
+        return Scenario(name: "demo: daily cycle \(range), bursts ×\(Format.fixed(burstFactor, 1))", steps: steps)
+    }
+
+    /// How this deployment's decode capacity compares with the superpod's: decode tokens/s of all
+    /// its decode (or colocated) dies at a moderate operating point (16 requests per die at 2K
+    /// context, perfect expert balance, MTP as the model has it), over the same for `superpod`.
+    /// 1 when either cannot be worked out (the superpod's rates, as before).
+    public static func scale(for deployment: Deployment) -> Double {
+        guard let here = decodeCapacity(deployment), let reference = decodeCapacity(.superpod), reference > 0
+        else { return 1 }
+        let ratio = here / reference
+        return ratio.isFinite && ratio > 0 ? ratio : 1
+    }
+
+    /// Decode tokens per second of the deployment at the moderate point, nil if it has no decode
+    /// side the bench can price.
+    static func decodeCapacity(_ deployment: Deployment) -> Double? {
+        guard let model = try? deployment.modelSpec() else { return nil }
+        let acceptance = model.mtpModules > 0 ? 0.7 : 0
+        guard let r = try? Bench.decode(deployment: deployment, batchPerDie: 16, context: 2_048, mtpAcceptance: acceptance,
+                                        eplb: .perfect, routing: .balanced)
+        else { return nil }
+        let dies: Int
+        if let ma = deployment.moeAttention {
+            dies = ma.attentionDies + ma.expertDies
+        } else if let g = deployment.group(.decode) ?? deployment.group(.colocated) {
+            dies = g.count * g.dp * g.tp
+        } else {
+            return nil
+        }
+        return r.tokensPerSecondPerNPU * Double(dies)
+    }
+
+    /// A rate for the header: whole requests from 10/s, tenths from 1/s, hundredths below.
+    static func compact(_ r: Double) -> String {
+        r >= 9.95 ? "\(Int(r.rounded()))" : r >= 0.995 ? Format.fixed(r, 1) : Format.fixed(r, 2)
     }
 }
