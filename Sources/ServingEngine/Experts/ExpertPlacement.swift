@@ -110,12 +110,10 @@ public struct ExpertPlacement: Sendable, Equatable {
         }
     }
 
-    /// Equal when they place the same hosts (the per-slot arrays are derived from them). The dies
-    /// first: two plans for similar loads often give experts the same replica counts (`hostStart`)
-    /// long before they put one on another die.
+    /// Equal when they place the same hosts (the per-slot arrays are derived from them).
     public static func == (a: Self, b: Self) -> Bool {
         a.dies == b.dies && a.slotsPerDie == b.slotsPerDie && a.layerCount == b.layerCount && a.experts == b.experts
-            && a.hostDies == b.hostDies && a.hostStart == b.hostStart
+            && a.hostStart == b.hostStart && a.hostDies == b.hostDies
     }
 
     /// Whether `other` is a copy of this placement: the same buffers, so the same hosts. O(1)
