@@ -116,6 +116,14 @@ public struct ExpertPlacement: Sendable, Equatable {
             && a.hostStart == b.hostStart && a.hostDies == b.hostDies
     }
 
+    /// Whether `other` is a copy of this placement: the same buffers, so the same hosts. O(1)
+    /// (``==`` walks buffers that are equal but apart); implies `==`.
+    func isCopy(of other: ExpertPlacement) -> Bool {
+        dies == other.dies && slotsPerDie == other.slotsPerDie && layerCount == other.layerCount
+            && experts == other.experts && hostStart.sharesStorage(with: other.hostStart)
+            && hostDies.sharesStorage(with: other.hostDies)
+    }
+
     /// Writes a placement expert by expert, layer by layer, into its two buffers.
     struct Builder {
         private var starts: [Int32]
@@ -373,52 +381,79 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// order an earlier, similar load sorted to (anything else is ignored): the keys are laid
     /// out in that order and an insertion pass sorts them, handing over to the full sort if the
     /// hint turns out far from the answer. The sequence is the same whatever the hint.
-    /// Returns whether the order is the strict one (no load is NaN).
+    ///
+    /// The experts with the coldest load (the traffic's body, below the mean: most of a layer's
+    /// experts share it, in collected counts too) tie on their key, so they come last in id
+    /// order: only the others are laid out and sorted (issue 12: sorting all 256 of a layer
+    /// overran the insertion pass's budget on half the layers of a Mooncake hour, 100 M
+    /// instructions in sorts). Returns whether the order is the strict one (no load is NaN).
     @discardableResult
     static func hottestFirst(load: UnsafeBufferPointer<Double>, into order: inout [Int32], from hint: [Int32],
                              permutation known: Bool = false) -> Bool {
         let n = load.count
         guard hint.count == n, n > 1, n <= Int(Int32.max) else { return hottestFirst(load: load, into: &order) }
+        // Each expert's key by id, and the coldest (greatest) key.
+        let byID = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: n)
+        defer { byID.deallocate() }
+        var coldest: UInt64 = 0
+        var nan = false
+        for e in 0..<n {
+            let x = load[e]
+            if x.isNaN { nan = true }
+            let key = hotterFirstKey(x)
+            byID[e] = key
+            if key > coldest { coldest = key }
+        }
+        guard !nan else { return hottestFirst(load: load, into: &order) }
         let keys = UnsafeMutableBufferPointer<HotterFirst>.allocate(capacity: n)
         defer { keys.deallocate() }
+        // The experts hotter than the coldest, in the hint's order.
+        var hot = 0
         if known {
-            // A permutation of the experts (`known`): only NaN to look for.
-            var nan = false
+            // A permutation of the experts (`known`: written by the planner).
             hint.withUnsafeBufferPointer { hint in
                 for i in 0..<n {
                     let e = Int(hint[i])
-                    let x = load[e]
-                    if x.isNaN { nan = true }
-                    keys[i] = HotterFirst(key: hotterFirstKey(x), id: UInt32(truncatingIfNeeded: e))
+                    let key = byID[e]
+                    if key != coldest {
+                        keys[hot] = HotterFirst(key: key, id: UInt32(truncatingIfNeeded: e))
+                        hot &+= 1
+                    }
                 }
             }
-            guard !nan else { return hottestFirst(load: load, into: &order) }
-            HotterFirst.sortNearlySorted(keys, movesBudget: 3 * n)
-            write(keys, into: &order)
-            return true
-        }
-        // The keys are laid out in the hint's order while checking, in the same pass, that the
-        // hint is a permutation (a bit per expert) and that no load is NaN.
-        let usable = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: (n + 63) >> 6) { seen -> Bool in
-            seen.initialize(repeating: 0)
-            var nan = false
-            return hint.withUnsafeBufferPointer { hint -> Bool in
-                for i in 0..<n {
-                    let e = Int(hint[i])
-                    guard e >= 0, e < n else { return false }
-                    let bit: UInt64 = 1 << UInt64(e & 63)
-                    guard seen[e >> 6] & bit == 0 else { return false }
-                    seen[e >> 6] |= bit
-                    let x = load[e]
-                    if x.isNaN { nan = true }
-                    keys[i] = HotterFirst(key: hotterFirstKey(x), id: UInt32(truncatingIfNeeded: e))
+        } else {
+            // Checked in the same pass to be a permutation (a bit per expert).
+            let usable = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: (n + 63) >> 6) { seen -> Bool in
+                seen.initialize(repeating: 0)
+                return hint.withUnsafeBufferPointer { hint -> Bool in
+                    for i in 0..<n {
+                        let e = Int(hint[i])
+                        guard e >= 0, e < n else { return false }
+                        let bit: UInt64 = 1 << UInt64(e & 63)
+                        guard seen[e >> 6] & bit == 0 else { return false }
+                        seen[e >> 6] |= bit
+                        let key = byID[e]
+                        if key != coldest {
+                            keys[hot] = HotterFirst(key: key, id: UInt32(truncatingIfNeeded: e))
+                            hot &+= 1
+                        }
+                    }
+                    return true
                 }
-                return !nan
+            }
+            guard usable else { return hottestFirst(load: load, into: &order) }
+        }
+        HotterFirst.sortNearlySorted(UnsafeMutableBufferPointer(rebasing: keys[0..<hot]), movesBudget: 3 * hot)
+        order.removeAll(keepingCapacity: true)
+        order.append(contentsOf: repeatElement(0, count: n))
+        order.withUnsafeMutableBufferPointer { out in
+            for i in 0..<hot { out[i] = Int32(truncatingIfNeeded: keys[i].id) }
+            var k = hot
+            for e in 0..<n where byID[e] == coldest {
+                out[k] = Int32(truncatingIfNeeded: e)
+                k &+= 1
             }
         }
-        guard usable else { return hottestFirst(load: load, into: &order) }
-        HotterFirst.sortNearlySorted(keys, movesBudget: 3 * n)
-        write(keys, into: &order)
         return true
     }
 

@@ -27,6 +27,10 @@ public struct ExpertPopularity: Sendable, Equatable {
 
     public var experts: Int { layers.first?.count ?? 0 }
 
+    /// Whether `other` is a copy of this popularity (the same table, not an equal one built
+    /// apart): O(1); implies `==`.
+    func isCopy(of other: ExpertPopularity) -> Bool { layers.sharesStorage(with: other.layers) }
+
     /// system.md §4: the hottest expert gets about 30× the average (over the whole model).
     public static let publishedHottest = 30.0
 
@@ -98,5 +102,14 @@ public struct ModelSpecShape: Sendable, Equatable {
     public init(moeLayers: Int, experts: Int) {
         self.moeLayers = moeLayers
         self.experts = experts
+    }
+}
+
+extension Array {
+    /// Whether the two arrays are copies of one another: one buffer (an element written since
+    /// through either would have given it its own). O(1); implies equal elements.
+    @inline(__always)
+    func sharesStorage(with other: [Element]) -> Bool {
+        count == other.count && withUnsafeBufferPointer { a in other.withUnsafeBufferPointer { a.baseAddress == $0.baseAddress } }
     }
 }

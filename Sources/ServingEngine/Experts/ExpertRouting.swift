@@ -141,6 +141,38 @@ public struct ExpertRouting: Sendable {
         return Self.imbalance(shares: hottestShare, dies: dies)
     }
 
+    /// Whether the hottest-die shares wait to be worked out (a drift or a placement change since).
+    var needsShares: Bool { sharesStale }
+
+    /// What the hottest-die shares are a function of: the serving placement and the popularity.
+    struct SharesKey {
+        var serving: ExpertPlacement
+        var popularity: ExpertPopularity
+
+        /// Copies of the same popularity (every TE holds the traffic's) and placement. (Equal
+        /// placements built apart do not match: walking them cost as much as it saved.)
+        func matches(_ other: SharesKey) -> Bool {
+            popularity.isCopy(of: other.popularity) && serving.isCopy(of: other.serving)
+        }
+    }
+
+    var sharesKey: SharesKey { SharesKey(serving: servingPlacement, popularity: popularity) }
+
+    /// Its hottest-die shares if they are worked out and for `key`.
+    func shares(for key: SharesKey) -> [Double]? {
+        sharesStale || !sharesKey.matches(key) ? nil : hottestShare
+    }
+
+    /// Takes `shares`, another routing's ``shares(for:)`` for this one's ``sharesKey``, as its own:
+    /// they are a function of the key alone, so equal to working them out here. (The prefill TEs
+    /// of a group often hold one placement, and every drift hands all TEs one popularity: issue
+    /// 12, each TE's walk of 58 layers' slots after a drift was 6% of a Mooncake hour.)
+    mutating func adoptShares(_ shares: [Double], for key: SharesKey) {
+        guard sharesStale, sharesKey.matches(key) else { return }
+        hottestShare = shares
+        sharesStale = false
+    }
+
     private static func imbalance(shares: [Double], dies: Int) -> Double {
         shares.isEmpty ? 1 : shares.reduce(0, +) / Double(shares.count) * Double(dies)
     }

@@ -172,16 +172,26 @@ final class ExpertSystem {
         classNames = traffic.classes
         classArrivals = Array(repeating: 0, count: classNames.count)
         heatInstance = hosts.firstIndex(where: \.decodes)
+        var staticPlacements: [Int: ExpertPlacement] = [:]
         for (index, host) in hosts.enumerated() {
-            // (Planned once per shape: identical TEs get the same placement.)
-            let placement = mode == .on ? sharedPlan(traffic.popularity, host.dies, host.slotsPerDie) : nil
+            // (Planned once per shape: identical TEs get the same placement, its buffers shared,
+            // so they can share their hottest-die shares too.)
+            let placement: ExpertPlacement
+            if mode == .on {
+                placement = sharedPlan(traffic.popularity, host.dies, host.slotsPerDie)
+            } else {
+                let key = host.dies << 32 | host.slotsPerDie
+                placement = staticPlacements[key] ?? .roundRobin(experts: shape.experts, layers: shape.moeLayers,
+                                                                  dies: host.dies, slotsPerDie: host.slotsPerDie)
+                staticPlacements[key] = placement
+            }
             var routing = ExpertRouting(popularity: traffic.popularity, dies: host.dies, slotsPerDie: host.slotsPerDie,
                                         seed: seed &+ UInt64(index), placement: placement)
             // Only the first decode TE's per-expert counts feed the Experts view.
             routing.recordsHeat = index == heatInstance
             var controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: 0)
             controller.intervalSeconds = intervalSeconds
-            if placement != nil { controller.notePlanned(counts: traffic.popularity, imbalance: routing.settledExpectedImbalance()) }
+            if mode == .on { controller.notePlanned(counts: traffic.popularity, imbalance: routing.settledExpectedImbalance()) }
             routings.append(routing)
             controllers.append(controller)
             decodes.append(host.decodes)
@@ -216,10 +226,22 @@ final class ExpertSystem {
 
     // MARK: Steps and arrivals
 
+    /// TE `i`'s hottest-die shares, taken from another TE that has them worked out for the same
+    /// serving placement and popularity (copies of them), if one does; else its step works them out.
+    private func adoptShares(_ i: Int) {
+        let key = routings[i]!.sharesKey
+        for j in routings.indices where j != i {
+            guard let shares = routings[j]?.shares(for: key) else { continue }
+            routings[i]!.adoptShares(shares, for: key)
+            return
+        }
+    }
+
     /// The hottest expert die's load over the mean for one step of TE `i` routing `tokens` tokens
     /// (draws TE `i`'s routing stream; decode steps add to the report's sums). 1 under `perfect`.
     func loadFactor(_ i: Int, tokens: Double) -> Double {
         guard mode != .perfect, i < routings.count, routings[i] != nil else { return 1 }
+        if routings[i]!.needsShares { adoptShares(i) }
         let factor = routings[i]!.stepLoadFactor(tokens: tokens, topK: topK)
         if decodes[i] {
             factorSum += factor

@@ -44,6 +44,10 @@ public struct ExpertTraffic: Sendable {
     /// Per layer, how many of its hottest loads differ from its last (the rest, the body of
     /// experts below the mean, all carry that one load): only that many ranks need an order.
     private let rankedCounts: [Int]
+    /// Layer `l`'s hottest `rankedCounts[l]` experts in order as the last ranking found them, at
+    /// `rankOrders[l * experts...]`: where the next one starts (speed only: the ranking is the
+    /// same whatever this holds).
+    private var rankOrders: [Int32] = []
     private var rng: RandomStream
     /// Random-walk step of the drift per √second, on latent scores of unit spread (documented
     /// default: the papers give no rate). With ``driftRetention`` per 30 s step the walk settles
@@ -168,36 +172,112 @@ public struct ExpertTraffic: Sendable {
 
     private mutating func recompute() {
         if blended == nil { blended = blend() }
-        var scores = blended!
-        drift.withUnsafeBufferPointer { drift in
-            scores.withUnsafeMutableBufferPointer { scores in
-                for i in 0..<min(scores.count, drift.count) { scores[i] += drift[i] }
+        let blended = blended!
+        // The blend plus the drift, element by element, written once (copying the blend to add
+        // the drift in place cost a slow element-wise copy per drift: issue 12).
+        let scores = [Double](unsafeUninitializedCapacity: blended.count) { out, written in
+            blended.withUnsafeBufferPointer { blended in
+                drift.withUnsafeBufferPointer { drift in
+                    let both = min(blended.count, drift.count)
+                    for i in 0..<both { out[i] = blended[i] + drift[i] }
+                    for i in both..<blended.count { out[i] = blended[i] }
+                }
             }
+            written = blended.count
         }
-        popularity = Self.ranked(layerShapes, counts: rankedCounts, scores: scores, experts: shape.experts)
+        popularity = Self.ranked(layerShapes, counts: rankedCounts, scores: scores, experts: shape.experts,
+                                 orders: &rankOrders)
     }
 
     /// Each layer's experts ranked by `scores` (highest first, lower id on ties), the layer's
     /// loads given out in that order. Only the first `counts[l]` ranks are ordered: every expert
     /// after them gets the layer's last load.
     static func ranked(_ shapes: [[Double]], counts: [Int], scores: [Double], experts: Int) -> ExpertPopularity {
+        var none: [Int32] = []
+        return ranked(shapes, counts: counts, scores: scores, experts: experts, orders: &none)
+    }
+
+    /// ``ranked(_:counts:scores:experts:)`` starting each layer from the hottest experts an
+    /// earlier ranking found, in order, at `orders[l * experts...]` (written here with this
+    /// ranking's; any other size is no hint). The ranking is the same whatever `orders` holds
+    /// (the hottest-first order is strict); only the work depends on it. A drift step moves few
+    /// experts across a layer's boundary, so the old hottest set, under the new scores, bounds
+    /// the new one to a few dozen candidates (issue 12: selecting the hottest fifth of 256
+    /// experts afresh was 2.5% of a Mooncake hour).
+    static func ranked(_ shapes: [[Double]], counts: [Int], scores: [Double], experts: Int,
+                       orders: inout [Int32]) -> ExpertPopularity {
         var rows: [[Double]] = []
         rows.reserveCapacity(shapes.count)
+        let hinted = orders.count == shapes.count * experts
+        if !hinted { orders = Array(repeating: 0, count: shapes.count * experts) }
         let keys = UnsafeMutableBufferPointer<HotterFirst>.allocate(capacity: max(1, experts))
         defer { keys.deallocate() }
+        let inHint = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: max(1, (experts + 63) >> 6))
+        defer { inHint.deallocate() }
         scores.withUnsafeBufferPointer { scores in
-            for (l, loads) in shapes.enumerated() {
-                let base = l * experts
-                for e in 0..<experts {
-                    keys[e] = HotterFirst(key: ExpertPlacement.hotterFirstKey(scores[base + e]), id: UInt32(truncatingIfNeeded: e))
+            orders.withUnsafeMutableBufferPointer { orders in
+                for (l, loads) in shapes.enumerated() {
+                    let base = l * experts
+                    let layerScores = UnsafeBufferPointer(rebasing: scores[base..<base + experts])
+                    let ordered = min(counts[l], experts, loads.count)
+                    let order = UnsafeMutableBufferPointer(rebasing: orders[base..<base + ordered])
+                    // The layer's hottest `ordered` experts, in order, at the front of `top`.
+                    let top: UnsafeMutableBufferPointer<HotterFirst>
+                    if hinted, let m = hottestCandidates(scores: layerScores, hint: UnsafeBufferPointer(order),
+                                                         into: keys, seen: inHint) {
+                        top = UnsafeMutableBufferPointer(rebasing: keys[0..<m])
+                        HotterFirst.sortNearlySorted(top, movesBudget: .max)
+                    } else {
+                        for e in 0..<experts {
+                            keys[e] = HotterFirst(key: ExpertPlacement.hotterFirstKey(layerScores[e]),
+                                                  id: UInt32(truncatingIfNeeded: e))
+                        }
+                        top = UnsafeMutableBufferPointer(rebasing: keys[0..<experts])
+                        HotterFirst.sortSmallest(top, count: ordered)
+                    }
+                    var row = [Double](repeating: loads.last ?? 1, count: experts)
+                    for rank in 0..<ordered { row[Int(top[rank].id)] = loads[rank] }
+                    rows.append(row)
+                    for rank in 0..<ordered { order[rank] = Int32(truncatingIfNeeded: top[rank].id) }
                 }
-                let ordered = min(counts[l], experts, loads.count)
-                HotterFirst.sortSmallest(UnsafeMutableBufferPointer(rebasing: keys[0..<experts]), count: ordered)
-                var row = [Double](repeating: loads.last ?? 1, count: experts)
-                for rank in 0..<ordered { row[Int(keys[rank].id)] = loads[rank] }
-                rows.append(row)
             }
         }
         return ExpertPopularity(layers: rows)
+    }
+
+    /// Every expert that can be among the `k` hottest under `scores` (by expert id), given
+    /// `hint`, the `k` hottest of an earlier ranking: the hint's experts first, in its order
+    /// (nearly sorted when the scores moved little), then, by id, the others that beat the worst
+    /// of them under the new scores. The `k` hottest are all among these: `k` experts (the
+    /// hint's) are no worse than that worst, so the k-th hottest is not either. Written to `out`
+    /// as hottest-first keys; returns their count, or nil when the hint is not `k` distinct
+    /// experts. `seen` is scratch, a bit per expert.
+    @inline(__always)
+    static func hottestCandidates(scores: UnsafeBufferPointer<Double>, hint: UnsafeBufferPointer<Int32>,
+                                  into out: UnsafeMutableBufferPointer<HotterFirst>,
+                                  seen: UnsafeMutableBufferPointer<UInt64>) -> Int? {
+        let n = scores.count, k = hint.count
+        guard k > 0, k <= n, out.count >= n, seen.count >= (n + 63) >> 6 else { return nil }
+        seen.update(repeating: 0)
+        var worst = HotterFirst(key: 0, id: 0)
+        for i in 0..<k {
+            let e = Int(hint[i])
+            guard e >= 0, e < n else { return nil }
+            let bit: UInt64 = 1 &<< UInt64(e & 63)
+            guard seen[e >> 6] & bit == 0 else { return nil }
+            seen[e >> 6] |= bit
+            let x = HotterFirst(key: ExpertPlacement.hotterFirstKey(scores[e]), id: UInt32(truncatingIfNeeded: e))
+            out[i] = x
+            if i == 0 || worst < x { worst = x }
+        }
+        var m = k
+        for e in 0..<n where seen[e >> 6] & (1 &<< UInt64(e & 63)) == 0 {
+            let x = HotterFirst(key: ExpertPlacement.hotterFirstKey(scores[e]), id: UInt32(truncatingIfNeeded: e))
+            if x < worst {
+                out[m] = x
+                m &+= 1
+            }
+        }
+        return m
     }
 }
