@@ -87,6 +87,18 @@ import Testing
         #expect(routing.expectedImbalance != imbalanceChat)
     }
 
+    @Test func theFirstAutomaticPlanComesAfterTheConfiguredInterval() {
+        // The cadence was set after the controller had fixed its first plan at the default 60 s.
+        for interval in [10.0, 60, 150] {
+            var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 2)
+            var eplb = EPLBController(mode: .on, policy: GreedyEPLBPlanner(), cost: cost, start: 5, intervalSeconds: interval)
+            _ = routing.stepLoadFactor(tokens: 10_000)
+            #expect(eplb.wakesAt == 5 + interval)
+            #expect(eplb.tick(now: 5 + interval - 0.5, routing: &routing).isEmpty, "planned before \(interval) s")
+            #expect(eplb.tick(now: 5 + interval, routing: &routing).first?.started == true, "no plan at \(interval) s")
+        }
+    }
+
     @Test func automaticModeRebalancesOnItsCadenceAndSkipsSmallGains() {
         var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 2)
         var eplb = EPLBController(mode: .on, policy: DeepSeekEPLBPlanner(), cost: cost)

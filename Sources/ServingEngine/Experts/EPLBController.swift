@@ -52,10 +52,14 @@ public struct EPLBController: Sendable {
     private var lastCounts: ExpertPopularity?
     private var loadSeconds = 0.0
 
-    public init(mode: EPLBMode, policy: any EPLBPlanner = GreedyEPLBPlanner(), cost: CostModel, start: SimTime = 0) {
+    /// The first automatic plan is due `intervalSeconds` after `start` (the cadence is given here:
+    /// set afterwards, the first plan still came after the default 60 s).
+    public init(mode: EPLBMode, policy: any EPLBPlanner = GreedyEPLBPlanner(), cost: CostModel, start: SimTime = 0,
+                intervalSeconds: Double = 60) {
         self.mode = mode
         self.policy = policy
         self.cost = cost
+        self.intervalSeconds = intervalSeconds
         self.nextAutomatic = start + intervalSeconds
     }
 

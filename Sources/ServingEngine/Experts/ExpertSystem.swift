@@ -189,8 +189,8 @@ final class ExpertSystem {
                                         seed: seed &+ UInt64(index), placement: placement)
             // Only the first decode TE's per-expert counts feed the Experts view.
             routing.recordsHeat = index == heatInstance
-            var controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: 0)
-            controller.intervalSeconds = intervalSeconds
+            var controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: 0,
+                                            intervalSeconds: intervalSeconds)
             if mode == .on { controller.notePlanned(counts: traffic.popularity, imbalance: routing.settledExpectedImbalance()) }
             routings.append(routing)
             controllers.append(controller)
@@ -216,8 +216,8 @@ final class ExpertSystem {
                                     seed: seed, placement: placement)
         // The heat comes from the first decode TE, fixed at start: a later TE keeps no window.
         routing.recordsHeat = false
-        var controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: now)
-        controller.intervalSeconds = intervalSeconds
+        let controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: now,
+                                        intervalSeconds: intervalSeconds)
         routings[i] = routing
         controllers[i] = controller
         decodes[i] = host.decodes
