@@ -300,9 +300,13 @@ final class ExpertSystem {
     /// TE `i`'s controller: a due cadence or swap phase ticks; a swap under way asks to be woken
     /// when its phase ends (one `.expertSwap` per call, duplicates included: they count as events).
     private func advance(_ i: Int, now: SimTime, queue: inout EngineEventQueue, into lines: inout [Rebalance]) {
-        guard i < controllers.count, controllers[i] != nil, routings[i] != nil else { return }
-        // Between its cadence and its swap phases the controller has nothing to do: no call.
-        if let wake = wakes[i].at, now >= wake {
+        guard i < controllers.count else { return }
+        // Between its cadence and its swap phases the controller has nothing to do: no call, and
+        // no look at the controller either (testing the optionals for nil copied both, nine TEs
+        // per telemetry tick: 0.9% of a Mooncake hour). A TE without one has an empty wake.
+        let due = wakes[i].at.map { now >= $0 } ?? false
+        guard due || wakes[i].swapEnds != nil, controllers[i] != nil, routings[i] != nil else { return }
+        if due {
             let outcomes = controllers[i]!.tick(now: now, routing: &routings[i]!, planner: sharedPlan)
             noteController(i)
             for outcome in outcomes { lines.append(Rebalance(instance: i, message: outcome.message)) }
