@@ -241,13 +241,9 @@ extension CostModel {
                         context: Double, shape: DecodeExpertShape,
                         exchange: inout DecodeExchangeMemo) -> DecodeLayer {
         let mb = Double(m), tp = input.attentionTP
-        let attentionShare = m > 1 ? constants.attentionStreamCubeShare : 1
-        let attentionVector = m > 1 ? constants.attentionStreamVectorShare : 1
         let requests = input.requestsPerGroup / mb
         let tokens = requests * q
-        var attention = decodeAttention(requests: requests, context: context, queryTokens: q, tp: tp,
-                                        share: attentionShare, vectorShare: attentionVector) * input.attentionSlowdown
-        attention += tensorParallelAllReduce(tokens: tokens, tp: tp)
+        let attention = attentionStream(input, queryTokens: q, microbatches: m, context: context)
         guard model.moe != nil else {
             return DecodeLayer(attention: attention, gateAndExperts: 0, dispatch: 0, combine: 0, microbatches: m,
                                layer: mb * attention)
@@ -286,6 +282,19 @@ extension CostModel {
             : attention + moe
         return DecodeLayer(attention: attention, gateAndExperts: gate + experts, dispatch: dispatchTime,
                            combine: combineTime, microbatches: m, layer: layer)
+    }
+
+    /// One microbatch's attention stream in a decode MoE layer: on the whole die with one
+    /// microbatch, on the attention stream's core shares with two, with its TP all-reduce. The
+    /// layer and the two-microbatch floor both read it (``twoMicrobatchesFloor(_:shared:)``).
+    @inline(__always)
+    func attentionStream(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int, context: Double) -> Double {
+        let tp = input.attentionTP
+        let requests = input.requestsPerGroup / Double(m)
+        let attention = decodeAttention(requests: requests, context: context, queryTokens: q, tp: tp,
+                                        share: m > 1 ? constants.attentionStreamCubeShare : 1,
+                                        vectorShare: m > 1 ? constants.attentionStreamVectorShare : 1) * input.attentionSlowdown
+        return attention + tensorParallelAllReduce(tokens: requests * q, tp: tp)
     }
 
     /// ``decodeMoELayer(_:queryTokens:microbatches:context:)`` averaged over the MoE layers' own load
@@ -359,23 +368,27 @@ extension CostModel {
     /// otherwise, which bounds nothing.
     func twoMicrobatchesFloor(_ input: DecodeStepInput, shared: DecodeStepShared) -> Double {
         guard input.moeLoadFactorPerLayer?.isEmpty ?? true else { return 0 }
-        func streams(queryTokens q: Double) -> Double {
-            let requests = input.requestsPerGroup / 2
-            var attention = decodeAttention(requests: requests, context: shared.context, queryTokens: q,
-                                            tp: input.attentionTP, share: constants.attentionStreamCubeShare,
-                                            vectorShare: constants.attentionStreamVectorShare) * input.attentionSlowdown
-            attention += tensorParallelAllReduce(tokens: requests * q, tp: input.attentionTP)
-            return 2 * attention
-        }
+        let verify = 2 * attentionStream(input, queryTokens: shared.q, microbatches: 2, context: shared.context)
+        let draft = shared.mtpOn ? 2 * attentionStream(input, queryTokens: 1, microbatches: 2, context: shared.context) : 0
+        return stepTotals(input, shared: shared, verifyLayer: verify, draftLayer: draft).step
+    }
+
+    /// A decode step's time from its main-model MoE layer and (MTP on) its draft layer: dense
+    /// layers, heads and sampling, the MTP module per draft token, graph launches and scheduling
+    /// around them. Returns the step and its `other` part.
+    @inline(__always)
+    func stepTotals(_ input: DecodeStepInput, shared: DecodeStepShared, verifyLayer: Double,
+                    draftLayer: Double) -> (step: Double, other: Double) {
         var other = shared.otherBeforeDraft
         var graphs = 1.0
         if shared.mtpOn {
-            other += Double(input.mtpDrafts) * (streams(queryTokens: 1) + shared.draftProjection + shared.draftLMHead
-                                                + shared.draftSampling)
+            // The MTP module: project [embedding; hidden], one MoE layer, its own LM head and
+            // sampling, once per draft token; it runs as a second graph.
+            other += Double(input.mtpDrafts) * (draftLayer + shared.draftProjection + shared.draftLMHead + shared.draftSampling)
             graphs += 1
         }
         other += graphs * constants.graphLaunchSeconds + constants.schedulingSeconds
-        return Double(model.moeLayers) * streams(queryTokens: shared.q) + other
+        return (Double(model.moeLayers) * verifyLayer + other, other)
     }
 
     /// The dispatch and combine times of the last candidate layer priced in one decode step, by
@@ -452,18 +465,9 @@ extension CostModel {
         let verify = decodeMoELayers(input, queryTokens: q, microbatches: m, context: shared.context, shape: shared.shape,
                                      exchange: &exchange)
         let moeLayers = Double(model.moeLayers)
-        var other = shared.otherBeforeDraft
-        var graphs = 1.0
-        if mtpOn {
-            // The MTP module: project [embedding; hidden], one MoE layer, its own LM head and
-            // sampling, once per draft token; it runs as a second graph.
-            let draft = decodeMoELayers(input, queryTokens: 1, microbatches: m, context: shared.context,
-                                        shape: shared.shape, exchange: &exchange)
-            other += Double(input.mtpDrafts) * (draft.layer + shared.draftProjection + shared.draftLMHead + shared.draftSampling)
-            graphs += 1
-        }
-        other += graphs * constants.graphLaunchSeconds + constants.schedulingSeconds
-        let step = moeLayers * verify.layer + other
+        let draft = mtpOn ? decodeMoELayers(input, queryTokens: 1, microbatches: m, context: shared.context,
+                                            shape: shared.shape, exchange: &exchange).layer : 0
+        let (step, other) = stepTotals(input, shared: shared, verifyLayer: verify.layer, draftLayer: draft)
         var breakdown = StepBreakdown()
         let perLayer = moeLayers * Double(m)
         breakdown.attention = perLayer * verify.attention
