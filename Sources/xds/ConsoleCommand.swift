@@ -26,7 +26,8 @@ struct ConsoleCommand: ParsableCommand {
     func run() throws {
         if let connect { return try attach(to: connect) }
         let pace = try FlagLimits.pace(speed)
-        // A moderate built-in load (interfaces.md): about half of superpod's decode capacity.
+        // A moderate built-in load on the superpod (interfaces.md); with no --rate and no --scenario
+        // the demo below replaces it with rates scaled to the deployment.
         let config = try common.engineConfiguration(defaultRate: 40)
         // No --rate and no --scenario on the synthetic workload: the demo's daily cycle with bursts
         // (DemoLoad), as a scenario of `rate` steps the header names; --rate R keeps R constant.

@@ -10,7 +10,8 @@ import ServingEngine
 /// period later), sampled every `step` seconds; every `burstEvery` seconds from `firstBurst` it is
 /// `burstFactor`× higher for `burstLength` seconds.
 ///
-/// Those rates are sized for `superpod` (about half its decode capacity). Another deployment's
+/// Those rates are sized for `superpod` (its SLO holds 99.8% at 40 req/s and starts to slip near
+/// 150: `xds run --rate R --duration 300s`). Another deployment's
 /// demo scales them by its decode capacity over the superpod's (``scale(for:)``), so two A100s
 /// get a fraction of a request per second instead of drowning in 25–55.
 public enum DemoLoad {
