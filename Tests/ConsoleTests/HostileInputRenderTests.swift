@@ -72,6 +72,16 @@ import XDSTestSupport
         #expect(line.contains("next 0:11:40 rate 25.4"), "\(line)")
     }
 
+    /// A small deployment's demo runs below 1 req/s: the header said 0.1 for 0.144 (one decimal).
+    @Test func ratesBelowOneKeepTwoDecimals() {
+        #expect(Format.rate(0.144) == "0.14" && Format.rate(0.251) == "0.25" && Format.rate(0) == "0.00")
+        #expect(Format.rate(150) == "150.0" && Format.rate(25.4) == "25.4" && Format.rate(0.996) == "1.0")
+        var snapshot = SnapshotFixtures.superpod
+        snapshot.arrivalRate = 0.144
+        let line = ConsoleScreen.render(primedState(), snapshot, theme: .builtinDark, width: 120, height: 30).lines[0]
+        #expect(line.contains("0.14 req/s"), "\(line)")
+    }
+
     /// Resized to a sliver (10×3, 12×1): the wrapped sentence was cut before the size needed.
     /// A shorter form is used when the sentence does not fit; the full one where it does.
     @Test(arguments: [(10, 3), (20, 2), (12, 1), (7, 2), (30, 8), (79, 24)])

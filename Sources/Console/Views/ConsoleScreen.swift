@@ -74,7 +74,7 @@ public enum ConsoleScreen {
         // the "≈" the achieved speed uses.
         let rate =
             s.arrivalRate > 0 || s.requests.arrived == 0
-            ? Format.fixed(s.arrivalRate) : state.memory.observedArrivalRate(s).map { "≈" + Format.fixed($0) } ?? "–"
+            ? Format.rate(s.arrivalRate) : state.memory.observedArrivalRate(s).map { "≈" + Format.rate($0) } ?? "–"
         let right = "\(rate) req/s   \(speed)   sim \(Format.clock(s.simTime)) "
         // The names give way to the pacing and the clock when the line is short.
         var title = " " + names.joined(separator: " · ")

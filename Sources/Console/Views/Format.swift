@@ -43,6 +43,10 @@ enum Format {
         return "\(sign)\(whole).\(f)"
     }
 
+    /// An arrival rate in requests/s: tenths from 1 req/s (150.0), hundredths below (0.14), where
+    /// a small deployment's rates live: its demo steps 0.144 → 0.251 showed as 0.1 → 0.3.
+    static func rate(_ value: Double) -> String { fixed(value, abs(value) < 0.995 ? 2 : 1) }
+
     /// 812, 24.3k, 1.2M.
     static func count(_ value: Double) -> String {
         let v = abs(value)
