@@ -49,6 +49,27 @@ import Testing
         }
     }
 
+    /// The one-slot-per-die walk (a decode TE's placement: no per-die sums) is taken exactly when
+    /// every layer puts one slot on each die; the comparison above then covers it bit for bit.
+    @Test func oneSlotPerDieWalkIsTakenOnlyWhenEveryDieHoldsOneSlot() {
+        let pop = EPLBPlannerEquivalenceTests.populations()[0]
+        #expect(ExpertPlacement.greedy(popularity: pop, dies: 288, slotsPerDie: 1).oneSlotPerDie)
+        #expect(ExpertPlacement.roundRobin(experts: pop.experts, layers: pop.layers.count, dies: 288,
+                                           slotsPerDie: 1).oneSlotPerDie)
+        #expect(!ExpertPlacement.greedy(popularity: pop, dies: 32, slotsPerDie: 9).oneSlotPerDie)
+        // Three dies, three slots per layer, but die 0 twice in the second layer; and a layer with
+        // a die left empty.
+        let twice = ExpertPlacement(dies: 3, slotsPerDie: 1, layers: [[[0], [1], [2]], [[0], [0], [2]]])
+        #expect(!twice.oneSlotPerDie)
+        let empty = ExpertPlacement(dies: 3, slotsPerDie: 1, layers: [[[0], [1], []]])
+        #expect(!empty.oneSlotPerDie)
+        let exact = ExpertPlacement(dies: 3, slotsPerDie: 1, layers: [[[2], [0], [1]], [[1], [2], [0]]])
+        #expect(exact.oneSlotPerDie)
+        let counts = ExpertPopularity(layers: [[3, 1, 2], [0.5, 0.25, 4]])
+        #expect(exact.hottestShares(popularity: counts).map(\.bitPattern)
+                == Self.reference(exact, counts).map(\.bitPattern))
+    }
+
     /// Experts with no host (a swap's serving placement), with several hosts on one die, and a
     /// popularity row longer than the placement's experts; and the same placement rebuilt from its
     /// rows compares equal and gives the same figures.

@@ -37,6 +37,10 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// expert through `hostStart` cost twice as much).
     private var slotExpert: [Int32] = []
     private var slotReplicas: [Double] = []
+    /// Every layer's slots sit one per die, on every die (a decode TE with one expert per die):
+    /// a die's load is then its one slot's share, so ``hottestShares(popularity:)`` needs no
+    /// per-die sums. Worked out once, when the placement is made.
+    private(set) var oneSlotPerDie = false
 
     /// A placement from nested rows: `layers[l][e]` lists the dies holding expert `e` of layer `l`.
     public init(dies: Int, slotsPerDie: Int, layers: [[[Int]]]) {
@@ -64,6 +68,25 @@ public struct ExpertPlacement: Sendable, Equatable {
         } else {
             deriveSlots()
         }
+        oneSlotPerDie = slotsCoverDiesOnce()
+    }
+
+    /// Whether each layer's slots are exactly one per die (the slot arrays derived).
+    private func slotsCoverDiesOnce() -> Bool {
+        guard dies > 0, slotExpert.count == hostDies.count, hostStart.count == layerCount * experts + 1,
+              hostDies.count == layerCount * dies else { return false }
+        var seen = [Bool](repeating: false, count: dies)
+        for l in 0..<layerCount {
+            let from = Int(hostStart[l * experts]), to = Int(hostStart[(l + 1) * experts])
+            guard to - from == dies else { return false }
+            for d in seen.indices { seen[d] = false }
+            for s in from..<to {
+                let d = Int(hostDies[s])
+                guard d >= 0, d < dies, !seen[d] else { return false }
+                seen[d] = true
+            }
+        }
+        return true
     }
 
     /// Fills ``slotExpert`` and ``slotReplicas`` from the host buffers (placements not written
@@ -566,6 +589,12 @@ public struct ExpertPlacement: Sendable, Equatable {
                                     return Self.hottestShare(row: row, starts: starts.baseAddress! + l * experts,
                                                              hosts: hosts, experts: experts, scratch: scratch, dies: dies)
                                 }
+                                if oneSlotPerDie {
+                                    return Self.hottestShareOneSlotPerDie(row: row, from: Int(starts[l * experts]),
+                                                                          to: Int(starts[(l + 1) * experts]),
+                                                                          slotExpert: slotExpert,
+                                                                          slotReplicas: slotReplicas, dies: dies)
+                                }
                                 return Self.hottestShare(row: row, from: Int(starts[l * experts]),
                                                          to: Int(starts[(l + 1) * experts]), hosts: hosts,
                                                          slotExpert: slotExpert, slotReplicas: slotReplicas,
@@ -598,6 +627,26 @@ public struct ExpertPlacement: Sendable, Equatable {
             s &+= 1
         }
         return hottest(scratch: scratch, dies: dies, total: total)
+    }
+
+    /// ``hottestShare(row:from:to:hosts:slotExpert:slotReplicas:scratch:dies:)`` when the layer's
+    /// slots are one per die, on every die: each die's sum is its one share (0 + x is x), the
+    /// total the same sum in the same order, so the same result without the per-die buffer
+    /// (issue 12: a decode TE's 288 dies were zeroed, summed into and scanned per layer).
+    @inline(__always)
+    private static func hottestShareOneSlotPerDie(row: UnsafeBufferPointer<Double>, from: Int, to: Int,
+                                                  slotExpert: UnsafeBufferPointer<Int32>,
+                                                  slotReplicas: UnsafeBufferPointer<Double>, dies: Int) -> Double {
+        var total = 0.0
+        var hottest = 0.0
+        var s = from
+        while s < to {
+            let share = row[Int(slotExpert[s])] / slotReplicas[s]
+            if share > hottest { hottest = share }
+            total += share
+            s &+= 1
+        }
+        return total > 0 ? hottest / total : 1 / Double(dies)
     }
 
     /// The hottest die's share of `total` from per-die loads in `scratch`.
