@@ -307,6 +307,19 @@ import XDSTestSupport
         #expect(render(state, 200, 60)[0].contains("scenario: NPU loss · next 0:11:40 fault npu 280"))
     }
 
+    /// At 80 columns the step stays whole (it was cut to "rate 0.…" beside the word "scenario").
+    @Test func nextStepStaysWholeAt80Columns() throws {
+        var state = primedState(width: 80, height: 24)
+        // The achieved speed shown beside the set one, as on a live console: the line is full.
+        state.achievedSpeed = 1
+        state.scenario = Scenario(
+            name: "demo load", steps: [Scenario.Step(at: 900, command: try OperatorCommand.parse("rate 0.144").get())])
+        let line = render(state, 80, 24)[0]
+        #expect(line.contains("(≈1.0×)"), "\(line)")
+        #expect(line.contains("next 0:15:00 rate 0.144"), "\(line)")
+        #expect(!line.contains("…"), "\(line)")
+    }
+
     @Test func startHintFadesAfterItsTime() {
         var state = primedState()
         state.status = StatusLine("try a story", seconds: 20)
