@@ -90,7 +90,12 @@ struct CommonOptions: ParsableArguments {
             return try ServingEngine(configuration: config)
         } catch let error as ConfigError {
             let path = deployment.deployment
-            guard path.hasSuffix(".toml"), !error.description.hasPrefix(path) else { throw error }
+            guard path.hasSuffix(".toml") else {
+                // A preset or inline layout fitted to `--model` is changed in a file of its own.
+                guard deployment.model != nil else { throw error }
+                throw ConfigError("\(error.description) (start a file from this layout with --print-config)")
+            }
+            guard !error.description.hasPrefix(path) else { throw error }
             throw ConfigError("\(path): \(error.description)")
         }
     }
@@ -148,8 +153,9 @@ struct CommonOptions: ParsableArguments {
 
     /// The scenario, each step checked against the pod it will run on (a node, NPU, die or
     /// fault id that does not exist is refused here, before the run starts).
-    func loadScenario() throws -> Scenario? {
+    /// `deployment` is the configuration's (resolved once: resolving prints `--model`'s changes).
+    func loadScenario(for deployment: Deployment) throws -> Scenario? {
         guard let scenario else { return nil }
-        return try Scenario.load(path: scenario, topology: deployment.resolve().topology())
+        return try Scenario.load(path: scenario, topology: deployment.topology())
     }
 }

@@ -32,7 +32,7 @@ struct ConsoleCommand: ParsableCommand {
         // No --rate and no --scenario on the synthetic workload: the demo's daily cycle with bursts
         // (DemoLoad), as a scenario of `rate` steps the header names; --rate R keeps R constant.
         let demo = common.rate == nil && common.scenario == nil && common.workload == "synthetic"
-        let scenario = demo ? DemoLoad.scenario(scale: DemoLoad.scale(for: config.deployment)) : try common.loadScenario()
+        let scenario = demo ? DemoLoad.scenario(scale: DemoLoad.scale(for: config.deployment)) : try common.loadScenario(for: config.deployment)
         let listenAt = try listen.map(Self.parseListen)
         let token = try listenAt.map { _ in
             try AdminToken.resolve(flag: self.token, environment: ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"],

@@ -42,7 +42,7 @@ struct Run: ParsableCommand {
             inputs: [("--workload", common.workload == "synthetic" ? nil : common.workload), ("--scenario", common.scenario),
                      ("--deployment", common.deployment.deployment.hasSuffix(".toml") ? common.deployment.deployment : nil)])
         let config = try common.engineConfiguration(defaultRate: 10)
-        let scenario = try common.loadScenario()
+        let scenario = try common.loadScenario(for: config.deployment)
         if case .synthetic = config.workload, limit == nil { limit = 600 }
         let engine = try common.makeEngine(config)
         // Observers only read: the run is the same with or without these files.

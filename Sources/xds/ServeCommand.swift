@@ -33,7 +33,7 @@ struct Serve: ParsableCommand {
         // Every request that leaves the engine (HTTP or background load) feeds the vllm: metrics.
         let finished = EngineFeed()
         finished.observe(engine)
-        let host = EngineHost(core: engine, speed: pace, scenario: try common.loadScenario(),
+        let host = EngineHost(core: engine, speed: pace, scenario: try common.loadScenario(for: config.deployment),
                               capabilities: [.drain, .speed, .rebalance, .faults])
         host.start()
         let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token,

@@ -71,12 +71,26 @@ struct DeploymentOption: ParsableArguments {
     @Option(name: .long, help: "Preset (superpod, cloudmatrix-infer, xdeepserve-ma, colocated-288), colocated:N:MODEL:PROFILE:tpK, or FILE.toml.")
     var deployment: String = RunDefaults.deployment
 
-    @Option(name: .long, help: "Catalogue model to serve instead of the deployment's (deepseek-r1, deepseek-v3, kimi-k2, qwen3-235b-a22b, llama-3-70b, llama-2-7b).")
+    @Option(name: .long, help: "Catalogue model to serve instead of the deployment's (deepseek-r1, deepseek-v3, kimi-k2, qwen3-235b-a22b, llama-3-70b, llama-2-7b); the expert layout is fitted to it and each change printed on stderr.")
     var model: String?
 
+    /// The deployment, checked. Called once per command: with `--model` it prints its changes.
     func resolve() throws -> Deployment {
         var d = deployment.hasSuffix(".toml") ? try Deployment.load(path: deployment) : try Deployment.resolve(deployment)
-        if let model { d.model = try ModelSpec.named(model).name }
+        if let model {
+            let spec = try ModelSpec.named(model)
+            // Another model than the deployment's own: its expert layout is fitted to the model
+            // and each change said once, before the run (a file the user wrote for its own model
+            // is not touched, so its numbers keep their validation and errors).
+            if spec.name != d.model.lowercased() {
+                let fit = try d.fitted(to: spec)
+                let origin = "\(spec.name) on \(d.name)".terminalSafe
+                for change in fit.changes {
+                    FileHandle.standardError.write(Data("xds: \(origin): \(change)\n".utf8))
+                }
+                d = fit.deployment
+            }
+        }
         // Always: an inline colocated:… spec is only shaped by resolve(), and the engine
         // trusts the layout it is given (its sizes feed allocations and index arithmetic).
         try d.validate()

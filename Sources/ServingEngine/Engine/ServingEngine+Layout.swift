@@ -62,24 +62,67 @@ extension ServingEngine {
     /// KV blocks of one DP group: its dies' HBM share for KV minus the weights each die holds
     /// (attention and dense weights split over TP, routed experts spread over the expert dies).
     func kvBlocksPerGroup(_ spec: InstanceGroup, hardware hw: HardwareProfile, attentionOnly: Bool) throws -> Int {
-        var perDieWeights = model.weightBytes / Double(spec.tp)
-        if let moe = model.moe {
-            let expertBytes = Double((model.moeLayers + model.mtpModules) * moe.routedExperts) * model.expertParameters
-                * model.weightType.bytes
-            let nonExpert = model.weightBytes - expertBytes
-            let routedDies = max(1, spec.ep - spec.sharedExpertDies)
-            let slotsPerDie = Double(spec.routedSlots(for: model)) / Double(routedDies)
-            perDieWeights = nonExpert / Double(spec.tp)
-                + (attentionOnly ? 0 : expertBytes / Double(moe.routedExperts) * slotsPerDie)
-        }
+        let perDieWeights = weightBytesPerDie(tp: spec.tp, routedDies: max(1, spec.ep - spec.sharedExpertDies),
+                                              slots: spec.routedSlots(for: model), attentionOnly: attentionOnly)
         let kvBytesPerDie = hw.hbmBytesPerDie * configuration.kvMemoryFraction - perDieWeights
         let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
         let blocks = Int(saturating: kvBytesPerDie * Double(spec.tp) / blockBytes)
         guard blocks > 0 else {
-            throw ConfigError("\(model.name) weights leave no HBM for KV cache on a \(spec.role.rawValue) DP group of "
-                + "\(spec.tp) \(hw.name) dies (EP\(spec.ep)); use more dies")
+            throw ConfigError(noKVProblem(spec, hardware: hw, attentionOnly: attentionOnly, weightsPerDie: perDieWeights))
         }
         return blocks
+    }
+
+    /// Weight bytes on one die: the non-expert weights split over `tp`, plus (unless the die only
+    /// attends) its share of the `slots` routed-expert copies spread over `routedDies`.
+    private func weightBytesPerDie(tp: Int, routedDies: Int, slots: Int, attentionOnly: Bool) -> Double {
+        guard let moe = model.moe else { return model.weightBytes / Double(tp) }
+        let expertBytes = Double((model.moeLayers + model.mtpModules) * moe.routedExperts) * model.expertParameters
+            * model.weightType.bytes
+        let nonExpert = model.weightBytes - expertBytes
+        return nonExpert / Double(tp)
+            + (attentionOnly ? 0 : expertBytes / Double(moe.routedExperts) * (Double(slots) / Double(routedDies)))
+    }
+
+    /// One line for weights that leave no KV cache: how much each die holds against what it
+    /// has, and what to change: the smallest TP that fits (it must divide the attention heads
+    /// and the instance's dies), or for experts the fewest routed-expert dies that would.
+    /// `--model` on a preset meets this (a 70B dense model on one 64 GB die at TP1).
+    private func noKVProblem(_ spec: InstanceGroup, hardware hw: HardwareProfile, attentionOnly: Bool,
+                             weightsPerDie: Double) -> String {
+        let usable = hw.hbmBytesPerDie * configuration.kvMemoryFraction
+        let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
+        let routedDies = max(1, spec.ep - spec.sharedExpertDies)
+        let slots = spec.routedSlots(for: model)
+        func gb(_ bytes: Double) -> String { String(format: "%.1f GB", bytes / 1e9) }
+        func fits(tp: Int, routedDies: Int) -> Bool {
+            (usable - weightBytesPerDie(tp: tp, routedDies: routedDies, slots: slots, attentionOnly: attentionOnly))
+                * Double(tp) >= blockBytes
+        }
+        let place = "\(spec.role.rawValue) group\(spec.external ? " (external)" : "")"
+        var held = "tp \(spec.tp)"
+        if model.isMoE && !attentionOnly {
+            let perDie = slots % routedDies == 0 ? "\(slots / routedDies)" : String(format: "%.1f", Double(slots) / Double(routedDies))
+            held += ", \(perDie) expert slots per die on \(routedDies) routed-expert dies"
+        }
+        let head = "\(model.name) weights leave no HBM for KV cache on the \(place): \(gb(weightsPerDie)) of weights per "
+            + "\(hw.name) die (\(held)), \(gb(usable)) usable per die"
+        let dies = spec.npusEach * hw.diesPerDevice
+        let heads = model.attention.heads
+        let larger = stride(from: spec.tp + 1, through: min(heads, dies), by: 1)
+            .filter { heads % $0 == 0 && dies % $0 == 0 }
+        if let tp = larger.first(where: { fits(tp: $0, routedDies: routedDies) }) {
+            return head + "; use tp \(tp) (dp \(dies / tp)) or more"
+        }
+        if model.isMoE && !attentionOnly {
+            // Expert dies beyond the instance's would need more NPUs per instance.
+            let needed = (routedDies + 1...max(routedDies + 1, slots)).first { fits(tp: spec.tp, routedDies: $0) }
+            if let needed {
+                return head + "; its \(slots) expert slots need at least \(needed) routed-expert dies per instance: "
+                    + "give each instance more NPUs (npus, dp, ep)"
+            }
+        }
+        return head + "; give each instance more NPUs (npus, dp\(model.isMoE ? ", ep" : "")) or use a smaller model"
     }
 
     /// Role of every NPU of the pod and the instance it belongs to (-1: spare).

@@ -1,0 +1,30 @@
+import PodModel
+import SimKit
+import Testing
+
+@testable import ServingEngine
+
+/// `--model` on a preset (``Deployment/fitted(to:)``): the fitted layouts run, not only validate.
+@Suite(.timeLimit(.minutes(10))) struct FittedModelTests {
+    /// Kimi K2 on the superpod's decode TE holds two expert slots per die (576 over 288 routed
+    /// dies); Qwen3 on MoE–attention replicates each expert on two dies, 32 expert dies unused.
+    @Test(arguments: [("superpod", "kimi-k2"), ("xdeepserve-ma", "qwen3-235b-a22b"), ("colocated-288", "kimi-k2")])
+    func aFittedPresetRunsAndCompletesRequests(preset: String, model: String) throws {
+        let spec = try ModelSpec.named(model)
+        let fit = try #require(Deployment.preset(preset)).fitted(to: spec)
+        #expect(!fit.changes.isEmpty)
+        let engine = try ServingEngineTests.synthetic(fit.deployment, rate: 20, limit: 60)
+        engine.run(until: 5)
+        ServingEngineTests.expectConserved(engine, "\(preset) \(model) at 5 s")
+        #expect(engine.runToCompletion(limit: 600))
+        let report = engine.report()
+        #expect(report.model == model)
+        #expect(report.requests.completed == 60 && report.requests.failed == 0)
+        #expect(engine.audit() == [])
+        #expect(report.latencyMs.ttft.p50 > 0 && report.latencyMs.tpot.p50 > 0)
+        // The hottest expert die carries at least the mean: an imbalance below 1 is a wrong count.
+        #expect(report.experts.imbalance >= 1 && report.experts.imbalance.isFinite)
+        let moeShare = try #require(report.experts.moeShareOfStep)
+        #expect(moeShare > 0 && moeShare.isFinite)
+    }
+}
