@@ -64,6 +64,22 @@ import Testing
         #expect(perfect.tokensPerSecondPerNPU > r.tokensPerSecondPerNPU * 1.03)
     }
 
+    /// A prefill layout whose weights and batch KV do not fit a die is refused, as in decode: it
+    /// gave a throughput (`--model kimi-k2` on xdeepserve-ma's 16-die 910B prefill group).
+    @Test func prefillThatDoesNotFitInHBMIsRefused() throws {
+        let kimi = try Deployment.xDeepServeMA.fitted(to: .kimiK2).deployment
+        #expect {
+            _ = try Bench.prefill(deployment: kimi, promptLen: 4096, tokensPerNPU: 16384)
+        } throws: { error in
+            "\(error)".contains("a prefill batch of 16384 tokens per die (4096-token prompts) does not fit")
+        }
+        // Its own model fits; a batch too large for any die's KV does not.
+        _ = try Bench.prefill(deployment: .xDeepServeMA, promptLen: 4096, tokensPerNPU: 16384)
+        #expect(throws: ConfigError.self) {
+            _ = try Bench.prefill(deployment: .cloudMatrixInfer, promptLen: 4096, tokensPerNPU: 4_000_000)
+        }
+    }
+
     @Test func dispatchAtSmallBatchIsAboutTwentyMicroseconds() {
         let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
         let t = cost.dispatch(tokensPerRank: 4, destinations: cost.messagesPerToken(sharedExpertDies: 0), ep: 128)

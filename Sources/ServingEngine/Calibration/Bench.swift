@@ -166,6 +166,10 @@ public enum Bench {
         }
         let model = try deployment.modelSpec()
         let hw = try g.hardware.map(HardwareProfile.named) ?? deployment.hardwareProfile()
+        // As decode: a layout whose weights and the batch's KV do not fit a die cannot run, and a
+        // throughput for it would mislead (`--model kimi-k2` on a 16-die prefill group gave one).
+        try checkHBM(model: model, hardware: hw, group: g, batchPerDie: tokensPerNPU / promptLen, context: promptLen,
+                     what: String(format: "a prefill batch of %.0f tokens per die (%.0f-token prompts)", tokensPerNPU, promptLen))
         let cost = CostModel(model: model, hardware: hw)
         let routedDies = g.ep - g.sharedExpertDies
         let slots = g.routedSlots(for: model)
@@ -187,7 +191,7 @@ public enum Bench {
 
     /// A batch whose weights and KV cache do not fit in a die's HBM cannot be run.
     static func checkHBM(model: ModelSpec, hardware hw: HardwareProfile, group g: InstanceGroup, batchPerDie: Double,
-                         context: Double) throws {
+                         context: Double, what: String? = nil) throws {
         let dies = Double(g.tp * g.dp)
         let attentionShare = Double(model.layers) * model.attentionParameters / Double(g.tp)
         let denseShare = Double(model.layers - model.moeLayers) * model.denseFFNParameters / Double(g.tp)
@@ -197,7 +201,7 @@ public enum Bench {
         let weights = (attentionShare + denseShare + expertShare + model.embeddingParameters / Double(g.tp)) * model.weightType.bytes
         let kv = batchPerDie * context * model.kvBytesPerToken
             / (model.attention.label == "MLA" ? 1 : Double(g.tp))
-        try checkFits(weights: weights, kv: kv, hardware: hw, batchPerDie: batchPerDie, context: context)
+        try checkFits(weights: weights, kv: kv, hardware: hw, batchPerDie: batchPerDie, context: context, what: what)
     }
 
     /// The same for an attention die of MoE–attention disaggregation: it holds the attention and
@@ -212,11 +216,12 @@ public enum Bench {
     }
 
     private static func checkFits(weights: Double, kv: Double, hardware hw: HardwareProfile, batchPerDie: Double,
-                                  context: Double) throws {
+                                  context: Double, what: String? = nil) throws {
         let need = weights + kv
         if need > hw.hbmBytesPerDie {
-            throw ConfigError(String(format: "batch %.0f/die at context %.0f does not fit: it needs %.1f GB of HBM per die (weights %.1f GB + KV %.1f GB), one %@ die has %.0f GB",
-                                     batchPerDie, context, need / 1e9, weights / 1e9, kv / 1e9, hw.name, hw.hbmBytesPerDie / 1e9))
+            let batch = what ?? String(format: "batch %.0f/die at context %.0f", batchPerDie, context)
+            throw ConfigError(String(format: "%@ does not fit: it needs %.1f GB of HBM per die (weights %.1f GB + KV %.1f GB), one %@ die has %.0f GB",
+                                     batch, need / 1e9, weights / 1e9, kv / 1e9, hw.name, hw.hbmBytesPerDie / 1e9))
         }
     }
 
