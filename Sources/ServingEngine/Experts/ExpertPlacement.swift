@@ -451,10 +451,7 @@ public struct ExpertPlacement: Sendable, Equatable {
                 return hint.withUnsafeBufferPointer { hint -> Bool in
                     for i in 0..<n {
                         let e = Int(hint[i])
-                        guard e >= 0, e < n else { return false }
-                        let bit: UInt64 = 1 << UInt64(e & 63)
-                        guard seen[e >> 6] & bit == 0 else { return false }
-                        seen[e >> 6] |= bit
+                        guard seen.markOnce(e, below: n) else { return false }
                         let key = byID[e]
                         if key != coldest {
                             keys[hot] = HotterFirst(key: key, id: UInt32(truncatingIfNeeded: e))
@@ -1273,4 +1270,22 @@ struct DiePool {
         storage.load[die] += delta
         if storage.free[die] > 0 { update(die, usable: true) }
     }
+}
+
+extension UnsafeMutableBufferPointer where Element == UInt64 {
+    /// Marks expert `e` in this bitset (a bit per expert, `n` of them): false when `e` is out of
+    /// range or already marked. How a hint is checked to be distinct experts
+    /// (``ExpertPlacement/hottestFirst(load:into:from:permutation:)``, ``ExpertTraffic``'s ranking).
+    @inline(__always)
+    func markOnce(_ e: Int, below n: Int) -> Bool {
+        guard e >= 0, e < n else { return false }
+        let bit: UInt64 = 1 &<< UInt64(e & 63)
+        guard self[e >> 6] & bit == 0 else { return false }
+        self[e >> 6] |= bit
+        return true
+    }
+
+    /// Whether expert `e` (in range) is marked.
+    @inline(__always)
+    func isMarked(_ e: Int) -> Bool { self[e >> 6] & (1 &<< UInt64(e & 63)) != 0 }
 }

@@ -262,16 +262,13 @@ public struct ExpertTraffic: Sendable {
         var worst = HotterFirst(key: 0, id: 0)
         for i in 0..<k {
             let e = Int(hint[i])
-            guard e >= 0, e < n else { return nil }
-            let bit: UInt64 = 1 &<< UInt64(e & 63)
-            guard seen[e >> 6] & bit == 0 else { return nil }
-            seen[e >> 6] |= bit
+            guard seen.markOnce(e, below: n) else { return nil }
             let x = HotterFirst(key: ExpertPlacement.hotterFirstKey(scores[e]), id: UInt32(truncatingIfNeeded: e))
             out[i] = x
             if i == 0 || worst < x { worst = x }
         }
         var m = k
-        for e in 0..<n where seen[e >> 6] & (1 &<< UInt64(e & 63)) == 0 {
+        for e in 0..<n where !seen.isMarked(e) {
             let x = HotterFirst(key: ExpertPlacement.hotterFirstKey(scores[e]), id: UInt32(truncatingIfNeeded: e))
             if x < worst {
                 out[m] = x

@@ -206,6 +206,12 @@ extension ServingEngine {
         min(request.outputTokens, Int(saturating: (Double(max(0, steps)) * tokensPerStep).rounded(.down)))
     }
 
+    /// What a request leaving after `steps` decode steps produced: its whole output, or what its
+    /// steps yielded if its client left.
+    private func produced(_ request: RequestState, steps: Int) -> Int {
+        request.cancelled ? producedBeforeLeaving(request, steps: steps) : request.outputTokens
+    }
+
     /// Output tokens of the decode step instance `index` begins now, for the generation counter:
     /// `1 + acceptance` per request in the batch on average, except that a request whose last step
     /// this is yields only what is left of its output after the average of its earlier steps — so
@@ -221,7 +227,7 @@ extension ServingEngine {
         for id in finishers {
             guard let request = requests[id], let seat = decodeSeat(of: request), seat.inBatch else { continue }
             let steps = seat.finishStep - seat.joinStep
-            let produced = request.cancelled ? producedBeforeLeaving(request, steps: steps) : request.outputTokens
+            let produced = produced(request, steps: steps)
             let earlier = Double(max(0, steps - 1)) * tokensPerStep
             tokens += max(0, Double(produced) - earlier) - tokensPerStep
         }
@@ -242,7 +248,7 @@ extension ServingEngine {
               let seat = decodeSeat(of: request), seat.inBatch
         else { return }
         let steps = instances[index].stepIndex + 1 - seat.joinStep  // begun, the running one included
-        let produced = request.cancelled ? producedBeforeLeaving(request, steps: steps) : request.outputTokens
+        let produced = produced(request, steps: steps)
         telemetry.generationCreditOwed += Double(steps) * tokensPerStep - Double(produced)
     }
 }
