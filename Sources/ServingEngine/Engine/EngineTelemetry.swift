@@ -68,6 +68,9 @@ struct EngineTelemetry {
     /// popularity and placement it came from: it changes only when they do (a rebalance, a
     /// drift), and comparing them is cheap while they are the same buffers.
     var dieLoadsCache: (popularity: ExpertPopularity, placement: ExpertPlacement, loads: [Double])?
+    /// Per die, the layer-0 experts it hosts, for the placement it came from: a new one only after
+    /// a rebalance (rebuilding 320 small arrays was a sixth of a saturated snapshot).
+    var hostedExpertsCache: (placement: ExpertPlacement, hosted: [[Int]])?
 
     init(seriesInterval: Double, seriesCapacity: Int, eventCapacity: Int) {
         seriesStore = Series()

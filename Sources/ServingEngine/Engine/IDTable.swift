@@ -1,3 +1,5 @@
+import HeapModule
+
 /// The engine's in-flight requests by id (``RequestTable``), and a block manager's sequences.
 typealias RequestTable = IDTable<RequestState>
 
@@ -41,6 +43,29 @@ struct IDTable<Value>: Sequence {
     var isEmpty: Bool { storage.isEmpty }
 
     func index(forKey id: Int) -> Storage.Index? { storage.index(forKey: RequestKey(id)) }
+
+    /// The `limit` smallest ids, ascending. One pass over the keys with a bounded max-heap, and a
+    /// bar (the heap's largest once it is full) that turns away almost every key with one
+    /// comparison: a snapshot asks for the oldest 200 of tens of thousands in flight (the
+    /// generic walk through the lazy `keys` and `Heap.max` cost 35 instructions a key, 1.3 M of
+    /// a saturated superpod's 3.4 M per snapshot; issue 12's snapshot under 1 ms).
+    func lowestKeys(_ limit: Int) -> [Int] {
+        guard limit > 0 else { return [] }
+        var heap = Heap<Int>()
+        heap.reserveCapacity(limit)
+        var bar = Int.max  // the heap's largest once full: only a smaller id gets in
+        for key in storage.keys {
+            let id = key.id
+            if heap.count < limit {
+                heap.insert(id)
+                if heap.count == limit { bar = heap.max! }
+            } else if id < bar {
+                _ = heap.replaceMax(with: id)
+                bar = heap.max!
+            }
+        }
+        return heap.unordered.sorted()
+    }
 
     @discardableResult
     mutating func removeValue(forKey id: Int) -> Value? { storage.removeValue(forKey: RequestKey(id)) }

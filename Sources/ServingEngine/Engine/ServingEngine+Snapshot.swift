@@ -1,4 +1,3 @@
-import HeapModule
 import PodModel
 import SimKit
 
@@ -172,17 +171,29 @@ extension ServingEngine {
         let diesPerNPU = instances[index].cost.hardware.diesPerDevice
         let loads = configuration.eplb == .perfect ? Array(repeating: 1.0, count: routing.dies)
             : dieLoads ?? routing.dieLoads()
-        var hosted = Array(repeating: [Int](), count: routing.dies)
-        let layer0 = routing.servingPlacement.layerCount > 0 ? routing.servingPlacement.layer(0) : []
-        for (expert, hosts) in layer0.enumerated() {
-            for d in hosts where d < hosted.count { hosted[d].append(expert) }
-        }
+        let hosted = hostedExperts(routing)
         for d in 0..<routing.dies {
             let npu = first + d / diesPerNPU
             guard npu < statuses.count else { continue }
-            statuses[npu].experts += hosted[d]
+            // The first die of an NPU shares its cached list rather than copying it.
+            if statuses[npu].experts.isEmpty { statuses[npu].experts = hosted[d] } else { statuses[npu].experts += hosted[d] }
             statuses[npu].expertLoad = max(statuses[npu].expertLoad, loads[d])
         }
+    }
+
+    /// Per die of `routing`, the layer-0 experts it hosts (ascending), kept while the placement stays.
+    private func hostedExperts(_ routing: ExpertRouting) -> [[Int]] {
+        let placement = routing.servingPlacement
+        if let cache = telemetry.hostedExpertsCache, cache.placement == placement, cache.hosted.count == routing.dies {
+            return cache.hosted
+        }
+        var hosted = Array(repeating: [Int](), count: routing.dies)
+        let layer0 = placement.layerCount > 0 ? placement.layer(0) : []
+        for (expert, hosts) in layer0.enumerated() {
+            for d in hosts where d < hosted.count { hosted[d].append(expert) }
+        }
+        telemetry.hostedExpertsCache = (placement, hosted)
+        return hosted
     }
 
     /// The first decode instance's relative per-die MoE load (``ExpertRouting/dieLoads()``), or
@@ -200,7 +211,7 @@ extension ServingEngine {
 
     /// The oldest in-flight requests (lowest ids first), at most `limit`.
     func inFlightStatuses(limit: Int) -> [RequestStatus] {
-        let ids = Self.lowest(limit, of: requests.keys)
+        let ids = requests.lowestKeys(limit)
         return ids.compactMap { id in
             guard let r = requests[id] else { return nil }
             let p = placement(of: r)
@@ -217,18 +228,5 @@ extension ServingEngine {
                                  outputTokens: r.outputTokens, generatedTokens: generated, location: location,
                                  ttftMs: p.firstTokenAt.map { ($0 - r.spec.arrival) * 1_000 })
         }
-    }
-
-    /// The `limit` smallest ids, ascending: one pass with a bounded max-heap instead of sorting
-    /// every request in flight (tens of thousands on a saturated superpod, each snapshot).
-    static func lowest(_ limit: Int, of ids: some Sequence<Int>) -> [Int] {
-        guard limit > 0 else { return [] }
-        var heap = Heap<Int>()
-        heap.reserveCapacity(limit)
-        for id in ids {
-            if heap.count < limit { heap.insert(id) }
-            else if id < heap.max! { _ = heap.replaceMax(with: id) }
-        }
-        return heap.unordered.sorted()
     }
 }

@@ -104,6 +104,13 @@ final class ExpertSystem {
     private var ticks = 0
     /// Token-expert pairs per layer and expert over the last heat window, as its segments.
     private var heat = HeatWindow()
+    /// Bumped whenever ``heat`` is replaced: the key of ``heatViewCache``.
+    private var heatVersion = 0
+    /// The heat relative to each layer's mean and its hottest experts, as ``summary(dieLoads:)``
+    /// last worked them out, for the heat window (or, with none yet, the popularity) they came
+    /// from: the window changes every 5 simulated seconds and a face snapshots ten times a second
+    /// (58 × 256 ratios, the sort and the window's sums were a sixth of a saturated snapshot).
+    private var heatViewCache: (version: Int, popularity: ExpertPopularity?, heat: [[Double]], hottest: [HotExpert])?
     /// Plans by (dies, slots per die) for the popularity they were made for: the prefill TEs of a
     /// group are identical and would plan the same placement.
     private var plans: [Int: (popularity: ExpertPopularity, placement: ExpertPlacement)] = [:]
@@ -138,6 +145,7 @@ final class ExpertSystem {
         c.classArrivals = classArrivals
         c.ticks = ticks
         c.heat = heat
+        c.heatVersion = heatVersion
         c.plans = plans
         c.planningOrders = planningOrders
         return c
@@ -370,7 +378,10 @@ final class ExpertSystem {
     func closeHeatWindow() {
         guard let h = heatInstance, h < routings.count, routings[h] != nil else { return }
         let window = routings[h]!.takeHeatWindow()
-        if window.countedAny { heat = window }
+        if window.countedAny {
+            heat = window
+            heatVersion += 1
+        }
     }
 
     /// Whether a tick would do EPLB work an idle skip cannot compute in closed form: a swap under
@@ -466,17 +477,28 @@ final class ExpertSystem {
         summary.loadingDies = controllers[decode]?.loadingDies ?? []
         summary.dieLoad = dieLoads ?? routing.dieLoads()
         if moeSteps > 0 { summary.moeMsPerStep = moeSeconds / Double(moeSteps) * 1e3 }
-        // Heat: the last window's counts, relative to each layer's mean.
-        let heat = heat.isEmpty ? routing.popularity.layers : heat.counts
-        summary.heat = heat.map { row in
+        (summary.heat, summary.hottest) = heatView(routing)
+        return summary
+    }
+
+    /// Heat: the last window's counts (the popularity before the first window), relative to each
+    /// layer's mean, and the twelve hottest experts above twice their layer's mean.
+    private func heatView(_ routing: ExpertRouting) -> (heat: [[Double]], hottest: [HotExpert]) {
+        let popularity = heat.isEmpty ? routing.popularity : nil
+        if let cache = heatViewCache, cache.version == heatVersion, cache.popularity == popularity {
+            return (cache.heat, cache.hottest)
+        }
+        let counts = popularity?.layers ?? heat.counts
+        let relative = counts.map { row in
             let mean = row.reduce(0, +) / Double(max(1, row.count))
             return row.map { mean > 0 ? $0 / mean : 0 }
         }
         var hottest: [HotExpert] = []
-        for (l, row) in summary.heat.enumerated() {
+        for (l, row) in relative.enumerated() {
             for (e, load) in row.enumerated() where load > 2 { hottest.append(HotExpert(layer: l, expert: e, load: load)) }
         }
-        summary.hottest = Array(hottest.sorted { ($0.load, $1.layer, $1.expert) > ($1.load, $0.layer, $0.expert) }.prefix(12))
-        return summary
+        let top = Array(hottest.sorted { ($0.load, $1.layer, $1.expert) > ($1.load, $0.layer, $0.expert) }.prefix(12))
+        heatViewCache = (heatVersion, popularity, relative, top)
+        return (relative, top)
     }
 }
