@@ -65,6 +65,14 @@ import XDSTestSupport
         #expect(lines[88].hasSuffix("┘"))
     }
 
+    /// A node of mixed roles counts them; spares are named, not drawn as "·".
+    @Test func nodeRolesCountEachRole() {
+        func chips(_ roles: [NPURole]) -> [NPUStatus] { roles.enumerated().map { NPUStatus(id: $0.offset, node: 0, role: $0.element) } }
+        #expect(NodeTable.roles(chips(Array(repeating: .prefill, count: 8))) == "8 prefill")
+        #expect(NodeTable.roles(chips([.colocated, .colocated, .colocated, .colocated, .spare, .spare, .spare, .spare])) == "4 C 4 spare")
+        #expect(NodeTable.roles(chips([.prefill, .decode, .decode])) == "1 P 2 D")
+    }
+
     /// Below 300×90 the panels split only where the rest is worth a panel: 200×60 keeps its
     /// instance table and Faults panel where they were and gets events under the table, no
     /// node table (the Faults column has no room for 48 rows).

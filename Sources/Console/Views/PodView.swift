@@ -436,12 +436,14 @@ enum NodeTable {
         return byNode.keys.sorted().map { Row(node: $0, chips: byNode[$0]!) }
     }
 
-    /// "8 prefill" for one role, else counts by letter ("4 P 4 D").
+    /// "8 prefill" for one role, else counts by letter ("4 P 4 D"); spares by name ("4 C 4 spare"),
+    /// as the grid's "·" beside a count read as a stray mark.
     static func roles(_ chips: [NPUStatus]) -> String {
         let present = NPURole.allCases.filter { role in chips.contains { $0.role == role } }
         if present.count == 1 { return "\(chips.count) \(present[0].rawValue)" }
-        return present.map { role in "\(chips.filter { $0.role == role }.count) \(Format.roleLetter(role))" }
-            .joined(separator: " ")
+        return present.map { role in
+            "\(chips.filter { $0.role == role }.count) \(role == .spare ? "spare" : String(Format.roleLetter(role)))"
+        }.joined(separator: " ")
     }
 
     static func draw(_ b: inout CellBuffer, _ rect: Rect, _ rows: [Row], _ state: ConsoleState, _ s: Snapshot) {
