@@ -49,6 +49,25 @@ enum EventsView {
         }
     }
 
+    /// One event row: time, severity, kind, message (with its fold count); shared with the Pod
+    /// view's recent-events panel so both read the same.
+    static func drawRow(
+        _ b: inout CellBuffer, _ row: (event: EngineEvent, count: Int), y: Int, inner: Rect, selected: Bool
+    ) {
+        let (e, count) = (row.event, row.count)
+        let style = selected ? Style(fg: .selection, bold: true, reverse: true) : style(e.severity)
+        var x = b.put(Format.right(Format.clockTenths(e.time), 10), x: inner.x + 1, y: y, style: selected ? style : .dim)
+        x = b.put(
+            " " + Format.left(e.severity == .info ? "info" : e.severity == .warning ? "WARN" : "ERROR", 5),
+            x: x, y: y, style: style)
+        x = b.put(" " + Format.left(e.kind.rawValue, 15), x: x, y: y, style: selected ? style : .dim)
+        var message = " " + e.message + (count > 1 ? " (×\(count))" : "")
+        // Cut lines end in an ellipsis; Enter (in the Events view) shows the whole message.
+        let room = inner.maxX - x
+        if message.count > room, room > 1 { message = String(message.prefix(room - 1)) + "…" }
+        b.put(message, x: x, y: y, style: style, clip: inner)
+    }
+
     static func draw(
         _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
     ) {
@@ -65,20 +84,7 @@ enum EventsView {
         let cursor = min(state.eventScroll, max(0, shown.count - 1))
         let offset = max(0, cursor - inner.height + 1)
         for (i, row) in shown.enumerated().dropFirst(offset).prefix(inner.height) {
-            let (e, count) = (row.event, row.count)
-            let y = inner.y + i - offset
-            let selected = i == cursor
-            let style = selected ? Style(fg: .selection, bold: true, reverse: true) : style(e.severity)
-            var x = b.put(Format.right(Format.clockTenths(e.time), 10), x: inner.x + 1, y: y, style: selected ? style : .dim)
-            x = b.put(
-                " " + Format.left(e.severity == .info ? "info" : e.severity == .warning ? "WARN" : "ERROR", 5),
-                x: x, y: y, style: style)
-            x = b.put(" " + Format.left(e.kind.rawValue, 15), x: x, y: y, style: selected ? style : .dim)
-            var message = " " + e.message + (count > 1 ? " (×\(count))" : "")
-            // Cut lines end in an ellipsis; Enter shows the whole message.
-            let room = inner.maxX - x
-            if message.count > room, room > 1 { message = String(message.prefix(room - 1)) + "…" }
-            b.put(message, x: x, y: y, style: style, clip: inner)
+            drawRow(&b, row, y: inner.y + i - offset, inner: inner, selected: i == cursor)
         }
         if shown.isEmpty {
             b.put(

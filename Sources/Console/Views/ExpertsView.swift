@@ -37,7 +37,12 @@ enum ExpertsView {
         let available = inner.width - 6
         let fold = (experts + available - 1) / available
         let columns = (experts + fold - 1) / fold
-        let mapRect = Rect(x: inner.x + 5, y: inner.y, width: columns, height: inner.height - 1)
+        // With rows to spare the colour scale gets its own row right under the map, starting at
+        // its left edge, so it reads as the map's scale (at 200 columns, at the panel's right
+        // edge, it sat 60 columns past the map); on a short panel it shares the marker row.
+        let legendBelow = inner.height >= Self.legendRowMinHeight
+        let mapRect = Rect(
+            x: inner.x + 5, y: inner.y, width: columns, height: inner.height - (legendBelow ? 2 : 1))
         let layersPerRow = Double(layers) / Double(mapRect.height)
         b.box(rect, title: "Expert heat · \(layers) layers × \(experts) experts · \(fold) per column, max")
         let peak = max(2, s.experts.heat.lazy.map { $0.max() ?? 0 }.max() ?? 0)
@@ -53,7 +58,11 @@ enum ExpertsView {
         let selColumn = state.selectedExpert / fold
         b.put("▶", x: inner.x + 4, y: mapRect.y + selRow, style: .accent)
         b.put("▲", x: mapRect.x + selColumn, y: mapRect.maxY, style: .accent)
-        drawHeatLegend(&b, peak: peak, y: mapRect.maxY, inner: inner, theme: theme)
+        if legendBelow {
+            drawHeatLegend(&b, peak: peak, x: mapRect.x, y: mapRect.maxY + 1, inner: inner, theme: theme)
+        } else {
+            drawHeatLegend(&b, peak: peak, y: mapRect.maxY, inner: inner, theme: theme)
+        }
         let row = state.selectedLayer < layers ? s.experts.heat[state.selectedLayer] : []
         let load = state.selectedExpert < row.count ? row[state.selectedExpert] : 0
         let note = "L\(state.selectedLayer) E\(state.selectedExpert) \(Format.fixed(load, 2))× mean"
@@ -75,13 +84,18 @@ enum ExpertsView {
         return min(1, log(load / heatFloor) / log(peak / heatFloor))
     }
 
-    /// The heat map's colour scale with its stops, right-aligned: "≤0.1× ▁▂…█ 6.20× mean (max), log".
-    static func drawHeatLegend(_ b: inout CellBuffer, peak: Double, y: Int, inner: Rect, theme: Theme) {
+    /// Inner rows of the heat panel from which the legend has a row of its own under the map
+    /// (the map keeps at least 10 rows); 80×24 has 9 and keeps the legend on the marker row.
+    static let legendRowMinHeight = 12
+
+    /// The heat map's colour scale with its stops: "colour ≤0.1× ▁▂…█ 6.20× mean (max), log",
+    /// from `x` when given (under the map), else right-aligned in the panel.
+    static func drawHeatLegend(_ b: inout CellBuffer, peak: Double, x left: Int? = nil, y: Int, inner: Rect, theme: Theme) {
         let stops = 8
         let lead = "colour ≤0.1×", tail = " \(Format.fixed(peak, 2))× mean (max), log"
         let width = lead.count + 1 + stops + tail.count
         guard inner.width > width + 30 else { return }
-        var x = b.put(lead + " ", x: inner.maxX - width - 1, y: y, style: .dim)
+        var x = b.put(lead + " ", x: left ?? (inner.maxX - width - 1), y: y, style: .dim)
         for i in 0..<stops {
             let v = Double(i) / Double(stops - 1)
             let glyph: Character = theme.monochrome ? CellBuffer.shadeGlyphs[min(4, Int(v * 4))] : "█"

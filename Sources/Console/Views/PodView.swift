@@ -57,6 +57,35 @@ struct PodLayout {
         }
     }
 
+    /// Fewest rows for which the room under the instance table becomes an events panel (six events).
+    static let minEventRows = 8
+    /// Rows the Faults panel keeps when a node table joins it below (a few faults with outcomes).
+    static let minFaultRows = 12
+    /// Narrowest column that shows a node table's two bars at 10 cells or more.
+    static let minNodeTableWidth = NodeTable.fixedWidth + 2 * 10 + 4
+
+    /// The lower panels for a snapshot with `instanceCount` TEs and `nodeCount` nodes. On a
+    /// large screen the instance table and the Faults panel each left most of their rows blank
+    /// (nine TEs in 74 rows at 300×90): the table keeps the rows its TEs need and the rest shows
+    /// the newest events; the Faults column gives a per-node table the rows below its faults.
+    func panels(instanceCount: Int, nodeCount: Int)
+        -> (instances: Rect?, events: Rect?, faults: Rect?, nodes: Rect?)
+    {
+        var (instanceRect, events): (Rect?, Rect?) = (instances, nil)
+        if let rect = instances {
+            // Borders, the header row, one row per TE.
+            let (top, rest) = rect.splitTop(instanceCount + 3)
+            if rest.height >= Self.minEventRows { (instanceRect, events) = (top, rest) }
+        }
+        var (faultRect, nodes): (Rect?, Rect?) = (faults, nil)
+        if let rect = faults, rect.width >= Self.minNodeTableWidth {
+            // Borders, the header and scale rows, one row per node.
+            let (top, rest) = rect.splitTop(rect.height - (nodeCount + 4))
+            if top.height >= Self.minFaultRows { (faultRect, nodes) = (top, rest) }
+        }
+        return (instanceRect, events, faultRect, nodes)
+    }
+
     static func gridColumns(nodeCount: Int) -> Int {
         max(1, (nodeCount + nodesPerColumn - 1) / nodesPerColumn) * npusPerNode
     }
@@ -93,10 +122,29 @@ enum PodView {
         _ b: inout CellBuffer, _ area: Rect, _ state: ConsoleState, _ s: Snapshot, _ theme: Theme
     ) {
         let layout = PodLayout(width: b.width, height: b.height)
+        let nodes = NodeTable.rows(s)
+        let panels = layout.panels(instanceCount: s.instances.count, nodeCount: nodes.count)
         drawGrid(&b, layout, state, s)
         drawDetail(&b, layout.detail, state, s)
-        if let rect = layout.instances { drawInstances(&b, rect, s) }
-        if let rect = layout.faults { drawFaults(&b, rect, state, s) }
+        if let rect = panels.instances { drawInstances(&b, rect, s) }
+        if let rect = panels.events { drawEvents(&b, rect, state, s) }
+        if let rect = panels.faults { drawFaults(&b, rect, state, s) }
+        if let rect = panels.nodes { NodeTable.draw(&b, rect, nodes, state, s) }
+    }
+
+    /// The newest events as the Events view lists them (its level and `/` filter apply), for a
+    /// large screen's spare rows under the instance table.
+    static func drawEvents(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
+        let shown = EventsView.shown(state)
+        let filter = state.eventFilter.isEmpty ? "" : " · filter \"\(state.eventFilter)\""
+        b.box(rect, title: "Recent events · newest first · level \(state.eventLevel.rawValue)\(filter) · view 6 lists them all")
+        let inner = rect.inner
+        for (i, row) in shown.prefix(inner.height).enumerated() {
+            EventsView.drawRow(&b, row, y: inner.y + i, inner: inner, selected: false)
+        }
+        if shown.isEmpty {
+            b.put(s.events.isEmpty ? "no events yet" : "no event matches the filter", x: inner.x + 1, y: inner.y, style: .dim)
+        }
     }
 
     static func drawGrid(_ b: inout CellBuffer, _ layout: PodLayout, _ state: ConsoleState, _ s: Snapshot) {
@@ -172,7 +220,8 @@ enum PodView {
         func meter(_ label: String, _ value: Double, _ note: String) {
             guard y < inner.maxY else { return }
             b.put(label, x: inner.x + 1, y: y, style: .dim, clip: inner)
-            let w = min(20, max(4, inner.width - 24))
+            // Wider on a wide panel (a 300-column screen), for finer steps.
+            let w = inner.width >= 120 ? 40 : min(20, max(4, inner.width - 24))
             b.bar(value, x: inner.x + 7, y: y, width: w, style: NPULoad.style(NPULoad.band(value)))
             b.put(note, x: inner.x + 8 + w, y: y, style: .text, clip: inner)
             y += 1
@@ -366,5 +415,107 @@ enum PodView {
         if !s.drainedNodes.isEmpty { parts.append("⊘ drained " + s.drainedNodes.map(String.init).joined(separator: ",")) }
         guard !parts.isEmpty else { return nil }
         return (" ⚠ " + parts.joined(separator: " · ") + " ", down.isEmpty ? .warn : Style(fg: .bad, bold: true))
+    }
+}
+
+/// Per-node figures for a large screen: what the grid's colours say, as numbers and bars with
+/// their scale (busy share and KV use as means over the node's chips; HBM summed over them).
+enum NodeTable {
+    struct Row {
+        var node: Int
+        var chips: [NPUStatus]
+    }
+
+    /// Columns besides the two bars: node 4, roles 12, instances 16, state 14, the bars' values
+    /// (5 each) and gaps, HBM 18, requests 9.
+    static let fixedWidth = 4 + 1 + 12 + 1 + 16 + 1 + 14 + 1 + 5 + 3 + 5 + 3 + 18 + 9
+
+    static func rows(_ s: Snapshot) -> [Row] {
+        var byNode: [Int: [NPUStatus]] = [:]
+        for npu in s.npus { byNode[npu.node, default: []].append(npu) }
+        return byNode.keys.sorted().map { Row(node: $0, chips: byNode[$0]!) }
+    }
+
+    /// "8 prefill" for one role, else counts by letter ("4 P 4 D"); spares by name ("4 C 4 spare"),
+    /// as the grid's "·" beside a count read as a stray mark.
+    static func roles(_ chips: [NPUStatus]) -> String {
+        let present = NPURole.allCases.filter { role in chips.contains { $0.role == role } }
+        if present.count == 1 { return "\(chips.count) \(present[0].rawValue)" }
+        return present.map { role in
+            "\(chips.filter { $0.role == role }.count) \(role == .spare ? "spare" : String(Format.roleLetter(role)))"
+        }.joined(separator: " ")
+    }
+
+    static func draw(_ b: inout CellBuffer, _ rect: Rect, _ rows: [Row], _ state: ConsoleState, _ s: Snapshot) {
+        let chipWord = s.hardware.map { $0.diesPerDevice == 1 ? "chips (1 die each)" : "chips (\($0.diesPerDevice) dies each)" } ?? "chips"
+        b.box(rect, title: "Nodes · \(rows.count) · busy and KV: mean over the node's \(chipWord), 0–100%, in load colours where the grid judges by it · HBM: node total")
+        let inner = rect.inner
+        guard inner.height >= 3 else { return }
+        let barWidth = min(40, max(10, (inner.width - 2 - fixedWidth) / 2))
+        let x0 = inner.x + 1
+        let busyX = x0 + 4 + 1 + 12 + 1 + 16 + 1 + 14 + 1
+        let kvX = busyX + barWidth + 5 + 3
+        let hbmX = kvX + barWidth + 5 + 3
+        let header = Style(fg: .title, bold: true, underline: true)
+        b.put("node", x: x0, y: inner.y, style: header, clip: inner)
+        b.put("roles", x: x0 + 5, y: inner.y, style: header, clip: inner)
+        b.put("instances", x: x0 + 18, y: inner.y, style: header, clip: inner)
+        b.put("state", x: x0 + 35, y: inner.y, style: header, clip: inner)
+        b.put("busy share", x: busyX, y: inner.y, style: header, clip: inner)
+        b.put("KV use", x: kvX, y: inner.y, style: header, clip: inner)
+        b.put("HBM used/total", x: hbmX, y: inner.y, style: header, clip: inner)
+        b.put(Format.right("requests", 8), x: hbmX + 19, y: inner.y, style: header, clip: inner)
+        // The bars' scale, under their headers: 0% at the first cell, 100% at the last.
+        for x in [busyX, kvX] {
+            b.put("0%", x: x, y: inner.y + 1, style: .dim, clip: inner)
+            b.put("50%", x: x + barWidth / 2 - 1, y: inner.y + 1, style: .dim, clip: inner)
+            b.put("100%", x: x + barWidth - 4, y: inner.y + 1, style: .dim, clip: inner)
+        }
+        let faults = FaultMap(s)
+        for (i, row) in rows.prefix(inner.height - 2).enumerated() {
+            let y = inner.y + 2 + i
+            let chips = row.chips
+            let states = chips.map { faults.state(of: $0, s) }
+            let worst = NPUState.severityOrder.first(where: states.contains)
+            let selected = row.node == state.selectedNode
+            b.put(Format.pad2(row.node), x: x0, y: y,
+                  style: selected ? Style(fg: .accent, bold: true, underline: true) : .dim, clip: inner)
+            if let worst, let glyph = worst.glyph { b.put(String(glyph), x: x0 + 2, y: y, style: worst.style, clip: inner) }
+            b.put(roles(chips), x: x0 + 5, y: y, style: .text, clip: Rect(x: x0 + 5, y: y, width: 12, height: 1))
+            var names: [String] = []
+            for c in chips where !c.instance.isEmpty && !names.contains(c.instance) { names.append(c.instance) }
+            let instances = names.isEmpty ? "–" : names.joined(separator: ",")
+            b.put(instances.count > 16 ? String(instances.prefix(15)) + "…" : instances, x: x0 + 18, y: y,
+                  style: names.isEmpty ? .dim : .text, clip: inner)
+            let (word, style): (String, Style) =
+                switch worst {
+                case .some(let w) where [.dead, .hbm, .slow, .link].contains(w):
+                    (PodView.nodeFaultWords(w), w == .dead ? .bad : .warn)
+                case .some(.drained): ("drained", .warn)
+                case .some(.draining): ("draining", .warn)
+                // A node of spare chips serves nothing: it is the pool a TE starts on.
+                default: chips.allSatisfy { $0.role == .spare } ? ("spare", .dim) : ("in service", .good)
+                }
+            b.put(word, x: x0 + 35, y: y, style: style, clip: inner)
+            let count = Double(max(1, chips.count))
+            let busy = chips.map { unitInterval($0.utilization) }.reduce(0, +) / count
+            let kv = chips.map { unitInterval($0.kvUsage) }.reduce(0, +) / count
+            // Load colours only on the measure the grid judges these chips by: a decode node is
+            // busy every step by design, and a red 100% busy bar there would be a false alarm.
+            let limits = Set(chips.map { NPULoad.limit($0.role) })
+            let neutral = Style(fg: .accent)
+            b.bar(busy, x: busyX, y: y, width: barWidth,
+                  style: limits.contains(.busy) ? NPULoad.style(NPULoad.band(busy)) : neutral)
+            b.put(Format.right(Format.percent(busy), 5), x: busyX + barWidth, y: y, style: .text, clip: inner)
+            b.bar(kv, x: kvX, y: y, width: barWidth,
+                  style: limits.contains(.kv) ? NPULoad.style(NPULoad.band(kv)) : neutral)
+            b.put(Format.right(Format.percent(kv), 5), x: kvX + barWidth, y: y, style: .text, clip: inner)
+            let used = chips.map(\.hbmUsedBytes).filter(\.isFinite).reduce(0, +)
+            let total = chips.map(\.hbmCapacityBytes).filter(\.isFinite).reduce(0, +)
+            b.put(Format.right("\(Format.gigabytes(used))/\(Format.gigabytes(total)) GB", 18), x: hbmX, y: y,
+                  style: .text, clip: inner)
+            b.put(Format.right(Format.count(chips.map(\.requestsInFlight).reduce(0, +)), 8), x: hbmX + 19, y: y,
+                  style: .text, clip: inner)
+        }
     }
 }

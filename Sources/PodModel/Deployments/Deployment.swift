@@ -106,6 +106,9 @@ public struct Deployment: Sendable, Equatable {
     /// flag says otherwise) and how many TEs' worth of spare NPUs keep the weights in host DRAM.
     public var autoscale: String?
     public var prewarmedSpareTEs = 0
+    /// Written as an inline `colocated:N:MODEL:PROFILE:tpK` spec: its only sizing knob is `tpK`
+    /// (npus, dp and ep follow from it), so advice on a refused layout names that, not TOML fields.
+    public var isInlineColocatedSpec = false
     /// Most pre-warmed TEs a deployment may ask for.
     public static let maxPrewarmedSpareTEs = 64
 

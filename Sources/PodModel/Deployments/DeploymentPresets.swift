@@ -87,7 +87,9 @@ extension Deployment {
         let ep = model.isMoE ? npusEach * hw.diesPerDevice : 1
         let group = InstanceGroup(role: .colocated, count: n, npusEach: npusEach, firstNPU: 0, tp: tp, dp: dpEach,
                                   ep: ep, redundantExperts: 0, sharedExpertDies: 0, batchLimit: 128)
-        return Deployment(name: spec, model: model.name, hardware: hw.name, nodes: nodes, groups: [group])
+        var deployment = Deployment(name: spec, model: model.name, hardware: hw.name, nodes: nodes, groups: [group])
+        deployment.isInlineColocatedSpec = true
+        return deployment
     }
 
     /// A preset name, an inline `colocated:…` spec, or (by the caller) a TOML file.

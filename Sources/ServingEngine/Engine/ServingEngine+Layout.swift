@@ -107,8 +107,11 @@ extension ServingEngine {
         }
         let head = "\(model.name) weights leave no HBM for KV cache on the \(place): \(gb(weightsPerDie)) of weights per "
             + "\(hw.name) die (\(held)), \(gb(usable)) usable per die"
-        let dies = spec.npusEach * hw.diesPerDevice
         let heads = model.attention.heads
+        if configuration.deployment.isInlineColocatedSpec {
+            return head + "; " + colocatedSpecAdvice(spec, hardware: hw, fits: fits)
+        }
+        let dies = spec.npusEach * hw.diesPerDevice
         let larger = stride(from: spec.tp + 1, through: min(heads, dies), by: 1)
             .filter { heads % $0 == 0 && dies % $0 == 0 }
         if let tp = larger.first(where: { fits(tp: $0, routedDies: routedDies) }) {
@@ -123,6 +126,31 @@ extension ServingEngine {
             }
         }
         return head + "; give each instance more NPUs (npus, dp\(model.isMoE ? ", ep" : "")) or use a smaller model"
+    }
+
+    /// What to type for a refused inline `colocated:N:MODEL:PROFILE:tpK` spec: there `tpK` sizes
+    /// each replica (its NPUs, DP and EP follow), so the advice is the smallest `tpK` whose layout
+    /// is valid and leaves KV room, the spec written out; "give each instance more NPUs (npus,
+    /// dp…)" named TOML fields such a user never wrote.
+    private func colocatedSpecAdvice(_ spec: InstanceGroup, hardware hw: HardwareProfile,
+                                     fits: (_ tp: Int, _ routedDies: Int) -> Bool) -> String {
+        let heads = model.attention.heads
+        let slots = spec.routedSlots(for: model)
+        let ceiling = min(heads, hw.maxDevices * hw.diesPerDevice)
+        // As inlineColocated lays a replica out: whole devices, DP = dies / TP, EP = dies.
+        let valid = stride(from: spec.tp + 1, through: ceiling, by: 1).first { tp in
+            let dies = (tp + hw.diesPerDevice - 1) / hw.diesPerDevice * hw.diesPerDevice
+            guard heads % tp == 0, dies % tp == 0, !model.isMoE || slots % dies == 0 else { return false }
+            return fits(tp, model.isMoE ? dies : 1)
+        }
+        guard let tp = valid else {
+            return "no tpK up to tp\(ceiling) leaves room for KV on \(hw.name): use a smaller model"
+        }
+        let devicesEach = (tp + hw.diesPerDevice - 1) / hw.diesPerDevice
+        let replicas = min(spec.count, hw.maxDevices / devicesEach)
+        let fewer = replicas < spec.count
+            ? " (\(replicas) replicas: \(devicesEach) \(hw.deviceKind)s each, at most \(hw.maxDevices) in one deployment)" : ""
+        return "raise tpK in the spec to tp\(tp) or more, e.g. colocated:\(replicas):\(model.name):\(hw.name):tp\(tp)\(fewer)"
     }
 
     /// Role of every NPU of the pod and the instance it belongs to (-1: spare).

@@ -1,0 +1,107 @@
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// Large terminals: the extra rows and columns carry figures, not blank panels (at 300×90 the
+/// Pod view's instance table and Faults panel were 74 and 72 rows for nine TEs and one fault),
+/// and the Experts heat map's colour scale sits with the map.
+@Suite struct LargeScreenTests {
+    /// The superpod fixture with `count` more events, so an events panel has enough to fill.
+    static func busySnapshot(events count: Int) -> Snapshot {
+        var s = SnapshotFixtures.superpod
+        s.events += (0..<count).map {
+            EngineEvent(time: 650 + Double($0), kind: .command, message: "rate \(30 + $0)")
+        }
+        return s
+    }
+
+    static func render(_ view: ConsoleView, _ s: Snapshot, width: Int, height: Int) -> [String] {
+        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
+        state.view = view
+        return ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height).lines
+    }
+
+    /// The columns `range` of `line`, as a string (lines are whole characters, one per cell).
+    static func slice(_ line: String, _ range: Range<Int>) -> String {
+        String(Array(line)[range.clamped(to: 0..<line.count)])
+    }
+
+    @Test func podAt300x90FillsTheInstanceEventsFaultsAndNodePanels() throws {
+        let lines = Self.render(.pod, Self.busySnapshot(events: 80), width: 300, height: 90)
+        #expect(lines.count == 90 && lines.allSatisfy { $0.count <= 300 })
+        // Left column (123 wide, under the grid): the instance table keeps the rows its nine TEs
+        // need, every one of them filled; the newest events fill the rest to the footer.
+        #expect(Self.slice(lines[15], 0..<123).hasPrefix("┌ Instances ─"))
+        for y in 17...25 { #expect(Self.slice(lines[y], 2..<12) != String(repeating: " ", count: 10), "row \(y)") }
+        #expect(Self.slice(lines[25], 0..<123).hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms serving "))
+        #expect(Self.slice(lines[26], 0..<123).hasPrefix("└─"))
+        #expect(Self.slice(lines[27], 0..<123).hasPrefix("┌ Recent events · newest first · level all · view 6 lists them all ─"))
+        #expect(Self.slice(lines[28], 0..<123).hasPrefix("│  0:12:09.0 info  command         rate 109 "))
+        for y in 28...87 {
+            #expect(Self.slice(lines[y], 1..<122).contains("command"), "event row \(y) is blank")
+        }
+        #expect(Self.slice(lines[88], 0..<123).hasPrefix("└─"))
+        // Right column: the detail, the Faults panel with its fault, then one row per node.
+        #expect(Self.slice(lines[17], 123..<300).hasPrefix("┌ Faults · drains ─"))
+        #expect(lines[19].contains("│ #1 detected  NPU 140 lost (node 17) "))
+        let nodesTop = try #require(lines.firstIndex { $0.contains("┌ Nodes · 48 · busy and KV: mean over the node's chips (2 dies each), 0–100%") })
+        #expect(nodesTop == 88 - 48 - 3)
+        #expect(Self.slice(lines[nodesTop + 1], 123..<300).hasPrefix("│ node roles        instances        state          busy share"))
+        #expect(Self.slice(lines[nodesTop + 2], 123..<300).contains("0%"))
+        #expect(Self.slice(lines[nodesTop + 2], 123..<300).contains("100%"))
+        // Every node has a row: its number, roles, state, two bars with their values, HBM and requests.
+        for node in 0..<48 {
+            let row = Self.slice(lines[nodesTop + 3 + node], 123..<300)
+            #expect(row.hasPrefix("│ \(Format.pad2(node))"), "node \(node): \(row)")
+            #expect(row.contains(" GB ") && row.contains("%"), "node \(node): \(row)")
+        }
+        // The fixture's faulted and drained nodes say so; decode node 16 is in service.
+        #expect(Self.slice(lines[nodesTop + 3 + 17], 123..<300).hasPrefix("│ 17X  8 decode     decode-0         faulted "))
+        #expect(Self.slice(lines[nodesTop + 3 + 5], 123..<300).hasPrefix("│ 05⊘  8 prefill    prefill-2        drained "))
+        #expect(Self.slice(lines[nodesTop + 3 + 16], 123..<300).hasPrefix("│ 16   8 decode     decode-0         in service"))
+        #expect(Self.slice(lines[nodesTop + 3 + 40], 123..<300).hasPrefix("│ 40   8 spare      –                spare "))
+        #expect(lines[88].hasSuffix("┘"))
+    }
+
+    /// A node of mixed roles counts them; spares are named, not drawn as "·".
+    @Test func nodeRolesCountEachRole() {
+        func chips(_ roles: [NPURole]) -> [NPUStatus] { roles.enumerated().map { NPUStatus(id: $0.offset, node: 0, role: $0.element) } }
+        #expect(NodeTable.roles(chips(Array(repeating: .prefill, count: 8))) == "8 prefill")
+        #expect(NodeTable.roles(chips([.colocated, .colocated, .colocated, .colocated, .spare, .spare, .spare, .spare])) == "4 C 4 spare")
+        #expect(NodeTable.roles(chips([.prefill, .decode, .decode])) == "1 P 2 D")
+    }
+
+    /// Below 300×90 the panels split only where the rest is worth a panel: 200×60 keeps its
+    /// instance table and Faults panel where they were and gets events under the table, no
+    /// node table (the Faults column has no room for 48 rows).
+    @Test func podAt200x60AddsEventsButNoNodeTable() {
+        let lines = renderFixture(.pod, width: 200, height: 60)
+        let text = lines.joined(separator: "\n")
+        #expect(lines[27].hasPrefix("┌ Recent events · newest first"))
+        #expect(lines[28].hasPrefix("│  0:10:40.1 info  rebalance       expert rebalance 3 started"))
+        #expect(!text.contains("┌ Nodes"))
+        // At 160×45 neither: the instance table keeps its rows.
+        let narrow = renderFixture(.pod, width: 160, height: 45).joined(separator: "\n")
+        #expect(!narrow.contains("Recent events") && !narrow.contains("┌ Nodes"))
+    }
+
+    /// At 200 columns the heat map takes 128 of 196 columns; its colour legend starts under the
+    /// map's left edge on the row below the marker, not at the panel's far right.
+    @Test func expertsLegendSitsUnderTheHeatMapAt200() throws {
+        let lines = renderFixture(.experts, width: 200, height: 60)
+        let markerRow = try #require(lines.firstIndex { $0.contains("▲ L0 E0 1.26× mean") })
+        let legend = lines[markerRow + 1]
+        #expect(legend.hasPrefix("│     colour ≤0.1× ████████ 6.20× mean (max), log "))
+        // Within the map's 128 columns (from column 6), nothing of it to their right.
+        let end = legend.range(of: ", log")!.upperBound
+        #expect(legend.distance(from: legend.startIndex, to: end) <= 6 + 128)
+        #expect(Self.slice(legend, 134..<199).allSatisfy { $0 == " " })
+        #expect(lines[markerRow + 2].hasPrefix("└"))
+        // The map rows run to the marker row (its last row is right above it).
+        #expect(lines[markerRow - 1].contains("▀"))
+        // At 80×24 (no row to spare) the legend stays on the marker row.
+        #expect(renderFixture(.experts)[12].hasSuffix("colour ≤0.1× ████████ 6.20× mean (max), log │"))
+    }
+}

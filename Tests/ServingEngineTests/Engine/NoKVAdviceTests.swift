@@ -1,0 +1,54 @@
+import PodModel
+import Testing
+
+@testable import ServingEngine
+
+/// A layout whose weights leave no HBM for KV cache is refused with one line saying what to
+/// change, in the knobs the deployment was written with: `tpK` for an inline `colocated:` spec
+/// (which has no npus, dp or ep to give), the TOML fields otherwise.
+@Suite struct NoKVAdviceTests {
+    /// The engine's refusal, or nil when it builds.
+    static func refusal(_ deployment: Deployment) -> String? {
+        do {
+            _ = try ServingEngine(configuration: EngineConfiguration(deployment: deployment))
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func aColocatedSpecIsToldTheTpKToWrite() throws {
+        let spec = try Deployment.inlineColocated("colocated:1:llama-3-70b:nvidia-a100:tp1")
+        let message = try #require(Self.refusal(spec))
+        #expect(message.hasPrefix("llama-3-70b weights leave no HBM for KV cache on the colocated group: 141.1 GB"))
+        #expect(message.hasSuffix("; raise tpK in the spec to tp2 or more, e.g. colocated:1:llama-3-70b:nvidia-a100:tp2"))
+        #expect(!message.contains("npus, dp") && !message.contains("\n"))
+        // The spec it names runs.
+        #expect(Self.refusal(try Deployment.inlineColocated("colocated:1:llama-3-70b:nvidia-a100:tp2")) == nil)
+    }
+
+    /// On a 910C (2 dies per chip) TP must fill whole chips and divide the heads: 57.6 GB per die
+    /// needs tp4; 384 replicas of 2 NPUs do not fit the pod, so the advice says how many do.
+    @Test func theAdvisedSpecFitsThePod() throws {
+        let spec = try Deployment.inlineColocated("colocated:384:llama-3-70b:ascend-910c:tp1")
+        let message = try #require(Self.refusal(spec))
+        #expect(message.hasSuffix(
+            "; raise tpK in the spec to tp4 or more, e.g. colocated:192:llama-3-70b:ascend-910c:tp4 "
+                + "(192 replicas: 2 NPUs each, at most 384 in one deployment)"))
+        #expect(Self.refusal(try Deployment.inlineColocated("colocated:192:llama-3-70b:ascend-910c:tp4")) == nil)
+        // An MoE model: EP is the replica's dies, so tpK must also split the 256 experts evenly.
+        let moe = try #require(Self.refusal(try Deployment.inlineColocated("colocated:1:deepseek-r1:nvidia-a100:tp1")))
+        #expect(moe.hasSuffix("e.g. colocated:1:deepseek-r1:nvidia-a100:tp16"))
+        #expect(Self.refusal(try Deployment.inlineColocated("colocated:1:deepseek-r1:nvidia-a100:tp16")) == nil)
+    }
+
+    /// The advice follows how the layout was written, not its name: the same layout as a file
+    /// would give it (same name) is told about the TOML fields.
+    @Test func theSameLayoutWrittenAsTOMLNamesTheTOMLFields() throws {
+        var layout = try Deployment.inlineColocated("colocated:1:llama-3-70b:nvidia-a100:tp1")
+        layout.isInlineColocatedSpec = false
+        let message = try #require(Self.refusal(layout))
+        #expect(message.hasSuffix("; give each instance more NPUs (npus, dp) or use a smaller model"))
+        #expect(!message.contains("tpK"))
+    }
+}
