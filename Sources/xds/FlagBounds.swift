@@ -138,7 +138,8 @@ enum FlagLimits {
     /// `90s`, `10m`, `1h30m` or plain seconds: above 0 and at most ten years.
     static func duration(_ text: String) throws -> SimTime {
         let years = Int(maxDurationSeconds / (365 * 86_400))
-        let quoted = CLINumber(argument: text).quoted
+        // Quoted only for a message: echoing input safely costs a millisecond of start-up.
+        var quoted: String { CLINumber(argument: text).quoted }
         guard let d = SimTime.parseDuration(text) else {
             throw ConfigError("--duration: expected a time like 90s, 10m or 1h (at most \(years) years), got \(quoted)")
         }
