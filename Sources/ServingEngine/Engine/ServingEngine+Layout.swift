@@ -103,7 +103,7 @@ extension ServingEngine {
         var held = "tp \(spec.tp)"
         if model.isMoE && !attentionOnly {
             let perDie = slots % routedDies == 0 ? "\(slots / routedDies)" : String(format: "%.1f", Double(slots) / Double(routedDies))
-            held += ", \(perDie) expert slots per die on \(routedDies) routed-expert dies"
+            held += ", \(perDie) expert slots per die on \(routedDies) routed-expert \(routedDies == 1 ? "die" : "dies")"
         }
         let head = "\(model.name) weights leave no HBM for KV cache on the \(place): \(gb(weightsPerDie)) of weights per "
             + "\(hw.name) die (\(held)), \(gb(usable)) usable per die"

@@ -39,6 +39,7 @@ import Testing
         // An MoE model: EP is the replica's dies, so tpK must also split the 256 experts evenly.
         let moe = try #require(Self.refusal(try Deployment.inlineColocated("colocated:1:deepseek-r1:nvidia-a100:tp1")))
         #expect(moe.hasSuffix("e.g. colocated:1:deepseek-r1:nvidia-a100:tp16"))
+        #expect(moe.contains("(tp 1, 256 expert slots per die on 1 routed-expert die)"), "one die, singular: \(moe)")
         #expect(Self.refusal(try Deployment.inlineColocated("colocated:1:deepseek-r1:nvidia-a100:tp16")) == nil)
     }
 
