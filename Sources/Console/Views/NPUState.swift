@@ -90,6 +90,13 @@ struct FaultMap {
         if current == nil || rank(state) < rank(current!) { byNPU[npu] = state }
     }
 
+    /// The worst state among `chips` (faults before drains), nil when all are normal: what a
+    /// node's words show (the NPU detail's node line, the node table).
+    func worst(of chips: some Sequence<NPUStatus>, _ s: Snapshot) -> NPUState? {
+        let states = chips.map { state(of: $0, s) }
+        return NPUState.severityOrder.first(where: states.contains)
+    }
+
     /// The NPU's state: its fault if any, otherwise its node's drain state.
     func state(of npu: NPUStatus, _ s: Snapshot) -> NPUState {
         if let fault = byNPU[npu.id] { return fault }

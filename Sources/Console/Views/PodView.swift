@@ -250,20 +250,12 @@ enum PodView {
         let node = s.npus.filter { $0.node == npu.node }
         let util = node.isEmpty ? 0 : node.map(\.utilization).reduce(0, +) / Double(node.count)
         let requests = node.map(\.requestsInFlight).reduce(0, +)
-        var state = "in service"
-        var stateStyle = Style.good
-        if s.drainedNodes.contains(npu.node) {
-            (state, stateStyle) = ("⊘ drained", .warn)
-        } else if s.drainingNodes.contains(npu.node) {
-            (state, stateStyle) = ("~ draining", .warn)
-        }
-        // The node's worst fault, named as it is: a slow die is not a dead one ("faulted" was
-        // said of a node whose only fault was a straggler).
-        if let worst = NPUState.severityOrder.first(where: { fault in
-            [.dead, .hbm, .slow, .link].contains(fault) && node.contains { faults.state(of: $0, s) == fault }
-        }) {
-            (state, stateStyle) = (Self.nodeFaultWords(worst), worst == .dead ? .bad : .warn)
-        }
+        let worst = faults.worst(of: node, s)
+        let (state, stateStyle): (String, Style) =
+            if let fault = Self.nodeFault(worst) { fault }
+            else if worst == .drained { ("⊘ drained", .warn) }
+            else if worst == .draining { ("~ draining", .warn) }
+            else { ("in service", .good) }
         var nodeLine: [(String, Style)] = [
             ("node \(npu.node) ", .dim), (state, stateStyle), ("  util ", .dim),
             (Format.percent(util), .text),
@@ -272,6 +264,14 @@ enum PodView {
         // The key hint only where it fits whole.
         if nodeLine.map(\.0.count).reduce(0, +) + 20 <= inner.width - 1 { nodeLine.append(("  d/u drain  f fault", .dim)) }
         line(nodeLine)
+    }
+
+    /// A node's worst fault in words and colour (a dead chip is bad, the others warnings), named
+    /// as it is: a slow die is not a dead one ("faulted" was said of a node whose only fault was a
+    /// straggler). Nil when its worst state is no fault (normal, drained or draining).
+    static func nodeFault(_ worst: NPUState?) -> (String, Style)? {
+        guard let worst, [.dead, .hbm, .slow, .link].contains(worst) else { return nil }
+        return (nodeFaultWords(worst), worst == .dead ? .bad : .warn)
     }
 
     /// What a node with this worst fault is: `faulted` (a dead NPU or die), `slow` (a
@@ -475,8 +475,7 @@ enum NodeTable {
         for (i, row) in rows.prefix(inner.height - 2).enumerated() {
             let y = inner.y + 2 + i
             let chips = row.chips
-            let states = chips.map { faults.state(of: $0, s) }
-            let worst = NPUState.severityOrder.first(where: states.contains)
+            let worst = faults.worst(of: chips, s)
             let selected = row.node == state.selectedNode
             b.put(Format.pad2(row.node), x: x0, y: y,
                   style: selected ? Style(fg: .accent, bold: true, underline: true) : .dim, clip: inner)
@@ -488,14 +487,12 @@ enum NodeTable {
             b.put(instances.count > 16 ? String(instances.prefix(15)) + "…" : instances, x: x0 + 18, y: y,
                   style: names.isEmpty ? .dim : .text, clip: inner)
             let (word, style): (String, Style) =
-                switch worst {
-                case .some(let w) where [.dead, .hbm, .slow, .link].contains(w):
-                    (PodView.nodeFaultWords(w), w == .dead ? .bad : .warn)
-                case .some(.drained): ("drained", .warn)
-                case .some(.draining): ("draining", .warn)
+                if let fault = PodView.nodeFault(worst) { fault }
+                else if worst == .drained { ("drained", .warn) }
+                else if worst == .draining { ("draining", .warn) }
                 // A node of spare chips serves nothing: it is the pool a TE starts on.
-                default: chips.allSatisfy { $0.role == .spare } ? ("spare", .dim) : ("in service", .good)
-                }
+                else if chips.allSatisfy({ $0.role == .spare }) { ("spare", .dim) }
+                else { ("in service", .good) }
             b.put(word, x: x0 + 35, y: y, style: style, clip: inner)
             let count = Double(max(1, chips.count))
             let busy = chips.map { unitInterval($0.utilization) }.reduce(0, +) / count

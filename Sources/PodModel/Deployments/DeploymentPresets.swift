@@ -77,7 +77,7 @@ extension Deployment {
             throw ConfigError("bad deployment \(InputEcho.quoted(spec)): TP degree K must be between 1 and \(dies) "
                 + "(\(hw.name) dies in one deployment), got \(tp)")
         }
-        let npusEach = (tp + hw.diesPerDevice - 1) / hw.diesPerDevice
+        let npusEach = hw.devices(holdingDies: tp)
         guard n * npusEach <= devices else {
             throw ConfigError("bad deployment \(InputEcho.quoted(spec)): \(n) replicas × \(npusEach) \(hw.deviceKind)s = \(n * npusEach), "
                 + "more than the \(devices) \(hw.name) devices one deployment may use")

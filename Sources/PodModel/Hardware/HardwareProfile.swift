@@ -46,6 +46,9 @@ public struct HardwareProfile: Sendable, Equatable {
 
     public var deviceKind: String { diesPerDevice > 1 ? "NPU" : "GPU" }
 
+    /// Whole devices that hold `dies` dies: a TP-`k` replica of a `colocated:` spec takes them.
+    public func devices(holdingDies dies: Int) -> Int { (dies + diesPerDevice - 1) / diesPerDevice }
+
     public static let catalogue: [HardwareProfile] = [.ascend910C, .ascend910B, .nvidiaH100, .nvidiaA100]
     public static var names: [String] { catalogue.map(\.name) }
 

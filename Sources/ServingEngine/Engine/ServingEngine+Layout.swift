@@ -139,14 +139,14 @@ extension ServingEngine {
         let ceiling = min(heads, hw.maxDevices * hw.diesPerDevice)
         // As inlineColocated lays a replica out: whole devices, DP = dies / TP, EP = dies.
         let valid = stride(from: spec.tp + 1, through: ceiling, by: 1).first { tp in
-            let dies = (tp + hw.diesPerDevice - 1) / hw.diesPerDevice * hw.diesPerDevice
+            let dies = hw.devices(holdingDies: tp) * hw.diesPerDevice
             guard heads % tp == 0, dies % tp == 0, !model.isMoE || slots % dies == 0 else { return false }
             return fits(tp, model.isMoE ? dies : 1)
         }
         guard let tp = valid else {
             return "no tpK up to tp\(ceiling) leaves room for KV on \(hw.name): use a smaller model"
         }
-        let devicesEach = (tp + hw.diesPerDevice - 1) / hw.diesPerDevice
+        let devicesEach = hw.devices(holdingDies: tp)
         let replicas = min(spec.count, hw.maxDevices / devicesEach)
         let fewer = replicas < spec.count
             ? " (\(replicas) replicas: \(devicesEach) \(hw.deviceKind)s each, at most \(hw.maxDevices) in one deployment)" : ""
