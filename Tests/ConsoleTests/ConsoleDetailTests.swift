@@ -286,7 +286,7 @@ import XDSTestSupport
         s.activeFaults.append(
             FaultStatus(id: 2, description: "link 10-200 down", injectedAt: 600, detectedAt: 600.3, recoveredAt: 600.5))
         let state = ConsoleUpdate.update(ConsoleState(width: 200, height: 60), .tick(s)).0
-        #expect(render(state, 200, 60, s)[1].contains("faults 1 +1 degraded"))
+        #expect(render(state, 200, 60, s)[1].contains("faults 1, 1 degraded"))
     }
 
     // MARK: small terminals and start-up

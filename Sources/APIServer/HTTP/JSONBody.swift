@@ -18,8 +18,21 @@ extension Request {
         }
         let data = Data(buffer: buffer)
         do {
-            return try JSONDecoder().decode(Body.self, from: data)
+            let body = try JSONDecoder().decode(Body.self, from: data)
+            // A body the decoder took may still be ambiguous (a key given twice).
+            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), surrogates: false) {
+                let (text, param) = JSONKeyCheck.message(finding)
+                throw APIError.invalidRequest(text, param: param)
+            }
+            return body
+        } catch let error as APIError {
+            throw error
         } catch {
+            // The decoder blames the type of a string with a lone surrogate; say what it is.
+            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data)), case .unpairedSurrogate = finding {
+                let (text, param) = JSONKeyCheck.message(finding)
+                throw APIError.invalidRequest(text, param: param)
+            }
             // JSON is UTF-8 (RFC 8259); bytes that are not make Foundation's error name whichever
             // field held them as "the wrong type", which sends the client looking in the wrong place.
             if String(bytes: data, encoding: .utf8) == nil {

@@ -126,7 +126,7 @@ public enum ConsoleScreen {
         let degraded = s.activeFaults.count - faults
         segments.append(
             (
-                degraded > 0 ? "faults \(faults) +\(degraded) degraded" : "faults \(faults)",
+                degraded > 0 ? "faults \(faults), \(degraded) degraded" : "faults \(faults)",
                 degraded > 0 ? "faults \(faults)+\(degraded)" : "faults \(faults)",
                 faults > 0 ? Style(fg: .bad, bg: .header, bold: true) : degraded > 0 ? Style(fg: .warn, bg: .header) : bar, 1
             ))

@@ -1,0 +1,155 @@
+import PodModel
+
+/// What a JSON decoder does not say about a body it took or refused: a key given twice in one
+/// object, and a string with an unpaired UTF-16 surrogate escape.
+///
+/// Foundation's decoder keeps the first of two equal keys, Python's `json` (and so OpenAI's
+/// own server) the last; `{"max_tokens": 2, "max_tokens": -1}` would be served with 2 here and
+/// refused there. An ambiguous body is refused with the field named instead, so a bad number is
+/// never dropped silently. A lone `\ud800` is valid JSON syntax but no Unicode text; the decoder
+/// then blames the field's type, which sends the client looking in the wrong place.
+///
+/// One pass over the bytes with an explicit stack (no recursion, so any nesting depth is safe);
+/// keys are compared as written, escapes included. The body is at most the route's limit (1 MB).
+enum JSONKeyCheck {
+    enum Finding: Equatable {
+        /// The path of the second occurrence, e.g. `max_tokens` or `messages[0].role`.
+        case duplicateKey(path: String)
+        /// The path of the string holding it, and the escape as written (e.g. `\ud800`).
+        case unpairedSurrogate(path: String?, escape: String)
+    }
+
+    private enum Frame {
+        case object(keys: Set<[UInt8]>, current: [UInt8]?, expectsKey: Bool)
+        case array(index: Int)
+    }
+
+    /// The first finding in `bytes`, or nil; unpaired surrogates only if `surrogates`. Stops at
+    /// the first byte that is not JSON it understands (the decoder reports those).
+    static func firstFinding(in bytes: [UInt8], surrogates: Bool = true) -> Finding? {
+        var stack: [Frame] = []
+        var i = 0
+        let n = bytes.count
+        func path(appending key: [UInt8]? = nil) -> String {
+            var parts = ""
+            for frame in stack {
+                switch frame {
+                case let .object(_, current, _):
+                    if let current { parts += (parts.isEmpty ? "" : ".") + String(decoding: current, as: UTF8.self) }
+                case let .array(index):
+                    parts += "[\(index)]"
+                }
+            }
+            if let key { parts += (parts.isEmpty ? "" : ".") + String(decoding: key, as: UTF8.self) }
+            return parts
+        }
+        while i < n {
+            let byte = bytes[i]
+            switch byte {
+            case UInt8(ascii: "{"):
+                stack.append(.object(keys: [], current: nil, expectsKey: true))
+            case UInt8(ascii: "["):
+                stack.append(.array(index: 0))
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                guard !stack.isEmpty else { return nil }
+                stack.removeLast()
+            case UInt8(ascii: ","):
+                guard let top = stack.last else { return nil }
+                switch top {
+                case let .object(keys, _, _):
+                    stack[stack.count - 1] = .object(keys: keys, current: nil, expectsKey: true)
+                case let .array(index):
+                    stack[stack.count - 1] = .array(index: index + 1)
+                }
+            case UInt8(ascii: ":"):
+                if case let .object(keys, current, _)? = stack.last {
+                    stack[stack.count - 1] = .object(keys: keys, current: current, expectsKey: false)
+                }
+            case UInt8(ascii: "\""):
+                let start = i + 1
+                var j = start
+                var surrogate: String?
+                var pendingHigh: Int?  // index of an unmatched high-surrogate escape
+                while j < n, bytes[j] != UInt8(ascii: "\"") {
+                    if bytes[j] == UInt8(ascii: "\\"), j + 1 < n {
+                        if bytes[j + 1] == UInt8(ascii: "u"), j + 5 < n, let unit = hexUnit(bytes, j + 2) {
+                            if (0xD800...0xDBFF).contains(unit) {
+                                if pendingHigh != nil, surrogate == nil { surrogate = escapeText(bytes, pendingHigh!) }
+                                pendingHigh = j
+                            } else if (0xDC00...0xDFFF).contains(unit) {
+                                if pendingHigh != nil && pendingHigh! + 6 == j {
+                                    pendingHigh = nil
+                                } else if surrogate == nil {
+                                    surrogate = escapeText(bytes, pendingHigh ?? j)
+                                }
+                            } else if let high = pendingHigh, surrogate == nil {
+                                surrogate = escapeText(bytes, high)
+                            }
+                            j += 6
+                            continue
+                        }
+                        if let high = pendingHigh, surrogate == nil { surrogate = escapeText(bytes, high) }
+                        pendingHigh = nil
+                        j += 2
+                        continue
+                    }
+                    if let high = pendingHigh, surrogate == nil { surrogate = escapeText(bytes, high) }
+                    pendingHigh = nil
+                    j += 1
+                }
+                if let high = pendingHigh, surrogate == nil { surrogate = escapeText(bytes, high) }
+                if !surrogates { surrogate = nil }
+                guard j < n else { return nil }
+                let text = Array(bytes[start..<j])
+                if case let .object(keys, _, true)? = stack.last {
+                    if let surrogate { return .unpairedSurrogate(path: path(appending: text), escape: surrogate) }
+                    if keys.contains(text) { return .duplicateKey(path: path(appending: text)) }
+                    var more = keys
+                    more.insert(text)
+                    stack[stack.count - 1] = .object(keys: more, current: text, expectsKey: false)
+                } else if let surrogate {
+                    let at = path()
+                    return .unpairedSurrogate(path: at.isEmpty ? nil : at, escape: surrogate)
+                }
+                i = j
+            default:
+                break
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The UTF-16 unit of the four hex digits at `at`, or nil.
+    private static func hexUnit(_ bytes: [UInt8], _ at: Int) -> Int? {
+        var value = 0
+        for k in at..<at + 4 {
+            let b = bytes[k]
+            let digit: Int
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = Int(b - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = Int(b - UInt8(ascii: "a")) + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = Int(b - UInt8(ascii: "A")) + 10
+            default: return nil
+            }
+            value = value * 16 + digit
+        }
+        return value
+    }
+
+    private static func escapeText(_ bytes: [UInt8], _ at: Int) -> String {
+        String(decoding: bytes[at..<min(bytes.count, at + 6)], as: UTF8.self)
+    }
+
+    /// The client's message for a finding.
+    static func message(_ finding: Finding) -> (text: String, param: String?) {
+        switch finding {
+        case let .duplicateKey(path):
+            let shown = InputEcho.quoted(path)
+            return ("field \(shown) appears more than once in one object; send each field once", path)
+        case let .unpairedSurrogate(path, escape):
+            let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
+            return ("\(place) holds an unpaired UTF-16 surrogate escape \(escape), which is not Unicode text", path)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import SimKit
+import Testing
+import XDSTestSupport
+
+@testable import APIServer
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A body with a key given twice is ambiguous (Foundation keeps the first, Python's `json` the
+/// last), and a lone surrogate escape is no text: both get a 400 that names the field.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct DuplicateKeyTests {
+    @Test func theScannerFindsDuplicatesAndLoneSurrogatesWithTheirPath() {
+        func find(_ text: String, surrogates: Bool = true) -> JSONKeyCheck.Finding? {
+            JSONKeyCheck.firstFinding(in: Array(text.utf8), surrogates: surrogates)
+        }
+        #expect(find(#"{"a": 1, "b": 2}"#) == nil)
+        #expect(find(#"{"max_tokens": 2, "max_tokens": -1}"#) == .duplicateKey(path: "max_tokens"))
+        // Equal keys in different objects, and a key equal to a string value, are fine.
+        #expect(find(#"{"m": [{"role": "user"}, {"role": "user"}], "role": "role"}"#) == nil)
+        #expect(find(#"{"messages": [{"role": "a"}, {"role": "b", "role": "c"}]}"#)
+                == .duplicateKey(path: "messages[1].role"))
+        #expect(find(#"{"o": {"x": {"k": 1, "k": 2}}}"#) == .duplicateKey(path: "o.x.k"))
+        // Braces, quotes and escapes inside strings are text.
+        #expect(find(#"{"p": "{\"p\": 1, \"p\": 2}", "q": "a\\"}"#) == nil)
+        #expect(find(#"{"p": "x\"y", "p": 1}"#) == .duplicateKey(path: "p"))
+        // Surrogates: a pair is text; a lone high, a lone low, a high before a non-surrogate are not.
+        #expect(find(#"{"prompt": "\ud83d\ude00"}"#) == nil)
+        #expect(find(#"{"prompt": "a\ud800"}"#) == .unpairedSurrogate(path: "prompt", escape: #"\ud800"#))
+        #expect(find(#"{"prompt": "\uDC00b"}"#) == .unpairedSurrogate(path: "prompt", escape: #"\uDC00"#))
+        #expect(find(#"{"m": [{"content": "\ud800\u0041"}]}"#)
+                == .unpairedSurrogate(path: "m[0].content", escape: #"\ud800"#))
+        #expect(find(#"{"prompt": "a\ud800"}"#, surrogates: false) == nil)
+        #expect(find(#""\ud800""#) == .unpairedSurrogate(path: nil, escape: #"\ud800"#))
+        // Any depth: an explicit stack, no recursion.
+        let deep = String(repeating: "[", count: 200_000) + String(repeating: "]", count: 200_000)
+        #expect(find(deep) == nil)
+        // Truncated or junk input ends the scan without a finding (the decoder reports it).
+        for junk in ["{", #"{"a"#, "}}]]", #"{"a": "\u12"#, "\u{0}\u{FF}"] { _ = find(junk) }
+    }
+
+    /// Seeded, bounded: random objects built with known duplicates (or none) are judged as built.
+    @Test func randomObjectsAreJudgedAsBuilt() {
+        var rng = RandomStreams(seed: 7).stream("duplicate-keys")
+        for round in 0..<400 {
+            let plantAt = round % 2 == 0 ? Int.random(in: 0..<6, using: &rng) : -1
+            var keys = (0..<6).map { "k\($0)" }
+            if plantAt >= 1 { keys[plantAt] = keys[plantAt - 1] }
+            var text = "{"
+            for (i, key) in keys.enumerated() {
+                if i > 0 { text += ", " }
+                let value: String
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: value = "[1, {\"\(key)\": \"}\"}, \"]\"]"  // the same key one level down
+                case 1: value = "\"\\\"\(key)\\\": 1\""
+                case 2: value = "{\"a\": {}, \"b\": []}"
+                default: value = "\(Int.random(in: -5...5, using: &rng))"
+                }
+                text += "\"\(key)\": \(value)"
+            }
+            text += "}"
+            let finding = JSONKeyCheck.firstFinding(in: Array(text.utf8))
+            if plantAt >= 1 {
+                #expect(finding == .duplicateKey(path: keys[plantAt]), "\(text)")
+            } else {
+                #expect(finding == nil, "\(text)")
+            }
+            #expect((try? JSONSerialization.jsonObject(with: Data(text.utf8))) != nil, "\(text)")
+        }
+    }
+
+    @Test func theServerRefusesAKeyGivenTwiceAndNamesIt() async throws {
+        try await LiveServer.with { server in
+            let raw = #"{"prompt": "hi", "max_tokens": 2, "max_tokens": -1}"#
+            let reply = try await server.post("/v1/completions", raw: raw)
+            #expect(reply.status == 400, "\(reply.text)")
+            let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+            #expect(error["param"] as? String == "max_tokens")
+            #expect(error["message"] as? String
+                    == "field 'max_tokens' appears more than once in one object; send each field once")
+            let chat = #"{"messages": [{"role": "user", "role": "system", "content": "x"}]}"#
+            let second = try await server.post("/v1/chat/completions", raw: chat)
+            #expect(second.status == 400, "\(second.text)")
+            #expect(try #require(try second.json()["error"] as? [String: Any])["param"] as? String == "messages[0].role")
+            #expect(server.backend.submitted.isEmpty)
+            // The same body with each key once is served.
+            #expect(try await server.post("/v1/completions", raw: #"{"prompt": "hi", "max_tokens": 2}"#).status == 200)
+        }
+    }
+
+    @Test func aLoneSurrogateIsNamedAsSuchNotAsTheWrongType() async throws {
+        try await LiveServer.with { server in
+            let reply = try await server.post("/v1/completions", raw: #"{"prompt": "bad \ud800 text", "max_tokens": 2}"#)
+            #expect(reply.status == 400, "\(reply.text)")
+            let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+            #expect(error["param"] as? String == "prompt")
+            let message = error["message"] as? String ?? ""
+            #expect(message.contains("unpaired UTF-16 surrogate") && message.contains(#"\ud800"#), "\(message)")
+            #expect(!message.contains("wrong type"), "\(message)")
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+}
