@@ -174,3 +174,32 @@ import XDSTestSupport
         }
     }
 }
+
+/// A latency bar is red only when all of its range is over the SLO: the bin that holds the SLO
+/// is amber (its counts do not say how many of its samples are over), the ones within it green.
+@Suite struct LatencyBarColourTests {
+    @Test func theBinHoldingTheSLOIsAmberNotRed() {
+        // Log bins as the engine keeps them: … 512–1024, 1024–2048, 2048–4096 ms; SLO 2000 ms.
+        let bins = HistogramBins(upperBoundsMs: [128, 256, 512, 1024, 2048, 4096], counts: [5, 40, 300, 200, 40, 3])
+        var b = CellBuffer(width: 60, height: 20)
+        LatencyView.histogram(&b, Rect(x: 0, y: 0, width: 60, height: 20), "TTFT", bins, (400, 900, 2200), slo: 2000)
+        // The bottom bar row, left to right: one run of cells per bin.
+        let barRow = 1 + (20 - 2 - 5)  // inside the border, above the axis and its four text rows
+        var runs: [Style] = []
+        for x in 1..<59 where b[x, barRow].character != " " {
+            let style = b[x, barRow].style
+            if runs.last != style { runs.append(style) }
+        }
+        #expect(runs == [.good, .warn, .bad], "\(runs)")
+        // An SLO on a bin edge leaves no bin straddling it.
+        var edge = CellBuffer(width: 60, height: 20)
+        LatencyView.histogram(&edge, Rect(x: 0, y: 0, width: 60, height: 20), "TTFT", bins, (400, 900, 2200), slo: 2048)
+        var edgeRuns: [Style] = []
+        for x in 1..<59 where edge[x, barRow].character != " " {
+            let style = edge[x, barRow].style
+            if edgeRuns.last != style { edgeRuns.append(style) }
+        }
+        #expect(edgeRuns == [.good, .bad], "\(edgeRuns)")
+        #expect(LatencyView.barStyle(lower: 0, upper: 10, slo: nil) == .accent)
+    }
+}

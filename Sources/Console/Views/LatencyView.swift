@@ -68,11 +68,21 @@ enum LatencyView {
         return ratios.allSatisfy { abs($0 / first - 1) < 0.05 }
     }
 
+    /// A bar's colour: within the SLO "good", wholly above it "bad", and a bar whose range
+    /// holds the SLO "warn" (its counts do not say how many of its samples are over: a 2×-wide
+    /// log bin of 1.02–2.05 s under a 2 s SLO is mostly within it, and red said it was not).
+    /// Without an SLO, the accent colour.
+    static func barStyle(lower: Double, upper: Double, slo: Double?) -> Style {
+        guard let slo else { return .accent }
+        if upper <= slo { return .good }
+        return lower >= slo ? .bad : .warn
+    }
+
     /// Vertical bars that fill the panel: the occupied bins (and the SLO's) are spread over
     /// the whole width (folded by sum when there are more bins than columns), the axis has
     /// tick labels at bin bounds and says whether it is log or linear, bins above the SLO are
-    /// drawn in the "bad" colour, and ▲ marks the SLO, clamped at the edge when it is off
-    /// the axis.
+    /// drawn in the "bad" colour and the bin holding it in "warn" (``barStyle(lower:upper:slo:)``),
+    /// and ▲ marks the SLO, clamped at the edge when it is off the axis.
     static func histogram(
         _ b: inout CellBuffer, _ rect: Rect, _ name: String, _ bins: HistogramBins,
         _ p: (Double, Double, Double), slo: Double?, window: String = "", estimated: Bool = false
@@ -124,8 +134,7 @@ enum LatencyView {
                 x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
             for (c, column) in columns.enumerated() {
                 let eighths = Int((Double(column.count) / Double(top) * Double(barRows * 8)).rounded())
-                let over = slo.map { column.upper > $0 } ?? false
-                let style: Style = slo == nil ? .accent : over ? .bad : .good
+                let style = Self.barStyle(lower: column.lower, upper: column.upper, slo: slo)
                 for r in 0..<barRows {
                     let level = eighths - r * 8
                     guard level > 0 else { break }
