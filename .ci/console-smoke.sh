@@ -142,7 +142,7 @@ sleep 1
 now=$(span); up=$(first); total=$(echo "$now" | grep -oE '[0-9]+' | sed -n 3p); shown=$(echo "$now" | grep -oE '[0-9]+' | sed -n 2p)
 [ -n "$up" ] && [ "$up" -lt "$last" ] && [ "$shown" -lt "$total" ] && [ "$total" -gt 200 ] \
   && ok "PgUp scrolls back through the table ($end → $now)" || fail "PgUp scrolls back through the table ($end → $now)"
-screen | grep -q 'age▲' && ok "the sort marker stays while scrolling" || fail "the sort marker stays while scrolling"
+screen | grep -q 'age▼' && ok "the sort marker stays while scrolling" || fail "the sort marker stays while scrolling"
 $T send-keys -t main Enter
 wait_for 'Request #[0-9]+ · any key closes' 5 && wait_for '  arrived   [0-9:.]+' 5 \
   && ok "Enter on a row deep in the table opens its engine timeline" || fail "Enter on a row deep in the table opens its engine timeline"

@@ -78,7 +78,9 @@ import XDSTestSupport
         let link = FakeEngineLink()
         var state = drive(primedState(width: 120, height: 40), link, keys: [.char("5")])
         var lines = render(state, 120, 40)
-        #expect(lines[4].contains("age▲"))
+        // The oldest first: ages run downwards, ▼ (as in any table header).
+        #expect(lines[4].contains("age▼"))
+        #expect(lines[3].contains("sort age ▼"))
         state = drive(state, link, keys: [.char("s"), .char("s"), .char("s")])
         #expect(state.requestSort == .id)
         lines = render(state, 120, 40)

@@ -84,7 +84,7 @@ import XDSTestSupport
     func listsKeepTheirColumnsAndKeys(size: (Int, Int)) {
         let requests = renderFixture(.requests, width: size.0, height: size.1)
         #expect(requests[3].hasPrefix("┌ In flight · 25.1k (snapshot lists 40) · "))
-        #expect(requests[4].hasPrefix("│ id       stage        age▲  prompt     gen/out     TTFT where"))
+        #expect(requests[4].hasPrefix("│ id       stage        age▼  prompt     gen/out     TTFT where"))
         #expect(requests[5].hasPrefix("│ #96000   decode      60.0s    5575    650/1952    500ms decode-0/dp0"))
         let events = renderFixture(.events, width: size.0, height: size.1).joined(separator: "\n")
         #expect(events.contains("/ filter") && events.contains("v level"))

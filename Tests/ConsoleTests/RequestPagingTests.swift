@@ -64,8 +64,8 @@ import XDSTestSupport
     @Test func everyRequestInFlightCanBeReachedWithEndPgUpAndHome() {
         var state = Self.paged()
         var lines = Self.render(state)
-        #expect(lines[3].hasPrefix("┌ In flight · 5000 (rows 1–18 of 5000) · sort age ▲"))
-        #expect(lines[4].hasPrefix("│ id       stage        age▲  prompt     gen/out     TTFT where"))
+        #expect(lines[3].hasPrefix("┌ In flight · 5000 (rows 1–18 of 5000) · sort age ▼"))
+        #expect(lines[4].hasPrefix("│ id       stage        age▼  prompt     gen/out     TTFT where"))
         #expect(lines[5].hasPrefix("│ #100000  decode"))
         // End: the last request in flight and then the recent ones; the engine is asked for the end.
         let recent = RequestsView.recent(state, state.requestsRecent).count
@@ -78,7 +78,7 @@ import XDSTestSupport
         for _ in 1..<recent { (state, _) = Self.step(state, .key(.up)) }
         #expect(state.requestScroll == Self.total - 1)
         lines = Self.render(state)
-        #expect(lines[3].hasPrefix("┌ In flight · 5000 (rows 4983–5000 of 5000) · sort age ▲"))
+        #expect(lines[3].hasPrefix("┌ In flight · 5000 (rows 4983–5000 of 5000) · sort age ▼"))
         let last = lines.firstIndex { $0.contains("#104999") }
         #expect(last == 22, "the cursor's row is the last of the 18 rows (5…22)")
         #expect(RequestsView.selected(state)?.id == 104_999)
@@ -93,11 +93,11 @@ import XDSTestSupport
 
     @Test func rowsNotFetchedYetSayLoadingAndTheSortMarkerStays() {
         var state = Self.paged()
-        state.requestSortReversed = true  // the held page answers ▲, not ▼: not used
+        state.requestSortReversed = true  // the held page answers the natural order (▼), not the reversed: not used
         state.requestPage = Self.page(RequestQuery(sort: .age, reversed: true, offset: 0, limit: 300))
         state = ConsoleUpdate.update(state, .key(.end)).0  // asked, not answered yet
         let lines = Self.render(state)
-        #expect(lines[4].contains("age▼"))
+        #expect(lines[4].contains("age▲"))  // reversed: the youngest first
         #expect(lines.contains { $0.contains("…        loading") })
     }
 

@@ -155,7 +155,7 @@ import XDSTestSupport
         #expect(
             lines[3] == "┌ In flight · 25.1k (snapshot lists 40) · s/S sort · Enter · / filter ─────────┐")
         #expect(
-            lines[4] == "│ id       stage        age▲  prompt     gen/out     TTFT where                │")
+            lines[4] == "│ id       stage        age▼  prompt     gen/out     TTFT where                │")
         #expect(
             lines[5] == "│ #96000   decode      60.0s    5575    650/1952    500ms decode-0/dp0         │")
         let byStage = renderFixture(.requests) { $0.requestSort = .stage }

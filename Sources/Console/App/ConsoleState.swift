@@ -135,7 +135,7 @@ public struct ConsoleState: Sendable, Equatable {
     public var requestScroll = 0
     public var eventScroll = 0
     public var requestSort: RequestSortKey = .age
-    /// `S` flips the order of the sort column (▲ natural order, ▼ reversed).
+    /// `S` flips the order of the sort column (its arrow: ▲ smallest first, ▼ largest first).
     public var requestSortReversed = false
     /// Enter on a request: its id, while the detail (timeline) box is open.
     public var requestDetail: Int?

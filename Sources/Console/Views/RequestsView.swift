@@ -89,9 +89,22 @@ enum RequestsView {
         }
     }
 
-    /// The column title with ▲ (natural order) or ▼ (reversed) when it is the sort column.
+    /// The column title with its arrow when it is the sort column.
     static func title(_ name: String, _ key: RequestSortKey, _ state: ConsoleState) -> String {
-        state.requestSort == key ? name + (state.requestSortReversed ? "▼" : "▲") : name
+        state.requestSort == key ? name + arrow(key, reversed: state.requestSortReversed) : name
+    }
+
+    /// Which way the sort column's values run down the list, as a table header says it: ▲ the
+    /// smallest at the top, ▼ the largest. The natural orders of age (oldest first), tokens,
+    /// prompt (most first) and TTFT (slowest first) run downwards, so they show ▼; `S` flips it.
+    /// (▲ used to mean "natural order", so the default "age▲" listed the oldest, largest age first.)
+    static func arrow(_ key: RequestSortKey, reversed: Bool) -> String {
+        let descending: Bool =
+            switch key {
+            case .age, .tokens, .prompt, .ttft: true
+            case .stage, .id: false
+            }
+        return descending != reversed ? "▼" : "▲"
     }
 
     static func draw(
@@ -118,7 +131,7 @@ enum RequestsView {
         b.box(
             top,
             title: wide
-                ? "In flight · \(inFlightCount) (\(listed)) · sort \(state.requestSort.rawValue) \(state.requestSortReversed ? "▼" : "▲") (s column, S reverse, Enter detail) · \(filterNote(state.requestFilter))"
+                ? "In flight · \(inFlightCount) (\(listed)) · sort \(state.requestSort.rawValue) \(arrow(state.requestSort, reversed: state.requestSortReversed)) (s column, S reverse, Enter detail) · \(filterNote(state.requestFilter))"
                 : "In flight · \(inFlightCount) (\(listed)) · s/S sort · Enter · \(filterNote(state.requestFilter))"
         )
         let rows = (topOffset..<shownTo).map { i -> [(String, Style)] in
