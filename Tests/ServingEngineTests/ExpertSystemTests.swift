@@ -68,6 +68,8 @@ import Testing
         var again = EngineEventQueue()
         let second = experts.rebalanceNow(now: swap.end + 1, queue: &again)
         #expect(second.started == 0 && second.refusals.first?.hasPrefix("rebalance skipped") == true, "\(second)")
+        // An operator asks for any gain: the refusal says there is none, not "gain under 0%".
+        #expect(second.refusals.first?.hasSuffix("(the current placement is already as good)") == true, "\(second)")
     }
 
     @Test func swapPhasesDisableOnlyTheSlotsThatMove() {

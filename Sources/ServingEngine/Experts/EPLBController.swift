@@ -182,8 +182,11 @@ public struct EPLBController: Sendable {
         lastPlanned = min(before, after)
         lastCounts = counts
         guard after < before * (1 - minimumGain) else {
-            return Outcome(message: String(format: "rebalance skipped: imbalance %.2f, plan %.2f (gain under %.0f%%)",
-                                           before, after, minimumGain * 100), started: false)
+            // An operator's rebalance asks for any gain (minimum 0): "gain under 0%" misread it.
+            let why = minimumGain > 0 ? String(format: "gain under %.0f%%", minimumGain * 100)
+                : "the current placement is already as good"
+            return Outcome(message: String(format: "rebalance skipped: imbalance %.2f, plan %.2f (%@)",
+                                           before, after, why), started: false)
         }
         // Weights to move: per die, one expert's weights for every layer whose slot changes.
         let swap = Self.swapWork(from: routing.placement, to: target)
