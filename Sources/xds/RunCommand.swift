@@ -44,6 +44,9 @@ struct Run: ParsableCommand {
         let config = try common.engineConfiguration(defaultRate: 10)
         let scenario = try common.loadScenario(for: config.deployment)
         if case .synthetic = config.workload, limit == nil { limit = 600 }
+        if let limit, let scenario, let note = Self.lateStepsNote(scenario, runEnds: limit) {
+            FileHandle.standardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
+        }
         let engine = try common.makeEngine(config)
         // Observers only read: the run is the same with or without these files.
         let rows = try requestsOut.map { RequestRowWriter(file: try OutputFile(path: $0, flag: "--requests-out")) }
@@ -78,6 +81,16 @@ struct Run: ParsableCommand {
 }
 
 extension Run {
+    /// A note for scenario steps timed after the run's end (they never run), or nil. Not an
+    /// error: running the first minutes of a long scenario is a fair thing to do.
+    static func lateStepsNote(_ scenario: Scenario, runEnds limit: SimTime) -> String? {
+        let late = scenario.steps.filter { $0.at > limit }
+        guard let first = late.first else { return nil }
+        let count = late.count == 1 ? "1 step comes" : "\(late.count) steps come"
+        return "\(count) after the run ends at \(Format.clock(limit)) and will not run "
+            + "(the first: '\(first.command)' at \(Format.clock(first.at))); raise --duration to include them"
+    }
+
     /// Refuses an `--out` that cannot be written before the run, not after an hour of it.
     static func checkWritable(_ path: String, flag: String = "--out") throws {
         let shown = path.isEmpty ? "''" : path
@@ -160,7 +173,14 @@ final class RunDriver {
             if !target.isFinite { break }
             engine.run(until: target)
             while nextStep < steps.count, steps[nextStep].at <= engine.now {
-                _ = engine.apply(steps[nextStep].command)
+                let reply = engine.apply(steps[nextStep].command)
+                // A refused step is in the event log and the timeline; say so where the run is
+                // watched too, or a scenario that did less than it reads looks like it ran.
+                if !reply.accepted {
+                    let step = steps[nextStep]
+                    let line = "xds: scenario step at \(Format.clock(step.at)) '\(step.command)' refused: \(reply.message)\n"
+                    FileHandle.standardError.write(Data(((progress ? "\r\u{1B}[K" : "") + line).utf8))
+                }
                 nextStep += 1
             }
             if let pace {
