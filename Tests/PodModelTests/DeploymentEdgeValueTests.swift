@@ -62,3 +62,28 @@ import Testing
         }
     }
 }
+
+/// A group that runs past the pod names the instance, the NPUs it would take and the pod's range
+/// (it said "instance 0 needs NPU 168, but the pod has 168 NPUs").
+@Suite struct DeploymentRangeMessageTests {
+    @Test func aGroupPastThePodNamesTheNPUsItWouldTake() throws {
+        let text = try #require(Deployment.preset("superpod")).toml()
+            .replacingOccurrences(of: "nodes = 48", with: "nodes = 21")
+        #expect(throws: ConfigError.self) { try Deployment(toml: text, source: "t.toml") }
+        do {
+            _ = try Deployment(toml: text, source: "t.toml")
+        } catch let error as ConfigError {
+            #expect(error.description == "t.toml: deployment 'superpod', decode group: instance 0 would take NPUs "
+                    + "128…287, but the pod has NPUs 0…167 (168 NPUs, 336 dies); lower count or first_npu, or raise nodes")
+        }
+        // The second of two decode instances is the one that does not fit in 48 nodes.
+        let two = try #require(Deployment.preset("superpod")).toml()
+            .replacingOccurrences(of: "count = 1\nnpus = 160", with: "count = 2\nnpus = 160")
+        do {
+            _ = try Deployment(toml: two, source: "t.toml")
+            Issue.record("two decode instances of 160 NPUs from NPU 128 fit in 384 NPUs")
+        } catch let error as ConfigError {
+            #expect(error.description.contains("instance 1 would take NPUs 288…447, but the pod has NPUs 0…383"), "\(error)")
+        }
+    }
+}

@@ -60,7 +60,7 @@ import Testing
         var kimi = Deployment.superpod
         kimi.model = "kimi-k2"
         let cases: [(Deployment, String)] = [
-            (twice, "used twice"), (tooBig, "but the pod has 384 NPUs"), (badEP, "does not divide the experts"),
+            (twice, "used twice"), (tooBig, "but the pod has NPUs 0…383"), (badEP, "does not divide the experts"),
             (kimi, "416 slots over 288 routed-expert dies (ep 320 − 32 shared-expert dies)"),
             (negative, "batch_limit must be between 0 and 16384"), (unknownModel, "unknown model 'gpt-9'"),
             (unknownHW, "unknown hardware profile 'tpu'"),

@@ -43,9 +43,12 @@ extension Deployment {
             // Bounds above keep this product small (≤ NPUs in the pod squared), so it cannot trap.
             let end = g.firstNPU + g.count * g.npusEach
             if end > topo.npuCount {
-                let npu = max(topo.npuCount, g.firstNPU)
-                throw ConfigError("\(label): instance \((npu - g.firstNPU) / g.npusEach) needs NPU \(npu), "
-                    + "but the pod has \(topo.npuCount) NPUs (\(topo.dieCount) dies)")
+                // The first instance that runs past the pod, and the NPUs it would take.
+                let instance = (max(topo.npuCount, g.firstNPU) - g.firstNPU) / g.npusEach
+                let first = g.firstNPU + instance * g.npusEach
+                throw ConfigError("\(label): instance \(instance) would take NPUs \(first)…\(first + g.npusEach - 1), "
+                    + "but the pod has NPUs 0…\(topo.npuCount - 1) (\(topo.npuCount) NPUs, \(topo.dieCount) dies); "
+                    + "lower count or first_npu, or raise nodes")
             }
             for i in 0..<g.count {
                 for npu in g.npus(ofInstance: i) {
