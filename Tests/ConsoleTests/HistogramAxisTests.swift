@@ -34,7 +34,13 @@ import XDSTestSupport
         let (width, height) = size
         let lines = Self.render(Self.snapshot(tpotSLO: 100), width: width, height: height)
         let tpot = lines.dropFirst(3).map { Self.panel($0, width: width) }
-        #expect(tpot[0].hasPrefix(width >= 100 ? "┌ TPOT · since start · log axis" : "┌ TPOT · all · log"))
+        // The three titles share one wording: the longest all of them hold (at 100 columns a
+        // "linear axis" beside it is too long, so every title says "log"/"lin").
+        let expected = width >= 120 ? "┌ TPOT · since start · log axis" : width >= 100 ? "┌ TPOT · since start · log ─"
+            : "┌ TPOT · all · log"
+        #expect(tpot[0].hasPrefix(expected), "\(tpot[0])")
+        let titles = lines[3].components(separatedBy: "┐┌")
+        #expect(titles.count == 3 && Set(titles.map { $0.contains("since start") }).count == 1, "\(lines[3])")
         let axisRow = try #require(tpot.firstIndex { $0.contains("┬") })
         // The last cell of the axis is ▲: clamped at the edge, where the axis ends.
         let axis = Array(tpot[axisRow].dropLast())  // without the panel's right border

@@ -136,7 +136,7 @@ import XDSTestSupport
     @Test func latencyView() {
         let lines = renderFixture(.latency)
         #expect(
-            lines[3] == "┌ TTFT · all · lin ──────┐┌ TPOT · all · lin ──────┐┌ E2E · since start · lin ─┐")
+            lines[3] == "┌ TTFT · all · lin ──────┐┌ TPOT · all · lin ──────┐┌ E2E · all · lin ─────────┐")
         #expect(
             lines[10] == "│ ┬─┬─────┬▲─────────┤   ││ ┬─┬─────────▲──────┤   ││ ┬─┬─────┬──────────┤     │")
         #expect(lines[11] == "│ 0 400ms 1.60s  4.00s   ││ 0 14.0ms      50.0ms   ││ 0 12.0s 48.0s 120.0s     │")

@@ -13,6 +13,10 @@ enum LatencyView {
         // The window was cut from older samples (otherwise it is everything since start).
         let cut = state.latencyWindow != .all && covered < s.simTime
         let window = windowLabel(state.latencyWindow, covered: covered, cut: cut)
+        // One wording for the three titles side by side (at 80 columns "since start" fitted the
+        // E2E title but not TTFT's, which said "all" beside it for the same samples).
+        let titles = sharedTitles([("TTFT", h.ttft, w), ("TPOT", h.tpot, w), ("E2E", h.e2e, top.width - 2 * w)],
+                                  window: window)
         // Since start: the engine's exact percentiles. A window: read off the window's bins.
         func p(_ bins: HistogramBins, _ exact: (Double, Double, Double)) -> (Double, Double, Double) {
             guard cut else { return exact }
@@ -23,13 +27,13 @@ enum LatencyView {
         }
         histogram(
             &b, Rect(x: top.x, y: top.y, width: w, height: top.height), "TTFT", h.ttft,
-            p(h.ttft, (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms)), slo: s.slo.ttftMs, window: window, estimated: cut)
+            p(h.ttft, (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms)), slo: s.slo.ttftMs, title: titles[0], estimated: cut)
         histogram(
             &b, Rect(x: top.x + w, y: top.y, width: w, height: top.height), "TPOT", h.tpot,
-            p(h.tpot, (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms)), slo: s.slo.tpotMs, window: window, estimated: cut)
+            p(h.tpot, (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms)), slo: s.slo.tpotMs, title: titles[1], estimated: cut)
         histogram(
             &b, Rect(x: top.x + 2 * w, y: top.y, width: top.width - 2 * w, height: top.height), "E2E",
-            h.e2e, p(h.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms)), slo: nil, window: window, estimated: cut)
+            h.e2e, p(h.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms)), slo: nil, title: titles[2], estimated: cut)
         trends(&b, bottom, s)
     }
 
@@ -44,6 +48,26 @@ enum LatencyView {
         // Samples sparser than the window (a paused or slow console): say what it really covers.
         if covered > seconds + 2 * ConsoleMemory.sampleSeconds { return "last \(Format.duration(covered))" }
         return "last \(name)"
+    }
+
+    /// A histogram panel's title, longest first: what, over which window, on which axis, with
+    /// the window and then the axis word shortened ("since start" → "all", "log axis" → "log").
+    /// Always four, so the panels' candidates line up.
+    static func titleCandidates(_ name: String, _ bins: HistogramBins, window: String) -> [String] {
+        let n = min(bins.counts.count, bins.upperBoundsMs.count)
+        let log = isLogAxis(Array(bins.upperBoundsMs.prefix(n)))
+        let scales = n > 1 ? [log ? "log axis" : "linear axis", log ? "log" : "lin"] : ["", ""]
+        return [window, shortWindow(window)].flatMap { w in
+            scales.map { scale in [name, w, scale].filter { !$0.isEmpty }.joined(separator: " · ") }
+        }
+    }
+
+    /// The panels' titles in one wording: the longest that fits every panel (its width less the
+    /// box corners and padding), else the shortest.
+    static func sharedTitles(_ panels: [(name: String, bins: HistogramBins, width: Int)], window: String) -> [String] {
+        let candidates = panels.map { titleCandidates($0.name, $0.bins, window: window) }
+        let form = (0..<4).first { i in zip(candidates, panels).allSatisfy { $0[i].count <= $1.width - 4 } } ?? 3
+        return candidates.map { $0[form] }
     }
 
     /// "last 1 min" → "1m", "since start" → "all", "42 s of 1 min" → "42s/1m".
@@ -85,22 +109,15 @@ enum LatencyView {
     /// and ▲ marks the SLO, clamped at the edge when it is off the axis.
     static func histogram(
         _ b: inout CellBuffer, _ rect: Rect, _ name: String, _ bins: HistogramBins,
-        _ p: (Double, Double, Double), slo: Double?, window: String = "", estimated: Bool = false
+        _ p: (Double, Double, Double), slo: Double?, window: String = "", title shared: String? = nil,
+        estimated: Bool = false
     ) {
         let n = min(bins.counts.count, bins.upperBoundsMs.count)
         let upper = Array(bins.upperBoundsMs.prefix(n))
-        // The title says what, over which window, on which axis; it shortens before it is cut.
-        let log = isLogAxis(upper)
-        let scales = n > 1 ? [log ? "log axis" : "linear axis", log ? "log" : "lin"] : [""]
-        let windows = [window, shortWindow(window)]
-        var title = name
-        search: for w in windows {
-            for scale in scales {
-                let candidate = ([name, w, scale].filter { !$0.isEmpty }).joined(separator: " · ")
-                title = candidate
-                if candidate.count <= rect.width - 4 { break search }
-            }
-        }
+        // The title says what, over which window, on which axis; it shortens before it is cut
+        // (or it is the one the caller chose for panels side by side).
+        let candidates = shared == nil ? titleCandidates(name, bins, window: window) : []
+        let title = shared ?? candidates.first { $0.count <= rect.width - 4 } ?? candidates[3]
         b.box(rect, title: title)
         let inner = rect.inner
         // Row 0: the y scale; then the bars, the axis, its ticks, p50/p90 and p99.
