@@ -203,3 +203,19 @@ import XDSTestSupport
         #expect(LatencyView.barStyle(lower: 0, upper: 10, slo: nil) == .accent)
     }
 }
+
+/// The decode-groups strip says what its bars mean: height 0…100% of a group's KV, and, where
+/// the border has room, the colour bands of the Pod legend (every chart has its scale).
+@Suite struct KVStripScaleTests {
+    @Test func theStripsScaleIsOnItsBorderAtEverySize() {
+        for (w, h) in [(80, 24), (120, 40), (160, 45), (200, 60)] {
+            var state = ConsoleUpdate.update(ConsoleState(width: w, height: h), .tick(SnapshotFixtures.superpod)).0
+            state.view = .kvCache
+            let lines = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: w, height: h).lines
+            let border = lines.first { $0.contains("Decode DP groups") } ?? ""
+            #expect(border.contains("height ▁0…█100%"), "\(w)×\(h): \(border)")
+            #expect(border.hasSuffix("┐") && border.count == w, "\(w)×\(h): \(border)")
+            if w >= 120 { #expect(border.contains("■<5% ■<70% ■<90% ■≥90%"), "\(w)×\(h): \(border)") }
+        }
+    }
+}

@@ -118,7 +118,7 @@ import XDSTestSupport
     @Test func kvCacheView() {
         let lines = renderFixture(.kvCache)
         #expect(
-            lines[3] == "┌ Decode DP groups · 320 (one per die) · KV held + reserved ───────────────────┐")
+            lines[3] == "┌ Decode DP groups · 320 (one per die) · KV held + reserved ── height ▁0…█100% ┐")
         // Side by side, one scope (DP groups, held + reserved, now); the written share's peak,
         // another scope, says so (in full where it fits, shortened at 80 columns).
         #expect(

@@ -68,7 +68,9 @@ enum KVCacheView {
         let size = diesPerGroup.map { $0 == 1 ? " (one per die)" : " (\($0) dies each)" } ?? ""
         // The bars count blocks held and reserved for the rest of each reply (what admission
         // sees); the pool panel's "decode KV" counts tokens written. Both scopes are named.
-        b.box(rect, title: "Decode DP groups · \(groups.count)\(size) · KV held + reserved")
+        let title = "Decode DP groups · \(groups.count)\(size) · KV held + reserved"
+        b.box(rect, title: title)
+        drawGroupScale(&b, rect, titleWidth: title.count)
         let inner = rect.inner
         guard inner.height >= 2 else { return }
         let full = groups.filter { $0 >= 0.95 }.count
@@ -103,6 +105,31 @@ enum KVCacheView {
                     style: NPULoad.style(NPULoad.band(v)))
             }
         }
+    }
+
+    /// The strip's scale on the panel's top border, right of the title, as much as fits: bar
+    /// height 0…100% of the group's KV, colour in the Pod view's load bands.
+    static func drawGroupScale(_ b: inout CellBuffer, _ rect: Rect, titleWidth: Int) {
+        let height = " height ▁0…█100%"
+        let bands = NPULoad.Band.allCases.map { "■" + NPULoad.label($0).split(separator: " ")[0] }
+        let long = height + " · " + bands.joined(separator: " ") + " "
+        // The title is drawn as "┌ Title " from the corner; keep a border cell after it.
+        let free = rect.width - (titleWidth + 4) - 2
+        let text = long.count <= free ? long : height.count + 1 <= free ? height + " " : nil
+        guard let text else { return }
+        var x = rect.maxX - 1 - text.count
+        x = b.put(height, x: x, y: rect.y, style: .dim)
+        guard text.count > height.count + 1 else {
+            b.put(" ", x: x, y: rect.y, style: .dim)
+            return
+        }
+        x = b.put(" ·", x: x, y: rect.y, style: .dim)
+        for (band, label) in zip(NPULoad.Band.allCases, bands) {
+            x = b.put(" ", x: x, y: rect.y, style: .dim)
+            x = b.put("■", x: x, y: rect.y, style: NPULoad.style(band))
+            x = b.put(String(label.dropFirst()), x: x, y: rect.y, style: .dim)
+        }
+        b.put(" ", x: x, y: rect.y, style: .dim)
     }
 
     /// Every TE that prefills (prefill and colocated, not retired), by its own name: a colocated
