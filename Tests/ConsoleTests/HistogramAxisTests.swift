@@ -41,6 +41,9 @@ import XDSTestSupport
         #expect(tpot[0].hasPrefix(expected), "\(tpot[0])")
         let titles = lines[3].components(separatedBy: "┐┌")
         #expect(titles.count == 3 && Set(titles.map { $0.contains("since start") }).count == 1, "\(lines[3])")
+        // So does the y scale: "tallest bar N of n M" in all three panels or "↑N of n M" in all.
+        let scales = lines[4].components(separatedBy: "││")
+        #expect(scales.count == 3 && Set(scales.map { $0.contains("tallest bar") }).count == 1, "\(lines[4])")
         let axisRow = try #require(tpot.firstIndex { $0.contains("┬") })
         // The last cell of the axis is ▲: clamped at the edge, where the axis ends.
         let axis = Array(tpot[axisRow].dropLast())  // without the panel's right border
@@ -97,5 +100,23 @@ import XDSTestSupport
         // 20 ms is in the 16…32 ms bin, the last of three shown: in the last third, not at the end.
         #expect(marker > 2 + (end - 2) * 2 / 3 && marker < end)
         #expect(!tpot.contains { $0.contains("off axis") })
+    }
+}
+
+/// The three latency panels word their y scale alike: at 80 columns a TTFT count of 180 of 343
+/// said "↑180 of n 343" beside E2E's "tallest bar 166 of n 343" (one column wider).
+@Suite struct LatencyScaleWordingTests {
+    @Test func narrowPanelsAllSayTheShortFormAndWideOnesTheLong() {
+        var s = SnapshotFixtures.superpod
+        let bounds = (0..<8).map { Double(64 << $0) }
+        s.histograms.ttft = HistogramBins(upperBoundsMs: bounds, counts: [20, 60, 180, 60, 20, 3, 0, 0])
+        s.histograms.tpot = HistogramBins(upperBoundsMs: bounds.map { $0 / 64 }, counts: [0, 0, 0, 343, 0, 0, 0, 0])
+        s.histograms.e2e = HistogramBins(upperBoundsMs: bounds.map { $0 * 8 }, counts: [10, 40, 80, 166, 40, 7, 0, 0])
+        for (w, h, long) in [(80, 24, false), (160, 45, true)] {
+            let lines = HistogramAxisTests.render(s, width: w, height: h)
+            let scales = lines[4].components(separatedBy: "││")
+            #expect(scales.count == 3, "\(lines[4])")
+            #expect(scales.allSatisfy { $0.contains("tallest bar") == long }, "\(w)×\(h): \(lines[4])")
+        }
     }
 }

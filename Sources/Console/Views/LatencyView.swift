@@ -15,8 +15,14 @@ enum LatencyView {
         let window = windowLabel(state.latencyWindow, covered: covered, cut: cut)
         // One wording for the three titles side by side (at 80 columns "since start" fitted the
         // E2E title but not TTFT's, which said "all" beside it for the same samples).
-        let titles = sharedTitles([("TTFT", h.ttft, w), ("TPOT", h.tpot, w), ("E2E", h.e2e, top.width - 2 * w)],
-                                  window: window)
+        let panels = [("TTFT", h.ttft, w), ("TPOT", h.tpot, w), ("E2E", h.e2e, top.width - 2 * w)]
+        let titles = sharedTitles(panels, window: window)
+        // The y scale in one wording too: "tallest bar N of n M" where every panel holds it
+        // (N ≤ M, so M in its place bounds the length), else "↑N of n M" in all three.
+        let longScale = panels.allSatisfy { _, bins, width in
+            let total = Format.count(bins.counts.reduce(0, +))
+            return "tallest bar \(total) of n \(total)".count <= width - 3
+        }
         // Since start: the engine's exact percentiles. A window: read off the window's bins.
         func p(_ bins: HistogramBins, _ exact: (Double, Double, Double)) -> (Double, Double, Double) {
             guard cut else { return exact }
@@ -27,13 +33,13 @@ enum LatencyView {
         }
         histogram(
             &b, Rect(x: top.x, y: top.y, width: w, height: top.height), "TTFT", h.ttft,
-            p(h.ttft, (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms)), slo: s.slo.ttftMs, title: titles[0], estimated: cut)
+            p(h.ttft, (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms)), slo: s.slo.ttftMs, title: titles[0], longScale: longScale, estimated: cut)
         histogram(
             &b, Rect(x: top.x + w, y: top.y, width: w, height: top.height), "TPOT", h.tpot,
-            p(h.tpot, (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms)), slo: s.slo.tpotMs, title: titles[1], estimated: cut)
+            p(h.tpot, (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms)), slo: s.slo.tpotMs, title: titles[1], longScale: longScale, estimated: cut)
         histogram(
             &b, Rect(x: top.x + 2 * w, y: top.y, width: top.width - 2 * w, height: top.height), "E2E",
-            h.e2e, p(h.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms)), slo: nil, title: titles[2], estimated: cut)
+            h.e2e, p(h.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms)), slo: nil, title: titles[2], longScale: longScale, estimated: cut)
         trends(&b, bottom, s)
     }
 
@@ -110,7 +116,7 @@ enum LatencyView {
     static func histogram(
         _ b: inout CellBuffer, _ rect: Rect, _ name: String, _ bins: HistogramBins,
         _ p: (Double, Double, Double), slo: Double?, window: String = "", title shared: String? = nil,
-        estimated: Bool = false
+        longScale: Bool? = nil, estimated: Bool = false
     ) {
         let n = min(bins.counts.count, bins.upperBoundsMs.count)
         let upper = Array(bins.upperBoundsMs.prefix(n))
@@ -147,7 +153,7 @@ enum LatencyView {
             let total = columns.map(\.count).reduce(0, +)
             let scaleLabel = "tallest bar \(Format.count(top)) of n \(Format.count(total))"
             b.put(
-                scaleLabel.count <= inner.width - 1 ? scaleLabel : "↑\(Format.count(top)) of n \(Format.count(total))",
+                (longScale ?? (scaleLabel.count <= inner.width - 1)) ? scaleLabel : "↑\(Format.count(top)) of n \(Format.count(total))",
                 x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
             for (c, column) in columns.enumerated() {
                 let eighths = Int((Double(column.count) / Double(top) * Double(barRows * 8)).rounded())
