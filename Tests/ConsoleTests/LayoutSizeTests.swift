@@ -100,3 +100,27 @@ import XDSTestSupport
         }
     }
 }
+
+/// The Experts view's placement state is never cut mid-word: at 80 columns "placement stable"
+/// read "placement stab"; it now says "stable" when the long form does not fit.
+@Suite struct PlacementStateWordingTests {
+    static func row(_ s: Snapshot, _ w: Int, _ h: Int) -> String {
+        var state = ConsoleUpdate.update(ConsoleState(width: w, height: h), .tick(s)).0
+        state.view = .experts
+        let lines = ConsoleScreen.render(state, s, theme: .builtinDark, width: w, height: h).lines
+        let row = lines.first { $0.contains("rebalances ") } ?? ""
+        return row.split(separator: "│").first { $0.contains("rebalances ") }
+            .map { $0.trimmingCharacters(in: .whitespaces) } ?? row
+    }
+
+    @Test func thePlacementStateFitsAtEverySize() {
+        var stable = SnapshotFixtures.superpod
+        stable.experts.rebalanceInProgress = false
+        stable.experts.loadingDies = []
+        for (w, h) in [(80, 24), (100, 30), (120, 40), (160, 45), (200, 60)] {
+            #expect(Self.row(stable, w, h).hasSuffix("stable"), "\(w)×\(h): \(Self.row(stable, w, h))")
+            let busy = Self.row(SnapshotFixtures.superpod, w, h)
+            #expect(busy.hasSuffix("loading 3 dies") || busy.hasSuffix("rebalancing"), "\(w)×\(h): \(busy)")
+        }
+    }
+}

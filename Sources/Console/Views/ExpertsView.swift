@@ -170,13 +170,14 @@ enum ExpertsView {
             // imbalance costs, and what a rebalance wins back.
             let moe = e.moeMsPerStep.map { "MoE \(Format.fixed($0, 1)) ms/step  " } ?? ""
             let x = b.put("rebalances \(e.rebalances)  " + moe, x: inner.x + 1, y: y, style: .dim, clip: inner)
-            if e.rebalanceInProgress || !e.loadingDies.isEmpty {
-                b.put(
-                    "rebalancing · loading \(e.loadingDies.count) dies", x: x, y: y, style: .warn, clip: inner
-                )
-            } else {
-                b.put("placement stable", x: x, y: y, style: .good, clip: inner)
-            }
+            // The longest wording that fits (at 80 columns "placement stable" was cut to "stab").
+            let room = inner.maxX - x
+            let forms = e.rebalanceInProgress || !e.loadingDies.isEmpty
+                ? ["rebalancing · loading \(e.loadingDies.count) dies", "loading \(e.loadingDies.count) dies",
+                   "rebalancing"]
+                : ["placement stable", "stable"]
+            let text = forms.first { $0.count <= room } ?? forms[forms.count - 1]
+            b.put(text, x: x, y: y, style: forms.count == 2 ? .good : .warn, clip: inner)
             y += 1
         }
         if y < inner.maxY, !e.loadingDies.isEmpty {
