@@ -117,6 +117,9 @@ import XDSTestSupport
         var stable = SnapshotFixtures.superpod
         stable.experts.rebalanceInProgress = false
         stable.experts.loadingDies = []
+        // As a live superpod shows it: "rebalances 12  MoE 14.4 ms/step  " leaves 15 cells at 80 columns.
+        stable.experts.rebalances = 12
+        stable.experts.moeMsPerStep = 14.4
         for (w, h) in [(80, 24), (100, 30), (120, 40), (160, 45), (200, 60)] {
             #expect(Self.row(stable, w, h).hasSuffix("stable"), "\(w)×\(h): \(Self.row(stable, w, h))")
             let busy = Self.row(SnapshotFixtures.superpod, w, h)
