@@ -103,7 +103,10 @@ struct Validate: ParsableCommand {
             let d = deployment.hasSuffix(".toml") ? try Deployment.load(path: deployment) : try Deployment.resolve(deployment)
             let rows = try Validation.sweep(deployment: d)
             if json { return try printJSON(rows) }
-            print(Validation.sweepTable(rows, mtp: try d.modelSpec().mtpModules > 0))
+            let spec = try d.modelSpec()
+            // What `bench decode` assumes by default (Validation.sweep calls it so) for an MoE model.
+            let routing = spec.isMoE ? ", EPLB on, skewed routing" : ""
+            print(Validation.sweepTable(rows, mtp: spec.mtpModules > 0, setup: "\(d.name) · \(d.model)\(routing)"))
             return
         }
         let points = try Validation.run()

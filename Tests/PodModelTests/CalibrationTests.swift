@@ -49,6 +49,10 @@ import Testing
         #expect(!rows.isEmpty && rows.allSatisfy { $0.context <= 4_096 })
         let table = Validation.sweepTable(rows, mtp: false)
         #expect(table.hasPrefix("decode step time, ms (no MTP module;"))
+        // Said on the first line when given: which deployment and model, and what b and context count.
+        let said = Validation.sweepTable(rows, mtp: false, setup: "colocated · llama-2-7b").split(separator: "\n")
+        #expect(said.count == table.split(separator: "\n").count)
+        #expect(said[0].hasSuffix("· colocated · llama-2-7b; b = requests per die, context = KV tokens per request"))
         let row8K = try #require(table.split(separator: "\n").first { $0.hasPrefix("8192") })
         #expect(row8K.dropFirst(7).split(separator: " ").allSatisfy { $0 == "—" }, "\(row8K)")
         #expect(try Validation.sweep(deployment: .cloudMatrixInfer).contains { $0.context == 16_384 })

@@ -287,9 +287,15 @@ public enum Validation {
     }
 
     /// The sweep as a table: one line per context, step time in ms per batch (`*` = two microbatches).
-    public static func sweepTable(_ rows: [SweepRow], mtp: Bool = true) -> String {
+    /// `setup` (e.g. "cloudmatrix-infer · deepseek-r1, EPLB on, skewed routing") is said at the
+    /// end of the first line, with what the rows and columns count.
+    public static func sweepTable(_ rows: [SweepRow], mtp: Bool = true, setup: String? = nil) -> String {
         var out = "decode step time, ms (\(mtp ? "MTP 0.7" : "no MTP module"); * = two microbatches; "
-            + "— = does not fit in HBM or past the context window)\n"
+            + "— = does not fit in HBM or past the context window)"
+        if let setup {
+            out += " · \(setup); b = requests per die, context = KV tokens per request"
+        }
+        out += "\n"
         out += "context" + sweepBatches.map { "b\(Int($0))".leftPadded(10) }.joined() + "\n"
         for context in sweepContexts {
             var line = "\(Int(context))".padding(toLength: 7, withPad: " ", startingAt: 0)
