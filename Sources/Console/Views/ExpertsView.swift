@@ -171,13 +171,13 @@ enum ExpertsView {
             let moe = e.moeMsPerStep.map { "MoE \(Format.fixed($0, 1)) ms/step  " } ?? ""
             let x = b.put("rebalances \(e.rebalances)  " + moe, x: inner.x + 1, y: y, style: .dim, clip: inner)
             // The longest wording that fits (at 80 columns "placement stable" was cut to "stab").
-            let room = inner.maxX - x
-            let forms = e.rebalanceInProgress || !e.loadingDies.isEmpty
+            let swapping = e.rebalanceInProgress || !e.loadingDies.isEmpty
+            let forms = swapping
                 ? ["rebalancing · loading \(e.loadingDies.count) dies", "loading \(e.loadingDies.count) dies",
                    "rebalancing"]
                 : ["placement stable", "stable"]
-            let text = forms.first { $0.count <= room } ?? forms[forms.count - 1]
-            b.put(text, x: x, y: y, style: forms.count == 2 ? .good : .warn, clip: inner)
+            let text = forms.first { $0.count <= inner.maxX - x } ?? forms[forms.count - 1]
+            b.put(text, x: x, y: y, style: swapping ? .warn : .good, clip: inner)
             y += 1
         }
         if y < inner.maxY, !e.loadingDies.isEmpty {

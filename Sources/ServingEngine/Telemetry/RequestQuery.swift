@@ -22,7 +22,7 @@ public enum RequestSort: String, Sendable, Equatable, Codable, CaseIterable {
 /// Which window of the in-flight table to return.
 public struct RequestQuery: Sendable, Equatable, Codable {
     public var sort: RequestSort
-    /// Reverse the natural order (▼).
+    /// Reverse the natural order (the console flips the sort column's arrow).
     public var reversed: Bool
     /// Case-insensitive substring of `#id`, the stage or the place ("decode-0/dp12"); empty = all.
     public var filter: String
