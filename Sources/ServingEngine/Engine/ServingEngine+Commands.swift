@@ -10,7 +10,13 @@ extension ServingEngine {
         switch command {
         case .drain(let node):
             if let problem = checkNode(node) { reply = reject(command, problem) }
-            else if drainedNodes.contains(node) { reply = reject(command, "node \(node) is already drained") }
+            else if drainedNodes.contains(node) {
+                // Still finishing work is "draining", as the header and the Pod view say.
+                let left = drainProgress().first { $0.node == node }?.requestsLeft ?? 0
+                reply = reject(command, left > 0
+                    ? "node \(node) is already draining (\(left) request\(left == 1 ? "" : "s") left)"
+                    : "node \(node) is already drained")
+            }
             else { reply = accept(command, drainNode(node), kind: .drain) }
         case .undrain(let node):
             if let problem = checkNode(node) { reply = reject(command, problem) }

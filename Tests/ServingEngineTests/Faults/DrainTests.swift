@@ -89,6 +89,19 @@ import XDSTestSupport
         FaultTests.expectSound(faulted)
     }
 
+    /// A second drain of a node says where the first one stands: "draining (N requests left)"
+    /// while work remains on it, "drained" once it is empty.
+    @Test func drainingTwiceSaysWhetherTheNodeIsStillDraining() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 100)
+        engine.run(until: 1)
+        #expect(engine.apply(.drain(node: 1)).accepted)
+        let early = engine.apply(.drain(node: 1))
+        #expect(!early.accepted && early.message.hasPrefix("node 1 is already draining ("), "\(early)")
+        engine.runToCompletion(limit: 3_600)
+        #expect(engine.drainState().drained.contains(1))
+        #expect(engine.apply(.drain(node: 1)).message == "node 1 is already drained")
+    }
+
     /// Draining twice, unknown nodes, dies and NPUs, healing an unknown fault: a clear message
     /// and an identical run.
     @Test func badCommandsChangeNothing() throws {
@@ -108,7 +121,8 @@ import XDSTestSupport
                                         .faultStraggler(die: 96, slowdown: nil)])
         #expect(replies.allSatisfy { !$0.accepted })
         let messages = replies.map(\.message)
-        #expect(messages[0] == "node 1 is already drained")
+        // Still finishing its work, the node is "draining" (as the header says), not "drained".
+        #expect(messages[0] == "node 1 is already draining (3 requests left)")
         #expect(messages[1].contains("node 6 does not exist"))
         #expect(messages[3].contains("die 96 does not exist; the pod has dies 0…95"))
         #expect(messages[4].contains("already dead"))
