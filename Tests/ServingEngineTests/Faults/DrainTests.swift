@@ -130,3 +130,16 @@ import XDSTestSupport
         #expect(plain == other)
     }
 }
+
+/// `heal all` counts what it healed in words that agree with the count.
+@Suite struct HealAllWordingTests {
+    @Test func oneFaultIsOneFault() throws {
+        let engine = try FaultTests.engine(rate: 10, limit: 20)
+        engine.run(until: 1)
+        #expect(engine.apply(.healAll).message == "there are no active faults")
+        #expect(engine.apply(.faultDie(40)).accepted)
+        #expect(engine.apply(.healAll).message == "1 fault healed")
+        #expect(engine.apply(.faultDie(40)).accepted && engine.apply(.faultDie(41)).accepted)
+        #expect(engine.apply(.healAll).message == "2 faults healed")
+    }
+}
