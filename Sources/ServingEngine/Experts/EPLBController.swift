@@ -199,8 +199,9 @@ public struct EPLBController: Sendable {
         pending = target
         // The done message compares the imbalance actually served before and after the swap.
         phase = .prefetch(until: now + prefetch, started: now, before: routing.settledExpectedImbalance())
-        return Outcome(message: String(format: "rebalance started (%@): imbalance %.2f → %.2f planned; %d dies get new experts",
-                                       policy.name, before, after, layersChanged.filter { $0 > 0 }.count),
+        let dies = layersChanged.filter { $0 > 0 }.count
+        return Outcome(message: String(format: "rebalance started (%@): imbalance %.2f → %.2f planned; %d %@ new experts",
+                                       policy.name, before, after, dies, dies == 1 ? "die gets" : "dies get"),
                        started: true)
     }
 

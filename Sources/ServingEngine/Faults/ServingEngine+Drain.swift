@@ -18,9 +18,10 @@ extension ServingEngine {
         // (``DrainMigration`` decides; the TE's decode balancing picks each target group).
         let migrated = configuration.faults.migrateDecodeOnDrain ? DrainMigration().migrate(off: node, pod: pod, act: &act) : 0
         let left = drainProgress().first { $0.node == node }?.requestsLeft ?? 0
-        return "node \(node) draining: no new work is placed on its NPUs; \(moved) queued prefills "
-            + "moved elsewhere; " + (migrated > 0 ? "\(migrated) decode requests migrated; " : "")
-            + "\(left) requests left to finish"
+        func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+        return "node \(node) draining: no new work is placed on its NPUs; \(counted(moved, "queued prefill")) "
+            + "moved elsewhere; " + (migrated > 0 ? "\(counted(migrated, "decode request")) migrated; " : "")
+            + "\(counted(left, "request")) left to finish"
     }
 
     /// Moves decode request `id` of TE `d` from group `source` to `target`: its KV and seat move
