@@ -111,8 +111,9 @@ enum KVCacheView {
     /// height 0…100% of the group's KV, colour in the Pod view's load bands.
     static func drawGroupScale(_ b: inout CellBuffer, _ rect: Rect, titleWidth: Int) {
         let height = " height ▁0…█100%"
-        let bands = NPULoad.Band.allCases.map { "■" + NPULoad.label($0).split(separator: " ")[0] }
-        let long = height + " · " + bands.joined(separator: " ") + " "
+        // "<5%" of "<5% idle": the Pod legend's thresholds, without its words.
+        let bands = NPULoad.Band.allCases.map { (band: $0, threshold: String(NPULoad.label($0).split(separator: " ")[0])) }
+        let long = height + " ·" + bands.map { " ■" + $0.threshold }.joined() + " "
         // The title is drawn as "┌ Title " from the corner; keep a border cell after it.
         let free = rect.width - (titleWidth + 4) - 2
         let text = long.count <= free ? long : height.count + 1 <= free ? height + " " : nil
@@ -124,10 +125,10 @@ enum KVCacheView {
             return
         }
         x = b.put(" ·", x: x, y: rect.y, style: .dim)
-        for (band, label) in zip(NPULoad.Band.allCases, bands) {
+        for (band, threshold) in bands {
             x = b.put(" ", x: x, y: rect.y, style: .dim)
             x = b.put("■", x: x, y: rect.y, style: NPULoad.style(band))
-            x = b.put(String(label.dropFirst()), x: x, y: rect.y, style: .dim)
+            x = b.put(threshold, x: x, y: rect.y, style: .dim)
         }
         b.put(" ", x: x, y: rect.y, style: .dim)
     }

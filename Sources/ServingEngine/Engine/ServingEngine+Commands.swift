@@ -12,9 +12,9 @@ extension ServingEngine {
             if let problem = checkNode(node) { reply = reject(command, problem) }
             else if drainedNodes.contains(node) {
                 // Still finishing work is "draining", as the header and the Pod view say.
-                let left = drainProgress().first { $0.node == node }?.requestsLeft ?? 0
+                let left = requestsLeft(onDrained: node)
                 reply = reject(command, left > 0
-                    ? "node \(node) is already draining (\(left) request\(left == 1 ? "" : "s") left)"
+                    ? "node \(node) is already draining (\(Self.counted(left, "request")) left)"
                     : "node \(node) is already drained")
             }
             else { reply = accept(command, drainNode(node), kind: .drain) }

@@ -17,12 +17,20 @@ extension ServingEngine {
         // The running decode requests of the node's groups move to other groups of their TE
         // (``DrainMigration`` decides; the TE's decode balancing picks each target group).
         let migrated = configuration.faults.migrateDecodeOnDrain ? DrainMigration().migrate(off: node, pod: pod, act: &act) : 0
-        let left = drainProgress().first { $0.node == node }?.requestsLeft ?? 0
-        func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+        let counted = Self.counted
         return "node \(node) draining: no new work is placed on its NPUs; \(counted(moved, "queued prefill")) "
             + "moved elsewhere; " + (migrated > 0 ? "\(counted(migrated, "decode request")) migrated; " : "")
-            + "\(counted(left, "request")) left to finish"
+            + "\(counted(requestsLeft(onDrained: node), "request")) left to finish"
     }
+
+    /// Requests still holding something on drained node `node` (0 once it is empty, or if it is
+    /// not drained).
+    func requestsLeft(onDrained node: Int) -> Int {
+        drainProgress().first { $0.node == node }?.requestsLeft ?? 0
+    }
+
+    /// "1 request", "3 requests": a count with its noun agreeing, for the event log and replies.
+    static func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
 
     /// Moves decode request `id` of TE `d` from group `source` to `target`: its KV and seat move
     /// (false, nothing changes: the target cannot hold it).

@@ -72,7 +72,7 @@ extension ServingEngine {
             guard !active.isEmpty else { return rejectFault("there are no active faults") }
             for id in active { heal(id) }
             refreshFaultState()
-            return CommandReply(accepted: true, message: "\(active.count) fault\(active.count == 1 ? "" : "s") healed")
+            return CommandReply(accepted: true, message: "\(Self.counted(active.count, "fault")) healed")
         default:
             return rejectFault("'\(command)' is not a fault command")
         }
