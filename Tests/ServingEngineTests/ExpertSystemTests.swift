@@ -60,6 +60,11 @@ import Testing
         #expect(swap.end > 10)
         let done = swap.lines.filter { $0.instance == 1 }
         #expect(done.count == 1 && done[0].message.hasPrefix("rebalance done"), "\(swap.lines)")
+        // The two lines quote imbalances of different scopes (the plan's on the collected counts,
+        // the done line's on the traffic served), so each names its own: side by side, two
+        // unnamed "before" figures that differ read as a contradiction.
+        #expect(reply.lines.allSatisfy { $0.message.contains(": collected-load imbalance ") }, "\(reply.lines)")
+        #expect(done[0].message.contains(": served imbalance "), "\(done[0].message)")
         let after = experts.decodeExpectedImbalance
         #expect(after <= before * 0.6, "\(before) → \(after)")
         #expect(experts.decodeRebalances == 1, "only the decode TE's rebalance counts in the report")
@@ -67,7 +72,8 @@ import Testing
         // Asked again on the same counts: the placement is already their plan; nothing to gain.
         var again = EngineEventQueue()
         let second = experts.rebalanceNow(now: swap.end + 1, queue: &again)
-        #expect(second.started == 0 && second.refusals.first?.hasPrefix("rebalance skipped") == true, "\(second)")
+        #expect(second.started == 0 && second.refusals.first?.hasPrefix("rebalance skipped: collected-load imbalance ") == true,
+                "\(second)")
         // An operator asks for any gain: the refusal says there is none, not "gain under 0%".
         #expect(second.refusals.first?.hasSuffix("(the current placement is already as good)") == true, "\(second)")
     }

@@ -57,7 +57,7 @@ extension ServingEngine {
             return CommandReply(accepted: false, message: reply.refusals.first ?? "nothing to rebalance")
         }
         commandsApplied += 1
-        return CommandReply(accepted: true, message: "rebalance started on \(reply.started) instance(s)")
+        return CommandReply(accepted: true, message: "rebalance started on \(Self.counted(reply.started, "instance"))")
     }
 
     private func logRebalances(_ lines: [ExpertSystem.Rebalance]) {

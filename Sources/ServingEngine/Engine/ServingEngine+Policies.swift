@@ -59,6 +59,8 @@ extension ServingEngine {
         } catch {
             return (false, error.description)
         }
-        return (true, "\(catalog.slot.title) policy: \(previous) → \(name)")
+        // The same name again is not a no-op: the slot gets a fresh value, so say so.
+        let restarted = previous == name ? " (the same policy, started afresh: its state, such as a round-robin cursor, is reset)" : ""
+        return (true, "\(catalog.slot.title) policy: \(previous) → \(name)\(restarted)")
     }
 }

@@ -163,7 +163,7 @@ public struct EPLBController: Sendable {
             rebalances += 1
             let after = routing.settledExpectedImbalance()
             outcomes.append(Outcome(
-                message: String(format: "rebalance done in %.2f s: imbalance %.2f → %.2f", now - started, before, after),
+                message: String(format: "rebalance done in %.2f s: served imbalance %.2f → %.2f", now - started, before, after),
                 started: false))
         default:
             break
@@ -185,7 +185,7 @@ public struct EPLBController: Sendable {
             // An operator's rebalance asks for any gain (minimum 0): "gain under 0%" misread it.
             let why = minimumGain > 0 ? String(format: "gain under %.0f%%", minimumGain * 100)
                 : "the current placement is already as good"
-            return Outcome(message: String(format: "rebalance skipped: imbalance %.2f, plan %.2f (%@)",
+            return Outcome(message: String(format: "rebalance skipped: collected-load imbalance %.2f, plan %.2f (%@)",
                                            before, after, why), started: false)
         }
         // Weights to move: per die, one expert's weights for every layer whose slot changes.
@@ -200,7 +200,9 @@ public struct EPLBController: Sendable {
         // The done message compares the imbalance actually served before and after the swap.
         phase = .prefetch(until: now + prefetch, started: now, before: routing.settledExpectedImbalance())
         let dies = layersChanged.filter { $0 > 0 }.count
-        return Outcome(message: String(format: "rebalance started (%@): imbalance %.2f → %.2f planned; %d %@ new experts",
+        // Two scopes, named so that the started and done lines are not read as one figure: the plan
+        // is weighed on the collected window's counts, the done line on the traffic served now.
+        return Outcome(message: String(format: "rebalance started (%@): collected-load imbalance %.2f → %.2f planned; %d %@ new experts",
                                        policy.name, before, after, dies, dies == 1 ? "die gets" : "dies get"),
                        started: true)
     }

@@ -211,6 +211,9 @@ import XDSTestSupport
         #expect(engine.report().commands == before + 1)
         #expect(engine.report().policies?["je_routing"] == "least-loaded")
         #expect(engine.recentEvents().last?.message == "policy je least-loaded: JE routing policy: prefix-aware → least-loaded")
+        // The same name again restarts the policy, and the reply says so rather than "X → X".
+        #expect(engine.apply(.policy(slot: "je", name: "least-loaded")).message
+            == "JE routing policy: least-loaded → least-loaded (the same policy, started afresh: its state, such as a round-robin cursor, is reset)")
         #expect(engine.apply(.policy(slot: "eplb", name: "deepseek")).accepted)
         #expect(engine.experts.controllers.allSatisfy { $0 == nil || $0!.policy.name == "deepseek" })
         #expect(engine.apply(.policy(slot: "recovery", name: "restart-world")).accepted)
@@ -220,7 +223,7 @@ import XDSTestSupport
         #expect(!refused.accepted)
         #expect(refused.message == "unknown decode DP load balancing policy 'fastest'; expected one of: kv-aware, round-robin")
         #expect(engine.report().policies?["dp_balancing"] == "kv-aware")
-        #expect(engine.report().commands == before + 3)
+        #expect(engine.report().commands == before + 4)
         #expect(!engine.apply(.policy(slot: "nope", name: "x")).accepted)
         // The autoscaler slot is `autoscale NAME` by another spelling.
         #expect(engine.apply(.policy(slot: "autoscaler", name: "slo")).message.hasPrefix("autoscaler slo"))
