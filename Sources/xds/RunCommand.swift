@@ -65,13 +65,18 @@ struct Run: ParsableCommand {
         report.wallSeconds = driver.wallSeconds
         let encoder = JSONOutput.encoder(pretty: true)
         let data = try encoder.encode(report)
-        if let out {
-            try OutputFile.write(data + Data("\n".utf8), to: out, flag: "--out")
-        }
+        // The report reaches stdout before any file: a full disk must not throw the run away.
         if json { print(String(decoding: data, as: UTF8.self)) } else { print(ReportSummary.text(report)) }
+        fflush(nil)
+        var outFailure: String?
+        if let out {
+            do { try OutputFile.write(data + Data("\n".utf8), to: out, flag: "--out") } catch {
+                outFailure = (error as? ConfigError)?.description ?? "\(error)"
+            }
+        }
         rows?.close()
         timeline?.close()
-        if let failure = rows?.failure ?? timeline?.failure { throw ConfigError(failure) }
+        if let failure = outFailure ?? rows?.failure ?? timeline?.failure { throw ConfigError(failure) }
         // The pre-run check passed but the replay met a bad row (the file changed since):
         // the report covers only the requests before it, so the run must not look complete.
         if let stop = engine.workloadError {

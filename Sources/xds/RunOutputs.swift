@@ -36,8 +36,28 @@ final class OutputFile {
     static func write(_ data: Data, to path: String, flag: String) throws {
         let handle = try openForWriting(path, flag: flag)
         defer { try? handle.close() }
-        do { try handle.write(contentsOf: data) } catch {
-            throw ConfigError("\(flag) \(path): writing failed (\(error.localizedDescription))")
+        if let reason = writeAll(data, to: handle.fileDescriptor) {
+            throw ConfigError("\(flag) \(path): writing failed (\(reason))")
+        }
+    }
+
+    /// Writes all of `data` to `fd`, or returns the system's reason it could not (`No space left
+    /// on device`, `Bad file descriptor`), not Foundation's "NSCocoaErrorDomain error 512".
+    static func writeAll(_ data: Data, to fd: Int32) -> String? {
+        data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> String? in
+            guard var next = bytes.baseAddress else { return nil }
+            var left = bytes.count
+            while left > 0 {
+                let n = Foundation.write(fd, next, left)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return String(cString: strerror(errno))
+                }
+                if n == 0 { return "the file accepts no more bytes" }
+                next += n
+                left -= n
+            }
+            return nil
         }
     }
 
@@ -49,8 +69,8 @@ final class OutputFile {
     func flush() {
         guard !buffer.isEmpty else { return }
         if failure == nil {
-            do { try handle.write(contentsOf: buffer) } catch {
-                failure = "\(flag) \(path): writing failed (\(error.localizedDescription)); the file is incomplete"
+            if let reason = Self.writeAll(buffer, to: handle.fileDescriptor) {
+                failure = "\(flag) \(path): writing failed (\(reason)); the file is incomplete"
             }
         }
         buffer.removeAll(keepingCapacity: true)

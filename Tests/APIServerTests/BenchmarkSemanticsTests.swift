@@ -93,6 +93,16 @@ struct BenchmarkSemanticsTests {
             }
             #expect(!contentChunks.isEmpty)
             #expect(contentChunks.allSatisfy { $0["usage"] is [String: Any] }, "continuous_usage_stats")
+            // A max_tokens the server would lower cannot be "exactly max_tokens": with ignore_eos
+            // it is a 400 naming the most it can give; without, it is lowered as documented.
+            let capped = try await api.send("POST", "v1/completions",
+                                            json: ["prompt": "hi", "max_tokens": 20_000, "ignore_eos": true])
+            #expect(capped.status == 400)
+            let message = String(decoding: capped.body, as: UTF8.self)
+            #expect(message.contains("'max_tokens' 20000 with ignore_eos cannot be met") && message.contains("at most 16384"),
+                    "\(message)")
+            let lowered = try await api.send("POST", "v1/completions", json: ["prompt": "hi", "max_tokens": 20_000])
+            #expect(lowered.status == 200)
         }
     }
 
@@ -127,6 +137,19 @@ struct BenchmarkSemanticsTests {
             ])
             let parsed = try parseCompletionStream(String(decoding: streamed.body, as: UTF8.self), chat: false)
             #expect(parsed.finishReasons == ["stop"] && !parsed.content.contains(".") && parsed.endedWithDone)
+            // As in vLLM, stop strings wait for min_tokens: "e" is in nearly every word, yet the
+            // reply keeps at least 20 tokens and is then cut before the next "e".
+            for _ in 0..<4 {
+                let held = try await api.send("POST", "v1/completions", json: [
+                    "prompt": "hello", "max_tokens": 60, "min_tokens": 20, "stop": ["e"],
+                ])
+                let body = try #require(try JSONSerialization.jsonObject(with: held.body) as? [String: Any])
+                let usage = try #require(body["usage"] as? [String: Any])
+                let choice = try #require((body["choices"] as? [[String: Any]])?.first)
+                let text = try #require(choice["text"] as? String)
+                let tokens = try #require(usage["completion_tokens"] as? Int)
+                #expect(tokens >= 20 && tokens == PromptTokenizer.count(text), "\(tokens): \(text)")
+            }
             let tooMany = try await api.send("POST", "v1/chat/completions",
                                              json: ["messages": Self.question, "stop": ["a", "b", "c", "d", "e"]])
             #expect(tooMany.status == 400)

@@ -102,7 +102,8 @@ struct CompletionRoutes: Sendable {
             model: completion.model, flavor: flavor)
         let session = CompletionSession(
             requestID: requestID, header: header, promptTokens: completion.promptTokens, events: events,
-            started: started, backend: backend, metrics: metrics, stop: completion.stop)
+            started: started, backend: backend, metrics: metrics, stop: completion.stop,
+            minTokens: completion.minTokens)
         if completion.stream {
             return streamingResponse(
                 session, includeUsage: completion.includeUsageInStream, continuousUsage: completion.continuousUsage,

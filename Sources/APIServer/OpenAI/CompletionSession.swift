@@ -28,15 +28,19 @@ final class CompletionSession: @unchecked Sendable {
     private var output = ""
     /// A stop string was found: the next step is `.finished("stop")`.
     private var stopped = false
+    /// `min_tokens`: as in vLLM, stop strings are not looked for until the reply has this many
+    /// tokens, and a cut never leaves it shorter.
+    private let minTokens: Int
 
     init(
         requestID: Int, header: CompletionHeader, promptTokens: Int,
         events: AsyncStream<CompletionEvent>.Iterator,
         started: ContinuousClock.Instant, backend: any CompletionBackend, metrics: ServingMetrics,
-        stop: [String] = []
+        stop: [String] = [], minTokens: Int = 0
     ) {
         self.requestID = requestID
         self.stop = stop
+        self.minTokens = max(0, minTokens)
         self.header = header
         self.promptTokens = promptTokens
         self.events = events
@@ -103,9 +107,14 @@ final class CompletionSession: @unchecked Sendable {
     private func cutAtStop(_ chunk: String, count: Int) -> Step {
         let before = output.count
         output += chunk
+        // Stop strings count only from `min_tokens` on (vLLM's stop checker returns early before).
+        guard generatedTokens + count >= minTokens else {
+            generatedTokens += count
+            return .text(chunk)
+        }
         // Only a match that ends inside the new chunk is new.
         let searchFrom = output.index(output.startIndex, offsetBy: max(0, before - (stop.map(\.count).max() ?? 0)))
-        let hits = stop.compactMap { output.range(of: $0, range: searchFrom..<output.endIndex)?.lowerBound }
+        let hits = stop.compactMap { firstCut(at: $0, from: searchFrom) }
         guard let cut = hits.min() else {
             generatedTokens += count
             return .text(chunk)
@@ -118,6 +127,19 @@ final class CompletionSession: @unchecked Sendable {
         stopped = true
         backend.stop(requestID: requestID)
         return .text(fresh)
+    }
+
+    /// Where the reply would end for the first match of `stop` at or after `from` that leaves at
+    /// least `min_tokens` tokens before it (the search window is one chunk and a stop string long).
+    private func firstCut(at stop: String, from: String.Index) -> String.Index? {
+        var start = from
+        while start < output.endIndex, let hit = output.range(of: stop, range: start..<output.endIndex) {
+            if minTokens == 0 || PromptTokenizer.count(String(output[..<hit.lowerBound])) >= minTokens {
+                return hit.lowerBound
+            }
+            start = output.index(after: hit.lowerBound)
+        }
+        return nil
     }
 
     private func end(finishReason: String?) -> Step {

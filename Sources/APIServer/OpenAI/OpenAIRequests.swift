@@ -293,7 +293,7 @@ struct ValidatedCompletion {
 /// | token ids in `prompt` | 0…2147483647 |
 /// | `stream_options.include_usage`, `continuous_usage_stats` | booleans; `stream_options` only with `stream: true` (else 400) |
 /// | `min_tokens` | 0…`max_tokens` (the requested one) |
-/// | `ignore_eos` | a boolean: exactly `max_tokens` tokens (as lowered) |
+/// | `ignore_eos` | a boolean: exactly `max_tokens` tokens; a `max_tokens` that would be lowered is then a 400 |
 /// | `stop` | a string or 0…4 non-empty strings |
 ///
 /// Options the simulated reply cannot hold are refused, 400 naming them (``ReplyShapeFields``):
@@ -415,7 +415,18 @@ struct CompletionValidator {
         let stop = bench.stop ?? []
         try Self.check(stop.count, "stop", 0...4)
         if stop.contains(where: \.isEmpty) { throw .invalidRequest("'stop' strings must not be empty", param: "stop") }
+        let maxTokensField = maxTokens.field
         let maxTokens = min(requested, maxTokensCap, maxModelLen - promptTokens.count)
+        // `ignore_eos` promises exactly `max_tokens` tokens (benchmarks count on it): lowering it
+        // silently would break that promise, so it is refused, naming what can be had.
+        if bench.ignoreEOS == true, maxTokens < requested {
+            let why = maxTokens == maxTokensCap
+                ? "the server makes at most \(maxTokensCap) tokens per reply"
+                : "the \(maxModelLen)-token context leaves \(maxModelLen - promptTokens.count) after the prompt's \(promptTokens.count)"
+            throw .invalidRequest(
+                "'\(maxTokensField)' \(requested) with ignore_eos cannot be met: \(why); ask for at most \(maxTokens)",
+                param: maxTokensField)
+        }
         return ValidatedCompletion(
             model: servedModel, promptTokens: promptTokens.count,
             // Lowered rather than refused: clients often send a model's whole context as max_tokens.

@@ -21,6 +21,10 @@ public struct RunReport: Sendable, Equatable, Codable {
         /// (``ServingEngine/inFlightCensus()``). `in_flight` is arrived − completed − failed −
         /// rejected, so only this count lets a reader check conservation for real.
         public var inFlightWalked: Int?
+        /// A window's report only (a what-if preview's side): requests already in the system when
+        /// the window began, so that `in_flight_at_start + arrived = completed + failed + rejected
+        /// + in_flight` reconciles. Absent from a whole run's report, which starts empty.
+        public var inFlightAtStart: Int?
 
         public init(arrived: Int = 0, completed: Int = 0, failed: Int = 0, rejected: Int = 0, inFlight: Int = 0,
                     failureReasons: [String: Int] = [:], rejectionReasons: [String: Int] = [:]) {
@@ -36,6 +40,7 @@ public struct RunReport: Sendable, Equatable, Codable {
             case failureReasons = "failure_reasons"
             case rejectionReasons = "rejection_reasons"
             case inFlightWalked = "in_flight_walked"
+            case inFlightAtStart = "in_flight_at_start"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -49,6 +54,7 @@ public struct RunReport: Sendable, Equatable, Codable {
             failureReasons = try c.decodeIfPresent([String: Int].self, forKey: .failureReasons) ?? [:]
             rejectionReasons = try c.decodeIfPresent([String: Int].self, forKey: .rejectionReasons) ?? [:]
             inFlightWalked = try c.decodeIfPresent(Int.self, forKey: .inFlightWalked)
+            inFlightAtStart = try c.decodeIfPresent(Int.self, forKey: .inFlightAtStart)
         }
 
         /// The reason maps are encoded in key order (byte-stable output still needs the
@@ -61,6 +67,7 @@ public struct RunReport: Sendable, Equatable, Codable {
             try c.encode(rejected, forKey: .rejected)
             try c.encode(inFlight, forKey: .inFlight)
             try c.encodeIfPresent(inFlightWalked, forKey: .inFlightWalked)
+            try c.encodeIfPresent(inFlightAtStart, forKey: .inFlightAtStart)
             try Self.encodeSorted(failureReasons, into: c.superEncoder(forKey: .failureReasons))
             try Self.encodeSorted(rejectionReasons, into: c.superEncoder(forKey: .rejectionReasons))
         }
@@ -201,6 +208,25 @@ public struct RunReport: Sendable, Equatable, Codable {
 }
 
 extension ServingEngine {
+    /// The report's `throughput` for tokens made over `seconds`: decode tokens per die and per
+    /// chip of the devices that decode, prefill tokens per die of those that prefill. The run's
+    /// report and a preview's window both use it, so their "per die" and "per chip" agree.
+    func throughput(generatedTokens: Int, prefillComputedTokens: Int, seconds: Double) -> RunReport.Throughput {
+        // Instances list the devices (chips) they run on; a die is a chip's share.
+        var decodeChips = 0, prefillDies = 0, decodeDies = 0
+        for (i, instance) in instances.enumerated() {
+            let chips = instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count
+            let dies = chips * max(1, hardware.diesPerDevice)
+            if instance.hasDecode { decodeChips += chips; decodeDies += dies }
+            if instance.hasPrefill { prefillDies += dies }
+        }
+        let output = Double(generatedTokens) / seconds
+        return .init(outputTokensPerS: output,
+                     outputTokensPerSPerNPU: output / Double(max(1, decodeDies)),
+                     prefillTokensPerSPerNPU: Double(prefillComputedTokens) / seconds / Double(max(1, prefillDies)),
+                     outputTokensPerSPerChip: output / Double(max(1, decodeChips)))
+    }
+
     /// The report of the run so far (interfaces.md `xds run --json`).
     public func report() -> RunReport {
         var r = RunReport()
@@ -218,21 +244,8 @@ extension ServingEngine {
                            failureReasons: telemetry.failureReasons, rejectionReasons: telemetry.rejectionReasons)
         r.requests.inFlightWalked = inFlightCensus().total
         r.tokens = .init(prompt: telemetry.promptTokens, generated: telemetry.generatedTokens)
-        let seconds = max(now, 1e-9)
-        // Instances list the devices (chips) they run on; a die is a chip's share.
-        var decodeChips = 0, prefillChips = 0, decodeDies = 0, prefillDies = 0
-        for (i, instance) in instances.enumerated() {
-            let chips = instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count
-            let dies = chips * max(1, hardware.diesPerDevice)
-            if instance.hasDecode { decodeChips += chips; decodeDies += dies }
-            if instance.hasPrefill { prefillChips += chips; prefillDies += dies }
-        }
-        let output = Double(telemetry.generatedTokens) / seconds
-        r.throughput = .init(outputTokensPerS: output,
-                             outputTokensPerSPerNPU: output / Double(max(1, decodeDies)),
-                             prefillTokensPerSPerNPU: Double(telemetry.prefillComputedTokens) / seconds
-                                / Double(max(1, prefillDies)),
-                             outputTokensPerSPerChip: output / Double(max(1, decodeChips)))
+        r.throughput = throughput(generatedTokens: telemetry.generatedTokens,
+                                  prefillComputedTokens: telemetry.prefillComputedTokens, seconds: max(now, 1e-9))
         func summary(_ h: LatencyHistogram) -> RunReport.Percentiles {
             .init(mean: h.meanMs, p50: h.p50Ms, p90: h.p90Ms, p99: h.p99Ms)
         }

@@ -17,7 +17,8 @@ import Synchronization
 public struct PreviewResult: Sendable, Equatable, Codable {
     /// One side of the preview: the run report's keys over the previewed window only. Counts
     /// are of the window (`arrived`, `completed`, `failed`, `rejected` and the reasons);
-    /// `in_flight` is what is in the system at the window's end; latencies and SLO attainment
+    /// `in_flight` is what is in the system at the window's end, `in_flight_at_start` what was
+    /// at its start (the two reconcile the counts); latencies and SLO attainment
     /// are of the requests that completed in the window; `kv.peak_usage` is the decode KV peak
     /// in the window and `prefix_hit_rate` the window's.
     public struct Side: Sendable, Equatable, Codable {
@@ -272,7 +273,7 @@ extension ServingEngine {
     /// The counters at a window's start, to report the window alone.
     struct WindowMark {
         var at: SimTime
-        var arrived = 0, completed = 0, failed = 0, rejected = 0
+        var arrived = 0, completed = 0, failed = 0, rejected = 0, inFlight = 0
         var promptTokens = 0, generatedTokens = 0, prefillComputedTokens = 0, sloMet = 0
         var failureReasons: [String: Int] = [:], rejectionReasons: [String: Int] = [:]
         var prefix = PrefixCacheStats()
@@ -284,7 +285,7 @@ extension ServingEngine {
     func beginWindow() -> WindowMark {
         let t = telemetry
         let mark = WindowMark(at: now, arrived: t.arrived, completed: t.completed, failed: t.failed,
-                              rejected: t.rejected, promptTokens: t.promptTokens, generatedTokens: t.generatedTokens,
+                              rejected: t.rejected, inFlight: t.inFlight, promptTokens: t.promptTokens, generatedTokens: t.generatedTokens,
                               prefillComputedTokens: t.prefillComputedTokens, sloMet: t.sloMet,
                               failureReasons: t.failureReasons, rejectionReasons: t.rejectionReasons,
                               prefix: prefixStats())
@@ -312,19 +313,12 @@ extension ServingEngine {
                               failureReasons: delta(t.failureReasons, mark.failureReasons),
                               rejectionReasons: delta(t.rejectionReasons, mark.rejectionReasons))
         side.requests.inFlightWalked = whole.requests.inFlightWalked
+        side.requests.inFlightAtStart = mark.inFlight
         let seconds = max(now - mark.at, 1e-9)
-        // As report() counts them: decode throughput over the NPUs that decode, prefill over those that prefill.
-        var decodeNPUs = 0, prefillNPUs = 0
-        for (i, instance) in instances.enumerated() {
-            let npus = instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count
-            if instance.hasDecode { decodeNPUs += npus }
-            if instance.hasPrefill { prefillNPUs += npus }
-        }
-        let output = Double(t.generatedTokens - mark.generatedTokens) / seconds
-        side.throughput = .init(
-            outputTokensPerS: output, outputTokensPerSPerNPU: output / Double(max(1, decodeNPUs)),
-            prefillTokensPerSPerNPU: Double(t.prefillComputedTokens - mark.prefillComputedTokens) / seconds
-                / Double(max(1, prefillNPUs)))
+        // As report() counts them (it once divided by chips and called it per die, with no per-chip figure).
+        side.throughput = throughput(generatedTokens: t.generatedTokens - mark.generatedTokens,
+                                     prefillComputedTokens: t.prefillComputedTokens - mark.prefillComputedTokens,
+                                     seconds: seconds)
         side.latencyMs = whole.latencyMs
         side.slo = whole.slo
         side.slo.attainment = completed == 0 ? 0 : Double(t.sloMet - mark.sloMet) / Double(completed)

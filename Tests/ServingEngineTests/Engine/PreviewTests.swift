@@ -93,6 +93,28 @@ import XDSTestSupport
         #expect(p.baseline.requests.arrived == whole.arrived - before.arrived)
         #expect(p.baseline.requests.completed == whole.completed - before.completed)
         #expect(p.baseline.requests.inFlight == whole.inFlight)
+        // The window's counts reconcile once the requests already in flight at the fork are
+        // counted (they complete in the window without having arrived in it).
+        #expect(before.inFlight > 0, "the engine was busy at the fork")
+        for side in [p.baseline, p.withCommand] {
+            let r = side.requests
+            #expect(r.inFlightAtStart == before.inFlight)
+            #expect((r.inFlightAtStart ?? 0) + r.arrived == r.completed + r.failed + r.rejected + r.inFlight, "\(r)")
+        }
+        #expect(before.inFlightAtStart == nil, "a whole run's report has no window start")
+    }
+
+    /// A side's throughput is counted as the run report counts it: per die and per chip of the
+    /// devices that decode (it once divided by chips, called that per die, and left per chip 0).
+    @Test func windowThroughputIsPerDieAndPerChipAsInTheReport() throws {
+        let a = try ForkTests.busyEngine()
+        let p = try a.preview(Self.request("preview rate 60 for 1m"))
+        let t = p.baseline.throughput
+        let report = a.report().throughput
+        #expect(t.outputTokensPerS > 0 && t.outputTokensPerSPerChip > 0)
+        let diesPerChip = t.outputTokensPerSPerChip / t.outputTokensPerSPerNPU
+        #expect(abs(diesPerChip - report.outputTokensPerSPerChip / report.outputTokensPerSPerNPU) < 1e-9)
+        #expect(abs(diesPerChip - Double(a.hardware.diesPerDevice)) < 1e-9, "\(t)")
     }
 
     @Test(arguments: [
