@@ -142,7 +142,7 @@ public final class APIServer: Sendable {
         // Records into the global MetricsSystem: a no-op until bootstrapMetricsSystem() is called.
         // Outside the error middleware, so it sees the status a client got (a 404 counts as 404,
         // not as an error thrown past it).
-        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: HTTPMetricsMiddleware())
         let routes = RouteMethods()
         router.add(middleware: APIErrorMiddleware(routes: routes))
         HealthRoutes(link: link, backend: backend).register(on: router)

@@ -38,6 +38,13 @@ struct DuplicateKeyTests {
         // Any depth: an explicit stack, no recursion.
         let deep = String(repeating: "[", count: 200_000) + String(repeating: "]", count: 200_000)
         #expect(find(deep) == nil)
+        // A trailing comma (Foundation's parser takes it; RFC 8259 and OpenAI's server do not),
+        // named by the object or array it ends; commas inside strings and between items are fine.
+        #expect(find(#"{"prompt": "hi", "max_tokens": 3,}"#) == .trailingComma(path: nil))
+        #expect(find(#"{"prompt": [1, 2, ]}"#) == .trailingComma(path: "prompt"))
+        #expect(find("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"},\n ]}") == .trailingComma(path: "messages"))
+        #expect(find(#"{"o": {"k": 1 ,  }}"#) == .trailingComma(path: "o"))
+        #expect(find(#"{"s": "a,}", "t": [",]", 2]}"#) == nil)
         // Truncated or junk input ends the scan without a finding (the decoder reports it).
         for junk in ["{", #"{"a"#, "}}]]", #"{"a": "\u12"#, "\u{0}\u{FF}"] { _ = find(junk) }
     }
@@ -88,6 +95,20 @@ struct DuplicateKeyTests {
             #expect(server.backend.submitted.isEmpty)
             // The same body with each key once is served.
             #expect(try await server.post("/v1/completions", raw: #"{"prompt": "hi", "max_tokens": 2}"#).status == 200)
+        }
+    }
+
+    @Test func theServerRefusesATrailingComma() async throws {
+        try await LiveServer.with { server in
+            for (path, raw) in [("/v1/completions", #"{"prompt": "hi", "max_tokens": 3,}"#),
+                                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"},]}"#),
+                                ("/tokenize", #"{"prompt": "a b",}"#)] {
+                let reply = try await server.post(path, raw: raw)
+                #expect(reply.status == 400, "\(path): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect((error["message"] as? String ?? "").contains("ends with a comma before its closing bracket"), "\(reply.text)")
+            }
+            #expect(server.backend.submitted.isEmpty)
         }
     }
 

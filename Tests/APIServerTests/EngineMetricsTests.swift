@@ -64,7 +64,9 @@ struct EngineMetricsTests {
             // than the engine had completed when this scrape's snapshot was published.
             let success = m.sum("vllm:request_success_total")
             #expect(success >= 20 && success >= Double(completed) - 5, "success \(success), engine \(completed)")
-            #expect(m.sum("vllm:generation_tokens_total") > 60)
+            let generated = m.sum("vllm:generation_tokens_total")
+            // MTP steps yield fractional tokens on average; the counter moves by whole tokens.
+            #expect(generated > 60 && generated == generated.rounded(), "\(generated)")
             #expect(m.sum("vllm:inter_token_latency_seconds_count") > m.sum("vllm:time_to_first_token_seconds_count"))
             // Every finished request lands in both, but one that left before its prefill started
             // has no queue time (a few at most).

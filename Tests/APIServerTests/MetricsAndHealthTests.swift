@@ -116,6 +116,21 @@ struct MetricsAndHealthTests {
             #expect(closed >= 1, "the hang-up was not counted as 499")
             let after = PrometheusText(try await server.get("/metrics").text)
             #expect(after.sum("hb_requests", containing: [#"status_code="500""#]) == 0)
+            // HEAD has no body written, so the library's after-write bookkeeping never ran: each
+            // `curl -I` raised the active gauge for good and was never counted. Now it is counted
+            // and the gauge comes back down.
+            for _ in 0..<3 { #expect(try await server.request("HEAD", "/health").status == 200) }
+            #expect(try await server.request("HEAD", "/no/such/route").status == 404)
+            var settled = false
+            for _ in 0..<100 where !settled {
+                let m = PrometheusText(try await server.get("/metrics").text)
+                settled = m.sum("http_server_active_requests", containing: [#"method="HEAD""#]) == 0
+                    && m.sum("hb_requests", containing: ["/health", #"method="HEAD""#, #"status_code="200""#]) >= 3
+                    && m.sum("hb_requests", containing: [#"method="HEAD""#, #"status_code="404""#]) >= 1
+                if !settled { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            let headLines = try await server.get("/metrics").text.split(separator: "\n").filter { $0.contains("HEAD") }
+            #expect(settled, "\(headLines)")
         }
     }
 

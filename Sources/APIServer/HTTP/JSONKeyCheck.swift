@@ -1,13 +1,15 @@
 import PodModel
 
 /// What a JSON decoder does not say about a body it took or refused: a key given twice in one
-/// object, and a string with an unpaired UTF-16 surrogate escape.
+/// object, a string with an unpaired UTF-16 surrogate escape, and a trailing comma.
 ///
 /// Foundation's decoder keeps the first of two equal keys, Python's `json` (and so OpenAI's
 /// own server) the last; `{"max_tokens": 2, "max_tokens": -1}` would be served with 2 here and
 /// refused there. An ambiguous body is refused with the field named instead, so a bad number is
 /// never dropped silently. A lone `\ud800` is valid JSON syntax but no Unicode text; the decoder
-/// then blames the field's type, which sends the client looking in the wrong place.
+/// then blames the field's type, which sends the client looking in the wrong place. A trailing
+/// comma (`{"max_tokens": 3,}`) is not JSON (RFC 8259), and OpenAI's server refuses it, but
+/// Foundation's parser lets it through; it is refused here too (the trace reader refuses it as well).
 ///
 /// One pass over the bytes with an explicit stack (no recursion, so any nesting depth is safe);
 /// keys are compared as written, escapes included. The body is at most the route's limit (1 MB).
@@ -17,6 +19,8 @@ enum JSONKeyCheck {
         case duplicateKey(path: String)
         /// The path of the string holding it, and the escape as written (e.g. `\ud800`).
         case unpairedSurrogate(path: String?, escape: String)
+        /// The path of the object or array that ends with a comma (nil at the top level).
+        case trailingComma(path: String?)
     }
 
     private enum Frame {
@@ -43,8 +47,18 @@ enum JSONKeyCheck {
             if let key { parts += (parts.isEmpty ? "" : ".") + String(decoding: key, as: UTF8.self) }
             return parts
         }
+        // The last byte outside strings and whitespace (a string counts as its closing quote).
+        var previous: UInt8 = 0
         while i < n {
             let byte = bytes[i]
+            switch byte {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                i += 1
+                continue
+            default:
+                break
+            }
+            defer { previous = byte }
             switch byte {
             case UInt8(ascii: "{"):
                 stack.append(.object(keys: [], current: nil, expectsKey: true))
@@ -52,6 +66,11 @@ enum JSONKeyCheck {
                 stack.append(.array(index: 0))
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
                 guard !stack.isEmpty else { return nil }
+                if previous == UInt8(ascii: ",") {
+                    stack.removeLast()
+                    let at = path()
+                    return .trailingComma(path: at.isEmpty ? nil : at)
+                }
                 stack.removeLast()
             case UInt8(ascii: ","):
                 guard let top = stack.last else { return nil }
@@ -150,6 +169,9 @@ enum JSONKeyCheck {
         case let .unpairedSurrogate(path, escape):
             let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
             return ("\(place) holds an unpaired UTF-16 surrogate escape \(escape), which is not Unicode text", path)
+        case let .trailingComma(path):
+            let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
+            return ("\(place) ends with a comma before its closing bracket, which is not JSON; remove the comma", path)
         }
     }
 }

@@ -73,6 +73,8 @@ final class ServingMetrics: Sendable {
     /// Simulated seconds per wall second, from the latest scrape's snapshot (1 until then; 0 when
     /// paused or unpaced, where a wall wait has no simulated length).
     private let pace = Mutex<Double>(1)
+    /// The engine steps' output tokens summed (fractional) and the whole tokens counted of them.
+    private let generationSteps = Mutex<(total: Double, counted: Int64)>((0, 0))
 
     /// The HTTP face's share of a request's time before the engine had it: `seconds` of wall time
     /// from its arrival to its submission. Only with an engine feed (otherwise the face times
@@ -182,7 +184,18 @@ final class ServingMetrics: Sendable {
     /// Counts the tokens of one engine step as it ends, as vLLM counts generated tokens per step
     /// (so `rate(vllm:generation_tokens_total)` follows the engine's throughput, not completions).
     func observe(_ step: InstanceStep) {
-        if step.outputTokens > 0 { generationTokens.increment(by: step.outputTokens) }
+        guard step.outputTokens > 0 else { return }
+        // A step yields (1 + MTP acceptance) tokens per request on average, so its count is
+        // fractional; the counter moves by whole tokens only (it showed 66386.99999995237). The
+        // running sum is kept exactly as the steps add it, and a token is counted once the sum
+        // reaches it (within 1e-6, the rounding of those additions).
+        let whole = generationSteps.withLock { sum -> Int64 in
+            sum.total += step.outputTokens
+            let reached = Int64((sum.total + 1e-6).rounded(.down))
+            defer { sum.counted = max(sum.counted, reached) }
+            return max(0, reached - sum.counted)
+        }
+        if whole > 0 { generationTokens.increment(by: whole) }
     }
 
     /// Counts one request that left the engine (any source). Rejected requests never ran: vLLM

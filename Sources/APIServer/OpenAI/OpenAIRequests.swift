@@ -306,9 +306,25 @@ struct CompletionValidator {
     /// The model's context window in tokens: prompt plus output.
     var maxModelLen: Int = 131_072
 
+    /// The message roles OpenAI's chat endpoint takes.
+    static let chatRoles = ["system", "developer", "user", "assistant", "tool", "function"]
+
     func validate(_ body: ChatCompletionBody) throws(APIError) -> ValidatedCompletion {
         guard !body.messages.isEmpty else {
             throw .invalidRequest("'messages' must contain at least one message", param: "messages")
+        }
+        for (i, message) in body.messages.enumerated() {
+            // OpenAI's roles; an unknown one, or a message that says nothing, is a 400 there too.
+            guard Self.chatRoles.contains(message.role) else {
+                throw .invalidRequest(
+                    "'messages[\(i)].role' must be one of \(Self.chatRoles.joined(separator: ", ")) (got \(InputEcho.quoted(message.role)))",
+                    param: "messages[\(i)].role")
+            }
+            // Only an assistant's (tool-calling) or a legacy function message may come without content.
+            if message.content == nil, message.role != "assistant", message.role != "function" {
+                throw .invalidRequest("'messages[\(i)].content' is missing; a \(message.role) message needs content",
+                                      param: "messages[\(i)].content")
+            }
         }
         try Self.check(body.shape, echo: "'echo' is supported on /v1/completions only")
         let prompt = PromptTokenizer.chatPrompt(body.messages.map { ($0.role, $0.content?.text ?? "") })
