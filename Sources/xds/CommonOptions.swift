@@ -9,7 +9,7 @@ import SimKit
 struct CommonOptions: ParsableArguments {
     @OptionGroup var deployment: DeploymentOption
 
-    @Option(help: "synthetic, or a trace file (Azure LLM CSV or Mooncake JSONL, recognised by content).")
+    @Option(help: "synthetic, or a trace file (Azure LLM CSV, BurstGPT CSV or Mooncake JSONL, recognised by content).")
     var workload: String = RunDefaults.workload
 
     @Option(parsing: .unconditional, help: "Synthetic arrival rate in requests/s, \(FlagLimits.rate.allowed).")

@@ -155,6 +155,31 @@ import Testing
         quoted.name = "a \"quoted\" \\ name"
         let back = try Deployment(toml: quoted.toml(), source: "q.toml")
         #expect(back.name == quoted.name)
+        // A blank name would show as nothing in the header ("xds run ·  · deepseek-r1").
+        for blank in ["", "   "] {
+            var d = Deployment.superpod
+            d.name = blank
+            #expect(throws: ConfigError.self) { try Deployment(toml: d.toml(), source: "blank.toml") }
+        }
+    }
+
+    /// Settings that were read and then dropped without a word: a request limit on a prefill
+    /// group, and an autoscaler named twice, differently.
+    @Test func settingsThatWouldBeIgnoredAreRefused() throws {
+        let text = Deployment.superpod.toml()
+        func message(_ toml: String) -> String? {
+            do { _ = try Deployment(toml: toml, source: "d.toml"); return nil } catch { return "\(error)" }
+        }
+        #expect(message(text) == nil)
+        let prefillLimit = text.replacingOccurrences(of: "shared_expert_dies = 0\nbatch_limit = 0", with: "shared_expert_dies = 0\nbatch_limit = 5")
+        #expect(prefillLimit != text)
+        #expect(message(prefillLimit)?.contains("[[prefill]] #1: batch_limit applies to decode and colocated groups") == true,
+                "\(message(prefillLimit) ?? "accepted")")
+        // As `xds run --print-config` writes it, then edited.
+        let printed = text + "\n[policies]\nautoscaler = \"off\"\n"
+        #expect(message(printed + "\n[scaling]\nautoscale = \"slo\"\n")?
+                    .contains("autoscale 'slo' disagrees with [policies] autoscaler 'off'") == true)
+        #expect(message(printed + "\n[scaling]\nautoscale = \"off\"\n") == nil, "the same name twice is no conflict")
     }
 
     @Test func everyCatalogueModelHasAContextWindow() {

@@ -64,6 +64,9 @@ import Testing
             ("name = \"x\"\n[[step]]\nat = \"1s\"\n", "missing 'command'"),
             ("name = \"x\"\n", "no steps"),
             ("[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "missing 'name'"),
+            // Present but not a string is not "missing"; blank names show as nothing in the console.
+            ("name = 5\n[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml: 'name' must be a string"),
+            ("name = \"  \"\n[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml: 'name' must not be empty"),
             ("name = \"x\"\nsteps = 3\n", "unknown field 'steps'"),
             ("name = = \"x\"\n", "t.toml:1: malformed TOML"),
             ("name = \"x\"\n[[step]]\nat = 1e300\ncommand = \"pause\"\n",

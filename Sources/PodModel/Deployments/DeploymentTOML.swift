@@ -33,6 +33,11 @@ extension Deployment {
             for (i, t) in try r.tables(role.rawValue).enumerated() {
                 let g = TOMLReader(table: t, source: source, context: "[[\(role.rawValue)]] #\(i + 1): ")
                 try g.rejectUnknown(Self.groupKeys)
+                // A prefill TE batches by tokens, not by a request limit: a limit there was ignored.
+                if role == .prefill, try g.int("batch_limit", default: 0) != 0 {
+                    throw g.fail("batch_limit applies to decode and colocated groups (a prefill batch is bounded by tokens); "
+                        + "leave it out or set 0")
+                }
                 groups.append(InstanceGroup(
                     role: role, count: try g.int("count", default: 1), npusEach: try g.int("npus"),
                     firstNPU: try g.int("first_npu", default: 0), tp: try g.int("tp", default: 1),
@@ -58,6 +63,10 @@ extension Deployment {
         // non-ASCII paths).
         let fileName = source.split(separator: "/").last.map(String.init) ?? source
         let name = try r.optionalString("name") ?? fileName
+        // A blank name left the header reading "xds run ·  · deepseek-r1".
+        if name.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ConfigError("\(source): name must not be empty (leave it out to use the file's name)")
+        }
         // The name is shown in the console header, reports and messages: no terminal controls.
         if name.unicodeScalars.contains(where: \.isTerminalControl) {
             throw ConfigError("\(source): name \(InputEcho.quoted(name)) must not contain control characters")
@@ -78,6 +87,12 @@ extension Deployment {
             if let name = try s.optionalString("autoscale") {
                 guard ["off", "slo"].contains(name) else {
                     throw s.fail("autoscale must be off or slo, got \(InputEcho.quoted(name))")
+                }
+                // Two spellings of one setting (the slot came later): differing, one would be
+                // dropped without a word.
+                if let slot = policies["autoscaler"], slot != name {
+                    throw s.fail("autoscale \(InputEcho.quoted(name)) disagrees with [policies] autoscaler "
+                        + "\(InputEcho.quoted(slot)); name the autoscaler in one place")
                 }
                 autoscale = name
             }

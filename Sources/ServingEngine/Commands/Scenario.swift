@@ -58,7 +58,11 @@ public struct Scenario: Sendable, Equatable {
         for key in table.keys where !["name", "description", "step"].contains(key) {
             throw ConfigError("\(source): unknown field \(InputEcho.quoted(key)); expected name, description and [[step]] tables")
         }
-        guard let name = table["name"]?.string else { throw ConfigError("\(source): missing 'name' (a string)") }
+        guard let nameValue = table["name"] else { throw ConfigError("\(source): missing 'name' (a string)") }
+        guard let name = nameValue.string else { throw ConfigError("\(source): 'name' must be a string") }
+        if name.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ConfigError("\(source): 'name' must not be empty (the console and reports show it)")
+        }
         if InputEcho.hasControlCharacters(name) {
             throw ConfigError("\(source): 'name' must not contain control characters, got \(InputEcho.quoted(name))")
         }

@@ -237,7 +237,7 @@ enum TraceRowParser {
         }
         // Compared, not abs(): abs(Int.min) traps.
         guard let value = Int(text), value >= -TraceLimits.maxTokens, value <= TraceLimits.maxTokens else {
-            throw RowProblem("\(field) \(InputEcho.clean(text)) is out of range; expected 0…\(TraceLimits.maxTokens) tokens")
+            throw RowProblem("\(field) \(InputEcho.clean(text)) is out of range; expected a token count within the model's context window")
         }
         return value
     }
@@ -259,7 +259,7 @@ enum TraceRowParser {
             let n = try number(slot)
             guard n.isFinite, n == n.rounded() else { throw RowProblem("\"\(key)\" must be an integer, got \(OperatorCommand.format(n))") }
             guard abs(n) <= Double(TraceLimits.maxTokens) else {
-                throw RowProblem("\"\(key)\" \(OperatorCommand.format(n)) is out of range; expected 0…\(TraceLimits.maxTokens) tokens")
+                throw RowProblem("\"\(key)\" \(OperatorCommand.format(n)) is out of range; expected a token count within the model's context window")
             }
             return Int(n)
         }
