@@ -96,10 +96,16 @@ struct Validate: ParsableCommand {
         abstract: "The published calibration points beside the simulated values; exits 1 if any is out of tolerance.")
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Print the decode step time against batch (8…128) and context (1K…16K) instead.") var sweep = false
-    @Option(help: "Deployment of --sweep (preset, colocated:… spec or .toml file).") var deployment = "cloudmatrix-infer"
+    @Option(help: "Deployment of --sweep (preset, colocated:… spec or .toml file; default: cloudmatrix-infer).")
+    var deployment: String?
 
     func run() throws {
+        // The published points are of their own deployments: a --deployment there was ignored.
+        if !sweep, deployment != nil {
+            throw ConfigError("--deployment applies to --sweep; the published points are checked on the papers' own deployments")
+        }
         if sweep {
+            let deployment = self.deployment ?? "cloudmatrix-infer"
             let d = deployment.hasSuffix(".toml") ? try Deployment.load(path: deployment) : try Deployment.resolve(deployment)
             let rows = try Validation.sweep(deployment: d)
             if json { return try printJSON(rows) }

@@ -15,12 +15,13 @@ struct CommonOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Synthetic arrival rate in requests/s, \(FlagLimits.rate.allowed).")
     var rate: CLINumber?
 
-    @Option(help: "Synthetic traffic: mixed (70% chat, 30% reasoning), chat, or reasoning.")
-    var mix: EngineConfiguration.TrafficMix = RunDefaults.mix
+    // Optional, so that giving one with a trace is refused rather than ignored (as --rate is).
+    @Option(help: "Synthetic traffic: mixed (70% chat, 30% reasoning), chat, or reasoning (default: mixed).")
+    var mix: EngineConfiguration.TrafficMix?
 
     @Option(parsing: .unconditional,
-            help: "Burstiness of synthetic arrivals: coefficient of variation of the gaps (1 = Poisson), \(FlagLimits.burstiness.allowed).")
-    var burstiness: CLINumber = RunDefaults.burstiness
+            help: "Burstiness of synthetic arrivals: coefficient of variation of the gaps (1 = Poisson), \(FlagLimits.burstiness.allowed) (default: 1).")
+    var burstiness: CLINumber?
 
     @Option(help: "Scenario file (TOML): commands applied at given simulated times.")
     var scenario: String?
@@ -102,7 +103,7 @@ struct CommonOptions: ParsableArguments {
 
     func engineConfiguration(defaultRate: Double) throws -> EngineConfiguration {
         let rate = try self.rate.map(FlagLimits.rate.value)
-        let arrivalCV = try FlagLimits.burstiness.value(burstiness)
+        let arrivalCV = try FlagLimits.burstiness.value(burstiness ?? RunDefaults.burstiness)
         let seed = try FlagLimits.seed(seed)
         let sloTTFTMs = try FlagLimits.sloTTFTMs.value(sloTTFTMs)
         let sloTPOTMs = try FlagLimits.sloTPOTMs.value(sloTPOTMs)
@@ -113,13 +114,15 @@ struct CommonOptions: ParsableArguments {
         if workload == "synthetic", traceSpeedup != nil {
             throw ConfigError("--trace-speedup applies to a trace, not to the synthetic workload (use --rate)")
         }
-        if workload != "synthetic", rate != nil {
-            throw ConfigError("--rate applies to the synthetic workload, not to a trace")
+        if workload != "synthetic" {
+            for (flag, given) in [("--rate", rate != nil), ("--mix", mix != nil), ("--burstiness", burstiness != nil)] where given {
+                throw ConfigError("\(flag) applies to the synthetic workload, not to a trace")
+            }
         }
         let d = try deployment.resolve()  // checks the file's `[policies]` names too
         var config = EngineConfiguration(deployment: d, seed: seed)
         config.syntheticRate = rate ?? defaultRate
-        config.trafficMix = mix
+        config.trafficMix = mix ?? RunDefaults.mix
         config.eplb = eplb
         config.arrivalCV = arrivalCV
         config.sloTTFTMs = sloTTFTMs

@@ -112,8 +112,9 @@ enum FlagLimits {
     static let speed = FlagRange("--speed", CommandLimits.minSpeed...CommandLimits.maxSpeed,
                                  unit: "simulated seconds per wall second")
     /// 4096 requests per die is 40× the papers' decode batch of 96; KV capacity refuses far less.
-    static let batchPerDie = FlagRange("--batch-per-die", 0...4_096, positive: true, unit: "requests per die")
-    static let tokensPerNPU = FlagRange("--tokens-per-npu", 0...1_048_576, positive: true, unit: "tokens per die")
+    /// Counts: a step has whole requests, a batch whole tokens (`1.5` was echoed as a batch).
+    static let batchPerDie = FlagRange("--batch-per-die", 0...4_096, positive: true, unit: "requests per die", whole: true)
+    static let tokensPerNPU = FlagRange("--tokens-per-npu", 0...1_048_576, positive: true, unit: "tokens per die", whole: true)
     static let mtpAcceptance = FlagRange("--mtp-acceptance", 0...1)
     static let eventCount = FlagRange("--count", 1...50_000_000, unit: "events", whole: true)
     static let benchRepeat = FlagRange("--repeat", 1...100, unit: "runs", whole: true)
@@ -121,11 +122,11 @@ enum FlagLimits {
 
     /// A KV length no longer than the model's context window.
     static func context(_ model: ModelSpec) -> FlagRange {
-        FlagRange("--context", 0...Double(model.contextWindow), unit: "tokens (\(model.name)'s context window)")
+        FlagRange("--context", 0...Double(model.contextWindow), unit: "tokens (\(model.name)'s context window)", whole: true)
     }
     static func promptLen(_ model: ModelSpec) -> FlagRange {
         FlagRange("--prompt-len", 0...Double(model.contextWindow), positive: true,
-                  unit: "tokens (\(model.name)'s context window)")
+                  unit: "tokens (\(model.name)'s context window)", whole: true)
     }
 
     static func seed(_ n: CLINumber, flag: String = "--seed") throws -> UInt64 {

@@ -71,13 +71,13 @@ enum RunFastPath {
         common.deployment = deployment
         common.workload = values["workload"] ?? RunDefaults.workload
         common.rate = number("rate")
+        // Every option is assigned, nil included: an option wrapper never assigned traps when read.
+        common.mix = nil
         if let text = values["mix"] {
             guard let mix = EngineConfiguration.TrafficMix(argument: text) else { return nil }
             common.mix = mix
-        } else {
-            common.mix = RunDefaults.mix
         }
-        common.burstiness = number("burstiness") ?? RunDefaults.burstiness
+        common.burstiness = number("burstiness")
         common.scenario = values["scenario"]
         common.seed = number("seed") ?? RunDefaults.seed
         common.sloTTFTMs = number("slo-ttft-ms") ?? RunDefaults.sloTTFTMs

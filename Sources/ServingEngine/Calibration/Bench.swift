@@ -164,6 +164,14 @@ public enum Bench {
         guard let g = deployment.group(.prefill) ?? deployment.group(.colocated) else {
             throw ConfigError("deployment '\(deployment.name)' has no prefill or colocated instance to bench")
         }
+        // The instance's batch must hold one whole prompt at least (a prompt may span the dies of
+        // its attention TP group, so less than a prompt per die is fine).
+        let dies = g.tp * g.dp
+        guard tokensPerNPU * Double(dies) >= promptLen else {
+            let least = Int((promptLen / Double(dies)).rounded(.up))
+            throw ConfigError(String(format: "--tokens-per-npu %.0f × %d dies = %.0f tokens per batch holds less than one "
+                + "%.0f-token prompt; use at least %d", tokensPerNPU, dies, tokensPerNPU * Double(dies), promptLen, least))
+        }
         let model = try deployment.modelSpec()
         let hw = try g.hardware.map(HardwareProfile.named) ?? deployment.hardwareProfile()
         // As decode: a layout whose weights and the batch's KV do not fit a die cannot run, and a
