@@ -224,17 +224,24 @@ enum Format {
 
 enum ReportSummary {
     static func text(_ r: RunReport) -> String {
-        func ms(_ p: RunReport.Percentiles) -> String { String(format: "mean %8.1f  p50 %8.1f  p90 %8.1f  p99 %8.1f", p.mean, p.p50, p.p90, p.p99) }
+        // No sample is not 0 ms: a run where nothing completed said "0.0" and "0.0% attained".
+        func ms(_ p: RunReport.Percentiles, none: String) -> String {
+            p.mean == 0 && p.p50 == 0 && p.p90 == 0 && p.p99 == 0 ? "— (\(none))"
+                : String(format: "mean %8.1f  p50 %8.1f  p90 %8.1f  p99 %8.1f", p.mean, p.p50, p.p90, p.p99)
+        }
+        let noneCompleted = "no request completed"
+        let attained = r.requests.completed == 0 ? "— (\(noneCompleted))"
+            : String(format: "%.1f%% attained", r.slo.attainment * 100)
         return """
             xds run · \(r.deployment.terminalSafe) · \(r.model) · seed \(r.seed)
               simulated \(Format.clock(r.simSeconds)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
               requests  arrived \(r.requests.arrived)  completed \(r.requests.completed)  failed \(r.requests.failed)  rejected \(r.requests.rejected)  in flight \(r.requests.inFlight)\(reasons("failed", r.requests.failureReasons))\(reasons("rejected", r.requests.rejectionReasons))
               tokens    prompt \(r.tokens.prompt)  generated \(r.tokens.generated)
               throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per decode die (\(String(format: "%.1f", r.throughput.outputTokensPerSPerChip)) per chip), \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per prefill die
-              TTFT ms   \(ms(r.latencyMs.ttft))
-              TPOT ms   \(ms(r.latencyMs.tpot))
-              E2E ms    \(ms(r.latencyMs.e2e))
-              SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(String(format: "%.1f", r.slo.attainment * 100))% attained
+              TTFT ms   \(ms(r.latencyMs.ttft, none: "no first token yet"))
+              TPOT ms   \(ms(r.latencyMs.tpot, none: "no samples"))
+              E2E ms    \(ms(r.latencyMs.e2e, none: noneCompleted))
+              SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(attained)
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
               experts   \(experts(r))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered) (policy \(r.recoveryPolicy))

@@ -404,7 +404,11 @@ struct LatencyHistogram {
             counts.append(Int(inBin))
             below += inBin
         }
-        return Summary(meanMs: mean / 1_000, p50Ms: percentileMs(50), p90Ms: percentileMs(90),
+        // The midpoint mean can fall outside the samples (one sample of 83.801 ms read 83.808,
+        // above its own p99); the true mean cannot, so it is kept within the recorded range, as
+        // the percentiles are.
+        let within = Swift.min(Swift.max(mean, Double(lowestRecorded)), Double(maxValue))
+        return Summary(meanMs: within / 1_000, p50Ms: percentileMs(50), p90Ms: percentileMs(90),
                        p99Ms: percentileMs(99), bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
     }
 
@@ -482,7 +486,10 @@ struct LatencyHistogram {
             below = inBin
             upper *= 2
         }
-        return Summary(meanMs: reference.mean / 1_000, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99),
+        // The library's mean within the recorded range (see ``computeSummary()``; the library's
+        // `max` is its slot's highest equivalent value, not the sample itself).
+        let mean = Swift.min(Swift.max(reference.mean, Double(lowestRecorded)), Double(maxValue))
+        return Summary(meanMs: mean / 1_000, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99),
                        bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
     }
 

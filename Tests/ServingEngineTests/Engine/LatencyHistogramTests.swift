@@ -68,6 +68,15 @@ import Testing
         h.record(seconds: 0.5)
         #expect(h.summary() == h.referenceSummary())
         #expect(h.meanMs == h.summary().meanMs)
+        // One sample: its slot's midpoint (the library's mean) lay above the sample and so above
+        // every percentile; the mean is now the sample, like them.
+        for one in [0.083801, 0.5, 1.7, 12.345] {
+            var single = LatencyHistogram()
+            single.record(seconds: one)
+            let s = single.summary()
+            #expect(s.meanMs == s.p50Ms && s.meanMs == s.p99Ms, "\(one): \(s)")
+            #expect(s.meanMs <= s.p99Ms && s.meanMs >= s.p50Ms)
+        }
     }
 
     /// The sparkline's per-interval p99 (an HdrHistogram at one digit): within a slot (6%) of the
