@@ -147,6 +147,11 @@ struct CommonOptions: ParsableArguments {
                 FileHandle.standardError.write(Data(("\(workload): \(n) row\(n == 1 ? "" : "s") with 0 response "
                     + "tokens (requests the traced service failed) \(n == 1 ? "is" : "are") not replayed\n").utf8))
             }
+            if checked.summary.zeroOutputRows > 0 {
+                let n = checked.summary.zeroOutputRows
+                FileHandle.standardError.write(Data(("\(workload): \(n) row\(n == 1 ? " asks" : "s ask") for 0 output "
+                    + "tokens; \(n == 1 ? "it is" : "each is") served as 1 (a prefill always yields the first token)\n").utf8))
+            }
             config.clipTracePromptsToContext = clipToContext
             config.traceSpeedup = traceSpeedup ?? 1
             config.workload = .trace(path: workload)

@@ -47,6 +47,8 @@ public struct TraceWorkload: WorkloadSource {
     private var unquotedFields: [ArraySlice<UInt8>] = []
     /// BurstGPT rows the original service failed (0 response tokens), skipped so far.
     public private(set) var failedInSourceRows = 0
+    /// Rows asking for 0 output tokens so far (served as 1: ``TraceSummary/zeroOutputRows``).
+    public private(set) var zeroOutputRows = 0
     private var firstTime: Double?
     private var lastTime = -Double.infinity
     /// Arrivals come this many times faster than the trace's timestamps (`--trace-speedup K`,
@@ -111,6 +113,7 @@ public struct TraceWorkload: WorkloadSource {
             }
             lastTime = row.time
             firstTime = origin
+            if row.outputTokens == 0 { zeroOutputRows += 1 }
             defer { nextID += 1 }
             return RequestSpec(
                 id: nextID, arrival: arrival, promptTokens: row.promptTokens,
@@ -248,6 +251,7 @@ public struct TraceWorkload: WorkloadSource {
             seenBlocks.formUnion(request.prefixHashes)
         }
         summary.failedInSourceRows = trace.failedInSourceRows
+        summary.zeroOutputRows = trace.zeroOutputRows
         if summary.requests == 0 { throw WorkloadError("\(path): the trace has no requests") }
         summary.idealPrefixReuse = Double(reusedTokens) / Double(summary.promptTokens)
         return summary
@@ -268,6 +272,8 @@ public struct TraceSummary: Sendable, Equatable {
     public var idealPrefixReuse = 0.0
     /// BurstGPT rows with 0 response tokens (failed by the traced service), not replayed.
     public var failedInSourceRows = 0
+    /// Rows asking for 0 output tokens: served as 1, since a prefill always yields the first token.
+    public var zeroOutputRows = 0
 
     init(format: TraceFormat) { self.format = format }
 }

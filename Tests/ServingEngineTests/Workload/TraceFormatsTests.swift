@@ -97,6 +97,21 @@ import XDSTestSupport
         #expect(summary.failedInSourceRows == 1)
     }
 
+    /// Azure and Mooncake rows may ask for 0 output tokens: replayed (a prefill still yields the
+    /// first token, so they are served as 1), and counted so the run can say so.
+    @Test func zeroOutputRowsAreCounted() throws {
+        let azure = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,100,0\n2023-11-16 18:17:04,100,7\n"
+        let a = try TraceWorkload.check(bytes: Array(azure.utf8), name: "a.csv")
+        #expect(a.requests == 2 && a.zeroOutputRows == 1)
+        let mooncake = #"{"timestamp": 0, "input_length": 10, "output_length": 0}"# + "\n"
+            + #"{"timestamp": 5, "input_length": 10, "output_length": 0}"# + "\n"
+        #expect(try TraceWorkload.check(bytes: Array(mooncake.utf8), name: "m.jsonl").zeroOutputRows == 2)
+        // BurstGPT's 0-token rows are failures of the traced service: skipped, not counted here.
+        let burst = burstHeader + "5,ChatGPT,472,0,472,Conversation log\n6,ChatGPT,10,3,13,API log\n"
+        let b = try TraceWorkload.check(bytes: Array(burst.utf8), name: "b.csv")
+        #expect(b.zeroOutputRows == 0 && b.failedInSourceRows == 1)
+    }
+
     @Test func burstGPTHeaderVariantsAreRecognised() throws {
         // Any case, spaces or underscores, columns in any order, quoted.
         let text = "\"log_type\",\"timestamp\",\"request_tokens\",\"response_tokens\",\"model\"\nAPI log,0,3,4,GPT-4\n"
