@@ -143,6 +143,13 @@ enum TraceRowParser {
             throw RowProblem(
                 "\(names.output) \(row.outputTokens) is longer than the model's context window; expected 0…\(maxContext) tokens")
         }
+        // Prompt and output share the window (the HTTP API and the synthetic traffic hold to it):
+        // such a row was replayed as it was, past the window.
+        if row.promptTokens + row.outputTokens > maxContext {
+            throw RowProblem(
+                "\(names.prompt) \(row.promptTokens) + \(names.output) \(row.outputTokens) = \(row.promptTokens + row.outputTokens) "
+                    + "tokens is longer than the model's context window of \(maxContext) (--clip-to-context cuts such rows to the window)")
+        }
         let blocks = (row.promptTokens + TraceFormat.mooncakeBlockTokens - 1) / TraceFormat.mooncakeBlockTokens
         if row.hashIDs.count > blocks {
             throw RowProblem(

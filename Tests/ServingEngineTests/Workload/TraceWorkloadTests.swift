@@ -161,7 +161,13 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         let csv = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,4097,1\n"
         #expect(problem(csv, window: 4_096)
             == "t.trace:2: ContextTokens 4097 is longer than the model's context window; expected 1…4096 tokens (--clip-to-context cuts such prompts to the window)")
-        #expect(problem("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,4096,1\n", window: 4_096) == nil)
+        #expect(problem("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,4095,1\n", window: 4_096) == nil)
+        // Prompt and output share the window: each fitting alone is not enough (such rows were
+        // replayed past the window; the HTTP API and synthetic traffic hold to it).
+        #expect(problem("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,4096,1\n", window: 4_096)
+            == "t.trace:2: ContextTokens 4096 + GeneratedTokens 1 = 4097 tokens is longer than the model's context window of 4096 (--clip-to-context cuts such rows to the window)")
+        #expect(problem(mooncakeHeader + "{\"timestamp\": 1, \"input_length\": 131000, \"output_length\": 1000}\n", window: 131_072)?
+            .hasPrefix("t.trace:2: input_length 131000 + output_length 1000 = 132000 tokens is longer") == true)
     }
 
     @Test func aTrillionMillisecondGapIsAccepted() throws {
