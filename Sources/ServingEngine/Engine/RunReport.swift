@@ -243,8 +243,9 @@ extension ServingEngine {
                            rejected: counts.rejected, inFlight: counts.inFlight,
                            failureReasons: telemetry.failureReasons, rejectionReasons: telemetry.rejectionReasons)
         r.requests.inFlightWalked = inFlightCensus().total
-        r.tokens = .init(prompt: telemetry.promptTokens, generated: telemetry.generatedTokens)
-        r.throughput = throughput(generatedTokens: telemetry.generatedTokens,
+        let generated = generatedSoFar()
+        r.tokens = .init(prompt: telemetry.promptTokens, generated: generated)
+        r.throughput = throughput(generatedTokens: generated,
                                   prefillComputedTokens: telemetry.prefillComputedTokens, seconds: max(now, 1e-9))
         func summary(_ h: LatencyHistogram) -> RunReport.Percentiles {
             .init(mean: h.meanMs, p50: h.p50Ms, p90: h.p90Ms, p99: h.p99Ms)

@@ -285,7 +285,7 @@ extension ServingEngine {
     func beginWindow() -> WindowMark {
         let t = telemetry
         let mark = WindowMark(at: now, arrived: t.arrived, completed: t.completed, failed: t.failed,
-                              rejected: t.rejected, inFlight: t.inFlight, promptTokens: t.promptTokens, generatedTokens: t.generatedTokens,
+                              rejected: t.rejected, inFlight: t.inFlight, promptTokens: t.promptTokens, generatedTokens: generatedSoFar(),
                               prefillComputedTokens: t.prefillComputedTokens, sloMet: t.sloMet,
                               failureReasons: t.failureReasons, rejectionReasons: t.rejectionReasons,
                               prefix: prefixStats())
@@ -316,7 +316,7 @@ extension ServingEngine {
         side.requests.inFlightAtStart = mark.inFlight
         let seconds = max(now - mark.at, 1e-9)
         // As report() counts them (it once divided by chips and called it per die, with no per-chip figure).
-        side.throughput = throughput(generatedTokens: t.generatedTokens - mark.generatedTokens,
+        side.throughput = throughput(generatedTokens: generatedSoFar() - mark.generatedTokens,
                                      prefillComputedTokens: t.prefillComputedTokens - mark.prefillComputedTokens,
                                      seconds: seconds)
         side.latencyMs = whole.latencyMs

@@ -209,6 +209,26 @@ extension ServingEngine {
         return loads
     }
 
+    /// Output tokens request `r` (placed at `p`) has decoded so far: its decode steps times the
+    /// tokens a step yields, capped at its output; 0 before decode.
+    func decodedSoFar(_ r: RequestState, _ p: RequestPlacement) -> Int {
+        guard r.stage == .decode, r.decodeInstance >= 0, p.finishStep > 0 else { return 0 }
+        return min(r.outputTokens,
+                   Int(saturating: Double(max(0, instances[r.decodeInstance].stepIndex - p.joinStep)) * tokensPerStep))
+    }
+
+    /// Output tokens generated so far: those of completed requests and those decoded by requests
+    /// still in flight (the report's `tokens.generated` and its throughput). Counting completions
+    /// alone made a run that ends with most of its requests mid-decode report a fraction of the
+    /// rate it decoded at (a saturated minute: 784 decoding, 203 completed, "8k tok/s").
+    func generatedSoFar() -> Int {
+        var decoding = 0
+        for (_, r) in requests where r.stage == .decode {
+            decoding += decodedSoFar(r, placement(of: r))
+        }
+        return telemetry.generatedTokens + decoding
+    }
+
     /// The oldest in-flight requests (lowest ids first), at most `limit`.
     func inFlightStatuses(limit: Int) -> [RequestStatus] {
         let ids = requests.lowestKeys(limit)
@@ -221,9 +241,7 @@ extension ServingEngine {
             } else if r.prefillInstance >= 0 {
                 location = "\(instances[r.prefillInstance].name)/dp\(p.prefillGroup)"
             }
-            let generated = r.stage == .decode && p.finishStep > 0
-                ? min(r.outputTokens, Int(saturating: Double(max(0, instances[r.decodeInstance].stepIndex - p.joinStep)) * tokensPerStep))
-                : 0
+            let generated = decodedSoFar(r, p)
             return RequestStatus(id: id, arrivedAt: r.spec.arrival, stage: r.stage, promptTokens: r.spec.promptTokens,
                                  outputTokens: r.outputTokens, generatedTokens: generated, location: location,
                                  ttftMs: p.firstTokenAt.map { ($0 - r.spec.arrival) * 1_000 })
