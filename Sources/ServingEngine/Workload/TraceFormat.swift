@@ -96,8 +96,10 @@ public enum TraceLimits {
     public static let maxMooncakeTimestampMs = 1e13
     /// Azure TIMESTAMP years accepted.
     public static let years = 1900...9999
-    /// Largest `hash_ids` entry: 2^53, the largest integer a JSON number holds exactly.
-    public static let maxHashID = 9_007_199_254_740_992.0
+    /// Largest `hash_ids` entry: 2^53 − 1. A JSON number is read as a Double, which holds every
+    /// integer up to 2^53 but rounds 2^53 + 1 to 2^53: with 2^53 allowed, two different ids in the
+    /// file could become one (and 9007199254740993 was taken as 9007199254740992).
+    public static let maxHashID = 9_007_199_254_740_991.0
 }
 
 /// One parsed trace row before ids and relative times are assigned.
@@ -276,8 +278,10 @@ enum TraceRowParser {
             hashes.reserveCapacity(ids.count)
             for (i, id) in ids.enumerated() {
                 guard id.isFinite, id == id.rounded(), id >= 0, id <= TraceLimits.maxHashID else {
+                    // Whole numbers in Int64's range are shown as integers (not 9007199254740992.0).
+                    let shown = id == id.rounded() && abs(id) < 9e18 ? String(Int64(id)) : OperatorCommand.format(id)
                     throw RowProblem(
-                        "\"hash_ids\"[\(i)] must be an integer between 0 and \(Int(TraceLimits.maxHashID)), got \(OperatorCommand.format(id))")
+                        "\"hash_ids\"[\(i)] must be an integer between 0 and \(Int(TraceLimits.maxHashID)), got \(shown)")
                 }
                 hashes.append(StableHash.mix(UInt64(id)))
             }

@@ -110,13 +110,16 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
 
     @Test(arguments: [
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [1e19]}",
-         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740992, got 1e+19"),
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got 1e+19"),
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [3, -1]}",
-         "t.trace:2: \"hash_ids\"[1] must be an integer between 0 and 9007199254740992, got -1"),
+         "t.trace:2: \"hash_ids\"[1] must be an integer between 0 and 9007199254740991, got -1"),
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [0.5]}",
-         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740992, got 0.5"),
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got 0.5"),
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [1e400]}",
-         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740992, got inf"),
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got inf"),
+        // 2^53 + 1 reads as 2^53 (a Double): refused, not silently merged with another id.
+        ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [9007199254740993]}",
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got 9007199254740992"),
         ("{\"timestamp\": 1, \"input_length\": 513, \"output_length\": 1, \"hash_ids\": [1, 2, 3]}",
          "t.trace:2: hash_ids has 3 entries but input_length 513 fills at most 2 blocks of 512 tokens"),
         ("{\"timestamp\": 1e400, \"input_length\": 1, \"output_length\": 1}",
