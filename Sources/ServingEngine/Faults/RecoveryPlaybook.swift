@@ -94,7 +94,7 @@ extension RecoveryPolicy {
                     act.note(ids, "spare pool has \(spares.count) healthy NPUs, \(deadNPUs.count) needed")
                     continue
                 }
-                act.fork(te, replacing: deadNPUs, with: Array(spares.prefix(deadNPUs.count)), how: "spare NPUs",
+                act.fork(te, replacing: deadNPUs, with: Array(spares.prefix(deadNPUs.count)), how: "spare",
                          dropping: lost, faults: ids)
                 return
             case .killPrefill:
@@ -104,7 +104,7 @@ extension RecoveryPolicy {
                 }
                 let given = Array(pod.npus(of: donor).suffix(deadNPUs.count))
                 act.killPrefill(donor, giving: given, faults: ids)
-                act.fork(te, replacing: deadNPUs, with: given, how: "NPUs of \(pod.name(of: donor))", dropping: lost,
+                act.fork(te, replacing: deadNPUs, with: given, how: "\(pod.name(of: donor))'s", dropping: lost,
                          faults: ids)
                 return
             case .restart:
@@ -135,7 +135,7 @@ extension RecoveryPolicy {
         let deadNPUs = Set(pod.knownDeadNPUs(of: te)).sorted()
         let spares = Array(pod.spareNPUs().prefix(deadNPUs.count))
         if !deadNPUs.isEmpty && spares.count == deadNPUs.count {
-            act.fork(te, replacing: deadNPUs, with: spares, how: "spare NPUs", dropping: Set(0..<pod.groupCount(of: te)),
+            act.fork(te, replacing: deadNPUs, with: spares, how: "spare", dropping: Set(0..<pod.groupCount(of: te)),
                      faults: ids)
             return
         }

@@ -16,7 +16,7 @@ extension ServingEngine {
         let ep = instances[i].groupSpec.ep - expertDiesLost(instance: i)
         finish(ids, moved, "vertical shrink of \(instances[i].name): DP \(instances[i].groupCount) → "
             + "\(live), EP \(instances[i].groupSpec.ep) → \(ep); every expert keeps a replica, "
-            + "excess replicas on the lost dies dropped; \(moved.reprefilled) requests re-prefilled")
+            + "excess replicas on the lost dies dropped; \(Self.counted(moved.reprefilled, "request")) re-prefilled")
         refreshFaultState()
     }
 
@@ -32,6 +32,11 @@ extension ServingEngine {
         add(ids, moved)
     }
 
+    /// "NPU 170" or "NPUs 170, 171": a recovery line names one NPU in the singular.
+    static func npus(_ list: [Int]) -> String {
+        (list.count == 1 ? "NPU " : "NPUs ") + list.map(String.init).joined(separator: ", ")
+    }
+
     /// NPU-fork (DeepServe): the lost NPUs are replaced by `donors`, whose weights are copied
     /// from running peers over UB; the TE is out of service for the copy.
     func startFork(_ i: Int, ids: [Int], lost: Set<Int>, deadNPUs: [Int], donors: [Int], how: String) {
@@ -41,9 +46,8 @@ extension ServingEngine {
         let moved = evict(requestsOn(instance: i, groups: lost), outcome: .reprefill)
         add(ids, moved)
         faults.awaitRecovery(ids, onReturnOf: i)
-        note(ids, "replacing NPUs \(deadNPUs.map(String.init).joined(separator: ", ")) of \(instances[i].name) with "
-            + "\(how) \(donors.map(String.init).joined(separator: ", ")): NPU-fork weight copy "
-            + "\(String(format: "%.3f", seconds)) s over UB; \(moved.reprefilled) requests re-prefilled")
+        note(ids, "replacing \(Self.npus(deadNPUs)) of \(instances[i].name) with \(how) \(Self.npus(donors)): NPU-fork weight copy "
+            + "\(String(format: "%.3f", seconds)) s over UB; \(Self.counted(moved.reprefilled, "request")) re-prefilled")
         queue.schedule(at: now.after(seconds), .fault(.outageEnds(instance: i)))
     }
 
@@ -56,7 +60,7 @@ extension ServingEngine {
         let moved = evict(requestsOn(instance: i), outcome: .reprefill)
         add(ids, moved)
         faults.awaitRecovery(ids, onReturnOf: i)
-        note(ids, "\(why): out for \(OperatorCommand.format(seconds)) s; \(moved.reprefilled) requests re-prefilled, "
+        note(ids, "\(why): out for \(OperatorCommand.format(seconds)) s; \(Self.counted(moved.reprefilled, "request")) re-prefilled, "
             + "\(moved.failed) failed")
         queue.schedule(at: now.after(seconds), .fault(.outageEnds(instance: i)))
     }
@@ -70,7 +74,7 @@ extension ServingEngine {
         refreshFaultState()
         let moved = evict(requestsOn(instance: i), outcome: .reprefill)
         finish(ids, moved, "\(instances[i].name) out of service until repaired (no spare NPUs); "
-            + "\(moved.reprefilled) requests re-queued on the other prefill TEs, \(moved.failed) failed")
+            + "\(Self.counted(moved.reprefilled, "request")) re-queued on the other prefill TEs, \(moved.failed) failed")
     }
 
     // MARK: Restart the world

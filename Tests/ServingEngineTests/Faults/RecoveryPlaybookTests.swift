@@ -87,7 +87,7 @@ import XDSTestSupport
         pod.missing = Array(0..<10)
         pod.spares = [20, 21]
         let shrinkNote = "note [7]: vertical shrink impossible: experts 0, 1, 2, 3, 4, 5, 6, 7… would lose their last replica"
-        #expect(dead(Self.fineGrained, te: 2, pod) == [shrinkNote, "fork 2 [11] → [20] (spare NPUs) dropping [1]"])
+        #expect(dead(Self.fineGrained, te: 2, pod) == [shrinkNote, "fork 2 [11] → [20] (spare) dropping [1]"])
         pod.spares = []
         let noSpare = "note [7]: spare pool has 0 healthy NPUs, 1 needed"
         #expect(dead(Self.fineGrained, te: 2, pod) == [shrinkNote, noSpare,
@@ -95,7 +95,7 @@ import XDSTestSupport
         // Kill prefill to preserve decode: the last prefill TE in service, not external, gives its last NPUs.
         pod.faultSettings.killPrefillToPreserveDecode = true
         #expect(dead(Self.pdFailover, te: 2, pod) == [shrinkNote, noSpare, "kill 1 giving [7]",
-                                                      "fork 2 [11] → [7] (NPUs of prefill-1) dropping [1]"])
+                                                      "fork 2 [11] → [7] (prefill-1's) dropping [1]"])
         pod.outages = [1]
         pod.external = [0]
         #expect(dead(Self.fineGrained, te: 2, pod) == [shrinkNote, noSpare, "note [7]: no prefill TE can give 1 NPUs",
@@ -105,7 +105,7 @@ import XDSTestSupport
         for npu in [8, 10, 12, 14] { pod.killDecodeNPU(npu) }
         pod.spares = [20, 21, 22, 23]
         #expect(dead(Self.fineGrained, te: 2, pod) == ["note [7]: vertical shrink impossible: no DP group left",
-                                                       "fork 2 [8, 10, 12, 14] → [20, 21, 22, 23] (spare NPUs) dropping [0, 1, 2, 3]"])
+                                                       "fork 2 [8, 10, 12, 14] → [20, 21, 22, 23] (spare) dropping [0, 1, 2, 3]"])
     }
 
     @Test func aLostPrefillDieForksOntoSparesElseWaitsOrRestarts() {
@@ -113,7 +113,7 @@ import XDSTestSupport
         pod.deadNPUs[0] = [1]
         pod.deadGroups[0] = [0]
         pod.spares = [20]
-        #expect(dead(Self.fineGrained, te: 0, pod) == ["fork 0 [1] → [20] (spare NPUs) dropping [0, 1]"])
+        #expect(dead(Self.fineGrained, te: 0, pod) == ["fork 0 [1] → [20] (spare) dropping [0, 1]"])
         pod.spares = []
         #expect(dead(Self.fineGrained, te: 0, pod) == ["await repair 0"])
         #expect(dead(Self.pdFailover, te: 0, pod) == ["restart 0: prefill-0 restarts while the other TEs take its work"])
@@ -189,9 +189,9 @@ import XDSTestSupport
         let spare = try #require(engine.spareNPUs().first)
         let forked = plan(Self.fineGrained, te: d, npu: 21)
         #expect(forked.count == 2 && forked[0].contains("vertical shrink impossible: experts"))
-        #expect(forked.last?.hasPrefix("fork \(d) [21] → [\(spare)] (spare NPUs)") == true)
+        #expect(forked.last?.hasPrefix("fork \(d) [21] → [\(spare)] (spare)") == true)
         // Prefill-0 (NPUs 0–7) loses NPU 1.
-        #expect(plan(Self.fineGrained, te: 0, npu: 1) == ["fork 0 [1] → [\(spare)] (spare NPUs) dropping [0, 1, 2, 3]"])
+        #expect(plan(Self.fineGrained, te: 0, npu: 1) == ["fork 0 [1] → [\(spare)] (spare) dropping [0, 1, 2, 3]"])
         #expect(plan(Self.pdFailover, te: 0, npu: 1).first?.hasPrefix("restart 0: ") == true)
         // Planning changed nothing.
         engine.faults.overrideKnownDead([])

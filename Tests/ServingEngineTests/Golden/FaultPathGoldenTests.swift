@@ -60,14 +60,14 @@ extension GoldenTests {
             #expect(recoveries[0].contains("rolled back and redid"), "\(recoveries[0])")
             #expect(recoveries[1].contains("masked on die 32"), "\(recoveries[1])")
             #expect(recoveries[3].contains("RoCE"), "\(recoveries[3])")
-            #expect(recoveries[4].contains("spare NPUs 40"), "\(recoveries[4])")
+            #expect(recoveries[4].contains("spare NPU 40"), "\(recoveries[4])")
             #expect(recoveries[5].contains("vertical shrink of decode-0"), "\(recoveries[5])")
             #expect(report.faultDetails.reduce(0) { $0 + $1.requestsReprefilled } > 0)
         case "pd-failover":
             #expect(recoveries[0].contains("decode-0 restarts after a network glitch"), "\(recoveries[0])")
             #expect(recoveries[1].contains("decode-0 restarts after an HBM fault"), "\(recoveries[1])")
             #expect(recoveries[3].contains("RoCE"), "\(recoveries[3])")
-            #expect(recoveries[4].contains("spare NPUs 40"), "\(recoveries[4])")
+            #expect(recoveries[4].contains("spare NPU 40"), "\(recoveries[4])")
             #expect(recoveries[5].contains("vertical shrink of decode-0"), "\(recoveries[5])")
             #expect(report.faultDetails.reduce(0) { $0 + $1.requestsReprefilled } > 0)
         default:
