@@ -47,6 +47,9 @@ struct Run: ParsableCommand {
         if let limit, let scenario, let note = Self.lateStepsNote(scenario, runEnds: limit) {
             FileHandle.standardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
         }
+        if let scenario, let note = Self.pacingStepsNote(scenario) {
+            FileHandle.standardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
+        }
         let engine = try common.makeEngine(config)
         // Observers only read: the run is the same with or without these files.
         let rows = try requestsOut.map { RequestRowWriter(file: try OutputFile(path: $0, flag: "--requests-out")) }
@@ -93,6 +96,21 @@ struct Run: ParsableCommand {
 extension Run {
     /// A note for scenario steps timed after the run's end (they never run), or nil. Not an
     /// error: running the first minutes of a long scenario is a fair thing to do.
+    /// A note for steps that pace a live clock (`pause`, `resume`, `speed`): `xds run` keeps the
+    /// pace of its `--speed`, so they are logged and counted but change nothing; nil when none.
+    static func pacingStepsNote(_ scenario: Scenario) -> String? {
+        let pacing = scenario.steps.filter {
+            switch $0.command {
+            case .pause, .resume, .speed, .speedMax: true
+            default: false
+            }
+        }
+        guard let first = pacing.first else { return nil }
+        let count = pacing.count == 1 ? "1 step paces" : "\(pacing.count) steps pace"
+        return "\(count) the clock of a console or server (the first: '\(first.command)' at \(Format.clock(first.at))); "
+            + "xds run keeps its own pace (--speed), so \(pacing.count == 1 ? "it changes" : "they change") nothing here"
+    }
+
     static func lateStepsNote(_ scenario: Scenario, runEnds limit: SimTime) -> String? {
         let late = scenario.steps.filter { $0.at > limit }
         guard let first = late.first else { return nil }

@@ -180,6 +180,12 @@ struct BenchmarkSemanticsTests {
             #expect(body["max_model_len"] as? Int == 131_072)
             #expect(try await api.send("POST", "tokenize", json: ["model": "other", "prompt": "x"]).status == 404)
             #expect(try await api.send("POST", "tokenize", json: [:]).status == 400)
+            // Token ids are not text to tokenize (as on vLLM); the message says so rather than
+            // listing the token-id arrays /v1/completions takes.
+            let ids = try await api.send("POST", "tokenize", json: ["prompt": [1, 2, 3]])
+            #expect(ids.status == 400)
+            let text = String(decoding: ids.body, as: UTF8.self)
+            #expect(text.contains("'prompt' of /tokenize must be a string") && !text.contains("arrays of token ids"), "\(text)")
 
             let n2 = try await api.send("POST", "v1/chat/completions", json: ["messages": Self.question, "n": 2])
             #expect(n2.status == 400)

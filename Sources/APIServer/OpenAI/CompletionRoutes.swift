@@ -209,6 +209,21 @@ struct TokenizeBody: Decodable {
     var model: String?
     var prompt: String?
     var messages: [ChatMessage]?
+
+    enum CodingKeys: String, CodingKey { case model, prompt, messages }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        messages = try c.decodeIfPresent([ChatMessage].self, forKey: .messages)
+        // As on vLLM, only text is tokenized here; the generic message listed token-id arrays,
+        // which /v1/completions takes but this route does not.
+        if let text = try? c.decodeIfPresent(String.self, forKey: .prompt) {
+            prompt = text
+        } else if c.contains(.prompt), !(try c.decodeNil(forKey: .prompt)) {
+            throw APIError.invalidRequest("'prompt' of /tokenize must be a string (token ids need no tokenizing)", param: "prompt")
+        }
+    }
 }
 
 /// `{"count", "tokens", "max_model_len"}`: the ids of ``PromptTokenizer/tokenIDs(_:)``.
