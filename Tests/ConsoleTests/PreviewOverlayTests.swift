@@ -13,7 +13,8 @@ import XDSTestSupport
                      peak: Double) -> String {
         """
         {"requests": {"arrived": 90000, "completed": \(completed), "failed": \(failed), "rejected": 0,
-                      "in_flight": \(90000 - completed - failed), "failure_reasons": {\(reasons)}, "rejection_reasons": {}},
+                      "in_flight": \(1200 + 90000 - completed - failed), "in_flight_at_start": 1200,
+                      "failure_reasons": {\(reasons)}, "rejection_reasons": {}},
          "latency_ms": {"ttft": {"mean": 900, "p50": 800, "p90": 1200, "p99": \(ttftP99)},
                         "tpot": {"mean": 30, "p50": 29, "p90": 33, "p99": 35},
                         "e2e": {"mean": 40000, "p50": 35000, "p90": 60000, "p99": 90000}},
@@ -115,6 +116,8 @@ import XDSTestSupport
         #expect(lines.contains { $0.contains("TTFT p99") && $0.contains("1.50s") && $0.contains("2.07s") && $0.contains("+38%") })
         #expect(lines.contains { $0.contains("SLO attainment") && $0.contains("97.0%") && $0.contains("−6.0 pt") })
         #expect(lines.contains { $0.contains("output tok/s per die") })
+        // The window's counts reconcile: what was in flight at the fork is shown with them.
+        #expect(lines.contains { $0.contains("in flight at start") && $0.contains("1200") })
         #expect(body.contains("TTFT p99 +38% for 10 min, 0 requests lost"))
         #expect(body.contains("a applies drain node 20 for real · Esc dismisses"))
     }

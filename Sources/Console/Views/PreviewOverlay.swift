@@ -114,7 +114,14 @@ enum PreviewOverlayView {
         let share: (Double) -> String = { Format.fixed($0 * 100, 1) + "%" }
         let count: (Double) -> String = { Format.count($0) }
         let rate: (Double) -> String = { Format.count($0) }
-        return [
+        var rows: [Row] = []
+        // What was already in the system at the fork: without it, "completed" above "arrived"
+        // read as a contradiction (the window's counts reconcile with it).
+        if let bStart = b.requests.inFlightAtStart, let wStart = w.requests.inFlightAtStart {
+            rows.append(Row(label: "in flight at start", baseline: Double(bStart), withCommand: Double(wStart),
+                            format: count, better: .neither))
+        }
+        return rows + [
             Row(label: "arrived", baseline: Double(b.requests.arrived), withCommand: Double(w.requests.arrived),
                 format: count, better: .neither),
             Row(label: "completed", baseline: Double(b.requests.completed), withCommand: Double(w.requests.completed),
