@@ -212,9 +212,13 @@ extension ServingEngine {
     /// Output tokens request `r` (placed at `p`) has decoded so far: its decode steps times the
     /// tokens a step yields, capped at its output; 0 before decode.
     func decodedSoFar(_ r: RequestState, _ p: RequestPlacement) -> Int {
-        guard r.stage == .decode, r.decodeInstance >= 0, p.finishStep > 0 else { return 0 }
+        decodedSoFar(r, joinStep: p.joinStep, finishStep: p.finishStep)
+    }
+
+    private func decodedSoFar(_ r: RequestState, joinStep: Int, finishStep: Int) -> Int {
+        guard r.stage == .decode, r.decodeInstance >= 0, finishStep > 0 else { return 0 }
         return min(r.outputTokens,
-                   Int(saturating: Double(max(0, instances[r.decodeInstance].stepIndex - p.joinStep)) * tokensPerStep))
+                   Int(saturating: Double(max(0, instances[r.decodeInstance].stepIndex - joinStep)) * tokensPerStep))
     }
 
     /// Output tokens generated so far: those of completed requests and those decoded by requests
@@ -223,8 +227,11 @@ extension ServingEngine {
     /// rate it decoded at (a saturated minute: 784 decoding, 203 completed, "8k tok/s").
     func generatedSoFar() -> Int {
         var decoding = 0
+        // The decode seat alone (not the whole placement: the prefill ticket lookup was most of
+        // this walk's cost over a saturated pod's 18k requests in flight).
         for (_, r) in requests where r.stage == .decode {
-            decoding += decodedSoFar(r, placement(of: r))
+            guard let seat = decodeSeat(of: r) else { continue }
+            decoding += decodedSoFar(r, joinStep: seat.joinStep, finishStep: seat.finishStep)
         }
         return telemetry.generatedTokens + decoding
     }
