@@ -13,13 +13,18 @@ extension ServingEngine {
         cluster.drain(node: node)
         let pod = EnginePodView(engine: self)
         var act = EngineMigrationActuator(engine: self)
+        let queued = DrainMigration().queuedOnDrainedGroups(pod: pod).count
         let moved = DrainMigration().moveQueuedPrefills(pod: pod, act: &act)
+        // Queued prefills with nowhere to go fail (no other prefill TE is in service): say how many.
+        let stranded = queued - moved
         // The running decode requests of the node's groups move to other groups of their TE
         // (``DrainMigration`` decides; the TE's decode balancing picks each target group).
         let migrated = configuration.faults.migrateDecodeOnDrain ? DrainMigration().migrate(off: node, pod: pod, act: &act) : 0
         let counted = Self.counted
         return "node \(node) draining: no new work is placed on its NPUs; \(counted(moved, "queued prefill")) "
-            + "moved elsewhere; " + (migrated > 0 ? "\(counted(migrated, "decode request")) migrated; " : "")
+            + "moved elsewhere; "
+            + (stranded > 0 ? "\(counted(stranded, "queued prefill")) failed (no other prefill TE is in service); " : "")
+            + (migrated > 0 ? "\(counted(migrated, "decode request")) migrated; " : "")
             + "\(counted(requestsLeft(onDrained: node), "request")) left to finish"
     }
 

@@ -47,7 +47,9 @@ extension ServingEngine {
                 fail(id, reason: reason, placement: placement)
                 result.failed += 1
             case .reprefill, .move:
-                if requeue(request) {
+                // A move is a drain's: nothing failed, the node was taken out of service.
+                let why = { if case .move = outcome { return Self.drainedAndNowhereElse } else { return Self.hardwareAndNowhereElse } }()
+                if requeue(request, reasonIfNowhere: why) {
                     if case .reprefill = outcome { result.reprefilled += 1; requests[id]?.times.reprefills += 1 }
                 } else {
                     result.failed += 1
@@ -85,7 +87,11 @@ extension ServingEngine {
     /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is
     /// at its admission bound, the least loaded one in service (the request was admitted once
     /// already). Fails it with a reason when no prefill TE is in service.
-    func requeue(_ old: RequestState) -> Bool {
+    /// Why a request that must be prefilled again fails when no prefill TE is in service.
+    static let hardwareAndNowhereElse = "its hardware failed and no prefill TE is in service to prefill it again"
+    static let drainedAndNowhereElse = "its node was drained and no other prefill TE is in service to take it"
+
+    func requeue(_ old: RequestState, reasonIfNowhere reason: String = hardwareAndNowhereElse) -> Bool {
         let spec = old.spec
         var request = RequestState(spec: spec, chainedKeys: old.chainedKeys)
         // What the client asked for survives the move (an HTTP request's cap, a cancellation).
@@ -97,7 +103,7 @@ extension ServingEngine {
                 .min { (instances[$0].waiting, $0) < (instances[$1].waiting, $1) }
         guard let target, je.neverFits(request) == nil else {
             requests[spec.id] = request
-            fail(spec.id, reason: "its hardware failed and no prefill TE is in service to prefill it again")
+            fail(spec.id, reason: reason)
             return false
         }
         request.prefillInstance = target

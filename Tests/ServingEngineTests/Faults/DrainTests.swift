@@ -32,6 +32,26 @@ import XDSTestSupport
         FaultTests.expectEmpty(engine)
     }
 
+    /// Draining the node every prefill TE runs on leaves the queue nowhere to go: those requests
+    /// fail with the drain as their reason (they were blamed on failed hardware), and the drain's
+    /// line counts them (it said "0 queued prefills moved elsewhere" and nothing more).
+    @Test func queuedPrefillsWithNowhereToGoFailNamingTheDrain() throws {
+        var config = EngineConfiguration(deployment: try Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1"))
+        config.syntheticRate = 40
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: 20)
+        let queued = engine.requests.values.filter { $0.stage == .queued }.count
+        #expect(queued > 0, "an overloaded colocated pair has a queue")
+        let reply = engine.apply(.drain(node: 0))
+        #expect(reply.accepted)
+        #expect(reply.message.contains("\(queued) queued prefill\(queued == 1 ? "" : "s") failed (no other prefill TE is in service)"),
+                "\(reply.message)")
+        let reasons = engine.report().requests.failureReasons
+        #expect(reasons[ServingEngine.drainedAndNowhereElse] == queued, "\(reasons)")
+        #expect(reasons[ServingEngine.hardwareAndNowhereElse] == nil, "no hardware failed")
+        FaultTests.expectSound(engine)
+    }
+
     @Test func undrainedNodeTakesWorkAgain() throws {
         let engine = try FaultTests.engine(rate: 40, limit: 200)
         #expect(engine.apply(.drain(node: 0)).accepted)
