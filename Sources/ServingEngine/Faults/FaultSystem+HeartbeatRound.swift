@@ -43,9 +43,10 @@ extension FaultSystem {
             + "\(rounds) heartbeats (stuck in a collective); device check finds the dead dies")
         guard !found.isEmpty else { return }
         let masters = (0..<pod.groupCount(of: te)).filter { !pod.isOutOfService(te, group: $0) }.count
-        act.log(detectedEvent(found, "\(name): \(masters) DP masters silent for \(rounds) heartbeats "
+        let dead = dies.filter(isDead).map(String.init)
+        act.log(detectedEvent(found, "\(name): \(ServingEngine.counted(masters, "DP master")) silent for \(rounds) heartbeats "
             + "(\(Int(saturating: settings.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms, stuck in a collective); "
-            + "device check: dies \(dies.filter(isDead).map(String.init).joined(separator: ", ")) dead", at: now))
+            + "device check: \(dead.count == 1 ? "die" : "dies") \(dead.joined(separator: ", ")) dead", at: now))
         learnDead(dies)
         recoverDead(te, faults: found, pod: pod, act: &act)
         // Other TEs stalled by the same fault are told by the control plane at once.

@@ -23,7 +23,7 @@ extension ServingEngine {
                 return rejectFault(PodTopology.missing("NPU", npu, count: topology.npuCount))
             }
             let dies = (0..<topology.diesPerNPU).map { npu * topology.diesPerNPU + $0 }
-            return injectDead(dies: dies, label: "\(command)", what: "NPU \(npu) (dies \(dies[0])–\(dies[dies.count - 1]))")
+            return injectDead(dies: dies, label: "\(command)", what: "NPU \(npu) (\(dies.count == 1 ? "die \(dies[0])" : "dies \(dies[0])–\(dies[dies.count - 1])"))")
         case .faultNode(let node):
             guard node >= 0 && node < topology.nodes else {
                 return rejectFault(PodTopology.missing("node", node, count: topology.nodes))

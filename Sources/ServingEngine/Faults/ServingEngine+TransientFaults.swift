@@ -63,7 +63,7 @@ extension ServingEngine {
     func finishGlitchRecovery(_ id: Int) {
         guard let record = faults.record(id), record.recoveredAt == nil else { return }
         let names = faults.redone(fault: id)
-        finish([id], (0, 0), "\(names.count) TEs rolled back and redid their last iteration "
+        finish([id], (0, 0), "\(Self.counted(names.count, "TE")) rolled back and redid \(names.count == 1 ? "its" : "their") last iteration "
             + "(\(names.joined(separator: ", "))); no request failed")
         if record.healedAt == nil { faults.markHealed(id, at: now) }
         faults.endGlitch(id)

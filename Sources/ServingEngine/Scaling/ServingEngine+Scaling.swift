@@ -64,13 +64,13 @@ extension ServingEngine {
             return CommandReply(accepted: false, message: "deployment '\(configuration.deployment.name)' cannot scale \(role.rawValue): \(why)")
         }
         guard target >= 1 else {
-            return CommandReply(accepted: false, message: "\(role.rawValue) would go to \(target) TEs; at least one TE per role must stay")
+            return CommandReply(accepted: false, message: "\(role.rawValue) would be left with \(target < 1 ? "no TE" : Self.counted(target, "TE")) (asked for \(target)); at least one TE per role must stay")
         }
         guard target <= CommandLimits.maxScaleTEs else {
             return CommandReply(accepted: false, message: "at most \(CommandLimits.maxScaleTEs) TEs per role, asked for \(target)")
         }
         guard target != current else {
-            return CommandReply(accepted: false, message: "\(role.rawValue) already has \(current) TEs (in service or starting)")
+            return CommandReply(accepted: false, message: "\(role.rawValue) already has \(Self.counted(current, "TE")) (in service or starting)")
         }
         if target > current {
             return scaleUp(role: role, group: group, from: current, to: target, path: path, origin: origin)
@@ -103,7 +103,7 @@ extension ServingEngine {
             return CommandReply(accepted: false, message: "no \(role.rawValue) TE could be built on the spare NPUs")
         }
         scaling.setTarget(of: detail, to: from + started.count)
-        return CommandReply(accepted: true, message: "\(origin)\(role.rawValue) \(from) → \(from + started.count) TEs: "
+        return CommandReply(accepted: true, message: "\(origin)\(role.rawValue) \(from) → \(from + started.count) \(from + started.count == 1 ? "TE" : "TEs"): "
             + "starting \(started.joined(separator: ", ")) on spare NPUs (allocate → load weights → warm up → in service)")
     }
 
@@ -132,7 +132,7 @@ extension ServingEngine {
         noteScalingPhase(i)
         wireNewInstance(i)
         schedulePhaseEnd(i, after: configuration.scaling.allocateSeconds)
-        logScaling("\(name): allocating \(npus.count) NPUs \(Self.ranges(npus))")
+        logScaling("\(name): allocating \(npus.count == 1 ? "NPU" : "\(npus.count) NPUs") \(Self.ranges(npus))")
         return name
     }
 
@@ -160,8 +160,8 @@ extension ServingEngine {
         }
         scaling.readyIfNothingPending(detail, at: now)
         scheduleDrainCheck()
-        return CommandReply(accepted: true, message: "\(origin)\(role.rawValue) \(from) → \(to) TEs: "
-            + "\(names.joined(separator: ", ")) stop taking work, finish what they hold, then return their NPUs")
+        return CommandReply(accepted: true, message: "\(origin)\(role.rawValue) \(from) → \(to) \(to == 1 ? "TE" : "TEs"): "
+            + "\(names.joined(separator: ", ")) \(names.count == 1 ? "stops taking work, finishes what it holds, then returns its NPUs" : "stop taking work, finish what they hold, then return their NPUs")")
     }
 
     /// A TE scaled in: no new work; queued prefills that have not started move to other TEs;
@@ -176,7 +176,7 @@ extension ServingEngine {
         let moved = evict(queued.sorted(), outcome: .move)
         let waiting = instances[i].decode?.takeTransferQueue() ?? []
         for id in waiting { registerTransfer(id) }
-        logScaling("\(instances[i].name): scaling in — takes no new work; \(queued.count - moved.failed) queued prefills "
+        logScaling("\(instances[i].name): scaling in — takes no new work; \(Self.counted(queued.count - moved.failed, "queued prefill")) "
             + "moved elsewhere, \(waiting.count) waiting transfers sent to other decode TEs")
     }
 
@@ -330,7 +330,7 @@ extension ServingEngine {
             let npus = cluster.npus(of: i)
             retire(i)
             scaling.finishOne(of: detail, at: now)
-            logScaling("\(instances[i].name): scaled in — nothing left on it; \(npus.count) NPUs \(Self.ranges(npus)) "
+            logScaling("\(instances[i].name): scaled in — nothing left on it; \(npus.count == 1 ? "NPU" : "\(npus.count) NPUs") \(Self.ranges(npus)) "
                 + "back in the spare pool")
         }
         if stillDraining { scheduleDrainCheck() }
