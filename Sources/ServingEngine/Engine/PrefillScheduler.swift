@@ -77,6 +77,14 @@ final class PrefillScheduler {
         return total
     }
 
+    /// Requests in the current batches (a request has at most one chunk per batch): the ones
+    /// being prefilled now, which ``queuedRequests`` also counts until they finish.
+    var prefillingRequests: Int {
+        var total = 0
+        for g in batches.indices { total += batches[g].count }
+        return total
+    }
+
     /// Whether any group has a queued request (without one, ``formBatch`` forms an empty batch).
     var hasQueued: Bool {
         for g in queues.indices where !queues[g].isEmpty { return true }

@@ -31,11 +31,14 @@ extension ServingEngine {
         s.drainProgress = progress
         s.instances = instances.indices.map { i in
             let instance = instances[i]
+            // A prefill TE's running requests are those in its current batch (it showed 0 running
+            // and counted them as queued); a decode TE's, its decode batch.
+            let prefilling = instance.prefill?.prefillingRequests ?? 0
             return InstanceStatus(name: instance.name, kind: instance.role.rawValue,
                                   npus: instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count,
-                                  queued: (instance.prefill?.queuedRequests ?? 0)
+                                  queued: (instance.prefill?.queuedRequests ?? 0) - prefilling
                                       + (instance.decode.map { $0.transferQueue.count + $0.joining.count } ?? 0),
-                                  running: instance.runningRequests,
+                                  running: instance.runningRequests + prefilling,
                                   kvUsage: meanKVUsage(of: i),
                                   stepMs: instance.lastStepSeconds * 1_000)
         }
