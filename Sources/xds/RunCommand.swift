@@ -94,8 +94,6 @@ struct Run: ParsableCommand {
 }
 
 extension Run {
-    /// A note for scenario steps timed after the run's end (they never run), or nil. Not an
-    /// error: running the first minutes of a long scenario is a fair thing to do.
     /// A note for steps that pace a live clock (`pause`, `resume`, `speed`): `xds run` keeps the
     /// pace of its `--speed`, so they are logged and counted but change nothing; nil when none.
     static func pacingStepsNote(_ scenario: Scenario) -> String? {
@@ -111,6 +109,8 @@ extension Run {
             + "xds run keeps its own pace (--speed), so \(pacing.count == 1 ? "it changes" : "they change") nothing here"
     }
 
+    /// A note for scenario steps timed after the run's end (they never run), or nil. Not an
+    /// error: running the first minutes of a long scenario is a fair thing to do.
     static func lateStepsNote(_ scenario: Scenario, runEnds limit: SimTime) -> String? {
         let late = scenario.steps.filter { $0.at > limit }
         guard let first = late.first else { return nil }

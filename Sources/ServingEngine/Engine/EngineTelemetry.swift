@@ -404,12 +404,15 @@ struct LatencyHistogram {
             counts.append(Int(inBin))
             below += inBin
         }
-        // The midpoint mean can fall outside the samples (one sample of 83.801 ms read 83.808,
-        // above its own p99); the true mean cannot, so it is kept within the recorded range, as
-        // the percentiles are.
-        let within = Swift.min(Swift.max(mean, Double(lowestRecorded)), Double(maxValue))
-        return Summary(meanMs: within / 1_000, p50Ms: percentileMs(50), p90Ms: percentileMs(90),
+        return Summary(meanMs: withinRecorded(mean) / 1_000, p50Ms: percentileMs(50), p90Ms: percentileMs(90),
                        p99Ms: percentileMs(99), bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
+    }
+
+    /// A mean (µs) kept within the recorded samples: the slot-midpoint mean can fall outside
+    /// them (one sample of 83.801 ms read 83.808, above its own p99); the true mean cannot, so
+    /// it is bounded as the percentiles are.
+    private func withinRecorded(_ mean: Double) -> Double {
+        Swift.min(Swift.max(mean, Double(lowestRecorded)), Double(maxValue))
     }
 
     /// HdrHistogram's `mean`: each recorded slot's midpoint times its count, added in Doubles in
@@ -486,10 +489,8 @@ struct LatencyHistogram {
             below = inBin
             upper *= 2
         }
-        // The library's mean within the recorded range (see ``computeSummary()``; the library's
-        // `max` is its slot's highest equivalent value, not the sample itself).
-        let mean = Swift.min(Swift.max(reference.mean, Double(lowestRecorded)), Double(maxValue))
-        return Summary(meanMs: mean / 1_000, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99),
+        // The library's `max` is its slot's highest equivalent value, not the sample itself.
+        return Summary(meanMs: withinRecorded(reference.mean) / 1_000, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99),
                        bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
     }
 

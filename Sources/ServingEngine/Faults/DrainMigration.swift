@@ -84,16 +84,17 @@ protocol MigrationActuator {
 ///
 /// ```swift
 /// var act = engineActuator                        // any MigrationActuator
-/// let requeued = DrainMigration().moveQueuedPrefills(pod: view, act: &act)
+/// let requeued = DrainMigration().moveQueuedPrefills(pod: view, act: &act).moved
 /// let moved = DrainMigration().migrate(off: 3, pod: view, act: &act)
 /// ```
 struct DrainMigration {
-    /// Moves the queued prefills off every drained DP group. Returns how many moved (the rest
-    /// failed: nowhere to prefill them).
-    func moveQueuedPrefills(pod: some DrainView, act: inout some MigrationActuator) -> Int {
+    /// Moves the queued prefills off every drained DP group. Returns how many moved and how
+    /// many failed (nowhere to prefill them).
+    func moveQueuedPrefills(pod: some DrainView, act: inout some MigrationActuator) -> (moved: Int, failed: Int) {
         let queued = queuedOnDrainedGroups(pod: pod)
-        guard !queued.isEmpty else { return 0 }
-        return queued.count - act.moveQueued(queued)
+        guard !queued.isEmpty else { return (0, 0) }
+        let failed = act.moveQueued(queued)
+        return (queued.count - failed, failed)
     }
 
     /// The prefills queued (not started) on drained DP groups, in id order: any drained group,

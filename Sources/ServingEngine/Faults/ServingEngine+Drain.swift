@@ -13,10 +13,8 @@ extension ServingEngine {
         cluster.drain(node: node)
         let pod = EnginePodView(engine: self)
         var act = EngineMigrationActuator(engine: self)
-        let queued = DrainMigration().queuedOnDrainedGroups(pod: pod).count
-        let moved = DrainMigration().moveQueuedPrefills(pod: pod, act: &act)
         // Queued prefills with nowhere to go fail (no other prefill TE is in service): say how many.
-        let stranded = queued - moved
+        let (moved, stranded) = DrainMigration().moveQueuedPrefills(pod: pod, act: &act)
         // The running decode requests of the node's groups move to other groups of their TE
         // (``DrainMigration`` decides; the TE's decode balancing picks each target group).
         let migrated = configuration.faults.migrateDecodeOnDrain ? DrainMigration().migrate(off: node, pod: pod, act: &act) : 0

@@ -8,6 +8,14 @@ enum EvictionOutcome {
     case move
     /// Failed with this reason.
     case fail(String)
+
+    /// Why a request that must be queued again fails when no prefill TE is in service: a move
+    /// is a drain's (nothing failed, the node was taken out of service), a re-prefill follows
+    /// failed hardware.
+    var reasonIfNowhere: String {
+        if case .move = self { return ServingEngine.drainedAndNowhereElse }
+        return ServingEngine.hardwareAndNowhereElse
+    }
 }
 
 extension ServingEngine {
@@ -47,9 +55,7 @@ extension ServingEngine {
                 fail(id, reason: reason, placement: placement)
                 result.failed += 1
             case .reprefill, .move:
-                // A move is a drain's: nothing failed, the node was taken out of service.
-                let why = { if case .move = outcome { return Self.drainedAndNowhereElse } else { return Self.hardwareAndNowhereElse } }()
-                if requeue(request, reasonIfNowhere: why) {
+                if requeue(request, reasonIfNowhere: outcome.reasonIfNowhere) {
                     if case .reprefill = outcome { result.reprefilled += 1; requests[id]?.times.reprefills += 1 }
                 } else {
                     result.failed += 1
@@ -84,13 +90,13 @@ extension ServingEngine {
         return RequestPlacement(ticket: ticket, seat: seat)
     }
 
-    /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is
-    /// at its admission bound, the least loaded one in service (the request was admitted once
-    /// already). Fails it with a reason when no prefill TE is in service.
     /// Why a request that must be prefilled again fails when no prefill TE is in service.
     static let hardwareAndNowhereElse = "its hardware failed and no prefill TE is in service to prefill it again"
     static let drainedAndNowhereElse = "its node was drained and no other prefill TE is in service to take it"
 
+    /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is
+    /// at its admission bound, the least loaded one in service (the request was admitted once
+    /// already). Fails it with `reason` when no prefill TE is in service.
     func requeue(_ old: RequestState, reasonIfNowhere reason: String = hardwareAndNowhereElse) -> Bool {
         let spec = old.spec
         var request = RequestState(spec: spec, chainedKeys: old.chainedKeys)
