@@ -137,7 +137,9 @@ final class RequestRowWriter {
             promptTokens = r.promptTokens
             outputTokens = r.outputTokens
             cachedTokens = r.cachedTokens
-            ttftMs = r.stage == .completed ? r.ttft.map { $0 * 1_000 } : nil
+            // A request that failed after its first token still had that first token: its TTFT
+            // is a fact. Its TPOT is not (it stopped mid-stream), so that stays completed-only.
+            ttftMs = r.ttft.map { $0 * 1_000 }
             tpotMs = r.stage == .completed ? r.tpot.map { $0 * 1_000 } : nil
             e2eMs = r.endToEnd * 1_000
             prefillInstance = r.prefillInstance

@@ -82,7 +82,8 @@ extension FaultSystem {
             policy.recoverHBM(id, die: die, kind: fault.kind, pod: pod, act: &act)
         case .straggler(let die, let factor):
             guard let (te, _) = pod.locate(die: die) else {
-                detect(id, at: now, how: "control plane: no TE uses die \(die)", act: &act)
+                detect(id, at: now, how: "control plane: no TE uses die \(die)", act: &act,
+                       keptBecause: "nothing runs on the die now; a TE placed on it later would run at its pace")
                 return
             }
             guard pod.isStepping(te) else { return }
@@ -107,11 +108,12 @@ extension FaultSystem {
     }
 
     /// Fault `id` is detected now (`how`) and logged; a performance fault is kept until healed.
-    private func detect(_ id: Int, at now: SimTime, how: String, act: inout some HeartbeatActuator) {
+    private func detect(_ id: Int, at now: SimTime, how: String, act: inout some HeartbeatActuator,
+                        keptBecause: String = "performance fault; the policy does not isolate it") {
         markDetected(id, at: now, how: how)
         act.log(detectedEvent([id], how, at: now))
         if record(id)?.kind.isPerformance == true {
-            noteRecovery(id, "kept until healed (performance fault; the policy does not isolate it)")
+            noteRecovery(id, "kept until healed (\(keptBecause))")
         }
     }
 

@@ -11,7 +11,8 @@ protocol PodView {
     var teCount: Int { get }
     func role(of te: Int) -> InstanceRole
     func name(of te: Int) -> String
-    /// Decode and colocated TEs (the ones a glitch restarts).
+    /// Decode and colocated TEs still serving (the ones a glitch restarts): not a TE scaling has
+    /// retired, which holds no hardware and has nothing to restart.
     func decodes(_ te: Int) -> Bool
     /// A TE whose hardware is outside the pod (it has no NPUs to give).
     func isExternal(_ te: Int) -> Bool
@@ -59,6 +60,10 @@ protocol RecoveryActuator {
     mutating func killPrefill(_ te: Int, giving npus: [Int], faults: [Int])
     /// `te` restarts (its requests re-prefilled), out for the restart time.
     mutating func restart(_ te: Int, faults: [Int], why: String)
+    /// `tes` restart at once (one fault hit them all): every one leaves service before any
+    /// request moves, so none is re-prefilled on a TE about to restart and counted twice (once
+    /// re-prefilled, then failed). Each TE's line reads "NAME `why`".
+    mutating func restartTogether(_ tes: [Int], faults: [Int], why: String)
     /// Every TE restarts, decode before prefill; everything in flight fails.
     mutating func restartWorld(faults: [Int])
     /// `te` leaves service until repaired; its requests are re-queued elsewhere.

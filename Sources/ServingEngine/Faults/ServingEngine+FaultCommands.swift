@@ -126,10 +126,17 @@ extension ServingEngine {
     /// Undoes a fault: the hardware is repaired (a repaired die rejoins with its weights loaded;
     /// a die replaced from the spare pool returns to the pool instead).
     private func heal(_ id: Int) {
+        let waiting = faults.outages.filter { $0.value == .awaitingRepair }.keys.sorted()
         guard let record = faults.heal(id, at: now, holdsKnownDeadDie: hasKnownDeadDie) else { return }
         if case .hbm = record.kind { unmask(fault: record.id) }
         commandsApplied += 1
         telemetry.log(EngineEvent(time: now, kind: .heal, message: "fault \(record.id) healed (\(record.label))"))
+        // A TE that was out until repaired returns now: say so, or its return goes unseen (its
+        // fault was recovered, in the degraded sense, when it left).
+        for i in waiting where !faults.hasOutage(i) {
+            telemetry.log(EngineEvent(time: now, kind: .recovery,
+                                      message: "fault \(record.id): \(instances[i].name) back in service (its dies repaired)"))
+        }
     }
 
     /// Points each KV channel at its links' state: a down link blocks it until the probes find

@@ -54,15 +54,23 @@ extension ServingEngine {
     /// Restart of one TE: its requests go back to prefill, it is out for the restart time
     /// (system.md §4: up to 5 minutes), then returns on spares or without the lost dies.
     func restartInstance(_ i: Int, ids: [Int], why: String) {
+        restartInstances([i], ids: ids) { _ in why }
+    }
+
+    /// TEs `tes` restart at once: all leave service first, then each one's requests go back to
+    /// prefill on a TE still in service (one that is itself restarting would only lose them).
+    func restartInstances(_ tes: [Int], ids: [Int], why: (Int) -> String) {
         let seconds = configuration.faults.componentRestartSeconds
-        faults.beginOutage(i, .restarting(until: now.after(seconds)))
+        for i in tes { faults.beginOutage(i, .restarting(until: now.after(seconds))) }
         refreshFaultState()
-        let moved = evict(requestsOn(instance: i), outcome: .reprefill)
-        add(ids, moved)
-        faults.awaitRecovery(ids, onReturnOf: i)
-        note(ids, "\(why): out for \(OperatorCommand.format(seconds)) s; \(Self.counted(moved.reprefilled, "request")) re-prefilled, "
-            + "\(moved.failed) failed")
-        queue.schedule(at: now.after(seconds), .fault(.outageEnds(instance: i)))
+        for i in tes {
+            let moved = evict(requestsOn(instance: i), outcome: .reprefill)
+            add(ids, moved)
+            faults.awaitRecovery(ids, onReturnOf: i)
+            note(ids, "\(why(i)): out for \(OperatorCommand.format(seconds)) s; "
+                + "\(Self.counted(moved.reprefilled, "request")) re-prefilled, \(moved.failed) failed")
+            queue.schedule(at: now.after(seconds), .fault(.outageEnds(instance: i)))
+        }
     }
 
     // MARK: Prefill
@@ -82,7 +90,9 @@ extension ServingEngine {
     /// The baseline: every TE restarts, decode before prefill; everything in flight fails.
     func restartWorld(ids: [Int]) {
         let seconds = configuration.faults.componentRestartSeconds
-        for i in instances.indices {
+        // A TE scaling retired holds no hardware: there is nothing of it to restart.
+        let restarting = instances.indices.filter { !isRetired($0) }
+        for i in restarting {
             let until = now.after(instances[i].role == .prefill ? 2 * seconds : seconds)
             faults.beginOutage(i, .restarting(until: until))
             queue.schedule(at: until, .fault(.outageEnds(instance: i)))
@@ -90,8 +100,10 @@ extension ServingEngine {
         refreshFaultState()
         let moved = evict(requests.keys.sorted(), outcome: .fail("restart of the world after fault \(ids[0])"))
         add(ids, moved)
-        let prefill = instances.indices.filter { instances[$0].role == .prefill }
-        faults.awaitRecovery(ids, onReturnOf: prefill.last ?? instances.count - 1)
+        // The world is back when the last TE to return does: a prefill TE (restarting takes it
+        // twice as long) or, without one, the last TE restarted.
+        let prefill = restarting.filter { instances[$0].role == .prefill }
+        faults.awaitRecovery(ids, onReturnOf: prefill.last ?? restarting.last ?? instances.count - 1)
         note(ids, "restart the world: every TE restarts (decode \(OperatorCommand.format(seconds)) s, then prefill); "
             + "\(moved.failed) requests in flight failed")
     }

@@ -11,7 +11,7 @@ struct EnginePodView: HeartbeatView, DrainView {
     var teCount: Int { engine.instances.count }
     func role(of te: Int) -> InstanceRole { engine.instances[te].role }
     func name(of te: Int) -> String { engine.instances[te].name }
-    func decodes(_ te: Int) -> Bool { engine.instances[te].hasDecode }
+    func decodes(_ te: Int) -> Bool { engine.instances[te].hasDecode && !engine.isRetired(te) }
     func isExternal(_ te: Int) -> Bool { engine.instances[te].external }
     func npus(of te: Int) -> [Int] { engine.cluster.npus(of: te) }
     func groupCount(of te: Int) -> Int { engine.instances[te].groupCount }
@@ -76,6 +76,9 @@ struct EngineRecoveryActuator: HeartbeatActuator {
     }
     func killPrefill(_ te: Int, giving npus: [Int], faults: [Int]) { engine.killPrefill(te, giving: npus, ids: faults) }
     func restart(_ te: Int, faults: [Int], why: String) { engine.restartInstance(te, ids: faults, why: why) }
+    func restartTogether(_ tes: [Int], faults: [Int], why: String) {
+        engine.restartInstances(tes, ids: faults) { "\(engine.instances[$0].name) \(why)" }
+    }
     func restartWorld(faults: [Int]) { engine.restartWorld(ids: faults) }
     func awaitRepair(_ te: Int, faults: [Int]) { engine.awaitRepair(te, ids: faults) }
     func maskAndFail(fault: Int, te: Int, group: Int, die: Int) {

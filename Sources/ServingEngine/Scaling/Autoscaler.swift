@@ -8,6 +8,10 @@ public struct ClusterLoad: Sendable, Equatable {
         public var inService = 0
         public var starting = 0
         public var draining = 0
+        /// In service but out for a fault's recovery (restarting, forking) or a drain's
+        /// migration: not counted in `inService`, and its idleness is not room (its queue is
+        /// empty because it takes no work), so no scale-in while any is out.
+        public var recovering = 0
         /// NPUs one TE of the role takes (0: the role cannot be scaled in this deployment).
         public var npusPerTE = 0
         public init() {}
@@ -218,7 +222,7 @@ public struct SLOAutoscaler: Autoscaler {
         guard r.npusPerTE > 0 else { return nil }
         let up = "\(role.rawValue)-up", down = "\(role.rawValue)-down"
         streak[up] = short ? streak[up, default: 0] + 1 : 0
-        streak[down] = idle && !short ? streak[down, default: 0] + 1 : 0
+        streak[down] = idle && !short && r.recovering == 0 ? streak[down, default: 0] + 1 : 0
         let since = now - (lastDecision[role] ?? -.infinity)
         if streak[up]! >= p.upEvaluations, r.starting == 0, since >= p.upCooldownSeconds {
             // A quarter more TEs, more when the shortfall is deeper (`pressure` is how many times
@@ -324,12 +328,16 @@ extension ServingEngine {
         for i in instances.indices {
             let phase = scaling.phase(i)
             let role = instances[i].role == .prefill ? \ClusterLoad.prefill : instances[i].role == .decode ? \ClusterLoad.decode : nil
+            // A TE out for a recovery or a migration serves nothing: its empty queue and idle
+            // steps are not room, and its KV is not load.
+            let recovering = phase == .inService && faults.hasOutage(i)
             if let role {
-                if phase == .inService { load[keyPath: role].inService += 1 }
+                if recovering { load[keyPath: role].recovering += 1 }
+                else if phase == .inService { load[keyPath: role].inService += 1 }
                 if phase.isStarting { load[keyPath: role].starting += 1 }
                 if phase == .draining { load[keyPath: role].draining += 1 }
             }
-            guard phase == .inService else { continue }
+            guard phase == .inService, !recovering else { continue }
             if instances[i].hasPrefill {
                 load.queuedPrefillTokens += instances[i].prefill?.totalQueuedTokens ?? 0
                 busy += instances[i].utilization

@@ -150,6 +150,13 @@ final class ScalingController {
     func awaitReplacement(of index: Int) {
         pendingTEs[index, default: 0] += 1
         details[index].readyS = nil
+        // The abandoned start's path no longer describes the operation: the slowest path among
+        // its TEs still standing (the replacement adds its own when it loads).
+        let order = LoadPath.allCases
+        details[index].loadPath = lifecycle.values
+            .filter { $0.detail == index && $0.phase != .retired }
+            .compactMap(\.loadPath)
+            .max { order.firstIndex(of: $0)! < order.firstIndex(of: $1)! }
     }
 
     /// The replacement was tried: started (it now counts for itself) or not (the operation falls

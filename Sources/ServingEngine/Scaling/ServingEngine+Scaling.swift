@@ -30,6 +30,10 @@ extension ServingEngine {
     /// A starting or scaled-in (draining, retired) TE takes no new work.
     func scalingHoldsOff(_ i: Int) -> Bool { cluster.isHeldOff(te: i) }
 
+    /// Whether scaling retired TE `i`: it gave its NPUs back and serves nothing, so no fault
+    /// recovery restarts it.
+    func isRetired(_ i: Int) -> Bool { scaling.phase(i) == .retired }
+
     /// Keeps TE `i`'s hold-off (the cluster manager's) in step with its lifecycle phase: called
     /// wherever a phase enters or leaves `inService` (a new TE, scale-in, the end of a start,
     /// retirement). The TE's groups take work exactly while it is in service.

@@ -149,8 +149,7 @@ import XDSTestSupport
         }
         let detected = "detected 5: collectives fail with a network error"
         #expect(glitch(Self.fineGrained) == ["redo [0, 2]"])
-        #expect(glitch(Self.pdFailover) == [detected, "restart 1: colocated-1 restarts after a network glitch",
-                                            "restart 2: decode-2 restarts after a network glitch"])
+        #expect(glitch(Self.pdFailover) == [detected, "restart together [1, 2]: restarts after a network glitch"])
         #expect(glitch(Self.restartWorld) == [detected, "restart world [5]"])
         pod.outages = [1, 2]
         #expect(glitch(Self.pdFailover) == [detected, "finish [5]: every decoding TE is already restarting; nothing more to restart"])

@@ -20,6 +20,7 @@ extension RecordsRecoverySteps {
     }
     mutating func killPrefill(_ te: Int, giving npus: [Int], faults: [Int]) { steps.append("kill \(te) giving \(npus)") }
     mutating func restart(_ te: Int, faults: [Int], why: String) { steps.append("restart \(te): \(why)") }
+    mutating func restartTogether(_ tes: [Int], faults: [Int], why: String) { steps.append("restart together \(tes): \(why)") }
     mutating func restartWorld(faults: [Int]) { steps.append("restart world \(faults)") }
     mutating func awaitRepair(_ te: Int, faults: [Int]) { steps.append("await repair \(te)") }
     mutating func maskAndFail(fault: Int, te: Int, group: Int, die: Int) { steps.append("mask \(te)/\(group) die \(die)") }

@@ -118,6 +118,29 @@ import Testing
         #expect(scaling.pendingTEs(of: op) == 0 && scaling.operation(op).to == 8 && scaling.operation(op).readyS == 3)
     }
 
+    /// A start abandoned for lost hardware no longer speaks for its operation's load path: the
+    /// replacement's path does (a replacement forked over UB was reported as `dram`, the path
+    /// of the start it replaced).
+    @Test func anAbandonedStartsPathLeavesItsOperation() {
+        let scaling = ScalingController()
+        let op = scaling.openOperation(role: .prefill, from: 8, to: 9, at: 0)
+        scaling.beginStart(te: 9, operation: op, path: nil)
+        scaling.beginLoading(te: 9, path: .dram, source: nil)
+        #expect(scaling.operation(op).loadPath == .dram)
+        // The engine's order when a starting TE loses hardware: its start ends, it retires, the
+        // operation waits for a replacement.
+        #expect(scaling.finishStart(te: 9, ready: false, at: 1))
+        scaling.retire(te: 9)
+        scaling.awaitReplacement(of: op)
+        #expect(scaling.operation(op).loadPath == nil)
+        scaling.beginStart(te: 10, operation: op, path: nil)
+        scaling.replacementTried(for: op, started: true, at: 1)
+        scaling.beginLoading(te: 10, path: .npuFork, source: 0)
+        #expect(scaling.operation(op).loadPath == .npuFork)
+        #expect(scaling.finishStart(te: 10, ready: true, at: 3))
+        #expect(scaling.operation(op).readyS == 3 && scaling.operation(op).to == 9)
+    }
+
     @Test func aFailedForkRestartsItsLoad() {
         let scaling = ScalingController()
         let op = scaling.openOperation(role: .prefill, from: 1, to: 2, at: 0)

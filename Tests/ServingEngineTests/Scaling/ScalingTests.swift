@@ -337,6 +337,31 @@ import XDSTestSupport
         }
     }
 
+    /// TEs out for a recovery are not room: their queues are empty because they take no work.
+    /// With any prefill TE restarting, the idle signals never scale prefill in (the autoscaler
+    /// took a TE away in the middle of a restart-the-world outage).
+    @Test func noScaleInWhileATEIsOutForRecovery() throws {
+        var load = ClusterLoad()
+        load.prefill.inService = 4
+        load.prefill.recovering = 8
+        load.prefill.npusPerTE = 16
+        load.prefillGroupBusyShare = 0.05
+        var policy = SLOAutoscaler()
+        for t in 1...40 { #expect(policy.evaluate(load, now: Double(t) * 5).isEmpty) }
+        load.prefill.recovering = 0
+        let later = (41...80).flatMap { policy.evaluate(load, now: Double($0) * 5) }
+        #expect(later.first?.delta == -1, "room once every TE is back: \(later)")
+
+        // The engine counts a restarting TE as recovering, not in service.
+        let engine = try FaultTests.engine(rate: 20, limit: 200) { $0.recoveryPolicy = "restart-world" }
+        engine.run(until: 2)
+        let prefill = engine.instances.filter { $0.role == .prefill }.count
+        #expect(engine.clusterLoad().prefill.inService == prefill)
+        #expect(engine.apply(.faultGlitch).accepted)
+        let during = engine.clusterLoad()
+        #expect(during.prefill.inService == 0 && during.prefill.recovering == prefill, "\(during.prefill)")
+    }
+
     @Test func autoscalerDecisionsAreLoggedAndRespectTheFloorAndThePool() throws {
         var load = ClusterLoad()
         load.prefill = .init()
