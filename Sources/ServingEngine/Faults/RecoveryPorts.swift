@@ -25,6 +25,8 @@ protocol PodView {
     func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool
     /// The TE is out for a recovery or a drain's migration.
     func hasOutage(_ te: Int) -> Bool
+    /// The TE is restarting (its own restart or the world's).
+    func isRestarting(_ te: Int) -> Bool
     /// The TE has an iteration in flight and is not halted (it would redo it after a glitch).
     func hasIterationInFlight(_ te: Int) -> Bool
     /// NPUs of `te` with a known-dead die, in the TE's order.
@@ -66,6 +68,9 @@ protocol RecoveryActuator {
     mutating func restartTogether(_ tes: [Int], faults: [Int], why: String)
     /// Every TE restarts, decode before prefill; everything in flight fails.
     mutating func restartWorld(faults: [Int])
+    /// `te` is already restarting: the new faults wait for its return (it comes back on spares
+    /// or without the lost dies) instead of cutting the restart short with a fork or a shrink.
+    mutating func joinRestart(_ te: Int, faults: [Int])
     /// `te` leaves service until repaired; its requests are re-queued elsewhere.
     mutating func awaitRepair(_ te: Int, faults: [Int])
     /// HBM: fails the requests whose KV lived on group `group` of `te` and masks the region.

@@ -38,8 +38,13 @@ extension ServingEngine {
             let factor = degrade.map(Self.slowdownFactor)
             let capped = factor.map { degrade! > $0 ? " (capped at \(OperatorCommand.format($0))×)" : "" } ?? ""
             let state = factor.map { "degraded \(OperatorCommand.format($0))× (bandwidth ÷ \(OperatorCommand.format($0)))\(capped)" } ?? "down"
-            return inject(.link(npuA: a, npuB: b, degrade: factor), label: "\(command)",
-                          message: "UB link NPU \(a) ↔ NPU \(b) \(state)")
+            let reply = inject(.link(npuA: a, npuB: b, degrade: factor), label: "\(command)",
+                               message: "UB link NPU \(a) ↔ NPU \(b) \(state)")
+            // The link is slow or down from now on, detected or not: the KV channels over it
+            // slow down or block at once (without this a degrade never took effect, and a dead
+            // link carried transfers at full speed until the probes found it).
+            refreshChannels()
+            return reply
         case .faultStraggler(let die, let slowdown):
             if let problem = checkDie(die) { return rejectFault(problem) }
             // Clamped: a factor beyond the engine's bound behaves as the bound (and says so).

@@ -73,6 +73,14 @@ extension ServingEngine {
         }
     }
 
+    /// TE `i` is restarting when faults `ids` hit it: they are recovered when it returns.
+    func joinRestart(_ i: Int, ids: [Int]) {
+        guard case .restarting(let until) = faults.outage(of: i) else { return }
+        faults.awaitRecovery(ids, onReturnOf: i)
+        note(ids, "\(instances[i].name) is already restarting (back in \(OperatorCommand.format(until - now)) s): it returns "
+            + "on spare NPUs if there are enough, else without the lost dies")
+    }
+
     // MARK: Prefill
 
     /// A prefill (or colocated) TE lost a die and no spare can replace it: it is out of service

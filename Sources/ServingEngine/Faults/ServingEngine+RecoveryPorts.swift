@@ -18,6 +18,10 @@ struct EnginePodView: HeartbeatView, DrainView {
     func isOutOfService(_ te: Int, group g: Int) -> Bool { engine.cluster.isOutOfService(te: te, group: g) }
     func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool { engine.faults.holdsKnownDead(engine.cluster.dies(of: te, group: g)) }
     func hasOutage(_ te: Int) -> Bool { engine.faults.hasOutage(te) }
+    func isRestarting(_ te: Int) -> Bool {
+        if case .restarting = engine.faults.outage(of: te) { return true }
+        return false
+    }
     func hasIterationInFlight(_ te: Int) -> Bool { engine.instances[te].stepping && !engine.isHalted(te) }
     func knownDeadNPUs(of te: Int) -> [Int] { engine.knownDeadNPUs(of: te) }
     func spareNPUs() -> [Int] { engine.spareNPUs() }
@@ -81,6 +85,7 @@ struct EngineRecoveryActuator: HeartbeatActuator {
     }
     func restartWorld(faults: [Int]) { engine.restartWorld(ids: faults) }
     func awaitRepair(_ te: Int, faults: [Int]) { engine.awaitRepair(te, ids: faults) }
+    func joinRestart(_ te: Int, faults: [Int]) { engine.joinRestart(te, ids: faults) }
     func maskAndFail(fault: Int, te: Int, group: Int, die: Int) {
         engine.maskAndFail(fault: fault, instance: te, group: group, die: die)
     }

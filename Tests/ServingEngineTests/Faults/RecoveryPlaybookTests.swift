@@ -17,6 +17,7 @@ import XDSTestSupport
         var groups = [2, 2, 4]
         var external: Set<Int> = []
         var outages: Set<Int> = []
+        var restarting: Set<Int> = []
         var inFlight: Set<Int> = []
         /// Known-dead groups per TE; a group holding a known-dead die is out of service too.
         var deadGroups: [Int: Set<Int>] = [:]
@@ -35,6 +36,7 @@ import XDSTestSupport
         func isOutOfService(_ te: Int, group g: Int) -> Bool { outages.contains(te) || holdsKnownDeadDie(te, group: g) }
         func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool { deadGroups[te]?.contains(g) ?? false }
         func hasOutage(_ te: Int) -> Bool { outages.contains(te) }
+        func isRestarting(_ te: Int) -> Bool { restarting.contains(te) }
         func hasIterationInFlight(_ te: Int) -> Bool { inFlight.contains(te) }
         func knownDeadNPUs(of te: Int) -> [Int] { deadNPUs[te] ?? [] }
         func spareNPUs() -> [Int] { spares }
@@ -118,6 +120,19 @@ import XDSTestSupport
         #expect(dead(Self.fineGrained, te: 0, pod) == ["await repair 0"])
         #expect(dead(Self.pdFailover, te: 0, pod) == ["restart 0: prefill-0 restarts while the other TEs take its work"])
         #expect(dead(Self.restartWorld, te: 0, pod) == ["restart world [7]"])
+    }
+
+    /// A TE already restarting waits for its return whatever the policy: no fork or shrink cuts
+    /// the restart short.
+    @Test func aDeadDieOnARestartingTEJoinsTheRestart() {
+        var pod = Pod()
+        pod.killDecodeNPU(11)
+        pod.spares = [20, 21]
+        pod.outages = [2]
+        pod.restarting = [2]
+        for policy in [Self.fineGrained, Self.pdFailover, Self.restartWorld] {
+            #expect(dead(policy, te: 2, pod) == ["join restart 2 [7]"], "\(policy.name)")
+        }
     }
 
     @Test func anHBMFaultMasksOrRestartsByPolicy() {

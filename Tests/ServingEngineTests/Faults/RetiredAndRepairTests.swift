@@ -80,3 +80,34 @@ import XDSTestSupport
         #expect(record.recovery.contains("nothing runs on the die now"), "\(record.recovery)")
     }
 }
+
+/// A second fault on a TE in the middle of a restart waits for the restart (it cut a 300 s
+/// decode restart to an 8 s NPU-fork, so that more faults gave better service).
+@Suite(.timeLimit(.minutes(5))) struct FaultDuringRestartTests {
+    @Test func aDeadNPUOnARestartingDecodeTEWaitsForTheRestart() throws {
+        let engine = try FaultTests.engine(rate: 20, limit: 200) {
+            $0.recoveryPolicy = "pd-failover"
+            $0.faults.componentRestartSeconds = 60
+        }
+        let d = try FaultTests.decodeIndex(engine)
+        engine.run(until: 2)
+        let hbmDie = engine.cluster.dies(of: d, group: 0)[0]
+        #expect(engine.apply(.faultHBM(die: hbmDie)).accepted)
+        engine.run(until: 4)
+        guard case .restarting(let until) = engine.faults.outage(of: d) else {
+            Issue.record("pd-failover restarts the decode TE on an HBM fault: \(String(describing: engine.faults.outage(of: d)))")
+            return
+        }
+        let npu = engine.cluster.npus(of: d)[3]
+        #expect(engine.apply(.faultNPU(npu)).accepted)
+        engine.run(until: 10)
+        #expect(engine.faults.outage(of: d) == .restarting(until: until), "the restart keeps its end")
+        #expect(engine.faults.record(2)?.recoveredAt == nil)
+        #expect(FaultTests.events(engine, .recovery).contains { $0.contains("is already restarting") })
+        engine.run(until: until + 1)
+        #expect(!engine.faults.hasOutage(d))
+        #expect(engine.faults.record(1)?.recoveredAt == until && engine.faults.record(2)?.recoveredAt == until)
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+    }
+}

@@ -23,6 +23,7 @@ extension RecordsRecoverySteps {
     mutating func restartTogether(_ tes: [Int], faults: [Int], why: String) { steps.append("restart together \(tes): \(why)") }
     mutating func restartWorld(faults: [Int]) { steps.append("restart world \(faults)") }
     mutating func awaitRepair(_ te: Int, faults: [Int]) { steps.append("await repair \(te)") }
+    mutating func joinRestart(_ te: Int, faults: [Int]) { steps.append("join restart \(te) \(faults)") }
     mutating func maskAndFail(fault: Int, te: Int, group: Int, die: Int) { steps.append("mask \(te)/\(group) die \(die)") }
     mutating func redoIteration(on tes: [Int], fault: Int) { steps.append("redo \(tes)") }
     mutating func rerouteOverRoCE(fault: Int, paths: [Int]) { steps.append("reroute \(fault) \(paths)") }
