@@ -216,7 +216,9 @@ extension ServingEngine {
         var decodeChips = 0, prefillDies = 0, decodeDies = 0
         for (i, instance) in instances.enumerated() {
             let chips = instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count
-            let dies = chips * max(1, hardware.diesPerDevice)
+            // The TE's own hardware: external prefill may run on other chips (xdeepserve-ma's
+            // one-die 910Bs were counted as two-die 910Cs, halving its per-die figure).
+            let dies = chips * max(1, instance.cost.hardware.diesPerDevice)
             if instance.hasDecode { decodeChips += chips; decodeDies += dies }
             if instance.hasPrefill { prefillDies += dies }
         }

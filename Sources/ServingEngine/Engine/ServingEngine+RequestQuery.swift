@@ -63,7 +63,7 @@ extension ServingEngine {
         if stage == .completed {
             produced = outputTokens
         } else if request.decodeInstance >= 0, p.finishStep > p.joinStep, request.times.decodeJoinedAt != nil {
-            let steps = min(p.finishStep, instances[request.decodeInstance].stepIndex + 1) - p.joinStep
+            let steps = min(p.finishStep, instances[request.decodeInstance].stepIndex + runningStep(request)) - p.joinStep
             produced = min(request.outputTokens, Int(saturating: (Double(max(0, steps)) * tokensPerStep).rounded(.down)))
         } else {
             produced = 0

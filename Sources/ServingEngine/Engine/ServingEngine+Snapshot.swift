@@ -224,10 +224,21 @@ extension ServingEngine {
                    Int(saturating: Double(max(0, instances[r.decodeInstance].stepIndex - joinStep)) * tokensPerStep))
     }
 
-    /// Output tokens generated so far: those of completed requests and those decoded by requests
-    /// still in flight (the report's `tokens.generated` and its throughput). Counting completions
-    /// alone made a run that ends with most of its requests mid-decode report a fraction of the
-    /// rate it decoded at (a saturated minute: 784 decoding, 203 completed, "8k tok/s").
+    /// Request `r` leaves decode without completing (it fails, or goes back to prefill): the
+    /// tokens it decoded so far join ``EngineTelemetry/generatedTokens`` (they were decoded, as
+    /// `vllm:generation_tokens_total` counts them; leaving them out made the report's throughput
+    /// neither the decode rate nor goodput).
+    func creditDecoded(_ r: RequestState, _ p: RequestPlacement) {
+        guard r.decodeInstance >= 0, p.finishStep > p.joinStep, r.times.decodeJoinedAt != nil else { return }
+        let steps = min(p.finishStep, instances[r.decodeInstance].stepIndex + runningStep(r)) - p.joinStep
+        telemetry.generatedTokens += producedBeforeLeaving(r, steps: steps)
+    }
+
+    /// Output tokens generated so far: those of completed requests, those decoded by requests
+    /// that then failed or were prefilled again, and those decoded by requests still in flight
+    /// (the report's `tokens.generated` and its throughput). Counting completions alone made a
+    /// run that ends with most of its requests mid-decode report a fraction of the rate it
+    /// decoded at (a saturated minute: 784 decoding, 203 completed, "8k tok/s").
     func generatedSoFar() -> Int {
         var decoding = 0
         // The decode seat alone (not the whole placement: the prefill ticket lookup was most of

@@ -348,7 +348,8 @@ public final class ServingEngine {
     /// otherwise the records it still holds are given back here.
     func fail(_ id: Int, reason: String, kind: String? = nil, status: Int = 503, placement: RequestPlacement? = nil) {
         guard let request = requests.removeValue(forKey: id) else { return }
-        let placement = placement ?? forgetPlacement(of: request)
+        // An evicted request's placement comes with it, its decoded tokens credited there.
+        let placement = placement ?? { let p = forgetPlacement(of: request); creditDecoded(request, p); return p }()
         streams.failed(id, reason: reason, status: status)
         telemetry.failed += 1
         telemetry.count(&telemetry.failureReasons, kind ?? reason)

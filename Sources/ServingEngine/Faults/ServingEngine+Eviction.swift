@@ -45,6 +45,9 @@ extension ServingEngine {
         for id in set.sorted() {
             guard var request = requests.removeValue(forKey: id) else { continue }
             let placement = release(request)
+            // What it decoded before leaving decode was decoded (work done, streamed to its
+            // client) whether it now fails or is prefilled again: `tokens.generated` keeps it.
+            creditDecoded(request, placement)
             // The schedulers gave its ticket and seat back.
             (request.prefillTicket, request.decodeSeat) = (-1, -1)
             if request.prefillInstance >= 0 { touchedInstances.insert(request.prefillInstance) }

@@ -159,7 +159,7 @@ extension ServingEngine {
         keepFinished(request, placement: placement, stage: stage, outputTokens: outputTokens, reason: reason)
         guard let observer = telemetry.observers.requestFinished else { return }
         let steps = request.decodeInstance >= 0 && placement.finishStep > placement.joinStep
-            ? min(placement.finishStep, instances[request.decodeInstance].stepIndex + 1) - placement.joinStep : 0
+            ? min(placement.finishStep, instances[request.decodeInstance].stepIndex + runningStep(request)) - placement.joinStep : 0
         let drafts = tokensPerStep > 1 ? max(0, steps) : 0
         let produced = stage == .completed ? outputTokens : producedBeforeLeaving(request, steps: steps)
         var record = FinishedRequest(
@@ -202,6 +202,12 @@ extension ServingEngine {
     }
 
     /// What a request that did not complete produced: what its `steps` decode steps yielded.
+    /// 1 when a request leaving now also has its TE's running step: its client left, and it
+    /// leaves at that step's end. A request that failed lost that step with its TE (the same
+    /// count as ``ServingEngine/decodedSoFar(_:_:)``, so the report's `tokens.generated` is the
+    /// sum of the rows' `output_tokens`).
+    func runningStep(_ request: RequestState) -> Int { request.cancelled ? 1 : 0 }
+
     func producedBeforeLeaving(_ request: RequestState, steps: Int) -> Int {
         min(request.outputTokens, Int(saturating: (Double(max(0, steps)) * tokensPerStep).rounded(.down)))
     }

@@ -54,6 +54,23 @@ import XDSTestSupport
                 "credited \(tally.credited), produced \(tally.produced)")
     }
 
+    /// Requests that fail mid-decode (a restart of the world) decoded tokens first: the report's
+    /// `tokens.generated` counts them, and it is the sum of what every request that left says it
+    /// produced (it was the completed outputs alone, leaving out the failed ones' tokens).
+    @Test func failedRequestsDecodedTokensAreGenerated() throws {
+        let engine = try FaultTests.engine(rate: 20, limit: 200) { $0.recoveryPolicy = "restart-world" }
+        var produced = (completed: 0, failed: 0)
+        engine.observers.requestFinished = { request in
+            if request.stage == .completed { produced.completed += request.outputTokens }
+            if request.stage == .failed { produced.failed += request.outputTokens }
+        }
+        engine.run(until: 6)
+        #expect(engine.apply(.faultGlitch).accepted)
+        #expect(engine.runToCompletion(limit: 3_600))
+        #expect(engine.report().requests.failed > 0 && produced.failed > 0, "the restart failed requests mid-decode")
+        #expect(engine.report().tokens.generated == produced.completed + produced.failed, "\(produced)")
+    }
+
     /// Replies cut short mid-step (a stop string matched, the client left) had that step credited
     /// the average when it began; they yield only what is left, and the difference is taken off
     /// the next steps, so the counter still ends at what was produced.

@@ -40,6 +40,18 @@ import XDSTestSupport
 
     /// After the preview, the command applied for real: the live engine's next DURATION is the
     /// `with_command` side exactly, and an engine left alone is the baseline.
+    /// Per die counts each TE's own dies: xdeepserve-ma's external prefill runs on 8 × 16
+    /// one-die Ascend 910Bs (128 dies), not on the pod's two-die 910Cs (it was divided by 256).
+    @Test func perDieCountsEachTEsOwnHardware() throws {
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .xDeepServeMA, syntheticRate: 0))
+        let prefillDies = engine.instances.filter(\.hasPrefill).map {
+            $0.groupSpec.npusEach * $0.cost.hardware.diesPerDevice
+        }.reduce(0, +)
+        #expect(prefillDies == 128)
+        let t = engine.throughput(generatedTokens: 0, prefillComputedTokens: 1_280, seconds: 1)
+        #expect(t.prefillTokensPerSPerNPU == 10, "\(t)")
+    }
+
     @Test(arguments: ["preview undrain node 1 for 40s", "preview fault npu 30 for 1m", "preview rate 60 for 30s"])
     func previewPredictsTheLiveRun(line: String) throws {
         let request = try Self.request(line)
