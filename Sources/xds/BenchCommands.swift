@@ -77,7 +77,7 @@ struct BenchPrefill: ParsableCommand {
         if json { return try printJSON(r) }
         let dense = try !d.modelSpec().isMoE
         let experts = dense ? "dense model, no experts" : "eplb \(r.eplb.rawValue)"
-        print("prefill on \(r.deployment.terminalSafe): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens/NPU, \(experts)")
+        print("prefill on \(r.deployment.terminalSafe): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens per die, \(experts)")
         print("  batch \(fmt(r.batchMs, 1)) ms   \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip")
         print("  " + breakdownText(r.breakdownMs, dense: dense))
     }
@@ -149,7 +149,9 @@ struct ExpertBenchOptions: ParsableArguments {
     @Option(help: "Expert load balancing: off, on or perfect.") var eplb: EPLBMode = .on
     @Option(help: "Expert routing skew: skewed (system.md's measured DeepSeek-R1 distribution, default) or balanced (idealised).")
     var routing: RoutingSkew = .skewed
-    @Option(parsing: .unconditional, help: "Seed of the skewed routing draw.") var seed: CLINumber = 1
+    @Option(parsing: .unconditional,
+            help: "Seed of the skewed routing draw (with --eplb on or perfect the placement evens it out, so the seed barely shows).")
+    var seed: CLINumber = 1
 
     func checkedSeed() throws -> UInt64 { try FlagLimits.seed(seed) }
 }

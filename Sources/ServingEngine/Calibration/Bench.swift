@@ -110,6 +110,11 @@ public enum Bench {
         try check(batchPerDie > 0, "--batch-per-die must be positive, got \(batchPerDie)")
         try check(context >= 0, "--context must not be negative, got \(context)")
         try check((0...1).contains(mtpAcceptance), "--mtp-acceptance must be within 0…1, got \(mtpAcceptance)")
+        // Each microbatch is a share of the die's requests: two need two requests at least.
+        if let microbatches {
+            try check(batchPerDie >= Double(microbatches), "--microbatches \(microbatches) needs at least \(microbatches) requests "
+                + "per die to split, got --batch-per-die \(OperatorCommand.format(batchPerDie))")
+        }
         try deployment.validate()
         let model = try deployment.modelSpec(), hw = try deployment.hardwareProfile()
         let cost = CostModel(model: model, hardware: hw)

@@ -113,13 +113,13 @@ public enum Validation {
                   simulated: r1.activeParameters / 1e9, tolerance: 0.03),
             Point("decode TPOT (batch 96/die, 4K, MTP 0.7)", "system.md §4 CloudMatrix-Infer", published: 49.4,
                   unit: "ms", simulated: mtp.tpotMs, tolerance: 0.05),
-            Point("decode throughput per NPU (same point)", "system.md §4 CloudMatrix-Infer", published: 1943,
+            Point("decode throughput per die (system.md's per NPU; same point)", "system.md §4 CloudMatrix-Infer", published: 1943,
                   unit: "tok/s", simulated: mtp.tokensPerSecondPerNPU, tolerance: 0.05),
             Point("decode layer time with MTP", "system.md §4", published: 1.26, unit: "ms",
                   simulated: mtp.layerMs, tolerance: 0.10),
             Point("decode layer time without MTP", "system.md §4", published: 0.874, unit: "ms",
                   simulated: noMTP.layerMs, tolerance: 0.10),
-            Point("prefill throughput per NPU (4K prompts, 16K tok/NPU)", "system.md §4 CloudMatrix-Infer",
+            Point("prefill throughput per die (system.md's per NPU; 4K prompts, 16K tok/die)", "system.md §4 CloudMatrix-Infer",
                   published: 5655, unit: "tok/s", simulated: prefill.tokensPerSecondPerNPU, tolerance: 0.05),
         ]
         for ep in [8, 16, 32, 64, 128, 256] {

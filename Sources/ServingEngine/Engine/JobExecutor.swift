@@ -120,9 +120,12 @@ final class JobExecutor {
     func admit(_ request: RequestState, instances: [InstanceState], cluster: ClusterManager, kv: KVCacheStore) -> Admission {
         if let (reason, kind) = neverFits(request) { return .neverFits(reason: reason, kind: kind) }
         guard let target = requeueTarget(for: request, instances: instances, cluster: cluster, kv: kv) else {
+            // A pod whose TEs all prefill and decode has no "prefill TE" to speak of.
+            let te = instances.contains { $0.role == .prefill } || !instances.contains { $0.role == .colocated }
+                ? "prefill TE" : "colocated TE"
             let reason = instances.indices.contains(where: { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) })
-                ? "every prefill TE has \(maxWaitingPerPrefillTE) requests waiting"
-                : "no prefill TE accepts work (all drained or out of service)"
+                ? "every \(te) has \(maxWaitingPerPrefillTE) requests waiting"
+                : "no \(te) accepts work (all drained or out of service)"
             return .refused(reason: reason)
         }
         return .placed(prefillTE: target)

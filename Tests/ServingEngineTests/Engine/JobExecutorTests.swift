@@ -193,4 +193,16 @@ import XDSTestSupport
             return
         }
     }
+
+    /// A pod of colocated TEs has no "prefill TE": a full queue names the TEs it has.
+    @Test func aColocatedPodsRefusalNamesColocatedTEs() throws {
+        var config = EngineConfiguration(deployment: try Deployment.resolve("colocated:1:llama-2-7b:nvidia-a100:tp1"),
+                                         syntheticRate: 400)
+        config.maxWaitingPerPrefillInstance = 16
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: 5)
+        let reasons = engine.report().requests.rejectionReasons.keys
+        #expect(reasons.contains("every colocated TE has 16 requests waiting"), "\(reasons)")
+        #expect(!reasons.contains { $0.contains("prefill TE") })
+    }
 }
