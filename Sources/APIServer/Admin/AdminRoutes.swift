@@ -19,8 +19,9 @@ struct AdminRoutes: Sendable {
 
     func register(on router: Router<ServerContext>) {
         let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: token))
-        admin.get("/state") { _, _ in
-            AdminWire.response(link.latestSnapshot())
+        admin.get("/state") { request, _ in
+            _ = try AdminQuery(route: "GET /admin/state").values(of: request)
+            return AdminWire.response(link.latestSnapshot())
         }
         admin.post("/commands") { request, _ in
             var request = request
@@ -35,7 +36,8 @@ struct AdminRoutes: Sendable {
         registerPreview(on: admin)
         registerRequests(on: admin)
         admin.get("/events") { request, _ in
-            AdminEventStream(link: link, interval: eventInterval).response(for: request)
+            _ = try AdminQuery(route: "GET /admin/events").values(of: request)
+            return AdminEventStream(link: link, interval: eventInterval).response(for: request)
         }
     }
 
