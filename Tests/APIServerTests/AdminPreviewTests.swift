@@ -26,13 +26,8 @@ struct AdminPreviewTests {
     }
 
     @Test func previewOverHTTPAndFromARemoteConsole() async throws {
-        var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 3, syntheticRate: 8)
-        config.expertSkew = false
-        let host = EngineHost(core: try ServingEngine(configuration: config), speed: 20, publishInterval: 0.05)
-        host.start()
+        let (host, server) = try toyPodAdmin(rate: 8)
         defer { _ = host.stop() }
-        let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
-                               link: host, backend: host)
         try await whileServing(server) { _, base in
             try await Task.sleep(for: .milliseconds(100))
 
@@ -95,20 +90,80 @@ struct AdminPreviewTests {
         }
     }
 
+    /// Every refusal of `POST /admin/preview` names itself with a stable `code` (several came
+    /// back with `"code": null`), and the hint for an empty command shows the form the route
+    /// takes (it showed the console's `preview drain node 20 for 10m`, which the route refuses).
+    @Test func everyPreviewRefusalHasACodeAndTheEmptyHintIsAFormTheRouteTakes() async throws {
+        let (host, server) = try toyPodAdmin(rate: 8)
+        defer { _ = host.stop() }
+        try await whileServing(server) { port, base in
+            func error(_ body: [String: Any]) -> (code: String?, param: String?, message: String) {
+                let error = body["error"] as? [String: Any] ?? [:]
+                return (error["code"] as? String, error["param"] as? String, error["message"] as? String ?? "")
+            }
+            let cases: [([String: Any], code: String, param: String)] = [
+                (["command": ""], "command_rejected", "command"),
+                (["command": "drain nod 1"], "command_rejected", "command"),
+                (["command": "drain node 999"], "command_rejected", "command"),
+                (["command": "speed 2"], "not_previewable", "command"),
+                (["command": "pause"], "not_previewable", "command"),
+                (["command": "preview drain node 1"], "not_previewable", "command"),
+                (["command": "drain node 1", "duration": "2h"], "invalid_duration", "duration"),
+                (["command": "drain node 1", "duration": 90], "invalid_body", "duration"),
+                (["duration": "10m"], "invalid_body", "command"),
+                (["command": String(repeating: "x", count: 2_000)], "command_too_long", "command"),
+            ]
+            for (body, code, param) in cases {
+                let (status, answer) = try await Self.post(base, body, token: "tok")
+                let got = error(answer)
+                #expect(status == 400 && got.code == code && got.param == param, "\(body): \(answer)")
+            }
+            // A key given twice: the body is ambiguous, not the command.
+            let twice = #"{"command": "drain node 1", "command": "drain node 2"}"#
+            let raw = try RawConnection(port: port)
+            defer { raw.close() }
+            raw.write(raw: "POST /admin/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer tok\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(twice.utf8.count)\r\n\r\n\(twice)")
+            let reply = await raw.read(until: "}}")
+            #expect(reply.hasPrefix("HTTP/1.1 400") && reply.contains(#""code":"invalid_body""#), "\(reply)")
+
+            // The hint lists the command words a preview takes (not speed, pause or resume), in
+            // the route's own form; a command it names is then previewed.
+            let (_, empty) = try await Self.post(base, ["command": "  "], token: "tok")
+            let hint = error(empty).message
+            #expect(hint == "'command' is empty: give the command to preview as POST /admin/commands takes it, starting with "
+                + "drain, undrain, fault, heal, rebalance, rate, scale, autoscale or policy, without 'preview' or 'for'; "
+                + "the simulated time goes in 'duration' (1s…1h, default 10m)", "\(empty)")
+            #expect(!hint.contains("e.g. 'preview"))
+            let (followed, answer) = try await Self.post(base, ["command": "fault glitch", "duration": "10m"], token: "tok")
+            #expect(followed == 200, "\(answer)")
+
+            // The same codes on `POST /admin/commands`, which shares the body and length checks.
+            var request = URLRequest(url: base.appendingPathComponent("admin/commands"))
+            request.httpMethod = "POST"
+            request.setValue("Bearer tok", forHTTPHeaderField: "Authorization")
+            for (body, code) in [(#"{"command": 5}"#, "invalid_body"),
+                                 (#"{"command": "\#(String(repeating: "x", count: 2_000))"}"#, "command_too_long")] {
+                request.httpBody = Data(body.utf8)
+                let (data, response) = try await URLSession.shared.data(for: request)
+                let answer = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+                #expect((response as? HTTPURLResponse)?.statusCode == 400 && error(answer).code == code, "\(answer)")
+            }
+
+            // An engine that has stopped cannot compute one: 503 `service_unavailable`.
+            _ = host.stop()
+            let (stopped, stoppedAnswer) = try await Self.post(base, Self.shortPreview, token: "tok")
+            #expect(stopped == 503 && error(stoppedAnswer).code == "service_unavailable", "\(stoppedAnswer)")
+        }
+    }
+
     /// A short preview: computed at once when a place is free, else refused 503.
     static var shortPreview: [String: Any] { ["command": "drain node 1", "duration": "30s"] }
 
     /// A started host that computes one preview at a time, and a server in front of it (admin
     /// token "tok"); the caller runs the server and stops the host.
     static func onePreviewAtATime() throws -> (EngineHost, APIServer) {
-        var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 3, syntheticRate: 8)
-        config.expertSkew = false
-        let host = EngineHost(core: try ServingEngine(configuration: config), speed: 20, publishInterval: 0.05,
-                              bounds: EngineHost.Bounds(previews: 1))
-        host.start()
-        let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
-                               link: host, backend: host)
-        return (host, server)
+        try toyPodAdmin(rate: 8, bounds: EngineHost.Bounds(previews: 1))
     }
 
     /// Posts an hour at 300 requests/s (over 40 s of work in a debug build, were it run to the end)

@@ -27,15 +27,10 @@ struct AdminRequestTests {
     }
 
     @Test func requestTableOverHTTPAndFromARemoteConsole() async throws {
-        var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 3, syntheticRate: 30)
-        config.expertSkew = false
-        let host = EngineHost(core: try ServingEngine(configuration: config), speed: 20, publishInterval: 0.05)
-        host.start()
+        let (host, server) = try toyPodAdmin(rate: 30)
         defer { _ = host.stop() }
         #expect(await eventually { host.latestSnapshot().requests.inFlight > 5 && host.latestSnapshot().requests.completed > 0 })
         #expect(host.send(commandLine: "pause").accepted)
-        let server = APIServer(configuration: .init(adminToken: "tok", adminEventInterval: .milliseconds(50)),
-                               link: host, backend: host)
         try await whileServing(server) { _, base in
             try await Task.sleep(for: .milliseconds(100))
             let inFlight = host.latestSnapshot().requests.inFlight
@@ -79,6 +74,59 @@ struct AdminRequestTests {
                 return
             }
             #expect(refusal.notFound)
+        }
+    }
+
+    /// The read routes check their query string whole: a name given twice was answered with the
+    /// first, a misspelt one ignored (a default answered in its place); both are 400s naming the
+    /// parameter now. A control character in an echoed value is spelt out, never sent raw.
+    @Test func queryStringsAreCheckedWhole() async throws {
+        let (host, server) = try toyPodAdmin(rate: 30)
+        defer { _ = host.stop() }
+        #expect(await eventually { host.latestSnapshot().requests.inFlight > 5 })
+        #expect(host.send(commandLine: "pause").accepted)
+        try await whileServing(server) { _, base in
+            try await Task.sleep(for: .milliseconds(100))
+            func error(_ body: [String: Any]) -> [String: Any] { body["error"] as? [String: Any] ?? [:] }
+            let takes = "GET /admin/requests takes sort, reverse, filter, offset, limit"
+            let cases: [(String, message: String, param: String, code: String)] = [
+                ("admin/requests?limit=5&limit=7",
+                 "query parameter 'limit' is given 2 times; GET /admin/requests takes each parameter once", "limit",
+                 "duplicate_parameter"),
+                ("admin/requests?sort=id&limit=5&sort=age&sort=id",
+                 "query parameter 'sort' is given 3 times; GET /admin/requests takes each parameter once", "sort",
+                 "duplicate_parameter"),
+                ("admin/requests?limmit=5", "unknown query parameter 'limmit': \(takes)", "limmit", "unknown_parameter"),
+                ("admin/requests?limit=5&=3", "unknown query parameter '': \(takes)", "", "unknown_parameter"),
+                ("admin/state?x=1", "unknown query parameter 'x': GET /admin/state takes no query parameters", "x",
+                 "unknown_parameter"),
+                ("admin/events?since=0", "unknown query parameter 'since': GET /admin/events takes no query parameters",
+                 "since", "unknown_parameter"),
+                ("admin/requests/1?verbose=1",
+                 "unknown query parameter 'verbose': GET /admin/requests/{id} takes no query parameters", "verbose",
+                 "unknown_parameter"),
+                ("admin/requests?limit=%00", "limit must be a whole number within 1…1000, got '\\u{0}'", "limit",
+                 "invalid_parameter"),
+                ("admin/requests?offset=1%0D%0A2", "offset must be a whole number within 0…10000000, got '1\\u{D}\\u{A}2'",
+                 "offset", "invalid_parameter"),
+            ]
+            for (path, message, param, code) in cases {
+                let (status, body) = try await Self.get(URL(string: "\(base)/\(path)")!, token: "tok")
+                let e = error(body)
+                #expect(status == 400, "\(path): \(body)")
+                #expect(e["message"] as? String == message && e["param"] as? String == param
+                    && e["code"] as? String == code, "\(path): \(body)")
+                let echoed = e["message"] as? String ?? ""
+                #expect(!echoed.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }, "\(path) echoed a control character")
+            }
+            // Well-formed queries answer as before (an empty pair, as from a trailing `&`, names nothing).
+            let (plain, page) = try await Self.get(URL(string: "\(base)/admin/requests?sort=id&limit=3")!, token: "tok")
+            let (trailing, same) = try await Self.get(URL(string: "\(base)/admin/requests?sort=id&&limit=3&")!, token: "tok")
+            #expect(plain == 200 && trailing == 200)
+            #expect(NSDictionary(dictionary: page) == NSDictionary(dictionary: same))
+            #expect((page["rows"] as? [[String: Any]])?.count == 3)
+            let (state, _) = try await Self.get(base.appendingPathComponent("admin/state"), token: "tok")
+            #expect(state == 200)
         }
     }
 }

@@ -61,6 +61,33 @@ import XDSTestSupport
         #expect(s.status?.isError == true && s.status?.text.contains("1s to 1h") == true)
     }
 
+    /// `:preview` alone showed the parser's "e.g. 'preview drain node 20 for 10m'", which a pod
+    /// without node 20 (a one-node GPU cluster) then refused. The hint now gives the grammar and
+    /// the command words a preview takes, asked of the parsers: not speed, pause or resume.
+    @Test func emptyPreviewHintsAtFormsThePreviewTakes() {
+        for line in ["preview", "preview   ", "preview for 10m"] {
+            let (s, effects) = Self.open(line)
+            #expect(effects.isEmpty && s.preview == nil && s.status?.isError == true)
+            #expect(s.status?.text == "preview: preview what? preview COMMAND [for DURATION]: COMMAND starts with drain, "
+                + "undrain, fault, heal, rebalance, rate, scale, autoscale or policy (Tab lists the rest); DURATION 1s…1h, "
+                + "default 10m", "\(line): \(s.status?.text ?? "no status")")
+        }
+        // The words left out are the ones the preview refuses; each word kept starts a line it takes.
+        for refused in ["speed 2", "speed max", "pause", "resume"] {
+            #expect((try? PreviewRequest.parse("preview \(refused)").get()) == nil, "\(refused)")
+        }
+        let examples = ["drain node 0", "undrain node 0", "fault glitch", "heal all", "rebalance", "rate 5",
+                        "scale decode +1", "autoscale slo", "policy je round-robin"]
+        #expect(examples.map { String($0.prefix { $0 != " " }) } == PreviewKeys.verbs)
+        for example in examples {
+            let (s, effects) = Self.open("preview \(example)")
+            #expect(effects == [.preview(commandLine: "preview \(example) for 10m")], "\(example): \(s.status?.text ?? "")")
+        }
+        // A bad command still gets the parser's own reason.
+        let (bad, _) = Self.open("preview drain nod 1")
+        #expect(bad.status?.text.hasPrefix("preview: ") == true && bad.status?.text.contains("COMMAND starts with") == false)
+    }
+
     @Test func drainConfirmationAndFaultMenuOfferAPreview() {
         var s = primedState()
         s.selectedNPU = 16

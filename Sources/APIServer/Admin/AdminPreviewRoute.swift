@@ -6,7 +6,8 @@ import ServingEngine
 /// "duration": "10m"}` → `{"command", "duration_s", "from_s", "reply", "baseline", "with_command",
 /// "wall_seconds"}`, each side with the run report's `requests`, `latency_ms`, `slo`,
 /// `throughput` and `kv` over the previewed window. 400 for a malformed or refused preview (a
-/// command the engine would reject, a duration outside 1s…1h), 501 if the engine cannot preview.
+/// command the engine would reject, a duration outside 1s…1h), 501 if the engine cannot preview,
+/// 503 if it cannot compute one now; every refusal carries a `code` (README, "Serving real clients").
 ///
 /// ```
 /// curl -H "Authorization: Bearer $T" -d '{"command": "drain node 20", "duration": "10m"}' localhost:8000/admin/preview
@@ -20,15 +21,12 @@ extension AdminRoutes {
     func registerPreview(on admin: RouterGroup<ServerContext>) {
         admin.post("/preview") { request, context in
             var request = request
-            let body = try await request.decodeJSON(PreviewBody.self, limitBytes: maxBodyBytes)
-            guard body.command.utf8.count <= Self.maxCommandBytes else {
-                throw APIError.invalidRequest(
-                    "'command' must be within 0…\(Self.maxCommandBytes) bytes (got \(body.command.utf8.count))", param: "command")
-            }
+            let body = try await Self.body(PreviewBody.self, of: &request, limitBytes: maxBodyBytes)
+            try Self.checkLength(ofCommand: body.command)
             guard let previewer = link as? PreviewLink else { throw Self.cannotPreview }
             let line: String
             switch PreviewRequest.parse(command: body.command, duration: body.duration) {
-            case .failure(let error): throw Self.malformed(error.message, body: body)
+            case .failure(let error): throw Self.malformed(error, body: body)
             case .success(let parsed): line = parsed.description
             }
             // Nobody waiting, nothing computed: when the client hangs up or the server stops (which
@@ -67,11 +65,20 @@ extension AdminRoutes {
         status: .notImplemented, message: "this engine cannot preview", type: "invalid_request_error", param: nil,
         code: "not_implemented")
 
-    /// A request that does not parse: the message names the field; `param` says which.
-    private static func malformed(_ message: String, body: PreviewBody) -> APIError {
+    /// A request that does not parse: the message names the field; `param` says which, `code`
+    /// why: `invalid_duration`; `not_previewable` for a command the live engine takes but a
+    /// preview does not (`speed`, `pause`, `resume`: pace only; a preview of a preview);
+    /// `command_rejected` for one that does not parse, as `POST /admin/commands` answers it.
+    private static func malformed(_ error: CommandParseError, body: PreviewBody) -> APIError {
+        if error == PreviewHint.emptyCommand {
+            return .invalidRequest(PreviewHint.forAdminAPI, param: "command", code: "command_rejected")
+        }
         // The duration is read last: a command that parses leaves only the duration to blame.
-        let durationAtFault = body.duration != nil && PreviewRequest.parse(command: body.command, duration: nil).isSuccess
-        return .invalidRequest(message, param: durationAtFault ? "duration" : "command")
+        if body.duration != nil && PreviewRequest.parse(command: body.command, duration: nil).isSuccess {
+            return .invalidRequest(error.message, param: "duration", code: "invalid_duration")
+        }
+        let unparsed = !PreviewRequest.isPreview(body.command) && !OperatorCommand.parse(body.command).isSuccess
+        return .invalidRequest(error.message, param: "command", code: unparsed ? "command_rejected" : "not_previewable")
     }
 
     /// The engine's refusal: 503 when it could not compute (stopped, busy, withdrawn), else 400
@@ -80,6 +87,36 @@ extension AdminRoutes {
         let unavailable = refusal.message.hasPrefix("engine") || refusal.message.hasPrefix("the engine did not")
         return unavailable ? .engine(reason: refusal.message, status: 503)
             : .invalidRequest(refusal.message, param: "command", code: "command_rejected")
+    }
+}
+
+/// What `POST /admin/preview` answers a request with no command. The parser's own hint,
+/// "e.g. 'preview drain node 20 for 10m'", is the console's form: sent as `command` it was
+/// refused ("a preview cannot preview a preview"), and node 20 is missing from smaller pods.
+enum PreviewHint {
+    /// The parser's refusal of an empty command, asked of the parser rather than copied.
+    static let emptyCommand: CommandParseError? = {
+        if case .failure(let error) = PreviewRequest.parse(command: "", duration: nil) { error } else { nil }
+    }()
+
+    /// The command words a preview takes: the parser's list (``OperatorCommand/keywords``) less
+    /// the words of a whole command the parser takes and the preview parser refuses (`speed
+    /// max`, `pause`, `resume`, which change only the pace). The console's ``PreviewKeys`` asks
+    /// the same of the same parsers.
+    static let verbs: [String] = {
+        let refused = OperatorCommand.completions(for: "").filter {
+            OperatorCommand.parse($0).isSuccess && !PreviewRequest.parse(command: $0, duration: nil).isSuccess
+        }
+        return OperatorCommand.keywords.filter { verb in !refused.contains { $0.split(separator: " ").first == Substring(verb) } }
+    }()
+
+    static var forAdminAPI: String {
+        let range = PreviewRequest.durationRange
+        return "'command' is empty: give the command to preview as POST /admin/commands takes it, starting with "
+            + verbs.dropLast().joined(separator: ", ") + " or " + (verbs.last ?? "")
+            + ", without 'preview' or 'for'; the simulated time goes in 'duration' ("
+            + "\(PreviewRequest.format(duration: range.lowerBound))…\(PreviewRequest.format(duration: range.upperBound)), "
+            + "default \(PreviewRequest.format(duration: PreviewRequest.defaultDuration)))"
     }
 }
 

@@ -10,7 +10,9 @@ import ServingEngine
 ///   ``RequestPage``: `{"query", "simTime", "inFlight", "matching", "rows": [RequestStatus…]}`.
 ///   `sort` is one of age, stage, tokens, id, prompt, ttft (default age); `reverse` 0 or 1;
 ///   `filter` a case-insensitive substring of `#id`, stage or place (≤ 200 bytes); `offset`
-///   0…10000000 (default 0); `limit` 1…1000 (default 100). A value out of range is a 400 that names it.
+///   0…10000000 (default 0); `limit` 1…1000 (default 100). A value out of range is a 400 that names it
+///   (`invalid_parameter`); so is a name given twice (`duplicate_parameter`) or one the route
+///   does not take (`unknown_parameter`, listing the names it takes).
 /// - `GET /admin/requests/42` → a ``RequestDetail`` (the engine-recorded times of each stage);
 ///   404 if the engine no longer remembers request 42.
 ///
@@ -23,8 +25,8 @@ import ServingEngine
 extension AdminRoutes {
     func registerRequests(on admin: RouterGroup<ServerContext>) {
         admin.get("/requests") { request, _ in
-            let parameters = request.uri.queryParameters
-            let query = try Self.requestQuery { parameters.get($0) }
+            let values = try Self.requestTableQuery.values(of: request)
+            let query = try Self.requestQuery { values[$0] }
             guard let table = link as? RequestQueryLink else { throw Self.cannotList }
             let answer = await Self.offPool { table.requestPage(query) }
             switch answer {
@@ -32,11 +34,13 @@ extension AdminRoutes {
             case .failure(let refusal): throw Self.error(refusal)
             }
         }
-        admin.get("/requests/:id") { _, context in
+        admin.get("/requests/:id") { request, context in
+            _ = try AdminQuery(route: "GET /admin/requests/{id}").values(of: request)
             let text = context.parameters.get("id") ?? ""
             guard let id = Int(text), id >= 0 else {
                 throw APIError.invalidRequest(
-                    "request id must be a whole number ≥ 0, got \(InputEcho.quoted(text))", param: "id")
+                    "request id must be a whole number ≥ 0, got \(InputEcho.quoted(text))", param: "id",
+                    code: "invalid_parameter")
             }
             guard let table = link as? RequestQueryLink else { throw Self.cannotList }
             switch await Self.offPool({ table.requestDetail(id: id) }) {
@@ -46,20 +50,26 @@ extension AdminRoutes {
         }
     }
 
-    /// The query string as a ``RequestQuery``; every value checked against its range.
+    /// The names `GET /admin/requests` takes, in the order the README lists them.
+    static let requestTableQuery = AdminQuery(
+        route: "GET /admin/requests", accepted: ["sort", "reverse", "filter", "offset", "limit"])
+
+    /// The query string as a ``RequestQuery``; every value checked against its range (400
+    /// `invalid_parameter` naming it).
     static func requestQuery(_ parameter: (String) -> String?) throws -> RequestQuery {
         var query = RequestQuery()
         if let sort = parameter("sort") {
             guard let key = RequestSort(rawValue: sort) else {
                 throw APIError.invalidRequest(
                     "sort must be one of \(RequestSort.allCases.map(\.rawValue).joined(separator: ", ")), got \(InputEcho.quoted(sort))",
-                    param: "sort")
+                    param: "sort", code: "invalid_parameter")
             }
             query.sort = key
         }
         if let reverse = parameter("reverse") {
             guard reverse == "0" || reverse == "1" else {
-                throw APIError.invalidRequest("reverse must be 0 or 1, got \(InputEcho.quoted(reverse))", param: "reverse")
+                throw APIError.invalidRequest("reverse must be 0 or 1, got \(InputEcho.quoted(reverse))", param: "reverse",
+                                                code: "invalid_parameter")
             }
             query.reversed = reverse == "1"
         }
@@ -69,19 +79,19 @@ extension AdminRoutes {
             guard let value = Int(text), range.contains(value) else {
                 throw APIError.invalidRequest(
                     "\(name) must be a whole number within \(range.lowerBound)…\(range.upperBound), got \(InputEcho.quoted(text))",
-                    param: name)
+                    param: name, code: "invalid_parameter")
             }
             return value
         }
         if let offset = try integer("offset", RequestQuery.offsetRange) { query.offset = offset }
         if let limit = try integer("limit", RequestQuery.limitRange) { query.limit = limit }
-        if let problem = query.problem { throw APIError.invalidRequest(problem, param: "filter") }
+        if let problem = query.problem { throw APIError.invalidRequest(problem, param: "filter", code: "invalid_parameter") }
         return query
     }
 
     static let cannotList = APIError(
         status: .notImplemented, message: "this engine cannot list its requests", type: "invalid_request_error",
-        param: nil, code: nil)
+        param: nil, code: "not_implemented")
 
     static func error(_ refusal: RequestQueryRefusal) -> APIError {
         if refusal.notFound {

@@ -19,8 +19,9 @@ struct AdminRoutes: Sendable {
 
     func register(on router: Router<ServerContext>) {
         let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: token))
-        admin.get("/state") { _, _ in
-            AdminWire.response(link.latestSnapshot())
+        admin.get("/state") { request, _ in
+            _ = try AdminQuery(route: "GET /admin/state").values(of: request)
+            return AdminWire.response(link.latestSnapshot())
         }
         admin.post("/commands") { request, _ in
             var request = request
@@ -35,7 +36,8 @@ struct AdminRoutes: Sendable {
         registerPreview(on: admin)
         registerRequests(on: admin)
         admin.get("/events") { request, _ in
-            AdminEventStream(link: link, interval: eventInterval).response(for: request)
+            _ = try AdminQuery(route: "GET /admin/events").values(of: request)
+            return AdminEventStream(link: link, interval: eventInterval).response(for: request)
         }
     }
 
@@ -66,12 +68,31 @@ struct AdminRoutes: Sendable {
     static let maxCommandBytes = 1024
 
     private func commandLine(from request: inout Request) async throws -> String {
-        let line = try await request.decodeJSON(CommandBody.self, limitBytes: maxBodyBytes).command
-        guard line.utf8.count <= Self.maxCommandBytes else {
-            throw APIError.invalidRequest(
-                "'command' must be within 0…\(Self.maxCommandBytes) bytes (got \(line.utf8.count))", param: "command")
-        }
+        let line = try await Self.body(CommandBody.self, of: &request, limitBytes: maxBodyBytes).command
+        try Self.checkLength(ofCommand: line)
         return line
+    }
+
+    /// 400 `command_too_long` past ``maxCommandBytes`` (commands and previews alike).
+    static func checkLength(ofCommand line: String) throws {
+        guard line.utf8.count <= maxCommandBytes else {
+            throw APIError.invalidRequest(
+                "'command' must be within 0…\(maxCommandBytes) bytes (got \(line.utf8.count))", param: "command",
+                code: "command_too_long")
+        }
+    }
+
+    /// An admin POST's JSON body. A body that is not the object the route takes (not JSON, a
+    /// field of the wrong type or missing, a key given twice) is a 400 `invalid_body`: the admin
+    /// API names every refusal with a code, where the `/v1/*` routes leave `code` null, as
+    /// OpenAI does for these.
+    static func body<Body: Decodable>(_ type: Body.Type, of request: inout Request, limitBytes: Int) async throws -> Body {
+        do {
+            return try await request.decodeJSON(type, limitBytes: limitBytes)
+        } catch var error as APIError where error.code == nil {
+            error.code = "invalid_body"
+            throw error
+        }
     }
 
     /// 200 applied; 400 rejected (malformed, or refused by the engine: nothing changed);

@@ -64,17 +64,17 @@ struct PodLayout {
     /// Narrowest column that shows a node table's two bars at 10 cells or more.
     static let minNodeTableWidth = NodeTable.fixedWidth + 2 * 10 + 4
 
-    /// The lower panels for a snapshot with `instanceCount` TEs and `nodeCount` nodes. On a
+    /// The lower panels for a snapshot whose instance table wants `instanceRows` rows and that has `nodeCount` nodes. On a
     /// large screen the instance table and the Faults panel each left most of their rows blank
     /// (nine TEs in 74 rows at 300×90): the table keeps the rows its TEs need and the rest shows
     /// the newest events; the Faults column gives a per-node table the rows below its faults.
-    func panels(instanceCount: Int, nodeCount: Int)
+    func panels(instanceRows: Int, nodeCount: Int)
         -> (instances: Rect?, events: Rect?, faults: Rect?, nodes: Rect?)
     {
         var (instanceRect, events): (Rect?, Rect?) = (instances, nil)
         if let rect = instances {
-            // Borders, the header row, one row per TE.
-            let (top, rest) = rect.splitTop(instanceCount + 3)
+            // Borders, the header row, the rows of ``InstanceRows``.
+            let (top, rest) = rect.splitTop(instanceRows + 3)
             if rest.height >= Self.minEventRows { (instanceRect, events) = (top, rest) }
         }
         var (faultRect, nodes): (Rect?, Rect?) = (faults, nil)
@@ -123,7 +123,7 @@ enum PodView {
     ) {
         let layout = PodLayout(width: b.width, height: b.height)
         let nodes = NodeTable.rows(s)
-        let panels = layout.panels(instanceCount: s.instances.count, nodeCount: nodes.count)
+        let panels = layout.panels(instanceRows: InstanceRows(s.instances).wanted, nodeCount: nodes.count)
         drawGrid(&b, layout, state, s)
         drawDetail(&b, layout.detail, state, s)
         if let rect = panels.instances { drawInstances(&b, rect, s) }
@@ -310,8 +310,10 @@ enum PodView {
         // A panel too narrow for every column drops `kind` (the name already says the role: prefill-3,
         // colocated-0) rather than cut the state to one letter ("s" for serving at 120 columns).
         let withKind = area.width >= 69  // 61 columns before the state, 8 for "draining"
+        let list = InstanceRows(s.instances)
+        let fit = list.fitting(rows: area.height - 1)
         // A TE that has not stepped (idle, starting) has no step time: "–", not "0.0ms".
-        let rows = s.instances.map { i -> [(String, Style)] in
+        let rows = fit.shown.map { i -> [(String, Style)] in
             let kind = withKind ? [(i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare)))] : []
             return [(i.name, .text)] + kind + [
                 ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
@@ -326,6 +328,10 @@ enum PodView {
             ],
             rows: rows, in: area
         )
+        guard let last = fit.lastLine else { return }
+        let y = area.y + 1 + rows.count
+        let end = b.put(last, x: area.x, y: y, style: .dim, clip: area)
+        if end > area.maxX { b.put("…", x: area.maxX - 1, y: y, style: .dim) }
     }
 
     /// The experts an NPU hosts (layer 0): all of a few, else the first four and the count, so
@@ -415,6 +421,46 @@ enum PodView {
         if !s.drainedNodes.isEmpty { parts.append("⊘ drained " + s.drainedNodes.map(String.init).joined(separator: ",")) }
         guard !parts.isEmpty else { return nil }
         return (" ⚠ " + parts.joined(separator: " · ") + " ", down.isEmpty ? .warn : Style(fg: .bad, bold: true))
+    }
+}
+
+/// The Instances panel's rows: the TEs that hold hardware (serving, starting, draining) in the
+/// engine's order, then the retired ones folded into one line. Retired TEs kept their place in
+/// the engine's list, so a scale-in put them (with their last step times, stale) between the
+/// serving prefill TEs and the decode TE, and pushed serving TEs off a 120×40 screen unsaid.
+struct InstanceRows {
+    var live: [InstanceStatus]
+    var retired: [InstanceStatus]
+
+    init(_ instances: [InstanceStatus]) {
+        live = instances.filter { $0.state != "retired" }
+        retired = instances.filter { $0.state == "retired" }
+    }
+
+    /// Rows the whole list takes: one per live TE, one for all the retired ones.
+    var wanted: Int { live.count + (retired.isEmpty ? 0 : 1) }
+
+    /// "3 retired (scaled in): prefill-5, prefill-6, prefill-7"; nil when none is.
+    var retiredLine: String? {
+        retired.isEmpty ? nil : "\(retired.count) retired (scaled in): " + retired.map(\.name).joined(separator: ", ")
+    }
+
+    /// The TEs that get a row in `rows` rows, and the line under them: the retired line when all
+    /// fit, else what is left out ("+3 more TEs (2 serving, 1 draining) · 3 retired"), so a cut
+    /// list never looks whole.
+    func fitting(rows: Int) -> (shown: [InstanceStatus], lastLine: String?) {
+        guard rows > 0 else { return ([], nil) }
+        if wanted <= rows { return (live, retiredLine) }
+        let shown = Array(live.prefix(rows - 1))
+        let hidden = live.dropFirst(rows - 1)
+        var states: [(String, Int)] = []
+        for te in hidden {
+            let word = PodView.instanceState(te).0.split(separator: " ").first.map(String.init) ?? ""
+            if let i = states.firstIndex(where: { $0.0 == word }) { states[i].1 += 1 } else { states.append((word, 1)) }
+        }
+        let counts = states.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
+        let more = "+\(hidden.count) more TE\(hidden.count == 1 ? "" : "s") (\(counts))"
+        return (shown, more + (retired.isEmpty ? "" : " · \(retired.count) retired"))
     }
 }
 
