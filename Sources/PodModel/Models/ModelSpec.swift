@@ -170,4 +170,14 @@ public struct ModelSpec: Sendable, Equatable {
         }
     }
     public var kvBytesPerToken: Double { kvBytesPerTokenPerLayer * Double(layers) }
+
+    /// Over how many of a `tp`-way group's dies one request's KV is split: its KV heads over the
+    /// ranks (at most one head per rank: beyond `kvHeads` ranks hold copies), and not at all for
+    /// MLA, whose latent every rank reads whole (what the decode step's cost reads per die).
+    public func kvShards(tp: Int) -> Int {
+        switch attention {
+        case .mla: return 1
+        case let .gqa(_, kvHeads, _): return max(1, min(tp, kvHeads))
+        }
+    }
 }

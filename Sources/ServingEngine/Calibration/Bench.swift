@@ -212,8 +212,10 @@ public enum Bench {
             ? Double(model.moeLayers) * model.expertParameters * Double(g.routedSlots(for: model) + g.sharedExpertDies) / dies
             : 0
         let weights = (attentionShare + denseShare + expertShare + model.embeddingParameters / Double(g.tp)) * model.weightType.bytes
-        let kv = batchPerDie * context * model.kvBytesPerToken
-            / (model.attention.label == "MLA" ? 1 : Double(g.tp))
+        // A group of `tp` dies holds batchPerDie × tp requests; each one's KV is split over the
+        // group's shards (it was divided by tp for every model: MLA's latent, read whole on
+        // every die, and GQA past its KV heads were allowed batches that cannot fit).
+        let kv = batchPerDie * Double(g.tp) * context * model.kvBytesPerToken / Double(model.kvShards(tp: g.tp))
         try checkFits(weights: weights, kv: kv, hardware: hw, batchPerDie: batchPerDie, context: context, what: what)
     }
 

@@ -66,7 +66,9 @@ extension ServingEngine {
                                               slots: spec.routedSlots(for: model), attentionOnly: attentionOnly)
         let kvBytesPerDie = hw.hbmBytesPerDie * configuration.kvMemoryFraction - perDieWeights
         let blockBytes = model.kvBytesPerToken * Double(configuration.kvBlockTokens)
-        let blocks = Int(saturating: kvBytesPerDie * Double(spec.tp) / blockBytes)
+        // The group's tp dies hold a request's KV once per shard: split over its KV heads, whole
+        // on every die for MLA (counting tp shards gave MLA TP groups tp× the KV they have).
+        let blocks = Int(saturating: kvBytesPerDie * Double(model.kvShards(tp: spec.tp)) / blockBytes)
         guard blocks > 0 else {
             throw ConfigError(noKVProblem(spec, hardware: hw, attentionOnly: attentionOnly, weightsPerDie: perDieWeights))
         }
