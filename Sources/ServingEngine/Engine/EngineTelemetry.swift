@@ -17,6 +17,12 @@ struct EngineTelemetry {
     var sloMet = 0
     var events = 0
     var peakDecodeUsage = 0.0
+    /// Device-seconds held by the roles, up to ``deviceTimeSince`` (the throughputs' "per die"
+    /// and "per chip" divide by these over the run, not by the layout at its end).
+    var deviceTime = DeviceCounts<Double>()
+    var deviceTimeSince: SimTime = 0
+    /// The devices held since ``deviceTimeSince``.
+    var devices = DeviceCounts<Int>()
 
     /// Latencies in microseconds, whole run and current telemetry interval.
     var ttft = LatencyHistogram()

@@ -1,4 +1,5 @@
 import PodModel
+import SimKit
 
 /// The end-of-run report of `xds run --json` (interfaces.md): exactly its keys, snake_case,
 /// plus a few extras (`hardware`, `commands`).
@@ -207,26 +208,71 @@ public struct RunReport: Sendable, Equatable, Codable {
     }
 }
 
+/// Devices (chips) and dies held by the TEs that decode and by those that prefill; as counts
+/// (the layout now) or as device-seconds (held over a span).
+struct DeviceCounts<Count: Numeric & Equatable>: Equatable {
+    var decodeChips: Count = 0, decodeDies: Count = 0, prefillDies: Count = 0
+}
+
 extension ServingEngine {
-    /// The report's `throughput` for tokens made over `seconds`: decode tokens per die and per
-    /// chip of the devices that decode, prefill tokens per die of those that prefill. The run's
-    /// report and a preview's window both use it, so their "per die" and "per chip" agree.
-    func throughput(generatedTokens: Int, prefillComputedTokens: Int, seconds: Double) -> RunReport.Throughput {
-        // Instances list the devices (chips) they run on; a die is a chip's share.
-        var decodeChips = 0, prefillDies = 0, decodeDies = 0
+    /// The devices the layout holds now. Instances list the devices (chips) they run on; a die
+    /// is a chip's share, of the TE's own hardware (external prefill may run on other chips:
+    /// xdeepserve-ma's one-die 910Bs were counted as two-die 910Cs, halving its per-die figure).
+    func deviceCounts() -> DeviceCounts<Int> {
+        var counts = DeviceCounts<Int>()
         for (i, instance) in instances.enumerated() {
             let chips = instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count
-            // The TE's own hardware: external prefill may run on other chips (xdeepserve-ma's
-            // one-die 910Bs were counted as two-die 910Cs, halving its per-die figure).
             let dies = chips * max(1, instance.cost.hardware.diesPerDevice)
-            if instance.hasDecode { decodeChips += chips; decodeDies += dies }
-            if instance.hasPrefill { prefillDies += dies }
+            if instance.hasDecode { counts.decodeChips += chips; counts.decodeDies += dies }
+            if instance.hasPrefill { counts.prefillDies += dies }
         }
-        let output = Double(generatedTokens) / seconds
+        return counts
+    }
+
+    /// The layout gained or gave up devices now (a TE laid out or retired, NPUs given away):
+    /// the time so far is charged to the devices held until now, the rest to the new count.
+    func layoutChanged() {
+        telemetry.deviceTime = deviceTimeSoFar()
+        telemetry.deviceTimeSince = now
+        telemetry.devices = deviceCounts()
+    }
+
+    /// Device-seconds held from the start of the run to now.
+    func deviceTimeSoFar() -> DeviceCounts<Double> {
+        let dt = max(0, now - telemetry.deviceTimeSince), held = telemetry.devices
+        var t = telemetry.deviceTime
+        t.decodeChips += dt * Double(held.decodeChips)
+        t.decodeDies += dt * Double(held.decodeDies)
+        t.prefillDies += dt * Double(held.prefillDies)
+        return t
+    }
+
+    /// The report's `throughput` for tokens made from `start` to now: decode tokens per die and
+    /// per chip of the devices that decode, prefill tokens per die of those that prefill, each
+    /// over the time its devices were held (dividing by the layout at the end made a scale-in
+    /// at 59 s of 60 read 8× the per-die rate). `deviceTimeAtStart` is ``deviceTimeSoFar()`` as
+    /// it was at `start`. The run's report and a preview's window both use it, so their "per
+    /// die" and "per chip" agree.
+    func throughput(generatedTokens: Int, prefillComputedTokens: Int, from start: SimTime,
+                    deviceTimeAtStart: DeviceCounts<Double>) -> RunReport.Throughput {
+        let seconds = max(now - start, 1e-9)
+        let output = Double(generatedTokens) / seconds, prefill = Double(prefillComputedTokens) / seconds
+        // A layout that held still over the span divides by its counts (the same figures, to
+        // the bit, as before device time was kept).
+        guard telemetry.deviceTimeSince > start else {
+            let held = telemetry.devices
+            return .init(outputTokensPerS: output,
+                         outputTokensPerSPerNPU: output / Double(max(1, held.decodeDies)),
+                         prefillTokensPerSPerNPU: prefill / Double(max(1, held.prefillDies)),
+                         outputTokensPerSPerChip: output / Double(max(1, held.decodeChips)))
+        }
+        let total = deviceTimeSoFar()
+        // Mean devices held over the span.
+        func mean(_ total: Double, _ atStart: Double) -> Double { max((total - atStart) / seconds, 1e-9) }
         return .init(outputTokensPerS: output,
-                     outputTokensPerSPerNPU: output / Double(max(1, decodeDies)),
-                     prefillTokensPerSPerNPU: Double(prefillComputedTokens) / seconds / Double(max(1, prefillDies)),
-                     outputTokensPerSPerChip: output / Double(max(1, decodeChips)))
+                     outputTokensPerSPerNPU: output / mean(total.decodeDies, deviceTimeAtStart.decodeDies),
+                     prefillTokensPerSPerNPU: prefill / mean(total.prefillDies, deviceTimeAtStart.prefillDies),
+                     outputTokensPerSPerChip: output / mean(total.decodeChips, deviceTimeAtStart.decodeChips))
     }
 
     /// The report of the run so far (interfaces.md `xds run --json`).
@@ -247,8 +293,8 @@ extension ServingEngine {
         r.requests.inFlightWalked = inFlightCensus().total
         let generated = generatedSoFar()
         r.tokens = .init(prompt: telemetry.promptTokens, generated: generated)
-        r.throughput = throughput(generatedTokens: generated,
-                                  prefillComputedTokens: telemetry.prefillComputedTokens, seconds: max(now, 1e-9))
+        r.throughput = throughput(generatedTokens: generated, prefillComputedTokens: telemetry.prefillComputedTokens,
+                                  from: 0, deviceTimeAtStart: DeviceCounts<Double>())
         func summary(_ h: LatencyHistogram) -> RunReport.Percentiles {
             .init(mean: h.meanMs, p50: h.p50Ms, p90: h.p90Ms, p99: h.p99Ms)
         }

@@ -57,6 +57,7 @@ extension ServingEngine {
         cluster.layOutTE(npus: npus, groups: spec.dp, tp: spec.tp, firstDie: firstDie, hardwareDiesPerNPU: hw.diesPerDevice)
         instances.append(InstanceState(role: role, name: name, groupSpec: spec, external: spec.external,
                                        cost: CostModel(model: model, hardware: hw), groups: spec.dp))
+        layoutChanged()
     }
 
     /// KV blocks of one DP group: its dies' HBM share for KV minus the weights each die holds

@@ -277,6 +277,7 @@ extension ServingEngine {
         var promptTokens = 0, generatedTokens = 0, prefillComputedTokens = 0, sloMet = 0
         var failureReasons: [String: Int] = [:], rejectionReasons: [String: Int] = [:]
         var prefix = PrefixCacheStats()
+        var deviceTime = DeviceCounts<Double>()
     }
 
     /// Starts a reporting window: takes the counters and clears the whole-run latency histograms
@@ -288,7 +289,7 @@ extension ServingEngine {
                               rejected: t.rejected, inFlight: t.inFlight, promptTokens: t.promptTokens, generatedTokens: generatedSoFar(),
                               prefillComputedTokens: t.prefillComputedTokens, sloMet: t.sloMet,
                               failureReasons: t.failureReasons, rejectionReasons: t.rejectionReasons,
-                              prefix: prefixStats())
+                              prefix: prefixStats(), deviceTime: deviceTimeSoFar())
         telemetry.ttft.reset()
         telemetry.tpot.reset()
         telemetry.e2e.reset()
@@ -314,11 +315,10 @@ extension ServingEngine {
                               rejectionReasons: delta(t.rejectionReasons, mark.rejectionReasons))
         side.requests.inFlightWalked = whole.requests.inFlightWalked
         side.requests.inFlightAtStart = mark.inFlight
-        let seconds = max(now - mark.at, 1e-9)
         // As report() counts them (it once divided by chips and called it per die, with no per-chip figure).
         side.throughput = throughput(generatedTokens: generatedSoFar() - mark.generatedTokens,
                                      prefillComputedTokens: t.prefillComputedTokens - mark.prefillComputedTokens,
-                                     seconds: seconds)
+                                     from: mark.at, deviceTimeAtStart: mark.deviceTime)
         side.latencyMs = whole.latencyMs
         side.slo = whole.slo
         side.slo.attainment = completed == 0 ? 0 : Double(t.sloMet - mark.sloMet) / Double(completed)

@@ -27,6 +27,7 @@ extension ServingEngine {
         refreshFaultState()
         let moved = evict(requestsOn(instance: donor), outcome: .reprefill)
         cluster.give(given, from: donor)
+        layoutChanged()
         note(ids, "kill prefill to preserve decode: \(instances[donor].name) killed, "
             + "\(moved.reprefilled) of its requests re-queued on the other prefill TEs")
         add(ids, moved)

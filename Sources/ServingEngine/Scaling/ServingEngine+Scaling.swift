@@ -349,6 +349,7 @@ extension ServingEngine {
         // valid indices, and their prefix-cache counters stay in the report's hit rate.
         faults.forget(instance: i)
         cluster.release(i)
+        layoutChanged()
     }
 
     // MARK: Faults during a scale

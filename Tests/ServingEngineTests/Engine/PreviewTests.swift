@@ -48,7 +48,8 @@ import XDSTestSupport
             $0.groupSpec.npusEach * $0.cost.hardware.diesPerDevice
         }.reduce(0, +)
         #expect(prefillDies == 128)
-        let t = engine.throughput(generatedTokens: 0, prefillComputedTokens: 1_280, seconds: 1)
+        engine.run(until: 1)
+        let t = engine.throughput(generatedTokens: 0, prefillComputedTokens: 1_280, from: 0, deviceTimeAtStart: .init())
         #expect(t.prefillTokensPerSPerNPU == 10, "\(t)")
     }
 

@@ -317,3 +317,32 @@ import Testing
         #expect(engine.scaling.phase(te) == .allocating, "the original has not moved")
     }
 }
+
+/// "Per die" divides by the devices held over the run, not by the layout at its end: a
+/// scale-in a second before the end read twice the per-die rate (the whole run's prefill over
+/// half the dies), and TEs still loading at the end counted for the whole run.
+@Suite struct DeviceTimeTests {
+    static func run(_ command: OperatorCommand?) throws -> RunReport.Throughput {
+        let engine = try FaultTests.engine(rate: 20, limit: 1_000)
+        engine.run(until: 29)
+        if let command { #expect(engine.apply(command).accepted) }
+        engine.run(until: 30)
+        if case .scale(_, .to(1), _) = command {
+            #expect(engine.isRetired(1), "the scaled-in TE gave its NPUs back before the end")
+        }
+        return engine.report().throughput
+    }
+
+    @Test func aLateScaleChangesPerDieRatesByItsShareOfTheRun() throws {
+        let base = try Self.run(nil)
+        let scaledIn = try Self.run(.scale(role: .prefill, change: .to(1), from: nil))
+        let ratio = scaledIn.prefillTokensPerSPerNPU / base.prefillTokensPerSPerNPU
+        #expect(ratio > 0.95 && ratio < 1.1, "one prefill TE of two for the last second at most: \(ratio)")
+        let scaledOut = try Self.run(.scale(role: .prefill, change: .by(1), from: .objectStore))
+        let out = scaledOut.prefillTokensPerSPerNPU / base.prefillTokensPerSPerNPU
+        #expect(out > 0.95 && out <= 1.0001, "a TE loading for the last second: \(out)")
+        // Decode held still: its per-die figures are the layout's, to the bit.
+        #expect(scaledIn.outputTokensPerS / scaledIn.outputTokensPerSPerNPU
+                == base.outputTokensPerS / base.outputTokensPerSPerNPU)
+    }
+}
