@@ -249,7 +249,11 @@ enum ReportSummary {
         }
         let noneCompleted = "no request completed"
         let attained = r.requests.completed == 0 ? "— (\(noneCompleted))"
-            : String(format: "%.1f%% attained", r.slo.attainment * 100)
+            : String(format: "%.1f%% of completed requests attained", r.slo.attainment * 100)
+                // Failed and rejected requests missed their SLO too: the share is of completions
+                // (as `slo.attainment` is), so a run that turns most arrivals away says so.
+                + (r.requests.failed + r.requests.rejected > 0
+                   ? " (\(r.requests.failed + r.requests.rejected) of \(r.requests.arrived) arrived failed or were rejected)" : "")
         return """
             xds run · \(r.deployment.terminalSafe) · \(r.model) · seed \(r.seed)
               simulated \(Format.clock(r.simSeconds)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
