@@ -408,6 +408,11 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         arrivalLeads.withLock { $0.removeValue(forKey: requestID) }
     }
 
+    /// ``takeArrivalLead(requestID:)`` without taking it.
+    public func arrivalLead(requestID: Int) -> Double? {
+        arrivalLeads.withLock { $0[requestID] }
+    }
+
     /// Engine thread: how far the engine's clock is past where the pacer put it when the request
     /// was submitted (never negative: a clock that lagged then does not shorten the engine's own).
     private func arrivalLead(submittedAt: UInt64) -> Double {

@@ -68,6 +68,9 @@ struct EngineMetricsTests {
             // MTP steps yield fractional tokens on average; the counter moves by whole tokens.
             #expect(generated > 60 && generated == generated.rounded(), "\(generated)")
             #expect(m.sum("vllm:inter_token_latency_seconds_count") > m.sum("vllm:time_to_first_token_seconds_count"))
+            // TTFT is observed at the first token: every success had one, and requests still
+            // decoding have theirs counted already.
+            #expect(m.sum("vllm:time_to_first_token_seconds_count") >= success)
             // Every finished request lands in both, but one that left before its prefill started
             // has no queue time (a few at most).
             #expect(abs(m.sum("vllm:request_queue_time_seconds_count") - m.sum("vllm:e2e_request_latency_seconds_count")) <= 2)

@@ -5,4 +5,6 @@
 public protocol ArrivalStamping: Sendable {
     /// Simulated seconds to add to the engine's timings of `requestID`, once (nil: none known).
     func takeArrivalLead(requestID: Int) -> Double?
+    /// The same without taking it (the first token's TTFT reads it; the finish takes it).
+    func arrivalLead(requestID: Int) -> Double?
 }

@@ -178,7 +178,8 @@ final class ServingMetrics: Sendable {
         engineFed.store(true, ordering: .releasing)
         feed.subscribe(
             requests: { [weak self] request in self?.observe(request) },
-            steps: { [weak self] step in self?.observe(step) })
+            steps: { [weak self] step in self?.observe(step) },
+            firstTokens: { [weak self] token in self?.observe(token) })
     }
 
     /// Counts the tokens of one engine step as it ends, as vLLM counts generated tokens per step
@@ -198,6 +199,14 @@ final class ServingMetrics: Sendable {
         if whole > 0 { generationTokens.increment(by: whole) }
     }
 
+    /// Records a request's TTFT when its first token comes out, as vLLM does (recorded at the
+    /// finish, the histogram lagged by each request's whole decode, and a request that failed
+    /// after its first token never showed). Timed from its arrival at the server, as at the finish.
+    func observe(_ token: FirstToken) {
+        let beforeSubmission = beforeSubmission.withLock { $0[token.id] } ?? 0
+        timeToFirstToken.record(token.ttft + (arrivals?.arrivalLead(requestID: token.id) ?? 0) + beforeSubmission)
+    }
+
     /// Counts one request that left the engine (any source). Rejected requests never ran: vLLM
     /// has no series for them (HTTP rejections are counted by status in `xds_http_*`).
     /// HTTP requests are timed from their arrival at the server (``ArrivalStamping``).
@@ -210,7 +219,7 @@ final class ServingMetrics: Sendable {
         served(
             promptTokens: request.promptTokens, cachedTokens: request.cachedTokens,
             outputTokens: request.outputTokens, finishReason: reason, ttft: request.ttft.map { $0 + lead },
-            endToEnd: request.endToEnd + lead, countsGeneration: false)
+            endToEnd: request.endToEnd + lead, countsGeneration: false, recordsTTFT: false)
         if let value = request.queueTime { queueTime.record(value + lead) }
         if let value = request.prefillTime { prefillTime.record(value) }
         if let value = request.decodeTime { decodeTime.record(value) }
@@ -236,7 +245,7 @@ final class ServingMetrics: Sendable {
 
     private func served(
         promptTokens prompt: Int, cachedTokens: Int, outputTokens: Int, finishReason: String?, ttft: Double?,
-        endToEnd e2e: Double, countsGeneration: Bool
+        endToEnd e2e: Double, countsGeneration: Bool, recordsTTFT: Bool = true
     ) {
         promptTokens.increment(by: Int64(prompt))
         if countsGeneration { generationTokens.increment(by: Int64(outputTokens)) }
@@ -247,7 +256,8 @@ final class ServingMetrics: Sendable {
         generationLengths.record(Double(outputTokens))
         endToEnd.record(e2e)
         guard let ttft else { return }
-        timeToFirstToken.record(ttft)
+        // The engine feed records TTFT at the first token (the first-token observer above).
+        if recordsTTFT { timeToFirstToken.record(ttft) }
         guard outputTokens > 1 else { return }
         // The engine times a request's tokens as a whole: its mean gap stands for each gap.
         let gap = (e2e - ttft) / Double(outputTokens - 1)

@@ -170,8 +170,11 @@ extension ServingEngine {
         instances[index].stepIndex += 1
         let step = instances[index].stepIndex
         let decode = instances[index].decode!
+        let firstTokenObserver = telemetry.observers.firstToken
         for id in decode.takeFirstTokens() {
-            if let slot = requests.index(forKey: id) { decode.noteFirstToken(seat: Self.seatNumber(&requests.values[slot]), at: now) }
+            guard let slot = requests.index(forKey: id) else { continue }
+            decode.noteFirstToken(seat: Self.seatNumber(&requests.values[slot]), at: now)
+            firstTokenObserver?(FirstToken(id: id, ttft: now - requests.values[slot].spec.arrival))
         }
         if streams.hasOpenStreams { reportTokens(index, step: step) }
         guard let done = decode.takeFinished(at: step) else { return }

@@ -106,11 +106,23 @@ public struct EngineObservers {
     public var step: ((InstanceStep) -> Void)?
     public var event: ((EngineEvent) -> Void)?
     public var transfer: ((FinishedTransfer) -> Void)?
+    /// A request's first token came out now (vLLM observes TTFT here, not when it finishes).
+    public var firstToken: ((FirstToken) -> Void)?
     public init(requestFinished: ((FinishedRequest) -> Void)? = nil, step: ((InstanceStep) -> Void)? = nil,
                 event: ((EngineEvent) -> Void)? = nil) {
         self.requestFinished = requestFinished
         self.step = step
         self.event = event
+    }
+}
+
+/// A request's first token: its id and the seconds since the engine's arrival stamp.
+public struct FirstToken: Sendable, Equatable {
+    public var id: Int
+    public var ttft: Double
+    public init(id: Int, ttft: Double) {
+        self.id = id
+        self.ttft = ttft
     }
 }
 
@@ -120,6 +132,7 @@ public struct EngineObservers {
 public final class EngineFeed: Sendable {
     private let requestSubscribers = Mutex<[@Sendable (FinishedRequest) -> Void]>([])
     private let stepSubscribers = Mutex<[@Sendable (InstanceStep) -> Void]>([])
+    private let firstTokenSubscribers = Mutex<[@Sendable (FirstToken) -> Void]>([])
 
     public init() {}
 
@@ -127,12 +140,19 @@ public final class EngineFeed: Sendable {
     public func observe(_ engine: ServingEngine) {
         engine.observers.requestFinished = { [self] in publish($0) }
         engine.observers.step = { [self] in publish($0) }
+        engine.observers.firstToken = { [self] in publish($0) }
     }
 
     public func subscribe(requests: @escaping @Sendable (FinishedRequest) -> Void,
-                          steps: (@Sendable (InstanceStep) -> Void)? = nil) {
+                          steps: (@Sendable (InstanceStep) -> Void)? = nil,
+                          firstTokens: (@Sendable (FirstToken) -> Void)? = nil) {
         requestSubscribers.withLock { $0.append(requests) }
         if let steps { stepSubscribers.withLock { $0.append(steps) } }
+        if let firstTokens { firstTokenSubscribers.withLock { $0.append(firstTokens) } }
+    }
+
+    public func publish(_ token: FirstToken) {
+        for subscriber in firstTokenSubscribers.withLock({ $0 }) { subscriber(token) }
     }
 
     public func publish(_ request: FinishedRequest) {
