@@ -78,7 +78,7 @@ import XDSTestSupport
         }
         let examples = ["drain node 0", "undrain node 0", "fault glitch", "heal all", "rebalance", "rate 5",
                         "scale decode +1", "autoscale slo", "policy je round-robin"]
-        #expect(examples.map { String($0.prefix { $0 != " " }) } == PreviewKeys.verbs)
+        #expect(examples.map { String($0.prefix { $0 != " " }) } == PreviewRequest.commandWords)
         for example in examples {
             let (s, effects) = Self.open("preview \(example)")
             #expect(effects == [.preview(commandLine: "preview \(example) for 10m")], "\(example): \(s.status?.text ?? "")")

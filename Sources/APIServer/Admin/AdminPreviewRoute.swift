@@ -99,24 +99,11 @@ enum PreviewHint {
         if case .failure(let error) = PreviewRequest.parse(command: "", duration: nil) { error } else { nil }
     }()
 
-    /// The command words a preview takes: the parser's list (``OperatorCommand/keywords``) less
-    /// the words of a whole command the parser takes and the preview parser refuses (`speed
-    /// max`, `pause`, `resume`, which change only the pace). The console's ``PreviewKeys`` asks
-    /// the same of the same parsers.
-    static let verbs: [String] = {
-        let refused = OperatorCommand.completions(for: "").filter {
-            OperatorCommand.parse($0).isSuccess && !PreviewRequest.parse(command: $0, duration: nil).isSuccess
-        }
-        return OperatorCommand.keywords.filter { verb in !refused.contains { $0.split(separator: " ").first == Substring(verb) } }
-    }()
-
     static var forAdminAPI: String {
-        let range = PreviewRequest.durationRange
+        let words = PreviewRequest.commandWords
         return "'command' is empty: give the command to preview as POST /admin/commands takes it, starting with "
-            + verbs.dropLast().joined(separator: ", ") + " or " + (verbs.last ?? "")
-            + ", without 'preview' or 'for'; the simulated time goes in 'duration' ("
-            + "\(PreviewRequest.format(duration: range.lowerBound))…\(PreviewRequest.format(duration: range.upperBound)), "
-            + "default \(PreviewRequest.format(duration: PreviewRequest.defaultDuration)))"
+            + words.dropLast().joined(separator: ", ") + " or " + (words.last ?? "")
+            + ", without 'preview' or 'for'; the simulated time goes in 'duration' (\(PreviewRequest.durationsText))"
     }
 }
 

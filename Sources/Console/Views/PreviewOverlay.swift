@@ -59,24 +59,13 @@ enum PreviewKeys {
         if case .failure(let error) = PreviewRequest.parse("preview") { error } else { nil }
     }()
 
-    /// The command words a preview takes: the parser's list (``OperatorCommand/keywords``) less
-    /// the words of a whole command the parser takes and the preview parser refuses (`speed
-    /// max`, `pause`, `resume`: pace only). The admin API's hint asks the same of the same parsers.
-    static let verbs: [String] = {
-        let refused = OperatorCommand.completions(for: "").filter { phrase in
-            (try? OperatorCommand.parse(phrase).get()) != nil && (try? PreviewRequest.parse(command: phrase, duration: nil).get()) == nil
-        }
-        return OperatorCommand.keywords.filter { verb in !refused.contains { $0.split(separator: " ").first == Substring(verb) } }
-    }()
-
     /// The footer's answer to `:preview` alone. The parser's own, "e.g. 'preview drain node 20
     /// for 10m'", named a node a one-node GPU cluster lacks (the preview then refused it).
     static var emptyHint: String {
-        let range = PreviewRequest.durationRange
+        let words = PreviewRequest.commandWords
         return "preview what? preview COMMAND [for DURATION]: COMMAND starts with "
-            + verbs.dropLast().joined(separator: ", ") + " or " + (verbs.last ?? "") + " (Tab lists the rest); DURATION "
-            + "\(PreviewRequest.format(duration: range.lowerBound))…\(PreviewRequest.format(duration: range.upperBound)), "
-            + "default \(PreviewRequest.format(duration: PreviewRequest.defaultDuration))"
+            + words.dropLast().joined(separator: ", ") + " or " + (words.last ?? "") + " (Tab lists the rest); DURATION "
+            + PreviewRequest.durationsText
     }
 
     /// `a` applies the previewed command for real (the engine's reply lands in the footer);

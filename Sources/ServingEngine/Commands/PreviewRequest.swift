@@ -100,6 +100,23 @@ public struct PreviewRequest: Sendable, Equatable, CustomStringConvertible {
         return .success(seconds)
     }
 
+    /// The command words a preview takes: the parser's list (``OperatorCommand/keywords``) less
+    /// the words of a whole command the parser takes and the preview parser refuses (`speed
+    /// max`, `pause`, `resume`: they change only the pace). The console's and the admin API's
+    /// hints for an empty preview both list these.
+    public static let commandWords: [String] = {
+        let refused = OperatorCommand.completions(for: "").filter { phrase in
+            (try? OperatorCommand.parse(phrase).get()) != nil && (try? parse(command: phrase, duration: nil).get()) == nil
+        }
+        return OperatorCommand.keywords.filter { word in !refused.contains { $0.split(separator: " ").first == Substring(word) } }
+    }()
+
+    /// The durations a preview takes, for hints: "1s…1h, default 10m".
+    public static var durationsText: String {
+        "\(format(duration: durationRange.lowerBound))…\(format(duration: durationRange.upperBound)), "
+            + "default \(format(duration: defaultDuration))"
+    }
+
     /// `10m`, `90s`, `1h`, `2.5m`: the shortest exact form.
     public static func format(duration: SimTime) -> String {
         if duration >= 3_600, duration.truncatingRemainder(dividingBy: 3_600) == 0 { return "\(Int(duration / 3_600))h" }

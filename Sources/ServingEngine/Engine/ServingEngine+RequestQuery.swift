@@ -62,9 +62,8 @@ extension ServingEngine {
         let produced: Int
         if stage == .completed {
             produced = outputTokens
-        } else if request.decodeInstance >= 0, p.finishStep > p.joinStep, request.times.decodeJoinedAt != nil {
-            let steps = min(p.finishStep, instances[request.decodeInstance].stepIndex + runningStep(request)) - p.joinStep
-            produced = min(request.outputTokens, Int(saturating: (Double(max(0, steps)) * tokensPerStep).rounded(.down)))
+        } else if request.times.decodeJoinedAt != nil {
+            produced = producedBeforeLeaving(request, steps: stepsBeforeLeaving(request, p))
         } else {
             produced = 0
         }

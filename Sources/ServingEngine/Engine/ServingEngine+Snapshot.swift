@@ -229,9 +229,8 @@ extension ServingEngine {
     /// `vllm:generation_tokens_total` counts them; leaving them out made the report's throughput
     /// neither the decode rate nor goodput).
     func creditDecoded(_ r: RequestState, _ p: RequestPlacement) {
-        guard r.decodeInstance >= 0, p.finishStep > p.joinStep, r.times.decodeJoinedAt != nil else { return }
-        let steps = min(p.finishStep, instances[r.decodeInstance].stepIndex + runningStep(r)) - p.joinStep
-        telemetry.generatedTokens += producedBeforeLeaving(r, steps: steps)
+        guard r.times.decodeJoinedAt != nil else { return }
+        telemetry.generatedTokens += producedBeforeLeaving(r, steps: stepsBeforeLeaving(r, p))
     }
 
     /// Output tokens generated so far: those of completed requests, those decoded by requests

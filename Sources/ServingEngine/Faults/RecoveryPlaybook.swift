@@ -53,10 +53,13 @@ extension RecoveryPolicy {
             // Every TE that decodes restarts: decode TEs, or the colocated ones of a layout without
             // a decode side (restarting only role == .decode left a colocated pod never recovered).
             let restartable = (0..<pod.teCount).filter { pod.decodes($0) && !pod.hasOutage($0) }
-            if !restartable.isEmpty { act.restartTogether(restartable, faults: [id], why: "restarts after a network glitch") }
-            // Every one is already restarting: the glitch has nothing left to break, so it is
-            // recovered at once rather than never.
-            if restartable.isEmpty { act.finish([id], "every decoding TE is already restarting; nothing more to restart") }
+            if restartable.isEmpty {
+                // Every one is already restarting: the glitch has nothing left to break, so it is
+                // recovered at once rather than never.
+                act.finish([id], "every decoding TE is already restarting; nothing more to restart")
+            } else {
+                act.restartTogether(restartable, faults: [id], why: "restarts after a network glitch")
+            }
         }
     }
 

@@ -152,11 +152,9 @@ final class ScalingController {
         details[index].readyS = nil
         // The abandoned start's path no longer describes the operation: the slowest path among
         // its TEs still standing (the replacement adds its own when it loads).
-        let order = LoadPath.allCases
-        details[index].loadPath = lifecycle.values
+        details[index].loadPath = LoadPath.slowest(lifecycle.values
             .filter { $0.detail == index && $0.phase != .retired }
-            .compactMap(\.loadPath)
-            .max { order.firstIndex(of: $0)! < order.firstIndex(of: $1)! }
+            .compactMap(\.loadPath))
     }
 
     /// The replacement was tried: started (it now counts for itself) or not (the operation falls
@@ -200,9 +198,7 @@ final class ScalingController {
         life.loadPath = path
         life.forkSource = source
         lifecycle[te] = life
-        let order = LoadPath.allCases
-        if let old = details[life.detail].loadPath, order.firstIndex(of: old)! >= order.firstIndex(of: path)! { return }
-        details[life.detail].loadPath = path
+        details[life.detail].loadPath = LoadPath.slowest([details[life.detail].loadPath, path].compactMap { $0 })
     }
 
     /// TE `te`'s load failed part-way (its fork source lost hardware): back to allocated, path

@@ -12,6 +12,12 @@ public enum LoadPath: String, Sendable, Equatable, Codable, CaseIterable {
     case pool
     /// Cold: from object storage.
     case objectStore = "object-store"
+
+    /// The slowest of `paths` (cases run fastest to slowest); nil for none. A scale operation
+    /// reports the slowest path among its TEs.
+    static func slowest(_ paths: some Sequence<LoadPath>) -> LoadPath? {
+        paths.max { allCases.firstIndex(of: $0)! < allCases.firstIndex(of: $1)! }
+    }
 }
 
 /// Where a TE is in its life: the phases of a start, service, and a scale-in.

@@ -178,8 +178,7 @@ extension ServingEngine {
                          reason: String? = nil) {
         keepFinished(request, placement: placement, stage: stage, outputTokens: outputTokens, reason: reason)
         guard let observer = telemetry.observers.requestFinished else { return }
-        let steps = request.decodeInstance >= 0 && placement.finishStep > placement.joinStep
-            ? min(placement.finishStep, instances[request.decodeInstance].stepIndex + runningStep(request)) - placement.joinStep : 0
+        let steps = stepsBeforeLeaving(request, placement)
         let drafts = tokensPerStep > 1 ? max(0, steps) : 0
         let produced = stage == .completed ? outputTokens : producedBeforeLeaving(request, steps: steps)
         var record = FinishedRequest(
@@ -227,6 +226,14 @@ extension ServingEngine {
     /// count as ``ServingEngine/decodedSoFar(_:_:)``, so the report's `tokens.generated` is the
     /// sum of the rows' `output_tokens`).
     func runningStep(_ request: RequestState) -> Int { request.cancelled ? 1 : 0 }
+
+    /// Decode steps `request` (placed at `p`) has had when it leaves now: the steps its TE
+    /// finished since it joined, the running one too if its client left (``runningStep(_:)``);
+    /// 0 before decode. The rows, the request detail and `tokens.generated` all count by it.
+    func stepsBeforeLeaving(_ request: RequestState, _ p: RequestPlacement) -> Int {
+        guard request.decodeInstance >= 0, p.finishStep > p.joinStep else { return 0 }
+        return min(p.finishStep, instances[request.decodeInstance].stepIndex + runningStep(request)) - p.joinStep
+    }
 
     func producedBeforeLeaving(_ request: RequestState, steps: Int) -> Int {
         min(request.outputTokens, Int(saturating: (Double(max(0, steps)) * tokensPerStep).rounded(.down)))
