@@ -68,7 +68,8 @@ public struct StepBreakdown: Sendable, Equatable, Codable {
 
 public struct DecodeStepCost: Sendable, Equatable {
     public var stepSeconds: Double
-    /// One MoE layer of the main model in this step (the verify pass when MTP is on).
+    /// One MoE layer of the main model in this step (the verify pass when MTP is on); for a dense
+    /// model, one of its layers (attention, FFN and TP all-reduce).
     public var layerSeconds: Double
     public var tokensPerStep: Double
     /// Per step, summed over layers and microbatches (streams overlap, so the parts add up to more
@@ -433,6 +434,8 @@ extension CostModel {
         let draftSampling: Double
         /// The experts' figures fixed by the instance's shape.
         let shape: DecodeExpertShape
+        /// One dense layer of the main model (a dense model's layer time).
+        let denseLayer: Double
     }
 
     /// ``DecodeStepShared`` of `input` (a method, not an initialiser taking the cost model, so
@@ -443,20 +446,21 @@ extension CostModel {
         let b = input.requestsPerGroup, tp = input.attentionTP
         let denseLayers = Double(model.layers - model.moeLayers)
         let context = slowestGroupContext(input)
-        var other = denseLayers * decodeDenseLayer(requests: b, context: context, queryTokens: q, tp: tp)
-            * input.attentionSlowdown
+        let denseLayer = decodeDenseLayer(requests: b, context: context, queryTokens: q, tp: tp)
+        var other = denseLayers * denseLayer * input.attentionSlowdown
         other += lmHead(tokens: b * q, tp: tp) + sampling(tokens: b * q)
         guard mtpOn else {
             return DecodeStepShared(mtpOn: false, q: q, context: context, otherBeforeDraft: other,
                                     draftProjection: 0, draftLMHead: 0, draftSampling: 0,
-                                    shape: decodeExpertShapeIfMoE(input))
+                                    shape: decodeExpertShapeIfMoE(input), denseLayer: denseLayer * input.attentionSlowdown)
         }
         let projection = roofline(flops: b * 4 * Double(model.hidden * model.hidden),
                                   bytes: 2 * Double(model.hidden * model.hidden) * model.weightType.bytes,
                                   eightBit: terms.weightEightBit)
         return DecodeStepShared(mtpOn: true, q: q, context: context, otherBeforeDraft: other,
                                 draftProjection: projection, draftLMHead: lmHead(tokens: b, tp: tp),
-                                draftSampling: sampling(tokens: b), shape: decodeExpertShapeIfMoE(input))
+                                draftSampling: sampling(tokens: b), shape: decodeExpertShapeIfMoE(input),
+                                denseLayer: denseLayer * input.attentionSlowdown)
     }
 
     func decodeStep(_ input: DecodeStepInput, microbatches m: Int, shared: DecodeStepShared,
@@ -476,7 +480,7 @@ extension CostModel {
         breakdown.combine = perLayer * verify.combine
         breakdown.other = other
         let tokens = 1 + (mtpOn ? input.mtpAcceptance * Double(input.mtpDrafts) : 0)
-        return DecodeStepCost(stepSeconds: step, layerSeconds: model.isMoE ? verify.layer : verify.attention,
+        return DecodeStepCost(stepSeconds: step, layerSeconds: model.isMoE ? verify.layer : shared.denseLayer,
                               tokensPerStep: tokens,
                               breakdown: breakdown, microbatches: m)
     }

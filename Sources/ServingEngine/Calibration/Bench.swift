@@ -144,8 +144,9 @@ public enum Bench {
                                         routedSlots: slots, sharedExpertDies: g.sharedExpertDies, moeLoadFactor: factor)
             input.attentionTP = g.tp
             // A fixed batch is not identical groups: each group's requests spread around the
-            // context, and dispatch waits for the slowest group (system.md §1.3).
-            input.contextSpread = cost.constants.contextSpread
+            // context, and dispatch waits for the slowest group (system.md §1.3). A dense model
+            // has no dispatch: its groups wait for no one.
+            input.contextSpread = model.isMoE ? cost.constants.contextSpread : 0
             input.microbatches = microbatches
             input.moeLoadFactorPerLayer = load.perLayer
             step = cost.decodeStep(input)

@@ -143,6 +143,19 @@ extension ServingEngine {
                                                                      perRequest: perRequest, perToken: perToken)
         guard total > 0 else { return (0, 0) }
         let spec = instances[index].groupSpec
+        if !model.isMoE && spec.dp > 1 {
+            // A dense model's DP groups share no collective: nothing waits for the slowest one
+            // (a 910C die ran slower than a 910B die for it). The TE still steps its groups
+            // together, so the step is priced at their mean busy group.
+            let mean = instance.decode!.batches.meanBusyGroup(step: step, tokensPerStep: tokensPerStep)
+            var input = DecodeStepInput(requestsPerGroup: mean.requests, contextTokens: mean.context,
+                                        mtpAcceptance: tokensPerStep - 1, dpGroups: spec.dp, expertDies: spec.ep,
+                                        routedSlots: 0, sharedExpertDies: 0)
+            input.attentionTP = spec.tp
+            input.requestsPerInstance = Double(mean.total)
+            (input.attentionSlowdown, input.expertSlowdown) = stragglerSlowdown(instance: index)
+            return (instance.cost.decodeStep(input).stepSeconds, mean.total)
+        }
         // With MTP the main model verifies 1 + draft tokens per request: they all route to experts.
         let routed = Double(total) * (tokensPerStep > 1 ? 2 : 1)
         let factor = moeLoadFactor(index, tokens: routed)

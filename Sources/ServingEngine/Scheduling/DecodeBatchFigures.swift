@@ -52,6 +52,23 @@ struct DecodeBatchFigures: Equatable {
 
     /// The same from the figures (one formula for the scan and ``SlowestDecodeGroup``: same bits).
     @inline(__always)
+    /// The mean busy group: requests per group that has any, and their mean context. A dense
+    /// model's DP groups meet at no collective (no dispatch), so its TE's lockstep is priced at
+    /// this group rather than at the slowest (ServingEngine.decodeStepSeconds).
+    func meanBusyGroup(step: Int, tokensPerStep: Double) -> (requests: Double, context: Double, total: Int) {
+        var busy = 0, total = 0, promptTokens = 0, joinSteps = 0
+        for g in running.indices where running[g] > 0 {
+            busy += 1
+            total += running[g]
+            promptTokens += promptSum[g]
+            joinSteps += joinStepSum[g]
+        }
+        guard busy > 0 else { return (0, 0, 0) }
+        let context = Self.meanContext(running: total, promptSum: promptTokens, joinStepSum: joinSteps, step: step,
+                                       tokensPerStep: tokensPerStep)
+        return (Double(total) / Double(busy), context, total)
+    }
+
     static func meanContext(running: Int, promptSum: Int, joinStepSum: Int, step: Int, tokensPerStep: Double) -> Double {
         guard running > 0 else { return 0 }
         let generated = Double(running * step - joinStepSum) * tokensPerStep

@@ -1,0 +1,65 @@
+import SimKit
+import Testing
+@testable import PodModel
+@testable import ServingEngine
+
+/// A dense model has no dispatch, so its DP groups wait for no one: neither `bench decode` nor the
+/// engine may charge it the slowest group's barrier that an MoE step pays (a review found a 910C
+/// die decoding llama-2-7b slower than a 910B die, whose bandwidth it equals).
+@Suite struct DenseDecodeTests {
+    static func bench(_ spec: String) throws -> Bench.DecodeResult {
+        try Bench.decode(deployment: Deployment.inlineColocated(spec), batchPerDie: 32, context: 2048, mtpAcceptance: 0)
+    }
+
+    @Test func aDieOfTwoPerChipDecodesADenseModelAsFastAsADieOfOne() throws {
+        let b = try Self.bench("colocated:1:llama-2-7b:ascend-910b:tp1")   // 1 die per chip: one DP group
+        let c = try Self.bench("colocated:1:llama-2-7b:ascend-910c:tp1")   // 2 dies per chip: two DP groups
+        // Same HBM bandwidth per die, more compute: at least as fast per die.
+        #expect(c.tokensPerSecondPerNPU >= b.tokensPerSecondPerNPU, "\(c.tokensPerSecondPerNPU) vs \(b.tokensPerSecondPerNPU)")
+        #expect(c.tokensPerSecondPerChip >= 1.99 * b.tokensPerSecondPerChip)
+    }
+
+    @Test func benchLayerOfADenseModelIsTheWholeLayer() throws {
+        let r = try Self.bench("colocated:1:llama-2-7b:nvidia-a100:tp1")
+        let layers = Double(ModelSpec.llama2_7B.layers)
+        // The step is its layers plus the LM head, sampling, one graph launch and scheduling
+        // (about 2.7 ms): the layer was reported as its attention alone, 9 ms short over 32 layers.
+        #expect(r.layerMs * layers < r.stepMs)
+        #expect(r.stepMs - r.layerMs * layers < 4, "step \(r.stepMs) ms, layer \(r.layerMs) ms")
+    }
+
+    @Test func theEngineStepsADenseTEAtItsMeanGroupNotItsSlowest() throws {
+        var config = EngineConfiguration(deployment: try Deployment.inlineColocated("colocated:1:llama-2-7b:ascend-910c:tp1"),
+                                         seed: 3, syntheticRate: 6)
+        config.snapshotInterval = 0.5
+        let engine = try ServingEngine(configuration: config)
+        var checked = 0
+        for second in 1...40 {
+            engine.run(until: SimTime(second))
+            guard let decode = engine.instances[0].decode else { continue }
+            let batches = decode.batches
+            guard batches.count == 2, batches.running[0] > 0, batches.running[1] > 0,
+                  batches.running[0] != batches.running[1] else { continue }
+            let step = engine.instances[0].stepIndex
+            let mean = batches.meanBusyGroup(step: step, tokensPerStep: engine.tokensPerStep)
+            let priced = engine.decodeStepSeconds(0)
+            var input = DecodeStepInput(requestsPerGroup: mean.requests, contextTokens: mean.context, mtpAcceptance: 0,
+                                        dpGroups: 2, expertDies: 2, routedSlots: 0, sharedExpertDies: 0)
+            input.requestsPerInstance = Double(mean.total)
+            #expect(priced.running == mean.total)
+            #expect(priced.seconds == engine.instances[0].cost.decodeStep(input).stepSeconds)
+            // Between what either group alone would cost: the slowest no longer sets the step.
+            let alone = (0..<2).map { g -> Double in
+                var one = input
+                one.requestsPerGroup = Double(batches.running[g])
+                one.contextTokens = DecodeBatchFigures.meanContext(
+                    running: batches.running[g], promptSum: batches.promptSum[g],
+                    joinStepSum: batches.joinStepSum[g], step: step, tokensPerStep: engine.tokensPerStep)
+                return engine.instances[0].cost.decodeStep(one).stepSeconds
+            }
+            #expect(priced.seconds < alone.max()! && priced.seconds > alone.min()!, "\(priced.seconds) vs \(alone)")
+            checked += 1
+        }
+        #expect(checked > 5, "groups with different batches were seen \(checked) times")
+    }
+}
