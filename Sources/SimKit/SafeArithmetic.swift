@@ -83,3 +83,37 @@ extension SimTime {
         return next > self ? next : nextUp
     }
 }
+
+extension SimTime {
+    /// The first point of the cadence `0, step, 2·step, …` strictly after `self`, each point
+    /// `k·step` rounded to the microsecond. A cadence kept by adding `step` to the last point
+    /// drifts off the decimal times people type (ten additions of 0.1 s make 0.9999999999999999,
+    /// thirty-three make 3.3000000000000016), so whether a round came before or after an event at
+    /// "3.3 s" depended on that drift; on this grid the point is 3.3 itself. Falls back to
+    /// ``after(_:)`` where the clock cannot resolve the grid (very late, or a step under 1 µs).
+    ///
+    /// ```swift
+    /// (3.3 as SimTime).nextOnGrid(every: 0.1)   // 3.4, not 3.4000000000000017
+    /// ```
+    @inlinable
+    public func nextOnGrid(every step: SimTime) -> SimTime {
+        guard step >= 1e-6, step.isFinite, isFinite, self >= 0, self < 1e9 else { return after(step) }
+        var k = (self / step).rounded(.down) + 1
+        for _ in 0..<2 {
+            let point = (k * step * 1e6).rounded() / 1e6
+            if point > self { return point }
+            k += 1
+        }
+        return after(step)
+    }
+}
+
+extension SimTime {
+    /// The point of the cadence `0, step, 2·step, …` nearest `self`, on the microsecond grid of
+    /// ``nextOnGrid(every:)`` (`self` itself where that grid does not apply).
+    @inlinable
+    public func nearestOnGrid(every step: SimTime) -> SimTime {
+        guard step >= 1e-6, step.isFinite, isFinite, self >= 0, self < 1e9 else { return self }
+        return ((self / step).rounded() * step * 1e6).rounded() / 1e6
+    }
+}

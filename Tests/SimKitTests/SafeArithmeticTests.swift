@@ -67,4 +67,23 @@ import Testing
         #expect(queue.earliestTime { $0 == "none" } == nil)
         #expect(queue.count == 3)
     }
+
+    @Test func cadencePointsLandOnTheDecimalTimesTyped() {
+        // Adding 0.1 thirty-three times drifts to 3.3000000000000016; the grid keeps 3.3.
+        var summed: SimTime = 0, gridded: SimTime = 0
+        for _ in 0..<33 {
+            summed = summed.after(0.1)
+            gridded = gridded.nextOnGrid(every: 0.1)
+        }
+        #expect(summed != 3.3 && gridded == 3.3)
+        #expect((3.3 as SimTime).nextOnGrid(every: 0.1) == 3.4)
+        #expect((3.35 as SimTime).nextOnGrid(every: 0.1) == 3.4)
+        #expect((2.0 as SimTime).nextOnGrid(every: 0.5) == 2.5)
+        #expect((0.9999999999999999 as SimTime).nearestOnGrid(every: 0.1) == 1.0)
+        // Where the grid cannot apply, the plain successor: never the same instant.
+        #expect((2e9 as SimTime).nextOnGrid(every: 0.1) > 2e9)
+        #expect((1.0 as SimTime).nextOnGrid(every: 1e-7) > 1.0)
+        #expect((1e300 as SimTime).nextOnGrid(every: 0.5) > 1e300)
+    }
 }
+

@@ -109,7 +109,10 @@ extension ServingEngine {
         }
         if beats.count >= 1 {
             queue.cancel(beat.id)
-            scheduleHeartbeatRound(at: beats.next)
+            // Rounds keep to their grid (ServingEngine.heartbeatRound); k·step added to the last
+            // one is off it by rounding.
+            let onGrid = beats.next.nearestOnGrid(every: beatInterval)
+            scheduleHeartbeatRound(at: onGrid > beat.time && onGrid < horizon ? onGrid : beats.next)
         }
         let skipped = Int(saturating: ticks.count + beats.count)
         skippedPeriodicEvents = Saturating.add(skippedPeriodicEvents, skipped)

@@ -87,6 +87,19 @@ import XDSTestSupport
         #expect(FaultTests.events(engine, .faultDetected).count == 1)
     }
 
+    /// Heartbeat rounds keep to their interval's grid: a fault at 3.3 s with 0.1 s rounds is
+    /// declared after the rounds at 3.4, 3.5 and 3.6 — not at 3.5000000000000018, where rounds
+    /// kept by adding 0.1 to the last one had drifted past 3.3 and counted one at the injection.
+    @Test(arguments: [(0.1, 3.6), (0.3, 4.2), (0.7, 4.9), (0.01, 3.33)])
+    func deadDieDetectionCountsWholeRoundsOnTheGrid(interval: Double, declared: Double) throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 120) { $0.faults.heartbeatIntervalSeconds = interval }
+        engine.run(until: 3.3)
+        #expect(engine.apply(.faultDie(40)).accepted)
+        engine.run(until: 6)
+        let detail = try #require(engine.report().faultDetails.first)
+        #expect(detail.detectedAt == declared, "\(detail)")
+    }
+
     @Test func prefillTELossReprefillsItsRequestsOnTheOther() throws {
         // A burst: both prefill TEs hold queued work when prefill-0's node dies.
         let engine = try FaultTests.engine(rate: 200, limit: 150)
