@@ -199,7 +199,9 @@ final class RunDriver {
             if nextStep < steps.count { target = min(target, steps[nextStep].at) }
             // Nothing scheduled, no limit: running "until infinity" would set the clock to inf.
             if !target.isFinite { break }
-            engine.run(until: target)
+            // Without a duration the run ends with its work (a trace's last request), not at the
+            // end of the slice that work ended in.
+            engine.run(until: target, stopWhenDone: limit == nil && nextStep >= steps.count)
             while nextStep < steps.count, steps[nextStep].at <= engine.now {
                 let reply = engine.apply(steps[nextStep].command)
                 // A refused step is in the event log and the timeline; say so where the run is
@@ -232,11 +234,14 @@ final class RunDriver {
 }
 
 enum Format {
-    static func clock(_ t: Double) -> String {
+    static func clock(_ t: Double, milliseconds: Bool = false) -> String {
         // Int(t) traps on NaN, infinity and beyond Int's range; no run gets near 10^15 s.
         guard t.isFinite, abs(t) < 1e15 else { return "—" }
         let s = Int(t)
-        return String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+        let whole = String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+        // A run that ends with its trace's last request ends between seconds: 0.177 s read "0:00:00".
+        let ms = Int(((t - Double(s)) * 1_000).rounded(.down))
+        return milliseconds && ms > 0 ? whole + String(format: ".%03d", ms) : whole
     }
 }
 
@@ -256,7 +261,7 @@ enum ReportSummary {
                    ? " (\(r.requests.failed + r.requests.rejected) of \(r.requests.arrived) arrived failed or were rejected)" : "")
         return """
             xds run · \(r.deployment.terminalSafe) · \(r.model) · seed \(r.seed)
-              simulated \(Format.clock(r.simSeconds)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
+              simulated \(Format.clock(r.simSeconds, milliseconds: true)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
               requests  arrived \(r.requests.arrived)  completed \(r.requests.completed)  failed \(r.requests.failed)  rejected \(r.requests.rejected)  in flight \(r.requests.inFlight)\(reasons("failed", r.requests.failureReasons))\(reasons("rejected", r.requests.rejectionReasons))
               tokens    prompt \(r.tokens.prompt)  generated \(r.tokens.generated)
               throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per decode die (\(String(format: "%.1f", r.throughput.outputTokensPerSPerChip)) per chip), \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per prefill die

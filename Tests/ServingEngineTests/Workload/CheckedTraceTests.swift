@@ -76,6 +76,28 @@ import XDSTestSupport
         #expect(clean.runToCompletion(limit: 600) && clean.workloadError == nil && clean.report().workloadStopped == nil)
     }
 
+    /// A run told to stop when its work is done stops at its last event: a one-row trace ends when
+    /// its request does (0.18 s), not at the end of the slice asked for, and its throughput is
+    /// the tokens over that time.
+    @Test func aRunThatStopsWhenDoneEndsWithItsLastRequest() throws {
+        let path = NSTemporaryDirectory() + "xds-one-row-\(getpid()).jsonl"
+        try #"{"timestamp": 0, "input_length": 100, "output_length": 10, "hash_ids": [1]}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let config = EngineConfiguration(deployment: try Deployment.inlineColocated("colocated:1:llama-2-7b:nvidia-a100:tp1"),
+                                         workload: .trace(path: path))
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: 5, stopWhenDone: true)
+        let report = engine.report()
+        #expect(report.requests.completed == 1 && !engine.hasWork)
+        #expect(report.simSeconds > 0 && report.simSeconds < 1, "\(report.simSeconds)")
+        #expect(abs(report.throughput.outputTokensPerS - 10 / report.simSeconds) < 1e-9)
+        // Without the stop the clock runs to the end of the slice.
+        let sliced = try ServingEngine(configuration: config)
+        sliced.run(until: 5)
+        #expect(sliced.report().simSeconds == 5)
+    }
+
     @Test(.enabled(if: SharedTraces.available, "shared/traces is absent"))
     func aRunFromTheCheckedTraceEqualsOneFromTheFile() throws {
         let path = try #require(SharedTraces.path(SharedTraces.azureCode))
