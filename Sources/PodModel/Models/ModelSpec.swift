@@ -146,6 +146,18 @@ public struct ModelSpec: Sendable, Equatable {
         return 2 * Double(hidden) * Double(hidden) + layer
     }
 
+    /// Weight bytes on one die of a TE: the non-expert weights (attention, dense layers, shared
+    /// experts, embeddings, MTP module) split over `tp`, plus, unless the die only attends
+    /// (MoE–attention disaggregation), its share of `routedSlots` routed-expert copies spread over
+    /// `routedDies`. The engine lays out KV by it and `bench` checks fits by it, so the two agree.
+    public func weightBytesPerDie(tp: Int, routedDies: Int, routedSlots: Int, attentionOnly: Bool) -> Double {
+        guard let moe else { return weightBytes / Double(tp) }
+        let expertBytes = Double((moeLayers + mtpModules) * moe.routedExperts) * expertParameters * weightType.bytes
+        let nonExpert = weightBytes - expertBytes
+        return nonExpert / Double(tp)
+            + (attentionOnly ? 0 : expertBytes / Double(moe.routedExperts) * (Double(routedSlots) / Double(routedDies)))
+    }
+
     public var weightBytes: Double {
         (totalParameters + Double(mtpModules) * mtpModuleParameters) * weightType.bytes
     }

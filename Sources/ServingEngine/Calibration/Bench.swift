@@ -203,16 +203,14 @@ public enum Bench {
                              deployment: deployment.name, promptLen: promptLen, tokensPerNPU: tokensPerNPU)
     }
 
-    /// A batch whose weights and KV cache do not fit in a die's HBM cannot be run.
+    /// A batch whose weights and KV cache do not fit in a die's HBM cannot be run. Weights and
+    /// the HBM share are the engine's (``ModelSpec/weightBytesPerDie(tp:routedDies:routedSlots:attentionOnly:)``,
+    /// ``EngineConfiguration/defaultKVMemoryFraction``): `bench` accepted points the engine cannot
+    /// hold (llama-2-7b at 120 × 1K per H100: 77.9 GB of its 80, where the engine keeps 72).
     static func checkHBM(model: ModelSpec, hardware hw: HardwareProfile, group g: InstanceGroup, batchPerDie: Double,
                          context: Double, what: String? = nil) throws {
-        let dies = Double(g.tp * g.dp)
-        let attentionShare = Double(model.layers) * model.attentionParameters / Double(g.tp)
-        let denseShare = Double(model.layers - model.moeLayers) * model.denseFFNParameters / Double(g.tp)
-        let expertShare = model.isMoE
-            ? Double(model.moeLayers) * model.expertParameters * Double(g.routedSlots(for: model) + g.sharedExpertDies) / dies
-            : 0
-        let weights = (attentionShare + denseShare + expertShare + model.embeddingParameters / Double(g.tp)) * model.weightType.bytes
+        let weights = model.weightBytesPerDie(tp: g.tp, routedDies: max(1, g.ep - g.sharedExpertDies),
+                                              routedSlots: g.routedSlots(for: model), attentionOnly: false)
         // A group of `tp` dies holds batchPerDie × tp requests; each one's KV is split over the
         // group's shards (it was divided by tp for every model: MLA's latent, read whole on
         // every die, and GQA past its KV heads were allowed batches that cannot fit).
@@ -224,9 +222,7 @@ public enum Bench {
     /// dense layers whole (no TP; the experts live on the expert dies) and its requests' KV.
     static func checkAttentionHBM(model: ModelSpec, hardware hw: HardwareProfile, batchPerDie: Double,
                                   context: Double) throws {
-        let layers = Double(model.layers) * model.attentionParameters
-            + Double(model.layers - model.moeLayers) * model.denseFFNParameters
-        let weights = (layers + model.embeddingParameters) * model.weightType.bytes
+        let weights = model.weightBytesPerDie(tp: 1, routedDies: 1, routedSlots: 0, attentionOnly: true)
         try checkFits(weights: weights, kv: batchPerDie * context * model.kvBytesPerToken, hardware: hw,
                       batchPerDie: batchPerDie, context: context)
     }
@@ -234,10 +230,13 @@ public enum Bench {
     private static func checkFits(weights: Double, kv: Double, hardware hw: HardwareProfile, batchPerDie: Double,
                                   context: Double, what: String? = nil) throws {
         let need = weights + kv
-        if need > hw.hbmBytesPerDie {
+        let usable = hw.hbmBytesPerDie * EngineConfiguration.defaultKVMemoryFraction
+        if need > usable {
             let batch = what ?? String(format: "batch %.0f/die at context %.0f", batchPerDie, context)
-            throw ConfigError(String(format: "%@ does not fit: it needs %.1f GB of HBM per die (weights %.1f GB + KV %.1f GB), one %@ die has %.0f GB",
-                                     batch, need / 1e9, weights / 1e9, kv / 1e9, hw.name, hw.hbmBytesPerDie / 1e9))
+            throw ConfigError(String(format: "%@ does not fit: it needs %.1f GB of HBM per die (weights %.1f GB + KV %.1f GB), "
+                + "one %@ die has %.0f GB, %.1f GB of it for weights and KV (%.0f%%, as the engine keeps)",
+                                     batch, need / 1e9, weights / 1e9, kv / 1e9, hw.name, hw.hbmBytesPerDie / 1e9,
+                                     usable / 1e9, EngineConfiguration.defaultKVMemoryFraction * 100))
         }
     }
 

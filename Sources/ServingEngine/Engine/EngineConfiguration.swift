@@ -51,9 +51,11 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var mtpAcceptance: Double
     /// Tokens per KV block (system.md §4: blocks of 128–512 tokens).
     public var kvBlockTokens: Int
-    /// Share of HBM left after weights that holds KV cache (activations and workspace take the
+    /// Share of a die's HBM that holds weights and KV cache (activations and workspace take the
     /// rest; vLLM's `gpu_memory_utilization` default is 0.9, our choice as well).
     public var kvMemoryFraction: Double
+    /// ``kvMemoryFraction``'s default; `bench` checks fits against it too.
+    public static let defaultKVMemoryFraction = 0.9
     /// New prompt tokens per NPU in one prefill batch (system.md §4: 16K tokens per NPU).
     public var prefillTokensPerNPU: Int
     /// Prompt tokens per DP group mixed into one colocated step (chunked prefill, Sarathi-style;
@@ -120,7 +122,7 @@ public struct EngineConfiguration: Sendable, Equatable {
         sloTPOTMs = 35
         mtpAcceptance = 0.7
         kvBlockTokens = 128
-        kvMemoryFraction = 0.9
+        kvMemoryFraction = Self.defaultKVMemoryFraction
         prefillTokensPerNPU = 16_384
         colocatedChunkTokens = 2_048
         longPromptTokens = 8_192

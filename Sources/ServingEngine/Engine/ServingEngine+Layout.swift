@@ -79,12 +79,7 @@ extension ServingEngine {
     /// Weight bytes on one die: the non-expert weights split over `tp`, plus (unless the die only
     /// attends) its share of the `slots` routed-expert copies spread over `routedDies`.
     private func weightBytesPerDie(tp: Int, routedDies: Int, slots: Int, attentionOnly: Bool) -> Double {
-        guard let moe = model.moe else { return model.weightBytes / Double(tp) }
-        let expertBytes = Double((model.moeLayers + model.mtpModules) * moe.routedExperts) * model.expertParameters
-            * model.weightType.bytes
-        let nonExpert = model.weightBytes - expertBytes
-        return nonExpert / Double(tp)
-            + (attentionOnly ? 0 : expertBytes / Double(moe.routedExperts) * (Double(slots) / Double(routedDies)))
+        model.weightBytesPerDie(tp: tp, routedDies: routedDies, routedSlots: slots, attentionOnly: attentionOnly)
     }
 
     /// One line for weights that leave no KV cache: how much each die holds against what it

@@ -1,0 +1,37 @@
+import Testing
+@testable import PodModel
+@testable import ServingEngine
+
+/// `bench` refuses what the engine cannot hold, by the engine's own weights and HBM share (it
+/// checked against all of a die's HBM with weights counted its own way).
+@Suite struct BenchFitTests {
+    @Test func benchRefusesABatchBeyondTheEnginesShareOfHBM() throws {
+        let h100 = try Deployment.inlineColocated("colocated:1:llama-2-7b:nvidia-h100:tp1")
+        // 13.5 GB of weights + 64.4 GB of KV: under the die's 80 GB, over the 72 GB the engine keeps.
+        #expect(throws: ConfigError.self) {
+            try Bench.decode(deployment: h100, batchPerDie: 120, context: 1024, mtpAcceptance: 0)
+        }
+        do {
+            _ = try Bench.decode(deployment: h100, batchPerDie: 120, context: 1024, mtpAcceptance: 0)
+        } catch {
+            #expect("\(error)".contains("one nvidia-h100 die has 80 GB, 72.0 GB of it for weights and KV (90%, as the engine keeps)"),
+                    "\(error)")
+        }
+        // What the engine's KV holds fits.
+        _ = try Bench.decode(deployment: h100, batchPerDie: 100, context: 1024, mtpAcceptance: 0)
+    }
+
+    @Test func benchAndEngineCountTheSameWeightsPerDie() throws {
+        // deepseek-r1 on tp8 910C dies: bench said 83.5 GB per die where the engine's layout held 85.3.
+        let model = ModelSpec.deepSeekR1
+        let group = InstanceGroup(role: .colocated, count: 1, npusEach: 4, firstNPU: 0, tp: 8, dp: 1, ep: 8)
+        let engine = model.weightBytesPerDie(tp: 8, routedDies: 8, routedSlots: group.routedSlots(for: model),
+                                             attentionOnly: false)
+        do {
+            try Bench.checkHBM(model: model, hardware: .ascend910C, group: group, batchPerDie: 1, context: 1)
+            Issue.record("85 GB of weights cannot fit a 64 GB die")
+        } catch {
+            #expect("\(error)".contains(String(format: "weights %.1f GB", engine / 1e9)), "\(error)")
+        }
+    }
+}
