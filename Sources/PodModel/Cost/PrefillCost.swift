@@ -123,6 +123,20 @@ extension CostModel {
         phases.append(PrefillPhase(onFabric: false, seconds: core * input.slowdown))
         phases.append(PrefillPhase(onFabric: true, seconds: allToAll, tp: true))
         guard moeLayer, let moe = model.moe else {
+            if model.moe == nil && tp > 1 {
+                // A dense model's FFN is most of its weights: split by TP as decode splits it (and as
+                // the HBM checks count it), each die's tokens gathered from the group before and
+                // reduce-scattered back after (Megatron sequence parallelism). The FFN was priced
+                // whole on every die with no exchange: TP2, TP4 and TP8 took the same time.
+                let hiddenBytes = n * Double(model.hidden) * DType.bf16.bytes
+                let exchange = tensorParallelAllGather(bytesPerDie: hiddenBytes, tp: tp)
+                let ffn = roofline(flops: groupTokens * model.denseFFNFlopsPerToken / t,
+                                   bytes: model.denseFFNParameters * model.weightType.bytes / t, eightBit: eight)
+                phases.append(PrefillPhase(onFabric: true, seconds: exchange, tp: true))
+                phases.append(PrefillPhase(onFabric: false, seconds: (ffn + vector / 2) * input.slowdown))
+                phases.append(PrefillPhase(onFabric: true, seconds: exchange, tp: true))
+                return phases
+            }
             let ffn = roofline(flops: n * model.denseFFNFlopsPerToken, bytes: model.denseFFNParameters * model.weightType.bytes,
                                eightBit: eight)
             phases.append(PrefillPhase(onFabric: false, seconds: (ffn + vector / 2) * input.slowdown))

@@ -63,3 +63,24 @@ import Testing
         #expect(checked > 5, "groups with different batches were seen \(checked) times")
     }
 }
+
+/// A dense model's prefill pays for its tensor parallelism: the FFN split over the group, the
+/// tokens gathered and reduce-scattered around it. The FFN was priced whole on every die with no
+/// exchange, so TP2, TP4 and TP8 took the same time in one microbatch; with two, the exchange of
+/// one microbatch runs under the other's compute.
+@Suite struct DensePrefillTests {
+    static func batchMs(tp: Int, microbatches: Int) throws -> Double {
+        try Bench.prefill(deployment: Deployment.inlineColocated("colocated:1:llama-3-70b:nvidia-h100:tp\(tp)"),
+                          promptLen: 2048, tokensPerNPU: 8192, microbatches: microbatches).batchMs
+    }
+
+    @Test func prefillPerDieSlowsAsTensorParallelismGrows() throws {
+        let serial = try [4, 8, 16].map { try Self.batchMs(tp: $0, microbatches: 1) }
+        #expect(zip(serial, serial.dropFirst()).allSatisfy { $0 < $1 }, "\(serial)")
+        // Its cost is the exchange: a few to a few tens of percent.
+        #expect(serial[1] / serial[0] > 1.02 && serial[1] / serial[0] < 1.6, "\(serial)")
+        // Two microbatches hide it inside a node, not across nodes (TP16 spans two H100 nodes).
+        let overlapped = try [4, 8, 16].map { try Self.batchMs(tp: $0, microbatches: 2) }
+        #expect(overlapped[0] < serial[0] && overlapped[1] < serial[1] && overlapped[2] > overlapped[1], "\(overlapped)")
+    }
+}
