@@ -114,6 +114,11 @@ struct CommonOptions: ParsableArguments {
         if workload == "synthetic", traceSpeedup != nil {
             throw ConfigError("--trace-speedup applies to a trace, not to the synthetic workload (use --rate)")
         }
+        // Accepted and ignored, it read as if synthetic prompts were clipped (they are drawn
+        // within the window already).
+        if workload == "synthetic", clipToContext {
+            throw ConfigError("--clip-to-context applies to a trace, not to the synthetic workload (its prompts fit the window)")
+        }
         if workload != "synthetic" {
             for (flag, given) in [("--rate", rate != nil), ("--mix", mix != nil), ("--burstiness", burstiness != nil)] where given {
                 throw ConfigError("\(flag) applies to the synthetic workload, not to a trace")
@@ -151,6 +156,11 @@ struct CommonOptions: ParsableArguments {
                 let n = checked.summary.zeroOutputRows
                 FileHandle.standardError.write(Data(("\(workload): \(n) row\(n == 1 ? " asks" : "s ask") for 0 output "
                     + "tokens; \(n == 1 ? "it is" : "each is") served as 1 (a prefill always yields the first token)\n").utf8))
+            }
+            if checked.summary.clippedRows > 0 {
+                let n = checked.summary.clippedRows
+                FileHandle.standardError.write(Data(("\(workload): \(n) row\(n == 1 ? " is" : "s are") longer than "
+                    + "the model's context window (\(try d.modelSpec().contextWindow) tokens) and cut to it (--clip-to-context)\n").utf8))
             }
             config.clipTracePromptsToContext = clipToContext
             config.traceSpeedup = traceSpeedup ?? 1

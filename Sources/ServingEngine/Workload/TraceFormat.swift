@@ -39,6 +39,10 @@ public enum TraceFormat: String, Sendable, Equatable {
             }
             if text.hasPrefix("{"), text.contains("\"input_length\"") { return (.mooncake, nil) }
             if case .fields(let fields)? = try? CSVRecord.split(bytes), let columns = CSVColumns(header: fields) {
+                if let (name, first, second) = columns.repeated {
+                    throw WorkloadError("\(path):\(reader.lineNumber): the header names \(name) twice (columns \(first + 1) and "
+                        + "\(second + 1)); which one holds the field is ambiguous, so remove or rename one")
+                }
                 return (columns.format, columns)
             }
             throw WorkloadError(
@@ -82,6 +86,24 @@ struct CSVColumns: Equatable {
         } else {
             return nil
         }
+        // A field read from one of two same-named columns is a guess (the first was read, and the
+        // other ignored): the header is refused instead.
+        for used in [timestamp, prompt, output] + (total.map { [$0] } ?? []) {
+            if let again = keys.indices.first(where: { $0 != used && keys[$0] == keys[used] }) {
+                repeated = (names[used], min(used, again), max(used, again))
+                break
+            }
+        }
+    }
+
+    /// A column the trace is read from whose name the header repeats: its name as written and
+    /// the two column indices (0-based).
+    var repeated: (name: String, first: Int, second: Int)?
+
+    static func == (a: CSVColumns, b: CSVColumns) -> Bool {
+        a.format == b.format && a.count == b.count && a.timestamp == b.timestamp && a.prompt == b.prompt
+            && a.output == b.output && a.total == b.total && a.names == b.names
+            && a.repeated?.first == b.repeated?.first && a.repeated?.second == b.repeated?.second
     }
 }
 
@@ -91,6 +113,11 @@ public enum TraceLimits {
     /// caller passes the model's own window (``TraceWorkload/check(path:maxContextTokens:)``),
     /// which is normally far smaller.
     public static let maxTokens = 10_000_000
+    /// What a count beyond ``maxTokens`` is told. --clip-to-context cuts counts up to it to the
+    /// window; beyond it a row is refused even then (a count no model comes near is a broken row,
+    /// and the old wording, "within the model's context window", read as if clipping applied).
+    static let tokenCountRange = "expected a token count within the model's context window "
+        + "(at most 10000000 even with --clip-to-context, which cuts counts up to that to the window)"
     /// Latest Mooncake `timestamp`: 10^13 ms, the simulator's longest time
     /// (``SimKit/SimTime/maxDuration``, about 317 years).
     public static let maxMooncakeTimestampMs = 1e13
@@ -110,6 +137,8 @@ struct TraceRow {
     var hashIDs: [UInt64]
     /// A row the trace's own service failed (BurstGPT, 0 response tokens): not replayed.
     var failedInSource = false
+    /// A row --clip-to-context cut to the model's window.
+    var clipped = false
 }
 
 enum TraceRowParser {
@@ -129,6 +158,7 @@ enum TraceRowParser {
             row.outputTokens = min(row.outputTokens, max(0, maxContext - row.promptTokens))
             let kept = (row.promptTokens + TraceFormat.mooncakeBlockTokens - 1) / TraceFormat.mooncakeBlockTokens
             if row.hashIDs.count > kept { row.hashIDs.removeLast(row.hashIDs.count - kept) }
+            row.clipped = true
         }
         if row.promptTokens < 1 {
             throw RowProblem("prompt length must be at least 1, got \(names.prompt) \(row.promptTokens)")
@@ -246,7 +276,7 @@ enum TraceRowParser {
         }
         // Compared, not abs(): abs(Int.min) traps.
         guard let value = Int(text), value >= -TraceLimits.maxTokens, value <= TraceLimits.maxTokens else {
-            throw RowProblem("\(field) \(InputEcho.clean(text)) is out of range; expected a token count within the model's context window")
+            throw RowProblem("\(field) \(InputEcho.clean(text)) is out of range; \(TraceLimits.tokenCountRange)")
         }
         return value
     }
@@ -268,7 +298,7 @@ enum TraceRowParser {
             let n = try number(slot)
             guard n.isFinite, n == n.rounded() else { throw RowProblem("\"\(key)\" must be an integer, got \(OperatorCommand.format(n))") }
             guard abs(n) <= Double(TraceLimits.maxTokens) else {
-                throw RowProblem("\"\(key)\" \(OperatorCommand.format(n)) is out of range; expected a token count within the model's context window")
+                throw RowProblem("\"\(key)\" \(OperatorCommand.format(n)) is out of range; \(TraceLimits.tokenCountRange)")
             }
             return Int(n)
         }

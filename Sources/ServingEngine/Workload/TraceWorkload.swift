@@ -49,6 +49,8 @@ public struct TraceWorkload: WorkloadSource {
     public private(set) var failedInSourceRows = 0
     /// Rows asking for 0 output tokens so far (served as 1: ``TraceSummary/zeroOutputRows``).
     public private(set) var zeroOutputRows = 0
+    /// Rows cut to the model's window so far (--clip-to-context: ``TraceSummary/clippedRows``).
+    public private(set) var clippedRows = 0
     private var firstTime: Double?
     private var lastTime = -Double.infinity
     /// Arrivals come this many times faster than the trace's timestamps (`--trace-speedup K`,
@@ -114,6 +116,7 @@ public struct TraceWorkload: WorkloadSource {
             lastTime = row.time
             firstTime = origin
             if row.outputTokens == 0 { zeroOutputRows += 1 }
+            if row.clipped { clippedRows += 1 }
             defer { nextID += 1 }
             return RequestSpec(
                 id: nextID, arrival: arrival, promptTokens: row.promptTokens,
@@ -252,6 +255,7 @@ public struct TraceWorkload: WorkloadSource {
         }
         summary.failedInSourceRows = trace.failedInSourceRows
         summary.zeroOutputRows = trace.zeroOutputRows
+        summary.clippedRows = trace.clippedRows
         if summary.requests == 0 { throw WorkloadError("\(path): the trace has no requests") }
         summary.idealPrefixReuse = Double(reusedTokens) / Double(summary.promptTokens)
         return summary
@@ -274,6 +278,8 @@ public struct TraceSummary: Sendable, Equatable {
     public var failedInSourceRows = 0
     /// Rows asking for 0 output tokens: served as 1, since a prefill always yields the first token.
     public var zeroOutputRows = 0
+    /// Rows longer than the model's window that --clip-to-context cut to it.
+    public var clippedRows = 0
 
     init(format: TraceFormat) { self.format = format }
 }

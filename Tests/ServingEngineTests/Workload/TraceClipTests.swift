@@ -26,6 +26,7 @@ import Testing
         #expect(first.promptTokens == 4_095 && first.outputTokens == 1)
         let second = try #require(try trace.nextChecked())
         #expect(second.promptTokens == 3_180 && second.outputTokens == 8, "a row that fits is untouched")
+        #expect(trace.clippedRows == 1, "the clipped rows are counted (the run says how many on stderr)")
         var mc = try TraceWorkload(bytes: Self.mooncake, name: "m.jsonl", maxContextTokens: 1_024, clipToContext: true)
         let row = try #require(try mc.nextChecked())
         #expect(row.promptTokens == 1_023 && row.outputTokens == 1)

@@ -55,6 +55,25 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         #expect(throws: WorkloadError.self) { try TraceFormat.detect(path: "/nonexistent/trace.csv") }
     }
 
+    /// A column the trace is read from, named twice, is refused: the first was read and the
+    /// other silently ignored (a review's `TIMESTAMP,ContextTokens,GeneratedTokens,context_tokens`
+    /// replayed prompts of 10 with 99999999 in the second column).
+    @Test(arguments: [
+        ("TIMESTAMP,ContextTokens,GeneratedTokens,context_tokens", "ContextTokens twice (columns 2 and 4)"),
+        ("TIMESTAMP,timestamp,ContextTokens,GeneratedTokens", "TIMESTAMP twice (columns 1 and 2)"),
+        ("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type,total_tokens", "Total tokens twice (columns 5 and 7)"),
+    ])
+    func aRepeatedColumnNameIsRefused(header: String, named: String) throws {
+        let fields = header.split(separator: ",").count
+        let row = (0..<fields).map { $0 == 0 ? "2023-11-16 18:17:03.5" : "5" }.joined(separator: ",")
+        let path = try temporaryTrace(header + "\n" + row + "\n")
+        let error = #expect(throws: WorkloadError.self) { try TraceFormat.detect(path: path) }
+        #expect(error?.description.hasPrefix("\(path):1: the header names \(named);") == true, "\(String(describing: error))")
+        // An unused column may repeat: it is not read.
+        let fine = try temporaryTrace("TIMESTAMP,ContextTokens,GeneratedTokens,note,note\n2023-11-16 18:17:03.5,10,2,a,b\n")
+        #expect(try TraceFormat.detect(path: fine) == .azureCSV)
+    }
+
     @Test(arguments: [
         ("2023-11-16 18:17:03.5,abc,2", "ContextTokens is not an integer"),
         ("2023-11-16 18:17:03.5,10", "expected 3 comma-separated fields"),
@@ -129,7 +148,7 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         ("{\"timestamp\": 1e14, \"input_length\": 1, \"output_length\": 1}",
          "t.trace:2: \"timestamp\" must be between 0 and 10000000000000 ms, got 100000000000000"),
         ("{\"timestamp\": 1, \"input_length\": 1e15, \"output_length\": 1}",
-         "t.trace:2: \"input_length\" 1000000000000000.0 is out of range; expected a token count within the model's context window"),
+         "t.trace:2: \"input_length\" 1000000000000000.0 is out of range; expected a token count within the model's context window (at most 10000000 even with --clip-to-context, which cuts counts up to that to the window)"),
         ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": nan}",
          "t.trace:2: expected a JSON value at column 54, found 'nan}'"),
         ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1e400}",
@@ -145,8 +164,8 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         ("2023-11-16 18:17:nan,1,1",
          "t.trace:3: TIMESTAMP is not 'YYYY-MM-DD HH:MM:SS[.fraction][Z|±HH:MM]' (a real date and time) with a year 1900–9999: '2023-11-16 18:17:nan'"),
         ("2023-11-16 18:17:05,99999999999999999999,1",
-         "t.trace:3: ContextTokens 99999999999999999999 is out of range; expected a token count within the model's context window"),
-        ("2023-11-16 18:17:05,1,10000001", "t.trace:3: GeneratedTokens 10000001 is out of range; expected a token count within the model's context window"),
+         "t.trace:3: ContextTokens 99999999999999999999 is out of range; expected a token count within the model's context window (at most 10000000 even with --clip-to-context, which cuts counts up to that to the window)"),
+        ("2023-11-16 18:17:05,1,10000001", "t.trace:3: GeneratedTokens 10000001 is out of range; expected a token count within the model's context window (at most 10000000 even with --clip-to-context, which cuts counts up to that to the window)"),
         ("2023-11-16 18:17:05,\u{1B}[2J,1", "t.trace:3: ContextTokens is not an integer: '\\u{1B}[2J'"),
         ("2343-11-16 18:17:05,1,1",
          "t.trace:3: timestamp is 10098172802 s after the first row; a trace spans at most 10000000000 s (about 317 years)"),
