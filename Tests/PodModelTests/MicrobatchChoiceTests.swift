@@ -65,6 +65,32 @@ import Testing
         #expect(skipped > 0 && two > 0, "skipped \(skipped), two microbatches \(two)")
     }
 
+    /// The one-microbatch MoE layer takes its attention from the step's dense-layer figure
+    /// (``CostModel/DecodeStepShared/wholeDieAttention``): the very layer it works out alone, bit
+    /// for bit, per-layer factors included; two microbatches ignore it.
+    @Test func theStepsWholeDieAttentionIsTheOneMicrobatchLayers() {
+        for (i, c) in cases(count: 300).enumerated() {
+            var input = c.input
+            if i % 5 == 0 { input.moeLoadFactorPerLayer = [1.2, 3.0, 1.1] }
+            let shared = c.cost.decodeStepShared(input)
+            for m in 1...2 {
+                var memo = CostModel.DecodeExchangeMemo(), alone = CostModel.DecodeExchangeMemo()
+                let given = c.cost.decodeMoELayers(input, queryTokens: shared.q, microbatches: m, context: shared.context,
+                                                   shape: shared.shape, exchange: &memo,
+                                                   wholeDieAttention: shared.wholeDieAttention)
+                let worked = c.cost.decodeMoELayers(input, queryTokens: shared.q, microbatches: m,
+                                                    context: shared.context, shape: shared.shape, exchange: &alone)
+                let bits = { (l: CostModel.DecodeLayer) in
+                    [l.attention, l.gateAndExperts, l.dispatch, l.combine, l.layer].map(\.bitPattern) + [UInt64(l.microbatches)]
+                }
+                #expect(bits(given) == bits(worked), "\(m) microbatches for \(input)")
+            }
+            // It is the dense layer's attention as that layer works it out.
+            #expect(shared.wholeDieAttention == c.cost.decodeAttentionSeconds(
+                requests: input.requestsPerGroup, context: shared.context, queryTokens: shared.q, tp: input.attentionTP))
+        }
+    }
+
     @Test func perLayerFactorsAreNeverSkipped() {
         var input = DecodeStepInput(requestsPerGroup: 2, contextTokens: 1_024, mtpAcceptance: 0.7, dpGroups: 320,
                                     expertDies: 320, routedSlots: 288, sharedExpertDies: 32)

@@ -238,13 +238,17 @@ extension CostModel {
     /// the fabric's transfers for both (dispatch and combine are in flight while the MoE stream's
     /// cube cores run the other microbatch's experts).
     /// `context` is the slowest group's (``slowestGroupContext(_:)``), which the step works out once.
+    /// `wholeDieAttention`, when given, is ``decodeAttention(requests:context:queryTokens:tp:share:vectorShare:)``
+    /// of the whole group on the whole die at this `q` and `context`: one microbatch's attention,
+    /// which the step has worked out for its dense layers already.
     func decodeMoELayer(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
                         context: Double, shape: DecodeExpertShape,
-                        exchange: inout DecodeExchangeMemo) -> DecodeLayer {
+                        exchange: inout DecodeExchangeMemo, wholeDieAttention: Double? = nil) -> DecodeLayer {
         let mb = Double(m), tp = input.attentionTP
         let requests = input.requestsPerGroup / mb
         let tokens = requests * q
-        let attention = attentionStream(input, queryTokens: q, microbatches: m, context: context)
+        let attention = attentionStream(input, queryTokens: q, microbatches: m, context: context,
+                                        wholeDieAttention: wholeDieAttention)
         guard model.moe != nil else {
             return DecodeLayer(attention: attention, gateAndExperts: 0, dispatch: 0, combine: 0, microbatches: m,
                                layer: mb * attention)
@@ -288,13 +292,22 @@ extension CostModel {
     /// One microbatch's attention stream in a decode MoE layer: on the whole die with one
     /// microbatch, on the attention stream's core shares with two, with its TP all-reduce. The
     /// layer and the two-microbatch floor both read it (``twoMicrobatchesFloor(_:shared:)``).
+    /// With one microbatch, a `wholeDieAttention` given (``decodeMoELayer(_:queryTokens:microbatches:context:shape:exchange:wholeDieAttention:)``)
+    /// is the attention it would work out: the group's requests over one (exact), on the whole die.
     @inline(__always)
-    func attentionStream(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int, context: Double) -> Double {
+    func attentionStream(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int, context: Double,
+                         wholeDieAttention: Double? = nil) -> Double {
         let tp = input.attentionTP
         let requests = input.requestsPerGroup / Double(m)
-        let attention = decodeAttention(requests: requests, context: context, queryTokens: q, tp: tp,
-                                        share: m > 1 ? constants.attentionStreamCubeShare : 1,
-                                        vectorShare: m > 1 ? constants.attentionStreamVectorShare : 1) * input.attentionSlowdown
+        let core: Double
+        if m == 1, let wholeDieAttention {
+            core = wholeDieAttention
+        } else {
+            core = decodeAttention(requests: requests, context: context, queryTokens: q, tp: tp,
+                                   share: m > 1 ? constants.attentionStreamCubeShare : 1,
+                                   vectorShare: m > 1 ? constants.attentionStreamVectorShare : 1)
+        }
+        let attention = core * input.attentionSlowdown
         return attention + tensorParallelAllReduce(tokens: requests * q, tp: tp)
     }
 
@@ -302,22 +315,22 @@ extension CostModel {
     /// factors when the input gives them (their sum is the layers' time), else at the single factor.
     func decodeMoELayers(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
                          context: Double, shape: DecodeExpertShape,
-                         exchange: inout DecodeExchangeMemo) -> DecodeLayer {
+                         exchange: inout DecodeExchangeMemo, wholeDieAttention: Double? = nil) -> DecodeLayer {
         guard let factors = input.moeLoadFactorPerLayer, !factors.isEmpty else {
             return decodeMoELayer(input, queryTokens: q, microbatches: m, context: context, shape: shape,
-                                  exchange: &exchange)
+                                  exchange: &exchange, wholeDieAttention: wholeDieAttention)
         }
         // The mean as the first layer plus the mean deviation from it, so that identical layers give
         // exactly the single-factor layer (a balanced placement prices as perfect balance, bit for bit).
         var layer = input
         layer.moeLoadFactor = factors[0]
         var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape,
-                                  exchange: &exchange)
+                                  exchange: &exchange, wholeDieAttention: wholeDieAttention)
         let first = mean, n = Double(factors.count)
         for factor in factors.dropFirst() {
             layer.moeLoadFactor = factor
             let one = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape,
-                                     exchange: &exchange)
+                                     exchange: &exchange, wholeDieAttention: wholeDieAttention)
             mean.attention += (one.attention - first.attention) / n
             mean.gateAndExperts += (one.gateAndExperts - first.gateAndExperts) / n
             mean.dispatch += (one.dispatch - first.dispatch) / n
@@ -328,7 +341,14 @@ extension CostModel {
     }
 
     func decodeDenseLayer(requests b: Double, context ctx: Double, queryTokens q: Double, tp: Int) -> Double {
-        decodeAttention(requests: b, context: ctx, queryTokens: q, tp: tp)
+        decodeDenseLayer(attention: decodeAttention(requests: b, context: ctx, queryTokens: q, tp: tp), requests: b,
+                         queryTokens: q, tp: tp)
+    }
+
+    /// ``decodeDenseLayer(requests:context:queryTokens:tp:)`` with its attention worked out.
+    @inline(__always)
+    func decodeDenseLayer(attention: Double, requests b: Double, queryTokens q: Double, tp: Int) -> Double {
+        attention
             + roofline(flops: b * q * terms.denseFFNFlopsPerToken / Double(tp),
                        bytes: terms.denseFFNBytes / Double(tp),
                        eightBit: terms.weightEightBit)
@@ -436,6 +456,9 @@ extension CostModel {
         let shape: DecodeExpertShape
         /// One dense layer of the main model (a dense model's layer time).
         let denseLayer: Double
+        /// The main model's attention for the whole group on the whole die (a dense layer's, and
+        /// the one-microbatch MoE layer's before its slowdown and all-reduce): worked out once.
+        let wholeDieAttention: Double
     }
 
     /// ``DecodeStepShared`` of `input` (a method, not an initialiser taking the cost model, so
@@ -446,13 +469,15 @@ extension CostModel {
         let b = input.requestsPerGroup, tp = input.attentionTP
         let denseLayers = Double(model.layers - model.moeLayers)
         let context = slowestGroupContext(input)
-        let denseLayer = decodeDenseLayer(requests: b, context: context, queryTokens: q, tp: tp)
+        let attention = decodeAttention(requests: b, context: context, queryTokens: q, tp: tp)
+        let denseLayer = decodeDenseLayer(attention: attention, requests: b, queryTokens: q, tp: tp)
         var other = denseLayers * denseLayer * input.attentionSlowdown
         other += lmHead(tokens: b * q, tp: tp) + sampling(tokens: b * q)
         guard mtpOn else {
             return DecodeStepShared(mtpOn: false, q: q, context: context, otherBeforeDraft: other,
                                     draftProjection: 0, draftLMHead: 0, draftSampling: 0,
-                                    shape: decodeExpertShapeIfMoE(input), denseLayer: denseLayer * input.attentionSlowdown)
+                                    shape: decodeExpertShapeIfMoE(input), denseLayer: denseLayer * input.attentionSlowdown,
+                                    wholeDieAttention: attention)
         }
         let projection = roofline(flops: b * 4 * Double(model.hidden * model.hidden),
                                   bytes: 2 * Double(model.hidden * model.hidden) * model.weightType.bytes,
@@ -460,14 +485,14 @@ extension CostModel {
         return DecodeStepShared(mtpOn: true, q: q, context: context, otherBeforeDraft: other,
                                 draftProjection: projection, draftLMHead: lmHead(tokens: b, tp: tp),
                                 draftSampling: sampling(tokens: b), shape: decodeExpertShapeIfMoE(input),
-                                denseLayer: denseLayer * input.attentionSlowdown)
+                                denseLayer: denseLayer * input.attentionSlowdown, wholeDieAttention: attention)
     }
 
     func decodeStep(_ input: DecodeStepInput, microbatches m: Int, shared: DecodeStepShared,
                     exchange: inout DecodeExchangeMemo) -> DecodeStepCost {
         let mtpOn = shared.mtpOn, q = shared.q
         let verify = decodeMoELayers(input, queryTokens: q, microbatches: m, context: shared.context, shape: shared.shape,
-                                     exchange: &exchange)
+                                     exchange: &exchange, wholeDieAttention: shared.wholeDieAttention)
         let moeLayers = Double(model.moeLayers)
         let draft = mtpOn ? decodeMoELayers(input, queryTokens: 1, microbatches: m, context: shared.context,
                                             shape: shared.shape, exchange: &exchange).layer : 0

@@ -415,17 +415,16 @@ public struct ExpertPlacement: Sendable, Equatable {
                              permutation known: Bool = false) -> Bool {
         let n = load.count
         guard hint.count == n, n > 1, n <= Int(Int32.max) else { return hottestFirst(load: load, into: &order) }
-        // Each expert's key by id, and the coldest (greatest) key.
-        let byID = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: n)
-        defer { byID.deallocate() }
-        var coldest: UInt64 = 0
+        // The coldest load. With no NaN, a load's key is the coldest (greatest) key exactly when
+        // the load equals it as a Double (the key orders loads as `>` does, −0 with +0): the
+        // keys are made for the hotter experts only (issue 12: a key per expert of every layer
+        // of every plan, where most are the body's one load).
+        var coldest = load[0]
         var nan = false
         for e in 0..<n {
             let x = load[e]
             if x.isNaN { nan = true }
-            let key = hotterFirstKey(x)
-            byID[e] = key
-            if key > coldest { coldest = key }
+            if x < coldest { coldest = x }
         }
         guard !nan else { return hottestFirst(load: load, into: &order) }
         let keys = UnsafeMutableBufferPointer<HotterFirst>.allocate(capacity: n)
@@ -437,9 +436,9 @@ public struct ExpertPlacement: Sendable, Equatable {
             hint.withUnsafeBufferPointer { hint in
                 for i in 0..<n {
                     let e = Int(hint[i])
-                    let key = byID[e]
-                    if key != coldest {
-                        keys[hot] = HotterFirst(key: key, id: UInt32(truncatingIfNeeded: e))
+                    let x = load[e]
+                    if x != coldest {
+                        keys[hot] = HotterFirst(key: hotterFirstKey(x), id: UInt32(truncatingIfNeeded: e))
                         hot &+= 1
                     }
                 }
@@ -452,9 +451,9 @@ public struct ExpertPlacement: Sendable, Equatable {
                     for i in 0..<n {
                         let e = Int(hint[i])
                         guard seen.markOnce(e, below: n) else { return false }
-                        let key = byID[e]
-                        if key != coldest {
-                            keys[hot] = HotterFirst(key: key, id: UInt32(truncatingIfNeeded: e))
+                        let x = load[e]
+                        if x != coldest {
+                            keys[hot] = HotterFirst(key: hotterFirstKey(x), id: UInt32(truncatingIfNeeded: e))
                             hot &+= 1
                         }
                     }
@@ -469,7 +468,7 @@ public struct ExpertPlacement: Sendable, Equatable {
         order.withUnsafeMutableBufferPointer { out in
             for i in 0..<hot { out[i] = Int32(truncatingIfNeeded: keys[i].id) }
             var k = hot
-            for e in 0..<n where byID[e] == coldest {
+            for e in 0..<n where load[e] == coldest {
                 out[k] = Int32(truncatingIfNeeded: e)
                 k &+= 1
             }
@@ -617,6 +616,25 @@ public struct ExpertPlacement: Sendable, Equatable {
         scratch.update(repeating: 0, count: dies)
         var total = 0.0
         var s = from
+        // Four slots a round, each exactly as the one-slot loop below adds it (in order, so the
+        // same sums; two slots on one die add to it one after the other): the loop's own count,
+        // compare and branch were a quarter of each slot's instructions (issue 12: this runs for
+        // every prefill TE after every drift, plan and swap, 58 layers of 288 slots).
+        while to &- s >= 4 {
+            let a = row[Int(slotExpert[s])] / slotReplicas[s]
+            scratch[Int(hosts[s])] += a
+            total += a
+            let b = row[Int(slotExpert[s &+ 1])] / slotReplicas[s &+ 1]
+            scratch[Int(hosts[s &+ 1])] += b
+            total += b
+            let c = row[Int(slotExpert[s &+ 2])] / slotReplicas[s &+ 2]
+            scratch[Int(hosts[s &+ 2])] += c
+            total += c
+            let d = row[Int(slotExpert[s &+ 3])] / slotReplicas[s &+ 3]
+            scratch[Int(hosts[s &+ 3])] += d
+            total += d
+            s &+= 4
+        }
         while s < to {
             let share = row[Int(slotExpert[s])] / slotReplicas[s]
             scratch[Int(hosts[s])] += share

@@ -62,9 +62,37 @@ struct SeenBlocks {
         if added { slotted += 1 }
     }
 
-    /// Adds every id of `ids`.
+    /// Adds every id of `ids`: as ``insert(_:)`` one by one, the same growth at the same id, but
+    /// each run of ids that cannot reach the growth threshold placed through one buffer access
+    /// (a uniqueness check and a closure per id were a third of the Mooncake check's set work).
     mutating func formUnion(_ ids: [UInt64]) {
-        for id in ids { insert(id) }
+        var next = 0
+        while next < ids.count {
+            // Each id adds at most one: this many fit before ``insert(_:)`` would grow.
+            let room = slots.count * 3 / 4 - slotted
+            guard room > 0 else {
+                insert(ids[next])
+                next += 1
+                continue
+            }
+            let end = min(ids.count, next + room)
+            let salt = self.salt
+            var added = 0
+            var sawEmptyID = false
+            slots.withUnsafeMutableBufferPointer { slots in
+                for i in next..<end {
+                    let id = ids[i]
+                    if id == Self.empty {
+                        sawEmptyID = true
+                    } else if Self.place(id, in: slots, salt: salt) {
+                        added += 1
+                    }
+                }
+            }
+            slotted += added
+            if sawEmptyID { holdsEmptyID = true }
+            next = end
+        }
     }
 
     /// Puts `id` in its probe run's first vacant slot unless the run holds it; whether it was added.

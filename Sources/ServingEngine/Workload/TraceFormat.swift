@@ -284,7 +284,100 @@ enum TraceRowParser {
     private static let mooncakeNames = ["timestamp", "input_length", "output_length", "hash_ids"]
     private static let mooncakeKeys = JSONLine.keys(mooncakeNames)
 
+    /// A line in the published trace's own layout, `{"timestamp": T, "input_length": P,
+    /// "output_length": O, "hash_ids": [H, H, …]}` with plain integers (1 to 15 digits, no
+    /// leading zero) and nothing else on the line, read in one pass with no intermediate values;
+    /// nil for any other text (other spacing or key order, signs, fractions, exponents, escapes,
+    /// a value out of range), which ``parseMooncake(_:)``'s JSON reader then reads, or words the
+    /// problem of. A line this accepts, the JSON reader reads to the same row: an integer of at
+    /// most 15 digits is exact as a Double (so the same numbers), and every range it checks holds
+    /// (issue 12: the general reader cost ~10 K instructions per row, 4% of a Mooncake hour).
+    static func parseCanonicalMooncake(_ line: ArraySlice<UInt8>) -> TraceRow? {
+        line.withUnsafeBufferPointer { bytes -> TraceRow? in
+            var scan = CanonicalScan(bytes: bytes)
+            guard scan.skip("{\"timestamp\": "), let ms = scan.integer(), Double(ms) <= TraceLimits.maxMooncakeTimestampMs,
+                  scan.skip(", \"input_length\": "), let prompt = scan.integer(), prompt <= TraceLimits.maxTokens,
+                  scan.skip(", \"output_length\": "), let output = scan.integer(), output <= TraceLimits.maxTokens,
+                  scan.skip(", \"hash_ids\": [")
+            else { return nil }
+            // Each id takes at least three bytes (a digit and ", ") but the last, which the "]}" pays for.
+            let room = (bytes.count - scan.index) / 3 + 1
+            let hashes = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: room) { ids -> [UInt64]? in
+                var count = 0
+                if !scan.skip("]") {
+                    // The row's bulk: ids and ", " read straight off the bytes (`integer()` and
+                    // `skip(_:)` written out: ~110 instructions an id through them).
+                    guard let base = bytes.baseAddress else { return nil }
+                    let n = bytes.count
+                    var i = scan.index
+                    while true {
+                        let start = i
+                        var id: UInt64 = 0
+                        while i < n {
+                            let digit = base[i] &- 0x30
+                            guard digit < 10 else { break }
+                            id = id &* 10 &+ UInt64(digit)
+                            i &+= 1
+                        }
+                        // 1 to 15 digits, no leading zero: within 0…TraceLimits.maxHashID.
+                        let digits = i &- start
+                        guard digits >= 1, digits <= 15, digits == 1 || base[start] != 0x30, count < room
+                        else { return nil }
+                        ids[count] = StableHash.mix(id)
+                        count &+= 1
+                        guard n &- i >= 2, base[i] == 0x2C, base[i &+ 1] == 0x20 else { break }
+                        i &+= 2
+                    }
+                    scan.index = i
+                    guard scan.skip("]") else { return nil }
+                }
+                return Array(UnsafeBufferPointer(rebasing: ids[0..<count]))
+            }
+            guard let hashes, scan.skip("}"), scan.index == bytes.count else { return nil }
+            return TraceRow(time: Double(ms) / 1_000, promptTokens: prompt, outputTokens: output, hashIDs: hashes)
+        }
+    }
+
+    /// ``parseCanonicalMooncake(_:)``'s reader: fixed text and plain integers, nothing else.
+    private struct CanonicalScan {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var index = 0
+
+        /// Steps over `text` if the line goes on with it.
+        @inline(__always)
+        mutating func skip(_ text: StaticString) -> Bool {
+            let count = text.utf8CodeUnitCount
+            guard bytes.count - index >= count else { return false }
+            let expected = text.utf8Start
+            for k in 0..<count where bytes[index &+ k] != expected[k] { return false }
+            index &+= count
+            return true
+        }
+
+        /// 1 to 15 decimal digits, no leading zero (JSON's grammar; a Double holds them exactly).
+        @inline(__always)
+        mutating func integer() -> Int? {
+            let start = index
+            var value = 0
+            while index < bytes.count {
+                let digit = bytes[index] &- 0x30
+                guard digit < 10 else { break }
+                value = value &* 10 &+ Int(digit)
+                index &+= 1
+            }
+            let digits = index - start
+            guard digits >= 1, digits <= 15, digits == 1 || bytes[start] != 0x30 else { return nil }
+            return value
+        }
+    }
+
     static func parseMooncake(_ line: ArraySlice<UInt8>) throws(RowProblem) -> TraceRow {
+        if let row = parseCanonicalMooncake(line) { return row }
+        return try parseMooncakeJSON(line)
+    }
+
+    /// Any JSON object line: its members checked and read by ``JSONLine``.
+    static func parseMooncakeJSON(_ line: ArraySlice<UInt8>) throws(RowProblem) -> TraceRow {
         let values: [JSONLine.Value?]
         do { values = try JSONLine.members(line, keys: mooncakeKeys) } catch { throw RowProblem(error.message) }
         func number(_ slot: Int) throws(RowProblem) -> Double {

@@ -23,6 +23,30 @@ import Testing
         #expect(seen.count > 10_000, "the table grew several times")
     }
 
+    /// Unions of runs of ids (repeats, the vacant-slot id, runs longer than the room left before
+    /// a growth) answer as a set and as the same ids inserted one by one.
+    @Test func unionsAnswerAsInsertsOneByOne() {
+        var rng = RandomStreams(seed: 12).stream("seen-union")
+        var union = SeenBlocks(), single = SeenBlocks()
+        var reference = Set<UInt64>()
+        for _ in 0..<3_000 {
+            let ids: [UInt64] = (0..<Int(rng.uniform() * 60)).map { _ in
+                let r = rng.uniform()
+                return r < 0.01 ? .max : r < 0.4 ? UInt64(rng.uniform() * 5_000) : rng.next()
+            }
+            union.formUnion(ids)
+            for id in ids { single.insert(id) }
+            reference.formUnion(ids)
+            for _ in 0..<10 {
+                let probe = rng.uniform() < 0.5 ? UInt64(rng.uniform() * 5_000) : ids.randomElement(using: &rng) ?? 0
+                #expect(union.contains(probe) == reference.contains(probe))
+                #expect(single.contains(probe) == reference.contains(probe))
+            }
+        }
+        #expect(union.count == reference.count && single.count == reference.count)
+        #expect(union.count > 30_000, "the table grew several times")
+    }
+
     /// The id the table uses for a vacant slot, and zero, are ids like any other.
     @Test func edgeIDs() {
         var seen = SeenBlocks()
