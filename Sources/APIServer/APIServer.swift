@@ -92,11 +92,14 @@ public final class APIServer: Sendable {
 
     /// Serves until the calling task is cancelled; throws if the address cannot be bound.
     public func run() async throws {
+        let maxBodyBytes = configuration.maxBodyBytes
         let app = Application(
             router: makeRouter(),
             // Every connection watches for its client leaving from the start: installed lazily, at
             // a long completion's first wait, a client that closed in between went unnoticed.
-            server: .http1(configuration: .init(additionalChannelHandlers: [InputClosedHandler(), ExpectContinueHandler(), HTTP10Framing.Installer()])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [
+                InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), HTTP10Framing.Installer(),
+            ])),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "xds"),
             onServerRunning: { [listening] channel in listening.bound(channel.localAddress?.port) },
@@ -142,9 +145,10 @@ public final class APIServer: Sendable {
         // Records into the global MetricsSystem: a no-op until bootstrapMetricsSystem() is called.
         // Outside the error middleware, so it sees the status a client got (a 404 counts as 404,
         // not as an error thrown past it).
-        router.add(middleware: HTTPMetricsMiddleware())
         let routes = RouteMethods()
+        router.add(middleware: HTTPMetricsMiddleware(routes: routes))
         router.add(middleware: APIErrorMiddleware(routes: routes))
+        router.add(middleware: AnnouncedBodyLimit(maxBodyBytes: configuration.maxBodyBytes))
         HealthRoutes(link: link, backend: backend).register(on: router)
         CompletionRoutes(
             backend: backend, metrics: metrics,

@@ -215,6 +215,53 @@ struct BenchmarkSemanticsTests {
         }
     }
 
+    /// A reply that ends within its first token report (`max_tokens` 1, or 2 under MTP) got
+    /// `cached_tokens: 0` although the engine served its prompt from the prefix cache: only a
+    /// step's report carried the cached count, and such a reply has none before its finish. Now
+    /// `usage` carries the engine's figure (the admin request record) for every length, whole
+    /// and streamed, chat and text.
+    @Test func aReplyOfOneStepStillReportsItsCachedPrompt() async throws {
+        try await Self.withServer { api in
+            let prompt = (0..<3_000).map { "q\(100_000 + ($0 * 7_919) % 900_000)" }.joined(separator: " ")
+            let messages: [[String: Any]] = [["role": "user", "content": prompt]]
+            // Warm the cache with each body (chat wraps the prompt in its template).
+            _ = try await api.complete(["messages": messages, "max_tokens": 8, "ignore_eos": true])
+            _ = try await api.complete(["prompt": prompt, "max_tokens": 8, "ignore_eos": true], chat: false)
+            /// The engine's record of the request behind a reply's `id` (`chatcmpl-N`, `cmpl-N`).
+            func engineCached(_ replyID: String) async throws -> Int {
+                let number = try #require(replyID.split(separator: "-").last.flatMap { Int($0) }, "\(replyID)")
+                let detail = try await api.send(
+                    "GET", "admin/requests/\(number)", headers: ["Authorization": "Bearer \(LiveServer.token)"])
+                #expect(detail.status == 200)
+                return try #require(try api.object(detail.body)["cachedPromptTokens"] as? Int)
+            }
+            func cached(_ usage: [String: Any]?) -> Int? {
+                (usage?["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int
+            }
+            for maxTokens in [1, 2, 3] {
+                for chat in [true, false] {
+                    var body: [String: Any] = chat ? ["messages": messages] : ["prompt": prompt]
+                    body["max_tokens"] = maxTokens
+                    body["ignore_eos"] = true
+                    let whole = try await api.send("POST", chat ? "v1/chat/completions" : "v1/completions", json: body)
+                    #expect(whole.status == 200)
+                    let reply = try api.object(whole.body)
+                    let engine = try await engineCached(try #require(reply["id"] as? String))
+                    #expect(engine > 0, "the repeated prompt was served from the cache")
+                    #expect(cached(reply["usage"] as? [String: Any]) == engine, "whole, max_tokens \(maxTokens), chat \(chat)")
+
+                    body["stream"] = true
+                    body["stream_options"] = ["include_usage": true]
+                    let streamed = try await api.send("POST", chat ? "v1/chat/completions" : "v1/completions", json: body)
+                    #expect(streamed.status == 200)
+                    let stream = try parseCompletionStream(String(decoding: streamed.body, as: UTF8.self), chat: chat)
+                    let id = try #require(stream.chunks.first?["id"] as? String)
+                    #expect(cached(stream.usage) == (try await engineCached(id)), "streamed, max_tokens \(maxTokens), chat \(chat)")
+                }
+            }
+        }
+    }
+
     @Test func promptTokenIDsMatchTheCountAndBlockKeysAreStable() {
         let text = "The pod serves tokens; experts route each layer!"
         let ids = PromptTokenizer.tokenIDs(text)

@@ -183,6 +183,74 @@ struct ClientOptionTests {
         }
     }
 
+    /// A model id in the path is percent-decoded before it is looked up (RFC 3986 §2.1: `%2D` is
+    /// `-`), as clients that escape path segments send it; `GET /v1/models/deepseek%2Dr1` was a 404
+    /// naming `'deepseek%2Dr1'`. An unknown id is echoed decoded but still made safe (a control
+    /// character escaped); escapes that do not decode are kept as sent.
+    @Test func aPercentEncodedModelIDIsDecodedBeforeLookup() async throws {
+        try await LiveServer.with { server in
+            func get(_ path: String) async throws -> (status: String, body: String) {
+                let connection = try RawConnection(port: server.port, readTimeout: 5)
+                defer { connection.close() }
+                connection.write(raw: "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                let answer = await connection.read(until: "never-sent")
+                let parts = answer.components(separatedBy: "\r\n\r\n")
+                return (String(answer.prefix(12)), parts.dropFirst().joined(separator: "\r\n\r\n"))
+            }
+            for path in ["/v1/models/deepseek%2Dr1", "/v1/models/%64%65%65%70%73%65%65%6B-r1", "/v1/models/deepseek-r1"] {
+                let reply = try await get(path)
+                #expect(reply.status == "HTTP/1.1 200", "\(path): \(reply)")
+                #expect(reply.body.contains(#""id":"deepseek-r1""#), "\(path): \(reply.body)")
+            }
+            let cases = [("/v1/models/no%2Dsuch", "'no-such'"), ("/v1/models/a%0Ab", #"'a\\u{A}b'"#),
+                         ("/v1/models/%zz", "'%zz'")]
+            for (path, echo) in cases {
+                let reply = try await get(path)
+                #expect(reply.status == "HTTP/1.1 404", "\(path): \(reply)")
+                #expect(reply.body.contains("The model \(echo) does not exist"), "\(path): \(reply.body)")
+            }
+        }
+    }
+
+    /// A body announced over the 1 MiB limit (`Content-Length`) by a client waiting for `100
+    /// Continue` gets the 413 an oversize body gets, at once: it used to be told `100 Continue`, so
+    /// curl sent 2 MB only to have them refused. The body is never asked for, nothing reaches the
+    /// engine, and the connection closes after the answer (what the client sends next, if anything,
+    /// has no known framing). A body within the limit is still asked for.
+    @Test func anOversizeBodyAnnouncedWithExpectContinueIs413AtOnce() async throws {
+        try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 2)) { server in
+            let limit = server.api.configuration.maxBodyBytes
+            // What a body found too large while read gets (ErrorTests.oversizedBodyIs413).
+            let refusal = APIError.bodyTooLarge(limitBytes: limit).json
+            for path in ["/v1/completions", "/v1/chat/completions", "/admin/commands", "/no/such"] {
+                let connection = try RawConnection(port: server.port, readTimeout: 10)
+                defer { connection.close() }
+                connection.write(raw:
+                    "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n")
+                let started = ContinuousClock.now
+                // Read until the server closes (this marker never comes): well before the read timeout.
+                let answer = await connection.read(until: "never-sent")
+                #expect(ContinuousClock.now - started < .seconds(5), "\(path): the connection stayed open")
+                #expect(answer.hasPrefix("HTTP/1.1 413"), "\(path): \(answer)")
+                #expect(!answer.contains("100 Continue") && answer.contains("Connection: close"), "\(path): \(answer)")
+                let body = try #require(answer.range(of: "\r\n\r\n").map { answer[$0.upperBound...] }, "\(answer)")
+                #expect(String(body) == refusal, "\(path): the same error body as a body read past the limit")
+            }
+            // The limit is the server's: one byte over it is refused, the limit itself asked for.
+            for (length, continues) in [(limit + 1, false), (limit, true)] {
+                let connection = try RawConnection(port: server.port, readTimeout: 5)
+                defer { connection.close() }
+                connection.write(raw:
+                    "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(length)\r\n"
+                    + "Expect: 100-continue\r\n\r\n")
+                let head = await connection.read(until: "\r\n\r\n")
+                #expect(head.hasPrefix(continues ? "HTTP/1.1 100 Continue" : "HTTP/1.1 413"), "\(length): \(head)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     /// A request pipelined behind a streamed reply gets its `100 Continue` only after that reply
     /// ended: an interim answer written at once would land inside the stream and corrupt it.
     @Test func expectContinueWaitsForTheResponseBeforeIt() async throws {

@@ -121,11 +121,15 @@ struct ErrorTests {
             let detail = try expectOpenAIError(
                 rejected, status: 429, type: "rate_limit_error", code: "rate_limit_exceeded")
             #expect(detail["message"] as? String == "prefill queues are full")
+            // When to try again, in whole seconds (RFC 9110 §10.2.3): a 429 had none.
+            #expect(rejected.headers["retry-after"] == "1")
+            let whole = try await server.post("/v1/completions", json: ["prompt": "hi"])
+            #expect(whole.status == 429 && whole.headers["retry-after"] == "1")
 
             backend.mode = .unavailable(reason: "no healthy decode group")
-            try expectOpenAIError(
-                try await server.post("/v1/completions", json: ["prompt": "hi"]), status: 503,
-                type: "service_unavailable_error")
+            let unavailable = try await server.post("/v1/completions", json: ["prompt": "hi"])
+            try expectOpenAIError(unavailable, status: 503, type: "service_unavailable_error")
+            #expect(unavailable.headers["retry-after"] == nil)
 
             backend.mode = .refuse(status: 400, reason: "prompt exceeds every instance's KV capacity")
             let never = try expectOpenAIError(
@@ -135,7 +139,7 @@ struct ErrorTests {
 
             let metrics = PrometheusText(try await server.get("/metrics").text)
             #expect(metrics.sum("xds_http_requests_rejected_total", containing: [#"status="400""#]) == 1)
-            #expect(metrics.sum("xds_http_requests_rejected_total", containing: [#"status="429""#]) == 1)
+            #expect(metrics.sum("xds_http_requests_rejected_total", containing: [#"status="429""#]) == 2)
             #expect(metrics.sum("xds_http_requests_rejected_total", containing: [#"status="503""#]) == 1)
             #expect(metrics.sum("vllm:request_success_total") == 0)
         }

@@ -36,7 +36,7 @@ extension AdminRoutes {
         }
         admin.get("/requests/:id") { request, context in
             _ = try AdminQuery(route: "GET /admin/requests/{id}").values(of: request)
-            let text = context.parameters.get("id") ?? ""
+            let text = context.pathParameter("id")
             guard let id = Int(text), id >= 0 else {
                 throw APIError.invalidRequest(
                     "request id must be a whole number ≥ 0, got \(InputEcho.quoted(text))", param: "id",

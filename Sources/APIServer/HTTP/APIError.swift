@@ -96,8 +96,15 @@ struct APIError: Error, Sendable, Equatable {
         var response = JSONWire.response(json: json, status: status)
         // After a body that does not parse, the connection's framing is lost: close it.
         if code == "malformed_body" { response.headers[.connection] = "close" }
+        if status == .tooManyRequests { response.headers[.retryAfter] = String(Self.retryAfterSeconds) }
         return response
     }
+
+    /// `Retry-After` of a 429 (RFC 9110 §10.2.3, whole seconds), which clients such as the openai
+    /// package's retry loop honour: the engine refuses while its queues are full, and a decode
+    /// step frees places every few tens of milliseconds, so a second is a fair wait without
+    /// stalling a benchmark.
+    static let retryAfterSeconds = 1
 }
 
 /// OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`.

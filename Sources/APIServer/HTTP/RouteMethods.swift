@@ -32,6 +32,14 @@ final class RouteMethods: Sendable {
         return methods.sorted { Self.order($0) < Self.order($1) }
     }
 
+    /// The path, as the router labels it (`/v1/models/{id}`), of the first route that matches
+    /// `path` whatever its method; nil for a path no route matches. For the HTTP metrics of a
+    /// request that reached no route because of its method (OPTIONS, a 405).
+    func route(_ path: String) -> String? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        return table.withLock({ $0 }).first(where: { Self.matches($0.path, parts) })?.path.description
+    }
+
     /// `GET, HEAD, OPTIONS`: the `Allow` header's value.
     static func header(_ methods: [HTTPRequest.Method]) -> String { methods.map(\.rawValue).joined(separator: ", ") }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import NIOCore
 import Synchronization
@@ -12,6 +13,17 @@ struct ServerContext: RequestContext {
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         channel = source.channel
+    }
+}
+
+extension ServerContext {
+    /// The path parameter `name` as the client meant it, percent-decoded (RFC 3986 §2.1:
+    /// `/v1/models/deepseek%2Dr1` names `deepseek-r1`); the router hands the segment as sent. One
+    /// whose escapes do not decode (`%zz`, bytes that are not UTF-8) is kept as sent. Error
+    /// messages that echo it still go through `InputEcho` (control characters escaped).
+    func pathParameter(_ name: String) -> String {
+        let sent = parameters.get(name) ?? ""
+        return sent.removingPercentEncoding ?? sent
     }
 }
 

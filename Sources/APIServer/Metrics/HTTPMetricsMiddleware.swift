@@ -2,45 +2,86 @@ import Dispatch
 import Hummingbird
 import Metrics
 
-/// Hummingbird's ``MetricsMiddleware`` with HEAD requests counted once they are answered.
+/// The server's own HTTP series, under Hummingbird 2's names and labels (`hb.requests`,
+/// `http.server.request.duration`, `http.server.active_requests`, `hb.request.errors`), recorded
+/// for the answer the client got.
 ///
-/// The library counts a request and lowers `http_server_active_requests` in a closure that runs
-/// after the response body is written; a HEAD answer has no body written, so the closure never
-/// ran: every `curl -I` raised the gauge for good and was never counted in `hb_requests`. HEAD
-/// is therefore recorded here when its handler returns, into the same series (swift-metrics hands
-/// back one series per label and dimensions); every other method goes through the library.
+/// Hummingbird's ``MetricsMiddleware`` did not fit this server in three ways, so the series are
+/// recorded here instead:
+/// - It counts an error only when one is thrown past it, and ``APIErrorMiddleware`` turns every
+///   error into a response first; the library also makes its error counter beside every request
+///   counter, labelled with the response status. So `hb_request_errors` held one series per
+///   answer — `error_type="200"`, `"204"` — and all stayed 0 after 400, 404, 413 or 499 answers.
+///   Here every 4xx and 5xx answer counts once in it, `error_type` being its status, and no
+///   series exists for a success.
+/// - A known path asked with a method it does not take (OPTIONS → 204, GET on a POST route →
+///   405) matched no route, so it was labelled `http_route="NotFound"` like an unknown path; it
+///   is labelled with its route's path (``RouteMethods/route(_:)``).
+/// - A HEAD answer has no body written, and the library counted a request (and lowered
+///   `http_server_active_requests`) only after the body's write: every `curl -I` raised the gauge
+///   for good and was never counted. HEAD is recorded when its handler returns.
+///
+/// Every other answer is recorded once its body is written (or its write failed: a client that
+/// left), as the library did, so a stream's duration is the whole stream's.
 struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    private let library = MetricsMiddleware<Context>()
+    /// The routes' paths, for requests that reached no route; nil labels them all `NotFound`.
+    var routes: RouteMethods?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.method == .head else { return try await library.handle(request, context: context, next: next) }
         let start = DispatchTime.now().uptimeNanoseconds
-        let status: HTTPResponse.Status
-        let response: Response
+        let method = request.method
+        let active = Meter(label: "http.server.active_requests", dimensions: [("http.request.method", method.description)])
+        active.increment()
+        var response: Response
         do {
             response = try await next(request, context)
-            status = response.status
         } catch {
-            let failed = (error as? any HTTPResponseError)?.status ?? .internalServerError
-            Self.record(route: context.endpointPath ?? "NotFound", status: failed, since: start)
-            Counter(label: "hb.request.errors", dimensions: Self.dimensions(context.endpointPath ?? "NotFound", failed, errorKey: true))
-                .increment()
+            // Only what escapes the error middleware (nothing, by design): its status, else a 500.
+            let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
+            Self.record(route: routeLabel(request, context), method: method, status: status, since: start)
+            active.decrement()
             throw error
         }
-        Self.record(route: context.endpointPath ?? "Unknown", status: status, since: start)
+        let status = response.status
+        let route = routeLabel(request, context)
+        guard method != .head else {
+            Self.record(route: route, method: method, status: status, since: start)
+            active.decrement()
+            return response
+        }
+        let body = response.body
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            do {
+                try await body.write(writer)
+            } catch {
+                Self.record(route: route, method: method, status: status, since: start)
+                active.decrement()
+                throw error
+            }
+            Self.record(route: route, method: method, status: status, since: start)
+            active.decrement()
+        }
         return response
     }
 
-    private static func record(route: String, status: HTTPResponse.Status, since start: UInt64) {
-        let dimensions = Self.dimensions(route, status, errorKey: false)
+    /// The matched route's path; for a request no route took, the path of a route at its path
+    /// (another method), else `NotFound`.
+    private func routeLabel(_ request: Request, _ context: Context) -> String {
+        if let matched = context.endpointPath, matched != "NotFound" { return matched }
+        return routes?.route(request.uri.path) ?? "NotFound"
+    }
+
+    /// One answer: counted, timed, and counted as an error when its status is 4xx or 5xx.
+    private static func record(route: String, method: HTTPRequest.Method, status: HTTPResponse.Status, since start: UInt64) {
+        let dimensions = [("http.route", route), ("http.request.method", method.description),
+                          ("http.response.status_code", status.code.description)]
         Counter(label: "hb.requests", dimensions: dimensions).increment()
         Timer(label: "http.server.request.duration", dimensions: dimensions, preferredDisplayUnit: .seconds)
             .recordNanoseconds(DispatchTime.now().uptimeNanoseconds - start)
-    }
-
-    /// The library's dimensions for a HEAD answer (its errors name the status `error.type`).
-    private static func dimensions(_ route: String, _ status: HTTPResponse.Status, errorKey: Bool) -> [(String, String)] {
-        [("http.route", route), ("http.request.method", "HEAD"),
-         (errorKey ? "error.type" : "http.response.status_code", status.code.description)]
+        if status.code >= 400 {
+            Counter(label: "hb.request.errors", dimensions: [("http.route", route), ("http.request.method", method.description),
+                                                             ("error.type", status.code.description)])
+                .increment()
+        }
     }
 }

@@ -37,7 +37,7 @@ struct CompletionRoutes: Sendable {
         }
         // The openai package's `models.retrieve(id)`: the served model, else OpenAI's 404.
         router.get("/v1/models/:id") { _, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = context.pathParameter("id")
             guard id == backend.modelName else { throw APIError.modelNotFound(id) }
             return JSONWire.response(ModelList.Model(id: id, created: startedAt, maxModelLen: validator.maxModelLen))
         }

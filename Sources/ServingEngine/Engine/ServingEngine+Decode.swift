@@ -212,7 +212,8 @@ extension ServingEngine {
             leaveCancelled(request, placement: placement, location: "\(instances[index].name)/dp\(g)")
             return
         }
-        streams.finished(id, outputTokens: request.outputTokens, lengthCapped: request.spec.outputTokens >= request.maxTokens)
+        streams.finished(id, outputTokens: request.outputTokens, lengthCapped: request.spec.outputTokens >= request.maxTokens,
+                         cachedPromptTokens: placement.hitTokens)
 
         let firstToken = seat.firstTokenAt ?? now
         let ttft = firstToken - request.spec.arrival

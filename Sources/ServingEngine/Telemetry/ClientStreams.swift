@@ -10,7 +10,8 @@ public struct StreamUpdate: Sendable, Equatable {
         /// Done; `lengthCapped` when the output stopped at the client's `max_tokens`.
         case finished(lengthCapped: Bool)
         /// Prompt tokens whose KV came from the prefix cache; sent once, just before the first
-        /// `.tokens` of a request that decodes for more than one step.
+        /// `.tokens` of a request with a hit, whether that comes from a step's report or from the
+        /// finish (a reply of one step, e.g. `max_tokens` 1, or 2 under MTP).
         case cachedPrompt(Int)
         /// Not served or lost: 429 rejected by admission, 400 can never fit, 503 failed (fault).
         case failed(reason: String, status: Int)
@@ -42,7 +43,8 @@ public struct StreamUpdate: Sendable, Equatable {
 /// let (id, output) = streams.open(maxTokens: 64, minTokens: 0, ignoreEOS: false)
 /// streams.accepted(id)
 /// streams.progress(id, tokensSoFar: 3, cachedPromptTokens: 0)     // .tokens(3)
-/// streams.finished(id, outputTokens: output, lengthCapped: false)  // .tokens(output - 3), .finished
+/// streams.finished(id, outputTokens: output, lengthCapped: false,
+///                  cachedPromptTokens: 0)                          // .tokens(output - 3), .finished
 /// let updates = streams.take()                                     // all four, in order; now empty
 /// ```
 final class ClientStreams {
@@ -120,21 +122,30 @@ final class ClientStreams {
     /// first report of a request with a prefix-cache hit is preceded by `.cachedPrompt`.
     func progress(_ id: Int, tokensSoFar produced: Int, cachedPromptTokens: Int) {
         guard let reported = watched[id], produced > reported else { return }
-        if reported == 0, cachedPromptTokens > 0 {
-            updates.append(StreamUpdate(id: id, kind: .cachedPrompt(cachedPromptTokens)))
-        }
+        announceCachedPrompt(id, reported: reported, cachedPromptTokens: cachedPromptTokens)
         watched[id] = produced
         updates.append(StreamUpdate(id: id, kind: .tokens(produced - reported)))
     }
 
     /// `id` completed with `outputTokens` in all: the tokens not reported yet, then `.finished`;
-    /// the stream closes.
-    func finished(_ id: Int, outputTokens: Int, lengthCapped: Bool) {
+    /// the stream closes. A request that finishes within its first reporting step (one token, or
+    /// two under MTP) was never in a step's report, so its `.cachedPrompt` comes from here — else
+    /// its client's `usage.prompt_tokens_details.cached_tokens` read 0 whatever the cache held.
+    /// `cachedPromptTokens` defaults to 0 (no hit) for callers without a prefix cache.
+    func finished(_ id: Int, outputTokens: Int, lengthCapped: Bool, cachedPromptTokens: Int = 0) {
         guard let reported = watched.removeValue(forKey: id) else { return }
+        announceCachedPrompt(id, reported: reported, cachedPromptTokens: cachedPromptTokens)
         if outputTokens > reported {
             updates.append(StreamUpdate(id: id, kind: .tokens(outputTokens - reported)))
         }
         updates.append(StreamUpdate(id: id, kind: .finished(lengthCapped: lengthCapped)))
+    }
+
+    /// `.cachedPrompt` once per request: before its first tokens, when it had a hit.
+    private func announceCachedPrompt(_ id: Int, reported: Int, cachedPromptTokens: Int) {
+        if reported == 0, cachedPromptTokens > 0 {
+            updates.append(StreamUpdate(id: id, kind: .cachedPrompt(cachedPromptTokens)))
+        }
     }
 
     /// `id` was rejected (429), can never fit (400) or was lost (503): the stream closes.
