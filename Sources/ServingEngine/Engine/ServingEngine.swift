@@ -318,6 +318,10 @@ public final class ServingEngine {
             reject(spec, reason: "request id \(spec.id) is already in flight", kind: "request id already in flight")
             return
         }
+        if cluster.hasUnplaceableGroups, let reason = noDecodeTEBackSoon() {
+            reject(spec, reason: reason, kind: "no decode TE accepts work")
+            return
+        }
         let target: Int
         switch je.admit(request, instances: instances, cluster: cluster, kv: kvStore) {
         case .neverFits(let reason, let kind):
@@ -333,6 +337,30 @@ public final class ServingEngine {
         request.prefillInstance = target
         requests[spec.id] = request
         placeOnPrefillGroup(spec.id, instance: target)
+    }
+
+    /// Why a request is turned away at the door when prefill and decode are apart and no decode
+    /// TE takes work: taken in, it would be prefilled and then wait for one to return (five
+    /// minutes under a pd-failover restart, a client hanging on all along). A decode TE due back
+    /// within the TTFT SLO (a restart or NPU-fork about to end) is waited for: the request can
+    /// still meet its SLO. Nil when a decode TE takes work, the pod has none (colocated), or one
+    /// is back soon.
+    func noDecodeTEBackSoon() -> String? {
+        var hasDecodeTE = false
+        var soonest = SimTime.infinity
+        for index in instances.indices where instances[index].role == .decode && !isRetired(index) {
+            hasDecodeTE = true
+            if cluster.hasPlaceableGroup(te: index) { return nil }
+            switch faults.outage(of: index) {
+            case .restarting(let until)?, .forking(let until, _)?, .migrating(let until)?: soonest = min(soonest, until)
+            default: break
+            }
+        }
+        guard hasDecodeTE else { return nil }
+        let wait = soonest - now
+        if wait <= configuration.sloTTFTMs / 1_000 { return nil }
+        return "no decode TE accepts work (all restarting, drained or out of service"
+            + (wait.isFinite ? "; the first is back in \(OperatorCommand.format((wait * 10).rounded(.up) / 10)) s)" : ")")
     }
 
     /// Admission control turned the request away; it never held any resource. `kind` is the

@@ -38,9 +38,13 @@ import XDSTestSupport
         #expect(mid.completed > 0, "requests already on decode finish")
         #expect(mid.inFlight > 0, "new prefills wait for decode room")
         #expect(engine.snapshot().kv.transferQueue > 0)
+        // Arrivals while no decode TE takes work are turned away, not left waiting for an undrain.
+        #expect(mid.rejectionReasons["no decode TE accepts work"] ?? 0 > 0, "\(mid.rejectionReasons)")
         #expect(engine.apply(.undrain(node: 3)).accepted)
         #expect(engine.runToCompletion(limit: 3_600))
-        #expect(engine.report().requests.completed == 100)
+        let end = engine.report().requests
+        #expect(end.completed + end.rejected == 100 && end.failed == 0, "\(end)")
+        #expect(end.completed >= before, "everything in flight at the drain finished")
         #expect(engine.audit() == [])
     }
 

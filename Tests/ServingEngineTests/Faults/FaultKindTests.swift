@@ -156,6 +156,8 @@ import XDSTestSupport
     /// fault; a dead link is "blocked", found within one round and rerouted over RoCE.
     @Test func kvProbesTellDelayedFromBlocked() throws {
         let engine = try FaultTests.engine(rate: 60, limit: 200)
+        // Requests in prefill first: once decode takes nothing, new arrivals are turned away.
+        engine.run(until: 0.5)
         for node in 2...4 { #expect(engine.apply(.drain(node: node)).accepted) }   // decode takes nothing
         engine.run(until: 4)
         let delayed = FaultTests.events(engine, .info).filter { $0.contains("delayed (decode saturated)") }
