@@ -122,50 +122,47 @@ extension ServingEngine {
     /// the hottest expert die (system.md §1.3).
     func decodeStepSeconds(_ index: Int) -> (seconds: Double, running: Int) {
         let step = instances[index].stepIndex
-        // Attention time grows with a group's requests, and per request with its context: rank the
-        // groups by requests × (per-request cost + per-token cost × context), both read off the
-        // cost model once per step.
         let queryTokens = tokensPerStep > 1 ? 2.0 : 1.0
-        // Read through the instance (a class), not a copy of its cost model; the rates are the
-        // same every step, so they are computed once per query width (InstanceState).
+        // Read through the instance (a class), not a copy of its cost model.
         let instance = instances[index]
-        let perRequest: Double, perToken: Double
-        if let rates = instance.decodeAttentionRates, rates.queryTokens == queryTokens {
-            (perRequest, perToken) = (rates.perRequest, rates.perToken)
-        } else {
-            let base = instance.cost.decodeAttentionSeconds(requests: 1, context: 0, queryTokens: queryTokens)
-            perRequest = instance.cost.decodeAttentionSeconds(requests: 2, context: 0, queryTokens: queryTokens) - base
-            perToken = (instance.cost.decodeAttentionSeconds(requests: 1, context: 1_000, queryTokens: queryTokens) - base) / 1_000
-            instance.decodeAttentionRates = (queryTokens, base, perRequest, perToken)
-        }
-        // The slowest group from the scheduler's incremental index (O(changed groups), not a scan of all).
-        let (maxRunning, context, total) = instance.decode!.stepLoad(step: step, tokensPerStep: tokensPerStep,
-                                                                     perRequest: perRequest, perToken: perToken)
-        guard total > 0 else { return (0, 0) }
-        let spec = instances[index].groupSpec
+        let spec = instance.groupSpec
+        // The group the step is priced at.
+        let group: (requests: Double, context: Double, total: Int)
         if !model.isMoE && spec.dp > 1 {
             // A dense model's DP groups share no collective: nothing waits for the slowest one
             // (a 910C die ran slower than a 910B die for it). The TE still steps its groups
             // together, so the step is priced at their mean busy group.
-            let mean = instance.decode!.batches.meanBusyGroup(step: step, tokensPerStep: tokensPerStep)
-            var input = DecodeStepInput(requestsPerGroup: mean.requests, contextTokens: mean.context,
-                                        mtpAcceptance: tokensPerStep - 1, dpGroups: spec.dp, expertDies: spec.ep,
-                                        routedSlots: 0, sharedExpertDies: 0)
-            input.attentionTP = spec.tp
-            input.requestsPerInstance = Double(mean.total)
-            (input.attentionSlowdown, input.expertSlowdown) = stragglerSlowdown(instance: index)
-            return (instance.cost.decodeStep(input).stepSeconds, mean.total)
+            group = instance.decode!.batches.meanBusyGroup(step: step, tokensPerStep: tokensPerStep)
+        } else {
+            // Attention time grows with a group's requests, and per request with its context: rank
+            // the groups by requests × (per-request cost + per-token cost × context), both read off
+            // the cost model once per query width (InstanceState: the same every step).
+            let perRequest: Double, perToken: Double
+            if let rates = instance.decodeAttentionRates, rates.queryTokens == queryTokens {
+                (perRequest, perToken) = (rates.perRequest, rates.perToken)
+            } else {
+                let base = instance.cost.decodeAttentionSeconds(requests: 1, context: 0, queryTokens: queryTokens)
+                perRequest = instance.cost.decodeAttentionSeconds(requests: 2, context: 0, queryTokens: queryTokens) - base
+                perToken = (instance.cost.decodeAttentionSeconds(requests: 1, context: 1_000, queryTokens: queryTokens) - base) / 1_000
+                instance.decodeAttentionRates = (queryTokens, base, perRequest, perToken)
+            }
+            // The slowest group from the scheduler's incremental index (O(changed groups), not a scan of all).
+            let (maxRunning, context, total) = instance.decode!.stepLoad(step: step, tokensPerStep: tokensPerStep,
+                                                                         perRequest: perRequest, perToken: perToken)
+            group = (Double(maxRunning), context, total)
         }
+        let total = group.total
+        guard total > 0 else { return (0, 0) }
         // With MTP the main model verifies 1 + draft tokens per request: they all route to experts.
         let routed = Double(total) * (tokensPerStep > 1 ? 2 : 1)
         let factor = moeLoadFactor(index, tokens: routed)
         if let ma = configuration.deployment.moeAttention {
-            let step = instances[index].cost.decodeStepMoEAttention(ma, requestsPerDie: Double(maxRunning), contextTokens: context,
+            let step = instances[index].cost.decodeStepMoEAttention(ma, requestsPerDie: group.requests, contextTokens: group.context,
                                                                     mtpAcceptance: tokensPerStep - 1, moeLoadFactor: factor)
             noteDecodeMoE(index, step)
             return (step.stepSeconds, total)
         }
-        var input = DecodeStepInput(requestsPerGroup: Double(maxRunning), contextTokens: context,
+        var input = DecodeStepInput(requestsPerGroup: group.requests, contextTokens: group.context,
                                     mtpAcceptance: tokensPerStep - 1, dpGroups: spec.dp, expertDies: spec.ep,
                                     routedSlots: spec.routedSlots(for: model), sharedExpertDies: spec.sharedExpertDies,
                                     moeLoadFactor: factor)

@@ -39,9 +39,9 @@ public enum TraceFormat: String, Sendable, Equatable {
             }
             if text.hasPrefix("{"), text.contains("\"input_length\"") { return (.mooncake, nil) }
             if case .fields(let fields)? = try? CSVRecord.split(bytes), let columns = CSVColumns(header: fields) {
-                if let (name, first, second) = columns.repeated {
-                    throw WorkloadError("\(path):\(reader.lineNumber): the header names \(name) twice (columns \(first + 1) and "
-                        + "\(second + 1)); which one holds the field is ambiguous, so remove or rename one")
+                if let twice = columns.repeated {
+                    throw WorkloadError("\(path):\(reader.lineNumber): the header names \(twice.name) twice (columns "
+                        + "\(twice.first + 1) and \(twice.second + 1)); which one holds the field is ambiguous, so remove or rename one")
                 }
                 return (columns.format, columns)
             }
@@ -90,7 +90,7 @@ struct CSVColumns: Equatable {
         // other ignored): the header is refused instead.
         for used in [timestamp, prompt, output] + (total.map { [$0] } ?? []) {
             if let again = keys.indices.first(where: { $0 != used && keys[$0] == keys[used] }) {
-                repeated = (names[used], min(used, again), max(used, again))
+                repeated = RepeatedColumn(name: names[used], first: min(used, again), second: max(used, again))
                 break
             }
         }
@@ -98,12 +98,12 @@ struct CSVColumns: Equatable {
 
     /// A column the trace is read from whose name the header repeats: its name as written and
     /// the two column indices (0-based).
-    var repeated: (name: String, first: Int, second: Int)?
+    var repeated: RepeatedColumn?
 
-    static func == (a: CSVColumns, b: CSVColumns) -> Bool {
-        a.format == b.format && a.count == b.count && a.timestamp == b.timestamp && a.prompt == b.prompt
-            && a.output == b.output && a.total == b.total && a.names == b.names
-            && a.repeated?.first == b.repeated?.first && a.repeated?.second == b.repeated?.second
+    struct RepeatedColumn: Equatable {
+        var name: String
+        var first: Int
+        var second: Int
     }
 }
 
