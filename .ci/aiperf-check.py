@@ -7,8 +7,10 @@ _sum/_count over the run): the vllm: buckets are too coarse for a p50 to mean an
 bounds at 0.1 and 0.25 s), while sum/count are exact.
 
 Usage: python3 .ci/aiperf-check.py PORT [REQUESTS] [CONCURRENCY] [TOLERANCE] [SEED]"""
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,8 @@ tolerance = float(sys.argv[4]) if len(sys.argv) > 4 else 0.10
 seed = int(sys.argv[5]) if len(sys.argv) > 5 else 7
 base = f"http://127.0.0.1:{port}"
 work = tempfile.mkdtemp(prefix="xds-aiperf-")
+# The tokenizer and aiperf's artifacts go when the check ends, however it ends.
+atexit.register(shutil.rmtree, work, ignore_errors=True)
 here = os.path.dirname(os.path.abspath(__file__))
 subprocess.run([sys.executable, os.path.join(here, "make-tokenizer.py"), f"{work}/tokenizer"], check=True)
 

@@ -95,7 +95,7 @@ import XDSTestSupport
         for (w, h) in Self.sizes + [(80, 24), (120, 40), (200, 60)] {
             for view in ConsoleView.allCases {
                 let text = renderFixture(view, width: w, height: h).joined(separator: "\n")
-                try text.write(toFile: "\(dir)/\(w)x\(h)-\(view.rawValue).txt", atomically: true, encoding: .utf8)
+                try text.write(toFile: "\(dir)/\(w)x\(h)-\(view.rawValue).txt", atomically: false, encoding: .utf8)
             }
         }
     }

@@ -158,7 +158,7 @@ import XDSTestSupport
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-themes-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        try "name = \"mine\"\n[colors\n".write(to: dir.appendingPathComponent("mine.toml"), atomically: true, encoding: .utf8)
+        try "name = \"mine\"\n[colors\n".write(to: dir.appendingPathComponent("mine.toml"), atomically: false, encoding: .utf8)
         let broken = ThemeCatalog.load(directory: dir).start(named: "mine", noColor: false, logPath: "/tmp/l")
         #expect(broken.notice == "no theme named 'mine'; using dark · themes: dark · theme file mine.toml skipped: see /tmp/l")
     }

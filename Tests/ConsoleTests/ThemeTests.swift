@@ -25,11 +25,11 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try "name = \"broken\"\n[colors\ntext = 1\n".write(
-            to: dir.appendingPathComponent("broken.toml"), atomically: true, encoding: .utf8)
+            to: dir.appendingPathComponent("broken.toml"), atomically: false, encoding: .utf8)
         try "[colors]\nsparkle = 3\n".write(
-            to: dir.appendingPathComponent("odd.toml"), atomically: true, encoding: .utf8)
+            to: dir.appendingPathComponent("odd.toml"), atomically: false, encoding: .utf8)
         try "[roles]\ndecode = 300\n".write(
-            to: dir.appendingPathComponent("range.toml"), atomically: true, encoding: .utf8)
+            to: dir.appendingPathComponent("range.toml"), atomically: false, encoding: .utf8)
         let catalog = ThemeCatalog.load(directory: dir)
         #expect(catalog.themes.map(\.name) == ["dark"])
         #expect(catalog.problems.count == 3)

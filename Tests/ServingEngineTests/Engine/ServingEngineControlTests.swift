@@ -164,7 +164,7 @@ import XDSTestSupport
         // The first 3,000 requests (about 15 simulated minutes), as a trace of their own.
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").prefix(3_000)
         let head = FileManager.default.temporaryDirectory.appendingPathComponent("xds-mooncake-head-\(getpid()).jsonl")
-        try (lines.joined(separator: "\n") + "\n").write(to: head, atomically: true, encoding: .utf8)
+        try (lines.joined(separator: "\n") + "\n").write(to: head, atomically: false, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: head) }
         let ideal = try TraceWorkload.check(path: head.path).idealPrefixReuse
         let headPath = head.path

@@ -124,9 +124,7 @@ import XDSTestSupport
             let prompt = (shared.count + own.count) * 512 - (i % 7) * 13
             lines.append("{\"timestamp\": \((i / 3) * 250), \"input_length\": \(max(1, prompt)), \"output_length\": \(20 + (i * 37) % 300), \"hash_ids\": [\(hashes)]}")
         }
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("xds-golden-mooncake-\(getpid()).jsonl")
-        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
-        return url.path
+        return try TestScratch.write(lines.joined(separator: "\n") + "\n", name: "golden-mooncake.jsonl")
     }
 
     static func trace(_ path: String) throws -> ServingEngine {

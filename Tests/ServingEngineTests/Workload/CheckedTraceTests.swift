@@ -33,7 +33,7 @@ import XDSTestSupport
     @Test func theCheckRefusesARowTheSpeedupPushesBeyondTheSpan() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("xds-span-\(getpid()).jsonl").path
         let row = { (ms: Int) in #"{"timestamp": \#(ms), "input_length": 1, "output_length": 1, "hash_ids": []}"# }
-        try (row(0) + "\n" + row(1_000_000_000_000) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try (row(0) + "\n" + row(1_000_000_000_000) + "\n").write(toFile: path, atomically: false, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         // 10⁹ s at speedup 1 (kept for replay) and at 0.5; 10¹² s at 0.001 is beyond the span.
         #expect(try TraceWorkload.checkKeepingRequests(path: path).trace?.requests.count == 2)
@@ -53,12 +53,12 @@ import XDSTestSupport
     @Test func aTraceChangedAfterItsCheckEndsTheReplayWithItsLine() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("xds-changed-\(getpid()).jsonl").path
         let row = { (ms: Int) in #"{"timestamp": \#(ms), "input_length": 8, "output_length": 2, "hash_ids": []}"# }
-        try [row(0), row(1_000), row(2_000)].joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try [row(0), row(1_000), row(2_000)].joined(separator: "\n").write(toFile: path, atomically: false, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let checked = try TraceWorkload.checkKeepingRequests(path: path, speedup: 2)
         #expect(checked.summary.requests == 3 && checked.trace == nil)
         // After the check, row 2 goes back in time.
-        try [row(0), row(3_000), row(2_000)].joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try [row(0), row(3_000), row(2_000)].joined(separator: "\n").write(toFile: path, atomically: false, encoding: .utf8)
         var config = EngineConfiguration(deployment: try Deployment.inlineColocated("colocated:1:llama-2-7b:nvidia-a100:tp1"),
                                          workload: .trace(path: path))
         config.traceSpeedup = 2
@@ -71,7 +71,7 @@ import XDSTestSupport
         let logged = engine.recentEvents().filter { $0.severity == .error }
         #expect(logged.map(\.message) == ["trace replay stopped: \(stop)"])
         // A trace read to its end reports nothing.
-        try [row(0), row(1_000)].joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try [row(0), row(1_000)].joined(separator: "\n").write(toFile: path, atomically: false, encoding: .utf8)
         let clean = try ServingEngine(configuration: config)
         #expect(clean.runToCompletion(limit: 600) && clean.workloadError == nil && clean.report().workloadStopped == nil)
     }
@@ -82,7 +82,7 @@ import XDSTestSupport
     @Test func aRunThatStopsWhenDoneEndsWithItsLastRequest() throws {
         let path = NSTemporaryDirectory() + "xds-one-row-\(getpid()).jsonl"
         try #"{"timestamp": 0, "input_length": 100, "output_length": 10, "hash_ids": [1]}"#
-            .write(toFile: path, atomically: true, encoding: .utf8)
+            .write(toFile: path, atomically: false, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let config = EngineConfiguration(deployment: try Deployment.inlineColocated("colocated:1:llama-2-7b:nvidia-a100:tp1"),
                                          workload: .trace(path: path))

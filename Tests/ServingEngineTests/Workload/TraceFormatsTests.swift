@@ -191,8 +191,6 @@ import XDSTestSupport
     }
 
     private func temporaryFile(_ text: String) throws -> String {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("xds-formats-\(UUID().uuidString).csv")
-        try text.write(to: url, atomically: true, encoding: .utf8)
-        return url.path
+        try TestScratch.write(text, name: "formats.csv")
     }
 }

@@ -4,12 +4,9 @@ import XDSTestSupport
 
 @testable import ServingEngine
 
-/// Writes `text` to a fresh temporary file and returns its path.
+/// Writes `text` to a fresh scratch file (removed when the test process exits) and returns its path.
 private func temporaryTrace(_ text: String, name: String = "trace") throws -> String {
-    let url = FileManager.default.temporaryDirectory
-        .appendingPathComponent("xds-\(name)-\(UUID().uuidString).txt")
-    try text.write(to: url, atomically: true, encoding: .utf8)
-    return url.path
+    try TestScratch.write(text, name: "\(name).txt")
 }
 
 @Suite struct TraceWorkloadTests {
