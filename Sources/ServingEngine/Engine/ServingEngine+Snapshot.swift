@@ -175,9 +175,18 @@ extension ServingEngine {
         let loads = configuration.eplb == .perfect ? Array(repeating: 1.0, count: routing.dies)
             : dieLoads ?? routing.dieLoads()
         let hosted = hostedExperts(routing)
+        // Where each expert die is now: a dead NPU replaced from the spares hands its expert
+        // dies to the spare (``ClusterManager/moveExpertDies(fromNPU:toNPU:)``), so the
+        // position in the TE's NPU range no longer says which chip holds them (the state showed
+        // a replaced NPU's experts on the dead chip and none on its replacement). Unmapped
+        // (a colocated TE): the TE's NPUs in order.
+        var npuOfDie = (0..<routing.dies).map { first + $0 / diesPerNPU }
+        for (die, slot) in cluster.expertSlots where slot.instance == index && slot.index < routing.dies {
+            npuOfDie[slot.index] = die / cluster.diesPerNPU
+        }
         for d in 0..<routing.dies {
-            let npu = first + d / diesPerNPU
-            guard npu < statuses.count else { continue }
+            let npu = npuOfDie[d]
+            guard npu >= 0, npu < statuses.count else { continue }
             // The first die of an NPU shares its cached list rather than copying it.
             if statuses[npu].experts.isEmpty { statuses[npu].experts = hosted[d] } else { statuses[npu].experts += hosted[d] }
             statuses[npu].expertLoad = max(statuses[npu].expertLoad, loads[d])

@@ -346,6 +346,20 @@ public final class ServingEngine {
     /// still meet its SLO. Nil when a decode TE takes work, the pod has none (colocated), or one
     /// is back soon.
     func noDecodeTEBackSoon() -> String? {
+        guard let wait = decodeTEBackIn(), wait > configuration.sloTTFTMs / 1_000 else { return nil }
+        return Self.noDecodeTE(backIn: wait)
+    }
+
+    /// "no decode TE accepts work (…)", with when the first is back if one is coming back.
+    static func noDecodeTE(backIn wait: SimTime) -> String {
+        "no decode TE accepts work (all restarting, drained or out of service"
+            + (wait.isFinite ? "; the first is back in \(OperatorCommand.format((wait * 10).rounded(.up) / 10)) s)" : ")")
+    }
+
+    /// Seconds until the first decode TE takes work again (infinity: none is coming back by
+    /// itself: drained, or out of service until repaired); nil when one takes work now or the
+    /// pod has no decode TE (colocated).
+    private func decodeTEBackIn() -> SimTime? {
         var hasDecodeTE = false
         var soonest = SimTime.infinity
         for index in instances.indices where instances[index].role == .decode && !isRetired(index) {
@@ -356,11 +370,24 @@ public final class ServingEngine {
             default: break
             }
         }
-        guard hasDecodeTE else { return nil }
-        let wait = soonest - now
-        if wait <= configuration.sloTTFTMs / 1_000 { return nil }
-        return "no decode TE accepts work (all restarting, drained or out of service"
-            + (wait.isFinite ? "; the first is back in \(OperatorCommand.format((wait * 10).rounded(.up) / 10)) s)" : ")")
+        return hasDecodeTE ? soonest - now : nil
+    }
+
+    /// Prefilled requests queued for a decode TE while no decode TE takes work and none is coming
+    /// back by itself (every one drained, or out of service until repaired) fail with that reason:
+    /// nothing would ever take them (a review found three still waiting 2,000 simulated seconds
+    /// after every decode node was drained, neither finished nor failed). Requests waiting for a
+    /// decode TE that is restarting wait for it, as before. Called at each heartbeat round: the
+    /// control plane learns there that nothing will take them.
+    func failTransfersWithNowhereToGo() {
+        guard cluster.hasUnplaceableGroups, let wait = decodeTEBackIn(), wait.isInfinite else { return }
+        var stranded: [Int] = []
+        for index in instances.indices where instances[index].role == .decode {
+            guard let decode = instances[index].decode else { continue }
+            stranded += decode.transferQueue
+        }
+        guard !stranded.isEmpty else { return }
+        evict(stranded, outcome: .fail("prefilled, then " + Self.noDecodeTE(backIn: wait)))
     }
 
     /// Admission control turned the request away; it never held any resource. `kind` is the

@@ -352,8 +352,8 @@ final class FaultSystem {
     /// Every TE in `instances` redoes the iteration in flight for glitch `id`.
     func scheduleRedo(_ instances: [Int], fault id: Int) { glitches.schedule(instances, fault: id) }
 
-    /// The glitch whose redo TE `i` still owes (taken: the redo starts now), if any.
-    func takeRedo(_ i: Int) -> Int? { glitches.take(i) }
+    /// The glitches whose redo TE `i` still owes (taken: the redo starts now), oldest first.
+    func takeRedo(_ i: Int) -> [Int] { glitches.take(i) }
 
     /// TE `name` redoes its iteration for glitch `id`, ending at `end`. Returns when the last
     /// redone iteration ends once no TE owes a redo for it any more (the recovery time).
@@ -368,5 +368,5 @@ final class FaultSystem {
     func endGlitch(_ id: Int) { glitches.end(id) }
 
     /// Whether some TE still owes a glitch redo.
-    var redoPending: [Int: Int] { glitches.pending }
+    var redoPending: [Int: [Int]] { glitches.pending }
 }

@@ -52,9 +52,26 @@ extension ServingEngine {
     func announceDrainedNodes() {
         guard cluster.hasUnannouncedDrains else { return }
         for node in cluster.announceEmptyNodes(pod: EnginePodView(engine: self)) {
-            telemetry.log(EngineEvent(time: now, kind: .drain, message: "node \(node) drained: no requests left; "
-                + "it can be faulted, healed or serviced without touching traffic"))
+            let serving = expertTEs(onNode: node)
+            let after = serving.isEmpty ? "it can be faulted, healed or serviced without touching traffic"
+                : "its NPUs still hold expert slots of \(serving.joined(separator: ", ")) (an expert die serves every "
+                    + "DP group of its TE), so a fault there still stalls \(serving.count == 1 ? "it" : "them") and goes through recovery"
+            telemetry.log(EngineEvent(time: now, kind: .drain, message: "node \(node) drained: no requests left; " + after))
         }
+    }
+
+    /// The TEs (names, in TE order) with a group on `node` that draining did not release: its
+    /// dies are expert ranks of a TE whose other groups still work (``releasedByDrain(instance:group:)``).
+    func expertTEs(onNode node: Int) -> [String] {
+        let perNode = topology.npusPerNode
+        var names: [String] = []
+        for i in instances.indices where cluster.hasNPUs(i) {
+            let onNode = instances[i].groups.contains { g in
+                cluster.npus(of: i, group: g).contains { $0 / perNode == node } && !releasedByDrain(instance: i, group: g)
+            }
+            if onNode { names.append(instances[i].name) }
+        }
+        return names
     }
 
     /// The nodes an operator drained (``ClusterManager``), read-only.

@@ -121,11 +121,32 @@ extension ServingEngine {
     }
 
     /// A group on a drained node with nothing left on it: its hardware is released, so a fault
-    /// there touches no traffic.
+    /// there touches no traffic. Not while its dies are expert ranks of a TE with other groups
+    /// still at work: an expert die serves the MoE layers of every group of its TE, however empty
+    /// its own DP group is, so a dead one still hangs the TE's dispatch and combine (a drained
+    /// decode node's chips kept serving experts while a fault on them was counted as touching
+    /// nothing). Drained and empty as a whole, the TE runs no collective and is released.
     func releasedByDrain(instance i: Int, group g: Int) -> Bool {
+        guard drainedEmpty(instance: i, group: g) else { return false }
+        guard servesExperts(instance: i, group: g) else { return true }
+        return instances[i].groups.allSatisfy { drainedEmpty(instance: i, group: $0) }
+    }
+
+    /// Group `g` of TE `i` is on a drained node and holds no request.
+    private func drainedEmpty(instance i: Int, group g: Int) -> Bool {
         cluster.isOnDrainedNode(i, group: g)
             && (instances[i].decode?.slots[g] ?? 0) == 0 && (instances[i].prefill?.queues[g].isEmpty ?? true)
             && kvStore.requestsHoldingKV(GroupRef(te: i, group: g)) == 0
+    }
+
+    /// Whether the dies of TE `i`'s group `g` are expert ranks of the TE. A decode TE's expert
+    /// dies are mapped (``buildExpertSlots()``; under MoE–attention disaggregation they are apart
+    /// from the attention groups); a prefill or colocated TE of an MoE model spreads its experts
+    /// over all its dies (EP = its dies).
+    func servesExperts(instance i: Int, group g: Int) -> Bool {
+        guard model.moe != nil, instances[i].groupSpec.ep > 1 else { return false }
+        guard instances[i].role == .decode else { return true }
+        return cluster.dies(of: i, group: g).contains { cluster.expertSlots[$0]?.instance == i }
     }
 
     /// Undoes a fault: the hardware is repaired (a repaired die rejoins with its weights loaded;

@@ -13,10 +13,12 @@ extension ServingEngine {
     func acceptStepEnd(_ index: Int) -> Bool {
         guard instances[index].stepEndsAt == now else { return false }
         if isHalted(index) { return false }
-        if let fault = faults.takeRedo(index) {
+        let glitches = faults.takeRedo(index)
+        if !glitches.isEmpty {
             abandonStep(index)
             beginStep(index)
-            noteRedo(fault: fault, instance: index)
+            // One redo for every glitch that hit the failed iteration.
+            for fault in glitches { noteRedo(fault: fault, instance: index) }
             return false
         }
         instances[index].stepEndsAt = nil
@@ -92,7 +94,7 @@ extension ServingEngine {
     /// Restarts the step loop of an instance that was halted: the step it was in is redone.
     func resume(_ index: Int) {
         if instances[index].stepping { abandonStep(index) }
-        if let fault = faults.takeRedo(index) { noteRedo(fault: fault, instance: index) }
+        for fault in faults.takeRedo(index) { noteRedo(fault: fault, instance: index) }
         if instances[index].role == .decode { pullTransfers(index) }
         startStepIfIdle(index)
     }

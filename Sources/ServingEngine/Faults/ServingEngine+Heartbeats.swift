@@ -11,6 +11,7 @@ extension ServingEngine {
         scheduleHeartbeatRound(at: now.nextOnGrid(every: configuration.faults.heartbeatIntervalSeconds))
         var act = EngineRecoveryActuator(engine: self)
         faults.heartbeatRound(at: now, pod: EnginePodView(engine: self), act: &act)
+        failTransfersWithNowhereToGo()
         announceDrainedNodes()
     }
 

@@ -46,3 +46,31 @@ import XDSTestSupport
         FaultTests.expectSound(engine)
     }
 }
+
+/// Requests that finished prefill while no decode TE takes work and none is coming back by itself.
+@Suite struct StrandedTransferTests {
+    /// Every decode node drained under load: the prefilled requests queued for decode fail with
+    /// the reason at the next heartbeat, new arrivals are rejected, and nothing is left in flight
+    /// (three requests used to wait in the transfer queue for good, neither finished nor failed).
+    @Test func prefilledRequestsWithNoDecodeTEEverBackFailWithTheReason() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 200)
+        engine.run(until: 3)
+        for node in 2...4 { #expect(engine.apply(.drain(node: node)).accepted) }   // decode NPUs 16–39
+        #expect(engine.runToCompletion(limit: 3_600), "nothing waits with no end")
+        let counts = engine.report().requests
+        #expect(counts.inFlight == 0 && counts.arrived == counts.completed + counts.failed + counts.rejected)
+        let reason = "prefilled, then no decode TE accepts work (all restarting, drained or out of service)"
+        #expect(counts.failureReasons[reason] ?? 0 > 0, "\(counts.failureReasons)")
+        #expect(counts.rejectionReasons["no decode TE accepts work"] ?? 0 > 0)
+        FaultTests.expectSound(engine)
+        FaultTests.expectEmpty(engine)
+    }
+
+    /// A decode TE restarting is coming back: what it will take waits for it, none fails.
+    @Test func prefilledRequestsWaitForADecodeTEThatIsRestarting() throws {
+        let engine = try DecodeOutageAdmissionTests.glitched(restartSeconds: 6)
+        #expect(engine.runToCompletion(limit: 3_600))
+        #expect(engine.report().requests.failed == 0)
+        FaultTests.expectSound(engine)
+    }
+}

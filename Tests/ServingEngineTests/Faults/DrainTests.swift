@@ -84,15 +84,17 @@ import XDSTestSupport
         FaultTests.expectEmpty(engine)
     }
 
-    /// Faulting, healing and undraining a drained, empty node changes no request's fate.
+    /// Faulting, healing and undraining a drained, empty node changes no request's fate when the
+    /// drain emptied its whole TE (prefill-0 is node 0): nothing runs a collective on it.
     @Test func faultsOnADrainedNodeTouchNoTraffic() throws {
         func run(_ fault: Bool) throws -> ServingEngine {
             let engine = try FaultTests.engine(rate: 30, limit: 150)
-            #expect(engine.apply(.drain(node: 3)).accepted)   // decode NPUs 24–31
+            #expect(engine.apply(.drain(node: 0)).accepted)   // prefill-0, all of it
             engine.run(until: 20)
-            #expect(engine.snapshot().drainedNodes == [3])
+            #expect(engine.snapshot().drainedNodes == [0])
+            #expect(FaultTests.events(engine, .drain).contains { $0.contains("node 0 drained: no requests left; it can be faulted") })
             if fault {
-                #expect(engine.apply(.faultNode(3)).accepted)
+                #expect(engine.apply(.faultNode(0)).accepted)
                 engine.run(until: 22)
                 #expect(engine.report().faultDetails[0].recovery.contains("no traffic"))
                 #expect(engine.apply(.heal(faultID: 1)).accepted)
@@ -104,9 +106,30 @@ import XDSTestSupport
         #expect(plain.report().requests == faulted.report().requests)
         #expect(plain.report().latencyMs == faulted.report().latencyMs)
         #expect(faulted.report().faults.recovered == 1)
-        #expect(faulted.apply(.undrain(node: 3)).accepted)
+        #expect(faulted.apply(.undrain(node: 0)).accepted)
         #expect(faulted.runToCompletion(limit: 3_600))
         FaultTests.expectSound(faulted)
+    }
+
+    /// A drained node of an expert-parallel TE whose other nodes still serve keeps serving its
+    /// experts: every expert die takes tokens from every DP group of its TE. Its drain says so,
+    /// and a fault on it stalls the TE and goes through recovery (it used to be counted as
+    /// touching no traffic while the dead chips went on serving experts).
+    @Test func aDrainedNodeOfAnExpertParallelTEStillServesItsExperts() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 150)
+        let d = try FaultTests.decodeIndex(engine)
+        #expect(engine.apply(.drain(node: 3)).accepted)   // decode NPUs 24–31, of 16–39
+        engine.run(until: 20)
+        #expect(engine.snapshot().drainedNodes == [3])
+        let drained = FaultTests.events(engine, .drain).first { $0.hasPrefix("node 3 drained") } ?? ""
+        #expect(drained.contains("its NPUs still hold expert slots of \(engine.instances[d].name)"), "\(drained)")
+        #expect(engine.apply(.faultNode(3)).accepted)
+        #expect(engine.faults.isHalted(d), "the TE's dispatch and combine wait for the dead expert dies")
+        engine.run(until: 30)
+        let fault = try #require(engine.report().faultDetails.first)
+        #expect(fault.detectedAt != nil && !fault.recovery.contains("no traffic"), "\(fault.recovery)")
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
     }
 
     /// A second drain of a node says where the first one stands: "draining (N requests left)"
@@ -161,5 +184,27 @@ import XDSTestSupport
         #expect(engine.apply(.healAll).message == "1 fault healed")
         #expect(engine.apply(.faultDie(40)).accepted && engine.apply(.faultDie(41)).accepted)
         #expect(engine.apply(.healAll).message == "2 faults healed")
+    }
+}
+
+/// Which chip holds which experts after recovery moved them.
+@Suite struct ExpertDieMapTests {
+    /// A dead decode NPU replaced from the spares: the state shows its experts on the spare that
+    /// took them over, and none on the dead chip (they stayed on the dead chip, and the spare
+    /// showed none, in what the Pod view and `/admin/state` read).
+    @Test func aReplacedNPUsExpertsShowOnItsReplacement() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 120)
+        engine.run(until: 2)
+        let dead = 20
+        let before = engine.snapshot().npus[dead].experts
+        #expect(!before.isEmpty, "decode NPU 20 hosts experts")
+        #expect(engine.apply(.faultNPU(dead)).accepted)
+        engine.run(until: 10)
+        let recovery = try #require(engine.report().faultDetails.first).recovery
+        let spare = try #require(engine.snapshot().npus.first { $0.id >= 40 && $0.role == .decode }, "\(recovery)")
+        let npus = engine.snapshot().npus
+        #expect(npus[dead].experts.isEmpty, "\(recovery)")
+        #expect(spare.experts == before, "\(recovery)")
+        FaultTests.expectSound(engine)
     }
 }

@@ -181,15 +181,43 @@ import Testing
         let id = faults.inject(.glitch, label: "fault glitch", at: 1)
         #expect(faults.plan(.glitch, role: .decode) == .redoIteration)
         faults.scheduleRedo([0, 2], fault: id)
-        #expect(faults.takeRedo(1) == nil && faults.takeRedo(0) == id && faults.takeRedo(0) == nil)
+        #expect(faults.takeRedo(1).isEmpty && faults.takeRedo(0) == [id] && faults.takeRedo(0).isEmpty)
         #expect(faults.noteRedone(fault: id, by: "decode-0", endingAt: 1.5, now: 1.1) == nil, "TE 2 still owes a redo")
-        #expect(faults.takeRedo(2) == id)
+        #expect(faults.takeRedo(2) == [id])
         #expect(faults.noteRedone(fault: id, by: "prefill-2", endingAt: 1.3, now: 1.2) == 1.5, "the later end")
         #expect(faults.redone(fault: id) == ["decode-0", "prefill-2"])
         faults.markHealed(id, at: 1.5)
         faults.markHealed(id, at: 2)
         faults.endGlitch(id)
         #expect(faults.record(id)?.healedAt == 1.5 && faults.redone(fault: id).isEmpty && faults.glitches.ends.isEmpty)
+    }
+
+    /// Two glitches in one failed iteration are redone by one redo and both recover (the second
+    /// used to replace the first, which then stayed open for good).
+    @Test func twoGlitchesInOneIterationAreBothRedone() {
+        let faults = FaultSystem()
+        let first = faults.inject(.glitch, label: "fault glitch", at: 1)
+        let second = faults.inject(.glitch, label: "fault glitch", at: 1.2)
+        faults.scheduleRedo([0], fault: first)
+        faults.scheduleRedo([0, 1], fault: second)
+        #expect(faults.takeRedo(0) == [first, second] && faults.takeRedo(0).isEmpty)
+        #expect(faults.noteRedone(fault: first, by: "decode-0", endingAt: 2, now: 1.5) == 2)
+        #expect(faults.noteRedone(fault: second, by: "decode-0", endingAt: 2, now: 1.5) == nil, "TE 1 still owes one")
+        #expect(faults.takeRedo(1) == [second])
+        #expect(faults.noteRedone(fault: second, by: "prefill-1", endingAt: 2.5, now: 1.6) == 2.5)
+    }
+
+    @Test func overlappingGlitchesAllRecoverInTheEngine() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 120)
+        engine.run(until: 3)
+        #expect(engine.apply(.faultGlitch).accepted)
+        // 5 ms later: within the iterations the first one failed.
+        engine.run(until: 3.005)
+        #expect(engine.apply(.faultGlitch).accepted)
+        #expect(engine.runToCompletion(limit: 3_600))
+        let report = engine.report()
+        #expect(report.faults.injected == 2 && report.faults.recovered == 2, "\(report.faultDetails.map(\.recovery))")
+        FaultTests.expectSound(engine)
     }
 
     @Test func kvProbesReportADelayOncePerEpisodeAndNotWhileHalted() {
