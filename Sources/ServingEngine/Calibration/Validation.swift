@@ -171,7 +171,19 @@ public enum Validation {
             if batch == 96 {
                 points.append(Point("decode microbatching, layer latency, batch 96", "system.md §4b", published: -10,
                                     unit: "%", simulated: gain(two.layerMs, over: one.layerMs), tolerance: 5, absolute: true))
-                // Two streams of about 600 µs per microbatch per layer.
+                // Two streams of about 600 µs per microbatch per layer. The MoE stream row and the MTP
+                // latency row stay informative because they are tied to enforced rows (measured with
+                // switches on this model, not shipped):
+                // - MoE stream ≤ 660 µs needs ~22 µs off its 681. Pricing the hot die's dispatch by its
+                //   inbound bytes only (no per-received-message handling) gives 667 µs and drops the
+                //   EPLB cut at batch 8 to 36.8% (floor 36) and the microbatching gain at batch 64 to
+                //   +1.0% (floor +0.8); adding one bulk message per rank to its shared-expert die gives
+                //   659 µs but a batch-64 gain of 0.0% (out).
+                // - The MTP row is (a₂ + m₂) / 2a₁ (with MTP the layer is one microbatch's chain, without
+                //   it two attention streams): 39.2–49.2% needs a₁ ≥ (a₂ − a₁ + m₂) / 1.984 ≈ 431 µs at
+                //   m₂ = 660, against 412. With the inbound-bytes dispatch, a fixed 20 / 30 µs per attention
+                //   microbatch gives 49.4 / 47.2%, but two microbatches pay it twice: batch-64 gain −0.7 /
+                //   −1.6% (out).
                 let layers = Double(ModelSpec.deepSeekR1.moeLayers) * 2
                 let b = two.breakdownMs
                 points.append(Point("attention stream per microbatch, batch 96, 4K", "system.md §4b", published: 600,
