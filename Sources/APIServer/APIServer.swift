@@ -48,13 +48,15 @@ public final class APIServer: Sendable {
         public var maxModelLen: Int
         /// Time between `event: snapshot` frames on `/admin/events`.
         public var adminEventInterval: Duration
+        /// How long the server waits for a client's request head, body bytes, or next request.
+        public var readTimeouts: ReadTimeouts
         /// Where server logs go; silent by default because the console may own the terminal.
         public var logger: Logger
 
         public init(
             host: String = "127.0.0.1", port: Int = 0, adminToken: String, maxBodyBytes: Int = 1 << 20,
             defaultMaxTokens: Int = 256, maxTokensCap: Int = 16_384, maxModelLen: Int = 131_072,
-            adminEventInterval: Duration = .milliseconds(500),
+            adminEventInterval: Duration = .milliseconds(500), readTimeouts: ReadTimeouts = .init(),
             logger: Logger = Logger(label: "xds.api", factory: { _ in SwiftLogNoOpLogHandler() })
         ) {
             self.host = host
@@ -65,6 +67,7 @@ public final class APIServer: Sendable {
             self.maxTokensCap = maxTokensCap
             self.maxModelLen = max(2, maxModelLen)
             self.adminEventInterval = adminEventInterval
+            self.readTimeouts = readTimeouts
             self.logger = logger
         }
     }
@@ -93,12 +96,15 @@ public final class APIServer: Sendable {
     /// Serves until the calling task is cancelled; throws if the address cannot be bound.
     public func run() async throws {
         let maxBodyBytes = configuration.maxBodyBytes
+        let readTimeouts = configuration.readTimeouts
         let app = Application(
             router: makeRouter(),
             // Every connection watches for its client leaving from the start: installed lazily, at
             // a long completion's first wait, a client that closed in between went unnoticed.
+            // The read timeouts come after ExpectContinueHandler, to see the requests the router sees.
             server: .http1(configuration: .init(additionalChannelHandlers: [
                 InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), HTTP10Framing.Installer(),
+                ReadTimeoutHandler(readTimeouts),
             ])),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "xds"),

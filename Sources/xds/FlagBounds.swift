@@ -108,6 +108,12 @@ enum FlagLimits {
     static let microbatches = FlagRange("--microbatches", 1...2, whole: true)
     /// A TCP port; 0 asks the system for a free one.
     static let port = FlagRange("--port", 0...65_535, unit: "", whole: true)
+    /// How long `xds serve` waits for a client's bytes (``APIServer/ReadTimeouts``): under 0.1 s
+    /// a client on a slow link could not send a head at all; an hour is far past any client's
+    /// own timeout.
+    static let headerTimeout = FlagRange("--header-timeout", 0.1...3_600, unit: "s")
+    static let bodyTimeout = FlagRange("--body-timeout", 0.1...3_600, unit: "s")
+    static let keepAliveTimeout = FlagRange("--keep-alive-timeout", 0.1...3_600, unit: "s")
     /// The command language's `speed` range (``CommandLimits``), so `--speed` and `speed S` agree.
     static let speed = FlagRange("--speed", CommandLimits.minSpeed...CommandLimits.maxSpeed,
                                  unit: "simulated seconds per wall second")

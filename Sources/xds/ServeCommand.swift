@@ -19,9 +19,22 @@ struct Serve: ParsableCommand {
     @Option(help: "Bearer token for /admin.") var adminToken: String?
     @Option(parsing: .unconditional, help: "Simulated seconds per wall second (\(FlagLimits.speed.allowed)), or max.")
     var speed: String = "1"
+    @Option(parsing: .unconditional,
+            help: "Seconds a request head may take to arrive whole, else 408; \(FlagLimits.headerTimeout.allowed).")
+    var headerTimeout: CLINumber = 60
+    @Option(parsing: .unconditional,
+            help: "Seconds a request body may go without new bytes, else 408; \(FlagLimits.bodyTimeout.allowed).")
+    var bodyTimeout: CLINumber = 60
+    @Option(parsing: .unconditional,
+            help: "Seconds an idle kept-alive connection stays open, \(FlagLimits.keepAliveTimeout.allowed).")
+    var keepAliveTimeout: CLINumber = 75
 
     func run() throws {
         let port = try FlagLimits.port.int(port)
+        let readTimeouts = APIServer.ReadTimeouts(
+            header: .seconds(try FlagLimits.headerTimeout.value(headerTimeout)),
+            body: .seconds(try FlagLimits.bodyTimeout.value(bodyTimeout)),
+            keepAlive: .seconds(try FlagLimits.keepAliveTimeout.value(keepAliveTimeout)))
         let bindHost = try parseBindHost(host, option: "--host")
         if let warning = exposureWarning(host: bindHost) { FileHandle.standardError.write(Data("xds serve: \(warning)\n".utf8)) }
         let pace = try FlagLimits.pace(speed)
@@ -37,7 +50,8 @@ struct Serve: ParsableCommand {
                               capabilities: [.drain, .speed, .rebalance, .faults])
         host.start()
         let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token,
-                                                      maxModelLen: try config.deployment.modelSpec().contextWindow), link: host, backend: host,
+                                                      maxModelLen: try config.deployment.modelSpec().contextWindow,
+                                                      readTimeouts: readTimeouts), link: host, backend: host,
                                engineFeed: finished)
         _ = server.bootstrapMetricsSystem()
         do {

@@ -141,6 +141,38 @@ struct ServeProcessTests {
         #expect(child.process.terminationStatus != 0)
     }
 
+    /// The read timeouts are numbers like any other: a bad one is one line naming the flag and
+    /// its range, and nothing starts; a good one reaches the server.
+    @Test func readTimeoutsAreRangeCheckedAndApplied() async throws {
+        let bad = [("--header-timeout", "0"), ("--body-timeout", "-1"), ("--keep-alive-timeout", "nan"),
+                   ("--header-timeout", "3601"), ("--body-timeout", "1e308"), ("--keep-alive-timeout", "abc"),
+                   ("--header-timeout", "0x10")]
+        for (flag, value) in bad {
+            let child = try ChildProcess(try #require(BuiltBinary.xds),
+                                         ["serve", "--port", "0", "--deployment", Self.tiny, flag, value])
+            defer { child.kill() }
+            #expect(child.waitForExit(within: 20))
+            #expect(child.process.terminationStatus != 0, "\(flag) \(value)")
+            // The pipe's reader thread may not have caught up with a process that exited at once.
+            let read = Date().addingTimeInterval(10)
+            while child.stderr.isEmpty && Date() < read { try await Task.sleep(for: .milliseconds(20)) }
+            let lines = child.stderr.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].contains("\(flag) must be") && lines[0].contains("between 0.1 and 3600 s"),
+                    "\(flag) \(value): \(child.stderr)")
+            #expect(child.stdout.isEmpty, "nothing starts: \(child.stdout)")
+        }
+        let (child, port) = try startServe(["--keep-alive-timeout", "1"])
+        defer { child.kill() }
+        let connection = try RawConnection(port: port, readTimeout: 15)
+        defer { connection.close() }
+        connection.write(raw: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let start = Date()
+        let (text, closed) = await connection.readUntilClosed()
+        let waited = Date().timeIntervalSince(start)
+        #expect(closed && text.hasPrefix("HTTP/1.1 200"), "\(text)")
+        #expect(waited >= 0.9 && waited < 10, "closed \(waited) s after the answer, not 1 s")
+    }
+
     @Test func anIPv6AddressIsPrintedInBrackets() throws {
         let child = try ChildProcess(try #require(BuiltBinary.xds),
                                      ["serve", "--host", "::1", "--port", "0", "--deployment", Self.tiny])

@@ -43,6 +43,12 @@ struct APIError: Error, Sendable, Equatable {
         status: .badRequest, message: "the request body is malformed: its chunked encoding or length does not parse",
         type: "invalid_request_error", param: nil, code: "malformed_body")
 
+    /// The client began a request and did not send the rest in time (``APIServer/ReadTimeouts``);
+    /// the connection closes after this answer.
+    static func requestTimeout(_ message: String) -> APIError {
+        APIError(status: .requestTimeout, message: message, type: "invalid_request_error", param: nil, code: "request_timeout")
+    }
+
     static let unauthorized = APIError(
         status: .unauthorized, message: "missing or wrong admin token (send 'Authorization: Bearer TOKEN')",
         type: "authentication_error", param: nil, code: "invalid_token")

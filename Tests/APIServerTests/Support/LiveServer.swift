@@ -35,11 +35,11 @@ struct LiveServer {
     static func with(
         backend: FakeCompletionBackend = FakeCompletionBackend(),
         link: RecordingEngineLink = RecordingEngineLink(),
-        eventInterval: Duration = .milliseconds(50),
+        eventInterval: Duration = .milliseconds(50), readTimeouts: APIServer.ReadTimeouts = .init(),
         _ body: (LiveServer) async throws -> Void
     ) async throws {
         try await serve(
-            configuration: .init(adminToken: token, adminEventInterval: eventInterval), link: link,
+            configuration: .init(adminToken: token, adminEventInterval: eventInterval, readTimeouts: readTimeouts), link: link,
             backend: backend, engineFeed: nil, body)
     }
 
