@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PodModel
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,18 +36,20 @@ struct BenchReplay: ParsableCommand {
         let repeats = try FlagLimits.benchRepeat.int(`repeat`)
         var chosen: [ReplayCase] = []
         for name in cases {
+            // Bad input exits 1 with one line, as every other refused value does (not 64, usage).
             guard let c = ReplayCase.all.first(where: { $0.name == name }) else {
-                throw ValidationError("--case: unknown case '\(name)'; expected one of: "
+                throw ConfigError("--case: unknown case '\(name)'; expected one of: "
                     + ReplayCase.all.map(\.name).joined(separator: ", "))
             }
-            chosen.append(c)
+            // A case named twice runs once.
+            if !chosen.contains(where: { $0.name == c.name }) { chosen.append(c) }
         }
         if chosen.isEmpty { chosen = ReplayCase.all.filter(\.byDefault) }
         for c in chosen {
             if let file = c.trace {
                 let path = (traces as NSString).appendingPathComponent(file)
                 guard FileManager.default.fileExists(atPath: path) else {
-                    throw ValidationError("case \(c.name) needs \(path), which is missing (give the traces directory with --traces)")
+                    throw ConfigError("case \(c.name) needs \(path), which is missing (give the traces directory with --traces)")
                 }
             }
         }

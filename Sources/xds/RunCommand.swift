@@ -69,7 +69,13 @@ struct Run: ParsableCommand {
         let encoder = JSONOutput.encoder(pretty: true)
         let data = try encoder.encode(report)
         // The report reaches stdout before any file: a full disk must not throw the run away.
-        if json { print(String(decoding: data, as: UTF8.self)) } else { print(ReportSummary.text(report)) }
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            // With prefill and decode on the same dies there is no "decode die" to count per.
+            let colocated = config.deployment.moeAttention == nil && config.deployment.group(.decode) == nil
+            print(ReportSummary.text(report, colocated: colocated))
+        }
         fflush(nil)
         var outFailure: String?
         if let out {
@@ -129,12 +135,19 @@ extension Run {
             }
             return
         }
-        // Not NSString.deletingLastPathComponent: corelibs Foundation traps on some non-ASCII
-        // names (`--out ٣` crashed the hostile trial).
-        let parent = path.lastIndex(of: "/").map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? "."
-        guard !path.isEmpty, FileManager.default.isWritableFile(atPath: parent) else {
-            throw ConfigError("\(flag) \(shown): cannot write there (no such directory, or not writable)")
+        guard !path.isEmpty else { throw ConfigError("\(flag) '': cannot write there (an empty path)") }
+        // Not there yet: create it and take it away again, as writing it will. Asking whether
+        // the parent is writable said yes for `/proc/x` and for a path under a regular file
+        // (`report.toml/x.json`), and `--out` then failed after the whole run (the other outputs
+        // are opened before it and failed at once).
+        // (Through a link that points nowhere yet: writing it creates its target.)
+        let target = resolvingLinks(path)
+        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw ConfigError("\(flag) \(shown): cannot write there (\(String(cString: strerror(errno))))")
         }
+        close(fd)
+        unlink(target)
     }
 }
 
@@ -146,7 +159,7 @@ extension Run {
     static func checkOutputsAreNew(outputs: [(flag: String, path: String?)], inputs: [(flag: String, path: String?)]) throws {
         func identity(_ path: String) -> String? {
             var info = stat()
-            guard stat(path, &info) == 0 else { return "new:" + path }  // not there yet: its name
+            guard stat(path, &info) == 0 else { return Self.futureIdentity(path) }
             return (info.st_mode & S_IFMT) == S_IFREG ? "file:\(info.st_dev):\(info.st_ino)" : nil
         }
         var seen: [String: String] = [:]
@@ -161,6 +174,40 @@ extension Run {
             }
             seen[id] = flag
         }
+    }
+
+    /// Where a file not there yet will be created: its directory's device and inode and its
+    /// name, through a symbolic link that points nowhere yet (`./r.json` and `/tmp/r.json` in
+    /// /tmp are one file, and so is a link to it; compared as strings they were two, and one
+    /// output silently overwrote the other).
+    static func futureIdentity(_ path: String) -> String {
+        let target = resolvingLinks(path)
+        let name = target.lastIndex(of: "/").map { String(target[target.index(after: $0)...]) } ?? target
+        var parent = stat()
+        guard stat(directoryPart(target), &parent) == 0 else { return "new:" + target }
+        return "new:\(parent.st_dev):\(parent.st_ino)/\(name)"
+    }
+
+    /// `path` with the symbolic links it names followed (up to 8), as far as they lead; the path
+    /// itself when it is no link.
+    static func resolvingLinks(_ path: String) -> String {
+        var target = path
+        for _ in 0..<8 {
+            var info = stat()
+            guard lstat(target, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK else { break }
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(target, &buffer, buffer.count - 1)
+            guard n > 0 else { break }
+            let link = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            target = link.hasPrefix("/") ? link : directoryPart(target) + "/" + link
+        }
+        return target
+    }
+
+    /// The directory part of a path ("." for a bare name). Not NSString.deletingLastPathComponent:
+    /// corelibs Foundation traps on some non-ASCII names (`--out ٣` crashed a hostile trial).
+    static func directoryPart(_ path: String) -> String {
+        path.lastIndex(of: "/").map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? "."
     }
 }
 
@@ -246,7 +293,9 @@ enum Format {
 }
 
 enum ReportSummary {
-    static func text(_ r: RunReport) -> String {
+    /// `colocated`: prefill and decode share every die (PD-colocated replicas), so the
+    /// throughput is per die, not per decode or prefill die.
+    static func text(_ r: RunReport, colocated: Bool = false) -> String {
         // No sample is not 0 ms: a run where nothing completed said "0.0" and "0.0% attained".
         func ms(_ p: RunReport.Percentiles, none: String) -> String {
             p.mean == 0 && p.p50 == 0 && p.p90 == 0 && p.p99 == 0 ? "— (\(none))"
@@ -264,7 +313,7 @@ enum ReportSummary {
               simulated \(Format.clock(r.simSeconds, milliseconds: true)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
               requests  arrived \(r.requests.arrived)  completed \(r.requests.completed)  failed \(r.requests.failed)  rejected \(r.requests.rejected)  in flight \(r.requests.inFlight)\(reasons("failed", r.requests.failureReasons))\(reasons("rejected", r.requests.rejectionReasons))
               tokens    prompt \(r.tokens.prompt)  generated \(r.tokens.generated)
-              throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per decode die (\(String(format: "%.1f", r.throughput.outputTokensPerSPerChip)) per chip), \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per prefill die
+              throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per \(colocated ? "" : "decode ")die (\(String(format: "%.1f", r.throughput.outputTokensPerSPerChip)) per chip), \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per \(colocated ? "" : "prefill ")die
               TTFT ms   \(ms(r.latencyMs.ttft, none: "no first token yet"))
               TPOT ms   \(ms(r.latencyMs.tpot, none: "no samples"))
               E2E ms    \(ms(r.latencyMs.e2e, none: noneCompleted))

@@ -93,7 +93,7 @@ struct EngineGauges: Sendable {
                 npuGauges[npu.id]
                 ?? registry.makeGauge(
                     descriptor: .named(
-                        Self.npuUtilization, help: "Busy share, 0-1, over the last interval of the TE that each NPU (one device, all its dies) serves; 0 when spare."),
+                        Self.npuUtilization, help: "Busy share, 0-1, over the last interval of the TE that each chip serves (label npu: a chip of the pod, both its dies; the per-NPU throughput figures are per die); 0 when spare."),
                     labels: [("npu", String(npu.id))])
             npuGauges[npu.id] = gauge
             gauge.set(to: npu.utilization)

@@ -285,16 +285,26 @@ public enum Validation {
             throw ConfigError("deployment '\(deployment.name)' has no decode or colocated instance to bench")
         }
         var rows: [SweepRow] = []
+        // The first point's refusal (the smallest batch and context), said when no point fits.
+        var firstRefusal: (any Error)?
         // A context past the model's window has no step time (Llama-2-7B stops at 4,096).
         let window = Double(try deployment.modelSpec().contextWindow)
         for context in sweepContexts where context <= window {
             for batch in sweepBatches {
-                guard let r = try? Bench.decode(deployment: deployment, batchPerDie: batch, context: context,
-                                                mtpAcceptance: 0.7) else { continue }
+                let r: Bench.DecodeResult
+                do {
+                    r = try Bench.decode(deployment: deployment, batchPerDie: batch, context: context, mtpAcceptance: 0.7)
+                } catch {
+                    if firstRefusal == nil { firstRefusal = error }
+                    continue
+                }
                 rows.append(SweepRow(batchPerDie: batch, context: context, stepMs: r.stepMs, tpotMs: r.tpotMs,
                                      microbatches: r.microbatches))
             }
         }
+        // Not a table of dashes that exits 0: a deployment that holds no point at all is refused
+        // as `bench decode` refuses it (`run` refuses it too).
+        if rows.isEmpty, let firstRefusal { throw firstRefusal }
         return rows
     }
 
