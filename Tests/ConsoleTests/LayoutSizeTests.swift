@@ -44,7 +44,7 @@ import XDSTestSupport
 
     @Test func podAt100x30KeepsLegendsDetailAndTicker() {
         let lines = renderFixture(.pod, width: 100, height: 30)
-        #expect(lines[3] == "┌ Pod · 48 nodes × 8 NPUs (chips, 2 dies each) · colour = load (prefill busy, decode KV) ──────────┐")
+        #expect(lines[3] == "┌ Pod · 48 nodes × 8 NPUs (chips, 2 dies each) · colour = load (prefill groups busy, decode KV) ───┐")
         #expect(lines[5] == "│ 01 PPPPPPPP 09 PPPPPPPP 17XDDDDXDDD 25 DDDDDDDD 33 DDDDDDDD 41 ········" + String(repeating: " ", count: 26) + "│")
         #expect(lines[12].hasPrefix("│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link "))
         #expect(lines[13].hasPrefix("│ load ■<5% idle ■<70% ok ■<90% high ■≥90% crit ⊘drained ~draining "))

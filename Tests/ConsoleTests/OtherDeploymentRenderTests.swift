@@ -234,7 +234,8 @@ import XDSTestSupport
         #expect(text.contains("(attention: KV use · expert: MoE load, high ≥4×, crit ≥6× mean)"), "\(text)")
         // The superpod keeps its words.
         let pod = Self.render(.pod, Self.superpod, width: 160, height: 45).joined(separator: "\n")
-        #expect(pod.contains("colour = load (prefill busy, decode KV)") && pod.contains("(prefill: busy share · decode: KV use)"))
+        #expect(pod.contains("colour = load (prefill groups busy, decode KV)")
+                && pod.contains("(prefill: share of its TE's DP groups with a prompt · decode: KV use)"))
     }
 
     /// A trace replay sets no synthetic rate (the snapshot's `arrivalRate` is 0): the header said

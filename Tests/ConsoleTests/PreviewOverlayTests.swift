@@ -125,8 +125,11 @@ import XDSTestSupport
         #expect(s.preview?.phase == .ready(Self.result()))
         (s, _) = ConsoleUpdate.update(s, .key(.char("d")))
         #expect(s.confirmation == nil && s.preview != nil, "keys under the overlay are swallowed")
-        let applied = ConsoleUpdate.update(s, .key(.char("a")))
-        #expect(applied.1 == [.send(commandLine: "drain node 20")] && applied.0.preview == nil)
+        // A drain asks y/n first (PreviewBoxKeyTests), then `y` sends it.
+        let asked = ConsoleUpdate.update(s, .key(.char("a")))
+        #expect(asked.1.isEmpty && asked.0.preview == nil && asked.0.confirmation?.command == "drain node 20")
+        let applied = ConsoleUpdate.update(asked.0, .key(.char("y")))
+        #expect(applied.1 == [.send(commandLine: "drain node 20")])
         let dismissed = ConsoleUpdate.update(s, .key(.escape))
         #expect(dismissed.1.isEmpty && dismissed.0.preview == nil)
     }
@@ -146,7 +149,7 @@ import XDSTestSupport
         // The window's counts reconcile: what was in flight at the fork is shown with them.
         #expect(lines.contains { $0.contains("in flight at start") && $0.contains("1200") })
         #expect(body.contains("TTFT p99 +38% for 10 min, 0 requests lost"))
-        #expect(body.contains("a applies drain node 20 for real · Esc dismisses"))
+        #expect(body.contains("a applies drain node 20 (y/n first) · Esc dismisses · : command line"))
     }
 
     @Test func deltasAreColouredByBetterOrWorse() {

@@ -37,12 +37,14 @@ import XDSTestSupport
         #expect(Self.cell(Self.pod(s), npu: decode).style == Style(fg: .bad, bold: true))
         s.npus[decode].kvUsage = 0.8
         #expect(Self.cell(Self.pod(s), npu: decode).style == Style(fg: .warn, bold: true))
-        // Prefill is judged by its busy share: idle is dim (readable), saturated is red.
+        // Prefill is judged by its TE's DP groups holding a prompt (PrefillLoadColourTests):
+        // a TE with none is dim (readable) whatever its busy share; every group busy is red.
         let prefill = try #require(s.npus.firstIndex { $0.role == .prefill && $0.node != 5 })
-        s.npus[prefill].utilization = 0.0
-        s.npus[prefill].kvUsage = 0.0
-        #expect(Self.cell(Self.pod(s), npu: prefill).style == .dim)
+        let te = s.npus.indices.filter { s.npus[$0].instance == s.npus[prefill].instance }
+        for i in te { s.npus[i].requestsInFlight = 0 }
         s.npus[prefill].utilization = 0.97
+        #expect(Self.cell(Self.pod(s), npu: prefill).style == .dim)
+        for i in te { s.npus[i].requestsInFlight = 3 }
         #expect(Self.cell(Self.pod(s), npu: prefill).style == Style(fg: .bad, bold: true))
     }
 

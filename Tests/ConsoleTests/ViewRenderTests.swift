@@ -56,7 +56,7 @@ import XDSTestSupport
     @Test func podViewAt80x24() {
         let lines = renderFixture(.pod)
         #expect(
-            lines[3] == "┌ Pod · 48 nodes × 8 NPUs · colour = load (prefill busy, decode KV) ───────────┐")
+            lines[3] == "┌ Pod · 48 nodes × 8 NPUs · colour = load (prefill groups busy, decode KV) ────┐")
         #expect(
             lines[4] == "│ 00 PPPPPPPP 08 PPPPPPPP 16 DDDDDDDD 24 DDDDDDDD 32 DDDDDDDD 40 ········      │")
         #expect(
@@ -74,7 +74,7 @@ import XDSTestSupport
         #expect(
             lines[16] == "│ role prefill  instance prefill-0  requests 8                                 │")
         #expect(
-            lines[18] == "│ util  ████████████████···· 80%                                               │")
+            lines[18] == "│ util  ████████████████···· 80% TE busy · 8/8 groups busy                     │")
         #expect(
             lines[19] == "│ HBM   █████████████······· 82.9/128.0 GB                                     │")
     }

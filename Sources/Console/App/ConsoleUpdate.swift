@@ -26,7 +26,7 @@ public enum ConsoleUpdate {
         case .reply(let reply, _):
             s.status = StatusLine(reply.message, isError: !reply.accepted)
         case .mouse(let event):
-            if !s.tooSmall { handleMouse(event, &s) }
+            if !s.tooSmall { handleMouse(event, &s, &effects) }
         case .key(let key):
             handleKey(key, &s, &effects)
         case .paste(let text):
@@ -113,6 +113,16 @@ public enum ConsoleUpdate {
             return
         }
         s.status = nil
+        // `:` opens the command line from anywhere, closing the box on screen first (a preview
+        // still computing is cancelled, a y/n question is answered no). Before, a box took `:`
+        // as one of its keys or swallowed it, and the command typed after it ran as keys: on a
+        // what-if box `:heal all` applied the previewed fault with its `a` and paused the engine
+        // with its space.
+        if key == .char(":") {
+            closeBoxes(&s, &effects)
+            s.prompt = PromptState(purpose: .command)
+            return
+        }
         if s.preview != nil {
             PreviewKeys.handle(key, &s, &effects)
             return
@@ -218,6 +228,27 @@ public enum ConsoleUpdate {
             if s.view == .events { s.eventScroll = max(0, s.eventCount - 1) }
         default: break
         }
+    }
+
+    /// True while a box sits over the view (help, a detail, a y/n question, the fault menu, a
+    /// what-if): keys and the mouse act on the box, never on the view under it.
+    static func boxOpen(_ s: ConsoleState) -> Bool {
+        s.showHelp || s.requestDetail != nil || s.eventDetail != nil || s.confirmation != nil || s.faultMenu != nil
+            || s.preview != nil
+    }
+
+    /// Closes whatever box is open, as its own dismissal would: a y/n question is cancelled
+    /// (and says so), a what-if still computing is cancelled (its forks stop).
+    static func closeBoxes(_ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
+        if s.preview != nil { PreviewKeys.handle(.escape, &s, &effects) }
+        if let pending = s.confirmation {
+            s.confirmation = nil
+            s.status = StatusLine("cancelled: \(pending.command)")
+        }
+        s.showHelp = false
+        s.requestDetail = nil
+        s.eventDetail = nil
+        s.faultMenu = nil
     }
 
     static func quit(_ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
@@ -335,19 +366,13 @@ public enum ConsoleUpdate {
 
     // MARK: mouse
 
-    static func handleMouse(_ event: MouseEvent, _ s: inout ConsoleState) {
+    static func handleMouse(_ event: MouseEvent, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
         switch event {
         case .click(let x, let y):
-            if s.showHelp || s.faultMenu != nil || s.confirmation != nil || s.requestDetail != nil
-                || s.eventDetail != nil
-            {
-                s.showHelp = false
-                s.requestDetail = nil
-                s.eventDetail = nil
-                if let pending = s.confirmation {
-                    s.confirmation = nil
-                    s.status = StatusLine("cancelled: \(pending.command)")
-                }
+            // A click closes the box on screen (a what-if as Esc does); it never also lands on
+            // the view under it (a click on the tab row switched views under a what-if).
+            if boxOpen(s) {
+                closeBoxes(&s, &effects)
                 return
             }
             if y == ScreenLayout.tabRow, let view = ScreenLayout.tab(atX: x) {
@@ -357,8 +382,9 @@ public enum ConsoleUpdate {
             {
                 s.selectedNPU = npu
             }
-        case .wheelUp: move(dx: 0, dy: -3, &s)
-        case .wheelDown: move(dx: 0, dy: 3, &s)
+        // The wheel scrolls the view, so not while a box covers it.
+        case .wheelUp: if !boxOpen(s) { move(dx: 0, dy: -3, &s) }
+        case .wheelDown: if !boxOpen(s) { move(dx: 0, dy: 3, &s) }
         }
     }
 }

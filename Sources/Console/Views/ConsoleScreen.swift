@@ -227,6 +227,12 @@ public enum ConsoleScreen {
             )
             return
         }
+        if state.preview != nil || state.faultMenu != nil {
+            // The view's keys (space, r, t, 1-6 …) do nothing under these boxes; listing them
+            // here said otherwise.
+            b.put("keys act on the box above · Esc closes it · : command line", x: 0, y: y, style: .dim)
+            return
+        }
         var x = 0
         // Narrow screens: shorter labels and single gaps, so f/r/t still fit at 80 columns.
         let narrow = b.width < 120

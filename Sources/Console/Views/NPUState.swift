@@ -111,21 +111,56 @@ struct FaultMap {
 /// what fills up there is the KV cache. The expert dies of MoE–attention disaggregation
 /// (xdeepserve-ma) also run every step (100 % busy at 1 req/s, so the whole expert half of the
 /// pod was red): what limits them is how much of the MoE work lands on them, their MoE load
-/// (× the mean die), judged by the Experts view's thresholds. Prefill and colocated dies are
-/// limited by compute, so their busy share is the load.
+/// (× the mean die), judged by the Experts view's thresholds. Colocated dies are limited by
+/// compute, so their busy share is the load.
+///
+/// Prefill is judged by its TE's headroom: the share of the TE's DP groups with a prompt now
+/// (queued or prefilling). Its busy share is no guide (README): a TE steps whenever any one
+/// of its groups has a prompt, so at 40 requests/s, about a quarter of the default pod's
+/// capacity, 48 of its 128 prefill NPUs were ≥ 90 % busy and drawn red "crit", the red of dead
+/// hardware, while about 10 % of the groups were prefilling. A TE is saturated (red) when
+/// (almost) every group holds a prompt, so a new prompt waits.
 enum NPULoad {
-    enum Limit: String { case busy, kv = "KV", moe = "MoE load" }
+    enum Limit: String { case busy, kv = "KV", moe = "MoE load", groups = "groups with a prompt" }
 
     static func limit(_ role: NPURole) -> Limit {
         switch role {
         case .decode, .attention: .kv
         case .expert: .moe
+        case .prefill: .groups
         default: .busy
         }
     }
 
-    static func value(_ npu: NPUStatus) -> Double {
-        let v = limit(npu.role) == .kv ? npu.kvUsage : npu.utilization
+    /// Each prefill TE's share of DP groups holding a prompt, by TE name, from its NPUs' prompt
+    /// counts (an NPU's count is of its groups: one group per NPU pair on the default pod; an NPU
+    /// of several groups counts them all as holding one when any does).
+    struct GroupShares {
+        var byTE: [String: (busy: Int, groups: Int)] = [:]
+
+        init(_ s: Snapshot) {
+            var groups: [String: Set<Int>] = [:], busy: [String: Set<Int>] = [:]
+            for npu in s.npus where npu.role == .prefill && !npu.instance.isEmpty {
+                groups[npu.instance, default: []].formUnion(npu.dpGroups)
+                if npu.requestsInFlight > 0 { busy[npu.instance, default: []].formUnion(npu.dpGroups) }
+            }
+            for (te, all) in groups { byTE[te] = (busy[te]?.count ?? 0, all.count) }
+        }
+
+        /// 0…1; 0 for an NPU of no TE or no groups.
+        func share(_ npu: NPUStatus) -> Double {
+            guard let te = byTE[npu.instance], te.groups > 0 else { return 0 }
+            return Double(te.busy) / Double(te.groups)
+        }
+    }
+
+    static func value(_ npu: NPUStatus, _ shares: GroupShares) -> Double {
+        let v: Double =
+            switch limit(npu.role) {
+            case .kv: npu.kvUsage
+            case .groups: shares.share(npu)
+            case .busy, .moe: npu.utilization
+            }
         return v.isFinite ? min(max(v, 0), 1) : 0
     }
 
@@ -136,15 +171,20 @@ enum NPULoad {
 
     /// An NPU's band: idle only when it does (almost) no work; otherwise by its limit, so a
     /// decode die that is busy with an empty KV cache is healthy, not idle and not red.
-    static func band(of npu: NPUStatus) -> Band {
+    static func band(of npu: NPUStatus, _ shares: GroupShares) -> Band {
         let busy = npu.utilization.isFinite ? npu.utilization : 0
-        if limit(npu.role) == .moe {
+        switch limit(npu.role) {
+        case .moe:
             let load = npu.expertLoad.isFinite ? npu.expertLoad : 0
             if busy < idle { return .idle }
             return load >= ExpertsView.imbalanceAlarm ? .critical : load >= ExpertsView.imbalanceWarn ? .high : .ok
+        case .groups:
+            // A TE with no prompt anywhere is idle, whatever its last interval's busy share.
+            return band(value(npu, shares))
+        case .busy, .kv:
+            if busy < idle && value(npu, shares) < idle { return .idle }
+            return band(max(value(npu, shares), idle))
         }
-        if busy < idle && value(npu) < idle { return .idle }
-        return band(max(value(npu), idle))
     }
 
     static func band(_ v: Double) -> Band {
@@ -186,11 +226,19 @@ enum NPULoad {
         return groups.map { group in
             let names = group.roles.map(\.rawValue).joined(separator: ", ")
             guard long else {
-                return names + " " + (group.measure == .busy ? "busy" : group.measure == .kv ? "KV" : "MoE load")
+                let short: String =
+                    switch group.measure {
+                    case .busy: "busy"
+                    case .kv: "KV"
+                    case .moe: "MoE load"
+                    case .groups: "groups busy"
+                    }
+                return names + " " + short
             }
             let measure: String =
                 switch group.measure {
                 case .busy: "busy share"
+                case .groups: "share of its TE's DP groups with a prompt"
                 case .kv: "KV use"
                 case .moe: "MoE load, high ≥\(Format.fixed(ExpertsView.imbalanceWarn, 0))×, crit ≥\(Format.fixed(ExpertsView.imbalanceAlarm, 0))× mean"
                 }

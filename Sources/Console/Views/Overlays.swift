@@ -31,10 +31,12 @@ enum Overlays {
     /// Page 2: every `:` command with its syntax (interfaces.md operator language).
     static let commandLines: [(String, String)] = [
         ("drain", "drain node N  ·  undrain node N"),
-        ("fault", "fault die D  ·  fault npu N  ·  fault node N"),
-        ("", "fault link A-B [degrade F]   (A, B NPUs; F 0…1 of bandwidth)"),
+        ("fault", "fault die D  ·  fault npu N  ·  fault node N  ·  fault glitch"),
+        ("", "fault link A-B [degrade F]   (A, B NPUs; no F: the link is down)"),
         ("", "fault straggler die D [slowdown F]  ·  fault hbm die D"),
-        ("", "fault glitch"),
+        // The parser's meaning and range of F (a link's transfers, a die's steps take F times as
+        // long): this line said "F 0…1 of bandwidth", and `degrade 0.5` was then refused.
+        ("", "F: times slower, greater than 1 and at most \(Int(CommandLimits.maxFactor))"),
         ("heal", "heal FAULT_ID  ·  heal all"),
         ("rebalance", "rebalance   (experts, now)"),
         ("rate", "rate R   (synthetic arrivals, requests/s)"),

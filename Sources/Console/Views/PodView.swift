@@ -162,6 +162,7 @@ enum PodView {
                 ? "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs\(dies) · \(basis)"
                 : "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs · \(basis)")
         let faults = FaultMap(s)
+        let shares = NPULoad.GroupShares(s)
         for node in 0..<nodes {
             let (x, y) = layout.origin(ofNode: node)
             let members = s.npus[
@@ -187,7 +188,7 @@ enum PodView {
                 case .draining, .normal:
                     style =
                         npu.role == .spare
-                        ? Style(fg: .role(.spare)) : NPULoad.style(NPULoad.band(of: npu))
+                        ? Style(fg: .role(.spare)) : NPULoad.style(NPULoad.band(of: npu, shares))
                 }
                 if npu.id == state.selectedNPU { style = Style(fg: .selection, bold: true, reverse: false) }
                 b.put(layout.cellWidth == 2 ? "\(glyph) " : "\(glyph)", x: cx, y: y, style: style)
@@ -217,12 +218,12 @@ enum PodView {
             for (text, style) in parts { x = b.put(text, x: x, y: y, style: style, clip: inner) }
             y += 1
         }
-        func meter(_ label: String, _ value: Double, _ note: String) {
+        func meter(_ label: String, _ value: Double, _ note: String, style: Style? = nil) {
             guard y < inner.maxY else { return }
             b.put(label, x: inner.x + 1, y: y, style: .dim, clip: inner)
             // Wider on a wide panel (a 300-column screen), for finer steps.
             let w = inner.width >= 120 ? 40 : min(20, max(4, inner.width - 24))
-            b.bar(value, x: inner.x + 7, y: y, width: w, style: NPULoad.style(NPULoad.band(value)))
+            b.bar(value, x: inner.x + 7, y: y, width: w, style: style ?? NPULoad.style(NPULoad.band(value)))
             b.put(note, x: inner.x + 8 + w, y: y, style: .text, clip: inner)
             y += 1
         }
@@ -242,7 +243,15 @@ enum PodView {
             (expertList(npu.experts), .text),
             ("  MoE load ", .dim), (npu.experts.isEmpty ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text),
         ])
-        meter("util", npu.utilization, Format.percent(npu.utilization))
+        // Load colours on the busy share only where it is the NPU's load (as in the node table):
+        // a prefill TE's busy share is near 100 % at a quarter of capacity, its load is how many
+        // of its DP groups hold a prompt, said beside it.
+        var utilNote = Format.percent(npu.utilization)
+        if NPULoad.limit(npu.role) == .groups, let te = NPULoad.GroupShares(s).byTE[npu.instance] {
+            utilNote += " TE busy · \(te.busy)/\(te.groups) groups busy"
+        }
+        meter("util", npu.utilization, utilNote,
+              style: NPULoad.limit(npu.role) == .busy ? nil : Style(fg: .accent))
         let hbm = npu.hbmCapacityBytes > 0 ? npu.hbmUsedBytes / npu.hbmCapacityBytes : 0
         meter(
             "HBM", hbm, "\(Format.gigabytes(npu.hbmUsedBytes))/\(Format.gigabytes(npu.hbmCapacityBytes)) GB")

@@ -68,10 +68,12 @@ enum PreviewKeys {
             + PreviewRequest.durationsText
     }
 
-    /// `a` applies the previewed command for real (the engine's reply lands in the footer);
-    /// Esc, `q` or `n` dismiss, and cancel a preview still computing (its forks stop within a
-    /// slice and free their place, so the next preview is not refused as busy). Other keys are
-    /// swallowed while the overlay is up.
+    /// `a` applies the previewed command for real (the engine's reply lands in the footer); a
+    /// destructive one (``asksFirst(_:)``) first asks y/n, as `d` and the fault menu do. Esc,
+    /// `q` or `n` dismiss, and cancel a preview still computing (its forks stop within a slice
+    /// and free their place, so the next preview is not refused as busy). Every other key is
+    /// inert while the overlay is up (`:` is taken before, by ``ConsoleUpdate``: it closes the
+    /// box and opens the command line).
     static func handle(_ key: Key, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
         guard let overlay = s.preview else { return }
         switch key {
@@ -84,8 +86,28 @@ enum PreviewKeys {
         case .char("a"), .char("A"):
             guard case .ready = overlay.phase else { return }
             s.preview = nil
-            effects.append(.send(commandLine: overlay.command))
+            if asksFirst(overlay.command) {
+                ConsoleUpdate.confirm(overlay.command, &s, &effects)
+            } else {
+                effects.append(.send(commandLine: overlay.command))
+            }
         default: break
+        }
+    }
+
+    /// Whether `a` asks y/n before sending `command`: the commands that take capacity away or
+    /// break hardware, which the console's own keys (`d`, the `f` menu) already ask about:
+    /// drains, faults, and a scale that may remove TEs (`-K`, or `N`, which the console cannot
+    /// compare with the count at the moment it is sent). Never asked with `--yes`.
+    static func asksFirst(_ command: String) -> Bool {
+        guard case .success(let parsed) = OperatorCommand.parse(command) else { return true }
+        switch parsed {
+        case .drain, .faultDie, .faultNPU, .faultNode, .faultLink, .faultStraggler, .faultHBM, .faultGlitch:
+            return true
+        case .scale(_, .by(let k), _): return k < 0
+        case .scale(_, .to, _): return true
+        case .undrain, .heal, .healAll, .rebalance, .rate, .speed, .speedMax, .pause, .resume, .policy, .autoscale:
+            return false
         }
     }
 
@@ -221,7 +243,8 @@ enum PreviewOverlayView {
                     + "▏ " + Format.percent(progress)
             }
             b.put(line, x: x, y: inner.y + 4, style: .accent, clip: inner)
-            b.put("Esc cancels the preview", x: x, y: inner.maxY - 1, style: .dim, clip: inner)
+            b.put("Esc cancels the preview · : cancels it and opens the command line", x: x, y: inner.maxY - 1,
+                  style: .dim, clip: inner)
         case .refused(let message):
             b.put("Not previewed:", x: x, y: inner.y + 1, style: .bad, clip: inner)
             var y = inner.y + 2
@@ -229,7 +252,8 @@ enum PreviewOverlayView {
                 b.put(chunk, x: x, y: y, style: .warn, clip: inner)
                 y += 1
             }
-            b.put("Esc closes", x: x, y: inner.maxY - 1, style: .dim, clip: inner)
+            b.put("Esc closes · : command line · other keys do nothing here", x: x, y: inner.maxY - 1, style: .dim,
+                  clip: inner)
         case .ready(let r):
             let labelWidth = 22, column = 13
             if let stopped = r.stopped {
@@ -260,11 +284,21 @@ enum PreviewOverlayView {
             if let (reason, count) = r.withCommand.requests.failureReasons.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
                 b.put("most lost: \(count) × \(reason)", x: x, y: y, style: .warn, clip: inner)
             }
-            let keys = "a applies \(r.command) for real · Esc dismisses"
+            let keys = applyHint(overlay.command, state, room: inner.width - 2)
             let wall = r.wallSeconds > 0 ? " · computed in \(Format.fixed(r.wallSeconds, 2)) s" : ""
             let end = b.put(keys, x: x, y: inner.maxY - 1, style: .accent, clip: inner)
-            b.put(wall, x: end, y: inner.maxY - 1, style: .dim, clip: inner)
+            // Whole or not at all (cut, it read "· com").
+            if end + wall.count <= inner.maxX { b.put(wall, x: end, y: inner.maxY - 1, style: .dim, clip: inner) }
         }
+    }
+
+    /// "a applies drain node 20 (y/n first) · Esc dismisses · : command line": the keys the
+    /// box takes (every other key is inert), the command named when it fits in `room`.
+    static func applyHint(_ command: String, _ state: ConsoleState, room: Int) -> String {
+        let how = PreviewKeys.asksFirst(command) && state.confirmDestructive ? " (y/n first)" : " at once"
+        let rest = " · Esc dismisses · : command line"
+        let named = "a applies \(command)\(how)" + rest
+        return named.count <= room ? named : "a applies it\(how)" + rest
     }
 
     /// Words of `text` in lines of at most `width` characters.
