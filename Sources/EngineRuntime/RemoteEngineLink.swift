@@ -31,6 +31,8 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
         var snapshot = Snapshot()
         var events = ServerSentEventReader()
         var connected = false
+        /// A snapshot has come from the server at least once.
+        var everReceived = false
         var stopped = false
         /// Which connection of the stream is current: a late callback from an earlier one is ignored.
         var generation = 0
@@ -142,7 +144,11 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
         }
         for event in events where event.name == "snapshot" {
             guard let snapshot = Self.decode(event.data) else { continue }
-            state.withLock { if $0.generation == generation { $0.snapshot = snapshot } }
+            state.withLock {
+                guard $0.generation == generation else { return }
+                $0.snapshot = snapshot
+                $0.everReceived = true
+            }
         }
     }
 
@@ -150,7 +156,10 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
         state.withLock {
             guard $0.generation == generation else { return }
             $0.connected = false
-            $0.snapshot.linkStatus = "\(why) — reconnecting…"
+            // Never reached: say where it looked, not "disconnected" over an empty pod (as if a
+            // connection had been lost).
+            $0.snapshot.linkStatus = $0.everReceived || why != "disconnected" ? "\(why) — reconnecting…"
+                : "no answer from \(baseURL.absoluteString) (is xds serve running there?) — retrying…"
         }
     }
 

@@ -112,7 +112,9 @@ struct RemoteEngineLinkTests {
 
         link.start()
         defer { link.stop() }
-        #expect(await waitUntil { link.latestSnapshot().linkStatus == "disconnected — reconnecting…" })
+        // Never connected: where it looked, not "disconnected" (nothing was ever connected).
+        let status = "no answer from \(base.absoluteString) (is xds serve running there?) — retrying…"
+        #expect(await waitUntil { link.latestSnapshot().linkStatus == status })
     }
 
     @Test func aStreamCutMidEventKeepsTheLastSnapshotAndReconnects() async throws {
