@@ -5,9 +5,9 @@ import Synchronization
 
 /// A core that can fork itself for a preview (``ServingEngine``).
 public protocol PreviewableCore: AnyObject {
-    /// Forks the core for `request` (on the engine thread, between events); see
-    /// ``ServingEngine/startPreview(_:)``.
-    func startPreview(_ request: PreviewRequest) throws(PreviewRefusal) -> PreviewRun
+    /// Forks the core for `request` (on the engine thread, between events), with the scenario
+    /// steps the host has still to apply; see ``ServingEngine/startPreview(_:scheduled:)``.
+    func startPreview(_ request: PreviewRequest, scheduled: [Scenario.Step]) throws(PreviewRefusal) -> PreviewRun
 }
 
 extension ServingEngine: PreviewableCore {}
@@ -117,7 +117,9 @@ extension EngineHost: PreviewLink {
             let claimed: Bool = pending.state.withLock {
                 guard case .queued = $0 else { return false }
                 do throws(PreviewRefusal) {
-                    $0 = .forked(.success(try core.startPreview(pending.request)))
+                    // The steps still to come go with the forks: the window's traffic and events
+                    // include them, as the live run's will (a copy: the live list is untouched).
+                    $0 = .forked(.success(try core.startPreview(pending.request, scheduled: scenarioSteps)))
                 } catch {
                     $0 = .forked(.failure(error))
                 }

@@ -159,8 +159,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         }
     }
 
-    /// Scenario steps not yet applied, in time order.
-    private var scenarioSteps: [Scenario.Step]
+    /// Scenario steps not yet applied, in time order (a preview's forks apply those in its window).
+    private(set) var scenarioSteps: [Scenario.Step]
 
     /// `speed` outside ``Pacer/speedRange`` is brought into it (callers check user input first).
     public init(core: SimulationCore, speed: Double?, publishInterval: Double = 0.2, scenario: Scenario? = nil,

@@ -321,7 +321,25 @@ enum ReportSummary {
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
               experts   \(experts(r))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered) (policy \(r.recoveryPolicy))
-            """ + r.faultDetails.map(faultLine).joined()
+            """ + r.faultDetails.map(faultLine).joined() + scaling(r.scaling)
+    }
+
+    /// The scale operations, one line each, as the report's `scaling.details` has them (nothing
+    /// when there were none): a scale-up whose starts were all cancelled came to nothing.
+    static func scaling(_ s: ScalingReport?) -> String {
+        guard let s, !s.details.isEmpty else { return "" }
+        func clock(_ t: Double) -> String { Format.clock(t, milliseconds: true) }
+        return "\n  scaling   scale-ups \(s.scaleUps), scale-downs \(s.scaleDowns)" + s.details.map { d in
+            var line = "\n    \(d.role.terminalSafe) \(d.from) → \(d.to) TE\(d.to == 1 ? "" : "s") asked at \(clock(d.requestedS)): "
+            if d.to < d.from {
+                line += d.readyS.map { "done at \(clock($0))" } ?? "still draining"
+            } else {
+                line += d.readyS.map { "ready at \(clock($0))" } ?? (d.to == d.from ? "came to nothing" : "still starting")
+                if d.cancelled > 0 { line += ", \(d.cancelled) start\(d.cancelled == 1 ? "" : "s") cancelled" }
+                if let path = d.loadPath { line += ", weights by \(path.rawValue)" }
+            }
+            return line
+        }.joined()
     }
 
     /// A dense model has no experts to balance: "none", not an imbalance of 1.00.

@@ -53,6 +53,58 @@ import XDSTestSupport
         #expect(live.recentEvents() == replayed.recentEvents())
     }
 
+    /// A scenario's steps still to come are in the preview's window on both sides (a review saw a
+    /// flat 30 req/s and no fault where the live run would take a rate step and a fault), and the
+    /// live run still applies them itself, unchanged by the preview.
+    @Test func previewsIncludeTheScenarioStepsStillToCome() async throws {
+        func engine() throws -> ServingEngine {
+            var config = EngineConfiguration(deployment: TestDeployments.faultPod, seed: 11, syntheticRate: 20)
+            config.expertSkew = false
+            config.eplb = .perfect
+            config.eventCapacity = 100_000
+            var synthetic = SyntheticWorkload.Configuration(ratePerSecond: 20)
+            synthetic.maxOutputTokens = 128
+            return try ServingEngine(configuration: config, workload: SyntheticWorkload(seed: 11, configuration: synthetic))
+        }
+        let steps = [Scenario.Step(at: 15, command: .rate(requestsPerSecond: 80)), Scenario.Step(at: 25, command: try OperatorCommand.parse("fault node 3").get())]
+        let live = try engine()
+        let host = EngineHost(core: live, speed: 1, publishInterval: 0.05, scenario: Scenario(name: "t", steps: steps),
+                              capabilities: Set(EngineCapability.allCases))
+        host.start()
+        guard case .success(let p) = host.preview(commandLine: "preview drain node 1 for 40s") else {
+            Issue.record("preview refused")
+            host.stop()
+            return
+        }
+        #expect(p.fromSeconds < 15)
+        // The same preview of a batch engine at the same time, given the steps (PreviewScheduledStepsTests
+        // checks that one against a run that applies them at their times, as `xds run` does).
+        let batch = try engine()
+        batch.run(until: p.fromSeconds)
+        let expected = try batch.preview(PreviewRequest.parse("preview drain node 1 for 40s").get(), scheduled: steps)
+        #expect(p.baseline == expected.baseline)
+        #expect(p.withCommand == expected.withCommand)
+        #expect(p.baseline.requests.arrived > 40 * 20 + 500, "the rate step at 15 s is in the window: \(p.baseline.requests.arrived)")
+        #expect(p.scheduledSteps.map(\.command) == ["rate 80", "fault node 3"])
+
+        // The live run goes on and applies the steps itself; the preview left no trace in it.
+        #expect(host.send(commandLine: "speed max").accepted)
+        #expect(eventually { host.latestSnapshot().simTime > 50 })
+        #expect(host.send(commandLine: "pause").accepted)
+        host.stop()
+        let log = host.commandLog
+        // (The steps may come before `speed max` if the preview took more than 15 s of wall time.)
+        #expect(log.map(\.line).sorted() == ["fault node 3", "pause", "rate 80", "speed max"], "\(log.map(\.line))")
+        #expect(log.filter { $0.line == "rate 80" || $0.line == "fault node 3" }.map(\.simTime) == [15, 25])
+        let replayed = try engine()
+        for entry in log {
+            replayed.run(until: entry.simTime)
+            try CommandLogReplayTests.replay(entry.line, into: replayed)
+        }
+        replayed.run(until: live.now)
+        #expect(live.report() == replayed.report())
+    }
+
     /// At most `bounds.previews` compute at once; one more is refused at once with a reason the
     /// admin API answers 503, and a finished preview frees its place.
     @Test func previewsBeyondTheBoundAreRefusedUntilOneFinishes() async throws {

@@ -6,6 +6,8 @@ import Synchronization
 /// The what-if preview (issue 16): two forks of the engine run ahead on the same traffic (the
 /// same random streams), one as it is and one with a command applied at the fork's start; each
 /// side reports the previewed window only. The engine itself is never touched: forks copy it.
+/// Scenario steps still to come in the window (a scenario file's, the console's demo rate cycle)
+/// are applied on both sides at their times, as the live run will apply them.
 ///
 /// ```swift
 /// let request = try PreviewRequest.parse("preview drain node 20 for 10m").get()
@@ -38,6 +40,31 @@ public struct PreviewResult: Sendable, Equatable, Codable {
         }
     }
 
+    /// A scheduled scenario step that fell inside the window and was applied on both sides at its
+    /// time; a side that refused it says why (as the live run would have refused it there).
+    public struct ScheduledStep: Sendable, Equatable, Codable {
+        public var atSeconds: Double
+        public var command: String
+        /// The baseline side's refusal, nil when it took the step.
+        public var baselineRefused: String?
+        /// The `with_command` side's refusal, nil when it took the step.
+        public var withCommandRefused: String?
+
+        public init(atSeconds: Double, command: String, baselineRefused: String? = nil, withCommandRefused: String? = nil) {
+            self.atSeconds = atSeconds
+            self.command = command
+            self.baselineRefused = baselineRefused
+            self.withCommandRefused = withCommandRefused
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case command
+            case atSeconds = "at_s"
+            case baselineRefused = "baseline_refused"
+            case withCommandRefused = "with_command_refused"
+        }
+    }
+
     /// The command previewed, as the engine prints it.
     public var command = ""
     public var durationSeconds = 0.0
@@ -54,6 +81,8 @@ public struct PreviewResult: Sendable, Equatable, Codable {
     /// Why the run stopped before the window's end (one line naming the simulated time reached);
     /// nil when it covered the whole window. Both sides then cover `from_s … from_s + covered_s`.
     public var stopped: String?
+    /// The scheduled steps applied inside the covered window, in time order (empty: none were due).
+    public var scheduledSteps: [ScheduledStep] = []
 
     public init() {}
 
@@ -67,6 +96,7 @@ public struct PreviewResult: Sendable, Equatable, Codable {
         case withCommand = "with_command"
         case wallSeconds = "wall_seconds"
         case coveredSeconds = "covered_s"
+        case scheduledSteps = "scheduled_steps"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -81,6 +111,8 @@ public struct PreviewResult: Sendable, Equatable, Codable {
         // A server from before `covered_s` always covered the whole window.
         coveredSeconds = try c.decodeIfPresent(Double.self, forKey: .coveredSeconds) ?? durationSeconds
         stopped = try c.decodeIfPresent(String.self, forKey: .stopped)
+        // A server from before `scheduled_steps` applied none.
+        scheduledSteps = try c.decodeIfPresent([ScheduledStep].self, forKey: .scheduledSteps) ?? []
     }
 }
 
@@ -125,9 +157,15 @@ public final class PreviewRun: @unchecked Sendable {
     let reply: String
     public let from: SimTime
     public var end: SimTime { from + request.duration }
+    /// The scheduled steps due by the window's end, applied on each side at their times; each
+    /// side keeps its own place in them and its answers (one thread touches a side at a time).
+    let scheduled: [Scenario.Step]
+    private var baselineSteps: ScheduledSteps
+    private var withCommandSteps: ScheduledSteps
 
     init(request: PreviewRequest, baseline: ServingEngine, withCommand: ServingEngine,
-         baselineMark: ServingEngine.WindowMark, withCommandMark: ServingEngine.WindowMark, reply: String) {
+         baselineMark: ServingEngine.WindowMark, withCommandMark: ServingEngine.WindowMark, reply: String,
+         scheduled: [Scenario.Step] = []) {
         self.request = request
         self.baseline = baseline
         self.withCommand = withCommand
@@ -135,6 +173,31 @@ public final class PreviewRun: @unchecked Sendable {
         self.withCommandMark = withCommandMark
         self.reply = reply
         from = baseline.now
+        let end = from + request.duration
+        // A step due at the window's very end is applied there, as `xds run --duration` applies one
+        // due at its end (a fault then fails requests inside the window).
+        self.scheduled = scheduled.filter { $0.at <= end }
+        baselineSteps = ScheduledSteps(steps: self.scheduled)
+        withCommandSteps = ScheduledSteps(steps: self.scheduled)
+    }
+
+    /// One side's progress through the scheduled steps and what it answered to each.
+    struct ScheduledSteps {
+        let steps: [Scenario.Step]
+        var next = 0
+        var replies: [CommandReply] = []
+
+        /// Runs `engine` to `time`, stopping at each step due by then to apply it at its exact
+        /// time (after the events of that instant, as the live host and `xds run` do). A step
+        /// the side refuses is refused there, as it would be live.
+        mutating func run(_ engine: ServingEngine, until time: SimTime) {
+            while next < steps.count, steps[next].at <= time {
+                PreviewRun.advance(engine, to: steps[next].at)
+                replies.append(engine.apply(steps[next].command))
+                next += 1
+            }
+            PreviewRun.advance(engine, to: time)
+        }
     }
 
     /// Simulated seconds per slice between progress reports.
@@ -180,7 +243,7 @@ public final class PreviewRun: @unchecked Sendable {
             for (i, cut) in cuts.enumerated() {
                 mayRun.wait()
                 // Cancelled, the slices left are skipped but still counted off, so no wait below hangs.
-                if !cancellation.isCancelled, i < stopBefore.load(ordering: .acquiring) { Self.run(withCommand, until: cut) }
+                if !cancellation.isCancelled, i < stopBefore.load(ordering: .acquiring) { withCommandSteps.run(withCommand, until: cut) }
                 sliceDone.signal()
             }
             workerDone.signal()
@@ -198,7 +261,7 @@ public final class PreviewRun: @unchecked Sendable {
                 stopBefore.store(reported, ordering: .releasing)
                 break
             }
-            Self.run(baseline, until: cut)
+            baselineSteps.run(baseline, until: cut)
             sliceDone.wait()
             progress((cut - from) / request.duration)
             reported += 1
@@ -218,19 +281,25 @@ public final class PreviewRun: @unchecked Sendable {
         if let reason = stoppedBecause {
             // The worker may have been inside a later slice when told: both sides end at the same time.
             let reached = max(baseline.now, withCommand.now)
-            Self.run(baseline, until: reached)
-            Self.run(withCommand, until: reached)
+            baselineSteps.run(baseline, until: reached)
+            withCommandSteps.run(withCommand, until: reached)
             result.coveredSeconds = reached - from
             result.stopped = "stopped at \(PreviewRequest.format(duration: reached - from)) of the "
                 + "\(PreviewRequest.format(duration: request.duration)) window: \(reason)"
         }
         result.baseline = baseline.windowSide(since: baselineMark)
         result.withCommand = withCommand.windowSide(since: withCommandMark)
+        // Both sides ran to the same time, so they applied the same steps.
+        result.scheduledSteps = zip(baselineSteps.steps, zip(baselineSteps.replies, withCommandSteps.replies)).map { step, replies in
+            PreviewResult.ScheduledStep(atSeconds: step.at, command: step.command.description,
+                                        baselineRefused: replies.0.accepted ? nil : replies.0.message,
+                                        withCommandRefused: replies.1.accepted ? nil : replies.1.message)
+        }
         return result
     }
 
     /// `run(until:)` returns early after a pathological burst at one instant; keep going.
-    private static func run(_ engine: ServingEngine, until time: SimTime) {
+    static func advance(_ engine: ServingEngine, to time: SimTime) {
         while engine.now < time { engine.run(until: time) }
     }
 }
@@ -239,7 +308,11 @@ extension ServingEngine {
     /// Forks the engine twice and applies `request.command` to one fork at its start; the
     /// engine is not changed. Refused for a duration out of range or a command the engine
     /// would reject (the engine's reason is given). Call on the engine thread, between events.
-    public func startPreview(_ request: PreviewRequest) throws(PreviewRefusal) -> PreviewRun {
+    ///
+    /// `scheduled`: the scenario steps the live run has still to apply (in time order); those due
+    /// by the window's end are applied on both forks at their times, after the command on the
+    /// `with_command` side, so both sides see the traffic and events the live run will.
+    public func startPreview(_ request: PreviewRequest, scheduled: [Scenario.Step] = []) throws(PreviewRefusal) -> PreviewRun {
         guard request.duration.isFinite, PreviewRequest.durationRange.contains(request.duration) else {
             throw PreviewRefusal("a preview runs from 1s to 1h of simulated time; got \(OperatorCommand.format(request.duration)) s")
         }
@@ -262,12 +335,13 @@ extension ServingEngine {
             throw PreviewRefusal("the engine would reject '\(request.command)': \(reply.message)")
         }
         return PreviewRun(request: request, baseline: baseline, withCommand: withCommand,
-                          baselineMark: baselineMark, withCommandMark: withCommandMark, reply: reply.message)
+                          baselineMark: baselineMark, withCommandMark: withCommandMark, reply: reply.message,
+                          scheduled: scheduled)
     }
 
-    /// ``startPreview(_:)`` and ``PreviewRun/run(progress:)`` in one call (tests, offline use).
-    public func preview(_ request: PreviewRequest) throws(PreviewRefusal) -> PreviewResult {
-        try startPreview(request).run()
+    /// ``startPreview(_:scheduled:)`` and ``PreviewRun/run(progress:)`` in one call (tests, offline use).
+    public func preview(_ request: PreviewRequest, scheduled: [Scenario.Step] = []) throws(PreviewRefusal) -> PreviewResult {
+        try startPreview(request, scheduled: scheduled).run()
     }
 
     /// The counters at a window's start, to report the window alone.

@@ -41,6 +41,11 @@ final class ScalingController {
     private(set) var details: [ScaleDetail] = []
     /// TEs of each operation still under way, by operation index (absent: none).
     private var pendingTEs: [Int: Int] = [:]
+    /// Operations that start TEs (scale-ups), and when the latest of each one's TEs came into
+    /// service: a scale-up is ready when its last TE reached service, not when its last start was
+    /// cancelled, and never if none reached it.
+    private var scaleUpOperations: Set<Int> = []
+    private var lastInService: [Int: SimTime] = [:]
     /// Spare NPUs whose hosts keep the weights in DRAM (pre-warmed); they stay warm after use.
     private(set) var prewarmedNPUs: Set<Int> = []
     /// A drain check is on the event queue (one at a time, however many TEs drain).
@@ -72,6 +77,8 @@ final class ScalingController {
         copy.lifecycle = lifecycle
         copy.details = details
         copy.pendingTEs = pendingTEs
+        copy.scaleUpOperations = scaleUpOperations
+        copy.lastInService = lastInService
         copy.prewarmedNPUs = prewarmedNPUs
         copy.drainCheckScheduled = drainCheckScheduled
         copy.autoscaler = autoscaler
@@ -104,6 +111,7 @@ final class ScalingController {
     func report() -> ScalingReport {
         var r = ScalingReport()
         r.details = details
+        // A scale-up all of whose starts were cancelled reached nothing: it is no scale-up.
         r.scaleUps = details.filter { $0.to > $0.from }.count
         r.scaleDowns = details.filter { $0.to < $0.from }.count
         return r
@@ -120,6 +128,7 @@ final class ScalingController {
     /// index (what the TEs' lifecycles point at).
     func openOperation(role: InstanceRole, from: Int, to: Int, at now: SimTime) -> Int {
         details.append(ScaleDetail(role: role.rawValue, from: from, to: to, requestedS: now, readyS: nil, loadPath: nil))
+        if to > from { scaleUpOperations.insert(details.count - 1) }
         return details.count - 1
     }
 
@@ -127,6 +136,7 @@ final class ScalingController {
     func withdrawOperation(_ index: Int) {
         precondition(index == details.count - 1, "only the last operation can be withdrawn")
         details.removeLast()
+        scaleUpOperations.remove(index)
     }
 
     /// Operation `index` aims at `to` TEs after all (fewer were built than asked for).
@@ -138,11 +148,22 @@ final class ScalingController {
     }
 
     /// One TE of operation `index` is done (in service, start cancelled, or scaled in); the
-    /// operation is ready at `now` when it was the last.
+    /// operation is complete when it was the last.
     func finishOne(of index: Int, at now: SimTime) {
         let left = pendingTEs[index, default: 1] - 1
         pendingTEs[index] = left > 0 ? left : nil
-        if left <= 0 { details[index].readyS = now }
+        if left <= 0 { complete(index, at: now) }
+    }
+
+    /// Operation `index` waits for no TE any more. A scale-down is ready now (its last TE gave its
+    /// NPUs back); a scale-up when the last TE it reached came into service, or never (`ready_s`
+    /// null) when every start was cancelled or given up.
+    private func complete(_ index: Int, at now: SimTime) {
+        guard scaleUpOperations.contains(index) else {
+            details[index].readyS = now
+            return
+        }
+        details[index].readyS = details[index].to > details[index].from ? lastInService[index] : nil
     }
 
     /// A start of operation `index` lost its hardware: the operation waits for a replacement
@@ -162,11 +183,11 @@ final class ScalingController {
     func replacementTried(for index: Int, started: Bool, at now: SimTime) {
         pendingTEs[index, default: 1] -= 1
         guard !started else { return }
+        details[index].to -= 1
         if pendingTEs[index, default: 0] <= 0 {
             pendingTEs[index] = nil
-            details[index].readyS = now
+            complete(index, at: now)
         }
-        details[index].to -= 1
     }
 
     // MARK: Lifecycle of a TE
@@ -214,16 +235,33 @@ final class ScalingController {
         lifecycle[te]?.forkSource = nil
     }
 
-    /// TE `te` leaves its start: in service (`ready`) or retired (cancelled); its operation is
-    /// ready at `now` when this was its last TE. False when `te` was not starting through scaling.
+    /// TE `te` leaves its start: in service (`ready`) or retired (abandoned); its operation is
+    /// complete when this was its last TE. False when `te` was not starting through scaling.
     @discardableResult
     func finishStart(te: Int, ready: Bool, at now: SimTime) -> Bool {
         guard let life = lifecycle[te] else { return false }
         lifecycle[te]?.phase = ready ? .inService : .retired
         lifecycle[te]?.phaseEndsAt = nil
         lifecycle[te]?.forkSource = nil
+        if ready { lastInService[life.detail] = now }
         finishOne(of: life.detail, at: now)
         return true
+    }
+
+    /// TE `te`'s start is cancelled by a scale-down before it came into service: its scale-up
+    /// reaches one TE fewer and counts the cancellation. Its load path is the slowest among the
+    /// TEs it still has (in service or starting); with none left it keeps the cancelled ones'
+    /// (that load was under way). Returns the scale-up's index, nil when `te` was not starting.
+    @discardableResult
+    func cancelStart(te: Int, at now: SimTime) -> Int? {
+        guard let life = lifecycle[te], life.phase.isStarting else { return nil }
+        let index = life.detail
+        details[index].to -= 1
+        details[index].cancelled += 1
+        finishStart(te: te, ready: false, at: now)
+        let standing = lifecycle.values.filter { $0.detail == index && $0.phase != .retired }
+        if !standing.isEmpty { details[index].loadPath = LoadPath.slowest(standing.compactMap(\.loadPath)) }
+        return index
     }
 
     /// TE `te` gave its hardware back (also a TE of the initial layout, given up by recovery).

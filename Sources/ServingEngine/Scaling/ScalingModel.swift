@@ -105,19 +105,35 @@ public struct ScaleDetail: Sendable, Equatable, Codable {
     public var to: Int
     public var requestedS: Double
     /// When the last TE of the operation came into service (scale-up) or gave its NPUs back
-    /// (scale-down); nil while it is still under way.
+    /// (scale-down); nil while it is still under way, and for a scale-up none of whose TEs came
+    /// into service (all cancelled).
     public var readyS: Double?
-    /// How the new TEs loaded their weights (the slowest path among them); nil for a scale-down.
+    /// How the new TEs loaded their weights (the slowest path among them, kept when a TE that was
+    /// loading is cancelled); nil for a scale-down and for starts cancelled before they loaded.
     public var loadPath: LoadPath?
+    /// Starts of this scale-up cancelled by a later scale-down before they came into service
+    /// (`to` then counts only the TEs reached or still starting); 0 for a scale-down.
+    public var cancelled = 0
+
+    public init(role: String, from: Int, to: Int, requestedS: Double, readyS: Double?, loadPath: LoadPath?, cancelled: Int = 0) {
+        self.role = role
+        self.from = from
+        self.to = to
+        self.requestedS = requestedS
+        self.readyS = readyS
+        self.loadPath = loadPath
+        self.cancelled = cancelled
+    }
 
     enum CodingKeys: String, CodingKey {
-        case role, from, to
+        case role, from, to, cancelled
         case requestedS = "requested_s"
         case readyS = "ready_s"
         case loadPath = "load_path"
     }
 
-    /// Always writes `ready_s` and `load_path` (null when not applicable), as interfaces.md lists them.
+    /// Always writes `ready_s` and `load_path` (null when not applicable), as interfaces.md lists
+    /// them, and `cancelled` (added after them).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(role, forKey: .role)
@@ -126,6 +142,19 @@ public struct ScaleDetail: Sendable, Equatable, Codable {
         try c.encode(requestedS, forKey: .requestedS)
         try c.encode(readyS, forKey: .readyS)
         try c.encode(loadPath, forKey: .loadPath)
+        try c.encode(cancelled, forKey: .cancelled)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        role = try c.decode(String.self, forKey: .role)
+        from = try c.decode(Int.self, forKey: .from)
+        to = try c.decode(Int.self, forKey: .to)
+        requestedS = try c.decode(Double.self, forKey: .requestedS)
+        readyS = try c.decodeIfPresent(Double.self, forKey: .readyS)
+        loadPath = try c.decodeIfPresent(LoadPath.self, forKey: .loadPath)
+        // A report from before `cancelled` counted none.
+        cancelled = try c.decodeIfPresent(Int.self, forKey: .cancelled) ?? 0
     }
 }
 

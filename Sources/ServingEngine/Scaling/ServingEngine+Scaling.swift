@@ -152,10 +152,10 @@ extension ServingEngine {
                 + "at least one must stay in service")
         }
         let detail = scaling.openOperation(role: role, from: from, to: to, at: now)
-        var names: [String] = []
+        var cancelledNames: [String] = [], names: [String] = []
         for i in cancelled {
-            names.append(instances[i].name + " (start cancelled)")
-            finishStart(i, ready: false)
+            cancelledNames.append(instances[i].name + " (start cancelled)")
+            cancelStart(i)
             retire(i)
         }
         for i in serving.suffix(remove).reversed() {
@@ -164,8 +164,18 @@ extension ServingEngine {
         }
         scaling.readyIfNothingPending(detail, at: now)
         scheduleDrainCheck()
+        // A cancelled start held no work: it never came into service and its NPUs are spare at once
+        // (the reply said it "stops taking work, finishes what it holds" like a TE scaled in).
+        var parts: [String] = []
+        if !cancelledNames.isEmpty {
+            parts.append("\(cancelledNames.joined(separator: ", ")) never came into service; "
+                + "\(cancelledNames.count == 1 ? "its NPUs are" : "their NPUs are") back in the spare pool")
+        }
+        if !names.isEmpty {
+            parts.append("\(names.joined(separator: ", ")) \(names.count == 1 ? "stops taking work, finishes what it holds, then returns its NPUs" : "stop taking work, finish what they hold, then return their NPUs")")
+        }
         return CommandReply(accepted: true, message: "\(origin)\(role.rawValue) \(from) → \(to) \(to == 1 ? "TE" : "TEs"): "
-            + "\(names.joined(separator: ", ")) \(names.count == 1 ? "stops taking work, finishes what it holds, then returns its NPUs" : "stop taking work, finish what they hold, then return their NPUs")")
+            + parts.joined(separator: "; "))
     }
 
     /// A TE scaled in: no new work; queued prefills that have not started move to other TEs;
@@ -300,6 +310,17 @@ extension ServingEngine {
     private func finishStart(_ i: Int, ready: Bool) {
         guard scaling.finishStart(te: i, ready: ready, at: now) else { return }
         noteScalingPhase(i)
+    }
+
+    /// A scale-down cancels TE `i`'s start: its scale-up reaches one TE fewer. When that leaves
+    /// the scale-up with nothing reached and nothing starting, the log says it came to nothing.
+    private func cancelStart(_ i: Int) {
+        guard let index = scaling.cancelStart(te: i, at: now) else { return }
+        noteScalingPhase(i)
+        let record = scaling.operation(index)
+        guard scaling.pendingTEs(of: index) == 0, record.to == record.from else { return }
+        logScaling("\(record.role) scale-up asked for at \(OperatorCommand.format(record.requestedS)) s came to nothing: "
+            + "\(record.cancelled == 1 ? "its start was" : "all \(record.cancelled) of its starts were") cancelled before coming into service")
     }
 
     // MARK: Scale-in completion

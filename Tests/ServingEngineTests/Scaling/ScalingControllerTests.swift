@@ -87,11 +87,35 @@ import Testing
         scaling.beginStart(te: 4, operation: up, path: nil)
         let down = scaling.openOperation(role: .decode, from: 2, to: 1, at: 0.5)
         #expect(down == 1)
-        #expect(scaling.finishStart(te: 4, ready: false, at: 0.5))
+        #expect(scaling.cancelStart(te: 4, at: 0.5) == up)
         #expect(scaling.phase(4) == .retired)
-        #expect(scaling.operation(up).readyS == 0.5, "the scale-up ends with its cancelled TE")
+        #expect(scaling.pendingTEs(of: up) == 0)
+        // The scale-up reached nothing: it never became ready and is no scale-up (it was
+        // reported ready at 0.5 s, 1 → 2).
+        #expect(scaling.operation(up) == ScaleDetail(role: "decode", from: 1, to: 1, requestedS: 0, readyS: nil, loadPath: nil, cancelled: 1))
+        #expect(scaling.report().scaleUps == 0)
+        #expect(scaling.cancelStart(te: 4, at: 0.6) == nil, "a retired TE has no start to cancel")
         scaling.readyIfNothingPending(down, at: 0.5)
         #expect(scaling.operation(down).readyS == 0.5)
+    }
+
+    /// A scale-up with one TE in service and one cancelled is ready when its TE came into
+    /// service, not when the other's start was cancelled.
+    @Test func aPartlyCancelledScaleUpIsReadyWhenItsLastTECameIntoService() {
+        let scaling = ScalingController()
+        let op = scaling.openOperation(role: .prefill, from: 8, to: 10, at: 1)
+        scaling.beginStart(te: 9, operation: op, path: nil)
+        scaling.beginStart(te: 10, operation: op, path: .objectStore)
+        scaling.beginLoading(te: 9, path: .npuFork, source: 0)
+        scaling.beginLoading(te: 10, path: .objectStore, source: nil)
+        #expect(scaling.operation(op).loadPath == .objectStore)
+        #expect(scaling.finishStart(te: 9, ready: true, at: 4))
+        #expect(scaling.cancelStart(te: 10, at: 30) == op)
+        // The path is the one the TE it reached used, not the cancelled one's.
+        #expect(scaling.operation(op) == ScaleDetail(role: "prefill", from: 8, to: 9, requestedS: 1, readyS: 4,
+                                                     loadPath: .npuFork, cancelled: 1))
+        #expect(scaling.report().scaleUps == 1)
+        #expect(scaling.cancelStart(te: 9, at: 31) == nil, "a TE in service is scaled in, not cancelled")
     }
 
     @Test func aLostStartWaitsForItsReplacementOrFallsShort() {
@@ -111,11 +135,13 @@ import Testing
         #expect(scaling.finishStart(te: 10, ready: false, at: 2))
         scaling.replacementTried(for: op, started: false, at: 2)
         #expect(scaling.pendingTEs(of: op) == 1 && scaling.operation(op).to == 9 && scaling.operation(op).readyS == nil)
-        // The last start lost with nothing left to wait for: ready at once, two short.
+        // The last start lost with nothing left to wait for: done, two short, and as none of its
+        // TEs came into service it never became ready.
         scaling.awaitReplacement(of: op)
         #expect(scaling.finishStart(te: 11, ready: false, at: 3))
         scaling.replacementTried(for: op, started: false, at: 3)
-        #expect(scaling.pendingTEs(of: op) == 0 && scaling.operation(op).to == 8 && scaling.operation(op).readyS == 3)
+        #expect(scaling.pendingTEs(of: op) == 0 && scaling.operation(op).to == 8 && scaling.operation(op).readyS == nil)
+        #expect(scaling.operation(op).cancelled == 0, "lost, not cancelled")
     }
 
     /// A start abandoned for lost hardware no longer speaks for its operation's load path: the

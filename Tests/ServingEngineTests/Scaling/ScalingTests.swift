@@ -204,7 +204,8 @@ import XDSTestSupport
         #expect(engine.scaling.phase(i) == .retired)
         #expect(engine.spareNPUs().count == 7, "its healthy NPUs are back; the dead one is out for repair")
         let detail = try #require(engine.report().scaling?.details.first)
-        #expect(detail.to == detail.from && detail.readyS != nil, "the scale falls one TE short")
+        #expect(detail.to == detail.from && detail.readyS == nil && detail.cancelled == 0,
+                "the scale falls one TE short: it reached nothing, so it never became ready")
         #expect(engine.report().faults.recovered == 1)
         #expect(FaultTests.events(engine, .scaling).contains { $0.contains("scale falls one TE short") })
         #expect(engine.runToCompletion(limit: 3_600))
@@ -220,6 +221,78 @@ import XDSTestSupport
         #expect(pod.scaling.phase(10) == .inService)
         #expect(pod.report().scaling?.details.first?.to == 9)
         ScalingTests.expectSound(pod)
+    }
+
+    /// A scale-up cancelled before it was ready is not reported as finished (a review saw
+    /// `{"from":8,"to":9,"load_path":"object-store","ready_s":10}` and `scale_ups 1` for a TE whose
+    /// 2,560 s object-store load was cancelled at 10 s): it reached nothing, never became ready,
+    /// counts its cancelled start, and keeps the path it was loading by.
+    @Test func aScaleUpCancelledWhileLoadingReachedNothing() throws {
+        let engine = try Self.superpod(rate: 10)
+        engine.run(until: 5)
+        #expect(engine.apply(.scale(role: .prefill, change: .by(1), from: .objectStore)).accepted)
+        engine.run(until: 10)
+        #expect(engine.scaling.phase(9) == .loading)
+        let down = engine.apply(.scale(role: .prefill, change: .by(-1), from: nil))
+        #expect(down.accepted && down.message.hasSuffix("prefill 9 → 8 TEs: prefill-8 (start cancelled) never came into service; "
+            + "its NPUs are back in the spare pool"), "\(down.message)")
+        engine.run(until: 20)
+        let scaling = try #require(engine.report().scaling)
+        #expect(scaling.scaleUps == 0 && scaling.scaleDowns == 1)
+        #expect(scaling.details.first == ScaleDetail(role: "prefill", from: 8, to: 8, requestedS: 5, readyS: nil,
+                                                     loadPath: .objectStore, cancelled: 1))
+        #expect(scaling.details.last == ScaleDetail(role: "prefill", from: 9, to: 8, requestedS: 10, readyS: 10, loadPath: nil))
+        let json = String(decoding: try JSONEncoder().encode(scaling.details[0]), as: UTF8.self)
+        #expect(json.contains("\"ready_s\":null") && json.contains("\"cancelled\":1") && json.contains("\"load_path\":\"object-store\""), "\(json)")
+        #expect(try JSONDecoder().decode(ScaleDetail.self, from: Data(json.utf8)) == scaling.details[0])
+        #expect(FaultTests.events(engine, .scaling).contains {
+            $0.contains("prefill scale-up asked for at 5 s came to nothing: its start was cancelled before coming into service")
+        })
+        ScalingTests.expectSound(engine)
+    }
+
+    /// `scale prefill 12` then `scale prefill 3` before the four starts are ready: all four are
+    /// cancelled while allocating (no load path), the scale-up reached nothing.
+    @Test func aScaleUpCancelledWhileAllocatingHasNoPath() throws {
+        let engine = try Self.superpod(rate: 10)
+        engine.run(until: 5)
+        #expect(engine.apply(.scale(role: .prefill, change: .to(12), from: nil)).accepted)
+        engine.run(until: 5.5)
+        let down = engine.apply(.scale(role: .prefill, change: .to(3), from: nil))
+        #expect(down.accepted && down.message.components(separatedBy: "(start cancelled)").count == 5, "\(down.message)")
+        #expect(down.message.hasSuffix("prefill-8 (start cancelled) never came into service; their NPUs are back in the spare pool; "
+            + "prefill-7, prefill-6, prefill-5, prefill-4, prefill-3 stop taking work, finish what they hold, then return their NPUs"),
+                "\(down.message)")
+        engine.run(until: 30)
+        let scaling = try #require(engine.report().scaling)
+        #expect(scaling.scaleUps == 0 && scaling.scaleDowns == 1)
+        #expect(scaling.details.first == ScaleDetail(role: "prefill", from: 8, to: 8, requestedS: 5, readyS: nil,
+                                                     loadPath: nil, cancelled: 4))
+        #expect(FaultTests.events(engine, .scaling).contains { $0.contains("all 4 of its starts were cancelled") })
+        ScalingTests.expectSound(engine)
+    }
+
+    /// Two scale-ups, the slow one cancelled after the fast one came into service: one scale-up
+    /// finished, the other reached nothing; the fast one's `ready_s` is its own.
+    @Test func aCancelOnlyTouchesTheScaleUpWhoseStartItCancels() throws {
+        let engine = try Self.superpod(rate: 10)
+        engine.run(until: 1)
+        #expect(engine.apply(.scale(role: .prefill, change: .by(1), from: .objectStore)).accepted)
+        engine.run(until: 2)
+        #expect(engine.apply(.scale(role: .prefill, change: .by(1), from: nil)).accepted)
+        engine.run(until: 10)
+        #expect(engine.scaling.phase(9) == .loading && engine.scaling.phase(10) == .inService)
+        #expect(engine.apply(.scale(role: .prefill, change: .by(-1), from: nil)).accepted)
+        engine.run(until: 20)
+        let scaling = try #require(engine.report().scaling)
+        #expect(scaling.scaleUps == 1 && scaling.scaleDowns == 1)
+        let (slow, fast) = (scaling.details[0], scaling.details[1])
+        #expect(slow.to == slow.from && slow.cancelled == 1 && slow.readyS == nil && slow.loadPath == .objectStore)
+        #expect(fast.from == 9 && fast.to == 10 && fast.cancelled == 0 && fast.loadPath == .npuFork)
+        let ready = try #require(fast.readyS)
+        #expect(ready > 2 && ready < 7)
+        #expect(engine.scaling.phase(10) == .inService, "the fast TE stays")
+        ScalingTests.expectSound(engine)
     }
 
     @Test func drainAndScaleInOfTheSameNodeDoNotFight() throws {
