@@ -118,7 +118,7 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
             end: { [self] failure in
                 // A refusal (401, HTTP error) has already said why; keep that message.
                 guard state.withLock({ !$0.stopped && $0.connected && $0.generation == generation }) else { return }
-                lost(failure == nil ? "stream ended" : "disconnected", generation: generation)
+                lost(failure == nil ? "stream ended" : "disconnected", generation: generation, connectionFailed: failure != nil)
             })
         opened.whenSuccess { [self] channel in
             let keep = state.withLock { state in
@@ -152,14 +152,16 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
         }
     }
 
-    private func lost(_ why: String, generation: Int) {
+    /// `connectionFailed`: the connection itself failed (not a refusal or an ended stream).
+    private func lost(_ why: String, generation: Int, connectionFailed: Bool = false) {
         state.withLock {
             guard $0.generation == generation else { return }
             $0.connected = false
             // Never reached: say where it looked, not "disconnected" over an empty pod (as if a
             // connection had been lost).
-            $0.snapshot.linkStatus = $0.everReceived || why != "disconnected" ? "\(why) — reconnecting…"
-                : "no answer from \(baseURL.absoluteString) (is xds serve running there?) — retrying…"
+            $0.snapshot.linkStatus = connectionFailed && !$0.everReceived
+                ? "no answer from \(baseURL.absoluteString) (is xds serve running there?) — retrying…"
+                : "\(why) — reconnecting…"
         }
     }
 
