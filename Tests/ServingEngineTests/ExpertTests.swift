@@ -171,6 +171,43 @@ import Testing
         #expect(routing.collectedLoad() == nil)
     }
 
+    @Test func collectedImbalanceBoundIsAnUpperBoundKnownOnlyForTheServingPlacement() throws {
+        // EPLB skips a window on this bound (without blending the counts): it must never be
+        // below the exact figure, and must be unknown where the shares it uses are not.
+        var traffic = ExpertTraffic(shape: shape, seed: 8)
+        var routing = ExpertRouting(popularity: traffic.popularity, dies: 32, slotsPerDie: 9, seed: 8)
+        #expect(routing.collectedImbalanceBound() == nil)  // nothing collected
+        for (i, mix) in [["chat": 1.0], ["reasoning": 1.0], ["code": 1.0, "chat": 0.5]].enumerated() {
+            _ = routing.stepLoadFactor(tokens: Double(1_000 * (i + 1)))
+            traffic.setMix(mix)
+            traffic.advanceDrift(seconds: 300)
+            routing.setPopularity(traffic.popularity)
+            // The popularity just set has routed nothing yet: only the closed segments count.
+            if i == 0 { #expect(routing.collectedImbalanceBound() != nil) }
+            _ = routing.stepLoadFactor(tokens: 500)
+            let bound = try #require(routing.collectedImbalanceBound())
+            let exact = routing.placementImbalance(popularity: try #require(routing.collectedLoad()))
+            #expect(bound >= exact * (1 - 1e-12), "\(bound) < \(exact)")
+            #expect(bound <= exact * 1.5)  // and not vacuous
+        }
+        // A new placement: the segments' shares were for the old one.
+        let planned = GreedyEPLBPlanner().plan(popularity: traffic.popularity, dies: 32, slotsPerDie: 9)
+        routing.setPlacement(planned)
+        _ = routing.stepLoadFactor(tokens: 500)
+        #expect(routing.collectedImbalanceBound() == nil)
+        // A swap's serving placement is not the placement: its shares are not the placement's.
+        routing.discardCollectedLoad()
+        routing.setPlacement(planned, serving: ExpertPlacement.roundRobin(experts: 256, layers: 58, dies: 32,
+                                                                          slotsPerDie: 9))
+        _ = routing.stepLoadFactor(tokens: 500)
+        #expect(routing.collectedImbalanceBound() == nil)
+        routing.setPlacement(planned)
+        routing.discardCollectedLoad()
+        #expect(routing.collectedLoad() == nil && routing.collectedImbalanceBound() == nil)
+        _ = routing.stepLoadFactor(tokens: 500)
+        #expect(routing.collectedImbalanceBound() == routing.expectedImbalance)
+    }
+
     @Test func rebalanceIsRefusedWhenNothingCanChange() {
         var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 2)
         var perfect = EPLBController(mode: .perfect, cost: cost)

@@ -128,6 +128,13 @@ public struct EPLBController: Sendable {
                 // counts are aggregated periodically; the plan is as stale as its window). A window
                 // with no tokens, or counts the current placement still serves within `minimumGain`
                 // of what it was planned for, leave the placement alone and cost no plan.
+                // An upper bound on that imbalance within the threshold (with room for rounding:
+                // the exact figure is then within it too) decides it without blending the counts.
+                if let last = lastPlanned, let bound = routing.collectedImbalanceBound(),
+                   bound * (1 + 1e-9) <= last * (1 + minimumGain) {
+                    routing.discardCollectedLoad()
+                    break
+                }
                 guard let counts = routing.takeCollectedLoad() else { break }
                 // The current placement's imbalance under the new counts is the plan's "before"
                 // too: evaluated once.

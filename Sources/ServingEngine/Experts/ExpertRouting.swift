@@ -43,8 +43,17 @@ public struct ExpertRouting: Sendable {
     /// layer; the counts are aggregated periodically): token-expert pairs routed under each
     /// popularity since the window opened. Popularity is piecewise constant, so the window is a
     /// few (pairs, popularity) segments, blended only when a plan needs them.
-    private var collectedSegments: [(pairs: Double, popularity: ExpertPopularity)] = []
+    private var collectedSegments: [CollectedSegment] = []
     private var collectingPairs = 0.0
+
+    /// One popularity's part of the collection window: its token-expert pairs and, when they were
+    /// worked out when it closed and for the placement then in force (no swap under way), that
+    /// placement's hottest-die shares under it (``collectedImbalanceBound()``).
+    private struct CollectedSegment {
+        var pairs: Double
+        var popularity: ExpertPopularity
+        var shares: (placement: ExpertPlacement, perLayer: [Double])?
+    }
 
     public init(popularity: ExpertPopularity, dies: Int, slotsPerDie: Int, seed: UInt64, placement: ExpertPlacement? = nil) {
         shape = ModelSpecShape(moeLayers: popularity.layers.count, experts: popularity.experts)
@@ -68,7 +77,7 @@ public struct ExpertRouting: Sendable {
 
     public mutating func setPopularity(_ p: ExpertPopularity) {
         foldSegment()
-        if collectingPairs > 0 { collectedSegments.append((collectingPairs, popularity)) }
+        if collectingPairs > 0 { collectedSegments.append(openSegment) }
         collectingPairs = 0
         popularity = p
         recompute()
@@ -191,7 +200,7 @@ public struct ExpertRouting: Sendable {
     /// The load the collect kernel counted since the window opened, per layer and expert
     /// (relative to each layer's mean), or nil when nothing was routed. Does not close the window.
     public func collectedLoad() -> ExpertPopularity? {
-        var segments = collectedSegments
+        var segments = collectedSegments.map { (pairs: $0.pairs, popularity: $0.popularity) }
         if collectingPairs > 0 { segments.append((collectingPairs, popularity)) }
         guard let first = segments.first else { return nil }
         // One popularity over the whole window (no drift inside it): the counts are that popularity.
@@ -214,6 +223,55 @@ public struct ExpertRouting: Sendable {
             rows.append(row)
         }
         return ExpertPopularity(layers: rows)
+    }
+
+    /// The open segment: the pairs collected under the popularity in force, with the shares of
+    /// the placement if they are settled and it is the one serving.
+    private var openSegment: CollectedSegment {
+        let known = !sharesStale && servingPlacement.isCopy(of: placement)
+        return CollectedSegment(pairs: collectingPairs, popularity: popularity,
+                                shares: known ? (placement, hottestShare) : nil)
+    }
+
+    /// An upper bound on ``placementImbalance(popularity:)`` of ``collectedLoad()`` (nil when
+    /// nothing was collected, or a segment's shares for the current placement are not known).
+    ///
+    /// The collected load is a blend of the window's popularities with weights summing to 1. In a
+    /// layer, a die's share of the blend (its load over the layer's total, both sums weighted
+    /// alike) is at most the largest of its shares under the segments (the mediant inequality),
+    /// so the hottest die's share is at most the largest hottest-die share among the segments.
+    /// The shares come free from the steps (issue 12: EPLB blended 58 × 256 counts and walked the
+    /// placement every minute for every TE only to find, nine times in ten, that the placement
+    /// still served the window within its minimum gain).
+    public func collectedImbalanceBound() -> Double? {
+        guard hasCollected else { return nil }
+        let layers = placement.layerCount
+        // The open segment's shares are the settled ones, if it counts (no copy of the segments).
+        let open: [Double]?
+        if collectingPairs > 0 {
+            guard !sharesStale, servingPlacement.isCopy(of: placement) else { return nil }
+            open = hottestShare
+        } else {
+            open = nil
+        }
+        for segment in collectedSegments {
+            guard let shares = segment.shares, shares.placement.isCopy(of: placement),
+                  shares.perLayer.count == layers else { return nil }
+        }
+        guard layers > 0, open.map({ $0.count == layers }) ?? true else { return nil }
+        var sum = 0.0
+        for l in 0..<layers {
+            var worst = open?[l] ?? -Double.infinity
+            for segment in collectedSegments { worst = max(worst, segment.shares!.perLayer[l]) }
+            sum += worst
+        }
+        return sum / Double(layers) * Double(dies)
+    }
+
+    /// Ends the collection window unread (a plan would not use it).
+    public mutating func discardCollectedLoad() {
+        collectedSegments.removeAll()
+        collectingPairs = 0
     }
 
     /// Whether the open collection window has counted any tokens.
