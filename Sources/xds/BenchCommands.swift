@@ -53,6 +53,11 @@ struct BenchDecode: ParsableCommand {
         let overlap = b.attention + b.moe + b.dispatch + b.combine + b.other > r.stepMs * 1.01
             ? " (busy time per stream; the streams overlap, so the parts add up to more than the step)" : ""
         print("  per step: " + breakdownText(b, dense: dense) + overlap)
+        // An operating point the engine cannot reach: priced all the same (what-if), and said.
+        if let limit = Bench.decodeBatchLimitPerDie(d), batchPerDie > limit {
+            print("  note: past \(d.name.terminalSafe)'s batch limit of \(fmt(limit)) requests per die; its engine never "
+                  + "batches this many")
+        }
     }
 }
 
@@ -112,7 +117,8 @@ struct Validate: ParsableCommand {
             let spec = try d.modelSpec()
             // What `bench decode` assumes by default (Validation.sweep calls it so) for an MoE model.
             let routing = spec.isMoE ? ", EPLB on, skewed routing" : ""
-            print(Validation.sweepTable(rows, mtp: spec.mtpModules > 0, setup: "\(d.name) · \(d.model)\(routing)"))
+            print(Validation.sweepTable(rows, mtp: spec.mtpModules > 0, setup: "\(d.name) · \(d.model)\(routing)",
+                                        batchLimit: Bench.decodeBatchLimitPerDie(d)))
             return
         }
         let points = try Validation.run()

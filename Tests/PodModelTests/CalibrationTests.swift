@@ -58,6 +58,25 @@ import Testing
         #expect(try Validation.sweep(deployment: .cloudMatrixInfer).contains { $0.context == 16_384 })
     }
 
+    /// The sweep prices batches past a deployment's batch limit (the curve's shape) but marks
+    /// them, so b128 on superpod (limit 96 per die) is not read as an operating point.
+    @Test func aSweepMarksBatchesPastTheDeploymentsLimit() throws {
+        #expect(Bench.decodeBatchLimitPerDie(.superpod) == 96)
+        #expect(Bench.decodeBatchLimitPerDie(try Deployment.resolve("colocated:1:llama-2-7b:nvidia-a100:tp2")) == 64)
+        let rows = try Validation.sweep(deployment: .superpod)
+        let table = Validation.sweepTable(rows, batchLimit: Bench.decodeBatchLimitPerDie(.superpod))
+        let lines = table.split(separator: "\n")
+        #expect(lines[0].contains("(…) = past the deployment's batch limit of 96 requests per die"))
+        let row1K = try #require(lines.first { $0.hasPrefix("1024") })
+        let cells = row1K.dropFirst(7).split(separator: " ")
+        #expect(cells.count == Validation.sweepBatches.count)
+        for (batch, cell) in zip(Validation.sweepBatches, cells) {
+            #expect((cell.hasPrefix("(") && cell.hasSuffix(")")) == (batch > 96), "b\(batch): \(cell)")
+        }
+        // No limit in reach, no legend.
+        #expect(!Validation.sweepTable(rows, batchLimit: 128).contains("(…)"))
+    }
+
     @Test func prefillPointOfCloudMatrixInfer() throws {
         // Calibrated with realistic skew and EPLB on (the bench's default), as the paper measured.
         let r = try Bench.prefill(deployment: .cloudMatrixInfer, promptLen: 4096, tokensPerNPU: 16384)

@@ -104,6 +104,15 @@ public enum Bench {
         return (placement.imbalance(popularity: served), perLayer)
     }
 
+    /// The most requests per die the deployment's engine decodes at once (its decode batch limit,
+    /// per DP group, over the dies of a group), nil when it sets none. `bench decode` and the
+    /// sweep price any batch; past this one the engine never runs, and they say so.
+    public static func decodeBatchLimitPerDie(_ deployment: Deployment) -> Double? {
+        if let ma = deployment.moeAttention { return ma.batchLimit > 0 ? Double(ma.batchLimit) : nil }
+        guard let g = deployment.group(.decode) ?? deployment.group(.colocated), g.batchLimit > 0 else { return nil }
+        return Double(g.batchLimit) / Double(max(1, g.tp))
+    }
+
     public static func decode(deployment: Deployment, batchPerDie: Double, context: Double, mtpAcceptance: Double,
                               eplb: EPLBMode = .on, routing: RoutingSkew = .skewed, microbatches: Int? = nil,
                               seed: UInt64 = 1) throws -> DecodeResult {

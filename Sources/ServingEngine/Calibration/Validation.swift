@@ -311,9 +311,17 @@ public enum Validation {
     /// The sweep as a table: one line per context, step time in ms per batch (`*` = two microbatches).
     /// `setup` (e.g. "cloudmatrix-infer · deepseek-r1, EPLB on, skewed routing") is said at the
     /// end of the first line, with what the rows and columns count.
-    public static func sweepTable(_ rows: [SweepRow], mtp: Bool = true, setup: String? = nil) -> String {
+    /// `batchLimit` (requests per die, ``Bench/decodeBatchLimitPerDie(_:)``): cells past it are in
+    /// parentheses — priced, but a batch the deployment's engine never runs.
+    public static func sweepTable(_ rows: [SweepRow], mtp: Bool = true, setup: String? = nil,
+                                  batchLimit: Double? = nil) -> String {
         var out = "decode step time, ms (\(mtp ? "MTP 0.7" : "no MTP module"); * = two microbatches; "
-            + "— = does not fit in HBM or past the context window)"
+            + "— = does not fit in HBM or past the context window"
+        if let batchLimit, sweepBatches.contains(where: { $0 > batchLimit }) {
+            out += "; (…) = past the deployment's batch limit of \(OperatorCommand.format(batchLimit)) requests per die, "
+                + "a batch its engine never runs"
+        }
+        out += ")"
         if let setup {
             out += " · \(setup); b = requests per die, context = KV tokens per request"
         }
@@ -323,7 +331,9 @@ public enum Validation {
             var line = "\(Int(context))".padding(toLength: 7, withPad: " ", startingAt: 0)
             for batch in sweepBatches {
                 if let r = rows.first(where: { $0.batchPerDie == batch && $0.context == context }) {
-                    line += (String(format: "%.1f", r.stepMs) + (r.microbatches > 1 ? "*" : " ")).leftPadded(10)
+                    let cell = String(format: "%.1f", r.stepMs) + (r.microbatches > 1 ? "*" : "")
+                    let past = batchLimit.map { batch > $0 } ?? false
+                    line += (past ? "(\(cell))" : cell + (r.microbatches > 1 ? "" : " ")).leftPadded(10)
                 } else {
                     line += "—".leftPadded(10)
                 }
