@@ -104,7 +104,7 @@ public final class APIServer: Sendable {
             // The read timeouts come after ExpectContinueHandler, to see the requests the router sees.
             server: .http1(configuration: .init(additionalChannelHandlers: [
                 InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), HTTP10Framing.Installer(),
-                ReadTimeoutHandler(readTimeouts),
+                ReadTimeoutHandler(readTimeouts, timedOut: { [metrics = self.metrics] part in metrics.readTimedOut(part) }),
             ])),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "xds"),

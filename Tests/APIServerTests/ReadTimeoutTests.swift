@@ -60,6 +60,11 @@ struct ReadTimeoutTests {
             Self.expect408(text, naming: naming)
             #expect(waited >= 0.9 && waited < Self.late, "\(waited) s")
             #expect(server.backend.submitted.isEmpty)
+            // Answered below the router, and still counted on /metrics, by the part that was late.
+            let metrics = PrometheusText(try await server.get("/metrics").text)
+            let part = naming.contains("head") ? "head" : "body"
+            #expect(metrics.sum("xds_http_read_timeouts_total", containing: [#"part="\#(part)""#]) == 1)
+            #expect(metrics.sum("xds_http_read_timeouts_total", containing: []) == 1)
         }
     }
 

@@ -78,8 +78,13 @@ final class ReadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler, @
     /// This handler's place in the pipeline, for the bytes ``BytesArrived`` reports.
     private var context: ChannelHandlerContext?
 
-    init(_ limits: APIServer.ReadTimeouts) {
+    /// Told of each 408 this handler sends, with the part that did not arrive ("head" or "body"):
+    /// the answer goes out below the router, which never sees it (the `/metrics` count).
+    private let timedOut: (@Sendable (String) -> Void)?
+
+    init(_ limits: APIServer.ReadTimeouts, timedOut: (@Sendable (String) -> Void)? = nil) {
         self.limits = limits
+        self.timedOut = timedOut
     }
 
     private enum Wait {
@@ -203,6 +208,7 @@ final class ReadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler, @
         expired = true
         cancelTimer()
         guard let message = begunUnanswered else { return context.close(promise: nil) }
+        timedOut?(wait == .head ? "head" : "body")
         let body = ByteBuffer(string: APIError.requestTimeout(message).json)
         let head = HTTPResponse(
             status: .requestTimeout,

@@ -37,6 +37,8 @@ final class ServingMetrics: Sendable {
     private let acceptedTokens: Counter
     private let successByReason: [String: Counter]
     private let rejectedByStatus: [Int: Counter]
+    /// 408s by the request part that did not arrive ("head", "body").
+    private let readTimeouts: [String: Counter]
     private let timeToFirstToken: ValueHistogram
     private let interTokenLatency: ValueHistogram
     private let timePerOutputToken: ValueHistogram
@@ -124,6 +126,14 @@ final class ServingMetrics: Sendable {
                 labels: labels + [("status", String(status))])
         }
         rejectedByStatus = rejected
+        var timeouts: [String: Counter] = [:]
+        for part in ["head", "body"] {
+            timeouts[part] = r.makeCounter(
+                descriptor: .named("xds_http_read_timeouts_total",
+                                   help: "HTTP requests answered 408 because their head or body did not arrive in time."),
+                labels: labels + [("part", part)])
+        }
+        readTimeouts = timeouts
         // Bucket bounds are vLLM V1's (vllm/v1/metrics/loggers.py), so dashboards' quantiles line up.
         timeToFirstToken = histogram(
             "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
@@ -272,6 +282,11 @@ final class ServingMetrics: Sendable {
             ?? registry.makeCounter(
                 descriptor: .named("xds_http_requests_rejected_total", help: Self.rejectedHelp),
                 labels: labels + [("status", String(status))])
+    }
+
+    /// A `408` sent because a request's `part` ("head" or "body") did not arrive in time.
+    func readTimedOut(_ part: String) {
+        readTimeouts[part]?.increment()
     }
 
     private static let rejectedHelp = "HTTP completion requests the engine refused before admission."
