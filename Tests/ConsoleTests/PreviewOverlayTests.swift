@@ -152,6 +152,32 @@ import XDSTestSupport
         #expect(body.contains("a applies drain node 20 (y/n first) · Esc dismisses · : command line"))
     }
 
+    /// The scenario steps due in the window ran on both sides; the box says which, so their
+    /// effect is not read as the command's (they were only in the JSON).
+    @Test func scheduledStepsInTheWindowAreNamed() {
+        var r = Self.result()
+        r.scheduledSteps = [.init(atSeconds: 720, command: "rate 150"), .init(atSeconds: 810, command: "fault npu 170")]
+        let lines = renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: "drain node 20", line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(r)
+        }
+        #expect(lines.contains { $0.contains("both sides also ran: rate 150 at 0:12:00, fault npu 170 at 0:13:30") })
+        #expect(lines.count == 24 && lines.allSatisfy { $0.count <= 80 })
+        // Many steps: as many as fit, then how many more; a refusal is flagged.
+        r.scheduledSteps = (0..<12).map { .init(atSeconds: Double(700 + 10 * $0), command: "rate \(100 + $0)") }
+        r.scheduledSteps[3].withCommandRefused = "no"
+        let line = PreviewOverlayView.scheduledLine(r, width: 100)!
+        #expect(line == "both sides also ran: rate 100 at 0:11:40, rate 101 at 0:11:50, +10 more (refused by one side)")
+        #expect(PreviewOverlayView.scheduledLine(r, width: 72)!.count <= 72)
+        // None due: no line.
+        let plain = renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: "drain node 20", line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(Self.result())
+        }
+        #expect(!plain.contains { $0.contains("also ran") })
+        #expect(PreviewOverlayView.scheduledLine(Self.result(), width: 72) == nil)
+    }
+
     @Test func deltasAreColouredByBetterOrWorse() {
         let rows = PreviewOverlayView.rows(Self.result())
         func style(_ label: String) -> Style { PreviewOverlayView.deltaStyle(rows.first { $0.label == label }!) }

@@ -277,6 +277,11 @@ enum PreviewOverlayView {
                 b.put(Format.right(delta(row), column), x: x + labelWidth + 2 * (column + 1), y: y,
                       style: deltaStyle(row), clip: inner)
             }
+            // Scenario steps the window also applied (on both sides): without this line their
+            // effect read as the command's.
+            if let line = scheduledLine(r, width: inner.width - 2) {
+                b.put(line, x: x, y: inner.y + 2 + rowCount, style: .warn, clip: inner)
+            }
             var y = inner.y + 3 + rowCount
             let verdictStyle = r.withCommand.lost > r.baseline.lost ? Style.bad : Style(fg: .accent, bold: true)
             b.put(verdict(r), x: x, y: y, style: verdictStyle, clip: inner)
@@ -290,6 +295,29 @@ enum PreviewOverlayView {
             // Whole or not at all (cut, it read "· com").
             if end + wall.count <= inner.maxX { b.put(wall, x: end, y: inner.maxY - 1, style: .dim, clip: inner) }
         }
+    }
+
+    /// "both sides also ran: rate 150 at 0:12:00, fault npu 170 at 0:13:30": the scenario steps
+    /// due in the window (``PreviewResult/scheduledSteps``), as many as fit in `width`, then
+    /// "+N more"; "(refused by one side)" when a side refused one. Nil when none were due.
+    static func scheduledLine(_ r: PreviewResult, width: Int) -> String? {
+        let steps = r.scheduledSteps
+        guard !steps.isEmpty else { return nil }
+        let refused = steps.contains { $0.baselineRefused != nil || $0.withCommandRefused != nil }
+        let tail = refused ? " (refused by one side)" : ""
+        var line = "both sides also ran:"
+        for (i, step) in steps.enumerated() {
+            let item = (i == 0 ? " " : ", ") + "\(step.command.terminalSafe) at \(Format.clock(step.atSeconds))"
+            let left = steps.count - i - 1
+            // Room for this item and, if more follow, the "+N more" after it.
+            let after = left > 0 ? ", +\(left) more" : ""
+            if line.count + item.count + after.count + tail.count > width {
+                line += (i == 0 ? " " : ", ") + "+\(steps.count - i) more"
+                return line + tail
+            }
+            line += item
+        }
+        return line + tail
     }
 
     /// "a applies drain node 20 (y/n first) · Esc dismisses · : command line": the keys the
