@@ -313,7 +313,7 @@ enum ReportSummary {
               simulated \(Format.clock(r.simSeconds, milliseconds: true)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
               requests  arrived \(r.requests.arrived)  completed \(r.requests.completed)  failed \(r.requests.failed)  rejected \(r.requests.rejected)  in flight \(r.requests.inFlight)\(reasons("failed", r.requests.failureReasons))\(reasons("rejected", r.requests.rejectionReasons))
               tokens    prompt \(r.tokens.prompt)  generated \(r.tokens.generated)
-              throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per \(colocated ? "" : "decode ")die (\(String(format: "%.1f", r.throughput.outputTokensPerSPerChip)) per chip), \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per \(colocated ? "" : "prefill ")die
+              throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per \(colocated ? "" : "decode ")die (\(String(format: "%.1f", r.throughput.outputTokensPerSPerChip)) per chip), \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per \(colocated ? "" : "prefill ")die (computed: prefix-cache hits not counted)
               TTFT ms   \(ms(r.latencyMs.ttft, none: "no first token yet"))
               TPOT ms   \(ms(r.latencyMs.tpot, none: "no samples"))
               E2E ms    \(ms(r.latencyMs.e2e, none: noneCompleted))

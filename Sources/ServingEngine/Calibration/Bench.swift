@@ -130,6 +130,13 @@ public enum Bench {
         let step: DecodeStepCost
         let activeDies: Double, allDies: Double, factor: Double
         if let ma = deployment.moeAttention {
+            // The layout fixes its microbatches (its TOML's moe_attention.microbatches): another
+            // count was ignored without a word.
+            if let microbatches, microbatches != ma.microbatches {
+                throw ConfigError("--microbatches \(microbatches): deployment '\(deployment.name)' disaggregates MoE and "
+                    + "attention with \(ma.microbatches) microbatches fixed by its layout (moe_attention.microbatches "
+                    + "in its TOML); omit --microbatches or change the layout")
+            }
             let routed = ma.expertDies - ma.sharedExpertDies
             let slotsPerDie = max(1, (model.moe?.routedExperts ?? 0) / max(1, routed))
             factor = moeLoadFactor(model: model, dies: routed, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed)
