@@ -23,6 +23,9 @@ struct BenchDecode: ParsableCommand {
     @Option(parsing: .unconditional,
             help: "Microbatches per step, 1 or 2 (default: whichever is faster, as the scheduler picks).")
     var microbatches: CLINumber?
+    @Option(parsing: .unconditional,
+            help: "Spread of the KV lengths in a DP group's batch, as a coefficient of variation, \(FlagLimits.contextCV.allowed) (default 0.29: uniform ±50% around --context, a fixed-batch benchmark; a live run's decode_batch_at_end.context_cv gives its own).")
+    var contextCV: CLINumber?
     @OptionGroup var experts: ExpertBenchOptions
     @Flag(help: "Print JSON.") var json = false
 
@@ -31,19 +34,21 @@ struct BenchDecode: ParsableCommand {
         let batchPerDie = try FlagLimits.batchPerDie.value(batchPerDie)
         let mtpAcceptance = try FlagLimits.mtpAcceptance.value(mtpAcceptance)
         let microbatches = try self.microbatches.map(FlagLimits.microbatches.int)
+        let contextCV = try self.contextCV.map(FlagLimits.contextCV.value)
         let seed = try experts.checkedSeed()
         let d = try deployment.resolve()
         let context = try FlagLimits.context(d.modelSpec()).value(context)
         let r = try Bench.decode(deployment: d, batchPerDie: batchPerDie, context: context,
                                  mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing,
-                                 microbatches: microbatches, seed: seed)
+                                 microbatches: microbatches, seed: seed, contextCV: contextCV)
         if json { return try printJSON(r) }
         // A dense model has no experts: no EPLB, routing or load factor to show, and every layer
         // is priced as one dense block (the breakdown's `other`), so the text says that instead of
         // printing "attention 0.0 ms  moe 0.0".
         let dense = try !d.modelSpec().isMoE
         let experts = dense ? "dense model, no experts" : "eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)"
-        print("decode on \(r.deployment.terminalSafe): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context)), \(experts)")
+        let spread = r.contextCV > 0 ? " (spread cv \(fmt(r.contextCV, 2)))" : ""
+        print("decode on \(r.deployment.terminalSafe): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context))\(spread), \(experts)")
         print("  step \(fmt(r.stepMs, 2)) ms   layer \(fmt(r.layerMs, 3)) ms   TPOT \(fmt(r.tpotMs, 2)) ms   \(fmt(r.tokensPerStep, 2)) tokens/step")
         let loadFactor = dense ? "" : "   MoE load factor \(fmt(r.moeLoadFactor, 2))"
         print("  \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip\(loadFactor)   \(r.microbatches) microbatch(es)")

@@ -122,6 +122,7 @@ enum FlagLimits {
     static let batchPerDie = FlagRange("--batch-per-die", 0...4_096, positive: true, unit: "requests per die", whole: true)
     static let tokensPerNPU = FlagRange("--tokens-per-npu", 0...1_048_576, positive: true, unit: "tokens per die", whole: true)
     static let mtpAcceptance = FlagRange("--mtp-acceptance", 0...1)
+    static let contextCV = FlagRange("--context-cv", 0...Bench.maxContextCV)
     static let eventCount = FlagRange("--count", 1...50_000_000, unit: "events", whole: true)
     static let benchRepeat = FlagRange("--repeat", 1...100, unit: "runs", whole: true)
     static let frames = FlagRange("--frames", 1...100_000, unit: "frames", whole: true)

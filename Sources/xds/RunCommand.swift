@@ -319,9 +319,21 @@ enum ReportSummary {
               E2E ms    \(ms(r.latencyMs.e2e, none: noneCompleted))
               SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(attained)
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
-              experts   \(experts(r))
+              experts   \(experts(r))\(decodeBatch(r.decodeBatchAtEnd))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered) (policy \(r.recoveryPolicy))
             """ + r.faultDetails.map(faultLine).joined() + scaling(r.scaling)
+    }
+
+    /// The decode batch at the end, with the bench command that prices the same step (nothing
+    /// when no batch ran at the end).
+    static func decodeBatch(_ b: RunReport.DecodeBatch?) -> String {
+        guard let b else { return "" }
+        let context = String(format: "%.0f", b.meanContext)
+        let cv = b.contextCV.map { String(format: "%.2f", $0) }
+        return "\n  decode    at the end: \(String(format: "%.1f", b.requestsPerDie)) requests per die, mean context "
+            + "\(context) tokens\(cv.map { " (spread cv \($0))" } ?? ""), step \(String(format: "%.1f", b.stepMs)) ms; "
+            + "bench decode --batch-per-die \(String(format: "%.0f", max(1, b.requestsPerDie.rounded()))) --context \(context)"
+            + (cv.map { " --context-cv \($0)" } ?? "") + " prices that step"
     }
 
     /// The scale operations, one line each, as the report's `scaling.details` has them (nothing

@@ -38,12 +38,17 @@ public enum Bench {
         public var context: Double
         /// Microbatches per step the scheduler chose (or the caller fixed).
         public var microbatches: Int
+        /// The spread of KV lengths inside a DP group's batch the barrier was priced with
+        /// (``CostConstants/contextSpread`` unless `--context-cv` set it; 0 where the bench
+        /// models no spread: a dense model, a MoE–attention layout).
+        public var contextCV: Double = 0
 
         enum CodingKeys: String, CodingKey {
             case stepMs = "step_ms", layerMs = "layer_ms", tpotMs = "tpot_ms", tokensPerStep = "tokens_per_step"
             case tokensPerSecondPerNPU = "tokens_per_s_per_npu", tokensPerSecondPerChip = "tokens_per_s_per_chip"
             case breakdownMs = "breakdown_ms", moeLoadFactor = "moe_load_factor", eplb, routing, deployment
             case batchPerDie = "batch_per_die", context, microbatches
+            case contextCV = "context_cv"
         }
     }
 
@@ -104,6 +109,10 @@ public enum Bench {
         return (placement.imbalance(popularity: served), perLayer)
     }
 
+    /// The largest `--context-cv`: KV lengths spread three times their mean is past any traffic
+    /// (a saturated superpod's reasoning mix gives about 1).
+    public static let maxContextCV = 3.0
+
     /// The most requests per die the deployment's engine decodes at once (its decode batch limit,
     /// per DP group, over the dies of a group), nil when it sets none. `bench decode` and the
     /// sweep price any batch; past this one the engine never runs, and they say so.
@@ -115,8 +124,12 @@ public enum Bench {
 
     public static func decode(deployment: Deployment, batchPerDie: Double, context: Double, mtpAcceptance: Double,
                               eplb: EPLBMode = .on, routing: RoutingSkew = .skewed, microbatches: Int? = nil,
-                              seed: UInt64 = 1) throws -> DecodeResult {
+                              seed: UInt64 = 1, contextCV: Double? = nil) throws -> DecodeResult {
         try check(batchPerDie > 0, "--batch-per-die must be positive, got \(batchPerDie)")
+        if let contextCV {
+            try check((0...Self.maxContextCV).contains(contextCV),
+                      "--context-cv must be within 0…\(OperatorCommand.format(Self.maxContextCV)), got \(contextCV)")
+        }
         try check(context >= 0, "--context must not be negative, got \(context)")
         try check((0...1).contains(mtpAcceptance), "--mtp-acceptance must be within 0…1, got \(mtpAcceptance)")
         // Each microbatch is a share of the die's requests: two need two requests at least.
@@ -129,6 +142,13 @@ public enum Bench {
         let cost = CostModel(model: model, hardware: hw)
         let step: DecodeStepCost
         let activeDies: Double, allDies: Double, factor: Double
+        // A spread of KV lengths shows only where DP groups meet at a barrier the bench models.
+        let spreads = model.isMoE && deployment.moeAttention == nil
+        if contextCV != nil && !spreads {
+            throw ConfigError("--context-cv: the bench prices \(model.isMoE ? "a MoE–attention layout's attention groups" : "a dense model's DP groups") "
+                + "as identical (no dispatch barrier waits across them), so a spread of KV lengths changes nothing there")
+        }
+        let spread = spreads ? contextCV ?? cost.constants.contextSpread : 0
         if let ma = deployment.moeAttention {
             // The layout fixes its microbatches (its TOML's moe_attention.microbatches): another
             // count was ignored without a word.
@@ -162,7 +182,7 @@ public enum Bench {
             // A fixed batch is not identical groups: each group's requests spread around the
             // context, and dispatch waits for the slowest group (system.md §1.3). A dense model
             // has no dispatch: its groups wait for no one.
-            input.contextSpread = model.isMoE ? cost.constants.contextSpread : 0
+            input.contextSpread = spread
             input.microbatches = microbatches
             input.moeLoadFactorPerLayer = load.perLayer
             step = cost.decodeStep(input)
@@ -175,7 +195,7 @@ public enum Bench {
                             tokensPerSecondPerChip: tokensPerSecond / allDies * Double(hw.diesPerDevice),
                             breakdownMs: Breakdown(step.breakdown), moeLoadFactor: factor, eplb: eplb, routing: routing,
                             deployment: deployment.name, batchPerDie: batchPerDie, context: context,
-                            microbatches: step.microbatches)
+                            microbatches: step.microbatches, contextCV: spread)
     }
 
     public static func prefill(deployment: Deployment, promptLen: Double, tokensPerNPU: Double, eplb: EPLBMode = .on,

@@ -163,6 +163,34 @@ public struct RunReport: Sendable, Equatable, Codable {
     public struct Faults: Sendable, Equatable, Codable {
         public var injected = 0, detected = 0, recovered = 0
     }
+    /// The decode batch as it stands at the report (the end of a run: a saturated run's steady
+    /// state, not its ramp-up), in `xds bench decode`'s terms, so the engine's step can be priced
+    /// by the bench at its own batch and context: `--batch-per-die requests_per_die --context
+    /// mean_context --context-cv context_cv`. `context_cv` is the spread the dispatch barrier sees:
+    /// the standard deviation of the DP groups' mean KV lengths over their mean, times
+    /// √(requests per group) — the within-group coefficient of variation of KV lengths that would
+    /// give groups that spread (``ServingEngine/decodeBatchNow()``); null where the bench models
+    /// no spread (a dense model, a MoE–attention layout). `step_ms` is the last decode step the
+    /// engine priced, averaged over the TEs that decode.
+    public struct DecodeBatch: Sendable, Equatable, Codable {
+        public var requestsPerDie: Double
+        public var meanContext: Double
+        public var contextCV: Double?
+        public var stepMs: Double
+        enum CodingKeys: String, CodingKey {
+            case requestsPerDie = "requests_per_die", meanContext = "mean_context", contextCV = "context_cv"
+            case stepMs = "step_ms"
+        }
+
+        /// Null written out, not left out: the key is always there.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(requestsPerDie, forKey: .requestsPerDie)
+            try c.encode(meanContext, forKey: .meanContext)
+            try c.encode(contextCV, forKey: .contextCV)
+            try c.encode(stepMs, forKey: .stepMs)
+        }
+    }
 
     public var deployment = ""
     public var model = ""
@@ -193,6 +221,8 @@ public struct RunReport: Sendable, Equatable, Codable {
     /// Set only when the trace replay ended at an error met during the run (the file changed
     /// after its check): `file:line: problem`. Absent from a run that read its whole workload.
     public var workloadStopped: String?
+    /// Nil when no decode batch runs at the end (nothing decoding, or reports written before it).
+    public var decodeBatchAtEnd: DecodeBatch?
 
     public init() {}
 
@@ -200,6 +230,7 @@ public struct RunReport: Sendable, Equatable, Codable {
         case deployment, model, hardware, seed, events, commands, requests, tokens, throughput, slo, kv, experts, faults
         case policies, scaling
         case workloadStopped = "workload_stopped"
+        case decodeBatchAtEnd = "decode_batch_at_end"
         case simSeconds = "sim_seconds"
         case wallSeconds = "wall_seconds"
         case latencyMs = "latency_ms"
@@ -310,6 +341,7 @@ extension ServingEngine {
         r.experts = .init(imbalance: experts.meanStepImbalance, rebalances: experts.decodeRebalances,
                           moeMsPerStep: experts.moeMsPerStep, moeShareOfStep: experts.moeShareOfStep)
         r.kv = .init(peakUsage: max(telemetry.peakDecodeUsage, decodeKVUsage()), prefixHitRate: prefixStats().hitRate)
+        r.decodeBatchAtEnd = decodeBatchNow()
         return r
     }
 

@@ -18,3 +18,44 @@ extension ServingEngine {
         return running == 0 ? nil : tokens / Double(running)
     }
 }
+
+extension ServingEngine {
+    /// The decode batch now, in `xds bench decode`'s terms (``RunReport/DecodeBatch``), over the
+    /// TEs that decode: requests per die of their DP groups, the running requests' mean KV length,
+    /// and the spread of the groups' mean lengths the barrier waits on, as the within-group
+    /// coefficient of variation that gives it (bench's model: a group's mean has a standard
+    /// deviation of CV/√requests). Nil when nothing decodes.
+    public func decodeBatchNow() -> RunReport.DecodeBatch? {
+        var running = 0, dies = 0, busyGroups = 0, steppers = 0
+        var tokens = 0.0, stepSeconds = 0.0
+        var groupMeans: [Double] = []
+        for (i, instance) in instances.enumerated() where instance.hasDecode && cluster.hasNPUs(i) {
+            guard let batches = instance.decode?.batches else { continue }
+            dies += instance.groupCount * max(1, instance.groupSpec.tp)
+            var any = false
+            for g in 0..<batches.count where batches.running[g] > 0 {
+                let mean = batches.meanContext(g, step: instance.stepIndex, tokensPerStep: tokensPerStep)
+                groupMeans.append(mean)
+                tokens += mean * Double(batches.running[g])
+                running += batches.running[g]
+                busyGroups += 1
+                any = true
+            }
+            if any && instance.lastStepSeconds > 0 {
+                stepSeconds += instance.lastStepSeconds
+                steppers += 1
+            }
+        }
+        guard running > 0, dies > 0 else { return nil }
+        let mean = tokens / Double(running)
+        let perGroup = Double(running) / Double(busyGroups)
+        var spread = 0.0
+        for m in groupMeans { spread += (m - mean) * (m - mean) }
+        let sd = (spread / Double(groupMeans.count)).squareRoot()
+        // The bench models the spread only where groups meet at a dispatch barrier it prices.
+        let spreads = model.isMoE && configuration.deployment.moeAttention == nil
+        let cv = !spreads ? nil : mean > 0 ? sd / mean * perGroup.squareRoot() : 0
+        return RunReport.DecodeBatch(requestsPerDie: Double(running) / Double(dies), meanContext: mean, contextCV: cv,
+                                     stepMs: steppers > 0 ? stepSeconds / Double(steppers) * 1e3 : 0)
+    }
+}
