@@ -73,6 +73,14 @@ struct EngineEventQueue {
         return true
     }
 
+    /// Cancels a pending arrival and hands back its request; nil (nothing changed) if `id` is not
+    /// a pending arrival.
+    mutating func cancelArrival(_ id: EventID) -> RequestSpec? {
+        guard isPending(id), let a = arrivals.firstIndex(where: { $0.sequence == id.sequence }) else { return nil }
+        cancelled.insert(id.sequence)
+        return arrivals.remove(at: a).spec
+    }
+
     /// Whether `id` is scheduled and has neither fired nor been cancelled (a scan: asked rarely).
     func isPending(_ id: EventID) -> Bool {
         guard id.sequence < nextSequence, !cancelled.contains(id.sequence) else { return false }
