@@ -89,10 +89,22 @@ struct EngineEventQueue {
 
     /// Removes and returns the earliest pending event.
     mutating func popNext() -> (time: SimTime, payload: EngineEventKind)? {
+        popNextEvent().map { ($0.time, $0.payload) }
+    }
+
+    /// An event taken off the queue.
+    struct Popped {
+        let time: SimTime
+        let payload: EngineEventKind
+    }
+
+    /// ``popNext()`` for the engine's loop: an optional tuple holding the payload was destroyed
+    /// through the runtime's generic tuple witnesses on every event (0.9% of a saturated minute).
+    mutating func popNextEvent() -> Popped? {
         while !heap.isEmpty {
             let entry = popMin()
             if !cancelled.isEmpty, cancelled.remove(entry.sequence) != nil { continue }
-            return (entry.time, take(entry))
+            return Popped(time: entry.time, payload: take(entry))
         }
         return nil
     }

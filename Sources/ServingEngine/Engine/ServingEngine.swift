@@ -220,11 +220,12 @@ public final class ServingEngine {
     /// Processes one event; returns false when nothing is scheduled.
     @discardableResult
     public func step() -> Bool {
-        guard let (time, event) = queue.popNext() else { return false }
+        guard let popped = queue.popNextEvent() else { return false }
+        let time = popped.time
         eventsAtCurrentInstant = time == now ? eventsAtCurrentInstant + 1 : 1
         now = time
         telemetry.events += 1
-        switch event {
+        switch popped.payload {
         case .arrival(let spec): arrive(spec)
         case .stepEnd(let instance): endStep(instance)
         case .transferDone(let channel): finishTransfer(channel)
