@@ -339,7 +339,7 @@ public final class ServingEngine {
         }
         streams.accepted(spec.id)
         request.prefillInstance = target
-        requests[spec.id] = request
+        requests[spec.id] = consume request
         placeOnPrefillGroup(spec.id, instance: target)
     }
 
