@@ -73,6 +73,14 @@ struct EngineEventQueue {
         return true
     }
 
+    /// Cancels a pending arrival and hands back its request; nil (nothing changed) if `id` is not
+    /// a pending arrival.
+    mutating func cancelArrival(_ id: EventID) -> RequestSpec? {
+        guard isPending(id), let a = arrivals.firstIndex(where: { $0.sequence == id.sequence }) else { return nil }
+        cancelled.insert(id.sequence)
+        return arrivals.remove(at: a).spec
+    }
+
     /// Whether `id` is scheduled and has neither fired nor been cancelled (a scan: asked rarely).
     func isPending(_ id: EventID) -> Bool {
         guard id.sequence < nextSequence, !cancelled.contains(id.sequence) else { return false }
@@ -81,10 +89,22 @@ struct EngineEventQueue {
 
     /// Removes and returns the earliest pending event.
     mutating func popNext() -> (time: SimTime, payload: EngineEventKind)? {
+        popNextEvent().map { ($0.time, $0.payload) }
+    }
+
+    /// An event taken off the queue.
+    struct Popped {
+        let time: SimTime
+        let payload: EngineEventKind
+    }
+
+    /// ``popNext()`` for the engine's loop: an optional tuple holding the payload was destroyed
+    /// through the runtime's generic tuple witnesses on every event (0.9% of a saturated minute).
+    mutating func popNextEvent() -> Popped? {
         while !heap.isEmpty {
             let entry = popMin()
             if !cancelled.isEmpty, cancelled.remove(entry.sequence) != nil { continue }
-            return (entry.time, take(entry))
+            return Popped(time: entry.time, payload: take(entry))
         }
         return nil
     }

@@ -67,6 +67,17 @@ struct IDTable<Value>: Sequence {
         return heap.unordered.sorted()
     }
 
+    /// Calls `body` on each value in its slot, in the table's (unspecified) order, for walks that
+    /// read a few fields of every value: iterating `(key, value)` pairs copies each value out (a
+    /// RequestState's arrays retained and released).
+    mutating func forEachInPlace(_ body: (inout Value) -> Void) {
+        var slot = storage.values.startIndex
+        while slot != storage.values.endIndex {
+            body(&storage.values[slot])
+            storage.values.formIndex(after: &slot)
+        }
+    }
+
     @discardableResult
     mutating func removeValue(forKey id: Int) -> Value? { storage.removeValue(forKey: RequestKey(id)) }
 

@@ -23,7 +23,13 @@ final class JobExecutor {
     private(set) var prefillGroupBlocks = Int.max
     private(set) var decodeGroupBlocks = Int.max
     private(set) var routing: any RequestRoutingPolicy
-    private(set) var decodeBalancing: any DecodeBalancingPolicy
+    private(set) var decodeBalancing: any DecodeBalancingPolicy {
+        didSet { decodeBalancingIsKVAware = decodeBalancing is KVAwareBalancing }
+    }
+    /// The decode balancing policy is `kv-aware`, whose pick a TE's load index already holds
+    /// (``pickDecodeGroup(_:instances:kv:placeable:)`` reads it there). Kept beside the policy: a
+    /// dynamic cast per pick would cost what the shortcut saves.
+    private var decodeBalancingIsKVAware = false
     /// The candidate list's buffer, reused from one routing decision to the next (emptied before
     /// each; a copy of the JE starts with none, so nothing carries between forks).
     private var candidateBuffer: [Int] = []
@@ -55,6 +61,7 @@ final class JobExecutor {
         blockTokens = configuration.kvBlockTokens
         self.routing = routing
         self.decodeBalancing = decodeBalancing
+        decodeBalancingIsKVAware = decodeBalancing is KVAwareBalancing
     }
 
     private init(copying other: JobExecutor) {
@@ -65,6 +72,7 @@ final class JobExecutor {
         decodeGroupBlocks = other.decodeGroupBlocks
         routing = other.routing
         decodeBalancing = other.decodeBalancing
+        decodeBalancingIsKVAware = other.decodeBalancingIsKVAware
         prefixStarts = other.prefixStarts
         prefixStartsOverflowed = other.prefixStartsOverflowed
     }
@@ -215,6 +223,11 @@ final class JobExecutor {
     func pickDecodeGroup(_ index: Int, instances: [InstanceState], kv: KVCacheStore, placeable: PlaceableGroups) -> Int? {
         let te = instances[index]
         guard let decode = te.decode else { return nil }
+        if decodeBalancingIsKVAware,
+           case .some(let pick) = decode.indexedKVAwarePick(te: index, kv: kv, placeable: placeable,
+                                                            batchLimit: te.groupSpec.batchLimit) {
+            return pick
+        }
         return decode.pickGroup(te: index, kv: kv, placeable: placeable, batchLimit: te.groupSpec.batchLimit,
                                 policy: &decodeBalancing)
     }

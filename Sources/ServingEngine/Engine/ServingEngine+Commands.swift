@@ -173,8 +173,9 @@ extension ServingEngine {
         var pending: (spec: RequestSpec, remainingGaps: Double)?
         if let parked = parkedArrival {
             pending = parked
-        } else if let scheduled = scheduledArrival, arrivalPending, oldRate > 0, queue.cancel(scheduled.event) {
-            pending = (scheduled.spec, max(0, scheduled.at - now) * oldRate)
+        } else if let scheduled = scheduledArrival, arrivalPending, oldRate > 0,
+                  let spec = queue.cancelArrival(scheduled.event) {
+            pending = (spec, max(0, scheduled.at - now) * oldRate)
         }
         guard let (parkedSpec, remainingGaps) = pending else { return }
         var spec = parkedSpec
@@ -190,6 +191,6 @@ extension ServingEngine {
         synthetic.retimeLastArrival(to: at)
         workload = synthetic
         arrivalPending = true
-        scheduledArrival = (queue.schedule(at: at, .arrival(spec)), spec, at)
+        scheduledArrival = (queue.schedule(at: at, .arrival(spec)), at)
     }
 }

@@ -37,6 +37,17 @@ public struct InFlightCensus: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// What the census reads of a request, taken from its slot in place.
+private struct CensusRequest {
+    let stage: RequestStage
+    let prefillInstance: Int, prefillTicket: Int, decodeInstance: Int, decodeSeat: Int
+    let promptTokens: Int
+    init(_ r: inout RequestState) {
+        (stage, prefillInstance, prefillTicket) = (r.stage, r.prefillInstance, r.prefillTicket)
+        (decodeInstance, decodeSeat, promptTokens) = (r.decodeInstance, r.decodeSeat, r.spec.promptTokens)
+    }
+}
+
 /// Where the census found a request, without its name: a place's name is a string built only
 /// when a problem names it (the walk visits every in-flight request, tens of thousands at
 /// saturation, and formatted a name per DP group and a dictionary of names per request).
@@ -107,16 +118,19 @@ extension ServingEngine {
         var found = RequestPlacement()
         // Each TE's schedulers, taken once (not through the TE's record per request).
         let prefillers = instances.map(\.prefill), decoders = instances.map(\.decode)
-        func place(_ id: Int, _ where_: CensusPlace, stages: (RequestStage, RequestStage?)) -> RequestState? {
+        func place(_ id: Int, _ where_: CensusPlace, stages: (RequestStage, RequestStage?)) -> CensusRequest? {
             if let other = seen[id] {
                 problems.append("request \(id) is in \(censusName(other)) and in \(censusName(where_))")
                 return nil
             }
             seen[id] = where_
-            guard let request = requests[id] else {
+            // Read in place: a copy of each RequestState (its arrays retained and released) was
+            // half of the walk, which every run's report makes over every request in flight.
+            guard let slot = requests.index(forKey: id) else {
                 problems.append("\(censusName(where_)) holds request \(id), which the engine does not hold")
                 return nil
             }
+            let request = CensusRequest(&requests.values[slot])
             if request.stage != stages.0 && request.stage != stages.1 {
                 problems.append("request \(id) in \(censusName(where_)) has stage \(request.stage.rawValue)")
             }
@@ -234,7 +248,7 @@ extension ServingEngine {
                         problems.append("request \(id) in \(censusName(batch)) at step \(step) thinks it is on \(r.decodeInstance), step \(seat.finishStep)")
                     }
                     expectKV(id, instance: i, group: seat.decodeGroup, batch)
-                    countSlot(i, seat.decodeGroup, runningPrompt: r.spec.promptTokens)
+                    countSlot(i, seat.decodeGroup, runningPrompt: r.promptTokens)
                 }
             }
             if !decode.firstStep.isEmpty {

@@ -250,9 +250,10 @@ extension ServingEngine {
     func generatedSoFar() -> Int {
         var decoding = 0
         // The decode seat alone (not the whole placement: the prefill ticket lookup was most of
-        // this walk's cost over a saturated pod's 18k requests in flight).
-        for (_, r) in requests where r.stage == .decode {
-            guard let seat = decodeSeat(of: r) else { continue }
+        // this walk's cost over a saturated pod's 18k requests in flight), each request read in
+        // its slot (a copy of each retained and released its arrays: half of the walk).
+        requests.forEachInPlace { r in
+            guard r.stage == .decode, let seat = decodeSeat(of: r) else { return }
             decoding += decodedSoFar(r, joinStep: seat.joinStep, finishStep: seat.finishStep)
         }
         return telemetry.generatedTokens + decoding

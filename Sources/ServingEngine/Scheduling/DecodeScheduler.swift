@@ -43,8 +43,9 @@ final class DecodeScheduler {
     private(set) var joining: [Int] = []
     /// Requests whose first step is the current one (their first token ends it).
     private(set) var firstStep: [Int] = []
-    /// Running request ids by the step index at which they finish.
-    private(set) var finishing: [Int: [Int]] = [:]
+    /// Running request ids by the step index at which they finish. Step indices hash as request
+    /// ids do (``IDTable``: a counter needs no SipHash; a joiner's finish looked it up twice).
+    private(set) var finishing = IDTable<[Int]>()
     /// `finishing`'s steps counted by residue (``finishResidue(_:)``): ``takeFinished(at:)`` skips
     /// the table when its step's count is zero, as at nine steps in ten of the Mooncake hour (a
     /// lookup that finds nothing still hashes the step: 0.5% of the replay).
@@ -165,10 +166,29 @@ final class DecodeScheduler {
     /// colocated TE, or when the groups' KV sizes differ: then policies scan). A drain, fault or
     /// scaling change gives `placeable` a new version, and the index is rebuilt here.
     func currentLoadIndex(te: Int, kv: KVCacheStore, placeable: PlaceableGroups, batchLimit: Int) -> DecodeLoadIndex? {
-        guard !colocated else { return nil }
-        if let index = loadIndex, index.fits(groupCount: slots.count, placeable: placeable, batchLimit: batchLimit) { return index }
+        refreshLoadIndex(te: te, kv: kv, placeable: placeable, batchLimit: batchLimit) ? loadIndex : nil
+    }
+
+    /// Rebuilds the load index unless it is current (see ``currentLoadIndex(te:kv:placeable:batchLimit:)``);
+    /// whether the TE has one now. Reads the stored index in place (an `if let` copy retained its arrays).
+    private func refreshLoadIndex(te: Int, kv: KVCacheStore, placeable: PlaceableGroups, batchLimit: Int) -> Bool {
+        guard !colocated else { return false }
+        if loadIndex?.fits(groupCount: slots.count, placeable: placeable, batchLimit: batchLimit) == true { return true }
         loadIndex = kv.withGroups(of: te) { DecodeLoadIndex(groups: $0, placeable: placeable, slots: slots, batchLimit: batchLimit) }
-        return loadIndex
+        return loadIndex != nil
+    }
+
+    /// What ``KVAwareBalancing`` picks, read straight off the current load index: the policy
+    /// answers `loadIndex.best` whenever the TE keeps one, and building its view (the index copied
+    /// in, the KV store and slots retained, an existential call) cost ~480 instructions per pulled
+    /// transfer. `.none` when the TE keeps no index: the policy scans then.
+    func indexedKVAwarePick(te: Int, kv: KVCacheStore, placeable: PlaceableGroups, batchLimit: Int) -> Int?? {
+        guard refreshLoadIndex(te: te, kv: kv, placeable: placeable, batchLimit: batchLimit) else { return .none }
+        let best = loadIndex?.best
+        assert(best == KVAwareBalancing.scan(DecodeGroups(instance: te, batchLimit: batchLimit, kv: kv, placeable: placeable,
+                                                          slots: slots)),
+               "decode load index disagrees with a scan of \(te)'s groups")
+        return .some(best)
     }
 
     /// Group `g` of TE `te` (this scheduler's) changed KV or seats: the load index follows (with
@@ -401,9 +421,12 @@ final class DecodeScheduler {
 
     /// Request `id` finishes at `step` (after those already due then); a new step is counted.
     private func scheduleFinish(_ id: Int, at step: Int) {
-        let steps = finishing.count
-        finishing[step, default: []].append(id)
-        if finishing.count > steps { finishStepsByResidue[Self.finishResidue(step)] += 1 }
+        if let slot = finishing.index(forKey: step) {
+            finishing.values[slot].append(id)
+        } else {
+            finishing[step] = [id]
+            finishStepsByResidue[Self.finishResidue(step)] += 1
+        }
     }
 
     private func enterBatch(_ g: Int, promptTokens: Int, joinStep: Int) {

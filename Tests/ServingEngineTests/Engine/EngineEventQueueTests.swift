@@ -106,4 +106,21 @@ import Testing
         let after = q.popNext()
         #expect(after == nil)
     }
+
+    /// A rate change takes the pending arrival's request back from the queue: it is handed back
+    /// once, the arrival no longer fires, and an event that is not a pending arrival gives nothing.
+    @Test func cancelArrivalHandsBackItsRequestOnce() {
+        var q = EngineEventQueue()
+        let tick = q.schedule(at: 1, .telemetryTick)
+        let arrival = q.schedule(at: 2, .arrival(RequestSpec(id: 41, arrival: 2, promptTokens: 300, outputTokens: 7,
+                                                           prefixHashes: [5, 6], tag: "chat")))
+        #expect(q.cancelArrival(tick) == nil, "a tick is not an arrival")
+        #expect(q.isPending(tick), "and is left alone")
+        let spec = q.cancelArrival(arrival)
+        #expect(spec?.id == 41 && spec?.promptTokens == 300 && spec?.prefixHashes == [5, 6] && spec?.tag == "chat")
+        #expect(q.cancelArrival(arrival) == nil, "handed back once")
+        #expect(!q.isPending(arrival) && q.count == 1)
+        #expect(q.popNext()?.time == 1)
+        #expect(q.popNext() == nil, "the cancelled arrival never fires")
+    }
 }

@@ -33,6 +33,22 @@ import Testing
         }
     }
 
+    /// A walk in place (the report's tokens-so-far and census) visits every value once and
+    /// changes what it writes in the slot it reads, whatever the table's size.
+    @Test func forEachInPlaceVisitsEveryValueOnce() {
+        for size in [0, 1, 2, 97, 4_000] {
+            var table = IDTable<[Int]>()
+            for id in 0..<size { table[id * 7 - 300] = [id] }
+            var visited: [Int] = []
+            table.forEachInPlace { value in
+                visited.append(value[0])
+                value.append(-value[0])
+            }
+            #expect(visited.sorted() == Array(0..<size), "size \(size)")
+            for id in 0..<size { #expect(table[id * 7 - 300] == [id, -id]) }
+        }
+    }
+
     @Test func snapshotsInFlightListTheOldestRequests() throws {
         let engine = try FaultTests.engine(rate: 60, limit: 400)
         engine.run(until: 4)
