@@ -356,33 +356,41 @@ public struct KVBlockManager: Sendable {
         // the registrations read the evicted blocks from a buffer instead of calling back per block.
         let count = range.count
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { run in
-            evictable.edit { lru in
-                for k in 0..<count { run[k] = Int32(truncatingIfNeeded: lru.popOldest()!) }
-            }
+            popOldest(into: run)
+            ownEvicted(run)
             // Moved out while edited through their buffers (the LRU covers only hashed blocks, so
             // no array grows meanwhile).
-            var keys: [UInt64] = [], marks: [Bool] = [], counts: [Int32] = []
+            var keys: [UInt64] = [], marks: [Bool] = []
             swap(&keys, &blockHash)
             swap(&marks, &hashed)
-            swap(&counts, &referenceCount)
             keys.withUnsafeMutableBufferPointer { keys in
                 marks.withUnsafeMutableBufferPointer { marks in
-                    counts.withUnsafeMutableBufferPointer { counts in
-                        // Just evicted: unreferenced and out of the LRU, so owning one is a count of 1.
-                        for k in 0..<count { counts[Int(run[k])] = 1 }
-                        chained.withUnsafeBufferPointer { chained in
-                            cacheIndex.reregisterEvicted(hashes: UnsafeBufferPointer(rebasing: chained[range]),
-                                                         blocks: UnsafeBufferPointer(run), keys: keys, marks: marks)
-                        }
+                    chained.withUnsafeBufferPointer { chained in
+                        cacheIndex.reregisterEvicted(hashes: UnsafeBufferPointer(rebasing: chained[range]),
+                                                     blocks: UnsafeBufferPointer(run), keys: keys, marks: marks)
                     }
                 }
             }
             swap(&keys, &blockHash)
             swap(&marks, &hashed)
-            swap(&counts, &referenceCount)
             blocks.append(contentsOf: UnsafeBufferPointer(run))
         }
         ownedBlockCount += count
+    }
+
+    /// Evicts the `run.count` least recently used cached blocks into `run`, oldest first (the
+    /// caller checked there are that many), in one edit of the LRU's links.
+    private mutating func popOldest(into run: UnsafeMutableBufferPointer<Int32>) {
+        evictable.edit { lru in
+            for k in run.indices { run[k] = Int32(truncatingIfNeeded: lru.popOldest()!) }
+        }
+    }
+
+    /// Owns each block of `run` once: just evicted, so unreferenced and out of the LRU.
+    private mutating func ownEvicted(_ run: UnsafeMutableBufferPointer<Int32>) {
+        referenceCount.withUnsafeMutableBufferPointer { counts in
+            for block in run { counts[Int(block)] = 1 }
+        }
     }
 
     func blocksFor(_ tokens: Int) -> Int { Saturating.ceilDiv(tokens, blockTokens) }
@@ -514,34 +522,24 @@ public struct KVBlockManager: Sendable {
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { run in
             // The evictions first, in LRU order, then their unregistrations (the LRU and the index
             // are apart, so this is the order of doing both block by block).
-            evictable.edit { lru in
-                for k in 0..<count { run[k] = Int32(truncatingIfNeeded: lru.popOldest()!) }
-            }
+            popOldest(into: run)
+            ownEvicted(run)
             // Moved out while edited through their buffers (nothing grows meanwhile).
-            var marks: [Bool] = [], counts: [Int32] = [], index = PrefixIndex()
+            var marks: [Bool] = [], index = PrefixIndex()
             swap(&marks, &hashed)
-            swap(&counts, &referenceCount)
             swap(&index, &cacheIndex)
             blockHash.withUnsafeBufferPointer { keys in
                 marks.withUnsafeMutableBufferPointer { marks in
-                    counts.withUnsafeMutableBufferPointer { counts in
-                        // Every cached block is registered, so the index has slots to edit.
-                        index.edit(keys: keys) { index in
-                            for k in 0..<count {
-                                let block = Int(run[k])
-                                if block < marks.count && marks[block] {
-                                    index.remove(keys[block])
-                                    marks[block] = false
-                                }
-                                // Just evicted: unreferenced and out of the LRU.
-                                counts[block] = 1
-                            }
+                    // Every cached block is registered, so the index has slots to edit.
+                    index.edit(keys: keys) { index in
+                        for block in run where Int(block) < marks.count && marks[Int(block)] {
+                            index.remove(keys[Int(block)])
+                            marks[Int(block)] = false
                         }
                     }
                 }
             }
             swap(&marks, &hashed)
-            swap(&counts, &referenceCount)
             swap(&index, &cacheIndex)
             blocks.append(contentsOf: UnsafeBufferPointer(run))
         }

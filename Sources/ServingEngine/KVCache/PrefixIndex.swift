@@ -91,6 +91,21 @@ struct PrefixIndex: Sendable {
     @inline(__always)
     func registeredRun(_ hashes: UnsafeBufferPointer<UInt64>, from start: Int, to end: Int,
                        keys: UnsafeBufferPointer<UInt64>) -> Int {
+        walk(hashes, from: start, to: end, keys: keys, into: nil)
+    }
+
+    /// ``registeredRun(_:from:to:keys:)`` from 0, writing the registered blocks to `blocks` (at
+    /// least `end` long) in order: an allocation's prefix hits.
+    @inline(__always)
+    func registeredBlocks(_ hashes: UnsafeBufferPointer<UInt64>, to end: Int, keys: UnsafeBufferPointer<UInt64>,
+                          into blocks: UnsafeMutableBufferPointer<Int32>) -> Int {
+        walk(hashes, from: 0, to: end, keys: keys, into: blocks)
+    }
+
+    /// The walk of both: `blocks[position]` gets each registered hash's block when given.
+    @inline(__always)
+    private func walk(_ hashes: UnsafeBufferPointer<UInt64>, from start: Int, to end: Int,
+                      keys: UnsafeBufferPointer<UInt64>, into blocks: UnsafeMutableBufferPointer<Int32>?) -> Int {
         guard count > 0, start < end else { return start }
         return slots.withUnsafeBufferPointer { slots in
             let slotting = self.slotting
@@ -102,33 +117,8 @@ struct PrefixIndex: Sendable {
                 while true {
                     let block = slots[i]
                     if block < 0 { break walk }
-                    if keys[Int(block)] == hash { break }
-                    i = (i + 1) & mask
-                }
-                position += 1
-            }
-            return position
-        }
-    }
-
-    /// ``registeredRun(_:from:to:keys:)`` from 0, writing the registered blocks to `blocks` (at
-    /// least `end` long) in order: an allocation's prefix hits.
-    @inline(__always)
-    func registeredBlocks(_ hashes: UnsafeBufferPointer<UInt64>, to end: Int, keys: UnsafeBufferPointer<UInt64>,
-                          into blocks: UnsafeMutableBufferPointer<Int32>) -> Int {
-        guard count > 0, end > 0 else { return 0 }
-        return slots.withUnsafeBufferPointer { slots in
-            let slotting = self.slotting
-            let mask = slotting.mask
-            var position = 0
-            walk: while position < end {
-                let hash = hashes[position]
-                var i = slotting.home(hash)
-                while true {
-                    let block = slots[i]
-                    if block < 0 { break walk }
                     if keys[Int(block)] == hash {
-                        blocks[position] = block
+                        blocks?[position] = block
                         break
                     }
                     i = (i + 1) & mask
