@@ -44,6 +44,9 @@ final class PrefillScheduler {
     private(set) var queues: [Deque<Int>]
     /// Per DP group: uncached prompt tokens waiting in its queue (the leader's load estimate).
     private(set) var queuedTokens: [Int]
+    /// The sum of ``queuedTokens``, kept with it: routing reads a TE's load per candidate per
+    /// arrival, and summing the groups each time was most of ``PrefillPool/finishCost(_:for:)``.
+    private(set) var totalQueuedTokens = 0
     /// Per DP group: the current batch's requests and their chunk sizes.
     private(set) var batches: [[Chunk]]
     /// Requests placed on the TE that have not started prefill (the JE's admission bound).
@@ -62,6 +65,7 @@ final class PrefillScheduler {
         queuedTokens = other.queuedTokens
         batches = other.batches
         waiting = other.waiting
+        totalQueuedTokens = other.totalQueuedTokens
         tickets = other.tickets
     }
 
@@ -97,12 +101,6 @@ final class PrefillScheduler {
         return false
     }
 
-    /// Uncached prompt tokens queued on all groups (the autoscaler's backlog).
-    var totalQueuedTokens: Int {
-        var total = 0
-        for g in queuedTokens.indices { total += queuedTokens[g] }
-        return total
-    }
 
     // MARK: Tickets
 
@@ -151,6 +149,7 @@ final class PrefillScheduler {
         requests.values[slot].prefillTicket = tickets.issue(PrefillTicket(request: id, group: best, remaining: bestEstimate))
         queues[best].append(id)
         queuedTokens[best] += bestEstimate
+        totalQueuedTokens += bestEstimate
         waiting += 1
         return best
     }
@@ -250,9 +249,11 @@ final class PrefillScheduler {
                 else { break }
                 if seatLimit != nil { seats?.reserveSeat(g) }
                 load.pooledTokens += allocation.pooledTokens
-                queuedTokens[g] += allocation.computeTokens
+                let change = allocation.computeTokens
                     - Self.allocated(&tickets[held: t], computeTokens: allocation.computeTokens,
                                      hitTokens: allocation.hitTokens)
+                queuedTokens[g] += change
+                totalQueuedTokens += change
                 Self.startPrefill(&requests.values[slot], now: now)
                 load.started += 1
             }
@@ -298,6 +299,7 @@ final class PrefillScheduler {
                 let chunk = batches[g][i]
                 tickets[held: chunk.ticket].remaining -= chunk.tokens
                 queuedTokens[g] -= chunk.tokens
+                totalQueuedTokens -= chunk.tokens
             }
             batches[g].removeAll(keepingCapacity: true)
             // Chunks are taken front first, so finished requests are at the front.
@@ -345,6 +347,7 @@ final class PrefillScheduler {
         let g = ticket.group
         if request.stage == .queued || request.stage == .prefill {
             queuedTokens[g] -= ticket.remaining
+            totalQueuedTokens -= ticket.remaining
             if !ticket.allocated { waiting -= 1 }
             if ticket.allocated { seats?.releaseSeat(g) }
         }

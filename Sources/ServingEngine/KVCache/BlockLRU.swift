@@ -115,6 +115,7 @@ struct BlockLRU {
             count -= 1
         }
 
+        @inline(__always)
         mutating func popOldest() -> Int? {
             guard head >= 0 else { return nil }
             let id = Int(head)

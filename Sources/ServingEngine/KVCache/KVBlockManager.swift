@@ -122,9 +122,38 @@ public struct KVBlockManager: Sendable {
         // Counted, not collected: the JE probes every prefill group per arrival.
         let limit = min(chainedHashes.count, (promptTokens - 1) / blockTokens)
         guard limit > 0, !cacheIndex.isEmpty else { return 0 }
-        var hits = 0
-        while hits < limit, cacheIndex.block(for: chainedHashes[hits], keys: blockHash) != nil { hits += 1 }
-        return hits * blockTokens
+        return leadingHits(chainedHashes, from: 0, to: limit) * blockTokens
+    }
+
+    /// The index of the first of `chained[start..<end]` not in the prefix cache (`end`: all are).
+    @inline(__always)
+    private func leadingHits(_ chained: [UInt64], from start: Int, to end: Int) -> Int {
+        chained.withUnsafeBufferPointer { chained in
+            blockHash.withUnsafeBufferPointer { keys in
+                cacheIndex.registeredRun(chained, from: start, to: end, keys: keys)
+            }
+        }
+    }
+
+    /// ``cachedPrefixTokens(promptTokens:chainedHashes:)`` when it is more than `beating`, else some
+    /// value no more than `beating` (0): for a prober that only wants a group that beats the best
+    /// so far. Hits are leading, so a group beats `beating` tokens (`b` whole blocks) only if it
+    /// holds block `b`'s key: that one key is looked up first, and a group without it (most
+    /// groups, once one group of the TE holds a shared prefix) costs one lookup instead of `b + 1`.
+    /// A negative `beating` asks for the exact count.
+    @inline(__always)
+    public func cachedPrefixTokens(promptTokens: Int, chainedHashes: [UInt64], beating: Int) -> Int {
+        guard !cacheIndex.isEmpty else { return 0 }
+        let limit = min(chainedHashes.count, (promptTokens - 1) / blockTokens)
+        // Blocks to hold before the one that beats (none: the exact count).
+        let needed = max(0, beating) / blockTokens
+        guard needed < limit else { return 0 }
+        if needed > 0 {
+            guard cacheIndex.block(for: chainedHashes[needed], keys: blockHash) != nil else { return 0 }
+            let leading = leadingHits(chainedHashes, from: 0, to: needed)
+            guard leading == needed else { return leading * blockTokens }
+        }
+        return leadingHits(chainedHashes, from: needed, to: limit) * blockTokens
     }
 
     /// The most ``cachedPrefixTokens(promptTokens:chainedHashes:)`` can return for a prompt with
@@ -230,57 +259,47 @@ public struct KVBlockManager: Sendable {
         reservedBlocks -= reservation(sequence)
         // Tail first, as vLLM does, so the oldest-evicted block of a prefix is its last one
         // and a partially evicted prefix still matches from the start.
-        // Through the buffers (one uniqueness check per array, not one or two per block). The
-        // released blocks are sorted, in release order, into two runs written over the request's
-        // own list (positions already read): registered prefix blocks, bound for the LRU, from
-        // its end down, the rest, bound for the free list, as bit-inverted (negative) entries
-        // in the same run; each kind is then added in one pass.
-        var counts: [Int32] = []
-        swap(&counts, &referenceCount)
-        var runStart = sequence.blocks.count
-        var toCache = 0
-        counts.withUnsafeMutableBufferPointer { counts in
-            hashed.withUnsafeBufferPointer { hashed in
-                sequence.blocks.withUnsafeMutableBufferPointer { blocks in
-                    var position = blocks.count
-                    while position > 0 {
-                        position -= 1
-                        let block32 = blocks[position]
-                        let block = Int(block32)
-                        counts[block] -= 1
-                        guard counts[block] == 0 else { continue }
-                        runStart -= 1
-                        if block < hashed.count && hashed[block] {
-                            blocks[runStart] = block32
-                            toCache += 1
-                        } else {
-                            blocks[runStart] = ~block32
+        // Through the buffers (one uniqueness check per array, not one or two per block), in one
+        // pass: registered prefix blocks, bound for the LRU, are written over the request's own
+        // list from its end down (positions already read), the rest, bound for the free list, to a
+        // buffer; each kind is then added in one go, in release order. (The LRU and the free list
+        // are apart, so adding one kind before the other is the order of adding block by block.)
+        let count = sequence.blocks.count
+        var runStart = count
+        var toFree = 0
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { freed in
+            var counts: [Int32] = []
+            swap(&counts, &referenceCount)
+            counts.withUnsafeMutableBufferPointer { counts in
+                hashed.withUnsafeBufferPointer { hashed in
+                    sequence.blocks.withUnsafeMutableBufferPointer { blocks in
+                        var position = count
+                        while position > 0 {
+                            position -= 1
+                            let block32 = blocks[position]
+                            let block = Int(block32)
+                            counts[block] -= 1
+                            guard counts[block] == 0 else { continue }
+                            if block < hashed.count && hashed[block] {
+                                runStart -= 1
+                                blocks[runStart] = block32
+                            } else {
+                                freed[toFree] = block32
+                                toFree += 1
+                            }
                         }
                     }
                 }
             }
+            swap(&counts, &referenceCount)
+            if toFree > 0 { freeList.append(contentsOf: UnsafeBufferPointer(rebasing: freed[..<toFree])) }
         }
-        swap(&counts, &referenceCount)
-        let released = sequence.blocks.count - runStart
-        ownedBlockCount -= released
-        if released > 0 {
+        let toCache = count - runStart
+        ownedBlockCount -= toFree + toCache
+        if toCache > 0 {
             sequence.blocks.withUnsafeBufferPointer { blocks in
                 // Release order is from the end of the run down.
-                let run = UnsafeBufferPointer(rebasing: blocks[runStart...])
-                if toCache > 0 { evictable.append(reversedNonNegativeOf: run) }
-                if toCache < released {
-                    var written = freeList.count
-                    freeList.append(contentsOf: repeatElement(0, count: released - toCache))
-                    freeList.withUnsafeMutableBufferPointer { list in
-                        var position = run.count
-                        while position > 0 {
-                            position -= 1
-                            guard run[position] < 0 else { continue }
-                            list[written] = ~run[position]
-                            written += 1
-                        }
-                    }
-                }
+                evictable.append(reversedNonNegativeOf: UnsafeBufferPointer(rebasing: blocks[runStart...]))
             }
         }
         recycle(&sequence.blocks)
@@ -332,34 +351,46 @@ public struct KVBlockManager: Sendable {
         precondition(freeList.isEmpty && untouchedBlocks == 0 && range.count <= evictable.count, "caller checked capacity")
         // Moved out while edited through their buffers (the LRU covers only hashed blocks, so no
         // array grows meanwhile).
-        var lru = BlockLRU(capacity: 0), keys: [UInt64] = [], marks: [Bool] = [], counts: [Int32] = []
-        swap(&lru, &evictable)
-        swap(&keys, &blockHash)
-        swap(&marks, &hashed)
-        swap(&counts, &referenceCount)
-        lru.edit { lru in
+        // The evictions come first, in LRU order, then their re-registrations: the LRU and the
+        // index are apart, so this is the order of evicting and registering block by block, and
+        // the registrations read the evicted blocks from a buffer instead of calling back per block.
+        let count = range.count
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { run in
+            popOldest(into: run)
+            ownEvicted(run)
+            // Moved out while edited through their buffers (the LRU covers only hashed blocks, so
+            // no array grows meanwhile).
+            var keys: [UInt64] = [], marks: [Bool] = []
+            swap(&keys, &blockHash)
+            swap(&marks, &hashed)
             keys.withUnsafeMutableBufferPointer { keys in
                 marks.withUnsafeMutableBufferPointer { marks in
-                    counts.withUnsafeMutableBufferPointer { counts in
-                        chained.withUnsafeBufferPointer { chained in
-                            cacheIndex.reregisterEvicted(hashes: UnsafeBufferPointer(rebasing: chained[range]),
-                                                         keys: keys, marks: marks) {
-                                // Just evicted: unreferenced and out of the LRU, so owning it is a count of 1.
-                                let block = lru.popOldest()!
-                                counts[block] = 1
-                                blocks.append(Int32(truncatingIfNeeded: block))
-                                return block
-                            }
-                        }
+                    chained.withUnsafeBufferPointer { chained in
+                        cacheIndex.reregisterEvicted(hashes: UnsafeBufferPointer(rebasing: chained[range]),
+                                                     blocks: UnsafeBufferPointer(run), keys: keys, marks: marks)
                     }
                 }
             }
+            swap(&keys, &blockHash)
+            swap(&marks, &hashed)
+            blocks.append(contentsOf: UnsafeBufferPointer(run))
         }
-        swap(&lru, &evictable)
-        swap(&keys, &blockHash)
-        swap(&marks, &hashed)
-        swap(&counts, &referenceCount)
-        ownedBlockCount += range.count
+        ownedBlockCount += count
+    }
+
+    /// Evicts the `run.count` least recently used cached blocks into `run`, oldest first (the
+    /// caller checked there are that many), in one edit of the LRU's links.
+    private mutating func popOldest(into run: UnsafeMutableBufferPointer<Int32>) {
+        evictable.edit { lru in
+            for k in run.indices { run[k] = Int32(truncatingIfNeeded: lru.popOldest()!) }
+        }
+    }
+
+    /// Owns each block of `run` once: just evicted, so unreferenced and out of the LRU.
+    private mutating func ownEvicted(_ run: UnsafeMutableBufferPointer<Int32>) {
+        referenceCount.withUnsafeMutableBufferPointer { counts in
+            for block in run { counts[Int(block)] = 1 }
+        }
     }
 
     func blocksFor(_ tokens: Int) -> Int { Saturating.ceilDiv(tokens, blockTokens) }
@@ -379,9 +410,14 @@ public struct KVBlockManager: Sendable {
     private func matchPrefix(promptTokens: Int, chained: [UInt64], into hits: inout [Int32]) {
         let limit = min(chained.count, (promptTokens - 1) / blockTokens)
         guard limit > 0, !cacheIndex.isEmpty else { return }
-        for index in 0..<limit {
-            guard let block = cacheIndex.block(for: chained[index], keys: blockHash) else { break }
-            hits.append(Int32(truncatingIfNeeded: block))
+        // Found into a buffer and appended in one copy (not one append per block).
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: limit) { found in
+            let count = chained.withUnsafeBufferPointer { chained in
+                blockHash.withUnsafeBufferPointer { keys in
+                    cacheIndex.registeredBlocks(chained, to: limit, keys: keys, into: found)
+                }
+            }
+            if count > 0 { hits.append(contentsOf: UnsafeBufferPointer(rebasing: found[..<count])) }
         }
     }
 
@@ -472,11 +508,42 @@ public struct KVBlockManager: Sendable {
             touchedBlocks += fresh
         }
         ownedBlockCount += fromList + fresh
-        for _ in 0..<(count - fromList - fresh) {
-            let block = takeFreeBlock()
-            retain(block)
-            blocks.append(Int32(truncatingIfNeeded: block))
+        takeEvicted(count - fromList - fresh, into: &blocks)
+    }
+
+    /// Takes `count` blocks by evicting the least recently used cached ones, each now owned once
+    /// and unregistered: what `count` calls of ``takeFreeBlock()`` with an empty free list and no
+    /// never-used blocks, each followed by `retain`, did, in one pass through the LRU's links, the
+    /// index and the per-block arrays (a full prefill group takes a prompt's unkeyed tail this way:
+    /// a third of a million blocks in the saturated superpod's five minutes).
+    private mutating func takeEvicted(_ count: Int, into blocks: inout [Int32]) {
+        guard count > 0 else { return }
+        precondition(freeList.isEmpty && untouchedBlocks == 0 && count <= evictable.count, "caller checked capacity")
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { run in
+            // The evictions first, in LRU order, then their unregistrations (the LRU and the index
+            // are apart, so this is the order of doing both block by block).
+            popOldest(into: run)
+            ownEvicted(run)
+            // Moved out while edited through their buffers (nothing grows meanwhile).
+            var marks: [Bool] = [], index = PrefixIndex()
+            swap(&marks, &hashed)
+            swap(&index, &cacheIndex)
+            blockHash.withUnsafeBufferPointer { keys in
+                marks.withUnsafeMutableBufferPointer { marks in
+                    // Every cached block is registered, so the index has slots to edit.
+                    index.edit(keys: keys) { index in
+                        for block in run where Int(block) < marks.count && marks[Int(block)] {
+                            index.remove(keys[Int(block)])
+                            marks[Int(block)] = false
+                        }
+                    }
+                }
+            }
+            swap(&marks, &hashed)
+            swap(&index, &cacheIndex)
+            blocks.append(contentsOf: UnsafeBufferPointer(run))
         }
+        ownedBlockCount += count
     }
 
     /// Hands out the lowest never-used block, growing the per-block arrays to cover it.

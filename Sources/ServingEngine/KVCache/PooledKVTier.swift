@@ -39,19 +39,22 @@ public struct PooledKVTier: Sendable {
 
     /// ``lookup(prefixHashes:)`` for keys already chained (``PrefixHashes/chain(_:)``).
     public mutating func lookup(chainedHashes: [UInt64]) -> Int {
-        // The LRU moved out while its links are edited in place (``BlockLRU/edit(_:)``).
-        var lru = BlockLRU(capacity: 0)
-        swap(&lru, &self.lru)
-        let matched = lru.edit { lru in
-            var matched = 0
-            for hash in chainedHashes {
-                guard let slot = slotOf.block(for: hash, keys: hashOf) else { break }
-                lru.touch(slot)
-                matched += 1
+        // The resident run is found first (the index's buffers read once), then refreshed in order
+        // in one edit of the LRU's links: finding changes nothing, so this is the order of finding
+        // and refreshing block by block.
+        let matched = withUnsafeTemporaryAllocation(of: Int32.self, capacity: chainedHashes.count) { found in
+            let matched = chainedHashes.withUnsafeBufferPointer { chained in
+                hashOf.withUnsafeBufferPointer { keys in
+                    slotOf.registeredBlocks(chained, to: chained.count, keys: keys, into: found)
+                }
+            }
+            if matched > 0 {
+                lru.edit { lru in
+                    for k in 0..<matched { lru.touch(Int(found[k])) }
+                }
             }
             return matched
         }
-        swap(&lru, &self.lru)
         stats.queriedTokens += chainedHashes.count
         stats.hitTokens += matched
         return matched

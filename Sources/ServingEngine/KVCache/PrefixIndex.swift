@@ -72,6 +72,7 @@ struct PrefixIndex: Sendable {
     }
 
     /// The block registered under `hash`; `keys[block]` is each registered block's hash.
+    @inline(__always)
     func block(for hash: UInt64, keys: [UInt64]) -> Int? {
         guard count > 0 else { return nil }
         let mask = slots.count - 1
@@ -81,6 +82,50 @@ struct PrefixIndex: Sendable {
             if block < 0 { return nil }
             if keys[Int(block)] == hash { return Int(block) }
             i = (i + 1) & mask
+        }
+    }
+
+    /// How many of `hashes[start..<end]`, from `start` on, are registered before the first that is
+    /// not (`start` when `hashes[start]` is not): a prefix walk with the table's buffers and
+    /// slotting read once, not per hash (routing and placement walk a prompt's keys per group).
+    @inline(__always)
+    func registeredRun(_ hashes: UnsafeBufferPointer<UInt64>, from start: Int, to end: Int,
+                       keys: UnsafeBufferPointer<UInt64>) -> Int {
+        walk(hashes, from: start, to: end, keys: keys, into: nil)
+    }
+
+    /// ``registeredRun(_:from:to:keys:)`` from 0, writing the registered blocks to `blocks` (at
+    /// least `end` long) in order: an allocation's prefix hits.
+    @inline(__always)
+    func registeredBlocks(_ hashes: UnsafeBufferPointer<UInt64>, to end: Int, keys: UnsafeBufferPointer<UInt64>,
+                          into blocks: UnsafeMutableBufferPointer<Int32>) -> Int {
+        walk(hashes, from: 0, to: end, keys: keys, into: blocks)
+    }
+
+    /// The walk of both: `blocks[position]` gets each registered hash's block when given.
+    @inline(__always)
+    private func walk(_ hashes: UnsafeBufferPointer<UInt64>, from start: Int, to end: Int,
+                      keys: UnsafeBufferPointer<UInt64>, into blocks: UnsafeMutableBufferPointer<Int32>?) -> Int {
+        guard count > 0, start < end else { return start }
+        return slots.withUnsafeBufferPointer { slots in
+            let slotting = self.slotting
+            let mask = slotting.mask
+            var position = start
+            walk: while position < end {
+                let hash = hashes[position]
+                var i = slotting.home(hash)
+                while true {
+                    let block = slots[i]
+                    if block < 0 { break walk }
+                    if keys[Int(block)] == hash {
+                        blocks?[position] = block
+                        break
+                    }
+                    i = (i + 1) & mask
+                }
+                position += 1
+            }
+            return position
         }
     }
 
@@ -170,21 +215,22 @@ struct PrefixIndex: Sendable {
         count += added
     }
 
-    /// For each of `hashes` in order: unregisters the block `evict()` hands back (registered, as
-    /// every evicted cached block is), then registers that block under the hash unless the hash is
-    /// registered already; its `marks` entry ends true exactly when it was registered. The same
-    /// results as ``remove(_:keys:)`` then ``probe(for:keys:)`` and ``occupy(_:with:)`` per
-    /// block, through the buffers: a prefill group whose blocks are all in use or cached takes
-    /// every new prompt block by evicting one. Each eviction frees a slot before the registration that may take it, so the
-    /// table never grows here.
-    mutating func reregisterEvicted(hashes: UnsafeBufferPointer<UInt64>, keys: UnsafeMutableBufferPointer<UInt64>,
-                                    marks: UnsafeMutableBufferPointer<Bool>, evict: () -> Int) {
+    /// For each of `hashes` in order: unregisters the block `blocks` holds at the same position
+    /// (registered, as every evicted cached block is), then registers that block under the hash
+    /// unless the hash is registered already; its `marks` entry ends true exactly when it was
+    /// registered. The same results as ``remove(_:keys:)`` then ``probe(for:keys:)`` and
+    /// ``occupy(_:with:)`` per block, through the buffers: a prefill group whose blocks are all in
+    /// use or cached takes every new prompt block by evicting one. Each eviction frees a slot
+    /// before the registration that may take it, so the table never grows here.
+    mutating func reregisterEvicted(hashes: UnsafeBufferPointer<UInt64>, blocks: UnsafeBufferPointer<Int32>,
+                                    keys: UnsafeMutableBufferPointer<UInt64>, marks: UnsafeMutableBufferPointer<Bool>) {
         guard !hashes.isEmpty else { return }
-        precondition(count > 0, "only registered blocks are evicted")
+        precondition(count > 0 && blocks.count == hashes.count, "only registered blocks are evicted")
         var registered = count
         slots.withUnsafeMutableBufferPointer { slots in
-            for hash in hashes {
-                let block = evict()
+            for i in hashes.indices {
+                let hash = hashes[i]
+                let block = Int(blocks[i])
                 let removed = Self.remove(keys[block], keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
                 precondition(removed, "an evicted block is registered")
                 marks[block] = false

@@ -73,13 +73,15 @@ public struct PrefillPool {
     }
 
     /// Group `g`'s prefix hit for `request` into `hits` while `probe` holds; probing stops once a
-    /// group holds the whole cacheable prefix (no later group can beat it).
+    /// group holds the whole cacheable prefix (no later group can beat it). Only the best group's
+    /// hit counts, so a group is asked only whether it beats `hits` (one lookup for most groups
+    /// once one holds a shared prefix, instead of a walk of the whole prefix per group).
     @inline(__always)
     private static func probeGroup(_ groups: UnsafeBufferPointer<KVBlockManager>, _ g: Int, for request: RoutingRequest,
                                    probe: inout Bool, hits: inout Int) {
         guard probe else { return }
         hits = max(hits, groups[g].cachedPrefixTokens(
-            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys))
+            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys, beating: hits == 0 ? -1 : hits))
         probe = hits < groups[g].longestPossiblePrefixTokens(
             promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
     }
@@ -91,14 +93,16 @@ public struct PrefillPool {
         var load = 0
         // Probing stops once a group holds the whole cacheable prefix (no group can beat it).
         var probe = !request.chainedKeys.isEmpty && mayHoldPrefix(te)
-        // Every TE of the pool prefills; a TE without a leader would have nothing queued.
-        let queued = instances[te].prefill?.queuedTokens ?? Array(repeating: 0, count: instances[te].groupCount)
+        // Every TE of the pool prefills; a TE without a leader has nothing queued.
+        let prefill = instances[te].prefill
         // Read through the store's buffer: a group's block manager read through a property was
         // copied (a dozen buffer handles retained and released) for every probe.
-        // Two loops, the same but for the verdict: with every group placeable (the usual case)
-        // none is captured or read; capturing one cost a retain per probe (0.5% of a saturated
-        // superpod's instructions). Each group's probe is ``probeGroup(_:_:for:probe:hits:)``.
+        // Two paths, the same but for the verdict: with every group placeable (the usual case)
+        // none is captured or read (capturing one cost a retain per probe, 0.5% of a saturated
+        // superpod's instructions), the load is the leader's running total, and the groups are
+        // visited only while probing. Each group's probe is ``probeGroup(_:_:for:probe:hits:)``.
         if let placeable = placeable(of: te) {
+            let queued = prefill?.queuedTokens ?? Array(repeating: 0, count: instances[te].groupCount)
             kv.withGroups(of: te) { groups in
                 for g in groups.indices where placeable[g] {
                     Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
@@ -106,10 +110,13 @@ public struct PrefillPool {
                 }
             }
         } else {
-            kv.withGroups(of: te) { groups in
-                for g in groups.indices {
-                    Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
-                    load += queued[g]
+            load = prefill?.totalQueuedTokens ?? 0
+            if probe {
+                kv.withGroups(of: te) { groups in
+                    for g in groups.indices {
+                        Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
+                        if !probe { break }
+                    }
                 }
             }
         }

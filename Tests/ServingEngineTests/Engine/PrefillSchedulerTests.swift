@@ -201,6 +201,7 @@ import Testing
             leader.withdraw(try #require(request), seats: nil, te: 0, kv: kv)
         }
         #expect(leader.queuedTokens == [100, 200] && leader.waiting == 1, "only request 6 waits unallocated")
+        #expect(leader.totalQueuedTokens == 300, "the running total follows the groups' withdrawals")
         #expect(kv[0, 0].liveRequests == 1 && kv[0, 1].liveRequests == 1)
         for id in [1, 4, 6] {
             leader.remove([id])
@@ -208,10 +209,40 @@ import Testing
             leader.withdraw(try #require(request), seats: nil, te: 0, kv: kv)
         }
         #expect(leader.queuedTokens == [0, 0] && leader.waiting == 0 && leader.queuedRequests == 0)
+        #expect(leader.totalQueuedTokens == 0)
         for g in 0..<kv.groupCount(of: 0) {
             #expect(kv[0, g].liveRequests == 0 && kv[0, g].usedBlocks == 0 && kv[0, g].freeBlocks == 20)
             #expect(kv[0, g].audit() == [])
         }
+    }
+
+    @Test func theQueuedTotalIsTheSumOfTheGroupsThroughPlacementAllocationChunksAndCopies() throws {
+        let kv = groups(3, blocks: 40)
+        let keys = PrefixHashes.chain([7, 8, 9])
+        // Group 1 caches the 48-token prefix, so an allocation there changes the placement estimate.
+        _ = kv.allocatePrefill(99, in: GroupRef(te: 0, group: 1), promptTokens: 60, chained: keys, expectedTotalTokens: 0)
+        kv.release(99, in: GroupRef(te: 0, group: 1))
+        let leader = PrefillScheduler(groups: 3)
+        var requests = RequestTable()
+        var rng = RandomStream(seed: 12)
+        var next = 1
+        for step in 0..<40 {
+            for _ in 0..<rng.int(in: 0...3) {
+                add(&requests, next, prompt: rng.int(in: 1...200), keys: rng.uniform() < 0.5 ? keys : [])
+                leader.place(next, probing: requests[next]!.chainedKeys, te: 0, kv: kv, placeable: nil, requests: &requests)
+                next += 1
+            }
+            _ = leader.formBatch(budget: 64, seatLimit: nil, seats: nil, blockTokens: 16, te: 0, kv: kv,
+                                 requests: &requests, now: Double(step))
+            #expect(leader.totalQueuedTokens == leader.queuedTokens.reduce(0, +))
+            for done in leader.finishBatch(requests: &requests) {
+                leader.release(requests[done.request]!.prefillTicket, te: 0, kv: kv)
+                leader.forget(requests.removeValue(forKey: done.request)!.prefillTicket)
+            }
+            #expect(leader.totalQueuedTokens == leader.queuedTokens.reduce(0, +))
+            #expect(leader.copy().totalQueuedTokens == leader.totalQueuedTokens)
+        }
+        #expect(next > 40, "the walk placed requests")
     }
 
     @Test func aCopyIsIndependent() throws {

@@ -92,6 +92,47 @@ import Testing
         #expect(batch.block(for: 12_345, keys: batchKeys) == nil)
     }
 
+    /// The prefix walks (``PrefixIndex/registeredRun(_:from:to:keys:)``,
+    /// ``PrefixIndex/registeredBlocks(_:to:keys:into:)``) stop where a lookup per hash would, and
+    /// the blocks they write are the lookups' blocks.
+    @Test func aPrefixWalkStopsAndFindsAsALookupPerHash() {
+        var rng = RandomStreams(seed: 5).stream("prefix-walk")
+        var index = PrefixIndex()
+        var keys = [UInt64](repeating: 0, count: 512)
+        for block in 0..<300 where rng.int(in: 0...3) > 0 {
+            let hash = UInt64(block) &* 0x9E37_79B9_7F4A_7C15
+            keys[block] = hash
+            index.insert(block, hash: hash, keys: keys)
+        }
+        for _ in 0..<500 {
+            // Mostly registered hashes, so runs are long; an unregistered one ends them.
+            let hashes = (0..<rng.int(in: 0...20)).map { _ in UInt64(rng.int(in: 0...320)) &* 0x9E37_79B9_7F4A_7C15 }
+            var expected: [Int32] = []
+            for hash in hashes {
+                guard let block = index.block(for: hash, keys: keys) else { break }
+                expected.append(Int32(block))
+            }
+            let start = hashes.isEmpty ? 0 : rng.int(in: 0...(hashes.count - 1))
+            var fromStart = start
+            while fromStart < hashes.count, index.block(for: hashes[fromStart], keys: keys) != nil { fromStart += 1 }
+            var found = [Int32](repeating: -1, count: hashes.count)
+            let (run, written) = hashes.withUnsafeBufferPointer { h in
+                keys.withUnsafeBufferPointer { k in
+                    found.withUnsafeMutableBufferPointer { f in
+                        (index.registeredRun(h, from: start, to: h.count, keys: k),
+                         index.registeredBlocks(h, to: h.count, keys: k, into: f))
+                    }
+                }
+            }
+            #expect(run == fromStart)
+            #expect(written == expected.count && Array(found[..<written]) == expected)
+        }
+        let empty = [UInt64](arrayLiteral: 1, 2).withUnsafeBufferPointer { h in
+            keys.withUnsafeBufferPointer { PrefixIndex().registeredRun(h, from: 0, to: 2, keys: $0) }
+        }
+        #expect(empty == 0, "an empty index holds none")
+    }
+
     @Test func theIndexEditorFindsRegistersAndRemovesAsTheIndexDoes() {
         var rng = RandomStreams(seed: 13).stream("index-editor")
         var edited = PrefixIndex()

@@ -49,6 +49,13 @@ import Testing
             references[block] += 1
         }
 
+        /// Leading blocks of `chained` in the cache, leaving one prompt token to compute.
+        func leadingHits(promptTokens: Int, chained: [UInt64]) -> Int {
+            var hits = 0
+            while hits < min(chained.count, (promptTokens - 1) / blockTokens), blockOf[chained[hits]] != nil { hits += 1 }
+            return hits
+        }
+
         mutating func allocate(requestID: Int, promptTokens: Int, chained: [UInt64]) -> KVAllocation? {
             guard sequences[requestID] == nil else { return nil }
             let totalNeeded = (promptTokens + blockTokens - 1) / blockTokens
@@ -123,6 +130,17 @@ import Testing
                 // Some without keys, as transferred KV on a decode group.
                 let chained = rng.int(in: 0...5) == 0 ? [] : PrefixHashes.chain(keys)
                 let mustEvict = kv.freeBlocks - kv.cachedBlocks == 0 && kv.cachedBlocks > 0
+                // A prober's view first (routing, placement): the exact hit, and whether it beats a bar.
+                let cached = model.leadingHits(promptTokens: promptTokens, chained: chained) * blockTokens
+                #expect(kv.cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chained) == cached)
+                for beating in [-1, 0, blockTokens - 1, blockTokens, cached - 1, cached, cached + blockTokens] {
+                    let probed = kv.cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chained, beating: beating)
+                    if cached > beating {
+                        #expect(probed == cached, "a hit of \(cached) beating \(beating) at step \(step)")
+                    } else {
+                        #expect(probed <= max(0, beating), "a hit of \(cached) not beating \(beating) at step \(step)")
+                    }
+                }
                 let got = kv.allocate(requestID: step, promptTokens: promptTokens, chainedHashes: chained)
                 let expected = model.allocate(requestID: step, promptTokens: promptTokens, chained: chained)
                 #expect(got == expected, "allocate at step \(step)")
