@@ -66,6 +66,18 @@ struct BenchDecode: ParsableCommand {
         let overlap = b.attention + b.moe + b.dispatch + b.combine + b.other > r.stepMs * 1.01
             ? " (busy time per stream; the streams overlap, so the parts add up to more than the step)" : ""
         print("  per step: " + breakdownText(b, dense: dense) + overlap)
+        // EPLB with nothing to move (one expert per routed die, no redundant slot): "eplb on"
+        // with the same load factor as off read as a planner that failed. Said, with the fix.
+        if !dense, r.eplb == .on,
+           let off = try? Bench.decode(deployment: d, batchPerDie: batchPerDie, context: context, mtpAcceptance: mtpAcceptance,
+                                       eplb: .off, routing: self.experts.routing, microbatches: microbatches, seed: seed,
+                                       contextCV: contextCV),
+           off.moeLoadFactor == r.moeLoadFactor, r.moeLoadFactor > 1 {
+            let room = d.moeAttention == nil ? "redundant_experts in a deployment TOML gives it room"
+                : "a MoE–attention layout has no redundant slots"
+            print("  note: EPLB changes nothing on this layout: one expert per routed die and no redundant slot, so "
+                  + "moving experts between dies leaves each die's load as it was (\(room))")
+        }
         // An operating point the engine cannot reach: priced all the same (what-if), and said.
         if let limit = Bench.decodeBatchLimitPerDie(d), batchPerDie > limit {
             print("  note: past \(d.name.terminalSafe)'s batch limit of \(fmt(limit)) requests per die; its engine never "
