@@ -163,6 +163,21 @@ import XDSTestSupport
         }
         #expect(lines.contains { $0.contains("both sides also ran: rate 150 at 0:12:00, fault npu 170 at 0:13:30") })
         #expect(lines.count == 24 && lines.allSatisfy { $0.count <= 80 })
+        // It covers no figure (it was drawn over the last one, the prefix hit rate), nor the verdict.
+        for label in PreviewOverlayView.rows(r).map(\.label) + ["TTFT p99 +38% for 10 min"] {
+            #expect(lines.contains { $0.contains(label) }, "\(label) is hidden at 80×24")
+        }
+        // A taller screen has room for the loss line as well.
+        var lossy = r
+        lossy.withCommand.requests.failed = 3
+        lossy.withCommand.requests.failureReasons = ["decode TE down": 3]
+        let tall = renderFixture(.pod, width: 100, height: 40) {
+            $0.preview = PreviewOverlay(command: "drain node 20", line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(lossy)
+        }
+        for label in PreviewOverlayView.rows(lossy).map(\.label) + ["both sides also ran", "most lost: 3 × decode TE down"] {
+            #expect(tall.contains { $0.contains(label) }, "\(label) is hidden at 100×40")
+        }
         // Many steps: as many as fit, then how many more; a refusal is flagged.
         r.scheduledSteps = (0..<12).map { .init(atSeconds: Double(700 + 10 * $0), command: "rate \(100 + $0)") }
         r.scheduledSteps[3].withCommandRefused = "no"

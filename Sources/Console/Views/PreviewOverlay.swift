@@ -225,7 +225,12 @@ enum PreviewOverlayView {
     }
 
     static func draw(_ b: inout CellBuffer, _ overlay: PreviewOverlay, _ state: ConsoleState) {
-        let rowCount = 14
+        // The figures' rows, and a line for the scenario steps the window also ran if any: the
+        // box grows to hold them, as far as the screen allows (``drawReady``).
+        var rowCount = 14
+        if case .ready(let r) = overlay.phase {
+            rowCount = rows(r).count + (r.scheduledSteps.isEmpty ? 0 : 1) - 1
+        }
         let rect = Overlays.centered(b, width: 76, height: rowCount + 8)
         b.fill(rect)
         b.box(rect, title: "What if · \(overlay.command)", style: .accent)
@@ -268,7 +273,8 @@ enum PreviewOverlayView {
                 b.put(Format.right(title, column), x: cx, y: inner.y + 1, style: Style(fg: .header, bold: true), clip: inner)
                 cx += column + 1
             }
-            for (i, row) in rows(r).enumerated() {
+            let figures = rows(r)
+            for (i, row) in figures.enumerated() {
                 let y = inner.y + 2 + i
                 b.put(row.label, x: x, y: y, style: .text, clip: inner)
                 b.put(Format.right(row.format(row.baseline), column), x: x + labelWidth, y: y, style: .text, clip: inner)
@@ -277,16 +283,23 @@ enum PreviewOverlayView {
                 b.put(Format.right(delta(row), column), x: x + labelWidth + 2 * (column + 1), y: y,
                       style: deltaStyle(row), clip: inner)
             }
-            // Scenario steps the window also applied (on both sides): without this line their
-            // effect read as the command's.
-            if let line = scheduledLine(r, width: inner.width - 2) {
-                b.put(line, x: x, y: inner.y + 2 + rowCount, style: .warn, clip: inner)
+            // Below the figures: the scenario steps the window also ran on both sides (without
+            // this line their effect read as the command's), the verdict, the commonest loss.
+            // On a screen too short for all, the steps take the loss line (the verdict counts
+            // the losses); they never cover a figure.
+            var y = inner.y + 2 + figures.count
+            let scheduled = scheduledLine(r, width: inner.width - 2)
+            let roomy = y + (scheduled == nil ? 0 : 1) + 2 <= inner.maxY - 1
+            if let scheduled, roomy {
+                b.put(scheduled, x: x, y: y, style: .warn, clip: inner)
+                y += 1
             }
-            var y = inner.y + 3 + rowCount
             let verdictStyle = r.withCommand.lost > r.baseline.lost ? Style.bad : Style(fg: .accent, bold: true)
             b.put(verdict(r), x: x, y: y, style: verdictStyle, clip: inner)
             y += 1
-            if let (reason, count) = r.withCommand.requests.failureReasons.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
+            if let scheduled, !roomy {
+                b.put(scheduled, x: x, y: y, style: .warn, clip: inner)
+            } else if let (reason, count) = r.withCommand.requests.failureReasons.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
                 b.put("most lost: \(count) × \(reason)", x: x, y: y, style: .warn, clip: inner)
             }
             let keys = applyHint(overlay.command, state, room: inner.width - 2)
