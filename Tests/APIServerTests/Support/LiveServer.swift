@@ -87,8 +87,16 @@ struct LiveServer {
         var headers: [String: String]
         var text: String { String(decoding: body, as: UTF8.self) }
         func json() throws -> [String: Any] {
-            try #require(
-                try JSONSerialization.jsonObject(with: body) as? [String: Any], "not a JSON object: \(text)")
+            // Said with the status and headers: a body that was not JSON at all (once, empty, in
+            // a loaded full run) left only the parser's "unexpected end of file" to go on.
+            let object: Any
+            do {
+                object = try JSONSerialization.jsonObject(with: body)
+            } catch {
+                Issue.record("HTTP \(status), \(body.count) bytes, headers \(headers): not JSON: \(text)")
+                throw error
+            }
+            return try #require(object as? [String: Any], "not a JSON object: \(text)")
         }
     }
 
