@@ -228,8 +228,10 @@ enum PreviewOverlayView {
         // The figures' rows, and a line for the scenario steps the window also ran if any: the
         // box grows to hold them, as far as the screen allows (``drawReady``).
         var rowCount = 14
+        var figures: [Row] = []
         if case .ready(let r) = overlay.phase {
-            rowCount = rows(r).count + (r.scheduledSteps.isEmpty ? 0 : 1) - 1
+            figures = rows(r)
+            rowCount = figures.count + (r.scheduledSteps.isEmpty ? 0 : 1) - 1
         }
         let rect = Overlays.centered(b, width: 76, height: rowCount + 8)
         b.fill(rect)
@@ -273,7 +275,6 @@ enum PreviewOverlayView {
                 b.put(Format.right(title, column), x: cx, y: inner.y + 1, style: Style(fg: .header, bold: true), clip: inner)
                 cx += column + 1
             }
-            let figures = rows(r)
             for (i, row) in figures.enumerated() {
                 let y = inner.y + 2 + i
                 b.put(row.label, x: x, y: y, style: .text, clip: inner)

@@ -200,8 +200,8 @@ public struct ExpertRouting: Sendable {
     /// The load the collect kernel counted since the window opened, per layer and expert
     /// (relative to each layer's mean), or nil when nothing was routed. Does not close the window.
     public func collectedLoad() -> ExpertPopularity? {
-        var segments = collectedSegments.map { (pairs: $0.pairs, popularity: $0.popularity) }
-        if collectingPairs > 0 { segments.append((collectingPairs, popularity)) }
+        var segments = collectedSegments
+        if collectingPairs > 0 { segments.append(openSegment) }
         guard let first = segments.first else { return nil }
         // One popularity over the whole window (no drift inside it): the counts are that popularity.
         if segments.allSatisfy({ $0.popularity == first.popularity }) { return first.popularity }
@@ -249,8 +249,8 @@ public struct ExpertRouting: Sendable {
         // The open segment's shares are the settled ones, if it counts (no copy of the segments).
         let open: [Double]?
         if collectingPairs > 0 {
-            guard !sharesStale, servingPlacement.isCopy(of: placement) else { return nil }
-            open = hottestShare
+            guard let shares = openSegment.shares else { return nil }
+            open = shares.perLayer
         } else {
             open = nil
         }
