@@ -532,12 +532,8 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// free: the exclusion never matters). The same placement as the general walk, without it.
     static func oneSlotLayer(load: UnsafeBufferPointer<Double>, order: [Int32], strict: Bool, dies: Int,
                              hosts: LayerHosts) {
-        var next = 0
-        for e32 in order {
-            guard next < dies else { break }
-            hosts.append(next, to: Int(e32))
-            next += 1
-        }
+        var next = min(dies, order.count)
+        order.withUnsafeBufferPointer { hosts.appendInOrder($0, count: next) }
         guard next < dies else { return }
         var hottest = strict ? MostLoadPerReplica(load: load, order: order, placedPrefix: next)
             : MostLoadPerReplica(load: load, order: order, placed: { hosts.count($0) > 0 })
@@ -766,6 +762,28 @@ final class LayerHosts {
         tail[e] = n
         counts[e] += 1
         nodes += 1
+    }
+
+    /// ``append(_:to:)`` of die `k` to expert `order[k]` for every `k` in `0 ..< count`, in that
+    /// order: the one-slot planner's primaries. The same nodes and links, the buffers' addresses
+    /// read once for the run (an `append` per host reloaded them after each of its stores, which
+    /// might, for all the compiler knows, have changed this object's fields: issue 12, 256 hosts
+    /// per layer of every decode plan).
+    func appendInOrder(_ order: UnsafeBufferPointer<Int32>, count: Int) {
+        precondition(count <= order.count && count <= capacity - nodes, "more replicas than slots")
+        let (dies, links, head, tail, counts) = (self.dies, self.links, self.head, self.tail, self.counts)
+        var node = nodes
+        for k in 0..<count {
+            let e = Int(order[k])
+            let n = Int32(truncatingIfNeeded: node)
+            dies[node] = Int32(truncatingIfNeeded: k)
+            links[node] = -1
+            if head[e] < 0 { head[e] = n } else { links[Int(tail[e])] = n }
+            tail[e] = n
+            counts[e] += 1
+            node &+= 1
+        }
+        nodes = node
     }
 
     /// Writes the layer, expert by expert, each expert's hosts in order.
