@@ -56,6 +56,12 @@ public struct CostModel: Sendable {
 
     private var storage: Storage
 
+    /// The box itself: a ``DecodeBatchMemo`` holds it to tell whose figures it keeps (a box is
+    /// replaced, never changed, once a memo shares it: ``uniqueStorage()``).
+    var storageIdentity: AnyObject { storage }
+    /// The box's identity, for a memo holding it (``storageIdentity``) to compare without a retain.
+    var storageID: ObjectIdentifier { ObjectIdentifier(storage) }
+
     private mutating func uniqueStorage() -> Storage {
         if !isKnownUniquelyReferenced(&storage) {
             storage = Storage(model: storage.model, hardware: storage.hardware, constants: storage.constants,

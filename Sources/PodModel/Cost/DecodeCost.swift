@@ -208,19 +208,38 @@ extension CostModel {
     /// INT8 latent cache, and the stream's vector work.
     func decodeAttention(requests b: Double, context ctx: Double, queryTokens q: Double, tp: Int,
                          share: Double = 1, vectorShare: Double = 1) -> Double {
+        let fixed = decodeAttentionBatchParts(requests: b, queryTokens: q, tp: tp, share: share, vectorShare: vectorShare)
+        return fixed.projections
+            + decodeAttentionCore(requests: b, context: ctx, queryTokens: q, tp: tp, share: share, vectorShare: vectorShare)
+            + fixed.vector
+    }
+
+    /// The parts of ``decodeAttention(requests:context:queryTokens:tp:share:vectorShare:)`` the
+    /// context does not change: the projections (weights streamed once per microbatch) and the
+    /// stream's vector work. A ``DecodeBatchMemo`` keeps them per batch size.
+    @inline(__always)
+    func decodeAttentionBatchParts(requests b: Double, queryTokens q: Double, tp: Int, share: Double,
+                                   vectorShare: Double) -> (projections: Double, vector: Double) {
         let proj = decodeProjections(tp: tp)
         let tokens = b * q
         let projections = roofline(flops: tokens * proj.flopsPerToken, bytes: proj.weightBytes,
                                    eightBit: terms.weightEightBit, share: share, bandwidthShare: vectorShare)
+        return (projections, vectorWork(bytes: tokens * terms.vectorBytesPerTokenPerLayer, share: vectorShare))
+    }
+
+    /// The attention core over the KV cache of ``decodeAttention(requests:context:queryTokens:tp:share:vectorShare:)``.
+    @inline(__always)
+    func decodeAttentionCore(requests b: Double, context ctx: Double, queryTokens q: Double, tp: Int, share: Double,
+                             vectorShare: Double) -> Double {
+        let tokens = b * q
         // The absorbed MLA core attends over the 8-bit latent (system.md §3: the non-RoPE part of the
         // cache is INT8) on the 8-bit path: on the BF16 path its 1.1e11 FLOPs per microbatch at batch
         // 96 with MTP take 0.67 ms at 65% of 16 cube cores, beyond §4b's ~600 µs for the whole stream.
-        let core = roofline(flops: tokens * decodeCoreFlops(context: ctx, tp: tp),
-                            bytes: b * kvReadBytes(context: ctx, tp: tp),
-                            eightBit: terms.kvEightBit,
-                            computeEfficiency: constants.attentionComputeEfficiency,
-                            share: share, bandwidthShare: vectorShare)
-        return projections + core + vectorWork(bytes: tokens * terms.vectorBytesPerTokenPerLayer, share: vectorShare)
+        return roofline(flops: tokens * decodeCoreFlops(context: ctx, tp: tp),
+                        bytes: b * kvReadBytes(context: ctx, tp: tp),
+                        eightBit: terms.kvEightBit,
+                        computeEfficiency: constants.attentionComputeEfficiency,
+                        share: share, bandwidthShare: vectorShare)
     }
 
     /// Attention time of one decode layer for a group of `requests` at mean context `context` on the
@@ -243,21 +262,20 @@ extension CostModel {
     /// which the step has worked out for its dense layers already.
     func decodeMoELayer(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
                         context: Double, shape: DecodeExpertShape,
-                        exchange: inout DecodeExchangeMemo, wholeDieAttention: Double? = nil) -> DecodeLayer {
+                        exchange: inout DecodeExchangeMemo, wholeDieAttention: Double? = nil,
+                        batch: DecodeLayerBatchTerms? = nil) -> DecodeLayer {
         let mb = Double(m), tp = input.attentionTP
         let requests = input.requestsPerGroup / mb
         let tokens = requests * q
         let attention = attentionStream(input, queryTokens: q, microbatches: m, context: context,
-                                        wholeDieAttention: wholeDieAttention)
+                                        wholeDieAttention: wholeDieAttention, batch: batch)
         guard model.moe != nil else {
             return DecodeLayer(attention: attention, gateAndExperts: 0, dispatch: 0, combine: 0, microbatches: m,
                                layer: mb * attention)
         }
         let moeShare = m > 1 ? 1 - constants.attentionStreamCubeShare : 1
         let moeVector = m > 1 ? 1 - constants.attentionStreamVectorShare : 1
-        let gate = roofline(flops: tokens * terms.routerFlopsPerToken,
-                            bytes: terms.routerBytes, eightBit: false,
-                            share: moeShare, bandwidthShare: moeVector)
+        let gate = batch?.gate ?? gateRoofline(tokens: tokens, moeShare: moeShare, moeVector: moeVector)
         let instanceRequests = input.requestsPerInstance ?? input.requestsPerGroup * Double(input.dpGroups)
         let allTokens = instanceRequests / mb * q / Double(tp)
         let hotTokens = hottestExpertDieTokens(allTokens: allTokens, input: input, shape: shape)
@@ -275,9 +293,11 @@ extension CostModel {
         if let known = exchange.times(tokensPerRank: tokensPerRank, hotTokens: hotTokens) {
             (dispatchTime, combineTime) = known
         } else {
-            dispatchTime = max(dispatch(tokensPerRank: tokensPerRank, destinations: destinations, ep: input.expertDies),
+            dispatchTime = max(batch?.dispatch ?? dispatch(tokensPerRank: tokensPerRank, destinations: destinations,
+                                                           ep: input.expertDies),
                                messages(hotTokens, bytesPerMessage: terms.dispatchBytesPerToken, interNode: interNode))
-            combineTime = max(combine(tokensPerRank: tokensPerRank, destinations: destinations, ep: input.expertDies),
+            combineTime = max(batch?.combine ?? combine(tokensPerRank: tokensPerRank, destinations: destinations,
+                                                        ep: input.expertDies),
                               messages(hotTokens, bytesPerMessage: terms.combineBytesPerToken, interNode: interNode))
             exchange.note(tokensPerRank: tokensPerRank, hotTokens: hotTokens, dispatch: dispatchTime, combine: combineTime)
         }
@@ -289,6 +309,13 @@ extension CostModel {
                            combine: combineTime, microbatches: m, layer: layer)
     }
 
+    /// The router's gate for one microbatch of `tokens` tokens on the MoE stream's share.
+    @inline(__always)
+    func gateRoofline(tokens: Double, moeShare: Double, moeVector: Double) -> Double {
+        roofline(flops: tokens * terms.routerFlopsPerToken, bytes: terms.routerBytes, eightBit: false,
+                 share: moeShare, bandwidthShare: moeVector)
+    }
+
     /// One microbatch's attention stream in a decode MoE layer: on the whole die with one
     /// microbatch, on the attention stream's core shares with two, with its TP all-reduce. The
     /// layer and the two-microbatch floor both read it (``twoMicrobatchesFloor(_:shared:)``).
@@ -296,41 +323,49 @@ extension CostModel {
     /// is the attention it would work out: the group's requests over one (exact), on the whole die.
     @inline(__always)
     func attentionStream(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int, context: Double,
-                         wholeDieAttention: Double? = nil) -> Double {
+                         wholeDieAttention: Double? = nil, batch: DecodeLayerBatchTerms? = nil) -> Double {
         let tp = input.attentionTP
         let requests = input.requestsPerGroup / Double(m)
         let core: Double
         if m == 1, let wholeDieAttention {
             core = wholeDieAttention
+        } else if let batch {
+            // decodeAttention's sum, its context-free parts from the memo.
+            core = batch.projections
+                + decodeAttentionCore(requests: requests, context: context, queryTokens: q, tp: tp,
+                                      share: m > 1 ? constants.attentionStreamCubeShare : 1,
+                                      vectorShare: m > 1 ? constants.attentionStreamVectorShare : 1)
+                + batch.vector
         } else {
             core = decodeAttention(requests: requests, context: context, queryTokens: q, tp: tp,
                                    share: m > 1 ? constants.attentionStreamCubeShare : 1,
                                    vectorShare: m > 1 ? constants.attentionStreamVectorShare : 1)
         }
         let attention = core * input.attentionSlowdown
-        return attention + tensorParallelAllReduce(tokens: requests * q, tp: tp)
+        return attention + (batch?.allReduce ?? tensorParallelAllReduce(tokens: requests * q, tp: tp))
     }
 
     /// ``decodeMoELayer(_:queryTokens:microbatches:context:)`` averaged over the MoE layers' own load
     /// factors when the input gives them (their sum is the layers' time), else at the single factor.
     func decodeMoELayers(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
                          context: Double, shape: DecodeExpertShape,
-                         exchange: inout DecodeExchangeMemo, wholeDieAttention: Double? = nil) -> DecodeLayer {
+                         exchange: inout DecodeExchangeMemo, wholeDieAttention: Double? = nil,
+                         batch: DecodeLayerBatchTerms? = nil) -> DecodeLayer {
         guard let factors = input.moeLoadFactorPerLayer, !factors.isEmpty else {
             return decodeMoELayer(input, queryTokens: q, microbatches: m, context: context, shape: shape,
-                                  exchange: &exchange, wholeDieAttention: wholeDieAttention)
+                                  exchange: &exchange, wholeDieAttention: wholeDieAttention, batch: batch)
         }
         // The mean as the first layer plus the mean deviation from it, so that identical layers give
         // exactly the single-factor layer (a balanced placement prices as perfect balance, bit for bit).
         var layer = input
         layer.moeLoadFactor = factors[0]
         var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape,
-                                  exchange: &exchange, wholeDieAttention: wholeDieAttention)
+                                  exchange: &exchange, wholeDieAttention: wholeDieAttention, batch: batch)
         let first = mean, n = Double(factors.count)
         for factor in factors.dropFirst() {
             layer.moeLoadFactor = factor
             let one = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape,
-                                     exchange: &exchange, wholeDieAttention: wholeDieAttention)
+                                     exchange: &exchange, wholeDieAttention: wholeDieAttention, batch: batch)
             mean.attention += (one.attention - first.attention) / n
             mean.gateAndExperts += (one.gateAndExperts - first.gateAndExperts) / n
             mean.dispatch += (one.dispatch - first.dispatch) / n
@@ -365,19 +400,32 @@ extension CostModel {
     /// input fixes it, the scheduler runs one or two microbatches, whichever is faster (system.md
     /// §4b: at small batch one microbatch can win).
     public func decodeStep(_ input: DecodeStepInput) -> DecodeStepCost {
-        let shared = decodeStepShared(input)
+        decodeStep(input, batch: nil)
+    }
+
+    /// ``decodeStep(_:)``, reading the figures fixed by the slowest group's batch size and the
+    /// instance's shape from `memo` (worked out there on the first step at that size): the same
+    /// values from the same operations, so the same bits. The engine keeps one memo per TE.
+    public func decodeStep(_ input: DecodeStepInput, memo: inout DecodeBatchMemo) -> DecodeStepCost {
+        guard let slot = memo.prepare(input, cost: self) else { return decodeStep(input, batch: nil) }
+        return memo.withTerms(slot) { batch in decodeStep(input, batch: batch) }
+    }
+
+    private func decodeStep(_ input: DecodeStepInput, batch: DecodeBatchTerms?) -> DecodeStepCost {
+        let shared = decodeStepShared(input, batch: batch)
         var exchange = DecodeExchangeMemo()
         if let m = input.microbatches {
-            return decodeStep(input, microbatches: max(1, min(2, m)), shared: shared, exchange: &exchange)
+            let m = max(1, min(2, m))
+            return decodeStep(input, microbatches: m, shared: shared, exchange: &exchange, batch: batch)
         }
-        let one = decodeStep(input, microbatches: 1, shared: shared, exchange: &exchange)
+        let one = decodeStep(input, microbatches: 1, shared: shared, exchange: &exchange, batch: batch)
         guard model.isMoE else { return one }
         // Two microbatches cannot win when even their attention streams alone take as long as one
         // microbatch's whole step (small batches: each microbatch reads the weights again on two
         // thirds of the die). Skipping them then returns what the comparison would (speed only:
         // the dearer candidate was half of a light replay's cost-model work).
-        if twoMicrobatchesFloor(input, shared: shared) >= one.stepSeconds { return one }
-        let two = decodeStep(input, microbatches: 2, shared: shared, exchange: &exchange)
+        if twoMicrobatchesFloor(input, shared: shared, batch: batch) >= one.stepSeconds { return one }
+        let two = decodeStep(input, microbatches: 2, shared: shared, exchange: &exchange, batch: batch)
         return two.stepSeconds < one.stepSeconds ? two : one
     }
 
@@ -387,10 +435,12 @@ extension CostModel {
     /// Rounded addition and multiplication by a positive factor are monotone, so the bound never
     /// exceeds the step. Only for a single load factor (the per-layer mean is not a plain sum); 0
     /// otherwise, which bounds nothing.
-    func twoMicrobatchesFloor(_ input: DecodeStepInput, shared: DecodeStepShared) -> Double {
+    func twoMicrobatchesFloor(_ input: DecodeStepInput, shared: DecodeStepShared, batch: DecodeBatchTerms? = nil) -> Double {
         guard input.moeLoadFactorPerLayer?.isEmpty ?? true else { return 0 }
-        let verify = 2 * attentionStream(input, queryTokens: shared.q, microbatches: 2, context: shared.context)
-        let draft = shared.mtpOn ? 2 * attentionStream(input, queryTokens: 1, microbatches: 2, context: shared.context) : 0
+        let verify = 2 * attentionStream(input, queryTokens: shared.q, microbatches: 2, context: shared.context,
+                                         batch: batch?.verifyTwo)
+        let draft = shared.mtpOn
+            ? 2 * attentionStream(input, queryTokens: 1, microbatches: 2, context: shared.context, batch: batch?.draftTwo) : 0
         return stepTotals(input, shared: shared, verifyLayer: verify, draftLayer: draft).step
     }
 
@@ -463,39 +513,58 @@ extension CostModel {
 
     /// ``DecodeStepShared`` of `input` (a method, not an initialiser taking the cost model, so
     /// that neither the model nor the input is copied to be consumed).
-    func decodeStepShared(_ input: DecodeStepInput) -> DecodeStepShared {
+    func decodeStepShared(_ input: DecodeStepInput, batch: DecodeBatchTerms? = nil) -> DecodeStepShared {
         let mtpOn = input.mtpAcceptance > 0 && model.mtpModules > 0
         let q = mtpOn ? 1 + Double(input.mtpDrafts) : 1
         let b = input.requestsPerGroup, tp = input.attentionTP
         let denseLayers = Double(model.layers - model.moeLayers)
         let context = slowestGroupContext(input)
-        let attention = decodeAttention(requests: b, context: context, queryTokens: q, tp: tp)
-        let denseLayer = decodeDenseLayer(attention: attention, requests: b, queryTokens: q, tp: tp)
-        var other = denseLayers * denseLayer * input.attentionSlowdown
-        other += lmHead(tokens: b * q, tp: tp) + sampling(tokens: b * q)
-        guard mtpOn else {
-            return DecodeStepShared(mtpOn: false, q: q, context: context, otherBeforeDraft: other,
-                                    draftProjection: 0, draftLMHead: 0, draftSampling: 0,
-                                    shape: decodeExpertShapeIfMoE(input), denseLayer: denseLayer * input.attentionSlowdown,
-                                    wholeDieAttention: attention)
+        guard let batch else {
+            let attention = decodeAttention(requests: b, context: context, queryTokens: q, tp: tp)
+            let denseLayer = decodeDenseLayer(attention: attention, requests: b, queryTokens: q, tp: tp)
+            var other = denseLayers * denseLayer * input.attentionSlowdown
+            other += lmHead(tokens: b * q, tp: tp) + sampling(tokens: b * q)
+            guard mtpOn else {
+                return DecodeStepShared(mtpOn: false, q: q, context: context, otherBeforeDraft: other,
+                                        draftProjection: 0, draftLMHead: 0, draftSampling: 0,
+                                        shape: decodeExpertShapeIfMoE(input), denseLayer: denseLayer * input.attentionSlowdown,
+                                        wholeDieAttention: attention)
+            }
+            return DecodeStepShared(mtpOn: true, q: q, context: context, otherBeforeDraft: other,
+                                    draftProjection: draftProjection(requests: b), draftLMHead: lmHead(tokens: b, tp: tp),
+                                    draftSampling: sampling(tokens: b), shape: decodeExpertShapeIfMoE(input),
+                                    denseLayer: denseLayer * input.attentionSlowdown, wholeDieAttention: attention)
         }
-        let projection = roofline(flops: b * 4 * Double(model.hidden * model.hidden),
-                                  bytes: 2 * Double(model.hidden * model.hidden) * model.weightType.bytes,
-                                  eightBit: terms.weightEightBit)
-        return DecodeStepShared(mtpOn: true, q: q, context: context, otherBeforeDraft: other,
-                                draftProjection: projection, draftLMHead: lmHead(tokens: b, tp: tp),
-                                draftSampling: sampling(tokens: b), shape: decodeExpertShapeIfMoE(input),
+        // The same sums as above, their batch-fixed terms from the memo.
+        let attention = batch.verifyOne.projections
+            + decodeAttentionCore(requests: b, context: context, queryTokens: q, tp: tp, share: 1, vectorShare: 1)
+            + batch.verifyOne.vector
+        let denseLayer = attention + batch.denseFFN + batch.denseAllReduce
+        var other = denseLayers * denseLayer * input.attentionSlowdown
+        other += batch.lmHead + batch.sampling
+        return DecodeStepShared(mtpOn: mtpOn, q: q, context: context, otherBeforeDraft: other,
+                                draftProjection: batch.draftProjection, draftLMHead: batch.draftLMHead,
+                                draftSampling: batch.draftSampling, shape: batch.shape,
                                 denseLayer: denseLayer * input.attentionSlowdown, wholeDieAttention: attention)
     }
 
+    /// The MTP module's projection of [embedding; hidden] for `b` requests.
+    func draftProjection(requests b: Double) -> Double {
+        roofline(flops: b * 4 * Double(model.hidden * model.hidden),
+                 bytes: 2 * Double(model.hidden * model.hidden) * model.weightType.bytes,
+                 eightBit: terms.weightEightBit)
+    }
+
     func decodeStep(_ input: DecodeStepInput, microbatches m: Int, shared: DecodeStepShared,
-                    exchange: inout DecodeExchangeMemo) -> DecodeStepCost {
+                    exchange: inout DecodeExchangeMemo, batch: DecodeBatchTerms? = nil) -> DecodeStepCost {
         let mtpOn = shared.mtpOn, q = shared.q
         let verify = decodeMoELayers(input, queryTokens: q, microbatches: m, context: shared.context, shape: shared.shape,
-                                     exchange: &exchange, wholeDieAttention: shared.wholeDieAttention)
+                                     exchange: &exchange, wholeDieAttention: shared.wholeDieAttention,
+                                     batch: m == 1 ? batch?.verifyOne : batch?.verifyTwo)
         let moeLayers = Double(model.moeLayers)
         let draft = mtpOn ? decodeMoELayers(input, queryTokens: 1, microbatches: m, context: shared.context,
-                                            shape: shared.shape, exchange: &exchange).layer : 0
+                                            shape: shared.shape, exchange: &exchange,
+                                            batch: m == 1 ? batch?.draftOne : batch?.draftTwo).layer : 0
         let (step, other) = stepTotals(input, shared: shared, verifyLayer: verify.layer, draftLayer: draft)
         var breakdown = StepBreakdown()
         let perLayer = moeLayers * Double(m)

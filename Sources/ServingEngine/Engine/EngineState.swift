@@ -108,6 +108,10 @@ final class InstanceState {
     /// `queryTokens` (a pure function of both), kept after the first step: three cost-model
     /// calls a step were 10% of a 4-replica colocated replay. A fork recomputes them.
     var decodeAttentionRates: (queryTokens: Double, base: Double, perRequest: Double, perToken: Double)?
+    /// The decode step's figures fixed by the slowest group's batch size, per size (a pure
+    /// function of `cost`, the TE's shape and the size: ``PodModel/DecodeBatchMemo``). A fork
+    /// works them out again.
+    var decodeBatchMemo = DecodeBatchMemo()
     /// KV transfer plane towards decode: UB inside the pod, RoCE from outside (system.md §2).
     var plane: FabricPlane { external ? .roce : .ub }
     // The NPUs the TE holds are the hardware map's (``ClusterManager``), by the TE's index.

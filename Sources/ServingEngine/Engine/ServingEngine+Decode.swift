@@ -169,7 +169,7 @@ extension ServingEngine {
         input.attentionTP = spec.tp
         input.requestsPerInstance = Double(total)
         (input.attentionSlowdown, input.expertSlowdown) = stragglerSlowdown(instance: index)
-        let stepCost = instance.cost.decodeStep(input)
+        let stepCost = instance.cost.decodeStep(input, memo: &instance.decodeBatchMemo)
         noteDecodeMoE(index, stepCost)
         return (stepCost.stepSeconds, total)
     }
