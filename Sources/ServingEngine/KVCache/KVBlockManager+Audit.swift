@@ -9,14 +9,15 @@ extension KVBlockManager {
         var holders = Array(repeating: 0, count: touchedBlocks)
         var expectedReserved = 0
         for (requestID, sequence) in sequences {
-            if sequence.blocks.count != blocksFor(sequence.tokens) {
+            let blocks = withBlocks(of: sequence) { Array($0) }
+            if blocks.count != blocksFor(sequence.tokens) {
                 problems.append(
-                    "request \(requestID) holds \(sequence.blocks.count) blocks for \(sequence.tokens) tokens")
+                    "request \(requestID) holds \(blocks.count) blocks for \(sequence.tokens) tokens")
             }
-            if Set(sequence.blocks).count != sequence.blocks.count {
+            if Set(blocks).count != blocks.count {
                 problems.append("request \(requestID) holds a block twice")
             }
-            for block32 in sequence.blocks {
+            for block32 in blocks {
                 let block = Int(block32)
                 guard block >= 0, block < touchedBlocks else {
                     problems.append("request \(requestID) holds block \(block), never handed out")
@@ -24,7 +25,7 @@ extension KVBlockManager {
                 }
                 holders[block] += 1
             }
-            expectedReserved += max(0, blocksFor(sequence.expectedTotalTokens) - sequence.blocks.count)
+            expectedReserved += max(0, blocksFor(sequence.expectedTotalTokens) - blocks.count)
         }
         var inFreeList = Array(repeating: false, count: touchedBlocks)
         for block32 in freeList {
@@ -70,6 +71,6 @@ extension KVBlockManager {
 
     /// Test hook: loses a free block (as a leak bug would) so tests can prove audit notices.
     mutating func leakFreeBlockForTesting() {
-        if freeList.popLast() == nil { _ = touchFreshBlock() }
+        if !takeFreeListBlockForTesting() { _ = touchFreshBlock() }
     }
 }

@@ -42,9 +42,15 @@ public struct KVBlockManager: Sendable {
     public let blockTokens: Int
     public private(set) var stats = PrefixCacheStats()
 
+    /// A live request's blocks and lengths. Its block list sits in ``blockLists``, a chunk of
+    /// `1 << sizeClass` entries from `start` of which the first `count` are its blocks, in order.
+    /// No reference: storing, reading and removing one is a copy of five words (an array per
+    /// request was a malloc, a free, retains and releases and a dictionary entry to destroy per
+    /// allocation: a tenth of the saturated superpod's KV instructions).
     struct Sequence: Sendable {
-        /// Block numbers fit 32 bits (the engine caps a pod's blocks far below 2³¹).
-        var blocks: [Int32]
+        var start: Int
+        var count: Int
+        var sizeClass: Int
         var tokens: Int
         var expectedTotalTokens: Int
     }
@@ -62,8 +68,14 @@ public struct KVBlockManager: Sendable {
     private(set) var blockHash: [UInt64] = []
     private var hashed: [Bool] = []
     var cacheIndex = PrefixIndex(maxLoad: .half)
-    /// Blocks freed after use, taken last-in first-out before any never-used block.
-    var freeList: [Int32] = []
+    /// Blocks freed after use, taken last-in first-out before any never-used block: the first
+    /// `freeCount` entries of `freeStack`. Taking blocks only lowers the count and the storage
+    /// grows by doubling (an array's `removeLast(_:)` and `append(contentsOf:)` cost a hundred
+    /// instructions a call, two calls per request).
+    private var freeStack: [Int32] = []
+    private(set) var freeCount = 0
+    /// The free list, oldest first (the audit, tests).
+    var freeList: ArraySlice<Int32> { freeStack[..<freeCount] }
     /// Blocks `touchedBlocks..<totalBlocks` have never been used; they are handed out in
     /// increasing order after the free list (the order of a free list that started full).
     private(set) var touchedBlocks = 0
@@ -71,12 +83,21 @@ public struct KVBlockManager: Sendable {
     /// Live requests' blocks by request id (``IDTable``: cheap hashing of the ids).
     var sequences = IDTable<Sequence>()
     private(set) var ownedBlockCount = 0
-    /// Block lists of released requests, emptied, for the next allocations, so a list is not
-    /// always a new malloc and a free. A list too small for the next prompt is reallocated by
-    /// `reserveCapacity` (on the saturated superpod that is still most of them: prompts vary; taking
-    /// only lists that fit measured no better). At most a few per group, so they cost little memory.
-    private var spareBlockLists: [[Int32]] = []
-    private static let spareBlockListLimit = 4
+    /// The live requests' block lists (block numbers fit 32 bits: the engine caps a pod's blocks
+    /// far below 2³¹), each in a chunk of a power-of-two length (``Sequence``). A released list's
+    /// chunk goes on its size class's free chain for the next list of that class; the arena grows
+    /// only when a class has no free chunk, so it holds about the most lists ever live at once
+    /// (a few tens of kilobytes for a group), and never shrinks.
+    private var blockLists: [Int32] = []
+    /// Where the next new chunk starts: `blockLists` past it is room made ahead (it grows by
+    /// doubling, not per chunk: a decode group takes a new chunk for most requests while its
+    /// live requests pile up).
+    private var blockListsEnd = 0
+    /// Per size class `k` (chunks of `1 << k` entries): the start of the first free chunk, -1 for
+    /// none. A free chunk's first entry holds the start of the next one of its class.
+    private var freeChunks: [Int] = []
+    /// The smallest chunk: 8 blocks (a thousand tokens of 128-token blocks).
+    private static let smallestSizeClass = 3
     public private(set) var reservedBlocks = 0
 
     public init(totalBlocks: Int, blockTokens: Int) {
@@ -91,7 +112,7 @@ public struct KVBlockManager: Sendable {
     /// Blocks referenced by at least one live request.
     public var usedBlocks: Int { ownedBlockCount }
     /// Blocks that can be handed out now: never-used free blocks plus evictable cached ones.
-    public var freeBlocks: Int { freeList.count + untouchedBlocks + evictable.count }
+    public var freeBlocks: Int { freeCount + untouchedBlocks + evictable.count }
     /// Free blocks never handed out.
     var untouchedBlocks: Int { totalBlocks - touchedBlocks }
     /// Unreferenced blocks holding a reusable prefix.
@@ -182,21 +203,28 @@ public struct KVBlockManager: Sendable {
         // Hits and new blocks together never exceed the group (a larger prompt cannot fit).
         let totalNeeded = blocksFor(promptTokens)
         guard totalNeeded <= totalBlocks else { return nil }
-        // The request's block list, sized once (a released request's list when there is one: no
-        // allocation): the prefix hits first, then the new blocks.
-        var blocks = spareBlockLists.popLast() ?? []
-        blocks.reserveCapacity(totalNeeded)
-        matchPrefix(promptTokens: promptTokens, chained: chained, into: &blocks)
-        let hitCount = blocks.count
+        // The request's block list, sized once (a chunk of the arena): the prefix hits first,
+        // then the new blocks.
+        var sequence = takeChunk(for: totalNeeded, tokens: promptTokens, expectedTotalTokens: expectedTotalTokens)
+        matchPrefix(promptTokens: promptTokens, chained: chained, into: &sequence)
+        let hitCount = sequence.count
         let needed = totalNeeded - hitCount
-        var hitsNowEvictable = 0
-        for block in blocks where referenceCount[Int(block)] == 0 { hitsNowEvictable += 1 }
-        guard needed <= freeBlocks - hitsNowEvictable else {
-            recycle(&blocks)
+        if hitCount > 0 {
+            var hitsNowEvictable = 0
+            referenceCount.withUnsafeBufferPointer { counts in
+                blockLists.withUnsafeBufferPointer { lists in
+                    for k in 0..<hitCount where counts[Int(lists[sequence.start + k])] == 0 { hitsNowEvictable += 1 }
+                }
+            }
+            guard needed <= freeBlocks - hitsNowEvictable else {
+                giveBackChunk(of: sequence)
+                return nil
+            }
+            for k in 0..<hitCount { retain(Int(blockLists[sequence.start + k])) }
+        } else if needed > freeBlocks {
+            giveBackChunk(of: sequence)
             return nil
         }
-
-        for block in blocks { retain(Int(block)) }
         let cacheableBlocks = min(chained.count, promptTokens / blockTokens)
         // New blocks that may be registered in the prefix cache come first. Those from the free
         // list and never-used ones carry no hash, so taking them all before registering any
@@ -205,12 +233,11 @@ public struct KVBlockManager: Sendable {
         // registrations (one pass over the buffers). The rest (all of them for transferred KV,
         // which has no keys) are handed out in bulk.
         let registrableEnd = min(max(cacheableBlocks, hitCount), hitCount + needed)
-        let takenInBulk = min(registrableEnd - hitCount, freeList.count + untouchedBlocks)
-        takeOwnedBlocks(takenInBulk, into: &blocks)
-        registerTaken(chained, blocks: blocks, range: hitCount..<(hitCount + takenInBulk))
-        takeEvictedRegistering(chained, range: (hitCount + takenInBulk)..<registrableEnd, into: &blocks)
-        takeOwnedBlocks(hitCount + needed - registrableEnd, into: &blocks)
-        let sequence = Sequence(blocks: blocks, tokens: promptTokens, expectedTotalTokens: expectedTotalTokens)
+        let takenInBulk = min(registrableEnd - hitCount, freeCount + untouchedBlocks)
+        takeOwnedBlocks(takenInBulk, into: &sequence)
+        registerTaken(chained, of: sequence, range: hitCount..<(hitCount + takenInBulk))
+        takeEvictedRegistering(chained, range: (hitCount + takenInBulk)..<registrableEnd, into: &sequence)
+        takeOwnedBlocks(hitCount + needed - registrableEnd, into: &sequence)
         reservedBlocks += reservation(sequence)
         sequences[requestID] = sequence
         let hitTokens = hitCount * blockTokens
@@ -226,13 +253,15 @@ public struct KVBlockManager: Sendable {
     public mutating func append(requestID: Int, tokens: Int) -> Bool {
         precondition(tokens >= 0)
         guard var sequence = sequences[requestID] else { return false }
-        let needed = blocksFor(sequence.tokens + tokens) - sequence.blocks.count
+        let needed = blocksFor(sequence.tokens + tokens) - sequence.count
         guard needed <= freeBlocks else { return false }
         let reservedBefore = reservation(sequence)
+        if needed > 0 { makeRoom(for: needed, in: &sequence) }
         for _ in 0..<max(needed, 0) {
             let block = takeFreeBlock()
             retain(block)
-            sequence.blocks.append(Int32(truncatingIfNeeded: block))
+            blockLists[sequence.start + sequence.count] = Int32(truncatingIfNeeded: block)
+            sequence.count += 1
         }
         sequence.tokens += tokens
         reservedBlocks += reservation(sequence) - reservedBefore
@@ -255,7 +284,7 @@ public struct KVBlockManager: Sendable {
     /// Releases a request's blocks. Registered prefix blocks become evictable cache
     /// entries; the rest return to the free list. Unknown ids are ignored.
     public mutating func free(requestID: Int) {
-        guard var sequence = sequences.removeValue(forKey: requestID) else { return }
+        guard let sequence = sequences.removeValue(forKey: requestID) else { return }
         reservedBlocks -= reservation(sequence)
         // Tail first, as vLLM does, so the oldest-evicted block of a prefix is its last one
         // and a partially evicted prefix still matches from the start.
@@ -264,15 +293,18 @@ public struct KVBlockManager: Sendable {
         // list from its end down (positions already read), the rest, bound for the free list, to a
         // buffer; each kind is then added in one go, in release order. (The LRU and the free list
         // are apart, so adding one kind before the other is the order of adding block by block.)
-        let count = sequence.blocks.count
+        let count = sequence.count
         var runStart = count
         var toFree = 0
+        var lists: [Int32] = []
+        swap(&lists, &blockLists)
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { freed in
             var counts: [Int32] = []
             swap(&counts, &referenceCount)
             counts.withUnsafeMutableBufferPointer { counts in
                 hashed.withUnsafeBufferPointer { hashed in
-                    sequence.blocks.withUnsafeMutableBufferPointer { blocks in
+                    lists.withUnsafeMutableBufferPointer { lists in
+                        let blocks = UnsafeMutableBufferPointer(rebasing: lists[sequence.start..<(sequence.start + count)])
                         var position = count
                         while position > 0 {
                             position -= 1
@@ -292,36 +324,119 @@ public struct KVBlockManager: Sendable {
                 }
             }
             swap(&counts, &referenceCount)
-            if toFree > 0 { freeList.append(contentsOf: UnsafeBufferPointer(rebasing: freed[..<toFree])) }
+            if toFree > 0 { pushFree(UnsafeBufferPointer(rebasing: freed[..<toFree])) }
         }
         let toCache = count - runStart
         ownedBlockCount -= toFree + toCache
         if toCache > 0 {
-            sequence.blocks.withUnsafeBufferPointer { blocks in
+            lists.withUnsafeBufferPointer { lists in
                 // Release order is from the end of the run down.
-                evictable.append(reversedNonNegativeOf: UnsafeBufferPointer(rebasing: blocks[runStart...]))
+                evictable.append(reversedNonNegativeOf: UnsafeBufferPointer(
+                    rebasing: lists[(sequence.start + runStart)..<(sequence.start + count)]))
             }
         }
-        recycle(&sequence.blocks)
+        swap(&lists, &blockLists)
+        giveBackChunk(of: sequence)
     }
 
     // MARK: Internals
 
-    /// Keeps a released request's block list (emptied, its capacity kept) for the next allocate.
-    private mutating func recycle(_ blocks: inout [Int32]) {
-        guard spareBlockLists.count < Self.spareBlockListLimit else { return }
-        blocks.removeAll(keepingCapacity: true)
-        spareBlockLists.append(blocks)
-        blocks = []
+    /// Takes the free list's last block (the audit's tests lose it); false when the list is empty.
+    mutating func takeFreeListBlockForTesting() -> Bool {
+        guard freeCount > 0 else { return false }
+        freeCount -= 1
+        return true
+    }
+
+    /// Puts `blocks` on the free list, in order (the last is taken first).
+    private mutating func pushFree(_ blocks: UnsafeBufferPointer<Int32>) {
+        let end = freeCount + blocks.count
+        if end > freeStack.count {
+            freeStack.append(contentsOf: repeatElement(0, count: max(end, 2 * freeStack.count, 64) - freeStack.count))
+        }
+        freeStack.withUnsafeMutableBufferPointer { stack in
+            stack.baseAddress!.advanced(by: freeCount).update(from: blocks.baseAddress!, count: blocks.count)
+        }
+        freeCount = end
+    }
+
+    /// A new sequence (no blocks yet) whose list has room for `length` blocks: a free chunk of the
+    /// smallest class that holds them, else a new one at the arena's end.
+    private mutating func takeChunk(for length: Int, tokens: Int, expectedTotalTokens: Int) -> Sequence {
+        let sizeClass = max(Self.smallestSizeClass, Int.bitWidth - (length - 1).leadingZeroBitCount)
+        var start = blockListsEnd
+        if sizeClass < freeChunks.count, freeChunks[sizeClass] >= 0 {
+            start = freeChunks[sizeClass]
+            freeChunks[sizeClass] = Int(blockLists[start])
+        } else {
+            let end = start + (1 << sizeClass)
+            precondition(end <= Int(Int32.max), "block lists past 2³¹ entries")
+            if end > blockLists.count {
+                blockLists.append(contentsOf: repeatElement(0, count: max(end, 2 * blockLists.count, 1_024) - blockLists.count))
+            }
+            blockListsEnd = end
+        }
+        return Sequence(start: start, count: 0, sizeClass: sizeClass, tokens: tokens,
+                        expectedTotalTokens: expectedTotalTokens)
+    }
+
+    /// Puts a released sequence's chunk on its class's free chain.
+    private mutating func giveBackChunk(of sequence: Sequence) {
+        let sizeClass = sequence.sizeClass
+        if sizeClass >= freeChunks.count {
+            freeChunks.append(contentsOf: repeatElement(-1, count: sizeClass + 1 - freeChunks.count))
+        }
+        blockLists[sequence.start] = Int32(truncatingIfNeeded: freeChunks[sizeClass])
+        freeChunks[sizeClass] = sequence.start
+    }
+
+    /// Moves a sequence's list to a larger chunk when `more` blocks would not fit its own.
+    private mutating func makeRoom(for more: Int, in sequence: inout Sequence) {
+        guard sequence.count + more > 1 << sequence.sizeClass else { return }
+        let moved = takeChunk(for: sequence.count + more, tokens: sequence.tokens,
+                              expectedTotalTokens: sequence.expectedTotalTokens)
+        blockLists.withUnsafeMutableBufferPointer { lists in
+            for k in 0..<sequence.count { lists[moved.start + k] = lists[sequence.start + k] }
+        }
+        giveBackChunk(of: sequence)
+        let count = sequence.count
+        sequence = moved
+        sequence.count = count
+    }
+
+    /// Appends `run` to the sequence's list (its chunk has room: sized for the whole prompt).
+    private mutating func appendBlocks(_ run: UnsafeBufferPointer<Int32>, to sequence: inout Sequence) {
+        guard !run.isEmpty else { return }
+        let at = sequence.start + sequence.count
+        precondition(sequence.count + run.count <= 1 << sequence.sizeClass, "the chunk holds the prompt")
+        blockLists.withUnsafeMutableBufferPointer { lists in
+            lists.baseAddress!.advanced(by: at).update(from: run.baseAddress!, count: run.count)
+        }
+        sequence.count += run.count
+    }
+
+    /// Request `id`'s blocks in order (tests), nil when it holds none here.
+    func blocks(of requestID: Int) -> [Int32]? {
+        guard let sequence = sequences[requestID] else { return nil }
+        return Array(blockLists[sequence.start..<(sequence.start + sequence.count)])
+    }
+
+    /// A sequence's blocks, read in place.
+    func withBlocks<R>(of sequence: Sequence, _ body: (UnsafeBufferPointer<Int32>) -> R) -> R {
+        blockLists.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[sequence.start..<(sequence.start + sequence.count)])) }
     }
 
     /// Registers `blocks[range]` (just taken in bulk, owned once) under `chained[range]` in order,
     /// each unless another block already holds its hash: ``register(_:block:)`` per block,
     /// through the buffers (coverage for the largest block made first).
-    private mutating func registerTaken(_ chained: [UInt64], blocks: [Int32], range: Range<Int>) {
+    private mutating func registerTaken(_ chained: [UInt64], of sequence: Sequence, range: Range<Int>) {
         guard !range.isEmpty else { return }
+        let range = (sequence.start + range.lowerBound)..<(sequence.start + range.upperBound)
+        let chainedRange = (range.lowerBound - sequence.start)..<(range.upperBound - sequence.start)
         var largest: Int32 = 0
-        for index in range { largest = max(largest, blocks[index]) }
+        blockLists.withUnsafeBufferPointer { blocks in
+            for index in range { largest = max(largest, blocks[index]) }
+        }
         if Int(largest) >= hashed.count { growHashCoverage(toCover: Int(largest)) }
         var keys: [UInt64] = [], marks: [Bool] = []
         swap(&keys, &blockHash)
@@ -329,8 +444,8 @@ public struct KVBlockManager: Sendable {
         keys.withUnsafeMutableBufferPointer { keys in
             marks.withUnsafeMutableBufferPointer { marks in
                 chained.withUnsafeBufferPointer { chained in
-                    blocks.withUnsafeBufferPointer { blocks in
-                        cacheIndex.registerNew(hashes: UnsafeBufferPointer(rebasing: chained[range]),
+                    blockLists.withUnsafeBufferPointer { blocks in
+                        cacheIndex.registerNew(hashes: UnsafeBufferPointer(rebasing: chained[chainedRange]),
                                                blocks: UnsafeBufferPointer(rebasing: blocks[range]), keys: keys, marks: marks)
                     }
                 }
@@ -346,9 +461,9 @@ public struct KVBlockManager: Sendable {
     /// blocks, then a registration, did per block, in one pass through the LRU's links, the index
     /// and the per-block arrays (once a prefill group's blocks are all in use or cached, as through
     /// most of the Mooncake hour, it takes nearly every block this way).
-    private mutating func takeEvictedRegistering(_ chained: [UInt64], range: Range<Int>, into blocks: inout [Int32]) {
+    private mutating func takeEvictedRegistering(_ chained: [UInt64], range: Range<Int>, into sequence: inout Sequence) {
         guard !range.isEmpty else { return }
-        precondition(freeList.isEmpty && untouchedBlocks == 0 && range.count <= evictable.count, "caller checked capacity")
+        precondition(freeCount == 0 && untouchedBlocks == 0 && range.count <= evictable.count, "caller checked capacity")
         // Moved out while edited through their buffers (the LRU covers only hashed blocks, so no
         // array grows meanwhile).
         // The evictions come first, in LRU order, then their re-registrations: the LRU and the
@@ -373,7 +488,7 @@ public struct KVBlockManager: Sendable {
             }
             swap(&keys, &blockHash)
             swap(&marks, &hashed)
-            blocks.append(contentsOf: UnsafeBufferPointer(run))
+            appendBlocks(UnsafeBufferPointer(run), to: &sequence)
         }
         ownedBlockCount += count
     }
@@ -396,7 +511,7 @@ public struct KVBlockManager: Sendable {
     func blocksFor(_ tokens: Int) -> Int { Saturating.ceilDiv(tokens, blockTokens) }
 
     private func reservation(_ sequence: Sequence) -> Int {
-        max(0, blocksFor(sequence.expectedTotalTokens) - sequence.blocks.count)
+        max(0, blocksFor(sequence.expectedTotalTokens) - sequence.count)
     }
 
     /// Leading cached blocks matching `chained`, leaving at least one prompt token to compute.
@@ -404,6 +519,26 @@ public struct KVBlockManager: Sendable {
         var hits: [Int32] = []
         matchPrefix(promptTokens: promptTokens, chained: chained, into: &hits)
         return hits
+    }
+
+    /// ``matchPrefix(promptTokens:chained:)`` into a new sequence's list (its chunk holds the
+    /// prompt's blocks, so at least every hit), written straight into the chunk.
+    private mutating func matchPrefix(promptTokens: Int, chained: [UInt64], into sequence: inout Sequence) {
+        let limit = min(chained.count, (promptTokens - 1) / blockTokens)
+        guard limit > 0, !cacheIndex.isEmpty else { return }
+        precondition(sequence.count == 0 && limit <= 1 << sequence.sizeClass, "a new list holds the prompt")
+        var lists: [Int32] = []
+        swap(&lists, &blockLists)
+        let count = lists.withUnsafeMutableBufferPointer { lists in
+            chained.withUnsafeBufferPointer { chained in
+                blockHash.withUnsafeBufferPointer { keys in
+                    cacheIndex.registeredBlocks(chained, to: limit, keys: keys,
+                                                into: UnsafeMutableBufferPointer(rebasing: lists[sequence.start..<(sequence.start + limit)]))
+                }
+            }
+        }
+        swap(&lists, &blockLists)
+        sequence.count = count
     }
 
     /// ``matchPrefix(promptTokens:chained:)`` appending to `hits`.
@@ -455,7 +590,10 @@ public struct KVBlockManager: Sendable {
 
     /// A free block, evicting the least recently used cached block if none is free.
     private mutating func takeFreeBlock() -> Int {
-        if let block = freeList.popLast() { return Int(block) }
+        if freeCount > 0 {
+            freeCount -= 1
+            return Int(freeStack[freeCount])
+        }
         if touchedBlocks < totalBlocks { return touchFreshBlock() }
         guard let block = evictable.popOldest() else { preconditionFailure("caller checked capacity") }
         if let hash = hash(of: block) { cacheIndex.remove(hash, keys: blockHash) }
@@ -469,9 +607,9 @@ public struct KVBlockManager: Sendable {
     /// decode group takes a whole transferred prompt per allocate, dozens of blocks): free-list
     /// and never-used blocks are unreferenced and never in the LRU, so owning one is setting
     /// its count to 1.
-    private mutating func takeOwnedBlocks(_ count: Int, into blocks: inout [Int32]) {
+    private mutating func takeOwnedBlocks(_ count: Int, into sequence: inout Sequence) {
         guard count > 0 else { return }
-        let fromList = min(count, freeList.count)
+        let fromList = min(count, freeCount)
         let fresh = min(count - fromList, untouchedBlocks)
         let taken = fromList + fresh
         if taken > 0 {
@@ -485,8 +623,8 @@ public struct KVBlockManager: Sendable {
             swap(&counts, &referenceCount)
             withUnsafeTemporaryAllocation(of: Int32.self, capacity: taken) { run in
                 counts.withUnsafeMutableBufferPointer { counts in
-                    freeList.withUnsafeBufferPointer { list in
-                        var position = list.count
+                    freeStack.withUnsafeBufferPointer { list in
+                        var position = freeCount
                         for k in 0..<fromList {
                             position -= 1
                             let block = list[position]
@@ -501,14 +639,14 @@ public struct KVBlockManager: Sendable {
                         block += 1
                     }
                 }
-                blocks.append(contentsOf: UnsafeBufferPointer(run))
+                appendBlocks(UnsafeBufferPointer(run), to: &sequence)
             }
             swap(&counts, &referenceCount)
-            if fromList > 0 { freeList.removeLast(fromList) }
+            freeCount -= fromList
             touchedBlocks += fresh
         }
         ownedBlockCount += fromList + fresh
-        takeEvicted(count - fromList - fresh, into: &blocks)
+        takeEvicted(count - fromList - fresh, into: &sequence)
     }
 
     /// Takes `count` blocks by evicting the least recently used cached ones, each now owned once
@@ -516,9 +654,9 @@ public struct KVBlockManager: Sendable {
     /// never-used blocks, each followed by `retain`, did, in one pass through the LRU's links, the
     /// index and the per-block arrays (a full prefill group takes a prompt's unkeyed tail this way:
     /// a third of a million blocks in the saturated superpod's five minutes).
-    private mutating func takeEvicted(_ count: Int, into blocks: inout [Int32]) {
+    private mutating func takeEvicted(_ count: Int, into sequence: inout Sequence) {
         guard count > 0 else { return }
-        precondition(freeList.isEmpty && untouchedBlocks == 0 && count <= evictable.count, "caller checked capacity")
+        precondition(freeCount == 0 && untouchedBlocks == 0 && count <= evictable.count, "caller checked capacity")
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { run in
             // The evictions first, in LRU order, then their unregistrations (the LRU and the index
             // are apart, so this is the order of doing both block by block).
@@ -541,7 +679,7 @@ public struct KVBlockManager: Sendable {
             }
             swap(&marks, &hashed)
             swap(&index, &cacheIndex)
-            blocks.append(contentsOf: UnsafeBufferPointer(run))
+            appendBlocks(UnsafeBufferPointer(run), to: &sequence)
         }
         ownedBlockCount += count
     }

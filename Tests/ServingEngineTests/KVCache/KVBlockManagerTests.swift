@@ -179,15 +179,15 @@ import Testing
         var kv = KVBlockManager(totalBlocks: 1_000_000, blockTokens: 16)
         #expect(kv.referenceCount.isEmpty && kv.freeBlocks == 1_000_000)
         #expect(kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: []) != nil)
-        #expect(kv.sequences[1]?.blocks == [0, 1, 2])
+        #expect(kv.blocks(of: 1) == [0, 1, 2])
         // Grown on use (by doubling, from 64), not to the group's size.
         #expect(kv.referenceCount.count >= 3 && kv.referenceCount.count <= 64 && kv.freeBlocks == 999_997)
         #expect(kv.allocate(requestID: 2, promptTokens: 16, prefixHashes: []) != nil)
         kv.free(requestID: 1)
         // Freed blocks first (last freed first: the head block, as a full free list gives them)…
         #expect(kv.allocate(requestID: 3, promptTokens: 64, prefixHashes: []) != nil)
-        #expect(kv.sequences[3]?.blocks == [0, 1, 2, 4])
-        #expect(kv.sequences[2]?.blocks == [3])
+        #expect(kv.blocks(of: 3) == [0, 1, 2, 4])
+        #expect(kv.blocks(of: 2) == [3])
         #expect(kv.audit() == [])
         kv.leakFreeBlockForTesting()
         #expect(!kv.audit().isEmpty, "a lost block is still noticed")
@@ -219,7 +219,7 @@ import Testing
         #expect(kv.cachedBlocks == 4 && kv.freeBlocks == 8)
         // Untouched blocks go before evicting cached prefixes.
         #expect(kv.allocate(requestID: 2, promptTokens: 64, prefixHashes: []) != nil)
-        #expect(kv.cachedBlocks == 4 && kv.sequences[2]?.blocks == [4, 5, 6, 7])
+        #expect(kv.cachedBlocks == 4 && kv.blocks(of: 2) == [4, 5, 6, 7])
         #expect(kv.allocate(requestID: 3, promptTokens: 32, prefixHashes: []) != nil)
         #expect(kv.cachedBlocks == 2)
         let refused = kv.allocate(requestID: 4, promptTokens: 64, prefixHashes: [])

@@ -158,7 +158,7 @@ import Testing
                 model.free(requestID: id)
             }
             for id in live {
-                #expect(kv.sequences[id]?.blocks.map(Int.init) == model.sequences[id]?.blocks, "blocks of \(id) at \(step)")
+                #expect(kv.blocks(of: id)?.map(Int.init) == model.sequences[id]?.blocks, "blocks of \(id) at \(step)")
             }
             #expect(kv.freeList.map(Int.init) == model.freeList, "free list at \(step)")
             #expect(kv.evictable.oldestFirst == model.lru, "LRU order at \(step)")
