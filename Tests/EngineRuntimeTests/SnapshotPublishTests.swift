@@ -41,8 +41,17 @@ import XDSTestSupport
             let (s, atto) = (ContinuousClock.now - began).components
             return (waits[waits.count / 2], core, Double(s) + Double(atto) / 1e18)
         }
-        let free = await medianWait(snapshotSeconds: 0)
-        let budget = await medianWait(snapshotSeconds: 0.001)
+        // Free and 1 ms phases alternate, three of each, and the least median of each kind is
+        // compared: other suites load the machine in bursts (a fresh-clone CI once measured 18.8
+        // against 16.7 ms in one pair of phases), and a burst lengthens a phase's waits, never
+        // shortens them, so the least median is the one a burst spared.
+        var free = await medianWait(snapshotSeconds: 0)
+        var budget = await medianWait(snapshotSeconds: 0.001)
+        for _ in 1..<3 {
+            let f = await medianWait(snapshotSeconds: 0), b = await medianWait(snapshotSeconds: 0.001)
+            if f.median < free.median { free = f }
+            if b.median < budget.median { budget = b }
+        }
         let slow = await medianWait(snapshotSeconds: 0.3)
         // A machine loaded by the parallel test run stretches loop turns: 10 ms of slack.
         #expect(budget.median < free.median + 0.001 + 0.010, "1 ms snapshots: \(budget.median) s vs free \(free.median) s")
