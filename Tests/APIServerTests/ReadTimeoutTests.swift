@@ -94,9 +94,20 @@ struct ReadTimeoutTests {
         let head = Self.postHead(contentLength: Self.json.utf8.count)
         try await Self.sending(head, backend: FakeCompletionBackend(outputTokens: 2)) { _, connection, start in
             let body = Array(Self.json.utf8)
-            for piece in stride(from: 0, to: body.count, by: 6) {
-                try await Task.sleep(for: .milliseconds(300))
-                connection.write(raw: String(decoding: body[piece..<min(piece + 6, body.count)], as: UTF8.self))
+            let pieces = stride(from: 0, to: body.count, by: 6).map {
+                String(decoding: body[$0..<min($0 + 6, body.count)], as: UTF8.self)
+            }
+            // Dripped from a thread of its own: other suites can hold the cooperative pool for
+            // seconds, and a piece held back past the 1 s body timeout made a stalled body this
+            // test does not mean to send (a loaded full run got the 408 once).
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Thread {
+                    for piece in pieces {
+                        Thread.sleep(forTimeInterval: 0.3)
+                        connection.write(raw: piece)
+                    }
+                    done.resume()
+                }.start()
             }
             #expect(Self.seconds(since: start) > 2, "the body took longer than the timeouts in total")
             let answer = await connection.read(until: #""finish_reason""#)
