@@ -51,6 +51,39 @@ struct SeenBlocks {
         }
     }
 
+    /// How many of `ids`, from the first, are held: the leading run a prefix cache could reuse.
+    /// As ``contains(_:)`` id by id, through one buffer access.
+    func leadingRunHeld(_ ids: [UInt64]) -> Int {
+        guard !slots.isEmpty else {
+            // Only the `empty` id can be held.
+            return holdsEmptyID ? ids.prefix(while: { $0 == Self.empty }).count : 0
+        }
+        let salt = self.salt
+        let holdsEmptyID = self.holdsEmptyID
+        return slots.withUnsafeBufferPointer { slots in
+            ids.withUnsafeBufferPointer { ids in
+                let mask = slots.count - 1
+                var run = 0
+                scan: while run < ids.count {
+                    let id = ids[run]
+                    if id == Self.empty {
+                        guard holdsEmptyID else { break scan }
+                    } else {
+                        var i = Self.home(id, salt: salt, mask: mask)
+                        while true {
+                            let held = slots[i]
+                            if held == id { break }
+                            if held == Self.empty { break scan }
+                            i = (i + 1) & mask
+                        }
+                    }
+                    run += 1
+                }
+                return run
+            }
+        }
+    }
+
     /// Adds `id` (nothing when held already).
     mutating func insert(_ id: UInt64) {
         if id == Self.empty {
@@ -65,8 +98,9 @@ struct SeenBlocks {
     /// Adds every id of `ids`: as ``insert(_:)`` one by one, the same growth at the same id, but
     /// each run of ids that cannot reach the growth threshold placed through one buffer access
     /// (a uniqueness check and a closure per id were a third of the Mooncake check's set work).
-    mutating func formUnion(_ ids: [UInt64]) {
-        var next = 0
+    /// Ids before `start` are left out (the caller knows they are held).
+    mutating func formUnion(_ ids: [UInt64], from start: Int = 0) {
+        var next = start
         while next < ids.count {
             // Each id adds at most one: this many fit before ``insert(_:)`` would grow.
             let room = slots.count * 3 / 4 - slotted
@@ -80,12 +114,14 @@ struct SeenBlocks {
             var added = 0
             var sawEmptyID = false
             slots.withUnsafeMutableBufferPointer { slots in
-                for i in next..<end {
-                    let id = ids[i]
-                    if id == Self.empty {
-                        sawEmptyID = true
-                    } else if Self.place(id, in: slots, salt: salt) {
-                        added += 1
+                ids.withUnsafeBufferPointer { ids in
+                    for i in next..<end {
+                        let id = ids[i]
+                        if id == Self.empty {
+                            sawEmptyID = true
+                        } else if Self.place(id, in: slots, salt: salt) {
+                            added += 1
+                        }
                     }
                 }
             }

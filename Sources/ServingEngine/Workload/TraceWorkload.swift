@@ -245,13 +245,11 @@ public struct TraceWorkload: WorkloadSource {
             summary.outputTokens = summary.outputTokens.addingReportingOverflow(request.outputTokens).overflow
                 ? .max : summary.outputTokens + request.outputTokens
             summary.durationSeconds = request.arrival
-            var leadingSeen = 0
-            while leadingSeen < request.prefixHashes.count, seenBlocks.contains(request.prefixHashes[leadingSeen]) {
-                leadingSeen += 1
-            }
+            let leadingSeen = seenBlocks.leadingRunHeld(request.prefixHashes)
             reusedTokens = min(Int.max - TraceLimits.maxTokens, reusedTokens)
                 + min(leadingSeen * request.prefixBlockTokens, request.promptTokens)
-            seenBlocks.formUnion(request.prefixHashes)
+            // The leading run is held already: only the ids after it can add anything.
+            seenBlocks.formUnion(request.prefixHashes, from: leadingSeen)
         }
         summary.failedInSourceRows = trace.failedInSourceRows
         summary.zeroOutputRows = trace.zeroOutputRows

@@ -60,6 +60,47 @@ import Testing
         }
     }
 
+    /// The word-wide read of a short hash id gives the run of digits the byte loop read: its
+    /// value and length, or nil (8 digits or more, fewer than 8 bytes left) for the byte loop.
+    @Test func shortIntegerReadsWhatTheByteLoopReads() {
+        var generator = RandomStream(seed: 5)
+        let alphabet = Array("0123456789, ]}\u{7F}\u{80}\u{FF}/:".utf8) + [0x2F, 0x3A, 0x00, 0xB0, 0x8A, 0xFF]
+        for trial in 0..<20_000 {
+            let digits = Int(generator.next() % 10)
+            var bytes = (0..<digits).map { _ in UInt8(0x30 + generator.next() % 10) }
+            bytes += (0..<Int(generator.next() % 10)).map { _ in
+                trial % 2 == 0 ? alphabet[Int(generator.next() % UInt64(alphabet.count))] : UInt8(truncatingIfNeeded: generator.next())
+            }
+            if bytes.isEmpty { continue }
+            var expectedValue: UInt64 = 0, expectedDigits = 0
+            while expectedDigits < bytes.count, bytes[expectedDigits] &- 0x30 < 10 {
+                expectedValue = expectedValue * 10 + UInt64(bytes[expectedDigits] - 0x30)
+                expectedDigits += 1
+            }
+            let read = bytes.withUnsafeBufferPointer { TraceRowParser.shortInteger($0.baseAddress!, available: $0.count) }
+            if bytes.count < 8 || expectedDigits >= 8 {
+                #expect(read == nil, "bytes \(bytes)")
+            } else {
+                #expect(read?.value == expectedValue && read?.digits == expectedDigits, "bytes \(bytes)")
+            }
+        }
+    }
+
+    /// Lines of short ids (the published trace's: 1 to 6 digits), where the word-wide read is taken.
+    @Test func canonicalLinesOfShortIDsReadAsTheJSONReaderReadsThem() throws {
+        var generator = RandomStream(seed: 4)
+        for _ in 0..<2_000 {
+            let ids = (0..<Int(generator.next() % 40)).map { _ in
+                String(generator.next() % [10, 100, 100_000, 10_000_000, 100_000_000][Int(generator.next() % 5)])
+            }
+            let line = #"{"timestamp": \#(generator.next() % 10_000_000), "input_length": 20000, "#
+                + #""output_length": 7, "hash_ids": [\#(ids.joined(separator: ", "))]}"#
+            let fast = try #require(TraceRowParser.parseCanonicalMooncake(Array(line.utf8)[...]), "not taken: \(line)")
+            let slow = try #require(jsonRow(line).row)
+            #expect(same(fast, slow), "line \(line)")
+        }
+    }
+
     @Test func otherMooncakeLinesAreLeftToTheJSONReader() {
         // Each differs from the canonical layout in one way: another spacing, order or number
         // form, a value out of range, or broken JSON. The shortcut declines them all, so the

@@ -47,6 +47,32 @@ import Testing
         #expect(union.count > 30_000, "the table grew several times")
     }
 
+    /// The trace check's per-row walk: the leading run of held ids counted as `contains` one by
+    /// one would (vacant-slot id included, an empty table too), then only the rest added.
+    @Test func leadingRunThenUnionOfTheRest() {
+        var rng = RandomStreams(seed: 13).stream("seen-leading")
+        var seen = SeenBlocks()
+        var reference = Set<UInt64>()
+        #expect(seen.leadingRunHeld([1, 2]) == 0 && seen.leadingRunHeld([]) == 0)
+        for row in 0..<3_000 {
+            let ids: [UInt64] = (0..<Int(rng.uniform() * 40)).map { _ in
+                let r = rng.uniform()
+                return r < 0.01 ? .max : r < 0.7 ? UInt64(rng.uniform() * 4_000) : rng.next()
+            }
+            let expected = ids.prefix(while: { reference.contains($0) }).count
+            #expect(seen.leadingRunHeld(ids) == expected)
+            seen.formUnion(ids, from: expected)
+            reference.formUnion(ids)
+            if row % 100 == 0 {
+                #expect(seen.count == reference.count)
+            }
+        }
+        #expect(seen.count == reference.count)
+        var onlyEmptyID = SeenBlocks()
+        onlyEmptyID.insert(.max)
+        #expect(onlyEmptyID.leadingRunHeld([.max, .max, 3]) == 2)
+    }
+
     /// The id the table uses for a vacant slot, and zero, are ids like any other.
     @Test func edgeIDs() {
         var seen = SeenBlocks()
