@@ -78,6 +78,11 @@ struct BlockLRU {
         fileprivate var tail: Int32
         fileprivate var count: Int
 
+        /// Ids below this may be members.
+        @inline(__always) var capacity: Int { links.count }
+
+        @inline(__always) func contains(_ id: Int) -> Bool { links[id].previous != BlockLRU.outside }
+
         @inline(__always)
         mutating func append(_ id: Int) {
             precondition(links[id].previous == BlockLRU.outside)
