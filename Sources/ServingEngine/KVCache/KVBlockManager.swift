@@ -301,35 +301,42 @@ public struct KVBlockManager: Sendable {
         swap(&counts, &referenceCount)
         swap(&stack, &freeStack)
         let freeBase = freeCount
-        let range = sequence.start..<(sequence.start + count)
         counts.withUnsafeMutableBufferPointer { counts in
             stack.withUnsafeMutableBufferPointer { stack in
                 blockLists.withUnsafeBufferPointer { lists in
+                    // Positions and counters cannot overflow (a list is shorter than the arena,
+                    // a count at most the live requests): wrapping arithmetic, no checks per block.
+                    let blocks = lists.baseAddress! + sequence.start
+                    let freed = stack.baseAddress! + freeBase
+                    var position = count
                     guard !hashed.isEmpty else {
                         // No registered blocks (a decode group's): all go to the free list.
-                        for position in range.reversed() {
-                            let block32 = lists[position]
-                            let block = Int(block32)
-                            counts[block] -= 1
-                            guard counts[block] == 0 else { continue }
-                            stack[freeBase + toFree] = block32
-                            toFree += 1
+                        while position > 0 {
+                            position &-= 1
+                            let block32 = blocks[position]
+                            let left = counts[Int(block32)] &- 1
+                            counts[Int(block32)] = left
+                            guard left == 0 else { continue }
+                            freed[toFree] = block32
+                            toFree &+= 1
                         }
                         return
                     }
                     hashed.withUnsafeBufferPointer { hashed in
                         evictable.edit { lru in
-                            for position in range.reversed() {
-                                let block32 = lists[position]
+                            while position > 0 {
+                                position &-= 1
+                                let block32 = blocks[position]
                                 let block = Int(block32)
-                                counts[block] -= 1
-                                guard counts[block] == 0 else { continue }
+                                let left = counts[block] &- 1
+                                counts[block] = left
+                                guard left == 0 else { continue }
                                 if block < hashed.count && hashed[block] {
                                     lru.append(block)
-                                    toCache += 1
+                                    toCache &+= 1
                                 } else {
-                                    stack[freeBase + toFree] = block32
-                                    toFree += 1
+                                    freed[toFree] = block32
+                                    toFree &+= 1
                                 }
                             }
                         }
@@ -489,9 +496,7 @@ public struct KVBlockManager: Sendable {
     /// Evicts the `run.count` least recently used cached blocks into `run`, oldest first (the
     /// caller checked there are that many), in one edit of the LRU's links.
     private mutating func popOldest(into run: UnsafeMutableBufferPointer<Int32>) {
-        evictable.edit { lru in
-            for k in run.indices { run[k] = Int32(truncatingIfNeeded: lru.popOldest()!) }
-        }
+        evictable.edit { $0.popOldest(into: run) }
     }
 
     /// Owns each block of `run` once: just evicted, so unreferenced and out of the LRU.

@@ -292,7 +292,7 @@ struct PrefixIndex: Sendable {
         @inline(__always)
         mutating func occupy(_ slot: Int, with block: Int) {
             slots[slot] = Int32(truncatingIfNeeded: block)
-            count += 1
+            count &+= 1  // at most the slots
         }
 
         /// Unregisters `hash` (its block's key still in the keys).
