@@ -42,6 +42,7 @@ import Testing
         let walked = Dictionary(uniqueKeysWithValues: table.map { ($0.key, $0.value.start) })
         #expect(walked == model.mapValues(\.start))
         for id in ids { table[id] = nil }
-        #expect(table.isEmpty && table.makeIterator().next() == nil)
+        var walk = table.makeIterator()
+        #expect(table.isEmpty && walk.next() == nil)
     }
 }
