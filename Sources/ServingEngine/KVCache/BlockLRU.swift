@@ -78,6 +78,11 @@ struct BlockLRU {
         fileprivate var tail: Int32
         fileprivate var count: Int
 
+        /// Ids below this may be members.
+        @inline(__always) var capacity: Int { links.count }
+
+        @inline(__always) func contains(_ id: Int) -> Bool { links[id].previous != BlockLRU.outside }
+
         @inline(__always)
         mutating func append(_ id: Int) {
             precondition(links[id].previous == BlockLRU.outside)
@@ -85,7 +90,7 @@ struct BlockLRU {
             links[id] = Link(previous: tail, next: -1)
             if tail >= 0 { links[Int(tail)].next = me } else { head = me }
             tail = me
-            count += 1
+            count &+= 1  // at most the LRU's capacity
         }
 
         @inline(__always)
@@ -112,7 +117,27 @@ struct BlockLRU {
             if p >= 0 { links[Int(p)].next = n } else { head = n }
             if n >= 0 { links[Int(n)].previous = p } else { tail = p }
             links[id].previous = BlockLRU.outside
-            count -= 1
+            count &-= 1  // a member was removed
+        }
+
+        /// Removes the `run.count` least recently used ids into `run`, oldest first: what
+        /// `popOldest()` per id does, walking the list from its head and relinking once at the
+        /// end (a full prefill group evicts a prompt's worth of blocks per allocation).
+        @inline(__always)
+        mutating func popOldest(into run: UnsafeMutableBufferPointer<Int32>) {
+            guard !run.isEmpty else { return }
+            precondition(run.count <= count, "only members are popped")
+            var cursor = head
+            for k in run.indices {
+                precondition(cursor >= 0, "the list holds `count` members")
+                let id = Int(cursor)
+                run[k] = cursor
+                cursor = links[id].next
+                links[id].previous = BlockLRU.outside
+            }
+            head = cursor
+            if cursor >= 0 { links[Int(cursor)].previous = -1 } else { tail = -1 }
+            count -= run.count
         }
 
         @inline(__always)

@@ -80,8 +80,8 @@ public struct KVBlockManager: Sendable {
     /// increasing order after the free list (the order of a free list that started full).
     private(set) var touchedBlocks = 0
     var evictable: BlockLRU
-    /// Live requests' blocks by request id (``IDTable``: cheap hashing of the ids).
-    var sequences = IDTable<Sequence>()
+    /// Live requests' blocks by request id (``SequenceTable``).
+    var sequences = SequenceTable()
     private(set) var ownedBlockCount = 0
     /// The live requests' block lists (block numbers fit 32 bits: the engine caps a pod's blocks
     /// far below 2³¹), each in a chunk of a power-of-two length (``Sequence``). A released list's
@@ -220,7 +220,7 @@ public struct KVBlockManager: Sendable {
                 giveBackChunk(of: sequence)
                 return nil
             }
-            for k in 0..<hitCount { retain(Int(blockLists[sequence.start + k])) }
+            retainHits(of: sequence)
         } else if needed > freeBlocks {
             giveBackChunk(of: sequence)
             return nil
@@ -289,53 +289,65 @@ public struct KVBlockManager: Sendable {
         // Tail first, as vLLM does, so the oldest-evicted block of a prefix is its last one
         // and a partially evicted prefix still matches from the start.
         // Through the buffers (one uniqueness check per array, not one or two per block), in one
-        // pass: registered prefix blocks, bound for the LRU, are written over the request's own
-        // list from its end down (positions already read), the rest, bound for the free list, to a
-        // buffer; each kind is then added in one go, in release order. (The LRU and the free list
-        // are apart, so adding one kind before the other is the order of adding block by block.)
+        // pass: registered prefix blocks go onto the LRU and the rest onto the free list (room made
+        // first) as they are released. (The LRU and the free list are apart, so this is the order
+        // of adding block by block.)
         let count = sequence.count
-        var runStart = count
-        var toFree = 0
-        var lists: [Int32] = []
-        swap(&lists, &blockLists)
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { freed in
-            var counts: [Int32] = []
-            swap(&counts, &referenceCount)
-            counts.withUnsafeMutableBufferPointer { counts in
-                hashed.withUnsafeBufferPointer { hashed in
-                    lists.withUnsafeMutableBufferPointer { lists in
-                        let blocks = UnsafeMutableBufferPointer(rebasing: lists[sequence.start..<(sequence.start + count)])
-                        var position = count
+        if freeCount + count > freeStack.count {
+            freeStack.append(contentsOf: repeatElement(0, count: max(freeCount + count, 2 * freeStack.count, 64) - freeStack.count))
+        }
+        var toFree = 0, toCache = 0
+        var counts: [Int32] = [], stack: [Int32] = []
+        swap(&counts, &referenceCount)
+        swap(&stack, &freeStack)
+        let freeBase = freeCount
+        counts.withUnsafeMutableBufferPointer { counts in
+            stack.withUnsafeMutableBufferPointer { stack in
+                blockLists.withUnsafeBufferPointer { lists in
+                    // Positions and counters cannot overflow (a list is shorter than the arena,
+                    // a count at most the live requests): wrapping arithmetic, no checks per block.
+                    let blocks = lists.baseAddress! + sequence.start
+                    let freed = stack.baseAddress! + freeBase
+                    var position = count
+                    guard !hashed.isEmpty else {
+                        // No registered blocks (a decode group's): all go to the free list.
                         while position > 0 {
-                            position -= 1
+                            position &-= 1
                             let block32 = blocks[position]
-                            let block = Int(block32)
-                            counts[block] -= 1
-                            guard counts[block] == 0 else { continue }
-                            if block < hashed.count && hashed[block] {
-                                runStart -= 1
-                                blocks[runStart] = block32
-                            } else {
-                                freed[toFree] = block32
-                                toFree += 1
+                            let left = counts[Int(block32)] &- 1
+                            counts[Int(block32)] = left
+                            guard left == 0 else { continue }
+                            freed[toFree] = block32
+                            toFree &+= 1
+                        }
+                        return
+                    }
+                    hashed.withUnsafeBufferPointer { hashed in
+                        evictable.edit { lru in
+                            while position > 0 {
+                                position &-= 1
+                                let block32 = blocks[position]
+                                let block = Int(block32)
+                                let left = counts[block] &- 1
+                                counts[block] = left
+                                guard left == 0 else { continue }
+                                if block < hashed.count && hashed[block] {
+                                    lru.append(block)
+                                    toCache &+= 1
+                                } else {
+                                    freed[toFree] = block32
+                                    toFree &+= 1
+                                }
                             }
                         }
                     }
                 }
             }
-            swap(&counts, &referenceCount)
-            if toFree > 0 { pushFree(UnsafeBufferPointer(rebasing: freed[..<toFree])) }
         }
-        let toCache = count - runStart
+        swap(&counts, &referenceCount)
+        swap(&stack, &freeStack)
+        freeCount += toFree
         ownedBlockCount -= toFree + toCache
-        if toCache > 0 {
-            lists.withUnsafeBufferPointer { lists in
-                // Release order is from the end of the run down.
-                evictable.append(reversedNonNegativeOf: UnsafeBufferPointer(
-                    rebasing: lists[(sequence.start + runStart)..<(sequence.start + count)]))
-            }
-        }
-        swap(&lists, &blockLists)
         giveBackChunk(of: sequence)
     }
 
@@ -346,18 +358,6 @@ public struct KVBlockManager: Sendable {
         guard freeCount > 0 else { return false }
         freeCount -= 1
         return true
-    }
-
-    /// Puts `blocks` on the free list, in order (the last is taken first).
-    private mutating func pushFree(_ blocks: UnsafeBufferPointer<Int32>) {
-        let end = freeCount + blocks.count
-        if end > freeStack.count {
-            freeStack.append(contentsOf: repeatElement(0, count: max(end, 2 * freeStack.count, 64) - freeStack.count))
-        }
-        freeStack.withUnsafeMutableBufferPointer { stack in
-            stack.baseAddress!.advanced(by: freeCount).update(from: blocks.baseAddress!, count: blocks.count)
-        }
-        freeCount = end
     }
 
     /// A new sequence (no blocks yet) whose list has room for `length` blocks: a free chunk of the
@@ -496,9 +496,7 @@ public struct KVBlockManager: Sendable {
     /// Evicts the `run.count` least recently used cached blocks into `run`, oldest first (the
     /// caller checked there are that many), in one edit of the LRU's links.
     private mutating func popOldest(into run: UnsafeMutableBufferPointer<Int32>) {
-        evictable.edit { lru in
-            for k in run.indices { run[k] = Int32(truncatingIfNeeded: lru.popOldest()!) }
-        }
+        evictable.edit { $0.popOldest(into: run) }
     }
 
     /// Owns each block of `run` once: just evicted, so unreferenced and out of the LRU.
@@ -554,6 +552,33 @@ public struct KVBlockManager: Sendable {
             }
             if count > 0 { hits.append(contentsOf: UnsafeBufferPointer(rebasing: found[..<count])) }
         }
+    }
+
+    /// Retains each of `sequence`'s blocks (its prefix hits, just matched) once, in order, as
+    /// `retain` per block would, through the buffers: a Mooncake prefill shares dozens of cached
+    /// blocks, and a call per block checked the counts' and the LRU's uniqueness each time (half a
+    /// million checks in the hour).
+    private mutating func retainHits(of sequence: Sequence) {
+        var counts: [Int32] = []
+        swap(&counts, &referenceCount)
+        var nowOwned = 0
+        counts.withUnsafeMutableBufferPointer { counts in
+            blockLists.withUnsafeBufferPointer { lists in
+                evictable.edit { lru in
+                    for k in sequence.start..<(sequence.start + sequence.count) {
+                        let block = Int(lists[k])
+                        if counts[block] == 0 {
+                            nowOwned += 1
+                            // Only hashed blocks are ever cached, and the LRU covers every hashed block.
+                            if block < lru.capacity, lru.contains(block) { lru.remove(block) }
+                        }
+                        counts[block] += 1
+                    }
+                }
+            }
+        }
+        swap(&counts, &referenceCount)
+        ownedBlockCount += nowOwned
     }
 
     private mutating func retain(_ block: Int) {

@@ -105,7 +105,7 @@ public struct PooledKVTier: Sendable {
                         }
                         if usedSlots < capacityBlocks {
                             let slot = usedSlots
-                            usedSlots += 1
+                            usedSlots &+= 1  // below capacityBlocks
                             keys[slot] = hash
                             index.occupy(vacancy, with: slot)
                             lru.append(slot)

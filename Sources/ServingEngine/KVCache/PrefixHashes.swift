@@ -50,12 +50,17 @@ public enum PrefixHashes {
             return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: pieces) { children in
                 for piece in 0..<pieces { children[piece] = StableHash.mixedChild(UInt64(piece)) }
                 return [UInt64](unsafeUninitializedCapacity: count) { out, initialized in
+                    // Piece by piece, each over every key (key `i`'s piece `p` lands at
+                    // `i * pieces + p`, as key by key): the compiler vectorised the key-by-key
+                    // loop two pieces at a time, and SSE2 has no 64-bit multiply, so each mix cost
+                    // twice its scalar instructions (rebase was 1.5% of the Mooncake hour).
                     keys.withUnsafeBufferPointer { keys in
-                        var k = 0
-                        for key in keys {
-                            for piece in 0..<pieces {
-                                out[k] = StableHash.combine(parent: key, mixedChild: children[piece])
-                                k += 1
+                        for piece in 0..<pieces {
+                            let child = children[piece]
+                            var k = piece
+                            for key in keys {
+                                out[k] = StableHash.combine(parent: key, mixedChild: child)
+                                k &+= pieces
                             }
                         }
                     }

@@ -81,7 +81,7 @@ struct PrefixIndex: Sendable {
             let block = slots[i]
             if block < 0 { return nil }
             if keys[Int(block)] == hash { return Int(block) }
-            i = (i + 1) & mask
+            i = (i &+ 1) & mask
         }
     }
 
@@ -121,7 +121,7 @@ struct PrefixIndex: Sendable {
                         blocks?[position] = block
                         break
                     }
-                    i = (i + 1) & mask
+                    i = (i &+ 1) & mask
                 }
                 position += 1
             }
@@ -145,7 +145,7 @@ struct PrefixIndex: Sendable {
         if overfull(count + 1, slots: slots.count) { grow(keys: keys) }
         let mask = slots.count - 1
         var i = home(hash)
-        while slots[i] >= 0 { i = (i + 1) & mask }
+        while slots[i] >= 0 { i = (i &+ 1) & mask }
         slots[i] = Int32(truncatingIfNeeded: block)
         count += 1
     }
@@ -172,14 +172,14 @@ struct PrefixIndex: Sendable {
                 let block = slots[i]
                 if block < 0 { break }
                 if keys[Int(block)] == hash { return .registered(Int(block)) }
-                i = (i + 1) & mask
+                i = (i &+ 1) & mask
             }
             if !overfull(count + 1, slots: slots.count) { return .vacant(i) }
         }
         grow(keys: keys)
         let mask = slots.count - 1
         var i = home(hash)
-        while slots[i] >= 0 { i = (i + 1) & mask }
+        while slots[i] >= 0 { i = (i &+ 1) & mask }
         return .vacant(i)
     }
 
@@ -292,7 +292,7 @@ struct PrefixIndex: Sendable {
         @inline(__always)
         mutating func occupy(_ slot: Int, with block: Int) {
             slots[slot] = Int32(truncatingIfNeeded: block)
-            count += 1
+            count &+= 1  // at most the slots
         }
 
         /// Unregisters `hash` (its block's key still in the keys).
@@ -322,7 +322,7 @@ struct PrefixIndex: Sendable {
             let block = slots[s]
             if block < 0 { return (s, false) }
             if keys[Int(block)] == hash { return (s, true) }
-            s = (s + 1) & mask
+            s = (s &+ 1) & mask
         }
     }
 
@@ -336,13 +336,13 @@ struct PrefixIndex: Sendable {
             let block = slots[hole]
             if block < 0 { return false }
             if keys[Int(block)] == hash { break }
-            hole = (hole + 1) & mask
+            hole = (hole &+ 1) & mask
         }
         // Backward shift: pull later entries of the probe run into the hole when their home slot
         // does not lie cyclically in (hole, j].
         var j = hole
         while true {
-            j = (j + 1) & mask
+            j = (j &+ 1) & mask
             let block = slots[j]
             if block < 0 { break }
             let k = slotting.home(keys[Int(block)])
@@ -373,7 +373,7 @@ struct PrefixIndex: Sendable {
             old.withUnsafeBufferPointer { old in
                 for block in old where block >= 0 {
                     var i = slotting.home(keys[Int(block)])
-                    while new[i] >= 0 { i = (i + 1) & mask }
+                    while new[i] >= 0 { i = (i &+ 1) & mask }
                     new[i] = block
                 }
             }
