@@ -55,8 +55,16 @@ struct ConsoleCommand: ParsableCommand {
             if let warning = exposureWarning(host: address) {
                 FileHandle.standardError.write(Data("xds console: \(warning)\n".utf8))
             }
-            FileHandle.standardError.write(Data("xds console: API on \(httpURL(host: address, port: port)), admin token \(token)\n".utf8))
-            serverTask = Task { try? await server.run() }
+            // Listening before the console starts: a port in use ends the run with one line
+            // (the engine stopped first), and port 0 is printed as the port it became.
+            let listening: (task: Task<Void, Never>, port: Int)
+            do { listening = try startListening(server) } catch let error as ServerFailure {
+                stopEngine(host, name: "xds console")
+                throw ConfigError(error.describe(url: httpURL(host: address, port: port)))
+            }
+            serverTask = listening.task
+            let bound = listening.port
+            FileHandle.standardError.write(Data("xds console: API on \(httpURL(host: address, port: bound)), admin token \(token)\n".utf8))
         }
         var options = ConsoleOptions(themeName: theme)
         options.confirmDestructive = !yes

@@ -58,7 +58,12 @@ struct Serve: ParsableCommand {
             try runUntilSignal(name: "xds serve") {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await server.run() }
-                    let bound = try await server.boundPort()
+                    let bound: Int
+                    do { bound = try await server.boundPort() } catch {
+                        // The run's own error says why (a port in use); boundPort's only that it ended.
+                        try await group.next()
+                        throw error
+                    }
                     var banner = "xds serve: \(config.deployment.name) · \(host.modelName) on \(httpURL(host: bindHost, port: bound))  (Ctrl-C stops)\n"
                     if tokenWasGenerated { banner += "admin token: \(token)\n" }
                     // Unbuffered, so a script reading the port sees it at once.
@@ -139,6 +144,40 @@ struct ServerFailure: Error {
         ]
         let why = known.first { text.contains($0.0) }?.1 ?? "the server could not listen there"
         return "could not serve on \(url): \(why)"
+    }
+}
+
+/// Starts `server` and waits until it listens: the serving task and the bound port, or
+/// ``ServerFailure`` with the server's own error (a port in use) if it could not listen. Before,
+/// `xds console --listen` started the server unawaited with its error dropped: on a port taken by
+/// another process it printed "API on http://…" and ran without an API, while clients of that URL
+/// reached the other process; with port 0 it printed port 0.
+func startListening(_ server: APIServer) throws -> (task: Task<Void, Never>, port: Int) {
+    final class Outcome: Sendable {
+        let runFailure = Mutex<(any Error)?>(nil)
+        let listening = Mutex<Result<Int, any Error>?>(nil)
+        let settled = DispatchSemaphore(value: 0)
+    }
+    let outcome = Outcome()
+    let task = Task {
+        do { try await server.run() } catch { outcome.runFailure.withLock { $0 = error } }
+    }
+    Task {
+        do {
+            let port = try await server.boundPort()
+            outcome.listening.withLock { $0 = .success(port) }
+        } catch {
+            await task.value  // the run's error is stored by then
+            let failure = outcome.runFailure.withLock { $0 } ?? error
+            outcome.listening.withLock { $0 = .failure(failure) }
+        }
+        outcome.settled.signal()
+    }
+    outcome.settled.wait()
+    switch outcome.listening.withLock({ $0 }) {
+    case .success(let port): return (task, port)
+    case .failure(let error): throw ServerFailure(underlying: error)
+    case nil: throw ServerFailure(underlying: CancellationError())
     }
 }
 

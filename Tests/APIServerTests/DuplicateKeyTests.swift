@@ -79,6 +79,38 @@ struct DuplicateKeyTests {
         }
     }
 
+    /// Each key of an object used to be inserted into a copy of the object's key set while the
+    /// scanner's stack still held the original, so every key copied the set whole: a 1 MB body
+    /// of 110,000 keys in one object (`logit_bias`, any extra field) took 93 s of a core in the
+    /// release build, on every request that sent one, before the body was even decoded. The set
+    /// now grows in place. A complexity check, not a timing: the scan runs on a thread of its own
+    /// and is given 60 s, where the linear scan takes about a second in a debug build and the
+    /// quadratic one did not end within minutes (a plain call would hang the suite instead of failing).
+    @Test func anObjectWithAHundredThousandKeysIsScannedInLinearTime() {
+        let count = 110_000
+        var text = #"{"prompt": "hi", "logit_bias": {"#
+        for i in 0..<count { text += (i == 0 ? "" : ",") + "\"\(String(i, radix: 16))\":0" }
+        text += "}}"
+        #expect(text.utf8.count > 1_000_000 && text.utf8.count < 1 << 20, "as big as a body may be")
+        // The same body with its first key again at the end: found, with its path.
+        let repeated = String(text.dropLast(2)) + #","0":1}}"#
+        final class Scan: @unchecked Sendable {  // written by the thread before it signals `done`
+            var findings: [JSONKeyCheck.Finding?] = []
+            let done = DispatchSemaphore(value: 0)
+        }
+        let scan = Scan()
+        let bodies = [Array(text.utf8), Array(repeated.utf8)]
+        Thread {
+            scan.findings = bodies.map { JSONKeyCheck.firstFinding(in: $0) }
+            scan.done.signal()
+        }.start()
+        guard scan.done.wait(timeout: .now() + 60) == .success else {
+            Issue.record("scanning two 1 MB bodies of 110,000 keys took over 60 s")
+            return
+        }
+        #expect(scan.findings == [nil, .duplicateKey(path: "logit_bias.0")])
+    }
+
     @Test func theServerRefusesAKeyGivenTwiceAndNamesIt() async throws {
         try await LiveServer.with { server in
             let raw = #"{"prompt": "hi", "max_tokens": 2, "max_tokens": -1}"#

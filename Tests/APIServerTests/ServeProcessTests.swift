@@ -191,4 +191,51 @@ struct ServeProcessTests {
             #expect(!child.stderr.contains("NIO") && !child.stderr.contains("IOError"), "\(child.stderr)")
         }
     }
+
+    /// Waits up to 20 s for `child` to exit and for its stderr to arrive; its stderr lines.
+    func exitLines(_ child: ChildProcess) async throws -> [Substring] {
+        #expect(child.waitForExit(within: 20))
+        // The pipe's reader thread may not have caught up with a process that exited at once.
+        let read = Date().addingTimeInterval(10)
+        while child.stderr.isEmpty && Date() < read { try await Task.sleep(for: .milliseconds(20)) }
+        return child.stderr.split(separator: "\n")
+    }
+
+    /// A port another process holds: `xds serve` says so in one line (it said only "could not
+    /// listen there": the waiter for the port threw before the server's own error was read).
+    @Test func serveOnAPortInUseSaysThePortIsInUse() async throws {
+        let (holder, port) = try startServe()
+        defer { holder.kill() }
+        let child = try ChildProcess(try #require(BuiltBinary.xds),
+                                     ["serve", "--port", "\(port)", "--admin-token", "t", "--deployment", Self.tiny])
+        defer { child.kill() }
+        let lines = try await exitLines(child)
+        #expect(child.process.terminationStatus == 1)
+        #expect(lines == ["xds: could not serve on http://127.0.0.1:\(port): the port is already in use"], "\(child.stderr)")
+        #expect(child.stdout.isEmpty, "no banner: \(child.stdout)")
+    }
+
+    /// `xds console --listen` on a port another process holds printed "API on http://…" and ran
+    /// the console without an API (the server's bind error was dropped), so clients of that URL
+    /// reached the other process. Now it ends before the console starts, in one line; without a
+    /// terminal the console could not start anyway, so reaching "no terminal" means it got past
+    /// the bind. Port 0 is printed as the port it became, not as 0.
+    @Test func consoleListenOnAPortInUseEndsTheRunInOneLine() async throws {
+        let (holder, port) = try startServe()
+        defer { holder.kill() }
+        let child = try ChildProcess(try #require(BuiltBinary.xds),
+                                     ["console", "--listen", "127.0.0.1:\(port)", "--token", "t", "--deployment", Self.tiny])
+        defer { child.kill() }
+        let lines = try await exitLines(child)
+        #expect(child.process.terminationStatus == 1)
+        #expect(lines == ["xds: could not serve on http://127.0.0.1:\(port): the port is already in use"], "\(child.stderr)")
+
+        let free = try ChildProcess(try #require(BuiltBinary.xds),
+                                    ["console", "--listen", "127.0.0.1:0", "--token", "t", "--deployment", Self.tiny])
+        defer { free.kill() }
+        let freeLines = try await exitLines(free)
+        let announced = try #require(freeLines.first { $0.hasPrefix("xds console: API on http://127.0.0.1:") }, "\(free.stderr)")
+        #expect(!announced.hasPrefix("xds console: API on http://127.0.0.1:0,"), "\(announced)")
+        #expect(freeLines.last?.contains("no terminal") == true, "\(free.stderr)")
+    }
 }

@@ -181,4 +181,32 @@ import Testing
             #expect("\(error)" == "t.toml:2: control character \\u{5} is not allowed in TOML; write it as an escape inside a quoted string")
         }
     }
+
+    /// TOMLKit reads toml++'s strings as C strings, so a `\u0000` escape silently cut a value
+    /// short: `drain node 3\u0000 and more` ran `drain node 3`, `1s\u0000junk` was 1 s.
+    /// Such a string is refused, naming the line; literal strings hold the six characters as text.
+    @Test func aNulEscapeInAStringIsRefusedNotCutShort() {
+        let expected = "a NUL character (\\u0000) in a string is not allowed: it would cut the string short"
+        for text in [
+            "name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = \"drain node 3\\u0000 and more\"\n",
+            "name = \"x\"\n[[step]]\nat = \"1s\\u0000junk\"\ncommand = \"rate 5\"\n",
+            "name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = \"\"\"rate 5\\U00000000\"\"\"\n",
+        ] {
+            #expect(TOMLPreflight.problem(in: text)?.message == expected, "\(text)")
+            #expect(throws: ConfigError.self) { _ = try Scenario(toml: text, source: "t.toml") }
+        }
+        #expect(TOMLPreflight.problem(in: "name = \"x\"\nat = \"1s\"\ncommand = \"drain node 3\\u0000\"\n")?.line == 3)
+        do {
+            _ = try Scenario(toml: "name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = \"drain node 3\\u0000 and more\"\n", source: "t.toml")
+            Issue.record("accepted")
+        } catch {
+            #expect("\(error)" == "t.toml:4: " + expected)
+        }
+        // Not a NUL: other escapes, an escaped backslash before u0000, and literal strings.
+        #expect(TOMLPreflight.problem(in: "a = \"\\u0041 \\u00001\"\n")?.message == expected, "\\u0000 then a digit is still NUL")
+        #expect(TOMLPreflight.problem(in: "a = \"\\u0041\\t\\U0001F600\"\n") == nil)
+        #expect(TOMLPreflight.problem(in: "a = \"\\\\u0000\"\n") == nil, "an escaped backslash, then text")
+        #expect(TOMLPreflight.problem(in: "a = '\\u0000'\nb = '''\\U00000000'''\n") == nil)
+        #expect(TOMLPreflight.problem(in: "# \\u0000 in a comment\na = 1\n") == nil)
+    }
 }

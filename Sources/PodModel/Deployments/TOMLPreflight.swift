@@ -5,7 +5,8 @@
 /// separator where a value belongs (`a = [}]`). Raw control characters other than tab and
 /// newlines, which TOML forbids anywhere, and non-ASCII characters outside quoted strings and
 /// comments, which TOML 1.0 forbids too, are refused here as well. Both are invalid TOML, so
-/// refusing them first changes no valid file's meaning.
+/// refusing them first changes no valid file's meaning. A `\u0000` escape in a basic string is
+/// valid TOML but is refused too: TOMLKit would cut the string at the NUL without a word.
 ///
 /// Found by the fuzz harness (issue 10). ``TOMLDocument/parse(_:source:)`` runs it before every
 /// TOML read (deployments, scenarios, themes).
@@ -62,14 +63,22 @@ public enum TOMLPreflight {
             case .comment:
                 i += 1
             case .basic:
-                if c == backslash { i += 2; continue }
+                if c == backslash {
+                    if let problem = nulEscapeProblem(bytes, at: i) { return (line, problem) }
+                    i += 2
+                    continue
+                }
                 if c == quote { state = .normal; lastSignificant = quote }
                 i += 1
             case .literal:
                 if c == apostrophe { state = .normal; lastSignificant = apostrophe }
                 i += 1
             case .multilineBasic:
-                if c == backslash { i += 2; continue }
+                if c == backslash {
+                    if let problem = nulEscapeProblem(bytes, at: i) { return (line, problem) }
+                    i += 2
+                    continue
+                }
                 if triple(quote) { state = .normal; lastSignificant = quote; i += 3; continue }
                 i += 1
             case .multilineLiteral:
@@ -97,6 +106,19 @@ public enum TOMLPreflight {
             }
         }
         return nil
+    }
+
+    /// `\u0000` or `\U00000000` at `i` (a backslash in a basic string): valid TOML, but TOMLKit
+    /// hands toml++'s strings to Swift as C strings, so the value was silently cut at the NUL:
+    /// `command = "drain node 3\u0000 junk"` ran `drain node 3`, `at = "1s\u0000x"` was 1 s, and
+    /// a deployment's `name = "a\u0000b"` was `a`. Refused, as a NUL is in no valid value here.
+    private static func nulEscapeProblem(_ bytes: [UInt8], at i: Int) -> String? {
+        func digits(_ count: Int) -> Bool {
+            i + 2 + count <= bytes.count && bytes[(i + 2)..<(i + 2 + count)].allSatisfy { $0 == UInt8(ascii: "0") }
+        }
+        guard i + 1 < bytes.count else { return nil }
+        let isNul = (bytes[i + 1] == UInt8(ascii: "u") && digits(4)) || (bytes[i + 1] == UInt8(ascii: "U") && digits(8))
+        return isNul ? "a NUL character (\\u0000) in a string is not allowed: it would cut the string short" : nil
     }
 
     private static func lineRest(_ bytes: [UInt8], from start: Int) -> ArraySlice<UInt8> {
