@@ -54,6 +54,11 @@ struct HardeningTests {
             ("temperature", 2.5, "0.0…2.0"), ("temperature", -0.1, "0.0…2.0"),
             ("top_p", 1.5, "0.0…1.0"), ("presence_penalty", 3, "-2.0…2.0"), ("frequency_penalty", -2.5, "-2.0…2.0"),
             ("top_logprobs", 21, "0…20"), ("n", 2, "n = 1"), ("n", 0, "n = 1"), ("n", -3, "n = 1"),
+            // Ignored by the simulation, checked all the same (they were answered 200).
+            ("top_k", -2, "-1…2147483647"), ("min_p", 1.5, "0.0…1.0"), ("repetition_penalty", -1, "above 0"),
+            ("repetition_penalty", 0, "above 0"), ("logit_bias", ["50256": 1e308], "-100.0…100.0"),
+            ("logit_bias", ["abc": 1], "token ids within 0…2147483647"),
+            ("logit_bias", ["-1": 1], "token ids within 0…2147483647"),
         ]
         try await LiveServer.with { server in
             for (field, value, range) in cases {
@@ -75,12 +80,16 @@ struct HardeningTests {
                         #"{"messages": [{"role": "user", "content": "x"}], "temperature": 1e400}"#,
                         // Valid JSON whose magnitude underflows: Foundation refuses it too.
                         #"{"messages": [{"role": "user", "content": "x"}], "temperature": 1e-400}"#,
-                        #"{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}"#] {
+                        #"{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}"#,
+                        #"{"messages": [{"role": "user", "content": "x"}], "seed": 1e30}"#,
+                        #"{"messages": [{"role": "user", "content": "x"}], "seed": 1.5}"#,
+                        #"{"messages": [{"role": "user", "content": "x"}], "seed": "x"}"#,
+                        #"{"messages": [{"role": "user", "content": "x"}], "logit_bias": [1, 2]}"#] {
                 let reply = try await server.post("/v1/chat/completions", raw: raw)
                 #expect(reply.status == 400, "\(raw): \(reply.text)")
                 let message = try #require(try reply.json()["error"] as? [String: Any])["message"] as? String ?? ""
-                #expect(message.contains("max_tokens") || message.contains("temperature"), "\(message)")
-                #expect(message.contains("within"), "\(message)")
+                #expect(["max_tokens", "temperature", "seed", "logit_bias"].contains { message.contains($0) }, "\(message)")
+                #expect(message.contains("within") || message.contains("an integer"), "\(message)")
                 for leak in ["Swift.", "DecodingError", "Context(", "codingPath", "Int64"] {
                     #expect(!reply.text.contains(leak), "\(reply.text)")
                 }
@@ -106,6 +115,11 @@ struct HardeningTests {
             fine["top_p"] = 0
             fine["max_tokens"] = 131_072
             fine["presence_penalty"] = -2
+            fine["seed"] = -7
+            fine["top_k"] = -1
+            fine["min_p"] = 1
+            fine["repetition_penalty"] = 1.1
+            fine["logit_bias"] = ["50256": -100, "0": 100]
             #expect(try await server.post("/v1/chat/completions", json: fine).status == 200)
             #expect(server.backend.submitted.last?.maxTokens == 16_384)
             // (Asking for log-probabilities at all is refused: ClientOptionTests.)

@@ -63,6 +63,9 @@ import Testing
             ("name = \"x\"\n[[step]]\nat = \"soon\"\ncommand = \"pause\"\n", "step 1: 'at': expected a time like 90s, 10m or 1h, got 'soon'"),
             ("name = \"x\"\n[[step]]\nat = \"1s\"\n", "missing 'command'"),
             ("name = \"x\"\n", "no steps"),
+            // One [step] table (single brackets) is not "no steps": the fix is named.
+            ("name = \"x\"\n[step]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml: 'step' must be an array of tables: write each step as [[step]]"),
+            ("name = \"x\"\nstep = 3\n", "write each step as [[step]]"),
             ("[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "missing 'name'"),
             // Present but not a string is not "missing"; blank names show as nothing in the console.
             ("name = 5\n[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml: 'name' must be a string"),

@@ -4,8 +4,9 @@ import PodModel
 /// The body of `POST /v1/chat/completions`, as much of it as a simulated engine can honour.
 ///
 /// Sampling fields the simulation cannot act on (`temperature`, `top_p`, the penalties,
-/// `top_logprobs`) are decoded only to check them against OpenAI's ranges (``CompletionValidator``),
-/// then ignored; undeclared fields (`seed`, `tools`, …) are accepted and ignored. Options that would
+/// `top_logprobs`, `seed`, `logit_bias`, vLLM's `top_k`, `min_p`, `repetition_penalty`) are decoded
+/// only to check them against their ranges (``CompletionValidator``), then ignored; undeclared
+/// fields (`tools`, `user` metadata, …) are accepted and ignored. Options that would
 /// change what the reply holds (``ReplyShapeFields``: log-probabilities, JSON output, a forced tool
 /// call) are refused with a 400 naming them, not answered without what they asked. The length fields
 /// behave as in vLLM's OpenAI server (``BenchmarkFields``): `ignore_eos`, `min_tokens`, and `stop`
@@ -103,6 +104,14 @@ struct SamplingFields: Decodable {
     var topLogprobs: Int?
     var bestOf: Int?
     var logprobsCount: Int?
+    /// OpenAI's `seed` and `logit_bias`, and vLLM's `top_k`, `min_p` and `repetition_penalty`:
+    /// ignored like the others, but checked like them (a bias of 1e308 or a penalty of −1 was
+    /// answered 200 before, as if it had been honoured).
+    var seed: Int?
+    var logitBias: [String: Double]?
+    var topK: Int?
+    var minP: Double?
+    var repetitionPenalty: Double?
 
     enum CodingKeys: String, CodingKey {
         case temperature
@@ -112,6 +121,11 @@ struct SamplingFields: Decodable {
         case topLogprobs = "top_logprobs"
         case bestOf = "best_of"
         case logprobs
+        case seed
+        case logitBias = "logit_bias"
+        case topK = "top_k"
+        case minP = "min_p"
+        case repetitionPenalty = "repetition_penalty"
     }
 
     init(from decoder: any Decoder) throws {
@@ -125,6 +139,11 @@ struct SamplingFields: Decodable {
         // Chat sends a bool, the legacy endpoint a count; a bool is no count to check.
         logprobsCount = (try? c.decodeIfPresent(Bool.self, forKey: .logprobs)) != nil
             ? nil : try c.decodeIfPresent(Int.self, forKey: .logprobs)
+        seed = try c.decodeIfPresent(Int.self, forKey: .seed)
+        logitBias = try c.decodeIfPresent([String: Double].self, forKey: .logitBias)
+        topK = try c.decodeIfPresent(Int.self, forKey: .topK)
+        minP = try c.decodeIfPresent(Double.self, forKey: .minP)
+        repetitionPenalty = try c.decodeIfPresent(Double.self, forKey: .repetitionPenalty)
     }
 }
 
@@ -290,6 +309,11 @@ struct ValidatedCompletion {
 /// | `top_p` | 0…1 |
 /// | `presence_penalty`, `frequency_penalty` | −2…2 |
 /// | `top_logprobs` | 0…20; `logprobs` (legacy count) 0…5 |
+/// | `seed` | an integer (64-bit) |
+/// | `logit_bias` | token ids 0…2147483647 mapped to numbers within −100…100 |
+/// | `top_k` (vLLM) | −1…2147483647 (−1 and 0: every token) |
+/// | `min_p` (vLLM) | 0…1 |
+/// | `repetition_penalty` (vLLM) | above 0, at most 100 |
 /// | token ids in `prompt` | 0…2147483647 |
 /// | `stream_options.include_usage`, `continuous_usage_stats` | booleans; `stream_options` only with `stream: true` (else 400) |
 /// | `min_tokens` | 0…`max_tokens` (the requested one) |
@@ -418,6 +442,21 @@ struct CompletionValidator {
         try Self.check(sampling.frequencyPenalty, "frequency_penalty", -2...2)
         try Self.check(sampling.topLogprobs, "top_logprobs", 0...20)
         try Self.check(sampling.logprobsCount, "logprobs", 0...5)
+        try Self.check(sampling.topK, "top_k", -1...PromptInput.tokenIDRange.upperBound)
+        try Self.check(sampling.minP, "min_p", 0...1)
+        if let penalty = sampling.repetitionPenalty, !(penalty > 0 && penalty <= 100) {
+            throw .invalidRequest("'repetition_penalty' must be above 0 and at most 100 (got \(penalty))",
+                                  param: "repetition_penalty")
+        }
+        // Keys in a fixed order, so a body with two bad entries always names the same one.
+        for (token, bias) in (sampling.logitBias ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let id = Int(token), PromptInput.tokenIDRange.contains(id) else {
+                throw .invalidRequest(
+                    "'logit_bias' keys must be token ids within \(PromptInput.tokenIDRange.lowerBound)…"
+                        + "\(PromptInput.tokenIDRange.upperBound) (got \(InputEcho.quoted(token)))", param: "logit_bias")
+            }
+            try Self.check(bias, "logit_bias", -100...100)
+        }
         guard promptTokens.count < maxModelLen else {
             throw APIError(
                 status: .badRequest,
@@ -476,10 +515,13 @@ extension APIError {
         "stop": "a string or an array of at most 4 strings", "command": "a string of at most 1024 bytes",
         "prompt": "a string, an array of strings, or arrays of token ids within 0…2147483647",
         "duration": "a string from 1s to 1h, such as 90s, 10m or 1h",
+        "seed": "an integer", "logit_bias": "an object mapping token ids to numbers within -100…100",
+        "top_k": "an integer within -1…2147483647", "min_p": "a number within 0…1",
+        "repetition_penalty": "a number above 0, at most 100",
     ]
 
     /// Fields whose JSON number must be an integer (the rest of ``expectedValues`` take any number).
-    static let integerFields: Set<String> = ["max_tokens", "max_completion_tokens", "min_tokens", "n", "best_of", "top_logprobs", "logprobs"]
+    static let integerFields: Set<String> = ["max_tokens", "max_completion_tokens", "min_tokens", "n", "best_of", "top_logprobs", "logprobs", "seed", "top_k"]
 
     /// A numeric field whose number the JSON decoder could not even represent (`1e400`, an
     /// integer beyond 64 bits, `1.5` where an integer is meant): Foundation reports those as

@@ -74,6 +74,9 @@ public struct Scenario: Sendable, Equatable {
             throw ConfigError("\(source): 'description' must not contain control characters other than newlines and tabs")
         }
         guard let stepArray = table["step"]?.array else {
+            if table["step"] != nil {
+                throw ConfigError("\(source): 'step' must be an array of tables: write each step as [[step]] (double brackets), not [step] or step = ...")
+            }
             throw ConfigError("\(source): no steps; add [[step]] tables with 'at' and 'command'")
         }
         guard stepArray.count <= Self.maxSteps else {

@@ -249,7 +249,7 @@ enum TraceRowParser {
         guard let whole = parts.first, !whole.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }),
               let value = Double(text), value <= SimTime.maxDuration
         else {
-            throw RowProblem("\(field) is not a number of seconds between 0 and 10000000000: \(InputEcho.quoted(text))")
+            throw RowProblem("\(field) is not a plain decimal number of seconds (digits, optional fraction) between 0 and 10000000000: \(InputEcho.quoted(text))")
         }
         return value
     }

@@ -121,8 +121,8 @@ import XDSTestSupport
 
     @Test(arguments: [
         ("5,ChatGPT,472,18,491,Conversation log", "t.trace:2: Total tokens 491 is not Request tokens + Response tokens (472 + 18)"),
-        ("-5,ChatGPT,472,18,490,Conversation log", "t.trace:2: Timestamp is not a number of seconds between 0 and 10000000000: '-5'"),
-        ("1e3,ChatGPT,472,18,490,Conversation log", "t.trace:2: Timestamp is not a number of seconds between 0 and 10000000000: '1e3'"),
+        ("-5,ChatGPT,472,18,490,Conversation log", "t.trace:2: Timestamp is not a plain decimal number of seconds (digits, optional fraction) between 0 and 10000000000: '-5'"),
+        ("1e3,ChatGPT,472,18,490,Conversation log", "t.trace:2: Timestamp is not a plain decimal number of seconds (digits, optional fraction) between 0 and 10000000000: '1e3'"),
         ("5,ChatGPT,0,18,18,Conversation log", "t.trace:2: prompt length must be at least 1, got Request tokens 0"),
         ("5,ChatGPT,472,18,490", "t.trace:2: expected 6 comma-separated fields as the header has, got 5"),
     ])
