@@ -45,6 +45,24 @@ struct HardeningTests {
 
     // MARK: Numbers in bodies
 
+    /// A length field that does not decode states the served model's window, as the in-range
+    /// check does (a 1.5 for `max_tokens` was told "1…131072" by a 4,096-token server).
+    @Test func anUndecodableLengthStatesTheServedWindow() throws {
+        for (raw, field) in [(#"{"messages": [], "max_tokens": 1.5}"#, "max_tokens"),
+                             (#"{"messages": [], "max_completion_tokens": "many"}"#, "max_completion_tokens"),
+                             (#"{"messages": [], "max_tokens": 1e400}"#, "max_tokens")] {
+            let data = Data(raw.utf8)
+            var caught: (any Error)?
+            do { _ = try JSONDecoder().decode(ChatCompletionBody.self, from: data) } catch { caught = error }
+            let error = try #require(caught, "\(raw) decoded")
+            let served = APIError.undecodable(error, body: data, maxModelLen: 4_096)
+            #expect(served.param == field && served.message.contains("within 1…4096"), "\(served.message)")
+            #expect(!served.message.contains("131072"), "\(served.message)")
+            // Routes without a window keep the default's.
+            #expect(APIError.undecodable(error, body: data).message.contains("within 1…131072"))
+        }
+    }
+
     @Test func everyNumberIsCheckedAgainstAStatedRange() async throws {
         let chat: [String: Any] = ["messages": [["role": "user", "content": "hi"]]]
         // (field, value, what the message must say)

@@ -5,7 +5,9 @@ extension Request {
     /// Reads at most `limitBytes` of body (413 beyond) and decodes it as JSON (400 naming the
     /// field at fault), for every route that takes a JSON body. A body whose framing does not
     /// parse (bad chunk sizes, a connection that ends mid-body) is a 400 too, never a 500.
-    mutating func decodeJSON<Body: Decodable>(_ type: Body.Type, limitBytes: Int) async throws -> Body {
+    /// `maxModelLen`: the served model's context window, for the range a length field's message
+    /// states (nil: routes without one).
+    mutating func decodeJSON<Body: Decodable>(_ type: Body.Type, limitBytes: Int, maxModelLen: Int? = nil) async throws -> Body {
         let buffer: ByteBuffer
         do {
             buffer = try await collectBody(upTo: limitBytes)
@@ -38,7 +40,7 @@ extension Request {
             if String(bytes: data, encoding: .utf8) == nil {
                 throw APIError.invalidRequest("request body is not valid UTF-8 (JSON must be UTF-8)", param: nil)
             }
-            throw APIError.undecodable(error, body: data)
+            throw APIError.undecodable(error, body: data, maxModelLen: maxModelLen)
         }
     }
 }

@@ -21,14 +21,16 @@ struct CompletionRoutes: Sendable {
         router.post("/v1/chat/completions") { request, context in
             let arrived = ContinuousClock.now
             var request = request
-            let body = try await request.decodeJSON(ChatCompletionBody.self, limitBytes: maxBodyBytes)
+            let body = try await request.decodeJSON(ChatCompletionBody.self, limitBytes: maxBodyBytes,
+                                                  maxModelLen: validator.maxModelLen)
             return try await serve(
                 try validator.validate(body), flavor: .chat, channel: context.channel, arrived: arrived)
         }
         router.post("/v1/completions") { request, context in
             let arrived = ContinuousClock.now
             var request = request
-            let body = try await request.decodeJSON(TextCompletionBody.self, limitBytes: maxBodyBytes)
+            let body = try await request.decodeJSON(TextCompletionBody.self, limitBytes: maxBodyBytes,
+                                                  maxModelLen: validator.maxModelLen)
             return try await serve(
                 try validator.validate(body), flavor: .text, channel: context.channel, arrived: arrived)
         }

@@ -526,7 +526,7 @@ extension APIError {
     /// A numeric field whose number the JSON decoder could not even represent (`1e400`, an
     /// integer beyond 64 bits, `1.5` where an integer is meant): Foundation reports those as
     /// "not valid JSON" without naming the field, so the body text is scanned for it.
-    static func unrepresentableNumber(in body: Data) -> APIError? {
+    static func unrepresentableNumber(in body: Data, maxModelLen: Int? = nil) -> APIError? {
         let text = String(decoding: body.prefix(1 << 20), as: UTF8.self)
         for field in expectedValues.keys.sorted() where !field.contains(".") && field != "command" && field != "prompt" {
             guard let range = text.range(of: "\"\(field)\"\\s*:\\s*(-?[0-9][0-9.eE+-]*)", options: .regularExpression)
@@ -540,7 +540,7 @@ extension APIError {
                 ? Int(number) != nil : (Double(number)?.isFinite ?? false) && !underflows
             if !fits {
                 return .invalidRequest(
-                    "field '\(field)' has an invalid value \(number.prefix(40)) (expected \(expectedValues[field] ?? "a number"))",
+                    "field '\(field)' has an invalid value \(number.prefix(40)) (expected \(expected(field, maxModelLen: maxModelLen) ?? "a number"))",
                     param: field)
             }
         }
@@ -549,7 +549,17 @@ extension APIError {
 
     /// A client-facing message for a body that did not decode: which field, what was wrong —
     /// never the Swift error dump.
-    static func undecodable(_ error: any Error, body: Data = Data()) -> APIError {
+    /// What `field` may hold (``expectedValues``), the length fields' range from the served
+    /// model's context window when the route knows it (a 1.5 for `max_tokens` was told
+    /// "1…131072" by a server whose in-range check says "1…4096").
+    static func expected(_ field: String, maxModelLen: Int?) -> String? {
+        if let maxModelLen, field == "max_tokens" || field == "max_completion_tokens" {
+            return "an integer within 1…\(maxModelLen)"
+        }
+        return expectedValues[field]
+    }
+
+    static func undecodable(_ error: any Error, body: Data = Data(), maxModelLen: Int? = nil) -> APIError {
         guard let error = error as? DecodingError else {
             return .invalidRequest("request body is not valid JSON", param: nil)
         }
@@ -565,14 +575,15 @@ extension APIError {
             guard let field = path(context) else {
                 return .invalidRequest("request body must be a JSON object", param: nil)
             }
-            let expected = expectedValues[field].map { " (expected \($0))" } ?? ""
+            let expected = expected(field, maxModelLen: maxModelLen).map { " (expected \($0))" } ?? ""
             return .invalidRequest("field '\(field)' has the wrong type\(expected)", param: field)
         case .dataCorrupted(let context):
             if let field = path(context) {
-                let expected = expectedValues[field].map { " (expected \($0))" } ?? ""
+                let expected = expected(field, maxModelLen: maxModelLen).map { " (expected \($0))" } ?? ""
                 return .invalidRequest("field '\(field)' has an invalid value\(expected)", param: field)
             }
-            return unrepresentableNumber(in: body) ?? .invalidRequest("request body is not valid JSON", param: nil)
+            return unrepresentableNumber(in: body, maxModelLen: maxModelLen)
+                ?? .invalidRequest("request body is not valid JSON", param: nil)
         @unknown default:
             return .invalidRequest("request body is not valid JSON", param: nil)
         }
