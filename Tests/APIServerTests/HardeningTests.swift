@@ -63,6 +63,25 @@ struct HardeningTests {
         }
     }
 
+    /// A body nested past the decoder's limit is told so, not "not valid JSON"; one level
+    /// less still decodes (and is served).
+    @Test func aBodyNestedTooDeepIsNamedAsSuch() async throws {
+        func body(_ depth: Int) -> String {  // the object itself is one level
+            #"{"prompt": "hi", "max_tokens": 1, "x": "# + String(repeating: "[", count: depth - 1)
+                + String(repeating: "]", count: depth - 1) + "}"
+        }
+        #expect(!JSONKeyCheck.nestingExceeds(3, in: Data(#"{"a": "[[[[", "b": [[1]]}"#.utf8)), "brackets in strings do not count")
+        #expect(JSONKeyCheck.nestingExceeds(3, in: Data(#"{"a": "\"[", "b": [[[1]]]}"#.utf8)))
+        try await LiveServer.with { server in
+            let deep = try await server.post("/v1/completions", raw: body(100_000))
+            #expect(deep.status == 400, "\(deep.text)")
+            let message = try #require(try deep.json()["error"] as? [String: Any])["message"] as? String ?? ""
+            #expect(message == "request body is nested more than 512 levels deep (arrays and objects)", "\(message)")
+            #expect(try await server.post("/v1/completions", raw: body(513)).status == 400)
+            #expect(try await server.post("/v1/completions", raw: body(512)).status == 200)
+        }
+    }
+
     @Test func everyNumberIsCheckedAgainstAStatedRange() async throws {
         let chat: [String: Any] = ["messages": [["role": "user", "content": "hi"]]]
         // (field, value, what the message must say)

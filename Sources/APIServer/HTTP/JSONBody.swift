@@ -40,6 +40,12 @@ extension Request {
             if String(bytes: data, encoding: .utf8) == nil {
                 throw APIError.invalidRequest("request body is not valid UTF-8 (JSON must be UTF-8)", param: nil)
             }
+            // Foundation refuses nesting beyond its limit as "not valid JSON"; say what it is.
+            if JSONKeyCheck.nestingExceeds(JSONKeyCheck.maxDecodableDepth, in: data) {
+                throw APIError.invalidRequest(
+                    "request body is nested more than \(JSONKeyCheck.maxDecodableDepth) levels deep (arrays and objects)",
+                    param: nil)
+            }
             throw APIError.undecodable(error, body: data, maxModelLen: maxModelLen)
         }
     }

@@ -28,6 +28,32 @@ enum JSONKeyCheck {
         case array(index: Int)
     }
 
+    /// How deep Foundation's JSON decoder nests arrays and objects before it gives up with a
+    /// plain "not valid JSON" (swift-foundation's JSON scanner limit).
+    static let maxDecodableDepth = 512
+
+    /// Whether arrays and objects in `bytes` nest more than `limit` deep (outside strings).
+    static func nestingExceeds<Bytes: Sequence<UInt8>>(_ limit: Int, in bytes: Bytes) -> Bool {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > limit { return true }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return false
+    }
+
     /// The first finding in `bytes`, or nil; unpaired surrogates only if `surrogates`. Stops at
     /// the first byte that is not JSON it understands (the decoder reports those).
     static func firstFinding(in bytes: [UInt8], surrogates: Bool = true) -> Finding? {
