@@ -74,19 +74,31 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// Whether each layer's slots are exactly one per die (the slot arrays derived).
     private func slotsCoverDiesOnce() -> Bool {
         guard dies > 0, slotExpert.count == hostDies.count, hostStart.count == layerCount * experts + 1,
-              hostDies.count == layerCount * dies else { return false }
-        var seen = [Bool](repeating: false, count: dies)
-        for l in 0..<layerCount {
-            let from = Int(hostStart[l * experts]), to = Int(hostStart[(l + 1) * experts])
-            guard to - from == dies else { return false }
-            for d in seen.indices { seen[d] = false }
-            for s in from..<to {
-                let d = Int(hostDies[s])
-                guard d >= 0, d < dies, !seen[d] else { return false }
-                seen[d] = true
+              hostDies.count == layerCount * dies, layerCount < Int(UInt32.max) else { return false }
+        // Per die, the last layer (plus one) that put a slot on it: a die seen twice in a layer
+        // finds its layer's mark, and no per-layer reset is needed (issue 12: every placement of a
+        // one-slot-per-die TE, each plan and swap, walked and cleared a flag per die per layer).
+        let mark = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: dies)
+        defer { mark.deallocate() }
+        mark.initialize(repeating: 0)
+        let (layerCount, experts, dies) = (self.layerCount, self.experts, self.dies)
+        return hostStart.withUnsafeBufferPointer { starts in
+            hostDies.withUnsafeBufferPointer { hosts in
+                for l in 0..<layerCount {
+                    let from = Int(starts[l * experts]), to = Int(starts[(l + 1) * experts])
+                    guard to - from == dies else { return false }
+                    let layer = UInt32(truncatingIfNeeded: l + 1)
+                    var s = from
+                    while s < to {
+                        let d = Int(hosts[s])
+                        guard d >= 0, d < dies, mark[d] != layer else { return false }
+                        mark[d] = layer
+                        s &+= 1
+                    }
+                }
+                return true
             }
         }
-        return true
     }
 
     /// Fills ``slotExpert`` and ``slotReplicas`` from the host buffers (placements not written
