@@ -43,6 +43,33 @@ struct HardeningTests {
         }
     }
 
+    /// A compressed body was read as sent and judged "not valid JSON", sending the client looking
+    /// at its JSON. It is a 415 naming the coding, with `Accept-Encoding: identity` (RFC 9110
+    /// §15.5.16); the body is read all the same, so the next request on the connection is served.
+    @Test func aCompressedBodyIs415AndTheConnectionStaysInStep() async throws {
+        try await LiveServer.with { server in
+            let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
+            defer { connection.close() }
+            let json = #"{"prompt": "hello there", "max_tokens": 3}"#
+            let gzipMagic = "\u{1F}\u{8B}\u{08}\u{00}junk"  // what a gzip body starts with; never decoded
+            connection.write(raw:
+                "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Content-Encoding: identity, GZip\r\nContent-Length: \(gzipMagic.utf8.count)\r\n\r\n\(gzipMagic)")
+            let refused = await connection.read(until: "}}")
+            #expect(refused.hasPrefix("HTTP/1.1 415"), "\(refused)")
+            #expect(refused.lowercased().contains("accept-encoding: identity"), "\(refused)")
+            #expect(refused.contains(#""code":"unsupported_content_encoding""#), "\(refused)")
+            #expect(refused.contains("Content-Encoding 'GZip' is not supported; send the body uncompressed (identity)"),
+                    "\(refused)")
+            #expect(server.backend.submitted.isEmpty)
+            connection.write(raw:
+                "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Content-Encoding: identity\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)")
+            let served = await connection.read(until: "\r\n\r\n")
+            #expect(served.hasPrefix("HTTP/1.1 200"), "\(served)")
+        }
+    }
+
     // MARK: Numbers in bodies
 
     /// A length field that does not decode states the served model's window, as the in-range

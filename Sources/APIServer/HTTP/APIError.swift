@@ -43,6 +43,16 @@ struct APIError: Error, Sendable, Equatable {
         status: .badRequest, message: "the request body is malformed: its chunked encoding or length does not parse",
         type: "invalid_request_error", param: nil, code: "malformed_body")
 
+    /// A body sent with a content coding (`Content-Encoding: gzip`, …): bodies are read as sent, so
+    /// a compressed one would be judged "not valid JSON". RFC 9110 §15.5.16: 415, with
+    /// `Accept-Encoding` naming the codings taken (identity alone).
+    static func unsupportedContentEncoding(_ coding: String) -> APIError {
+        APIError(
+            status: .unsupportedMediaType,
+            message: "Content-Encoding \(InputEcho.quoted(coding)) is not supported; send the body uncompressed (identity)",
+            type: "invalid_request_error", param: nil, code: "unsupported_content_encoding")
+    }
+
     /// The client began a request and did not send the rest in time (``APIServer/ReadTimeouts``);
     /// the connection closes after this answer.
     static func requestTimeout(_ message: String) -> APIError {
@@ -103,6 +113,7 @@ struct APIError: Error, Sendable, Equatable {
         // After a body that does not parse, the connection's framing is lost: close it.
         if code == "malformed_body" { response.headers[.connection] = "close" }
         if status == .tooManyRequests { response.headers[.retryAfter] = String(Self.retryAfterSeconds) }
+        if code == "unsupported_content_encoding" { response.headers[.acceptEncoding] = "identity" }
         return response
     }
 

@@ -18,6 +18,10 @@ extension Request {
         } catch {
             throw APIError.malformedBody
         }
+        // Read first (so the connection stays in step), then refused if it came compressed.
+        if let coding = headers[.contentEncoding], let unsupported = Self.unsupportedCoding(coding) {
+            throw APIError.unsupportedContentEncoding(unsupported)
+        }
         let data = Data(buffer: buffer)
         do {
             let body = try JSONDecoder().decode(Body.self, from: data)
@@ -48,5 +52,15 @@ extension Request {
             }
             throw APIError.undecodable(error, body: data, maxModelLen: maxModelLen)
         }
+    }
+
+    /// The first coding in a `Content-Encoding` value other than `identity` (RFC 9110 §8.4: a
+    /// comma-separated list, names without case), or nil when the body is as sent.
+    static func unsupportedCoding(_ value: String) -> String? {
+        for coding in value.split(separator: ",") {
+            let name = coding.trimmingCharacters(in: .whitespaces)
+            if !name.isEmpty, name.lowercased() != "identity" { return name }
+        }
+        return nil
     }
 }

@@ -32,11 +32,23 @@ enum JSONLine {
     static func keys(_ names: [String]) -> [[UInt8]] { names.map { Array($0.utf8) } }
 
     /// The values of `keys` in the object on `line` (nil where absent; the last one wins if a key
-    /// repeats, as in JavaScript and Python), or the first syntax problem with its column.
+    /// repeats, as in JavaScript and Python: ``uniqueMembers(_:keys:)`` refuses it instead), or the
+    /// first syntax problem with its column.
     static func members(_ line: ArraySlice<UInt8>, keys: [[UInt8]]) throws(Problem) -> [Value?] {
+        try members(line, keys: keys, refusingRepeats: false)
+    }
+
+    /// ``members(_:keys:)``, but a line naming one of `keys` twice is refused with the key's name:
+    /// which of the two values was meant is a guess, and the HTTP API refuses such a body too. (A
+    /// repeat of a member not kept changes nothing read, so it stays JSON's business.)
+    static func uniqueMembers(_ line: ArraySlice<UInt8>, keys: [[UInt8]]) throws(Problem) -> [Value?] {
+        try members(line, keys: keys, refusingRepeats: true)
+    }
+
+    private static func members(_ line: ArraySlice<UInt8>, keys: [[UInt8]], refusingRepeats: Bool) throws(Problem) -> [Value?] {
         var result = [Value?](repeating: nil, count: keys.count)
         let outcome: Problem? = line.withUnsafeBufferPointer { buffer in
-            var cursor = Cursor(bytes: buffer)
+            var cursor = Cursor(bytes: buffer, refusingRepeats: refusingRepeats)
             do throws(Problem) {
                 try cursor.object(keys: keys, into: &result)
                 return nil
@@ -50,9 +62,13 @@ enum JSONLine {
 
     private struct Cursor {
         let bytes: UnsafeBufferPointer<UInt8>
+        let refusingRepeats: Bool
         var index = 0
 
-        init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+        init(bytes: UnsafeBufferPointer<UInt8>, refusingRepeats: Bool = false) {
+            self.bytes = bytes
+            self.refusingRepeats = refusingRepeats
+        }
 
         private var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
 
@@ -84,7 +100,12 @@ enum JSONLine {
             } else {
                 while true {
                     skipSpace()
+                    let keyStart = index
                     let key = try keyIndex(keys)
+                    if refusingRepeats, let key, result[key] != nil {
+                        let name = String(decoding: keys[key], as: UTF8.self)
+                        throw Problem(message: "\"\(name)\" is given twice (again at column \(keyStart + 1))")
+                    }
                     try expect(UInt8(ascii: ":"), "expected ':' after a key in a JSON object")
                     skipSpace()
                     if let key { result[key] = try keptValue() } else { try skipValue(depth: 1) }

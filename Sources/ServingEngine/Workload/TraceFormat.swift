@@ -410,7 +410,7 @@ enum TraceRowParser {
     /// Any JSON object line: its members checked and read by ``JSONLine``.
     static func parseMooncakeJSON(_ line: ArraySlice<UInt8>) throws(RowProblem) -> TraceRow {
         let values: [JSONLine.Value?]
-        do { values = try JSONLine.members(line, keys: mooncakeKeys) } catch { throw RowProblem(error.message) }
+        do { values = try JSONLine.uniqueMembers(line, keys: mooncakeKeys) } catch { throw RowProblem(error.message) }
         func number(_ slot: Int) throws(RowProblem) -> Double {
             let key = mooncakeNames[slot]
             guard let value = values[slot] else { throw RowProblem("missing \"\(key)\"") }

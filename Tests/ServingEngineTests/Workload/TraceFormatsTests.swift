@@ -137,14 +137,28 @@ import XDSTestSupport
                 + "\"output_length\": 2, \"hash_ids\": [7, 8], \"tags\": [\"a\", [], {}], \"ok\": true}",
             // Keys in another order, escaped key, unicode, no spaces, CRLF handled by the line reader.
             "{\"hash_ids\":[],\"output_length\":3,\"input\\u005flength\":4,\"timestamp\":1.5e3,\"note\":\"é🙂\\ud83d\\ude42\"}",
-            // A repeated key: the last one wins, as in Python and JavaScript.
-            "{\"timestamp\": 2000, \"input_length\": 1, \"input_length\": 5, \"output_length\": 1, \"hash_ids\": [], \"x\": -0.5e-3}",
+            // A member not read, repeated: changes nothing read.
+            "{\"timestamp\": 2000, \"x\": 1, \"input_length\": 5, \"output_length\": 1, \"hash_ids\": [], \"x\": -0.5e-3}",
         ]
         let r = try requests(lines.joined(separator: "\r\n") + "\n")
         #expect(r.map(\.promptTokens) == [600, 4, 5])
         #expect(r.map(\.outputTokens) == [2, 3, 1])
         #expect(r.map(\.arrival) == [0, 1.5, 2])
         #expect(r[0].prefixHashes.count == 2 && r[1].prefixHashes.isEmpty && r[2].prefixHashes.isEmpty)
+    }
+
+    /// A field the replay reads, given twice: which value is meant is a guess (it used to be the
+    /// last, while the HTTP API refuses a repeated key), so the line is refused, with the key and
+    /// the column of its second mention, escaped spellings included.
+    @Test(arguments: [
+        ("{\"timestamp\": 2000, \"input_length\": 1, \"input_length\": 5, \"output_length\": 1}",
+         "t.trace:2: \"input_length\" is given twice (again at column 40)"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1, \"hash_ids\": [], \"hash\\u005fids\": [3]}",
+         "t.trace:2: \"hash_ids\" is given twice (again at column 73)"),
+    ])
+    func aFieldGivenTwiceIsRefused(line: String, message: String) {
+        let got = problem("{\"timestamp\": 0, \"input_length\": 1, \"output_length\": 1}\n" + line + "\n")
+        #expect(got?.hasPrefix(message) == true, "got \(got ?? "accepted")")
     }
 
     @Test(arguments: [
