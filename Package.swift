@@ -27,6 +27,9 @@ let package = Package(
         // Also in the graph through hummingbird (its HTTP/1 codec hands requests on as HTTPTypes
         // parts); APIServer answers `Expect: 100-continue` in a handler on those parts.
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // Also in the graph through hummingbird; APIServer turns its task's cancellation into the
+        // service group's graceful shutdown (accepted connections are handed on, not dropped).
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
     ],
     targets: [
         .target(
@@ -81,6 +84,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // XDSTestSupport also carries the fake completion backend, so it sees APIServer's seam,

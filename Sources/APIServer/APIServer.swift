@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import Metrics
 import Prometheus
+import ServiceLifecycle
 import ServingEngine
 import Synchronization
 
@@ -110,15 +111,37 @@ public final class APIServer: Sendable {
                 address: .hostname(configuration.host, port: configuration.port), serverName: "xds"),
             onServerRunning: { [listening] channel in listening.bound(channel.localAddress?.port) },
             logger: configuration.logger)
+        // No signal handling here: the CLI owns SIGINT/SIGTERM and cancels this task. Cancelled
+        // outright, the server dropped connections its listener had accepted but not yet handed
+        // on, and NIO traps on such a connection's unfinished writer ("Deinited NIOAsyncWriter
+        // without calling finish()", SIGILL): `xds serve` stopped while clients were connecting
+        // died instead of exiting 0. So cancellation starts a graceful shutdown (the listener
+        // closes, every accepted connection is handled, idle ones close) in a task of its own,
+        // and whatever still runs after ``shutdownGrace`` (a long stream) is cancelled as before.
+        let services = ServiceGroup(
+            configuration: .init(services: [app], gracefulShutdownSignals: [], logger: configuration.logger))
+        let running = Task { try await services.run() }
         do {
-            // No signal handling here: the CLI owns SIGINT/SIGTERM and cancels this task.
-            try await app.runService(gracefulShutdownSignals: [])
+            try await withTaskCancellationHandler {
+                try await running.value
+            } onCancel: {
+                Task {
+                    await services.triggerGracefulShutdown()
+                    try? await Task.sleep(for: Self.shutdownGrace)
+                    running.cancel()
+                }
+            }
         } catch {
             listening.stopped()
             throw error
         }
         listening.stopped()
     }
+
+    /// How long a stopping server lets the requests under way finish before cancelling them:
+    /// long enough to hand on every connection already accepted, short next to the CLI's own
+    /// bound on stopping.
+    static let shutdownGrace = Duration.milliseconds(250)
 
     /// The port the server listens on, once it does (useful with port 0). Throws if `run()` ended
     /// without ever listening, e.g. because the port was taken.
