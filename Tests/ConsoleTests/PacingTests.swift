@@ -38,6 +38,42 @@ import XDSTestSupport
         #expect(state.achievedSpeed == 10)
     }
 
+    /// `xds console --connect` to a server that then stopped: the header said "⚠ … reconnecting…"
+    /// and "▶ 1× (≈1.0×)" beside a sim clock that no longer moved, because the achieved speed was
+    /// measured only when a snapshot came, and none came. A stalled embedded engine looked the same.
+    @Test func aClockThatStandsIsShownAchievingNothing() {
+        var state = ConsoleState(width: 200, height: 60)
+        for i in 0...8 {
+            state = Self.ticked(state, wall: 100 + Double(i) * 0.5, sim: 50 + Double(i) * 0.5, speed: 1)
+        }
+        #expect(state.achievedSpeed.map { abs($0 - 1) < 1e-9 } == true)
+        // Snapshots every 0.5 s keep it measured; a gap shorter than the window changes nothing.
+        state = ConsoleUpdate.update(state, .clock(wallSeconds: 106)).0
+        #expect(state.achievedSpeed.map { abs($0 - 1) < 1e-9 } == true)
+        // No snapshot for a whole window: nothing moved in it.
+        state = ConsoleUpdate.update(state, .clock(wallSeconds: 107.5)).0
+        #expect(state.achievedSpeed == 0)
+        var frozen = SnapshotFixtures.superpod
+        frozen.simTime = 54
+        frozen.speed = 1
+        frozen.linkStatus = "connection refused — reconnecting…"
+        let header = ConsoleScreen.render(state, frozen, theme: .builtinDark, width: 200, height: 60).lines[0]
+        #expect(header.contains("▶ 1× (≈0.0× achieved)"), "\(header)")
+        // Snapshots again: measured afresh, back at the pace the engine keeps.
+        for i in 0...4 {
+            state = Self.ticked(state, wall: 108 + Double(i) * 0.5, sim: 58 + Double(i) * 0.5, speed: 1)
+        }
+        #expect(state.achievedSpeed.map { abs($0 - 1) < 0.5 } == true)
+        // Paused, the standing clock is the pause, shown as such.
+        var paused = SnapshotFixtures.superpod
+        paused.paused = true
+        paused.speed = 1
+        state = ConsoleUpdate.update(state, .tick(paused)).0
+        state = ConsoleUpdate.update(state, .clock(wallSeconds: 200)).0
+        let pausedHeader = ConsoleScreen.render(state, paused, theme: .builtinDark, width: 200, height: 60).lines[0]
+        #expect(pausedHeader.contains("⏸ paused") && !pausedHeader.contains("≈"))
+    }
+
     @Test func statusLinesFadeAndTheKeyHintsComeBack() {
         let link = FakeEngineLink()
         var state = ConsoleUpdate.update(primedState(), .clock(wallSeconds: 50)).0

@@ -70,6 +70,12 @@ import Testing
             // Present but not a string is not "missing"; blank names show as nothing in the console.
             ("name = 5\n[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml: 'name' must be a string"),
             ("name = \"  \"\n[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml: 'name' must not be empty"),
+            // The same for a step's keys: `at = true` and `command = 5` were "missing".
+            ("name = \"x\"\n[[step]]\nat = true\ncommand = \"pause\"\n",
+             "t.toml: step 1: 'at' must be a time like \"30s\", \"2m\" or \"1h\" (or a number of seconds)"),
+            ("name = \"x\"\n[[step]]\nat = [1]\ncommand = \"pause\"\n", "t.toml: step 1: 'at' must be a time like"),
+            ("name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = 5\n", "t.toml: step 1: 'command' must be a string"),
+            ("name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = [\"pause\"]\n", "t.toml: step 1: 'command' must be a string"),
             ("name = \"x\"\nsteps = 3\n", "unknown field 'steps'"),
             ("name = = \"x\"\n", "t.toml:1: malformed TOML"),
             ("name = \"x\"\n[[step]]\nat = 1e300\ncommand = \"pause\"\n",

@@ -37,6 +37,7 @@ public enum ConsoleUpdate {
             RequestPaging.absorb(message, &s)
         case .clock(let wall):
             s.wallNow = wall
+            noticeStandingClock(&s, wall: wall)
             // A status set before the first clock (the start hint) starts fading now.
             if s.status != nil && s.statusSince == nil { s.statusSince = wall }
             if let status = s.status, let since = s.statusSince,
@@ -92,6 +93,20 @@ public enum ConsoleUpdate {
         if let first = s.pacingSamples.first, wall - first.wall >= 1 {
             s.achievedSpeed = (snapshot.simTime - first.sim) / (wall - first.wall)
         }
+    }
+
+    /// While its clock runs the engine publishes a snapshot several times a wall second (every
+    /// 0.2 s embedded, every 0.5 s over `--connect`, idle or not), and each one moves the
+    /// clock. None for a whole measuring window while running means the clock has stood that
+    /// long (a lost connection, a stalled engine thread): the speed achieved over that window
+    /// is 0. The header used to repeat the last measurement, "▶ 1× (≈1.0×)" beside a frozen
+    /// sim clock, under "reconnecting…" or with the engine stuck. The next snapshot measures
+    /// afresh from the samples kept.
+    static func noticeStandingClock(_ s: inout ConsoleState, wall: Double) {
+        guard !s.paused, let last = s.pacingSamples.last, wall - last.wall >= ConsoleState.pacingWindowSeconds else {
+            return
+        }
+        s.achievedSpeed = 0
     }
 
     // MARK: keys

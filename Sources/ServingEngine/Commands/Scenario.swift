@@ -89,13 +89,20 @@ public struct Scenario: Sendable, Equatable {
             for key in step.keys where !["at", "command"].contains(key) {
                 throw ConfigError("\(label): unknown field \(InputEcho.quoted(key)); expected 'at' and 'command'")
             }
-            let atText = step["at"]?.string ?? step["at"]?.int.map { "\($0)" } ?? step["at"]?.double.map { "\($0)" }
-            guard let atText else {
+            // A key given with the wrong type is named as such: `at = true` or `command = 5` were
+            // reported "missing", sending the author to look for a line that is there.
+            guard let atValue = step["at"] else {
                 throw ConfigError("\(label): missing 'at'; expected a time like \"30s\", \"2m\" or \"1h\"")
+            }
+            guard let atText = atValue.string ?? atValue.int.map({ "\($0)" }) ?? atValue.double.map({ "\($0)" }) else {
+                throw ConfigError("\(label): 'at' must be a time like \"30s\", \"2m\" or \"1h\" (or a number of seconds)")
             }
             let at: SimTime
             do { at = try SimTime.checkedDuration(atText) } catch { throw ConfigError("\(label): 'at': \(error.message)") }
-            guard let line = step["command"]?.string else { throw ConfigError("\(label): missing 'command' (a string)") }
+            guard let commandValue = step["command"] else { throw ConfigError("\(label): missing 'command' (a string)") }
+            guard let line = commandValue.string else {
+                throw ConfigError("\(label): 'command' must be a string, such as \"drain node 5\"")
+            }
             switch OperatorCommand.parse(line) {
             case .success(let command): steps.append(Step(at: at, command: command))
             case .failure(let error): throw ConfigError("\(label): \(error.message)")
