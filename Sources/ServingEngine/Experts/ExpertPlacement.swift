@@ -603,10 +603,14 @@ public struct ExpertPlacement: Sendable, Equatable {
         let dies: Int
         /// Per expert: its rank in the layer's order (its primary's die when below `dies`).
         private let rank: UnsafeMutablePointer<Int32>
-        /// Per expert: replicas beyond its primary (0 between layers).
+        /// Per expert: replicas beyond its primary (0 between layers), and the first and last of
+        /// them (valid while it has any).
         private let extras: UnsafeMutablePointer<Int32>
-        /// The redundant replicas as (expert << 32 | die), in the order placed, then sorted.
-        private let replicas: UnsafeMutablePointer<UInt64>
+        private let firstExtra: UnsafeMutablePointer<Int32>
+        private let lastExtra: UnsafeMutablePointer<Int32>
+        /// Per redundant replica (the `j`-th placed is on die `primaries + j`): its expert's next
+        /// one (−1: its last). Each expert's replicas in the order placed, so by ascending die.
+        private let nextExtra: UnsafeMutablePointer<Int32>
 
         init(experts: Int, dies: Int) {
             self.experts = experts
@@ -614,13 +618,17 @@ public struct ExpertPlacement: Sendable, Equatable {
             rank = .allocate(capacity: max(1, experts))
             extras = .allocate(capacity: max(1, experts))
             extras.initialize(repeating: 0, count: max(1, experts))
-            replicas = .allocate(capacity: max(1, dies))
+            firstExtra = .allocate(capacity: max(1, experts))
+            lastExtra = .allocate(capacity: max(1, experts))
+            nextExtra = .allocate(capacity: max(1, dies))
         }
 
         deinit {
             rank.deallocate()
             extras.deallocate()
-            replicas.deallocate()
+            firstExtra.deallocate()
+            lastExtra.deallocate()
+            nextExtra.deallocate()
         }
 
         /// Places one layer (`load`: every expert's; `order`: the strict hottest-first order of
@@ -628,43 +636,33 @@ public struct ExpertPlacement: Sendable, Equatable {
         func place(load: UnsafeBufferPointer<Double>, order: [Int32], into builder: inout Builder) {
             let n = order.count
             precondition(n == experts && load.count == experts, "a row of every expert")
-            let (rank, extras, replicas, dies) = (self.rank, self.extras, self.replicas, self.dies)
+            let (rank, extras, dies) = (self.rank, self.extras, self.dies)
+            let (firstExtra, lastExtra, nextExtra) = (self.firstExtra, self.lastExtra, self.nextExtra)
             let primaries = min(dies, n)
             var next = primaries
-            var count = 0
             if next < dies {
                 var hottest = MostLoadPerReplica(load: load, order: order, placedPrefix: next)
                 while next < dies, let top = hottest.popMax() {
                     let e = top.expert
                     // Its hosts so far: the primary and its extras.
                     let after = load[e] / Double(Int(extras[e]) + 2)
+                    // Replica j on die `primaries + j`, after the expert's others.
+                    let j = Int32(truncatingIfNeeded: next - primaries)
+                    if extras[e] == 0 { firstExtra[e] = j } else { nextExtra[Int(lastExtra[e])] = j }
+                    lastExtra[e] = j
+                    nextExtra[Int(j)] = -1
                     extras[e] += 1
-                    replicas[count] = UInt64(truncatingIfNeeded: e) << 32 | UInt64(truncatingIfNeeded: next)
-                    count += 1
                     next += 1
                     hottest.insert(ExpertShare(share: after, expert: e))
-                }
-                // By expert, each expert's dies ascending (the order they were given: dies are
-                // handed out ascending): insertion sort of the few.
-                var i = 1
-                while i < count {
-                    let x = replicas[i]
-                    var j = i - 1
-                    while j >= 0 && x < replicas[j] {
-                        replicas[j + 1] = replicas[j]
-                        j -= 1
-                    }
-                    replicas[j + 1] = x
-                    i += 1
                 }
             }
             order.withUnsafeBufferPointer { order in
                 for k in 0..<n { rank[Int(order[k])] = Int32(truncatingIfNeeded: k) }
             }
             let placed = next
+            let base = Int32(truncatingIfNeeded: primaries)
             builder.appendExperts(n, hosts: placed) { room in
                 var k = 0
-                var x = 0
                 for e in 0..<n {
                     let r = Int(rank[e])
                     guard r < primaries else {
@@ -683,10 +681,11 @@ public struct ExpertPlacement: Sendable, Equatable {
                     }
                     let from = k
                     k += 1
-                    while x < count && Int(replicas[x] >> 32) == e {
-                        room.hosts[k] = Int32(truncatingIfNeeded: replicas[x] & 0xFFFF_FFFF)
+                    var j = Int(firstExtra[e])
+                    while j >= 0 {
+                        room.hosts[k] = base &+ Int32(truncatingIfNeeded: j)
                         k += 1
-                        x += 1
+                        j = Int(nextExtra[j])
                     }
                     extras[e] = 0
                     room.close(e, expert: e, from: from, to: k)
@@ -1379,17 +1378,24 @@ struct DiePool {
         @inline(__always) func precedes(_ a: Int32, _ la: Double, _ b: Int32, _ lb: Double) -> Bool {
             la < lb || (la == lb && a < b)
         }
+        // The usable dies sorted by (load, id): an insertion sort taking the highest id first,
+        // each die put in place from the tail end. The dies given the first primaries carry the
+        // hottest loads by id (die 0 the hottest), so each goes to the tail: one comparison per
+        // die (issue 12: taken lowest id first, each went to the head, past every die before it).
         var tail = 0
-        for d in 0..<dies where free[d] > 0 {
-            // Insertion sort by (load, id): ids come in ascending, so ties stay in id order.
-            let me = Int32(truncatingIfNeeded: d), mine = load[d]
-            var j = tail
-            while j > 0, !precedes(queue[j - 1], load[Int(queue[j - 1])], me, mine) {
-                queue[j] = queue[j - 1]
-                j -= 1
+        var d = dies - 1
+        while d >= 0 {
+            if free[d] > 0 {
+                let me = Int32(truncatingIfNeeded: d), mine = load[d]
+                var j = tail
+                while j > 0, !precedes(queue[j - 1], load[Int(queue[j - 1])], me, mine) {
+                    queue[j] = queue[j - 1]
+                    j -= 1
+                }
+                queue[j] = me
+                tail += 1
             }
-            queue[j] = me
-            tail += 1
+            d -= 1
         }
         var head = 0
         var placed = start
