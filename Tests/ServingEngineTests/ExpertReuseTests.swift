@@ -70,6 +70,30 @@ import Testing
         #expect(!drifted.needsShares && drifted.settledExpectedImbalance().bitPattern == Self.freshImbalance(drifted).bitPattern)
     }
 
+    /// A swap whose load phase disables no slot serves from the old placement itself: handing the
+    /// routing a copy of the placement already serving keeps its worked-out shares (they are a
+    /// function of the serving placement and popularity alone); any other serving placement
+    /// leaves them to be worked out afresh.
+    @Test func theSameServingPlacementKeepsItsShares() {
+        let traffic = ExpertTraffic(shape: Self.shape, seed: 5)
+        let old = ExpertPlacement.greedy(popularity: traffic.popularity, dies: 8, slotsPerDie: 9)
+        let target = ExpertPlacement.roundRobin(experts: 64, layers: 6, dies: 8, slotsPerDie: 9)
+        var routing = ExpertRouting(popularity: traffic.popularity, dies: 8, slotsPerDie: 9, seed: 1, placement: old)
+        _ = routing.stepLoadFactor(tokens: 100)
+        // The prefetch ends: the target placement, still served from the old one.
+        routing.setPlacement(target, serving: old)
+        #expect(!routing.needsShares)
+        #expect(routing.expectedImbalance.bitPattern == Self.freshImbalance(routing).bitPattern)
+        // An equal placement built apart is not known to be the same: worked out afresh.
+        routing.setPlacement(target, serving: ExpertPlacement(dies: 8, slotsPerDie: 9, layers: old.layers))
+        #expect(routing.needsShares)
+        #expect(routing.settledExpectedImbalance().bitPattern == Self.freshImbalance(routing).bitPattern)
+        // The load ends: the target serves.
+        routing.setPlacement(target)
+        #expect(routing.needsShares)
+        #expect(routing.settledExpectedImbalance().bitPattern == Self.freshImbalance(routing).bitPattern)
+    }
+
     /// Through the expert system: after each drift the prefill TEs holding one placement (the
     /// static one they start from) lend one another their shares, TEs that re-planned on their own
     /// counts hold their own placements, and every TE's expected imbalance is the one worked

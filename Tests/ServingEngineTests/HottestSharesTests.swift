@@ -70,6 +70,23 @@ import Testing
                 == Self.reference(exact, counts).map(\.bitPattern))
     }
 
+    /// A greedy plan of one slot per die is taken at its planner's word (no walk of its hosts):
+    /// the word must be what the walk finds, on every population and with fewer, as many and more
+    /// dies than experts.
+    @Test func greedyOneSlotPlansCoverEveryDieOnceAsTheWalkFinds() {
+        for pop in EPLBPlannerEquivalenceTests.populations() {
+            for dies in [1, 7, 255, 256, 257, 288, 300] {
+                let plan = ExpertPlacement.greedy(popularity: pop, dies: dies, slotsPerDie: 1)
+                #expect(plan.oneSlotPerDie)
+                #expect(plan.slotsCoverDiesOnce(), "\(dies) dies")
+            }
+        }
+        // A ragged popularity (rows of other lengths) is checked by the walk as before.
+        let ragged = ExpertPopularity(layers: [[3, 1, 2], [1, 1]])
+        let plan = ExpertPlacement.greedy(popularity: ragged, dies: 3, slotsPerDie: 1)
+        #expect(plan.oneSlotPerDie == plan.slotsCoverDiesOnce())
+    }
+
     /// Experts with no host (a swap's serving placement), with several hosts on one die, and a
     /// popularity row longer than the placement's experts; and the same placement rebuilt from its
     /// rows compares equal and gives the same figures.
@@ -130,6 +147,62 @@ import Testing
                 #expect(pool.hasFreeSlot == scan.hasFreeSlot)
             }
             #expect(pool.load == scan.load)
+        }
+    }
+
+    /// ``DiePool/placeInTurn(_:from:load:hosts:)`` (a sorted queue of dies) places the primaries
+    /// where one ``DiePool/leastLoaded()`` and ``DiePool/place(_:on:)`` per primary puts them:
+    /// the same hosts in the same order, the same loads, free slots and tree afterwards. Loads
+    /// with many ties (small integers, zeros, one equal body) and plain random ones.
+    @Test func primariesPlacedInTurnGoWhereTheWalkPutsThem() {
+        var rng = RandomStreams(seed: 14).stream("die-pool-turn")
+        for trial in 0..<300 {
+            let dies = rng.int(in: 1...40), slots = rng.int(in: 1...6), experts = rng.int(in: 1...80)
+            let load: [Double] = (0..<experts).map { e in
+                switch trial % 3 {
+                case 0: Double(rng.int(in: 0...3))
+                case 1: e < experts / 5 ? 1 + rng.uniform() * 9 : 0.75
+                default: rng.uniform()
+                }
+            }
+            let order = load.indices.sorted { load[$0] > load[$1] || (load[$0] == load[$1] && $0 < $1) }
+                .map { Int32($0) }
+            let start = rng.int(in: 0...min(dies, experts))
+            var walked = DiePool(dies: dies, slotsPerDie: slots)
+            var queued = DiePool(dies: dies, slotsPerDie: slots)
+            let walkedHosts = LayerHosts(experts: experts, capacity: dies * slots)
+            let queuedHosts = LayerHosts(experts: experts, capacity: dies * slots)
+            load.withUnsafeBufferPointer { share in
+                // The same start for both: the first `start` primaries on their own dies.
+                for k in 0..<start {
+                    let e = Int(order[k])
+                    walkedHosts.append(k, to: e)
+                    queuedHosts.append(k, to: e)
+                    walked.place(share[e], on: k)
+                    queued.place(share[e], on: k)
+                }
+                var placed = start
+                while placed < order.count, let d = walked.leastLoaded() {
+                    let e = Int(order[placed])
+                    walkedHosts.append(d, to: e)
+                    walked.place(share[e], on: d)
+                    placed += 1
+                }
+                #expect(queued.placeInTurn(order, from: start, load: share, hosts: queuedHosts) == placed,
+                        "trial \(trial)")
+            }
+            for e in 0..<experts {
+                var a: [Int] = [], b: [Int] = []
+                var node = walkedHosts.first(e)
+                while node >= 0 { a.append(walkedHosts.die(node)); node = walkedHosts.next(node) }
+                node = queuedHosts.first(e)
+                while node >= 0 { b.append(queuedHosts.die(node)); node = queuedHosts.next(node) }
+                #expect(a == b, "trial \(trial), expert \(e)")
+            }
+            #expect(walked.load.map(\.bitPattern) == queued.load.map(\.bitPattern))
+            #expect(walked.hasFreeSlot == queued.hasFreeSlot)
+            #expect(walked.leastLoaded() == queued.leastLoaded())
+            #expect(walked.leastLoaded(excluding: [0]) == queued.leastLoaded(excluding: [0]))
         }
     }
 }

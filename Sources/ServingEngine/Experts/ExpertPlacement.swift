@@ -54,8 +54,10 @@ public struct ExpertPlacement: Sendable, Equatable {
         self = builder.placement(dies: dies, slotsPerDie: slotsPerDie)
     }
 
+    /// `coversDiesOnce`: the maker knows every layer's slots to be one per die, on every die (the
+    /// greedy planner's one-slot layers, by construction); nil: checked here.
     private init(dies: Int, slotsPerDie: Int, layerCount: Int, experts: Int, hostStart: [Int32], hostDies: [Int32],
-                 slots: (experts: [Int32], replicas: [Double])?) {
+                 slots: (experts: [Int32], replicas: [Double])?, coversDiesOnce: Bool? = nil) {
         self.dies = dies
         self.slotsPerDie = slotsPerDie
         self.layerCount = layerCount
@@ -68,11 +70,18 @@ public struct ExpertPlacement: Sendable, Equatable {
         } else {
             deriveSlots()
         }
-        oneSlotPerDie = slotsCoverDiesOnce()
+        // (The maker's word is taken only with the shape it implies: derived slot arrays, a flat
+        // layout, a slot per die per layer.)
+        if coversDiesOnce == true, dies > 0, slotExpert.count == hostDies.count,
+           hostStart.count == layerCount * experts + 1, hostDies.count == layerCount * dies {
+            oneSlotPerDie = true
+        } else {
+            oneSlotPerDie = slotsCoverDiesOnce()
+        }
     }
 
     /// Whether each layer's slots are exactly one per die (the slot arrays derived).
-    private func slotsCoverDiesOnce() -> Bool {
+    func slotsCoverDiesOnce() -> Bool {
         guard dies > 0, slotExpert.count == hostDies.count, hostStart.count == layerCount * experts + 1,
               hostDies.count == layerCount * dies, layerCount < Int(UInt32.max) else { return false }
         // Per die, the last layer (plus one) that put a slot on it: a die seen twice in a layer
@@ -255,9 +264,12 @@ public struct ExpertPlacement: Sendable, Equatable {
             }
         }
 
-        func placement(dies: Int, slotsPerDie: Int) -> ExpertPlacement {
+        /// The placement written. `coversDiesOnce`: the writer knows each layer's slots to be one
+        /// per die, on every die (not checked again: see ``ExpertPlacement/oneSlotPerDie``).
+        func placement(dies: Int, slotsPerDie: Int, coversDiesOnce: Bool = false) -> ExpertPlacement {
             ExpertPlacement(dies: dies, slotsPerDie: slotsPerDie, layerCount: layers, experts: experts,
-                            hostStart: starts, hostDies: hosts, slots: slotsKept ? (slotExpert, slotReplicas) : nil)
+                            hostStart: starts, hostDies: hosts, slots: slotsKept ? (slotExpert, slotReplicas) : nil,
+                            coversDiesOnce: coversDiesOnce ? true : nil)
         }
     }
 
@@ -338,19 +350,34 @@ public struct ExpertPlacement: Sendable, Equatable {
         var builder = Builder(layers: popularity.layers.count, experts: experts, hosts: popularity.layers.count * slots)
         if orders.sorted.count != popularity.layers.count { orders.sorted = Array(repeating: [], count: popularity.layers.count) }
         let trusted = orders.fromPlanner
+        // The one-slot layers' scratch (``OneSlotLayer``), when there are such layers.
+        let oneSlot = slotsPerDie == 1 ? OneSlotLayer(experts: experts, dies: dies) : nil
         for (l, row) in popularity.layers.enumerated() {
-            row.withUnsafeBufferPointer {
-                greedyLayer(load: $0, pool: &pool, order: &order, hint: orders.sorted[l], hintIsPermutation: trusted,
+            let written = row.withUnsafeBufferPointer { load -> Bool in
+                if let oneSlot, load.count == experts {
+                    let strict = hottestFirst(load: load, into: &order, from: orders.sorted[l], permutation: trusted)
+                    if strict {
+                        oneSlot.place(load: load, order: order, into: &builder)
+                        return true
+                    }
+                }
+                greedyLayer(load: load, pool: &pool, order: &order, hint: orders.sorted[l], hintIsPermutation: trusted,
                             hosts: hosts)
+                return false
             }
-            hosts.write(into: &builder)
+            if !written { hosts.write(into: &builder) }
             // This layer's order is the next plan's starting point; the old hint's buffer becomes
             // the scratch for the next layer (no allocation).
             swap(&orders.sorted[l], &order)
         }
         // Every layer now holds the order its sort wrote: a permutation of its experts.
         orders.fromPlanner = true
-        return builder.placement(dies: dies, slotsPerDie: slotsPerDie)
+        // One slot per die: each layer's primaries take dies 0, 1, 2, … and its redundant replicas
+        // the rest in turn (``oneSlotLayer``), so with an expert to place in every layer each die
+        // holds exactly one slot per layer: no walk of the hosts to find it out (issue 12).
+        let coversDiesOnce = slotsPerDie == 1 && dies > 0 && experts > 0
+            && popularity.layers.allSatisfy { $0.count == experts }
+        return builder.placement(dies: dies, slotsPerDie: slotsPerDie, coversDiesOnce: coversDiesOnce)
     }
 
     /// One layer of ``greedy(popularity:dies:slotsPerDie:)`` on reused buffers (`pool` is reset
@@ -365,26 +392,32 @@ public struct ExpertPlacement: Sendable, Equatable {
         if dies.slotsPerDie == 1 {
             return oneSlotLayer(load: load, order: order, strict: strict, dies: dies.dies, hosts: hosts)
         }
-        dies.reset()
-        var placed = dies.placeOnEmptyDies(order, load: load, hosts: hosts)
-        let primaries = order
-        while placed < primaries.count {
-            guard let d = dies.leastLoaded() else { break }
-            let e = Int(primaries[placed])
-            hosts.append(d, to: e)
-            dies.place(load[e], on: d)
-            placed += 1
-        }
-        // Redundant slots: the expert with the most load per replica, next.
-        guard dies.hasFreeSlot else { return }
-        var hottest = strict ? MostLoadPerReplica(load: load, order: order, placedPrefix: placed)
-            : MostLoadPerReplica(load: load, order: order, placed: { hosts.count($0) > 0 })
         // Loads far from overflow (their magnitudes sum to a plain number; a NaN or ∞ fails the
         // test) keep every die load a plain number, no ∞ − ∞ in an adjust: the pool's order is
         // then total and its root answers most exclusions as it stands.
         var magnitudes = 0.0
         for x in load { magnitudes += x.magnitude }
-        let ordered = strict && magnitudes <= 1e300
+        let plain = magnitudes <= 1e300
+        dies.reset()
+        // (With plain loads the rest of the primaries go by the pool's queue, which rebuilds the tree.)
+        var placed = dies.placeOnEmptyDies(order, load: load, hosts: hosts, rebuildingTree: !plain)
+        let primaries = order
+        if plain {
+            placed = dies.placeInTurn(primaries, from: placed, load: load, hosts: hosts)
+        } else {
+            while placed < primaries.count {
+                guard let d = dies.leastLoaded() else { break }
+                let e = Int(primaries[placed])
+                hosts.append(d, to: e)
+                dies.place(load[e], on: d)
+                placed += 1
+            }
+        }
+        // Redundant slots: the expert with the most load per replica, next.
+        guard dies.hasFreeSlot else { return }
+        var hottest = strict ? MostLoadPerReplica(load: load, order: order, placedPrefix: placed)
+            : MostLoadPerReplica(load: load, order: order, placed: { hosts.count($0) > 0 })
+        let ordered = strict && plain
         while dies.hasFreeSlot, let top = hottest.popMax() {
             let e = top.expert
             guard let d = dies.leastLoaded(excludingHostsOf: e, in: hosts, ordered: ordered) else { continue }
@@ -555,6 +588,110 @@ public struct ExpertPlacement: Sendable, Equatable {
             hosts.append(next, to: e)
             next += 1
             hottest.insert(ExpertShare(share: after, expert: e))
+        }
+    }
+
+    /// ``oneSlotLayer(load:order:strict:dies:hosts:)`` for a strict order and a row of every
+    /// expert, written straight into the plan's buffers: expert `order[k]` on die `k`, then the
+    /// redundant replicas on the next dies in the order the most-load-per-replica rule picks them,
+    /// each expert's hosts its primary then its replicas in that order — the layer
+    /// ``LayerHosts/write(into:)`` writes, without the linked host lists (issue 12: building and
+    /// walking them was most of a decode plan's layer, 58 layers a plan, a plan a minute).
+    /// A plan's scratch, reused layer by layer.
+    final class OneSlotLayer {
+        let experts: Int
+        let dies: Int
+        /// Per expert: its rank in the layer's order (its primary's die when below `dies`).
+        private let rank: UnsafeMutablePointer<Int32>
+        /// Per expert: replicas beyond its primary (0 between layers), and the first and last of
+        /// them (valid while it has any).
+        private let extras: UnsafeMutablePointer<Int32>
+        private let firstExtra: UnsafeMutablePointer<Int32>
+        private let lastExtra: UnsafeMutablePointer<Int32>
+        /// Per redundant replica (the `j`-th placed is on die `primaries + j`): its expert's next
+        /// one (−1: its last). Each expert's replicas in the order placed, so by ascending die.
+        private let nextExtra: UnsafeMutablePointer<Int32>
+
+        init(experts: Int, dies: Int) {
+            self.experts = experts
+            self.dies = dies
+            rank = .allocate(capacity: max(1, experts))
+            extras = .allocate(capacity: max(1, experts))
+            extras.initialize(repeating: 0, count: max(1, experts))
+            firstExtra = .allocate(capacity: max(1, experts))
+            lastExtra = .allocate(capacity: max(1, experts))
+            nextExtra = .allocate(capacity: max(1, dies))
+        }
+
+        deinit {
+            rank.deallocate()
+            extras.deallocate()
+            firstExtra.deallocate()
+            lastExtra.deallocate()
+            nextExtra.deallocate()
+        }
+
+        /// Places one layer (`load`: every expert's; `order`: the strict hottest-first order of
+        /// them) and appends it to `builder`.
+        func place(load: UnsafeBufferPointer<Double>, order: [Int32], into builder: inout Builder) {
+            let n = order.count
+            precondition(n == experts && load.count == experts, "a row of every expert")
+            let (rank, extras, dies) = (self.rank, self.extras, self.dies)
+            let (firstExtra, lastExtra, nextExtra) = (self.firstExtra, self.lastExtra, self.nextExtra)
+            let primaries = min(dies, n)
+            var next = primaries
+            if next < dies {
+                var hottest = MostLoadPerReplica(load: load, order: order, placedPrefix: next)
+                while next < dies, let top = hottest.popMax() {
+                    let e = top.expert
+                    // Its hosts so far: the primary and its extras.
+                    let after = load[e] / Double(Int(extras[e]) + 2)
+                    // Replica j on die `primaries + j`, after the expert's others.
+                    let j = Int32(truncatingIfNeeded: next - primaries)
+                    if extras[e] == 0 { firstExtra[e] = j } else { nextExtra[Int(lastExtra[e])] = j }
+                    lastExtra[e] = j
+                    nextExtra[Int(j)] = -1
+                    extras[e] += 1
+                    next += 1
+                    hottest.insert(ExpertShare(share: after, expert: e))
+                }
+            }
+            order.withUnsafeBufferPointer { order in
+                for k in 0..<n { rank[Int(order[k])] = Int32(truncatingIfNeeded: k) }
+            }
+            let placed = next
+            let base = Int32(truncatingIfNeeded: primaries)
+            builder.appendExperts(n, hosts: placed) { room in
+                var k = 0
+                for e in 0..<n {
+                    let r = Int(rank[e])
+                    guard r < primaries else {
+                        // Not placed (more experts than dies): no host.
+                        room.ends[e] = room.base &+ Int32(truncatingIfNeeded: k)
+                        continue
+                    }
+                    room.hosts[k] = Int32(truncatingIfNeeded: r)
+                    if extras[e] == 0 {
+                        // Most experts: one host, written as ``Builder/Room/close`` would.
+                        room.slotExpert[k] = Int32(truncatingIfNeeded: e)
+                        room.slotReplicas[k] = 1
+                        k += 1
+                        room.ends[e] = room.base &+ Int32(truncatingIfNeeded: k)
+                        continue
+                    }
+                    let from = k
+                    k += 1
+                    var j = Int(firstExtra[e])
+                    while j >= 0 {
+                        room.hosts[k] = base &+ Int32(truncatingIfNeeded: j)
+                        k += 1
+                        j = Int(nextExtra[j])
+                    }
+                    extras[e] = 0
+                    room.close(e, expert: e, from: from, to: k)
+                }
+                return k
+            }
         }
     }
 
@@ -1198,7 +1335,7 @@ struct DiePool {
     /// the lowest id wins, and every die already used carries more. One tree rebuild instead of
     /// a walk per primary (issue 12).
     mutating func placeOnEmptyDies(_ order: [Int32], load share: UnsafeBufferPointer<Double>,
-                                   hosts: LayerHosts) -> Int {
+                                   hosts: LayerHosts, rebuildingTree: Bool = true) -> Int {
         guard slotsPerDie > 0 else { return 0 }
         let load = storage.load, free = storage.free
         let count = min(dies, order.count)
@@ -1214,8 +1351,82 @@ struct DiePool {
             guard x > 0 else { break }
         }
         freeDies -= filled
-        if k > 0 { rebuild() }
+        if k > 0 && rebuildingTree { rebuild() }
         return k
+    }
+
+    /// Places `order[from...]` one by one, each on ``leastLoaded()`` as ``place(_:on:)`` would,
+    /// while a die has a free slot, writing them in `hosts`; returns how many of `order` are
+    /// placed (`from` plus these). For loads that are plain numbers (no NaN: ordered totally).
+    ///
+    /// The usable dies wait in a queue sorted by (load, id): its head is the least-loaded die,
+    /// and a die given a replica goes back in from the tail end, where it nearly always belongs
+    /// (most of a layer's experts are its body, of one equal load, placed round after round):
+    /// the same dies in the same order as a tree walk per primary, for a comparison or two
+    /// (issue 12: the walks were a quarter of a multi-slot plan). The tree is rebuilt at the end.
+    mutating func placeInTurn(_ order: [Int32], from start: Int, load share: UnsafeBufferPointer<Double>,
+                              hosts: LayerHosts) -> Int {
+        // (The tree is rebuilt once, at the end: the queue reads only the loads and free slots.)
+        defer { rebuild() }
+        guard start < order.count else { return start }
+        let load = storage.load, free = storage.free
+        // Room for every usable die and one re-entry per replica placed (at most one per slot).
+        let capacity = dies + dies * max(0, slotsPerDie) + 1
+        let queue = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
+        defer { queue.deallocate() }
+        // (a, its load) before (b, its load) in the queue's order.
+        @inline(__always) func precedes(_ a: Int32, _ la: Double, _ b: Int32, _ lb: Double) -> Bool {
+            la < lb || (la == lb && a < b)
+        }
+        // The usable dies sorted by (load, id): an insertion sort taking the highest id first,
+        // each die put in place from the tail end. The dies given the first primaries carry the
+        // hottest loads by id (die 0 the hottest), so each goes to the tail: one comparison per
+        // die (issue 12: taken lowest id first, each went to the head, past every die before it).
+        var tail = 0
+        var d = dies - 1
+        while d >= 0 {
+            if free[d] > 0 {
+                let me = Int32(truncatingIfNeeded: d), mine = load[d]
+                var j = tail
+                while j > 0, !precedes(queue[j - 1], load[Int(queue[j - 1])], me, mine) {
+                    queue[j] = queue[j - 1]
+                    j -= 1
+                }
+                queue[j] = me
+                tail += 1
+            }
+            d -= 1
+        }
+        var head = 0
+        var placed = start
+        var filled = 0
+        order.withUnsafeBufferPointer { order in
+            while placed < order.count && head < tail {
+                let me = queue[head]
+                head &+= 1
+                let d = Int(me)
+                let e = Int(order[placed])
+                hosts.append(d, to: e)
+                load[d] += share[e]
+                free[d] -= 1
+                placed &+= 1
+                guard free[d] > 0 else {
+                    filled &+= 1
+                    continue
+                }
+                // Back in at its place, looking from the tail end.
+                let mine = load[d]
+                var j = tail
+                while j > head, !precedes(queue[j &- 1], load[Int(queue[j &- 1])], me, mine) {
+                    queue[j] = queue[j &- 1]
+                    j &-= 1
+                }
+                queue[j] = me
+                tail &+= 1
+            }
+        }
+        freeDies -= filled
+        return placed
     }
 
     /// The least-loaded die with a free slot (lowest id on ties).

@@ -84,9 +84,14 @@ public struct ExpertRouting: Sendable {
     }
 
     public mutating func setPlacement(_ new: ExpertPlacement, serving: ExpertPlacement? = nil) {
+        let next = serving ?? new
+        // The shares are a function of the serving placement and the popularity alone: a copy of
+        // the placement already serving (a swap whose load phase disables no slot serves from the
+        // old placement itself) leaves them as they are, worked out or not.
+        let sameServing = next.isCopy(of: servingPlacement)
         placement = new
-        servingPlacement = serving ?? new
-        recompute()
+        servingPlacement = next
+        if !sameServing { recompute() }
     }
 
     // MARK: Per step

@@ -199,8 +199,14 @@ final class ExpertSystem {
             routing.recordsHeat = index == heatInstance
             var controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: 0,
                                             intervalSeconds: intervalSeconds)
-            if mode == .on { controller.notePlanned(counts: traffic.popularity, imbalance: routing.settledExpectedImbalance()) }
             routings.append(routing)
+            if mode == .on {
+                // The TEs of a shape start from one plan and one popularity: the first works out
+                // the shares, the others take them.
+                let added = routings.count - 1
+                adoptShares(added)
+                controller.notePlanned(counts: traffic.popularity, imbalance: routings[added]!.settledExpectedImbalance())
+            }
             controllers.append(controller)
             decodes.append(host.decodes)
             wakes.append(Wake())
@@ -315,6 +321,9 @@ final class ExpertSystem {
         let due = wakes[i].at.map { now >= $0 } ?? false
         guard due || wakes[i].swapEnds != nil, controllers[i] != nil, routings[i] != nil else { return }
         if due {
+            // A plan weighs the serving placement's shares (and the collection bound reads them):
+            // taken from a TE that has them for the same placement and popularity, if one does.
+            if routings[i]!.needsShares { adoptShares(i) }
             let outcomes = controllers[i]!.tick(now: now, routing: &routings[i]!, planner: sharedPlan)
             noteController(i)
             for outcome in outcomes { lines.append(Rebalance(instance: i, message: outcome.message)) }
