@@ -64,7 +64,7 @@ public struct KVBlockManager: Sendable {
     /// Chained prefix hash held by a block (valid where `hashed` is true). These and the LRU
     /// cover only the blocks up to the highest one ever registered in the prefix cache: a decode
     /// group's blocks are never prefix sources (transferred KV is allocated without keys), so a
-    /// saturated decode group keeps 4 bytes of state per block instead of 33.
+    /// saturated decode group keeps 4 bytes of state per block instead of about 45.
     private(set) var blockHash: [UInt64] = []
     private var hashed: [Bool] = []
     var cacheIndex = PrefixIndex(maxLoad: .half)

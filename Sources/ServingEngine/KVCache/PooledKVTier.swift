@@ -94,7 +94,7 @@ public struct PooledKVTier: Sendable {
         swap(&keys, &hashOf)
         swap(&index, &slotOf)
         keys.withUnsafeMutableBufferPointer { keys in
-            index.reserve(entries: mostSlots, keys: UnsafeBufferPointer(keys))
+            index.reserve(entries: mostSlots)
             index.edit(keys: UnsafeBufferPointer(keys)) { index in
                 lru.edit { lru in
                     for hash in chainedHashes {

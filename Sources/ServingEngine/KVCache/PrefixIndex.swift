@@ -1,12 +1,17 @@
 /// The prefix cache's index: chained prefix hash → the block registered under it, for one
 /// ``KVBlockManager`` (and the pooled tier's slots, ``PooledKVTier``).
 ///
-/// An open-addressing table (linear probing, backward-shift deletion) of 32-bit block numbers;
-/// the hashes themselves stay in the manager's per-block hash array, passed in as `keys`. A
+/// An open-addressing table (linear probing, backward-shift deletion) of 32-bit block numbers,
+/// each beside the top 32 bits of its hash's ``Slotting`` product (its *tag*); the hashes
+/// themselves stay in the manager's per-block hash array, passed in as `keys`. The tag holds the
+/// entry's home at every table size, so a probe reads a block's key only when the tags agree (a
+/// hit, bar one in four billion), and growing or a backward shift reads none. Reading the key of
+/// every entry a probe passed was a cache miss each, mostly: with tags, two saturated superpod
+/// minutes miss a 512 KB cache on 21% fewer reads (11.8 M → 9.3 M) for 2.6% more instructions. A
 /// saturated prefill group registers every prompt block, and a `Dictionary` of 64-bit keys and values
 /// cost 21–43 bytes per entry (8-byte key and value, ¾ load, doubling, never shrinking): the
-/// largest item of a saturated superpod's heap. This costs 5–11 (at most ¾ full) or 8–16 (at most
-/// half full, ``MaxLoad``). A hash's slot is picked by ``Slotting`` from a per-process multiplier,
+/// largest item of a saturated superpod's heap. This costs 11–21 (at most ¾ full) or 16–32 (at
+/// most half full, ``MaxLoad``). A hash's slot is picked by ``Slotting`` from a per-process multiplier,
 /// never from the hash's bare bits: the hashes chain ids read from a trace, and ids crafted so
 /// that their hashes share low bits would otherwise make every probe walk one long run (a replay
 /// that stalls). Nothing iterates the table, so its layout never reaches a report.
@@ -17,15 +22,24 @@ struct PrefixIndex: Sendable {
         /// rest of a replay, and taking a block by eviction walks two probe runs (the evicted
         /// hash's to its end, for the backward shift, and the new hash's). At up to ¾ full that
         /// was ~300 instructions a block in the Mooncake hour, ~125 at half; the doubled slots cost
-        /// a 24 K-block prefill group 128 KB (8 MB over the superpod's 64 groups).
+        /// a 24 K-block prefill group 256 KB (16 MB over the superpod's 64 groups).
         case half
         /// The pooled tier's: it rarely evicts, and doubling its millions of slots cost the
-        /// saturated hour 25 MB of its 400 MB budget for a few hundredths of a percent.
+        /// saturated hour 25 MB (of 4-byte slots; 50 MB of today's 8-byte ones) of its 400 MB
+        /// budget for a few hundredths of a percent.
         case threeQuarters
     }
 
-    /// Block numbers; -1 is an empty slot. Empty or a power of two long.
-    private var slots: [Int32] = []
+    /// Entries: a tag in the top 32 bits, the block number in the low 32 (``empty``: none). Empty
+    /// or a power of two long, at most 2³² (the tag holds the home of a table that size).
+    private var slots: [UInt64] = []
+    /// An empty slot: no block is numbered 2³² - 1 (block numbers fit 31 bits).
+    static let empty: UInt64 = .max
+    /// The tag's bits of an entry.
+    static let tagBits: UInt64 = 0xFFFF_FFFF_0000_0000
+
+    @inline(__always) static func block(of entry: UInt64) -> Int { Int(UInt32(truncatingIfNeeded: entry)) }
+    @inline(__always) static func entry(tag: UInt64, block: Int) -> UInt64 { tag | UInt64(UInt32(truncatingIfNeeded: block)) }
     private(set) var count = 0
     private let half: Bool
     /// How hashes map to slots at the table's current size.
@@ -64,6 +78,18 @@ struct PrefixIndex: Sendable {
             Int(truncatingIfNeeded: (hash &* multiplier) &>> shift)
         }
 
+        /// `hash`'s home and its tag (the product's top 32 bits, in place): the home is the top
+        /// bits of the tag for any table of up to 2³² slots.
+        @inline(__always) func place(_ hash: UInt64) -> (home: Int, tag: UInt64) {
+            let product = hash &* multiplier
+            return (Int(truncatingIfNeeded: product &>> shift), product & PrefixIndex.tagBits)
+        }
+
+        /// An entry's home, from its tag: ``home(_:)`` of its hash, with no key read.
+        @inline(__always) func home(ofEntry entry: UInt64) -> Int {
+            Int(truncatingIfNeeded: entry &>> shift)
+        }
+
         private static let seededMultiplier: UInt64 = {
             var hasher = Hasher()
             hasher.combine(0x5EED as UInt64)
@@ -76,11 +102,12 @@ struct PrefixIndex: Sendable {
     func block(for hash: UInt64, keys: [UInt64]) -> Int? {
         guard count > 0 else { return nil }
         let mask = slots.count - 1
-        var i = home(hash)
+        let (first, tag) = slotting.place(hash)
+        var i = first
         while true {
-            let block = slots[i]
-            if block < 0 { return nil }
-            if keys[Int(block)] == hash { return Int(block) }
+            let entry = slots[i]
+            if entry == Self.empty { return nil }
+            if entry & Self.tagBits == tag && keys[Self.block(of: entry)] == hash { return Self.block(of: entry) }
             i = (i &+ 1) & mask
         }
     }
@@ -113,12 +140,13 @@ struct PrefixIndex: Sendable {
             var position = start
             walk: while position < end {
                 let hash = hashes[position]
-                var i = slotting.home(hash)
+                let (first, tag) = slotting.place(hash)
+                var i = first
                 while true {
-                    let block = slots[i]
-                    if block < 0 { break walk }
-                    if keys[Int(block)] == hash {
-                        blocks?[position] = block
+                    let entry = slots[i]
+                    if entry == Self.empty { break walk }
+                    if entry & Self.tagBits == tag && keys[Self.block(of: entry)] == hash {
+                        blocks?[position] = Int32(truncatingIfNeeded: entry)
                         break
                     }
                     i = (i &+ 1) & mask
@@ -133,7 +161,7 @@ struct PrefixIndex: Sendable {
     func probes(for hash: UInt64, keys: [UInt64]) -> Int {
         guard !slots.isEmpty else { return 0 }
         var i = home(hash), read = 1
-        while slots[i] >= 0 && keys[Int(slots[i])] != hash {
+        while slots[i] != Self.empty && keys[Self.block(of: slots[i])] != hash {
             i = (i + 1) & slotting.mask
             read += 1
         }
@@ -142,11 +170,12 @@ struct PrefixIndex: Sendable {
 
     /// Registers `block` under `hash` (not registered yet; `keys[block] == hash` already).
     mutating func insert(_ block: Int, hash: UInt64, keys: [UInt64]) {
-        if overfull(count + 1, slots: slots.count) { grow(keys: keys) }
+        if overfull(count + 1, slots: slots.count) { grow() }
         let mask = slots.count - 1
-        var i = home(hash)
-        while slots[i] >= 0 { i = (i &+ 1) & mask }
-        slots[i] = Int32(truncatingIfNeeded: block)
+        let (first, tag) = slotting.place(hash)
+        var i = first
+        while slots[i] != Self.empty { i = (i &+ 1) & mask }
+        slots[i] = Self.entry(tag: tag, block: block)
         count += 1
     }
 
@@ -154,9 +183,15 @@ struct PrefixIndex: Sendable {
     /// it would go.
     enum Probe {
         case registered(Int)
-        /// Pass to ``occupy(_:with:)`` before any other change to the index.
+        /// A vacancy (``vacancy(_:tag:)``): pass to ``occupy(_:with:)`` before any other change to the index.
         case vacant(Int)
     }
+
+    /// An empty slot and the tag of the hash that may take it, in one `Int`: the slot in the low
+    /// 32 bits, the tag above (what ``occupy(_:with:)`` writes there).
+    @inline(__always) static func vacancy(_ slot: Int, tag: UInt64) -> Int { Int(bitPattern: UInt(tag | UInt64(slot))) }
+    @inline(__always) static func slot(of vacancy: Int) -> Int { Int(UInt32(truncatingIfNeeded: vacancy)) }
+    @inline(__always) static func tag(of vacancy: Int) -> UInt64 { UInt64(UInt(bitPattern: vacancy)) & tagBits }
 
     /// A lookup that, on a miss, also finds the slot to register in: one probe for a
     /// lookup-then-insert (a prefill registers most of its prompt blocks, nearly all new, and
@@ -167,25 +202,27 @@ struct PrefixIndex: Sendable {
     mutating func probe(for hash: UInt64, keys: [UInt64]) -> Probe {
         if !slots.isEmpty {
             let mask = slots.count - 1
-            var i = home(hash)
+            let (first, tag) = slotting.place(hash)
+            var i = first
             while true {
-                let block = slots[i]
-                if block < 0 { break }
-                if keys[Int(block)] == hash { return .registered(Int(block)) }
+                let entry = slots[i]
+                if entry == Self.empty { break }
+                if entry & Self.tagBits == tag && keys[Self.block(of: entry)] == hash { return .registered(Self.block(of: entry)) }
                 i = (i &+ 1) & mask
             }
-            if !overfull(count + 1, slots: slots.count) { return .vacant(i) }
+            if !overfull(count + 1, slots: slots.count) { return .vacant(Self.vacancy(i, tag: tag)) }
         }
-        grow(keys: keys)
+        grow()
         let mask = slots.count - 1
-        var i = home(hash)
-        while slots[i] >= 0 { i = (i &+ 1) & mask }
-        return .vacant(i)
+        let (first, tag) = slotting.place(hash)
+        var i = first
+        while slots[i] != Self.empty { i = (i &+ 1) & mask }
+        return .vacant(Self.vacancy(i, tag: tag))
     }
 
-    /// Registers `block` in the slot ``probe(for:keys:)`` found vacant (its hash already in `keys`).
-    mutating func occupy(_ slot: Int, with block: Int) {
-        slots[slot] = Int32(truncatingIfNeeded: block)
+    /// Registers `block` in the vacancy ``probe(for:keys:)`` found (its hash already in `keys`).
+    mutating func occupy(_ vacancy: Int, with block: Int) {
+        slots[Self.slot(of: vacancy)] = Self.entry(tag: Self.tag(of: vacancy), block: block)
         count += 1
     }
 
@@ -198,17 +235,17 @@ struct PrefixIndex: Sendable {
     mutating func registerNew(hashes: UnsafeBufferPointer<UInt64>, blocks: UnsafeBufferPointer<Int32>,
                               keys: UnsafeMutableBufferPointer<UInt64>, marks: UnsafeMutableBufferPointer<Bool>) {
         guard !hashes.isEmpty else { return }
-        while slots.isEmpty || overfull(count + hashes.count, slots: slots.count) { grow(keys: UnsafeBufferPointer(keys)) }
+        while slots.isEmpty || overfull(count + hashes.count, slots: slots.count) { grow() }
         var added = 0
         slots.withUnsafeMutableBufferPointer { slots in
             for i in hashes.indices {
                 let hash = hashes[i]
-                let (s, registered) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
+                let (s, tag, registered) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
                 guard !registered else { continue }
                 let block = blocks[i]
                 keys[Int(block)] = hash
                 marks[Int(block)] = true
-                slots[s] = block
+                slots[s] = Self.entry(tag: tag, block: Int(block))
                 added += 1
             }
         }
@@ -234,14 +271,14 @@ struct PrefixIndex: Sendable {
                 let removed = Self.remove(keys[block], keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
                 precondition(removed, "an evicted block is registered")
                 marks[block] = false
-                let (s, taken) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
+                let (s, tag, taken) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
                 guard !taken else {
                     registered -= 1
                     continue
                 }
                 keys[block] = hash
                 marks[block] = true
-                slots[s] = Int32(truncatingIfNeeded: block)
+                slots[s] = Self.entry(tag: tag, block: block)
             }
         }
         count = registered
@@ -249,15 +286,15 @@ struct PrefixIndex: Sendable {
 
     /// Grows the table, if needed, to hold `entries` entries without growing again: to the size
     /// registering up to that many one at a time would reach (a batch edit cannot grow it).
-    mutating func reserve(entries: Int, keys: UnsafeBufferPointer<UInt64>) {
-        while slots.isEmpty || overfull(entries, slots: slots.count) { grow(keys: keys) }
+    mutating func reserve(entries: Int) {
+        while slots.isEmpty || overfull(entries, slots: slots.count) { grow() }
     }
 
     /// Runs `body` with an ``Editor`` over the slots' buffer: a batch of lookups, registrations
     /// and removals (the pooled tier's insert of a finished prompt's keys) checks the array's
     /// uniqueness once instead of once per change. `keys` is every registered block's hash, as for
     /// the other methods; the caller may write it between the editor's calls. The table cannot
-    /// grow meanwhile: ``reserve(entries:keys:)`` first.
+    /// grow meanwhile: ``reserve(entries:)`` first.
     mutating func edit<R>(keys: UnsafeBufferPointer<UInt64>, _ body: (inout Editor) -> R) -> R {
         precondition(!slots.isEmpty, "reserve before editing")
         let (result, count) = slots.withUnsafeMutableBufferPointer { slots in
@@ -272,26 +309,28 @@ struct PrefixIndex: Sendable {
     /// The index's operations on its slots' buffer (``edit(keys:_:)``), with the same results as
     /// ``probe(for:keys:)``, ``occupy(_:with:)`` and ``remove(_:keys:)``.
     struct Editor {
-        fileprivate let slots: UnsafeMutableBufferPointer<Int32>
+        fileprivate let slots: UnsafeMutableBufferPointer<UInt64>
         fileprivate let keys: UnsafeBufferPointer<UInt64>
         fileprivate let slotting: Slotting
         fileprivate(set) var count: Int
 
-        /// The slot holding `hash`'s block (`registered`), else the vacant slot it would take.
+        /// The slot holding `hash`'s block (`registered`), else the ``PrefixIndex/vacancy(_:tag:)``
+        /// it would take.
         @inline(__always)
         func find(_ hash: UInt64) -> (slot: Int, registered: Bool) {
-            PrefixIndex.find(hash, keys: keys, slots: slots, slotting: slotting)
+            let (slot, tag, registered) = PrefixIndex.find(hash, keys: keys, slots: slots, slotting: slotting)
+            return (registered ? slot : PrefixIndex.vacancy(slot, tag: tag), registered)
         }
 
         /// The block in a slot ``find(_:)`` reported registered.
         @inline(__always)
-        func block(at slot: Int) -> Int { Int(slots[slot]) }
+        func block(at slot: Int) -> Int { PrefixIndex.block(of: slots[slot]) }
 
-        /// Registers `block` (its hash already in the keys) in the slot ``find(_:)`` found vacant,
+        /// Registers `block` (its hash already in the keys) in the vacancy ``find(_:)`` found,
         /// with no change to the index in between.
         @inline(__always)
-        mutating func occupy(_ slot: Int, with block: Int) {
-            slots[slot] = Int32(truncatingIfNeeded: block)
+        mutating func occupy(_ vacancy: Int, with block: Int) {
+            slots[PrefixIndex.slot(of: vacancy)] = PrefixIndex.entry(tag: PrefixIndex.tag(of: vacancy), block: block)
             count &+= 1  // at most the slots
         }
 
@@ -312,16 +351,17 @@ struct PrefixIndex: Sendable {
     }
 
     /// On the slots' buffer: the slot holding `hash`'s block (`registered`), else the vacant slot
-    /// that ends its probe path (the table always has one: it is at most ¾ full).
+    /// that ends its probe path (the table always has one: it is at most ¾ full); and `hash`'s tag.
     @inline(__always)
-    private static func find(_ hash: UInt64, keys: UnsafeBufferPointer<UInt64>,
-                             slots: UnsafeMutableBufferPointer<Int32>, slotting: Slotting) -> (slot: Int, registered: Bool) {
+    private static func find(_ hash: UInt64, keys: UnsafeBufferPointer<UInt64>, slots: UnsafeMutableBufferPointer<UInt64>,
+                             slotting: Slotting) -> (slot: Int, tag: UInt64, registered: Bool) {
         let mask = slotting.mask
-        var s = slotting.home(hash)
+        let (first, tag) = slotting.place(hash)
+        var s = first
         while true {
-            let block = slots[s]
-            if block < 0 { return (s, false) }
-            if keys[Int(block)] == hash { return (s, true) }
+            let entry = slots[s]
+            if entry == empty { return (s, tag, false) }
+            if entry & tagBits == tag && keys[block(of: entry)] == hash { return (s, tag, true) }
             s = (s &+ 1) & mask
         }
     }
@@ -329,52 +369,51 @@ struct PrefixIndex: Sendable {
     /// ``remove(_:keys:)`` on the slots' buffer, leaving `count` to the caller: whether `hash` was there.
     @inline(__always)
     private static func remove(_ hash: UInt64, keys: UnsafeBufferPointer<UInt64>,
-                               slots: UnsafeMutableBufferPointer<Int32>, slotting: Slotting) -> Bool {
+                               slots: UnsafeMutableBufferPointer<UInt64>, slotting: Slotting) -> Bool {
         let mask = slotting.mask
-        var hole = slotting.home(hash)
+        let (first, tag) = slotting.place(hash)
+        var hole = first
         while true {
-            let block = slots[hole]
-            if block < 0 { return false }
-            if keys[Int(block)] == hash { break }
+            let entry = slots[hole]
+            if entry == empty { return false }
+            if entry & tagBits == tag && keys[block(of: entry)] == hash { break }
             hole = (hole &+ 1) & mask
         }
         // Backward shift: pull later entries of the probe run into the hole when their home slot
-        // does not lie cyclically in (hole, j].
+        // (from their tags: no key is read) does not lie cyclically in (hole, j].
         var j = hole
         while true {
             j = (j &+ 1) & mask
-            let block = slots[j]
-            if block < 0 { break }
-            let k = slotting.home(keys[Int(block)])
+            let entry = slots[j]
+            if entry == empty { break }
+            let k = slotting.home(ofEntry: entry)
             let stays = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j)
             if !stays {
-                slots[hole] = block
+                slots[hole] = entry
                 hole = j
             }
         }
-        slots[hole] = -1
+        slots[hole] = empty
         return true
     }
 
-    private mutating func grow(keys: [UInt64]) {
-        keys.withUnsafeBufferPointer { grow(keys: $0) }
-    }
-
-    /// Doubles the table, re-placing the entries in their old slot order. Written straight into
-    /// the new buffer (a saturated superpod's pool and group indexes grow hundreds of times).
-    private mutating func grow(keys: UnsafeBufferPointer<UInt64>) {
+    /// Doubles the table, re-placing the entries in their old slot order, each at the home its
+    /// tag gives (no key is read). Written straight into the new buffer (a saturated superpod's
+    /// pool and group indexes grow hundreds of times).
+    private mutating func grow() {
         let old = slots
         let capacity = max(64, old.count * 2)
+        precondition(capacity <= 1 << 32, "a tag holds the home of up to 2³² slots")
         let slotting = Slotting(capacity: capacity)
         let mask = slotting.mask
         self.slotting = slotting
-        slots = [Int32](unsafeUninitializedCapacity: capacity) { new, initialized in
-            new.initialize(repeating: -1)
+        slots = [UInt64](unsafeUninitializedCapacity: capacity) { new, initialized in
+            new.initialize(repeating: Self.empty)
             old.withUnsafeBufferPointer { old in
-                for block in old where block >= 0 {
-                    var i = slotting.home(keys[Int(block)])
-                    while new[i] >= 0 { i = (i &+ 1) & mask }
-                    new[i] = block
+                for entry in old where entry != Self.empty {
+                    var i = slotting.home(ofEntry: entry)
+                    while new[i] != Self.empty { i = (i &+ 1) & mask }
+                    new[i] = entry
                 }
             }
             initialized = capacity

@@ -165,7 +165,7 @@ import Testing
                 }
             }
             keys.withUnsafeBufferPointer { keys in
-                edited.reserve(entries: edited.count + batch.count, keys: keys)
+                edited.reserve(entries: edited.count + batch.count)
                 edited.edit(keys: keys) { index in
                     for change in batch {
                         if change.remove {
