@@ -79,5 +79,12 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Blocks until some bytes of an answer arrive (or the read times out, or the server hangs
+    /// up); for callers on a thread of their own that only need the server to have answered.
+    func readSomeBlocking() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        _ = recv(fd, &buffer, buffer.count, 0)
+    }
+
     func close() { Glibc.close(fd) }
 }
