@@ -206,6 +206,23 @@ import XDSTestSupport
         #expect(PreviewOverlayView.deltaStyle(swapped.first { $0.label == "TTFT p99" }!).fg == .good)
     }
 
+    /// A change smaller than the last digit shown read "−0.0%", beside rows saying "=" for none:
+    /// it is "≈" now, "=" stays for no change at all, and the smallest shown change is 0.1%.
+    @Test func aChangeBelowTheShownDigitIsNearlyEqualNotMinusZero() {
+        func delta(_ baseline: Double, _ with: Double) -> String {
+            PreviewOverlayView.delta(.init(label: "TTFT p99", baseline: baseline, withCommand: with,
+                                           format: { Format.ms($0) }, better: .lower))
+        }
+        #expect(delta(1_500, 1_499.7) == "≈")
+        #expect(delta(1_500, 1_500.3) == "≈")
+        #expect(delta(1_500, 1_500) == "=")
+        #expect(delta(1_500, 1_498.5) == "−0.1%")
+        #expect(delta(1_500, 2_070) == "+38%")
+        var nearly = Self.result()
+        nearly.withCommand.latencyMs.ttft.p99 = nearly.baseline.latencyMs.ttft.p99 * 1.0002
+        #expect(PreviewOverlayView.verdict(nearly).hasPrefix("TTFT p99 within 0.05% for 10 min"), "\(PreviewOverlayView.verdict(nearly))")
+    }
+
     @Test func verdictCountsLostRequests() {
         #expect(PreviewOverlayView.verdict(Self.result(lostWith: 12)) == "TTFT p99 +38% for 10 min, 12 requests lost (0 without)")
         let lines = renderFixture(.pod) {

@@ -183,7 +183,8 @@ enum PreviewOverlayView {
         ]
     }
 
-    /// "+38%", "−2.1 pt", "=" (no change), "new" (from zero).
+    /// "+38%", "−2.1 pt", "=" (no change), "≈" (a change that shows as 0.0: a figure that moved
+    /// by less than its last digit read "−0.0%" beside rows saying "="), "new" (from zero).
     static func delta(_ row: Row) -> String {
         let d = row.withCommand - row.baseline
         if row.points {
@@ -192,6 +193,7 @@ enum PreviewOverlayView {
         if d == 0 { return "=" }
         if row.baseline == 0 { return (d > 0 ? "+" : "−") + row.format(abs(d)) }
         let pct = d / abs(row.baseline) * 100
+        if abs(pct) < 0.05 { return "≈" }
         return (pct > 0 ? "+" : "−") + Format.fixed(abs(pct), abs(pct) >= 10 ? 0 : 1) + "%"
     }
 
@@ -218,7 +220,7 @@ enum PreviewOverlayView {
         let change = delta(ttft)
         let lost = r.withCommand.lost
         let window = r.stopped == nil ? r.durationSeconds : r.coveredSeconds
-        var text = "TTFT p99 \(change == "=" ? "unchanged" : change) for \(words(duration: window)), "
+        var text = "TTFT p99 \(change == "=" ? "unchanged" : change == "≈" ? "within 0.05%" : change) for \(words(duration: window)), "
             + "\(lost) request\(lost == 1 ? "" : "s") lost"
         if r.baseline.lost != lost { text += " (\(r.baseline.lost) without)" }
         return text
