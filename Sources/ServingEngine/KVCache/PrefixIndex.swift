@@ -101,14 +101,21 @@ struct PrefixIndex: Sendable {
     @inline(__always)
     func block(for hash: UInt64, keys: [UInt64]) -> Int? {
         guard count > 0 else { return nil }
-        let mask = slots.count - 1
-        let (first, tag) = slotting.place(hash)
-        var i = first
-        while true {
-            let entry = slots[i]
-            if entry == Self.empty { return nil }
-            if entry & Self.tagBits == tag && keys[Self.block(of: entry)] == hash { return Self.block(of: entry) }
-            i = (i &+ 1) & mask
+        // Through the buffers: routing looks up one key per prefill group per arrival, and the
+        // arrays' subscripts re-read their headers and bounds on every slot.
+        return keys.withUnsafeBufferPointer { keys in
+            slots.withUnsafeBufferPointer { slots in
+                let slotting = self.slotting
+                let mask = slotting.mask
+                let (first, tag) = slotting.place(hash)
+                var i = first
+                while true {
+                    let entry = slots[i]
+                    if entry == Self.empty { return nil }
+                    if entry & Self.tagBits == tag && keys[Self.block(of: entry)] == hash { return Self.block(of: entry) }
+                    i = (i &+ 1) & mask
+                }
+            }
         }
     }
 
