@@ -222,6 +222,16 @@ public struct ExpertPlacement: Sendable, Equatable {
                 ExpertPlacement.writeSlots(of: expert, from: from, to: to, experts: slotExpert, replicas: slotReplicas)
                 ends[i] = base &+ Int32(truncatingIfNeeded: to)
             }
+
+            /// ``close(_:expert:from:to:)`` for expert `e` with the one host the caller wrote at
+            /// `k` (most experts): its slot written straight, `k` moved past it.
+            @inline(__always)
+            func closeSole(_ e: Int, at k: inout Int) {
+                slotExpert[k] = Int32(truncatingIfNeeded: e)
+                slotReplicas[k] = 1
+                k += 1
+                ends[e] = base &+ Int32(truncatingIfNeeded: k)
+            }
         }
 
         /// Writes `count` experts at once into room for `room` hosts: `fill` writes them
@@ -672,11 +682,7 @@ public struct ExpertPlacement: Sendable, Equatable {
                     }
                     room.hosts[k] = Int32(truncatingIfNeeded: r)
                     if extras[e] == 0 {
-                        // Most experts: one host, written as ``Builder/Room/close`` would.
-                        room.slotExpert[k] = Int32(truncatingIfNeeded: e)
-                        room.slotReplicas[k] = 1
-                        k += 1
-                        room.ends[e] = room.base &+ Int32(truncatingIfNeeded: k)
+                        room.closeSole(e, at: &k)
                         continue
                     }
                     let from = k
@@ -941,13 +947,10 @@ final class LayerHosts {
         builder.appendExperts(experts, hosts: nodes) { room in
             var k = 0
             for e in 0..<experts {
-                // Most experts have one host: written straight, as ``Builder/Room/close`` would.
+                // Most experts have one host: written straight.
                 if counts[e] == 1 {
                     room.hosts[k] = dies[Int(head[e])]
-                    room.slotExpert[k] = Int32(truncatingIfNeeded: e)
-                    room.slotReplicas[k] = 1
-                    k += 1
-                    room.ends[e] = room.base &+ Int32(truncatingIfNeeded: k)
+                    room.closeSole(e, at: &k)
                     continue
                 }
                 let from = k
