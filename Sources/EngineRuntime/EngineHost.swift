@@ -1,4 +1,5 @@
 import Foundation
+import PodModel
 import ServingEngine
 import SimKit
 import Synchronization
@@ -6,6 +7,9 @@ import Synchronization
 /// What the host needs of a deterministic engine; `ServingEngine` provides it.
 public protocol SimulationCore: AnyObject {
     var simTime: SimTime { get }
+    /// The pod the core simulates, read once when a host starts: command lines are parsed
+    /// against it, so a bad node, NPU or die number names this pod's range. Nil: not known.
+    var podTopology: PodTopology? { get }
     /// Processes every event up to and including `time`, then sets the clock to `time`.
     func run(until time: SimTime)
     func apply(_ command: OperatorCommand) -> CommandReply
@@ -27,6 +31,7 @@ public protocol SimulationCore: AnyObject {
 }
 
 extension SimulationCore {
+    public var podTopology: PodTopology? { nil }
     public var quietUntil: SimTime? { nil }
     public func stopExternal(id: Int) { cancelExternal(id: id) }
     public func submitExternal(_ request: CompletionRequest) -> Int {
@@ -72,6 +77,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     private let requestInbox = Mutex<[HostRequest]>([])
     private let streams = Mutex<[Int: AsyncStream<CompletionEvent>.Continuation]>([:])
     public let modelName: String
+    /// The core's pod (``SimulationCore/podTopology``): commands are parsed against it.
+    let podTopology: PodTopology?
 
     enum HostRequest: Sendable {
         case submit(CompletionRequest, AsyncStream<CompletionEvent>.Continuation, Ticket)
@@ -174,6 +181,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         self.capabilities = capabilities
         var first = core.snapshot()
         self.modelName = first.modelName
+        self.podTopology = core.podTopology
         first.speed = speed
         self.mailbox = Mutex(first)
     }
@@ -317,7 +325,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
 
     public func send(commandLine: String) -> CommandReply {
         let command: OperatorCommand
-        switch OperatorCommand.parse(commandLine) {
+        switch OperatorCommand.parse(commandLine, on: podTopology) {
         case .failure(let error): return CommandReply(accepted: false, message: error.message)
         case .success(let c): command = c
         }

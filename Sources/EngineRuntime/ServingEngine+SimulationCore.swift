@@ -1,8 +1,10 @@
+import PodModel
 import ServingEngine
 import SimKit
 
 extension ServingEngine: SimulationCore {
     public var simTime: SimTime { now }
+    public var podTopology: PodTopology? { topology }
     public func submitExternal(promptTokens: Int, maxTokens: Int) -> Int {
         submitExternal(promptTokens: promptTokens, maxTokens: maxTokens, tag: "chat")
     }

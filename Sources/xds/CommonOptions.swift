@@ -109,6 +109,7 @@ struct CommonOptions: ParsableArguments {
         let sloTPOTMs = try FlagLimits.sloTPOTMs.value(sloTPOTMs)
         let heartbeatInterval = try FlagLimits.heartbeatInterval.value(heartbeatInterval)
         let heartbeatMisses = try FlagLimits.heartbeatMisses.int(heartbeatMisses)
+        let prewarmed = try prewarmedSpares.map { try FlagLimits.prewarmedSpares.int($0) }
         let policies = try policyFlags()
         let traceSpeedup = try self.traceSpeedup.map(FlagLimits.traceSpeedup.value)
         if workload == "synthetic", traceSpeedup != nil {
@@ -135,7 +136,7 @@ struct CommonOptions: ParsableArguments {
         config.policies = policies
         config.faults.killPrefillToPreserveDecode = killPrefillToPreserveDecode
         config.faults.migrateDecodeOnDrain = drainMigratesDecode
-        config.scaling.prewarmedSpareTEs = try prewarmedSpares.map { try FlagLimits.prewarmedSpares.int($0) } ?? d.prewarmedSpareTEs
+        config.scaling.prewarmedSpareTEs = try checkedPrewarmedSpares(prewarmed, on: d) ?? d.prewarmedSpareTEs
         config.faults.heartbeatIntervalSeconds = heartbeatInterval
         config.faults.missedHeartbeatsToDeclare = heartbeatMisses
         if workload != "synthetic" {
@@ -167,6 +168,17 @@ struct CommonOptions: ParsableArguments {
             config.workload = .trace(path: workload)
         }
         return config
+    }
+
+    /// `--prewarmed-spares` (already within its 0…64) checked against what `d`'s spare NPUs hold:
+    /// more was cut to the spares the pod has without a word. Nil when the flag is not given.
+    func checkedPrewarmedSpares(_ value: Int?, on d: Deployment) throws -> Int? {
+        guard let value else { return nil }
+        if value > 0, let room = d.prewarmRoom(), value > room.most {
+            throw ConfigError("--prewarmed-spares must be between 0 and \(room.most) on deployment '\(d.name.terminalSafe)' "
+                + "(\(room.reason)), got \(value)")
+        }
+        return value
     }
 
     /// The scenario, each step checked against the pod it will run on (a node, NPU, die or

@@ -159,7 +159,8 @@ enum FlagLimits {
 
     /// `max` (nil: as fast as possible) or a pace within the console's ladder.
     static func pace(_ text: String) throws -> Double? {
-        if text == "max" { return nil }
+        // Any ASCII case, as the `speed max` command takes it.
+        if PolicyNames.folded(text) == "max" { return nil }
         guard let x = CLINumber(argument: text).number, speed.contains(x) else {
             throw ConfigError("--speed must be 'max' or \(speed.allowed), got \(CLINumber(argument: text).quoted)")
         }

@@ -16,19 +16,22 @@ extension CommonOptions {
         ]
         for (catalog, name) in given {
             guard let name else { continue }
-            guard catalog.names.contains(name) else {
+            guard let registered = catalog.canonicalName(name) else {
                 throw ConfigError("\(catalog.slot.flag): unknown \(catalog.slot.title) policy \(InputEcho.quoted(name)); "
                     + "expected one of: \(catalog.names.joined(separator: ", "))")
             }
-            names[catalog.slot.key] = name
+            names[catalog.slot.key] = registered
         }
         return names
     }
 
-    /// The deployment with every slot's effective policy in its `[policies]` table, as
-    /// `--print-config` prints it.
+    /// The deployment with every slot's effective policy in its `[policies]` table (and
+    /// `--prewarmed-spares`, checked, as its `[scaling] prewarmed_spare_tes`), as `--print-config`
+    /// prints it.
     func deploymentWithPolicies() throws -> Deployment {
+        let prewarmed = try prewarmedSpares.map { try FlagLimits.prewarmedSpares.int($0) }
         var d = try deployment.resolve()
+        if let prewarmed = try checkedPrewarmedSpares(prewarmed, on: d) { d.prewarmedSpareTEs = prewarmed }
         var defaults = Policies.defaults
         // `[scaling] autoscale`, the autoscaler's older spelling, under `[policies] autoscaler`.
         if let name = d.autoscale { defaults[Policies.autoscaler.slot.key] = name }

@@ -308,6 +308,8 @@ enum ReportSummary {
                 // (as `slo.attainment` is), so a run that turns most arrivals away says so.
                 + (r.requests.failed + r.requests.rejected > 0
                    ? " (\(r.requests.failed + r.requests.rejected) of \(r.requests.arrived) arrived failed or were rejected)" : "")
+        let healed = r.faults.healedBeforeDetection
+        let healedEarly = healed > 0 ? ", healed before detection \(healed)" : ""
         return """
             xds run · \(r.deployment.terminalSafe) · \(r.model) · seed \(r.seed)
               simulated \(Format.clock(r.simSeconds, milliseconds: true)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
@@ -320,7 +322,7 @@ enum ReportSummary {
               SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(attained)
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
               experts   \(experts(r))\(decodeBatch(r.decodeBatchAtEnd))
-              faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered) (policy \(r.recoveryPolicy))
+              faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered)\(healedEarly) (policy \(r.recoveryPolicy))
             """ + r.faultDetails.map(faultLine).joined() + scaling(r.scaling)
     }
 
@@ -370,7 +372,8 @@ enum ReportSummary {
     static func faultLine(_ f: FaultDetail) -> String {
         func seconds(_ value: Double?) -> String { value.map { String(format: "%.2f s", $0) } ?? "—" }
         return "\n    #\(f.id) \(f.command.terminalSafe) at \(Format.clock(f.injectedAt)): detect \(seconds(f.timeToDetectS)), "
-            + "recover \(seconds(f.timeToRecoverS)), failed \(f.requestsFailed), re-prefilled \(f.requestsReprefilled)"
+            + "recover \(f.healedBeforeDetection ? "— (healed before detection)" : seconds(f.timeToRecoverS)), "
+            + "failed \(f.requestsFailed), re-prefilled \(f.requestsReprefilled)"
 
     }
 }

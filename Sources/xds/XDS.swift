@@ -100,6 +100,8 @@ struct DeploymentOption: ParsableArguments {
         if let problem = Policies.problem(in: d.policies, origin: "\(deployment): [policies] ") {
             throw ConfigError(problem)
         }
+        // `je_routing = "Round-Robin"` runs, prints (--print-config) and reports as registered.
+        d.policies = Policies.canonical(d.policies)
         return d
     }
 }
@@ -109,6 +111,9 @@ func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
-extension EPLBMode: ExpressibleByArgument {}
+/// `--eplb ON` as `--eplb on`: mode names are matched in any ASCII case, as policy names are.
+extension EPLBMode: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: PolicyNames.folded(argument)) }
+}
 extension RoutingSkew: ExpressibleByArgument {}
 extension EngineConfiguration.TrafficMix: ExpressibleByArgument {}

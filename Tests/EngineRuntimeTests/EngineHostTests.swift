@@ -87,6 +87,31 @@ func eventually(_ condition: () -> Bool) -> Bool {
         #expect(eventually { host.latestSnapshot().speed == nil && host.latestSnapshot().simTime > frozen + 10 })
     }
 
+    /// The console's `:` line and `POST /admin/commands` go through the host: a bad node, NPU or
+    /// die word names the engine's pod (the fault pod: nodes 0…5, NPUs 0…47, dies 0…95), not
+    /// the grammar's 0…999999 as `drain node -1` did.
+    @Test func badIndexWordsNameTheEnginesPod() throws {
+        let host = EngineHost(core: try CommandLogReplayTests.engine(), speed: 10, publishInterval: 0.05)
+        host.start()
+        defer { host.stop() }
+        let expected = [
+            "drain node -1": "expected a node number after 'drain node', got '-1'; the pod has nodes 0…5",
+            "fault npu x": "expected an NPU number after 'fault npu', got 'x'; the pod has NPUs 0…47",
+            "fault die -2": "expected a die number after 'fault die', got '-2'; the pod has dies 0…95",
+            "drain node 6": "node 6 does not exist; the pod has nodes 0…5",
+        ]
+        for (line, message) in expected {
+            #expect(host.send(commandLine: line) == CommandReply(accepted: false, message: message), "\(line)")
+        }
+        #expect(host.commandLog.isEmpty, "nothing applied")
+        // A core that knows no pod: the grammar's range, as before.
+        let bare = EngineHost(core: ClockCore(), speed: 1, publishInterval: 0.01)
+        bare.start()
+        defer { bare.stop() }
+        #expect(bare.send(commandLine: "drain node -1").message
+            == "expected a node number between 0 and 999999 after 'drain node', got '-1'")
+    }
+
     @Test func aStoppedHostRefusesCommandsAndKeepsTheLastSnapshot() {
         let host = EngineHost(core: ClockCore(), speed: 1, publishInterval: 0.01)
         #expect(!host.send(commandLine: "drain node 1").accepted)

@@ -147,6 +147,11 @@ import Testing
                       ("6s", "heal 4"), ("7s", "undrain node 47")]) == nil)
         // Same time: file order decides, so a heal right after its fault at the same instant is fine.
         #expect(load([("5s", "fault die 1"), ("5s", "heal 1")]) == nil)
+        // A word that is no number in range names the pod's range too, not the grammar's 0…999999.
+        #expect(load([("1s", "drain node -1")])
+            == "s.toml: step 1: expected a node number after 'drain node', got '-1'; the pod has nodes 0…47")
+        #expect(load([("1s", "fault die x")])
+            == "s.toml: step 1: expected a die number after 'fault die', got 'x'; the pod has dies 0…767")
     }
 
     @Test func shippedScenariosFitTheirPresets() throws {

@@ -145,4 +145,36 @@ public struct Deployment: Sendable, Equatable {
         }
         return used
     }
+
+    /// How many pre-warmed spare TEs the pod can hold, and why: its spare NPUs (those
+    /// ``usedNPUs()`` leaves) over the NPUs of its smallest TE that runs in the pod (the shape a
+    /// scale-up starts; the engine marks `prewarmed_spare_tes` × that many spares), rounded down.
+    /// A value above ``most`` used to be cut to what the spares hold without a word.
+    public struct PrewarmRoom: Sendable, Equatable {
+        public var most: Int
+        public var spareNPUs: Int
+        /// NPUs of the smallest in-pod TE; nil when no TE runs in the pod (nothing to scale).
+        public var npusPerTE: Int?
+
+        public init(most: Int, spareNPUs: Int, npusPerTE: Int?) {
+            self.most = most
+            self.spareNPUs = spareNPUs
+            self.npusPerTE = npusPerTE
+        }
+
+        /// What bounds ``most``, for messages: `96 spare NPUs, 16 per TE of its smallest shape`.
+        public var reason: String {
+            guard let npusPerTE else { return "none of its TEs is one that scales onto spare NPUs inside the pod" }
+            let spares = spareNPUs == 0 ? "no spare NPUs" : spareNPUs == 1 ? "1 spare NPU" : "\(spareNPUs) spare NPUs"
+            return "\(spares), \(npusPerTE) per TE of its smallest shape"
+        }
+    }
+
+    /// The pre-warm room of this layout (see ``PrewarmRoom``); nil when the hardware is unknown.
+    public func prewarmRoom() -> PrewarmRoom? {
+        guard let topo = try? topology() else { return nil }
+        let spare = max(0, topo.npuCount - Set(usedNPUs().filter { $0 < topo.npuCount }).count)
+        let smallest = groups.filter { !$0.external }.map(\.npusEach).min().flatMap { $0 > 0 ? $0 : nil }
+        return PrewarmRoom(most: smallest.map { spare / $0 } ?? 0, spareNPUs: spare, npusPerTE: smallest)
+    }
 }

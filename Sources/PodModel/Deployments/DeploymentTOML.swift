@@ -84,14 +84,17 @@ extension Deployment {
         if let t = try r.table("scaling") {
             let s = TOMLReader(table: t, source: source, context: "[scaling]: ")
             try s.rejectUnknown(Self.scalingKeys)
-            if let name = try s.optionalString("autoscale") {
+            if let given = try s.optionalString("autoscale") {
+                // Any ASCII case, as `--autoscale` and the `autoscale` command take it; kept as
+                // the registered (lower-case) name.
+                let name = PolicyNames.folded(given)
                 guard ["off", "slo"].contains(name) else {
-                    throw s.fail("autoscale must be off or slo, got \(InputEcho.quoted(name))")
+                    throw s.fail("autoscale must be off or slo, got \(InputEcho.quoted(given))")
                 }
                 // Two spellings of one setting (the slot came later): differing, one would be
                 // dropped without a word.
-                if let slot = policies["autoscaler"], slot != name {
-                    throw s.fail("autoscale \(InputEcho.quoted(name)) disagrees with [policies] autoscaler "
+                if let slot = policies["autoscaler"], PolicyNames.folded(slot) != name {
+                    throw s.fail("autoscale \(InputEcho.quoted(given)) disagrees with [policies] autoscaler "
                         + "\(InputEcho.quoted(slot)); name the autoscaler in one place")
                 }
                 autoscale = name

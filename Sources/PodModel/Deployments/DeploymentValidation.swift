@@ -62,6 +62,12 @@ extension Deployment {
         if let ma = moeAttention {
             try validateMoEAttention(ma, model: model, topology: topo, owner: owner)
         }
+        // What the spares can hold, not only the file format's 0…64: more was cut to the spares
+        // the pod has without a word.
+        if prewarmedSpareTEs != 0, let room = prewarmRoom(), !(0...room.most).contains(prewarmedSpareTEs) {
+            throw ConfigError("deployment '\(name)': [scaling] prewarmed_spare_tes must be between 0 and \(room.most) "
+                + "on this layout (\(room.reason)), got \(prewarmedSpareTEs)")
+        }
     }
 
     /// One line naming the field, its allowed range (and why), and the value.

@@ -20,6 +20,16 @@ public struct PolicyNames: Sendable, Equatable, Codable {
         set { byKey[key] = newValue }
     }
 
+    /// A policy or mode name as every face matches it: ASCII letters lower-cased, nothing else
+    /// touched (`SLO` → `slo`, `Round-Robin` → `round-robin`). Registered names are lower-case
+    /// ASCII, so `--autoscale SLO`, `[scaling] autoscale = "SLO"` and `autoscale SLO` name the same
+    /// policy; reports and messages use the registered spelling. ``Policies`` (ServingEngine) looks
+    /// names up through it; the `[scaling] autoscale` check here uses it directly.
+    public static func folded(_ name: String) -> String {
+        guard name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) else { return name }
+        return String(decoding: name.utf8.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }, as: UTF8.self)
+    }
+
     public var isEmpty: Bool { byKey.isEmpty }
     /// Keys in a stable (sorted) order, for printing.
     public var keys: [String] { byKey.keys.sorted() }

@@ -80,7 +80,12 @@ extension PodTopology {
     /// The one wording for a node, NPU or die that is not there: "node 60 does not exist; the pod
     /// has nodes 0…47", or "… has only node 0" on a one-node cluster (not "nodes 0…0").
     public static func missing(_ noun: String, _ index: Int, count: Int) -> String {
-        let present = count <= 0 ? "no \(noun)s" : count == 1 ? "only \(noun) 0" : "\(noun)s 0…\(count - 1)"
-        return "\(noun) \(index) does not exist; the pod has \(present)"
+        "\(noun) \(index) does not exist; \(has(noun, count: count))"
+    }
+
+    /// "the pod has nodes 0…47" (or "only node 0", "no nodes"): the valid range of a node, NPU or
+    /// die number on this pod, for every message that names it.
+    public static func has(_ noun: String, count: Int) -> String {
+        "the pod has " + (count <= 0 ? "no \(noun)s" : count == 1 ? "only \(noun) 0" : "\(noun)s 0…\(count - 1)")
     }
 }

@@ -3,7 +3,16 @@ extension OperatorCommand {
     /// Parses one line; keywords are case-insensitive and any run of spaces or tabs
     /// separates words. A rejected line changes nothing, and the error says what was expected.
     public static func parse(_ line: String) -> Result<OperatorCommand, CommandParseError> {
-        var words = CommandWords(line)
+        parse(line, on: nil)
+    }
+
+    /// As ``parse(_:)``, for a line that will run on `pod` (nil: not known): a node, NPU or die
+    /// word that is not a number in range is refused naming the pod's range (`expected a node
+    /// number after 'drain node', got '-1'; the pod has nodes 0…47`), not the grammar's 0…999,999,
+    /// and a bad fault id says how faults are numbered. What parses is the same either way; a
+    /// number the pod lacks (`drain node 60`) is the engine's to refuse, in the same words.
+    public static func parse(_ line: String, on pod: PodTopology?) -> Result<OperatorCommand, CommandParseError> {
+        var words = CommandWords(line, pod: pod)
         do {
             let command = try parseCommand(&words)
             try words.expectEnd(after: command.description)
@@ -21,20 +30,17 @@ extension OperatorCommand {
         switch keyword.lowercased() {
         case "drain":
             try words.expectKeyword("node", after: "drain")
-            return .drain(node: try words.index(after: "drain node", what: "a node number"))
+            return .drain(node: try words.index(after: "drain node", .node))
         case "undrain":
             try words.expectKeyword("node", after: "undrain")
-            return .undrain(node: try words.index(after: "undrain node", what: "a node number"))
+            return .undrain(node: try words.index(after: "undrain node", .node))
         case "fault": return try parseFault(&words)
         case "heal":
-            guard let target = words.peek else {
-                throw CommandParseError("expected a fault id between 1 and \(L.maxIndex) or 'all' after 'heal'")
+            guard words.peek?.lowercased() == "all" else {
+                return .heal(faultID: try words.index(after: "heal", .faultID, orWord: "'all'"))
             }
-            if target.lowercased() == "all" {
-                _ = words.next()
-                return .healAll
-            }
-            return .heal(faultID: try words.index(after: "heal", what: "a fault id", orWord: "'all'", from: 1))
+            _ = words.next()
+            return .healAll
         case "rebalance": return .rebalance
         case "rate":
             let rate = try words.number(after: "rate", what: "a rate between 0 and \(L.format(L.maxRate)) requests/s") {
@@ -60,10 +66,11 @@ extension OperatorCommand {
         case "autoscale":
             let names = Policies.autoscaler.names.joined(separator: ", ")
             guard let name = words.next() else { throw CommandParseError("expected one of \(names) after 'autoscale'") }
-            guard Policies.autoscaler.names.contains(name.lowercased()) else {
+            // Words are lower-cased as every keyword is, then looked up as every face looks names up.
+            guard let registered = Policies.autoscaler.canonicalName(name.lowercased()) else {
                 throw CommandParseError("unknown autoscaler \(InputEcho.quoted(name)); expected one of: \(names)")
             }
-            return .autoscale(name.lowercased())
+            return .autoscale(registered)
         default:
             throw CommandParseError(
                 "unknown command \(InputEcho.quoted(keyword)); expected one of: \(keywords.joined(separator: ", "))")
@@ -82,10 +89,10 @@ extension OperatorCommand {
         guard let name = words.next()?.lowercased() else {
             throw CommandParseError("expected a \(catalog.slot.title) policy (\(names)) after 'policy \(slot)'")
         }
-        guard catalog.names.contains(name) else {
+        guard let registered = catalog.canonicalName(name) else {
             throw CommandParseError("unknown \(catalog.slot.title) policy \(InputEcho.quoted(name)); expected one of: \(names)")
         }
-        return .policy(slot: slot, name: name)
+        return .policy(slot: slot, name: registered)
     }
 
     private static func parseScale(_ words: inout CommandWords) throws(CommandParseError) -> OperatorCommand {
@@ -125,16 +132,16 @@ extension OperatorCommand {
         let kinds = "die, npu, node, link, straggler, hbm, glitch"
         guard let kind = words.next() else { throw CommandParseError("expected one of \(kinds) after 'fault'") }
         switch kind.lowercased() {
-        case "die": return .faultDie(try words.index(after: "fault die", what: "a die number"))
-        case "npu": return .faultNPU(try words.index(after: "fault npu", what: "an NPU number"))
-        case "node": return .faultNode(try words.index(after: "fault node", what: "a node number"))
+        case "die": return .faultDie(try words.index(after: "fault die", .die))
+        case "npu": return .faultNPU(try words.index(after: "fault npu", .npu))
+        case "node": return .faultNode(try words.index(after: "fault node", .node))
         case "glitch": return .faultGlitch
         case "hbm":
             try words.expectKeyword("die", after: "fault hbm")
-            return .faultHBM(die: try words.index(after: "fault hbm die", what: "a die number"))
+            return .faultHBM(die: try words.index(after: "fault hbm die", .die))
         case "straggler":
             try words.expectKeyword("die", after: "fault straggler")
-            let die = try words.index(after: "fault straggler die", what: "a die number")
+            let die = try words.index(after: "fault straggler die", .die)
             guard words.peek != nil else { return .faultStraggler(die: die, slowdown: nil) }
             try words.expectKeyword("slowdown", after: "fault straggler die \(die)")
             let factor = try words.number(after: "slowdown", what: "a slowdown factor \(L.factorRange)") {
@@ -142,11 +149,12 @@ extension OperatorCommand {
             }
             return .faultStraggler(die: die, slowdown: factor)
         case "link":
-            let expected = "expected 'A-B' (two NPU numbers between 0 and \(L.maxIndex)) after 'fault link'"
-            guard let pair = words.next() else { throw CommandParseError(expected) }
+            let range = words.pod == nil ? " between 0 and \(L.maxIndex)" : ""
+            let expected = "expected 'A-B' (two NPU numbers\(range)) after 'fault link'"
+            guard let pair = words.next() else { throw CommandParseError(expected + words.podRange(.npu)) }
             let ends = pair.split(separator: "-", omittingEmptySubsequences: false)
             guard ends.count == 2, let a = L.index(ends[0]), let b = L.index(ends[1]) else {
-                throw CommandParseError("\(expected), got \(InputEcho.quoted(pair))")
+                throw CommandParseError("\(expected), got \(InputEcho.quoted(pair))\(words.podRange(.npu))")
             }
             guard a != b else { throw CommandParseError("expected two different NPUs in 'fault link', got '\(pair)'") }
             guard words.peek != nil else { return .faultLink(from: a, to: b, degrade: nil) }
@@ -161,15 +169,47 @@ extension OperatorCommand {
     }
 }
 
+/// What an index word of a command names.
+enum CommandIndex {
+    case node, npu, die, faultID
+
+    var what: String {
+        switch self {
+        case .node: "a node number"
+        case .npu: "an NPU number"
+        case .die: "a die number"
+        case .faultID: "a fault id"
+        }
+    }
+
+    /// The lowest valid value: fault ids start at 1.
+    var lowest: Int { self == .faultID ? 1 : 0 }
+}
+
 /// The words of a command line, consumed left to right.
 struct CommandWords {
     private var words: [Substring]
     private var position = 0
+    /// The pod the command will run on, when known: index messages name its ranges.
+    let pod: PodTopology?
 
-    init(_ line: String) {
+    init(_ line: String, pod: PodTopology? = nil) {
         // Any whitespace separates words, so a trailing "\r\n" from a file or an HTTP body is
         // harmless and a newline inside a line cannot smuggle a second line into a message.
         words = line.split(whereSeparator: \.isWhitespace)
+        self.pod = pod
+    }
+
+    /// "; the pod has nodes 0…47" for an index of `kind` on the known pod ("; faults are numbered
+    /// …" for a fault id); "" when the pod is not known.
+    func podRange(_ kind: CommandIndex) -> String {
+        guard let pod else { return "" }
+        switch kind {
+        case .node: return "; " + PodTopology.has("node", count: pod.nodes)
+        case .npu: return "; " + PodTopology.has("NPU", count: pod.npuCount)
+        case .die: return "; " + PodTopology.has("die", count: pod.dieCount)
+        case .faultID: return "; faults are numbered 1, 2, 3… as they are injected"
+        }
     }
 
     var peek: String? { position < words.count ? String(words[position]) : nil }
@@ -186,16 +226,17 @@ struct CommandWords {
         }
     }
 
-    /// An integer index (node, NPU, die or fault id) between `from` and ``CommandLimits/maxIndex``,
-    /// or the message naming the range.
+    /// An integer index (node, NPU, die or fault id) between `kind`'s lowest and
+    /// ``CommandLimits/maxIndex``, or the message naming the range: the pod's when it is known
+    /// (the grammar's 999,999 means nothing to an operator of a 48-node pod).
     mutating func index(
-        after context: String, what: String, orWord alternative: String? = nil, from lowest: Int = 0
+        after context: String, _ kind: CommandIndex, orWord alternative: String? = nil
     ) throws(CommandParseError) -> Int {
-        let expected = "expected \(what) between \(lowest) and \(CommandLimits.maxIndex)"
-            + (alternative.map { " or \($0)" } ?? "") + " after '\(context)'"
-        guard let word = next() else { throw CommandParseError(expected) }
-        guard let value = CommandLimits.index(Substring(word)), value >= lowest else {
-            throw CommandParseError("\(expected), got \(InputEcho.quoted(word))")
+        let range = pod == nil ? " between \(kind.lowest) and \(CommandLimits.maxIndex)" : ""
+        let expected = "expected \(kind.what)\(range)" + (alternative.map { " or \($0)" } ?? "") + " after '\(context)'"
+        guard let word = next() else { throw CommandParseError(expected + podRange(kind)) }
+        guard let value = CommandLimits.index(Substring(word)), value >= kind.lowest else {
+            throw CommandParseError("\(expected), got \(InputEcho.quoted(word))\(podRange(kind))")
         }
         return value
     }

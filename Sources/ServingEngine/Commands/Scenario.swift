@@ -103,7 +103,7 @@ public struct Scenario: Sendable, Equatable {
             guard let line = commandValue.string else {
                 throw ConfigError("\(label): 'command' must be a string, such as \"drain node 5\"")
             }
-            switch OperatorCommand.parse(line) {
+            switch OperatorCommand.parse(line, on: topology) {
             case .success(let command): steps.append(Step(at: at, command: command))
             case .failure(let error): throw ConfigError("\(label): \(error.message)")
             }

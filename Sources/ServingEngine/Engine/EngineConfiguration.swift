@@ -98,7 +98,8 @@ public struct EngineConfiguration: Sendable, Equatable {
         if let name = deployment.autoscale { names[key] = name }
         names = names.overridden(by: deployment.policies)
         if let name = scaling.autoscale { names[key] = name }
-        return names.overridden(by: policies)
+        // Names given in any ASCII case run (and are reported) as registered.
+        return Policies.canonical(names.overridden(by: policies))
     }
     /// Name of the autoscaler the engine starts with (``Policies/autoscaler``), default `off`.
     public var autoscalerName: String {

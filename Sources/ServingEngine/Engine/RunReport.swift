@@ -160,8 +160,41 @@ public struct RunReport: Sendable, Equatable, Codable {
             case moeMsPerStep = "moe_ms_per_step", moeShareOfStep = "moe_share_of_step"
         }
     }
+    /// `recovered` counts faults recovery handled (and faults kept until healed that the operator
+    /// healed after detection); a fault the operator healed before anything detected it is not
+    /// recovered but counted in `healedBeforeDetection`, written (`healed_before_detection`) only
+    /// when there is one, so reports of runs without such a heal keep their exact bytes.
     public struct Faults: Sendable, Equatable, Codable {
         public var injected = 0, detected = 0, recovered = 0
+        public var healedBeforeDetection = 0
+
+        public init(injected: Int = 0, detected: Int = 0, recovered: Int = 0, healedBeforeDetection: Int = 0) {
+            self.injected = injected
+            self.detected = detected
+            self.recovered = recovered
+            self.healedBeforeDetection = healedBeforeDetection
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case injected, detected, recovered
+            case healedBeforeDetection = "healed_before_detection"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            injected = try c.decode(Int.self, forKey: .injected)
+            detected = try c.decode(Int.self, forKey: .detected)
+            recovered = try c.decode(Int.self, forKey: .recovered)
+            healedBeforeDetection = try c.decodeIfPresent(Int.self, forKey: .healedBeforeDetection) ?? 0
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(injected, forKey: .injected)
+            try c.encode(detected, forKey: .detected)
+            try c.encode(recovered, forKey: .recovered)
+            if healedBeforeDetection > 0 { try c.encode(healedBeforeDetection, forKey: .healedBeforeDetection) }
+        }
     }
     /// The decode batch as it stands at the report (the end of a run: a saturated run's steady
     /// state, not its ramp-up), in `xds bench decode`'s terms, so the engine's step can be priced

@@ -26,7 +26,7 @@ public final class ServingEngine {
     public let configuration: EngineConfiguration
     let model: ModelSpec
     let hardware: HardwareProfile
-    let topology: PodTopology
+    public let topology: PodTopology
     let cost: CostModel
     /// Tokens a decode step yields per request on average: 1 + MTP acceptance (system.md §4).
     let tokensPerStep: Double

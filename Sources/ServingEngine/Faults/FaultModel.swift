@@ -59,8 +59,13 @@ struct FaultRecord {
     var label: String
     var injectedAt: SimTime
     var detectedAt: SimTime?
+    /// When recovery had the fault handled (or, for a fault kept until healed, when the operator
+    /// healed it after detection). Never set for a fault healed before detection: nothing had
+    /// noticed it, so no recovery acted (``healedBeforeDetection``).
     var recoveredAt: SimTime?
     var healedAt: SimTime?
+    /// The operator healed the fault before any heartbeat, probe or device check found it.
+    var healedBeforeDetection = false
     /// How it was found and how it was handled, for the report.
     var detection = ""
     var recovery = ""
@@ -70,6 +75,8 @@ struct FaultRecord {
     var stalled: Set<Int> = []
 
     var active: Bool { healedAt == nil }
+    /// Recovery has nothing more to do for it: recovered, or healed before it was detected.
+    var recoveryOver: Bool { recoveredAt != nil || healedBeforeDetection }
 }
 
 /// Why an instance is out of service as a whole after a fault.

@@ -21,9 +21,14 @@ public struct FaultDetail: Sendable, Equatable, Codable {
     public var recovery: String
     public var requestsFailed: Int
     public var requestsReprefilled: Int
+    /// The operator healed it before anything detected it: `recovered_at` stays null (no
+    /// recovery acted). Written (`healed_before_detection: true`) only when true, so the entries
+    /// of every other fault keep their exact bytes.
+    public var healedBeforeDetection = false
 
     enum CodingKeys: String, CodingKey {
         case id, command, detection, recovery
+        case healedBeforeDetection = "healed_before_detection"
         case injectedAt = "injected_at"
         case detectedAt = "detected_at"
         case recoveredAt = "recovered_at"
@@ -49,6 +54,40 @@ public struct FaultDetail: Sendable, Equatable, Codable {
         try c.encode(recovery, forKey: .recovery)
         try c.encode(requestsFailed, forKey: .requestsFailed)
         try c.encode(requestsReprefilled, forKey: .requestsReprefilled)
+        if healedBeforeDetection { try c.encode(true, forKey: .healedBeforeDetection) }
+    }
+
+    public init(id: Int, command: String, injectedAt: Double, detectedAt: Double?, recoveredAt: Double?, healedAt: Double?,
+                timeToDetectS: Double?, timeToRecoverS: Double?, detection: String, recovery: String,
+                requestsFailed: Int, requestsReprefilled: Int, healedBeforeDetection: Bool = false) {
+        self.id = id
+        self.command = command
+        self.injectedAt = injectedAt
+        self.detectedAt = detectedAt
+        self.recoveredAt = recoveredAt
+        self.healedAt = healedAt
+        self.timeToDetectS = timeToDetectS
+        self.timeToRecoverS = timeToRecoverS
+        self.detection = detection
+        self.recovery = recovery
+        self.requestsFailed = requestsFailed
+        self.requestsReprefilled = requestsReprefilled
+        self.healedBeforeDetection = healedBeforeDetection
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(Int.self, forKey: .id), command: try c.decode(String.self, forKey: .command),
+                  injectedAt: try c.decode(Double.self, forKey: .injectedAt),
+                  detectedAt: try c.decodeIfPresent(Double.self, forKey: .detectedAt),
+                  recoveredAt: try c.decodeIfPresent(Double.self, forKey: .recoveredAt),
+                  healedAt: try c.decodeIfPresent(Double.self, forKey: .healedAt),
+                  timeToDetectS: try c.decodeIfPresent(Double.self, forKey: .timeToDetectS),
+                  timeToRecoverS: try c.decodeIfPresent(Double.self, forKey: .timeToRecoverS),
+                  detection: try c.decode(String.self, forKey: .detection), recovery: try c.decode(String.self, forKey: .recovery),
+                  requestsFailed: try c.decode(Int.self, forKey: .requestsFailed),
+                  requestsReprefilled: try c.decode(Int.self, forKey: .requestsReprefilled),
+                  healedBeforeDetection: try c.decodeIfPresent(Bool.self, forKey: .healedBeforeDetection) ?? false)
     }
 }
 
@@ -74,15 +113,16 @@ extension ServingEngine {
                                timeToDetectS: detected.map { $0 - r.injectedAt },
                                timeToRecoverS: recovered.map { $0 - r.injectedAt }, detection: r.detection,
                                recovery: r.recovery, requestsFailed: r.requestsFailed,
-                               requestsReprefilled: r.requestsReprefilled)
+                               requestsReprefilled: r.requestsReprefilled, healedBeforeDetection: r.healedBeforeDetection)
         }
     }
 
-    /// `faults.injected/detected/recovered` of the report.
+    /// `faults.injected/detected/recovered` (and `healed_before_detection`) of the report.
     func faultCounts() -> RunReport.Faults {
         let details = faultDetails()
         return RunReport.Faults(injected: details.count, detected: details.filter { $0.detectedAt != nil }.count,
-                                recovered: details.filter { $0.recoveredAt != nil }.count)
+                                recovered: details.filter { $0.recoveredAt != nil }.count,
+                                healedBeforeDetection: details.filter(\.healedBeforeDetection).count)
     }
 
     /// Faults not yet healed, for the console (a recovered fault stays listed until healed).

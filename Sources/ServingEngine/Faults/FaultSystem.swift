@@ -120,7 +120,9 @@ final class FaultSystem {
     }
 
     /// The operator repaired fault `id` at `time`: it ends (recovered now unless a restart or
-    /// NPU-fork under way recovers it later), its dies revive and its straggler factor goes.
+    /// NPU-fork under way recovers it later, or it was never detected: then it is healed before
+    /// detection and not counted recovered, since no recovery acted), its dies revive and its
+    /// straggler factor goes.
     /// An instance waiting for repair returns when `holdsKnownDeadDie` says it no longer holds
     /// a known-dead die. Returns the healed record (nil: not an active fault).
     func heal(_ id: Int, at time: SimTime, holdsKnownDeadDie: (Int) -> Bool) -> FaultRecord? {
@@ -128,9 +130,14 @@ final class FaultSystem {
         var record = records[index]
         record.healedAt = time
         let recovering = pendingRecovery.values.contains { $0.contains(record.id) }
-        if record.recoveredAt == nil && !recovering {
-            record.recoveredAt = time
-            record.recovery += (record.recovery.isEmpty ? "" : "; ") + "healed by the operator"
+        if !record.recoveryOver && !recovering {
+            if record.detectedAt == nil {
+                record.healedBeforeDetection = true
+                record.recovery += (record.recovery.isEmpty ? "" : "; ") + "healed by the operator before detection (no recovery acted)"
+            } else {
+                record.recoveredAt = time
+                record.recovery += (record.recovery.isEmpty ? "" : "; ") + "healed by the operator"
+            }
         }
         records[index] = record
         switch record.kind {
@@ -167,7 +174,7 @@ final class FaultSystem {
 
     /// Fault `id` was recovered at `time` (the first recovery time stands).
     func markRecovered(_ id: Int, at time: SimTime) {
-        guard let index = index(of: id), records[index].recoveredAt == nil else { return }
+        guard let index = index(of: id), !records[index].recoveryOver else { return }
         records[index].recoveredAt = time
     }
 

@@ -151,7 +151,7 @@ extension ServingEngine {
         faults.endOutage(i)
         if hasKnownDeadDie(i) && instances[i].role != .decode { faults.beginOutage(i, .awaitingRepair) }
         for id in faults.takePendingRecovery(of: i) {
-            guard faults.record(id).map({ $0.recoveredAt == nil }) == true else { continue }
+            guard faults.record(id).map({ !$0.recoveryOver }) == true else { continue }
             faults.markRecovered(id, at: now)
             logRecovered(id, "\(instances[i].name) back in service"
                 + (faults.outage(of: i) == .awaitingRepair ? " as soon as its dies are repaired" : ""))

@@ -48,7 +48,7 @@ extension ServingEngine {
 
     /// A TE's iteration failed in the glitch and is being redone (its new step is scheduled).
     func noteRedo(fault id: Int, instance i: Int) {
-        guard let record = faults.record(id), record.recoveredAt == nil else { return }
+        guard let record = faults.record(id), !record.recoveryOver else { return }
         if record.detectedAt == nil {
             faults.markDetected(id, at: now, how: "\(instances[i].name): iteration ends with a collective error")
             logDetected([id], "\(instances[i].name): iteration ends with a collective error; DP groups roll back")
@@ -61,7 +61,7 @@ extension ServingEngine {
 
     /// The last redone iteration of a glitch has finished: recovered, and the glitch is over.
     func finishGlitchRecovery(_ id: Int) {
-        guard let record = faults.record(id), record.recoveredAt == nil else { return }
+        guard let record = faults.record(id), !record.recoveryOver else { return }
         let names = faults.redone(fault: id)
         finish([id], (0, 0), "\(Self.counted(names.count, "TE")) rolled back and redid \(names.count == 1 ? "its" : "their") last iteration "
             + "(\(names.joined(separator: ", "))); no request failed")

@@ -32,6 +32,18 @@ public protocol PolicyCatalog: Sendable {
     func summary(of name: String) -> String?
 }
 
+extension PolicyCatalog {
+    /// The registered spelling of `name`, matched in any ASCII case (``PolicyNames/folded(_:)``),
+    /// or nil when the slot has no such policy. Every face looks names up here (flags, a
+    /// deployment's `[policies]`, the engine's configuration and the `policy` and `autoscale`
+    /// commands), so `SLO` is refused or accepted alike everywhere and reports, snapshots and
+    /// messages always carry the registered name.
+    public func canonicalName(_ name: String) -> String? {
+        let folded = PolicyNames.folded(name)
+        return names.first { $0 == folded }
+    }
+}
+
 /// The policies of one slot by name, each with a one-line summary and a factory making a fresh
 /// value. Registries are immutable `static let`s (``Policies``): nothing registers at run time.
 ///
@@ -75,7 +87,9 @@ public struct PolicyRegistry<Policy>: PolicyCatalog {
 
     /// A fresh policy value, or one line naming the slot, the bad name and the valid ones.
     public func make(_ name: String, _ context: PolicyContext = .init()) throws(ConfigError) -> Policy {
-        guard let entry = entries.first(where: { $0.name == name }) else { throw unknown(name) }
+        guard let registered = canonicalName(name), let entry = entries.first(where: { $0.name == registered }) else {
+            throw unknown(name)
+        }
         return entry.make(context)
     }
 
@@ -167,12 +181,24 @@ public enum Policies {
                     + catalogs.map(\.slot.key).joined(separator: ", ")
             }
             let name = names[key] ?? ""
-            if !catalog.names.contains(name) {
+            if catalog.canonicalName(name) == nil {
                 return "\(origin)\(key): unknown \(catalog.slot.title) policy \(InputEcho.quoted(name)); expected one of: "
                     + catalog.names.joined(separator: ", ")
             }
         }
         return nil
+    }
+
+    /// `names` with every known name in its registered spelling (`SLO` → `slo`); unknown slots
+    /// and names are left for ``problem(in:origin:)`` to name.
+    public static func canonical(_ names: PolicyNames) -> PolicyNames {
+        var out = names
+        for key in names.keys {
+            guard let catalog = catalogs.first(where: { $0.slot.key == key }), let name = names[key],
+                  let registered = catalog.canonicalName(name) else { continue }
+            out[key] = registered
+        }
+        return out
     }
 
     /// What Tab offers after the words of a `policy` command typed so far: the slots after

@@ -91,7 +91,7 @@ public struct ScalingSettings: Sendable, Equatable {
         where !(value.isFinite && value >= 0 && value <= 3_600) {
             return "scaling: \(name) time must be between 0 and 3600 s, got \(value)"
         }
-        if let autoscale, !Policies.autoscaler.names.contains(autoscale) {
+        if let autoscale, Policies.autoscaler.canonicalName(autoscale) == nil {
             return "scaling: unknown autoscaler '\(autoscale)'; expected one of: \(Policies.autoscaler.names.joined(separator: ", "))"
         }
         return slo.validationProblem()

@@ -17,11 +17,21 @@ extension ServingEngine {
 
     /// Called once at the end of `init`: marks the pre-warmed spares and starts the autoscaler.
     /// Schedules nothing while the autoscaler is off, so a run without scaling is unchanged.
+    /// More pre-warmed TEs than the spare NPUs hold is refused (it was cut to them silently).
     func setUpScaling() throws {
         let settings = configuration.scaling
-        if settings.prewarmedSpareTEs > 0, let smallest = scalableGroups().map(\.npusEach).min() {
-            let wanted = settings.prewarmedSpareTEs * smallest
-            scaling.markPrewarmed(Set(wholeNodesFirst(spareNPUs()).prefix(wanted)))
+        if settings.prewarmedSpareTEs > 0 {
+            let spares = spareNPUs()
+            let smallest = scalableGroups().map(\.npusEach).min()
+            let most = smallest.map { spares.count / $0 } ?? 0
+            guard settings.prewarmedSpareTEs <= most else {
+                let room = Deployment.PrewarmRoom(most: most, spareNPUs: spares.count, npusPerTE: smallest)
+                throw ConfigError("engine configuration: scaling.prewarmedSpareTEs is \(settings.prewarmedSpareTEs); allowed 0…\(most) "
+                    + "on deployment '\(configuration.deployment.name)' (\(room.reason))")
+            }
+            if let smallest {
+                scaling.markPrewarmed(Set(wholeNodesFirst(spares).prefix(settings.prewarmedSpareTEs * smallest)))
+            }
         }
         scaling.swapAutoscaler(try makeAutoscaler(configuration.autoscalerName))
         if scaling.isAutoscaling { scheduleAutoscaleTick() }

@@ -1,3 +1,4 @@
+import PodModel
 import Testing
 
 @testable import ServingEngine
@@ -6,6 +7,11 @@ private func parsed(_ line: String) -> OperatorCommand? { try? OperatorCommand.p
 
 private func failure(_ line: String) -> String? {
     if case .failure(let error) = OperatorCommand.parse(line) { return error.message }
+    return nil
+}
+
+private func failureOn(_ pod: PodTopology, _ line: String) -> String? {
+    if case .failure(let error) = OperatorCommand.parse(line, on: pod) { return error.message }
     return nil
 }
 
@@ -96,6 +102,49 @@ private func failure(_ line: String) -> String? {
     ])
     func malformedFormsSayWhatWasExpected(line: String, message: String) {
         #expect(failure(line) == message)
+    }
+
+    /// Parsed for a known pod (the host of the console and `POST /admin/commands`, a scenario
+    /// loaded for a run), a node, NPU or die word that is not a number in range names that pod's
+    /// range, as the engine's "node 60 does not exist; the pod has nodes 0…47" does, instead of
+    /// the grammar's 0…999999 (`drain node -1` on a 48-node pod said "between 0 and 999999").
+    @Test(arguments: [
+        ("drain node -1", "expected a node number after 'drain node', got '-1'; the pod has nodes 0…47"),
+        ("undrain node x", "expected a node number after 'undrain node', got 'x'; the pod has nodes 0…47"),
+        ("drain node", "expected a node number after 'drain node'; the pod has nodes 0…47"),
+        ("fault node 1.5", "expected a node number after 'fault node', got '1.5'; the pod has nodes 0…47"),
+        ("fault npu -1", "expected an NPU number after 'fault npu', got '-1'; the pod has NPUs 0…383"),
+        ("fault npu 99999999999999999999",
+         "expected an NPU number after 'fault npu', got '99999999999999999999'; the pod has NPUs 0…383"),
+        ("fault link 3", "expected 'A-B' (two NPU numbers) after 'fault link', got '3'; the pod has NPUs 0…383"),
+        ("fault link", "expected 'A-B' (two NPU numbers) after 'fault link'; the pod has NPUs 0…383"),
+        ("fault die x", "expected a die number after 'fault die', got 'x'; the pod has dies 0…767"),
+        ("fault hbm die -3", "expected a die number after 'fault hbm die', got '-3'; the pod has dies 0…767"),
+        ("fault straggler die +2", "expected a die number after 'fault straggler die', got '+2'; the pod has dies 0…767"),
+        ("heal -1", "expected a fault id or 'all' after 'heal', got '-1'; faults are numbered 1, 2, 3… as they are injected"),
+        ("heal 0", "expected a fault id or 'all' after 'heal', got '0'; faults are numbered 1, 2, 3… as they are injected"),
+        ("heal", "expected a fault id or 'all' after 'heal'; faults are numbered 1, 2, 3… as they are injected"),
+    ])
+    func badIndexWordsNameTheKnownPodsRange(line: String, message: String) throws {
+        let pod = try Deployment.superpod.topology()
+        guard case .failure(let error) = OperatorCommand.parse(line, on: pod) else {
+            Issue.record("\(line) parsed")
+            return
+        }
+        #expect(error.message == message)
+        // Without a pod the grammar's range is all there is to name.
+        #expect(failure(line)?.contains("999999") == true, "\(line): \(failure(line) ?? "parsed")")
+    }
+
+    /// What parses does not depend on the pod: a number the pod lacks is the engine's (or the
+    /// scenario check's) to refuse, in its own words.
+    @Test func aKnownPodChangesOnlyMessages() throws {
+        let pod = try Deployment.superpod.topology()
+        for line in ["drain node 60", "fault npu 5000", "fault die 0", "heal 7", "heal all", "fault link 1-2 degrade 2", "pause"] {
+            #expect(try OperatorCommand.parse(line, on: pod).get() == parsed(line), "\(line)")
+        }
+        let tiny = PodTopology(nodes: 1, npusPerNode: 1, diesPerNPU: 1)
+        #expect(failureOn(tiny, "drain node x") == "expected a node number after 'drain node', got 'x'; the pod has only node 0")
     }
 
     @Test func boundaryValuesAreAccepted() {

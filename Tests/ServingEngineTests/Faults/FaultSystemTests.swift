@@ -22,14 +22,22 @@ import Testing
         #expect(faults.knownDead == [4, 5], "die 6 is not dead: the control plane cannot know it as dead")
         #expect(faults.holdsKnownDead([3, 4]) && !faults.holdsKnownDead([0, 1]))
 
-        // Healing the node leaves dies 4–5 dead (the NPU fault still kills them) and known.
+        // Healing the node leaves dies 4–5 dead (the NPU fault still kills them) and known. Nothing
+        // had detected the node fault: healed before detection, not recovered (no recovery acted).
         let healed = faults.heal(2, at: 5) { _ in false }
-        #expect(healed?.healedAt == 5 && healed?.recoveredAt == 5 && healed?.recovery == "healed by the operator")
+        #expect(healed?.healedAt == 5 && healed?.recoveredAt == nil && healed?.healedBeforeDetection == true)
+        #expect(healed?.recovery == "healed by the operator before detection (no recovery acted)")
         #expect(!faults.isDead(0) && faults.isDead(4) && faults.knownDead == [4, 5])
         #expect(faults.heal(2, at: 6) { _ in false } == nil, "already healed")
         #expect(faults.heal(9, at: 6) { _ in false } == nil, "no such fault")
-        _ = faults.heal(1, at: 7) { _ in false }
+        // A detected fault the operator heals is recovered at the heal, as before.
+        faults.markDetected(1, at: 6, how: "device check")
+        let detected = faults.heal(1, at: 7) { _ in false }
+        #expect(detected?.recoveredAt == 7 && detected?.healedBeforeDetection == false && detected?.recovery == "healed by the operator")
         #expect(faults.deadDies.isEmpty && faults.knownDead.isEmpty && faults.activeCount == 0)
+        // Nothing recovers a fault healed before detection later either.
+        faults.markRecovered(2, at: 8)
+        #expect(faults.record(2)?.recoveredAt == nil)
     }
 
     @Test func aStalledTEIsDeclaredAfterTheConfiguredSilentRounds() {

@@ -159,6 +159,57 @@ import XDSTestSupport
         #expect(throws: ConfigError.self) { try ServingEngine(configuration: config, workload: FixedWorkload([])) }
     }
 
+    /// A policy name given by several faces is matched the same way by all of them: in any
+    /// ASCII case (`[scaling] autoscale = "SLO"` and `--autoscale SLO` were refused while the
+    /// command `autoscale SLO` was taken), and runs and is reported under its registered name.
+    @Test func everyFaceMatchesNamesInAnyASCIICaseAndKeepsTheRegisteredName() throws {
+        for catalog in Policies.catalogs {
+            for name in catalog.names {
+                // Registered names are lower-case ASCII, so folding the case loses nothing.
+                #expect(name.utf8.allSatisfy { $0 < 128 } && PolicyNames.folded(name) == name, "\(name)")
+                #expect(catalog.canonicalName(name.uppercased()) == name)
+                #expect(catalog.canonicalName(name.prefix(1).uppercased() + name.dropFirst()) == name)
+            }
+            #expect(catalog.canonicalName("no-such-policy") == nil)
+        }
+        // ASCII only: the Kelvin sign is not a K.
+        #expect(Policies.decodeBalancing.canonicalName("\u{212A}V-AWARE") == nil)
+        #expect(try Policies.routing.make("Round-Robin").name == "round-robin")
+
+        // The engine's configuration (the library face, and where flags and files end up).
+        var deployment = TestDeployments.toyPod
+        deployment.policies["dp_balancing"] = "ROUND-ROBIN"
+        var config = EngineConfiguration(deployment: deployment)
+        config.policies["je_routing"] = "Least-Loaded"
+        config.scaling.autoscale = "SLO"
+        #expect(config.validationProblem() == nil && config.scaling.validationProblem() == nil)
+        #expect(config.effectivePolicies.byKey == ["je_routing": "least-loaded", "dp_balancing": "round-robin",
+                                                   "eplb_planner": "greedy", "recovery": "fine-grained", "autoscaler": "slo"])
+        let engine = try ServingEngine(configuration: config, workload: FixedWorkload([]))
+        #expect(engine.policyNames.byKey == ["je_routing": "least-loaded", "dp_balancing": "round-robin",
+                                             "eplb_planner": "greedy", "recovery": "fine-grained"])
+        #expect(engine.autoscalerName == "slo")
+        #expect(Policies.problem(in: PolicyNames(["recovery": "PD-Failover"])) == nil)
+        #expect(Policies.canonical(PolicyNames(["recovery": "PD-Failover", "je_routing": "nope"])).byKey
+            == ["recovery": "pd-failover", "je_routing": "nope"], "unknown names are left for problem(in:) to name")
+
+        // A deployment file: `[scaling] autoscale` kept as registered, and agreeing with a
+        // `[policies] autoscaler` written in another case.
+        let toml = TestDeployments.toyPod.toml() + "\n[scaling]\nautoscale = \"SLO\"\n\n[policies]\nautoscaler = \"Slo\"\n"
+        let file = try Deployment(toml: toml, source: "toy.toml")
+        #expect(file.autoscale == "slo")
+        #expect(EngineConfiguration(deployment: file).autoscalerName == "slo")
+        let clash = toml.replacingOccurrences(of: "autoscaler = \"Slo\"", with: "autoscaler = \"off\"")
+        let error = #expect(throws: ConfigError.self) { try Deployment(toml: clash, source: "toy.toml") }
+        #expect(error?.description == "toy.toml: [scaling]: autoscale 'SLO' disagrees with [policies] autoscaler 'off'; "
+            + "name the autoscaler in one place")
+
+        // The command language took any case already, and still gives the registered name.
+        #expect(try OperatorCommand.parse("autoscale SLO").get() == .autoscale("slo"))
+        #expect(try OperatorCommand.parse("policy autoscaler Slo").get() == .policy(slot: "autoscaler", name: "slo"))
+        #expect(try OperatorCommand.parse("policy recovery PD-FAILOVER").get() == .policy(slot: "recovery", name: "pd-failover"))
+    }
+
     @Test func deploymentTOMLCarriesPolicyNames() throws {
         let text = TestDeployments.toyPod.toml() + "\n[policies]\nje_routing = \"round-robin\"\ndp_balancing = \"round-robin\"\n"
         let d = try Deployment(toml: text, source: "toy.toml")

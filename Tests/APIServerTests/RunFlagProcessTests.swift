@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+
+/// `xds run` flags as a user types them, through the built executable (the flags are read by the
+/// `xds` target, which tests cannot import): a bad value is one line and exit 1 with nothing run;
+/// policy and mode names are taken in any ASCII case, as the command language takes them.
+@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
+struct RunFlagProcessTests {
+    /// Runs `xds` with `arguments` to its end: exit status, stdout, stderr.
+    func xds(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        let child = try ChildProcess(try #require(BuiltBinary.xds), arguments)
+        #expect(child.waitForExit(within: 300), "xds \(arguments.joined(separator: " ")) did not finish")
+        child.kill()
+        // The pipes' handlers may still be delivering the last bytes.
+        Thread.sleep(forTimeInterval: 0.2)
+        return (child.process.terminationStatus, child.stdout, child.stderr)
+    }
+
+    /// `--prewarmed-spares 64` on superpod was taken and six TEs' worth pre-warmed (its 96 spare NPUs).
+    @Test func moreTEsThanTheSparesHoldIsRefusedNamingTheMaximum() throws {
+        for asked in ["7", "64"] {
+            let r = try xds(["run", "--prewarmed-spares", asked, "--duration", "1s", "--json"])
+            #expect(r.status == 1 && r.out.isEmpty, "\(r)")
+            #expect(r.err == "xds: --prewarmed-spares must be between 0 and 6 on deployment 'superpod' "
+                + "(96 spare NPUs, 16 per TE of its smallest shape), got \(asked)\n")
+        }
+        // The flag's own range comes first, as before.
+        let r = try xds(["run", "--prewarmed-spares", "65", "--duration", "1s"])
+        #expect(r.status == 1 && r.err == "xds: --prewarmed-spares must be a whole number between 0 and 64, got 65\n")
+        // --print-config carries a flag it can hold into the file it prints, and refuses one it cannot.
+        let printed = try xds(["run", "--prewarmed-spares", "6", "--print-config"])
+        #expect(printed.status == 0 && printed.out.contains("[scaling]\nprewarmed_spare_tes = 6\n"), "\(printed)")
+        #expect(try xds(["run", "--prewarmed-spares", "7", "--print-config"]).status == 1)
+    }
+
+    /// `--autoscale SLO` and `--je-routing Round-Robin` were refused; `autoscale SLO` as a command was not.
+    @Test func policyNamesAreTakenInAnyCaseAndPrintedAsRegistered() throws {
+        let r = try xds(["run", "--autoscale", "SLO", "--je-routing", "Round-Robin", "--recovery-policy", "PD-Failover",
+                         "--print-config"])
+        #expect(r.status == 0, "\(r)")
+        for line in ["autoscaler = \"slo\"", "je_routing = \"round-robin\"", "recovery = \"pd-failover\""] {
+            #expect(r.out.contains(line + "\n"), "\(line) in \(r.out)")
+        }
+        let bad = try xds(["run", "--autoscale", "SLOW", "--print-config"])
+        #expect(bad.status == 1 && bad.err == "xds: --autoscale: unknown autoscaler policy 'SLOW'; expected one of: off, slo\n")
+    }
+
+    /// `--eplb ON` and `--speed MAX` were refused while `speed MAX` as a command was taken.
+    @Test func modeWordsAreTakenInAnyCase() throws {
+        let tiny = "colocated:1:llama-2-7b:nvidia-a100:tp1"
+        let r = try xds(["run", "--deployment", tiny, "--eplb", "ON", "--speed", "MAX", "--duration", "1s", "--json"])
+        #expect(r.status == 0 && r.out.contains("\"deployment\" : \"colocated:1:llama-2-7b:nvidia-a100:tp1\""), "\(r)")
+    }
+}
