@@ -1,4 +1,3 @@
-import CNcursesw
 import Dispatch
 import Foundation
 import ServingEngine
@@ -110,8 +109,7 @@ public enum ConsoleApp {
                 // The UI thread is stuck outside curses (a command to a stuck engine): restore the
                 // terminal from here; the caller exits the process right after.
                 if terminalActive.exchange(false, ordering: .acquiringAndReleasing) {
-                    NcursesTerminal.bracketedPaste(false)
-                    endwin()
+                    NcursesTerminal.restoreFromAnotherThread()
                 }
                 for sig in [SIGTERM, SIGINT, SIGHUP, SIGTSTP] { signal(sig, SIG_DFL) }
                 log.write("console exit 0 (forced: the UI thread did not stop within \(quitGraceSeconds) s)")
@@ -242,6 +240,7 @@ public enum ConsoleApp {
         state.requestQueries = link is RequestQueryLink
         state.scenario = startup.scenario
         if let hint = startup.hint { state.status = StatusLine(hint.text, isError: hint.isError, seconds: 20) }
+        let monochromeTheme = themes.first(where: \.monochrome) ?? .builtinMono
         var snapshot = link.latestSnapshot()
         state = dispatch(.tick(snapshot), to: state, link: link)
         let frameInterval: UInt64 = 100_000_000  // ≤ 10 frames/s
@@ -292,7 +291,10 @@ public enum ConsoleApp {
             let t = now()
             if t &- lastRender >= idleRedraw { dirty = true }
             if dirty && t &- lastRender >= frameInterval && !state.quitting {
-                let theme = themes[state.themeIndex % themes.count]
+                // A terminal without colours gets the mono theme, whichever is picked: its
+                // glyphs carry what colours would (the load bands), a colour theme's do not.
+                let picked = themes[state.themeIndex % themes.count]
+                let theme = terminal.depth == .monochrome && !picked.monochrome ? monochromeTheme : picked
                 let frame = ConsoleScreen.render(
                     state, snapshot, theme: theme, width: state.width, height: state.height)
                 terminal.present(frame, theme: theme)

@@ -143,26 +143,67 @@ public struct ConsoleMemory: Sendable, Equatable {
         return (h, now.simTime - base.simTime)
     }
 
+    /// `a` less `b` (an older state of the same histogram), bin by bin and sub-bin by sub-bin.
+    /// The engine lists bins up to its highest sample, so an older state may have fewer: they
+    /// are the first ones of `a`'s (when the window's samples reached a new bin, the whole run
+    /// was shown under "last 1 min"). Anything else is not an older state: `a` unchanged.
     static func subtract(_ a: HistogramBins, _ b: HistogramBins) -> HistogramBins {
-        guard a.upperBoundsMs == b.upperBoundsMs, a.counts.count == b.counts.count else { return a }
-        return HistogramBins(upperBoundsMs: a.upperBoundsMs, counts: zip(a.counts, b.counts).map { max(0, $0 - $1) })
+        let n = b.counts.count
+        guard n <= a.counts.count, b.upperBoundsMs.count == n, Array(a.upperBoundsMs.prefix(n)) == b.upperBoundsMs
+        else { return a }
+        var out = a
+        for i in 0..<n { out.counts[i] = max(0, a.counts[i] - b.counts[i]) }
+        if a.hasParts, b.hasParts, a.subBins == b.subBins {
+            for i in 0..<b.subCounts.count { out.subCounts[i] = max(0, a.subCounts[i] - b.subCounts[i]) }
+        } else {
+            (out.subBins, out.subCounts) = (0, [])
+        }
+        return out
     }
 
-    /// The q-quantile of binned samples, interpolated linearly inside the bin that reaches it
-    /// (so it is an estimate, good to a bin's width).
+    /// The q-quantile of binned samples, interpolated linearly inside the part (sub-bin where
+    /// the bins carry them, else bin) that reaches it: an estimate, good to that part's width.
     public static func quantile(_ bins: HistogramBins, _ q: Double) -> Double? {
-        let total = bins.counts.reduce(0, +)
+        let parts = bins.intervals
+        let total = parts.reduce(0) { $0 + $1.count }
         guard total > 0 else { return nil }
         let target = Double(total) * q
         var seen = 0
-        for (i, c) in bins.counts.enumerated() where i < bins.upperBoundsMs.count {
-            if c > 0 && Double(seen + c) >= target {
-                let lower = i > 0 ? bins.upperBoundsMs[i - 1] : 0
-                let within = max(0, min(1, (target - Double(seen)) / Double(c)))
-                return lower + (bins.upperBoundsMs[i] - lower) * within
+        for part in parts {
+            if part.count > 0 && Double(seen + part.count) >= target {
+                let within = max(0, min(1, (target - Double(seen)) / Double(part.count)))
+                return part.lower + (part.upper - part.lower) * within
             }
-            seen += c
+            seen += part.count
         }
-        return bins.upperBoundsMs.last
+        return parts.last?.upper
+    }
+}
+
+extension HistogramBins {
+    /// Whether the sub-bin counts are there and fit the bins.
+    var hasParts: Bool { subBins > 0 && subCounts.count == counts.count * subBins && upperBoundsMs.count == counts.count }
+
+    /// Every bin as (lower, upper, count) in ms, bin i from the previous bound (0 for the first).
+    var binIntervals: [(lower: Double, upper: Double, count: Int)] {
+        (0..<min(counts.count, upperBoundsMs.count)).map { i in
+            (i > 0 ? upperBoundsMs[i - 1] : 0, upperBoundsMs[i], counts[i])
+        }
+    }
+
+    /// The finest parts known: each bin's sub-bins (equal shares of its range) where the bins
+    /// carry them, else the bins.
+    var intervals: [(lower: Double, upper: Double, count: Int)] {
+        guard hasParts else { return binIntervals }
+        var out: [(lower: Double, upper: Double, count: Int)] = []
+        out.reserveCapacity(subCounts.count)
+        for (i, bin) in binIntervals.enumerated() {
+            let step = (bin.upper - bin.lower) / Double(subBins)
+            for j in 0..<subBins {
+                out.append((bin.lower + step * Double(j), j == subBins - 1 ? bin.upper : bin.lower + step * Double(j + 1),
+                            subCounts[i * subBins + j]))
+            }
+        }
+        return out
     }
 }

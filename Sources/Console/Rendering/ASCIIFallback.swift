@@ -8,7 +8,9 @@ import Foundation
 /// the rest of a line shifted left. Each glyph maps to exactly one ASCII character, so columns
 /// stay where the views put them; glyphs that carry a state keep distinct stand-ins
 /// (`X` dead, `v` slow, `#` HBM, `!` link, `/` drained, `~` draining) and the eight sparkline
-/// levels stay in order (`. : - = + * % #`).
+/// levels stay in order (`. : - = + * % #`). A legend's colour swatch `■` is `o`: as `#` the
+/// Pod legend's four load swatches were the HBM fault's glyph, and the KV legend's the strip's
+/// 100% level.
 ///
 /// ```swift
 /// let frame = ConsoleScreen.render(state, snapshot, theme: theme, width: 80, height: 24)
@@ -29,7 +31,7 @@ enum ASCIIFallback {
         "▁": ".", "▂": ":", "▃": "-", "▄": "=", "▅": "+", "▆": "*", "▇": "%", "█": "#",
         // A bar's partial last cell, the heat map's half block, shades, swatches.
         "▏": "|", "▎": "|", "▍": "|", "▌": "|", "▋": "|", "▊": "|", "▉": "|", "▕": "|",
-        "▀": "\"", "░": ".", "▒": ":", "▓": "*", "■": "#",
+        "▀": "\"", "░": ".", "▒": ":", "▓": "*", "■": "o",
         // Markers and arrows.
         "▲": "^", "▼": "v", "▶": ">", "◀": "<", "►": ">", "△": "^", "▽": "v",
         "↑": "^", "↓": "v", "←": "<", "→": ">", "↔": "-", "⏎": "<", "⏸": "=", "␣": "_",

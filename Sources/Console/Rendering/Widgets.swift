@@ -8,6 +8,11 @@ extension CellBuffer {
     static let sparkGlyphs: [Character] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
     static let shadeGlyphs: [Character] = [" ", "░", "▒", "▓", "█"]
 
+    /// The shade a monochrome heat map draws for `value` (0…1); its legend uses the same.
+    static func shadeGlyph(_ value: Double) -> Character {
+        shadeGlyphs[min(4, Int((unitInterval(value) * 4).rounded()))]
+    }
+
     /// A Unicode box with an optional title in the top border.
     public mutating func box(
         _ rect: Rect, title: String = "", style: Style = .border, titleStyle: Style = .title
@@ -98,9 +103,7 @@ extension CellBuffer {
                 let upper = a0 < matrix.count ? binned(a0, a1, c0, c1) : 0
                 let lower = b0 < matrix.count ? binned(b0, b1, c0, c1) : 0
                 if monochrome {
-                    let v = max(upper, lower)
-                    let glyph = Self.shadeGlyphs[min(4, Int((unitInterval(v) * 4).rounded()))]
-                    self[rect.x + cx, rect.y + cy] = Cell(character: glyph, style: .text)
+                    self[rect.x + cx, rect.y + cy] = Cell(character: Self.shadeGlyph(max(upper, lower)), style: .text)
                 } else {
                     self[rect.x + cx, rect.y + cy] = Cell(
                         character: "▀", style: Style(fg: .heatLevel(upper), bg: .heatLevel(lower)))

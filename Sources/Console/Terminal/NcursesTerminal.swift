@@ -67,6 +67,14 @@ final class NcursesTerminal {
         _ = Glibc.write(1, sequence.utf8Start, sequence.utf8CodeUnitCount)
     }
 
+    /// The last resort of ``ConsoleApp`` when the UI thread is stuck outside curses and a signal
+    /// asked to quit: paste mode off and curses modes restored from the calling thread (the
+    /// process exits right after). Here, so that ncurses is called from this file only.
+    static func restoreFromAnotherThread() {
+        bracketedPaste(false)
+        endwin()
+    }
+
     /// Waits up to `timeoutMs` for one input; `nil` on timeout (or when all that came was a
     /// sequence the console has no key for, which is dropped).
     func read(timeoutMs: Int32) -> ConsoleMessage? {

@@ -40,7 +40,7 @@ public enum ConsoleScreen {
         }
         // Faults and drains stay in sight: on the bottom border of views without the panel.
         if !(state.view == .pod && PodLayout(width: width, height: height).faults != nil),
-            let (text, style) = PodView.ticker(snapshot)
+            let (text, style) = PodView.ticker(snapshot, width: width - 4)
         {
             var line = text
             if line.count > width - 4 { line = String(line.prefix(width - 5)) + "…" }
@@ -70,10 +70,14 @@ public enum ConsoleScreen {
         }
         let names = [s.deploymentName, s.modelName, s.hardwareName].filter { !$0.isEmpty }
         let speed = Format.speed(s.speed, paused: s.paused, achieved: state.achievedSpeed, short: b.width < 160)
+        // Attached to a server that never answered: no figure is known, and zeros ("0 tok/s",
+        // "faults 0", "0.00 req/s") read as a pod that is idle and healthy.
+        let known = s.hasData
+        func figure(_ text: String) -> String { known ? text : "–" }
         // The synthetic rate when one is set; else what arrives (a trace, HTTP), measured, with
         // the "≈" the achieved speed uses.
         let rate =
-            s.arrivalRate > 0 || s.requests.arrived == 0
+            !known ? "–" : s.arrivalRate > 0 || s.requests.arrived == 0
             ? Format.rate(s.arrivalRate) : state.memory.observedArrivalRate(s).map { "≈" + Format.rate($0) } ?? "–"
         let right = "\(rate) req/s   \(speed)   sim \(Format.clock(s.simTime)) "
         // The names give way to the pacing and the clock when the line is short.
@@ -112,12 +116,11 @@ public enum ConsoleScreen {
             s.slo.ttftMs >= 1000
             ? "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms / 1000, 2) : "–")/\(Format.fixed(s.slo.ttftMs / 1000, s.slo.ttftMs.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1))s"
             : ttft
+        let tokens = figure(Format.count(s.outputTokensPerSecond))
+        let (running, waiting) = (figure(Format.count(s.requests.running)), figure(Format.count(s.requests.waiting)))
         var segments: [(String, String, Style, Int)] = [
-            ("\(Format.count(s.outputTokensPerSecond)) tok/s", "\(Format.count(s.outputTokensPerSecond)) tok/s", bar, 1),
-            (
-                "run \(Format.count(s.requests.running))  wait \(Format.count(s.requests.waiting))",
-                "r/w \(Format.count(s.requests.running))/\(Format.count(s.requests.waiting))", bar, 1
-            ),
+            ("\(tokens) tok/s", "\(tokens) tok/s", bar, 1),
+            ("run \(running)  wait \(waiting)", "r/w \(running)/\(waiting)", bar, 1),
             ("TTFT99 " + ttft, "TTFT " + ttftShort, slo(ttftOK, seen: ttftSeen), 0),
             ("TPOT99 " + tpot, "TPOT " + tpot, slo(tpotOK, seen: tpotSeen), 0),
         ]
@@ -126,16 +129,16 @@ public enum ConsoleScreen {
         let degraded = s.activeFaults.count - faults
         segments.append(
             (
-                degraded > 0 ? "faults \(faults), \(degraded) degraded" : "faults \(faults)",
-                degraded > 0 ? "faults \(faults)+\(degraded)" : "faults \(faults)",
+                degraded > 0 ? "faults \(faults), \(degraded) degraded" : "faults \(figure("\(faults)"))",
+                degraded > 0 ? "faults \(faults)+\(degraded)" : "faults \(figure("\(faults)"))",
                 faults > 0 ? Style(fg: .bad, bg: .header, bold: true) : degraded > 0 ? Style(fg: .warn, bg: .header) : bar, 1
             ))
         // Drained (no work left) and draining (still finishing) are counted apart.
         let drained = s.drainedNodes.count, draining = s.drainingNodes.count
         segments.append(
             (
-                draining > 0 ? "drained \(drained) draining \(draining)" : "drained \(drained)",
-                draining > 0 ? "⊘\(drained) ~\(draining)" : "⊘\(drained)",
+                draining > 0 ? "drained \(drained) draining \(draining)" : "drained \(figure("\(drained)"))",
+                draining > 0 ? "⊘\(drained) ~\(draining)" : "⊘\(figure("\(drained)"))",
                 drained + draining > 0 ? Style(fg: .warn, bg: .header) : bar, 3
             ))
         let attained = s.requests.completed > 0 ? Format.percent(s.latency.sloAttainment) : "–"

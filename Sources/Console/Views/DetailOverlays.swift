@@ -3,11 +3,23 @@ import ServingEngine
 /// Boxes opened by Enter: a request's timeline (Requests) and one event in full (Events).
 enum DetailOverlays {
     /// Wraps `text` into lines of at most `width` columns, at spaces where it can.
+    /// Units the engine's texts put after a number ("2.3 s", "120 ms", "64 GB").
+    static let unitWords: Set<String> = ["s", "ms", "µs", "min", "h", "GB", "TB", "MB", "KB", "%", "×", "s,", "s;", "s)", "ms,", "ms)", "s:"]
+
     static func wrap(_ text: String, width: Int) -> [String] {
         guard width > 0 else { return [] }
         var lines: [String] = []
         var line = ""
+        // A unit stays with its number: "recovered in 0.2" / "s" split a figure from its unit.
+        var words: [String] = []
         for word in text.split(separator: " ", omittingEmptySubsequences: false).map(String.init) {
+            if unitWords.contains(word), let last = words.last, last.last?.isNumber == true, last.count + 1 + word.count <= width {
+                words[words.count - 1] += " " + word
+            } else {
+                words.append(word)
+            }
+        }
+        for word in words {
             var word = word
             while word.count > width {
                 if !line.isEmpty { lines.append(line); line = "" }

@@ -11,10 +11,41 @@ enum ExpertsView {
         let layers = e.heat.count, experts = e.heat.first?.count ?? 0
         // The panels below need 9 rows at 80×24; larger screens give the rest to the heat map.
         let (top, bottom) = area.splitTop(area.height - (area.height >= 40 ? 14 : 9))
+        // The map folds experts by whole columns, so on a wide screen it leaves columns over
+        // (128 of 196 at 200×55, the rest blank): the hot list then stands beside the map, and
+        // the die load below takes the full width.
+        let mapWidth = heatPanelWidth(experts: experts, available: top.width)
+        if experts > 0, top.width - mapWidth >= Self.besideMinWidth {
+            let (map, side) = top.splitLeft(mapWidth)
+            drawHeat(&b, map, state, s, theme, layers: layers, experts: experts)
+            drawHottest(&b, side, state, s)
+            drawDies(&b, bottom, state, s)
+            return
+        }
         drawHeat(&b, top, state, s, theme, layers: layers, experts: experts)
         let (left, right) = bottom.splitLeft(bottom.width * 3 / 5)
         drawDies(&b, left, state, s)
         drawHottest(&b, right, state, s)
+    }
+
+    /// Narrowest hot list beside the map ("L23 E186   30.00×" and its border, with room to spare).
+    static let besideMinWidth = 34
+
+    /// The width a heat panel needs for its map in `available` columns: the folded columns, the
+    /// layer labels and marker (5), the borders and a blank (3).
+    static func heatPanelWidth(experts: Int, available: Int) -> Int {
+        guard experts > 0 else { return available }
+        let columns = foldedColumns(experts: experts, width: available - 8)
+        // The scale line ("colour ≤0.1× ████████ 30.00× mean (max), log") and the selection's
+        // note beside the marker must fit too (``drawHeatLegend`` wants 30 columns to spare).
+        return min(available, max(columns + 8, 80))
+    }
+
+    /// Columns of the map for `experts` in `width` cells: whole experts per column.
+    static func foldedColumns(experts: Int, width: Int) -> Int {
+        let available = max(1, width)
+        let fold = (experts + available - 1) / available
+        return (experts + fold - 1) / fold
     }
 
     /// The `/` filter of the hot list: matches "L03 E12", "L3 E12" or "E12" (any case).
@@ -88,18 +119,23 @@ enum ExpertsView {
     /// (the map keeps at least 10 rows); 80×24 has 9 and keeps the legend on the marker row.
     static let legendRowMinHeight = 12
 
-    /// The heat map's colour scale with its stops: "colour ≤0.1× ▁▂…█ 6.20× mean (max), log",
-    /// from `x` when given (under the map), else right-aligned in the panel.
+    /// The heat map's scale with its stops: "colour ≤0.1× ████████ 6.20× mean (max), log" in
+    /// eight heat colours, from `x` when given (under the map), else right-aligned in the panel.
+    /// Without colour the map draws five shades and the scale shows exactly those, in brackets
+    /// so the blank lowest one shows too: "shade ≤0.1× [ ░▒▓█] 6.20× mean (max), log". (It
+    /// showed eight stops of the same shades cut at other places than the map's, with the
+    /// heat colours' attributes the map cells do not have, under the word "colour".)
     static func drawHeatLegend(_ b: inout CellBuffer, peak: Double, x left: Int? = nil, y: Int, inner: Rect, theme: Theme) {
-        let stops = 8
-        let lead = "colour ≤0.1×", tail = " \(Format.fixed(peak, 2))× mean (max), log"
-        let width = lead.count + 1 + stops + tail.count
+        let mono = theme.monochrome
+        let stops = mono ? CellBuffer.shadeGlyphs.count : 8
+        let lead = mono ? "shade ≤0.1× [" : "colour ≤0.1× "
+        let tail = (mono ? "]" : "") + " \(Format.fixed(peak, 2))× mean (max), log"
+        let width = lead.count + stops + tail.count
         guard inner.width > width + 30 else { return }
-        var x = b.put(lead + " ", x: left ?? (inner.maxX - width - 1), y: y, style: .dim)
+        var x = b.put(lead, x: left ?? (inner.maxX - width - 1), y: y, style: .dim)
         for i in 0..<stops {
             let v = Double(i) / Double(stops - 1)
-            let glyph: Character = theme.monochrome ? CellBuffer.shadeGlyphs[min(4, Int(v * 4))] : "█"
-            b[x, y] = Cell(character: glyph, style: Style(fg: .heatLevel(v)))
+            b[x, y] = mono ? Cell(character: CellBuffer.shadeGlyph(v), style: .text) : Cell(character: "█", style: Style(fg: .heatLevel(v)))
             x += 1
         }
         b.put(tail, x: x, y: y, style: .dim)
@@ -213,7 +249,10 @@ enum ExpertsView {
         for (i, hot) in shown.prefix(inner.height).enumerated() {
             let x = b.put(
                 "L\(Format.pad2(hot.layer)) E\(hot.expert)", x: inner.x + 1, y: inner.y + i, style: .text)
-            let style: Style = hot.load >= 3 ? .bad : hot.load >= 1.5 ? .warn : .text
+            // Neutral: a hot expert is skew the placement answers with replicas, not a fault; the
+            // die load and its imbalance (left) say whether any die is overloaded. Red at 3× mean
+            // painted the whole list red in every normal run.
+            let style: Style = .text
             b.put(
                 Format.right(Format.fixed(hot.load, 2) + "×", 8), x: max(x, inner.x + 10), y: inner.y + i,
                 style: style, clip: inner)

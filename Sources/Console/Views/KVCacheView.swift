@@ -12,7 +12,7 @@ enum KVCacheView {
         let groups = kv.decodeGroups
         let stripRows = max(1, (groups.count + groupsPerRow - 1) / groupsPerRow)
         let (top, rest) = area.splitTop(min(area.height - 8, stripRows + 3))
-        drawDecodeGroups(&b, top, kv, diesPerGroup: diesPerDecodeGroup(s))
+        drawDecodeGroups(&b, top, kv, diesPerGroup: diesPerDecodeGroup(s), monochrome: theme.monochrome)
         let (bottom, chart) = rest.splitTop(rest.height >= 24 ? 12 : rest.height)
         let (left, right) = bottom.splitLeft(bottom.width / 2)
         drawPrefill(&b, left, s)
@@ -20,18 +20,23 @@ enum KVCacheView {
         if chart.height >= 4 { drawTrend(&b, chart, s) }
     }
 
-    /// Decode KV use over time with a y axis that fits the data (at least 0…5 %) and the
-    /// time span it covers.
+    /// Decode KV use over time with a y axis that fits the data (at least 0…1 %: with a floor of
+    /// 5 % the default demo's 1 % was a strip along the bottom of a 40-row chart) and the time
+    /// span it covers.
     static func drawTrend(_ b: inout CellBuffer, _ chart: Rect, _ s: Snapshot) {
         let labelWidth = 6
         let plot = Rect(x: chart.x + 2 + labelWidth, y: chart.y + 1, width: chart.width - 4 - labelWidth, height: chart.height - 2)
         let shown = Array(s.series.kvUsage.suffix(max(1, plot.width)))
-        let top = niceCeiling(max(0.05, (shown.max() ?? 0) * 1.2))
+        let top = niceCeiling(max(0.01, (shown.max() ?? 0) * 1.2))
         let span = Double(shown.count) * s.series.intervalSeconds
-        b.box(
-            chart,
-            title:
-                "Decode KV use over time · last \(Format.duration(span)) (one point per \(Format.fixed(s.series.intervalSeconds, s.series.intervalSeconds < 1 ? 1 : 0)) s, newest right) · y 0…\(axisPercent(top))")
+        // What it plots in the words of the line above it (tokens written, not held + reserved),
+        // then the span; the point spacing goes first where the border is short.
+        let point = "one point per \(Format.fixed(s.series.intervalSeconds, s.series.intervalSeconds < 1 ? 1 : 0)) s, newest right"
+        let titles = [
+            "Decode KV written (tokens, all decode) over time · last \(Format.duration(span)) (\(point)) · y 0…\(axisPercent(top))",
+            "Decode KV written (tokens, all decode) · last \(Format.duration(span)) · y 0…\(axisPercent(top))",
+        ]
+        b.box(chart, title: titles.first { $0.count <= chart.width - 4 } ?? titles[1])
         b.put(Format.right(axisPercent(top), labelWidth - 1) + "┤", x: chart.x + 1, y: plot.y, style: .dim)
         if plot.height >= 5 {
             b.put(Format.right(axisPercent(top / 2), labelWidth - 1) + "┤", x: chart.x + 1, y: plot.y + plot.height / 2, style: .dim)
@@ -63,28 +68,31 @@ enum KVCacheView {
         return decodeDies / s.kv.decodeGroups.count
     }
 
-    static func drawDecodeGroups(_ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary, diesPerGroup: Int?) {
+    static func drawDecodeGroups(
+        _ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary, diesPerGroup: Int?, monochrome: Bool = false
+    ) {
         let groups = kv.decodeGroups
         let size = diesPerGroup.map { $0 == 1 ? " (one per die)" : " (\($0) dies each)" } ?? ""
         // The bars count blocks held and reserved for the rest of each reply (what admission
         // sees); the pool panel's "decode KV" counts tokens written. Both scopes are named.
         let title = "Decode DP groups · \(groups.count)\(size) · KV held + reserved"
         b.box(rect, title: title)
-        drawGroupScale(&b, rect, titleWidth: title.count)
+        drawGroupScale(&b, rect, titleWidth: title.count, monochrome: monochrome)
         let inner = rect.inner
         guard inner.height >= 2 else { return }
         let full = groups.filter { $0 >= 0.95 }.count
         let mean = groups.isEmpty ? 0 : groups.reduce(0, +) / Double(groups.count)
         var x = b.put("now: mean ", x: inner.x + 1, y: inner.y, style: .dim)
-        x = b.put(Format.percent(mean), x: x, y: inner.y, style: Style(fg: NPULoad.style(NPULoad.band(mean)).fg, bold: true))
+        x = b.put(axisPercent(mean), x: x, y: inner.y, style: Style(fg: NPULoad.style(NPULoad.band(mean)).fg, bold: true))
         // Numbers side by side share a scope: these three are per DP group, held + reserved,
         // now; the written share and its peak are another scope and say so.
         x = b.put("  fullest group ", x: x, y: inner.y, style: .dim)
-        x = b.put(Format.percent(groups.max() ?? 0), x: x, y: inner.y, style: .text)
+        x = b.put(axisPercent(groups.max() ?? 0), x: x, y: inner.y, style: .text)
         x = b.put("  full (≥95%) ", x: x, y: inner.y, style: .dim)
         x = b.put("\(full)", x: x, y: inner.y, style: full > 0 ? .warn : .good)
-        let written = "   tokens written, all decode: now \(Format.percent(kv.decodeUsage)), peak \(Format.percent(kv.peakUsage))"
-        let peak = "   written peak " + Format.percent(kv.peakUsage)
+        // One decimal below 10 %, as the chart's axis: "now 0%" sat beside a chart at 0.5 %.
+        let written = "   tokens written, all decode: now \(axisPercent(kv.decodeUsage)), peak \(axisPercent(kv.peakUsage))"
+        let peak = "   written peak " + axisPercent(kv.peakUsage)
         if x + written.count < inner.maxX {
             b.put(written, x: x, y: inner.y, style: .dim)
         } else if x + peak.count < inner.maxX {
@@ -108,15 +116,17 @@ enum KVCacheView {
     }
 
     /// The strip's scale on the panel's top border, right of the title, as much as fits: bar
-    /// height 0…100% of the group's KV, colour in the Pod view's load bands.
-    static func drawGroupScale(_ b: inout CellBuffer, _ rect: Rect, titleWidth: Int) {
+    /// height 0…100% of the group's KV, colour in the Pod view's load bands. Without colour the
+    /// height is all the strip shows, so only it is explained: four colour swatches there were
+    /// four identical `■` (under `LANG=C` four `#`, the strip's own 100% glyph).
+    static func drawGroupScale(_ b: inout CellBuffer, _ rect: Rect, titleWidth: Int, monochrome: Bool = false) {
         let height = " height ▁0…█100%"
         // "<5%" of "<5% idle": the Pod legend's thresholds, without its words.
         let bands = NPULoad.Band.allCases.map { (band: $0, threshold: String(NPULoad.label($0).split(separator: " ")[0])) }
         let long = height + " ·" + bands.map { " ■" + $0.threshold }.joined() + " "
         // The title is drawn as "┌ Title " from the corner; keep a border cell after it.
         let free = rect.width - (titleWidth + 4) - 2
-        let text = long.count <= free ? long : height.count + 1 <= free ? height + " " : nil
+        let text = !monochrome && long.count <= free ? long : height.count + 1 <= free ? height + " " : nil
         guard let text else { return }
         var x = rect.maxX - 1 - text.count
         x = b.put(height, x: x, y: rect.y, style: .dim)
@@ -158,7 +168,8 @@ enum KVCacheView {
         b.box(rect, title: "Prefix cache · DRAM pool · transfers")
         let inner = rect.inner
         var y = inner.y
-        let w = max(4, inner.width - 26)
+        // The notes after the bars take up to 14 columns ("1.2% of decode").
+        let w = max(4, inner.width - 27)
         func meter(_ label: String, _ value: Double, _ note: String, _ style: Style) {
             guard y < inner.maxY else { return }
             b.put(label, x: inner.x + 1, y: y, style: .dim)
@@ -172,8 +183,11 @@ enum KVCacheView {
             "DRAM pool", pool,
             "\(Format.fixed(kv.poolUsedBytes / 1e12))/\(Format.fixed(kv.poolCapacityBytes / 1e12)) TB",
             NPULoad.style(NPULoad.band(pool)))
+        // Tokens written over all decode KV, the scope the top line calls "tokens written" (not
+        // the groups' held + reserved share beside "now: mean" there): said in the label.
         meter(
-            "decode KV", kv.decodeUsage, Format.percent(kv.decodeUsage), NPULoad.style(NPULoad.band(kv.decodeUsage))
+            "KV written", kv.decodeUsage, axisPercent(kv.decodeUsage) + " of decode",
+            NPULoad.style(NPULoad.band(kv.decodeUsage))
         )
         if y < inner.maxY {
             var x = b.put("transfers queued ", x: inner.x + 1, y: y, style: .dim)

@@ -16,7 +16,12 @@ enum LatencyView {
         // One wording for the three titles side by side (at 80 columns "since start" fitted the
         // E2E title but not TTFT's, which said "all" beside it for the same samples).
         let panels = [("TTFT", h.ttft, w), ("TPOT", h.tpot, w), ("E2E", h.e2e, top.width - 2 * w)]
-        let titles = sharedTitles(panels, window: window)
+        // Each panel's axis (log over doubling bins, or linear over sub-bins for a narrow
+        // spread) gives its title's scale word.
+        let scales = zip(panels, [s.slo.ttftMs, s.slo.tpotMs, nil]).map { panel, slo in
+            plan(panel.1, plotWidth: plotWidth(panelWidth: panel.2), slo: slo)?.scale ?? ""
+        }
+        let titles = sharedTitles(panels, window: window, scales: scales)
         // The y scale in one wording too: "tallest bar N of n M" where every panel holds it
         // (N ≤ M, so M in its place bounds the length), else "↑N of n M" in all three.
         let longScale = panels.allSatisfy { _, bins, width in
@@ -56,22 +61,23 @@ enum LatencyView {
         return "last \(name)"
     }
 
-    /// A histogram panel's title, longest first: what, over which window, on which axis, with
-    /// the window and then the axis word shortened ("since start" → "all", "log axis" → "log").
-    /// Always four, so the panels' candidates line up.
-    static func titleCandidates(_ name: String, _ bins: HistogramBins, window: String) -> [String] {
-        let n = min(bins.counts.count, bins.upperBoundsMs.count)
-        let log = isLogAxis(Array(bins.upperBoundsMs.prefix(n)))
-        let scales = n > 1 ? [log ? "log axis" : "linear axis", log ? "log" : "lin"] : ["", ""]
+    /// A histogram panel's title, longest first: what, over which window, on which axis ("log"
+    /// or "linear", `scale`; empty for a single column), with the window and then the axis word
+    /// shortened ("since start" → "all", "log axis" → "log"). Always four, so the panels'
+    /// candidates line up.
+    static func titleCandidates(_ name: String, scale: String, window: String) -> [String] {
+        let scales = scale.isEmpty ? ["", ""] : [scale + " axis", scale == "linear" ? "lin" : scale]
         return [window, shortWindow(window)].flatMap { w in
             scales.map { scale in [name, w, scale].filter { !$0.isEmpty }.joined(separator: " · ") }
         }
     }
 
     /// The panels' titles in one wording: the longest that fits every panel (its width less the
-    /// box corners and padding), else the shortest.
-    static func sharedTitles(_ panels: [(name: String, bins: HistogramBins, width: Int)], window: String) -> [String] {
-        let candidates = panels.map { titleCandidates($0.name, $0.bins, window: window) }
+    /// box corners and padding), else the shortest. `scales`: each panel's axis word.
+    static func sharedTitles(
+        _ panels: [(name: String, bins: HistogramBins, width: Int)], window: String, scales: [String]
+    ) -> [String] {
+        let candidates = zip(panels, scales).map { titleCandidates($0.name, scale: $1, window: window) }
         let form = (0..<4).first { i in zip(candidates, panels).allSatisfy { $0[i].count <= $1.width - 4 } } ?? 3
         return candidates.map { $0[form] }
     }
@@ -108,53 +114,183 @@ enum LatencyView {
         return lower >= slo ? .bad : .warn
     }
 
-    /// Vertical bars that fill the panel: the occupied bins (and the SLO's) are spread over
-    /// the whole width (folded by sum when there are more bins than columns), the axis has
-    /// tick labels at bin bounds and says whether it is log or linear, bins above the SLO are
-    /// drawn in the "bad" colour and the bin holding it in "warn" (``barStyle(lower:upper:slo:)``),
-    /// and ▲ marks the SLO, clamped at the edge when it is off the axis.
+    /// The plot's width in a histogram panel `panelWidth` columns wide (borders and a blank
+    /// column each side).
+    static func plotWidth(panelWidth: Int) -> Int { panelWidth - 4 }
+
+    /// What a histogram panel draws: columns of equal width on screen, each a range of ms and
+    /// its count, and the axis they make.
+    struct Plan: Equatable {
+        struct Column: Equatable {
+            var count: Int
+            var lower: Double, upper: Double
+        }
+        var columns: [Column]
+        /// Equal ranges per column (a linear axis), else the bins as they come (the engine's
+        /// doubling ones: log).
+        var linear: Bool
+        /// The SLO off the axis: `→` past its end, `←` before its start; nil on it, or no SLO.
+        var sloOff: Character?
+        /// The title's scale word: "log", "linear", or "" for a single column.
+        var scale: String { columns.count <= 1 ? "" : linear ? "linear" : "log" }
+        /// The column width of an axis of sub-bins (its tick labels and scale line show it).
+        var step: Double?
+    }
+
+    /// The columns a histogram panel shows, deterministic in its inputs. A narrow spread (the
+    /// samples within fewer than ``narrowBins`` doubling bins, e.g. a TPOT of 12…15 ms that was
+    /// one full-width bar) goes on a linear axis of the sub-bins (``linearPlan(_:plotWidth:slo:)``);
+    /// otherwise the bins from the first occupied one to the last (or the SLO's), folded by sum
+    /// when there are more bins than columns. Nil without samples.
+    static func plan(_ bins: HistogramBins, plotWidth: Int, slo: Double?) -> Plan? {
+        let coarse = bins.binIntervals
+        let occupied = coarse.indices.filter { coarse[$0].count > 0 }
+        guard let firstBin = occupied.first, let lastOccupied = occupied.last, plotWidth >= 1 else { return nil }
+        if bins.hasParts, lastOccupied - firstBin < narrowBins,
+            let fine = linearPlan(bins.intervals, plotWidth: plotWidth, slo: slo)
+        {
+            return fine
+        }
+        let upper = coarse.map(\.upper)
+        let sloBin = slo.flatMap { v in upper.firstIndex { $0 >= v } }
+        let lastBin = max(lastOccupied, sloBin ?? lastOccupied)
+        let firstShown = min(firstBin, sloBin ?? firstBin)
+        // Bins shown: first occupied … last occupied (or the SLO's bin).
+        let shown = Array(firstShown...lastBin)
+        let fold = (shown.count + plotWidth - 1) / plotWidth
+        var columns: [Plan.Column] = []
+        var i = 0
+        while i < shown.count {
+            let j = min(shown.count, i + fold)
+            let count = shown[i..<j].reduce(0) { $0 + coarse[$1].count }
+            columns.append(Plan.Column(count: count, lower: coarse[shown[i]].lower, upper: coarse[shown[j - 1]].upper))
+            i = j
+        }
+        let past = slo.map { $0 > columns[columns.count - 1].upper } ?? false
+        return Plan(columns: columns, linear: !isLogAxis(upper), sloOff: past ? "→" : nil)
+    }
+
+    /// Samples spread over fewer doubling bins than this go on a linear axis of sub-bins.
+    static let narrowBins = 3
+    /// A linear axis of sub-bins has at least this many columns (at most the plot's width):
+    /// empty ones around samples that all fell in one sub-bin, which alone drew as one
+    /// full-width bar again.
+    static let minLinearColumns = 8
+
+    /// A linear axis over `parts` (ranges with counts, ascending): columns of one width, the
+    /// finest that fits `plotWidth` columns and that no occupied part straddles, so that each
+    /// column's count is exact (the sum of the parts inside it): the widest part in the
+    /// occupied range, doubled until both hold. The SLO joins the axis where that at most
+    /// doubles its range (and fits), else it is marked off the axis. Nil when no width works.
+    static func linearPlan(
+        _ parts: [(lower: Double, upper: Double, count: Int)], plotWidth: Int, slo: Double?
+    ) -> Plan? {
+        guard let first = parts.firstIndex(where: { $0.count > 0 }), let last = parts.lastIndex(where: { $0.count > 0 })
+        else { return nil }
+        let a = parts[first].lower, b = parts[last].upper
+        var width = parts[first...last].map { $0.upper - $0.lower }.max() ?? 0
+        guard width > 0, width.isFinite, b > a, plotWidth >= 1 else { return nil }
+        let occupied = parts[first...last].filter { $0.count > 0 }
+        while true {
+            var start = (a / width).rounded(.down) * width
+            let end = (b / width).rounded(.up) * width
+            var n = Int(((end - start) / width).rounded())
+            if n <= plotWidth, exactCounts(occupied, start: start, width: width, columns: n) != nil {
+                var off: Character?
+                if let slo, slo.isFinite {
+                    let span = end - start
+                    if slo > end {
+                        let to = (slo / width).rounded(.up) * width
+                        let m = Int(((to - start) / width).rounded())
+                        if to - start <= 2 * span, m <= plotWidth { n = m } else { off = "→" }
+                    } else if slo < start {
+                        let from = max(0, (slo / width).rounded(.down) * width)
+                        let m = Int(((end - from) / width).rounded())
+                        if end - from <= 2 * span, m <= plotWidth { (start, n) = (from, m) } else { off = "←" }
+                    }
+                }
+                // Empty columns around a narrow spread; those on the left only down to 0 ms.
+                let extra = max(0, min(plotWidth, minLinearColumns) - n)
+                let left = min(extra / 2, Int((start / width + 1e-9).rounded(.down)))
+                start -= Double(left) * width
+                n += extra
+                guard let counts = exactCounts(occupied, start: start, width: width, columns: n) else { return nil }
+                let columns = (0..<n).map { c in
+                    Plan.Column(count: counts[c], lower: start + Double(c) * width, upper: start + Double(c + 1) * width)
+                }
+                return Plan(columns: columns, linear: true, sloOff: off, step: width)
+            }
+            if n <= 1 { return nil }
+            width *= 2
+        }
+    }
+
+    /// Each column's count, or nil when an occupied part straddles a column edge (or lies
+    /// outside the columns).
+    static func exactCounts(
+        _ occupied: [(lower: Double, upper: Double, count: Int)], start: Double, width: Double, columns: Int
+    ) -> [Int]? {
+        var counts = Array(repeating: 0, count: columns)
+        for part in occupied {
+            let c = Int(((part.lower - start) / width + 1e-9).rounded(.down))
+            guard c >= 0, c < columns, (part.upper - start) / width <= Double(c + 1) + 1e-9 else { return nil }
+            counts[c] += part.count
+        }
+        return counts
+    }
+
+    /// A tick of a linear axis of columns `step` ms wide, with the decimals the step needs:
+    /// "11.5ms" for half-millisecond columns, "11.75ms" for quarters, "1088ms" for 64 ms ones,
+    /// seconds from 10 s on ("12.8s"). Three figures (``Format/ms(_:)``) labelled 11.75 "11.8ms".
+    static func tickLabel(_ value: Double, step: Double) -> String {
+        let seconds = value >= 10_000
+        let (v, s) = seconds ? (value / 1000, step / 1000) : (value, step)
+        var digits = 0
+        var scaled = s
+        while digits < 4, abs(scaled - scaled.rounded()) > 1e-6 {
+            digits += 1
+            scaled *= 10
+        }
+        return Format.fixed(v, digits) + (seconds ? "s" : "ms")
+    }
+
+    /// Vertical bars that fill the panel, laid out by ``plan(_:plotWidth:slo:)``: the axis has
+    /// tick labels at column edges and says whether it is log or linear (a linear one its
+    /// column width on the scale line), bins above the SLO are drawn in the "bad" colour and
+    /// the bin holding it in "warn" (``barStyle(lower:upper:slo:)``), and ▲ marks the SLO,
+    /// clamped at the edge it is off when it is off the axis.
     static func histogram(
         _ b: inout CellBuffer, _ rect: Rect, _ name: String, _ bins: HistogramBins,
         _ p: (Double, Double, Double), slo: Double?, window: String = "", title shared: String? = nil,
         longScale: Bool? = nil, estimated: Bool = false
     ) {
-        let n = min(bins.counts.count, bins.upperBoundsMs.count)
-        let upper = Array(bins.upperBoundsMs.prefix(n))
+        let plotWidth = plotWidth(panelWidth: rect.width)
+        let plan = plan(bins, plotWidth: plotWidth, slo: slo)
         // The title says what, over which window, on which axis; it shortens before it is cut
         // (or it is the one the caller chose for panels side by side).
-        let candidates = shared == nil ? titleCandidates(name, bins, window: window) : []
+        let candidates = shared == nil ? titleCandidates(name, scale: plan?.scale ?? "", window: window) : []
         let title = shared ?? candidates.first { $0.count <= rect.width - 4 } ?? candidates[3]
         b.box(rect, title: title)
         let inner = rect.inner
         // Row 0: the y scale; then the bars, the axis, its ticks, p50/p90 and p99.
         let barRows = inner.height - 5
         guard barRows >= 1, inner.width >= 4 else { return }
-        let plotWidth = inner.width - 2
-        let occupied = (0..<n).filter { bins.counts[$0] > 0 }
         var sloOff: Character?
-        if n > 0, let firstBin = occupied.first, let lastOccupied = occupied.last {
-            let sloBin = slo.flatMap { v in upper.firstIndex { $0 >= v } }
-            let lastBin = max(lastOccupied, sloBin ?? lastOccupied)
-            let firstShown = min(firstBin, sloBin ?? firstBin)
-            // Bins shown: first occupied … last occupied (or the SLO's bin).
-            let shown = Array(firstShown...lastBin)
-            let fold = (shown.count + plotWidth - 1) / plotWidth
-            var columns: [(count: Int, lower: Double, upper: Double)] = []
-            var i = 0
-            while i < shown.count {
-                let j = min(shown.count, i + fold)
-                let lo = shown[i] > 0 ? upper[shown[i] - 1] : 0
-                columns.append((bins.counts[shown[i]...shown[j - 1]].reduce(0, +), lo, upper[shown[j - 1]]))
-                i = j
-            }
+        if let plan {
+            let columns = plan.columns
             let span = max(1, plotWidth / columns.count)
             let top = max(1, columns.map(\.count).max() ?? 1)
-            // The y scale: the tallest bar's count, at its top.
+            // The y scale: the tallest bar's count, at its top; a linear axis's column width.
             let total = columns.map(\.count).reduce(0, +)
             let scaleLabel = "tallest bar \(Format.count(top)) of n \(Format.count(total))"
-            b.put(
-                (longScale ?? (scaleLabel.count <= inner.width - 1)) ? scaleLabel : "↑\(Format.count(top)) of n \(Format.count(total))",
-                x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
+            var scale =
+                (longScale ?? (scaleLabel.count <= inner.width - 1))
+                ? scaleLabel : "↑\(Format.count(top)) of n \(Format.count(total))"
+            if let step = plan.step {
+                let bins = " · bins " + tickLabel(step, step: step)
+                if scale.count + bins.count <= inner.width - 1 { scale += bins }
+            }
+            b.put(scale, x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
             for (c, column) in columns.enumerated() {
                 let eighths = Int((Double(column.count) / Double(top) * Double(barRows * 8)).rounded())
                 let style = Self.barStyle(lower: column.lower, upper: column.upper, slo: slo)
@@ -172,21 +308,28 @@ enum LatencyView {
             b.put(String(repeating: "─", count: used), x: inner.x + 1, y: axisY, style: .dim)
             // Tick labels at column edges, left to right, wherever they fit; the last edge
             // is right-aligned so the axis always shows its end.
-            let endLabel = Format.ms(columns.last!.upper)
+            func label(_ v: Double) -> String {
+                v == 0 ? "0" : plan.step.map { tickLabel(v, step: $0) } ?? Format.ms(v)
+            }
+            let endLabel = label(columns[columns.count - 1].upper)
             let endX = inner.x + 1 + used - endLabel.count
             var nextFree = inner.x + 1
             for (c, column) in columns.enumerated() {
-                let label = column.lower == 0 ? "0" : Format.ms(column.lower)
+                let text = label(column.lower)
                 let x = inner.x + 1 + c * span
-                guard x >= nextFree, x + label.count < endX else { continue }
+                guard x >= nextFree, x + text.count < endX else { continue }
                 b[x, axisY] = Cell(character: "┬", style: .dim)
-                b.put(label, x: x, y: axisY + 1, style: .dim, clip: inner)
-                nextFree = x + label.count + 1
+                b.put(text, x: x, y: axisY + 1, style: .dim, clip: inner)
+                nextFree = x + text.count + 1
             }
             b[inner.x + used, axisY] = Cell(character: "┤", style: .dim)
             b.put(endLabel, x: max(inner.x + 1, endX), y: axisY + 1, style: .dim, clip: inner)
             if let slo {
-                if let index = columns.firstIndex(where: { $0.upper >= slo }) {
+                sloOff = plan.sloOff
+                if sloOff == "←" {
+                    // Before the first column: clamped at the start, and said beside the value.
+                    b.put("▲", x: inner.x + 1, y: axisY, style: .warn)
+                } else if sloOff == nil, let index = columns.firstIndex(where: { $0.upper >= slo }) {
                     let within = (slo - columns[index].lower) / max(1e-9, columns[index].upper - columns[index].lower)
                     let offset = min(span - 1, Int(within * Double(span)))
                     b.put("▲", x: inner.x + 1 + index * span + max(0, offset), y: axisY, style: .warn)
@@ -200,7 +343,7 @@ enum LatencyView {
             b.put("no samples yet", x: inner.x + 1, y: inner.y, style: .dim)
         }
         // With no sample a percentile is unknown: "–", not "0.0ms" in the "met" colour.
-        let sampled = !occupied.isEmpty
+        let sampled = plan != nil
         func mark(_ v: Double) -> Style { sampled ? slo.map { v > $0 ? .bad : .good } ?? .text : .dim }
         func value(_ v: Double) -> String { sampled ? Format.ms(v) : "–" }
         var x = inner.x + 1
@@ -213,7 +356,7 @@ enum LatencyView {
         x = b.put("p99" + eq, x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
         x = b.put(value(p.2), x: x, y: inner.maxY - 1, style: mark(p.2), clip: inner)
         if let slo {
-            b.put(sloLabel(Format.ms(slo), offAxis: sloOff != nil, room: inner.maxX - x), x: x, y: inner.maxY - 1,
+            b.put(sloLabel(Format.ms(slo), off: sloOff, room: inner.maxX - x), x: x, y: inner.maxY - 1,
                   style: .warn, clip: inner)
         }
     }
@@ -221,10 +364,16 @@ enum LatencyView {
     /// The SLO beside p99, in the longest form that fits `room` columns: the value keeps its
     /// unit (at 80×24 "▲ SLO 35.0ms" lost its "s" to the panel edge); words and blanks go first.
     static func sloLabel(_ value: String, offAxis: Bool, room: Int) -> String {
+        sloLabel(value, off: offAxis ? "→" : nil, room: room)
+    }
+
+    /// `off`: the side the SLO is off the axis, `→` past its end, `←` before its start.
+    static func sloLabel(_ value: String, off: Character?, room: Int) -> String {
         let forms =
-            offAxis
-            ? ["  ▲ SLO \(value) → off axis", "  ▲ SLO \(value) →", " ▲ SLO \(value)→", " ▲SLO \(value)→", " ▲\(value)→"]
-            : ["  ▲ SLO \(value)", " ▲ SLO \(value)", " ▲SLO \(value)", " ▲\(value)"]
+            off.map { a in
+                ["  ▲ SLO \(value) \(a) off axis", "  ▲ SLO \(value) \(a)", " ▲ SLO \(value)\(a)", " ▲SLO \(value)\(a)",
+                 " ▲\(value)\(a)"]
+            } ?? ["  ▲ SLO \(value)", " ▲ SLO \(value)", " ▲SLO \(value)", " ▲\(value)"]
         return forms.first { $0.count <= room } ?? forms.last!
     }
 

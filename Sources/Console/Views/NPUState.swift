@@ -246,19 +246,57 @@ enum NPULoad {
         }.joined(separator: long ? " · " : ", ")
     }
 
-    /// Draws "load ■<5% idle ■<70% ok ■<90% high ■≥90% crit" and returns the next x.
+    /// Without colour (the mono theme: `NO_COLOR`, a terminal without colours) a band has its
+    /// own glyph, as every state must: idle the role letter in lower case, ok the letter, high
+    /// `^`, critical `*` (in colour the letter's colour says it). Before, the four bands differed
+    /// only by attribute and the legend drew them as four identical swatches, `#` under
+    /// `LANG=C`, the HBM fault's glyph. None of these is a state glyph, a role letter or, in
+    /// ASCII, the stand-in of another glyph the grid box draws (`+` is a box corner there).
+    static func monoGlyph(_ band: Band, letter: Character) -> Character {
+        switch band {
+        case .idle: Character(letter.lowercased())
+        case .ok: letter
+        case .high: "^"
+        case .critical: "*"
+        }
+    }
+
+    /// The role letters of `roles` in the grid's legend order (no spare: it has no load).
+    static func letters(of roles: Set<NPURole>) -> String {
+        String(NPURole.allCases.filter { $0 != .spare && roles.contains($0) }.map(Format.roleLetter))
+    }
+
+    /// The band swatches of a legend: `■` in the band's colour; without colour, the glyphs the
+    /// grid draws for the band (``monoGlyph(_:letter:)``) for the role letters `letters`
+    /// ("pde" idle, "PDE" ok, "^" high, "*" critical).
+    static func swatch(_ band: Band, monochrome: Bool, letters: String) -> String {
+        guard monochrome else { return "■" }
+        switch band {
+        case .idle, .ok: return String(letters.map { monoGlyph(band, letter: $0) })
+        case .high, .critical: return String(monoGlyph(band, letter: "P"))
+        }
+    }
+
+    /// Draws "load ■<5% idle ■<70% ok ■<90% high ■≥90% crit" (without colour "load pde <5% idle
+    /// PDE <70% ok ^ <90% high * ≥90% crit") and returns the next x.
     @discardableResult
-    static func drawLegend(_ b: inout CellBuffer, x: Int, y: Int, clip: Rect) -> Int {
+    static func drawLegend(
+        _ b: inout CellBuffer, x: Int, y: Int, clip: Rect, monochrome: Bool = false, letters: String = "PDAEC"
+    ) -> Int {
         var x = b.put("load ", x: x, y: y, style: .dim, clip: clip)
         for band in Band.allCases {
-            x = b.put("■", x: x, y: y, style: style(band), clip: clip)
-            x = b.put(label(band) + " ", x: x, y: y, style: .dim, clip: clip)
+            x = b.put(swatch(band, monochrome: monochrome, letters: letters), x: x, y: y, style: style(band), clip: clip)
+            x = b.put((monochrome ? " " : "") + label(band) + " ", x: x, y: y, style: .dim, clip: clip)
         }
         return x
     }
 }
 
 extension Snapshot {
+    /// Whether anything is known of the engine: a console attached to a server that never
+    /// answered has an empty snapshot (no pod, no names), whose zeros are no measurements.
+    var hasData: Bool { !npus.isEmpty || !deploymentName.isEmpty }
+
     /// The deployment's hardware profile (dies per chip for fault menus, titles and group sizes),
     /// nil for a name this build does not know (a newer server): views then claim nothing.
     var hardware: HardwareProfile? { try? HardwareProfile.named(hardwareName) }

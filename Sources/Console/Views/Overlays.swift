@@ -23,6 +23,9 @@ enum Overlays {
         ("Events", "log, newest first; v level; routine repeats shown ×N"),
     ]
 
+    /// The Pod line of the help in the mono theme (``NPULoad/monoGlyph(_:letter:)``).
+    static let monochromePodLine = "letter = role (P/D/A/E/C/·); load: p idle P ok ^ high * crit"
+
     static func centered(_ b: CellBuffer, width: Int, height: Int) -> Rect {
         let w = min(width, b.width - 2), h = min(height, b.height - 2)
         return Rect(x: (b.width - w) / 2, y: (b.height - h) / 2, width: w, height: h)
@@ -53,7 +56,9 @@ enum Overlays {
     ]
 
     static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
-        let page = state.helpPage == 1 ? commandLines : helpLines
+        // Without colour the Pod grid's load is in its glyphs: the help says which.
+        let keys = theme.monochrome ? helpLines.map { $0.0 == "Pod" ? ("Pod", monochromePodLine) : $0 } : helpLines
+        let page = state.helpPage == 1 ? commandLines : keys
         let rect = centered(b, width: 80, height: helpLines.count + 4)
         b.fill(rect)
         b.box(

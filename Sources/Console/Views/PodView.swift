@@ -124,7 +124,7 @@ enum PodView {
         let layout = PodLayout(width: b.width, height: b.height)
         let nodes = NodeTable.rows(s)
         let panels = layout.panels(instanceRows: InstanceRows(s.instances).wanted, nodeCount: nodes.count)
-        drawGrid(&b, layout, state, s)
+        drawGrid(&b, layout, state, s, monochrome: theme.monochrome)
         drawDetail(&b, layout.detail, state, s)
         if let rect = panels.instances { drawInstances(&b, rect, s) }
         if let rect = panels.events { drawEvents(&b, rect, state, s) }
@@ -147,15 +147,27 @@ enum PodView {
         }
     }
 
-    static func drawGrid(_ b: inout CellBuffer, _ layout: PodLayout, _ state: ConsoleState, _ s: Snapshot) {
+    /// `monochrome`: no colour to carry the load, so each band has its own glyph
+    /// (``NPULoad/monoGlyph(_:letter:)``), and the legend shows those glyphs.
+    static func drawGrid(
+        _ b: inout CellBuffer, _ layout: PodLayout, _ state: ConsoleState, _ s: Snapshot, monochrome: Bool = false
+    ) {
         let nodes = (s.npus.count + PodLayout.npusPerNode - 1) / PodLayout.npusPerNode
+        guard nodes > 0 else {
+            // Nothing received yet (a server that does not answer): not "0 nodes × 8 NPUs ·
+            // colour = load ()", a pod of nothing.
+            b.box(layout.grid, title: "Pod")
+            b.put("no snapshot from the engine yet (the header says why)", x: layout.grid.x + 2, y: layout.grid.y + 1,
+                  style: .dim, clip: layout.grid.inner)
+            return
+        }
         // Dies per chip from the deployment's hardware (2 on an Ascend 910C, 1 on a GPU), not assumed.
         let dies = s.hardware.map {
             $0.diesPerDevice == 1 ? " (chips, 1 die each)" : " (chips, \($0.diesPerDevice) dies each)"
         } ?? ""
         let nodeWord = nodes == 1 ? "node" : "nodes"
         let roles = Set(s.npus.map(\.role))
-        let basis = "colour = load (\(NPULoad.basis(of: roles, long: false)))"
+        let basis = "\(monochrome ? "glyph" : "colour") = load (\(NPULoad.basis(of: roles, long: false)))"
         b.box(
             layout.grid,
             title: layout.grid.width >= 100
@@ -183,12 +195,18 @@ enum PodView {
                     glyph = npuState.glyph ?? glyph
                     style = npuState.style
                 case .drained:
-                    // A drained node does no work: its role letters are drawn dim, not by load.
+                    // A drained node does no work: its role letters are drawn dim, not by load
+                    // (without colour, as idle).
                     style = .dim
+                    if monochrome, npu.role != .spare { glyph = NPULoad.monoGlyph(.idle, letter: glyph) }
                 case .draining, .normal:
-                    style =
-                        npu.role == .spare
-                        ? Style(fg: .role(.spare)) : NPULoad.style(NPULoad.band(of: npu, shares))
+                    if npu.role == .spare {
+                        style = Style(fg: .role(.spare))
+                    } else {
+                        let band = NPULoad.band(of: npu, shares)
+                        style = NPULoad.style(band)
+                        if monochrome { glyph = NPULoad.monoGlyph(band, letter: glyph) }
+                    }
                 }
                 if npu.id == state.selectedNPU { style = Style(fg: .selection, bold: true, reverse: false) }
                 b.put(layout.cellWidth == 2 ? "\(glyph) " : "\(glyph)", x: cx, y: y, style: style)
@@ -200,7 +218,9 @@ enum PodView {
         let wide = inner.width >= long.count + 2
         let legend = wide ? long : "P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link"
         b.put(legend, x: inner.x + 1, y: layout.grid.maxY - 3, style: .dim, clip: inner)
-        let x = NPULoad.drawLegend(&b, x: inner.x + 1, y: layout.grid.maxY - 2, clip: inner)
+        let x = NPULoad.drawLegend(
+            &b, x: inner.x + 1, y: layout.grid.maxY - 2, clip: inner, monochrome: monochrome,
+            letters: NPULoad.letters(of: roles))
         b.put(
             wide ? " (\(NPULoad.basis(of: roles, long: true)))" : "⊘drained ~draining",
             x: x, y: layout.grid.maxY - 2, style: .dim, clip: inner)
@@ -233,8 +253,13 @@ enum PodView {
         let fault: [(String, Style)] =
             [.dead, .slow, .hbm, .link].contains(npuState)
             ? [("\(npuState.glyph.map(String.init) ?? "") \(npuState.label)", npuState.style), ("  ", .dim)] : []
+        // A dead NPU is fenced, not a spare: the engine lists it with the spares (no TE, no
+        // experts), and "X dead  role spare" read as one that could take over.
+        let role: (String, Style) =
+            npuState == .dead && npu.role == .spare
+            ? ("none (fenced)", Style(fg: .bad)) : (npu.role.rawValue, Style(fg: .role(npu.role), bold: true))
         line(fault + [
-            ("role ", .dim), (npu.role.rawValue, Style(fg: .role(npu.role), bold: true)),
+            ("role ", .dim), role,
             ("  instance ", .dim), (npu.instance.isEmpty ? "–" : npu.instance, .text),
             ("  requests ", .dim), ("\(npu.requestsInFlight)", .text),
         ])
@@ -260,16 +285,27 @@ enum PodView {
         let util = node.isEmpty ? 0 : node.map(\.utilization).reduce(0, +) / Double(node.count)
         let requests = node.map(\.requestsInFlight).reduce(0, +)
         let worst = faults.worst(of: node, s)
-        let (state, stateStyle): (String, Style) =
-            if let fault = Self.nodeFault(worst) { fault }
-            else if worst == .drained { ("⊘ drained", .warn) }
-            else if worst == .draining { ("~ draining", .warn) }
-            else { ("in service", .good) }
-        var nodeLine: [(String, Style)] = [
-            ("node \(npu.node) ", .dim), (state, stateStyle), ("  util ", .dim),
-            (Format.percent(util), .text),
-            ("  requests ", .dim), ("\(requests)", .text),
-        ]
+        // The drain state is said beside a fault, not hidden by it ("node 20 faulted" of a node
+        // that was also drained), and a drained node that still runs steps says why: its NPUs
+        // keep their expert slots, which every DP group of the TE uses (util 88% on a drained node).
+        let drain: NPUState? =
+            s.drainedNodes.contains(npu.node) ? .drained
+            : s.drainingNodes.contains(npu.node) || node.contains(where: \.draining) ? .draining : nil
+        var stateParts: [(String, Style)] = []
+        if let fault = Self.nodeFault(worst) { stateParts.append(fault) }
+        if let drain {
+            if !stateParts.isEmpty { stateParts.append((", ", .dim)) }
+            stateParts.append(("\(drain.glyph.map(String.init) ?? "") \(drain.label)", .warn))
+            if drain == .drained, util >= NPULoad.idle, node.contains(where: { !$0.experts.isEmpty }) {
+                stateParts.append((" (its experts still serve)", .dim))
+            }
+        }
+        if stateParts.isEmpty { stateParts.append(("in service", .good)) }
+        var nodeLine: [(String, Style)] =
+            [("node \(npu.node) ", .dim)] + stateParts + [
+                ("  util ", .dim), (Format.percent(util), .text),
+                ("  requests ", .dim), ("\(requests)", .text),
+            ]
         // The key hint only where it fits whole.
         if nodeLine.map(\.0.count).reduce(0, +) + 20 <= inner.width - 1 { nodeLine.append(("  d/u drain  f fault", .dim)) }
         line(nodeLine)
@@ -419,17 +455,33 @@ enum PodView {
 
     /// One line for the bottom border of any view that does not show the Faults panel:
     /// unrecovered faults, active degradations and drains, or nil when all is well.
-    static func ticker(_ s: Snapshot) -> (String, Style)? {
-        var parts: [String] = []
+    /// `width`: the columns it has; where the engine's descriptions (with their detection
+    /// times) do not fit, each fault is named by the first part of its description, so the
+    /// degraded count and the drains after it stay in sight (at 80 columns a straggler's
+    /// "· detected in 0.2 s · kept until healed" pushed "⊘ drained 20" off the line).
+    static func ticker(_ s: Snapshot, width: Int = .max) -> (String, Style)? {
         let down = s.activeFaults.filter { $0.recoveredAt == nil }
         let degraded = s.activeFaults.filter { $0.recoveredAt != nil }
-        for f in down.prefix(2) { parts.append("#\(f.id) \(f.description)") }
-        if down.count > 2 { parts.append("+\(down.count - 2) more faults") }
-        if !degraded.isEmpty { parts.append("\(degraded.count) recovered, still active") }
-        if !s.drainingNodes.isEmpty { parts.append("~ draining " + s.drainingNodes.map(String.init).joined(separator: ",")) }
-        if !s.drainedNodes.isEmpty { parts.append("⊘ drained " + s.drainedNodes.map(String.init).joined(separator: ",")) }
-        guard !parts.isEmpty else { return nil }
-        return (" ⚠ " + parts.joined(separator: " · ") + " ", down.isEmpty ? .warn : Style(fg: .bad, bold: true))
+        // Shorter and shorter: the descriptions' first parts, "degraded" (the header's word)
+        // for "recovered, still active", one fault named and the rest counted, all counted.
+        func line(short: Bool, named: Int, terse: Bool) -> String? {
+            var parts: [String] = []
+            for f in down.prefix(named) {
+                let what = short ? f.description.components(separatedBy: " · ")[0] : f.description
+                parts.append("#\(f.id) \(what)")
+            }
+            let rest = down.count - named
+            if rest > 0 { parts.append((named > 0 ? "+\(rest) more" : "\(rest)") + " fault" + (rest == 1 ? "" : "s")) }
+            if !degraded.isEmpty { parts.append(terse ? "\(degraded.count) degraded" : "\(degraded.count) recovered, still active") }
+            if !s.drainingNodes.isEmpty { parts.append("~ draining " + s.drainingNodes.map(String.init).joined(separator: ",")) }
+            if !s.drainedNodes.isEmpty { parts.append("⊘ drained " + s.drainedNodes.map(String.init).joined(separator: ",")) }
+            return parts.isEmpty ? nil : " ⚠ " + parts.joined(separator: " · ") + " "
+        }
+        let forms = [(false, 2, false), (true, 2, false), (true, 2, true), (true, 1, true), (true, 0, true)].compactMap {
+            line(short: $0.0, named: $0.1, terse: $0.2)
+        }
+        guard let text = forms.first(where: { $0.count <= width }) ?? forms.last else { return nil }
+        return (text, down.isEmpty ? .warn : Style(fg: .bad, bold: true))
     }
 }
 
@@ -501,6 +553,23 @@ enum NodeTable {
         }.joined(separator: " ")
     }
 
+    /// "prefill-0,prefill-1" when it fits `width`, else the names that fit and how many more
+    /// ("prefill-0 +2"). A cut list ended in "…", which under `LANG=C` is `~`, the draining
+    /// node's glyph, two columns from this table's own state markers.
+    static func instanceList(_ names: [String], width: Int) -> String {
+        let all = names.joined(separator: ",")
+        guard all.count > width else { return all }
+        guard names.count > 1 else { return String(all.prefix(width)) }
+        var shown = 0
+        for k in stride(from: names.count - 1, through: 1, by: -1) {
+            let head = names.prefix(k).joined(separator: ",") + " +\(names.count - k)"
+            if head.count <= width { shown = k; break }
+        }
+        if shown > 0 { return names.prefix(shown).joined(separator: ",") + " +\(names.count - shown)" }
+        let more = " +\(names.count - 1)"
+        return String(names[0].prefix(max(1, width - more.count))) + more
+    }
+
     static func draw(_ b: inout CellBuffer, _ rect: Rect, _ rows: [Row], _ state: ConsoleState, _ s: Snapshot) {
         let chipWord = s.hardware.map { $0.diesPerDevice == 1 ? "chips (1 die each)" : "chips (\($0.diesPerDevice) dies each)" } ?? "chips"
         b.box(rect, title: "Nodes · \(rows.count) · busy and KV: mean over the node's \(chipWord), 0–100%, in load colours where the grid judges by it · HBM: node total")
@@ -538,8 +607,7 @@ enum NodeTable {
             b.put(roles(chips), x: x0 + 5, y: y, style: .text, clip: Rect(x: x0 + 5, y: y, width: 12, height: 1))
             var names: [String] = []
             for c in chips where !c.instance.isEmpty && !names.contains(c.instance) { names.append(c.instance) }
-            let instances = names.isEmpty ? "–" : names.joined(separator: ",")
-            b.put(instances.count > 16 ? String(instances.prefix(15)) + "…" : instances, x: x0 + 18, y: y,
+            b.put(names.isEmpty ? "–" : instanceList(names, width: 16), x: x0 + 18, y: y,
                   style: names.isEmpty ? .dim : .text, clip: inner)
             let (word, style): (String, Style) =
                 if let fault = PodView.nodeFault(worst) { fault }

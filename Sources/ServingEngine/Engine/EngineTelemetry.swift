@@ -402,16 +402,21 @@ struct LatencyHistogram {
         // HdrHistogram's mean adds midpoint × count per slot in Doubles; below 2^53 every partial
         // sum is an exact integer, so it equals the integer sum. Beyond, its walk.
         let mean = midpointSum < (1 << 53) ? Double(midpointSum) / Double(total) : slotWalkMean()
-        var bounds: [Double] = [], counts: [Int] = []
+        var bounds: [Double] = [], counts: [Int] = [], parts: [Int] = []
         var below: UInt64 = 0
         for k in 0..<Self.binCount where below < total {
-            let inBin = keepsBinTotals ? binCounts[k] : subCounts[(k * Self.subBins)..<((k + 1) * Self.subBins)].reduce(0, +)
+            let sub = subCounts[(k * Self.subBins)..<((k + 1) * Self.subBins)]
+            let inBin = keepsBinTotals ? binCounts[k] : sub.reduce(0, +)
             bounds.append(Double(1_000 << UInt64(k)) / 1_000)
             counts.append(Int(inBin))
+            // The sub-bins too: samples within one doubling bin (a TPOT of 12…15 ms) drew as
+            // one full-width bar; the console draws them on a finer linear axis.
+            parts.append(contentsOf: sub.lazy.map { Int($0) })
             below += inBin
         }
         return Summary(meanMs: withinRecorded(mean) / 1_000, p50Ms: percentileMs(50), p90Ms: percentileMs(90),
-                       p99Ms: percentileMs(99), bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
+                       p99Ms: percentileMs(99),
+                       bins: HistogramBins(upperBoundsMs: bounds, counts: counts, subBins: Self.subBins, subCounts: parts))
     }
 
     /// A mean (µs) kept within the recorded samples: the slot-midpoint mean can fall outside
@@ -486,10 +491,22 @@ struct LatencyHistogram {
         func ms(_ p: Double) -> Double { Double(reference.valueAtPercentile(p)) / 1_000 }
         var bounds: [Double] = []
         var counts: [Int] = []
+        var parts: [Int] = []
         var upper: UInt64 = 1_000
         var below: UInt64 = 0
         while below < reference.totalCount && bounds.count < 40 {
             let inBin = reference.count(within: 0...upper)
+            // Sub-bin j of this bin: from the first slot at or above binStart + ⌈j·width/16⌉.
+            let k = bounds.count
+            let starts = (0...Self.subBins).map { j -> UInt64 in
+                guard j < Self.subBins else { return binStarts[k] + binWidths[k] }
+                let from = binStarts[k] + (UInt64(j) * binWidths[k] + UInt64(Self.subBins) - 1) / UInt64(Self.subBins)
+                let slot = layout.slot(of: from)
+                return slot.lowest < from ? slot.lowest + slot.size : slot.lowest
+            }
+            for j in 0..<Self.subBins {
+                parts.append(starts[j] < starts[j + 1] ? Int(reference.count(within: starts[j]...(starts[j + 1] - 1))) : 0)
+            }
             bounds.append(Double(upper) / 1_000)
             counts.append(Int(inBin - below))
             below = inBin
@@ -497,7 +514,7 @@ struct LatencyHistogram {
         }
         // The library's `max` is its slot's highest equivalent value, not the sample itself.
         return Summary(meanMs: withinRecorded(reference.mean) / 1_000, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99),
-                       bins: HistogramBins(upperBoundsMs: bounds, counts: counts))
+                       bins: HistogramBins(upperBoundsMs: bounds, counts: counts, subBins: Self.subBins, subCounts: parts))
     }
 
     /// Every slot's sub-bin as the table holds it and as ``subBin(ofSlotAt:)`` computes it.

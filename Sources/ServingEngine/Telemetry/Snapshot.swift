@@ -87,12 +87,43 @@ public struct SLOTargets: Sendable, Equatable, Codable {
 public struct HistogramBins: Sendable, Equatable, Codable {
     public var upperBoundsMs: [Double] = []
     public var counts: [Int] = []
+    /// Each bin split in `subBins` equal parts (to the histogram's resolution: the engine's
+    /// parts end on its slots, 3 significant digits), their counts bin-major, `counts.count ×
+    /// subBins` of them; 0 and empty where there are none. The engine's bins double (1, 2, 4 …
+    /// ms), so samples within one of them drew as one bar; the console resolves a narrow spread
+    /// with the parts.
+    public var subBins = 0
+    public var subCounts: [Int] = []
     /// Any sample at all: before the first one a percentile is unknown, not 0 ms.
     public var hasSamples: Bool { counts.contains { $0 > 0 } }
     public init() {}
-    public init(upperBoundsMs: [Double], counts: [Int]) {
+    public init(upperBoundsMs: [Double], counts: [Int], subBins: Int = 0, subCounts: [Int] = []) {
         self.upperBoundsMs = upperBoundsMs
         self.counts = counts
+        self.subBins = subBins
+        self.subCounts = subCounts
+    }
+
+    private enum CodingKeys: String, CodingKey { case upperBoundsMs, counts, subBins, subCounts }
+
+    /// Without parts the JSON is what it was before they existed (no `subBins`/`subCounts` keys).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(upperBoundsMs, forKey: .upperBoundsMs)
+        try c.encode(counts, forKey: .counts)
+        if subBins > 0 {
+            try c.encode(subBins, forKey: .subBins)
+            try c.encode(subCounts, forKey: .subCounts)
+        }
+    }
+
+    /// The parts are optional on the wire: a snapshot from an engine without them decodes.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        upperBoundsMs = try c.decode([Double].self, forKey: .upperBoundsMs)
+        counts = try c.decode([Int].self, forKey: .counts)
+        subBins = try c.decodeIfPresent(Int.self, forKey: .subBins) ?? 0
+        subCounts = try c.decodeIfPresent([Int].self, forKey: .subCounts) ?? []
     }
 }
 

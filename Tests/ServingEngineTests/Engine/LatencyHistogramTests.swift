@@ -23,6 +23,13 @@ import Testing
             let fast = h.summary(), reference = h.referenceSummary()
             #expect(fast == reference, "n=\(n): \(fast) vs \(reference)")
             #expect(fast.bins.counts.reduce(0, +) == Int(h.count))
+            // Each bin's 16 sub-bins (what the console's linear axis draws) add up to it; the
+            // comparison above holds them against the library's counts between their edges.
+            let parts = fast.bins.subCounts
+            #expect(fast.bins.subBins == 16 && parts.count == fast.bins.counts.count * 16)
+            for (k, count) in fast.bins.counts.enumerated() {
+                #expect(parts[(k * 16)..<((k + 1) * 16)].reduce(0, +) == count, "n=\(n) bin \(k)")
+            }
             #expect(fast.p99Ms >= fast.p90Ms && fast.p90Ms >= fast.p50Ms && fast.p50Ms > 0)
         }
     }
