@@ -208,6 +208,31 @@ import Testing
         #expect(routing.collectedImbalanceBound() == routing.expectedImbalance)
     }
 
+    @Test func collectedImbalanceBoundAveragesTheSegmentsSharesByTheirLoad() throws {
+        // Two popularities in one window: a die's blended load is the pairs-weighted sum of its
+        // loads, so the bound is the segments' hottest-die shares averaged by their loads. It
+        // stays above the exact figure and, where the segments' shares differ, below the largest
+        // share (the bound it replaced, which let most windows through to a blend).
+        var traffic = ExpertTraffic(shape: shape, seed: 11)
+        var routing = ExpertRouting(popularity: traffic.popularity, dies: 32, slotsPerDie: 9, seed: 11)
+        let first = traffic.popularity
+        _ = routing.stepLoadFactor(tokens: 3_000)
+        traffic.advanceDrift(seconds: 600)
+        routing.setPopularity(traffic.popularity)
+        _ = routing.stepLoadFactor(tokens: 1_000)
+        let bound = try #require(routing.collectedImbalanceBound())
+        let exact = routing.placementImbalance(popularity: try #require(routing.collectedLoad()))
+        let before = routing.placement.hottestShares(popularity: first)
+        let after = routing.placement.hottestShares(popularity: traffic.popularity)
+        let largest = zip(before, after).map { max($0, $1) }.reduce(0, +) / Double(before.count) * 32
+        let average = zip(before, after).map { 0.75 * $0 + 0.25 * $1 }.reduce(0, +) / Double(before.count) * 32
+        #expect(bound >= exact * (1 - 1e-12), "\(bound) < \(exact)")
+        #expect(bound < largest)
+        // Both popularities rank one set of layer loads, so their layer totals agree: the weights
+        // are the pairs alone (3 : 1).
+        #expect(abs(bound - average) < 1e-9)
+    }
+
     @Test func rebalanceIsRefusedWhenNothingCanChange() {
         var routing = ExpertRouting(shape: shape, dies: 288, slotsPerDie: 1, seed: 2)
         var perfect = EPLBController(mode: .perfect, cost: cost)

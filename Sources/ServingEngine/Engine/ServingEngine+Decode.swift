@@ -162,16 +162,29 @@ extension ServingEngine {
             noteDecodeMoE(index, step)
             return (step.stepSeconds, total)
         }
-        var input = DecodeStepInput(requestsPerGroup: group.requests, contextTokens: group.context,
-                                    mtpAcceptance: tokensPerStep - 1, dpGroups: spec.dp, expertDies: spec.ep,
-                                    routedSlots: spec.routedSlots(for: model), sharedExpertDies: spec.sharedExpertDies,
-                                    moeLoadFactor: factor)
-        input.attentionTP = spec.tp
-        input.requestsPerInstance = Double(total)
-        (input.attentionSlowdown, input.expertSlowdown) = stragglerSlowdown(instance: index)
-        let stepCost = instance.cost.decodeStep(input, memo: &instance.decodeBatchMemo)
+        // A `let`, handed to the cost model in place (a `var` was copied for the call).
+        let input = Self.decodeStepInput(requests: group.requests, context: group.context, mtpAcceptance: tokensPerStep - 1,
+                                         dp: spec.dp, ep: spec.ep, tp: spec.tp, routedSlots: spec.routedSlots(for: model),
+                                         sharedExpertDies: spec.sharedExpertDies, factor: factor, total: total,
+                                         slowdown: stragglerSlowdown(instance: index))
+        let stepCost = instance.priceDecodeStep(input)
         noteDecodeMoE(index, stepCost)
         return (stepCost.stepSeconds, total)
+    }
+
+    /// ``decodeStepSeconds(_:)``'s cost-model input: the slowest group, the TE's shape, the step's
+    /// load factor, the instance's requests and its straggler slowdowns.
+    @inline(__always)
+    private static func decodeStepInput(requests: Double, context: Double, mtpAcceptance: Double, dp: Int, ep: Int,
+                                        tp: Int, routedSlots: Int, sharedExpertDies: Int, factor: Double, total: Int,
+                                        slowdown: (attention: Double, expert: Double)) -> DecodeStepInput {
+        var input = DecodeStepInput(requestsPerGroup: requests, contextTokens: context, mtpAcceptance: mtpAcceptance,
+                                    dpGroups: dp, expertDies: ep, routedSlots: routedSlots,
+                                    sharedExpertDies: sharedExpertDies, moeLoadFactor: factor)
+        input.attentionTP = tp
+        input.requestsPerInstance = Double(total)
+        (input.attentionSlowdown, input.expertSlowdown) = slowdown
+        return input
     }
 
     /// Ends a decode step: first tokens for the requests that joined it, completions for the
@@ -275,5 +288,15 @@ extension ServingEngine {
         if instances[index].hasPrefill { finishPrefillBatch(index) }
         if instances[index].hasDecode { finishDecodeStep(index) }
         beginStep(index)
+    }
+}
+
+extension InstanceState {
+    /// The decode step `input` describes, priced on this TE's cost model with its batch memo.
+    /// A method of the TE so that its cost model (a `let`) is read in place: priced from the
+    /// engine, the model's box was retained around each call and the input copied for it
+    /// (issue 12: a decode step's glue, ~60 M instructions of a Mooncake hour).
+    func priceDecodeStep(_ input: DecodeStepInput) -> DecodeStepCost {
+        cost.decodeStep(input, memo: &decodeBatchMemo)
     }
 }

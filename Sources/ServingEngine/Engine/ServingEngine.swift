@@ -56,7 +56,9 @@ public final class ServingEngine {
     /// Streams of requests submitted from outside (HTTP): ids, output lengths, progress (``ClientStreams``).
     let streams: ClientStreams
     /// Expert popularity, routing and EPLB of every MoE TE, and the expert figures (``ExpertSystem``).
-    var experts: ExpertSystem
+    /// A `let` (set in the inits only): a call into it from a step is not wrapped in a retain and
+    /// release of it, as a `var`'s is (issue 12: every step's load factor).
+    let experts: ExpertSystem
     /// The pooled DRAM tier (EMS), its hits and the KV block budget (``KVCacheStore``).
     let kvStore: KVCacheStore
     /// The JE: admission, routing and decode placement with their policies (JobExecutor.swift).

@@ -719,6 +719,20 @@ public struct ExpertPlacement: Sendable, Equatable {
     /// Each slot adds its replica's share to its die and to the total, expert by expert, host by
     /// host in order.
     public func hottestShares(popularity: ExpertPopularity) -> [Double] {
+        hottestShares(popularity: popularity, totals: nil)
+    }
+
+    /// ``hottestShares(popularity:)`` and, per layer, the load it is a share of (the layer's
+    /// total over its slots, as summed there): what a blend of popularities weighs them by
+    /// (``ExpertRouting/collectedImbalanceBound()``).
+    func hottestSharesAndTotals(popularity: ExpertPopularity) -> (shares: [Double], totals: [Double]) {
+        var totals = [Double](repeating: 0, count: layerCount)
+        let shares = totals.withUnsafeMutableBufferPointer { hottestShares(popularity: popularity, totals: $0.baseAddress) }
+        return (shares, totals)
+    }
+
+    /// ``hottestShares(popularity:)``, each layer's total written to `totals[l]` when given.
+    private func hottestShares(popularity: ExpertPopularity, totals: UnsafeMutablePointer<Double>?) -> [Double] {
         var shares = [Double]()
         shares.reserveCapacity(layerCount)
         guard layerCount > 0 else { return shares }
@@ -731,7 +745,7 @@ public struct ExpertPlacement: Sendable, Equatable {
                 slotExpert.withUnsafeBufferPointer { slotExpert in
                     slotReplicas.withUnsafeBufferPointer { slotReplicas in
                         for l in 0..<layerCount {
-                            let share = popularity.layers[l].withUnsafeBufferPointer { row in
+                            let (share, total) = popularity.layers[l].withUnsafeBufferPointer { row in
                                 guard slotsDerived, row.count >= experts else {
                                     return Self.hottestShare(row: row, starts: starts.baseAddress! + l * experts,
                                                              hosts: hosts, experts: experts, scratch: scratch, dies: dies)
@@ -748,6 +762,7 @@ public struct ExpertPlacement: Sendable, Equatable {
                                                          scratch: scratch, dies: dies)
                             }
                             shares.append(share)
+                            totals?[l] = total
                         }
                     }
                 }
@@ -763,7 +778,7 @@ public struct ExpertPlacement: Sendable, Equatable {
     private static func hottestShare(row: UnsafeBufferPointer<Double>, from: Int, to: Int,
                                      hosts: UnsafeBufferPointer<Int32>, slotExpert: UnsafeBufferPointer<Int32>,
                                      slotReplicas: UnsafeBufferPointer<Double>,
-                                     scratch: UnsafeMutablePointer<Double>, dies: Int) -> Double {
+                                     scratch: UnsafeMutablePointer<Double>, dies: Int) -> (share: Double, total: Double) {
         scratch.update(repeating: 0, count: dies)
         var total = 0.0
         var s = from
@@ -802,7 +817,8 @@ public struct ExpertPlacement: Sendable, Equatable {
     @inline(__always)
     private static func hottestShareOneSlotPerDie(row: UnsafeBufferPointer<Double>, from: Int, to: Int,
                                                   slotExpert: UnsafeBufferPointer<Int32>,
-                                                  slotReplicas: UnsafeBufferPointer<Double>, dies: Int) -> Double {
+                                                  slotReplicas: UnsafeBufferPointer<Double>, dies: Int)
+        -> (share: Double, total: Double) {
         var total = 0.0
         var hottest = 0.0
         var s = from
@@ -812,26 +828,27 @@ public struct ExpertPlacement: Sendable, Equatable {
             total += share
             s &+= 1
         }
-        return total > 0 ? hottest / total : 1 / Double(dies)
+        return (total > 0 ? hottest / total : 1 / Double(dies), total)
     }
 
-    /// The hottest die's share of `total` from per-die loads in `scratch`.
+    /// The hottest die's share of `total` from per-die loads in `scratch`, and `total`.
     @inline(__always)
-    private static func hottest(scratch: UnsafeMutablePointer<Double>, dies: Int, total: Double) -> Double {
+    private static func hottest(scratch: UnsafeMutablePointer<Double>, dies: Int, total: Double)
+        -> (share: Double, total: Double) {
         var hottest = scratch[0]
         var d = 1
         while d < dies {
             if scratch[d] > hottest { hottest = scratch[d] }
             d += 1
         }
-        return total > 0 ? hottest / total : 1 / Double(dies)
+        return (total > 0 ? hottest / total : 1 / Double(dies), total)
     }
 
     /// One layer of ``hottestShares(popularity:)`` walking expert by expert through `starts`
     /// (a row shorter than the placement's experts counts only the experts it has).
     private static func hottestShare(row: UnsafeBufferPointer<Double>, starts: UnsafePointer<Int32>,
                                      hosts: UnsafeBufferPointer<Int32>, experts: Int,
-                                     scratch: UnsafeMutablePointer<Double>, dies: Int) -> Double {
+                                     scratch: UnsafeMutablePointer<Double>, dies: Int) -> (share: Double, total: Double) {
         scratch.update(repeating: 0, count: dies)
         var total = 0.0
         var from = Int(starts[0])

@@ -26,6 +26,9 @@ public struct ExpertRouting: Sendable {
     /// the popularity in force, unless `sharesStale`.
     private var hottestShare: [Double] = [] { didSet { hottestShareSum = hottestShare.reduce(0, +) } }
     private var hottestShareSum = 0.0
+    /// Per layer (with `hottestShare`): the load that share is of, the layer's total over the
+    /// serving placement's slots (what a blend of the collection window weighs it by).
+    private var layerTotal: [Double] = []
     /// Whether the popularity or the serving placement changed since `hottestShare` was worked
     /// out: it is then worked out on its next read, not on the change (issue 12: a prefill TE
     /// steps every few seconds, and a drift, a swap's serving placement and its target often
@@ -48,11 +51,12 @@ public struct ExpertRouting: Sendable {
 
     /// One popularity's part of the collection window: its token-expert pairs and, when they were
     /// worked out when it closed and for the placement then in force (no swap under way), that
-    /// placement's hottest-die shares under it (``collectedImbalanceBound()``).
+    /// placement's hottest-die shares under it and the layer totals they are shares of
+    /// (``collectedImbalanceBound()``).
     private struct CollectedSegment {
         var pairs: Double
         var popularity: ExpertPopularity
-        var shares: (placement: ExpertPlacement, perLayer: [Double])?
+        var shares: (placement: ExpertPlacement, perLayer: [Double], totals: [Double])?
     }
 
     public init(popularity: ExpertPopularity, dies: Int, slotsPerDie: Int, seed: UInt64, placement: ExpertPlacement? = nil) {
@@ -172,18 +176,19 @@ public struct ExpertRouting: Sendable {
 
     var sharesKey: SharesKey { SharesKey(serving: servingPlacement, popularity: popularity) }
 
-    /// Its hottest-die shares if they are worked out and for `key`.
-    func shares(for key: SharesKey) -> [Double]? {
-        sharesStale || !sharesKey.matches(key) ? nil : hottestShare
+    /// Its hottest-die shares and their layer totals, if they are worked out and for `key`.
+    func shares(for key: SharesKey) -> (perLayer: [Double], totals: [Double])? {
+        sharesStale || !sharesKey.matches(key) ? nil : (hottestShare, layerTotal)
     }
 
     /// Takes `shares`, another routing's ``shares(for:)`` for this one's ``sharesKey``, as its own:
     /// they are a function of the key alone, so equal to working them out here. (The prefill TEs
     /// of a group often hold one placement, and every drift hands all TEs one popularity: issue
     /// 12, each TE's walk of 58 layers' slots after a drift was 6% of a Mooncake hour.)
-    mutating func adoptShares(_ shares: [Double], for key: SharesKey) {
+    mutating func adoptShares(_ shares: (perLayer: [Double], totals: [Double]), for key: SharesKey) {
         guard sharesStale, sharesKey.matches(key) else { return }
-        hottestShare = shares
+        hottestShare = shares.perLayer
+        layerTotal = shares.totals
         sharesStale = false
     }
 
@@ -235,40 +240,57 @@ public struct ExpertRouting: Sendable {
     private var openSegment: CollectedSegment {
         let known = !sharesStale && servingPlacement.isCopy(of: placement)
         return CollectedSegment(pairs: collectingPairs, popularity: popularity,
-                                shares: known ? (placement, hottestShare) : nil)
+                                shares: known ? (placement, hottestShare, layerTotal) : nil)
     }
 
     /// An upper bound on ``placementImbalance(popularity:)`` of ``collectedLoad()`` (nil when
     /// nothing was collected, or a segment's shares for the current placement are not known).
     ///
-    /// The collected load is a blend of the window's popularities with weights summing to 1. In a
-    /// layer, a die's share of the blend (its load over the layer's total, both sums weighted
-    /// alike) is at most the largest of its shares under the segments (the mediant inequality),
-    /// so the hottest die's share is at most the largest hottest-die share among the segments.
-    /// The shares come free from the steps (issue 12: EPLB blended 58 × 256 counts and walked the
-    /// placement every minute for every TE only to find, nine times in ten, that the placement
-    /// still served the window within its minimum gain).
+    /// The collected load is a blend of the window's popularities, segment `s` weighted by its
+    /// pairs `w_s`. In a layer, a die's load under the blend is the weighted sum of its loads
+    /// under the segments, and so is the layer's total; the hottest die's load is therefore at
+    /// most the weighted sum of the segments' hottest loads (`share_s × total_s`), and its share at
+    /// most `Σ w_s share_s total_s / Σ w_s total_s`: the segments' shares averaged, weighted by
+    /// their loads. That is never above the largest of them (the mediant bound, which it replaced:
+    /// issue 12, a prefill TE's collected load kept it within its minimum gain 74 times in a
+    /// Mooncake hour, and the largest share let 65 of them through to blend 58 × 256 counts and
+    /// walk the placement). A window of one popularity bounds by its shares themselves, exactly
+    /// the current placement's imbalance. The shares come free from the steps; the bound is
+    /// compared with room for rounding (``EPLBController``).
     public func collectedImbalanceBound() -> Double? {
         guard hasCollected else { return nil }
         let layers = placement.layerCount
-        // The open segment's shares are the settled ones, if it counts (no copy of the segments).
-        let open: [Double]?
-        if collectingPairs > 0 {
-            guard let shares = openSegment.shares else { return nil }
-            open = shares.perLayer
-        } else {
-            open = nil
-        }
+        // Each counting segment's pairs and shares, the open one's the settled ones (the arrays
+        // taken out once: reading them through the segments per layer copied a segment each time).
+        var parts: [(pairs: Double, perLayer: [Double], totals: [Double])] = []
+        parts.reserveCapacity(collectedSegments.count + 1)
         for segment in collectedSegments {
-            guard let shares = segment.shares, shares.placement.isCopy(of: placement),
-                  shares.perLayer.count == layers else { return nil }
+            guard let shares = segment.shares, shares.placement.isCopy(of: placement) else { return nil }
+            parts.append((segment.pairs, shares.perLayer, shares.totals))
         }
-        guard layers > 0, open.map({ $0.count == layers }) ?? true else { return nil }
+        if collectingPairs > 0 {
+            guard !sharesStale, servingPlacement.isCopy(of: placement) else { return nil }
+            parts.append((collectingPairs, hottestShare, layerTotal))
+        }
+        guard layers > 0, parts.allSatisfy({ $0.perLayer.count == layers && $0.totals.count == layers }) else {
+            return nil
+        }
         var sum = 0.0
+        if parts.count == 1 {
+            for l in 0..<layers { sum += parts[0].perLayer[l] }
+            return sum / Double(layers) * Double(dies)
+        }
         for l in 0..<layers {
-            var worst = open?[l] ?? -Double.infinity
-            for segment in collectedSegments { worst = max(worst, segment.shares!.perLayer[l]) }
-            sum += worst
+            var worst = -Double.infinity, hottest = 0.0, total = 0.0
+            for part in parts {
+                let share = part.perLayer[l], layerTotal = part.totals[l]
+                worst = max(worst, share)
+                hottest += part.pairs * (share * layerTotal)
+                total += part.pairs * layerTotal
+            }
+            // (Rounding may put the average an ulp above the largest share: never above it.)
+            let average = hottest / total
+            sum += total > 0 && average < worst ? average : worst
         }
         return sum / Double(layers) * Double(dies)
     }
@@ -306,7 +328,7 @@ public struct ExpertRouting: Sendable {
     private mutating func settleShares() {
         guard sharesStale else { return }
         sharesStale = false
-        hottestShare = servingPlacement.hottestShares(popularity: popularity)
+        (hottestShare, layerTotal) = servingPlacement.hottestSharesAndTotals(popularity: popularity)
     }
 }
 
