@@ -119,13 +119,14 @@ final class PrefillScheduler {
 
     /// Places request `id` on the placeable group where it would finish soonest: queued
     /// uncached tokens plus its own uncached tokens, so a group already caching the prefix is
-    /// cheaper (lowest group on ties). `chainedKeys` are the keys to probe (empty: no probe, as
-    /// when the prefix was never placed on this TE). The request takes a ticket, whose number it
-    /// keeps (``RequestState/prefillTicket``). `placeable` nil: every group is placeable
-    /// (``ClusterManager/placeableGroupsIfRestricted(of:)``). Returns the group, nil for an unknown id.
+    /// cheaper (lowest group on ties). `chainedKeys` are the keys to probe in the groups `holders`
+    /// says may hold them (the others have no hit); empty: no probe. The request takes a ticket,
+    /// whose number it keeps (``RequestState/prefillTicket``). `placeable` nil: every group is
+    /// placeable (``ClusterManager/placeableGroupsIfRestricted(of:)``). Returns the group, nil for
+    /// an unknown id.
     @discardableResult
-    func place(_ id: Int, probing chainedKeys: [UInt64], te: Int, kv: KVCacheStore, placeable: PlaceableGroups?,
-               requests: inout RequestTable) -> Int? {
+    func place(_ id: Int, probing chainedKeys: [UInt64], in holders: PrefixGroups = .all, te: Int, kv: KVCacheStore,
+               placeable: PlaceableGroups?, requests: inout RequestTable) -> Int? {
         guard let slot = requests.index(forKey: id) else { return nil }
         let promptTokens = Self.promptTokens(&requests.values[slot])
         var best = -1
@@ -134,7 +135,7 @@ final class PrefillScheduler {
         // Read through the store's buffer (no copy of a group's block manager per probe).
         kv.withGroups(of: te) { groups in
             for g in groups.indices where placeable?[g] != false {
-                let hits = chainedKeys.isEmpty ? 0
+                let hits = chainedKeys.isEmpty || !holders.contains(g) ? 0
                     : groups[g].cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
                 let uncached = promptTokens - hits
                 let cost = Saturating.add(queuedTokens[g], uncached)
