@@ -128,7 +128,7 @@ final class PrefillScheduler {
     func place(_ id: Int, probing chainedKeys: [UInt64], in holders: PrefixGroups = .all, te: Int, kv: KVCacheStore,
                placeable: PlaceableGroups?, requests: inout RequestTable) -> Int? {
         guard let slot = requests.index(forKey: id) else { return nil }
-        let promptTokens = Self.promptTokens(&requests.values[slot])
+        let promptTokens = Self.promptTokens(&requests[slot: slot])
         var best = -1
         var bestCost = Int.max
         var bestEstimate = 0
@@ -147,7 +147,7 @@ final class PrefillScheduler {
             }
         }
         precondition(best >= 0, "the JE only picks TEs with a placeable DP group")
-        requests.values[slot].prefillTicket = tickets.issue(PrefillTicket(request: id, group: best, remaining: bestEstimate))
+        requests[slot: slot].prefillTicket = tickets.issue(PrefillTicket(request: id, group: best, remaining: bestEstimate))
         queues[best].append(id)
         queuedTokens[best] += bestEstimate
         totalQueuedTokens += bestEstimate
@@ -234,7 +234,7 @@ final class PrefillScheduler {
             // Read and changed in place through the request's table slot: a copy of each
             // queued RequestState per step (and back) was 2% of a colocated replay.
             guard let slot = requests.index(forKey: id) else { continue }
-            let view = Self.prefillView(&requests.values[slot])
+            let view = Self.prefillView(&requests[slot: slot])
             let t = view.ticket
             if !tickets[held: t].allocated {
                 if let seatLimit, let seats {
@@ -255,7 +255,7 @@ final class PrefillScheduler {
                                      hitTokens: allocation.hitTokens)
                 queuedTokens[g] += change
                 totalQueuedTokens += change
-                Self.startPrefill(&requests.values[slot], now: now)
+                Self.startPrefill(&requests[slot: slot], now: now)
                 load.started += 1
             }
             let ticket = tickets[held: t]
@@ -305,7 +305,7 @@ final class PrefillScheduler {
             batches[g].removeAll(keepingCapacity: true)
             // Chunks are taken front first, so finished requests are at the front.
             while let head = queues[g].first, let slot = requests.index(forKey: head),
-                  prefillDone(&requests.values[slot]) {
+                  prefillDone(&requests[slot: slot]) {
                 queues[g].removeFirst()
                 finished.append((head, g))
             }
