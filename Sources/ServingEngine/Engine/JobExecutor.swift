@@ -33,17 +33,26 @@ final class JobExecutor {
     /// The candidate list's buffer, reused from one routing decision to the next (emptied before
     /// each; a copy of the JE starts with none, so nothing carries between forks).
     private var candidateBuffer: [Int] = []
-    /// For each first prefix key (a request's `chainedKeys[0]`): the prefill TEs (bit = TE index,
-    /// below 64) a request starting with it was ever placed on. Only those TEs' DP groups can hold
-    /// a block under that key: a group's prefix cache takes its blocks from the requests prefilled
-    /// on it, all placed through ``notePlacement(chainedKeys:te:)`` (the same 64-bit key at another
-    /// depth would be a hash collision, which the cache itself already assumes away). Routing then
-    /// probes no other TE's caches for the request: most prompts continue a session whose prefix
-    /// sits on one TE, and a miss in a group's index cost a probe sequence each (6% of a saturated
-    /// superpod). Bits are never cleared (an evicted prefix costs only a probe). Past
-    /// ``maxPrefixStarts`` keys the map is dropped and routing probes every TE again.
+    /// For each first prefix key (a request's `chainedKeys[0]`): the prefill DP groups a request
+    /// starting with it was ever placed on, one bit per group (``holderBitBase``: a prefill TE's
+    /// groups take consecutive bits, in TE order, up to 64). Only those groups can hold a block
+    /// under that key: a group's prefix cache takes its blocks from the requests prefilled on it,
+    /// all placed through ``notePlacement(chainedKeys:te:group:)`` (the same 64-bit key at another
+    /// depth would be a hash collision, which the cache itself already assumes away). Routing and
+    /// the prefill leader then probe no other group's cache for the request: most prompts continue
+    /// a session whose prefix sits in one group, and a miss in a group's index cost a probe
+    /// sequence each (6% of a saturated superpod when every group was probed; with one bit per TE,
+    /// a TE's other seven groups still cost a scattered read each, a tenth of the saturated
+    /// superpod's cache misses). Groups past the 64th have no bit and are always probed. Bits are
+    /// never cleared (an evicted prefix costs only a probe). Past ``maxPrefixStarts`` keys the map
+    /// is dropped and every group is probed again.
     private var prefixStarts = IDTable<UInt64>()
     private var prefixStartsOverflowed = false
+    /// The holder bit of each TE's group 0 (its group `g` has bit `base + g`); `Int.max` for a TE
+    /// that does not prefill. Set as TEs are noted (``noteGroupBlocks(of:instances:kv:)``).
+    private(set) var holderBitBase: [Int] = []
+    /// Holder bits handed to prefill groups so far (bits from 64 on do not exist).
+    private var holderBitsAssigned = 0
     static let maxPrefixStarts = 1 << 20
 
     enum Admission {
@@ -75,17 +84,27 @@ final class JobExecutor {
         decodeBalancingIsKVAware = other.decodeBalancingIsKVAware
         prefixStarts = other.prefixStarts
         prefixStartsOverflowed = other.prefixStartsOverflowed
+        holderBitBase = other.holderBitBase
+        holderBitsAssigned = other.holderBitsAssigned
     }
 
     /// A deep copy (the policies are values, so their state is copied too), for an engine fork.
     func copy() -> JobExecutor { JobExecutor(copying: self) }
 
-    /// Takes the TEs' DP-group sizes into the never-fits bounds (at build, and for TEs added later).
+    /// Takes the TEs' DP-group sizes into the never-fits bounds, and gives a prefill TE's groups
+    /// their prefix-holder bits (at build, and for TEs added later, in TE order).
     func noteGroupBlocks(of tes: Range<Int>, instances: [InstanceState], kv: KVCacheStore) {
         for index in tes {
             let smallest = kv.smallestGroupBlocks(of: index)
             if instances[index].hasPrefill { prefillGroupBlocks = min(prefillGroupBlocks, smallest) }
             if instances[index].hasDecode { decodeGroupBlocks = min(decodeGroupBlocks, smallest) }
+            if holderBitBase.count <= index {
+                holderBitBase.append(contentsOf: repeatElement(Int.max, count: index + 1 - holderBitBase.count))
+            }
+            if instances[index].hasPrefill && holderBitBase[index] == Int.max {
+                holderBitBase[index] = holderBitsAssigned
+                holderBitsAssigned = Saturating.add(holderBitsAssigned, instances[index].groupCount)
+            }
         }
     }
 
@@ -94,34 +113,37 @@ final class JobExecutor {
 
     // MARK: Admission and routing
 
-    /// A request with these prefix keys is placed on prefill TE `te` (before any of its blocks
-    /// are allocated there). Returns whether the TE's groups may already hold its prefix (false:
-    /// no request starting with these keys was placed there before, so every group has no hit).
-    @discardableResult
-    func notePlacement(chainedKeys: [UInt64], te: Int) -> Bool {
-        guard let first = chainedKeys.first else { return false }
-        guard !prefixStartsOverflowed, te >= 0, te < 64 else { return true }
+    /// A request with these prefix keys is placed on group `group` of prefill TE `te` (before any
+    /// of its blocks are allocated there).
+    func notePlacement(chainedKeys: [UInt64], te: Int, group: Int) {
+        guard let first = chainedKeys.first, !prefixStartsOverflowed, te >= 0, te < holderBitBase.count else { return }
+        let bit = holderBitBase[te] == Int.max ? Int.max : holderBitBase[te] + group
+        guard group >= 0, bit < 64 else { return }
         let key = Int(truncatingIfNeeded: first)
-        let bit: UInt64 = 1 << UInt64(te)
+        let mask: UInt64 = 1 << UInt64(bit)
         if let holders = prefixStarts[key] {
-            if holders & bit != 0 { return true }
-            prefixStarts[key] = holders | bit
+            if holders & mask == 0 { prefixStarts[key] = holders | mask }
         } else if prefixStarts.count < Self.maxPrefixStarts {
-            prefixStarts[key] = bit
+            prefixStarts[key] = mask
         } else {
             prefixStartsOverflowed = true
             prefixStarts = IDTable()
-            return true
         }
-        return false
     }
 
-    /// The prefill TEs whose caches may hold a prefix starting with these keys (bit per TE index
-    /// below 64; TEs from 64 on are always probed): ``PrefillPool/prefixHolders``.
+    /// The prefill groups whose caches may hold a prefix starting with these keys (a bit per group,
+    /// ``holderBitBase``; groups past the 64th always may): ``PrefillPool/prefixHolders``.
     func prefixHolders(_ chainedKeys: [UInt64]) -> UInt64 {
         guard let first = chainedKeys.first else { return 0 }
         if prefixStartsOverflowed { return .max }
         return prefixStarts[Int(truncatingIfNeeded: first)] ?? 0
+    }
+
+    /// The groups of TE `te` that may hold a prefix starting with these keys: bit `g` for group `g`
+    /// (``PrefixGroups``).
+    func prefixGroups(_ chainedKeys: [UInt64], te: Int, groups: Int) -> PrefixGroups {
+        PrefixGroups(holders: prefixHolders(chainedKeys), base: te < holderBitBase.count ? holderBitBase[te] : Int.max,
+                     groups: groups)
     }
 
     /// The JE's decision for a new request: never fits, refused now, or the prefill TE.
@@ -158,6 +180,7 @@ final class JobExecutor {
         var pool = PrefillPool(instances: instances, kv: kv, cluster: cluster, candidates: candidates,
                                longPromptTokens: longPromptTokens)
         pool.prefixHolders = prefixHolders(request.chainedKeys)
+        pool.holderBitBase = holderBitBase
         let routed = RoutingRequest(promptTokens: request.spec.promptTokens, chainedKeys: request.chainedKeys)
         guard let target = routing.pickPrefillTE(for: routed, in: pool), candidates.contains(target) else { return nil }
         return target
@@ -231,4 +254,35 @@ final class JobExecutor {
         return decode.pickGroup(te: index, kv: kv, placeable: placeable, batchLimit: te.groupSpec.batchLimit,
                                 policy: &decodeBalancing)
     }
+}
+
+/// Which DP groups of one prefill TE may hold a prompt's prefix (``JobExecutor/prefixHolders(_:)``
+/// seen from the TE): bit `g` of ``mask`` for group `g`; a group without a holder bit (past the
+/// pod's 64th prefill group) always may.
+struct PrefixGroups: Equatable {
+    /// Bit `g`: group `g` may hold the prefix (groups from 64 on: ``beyond``).
+    let mask: UInt64
+    /// Whether the TE has groups from 64 on (they always may).
+    let beyond: Bool
+
+    /// The `groups` groups of a TE whose group 0 has holder bit `base`, in the holder set `holders`.
+    init(holders: UInt64, base: Int, groups: Int) {
+        beyond = groups > 64
+        let own: UInt64 = groups >= 64 ? .max : (1 << UInt64(max(0, groups))) &- 1
+        guard base >= 0, base < 64 else {
+            mask = own
+            return
+        }
+        // The TE's bits moved down to its group 0; groups whose bit would be 64 or more, all set.
+        let unnumbered: UInt64 = base == 0 ? 0 : ~0 << UInt64(64 - base)
+        mask = (holders >> UInt64(base) | unnumbered) & own
+    }
+
+    /// Every group may (nothing known of where the prefix went: probe them all).
+    static let all = PrefixGroups(holders: .max, base: 0, groups: 64)
+
+    /// Whether group `g` may hold the prefix.
+    @inline(__always) func contains(_ g: Int) -> Bool { g >= 64 || mask >> UInt64(g) & 1 != 0 }
+    /// Whether no group may.
+    var isEmpty: Bool { mask == 0 && !beyond }
 }

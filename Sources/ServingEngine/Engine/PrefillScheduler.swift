@@ -119,22 +119,23 @@ final class PrefillScheduler {
 
     /// Places request `id` on the placeable group where it would finish soonest: queued
     /// uncached tokens plus its own uncached tokens, so a group already caching the prefix is
-    /// cheaper (lowest group on ties). `chainedKeys` are the keys to probe (empty: no probe, as
-    /// when the prefix was never placed on this TE). The request takes a ticket, whose number it
-    /// keeps (``RequestState/prefillTicket``). `placeable` nil: every group is placeable
-    /// (``ClusterManager/placeableGroupsIfRestricted(of:)``). Returns the group, nil for an unknown id.
+    /// cheaper (lowest group on ties). `chainedKeys` are the keys to probe in the groups `holders`
+    /// says may hold them (the others have no hit); empty: no probe. The request takes a ticket,
+    /// whose number it keeps (``RequestState/prefillTicket``). `placeable` nil: every group is
+    /// placeable (``ClusterManager/placeableGroupsIfRestricted(of:)``). Returns the group, nil for
+    /// an unknown id.
     @discardableResult
-    func place(_ id: Int, probing chainedKeys: [UInt64], te: Int, kv: KVCacheStore, placeable: PlaceableGroups?,
-               requests: inout RequestTable) -> Int? {
+    func place(_ id: Int, probing chainedKeys: [UInt64], in holders: PrefixGroups = .all, te: Int, kv: KVCacheStore,
+               placeable: PlaceableGroups?, requests: inout RequestTable) -> Int? {
         guard let slot = requests.index(forKey: id) else { return nil }
-        let promptTokens = Self.promptTokens(&requests.values[slot])
+        let promptTokens = Self.promptTokens(&requests[slot: slot])
         var best = -1
         var bestCost = Int.max
         var bestEstimate = 0
         // Read through the store's buffer (no copy of a group's block manager per probe).
         kv.withGroups(of: te) { groups in
             for g in groups.indices where placeable?[g] != false {
-                let hits = chainedKeys.isEmpty ? 0
+                let hits = chainedKeys.isEmpty || !holders.contains(g) ? 0
                     : groups[g].cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
                 let uncached = promptTokens - hits
                 let cost = Saturating.add(queuedTokens[g], uncached)
@@ -146,7 +147,7 @@ final class PrefillScheduler {
             }
         }
         precondition(best >= 0, "the JE only picks TEs with a placeable DP group")
-        requests.values[slot].prefillTicket = tickets.issue(PrefillTicket(request: id, group: best, remaining: bestEstimate))
+        requests[slot: slot].prefillTicket = tickets.issue(PrefillTicket(request: id, group: best, remaining: bestEstimate))
         queues[best].append(id)
         queuedTokens[best] += bestEstimate
         totalQueuedTokens += bestEstimate
@@ -233,7 +234,7 @@ final class PrefillScheduler {
             // Read and changed in place through the request's table slot: a copy of each
             // queued RequestState per step (and back) was 2% of a colocated replay.
             guard let slot = requests.index(forKey: id) else { continue }
-            let view = Self.prefillView(&requests.values[slot])
+            let view = Self.prefillView(&requests[slot: slot])
             let t = view.ticket
             if !tickets[held: t].allocated {
                 if let seatLimit, let seats {
@@ -254,7 +255,7 @@ final class PrefillScheduler {
                                      hitTokens: allocation.hitTokens)
                 queuedTokens[g] += change
                 totalQueuedTokens += change
-                Self.startPrefill(&requests.values[slot], now: now)
+                Self.startPrefill(&requests[slot: slot], now: now)
                 load.started += 1
             }
             let ticket = tickets[held: t]
@@ -304,7 +305,7 @@ final class PrefillScheduler {
             batches[g].removeAll(keepingCapacity: true)
             // Chunks are taken front first, so finished requests are at the front.
             while let head = queues[g].first, let slot = requests.index(forKey: head),
-                  prefillDone(&requests.values[slot]) {
+                  prefillDone(&requests[slot: slot]) {
                 queues[g].removeFirst()
                 finished.append((head, g))
             }

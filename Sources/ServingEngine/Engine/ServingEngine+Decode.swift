@@ -11,8 +11,8 @@ extension ServingEngine {
         // and back through a heap-allocated accessor frame (5% of a saturated superpod).
         guard let slot = requests.index(forKey: id) else { return }
         let best = je.pickDecodeTE(instances: instances, cluster: cluster, kv: kvStore)
-        requests.values[slot].decodeInstance = best
-        requests.values[slot].stage = .transfer
+        requests[slot: slot].decodeInstance = best
+        requests[slot: slot].stage = .transfer
         instances[best].decode!.enqueue(id)
         pullTransfers(best)
     }
@@ -32,11 +32,11 @@ extension ServingEngine {
         guard let decode = instances[index].decode else { return }
         while let id = decode.nextTransfer, let slot = requests.index(forKey: id) {
             guard let g = pickDecodeGroup(index) else { return }
-            let request = Self.pullView(&requests.values[slot])
+            let request = Self.pullView(&requests[slot: slot])
             guard let seat = decode.pull(id, into: g, promptTokens: request.promptTokens, totalTokens: request.totalTokens,
                                          te: index, kv: kvStore)
             else { return }
-            requests.values[slot].decodeSeat = seat
+            requests[slot: slot].decodeSeat = seat
             guard let c = kvTransfer.channel(from: request.prefillInstance, to: index) else {
                 preconditionFailure("every prefill–decode pair has a channel")
             }
@@ -59,13 +59,13 @@ extension ServingEngine {
     /// One transfer at a time per prefill–decode pair; time from the fabric model.
     func startTransfer(_ c: Int) {
         guard let id = kvTransfer.nextToStart(c), let slot = requests.index(forKey: id) else { return }
-        let promptTokens = Self.pullView(&requests.values[slot]).promptTokens
+        let promptTokens = Self.pullView(&requests[slot: slot]).promptTokens
         let channel = kvTransfer.channels[c]
         let seconds = Self.delay(instances[channel.prefillInstance].cost.kvTransfer(
             tokens: Double(promptTokens), plane: channel.plane) * channel.slowdown)
         let done = now.after(seconds)
         kvTransfer.start(c, at: now, doneAt: done)
-        requests.values[slot].times.transferStartedAt = now
+        requests[slot: slot].times.transferStartedAt = now
         queue.schedule(at: done, .transferDone(channel: c))
     }
 
@@ -73,12 +73,12 @@ extension ServingEngine {
         guard acceptTransferDone(c) else { return }
         guard let id = kvTransfer.finish(c), let slot = requests.index(forKey: id) else { return }
         // Read in place; the whole RequestState is copied only for a transfer observer.
-        if telemetry.observers.transfer != nil { observeTransfer(c, request: requests.values[slot]) }
-        let (prefillInstance, prefillTicket, decodeInstance) = Self.transferEnds(&requests.values[slot])
+        if telemetry.observers.transfer != nil { observeTransfer(c, request: requests[slot: slot]) }
+        let (prefillInstance, prefillTicket, decodeInstance) = Self.transferEnds(&requests[slot: slot])
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
         instances[prefillInstance].prefill?.release(prefillTicket, te: prefillInstance, kv: kvStore)
-        requests.values[slot].stage = .decode
-        requests.values[slot].times.transferEndedAt = now
+        requests[slot: slot].stage = .decode
+        requests[slot: slot].times.transferEndedAt = now
         instances[decodeInstance].decode!.join(id)
         startStepIfIdle(decodeInstance)
         startStepIfIdle(prefillInstance)
@@ -96,7 +96,7 @@ extension ServingEngine {
         for id in decode.takeJoiners() {
             // In place through the dictionary slot (no copy of the RequestState and back).
             guard let slot = requests.index(forKey: id) else { continue }
-            let joined = Self.joinDecode(&requests.values[slot], step: step, phase: tokenPhase(id),
+            let joined = Self.joinDecode(&requests[slot: slot], step: step, phase: tokenPhase(id),
                                          tokensPerStep: tokensPerStep, now: now)
             decode.admit(seat: joined.seat, promptTokens: joined.promptTokens, joinStep: step, finishStep: joined.finishStep)
         }
@@ -196,8 +196,8 @@ extension ServingEngine {
         let firstTokenObserver = telemetry.observers.firstToken
         for id in decode.takeFirstTokens() {
             guard let slot = requests.index(forKey: id) else { continue }
-            decode.noteFirstToken(seat: Self.seatNumber(&requests.values[slot]), at: now)
-            firstTokenObserver?(FirstToken(id: id, ttft: now - requests.values[slot].spec.arrival))
+            decode.noteFirstToken(seat: Self.seatNumber(&requests[slot: slot]), at: now)
+            firstTokenObserver?(FirstToken(id: id, ttft: now - requests[slot: slot].spec.arrival))
         }
         if streams.hasOpenStreams { reportTokens(index, step: step) }
         guard let done = decode.takeFinished(at: step) else { return }

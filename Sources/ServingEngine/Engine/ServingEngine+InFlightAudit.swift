@@ -51,7 +51,8 @@ private struct CensusRequest {
 /// Where the census found a request, without its name: a place's name is a string built only
 /// when a problem names it (the walk visits every in-flight request, tens of thousands at
 /// saturation, and formatted a name per DP group and a dictionary of names per request).
-private struct CensusPlace {
+private struct CensusPlace: IDTableValue {
+    static var vacant: CensusPlace { CensusPlace(.channel, 0) }
     enum Kind: UInt8 { case prefillQueue, transferQueue, joiners, decodeBatch, channel }
     var kind: Kind
     /// The instance (the channel for `.channel`).
@@ -130,7 +131,7 @@ extension ServingEngine {
                 problems.append("\(censusName(where_)) holds request \(id), which the engine does not hold")
                 return nil
             }
-            let request = CensusRequest(&requests.values[slot])
+            let request = CensusRequest(&requests[slot: slot])
             if request.stage != stages.0 && request.stage != stages.1 {
                 problems.append("request \(id) in \(censusName(where_)) has stage \(request.stage.rawValue)")
             }

@@ -9,12 +9,15 @@ extension ServingEngine {
         // Read in place through the request's slot (a copy of the RequestState retained and
         // released its arrays).
         guard let slot = requests.index(forKey: id), let prefill = instances[index].prefill else { return }
-        let keys = Self.placementView(&requests.values[slot]).chainedKeys
-        // Noted before its blocks land here; a prefix never placed on this TE is in none of its
-        // groups, so they are not probed (JobExecutor.prefixHolders).
-        let chainedKeys = keys.isEmpty || je.notePlacement(chainedKeys: keys, te: index) ? keys : []
-        prefill.place(id, probing: chainedKeys, te: index, kv: kvStore,
-                      placeable: cluster.placeableGroupsIfRestricted(of: index), requests: &requests)
+        let keys = Self.placementView(&requests[slot: slot]).chainedKeys
+        // A prefix never placed on one of this TE's groups is not in its cache, so only the groups
+        // it was placed on are probed (JobExecutor.prefixHolders); the group it goes to now is
+        // noted before its blocks land there.
+        let holders = keys.isEmpty ? PrefixGroups(holders: 0, base: 0, groups: 0)
+            : je.prefixGroups(keys, te: index, groups: instances[index].groupCount)
+        let group = prefill.place(id, probing: keys, in: holders, te: index, kv: kvStore,
+                                  placeable: cluster.placeableGroupsIfRestricted(of: index), requests: &requests)
+        if !keys.isEmpty, let group { je.notePlacement(chainedKeys: keys, te: index, group: group) }
         startStepIfIdle(index)
     }
 
@@ -76,15 +79,15 @@ extension ServingEngine {
         for (id, g) in prefill.finishBatch(requests: &requests) {
             // Changed in place through the request's slot (no copy of the RequestState and back).
             guard let slot = requests.index(forKey: id) else { continue }
-            requests.values[slot].times.prefillEndedAt = now
+            requests[slot: slot].times.prefillEndedAt = now
             if colocated {
-                requests.values[slot].decodeInstance = index
-                requests.values[slot].decodeSeat = instances[index].decode!.seat(colocated: id, group: g)
-                requests.values[slot].stage = .decode
+                requests[slot: slot].decodeInstance = index
+                requests[slot: slot].decodeSeat = instances[index].decode!.seat(colocated: id, group: g)
+                requests[slot: slot].stage = .decode
                 instances[index].decode!.join(id)
             } else {
                 // The prompt's KV is written back to the pooled tier for later turns.
-                if kvStore.hasPool { kvStore.spillToPool(chained: Self.placementView(&requests.values[slot]).chainedKeys) }
+                if kvStore.hasPool { kvStore.spillToPool(chained: Self.placementView(&requests[slot: slot]).chainedKeys) }
                 registerTransfer(id)
             }
         }

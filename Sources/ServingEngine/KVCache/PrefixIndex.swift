@@ -103,18 +103,23 @@ struct PrefixIndex: Sendable {
         guard count > 0 else { return nil }
         // Through the buffers: routing looks up one key per prefill group per arrival, and the
         // arrays' subscripts re-read their headers and bounds on every slot.
-        return keys.withUnsafeBufferPointer { keys in
-            slots.withUnsafeBufferPointer { slots in
-                let slotting = self.slotting
-                let mask = slotting.mask
-                let (first, tag) = slotting.place(hash)
-                var i = first
-                while true {
-                    let entry = slots[i]
-                    if entry == Self.empty { return nil }
-                    if entry & Self.tagBits == tag && keys[Self.block(of: entry)] == hash { return Self.block(of: entry) }
-                    i = (i &+ 1) & mask
-                }
+        return keys.withUnsafeBufferPointer { block(for: hash, keys: $0) }
+    }
+
+    /// ``block(for:keys:)`` with the keys' buffer.
+    @inline(__always)
+    func block(for hash: UInt64, keys: UnsafeBufferPointer<UInt64>) -> Int? {
+        guard count > 0 else { return nil }
+        return slots.withUnsafeBufferPointer { slots in
+            let slotting = self.slotting
+            let mask = slotting.mask
+            let (first, tag) = slotting.place(hash)
+            var i = first
+            while true {
+                let entry = slots[i]
+                if entry == Self.empty { return nil }
+                if entry & Self.tagBits == tag && keys[Self.block(of: entry)] == hash { return Self.block(of: entry) }
+                i = (i &+ 1) & mask
             }
         }
     }

@@ -35,13 +35,20 @@ public struct PrefillPool {
     let candidates: [Int]
     /// Prompts longer than this are "long" (``EngineConfiguration/longPromptTokens``).
     let longPromptTokens: Int
-    /// The TEs whose prefix caches may hold the request's prefix (bit per TE index; TEs from 64 on
-    /// always may): the JE knows where prefixes were placed (``JobExecutor/prefixHolders(_:)``),
-    /// and any other TE's groups would report no hit. All bits: probe every TE.
+    /// The prefill groups whose prefix caches may hold the request's prefix (a bit per group, from
+    /// ``holderBitBase``; groups past the 64th always may): the JE knows where prefixes were placed
+    /// (``JobExecutor/prefixHolders(_:)``), and any other group would report no hit. All bits:
+    /// probe every group.
     var prefixHolders: UInt64 = .max
+    /// The holder bit of each TE's group 0 (``JobExecutor/holderBitBase``); empty: no group has one.
+    var holderBitBase: [Int] = []
 
-    /// Whether TE `te`'s groups may hold a cached prefix of the request (else they hold none).
-    func mayHoldPrefix(_ te: Int) -> Bool { te >= 64 || te < 0 || prefixHolders & (1 << UInt64(te)) != 0 }
+    /// Which of TE `te`'s groups may hold a cached prefix of the request (the others hold none).
+    @inline(__always)
+    func prefixGroups(_ te: Int) -> PrefixGroups {
+        PrefixGroups(holders: prefixHolders, base: te >= 0 && te < holderBitBase.count ? holderBitBase[te] : Int.max,
+                     groups: instances[te].groupCount)
+    }
     /// Every prefill-capable TE in service, drained or not, ascending (TEs that scaling holds
     /// off, starting or scaled in, are not part of the pool at all).
     func prefillTEs() -> [Int] {
@@ -91,8 +98,11 @@ public struct PrefillPool {
     func finishCost(_ te: Int, for request: RoutingRequest) -> Int {
         var hits = 0
         var load = 0
+        // Only the groups that may hold the prefix are probed (the others would find no hit, which
+        // changes neither the best hit nor whether to go on probing).
+        let holders = request.chainedKeys.isEmpty ? PrefixGroups(holders: 0, base: 0, groups: 0) : prefixGroups(te)
         // Probing stops once a group holds the whole cacheable prefix (no group can beat it).
-        var probe = !request.chainedKeys.isEmpty && mayHoldPrefix(te)
+        var probe = !holders.isEmpty
         // Every TE of the pool prefills; a TE without a leader has nothing queued.
         let prefill = instances[te].prefill
         // Read through the store's buffer: a group's block manager read through a property was
@@ -105,7 +115,7 @@ public struct PrefillPool {
             let queued = prefill?.queuedTokens ?? Array(repeating: 0, count: instances[te].groupCount)
             kv.withGroups(of: te) { groups in
                 for g in groups.indices where placeable[g] {
-                    Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
+                    if holders.contains(g) { Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits) }
                     load += queued[g]
                 }
             }
@@ -113,7 +123,7 @@ public struct PrefillPool {
             load = prefill?.totalQueuedTokens ?? 0
             if probe {
                 kv.withGroups(of: te) { groups in
-                    for g in groups.indices {
+                    for g in groups.indices where holders.contains(g) {
                         Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
                         if !probe { break }
                     }

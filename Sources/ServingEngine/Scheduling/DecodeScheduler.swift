@@ -422,7 +422,7 @@ final class DecodeScheduler {
     /// Request `id` finishes at `step` (after those already due then); a new step is counted.
     private func scheduleFinish(_ id: Int, at step: Int) {
         if let slot = finishing.index(forKey: step) {
-            finishing.values[slot].append(id)
+            finishing[slot: slot].append(id)
         } else {
             finishing[step] = [id]
             finishStepsByResidue[Self.finishResidue(step)] += 1

@@ -134,24 +134,60 @@ import XDSTestSupport
         }
     }
 
-    @Test func prefixHoldersRecordWhereEachPrefixWasPlaced() throws {
+    @Test func prefixHoldersRecordWhichGroupsEachPrefixWasPlacedOn() throws {
         let je = je()
+        let instances = pod()
+        // Prefill groups take holder bits in TE order: TE 0's two groups 0 and 1, TE 1's group 2.
+        je.noteGroupBlocks(of: instances.indices, instances: instances, kv: store)
+        #expect(je.holderBitBase == [0, 2, .max])
         let keys = PrefixHashes.chain([7, 8, 9])
-        #expect(je.prefixHolders(keys) == 0)
-        #expect(je.notePlacement(chainedKeys: keys, te: 1) == false, "first placement: no group can hold it yet")
-        #expect(je.notePlacement(chainedKeys: keys, te: 1) == true)
-        #expect(je.notePlacement(chainedKeys: keys, te: 3) == false)
-        #expect(je.prefixHolders(keys) == 0b1010)
+        #expect(je.prefixHolders(keys) == 0 && je.prefixGroups(keys, te: 0, groups: 2).isEmpty)
+        je.notePlacement(chainedKeys: keys, te: 0, group: 1)
+        je.notePlacement(chainedKeys: keys, te: 1, group: 0)
+        je.notePlacement(chainedKeys: keys, te: 1, group: 0)
+        #expect(je.prefixHolders(keys) == 0b110)
+        let first = je.prefixGroups(keys, te: 0, groups: 2), second = je.prefixGroups(keys, te: 1, groups: 1)
+        #expect(!first.contains(0) && first.contains(1) && second.contains(0))
         // Only the first key matters: another continuation of the same start shares the holders.
-        #expect(je.prefixHolders([keys[0], 42]) == 0b1010)
+        #expect(je.prefixHolders([keys[0], 42]) == 0b110)
         #expect(je.prefixHolders(PrefixHashes.chain([1])) == 0)
-        // No keys: nothing recorded; TEs from 64 on are always probed, so no bit.
-        #expect(je.notePlacement(chainedKeys: [], te: 0) == false && je.prefixHolders([]) == 0)
-        #expect(je.notePlacement(chainedKeys: keys, te: 64) == true && je.prefixHolders(keys) == 0b1010)
+        // No keys: nothing recorded.
+        je.notePlacement(chainedKeys: [], te: 0, group: 0)
+        #expect(je.prefixHolders([]) == 0)
         // A copy records on its own.
         let copy = je.copy()
-        copy.notePlacement(chainedKeys: keys, te: 0)
-        #expect(copy.prefixHolders(keys) == 0b1011 && je.prefixHolders(keys) == 0b1010)
+        copy.notePlacement(chainedKeys: keys, te: 0, group: 0)
+        #expect(copy.prefixHolders(keys) == 0b111 && je.prefixHolders(keys) == 0b110)
+    }
+
+    @Test func aTEsGroupsSeeOnlyTheirOwnHolderBitsAndGroupsWithoutOneAlwaysMayHold() {
+        // A TE whose groups start at bit 60: groups 0–3 have bits 60–63, groups 4–7 none.
+        let late = PrefixGroups(holders: 1 << 61, base: 60, groups: 8)
+        #expect(!late.contains(0) && late.contains(1) && !late.contains(2) && !late.contains(3))
+        #expect((4..<8).allSatisfy(late.contains))
+        // No bit at all (every earlier group took one): every group may.
+        let unnumbered = PrefixGroups(holders: 0, base: 64, groups: 3)
+        #expect((0..<3).allSatisfy(unnumbered.contains) && !unnumbered.isEmpty)
+        // Groups from 64 on have no bit.
+        let wide = PrefixGroups(holders: 0, base: 0, groups: 70)
+        #expect(!wide.contains(0) && wide.contains(64) && !wide.isEmpty)
+        // Another TE's bits are not this TE's groups.
+        #expect(PrefixGroups(holders: 1 << 5, base: 0, groups: 2).isEmpty)
+        #expect(PrefixGroups(holders: 1 << 1, base: 2, groups: 2).isEmpty)
+        #expect((0..<80).allSatisfy(PrefixGroups.all.contains))
+    }
+
+    @Test func aPrefillGroupPastTheSixtyFourthHoldsNoBit() {
+        let je = je()
+        let instances = [te(.prefill, groups: 60, blocks: [10]), te(.prefill, groups: 8, blocks: [10])]
+        je.noteGroupBlocks(of: instances.indices, instances: instances, kv: store)
+        let keys = PrefixHashes.chain([3])
+        je.notePlacement(chainedKeys: keys, te: 1, group: 6)  // bit 66: none
+        #expect(je.prefixHolders(keys) == 0)
+        je.notePlacement(chainedKeys: keys, te: 1, group: 2)  // bit 62
+        #expect(je.prefixHolders(keys) == 1 << 62)
+        let groups = je.prefixGroups(keys, te: 1, groups: 8)
+        #expect(groups.contains(2) && !groups.contains(1) && groups.contains(6))
     }
 
     @Test func theDecodeTEIsTheAvailableOneWithTheLowestMeanKVUsage() throws {

@@ -28,6 +28,23 @@ import Testing
         #expect(ems.residentBlocks == 4)
     }
 
+    /// Until the pool fills, a use only stamps the block; the first eviction, here in the middle
+    /// of an insert, orders the blocks by their last use (a lookup's refresh and an insert's alike).
+    @Test func theFirstEvictionTakesTheBlockLeastRecentlyUsedBeforeTheLRUWasBuilt() {
+        var ems = PooledKVTier(capacityBlocks: 5)
+        let a = PrefixHashes.chain([1, 2, 3]), b = PrefixHashes.chain([7, 8])
+        ems.insert(chainedHashes: a)
+        ems.insert(chainedHashes: b)
+        #expect(ems.lookup(chainedHashes: [a[0]]) == 1)  // a[0] is now the newest; a[1] the oldest
+        ems.insert(chainedHashes: [b[0], 40, 41])  // b[0] refreshed, then two evictions: a[1], a[2]
+        #expect(ems.residentBlocks == 5)
+        #expect(ems.residentPrefix(chainedHashes: a) == 1)
+        #expect(ems.residentPrefix(chainedHashes: b) == 2)
+        #expect(ems.residentPrefix(chainedHashes: [40, 41]) == 2)
+        ems.insert(chainedHashes: [50])  // then b[1], untouched since its insert
+        #expect(ems.residentPrefix(chainedHashes: b) == 1 && ems.residentPrefix(chainedHashes: [a[0], 50]) == 2)
+    }
+
     /// Inserts and lookups of prompts drawn from a few sessions, in a pool small enough that most
     /// inserts evict, against a pool kept as a plain least-recently-used list of hashes.
     @Test(arguments: [UInt64(2), 7]) func insertsAndLookupsFollowAPlainLRU(seed: UInt64) {

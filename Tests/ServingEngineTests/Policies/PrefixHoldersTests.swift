@@ -6,9 +6,9 @@ import XDSTestSupport
 
 @testable import ServingEngine
 
-/// The JE remembers on which prefill TEs a prompt's first prefix key was placed, and neither
-/// routing nor the prefill leader probes any other TE's prefix caches. That is exact only if no
-/// other TE's DP group can hold a block under that key: checked here against every group's own
+/// The JE remembers on which prefill DP groups a prompt's first prefix key was placed, and neither
+/// routing nor the prefill leader probes any other group's prefix cache. That is exact only if no
+/// other DP group can hold a block under that key: checked here against every group's own
 /// cache (a full recomputation) through a mixed run — shared system prompts, sessions that come
 /// back, queues, a drained node and its undrain, a lost NPU — and the routing choices with and
 /// without the holders must agree.
@@ -32,7 +32,7 @@ import XDSTestSupport
         synthetic.followUpShare = 0.6  // sessions come back: prefixes cached on some TEs only
         let engine = try ServingEngine(configuration: config, workload: SyntheticWorkload(seed: 3, configuration: synthetic))
         var seen: [[UInt64]] = []       // prefixes of requests seen in flight (kept after they leave)
-        var hits = 0, unheldTEs = 0, checks = 0
+        var hits = 0, unheldTEs = 0, unheldGroups = 0, checks = 0
         var events = 0
         while (engine.arrivalPending || engine.telemetry.inFlight > 0) && events < 40_000, engine.step() {
             events += 1
@@ -47,13 +47,14 @@ import XDSTestSupport
             for (n, keys) in seen.suffix(40).enumerated() {
                 let holders = engine.je.prefixHolders(keys)
                 for te in instances.indices where instances[te].hasPrefill {
-                    let held = te >= 64 || holders & (1 << UInt64(te)) != 0
-                    if !held { unheldTEs += 1 }
+                    let held = engine.je.prefixGroups(keys, te: te, groups: instances[te].groupCount)
+                    if held.isEmpty { unheldTEs += 1 }
                     for g in instances[te].groups {
+                        if !held.contains(g) { unheldGroups += 1 }
                         let hit = engine.kvStore.cachedPrefixTokens(GroupRef(te: te, group: g), promptTokens: 1 << 20,
                                                                     chained: keys)
                         if hit > 0 { hits += 1 }
-                        #expect(held || hit == 0, "TE \(te) group \(g) holds a prefix the JE never placed there")
+                        #expect(held.contains(g) || hit == 0, "TE \(te) group \(g) holds a prefix the JE never placed there")
                     }
                 }
                 guard !candidates.isEmpty else { continue }
@@ -61,6 +62,7 @@ import XDSTestSupport
                 var known = PrefillPool(instances: instances, kv: engine.kvStore, cluster: engine.cluster, candidates: candidates,
                                         longPromptTokens: engine.configuration.longPromptTokens)
                 known.prefixHolders = holders
+                known.holderBitBase = engine.je.holderBitBase
                 let everyTE = PrefillPool(instances: instances, kv: engine.kvStore, cluster: engine.cluster, candidates: candidates,
                                           longPromptTokens: engine.configuration.longPromptTokens)
                 for te in candidates { #expect(known.finishCost(te, for: request) == everyTE.finishCost(te, for: request)) }
@@ -74,6 +76,7 @@ import XDSTestSupport
         #expect(checks > 500)
         #expect(hits > 0, "some prefixes were cached")
         #expect(unheldTEs > 0, "some TEs were skipped")
+        #expect(unheldGroups > unheldTEs * 4, "some groups of TEs that were probed were skipped")
         #expect(engine.audit() == [])
         // A fork carries the holders (its routing probes the same TEs).
         let fork = try engine.fork()
