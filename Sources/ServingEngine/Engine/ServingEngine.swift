@@ -339,7 +339,7 @@ public final class ServingEngine {
         }
         streams.accepted(spec.id)
         request.prefillInstance = target
-        requests[spec.id] = consume request
+        requests.insertNew(consume request, forKey: spec.id)
         placeOnPrefillGroup(spec.id, instance: target)
     }
 
