@@ -43,8 +43,11 @@ extension KVBlockManager {
             let cached = block < evictable.capacity && evictable.contains(block)
             let places = (holders[block] > 0 ? 1 : 0) + (inFreeList[block] ? 1 : 0) + (cached ? 1 : 0)
             if places != 1 { problems.append("block \(block) is in \(places) states (want exactly 1)") }
-            if Int(referenceCount[block]) != holders[block] {
+            if keepsCounts, Int(referenceCount[block]) != holders[block] {
                 problems.append("block \(block) has reference count \(referenceCount[block]) but \(holders[block]) holders")
+            }
+            if !keepsCounts, holders[block] > 1 {
+                problems.append("block \(block) has \(holders[block]) holders but no reference count is kept")
             }
             if holders[block] > 0 { owned += 1 }
             if inFreeList[block], hash(of: block) != nil { problems.append("free block \(block) still has a hash") }
@@ -54,6 +57,9 @@ extension KVBlockManager {
             if let hash = hash(of: block), cacheIndex.block(for: hash, keys: blockHash) != block {
                 problems.append("block \(block) has a hash the index does not map to it")
             }
+        }
+        if !keepsCounts && (!referenceCount.isEmpty || hashCoverage > 0) {
+            problems.append("reference counts or hashes held before any prefix key")
         }
         if cacheIndex.count != hashedBlockCount {
             problems.append("prefix index has \(cacheIndex.count) entries for a different number of hashed blocks")

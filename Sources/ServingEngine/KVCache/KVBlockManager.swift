@@ -59,8 +59,16 @@ public struct KVBlockManager: Sendable {
     /// grow on first use, so a pod of hundreds of groups does not allocate every group's full
     /// table up front (the superpod's was 172 MB; a replay touches a fraction of a percent).
     /// 32-bit counts: a block is shared by at most the group's live requests. The counts grow by
-    /// doubling, so they may cover never-used blocks too (at 0).
+    /// doubling, so they may cover never-used blocks too (at 0). Kept only from the first
+    /// allocation with prefix keys (``keepsCounts``).
     var referenceCount: [Int32] = []
+    /// Whether ``referenceCount`` is kept. Blocks are shared only through prefix hits, and a hit
+    /// needs a block registered under a prefix key: until an allocation brings keys, every owned
+    /// block has exactly one holder, the request whose list holds it, and needs no count. A decode
+    /// group's KV comes without keys (transferred), so it never keeps counts: writing and reading
+    /// them was a scattered access per block of every pull and every completion (320 groups'
+    /// counts, 10 MB, for the saturated superpod).
+    private(set) var keepsCounts = false
     /// Chained prefix hash held by a block (valid where `hashed` is true). These and the LRU
     /// cover only the blocks up to the highest one ever registered in the prefix cache: a decode
     /// group's blocks are never prefix sources (transferred KV is allocated without keys), so a
@@ -200,6 +208,7 @@ public struct KVBlockManager: Sendable {
                                   expectedTotalTokens: Int = 0) -> KVAllocation? {
         precondition(promptTokens > 0, "a prompt has at least one token")
         guard sequences[requestID] == nil else { return nil }
+        if !keepsCounts && !chained.isEmpty { startCounting() }
         // Hits and new blocks together never exceed the group (a larger prompt cannot fit).
         let totalNeeded = blocksFor(promptTokens)
         guard totalNeeded <= totalBlocks else { return nil }
@@ -309,6 +318,15 @@ public struct KVBlockManager: Sendable {
                     let blocks = lists.baseAddress! + sequence.start
                     let freed = stack.baseAddress! + freeBase
                     var position = count
+                    guard keepsCounts else {
+                        // No counts (no keys ever): every block's one holder is this request.
+                        while position > 0 {
+                            position &-= 1
+                            freed[toFree] = blocks[position]
+                            toFree &+= 1
+                        }
+                        return
+                    }
                     guard !hashed.isEmpty else {
                         // No registered blocks (a decode group's): all go to the free list.
                         while position > 0 {
@@ -404,7 +422,16 @@ public struct KVBlockManager: Sendable {
         sequence.count = count
     }
 
+    /// Sets the count of each block of `run` to 1 (just taken: owned once).
+    @inline(__always)
+    private static func ownOnce(_ run: UnsafeMutableBufferPointer<Int32>, counts: inout [Int32]) {
+        counts.withUnsafeMutableBufferPointer { counts in
+            for block in run { counts[Int(block)] = 1 }
+        }
+    }
+
     /// Appends `run` to the sequence's list (its chunk has room: sized for the whole prompt).
+    @inline(__always)
     private mutating func appendBlocks(_ run: UnsafeBufferPointer<Int32>, to sequence: inout Sequence) {
         guard !run.isEmpty else { return }
         let at = sequence.start + sequence.count
@@ -501,9 +528,7 @@ public struct KVBlockManager: Sendable {
 
     /// Owns each block of `run` once: just evicted, so unreferenced and out of the LRU.
     private mutating func ownEvicted(_ run: UnsafeMutableBufferPointer<Int32>) {
-        referenceCount.withUnsafeMutableBufferPointer { counts in
-            for block in run { counts[Int(block)] = 1 }
-        }
+        Self.ownOnce(run, counts: &referenceCount)
     }
 
     func blocksFor(_ tokens: Int) -> Int { Saturating.ceilDiv(tokens, blockTokens) }
@@ -582,6 +607,10 @@ public struct KVBlockManager: Sendable {
     }
 
     private mutating func retain(_ block: Int) {
+        guard keepsCounts else {
+            ownedBlockCount += 1  // a block taken (never shared without counts)
+            return
+        }
         if referenceCount[block] == 0 {
             ownedBlockCount += 1
             // Only hashed blocks are ever cached, and the LRU covers every hashed block.
@@ -639,34 +668,27 @@ public struct KVBlockManager: Sendable {
         let taken = fromList + fresh
         if taken > 0 {
             if fresh > 0 { coverCounts(through: touchedBlocks + fresh - 1) }
-            // The run is written to a scratch buffer, each block owned once on the way (free-list
-            // blocks from the list's end, then never-used ones in increasing order), and appended
-            // in one copy: appending block by block checked the list's uniqueness and capacity
-            // per block.
+            // The run is written to a scratch buffer (free-list blocks from the list's end, then
+            // never-used ones in increasing order), each block owned once (its count set to 1, when
+            // counts are kept), and appended in one copy: appending block by block checked the
+            // list's uniqueness and capacity per block.
             let firstFresh = Int32(truncatingIfNeeded: touchedBlocks)
-            var counts: [Int32] = []
-            swap(&counts, &referenceCount)
             withUnsafeTemporaryAllocation(of: Int32.self, capacity: taken) { run in
-                counts.withUnsafeMutableBufferPointer { counts in
-                    freeStack.withUnsafeBufferPointer { list in
-                        var position = freeCount
-                        for k in 0..<fromList {
-                            position -= 1
-                            let block = list[position]
-                            counts[Int(block)] = 1
-                            run[k] = block
-                        }
-                    }
-                    var block = firstFresh
-                    for k in fromList..<taken {
-                        counts[Int(block)] = 1
-                        run[k] = block
-                        block += 1
+                freeStack.withUnsafeBufferPointer { list in
+                    var position = freeCount
+                    for k in 0..<fromList {
+                        position &-= 1
+                        run[k] = list[position]
                     }
                 }
+                var block = firstFresh
+                for k in fromList..<taken {
+                    run[k] = block
+                    block &+= 1  // below totalBlocks
+                }
+                if keepsCounts { Self.ownOnce(run, counts: &referenceCount) }
                 appendBlocks(UnsafeBufferPointer(run), to: &sequence)
             }
-            swap(&counts, &referenceCount)
             freeCount -= fromList
             touchedBlocks += fresh
         }
@@ -721,8 +743,22 @@ public struct KVBlockManager: Sendable {
     /// doubling, ahead of `touchedBlocks`, so handing out never-used blocks (a decode group does so
     /// for most of a run) does not append to it per allocation.
     private mutating func coverCounts(through block: Int) {
-        guard block >= referenceCount.count else { return }
+        guard keepsCounts, block >= referenceCount.count else { return }
         let grown = min(totalBlocks, max(block + 1, 2 * referenceCount.count, 64))
         referenceCount.append(contentsOf: repeatElement(0, count: grown - referenceCount.count))
+    }
+
+    /// Starts keeping reference counts (``keepsCounts``), before the first allocation with prefix
+    /// keys: each block a live request holds has that one holder.
+    private mutating func startCounting() {
+        keepsCounts = true
+        if touchedBlocks > 0 { coverCounts(through: touchedBlocks - 1) }
+        referenceCount.withUnsafeMutableBufferPointer { counts in
+            blockLists.withUnsafeBufferPointer { lists in
+                for (_, sequence) in sequences {
+                    for k in sequence.start..<(sequence.start + sequence.count) { counts[Int(lists[k])] = 1 }
+                }
+            }
+        }
     }
 }
