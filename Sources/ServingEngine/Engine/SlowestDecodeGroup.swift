@@ -233,6 +233,27 @@ struct SlowestDecodeGroup: Equatable {
         return low
     }
 
+    /// Moves `count` members from `from` to `to` (one place either way): element by element for
+    /// a few, a memmove for more (a bucket holds up to all the groups of its size).
+    @inline(__always)
+    private static func shift(_ members: UnsafeMutableBufferPointer<Int32>, from: Int, to: Int, count: Int) {
+        guard count > 0 else { return }
+        let base = members.baseAddress!
+        guard count > 16 else {
+            if to > from {
+                var i = count
+                while i > 0 {
+                    i &-= 1
+                    base[to &+ i] = base[from &+ i]
+                }
+            } else {
+                for i in 0..<count { base[to &+ i] = base[from &+ i] }
+            }
+            return
+        }
+        (base + to).update(from: base + from, count: count)  // overlapping: a memmove
+    }
+
     /// Files `g` (its key current) in bucket `r`, shifting the members after it by one.
     private mutating func insert(_ g: Int, into r: Int) {
         while buckets.count <= r {
@@ -245,11 +266,7 @@ struct SlowestDecodeGroup: Equatable {
             buckets[r].withUnsafeMutableBufferPointer { members in
                 let last = members.count &- 1
                 let at = Self.position(of: me, key: k, in: UnsafeMutableBufferPointer(rebasing: members[..<last]), keys: keys)
-                var i = last
-                while i > at {
-                    members[i] = members[i &- 1]
-                    i &-= 1
-                }
+                Self.shift(members, from: at, to: at &+ 1, count: last &- at)
                 members[at] = me
             }
         }
@@ -267,11 +284,7 @@ struct SlowestDecodeGroup: Equatable {
             buckets[r].withUnsafeMutableBufferPointer { members -> Bool in
                 let at = Self.position(of: me, key: k, in: members, keys: keys)
                 guard at < members.count, members[at] == me else { return false }
-                var i = at
-                while i &+ 1 < members.count {
-                    members[i] = members[i &+ 1]
-                    i &+= 1
-                }
+                Self.shift(members, from: at &+ 1, to: at, count: members.count &- at &- 1)
                 return true
             }
         }
