@@ -108,21 +108,25 @@ struct IDTable<Value: IDTableValue>: Sequence {
         return value
     }
 
+    /// Adds `value` under `id`, which the table does not hold (one lookup less than the
+    /// subscript's, for a caller that just checked).
+    mutating func insertNew(_ value: consuming Value, forKey id: Int) {
+        assert(index(forKey: id) == nil, "id \(id) is already in the table")
+        insert(id, consume value)
+    }
+
     /// Adds `id` (absent) with `value`, in the last freed slot or a new one.
-    private mutating func insert(_ id: Int, _ value: Value) {
+    private mutating func insert(_ id: Int, _ value: consuming Value) {
         if (count + 1) * 2 > slotsByID.count { grow() }
         let slot: Int
-        if let free = freeSlots.popLast() {
-            slot = Int(free)
-            entries.withUnsafeMutableBufferPointer { entries in
-                entries[slot].id = id
-                entries[slot].value = value
-                entries[slot].occupied = true
-            }
+        // The value moves in (no copy of what it holds).
+        if !freeSlots.isEmpty {
+            slot = Int(freeSlots.removeLast())
+            entries[slot] = Entry(id: id, value: consume value, occupied: true)
         } else {
             precondition(entries.count < Int(UInt32.max), "an id table holds fewer than 2³² entries")
             slot = entries.count
-            entries.append(Entry(id: id, value: value, occupied: true))
+            entries.append(Entry(id: id, value: consume value, occupied: true))
         }
         let mask = slotting.mask
         let (first, tag) = slotting.place(Self.key(id))
@@ -257,8 +261,8 @@ extension UInt64: IDTableValue { static var vacant: UInt64 { 0 } }
 extension Array: IDTableValue { static var vacant: Array { [] } }
 
 extension RequestState: IDTableValue {
-    /// A request of no prompt and no keys, never in flight.
-    static var vacant: RequestState {
-        RequestState(spec: RequestSpec(id: 0, arrival: 0, promptTokens: 0, outputTokens: 0), chainedKeys: [])
-    }
+    /// A request of no prompt and no keys, never in flight (built once).
+    static var vacant: RequestState { vacantRequest }
+    private static let vacantRequest = RequestState(spec: RequestSpec(id: 0, arrival: 0, promptTokens: 0, outputTokens: 0),
+                                                    chainedKeys: [])
 }

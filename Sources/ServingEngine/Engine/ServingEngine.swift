@@ -319,7 +319,7 @@ public final class ServingEngine {
         noteTrafficClass(spec.tag)
         let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
-        var request = RequestState(spec: spec, chainedKeys: PrefixHashes.chain(keys))
+        var request = RequestState(spec: spec, chainedKeys: kvStore.chained(keys))
         guard requests.index(forKey: spec.id) == nil else {
             reject(spec, reason: "request id \(spec.id) is already in flight", kind: "request id already in flight")
             return
@@ -341,7 +341,7 @@ public final class ServingEngine {
         }
         streams.accepted(spec.id)
         request.prefillInstance = target
-        requests[spec.id] = consume request
+        requests.insertNew(consume request, forKey: spec.id)
         placeOnPrefillGroup(spec.id, instance: target)
     }
 

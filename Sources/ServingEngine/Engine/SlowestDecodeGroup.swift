@@ -219,34 +219,77 @@ struct SlowestDecodeGroup: Equatable {
         return ka > kb || (ka == kb && a < b)
     }
 
-    /// Where `g` (with its current key) goes in bucket `r`: the first member it precedes.
-    private func position(of g: Int, in r: Int) -> Int {
-        let members = buckets[r]
+    /// Where `g` (with key `k`) goes in `members`: the first member it precedes (a binary search
+    /// through the buffers: a copy of the bucket and the keys per probe cost more than the search).
+    @inline(__always)
+    private static func position(of g: Int32, key k: Double, in members: UnsafeMutableBufferPointer<Int32>,
+                                 keys: UnsafeBufferPointer<Double>) -> Int {
         var low = 0, high = members.count
         while low < high {
-            let mid = (low + high) / 2
-            if Self.precedes(members[mid], Int32(g), key) { low = mid + 1 } else { high = mid }
+            let mid = (low &+ high) &>> 1
+            let m = members[mid], km = keys[Int(m)]
+            if km > k || (km == k && m < g) { low = mid &+ 1 } else { high = mid }
         }
         return low
     }
 
+    /// Moves `count` members from `from` to `to` (one place either way): element by element for
+    /// a few, a memmove for more (a bucket holds up to all the groups of its size).
+    @inline(__always)
+    private static func shift(_ members: UnsafeMutableBufferPointer<Int32>, from: Int, to: Int, count: Int) {
+        guard count > 0 else { return }
+        let base = members.baseAddress!
+        guard count > 16 else {
+            if to > from {
+                var i = count
+                while i > 0 {
+                    i &-= 1
+                    base[to &+ i] = base[from &+ i]
+                }
+            } else {
+                for i in 0..<count { base[to &+ i] = base[from &+ i] }
+            }
+            return
+        }
+        (base + to).update(from: base + from, count: count)  // overlapping: a memmove
+    }
+
+    /// Files `g` (its key current) in bucket `r`, shifting the members after it by one.
     private mutating func insert(_ g: Int, into r: Int) {
         while buckets.count <= r {
             buckets.append([])
             occupiedPosition.append(-1)
         }
-        buckets[r].insert(Int32(g), at: position(of: g, in: r))
+        let me = Int32(truncatingIfNeeded: g), k = key[g]
+        buckets[r].append(me)  // room at the end, then moved into place
+        key.withUnsafeBufferPointer { keys in
+            buckets[r].withUnsafeMutableBufferPointer { members in
+                let last = members.count &- 1
+                let at = Self.position(of: me, key: k, in: UnsafeMutableBufferPointer(rebasing: members[..<last]), keys: keys)
+                Self.shift(members, from: at, to: at &+ 1, count: last &- at)
+                members[at] = me
+            }
+        }
         if occupiedPosition[r] < 0 {
             occupiedPosition[r] = occupied.count
             occupied.append(r)
         }
     }
 
+    /// Takes `g` (filed under its current key) out of bucket `r`.
     private mutating func remove(_ g: Int, from r: Int) {
         guard r < buckets.count else { return }
-        let at = position(of: g, in: r)
-        guard at < buckets[r].count, buckets[r][at] == Int32(g) else { return }
-        buckets[r].remove(at: at)
+        let me = Int32(truncatingIfNeeded: g), k = key[g]
+        let found = key.withUnsafeBufferPointer { keys in
+            buckets[r].withUnsafeMutableBufferPointer { members -> Bool in
+                let at = Self.position(of: me, key: k, in: members, keys: keys)
+                guard at < members.count, members[at] == me else { return false }
+                Self.shift(members, from: at &+ 1, to: at, count: members.count &- at &- 1)
+                return true
+            }
+        }
+        guard found else { return }
+        buckets[r].removeLast()
         guard buckets[r].isEmpty else { return }
         let slot = occupiedPosition[r]
         let last = occupied.removeLast()

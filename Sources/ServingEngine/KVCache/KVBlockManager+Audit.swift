@@ -37,31 +37,48 @@ extension KVBlockManager {
             if inFreeList[block] { problems.append("block \(block) is on the free list twice") }
             inFreeList[block] = true
         }
+        var inCachedList = Array(repeating: false, count: touchedBlocks)
+        var cachedListed = 0
+        for block in cachedOldestFirst {
+            guard block < touchedBlocks, !inCachedList[block], cachedListed <= touchedBlocks else {
+                problems.append("the cached list holds block \(block) twice or past the blocks handed out")
+                break
+            }
+            inCachedList[block] = true
+            cachedListed += 1
+            if !state(of: block).isCached { problems.append("block \(block) is in the cached list but not cached") }
+        }
+        if cachedListed != cachedBlocks { problems.append("cached count \(cachedBlocks) but \(cachedListed) blocks listed") }
         var owned = 0
         for block in 0..<touchedBlocks {
             // Counted without building an array per block: audits run after every step of the fault soak.
-            let cached = block < evictable.capacity && evictable.contains(block)
+            let state = state(of: block)
+            let cached = state.isCached
+            if cached != inCachedList[block] { problems.append("block \(block) is cached but not in the cached list") }
             let places = (holders[block] > 0 ? 1 : 0) + (inFreeList[block] ? 1 : 0) + (cached ? 1 : 0)
             if places != 1 { problems.append("block \(block) is in \(places) states (want exactly 1)") }
-            if Int(referenceCount[block]) != holders[block] {
-                problems.append("block \(block) has reference count \(referenceCount[block]) but \(holders[block]) holders")
+            if keepsCounts, state.count != holders[block] {
+                problems.append("block \(block) has reference count \(state.count) but \(holders[block]) holders")
+            }
+            if !keepsCounts, holders[block] > 1 {
+                problems.append("block \(block) has \(holders[block]) holders but no reference count is kept")
             }
             if holders[block] > 0 { owned += 1 }
             if inFreeList[block], hash(of: block) != nil { problems.append("free block \(block) still has a hash") }
-            if cached, hash(of: block) == nil {
-                problems.append("cached block \(block) has no hash")
-            }
-            if let hash = hash(of: block), cacheIndex.block(for: hash, keys: blockHash) != block {
+            if let hash = hash(of: block), cacheIndex.block(for: hash, keys: hashes) != block {
                 problems.append("block \(block) has a hash the index does not map to it")
             }
+        }
+        if !keepsCounts && (!states.isEmpty || !hashes.isEmpty) {
+            problems.append("block states held before any prefix key")
         }
         if cacheIndex.count != hashedBlockCount {
             problems.append("prefix index has \(cacheIndex.count) entries for a different number of hashed blocks")
         }
         if owned != ownedBlockCount { problems.append("owned count \(ownedBlockCount) but \(owned) owned blocks") }
-        if owned + freeList.count + untouchedBlocks + evictable.count != totalBlocks {
+        if owned + freeList.count + untouchedBlocks + cachedBlocks != totalBlocks {
             problems.append(
-                "owned \(owned) + free \(freeList.count + untouchedBlocks) + cached \(evictable.count) != total \(totalBlocks)")
+                "owned \(owned) + free \(freeList.count + untouchedBlocks) + cached \(cachedBlocks) != total \(totalBlocks)")
         }
         if expectedReserved != reservedBlocks {
             problems.append("reserved count \(reservedBlocks) but requests reserve \(expectedReserved)")

@@ -55,18 +55,26 @@ public struct KVBlockManager: Sendable {
         var expectedTotalTokens: Int
     }
 
-    /// Per-block state for the blocks handed out at least once (`0..<touchedBlocks`): the arrays
-    /// grow on first use, so a pod of hundreds of groups does not allocate every group's full
-    /// table up front (the superpod's was 172 MB; a replay touches a fraction of a percent).
-    /// 32-bit counts: a block is shared by at most the group's live requests. The counts grow by
-    /// doubling, so they may cover never-used blocks too (at 0).
-    var referenceCount: [Int32] = []
-    /// Chained prefix hash held by a block (valid where `hashed` is true). These and the LRU
-    /// cover only the blocks up to the highest one ever registered in the prefix cache: a decode
-    /// group's blocks are never prefix sources (transferred KV is allocated without keys), so a
-    /// saturated decode group keeps 4 bytes of state per block instead of about 45.
-    private(set) var blockHash: [UInt64] = []
-    private var hashed: [Bool] = []
+    /// Per-block state (``BlockState``), one word per block: free, owned (with its reference
+    /// count, registered in the prefix cache or not) or cached (in the LRU list of unreferenced
+    /// registered blocks, with its two links). A block's count, registration and links were three
+    /// arrays: an eviction, a hit or a release read and wrote three scattered lines per block where
+    /// it now reads one. ``hashes`` holds the chained prefix hash of each registered block (apart:
+    /// a release or a take reads and writes states only, runs of consecutive blocks eight to a
+    /// line). Both are kept only from the first allocation with prefix keys (``keepsCounts``), for
+    /// the blocks handed out at least once (`0..<touchedBlocks`), grown by doubling on first use
+    /// (so they may cover never-used blocks too, all-zero: free): a pod of hundreds of groups does
+    /// not allocate every group's table up front.
+    private(set) var states: [UInt64] = []
+    private(set) var hashes: [UInt64] = []
+    /// Whether ``states`` and ``hashes`` are kept. Blocks are shared only through prefix hits, and a hit needs
+    /// a block registered under a prefix key: until an allocation brings keys, every owned block
+    /// has exactly one holder, the request whose list holds it, and needs no state. A decode
+    /// group's KV comes without keys (transferred), so it never keeps any: writing and reading a
+    /// count per block of every pull and every completion was a scattered access each (320
+    /// groups' counts, 10 MB, for the saturated superpod).
+    private(set) var keepsCounts = false
+    /// Chained hash → registered block (its hash in ``hashes``).
     var cacheIndex = PrefixIndex(maxLoad: .half)
     /// Blocks freed after use, taken last-in first-out before any never-used block: the first
     /// `freeCount` entries of `freeStack`. Taking blocks only lowers the count and the storage
@@ -79,7 +87,11 @@ public struct KVBlockManager: Sendable {
     /// Blocks `touchedBlocks..<totalBlocks` have never been used; they are handed out in
     /// increasing order after the free list (the order of a free list that started full).
     private(set) var touchedBlocks = 0
-    var evictable: BlockLRU
+    /// The LRU list of cached blocks (linked through their ``states``): least recently released
+    /// first, `-1` when empty.
+    private var oldestCached: Int32 = -1
+    private var newestCached: Int32 = -1
+    public private(set) var cachedBlocks = 0
     /// Live requests' blocks by request id (``SequenceTable``).
     var sequences = SequenceTable()
     private(set) var ownedBlockCount = 0
@@ -104,7 +116,6 @@ public struct KVBlockManager: Sendable {
         precondition(totalBlocks > 0 && blockTokens > 0 && totalBlocks <= Int(Int32.max))
         self.totalBlocks = totalBlocks
         self.blockTokens = blockTokens
-        evictable = BlockLRU(capacity: 0)
     }
 
     // MARK: Queries
@@ -112,11 +123,9 @@ public struct KVBlockManager: Sendable {
     /// Blocks referenced by at least one live request.
     public var usedBlocks: Int { ownedBlockCount }
     /// Blocks that can be handed out now: never-used free blocks plus evictable cached ones.
-    public var freeBlocks: Int { freeCount + untouchedBlocks + evictable.count }
+    public var freeBlocks: Int { freeCount + untouchedBlocks + cachedBlocks }
     /// Free blocks never handed out.
     var untouchedBlocks: Int { totalBlocks - touchedBlocks }
-    /// Unreferenced blocks holding a reusable prefix.
-    public var cachedBlocks: Int { evictable.count }
     /// Share of blocks owned by live requests (`vllm:kv_cache_usage_perc`).
     public var usage: Double { Double(ownedBlockCount) / Double(totalBlocks) }
     /// Owned plus reserved share; may exceed 1 when reservations overcommit.
@@ -150,7 +159,7 @@ public struct KVBlockManager: Sendable {
     @inline(__always)
     private func leadingHits(_ chained: [UInt64], from start: Int, to end: Int) -> Int {
         chained.withUnsafeBufferPointer { chained in
-            blockHash.withUnsafeBufferPointer { keys in
+            hashes.withUnsafeBufferPointer { keys in
                 cacheIndex.registeredRun(chained, from: start, to: end, keys: keys)
             }
         }
@@ -170,7 +179,7 @@ public struct KVBlockManager: Sendable {
         let needed = max(0, beating) / blockTokens
         guard needed < limit else { return 0 }
         if needed > 0 {
-            guard cacheIndex.block(for: chainedHashes[needed], keys: blockHash) != nil else { return 0 }
+            guard cacheIndex.block(for: chainedHashes[needed], keys: hashes) != nil else { return 0 }
             let leading = leadingHits(chainedHashes, from: 0, to: needed)
             guard leading == needed else { return leading * blockTokens }
         }
@@ -200,6 +209,7 @@ public struct KVBlockManager: Sendable {
                                   expectedTotalTokens: Int = 0) -> KVAllocation? {
         precondition(promptTokens > 0, "a prompt has at least one token")
         guard sequences[requestID] == nil else { return nil }
+        if !keepsCounts && !chained.isEmpty { startCounting() }
         // Hits and new blocks together never exceed the group (a larger prompt cannot fit).
         let totalNeeded = blocksFor(promptTokens)
         guard totalNeeded <= totalBlocks else { return nil }
@@ -211,9 +221,11 @@ public struct KVBlockManager: Sendable {
         let needed = totalNeeded - hitCount
         if hitCount > 0 {
             var hitsNowEvictable = 0
-            referenceCount.withUnsafeBufferPointer { counts in
+            states.withUnsafeBufferPointer { states in
                 blockLists.withUnsafeBufferPointer { lists in
-                    for k in 0..<hitCount where counts[Int(lists[sequence.start + k])] == 0 { hitsNowEvictable += 1 }
+                    for k in 0..<hitCount where BlockState(states[Int(lists[sequence.start &+ k])]).isCached {
+                        hitsNowEvictable += 1
+                    }
                 }
             }
             guard needed <= freeBlocks - hitsNowEvictable else {
@@ -228,7 +240,7 @@ public struct KVBlockManager: Sendable {
         let cacheableBlocks = min(chained.count, promptTokens / blockTokens)
         // New blocks that may be registered in the prefix cache come first. Those from the free
         // list and never-used ones carry no hash, so taking them all before registering any
-        // changes no lookup: they are handed out in bulk (in ``takeFreeBlock()``'s order), then
+        // changes no lookup: they are handed out in bulk (in ``takeOwnedBlocks(_:into:)``'s order), then
         // registered in order. Evictions unregister a hash, so they stay interleaved with the
         // registrations (one pass over the buffers). The rest (all of them for transferred KV,
         // which has no keys) are handed out in bulk.
@@ -256,12 +268,9 @@ public struct KVBlockManager: Sendable {
         let needed = blocksFor(sequence.tokens + tokens) - sequence.count
         guard needed <= freeBlocks else { return false }
         let reservedBefore = reservation(sequence)
-        if needed > 0 { makeRoom(for: needed, in: &sequence) }
-        for _ in 0..<max(needed, 0) {
-            let block = takeFreeBlock()
-            retain(block)
-            blockLists[sequence.start + sequence.count] = Int32(truncatingIfNeeded: block)
-            sequence.count += 1
+        if needed > 0 {
+            makeRoom(for: needed, in: &sequence)
+            takeOwnedBlocks(needed, into: &sequence)
         }
         sequence.tokens += tokens
         reservedBlocks += reservation(sequence) - reservedBefore
@@ -297,11 +306,12 @@ public struct KVBlockManager: Sendable {
             freeStack.append(contentsOf: repeatElement(0, count: max(freeCount + count, 2 * freeStack.count, 64) - freeStack.count))
         }
         var toFree = 0, toCache = 0
-        var counts: [Int32] = [], stack: [Int32] = []
-        swap(&counts, &referenceCount)
+        var words: [UInt64] = [], stack: [Int32] = []
+        swap(&words, &states)
         swap(&stack, &freeStack)
         let freeBase = freeCount
-        counts.withUnsafeMutableBufferPointer { counts in
+        var cached = CachedList(oldest: oldestCached, newest: newestCached)
+        words.withUnsafeMutableBufferPointer { states in
             stack.withUnsafeMutableBufferPointer { stack in
                 blockLists.withUnsafeBufferPointer { lists in
                     // Positions and counters cannot overflow (a list is shorter than the arena,
@@ -309,43 +319,40 @@ public struct KVBlockManager: Sendable {
                     let blocks = lists.baseAddress! + sequence.start
                     let freed = stack.baseAddress! + freeBase
                     var position = count
-                    guard !hashed.isEmpty else {
-                        // No registered blocks (a decode group's): all go to the free list.
+                    guard keepsCounts else {
+                        // No counts (no keys ever): every block's one holder is this request.
                         while position > 0 {
                             position &-= 1
-                            let block32 = blocks[position]
-                            let left = counts[Int(block32)] &- 1
-                            counts[Int(block32)] = left
-                            guard left == 0 else { continue }
-                            freed[toFree] = block32
+                            freed[toFree] = blocks[position]
                             toFree &+= 1
                         }
                         return
                     }
-                    hashed.withUnsafeBufferPointer { hashed in
-                        evictable.edit { lru in
-                            while position > 0 {
-                                position &-= 1
-                                let block32 = blocks[position]
-                                let block = Int(block32)
-                                let left = counts[block] &- 1
-                                counts[block] = left
-                                guard left == 0 else { continue }
-                                if block < hashed.count && hashed[block] {
-                                    lru.append(block)
-                                    toCache &+= 1
-                                } else {
-                                    freed[toFree] = block32
-                                    toFree &+= 1
-                                }
-                            }
+                    while position > 0 {
+                        position &-= 1
+                        let block32 = blocks[position]
+                        let block = Int(block32)
+                        let state = BlockState(states[block])
+                        if state.count > 1 {
+                            states[block] = state.released.word
+                            continue
+                        }
+                        if state.isRegistered {
+                            cached.append(block32, states)
+                            toCache &+= 1
+                        } else {
+                            states[block] = BlockState.free.word
+                            freed[toFree] = block32
+                            toFree &+= 1
                         }
                     }
                 }
             }
         }
-        swap(&counts, &referenceCount)
+        swap(&words, &states)
         swap(&stack, &freeStack)
+        (oldestCached, newestCached) = (cached.oldest, cached.newest)
+        cachedBlocks += toCache
         freeCount += toFree
         ownedBlockCount -= toFree + toCache
         giveBackChunk(of: sequence)
@@ -405,6 +412,7 @@ public struct KVBlockManager: Sendable {
     }
 
     /// Appends `run` to the sequence's list (its chunk has room: sized for the whole prompt).
+    @inline(__always)
     private mutating func appendBlocks(_ run: UnsafeBufferPointer<Int32>, to sequence: inout Sequence) {
         guard !run.isEmpty else { return }
         let at = sequence.start + sequence.count
@@ -427,83 +435,98 @@ public struct KVBlockManager: Sendable {
     }
 
     /// Registers `blocks[range]` (just taken in bulk, owned once) under `chained[range]` in order,
-    /// each unless another block already holds its hash: ``register(_:block:)`` per block,
-    /// through the buffers (coverage for the largest block made first).
+    /// each unless another block already holds its hash: a probe and, when vacant, a registration
+    /// per block, through the buffers.
     private mutating func registerTaken(_ chained: [UInt64], of sequence: Sequence, range: Range<Int>) {
         guard !range.isEmpty else { return }
-        let range = (sequence.start + range.lowerBound)..<(sequence.start + range.upperBound)
-        let chainedRange = (range.lowerBound - sequence.start)..<(range.upperBound - sequence.start)
-        var largest: Int32 = 0
-        blockLists.withUnsafeBufferPointer { blocks in
-            for index in range { largest = max(largest, blocks[index]) }
-        }
-        if Int(largest) >= hashed.count { growHashCoverage(toCover: Int(largest)) }
-        var keys: [UInt64] = [], marks: [Bool] = []
-        swap(&keys, &blockHash)
-        swap(&marks, &hashed)
-        keys.withUnsafeMutableBufferPointer { keys in
-            marks.withUnsafeMutableBufferPointer { marks in
+        // Moved out while edited through their buffers (nothing grows meanwhile: the table was
+        // made room for first, the states and hashes cover every block handed out).
+        var words: [UInt64] = [], keys: [UInt64] = [], index = PrefixIndex()
+        cacheIndex.reserve(entries: cacheIndex.count + range.count)
+        swap(&words, &states)
+        swap(&keys, &hashes)
+        swap(&index, &cacheIndex)
+        words.withUnsafeMutableBufferPointer { states in
+            keys.withUnsafeMutableBufferPointer { hashes in
                 chained.withUnsafeBufferPointer { chained in
-                    blockLists.withUnsafeBufferPointer { blocks in
-                        cacheIndex.registerNew(hashes: UnsafeBufferPointer(rebasing: chained[chainedRange]),
-                                               blocks: UnsafeBufferPointer(rebasing: blocks[range]), keys: keys, marks: marks)
+                    blockLists.withUnsafeBufferPointer { lists in
+                        index.edit(keys: UnsafeBufferPointer(hashes)) { index in
+                            for k in range {
+                                let hash = chained[k]
+                                let (vacancy, registered) = index.find(hash)
+                                guard !registered else { continue }
+                                let block = Int(lists[sequence.start &+ k])
+                                hashes[block] = hash
+                                states[block] = BlockState.registeredOnce.word
+                                index.occupy(vacancy, with: block)
+                            }
+                        }
                     }
                 }
             }
         }
-        swap(&keys, &blockHash)
-        swap(&marks, &hashed)
+        swap(&words, &states)
+        swap(&keys, &hashes)
+        swap(&index, &cacheIndex)
     }
 
     /// Takes `range.count` blocks by evicting the least recently used cached ones, each owned once
     /// and registered under `chained[index]` (unless another block holds that hash) before the
-    /// next is evicted: what a ``takeFreeBlock()`` with an empty free list and no never-used
-    /// blocks, then a registration, did per block, in one pass through the LRU's links, the index
-    /// and the per-block arrays (once a prefill group's blocks are all in use or cached, as through
-    /// most of the Mooncake hour, it takes nearly every block this way).
+    /// next is evicted: what taking a block by eviction, then a registration, did per block. The
+    /// evictions come first, in LRU order (one walk of the list), then, block by block, its old
+    /// hash is unregistered and the new one registered: the LRU and the index are apart, so this
+    /// is the order of evicting and registering block by block (once a prefill group's blocks are
+    /// all in use or cached, as through most of a saturated run, it takes nearly every block this way).
     private mutating func takeEvictedRegistering(_ chained: [UInt64], range: Range<Int>, into sequence: inout Sequence) {
         guard !range.isEmpty else { return }
-        precondition(freeCount == 0 && untouchedBlocks == 0 && range.count <= evictable.count, "caller checked capacity")
-        // Moved out while edited through their buffers (the LRU covers only hashed blocks, so no
-        // array grows meanwhile).
-        // The evictions come first, in LRU order, then their re-registrations: the LRU and the
-        // index are apart, so this is the order of evicting and registering block by block, and
-        // the registrations read the evicted blocks from a buffer instead of calling back per block.
+        precondition(freeCount == 0 && untouchedBlocks == 0 && range.count <= cachedBlocks, "caller checked capacity")
         let count = range.count
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { run in
-            popOldest(into: run)
-            ownEvicted(run)
-            // Moved out while edited through their buffers (the LRU covers only hashed blocks, so
-            // no array grows meanwhile).
-            var keys: [UInt64] = [], marks: [Bool] = []
-            swap(&keys, &blockHash)
-            swap(&marks, &hashed)
-            keys.withUnsafeMutableBufferPointer { keys in
-                marks.withUnsafeMutableBufferPointer { marks in
+            // Moved out while edited through their buffers (each eviction frees an index slot
+            // before the registration that may take it, so the table never grows here).
+            var words: [UInt64] = [], keys: [UInt64] = [], index = PrefixIndex()
+            swap(&words, &states)
+            swap(&keys, &hashes)
+            swap(&index, &cacheIndex)
+            words.withUnsafeMutableBufferPointer { states in
+                keys.withUnsafeMutableBufferPointer { hashes in
+                    popOldest(into: run, states)
                     chained.withUnsafeBufferPointer { chained in
-                        cacheIndex.reregisterEvicted(hashes: UnsafeBufferPointer(rebasing: chained[range]),
-                                                     blocks: UnsafeBufferPointer(run), keys: keys, marks: marks)
+                        // Every cached block is registered, so the index has slots to edit.
+                        index.edit(keys: UnsafeBufferPointer(hashes)) { index in
+                            for i in 0..<count {
+                                let block = Int(run[i])
+                                index.remove(hashes[block])
+                                let hash = chained[range.lowerBound &+ i]
+                                let (vacancy, taken) = index.find(hash)
+                                if taken {
+                                    states[block] = BlockState.ownedOnce.word
+                                    continue
+                                }
+                                hashes[block] = hash
+                                states[block] = BlockState.registeredOnce.word
+                                index.occupy(vacancy, with: block)
+                            }
+                        }
                     }
                 }
             }
-            swap(&keys, &blockHash)
-            swap(&marks, &hashed)
+            swap(&words, &states)
+            swap(&keys, &hashes)
+            swap(&index, &cacheIndex)
             appendBlocks(UnsafeBufferPointer(run), to: &sequence)
         }
         ownedBlockCount += count
     }
 
-    /// Evicts the `run.count` least recently used cached blocks into `run`, oldest first (the
-    /// caller checked there are that many), in one edit of the LRU's links.
-    private mutating func popOldest(into run: UnsafeMutableBufferPointer<Int32>) {
-        evictable.edit { $0.popOldest(into: run) }
-    }
-
-    /// Owns each block of `run` once: just evicted, so unreferenced and out of the LRU.
-    private mutating func ownEvicted(_ run: UnsafeMutableBufferPointer<Int32>) {
-        referenceCount.withUnsafeMutableBufferPointer { counts in
-            for block in run { counts[Int(block)] = 1 }
-        }
+    /// Takes the `run.count` least recently used cached blocks out of the LRU list into `run`,
+    /// oldest first (the caller checked there are that many), in one walk of the links; their
+    /// states are the caller's to set.
+    private mutating func popOldest(into run: UnsafeMutableBufferPointer<Int32>, _ states: UnsafeMutableBufferPointer<UInt64>) {
+        var list = CachedList(oldest: oldestCached, newest: newestCached)
+        list.popOldest(into: run, states)
+        (oldestCached, newestCached) = (list.oldest, list.newest)
+        cachedBlocks -= run.count
     }
 
     func blocksFor(_ tokens: Int) -> Int { Saturating.ceilDiv(tokens, blockTokens) }
@@ -529,7 +552,7 @@ public struct KVBlockManager: Sendable {
         swap(&lists, &blockLists)
         let count = lists.withUnsafeMutableBufferPointer { lists in
             chained.withUnsafeBufferPointer { chained in
-                blockHash.withUnsafeBufferPointer { keys in
+                hashes.withUnsafeBufferPointer { keys in
                     cacheIndex.registeredBlocks(chained, to: limit, keys: keys,
                                                 into: UnsafeMutableBufferPointer(rebasing: lists[sequence.start..<(sequence.start + limit)]))
                 }
@@ -546,7 +569,7 @@ public struct KVBlockManager: Sendable {
         // Found into a buffer and appended in one copy (not one append per block).
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: limit) { found in
             let count = chained.withUnsafeBufferPointer { chained in
-                blockHash.withUnsafeBufferPointer { keys in
+                hashes.withUnsafeBufferPointer { keys in
                     cacheIndex.registeredBlocks(chained, to: limit, keys: keys, into: found)
                 }
             }
@@ -554,119 +577,103 @@ public struct KVBlockManager: Sendable {
         }
     }
 
-    /// Retains each of `sequence`'s blocks (its prefix hits, just matched) once, in order, as
-    /// `retain` per block would, through the buffers: a Mooncake prefill shares dozens of cached
-    /// blocks, and a call per block checked the counts' and the LRU's uniqueness each time (half a
-    /// million checks in the hour).
+    /// Retains each of `sequence`'s blocks (its prefix hits, just matched) once, in order: a cached
+    /// one leaves the LRU list, owned once, an owned one gains a holder.
     private mutating func retainHits(of sequence: Sequence) {
-        var counts: [Int32] = []
-        swap(&counts, &referenceCount)
+        var words: [UInt64] = []
+        swap(&words, &states)
         var nowOwned = 0
-        counts.withUnsafeMutableBufferPointer { counts in
+        var cached = CachedList(oldest: oldestCached, newest: newestCached)
+        words.withUnsafeMutableBufferPointer { states in
             blockLists.withUnsafeBufferPointer { lists in
-                evictable.edit { lru in
-                    for k in sequence.start..<(sequence.start + sequence.count) {
-                        let block = Int(lists[k])
-                        if counts[block] == 0 {
-                            nowOwned += 1
-                            // Only hashed blocks are ever cached, and the LRU covers every hashed block.
-                            if block < lru.capacity, lru.contains(block) { lru.remove(block) }
-                        }
-                        counts[block] += 1
+                for k in sequence.start..<(sequence.start + sequence.count) {
+                    let block = Int(lists[k])
+                    let state = BlockState(states[block])
+                    if state.isCached {
+                        nowOwned &+= 1
+                        cached.remove(block, state, states)
+                        states[block] = BlockState.registeredOnce.word
+                    } else {
+                        states[block] = state.retained.word
                     }
                 }
             }
         }
-        swap(&counts, &referenceCount)
+        swap(&words, &states)
+        (oldestCached, newestCached) = (cached.oldest, cached.newest)
+        cachedBlocks -= nowOwned
         ownedBlockCount += nowOwned
     }
 
-    private mutating func retain(_ block: Int) {
-        if referenceCount[block] == 0 {
-            ownedBlockCount += 1
-            // Only hashed blocks are ever cached, and the LRU covers every hashed block.
-            if block < evictable.capacity, evictable.contains(block) { evictable.remove(block) }
-        }
-        referenceCount[block] += 1
+    /// A block's state (free when no state is kept or it was never handed out).
+    func state(of block: Int) -> BlockState {
+        block < states.count ? BlockState(states[block]) : .free
     }
 
     /// The chained prefix hash a block is registered under, if any.
     func hash(of block: Int) -> UInt64? {
-        block < hashed.count && hashed[block] ? blockHash[block] : nil
+        state(of: block).isRegistered ? hashes[block] : nil
     }
 
-    func isHashed(_ block: Int) -> Bool { block < hashed.count && hashed[block] }
+    func isHashed(_ block: Int) -> Bool { state(of: block).isRegistered }
 
-    /// Blocks the hash arrays and the LRU cover (tests: a group without prefix keys keeps none).
-    var hashCoverage: Int { hashed.count }
+    /// Blocks the states and hashes cover (tests: a group without prefix keys keeps none).
+    var hashCoverage: Int { states.count }
 
     /// Blocks registered in the prefix cache (for the audit).
-    var hashedBlockCount: Int { hashed.lazy.filter { $0 }.count }
+    var hashedBlockCount: Int { (0..<hashCoverage).lazy.filter { self.isHashed($0) }.count }
 
-    /// Grows the hash arrays and the LRU to cover `block`: the rare part of registering a
-    /// block's hash, kept out of the per-block path.
-    @inline(never)
-    private mutating func growHashCoverage(toCover block: Int) {
-        let grown = min(totalBlocks, max(block + 1, 2 * hashed.count, 64))
-        blockHash.append(contentsOf: repeatElement(0, count: grown - blockHash.count))
-        hashed.append(contentsOf: repeatElement(false, count: grown - hashed.count))
-        evictable.grow(to: grown)
-    }
+    /// Reference counts by block, over the states' coverage (tests, the audit).
+    var referenceCount: [Int32] { (0..<hashCoverage).map { Int32(state(of: $0).count) } }
 
-    /// A free block, evicting the least recently used cached block if none is free.
-    private mutating func takeFreeBlock() -> Int {
-        if freeCount > 0 {
-            freeCount -= 1
-            return Int(freeStack[freeCount])
+    /// The cached blocks, least recently released first (the audit, tests).
+    var cachedOldestFirst: [Int] {
+        var result: [Int] = []
+        var cursor = oldestCached
+        // At most every block once (a broken list may loop: the audit then reports it).
+        while cursor >= 0, Int(cursor) < states.count, result.count <= hashCoverage {
+            result.append(Int(cursor))
+            cursor = BlockState(states[Int(cursor)]).next
         }
-        if touchedBlocks < totalBlocks { return touchFreshBlock() }
-        guard let block = evictable.popOldest() else { preconditionFailure("caller checked capacity") }
-        if let hash = hash(of: block) { cacheIndex.remove(hash, keys: blockHash) }
-        hashed[block] = false
-        return block
+        return result
     }
 
-    /// Hands out `count` blocks, each now owned once, in exactly the order `count` calls of
-    /// ``takeFreeBlock()`` followed by `retain` would: the free list from its end, then
-    /// never-used blocks in increasing order, then evictions. The first two move in bulk (a
-    /// decode group takes a whole transferred prompt per allocate, dozens of blocks): free-list
-    /// and never-used blocks are unreferenced and never in the LRU, so owning one is setting
-    /// its count to 1.
+    /// Hands out `count` blocks, each now owned once, in exactly the order of taking one block at
+    /// a time: the free list from its end, then never-used blocks in increasing order, then
+    /// evictions. The first two move in bulk (a decode group takes a whole transferred prompt per
+    /// allocate, dozens of blocks): free-list and never-used blocks are unreferenced and never
+    /// cached, so owning one is setting its state, when states are kept.
     private mutating func takeOwnedBlocks(_ count: Int, into sequence: inout Sequence) {
         guard count > 0 else { return }
         let fromList = min(count, freeCount)
         let fresh = min(count - fromList, untouchedBlocks)
         let taken = fromList + fresh
         if taken > 0 {
-            if fresh > 0 { coverCounts(through: touchedBlocks + fresh - 1) }
-            // The run is written to a scratch buffer, each block owned once on the way (free-list
-            // blocks from the list's end, then never-used ones in increasing order), and appended
-            // in one copy: appending block by block checked the list's uniqueness and capacity
-            // per block.
+            if fresh > 0 { coverStates(through: touchedBlocks + fresh - 1) }
+            // The run is written to a scratch buffer (free-list blocks from the list's end, then
+            // never-used ones in increasing order), each block owned once, and appended in one
+            // copy: appending block by block checked the list's uniqueness and capacity per block.
             let firstFresh = Int32(truncatingIfNeeded: touchedBlocks)
-            var counts: [Int32] = []
-            swap(&counts, &referenceCount)
             withUnsafeTemporaryAllocation(of: Int32.self, capacity: taken) { run in
-                counts.withUnsafeMutableBufferPointer { counts in
-                    freeStack.withUnsafeBufferPointer { list in
-                        var position = freeCount
-                        for k in 0..<fromList {
-                            position -= 1
-                            let block = list[position]
-                            counts[Int(block)] = 1
-                            run[k] = block
-                        }
+                freeStack.withUnsafeBufferPointer { list in
+                    var position = freeCount
+                    for k in 0..<fromList {
+                        position &-= 1
+                        run[k] = list[position]
                     }
-                    var block = firstFresh
-                    for k in fromList..<taken {
-                        counts[Int(block)] = 1
-                        run[k] = block
-                        block += 1
+                }
+                var block = firstFresh
+                for k in fromList..<taken {
+                    run[k] = block
+                    block &+= 1  // below totalBlocks
+                }
+                if keepsCounts {
+                    states.withUnsafeMutableBufferPointer { states in
+                        for block in run { states[Int(block)] = BlockState.ownedOnce.word }
                     }
                 }
                 appendBlocks(UnsafeBufferPointer(run), to: &sequence)
             }
-            swap(&counts, &referenceCount)
             freeCount -= fromList
             touchedBlocks += fresh
         }
@@ -675,54 +682,164 @@ public struct KVBlockManager: Sendable {
     }
 
     /// Takes `count` blocks by evicting the least recently used cached ones, each now owned once
-    /// and unregistered: what `count` calls of ``takeFreeBlock()`` with an empty free list and no
-    /// never-used blocks, each followed by `retain`, did, in one pass through the LRU's links, the
-    /// index and the per-block arrays (a full prefill group takes a prompt's unkeyed tail this way:
-    /// a third of a million blocks in the saturated superpod's five minutes).
+    /// and unregistered: one walk of the LRU list, then each block's hash out of the index (a full
+    /// prefill group takes a prompt's unkeyed tail this way: a third of a million blocks in the
+    /// saturated superpod's five minutes).
     private mutating func takeEvicted(_ count: Int, into sequence: inout Sequence) {
         guard count > 0 else { return }
-        precondition(freeCount == 0 && untouchedBlocks == 0 && count <= evictable.count, "caller checked capacity")
+        precondition(freeCount == 0 && untouchedBlocks == 0 && count <= cachedBlocks, "caller checked capacity")
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { run in
-            // The evictions first, in LRU order, then their unregistrations (the LRU and the index
-            // are apart, so this is the order of doing both block by block).
-            popOldest(into: run)
-            ownEvicted(run)
             // Moved out while edited through their buffers (nothing grows meanwhile).
-            var marks: [Bool] = [], index = PrefixIndex()
-            swap(&marks, &hashed)
+            var words: [UInt64] = [], index = PrefixIndex()
+            swap(&words, &states)
             swap(&index, &cacheIndex)
-            blockHash.withUnsafeBufferPointer { keys in
-                marks.withUnsafeMutableBufferPointer { marks in
+            words.withUnsafeMutableBufferPointer { states in
+                popOldest(into: run, states)
+                hashes.withUnsafeBufferPointer { hashes in
                     // Every cached block is registered, so the index has slots to edit.
-                    index.edit(keys: keys) { index in
-                        for block in run where Int(block) < marks.count && marks[Int(block)] {
-                            index.remove(keys[Int(block)])
-                            marks[Int(block)] = false
+                    index.edit(keys: hashes) { index in
+                        for block in run {
+                            index.remove(hashes[Int(block)])
+                            states[Int(block)] = BlockState.ownedOnce.word
                         }
                     }
                 }
             }
-            swap(&marks, &hashed)
+            swap(&words, &states)
             swap(&index, &cacheIndex)
             appendBlocks(UnsafeBufferPointer(run), to: &sequence)
         }
         ownedBlockCount += count
     }
 
-    /// Hands out the lowest never-used block, growing the per-block arrays to cover it.
+    /// Hands out the lowest never-used block, growing the states to cover it (tests).
     mutating func touchFreshBlock() -> Int {
         let block = touchedBlocks
-        coverCounts(through: block)
+        coverStates(through: block)
         touchedBlocks += 1
         return block
     }
 
-    /// Makes `referenceCount` cover `block` (counts of never-used blocks are 0). It grows by
-    /// doubling, ahead of `touchedBlocks`, so handing out never-used blocks (a decode group does so
-    /// for most of a run) does not append to it per allocation.
-    private mutating func coverCounts(through block: Int) {
-        guard block >= referenceCount.count else { return }
-        let grown = min(totalBlocks, max(block + 1, 2 * referenceCount.count, 64))
-        referenceCount.append(contentsOf: repeatElement(0, count: grown - referenceCount.count))
+    /// Makes ``states`` and ``hashes`` cover `block` (never-used blocks are free: all-zero), when
+    /// they are kept. They grow by doubling, ahead of `touchedBlocks`, so handing out never-used
+    /// blocks does not append to them per allocation.
+    private mutating func coverStates(through block: Int) {
+        guard keepsCounts, block >= states.count else { return }
+        let grown = min(totalBlocks, max(block + 1, 2 * states.count, 64))
+        states.append(contentsOf: repeatElement(0, count: grown - states.count))
+        hashes.append(contentsOf: repeatElement(0, count: grown - hashes.count))
+    }
+
+    /// Starts keeping block states (``keepsCounts``), before the first allocation with prefix
+    /// keys: each block a live request holds has that one holder.
+    private mutating func startCounting() {
+        keepsCounts = true
+        if touchedBlocks > 0 { coverStates(through: touchedBlocks - 1) }
+        states.withUnsafeMutableBufferPointer { states in
+            blockLists.withUnsafeBufferPointer { lists in
+                for (_, sequence) in sequences {
+                    for k in sequence.start..<(sequence.start + sequence.count) {
+                        states[Int(lists[k])] = BlockState.ownedOnce.word
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A block's state in its manager's ``KVBlockManager/states``, one word: the high
+/// half says what the block is, the low half holds its reference count or its next link. All
+/// zero is free (never handed out, or on the free list).
+///
+/// | high half | state | low half |
+/// |---|---|---|
+/// | 0 | free | 0 |
+/// | 1 | owned, not registered | count |
+/// | 2 | owned, registered under its hash | count |
+/// | 3 + (previous + 1) | cached: registered, unreferenced, in the LRU list | next (-1: newest) |
+struct BlockState: Equatable {
+    let word: UInt64
+    @inline(__always) init(_ word: UInt64) { self.word = word }
+
+    private static let ownedTag: UInt64 = 1
+    private static let registeredTag: UInt64 = 2
+    private static let firstCachedTag: UInt64 = 3
+
+    static let free = BlockState(0)
+    static let ownedOnce = BlockState(ownedTag << 32 | 1)
+    static let registeredOnce = BlockState(registeredTag << 32 | 1)
+
+    /// A cached block's state with these links (-1: none).
+    @inline(__always)
+    static func cached(previous: Int32, next: Int32) -> BlockState {
+        BlockState((firstCachedTag &+ UInt64(UInt32(bitPattern: previous &+ 1))) << 32 | UInt64(UInt32(bitPattern: next)))
+    }
+
+    @inline(__always) private var tag: UInt64 { word >> 32 }
+    @inline(__always) private var low: UInt32 { UInt32(truncatingIfNeeded: word) }
+
+    var isCached: Bool { tag >= Self.firstCachedTag }
+    /// Registered in the prefix cache (owned and registered, or cached).
+    var isRegistered: Bool { tag >= Self.registeredTag }
+    var isOwned: Bool { tag == Self.ownedTag || tag == Self.registeredTag }
+    /// Holders (0 unless owned).
+    var count: Int { isOwned ? Int(low) : 0 }
+    /// An owned block with one holder more.
+    var retained: BlockState { BlockState(word &+ 1) }
+    /// An owned block with one holder less (it has more than one).
+    var released: BlockState { BlockState(word &- 1) }
+    /// A cached block's links (-1: none).
+    @inline(__always) var previous: Int32 { Int32(truncatingIfNeeded: tag &- Self.firstCachedTag) &- 1 }
+    @inline(__always) var next: Int32 { Int32(bitPattern: low) }
+}
+
+/// The ends of a manager's LRU list of cached blocks, edited through the states' buffer
+/// (``BlockState/cached(previous:next:)`` holds each member's links).
+struct CachedList {
+    var oldest: Int32
+    var newest: Int32
+
+    /// Appends `block` (registered, just unreferenced) as the most recently released.
+    @inline(__always)
+    mutating func append(_ block: Int32, _ states: UnsafeMutableBufferPointer<UInt64>) {
+        states[Int(block)] = BlockState.cached(previous: newest, next: -1).word
+        if newest >= 0 { setNext(of: Int(newest), block, states) } else { oldest = block }
+        newest = block
+    }
+
+    /// Unlinks the cached `block` (its `state`); its new state is the caller's to set.
+    @inline(__always)
+    mutating func remove(_ block: Int, _ state: BlockState, _ states: UnsafeMutableBufferPointer<UInt64>) {
+        let p = state.previous, n = state.next
+        if p >= 0 { setNext(of: Int(p), n, states) } else { oldest = n }
+        if n >= 0 { setPrevious(of: Int(n), p, states) } else { newest = p }
+    }
+
+    /// Unlinks the `run.count` oldest members into `run`, oldest first (there are that many):
+    /// their new states are the caller's to set.
+    @inline(__always)
+    mutating func popOldest(into run: UnsafeMutableBufferPointer<Int32>, _ states: UnsafeMutableBufferPointer<UInt64>) {
+        guard !run.isEmpty else { return }
+        var cursor = oldest
+        for k in run.indices {
+            precondition(cursor >= 0, "the list holds the members popped")
+            run[k] = cursor
+            cursor = BlockState(states[Int(cursor)]).next
+        }
+        oldest = cursor
+        if cursor >= 0 { setPrevious(of: Int(cursor), -1, states) } else { newest = -1 }
+    }
+
+    @inline(__always)
+    private func setNext(of block: Int, _ next: Int32, _ states: UnsafeMutableBufferPointer<UInt64>) {
+        let i = block
+        states[i] = states[i] & 0xFFFF_FFFF_0000_0000 | UInt64(UInt32(bitPattern: next))
+    }
+
+    @inline(__always)
+    private func setPrevious(of block: Int, _ previous: Int32, _ states: UnsafeMutableBufferPointer<UInt64>) {
+        let i = block
+        let next = BlockState(states[i]).next
+        states[i] = BlockState.cached(previous: previous, next: next).word
     }
 }

@@ -63,6 +63,8 @@ final class KVCacheStore {
     private var managers = ContiguousArray<KVBlockManager>()
     /// Where each TE's groups start in ``managers``, and one past the last TE's.
     private(set) var groupStart = [0]
+    /// Prompts' prefix keys chained from the chains of earlier prompts (``chained(_:)``).
+    private var chains = PrefixChainMemo()
 
     /// `poolCapacityBytes` of 0 means no pool; otherwise the pool holds at least one block.
     init(blockTokens: Int, kvBytesPerToken: Double, poolCapacityBytes: Double, blockLimit: Int = ServingEngine.maxKVBlocks) {
@@ -90,6 +92,7 @@ final class KVCacheStore {
         masks = other.masks
         managers = other.managers
         groupStart = other.groupStart
+        chains = other.chains
     }
 
     /// A deep, independent copy (for the engine's `fork()`): the group managers and the pool
@@ -155,6 +158,12 @@ final class KVCacheStore {
         let range = groupStart[te]..<groupStart[te + 1]
         return try managers.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
     }
+
+    // MARK: Prefix keys
+
+    /// A prompt's prefix keys chained (``PrefixHashes/chain(_:)``), the leading keys it shares
+    /// with a recent prompt taken from that prompt's chain (``PrefixChainMemo``).
+    func chained(_ keys: [UInt64]) -> [UInt64] { chains.chain(keys) }
 
     // MARK: Prefix probe
 

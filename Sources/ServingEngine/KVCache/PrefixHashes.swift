@@ -11,10 +11,13 @@ import SimKit
 /// let chained = PrefixHashes.chain(keys)
 /// ```
 public enum PrefixHashes {
+    /// The parent of a prompt's first block.
+    static let root: UInt64 = 0x5eed_0f_b10c_4a5b
+
     /// Chained hashes: element i identifies blocks 0…i together.
     public static func chain(_ keys: [UInt64]) -> [UInt64] {
         guard !keys.isEmpty else { return [] }
-        var parent: UInt64 = 0x5eed_0f_b10c_4a5b
+        var parent = root
         // Written straight into the new array (once per arrival, dozens of keys).
         return [UInt64](unsafeUninitializedCapacity: keys.count) { chained, initialized in
             keys.withUnsafeBufferPointer { keys in

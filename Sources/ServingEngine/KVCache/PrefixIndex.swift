@@ -238,64 +238,6 @@ struct PrefixIndex: Sendable {
         count += 1
     }
 
-    /// Registers `blocks[i]` under `hashes[i]`, in order, for each hash not registered yet (an
-    /// earlier one of the batch included), writing its key to `keys` and setting its `marks`
-    /// entry; a hash already registered leaves its block unregistered. The same results as a
-    /// ``probe(for:keys:)`` and ``occupy(_:with:)`` per block, through the buffers: a prefill
-    /// registers dozens of new prompt blocks at once. Room for them all is made first (the
-    /// layout differs from one at a time; nothing reads the layout, only what is registered).
-    mutating func registerNew(hashes: UnsafeBufferPointer<UInt64>, blocks: UnsafeBufferPointer<Int32>,
-                              keys: UnsafeMutableBufferPointer<UInt64>, marks: UnsafeMutableBufferPointer<Bool>) {
-        guard !hashes.isEmpty else { return }
-        while slots.isEmpty || overfull(count + hashes.count, slots: slots.count) { grow() }
-        var added = 0
-        slots.withUnsafeMutableBufferPointer { slots in
-            for i in hashes.indices {
-                let hash = hashes[i]
-                let (s, tag, registered) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
-                guard !registered else { continue }
-                let block = blocks[i]
-                keys[Int(block)] = hash
-                marks[Int(block)] = true
-                slots[s] = Self.entry(tag: tag, block: Int(block))
-                added += 1
-            }
-        }
-        count += added
-    }
-
-    /// For each of `hashes` in order: unregisters the block `blocks` holds at the same position
-    /// (registered, as every evicted cached block is), then registers that block under the hash
-    /// unless the hash is registered already; its `marks` entry ends true exactly when it was
-    /// registered. The same results as ``remove(_:keys:)`` then ``probe(for:keys:)`` and
-    /// ``occupy(_:with:)`` per block, through the buffers: a prefill group whose blocks are all in
-    /// use or cached takes every new prompt block by evicting one. Each eviction frees a slot
-    /// before the registration that may take it, so the table never grows here.
-    mutating func reregisterEvicted(hashes: UnsafeBufferPointer<UInt64>, blocks: UnsafeBufferPointer<Int32>,
-                                    keys: UnsafeMutableBufferPointer<UInt64>, marks: UnsafeMutableBufferPointer<Bool>) {
-        guard !hashes.isEmpty else { return }
-        precondition(count > 0 && blocks.count == hashes.count, "only registered blocks are evicted")
-        var registered = count
-        slots.withUnsafeMutableBufferPointer { slots in
-            for i in hashes.indices {
-                let hash = hashes[i]
-                let block = Int(blocks[i])
-                let removed = Self.remove(keys[block], keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
-                precondition(removed, "an evicted block is registered")
-                marks[block] = false
-                let (s, tag, taken) = Self.find(hash, keys: UnsafeBufferPointer(keys), slots: slots, slotting: slotting)
-                guard !taken else {
-                    registered -= 1
-                    continue
-                }
-                keys[block] = hash
-                marks[block] = true
-                slots[s] = Self.entry(tag: tag, block: block)
-            }
-        }
-        count = registered
-    }
-
     /// Grows the table, if needed, to hold `entries` entries without growing again: to the size
     /// registering up to that many one at a time would reach (a batch edit cannot grow it).
     mutating func reserve(entries: Int) {

@@ -75,18 +75,29 @@ struct DecodeLoadIndex {
         return root < 0 ? nil : Int(root)
     }
 
-    /// Group `g` changed (KV or slots): its leaf and the path to the root are redone.
-    /// Takes the group's numbers, not the group (a copy would retain its KV buffers).
+    /// Group `g` changed (KV or slots): its leaf and the path to the root are redone, up to the
+    /// first node whose winner is another group both before and after (nothing above it changes:
+    /// the nodes above see the same winner with the same load). Takes the group's numbers, not the
+    /// group (a copy would retain its KV buffers).
     mutating func update(_ g: Int, load blocks: Int, slots: Int) {
         guard g >= 0, g < groupCount else { return }
-        load[g] = blocks
-        var node = firstLeaf + g
-        if winner[node] == Self.unplaceable { return }   // not a candidate whatever its load (kept above)
-        winner[node] = slots < batchLimit ? Int32(g) : -1
-        node /= 2
-        while node >= 1 {
-            winner[node] = better(winner[2 * node], winner[2 * node + 1])
-            node /= 2
+        let leaf = firstLeaf + g
+        let me = Int32(truncatingIfNeeded: g)
+        let eligible = slots < batchLimit
+        load.withUnsafeMutableBufferPointer { load in
+            load[g] = blocks
+            winner.withUnsafeMutableBufferPointer { winner in
+                if winner[leaf] == Self.unplaceable { return }   // not a candidate whatever its load (kept above)
+                winner[leaf] = eligible ? me : -1
+                var node = leaf &>> 1
+                while node >= 1 {
+                    let before = winner[node]
+                    let after = Self.better(winner[2 &* node], winner[2 &* node &+ 1], load)
+                    if after == before && before != me { return }
+                    winner[node] = after
+                    node &>>= 1
+                }
+            }
         }
     }
 
@@ -118,6 +129,11 @@ struct DecodeLoadIndex {
     static func load(of group: borrowing KVBlockManager) -> Int { group.usedBlocks + group.reservedBlocks }
 
     private func better(_ a: Int32, _ b: Int32) -> Int32 {
+        load.withUnsafeBufferPointer { Self.better(a, b, UnsafeMutableBufferPointer(mutating: $0)) }
+    }
+
+    @inline(__always)
+    private static func better(_ a: Int32, _ b: Int32, _ load: UnsafeMutableBufferPointer<Int>) -> Int32 {
         if a < 0 { return b }
         if b < 0 { return a }
         let la = load[Int(a)], lb = load[Int(b)]

@@ -180,8 +180,8 @@ import Testing
         #expect(kv.referenceCount.isEmpty && kv.freeBlocks == 1_000_000)
         #expect(kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: []) != nil)
         #expect(kv.blocks(of: 1) == [0, 1, 2])
-        // Grown on use (by doubling, from 64), not to the group's size.
-        #expect(kv.referenceCount.count >= 3 && kv.referenceCount.count <= 64 && kv.freeBlocks == 999_997)
+        // Nothing per block is kept without prefix keys (blocksWithoutPrefixKeysKeepNoHashState).
+        #expect(kv.referenceCount.isEmpty && kv.freeBlocks == 999_997)
         #expect(kv.allocate(requestID: 2, promptTokens: 16, prefixHashes: []) != nil)
         kv.free(requestID: 1)
         // Freed blocks first (last freed first: the head block, as a full free list gives them)…
@@ -202,14 +202,34 @@ import Testing
             #expect(reserved)
         }
         for id in stride(from: 0, to: 50, by: 2) { kv.free(requestID: id) }
-        #expect(kv.hashCoverage == 0 && kv.evictable.capacity == 0 && kv.cachedBlocks == 0)
-        #expect(kv.referenceCount.count >= 50 * 63 && kv.referenceCount.count <= 2 * 50 * 63 && kv.audit() == [])
-        // The first prefix key grows the hash state to cover its block only (geometrically).
+        // Nor reference counts: without keys no block is ever shared.
+        #expect(kv.hashCoverage == 0 && kv.cachedBlocks == 0)
+        #expect(!kv.keepsCounts && kv.referenceCount.isEmpty && kv.audit() == [])
+        // The first prefix key starts the counts (every block of the live requests at one) and
+        // grows the hash state to cover its block only (geometrically).
         #expect(kv.allocate(requestID: 100, promptTokens: 64, prefixHashes: [9, 8, 7, 6]) != nil)
-        #expect(kv.hashCoverage > 0 && kv.hashCoverage <= 2 * kv.referenceCount.count)
+        #expect(kv.keepsCounts && kv.referenceCount.count >= 50 * 63 && kv.referenceCount.count <= 2 * 50 * 63)
+        #expect(kv.hashCoverage > 0 && kv.hashCoverage <= 2 * kv.referenceCount.count && kv.audit() == [])
         kv.free(requestID: 100)
         #expect(kv.cachedBlocks == 4 && kv.audit() == [])
         #expect(kv.cachedPrefixTokens(promptTokens: 65, prefixHashes: [9, 8, 7, 6]) == 64)
+    }
+
+    /// Requests that held blocks before the counts started keep them counted once, and blocks
+    /// shared after are counted per holder: freeing everything leaves a consistent manager.
+    @Test func countsStartedMidwayCountEveryHolder() {
+        var kv = KVBlockManager(totalBlocks: 64, blockTokens: 16)
+        for id in 0..<3 { #expect(kv.allocate(requestID: id, promptTokens: 40, prefixHashes: []) != nil) }
+        kv.free(requestID: 1)
+        #expect(!kv.keepsCounts && kv.usedBlocks == 6 && kv.audit() == [])
+        let keys: [UInt64] = [4, 5, 6]
+        #expect(kv.allocate(requestID: 10, promptTokens: 60, prefixHashes: keys) != nil)
+        let shared = kv.allocate(requestID: 11, promptTokens: 60, prefixHashes: keys)
+        #expect(kv.keepsCounts && shared?.hitBlocks == 3 && kv.audit() == [])
+        #expect(kv.blocks(of: 0).map { $0.map { kv.referenceCount[Int($0)] } } == [1, 1, 1])
+        #expect(kv.referenceCount[Int(kv.blocks(of: 10)![0])] == 2)
+        for id in [0, 2, 10, 11] { kv.free(requestID: id) }
+        #expect(kv.usedBlocks == 0 && kv.cachedBlocks == 3 && kv.audit() == [])
     }
 
     @Test func fillsToCapacityThenEvictsCachedBlocks() throws {

@@ -161,7 +161,7 @@ import Testing
                 #expect(kv.blocks(of: id)?.map(Int.init) == model.sequences[id]?.blocks, "blocks of \(id) at \(step)")
             }
             #expect(kv.freeList.map(Int.init) == model.freeList, "free list at \(step)")
-            #expect(kv.evictable.oldestFirst == model.lru, "LRU order at \(step)")
+            #expect(kv.cachedOldestFirst == model.lru, "LRU order at \(step)")
             #expect((0..<model.totalBlocks).map { kv.hash(of: $0) } == model.hashOf, "prefix hashes at \(step)")
             #expect(kv.audit() == [], "audit at \(step)")
         }
