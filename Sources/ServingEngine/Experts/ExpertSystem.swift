@@ -270,9 +270,11 @@ final class ExpertSystem {
     /// The hottest expert die's load over the mean for one step of TE `i` routing `tokens` tokens
     /// (draws TE `i`'s routing stream; decode steps add to the report's sums). 1 under `perfect`.
     func loadFactor(_ i: Int, tokens: Double) -> Double {
-        guard mode != .perfect, i >= 0, i < tes.count, let te = tes[i] else { return 1 }
-        if te.routing.needsShares { adoptShares(i) }
-        let factor = te.routing.stepLoadFactor(tokens: tokens, topK: topK)
+        // The box read in place for each use (bound to a local, it was retained and released
+        // around the step).
+        guard mode != .perfect, i >= 0, i < tes.count, let stale = tes[i]?.routing.needsShares else { return 1 }
+        if stale { adoptShares(i) }
+        guard let factor = tes[i]?.routing.stepLoadFactor(tokens: tokens, topK: topK) else { return 1 }
         if decodes[i] {
             factorSum += factor
             steps += 1
