@@ -48,6 +48,27 @@ import Testing
         }
     }
 
+    /// Runs of steps at one batch size (a decode TE's slowest group mostly keeps its size from
+    /// step to step, which the memo answers from its last size), broken by other sizes, sizes it
+    /// does not keep and shape changes at the same size: still the step priced from scratch.
+    @Test func aBatchPricedAgainAtOnceIsTheStepBitForBit() {
+        var rng = RandomStreams(seed: 31).stream("decode-batch-runs")
+        var memo = DecodeBatchMemo()
+        var batch = 4.0
+        for step in 0..<1_500 {
+            if rng.uniform() < 0.1 { batch = [1, 4, 5, 96, 0.5, -0.0, 0][Int(rng.uniform() * 7)] }
+            let layout = layouts[step / 200 % 3 == 2 && rng.uniform() < 0.3 ? 1 : 0]
+            var input = DecodeStepInput(requestsPerGroup: batch, contextTokens: Double(1_000 + step),
+                                        mtpAcceptance: step % 300 < 250 ? 0.7 : 0, dpGroups: max(1, layout.dies / layout.tp),
+                                        expertDies: layout.dies, routedSlots: layout.slots,
+                                        sharedExpertDies: layout.shared, moeLoadFactor: 1 + rng.uniform())
+            input.attentionTP = layout.tp
+            input.requestsPerInstance = max(1, batch) * Double(max(1, layout.dies / layout.tp))
+            #expect(bits(layout.cost.decodeStep(input, memo: &memo)) == bits(layout.cost.decodeStep(input)),
+                    "step \(step) at batch \(batch)")
+        }
+    }
+
     /// A memo filled for one shape or model is not read for another: the same memo taken across
     /// layouts (and a model changed in place) still prices each step as from scratch.
     @Test func aMemoFollowsTheShapeAndTheModel() {

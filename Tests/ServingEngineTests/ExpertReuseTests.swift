@@ -183,4 +183,31 @@ import Testing
             #expect(strict && got == want, "trial \(trial)")
         }
     }
+
+    /// The coldest load is found four lanes at a time: with +0 and −0 both in a layer's body (they
+    /// compare equal, so either is the coldest) and with a NaN anywhere (the plain sort's order
+    /// then, not a strict one), the order is still the plain sort's.
+    @Test func hottestFirstFromAHintTakesEitherZeroAsTheColdest() {
+        var rng = RandomStreams(seed: 9).stream("signed-zeros")
+        for trial in 0..<200 {
+            let n = rng.int(in: 2...70)
+            var load: [Double] = (0..<n).map { _ in
+                switch rng.int(in: 0...5) {
+                case 0: rng.uniform() * 3
+                case 1, 2: -0.0
+                default: 0.0
+                }
+            }
+            if trial % 5 == 4 { load[rng.int(in: 0...(n - 1))] = .nan }
+            var want: [Int32] = []
+            let plainStrict = load.withUnsafeBufferPointer { ExpertPlacement.hottestFirst(load: $0, into: &want) }
+            var hint = (0..<Int32(n)).map { $0 }
+            for i in stride(from: n - 1, to: 0, by: -1) { hint.swapAt(i, rng.int(in: 0...i)) }
+            var got: [Int32] = []
+            let strict = load.withUnsafeBufferPointer {
+                ExpertPlacement.hottestFirst(load: $0, into: &got, from: hint, permutation: true)
+            }
+            #expect(got == want && strict == plainStrict && strict == !load.contains(where: \.isNaN), "trial \(trial)")
+        }
+    }
 }

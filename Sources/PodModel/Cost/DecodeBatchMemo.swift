@@ -36,6 +36,11 @@ public struct DecodeBatchMemo {
     /// rooflines they spare); `filled` says which sizes hold figures.
     private var figures: [Double] = []
     private var filled: [Bool] = []
+    /// The batch size (its bits) the last step was priced at and its slot: a decode TE's
+    /// slowest group mostly holds as many requests as at the step before (issue 12: the checks
+    /// that a size is whole and held were a third of the memo's cost per step).
+    private var lastBatch: UInt64?
+    private var lastSlot = 0
 
     public init() {}
 
@@ -43,12 +48,14 @@ public struct DecodeBatchMemo {
     /// the model or shape changed), or nil when the step is not one the memo covers.
     mutating func prepare(_ input: DecodeStepInput, cost: CostModel) -> Int? {
         let b = input.requestsPerGroup
+        let mtpAsked = input.mtpAcceptance > 0
+        let sameShape = ownerID == cost.storageID && self.mtpAsked == mtpAsked && drafts == input.mtpDrafts
+            && attentionTP == input.attentionTP && expertDies == input.expertDies && routedSlots == input.routedSlots
+            && sharedExpertDies == input.sharedExpertDies
+        if sameShape, lastBatch == b.bitPattern { return lastSlot }
         // A whole, non-negative batch (+0, not -0: a product with it keeps the sign).
         guard b.sign == .plus, b <= Double(Self.largestBatch), b == b.rounded(.towardZero) else { return nil }
-        let mtpAsked = input.mtpAcceptance > 0
-        if ownerID != cost.storageID || self.mtpAsked != mtpAsked || drafts != input.mtpDrafts
-            || attentionTP != input.attentionTP || expertDies != input.expertDies || routedSlots != input.routedSlots
-            || sharedExpertDies != input.sharedExpertDies {
+        if !sameShape {
             owner = cost.storageIdentity
             ownerID = cost.storageID
             self.mtpAsked = mtpAsked
@@ -61,6 +68,8 @@ public struct DecodeBatchMemo {
             filled.removeAll(keepingCapacity: true)
         }
         let slot = Int(b)
+        lastBatch = b.bitPattern
+        lastSlot = slot
         if slot < filled.count, filled[slot] { return slot }
         if slot >= filled.count {
             let more = slot + 1 - filled.count

@@ -50,6 +50,48 @@ extension CostModel {
             self.seconds = seconds
             exposedSeconds = exposed ?? seconds
         }
+        init(resource: Resource, seconds: Double, exposedSeconds: Double) {
+            self.resource = resource
+            self.seconds = seconds
+            self.exposedSeconds = exposedSeconds
+        }
+    }
+
+    /// A layer's phases (at most eight), held in place: a prefill batch prices two or three
+    /// layers, and an array per layer, allocated and freed, was about a third of its cost
+    /// (issue 12: 8 k prefill batches in a Mooncake hour, every step of a colocated replay).
+    struct PrefillPhases {
+        static let capacity = 8
+        private(set) var count = 0
+        // Lane by lane (vectors, not a tuple: reading a tuple's element through its bytes copied
+        // the whole tuple per read).
+        private var seconds = SIMD8<Double>()
+        private var exposedSeconds = SIMD8<Double>()
+        private var resources = SIMD8<Int8>()
+
+        init() {}
+
+        var indices: Range<Int> { 0..<count }
+
+        mutating func append(_ phase: PrefillPhase) {
+            precondition(count < Self.capacity, "a prefill layer has at most \(Self.capacity) phases")
+            count += 1
+            self[count - 1] = phase
+        }
+
+        subscript(i: Int) -> PrefillPhase {
+            get {
+                precondition(i >= 0 && i < count, "phase \(i) of \(count)")
+                return PrefillPhase(resource: PrefillPhase.Resource(rawValue: Int(resources[i])) ?? .cores,
+                                    seconds: seconds[i], exposedSeconds: exposedSeconds[i])
+            }
+            set {
+                precondition(i >= 0 && i < count, "phase \(i) of \(count)")
+                resources[i] = Int8(truncatingIfNeeded: newValue.resource.rawValue)
+                seconds[i] = newValue.seconds
+                exposedSeconds[i] = newValue.exposedSeconds
+            }
+        }
     }
 
     /// Steady-state time of one layer whose microbatches each run `phases` in order: compute on
@@ -58,12 +100,14 @@ extension CostModel {
     /// starts as soon as its own combine is back, so the layer takes the longer of one
     /// microbatch's chain and each resource's work for all microbatches (the bound a pipelined
     /// schedule reaches; the same form as the decode streams).
-    static func flowShop(_ phases: [PrefillPhase], microbatches m: Int) -> Double {
-        let chain = phases.reduce(0) { $0 + $1.exposedSeconds }
+    static func flowShop(_ phases: PrefillPhases, microbatches m: Int) -> Double {
+        var chain = 0.0
+        for i in phases.indices { chain += phases[i].exposedSeconds }
         guard m > 1 else { return chain }
         // Per resource, in phase order (three locals, not an array allocated per batch).
         var cores = 0.0, tpLinks = 0.0, fabric = 0.0
-        for p in phases {
+        for i in phases.indices {
+            let p = phases[i]
             switch p.resource {
             case .cores: cores += p.seconds
             case .tpLinks: tpLinks += p.seconds
@@ -89,7 +133,7 @@ extension CostModel {
     /// attention outputs back to each token's die, O-proj, gate and the die's shared-expert copy
     /// sequence-parallel; then dispatch (each token sent once per destination die), the routed
     /// experts of the hottest die, and combine.
-    func prefillPhases(_ input: PrefillBatchInput, tokens n: Double, moeLayer: Bool) -> [PrefillPhase] {
+    func prefillPhases(_ input: PrefillBatchInput, tokens n: Double, moeLayer: Bool) -> PrefillPhases {
         let model = self.model  // one copy out of the cost model's box, not one per read
         let tp = input.attentionTP, t = Double(tp)
         let groupTokens = n * t
@@ -114,10 +158,7 @@ extension CostModel {
                        bytes: groupTokens * model.kvBytesPerTokenPerLayer, eightBit: false,
                        computeEfficiency: constants.attentionComputeEfficiency)
         let allToAll = tensorParallelAllGather(bytesPerDie: groupTokens * headOut / t * DType.bf16.bytes / t, tp: tp)
-        // Room for the MoE layer's eight phases up front: growing a four-phase literal by append
-        // reallocated it on every batch (2% of a colocated replay).
-        var phases = [PrefillPhase]()
-        phases.reserveCapacity(8)
+        var phases = PrefillPhases()
         phases.append(PrefillPhase(onFabric: false, seconds: prolog * input.slowdown))
         phases.append(PrefillPhase(onFabric: true, seconds: gather, tp: true))
         phases.append(PrefillPhase(onFabric: false, seconds: core * input.slowdown))
@@ -183,7 +224,7 @@ extension CostModel {
         let n = input.tokensPerDie / Double(m)
         // A dense model has no MoE layer: its phases would be the dense layer's, priced twice.
         let isMoE = model.isMoE
-        var moePhases = isMoE ? prefillPhases(input, tokens: n, moeLayer: true) : []
+        var moePhases = isMoE ? prefillPhases(input, tokens: n, moeLayer: true) : PrefillPhases()
         var layer = isMoE ? Self.flowShop(moePhases, microbatches: m) : 0
         if isMoE, let factors = input.moeLoadFactorPerLayer, !factors.isEmpty {
             // Each layer waits for its own hottest die: average the layers' times and phases (as the
@@ -191,14 +232,14 @@ extension CostModel {
             var one = input
             one.moeLoadFactor = factors[0]
             moePhases = prefillPhases(one, tokens: n, moeLayer: true)
-            let first = moePhases.map(\.seconds), firstLayer = Self.flowShop(moePhases, microbatches: m)
+            let first = moePhases, firstLayer = Self.flowShop(moePhases, microbatches: m)
             let count = Double(factors.count)
             layer = firstLayer
             for factor in factors.dropFirst() {
                 one.moeLoadFactor = factor
                 let phases = prefillPhases(one, tokens: n, moeLayer: true)
                 layer += (Self.flowShop(phases, microbatches: m) - firstLayer) / count
-                for i in phases.indices { moePhases[i].seconds += (phases[i].seconds - first[i]) / count }
+                for i in phases.indices { moePhases[i].seconds += (phases[i].seconds - first[i].seconds) / count }
             }
         }
         let densePhases = prefillPhases(input, tokens: n, moeLayer: false)
@@ -215,11 +256,11 @@ extension CostModel {
         var breakdown = StepBreakdown()
         if isMoE {
             let mb = Double(m)
-            let s = moePhases.map(\.seconds)
-            breakdown.attention = moeLayers * mb * (s[0] + s[1] + s[2] + s[3])
-            breakdown.moe = moeLayers * mb * (s[4] + s[6])
-            breakdown.dispatch = moeLayers * mb * s[5]
-            breakdown.combine = moeLayers * mb * s[7]
+            let s = moePhases
+            breakdown.attention = moeLayers * mb * (s[0].seconds + s[1].seconds + s[2].seconds + s[3].seconds)
+            breakdown.moe = moeLayers * mb * (s[4].seconds + s[6].seconds)
+            breakdown.dispatch = moeLayers * mb * s[5].seconds
+            breakdown.combine = moeLayers * mb * s[7].seconds
         }
         breakdown.other = other
         return PrefillBatchCost(batchSeconds: batch, layerSeconds: isMoE ? layer : denseLayer,

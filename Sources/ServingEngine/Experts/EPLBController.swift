@@ -1,3 +1,4 @@
+import Foundation
 import PodModel
 import SimKit
 
@@ -170,7 +171,7 @@ public struct EPLBController: Sendable {
             rebalances += 1
             let after = routing.settledExpectedImbalance()
             outcomes.append(Outcome(
-                message: String(format: "rebalance done in %.2f s: served imbalance %.2f → %.2f", now - started, before, after),
+                message: "rebalance done in \(Self.fixed(now - started, 2)) s: served imbalance \(Self.fixed(before, 2)) → \(Self.fixed(after, 2))",
                 started: false))
         default:
             break
@@ -190,10 +191,10 @@ public struct EPLBController: Sendable {
         lastCounts = counts
         guard after < before * (1 - minimumGain) else {
             // An operator's rebalance asks for any gain (minimum 0): "gain under 0%" misread it.
-            let why = minimumGain > 0 ? String(format: "gain under %.0f%%", minimumGain * 100)
+            let why = minimumGain > 0 ? "gain under \(Self.fixed(minimumGain * 100, 0))%"
                 : "the current placement is already as good"
-            return Outcome(message: String(format: "rebalance skipped: collected-load imbalance %.2f, plan %.2f (%@)",
-                                           before, after, why), started: false)
+            return Outcome(message: "rebalance skipped: collected-load imbalance \(Self.fixed(before, 2)), plan \(Self.fixed(after, 2)) (\(why))",
+                           started: false)
         }
         // Weights to move: per die, one expert's weights for every layer whose slot changes.
         let swap = Self.swapWork(from: routing.placement, to: target)
@@ -209,9 +210,52 @@ public struct EPLBController: Sendable {
         let dies = layersChanged.filter { $0 > 0 }.count
         // Two scopes, named so that the started and done lines are not read as one figure: the plan
         // is weighed on the collected window's counts, the done line on the traffic served now.
-        return Outcome(message: String(format: "rebalance started (%@): collected-load imbalance %.2f → %.2f planned; %d %@ new experts",
-                                       policy.name, before, after, dies, dies == 1 ? "die gets" : "dies get"),
+        return Outcome(message: "rebalance started (\(policy.name)): collected-load imbalance \(Self.fixed(before, 2)) → \(Self.fixed(after, 2)) planned; \(dies) \(dies == 1 ? "die gets" : "dies get") new experts",
                        started: true)
+    }
+
+    /// `x` with `digits` decimals, as `String(format: "%.<digits>f", x)` writes it (issue 12:
+    /// Foundation's format-string machinery cost 40–90 k instructions a message, 166 rebalance
+    /// messages in a Mooncake hour). The C formatter rounds the double's exact binary value to
+    /// nearest, ties to even, and keeps a negative sign on a figure that rounds to zero; so does
+    /// this, in integers: x = m·2⁻ᵏ exactly, so x·10ᵈ rounds to ⌊m·10ᵈ / 2ᵏ⌉. Figures it was not
+    /// written for (not finite, 10¹² or more, over 4 decimals) go to `String(format:)`.
+    static func fixed(_ x: Double, _ digits: Int) -> String {
+        let magnitude = x.magnitude
+        guard magnitude.isFinite, magnitude < 1e12, digits >= 0, digits <= 4 else {
+            return String(format: "%.*f", digits, x)
+        }
+        var scale: UInt64 = 1
+        for _ in 0..<digits { scale *= 10 }
+        // x = m · 2^-shift (a subnormal's significand has no implicit bit).
+        let m: UInt64, shift: Int
+        if magnitude.isNormal {
+            m = magnitude.significandBitPattern | 1 << 52
+            shift = 52 - Int(magnitude.exponent)
+        } else {
+            m = magnitude.significandBitPattern
+            shift = 1074
+        }
+        let product = UInt128(m) * UInt128(scale)
+        var scaled: UInt128
+        if shift <= 0 {
+            scaled = product << -shift
+        } else if shift >= 127 {
+            scaled = 0  // below 2^67 / 2^127: under half of the last decimal
+        } else {
+            scaled = product >> shift
+            let rest = product - (scaled << shift), half = UInt128(1) << (shift - 1)
+            if rest > half || (rest == half && scaled & 1 == 1) { scaled += 1 }
+        }
+        let whole = scaled / UInt128(scale), fraction = scaled % UInt128(scale)
+        var text = x.sign == .minus ? "-" : ""
+        text += String(UInt64(whole))
+        guard digits > 0 else { return text }
+        let decimals = String(UInt64(fraction))
+        text += "."
+        text += String(repeating: "0", count: digits - decimals.count)
+        text += decimals
+        return text
     }
 
     /// The placement that serves while `old`'s changed slots load `target`'s weights, and the dies

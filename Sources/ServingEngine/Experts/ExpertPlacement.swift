@@ -474,12 +474,30 @@ public struct ExpertPlacement: Sendable, Equatable {
         // the load equals it as a Double (the key orders loads as `>` does, −0 with +0): the
         // keys are made for the hotter experts only (issue 12: a key per expert of every layer
         // of every plan, where most are the body's one load).
+        // (Four lanes at a time, each keeping its coldest as the one loop did: the coldest found
+        // may differ from the one loop's only in the sign of a zero, which every use below
+        // compares equal.)
         var coldest = load[0]
         var nan = false
-        for e in 0..<n {
+        var e = 0
+        if n >= 4 {
+            let base = UnsafeRawPointer(load.baseAddress!)
+            var lanes = SIMD4<Double>(repeating: coldest)
+            var notANumber = SIMDMask<SIMD4<Int64>>(repeating: false)
+            while e &+ 4 <= n {
+                let four = (base + e &* MemoryLayout<Double>.stride).loadUnaligned(as: SIMD4<Double>.self)
+                notANumber .|= four .!= four
+                lanes.replace(with: four, where: four .< lanes)
+                e &+= 4
+            }
+            nan = any(notANumber)
+            for lane in 0..<4 where lanes[lane] < coldest { coldest = lanes[lane] }
+        }
+        while e < n {
             let x = load[e]
             if x.isNaN { nan = true }
             if x < coldest { coldest = x }
+            e &+= 1
         }
         guard !nan else { return hottestFirst(load: load, into: &order) }
         let keys = UnsafeMutableBufferPointer<HotterFirst>.allocate(capacity: n)

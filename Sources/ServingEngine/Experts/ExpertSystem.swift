@@ -19,9 +19,9 @@ import SimKit
 /// place: a tick mutates them without copying them out of a TE and back.
 ///
 /// A `final class` like the engine's other components: `fork()` takes a ``copy()`` (every field
-/// is a value; the routing streams are copied where they stand, never re-seeded), and nothing
-/// else holds a reference to it. The planner is called through a closure passed per call to the
-/// controllers, never stored.
+/// is a value or a TE's box, copied into a new one; the routing streams are copied where they
+/// stand, never re-seeded), and nothing else holds a reference to it. The planner is called
+/// through a closure passed per call to the controllers, never stored.
 ///
 /// ```swift
 /// let experts = ExpertSystem(mode: .on, intervalSeconds: 60, topK: 8)
@@ -64,9 +64,25 @@ final class ExpertSystem {
     private(set) var planner: any EPLBPlanner = GreedyEPLBPlanner()
     /// Popularity of the model's experts under the current traffic (nil: dense model, not started).
     private(set) var traffic: ExpertTraffic?
-    /// Per TE (by index): expert routing and EPLB controller; nil for a TE without experts.
-    private(set) var routings: [ExpertRouting?] = []
-    private(set) var controllers: [EPLBController?] = []
+    /// Per TE (by index): its expert routing and EPLB controller, in a box of their own (nil for
+    /// a TE without experts). A step's load factor reaches the routing through a class reference
+    /// (a null test) and changes it in place: an optional routing in the array took an outlined
+    /// tag test per read and a uniqueness check of the array per write (issue 12: every step).
+    private var tes: [TEExperts?] = []
+    /// Per TE: expert routing and EPLB controller (copies, for tests and faces).
+    var routings: [ExpertRouting?] { tes.map { $0?.routing } }
+    var controllers: [EPLBController?] { tes.map { $0?.controller } }
+
+    /// One MoE TE's routing and controller, owned by the expert system alone (``copy()`` copies
+    /// them into new boxes).
+    final class TEExperts {
+        var routing: ExpertRouting
+        var controller: EPLBController
+        init(routing: ExpertRouting, controller: EPLBController) {
+            self.routing = routing
+            self.controller = controller
+        }
+    }
     /// Per TE: decode or colocated (``Host/decodes``).
     private var decodes: [Bool] = []
     /// Per TE (parallel to `controllers`): when its controller next has work and when its swap
@@ -123,13 +139,13 @@ final class ExpertSystem {
         self.topK = topK
     }
 
-    /// A deep, independent copy (for the engine's `fork()`): every field is a value.
+    /// A deep, independent copy (for the engine's `fork()`): every field is a value, but the
+    /// TEs' boxes, which are copied into new ones.
     func copy() -> ExpertSystem {
         let c = ExpertSystem(mode: mode, intervalSeconds: intervalSeconds, topK: topK)
         c.planner = planner
         c.traffic = traffic
-        c.routings = routings
-        c.controllers = controllers
+        c.tes = tes.map { $0.map { TEExperts(routing: $0.routing, controller: $0.controller) } }
         c.decodes = decodes
         c.wakes = wakes
         c.heatInstance = heatInstance
@@ -155,10 +171,10 @@ final class ExpertSystem {
     var hasExperts: Bool { traffic != nil }
 
     /// TE `i`'s routing, if it has one.
-    func routing(of i: Int) -> ExpertRouting? { i >= 0 && i < routings.count ? routings[i] : nil }
+    func routing(of i: Int) -> ExpertRouting? { i >= 0 && i < tes.count ? tes[i]?.routing : nil }
 
     /// TE `i`'s EPLB controller, if it has one.
-    func controller(of i: Int) -> EPLBController? { i >= 0 && i < controllers.count ? controllers[i] : nil }
+    func controller(of i: Int) -> EPLBController? { i >= 0 && i < tes.count ? tes[i]?.controller : nil }
 
     // MARK: Set-up and planner
 
@@ -166,8 +182,9 @@ final class ExpertSystem {
     func use(_ planner: any EPLBPlanner) {
         self.planner = planner
         plans.removeAll()
-        for i in controllers.indices where controllers[i] != nil {
-            controllers[i]!.policy = planner
+        for i in tes.indices {
+            guard let te = tes[i] else { continue }
+            te.controller.policy = planner
             noteController(i)
         }
     }
@@ -199,18 +216,18 @@ final class ExpertSystem {
             routing.recordsHeat = index == heatInstance
             var controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: 0,
                                             intervalSeconds: intervalSeconds)
-            routings.append(routing)
+            let te = TEExperts(routing: routing, controller: controller)
+            tes.append(te)
+            let added = tes.count - 1
+            decodes.append(host.decodes)
+            wakes.append(Wake())
             if mode == .on {
                 // The TEs of a shape start from one plan and one popularity: the first works out
                 // the shares, the others take them.
-                let added = routings.count - 1
                 adoptShares(added)
-                controller.notePlanned(counts: traffic.popularity, imbalance: routings[added]!.settledExpectedImbalance())
+                te.controller.notePlanned(counts: traffic.popularity, imbalance: te.routing.settledExpectedImbalance())
             }
-            controllers.append(controller)
-            decodes.append(host.decodes)
-            wakes.append(Wake())
-            noteController(controllers.count - 1)
+            noteController(added)
         }
     }
 
@@ -218,9 +235,8 @@ final class ExpertSystem {
     /// controller whose cadence starts `now`. No-op for a dense model.
     func add(_ i: Int, host: Host, seed: UInt64, now: SimTime) {
         guard let traffic, i >= 0 else { return }
-        while routings.count <= i {
-            routings.append(nil)
-            controllers.append(nil)
+        while tes.count <= i {
+            tes.append(nil)
             decodes.append(false)
             wakes.append(Wake())
         }
@@ -232,8 +248,7 @@ final class ExpertSystem {
         routing.recordsHeat = false
         let controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: now,
                                         intervalSeconds: intervalSeconds)
-        routings[i] = routing
-        controllers[i] = controller
+        tes[i] = TEExperts(routing: routing, controller: controller)
         decodes[i] = host.decodes
         noteController(i)
     }
@@ -243,10 +258,11 @@ final class ExpertSystem {
     /// TE `i`'s hottest-die shares, taken from another TE that has them worked out for the same
     /// serving placement and popularity (copies of them), if one does; else its step works them out.
     private func adoptShares(_ i: Int) {
-        let key = routings[i]!.sharesKey
-        for j in routings.indices where j != i {
-            guard let shares = routings[j]?.shares(for: key) else { continue }
-            routings[i]!.adoptShares(shares, for: key)
+        guard let te = tes[i] else { return }
+        let key = te.routing.sharesKey
+        for j in tes.indices where j != i {
+            guard let shares = tes[j]?.routing.shares(for: key) else { continue }
+            te.routing.adoptShares(shares, for: key)
             return
         }
     }
@@ -254,9 +270,11 @@ final class ExpertSystem {
     /// The hottest expert die's load over the mean for one step of TE `i` routing `tokens` tokens
     /// (draws TE `i`'s routing stream; decode steps add to the report's sums). 1 under `perfect`.
     func loadFactor(_ i: Int, tokens: Double) -> Double {
-        guard mode != .perfect, i < routings.count, routings[i] != nil else { return 1 }
-        if routings[i]!.needsShares { adoptShares(i) }
-        let factor = routings[i]!.stepLoadFactor(tokens: tokens, topK: topK)
+        // The box read in place for each use (bound to a local, it was retained and released
+        // around the step).
+        guard mode != .perfect, i >= 0, i < tes.count, let stale = tes[i]?.routing.needsShares else { return 1 }
+        if stale { adoptShares(i) }
+        guard let factor = tes[i]?.routing.stepLoadFactor(tokens: tokens, topK: topK) else { return 1 }
         if decodes[i] {
             factorSum += factor
             steps += 1
@@ -295,10 +313,10 @@ final class ExpertSystem {
             }
             traffic!.advanceDrift(seconds: elapsed)
             plans = [:]
-            for i in routings.indices where routings[i] != nil { routings[i]!.setPopularity(traffic!.popularity) }
+            for te in tes { te?.routing.setPopularity(traffic!.popularity) }
         }
         var lines: [Rebalance] = []
-        for i in routings.indices { advance(i, now: now, queue: &queue, into: &lines) }
+        for i in tes.indices { advance(i, now: now, queue: &queue, into: &lines) }
         ticks += 1
         if ticks % Self.heatWindowTicks == 0 { closeHeatWindow() }
         return lines
@@ -314,17 +332,17 @@ final class ExpertSystem {
     /// TE `i`'s controller: a due cadence or swap phase ticks; a swap under way asks to be woken
     /// when its phase ends (one `.expertSwap` per call, duplicates included: they count as events).
     private func advance(_ i: Int, now: SimTime, queue: inout EngineEventQueue, into lines: inout [Rebalance]) {
-        guard i < controllers.count else { return }
+        guard i < tes.count else { return }
         // Between its cadence and its swap phases the controller has nothing to do: no call, and
         // no look at the controller either (testing the optionals for nil copied both, nine TEs
         // per telemetry tick: 0.9% of a Mooncake hour). A TE without one has an empty wake.
         let due = wakes[i].at.map { now >= $0 } ?? false
-        guard due || wakes[i].swapEnds != nil, controllers[i] != nil, routings[i] != nil else { return }
+        guard due || wakes[i].swapEnds != nil, let te = tes[i] else { return }
         if due {
             // A plan weighs the serving placement's shares (and the collection bound reads them):
             // taken from a TE that has them for the same placement and popularity, if one does.
-            if routings[i]!.needsShares { adoptShares(i) }
-            let outcomes = controllers[i]!.tick(now: now, routing: &routings[i]!, planner: sharedPlan)
+            if te.routing.needsShares { adoptShares(i) }
+            let outcomes = te.controller.tick(now: now, routing: &te.routing, planner: sharedPlan)
             noteController(i)
             for outcome in outcomes { lines.append(Rebalance(instance: i, message: outcome.message)) }
         }
@@ -335,7 +353,7 @@ final class ExpertSystem {
 
     /// Refreshes ``wakes`` for TE `i` after its controller changed.
     private func noteController(_ i: Int) {
-        wakes[i] = controllers[i].map { Wake(at: $0.wakesAt, swapEnds: $0.swapPhaseEnds) } ?? Wake()
+        wakes[i] = tes[i].map { Wake(at: $0.controller.wakesAt, swapEnds: $0.controller.swapPhaseEnds) } ?? Wake()
     }
 
     /// The operator's `rebalance`.
@@ -351,8 +369,9 @@ final class ExpertSystem {
     /// The operator's `rebalance`: every TE with a controller plans now on its collected counts.
     func rebalanceNow(now: SimTime, queue: inout EngineEventQueue) -> RebalanceReply {
         var reply = RebalanceReply()
-        for i in controllers.indices where controllers[i] != nil && routings[i] != nil {
-            let outcome = controllers[i]!.requestRebalance(now: now, routing: &routings[i]!, planner: sharedPlan)
+        for i in tes.indices {
+            guard let te = tes[i] else { continue }
+            let outcome = te.controller.requestRebalance(now: now, routing: &te.routing, planner: sharedPlan)
             noteController(i)
             if outcome.started {
                 reply.started += 1
@@ -385,8 +404,8 @@ final class ExpertSystem {
 
     /// Takes the first decode TE's window of expert counts as the heat, unless it is empty.
     func closeHeatWindow() {
-        guard let h = heatInstance, h < routings.count, routings[h] != nil else { return }
-        let window = routings[h]!.takeHeatWindow()
+        guard let h = heatInstance, h >= 0, h < tes.count, let te = tes[h] else { return }
+        let window = te.routing.takeHeatWindow()
         if window.countedAny {
             heat = window
             heatVersion += 1
@@ -397,7 +416,7 @@ final class ExpertSystem {
     /// way, or (automatic mode) counts collected that the cadence will plan from.
     var hasPendingWork: Bool {
         for wake in wakes where wake.swapEnds != nil { return true }
-        if mode == .on, routings.contains(where: { $0?.hasCollected == true }) { return true }
+        if mode == .on, tes.contains(where: { $0?.routing.hasCollected == true }) { return true }
         return false
     }
 
@@ -444,8 +463,8 @@ final class ExpertSystem {
     /// The first decode TE's expected imbalance (1 without experts).
     /// (Its shares, if a change left them stale, are kept for the TE's next step.)
     var decodeExpectedImbalance: Double {
-        guard let h = heatInstance, h >= 0, h < routings.count, routings[h] != nil else { return 1 }
-        return routings[h]!.settledExpectedImbalance()
+        guard let h = heatInstance, h >= 0, h < tes.count, let te = tes[h] else { return 1 }
+        return te.routing.settledExpectedImbalance()
     }
 
     /// The report's mean step imbalance (1 under `perfect` or before any decode step).
@@ -457,7 +476,7 @@ final class ExpertSystem {
     /// Rebalances finished by the decode side (the report's `experts.rebalances`).
     var decodeRebalances: Int {
         var total = 0
-        for i in controllers.indices where decodes[i] { total += controllers[i]?.rebalances ?? 0 }
+        for i in tes.indices where decodes[i] { total += tes[i]?.controller.rebalances ?? 0 }
         return total
     }
 
@@ -482,8 +501,8 @@ final class ExpertSystem {
         guard let decode = heatInstance, let routing = routing(of: decode) else { return summary }
         summary.imbalance = mode == .perfect ? 1 : routing.expectedImbalance
         summary.rebalances = decodeRebalances
-        summary.rebalanceInProgress = controllers[decode].map { $0.phase != .idle } ?? false
-        summary.loadingDies = controllers[decode]?.loadingDies ?? []
+        summary.rebalanceInProgress = tes[decode].map { $0.controller.phase != .idle } ?? false
+        summary.loadingDies = tes[decode]?.controller.loadingDies ?? []
         summary.dieLoad = dieLoads ?? routing.dieLoads()
         if moeSteps > 0 { summary.moeMsPerStep = moeSeconds / Double(moeSteps) * 1e3 }
         (summary.heat, summary.hottest) = heatView(routing)

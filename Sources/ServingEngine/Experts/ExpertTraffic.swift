@@ -137,15 +137,35 @@ public struct ExpertTraffic: Sendable {
     /// One AR(1) step of every latent score, x ← retention·x + sigma·N, layer by layer, expert
     /// by expert (the normals drawn in bulk, ``Normal/fill(_:using:)``).
     private mutating func step(retention: Double, sigma: Double) {
+        if blended == nil { blended = blend() }
+        let blended = blended!
         // Written whole by the fill (no zeroing first: 119 KB a step, a memset counted byte by byte).
-        let noise = [Double](unsafeUninitializedCapacity: drift.count) { buffer, written in
+        var noise = [Double](unsafeUninitializedCapacity: drift.count) { buffer, written in
             Normal.fill(buffer, using: &rng)
             written = buffer.count
         }
-        drift.withUnsafeMutableBufferPointer { drift in
-            for i in drift.indices { drift[i] = retention * drift[i] + sigma * noise[i] }
+        guard blended.count == drift.count else {
+            drift.withUnsafeMutableBufferPointer { drift in
+                for i in drift.indices { drift[i] = retention * drift[i] + sigma * noise[i] }
+            }
+            return recompute()
         }
-        recompute()
+        // The drift's step and the scores (``recompute()``'s blend plus drift, the same sums) in
+        // one pass, each score written over the noise it was drawn from (issue 12: a second walk
+        // of 14,848 scores and a second 119 KB buffer every drift).
+        drift.withUnsafeMutableBufferPointer { drift in
+            blended.withUnsafeBufferPointer { blended in
+                noise.withUnsafeMutableBufferPointer { noise in
+                    for i in 0..<drift.count {
+                        let moved = retention * drift[i] + sigma * noise[i]
+                        drift[i] = moved
+                        noise[i] = blended[i] + moved
+                    }
+                }
+            }
+        }
+        popularity = Self.ranked(layerShapes, counts: rankedCounts, scores: noise, experts: shape.experts,
+                                 orders: &rankOrders)
     }
 
     /// Share of the drift kept per step: mean reversion, so hot sets wander around the traffic's
