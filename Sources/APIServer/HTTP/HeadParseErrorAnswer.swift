@@ -64,7 +64,9 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler,
                 status: .requestHeaderFieldsTooLarge, message: "the request's header fields are too large",
                 type: "invalid_request_error", param: nil, code: "request_header_fields_too_large")
         case .invalidContentLength:
-            problem = "its Content-Length must be one whole number of bytes (0 or more, digits only)"
+            // llhttp says so for a Content-Length beside `Transfer-Encoding: gzip` too.
+            problem = "its Content-Length must be one whole number of bytes (0 or more, digits only), "
+                + "not sent with Transfer-Encoding"
         case .unexpectedContentLength:
             problem = "its Content-Length is repeated with different values or sent with Transfer-Encoding"
         case .invalidHeaderToken, .invalidCharactersUsed:
