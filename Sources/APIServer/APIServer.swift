@@ -103,8 +103,9 @@ public final class APIServer: Sendable {
             // Every connection watches for its client leaving from the start: installed lazily, at
             // a long completion's first wait, a client that closed in between went unnoticed.
             // The read timeouts come after ExpectContinueHandler, to see the requests the router sees.
+            // HeadParseErrorAnswer comes first, to see a bad head's error before anything else.
             server: .http1(configuration: .init(additionalChannelHandlers: [
-                InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), HTTP10Framing.Installer(),
+                HeadParseErrorAnswer(), InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), HTTP10Framing.Installer(),
                 ReadTimeoutHandler(readTimeouts, timedOut: { [metrics = self.metrics] part in metrics.readTimedOut(part) }),
             ])),
             configuration: .init(

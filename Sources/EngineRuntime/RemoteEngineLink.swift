@@ -74,7 +74,9 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
     public func latestSnapshot() -> Snapshot { state.withLock { $0.snapshot } }
 
     public func send(commandLine: String) -> CommandReply {
-        if case .failure(let error) = OperatorCommand.parse(commandLine) {
+        // Against the served pod as the newest snapshot pictures it, so a bad index names its
+        // range ("the pod has nodes 0…47") as the server's own parse would.
+        if case .failure(let error) = OperatorCommand.parse(commandLine, on: latestSnapshot().podTopology) {
             return CommandReply(accepted: false, message: error.message)
         }
         let body = (try? JSONOutput.encoder().encode(AdminCommandBody(command: commandLine))).map { [UInt8]($0) } ?? []

@@ -27,12 +27,13 @@ struct BenchPreview: ParsableCommand {
 
     func run() throws {
         let warmUp = try FlagRange("--at", 0...3_600, unit: "s").value(at)
+        let config = try common.engineConfiguration(defaultRate: 40)
         let request: PreviewRequest
-        switch PreviewRequest.parse(command: command, duration: duration) {
+        // Against the deployment's pod, so a bad index names its range as the engine does.
+        switch PreviewRequest.parse(command: command, duration: duration, on: try config.deployment.topology()) {
         case .failure(let error): throw ConfigError("--command/--for: \(error.message)")
         case .success(let parsed): request = parsed
         }
-        let config = try common.engineConfiguration(defaultRate: 40)
         let engine = try common.makeEngine(config)
         engine.run(until: warmUp)
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -115,5 +115,11 @@ func printJSON<T: Encodable>(_ value: T) throws {
 extension EPLBMode: ExpressibleByArgument {
     public init?(argument: String) { self.init(rawValue: PolicyNames.folded(argument)) }
 }
-extension RoutingSkew: ExpressibleByArgument {}
-extension EngineConfiguration.TrafficMix: ExpressibleByArgument {}
+/// `--routing Balanced` and `--mix Chat` as the lower-case names, like `--eplb` and the policy
+/// flags: they were refused while `--eplb ON` and `--autoscale SLO` were taken.
+extension RoutingSkew: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: PolicyNames.folded(argument)) }
+}
+extension EngineConfiguration.TrafficMix: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: PolicyNames.folded(argument)) }
+}

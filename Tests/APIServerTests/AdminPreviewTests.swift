@@ -90,6 +90,39 @@ struct AdminPreviewTests {
         }
     }
 
+    /// A bad index in a preview, or in a command from a remote console, named the grammar's range
+    /// ("between 0 and 999999"), where the `:` line and `POST /admin/commands` name the pod's
+    /// ("the pod has nodes 0…3"): the preview route and the remote link parsed without the pod.
+    @Test func previewsAndRemoteCommandsNameThePodsRange() async throws {
+        let (host, server) = try toyPodAdmin(rate: 8)
+        defer { _ = host.stop() }
+        let nodes = "; the pod has nodes 0…3"
+        #expect(host.send(commandLine: "drain node -1").message.hasSuffix(nodes))
+        try await whileServing(server) { _, base in
+            try await Task.sleep(for: .milliseconds(100))
+            for (command, range) in [("drain node -1", nodes), ("fault npu x", "; the pod has NPUs 0…31"),
+                                     ("fault die 1.5", "; the pod has dies 0…63")] {
+                let (status, body) = try await Self.post(base, ["command": command], token: "tok")
+                let message = (body["error"] as? [String: Any])?["message"] as? String ?? ""
+                #expect(status == 400 && message.hasSuffix(range), "\(command): \(body)")
+                #expect(!message.contains("999999"), "\(command): \(message)")
+            }
+            let remote = RemoteEngineLink(baseURL: base, token: "tok")
+            remote.start()
+            defer { remote.stop() }
+            #expect(await eventually { !remote.latestSnapshot().npus.isEmpty })
+            let sent = try await offPool { remote.send(commandLine: "drain node -1") }
+            #expect(!sent.accepted && sent.message == host.send(commandLine: "drain node -1").message, "\(sent)")
+            let previewed = try await offPool { remote.preview(commandLine: "preview undrain node z for 1m") }
+            guard case .failure(let refusal) = previewed else {
+                Issue.record("a preview with a bad node word was not refused")
+                return
+            }
+            #expect(refusal.message.hasSuffix(nodes), "\(refusal.message)")
+            #expect(host.commandLog.isEmpty && host.latestSnapshot().drainedNodes.isEmpty, "nothing changed")
+        }
+    }
+
     /// Every refusal of `POST /admin/preview` names itself with a stable `code` (several came
     /// back with `"code": null`), and the hint for an empty command shows the form the route
     /// takes (it showed the console's `preview drain node 20 for 10m`, which the route refuses).

@@ -118,6 +118,21 @@ struct AdminTests {
         #expect(follower.newEvents(in: []).isEmpty)
     }
 
+    /// Every `/admin/events` stream encoded the snapshot itself each interval (a tenth of a core
+    /// per frame on the superpod), so 300 streams left open kept `/ready` from answering. Streams
+    /// now share one encoding per published snapshot, byte for byte what `/admin/state` sends.
+    @Test func eventStreamsShareOneEncodingOfEachSnapshot() {
+        let link = RecordingEngineLink()
+        link.update { $0.simTime = 1; $0.modelName = "deepseek-r1" }
+        let cache = SnapshotJSONCache()
+        let streams = (0..<50).map { _ in cache.json(for: link.latestSnapshot()) }
+        #expect(Set(streams) == [AdminWire.string(link.latestSnapshot())])
+        #expect(cache.encodings.load(ordering: .relaxed) == 1)
+        link.update { $0.simTime = 2 }
+        #expect(cache.json(for: link.latestSnapshot()) == AdminWire.string(link.latestSnapshot()))
+        #expect(cache.encodings.load(ordering: .relaxed) == 2)
+    }
+
     @Test func generatedTokensAreRandomAndLongEnough() {
         let a = AdminToken.generate(), b = AdminToken.generate()
         #expect(a.count == 64 && b.count == 64)

@@ -30,6 +30,37 @@ struct HardeningTests {
         }
     }
 
+    /// A head NIO's decoder refuses (a Content-Length that is not one whole number, two that
+    /// disagree, a header name with a space) got Hummingbird's bare `400` with an empty body: the
+    /// one error without the OpenAI error object, so the openai package could only say "Error
+    /// code: 400". It carries the object now, names what was wrong, and the connection closes.
+    @Test func aMalformedHeadIs400WithTheErrorBody() async throws {
+        let heads: [(fields: String, says: String)] = [
+            ("Content-Length: abc", "Content-Length must be one whole number of bytes"),
+            ("Content-Length: -5", "Content-Length must be one whole number of bytes"),
+            ("Content-Length: 99999999999999999999999", "Content-Length must be one whole number of bytes"),
+            ("Content-Length: 2\r\nContent-Length: 3", "Content-Length is repeated with different values"),
+            ("Bad Name: x\r\nContent-Length: 2", "a header name or value holds a character HTTP does not allow"),
+        ]
+        try await LiveServer.with { server in
+            for head in heads {
+                let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
+                defer { connection.close() }
+                connection.write(raw:
+                    "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "\(head.fields)\r\n\r\n{}")
+                let (answer, closed) = await connection.readUntilClosed()
+                #expect(answer.hasPrefix("HTTP/1.1 400"), "\(head.fields): \(answer)")
+                #expect(answer.lowercased().contains("content-type: application/json"), "\(head.fields): \(answer)")
+                #expect(answer.contains(#""code":"malformed_request""#), "\(head.fields): \(answer)")
+                #expect(answer.contains(#""type":"invalid_request_error""#), "\(head.fields): \(answer)")
+                #expect(answer.contains(head.says), "\(head.fields): \(answer)")
+                #expect(closed, "\(head.fields): the connection stays open after a head that did not parse")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     @Test func aWellFormedChunkedBodyIsServed() async throws {
         try await LiveServer.with { server in
             let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow

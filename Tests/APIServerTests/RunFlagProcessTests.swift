@@ -51,4 +51,16 @@ struct RunFlagProcessTests {
         let r = try xds(["run", "--deployment", tiny, "--eplb", "ON", "--speed", "MAX", "--duration", "1s", "--json"])
         #expect(r.status == 0 && r.out.contains("\"deployment\" : \"colocated:1:llama-2-7b:nvidia-a100:tp1\""), "\(r)")
     }
+
+    /// `--mix Chat` and `--routing Balanced` were refused ("The value 'Chat' is invalid") while
+    /// `--eplb ON` was taken; they run as the registered names, which the bench line prints.
+    @Test func trafficMixAndRoutingAreTakenInAnyCase() throws {
+        let tiny = "colocated:1:llama-2-7b:nvidia-a100:tp1"
+        let run = try xds(["run", "--deployment", tiny, "--mix", "Chat", "--duration", "1s", "--json"])
+        #expect(run.status == 0 && run.err.isEmpty, "\(run)")
+        let bench = try xds(["bench", "decode", "--batch-per-die", "8", "--context", "512", "--routing", "BALANCED"])
+        #expect(bench.status == 0 && bench.out.contains("routing balanced"), "\(bench)")
+        let bad = try xds(["run", "--mix", "Chatty", "--duration", "1s"])
+        #expect(bad.status != 0 && bad.out.isEmpty && bad.err.contains("'Chatty'"), "\(bad)")
+    }
 }

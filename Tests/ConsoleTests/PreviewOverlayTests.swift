@@ -61,6 +61,17 @@ import XDSTestSupport
         #expect(s.status?.isError == true && s.status?.text.contains("1s to 1h") == true)
     }
 
+    /// `:preview drain node -1` named the grammar's "between 0 and 999999"; `:drain node -1` names
+    /// the pod's range (the engine's parse), and so does the preview now, from the snapshot's pod.
+    @Test func aBadIndexInAPreviewNamesThePodsRange() {
+        for (line, range) in [("preview drain node -1", "; the pod has nodes 0…47"),
+                              ("preview fault die x for 1m", "; the pod has dies 0…767")] {
+            let (s, effects) = Self.open(line)
+            #expect(effects.isEmpty && s.preview == nil && s.status?.isError == true)
+            #expect(s.status?.text.hasSuffix(range) == true, "\(s.status?.text ?? "")")
+        }
+    }
+
     /// `:preview` alone showed the parser's "e.g. 'preview drain node 20 for 10m'", which a pod
     /// without node 20 (a one-node GPU cluster) then refused. The hint now gives the grammar and
     /// the command words a preview takes, asked of the parsers: not speed, pause or resume.

@@ -88,6 +88,14 @@ import Testing
         #expect(unknownField.contains("unknown field 'flavour'"), "\(unknownField)")
         let wrongType = problem { _ = try Deployment(toml: "nodes = \"many\"\n", source: "t.toml") }
         #expect(wrongType.contains("'nodes' must be an integer"), "\(wrongType)")
+        // A value of the wrong type is shown with its kind (it was "must be an integer" alone).
+        for (toml, says) in [("nodes = 4.5\n", "'nodes' must be an integer, got 4.5 (a floating-point number)"),
+                             ("nodes = \"48\"\n", "'nodes' must be an integer, got '48' (a string)"),
+                             ("nodes = [1]\n", "'nodes' must be an integer, got an array"),
+                             ("model = 5\n", "'model' must be a string, got 5 (an integer)")] {
+            let message = problem { _ = try Deployment(toml: toml, source: "t.toml") }
+            #expect(message == "t.toml: \(says)", "\(toml)")
+        }
         let impossible = problem {
             _ = try Deployment(toml: "[[decode]]\nnpus = 400\ntp = 1\ndp = 800\nep = 320\nshared_expert_dies = 32\nredundant_experts = 32\n",
                                source: "i.toml")

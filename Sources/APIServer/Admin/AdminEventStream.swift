@@ -1,5 +1,6 @@
 import Hummingbird
 import ServingEngine
+import Synchronization
 
 /// `GET /admin/events`: what a remote console consumes. Server-sent events, every `interval`:
 /// - `event: snapshot` with the newest snapshot as JSON (``AdminWire``);
@@ -17,6 +18,8 @@ import ServingEngine
 struct AdminEventStream: Sendable {
     let link: any EngineLink
     let interval: Duration
+    /// Shared by every stream of the server, so a snapshot is encoded once, not once per stream.
+    var snapshotJSON = SnapshotJSONCache()
 
     func response(for request: Request) -> Response {
         let body = ResponseBody { writer in
@@ -24,7 +27,7 @@ struct AdminEventStream: Sendable {
             do {
                 while !Task.isCancelled {
                     let snapshot = link.latestSnapshot()
-                    var frame = ServerSentEvent.named("snapshot", AdminWire.string(snapshot))
+                    var frame = ServerSentEvent.named("snapshot", snapshotJSON.json(for: snapshot))
                     for event in follower.newEvents(in: snapshot.events) {
                         frame += ServerSentEvent.named("event", AdminWire.string(event))
                     }
@@ -38,6 +41,30 @@ struct AdminEventStream: Sendable {
         }
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}
+
+/// The newest snapshot's JSON, encoded once for all the `/admin/events` streams that send it.
+///
+/// Each stream encoded the snapshot itself, every interval: the superpod's is about 600 KB, a
+/// tenth of a second of a core, so a few remote consoles (or a script that opened streams and
+/// never read them) took the server's cores from the engine, and `/ready` stopped answering
+/// within 30 s with 300 streams open. Streams poll the same published snapshot, so one encoding
+/// serves them all; a snapshot that differs (or holds a NaN, which compares unequal) is encoded
+/// afresh. Comparing is cheap: copies of one published snapshot share their arrays' storage.
+final class SnapshotJSONCache: Sendable {
+    private let last = Mutex<(snapshot: Snapshot, json: String)?>(nil)
+    /// Encodings done so far (tests: one per distinct snapshot, whatever the number of streams).
+    let encodings = Atomic<Int>(0)
+
+    func json(for snapshot: Snapshot) -> String {
+        if let hit = last.withLock({ cached in cached.flatMap { $0.snapshot == snapshot ? $0.json : nil } }) {
+            return hit
+        }
+        let json = AdminWire.string(snapshot)
+        encodings.add(1, ordering: .relaxed)
+        last.withLock { $0 = (snapshot, json) }
+        return json
     }
 }
 

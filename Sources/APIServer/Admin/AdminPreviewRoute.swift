@@ -25,7 +25,10 @@ extension AdminRoutes {
             try Self.checkLength(ofCommand: body.command)
             guard let previewer = link as? PreviewLink else { throw Self.cannotPreview }
             let line: String
-            switch PreviewRequest.parse(command: body.command, duration: body.duration) {
+            // Parsed against the served pod, so a bad index names its range ("the pod has nodes
+            // 0…47"), as POST /admin/commands answers the same command.
+            let pod = link.latestSnapshot().podTopology
+            switch PreviewRequest.parse(command: body.command, duration: body.duration, on: pod) {
             case .failure(let error): throw Self.malformed(error, body: body)
             case .success(let parsed): line = parsed.description
             }

@@ -16,6 +16,8 @@ struct AdminRoutes: Sendable {
     let token: String
     let maxBodyBytes: Int
     let eventInterval: Duration
+    /// The snapshot's JSON for every `/admin/events` stream of this server (``SnapshotJSONCache``).
+    let snapshotJSON = SnapshotJSONCache()
 
     func register(on router: Router<ServerContext>) {
         let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: token))
@@ -37,7 +39,7 @@ struct AdminRoutes: Sendable {
         registerRequests(on: admin)
         admin.get("/events") { request, _ in
             _ = try AdminQuery(route: "GET /admin/events").values(of: request)
-            return AdminEventStream(link: link, interval: eventInterval).response(for: request)
+            return AdminEventStream(link: link, interval: eventInterval, snapshotJSON: snapshotJSON).response(for: request)
         }
     }
 

@@ -1,3 +1,4 @@
+import PodModel
 import ServingEngine
 
 /// The console's views, in tab order; the raw value is the key that selects it.
@@ -188,6 +189,9 @@ public struct ConsoleState: Sendable, Equatable {
     public var npuCount = 384
     /// Dies per NPU of the snapshot's hardware (the fault menu's die ids); 2 until one says.
     public var diesPerNPU = 2
+    /// The pod of the newest snapshot (``Snapshot/podTopology``); nil until one says. A preview
+    /// is parsed against it, so a bad index names the pod's range as a sent command's reply does.
+    public var pod: PodTopology?
     public var layerCount = 58
     public var expertCount = 256
     public var inFlightCount = 0

@@ -59,6 +59,7 @@ public enum ConsoleUpdate {
         s.speed = snapshot.speed
         if !snapshot.npus.isEmpty { s.npuCount = snapshot.npus.count }
         if let hardware = snapshot.hardware { s.diesPerNPU = hardware.diesPerDevice }
+        if let pod = snapshot.podTopology { s.pod = pod }
         if let first = snapshot.experts.heat.first {
             s.layerCount = snapshot.experts.heat.count
             s.expertCount = first.count

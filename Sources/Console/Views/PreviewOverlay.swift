@@ -43,7 +43,7 @@ enum PreviewKeys {
     /// Opens the overlay for `line` (with or without the `preview` keyword and `for DURATION`),
     /// or says in the footer why the line is not a preview.
     static func start(_ line: String, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
-        switch PreviewRequest.parse(line) {
+        switch PreviewRequest.parse(line, on: s.pod) {
         case .failure(let error):
             s.status = StatusLine("preview: " + (error == emptyCommand ? emptyHint : error.message), isError: true)
         case .success(let request):

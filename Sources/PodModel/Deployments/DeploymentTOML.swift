@@ -198,22 +198,35 @@ struct TOMLReader {
             if let value { return value }
             throw fail("missing field '\(key)'")
         }
-        guard let i = v.int else { throw fail("'\(key)' must be an integer") }
+        guard let i = v.int else { throw fail("'\(key)' must be an integer, got \(Self.received(v))") }
         return i
     }
+    /// A value of the wrong type as a message shows it: `4.5 (a floating-point number)`,
+    /// `'48' (a string)`; a table or an array by its kind alone. `nodes = 4.5` was refused with
+    /// "'nodes' must be an integer", leaving the user to find which value the file holds.
+    static func received(_ v: any TOMLValueConvertible) -> String {
+        let kind = v.type.description
+        let article = kind.first.map { "aeiou".contains($0) } == true ? "an" : "a"
+        switch v.type {
+        case .table, .array: return "\(article) \(kind)"
+        case .string: return "\(InputEcho.quoted(v.string ?? "")) (\(article) \(kind))"
+        default: return "\(InputEcho.clean(v.tomlValue.debugDescription, limit: 40)) (\(article) \(kind))"
+        }
+    }
+
     func bool(_ key: String, default value: Bool) throws -> Bool {
         guard let v = table[key] else { return value }
-        guard let b = v.bool else { throw fail("'\(key)' must be true or false") }
+        guard let b = v.bool else { throw fail("'\(key)' must be true or false, got \(Self.received(v))") }
         return b
     }
     func optionalString(_ key: String) throws -> String? {
         guard let v = table[key] else { return nil }
-        guard let s = v.string else { throw fail("'\(key)' must be a string") }
+        guard let s = v.string else { throw fail("'\(key)' must be a string, got \(Self.received(v))") }
         return s
     }
     func table(_ key: String) throws -> TOMLTable? {
         guard let v = table[key] else { return nil }
-        guard let t = v.table else { throw fail("'\(key)' must be a table") }
+        guard let t = v.table else { throw fail("'\(key)' must be a table, got \(Self.received(v))") }
         return t
     }
     func tables(_ key: String) throws -> [TOMLTable] {

@@ -33,8 +33,10 @@ public struct PreviewRequest: Sendable, Equatable, CustomStringConvertible {
         line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first?.lowercased() == "preview"
     }
 
-    /// Parses `preview COMMAND [for DURATION]` (the keyword `preview` may be left out).
-    public static func parse(_ line: String) -> Result<PreviewRequest, CommandParseError> {
+    /// Parses `preview COMMAND [for DURATION]` (the keyword `preview` may be left out). With
+    /// `pod` (the pod the preview forks), a bad node, NPU or die word names that pod's range, as
+    /// the same command sent to the engine does (``OperatorCommand/parse(_:on:)``).
+    public static func parse(_ line: String, on pod: PodTopology? = nil) -> Result<PreviewRequest, CommandParseError> {
         var words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         if words.first?.lowercased() == "preview" { words.removeFirst() }
         var duration: String?
@@ -44,11 +46,13 @@ public struct PreviewRequest: Sendable, Equatable, CustomStringConvertible {
         } else if words.last?.lowercased() == "for" {
             return .failure(CommandParseError("expected a duration after 'for' (e.g. 'for 10m', at most 1h)"))
         }
-        return parse(command: words.joined(separator: " "), duration: duration)
+        return parse(command: words.joined(separator: " "), duration: duration, on: pod)
     }
 
     /// The admin API's form: the command line and an optional duration (`"10m"`, `"600s"`, `"600"`).
-    public static func parse(command line: String, duration: String?) -> Result<PreviewRequest, CommandParseError> {
+    public static func parse(command line: String, duration: String?, on pod: PodTopology? = nil)
+        -> Result<PreviewRequest, CommandParseError>
+    {
         if PreviewRequest.isPreview(line) {
             return .failure(CommandParseError("a preview cannot preview a preview; give the command itself"))
         }
@@ -56,7 +60,7 @@ public struct PreviewRequest: Sendable, Equatable, CustomStringConvertible {
             return .failure(CommandParseError("expected a command to preview, e.g. 'preview drain node 20 for 10m'"))
         }
         let command: OperatorCommand
-        switch OperatorCommand.parse(line) {
+        switch OperatorCommand.parse(line, on: pod) {
         case .failure(let error): return .failure(error)
         case .success(let parsed): command = parsed
         }

@@ -28,7 +28,8 @@ extension PreviewLink {
                         progress: @escaping @Sendable (Double) -> Void = { _ in })
         -> Result<PreviewResult, PreviewRefusal>
     {
-        switch PreviewRequest.parse(commandLine) {
+        // Against the link's pod when it pictures one, so a bad index names the pod's range.
+        switch PreviewRequest.parse(commandLine, on: (self as? any EngineLink)?.latestSnapshot().podTopology) {
         case .failure(let error): .failure(PreviewRefusal(error.message))
         case .success(let request):
             if let cancellation { preview(request, cancellation: cancellation, progress: progress) }

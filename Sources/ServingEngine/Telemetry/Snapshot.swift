@@ -55,6 +55,20 @@ public struct Snapshot: Sendable, Equatable, Codable {
     public init() {}
 }
 
+extension Snapshot {
+    /// The pod this snapshot pictures, as far as it says: its NPU list (one entry per NPU of the
+    /// pod) over its hardware profile's NPUs per node and dies per NPU. A face that parses command
+    /// lines away from the engine (a remote console, a preview) parses against it, so a bad index
+    /// names the pod's range (`the pod has nodes 0…47`) as the engine's own parse does. Nil before
+    /// the first snapshot, or for hardware this build does not know.
+    public var podTopology: PodTopology? {
+        guard !npus.isEmpty, let hardware = try? HardwareProfile.named(hardwareName), hardware.devicesPerNode > 0,
+              npus.count % hardware.devicesPerNode == 0 else { return nil }
+        return PodTopology(nodes: npus.count / hardware.devicesPerNode, npusPerNode: hardware.devicesPerNode,
+                           diesPerNPU: hardware.diesPerDevice)
+    }
+}
+
 public struct RequestCounts: Sendable, Equatable, Codable {
     public var arrived = 0
     public var completed = 0

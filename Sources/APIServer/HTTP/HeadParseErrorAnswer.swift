@@ -1,0 +1,86 @@
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+
+/// Answers a request whose head does not parse (`Content-Length: abc`, a header line with a
+/// space in its name, two different lengths) with the OpenAI error body every other 400 carries,
+/// then closes the connection (its framing is lost).
+///
+/// NIO's decoder reports such a head as an ``HTTPParserError`` before any route sees it, and
+/// Hummingbird answered it with a bare `400` and `Content-Length: 0`: the one error a client
+/// could not parse (the openai package raises its generic "Error code: 400" without a message).
+/// The answer goes out only when every earlier request on the connection has had its whole
+/// response (pipelining); otherwise the error passes on and Hummingbird answers as before. One
+/// per connection, on its event loop only (`@unchecked Sendable`).
+final class HeadParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// Request heads read, and responses whose end was written, on this connection.
+    private var requests = 0
+    private var responses = 0
+    private var answered = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) { requests += 1 }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { responses += 1 }
+        context.write(data, promise: promise)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError, requests == responses else {
+            return context.fireErrorCaught(error)
+        }
+        // The decoder reports once and then drops what follows; answer once.
+        guard !answered else { return }
+        answered = true
+        let apiError = Self.error(for: parserError)
+        let body = ByteBuffer(string: apiError.json)
+        let head = HTTPResponse(status: apiError.status, headerFields: [
+            .contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close",
+        ])
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        // The future completes on this channel's event loop, where the context may be used.
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        written.whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    /// The client's error for a head that did not parse: 431 for headers over the decoder's
+    /// limits, 400 naming what was wrong otherwise.
+    static func error(for parserError: HTTPParserError) -> APIError {
+        let problem: String
+        switch parserError {
+        case .headerOverflow:
+            return APIError(
+                status: .requestHeaderFieldsTooLarge, message: "the request's header fields are too large",
+                type: "invalid_request_error", param: nil, code: "request_header_fields_too_large")
+        case .invalidContentLength:
+            // llhttp says so for a Content-Length beside `Transfer-Encoding: gzip` too.
+            problem = "its Content-Length must be one whole number of bytes (0 or more, digits only), "
+                + "not sent with Transfer-Encoding"
+        case .unexpectedContentLength:
+            problem = "its Content-Length is repeated with different values or sent with Transfer-Encoding"
+        case .invalidHeaderToken, .invalidCharactersUsed:
+            problem = "a header name or value holds a character HTTP does not allow"
+        case .invalidMethod: problem = "its method is not an HTTP method"
+        case .invalidURL: problem = "its target is not a valid path"
+        case .invalidVersion: problem = "its HTTP version is not HTTP/1.0 or HTTP/1.1"
+        case .invalidChunkSize: problem = "a chunk size is not hexadecimal"
+        // `.unknown` covers llhttp's other refusals (Content-Length beside Transfer-Encoding, …);
+        // its own text, "unknown (http_parser error)", tells a client nothing.
+        default: problem = "its framing does not parse as HTTP/1.1 (e.g. Content-Length sent with Transfer-Encoding)"
+        }
+        return APIError(
+            status: .badRequest, message: "the request is malformed: \(problem)", type: "invalid_request_error",
+            param: nil, code: "malformed_request")
+    }
+}
