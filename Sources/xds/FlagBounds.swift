@@ -72,7 +72,9 @@ struct FlagRange: Sendable {
             throw ConfigError("\(flag) must be \(what), got \(n.quoted)")
         }
         guard contains(x) else {
-            throw ConfigError("\(flag) must be \(whole ? "a whole number " : "")\(allowed), got \(n.shown)")
+            // "a whole number between 1 and 4096", "a whole number, positive and at most 4096".
+            let what = whole ? (includesLower ? "a whole number \(allowed)" : "a whole number, \(allowed)") : allowed
+            throw ConfigError("\(flag) must be \(what), got \(n.shown)")
         }
         return x
     }

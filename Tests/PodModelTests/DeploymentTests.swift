@@ -38,6 +38,16 @@ import Testing
         #expect(h.group(.colocated)?.npusEach == 4)
     }
 
+    /// Model and profile names fold ASCII case, so the spec's own words do too, and the deployment
+    /// is named in one canonical spelling whatever the spelling typed.
+    @Test func inlineSpecsFoldCaseAndAreNamedCanonically() throws {
+        let typed = try Deployment.resolve("Colocated:02:Llama-2-7B:NVIDIA-A100:TP1")
+        let plain = try Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1")
+        #expect(typed.name == "colocated:2:llama-2-7b:nvidia-a100:tp1")
+        #expect(typed.name == plain.name && typed.groups == plain.groups && typed.hardware == plain.hardware)
+        #expect(throws: (any Error).self) { try Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:Xp1") }
+    }
+
     func problem(_ body: () throws -> Void) -> String {
         do { try body() } catch { return "\(error)" }
         return "no error"

@@ -515,7 +515,7 @@ extension APIError {
         "stop": "a string or an array of at most 4 strings", "command": "a string of at most 1024 bytes",
         "prompt": "a string, an array of strings, or arrays of token ids within 0…2147483647",
         "duration": "a string from 1s to 1h, such as 90s, 10m or 1h",
-        "seed": "an integer", "logit_bias": "an object mapping token ids to numbers within -100…100",
+        "seed": "an integer within -9223372036854775808…9223372036854775807", "logit_bias": "an object mapping token ids to numbers within -100…100",
         "top_k": "an integer within -1…2147483647", "min_p": "a number within 0…1",
         "repetition_penalty": "a number above 0, at most 100",
     ]

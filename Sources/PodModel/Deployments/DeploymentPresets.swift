@@ -60,7 +60,7 @@ extension Deployment {
     public static func inlineColocated(_ spec: String) throws -> Deployment {
         let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         let usage = "expected colocated:N:MODEL:PROFILE:tpK, e.g. colocated:2:llama-2-7b:nvidia-a100:tp1"
-        guard parts.count == 5, parts[0] == "colocated" else { throw ConfigError("bad deployment \(InputEcho.quoted(spec)): \(usage)") }
+        guard parts.count == 5, parts[0].lowercased() == "colocated" else { throw ConfigError("bad deployment \(InputEcho.quoted(spec)): \(usage)") }
         let model = try ModelSpec.named(parts[2])
         let hw = try HardwareProfile.named(parts[3])
         // N and K are bounded by the profile's cluster before any size is multiplied, so
@@ -70,7 +70,8 @@ extension Deployment {
             throw ConfigError("bad deployment \(InputEcho.quoted(spec)): replica count N must be a whole number between 1 and \(devices) "
                 + "(\(hw.name) devices in one deployment), got \(InputEcho.quoted(parts[1]))")
         }
-        guard parts[4].hasPrefix("tp"), let tp = Int(parts[4].dropFirst(2)) else {
+        // `tp` in any ASCII case, as model and profile names are (`TP1` is `tp1`).
+        guard parts[4].lowercased().hasPrefix("tp"), let tp = Int(parts[4].dropFirst(2)) else {
             throw ConfigError("bad deployment \(InputEcho.quoted(spec)): \(InputEcho.quoted(parts[4])) is not a TP degree like tp1; \(usage)")
         }
         guard (1...dies).contains(tp) else {
@@ -87,7 +88,10 @@ extension Deployment {
         let ep = model.isMoE ? npusEach * hw.diesPerDevice : 1
         let group = InstanceGroup(role: .colocated, count: n, npusEach: npusEach, firstNPU: 0, tp: tp, dp: dpEach,
                                   ep: ep, redundantExperts: 0, sharedExpertDies: 0, batchLimit: 128)
-        var deployment = Deployment(name: spec, model: model.name, hardware: hw.name, nodes: nodes, groups: [group])
+        // Named as written in canonical form (`COLOCATED:02:Llama-2-7B:…:TP1` is `colocated:2:llama-2-7b:…:tp1`),
+        // as policy names are: reports and `--print-config` carry one spelling.
+        let name = "colocated:\(n):\(model.name):\(hw.name):tp\(tp)"
+        var deployment = Deployment(name: name, model: model.name, hardware: hw.name, nodes: nodes, groups: [group])
         deployment.isInlineColocatedSpec = true
         return deployment
     }
@@ -95,7 +99,7 @@ extension Deployment {
     /// A preset name, an inline `colocated:…` spec, or (by the caller) a TOML file.
     public static func resolve(_ nameOrSpec: String) throws -> Deployment {
         if let p = preset(nameOrSpec) { return p }
-        if nameOrSpec.hasPrefix("colocated:") { return try inlineColocated(nameOrSpec) }
+        if nameOrSpec.lowercased().hasPrefix("colocated:") { return try inlineColocated(nameOrSpec) }
         throw ConfigError("unknown deployment \(InputEcho.quoted(nameOrSpec)); expected one of: \(presetNames.joined(separator: ", ")), "
             + "colocated:N:MODEL:PROFILE:tpK, or a .toml file")
     }
