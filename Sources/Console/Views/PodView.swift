@@ -139,8 +139,14 @@ enum PodView {
         let filter = state.eventFilter.isEmpty ? "" : " · filter \"\(state.eventFilter)\""
         b.box(rect, title: "Recent events · newest first · level \(state.eventLevel.rawValue)\(filter) · view 6 lists them all")
         let inner = rect.inner
-        for (i, row) in shown.prefix(inner.height).enumerated() {
-            EventsView.drawRow(&b, row, y: inner.y + i, inner: inner, selected: false)
+        // Whole messages, wrapped (this panel has no Enter for the full text): as many of the
+        // newest events as fit whole; only one longer than the whole panel is cut, with "…".
+        var y = inner.y
+        for row in shown {
+            let room = inner.maxX - (inner.x + EventsView.messageColumn)
+            let need = EventsView.messageLines(row, room: room).count
+            guard y < inner.maxY, need <= inner.maxY - y || y == inner.y else { break }
+            y += EventsView.drawWrapped(&b, row, y: y, inner: inner, maxLines: inner.maxY - y)
         }
         if shown.isEmpty {
             b.put(s.events.isEmpty ? "no events yet" : "no event matches the filter", x: inner.x + 1, y: inner.y, style: .dim)
