@@ -37,6 +37,8 @@ enum ASCIIFallback {
         "↑": "^", "↓": "v", "←": "<", "→": ">", "↔": "-", "⏎": "<", "⏸": "=", "␣": "_",
         // NPU states (↓ slow is above): ≠ link down, ⊘ drained.
         "≠": "!", "⊘": "/",
+        // A latency bar over the SLO, without colour.
+        "╳": "x",
         // Punctuation and signs of the views' and the engine's texts.
         "·": ".", "•": "*", "…": "~", "–": "-", "—": "-", "−": "-", "‐": "-", "×": "x", "÷": "/",
         "±": "+", "≈": "~", "≤": "<", "≥": ">", "µ": "u", "°": "o", "²": "2", "³": "3", "¹": "1",
