@@ -283,9 +283,19 @@ enum PodView {
         }
         meter("util", npu.utilization, utilNote,
               style: NPULoad.limit(npu.role) == .busy ? nil : Style(fg: .accent))
+        // HBM in the neutral colour, not the load bands: what the engine counts as used is the
+        // weights (fixed when the TE loads) plus the KV blocks in use, and the KV pool is
+        // reserved up front (90% of HBM less the weights, vLLM's gpu_memory_utilization), so
+        // HBM cannot fill on its own: a fresh superpod's prefill chip holds ~78% in weights
+        // alone and was drawn "high" (≥70%) in its normal state. What can run out is the pool,
+        // and the KV meter under it carries that state with the load thresholds (≥70% high,
+        // ≥90% crit). The note says what the bar holds and where its state is.
         let hbm = npu.hbmCapacityBytes > 0 ? npu.hbmUsedBytes / npu.hbmCapacityBytes : 0
-        meter(
-            "HBM", hbm, "\(Format.gigabytes(npu.hbmUsedBytes))/\(Format.gigabytes(npu.hbmCapacityBytes)) GB")
+        let gb = "\(Format.gigabytes(npu.hbmUsedBytes))/\(Format.gigabytes(npu.hbmCapacityBytes)) GB"
+        let holds = npu.role == .expert ? " expert weights" : npu.role == .spare ? "" : " weights + KV in use"
+        let noteRoom = inner.maxX - (inner.x + 8 + (inner.width >= 120 ? 40 : min(20, max(4, inner.width - 24))))
+        let hbmNote = [gb + holds + " · no alarm colour: KV below", gb + holds, gb].first { $0.count <= noteRoom } ?? gb
+        meter("HBM", hbm, hbmNote, style: Style(fg: .accent))
         meter("KV", npu.kvUsage, Format.percent(npu.kvUsage))
         let node = s.npus.filter { $0.node == npu.node }
         let util = node.isEmpty ? 0 : node.map(\.utilization).reduce(0, +) / Double(node.count)
