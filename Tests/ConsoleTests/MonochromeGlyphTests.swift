@@ -170,5 +170,8 @@ import XDSTestSupport
         #expect(mono.contains("Pod       letter = role (P/D/A/E/C/·); load: p idle P ok ^ high * crit"), "\(mono)")
         let colour = Self.render(.pod, theme: .builtinDark) { $0.showHelp = true }.text
         #expect(colour.contains("Pod       NPUs by node; letter = role (P/D/A/E/C/·), colour = load"))
+        // And the latency bars' glyph over the SLO (in colour they are red).
+        #expect(mono.contains("Latency   TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ SLO, ╳ over it; trends"), "\(mono)")
+        #expect(colour.contains("Latency   TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ = SLO; trends"))
     }
 }
