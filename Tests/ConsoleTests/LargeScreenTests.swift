@@ -1,3 +1,4 @@
+import Foundation
 import ServingEngine
 import Testing
 import XDSTestSupport
@@ -63,6 +64,38 @@ import XDSTestSupport
         #expect(Self.slice(lines[nodesTop + 3 + 16], 123..<300).hasPrefix("│ 16   8 decode     decode-0         in service"))
         #expect(Self.slice(lines[nodesTop + 3 + 40], 123..<300).hasPrefix("│ 40   8 spare      –                spare "))
         #expect(lines[88].hasSuffix("┘"))
+    }
+
+    /// The Pod view's recent events wrap a long message under its message column rather than
+    /// cut it at the panel's edge (at 250×70 the NPU-fork line lost its re-prefilled count):
+    /// every event shown is shown whole, newest first.
+    @Test func podRecentEventsWrapLongMessagesAt250x70() throws {
+        let long = "vertical shrink impossible for decode-0 (EP 320 needs every die); replacing NPU 163 with spare "
+            + "NPU 288: NPU-fork weight copy 0.121 s over UB; 2 requests re-prefilled, 0 failed"
+        var s = Self.busySnapshot(events: 3)
+        s.events.append(EngineEvent(time: 700, kind: .command, message: long))
+        let lines = Self.render(.pod, s, width: 250, height: 70)
+        let top = try #require(lines.firstIndex { $0.hasPrefix("┌ Recent events") })
+        let bottom = try #require(lines.indices.first { $0 > top && $0 < 69 && lines[$0].hasPrefix("└") })
+        let rows = lines[(top + 1)..<bottom].map { Self.slice($0, 0..<123) }
+        #expect(rows.allSatisfy { !$0.contains("…") }, "\(rows.joined(separator: "\n"))")
+        // The newest event first, its message over as many lines as it needs, then the others.
+        #expect(rows[0].hasPrefix("│  0:11:40.0 info  command         vertical shrink impossible"))
+        let message = rows.prefix(3).map { Self.slice($0, 34..<122).trimmingCharacters(in: .whitespaces) }
+        #expect(message.joined(separator: " ") == long, "\(message)")
+        #expect(rows[1...2].allSatisfy { row in Self.slice(row, 0..<34).allSatisfy { $0 == " " || $0 == "│" } })
+        #expect(rows[3].hasPrefix("│  0:10:52.0 info  command         rate 32"))
+        // At 160×48 the panel (80 wide, on the left) wraps the message too; at 80×24 and
+        // 120×40 there is no panel (its events are in view 6).
+        let mid = Self.render(.pod, s, width: 160, height: 48)
+        let midTop = try #require(mid.firstIndex { $0.hasPrefix("┌ Recent events") })
+        let midRows = mid[(midTop + 1)...].prefix { !$0.hasPrefix("└") }.map { Self.slice($0, 0..<80) }
+        #expect(midRows.allSatisfy { !$0.contains("…") }, "\(midRows.joined(separator: "\n"))")
+        let midMessage = midRows.prefix { !$0.hasPrefix("│  0:10") }.map { Self.slice($0, 34..<79).trimmingCharacters(in: .whitespaces) }
+        #expect(midMessage.joined(separator: " ") == long, "\(midMessage)")
+        for (w, h) in [(80, 24), (120, 40)] {
+            #expect(!Self.render(.pod, s, width: w, height: h).joined().contains("Recent events"), "\(w)×\(h)")
+        }
     }
 
     /// A node of mixed roles counts them; spares are named, not drawn as "·".

@@ -65,7 +65,8 @@ import XDSTestSupport
         let ascii = Self.podBox(Self.render(.pod).asciiOnly())
         #expect(ascii[3] == "| 02 ******** 10 ******** 18v^D^DDDvD 26!D^!DDD^^ 34 DD^DDDDD 42 ........      |")
         #expect(ascii[9] == "| P pre D dec A attn E exp C coloc .spare X dead vslow #HBM !link              |")
-        #expect(ascii[10] == "| load pd <5% idle PD <70% ok ^ <90% high * >90% crit /drained ~draining       |")
+        // `≥` is written out: `>90% crit` said something else (90% itself is crit).
+        #expect(ascii[10] == "| load pd <5% idle PD <70% ok ^ <90% high * >=90% crit /drained ~draining      |")
     }
 
     /// At every size, in both encodings: each NPU's cell holds the glyph of its state, and every
@@ -125,7 +126,7 @@ import XDSTestSupport
     @Test func colourSwatchesInASCIIAreNotTheHBMGlyph() {
         let b = Self.render(.pod, theme: .builtinDark).asciiOnly()
         let layout = PodLayout(width: 80, height: 24)
-        #expect(b.line(layout.grid.maxY - 2) == "| load o<5% idle o<70% ok o<90% high o>90% crit /drained ~draining             |")
+        #expect(b.line(layout.grid.maxY - 2) == "| load o<5% idle o<70% ok o<90% high o>=90% crit /drained ~draining            |")
     }
 
     /// The KV strip draws heights; its colour bands mean nothing without colour, and four equal
@@ -169,5 +170,8 @@ import XDSTestSupport
         #expect(mono.contains("Pod       letter = role (P/D/A/E/C/·); load: p idle P ok ^ high * crit"), "\(mono)")
         let colour = Self.render(.pod, theme: .builtinDark) { $0.showHelp = true }.text
         #expect(colour.contains("Pod       NPUs by node; letter = role (P/D/A/E/C/·), colour = load"))
+        // And the latency bars' glyph over the SLO (in colour they are red).
+        #expect(mono.contains("Latency   TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ SLO, ╳ over it; trends"), "\(mono)")
+        #expect(colour.contains("Latency   TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ = SLO; trends"))
     }
 }

@@ -204,6 +204,35 @@ import XDSTestSupport
         #expect(edgeRuns == [.good, .bad], "\(edgeRuns)")
         #expect(LatencyView.barStyle(lower: 0, upper: 10, slo: nil) == .accent)
     }
+
+    /// Without colour (`NO_COLOR`, a mono terminal) a bar wholly over the SLO has a glyph of its
+    /// own, `╳`, and the scale row names it; only the ▲ marker divided them before. The bin
+    /// holding the SLO stays solid with the ▲ under it.
+    @Test func withoutColourBarsOverTheSLOHaveTheirOwnGlyph() {
+        let bins = HistogramBins(upperBoundsMs: [128, 256, 512, 1024, 2048, 4096], counts: [5, 40, 300, 200, 40, 3])
+        var b = CellBuffer(width: 60, height: 20)
+        LatencyView.histogram(&b, Rect(x: 0, y: 0, width: 60, height: 20), "TTFT", bins, (400, 900, 2200), slo: 2000,
+                              monochrome: true)
+        let barRow = 1 + (20 - 2 - 5)
+        var runs: [Character] = []
+        for x in 1..<59 where b[x, barRow].character != " " {
+            let c = b[x, barRow].character
+            if runs.last != c { runs.append(c) }
+        }
+        #expect(runs == ["▂", "█", "╳"], "\(runs)")  // the 5-sample bin, the solid ones, the tail
+        #expect(b.line(1).contains("tallest bar 300 of n 588  ╳ over SLO"), "\(b.line(1))")
+        // In colour, the same bars stay solid and the row has no glyph legend.
+        var colour = CellBuffer(width: 60, height: 20)
+        LatencyView.histogram(&colour, Rect(x: 0, y: 0, width: 60, height: 20), "TTFT", bins, (400, 900, 2200), slo: 2000)
+        #expect(!colour.text.contains("╳") && !colour.text.contains("over SLO"))
+        // Under LANG=C too: `x`, not a sparkline level.
+        #expect(ASCIIFallback.ascii("╳") == "x" && !CellBuffer.sparkGlyphs.map(ASCIIFallback.ascii).contains("x"))
+        // At 80×24 in the mono theme the short legend fits the TTFT and TPOT panels' scale rows.
+        var state = primedState()
+        state.view = .latency
+        let mono = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinMono, width: 80, height: 24)
+        #expect(mono.line(4).filter { $0 == "╳" }.count == 2, "\(mono.text)")
+    }
 }
 
 /// The decode-groups strip says what its bars mean: height 0…100% of a group's KV, and, where

@@ -76,7 +76,7 @@ import XDSTestSupport
         #expect(
             lines[18] == "│ util  ████████████████···· 80% TE busy · 8/8 groups busy                     │")
         #expect(
-            lines[19] == "│ HBM   █████████████······· 82.9/128.0 GB                                     │")
+            lines[19] == "│ HBM   █████████████······· 82.9/128.0 GB weights + KV in use                 │")
     }
 
     @Test func podDetailFollowsTheSelection() {

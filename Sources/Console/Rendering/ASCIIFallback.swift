@@ -37,6 +37,8 @@ enum ASCIIFallback {
         "↑": "^", "↓": "v", "←": "<", "→": ">", "↔": "-", "⏎": "<", "⏸": "=", "␣": "_",
         // NPU states (↓ slow is above): ≠ link down, ⊘ drained.
         "≠": "!", "⊘": "/",
+        // A latency bar over the SLO, without colour.
+        "╳": "x",
         // Punctuation and signs of the views' and the engine's texts.
         "·": ".", "•": "*", "…": "~", "–": "-", "—": "-", "−": "-", "‐": "-", "×": "x", "÷": "/",
         "±": "+", "≈": "~", "≤": "<", "≥": ">", "µ": "u", "°": "o", "²": "2", "³": "3", "¹": "1",
@@ -59,14 +61,89 @@ enum ASCIIFallback {
     }
 }
 
+extension ASCIIFallback {
+    /// Signs whose one-character stand-in says something else: `≥90% crit` read `>90% crit`,
+    /// `imbalance 1.81 → 1.22` read `1.81 > 1.22` (a comparison), `±50%` read `+50%`. They take
+    /// the cells they need where the line has room (``CellBuffer/asciiOnly()``).
+    static let spelled: [Character: String] = [
+        "≥": ">=", "≤": "<=", "±": "+/-", "→": "->", "←": "<-", "↔": "<->",
+    ]
+
+    /// Cells a line can give up without losing anything: a space before another space (or the
+    /// line's end), one cell of a run of the same rule character (a box's top edge).
+    static func isSpare(_ row: [Cell], _ j: Int) -> Bool {
+        let c = row[j].character
+        if c == " " { return j + 1 == row.count || row[j + 1].character == " " }
+        return "─━═".contains(c) && j + 1 < row.count && row[j + 1].character == c
+    }
+
+    /// A panel's side: text never moves across it.
+    static func isWall(_ c: Character) -> Bool { "│┃║┌┐└┘├┤┬┴┼".contains(c) }
+
+    /// Inserts `cell` at `p`, taking the room from the first spare cell right of `p` before the
+    /// next wall (the cells between move right by one); false, and `row` unchanged, if there is none.
+    static func insert(_ cell: Cell, at p: Int, in row: inout [Cell]) -> Bool {
+        guard p < row.count else { return false }
+        var j = p
+        while j < row.count, !isWall(row[j].character) {
+            if isSpare(row, j) {
+                row.remove(at: j)
+                row.insert(cell, at: p)
+                return true
+            }
+            j += 1
+        }
+        return false
+    }
+}
+
 extension CellBuffer {
     /// The same frame with every character replaced by its ``ASCIIFallback`` stand-in; styles
-    /// (and so colours) are kept.
+    /// (and so colours) are kept. A sign of ``ASCIIFallback/spelled`` is written out (`>=`),
+    /// the rest of its text moving right into the nearest spare blank of its panel; with no
+    /// room to the right, a blank beside it is used (`1.81 ->1.22`); only where neither is
+    /// there does it get its one-character stand-in.
     func asciiOnly() -> CellBuffer {
         var copy = self
         for y in 0..<height {
-            for x in 0..<width where !self[x, y].character.isASCII {
-                copy[x, y].character = ASCIIFallback.ascii(self[x, y].character)
+            var row = (0..<width).map { self[$0, y] }
+            var x = 0
+            while x < row.count {
+                let cell = row[x]
+                guard !cell.character.isASCII else { x += 1; continue }
+                row[x].character = ASCIIFallback.ascii(cell.character)
+                guard let long = ASCIIFallback.spelled[cell.character].map(Array.init) else { x += 1; continue }
+                var trial = row
+                trial[x].character = long[0]
+                var done = true
+                for (k, ch) in long.enumerated().dropFirst() {
+                    var c = cell
+                    c.character = ch
+                    if !ASCIIFallback.insert(c, at: x + k, in: &trial) { done = false; break }
+                }
+                if done {
+                    row = trial
+                    x += long.count
+                    continue
+                }
+                if long.count == 2, x + 1 < row.count, row[x + 1].character == " " {
+                    row[x].character = long[0]
+                    row[x + 1] = cell
+                    row[x + 1].character = long[1]
+                    x += 2
+                    continue
+                }
+                if long.count == 2, x > 0, row[x - 1].character == " " {
+                    row[x - 1] = cell
+                    row[x - 1].character = long[0]
+                    row[x].character = long[1]
+                }
+                x += 1
+            }
+            for x in 0..<width {
+                var c = row[x]
+                if !c.character.isASCII { c.character = ASCIIFallback.ascii(c.character) }
+                copy[x, y] = c
             }
         }
         return copy

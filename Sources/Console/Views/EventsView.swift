@@ -52,7 +52,8 @@ enum EventsView {
     /// One event row: time, severity, kind, message (with its fold count); shared with the Pod
     /// view's recent-events panel so both read the same.
     static func drawRow(
-        _ b: inout CellBuffer, _ row: (event: EngineEvent, count: Int), y: Int, inner: Rect, selected: Bool
+        _ b: inout CellBuffer, _ row: (event: EngineEvent, count: Int), y: Int, inner: Rect, selected: Bool,
+        message line: String? = nil
     ) {
         let (e, count) = (row.event, row.count)
         let style = selected ? Style(fg: .selection, bold: true, reverse: true) : style(e.severity)
@@ -61,11 +62,48 @@ enum EventsView {
             " " + Format.left(e.severity == .info ? "info" : e.severity == .warning ? "WARN" : "ERROR", 5),
             x: x, y: y, style: style)
         x = b.put(" " + Format.left(e.kind.rawValue, 15), x: x, y: y, style: selected ? style : .dim)
-        var message = " " + e.message + (count > 1 ? " (×\(count))" : "")
+        var message = line ?? " " + e.message + (count > 1 ? " (×\(count))" : "")
         // Cut lines end in an ellipsis; Enter (in the Events view) shows the whole message.
         let room = inner.maxX - x
         if message.count > room, room > 1 { message = String(message.prefix(room - 1)) + "…" }
         b.put(message, x: x, y: y, style: style, clip: inner)
+    }
+
+    /// Cells before an event row's message: the time (10), severity and kind with their blanks.
+    static let messageColumn = 1 + 10 + 6 + 16
+
+    /// An event's message as lines of a message column `room` wide (its fold count after it),
+    /// words kept whole where they fit.
+    static func messageLines(_ row: (event: EngineEvent, count: Int), room: Int) -> [String] {
+        let text = row.event.message + (row.count > 1 ? " (×\(row.count))" : "")
+        return DetailOverlays.wrap(text, width: max(1, room - 1)).map { " " + $0 }
+    }
+
+    /// One event row with its whole message, wrapped under the message column, on at most
+    /// `maxLines` lines; returns the lines used. For a panel with no Enter to show an event in
+    /// full (the Pod view's recent events): at 250×70 its lines were cut at the panel's edge.
+    /// A message longer than `maxLines` ends its last line in "…".
+    @discardableResult
+    static func drawWrapped(
+        _ b: inout CellBuffer, _ row: (event: EngineEvent, count: Int), y: Int, inner: Rect, maxLines: Int
+    ) -> Int {
+        guard maxLines > 0 else { return 0 }
+        let room = inner.maxX - (inner.x + messageColumn)
+        var lines = messageLines(row, room: room)
+        guard room > 8, lines.count > 1 else {
+            drawRow(&b, row, y: y, inner: inner, selected: false)
+            return 1
+        }
+        if lines.count > maxLines {
+            lines = Array(lines.prefix(maxLines))
+            let last = lines[maxLines - 1]
+            lines[maxLines - 1] = String(last.prefix(room - 1)) + "…"
+        }
+        drawRow(&b, (row.event, 1), y: y, inner: inner, selected: false, message: lines[0])
+        for (i, more) in lines.enumerated().dropFirst() {
+            b.put(more, x: inner.x + messageColumn, y: y + i, style: style(row.event.severity), clip: inner)
+        }
+        return lines.count
     }
 
     static func draw(

@@ -38,10 +38,12 @@ enum LatencyView {
         }
         histogram(
             &b, Rect(x: top.x, y: top.y, width: w, height: top.height), "TTFT", h.ttft,
-            p(h.ttft, (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms)), slo: s.slo.ttftMs, title: titles[0], longScale: longScale, estimated: cut)
+            p(h.ttft, (l.ttftP50Ms, l.ttftP90Ms, l.ttftP99Ms)), slo: s.slo.ttftMs, title: titles[0], longScale: longScale, estimated: cut,
+            monochrome: theme.monochrome)
         histogram(
             &b, Rect(x: top.x + w, y: top.y, width: w, height: top.height), "TPOT", h.tpot,
-            p(h.tpot, (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms)), slo: s.slo.tpotMs, title: titles[1], longScale: longScale, estimated: cut)
+            p(h.tpot, (l.tpotP50Ms, l.tpotP90Ms, l.tpotP99Ms)), slo: s.slo.tpotMs, title: titles[1], longScale: longScale, estimated: cut,
+            monochrome: theme.monochrome)
         histogram(
             &b, Rect(x: top.x + 2 * w, y: top.y, width: top.width - 2 * w, height: top.height), "E2E",
             h.e2e, p(h.e2e, (l.e2eP50Ms, l.e2eP90Ms, l.e2eP99Ms)), slo: nil, title: titles[2], longScale: longScale, estimated: cut)
@@ -112,6 +114,20 @@ enum LatencyView {
         guard let slo else { return .accent }
         if upper <= slo { return .good }
         return lower >= slo ? .bad : .warn
+    }
+
+    /// Without colour a bar wholly over the SLO needs a glyph of its own: `╳` (ASCII `x`, not
+    /// a sparkline level, so a short solid bar's top cell never reads as one); nil for a solid
+    /// bar. Only the ▲ marker under the axis divided them under `NO_COLOR`. The bin holding the
+    /// SLO stays solid: the ▲ stands under it, and a third glyph found no room in its legend
+    /// at 80 columns.
+    static func monoFill(_ style: Style) -> Character? {
+        style == .bad ? "╳" : nil
+    }
+
+    /// The legend of ``monoFill(_:)`` in the longest form that fits `room` columns (empty if none).
+    static func monoLegend(room: Int) -> String {
+        ["  ╳ over SLO", " ╳ over SLO", " ╳>SLO"].first { $0.count <= room } ?? ""
     }
 
     /// The plot's width in a histogram panel `panelWidth` columns wide (borders and a blank
@@ -262,7 +278,7 @@ enum LatencyView {
     static func histogram(
         _ b: inout CellBuffer, _ rect: Rect, _ name: String, _ bins: HistogramBins,
         _ p: (Double, Double, Double), slo: Double?, window: String = "", title shared: String? = nil,
-        longScale: Bool? = nil, estimated: Bool = false
+        longScale: Bool? = nil, estimated: Bool = false, monochrome: Bool = false
     ) {
         let plotWidth = plotWidth(panelWidth: rect.width)
         let plan = plan(bins, plotWidth: plotWidth, slo: slo)
@@ -290,10 +306,24 @@ enum LatencyView {
                 let bins = " · bins " + tickLabel(step, step: step)
                 if scale.count + bins.count <= inner.width - 1 { scale += bins }
             }
-            b.put(scale, x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
+            let scaleEnd = b.put(scale, x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
+            if monochrome, slo != nil {
+                b.put(Self.monoLegend(room: inner.maxX - scaleEnd), x: scaleEnd, y: inner.y, style: .dim, clip: inner)
+            }
             for (c, column) in columns.enumerated() {
                 let eighths = Int((Double(column.count) / Double(top) * Double(barRows * 8)).rounded())
                 let style = Self.barStyle(lower: column.lower, upper: column.upper, slo: slo)
+                if monochrome, let fill = Self.monoFill(style) {
+                    // Whole cells (a glyph has no eighths), to the nearest cell; a bin with any
+                    // height keeps one, so a short tail over the SLO still shows.
+                    let cellsTall = min(barRows, eighths > 0 ? max(1, (eighths + 4) / 8) : 0)
+                    for r in 0..<cellsTall {
+                        for k in 0..<span {
+                            b[inner.x + 1 + c * span + k, inner.y + barRows - r] = Cell(character: fill, style: style)
+                        }
+                    }
+                    continue
+                }
                 for r in 0..<barRows {
                     let level = eighths - r * 8
                     guard level > 0 else { break }

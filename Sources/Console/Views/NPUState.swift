@@ -301,3 +301,26 @@ extension Snapshot {
     /// nil for a name this build does not know (a newer server): views then claim nothing.
     var hardware: HardwareProfile? { try? HardwareProfile.named(hardwareName) }
 }
+
+extension FaultStatus {
+    /// The engine's description as the Faults panel and the ticker show it. The engine writes
+    /// its detect and recover times to a tenth of a second, so a glitch found when the
+    /// iteration in flight ended (4 ms later) and an HBM fault found by a heartbeat round at the
+    /// instant it was injected both read "detected in 0.0 s", a figure that looks missing. Under
+    /// a twentieth of a second the time is written from the engine's own timestamps instead: in
+    /// milliseconds, or "at once" when it is zero (an HBM error the DP master reports in the
+    /// heartbeat round of that instant: "at once (ECC, heartbeat)"). Longer times are kept as sent.
+    var shownDescription: String {
+        let isHBM = description.lowercased().hasPrefix("fault hbm")
+        func exact(_ verb: String, _ part: String, at time: Double?) -> String {
+            guard part.hasPrefix(verb + " in "), part.hasSuffix(" s"), let time, time.isFinite else { return part }
+            let seconds = time - injectedAt
+            guard seconds < 0.05 else { return part }
+            if seconds < 0.0005 { return verb + " at once" + (isHBM && verb == "detected" ? " (ECC, heartbeat)" : "") }
+            return verb + " in \(Int((seconds * 1000).rounded())) ms"
+        }
+        return description.components(separatedBy: " · ").map {
+            exact("recovered", exact("detected", $0, at: detectedAt), at: recoveredAt)
+        }.joined(separator: " · ")
+    }
+}

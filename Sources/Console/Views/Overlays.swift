@@ -26,6 +26,10 @@ enum Overlays {
     /// The Pod line of the help in the mono theme (``NPULoad/monoGlyph(_:letter:)``).
     static let monochromePodLine = "letter = role (P/D/A/E/C/·); load: p idle P ok ^ high * crit"
 
+    /// The Latency line of the help in the mono theme: a bar over the SLO is `╳` there
+    /// (``LatencyView/monoFill(_:)``), in colour it is red.
+    static let monochromeLatencyLine = "TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ SLO, ╳ over it; trends"
+
     static func centered(_ b: CellBuffer, width: Int, height: Int) -> Rect {
         let w = min(width, b.width - 2), h = min(height, b.height - 2)
         return Rect(x: (b.width - w) / 2, y: (b.height - h) / 2, width: w, height: h)
@@ -57,7 +61,8 @@ enum Overlays {
 
     static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
         // Without colour the Pod grid's load is in its glyphs: the help says which.
-        let keys = theme.monochrome ? helpLines.map { $0.0 == "Pod" ? ("Pod", monochromePodLine) : $0 } : helpLines
+        let mono = ["Pod": monochromePodLine, "Latency": monochromeLatencyLine]
+        let keys = theme.monochrome ? helpLines.map { line in mono[line.0].map { (line.0, $0) } ?? line } : helpLines
         let page = state.helpPage == 1 ? commandLines : keys
         let rect = centered(b, width: 80, height: helpLines.count + 4)
         b.fill(rect)

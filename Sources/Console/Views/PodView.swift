@@ -139,8 +139,14 @@ enum PodView {
         let filter = state.eventFilter.isEmpty ? "" : " · filter \"\(state.eventFilter)\""
         b.box(rect, title: "Recent events · newest first · level \(state.eventLevel.rawValue)\(filter) · view 6 lists them all")
         let inner = rect.inner
-        for (i, row) in shown.prefix(inner.height).enumerated() {
-            EventsView.drawRow(&b, row, y: inner.y + i, inner: inner, selected: false)
+        // Whole messages, wrapped (this panel has no Enter for the full text): as many of the
+        // newest events as fit whole; only one longer than the whole panel is cut, with "…".
+        var y = inner.y
+        for row in shown {
+            let room = inner.maxX - (inner.x + EventsView.messageColumn)
+            let need = EventsView.messageLines(row, room: room).count
+            guard y < inner.maxY, need <= inner.maxY - y || y == inner.y else { break }
+            y += EventsView.drawWrapped(&b, row, y: y, inner: inner, maxLines: inner.maxY - y)
         }
         if shown.isEmpty {
             b.put(s.events.isEmpty ? "no events yet" : "no event matches the filter", x: inner.x + 1, y: inner.y, style: .dim)
@@ -277,9 +283,19 @@ enum PodView {
         }
         meter("util", npu.utilization, utilNote,
               style: NPULoad.limit(npu.role) == .busy ? nil : Style(fg: .accent))
+        // HBM in the neutral colour, not the load bands: what the engine counts as used is the
+        // weights (fixed when the TE loads) plus the KV blocks in use, and the KV pool is
+        // reserved up front (90% of HBM less the weights, vLLM's gpu_memory_utilization), so
+        // HBM cannot fill on its own: a fresh superpod's prefill chip holds ~78% in weights
+        // alone and was drawn "high" (≥70%) in its normal state. What can run out is the pool,
+        // and the KV meter under it carries that state with the load thresholds (≥70% high,
+        // ≥90% crit). The note says what the bar holds and where its state is.
         let hbm = npu.hbmCapacityBytes > 0 ? npu.hbmUsedBytes / npu.hbmCapacityBytes : 0
-        meter(
-            "HBM", hbm, "\(Format.gigabytes(npu.hbmUsedBytes))/\(Format.gigabytes(npu.hbmCapacityBytes)) GB")
+        let gb = "\(Format.gigabytes(npu.hbmUsedBytes))/\(Format.gigabytes(npu.hbmCapacityBytes)) GB"
+        let holds = npu.role == .expert ? " expert weights" : npu.role == .spare ? "" : " weights + KV in use"
+        let noteRoom = inner.maxX - (inner.x + 8 + (inner.width >= 120 ? 40 : min(20, max(4, inner.width - 24))))
+        let hbmNote = [gb + holds + " · no alarm colour: KV below", gb + holds, gb].first { $0.count <= noteRoom } ?? gb
+        meter("HBM", hbm, hbmNote, style: Style(fg: .accent))
         meter("KV", npu.kvUsage, Format.percent(npu.kvUsage))
         let node = s.npus.filter { $0.node == npu.node }
         let util = node.isEmpty ? 0 : node.map(\.utilization).reduce(0, +) / Double(node.count)
@@ -431,7 +447,7 @@ enum PodView {
             // The engine's description (with detect/recover times) wraps rather than being cut.
             let head = "#\(f.id) \(state)  "
             let room = max(10, inner.width - 2 - head.count)
-            let wrapped = DetailOverlays.wrap(f.description, width: room)
+            let wrapped = DetailOverlays.wrap(f.shownDescription, width: room)
             line([("#\(f.id) ", style), (state, Style(fg: style.fg, bold: r.healedAt == nil)),
                   ("  " + (wrapped.first ?? ""), r.healedAt == nil ? .text : .dim)])
             for more in wrapped.dropFirst() {
@@ -467,7 +483,7 @@ enum PodView {
         func line(short: Bool, named: Int, terse: Bool) -> String? {
             var parts: [String] = []
             for f in down.prefix(named) {
-                let what = short ? f.description.components(separatedBy: " · ")[0] : f.description
+                let what = short ? f.description.components(separatedBy: " · ")[0] : f.shownDescription
                 parts.append("#\(f.id) \(what)")
             }
             let rest = down.count - named
