@@ -742,6 +742,11 @@ public struct KVBlockManager: Sendable {
         // every doubling (each rebuild re-placed every entry into a freshly filled table: 2% of the
         // saturated superpod's instructions). Capped, so a huge group still grows on demand.
         cacheIndex.reserve(entries: min(totalBlocks, Self.indexEntriesReservedAtOnce))
+        // Likewise the states and hashes get the room now (capacity, not count: they still cover
+        // only the blocks handed out, and untouched room costs no memory), so their doublings in
+        // ``coverStates(through:)`` append in place instead of copying each time.
+        states.reserveCapacity(min(totalBlocks, Self.indexEntriesReservedAtOnce))
+        hashes.reserveCapacity(min(totalBlocks, Self.indexEntriesReservedAtOnce))
         if touchedBlocks > 0 { coverStates(through: touchedBlocks - 1) }
         states.withUnsafeMutableBufferPointer { states in
             blockLists.withUnsafeBufferPointer { lists in
