@@ -53,7 +53,7 @@ struct RequestState {
     init(spec: consuming RequestSpec, chainedKeys: [UInt64]) {
         // The spec emptied before it is stored: emptying it in `self` built the state aside
         // and copied it out (a retain and release of each array and the tag per arrival).
-        var kept = spec
+        var kept = consume spec
         kept.prefixHashes = []
         self.spec = kept
         self.chainedKeys = chainedKeys
