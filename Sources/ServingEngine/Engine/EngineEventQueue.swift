@@ -39,12 +39,13 @@ struct EngineEventQueue {
 
     /// Schedules `event` at `time`; returns an id for ``cancel(_:)``.
     @discardableResult
-    mutating func schedule(at time: SimTime, _ event: EngineEventKind) -> EventID {
+    mutating func schedule(at time: SimTime, _ event: consuming EngineEventKind) -> EventID {
         precondition(!time.isNaN, "event time must not be NaN")
         let sequence = nextSequence
         nextSequence += 1
         let kind: Kind, index: Int
-        switch event {
+        // Consumed: an arrival's spec moves into the queue (a copy retained its keys and tag).
+        switch consume event {
         case .arrival(let spec):
             kind = .arrival
             index = 0

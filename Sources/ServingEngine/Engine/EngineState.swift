@@ -50,10 +50,10 @@ struct RequestState {
 
     /// The workload's own prefix keys are not kept: the engine reads only `chainedKeys`, made
     /// from them at admission (one array less per request in flight).
-    init(spec: RequestSpec, chainedKeys: [UInt64]) {
+    init(spec: consuming RequestSpec, chainedKeys: [UInt64]) {
         // The spec emptied before it is stored: emptying it in `self` built the state aside
         // and copied it out (a retain and release of each array and the tag per arrival).
-        var kept = spec
+        var kept = consume spec
         kept.prefixHashes = []
         self.spec = kept
         self.chainedKeys = chainedKeys

@@ -296,7 +296,7 @@ public final class ServingEngine {
             lastArrivalAt = at
             arrivalsAtInstant = 0
         }
-        let event = queue.schedule(at: at, .arrival(spec))
+        let event = queue.schedule(at: at, .arrival(consume spec))
         if workloadIsSynthetic { scheduledArrival = (event, at) }
     }
 
@@ -304,7 +304,7 @@ public final class ServingEngine {
     /// turned bad) between its check and the run. nil for a workload read to its end.
     public var workloadError: WorkloadError? { (workload as? TraceWorkload)?.error }
 
-    func arrive(_ spec: RequestSpec) {
+    func arrive(_ spec: consuming RequestSpec) {
         arrivalPending = false
         scheduledArrival = nil
         scheduleNextArrival()
@@ -313,36 +313,39 @@ public final class ServingEngine {
 
     /// The JE takes a request in: rejected (admission), failed (can never fit) or placed on a
     /// prefill TE. Every outcome is counted and, unless placed, has a reason in the event log.
-    func admit(_ spec: RequestSpec) {
+    func admit(_ spec: consuming RequestSpec) {
         telemetry.arrived += 1
         telemetry.promptTokens = Saturating.add(telemetry.promptTokens, max(0, spec.promptTokens))
         noteTrafficClass(spec.tag)
         let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
-        var request = RequestState(spec: spec, chainedKeys: kvStore.chained(keys))
-        guard requests.index(forKey: spec.id) == nil else {
-            reject(spec, reason: "request id \(spec.id) is already in flight", kind: "request id already in flight")
+        let id = spec.id
+        // The spec moves into the request (its last use): the rejections below read the request's
+        // copy (a rejection needs no prefix keys), so the spec is not copied per arrival.
+        var request = RequestState(spec: consume spec, chainedKeys: kvStore.chained(keys))
+        guard requests.index(forKey: id) == nil else {
+            reject(request.spec, reason: "request id \(id) is already in flight", kind: "request id already in flight")
             return
         }
         if cluster.hasUnplaceableGroups, let reason = noDecodeTEBackSoon() {
-            reject(spec, reason: reason, kind: "no decode TE accepts work")
+            reject(request.spec, reason: reason, kind: "no decode TE accepts work")
             return
         }
         let target: Int
         switch je.admit(request, instances: instances, cluster: cluster, kv: kvStore) {
         case .neverFits(let reason, let kind):
-            requests[spec.id] = request
-            fail(spec.id, reason: reason, kind: kind, status: 400)
+            requests[id] = request
+            fail(id, reason: reason, kind: kind, status: 400)
             return
         case .refused(let reason):
-            reject(spec, reason: reason)
+            reject(request.spec, reason: reason)
             return
         case .placed(let te): target = te
         }
-        streams.accepted(spec.id)
+        streams.accepted(id)
         request.prefillInstance = target
-        requests.insertNew(consume request, forKey: spec.id)
-        placeOnPrefillGroup(spec.id, instance: target)
+        requests.insertNew(consume request, forKey: id)
+        placeOnPrefillGroup(id, instance: target)
     }
 
     /// Why a request is turned away at the door when prefill and decode are apart and no decode

@@ -108,6 +108,9 @@ public struct KVBlockManager: Sendable {
     /// Per size class `k` (chunks of `1 << k` entries): the start of the first free chunk, -1 for
     /// none. A free chunk's first entry holds the start of the next one of its class.
     private var freeChunks: [Int] = []
+    /// Index entries a keyed group reserves at its first keyed allocation (``startCounting()``):
+    /// a whole prefill group of the superpod, at most 1 MB of index per group.
+    private static let indexEntriesReservedAtOnce = 1 << 16
     /// The smallest chunk: 8 blocks (a thousand tokens of 128-token blocks).
     private static let smallestSizeClass = 3
     public private(set) var reservedBlocks = 0
@@ -734,6 +737,16 @@ public struct KVBlockManager: Sendable {
     /// keys: each block a live request holds has that one holder.
     private mutating func startCounting() {
         keepsCounts = true
+        // The index holds at most one entry per block, and a keyed group (a prefill group) soon
+        // registers nearly all of them: sized for that now, it is built once instead of rebuilt at
+        // every doubling (each rebuild re-placed every entry into a freshly filled table: 2% of the
+        // saturated superpod's instructions). Capped, so a huge group still grows on demand.
+        cacheIndex.reserve(entries: min(totalBlocks, Self.indexEntriesReservedAtOnce))
+        // Likewise the states and hashes get the room now (capacity, not count: they still cover
+        // only the blocks handed out, and untouched room costs no memory), so their doublings in
+        // ``coverStates(through:)`` append in place instead of copying each time.
+        states.reserveCapacity(min(totalBlocks, Self.indexEntriesReservedAtOnce))
+        hashes.reserveCapacity(min(totalBlocks, Self.indexEntriesReservedAtOnce))
         if touchedBlocks > 0 { coverStates(through: touchedBlocks - 1) }
         states.withUnsafeMutableBufferPointer { states in
             blockLists.withUnsafeBufferPointer { lists in

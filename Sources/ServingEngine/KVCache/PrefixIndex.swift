@@ -241,7 +241,12 @@ struct PrefixIndex: Sendable {
     /// Grows the table, if needed, to hold `entries` entries without growing again: to the size
     /// registering up to that many one at a time would reach (a batch edit cannot grow it).
     mutating func reserve(entries: Int) {
-        while slots.isEmpty || overfull(entries, slots: slots.count) { grow() }
+        guard slots.isEmpty || overfull(entries, slots: slots.count) else { return }
+        // Straight to the size doubling would reach: one table built, not one per doubling (a
+        // block manager reserves its whole group at once, ``KVBlockManager``'s first keyed allocation).
+        var capacity = max(64, slots.count * 2)
+        while overfull(entries, slots: capacity) { capacity *= 2 }
+        grow(to: capacity)
     }
 
     /// Runs `body` with an ``Editor`` over the slots' buffer: a batch of lookups, registrations
@@ -354,9 +359,11 @@ struct PrefixIndex: Sendable {
     /// Doubles the table, re-placing the entries in their old slot order, each at the home its
     /// tag gives (no key is read). Written straight into the new buffer (a saturated superpod's
     /// pool and group indexes grow hundreds of times).
-    private mutating func grow() {
+    private mutating func grow() { grow(to: max(64, slots.count * 2)) }
+
+    /// ``grow()`` to `capacity` slots (a power of two above the current count).
+    private mutating func grow(to capacity: Int) {
         let old = slots
-        let capacity = max(64, old.count * 2)
         precondition(capacity <= 1 << 32, "a tag holds the home of up to 2³² slots")
         let slotting = Slotting(capacity: capacity)
         let mask = slotting.mask
