@@ -214,7 +214,7 @@ final class ExpertSystem {
                                         seed: seed &+ UInt64(index), placement: placement)
             // Only the first decode TE's per-expert counts feed the Experts view.
             routing.recordsHeat = index == heatInstance
-            var controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: 0,
+            let controller = EPLBController(mode: mode, policy: planner, cost: host.cost, start: 0,
                                             intervalSeconds: intervalSeconds)
             let te = TEExperts(routing: routing, controller: controller)
             tes.append(te)
