@@ -123,8 +123,9 @@ final class InstanceState {
     /// The TE's DP group indices.
     var groups: Range<Int> { 0..<groupCount }
     /// The prefill leader of a prefill or colocated TE (nil on a decode TE): the groups' prefill
-    /// queues and batches (``PrefillScheduler``).
-    private(set) var prefill: PrefillScheduler?
+    /// queues and batches (``PrefillScheduler``). A `let`, as ``decode``: read through a `var`, each
+    /// call into it was wrapped in a retain and release (issue 12: several per request).
+    let prefill: PrefillScheduler?
     /// Requests placed on the instance that have not started prefill (admission bound).
     var waiting: Int { prefill?.waiting ?? 0 }
     /// Whether a step event is scheduled.
@@ -137,19 +138,27 @@ final class InstanceState {
     var utilization = 0.0
     /// Decode and colocated TEs: the decode side (transfer queue, joiners, running batch, seats
     /// per DP group and the indices kept from them); nil for a prefill TE.
-    private(set) var decode: DecodeScheduler?
+    let decode: DecodeScheduler?
     // Whether scaling holds the TE off is the cluster manager's (``ClusterManager/isHeldOff(te:)``).
 
-    init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel,
-         groups: Int) {
+    convenience init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel,
+                     groups: Int) {
+        self.init(role: role, name: name, groupSpec: groupSpec, external: external, cost: cost, groups: groups,
+                  prefill: role == .decode ? nil : PrefillScheduler(groups: groups),
+                  decode: role == .prefill ? nil : DecodeScheduler(groups: groups, colocated: role == .colocated))
+    }
+
+    /// A TE with these schedulers (``forked()``: copies of another TE's).
+    private init(role: InstanceRole, name: String, groupSpec: InstanceGroup, external: Bool, cost: CostModel,
+                 groups: Int, prefill: PrefillScheduler?, decode: DecodeScheduler?) {
         self.role = role
         self.name = name
         self.groupSpec = groupSpec
         self.external = external
         self.cost = cost
         groupCount = groups
-        prefill = role == .decode ? nil : PrefillScheduler(groups: groups)
-        decode = role == .prefill ? nil : DecodeScheduler(groups: groups, colocated: role == .colocated)
+        self.prefill = prefill
+        self.decode = decode
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every stored property is a value
@@ -158,15 +167,13 @@ final class InstanceState {
     /// can write. Add new stored properties here.
     func forked() -> InstanceState {
         let copy = InstanceState(role: role, name: name, groupSpec: groupSpec, external: external, cost: cost,
-                                 groups: groupCount)
-        copy.prefill = prefill?.copy()
+                                 groups: groupCount, prefill: prefill?.copy(), decode: decode?.copy())
         copy.stepping = stepping
         copy.stepEndsAt = stepEndsAt
         copy.stepIndex = stepIndex
         copy.lastStepSeconds = lastStepSeconds
         copy.busySeconds = busySeconds
         copy.utilization = utilization
-        copy.decode = decode?.copy()
         return copy
     }
 

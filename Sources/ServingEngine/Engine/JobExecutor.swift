@@ -166,16 +166,29 @@ final class JobExecutor {
     /// TEs that scaling holds off (starting or scaled in) are outside the pool.
     func requeueTarget(for request: RequestState, instances: [InstanceState], cluster: ClusterManager,
                        kv: KVCacheStore) -> Int? {
-        // The reused buffer: a filter allocated and grew a new array a few times per arrival.
+        // The reused buffer: a filter allocated and grew a new array a few times per arrival. It
+        // holds the last decision's candidates, mostly this one's too (every prefill TE, under
+        // load): they are compared in place and the list is cut and appended to only from the
+        // first difference (emptying and refilling it cost a call and a uniqueness check per TE).
         var candidates: [Int] = []
         swap(&candidates, &candidateBuffer)
         defer { swap(&candidates, &candidateBuffer) }
-        candidates.removeAll(keepingCapacity: true)
+        var kept = 0
+        var changed = false
         for index in instances.indices
         where instances[index].hasPrefill && cluster.hasPlaceableGroup(te: index)
             && instances[index].waiting < maxWaitingPerPrefillTE {
+            if !changed {
+                if kept < candidates.count && candidates[kept] == index {
+                    kept += 1
+                    continue
+                }
+                candidates.removeLast(candidates.count - kept)
+                changed = true
+            }
             candidates.append(index)
         }
+        if !changed { candidates.removeLast(candidates.count - kept) }
         guard !candidates.isEmpty else { return nil }
         var pool = PrefillPool(instances: instances, kv: kv, cluster: cluster, candidates: candidates,
                                longPromptTokens: longPromptTokens)

@@ -60,9 +60,9 @@ extension ServingEngine {
     func startTransfer(_ c: Int) {
         guard let id = kvTransfer.nextToStart(c), let slot = requests.index(forKey: id) else { return }
         let promptTokens = Self.pullView(&requests[slot: slot]).promptTokens
-        let channel = kvTransfer.channels[c]
-        let seconds = Self.delay(instances[channel.prefillInstance].cost.kvTransfer(
-            tokens: Double(promptTokens), plane: channel.plane) * channel.slowdown)
+        let route = kvTransfer.route(c)
+        let seconds = Self.delay(instances[route.prefillInstance].cost.kvTransfer(
+            tokens: Double(promptTokens), plane: route.plane) * route.slowdown)
         let done = now.after(seconds)
         kvTransfer.start(c, at: now, doneAt: done)
         requests[slot: slot].times.transferStartedAt = now

@@ -11,8 +11,8 @@ import SimKit
 /// - per-instance state goes through ``InstanceState/forked()``, the one place to deep-copy it
 ///   once instances are a reference type;
 /// - the components are classes, each deep-copied by its `copy()` (the JE, the cluster
-///   manager with its scaling controller, the fault system, the expert system, the client streams and the KV cache store in
-///   `init(forking:)`, KV transfer here);
+///   manager with its scaling controller, the fault system, the expert system, the client streams, the KV cache store and
+///   KV transfer in `init(forking:)`);
 /// - random streams are copied where they stand, never re-derived from the seed (which would
 ///   restart them): the workload's, the external-lengths stream (in ``ClientStreams/copy()``,
 ///   taken in `init(forking:)`), and the per-TE expert routing streams (in ``ExpertSystem/copy()``);
@@ -31,7 +31,6 @@ extension ServingEngine {
         copy.arrivalPending = arrivalPending
         copy.requests = requests
         copy.instances = instances.map { $0.forked() }
-        copy.kvTransfer = kvTransfer.copy()
         copy.speed = speed
         copy.paused = paused
         copy.commandsApplied = commandsApplied

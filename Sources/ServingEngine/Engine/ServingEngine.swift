@@ -42,13 +42,15 @@ public final class ServingEngine {
     var requests = RequestTable()
     var instances: [InstanceState] = []
     /// KV transfer channels, prefill → decode (``KVTransfer``: the only writer of their state).
-    var kvTransfer = KVTransfer()
+    /// A `let` (set in the inits only): a call into it from a `var` was wrapped in a retain and
+    /// release of it, seven times per request (issue 12).
+    let kvTransfer: KVTransfer
     var telemetry: EngineTelemetry
     /// The hardware map, node drains and placement eligibility (``ClusterManager``); a `let`, so
     /// passing it to the JE and the pool per call retains nothing.
     let cluster: ClusterManager
-    /// Injected faults, heartbeats and recovery (``FaultSystem``).
-    var faults: FaultSystem
+    /// Injected faults, heartbeats and recovery (``FaultSystem``). A `let`, as ``kvTransfer``.
+    let faults: FaultSystem
     /// Pacer state, recorded for snapshots only (speed/pause/resume are the pacer's business).
     var speed: Double? = 1
     var paused = false
@@ -62,7 +64,8 @@ public final class ServingEngine {
     /// The pooled DRAM tier (EMS), its hits and the KV block budget (``KVCacheStore``).
     let kvStore: KVCacheStore
     /// The JE: admission, routing and decode placement with their policies (JobExecutor.swift).
-    var je: JobExecutor
+    /// A `let`, as ``kvTransfer`` (its policies change inside it).
+    let je: JobExecutor
 
     /// The pending telemetry tick and heartbeat round, which an idle skip moves
     /// (ServingEngine+IdleSkip).
@@ -108,6 +111,7 @@ public final class ServingEngine {
         workloadIsSynthetic = workload is SyntheticWorkload
         cluster = ClusterManager(npusPerNode: topology.npusPerNode, diesPerNPU: topology.diesPerNPU)
         faults = FaultSystem(settings: configuration.faults)
+        kvTransfer = KVTransfer()
         experts = ExpertSystem(mode: configuration.eplb, intervalSeconds: configuration.eplbIntervalSeconds,
                                topK: model.moe?.topK ?? 8)
         streams = ClientStreams(seed: configuration.seed)
@@ -149,6 +153,7 @@ public final class ServingEngine {
         je = other.je.copy()
         cluster = other.cluster.copy()
         faults = other.faults.copy()
+        kvTransfer = other.kvTransfer.copy()
         kvStore = other.kvStore.copy()
         experts = other.experts.copy()
         now = other.now

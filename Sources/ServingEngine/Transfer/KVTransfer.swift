@@ -58,6 +58,12 @@ final class KVTransfer {
         return c
     }
 
+    /// What pricing a transfer on channel `c` reads: where it comes from, its plane and its
+    /// link's slowdown, read in place (a copy of the channel retained and released its queue).
+    func route(_ c: Int) -> (prefillInstance: Int, plane: FabricPlane, slowdown: Double) {
+        (channels[c].prefillInstance, channels[c].plane, channels[c].slowdown)
+    }
+
     // MARK: Transfers
 
     /// Queues request `id` on channel `c` (behind the transfers already there).

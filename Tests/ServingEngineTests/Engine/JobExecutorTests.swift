@@ -119,6 +119,45 @@ import XDSTestSupport
         #expect(je.requeueTarget(for: request(prompt: 100), instances: instances, cluster: cluster, kv: store) == nil)
     }
 
+    @Test func thePoolsCandidatesAreExactlyTheTEsThatTakeWorkNowDecisionAfterDecision() throws {
+        /// A policy that records the candidates it is offered and picks the last one.
+        final class Seen: @unchecked Sendable { var candidates: [[Int]] = [] }
+        struct Recording: RequestRoutingPolicy {
+            let seen: Seen
+            var name: String { "recording" }
+            mutating func pickPrefillTE(for request: RoutingRequest, in pool: PrefillPool) -> Int? {
+                seen.candidates.append(pool.candidates)
+                return pool.candidates.last
+            }
+        }
+        let instances = [te(.prefill, groups: 1, blocks: [10]), te(.prefill, groups: 1, blocks: [10]),
+                         te(.decode, groups: 1, blocks: [20]), te(.prefill, groups: 1, blocks: [10])]
+        let cluster = cluster(instances)
+        let seen = Seen()
+        let je = je(routing: Recording(seen: seen))
+        je.noteGroupBlocks(of: instances.indices, instances: instances, kv: store)
+        // The JE reuses the list from one decision to the next: a TE leaving or coming back, at
+        // the front, in the middle or at the end, must show in the very next decision.
+        func decide() { _ = je.requeueTarget(for: request(prompt: 100), instances: instances, cluster: cluster, kv: store) }
+        decide()
+        decide()
+        cluster.setOutOfService(te: 1, group: 0, true)
+        decide()
+        cluster.setOutOfService(te: 3, group: 0, true)
+        decide()
+        cluster.setOutOfService(te: 1, group: 0, false)
+        decide()
+        cluster.setOutOfService(te: 0, group: 0, true)
+        cluster.setOutOfService(te: 3, group: 0, false)
+        decide()
+        cluster.setOutOfService(te: 1, group: 0, true)
+        cluster.setOutOfService(te: 3, group: 0, true)
+        #expect(je.requeueTarget(for: request(prompt: 100), instances: instances, cluster: cluster, kv: store) == nil)
+        cluster.setOutOfService(te: 0, group: 0, false)
+        decide()
+        #expect(seen.candidates == [[0, 1, 3], [0, 1, 3], [0, 3], [0], [0, 1], [1, 3], [0]])
+    }
+
     @Test func aPolicyPickOutsideTheCandidatesIsNotTaken() throws {
         /// A policy that always names the decode TE (index 2), which is never a candidate.
         struct Wrong: RequestRoutingPolicy {

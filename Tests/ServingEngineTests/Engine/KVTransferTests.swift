@@ -80,6 +80,20 @@ import Testing
         #expect(t.channels[c].slowdown == 2.5)
     }
 
+    @Test func aChannelsRouteIsItsPrefillTEPlaneAndSlowdownAsTheLinkChanges() {
+        let t = KVTransfer()
+        _ = t.connect(prefill: 0, decode: 2, plane: .ub)
+        let c = t.connect(prefill: 1, decode: 2, plane: .ub)
+        t.enqueue(5, on: c)
+        #expect(t.route(c) == (1, FabricPlane.ub, 1.0))
+        // What pricing a transfer reads follows the link: degraded, then rerouted over RoCE.
+        _ = t.setLink(c, plane: .ub, slowdown: 3, blocked: false)
+        #expect(t.route(c) == (1, FabricPlane.ub, 3.0))
+        _ = t.setLink(c, plane: .roce, slowdown: 1, blocked: false)
+        #expect(t.route(c) == (1, FabricPlane.roce, 1.0))
+        #expect(t.route(0) == (0, FabricPlane.ub, 1.0), "the other channel is untouched")
+    }
+
     @Test func removingRequestsAbandonsTheRunningTransferAndNamesTheChannels() {
         let t = KVTransfer()
         let a = t.connect(prefill: 0, decode: 2, plane: .ub)
