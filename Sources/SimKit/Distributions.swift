@@ -64,7 +64,7 @@ public struct Normal: Distribution, Equatable {
     /// the same stream, by design: only the distribution is promised.
     public static func fill(_ buffer: UnsafeMutableBufferPointer<Double>, using rng: inout RandomStream) {
         Ziggurat.table.withUnsafeBufferPointers { x, ratio in
-            for i in buffer.indices { buffer[i] = Ziggurat.draw(x: x, ratio: ratio, using: &rng) }
+            Ziggurat.fill(buffer, x: x, ratio: ratio, using: &rng)
         }
     }
 }
@@ -102,23 +102,44 @@ struct Ziggurat: Sendable {
         x.withUnsafeBufferPointer { x in ratio.withUnsafeBufferPointer { ratio in body(x, ratio) } }
     }
 
-    /// One standard normal.
-    @inline(__always)
-    static func draw(x: UnsafeBufferPointer<Double>, ratio: UnsafeBufferPointer<Double>,
-                     using rng: inout RandomStream) -> Double {
-        while true {
-            let bits = rng.next()
-            let u = 2 * (Double(bits >> 11) * 0x1.0p-53) - 1
-            let i = Int(truncatingIfNeeded: bits & 0x7F)
-            // Inside the layer's rectangle that lies wholly under the density.
-            if abs(u) < ratio[i] { return u * x[i] }
-            if i == 0 { return tail(negative: u < 0, using: &rng) }
-            // In the wedge between the rectangle and the density: accept under the curve.
-            let value = u * x[i]
-            let f0 = Foundation.exp(-0.5 * (x[i] * x[i] - value * value))
-            let f1 = Foundation.exp(-0.5 * (x[i + 1] * x[i + 1] - value * value))
-            if f1 + rng.uniform() * (f0 - f1) < 1 { return value }
+    /// Fills `buffer`. The stream's state stays in registers on the fast path: it is handed to
+    /// the out-of-line wedge and tail by value (through `inout` it was stored back to memory on
+    /// every draw, its address having escaped).
+    static func fill(_ buffer: UnsafeMutableBufferPointer<Double>, x: UnsafeBufferPointer<Double>,
+                     ratio: UnsafeBufferPointer<Double>, using rng: inout RandomStream) {
+        var state = rng
+        for i in buffer.indices {
+            while true {
+                let bits = state.next()
+                let u = 2 * (Double(bits >> 11) * 0x1.0p-53) - 1
+                let layer = Int(truncatingIfNeeded: bits & 0x7F)
+                // Inside the layer's rectangle that lies wholly under the density.
+                if abs(u) < ratio[layer] {
+                    buffer[i] = u * x[layer]
+                    break
+                }
+                let (value, after) = outside(u: u, layer: layer, x: x, state: state)
+                state = after
+                if let value {
+                    buffer[i] = value
+                    break
+                }
+            }
         }
+        rng = state
+    }
+
+    /// A draw `u` in `layer` outside its rectangle: the tail (layer 0), or accepted under the
+    /// curve in the wedge between the rectangle and the density, or nil (draw again).
+    @inline(never)
+    static func outside(u: Double, layer i: Int, x: UnsafeBufferPointer<Double>,
+                        state: RandomStream) -> (Double?, RandomStream) {
+        var rng = state
+        if i == 0 { return (tail(negative: u < 0, using: &rng), rng) }
+        let value = u * x[i]
+        let f0 = Foundation.exp(-0.5 * (x[i] * x[i] - value * value))
+        let f1 = Foundation.exp(-0.5 * (x[i + 1] * x[i + 1] - value * value))
+        return (f1 + rng.uniform() * (f0 - f1) < 1 ? value : nil, rng)
     }
 
     /// A value beyond `r` (Marsaglia 1964): exponential proposals accepted under the tail.
