@@ -55,24 +55,102 @@ public struct Normal: Distribution, Equatable {
         return radius * Foundation.cos(2 * Double.pi * rng.uniform())
     }
 
-    /// Fills `buffer` with standard normals, two per accepted pair of uniforms (Marsaglia's polar
-    /// method: a point drawn in the unit disc, one logarithm and one square root per pair, no
-    /// trigonometry). For bulk draws (a drift step of every expert of every layer), where
-    /// ``standard(using:)``'s logarithm and cosine per value were most of the cost.
+    /// Fills `buffer` with standard normals by the ziggurat (Marsaglia and Tsang 2000, in
+    /// Doornik's 2005 form: 128 layers, a rectangle's x from one draw's top 53 bits and its
+    /// layer from the same draw's low 7 bits, which the 53 never use). Exact in distribution;
+    /// 98.8% of values cost one draw, a compare and a multiply. For bulk draws (a drift step
+    /// of every expert of every layer: issue 12, where the polar method's logarithm per pair
+    /// was 6.5% of a Mooncake hour). Other values than ``standard(using:)`` would give from
+    /// the same stream, by design: only the distribution is promised.
     public static func fill(_ buffer: UnsafeMutableBufferPointer<Double>, using rng: inout RandomStream) {
-        var i = 0
-        while i < buffer.count {
-            var u = 0.0, v = 0.0, s = 0.0
-            repeat {
-                u = 2 * rng.uniform() - 1
-                v = 2 * rng.uniform() - 1
-                s = u * u + v * v
-            } while s >= 1 || s == 0
-            let factor = (-2 * Foundation.log(s) / s).squareRoot()
-            buffer[i] = u * factor
-            if i + 1 < buffer.count { buffer[i + 1] = v * factor }
-            i += 2
+        Ziggurat.table.withUnsafeBufferPointers { x, ratio in
+            Ziggurat.fill(buffer, x: x, ratio: ratio, using: &rng)
         }
+    }
+}
+
+/// The standard normal's 128-layer ziggurat: layer `i` is the rectangle [0, x[i]] × the
+/// density's band between layers, all of equal area `v` (layer 0 is the base strip plus the
+/// tail beyond `r`). The constants are Marsaglia and Tsang's for 128 layers.
+@usableFromInline
+struct Ziggurat: Sendable {
+    /// Where the tail starts, and each layer's area.
+    static let r = 3.442619855899
+    static let v = 9.91256303526217e-3
+    static let layers = 128
+
+    /// x[0…128] (x[0] = v / f(r), x[1] = r, x[128] = 0) and ratio[i] = x[i+1] / x[i].
+    let x: [Double]
+    let ratio: [Double]
+
+    static let table = Ziggurat()
+
+    private init() {
+        var x = [Double](repeating: 0, count: Self.layers + 1)
+        var f = Foundation.exp(-0.5 * Self.r * Self.r)
+        x[0] = Self.v / f
+        x[1] = Self.r
+        for i in 2..<Self.layers {
+            x[i] = (-2 * Foundation.log(Self.v / x[i - 1] + f)).squareRoot()
+            f = Foundation.exp(-0.5 * x[i] * x[i])
+        }
+        self.x = x
+        ratio = (0..<Self.layers).map { x[$0 + 1] / x[$0] }
+    }
+
+    func withUnsafeBufferPointers<R>(_ body: (UnsafeBufferPointer<Double>, UnsafeBufferPointer<Double>) -> R) -> R {
+        x.withUnsafeBufferPointer { x in ratio.withUnsafeBufferPointer { ratio in body(x, ratio) } }
+    }
+
+    /// Fills `buffer`. The stream's state stays in registers on the fast path: it is handed to
+    /// the out-of-line wedge and tail by value (through `inout` it was stored back to memory on
+    /// every draw, its address having escaped).
+    static func fill(_ buffer: UnsafeMutableBufferPointer<Double>, x: UnsafeBufferPointer<Double>,
+                     ratio: UnsafeBufferPointer<Double>, using rng: inout RandomStream) {
+        var state = rng
+        for i in buffer.indices {
+            while true {
+                let bits = state.next()
+                let u = 2 * (Double(bits >> 11) * 0x1.0p-53) - 1
+                let layer = Int(truncatingIfNeeded: bits & 0x7F)
+                // Inside the layer's rectangle that lies wholly under the density.
+                if abs(u) < ratio[layer] {
+                    buffer[i] = u * x[layer]
+                    break
+                }
+                let (value, after) = outside(u: u, layer: layer, x: x, state: state)
+                state = after
+                if let value {
+                    buffer[i] = value
+                    break
+                }
+            }
+        }
+        rng = state
+    }
+
+    /// A draw `u` in `layer` outside its rectangle: the tail (layer 0), or accepted under the
+    /// curve in the wedge between the rectangle and the density, or nil (draw again).
+    @inline(never)
+    static func outside(u: Double, layer i: Int, x: UnsafeBufferPointer<Double>,
+                        state: RandomStream) -> (Double?, RandomStream) {
+        var rng = state
+        if i == 0 { return (tail(negative: u < 0, using: &rng), rng) }
+        let value = u * x[i]
+        let f0 = Foundation.exp(-0.5 * (x[i] * x[i] - value * value))
+        let f1 = Foundation.exp(-0.5 * (x[i + 1] * x[i + 1] - value * value))
+        return (f1 + rng.uniform() * (f0 - f1) < 1 ? value : nil, rng)
+    }
+
+    /// A value beyond `r` (Marsaglia 1964): exponential proposals accepted under the tail.
+    static func tail(negative: Bool, using rng: inout RandomStream) -> Double {
+        var a = 0.0, b = 0.0
+        repeat {
+            // 1 − u is in (0, 1]: the logarithms are finite.
+            a = Foundation.log(1 - rng.uniform()) / r
+            b = Foundation.log(1 - rng.uniform())
+        } while -2 * b < a * a
+        return negative ? a - r : r - a
     }
 }
 

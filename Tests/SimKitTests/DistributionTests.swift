@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import SimKit
@@ -32,8 +33,8 @@ private func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a -
         #expect(close(m.variance, 4, relative: 0.02))
     }
 
-    /// Bulk normals (polar method): standard moments and tails, the two values of a pair
-    /// uncorrelated, the same stream giving the same values, an odd count filled to its end.
+    /// Bulk normals (ziggurat): standard moments and tails, neighbours uncorrelated, the same
+    /// stream giving the same values, an odd count filled to its end.
     @Test func filledNormalsAreStandardNormals() {
         var a = RandomStream(seed: 5), b = RandomStream(seed: 5)
         var buffer = [Double](repeating: .nan, count: 200_001), again = buffer
@@ -52,6 +53,20 @@ private func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a -
         var cross = 0.0
         for i in stride(from: 0, to: buffer.count - 1, by: 2) { cross += buffer[i] * buffer[i + 1] }
         #expect(abs(cross / (n / 2)) < 0.01)
+        // The whole shape, wedges and tail included: the share of values in each half-unit band
+        // against Φ, and beyond the ziggurat's tail start (r ≈ 3.44: P(|Z| > 3.5) = 4.65e-4).
+        let phi = { (z: Double) in 0.5 * erfc(-z / 2.0.squareRoot()) }
+        for k in -8..<8 {
+            let lo = Double(k) / 2, hi = lo + 0.5
+            let share = Double(buffer.filter { $0 >= lo && $0 < hi }.count) / n
+            let expected = phi(hi) - phi(lo)
+            // Four standard errors of a binomial share.
+            #expect(abs(share - expected) < 4 * (expected * (1 - expected) / n).squareRoot() + 1e-5,
+                    "band [\(lo), \(hi)): \(share) against \(expected)")
+        }
+        let beyondTail = Double(buffer.filter { abs($0) > 3.5 }.count)
+        #expect(abs(beyondTail - 4.65e-4 * n) < 4 * (4.65e-4 * n).squareRoot(), "\(beyondTail) beyond 3.5")
+        #expect(buffer.contains { $0 > 3.5 } && buffer.contains { $0 < -3.5 }, "both tails are drawn")
         var none: [Double] = []
         var c = RandomStream(seed: 9), d = RandomStream(seed: 9)
         none.withUnsafeMutableBufferPointer { Normal.fill($0, using: &c) }

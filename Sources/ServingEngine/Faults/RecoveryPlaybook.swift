@@ -103,7 +103,7 @@ extension RecoveryPolicy {
                 return
             case .killPrefill:
                 guard let donor = Self.prefillDonor(needing: deadNPUs.count, pod: pod) else {
-                    act.note(ids, "no prefill TE can give \(deadNPUs.count) NPUs")
+                    act.note(ids, "no prefill TE can give \(ServingEngine.counted(deadNPUs.count, "NPU"))")
                     continue
                 }
                 let given = Array(pod.npus(of: donor).suffix(deadNPUs.count))

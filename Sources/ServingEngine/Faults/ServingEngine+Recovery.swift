@@ -114,7 +114,7 @@ extension ServingEngine {
         let prefill = restarting.filter { instances[$0].role == .prefill }
         faults.awaitRecovery(ids, onReturnOf: prefill.last ?? restarting.last ?? instances.count - 1)
         note(ids, "restart the world: every TE restarts (decode \(OperatorCommand.format(seconds)) s, then prefill); "
-            + "\(moved.failed) requests in flight failed")
+            + "\(Self.counted(moved.failed, "request")) in flight failed")
     }
 
     /// Whether TE `i` is out for a fault's recovery or a drain's migration (an outage).

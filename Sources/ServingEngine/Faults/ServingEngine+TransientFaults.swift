@@ -13,8 +13,8 @@ extension ServingEngine {
         let moved = evict(holders, outcome: .fail("hbm fault on die \(die)"))
         let blocks = kvStore.mask(group, tokens: tokens, fault: id)
         if blocks > 0 { instances[i].decode?.noteLoadChanged(g, te: i, kv: kvStore) }
-        finish([id], moved, "\(blocks) KV blocks masked on die \(die) (\(instances[i].name)/dp\(g)); "
-            + "\(moved.failed) requests whose KV lived there failed; the service stays up")
+        finish([id], moved, "\(Self.counted(blocks, "KV block")) masked on die \(die) (\(instances[i].name)/dp\(g)); "
+            + "\(Self.counted(moved.failed, "request")) whose KV lived there failed; the service stays up")
     }
 
     /// Heal: the masked region returns to the allocator (the KV store's), and the TE may use it.

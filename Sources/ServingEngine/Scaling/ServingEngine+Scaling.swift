@@ -158,7 +158,7 @@ extension ServingEngine {
         let cancelled = Array(starting.prefix(remove))
         remove -= cancelled.count
         guard serving.count - remove >= 1 else {
-            return CommandReply(accepted: false, message: "\(role.rawValue) has \(serving.count) TEs in service; "
+            return CommandReply(accepted: false, message: "\(role.rawValue) has \(Self.counted(serving.count, "TE")) in service; "
                 + "at least one must stay in service")
         }
         let detail = scaling.openOperation(role: role, from: from, to: to, at: now)

@@ -100,7 +100,7 @@ import XDSTestSupport
                                                       "fork 2 [11] → [7] (prefill-1's) dropping [1]"])
         pod.outages = [1]
         pod.external = [0]
-        #expect(dead(Self.fineGrained, te: 2, pod) == [shrinkNote, noSpare, "note [7]: no prefill TE can give 1 NPUs",
+        #expect(dead(Self.fineGrained, te: 2, pod) == [shrinkNote, noSpare, "note [7]: no prefill TE can give 1 NPU",
                                                        "restart 2: decode failover fell back to a restart of decode-2"])
         // Every group lost: nothing left to shrink to.
         pod = Pod()
