@@ -49,6 +49,28 @@ import Testing
         }
     }
 
+    /// The hottest die is looked for four dies at a time when there are eight or more: whichever
+    /// die is hottest (in the first four, in a later group of four, in the dies left over), tied
+    /// or not, the share is the plain walk's.
+    @Test func hottestDieIsFoundWhereverItSits() {
+        for dies in [7, 8, 9, 12, 13] {
+            // Two slots per die: expert e on dies e and (e + 1) mod dies, so each die sums two shares.
+            let row = (0..<dies).map { [$0, ($0 + 1) % dies] }
+            let placement = ExpertPlacement(dies: dies, slotsPerDie: 2, layers: [row, row])
+            #expect(!placement.oneSlotPerDie)
+            for hot in 0..<dies {
+                var alone = [Double](repeating: 1, count: dies)
+                alone[hot] = 5
+                var tied = [Double](repeating: 0.5, count: dies)
+                tied[hot] = 3
+                tied[(hot + 3) % dies] = 3
+                let counts = ExpertPopularity(layers: [alone, tied])
+                #expect(placement.hottestShares(popularity: counts).map(\.bitPattern)
+                        == Self.reference(placement, counts).map(\.bitPattern), "\(dies) dies, hottest \(hot)")
+            }
+        }
+    }
+
     /// The one-slot-per-die walk (a decode TE's placement: no per-die sums) is taken exactly when
     /// every layer puts one slot on each die; the comparison above then covers it bit for bit.
     @Test func oneSlotPerDieWalkIsTakenOnlyWhenEveryDieHoldsOneSlot() {

@@ -800,29 +800,30 @@ public struct ExpertPlacement: Sendable, Equatable {
         scratch.update(repeating: 0, count: dies)
         var total = 0.0
         var s = from
-        // Four slots a round, each exactly as the one-slot loop below adds it (in order, so the
+        // Eight slots a round, each exactly as the one-slot loop below adds it (in order, so the
         // same sums; two slots on one die add to it one after the other): the loop's own count,
-        // compare and branch were a quarter of each slot's instructions (issue 12: this runs for
-        // every prefill TE after every drift, plan and swap, 58 layers of 288 slots).
-        while to &- s >= 4 {
-            let a = row[Int(slotExpert[s])] / slotReplicas[s]
-            scratch[Int(hosts[s])] += a
-            total += a
-            let b = row[Int(slotExpert[s &+ 1])] / slotReplicas[s &+ 1]
-            scratch[Int(hosts[s &+ 1])] += b
-            total += b
-            let c = row[Int(slotExpert[s &+ 2])] / slotReplicas[s &+ 2]
-            scratch[Int(hosts[s &+ 2])] += c
-            total += c
-            let d = row[Int(slotExpert[s &+ 3])] / slotReplicas[s &+ 3]
-            scratch[Int(hosts[s &+ 3])] += d
-            total += d
-            s &+= 4
+        // compare and branch were a seventh of each slot's instructions at four a round (issue
+        // 12: this runs for every prefill TE after every drift, plan and swap, 58 layers of 288
+        // slots). One bound, one counter: `s + 8 <= to`.
+        @inline(__always) func add(_ i: Int) {
+            let share = row[Int(slotExpert[i])] / slotReplicas[i]
+            scratch[Int(hosts[i])] += share
+            total += share
+        }
+        let rounds = to &- 7
+        while s < rounds {
+            add(s)
+            add(s &+ 1)
+            add(s &+ 2)
+            add(s &+ 3)
+            add(s &+ 4)
+            add(s &+ 5)
+            add(s &+ 6)
+            add(s &+ 7)
+            s &+= 8
         }
         while s < to {
-            let share = row[Int(slotExpert[s])] / slotReplicas[s]
-            scratch[Int(hosts[s])] += share
-            total += share
+            add(s)
             s &+= 1
         }
         return hottest(scratch: scratch, dies: dies, total: total)
@@ -840,10 +841,24 @@ public struct ExpertPlacement: Sendable, Equatable {
         var total = 0.0
         var hottest = 0.0
         var s = from
-        while s < to {
-            let share = row[Int(slotExpert[s])] / slotReplicas[s]
+        @inline(__always) func add(_ i: Int) {
+            let share = row[Int(slotExpert[i])] / slotReplicas[i]
             if share > hottest { hottest = share }
             total += share
+        }
+        // Four slots a round, each as the loop after it takes one (the same sums in the same
+        // order, the same maximum): the loop's count, compare and branch per two slots were a
+        // fifth of the walk (issue 12: a decode TE's 58 layers of 288 slots per drift and plan).
+        let rounds = to &- 3
+        while s < rounds {
+            add(s)
+            add(s &+ 1)
+            add(s &+ 2)
+            add(s &+ 3)
+            s &+= 4
+        }
+        while s < to {
+            add(s)
             s &+= 1
         }
         return (total > 0 ? hottest / total : 1 / Double(dies), total)
@@ -855,6 +870,20 @@ public struct ExpertPlacement: Sendable, Equatable {
         -> (share: Double, total: Double) {
         var hottest = scratch[0]
         var d = 1
+        // With a finite total no share is NaN, so no die's sum is (nor −0: each starts at +0):
+        // the greatest is then one value whatever the order it is looked for in, four dies at a
+        // time (issue 12: the scan was ~4 instructions per die, 32 dies per prefill layer).
+        if total.isFinite && dies >= 8 {
+            let base = UnsafeRawPointer(scratch)
+            var lanes = base.loadUnaligned(as: SIMD4<Double>.self)
+            d = 4
+            while d &+ 4 <= dies {
+                let four = (base + d &* MemoryLayout<Double>.stride).loadUnaligned(as: SIMD4<Double>.self)
+                lanes.replace(with: four, where: four .> lanes)
+                d &+= 4
+            }
+            hottest = lanes.max()
+        }
         while d < dies {
             if scratch[d] > hottest { hottest = scratch[d] }
             d += 1

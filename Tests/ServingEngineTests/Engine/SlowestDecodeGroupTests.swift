@@ -137,6 +137,12 @@ import XDSTestSupport
         #expect(index.isBuilt)
         #expect(index.slowest(step: 1, perRequest: -1, perToken: 1e-7) == nil)
         #expect(index.slowest(step: 1, perRequest: 1, perToken: .nan) == nil)
+        // Every rate that is negative, infinite or NaN is outside; zero is inside.
+        for bad in [-Double.leastNonzeroMagnitude, -.infinity, .infinity, .nan, -.nan] {
+            #expect(index.slowest(step: 1, perRequest: bad, perToken: 1e-7) == nil, "perRequest \(bad)")
+            #expect(index.slowest(step: 1, perRequest: 1e-4, perToken: bad) == nil, "perToken \(bad)")
+        }
+        #expect(index.slowest(step: 1, perRequest: 0, perToken: 0) != nil)
         // The TE answers anyway, by the scan: group 1 (cost falls with context) is the slowest.
         let batch = te.decodeStepBatch(step: 1, tokensPerStep: 1, perRequest: 1, perToken: -1e-3)
         #expect(batch.maxRunning == 1 && batch.total == 2 && batch.context == 101)
