@@ -2,7 +2,8 @@ import ServingEngine
 
 /// Boxes drawn over the current view: the `?` help and the `f` fault menu.
 enum Overlays {
-    /// Every key and every panel; each text fits the 65 columns the box has at 80×24.
+    /// Every key and every panel; each text fits in 64 columns, so a blank stays before the
+    /// box's right border at 80 columns (the box is 78 wide there, its texts start 11 in).
     static let helpLines: [(String, String)] = [
         ("1-6", "views: Pod Experts KV-cache Latency Requests Events; click tabs"),
         (":", "command prompt: Enter sends, Esc cancels, Tab completes, ↑↓"),
@@ -15,7 +16,7 @@ enum Overlays {
         ("q Ctrl-C", "quit                                  ?  this help"),
         ("header", "sim time, speed, model, rate, tok/s, run/wait, p99 vs SLO"),
         ("Pod", "NPUs by node; letter = role (P/D/A/E/C/·), colour = load"),
-        ("", "X dead ↓ slow # HBM ≠ link ⊘ drained ~ draining; panel: selection"),
+        ("", "X dead ↓ slow # HBM ≠ link ⊘ drained ~ draining; panel: selected"),
         ("Experts", "layer × expert heat (max per cell), die load, imbalance"),
         ("KV cache", "decode DP-group KV use, prefill TEs, prefix hits, DRAM pool"),
         ("Latency", "TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ = SLO; trends"),
