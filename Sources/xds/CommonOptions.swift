@@ -12,7 +12,7 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "synthetic, or a trace file (Azure LLM CSV, BurstGPT CSV or Mooncake JSONL, recognised by content).")
     var workload: String = RunDefaults.workload
 
-    @Option(parsing: .unconditional, help: "Synthetic arrival rate in requests/s, \(FlagLimits.rate.allowed).")
+    @Option(parsing: .unconditional, help: "Synthetic arrival rate in requests/s: \(FlagLimits.rateAllowed).")
     var rate: CLINumber?
 
     // Optional, so that giving one with a trace is refused rather than ignored (as --rate is).
@@ -102,7 +102,7 @@ struct CommonOptions: ParsableArguments {
     }
 
     func engineConfiguration(defaultRate: Double) throws -> EngineConfiguration {
-        let rate = try self.rate.map(FlagLimits.rate.value)
+        let rate = try self.rate.map(FlagLimits.rateValue)
         let arrivalCV = try FlagLimits.burstiness.value(burstiness ?? RunDefaults.burstiness)
         let seed = try FlagLimits.seed(seed)
         let sloTTFTMs = try FlagLimits.sloTTFTMs.value(sloTTFTMs)

@@ -92,6 +92,22 @@ enum FlagLimits {
     /// The command language's ceiling (``CommandLimits/maxRate``): one range for `--rate`,
     /// `rate R`, scenarios and the admin API.
     static let rate = FlagRange("--rate", 0...CommandLimits.maxRate, unit: "requests/s")
+    /// The lowest nonzero `--rate`: one arrival every 10,000 s on average (about nine a day, some
+    /// 3,000 in a year's soak). Below it a run sees no arrival at all — `1e-300` is one every
+    /// 1e300 s — which `--rate 0` says plainly.
+    static let minNonzeroRate = 0.0001
+    /// "0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s": also used in `--help`.
+    static var rateAllowed: String {
+        "0 (no synthetic arrivals) or between \(FlagRange.text(minNonzeroRate)) and \(FlagRange.text(rate.upper)) \(rate.unit)"
+    }
+
+    /// `--rate`: 0, or from ``minNonzeroRate`` up to the command language's ceiling.
+    static func rateValue(_ n: CLINumber) throws -> Double {
+        guard let x = n.number, rate.contains(x), x == 0 || x >= minNonzeroRate else {
+            throw ConfigError("--rate must be \(rateAllowed), got \(n.number == nil ? n.quoted : n.shown)")
+        }
+        return x
+    }
     /// Coefficient of variation of the arrival gaps (1 = Poisson); far outside 0.1…10 the gamma
     /// sampler produces gaps of 0 or of centuries, which no traffic looks like.
     static let burstiness = FlagRange("--burstiness", 0.1...10)

@@ -108,6 +108,45 @@ struct AdminTests {
         }
     }
 
+    /// `/admin/events` streams were uncapped: a script that opened streams and never read them
+    /// held hundreds of connections and writer tasks. At most 64 run at once; one more is a 503
+    /// with the error object saying so, and a place frees when a stream's client leaves.
+    @Test func eventStreamsAreCappedAndAPlaceFreesWhenOneCloses() async throws {
+        try await LiveServer.with(eventInterval: .seconds(1)) { server in
+            func open() async throws -> (RawConnection, String) {
+                let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
+                connection.write(raw:
+                    "GET /admin/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(LiveServer.token)\r\n\r\n")
+                return (connection, await connection.read(until: "\r\n\r\n"))
+            }
+            var streams: [RawConnection] = []
+            defer { streams.forEach { $0.close() } }
+            for _ in 0..<AdminEventStream.maxConcurrentStreams {
+                let (connection, answer) = try await open()
+                streams.append(connection)
+                #expect(answer.hasPrefix("HTTP/1.1 200"), "stream \(streams.count): \(answer.prefix(200))")
+            }
+            let (refused, answer) = try await open()
+            let refusal = answer.contains("}}") ? answer : answer + (await refused.read(until: "}}"))
+            refused.close()
+            #expect(refusal.hasPrefix("HTTP/1.1 503"), "\(refusal)")
+            #expect(refusal.contains(#""code":"too_many_streams""#), "\(refusal)")
+            #expect(refusal.contains("too many /admin/events streams open (at most 64 at once)"), "\(refusal)")
+            // Other routes still answer while the streams hold every place.
+            #expect(try await server.get("/admin/state", token: LiveServer.token).status == 200)
+            // The server notices a client left at its next write (an interval later).
+            streams.removeFirst().close()
+            var reopened = false
+            for _ in 0..<30 where !reopened {
+                let (connection, answer) = try await open()
+                reopened = answer.hasPrefix("HTTP/1.1 200")
+                if reopened { streams.append(connection) } else { connection.close() }
+                if !reopened { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(reopened, "no place freed after a stream's client left")
+        }
+    }
+
     @Test func ringFollowerReturnsOnlyUnseenEvents() {
         func e(_ n: Int) -> EngineEvent { EngineEvent(time: Double(n), kind: .info, message: "e\(n)") }
         var follower = EventRingFollower()

@@ -45,6 +45,12 @@ struct DuplicateKeyTests {
         #expect(find("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"},\n ]}") == .trailingComma(path: "messages"))
         #expect(find(#"{"o": {"k": 1 ,  }}"#) == .trailingComma(path: "o"))
         #expect(find(#"{"s": "a,}", "t": [",]", 2]}"#) == nil)
+        // A bare word where a value goes (JSON has no NaN or Infinity), with the field holding
+        // it; numbers with exponents, the three literals, and words inside strings are fine.
+        #expect(find(#"{"temperature": NaN}"#) == .bareWord(path: "temperature", word: "NaN"))
+        #expect(find(#"{"m": [{"x": 1e5, "y": -2.5E-3, "z": true}, -Infinity]}"#) == .bareWord(path: "m[1]", word: "-Infinity"))
+        #expect(find(#"{"a": null, "b": false, "c": "NaN", "d": [1E+2, -0.5e1]}"#) == nil)
+        #expect(find("Infinity") == .bareWord(path: nil, word: "Infinity"))
         // Truncated or junk input ends the scan without a finding (the decoder reports it).
         for junk in ["{", #"{"a"#, "}}]]", #"{"a": "\u12"#, "\u{0}\u{FF}"] { _ = find(junk) }
     }
@@ -139,6 +145,31 @@ struct DuplicateKeyTests {
                 #expect(reply.status == 400, "\(path): \(reply.text)")
                 let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
                 #expect((error["message"] as? String ?? "").contains("ends with a comma before its closing bracket"), "\(reply.text)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
+    /// `NaN` and `Infinity` are not JSON; Foundation refused them as "request body is not valid
+    /// JSON", naming no field, on every route. The field is named, with what it takes.
+    @Test func aNaNOrInfinityNamesItsField() async throws {
+        let chat = #"{"model": "deepseek-r1", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}"#
+        try await LiveServer.with { server in
+            for (path, raw, token, field, says) in [
+                ("/v1/chat/completions", chat, nil, "temperature", "holds NaN, which is not JSON: JSON numbers are finite (expected a number within 0…2)"),
+                ("/v1/completions", #"{"prompt": "hi", "max_tokens": Infinity}"#, nil, "max_tokens", "holds Infinity, which is not JSON"),
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": -Infinity}]}"#, nil, "messages[0].content", "holds -Infinity"),
+                ("/admin/commands", #"{"command": NaN}"#, LiveServer.token, "command", "holds NaN, which is not JSON"),
+                ("/admin/preview", #"{"command": "drain node 1", "duration": undefined}"#, LiveServer.token, "duration",
+                 "holds the bare word undefined, which is not JSON (its words are true, false and null)"),
+            ] as [(String, String, String?, String, String)] {
+                let reply = try await server.post(path, raw: raw, token: token)
+                #expect(reply.status == 400, "\(path): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                let message = error["message"] as? String ?? ""
+                #expect(error["param"] as? String == field, "\(path): \(reply.text)")
+                #expect(message.contains("'\(field)' \(says)"), "\(path): \(message)")
+                #expect(!message.contains("\n"))
             }
             #expect(server.backend.submitted.isEmpty)
         }

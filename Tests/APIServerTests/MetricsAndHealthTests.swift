@@ -155,6 +155,19 @@ struct MetricsAndHealthTests {
             }
             let headLines = try await server.get("/metrics").text.split(separator: "\n").filter { $0.contains("HEAD") }
             #expect(settled, "\(headLines)")
+            // A head that does not parse is answered before any route runs, and was never counted.
+            let malformed = [#"http_route="MalformedRequest""#, #"method="_OTHER""#]
+            let before = PrometheusText(try await server.get("/metrics").text)
+            let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
+            defer { connection.close() }
+            connection.write(raw: "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n{}")
+            #expect(await connection.readUntilClosed().text.hasPrefix("HTTP/1.1 400"))
+            let counted = PrometheusText(try await server.get("/metrics").text)
+            #expect(counted.sum("hb_requests", containing: malformed + [#"status_code="400""#])
+                >= before.sum("hb_requests", containing: malformed + [#"status_code="400""#]) + 1,
+                "\(counted.samples.keys.filter { $0.contains("Malformed") })")
+            #expect(counted.sum("hb_request_errors", containing: malformed + [#"error_type="400""#])
+                >= before.sum("hb_request_errors", containing: malformed + [#"error_type="400""#]) + 1)
         }
     }
 

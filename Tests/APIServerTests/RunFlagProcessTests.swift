@@ -33,6 +33,27 @@ struct RunFlagProcessTests {
         #expect(try xds(["run", "--prewarmed-spares", "7", "--print-config"]).status == 1)
     }
 
+    /// `--rate 1e-300` was taken: an arrival every 1e300 s, a run with no arrival at all. A
+    /// nonzero rate has a floor now (one arrival per 10,000 s); 0 still means none, and the
+    /// refusal is one line stating both, as `--help` does.
+    @Test func aRateTooLowToArriveIsRefusedNamingTheRange() throws {
+        let allowed = "0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s"
+        for value in ["1e-300", "5e-324", "0.00009", "-4", "10001", "nan", "abc"] {
+            let r = try xds(["run", "--rate", value, "--duration", "1s", "--json"])
+            #expect(r.status == 1 && r.out.isEmpty, "\(value): \(r)")
+            let shown = value == "abc" ? "'abc'" : value
+            #expect(r.err == "xds: --rate must be \(allowed), got \(shown)\n", "\(value): \(r.err)")
+        }
+        let tiny = "colocated:1:llama-2-7b:nvidia-a100:tp1"
+        for value in ["0", "0.0001", "10000"] {
+            let r = try xds(["run", "--deployment", tiny, "--rate", value, "--duration", "1s", "--json"])
+            #expect(r.status == 0, "\(value): \(r)")
+        }
+        let help = try xds(["run", "--help"])
+        #expect(help.out.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+            .contains("Synthetic arrival rate in requests/s: \(allowed)."), "\(help.out)")
+    }
+
     /// `--autoscale SLO` and `--je-routing Round-Robin` were refused; `autoscale SLO` as a command was not.
     @Test func policyNamesAreTakenInAnyCaseAndPrintedAsRegistered() throws {
         let r = try xds(["run", "--autoscale", "SLO", "--je-routing", "Round-Robin", "--recovery-policy", "PD-Failover",

@@ -105,6 +105,18 @@ import XDSTestSupport
         // A panel's side stops the move; the title's rule gives a cell.
         #expect(ascii("a ≥ b│ c", width: 8) == "a >=b| c")
         #expect(ascii("┌ ≥90% ──┐", width: 10) == "+ >=90% -+")
+        // An ellipsis is `..`: its stand-in was `~`, the draining NPU's glyph. One that ends a
+        // cut text at the edge takes the text's last cell; one inside a line with no room at
+        // all is `.`.
+        #expect(ascii("0.1…100 x", width: 12) == "0.1..100 x")
+        #expect(ascii("cut… next", width: 12) == "cut.. next")
+        #expect(ascii("deepseek-r1-na…", width: 15) == "deepseek-r1-n..")
+        #expect(ascii("│deepseek…│", width: 11) == "|deepsee..|")
+        #expect(ascii("…tail", width: 5) == ".tail")
+        #expect(ascii("0.1…100", width: 7) == "0.1.100")
+        // A title's rule to the left gives the cell, the text moving left.
+        #expect(ascii("┌── height ▁0…█100% ┐", width: 21) == "+- height .0..#100% +")
+        #expect(!ascii("a…│b…", width: 5).contains("~"))
         // The whole pod legend of the fixture, at 80 columns.
         let legend = Self.screens()[0].asciiOnly().lines.first { $0.contains("crit") }
         #expect(legend?.contains(">=90% crit") == true, "\(legend ?? "")")

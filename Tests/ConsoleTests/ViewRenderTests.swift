@@ -30,12 +30,14 @@ import XDSTestSupport
         let lines = renderFixture(view)
         #expect(lines.count == 24)
         #expect(Array(lines[0..<3]) == Self.header80)
+        // A view with keys of its own takes the tight form, and `?more` says the help has the
+        // keys that did not fit (the short form was cut at its end without saying so).
         let footer =
             switch view {
-            case .requests: "q quit ? help : cmd / filter ⏎ detail s/S sort ␣ pause +- speed d/u drain"
-            case .events: "q quit ? help : cmd / filter v level ⏎ detail ␣ pause +- speed d/u drain f fault"
-            case .experts: "q quit ? help : cmd / filter ␣ pause +- speed d/u drain f fault r rebal t theme"
-            case .latency: "q quit ? help : cmd w window ␣ pause +- speed d/u drain f fault r rebal t theme"
+            case .requests: "q quit ?more :cmd /filter ⏎detail s sort ␣pause +-speed d drain f fault r rebal"
+            case .events: "q quit ?more :cmd /filter v level ⏎detail ␣pause +-speed d drain f fault r rebal"
+            case .experts: "q quit ?more :cmd /filter ␣pause +-speed d drain f fault r rebal hjkl move"
+            case .latency: "q quit ?more :cmd w window ␣pause +-speed d drain f fault r rebal hjkl move"
             default: Self.footer80
             }
         #expect(lines[23] == footer)

@@ -7,6 +7,8 @@ import Synchronization
 /// - one `event: event` per engine event not sent before (the whole ring on connect).
 ///
 /// The stream runs until the client leaves (a write fails) or the server stops (cancellation).
+/// At most ``maxConcurrentStreams`` run at once (``EventStreamSlots``); past that a stream is
+/// refused with 503 before any frame is written.
 ///
 /// ```
 /// event: snapshot
@@ -21,8 +23,22 @@ struct AdminEventStream: Sendable {
     /// Shared by every stream of the server, so a snapshot is encoded once, not once per stream.
     var snapshotJSON = SnapshotJSONCache()
 
-    func response(for request: Request) -> Response {
+    /// Streams one server runs at once. Each holds a connection and a task that writes every
+    /// interval; uncapped, a script that opened streams and never read them held hundreds. A
+    /// remote console needs one, so 64 leaves room for many consoles and scripts.
+    static let maxConcurrentStreams = 64
+
+    /// The 503 past ``maxConcurrentStreams``.
+    static let tooManyStreams = APIError(
+        status: .serviceUnavailable,
+        message: "too many /admin/events streams open (at most \(maxConcurrentStreams) at once); close one and retry",
+        type: "service_unavailable_error", param: nil, code: "too_many_streams")
+
+    /// A stream holding `slot`, released when the stream's body is done with (written to the end,
+    /// failed, or never written because the client left first).
+    func response(for request: Request, holding slot: EventStreamSlots.Slot) -> Response {
         let body = ResponseBody { writer in
+            withExtendedLifetime(slot) {}
             var follower = EventRingFollower()
             do {
                 while !Task.isCancelled {
@@ -41,6 +57,37 @@ struct AdminEventStream: Sendable {
         }
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}
+
+/// The `/admin/events` streams open on one server, counted against
+/// ``AdminEventStream/maxConcurrentStreams``.
+final class EventStreamSlots: Sendable {
+    private let open = Atomic<Int>(0)
+    let limit: Int
+
+    init(limit: Int = AdminEventStream.maxConcurrentStreams) { self.limit = limit }
+
+    /// Streams open now (tests).
+    var count: Int { open.load(ordering: .relaxed) }
+
+    /// A place for one more stream, or nil when `limit` are open.
+    func take() -> Slot? {
+        while true {
+            let now = open.load(ordering: .relaxed)
+            guard now < limit else { return nil }
+            if open.compareExchange(expected: now, desired: now + 1, ordering: .acquiringAndReleasing).exchanged {
+                return Slot(owner: self)
+            }
+        }
+    }
+
+    /// One stream's place; given back when the last reference to it goes (its response body
+    /// closure, whichever way the stream ended), so no path can leak it.
+    final class Slot: Sendable {
+        private let owner: EventStreamSlots
+        fileprivate init(owner: EventStreamSlots) { self.owner = owner }
+        deinit { owner.open.subtract(1, ordering: .acquiringAndReleasing) }
     }
 }
 

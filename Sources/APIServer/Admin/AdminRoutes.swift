@@ -18,6 +18,8 @@ struct AdminRoutes: Sendable {
     let eventInterval: Duration
     /// The snapshot's JSON for every `/admin/events` stream of this server (``SnapshotJSONCache``).
     let snapshotJSON = SnapshotJSONCache()
+    /// The `/admin/events` streams open now, at most ``AdminEventStream/maxConcurrentStreams``.
+    let eventStreams = EventStreamSlots()
 
     func register(on router: Router<ServerContext>) {
         let admin = router.group("/admin").add(middleware: BearerTokenMiddleware(token: token))
@@ -39,7 +41,9 @@ struct AdminRoutes: Sendable {
         registerRequests(on: admin)
         admin.get("/events") { request, _ in
             _ = try AdminQuery(route: "GET /admin/events").values(of: request)
-            return AdminEventStream(link: link, interval: eventInterval, snapshotJSON: snapshotJSON).response(for: request)
+            guard let slot = eventStreams.take() else { throw AdminEventStream.tooManyStreams }
+            return AdminEventStream(link: link, interval: eventInterval, snapshotJSON: snapshotJSON)
+                .response(for: request, holding: slot)
         }
     }
 

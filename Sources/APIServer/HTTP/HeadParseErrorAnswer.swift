@@ -5,7 +5,8 @@ import NIOHTTPTypes
 
 /// Answers a request whose head does not parse (`Content-Length: abc`, a header line with a
 /// space in its name, two different lengths) with the OpenAI error body every other 400 carries,
-/// then closes the connection (its framing is lost).
+/// then closes the connection (its framing is lost). The answer is counted in the HTTP metrics
+/// (``HTTPAnswerMetrics``), as every routed answer is.
 ///
 /// NIO's decoder reports such a head as an ``HTTPParserError`` before any route sees it, and
 /// Hummingbird answered it with a bare `400` and `Content-Length: 0`: the one error a client
@@ -49,6 +50,9 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler,
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        // No route or middleware sees this answer; count it as the middleware counts the others.
+        HTTPAnswerMetrics.record(route: HTTPAnswerMetrics.malformedRoute, method: HTTPAnswerMetrics.unknownMethod,
+                                 status: apiError.status, nanoseconds: nil)
         // The future completes on this channel's event loop, where the context may be used.
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         written.whenComplete { _ in bound.value.close(promise: nil) }

@@ -34,10 +34,19 @@ extension Request {
         } catch let error as APIError {
             throw error
         } catch {
-            // The decoder blames the type of a string with a lone surrogate; say what it is.
-            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data)), case .unpairedSurrogate = finding {
+            // The decoder blames the type of a string with a lone surrogate; say what it is. It
+            // refuses `NaN` or `Infinity` as "not valid JSON" without naming the field; name it.
+            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data)) {
                 let (text, param) = JSONKeyCheck.message(finding)
-                throw APIError.invalidRequest(text, param: param)
+                switch finding {
+                case .unpairedSurrogate:
+                    throw APIError.invalidRequest(text, param: param)
+                case let .bareWord(path, _):
+                    let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
+                    throw APIError.invalidRequest(text + (expected.map { " (expected \($0))" } ?? ""), param: param)
+                default:
+                    break
+                }
             }
             // JSON is UTF-8 (RFC 8259); bytes that are not make Foundation's error name whichever
             // field held them as "the wrong type", which sends the client looking in the wrong place.

@@ -21,6 +21,11 @@ enum JSONKeyCheck {
         case unpairedSurrogate(path: String?, escape: String)
         /// The path of the object or array that ends with a comma (nil at the top level).
         case trailingComma(path: String?)
+        /// A bare word where a value goes that is not `true`, `false` or `null` (`NaN`,
+        /// `-Infinity`, `undefined`, `True`): the path of the field holding it (nil at the top
+        /// level) and the word (at most 24 bytes). Foundation refuses such a body as "not valid
+        /// JSON" without saying where.
+        case bareWord(path: String?, word: String)
     }
 
     private enum Frame {
@@ -162,11 +167,43 @@ enum JSONKeyCheck {
                 }
                 i = j
             default:
-                break
+                // A number is skipped whole, so the `e` of `1e5` is not read as a word.
+                let signedWord = !isDigit(byte) && i + 1 < n && isLetter(bytes[i + 1])  // -Infinity
+                if isNumberByte(byte) && !signedWord {
+                    var j = i + 1
+                    while j < n, isNumberByte(bytes[j]) || bytes[j] == UInt8(ascii: "e") || bytes[j] == UInt8(ascii: "E") { j += 1 }
+                    i = j
+                    continue
+                }
+                if isLetter(byte) || isNumberByte(byte) {
+                    var j = i + 1
+                    while j < n, isLetter(bytes[j]) || isNumberByte(bytes[j]) || bytes[j] == UInt8(ascii: "_") { j += 1 }
+                    let word = bytes[i..<j]
+                    if !Self.literals.contains(where: { $0.elementsEqual(word) }) {
+                        let at = path()
+                        return .bareWord(path: at.isEmpty ? nil : at, word: String(decoding: word.prefix(24), as: UTF8.self))
+                    }
+                    i = j
+                    continue
+                }
             }
             i += 1
         }
         return nil
+    }
+
+    /// JSON's three literal words (RFC 8259 §3).
+    private static let literals: [[UInt8]] = [Array("true".utf8), Array("false".utf8), Array("null".utf8)]
+
+    private static func isLetter(_ b: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
+    }
+
+    private static func isDigit(_ b: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) }
+
+    /// A byte a JSON number may hold besides its exponent letter.
+    private static func isNumberByte(_ b: UInt8) -> Bool {
+        isDigit(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "+") || b == UInt8(ascii: ".")
     }
 
     /// The UTF-16 unit of the four hex digits at `at`, or nil.
@@ -202,6 +239,13 @@ enum JSONKeyCheck {
         case let .trailingComma(path):
             let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
             return ("\(place) ends with a comma before its closing bracket, which is not JSON; remove the comma", path)
+        case let .bareWord(path, word):
+            let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
+            let unsigned = word.drop { $0 == "-" || $0 == "+" }.lowercased()
+            if ["nan", "infinity", "inf"].contains(unsigned) {
+                return ("\(place) holds \(word), which is not JSON: JSON numbers are finite", path)
+            }
+            return ("\(place) holds the bare word \(word), which is not JSON (its words are true, false and null)", path)
         }
     }
 }

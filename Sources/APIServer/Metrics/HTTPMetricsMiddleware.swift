@@ -21,6 +21,12 @@ import Metrics
 ///   `http_server_active_requests`) only after the body's write: every `curl -I` raised the gauge
 ///   for good and was never counted. HEAD is recorded when its handler returns.
 ///
+/// - A request head that did not parse is answered before any route runs
+///   (``HeadParseErrorAnswer``), so it passed no middleware and was never counted. It is counted
+///   in `hb.requests` and `hb.request.errors` under `http_route="MalformedRequest"`,
+///   `http_request_method="_OTHER"` and its status (400 or 431); it is not timed (its head never
+///   arrived whole, so there is no start to time from).
+///
 /// Every other answer is recorded once its body is written (or its write failed: a client that
 /// left), as the library did, so a stream's duration is the whole stream's.
 struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -73,13 +79,33 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 
     /// One answer: counted, timed, and counted as an error when its status is 4xx or 5xx.
     private static func record(route: String, method: HTTPRequest.Method, status: HTTPResponse.Status, since start: UInt64) {
-        let dimensions = [("http.route", route), ("http.request.method", method.description),
+        HTTPAnswerMetrics.record(route: route, method: method.description, status: status,
+                                 nanoseconds: DispatchTime.now().uptimeNanoseconds - start)
+    }
+}
+
+/// The series one HTTP answer adds, for the middleware and for answers given before any route
+/// runs (``HeadParseErrorAnswer``).
+enum HTTPAnswerMetrics {
+    /// `http_route` of an answer to a head that did not parse: it names no route, and `NotFound`
+    /// would read as a 404.
+    static let malformedRoute = "MalformedRequest"
+    /// `http_request_method` when the head did not parse (OpenTelemetry's name for a method
+    /// that is not known).
+    static let unknownMethod = "_OTHER"
+
+    /// Counts the answer in `hb.requests` (and in `hb.request.errors` when its status is 4xx or
+    /// 5xx); times it when `nanoseconds` is known.
+    static func record(route: String, method: String, status: HTTPResponse.Status, nanoseconds: UInt64?) {
+        let dimensions = [("http.route", route), ("http.request.method", method),
                           ("http.response.status_code", status.code.description)]
         Counter(label: "hb.requests", dimensions: dimensions).increment()
-        Timer(label: "http.server.request.duration", dimensions: dimensions, preferredDisplayUnit: .seconds)
-            .recordNanoseconds(DispatchTime.now().uptimeNanoseconds - start)
+        if let nanoseconds {
+            Timer(label: "http.server.request.duration", dimensions: dimensions, preferredDisplayUnit: .seconds)
+                .recordNanoseconds(nanoseconds)
+        }
         if status.code >= 400 {
-            Counter(label: "hb.request.errors", dimensions: [("http.route", route), ("http.request.method", method.description),
+            Counter(label: "hb.request.errors", dimensions: [("http.route", route), ("http.request.method", method),
                                                              ("error.type", status.code.description)])
                 .increment()
         }

@@ -40,7 +40,7 @@ enum ASCIIFallback {
         // A latency bar over the SLO, without colour.
         "╳": "x",
         // Punctuation and signs of the views' and the engine's texts.
-        "·": ".", "•": "*", "…": "~", "–": "-", "—": "-", "−": "-", "‐": "-", "×": "x", "÷": "/",
+        "·": ".", "•": "*", "…": ".", "–": "-", "—": "-", "−": "-", "‐": "-", "×": "x", "÷": "/",
         "±": "+", "≈": "~", "≤": "<", "≥": ">", "µ": "u", "°": "o", "²": "2", "³": "3", "¹": "1",
         "⁰": "0", "“": "\"", "”": "\"", "‘": "'", "’": "'", "§": "S", "π": "p",
         // Status marks.
@@ -67,6 +67,9 @@ extension ASCIIFallback {
     /// the cells they need where the line has room (``CellBuffer/asciiOnly()``).
     static let spelled: [Character: String] = [
         "≥": ">=", "≤": "<=", "±": "+/-", "→": "->", "←": "<-", "↔": "<->",
+        // `~` (its stand-in before) is the draining NPU's glyph: a cut name read as draining,
+        // and a range `0.1…100` as `0.1~100`.
+        "…": "..",
     ]
 
     /// Cells a line can give up without losing anything: a space before another space (or the
@@ -101,12 +104,18 @@ extension CellBuffer {
     /// The same frame with every character replaced by its ``ASCIIFallback`` stand-in; styles
     /// (and so colours) are kept. A sign of ``ASCIIFallback/spelled`` is written out (`>=`),
     /// the rest of its text moving right into the nearest spare blank of its panel; with no
-    /// room to the right, a blank beside it is used (`1.81 ->1.22`); only where neither is
-    /// there does it get its one-character stand-in.
+    /// room to the right, a blank beside it is used (`1.81 ->1.22`), else a spare cell to its
+    /// left (a title's rule) with the text between moving left; only where none is
+    /// there does it get its one-character stand-in. An ellipsis `…` that ends a cut text at
+    /// its line's or panel's edge is `..` all the same, over the text's last character.
     func asciiOnly() -> CellBuffer {
         var copy = self
         for y in 0..<height {
-            var row = (0..<width).map { self[$0, y] }
+            let original = (0..<width).map { self[$0, y] }
+            var row = original
+            // Whether a sign was written out on this row yet (cells then no longer sit where
+            // they were in `original`).
+            var moved = false
             var x = 0
             while x < row.count {
                 let cell = row[x]
@@ -123,6 +132,7 @@ extension CellBuffer {
                 }
                 if done {
                     row = trial
+                    moved = true
                     x += long.count
                     continue
                 }
@@ -130,10 +140,29 @@ extension CellBuffer {
                     row[x].character = long[0]
                     row[x + 1] = cell
                     row[x + 1].character = long[1]
+                    moved = true
                     x += 2
                     continue
                 }
-                if long.count == 2, x > 0, row[x - 1].character == " " {
+                // A spare cell to the left (a title's rule, two blanks) within the panel: the
+                // text between moves left by one (`── height ▁0…█100%` → `- height .0..#100%`).
+                if long.count == 2, !moved, x > 0, row[x - 1].character != " ",
+                   let j = (0..<x).reversed().prefix(while: { !ASCIIFallback.isWall(original[$0].character) })
+                       .first(where: { ASCIIFallback.isSpare(original, $0) }) {
+                    row.remove(at: j)
+                    row[x - 1].character = long[0]
+                    var second = cell
+                    second.character = long[1]
+                    row.insert(second, at: x)
+                    moved = true
+                    x += 1
+                    continue
+                }
+                // An ellipsis at the end of its line or panel ends a cut text: it may take that
+                // text's last character.
+                let endsCutText = cell.character == "…" && (x + 1 == row.count || ASCIIFallback.isWall(row[x + 1].character))
+                if long.count == 2, x > 0,
+                   row[x - 1].character == " " || endsCutText && !ASCIIFallback.isWall(row[x - 1].character) {
                     row[x - 1] = cell
                     row[x - 1].character = long[0]
                     row[x].character = long[1]

@@ -86,13 +86,22 @@ public enum ConsoleScreen {
             // A running scenario names itself and its next step instead of the deployment.
             let next = scenario.steps.first { $0.at > s.simTime }
             let step = next.map { "next \(Format.clock($0.at)) \($0.command)" } ?? "all steps done"
-            // The next step matters more than the name: the name goes first when room is short.
+            // The next step matters more than the name, and stays whole: when room is short the
+            // word "scenario" goes, then "next" ("NPU loss: 0:11:40 fault npu 280"), then the
+            // name is cut. At 80 columns the name was dropped altogether, and nothing said which
+            // scenario was running.
             let room = b.width - right.count - x - Self.titleGap
             title = " scenario: \(scenario.name) · \(step)"
-            if title.count > room { title = " scenario · \(step)" }
-            // At 80 columns a demo's "next 0:00:30 rate 0.144" still did not fit beside the
-            // word: the step itself is what the operator needs ("next" reads as the scenario's).
-            if title.count > room { title = " \(step)" }
+            if title.count > room { title = " \(scenario.name) · \(step)" }
+            let after = ": " + (next.map { "\(Format.clock($0.at)) \($0.command)" } ?? step)
+            if title.count > room { title = " \(scenario.name)\(after)" }
+            // A cut name keeps at least three characters and its ellipsis; else the step alone.
+            // One cell more is left free: under LANG=C the ellipsis is written `..`, and took a
+            // blank of the gap before the rate ("rate 40 40.0 req/s").
+            let nameRoom = room - 2 - after.count
+            var cut = String(scenario.name.prefix(nameRoom - 1))
+            while cut.last == " " { cut.removeLast() }
+            if title.count > room { title = nameRoom >= 4 ? " \(cut)…\(after)" : " \(step)" }
         }
         let room = b.width - right.count - x - Self.titleGap
         if title.count > room { title = room > 1 ? String(title.prefix(room - 1)) + "…" : "" }
@@ -237,20 +246,71 @@ public enum ConsoleScreen {
             return
         }
         var x = 0
-        // Narrow screens: shorter labels and single gaps, so f/r/t still fit at 80 columns.
-        let narrow = b.width < 120
-        var keys = narrow ? footerKeysShort : footerKeys
-        if state.view == .requests { keys.insert(("s/S", "sort"), at: 4) }
-        if state.view == .requests || state.view == .events { keys.insert(("⏎", "detail"), at: 4) }
-        if state.view == .events { keys.insert(("v", "level"), at: 4) }
-        if state.view == .latency { keys.insert(("w", "window"), at: 4) }
-        if [.events, .requests, .experts].contains(state.view) { keys.insert(("/", "filter"), at: 4) }
+        for (key, label) in footerItems(state.view, width: b.width) {
+            x = b.put(key, x: x, y: y, style: .accent)
+            x = b.put(label, x: x, y: y, style: .dim)
+        }
+    }
+
+    /// The footer's keys for `view` at `width`, each as (key, its label with the gap after it).
+    ///
+    /// Wide screens have the long labels; under 120 columns the short ones with single gaps. A
+    /// view with keys of its own (filter, detail, sort, level, window) did not fit even so at 80
+    /// columns, and the line was cut at its end: the Requests view lost f, r, t and hjkl with
+    /// nothing to say so. Then the tight form is used: a sign key written against its label
+    /// (`/filter`, `⏎detail`), one-word labels (`s sort`, `d drain`; `S` and `u` are in the
+    /// help); and if that still does not fit, the least used keys go first (t, hjkl, r, …),
+    /// never the view's own, and `? help` reads `? more`.
+    static func footerItems(_ view: ConsoleView, width: Int) -> [(key: String, label: String)] {
         // The narrow set has a placeholder where the wide one has "1-6 views" (the tab bar shows
         // the numbers), so view keys go in at the same index.
-        for (key, label) in keys where !key.isEmpty {
-            guard x + key.count + label.count + 1 <= b.width else { break }
-            x = b.put(key, x: x, y: y, style: .accent)
-            x = b.put(" " + label + (narrow ? " " : "  "), x: x, y: y, style: .dim)
+        func withViewKeys(_ base: [(String, String)], sort: String) -> [(String, String)] {
+            var keys = base
+            if view == .requests { keys.insert(sort == "" ? ("s/S", "sort") : ("s", sort), at: 4) }
+            if view == .requests || view == .events { keys.insert(("⏎", "detail"), at: 4) }
+            if view == .events { keys.insert(("v", "level"), at: 4) }
+            if view == .latency { keys.insert(("w", "window"), at: 4) }
+            if [.events, .requests, .experts].contains(view) { keys.insert(("/", "filter"), at: 4) }
+            return keys.filter { !$0.0.isEmpty }
         }
+        if width >= 120 {
+            return fitted(withViewKeys(footerKeys, sort: "").map { ($0.0, " \($0.1)  ") }, width: width)
+        }
+        let narrow = withViewKeys(footerKeysShort, sort: "").map { ($0.0, " \($0.1) ") }
+        if fits(narrow, width) { return narrow }
+        // Tight: sign keys against their labels, one key per label.
+        let tightLabels = ["d/u": ("d", "drain")]
+        let tight: [(key: String, label: String)] = withViewKeys(footerKeysShort, sort: "sort").map { key, label in
+            let (k, l) = tightLabels[key] ?? (key, label)
+            let sign = !(k.first?.isLetter ?? false)
+            return (k, (sign ? "" : " ") + l + " ")
+        }
+        // Least used first; the rest (quit, help, the command line, the view's keys) stay.
+        var shown = tight
+        for dropped in ["t", "hjkl", "r", "f", "d", "+-", "␣"] where !fits(shown, width) {
+            shown.removeAll { $0.key == dropped }
+        }
+        if shown.count < tight.count, let help = shown.firstIndex(where: { $0.key == "?" }) {
+            shown[help].label = "more "
+        }
+        return fitted(shown, width: width)
+    }
+
+    /// Whether all of `items` fit in `width`.
+    private static func fits(_ items: [(key: String, label: String)], _ width: Int) -> Bool {
+        fitted(items, width: width).count == items.count
+    }
+
+    /// The leading items that fit whole (a label's trailing gap may fall off the edge).
+    private static func fitted(_ items: [(key: String, label: String)], width: Int) -> [(key: String, label: String)] {
+        var x = 0
+        var kept: [(key: String, label: String)] = []
+        for item in items {
+            let gap = item.label.reversed().prefix { $0 == " " }.count
+            guard x + item.key.count + item.label.count - gap <= width else { break }
+            kept.append(item)
+            x += item.key.count + item.label.count
+        }
+        return kept
     }
 }

@@ -2,11 +2,14 @@ import ServingEngine
 
 /// Boxes drawn over the current view: the `?` help and the `f` fault menu.
 enum Overlays {
-    /// Every key and every panel; each text fits the 65 columns the box has at 80×24.
+    /// Every key and every panel; each text fits in 64 columns, so a blank stays before the
+    /// box's right border at 80 columns (the box is 78 wide there, its texts start 11 in).
     static let helpLines: [(String, String)] = [
         ("1-6", "views: Pod Experts KV-cache Latency Requests Events; click tabs"),
         (":", "command prompt: Enter sends, Esc cancels, Tab completes, ↑↓"),
-        ("space", "pause / resume            + / -  faster / slower (0.1×…max)"),
+        // `+`/`-` step through ``ConsoleUpdate/speedSteps`` then `max`; `:speed` takes any S in
+        // its range (page 2 says both). This said "0.1×…max" beside a command taking 0.01…100000.
+        ("space", "pause / resume   + / -  speed steps 0.1×…1000×, max (:speed S)"),
         ("hjkl ←↓↑→", "move selection, scroll; PgUp PgDn Home End page; click"),
         ("d / u", "drain (asks y/n) / undrain node     f  fault menu (y/n)"),
         ("r", "rebalance experts now                 t  next theme"),
@@ -15,7 +18,7 @@ enum Overlays {
         ("q Ctrl-C", "quit                                  ?  this help"),
         ("header", "sim time, speed, model, rate, tok/s, run/wait, p99 vs SLO"),
         ("Pod", "NPUs by node; letter = role (P/D/A/E/C/·), colour = load"),
-        ("", "X dead ↓ slow # HBM ≠ link ⊘ drained ~ draining; panel: selection"),
+        ("", "X dead ↓ slow # HBM ≠ link ⊘ drained ~ draining; panel: selected"),
         ("Experts", "layer × expert heat (max per cell), die load, imbalance"),
         ("KV cache", "decode DP-group KV use, prefill TEs, prefix hits, DRAM pool"),
         ("Latency", "TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ = SLO; trends"),
@@ -47,13 +50,13 @@ enum Overlays {
         ("heal", "heal FAULT_ID  ·  heal all"),
         ("rebalance", "rebalance   (experts, now)"),
         ("rate", "rate R   (synthetic arrivals, requests/s)"),
-        ("speed", "speed S (0.01…100000) · speed max · pause · resume"),
+        ("speed", "speed S (any \(ConsoleUpdate.formatSpeed(CommandLimits.minSpeed))…\(ConsoleUpdate.formatSpeed(CommandLimits.maxSpeed))) · speed max · pause · resume"),
+        ("", "+ / - keys: " + ConsoleUpdate.speedSteps.map(ConsoleUpdate.formatSpeed).joined(separator: " ") + " · max"),
         ("scale", "scale prefill|decode|colocated N, +K or -K"),
         ("autoscale", "autoscale off · autoscale slo"),
         ("policy", "policy je|dp-lb|eplb|recovery NAME   (Tab lists names)"),
         ("preview", "preview COMMAND [for DURATION]   (what-if; Esc cancels)"),
         ("clear", "clear faults   (the console's fault history; local)"),
-        ("", ""),
         ("Tab", "completes what can follow the words typed so far"),
         ("↑ ↓", "history · Enter sends (no confirmation) · Esc cancels"),
         ("paste", "adds its first line to the prompt, runs nothing; else ignored"),

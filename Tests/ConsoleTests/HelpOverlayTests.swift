@@ -1,0 +1,61 @@
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// The `?` help as drawn: its lines keep clear of the box's border, and what it says about speed
+/// is what the keys and the command do.
+@Suite struct HelpOverlayTests {
+    static func frame(_ state: ConsoleState, theme: Theme = .builtinDark, width: Int = 80, height: Int = 24) -> CellBuffer {
+        ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: theme, width: width, height: height)
+    }
+
+    /// The help's Pod glyph legend ended in the box's last cell at 80 columns (the box is 78
+    /// wide there), touching the border. Every help line on both pages keeps a blank before the
+    /// right border at every width from 80, in colour, in mono and under LANG=C.
+    @Test func helpLinesKeepABlankBeforeTheRightBorder() {
+        for width in 80...84 {
+            for theme in [Theme.builtinDark, .builtinMono] {
+                for page in [0, 1] {
+                    var state = primedState(width: width, height: 24)
+                    state.showHelp = true
+                    state.helpPage = page
+                    let frames = [Self.frame(state, theme: theme, width: width), Self.frame(state, theme: theme, width: width).asciiOnly()]
+                    for b in frames {
+                        let rect = Overlays.centered(b, width: 80, height: Overlays.helpLines.count + 4)
+                        for y in rect.y + 1..<rect.maxY - 1 {
+                            #expect(b[rect.maxX - 2, y].character == " ",
+                                    "page \(page + 1) at \(width) (\(theme.name)): '\(b.line(y))'")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The keys' line said `+`/`-` went "0.1×…max" while `:speed` took 0.01…100000: two ranges
+    /// for one speed. Both pages now say the same: the keys step 0.1 … 1000 then max, and
+    /// `:speed` takes any value of the command language's range.
+    @Test func helpSaysWhatTheSpeedKeysAndCommandTake() {
+        let keys = Overlays.helpLines.map(\.1).first { $0.contains("+ / -") } ?? ""
+        #expect(keys.contains("0.1×…1000×, max"), "\(keys)")
+        #expect(ConsoleUpdate.speedSteps.first == 0.1 && ConsoleUpdate.speedSteps.last == 1000)
+        let commands = Overlays.commandLines.map(\.1).joined(separator: "\n")
+        #expect(CommandLimits.minSpeed == 0.01 && CommandLimits.maxSpeed == 100_000)
+        #expect(commands.contains("speed S (any 0.01…100000)"), "\(commands)")
+        #expect(commands.contains("+ / - keys: 0.1 0.2 0.5 1 2 5 10 20 50 100 200 500 1000 · max"), "\(commands)")
+        // What the keys do, step by step: the help's ladder is the one `+` climbs.
+        var state = primedState()
+        var seen: [String] = []
+        state.speed = 0.1
+        for _ in 0..<ConsoleUpdate.speedSteps.count {
+            var effects: [ConsoleEffect] = []
+            ConsoleUpdate.changeSpeed(faster: true, &state, &effects)
+            if case .send(let line)? = effects.first { seen.append(line) }
+        }
+        #expect(seen.last == "speed max" && seen.dropLast().last == "speed 1000", "\(seen)")
+        // The command page fits its box: its last line is not under the box's footer.
+        #expect(Overlays.commandLines.count <= Overlays.helpLines.count + 1)
+    }
+}
