@@ -360,8 +360,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     static func hostProblem(_ command: OperatorCommand) -> String? {
         switch command {
         case .speed(let s): return Pacer.speedProblem(s)
-        case .rate(let r) where !(0...maxRate).contains(r):
-            return "rate must be within 0…\(Pacer.format(maxRate)) requests/s, got \(r.isFinite ? Pacer.format(r) : String(r))"
+        case .rate(let r) where !CommandLimits.isAllowedRate(r):
+            return "rate must be \(CommandLimits.allowedRates), got \(r.isFinite ? Pacer.format(r) : String(r))"
         default: return nil
         }
     }

@@ -95,7 +95,7 @@ enum FlagLimits {
     /// The lowest nonzero `--rate`: one arrival every 10,000 s on average (about nine a day, some
     /// 3,000 in a year's soak). Below it a run sees no arrival at all — `1e-300` is one every
     /// 1e300 s — which `--rate 0` says plainly.
-    static let minNonzeroRate = 0.0001
+    static let minNonzeroRate = CommandLimits.minNonzeroRate
     /// "0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s": also used in `--help`.
     static var rateAllowed: String {
         "0 (no synthetic arrivals) or between \(FlagRange.text(minNonzeroRate)) and \(FlagRange.text(rate.upper)) \(rate.unit)"

@@ -85,7 +85,7 @@ import Testing
             ("name = \"a\\u001B[2J\"\n[[step]]\nat = 1\ncommand = \"pause\"\n",
              "t.toml: 'name' must not contain control characters, got 'a\\u{1B}[2J'"),
             ("name = \"x\"\n[[step]]\nat = 1\ncommand = \"rate 1e308\"\n",
-             "t.toml: step 1: expected a rate between 0 and 10000 requests/s after 'rate', got '1e308'"),
+             "t.toml: step 1: expected a rate of 0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s after 'rate', got '1e308'"),
         ]
         for (text, expected) in cases {
             do {

@@ -43,9 +43,7 @@ extension OperatorCommand {
             return .healAll
         case "rebalance": return .rebalance
         case "rate":
-            let rate = try words.number(after: "rate", what: "a rate between 0 and \(L.format(L.maxRate)) requests/s") {
-                $0 >= 0 && $0 <= L.maxRate
-            }
+            let rate = try words.number(after: "rate", what: "a rate of \(L.allowedRates)") { L.isAllowedRate($0) }
             return .rate(requestsPerSecond: rate)
         case "speed":
             if words.peek?.lowercased() == "max" {

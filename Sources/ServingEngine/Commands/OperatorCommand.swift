@@ -113,7 +113,7 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The ranges every number in the command language must fall in, in one place; messages
-/// name them (`expected a rate between 0 and 100000 requests/s after 'rate', got '1e308'`).
+/// name them (`expected a rate of 0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s after 'rate', got '1e308'`).
 public enum CommandLimits {
     /// `rate R` ceiling, requests/s, for every way a rate enters (`--rate`, the `rate` command,
     /// scenarios, the admin API). The default superpod takes about 150 requests/s of the
@@ -121,6 +121,18 @@ public enum CommandLimits {
     /// 1,024-GPU colocated cluster of a 7B model), and beyond it the arrival queue alone, not the
     /// serving system, would be what the simulation measures.
     public static let maxRate = 10_000.0
+    /// The lowest nonzero rate: one arrival every 10,000 s on average (about nine a day). Below
+    /// it a run sees no arrival at all (`1e-300` is one every 1e300 s), which `rate 0` says
+    /// plainly.
+    public static let minNonzeroRate = 0.0001
+    /// Whether `rate` is one the command language takes: 0, or ``minNonzeroRate``…``maxRate``.
+    public static func isAllowedRate(_ rate: Double) -> Bool {
+        rate == 0 || (rate >= minNonzeroRate && rate <= maxRate)
+    }
+    /// "0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s", for messages.
+    public static var allowedRates: String {
+        "0 (no synthetic arrivals) or between \(OperatorCommand.format(minNonzeroRate)) and \(OperatorCommand.format(maxRate)) requests/s"
+    }
     /// `speed S` range (and `--speed`): from 1/100 of real time up to 100,000× real time, past
     /// which `max` says the same thing.
     public static let minSpeed = 0.01

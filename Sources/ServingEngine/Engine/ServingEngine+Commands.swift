@@ -36,8 +36,8 @@ extension ServingEngine {
                 break
             }
             // The engine's own bound, beside the parser's (a rate no pod can take).
-            guard rate.isFinite, rate >= 0, rate <= Self.maxSyntheticRate else {
-                reply = reject(command, "rate must be within 0…\(OperatorCommand.format(Self.maxSyntheticRate)) requests/s, got \(rate)")
+            guard CommandLimits.isAllowedRate(rate) else {
+                reply = reject(command, "rate must be \(CommandLimits.allowedRates), got \(rate)")
                 break
             }
             let oldRate = synthetic.ratePerSecond

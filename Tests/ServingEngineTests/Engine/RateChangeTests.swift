@@ -12,7 +12,8 @@ import XDSTestSupport
     @Test func aFastRateAfterAVerySlowOneTakesEffectAtOnce() throws {
         let engine = try ServingEngineTests.synthetic(TestDeployments.toyPod, rate: 20, limit: 100_000)
         engine.run(until: 1)
-        #expect(engine.apply(.rate(requestsPerSecond: 0.000001)).accepted)
+        // The slowest rate taken: one arrival every 10,000 s on average.
+        #expect(engine.apply(.rate(requestsPerSecond: 0.0001)).accepted)
         engine.run(until: 2)
         let before = engine.report().requests.arrived
         #expect(engine.apply(.rate(requestsPerSecond: 50)).accepted)
@@ -21,6 +22,18 @@ import XDSTestSupport
         // 10 s at 50/s: about 500 (Poisson, sd ≈ 22); the old behaviour gave a handful.
         #expect(arrived > 400 && arrived < 600, "arrived \(arrived) in 10 s at 50 requests/s")
         #expect(engine.inFlightProblems() == [])
+    }
+
+    /// Below 0.0001/s no arrival would ever come: the engine refuses it as the parser and
+    /// `--rate` do, naming the range, and keeps its rate.
+    @Test func aRateTooLowToEverArriveIsRefused() throws {
+        let engine = try ServingEngineTests.synthetic(TestDeployments.toyPod, rate: 20, limit: 100_000)
+        let reply = engine.apply(.rate(requestsPerSecond: 1e-300))
+        #expect(!reply.accepted)
+        #expect(reply.message.contains("rate must be 0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s, got 1e-300"),
+                "\(reply.message)")
+        engine.run(until: 5)
+        #expect(engine.report().requests.arrived > 50, "still arriving at 20/s")
     }
 
     @Test func rateZeroParksTheNextArrivalUntilTheRateRises() throws {

@@ -5,7 +5,7 @@ enum FuzzCorpus {
     static let commands: [String] = [
         "drain node 99999999999999999999",  // Int(word) nil: "a node number" with no range named
         "rate 1e308",  // accepted: arrivals at one instant flood the engine
-        "rate 1e-300 ",  // accepted; the pending arrival lands 1e300 s ahead
+        "rate 1e-300 ",  // accepted; the pending arrival lands 1e300 s ahead (now refused: below 0.0001/s)
         "speed 1e-300",  // accepted: a paced engine never advances
         "speed inf",  // refused, but without the range
         "fault straggler die 1 slowdown 1e308",  // accepted: step times overflow to infinity
