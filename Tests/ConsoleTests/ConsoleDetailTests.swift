@@ -354,6 +354,12 @@ import XDSTestSupport
         #expect(DemoLoad.threeDigits(0.28254643) == 0.283 && DemoLoad.threeDigits(1234.5) == 1230)
         // Nonsense scales fall back to the superpod's rates.
         #expect(DemoLoad.scenario(scale: .nan) == DemoLoad.scenario && DemoLoad.scenario(scale: -1) == DemoLoad.scenario)
+        // A deployment a million times smaller still gets steps the command language takes.
+        for step in DemoLoad.scenario(scale: 1e-9).steps {
+            guard case .rate(let r) = step.command else { continue }
+            #expect(r == CommandLimits.minNonzeroRate, "\(r)")
+            #expect(try OperatorCommand.parse(step.command.description).get() == step.command)
+        }
     }
 
     @Test func demoLoadCyclesWithBurstsAndReadsBackAsCommands() throws {

@@ -35,7 +35,11 @@ public enum DemoLoad {
         let sinceFirst = t - firstBurst
         if sinceFirst >= 0, sinceFirst.truncatingRemainder(dividingBy: burstEvery) < burstLength { r *= burstFactor }
         let rounded = (r * 10).rounded() / 10
-        return scale == 1 ? rounded : threeDigits(rounded * scale)
+        guard scale != 1 else { return rounded }
+        // Never below the slowest rate the command language takes (a deployment millions of times
+        // smaller than the superpod would otherwise get a step `rate` refuses).
+        let scaled = threeDigits(rounded * scale)
+        return scaled > 0 ? max(scaled, CommandLimits.minNonzeroRate) : scaled
     }
 
     /// `x` to three significant digits, as the decimal reads (n / 10ᵏ, both exact), so a `rate`
