@@ -131,7 +131,7 @@ struct CompletionTests {
     @Test func clientThatLeavesCancelsItsRequest() async throws {
         let backend = FakeCompletionBackend(outputTokens: 2_000, tokenInterval: .milliseconds(2))
         try await LiveServer.with(backend: backend) { server in
-            let connection = try RawConnection(port: server.port)
+            let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
             connection.post(
                 "/v1/chat/completions",
                 json:
