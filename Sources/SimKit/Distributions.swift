@@ -58,7 +58,7 @@ public struct Normal: Distribution, Equatable {
     /// Fills `buffer` with standard normals by the ziggurat (Marsaglia and Tsang 2000, in
     /// Doornik's 2005 form: 128 layers, a rectangle's x from one draw's top 53 bits and its
     /// layer from the same draw's low 7 bits, which the 53 never use). Exact in distribution;
-    /// 98.8% of values cost one draw, a compare and a multiply. For bulk draws (a drift step
+    /// 97% of values cost one draw, a compare and a multiply. For bulk draws (a drift step
     /// of every expert of every layer: issue 12, where the polar method's logarithm per pair
     /// was 6.5% of a Mooncake hour). Other values than ``standard(using:)`` would give from
     /// the same stream, by design: only the distribution is promised.
