@@ -72,7 +72,6 @@ public struct Normal: Distribution, Equatable {
 /// The standard normal's 128-layer ziggurat: layer `i` is the rectangle [0, x[i]] × the
 /// density's band between layers, all of equal area `v` (layer 0 is the base strip plus the
 /// tail beyond `r`). The constants are Marsaglia and Tsang's for 128 layers.
-@usableFromInline
 struct Ziggurat: Sendable {
     /// Where the tail starts, and each layer's area.
     static let r = 3.442619855899

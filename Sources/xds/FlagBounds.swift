@@ -89,21 +89,16 @@ struct FlagRange: Sendable {
 
 /// Every numeric flag's range, in one table (run, serve, console, bench).
 enum FlagLimits {
-    /// The command language's ceiling (``CommandLimits/maxRate``): one range for `--rate`,
-    /// `rate R`, scenarios and the admin API.
-    static let rate = FlagRange("--rate", 0...CommandLimits.maxRate, unit: "requests/s")
-    /// The lowest nonzero `--rate`: one arrival every 10,000 s on average (about nine a day, some
-    /// 3,000 in a year's soak). Below it a run sees no arrival at all — `1e-300` is one every
-    /// 1e300 s — which `--rate 0` says plainly.
-    static let minNonzeroRate = CommandLimits.minNonzeroRate
-    /// "0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s": also used in `--help`.
-    static var rateAllowed: String {
-        "0 (no synthetic arrivals) or between \(FlagRange.text(minNonzeroRate)) and \(FlagRange.text(rate.upper)) \(rate.unit)"
-    }
+    /// "0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s": the command
+    /// language's rates (``CommandLimits/allowedRates``), one range for `--rate`, `rate R`,
+    /// scenarios and the admin API; also used in `--help`.
+    static var rateAllowed: String { CommandLimits.allowedRates }
 
-    /// `--rate`: 0, or from ``minNonzeroRate`` up to the command language's ceiling.
+    /// `--rate`: 0, or from ``CommandLimits/minNonzeroRate`` up to the command language's
+    /// ceiling. Below that minimum a run sees no arrival at all (`1e-300` is one every 1e300 s),
+    /// which `--rate 0` says plainly.
     static func rateValue(_ n: CLINumber) throws -> Double {
-        guard let x = n.number, rate.contains(x), x == 0 || x >= minNonzeroRate else {
+        guard let x = n.number, CommandLimits.isAllowedRate(x) else {
             throw ConfigError("--rate must be \(rateAllowed), got \(n.number == nil ? n.quoted : n.shown)")
         }
         return x
