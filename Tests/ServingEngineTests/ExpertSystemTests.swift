@@ -201,6 +201,28 @@ import Testing
         _ = experts.loadFactor(2, tokens: 1_000)
         #expect(experts.intervalSteps == 1)
     }
+
+    /// Popularity moves at 30, 90, 150 s…: midway through the 60 s EPLB windows, once per
+    /// window; the first update is one 30 s step of the walk, later ones two steps at once.
+    @Test func popularityUpdatesMidwayThroughEachWindow() {
+        let experts = Self.system(.off)
+        var queue = EngineEventQueue()
+        var changes: [SimTime] = []
+        var last = experts.traffic?.popularity
+        for second in 1...200 {
+            _ = experts.tick(now: SimTime(second), queue: &queue)
+            let now = experts.traffic?.popularity
+            if now != last { changes.append(SimTime(second)) }
+            last = now
+        }
+        #expect(changes == [30, 90, 150], "\(changes)")
+        // The same walk as the traffic alone stepped 30 s, then two 30 s steps in closed form.
+        var traffic = ExpertTraffic(shape: Self.shape, seed: 1, skewed: true)
+        traffic.advanceDrift(seconds: 30)
+        traffic.advanceDrift(steps: 2, firstSeconds: 30, seconds: 30)
+        traffic.advanceDrift(steps: 2, firstSeconds: 30, seconds: 30)
+        #expect(traffic.popularity == experts.traffic?.popularity)
+    }
 }
 
 /// ``ExpertPlacement``'s flat storage: nested rows in and out, and the swap's serving placement.
@@ -228,5 +250,4 @@ import Testing
         #expect(serving.layers == [[[0], [2], [3], [2]]] && disabled == [1])
         // Dies that gain an expert: die 3 (expert 0), die 1 (expert 1), die 0 (expert 3).
         #expect(EPLBController.layersGained(from: old, to: new) == [1, 1, 0, 1])
-    }
-}
+    }}

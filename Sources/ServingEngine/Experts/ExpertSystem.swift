@@ -49,8 +49,15 @@ final class ExpertSystem {
         var message: String
     }
 
-    /// Seconds of simulated time between drift and traffic-mix updates of expert popularity.
+    /// Seconds of simulated time per step of the popularity drift's random walk (the process:
+    /// ``ExpertTraffic/driftRetention`` is per step of this length).
     static let driftInterval: SimTime = 30
+    /// Seconds of simulated time between drift and traffic-mix updates of expert popularity: the
+    /// walk is applied two steps at a time, in closed form (``ExpertTraffic/advanceDrift(steps:firstSeconds:seconds:)``),
+    /// so the routing sees the same process sampled once per default EPLB window. (Issue 12: each
+    /// update redraws 14,848 latent scores, re-ranks 58 layers and makes every TE recompute its
+    /// hottest-die shares, 15% of a Mooncake hour at one update per 30 s.)
+    static let driftUpdateInterval: SimTime = 60
     /// Telemetry ticks per heat window (the Experts view's heat: 5 simulated seconds).
     static let heatWindowTicks = 10
 
@@ -112,8 +119,12 @@ final class ExpertSystem {
     private var moeSteps = 0
     /// When popularity last drifted, and the arrivals since per traffic class, in
     /// ``ExpertTraffic/classes`` order: a tag is matched against the few class names, not
-    /// hashed into a dictionary per arrival (1.2% of a saturated superpod).
-    private var lastDrift: SimTime = 0
+    /// hashed into a dictionary per arrival (1.2% of a saturated superpod). It starts half an
+    /// update before time 0, so updates fall at 30, 90, 150 s…: midway through the default
+    /// 60 s EPLB windows, each of which sees the walk move as it would in continuous time. (On
+    /// the windows' edges every window would hold one popularity, already gone when its plan
+    /// lands, and the first window would hold the one the start placement was planned for.)
+    private var lastDrift: SimTime = driftInterval - driftUpdateInterval
     private var classNames: [String] = []
     private var classArrivals: [Double] = []
     /// Telemetry ticks so far, modulo ``heatWindowTicks`` where it matters.
@@ -304,14 +315,19 @@ final class ExpertSystem {
     /// scheduled on `queue`), heat window. Returns the rebalance lines for the event log.
     func tick(now: SimTime, queue: inout EngineEventQueue) -> [Rebalance] {
         guard traffic != nil else { return [] }
-        if now - lastDrift >= Self.driftInterval {
-            let elapsed = now - lastDrift
+        if now - lastDrift >= Self.driftUpdateInterval {
+            // The walk itself starts at time 0 (the first update is one step of 30 s).
+            let elapsed = now - max(lastDrift, 0)
             lastDrift = now
             if classArrivals.contains(where: { $0 > 0 }) {
                 traffic!.setMix(arrivals: classArrivals)
                 classArrivals = Array(repeating: 0, count: classNames.count)
             }
-            traffic!.advanceDrift(seconds: elapsed)
+            // The walk's steps in the stretch, the first taking what is over whole steps (a tick
+            // lands a little after the update is due).
+            let steps = max(1, (elapsed / Self.driftInterval).rounded(.down))
+            traffic!.advanceDrift(steps: steps, firstSeconds: elapsed - (steps - 1) * Self.driftInterval,
+                                  seconds: Self.driftInterval)
             plans = [:]
             for te in tes { te?.routing.setPopularity(traffic!.popularity) }
         }
@@ -425,7 +441,7 @@ final class ExpertSystem {
     /// after the stretch.)
     func skipQuietTicks(count k: Double, first t0: SimTime, interval: Double) {
         guard traffic != nil else { return }
-        let every = Self.driftInterval
+        let every = Self.driftUpdateInterval
         let last = lastDrift
         // First tick index i0 with t0 + i0·interval − last ≥ every, and the ticks between drifts.
         var i0 = max(0, ((last + every - t0) / interval).rounded(.up))
