@@ -50,7 +50,10 @@ extension EngineConfiguration {
         }
         func format(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : "\(x)" }
         let checks: [String?] = [
-            range("syntheticRate", syntheticRate, 0, ServingEngine.maxSyntheticRate, " requests/s"),
+            // The command language's rule, one for every way in (a rate just above 0 would put the
+            // next arrival centuries away: the clock would skip to it).
+            CommandLimits.isAllowedRate(syntheticRate) ? nil
+                : "syntheticRate is \(syntheticRate); allowed \(CommandLimits.allowedRates)",
             // Below 10⁻³ the gamma's scale underflows (SimKit's Gamma traps on a zero scale).
             range("arrivalCV", arrivalCV, 1e-3, 1_000),
             range("sloTTFTMs", sloTTFTMs, 0, 1e12, " ms"),

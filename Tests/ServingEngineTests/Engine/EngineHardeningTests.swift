@@ -123,6 +123,9 @@ import XDSTestSupport
         let cases: [(String, (inout EngineConfiguration) -> Void)] = [
             ("syntheticRate", { $0.syntheticRate = .nan }),
             ("syntheticRate", { $0.syntheticRate = 1e300 }),
+            // Just above 0: the next arrival would be ~3,000 years away (the command's rule).
+            ("syntheticRate", { $0.syntheticRate = 1e-11 }),
+            ("syntheticRate", { $0.syntheticRate = -1 }),
             ("arrivalCV", { $0.arrivalCV = 0 }),
             ("faults.heartbeatIntervalSeconds", { $0.faults.heartbeatIntervalSeconds = 1e-300 }),
             ("faults.missedHeartbeatsToDeclare", { $0.faults.missedHeartbeatsToDeclare = 0 }),
@@ -137,6 +140,10 @@ import XDSTestSupport
             } catch {
                 #expect("\(error)".contains(field), "\(error)")
             }
+        }
+        // The rates the rule allows are taken: none, the least, the most.
+        for rate in [0, CommandLimits.minNonzeroRate, ServingEngine.maxSyntheticRate] {
+            #expect((try? Self.engine([], configure: { $0.syntheticRate = rate })) != nil, "rate \(rate)")
         }
     }
 
