@@ -67,6 +67,16 @@ public struct Normal: Distribution, Equatable {
             Ziggurat.fill(buffer, x: x, ratio: ratio, using: &rng)
         }
     }
+
+    /// One standard normal by the ziggurat (``fill(_:using:)`` of one value): about a third of
+    /// ``standard(using:)``'s cost, which takes a logarithm, a square root and a cosine a draw
+    /// (issue 12: the per-step noise of every expert-parallel step). Other values than
+    /// ``standard(using:)`` from the same stream; the same distribution.
+    public static func ziggurat(using rng: inout RandomStream) -> Double {
+        var value = 0.0
+        withUnsafeMutablePointer(to: &value) { fill(UnsafeMutableBufferPointer(start: $0, count: 1), using: &rng) }
+        return value
+    }
 }
 
 /// The standard normal's 128-layer ziggurat: layer `i` is the rectangle [0, x[i]] × the

@@ -71,6 +71,9 @@ private func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a -
         var c = RandomStream(seed: 9), d = RandomStream(seed: 9)
         none.withUnsafeMutableBufferPointer { Normal.fill($0, using: &c) }
         #expect(c.uniform() == d.uniform(), "an empty buffer draws nothing")
+        // One value at a time is the same sequence as the bulk fill.
+        var e = RandomStream(seed: 5)
+        #expect((0..<1_000).map { _ in Normal.ziggurat(using: &e) } == Array(buffer.prefix(1_000)))
     }
 
     @Test(arguments: [0.3, 1.0, 2.5, 9.0])

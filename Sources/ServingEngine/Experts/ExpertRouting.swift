@@ -114,7 +114,7 @@ public struct ExpertRouting: Sendable {
         // mean); the step pays the average over layers, whose noise is one normal draw with the
         // summed variance — O(1) per step whatever the layer count.
         let expected = pairs * hottestShareSum
-        let noisy = expected + expected.squareRoot() * Normal.standard(using: &rng)
+        let noisy = expected + expected.squareRoot() * Normal.ziggurat(using: &rng)
         return max(1, noisy / Double(hottestShare.count) / meanPerDie)
     }
 
