@@ -117,8 +117,10 @@ public final class APIServer: Sendable {
         // on, and NIO traps on such a connection's unfinished writer ("Deinited NIOAsyncWriter
         // without calling finish()", SIGILL): `xds serve` stopped while clients were connecting
         // died instead of exiting 0. So cancellation starts a graceful shutdown (the listener
-        // closes, every accepted connection is handled, idle ones close) in a task of its own,
-        // and whatever still runs after ``shutdownGrace`` (a long stream) is cancelled as before.
+        // closes, every accepted connection is handled, idle ones close) in a task of its own;
+        // completions under way answer 503 (or end their stream with that error) and event
+        // streams end, on their own (``ClientWatch``, ``AdminEventStream``). Whatever still runs
+        // after ``shutdownGrace`` (a client that stopped reading) is cancelled as before.
         let services = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [], logger: configuration.logger))
         let running = Task { try await services.run() }
@@ -139,10 +141,12 @@ public final class APIServer: Sendable {
         listening.stopped()
     }
 
-    /// How long a stopping server lets the requests under way finish before cancelling them:
-    /// long enough to hand on every connection already accepted, short next to the CLI's own
-    /// bound on stopping.
-    static let shutdownGrace = Duration.milliseconds(250)
+    /// How long a stopping server waits for its connections to close before cancelling them.
+    /// They close on their own within tens of milliseconds; this is the bound for one that cannot
+    /// (its client stopped reading), and it is long so that connections accepted but not yet
+    /// handed on are handed on first even on a loaded machine (at 250 ms one could be dropped,
+    /// which NIO traps on). Under the CLI's own 3 s bound on stopping.
+    static let shutdownGrace = Duration.seconds(2)
 
     /// The port the server listens on, once it does (useful with port 0). Throws if `run()` ended
     /// without ever listening, e.g. because the port was taken.

@@ -28,6 +28,10 @@ struct LifecycleTests {
         }
     }
 
+    /// Stopping ends every connection on its own, each with a proper end, before the grace runs
+    /// out and anything is cancelled: a streamed completion gets the shutdown error and `[DONE]`,
+    /// a whole one a 503, an events stream its last chunk; their requests are cancelled in the
+    /// engine, not left producing tokens.
     @Test func cancellingRunStopsTheServerAndEndsOpenStreams() async throws {
         let backend = FakeCompletionBackend(outputTokens: 100_000, tokenInterval: .milliseconds(5))
         let server = APIServer(
@@ -35,14 +39,31 @@ struct LifecycleTests {
         let running = Task { try await server.run() }
         let port = try await server.boundPort()
         #expect(try await server.boundPort() == port)  // asking again answers at once
-        let connection = try RawConnection(port: port, readTimeout: 15)  // a busy machine is slow
-        connection.post("/v1/completions", json: #"{"prompt": "x", "stream": true, "max_tokens": 100000}"#)
-        #expect(await connection.read(until: "data: ").contains("200 OK"))
+        // A busy machine is slow: reads wait up to 15 s (none should wait near that).
+        let streamed = try RawConnection(port: port, readTimeout: 15)
+        streamed.post("/v1/completions", json: #"{"prompt": "x", "stream": true, "max_tokens": 100000}"#)
+        #expect(await streamed.read(until: "data: ").contains("200 OK"))
+        let whole = try RawConnection(port: port, readTimeout: 15)
+        whole.post("/v1/completions", json: #"{"prompt": "x", "max_tokens": 100000}"#)
+        #expect(await eventually { backend.submitted.count == 2 })
+        let events = try RawConnection(port: port, readTimeout: 15)
+        events.write(raw: "GET /admin/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t\r\n\r\n")
+        #expect(await events.read(until: "event: snapshot").contains("200 OK"))
         running.cancel()
+        let (streamEnd, streamClosed) = await streamed.readUntilClosed()
+        #expect(streamClosed)
+        #expect(streamEnd.contains(#""code":"server_shutting_down""#) && streamEnd.contains("data: [DONE]"),
+                "\(streamEnd.suffix(400))")
+        // The chunked body's last chunk: the stream was finished, not cut.
+        #expect(streamEnd.hasSuffix("0\r\n\r\n"), "\(streamEnd.suffix(200))")
+        let (answer, wholeClosed) = await whole.readUntilClosed()
+        #expect(wholeClosed && answer.hasPrefix("HTTP/1.1 503"), "\(answer)")
+        #expect(answer.contains("the server is shutting down; the request was cancelled"), "\(answer)")
+        let (eventsEnd, eventsClosed) = await events.readUntilClosed()
+        #expect(eventsClosed && eventsEnd.hasSuffix("0\r\n\r\n"), "\(eventsEnd.suffix(200))")
         _ = await running.result
-        // The open stream's request was cancelled in the engine, not left producing tokens.
-        #expect(await eventually { backend.cancelledIDs == [1] })
-        connection.close()
+        #expect(await eventually { Set(backend.cancelledIDs) == [1, 2] }, "\(backend.cancelledIDs)")
+        for connection in [streamed, whole, events] { connection.close() }
         #expect(throws: (any Error).self) { try RawConnection(port: port) }
     }
 }

@@ -1,4 +1,5 @@
 import Hummingbird
+import ServiceLifecycle
 import ServingEngine
 import Synchronization
 
@@ -6,7 +7,8 @@ import Synchronization
 /// - `event: snapshot` with the newest snapshot as JSON (``AdminWire``);
 /// - one `event: event` per engine event not sent before (the whole ring on connect).
 ///
-/// The stream runs until the client leaves (a write fails) or the server stops (cancellation).
+/// The stream runs until the client leaves (a write fails) or the server stops: it ends cleanly
+/// as soon as a graceful shutdown starts (looked at every ``shutdownCheck`` while it waits).
 /// At most ``maxConcurrentStreams`` run at once (``EventStreamSlots``); past that a stream is
 /// refused with 503 before any frame is written.
 ///
@@ -28,6 +30,9 @@ struct AdminEventStream: Sendable {
     /// remote console needs one, so 64 leaves room for many consoles and scripts.
     static let maxConcurrentStreams = 64
 
+    /// How often a waiting stream looks for the server stopping.
+    static let shutdownCheck = Duration.milliseconds(50)
+
     /// The 503 past ``maxConcurrentStreams``.
     static let tooManyStreams = APIError(
         status: .serviceUnavailable,
@@ -41,14 +46,20 @@ struct AdminEventStream: Sendable {
             withExtendedLifetime(slot) {}
             var follower = EventRingFollower()
             do {
-                while !Task.isCancelled {
+                frames: while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     let snapshot = link.latestSnapshot()
                     var frame = ServerSentEvent.named("snapshot", snapshotJSON.json(for: snapshot))
                     for event in follower.newEvents(in: snapshot.events) {
                         frame += ServerSentEvent.named("event", AdminWire.string(event))
                     }
                     try await writer.write(ByteBuffer(string: frame))
-                    try await Task.sleep(for: interval)
+                    var waited = Duration.zero
+                    while waited < interval {
+                        if Task.isShuttingDownGracefully { break frames }
+                        let step = min(Self.shutdownCheck, interval - waited)
+                        try await Task.sleep(for: step)
+                        waited += step
+                    }
                 }
                 try await writer.finish(nil)
             } catch {

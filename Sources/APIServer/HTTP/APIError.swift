@@ -83,6 +83,12 @@ struct APIError: Error, Sendable, Equatable {
         status: .init(code: 499, reasonPhrase: "Client Closed Request"), message: "client closed the request",
         type: "invalid_request_error", param: nil, code: "client_closed_request")
 
+    /// A completion under way when the server began to stop: its request was cancelled in the
+    /// engine. 503, as for any request a stopping server cannot serve.
+    static let serverStopping = APIError(
+        status: .serviceUnavailable, message: "the server is shutting down; the request was cancelled",
+        type: "service_unavailable_error", param: nil, code: "server_shutting_down")
+
     static let internalError = APIError(
         status: .internalServerError, message: "internal server error", type: "server_error", param: nil,
         code: nil)

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// The request context of every route: Hummingbird's basic one plus the connection, so a long
@@ -36,6 +37,10 @@ extension ServerContext {
 /// (``InputClosedHandler``, installed once per connection) notes when the client closes its side
 /// (the server allows half-closure, so the channel itself stays active) or the channel closes;
 /// the watch looks at that flag. HTTP/1.1 keep-alive is kept.
+///
+/// A server that starts stopping (a graceful shutdown) ends the wait too, with ``ServerStopping``:
+/// the caller answers 503 or ends its stream with an error event, so every connection closes on
+/// its own well inside ``APIServer``'s grace, before anything is cancelled.
 enum ClientWatch {
     /// How often the flag is looked at: a client that left is noticed within this.
     static let interval = Duration.milliseconds(20)
@@ -51,7 +56,10 @@ enum ClientWatch {
             return try await withThrowingTaskGroup(of: Value?.self) { group in
                 group.addTask { try await work.value() }
                 group.addTask {
-                    while !gone.isSet && channel.isActive { try await Task.sleep(for: interval) }
+                    while !gone.isSet && channel.isActive {
+                        if Task.isShuttingDownGracefully { throw ServerStopping() }
+                        try await Task.sleep(for: interval)
+                    }
                     return nil
                 }
                 defer { group.cancelAll() }
@@ -67,6 +75,9 @@ enum ClientWatch {
         init(_ value: T) { self.value = value }
     }
 }
+
+/// The server began to stop while a completion was under way (``ClientWatch``).
+struct ServerStopping: Error {}
 
 /// Sets a flag when the client closes its side of the connection or the connection closes,
 /// passing every event on unchanged. The server puts one on every connection when it opens

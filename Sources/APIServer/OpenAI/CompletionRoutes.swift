@@ -136,6 +136,9 @@ struct CompletionRoutes: Sendable {
             }
         } catch let error as APIError {
             throw error
+        } catch is ServerStopping {
+            session.clientLeft()
+            throw APIError.serverStopping
         } catch {
             session.clientLeft()
             throw error
@@ -191,6 +194,16 @@ struct CompletionRoutes: Sendable {
                         try await writer.write(ByteBuffer(string: ServerSentEvent.done))
                         return
                     }
+                }
+            } catch is ServerStopping {
+                // The server is stopping: the request is cancelled, and the client told so in
+                // the stream's own error shape before its end.
+                session.clientLeft()
+                do {
+                    try await writer.write(ServerSentEvent.data(json: APIError.serverStopping))
+                    try await writer.write(ByteBuffer(string: ServerSentEvent.done))
+                } catch {
+                    return  // the client left meanwhile
                 }
             } catch {
                 // The connection closed or a write failed: nobody is listening any more.
