@@ -179,6 +179,9 @@ struct IntervalLatency {
 
     mutating func record(seconds: Double) { histogram.record(seconds: seconds) }
 
+    /// ``record(seconds:)`` of a latency already in ``LatencyHistogram/micros(_:)``.
+    mutating func record(micros: UInt64) { histogram.record(micros: micros) }
+
     mutating func reset() { histogram.reset() }
 
     /// The interval's 99th percentile in ms (0 when empty): HdrHistogram's `valueAtPercentile`,
@@ -298,8 +301,11 @@ struct LatencyHistogram {
         return UInt64(max(1, min(35_999_999_999, x.rounded())))
     }
 
-    mutating func record(seconds: Double) {
-        let value = Self.micros(seconds)
+    mutating func record(seconds: Double) { record(micros: Self.micros(seconds)) }
+
+    /// ``record(seconds:)`` of a latency already in ``micros(_:)`` (a completion records each of
+    /// its latencies in a whole-run and an interval histogram: converted once for both).
+    mutating func record(micros value: UInt64) {
         #if DEBUG
         reference.record(value)
         #endif

@@ -52,6 +52,13 @@ struct IDTable<Value: IDTableValue>: Sequence {
 
     var isEmpty: Bool { count == 0 }
 
+    /// Slots of the slab, in use or free: every ``index(forKey:)`` is below it (a walk over the
+    /// entries keeps a per-slot array of this length instead of a second table by id).
+    var slotCapacity: Int { entries.count }
+
+    /// Whether slot `slot` (below ``slotCapacity``) holds an entry, and its id.
+    func occupant(ofSlot slot: Int) -> Int? { entries[slot].occupied ? entries[slot].id : nil }
+
     @inline(__always) private static func tag(of entry: UInt64) -> UInt64 { entry & PrefixIndex.tagBits }
     @inline(__always) private static func slot(of entry: UInt64) -> Int { Int(UInt32(truncatingIfNeeded: entry)) }
     @inline(__always) private static func key(_ id: Int) -> UInt64 { UInt64(bitPattern: Int64(id)) }

@@ -295,13 +295,17 @@ final class PrefillScheduler {
         for g in batches.indices {
             guard !batches[g].isEmpty else { continue }
             // Applied to the tickets by number (no lookup of the request). The chunks are read in
-            // place and emptied after: a copy of the batch made its emptying allocate.
+            // place and emptied after: a copy of the batch made its emptying allocate. The group's
+            // queued tokens drop by the batch's total once (whole numbers: the same as per chunk,
+            // without a uniqueness check of the array per chunk).
+            var applied = 0
             for i in batches[g].indices {
                 let chunk = batches[g][i]
                 tickets[held: chunk.ticket].remaining -= chunk.tokens
-                queuedTokens[g] -= chunk.tokens
-                totalQueuedTokens -= chunk.tokens
+                applied += chunk.tokens
             }
+            queuedTokens[g] -= applied
+            totalQueuedTokens -= applied
             batches[g].removeAll(keepingCapacity: true)
             // Chunks are taken front first, so finished requests are at the front.
             while let head = queues[g].first, let slot = requests.index(forKey: head),

@@ -231,15 +231,18 @@ extension ServingEngine {
         let output = request.outputTokens
         telemetry.completed += 1
         telemetry.generatedTokens += output
-        telemetry.ttft.record(seconds: ttft)
-        telemetry.intervalTTFT.record(seconds: ttft)
-        telemetry.e2e.record(seconds: e2e)
-        telemetry.intervalE2E.record(seconds: e2e)
+        // Each latency in whole microseconds once, for its whole-run and its interval histogram.
+        let ttftMicros = LatencyHistogram.micros(ttft), e2eMicros = LatencyHistogram.micros(e2e)
+        telemetry.ttft.record(micros: ttftMicros)
+        telemetry.intervalTTFT.record(micros: ttftMicros)
+        telemetry.e2e.record(micros: e2eMicros)
+        telemetry.intervalE2E.record(micros: e2eMicros)
         var tpot = 0.0
         if output > 1 {
             tpot = (now - firstToken) / Double(output - 1)
-            telemetry.tpot.record(seconds: tpot)
-            telemetry.intervalTPOT.record(seconds: tpot)
+            let tpotMicros = LatencyHistogram.micros(tpot)
+            telemetry.tpot.record(micros: tpotMicros)
+            telemetry.intervalTPOT.record(micros: tpotMicros)
         }
         if ttft * 1_000 <= configuration.sloTTFTMs && tpot * 1_000 <= configuration.sloTPOTMs { telemetry.sloMet += 1 }
         telemetry.remember(RequestStatus(id: id, arrivedAt: request.spec.arrival, stage: .completed,

@@ -51,7 +51,7 @@ private struct CensusRequest {
 /// Where the census found a request, without its name: a place's name is a string built only
 /// when a problem names it (the walk visits every in-flight request, tens of thousands at
 /// saturation, and formatted a name per DP group and a dictionary of names per request).
-private struct CensusPlace: IDTableValue {
+private struct CensusPlace: IDTableValue, Equatable {
     static var vacant: CensusPlace { CensusPlace(.channel, 0) }
     enum Kind: UInt8 { case prefillQueue, transferQueue, joiners, decodeBatch, channel }
     var kind: Kind
@@ -93,8 +93,11 @@ extension ServingEngine {
     public func inFlightCensus() -> InFlightCensus {
         var census = InFlightCensus()
         var problems: [String] = []
-        /// Where each request was found: for duplicates and the orphan check.
-        var seen = IDTable<CensusPlace>()
+        /// Where each request was found, for duplicates and the orphan check: by its slot in the
+        /// request table (looked up anyway to read it), and by id for ids the engine does not hold.
+        /// A second table of every request in flight by id was a third of the walk.
+        var seenBySlot = [CensusPlace?](repeating: nil, count: requests.slotCapacity)
+        var seenUnknown = IDTable<CensusPlace>()
         /// Per DP group (all instances' groups in order, from `groupBase[instance]`): KV
         /// sequences the walk expects, to compare with the managers; expected slots, running
         /// requests and their prompt tokens.
@@ -120,17 +123,19 @@ extension ServingEngine {
         // Each TE's schedulers, taken once (not through the TE's record per request).
         let prefillers = instances.map(\.prefill), decoders = instances.map(\.decode)
         func place(_ id: Int, _ where_: CensusPlace, stages: (RequestStage, RequestStage?)) -> CensusRequest? {
-            if let other = seen[id] {
+            let held = requests.index(forKey: id)
+            if let other = held.map({ seenBySlot[$0] }) ?? seenUnknown[id] {
                 problems.append("request \(id) is in \(censusName(other)) and in \(censusName(where_))")
                 return nil
             }
-            seen[id] = where_
             // Read in place: a copy of each RequestState (its arrays retained and released) was
             // half of the walk, which every run's report makes over every request in flight.
-            guard let slot = requests.index(forKey: id) else {
+            guard let slot = held else {
+                seenUnknown[id] = where_
                 problems.append("\(censusName(where_)) holds request \(id), which the engine does not hold")
                 return nil
             }
+            seenBySlot[slot] = where_
             let request = CensusRequest(&requests[slot: slot])
             if request.stage != stages.0 && request.stage != stages.1 {
                 problems.append("request \(id) in \(censusName(where_)) has stage \(request.stage.rawValue)")
@@ -201,11 +206,12 @@ extension ServingEngine {
                     if remaining != prefill.queuedTokens[g] {
                         problems.append("\(instances[i].name)/dp\(g): queued tokens \(prefill.queuedTokens[g]) but its queue has \(remaining) left")
                     }
-                    if !prefill.batches[g].isEmpty {
-                        // Request ids in an IDTable (its cheap hash), not a Set<Int> (SipHash).
-                        var queued = IDTable<Bool>()
-                        for id in prefill.queues[g] { queued[id] = true }
-                        for id in prefill.batches[g].lazy.map(\.request) where queued[id] == nil {
+                    // A batch's request was found first in this queue (the walk just placed it
+                    // there), else it is looked for in the queue (a duplicate found elsewhere
+                    // first, or a broken batch): no table of the queue's ids per group.
+                    for id in prefill.batches[g].lazy.map(\.request) {
+                        if let slot = requests.index(forKey: id), seenBySlot[slot] == here { continue }
+                        if !prefill.queues[g].contains(id) {
                             problems.append("\(instances[i].name)/dp\(g): batch holds request \(id), which is not in its queue")
                         }
                     }
@@ -252,10 +258,11 @@ extension ServingEngine {
                     countSlot(i, seat.decodeGroup, runningPrompt: r.promptTokens)
                 }
             }
-            if !decode.firstStep.isEmpty {
-                var runningSet = IDTable<Bool>()
-                for ids in decode.finishing.values { for id in ids { runningSet[id] = true } }
-                for id in decode.firstStep where runningSet[id] == nil {
+            // A request taking its first step was found first in this decode batch (just walked),
+            // else it is looked for there: no table of the whole batch's ids per step.
+            for id in decode.firstStep {
+                if let slot = requests.index(forKey: id), seenBySlot[slot] == batch { continue }
+                if !decode.finishing.values.contains(where: { $0.contains(id) }) {
                     problems.append("\(instances[i].name): request \(id) takes its first step but is not in the decode batch")
                 }
             }
@@ -278,8 +285,9 @@ extension ServingEngine {
             if channels[c].busy && channels[c].queue.isEmpty { problems.append("\(censusName(here)) is busy with nothing to move") }
         }
 
-        for id in requests.keys where seen[id] == nil {
-            let stage = requests[id].map { "\($0.stage)" } ?? "?"
+        for slot in seenBySlot.indices where seenBySlot[slot] == nil {
+            guard let id = requests.occupant(ofSlot: slot) else { continue }
+            let stage = "\(requests[slot: slot].stage)"
             problems.append("request \(id) (stage \(stage)) is held by the engine but sits in no queue, channel or batch")
         }
         // Every prefill ticket and decode seat record is held for a request found on the walk:

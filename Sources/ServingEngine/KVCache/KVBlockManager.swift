@@ -653,11 +653,15 @@ public struct KVBlockManager: Sendable {
         let taken = fromList + fresh
         if taken > 0 {
             if fresh > 0 { coverStates(through: touchedBlocks + fresh - 1) }
-            // The run is written to a scratch buffer (free-list blocks from the list's end, then
-            // never-used ones in increasing order), each block owned once, and appended in one
-            // copy: appending block by block checked the list's uniqueness and capacity per block.
+            // The run is written straight into the sequence's chunk (free-list blocks from the
+            // list's end, then never-used ones in increasing order), each block owned once: no
+            // scratch buffer copied in after (a decode group takes a whole transferred prompt
+            // here), and no append per block (a uniqueness and capacity check each).
             let firstFresh = Int32(truncatingIfNeeded: touchedBlocks)
-            withUnsafeTemporaryAllocation(of: Int32.self, capacity: taken) { run in
+            let at = sequence.start + sequence.count
+            precondition(sequence.count + taken <= 1 << sequence.sizeClass, "the chunk holds the prompt")
+            blockLists.withUnsafeMutableBufferPointer { lists in
+                let run = UnsafeMutableBufferPointer(rebasing: lists[at..<(at + taken)])
                 freeStack.withUnsafeBufferPointer { list in
                     var position = freeCount
                     for k in 0..<fromList {
@@ -675,8 +679,8 @@ public struct KVBlockManager: Sendable {
                         for block in run { states[Int(block)] = BlockState.ownedOnce.word }
                     }
                 }
-                appendBlocks(UnsafeBufferPointer(run), to: &sequence)
             }
+            sequence.count += taken
             freeCount -= fromList
             touchedBlocks += fresh
         }

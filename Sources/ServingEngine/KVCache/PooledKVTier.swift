@@ -26,7 +26,8 @@ public struct PooledKVTier: Sendable {
     private var slotOf = PrefixIndex()
     /// Per slot `s`: `records[2 * s]` its chained hash, `records[2 * s + 1]` its recency: the
     /// ``clock`` at its last use while ``ordered`` is false, else its LRU links (previous in the
-    /// high 32 bits, next in the low, -1 for none). Grown by doubling, up to the capacity.
+    /// high 32 bits, next in the low, -1 for none). Covers at least the slots in use (zero past
+    /// them); its capacity grows by doubling.
     private var records: [UInt64] = []
     /// Slots are handed out on demand, so a pool sized for the whole pod's DRAM costs memory
     /// only for what is resident; every slot handed out stays resident (evictions reuse theirs).
@@ -119,10 +120,13 @@ public struct PooledKVTier: Sendable {
         // grow while edited in place): growth is in the same steps as one slot at a time, at most
         // one step sooner, which changes memory (and the index's layout, which nothing reads), not
         // which blocks are resident.
+        // The records cover just the slots this insert could take: the array's own doubling of its
+        // capacity leaves the room past them untouched (zero-filling doubled records ahead of use
+        // wrote, and faulted in, up to twice the pool's memory: a third of a saturated superpod's
+        // page faults).
         let mostSlots = min(capacityBlocks, usedSlots + chainedHashes.count)
-        while 2 * mostSlots > records.count {
-            let grown = min(capacityBlocks, max(1024, records.count))  // slots: double the current
-            records.append(contentsOf: repeatElement(0, count: 2 * grown - records.count))
+        if 2 * mostSlots > records.count {
+            records.append(contentsOf: repeatElement(0, count: 2 * mostSlots - records.count))
         }
         // Moved out while edited through their buffers: one uniqueness check per array per insert,
         // not two per new block (half of a saturated superpod's finished-prompt keys are new).
