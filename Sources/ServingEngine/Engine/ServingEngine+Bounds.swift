@@ -51,7 +51,7 @@ extension EngineConfiguration {
         func format(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : "\(x)" }
         let checks: [String?] = [
             // The command language's rule, one for every way in (a rate just above 0 would put the
-            // next arrival centuries away: the clock would skip to it).
+            // next arrival centuries away; 0 says "no synthetic arrivals" plainly).
             CommandLimits.isAllowedRate(syntheticRate) ? nil
                 : "syntheticRate is \(syntheticRate); allowed \(CommandLimits.allowedRates)",
             // Below 10⁻³ the gamma's scale underflows (SimKit's Gamma traps on a zero scale).
