@@ -184,6 +184,12 @@ public enum Validation {
                 //   m₂ = 660, against 412. With the inbound-bytes dispatch, a fixed 20 / 30 µs per attention
                 //   microbatch gives 49.4 / 47.2%, but two microbatches pay it twice: batch-64 gain −0.7 /
                 //   −1.6% (out).
+                // - Letting the attention stream draw more than its core share of HBM (the MoE stream's
+                //   experts are compute-bound, so the bandwidth is mostly idle to it) offsets that: at
+                //   a 0.75 share and a fixed 70 µs per attention microbatch the MTP row passes (+45.4%)
+                //   with the batch-64 gain at +0.9% (floor +0.8), but the MoE stream stays at 681 µs and
+                //   the fit takes two constants no source gives; at 0.8 / 70 µs, +48.0% and batch-128
+                //   gain +11.9% (out). Not shipped.
                 let layers = Double(ModelSpec.deepSeekR1.moeLayers) * 2
                 let b = two.breakdownMs
                 points.append(Point("attention stream per microbatch, batch 96, 4K", "system.md §4b", published: 600,
