@@ -272,6 +272,29 @@ import XDSTestSupport
         #expect(state.memory.faults.isEmpty)
     }
 
+    /// A snapshot only shows that a fault is gone; at speed 50 the first one without it comes
+    /// seconds of simulated time after the heal. The panel dates the heal by the fault's own line.
+    @Test func healedTimeIsTheHealLinesNotTheNextSnapshots() {
+        let s = SnapshotFixtures.superpod
+        let id = s.activeFaults[0].id
+        var state = ConsoleUpdate.update(ConsoleState(width: 120, height: 40), .tick(s)).0
+        var healed = s
+        healed.simTime += 30
+        healed.activeFaults = []
+        healed.events += [
+            // The fault's line from before the last snapshot that showed it active: not its end.
+            EngineEvent(time: s.simTime - 5, kind: .recovery, message: "fault \(id) recovered", faultId: id),
+            EngineEvent(time: s.simTime + 12.5, kind: .heal, message: "fault \(id) healed", faultId: id),
+            // Another fault's heal inside the same window.
+            EngineEvent(time: s.simTime + 20, kind: .heal, message: "fault \(id + 1) healed", faultId: id + 1),
+        ]
+        state = ConsoleUpdate.update(state, .tick(healed)).0
+        #expect(state.memory.faults[0].healedAt == s.simTime + 12.5)
+        let text = render(state, 120, 40, healed).joined(separator: "\n")
+        let clock = { (t: Double) in "\(Int(t) / 3600):\(String(format: "%02d", Int(t) / 60 % 60)):\(String(format: "%02d", Int(t) % 60))" }
+        #expect(text.contains("· healed \(clock(s.simTime + 12.5))"), "\(text)")
+    }
+
     @Test(arguments: sizes)
     func faultsStayInSightAtEverySize(size: (Int, Int)) {
         for view in ConsoleView.allCases {

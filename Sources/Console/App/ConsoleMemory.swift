@@ -29,8 +29,14 @@ public struct HistogramSample: Sendable, Equatable {
 /// left the snapshot (healed). Kept until `:clear faults`, so `heal all` does not wipe the story.
 public struct FaultRecord: Sendable, Equatable {
     public var status: FaultStatus
-    /// Simulated time of the first snapshot without it (it was healed).
+    /// Simulated time it ended (healed, or a glitch over): the time of its last event line (its
+    /// heal, or the recovery that ended a glitch) after the last snapshot that showed it active,
+    /// else that of the first snapshot without it. Snapshots come a few times a wall second, so at
+    /// speed 50 the first one without it can be seconds of simulated time after the heal (the
+    /// Faults panel said "healed 0:02:31" beside the Events view's "0:02:30.0 heal").
     public var healedAt: Double?
+    /// Simulated time of the last snapshot that showed it active.
+    public var lastSeenActive = 0.0
     /// The engine's counts (``FaultStatus/requestsReprefilled``, ``FaultStatus/requestsFailed``).
     public var reprefilled = 0
     public var failed = 0
@@ -94,13 +100,16 @@ public struct ConsoleMemory: Sendable, Equatable {
             if i == faults.endIndex { faults.append(FaultRecord(status: f)) }
             faults[i].status = f
             faults[i].healedAt = nil
+            faults[i].lastSeenActive = s.simTime
             // The engine's own counts for the fault (its recovery moved or failed them); they
             // only grow while it is active and stay as last seen once it is healed.
             faults[i].reprefilled = f.requestsReprefilled ?? 0
             faults[i].failed = f.requestsFailed ?? 0
         }
         for i in faults.indices where faults[i].healedAt == nil && !active.contains(faults[i].status.id) {
-            faults[i].healedAt = s.simTime
+            let id = faults[i].status.id, since = faults[i].lastSeenActive
+            let ended = s.events.lazy.filter { $0.faultId == id && $0.time > since && $0.time <= s.simTime }.map(\.time).max()
+            faults[i].healedAt = ended ?? s.simTime
         }
     }
 

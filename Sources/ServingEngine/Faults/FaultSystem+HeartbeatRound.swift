@@ -140,7 +140,8 @@ extension FaultSystem {
 
     /// The log line for fault `id` recovered at `now`.
     func recoveredEvent(_ id: Int, _ message: String, at now: SimTime) -> EngineEvent {
-        EngineEvent(time: now, kind: .recovery, message: "fault \(id) recovered\(sinceInjection(id, at: now)): \(message)")
+        EngineEvent(time: now, kind: .recovery, message: "fault \(id) recovered\(sinceInjection(id, at: now)): \(message)",
+                    faultId: id)
     }
 
     /// " 3.00 s after injection", for the Events view's per-fault timing.

@@ -94,7 +94,7 @@ extension ServingEngine {
     private func inject(_ kind: FaultKind, label: String, message: String, stalled: Set<Int> = []) -> CommandReply {
         let id = faults.inject(kind, label: label, at: now, stalled: stalled)
         commandsApplied += 1
-        telemetry.log(EngineEvent(time: now, kind: .fault, severity: .error, message: "fault \(id): \(message)"))
+        telemetry.log(EngineEvent(time: now, kind: .fault, severity: .error, message: "fault \(id): \(message)", faultId: id))
         return CommandReply(accepted: true, message: "fault \(id): \(message)")
     }
 
@@ -156,7 +156,8 @@ extension ServingEngine {
         guard let record = faults.heal(id, at: now, holdsKnownDeadDie: hasKnownDeadDie) else { return }
         if case .hbm = record.kind { unmask(fault: record.id) }
         commandsApplied += 1
-        telemetry.log(EngineEvent(time: now, kind: .heal, message: "fault \(record.id) healed (\(record.label))"))
+        telemetry.log(EngineEvent(time: now, kind: .heal, message: "fault \(record.id) healed (\(record.label))",
+                                  faultId: record.id))
         // A TE that was out until repaired returns now: say so, or its return goes unseen (its
         // fault was recovered, in the degraded sense, when it left).
         for i in waiting where !faults.hasOutage(i) {

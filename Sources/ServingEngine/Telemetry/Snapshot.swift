@@ -351,11 +351,16 @@ public struct EngineEvent: Sendable, Equatable, Codable {
     public var severity: Severity
     public var message: String
     public var requestId: Int?
-    public init(time: Double, kind: Kind, severity: Severity = .info, message: String, requestId: Int? = nil) {
+    /// The fault a line is about, when it is about one: its injection, its recovery, its heal.
+    /// The console dates a fault's end by it (a snapshot only shows that the fault is gone).
+    public var faultId: Int?
+    public init(time: Double, kind: Kind, severity: Severity = .info, message: String, requestId: Int? = nil,
+                faultId: Int? = nil) {
         self.time = time
         self.kind = kind
         self.severity = severity
         self.message = message
         self.requestId = requestId
+        self.faultId = faultId
     }
 }
