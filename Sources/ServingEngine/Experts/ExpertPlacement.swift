@@ -229,7 +229,7 @@ public struct ExpertPlacement: Sendable, Equatable {
             func closeSole(_ e: Int, at k: inout Int) {
                 slotExpert[k] = Int32(truncatingIfNeeded: e)
                 slotReplicas[k] = 1
-                k += 1
+                k &+= 1  // a position in the room: no overflow to check
                 ends[e] = base &+ Int32(truncatingIfNeeded: k)
             }
         }
@@ -731,11 +731,11 @@ public struct ExpertPlacement: Sendable, Equatable {
                         continue
                     }
                     let from = k
-                    k += 1
+                    k &+= 1
                     var j = Int(firstExtra[e])
                     while j >= 0 {
                         room.hosts[k] = base &+ Int32(truncatingIfNeeded: j)
-                        k += 1
+                        k &+= 1
                         j = Int(nextExtra[j])
                     }
                     extras[e] = 0
