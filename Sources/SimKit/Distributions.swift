@@ -111,31 +111,47 @@ struct Ziggurat: Sendable {
         x.withUnsafeBufferPointer { x in ratio.withUnsafeBufferPointer { ratio in body(x, ratio) } }
     }
 
-    /// Fills `buffer`. The stream's state stays in registers on the fast path: it is handed to
-    /// the out-of-line wedge and tail by value (through `inout` it was stored back to memory on
-    /// every draw, its address having escaped).
+    /// Fills `buffer`. The stream's state stays in registers on the fast path: four local
+    /// words, stored back once at the end, handed to the out-of-line wedge and tail as a stream
+    /// by value. (Kept as a `RandomStream` copy, the optimiser folded it into `rng`'s memory and
+    /// stored the four words back on every draw, and spilled the buffer and index: 8 of ~38
+    /// instructions per value, issue 12: 890 k values in a Mooncake hour's drift.) The draws and
+    /// the arithmetic are ``RandomStream/next()``'s and the rectangle test's, in the same order.
     static func fill(_ buffer: UnsafeMutableBufferPointer<Double>, x: UnsafeBufferPointer<Double>,
                      ratio: UnsafeBufferPointer<Double>, using rng: inout RandomStream) {
-        var state = rng
-        for i in buffer.indices {
-            while true {
-                let bits = state.next()
-                let u = 2 * (Double(bits >> 11) * 0x1.0p-53) - 1
-                let layer = Int(truncatingIfNeeded: bits & 0x7F)
-                // Inside the layer's rectangle that lies wholly under the density.
-                if abs(u) < ratio[layer] {
-                    buffer[i] = u * x[layer]
-                    break
-                }
-                let (value, after) = outside(u: u, layer: layer, x: x, state: state)
-                state = after
-                if let value {
-                    buffer[i] = value
-                    break
-                }
+        guard let out = buffer.baseAddress, buffer.count > 0 else { return }
+        let n = buffer.count
+        let xs = x.baseAddress!, ratios = ratio.baseAddress!
+        var s0 = rng.s0, s1 = rng.s1, s2 = rng.s2, s3 = rng.s3
+        var i = 0
+        while i < n {
+            // xoshiro256** (``RandomStream/next()``).
+            let bits = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
+            let t = s1 << 17
+            s2 ^= s0
+            s3 ^= s1
+            s1 ^= s2
+            s0 ^= s3
+            s2 ^= t
+            s3 = s3 << 45 | s3 >> 19
+            let u = 2 * (Double(bits >> 11) * 0x1.0p-53) - 1
+            let layer = Int(truncatingIfNeeded: bits & 0x7F)
+            // Inside the layer's rectangle that lies wholly under the density.
+            if abs(u) < ratios[layer] {
+                out[i] = u * xs[layer]
+                i &+= 1
+                continue
+            }
+            var state = rng
+            (state.s0, state.s1, state.s2, state.s3) = (s0, s1, s2, s3)
+            let (value, after) = outside(u: u, layer: layer, x: x, state: state)
+            (s0, s1, s2, s3) = (after.s0, after.s1, after.s2, after.s3)
+            if let value {
+                out[i] = value
+                i &+= 1
             }
         }
-        rng = state
+        (rng.s0, rng.s1, rng.s2, rng.s3) = (s0, s1, s2, s3)
     }
 
     /// A draw `u` in `layer` outside its rectangle: the tail (layer 0), or accepted under the

@@ -74,6 +74,16 @@ private func close(_ a: Double, _ b: Double, relative: Double) -> Bool { abs(a -
         // One value at a time is the same sequence as the bulk fill.
         var e = RandomStream(seed: 5)
         #expect((0..<1_000).map { _ in Normal.ziggurat(using: &e) } == Array(buffer.prefix(1_000)))
+        // The fill leaves the stream where its last draw did (its state is kept in locals and
+        // stored back once, wedge and tail draws included): two fills in turn are one fill.
+        var f = RandomStream(seed: 5)
+        var halves = [Double](repeating: .nan, count: buffer.count)
+        halves.withUnsafeMutableBufferPointer { all in
+            Normal.fill(UnsafeMutableBufferPointer(rebasing: all[..<70_001]), using: &f)
+            Normal.fill(UnsafeMutableBufferPointer(rebasing: all[70_001...]), using: &f)
+        }
+        #expect(halves == buffer)
+        #expect(f.uniform() == a.uniform(), "the stream goes on from the same point")
     }
 
     @Test(arguments: [0.3, 1.0, 2.5, 9.0])

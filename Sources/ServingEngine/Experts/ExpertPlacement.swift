@@ -229,7 +229,7 @@ public struct ExpertPlacement: Sendable, Equatable {
             func closeSole(_ e: Int, at k: inout Int) {
                 slotExpert[k] = Int32(truncatingIfNeeded: e)
                 slotReplicas[k] = 1
-                k += 1
+                k &+= 1  // a position in the room: no overflow to check
                 ends[e] = base &+ Int32(truncatingIfNeeded: k)
             }
         }
@@ -639,6 +639,12 @@ public struct ExpertPlacement: Sendable, Equatable {
         /// Per redundant replica (the `j`-th placed is on die `primaries + j`): its expert's next
         /// one (−1: its last). Each expert's replicas in the order placed, so by ascending die.
         private let nextExtra: UnsafeMutablePointer<Int32>
+        /// The replicated experts waiting for another replica, a binary max-heap by
+        /// ``ExpertShare`` (``StrictShareHeap``'s, in a buffer of room for every redundant
+        /// replica: one per die at most). With the layer's order as the queue of experts not yet
+        /// replicated, it is ``MostLoadPerReplica`` without its arrays' copies, uniqueness checks
+        /// and growth (issue 12: 32 picks per decode layer, 58 layers a plan, a plan a minute).
+        private let waiting: UnsafeMutablePointer<ExpertShare>
 
         init(experts: Int, dies: Int) {
             self.experts = experts
@@ -649,6 +655,7 @@ public struct ExpertPlacement: Sendable, Equatable {
             firstExtra = .allocate(capacity: max(1, experts))
             lastExtra = .allocate(capacity: max(1, experts))
             nextExtra = .allocate(capacity: max(1, dies))
+            waiting = .allocate(capacity: max(1, dies))
         }
 
         deinit {
@@ -657,6 +664,7 @@ public struct ExpertPlacement: Sendable, Equatable {
             firstExtra.deallocate()
             lastExtra.deallocate()
             nextExtra.deallocate()
+            waiting.deallocate()
         }
 
         /// Places one layer (`load`: every expert's; `order`: the strict hottest-first order of
@@ -669,19 +677,38 @@ public struct ExpertPlacement: Sendable, Equatable {
             let primaries = min(dies, n)
             var next = primaries
             if next < dies {
-                var hottest = MostLoadPerReplica(load: load, order: order, placedPrefix: next)
-                while next < dies, let top = hottest.popMax() {
-                    let e = top.expert
-                    // Its hosts so far: the primary and its extras.
-                    let after = load[e] / Double(Int(extras[e]) + 2)
-                    // Replica j on die `primaries + j`, after the expert's others.
-                    let j = Int32(truncatingIfNeeded: next - primaries)
-                    if extras[e] == 0 { firstExtra[e] = j } else { nextExtra[Int(lastExtra[e])] = j }
-                    lastExtra[e] = j
-                    nextExtra[Int(j)] = -1
-                    extras[e] += 1
-                    next += 1
-                    hottest.insert(ExpertShare(share: after, expert: e))
+                // ``MostLoadPerReplica``'s pops: the greater of the next unreplicated expert in
+                // the order (its whole load) and the heap's top, the order's on a tie of neither.
+                let waiting = self.waiting
+                var count = 0
+                var fresh = 0
+                order.withUnsafeBufferPointer { order in
+                    while next < dies {
+                        let e: Int
+                        if fresh < primaries {
+                            let candidate = ExpertShare(share: load[Int(order[fresh])], expert: Int(order[fresh]))
+                            if count > 0 && candidate < waiting[0] {
+                                e = ExpertPlacement.popWaiting(waiting, count: &count)
+                            } else {
+                                e = candidate.expert
+                                fresh &+= 1
+                            }
+                        } else if count > 0 {
+                            e = ExpertPlacement.popWaiting(waiting, count: &count)
+                        } else {
+                            break
+                        }
+                        // Its hosts so far: the primary and its extras.
+                        let after = load[e] / Double(Int(extras[e]) + 2)
+                        // Replica j on die `primaries + j`, after the expert's others.
+                        let j = Int32(truncatingIfNeeded: next - primaries)
+                        if extras[e] == 0 { firstExtra[e] = j } else { nextExtra[Int(lastExtra[e])] = j }
+                        lastExtra[e] = j
+                        nextExtra[Int(j)] = -1
+                        extras[e] += 1
+                        next += 1
+                        ExpertPlacement.pushWaiting(ExpertShare(share: after, expert: e), into: waiting, count: &count)
+                    }
                 }
             }
             order.withUnsafeBufferPointer { order in
@@ -704,11 +731,11 @@ public struct ExpertPlacement: Sendable, Equatable {
                         continue
                     }
                     let from = k
-                    k += 1
+                    k &+= 1
                     var j = Int(firstExtra[e])
                     while j >= 0 {
                         room.hosts[k] = base &+ Int32(truncatingIfNeeded: j)
-                        k += 1
+                        k &+= 1
                         j = Int(nextExtra[j])
                     }
                     extras[e] = 0
@@ -717,6 +744,41 @@ public struct ExpertPlacement: Sendable, Equatable {
                 return k
             }
         }
+    }
+
+    /// The heap `items[..<count]`'s top expert, removed (``StrictShareHeap/popMax()``).
+    @inline(__always)
+    fileprivate static func popWaiting(_ items: UnsafeMutablePointer<ExpertShare>, count n: inout Int) -> Int {
+        let top = items[0]
+        n &-= 1
+        let last = items[n]
+        guard n > 0 else { return top.expert }
+        var i = 0
+        while true {
+            var child = 2 &* i &+ 1
+            if child >= n { break }
+            if child &+ 1 < n && items[child] < items[child &+ 1] { child &+= 1 }
+            guard last < items[child] else { break }
+            items[i] = items[child]
+            i = child
+        }
+        items[i] = last
+        return top.expert
+    }
+
+    /// `share` into the heap `items[..<count]` (``StrictShareHeap/insert(_:)``).
+    @inline(__always)
+    fileprivate static func pushWaiting(_ share: ExpertShare, into items: UnsafeMutablePointer<ExpertShare>,
+                               count n: inout Int) {
+        var i = n
+        n &+= 1
+        while i > 0 {
+            let parent = (i &- 1) / 2
+            guard items[parent] < share else { break }
+            items[i] = items[parent]
+            i = parent
+        }
+        items[i] = share
     }
 
     /// Relative load on each die of one layer (the mean over dies is `experts / dies` × mean load).
