@@ -279,6 +279,7 @@ struct PrefixGroups: Equatable {
     let beyond: Bool
 
     /// The `groups` groups of a TE whose group 0 has holder bit `base`, in the holder set `holders`.
+    @inline(__always)
     init(holders: UInt64, base: Int, groups: Int) {
         beyond = groups > 64
         let own: UInt64 = groups >= 64 ? .max : (1 << UInt64(max(0, groups))) &- 1

@@ -95,7 +95,30 @@ public struct PrefillPool {
 
     /// Queued tokens plus this prompt's tokens not already cached on the TE (its best DP group's
     /// prefix hit): how soon the TE would finish the request.
-    func finishCost(_ te: Int, for request: RoutingRequest) -> Int {
+    func finishCost(_ te: Int, for request: RoutingRequest) -> Int { finishCost(te, for: request, below: .max) }
+
+    /// Whether ``finishCost(_:for:below:)`` of TE `te` would read more than the leader's queued total:
+    /// some group may hold the prompt's prefix, or some group of the pod does not take work.
+    @inline(__always)
+    func mayProbe(_ te: Int, for request: RoutingRequest) -> Bool {
+        cluster != nil || (!request.chainedKeys.isEmpty && !prefixGroups(te).isEmpty)
+    }
+
+    /// ``finishCost(_:for:)`` of a TE that ``mayProbe(_:for:)`` says has nothing to probe: its
+    /// queued total plus the whole prompt, read in place (no call per TE; seven in ten arrivals of
+    /// a saturated superpod have no prefix keys at all).
+    @inline(__always)
+    func unprobedFinishCost(_ te: Int, for request: RoutingRequest) -> Int {
+        Saturating.add(instances[te].prefill?.totalQueuedTokens ?? 0, request.promptTokens)
+    }
+
+    /// ``finishCost(_:for:)`` when it is less than `bound`, else some cost no less than `bound`: for
+    /// a router that only wants a TE cheaper than the best so far. A group whose longest possible
+    /// hit would still leave the cost at `bound` or more is not probed (its hit cannot make the TE
+    /// cheaper than `bound`; costs fall as hits grow, saturating or not), which under load skips
+    /// most of a prefix walk on a TE that queues more than the best one's cost.
+    @inline(__always)
+    func finishCost(_ te: Int, for request: RoutingRequest, below bound: Int) -> Int {
         var hits = 0
         var load = 0
         // Only the groups that may hold the prefix are probed (the others would find no hit, which
@@ -122,8 +145,13 @@ public struct PrefillPool {
         } else {
             load = prefill?.totalQueuedTokens ?? 0
             if probe {
+                let load = load
                 kv.withGroups(of: te) { groups in
                     for g in groups.indices where holders.contains(g) {
+                        if bound < .max, Saturating.add(load, request.promptTokens - groups[g].longestPossiblePrefixTokens(
+                            promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)) >= bound {
+                            continue
+                        }
                         Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
                         if !probe { break }
                     }
@@ -185,7 +213,10 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         var bestCost = Int.max
         for te in candidates where !sided || (te >= firstLong && !pool.isHeldOff(te)) == isLong {
             if best < 0 { best = te }  // the side's first TE when every cost saturates
-            let cost = pool.finishCost(te, for: request)
+            // Only a cost under the best so far changes the pick (a TE that cannot get under it
+            // is not probed: ``PrefillPool/finishCost(_:for:below:)``).
+            let cost = pool.mayProbe(te, for: request) ? pool.finishCost(te, for: request, below: bestCost)
+                : pool.unprobedFinishCost(te, for: request)
             if cost < bestCost {
                 best = te
                 bestCost = cost
