@@ -97,26 +97,23 @@ public struct PrefillPool {
     /// prefix hit): how soon the TE would finish the request.
     func finishCost(_ te: Int, for request: RoutingRequest) -> Int { finishCost(te, for: request, below: .max) }
 
-    /// Whether ``finishCost(_:for:below:)`` of TE `te` would read more than the leader's queued total:
-    /// some group may hold the prompt's prefix, or some group of the pod does not take work.
+    /// ``finishCost(_:for:below:)`` for a router, read in place when nothing is to be probed (every
+    /// group of the pod takes work and none of the TE's may hold the prompt's prefix): the TE's
+    /// queued total plus the whole prompt, without a call per TE (seven in ten arrivals of a
+    /// saturated superpod have no prefix keys at all).
     @inline(__always)
-    func mayProbe(_ te: Int, for request: RoutingRequest) -> Bool {
-        cluster != nil || (!request.chainedKeys.isEmpty && !prefixGroups(te).isEmpty)
-    }
-
-    /// ``finishCost(_:for:)`` of a TE that ``mayProbe(_:for:)`` says has nothing to probe: its
-    /// queued total plus the whole prompt, read in place (no call per TE; seven in ten arrivals of
-    /// a saturated superpod have no prefix keys at all).
-    @inline(__always)
-    func unprobedFinishCost(_ te: Int, for request: RoutingRequest) -> Int {
-        Saturating.add(instances[te].prefill?.totalQueuedTokens ?? 0, request.promptTokens)
+    func routingCost(_ te: Int, for request: RoutingRequest, below bound: Int) -> Int {
+        if cluster == nil && (request.chainedKeys.isEmpty || prefixGroups(te).isEmpty) {
+            return Saturating.add(instances[te].prefill?.totalQueuedTokens ?? 0, request.promptTokens)
+        }
+        return finishCost(te, for: request, below: bound)
     }
 
     /// ``finishCost(_:for:)`` when it is less than `bound`, else some cost no less than `bound`: for
-    /// a router that only wants a TE cheaper than the best so far. A group whose longest possible
-    /// hit would still leave the cost at `bound` or more is not probed (its hit cannot make the TE
-    /// cheaper than `bound`; costs fall as hits grow, saturating or not), which under load skips
-    /// most of a prefix walk on a TE that queues more than the best one's cost.
+    /// a router that only wants a TE cheaper than the best so far. When the longest possible hit
+    /// would still leave the cost at `bound` or more, no group is probed (no hit can make the TE
+    /// cheaper than `bound`; costs fall as hits grow, saturating or not): under load that skips
+    /// the prefix walk on a TE that queues more than the best one's cost.
     @inline(__always)
     func finishCost(_ te: Int, for request: RoutingRequest, below bound: Int) -> Int {
         var hits = 0
@@ -144,14 +141,15 @@ public struct PrefillPool {
             }
         } else {
             load = prefill?.totalQueuedTokens ?? 0
+            // No group's hit can bring the TE under `bound` (the store's groups share one block
+            // size, so their longest possible hits are one): nothing is probed.
+            if probe && bound < .max {
+                let longest = max(0, min(request.chainedKeys.count, (request.promptTokens - 1) / kv.blockTokens)) * kv.blockTokens
+                if Saturating.add(load, request.promptTokens - longest) >= bound { probe = false }
+            }
             if probe {
-                let load = load
                 kv.withGroups(of: te) { groups in
                     for g in groups.indices where holders.contains(g) {
-                        if bound < .max, Saturating.add(load, request.promptTokens - groups[g].longestPossiblePrefixTokens(
-                            promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)) >= bound {
-                            continue
-                        }
                         Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
                         if !probe { break }
                     }
@@ -215,8 +213,7 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
             if best < 0 { best = te }  // the side's first TE when every cost saturates
             // Only a cost under the best so far changes the pick (a TE that cannot get under it
             // is not probed: ``PrefillPool/finishCost(_:for:below:)``).
-            let cost = pool.mayProbe(te, for: request) ? pool.finishCost(te, for: request, below: bestCost)
-                : pool.unprobedFinishCost(te, for: request)
+            let cost = pool.routingCost(te, for: request, below: bestCost)
             if cost < bestCost {
                 best = te
                 bestCost = cost
