@@ -168,27 +168,31 @@ final class JobExecutor {
                        kv: KVCacheStore) -> Int? {
         // The reused buffer: a filter allocated and grew a new array a few times per arrival. It
         // holds the last decision's candidates, mostly this one's too (every prefill TE, under
-        // load): they are compared in place and the list is cut and appended to only from the
-        // first difference (emptying and refilling it cost a call and a uniqueness check per TE).
+        // load): a read-only pass over the TEs compares them in place, and the list is rebuilt
+        // only when they differ (a pass that could also cut and append kept its state in memory,
+        // twice the instructions per TE).
         var candidates: [Int] = []
         swap(&candidates, &candidateBuffer)
         defer { swap(&candidates, &candidateBuffer) }
-        var kept = 0
-        var changed = false
-        for index in instances.indices
-        where instances[index].hasPrefill && cluster.hasPlaceableGroup(te: index)
-            && instances[index].waiting < maxWaitingPerPrefillTE {
-            if !changed {
-                if kept < candidates.count && candidates[kept] == index {
-                    kept += 1
-                    continue
+        let bound = maxWaitingPerPrefillTE
+        let same = instances.withUnsafeBufferPointer { tes in
+            candidates.withUnsafeBufferPointer { last in
+                var kept = 0
+                for index in tes.indices
+                where tes[index].hasPrefill && cluster.hasPlaceableGroup(te: index) && tes[index].waiting < bound {
+                    guard kept < last.count && last[kept] == index else { return false }
+                    kept &+= 1
                 }
-                candidates.removeLast(candidates.count - kept)
-                changed = true
+                return kept == last.count
             }
-            candidates.append(index)
         }
-        if !changed { candidates.removeLast(candidates.count - kept) }
+        if !same {
+            candidates.removeAll(keepingCapacity: true)
+            for index in instances.indices
+            where instances[index].hasPrefill && cluster.hasPlaceableGroup(te: index) && instances[index].waiting < bound {
+                candidates.append(index)
+            }
+        }
         guard !candidates.isEmpty else { return nil }
         var pool = PrefillPool(instances: instances, kv: kv, cluster: cluster, candidates: candidates,
                                longPromptTokens: longPromptTokens)
@@ -279,6 +283,7 @@ struct PrefixGroups: Equatable {
     let beyond: Bool
 
     /// The `groups` groups of a TE whose group 0 has holder bit `base`, in the holder set `holders`.
+    @inline(__always)
     init(holders: UInt64, base: Int, groups: Int) {
         beyond = groups > 64
         let own: UInt64 = groups >= 64 ? .max : (1 << UInt64(max(0, groups))) &- 1

@@ -128,21 +128,45 @@ final class PrefillScheduler {
     func place(_ id: Int, probing chainedKeys: [UInt64], in holders: PrefixGroups = .all, te: Int, kv: KVCacheStore,
                placeable: PlaceableGroups?, requests: inout RequestTable) -> Int? {
         guard let slot = requests.index(forKey: id) else { return nil }
-        let promptTokens = Self.promptTokens(&requests[slot: slot])
+        return place(id, slot: slot, promptTokens: Self.promptTokens(&requests[slot: slot]), probing: chainedKeys,
+                     in: holders, te: te, kv: kv, placeable: placeable, requests: &requests)
+    }
+
+    /// ``place(_:probing:in:te:kv:placeable:requests:)`` of the request in slot `slot` of `requests`
+    /// with `promptTokens` (the caller has looked it up already: one lookup per arrival, not two).
+    @discardableResult
+    func place(_ id: Int, slot: Int, promptTokens: Int, probing chainedKeys: [UInt64], in holders: PrefixGroups,
+               te: Int, kv: KVCacheStore, placeable: PlaceableGroups?, requests: inout RequestTable) -> Int {
         var best = -1
         var bestCost = Int.max
         var bestEstimate = 0
-        // Read through the store's buffer (no copy of a group's block manager per probe).
-        kv.withGroups(of: te) { groups in
-            for g in groups.indices where placeable?[g] != false {
-                let hits = chainedKeys.isEmpty || !holders.contains(g) ? 0
-                    : groups[g].cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
-                let uncached = promptTokens - hits
-                let cost = Saturating.add(queuedTokens[g], uncached)
-                if cost < bestCost {
-                    best = g
-                    bestCost = cost
-                    bestEstimate = uncached
+        if placeable == nil && (chainedKeys.isEmpty || holders.isEmpty) {
+            // Nothing to probe and every group placeable (most arrivals): each group costs its
+            // queued tokens plus the whole prompt, so the first group queuing least is the pick
+            // (costs rise with the queue, saturating or not, and only a cost below Int.max is
+            // taken). A scan of the queued counts, without the probing loop's reads per group.
+            assert(kv.withGroups(of: te) { $0.count } == queuedTokens.count, "one queue per DP group")
+            queuedTokens.withUnsafeBufferPointer { queued in
+                var least = 0
+                for g in queued.indices where queued[g] < queued[least] { least = g }
+                if !queued.isEmpty && Saturating.add(queued[least], promptTokens) < .max {
+                    best = least
+                    bestEstimate = promptTokens
+                }
+            }
+        } else {
+            // Read through the store's buffer (no copy of a group's block manager per probe).
+            kv.withGroups(of: te) { groups in
+                for g in groups.indices where placeable?[g] != false {
+                    let hits = chainedKeys.isEmpty || !holders.contains(g) ? 0
+                        : groups[g].cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
+                    let uncached = promptTokens - hits
+                    let cost = Saturating.add(queuedTokens[g], uncached)
+                    if cost < bestCost {
+                        best = g
+                        bestCost = cost
+                        bestEstimate = uncached
+                    }
                 }
             }
         }

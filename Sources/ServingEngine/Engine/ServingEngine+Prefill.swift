@@ -9,15 +9,16 @@ extension ServingEngine {
         // Read in place through the request's slot (a copy of the RequestState retained and
         // released its arrays).
         guard let slot = requests.index(forKey: id), let prefill = instances[index].prefill else { return }
-        let keys = Self.placementView(&requests[slot: slot]).chainedKeys
+        let (promptTokens, keys) = Self.placementView(&requests[slot: slot])
         // A prefix never placed on one of this TE's groups is not in its cache, so only the groups
         // it was placed on are probed (JobExecutor.prefixHolders); the group it goes to now is
         // noted before its blocks land there.
         let holders = keys.isEmpty ? PrefixGroups(holders: 0, base: 0, groups: 0)
             : je.prefixGroups(keys, te: index, groups: instances[index].groupCount)
-        let group = prefill.place(id, probing: keys, in: holders, te: index, kv: kvStore,
-                                  placeable: cluster.placeableGroupsIfRestricted(of: index), requests: &requests)
-        if !keys.isEmpty, let group { je.notePlacement(chainedKeys: keys, te: index, group: group) }
+        let group = prefill.place(id, slot: slot, promptTokens: promptTokens, probing: keys, in: holders, te: index,
+                                  kv: kvStore, placeable: cluster.placeableGroupsIfRestricted(of: index),
+                                  requests: &requests)
+        if !keys.isEmpty { je.notePlacement(chainedKeys: keys, te: index, group: group) }
         startStepIfIdle(index)
     }
 

@@ -95,7 +95,27 @@ public struct PrefillPool {
 
     /// Queued tokens plus this prompt's tokens not already cached on the TE (its best DP group's
     /// prefix hit): how soon the TE would finish the request.
-    func finishCost(_ te: Int, for request: RoutingRequest) -> Int {
+    func finishCost(_ te: Int, for request: RoutingRequest) -> Int { finishCost(te, for: request, below: .max) }
+
+    /// ``finishCost(_:for:below:)`` for a router, read in place when nothing is to be probed (every
+    /// group of the pod takes work and none of the TE's may hold the prompt's prefix): the TE's
+    /// queued total plus the whole prompt, without a call per TE (seven in ten arrivals of a
+    /// saturated superpod have no prefix keys at all).
+    @inline(__always)
+    func routingCost(_ te: Int, for request: RoutingRequest, below bound: Int) -> Int {
+        if cluster == nil && (request.chainedKeys.isEmpty || prefixGroups(te).isEmpty) {
+            return Saturating.add(instances[te].prefill?.totalQueuedTokens ?? 0, request.promptTokens)
+        }
+        return finishCost(te, for: request, below: bound)
+    }
+
+    /// ``finishCost(_:for:)`` when it is less than `bound`, else some cost no less than `bound`: for
+    /// a router that only wants a TE cheaper than the best so far. When the longest possible hit
+    /// would still leave the cost at `bound` or more, no group is probed (no hit can make the TE
+    /// cheaper than `bound`; costs fall as hits grow, saturating or not): under load that skips
+    /// the prefix walk on a TE that queues more than the best one's cost.
+    @inline(__always)
+    func finishCost(_ te: Int, for request: RoutingRequest, below bound: Int) -> Int {
         var hits = 0
         var load = 0
         // Only the groups that may hold the prefix are probed (the others would find no hit, which
@@ -121,6 +141,12 @@ public struct PrefillPool {
             }
         } else {
             load = prefill?.totalQueuedTokens ?? 0
+            // No group's hit can bring the TE under `bound` (the store's groups share one block
+            // size, so their longest possible hits are one): nothing is probed.
+            if probe && bound < .max {
+                let longest = max(0, min(request.chainedKeys.count, (request.promptTokens - 1) / kv.blockTokens)) * kv.blockTokens
+                if Saturating.add(load, request.promptTokens - longest) >= bound { probe = false }
+            }
             if probe {
                 kv.withGroups(of: te) { groups in
                     for g in groups.indices where holders.contains(g) {
@@ -185,7 +211,9 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         var bestCost = Int.max
         for te in candidates where !sided || (te >= firstLong && !pool.isHeldOff(te)) == isLong {
             if best < 0 { best = te }  // the side's first TE when every cost saturates
-            let cost = pool.finishCost(te, for: request)
+            // Only a cost under the best so far changes the pick (a TE that cannot get under it
+            // is not probed: ``PrefillPool/finishCost(_:for:below:)``).
+            let cost = pool.routingCost(te, for: request, below: bestCost)
             if cost < bestCost {
                 best = te
                 bestCost = cost

@@ -57,6 +57,29 @@ import Testing
         #expect(leader.place(5, probing: [], te: 0, kv: kv, requests: &requests) == nil, "an unknown id is not placed")
     }
 
+    /// With every group placeable and nothing to probe (no prefix keys, or keys no group of the TE
+    /// is said to hold) the leader reads only the queued counts: the pick must still be the
+    /// probing loop's, the least queued group and the lowest of equals.
+    @Test func withNothingToProbeTheFirstLeastQueuedGroupTakesTheRequest() throws {
+        let kv = groups(4, blocks: 1_000)
+        let leader = PrefillScheduler(groups: 4)
+        var requests = RequestTable()
+        var queued = [0, 0, 0, 0]
+        for (n, prompt) in [100, 40, 70, 40, 30, 200, 10, 10, 140, 5].enumerated() {
+            add(&requests, n + 1, prompt: prompt)
+            let least = queued.indices.first { queued[$0] == queued.min() }!
+            queued[least] += prompt
+            #expect(leader.place(n + 1, probing: [], te: 0, kv: kv, placeable: nil, requests: &requests) == least)
+        }
+        #expect(leader.queuedTokens == queued && leader.totalQueuedTokens == queued.reduce(0, +))
+        let keys = PrefixHashes.chain([7, 8, 9])
+        add(&requests, 20, prompt: 64, keys: keys)
+        let least = queued.indices.first { queued[$0] == queued.min() }!
+        #expect(leader.place(20, probing: keys, in: PrefixGroups(holders: 0, base: 0, groups: 4), te: 0, kv: kv,
+                             placeable: nil, requests: &requests) == least)
+        #expect(ticket(leader, requests, 20)?.remaining == 64, "no hit: the whole prompt is queued")
+    }
+
     @Test func aLongPromptIsPrefilledInChunksOfTheBudget() throws {
         let kv = groups(1, blocks: 200)
         let leader = PrefillScheduler(groups: 1)

@@ -65,7 +65,20 @@ import XDSTestSupport
                 known.holderBitBase = engine.je.holderBitBase
                 let everyTE = PrefillPool(instances: instances, kv: engine.kvStore, cluster: engine.cluster, candidates: candidates,
                                           longPromptTokens: engine.configuration.longPromptTokens)
-                for te in candidates { #expect(known.finishCost(te, for: request) == everyTE.finishCost(te, for: request)) }
+                for te in candidates {
+                    let exact = known.finishCost(te, for: request)
+                    #expect(exact == everyTE.finishCost(te, for: request))
+                    // The router's shortcuts: a TE with nothing to probe costs its queued total plus
+                    // the prompt, and a cost bounded by the best so far is exact under the bound,
+                    // else no less than it (a group that cannot get under it is not probed).
+                    for bound in [exact - 2_000, exact - 1, exact, Saturating.add(exact, 1), Saturating.add(exact, 2_000)] {
+                        for bounded in [known.finishCost(te, for: request, below: bound),
+                                        known.routingCost(te, for: request, below: bound)] {
+                            #expect(exact < bound ? bounded == exact : bounded >= bound)
+                        }
+                    }
+                    #expect(known.routingCost(te, for: request, below: .max) == exact)
+                }
                 var a = PrefixAwareRouting()
                 a.recentPromptTokens = n % 2 == 0 ? (long: 4_000, short: 9_000) : (long: 30_000, short: 1_000)
                 var b = a
