@@ -192,6 +192,13 @@ public struct KVBlockManager: Sendable {
     /// The most ``cachedPrefixTokens(promptTokens:chainedHashes:)`` can return for a prompt with
     /// `chainedCount` keys (the last token is always computed), so a prober can stop early.
     public func longestPossiblePrefixTokens(promptTokens: Int, chainedCount: Int) -> Int {
+        Self.longestPossiblePrefixTokens(promptTokens: promptTokens, chainedCount: chainedCount, blockTokens: blockTokens)
+    }
+
+    /// ``longestPossiblePrefixTokens(promptTokens:chainedCount:)`` of any manager with blocks of
+    /// `blockTokens` (a router bounds a whole TE's groups, which share one block size, at once).
+    @inline(__always)
+    static func longestPossiblePrefixTokens(promptTokens: Int, chainedCount: Int, blockTokens: Int) -> Int {
         max(0, min(chainedCount, (promptTokens - 1) / blockTokens)) * blockTokens
     }
 

@@ -144,7 +144,8 @@ public struct PrefillPool {
             // No group's hit can bring the TE under `bound` (the store's groups share one block
             // size, so their longest possible hits are one): nothing is probed.
             if probe && bound < .max {
-                let longest = max(0, min(request.chainedKeys.count, (request.promptTokens - 1) / kv.blockTokens)) * kv.blockTokens
+                let longest = KVBlockManager.longestPossiblePrefixTokens(
+                    promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count, blockTokens: kv.blockTokens)
                 if Saturating.add(load, request.promptTokens - longest) >= bound { probe = false }
             }
             if probe {
