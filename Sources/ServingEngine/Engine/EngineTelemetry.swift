@@ -106,10 +106,12 @@ struct EngineTelemetry {
         observers.event?(event)
     }
 
-    mutating func remember(_ status: RequestStatus) { recent.append(status) }
+    mutating func remember(_ status: consuming RequestStatus) { recent.append(status) }
 
     /// A request that left from TE `te`'s DP group `group`: its location is written out when read.
-    mutating func remember(_ status: RequestStatus, te: String, group: Int) { recent.append(status, te: te, group: group) }
+    mutating func remember(_ status: consuming RequestStatus, te: String, group: Int) {
+        recent.append(status, te: te, group: group)
+    }
 
     /// Appends one point to every sparkline series, dropping the oldest beyond capacity.
     mutating func appendPoint(imbalance: Double, kvUsage: Double, running: Double, waiting: Double, interval: Double) {
@@ -552,34 +554,25 @@ struct RecentRequests: Sequence {
         }
     }
     static let capacity = 50
-    private var entries: Deque<Entry> = []
+    private var entries = LastValues<Entry>(capacity: RecentRequests.capacity)
 
     var count: Int { entries.count }
 
-    mutating func append(_ status: RequestStatus) { push(Entry(status: status, te: nil, group: 0)) }
+    mutating func append(_ status: consuming RequestStatus) { entries.append(Entry(status: status, te: nil, group: 0)) }
 
-    mutating func append(_ status: RequestStatus, te: String, group: Int) {
-        push(Entry(status: status, te: te, group: Int32(truncatingIfNeeded: group)))
-    }
-
-    private mutating func push(_ entry: Entry) {
-        if entries.count >= Self.capacity { entries.removeFirst() }
-        entries.append(entry)
+    mutating func append(_ status: consuming RequestStatus, te: String, group: Int) {
+        entries.append(Entry(status: status, te: te, group: Int32(truncatingIfNeeded: group)))
     }
 
     /// The latest request matching `predicate`, location written out.
     func last(where predicate: (RequestStatus) -> Bool) -> RequestStatus? {
-        for entry in entries.reversed() {
-            let status = entry.resolved
-            if predicate(status) { return status }
-        }
-        return nil
+        entries.last { predicate($0.resolved) }?.resolved
     }
 
     func makeIterator() -> Iterator { Iterator(inner: entries.makeIterator()) }
 
     struct Iterator: IteratorProtocol {
-        var inner: Deque<Entry>.Iterator
+        var inner: LastValues<Entry>.Iterator
         mutating func next() -> RequestStatus? { inner.next()?.resolved }
     }
 }
