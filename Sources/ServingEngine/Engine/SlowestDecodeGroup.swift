@@ -10,12 +10,15 @@
 /// same at every step: groups sit in buckets by `running`, each knowing its highest `K`. A step
 /// looks at the highest of each bucket (a handful of distinct batch sizes, not 320 groups), finds
 /// the best estimate `M`, and then evaluates the exact formula of the scan — the same operations
-/// in the same order, so the same bits — for every group whose estimate is within a slack of `M`
-/// (walking only the buckets whose highest is). The scan's pick does not depend on the order the
-/// candidates are looked at (the highest attention, the lowest group of a tie), so a bucket is an
-/// unordered list: a join or a leave moves its group between two lists in O(1), where sorted
-/// buckets cost a search, a shift and nested arrays' copy checks (issue 12: with a join or leave
-/// per request, 31 M of a saturated superpod's 120 s). The slack (1e-11 relative to the
+/// in the same order, so the same bits — for every group whose estimate is within a slack of `M`,
+/// walking each bucket whose highest is from its highest `K` down to the first group below.
+///
+/// A bucket is a linked list, sorted only when a step walks it: a join or a leave moves its group
+/// between two lists in O(1) (a leave keeps a list sorted; a join puts the group first, and the
+/// list's unsorted front is counted), and a walk first merges that front into the rest. Sorted
+/// arrays cost each join and leave a search, a shift and nested arrays' copy checks (issue 12:
+/// 31 M of a saturated superpod's 120 s, a join or leave per request); unsorted lists walked
+/// whole cost the Mooncake hour, with its many steps between changes, 34 M. The slack (1e-11 relative to the
 /// magnitudes involved) is thousands of times the rounding of either formula (≈ 1e-15
 /// relative), so the scan's pick, the lowest-indexed group of the highest exact attention, is
 /// always among those evaluated, and is picked the same way. Cost models this does not cover (negative or non-finite rates, steps near 2⁵⁰)
@@ -55,13 +58,15 @@ struct SlowestDecodeGroup: Equatable {
         var previous: Int32 = -1
     }
 
-    /// The groups of one running count: the first of its list, how many, their highest `K`, and
-    /// where the bucket sits in ``occupied`` (-1: empty).
+    /// The groups of one running count: the first of its list, how many, their highest `K`,
+    /// where the bucket sits in ``occupied`` (-1: empty), and how many groups at the front of the
+    /// list may be out of order (at most; the rest is ordered by ``precedes(_:_:_:)``).
     private struct Bucket: Equatable {
         var first: Int32 = -1
         var count = 0
         var highestKey = -Double.infinity
         var occupiedAt = -1
+        var unsortedFront = 0
     }
 
     /// Per group, in one array (one copy check per update, not one per figure).
@@ -72,6 +77,8 @@ struct SlowestDecodeGroup: Equatable {
     /// entries. At most one per group, so sized once.
     private var occupied: [Int32]
     private var occupiedCount = 0
+    /// Room for a bucket's unsorted front while a walk sorts it (one entry per group).
+    private var scratch: [Int32]
 
     /// An unbuilt index: no groups, ignores updates until ``prepare(batches:tokensPerStep:)``.
     init() {
@@ -80,6 +87,7 @@ struct SlowestDecodeGroup: Equatable {
         members = []
         buckets = [Bucket()]
         occupied = []
+        scratch = []
     }
 
     init(batches: DecodeBatchFigures, tokensPerStep: Double) {
@@ -89,6 +97,7 @@ struct SlowestDecodeGroup: Equatable {
         members = Array(repeating: Member(), count: count)
         buckets = [Bucket()]
         occupied = Array(repeating: 0, count: count)
+        scratch = Array(repeating: 0, count: count)
         for g in 0..<count {
             update(g, running: batches.running[g], promptSum: batches.promptSum[g], joinStepSum: batches.joinStepSum[g])
         }
@@ -152,13 +161,14 @@ struct SlowestDecodeGroup: Equatable {
         for i in 0..<occupiedCount {
             let r = Int(occupied[i])
             // The estimate grows with `K` (perToken ≥ 0): a bucket whose highest is below the
-            // threshold has no candidate.
+            // threshold has no candidate, and a sorted one none past its first group below.
             if estimate(r, buckets[r].highestKey) < threshold { continue }
+            if buckets[r].unsortedFront > 0 { sortList(r) }
             var member = buckets[r].first
             while member >= 0 {
                 let g = Int(member)
                 member = members[g].next
-                if estimate(r, members[g].key) < threshold { continue }
+                if estimate(r, members[g].key) < threshold { break }
                 let (attention, mean) = Self.attention(running: r, promptSum: members[g].promptSum,
                                                        joinStepSum: members[g].joinStepSum, step: step,
                                                        tokensPerStep: t, perRequest: perRequest, perToken: perToken)
@@ -230,6 +240,9 @@ struct SlowestDecodeGroup: Equatable {
                 member = members[g].next
             }
             if walked != bucket.count { found.append("slowest-group bucket \(r) counts \(bucket.count), lists \(walked)") }
+            if !isOrdered(from: bucket.first, skipping: bucket.unsortedFront) {
+                found.append("slowest-group bucket \(r) is out of order past its unsorted front")
+            }
             if walked > 0 && highest != bucket.highestKey { found.append("slowest-group bucket \(r) has a stale highest key") }
             let listed = bucket.occupiedAt >= 0 && bucket.occupiedAt < occupiedCount && Int(occupied[bucket.occupiedAt]) == r
             if (bucket.count > 0) != listed || (bucket.count == 0 && bucket.occupiedAt != -1) {
@@ -257,7 +270,74 @@ struct SlowestDecodeGroup: Equatable {
         return found
     }
 
+    /// Whether the list from `first`, past its first `skipping` groups, is in order.
+    private func isOrdered(from first: Int32, skipping: Int) -> Bool {
+        var member = first, skipped = 0, steps = 0
+        while member >= 0 && skipped < skipping && steps <= members.count {
+            member = members[Int(member)].next
+            skipped += 1
+            steps += 1
+        }
+        while member >= 0 && steps <= members.count {
+            let next = members[Int(member)].next
+            if next >= 0 {
+                let (a, b) = (members[Int(member)].key, members[Int(next)].key)
+                if !(a > b || (a == b && member < next)) { return false }
+            }
+            member = next
+            steps += 1
+        }
+        return true
+    }
+
     // MARK: Internals
+
+    /// List order: higher `K` first, then the lower group.
+    @inline(__always)
+    private static func precedes(_ a: Int32, _ b: Int32, _ members: UnsafeMutableBufferPointer<Member>) -> Bool {
+        let ka = members[Int(a)].key, kb = members[Int(b)].key
+        return ka > kb || (ka == kb && a < b)
+    }
+
+    /// Sorts bucket `r`'s list: its unsorted front is taken off, sorted by insertion (a few
+    /// groups: the joins since the bucket was last walked), and merged with the sorted rest.
+    private mutating func sortList(_ r: Int) {
+        members.withUnsafeMutableBufferPointer { members in
+            buckets.withUnsafeMutableBufferPointer { buckets in
+                scratch.withUnsafeMutableBufferPointer { front in
+                    let taken = min(buckets[r].unsortedFront, buckets[r].count)
+                    var rest = buckets[r].first
+                    for i in 0..<taken {
+                        let me = rest
+                        rest = members[Int(me)].next
+                        var at = i
+                        while at > 0 && Self.precedes(me, front[at - 1], members) {
+                            front[at] = front[at - 1]
+                            at -= 1
+                        }
+                        front[at] = me
+                    }
+                    var head: Int32 = -1, tail: Int32 = -1, i = 0
+                    while i < taken || rest >= 0 {
+                        let next: Int32
+                        if rest < 0 || (i < taken && Self.precedes(front[i], rest, members)) {
+                            next = front[i]
+                            i += 1
+                        } else {
+                            next = rest
+                            rest = members[Int(rest)].next
+                        }
+                        members[Int(next)].previous = tail
+                        if tail >= 0 { members[Int(tail)].next = next } else { head = next }
+                        tail = next
+                    }
+                    if tail >= 0 { members[Int(tail)].next = -1 }
+                    buckets[r].first = head
+                    buckets[r].unsortedFront = 0
+                }
+            }
+        }
+    }
 
     /// The buckets' lists, edited through the buffers of one update.
     private struct Lists {
@@ -266,9 +346,13 @@ struct SlowestDecodeGroup: Equatable {
         let occupied: UnsafeMutableBufferPointer<Int32>
         var occupiedCount: Int
 
-        /// Puts `g` (its figures and key current) first in bucket `r`'s list.
+        /// Puts `g` (its figures and key current) first in bucket `r`'s list: out of order, unless
+        /// the list was sorted and `g` precedes its first.
         mutating func file(_ g: Int, in r: Int) {
             let me = Int32(truncatingIfNeeded: g), head = buckets[r].first
+            if buckets[r].unsortedFront > 0 || (head >= 0 && !SlowestDecodeGroup.precedes(me, head, members)) {
+                buckets[r].unsortedFront &+= 1
+            }
             members[g].next = head
             members[g].previous = -1
             if head >= 0 { members[Int(head)].previous = me }
@@ -291,8 +375,10 @@ struct SlowestDecodeGroup: Equatable {
             let next = members[g].next, previous = members[g].previous
             if previous >= 0 { members[Int(previous)].next = next } else { buckets[r].first = next }
             if next >= 0 { members[Int(next)].previous = previous }
+            // The rest of a sorted list stays sorted (its unsorted front only shrinks).
             buckets[r].count &-= 1
             guard buckets[r].count > 0 else {
+                buckets[r].unsortedFront = 0
                 // Empty: out of the occupied sizes (the last one takes its place).
                 let at = buckets[r].occupiedAt
                 occupiedCount &-= 1
