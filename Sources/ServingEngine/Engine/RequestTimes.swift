@@ -1,4 +1,3 @@
-import DequeModule
 import SimKit
 
 /// When a request passed the stages after its first prefill chunk (``RequestState/times``),
@@ -69,12 +68,10 @@ struct FinishedRequestRing {
         var reason: String?
     }
     static let capacity = 512
-    private(set) var entries: Deque<Entry> = []
+    private(set) var entries = LastValues<Entry>(capacity: FinishedRequestRing.capacity)
 
-    mutating func append(_ entry: Entry) {
-        if entries.count >= Self.capacity { entries.removeFirst() }
-        entries.append(entry)
-    }
+    /// Keeps `entry` (moved in: a request's state is not copied on its way out).
+    mutating func append(_ entry: consuming Entry) { entries.append(entry) }
 
     func find(_ id: Int) -> Entry? { entries.last { $0.request.spec.id == id } }
 }

@@ -249,7 +249,8 @@ extension ServingEngine {
                                          promptTokens: request.spec.promptTokens, outputTokens: output,
                                          generatedTokens: output, ttftMs: ttft * 1_000, finishedAt: now),
                            te: instances[index].name, group: g)
-        observeFinished(request, placement: placement, stage: .completed, outputTokens: output)
+        // Its last use: the state moves into the ring of requests that left, not copied there.
+        observeFinished(consume request, placement: placement, stage: .completed, outputTokens: output)
     }
 
     // MARK: Steps

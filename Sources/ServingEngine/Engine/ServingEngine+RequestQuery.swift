@@ -57,7 +57,7 @@ extension ServingEngine {
     }
 
     /// Called for every request that leaves (completed, failed, cancelled): kept for its detail.
-    func keepFinished(_ request: RequestState, placement p: RequestPlacement, stage: RequestStage, outputTokens: Int,
+    func keepFinished(_ request: consuming RequestState, placement p: RequestPlacement, stage: RequestStage, outputTokens: Int,
                       reason: String?) {
         let produced: Int
         if stage == .completed {
@@ -67,7 +67,8 @@ extension ServingEngine {
         } else {
             produced = 0
         }
-        telemetry.finished.append(.init(request: request, placement: p, stage: stage, finishedAt: now, outputTokens: produced, reason: reason))
+        telemetry.finished.append(.init(request: consume request, placement: p, stage: stage, finishedAt: now,
+                                        outputTokens: produced, reason: reason))
     }
 
     private func detail(_ r: RequestState, _ p: RequestPlacement, stage: RequestStage, generated: Int,

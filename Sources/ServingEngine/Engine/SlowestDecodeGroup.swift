@@ -7,14 +7,21 @@
 /// `running × perRequest + perToken × (K + running × step × tokensPerStep)` with `K = promptSum −
 /// joinStepSum × tokensPerStep` fixed while the group's batch does not change. So among groups
 /// with the same number of running requests, the order by attention is the order by `K`, the
-/// same at every step: groups sit in buckets by `running`, each sorted by `K` (highest first).
-/// A step looks at the top of each bucket (a handful of distinct batch sizes, not 320 groups),
-/// finds the best estimate `M`, and then evaluates the exact formula of the scan — the same
-/// operations in the same order, so the same bits — for every group whose estimate is within a
-/// slack of `M`. The slack (1e-11 relative to the magnitudes involved) is thousands of times
-/// the rounding of either formula (≈ 1e-15 relative), so the scan's pick, the lowest-indexed
-/// group of the highest exact attention, is always among those evaluated, and is picked the
-/// same way. Cost models this does not cover (negative or non-finite rates, steps near 2⁵⁰)
+/// same at every step: groups sit in buckets by `running`, each knowing its highest `K`. A step
+/// looks at the highest of each bucket (a handful of distinct batch sizes, not 320 groups), finds
+/// the best estimate `M`, and then evaluates the exact formula of the scan — the same operations
+/// in the same order, so the same bits — for every group whose estimate is within a slack of `M`,
+/// walking each bucket whose highest is from its highest `K` down to the first group below.
+///
+/// A bucket is a linked list, sorted only when a step walks it: a join or a leave moves its group
+/// between two lists in O(1) (a leave keeps a list sorted; a join puts the group first, and the
+/// list's unsorted front is counted), and a walk first merges that front into the rest. Sorted
+/// arrays cost each join and leave a search, a shift and nested arrays' copy checks (issue 12:
+/// 31 M of a saturated superpod's 120 s, a join or leave per request); unsorted lists walked
+/// whole cost the Mooncake hour, with its many steps between changes, 34 M. The slack (1e-11 relative to the
+/// magnitudes involved) is thousands of times the rounding of either formula (≈ 1e-15
+/// relative), so the scan's pick, the lowest-indexed group of the highest exact attention, is
+/// always among those evaluated, and is picked the same way. Cost models this does not cover (negative or non-finite rates, steps near 2⁵⁰)
 /// make ``slowest(step:perRequest:perToken:)`` answer nil: the caller scans.
 ///
 /// A ``DecodeScheduler`` holds one, empty until its first step builds it from the batches
@@ -39,65 +46,95 @@ struct SlowestDecodeGroup: Equatable {
     private(set) var isBuilt: Bool
     /// Running requests over all groups (the step's batch).
     private(set) var totalRunning = 0
-    /// Per group (struct of arrays): the batch figures the step cost reads, and `K`.
-    private var running: [Int]
-    private var promptSum: [Int]
-    private var joinStepSum: [Int]
-    private var key: [Double]
-    /// Groups by running count (index = running; 0 unused), each ordered by `key` descending,
-    /// then group ascending.
-    private var buckets: [[Int32]]
-    /// The running counts whose bucket is not empty (any order), and where each sits in it (-1: absent).
-    private var occupied: [Int] = []
-    private var occupiedPosition: [Int]
+
+    /// A group: the batch figures the step cost reads, `K`, and its links in its bucket's list.
+    private struct Member: Equatable {
+        var running = 0
+        var promptSum = 0
+        var joinStepSum = 0
+        var key = 0.0
+        /// The next and the previous group of its bucket (-1: none); unused while not running.
+        var next: Int32 = -1
+        var previous: Int32 = -1
+    }
+
+    /// The groups of one running count: the first of its list, how many, their highest `K`,
+    /// where the bucket sits in ``occupied`` (-1: empty), and how many groups at the front of the
+    /// list may be out of order (at most; the rest is ordered by ``precedes(_:_:_:)``).
+    private struct Bucket: Equatable {
+        var first: Int32 = -1
+        var count = 0
+        var highestKey = -Double.infinity
+        var occupiedAt = -1
+        var unsortedFront = 0
+    }
+
+    /// Per group, in one array (one copy check per update, not one per figure).
+    private var members: [Member]
+    /// By running count (index = running; 0 unused), grown as larger counts appear.
+    private var buckets: [Bucket]
+    /// The running counts whose bucket is not empty (any order): the first `occupiedCount`
+    /// entries. At most one per group, so sized once.
+    private var occupied: [Int32]
+    private var occupiedCount = 0
+    /// Room for a bucket's unsorted front while a walk sorts it (one entry per group).
+    private var scratch: [Int32]
 
     /// An unbuilt index: no groups, ignores updates until ``prepare(batches:tokensPerStep:)``.
     init() {
         tokensPerStep = 0
         isBuilt = false
-        running = []
-        promptSum = []
-        joinStepSum = []
-        key = []
-        buckets = [[]]
-        occupiedPosition = [-1]
+        members = []
+        buckets = [Bucket()]
+        occupied = []
+        scratch = []
     }
 
     init(batches: DecodeBatchFigures, tokensPerStep: Double) {
         self.tokensPerStep = tokensPerStep
         isBuilt = true
         let count = batches.count
-        running = Array(repeating: 0, count: count)
-        promptSum = Array(repeating: 0, count: count)
-        joinStepSum = Array(repeating: 0, count: count)
-        key = Array(repeating: 0, count: count)
-        buckets = [[]]
-        occupiedPosition = [-1]
+        members = Array(repeating: Member(), count: count)
+        buckets = [Bucket()]
+        occupied = Array(repeating: 0, count: count)
+        scratch = Array(repeating: 0, count: count)
         for g in 0..<count {
             update(g, running: batches.running[g], promptSum: batches.promptSum[g], joinStepSum: batches.joinStepSum[g])
         }
     }
 
-    var groupCount: Int { running.count }
+    var groupCount: Int { members.count }
 
     /// Builds the index from `batches` unless it already describes them (same count, same
     /// tokens per step).
     mutating func prepare(batches: DecodeBatchFigures, tokensPerStep: Double) {
-        guard !isBuilt || running.count != batches.count || self.tokensPerStep != tokensPerStep else { return }
+        guard !isBuilt || members.count != batches.count || self.tokensPerStep != tokensPerStep else { return }
         self = SlowestDecodeGroup(batches: batches, tokensPerStep: tokensPerStep)
     }
 
     /// Group `g`'s batch changed: its figures are stored and it moves to its new bucket.
     mutating func update(_ g: Int, running newRunning: Int, promptSum newPromptSum: Int, joinStepSum newJoinStepSum: Int) {
-        guard g >= 0, g < running.count else { return }
-        let old = running[g]
-        if old > 0 { remove(g, from: old) }
+        guard g >= 0, g < members.count else { return }
+        if newRunning >= buckets.count {
+            buckets.append(contentsOf: repeatElement(Bucket(), count: newRunning + 1 - buckets.count))
+        }
+        let key = Double(newPromptSum) - Double(newJoinStepSum) * tokensPerStep
+        let figures = Member(running: newRunning, promptSum: newPromptSum, joinStepSum: newJoinStepSum, key: key)
+        // Through the buffers: every array is sized already (buckets above, `occupied` at build).
+        let old = members.withUnsafeMutableBufferPointer { members in
+            buckets.withUnsafeMutableBufferPointer { buckets in
+                occupied.withUnsafeMutableBufferPointer { occupied in
+                    var lists = Lists(members: members, buckets: buckets, occupied: occupied, occupiedCount: occupiedCount)
+                    let old = members[g].running
+                    if old > 0 { lists.unfile(g, from: old) }
+                    members[g] = figures
+                    if newRunning > 0 { lists.file(g, in: newRunning) }
+                    occupiedCount = lists.occupiedCount
+                    return old
+                }
+            }
+        }
         totalRunning += max(0, newRunning) - max(0, old)
-        running[g] = newRunning
-        promptSum[g] = newPromptSum
-        joinStepSum[g] = newJoinStepSum
-        key[g] = Double(newPromptSum) - Double(newJoinStepSum) * tokensPerStep
-        if newRunning > 0 { insert(g, into: newRunning) }
     }
 
     /// The scan's answer for a step at `step`: the slowest group's running requests and mean
@@ -112,19 +149,28 @@ struct SlowestDecodeGroup: Equatable {
         func estimate(_ r: Int, _ k: Double) -> Double { Double(r) * perRequest + perToken * (k + Double(r) * s * t) }
         var best = -Double.infinity
         var largest = 0
-        for r in occupied {
-            best = max(best, estimate(r, key[Int(buckets[r][0])]))
+        for i in 0..<occupiedCount {
+            let r = Int(occupied[i])
+            best = max(best, estimate(r, buckets[r].highestKey))
             largest = max(largest, r)
         }
         guard Double(largest) * s * t < 1e15, best.isFinite else { return nil }
         let slack = 1e-11 * (abs(best) + perRequest * Double(largest) + perToken * Double(largest) * s * t)
         let threshold = best - slack
         var slowest = -1, slowestAttention = -1.0, slowestMean = 0.0
-        for r in occupied {
-            for member in buckets[r] {
+        for i in 0..<occupiedCount {
+            let r = Int(occupied[i])
+            // The estimate grows with `K` (perToken ≥ 0): a bucket whose highest is below the
+            // threshold has no candidate, and a sorted one none past its first group below.
+            if estimate(r, buckets[r].highestKey) < threshold { continue }
+            if buckets[r].unsortedFront > 0 { sortList(r) }
+            var member = buckets[r].first
+            while member >= 0 {
                 let g = Int(member)
-                if estimate(r, key[g]) < threshold { break }
-                let (attention, mean) = Self.attention(running: r, promptSum: promptSum[g], joinStepSum: joinStepSum[g], step: step,
+                member = members[g].next
+                if estimate(r, members[g].key) < threshold { break }
+                let (attention, mean) = Self.attention(running: r, promptSum: members[g].promptSum,
+                                                       joinStepSum: members[g].joinStepSum, step: step,
                                                        tokensPerStep: t, perRequest: perRequest, perToken: perToken)
                 // The scan keeps the first (lowest) group of the highest attention above -1.
                 if attention > slowestAttention || (attention == slowestAttention && slowest >= 0 && g < slowest) {
@@ -135,7 +181,7 @@ struct SlowestDecodeGroup: Equatable {
             }
         }
         guard slowest >= 0 else { return (0, 0, totalRunning) }
-        return (running[slowest], slowestMean, totalRunning)
+        return (members[slowest].running, slowestMean, totalRunning)
     }
 
     /// The step cost's ranking of one group, exactly as the scan computes it.
@@ -172,131 +218,185 @@ struct SlowestDecodeGroup: Equatable {
     /// Differences from `groups` and from the index's own invariants (empty when current).
     func problems(against batches: DecodeBatchFigures) -> [String] {
         guard isBuilt else { return [] }
-        guard batches.count == running.count else {
-            return ["slowest-group index covers \(running.count) groups of \(batches.count)"]
+        guard batches.count == members.count else {
+            return ["slowest-group index covers \(members.count) groups of \(batches.count)"]
         }
         var found: [String] = []
         var total = 0
-        var filed = [(bucket: Int, times: Int)](repeating: (0, 0), count: running.count)
+        // Each bucket's list walked (at most one step per group: a longer walk is a cycle).
+        var filed = [(bucket: Int, times: Int)](repeating: (0, 0), count: members.count)
+        var occupiedSeen = 0
         for r in buckets.indices.dropFirst() {
-            for member in buckets[r] where Int(member) >= 0 && Int(member) < filed.count {
-                filed[Int(member)] = (r, filed[Int(member)].times + 1)
+            let bucket = buckets[r]
+            var member = bucket.first, previous: Int32 = -1, walked = 0, highest = -Double.infinity
+            while member >= 0 && Int(member) < members.count && walked <= members.count {
+                let g = Int(member)
+                filed[g] = (r, filed[g].times + 1)
+                if members[g].running != r { found.append("slowest-group bucket \(r) holds dp\(g) of another size") }
+                if members[g].previous != previous { found.append("slowest-group bucket \(r) links dp\(g) back wrongly") }
+                highest = max(highest, members[g].key)
+                walked += 1
+                previous = member
+                member = members[g].next
             }
+            if walked != bucket.count { found.append("slowest-group bucket \(r) counts \(bucket.count), lists \(walked)") }
+            if !isOrdered(from: bucket.first, skipping: bucket.unsortedFront) {
+                found.append("slowest-group bucket \(r) is out of order past its unsorted front")
+            }
+            if walked > 0 && highest != bucket.highestKey { found.append("slowest-group bucket \(r) has a stale highest key") }
+            let listed = bucket.occupiedAt >= 0 && bucket.occupiedAt < occupiedCount && Int(occupied[bucket.occupiedAt]) == r
+            if (bucket.count > 0) != listed || (bucket.count == 0 && bucket.occupiedAt != -1) {
+                found.append("slowest-group bucket \(r) is misfiled")
+            }
+            if bucket.count > 0 { occupiedSeen += 1 }
         }
+        if occupiedSeen != occupiedCount { found.append("slowest-group index lists \(occupiedCount) sizes, \(occupiedSeen) hold groups") }
         for g in 0..<batches.count {
-            if running[g] != batches.running[g] || promptSum[g] != batches.promptSum[g]
-                || joinStepSum[g] != batches.joinStepSum[g] {
-                found.append("slowest-group index is stale for dp\(g): running \(running[g]), prompt sum \(promptSum[g]), "
-                    + "join-step sum \(joinStepSum[g]); the group has \(batches.running[g]), \(batches.promptSum[g]), "
+            let m = members[g]
+            if m.running != batches.running[g] || m.promptSum != batches.promptSum[g] || m.joinStepSum != batches.joinStepSum[g] {
+                found.append("slowest-group index is stale for dp\(g): running \(m.running), prompt sum \(m.promptSum), "
+                    + "join-step sum \(m.joinStepSum); the group has \(batches.running[g]), \(batches.promptSum[g]), "
                     + "\(batches.joinStepSum[g])")
             }
             total += max(0, batches.running[g])
-            let r = running[g]
-            if r > 0 ? filed[g] != (r, 1) : filed[g].times != 0 {
-                found.append("slowest-group index files dp\(g) (running \(r)) \(filed[g].times) times, in bucket \(filed[g].bucket)")
+            if m.running > 0 ? filed[g] != (m.running, 1) : filed[g].times != 0 {
+                found.append("slowest-group index files dp\(g) (running \(m.running)) \(filed[g].times) times, in bucket \(filed[g].bucket)")
             }
-            if key[g] != Double(promptSum[g]) - Double(joinStepSum[g]) * tokensPerStep {
+            if m.key != Double(m.promptSum) - Double(m.joinStepSum) * tokensPerStep {
                 found.append("slowest-group index has a stale key for dp\(g)")
             }
         }
         if total != totalRunning { found.append("slowest-group index counts \(totalRunning) running, the groups \(total)") }
-        for r in buckets.indices.dropFirst() {
-            let members = buckets[r]
-            if members.isEmpty != (occupiedPosition[r] < 0) { found.append("slowest-group bucket \(r) is misfiled") }
-            if members.contains(where: { running[Int($0)] != r }) { found.append("slowest-group bucket \(r) holds another size") }
-            for i in members.indices.dropFirst() where !Self.precedes(members[i - 1], members[i], key) {
-                found.append("slowest-group bucket \(r) is out of order at \(i)")
-            }
-        }
         return found
+    }
+
+    /// Whether the list from `first`, past its first `skipping` groups, is in order.
+    private func isOrdered(from first: Int32, skipping: Int) -> Bool {
+        var member = first, skipped = 0, steps = 0
+        while member >= 0 && skipped < skipping && steps <= members.count {
+            member = members[Int(member)].next
+            skipped += 1
+            steps += 1
+        }
+        while member >= 0 && steps <= members.count {
+            let next = members[Int(member)].next
+            if next >= 0 {
+                let (a, b) = (members[Int(member)].key, members[Int(next)].key)
+                if !(a > b || (a == b && member < next)) { return false }
+            }
+            member = next
+            steps += 1
+        }
+        return true
     }
 
     // MARK: Internals
 
-    /// Bucket order: higher `key` first, then the lower group.
-    private static func precedes(_ a: Int32, _ b: Int32, _ key: [Double]) -> Bool {
-        let ka = key[Int(a)], kb = key[Int(b)]
+    /// List order: higher `K` first, then the lower group.
+    @inline(__always)
+    private static func precedes(_ a: Int32, _ b: Int32, _ members: UnsafeMutableBufferPointer<Member>) -> Bool {
+        let ka = members[Int(a)].key, kb = members[Int(b)].key
         return ka > kb || (ka == kb && a < b)
     }
 
-    /// Where `g` (with key `k`) goes in `members`: the first member it precedes (a binary search
-    /// through the buffers: a copy of the bucket and the keys per probe cost more than the search).
-    @inline(__always)
-    private static func position(of g: Int32, key k: Double, in members: UnsafeMutableBufferPointer<Int32>,
-                                 keys: UnsafeBufferPointer<Double>) -> Int {
-        var low = 0, high = members.count
-        while low < high {
-            let mid = (low &+ high) &>> 1
-            let m = members[mid], km = keys[Int(m)]
-            if km > k || (km == k && m < g) { low = mid &+ 1 } else { high = mid }
-        }
-        return low
-    }
-
-    /// Moves `count` members from `from` to `to` (one place either way): element by element for
-    /// a few, a memmove for more (a bucket holds up to all the groups of its size).
-    @inline(__always)
-    private static func shift(_ members: UnsafeMutableBufferPointer<Int32>, from: Int, to: Int, count: Int) {
-        guard count > 0 else { return }
-        let base = members.baseAddress!
-        guard count > 16 else {
-            if to > from {
-                var i = count
-                while i > 0 {
-                    i &-= 1
-                    base[to &+ i] = base[from &+ i]
+    /// Sorts bucket `r`'s list: its unsorted front is taken off, sorted by insertion (a few
+    /// groups: the joins since the bucket was last walked), and merged with the sorted rest.
+    private mutating func sortList(_ r: Int) {
+        members.withUnsafeMutableBufferPointer { members in
+            buckets.withUnsafeMutableBufferPointer { buckets in
+                scratch.withUnsafeMutableBufferPointer { front in
+                    let taken = min(buckets[r].unsortedFront, buckets[r].count)
+                    var rest = buckets[r].first
+                    for i in 0..<taken {
+                        let me = rest
+                        rest = members[Int(me)].next
+                        var at = i
+                        while at > 0 && Self.precedes(me, front[at - 1], members) {
+                            front[at] = front[at - 1]
+                            at -= 1
+                        }
+                        front[at] = me
+                    }
+                    var head: Int32 = -1, tail: Int32 = -1, i = 0
+                    while i < taken || rest >= 0 {
+                        let next: Int32
+                        if rest < 0 || (i < taken && Self.precedes(front[i], rest, members)) {
+                            next = front[i]
+                            i += 1
+                        } else {
+                            next = rest
+                            rest = members[Int(rest)].next
+                        }
+                        members[Int(next)].previous = tail
+                        if tail >= 0 { members[Int(tail)].next = next } else { head = next }
+                        tail = next
+                    }
+                    if tail >= 0 { members[Int(tail)].next = -1 }
+                    buckets[r].first = head
+                    buckets[r].unsortedFront = 0
                 }
-            } else {
-                for i in 0..<count { base[to &+ i] = base[from &+ i] }
             }
-            return
-        }
-        (base + to).update(from: base + from, count: count)  // overlapping: a memmove
-    }
-
-    /// Files `g` (its key current) in bucket `r`, shifting the members after it by one.
-    private mutating func insert(_ g: Int, into r: Int) {
-        while buckets.count <= r {
-            buckets.append([])
-            occupiedPosition.append(-1)
-        }
-        let me = Int32(truncatingIfNeeded: g), k = key[g]
-        buckets[r].append(me)  // room at the end, then moved into place
-        key.withUnsafeBufferPointer { keys in
-            buckets[r].withUnsafeMutableBufferPointer { members in
-                let last = members.count &- 1
-                let at = Self.position(of: me, key: k, in: UnsafeMutableBufferPointer(rebasing: members[..<last]), keys: keys)
-                Self.shift(members, from: at, to: at &+ 1, count: last &- at)
-                members[at] = me
-            }
-        }
-        if occupiedPosition[r] < 0 {
-            occupiedPosition[r] = occupied.count
-            occupied.append(r)
         }
     }
 
-    /// Takes `g` (filed under its current key) out of bucket `r`.
-    private mutating func remove(_ g: Int, from r: Int) {
-        guard r < buckets.count else { return }
-        let me = Int32(truncatingIfNeeded: g), k = key[g]
-        let found = key.withUnsafeBufferPointer { keys in
-            buckets[r].withUnsafeMutableBufferPointer { members -> Bool in
-                let at = Self.position(of: me, key: k, in: members, keys: keys)
-                guard at < members.count, members[at] == me else { return false }
-                Self.shift(members, from: at &+ 1, to: at, count: members.count &- at &- 1)
-                return true
+    /// The buckets' lists, edited through the buffers of one update.
+    private struct Lists {
+        let members: UnsafeMutableBufferPointer<Member>
+        let buckets: UnsafeMutableBufferPointer<Bucket>
+        let occupied: UnsafeMutableBufferPointer<Int32>
+        var occupiedCount: Int
+
+        /// Puts `g` (its figures and key current) first in bucket `r`'s list: out of order, unless
+        /// the list was sorted and `g` precedes its first.
+        mutating func file(_ g: Int, in r: Int) {
+            let me = Int32(truncatingIfNeeded: g), head = buckets[r].first
+            if buckets[r].unsortedFront > 0 || (head >= 0 && !SlowestDecodeGroup.precedes(me, head, members)) {
+                buckets[r].unsortedFront &+= 1
+            }
+            members[g].next = head
+            members[g].previous = -1
+            if head >= 0 { members[Int(head)].previous = me }
+            buckets[r].first = me
+            buckets[r].count &+= 1
+            let key = members[g].key
+            if buckets[r].count == 1 {
+                buckets[r].highestKey = key
+                buckets[r].occupiedAt = occupiedCount
+                occupied[occupiedCount] = Int32(truncatingIfNeeded: r)
+                occupiedCount &+= 1
+            } else if key > buckets[r].highestKey {
+                buckets[r].highestKey = key
             }
         }
-        guard found else { return }
-        buckets[r].removeLast()
-        guard buckets[r].isEmpty else { return }
-        let slot = occupiedPosition[r]
-        let last = occupied.removeLast()
-        if last != r {
-            occupied[slot] = last
-            occupiedPosition[last] = slot
+
+        /// Takes `g` out of bucket `r`'s list; the bucket's highest key is found again when `g`
+        /// held it (a walk of the bucket, a handful of groups).
+        mutating func unfile(_ g: Int, from r: Int) {
+            let next = members[g].next, previous = members[g].previous
+            if previous >= 0 { members[Int(previous)].next = next } else { buckets[r].first = next }
+            if next >= 0 { members[Int(next)].previous = previous }
+            // The rest of a sorted list stays sorted (its unsorted front only shrinks).
+            buckets[r].count &-= 1
+            guard buckets[r].count > 0 else {
+                buckets[r].unsortedFront = 0
+                // Empty: out of the occupied sizes (the last one takes its place).
+                let at = buckets[r].occupiedAt
+                occupiedCount &-= 1
+                let last = Int(occupied[occupiedCount])
+                occupied[at] = Int32(truncatingIfNeeded: last)
+                buckets[last].occupiedAt = at
+                buckets[r].occupiedAt = -1
+                buckets[r].highestKey = -.infinity
+                return
+            }
+            guard !(members[g].key < buckets[r].highestKey) else { return }
+            var highest = -Double.infinity
+            var member = buckets[r].first
+            while member >= 0 {
+                highest = max(highest, members[Int(member)].key)
+                member = members[Int(member)].next
+            }
+            buckets[r].highestKey = highest
         }
-        occupiedPosition[r] = -1
     }
 }

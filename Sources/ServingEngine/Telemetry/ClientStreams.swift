@@ -31,8 +31,9 @@ public struct StreamUpdate: Sendable, Equatable {
 /// A sink: it decides nothing about a request. The engine (the coordinator) tells it what
 /// happened — accepted, tokens produced, finished, failed — and it turns that into
 /// ``StreamUpdate``s for the requests it watches; for any other id every call is a no-op, so the
-/// engine need not ask first. A stream closes (stops being watched) on its last update, or when
-/// the client goes away (``close(_:)``).
+/// engine need not ask first (with no stream open, not even the id is hashed: every workload
+/// request's admission and completion tell it). A stream closes (stops being watched) on its last
+/// update, or when the client goes away (``close(_:)``).
 ///
 /// A `final class` like the engine's other components: the engine holds one, `fork()` takes a
 /// ``copy()`` (the length stream copied where it stands, never re-seeded), and no other object
@@ -115,13 +116,13 @@ final class ClientStreams {
 
     /// `id` was placed on a prefill TE.
     func accepted(_ id: Int) {
-        if watched[id] != nil { updates.append(StreamUpdate(id: id, kind: .accepted)) }
+        if !watched.isEmpty, watched[id] != nil { updates.append(StreamUpdate(id: id, kind: .accepted)) }
     }
 
     /// `id` has produced `tokensSoFar` output tokens in all. Reports the increase, if any; the
     /// first report of a request with a prefix-cache hit is preceded by `.cachedPrompt`.
     func progress(_ id: Int, tokensSoFar produced: Int, cachedPromptTokens: Int) {
-        guard let reported = watched[id], produced > reported else { return }
+        guard !watched.isEmpty, let reported = watched[id], produced > reported else { return }
         announceCachedPrompt(id, reported: reported, cachedPromptTokens: cachedPromptTokens)
         watched[id] = produced
         updates.append(StreamUpdate(id: id, kind: .tokens(produced - reported)))
@@ -133,7 +134,7 @@ final class ClientStreams {
     /// its client's `usage.prompt_tokens_details.cached_tokens` read 0 whatever the cache held.
     /// `cachedPromptTokens` defaults to 0 (no hit) for callers without a prefix cache.
     func finished(_ id: Int, outputTokens: Int, lengthCapped: Bool, cachedPromptTokens: Int = 0) {
-        guard let reported = watched.removeValue(forKey: id) else { return }
+        guard !watched.isEmpty, let reported = watched.removeValue(forKey: id) else { return }
         announceCachedPrompt(id, reported: reported, cachedPromptTokens: cachedPromptTokens)
         if outputTokens > reported {
             updates.append(StreamUpdate(id: id, kind: .tokens(outputTokens - reported)))
@@ -150,7 +151,7 @@ final class ClientStreams {
 
     /// `id` was rejected (429), can never fit (400) or was lost (503): the stream closes.
     func failed(_ id: Int, reason: String, status: Int) {
-        guard watched.removeValue(forKey: id) != nil else { return }
+        guard !watched.isEmpty, watched.removeValue(forKey: id) != nil else { return }
         updates.append(StreamUpdate(id: id, kind: .failed(reason: reason, status: status)))
     }
 

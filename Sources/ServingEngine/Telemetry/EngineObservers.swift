@@ -173,11 +173,21 @@ extension ServingEngine {
 
     /// Tells the request observer, if any, that `request` left with `stage` (`outputTokens` counts
     /// for a completed request; otherwise what its decode steps produced is reported).
-    /// `placement`: what its schedulers held as it left.
-    func observeFinished(_ request: RequestState, placement: RequestPlacement, stage: RequestStage, outputTokens: Int,
-                         reason: String? = nil) {
+    /// `placement`: what its schedulers held as it left. The request's state ends in the ring of
+    /// requests that left (``keepFinished(_:placement:stage:outputTokens:reason:)``): moved there,
+    /// after the observer's record is made from it.
+    func observeFinished(_ request: consuming RequestState, placement: RequestPlacement, stage: RequestStage,
+                         outputTokens: Int, reason: String? = nil) {
+        let record = telemetry.observers.requestFinished == nil ? nil
+            : finishedRecord(request, placement: placement, stage: stage, outputTokens: outputTokens, reason: reason)
         keepFinished(request, placement: placement, stage: stage, outputTokens: outputTokens, reason: reason)
-        guard let observer = telemetry.observers.requestFinished else { return }
+        guard let record, let observer = telemetry.observers.requestFinished else { return }
+        observer(record)
+    }
+
+    /// What the request observer is told of `request` leaving.
+    private func finishedRecord(_ request: borrowing RequestState, placement: RequestPlacement, stage: RequestStage,
+                                outputTokens: Int, reason: String?) -> FinishedRequest {
         let steps = stepsBeforeLeaving(request, placement)
         let drafts = tokensPerStep > 1 ? max(0, steps) : 0
         let produced = stage == .completed ? outputTokens : producedBeforeLeaving(request, steps: steps)
@@ -190,7 +200,7 @@ extension ServingEngine {
             reason: reason, decodeSteps: max(0, steps), draftTokens: drafts,
             acceptedDraftTokens: drafts > 0 ? min(drafts, max(0, produced - steps)) : 0)
         record.reachedMaxTokens = stage == .completed && request.spec.outputTokens >= request.maxTokens
-        observer(record)
+        return record
     }
 
     /// Tells the request observer about a request turned away at admission.

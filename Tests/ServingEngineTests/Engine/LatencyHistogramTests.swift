@@ -105,19 +105,43 @@ import Testing
         }
     }
 
-    /// The interval's p99 (the sub-bin walk over a one-digit histogram) equals the library's
-    /// `valueAtPercentile(99)` at every count, with ties and over decades, and after resets.
+    /// The interval's selection of the k-th smallest sample agrees with sorting, at every k, on
+    /// random values, few distinct values (ties), sorted and reversed runs, and one value.
+    @Test func intervalSelectionEqualsSorting() {
+        var rng = RandomStream(seed: 3)
+        var inputs: [[UInt64]] = [[7], [2, 1], [5, 5, 5, 5], Array(1...40), Array((1...40).reversed())]
+        for n in [3, 17, 75, 200] {
+            inputs.append((0..<n).map { _ in UInt64.random(in: 1...1_000_000, using: &rng) })
+            inputs.append((0..<n).map { _ in UInt64.random(in: 1...3, using: &rng) })
+        }
+        for values in inputs {
+            let sorted = values.sorted()
+            for k in values.indices {
+                var scratch = values
+                #expect(IntervalLatency.select(k, in: &scratch) == sorted[k], "k=\(k) of \(values.count)")
+                #expect(scratch.sorted() == sorted, "the values are only reordered")
+            }
+        }
+    }
+
+    /// The interval's p99 (the rank-th smallest sample's slot) equals the library's
+    /// `valueAtPercentile(99)` and a one-digit ``LatencyHistogram``'s sub-bin walk at every count,
+    /// with ties and over decades, and after resets.
     @Test func intervalP99FromSamplesEqualsTheLibrary() {
         var interval = IntervalLatency()
         var rng = RandomStream(seed: 11)
         for n in [1, 2, 3, 57, 99, 100, 101, 199, 200, 255, 256, 257, 400] {
             for round in 0..<4 {
                 for _ in 0..<n {
-                    // Round 0 draws few distinct values (ties), the others spread over decades.
-                    let ms = round == 0 ? Double(Int.random(in: 1...4, using: &rng)) : 0.01 * pow(10, 5 * Double.random(in: 0..<1, using: &rng))
+                    // Round 0 draws few distinct values (ties), round 3 a few microseconds (0 taken
+                    // as 1 µs, slots of one value), the others spread over decades.
+                    let ms = round == 0 ? Double(Int.random(in: 1...4, using: &rng))
+                        : round == 3 ? Double(Int.random(in: 0...3, using: &rng)) / 1_000
+                        : 0.01 * pow(10, 5 * Double.random(in: 0..<1, using: &rng))
                     interval.record(seconds: ms / 1_000)
                 }
                 #expect(interval.p99Ms == interval.referenceP99Ms, "n=\(n) round \(round)")
+                #expect(interval.p99Ms.bitPattern == interval.histogramP99Ms.bitPattern, "n=\(n) round \(round)")
                 interval.reset()
             }
         }

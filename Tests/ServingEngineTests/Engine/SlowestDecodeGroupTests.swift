@@ -100,6 +100,12 @@ import XDSTestSupport
                     #expect(answer.maxRunning == scan.maxRunning && answer.total == scan.total
                                 && answer.context.bitPattern == scan.context.bitPattern)
                 }
+                // Lists sorted by the walks, and lists never walked (the standalone index is
+                // queried through copies), keep their invariants between joins and leaves.
+                if round % 10 == 0 {
+                    #expect(te.slowestGroup.problems(against: te.batches) == [], "round \(round)")
+                    #expect(index.problems(against: te.batches) == [], "round \(round)")
+                }
             }
             #expect(te.slowestGroup.problems(against: te.batches) == [])
             #expect(index.problems(against: te.batches) == [])

@@ -32,6 +32,25 @@ import Testing
         }
     }
 
+    /// The fixed ring keeps what an array's suffix would: at every count, below, at and past
+    /// its capacity, oldest first, and its newest match.
+    @Test func lastValuesKeepTheSuffixOfWhatWasAppended() {
+        for capacity in [1, 2, 5, 50] {
+            var ring = LastValues<Int>(capacity: capacity)
+            var all: [Int] = []
+            for i in 0..<(3 * capacity + 2) {
+                ring.append(i * 7 % 11)
+                all.append(i * 7 % 11)
+                let expected = Array(all.suffix(capacity))
+                #expect(Array(ring) == expected, "capacity \(capacity), after \(i + 1)")
+                #expect(ring.count == expected.count)
+                for wanted in 0..<11 {
+                    #expect(ring.last { $0 == wanted } == expected.last { $0 == wanted })
+                }
+            }
+        }
+    }
+
     @Test func recentRequestsKeepTheLastFiftyWithTheirLocations() {
         var recent = RecentRequests()
         for id in 0..<70 {
