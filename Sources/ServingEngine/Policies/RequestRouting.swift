@@ -29,10 +29,17 @@ public struct PrefillPool {
     /// Nil when every group of every TE is placeable (the usual case): then nothing is read
     /// per TE or group, and copies of the pool (the policy call copies it) retain nothing more
     /// than before the verdicts moved to the cluster manager (a reference here cost 1.5% of a
-    /// saturated superpod's instructions in retains and releases).
-    private let cluster: ClusterManager?
+    /// saturated superpod's instructions in retains and releases). Set by ``readVerdicts(of:)``.
+    private var cluster: ClusterManager?
+    /// Every prefill-capable TE, in service or not, ascending (roles are fixed with the TEs):
+    /// ``prefillTEs()`` and its count are this list less the held-off TEs, and with none held
+    /// off (the usual case) the list itself, read without a pass over the TEs per decision.
+    private let prefillCapable: [Int]
     /// Prefill-capable TEs that accept work and are under the admission bound, ascending.
-    let candidates: [Int]
+    /// Settable for the JE, which keeps one pool and refills the list per decision
+    /// (``JobExecutor/requeueTarget(for:instances:cluster:kv:)``); a policy receives the pool as
+    /// a constant.
+    var candidates: [Int]
     /// Prompts longer than this are "long" (``EngineConfiguration/longPromptTokens``).
     let longPromptTokens: Int
     /// The prefill groups whose prefix caches may hold the request's prefix (a bit per group, from
@@ -52,7 +59,26 @@ public struct PrefillPool {
     /// Every prefill-capable TE in service, drained or not, ascending (TEs that scaling holds
     /// off, starting or scaled in, are not part of the pool at all).
     func prefillTEs() -> [Int] {
-        instances.indices.filter { instances[$0].hasPrefill && !isHeldOff($0) }
+        cluster == nil ? prefillCapable : prefillCapable.filter { !isHeldOff($0) }
+    }
+
+    /// How many prefill TEs are in service: ``prefillTEs()``'s count, without building the list.
+    var prefillTECount: Int {
+        guard cluster != nil else { return prefillCapable.count }  // none held off
+        var count = 0
+        for te in prefillCapable where !isHeldOff(te) { count += 1 }
+        return count
+    }
+
+    /// ``prefillTEs()``'s element `rank` (below ``prefillTECount``), without building the list.
+    func prefillTE(rank: Int) -> Int {
+        guard cluster != nil else { return prefillCapable[rank] }  // none held off
+        var skip = rank
+        for te in prefillCapable where !isHeldOff(te) {
+            if skip == 0 { return te }
+            skip -= 1
+        }
+        preconditionFailure("prefill TE \(rank) of \(prefillTECount) in service")
     }
 
     /// Whether scaling holds TE `te` off (starting or scaled in: outside the pool).
@@ -64,10 +90,29 @@ public struct PrefillPool {
     init(instances: [InstanceState], kv: KVCacheStore, cluster: ClusterManager, candidates: [Int], longPromptTokens: Int) {
         self.instances = instances
         self.kv = kv
-        // A held-off TE's groups are unplaceable; a held-off TE of no groups is counted apart.
-        self.cluster = cluster.hasUnplaceableGroups || cluster.hasHeldOffTEs ? cluster : nil
+        prefillCapable = instances.indices.filter { instances[$0].hasPrefill }
         self.candidates = candidates
         self.longPromptTokens = longPromptTokens
+        readVerdicts(of: cluster)
+    }
+
+    /// Takes the cluster manager's verdicts as they are now (for a pool kept from an earlier
+    /// decision): read through it while some group is not placeable, else not at all.
+    mutating func readVerdicts(of cluster: ClusterManager) {
+        // A held-off TE's groups are unplaceable; a held-off TE of no groups is counted apart.
+        let restricted = cluster.hasUnplaceableGroups || cluster.hasHeldOffTEs
+        if restricted != (self.cluster != nil) { self.cluster = restricted ? cluster : nil }
+    }
+
+    /// Whether the pool views exactly these TEs and this store (a pool kept from an earlier
+    /// decision is good for the next only then). The pool holds its TE list, so a list changed
+    /// since (a TE added) is another array: its storage differs (same storage and count: the
+    /// very same TEs).
+    func views(_ instances: [InstanceState], _ kv: KVCacheStore) -> Bool {
+        guard kv === self.kv && instances.count == self.instances.count else { return false }
+        return instances.withUnsafeBufferPointer { tes in
+            self.instances.withUnsafeBufferPointer { $0.baseAddress == tes.baseAddress }
+        }
     }
 
     /// Prompt tokens queued on the TE's DP groups that accept work.
@@ -187,9 +232,7 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         }
         // The prefill TEs in service (``PrefillPool/prefillTEs()``), counted and indexed in place:
         // no arrays are built per arrival.
-        let instances = pool.instances
-        var allCount = 0
-        for te in instances.indices where instances[te].hasPrefill && !pool.isHeldOff(te) { allCount += 1 }
+        let allCount = pool.prefillTECount
         // The side's TEs are the candidates on the request's side when there is one (and any),
         // else all candidates.
         var firstLong = Int.max
@@ -198,14 +241,7 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         if longCount > 0 {
             // The long TEs are the last `longCount` of the prefill TEs in service (ascending):
             // those from `firstLong` on that are in the pool (a held-off TE is not one of them).
-            var skip = allCount - longCount
-            for te in instances.indices where instances[te].hasPrefill && !pool.isHeldOff(te) {
-                if skip == 0 {
-                    firstLong = te
-                    break
-                }
-                skip -= 1
-            }
+            firstLong = pool.prefillTE(rank: allCount - longCount)
             sided = candidates.contains { ($0 >= firstLong && !pool.isHeldOff($0)) == isLong }
         }
         var best = -1
