@@ -172,22 +172,20 @@ final class JobExecutor {
     func requeueTarget(for request: RequestState, instances: [InstanceState], cluster: ClusterManager,
                        kv: KVCacheStore) -> Int? {
         let routed = RoutingRequest(promptTokens: request.spec.promptTokens, chainedKeys: request.chainedKeys)
+        // The pool is built through `self` (a holder-bit list passed along was retained per call).
         return Self.route(routed, holders: prefixHolders(request.chainedKeys), with: &routing, in: &keptPool,
                           instances: instances, cluster: cluster, kv: kv, maxWaiting: maxWaitingPerPrefillTE,
-                          holderBitBase: holderBitBase, longPromptTokens: longPromptTokens)
+                          newPool: { self.newPool(instances: instances, cluster: cluster, kv: kv) })
     }
 
     /// ``requeueTarget(for:instances:cluster:kv:)`` on the kept pool, both it and the policy
     /// reached in place (a pool read from the JE's property for the policy call was copied, its
-    /// references retained and released). The pool is built anew when none is kept for these TEs
-    /// and this store.
+    /// references retained and released). `newPool` builds the pool when none is kept for these
+    /// TEs and this store.
     private static func route(_ request: RoutingRequest, holders: UInt64, with routing: inout any RequestRoutingPolicy,
                               in kept: inout PrefillPool?, instances: [InstanceState], cluster: ClusterManager,
-                              kv: KVCacheStore, maxWaiting bound: Int, holderBitBase: [Int], longPromptTokens: Int) -> Int? {
-        if kept?.views(instances, kv) != true {
-            kept = PrefillPool(instances: instances, kv: kv, cluster: cluster, candidates: [], longPromptTokens: longPromptTokens)
-            kept!.holderBitBase = holderBitBase
-        }
+                              kv: KVCacheStore, maxWaiting bound: Int, newPool: () -> PrefillPool) -> Int? {
+        if kept?.views(instances, kv) != true { kept = newPool() }
         kept!.readVerdicts(of: cluster)
         // The pool's candidate list is reused: a filter allocated and grew a new array a few times
         // per arrival. It holds the last decision's candidates, mostly this one's too (every
@@ -218,6 +216,13 @@ final class JobExecutor {
             return nil
         }
         return target
+    }
+
+    /// A routing view of these TEs with the JE's holder bits and no candidates yet.
+    private func newPool(instances: [InstanceState], cluster: ClusterManager, kv: KVCacheStore) -> PrefillPool {
+        var pool = PrefillPool(instances: instances, kv: kv, cluster: cluster, candidates: [], longPromptTokens: longPromptTokens)
+        pool.holderBitBase = holderBitBase
+        return pool
     }
 
     /// Why a request can never be served: an empty prompt, or KV that does not fit one DP group

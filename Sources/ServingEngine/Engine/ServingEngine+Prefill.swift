@@ -4,11 +4,13 @@ import SimKit
 extension ServingEngine {
     /// Places a request on one of the prefill TE's DP groups (its ``PrefillScheduler``: queued
     /// uncached tokens plus this request's uncached tokens, so a group that already caches the
-    /// prefix is cheaper) and starts the TE if idle.
+    /// prefix is cheaper), notes the TE on the request, and starts the TE if idle.
     func placeOnPrefillGroup(_ id: Int, instance index: Int) {
         // Read in place through the request's slot (a copy of the RequestState retained and
         // released its arrays).
-        guard let slot = requests.index(forKey: id), let prefill = instances[index].prefill else { return }
+        guard let slot = requests.index(forKey: id) else { return }
+        requests[slot: slot].prefillInstance = index
+        guard let prefill = instances[index].prefill else { return }
         let (promptTokens, keys) = Self.placementView(&requests[slot: slot])
         // A prefix never placed on one of this TE's groups is not in its cache, so only the groups
         // it was placed on are probed (JobExecutor.prefixHolders); the group it goes to now is
