@@ -63,6 +63,7 @@ public struct PrefillPool {
     }
 
     /// How many prefill TEs are in service: ``prefillTEs()``'s count, without building the list.
+    @inline(__always)
     var prefillTECount: Int {
         guard cluster != nil else { return prefillCapable.count }  // none held off
         var count = 0
@@ -71,6 +72,7 @@ public struct PrefillPool {
     }
 
     /// ``prefillTEs()``'s element `rank` (below ``prefillTECount``), without building the list.
+    @inline(__always)
     func prefillTE(rank: Int) -> Int {
         guard cluster != nil else { return prefillCapable[rank] }  // none held off
         var skip = rank
@@ -98,6 +100,7 @@ public struct PrefillPool {
 
     /// Takes the cluster manager's verdicts as they are now (for a pool kept from an earlier
     /// decision): read through it while some group is not placeable, else not at all.
+    @inline(__always)
     mutating func readVerdicts(of cluster: ClusterManager) {
         // A held-off TE's groups are unplaceable; a held-off TE of no groups is counted apart.
         let restricted = cluster.hasUnplaceableGroups || cluster.hasHeldOffTEs
