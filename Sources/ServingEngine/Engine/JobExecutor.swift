@@ -37,6 +37,9 @@ final class JobExecutor {
     /// others, dropped when the holder bits change; a copy of the JE starts with none, so nothing
     /// carries between forks.
     private var keptPool: PrefillPool?
+    /// The routing decision's prefix probes (its pools note them), for placing the request routed
+    /// (``routedProbe(of:)``). A copy of the JE has its own.
+    private let probeLog = PrefixProbeLog()
     /// For each first prefix key (a request's `chainedKeys[0]`): the prefill DP groups a request
     /// starting with it was ever placed on, one bit per group (``holderBitBase``: a prefill TE's
     /// groups take consecutive bits, in TE order, up to 64). Only those groups can hold a block
@@ -212,6 +215,7 @@ final class JobExecutor {
         }
         guard !kept!.candidates.isEmpty else { return nil }
         kept!.prefixHolders = holders
+        kept!.probeLog?.startDecision()
         guard let target = routing.pickPrefillTE(for: request, in: kept!), kept!.candidates.contains(target) else {
             return nil
         }
@@ -222,8 +226,14 @@ final class JobExecutor {
     private func newPool(instances: [InstanceState], cluster: ClusterManager, kv: KVCacheStore) -> PrefillPool {
         var pool = PrefillPool(instances: instances, kv: kv, cluster: cluster, candidates: [], longPromptTokens: longPromptTokens)
         pool.holderBitBase = holderBitBase
+        pool.probeLog = probeLog
         return pool
     }
+
+    /// The exact prefix hit routing found on one group of TE `te` in the last decision (nil: it
+    /// probed none there): the prefill leader placing the request just routed reads it instead of
+    /// probing that group again (nothing changes the caches in between).
+    func routedProbe(of te: Int) -> (group: Int, hits: Int)? { probeLog.probe(of: te) }
 
     /// Why a request can never be served: an empty prompt, or KV that does not fit one DP group
     /// on either side. Returns the reason and its kind (the reason without the request's own

@@ -355,7 +355,7 @@ public final class ServingEngine {
         // Stored as built (the prefill TE is noted on it in place there): a request changed here
         // first was copied for the JE's call and again into the table.
         requests.insertNew(consume request, forKey: id)
-        placeOnPrefillGroup(id, instance: target)
+        placeOnPrefillGroup(id, instance: target, routedProbe: je.routedProbe(of: target))
     }
 
     /// Why a request is turned away at the door when prefill and decode are apart and no decode

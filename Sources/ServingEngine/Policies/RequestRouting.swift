@@ -49,6 +49,8 @@ public struct PrefillPool {
     var prefixHolders: UInt64 = .max
     /// The holder bit of each TE's group 0 (``JobExecutor/holderBitBase``); empty: no group has one.
     var holderBitBase: [Int] = []
+    /// Where the probes of this decision are noted for the prefill leader (the JE's); nil: nowhere.
+    var probeLog: PrefixProbeLog?
 
     /// Which of TE `te`'s groups may hold a cached prefix of the request (the others hold none).
     @inline(__always)
@@ -131,12 +133,16 @@ public struct PrefillPool {
     /// group holds the whole cacheable prefix (no later group can beat it). Only the best group's
     /// hit counts, so a group is asked only whether it beats `hits` (one lookup for most groups
     /// once one holds a shared prefix, instead of a walk of the whole prefix per group).
+    /// The first group asked (before any hit is found) reports its exact hit: kept in `first` for
+    /// ``probeLog``.
     @inline(__always)
     private static func probeGroup(_ groups: UnsafeBufferPointer<KVBlockManager>, _ g: Int, for request: RoutingRequest,
-                                   probe: inout Bool, hits: inout Int) {
+                                   probe: inout Bool, hits: inout Int, first: inout (group: Int, hits: Int)) {
         guard probe else { return }
-        hits = max(hits, groups[g].cachedPrefixTokens(
-            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys, beating: hits == 0 ? -1 : hits))
+        let found = groups[g].cachedPrefixTokens(
+            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys, beating: hits == 0 ? -1 : hits)
+        if first.group < 0 { first = (g, found) }
+        hits = max(hits, found)
         probe = hits < groups[g].longestPossiblePrefixTokens(
             promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
     }
@@ -149,12 +155,20 @@ public struct PrefillPool {
     /// group of the pod takes work and none of the TE's may hold the prompt's prefix): the TE's
     /// queued total plus the whole prompt, without a call per TE (seven in ten arrivals of a
     /// saturated superpod have no prefix keys at all).
-    @inline(__always)
+    @_transparent  // always inlined into the router's loop (`@inline(__always)` left it a call per TE)
     func routingCost(_ te: Int, for request: RoutingRequest, below bound: Int) -> Int {
         if cluster == nil && (request.chainedKeys.isEmpty || prefixGroups(te).isEmpty) {
             return Saturating.add(instances[te].prefill?.totalQueuedTokens ?? 0, request.promptTokens)
         }
-        return finishCost(te, for: request, below: bound)
+        return probedCost(te, for: request, below: bound)
+    }
+
+    /// ``finishCost(_:for:below:)`` as a call: kept out of ``routingCost(_:for:below:)``, which then
+    /// stays small enough to be inlined into the router's loop (a call per TE cost 2 M
+    /// instructions of a saturated superpod's two minutes).
+    @inline(never)
+    func probedCost(_ te: Int, for request: RoutingRequest, below bound: Int) -> Int {
+        finishCost(te, for: request, below: bound)
     }
 
     /// ``finishCost(_:for:)`` when it is less than `bound`, else some cost no less than `bound`: for
@@ -171,6 +185,7 @@ public struct PrefillPool {
         let holders = request.chainedKeys.isEmpty ? PrefixGroups(holders: 0, base: 0, groups: 0) : prefixGroups(te)
         // Probing stops once a group holds the whole cacheable prefix (no group can beat it).
         var probe = !holders.isEmpty
+        var first = (group: -1, hits: 0)
         // Every TE of the pool prefills; a TE without a leader has nothing queued.
         let prefill = instances[te].prefill
         // Read through the store's buffer: a group's block manager read through a property was
@@ -178,12 +193,14 @@ public struct PrefillPool {
         // Two paths, the same but for the verdict: with every group placeable (the usual case)
         // none is captured or read (capturing one cost a retain per probe, 0.5% of a saturated
         // superpod's instructions), the load is the leader's running total, and the groups are
-        // visited only while probing. Each group's probe is ``probeGroup(_:_:for:probe:hits:)``.
+        // visited only while probing. Each group's probe is ``probeGroup(_:_:for:probe:hits:first:)``;
+        // the first one's exact hit is noted for the prefill leader after the walk (noted from
+        // inside it, the log was retained and released around each probing call).
         if let placeable = placeable(of: te) {
             let queued = prefill?.queuedTokens ?? Array(repeating: 0, count: instances[te].groupCount)
             kv.withGroups(of: te) { groups in
                 for g in groups.indices where placeable[g] {
-                    if holders.contains(g) { Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits) }
+                    if holders.contains(g) { Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits, first: &first) }
                     load += queued[g]
                 }
             }
@@ -199,13 +216,42 @@ public struct PrefillPool {
             if probe {
                 kv.withGroups(of: te) { groups in
                     for g in groups.indices where holders.contains(g) {
-                        Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
+                        Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits, first: &first)
                         if !probe { break }
                     }
                 }
             }
         }
+        if first.group >= 0 { probeLog?.note(te: te, group: first.group, hits: first.hits) }
         return Saturating.add(load, request.promptTokens - hits)
+    }
+}
+
+/// The first exact prefix probe of each TE in the last routing decision: the group asked and the
+/// tokens it hits (``PrefillPool/finishCost(_:for:below:)`` notes them). The prefill leader that
+/// places the request just routed reads its TE's instead of walking that group's cache for the
+/// same keys again (``ServingEngine/placeOnPrefillGroup(_:instance:routedProbe:)``: nothing
+/// changes a cache in between); the walk was 0.6% of a saturated superpod.
+final class PrefixProbeLog {
+    /// The decision being routed; a TE's probe noted in an earlier one is stale.
+    private var decision = 0
+    /// Per TE: the decision of its probe (-1: none yet), the group and its hit tokens.
+    private var probes: [(decision: Int, group: Int, hits: Int)] = []
+
+    /// A new decision: the probes noted so far are stale.
+    func startDecision() { decision &+= 1 }
+
+    /// Group `g` of TE `te` hits `hits` tokens (exactly); only the TE's first probe in a decision is kept.
+    func note(te: Int, group g: Int, hits: Int) {
+        if te >= probes.count { probes.append(contentsOf: repeatElement((decision: -1, group: 0, hits: 0), count: te + 1 - probes.count)) }
+        guard probes[te].decision != decision else { return }
+        probes[te] = (decision, g, hits)
+    }
+
+    /// TE `te`'s first probe in this decision; nil: none.
+    func probe(of te: Int) -> (group: Int, hits: Int)? {
+        guard te >= 0 && te < probes.count && probes[te].decision == decision else { return nil }
+        return (probes[te].group, probes[te].hits)
     }
 }
 

@@ -212,6 +212,23 @@ import XDSTestSupport
         #expect(seen.views.last?.holderBitBase == [0, .max, 1, 3, 4])
     }
 
+    @Test func theProbeLogKeepsEachTEsFirstProbeOfTheCurrentDecisionOnly() {
+        let log = PrefixProbeLog()
+        #expect(log.probe(of: 0) == nil)
+        log.startDecision()
+        log.note(te: 2, group: 1, hits: 256)
+        log.note(te: 2, group: 3, hits: 512)  // a later probe of the same TE: not kept
+        log.note(te: 0, group: 0, hits: 0)
+        #expect(log.probe(of: 2).map { [$0.group, $0.hits] } == [1, 256])
+        #expect(log.probe(of: 0).map { [$0.group, $0.hits] } == [0, 0])
+        #expect(log.probe(of: 1) == nil && log.probe(of: 7) == nil && log.probe(of: -1) == nil)
+        // The next decision: every earlier probe is stale.
+        log.startDecision()
+        #expect(log.probe(of: 2) == nil && log.probe(of: 0) == nil)
+        log.note(te: 2, group: 3, hits: 128)
+        #expect(log.probe(of: 2).map { [$0.group, $0.hits] } == [3, 128])
+    }
+
     @Test func aPolicyPickOutsideTheCandidatesIsNotTaken() throws {
         /// A policy that always names the decode TE (index 2), which is never a candidate.
         struct Wrong: RequestRoutingPolicy {
