@@ -30,8 +30,9 @@ final class JobExecutor {
     /// (``pickDecodeGroup(_:instances:kv:placeable:)`` reads it there). Kept beside the policy: a
     /// dynamic cast per pick would cost what the shortcut saves.
     private var decodeBalancingIsKVAware = false
-    /// The routing view (its candidate list included), kept from one decision to the next: moved
-    /// out for the decision and back after it. Built per decision, it retained and released the
+    /// The routing view (its candidate list included), kept from one decision to the next and
+    /// reached in place for each (``route(_:holders:with:in:instances:cluster:kv:maxWaiting:newPool:)``).
+    /// Built per decision, it retained and released the
     /// TE list, the store, the candidates and the holder bits each time (ten reference-count
     /// calls an arrival, 0.9% of a saturated superpod). Rebuilt when the TEs or the store are
     /// others, dropped when the holder bits change; a copy of the JE starts with none, so nothing
