@@ -129,7 +129,11 @@ struct IDTable<Value: IDTableValue>: Sequence {
         // The value moves in (no copy of what it holds).
         if !freeSlots.isEmpty {
             slot = Int(freeSlots.removeLast())
-            entries[slot] = Entry(id: id, value: consume value, occupied: true)
+            // Field by field, in place: a whole new entry was built aside and the vacant one moved
+            // out to be destroyed (two copies of the value per reuse).
+            entries[slot].id = id
+            entries[slot].value = consume value
+            entries[slot].occupied = true
         } else {
             precondition(entries.count < Int(UInt32.max), "an id table holds fewer than 2³² entries")
             slot = entries.count

@@ -30,9 +30,17 @@ final class JobExecutor {
     /// (``pickDecodeGroup(_:instances:kv:placeable:)`` reads it there). Kept beside the policy: a
     /// dynamic cast per pick would cost what the shortcut saves.
     private var decodeBalancingIsKVAware = false
-    /// The candidate list's buffer, reused from one routing decision to the next (emptied before
-    /// each; a copy of the JE starts with none, so nothing carries between forks).
-    private var candidateBuffer: [Int] = []
+    /// The routing view (its candidate list included), kept from one decision to the next and
+    /// reached in place for each (``route(_:holders:with:in:instances:cluster:kv:maxWaiting:newPool:)``).
+    /// Built per decision, it retained and released the
+    /// TE list, the store, the candidates and the holder bits each time (ten reference-count
+    /// calls an arrival, 0.9% of a saturated superpod). Rebuilt when the TEs or the store are
+    /// others, dropped when the holder bits change; a copy of the JE starts with none, so nothing
+    /// carries between forks.
+    private var keptPool: PrefillPool?
+    /// The routing decision's prefix probes (its pools note them), for placing the request routed
+    /// (``routedProbe(of:)``). A copy of the JE has its own.
+    private let probeLog = PrefixProbeLog()
     /// For each first prefix key (a request's `chainedKeys[0]`): the prefill DP groups a request
     /// starting with it was ever placed on, one bit per group (``holderBitBase``: a prefill TE's
     /// groups take consecutive bits, in TE order, up to 64). Only those groups can hold a block
@@ -106,6 +114,7 @@ final class JobExecutor {
                 holderBitsAssigned = Saturating.add(holderBitsAssigned, instances[index].groupCount)
             }
         }
+        keptPool = nil  // it holds the bits as they were
     }
 
     func setRouting(_ policy: any RequestRoutingPolicy) { routing = policy }
@@ -166,17 +175,29 @@ final class JobExecutor {
     /// TEs that scaling holds off (starting or scaled in) are outside the pool.
     func requeueTarget(for request: RequestState, instances: [InstanceState], cluster: ClusterManager,
                        kv: KVCacheStore) -> Int? {
-        // The reused buffer: a filter allocated and grew a new array a few times per arrival. It
-        // holds the last decision's candidates, mostly this one's too (every prefill TE, under
-        // load): a read-only pass over the TEs compares them in place, and the list is rebuilt
-        // only when they differ (a pass that could also cut and append kept its state in memory,
-        // twice the instructions per TE).
-        var candidates: [Int] = []
-        swap(&candidates, &candidateBuffer)
-        defer { swap(&candidates, &candidateBuffer) }
-        let bound = maxWaitingPerPrefillTE
+        let routed = RoutingRequest(promptTokens: request.spec.promptTokens, chainedKeys: request.chainedKeys)
+        // The pool is built through `self` (a holder-bit list passed along was retained per call).
+        return Self.route(routed, holders: prefixHolders(request.chainedKeys), with: &routing, in: &keptPool,
+                          instances: instances, cluster: cluster, kv: kv, maxWaiting: maxWaitingPerPrefillTE,
+                          newPool: { self.newPool(instances: instances, cluster: cluster, kv: kv) })
+    }
+
+    /// ``requeueTarget(for:instances:cluster:kv:)`` on the kept pool, both it and the policy
+    /// reached in place (a pool read from the JE's property for the policy call was copied, its
+    /// references retained and released). `newPool` builds the pool when none is kept for these
+    /// TEs and this store.
+    private static func route(_ request: RoutingRequest, holders: UInt64, with routing: inout any RequestRoutingPolicy,
+                              in kept: inout PrefillPool?, instances: [InstanceState], cluster: ClusterManager,
+                              kv: KVCacheStore, maxWaiting bound: Int, newPool: () -> PrefillPool) -> Int? {
+        if kept?.views(instances, kv) != true { kept = newPool() }
+        kept!.readVerdicts(of: cluster)
+        // The pool's candidate list is reused: a filter allocated and grew a new array a few times
+        // per arrival. It holds the last decision's candidates, mostly this one's too (every
+        // prefill TE, under load): a read-only pass over the TEs compares them in place, and the
+        // list is rebuilt only when they differ (a pass that could also cut and append kept its
+        // state in memory, twice the instructions per TE).
         let same = instances.withUnsafeBufferPointer { tes in
-            candidates.withUnsafeBufferPointer { last in
+            kept!.candidates.withUnsafeBufferPointer { last in
                 var kept = 0
                 for index in tes.indices
                 where tes[index].hasPrefill && cluster.hasPlaceableGroup(te: index) && tes[index].waiting < bound {
@@ -187,21 +208,33 @@ final class JobExecutor {
             }
         }
         if !same {
-            candidates.removeAll(keepingCapacity: true)
+            kept!.candidates.removeAll(keepingCapacity: true)
             for index in instances.indices
             where instances[index].hasPrefill && cluster.hasPlaceableGroup(te: index) && instances[index].waiting < bound {
-                candidates.append(index)
+                kept!.candidates.append(index)
             }
         }
-        guard !candidates.isEmpty else { return nil }
-        var pool = PrefillPool(instances: instances, kv: kv, cluster: cluster, candidates: candidates,
-                               longPromptTokens: longPromptTokens)
-        pool.prefixHolders = prefixHolders(request.chainedKeys)
-        pool.holderBitBase = holderBitBase
-        let routed = RoutingRequest(promptTokens: request.spec.promptTokens, chainedKeys: request.chainedKeys)
-        guard let target = routing.pickPrefillTE(for: routed, in: pool), candidates.contains(target) else { return nil }
+        guard !kept!.candidates.isEmpty else { return nil }
+        kept!.prefixHolders = holders
+        kept!.probeLog?.startDecision()
+        guard let target = routing.pickPrefillTE(for: request, in: kept!), kept!.candidates.contains(target) else {
+            return nil
+        }
         return target
     }
+
+    /// A routing view of these TEs with the JE's holder bits and no candidates yet.
+    private func newPool(instances: [InstanceState], cluster: ClusterManager, kv: KVCacheStore) -> PrefillPool {
+        var pool = PrefillPool(instances: instances, kv: kv, cluster: cluster, candidates: [], longPromptTokens: longPromptTokens)
+        pool.holderBitBase = holderBitBase
+        pool.probeLog = probeLog
+        return pool
+    }
+
+    /// The exact prefix hit routing found on one group of TE `te` in the last decision (nil: it
+    /// probed none there): the prefill leader placing the request just routed reads it instead of
+    /// probing that group again (nothing changes the caches in between).
+    func routedProbe(of te: Int) -> (group: Int, hits: Int)? { probeLog.probe(of: te) }
 
     /// Why a request can never be served: an empty prompt, or KV that does not fit one DP group
     /// on either side. Returns the reason and its kind (the reason without the request's own

@@ -134,9 +134,11 @@ final class PrefillScheduler {
 
     /// ``place(_:probing:in:te:kv:placeable:requests:)`` of the request in slot `slot` of `requests`
     /// with `promptTokens` (the caller has looked it up already: one lookup per arrival, not two).
+    /// `known`: one group's hit for these keys, already probed (not probed again).
     @discardableResult
     func place(_ id: Int, slot: Int, promptTokens: Int, probing chainedKeys: [UInt64], in holders: PrefixGroups,
-               te: Int, kv: KVCacheStore, placeable: PlaceableGroups?, requests: inout RequestTable) -> Int {
+               known: (group: Int, hits: Int)? = nil, te: Int, kv: KVCacheStore, placeable: PlaceableGroups?,
+               requests: inout RequestTable) -> Int {
         var best = -1
         var bestCost = Int.max
         var bestEstimate = 0
@@ -159,6 +161,7 @@ final class PrefillScheduler {
             kv.withGroups(of: te) { groups in
                 for g in groups.indices where placeable?[g] != false {
                     let hits = chainedKeys.isEmpty || !holders.contains(g) ? 0
+                        : g == known?.group ? known!.hits
                         : groups[g].cachedPrefixTokens(promptTokens: promptTokens, chainedHashes: chainedKeys)
                     let uncached = promptTokens - hits
                     let cost = Saturating.add(queuedTokens[g], uncached)

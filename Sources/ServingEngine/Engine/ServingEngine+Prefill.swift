@@ -4,19 +4,23 @@ import SimKit
 extension ServingEngine {
     /// Places a request on one of the prefill TE's DP groups (its ``PrefillScheduler``: queued
     /// uncached tokens plus this request's uncached tokens, so a group that already caches the
-    /// prefix is cheaper) and starts the TE if idle.
-    func placeOnPrefillGroup(_ id: Int, instance index: Int) {
+    /// prefix is cheaper), notes the TE on the request, and starts the TE if idle. `routedProbe`:
+    /// one group's prefix hit for this request as routing just found it (``JobExecutor/routedProbe(of:)``),
+    /// not probed again.
+    func placeOnPrefillGroup(_ id: Int, instance index: Int, routedProbe: (group: Int, hits: Int)? = nil) {
         // Read in place through the request's slot (a copy of the RequestState retained and
         // released its arrays).
-        guard let slot = requests.index(forKey: id), let prefill = instances[index].prefill else { return }
+        guard let slot = requests.index(forKey: id) else { return }
+        requests[slot: slot].prefillInstance = index
+        guard let prefill = instances[index].prefill else { return }
         let (promptTokens, keys) = Self.placementView(&requests[slot: slot])
         // A prefix never placed on one of this TE's groups is not in its cache, so only the groups
         // it was placed on are probed (JobExecutor.prefixHolders); the group it goes to now is
         // noted before its blocks land there.
         let holders = keys.isEmpty ? PrefixGroups(holders: 0, base: 0, groups: 0)
             : je.prefixGroups(keys, te: index, groups: instances[index].groupCount)
-        let group = prefill.place(id, slot: slot, promptTokens: promptTokens, probing: keys, in: holders, te: index,
-                                  kv: kvStore, placeable: cluster.placeableGroupsIfRestricted(of: index),
+        let group = prefill.place(id, slot: slot, promptTokens: promptTokens, probing: keys, in: holders, known: routedProbe,
+                                  te: index, kv: kvStore, placeable: cluster.placeableGroupsIfRestricted(of: index),
                                   requests: &requests)
         if !keys.isEmpty { je.notePlacement(chainedKeys: keys, te: index, group: group) }
         startStepIfIdle(index)

@@ -322,12 +322,17 @@ public final class ServingEngine {
         telemetry.arrived += 1
         telemetry.promptTokens = Saturating.add(telemetry.promptTokens, max(0, spec.promptTokens))
         noteTrafficClass(spec.tag)
-        let keys = PrefixHashes.rebase(spec.prefixHashes, fromBlockTokens: spec.prefixBlockTokens,
+        // The workload's keys leave the spec here (the request keeps only their chain): read from
+        // the spec, they were retained and released around the rebase.
+        var flatKeys: [UInt64] = []
+        swap(&flatKeys, &spec.prefixHashes)
+        let keys = PrefixHashes.rebase(flatKeys, fromBlockTokens: spec.prefixBlockTokens,
                                        toBlockTokens: configuration.kvBlockTokens)
         let id = spec.id
         // The spec moves into the request (its last use): the rejections below read the request's
         // copy (a rejection needs no prefix keys), so the spec is not copied per arrival.
-        var request = RequestState(spec: consume spec, chainedKeys: kvStore.chained(keys))
+        let request = RequestState(spec: consume spec, chainedKeys: kvStore.chained(keys))
+        let probesPrefix = request.hasPrefixKeys
         guard requests.index(forKey: id) == nil else {
             reject(request.spec, reason: "request id \(id) is already in flight", kind: "request id already in flight")
             return
@@ -348,9 +353,11 @@ public final class ServingEngine {
         case .placed(let te): target = te
         }
         streams.accepted(id)
-        request.prefillInstance = target
+        // Stored as built (the prefill TE is noted on it in place there): a request changed here
+        // first was copied for the JE's call and again into the table.
         requests.insertNew(consume request, forKey: id)
-        placeOnPrefillGroup(id, instance: target)
+        // A request without prefix keys has no probe to hand on (seven arrivals in ten under load).
+        placeOnPrefillGroup(id, instance: target, routedProbe: probesPrefix ? je.routedProbe(of: target) : nil)
     }
 
     /// Why a request is turned away at the door when prefill and decode are apart and no decode

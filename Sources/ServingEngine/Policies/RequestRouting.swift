@@ -29,10 +29,17 @@ public struct PrefillPool {
     /// Nil when every group of every TE is placeable (the usual case): then nothing is read
     /// per TE or group, and copies of the pool (the policy call copies it) retain nothing more
     /// than before the verdicts moved to the cluster manager (a reference here cost 1.5% of a
-    /// saturated superpod's instructions in retains and releases).
-    private let cluster: ClusterManager?
+    /// saturated superpod's instructions in retains and releases). Set by ``readVerdicts(of:)``.
+    private var cluster: ClusterManager?
+    /// Every prefill-capable TE, in service or not, ascending (roles are fixed with the TEs):
+    /// ``prefillTEs()`` and its count are this list less the held-off TEs, and with none held
+    /// off (the usual case) the list itself, read without a pass over the TEs per decision.
+    private let prefillCapable: [Int]
     /// Prefill-capable TEs that accept work and are under the admission bound, ascending.
-    let candidates: [Int]
+    /// Settable for the JE, which keeps one pool and refills the list per decision
+    /// (``JobExecutor/requeueTarget(for:instances:cluster:kv:)``); a policy receives the pool as
+    /// a constant.
+    var candidates: [Int]
     /// Prompts longer than this are "long" (``EngineConfiguration/longPromptTokens``).
     let longPromptTokens: Int
     /// The prefill groups whose prefix caches may hold the request's prefix (a bit per group, from
@@ -42,6 +49,8 @@ public struct PrefillPool {
     var prefixHolders: UInt64 = .max
     /// The holder bit of each TE's group 0 (``JobExecutor/holderBitBase``); empty: no group has one.
     var holderBitBase: [Int] = []
+    /// Where the probes of this decision are noted for the prefill leader (the JE's); nil: nowhere.
+    var probeLog: PrefixProbeLog?
 
     /// Which of TE `te`'s groups may hold a cached prefix of the request (the others hold none).
     @inline(__always)
@@ -52,7 +61,28 @@ public struct PrefillPool {
     /// Every prefill-capable TE in service, drained or not, ascending (TEs that scaling holds
     /// off, starting or scaled in, are not part of the pool at all).
     func prefillTEs() -> [Int] {
-        instances.indices.filter { instances[$0].hasPrefill && !isHeldOff($0) }
+        cluster == nil ? prefillCapable : prefillCapable.filter { !isHeldOff($0) }
+    }
+
+    /// How many prefill TEs are in service: ``prefillTEs()``'s count, without building the list.
+    @inline(__always)
+    var prefillTECount: Int {
+        guard cluster != nil else { return prefillCapable.count }  // none held off
+        var count = 0
+        for te in prefillCapable where !isHeldOff(te) { count += 1 }
+        return count
+    }
+
+    /// ``prefillTEs()``'s element `rank` (below ``prefillTECount``), without building the list.
+    @inline(__always)
+    func prefillTE(rank: Int) -> Int {
+        guard cluster != nil else { return prefillCapable[rank] }  // none held off
+        var skip = rank
+        for te in prefillCapable where !isHeldOff(te) {
+            if skip == 0 { return te }
+            skip -= 1
+        }
+        preconditionFailure("prefill TE \(rank) of \(prefillTECount) in service")
     }
 
     /// Whether scaling holds TE `te` off (starting or scaled in: outside the pool).
@@ -64,10 +94,30 @@ public struct PrefillPool {
     init(instances: [InstanceState], kv: KVCacheStore, cluster: ClusterManager, candidates: [Int], longPromptTokens: Int) {
         self.instances = instances
         self.kv = kv
-        // A held-off TE's groups are unplaceable; a held-off TE of no groups is counted apart.
-        self.cluster = cluster.hasUnplaceableGroups || cluster.hasHeldOffTEs ? cluster : nil
+        prefillCapable = instances.indices.filter { instances[$0].hasPrefill }
         self.candidates = candidates
         self.longPromptTokens = longPromptTokens
+        readVerdicts(of: cluster)
+    }
+
+    /// Takes the cluster manager's verdicts as they are now (for a pool kept from an earlier
+    /// decision): read through it while some group is not placeable, else not at all.
+    @inline(__always)
+    mutating func readVerdicts(of cluster: ClusterManager) {
+        // A held-off TE's groups are unplaceable; a held-off TE of no groups is counted apart.
+        let restricted = cluster.hasUnplaceableGroups || cluster.hasHeldOffTEs
+        if restricted != (self.cluster != nil) { self.cluster = restricted ? cluster : nil }
+    }
+
+    /// Whether the pool views exactly these TEs and this store (a pool kept from an earlier
+    /// decision is good for the next only then). The pool holds its TE list, so a list changed
+    /// since (a TE added) is another array: its storage differs (same storage and count: the
+    /// very same TEs).
+    func views(_ instances: [InstanceState], _ kv: KVCacheStore) -> Bool {
+        guard kv === self.kv && instances.count == self.instances.count else { return false }
+        return instances.withUnsafeBufferPointer { tes in
+            self.instances.withUnsafeBufferPointer { $0.baseAddress == tes.baseAddress }
+        }
     }
 
     /// Prompt tokens queued on the TE's DP groups that accept work.
@@ -83,12 +133,16 @@ public struct PrefillPool {
     /// group holds the whole cacheable prefix (no later group can beat it). Only the best group's
     /// hit counts, so a group is asked only whether it beats `hits` (one lookup for most groups
     /// once one holds a shared prefix, instead of a walk of the whole prefix per group).
+    /// The first group asked (before any hit is found) reports its exact hit: kept in `first` for
+    /// ``probeLog``.
     @inline(__always)
     private static func probeGroup(_ groups: UnsafeBufferPointer<KVBlockManager>, _ g: Int, for request: RoutingRequest,
-                                   probe: inout Bool, hits: inout Int) {
+                                   probe: inout Bool, hits: inout Int, first: inout (group: Int, hits: Int)) {
         guard probe else { return }
-        hits = max(hits, groups[g].cachedPrefixTokens(
-            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys, beating: hits == 0 ? -1 : hits))
+        let found = groups[g].cachedPrefixTokens(
+            promptTokens: request.promptTokens, chainedHashes: request.chainedKeys, beating: hits == 0 ? -1 : hits)
+        if first.group < 0 { first = (g, found) }
+        hits = max(hits, found)
         probe = hits < groups[g].longestPossiblePrefixTokens(
             promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
     }
@@ -101,12 +155,20 @@ public struct PrefillPool {
     /// group of the pod takes work and none of the TE's may hold the prompt's prefix): the TE's
     /// queued total plus the whole prompt, without a call per TE (seven in ten arrivals of a
     /// saturated superpod have no prefix keys at all).
-    @inline(__always)
+    @_transparent  // always inlined into the router's loop (`@inline(__always)` left it a call per TE)
     func routingCost(_ te: Int, for request: RoutingRequest, below bound: Int) -> Int {
         if cluster == nil && (request.chainedKeys.isEmpty || prefixGroups(te).isEmpty) {
             return Saturating.add(instances[te].prefill?.totalQueuedTokens ?? 0, request.promptTokens)
         }
-        return finishCost(te, for: request, below: bound)
+        return probedCost(te, for: request, below: bound)
+    }
+
+    /// ``finishCost(_:for:below:)`` as a call: kept out of ``routingCost(_:for:below:)``, which then
+    /// stays small enough to be inlined into the router's loop (a call per TE cost 2 M
+    /// instructions of a saturated superpod's two minutes).
+    @inline(never)
+    func probedCost(_ te: Int, for request: RoutingRequest, below bound: Int) -> Int {
+        finishCost(te, for: request, below: bound)
     }
 
     /// ``finishCost(_:for:)`` when it is less than `bound`, else some cost no less than `bound`: for
@@ -123,6 +185,7 @@ public struct PrefillPool {
         let holders = request.chainedKeys.isEmpty ? PrefixGroups(holders: 0, base: 0, groups: 0) : prefixGroups(te)
         // Probing stops once a group holds the whole cacheable prefix (no group can beat it).
         var probe = !holders.isEmpty
+        var first = (group: -1, hits: 0)
         // Every TE of the pool prefills; a TE without a leader has nothing queued.
         let prefill = instances[te].prefill
         // Read through the store's buffer: a group's block manager read through a property was
@@ -130,12 +193,14 @@ public struct PrefillPool {
         // Two paths, the same but for the verdict: with every group placeable (the usual case)
         // none is captured or read (capturing one cost a retain per probe, 0.5% of a saturated
         // superpod's instructions), the load is the leader's running total, and the groups are
-        // visited only while probing. Each group's probe is ``probeGroup(_:_:for:probe:hits:)``.
+        // visited only while probing. Each group's probe is ``probeGroup(_:_:for:probe:hits:first:)``;
+        // the first one's exact hit is noted for the prefill leader after the walk (noted from
+        // inside it, the log was retained and released around each probing call).
         if let placeable = placeable(of: te) {
             let queued = prefill?.queuedTokens ?? Array(repeating: 0, count: instances[te].groupCount)
             kv.withGroups(of: te) { groups in
                 for g in groups.indices where placeable[g] {
-                    if holders.contains(g) { Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits) }
+                    if holders.contains(g) { Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits, first: &first) }
                     load += queued[g]
                 }
             }
@@ -151,13 +216,42 @@ public struct PrefillPool {
             if probe {
                 kv.withGroups(of: te) { groups in
                     for g in groups.indices where holders.contains(g) {
-                        Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits)
+                        Self.probeGroup(groups, g, for: request, probe: &probe, hits: &hits, first: &first)
                         if !probe { break }
                     }
                 }
             }
         }
+        if first.group >= 0 { probeLog?.note(te: te, group: first.group, hits: first.hits) }
         return Saturating.add(load, request.promptTokens - hits)
+    }
+}
+
+/// The first exact prefix probe of each TE in the last routing decision: the group asked and the
+/// tokens it hits (``PrefillPool/finishCost(_:for:below:)`` notes them). The prefill leader that
+/// places the request just routed reads its TE's instead of walking that group's cache for the
+/// same keys again (``ServingEngine/placeOnPrefillGroup(_:instance:routedProbe:)``: nothing
+/// changes a cache in between); the walk was 0.6% of a saturated superpod.
+final class PrefixProbeLog {
+    /// The decision being routed; a TE's probe noted in an earlier one is stale.
+    private var decision = 0
+    /// Per TE: the decision of its probe (-1: none yet), the group and its hit tokens.
+    private var probes: [(decision: Int, group: Int, hits: Int)] = []
+
+    /// A new decision: the probes noted so far are stale.
+    func startDecision() { decision &+= 1 }
+
+    /// Group `g` of TE `te` hits `hits` tokens (exactly); only the TE's first probe in a decision is kept.
+    func note(te: Int, group g: Int, hits: Int) {
+        if te >= probes.count { probes.append(contentsOf: repeatElement((decision: -1, group: 0, hits: 0), count: te + 1 - probes.count)) }
+        guard probes[te].decision != decision else { return }
+        probes[te] = (decision, g, hits)
+    }
+
+    /// TE `te`'s first probe in this decision; nil: none.
+    func probe(of te: Int) -> (group: Int, hits: Int)? {
+        guard te >= 0 && te < probes.count && probes[te].decision == decision else { return nil }
+        return (probes[te].group, probes[te].hits)
     }
 }
 
@@ -187,9 +281,7 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         }
         // The prefill TEs in service (``PrefillPool/prefillTEs()``), counted and indexed in place:
         // no arrays are built per arrival.
-        let instances = pool.instances
-        var allCount = 0
-        for te in instances.indices where instances[te].hasPrefill && !pool.isHeldOff(te) { allCount += 1 }
+        let allCount = pool.prefillTECount
         // The side's TEs are the candidates on the request's side when there is one (and any),
         // else all candidates.
         var firstLong = Int.max
@@ -198,14 +290,7 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         if longCount > 0 {
             // The long TEs are the last `longCount` of the prefill TEs in service (ascending):
             // those from `firstLong` on that are in the pool (a held-off TE is not one of them).
-            var skip = allCount - longCount
-            for te in instances.indices where instances[te].hasPrefill && !pool.isHeldOff(te) {
-                if skip == 0 {
-                    firstLong = te
-                    break
-                }
-                skip -= 1
-            }
+            firstLong = pool.prefillTE(rank: allCount - longCount)
             sided = candidates.contains { ($0 >= firstLong && !pool.isHeldOff($0)) == isLong }
         }
         var best = -1

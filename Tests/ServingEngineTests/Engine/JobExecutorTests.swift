@@ -158,6 +158,77 @@ import XDSTestSupport
         #expect(seen.candidates == [[0, 1, 3], [0, 1, 3], [0, 3], [0], [0, 1], [1, 3], [0]])
     }
 
+    @Test func theKeptPoolFollowsTheTEsTheStoreTheVerdictsAndTheHolderBits() throws {
+        /// What a decision's pool says, beside what the plain reads of the same state say.
+        struct View: Equatable {
+            var candidates: [Int], inService: [Int], counted: Int, ranked: [Int], tes: Int, holderBitBase: [Int]
+        }
+        final class Seen: @unchecked Sendable { var views: [View] = [] }
+        struct Recording: RequestRoutingPolicy {
+            let seen: Seen
+            var name: String { "recording" }
+            mutating func pickPrefillTE(for request: RoutingRequest, in pool: PrefillPool) -> Int? {
+                let count = pool.prefillTECount
+                seen.views.append(View(candidates: pool.candidates, inService: pool.prefillTEs(), counted: count,
+                                       ranked: (0..<count).map(pool.prefillTE(rank:)), tes: pool.instances.count,
+                                       holderBitBase: pool.holderBitBase))
+                return pool.candidates.first
+            }
+        }
+        var instances = [te(.prefill, groups: 1, blocks: [10]), te(.decode, groups: 1, blocks: [20]),
+                         te(.prefill, groups: 2, blocks: [10]), te(.prefill, groups: 1, blocks: [10])]
+        let cluster = cluster(instances)
+        let seen = Seen()
+        let je = je(routing: Recording(seen: seen))
+        je.noteGroupBlocks(of: instances.indices, instances: instances, kv: store)
+        var expected: [View] = []
+        /// One decision, and the view the pool must give of it: the candidates and the prefill TEs
+        /// in service read plainly from the TEs and the cluster manager.
+        func decide() {
+            _ = je.requeueTarget(for: request(prompt: 100), instances: instances, cluster: cluster, kv: store)
+            let inService = instances.indices.filter { instances[$0].hasPrefill && !cluster.isHeldOff(te: $0) }
+            expected.append(View(candidates: instances.indices.filter { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) },
+                                 inService: inService, counted: inService.count, ranked: inService,
+                                 tes: instances.count, holderBitBase: je.holderBitBase))
+        }
+        decide()
+        cluster.setHeldOff(te: 2, true)  // held off: out of service, its groups unplaceable
+        decide()
+        cluster.setOutOfService(te: 0, group: 0, true)  // out of service, still a prefill TE in service
+        decide()
+        cluster.setHeldOff(te: 2, false)
+        cluster.setOutOfService(te: 0, group: 0, false)
+        decide()
+        // A TE added: another TE list (the kept pool viewed the old one), then its holder bits.
+        instances.append(te(.prefill, groups: 1, blocks: [10]))
+        cluster.layOutTE(npus: [], groups: 1, tp: 1, firstDie: 0)
+        decide()
+        je.noteGroupBlocks(of: 4..<5, instances: instances, kv: store)
+        decide()
+        cluster.setHeldOff(te: 0, true)
+        decide()
+        #expect(seen.views == expected)
+        #expect(seen.views.map(\.inService) == [[0, 2, 3], [0, 3], [0, 3], [0, 2, 3], [0, 2, 3, 4], [0, 2, 3, 4], [2, 3, 4]])
+        #expect(seen.views.last?.holderBitBase == [0, .max, 1, 3, 4])
+    }
+
+    @Test func theProbeLogKeepsEachTEsFirstProbeOfTheCurrentDecisionOnly() {
+        let log = PrefixProbeLog()
+        #expect(log.probe(of: 0) == nil)
+        log.startDecision()
+        log.note(te: 2, group: 1, hits: 256)
+        log.note(te: 2, group: 3, hits: 512)  // a later probe of the same TE: not kept
+        log.note(te: 0, group: 0, hits: 0)
+        #expect(log.probe(of: 2).map { [$0.group, $0.hits] } == [1, 256])
+        #expect(log.probe(of: 0).map { [$0.group, $0.hits] } == [0, 0])
+        #expect(log.probe(of: 1) == nil && log.probe(of: 7) == nil && log.probe(of: -1) == nil)
+        // The next decision: every earlier probe is stale.
+        log.startDecision()
+        #expect(log.probe(of: 2) == nil && log.probe(of: 0) == nil)
+        log.note(te: 2, group: 3, hits: 128)
+        #expect(log.probe(of: 2).map { [$0.group, $0.hits] } == [3, 128])
+    }
+
     @Test func aPolicyPickOutsideTheCandidatesIsNotTaken() throws {
         /// A policy that always names the decode TE (index 2), which is never a candidate.
         struct Wrong: RequestRoutingPolicy {

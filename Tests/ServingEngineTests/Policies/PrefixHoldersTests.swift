@@ -32,7 +32,7 @@ import XDSTestSupport
         synthetic.followUpShare = 0.6  // sessions come back: prefixes cached on some TEs only
         let engine = try ServingEngine(configuration: config, workload: SyntheticWorkload(seed: 3, configuration: synthetic))
         var seen: [[UInt64]] = []       // prefixes of requests seen in flight (kept after they leave)
-        var hits = 0, unheldTEs = 0, unheldGroups = 0, checks = 0
+        var hits = 0, unheldTEs = 0, unheldGroups = 0, checks = 0, probes = 0
         var events = 0
         while (engine.arrivalPending || engine.telemetry.inFlight > 0) && events < 40_000, engine.step() {
             events += 1
@@ -84,10 +84,34 @@ import XDSTestSupport
                 var b = a
                 #expect(a.pickPrefillTE(for: request, in: known) == b.pickPrefillTE(for: request, in: everyTE))
                 checks += 1
+                // The hit routing notes for the prefill leader is the group's own count, and the
+                // leader taking it places the request as probing the group again would (on copies:
+                // nothing of the engine changes).
+                let je = engine.je.copy()
+                let routed = RequestState(spec: RequestSpec(id: -7, arrival: 0, promptTokens: request.promptTokens,
+                                                            outputTokens: 1), chainedKeys: keys)
+                guard let te = je.requeueTarget(for: routed, instances: instances, cluster: engine.cluster, kv: engine.kvStore),
+                      let probe = je.routedProbe(of: te), let leader = instances[te].prefill else { continue }
+                #expect(probe.hits == engine.kvStore.cachedPrefixTokens(GroupRef(te: te, group: probe.group),
+                                                                        promptTokens: request.promptTokens, chained: keys))
+                var placed: [(group: Int, queued: [Int])] = []
+                for known in [probe, nil] {
+                    let copy = leader.copy()
+                    var table = engine.requests
+                    table[-7] = routed
+                    let group = copy.place(-7, slot: table.index(forKey: -7)!, promptTokens: request.promptTokens, probing: keys,
+                                           in: je.prefixGroups(keys, te: te, groups: instances[te].groupCount), known: known,
+                                           te: te, kv: engine.kvStore,
+                                           placeable: engine.cluster.placeableGroupsIfRestricted(of: te), requests: &table)
+                    placed.append((group, copy.queuedTokens))
+                }
+                #expect(placed[0].group == placed[1].group && placed[0].queued == placed[1].queued)
+                probes += 1
             }
         }
         #expect(checks > 500)
         #expect(hits > 0, "some prefixes were cached")
+        #expect(probes > 100, "routing probed the TE it picked")
         #expect(unheldTEs > 0, "some TEs were skipped")
         #expect(unheldGroups > unheldTEs * 4, "some groups of TEs that were probed were skipped")
         #expect(engine.audit() == [])
