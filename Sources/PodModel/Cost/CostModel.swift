@@ -202,7 +202,9 @@ public struct CostModel: Sendable {
 
     /// Pull of a request's KV cache (every layer) from a prefill die to a decode die.
     public func kvTransfer(tokens: Double, plane: FabricPlane) -> Double {
-        let bytes = tokens * model.kvBytesPerToken
+        // From the terms kept with the model: `model.kvBytesPerToken` copied the whole spec out of
+        // the box per transfer (its strings retained; 1% of a saturated superpod's instructions).
+        let bytes = tokens * terms.kvBytesPerToken
         return pointToPoint(bytes: bytes, plane: plane)
     }
 

@@ -13,6 +13,8 @@ struct DecodeTerms: Sendable {
     /// KV heads of a GQA model (its KV read splits by TP); nil for MLA, whose latent is not split.
     let gqaKVHeads: Int?
     let kvBytesPerTokenPerLayer: Double
+    /// ``ModelSpec/kvBytesPerToken`` (all layers): a KV transfer's size per token.
+    let kvBytesPerToken: Double
     let vectorBytesPerTokenPerLayer: Double
     let weightEightBit: Bool
     let kvEightBit: Bool
@@ -47,6 +49,7 @@ struct DecodeTerms: Sendable {
             gqaKVHeads = kvHeads
         }
         kvBytesPerTokenPerLayer = model.kvBytesPerTokenPerLayer
+        kvBytesPerToken = model.kvBytesPerToken
         vectorBytesPerTokenPerLayer = CostModel.vectorBytesPerTokenPerLayer(model)
         weightEightBit = model.weightType.isEightBit
         kvEightBit = model.kvType.isEightBit
