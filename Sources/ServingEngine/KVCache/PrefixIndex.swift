@@ -47,6 +47,13 @@ struct PrefixIndex: Sendable {
 
     init(maxLoad: MaxLoad = .threeQuarters) { half = maxLoad == .half }
 
+    /// Tests: an index that picks slots with `multiplier` (made odd), not the process's own, so a
+    /// property of the multiplier family can be checked on chosen members.
+    init(maxLoad: MaxLoad, multiplier: UInt64) {
+        half = maxLoad == .half
+        slotting = Slotting(capacity: 1, multiplier: multiplier | 1)
+    }
+
     var isEmpty: Bool { count == 0 }
     /// Slots of the table (tests: the load bound).
     var slotCount: Int { slots.count }
@@ -66,12 +73,13 @@ struct PrefixIndex: Sendable {
     struct Slotting {
         let mask: Int
         private let shift: UInt64
-        private let multiplier: UInt64
+        /// Odd; the process's (``seededMultiplier``) but in tests that pick their own.
+        let multiplier: UInt64
 
-        init(capacity: Int) {
+        init(capacity: Int, multiplier: UInt64 = Self.seededMultiplier) {
             mask = capacity - 1
             shift = UInt64(64 - capacity.trailingZeroBitCount)
-            multiplier = Self.seededMultiplier
+            self.multiplier = multiplier
         }
 
         @inline(__always) func home(_ hash: UInt64) -> Int {
@@ -90,7 +98,7 @@ struct PrefixIndex: Sendable {
             Int(truncatingIfNeeded: entry &>> shift)
         }
 
-        private static let seededMultiplier: UInt64 = {
+        static let seededMultiplier: UInt64 = {
             var hasher = Hasher()
             hasher.combine(0x5EED as UInt64)
             return UInt64(truncatingIfNeeded: hasher.finalize()) | 1
@@ -365,7 +373,8 @@ struct PrefixIndex: Sendable {
     private mutating func grow(to capacity: Int) {
         let old = slots
         precondition(capacity <= 1 << 32, "a tag holds the home of up to 2³² slots")
-        let slotting = Slotting(capacity: capacity)
+        // The same multiplier: entries' tags hold their homes under it.
+        let slotting = Slotting(capacity: capacity, multiplier: self.slotting.multiplier)
         let mask = slotting.mask
         self.slotting = slotting
         slots = [UInt64](unsafeUninitializedCapacity: capacity) { new, initialized in
