@@ -256,11 +256,11 @@ public struct KVBlockManager: Sendable {
         // which has no keys) are handed out in bulk.
         let registrableEnd = min(max(cacheableBlocks, hitCount), hitCount + needed)
         let takenInBulk = min(registrableEnd - hitCount, freeCount + untouchedBlocks)
-        takeOwnedBlocks(takenInBulk, into: &sequence)
+        takeOwnedBlocks(takenInBulk, into: &sequence, registering: true)
         registerTaken(chained, of: sequence, range: hitCount..<(hitCount + takenInBulk))
         takeEvictedRegistering(chained, range: (hitCount + takenInBulk)..<registrableEnd, into: &sequence)
         takeOwnedBlocks(hitCount + needed - registrableEnd, into: &sequence)
-        reservedBlocks += reservation(sequence)
+        reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens)
         sequences[requestID] = sequence
         let hitTokens = hitCount * blockTokens
         stats.queriedTokens += promptTokens
@@ -277,13 +277,13 @@ public struct KVBlockManager: Sendable {
         guard var sequence = sequences[requestID] else { return false }
         let needed = blocksFor(sequence.tokens + tokens) - sequence.count
         guard needed <= freeBlocks else { return false }
-        let reservedBefore = reservation(sequence)
+        let reservedBefore = Self.reservation(sequence, blockTokens: blockTokens)
         if needed > 0 {
             makeRoom(for: needed, in: &sequence)
             takeOwnedBlocks(needed, into: &sequence)
         }
         sequence.tokens += tokens
-        reservedBlocks += reservation(sequence) - reservedBefore
+        reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens) - reservedBefore
         sequences[requestID] = sequence
         return true
     }
@@ -293,9 +293,9 @@ public struct KVBlockManager: Sendable {
     @discardableResult
     public mutating func reserve(requestID: Int, expectedTotalTokens: Int) -> Bool {
         guard var sequence = sequences[requestID] else { return false }
-        let before = reservation(sequence)
+        let before = Self.reservation(sequence, blockTokens: blockTokens)
         sequence.expectedTotalTokens = expectedTotalTokens
-        reservedBlocks += reservation(sequence) - before
+        reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens) - before
         sequences[requestID] = sequence
         return true
     }
@@ -304,7 +304,7 @@ public struct KVBlockManager: Sendable {
     /// entries; the rest return to the free list. Unknown ids are ignored.
     public mutating func free(requestID: Int) {
         guard let sequence = sequences.removeValue(forKey: requestID) else { return }
-        reservedBlocks -= reservation(sequence)
+        reservedBlocks -= Self.reservation(sequence, blockTokens: blockTokens)
         // Tail first, as vLLM does, so the oldest-evicted block of a prefix is its last one
         // and a partially evicted prefix still matches from the start.
         // Through the buffers (one uniqueness check per array, not one or two per block), in one
@@ -314,6 +314,26 @@ public struct KVBlockManager: Sendable {
         let count = sequence.count
         if freeCount + count > freeStack.count {
             freeStack.append(contentsOf: repeatElement(0, count: max(freeCount + count, 2 * freeStack.count, 64) - freeStack.count))
+        }
+        guard keepsCounts else {
+            // No counts (no keys ever, a decode group): every block's one holder is this request,
+            // and the states (empty) are not touched: moving them out and editing them in place
+            // copied the empty array into a new buffer per release (issue 12).
+            var stack: [Int32] = []
+            swap(&stack, &freeStack)
+            let freeBase = freeCount
+            stack.withUnsafeMutableBufferPointer { stack in
+                blockLists.withUnsafeBufferPointer { lists in
+                    let blocks = lists.baseAddress! + sequence.start
+                    let freed = stack.baseAddress! + freeBase
+                    for k in 0..<count { freed[k] = blocks[count &- 1 &- k] }
+                }
+            }
+            swap(&stack, &freeStack)
+            freeCount += count
+            ownedBlockCount -= count
+            giveBackChunk(of: sequence)
+            return
         }
         var toFree = 0, toCache = 0
         var words: [UInt64] = [], stack: [Int32] = []
@@ -329,15 +349,6 @@ public struct KVBlockManager: Sendable {
                     let blocks = lists.baseAddress! + sequence.start
                     let freed = stack.baseAddress! + freeBase
                     var position = count
-                    guard keepsCounts else {
-                        // No counts (no keys ever): every block's one holder is this request.
-                        while position > 0 {
-                            position &-= 1
-                            freed[toFree] = blocks[position]
-                            toFree &+= 1
-                        }
-                        return
-                    }
                     while position > 0 {
                         position &-= 1
                         let block32 = blocks[position]
@@ -397,7 +408,8 @@ public struct KVBlockManager: Sendable {
                         expectedTotalTokens: expectedTotalTokens)
     }
 
-    /// Puts a released sequence's chunk on its class's free chain.
+    /// Puts a released sequence's chunk on its class's free chain. Inlined: a call per release.
+    @inline(__always)
     private mutating func giveBackChunk(of sequence: Sequence) {
         let sizeClass = sequence.sizeClass
         if sizeClass >= freeChunks.count {
@@ -444,9 +456,10 @@ public struct KVBlockManager: Sendable {
         blockLists.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[sequence.start..<(sequence.start + sequence.count)])) }
     }
 
-    /// Registers `blocks[range]` (just taken in bulk, owned once) under `chained[range]` in order,
-    /// each unless another block already holds its hash: a probe and, when vacant, a registration
-    /// per block, through the buffers.
+    /// Registers `blocks[range]` (just taken in bulk, ``takeOwnedBlocks(_:into:registering:)``,
+    /// their states not yet set) under `chained[range]` in order, each unless another block already
+    /// holds its hash (then it is owned once, unregistered): a probe and, when vacant, a
+    /// registration per block, through the buffers.
     private mutating func registerTaken(_ chained: [UInt64], of sequence: Sequence, range: Range<Int>) {
         guard !range.isEmpty else { return }
         // Moved out while edited through their buffers (nothing grows meanwhile: the table was
@@ -464,8 +477,11 @@ public struct KVBlockManager: Sendable {
                             for k in range {
                                 let hash = chained[k]
                                 let (vacancy, registered) = index.find(hash)
-                                guard !registered else { continue }
                                 let block = Int(lists[sequence.start &+ k])
+                                guard !registered else {
+                                    states[block] = BlockState.ownedOnce.word
+                                    continue
+                                }
                                 hashes[block] = hash
                                 states[block] = BlockState.registeredOnce.word
                                 index.occupy(vacancy, with: block)
@@ -541,8 +557,12 @@ public struct KVBlockManager: Sendable {
 
     func blocksFor(_ tokens: Int) -> Int { Saturating.ceilDiv(tokens, blockTokens) }
 
-    private func reservation(_ sequence: Sequence) -> Int {
-        max(0, blocksFor(sequence.expectedTotalTokens) - sequence.count)
+    /// Blocks `sequence` is expected to grow into beyond those it holds (``reservedBlocks``).
+    /// Static, given the block size: as a method of the manager it was handed the whole manager,
+    /// copied to the stack first (a 224-byte memcpy per allocate and free; issue 12).
+    @inline(__always)
+    private static func reservation(_ sequence: Sequence, blockTokens: Int) -> Int {
+        max(0, Saturating.ceilDiv(sequence.expectedTotalTokens, blockTokens) - sequence.count)
     }
 
     /// Leading cached blocks matching `chained`, leaving at least one prompt token to compute.
@@ -652,8 +672,10 @@ public struct KVBlockManager: Sendable {
     /// a time: the free list from its end, then never-used blocks in increasing order, then
     /// evictions. The first two move in bulk (a decode group takes a whole transferred prompt per
     /// allocate, dozens of blocks): free-list and never-used blocks are unreferenced and never
-    /// cached, so owning one is setting its state, when states are kept.
-    private mutating func takeOwnedBlocks(_ count: Int, into sequence: inout Sequence) {
+    /// cached, so owning one is setting its state, when states are kept. `registering`: the caller
+    /// sets those blocks' states itself (``registerTaken(_:of:range:)``, right after, sets every one
+    /// of them: writing each state twice was 3.8 M of the saturated superpod's two minutes).
+    private mutating func takeOwnedBlocks(_ count: Int, into sequence: inout Sequence, registering: Bool = false) {
         guard count > 0 else { return }
         let fromList = min(count, freeCount)
         let fresh = min(count - fromList, untouchedBlocks)
@@ -681,7 +703,7 @@ public struct KVBlockManager: Sendable {
                     run[k] = block
                     block &+= 1  // below totalBlocks
                 }
-                if keepsCounts {
+                if keepsCounts && !registering {
                     states.withUnsafeMutableBufferPointer { states in
                         for block in run { states[Int(block)] = BlockState.ownedOnce.word }
                     }
