@@ -226,6 +226,20 @@ public struct KVBlockManager: Sendable {
         // The request's block list, sized once (a chunk of the arena): the prefix hits first,
         // then the new blocks.
         var sequence = takeChunk(for: totalNeeded, tokens: promptTokens, expectedTotalTokens: expectedTotalTokens)
+        guard keepsCounts else {
+            // No keys ever (a decode group's transferred KV): no hits, nothing to register, no
+            // cached blocks to evict. The whole prompt is handed out in bulk, as below, without
+            // the calls that would each find nothing to do (half of the superpod's allocations).
+            guard totalNeeded <= freeBlocks else {
+                giveBackChunk(of: sequence)
+                return nil
+            }
+            takeOwnedBlocks(totalNeeded, into: &sequence)
+            reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens)
+            sequences[requestID] = sequence
+            stats.queriedTokens += promptTokens
+            return KVAllocation(hitTokens: 0, hitBlocks: 0, newBlocks: totalNeeded, computeTokens: promptTokens)
+        }
         matchPrefix(promptTokens: promptTokens, chained: chained, into: &sequence)
         let hitCount = sequence.count
         let needed = totalNeeded - hitCount
