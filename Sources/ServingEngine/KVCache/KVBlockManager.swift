@@ -362,10 +362,12 @@ public struct KVBlockManager: Sendable {
                     // a count at most the live requests): wrapping arithmetic, no checks per block.
                     let blocks = lists.baseAddress! + sequence.start
                     let freed = stack.baseAddress! + freeBase
-                    var position = count
-                    while position > 0 {
-                        position &-= 1
-                        let block32 = blocks[position]
+                    // A pointer walked down the list: one compare per block ends the loop (a
+                    // position counted down took five instructions a block; issue 12).
+                    var cursor = blocks + count
+                    while cursor != blocks {
+                        cursor -= 1
+                        let block32 = cursor.pointee
                         let block = Int(block32)
                         let state = BlockState(states[block])
                         if state.count > 1 {
