@@ -406,6 +406,9 @@ public struct KVBlockManager: Sendable {
 
     /// A new sequence (no blocks yet) whose list has room for `length` blocks: a free chunk of the
     /// smallest class that holds them, else a new one at the arena's end.
+    /// Inlined, as is ``takeOwnedBlocks(_:into:registering:)``: their calls' overhead (spilling and
+    /// reloading a sequence and a dozen counters) was a hundred instructions an allocation.
+    @inline(__always)
     private mutating func takeChunk(for length: Int, tokens: Int, expectedTotalTokens: Int) -> Sequence {
         let sizeClass = max(Self.smallestSizeClass, Int.bitWidth - (length - 1).leadingZeroBitCount)
         var start = blockListsEnd
@@ -691,6 +694,7 @@ public struct KVBlockManager: Sendable {
     /// cached, so owning one is setting its state, when states are kept. `registering`: the caller
     /// sets those blocks' states itself (``registerTaken(_:of:range:)``, right after, sets every one
     /// of them: writing each state twice was 3.8 M of the saturated superpod's two minutes).
+    @inline(__always)
     private mutating func takeOwnedBlocks(_ count: Int, into sequence: inout Sequence, registering: Bool = false) {
         guard count > 0 else { return }
         let fromList = min(count, freeCount)
