@@ -218,7 +218,8 @@ public struct KVBlockManager: Sendable {
     public mutating func allocate(requestID: Int, promptTokens: Int, chainedHashes chained: [UInt64],
                                   expectedTotalTokens: Int = 0) -> KVAllocation? {
         precondition(promptTokens > 0, "a prompt has at least one token")
-        guard sequences[requestID] == nil else { return nil }
+        // The request's slot in the table, found once for the check and the store at the end.
+        guard let slot = sequences.vacancy(for: requestID) else { return nil }
         if !keepsCounts && !chained.isEmpty { startCounting() }
         // Hits and new blocks together never exceed the group (a larger prompt cannot fit).
         let totalNeeded = blocksFor(promptTokens)
@@ -236,7 +237,7 @@ public struct KVBlockManager: Sendable {
             }
             takeOwnedBlocks(totalNeeded, into: &sequence)
             reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens)
-            sequences[requestID] = sequence
+            sequences.insert(requestID, sequence, at: slot)
             stats.queriedTokens += promptTokens
             return KVAllocation(hitTokens: 0, hitBlocks: 0, newBlocks: totalNeeded, computeTokens: promptTokens)
         }
@@ -275,7 +276,7 @@ public struct KVBlockManager: Sendable {
         takeEvictedRegistering(chained, range: (hitCount + takenInBulk)..<registrableEnd, into: &sequence)
         takeOwnedBlocks(hitCount + needed - registrableEnd, into: &sequence)
         reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens)
-        sequences[requestID] = sequence
+        sequences.insert(requestID, sequence, at: slot)
         let hitTokens = hitCount * blockTokens
         stats.queriedTokens += promptTokens
         stats.hitTokens += hitTokens
