@@ -480,6 +480,9 @@ public struct KVBlockManager: Sendable {
     /// their states not yet set) under `chained[range]` in order, each unless another block already
     /// holds its hash (then it is owned once, unregistered): a probe and, when vacant, a
     /// registration per block, through the buffers.
+    /// Inlined into ``allocate(requestID:promptTokens:chainedHashes:expectedTotalTokens:)``, its one
+    /// caller, as is ``takeEvictedRegistering(_:range:into:)``: a call each per keyed allocation.
+    @inline(__always)
     private mutating func registerTaken(_ chained: [UInt64], of sequence: Sequence, range: Range<Int>) {
         guard !range.isEmpty else { return }
         // Moved out while edited through their buffers (nothing grows meanwhile: the table was
@@ -523,6 +526,7 @@ public struct KVBlockManager: Sendable {
     /// hash is unregistered and the new one registered: the LRU and the index are apart, so this
     /// is the order of evicting and registering block by block (once a prefill group's blocks are
     /// all in use or cached, as through most of a saturated run, it takes nearly every block this way).
+    @inline(__always)
     private mutating func takeEvictedRegistering(_ chained: [UInt64], range: Range<Int>, into sequence: inout Sequence) {
         guard !range.isEmpty else { return }
         precondition(freeCount == 0 && untouchedBlocks == 0 && range.count <= cachedBlocks, "caller checked capacity")
