@@ -218,7 +218,8 @@ public struct KVBlockManager: Sendable {
     public mutating func allocate(requestID: Int, promptTokens: Int, chainedHashes chained: [UInt64],
                                   expectedTotalTokens: Int = 0) -> KVAllocation? {
         precondition(promptTokens > 0, "a prompt has at least one token")
-        guard sequences[requestID] == nil else { return nil }
+        // The request's slot in the table, found once for the check and the store at the end.
+        guard let slot = sequences.vacancy(for: requestID) else { return nil }
         if !keepsCounts && !chained.isEmpty { startCounting() }
         // Hits and new blocks together never exceed the group (a larger prompt cannot fit).
         let totalNeeded = blocksFor(promptTokens)
@@ -226,6 +227,20 @@ public struct KVBlockManager: Sendable {
         // The request's block list, sized once (a chunk of the arena): the prefix hits first,
         // then the new blocks.
         var sequence = takeChunk(for: totalNeeded, tokens: promptTokens, expectedTotalTokens: expectedTotalTokens)
+        guard keepsCounts else {
+            // No keys ever (a decode group's transferred KV): no hits, nothing to register, no
+            // cached blocks to evict. The whole prompt is handed out in bulk, as below, without
+            // the calls that would each find nothing to do (half of the superpod's allocations).
+            guard totalNeeded <= freeBlocks else {
+                giveBackChunk(of: sequence)
+                return nil
+            }
+            takeOwnedBlocks(totalNeeded, into: &sequence)
+            reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens)
+            sequences.insert(requestID, sequence, at: slot)
+            stats.queriedTokens += promptTokens
+            return KVAllocation(hitTokens: 0, hitBlocks: 0, newBlocks: totalNeeded, computeTokens: promptTokens)
+        }
         matchPrefix(promptTokens: promptTokens, chained: chained, into: &sequence)
         let hitCount = sequence.count
         let needed = totalNeeded - hitCount
@@ -256,12 +271,12 @@ public struct KVBlockManager: Sendable {
         // which has no keys) are handed out in bulk.
         let registrableEnd = min(max(cacheableBlocks, hitCount), hitCount + needed)
         let takenInBulk = min(registrableEnd - hitCount, freeCount + untouchedBlocks)
-        takeOwnedBlocks(takenInBulk, into: &sequence)
+        takeOwnedBlocks(takenInBulk, into: &sequence, registering: true)
         registerTaken(chained, of: sequence, range: hitCount..<(hitCount + takenInBulk))
         takeEvictedRegistering(chained, range: (hitCount + takenInBulk)..<registrableEnd, into: &sequence)
         takeOwnedBlocks(hitCount + needed - registrableEnd, into: &sequence)
-        reservedBlocks += reservation(sequence)
-        sequences[requestID] = sequence
+        reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens)
+        sequences.insert(requestID, sequence, at: slot)
         let hitTokens = hitCount * blockTokens
         stats.queriedTokens += promptTokens
         stats.hitTokens += hitTokens
@@ -277,13 +292,13 @@ public struct KVBlockManager: Sendable {
         guard var sequence = sequences[requestID] else { return false }
         let needed = blocksFor(sequence.tokens + tokens) - sequence.count
         guard needed <= freeBlocks else { return false }
-        let reservedBefore = reservation(sequence)
+        let reservedBefore = Self.reservation(sequence, blockTokens: blockTokens)
         if needed > 0 {
             makeRoom(for: needed, in: &sequence)
             takeOwnedBlocks(needed, into: &sequence)
         }
         sequence.tokens += tokens
-        reservedBlocks += reservation(sequence) - reservedBefore
+        reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens) - reservedBefore
         sequences[requestID] = sequence
         return true
     }
@@ -293,9 +308,9 @@ public struct KVBlockManager: Sendable {
     @discardableResult
     public mutating func reserve(requestID: Int, expectedTotalTokens: Int) -> Bool {
         guard var sequence = sequences[requestID] else { return false }
-        let before = reservation(sequence)
+        let before = Self.reservation(sequence, blockTokens: blockTokens)
         sequence.expectedTotalTokens = expectedTotalTokens
-        reservedBlocks += reservation(sequence) - before
+        reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens) - before
         sequences[requestID] = sequence
         return true
     }
@@ -304,7 +319,7 @@ public struct KVBlockManager: Sendable {
     /// entries; the rest return to the free list. Unknown ids are ignored.
     public mutating func free(requestID: Int) {
         guard let sequence = sequences.removeValue(forKey: requestID) else { return }
-        reservedBlocks -= reservation(sequence)
+        reservedBlocks -= Self.reservation(sequence, blockTokens: blockTokens)
         // Tail first, as vLLM does, so the oldest-evicted block of a prefix is its last one
         // and a partially evicted prefix still matches from the start.
         // Through the buffers (one uniqueness check per array, not one or two per block), in one
@@ -314,6 +329,26 @@ public struct KVBlockManager: Sendable {
         let count = sequence.count
         if freeCount + count > freeStack.count {
             freeStack.append(contentsOf: repeatElement(0, count: max(freeCount + count, 2 * freeStack.count, 64) - freeStack.count))
+        }
+        guard keepsCounts else {
+            // No counts (no keys ever, a decode group): every block's one holder is this request,
+            // and the states (empty) are not touched: moving them out and editing them in place
+            // copied the empty array into a new buffer per release (issue 12).
+            var stack: [Int32] = []
+            swap(&stack, &freeStack)
+            let freeBase = freeCount
+            stack.withUnsafeMutableBufferPointer { stack in
+                blockLists.withUnsafeBufferPointer { lists in
+                    let blocks = lists.baseAddress! + sequence.start
+                    let freed = stack.baseAddress! + freeBase
+                    for k in 0..<count { freed[k] = blocks[count &- 1 &- k] }
+                }
+            }
+            swap(&stack, &freeStack)
+            freeCount += count
+            ownedBlockCount -= count
+            giveBackChunk(of: sequence)
+            return
         }
         var toFree = 0, toCache = 0
         var words: [UInt64] = [], stack: [Int32] = []
@@ -328,19 +363,12 @@ public struct KVBlockManager: Sendable {
                     // a count at most the live requests): wrapping arithmetic, no checks per block.
                     let blocks = lists.baseAddress! + sequence.start
                     let freed = stack.baseAddress! + freeBase
-                    var position = count
-                    guard keepsCounts else {
-                        // No counts (no keys ever): every block's one holder is this request.
-                        while position > 0 {
-                            position &-= 1
-                            freed[toFree] = blocks[position]
-                            toFree &+= 1
-                        }
-                        return
-                    }
-                    while position > 0 {
-                        position &-= 1
-                        let block32 = blocks[position]
+                    // A pointer walked down the list: one compare per block ends the loop (a
+                    // position counted down took five instructions a block; issue 12).
+                    var cursor = blocks + count
+                    while cursor != blocks {
+                        cursor -= 1
+                        let block32 = cursor.pointee
                         let block = Int(block32)
                         let state = BlockState(states[block])
                         if state.count > 1 {
@@ -379,6 +407,9 @@ public struct KVBlockManager: Sendable {
 
     /// A new sequence (no blocks yet) whose list has room for `length` blocks: a free chunk of the
     /// smallest class that holds them, else a new one at the arena's end.
+    /// Inlined, as is ``takeOwnedBlocks(_:into:registering:)``: their calls' overhead (spilling and
+    /// reloading a sequence and a dozen counters) was a hundred instructions an allocation.
+    @inline(__always)
     private mutating func takeChunk(for length: Int, tokens: Int, expectedTotalTokens: Int) -> Sequence {
         let sizeClass = max(Self.smallestSizeClass, Int.bitWidth - (length - 1).leadingZeroBitCount)
         var start = blockListsEnd
@@ -397,7 +428,8 @@ public struct KVBlockManager: Sendable {
                         expectedTotalTokens: expectedTotalTokens)
     }
 
-    /// Puts a released sequence's chunk on its class's free chain.
+    /// Puts a released sequence's chunk on its class's free chain. Inlined: a call per release.
+    @inline(__always)
     private mutating func giveBackChunk(of sequence: Sequence) {
         let sizeClass = sequence.sizeClass
         if sizeClass >= freeChunks.count {
@@ -444,9 +476,13 @@ public struct KVBlockManager: Sendable {
         blockLists.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[sequence.start..<(sequence.start + sequence.count)])) }
     }
 
-    /// Registers `blocks[range]` (just taken in bulk, owned once) under `chained[range]` in order,
-    /// each unless another block already holds its hash: a probe and, when vacant, a registration
-    /// per block, through the buffers.
+    /// Registers `blocks[range]` (just taken in bulk, ``takeOwnedBlocks(_:into:registering:)``,
+    /// their states not yet set) under `chained[range]` in order, each unless another block already
+    /// holds its hash (then it is owned once, unregistered): a probe and, when vacant, a
+    /// registration per block, through the buffers.
+    /// Inlined into ``allocate(requestID:promptTokens:chainedHashes:expectedTotalTokens:)``, its one
+    /// caller, as is ``takeEvictedRegistering(_:range:into:)``: a call each per keyed allocation.
+    @inline(__always)
     private mutating func registerTaken(_ chained: [UInt64], of sequence: Sequence, range: Range<Int>) {
         guard !range.isEmpty else { return }
         // Moved out while edited through their buffers (nothing grows meanwhile: the table was
@@ -464,8 +500,11 @@ public struct KVBlockManager: Sendable {
                             for k in range {
                                 let hash = chained[k]
                                 let (vacancy, registered) = index.find(hash)
-                                guard !registered else { continue }
                                 let block = Int(lists[sequence.start &+ k])
+                                guard !registered else {
+                                    states[block] = BlockState.ownedOnce.word
+                                    continue
+                                }
                                 hashes[block] = hash
                                 states[block] = BlockState.registeredOnce.word
                                 index.occupy(vacancy, with: block)
@@ -487,6 +526,7 @@ public struct KVBlockManager: Sendable {
     /// hash is unregistered and the new one registered: the LRU and the index are apart, so this
     /// is the order of evicting and registering block by block (once a prefill group's blocks are
     /// all in use or cached, as through most of a saturated run, it takes nearly every block this way).
+    @inline(__always)
     private mutating func takeEvictedRegistering(_ chained: [UInt64], range: Range<Int>, into sequence: inout Sequence) {
         guard !range.isEmpty else { return }
         precondition(freeCount == 0 && untouchedBlocks == 0 && range.count <= cachedBlocks, "caller checked capacity")
@@ -541,8 +581,12 @@ public struct KVBlockManager: Sendable {
 
     func blocksFor(_ tokens: Int) -> Int { Saturating.ceilDiv(tokens, blockTokens) }
 
-    private func reservation(_ sequence: Sequence) -> Int {
-        max(0, blocksFor(sequence.expectedTotalTokens) - sequence.count)
+    /// Blocks `sequence` is expected to grow into beyond those it holds (``reservedBlocks``).
+    /// Static, given the block size: as a method of the manager it was handed the whole manager,
+    /// copied to the stack first (a 224-byte memcpy per allocate and free; issue 12).
+    @inline(__always)
+    private static func reservation(_ sequence: Sequence, blockTokens: Int) -> Int {
+        max(0, Saturating.ceilDiv(sequence.expectedTotalTokens, blockTokens) - sequence.count)
     }
 
     /// Leading cached blocks matching `chained`, leaving at least one prompt token to compute.
@@ -652,8 +696,11 @@ public struct KVBlockManager: Sendable {
     /// a time: the free list from its end, then never-used blocks in increasing order, then
     /// evictions. The first two move in bulk (a decode group takes a whole transferred prompt per
     /// allocate, dozens of blocks): free-list and never-used blocks are unreferenced and never
-    /// cached, so owning one is setting its state, when states are kept.
-    private mutating func takeOwnedBlocks(_ count: Int, into sequence: inout Sequence) {
+    /// cached, so owning one is setting its state, when states are kept. `registering`: the caller
+    /// sets those blocks' states itself (``registerTaken(_:of:range:)``, right after, sets every one
+    /// of them: writing each state twice was 3.8 M of the saturated superpod's two minutes).
+    @inline(__always)
+    private mutating func takeOwnedBlocks(_ count: Int, into sequence: inout Sequence, registering: Bool = false) {
         guard count > 0 else { return }
         let fromList = min(count, freeCount)
         let fresh = min(count - fromList, untouchedBlocks)
@@ -681,7 +728,7 @@ public struct KVBlockManager: Sendable {
                     run[k] = block
                     block &+= 1  // below totalBlocks
                 }
-                if keepsCounts {
+                if keepsCounts && !registering {
                     states.withUnsafeMutableBufferPointer { states in
                         for block in run { states[Int(block)] = BlockState.ownedOnce.word }
                     }

@@ -63,8 +63,10 @@ public struct PooledKVTier: Sendable {
         var records: [UInt64] = []
         swap(&records, &self.records)
         let matched = records.withUnsafeMutableBufferPointer { records in
-            var recency = recency(on: records)
-            let matched = chainedHashes.withUnsafeBufferPointer { chained in
+            let (matched, recency) = chainedHashes.withUnsafeBufferPointer { chained in
+                // The closure's own recency, not captured from outside it: its clock stays in a
+                // register instead of being read and written in memory per block (issue 12).
+                var recency = self.recency(on: records)
                 var matched = 0
                 var previous = -1
                 while matched < chained.count,
@@ -73,7 +75,7 @@ public struct PooledKVTier: Sendable {
                     previous = slot
                     matched += 1
                 }
-                return matched
+                return (matched, recency)
             }
             keep(recency)
             return matched

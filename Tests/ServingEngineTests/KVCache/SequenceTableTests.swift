@@ -45,4 +45,32 @@ import Testing
         var walk = table.makeIterator()
         #expect(table.isEmpty && walk.next() == nil)
     }
+
+    /// ``SequenceTable/vacancy(for:)`` then ``SequenceTable/insert(_:_:at:)`` stores a new id as
+    /// the subscript does (through growth and wrapped probe runs), and finds no vacancy for a held id.
+    @Test func vacancyThenInsertMatchesADictionary() {
+        let ids = (0..<200).map { $0 << 40 } + (0..<200).map { $0 + 1 } + (0..<100).map { Int.min + $0 }
+        var table = SequenceTable()
+        var model: [Int: KVBlockManager.Sequence] = [:]
+        for (n, id) in ids.enumerated() {
+            guard let slot = table.vacancy(for: id) else {
+                Issue.record("no vacancy for the new id \(id)")
+                continue
+            }
+            table.insert(id, Self.sequence(n), at: slot)
+            model[id] = Self.sequence(n)
+            #expect(table.vacancy(for: id) == nil)
+            #expect(table.count == model.count)
+            // Every third step removes the id before it: later inserts probe past and into the holes.
+            if n % 3 == 2 {
+                let gone = ids[n - 1]
+                #expect(table.removeValue(forKey: gone)?.start == model.removeValue(forKey: gone)?.start)
+            }
+        }
+        for id in ids {
+            #expect(table[id]?.start == model[id]?.start && table[id]?.tokens == model[id]?.tokens)
+        }
+        let walked = Dictionary(uniqueKeysWithValues: table.map { ($0.key, $0.value.start) })
+        #expect(walked == model.mapValues(\.start))
+    }
 }
