@@ -305,8 +305,8 @@ public struct Empirical: Distribution, Equatable {
         cdf = partial.map { $0 / running }
     }
     /// Inlined into callers in other modules with the stream's draw (issue 12: a synthetic
-    /// workload's class pick per request).
-    @inlinable
+    /// workload's class pick per request, left out of line by the optimiser unless forced).
+    @inlinable @inline(__always)
     public func sample(using rng: inout RandomStream) -> Double {
         values[CumulativeTable.search(cdf, rng.uniform())]
     }
