@@ -27,6 +27,9 @@ public struct Exponential: Distribution, Equatable {
         precondition(rate > 0, "Exponential rate must be positive")
         self.rate = rate
     }
+    /// Inlined into callers in other modules with the stream's draw (issue 12: a synthetic
+    /// workload's arrival gap called it and the stream's `next()` out of line).
+    @inlinable
     public func sample(using rng: inout RandomStream) -> Double {
         -Foundation.log(1 - rng.uniform()) / rate  // 1-u is in (0,1], so log is finite
     }
@@ -239,6 +242,10 @@ public struct LogNormal: Distribution, Equatable {
         let variance = Foundation.log(1 + cv * cv)
         self.init(mu: Foundation.log(mean) - variance / 2, sigma: variance.squareRoot())
     }
+    /// Inlined into callers in other modules with the stream's draws (issue 12: a synthetic
+    /// workload's two length draws per request, ``Normal/standard(using:)`` and `next()` out of
+    /// line). The same operations in the same order.
+    @inlinable
     public func sample(using rng: inout RandomStream) -> Double {
         Foundation.exp(mu + sigma * Normal.standard(using: &rng))
     }
@@ -283,7 +290,7 @@ public struct Zipf: Distribution, Equatable {
 /// A discrete distribution over given values with (unnormalised) weights.
 public struct Empirical: Distribution, Equatable {
     public let values: [Double]
-    private let cdf: [Double]
+    @usableFromInline let cdf: [Double]
 
     public init(values: [Double], weights: [Double]? = nil) {
         let weights = weights ?? Array(repeating: 1, count: values.count)
@@ -297,6 +304,9 @@ public struct Empirical: Distribution, Equatable {
         }
         cdf = partial.map { $0 / running }
     }
+    /// Inlined into callers in other modules with the stream's draw (issue 12: a synthetic
+    /// workload's class pick per request, left out of line by the optimiser unless forced).
+    @inlinable @inline(__always)
     public func sample(using rng: inout RandomStream) -> Double {
         values[CumulativeTable.search(cdf, rng.uniform())]
     }
@@ -311,8 +321,10 @@ public struct Empirical: Distribution, Equatable {
     }
 }
 
+@usableFromInline
 enum CumulativeTable {
     /// First index whose cumulative probability exceeds `u` (u in [0,1)).
+    @inlinable
     static func search(_ cdf: [Double], _ u: Double) -> Int {
         var low = 0
         var high = cdf.count - 1

@@ -127,6 +127,12 @@ final class ExpertSystem {
     private var lastDrift: SimTime = driftInterval - driftUpdateInterval
     private var classNames: [String] = []
     private var classArrivals: [Double] = []
+    /// The last tag matched and its class: arrivals come in long runs of one class, and a tag
+    /// equal to the last one is known by a comparison of its bits (matching it against the
+    /// names compared it with every earlier name by the standard library's slow path: issue 12,
+    /// 3 M instructions of a saturated superpod's two minutes).
+    private var lastTag: String?
+    private var lastTagClass = 0
     /// Telemetry ticks so far, modulo ``heatWindowTicks`` where it matters.
     private var ticks = 0
     /// Token-expert pairs per layer and expert over the last heat window, as its segments.
@@ -207,6 +213,7 @@ final class ExpertSystem {
         self.traffic = traffic
         classNames = traffic.classes
         classArrivals = Array(repeating: 0, count: classNames.count)
+        lastTag = nil
         heatInstance = hosts.firstIndex(where: \.decodes)
         var staticPlacements: [Int: ExpertPlacement] = [:]
         for (index, host) in hosts.enumerated() {
@@ -305,7 +312,13 @@ final class ExpertSystem {
 
     /// An arrival's traffic class, for the popularity mix (synthetic tags; traces have none).
     func noteArrival(tag: String?) {
-        guard let tag, let i = classNames.firstIndex(of: tag) else { return }
+        guard let tag else { return }
+        if tag == lastTag {
+            classArrivals[lastTagClass] += 1
+            return
+        }
+        guard let i = classNames.firstIndex(of: tag) else { return }
+        (lastTag, lastTagClass) = (tag, i)
         classArrivals[i] += 1
     }
 

@@ -7,30 +7,32 @@ import SimKit
 ///                     prefixHashes: [11, 12], prefixBlockTokens: 512, tag: "chat")
 /// ```
 public struct RequestSpec: Sendable, Equatable {
+    // The block size is declared before the keys, not after as in the public initialiser: the
+    // compiler then synthesises a memberwise initialiser of its own (another order of labels,
+    // so no call could mean either), which the public one calls. An initialiser assigning the properties one by one built the spec aside,
+    // copied it whole and destroyed the first (its keys and tag retained and released per
+    // request: issue 12, 6.4 M instructions of a saturated superpod's two minutes).
     public var id: Int
     /// Arrival time, seconds since the start of the workload.
     public var arrival: SimTime
     public var promptTokens: Int
     public var outputTokens: Int
+    /// Tokens per prefix block (512 for Mooncake's `hash_ids`).
+    public var prefixBlockTokens: Int
     /// Flat keys, one per full `prefixBlockTokens`-token block of the prompt's shareable
     /// prefix; equal leading keys mean a reusable prefix (chain them with ``PrefixHashes``).
     public var prefixHashes: [UInt64]
-    /// Tokens per prefix block (512 for Mooncake's `hash_ids`).
-    public var prefixBlockTokens: Int
     /// Traffic class, e.g. "chat" or "reasoning"; nil for traces that don't say.
     public var tag: String?
+}
 
+extension RequestSpec {
     public init(
         id: Int, arrival: SimTime, promptTokens: Int, outputTokens: Int,
         prefixHashes: [UInt64] = [], prefixBlockTokens: Int = 512, tag: String? = nil
     ) {
-        self.id = id
-        self.arrival = arrival
-        self.promptTokens = promptTokens
-        self.outputTokens = outputTokens
-        self.prefixHashes = prefixHashes
-        self.prefixBlockTokens = prefixBlockTokens
-        self.tag = tag
+        self.init(id: id, arrival: arrival, promptTokens: promptTokens, outputTokens: outputTokens,
+                  prefixBlockTokens: prefixBlockTokens, prefixHashes: prefixHashes, tag: tag)
     }
 }
 

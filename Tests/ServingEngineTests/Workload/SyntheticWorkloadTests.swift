@@ -144,4 +144,59 @@ private func draw(_ workload: inout SyntheticWorkload, _ n: Int) -> [RequestSpec
         #expect(Double(reused) / 3_000 > 0.4)
         #expect(Set(requests.compactMap { $0.prefixHashes.first }).count > 100, "sessions add distinct prefixes")
     }
+
+    /// Lengths are rounded by hand (no libm call): the same counts as `max(1, Int(x.rounded()))`
+    /// below the cap, halves away from zero, and the cap at or above it.
+    @Test func lengthsRoundAsRoundedDoes() {
+        var values: [Double] = [-1e18, -3.5, -0.5, 0, 0.49999999999999994, 0.5, 1, 1.4999999999999998, 1.5,
+                                2.5, 2.4999999999999996, 1_000.5, 32_767.5, 32_767.49, 4_503_599_627_370_495.5]
+        var rng = RandomStreams(seed: 3).stream("lengths")
+        for _ in 0..<10_000 { values.append(LogNormal(mean: 1_500, coefficientOfVariation: 1).sample(using: &rng)) }
+        for k in 0..<2_000 { values.append(Double(k) / 2) }
+        for x in values {
+            for cap in [32_768, 16_384, Int(1) << 62] where x < Double(cap) {
+                #expect(SyntheticWorkload.clampedLength(x, cap) == max(1, Int(x.rounded())), "x = \(x)")
+            }
+        }
+        #expect(SyntheticWorkload.clampedLength(32_768, 32_768) == 32_768)
+        #expect(SyntheticWorkload.clampedLength(1e300, 16_384) == 16_384)
+        #expect(SyntheticWorkload.clampedLength(.infinity, 16_384) == 16_384)
+        #expect(SyntheticWorkload.clampedLength(-.infinity, 16_384) == 1)
+        #expect(SyntheticWorkload.clampedLength(.nan, 16_384) == 1)
+        #expect(SyntheticWorkload.clampedLength(-1e300, 16_384) == 1)  // (`Int(x.rounded())` traps there)
+    }
+
+    /// A class whose lengths are not lognormal is drawn through the protocol: constant lengths
+    /// come out as they are.
+    @Test func classesWithOtherDistributionsDrawThroughTheProtocol() {
+        var configuration = SyntheticWorkload.Configuration()
+        configuration.classes = [.init(name: "fixed", share: 1, promptTokens: Constant(700), outputTokens: Constant(90))]
+        configuration.followUpShare = 0
+        configuration.systemPromptShare = 0
+        var load = SyntheticWorkload(seed: 2, configuration: configuration)
+        for r in draw(&load, 50) {
+            #expect(r.promptTokens == 700 && r.outputTokens == 90 && r.tag == "fixed")
+        }
+    }
+
+    /// A follow-up turn's keys are its session's earlier turn's keys and then its own: its
+    /// prompt holds the whole earlier context.
+    @Test func followUpsExtendTheirSessionsKeys() {
+        var configuration = SyntheticWorkload.Configuration()
+        configuration.followUpShare = 0.5
+        configuration.sessionEndProbability = 0.1
+        configuration.systemPromptShare = 0  // a first key is then its session's own
+        var load = SyntheticWorkload(seed: 9, configuration: configuration)
+        let requests = draw(&load, 2_000)
+        var extended = 0
+        for (index, r) in requests.enumerated() where r.prefixHashes.count > 0 {
+            #expect(r.prefixHashes.count <= r.promptTokens / r.prefixBlockTokens)
+            // The longest earlier request of the same session starts the same way.
+            if let earlier = requests[..<index].last(where: { $0.prefixHashes.first == r.prefixHashes.first && $0.prefixHashes.count < r.prefixHashes.count }) {
+                #expect(Array(r.prefixHashes.prefix(earlier.prefixHashes.count)) == earlier.prefixHashes)
+                extended += 1
+            }
+        }
+        #expect(extended > 300)
+    }
 }
