@@ -336,6 +336,26 @@ import XDSTestSupport
         #expect(policy.longSideCount(of: 1) == 0)
     }
 
+    /// The long side's count rounds the share's TEs half away from zero, as `rounded()` does, at
+    /// and around the halves (it is rounded in place, without the library call).
+    @Test func longSideCountRoundsHalvesAwayFromZero() {
+        var policy = PrefixAwareRouting()
+        let tes = 8
+        for long in [0.0, 1, 2, 3, 5, 7, 8, 11, 13, 1e6] {
+            for short in [0.0, 1, 3, 5, 15, 16, 17, 1e9] {
+                policy.recentPromptTokens = (long: long, short: short)
+                let share = long / max(1, long + short)
+                let expected = min(tes - 1, Int((share * Double(tes)).rounded()))
+                #expect(policy.longSideCount(of: tes) == expected, "long \(long), short \(short)")
+            }
+        }
+        // 1/16 of 8 TEs is exactly half of one (up), and just under a half stays down.
+        policy.recentPromptTokens = (long: 1, short: 15)
+        #expect(policy.longSideCount(of: 8) == 1)
+        policy.recentPromptTokens = (long: 0.49999999999999994 / 8, short: 0)  // a share of that, under 1 token
+        #expect(policy.longSideCount(of: 8) == 0)
+    }
+
     @Test func roundRobinBalancingCyclesTheEligibleGroups() throws {
         let engine = try Self.engine(limit: 0) { $0.policies["dp_balancing"] = "round-robin" }
         let d = try FaultTests.decodeIndex(engine)
