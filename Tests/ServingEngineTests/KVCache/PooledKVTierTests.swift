@@ -116,6 +116,26 @@ import Testing
         #expect(model.count == capacity, "the pool filled, so both insert paths ran")
     }
 
+    /// Prompts of hundreds of blocks are resident whole as the pool's records and index grow up
+    /// to its capacity, and the eviction after is the LRU's.
+    @Test func longPromptsAreResidentAcrossTheRecordsGrowth() {
+        var ems = PooledKVTier(capacityBlocks: 1_000)
+        let first = (0..<300).map { UInt64(10_000 + $0) }
+        ems.insert(hashes: first)
+        #expect(ems.residentBlocks == 300)
+        #expect(ems.lookup(prefixHashes: first) == 300)
+        let second = (0..<700).map { UInt64(20_000 + $0) }
+        ems.insert(hashes: second)
+        #expect(ems.residentBlocks == 1_000)
+        #expect(ems.lookup(prefixHashes: second) == 700)
+        // Full: a new prompt's blocks take the oldest slots, the first prompt's from its start.
+        ems.insert(hashes: [1, 2, 3])
+        #expect(ems.residentBlocks == 1_000)
+        #expect(ems.lookup(prefixHashes: first) == 0)
+        #expect(ems.lookup(prefixHashes: [1, 2, 3]) == 3)
+        #expect(ems.lookup(prefixHashes: second) == 700)
+    }
+
     @Test func rebaseSplitsAndMergesBlocks() {
         let split = PrefixHashes.rebase([7, 8], fromBlockTokens: 512, toBlockTokens: 128)
         #expect(split.count == 8 && Set(split).count == 8)
