@@ -11,8 +11,7 @@ extension ServingEngine {
         // and back through a heap-allocated accessor frame (5% of a saturated superpod).
         guard let slot = requests.index(forKey: id) else { return }
         let best = je.pickDecodeTE(instances: instances, cluster: cluster, kv: kvStore)
-        requests[slot: slot].decodeInstance = best
-        requests[slot: slot].stage = .transfer
+        Self.awaitTransfer(&requests[slot: slot], to: best)
         instances[best].decode!.enqueue(id)
         pullTransfers(best)
     }
@@ -51,21 +50,38 @@ extension ServingEngine {
         (r.totalTokens, r.spec.promptTokens, r.prefillInstance)
     }
 
-    /// Where a transfer's KV comes from and goes to, read in place.
-    private static func transferEnds(_ r: inout RequestState) -> (prefillInstance: Int, prefillTicket: Int, decodeInstance: Int) {
-        (r.prefillInstance, r.prefillTicket, r.decodeInstance)
+    /// The request waits for its transfer to decode TE `d`: both fields in one access to the table
+    /// (each subscript was a uniqueness check of it).
+    private static func awaitTransfer(_ r: inout RequestState, to d: Int) {
+        r.decodeInstance = d
+        r.stage = .transfer
+    }
+
+    /// The request's transfer starts `now`; returns its prompt length (what the transfer moves).
+    private static func startTransfer(_ r: inout RequestState, now: SimTime) -> Int {
+        r.times.transferStartedAt = now
+        return r.spec.promptTokens
+    }
+
+    /// Where a transfer's KV comes from and goes to, read in place as the transfer ends `now`
+    /// (the request is decoding from then): one access to the table, not three.
+    private static func endTransfer(_ r: inout RequestState, now: SimTime)
+        -> (prefillInstance: Int, prefillTicket: Int, decodeInstance: Int) {
+        r.stage = .decode
+        r.times.transferEndedAt = now
+        return (r.prefillInstance, r.prefillTicket, r.decodeInstance)
     }
 
     /// One transfer at a time per prefill–decode pair; time from the fabric model.
     func startTransfer(_ c: Int) {
         guard let id = kvTransfer.nextToStart(c), let slot = requests.index(forKey: id) else { return }
-        let promptTokens = Self.pullView(&requests[slot: slot]).promptTokens
+        // Its start stamped with the read (nothing between reads it).
+        let promptTokens = Self.startTransfer(&requests[slot: slot], now: now)
         let route = kvTransfer.route(c)
         let seconds = Self.delay(instances[route.prefillInstance].cost.kvTransfer(
             tokens: Double(promptTokens), plane: route.plane) * route.slowdown)
         let done = now.after(seconds)
         kvTransfer.start(c, at: now, doneAt: done)
-        requests[slot: slot].times.transferStartedAt = now
         queue.schedule(at: done, .transferDone(channel: c))
     }
 
@@ -74,11 +90,10 @@ extension ServingEngine {
         guard let id = kvTransfer.finish(c), let slot = requests.index(forKey: id) else { return }
         // Read in place; the whole RequestState is copied only for a transfer observer.
         if telemetry.observers.transfer != nil { observeTransfer(c, request: requests[slot: slot]) }
-        let (prefillInstance, prefillTicket, decodeInstance) = Self.transferEnds(&requests[slot: slot])
+        // Stage and end stamped with the read (the prefill release below reads neither).
+        let (prefillInstance, prefillTicket, decodeInstance) = Self.endTransfer(&requests[slot: slot], now: now)
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
         instances[prefillInstance].prefill?.release(prefillTicket, te: prefillInstance, kv: kvStore)
-        requests[slot: slot].stage = .decode
-        requests[slot: slot].times.transferEndedAt = now
         instances[decodeInstance].decode!.join(id)
         startStepIfIdle(decodeInstance)
         startStepIfIdle(prefillInstance)
