@@ -13,7 +13,7 @@ extension ServingEngine {
         let best = je.pickDecodeTE(instances: instances, cluster: cluster, kv: kvStore)
         Self.awaitTransfer(&requests[slot: slot], to: best)
         instances[best].decode!.enqueue(id)
-        pullTransfers(best)
+        pullTransfers(best, head: (id, slot))
     }
 
     /// Decode DP load balancing (system.md §4), by the JE's decode balancing policy
@@ -27,9 +27,20 @@ extension ServingEngine {
     /// prompt now, and a reservation for the expected output (the request's output length
     /// stands in for its `max_tokens`). A head that does not fit holds the queue
     /// (back-pressure), so long requests are not starved.
-    func pullTransfers(_ index: Int) {
+    /// `head`: a request the caller just looked up and queued, with its slot in the request table
+    /// (when it is the head, its slot is not looked up again: one lookup per registered transfer).
+    func pullTransfers(_ index: Int, head: (id: Int, slot: Int)? = nil) {
         guard let decode = instances[index].decode else { return }
-        while let id = decode.nextTransfer, let slot = requests.index(forKey: id) {
+        var known = head
+        while let id = decode.nextTransfer {
+            let slot: Int
+            if let k = known, k.id == id {
+                slot = k.slot
+            } else {
+                guard let found = requests.index(forKey: id) else { return }
+                slot = found
+            }
+            known = nil
             guard let g = pickDecodeGroup(index) else { return }
             let request = Self.pullView(&requests[slot: slot])
             guard let seat = decode.pull(id, into: g, promptTokens: request.promptTokens, totalTokens: request.totalTokens,
