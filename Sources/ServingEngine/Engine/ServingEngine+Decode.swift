@@ -42,7 +42,8 @@ extension ServingEngine {
             }
             known = nil
             guard let g = pickDecodeGroup(index) else { return }
-            let request = Self.pullView(&requests[slot: slot])
+            let request = (totalTokens: requests[slot: slot].totalTokens, promptTokens: requests[slot: slot].spec.promptTokens,
+                           prefillInstance: requests[slot: slot].prefillInstance)
             guard let seat = decode.pull(id, into: g, promptTokens: request.promptTokens, totalTokens: request.totalTokens,
                                          te: index, kv: kvStore)
             else { return }
@@ -53,12 +54,6 @@ extension ServingEngine {
             kvTransfer.enqueue(id, on: c)
             startTransfer(c)
         }
-    }
-
-    /// What a pull reads of a request, taken in place (a copy of the RequestState would retain
-    /// its arrays).
-    private static func pullView(_ r: inout RequestState) -> (totalTokens: Int, promptTokens: Int, prefillInstance: Int) {
-        (r.totalTokens, r.spec.promptTokens, r.prefillInstance)
     }
 
     /// The request waits for its transfer to decode TE `d`: both fields in one access to the table
@@ -140,9 +135,6 @@ extension ServingEngine {
         return (request.decodeSeat, request.spec.promptTokens, Saturating.add(step, steps))
     }
 
-    /// The request's seat number, read in place.
-    private static func seatNumber(_ r: inout RequestState) -> Int { r.decodeSeat }
-
     /// Time of one decode step: every DP group waits at dispatch for the slowest one — the group
     /// whose attention (its batch over its own mean context) takes longest — and at combine for
     /// the hottest expert die (system.md §1.3).
@@ -222,7 +214,7 @@ extension ServingEngine {
         let firstTokenObserver = telemetry.observers.firstToken
         for id in decode.takeFirstTokens() {
             guard let slot = requests.index(forKey: id) else { continue }
-            decode.noteFirstToken(seat: Self.seatNumber(&requests[slot: slot]), at: now)
+            decode.noteFirstToken(seat: requests[slot: slot].decodeSeat, at: now)
             firstTokenObserver?(FirstToken(id: id, ttft: now - requests[slot: slot].spec.arrival))
         }
         if streams.hasOpenStreams { reportTokens(index, step: step) }
