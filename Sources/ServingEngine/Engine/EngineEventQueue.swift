@@ -182,8 +182,16 @@ struct EngineEventQueue {
         a.time < b.time || (a.time == b.time && a.sequence < b.sequence)
     }
 
+    /// Inlined: the run loop peeks before every event, and a call that found nothing cancelled
+    /// was a function's prologue and epilogue each time (issue 12: ~1.9 M instructions of a
+    /// saturated 120 s).
+    @inline(__always)
     private mutating func dropCancelledHead() {
-        guard !cancelled.isEmpty else { return }
+        if !cancelled.isEmpty { dropCancelledHeads() }
+    }
+
+    @inline(never)
+    private mutating func dropCancelledHeads() {
         while let head = heap.first, cancelled.contains(head.sequence) {
             cancelled.remove(head.sequence)
             _ = popMin()
