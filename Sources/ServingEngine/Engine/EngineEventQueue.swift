@@ -198,6 +198,8 @@ struct EngineEventQueue {
         }
     }
 
+    /// Inlined into ``schedule(at:_:)``, its only caller (one call less per event).
+    @inline(__always)
     private mutating func push(_ entry: Entry) {
         heap.append(entry)
         heap.withUnsafeMutableBufferPointer { h in
