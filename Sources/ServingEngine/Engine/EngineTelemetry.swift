@@ -359,6 +359,8 @@ struct LatencyHistogram {
     private var cached = Summary()
 
     /// A latency in whole microseconds, within what the histograms track (1 µs to 10 hours).
+    /// Inlined: three conversions per completion, a few instructions each.
+    @inline(__always)
     static func micros(_ seconds: Double) -> UInt64 {
         let x = seconds * 1_000_000
         // Below 2^52 the fraction x − ⌊x⌋ is exact, so adding one from a half up is `rounded()`

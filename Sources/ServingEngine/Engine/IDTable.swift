@@ -84,7 +84,9 @@ struct IDTable<Value: IDTableValue>: Sequence {
 
     /// The value in slot `slot` (from ``index(forKey:)``), read and written in place.
     subscript(slot slot: Int) -> Value {
-        get { entries[slot].value }
+        // Borrowed, not returned: `table[slot: s].field` reads the field in place (a getter
+        // returned a copy of the whole value, retaining what it holds, for one field).
+        _read { yield entries[slot].value }
         _modify { yield &entries[slot].value }
     }
 

@@ -11,10 +11,9 @@ extension ServingEngine {
         // and back through a heap-allocated accessor frame (5% of a saturated superpod).
         guard let slot = requests.index(forKey: id) else { return }
         let best = je.pickDecodeTE(instances: instances, cluster: cluster, kv: kvStore)
-        requests[slot: slot].decodeInstance = best
-        requests[slot: slot].stage = .transfer
+        Self.awaitTransfer(&requests[slot: slot], to: best)
         instances[best].decode!.enqueue(id)
-        pullTransfers(best)
+        pullTransfers(best, head: (id, slot))
     }
 
     /// Decode DP load balancing (system.md §4), by the JE's decode balancing policy
@@ -28,11 +27,23 @@ extension ServingEngine {
     /// prompt now, and a reservation for the expected output (the request's output length
     /// stands in for its `max_tokens`). A head that does not fit holds the queue
     /// (back-pressure), so long requests are not starved.
-    func pullTransfers(_ index: Int) {
+    /// `head`: a request the caller just looked up and queued, with its slot in the request table
+    /// (when it is the head, its slot is not looked up again: one lookup per registered transfer).
+    func pullTransfers(_ index: Int, head: (id: Int, slot: Int)? = nil) {
         guard let decode = instances[index].decode else { return }
-        while let id = decode.nextTransfer, let slot = requests.index(forKey: id) {
+        var known = head
+        while let id = decode.nextTransfer {
+            let slot: Int
+            if let k = known, k.id == id {
+                slot = k.slot
+            } else {
+                guard let found = requests.index(forKey: id) else { return }
+                slot = found
+            }
+            known = nil
             guard let g = pickDecodeGroup(index) else { return }
-            let request = Self.pullView(&requests[slot: slot])
+            let request = (totalTokens: requests[slot: slot].totalTokens, promptTokens: requests[slot: slot].spec.promptTokens,
+                           prefillInstance: requests[slot: slot].prefillInstance)
             guard let seat = decode.pull(id, into: g, promptTokens: request.promptTokens, totalTokens: request.totalTokens,
                                          te: index, kv: kvStore)
             else { return }
@@ -45,27 +56,38 @@ extension ServingEngine {
         }
     }
 
-    /// What a pull reads of a request, taken in place (a copy of the RequestState would retain
-    /// its arrays).
-    private static func pullView(_ r: inout RequestState) -> (totalTokens: Int, promptTokens: Int, prefillInstance: Int) {
-        (r.totalTokens, r.spec.promptTokens, r.prefillInstance)
+    /// The request waits for its transfer to decode TE `d`: both fields in one access to the table
+    /// (each subscript was a uniqueness check of it).
+    private static func awaitTransfer(_ r: inout RequestState, to d: Int) {
+        r.decodeInstance = d
+        r.stage = .transfer
     }
 
-    /// Where a transfer's KV comes from and goes to, read in place.
-    private static func transferEnds(_ r: inout RequestState) -> (prefillInstance: Int, prefillTicket: Int, decodeInstance: Int) {
-        (r.prefillInstance, r.prefillTicket, r.decodeInstance)
+    /// The request's transfer starts `now`; returns its prompt length (what the transfer moves).
+    private static func startTransfer(_ r: inout RequestState, now: SimTime) -> Int {
+        r.times.transferStartedAt = now
+        return r.spec.promptTokens
+    }
+
+    /// Where a transfer's KV comes from and goes to, read in place as the transfer ends `now`
+    /// (the request is decoding from then): one access to the table, not three.
+    private static func endTransfer(_ r: inout RequestState, now: SimTime)
+        -> (prefillInstance: Int, prefillTicket: Int, decodeInstance: Int) {
+        r.stage = .decode
+        r.times.transferEndedAt = now
+        return (r.prefillInstance, r.prefillTicket, r.decodeInstance)
     }
 
     /// One transfer at a time per prefill–decode pair; time from the fabric model.
     func startTransfer(_ c: Int) {
         guard let id = kvTransfer.nextToStart(c), let slot = requests.index(forKey: id) else { return }
-        let promptTokens = Self.pullView(&requests[slot: slot]).promptTokens
+        // Its start stamped with the read (nothing between reads it).
+        let promptTokens = Self.startTransfer(&requests[slot: slot], now: now)
         let route = kvTransfer.route(c)
         let seconds = Self.delay(instances[route.prefillInstance].cost.kvTransfer(
             tokens: Double(promptTokens), plane: route.plane) * route.slowdown)
         let done = now.after(seconds)
         kvTransfer.start(c, at: now, doneAt: done)
-        requests[slot: slot].times.transferStartedAt = now
         queue.schedule(at: done, .transferDone(channel: c))
     }
 
@@ -74,11 +96,10 @@ extension ServingEngine {
         guard let id = kvTransfer.finish(c), let slot = requests.index(forKey: id) else { return }
         // Read in place; the whole RequestState is copied only for a transfer observer.
         if telemetry.observers.transfer != nil { observeTransfer(c, request: requests[slot: slot]) }
-        let (prefillInstance, prefillTicket, decodeInstance) = Self.transferEnds(&requests[slot: slot])
+        // Stage and end stamped with the read (the prefill release below reads neither).
+        let (prefillInstance, prefillTicket, decodeInstance) = Self.endTransfer(&requests[slot: slot], now: now)
         // The prefill copy is released; its prefix blocks stay cached for the next hit.
         instances[prefillInstance].prefill?.release(prefillTicket, te: prefillInstance, kv: kvStore)
-        requests[slot: slot].stage = .decode
-        requests[slot: slot].times.transferEndedAt = now
         instances[decodeInstance].decode!.join(id)
         startStepIfIdle(decodeInstance)
         startStepIfIdle(prefillInstance)
@@ -113,9 +134,6 @@ extension ServingEngine {
         request.times.decodeJoinedAt = now
         return (request.decodeSeat, request.spec.promptTokens, Saturating.add(step, steps))
     }
-
-    /// The request's seat number, read in place.
-    private static func seatNumber(_ r: inout RequestState) -> Int { r.decodeSeat }
 
     /// Time of one decode step: every DP group waits at dispatch for the slowest one — the group
     /// whose attention (its batch over its own mean context) takes longest — and at combine for
@@ -196,7 +214,7 @@ extension ServingEngine {
         let firstTokenObserver = telemetry.observers.firstToken
         for id in decode.takeFirstTokens() {
             guard let slot = requests.index(forKey: id) else { continue }
-            decode.noteFirstToken(seat: Self.seatNumber(&requests[slot: slot]), at: now)
+            decode.noteFirstToken(seat: requests[slot: slot].decodeSeat, at: now)
             firstTokenObserver?(FirstToken(id: id, ttft: now - requests[slot: slot].spec.arrival))
         }
         if streams.hasOpenStreams { reportTokens(index, step: step) }

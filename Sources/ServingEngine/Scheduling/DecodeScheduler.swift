@@ -429,7 +429,8 @@ final class DecodeScheduler {
             var due: [Int] = []
             due.reserveCapacity(Self.finishersReserved)
             due.append(id)
-            finishing[step] = due
+            // Just looked up and absent: inserted without the subscript's second lookup.
+            finishing.insertNew(due, forKey: step)
             finishStepsByResidue[Self.finishResidue(step)] += 1
         }
     }

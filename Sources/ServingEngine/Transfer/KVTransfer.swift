@@ -37,7 +37,9 @@ final class KVTransfer {
 
     // MARK: Channels
 
-    /// The channel carrying KV from prefill TE `p` to decode TE `d`, if connected.
+    /// The channel carrying KV from prefill TE `p` to decode TE `d`, if connected. Inlined: a
+    /// table read, asked once per pulled transfer.
+    @inline(__always)
     func channel(from p: Int, to d: Int) -> Int? {
         guard p >= 0, p < byPair.count, d >= 0, d < byPair[p].count else { return nil }
         let c = byPair[p][d]
@@ -81,24 +83,36 @@ final class KVTransfer {
     /// The head transfer of channel `c` runs from `startedAt` until `doneAt` (the
     /// `.transferDone` the engine schedules for then); the start is kept for the timeline.
     func start(_ c: Int, at startedAt: SimTime = 0, doneAt: SimTime) {
-        channels[c].busy = true
-        channels[c].startedAt = startedAt
-        channels[c].doneAt = doneAt
+        Self.start(&channels[c], at: startedAt, doneAt: doneAt)
+    }
+
+    /// ``start(_:at:doneAt:)`` on the channel in place: one access to the table (three
+    /// subscripts were three uniqueness checks of it, per pulled transfer).
+    private static func start(_ channel: inout TransferChannel, at startedAt: SimTime, doneAt: SimTime) {
+        channel.busy = true
+        channel.startedAt = startedAt
+        channel.doneAt = doneAt
     }
 
     /// Whether a `.transferDone` of channel `c` at `now` completes its transfer: not when stale
     /// (another time: the transfer was abandoned or restarted), not while the link is down (the
     /// transfer hangs until healed or rerouted). Accepting clears the pending time.
-    func acceptDone(_ c: Int, now: SimTime) -> Bool {
-        guard channels[c].doneAt == now, !channels[c].blocked else { return false }
-        channels[c].doneAt = nil
+    func acceptDone(_ c: Int, now: SimTime) -> Bool { Self.acceptDone(&channels[c], now: now) }
+
+    /// ``acceptDone(_:now:)`` on the channel in place.
+    private static func acceptDone(_ channel: inout TransferChannel, now: SimTime) -> Bool {
+        guard channel.doneAt == now, !channel.blocked else { return false }
+        channel.doneAt = nil
         return true
     }
 
     /// The transfer at the head of channel `c` is done: removed from the queue, the channel idle.
-    func finish(_ c: Int) -> Int? {
-        guard let id = channels[c].queue.popFirst() else { return nil }
-        channels[c].busy = false
+    func finish(_ c: Int) -> Int? { Self.finish(&channels[c]) }
+
+    /// ``finish(_:)`` on the channel in place (one access to the table, not two).
+    private static func finish(_ channel: inout TransferChannel) -> Int? {
+        guard let id = channel.queue.popFirst() else { return nil }
+        channel.busy = false
         return id
     }
 
