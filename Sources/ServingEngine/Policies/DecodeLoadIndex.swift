@@ -57,7 +57,9 @@ struct DecodeLoadIndex {
         guard !groups.isEmpty, groups.count < Int(Int32.max), slots.count == groups.count,
               placeable.count == groups.count else { return nil }
         let blocks = groups[0].totalBlocks
-        // A group's load (owned + reserved blocks) stays within its blocks, well within the key.
+        // A group's owned blocks stay within its blocks; its reserved ones may overcommit, by at most
+        // each live request's expected length, which a million requests of a 1,000-block context
+        // could not take past the key's 2³⁰ (a load beyond it would be clamped, ordered by index).
         guard blocks >= 0, blocks <= Self.maxLoad / 4 else { return nil }
         for g in groups.indices where groups[g].totalBlocks != blocks { return nil }
         self.batchLimit = batchLimit
