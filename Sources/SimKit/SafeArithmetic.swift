@@ -24,6 +24,18 @@ extension Int {
             self = Int(value)
         }
     }
+
+    /// `value.rounded()` (half away from zero) for 0 ≤ value < 2⁵², without libm's `round`
+    /// call; nil for any other value (NaN too), which the caller rounds the long way. Below 2⁵²
+    /// the fraction `value − ⌊value⌋` is exact, so comparing it with a half rounds as `rounded()`
+    /// does. Hot paths round a latency, a drawn length and a share per request (issue 12: a libm
+    /// call each).
+    @inlinable @inline(__always)
+    public init?(roundingSmallNonNegative value: Double) {
+        guard value >= 0, value < 0x1p52 else { return nil }
+        let whole = Int(value)
+        self = value - Double(whole) >= 0.5 ? whole + 1 : whole
+    }
 }
 
 /// Saturating integer arithmetic and safe time helpers (see ``Swift/Int/init(saturating:nan:)``).

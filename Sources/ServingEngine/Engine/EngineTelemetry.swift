@@ -363,12 +363,9 @@ struct LatencyHistogram {
     @inline(__always)
     static func micros(_ seconds: Double) -> UInt64 {
         let x = seconds * 1_000_000
-        // Below 2^52 the fraction x − ⌊x⌋ is exact, so adding one from a half up is `rounded()`
-        // (half away from zero) without libm's `round` call; other values take the long way.
-        if x >= 0, x < 4_503_599_627_370_496 {
-            let whole = UInt64(x)
-            let rounded = x - Double(whole) >= 0.5 ? whole + 1 : whole
-            return Swift.max(1, Swift.min(35_999_999_999, rounded))
+        // `rounded()` without libm's `round` call where it can; other values take the long way.
+        if let rounded = Int(roundingSmallNonNegative: x) {
+            return UInt64(Swift.max(1, Swift.min(35_999_999_999, rounded)))
         }
         return UInt64(max(1, min(35_999_999_999, x.rounded())))
     }

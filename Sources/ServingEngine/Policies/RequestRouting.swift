@@ -317,13 +317,10 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         guard prefillTEs >= 2 else { return 0 }
         let share = recentPromptTokens.long / max(1, recentPromptTokens.long + recentPromptTokens.short)
         let x = share * Double(prefillTEs)
-        // `x.rounded()` (half away from zero) in place for the usual `x` (the share is in 0…1):
-        // its whole part and whether the fraction, exact below 2⁵², reaches a half. The library
-        // call and the saturating conversion were 2.3 M of a saturated superpod's two minutes
-        // (once per arrival; issue 12).
-        guard x >= 0 && x < 0x1p52 else { return min(prefillTEs - 1, Int(saturating: x.rounded())) }
-        let whole = Int(x)
-        return min(prefillTEs - 1, x - Double(whole) >= 0.5 ? whole + 1 : whole)
+        // Rounded in place for the usual `x` (the share is in 0…1): the library call and the
+        // saturating conversion were 2.3 M of a saturated superpod's two minutes (once per
+        // arrival; issue 12).
+        return min(prefillTEs - 1, Int(roundingSmallNonNegative: x) ?? Int(saturating: x.rounded()))
     }
 }
 

@@ -181,17 +181,14 @@ public struct SyntheticWorkload: WorkloadSource {
         return (prompt, classes[traffic].outputTokens.sample(using: &stream))
     }
 
-    /// A draw as a token count in 1…max(1, cap): `max(1, Int(x.rounded()))` below the cap.
-    /// Rounded by hand, not by `rounded()` (a call into libm's `round` per draw, issue 12: 4.3 M
-    /// instructions a saturated superpod's two minutes): below 1.5 the count is 1; above, the
-    /// whole part `Int(x)` (x is below the cap, so below 2⁶³) and the fraction `x - whole`, which
-    /// is exact (x and its whole part are within a factor of two), rounded half away from zero.
+    /// A draw as a token count in 1…max(1, cap): `max(1, Int(x.rounded()))` below the cap,
+    /// rounded without libm's `round` where it can (a call per draw, issue 12: 4.3 M instructions
+    /// a saturated superpod's two minutes).
     static func clampedLength(_ x: Double, _ cap: Int) -> Int {
         guard x.isFinite else { return x > 0 ? max(1, cap) : 1 }
         if x >= Double(cap) { return max(1, cap) }
-        guard x >= 1.5 else { return 1 }
-        let whole = Int(x)
-        return x - Double(whole) >= 0.5 ? whole + 1 : whole
+        guard x >= 1 else { return 1 }  // any draw below 1, however far (no conversion to trap on)
+        return Int(roundingSmallNonNegative: x) ?? Int(x.rounded())
     }
 
     /// Decides whether the request continues a session, starts with a system prompt, or
