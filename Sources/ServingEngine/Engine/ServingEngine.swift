@@ -326,20 +326,9 @@ public final class ServingEngine {
         // the spec, they were retained and released around the rebase.
         var flatKeys: [UInt64] = []
         swap(&flatKeys, &spec.prefixHashes)
-        // Keys already in the engine's block size (every synthetic request's) are used as they
-        // are, and a prompt without keys is not chained: a call each, retaining and releasing
-        // the keys (issue 12: 3 M instructions of a saturated superpod's two minutes). The
-        // same keys as the calls return.
-        let blockTokens = configuration.kvBlockTokens
-        let chained: [UInt64]
-        if flatKeys.isEmpty {
-            chained = []
-        } else if spec.prefixBlockTokens == blockTokens && blockTokens > 0 {
-            chained = kvStore.chained(flatKeys)
-        } else {
-            chained = kvStore.chained(PrefixHashes.rebase(flatKeys, fromBlockTokens: spec.prefixBlockTokens,
-                                                          toBlockTokens: blockTokens))
-        }
+        // A prompt without keys is not chained (seven in ten of a saturated superpod's).
+        let chained = flatKeys.isEmpty ? [] : kvStore.chained(PrefixHashes.rebase(
+            flatKeys, fromBlockTokens: spec.prefixBlockTokens, toBlockTokens: configuration.kvBlockTokens))
         let id = spec.id
         // The spec moves into the request (its last use): the rejections below read the request's
         // copy (a rejection needs no prefix keys), so the spec is not copied per arrival.

@@ -46,28 +46,8 @@ struct PrefixChainMemo: Sendable {
         if shared == keys.count && chainsBySlot[slot].count == keys.count {
             chained = chainsBySlot[slot]  // the same prompt prefix again
         } else {
-            // A copy of the flat keys (as many), overwritten: the copy-on-write allocates through
-            // the path specialised for the element type, where `init(unsafeUninitializedCapacity:)`
-            // allocates through the standard library's unspecialised generic one, ~630
-            // instructions an array against ~280 with the copy, most of the difference looking
-            // up the storage class's metadata (issue 12: 5 M of a saturated superpod's two minutes).
-            var fresh = keys
-            fresh.withUnsafeMutableBufferPointer { out in
-                keys.withUnsafeBufferPointer { keys in
-                    var parent = PrefixHashes.root
-                    if shared > 0 {
-                        chainsBySlot[slot].withUnsafeBufferPointer { earlier in
-                            out.baseAddress!.update(from: earlier.baseAddress!, count: shared)
-                        }
-                        parent = out[shared - 1]
-                    }
-                    for i in shared..<keys.count {
-                        parent = StableHash.combine(parent: parent, keys[i])
-                        out[i] = parent
-                    }
-                }
-            }
-            chained = fresh
+            // The remembered chain read through its buffer (not passed as an array: a retain).
+            chained = chainsBySlot[slot].withUnsafeBufferPointer { PrefixHashes.chain(keys, sharing: shared, with: $0) }
         }
         reusedKeys &+= shared
         chainedKeys &+= keys.count - shared
