@@ -4,6 +4,7 @@ extension KVBlockManager {
     /// or cached-evictable, and the totals add up. Messages are sorted so the result is
     /// deterministic.
     public func audit() -> [String] {
+        if isCountingOnly { return countingAudit() }
         var problems: [String] = []
         // Blocks from `touchedBlocks` on were never handed out: free by construction.
         var holders = Array(repeating: 0, count: touchedBlocks)
@@ -79,6 +80,37 @@ extension KVBlockManager {
         if owned + freeList.count + untouchedBlocks + cachedBlocks != totalBlocks {
             problems.append(
                 "owned \(owned) + free \(freeList.count + untouchedBlocks) + cached \(cachedBlocks) != total \(totalBlocks)")
+        }
+        if expectedReserved != reservedBlocks {
+            problems.append("reserved count \(reservedBlocks) but requests reserve \(expectedReserved)")
+        }
+        return problems.sorted()
+    }
+
+    /// ``audit()`` of a manager that counts blocks without listing them (``isCountingOnly``): each
+    /// request holds the blocks its tokens need, they add up to the owned count, the blocks in use
+    /// are as many, and nothing is listed, registered or cached.
+    private func countingAudit() -> [String] {
+        var problems: [String] = []
+        var owned = 0, expectedReserved = 0
+        for (requestID, sequence) in sequences {
+            if sequence.count != blocksFor(sequence.tokens) {
+                problems.append("request \(requestID) holds \(sequence.count) blocks for \(sequence.tokens) tokens")
+            }
+            if sequence.start != -1 { problems.append("request \(requestID) has a block list in a counting manager") }
+            owned += sequence.count
+            expectedReserved += max(0, blocksFor(sequence.expectedTotalTokens) - sequence.count)
+        }
+        if owned != ownedBlockCount { problems.append("owned count \(ownedBlockCount) but requests hold \(owned) blocks") }
+        if touchedBlocks != ownedBlockCount {
+            problems.append("\(touchedBlocks) blocks in use but \(ownedBlockCount) owned")
+        }
+        if freeCount != 0 || cachedBlocks != 0 || cacheIndex.count != 0 {
+            problems.append("a counting manager lists \(freeCount) free and \(cachedBlocks) cached blocks, indexes \(cacheIndex.count)")
+        }
+        if !states.isEmpty || !hashes.isEmpty { problems.append("block states held before any prefix key") }
+        if owned + untouchedBlocks != totalBlocks {
+            problems.append("owned \(owned) + free \(untouchedBlocks) + cached 0 != total \(totalBlocks)")
         }
         if expectedReserved != reservedBlocks {
             problems.append("reserved count \(reservedBlocks) but requests reserve \(expectedReserved)")

@@ -43,7 +43,8 @@ public struct KVBlockManager: Sendable {
     public private(set) var stats = PrefixCacheStats()
 
     /// A live request's blocks and lengths. Its block list sits in ``blockLists``, a chunk of
-    /// `1 << sizeClass` entries from `start` of which the first `count` are its blocks, in order.
+    /// `1 << sizeClass` entries from `start` of which the first `count` are its blocks, in order
+    /// (in a manager that only counts blocks, ``isCountingOnly``: no list, `start` -1).
     /// No reference: storing, reading and removing one is a copy of five words (an array per
     /// request was a malloc, a free, retains and releases and a dictionary entry to destroy per
     /// allocation: a tenth of the saturated superpod's KV instructions).
@@ -224,23 +225,23 @@ public struct KVBlockManager: Sendable {
         // Hits and new blocks together never exceed the group (a larger prompt cannot fit).
         let totalNeeded = blocksFor(promptTokens)
         guard totalNeeded <= totalBlocks else { return nil }
-        // The request's block list, sized once (a chunk of the arena): the prefix hits first,
-        // then the new blocks.
-        var sequence = takeChunk(for: totalNeeded, tokens: promptTokens, expectedTotalTokens: expectedTotalTokens)
         guard keepsCounts else {
             // No keys ever (a decode group's transferred KV): no hits, nothing to register, no
-            // cached blocks to evict. The whole prompt is handed out in bulk, as below, without
-            // the calls that would each find nothing to do (half of the superpod's allocations).
-            guard totalNeeded <= freeBlocks else {
-                giveBackChunk(of: sequence)
-                return nil
-            }
-            takeOwnedBlocks(totalNeeded, into: &sequence)
+            // cached blocks to evict, and no block's identity matters (``isCountingOnly``): the
+            // blocks are counted, not listed.
+            guard totalNeeded <= freeBlocks else { return nil }
+            let sequence = Sequence(start: -1, count: totalNeeded, sizeClass: 0, tokens: promptTokens,
+                                    expectedTotalTokens: expectedTotalTokens)
+            touchedBlocks += totalNeeded
+            ownedBlockCount += totalNeeded
             reservedBlocks += Self.reservation(sequence, blockTokens: blockTokens)
             sequences.insert(requestID, sequence, at: slot)
             stats.queriedTokens += promptTokens
             return KVAllocation(hitTokens: 0, hitBlocks: 0, newBlocks: totalNeeded, computeTokens: promptTokens)
         }
+        // The request's block list, sized once (a chunk of the arena): the prefix hits first,
+        // then the new blocks.
+        var sequence = takeChunk(for: totalNeeded, tokens: promptTokens, expectedTotalTokens: expectedTotalTokens)
         matchPrefix(promptTokens: promptTokens, chained: chained, into: &sequence)
         let hitCount = sequence.count
         let needed = totalNeeded - hitCount
@@ -293,7 +294,11 @@ public struct KVBlockManager: Sendable {
         let needed = blocksFor(sequence.tokens + tokens) - sequence.count
         guard needed <= freeBlocks else { return false }
         let reservedBefore = Self.reservation(sequence, blockTokens: blockTokens)
-        if needed > 0 {
+        if needed > 0 && !keepsCounts {
+            sequence.count += needed
+            touchedBlocks += needed
+            ownedBlockCount += needed
+        } else if needed > 0 {
             makeRoom(for: needed, in: &sequence)
             takeOwnedBlocks(needed, into: &sequence)
         }
@@ -327,28 +332,14 @@ public struct KVBlockManager: Sendable {
         // first) as they are released. (The LRU and the free list are apart, so this is the order
         // of adding block by block.)
         let count = sequence.count
+        guard keepsCounts else {
+            // Counted, not listed (no keys ever, a decode group: ``isCountingOnly``).
+            touchedBlocks -= count
+            ownedBlockCount -= count
+            return
+        }
         if freeCount + count > freeStack.count {
             freeStack.append(contentsOf: repeatElement(0, count: max(freeCount + count, 2 * freeStack.count, 64) - freeStack.count))
-        }
-        guard keepsCounts else {
-            // No counts (no keys ever, a decode group): every block's one holder is this request,
-            // and the states (empty) are not touched: moving them out and editing them in place
-            // copied the empty array into a new buffer per release (issue 12).
-            var stack: [Int32] = []
-            swap(&stack, &freeStack)
-            let freeBase = freeCount
-            stack.withUnsafeMutableBufferPointer { stack in
-                blockLists.withUnsafeBufferPointer { lists in
-                    let blocks = lists.baseAddress! + sequence.start
-                    let freed = stack.baseAddress! + freeBase
-                    for k in 0..<count { freed[k] = blocks[count &- 1 &- k] }
-                }
-            }
-            swap(&stack, &freeStack)
-            freeCount += count
-            ownedBlockCount -= count
-            giveBackChunk(of: sequence)
-            return
         }
         var toFree = 0, toCache = 0
         var words: [UInt64] = [], stack: [Int32] = []
@@ -466,12 +457,13 @@ public struct KVBlockManager: Sendable {
     }
 
     /// Request `id`'s blocks in order (tests), nil when it holds none here.
+    /// A counting manager lists none (``isCountingOnly``): nil.
     func blocks(of requestID: Int) -> [Int32]? {
-        guard let sequence = sequences[requestID] else { return nil }
+        guard keepsCounts, let sequence = sequences[requestID] else { return nil }
         return Array(blockLists[sequence.start..<(sequence.start + sequence.count)])
     }
 
-    /// A sequence's blocks, read in place.
+    /// A sequence's blocks, read in place (a listing manager's: not ``isCountingOnly``).
     func withBlocks<R>(of sequence: Sequence, _ body: (UnsafeBufferPointer<Int32>) -> R) -> R {
         blockLists.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[sequence.start..<(sequence.start + sequence.count)])) }
     }
@@ -794,6 +786,7 @@ public struct KVBlockManager: Sendable {
     /// Starts keeping block states (``keepsCounts``), before the first allocation with prefix
     /// keys: each block a live request holds has that one holder.
     private mutating func startCounting() {
+        listLiveRequestsBlocks()
         keepsCounts = true
         // The index holds at most one entry per block, and a keyed group (a prefill group) soon
         // registers nearly all of them: sized for that now, it is built once instead of rebuilt at
@@ -815,6 +808,36 @@ public struct KVBlockManager: Sendable {
                 }
             }
         }
+    }
+}
+
+extension KVBlockManager {
+    /// Whether blocks are only counted: until the first allocation with prefix keys, no block is
+    /// shared, registered or cached, so which block a request holds changes nothing anyone reads.
+    /// A live request then holds `count` blocks and no list (`start` -1), the blocks in use are
+    /// `0..<touchedBlocks` (as many as are owned) and the free list is empty. A decode group's KV
+    /// comes without keys (transferred), so it stays so: listing each pulled prompt's blocks and
+    /// giving them back at completion was 4% of the saturated superpod's instructions (issue 12).
+    var isCountingOnly: Bool { !keepsCounts }
+
+    /// Gives each live request of a counting manager its blocks, for the first allocation with
+    /// prefix keys: the lowest blocks, in order, to the requests in increasing id order (the one
+    /// order that depends on nothing but the live requests).
+    fileprivate mutating func listLiveRequestsBlocks() {
+        precondition(!keepsCounts && freeCount == 0 && touchedBlocks == ownedBlockCount, "a counting manager")
+        guard !sequences.isEmpty else { return }
+        var next = 0
+        for (requestID, counted) in sequences.sorted(by: { $0.0 < $1.0 }) {
+            var sequence = takeChunk(for: max(1, counted.count), tokens: counted.tokens,
+                                     expectedTotalTokens: counted.expectedTotalTokens)
+            blockLists.withUnsafeMutableBufferPointer { lists in
+                for k in 0..<counted.count { lists[sequence.start + k] = Int32(truncatingIfNeeded: next + k) }
+            }
+            sequence.count = counted.count
+            next += counted.count
+            sequences[requestID] = sequence
+        }
+        precondition(next == touchedBlocks, "the counted blocks are the live requests'")
     }
 }
 

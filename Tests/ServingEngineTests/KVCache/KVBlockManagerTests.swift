@@ -124,12 +124,20 @@ import Testing
 
     @Test func auditCatchesALeakedBlock() throws {
         var kv = KVBlockManager(totalBlocks: 5, blockTokens: 16)
-        _ = try #require(kv.allocate(requestID: 1, promptTokens: 10, prefixHashes: []) as KVAllocation?)
+        _ = try #require(kv.allocate(requestID: 1, promptTokens: 10, prefixHashes: [3]) as KVAllocation?)
         #expect(kv.audit() == [])
         kv.leakFreeBlockForTesting()
         let problems = kv.audit()
         #expect(problems.contains { $0.contains("in 0 states") })
         #expect(problems.contains { $0.contains("!= total 5") })
+        // A manager that only counts its blocks (no key yet) notices the loss too.
+        var counting = KVBlockManager(totalBlocks: 5, blockTokens: 16)
+        _ = try #require(counting.allocate(requestID: 1, promptTokens: 10, prefixHashes: []) as KVAllocation?)
+        #expect(counting.isCountingOnly && counting.audit() == [])
+        counting.leakFreeBlockForTesting()
+        let counted = counting.audit()
+        #expect(counted.contains { $0.contains("2 blocks in use but 1 owned") })
+        #expect(counted.contains { $0.contains("!= total 5") })
     }
 
     /// Thousands of seeded random operations, auditing after every one.
@@ -179,10 +187,13 @@ import Testing
         var kv = KVBlockManager(totalBlocks: 1_000_000, blockTokens: 16)
         #expect(kv.referenceCount.isEmpty && kv.freeBlocks == 1_000_000)
         #expect(kv.allocate(requestID: 1, promptTokens: 48, prefixHashes: []) != nil)
-        #expect(kv.blocks(of: 1) == [0, 1, 2])
-        // Nothing per block is kept without prefix keys (blocksWithoutPrefixKeysKeepNoHashState).
+        // Nothing per block is kept without prefix keys (blocksWithoutPrefixKeysKeepNoHashState):
+        // blocks are counted, not listed.
+        #expect(kv.isCountingOnly && kv.blocks(of: 1) == nil)
         #expect(kv.referenceCount.isEmpty && kv.freeBlocks == 999_997)
-        #expect(kv.allocate(requestID: 2, promptTokens: 16, prefixHashes: []) != nil)
+        // The first prefix key lists them: the live request's are the lowest.
+        #expect(kv.allocate(requestID: 2, promptTokens: 16, prefixHashes: [7]) != nil)
+        #expect(!kv.isCountingOnly && kv.blocks(of: 1) == [0, 1, 2] && kv.blocks(of: 2) == [3])
         kv.free(requestID: 1)
         // Freed blocks first (last freed first: the head block, as a full free list gives them)…
         #expect(kv.allocate(requestID: 3, promptTokens: 64, prefixHashes: []) != nil)
@@ -205,6 +216,10 @@ import Testing
         // Nor reference counts: without keys no block is ever shared.
         #expect(kv.hashCoverage == 0 && kv.cachedBlocks == 0)
         #expect(!kv.keepsCounts && kv.referenceCount.isEmpty && kv.audit() == [])
+        #expect(kv.usedBlocks == 25 * 63 && kv.freeBlocks == 100_000 - 25 * 63 && kv.reservedBlocks == 25 * (313 - 63))
+        var leaky = kv
+        leaky.leakFreeBlockForTesting()
+        #expect(!leaky.audit().isEmpty, "a block lost by a counting manager is noticed")
         // The first prefix key starts the counts (every block of the live requests at one) and
         // grows the hash state to cover its block only (geometrically).
         #expect(kv.allocate(requestID: 100, promptTokens: 64, prefixHashes: [9, 8, 7, 6]) != nil)
@@ -213,6 +228,31 @@ import Testing
         kv.free(requestID: 100)
         #expect(kv.cachedBlocks == 4 && kv.audit() == [])
         #expect(kv.cachedPrefixTokens(promptTokens: 65, prefixHashes: [9, 8, 7, 6]) == 64)
+    }
+
+    /// A counting manager's live requests get the lowest blocks, in increasing id order, when the
+    /// first prefix key arrives; appends before it are counted, and blocks freed before it leave
+    /// no gap.
+    @Test func theFirstKeyListsTheCountedBlocksLowestFirstByRequestID() {
+        var kv = KVBlockManager(totalBlocks: 64, blockTokens: 16)
+        for (id, tokens) in [(9, 40), (2, 16), (5, 33), (7, 17)] {
+            #expect(kv.allocate(requestID: id, promptTokens: tokens, prefixHashes: []) != nil)
+        }
+        let appended = kv.append(requestID: 2, tokens: 1)
+        #expect(appended)
+        kv.free(requestID: 7)
+        #expect(kv.isCountingOnly && kv.usedBlocks == 3 + 2 + 3 && kv.freeBlocks == 64 - 8 && kv.audit() == [])
+        #expect(kv.allocate(requestID: 1, promptTokens: 64, prefixHashes: []) != nil)
+        #expect(kv.allocate(requestID: 100, promptTokens: 1_000, prefixHashes: []) == nil, "counted blocks are not free")
+        #expect(kv.allocate(requestID: 3, promptTokens: 32, prefixHashes: [11, 12]) != nil)
+        #expect(kv.blocks(of: 1) == [0, 1, 2, 3])
+        #expect(kv.blocks(of: 2) == [4, 5])
+        #expect(kv.blocks(of: 5) == [6, 7, 8])
+        #expect(kv.blocks(of: 9) == [9, 10, 11])
+        #expect(kv.blocks(of: 3) == [12, 13])
+        #expect(kv.audit() == [])
+        for id in [1, 2, 3, 5, 9] { kv.free(requestID: id) }
+        #expect(kv.usedBlocks == 0 && kv.cachedBlocks == 2 && kv.freeBlocks == 64 && kv.audit() == [])
     }
 
     /// Requests that held blocks before the counts started keep them counted once, and blocks

@@ -22,6 +22,11 @@ import Testing
         /// Oldest first.
         var lru: [Int] = []
         var sequences: [Int: (blocks: [Int], tokens: Int)] = [:]
+        /// Whether blocks are listed: from the first allocation with keys on. Before it a request's
+        /// blocks are only counted (-1 each), as in ``KVBlockManager/isCountingOnly``, and the
+        /// blocks in use are the lowest `touched`; that allocation first gives the live requests,
+        /// in increasing id order, the lowest blocks in order.
+        var listing = false
 
         init(totalBlocks: Int, blockTokens: Int) {
             self.totalBlocks = totalBlocks
@@ -60,6 +65,23 @@ import Testing
             guard sequences[requestID] == nil else { return nil }
             let totalNeeded = (promptTokens + blockTokens - 1) / blockTokens
             guard totalNeeded <= totalBlocks else { return nil }
+            if !listing && chained.isEmpty {
+                guard totalNeeded <= freeBlocks else { return nil }
+                touched += totalNeeded
+                sequences[requestID] = (Array(repeating: -1, count: totalNeeded), promptTokens)
+                return KVAllocation(hitTokens: 0, hitBlocks: 0, newBlocks: totalNeeded, computeTokens: promptTokens)
+            }
+            if !listing {
+                listing = true
+                var next = 0
+                for id in sequences.keys.sorted() {
+                    let count = sequences[id]!.blocks.count
+                    sequences[id]!.blocks = Array(next..<(next + count))
+                    for block in next..<(next + count) { references[block] = 1 }
+                    next += count
+                }
+                precondition(next == touched)
+            }
             var blocks: [Int] = []
             for index in 0..<max(0, min(chained.count, (promptTokens - 1) / blockTokens)) {
                 guard let block = blockOf[chained[index]] else { break }
@@ -88,6 +110,13 @@ import Testing
             guard var sequence = sequences[requestID] else { return false }
             let needed = (sequence.tokens + tokens + blockTokens - 1) / blockTokens - sequence.blocks.count
             guard needed <= freeBlocks else { return false }
+            if !listing {
+                touched += max(0, needed)
+                sequence.blocks += Array(repeating: -1, count: max(0, needed))
+                sequence.tokens += tokens
+                sequences[requestID] = sequence
+                return true
+            }
             for _ in 0..<max(0, needed) {
                 let block = take()
                 retain(block)
@@ -100,6 +129,10 @@ import Testing
 
         mutating func free(requestID: Int) {
             guard let sequence = sequences.removeValue(forKey: requestID) else { return }
+            guard listing else {
+                touched -= sequence.blocks.count
+                return
+            }
             for block in sequence.blocks.reversed() {
                 references[block] -= 1
                 guard references[block] == 0 else { continue }
@@ -158,7 +191,7 @@ import Testing
                 model.free(requestID: id)
             }
             for id in live {
-                #expect(kv.blocks(of: id)?.map(Int.init) == model.sequences[id]?.blocks, "blocks of \(id) at \(step)")
+                #expect(kv.blocks(of: id)?.map(Int.init) == (model.listing ? model.sequences[id]?.blocks : nil), "blocks of \(id) at \(step)")
             }
             #expect(kv.freeList.map(Int.init) == model.freeList, "free list at \(step)")
             #expect(kv.cachedOldestFirst == model.lru, "LRU order at \(step)")
@@ -166,5 +199,6 @@ import Testing
             #expect(kv.audit() == [], "audit at \(step)")
         }
         #expect(evictingAllocations > 100, "the walk exercises the eviction path")
+        #expect(model.listing, "the walk reaches keyed allocations")
     }
 }
