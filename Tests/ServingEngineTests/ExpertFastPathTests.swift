@@ -64,6 +64,55 @@ import Testing
         }
     }
 
+    /// The skew's layer shapes taken from the rows as made (before their shuffle) are the
+    /// shuffled rows sorted by `>`, bit for bit, and the popularity is ``ExpertPopularity/skewed(model:shape:using:)``'s,
+    /// over seeds and shapes (mild and capped layers, small and large expert counts).
+    @Test func skewLayerShapesAreTheShuffledRowsSortedBitForBit() {
+        for seed in 0..<6 as Range<UInt64> {
+            for (layers, experts) in [(58, 256), (7, 16), (3, 3)] {
+                let model = ModelSpecShape(moeLayers: layers, experts: experts)
+                var a = RandomStreams(seed: seed).stream("expert-popularity"), b = a
+                let both = ExpertPopularity.skewedWithLayerShapes(model: model, using: &a)
+                let plain = ExpertPopularity.skewed(model: model, using: &b)
+                #expect(both.popularity == plain)
+                #expect(both.hottestFirst.map { $0.map(\.bitPattern) } == plain.layers.map { $0.sorted(by: >).map(\.bitPattern) })
+                var c = RandomStreams(seed: seed).stream("expert-popularity")
+                #expect(ExpertPopularity.skewedLayerShapes(model: model, using: &c).map { $0.map(\.bitPattern) }
+                        == both.hottestFirst.map { $0.map(\.bitPattern) })
+            }
+        }
+        #expect(!ExpertPopularity.isStrictlyOrderedHottestFirst([2, 1, 0]))
+        #expect(!ExpertPopularity.isStrictlyOrderedHottestFirst([1, 2]))
+        #expect(!ExpertPopularity.isStrictlyOrderedHottestFirst([2, .nan]))
+        #expect(ExpertPopularity.isStrictlyOrderedHottestFirst([3, 1, 1, 0.5]))
+    }
+
+    /// A mix change followed by a drift stretch, ranked once (the expert system's drift update):
+    /// the same mix, drift and popularity bits as ``ExpertTraffic/setMix(arrivals:)`` then
+    /// ``ExpertTraffic/advanceDrift(steps:firstSeconds:seconds:)``, with and without a step
+    /// (no drift, no stretch) and with weights that leave the mix as it was.
+    @Test func mixThenDriftRankedOnceEqualsSetMixThenAdvanceDrift() {
+        let shape = ModelSpecShape(moeLayers: 5, experts: 64)
+        var rng = RandomStreams(seed: 6).stream("mix-drift-walk")
+        for skewed in [true, false] {
+            var once = ExpertTraffic(shape: shape, seed: 7, skewed: skewed)
+            var twice = once
+            for step in 0..<30 {
+                let arrivals = rng.int(in: 0...4) == 0 ? [0.0, 0.0] : [Double(rng.int(in: 0...9)), Double(rng.int(in: 0...9))]
+                let steps = Double(rng.int(in: 0...3)), first = step % 5 == 0 ? 0 : 30 * rng.uniform()
+                once.setMix(arrivals: arrivals, thenAdvanceDrift: steps, firstSeconds: first, seconds: 30)
+                twice.setMix(arrivals: arrivals)
+                twice.advanceDrift(steps: steps, firstSeconds: first, seconds: 30)
+                #expect(once.mix == twice.mix, "step \(step)")
+                #expect(once.drift.map(\.bitPattern) == twice.drift.map(\.bitPattern), "step \(step)")
+                #expect(once.popularity.layers.map { $0.map(\.bitPattern) } == twice.popularity.layers.map { $0.map(\.bitPattern) },
+                        "step \(step)")
+                #expect(once.popularity.layers.map { $0.map(\.bitPattern) } == Self.referencePopularity(once).map { $0.map(\.bitPattern) },
+                        "step \(step)")
+            }
+        }
+    }
+
     /// The popularity from its definition: per layer, each class's preferences (the profile's
     /// ranking, since a class alone ranks by them) blended over the weights' norm plus the drift,
     /// the experts sorted by that score with the standard library, the layer's loads given out

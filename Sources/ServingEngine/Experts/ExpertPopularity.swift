@@ -58,6 +58,17 @@ public struct ExpertPopularity: Sendable, Equatable {
 
     public static func skewed(model: ModelSpecShape, shape: SkewShape = SkewShape(),
                               using rng: inout RandomStream) -> ExpertPopularity {
+        skewedWithLayerShapes(model: model, shape: shape, using: &rng).popularity
+    }
+
+    /// ``skewed(model:shape:using:)`` (the same draws) and each layer's loads hottest first: the
+    /// popularity's rows sorted by `>`, taken from the rows as made before their shuffle when
+    /// those are already in that order (``layerRow(experts:head:hottest:decay:)`` makes them so:
+    /// checked here, else sorted), so ``ExpertTraffic`` does not sort 58 shuffled rows back at
+    /// every engine start (issue 12: 1.9 M instructions). A non-increasing row with no NaN and no
+    /// zero is the only arrangement of its values that `>` sorts to: the same bits.
+    static func skewedWithLayerShapes(model: ModelSpecShape, shape: SkewShape = SkewShape(),
+                                      using rng: inout RandomStream) -> (popularity: ExpertPopularity, hottestFirst: [[Double]]) {
         let layerCount = model.moeLayers, n = model.experts
         // Evenly spaced Pareto quantiles, assigned to layers in a random order.
         var hottest = (0..<layerCount).map { i -> Double in
@@ -68,13 +79,56 @@ public struct ExpertPopularity: Sendable, Equatable {
         let head = max(2, min(n - 1, Int((shape.aboveMeanShare * Double(n)).rounded())))
         var rows: [[Double]] = []
         rows.reserveCapacity(layerCount)
+        var hottestFirst: [[Double]] = []
+        hottestFirst.reserveCapacity(layerCount)
         for h in hottest {
             var row = layerRow(experts: n, head: head, hottest: h, decay: shape.headDecay)
+            let made = row
             // Fisher–Yates with our own stream, so the order never depends on the standard library.
             for i in stride(from: row.count - 1, to: 0, by: -1) { row.swapAt(i, rng.int(in: 0...i)) }
+            hottestFirst.append(isStrictlyOrderedHottestFirst(made) ? made : row.sorted(by: >))
             rows.append(row)
         }
-        return ExpertPopularity(layers: rows)
+        return (ExpertPopularity(layers: rows), hottestFirst)
+    }
+
+    /// ``skewedWithLayerShapes(model:shape:using:)``'s layer shapes alone, the rows not shuffled
+    /// when every one is made in order (no popularity to shuffle them into: ``ExpertTraffic``
+    /// needs only the shapes; issue 12: 15 k draws and swaps every engine start). `rng` is left
+    /// wherever the work took it: the caller draws nothing more from it.
+    static func skewedLayerShapes(model: ModelSpecShape, shape: SkewShape = SkewShape(),
+                                  using rng: inout RandomStream) -> [[Double]] {
+        let start = rng
+        let layerCount = model.moeLayers, n = model.experts
+        // The draws of ``skewedWithLayerShapes(model:shape:using:)`` up to its rows.
+        var hottest = (0..<layerCount).map { i -> Double in
+            let p = (Double(i) + 0.5) / Double(max(1, layerCount))
+            return min(shape.hottestCap, shape.mildestHottest * pow(1 - p, -1 / shape.tailIndex))
+        }
+        for i in stride(from: hottest.count - 1, to: 0, by: -1) { hottest.swapAt(i, rng.int(in: 0...i)) }
+        let head = max(2, min(n - 1, Int((shape.aboveMeanShare * Double(n)).rounded())))
+        var shapes: [[Double]] = []
+        shapes.reserveCapacity(layerCount)
+        for h in hottest {
+            let row = layerRow(experts: n, head: head, hottest: h, decay: shape.headDecay)
+            guard isStrictlyOrderedHottestFirst(row) else {
+                // A row out of order is sorted from its shuffle: every draw, from the start.
+                var again = start
+                return skewedWithLayerShapes(model: model, shape: shape, using: &again).hottestFirst
+            }
+            shapes.append(row)
+        }
+        return shapes
+    }
+
+    /// Whether `row` is non-increasing with no NaN and no zero (whose two signs `>` cannot tell
+    /// apart): then any arrangement of its values sorts by `>` to exactly `row`.
+    static func isStrictlyOrderedHottestFirst(_ row: [Double]) -> Bool {
+        for (i, x) in row.enumerated() {
+            if x.isNaN || x == 0 { return false }
+            if i > 0 && !(row[i - 1] >= x) { return false }
+        }
+        return true
     }
 
     /// One layer, hottest first: `head` experts at 1 + (hottest − 1)·rank^−decay, then an even

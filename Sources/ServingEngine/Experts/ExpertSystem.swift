@@ -332,15 +332,18 @@ final class ExpertSystem {
             // The walk itself starts at time 0 (the first update is one step of 30 s).
             let elapsed = now - max(lastDrift, 0)
             lastDrift = now
-            if classArrivals.contains(where: { $0 > 0 }) {
-                traffic!.setMix(arrivals: classArrivals)
-                classArrivals = Array(repeating: 0, count: classNames.count)
-            }
             // The walk's steps in the stretch, the first taking what is over whole steps (a tick
             // lands a little after the update is due).
             let steps = max(1, (elapsed / Self.driftInterval).rounded(.down))
-            traffic!.advanceDrift(steps: steps, firstSeconds: elapsed - (steps - 1) * Self.driftInterval,
-                                  seconds: Self.driftInterval)
+            let firstSeconds = elapsed - (steps - 1) * Self.driftInterval
+            if classArrivals.contains(where: { $0 > 0 }) {
+                // The new mix and the walk, ranked once.
+                traffic!.setMix(arrivals: classArrivals, thenAdvanceDrift: steps, firstSeconds: firstSeconds,
+                                seconds: Self.driftInterval)
+                classArrivals = Array(repeating: 0, count: classNames.count)
+            } else {
+                traffic!.advanceDrift(steps: steps, firstSeconds: firstSeconds, seconds: Self.driftInterval)
+            }
             plans = [:]
             for te in tes { te?.routing.setPopularity(traffic!.popularity) }
         }

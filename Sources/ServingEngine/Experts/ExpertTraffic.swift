@@ -28,7 +28,15 @@ public struct ExpertTraffic: Sendable {
     /// Per MoE layer, its experts' loads hottest first (mean 1): the model's skew.
     public let layerShapes: [[Double]]
     /// Each class alone, without drift: the layer shapes ranked by the class's preferences.
-    public private(set) var profiles: [String: ExpertPopularity]
+    /// Worked out when asked (tests): nothing in a run reads them, and ranking every class's 58
+    /// layers cost every engine start ~1.5 M instructions (issue 12).
+    public var profiles: [String: ExpertPopularity] {
+        var profiles: [String: ExpertPopularity] = [:]
+        for (name, scores) in preferences {
+            profiles[name] = Self.ranked(layerShapes, counts: rankedCounts, scores: scores, experts: shape.experts)
+        }
+        return profiles
+    }
     public private(set) var mix: [String: Double]
     public private(set) var popularity: ExpertPopularity
     /// Each class's latent preference, flat like `drift` (`[l * experts + e]`).
@@ -59,9 +67,9 @@ public struct ExpertTraffic: Sendable {
         let streams = RandomStreams(seed: seed)
         let count = shape.moeLayers * shape.experts
         var skew = streams.stream("expert-popularity")
-        let model = skewed ? ExpertPopularity.skewed(model: shape, using: &skew)
-            : .uniform(layers: shape.moeLayers, experts: shape.experts)
-        layerShapes = model.layers.map { $0.sorted(by: >) }
+        // Each layer's loads hottest first, as the skew makes them before shuffling (uniform: one load).
+        layerShapes = skewed ? ExpertPopularity.skewedLayerShapes(model: shape, using: &skew)
+            : ExpertPopularity.uniform(layers: shape.moeLayers, experts: shape.experts).layers
         rankedCounts = layerShapes.map { loads in
             guard let last = loads.last else { return 0 }
             return (loads.lastIndex { $0 != last } ?? -1) + 1
@@ -79,39 +87,64 @@ public struct ExpertTraffic: Sendable {
         drift = Array(repeating: 0, count: count)
         rng = streams.stream("expert-drift")
         popularity = .uniform(layers: shape.moeLayers, experts: shape.experts)
-        profiles = [:]
-        for (name, scores) in preferences {
-            profiles[name] = Self.ranked(layerShapes, counts: rankedCounts, scores: scores, experts: shape.experts)
-        }
         recompute()
     }
 
     /// Sets the traffic mix (e.g. ["chat": 0.2, "reasoning": 0.8]); unknown classes are ignored.
     public mutating func setMix(_ weights: [String: Double]) {
-        let known = weights.filter { profiles[$0.key] != nil && $0.value > 0 }
+        if adoptMix(weights) { recompute() }
+    }
+
+    /// The mix of `weights` (unknown classes and zero weights left out), the blend to be made
+    /// again; whether it was taken (false: no known class with weight, the mix unchanged). The
+    /// popularity is left as it was: the caller re-ranks.
+    private mutating func adoptMix(_ weights: [String: Double]) -> Bool {
+        let known = weights.filter { preferences[$0.key] != nil && $0.value > 0 }
         let total = known.values.reduce(0, +)
-        guard total > 0 else { return }
+        guard total > 0 else { return false }
         mix = known.mapValues { $0 / total }
         blended = nil
-        recompute()
+        return true
     }
 
     /// The traffic classes in name order: the order of ``setMix(arrivals:)``'s weights.
-    public var classes: [String] { profiles.keys.sorted() }
+    public var classes: [String] { preferences.keys.sorted() }
 
     /// ``setMix(_:)`` with weights given per class in ``classes`` order (zero weights are left
     /// out, as if the class had no entry).
     public mutating func setMix(arrivals: [Double]) {
+        if adoptMix(arrivals: arrivals) { recompute() }
+    }
+
+    private mutating func adoptMix(arrivals: [Double]) -> Bool {
         let names = classes
         var weights: [String: Double] = [:]
         for (i, weight) in zip(names.indices, arrivals) where weight > 0 { weights[names[i]] = weight }
-        setMix(weights)
+        return adoptMix(weights)
+    }
+
+    /// ``setMix(arrivals:)`` then ``advanceDrift(steps:firstSeconds:seconds:)``: the same
+    /// popularity, ranked once. The mix's own ranking is not worked out when the drift steps
+    /// right after it and ranks the new scores anyway (issue 12: a ranking of 58 layers thrown
+    /// away at every drift update that saw arrivals).
+    public mutating func setMix(arrivals: [Double], thenAdvanceDrift steps: Double, firstSeconds: Double,
+                                seconds: Double) {
+        let mixed = adoptMix(arrivals: arrivals)
+        let stepped = advance(steps: steps, firstSeconds: firstSeconds, seconds: seconds)
+        if mixed && !stepped { recompute() }
     }
 
     /// Advances the drift random walk by `seconds` of simulated time.
     public mutating func advanceDrift(seconds: Double) {
-        guard seconds > 0, driftPerRootSecond > 0 else { return }
+        advance(seconds: seconds)
+    }
+
+    /// ``advanceDrift(seconds:)``; whether the walk stepped (and so re-ranked the popularity).
+    @discardableResult
+    private mutating func advance(seconds: Double) -> Bool {
+        guard seconds > 0, driftPerRootSecond > 0 else { return false }
         step(retention: Self.driftRetention, sigma: driftPerRootSecond * seconds.squareRoot())
+        return true
     }
 
     /// Advances the drift by `steps` random-walk steps at once: the first of `firstSeconds`,
@@ -121,9 +154,15 @@ public struct ExpertTraffic: Sendable {
     /// distribution, one normal draw per expert however long the stretch (an idle day costs
     /// the same as 30 s). One step is exactly ``advanceDrift(seconds:)``.
     public mutating func advanceDrift(steps: Double, firstSeconds: Double, seconds: Double) {
-        guard steps >= 1 else { return }
-        guard steps >= 2 else { return advanceDrift(seconds: firstSeconds) }
-        guard driftPerRootSecond > 0 else { return }
+        advance(steps: steps, firstSeconds: firstSeconds, seconds: seconds)
+    }
+
+    /// ``advanceDrift(steps:firstSeconds:seconds:)``; whether the walk stepped.
+    @discardableResult
+    private mutating func advance(steps: Double, firstSeconds: Double, seconds: Double) -> Bool {
+        guard steps >= 1 else { return false }
+        guard steps >= 2 else { return advance(seconds: firstSeconds) }
+        guard driftPerRootSecond > 0 else { return false }
         let a = Self.driftRetention
         let later = steps - 1
         let firstVariance = driftPerRootSecond * driftPerRootSecond * max(0, firstSeconds)
@@ -132,6 +171,7 @@ public struct ExpertTraffic: Sendable {
         let variance = decayLater * firstVariance + stepVariance * (1 - decayLater) / (1 - a * a)
         let sigma = variance.squareRoot()
         step(retention: Foundation.pow(a, steps), sigma: sigma)
+        return true
     }
 
     /// One AR(1) step of every latent score, x ← retention·x + sigma·N, layer by layer, expert
