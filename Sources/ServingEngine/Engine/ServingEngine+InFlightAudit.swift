@@ -48,6 +48,19 @@ private struct CensusRequest {
     }
 }
 
+/// What the census reads of a request's prefill ticket and decode seat (``RequestPlacement``'s
+/// figures the walk checks, without its first-token time and hits).
+private struct CensusFound {
+    var prefillGroup = -1, remainingPrefill = 0, allocated = false
+    var decodeGroup = -1, finishStep = 0
+}
+
+/// Per DP group, what the walk counted: KV sequences expected, slots, running requests and their
+/// prompt tokens (one array: each count is one write, not one per array with its uniqueness check).
+private struct CensusTally {
+    var holders = 0, slots = 0, running = 0, promptSum = 0
+}
+
 /// Where the census found a request, without its name: a place's name is a string built only
 /// when a problem names it (the walk visits every in-flight request, tens of thousands at
 /// saturation, and formatted a name per DP group and a dictionary of names per request).
@@ -108,20 +121,29 @@ extension ServingEngine {
             groupBase.append(groupCount)
             groupCount += instances[i].groupCount
         }
-        var holders = [Int](repeating: 0, count: groupCount)
-        var slots = [Int](repeating: 0, count: groupCount)
-        var running = [Int](repeating: 0, count: groupCount)
-        var promptSum = [Int](repeating: 0, count: groupCount)
+        // Each TE's group count, taken once: whether group `g` of `i` exists is read per request
+        // found (issue 12: through the TE's record it was most of a counted slot's ~100
+        // instructions, 30 k slots in a saturated superpod's report).
+        let groupCounts = instances.map(\.groupCount)
+        var tallies = [CensusTally](repeating: CensusTally(), count: groupCount)
         /// Per instance: tickets and seats held by the requests found.
         var ticketsFound = [Int](repeating: 0, count: instances.count), seatsFound = ticketsFound
-        func exists(_ i: Int, _ g: Int) -> Bool { instances.indices.contains(i) && instances[i].groups.contains(g) }
+        /// Group `g` of `i`'s index in `tallies`, nil when it does not exist.
+        @inline(__always)
+        func groupIndex(_ i: Int, _ g: Int) -> Int? {
+            guard i >= 0 && i < groupCounts.count && g >= 0 && g < groupCounts[i] else { return nil }
+            return groupBase[i] &+ g
+        }
 
         /// The ticket and seat of the request `place` found last, as figures (read once there; not
         /// returned with the request: an optional tuple of the two was copied through generic
         /// witnesses, a tenth of the walk).
-        var found = RequestPlacement()
+        var found = CensusFound()
         // Each TE's schedulers, taken once (not through the TE's record per request).
         let prefillers = instances.map(\.prefill), decoders = instances.map(\.decode)
+        // Inlined at its five walks: called, its entry (a dozen captures passed and saved) was a
+        // tenth of the census (issue 12: ~26 instructions per request in flight).
+        @inline(__always)
         func place(_ id: Int, _ where_: CensusPlace, stages: (RequestStage, RequestStage?)) -> CensusRequest? {
             let held = requests.index(forKey: id)
             if let other = held.map({ seenBySlot[$0] }) ?? seenUnknown[id] {
@@ -154,28 +176,36 @@ extension ServingEngine {
                 if seat?.request == id { seatsFound[request.decodeInstance] += 1 }
                 else { problems.append("request \(id) points at decode seat \(request.decodeSeat) of TE \(request.decodeInstance), not its own") }
             }
-            found = RequestPlacement(ticket: ticket, seat: seat)
+            // The figures the walk checks, as ``RequestPlacement/init(ticket:seat:)`` reads them
+            // (its whole record, first-token time converted, was a tenth of `place`).
+            var f = CensusFound()
+            if let ticket { (f.prefillGroup, f.remainingPrefill, f.allocated) = (ticket.group, ticket.remaining, ticket.allocated) }
+            if let seat { (f.decodeGroup, f.finishStep) = (seat.group, seat.finishStep) }
+            found = f
             return request
         }
         func expectKV(_ id: Int, instance i: Int, group g: Int, _ where_: CensusPlace) {
-            guard exists(i, g) else {
+            guard let k = groupIndex(i, g) else {
                 problems.append("request \(id) in \(censusName(where_)) points at \(i)/dp\(g), which does not exist")
                 return
             }
-            holders[groupBase[i] + g] += 1
+            tallies[k].holders += 1
             if !kvStore.contains(GroupRef(te: i, group: g), id) {
                 problems.append("request \(id) in \(censusName(where_)) holds no KV on \(instances[i].name)/dp\(g)")
             }
         }
         /// A slot (and, in a decode batch, a running request) counted for decode group `g` of
         /// `i`; a group that does not exist was reported by `expectKV` and has no counters.
-        func countSlot(_ i: Int, _ g: Int, runningPrompt: Int? = nil) {
-            guard exists(i, g) else { return }
-            slots[groupBase[i] + g] += 1
-            if let prompt = runningPrompt {
-                running[groupBase[i] + g] += 1
-                promptSum[groupBase[i] + g] += prompt
-            }
+        func countSlot(_ i: Int, _ g: Int) {
+            guard let k = groupIndex(i, g) else { return }
+            tallies[k].slots += 1
+        }
+        /// A slot and a running request of decode group `g` of `i`.
+        func countRunning(_ i: Int, _ g: Int, prompt: Int) {
+            guard let k = groupIndex(i, g) else { return }
+            tallies[k].slots += 1
+            tallies[k].running += 1
+            tallies[k].promptSum += prompt
         }
 
         for i in instances.indices {
@@ -255,7 +285,7 @@ extension ServingEngine {
                         problems.append("request \(id) in \(censusName(batch)) at step \(step) thinks it is on \(r.decodeInstance), step \(seat.finishStep)")
                     }
                     expectKV(id, instance: i, group: seat.decodeGroup, batch)
-                    countSlot(i, seat.decodeGroup, runningPrompt: r.promptTokens)
+                    countRunning(i, seat.decodeGroup, prompt: r.promptTokens)
                 }
             }
             // A request taking its first step was found first in this decode batch (just walked),
@@ -308,7 +338,8 @@ extension ServingEngine {
             for g in instances[i].groups {
                 func name() -> String { "\(instances[i].name)/dp\(g)" }
                 let k = groupBase[i] + g
-                let live = holders[k]
+                let tally = tallies[k]
+                let live = tally.holders
                 let ref = GroupRef(te: i, group: g)
                 if kvStore.requestsHoldingKV(ref) != live {
                     let masked = kvStore.maskCount(ref)
@@ -316,14 +347,14 @@ extension ServingEngine {
                         + (masked > 0 ? " (+\(masked) HBM masks)" : ""))
                 }
                 guard let decode = instances[i].decode else { continue }
-                if decode.slots[g] != slots[k] {
-                    problems.append("\(name()): \(decode.slots[g]) slots taken but \(slots[k]) requests hold one")
+                if decode.slots[g] != tally.slots {
+                    problems.append("\(name()): \(decode.slots[g]) slots taken but \(tally.slots) requests hold one")
                 }
-                if decode.batches.running[g] != running[k] {
-                    problems.append("\(name()): running \(decode.batches.running[g]) but \(running[k]) in its decode batch")
+                if decode.batches.running[g] != tally.running {
+                    problems.append("\(name()): running \(decode.batches.running[g]) but \(tally.running) in its decode batch")
                 }
-                if decode.batches.promptSum[g] != promptSum[k] {
-                    problems.append("\(name()): prompt sum \(decode.batches.promptSum[g]) but its batch has \(promptSum[k])")
+                if decode.batches.promptSum[g] != tally.promptSum {
+                    problems.append("\(name()): prompt sum \(decode.batches.promptSum[g]) but its batch has \(tally.promptSum)")
                 }
             }
         }
