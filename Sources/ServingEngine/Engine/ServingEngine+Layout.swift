@@ -11,12 +11,22 @@ extension ServingEngine {
     /// DP domains taking turns are not modelled yet.
     func buildInstances() throws {
         let deployment = configuration.deployment
-        var perRole: [InstanceRole: Int] = [:]
+        // The next ordinal per role (prefill, decode, colocated): three counters, not a dictionary
+        // by role, whose first insertion cost the Swift runtime a scan of every protocol
+        // conformance in the binary (issue 12: ~530 k instructions every engine start).
+        var perRole = [0, 0, 0]
+        func roleIndex(_ role: InstanceRole) -> Int {
+            switch role {
+            case .prefill: 0
+            case .decode: 1
+            case .colocated: 2
+            }
+        }
         for group in deployment.groups {
             let hw = try group.hardware.map { try HardwareProfile.named($0) } ?? hardware
             for index in 0..<group.count {
-                let ordinal = perRole[group.role, default: 0]
-                perRole[group.role] = ordinal + 1
+                let ordinal = perRole[roleIndex(group.role)]
+                perRole[roleIndex(group.role)] = ordinal + 1
                 let npus = Array(group.npus(ofInstance: index))
                 try addInstance(role: group.role, name: "\(group.role.rawValue)-\(ordinal)", spec: group, hardware: hw,
                                 npus: npus, firstDie: 0)
@@ -30,8 +40,8 @@ extension ServingEngine {
                                      dp: ma.attentionDies, ep: ma.expertDies,
                                      redundantExperts: max(0, ma.expertDies - ma.sharedExpertDies - routed),
                                      sharedExpertDies: ma.sharedExpertDies, batchLimit: ma.batchLimit)
-            let ordinal = perRole[.decode, default: 0]
-            perRole[.decode] = ordinal + 1
+            let ordinal = perRole[roleIndex(.decode)]
+            perRole[roleIndex(.decode)] = ordinal + 1
             // Expert dies first, then attention dies (our layout choice).
             try addInstance(role: .decode, name: "decode-\(ordinal)", spec: spec, hardware: hardware,
                             npus: Array(ma.firstNPU..<(ma.firstNPU + npuCount)), firstDie: ma.expertDies,
