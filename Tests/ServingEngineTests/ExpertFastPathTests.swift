@@ -87,6 +87,27 @@ import Testing
         #expect(ExpertPopularity.isStrictlyOrderedHottestFirst([3, 1, 1, 0.5]))
     }
 
+    /// The traffic's ranking as a planning hint (what the expert system's start plans begin
+    /// from) is a permutation of every layer's experts, and the greedy plan from it is the plan
+    /// from no hint, for one-slot and multi-slot dies.
+    @Test func rankingHintIsAPermutationAndPlansTheSamePlacement() {
+        let shape = ModelSpecShape(moeLayers: 6, experts: 64)
+        var traffic = ExpertTraffic(shape: shape, seed: 9)
+        for round in 0..<2 {
+            let hint = traffic.rankingHint
+            #expect(hint.count == shape.moeLayers)
+            for row in hint { #expect(row.sorted() == (0..<Int32(shape.experts)).map { $0 }, "round \(round)") }
+            for (dies, slots) in [(64, 1), (80, 1), (16, 5), (8, 9)] {
+                var orders = PlanningOrders()
+                orders.layers = hint
+                let hinted = ExpertPlacement.greedy(popularity: traffic.popularity, dies: dies, slotsPerDie: slots, orders: &orders)
+                let plain = ExpertPlacement.greedy(popularity: traffic.popularity, dies: dies, slotsPerDie: slots)
+                #expect(hinted == plain, "round \(round), \(dies) dies × \(slots)")
+            }
+            traffic.advanceDrift(seconds: 30)
+        }
+    }
+
     /// A mix change followed by a drift stretch, ranked once (the expert system's drift update):
     /// the same mix, drift and popularity bits as ``ExpertTraffic/setMix(arrivals:)`` then
     /// ``ExpertTraffic/advanceDrift(steps:firstSeconds:seconds:)``, with and without a step

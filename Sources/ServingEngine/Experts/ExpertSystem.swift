@@ -215,6 +215,8 @@ final class ExpertSystem {
         classArrivals = Array(repeating: 0, count: classNames.count)
         lastTag = nil
         heatInstance = hosts.firstIndex(where: \.decodes)
+        // The start plans sort the popularity the traffic just ranked: its ranking is where they start.
+        if mode == .on { planningOrders.layers = traffic.rankingHint }
         var staticPlacements: [Int: ExpertPlacement] = [:]
         for (index, host) in hosts.enumerated() {
             // (Planned once per shape: identical TEs get the same placement, its buffers shared,
