@@ -313,7 +313,11 @@ public struct ExpertTraffic: Sendable {
                     if hinted, let m = hottestCandidates(scores: layerScores, hint: UnsafeBufferPointer(order),
                                                          into: keys, seen: inHint) {
                         top = UnsafeMutableBufferPointer(rebasing: keys[0..<m])
-                        HotterFirst.sortNearlySorted(top, movesBudget: .max)
+                        // An insertion pass while the hint is close; a full sort once it has moved
+                        // three elements per candidate (a mix change reorders the hot set: an
+                        // unbounded pass cost ~40 k instructions a layer, 58 layers a drift update;
+                        // issue 12). Either gives the one strict order.
+                        HotterFirst.sortNearlySorted(top, movesBudget: 3 * m)
                     } else {
                         for e in 0..<experts {
                             keys[e] = HotterFirst(key: ExpertPlacement.hotterFirstKey(layerScores[e]),
