@@ -173,6 +173,27 @@ import Testing
         }
     }
 
+    /// The nearly-sorted partial sort (an insertion pass within a budget, else the partial sort)
+    /// leaves the full sort's front, from nearly sorted and from shuffled starts, whatever the
+    /// budget (zero, small, unbounded).
+    @Test func sortSmallestNearlySortedGivesTheFullSortsFront() {
+        var rng = RandomStreams(seed: 29).stream("nearly-partial-sort")
+        for trial in 0..<300 {
+            let n = rng.int(in: 0...200), k = rng.int(in: 0...n)
+            var keys = (0..<n).map { HotterFirst(key: UInt64(rng.int(in: 0...(trial % 2 == 0 ? 4 : 1_000))), id: UInt32($0)) }
+            var full = keys
+            full.withUnsafeMutableBufferPointer { HotterFirst.sort($0) }
+            if trial % 3 == 0 {
+                keys = full
+                for _ in 0..<rng.int(in: 0...5) where n > 1 { keys.swapAt(rng.int(in: 0...(n - 1)), rng.int(in: 0...(n - 1))) }
+            }
+            let budget = [0, 3, n, .max][trial % 4]
+            keys.withUnsafeMutableBufferPointer { HotterFirst.sortSmallestNearlySorted($0, count: k, movesBudget: budget) }
+            #expect(keys.prefix(k).map(\.id) == full.prefix(k).map(\.id), "trial \(trial): n \(n), k \(k), budget \(budget)")
+            #expect(Set(keys.map(\.id)) == Set(full.map(\.id)), "trial \(trial)")
+        }
+    }
+
     /// The die pool answers an exclusion from its root when the root hosts none of the excluded
     /// expert's replicas (loads ordered): the same die as taking the hosts out of the tournament,
     /// along random walks of placements and load changes with ties and full dies.

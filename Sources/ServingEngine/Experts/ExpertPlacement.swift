@@ -1255,6 +1255,15 @@ struct HotterFirst {
         if !insertionSort(a, movesBudget: movesBudget) { sort(a) }
     }
 
+    /// The `k` smallest of `a` in order at its front, as ``sortSmallest(_:count:)`` leaves them,
+    /// by an insertion pass of the whole buffer while it moves at most `movesBudget` elements
+    /// (the buffer nearly sorted), else by ``sortSmallest(_:count:)``: the same `k` (a strict
+    /// order), whichever way.
+    static func sortSmallestNearlySorted(_ a: UnsafeMutableBufferPointer<HotterFirst>, count k: Int, movesBudget: Int) {
+        guard a.count > 1 else { return }
+        if !insertionSort(a, movesBudget: movesBudget) { sortSmallest(a, count: k) }
+    }
+
     /// Insertion sort of the whole buffer; gives up (returns false, the buffer a permutation of
     /// what it was) once it has moved more than `movesBudget` elements.
     ///

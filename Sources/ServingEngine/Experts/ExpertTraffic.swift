@@ -313,11 +313,12 @@ public struct ExpertTraffic: Sendable {
                     if hinted, let m = hottestCandidates(scores: layerScores, hint: UnsafeBufferPointer(order),
                                                          into: keys, seen: inHint) {
                         top = UnsafeMutableBufferPointer(rebasing: keys[0..<m])
-                        // An insertion pass while the hint is close; a full sort once it has moved
-                        // three elements per candidate (a mix change reorders the hot set: an
-                        // unbounded pass cost ~40 k instructions a layer, 58 layers a drift update;
-                        // issue 12). Either gives the one strict order.
-                        HotterFirst.sortNearlySorted(top, movesBudget: 3 * m)
+                        // An insertion pass while the hint is close; else the `ordered` hottest
+                        // selected and sorted (only those are read) once it has moved one element
+                        // per candidate. A drift update reorders the hot set well beyond that: the
+                        // unbounded pass cost ~40 k instructions a layer, 58 layers an update
+                        // (issue 12). Either way the one strict order of the hottest.
+                        HotterFirst.sortSmallestNearlySorted(top, count: ordered, movesBudget: m)
                     } else {
                         for e in 0..<experts {
                             keys[e] = HotterFirst(key: ExpertPlacement.hotterFirstKey(layerScores[e]),
