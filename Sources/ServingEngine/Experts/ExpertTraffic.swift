@@ -314,11 +314,13 @@ public struct ExpertTraffic: Sendable {
                                                          into: keys, seen: inHint) {
                         top = UnsafeMutableBufferPointer(rebasing: keys[0..<m])
                         // An insertion pass while the hint is close; else the `ordered` hottest
-                        // selected and sorted (only those are read) once it has moved one element
-                        // per candidate. A drift update reorders the hot set well beyond that: the
-                        // unbounded pass cost ~40 k instructions a layer, 58 layers an update
-                        // (issue 12). Either way the one strict order of the hottest.
-                        HotterFirst.sortSmallestNearlySorted(top, count: ordered, movesBudget: m)
+                        // selected and sorted (only those are read) once it has moved eight
+                        // elements per candidate. A mix change reorders the hot set far beyond
+                        // that (the unbounded pass cost ~40 k instructions a layer, 58 layers an
+                        // update: issue 12), while a drift step alone mostly stays within it (a
+                        // tighter budget cost a Mooncake hour 8 M more in partial sorts). Either
+                        // way the one strict order of the hottest.
+                        HotterFirst.sortSmallestNearlySorted(top, count: ordered, movesBudget: 8 * m)
                     } else {
                         for e in 0..<experts {
                             keys[e] = HotterFirst(key: ExpertPlacement.hotterFirstKey(layerScores[e]),
