@@ -141,9 +141,6 @@ extension ServingEngine {
         var found = CensusFound()
         // Each TE's schedulers, taken once (not through the TE's record per request).
         let prefillers = instances.map(\.prefill), decoders = instances.map(\.decode)
-        // Inlined at its five walks: called, its entry (a dozen captures passed and saved) was a
-        // tenth of the census (issue 12: ~26 instructions per request in flight).
-        @inline(__always)
         func place(_ id: Int, _ where_: CensusPlace, stages: (RequestStage, RequestStage?)) -> CensusRequest? {
             let held = requests.index(forKey: id)
             if let other = held.map({ seenBySlot[$0] }) ?? seenUnknown[id] {

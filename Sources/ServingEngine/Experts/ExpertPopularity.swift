@@ -58,63 +58,51 @@ public struct ExpertPopularity: Sendable, Equatable {
 
     public static func skewed(model: ModelSpecShape, shape: SkewShape = SkewShape(),
                               using rng: inout RandomStream) -> ExpertPopularity {
-        skewedWithLayerShapes(model: model, shape: shape, using: &rng).popularity
+        let (hottest, head) = layerHottest(model: model, shape: shape, using: &rng)
+        var rows: [[Double]] = []
+        rows.reserveCapacity(hottest.count)
+        for h in hottest {
+            var row = layerRow(experts: model.experts, head: head, hottest: h, decay: shape.headDecay)
+            // Fisher–Yates with our own stream, so the order never depends on the standard library.
+            for i in stride(from: row.count - 1, to: 0, by: -1) { row.swapAt(i, rng.int(in: 0...i)) }
+            rows.append(row)
+        }
+        return ExpertPopularity(layers: rows)
     }
 
-    /// ``skewed(model:shape:using:)`` (the same draws) and each layer's loads hottest first: the
-    /// popularity's rows sorted by `>`, taken from the rows as made before their shuffle when
-    /// those are already in that order (``layerRow(experts:head:hottest:decay:)`` makes them so:
-    /// checked here, else sorted), so ``ExpertTraffic`` does not sort 58 shuffled rows back at
-    /// every engine start (issue 12: 1.9 M instructions). A non-increasing row with no NaN and no
-    /// zero is the only arrangement of its values that `>` sorts to: the same bits.
-    static func skewedWithLayerShapes(model: ModelSpecShape, shape: SkewShape = SkewShape(),
-                                      using rng: inout RandomStream) -> (popularity: ExpertPopularity, hottestFirst: [[Double]]) {
+    /// Each layer's hottest expert over the mean (evenly spaced Pareto quantiles, assigned to
+    /// layers in a random order) and the experts above the mean per layer: the draws
+    /// ``skewed(model:shape:using:)`` makes before its rows.
+    private static func layerHottest(model: ModelSpecShape, shape: SkewShape,
+                                     using rng: inout RandomStream) -> (hottest: [Double], head: Int) {
         let layerCount = model.moeLayers, n = model.experts
-        // Evenly spaced Pareto quantiles, assigned to layers in a random order.
         var hottest = (0..<layerCount).map { i -> Double in
             let p = (Double(i) + 0.5) / Double(max(1, layerCount))
             return min(shape.hottestCap, shape.mildestHottest * pow(1 - p, -1 / shape.tailIndex))
         }
         for i in stride(from: hottest.count - 1, to: 0, by: -1) { hottest.swapAt(i, rng.int(in: 0...i)) }
-        let head = max(2, min(n - 1, Int((shape.aboveMeanShare * Double(n)).rounded())))
-        var rows: [[Double]] = []
-        rows.reserveCapacity(layerCount)
-        var hottestFirst: [[Double]] = []
-        hottestFirst.reserveCapacity(layerCount)
-        for h in hottest {
-            var row = layerRow(experts: n, head: head, hottest: h, decay: shape.headDecay)
-            let made = row
-            // Fisher–Yates with our own stream, so the order never depends on the standard library.
-            for i in stride(from: row.count - 1, to: 0, by: -1) { row.swapAt(i, rng.int(in: 0...i)) }
-            hottestFirst.append(isStrictlyOrderedHottestFirst(made) ? made : row.sorted(by: >))
-            rows.append(row)
-        }
-        return (ExpertPopularity(layers: rows), hottestFirst)
+        return (hottest, max(2, min(n - 1, Int((shape.aboveMeanShare * Double(n)).rounded()))))
     }
 
-    /// ``skewedWithLayerShapes(model:shape:using:)``'s layer shapes alone, the rows not shuffled
-    /// when every one is made in order (no popularity to shuffle them into: ``ExpertTraffic``
-    /// needs only the shapes; issue 12: 15 k draws and swaps every engine start). `rng` is left
-    /// wherever the work took it: the caller draws nothing more from it.
+    /// ``skewed(model:shape:using:)``'s rows each sorted hottest first (by `>`), for
+    /// ``ExpertTraffic``, which needs only these shapes: the rows as made, before their shuffle,
+    /// when every one is already in that order (``layerRow(experts:head:hottest:decay:)`` makes
+    /// them so: checked here), which is then the only arrangement of its values that `>` sorts
+    /// to, the same bits; else the shuffled rows sorted, from the same draws. Sorting 58 shuffled
+    /// rows back, and the 15 k draws and swaps of shuffling them, cost every engine start ~2 M
+    /// instructions (issue 12). `rng` is left wherever the work took it: the caller draws nothing
+    /// more from it.
     static func skewedLayerShapes(model: ModelSpecShape, shape: SkewShape = SkewShape(),
                                   using rng: inout RandomStream) -> [[Double]] {
         let start = rng
-        let layerCount = model.moeLayers, n = model.experts
-        // The draws of ``skewedWithLayerShapes(model:shape:using:)`` up to its rows.
-        var hottest = (0..<layerCount).map { i -> Double in
-            let p = (Double(i) + 0.5) / Double(max(1, layerCount))
-            return min(shape.hottestCap, shape.mildestHottest * pow(1 - p, -1 / shape.tailIndex))
-        }
-        for i in stride(from: hottest.count - 1, to: 0, by: -1) { hottest.swapAt(i, rng.int(in: 0...i)) }
-        let head = max(2, min(n - 1, Int((shape.aboveMeanShare * Double(n)).rounded())))
+        let (hottest, head) = layerHottest(model: model, shape: shape, using: &rng)
         var shapes: [[Double]] = []
-        shapes.reserveCapacity(layerCount)
+        shapes.reserveCapacity(hottest.count)
         for h in hottest {
-            let row = layerRow(experts: n, head: head, hottest: h, decay: shape.headDecay)
+            let row = layerRow(experts: model.experts, head: head, hottest: h, decay: shape.headDecay)
             guard isStrictlyOrderedHottestFirst(row) else {
-                // A row out of order is sorted from its shuffle: every draw, from the start.
                 var again = start
-                return skewedWithLayerShapes(model: model, shape: shape, using: &again).hottestFirst
+                return skewed(model: model, shape: shape, using: &again).layers.map { $0.sorted(by: >) }
             }
             shapes.append(row)
         }
