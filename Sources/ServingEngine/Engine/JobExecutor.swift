@@ -296,13 +296,20 @@ final class JobExecutor {
     func pickDecodeGroup(_ index: Int, instances: [InstanceState], kv: KVCacheStore, placeable: PlaceableGroups) -> Int? {
         let te = instances[index]
         guard let decode = te.decode else { return nil }
+        return pickDecodeGroup(index, decode: decode, batchLimit: te.groupSpec.batchLimit, kv: kv, placeable: placeable)
+    }
+
+    /// ``pickDecodeGroup(_:instances:kv:placeable:)`` for a caller that holds the TE's decode
+    /// scheduler and batch limit already (a transfer pull, once per pulled request): reaching them
+    /// again through the TE list retained and released the list, the TE and its scheduler per
+    /// pick (issue 12: ~6.5 M instructions of a saturated superpod's 120 s).
+    func pickDecodeGroup(_ index: Int, decode: DecodeScheduler, batchLimit: Int, kv: KVCacheStore,
+                         placeable: PlaceableGroups) -> Int? {
         if decodeBalancingIsKVAware,
-           case .some(let pick) = decode.indexedKVAwarePick(te: index, kv: kv, placeable: placeable,
-                                                            batchLimit: te.groupSpec.batchLimit) {
+           case .some(let pick) = decode.indexedKVAwarePick(te: index, kv: kv, placeable: placeable, batchLimit: batchLimit) {
             return pick
         }
-        return decode.pickGroup(te: index, kv: kv, placeable: placeable, batchLimit: te.groupSpec.batchLimit,
-                                policy: &decodeBalancing)
+        return decode.pickGroup(te: index, kv: kv, placeable: placeable, batchLimit: batchLimit, policy: &decodeBalancing)
     }
 }
 

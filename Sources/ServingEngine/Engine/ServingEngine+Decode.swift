@@ -12,8 +12,11 @@ extension ServingEngine {
         guard let slot = requests.index(forKey: id) else { return }
         let best = je.pickDecodeTE(instances: instances, cluster: cluster, kv: kvStore)
         Self.awaitTransfer(&requests[slot: slot], to: best)
-        instances[best].decode!.enqueue(id)
-        pullTransfers(best, head: (id, slot))
+        let te = instances[best]
+        let decode = te.decode!
+        decode.enqueue(id)
+        // The TE and its scheduler handed on, not looked up again (each lookup a retain and release).
+        pullTransfers(best, te: te, decode: decode, head: (id, slot))
     }
 
     /// Decode DP load balancing (system.md §4), by the JE's decode balancing policy
@@ -27,10 +30,16 @@ extension ServingEngine {
     /// prompt now, and a reservation for the expected output (the request's output length
     /// stands in for its `max_tokens`). A head that does not fit holds the queue
     /// (back-pressure), so long requests are not starved.
+    func pullTransfers(_ index: Int) {
+        let te = instances[index]
+        guard let decode = te.decode else { return }
+        pullTransfers(index, te: te, decode: decode, head: nil)
+    }
+
+    /// ``pullTransfers(_:)`` of TE `index` (`te`), whose decode scheduler is `decode`.
     /// `head`: a request the caller just looked up and queued, with its slot in the request table
     /// (when it is the head, its slot is not looked up again: one lookup per registered transfer).
-    func pullTransfers(_ index: Int, head: (id: Int, slot: Int)? = nil) {
-        guard let decode = instances[index].decode else { return }
+    private func pullTransfers(_ index: Int, te: InstanceState, decode: DecodeScheduler, head: (id: Int, slot: Int)?) {
         var known = head
         while let id = decode.nextTransfer {
             let slot: Int
@@ -41,7 +50,11 @@ extension ServingEngine {
                 slot = found
             }
             known = nil
-            guard let g = pickDecodeGroup(index) else { return }
+            // The scheduler and batch limit passed in (picked through the TE list, they were
+            // retained and released per pull).
+            guard let g = je.pickDecodeGroup(index, decode: decode, batchLimit: te.groupSpec.batchLimit, kv: kvStore,
+                                             placeable: cluster.placeableGroups(of: index))
+            else { return }
             let request = (totalTokens: requests[slot: slot].totalTokens, promptTokens: requests[slot: slot].spec.promptTokens,
                            prefillInstance: requests[slot: slot].prefillInstance)
             guard let seat = decode.pull(id, into: g, promptTokens: request.promptTokens, totalTokens: request.totalTokens,
