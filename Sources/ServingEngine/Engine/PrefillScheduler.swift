@@ -230,18 +230,19 @@ final class PrefillScheduler {
         return plan
     }
 
-    /// What ``fillBatch`` reads of a queued request, taken in place (`Dictionary.Values`' getter
-    /// would copy the whole RequestState for each field).
-    private struct PrefillView {
-        var ticket: Int
-        var totalTokens: Int
-        var promptTokens: Int
-        var chainedKeys: [UInt64]
+    /// What ``fillBatch`` reads of every queued request: its ticket and prompt length, borrowed
+    /// through the table's read accessor (`Dictionary.Values`' getter would copy the whole
+    /// RequestState for each field). Issue 12: read `inout` with its length and prefix keys, it
+    /// cost each chunk a uniqueness check of the table and a retain and release of the keys, which
+    /// only the chunk that allocates needs (``allocationView(_:)``).
+    private static func prefillView(_ r: RequestState) -> (ticket: Int, promptTokens: Int) {
+        (r.prefillTicket, r.spec.promptTokens)
     }
 
-    private static func prefillView(_ r: inout RequestState) -> PrefillView {
-        PrefillView(ticket: r.prefillTicket, totalTokens: r.totalTokens, promptTokens: r.spec.promptTokens,
-                    chainedKeys: r.chainedKeys)
+    /// What allocating a queued request's KV reads of it: its whole expected length and its
+    /// prompt's prefix keys.
+    private static func allocationView(_ r: RequestState) -> (totalTokens: Int, chainedKeys: [UInt64]) {
+        (r.totalTokens, r.chainedKeys)
     }
 
     /// The request's KV is allocated: its prefill starts now.
@@ -261,19 +262,20 @@ final class PrefillScheduler {
             // Read and changed in place through the request's table slot: a copy of each
             // queued RequestState per step (and back) was 2% of a colocated replay.
             guard let slot = requests.index(forKey: id) else { continue }
-            let view = Self.prefillView(&requests[slot: slot])
+            let view = Self.prefillView(requests[slot: slot])
             let t = view.ticket
             if !tickets[held: t].allocated {
+                let view = (promptTokens: view.promptTokens, allocation: Self.allocationView(requests[slot: slot]))
                 if let seatLimit, let seats {
-                    let needed = Saturating.ceilDiv(view.totalTokens, blockTokens)
+                    let needed = Saturating.ceilDiv(view.allocation.totalTokens, blockTokens)
                     guard seats.slots[g] < seatLimit, needed <= kv.roomForDecode(group) else { break }
                 }
                 // A colocated request's reservation for its output is made in the same call.
                 // Blocks the group's own cache lacks may sit in the pooled DRAM tier: loaded over UB
                 // instead of recomputed.
                 guard let allocation = kv.allocatePrefill(id, in: group, promptTokens: view.promptTokens,
-                                                          chained: view.chainedKeys,
-                                                          expectedTotalTokens: seatLimit != nil ? view.totalTokens : 0)
+                                                          chained: view.allocation.chainedKeys,
+                                                          expectedTotalTokens: seatLimit != nil ? view.allocation.totalTokens : 0)
                 else { break }
                 if seatLimit != nil { seats?.reserveSeat(g) }
                 load.pooledTokens += allocation.pooledTokens
@@ -307,7 +309,8 @@ final class PrefillScheduler {
     }
 
     /// Whether the request's whole prompt is computed.
-    private func prefillDone(_ r: inout RequestState) -> Bool {
+    /// Takes the request borrowed (`inout`, it cost a uniqueness check of the table per step).
+    private func prefillDone(_ r: RequestState) -> Bool {
         guard let ticket = ticket(r.prefillTicket) else { return false }
         return ticket.remaining == 0 && ticket.allocated
     }
@@ -336,7 +339,7 @@ final class PrefillScheduler {
             batches[g].removeAll(keepingCapacity: true)
             // Chunks are taken front first, so finished requests are at the front.
             while let head = queues[g].first, let slot = requests.index(forKey: head),
-                  prefillDone(&requests[slot: slot]) {
+                  prefillDone(requests[slot: slot]) {
                 queues[g].removeFirst()
                 finished.append((head, g))
             }
