@@ -10,13 +10,19 @@ extension ServingEngine {
         // In place through the request's slot: `requests[id]?.x = …` moves the whole state out
         // and back through a heap-allocated accessor frame (5% of a saturated superpod).
         guard let slot = requests.index(forKey: id) else { return }
+        registerTransfer(id, slot: slot)
+    }
+
+    /// ``registerTransfer(_:)`` of the request in table slot `slot` (the finished prefill's
+    /// caller just looked it up: not looked up again).
+    func registerTransfer(_ id: Int, slot: Int) {
         let best = je.pickDecodeTE(instances: instances, cluster: cluster, kv: kvStore)
         Self.awaitTransfer(&requests[slot: slot], to: best)
-        let te = instances[best]
-        let decode = te.decode!
+        let decode = instances[best].decode!
         decode.enqueue(id)
-        // The TE and its scheduler handed on, not looked up again (each lookup a retain and release).
-        pullTransfers(best, te: te, decode: decode, head: (id, slot))
+        // The scheduler and batch limit handed on, not looked up again (each lookup of the TE or
+        // its scheduler a retain and release).
+        pullTransfers(best, decode: decode, batchLimit: instances[best].groupSpec.batchLimit, head: (id, slot))
     }
 
     /// Decode DP load balancing (system.md §4), by the JE's decode balancing policy
@@ -31,15 +37,14 @@ extension ServingEngine {
     /// stands in for its `max_tokens`). A head that does not fit holds the queue
     /// (back-pressure), so long requests are not starved.
     func pullTransfers(_ index: Int) {
-        let te = instances[index]
-        guard let decode = te.decode else { return }
-        pullTransfers(index, te: te, decode: decode, head: nil)
+        guard let decode = instances[index].decode else { return }
+        pullTransfers(index, decode: decode, batchLimit: instances[index].groupSpec.batchLimit, head: nil)
     }
 
-    /// ``pullTransfers(_:)`` of TE `index` (`te`), whose decode scheduler is `decode`.
+    /// ``pullTransfers(_:)`` of TE `index`, whose decode scheduler is `decode` and batch limit `batchLimit`.
     /// `head`: a request the caller just looked up and queued, with its slot in the request table
     /// (when it is the head, its slot is not looked up again: one lookup per registered transfer).
-    private func pullTransfers(_ index: Int, te: InstanceState, decode: DecodeScheduler, head: (id: Int, slot: Int)?) {
+    private func pullTransfers(_ index: Int, decode: DecodeScheduler, batchLimit: Int, head: (id: Int, slot: Int)?) {
         var known = head
         while let id = decode.nextTransfer {
             let slot: Int
@@ -52,7 +57,7 @@ extension ServingEngine {
             known = nil
             // The scheduler and batch limit passed in (picked through the TE list, they were
             // retained and released per pull).
-            guard let g = je.pickDecodeGroup(index, decode: decode, batchLimit: te.groupSpec.batchLimit, kv: kvStore,
+            guard let g = je.pickDecodeGroup(index, decode: decode, batchLimit: batchLimit, kv: kvStore,
                                              placeable: cluster.placeableGroups(of: index))
             else { return }
             let request = (totalTokens: requests[slot: slot].totalTokens, promptTokens: requests[slot: slot].spec.promptTokens,

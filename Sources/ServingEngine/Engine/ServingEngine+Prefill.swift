@@ -93,7 +93,7 @@ extension ServingEngine {
             } else {
                 // The prompt's KV is written back to the pooled tier for later turns.
                 if kvStore.hasPool { kvStore.spillToPool(chained: Self.placementView(&requests[slot: slot]).chainedKeys) }
-                registerTransfer(id)
+                registerTransfer(id, slot: slot)
             }
         }
     }
