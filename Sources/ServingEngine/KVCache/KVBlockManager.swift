@@ -86,7 +86,9 @@ public struct KVBlockManager: Sendable {
     /// The free list, oldest first (the audit, tests).
     var freeList: ArraySlice<Int32> { freeStack[..<freeCount] }
     /// Blocks `touchedBlocks..<totalBlocks` have never been used; they are handed out in
-    /// increasing order after the free list (the order of a free list that started full).
+    /// increasing order after the free list (the order of a free list that started full). In a
+    /// manager that only counts its blocks (``isCountingOnly``) it is the count of blocks in use,
+    /// lowered again as requests leave.
     private(set) var touchedBlocks = 0
     /// The LRU list of cached blocks (linked through their ``states``): least recently released
     /// first, `-1` when empty.
