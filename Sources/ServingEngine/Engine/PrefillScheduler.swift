@@ -269,17 +269,17 @@ final class PrefillScheduler {
             let view = Self.prefillView(requests[slot: slot])
             let t = view.ticket
             if !tickets[held: t].allocated {
-                let view = (promptTokens: view.promptTokens, allocation: Self.allocationView(requests[slot: slot]))
+                let wants = Self.allocationView(requests[slot: slot])
                 if let seatLimit, let seats {
-                    let needed = Saturating.ceilDiv(view.allocation.totalTokens, blockTokens)
+                    let needed = Saturating.ceilDiv(wants.totalTokens, blockTokens)
                     guard seats.slots[g] < seatLimit, needed <= kv.roomForDecode(group) else { break }
                 }
                 // A colocated request's reservation for its output is made in the same call.
                 // Blocks the group's own cache lacks may sit in the pooled DRAM tier: loaded over UB
                 // instead of recomputed.
                 guard let allocation = kv.allocatePrefill(id, in: group, promptTokens: view.promptTokens,
-                                                          chained: view.allocation.chainedKeys,
-                                                          expectedTotalTokens: seatLimit != nil ? view.allocation.totalTokens : 0)
+                                                          chained: wants.chainedKeys,
+                                                          expectedTotalTokens: seatLimit != nil ? wants.totalTokens : 0)
                 else { break }
                 if seatLimit != nil { seats?.reserveSeat(g) }
                 load.pooledTokens += allocation.pooledTokens

@@ -130,18 +130,14 @@ public struct ExpertTraffic: Sendable {
     public mutating func setMix(arrivals: [Double], thenAdvanceDrift steps: Double, firstSeconds: Double,
                                 seconds: Double) {
         let mixed = adoptMix(arrivals: arrivals)
-        let stepped = advance(steps: steps, firstSeconds: firstSeconds, seconds: seconds)
+        let stepped = advanceDrift(steps: steps, firstSeconds: firstSeconds, seconds: seconds)
         if mixed && !stepped { recompute() }
     }
 
-    /// Advances the drift random walk by `seconds` of simulated time.
-    public mutating func advanceDrift(seconds: Double) {
-        advance(seconds: seconds)
-    }
-
-    /// ``advanceDrift(seconds:)``; whether the walk stepped (and so re-ranked the popularity).
+    /// Advances the drift random walk by `seconds` of simulated time; whether the walk stepped
+    /// (and so re-ranked the popularity).
     @discardableResult
-    private mutating func advance(seconds: Double) -> Bool {
+    public mutating func advanceDrift(seconds: Double) -> Bool {
         guard seconds > 0, driftPerRootSecond > 0 else { return false }
         step(retention: Self.driftRetention, sigma: driftPerRootSecond * seconds.squareRoot())
         return true
@@ -152,16 +148,11 @@ public struct ExpertTraffic: Sendable {
     /// in closed form. The walk is AR(1) (x ← a·x + σ·N), so k steps are x ← aᵏ·x + s·N with
     /// s² the sum of the steps' variances, each scaled by a² per later step: exact in
     /// distribution, one normal draw per expert however long the stretch (an idle day costs
-    /// the same as 30 s). One step is exactly ``advanceDrift(seconds:)``.
-    public mutating func advanceDrift(steps: Double, firstSeconds: Double, seconds: Double) {
-        advance(steps: steps, firstSeconds: firstSeconds, seconds: seconds)
-    }
-
-    /// ``advanceDrift(steps:firstSeconds:seconds:)``; whether the walk stepped.
+    /// the same as 30 s). One step is exactly ``advanceDrift(seconds:)``. Whether the walk stepped.
     @discardableResult
-    private mutating func advance(steps: Double, firstSeconds: Double, seconds: Double) -> Bool {
+    public mutating func advanceDrift(steps: Double, firstSeconds: Double, seconds: Double) -> Bool {
         guard steps >= 1 else { return false }
-        guard steps >= 2 else { return advance(seconds: firstSeconds) }
+        guard steps >= 2 else { return advanceDrift(seconds: firstSeconds) }
         guard driftPerRootSecond > 0 else { return false }
         let a = Self.driftRetention
         let later = steps - 1
