@@ -190,6 +190,21 @@ public enum Validation {
                 //   with the batch-64 gain at +0.9% (floor +0.8), but the MoE stream stays at 681 µs and
                 //   the fit takes two constants no source gives; at 0.8 / 70 µs, +48.0% and batch-128
                 //   gain +11.9% (out). Not shipped.
+                // - The two rows are out of this structure's reach whatever the balance. With perfectly
+                //   balanced experts (`--eplb perfect`) the MoE stream is 641 µs and the layers 1,249 /
+                //   824 µs: +51.5%. At the top of §2's peak range (400 TFLOPS BF16, 800 INT8) it is
+                //   617 µs, the layers 1,203 / 802 µs: +49.9%, still past +49.2. The floor is a
+                //   shared-expert die's chain: 960 tokens through one expert (406 µs on 8 cube cores)
+                //   plus dispatch 103 and combine 118 µs at §4's rates.
+                // - A scratch build with these as switches was run over about 770 settings. They
+                //   crossed the peak (376–400 TFLOPS BF16), GEMM and MLA efficiency within §2's
+                //   ranges, the HBM efficiency, the attention stream's HBM share (2/3 to 1),
+                //   inbound-bytes dispatch, the hot die's noise (none, +1 SD, or Clark's expected
+                //   maximum against the other dies), a MoE stream that also waits out its own
+                //   transfers, and the load/compute overlap (0.8–0.95). No setting passed every row.
+                //   The nearest (388 TFLOPS, no noise, overlap 0.85) sits at four edges at once:
+                //   MTP +49.65% (out), MoE stream 659 µs (limit 660), batch-64 gain +0.83% (floor
+                //   +0.8) and prefill +4.9% (limit 5%). That is a fit, not a model, and is not shipped.
                 let layers = Double(ModelSpec.deepSeekR1.moeLayers) * 2
                 let b = two.breakdownMs
                 points.append(Point("attention stream per microbatch, batch 96, 4K", "system.md §4b", published: 600,
