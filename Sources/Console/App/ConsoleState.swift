@@ -140,8 +140,13 @@ public struct ConsoleState: Sendable, Equatable {
     public var requestSortReversed = false
     /// Enter on a request: its id, while the detail (timeline) box is open.
     public var requestDetail: Int?
-    /// Enter on an event: its position in the filtered, newest-first list.
-    public var eventDetail: Int?
+    /// Enter on an event: the event, while its box is open (not its row: rows shift down as
+    /// new events arrive).
+    public var eventDetail: EngineEvent?
+    /// The event under the Events cursor when the operator last moved it: as new events push
+    /// the rows down, the highlight stays on it (as the Requests view keeps its request), unless
+    /// the cursor is on the newest row, which keeps showing the newest event.
+    public var eventSelected: EngineEvent?
     /// The Latency view's histogram window (`w` cycles).
     public var latencyWindow: LatencyWindow = .oneMinute
     /// History derived from consecutive snapshots: fault outcomes, request timelines, windows.

@@ -49,6 +49,12 @@ public enum ConsoleUpdate {
             }
         }
         if s.status != state.status { s.statusSince = s.status == nil ? nil : s.wallNow }
+        switch message {
+        case .key, .mouse, .paste:
+            // The operator moved the cursor (or filtered): it now marks this event.
+            if s.view == .events { s.eventSelected = EventsView.shown(s).dropFirst(s.eventScroll).first?.event }
+        default: break
+        }
         effects += RequestPaging.follow(state, &s, message)
         return (s, effects)
     }
@@ -69,10 +75,23 @@ public enum ConsoleUpdate {
         s.requestsInFlight = snapshot.inFlight
         s.requestsRecent = snapshot.recent
         s.events = snapshot.events
+        followSelectedEvent(&s)
         s.memory.absorb(snapshot)
         s.selectedNPU = min(s.selectedNPU, max(0, s.npuCount - 1))
         s.selectedLayer = min(s.selectedLayer, max(0, s.layerCount - 1))
         s.selectedExpert = min(s.selectedExpert, max(0, s.expertCount - 1))
+    }
+
+    /// New events push the listed rows down (and the oldest leave the engine's ring): the
+    /// cursor stays on the event it marked; on the newest row it stays on the newest. Before, it
+    /// kept its row, so the highlight slid onto whatever event came to sit there.
+    static func followSelectedEvent(_ s: inout ConsoleState) {
+        guard s.eventScroll > 0 else { return }
+        if let event = s.eventSelected, let row = EventsView.row(of: event, s) {
+            s.eventScroll = row
+        } else {
+            s.eventScroll = min(s.eventScroll, max(0, EventsView.shown(s).count - 1))
+        }
     }
 
     /// Achieved speed: simulated seconds per wall second over the last few wall seconds.
@@ -184,7 +203,8 @@ public enum ConsoleUpdate {
         case .enter where s.view == .requests:
             if let row = RequestsView.selected(s) { s.requestDetail = row.id }
         case .enter where s.view == .events:
-            if s.eventScroll < EventsView.shown(s).count { s.eventDetail = s.eventScroll }
+            let shown = EventsView.shown(s)
+            if s.eventScroll < shown.count { s.eventDetail = shown[s.eventScroll].event }
         case .char("w") where s.view == .latency:
             let all = LatencyWindow.allCases
             s.latencyWindow = all[(all.firstIndex(of: s.latencyWindow)! + 1) % all.count]
@@ -241,7 +261,7 @@ public enum ConsoleUpdate {
         case .home: scroll(to: 0, &s)
         case .end:
             if s.view == .requests { s.requestScroll = max(0, RequestsView.rowCount(s) - 1) }
-            if s.view == .events { s.eventScroll = max(0, s.eventCount - 1) }
+            if s.view == .events { s.eventScroll = max(0, EventsView.shown(s).count - 1) }
         default: break
         }
     }
@@ -365,7 +385,10 @@ public enum ConsoleUpdate {
         case .requests:
             s.requestScroll = min(max(s.requestScroll + dy, 0), max(0, RequestsView.rowCount(s) - 1))
         case .events:
-            s.eventScroll = min(max(s.eventScroll + dy, 0), max(0, s.eventCount - 1))
+            // Bounded by the rows listed, not the events held: folds and filters list fewer, and
+            // the cursor went on below the last row unseen (End, then ↑ did nothing for a while,
+            // and Enter opened nothing).
+            s.eventScroll = min(max(s.eventScroll + dy, 0), max(0, EventsView.shown(s).count - 1))
         case .kvCache, .latency: break
         }
     }

@@ -50,7 +50,7 @@ public enum ConsoleScreen {
         if let menu = state.faultMenu { Overlays.faultMenu(&b, menu, state, snapshot) }
         if let preview = state.preview { PreviewOverlayView.draw(&b, preview, state) }
         if let id = state.requestDetail { DetailOverlays.request(&b, id, state, snapshot) }
-        if let index = state.eventDetail { DetailOverlays.event(&b, index, state, snapshot) }
+        if let event = state.eventDetail { DetailOverlays.event(&b, event, state, snapshot) }
         if state.showHelp { Overlays.help(&b, state, theme) }
         return b
     }

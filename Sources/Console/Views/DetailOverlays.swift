@@ -92,15 +92,16 @@ enum DetailOverlays {
         box(&b, "Request #\(id) · any key closes", lines)
     }
 
-    static func event(_ b: inout CellBuffer, _ index: Int, _ state: ConsoleState, _ s: Snapshot) {
+    /// The event opened with Enter, whatever arrived since: the box used to hold a position in
+    /// the list, and each new event (a rate step, a rebalance) put another event in the box.
+    static func event(_ b: inout CellBuffer, _ e: EngineEvent, _ state: ConsoleState, _ s: Snapshot) {
         let shown = EventsView.shown(state)
-        guard index < shown.count else { return }
-        let e = shown[index].event
+        let count = EventsView.row(of: e, state).map { shown[$0].count } ?? 1
         var lines: [(String, Style)] = [
             ("time       \(Format.clockTenths(e.time)) (simulated)", .text),
             ("severity   \(e.severity.rawValue) · kind \(e.kind.rawValue)", EventsView.style(e.severity)),
         ]
-        if shown[index].count > 1 { lines.append(("repeated   ×\(shown[index].count) (collapsed, routine)", .dim)) }
+        if count > 1 { lines.append(("repeated   ×\(count) (collapsed, routine)", .dim)) }
         if let id = e.requestId { lines.append(("request    #\(id)", .text)) }
         lines.append(("", .text))
         let width = min(b.width - 6, 96)

@@ -26,19 +26,41 @@ enum EventsView {
     /// folded into one row with their count.
     static func shown(_ state: ConsoleState) -> [(event: EngineEvent, count: Int)] {
         var rows: [(event: EngineEvent, count: Int)] = []
+        fold(state) { e, folded in
+            if folded { rows[rows.count - 1].count += 1 } else { rows.append((e, 1)) }
+            return true
+        }
+        return rows
+    }
+
+    /// The row of ``shown(_:)`` that lists `event` (its own row, or the row it is folded into);
+    /// nil once it has left the engine's ring or the filter hides it. The cursor and an open
+    /// detail follow an event by it, since new events shift every row down.
+    static func row(of event: EngineEvent, _ state: ConsoleState) -> Int? {
+        var row = -1
+        var found: Int?
+        fold(state) { e, folded in
+            if !folded { row += 1 }
+            if e == event { found = row }
+            return found == nil
+        }
+        return found
+    }
+
+    /// Walks the listed events newest first, saying of each whether it folds into the row
+    /// before it; stops when `visit` returns false.
+    private static func fold(_ state: ConsoleState, _ visit: (EngineEvent, _ folded: Bool) -> Bool) {
         var lastShape = ""
+        var any = false
         for e in state.events.reversed()
         where state.eventLevel.admits(e.severity) && matches(e, state.eventFilter) {
             let text = routineKinds.contains(e.kind) ? shape(e.message) : e.message
             let s = e.severity == .info ? "\(e.kind.rawValue)|" + text : ""
-            if !s.isEmpty, s == lastShape, let last = rows.indices.last {
-                rows[last].count += 1
-                continue
-            }
-            rows.append((e, 1))
-            lastShape = s
+            let folded = any && !s.isEmpty && s == lastShape
+            if !folded { lastShape = s }
+            any = true
+            if !visit(e, folded) { return }
         }
-        return rows
     }
 
     static func style(_ severity: EngineEvent.Severity) -> Style {
