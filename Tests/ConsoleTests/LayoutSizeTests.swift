@@ -35,7 +35,7 @@ import XDSTestSupport
             // Active fault and drains: the Faults panel, or the ticker in the bottom border.
             let text = lines.joined(separator: "\n")
             let panel = text.contains("Faults · drains") && text.contains("#1 detected  NPU 140 lost (node 17)")
-            let ticker = lines[h - 2].contains("⚠ #1 NPU 140 lost (node 17) · ~ draining 20 · ⊘ drained 5")
+            let ticker = lines[h - 2].contains("⚠ #1 NPU 140 lost (node 17) · ~ draining node 20 · ⊘ drained node 5")
             #expect(panel || ticker, "\(view) at \(w)×\(h) shows no trace of the active fault")
             // The footer gives the keys back (no status is set).
             #expect(lines[h - 1].hasPrefix("q quit"), "\(view) at \(w)×\(h)")
@@ -51,7 +51,7 @@ import XDSTestSupport
         #expect(lines[15].hasPrefix("┌ NPU 0 · node 0 ─"))
         #expect(lines[21].hasPrefix("│ node 0 in service  util 62%  requests 102  d/u drain  f fault "))
         #expect(lines[25].hasPrefix("┌ Instances ─"))
-        #expect(lines[28] == "└─ ⚠ #1 NPU 140 lost (node 17) · ~ draining 20 · ⊘ drained 5 " + String(repeating: "─", count: 38) + "┘")
+        #expect(lines[28] == "└─ ⚠ #1 NPU 140 lost (node 17) · ~ draining node 20 · ⊘ drained node 5 " + String(repeating: "─", count: 28) + "┘")
     }
 
     @Test func podAt160x45GivesTheSidePanelsRoomInsteadOfClipping() {
@@ -64,7 +64,7 @@ import XDSTestSupport
         // The Faults panel is on screen beside the detail and instances, its lines whole.
         #expect(text.contains("│ #1 detected  NPU 140 lost (node 17) "))
         #expect(text.contains("│  at 0:09:58 · 0 re-prefilled · 0 failed "))
-        #expect(text.contains("│ ⊘ drained 5  ~ draining 20 "))
+        #expect(text.contains("│ ⊘ drained node 5  ~ draining node 20 "))
         #expect(text.contains("│ decode-0     decode      160     310    24.3k   68%   88.5ms serving "))
     }
 

@@ -59,14 +59,14 @@ import XDSTestSupport
     /// Where the full texts do not fit, each fault is named by its first part.
     @Test func tickerKeepsDegradedAndDrainsAt80Columns() {
         let lines = Self.render(.experts)
-        #expect(lines[22] == "└─ ⚠ #3 straggler die 300 (3× slower) · 2 degraded · ⊘ drained 5,20 ───────────┘",
+        #expect(lines[22] == "└─ ⚠ #3 straggler die 300 (3× slower) · 2 degraded · ⊘ drained nodes 5,20 ─────┘",
                 "\(lines[22])")
         // More faults than fit: counted, the degraded ones and the drains still there.
         let busy = ConsoleScreen.render(
             ConsoleUpdate.update(ConsoleState(width: 80, height: 24), .tick(LimitedTerminalTests.busy)).0,
             LimitedTerminalTests.busy, theme: .builtinDark, width: 80, height: 24
         ).lines
-        #expect(busy[22] == "└─ ⚠ 3 faults · 1 degraded · ~ draining 20 · ⊘ drained 5 ──────────────────────┘", "\(busy[22])")
+        #expect(busy[22] == "└─ ⚠ 3 faults · 1 degraded · ~ draining node 20 · ⊘ drained node 5 ────────────┘", "\(busy[22])")
         // Where it fits, the whole description.
         let wide = Self.render(.experts, width: 200, height: 55)
         #expect(wide[53].contains("#3 straggler die 300 (3× slower) · detected in 0.2 s · kept until healed · 2 recovered"))

@@ -255,7 +255,7 @@ import XDSTestSupport
     #expect(
         lines[17].hasSuffix("┌ Faults · drains ──────────────────────────────────────────────────────────┐"))
     #expect(
-        lines[18].hasSuffix("│ ⊘ drained 5  ~ draining 20                                                │"))
+        lines[18].hasSuffix("│ ⊘ drained node 5  ~ draining node 20                                      │"))
     #expect(
         lines[19].hasSuffix("│ #1 detected  NPU 140 lost (node 17)                                       │"))
     #expect(

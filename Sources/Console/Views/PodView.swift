@@ -432,8 +432,8 @@ enum PodView {
             y += 1
         }
         // Drains first (short), so they never scroll off under a long fault history.
-        let drained = s.drainedNodes.map(String.init).joined(separator: ", ")
-        let draining = s.drainingNodes.map(String.init).joined(separator: ", ")
+        let drained = nodeList(s.drainedNodes, separator: ", ")
+        let draining = nodeList(s.drainingNodes, separator: ", ")
         if !drained.isEmpty || !draining.isEmpty {
             line([("⊘ drained ", .dim), (drained.isEmpty ? "none" : drained, drained.isEmpty ? .dim : .warn),
                   ("  ~ draining ", .dim), (draining.isEmpty ? "none" : draining, draining.isEmpty ? .dim : .warn)])
@@ -469,6 +469,14 @@ enum PodView {
         }
     }
 
+    /// Drained or draining nodes by number, with the word: "node 5", "nodes 5, 20". The bare
+    /// "⊘ drained 5" (node 5) sat under the header's "drained 1" (a count), and read as five
+    /// drained nodes.
+    static func nodeList(_ nodes: [Int], separator: String) -> String {
+        guard !nodes.isEmpty else { return "" }
+        return (nodes.count == 1 ? "node " : "nodes ") + nodes.map(String.init).joined(separator: separator)
+    }
+
     /// One line for the bottom border of any view that does not show the Faults panel:
     /// unrecovered faults, active degradations and drains, or nil when all is well.
     /// `width`: the columns it has; where the engine's descriptions (with their detection
@@ -489,8 +497,8 @@ enum PodView {
             let rest = down.count - named
             if rest > 0 { parts.append((named > 0 ? "+\(rest) more" : "\(rest)") + " fault" + (rest == 1 ? "" : "s")) }
             if !degraded.isEmpty { parts.append(terse ? "\(degraded.count) degraded" : "\(degraded.count) recovered, still active") }
-            if !s.drainingNodes.isEmpty { parts.append("~ draining " + s.drainingNodes.map(String.init).joined(separator: ",")) }
-            if !s.drainedNodes.isEmpty { parts.append("⊘ drained " + s.drainedNodes.map(String.init).joined(separator: ",")) }
+            if !s.drainingNodes.isEmpty { parts.append("~ draining " + nodeList(s.drainingNodes, separator: ",")) }
+            if !s.drainedNodes.isEmpty { parts.append("⊘ drained " + nodeList(s.drainedNodes, separator: ",")) }
             return parts.isEmpty ? nil : " ⚠ " + parts.joined(separator: " · ") + " "
         }
         let forms = [(false, 2, false), (true, 2, false), (true, 2, true), (true, 1, true), (true, 0, true)].compactMap {
