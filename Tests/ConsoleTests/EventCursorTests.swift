@@ -83,6 +83,15 @@ import XDSTestSupport
         #expect(EventsView.shown(top)[0].event.message == "rate 7: synthetic arrival rate set")
     }
 
+    /// Esc on the Events view clears the filter and puts the cursor on the newest row, as Esc
+    /// in the `/` prompt does, rather than on whatever event sits at its old row.
+    @Test func escClearingTheFilterStartsAtTheTop() {
+        var state = drive(Self.events(Self.snapshot(commands: 5)), FakeEngineLink(), keys: [.char("/")] + typed("rate") + [.enter, .char("j"), .char("j")])
+        #expect(state.eventFilter == "rate" && state.eventScroll == 2)
+        state = drive(state, FakeEngineLink(), keys: [.escape])
+        #expect(state.eventFilter == "" && state.eventScroll == 0)
+    }
+
     /// A folded event is found in the row it folds into.
     @Test func aFoldedEventIsFoundInItsRow() {
         let state = Self.events(Self.snapshot(commands: 2))

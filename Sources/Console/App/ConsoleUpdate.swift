@@ -224,7 +224,11 @@ public enum ConsoleUpdate {
             }
         case .escape:
             switch s.view {
-            case .events: s.eventFilter = ""
+            case .events:
+                // As the prompt's Esc does: the cursor's row in the filtered list is some other
+                // event in the whole one.
+                if !s.eventFilter.isEmpty { s.eventScroll = 0 }
+                s.eventFilter = ""
             case .requests: s.requestFilter = ""
             case .experts: s.expertFilter = ""
             case .pod, .kvCache, .latency: break
