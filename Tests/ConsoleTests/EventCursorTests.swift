@@ -100,3 +100,17 @@ import XDSTestSupport
         #expect(EventsView.row(of: EngineEvent(time: 1, kind: .info, message: "gone"), state) == nil)
     }
 }
+
+/// The Events title at 80 columns with a filter: it was cut mid-word ("(Esc clears" with no
+/// ")", "Enter full" gone); it now drops "newest first" first, and stays whole.
+@Suite struct EventsTitleTests {
+    @Test func aFilteredTitleStaysWholeAt80Columns() {
+        var state = EventCursorTests.events(EventCursorTests.snapshot(commands: 5))
+        state = drive(state, FakeEngineLink(), keys: [.char("/")] + typed("rate") + [.enter, .char("v")])
+        let top = ConsoleScreen.render(state, EventCursorTests.snapshot(commands: 5), theme: .builtinDark, width: 80, height: 24).lines[3]
+        #expect(top.hasSuffix("filter \"rate\" (Esc clears) · Enter full ┐"), "\(top)")
+        #expect(!top.contains("newest first"))
+        let wide = ConsoleScreen.render(state, EventCursorTests.snapshot(commands: 5), theme: .builtinDark, width: 120, height: 40).lines[3]
+        #expect(wide.contains("· newest first · level warn+ (v) · filter \"rate\" (Esc clears) · Enter full ─"), "\(wide)")
+    }
+}

@@ -135,11 +135,15 @@ enum EventsView {
         let filterNote =
             state.eventFilter.isEmpty ? "/ filter" : "filter \"\(state.eventFilter)\" (Esc clears)"
         let total = shown.map(\.count).reduce(0, +)
-        b.box(
-            area,
-            title:
-                "Events · \(total) of \(s.events.count) · newest first · level \(state.eventLevel.rawValue) (v) · \(filterNote) · Enter full"
-        )
+        // Shorter forms before a cut one: at 80 columns a filter's title lost its end,
+        // "(Esc clears" with no ")" and no "Enter full".
+        let count = "Events · \(total) of \(s.events.count)"
+        let level = "level \(state.eventLevel.rawValue) (v)"
+        let titles = [
+            [count, "newest first", level, filterNote, "Enter full"], [count, level, filterNote, "Enter full"],
+            [count, level, filterNote],
+        ].map { $0.joined(separator: " · ") }
+        b.box(area, title: titles.first { $0.count + 2 <= area.width - 2 } ?? titles[titles.count - 1])
         let inner = area.inner
         let cursor = min(state.eventScroll, max(0, shown.count - 1))
         let offset = max(0, cursor - inner.height + 1)
