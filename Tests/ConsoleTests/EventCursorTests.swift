@@ -113,4 +113,17 @@ import XDSTestSupport
         let wide = ConsoleScreen.render(state, EventCursorTests.snapshot(commands: 5), theme: .builtinDark, width: 120, height: 40).lines[3]
         #expect(wide.contains("· newest first · level warn+ (v) · filter \"rate\" (Esc clears) · Enter full ─"), "\(wide)")
     }
+
+    /// Requests and the Experts hot list at 80 columns cut the filter's own text from their
+    /// titles ('filter "decod' for "decode", 'filter "L2' for "L23"): the operator read a
+    /// filter other than the one applied.
+    @Test func filterTextsStayWholeInNarrowTitles() {
+        let requests = renderFixture(.requests) { $0.requestFilter = "decode-0/dp1" }.joined(separator: "\n")
+        #expect(requests.contains("filter \"decode-0/dp1\""), "\(requests)")
+        let experts = renderFixture(.experts) { $0.expertFilter = "L23" }.joined(separator: "\n")
+        #expect(experts.contains("filter \"L23\""), "\(experts)")
+        // Where the whole title fits, it is the one drawn.
+        let wide = renderFixture(.requests, width: 200, height: 60) { $0.requestFilter = "decode" }[3]
+        #expect(wide.contains("(s column, S reverse, Enter detail) · filter \"decode\" (Esc clears) ─"), "\(wide)")
+    }
 }

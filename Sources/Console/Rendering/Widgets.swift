@@ -37,6 +37,12 @@ extension CellBuffer {
         }
     }
 
+    /// A box titled by the first of `titles` (longest first) that fits whole, else the last:
+    /// a title cut at the box's edge lost what it ended with (a filter's text, "(Esc clears").
+    public mutating func box(_ rect: Rect, titles: [String], style: Style = .border) {
+        box(rect, title: titles.first { $0.count + 2 <= rect.width - 2 } ?? titles.last ?? "", style: style)
+    }
+
     /// A horizontal bar of `width` cells filled to `fraction`, with eighth-block resolution.
     public mutating func bar(
         _ fraction: Double, x: Int, y: Int, width: Int, style: Style, track: Style = .dim

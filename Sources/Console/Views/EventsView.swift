@@ -143,7 +143,7 @@ enum EventsView {
             [count, "newest first", level, filterNote, "Enter full"], [count, level, filterNote, "Enter full"],
             [count, level, filterNote],
         ].map { $0.joined(separator: " · ") }
-        b.box(area, title: titles.first { $0.count + 2 <= area.width - 2 } ?? titles[titles.count - 1])
+        b.box(area, titles: titles)
         let inner = area.inner
         let cursor = min(state.eventScroll, max(0, shown.count - 1))
         let offset = max(0, cursor - inner.height + 1)

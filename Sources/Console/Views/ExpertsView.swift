@@ -244,7 +244,12 @@ enum ExpertsView {
 
     static func drawHottest(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
         let shown = s.experts.hottest.filter { matches(layer: $0.layer, expert: $0.expert, state.expertFilter) }
-        b.box(rect, title: "Hottest (× mean) · \(RequestsView.filterNote(state.expertFilter))")
+        let filter = state.expertFilter
+        b.box(rect, titles: [
+            "Hottest (× mean) · \(RequestsView.filterNote(filter))",
+            filter.isEmpty ? "Hottest (× mean)" : "Hottest (× mean) · filter \"\(filter)\"",
+            filter.isEmpty ? "Hottest" : "Hottest · filter \"\(filter)\"",
+        ])
         let inner = rect.inner
         for (i, hot) in shown.prefix(inner.height).enumerated() {
             let x = b.put(

@@ -128,12 +128,21 @@ enum RequestsView {
         // Paged: the count from the same answer as the rows (a snapshot is from another instant).
         let inFlightCount = Format.count(RequestPaging.page(state)?.inFlight ?? s.requests.inFlight)
         let wide = top.width >= 120
-        b.box(
-            top,
-            title: wide
-                ? "In flight · \(inFlightCount) (\(listed)) · sort \(state.requestSort.rawValue) \(arrow(state.requestSort, reversed: state.requestSortReversed)) (s column, S reverse, Enter detail) · \(filterNote(state.requestFilter))"
-                : "In flight · \(inFlightCount) (\(listed)) · s/S sort · Enter · \(filterNote(state.requestFilter))"
-        )
+        // Shorter forms before a cut one: at 80 columns the title cut the filter's own text
+        // ('filter "decod' for "decode").
+        let filter = filterNote(state.requestFilter)
+        let bare = state.requestFilter.isEmpty ? filter : "filter \"\(state.requestFilter)\""
+        var titles = [
+            "In flight · \(inFlightCount) (\(listed)) · s/S sort · Enter · \(filter)",
+            "In flight · \(inFlightCount) (\(listed)) · \(filter)", "In flight · \(inFlightCount) · \(filter)",
+            "In flight · \(inFlightCount) · \(bare)",
+        ]
+        if wide {
+            titles.insert(
+                "In flight · \(inFlightCount) (\(listed)) · sort \(state.requestSort.rawValue) \(arrow(state.requestSort, reversed: state.requestSortReversed)) (s column, S reverse, Enter detail) · \(filter)",
+                at: 0)
+        }
+        b.box(top, titles: titles)
         let rows = (topOffset..<shownTo).map { i -> [(String, Style)] in
             let inWindow = (window.offset..<(window.offset + window.rows.count)).contains(i)
             guard inWindow else {
