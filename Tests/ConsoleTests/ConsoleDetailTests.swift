@@ -409,7 +409,9 @@ import XDSTestSupport
     @Test func dieStripIsLabelledAndImbalanceStatesItsThresholds() {
         let lines = renderFixture(.experts, width: 200, height: 60)
         #expect(lines.contains { $0.contains("every die, in id order") && $0.contains("load × mean, full at the warn level 4×") })
-        #expect(lines.contains { $0.contains("imbalance (max/mean) 1.41") && $0.contains("warn ≥4 alarm ≥6") })
+        #expect(lines.contains { $0.contains("imbalance (each layer's max/mean, averaged) 1.41") && $0.contains("warn ≥4 alarm ≥6") })
+        // The die row's max is each die's mean over layers, and says so beside the imbalance.
+        #expect(lines.contains { $0.contains("each die, mean over layers: max 1.42×  min 0.80×") })
     }
 
     @Test func yesSettingSkipsTheQuestion() {

@@ -23,3 +23,21 @@ import XDSTestSupport
         #expect(PodView.nodeList([], separator: ", ") == "")
     }
 }
+
+/// The Die load panel put "max 1.14×" (each die's load averaged over the layers) right above
+/// "imbalance (max/mean) 1.42" (each layer's busiest die over its mean, averaged): two different
+/// maxima under one word, live on the default demo. Each now says which it is where it fits;
+/// at 80 columns the die row says "layer mean" and the imbalance keeps its thresholds whole.
+@Suite struct DieLoadScopeTests {
+    @Test func bothMaximaSayWhatTheyAreAtEverySize() {
+        for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+            let lines = renderFixture(.experts, width: w, height: h)
+            let dies = lines.first { $0.contains("max 1.42×") }
+            #expect(dies?.contains("layer") == true, "\(w)×\(h): \(dies ?? "none")")
+            let imbalance = lines.first { $0.contains("imbalance (") }
+            #expect(imbalance?.contains("warn ≥4 alarm ≥6") == true, "\(w)×\(h): \(imbalance ?? "none")")
+        }
+        let wide = renderFixture(.experts, width: 200, height: 60)
+        #expect(wide.contains { $0.contains("imbalance (each layer's max/mean, averaged) 1.41") })
+    }
+}

@@ -110,7 +110,7 @@ import XDSTestSupport
             lines[14] == "┌ Die load · 320 expert dies ──────────────────┐┌ Hottest (× mean) · / filter ─┐")
         #expect(lines[15].hasSuffix("││ L03 E17     6.20×            │"))
         #expect(
-            lines[16] == "│ max 1.42×  min 0.80×  (8 dies per column)    ││ L12 E45     4.80×            │")
+            lines[16] == "│ layer mean: max 1.42× min 0.80× (8/column)   ││ L12 E45     4.80×            │")
         #expect(lines[17].hasPrefix("│ imbalance (max/mean) 1.41 "))
         #expect(lines[18].hasPrefix("│ rebalances 3  rebalancing · loading 3 dies"))
         let wide = renderFixture(.experts, width: 200, height: 60)

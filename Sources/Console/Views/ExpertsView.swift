@@ -174,10 +174,20 @@ enum ExpertsView {
             }
             b.sparkline(folded, x: inner.x + 1, y: y, width: w, style: .accent)
             y += 1
-            let maxLoad = e.dieLoad.max()!, minLoad = e.dieLoad.min()!
-            b.put(
-                "max \(Format.fixed(maxLoad, 2))×  min \(Format.fixed(minLoad, 2))×  (\(fold) \(fold == 1 ? "die" : "dies") per column)",
-                x: inner.x + 1, y: y, style: .dim, clip: inner)
+            // Each die's load is its mean over the layers, so its max sits below the imbalance on
+            // the next line (each layer's busiest die, then the mean over layers): "max 1.14×"
+            // over "imbalance (max/mean) 1.42" read as two answers to one question. Both say
+            // which they are, as far as the width allows.
+            let maxLoad = Format.fixed(e.dieLoad.max()!, 2), minLoad = Format.fixed(e.dieLoad.min()!, 2)
+            let dies = fold == 1 ? "1 die" : "\(fold) dies"
+            let forms = [
+                "each die, mean over layers: max \(maxLoad)×  min \(minLoad)×  (\(dies) per column)",
+                "mean over layers: max \(maxLoad)×  min \(minLoad)×  (\(dies) per column)",
+                "layer mean: max \(maxLoad)× min \(minLoad)× (\(dies) per column)",
+                "layer mean: max \(maxLoad)× min \(minLoad)× (\(fold)/column)",
+            ]
+            b.put(forms.first { $0.count <= inner.width - 1 } ?? forms[forms.count - 1],
+                  x: inner.x + 1, y: y, style: .dim, clip: inner)
             y += 1
         }
         if y < inner.maxY {
@@ -185,9 +195,12 @@ enum ExpertsView {
             // max/mean on the default demo and the review's runs), stated on screen.
             let style: Style =
                 e.imbalance >= imbalanceAlarm ? .bad : e.imbalance >= imbalanceWarn ? .warn : .good
-            let x = b.put("imbalance (max/mean) ", x: inner.x + 1, y: y, style: .dim)
-            let x2 = b.put(Format.fixed(e.imbalance, 2) + " ", x: x, y: y, style: style)
             let note = " warn ≥\(Format.fixed(imbalanceWarn, 0)) alarm ≥\(Format.fixed(imbalanceAlarm, 0))"
+            // The longest label that leaves the value, a sparkline with its range, and the note.
+            let labels = ["imbalance (each layer's max/mean, averaged) ", "imbalance (per-layer max/mean) ", "imbalance (max/mean) "]
+            let label = labels.first { $0.count + 5 + 16 + note.count <= inner.width - 1 } ?? labels[labels.count - 1]
+            let x = b.put(label, x: inner.x + 1, y: y, style: .dim)
+            let x2 = b.put(Format.fixed(e.imbalance, 2) + " ", x: x, y: y, style: style)
             let shown = Array(s.series.imbalance.suffix(max(1, inner.maxX - x2 - 1 - note.count - 14))).filter(\.isFinite)
             let lo = shown.min() ?? 0, hi = shown.max() ?? 0
             let range = " \(Format.fixed(lo, 2))…\(Format.fixed(hi, 2))"
