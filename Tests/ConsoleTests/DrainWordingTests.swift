@@ -40,4 +40,12 @@ import XDSTestSupport
         let wide = renderFixture(.experts, width: 200, height: 60)
         #expect(wide.contains { $0.contains("imbalance (each layer's max/mean, averaged) 1.41") })
     }
+
+    /// The strip's caption ended "full at the warn level" at 160 columns, the level cut off.
+    @Test func theStripCaptionKeepsItsScale() {
+        for (w, h) in [(160, 48), (200, 60)] {
+            let caption = renderFixture(.experts, width: w, height: h).first { $0.contains("every die") }
+            #expect(caption?.contains("full at") == true && caption?.contains("4×") == true, "\(w)×\(h): \(caption ?? "none")")
+        }
+    }
 }

@@ -243,9 +243,17 @@ enum ExpertsView {
         y += 1
         // With room to spare, every die gets its own cell, under a line saying what it is.
         if let peak = e.dieLoad.max(), peak > 0, inner.maxY - y - 1 >= (e.dieLoad.count + w - 1) / max(1, w) {
-            b.put(
-                "every die, in id order, \(w) per row · colour and height = load × mean, full at the warn level \(Format.fixed(imbalanceWarn, 0))× (busiest \(Format.fixed(peak, 2))×)",
-                x: inner.x + 1, y: y, style: .dim, clip: inner)
+            // Shorter forms before a cut one: at 160 columns the line ended "full at the warn
+            // level", the level itself and the busiest die cut off.
+            let warn = Format.fixed(imbalanceWarn, 0), busiest = Format.fixed(peak, 2)
+            let forms = [
+                "every die, in id order, \(w) per row · colour and height = load × mean, full at the warn level \(warn)× (busiest \(busiest)×)",
+                "every die, \(w) per row · colour and height = load × mean (over layers), full at \(warn)× (busiest \(busiest)×)",
+                "every die, \(w) per row · height = load × mean, full at \(warn)× (busiest \(busiest)×)",
+                "every die · height = load × mean, full at \(warn)×",
+            ]
+            b.put(forms.first { $0.count <= inner.width - 1 } ?? forms[forms.count - 1],
+                  x: inner.x + 1, y: y, style: .dim, clip: inner)
             y += 1
             // Against the warn threshold, not the busiest die: relative to the busiest, a
             // well-balanced pod (every die near 1×) drew as all hot.
