@@ -23,7 +23,7 @@ final class CompletionSession: @unchecked Sendable {
     private let requestID: Int
     private let ended = Atomic<Bool>(false)
     /// `stop` strings: the reply ends where the generated text contains one.
-    private let stop: [String]
+    private var stopMatcher: StopStringMatcher
     /// The reply so far (only kept when there are stop strings to look for).
     private var output = ""
     /// A stop string was found: the next step is `.finished("stop")`.
@@ -39,7 +39,7 @@ final class CompletionSession: @unchecked Sendable {
         stop: [String] = [], minTokens: Int = 0
     ) {
         self.requestID = requestID
-        self.stop = stop
+        self.stopMatcher = StopStringMatcher(stop)
         self.minTokens = max(0, minTokens)
         self.header = header
         self.promptTokens = promptTokens
@@ -72,7 +72,7 @@ final class CompletionSession: @unchecked Sendable {
                 guard count > 0 else { continue }
                 if firstTokenAt == nil { firstTokenAt = .now }
                 let chunk = text.next(count)
-                guard !stop.isEmpty else {
+                guard !stopMatcher.isEmpty else {
                     generatedTokens += count
                     return .text(chunk)
                 }
@@ -105,22 +105,21 @@ final class CompletionSession: @unchecked Sendable {
     /// reply ends just before the stop string (which is not returned, as in vLLM), the engine is
     /// told to stop generating, and the next step is `.finished("stop")`.
     private func cutAtStop(_ chunk: String, count: Int) -> Step {
-        let before = output.count
+        let before = output.utf8.count
         output += chunk
-        // Stop strings count only from `min_tokens` on (vLLM's stop checker returns early before).
-        guard generatedTokens + count >= minTokens else {
+        // Stop strings count only from `min_tokens` on (vLLM's stop checker returns early before),
+        // and a cut never leaves the reply shorter than that. The matcher still reads every chunk,
+        // so a stop string begun before `min_tokens` is found where it ends.
+        let searching = generatedTokens + count >= minTokens
+        let cut = stopMatcher.feed(chunk) { start in
+            searching && (minTokens == 0 || PromptTokenizer.count(prefix(utf8Count: start)) >= minTokens)
+        }
+        guard let cut else {
             generatedTokens += count
             return .text(chunk)
         }
-        // Only a match that ends inside the new chunk is new.
-        let searchFrom = output.index(output.startIndex, offsetBy: max(0, before - (stop.map(\.count).max() ?? 0)))
-        let hits = stop.compactMap { firstCut(at: $0, from: searchFrom) }
-        guard let cut = hits.min() else {
-            generatedTokens += count
-            return .text(chunk)
-        }
-        let kept = String(output[..<cut])
-        let fresh = String(kept.dropFirst(before))
+        let kept = prefix(utf8Count: cut)
+        let fresh = String(kept.utf8.dropFirst(before))!
         output = kept
         // Tokens are the tokenizer's count of what the client got (a cut piece counts as one).
         generatedTokens = PromptTokenizer.count(kept)
@@ -129,17 +128,9 @@ final class CompletionSession: @unchecked Sendable {
         return .text(fresh)
     }
 
-    /// Where the reply would end for the first match of `stop` at or after `from` that leaves at
-    /// least `min_tokens` tokens before it (the search window is one chunk and a stop string long).
-    private func firstCut(at stop: String, from: String.Index) -> String.Index? {
-        var start = from
-        while start < output.endIndex, let hit = output.range(of: stop, range: start..<output.endIndex) {
-            if minTokens == 0 || PromptTokenizer.count(String(output[..<hit.lowerBound])) >= minTokens {
-                return hit.lowerBound
-            }
-            start = output.index(after: hit.lowerBound)
-        }
-        return nil
+    /// The reply's first `count` UTF-8 bytes (a stop string's start: a code point boundary).
+    private func prefix(utf8Count count: Int) -> String {
+        String(output.utf8.prefix(count))!
     }
 
     private func end(finishReason: String?) -> Step {
