@@ -60,6 +60,59 @@ struct StopStringTests {
         #expect(multibyte.fedBytes == 3)
     }
 
+    /// A stop string that spans two chunks of the engine's output cuts the reply just before it,
+    /// as one search over the whole reply would.
+    @Test func stopStringAcrossChunksCutsWhereItStarts() async throws {
+        // The fake engine's first request (id 1) says SyntheticText(seed: 1), one token a chunk.
+        var text = SyntheticText(seed: 1)
+        let pieces = (0..<120).map { _ in text.next(1) }
+        let whole = pieces.joined()
+        // The first piece boundary where two letters on each side occur nowhere earlier.
+        var stop = ""
+        var cut = 0
+        var offset = 0
+        for (i, piece) in pieces.enumerated().dropLast() {
+            offset += piece.count
+            let next = pieces[i + 1]
+            guard piece.count >= 2, next.count >= 2 else { continue }
+            let candidate = String(piece.suffix(2)) + String(next.prefix(2))
+            if let first = whole.range(of: candidate), whole.distance(from: whole.startIndex, to: first.lowerBound) == offset - 2 {
+                stop = candidate
+                cut = offset - 2
+                break
+            }
+        }
+        try #require(!stop.isEmpty)
+        try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 120, tokenInterval: .zero)) { server in
+            let reply = try await server.post(
+                "/v1/chat/completions",
+                json: ["messages": [["role": "user", "content": "hi"]], "max_tokens": 120, "stop": [stop]])
+            #expect(reply.status == 200)
+            let choice = try #require((try reply.json()["choices"] as? [[String: Any]])?.first)
+            #expect(choice["finish_reason"] as? String == "stop")
+            let content = (choice["message"] as? [String: Any])?["content"] as? String
+            #expect(content == String(whole.prefix(cut)))
+        }
+        // Streamed (a fresh fake engine, so the same words): no chunk carries the stop string's start.
+        try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 120, tokenInterval: .zero)) { server in
+            let reply = try await server.post(
+                "/v1/chat/completions",
+                json: ["messages": [["role": "user", "content": "hi"]], "max_tokens": 120, "stop": [stop], "stream": true])
+            let parsed = try parseCompletionStream(String(decoding: reply.body, as: UTF8.self), chat: true)
+            #expect(parsed.finishReasons == ["stop"] && parsed.endedWithDone)
+            #expect(parsed.content == String(whole.prefix(cut)))
+        }
+        // A stop string that never comes: the text held back for it ends the reply, whole.
+        try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 120, tokenInterval: .zero)) { server in
+            let reply = try await server.post(
+                "/v1/chat/completions",
+                json: ["messages": [["role": "user", "content": "hi"]], "max_tokens": 120, "stop": ["never said"], "stream": true])
+            let parsed = try parseCompletionStream(String(decoding: reply.body, as: UTF8.self), chat: true)
+            #expect(parsed.finishReasons == ["length"] && parsed.endedWithDone)
+            #expect(parsed.content == whole)
+        }
+    }
+
     /// Stop strings filling most of a 1 MiB body cost the server nothing per chunk: before, each
     /// chunk searched again in time proportional to their length (about 6.5 ms a chunk for
     /// four 60,000-emoji strings, so this reply took about 20 s of CPU and starved other clients).

@@ -28,6 +28,15 @@ final class CompletionSession: @unchecked Sendable {
     private var output = ""
     /// A stop string was found: the next step is `.finished("stop")`.
     private var stopped = false
+    /// UTF-8 bytes of `output` handed out so far. With stop strings, the last `longest − 1`
+    /// bytes are held back until the reply goes on past them or ends, as vLLM's detokenizer holds
+    /// back its stop buffer: a stop string that begins in one chunk and ends in the next must not
+    /// have reached the client already.
+    private var handedOutBytes = 0
+    /// UTF-8 bytes held back from the end of the reply (the longest stop string's, less one).
+    private let heldBackBytes: Int
+    /// The engine finished while text was held back: handed out first, then this finish.
+    private var pendingFinish: String?
     /// `min_tokens`: as in vLLM, stop strings are not looked for until the reply has this many
     /// tokens, and a cut never leaves it shorter.
     private let minTokens: Int
@@ -40,6 +49,7 @@ final class CompletionSession: @unchecked Sendable {
     ) {
         self.requestID = requestID
         self.stopMatcher = StopStringMatcher(stop)
+        self.heldBackBytes = max(0, stopMatcher.longestBytes - 1)
         self.minTokens = max(0, minTokens)
         self.header = header
         self.promptTokens = promptTokens
@@ -64,6 +74,7 @@ final class CompletionSession: @unchecked Sendable {
     /// without a terminal element otherwise (the engine broke its contract) reads as a 503 failure.
     func next() async throws -> Step {
         if stopped { return end(finishReason: "stop") }
+        if let reason = pendingFinish { return end(finishReason: reason) }
         while let event = await events.next() {
             switch event {
             case .accepted: continue
@@ -78,7 +89,14 @@ final class CompletionSession: @unchecked Sendable {
                 }
                 return cutAtStop(chunk, count: count)
             case .finished(let reason):
-                return end(finishReason: reason == "length" ? "length" : "stop")
+                let finishReason = reason == "length" ? "length" : "stop"
+                // What was held back for a stop string that did not come is the reply's end.
+                let rest = handOut(upTo: output.utf8.count)
+                guard rest.isEmpty else {
+                    pendingFinish = finishReason
+                    return .text(rest)
+                }
+                return end(finishReason: finishReason)
             case .failed(let reason, let status):
                 _ = end(finishReason: nil)
                 return .failed(.engine(reason: reason, status: status))
@@ -105,7 +123,6 @@ final class CompletionSession: @unchecked Sendable {
     /// reply ends just before the stop string (which is not returned, as in vLLM), the engine is
     /// told to stop generating, and the next step is `.finished("stop")`.
     private func cutAtStop(_ chunk: String, count: Int) -> Step {
-        let before = output.utf8.count
         output += chunk
         // Stop strings count only from `min_tokens` on (vLLM's stop checker returns early before),
         // and a cut never leaves the reply shorter than that. The matcher still reads every chunk,
@@ -116,16 +133,30 @@ final class CompletionSession: @unchecked Sendable {
         }
         guard let cut else {
             generatedTokens += count
-            return .text(chunk)
+            return .text(handOut(upTo: output.utf8.count - heldBackBytes))
         }
-        let kept = prefix(utf8Count: cut)
-        let fresh = String(kept.utf8.dropFirst(before))!
-        output = kept
+        // The match ends in this chunk, so it starts within the bytes held back: none of it was
+        // handed out.
+        let fresh = handOut(upTo: cut)
+        output = prefix(utf8Count: cut)
         // Tokens are the tokenizer's count of what the client got (a cut piece counts as one).
-        generatedTokens = PromptTokenizer.count(kept)
+        generatedTokens = PromptTokenizer.count(output)
         stopped = true
         backend.stop(requestID: requestID)
         return .text(fresh)
+    }
+
+    /// The reply's bytes from what was handed out so far up to `end` (moved back to a code point
+    /// boundary), now handed out; "" when there are none.
+    private func handOut(upTo end: Int) -> String {
+        let bytes = output.utf8
+        var end = min(end, bytes.count)
+        // Not inside a code point: UTF-8 continuation bytes are 0b10xxxxxx.
+        while end > handedOutBytes, end < bytes.count, bytes[bytes.index(bytes.startIndex, offsetBy: end)] & 0xC0 == 0x80 { end -= 1 }
+        guard end > handedOutBytes else { return "" }
+        let piece = String(bytes[bytes.index(bytes.startIndex, offsetBy: handedOutBytes)..<bytes.index(bytes.startIndex, offsetBy: end)])!
+        handedOutBytes = end
+        return piece
     }
 
     /// The reply's first `count` UTF-8 bytes (a stop string's start: a code point boundary).

@@ -52,6 +52,9 @@ struct StopStringMatcher {
 
     var isEmpty: Bool { automata.isEmpty }
 
+    /// UTF-8 bytes of the longest stop string (0 with none).
+    var longestBytes: Int { automata.map(\.pattern.count).max() ?? 0 }
+
     /// Feeds the reply's next piece. Returns the UTF-8 offset in the whole reply at which the
     /// earliest-starting stop string that ends inside `text` and that `accept` takes (given its
     /// start offset) begins; nil when there is none. For each stop string only its first match
