@@ -385,6 +385,14 @@ import XDSTestSupport
         }
     }
 
+    @Test func demoLoadKeepsCyclingForASimulatedDay() {
+        // It stopped after two hours: a demo at speed 100 went flat after 72 s of wall time.
+        let steps = DemoLoad.scenario.steps
+        let late = steps.filter { $0.at > 23 * 3600 }.map(\.command)
+        #expect(late.contains(.rate(requestsPerSecond: 55)) && late.contains(.rate(requestsPerSecond: 25)))
+        #expect(steps.last!.at <= 86_400 && steps.count <= Scenario.maxSteps)
+    }
+
     @Test func demoLoadCyclesWithBurstsAndReadsBackAsCommands() throws {
         #expect(DemoLoad.rate(at: 0) == 25)
         #expect(DemoLoad.rate(at: 600) == 55)

@@ -24,8 +24,9 @@ public enum DemoLoad {
     public static let burstEvery = 300.0
     public static let burstLength = 30.0
     public static let burstFactor = 1.5
-    /// Steps cover two hours of simulated time; the last rate then stays.
-    public static let horizon = 7200.0
+    /// Steps cover a simulated day (72 cycles, 5,761 steps); the last rate then stays. Two hours
+    /// ran out in 72 s of a demo at `speed 100`, and the load went flat ("all steps done").
+    public static let horizon = 86_400.0
 
     /// The requested arrival rate (requests/s) at simulated time `t`, 0.1 req/s resolution on the
     /// superpod's scale, times `scale`.
