@@ -119,7 +119,7 @@ extension EngineHost: PreviewLink {
                 do throws(PreviewRefusal) {
                     // The steps still to come go with the forks: the window's traffic and events
                     // include them, as the live run's will (a copy: the live list is untouched).
-                    $0 = .forked(.success(try core.startPreview(pending.request, scheduled: scenarioSteps)))
+                    $0 = .forked(.success(try core.startPreview(pending.request, scheduled: Array(scenarioSteps))))
                 } catch {
                     $0 = .forked(.failure(error))
                 }
