@@ -27,6 +27,7 @@ struct BenchPreview: ParsableCommand {
 
     func run() throws {
         let warmUp = try FlagRange("--at", 0...3_600, unit: "s").value(at)
+        try common.refuseScenario(in: "bench preview")
         let config = try common.engineConfiguration(defaultRate: 40)
         let request: PreviewRequest
         // Against the deployment's pod, so a bad index names its range as the engine does.

@@ -28,6 +28,7 @@ struct BenchSnapshot: ParsableCommand {
         let warmUp = try FlagRange("--at", 0...3_600, unit: "s").value(at)
         let gap = try FlagRange("--every", 0.01...60, unit: "s").value(every)
         let n = try FlagRange("--count", 1...10_000, whole: true).int(count)
+        try common.refuseScenario(in: "bench snapshot")
         let config = try common.engineConfiguration(defaultRate: 400)
         let engine = try common.makeEngine(config)
         engine.run(until: warmUp)

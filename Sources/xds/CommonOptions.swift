@@ -181,6 +181,16 @@ struct CommonOptions: ParsableArguments {
         return value
     }
 
+    /// Refuses `--scenario` in a command that only drives the engine itself (`bench snapshot`,
+    /// `bench preview`): their warm-up and timed loop apply no scenario step, so a scenario given
+    /// there was taken, not even read (a missing file passed), and the figures were those of the
+    /// workload alone.
+    func refuseScenario(in command: String) throws {
+        guard scenario != nil else { return }
+        throw ConfigError("--scenario applies to run, serve and console; \(command) applies no scenario step "
+            + "(leave --scenario out)")
+    }
+
     /// The scenario, each step checked against the pod it will run on (a node, NPU, die or
     /// fault id that does not exist is refused here, before the run starts).
     /// `deployment` is the configuration's (resolved once: resolving prints `--model`'s changes).
