@@ -73,7 +73,7 @@ struct BenchReplay: ParsableCommand {
                 let args = ["run"] + c.arguments(traces: traces) + ["--quiet", "--out", out]
                 let (wall, cpu, rssKB, status) = try Self.spawn(exe, args, stderrTo: errors)
                 guard status == 0 else {
-                    throw ValidationError("case \(c.name): xds \(args.joined(separator: " ")) exited \(status)"
+                    throw ConfigError("case \(c.name): xds \(args.joined(separator: " ")) exited \(status)"
                         + Self.childReason(errors))
                 }
                 let sim = try Self.simSeconds(out)
@@ -110,7 +110,7 @@ struct BenchReplay: ParsableCommand {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         if n > 0 { return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
-        guard let path = Bundle.main.executablePath else { throw ValidationError("cannot locate the xds executable") }
+        guard let path = Bundle.main.executablePath else { throw ConfigError("cannot locate the xds executable") }
         return path
     }
 
@@ -142,11 +142,11 @@ struct BenchReplay: ParsableCommand {
         var pid: pid_t = 0
         let start = DispatchTime.now().uptimeNanoseconds
         let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
-        guard rc == 0 else { throw ValidationError("cannot start \(exe): error \(rc)") }
+        guard rc == 0 else { throw ConfigError("cannot start \(exe): error \(rc)") }
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 {
-            guard errno == EINTR else { throw ValidationError("wait4 failed: errno \(errno)") }
+            guard errno == EINTR else { throw ConfigError("wait4 failed: errno \(errno)") }
         }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let exited = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
@@ -159,7 +159,7 @@ struct BenchReplay: ParsableCommand {
         let data = try Data(contentsOf: URL(fileURLWithPath: report))
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let sim = (object["sim_seconds"] as? NSNumber)?.doubleValue else {
-            throw ValidationError("\(report): no sim_seconds in the report")
+            throw ConfigError("\(report): no sim_seconds in the report")
         }
         return sim
     }
