@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// `xds bench …` as a user types it, through the built executable: what a bench cannot honour is
+/// refused with one line and exit 1, not taken and ignored.
+@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
+struct BenchFlagProcessTests {
+    func xds(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        let child = try ChildProcess(try #require(BuiltBinary.xds), arguments)
+        #expect(child.waitForExit(within: 300), "xds \(arguments.joined(separator: " ")) did not finish")
+        child.kill()
+        // The pipes' handlers may still be delivering the last bytes.
+        Thread.sleep(forTimeInterval: 0.2)
+        return (child.process.terminationStatus, child.stdout, child.stderr)
+    }
+
+    /// `bench snapshot` and `bench preview` take the common options, `--scenario` among them, but
+    /// apply no scenario step: a scenario (even a file that does not exist) was taken, exit 0, and
+    /// the figures were those of the workload alone.
+    @Test func scenarioIsRefusedWhereNoStepIsApplied() throws {
+        let missing = "/nonexistent-\(getpid())/npu-loss.toml"
+        for (bench, extra) in [("snapshot", ["--count", "1"]), ("preview", ["--for", "1s"])] {
+            let r = try xds(["bench", bench, "--rate", "1", "--at", "0", "--scenario", missing] + extra)
+            #expect(r.status == 1 && r.out.isEmpty, "\(bench): \(r)")
+            #expect(r.err == "xds: --scenario applies to run, serve and console; bench \(bench) applies no scenario "
+                + "step (leave --scenario out)\n", "\(bench)")
+            // Without it the bench runs.
+            let plain = try xds(["bench", bench, "--rate", "1", "--at", "0", "--json"] + extra)
+            #expect(plain.status == 0, "\(bench): \(plain)")
+        }
+    }
+
+    /// A replay case whose `xds run` fails is a failed run, not a usage error: it exited 64
+    /// (ArgumentParser's `ValidationError`, EX_USAGE) where every other refusal exits 1.
+    @Test func aReplayCaseThatFailsExitsOneNamingTheChildsReason() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-bench-replay-test-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let trace = dir.appendingPathComponent("azure_llm_2023_code.csv")
+        try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,abc,10\n".utf8).write(to: trace)
+        let r = try xds(["bench", "replay", "--case", "azure-1", "--repeat", "1", "--traces", dir.path])
+        #expect(r.status == 1, "\(r)")
+        #expect(r.err.hasPrefix("xds: case azure-1: xds run --workload \(trace.path) "), "\(r.err)")
+        #expect(r.err.hasSuffix("exited 1: xds: \(trace.path):2: ContextTokens is not an integer: 'abc'\n"), "\(r.err)")
+        #expect(r.err.split(separator: "\n").count == 1, "\(r.err)")
+    }
+}
