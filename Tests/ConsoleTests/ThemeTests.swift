@@ -41,6 +41,30 @@ import Testing
             })
     }
 
+    /// A misspelt table or key, or a value of the wrong type, loaded silently as the dark palette
+    /// under the file's name; it is a problem of the file now, as an unknown role is.
+    @Test func unknownFieldsAndWrongTypesAreReported() throws {
+        let cases: [(text: String, problem: String)] = [
+            ("name = \"warm\"\n[colours]\ntext = 1\n", "colours: unknown field; expected one of name, monochrome, colors, roles, heat"),
+            ("name = 7\n", "name: expected a string"),
+            ("monochrome = \"yes\"\n", "monochrome: expected true or false"),
+            ("[heat]\nramps = [1, 2]\n", "heat.ramps: unknown field; expected ramp, ramp8"),
+        ]
+        for (text, problem) in cases {
+            #expect(throws: ThemeError.self, "\(text)") { try ThemeCatalog.parse(text, fallbackName: "t") }
+            do {
+                _ = try ThemeCatalog.parse(text, fallbackName: "t")
+            } catch {
+                #expect("\(error.location): \(error.message)" == problem)
+            }
+        }
+        // The fields the README lists still load.
+        let theme = try ThemeCatalog.parse(
+            "name = \"n\"\nmonochrome = true\n[colors]\ntext = 1\n[roles]\ndecode = 2\n[heat]\nramp = [1]\nramp8 = [2]\n",
+            fallbackName: "t")
+        #expect(theme.name == "n" && theme.monochrome && theme.heat == [1] && theme.heat8 == [2])
+    }
+
     @Test func missingDirectoryFallsBackToBuiltInDark() {
         let catalog = ThemeCatalog.load(directory: nil)
         #expect(catalog.themes == [Theme.builtinDark])

@@ -133,9 +133,24 @@ extension ThemeCatalog {
         } catch {
             throw ThemeError(location: "1:1", message: ErrorLine.describe(error))
         }
+        // A misspelt table or key (`[colours]`, `ramps`) or a value of the wrong type was passed
+        // over without a word: the file loaded as the dark palette under its own name, and the
+        // console log said nothing. Each is a problem of the file, as an unknown role is.
+        for key in table.keys where !topKeys.contains(key) {
+            throw ThemeError(location: key, message: "unknown field; expected one of \(topKeys.joined(separator: ", "))")
+        }
         var theme = Theme.builtinDark
-        theme.name = table["name"]?.string ?? fallbackName
-        theme.monochrome = table["monochrome"]?.bool ?? false
+        theme.name = fallbackName
+        if let name = table["name"] {
+            guard let text = name.string else { throw ThemeError(location: "name", message: "expected a string") }
+            theme.name = text
+        }
+        if let monochrome = table["monochrome"] {
+            guard let flag = monochrome.bool else {
+                throw ThemeError(location: "monochrome", message: "expected true or false")
+            }
+            theme.monochrome = flag
+        }
         if let colors = table["colors"] {
             guard let colors = colors.table else {
                 throw ThemeError(location: "colors", message: "expected a table")
@@ -166,11 +181,17 @@ extension ThemeCatalog {
             guard let heat = heat.table else {
                 throw ThemeError(location: "heat", message: "expected a table")
             }
+            for key in heat.keys where !["ramp", "ramp8"].contains(key) {
+                throw ThemeError(location: "heat.\(key)", message: "unknown field; expected ramp, ramp8")
+            }
             if heat["ramp"] != nil { theme.heat = try indices(heat["ramp"], path: "heat.ramp") }
             if heat["ramp8"] != nil { theme.heat8 = try indices(heat["ramp8"], path: "heat.ramp8", limit: 7) }
         }
         return theme
     }
+
+    /// The fields a theme file may hold (themes/README.md).
+    static let topKeys = ["name", "monochrome", "colors", "roles", "heat"]
 
     private static func index(_ value: TOMLValueConvertible?, path: String, limit: Int = 255)
         throws(ThemeError) -> Int
