@@ -374,6 +374,10 @@ extension ServingEngine {
     /// The TE gives up its hardware: its NPUs return to the spare pool (dead ones stay out for
     /// repair: ``spareNPUs()`` skips dead dies), its DP groups hold nothing.
     func retire(_ i: Int) {
+        // Taken before the outage is forgotten: faults whose recovery ends when this TE returns
+        // from a restart or fork would otherwise wait for a return that never comes.
+        let awaiting = faults.takePendingRecovery(of: i)
+        let outage = faults.outage(of: i)
         scaling.retire(te: i)
         noteScalingPhase(i)
         // The DP groups stay (empty, held off, on no hardware): requests that passed through keep
@@ -381,6 +385,25 @@ extension ServingEngine {
         faults.forget(instance: i)
         cluster.release(i)
         layoutChanged()
+        handOverRecoveries(awaiting, from: i, outage: outage)
+    }
+
+    /// Faults `ids` were to be recovered when TE `i` came back, and scaling retired it first
+    /// (a TE out for a restart holds nothing, so a scale-in retires it at once). A restart of
+    /// the world is over when the rest of its wave returns (the TEs restarting until the same
+    /// time); otherwise nothing is left to wait for, and the faults are recovered now.
+    private func handOverRecoveries(_ ids: [Int], from i: Int, outage: InstanceOutage?) {
+        guard !ids.isEmpty else { return }
+        if case .restarting(let until) = outage,
+           let heir = instances.indices.last(where: { $0 != i && faults.outage(of: $0) == .restarting(until: until) }) {
+            faults.awaitRecovery(ids, onReturnOf: heir)
+            note(ids, "\(instances[i].name) scaled in while restarting; the restart is over when \(instances[heir].name) returns")
+            return
+        }
+        for id in ids where faults.record(id).map({ !$0.recoveryOver }) == true {
+            faults.markRecovered(id, at: now)
+            logRecovered(id, "\(instances[i].name) scaled in before it returned; the TEs left serve without it")
+        }
     }
 
     // MARK: Faults during a scale

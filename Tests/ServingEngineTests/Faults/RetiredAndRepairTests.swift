@@ -51,6 +51,62 @@ import XDSTestSupport
         FaultTests.expectSound(engine)
     }
 
+    /// Restart-the-world is recovered when the last prefill TE returns. Scaling that TE in during
+    /// the restart (it holds nothing, so it retires at the next check) left the fault waiting
+    /// for a return that never comes: never recovered, however long the run, and `heal` could
+    /// not close it either (found with `scale prefill -1` four seconds into a world restart).
+    @Test func aTEScaledInDuringAWorldRestartLeavesTheRecoveryToTheOthers() throws {
+        // Light load: the prefill TEs are idle when the world restarts (a TE caught mid-step
+        // finishes its restart before it can retire, and then nothing waits for it).
+        let engine = try FaultTests.engine(rate: 0.5, limit: 20) { $0.recoveryPolicy = "restart-world" }
+        let prefill = engine.instances.indices.filter { engine.instances[$0].role == .prefill }
+        engine.run(until: 2)
+        #expect(engine.apply(.faultGlitch).accepted)
+        engine.run(until: 2.5)
+        #expect(prefill.allSatisfy(engine.faults.hasOutage), "the world restarts")
+        try #require(!engine.instances[try #require(prefill.last)].stepping)
+        let reply = engine.apply(.scale(role: .prefill, change: .by(-1), from: nil))
+        #expect(reply.accepted, "\(reply.message)")
+        engine.run(until: 4)
+        #expect(engine.isRetired(try #require(prefill.last)), "a restarting TE holds nothing: it retires at the next check")
+        let restart = engine.configuration.faults.componentRestartSeconds
+        engine.run(until: 2 + 2 * restart + 5)
+        let record = try #require(engine.faults.record(1))
+        let recovered = try #require(record.recoveredAt, "\(FaultTests.events(engine, .recovery))")
+        // The world is back when the prefill TE left in it returns, 2 × the restart after detection.
+        let detected = try #require(record.detectedAt)
+        #expect(abs(recovered - (detected + 2 * restart)) < 1e-9, "recovered at \(recovered), detected at \(detected)")
+        #expect(engine.report().faults.recovered == 1)
+        FaultTests.expectSound(engine)
+    }
+
+    /// A TE restarting on its own (pd-failover) and scaled in before it returns: nothing is left
+    /// to wait for, so its fault is recovered when the TE leaves the layout, and says so.
+    @Test func aRestartingTEScaledInEndsItsOwnRecovery() throws {
+        let engine = try FaultTests.engine(rate: 0.5, limit: 20) { $0.recoveryPolicy = "pd-failover" }
+        let prefill = engine.instances.indices.filter { engine.instances[$0].role == .prefill }
+        let last = try #require(prefill.last)
+        engine.run(until: 2)
+        #expect(engine.apply(.faultDie(engine.cluster.dies(of: last)[0])).accepted)
+        engine.run(until: 7)
+        guard case .restarting = engine.faults.outage(of: last) else {
+            Issue.record("pd-failover restarts the touched prefill TE: \(String(describing: engine.faults.outage(of: last)))")
+            return
+        }
+        try #require(!engine.instances[last].stepping, "idle when its die died")
+        #expect(engine.faults.record(1)?.recoveredAt == nil)
+        #expect(engine.apply(.scale(role: .prefill, change: .by(-1), from: nil)).accepted)
+        engine.run(until: 8.5)
+        #expect(engine.isRetired(last))
+        let record = try #require(engine.faults.record(1))
+        #expect(record.recoveredAt != nil && record.recoveredAt! <= 8.5, "\(FaultTests.events(engine, .recovery))")
+        #expect(FaultTests.events(engine, .recovery).contains { $0.hasPrefix("fault 1 recovered") && $0.contains("scaled in") },
+                "\(FaultTests.events(engine, .recovery))")
+        engine.run(until: 30)
+        #expect(engine.report().faults.recovered == 1)
+        FaultTests.expectSound(engine)
+    }
+
     /// A TE out until repaired (no spare to fork onto) says when it is back.
     @Test func aTERepairedByHealSaysItIsBackInService() throws {
         let engine = try FaultTests.engine(rate: 20, limit: 200)
