@@ -104,6 +104,10 @@ final class ExpertSystem {
         var swapEnds: SimTime?
     }
     private var wakes: [Wake] = []
+    /// TEs scaling retired: they hold no NPUs and route no token, so their controllers plan and
+    /// swap no more (a retired TE kept its cadence and logged "rebalance started … dies get new
+    /// experts" for dies it no longer had). Their counters stay in the report's figures.
+    private var retired: Set<Int> = []
     /// The first decode TE: its counts are the Experts view's heat, its routing the snapshot's.
     private(set) var heatInstance: Int?
 
@@ -165,6 +169,7 @@ final class ExpertSystem {
         c.tes = tes.map { $0.map { TEExperts(routing: $0.routing, controller: $0.controller) } }
         c.decodes = decodes
         c.wakes = wakes
+        c.retired = retired
         c.heatInstance = heatInstance
         c.factorSum = factorSum
         c.steps = steps
@@ -387,7 +392,16 @@ final class ExpertSystem {
 
     /// Refreshes ``wakes`` for TE `i` after its controller changed.
     private func noteController(_ i: Int) {
+        guard !retired.contains(i) else { return wakes[i] = Wake() }
         wakes[i] = tes[i].map { Wake(at: $0.controller.wakesAt, swapEnds: $0.controller.swapPhaseEnds) } ?? Wake()
+    }
+
+    /// TE `i` was retired by scaling: no cadence, no swap, no operator rebalance from now on (a
+    /// swap under way is dropped with the hardware it was loading onto).
+    func retire(_ i: Int) {
+        guard i >= 0 && i < tes.count else { return }
+        retired.insert(i)
+        noteController(i)
     }
 
     /// The operator's `rebalance`.
@@ -403,7 +417,7 @@ final class ExpertSystem {
     /// The operator's `rebalance`: every TE with a controller plans now on its collected counts.
     func rebalanceNow(now: SimTime, queue: inout EngineEventQueue) -> RebalanceReply {
         var reply = RebalanceReply()
-        for i in tes.indices {
+        for i in tes.indices where !retired.contains(i) {
             guard let te = tes[i] else { continue }
             let outcome = te.controller.requestRebalance(now: now, routing: &te.routing, planner: sharedPlan)
             noteController(i)
@@ -450,7 +464,7 @@ final class ExpertSystem {
     /// way, or (automatic mode) counts collected that the cadence will plan from.
     var hasPendingWork: Bool {
         for wake in wakes where wake.swapEnds != nil { return true }
-        if mode == .on, tes.contains(where: { $0?.routing.hasCollected == true }) { return true }
+        if mode == .on, tes.indices.contains(where: { tes[$0]?.routing.hasCollected == true && !retired.contains($0) }) { return true }
         return false
     }
 

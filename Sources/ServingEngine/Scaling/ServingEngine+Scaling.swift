@@ -383,6 +383,7 @@ extension ServingEngine {
         // The DP groups stay (empty, held off, on no hardware): requests that passed through keep
         // valid indices, and their prefix-cache counters stay in the report's hit rate.
         faults.forget(instance: i)
+        experts.retire(i)
         cluster.release(i)
         layoutChanged()
         handOverRecoveries(awaiting, from: i, outage: outage)

@@ -499,3 +499,34 @@ import XDSTestSupport
         }
     }
 }
+
+/// EPLB around TEs that scaling retired.
+@Suite(.timeLimit(.minutes(5))) struct RetiredTEExpertTests {
+    /// A TE scaled in gives its NPUs back; its EPLB controller kept its 60 s cadence and planned
+    /// (and could start) swaps onto dies it no longer had, logged as the TE's rebalances (seen in
+    /// the daily cycle with `--autoscale slo`: "prefill-16: rebalance started … 32 dies get new
+    /// experts" long after prefill-16 was scaled in).
+    @Test func aRetiredTEPlansNoRebalance() async throws {
+        let (retired, retiredLines, othersPlan, problems) = try await offPool { () throws -> (Bool, [String], Bool, [String]) in
+            let engine = try ScalingTests.superpod(rate: 40, limit: 2_000) {
+                $0.eplb = .on
+                $0.expertSkew = true
+            }
+            engine.run(until: 1)
+            #expect(engine.apply(.scale(role: .prefill, change: .by(1), from: nil)).accepted)
+            let new = engine.instances.count - 1
+            engine.run(until: 10)
+            #expect(engine.apply(.scale(role: .prefill, change: .by(-1), from: nil)).accepted)
+            engine.run(until: 80)
+            let name = engine.instances[new].name
+            let later = engine.recentEvents().filter { $0.kind == .rebalance && $0.time > 11 }
+            return (engine.isRetired(new), later.filter { $0.message.hasPrefix("\(name):") }.map(\.message),
+                    later.contains { !$0.message.hasPrefix("\(name):") }, engine.audit() + engine.inFlightProblems())
+        }
+        #expect(retired)
+        #expect(retiredLines.isEmpty, "\(retiredLines)")
+        // The TEs still serving keep their cadence.
+        #expect(othersPlan)
+        #expect(problems.isEmpty, "\(problems)")
+    }
+}
