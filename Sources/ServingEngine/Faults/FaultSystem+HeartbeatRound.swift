@@ -43,7 +43,9 @@ extension FaultSystem {
             + "\(rounds) heartbeats (stuck in a collective); device check finds the dead dies")
         guard !found.isEmpty else { return }
         let masters = (0..<pod.groupCount(of: te)).filter { !pod.isOutOfService(te, group: $0) }.count
-        let dead = dies.filter(isDead).map(String.init)
+        // Each die once: faults found together can share dies (`fault die 0`, then `fault node 0`).
+        var listed = Set<Int>()
+        let dead = dies.filter { isDead($0) && listed.insert($0).inserted }.map(String.init)
         act.log(detectedEvent(found, "\(name): \(ServingEngine.counted(masters, "DP master")) silent for \(rounds) heartbeats "
             + "(\(Int(saturating: settings.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms, stuck in a collective); "
             + "device check: \(dead.count == 1 ? "die" : "dies") \(dead.joined(separator: ", ")) dead", at: now))

@@ -167,3 +167,22 @@ import XDSTestSupport
         FaultTests.expectSound(engine)
     }
 }
+
+/// The detection line of faults found together.
+@Suite(.timeLimit(.minutes(5))) struct DetectionLineTests {
+    /// `fault die D` then `fault npu N` over the same die, found in one heartbeat round: the
+    /// device check named die D twice ("dies 0, 0, 1, 2, …").
+    @Test func aDieSharedByTwoFaultsIsNamedOnce() throws {
+        let engine = try FaultTests.engine(rate: 20, limit: 200)
+        let decode = try FaultTests.decodeIndex(engine)
+        let npu = engine.cluster.npus(of: decode)[0]
+        let die = npu * engine.cluster.diesPerNPU
+        engine.run(until: 1)
+        #expect(engine.apply(.faultDie(die)).accepted)
+        #expect(engine.apply(.faultNPU(npu)).accepted)
+        engine.run(until: 6)
+        let line = try #require(FaultTests.events(engine, .faultDetected).first { $0.hasPrefix("faults 1, 2 detected") })
+        let listed = try #require(line.components(separatedBy: "device check: ").last)
+        #expect(listed == "dies \((0..<engine.cluster.diesPerNPU).map { String(die + $0) }.joined(separator: ", ")) dead", "\(line)")
+    }
+}
