@@ -172,6 +172,12 @@ public enum CommandLimits {
             }
         }
         guard sawDigit, word.utf8.count <= 64, let value = Double(word), value.isFinite else { return nil }
+        // A nonzero numeral that underflows to 0 (`1e-400`) is refused as an overflow is: `rate
+        // 1e-400` stopped every arrival as `rate 0` does, though no such rate was asked for.
+        if value == 0, word.utf8.prefix(while: { $0 != UInt8(ascii: "e") && $0 != UInt8(ascii: "E") })
+            .contains(where: { $0 >= 49 && $0 <= 57 }) {
+            return nil
+        }
         return value
     }
 }

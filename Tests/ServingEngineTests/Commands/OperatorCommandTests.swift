@@ -162,6 +162,18 @@ private func failureOn(_ pod: PodTopology, _ line: String) -> String? {
         #expect(parsed("rate 1e3\r\n") == .rate(requestsPerSecond: 1_000), "a trailing CRLF is whitespace")
     }
 
+    /// A nonzero numeral that underflows to 0 is not the rate 0: `rate 1e-400` was taken as
+    /// `rate 0` and stopped every arrival. Zero written any way is still zero.
+    @Test func aRateThatUnderflowsIsRefusedNotTakenAsZero() {
+        for line in ["rate 1e-400", "rate 4.9e-330", "rate 0.5e-999"] {
+            #expect(failure(line)?.contains("expected a rate of 0 (no synthetic arrivals) or between 0.0001 and 10000") == true,
+                    "\(line): \(failure(line) ?? "parsed")")
+        }
+        for line in ["rate 0", "rate 0.000", "rate 0e5", "rate -0", "rate 0e-400"] {
+            #expect(parsed(line) == .rate(requestsPerSecond: 0), "\(line)")
+        }
+    }
+
     @Test func longInputIsCutInTheMessage() throws {
         let message = try #require(failure(String(repeating: "9", count: 5_000)))
         #expect(message.count < 200)
