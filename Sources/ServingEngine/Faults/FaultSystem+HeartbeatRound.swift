@@ -46,8 +46,13 @@ extension FaultSystem {
         // Each die once: faults found together can share dies (`fault die 0`, then `fault node 0`).
         var listed = Set<Int>()
         let dead = dies.filter { isDead($0) && listed.insert($0).inserted }.map(String.init)
-        act.log(detectedEvent(found, "\(name): \(ServingEngine.counted(masters, "DP master")) silent for \(rounds) heartbeats "
-            + "(\(Int(saturating: settings.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms, stuck in a collective); "
+        // A TE out for a restart or repair has no DP master running to fall silent ("0 DP masters
+        // silent" said nothing true): its TE-shell's device check is what finds the dies.
+        let silence = masters > 0
+            ? "\(ServingEngine.counted(masters, "DP master")) silent for \(rounds) heartbeats "
+                + "(\(Int(saturating: settings.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms, stuck in a collective)"
+            : "out of service (\(pod.isRestarting(te) ? "restarting" : "recovering")), no DP master running"
+        act.log(detectedEvent(found, "\(name): \(silence); "
             + "device check: \(dead.count == 1 ? "die" : "dies") \(dead.joined(separator: ", ")) dead", at: now))
         learnDead(dies)
         recoverDead(te, faults: found, pod: pod, act: &act)

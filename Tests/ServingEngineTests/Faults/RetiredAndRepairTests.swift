@@ -186,3 +186,22 @@ import XDSTestSupport
         #expect(listed == "dies \((0..<engine.cluster.diesPerNPU).map { String(die + $0) }.joined(separator: ", ")) dead", "\(line)")
     }
 }
+
+extension DetectionLineTests {
+    /// A die lost by a TE in the middle of a restart is found with no DP master running: the
+    /// line said "0 DP masters silent for 3 heartbeats".
+    @Test func aRestartingTEIsNotSaidToHaveSilentMasters() throws {
+        let engine = try FaultTests.engine(rate: 20, limit: 200) { $0.recoveryPolicy = "restart-world" }
+        let decode = try FaultTests.decodeIndex(engine)
+        engine.run(until: 1)
+        #expect(engine.apply(.faultGlitch).accepted)
+        engine.run(until: 1.5)
+        #expect(engine.faults.hasOutage(decode), "the world restarts")
+        #expect(engine.apply(.faultDie(engine.cluster.dies(of: decode)[0])).accepted)
+        engine.run(until: 6)
+        let line = try #require(FaultTests.events(engine, .faultDetected).first { $0.hasPrefix("fault 2 detected") })
+        #expect(!line.contains("0 DP masters"), "\(line)")
+        #expect(line.contains("\(engine.instances[decode].name): out of service (restarting), no DP master running; device check: "),
+                "\(line)")
+    }
+}
