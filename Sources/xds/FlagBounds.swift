@@ -23,10 +23,13 @@ struct CLINumber: ExpressibleByArgument, ExpressibleByIntegerLiteral, Expressibl
     /// The value, or nil when the text is not a number at all. Decimal only: Swift's
     /// `Double(String)` also reads hexadecimal, so `--port 0x50` bound port 80 and `--rate 0x1p4`
     /// ran at 16/s, where the command language (`rate 0x10`) and the trace readers refuse it.
+    /// A nonzero numeral that underflows to 0 (`--rate 1e-400`) is none either: it ran as `--rate 0`,
+    /// no arrivals at all, as the command language's `rate 1e-400` did.
     var number: Double? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.contains(where: { $0 == "x" || $0 == "X" }) else { return nil }
-        return Double(trimmed)
+        guard !trimmed.contains(where: { $0 == "x" || $0 == "X" }), let value = Double(trimmed),
+              !CommandLimits.underflowsToZero(trimmed, value: value) else { return nil }
+        return value
     }
     /// The text as shown in a message: short, so a pasted megabyte stays one readable line.
     var shown: String { text.count > 40 ? "\(text.prefix(40))…" : text }

@@ -38,14 +38,15 @@ struct RunFlagProcessTests {
     /// refusal is one line stating both, as `--help` does.
     @Test func aRateTooLowToArriveIsRefusedNamingTheRange() throws {
         let allowed = "0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s"
-        for value in ["1e-300", "5e-324", "0.00009", "-4", "10001", "nan", "abc"] {
+        // "1e-400" underflows to 0 and ran as `--rate 0`, no arrivals; it names no number xds can hold.
+        for value in ["1e-300", "5e-324", "0.00009", "-4", "10001", "nan", "abc", "1e-400"] {
             let r = try xds(["run", "--rate", value, "--duration", "1s", "--json"])
             #expect(r.status == 1 && r.out.isEmpty, "\(value): \(r)")
-            let shown = value == "abc" ? "'abc'" : value
+            let shown = ["abc", "1e-400"].contains(value) ? "'\(value)'" : value
             #expect(r.err == "xds: --rate must be \(allowed), got \(shown)\n", "\(value): \(r.err)")
         }
         let tiny = "colocated:1:llama-2-7b:nvidia-a100:tp1"
-        for value in ["0", "0.0001", "10000"] {
+        for value in ["0", "0.0e5", "0.0001", "10000"] {
             let r = try xds(["run", "--deployment", tiny, "--rate", value, "--duration", "1s", "--json"])
             #expect(r.status == 0, "\(value): \(r)")
         }

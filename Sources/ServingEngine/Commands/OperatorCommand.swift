@@ -171,14 +171,17 @@ public enum CommandLimits {
             default: return nil
             }
         }
-        guard sawDigit, word.utf8.count <= 64, let value = Double(word), value.isFinite else { return nil }
-        // A nonzero numeral that underflows to 0 (`1e-400`) is refused as an overflow is: `rate
-        // 1e-400` stopped every arrival as `rate 0` does, though no such rate was asked for.
-        if value == 0, word.utf8.prefix(while: { $0 != UInt8(ascii: "e") && $0 != UInt8(ascii: "E") })
-            .contains(where: { $0 >= 49 && $0 <= 57 }) {
-            return nil
-        }
+        guard sawDigit, word.utf8.count <= 64, let value = Double(word), value.isFinite,
+              !underflowsToZero(word, value: value) else { return nil }
         return value
+    }
+
+    /// Whether `word`, read as `value`, is a nonzero numeral that underflowed to 0 (`1e-400`): such
+    /// a number is refused as an overflow is. `rate 1e-400` stopped every arrival as `rate 0`
+    /// does, though no such rate was asked for. Zero written any way (`0`, `0.0e5`, `-0`) is 0.
+    public static func underflowsToZero(_ word: String, value: Double) -> Bool {
+        value == 0 && word.utf8.prefix(while: { $0 != UInt8(ascii: "e") && $0 != UInt8(ascii: "E") })
+            .contains(where: { $0 >= 49 && $0 <= 57 })
     }
 }
 
