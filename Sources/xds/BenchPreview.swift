@@ -51,7 +51,7 @@ struct BenchPreview: ParsableCommand {
         }
         let b = result.baseline, w = result.withCommand
         print("preview \(result.command) for \(PreviewRequest.format(duration: request.duration)) at \(PreviewRequest.format(duration: warmUp))"
-              + " on \(config.deployment.name) at \(String(config.syntheticRate)) req/s")
+              + " on \(config.deployment.name) \(config.workloadPhrase)")
         print(String(format: "wall %.3f s (fork %.3f s, run %.3f s)", result.wallSeconds, forked - began, ended - forked))
         print("baseline:     completed \(b.requests.completed), lost \(b.lost), TTFT p99 \(Int(b.latencyMs.ttft.p99)) ms, TPOT p99 \(Int(b.latencyMs.tpot.p99)) ms")
         print("with command: completed \(w.requests.completed), lost \(w.lost), TTFT p99 \(Int(w.latencyMs.ttft.p99)) ms, TPOT p99 \(Int(w.latencyMs.tpot.p99)) ms")

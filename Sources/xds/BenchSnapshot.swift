@@ -50,7 +50,7 @@ struct BenchSnapshot: ParsableCommand {
         if json {
             try printJSON(SnapshotBenchResult(snapshots: n, meanMs: mean, medianMs: median, maxMs: worst, inFlight: inFlight))
         } else {
-            print("\(n) snapshots of \(config.deployment.name) at \(config.syntheticRate) req/s (\(config.trafficMix)), "
+            print("\(n) snapshots of \(config.deployment.name) \(config.workloadPhrase), "
                   + "\(inFlight) requests in flight at the end")
             print(String(format: "snapshot: mean %.3f ms, median %.3f ms, max %.3f ms (target < 1 ms)", mean, median, worst))
         }
@@ -64,5 +64,20 @@ struct SnapshotBenchResult: Encodable {
     var inFlight: Int
     enum CodingKeys: String, CodingKey {
         case snapshots, meanMs = "mean_ms", medianMs = "median_ms", maxMs = "max_ms", inFlight = "in_flight"
+    }
+}
+
+extension EngineConfiguration {
+    /// What the bench's engine serves, for its one-line summary: "at 400.0 req/s (mixed)" for the
+    /// synthetic workload, "replaying FILE" (and its speed-up) for a trace. A trace run said
+    /// "at 400.0 req/s (mixed)", the synthetic default it never ran.
+    var workloadPhrase: String {
+        switch workload {
+        case .synthetic:
+            return "at \(syntheticRate) req/s (\(trafficMix))"
+        case .trace(let path):
+            let name = URL(fileURLWithPath: path).lastPathComponent
+            return "replaying \(name)" + (traceSpeedup == 1 ? "" : " ×\(FlagRange.text(traceSpeedup))")
+        }
     }
 }

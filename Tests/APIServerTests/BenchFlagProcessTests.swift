@@ -30,6 +30,25 @@ struct BenchFlagProcessTests {
         }
     }
 
+    /// On a trace, the summary said "at 400.0 req/s (mixed)": the synthetic default, which the
+    /// bench never ran.
+    @Test func aTraceBenchSaysItReplaysTheTrace() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-bench-trace-test-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let trace = dir.appendingPathComponent("tiny.csv")
+        try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,400,10\n2023-11-16 18:17:04,300,8\n".utf8)
+            .write(to: trace)
+        let snapshot = try xds(["bench", "snapshot", "--workload", trace.path, "--trace-speedup", "2", "--at", "1",
+                                "--count", "1"])
+        #expect(snapshot.status == 0, "\(snapshot)")
+        #expect(snapshot.out.hasPrefix("1 snapshots of superpod replaying tiny.csv ×2, "), "\(snapshot.out)")
+        let preview = try xds(["bench", "preview", "--workload", trace.path, "--at", "1", "--for", "1s"])
+        #expect(preview.status == 0, "\(preview)")
+        #expect(preview.out.split(separator: "\n").first?.hasSuffix(" on superpod replaying tiny.csv") == true, "\(preview.out)")
+        #expect(!snapshot.out.contains("req/s") && !preview.out.contains("req/s"))
+    }
+
     /// A replay case whose `xds run` fails is a failed run, not a usage error: it exited 64
     /// (ArgumentParser's `ValidationError`, EX_USAGE) where every other refusal exits 1.
     @Test func aReplayCaseThatFailsExitsOneNamingTheChildsReason() throws {
