@@ -97,8 +97,12 @@ public struct TraceWorkload: WorkloadSource {
         while let next = try nextRow() {
             let (row, line) = next
             if row.time < lastTime {
+                // By how much, not the two clock readings: an Azure row's are seconds since 1970
+                // ("1700158623.25 s after 1700158624.5 s"), which no one reads off the file.
+                let back = ((lastTime - row.time) * 1e6).rounded() / 1e6
                 throw WorkloadError.at(
-                    path, line, "timestamp goes backwards (\(OperatorCommand.format(row.time)) s after \(OperatorCommand.format(lastTime)) s)")
+                    path, line, "timestamp goes backwards: \(OperatorCommand.format(back)) s before the previous row's "
+                        + "(rows must be in time order)")
             }
             if row.failedInSource {
                 // Not replayed; its time still has to be in order (a misplaced row is a broken file).

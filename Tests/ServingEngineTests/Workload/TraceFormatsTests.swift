@@ -50,6 +50,13 @@ import XDSTestSupport
         #expect(problem(text)?.hasPrefix("t.trace:3: timestamp goes backwards") == true)
     }
 
+    /// The refusal said "1700158623.25 s after 1700158624.5 s": seconds since 1970, not what the
+    /// file shows. It says by how much the row goes back.
+    @Test func backwardsTimestampsSayByHowMuch() {
+        let text = azureHeader + "2023-11-16 18:17:04.5,10,2\n2023-11-16 18:17:03.25,10,2\n"
+        #expect(problem(text) == "t.trace:3: timestamp goes backwards: 1.25 s before the previous row's (rows must be in time order)")
+    }
+
     @Test(arguments: [
         "2023-02-29 00:00:00", "2023-11-31 00:00:00", "2023-11-16 24:00:00", "2023-11-16 18:60:00",
         "2023-11-16 18:17:60", "2023-1-16 18:17:03", "2023-11-16 18:17:3.5", "2023-11-16 18:17:03.",
