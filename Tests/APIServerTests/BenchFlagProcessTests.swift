@@ -5,14 +5,8 @@ import Testing
 /// refused with one line and exit 1, not taken and ignored.
 @Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
 struct BenchFlagProcessTests {
-    func xds(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-        let child = try ChildProcess(try #require(BuiltBinary.xds), arguments)
-        #expect(child.waitForExit(within: 300), "xds \(arguments.joined(separator: " ")) did not finish")
-        child.kill()
-        // The pipes' handlers may still be delivering the last bytes.
-        Thread.sleep(forTimeInterval: 0.2)
-        return (child.process.terminationStatus, child.stdout, child.stderr)
-    }
+    /// Runs `xds` with `arguments` to its end: exit status, stdout, stderr.
+    func xds(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) { try runBuiltXDS(arguments) }
 
     /// `bench snapshot` and `bench preview` take the common options, `--scenario` among them, but
     /// apply no scenario step: a scenario (even a file that does not exist) was taken, exit 0, and

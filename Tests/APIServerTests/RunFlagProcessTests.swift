@@ -7,14 +7,7 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
 struct RunFlagProcessTests {
     /// Runs `xds` with `arguments` to its end: exit status, stdout, stderr.
-    func xds(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-        let child = try ChildProcess(try #require(BuiltBinary.xds), arguments)
-        #expect(child.waitForExit(within: 300), "xds \(arguments.joined(separator: " ")) did not finish")
-        child.kill()
-        // The pipes' handlers may still be delivering the last bytes.
-        Thread.sleep(forTimeInterval: 0.2)
-        return (child.process.terminationStatus, child.stdout, child.stderr)
-    }
+    func xds(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) { try runBuiltXDS(arguments) }
 
     /// `--prewarmed-spares 64` on superpod was taken and six TEs' worth pre-warmed (its 96 spare NPUs).
     @Test func moreTEsThanTheSparesHoldIsRefusedNamingTheMaximum() throws {

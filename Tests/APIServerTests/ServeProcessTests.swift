@@ -18,6 +18,17 @@ enum BuiltBinary {
     }
 }
 
+/// Runs the built `xds` with `arguments` to its end (at most 300 s): exit status, stdout, stderr.
+/// The process suites (`RunFlagProcessTests`, `BenchFlagProcessTests`) drive it as a user types it.
+func runBuiltXDS(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+    let child = try ChildProcess(try #require(BuiltBinary.xds), arguments)
+    #expect(child.waitForExit(within: 300), "xds \(arguments.joined(separator: " ")) did not finish")
+    child.kill()
+    // The pipes' handlers may still be delivering the last bytes.
+    Thread.sleep(forTimeInterval: 0.2)
+    return (child.process.terminationStatus, child.stdout, child.stderr)
+}
+
 /// A running `xds` child process with its output collected; killed at the end whatever happens.
 final class ChildProcess: @unchecked Sendable {
     let process = Process()

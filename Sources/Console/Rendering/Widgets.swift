@@ -37,6 +37,13 @@ extension CellBuffer {
         }
     }
 
+    /// The first of `forms` (longest first) that fits whole in `clip` from `x`, else the last, cut
+    /// there: a long caption's end (its scale, its threshold) was lost at the edge.
+    @discardableResult
+    public mutating func put(firstFitting forms: [String], x: Int, y: Int, style: Style, clip: Rect) -> Int {
+        put(forms.first { $0.count <= clip.maxX - x } ?? forms.last ?? "", x: x, y: y, style: style, clip: clip)
+    }
+
     /// A box titled by the first of `titles` (longest first) that fits whole, else the last:
     /// a title cut at the box's edge lost what it ended with (a filter's text, "(Esc clears").
     public mutating func box(_ rect: Rect, titles: [String], style: Style = .border) {

@@ -186,8 +186,7 @@ enum ExpertsView {
                 "layer mean: max \(maxLoad)× min \(minLoad)× (\(dies) per column)",
                 "layer mean: max \(maxLoad)× min \(minLoad)× (\(fold)/column)",
             ]
-            b.put(forms.first { $0.count <= inner.width - 1 } ?? forms[forms.count - 1],
-                  x: inner.x + 1, y: y, style: .dim, clip: inner)
+            b.put(firstFitting: forms, x: inner.x + 1, y: y, style: .dim, clip: inner)
             y += 1
         }
         if y < inner.maxY {
@@ -252,8 +251,7 @@ enum ExpertsView {
                 "every die, \(w) per row · height = load × mean, full at \(warn)× (busiest \(busiest)×)",
                 "every die · height = load × mean, full at \(warn)×",
             ]
-            b.put(forms.first { $0.count <= inner.width - 1 } ?? forms[forms.count - 1],
-                  x: inner.x + 1, y: y, style: .dim, clip: inner)
+            b.put(firstFitting: forms, x: inner.x + 1, y: y, style: .dim, clip: inner)
             y += 1
             // Against the warn threshold, not the busiest die: relative to the busiest, a
             // well-balanced pod (every die near 1×) drew as all hot.
