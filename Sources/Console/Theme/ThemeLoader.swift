@@ -136,7 +136,7 @@ extension ThemeCatalog {
         // A misspelt table or key (`[colours]`, `ramps`) or a value of the wrong type was passed
         // over without a word: the file loaded as the dark palette under its own name, and the
         // console log said nothing. Each is a problem of the file, as an unknown role is.
-        for key in table.keys where !topKeys.contains(key) {
+        if let key = TOMLDocument.unknownKey(in: table, known: topKeys) {
             throw ThemeError(location: key, message: "unknown field; expected one of \(topKeys.joined(separator: ", "))")
         }
         var theme = Theme.builtinDark
@@ -181,7 +181,7 @@ extension ThemeCatalog {
             guard let heat = heat.table else {
                 throw ThemeError(location: "heat", message: "expected a table")
             }
-            for key in heat.keys where !["ramp", "ramp8"].contains(key) {
+            if let key = TOMLDocument.unknownKey(in: heat, known: ["ramp", "ramp8"]) {
                 throw ThemeError(location: "heat.\(key)", message: "unknown field; expected ramp, ramp8")
             }
             if heat["ramp"] != nil { theme.heat = try indices(heat["ramp"], path: "heat.ramp") }

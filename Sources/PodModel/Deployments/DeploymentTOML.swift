@@ -178,6 +178,14 @@ public enum TOMLDocument {
                 + InputEcho.clean(e.description, limit: maxParserMessage))
         }
     }
+
+    /// The first key of `table` (in the table's order) that is not one of `known`, if any: a
+    /// misspelt field is an error in every file of the project (deployments, scenarios, themes),
+    /// not a default quietly used.
+    public static func unknownKey(in table: TOMLTable, known: some Sequence<String>) -> String? {
+        let known = Set(known)
+        return table.keys.first { !known.contains($0) }
+    }
 }
 
 /// Strict field access over a TOML table: wrong types and unknown keys are errors, not defaults.
@@ -189,7 +197,7 @@ struct TOMLReader {
     func fail(_ message: String) -> ConfigError { ConfigError("\(source): \(context)\(message)") }
 
     func rejectUnknown(_ known: Set<String>) throws {
-        for key in table.keys where !known.contains(key) {
+        if let key = TOMLDocument.unknownKey(in: table, known: known) {
             throw fail("unknown field \(InputEcho.quoted(key)); expected one of: \(known.sorted().joined(separator: ", "))")
         }
     }

@@ -55,7 +55,7 @@ public struct Scenario: Sendable, Equatable {
         do { table = try TOMLDocument.parse(text, source: source) } catch let error as ConfigError {
             throw ConfigError(Self.oneLine(error.description))
         }
-        for key in table.keys where !["name", "description", "step"].contains(key) {
+        if let key = TOMLDocument.unknownKey(in: table, known: ["name", "description", "step"]) {
             throw ConfigError("\(source): unknown field \(InputEcho.quoted(key)); expected name, description and [[step]] tables")
         }
         guard let nameValue = table["name"] else { throw ConfigError("\(source): missing 'name' (a string)") }
@@ -86,7 +86,7 @@ public struct Scenario: Sendable, Equatable {
         for (i, item) in stepArray.enumerated() {
             let label = "\(source): step \(i + 1)"
             guard let step = item.table else { throw ConfigError("\(label): must be a [[step]] table") }
-            for key in step.keys where !["at", "command"].contains(key) {
+            if let key = TOMLDocument.unknownKey(in: step, known: ["at", "command"]) {
                 throw ConfigError("\(label): unknown field \(InputEcho.quoted(key)); expected 'at' and 'command'")
             }
             // A key given with the wrong type is named as such: `at = true` or `command = 5` were
