@@ -182,6 +182,7 @@ public final class APIServer: Sendable {
         let routes = RouteMethods()
         router.add(middleware: HTTPMetricsMiddleware(routes: routes))
         router.add(middleware: APIErrorMiddleware(routes: routes))
+        router.add(middleware: RequestIDCheck())
         router.add(middleware: AnnouncedBodyLimit(maxBodyBytes: configuration.maxBodyBytes))
         HealthRoutes(link: link, backend: backend).register(on: router)
         CompletionRoutes(

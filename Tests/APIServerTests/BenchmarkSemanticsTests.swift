@@ -156,6 +156,49 @@ struct BenchmarkSemanticsTests {
         }
     }
 
+    /// An `X-Request-Id` comes back with exactly the bytes sent, or is refused with a 400 that names
+    /// it: a Latin-1 byte (0xE9) came back as U+FFFD (EF BF BD), and an id over 256 bytes was
+    /// silently not echoed, so a client matching replies by id lost them without a word.
+    @Test func requestIDIsEchoedExactlyOrRefused() async throws {
+        try await LiveServer.with { server in
+            func ask(_ id: [UInt8]) async throws -> (head: [UInt8], body: String) {
+                let connection = try RawConnection(port: server.port, readTimeout: 15)
+                defer { connection.close() }
+                let body = #"{"prompt": "hi", "max_tokens": 2}"#
+                connection.write(bytes: Array(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    + "Content-Type: application/json\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
+                    + "X-Request-Id: ").utf8) + id + Array("\r\n\r\n\(body)".utf8))
+                let answer = await connection.readBytesUntilClosed()
+                let split = try #require(String(decoding: answer, as: UTF8.self).range(of: "\r\n\r\n"))
+                let text = String(decoding: answer, as: UTF8.self)
+                let headLength = text.utf8.distance(from: text.startIndex, to: split.lowerBound)
+                return (Array(answer.prefix(headLength)), String(text[split.upperBound...]))
+            }
+            func echoed(_ head: [UInt8]) -> [UInt8]? {
+                let marker = Array("\r\nX-Request-Id: ".utf8)
+                guard let start = (0...(head.count - marker.count)).first(where: { Array(head[$0..<$0 + marker.count]) == marker })
+                else { return nil }
+                let rest = head[(start + marker.count)...]
+                return Array(rest.prefix { $0 != 13 })
+            }
+            let plain = Array("trace 7f3a-01 ~!".utf8)
+            let served = try await ask(plain)
+            #expect(String(decoding: served.head, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+            #expect(echoed(served.head) == plain)
+            let long = [UInt8](repeating: UInt8(ascii: "a"), count: 256)
+            #expect(echoed(try await ask(long).head) == long)
+            for id in [Array("caf".utf8) + [0xE9], Array("café".utf8), [UInt8](repeating: UInt8(ascii: "a"), count: 257)] {
+                let refused = try await ask(id)
+                #expect(String(decoding: refused.head, as: UTF8.self).hasPrefix("HTTP/1.1 400"), "\(id)")
+                #expect(echoed(refused.head) == nil, "\(id)")
+                let error = try #require(
+                    (try JSONSerialization.jsonObject(with: Data(refused.body.utf8)) as? [String: Any])?["error"] as? [String: Any])
+                #expect(error["param"] as? String == "X-Request-Id" && error["code"] as? String == "invalid_request_id")
+                #expect((error["message"] as? String)?.contains("printable ASCII") == true, "\(error)")
+            }
+        }
+    }
+
     @Test func requestIDVersionTokenizeAndN() async throws {
         try await Self.withServer { api in
             let echoed = try await api.send("POST", "v1/chat/completions",

@@ -234,17 +234,54 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 /// Echoes a request's `X-Request-Id` header on its response (also on errors), as vLLM does, so
-/// a client can match replies to requests in its own logs.
+/// a client can match replies to requests in its own logs. Only an id ``RequestIDCheck`` accepts
+/// is echoed; any other is refused (400) by that check, so an id is echoed exactly or not taken.
 struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
         var response = try await next(request, context)
         if let field = request.headers.first(where: { $0.name.canonicalName == "x-request-id" }),
-           field.value.utf8.count <= 256
+           RequestIDCheck<Context>.problem(field) == nil
         {
             response.headers.append(field)
         }
         return response
+    }
+}
+
+/// Refuses (400, `invalid_request_id`) an `X-Request-Id` that could not be echoed exactly: one
+/// over 256 bytes, or with a byte outside printable ASCII. NIO decodes header values as UTF-8 and
+/// replaces a byte that is not (Latin-1 `é`, 0xE9) with U+FFFD before the server sees it, so such
+/// an id came back as other bytes than were sent (and a long one was silently not echoed); a
+/// client matching replies by id would then lose them without a word. Placed inside the metrics
+/// middleware, so the 400 is counted as one.
+struct RequestIDCheck<Context: RequestContext>: RouterMiddleware {
+    static var maxBytes: Int { 256 }
+
+    /// Why `field` cannot be echoed exactly; nil if it can.
+    static func problem(_ field: HTTPFields.Element) -> String? {
+        let (count, outside) = field.withUnsafeBytesOfValue { bytes in
+            (bytes.count, bytes.firstIndex { !(0x20...0x7E).contains($0) })
+        }
+        if count > maxBytes {
+            return "X-Request-Id is \(count) bytes; it must be at most \(maxBytes) printable ASCII characters"
+        }
+        if let outside {
+            return "X-Request-Id has a character outside printable ASCII at byte \(outside + 1); it must be at most "
+                + "\(maxBytes) printable ASCII characters (space to '~'), so that it can be echoed exactly"
+        }
+        return nil
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        for field in request.headers where field.name.canonicalName == "x-request-id" {
+            if let problem = Self.problem(field) {
+                throw APIError.invalidRequest(problem, param: "X-Request-Id", code: "invalid_request_id")
+            }
+        }
+        return try await next(request, context)
     }
 }

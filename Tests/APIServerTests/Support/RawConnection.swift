@@ -61,6 +61,27 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Sends these bytes exactly (a header with bytes that are not UTF-8).
+    func write(bytes: [UInt8]) {
+        _ = bytes.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// As ``readUntilClosed()``, the bytes as they came (no UTF-8 repair of what is not UTF-8).
+    func readBytesUntilClosed() async -> [UInt8] {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { [fd] in
+                var received: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                var count = recv(fd, &buffer, buffer.count, 0)
+                while count > 0 {
+                    received.append(contentsOf: buffer[0..<count])
+                    count = recv(fd, &buffer, buffer.count, 0)
+                }
+                continuation.resume(returning: received)
+            }
+        }
+    }
+
     /// Reads until the server closes the connection or `readTimeout` passes without a byte: what
     /// was read, and whether the server closed it (end of stream or reset) rather than went quiet.
     func readUntilClosed() async -> (text: String, closed: Bool) {
