@@ -104,8 +104,11 @@ public final class APIServer: Sendable {
             // a long completion's first wait, a client that closed in between went unnoticed.
             // The read timeouts come after ExpectContinueHandler, to see the requests the router sees.
             // HeadParseErrorAnswer comes first, to see a bad head's error before anything else.
+            // OversizeBodyLinger sees the parts the router sees, after ExpectContinueHandler ends a
+            // refused announced body.
             server: .http1(configuration: .init(additionalChannelHandlers: [
-                HeadParseErrorAnswer(), InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), HTTP10Framing.Installer(),
+                HeadParseErrorAnswer(), InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), OversizeBodyLinger(),
+                HTTP10Framing.Installer(),
                 ReadTimeoutHandler(readTimeouts, timedOut: { [metrics = self.metrics] part in metrics.readTimedOut(part) }),
             ])),
             configuration: .init(

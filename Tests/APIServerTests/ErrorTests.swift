@@ -1,5 +1,5 @@
 import ServingEngine
-import APIServer
+@testable import APIServer
 import Foundation
 import Testing
 import XDSTestSupport
@@ -94,6 +94,31 @@ struct ErrorTests {
             let reply = try await server.post("/v1/completions", raw: #"{"prompt": "\#(huge)"}"#)
             try expectOpenAIError(
                 reply, status: 413, type: "invalid_request_error", code: "request_too_large")
+        }
+    }
+
+    /// A client that sends its whole oversize body before it reads (Python's urllib, which also
+    /// says `Connection: close`) gets the 413 and its message: the server stopped reading at the
+    /// limit and half-closed, so the client's send stalled on a full socket and it never read the
+    /// answer (urllib timed out after 30 s). Now the rest of the body is read and dropped for a
+    /// bounded time (a lingering close, as nginx's) and the connection then closes. A keep-alive
+    /// client is told `Connection: close` too.
+    @Test func anOversizeBodySentWholeBeforeReadingStillGetsThe413() async throws {
+        try await LiveServer.with { server in
+            for connectionHeader in ["Connection: close\r\n", ""] {
+                let connection = try RawConnection(port: server.port, readTimeout: 20)
+                defer { connection.close() }
+                let body = Array(#"{"prompt": ""#.utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 10_000_000)
+                    + Array(#""}"#.utf8)
+                let head = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + connectionHeader + "Content-Length: \(body.count)\r\n\r\n"
+                let sentAll = await connection.sendAllOffPool(Array(head.utf8) + body)
+                #expect(sentAll, "the server stopped reading the body (\(connectionHeader))")
+                let answer = String(decoding: await connection.readBytesUntilClosed(), as: UTF8.self)
+                #expect(answer.hasPrefix("HTTP/1.1 413"), "\(connectionHeader): \(answer.prefix(200))")
+                #expect(answer.contains("Connection: close"), "\(answer.prefix(300))")
+                #expect(answer.contains(APIError.bodyTooLarge(limitBytes: 1 << 20).json), "\(answer.prefix(300))")
+            }
         }
     }
 

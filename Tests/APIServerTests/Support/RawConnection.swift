@@ -29,6 +29,8 @@ final class RawConnection: @unchecked Sendable {
         // Reads give up after a few seconds so a broken server cannot hang the test.
         var timeout = timeval(tv_sec: readTimeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        // So do sends, to a server that stopped reading (``send(all:)``).
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Sends a POST with a JSON body.
@@ -64,6 +66,28 @@ final class RawConnection: @unchecked Sendable {
     /// Sends these bytes exactly (a header with bytes that are not UTF-8).
     func write(bytes: [UInt8]) {
         _ = bytes.withUnsafeBufferPointer { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Sends all of `bytes` before returning, as a client that writes its whole request before it
+    /// reads (Python's urllib); false if the server stopped taking them (a send timed out or failed).
+    /// Blocking: call it from a thread of its own (``sendAllOffPool(_:)``).
+    func sendAll(_ bytes: [UInt8]) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes.withUnsafeBufferPointer {
+                send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL))
+            }
+            if count <= 0 { return false }
+            sent += count
+        }
+        return true
+    }
+
+    /// ``sendAll(_:)`` on a Dispatch thread.
+    func sendAllOffPool(_ bytes: [UInt8]) async -> Bool {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: self.sendAll(bytes)) }
+        }
     }
 
     /// As ``readUntilClosed()``, the bytes as they came (no UTF-8 repair of what is not UTF-8).
