@@ -27,6 +27,9 @@ struct ClientOptionTests {
              "response_format"),
             (["tool_choice": "required"], "tool_choice"), (["tool_choice": named], "tool_choice"),
             (["echo": true], "echo"),
+            // Audio output (gpt-4o-audio's `modalities` and `audio`): was answered with text and `audio: null`.
+            (["modalities": ["text", "audio"], "audio": ["voice": "alloy", "format": "wav"]], "modalities"),
+            (["modalities": ["audio"]], "modalities"), (["audio": ["voice": "alloy", "format": "mp3"]], "audio"),
         ]
         let textCases: [([String: Any], String)] = [
             (["prompt": "x", "logprobs": 2], "logprobs"), (["prompt": "x", "logprobs": 0], "logprobs"),
@@ -57,6 +60,7 @@ struct ClientOptionTests {
             ["logprobs": false], ["logprobs": NSNull()], ["response_format": ["type": "text"]],
             ["tools": tools], ["tools": tools, "tool_choice": "auto"], ["tools": tools, "tool_choice": "none"],
             ["echo": false], ["seed": 7, "user": "u", "temperature": 0, "top_p": 1],
+            ["modalities": ["text"]], ["audio": NSNull(), "modalities": NSNull()],
         ]
         try await LiveServer.with { server in
             for extra in chatCases {

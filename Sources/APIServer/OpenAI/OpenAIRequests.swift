@@ -64,6 +64,10 @@ struct ReplyShapeFields: Decodable {
     var forcedToolChoice: String?
     var suffix: String?
     var echo = false
+    /// The field that asks for spoken output: `modalities` naming "audio", else an `audio` object
+    /// (its voice and format); nil when none does. Such a request was answered with text and
+    /// `audio: null`, which a client playing `message.audio.data` finds only when it fails.
+    var audioOutput: String?
 
     private struct ResponseFormat: Decodable { var type: String }
     private struct NamedTool: Decodable {
@@ -71,7 +75,7 @@ struct ReplyShapeFields: Decodable {
         var function: Function?
     }
     enum CodingKeys: String, CodingKey {
-        case logprobs, suffix, echo
+        case logprobs, suffix, echo, modalities, audio
         case responseFormat = "response_format"
         case toolChoice = "tool_choice"
     }
@@ -91,6 +95,11 @@ struct ReplyShapeFields: Decodable {
         }
         suffix = try c.decodeIfPresent(String.self, forKey: .suffix)
         echo = try c.decodeIfPresent(Bool.self, forKey: .echo) ?? false
+        if try c.decodeIfPresent([String].self, forKey: .modalities)?.contains("audio") == true {
+            audioOutput = "modalities"
+        } else if c.contains(.audio), try !c.decodeNil(forKey: .audio) {
+            audioOutput = "audio"
+        }
     }
 }
 
@@ -413,6 +422,11 @@ struct CompletionValidator {
             throw .unsupported(
                 "'tool_choice' \(choice) is not supported: "
                     + "\(placeholder) and call no tool (send 'auto' or 'none', or leave it out)", param: "tool_choice")
+        }
+        if let field = shape.audioOutput {
+            throw .unsupported(
+                "'\(field)' asks for audio output, which is not supported: \(placeholder), with no audio "
+                    + "(send modalities [\"text\"] and no 'audio', or leave them out)", param: field)
         }
         if shape.echo, let refusal { throw .unsupported(refusal, param: "echo") }
     }
