@@ -50,6 +50,30 @@ def scrape():
 # 2000 tokens; with 4000 (TTFT ~0.23 s) +4% to +17.5% over five CI and local runs, two of them
 # failing; 8000 halves that share (see the closing note of 2026-12-03 for the figures).
 ISL, OSL = 8000, 100
+
+
+def quiet_server():
+    """Whether the server serves nothing but this check: the vllm: series describe the whole
+    engine, so a server with traffic of its own (`xds serve --rate 20`) mixed its requests into
+    the comparison, and the check blamed the server (329 'aiperf' requests counted for 24, TTFT
+    +140%). Waits up to 30 s for what is in flight to finish; then nothing may be running or
+    waiting and no request may finish for 1 s."""
+    import time
+    for _ in range(30):
+        first = scrape()
+        time.sleep(1)
+        now = scrape()
+        busy = sum(now.get(f"vllm:num_requests_{state}", 0) for state in ("running", "waiting"))
+        if busy == 0 and now.get("vllm:request_success_total", 0) == first.get("vllm:request_success_total", 0):
+            return True
+    return False
+
+
+if not quiet_server():
+    print("aiperf-check: the server has traffic besides this check (vllm:num_requests_running/waiting or "
+          "vllm:request_success_total keep moving), and /metrics would mix it into the comparison; "
+          "run it against a server with no other traffic (e.g. after the admin command 'rate 0')")
+    sys.exit(2)
 before = scrape()
 subprocess.run(
     ["aiperf", "profile", "--model", "deepseek-r1", "--url", base, "--endpoint-type", "chat", "--streaming",
