@@ -68,6 +68,21 @@ struct ReadTimeoutTests {
         }
     }
 
+    /// The 408 for a stalled body echoes the request's `X-Request-Id`, as every other answer does
+    /// (it went out below the router, which adds it, and came back without it).
+    @Test func aBodyTimeoutEchoesTheRequestID() async throws {
+        for (id, echoed) in [("stalled-7 x", true)] {
+            let head = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "X-Request-Id: \(id)\r\nContent-Length: 1000\r\n\r\n{\"prompt\": "
+            try await Self.sending(head) { _, connection, _ in
+                let (text, closed) = await connection.readUntilClosed()
+                #expect(closed)
+                Self.expect408(text, naming: "request body made no progress for 1 s")
+                #expect(text.contains("\r\nX-Request-Id: \(id)\r\n") == echoed, "\(text)")
+            }
+        }
+    }
+
     /// Slowloris: a head that keeps coming a line at a time is still cut at the header timeout,
     /// which counts from its first byte, not from its last.
     @Test func aHeadSentALineAtATimeIsCutAtTheHeaderTimeout() async throws {

@@ -241,11 +241,7 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         async throws -> Response
     {
         var response = try await next(request, context)
-        if let field = request.headers.first(where: { $0.name.canonicalName == "x-request-id" }),
-           RequestIDCheck<Context>.problem(field) == nil
-        {
-            response.headers.append(field)
-        }
+        if let field = RequestIDRule.echoed(request.headers) { response.headers.append(field) }
         return response
     }
 }
@@ -257,7 +253,31 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
 /// client matching replies by id would then lose them without a word. Placed inside the metrics
 /// middleware, so the 400 is counted as one.
 struct RequestIDCheck<Context: RequestContext>: RouterMiddleware {
+    static func problem(_ field: HTTPFields.Element) -> String? { RequestIDRule.problem(field) }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        for field in request.headers where field.name.canonicalName == "x-request-id" {
+            if let problem = Self.problem(field) {
+                throw APIError.invalidRequest(problem, param: "X-Request-Id", code: "invalid_request_id")
+            }
+        }
+        return try await next(request, context)
+    }
+}
+
+/// What an `X-Request-Id` must be to be echoed (``RequestIDCheck``), for the answers made below
+/// the router too (``ReadTimeoutHandler``'s 408).
+enum RequestIDRule {
     static var maxBytes: Int { 256 }
+
+    /// The request's id as it is echoed: its first `X-Request-Id`, if that one can be.
+    static func echoed(_ fields: HTTPFields) -> HTTPFields.Element? {
+        guard let field = fields.first(where: { $0.name.canonicalName == "x-request-id" }), problem(field) == nil
+        else { return nil }
+        return field
+    }
 
     /// Why `field` cannot be echoed exactly; nil if it can.
     static func problem(_ field: HTTPFields.Element) -> String? {
@@ -272,16 +292,5 @@ struct RequestIDCheck<Context: RequestContext>: RouterMiddleware {
                 + "\(maxBytes) printable ASCII characters (space to '~'), so that it can be echoed exactly"
         }
         return nil
-    }
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
-        async throws -> Response
-    {
-        for field in request.headers where field.name.canonicalName == "x-request-id" {
-            if let problem = Self.problem(field) {
-                throw APIError.invalidRequest(problem, param: "X-Request-Id", code: "invalid_request_id")
-            }
-        }
-        return try await next(request, context)
     }
 }

@@ -69,6 +69,9 @@ final class ReadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler, @
     private var bodyOpen = false
     /// Bytes of a request head arrived that do not make a whole head yet.
     private var headStarted = false
+    /// The last request's `X-Request-Id`, for its 408 (the router's middleware echoes it on every
+    /// other answer; this one goes out below the router).
+    private var requestID: HTTPFields.Element?
     /// When the current wait began; for a body, when its last bytes arrived.
     private var since = NIODeadline.now()
     private var timer: Scheduled<Void>?
@@ -144,7 +147,8 @@ final class ReadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler, @
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if expired { return }
         switch unwrapInboundIn(data) {
-        case .head:
+        case .head(let head):
+            requestID = RequestIDRule.echoed(head.headerFields)
             requests += 1
             headStarted = false
             bodyOpen = true
@@ -210,9 +214,11 @@ final class ReadTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler, @
         guard let message = begunUnanswered else { return context.close(promise: nil) }
         timedOut?(wait == .head ? "head" : "body")
         let body = ByteBuffer(string: APIError.requestTimeout(message).json)
-        let head = HTTPResponse(
+        var head = HTTPResponse(
             status: .requestTimeout,
             headerFields: [.contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close"])
+        // A head that did not arrive whole has no id to echo.
+        if wait == .body, let requestID { head.headerFields.append(requestID) }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
