@@ -64,17 +64,33 @@ struct BenchReplay: ParsableCommand {
             try? FileManager.default.removeItem(atPath: errors)
         }
         var results: [ReplayResult] = []
-        if !json {
-            print("case             simulated s    wall s   ×real (wall)    CPU s   ×real (CPU)   peak RSS MB   note")
+        // The header waits for the first row: a first case that fails leaves stdout empty (the
+        // reason is on stderr), not a header over nothing that reads as a run with no cases.
+        var headerPrinted = false
+        func printRow(_ row: String) {
+            if !headerPrinted {
+                print(Self.header)
+                headerPrinted = true
+            }
+            print(row)
         }
-        for c in chosen {
+        for (index, c) in chosen.enumerated() {
             var best: (wall: Double, cpu: Double, rss: Double, sim: Double)?
             for _ in 0..<repeats {
                 let args = ["run"] + c.arguments(traces: traces) + ["--quiet", "--out", out]
                 let (wall, cpu, rssKB, status) = try Self.spawn(exe, args, stderrTo: errors)
                 guard status == 0 else {
-                    throw ConfigError("case \(c.name): xds \(args.joined(separator: " ")) exited \(status)"
-                        + Self.childReason(errors))
+                    let notRun = chosen[(index + 1)...].map(\.name)
+                    // Rows already printed: the table says this case failed, so stdout alone does
+                    // not read as a complete run of fewer cases.
+                    if !json, headerPrinted {
+                        printRow(Self.paddedName(c.name) + " failed (xds run exited \(status); reason on stderr)"
+                            + (notRun.isEmpty ? "" : "; not run: " + notRun.joined(separator: ", ")))
+                    }
+                    // The command as the user would rerun it (the report file it was given is gone).
+                    throw ConfigError("case \(c.name): \(c.commandLine(traces: traces)) exited \(status)"
+                        + Self.childReason(errors)
+                        + (notRun.isEmpty ? "" : " (cases not run: " + notRun.joined(separator: ", ") + ")"))
                 }
                 let sim = try Self.simSeconds(out)
                 let rss = Double(rssKB) / 1024
@@ -93,16 +109,22 @@ struct BenchReplay: ParsableCommand {
             results.append(ReplayResult(
                 case: c.name, simSeconds: b.sim, wallSeconds: b.wall, cpuSeconds: b.cpu,
                 ratio: b.sim / max(b.wall, 1e-9), cpuRatio: b.sim / max(b.cpu, 1e-9), peakRSSMB: b.rss,
-                command: (["xds", "run"] + c.arguments(traces: traces)).joined(separator: " ")))
+                command: c.commandLine(traces: traces)))
             if !json {
-                let name = c.name.padding(toLength: max(15, c.name.count), withPad: " ", startingAt: 0)
-                print(name + String(format: " %12.1f %9.3f %14.0f %8.3f %13.0f %13.1f   ", b.sim, b.wall,
+                printRow(Self.paddedName(c.name) + String(format: " %12.1f %9.3f %14.0f %8.3f %13.0f %13.1f   ", b.sim, b.wall,
                                     b.sim / max(b.wall, 1e-9), b.cpu, b.sim / max(b.cpu, 1e-9), b.rss) + note)
             }
         }
         if json {
             try printJSON(ReplayReport(cases: results, repeat: repeats))
         }
+    }
+
+    static let header = "case             simulated s    wall s   ×real (wall)    CPU s   ×real (CPU)   peak RSS MB   note"
+
+    /// A case name in the table's first column.
+    static func paddedName(_ name: String) -> String {
+        name.padding(toLength: max(15, name.count), withPad: " ", startingAt: 0)
     }
 
     /// This binary (the cases run it as child processes).
@@ -201,6 +223,9 @@ struct ReplayCase {
         guard let trace else { return flags }
         return ["--workload", (traces as NSString).appendingPathComponent(trace)] + flags
     }
+
+    /// `xds run …` as a user would type it (the JSON's `command`, and a failure's).
+    func commandLine(traces: String) -> String { (["xds", "run"] + arguments(traces: traces)).joined(separator: " ") }
 
     static let all: [ReplayCase] = [
         ReplayCase(name: "mooncake", trace: "mooncake_conversation.jsonl", flags: ["--deployment", "superpod"],

@@ -56,5 +56,31 @@ struct BenchFlagProcessTests {
         #expect(r.err.hasPrefix("xds: case azure-1: xds run --workload \(trace.path) "), "\(r.err)")
         #expect(r.err.hasSuffix("exited 1: xds: \(trace.path):2: ContextTokens is not an integer: 'abc'\n"), "\(r.err)")
         #expect(r.err.split(separator: "\n").count == 1, "\(r.err)")
+        // The table's header waited for a row that never came: stdout held a header over nothing.
+        #expect(r.out.isEmpty, "\(r.out)")
+        // The command shown is the one to rerun, not the bench's own report file (deleted by then).
+        #expect(!r.err.contains("--out"), "\(r.err)")
+    }
+
+    /// A case that fails after others have run: stdout's table said nothing of it, so it read as
+    /// a complete run of the cases above; now its row says it failed and which cases did not run,
+    /// and the error line names them too.
+    @Test func aReplayCaseThatFailsAfterRowsSaysSoInTheTable() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-bench-replay-rows-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let trace = dir.appendingPathComponent("azure_llm_2023_code.csv")
+        try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,abc,10\n".utf8).write(to: trace)
+        let r = try xds(["bench", "replay", "--case", "idle", "--case", "azure-1", "--case", "azure-2", "--repeat", "1",
+                         "--traces", dir.path])
+        #expect(r.status == 1, "\(r)")
+        let rows = r.out.split(separator: "\n").map(String.init)
+        #expect(rows.count == 3, "\(r.out)")
+        #expect(rows.first?.hasPrefix("case ") == true, "\(r.out)")
+        #expect(rows.dropFirst().first?.hasPrefix("idle ") == true, "\(r.out)")
+        #expect(rows.last == "azure-1         failed (xds run exited 1; reason on stderr); not run: azure-2", "\(r.out)")
+        #expect(r.err.hasSuffix("exited 1: xds: \(trace.path):2: ContextTokens is not an integer: 'abc' "
+            + "(cases not run: azure-2)\n"), "\(r.err)")
+        #expect(r.err.split(separator: "\n").count == 1, "\(r.err)")
     }
 }
