@@ -18,8 +18,9 @@ struct BenchDecode: ParsableCommand {
     var batchPerDie: CLINumber = 96
     @Option(parsing: .unconditional, help: "KV length of every request, in tokens (at most the model's context window).")
     var context: CLINumber = 4096
-    @Option(parsing: .unconditional, help: "MTP acceptance rate (0 disables MTP), \(FlagLimits.mtpAcceptance.allowed).")
-    var mtpAcceptance: CLINumber = 0.7
+    @Option(parsing: .unconditional,
+            help: "MTP acceptance rate (0 disables MTP), \(FlagLimits.mtpAcceptance.allowed) (default: 0.7 on a model with an MTP module).")
+    var mtpAcceptance: CLINumber?
     @Option(parsing: .unconditional,
             help: "Microbatches per step, 1 or 2 (default: whichever is faster, as the scheduler picks).")
     var microbatches: CLINumber?
@@ -32,12 +33,18 @@ struct BenchDecode: ParsableCommand {
     func run() throws {
         // Every number against its range (FlagLimits); the context window needs the model.
         let batchPerDie = try FlagLimits.batchPerDie.value(batchPerDie)
-        let mtpAcceptance = try FlagLimits.mtpAcceptance.value(mtpAcceptance)
+        let mtpAcceptance = try FlagLimits.mtpAcceptance.value(self.mtpAcceptance ?? 0.7)
         let microbatches = try self.microbatches.map(FlagLimits.microbatches.int)
         let contextCV = try self.contextCV.map(FlagLimits.contextCV.value)
         let seed = try experts.checkedSeed()
         let d = try deployment.resolve()
         let context = try FlagLimits.context(d.modelSpec()).value(context)
+        // A model without an MTP module makes one token a step whatever the rate: an acceptance
+        // asked for was taken and ignored (tokens_per_step 1).
+        if self.mtpAcceptance != nil, mtpAcceptance > 0, try d.modelSpec().mtpModules == 0 {
+            throw ConfigError("--mtp-acceptance: \(d.model) has no MTP module, so no draft token is accepted; "
+                + "leave --mtp-acceptance out (or give 0)")
+        }
         let r = try Bench.decode(deployment: d, batchPerDie: batchPerDie, context: context,
                                  mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing,
                                  microbatches: microbatches, seed: seed, contextCV: contextCV)

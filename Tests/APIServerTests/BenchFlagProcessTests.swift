@@ -43,6 +43,24 @@ struct BenchFlagProcessTests {
         #expect(!snapshot.out.contains("req/s") && !preview.out.contains("req/s"))
     }
 
+    /// `bench decode --mtp-acceptance A` on a model without an MTP module was taken and ignored
+    /// (one token a step, exit 0): it is refused, and the bench runs without it or with 0.
+    @Test func mtpAcceptanceIsRefusedOnAModelWithoutMTP() throws {
+        for (deployment, model) in [("colocated:1:llama-2-7b:nvidia-a100:tp1", []), ("superpod", ["--model", "kimi-k2"])] {
+            let base = ["bench", "decode", "--deployment", deployment, "--batch-per-die", "8", "--context", "1024"] + model
+            let r = try xds(base + ["--mtp-acceptance", "0.9"])
+            #expect(r.status == 1 && r.out.isEmpty, "\(deployment): \(r)")
+            #expect(r.err.hasSuffix("has no MTP module, so no draft token is accepted; leave --mtp-acceptance out (or give 0)\n"),
+                    "\(r.err)")
+            #expect(r.err.split(separator: "\n").last?.hasPrefix("xds: --mtp-acceptance: ") == true, "\(r.err)")
+            #expect(try xds(base + ["--json"]).status == 0)
+            #expect(try xds(base + ["--mtp-acceptance", "0", "--json"]).status == 0)
+        }
+        // A model with MTP takes it as before.
+        let r1 = try xds(["bench", "decode", "--batch-per-die", "8", "--context", "1024", "--mtp-acceptance", "0.9"])
+        #expect(r1.status == 0, "\(r1)")
+    }
+
     /// A replay case whose `xds run` fails is a failed run, not a usage error: it exited 64
     /// (ArgumentParser's `ValidationError`, EX_USAGE) where every other refusal exits 1.
     @Test func aReplayCaseThatFailsExitsOneNamingTheChildsReason() throws {
