@@ -27,6 +27,11 @@ public enum TraceFormat: String, Sendable, Equatable {
     static func detect(_ reader: inout LineReader) throws(WorkloadError) -> (format: TraceFormat, columns: CSVColumns?) {
         let path = reader.path
         while let line = try reader.nextLine() {
+            // A compressed or UTF-16 file read as text failed on whatever its bytes happened to
+            // hold (a gzip file with a 0x0D in it was told it had classic Mac line endings).
+            if reader.lineNumber == 1, let encoding = Self.unreadableEncoding(line) {
+                throw WorkloadError("\(path):1: \(encoding)")
+            }
             let bytes = line.dropByteOrderMark
             let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
             if text.isEmpty { continue }
@@ -52,6 +57,30 @@ public enum TraceFormat: String, Sendable, Equatable {
                     + "or Mooncake JSONL with input_length")
         }
         throw WorkloadError("\(path): empty trace file")
+    }
+}
+
+extension TraceFormat {
+    /// What a file that starts with `first` (its first line) is, when it is not UTF-8 text a
+    /// trace reader can read: compressed (by its magic number) or UTF-16 (by its byte-order
+    /// mark); the message says how to make it readable. Nil for anything else.
+    static func unreadableEncoding(_ first: ArraySlice<UInt8>) -> String? {
+        let compressed: [(magic: [UInt8], kind: String, tool: String)] = [
+            ([0x1F, 0x8B], "gzip", "gunzip"), ([0x28, 0xB5, 0x2F, 0xFD], "zstd", "unzstd"),
+            // "BZh" and then a block-size digit 1…9 (a text header starting so is not a trace's).
+            ([0x42, 0x5A, 0x68], "bzip2", "bunzip2"), ([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00], "xz", "unxz"),
+        ]
+        for c in compressed where first.starts(with: c.magic)
+            && (c.kind != "bzip2" || first.dropFirst(3).first.map { (0x31...0x39).contains($0) } == true) {
+            return "the file is \(c.kind)-compressed; decompress it first (\(c.tool) -k FILE)"
+        }
+        if first.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            return "the file is a zip archive; extract the trace from it first (unzip FILE)"
+        }
+        if first.starts(with: [0xFF, 0xFE]) || first.starts(with: [0xFE, 0xFF]) {
+            return "the file is UTF-16 text; save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8 IN > OUT)"
+        }
+        return nil
     }
 }
 

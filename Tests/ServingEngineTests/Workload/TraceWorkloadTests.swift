@@ -254,4 +254,38 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         #expect(problem("\(row)\r\n\(row)\r\n") == nil)
         #expect(problem("TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:03,1,1\r\n") == nil)
     }
+
+    /// A compressed or UTF-16 trace is named as such. A gzip file was refused as "lines end in a
+    /// bare carriage return (classic Mac line endings)" whenever its compressed bytes held a 0x0D
+    /// before the first 0x0A, and every other one as an unknown format (no hint that it was the
+    /// encoding, not the columns).
+    @Test func compressedAndUTF16TracesAreNamed() throws {
+        func problem(_ bytes: [UInt8]) -> String? {
+            do {
+                _ = try TraceWorkload.check(bytes: bytes, name: "t.trace")
+                return nil
+            } catch { return error.description }
+        }
+        let csv = Array("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,1,1\n".utf8)
+        // The first bytes of `gzip` output of such a file, a 0x0D among them (as in a real one).
+        let gzip: [UInt8] = [0x1F, 0x8B, 0x08, 0x08, 0x0D, 0x2E, 0x33, 0x69, 0x00, 0x03] + csv
+        #expect(problem(gzip) == "t.trace:1: the file is gzip-compressed; decompress it first (gunzip -k FILE)",
+                "\(problem(gzip) ?? "accepted")")
+        let compressed: [([UInt8], String)] = [
+            ([0x28, 0xB5, 0x2F, 0xFD], "the file is zstd-compressed; decompress it first (unzstd -k FILE)"),
+            ([0x42, 0x5A, 0x68, 0x39], "the file is bzip2-compressed; decompress it first (bunzip2 -k FILE)"),
+            ([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00], "the file is xz-compressed; decompress it first (unxz -k FILE)"),
+            ([0x50, 0x4B, 0x03, 0x04], "the file is a zip archive; extract the trace from it first (unzip FILE)"),
+        ]
+        for (magic, message) in compressed {
+            #expect(problem(magic + csv) == "t.trace:1: " + message, "\(problem(magic + csv) ?? "accepted")")
+        }
+        let utf16: [UInt8] = [0xFF, 0xFE] + csv.flatMap { c -> [UInt8] in [c, 0] }
+        #expect(problem(utf16) == "t.trace:1: the file is UTF-16 text; save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8 IN > OUT)",
+                "\(problem(utf16) ?? "accepted")")
+        let utf16BE: [UInt8] = [0xFE, 0xFF] + csv.flatMap { c -> [UInt8] in [0, c] }
+        #expect(problem(utf16BE) == "t.trace:1: the file is UTF-16 text; save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8 IN > OUT)")
+        // The same rows uncompressed still replay.
+        #expect(problem(csv) == nil)
+    }
 }
