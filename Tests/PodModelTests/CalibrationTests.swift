@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import PodModel
 @testable import ServingEngine
@@ -75,6 +76,25 @@ import Testing
         }
         // No limit in reach, no legend.
         #expect(!Validation.sweepTable(rows, batchLimit: 128).contains("(…)"))
+    }
+
+    /// `validate --sweep --json` carried no mark of a batch past the limit: the rows the table
+    /// parenthesises came out as plain operating points. Each row now says, as `past_batch_limit`.
+    @Test func aSweepsJSONRowsSayWhichArePastTheLimit() throws {
+        let rows = try Validation.sweep(deployment: .superpod)
+        let objects = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(rows)) as? [[String: Any]])
+        #expect(objects.count == rows.count)
+        for object in objects {
+            let batch = try #require(object["batch_per_die"] as? Double)
+            #expect(object["past_batch_limit"] as? Bool == (batch > 96), "\(object)")
+        }
+        #expect(objects.contains { $0["past_batch_limit"] as? Bool == true })
+        // A limit above every swept batch: every row within it.
+        var free = try Deployment.resolve("colocated:1:llama-2-7b:nvidia-a100:tp1")
+        for i in free.groups.indices { free.groups[i].batchLimit = 256 }
+        let freeRows = try #require(try JSONSerialization.jsonObject(
+            with: JSONEncoder().encode(try Validation.sweep(deployment: free))) as? [[String: Any]])
+        #expect(!freeRows.isEmpty && freeRows.allSatisfy { $0["past_batch_limit"] as? Bool == false })
     }
 
     @Test func prefillPointOfCloudMatrixInfer() throws {

@@ -288,8 +288,12 @@ public enum Validation {
         public var stepMs: Double
         public var tpotMs: Double
         public var microbatches: Int
+        /// Past the deployment's decode batch limit (``Bench/decodeBatchLimitPerDie(_:)``): priced
+        /// for the curve's shape, a batch its engine never runs (the table parenthesises it).
+        public var pastBatchLimit: Bool
         enum CodingKeys: String, CodingKey {
             case batchPerDie = "batch_per_die", context, stepMs = "step_ms", tpotMs = "tpot_ms", microbatches
+            case pastBatchLimit = "past_batch_limit"
         }
     }
 
@@ -310,6 +314,7 @@ public enum Validation {
         var firstRefusal: (any Error)?
         // A context past the model's window has no step time (Llama-2-7B stops at 4,096).
         let window = Double(try deployment.modelSpec().contextWindow)
+        let limit = Bench.decodeBatchLimitPerDie(deployment)
         for context in sweepContexts where context <= window {
             for batch in sweepBatches {
                 let r: Bench.DecodeResult
@@ -320,7 +325,7 @@ public enum Validation {
                     continue
                 }
                 rows.append(SweepRow(batchPerDie: batch, context: context, stepMs: r.stepMs, tpotMs: r.tpotMs,
-                                     microbatches: r.microbatches))
+                                     microbatches: r.microbatches, pastBatchLimit: limit.map { batch > $0 } ?? false))
             }
         }
         // Not a table of dashes that exits 0: a deployment that holds no point at all is refused
