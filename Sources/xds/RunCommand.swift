@@ -18,7 +18,7 @@ struct Run: ParsableCommand {
     var speed: String = RunDefaults.speed
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "Also write the JSON report to this file.") var out: String?
-    @Option(help: "Write one JSON row per request that left the system to this file (JSON Lines).")
+    @Option(help: "Write one row per request that left the system to this file: JSON Lines, or CSV with a header if the name ends in .csv.")
     var requestsOut: String?
     @Option(help: "Write a timeline of instance steps, KV transfers, faults, drains, rebalances and commands to this file (Chrome trace JSON; Perfetto opens it).")
     var timelineOut: String?
@@ -52,7 +52,9 @@ struct Run: ParsableCommand {
         }
         let engine = try common.makeEngine(config)
         // Observers only read: the run is the same with or without these files.
-        let rows = try requestsOut.map { RequestRowWriter(file: try OutputFile(path: $0, flag: "--requests-out")) }
+        let rows = try requestsOut.map {
+            RequestRowWriter(file: try OutputFile(path: $0, flag: "--requests-out"), csv: RequestRowWriter.writesCSV($0))
+        }
         let timeline = try timelineOut.map { TimelineWriter(file: try OutputFile(path: $0, flag: "--timeline-out")) }
         engine.observers = EngineObservers(requestFinished: rows.map { rows in { rows.add($0) } },
                                            step: timeline.map { timeline in { timeline.add($0) } },

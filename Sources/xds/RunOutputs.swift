@@ -88,7 +88,7 @@ final class OutputFile {
     }
 }
 
-/// `--requests-out FILE.jsonl`: one JSON object per request that left the system, in the order
+/// `--requests-out FILE.jsonl` (or `FILE.csv`, CSV rows): one JSON object per request that left the system, in the order
 /// they left (interfaces.md "Additions"). Times in milliseconds except `arrival_s`; a value that
 /// does not apply (no first token, no decode instance) is `null`, so every row has every column.
 final class RequestRowWriter {
@@ -150,17 +150,51 @@ final class RequestRowWriter {
 
     private let file: OutputFile
     private let encoder = JSONOutput.encoder()
+    /// CSV rows instead of JSON Lines: a FILE.csv got JSON Lines, which `pandas.read_csv` (or a
+    /// spreadsheet) reads as one garbled column per key.
+    private let csv: Bool
     private(set) var rows = 0
 
-    init(file: OutputFile) {
+    /// `csv` (see ``writesCSV(_:)``): a header line of the JSON keys, then one line per request
+    /// in the same order, an empty field where the JSON has `null`.
+    init(file: OutputFile, csv: Bool = false) {
         self.file = file
+        self.csv = csv
+        if csv { file.write(Data((Self.columns.joined(separator: ",") + "\n").utf8)) }
     }
 
+    /// Whether `path` asks for CSV rows (its extension is `.csv`, in any case).
+    static func writesCSV(_ path: String) -> Bool { (path as NSString).pathExtension.lowercased() == "csv" }
+
+    /// The columns, in the order of interfaces.md.
+    static let columns = ["id", "arrival_s", "stage", "prompt_tokens", "output_tokens", "cached_tokens", "ttft_ms",
+                          "tpot_ms", "e2e_ms", "prefill_instance", "decode_instance", "reason"]
+
     func add(_ request: FinishedRequest) {
+        let row = Row(request)
+        if csv {
+            file.write(Data((Self.csvLine(row) + "\n").utf8))
+            rows += 1
+            return
+        }
         // Encoding a row of numbers and short strings cannot fail.
-        guard let data = try? encoder.encode(Row(request)) else { return }
+        guard let data = try? encoder.encode(row) else { return }
         file.write(data + Data("\n".utf8))
         rows += 1
+    }
+
+    /// One CSV line (RFC 4180): a text field with a comma, quote or line break is quoted, its
+    /// quotes doubled; numbers as the JSON writes them (shortest round-trip form).
+    static func csvLine(_ r: Row) -> String {
+        func text(_ s: String?) -> String {
+            guard let s else { return "" }
+            guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
+            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        func number(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
+        return [String(r.id), number(r.arrivalS), text(r.stage), String(r.promptTokens), String(r.outputTokens),
+                String(r.cachedTokens), number(r.ttftMs), number(r.tpotMs), number(r.e2eMs), text(r.prefillInstance),
+                text(r.decodeInstance), text(r.reason)].joined(separator: ",")
     }
 
     func close() { file.close() }

@@ -9,6 +9,64 @@ struct RunFlagProcessTests {
     /// Runs `xds` with `arguments` to its end: exit status, stdout, stderr.
     func xds(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) { try runBuiltXDS(arguments) }
 
+    /// `--requests-out rows.csv` wrote JSON Lines into the .csv file (`pandas.read_csv` read one
+    /// garbled column per key). A .csv name gets CSV: a header of the documented keys, then the
+    /// same rows as the JSON Lines, an empty field for `null`.
+    @Test func requestRowsToACSVFileAreCSV() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-rows-csv-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let scenario = dir.appendingPathComponent("glitch.toml")
+        try Data("name = \"g\"\n[[step]]\nat = \"20s\"\ncommand = \"fault glitch\"\n".utf8).write(to: scenario)
+        let base = ["run", "--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1", "--rate", "10", "--duration", "40s",
+                    "--recovery-policy", "restart-world", "--scenario", scenario.path, "--quiet"]
+        let jsonl = dir.appendingPathComponent("rows.jsonl"), csv = dir.appendingPathComponent("rows.CSV")
+        #expect(try xds(base + ["--requests-out", jsonl.path]).status == 0)
+        #expect(try xds(base + ["--requests-out", csv.path]).status == 0)
+        let objects = try String(contentsOf: jsonl, encoding: .utf8).split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        let lines = try String(contentsOf: csv, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        let columns = ["id", "arrival_s", "stage", "prompt_tokens", "output_tokens", "cached_tokens", "ttft_ms", "tpot_ms",
+                       "e2e_ms", "prefill_instance", "decode_instance", "reason"]
+        #expect(lines.first.map(String.init) == columns.joined(separator: ","))
+        #expect(lines.last == "", "ends with a newline")
+        let records = lines.dropFirst().dropLast()
+        #expect(records.count == objects.count && objects.count > 100)
+        #expect(objects.contains { $0["stage"] as? String == "failed" && $0["tpot_ms"] is NSNull }, "the glitch fails requests")
+        for (line, object) in zip(records, objects) {
+            let fields = Self.csvFields(String(line))
+            #expect(fields.count == columns.count, "\(line)")
+            for (column, field) in zip(columns, fields) {
+                switch object[column] {
+                case is NSNull: #expect(field == "", "\(column): \(line)")
+                case let text as String: #expect(field == text, "\(column): \(line)")
+                case let number as NSNumber:
+                    // JSONSerialization on Linux reads a 17-digit number a unit or so off in the
+                    // last place (Python reads both files to equal values); the field is the number.
+                    let value = try #require(Double(field), "\(column): \(line)")
+                    #expect(abs(value - number.doubleValue) <= 1e-12 * max(1, abs(value)), "\(column): \(line)")
+                default: Issue.record("\(column) missing from \(object)")
+                }
+            }
+        }
+    }
+
+    /// An RFC 4180 line's fields (quotes doubled inside a quoted field).
+    static func csvFields(_ line: String) -> [String] {
+        var fields: [String] = [], field = "", quoted = false, chars = Array(line), i = 0
+        while i < chars.count {
+            let c = chars[i]
+            if quoted {
+                if c == "\"" { if i + 1 < chars.count, chars[i + 1] == "\"" { field.append("\""); i += 1 } else { quoted = false } }
+                else { field.append(c) }
+            } else if c == "\"" { quoted = true } else if c == "," { fields.append(field); field = "" } else { field.append(c) }
+            i += 1
+        }
+        fields.append(field)
+        return fields
+    }
+
     /// `--prewarmed-spares 64` on superpod was taken and six TEs' worth pre-warmed (its 96 spare NPUs).
     @Test func moreTEsThanTheSparesHoldIsRefusedNamingTheMaximum() throws {
         for asked in ["7", "64"] {
