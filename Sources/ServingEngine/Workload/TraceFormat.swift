@@ -256,6 +256,13 @@ enum TraceRowParser {
         default:
             do { time = try clock.seconds(fields[columns.timestamp]) } catch {
                 let text = String(decoding: fields[columns.timestamp], as: UTF8.self)
+                if error.mixedOffsets {
+                    let name = columns.names[columns.timestamp]
+                    throw RowProblem(
+                        "\(name) \(InputEcho.quoted(text)) "
+                            + "mixes UTC offsets with the rows before it (some rows give an offset such as +00:00 or Z, "
+                            + "some none, and a time with none is taken as UTC); give every row an offset, or none")
+                }
                 throw RowProblem(
                     "\(columns.names[columns.timestamp]) is not 'YYYY-MM-DD HH:MM:SS[.fraction][Z|±HH:MM]' (a real date and time) "
                         + "with a year \(TraceLimits.years.lowerBound)–\(TraceLimits.years.upperBound): \(InputEcho.quoted(text))")

@@ -2,7 +2,8 @@ import Foundation
 
 /// Reads the wall-clock TIMESTAMP of Azure LLM traces, ISO 8601 with a space or `T` between
 /// date and time, any number of fractional digits and an optional offset:
-/// `2023-11-16 18:17:03.9799600` (2023, no offset: UTC is assumed; only differences matter),
+/// `2023-11-16 18:17:03.9799600` (2023, no offset: UTC is assumed; only differences matter, so a
+/// trace gives an offset on every row or on none),
 /// `2024-05-10 00:00:00.009930+00:00` (2024), `2024-05-10T08:00:00Z`, `…+0530`, `…-08`.
 ///
 /// The calendar is Foundation's (`Date.ISO8601FormatStyle`: days per month, leap years, epoch
@@ -17,7 +18,11 @@ import Foundation
 /// let t = try clock.seconds(Array("2024-05-10 00:00:01.5+02:00".utf8)[...])  // 1715292001.5
 /// ```
 struct WallClockTimestamp {
-    struct Problem: Error {}
+    struct Problem: Error {
+        /// The timestamp is well formed, but gives a UTC offset where the rows before it gave
+        /// none, or none where they gave one (``zoned``).
+        var mixedOffsets = false
+    }
 
     private static let utc = TimeZone(secondsFromGMT: 0)!
     private static let spaced = style(.space)
@@ -33,6 +38,10 @@ struct WallClockTimestamp {
     private var cachedHead: [UInt8] = []
     private var cachedTail: [UInt8] = []
     private var cachedMinute = 0
+    /// Whether the trace's timestamps give a UTC offset, from its first row. One without among
+    /// rows with (or the other way) is refused: "no offset" is taken as UTC, so a trace mixing
+    /// `18:17:03+05:00` and `18:17:04` replayed its second row five hours after its first.
+    private var zoned: Bool?
 
     /// Seconds since 1970-01-01 UTC; throws for anything not of the form above, an impossible
     /// date or time, or a year outside ``TraceLimits/years``.
@@ -56,7 +65,12 @@ struct WallClockTimestamp {
               second < 60
         else { throw Problem() }
         if !(Self.same(head, cachedHead) && Self.same(tail, cachedTail)) {
-            cachedMinute = try Self.minute(head, offset: try Self.offsetSeconds(tail))
+            let minute = try Self.minute(head, offset: try Self.offsetSeconds(tail))
+            // Checked once the timestamp is known to be well formed (a malformed one is told
+            // so); the cached path needs no check: the same tail as the last row, the same answer.
+            if let zoned, zoned == tail.isEmpty { throw Problem(mixedOffsets: true) }
+            zoned = !tail.isEmpty
+            cachedMinute = minute
             cachedHead = Array(head)
             cachedTail = Array(tail)
         }

@@ -46,8 +46,24 @@ import XDSTestSupport
     }
 
     @Test func azureTimestampsBackwardsAcrossAnOffsetAreRefused() {
-        let text = azureHeader + "2024-05-10 00:00:04-01:30,10,2\n2024-05-10 00:00:05,10,2\n"
+        let text = azureHeader + "2024-05-10 00:00:04-01:30,10,2\n2024-05-10 00:00:05Z,10,2\n"
         #expect(problem(text)?.hasPrefix("t.trace:3: timestamp goes backwards") == true)
+    }
+
+    /// A time with no offset is taken as UTC, so a trace mixing `18:17:03+05:00` and `18:17:04`
+    /// replayed its second row 18,001 s after its first, without a word. Rows that give an offset
+    /// and rows that give none do not mix; every row with one (any offsets), or none, replays.
+    @Test func timestampsWithAndWithoutAnOffsetDoNotMix() throws {
+        let message = "mixes UTC offsets with the rows before it (some rows give an offset such as +00:00 or Z, some none, "
+            + "and a time with none is taken as UTC); give every row an offset, or none"
+        let zonedFirst = azureHeader + "2023-11-16 18:17:03+05:00,480,10\n2023-11-16 18:17:03.5+05:00,4,1\n2023-11-16 18:17:04,300,8\n"
+        #expect(problem(zonedFirst) == "t.trace:4: TIMESTAMP '2023-11-16 18:17:04' " + message, "\(problem(zonedFirst) ?? "accepted")")
+        let plainFirst = azureHeader + "2023-11-16 18:17:03,480,10\n2023-11-16 18:17:04Z,300,8\n"
+        #expect(problem(plainFirst) == "t.trace:3: TIMESTAMP '2023-11-16 18:17:04Z' " + message, "\(problem(plainFirst) ?? "accepted")")
+        // Offsets of every kind together, or none at all, still replay.
+        #expect(try requests(azureHeader + "2023-11-16 18:17:03+05:00,480,10\n2023-11-16 13:17:04Z,300,8\n")
+            .map(\.arrival) == [0, 1])
+        #expect(try requests(azureHeader + "2023-11-16 18:17:03,480,10\n2023-11-16 18:17:04,300,8\n").map(\.arrival) == [0, 1])
     }
 
     /// The refusal said "1700158623.25 s after 1700158624.5 s": seconds since 1970, not what the
