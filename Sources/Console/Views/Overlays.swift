@@ -33,10 +33,17 @@ enum Overlays {
     /// (``LatencyView/monoFill(_:)``), in colour it is red.
     static let monochromeLatencyLine = "TTFT/TPOT/E2E histograms, p50/p90/p99, ▲ SLO, ╳ over it; trends"
 
+    /// A box centred in the rows between the header and the footer: the header's vitals (tok/s,
+    /// p99 against the SLOs, faults, SLO %) are what a box (a what-if, the help) is read against,
+    /// and centred on the whole screen a box of 21 rows or more covered their line at 80×24.
     static func centered(_ b: CellBuffer, width: Int, height: Int) -> Rect {
-        let w = min(width, b.width - 2), h = min(height, b.height - 2)
-        return Rect(x: (b.width - w) / 2, y: (b.height - h) / 2, width: w, height: h)
+        let top = ScreenLayout.headerRows, room = room(b)
+        let w = min(width, b.width - 2), h = min(height, room)
+        return Rect(x: (b.width - w) / 2, y: top + (room - h) / 2, width: w, height: h)
     }
+
+    /// The most rows a box from ``centered(_:width:height:)`` can have on `b`.
+    static func room(_ b: CellBuffer) -> Int { max(0, b.height - ScreenLayout.headerRows - 1) }
 
     /// Page 2: every `:` command with its syntax (interfaces.md operator language).
     static let commandLines: [(String, String)] = [

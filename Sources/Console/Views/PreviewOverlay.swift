@@ -235,6 +235,10 @@ enum PreviewOverlayView {
             figures = rows(r)
             rowCount = figures.count + (r.scheduledSteps.isEmpty ? 0 : 1) - 1
         }
+        // Between the header and the footer there are 21 rows at 80×24, one or two short of the
+        // whole box: then the keys go on its bottom border, and the scenario steps take the loss
+        // line, so every figure, the verdict and the keys stay in sight.
+        let tight = rowCount + 8 > Overlays.room(b)
         let rect = Overlays.centered(b, width: 76, height: rowCount + 8)
         b.fill(rect)
         b.box(rect, title: "What if · \(overlay.command)", style: .accent)
@@ -292,7 +296,9 @@ enum PreviewOverlayView {
             // the losses); they never cover a figure.
             var y = inner.y + 2 + figures.count
             let scheduled = scheduledLine(r, width: inner.width - 2)
-            let roomy = y + (scheduled == nil ? 0 : 1) + 2 <= inner.maxY - 1
+            // The row the keys take: the last inside the box, or its bottom border when tight.
+            let keysY = tight ? rect.maxY - 1 : inner.maxY - 1
+            let roomy = y + (scheduled == nil ? 0 : 1) + 2 <= (tight ? inner.maxY : keysY)
             if let scheduled, roomy {
                 b.put(scheduled, x: x, y: y, style: .warn, clip: inner)
                 y += 1
@@ -305,11 +311,17 @@ enum PreviewOverlayView {
             } else if let (reason, count) = r.withCommand.requests.failureReasons.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
                 b.put("most lost: \(count) × \(reason)", x: x, y: y, style: .warn, clip: inner)
             }
-            let keys = applyHint(overlay.command, state, room: inner.width - 2)
+            // On the border the text keeps a blank from each corner, as a title does.
+            let keysClip = tight ? Rect(x: rect.x + 1, y: keysY, width: rect.width - 2, height: 1) : inner
+            let keys = tight ? " " + applyHint(overlay.command, state, room: rect.width - 4) + " "
+                : applyHint(overlay.command, state, room: inner.width - 2)
             let wall = r.wallSeconds > 0 ? " · computed in \(Format.fixed(r.wallSeconds, 2)) s" : ""
-            let end = b.put(keys, x: x, y: inner.maxY - 1, style: .accent, clip: inner)
+            let end = b.put(keys, x: tight ? rect.x + 1 : x, y: keysY, style: .accent, clip: keysClip)
             // Whole or not at all (cut, it read "· com").
-            if end + wall.count <= inner.maxX { b.put(wall, x: end, y: inner.maxY - 1, style: .dim, clip: inner) }
+            let wallX = tight ? end - 1 : end
+            if wallX + wall.count + (tight ? 1 : 0) <= keysClip.maxX {
+                b.put(wall + (tight ? " " : ""), x: wallX, y: keysY, style: .dim, clip: keysClip)
+            }
         }
     }
 
