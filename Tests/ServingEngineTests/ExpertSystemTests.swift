@@ -72,10 +72,11 @@ import Testing
         // Asked again on the same counts: the placement is already their plan; nothing to gain.
         var again = EngineEventQueue()
         let second = experts.rebalanceNow(now: swap.end + 1, queue: &again)
-        #expect(second.started == 0 && second.refusals.first?.hasPrefix("rebalance skipped: collected-load imbalance ") == true,
+        #expect(second.started == 0 && second.refusals.isEmpty
+                && second.nothingToGain.first?.hasPrefix("rebalance skipped: collected-load imbalance ") == true,
                 "\(second)")
         // An operator asks for any gain: the refusal says there is none, not "gain under 0%".
-        #expect(second.refusals.first?.hasSuffix("(the current placement is already as good)") == true, "\(second)")
+        #expect(second.nothingToGain.first?.hasSuffix("(the current placement is already as good)") == true, "\(second)")
     }
 
     @Test func swapPhasesDisableOnlyTheSlotsThatMove() {

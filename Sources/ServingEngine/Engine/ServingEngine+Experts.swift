@@ -54,6 +54,15 @@ extension ServingEngine {
         let reply = experts.rebalanceNow(now: now, queue: &queue)
         logRebalances(reply.lines)
         guard reply.started > 0 else {
+            // Every decode TE's placement is already the plan of its counts: nothing is wrong and
+            // nothing was refused, so it is answered and logged at info (it was a WARN "refused"
+            // line and a failed command, as for a bad one). It changes nothing: no command counted.
+            if reply.refusals.isEmpty, let first = reply.nothingToGain.first {
+                let figures = first.hasPrefix("rebalance skipped: ") ? String(first.dropFirst("rebalance skipped: ".count)) : first
+                let message = "rebalance: nothing to gain: \(figures)"
+                telemetry.log(EngineEvent(time: now, kind: .rebalance, message: message))
+                return CommandReply(accepted: true, message: message)
+            }
             return CommandReply(accepted: false, message: reply.refusals.first ?? "nothing to rebalance")
         }
         commandsApplied += 1

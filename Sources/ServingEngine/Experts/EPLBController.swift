@@ -36,6 +36,9 @@ public struct EPLBController: Sendable {
     public struct Outcome: Sendable, Equatable {
         public var message: String
         public var started: Bool
+        /// Not started because the plan gains nothing (or too little) on the counts: an answer,
+        /// not a refusal (an operator's `rebalance` then says so at info, not as a warning).
+        public var nothingToGain = false
     }
 
     private var pending: ExpertPlacement?
@@ -194,7 +197,7 @@ public struct EPLBController: Sendable {
             let why = minimumGain > 0 ? "gain under \(Self.fixed(minimumGain * 100, 0))%"
                 : "the current placement is already as good"
             return Outcome(message: "rebalance skipped: collected-load imbalance \(Self.fixed(before, 2)), plan \(Self.fixed(after, 2)) (\(why))",
-                           started: false)
+                           started: false, nothingToGain: true)
         }
         // Weights to move: per die, one expert's weights for every layer whose slot changes.
         let swap = Self.swapWork(from: routing.placement, to: target)

@@ -412,6 +412,8 @@ final class ExpertSystem {
         var lines: [Rebalance] = []
         /// Why decode TEs did not start (the first is the refusal's message).
         var refusals: [String] = []
+        /// Decode TEs whose plan gained nothing on their counts (not refusals: an answer).
+        var nothingToGain: [String] = []
     }
 
     /// The operator's `rebalance`: every TE with a controller plans now on its collected counts.
@@ -426,7 +428,7 @@ final class ExpertSystem {
                 reply.lines.append(Rebalance(instance: i, message: outcome.message))
                 advance(i, now: now, queue: &queue, into: &reply.lines)
             } else if decodes[i] {
-                reply.refusals.append(outcome.message)
+                if outcome.nothingToGain { reply.nothingToGain.append(outcome.message) } else { reply.refusals.append(outcome.message) }
             }
         }
         return reply
