@@ -65,7 +65,10 @@ import XDSTestSupport
         #expect(state.status?.text.hasPrefix("unknown command 'explode'; expected one of: drain, undrain") == true)
         let after = ConsoleScreen.render(
             state, link.latestSnapshot(), theme: .builtinDark, width: 80, height: 24)
-        #expect(after.lines[23].hasPrefix("✗ unknown command 'explode'; expected one of: drain"))
+        // Longer than 80 columns, it wraps onto the row above the footer, whole.
+        #expect(after.lines[22].hasPrefix("✗ unknown command 'explode'; expected one of: drain"))
+        #expect(after.lines[22...].joined(separator: " ").split(separator: " ").joined(separator: " ")
+                == "✗ " + (state.status?.text ?? ""))
         // Esc cancels without sending; backspace on an empty line closes the prompt too.
         state = drive(state, link, keys: [.char(":")] + typed("rate 5") + [.escape])
         #expect(state.prompt == nil && link.sentCommands.count == 1)

@@ -234,9 +234,22 @@ public enum ConsoleScreen {
             return
         }
         if let status = state.status {
-            b.put(
-                (status.isError ? "✗ " : "✓ ") + status.text, x: 0, y: y, style: status.isError ? .bad : .good
-            )
+            // A status wider than the screen wraps onto the rows above (at most three, for the
+            // seconds it shows): cut at the edge, an error lost what it ended with, e.g. the
+            // durations `:preview` takes, and the first-run hint its other scenarios.
+            // Under a box (a what-if, the help) the rows above are the box's: one row, cut with "…".
+            let mostRows = ConsoleUpdate.boxOpen(state) ? 1 : 3
+            var lines = DetailOverlays.wrap(status.text, width: b.width - 2)
+            if lines.count > mostRows {
+                lines = Array(lines.prefix(mostRows))
+                lines[mostRows - 1] = String(lines[mostRows - 1].prefix(b.width - 3)) + "…"
+            }
+            let style: Style = status.isError ? .bad : .good
+            for (i, line) in lines.enumerated() {
+                let row = y - (lines.count - 1) + i
+                b.fill(Rect(x: 0, y: row, width: b.width, height: 1))
+                b.put((i == 0 ? (status.isError ? "✗ " : "✓ ") : "  ") + line, x: 0, y: row, style: style)
+            }
             return
         }
         if state.preview != nil || state.faultMenu != nil {
