@@ -172,3 +172,45 @@ extension RequestPagingTests {
         #expect(state.requestScroll == 30 && RequestsView.selected(state)?.id == 100_040)
     }
 }
+
+extension RequestPagingTests {
+    /// At 80 columns the request box cut its long lines at its border: the decode line lost its
+    /// first-token time and token count, the latency line its closing words, a failure its
+    /// reason's end. Long lines now wrap inside the box under their label; nothing is lost.
+    @Test func theRequestBoxWrapsLongLinesAt80Columns() {
+        var state = Self.paged()
+        for _ in 0..<3 { state = Self.step(state, .key(.down)).0 }
+        state = ConsoleUpdate.update(state, .key(.enter)).0
+        var d = RequestDetail(id: 100_003, stage: .failed, arrivedAt: 600.0, promptTokens: 4000,
+                              cachedPromptTokens: 1024, outputTokens: 300, generatedTokens: 300, simTime: 700)
+        (d.prefillInstance, d.prefillGroup, d.decodeInstance, d.decodeGroup) = ("prefill-2", 1, "decode-0", 17)
+        (d.prefillStartedAt, d.prefillEndedAt) = (600.25, 600.731)
+        (d.transferStartedAt, d.transferEndedAt) = (600.8, 600.812)
+        (d.decodeJoinedAt, d.firstTokenAt, d.finishedAt) = (600.85, 600.9, 612.5)
+        d.reprefills = 1
+        d.reason = "prefilled, then no decode TE accepts work (all restarting, drained or out of service)"
+        state = ConsoleUpdate.update(state, .requestDetail(id: 100_003, .success(d))).0
+        for (w, h) in [(80, 24), (100, 30)] {
+            let lines = Self.render(state, w, h)
+            #expect(lines.allSatisfy { $0.count <= w })
+            // The box's text, border to border, in reading order.
+            let rows = lines.map { Array($0) }
+            guard let top = rows.firstIndex(where: { String($0).contains("┌ Request #100003") }),
+                  let left = rows[top].indices.first(where: { rows[top][$0] == "┌" && String(rows[top][$0...]).hasPrefix("┌ Request") }),
+                  let right = rows[top].indices.last(where: { $0 > left && rows[top][$0] == "┐" }) else {
+                Issue.record("no request box at \(w)×\(h)")
+                continue
+            }
+            var inside: [String] = []
+            for row in rows[(top + 1)...] {
+                guard row.count > left, row[left] == "│" else { break }
+                inside.append(String(row[(left + 1)..<min(right, row.count)]))
+            }
+            let shown = inside.joined(separator: " ").split(separator: " ").joined(separator: " ")
+            for (text, _) in RequestDetailView.lines(d) where !text.isEmpty {
+                let words = text.split(separator: " ").joined(separator: " ")
+                #expect(shown.contains(words), "at \(w)×\(h) the box lacks: \(text)")
+            }
+        }
+    }
+}

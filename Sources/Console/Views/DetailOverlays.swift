@@ -109,7 +109,30 @@ enum DetailOverlays {
         box(&b, "Event · any key closes", lines)
     }
 
+    /// `text` in lines of at most `width`, the later ones indented under the value ("stage
+    /// failed · …" goes on under "failed", a timeline line under its times).
+    static func wrapHanging(_ text: String, width: Int) -> [String] {
+        guard text.count > width, width > 20 else { return [text] }
+        let lead = text.prefix { $0 == " " }.count
+        let body = String(text.dropFirst(lead))
+        // The value starts after the label's run of two or more blanks; else two in.
+        let chars = Array(body)
+        var indent = lead + 2
+        if let gap = chars.indices.dropFirst().dropLast().first(where: { chars[$0] == " " && chars[$0 + 1] == " " }) {
+            indent = lead + gap + chars[gap...].prefix { $0 == " " }.count
+        }
+        indent = min(indent, width / 2)
+        guard let head = wrap(body, width: width - lead).first else { return [text] }
+        let rest = String(body.dropFirst(head.count).drop { $0 == " " })
+        return [String(repeating: " ", count: lead) + head]
+            + wrap(rest, width: width - indent).map { String(repeating: " ", count: indent) + $0 }
+    }
+
     static func box(_ b: inout CellBuffer, _ title: String, _ lines: [(String, Style)]) {
+        // Lines wider than the screen allows wrap inside the box: cut at its border, the decode
+        // line lost its first-token time and token count at 80 columns, a failure its reason.
+        let room = b.width - 6
+        let lines = lines.flatMap { text, style in wrapHanging(text, width: room).map { ($0, style) } }
         let width = min(b.width - 2, max(60, (lines.map(\.0.count).max() ?? 0) + 4))
         let rect = Overlays.centered(b, width: width, height: lines.count + 2)
         b.fill(rect)
