@@ -177,6 +177,29 @@ import XDSTestSupport
     }
 }
 
+/// The header bar's vitals are coloured by state (TTFT/TPOT p99 green within the SLO, red over
+/// it; faults red, degraded amber; drains amber) on the bar's own background. The high-contrast
+/// theme's bar was white: its green (46) and yellow (226) read at 1.4:1 and 1.1:1 there, so
+/// "TTFT99 1334/2000ms" and "faults 0, 1 degraded" all but vanished in the theme meant to be
+/// the easiest to read.
+@Suite struct HeaderColourTests {
+    @Test func theHeadersStateColoursAreReadableOnItsBar() {
+        let catalog = ThemeCatalog.load(directory: StateColourTests.themesDirectory)
+        let colourThemes = catalog.themes.filter { !$0.monochrome }
+        #expect(colourThemes.count >= 3)
+        for theme in colourThemes {
+            let bar = theme.resolve(Style(fg: .header), depth: .colors256)
+            #expect(bar.bg >= 0, "\(theme.name): the header bar has no background")
+            for role in [ColorRole.header, .good, .warn, .bad] {
+                let r = theme.resolve(Style(fg: role, bg: .header), depth: .colors256)
+                #expect(r.bg == bar.bg)
+                #expect(StateColourTests.contrast(r.fg, r.bg) >= 3,
+                        "\(theme.name) \(role) on the header: \(r.fg) on \(r.bg), \(StateColourTests.contrast(r.fg, r.bg)):1")
+            }
+        }
+    }
+}
+
 /// A latency bar is red only when all of its range is over the SLO: the bin that holds the SLO
 /// is amber (its counts do not say how many of its samples are over), the ones within it green.
 @Suite struct LatencyBarColourTests {
