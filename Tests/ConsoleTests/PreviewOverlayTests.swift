@@ -279,3 +279,25 @@ import XDSTestSupport
         #expect(whole.contains("next 10 min of simulated time") && !whole.contains("stopped at"))
     }
 }
+
+extension PreviewOverlayTests {
+    /// While computing, the box named the request in one line cut at its border: at 80 columns
+    /// "… ahead (preview fault straggler die 7" lost the die, the slowdown and the window. The
+    /// sentence wraps inside the box now.
+    @Test func theComputingBoxNamesTheWholeRequest() {
+        let line = "preview fault straggler die 700 slowdown 2.5 for 10m"
+        let lines = renderFixture(.pod) {
+            $0.wallNow = 11
+            $0.preview = PreviewOverlay(command: "fault straggler die 700 slowdown 2.5", line: line, askedAt: 10)
+            $0.preview?.phase = .computing(progress: 0.3)
+        }
+        // Words in reading order, the borders of the box and of the view under it left out.
+        let words = lines.joined(separator: " ").split(separator: " ").map(String.init)
+            .filter { !$0.allSatisfy { "│┌┐└┘─".contains($0) } }
+        let sentence = "Running two forks of the live engine ahead (\(line)).".split(separator: " ").map(String.init)
+        #expect((0...(words.count - sentence.count)).contains { Array(words[$0..<$0 + sentence.count]) == sentence },
+                "\(lines.joined(separator: "\n"))")
+        #expect(lines.contains { $0.contains("The live run goes on meanwhile; nothing is applied.") })
+        #expect(lines.contains { $0.contains("computing… ▕█████████░░░░░░░░░░░░░░░░░░░░░▏ 30%") })
+    }
+}

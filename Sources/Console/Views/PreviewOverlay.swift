@@ -246,8 +246,14 @@ enum PreviewOverlayView {
         let x = inner.x + 1
         switch overlay.phase {
         case .computing(let progress):
-            b.put("Running two forks of the live engine ahead (\(overlay.line)).", x: x, y: inner.y + 1, style: .text, clip: inner)
-            b.put("The live run goes on meanwhile; nothing is applied.", x: x, y: inner.y + 2, style: .dim, clip: inner)
+            // Wrapped: in one line a long request ("fault straggler die 700 slowdown 2.5 for
+            // 10m") was cut at the border, mid-number.
+            var y = inner.y + 1
+            for chunk in wrap("Running two forks of the live engine ahead (\(overlay.line)).", width: inner.width - 2) {
+                b.put(chunk, x: x, y: y, style: .text, clip: inner)
+                y += 1
+            }
+            b.put("The live run goes on meanwhile; nothing is applied.", x: x, y: y, style: .dim, clip: inner)
             var line = "computing…"
             if let asked = overlay.askedAt, let now = state.wallNow, now - asked >= PreviewOverlay.quietSeconds {
                 let width = 30
@@ -255,7 +261,7 @@ enum PreviewOverlayView {
                 line += " ▕" + String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
                     + "▏ " + Format.percent(progress)
             }
-            b.put(line, x: x, y: inner.y + 4, style: .accent, clip: inner)
+            b.put(line, x: x, y: y + 2, style: .accent, clip: inner)
             b.put("Esc cancels the preview · : cancels it and opens the command line", x: x, y: inner.maxY - 1,
                   style: .dim, clip: inner)
         case .refused(let message):
