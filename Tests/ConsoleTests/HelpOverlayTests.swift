@@ -59,3 +59,16 @@ import XDSTestSupport
         #expect(Overlays.commandLines.count <= Overlays.helpLines.count + 1)
     }
 }
+
+extension HelpOverlayTests {
+    /// The header's p99s and SLO % are of the whole run (the engine's cumulative histograms),
+    /// while the Latency view's panels are of their window ("last 1 min" by default): side by
+    /// side they read as two answers ("TTFT99 1236/2000ms" over "p99≈1.48s") with nothing saying
+    /// why. The help names the header's scope.
+    @Test func helpSaysTheHeadersFiguresAreSinceStart() {
+        var state = primedState()
+        state.showHelp = true
+        let text = Self.frame(state).lines.joined(separator: "\n")
+        #expect(text.contains("p99, SLO% since start"), "\(text)")
+    }
+}

@@ -16,7 +16,8 @@ enum Overlays {
         ("/", "filter lists as you type (Esc clears) s/S sort, reverse"),
         ("Enter", "request timeline (5), event in full (6)  w window (4)"),
         ("q Ctrl-C", "quit                                  ?  this help"),
-        ("header", "sim time, speed, model, rate, tok/s, run/wait, p99 vs SLO"),
+        // The header's p99s and SLO % are since start; the Latency panels are of their window.
+        ("header", "time, speed, model, rate, tok/s, run/wait; p99, SLO% since start"),
         ("Pod", "NPUs by node; letter = role (P/D/A/E/C/·), colour = load"),
         ("", "X dead ↓ slow # HBM ≠ link ⊘ drained ~ draining; panel: selected"),
         ("Experts", "layer × expert heat (max per cell), die load, imbalance"),
