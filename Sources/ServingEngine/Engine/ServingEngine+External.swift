@@ -34,15 +34,29 @@ extension ServingEngine {
         return id
     }
 
-    /// The client went away. The request stops at its next decode step (or, if it has not reached
-    /// decode yet, after one step there), its KV is freed and it counts as failed with reason
-    /// "cancelled". Unknown or finished ids are ignored.
+    /// The client went away. A decoding request stops at its next decode step; one that has not
+    /// reached decode leaves at once (queued for prefill, waiting for decode room or moving its
+    /// KV), or at the end of the prefill batch computing its chunk. Its KV is freed and it counts
+    /// as failed with reason "cancelled". Unknown or finished ids are ignored.
+    ///
+    /// Before, a request not yet decoding was still prefilled, handed to decode and freed after
+    /// one step there: twenty 60k-token prompts whose clients left after a second held the
+    /// prefill TE for 12–40 s, and a client could spend prefill capacity by disconnecting.
     public func cancelExternal(id: Int) {
         guard var request = requests[id], !request.cancelled else { return }
         request.cancelled = true
         requests[id] = request
         streams.close(id)
-        finishAtNextStep(request)
+        if request.stage == .decode {
+            finishAtNextStep(request)
+        } else if request.stage == .prefill, let prefill = instances[request.prefillInstance].prefill,
+                  prefill.isInBatch(id, ticket: request.prefillTicket) {
+            // Its chunk is being computed with the others of the batch: it leaves when the
+            // batch ends (``finishPrefillBatch(_:)``), before its KV would move on.
+            prefill.leaveAfterBatch(id)
+        } else {
+            evict([id], outcome: .cancel)
+        }
     }
 
     /// The client's stop string matched: the reply is over. The request stops at its next decode

@@ -8,6 +8,8 @@ enum EvictionOutcome {
     case move
     /// Failed with this reason.
     case fail(String)
+    /// Its client left (``ServingEngine/cancelExternal(id:)``): it leaves, counted as cancelled.
+    case cancel
 
     /// Why a request that must be queued again fails when no prefill TE is in service: a move
     /// is a drain's (nothing failed, the node was taken out of service), a re-prefill follows
@@ -30,8 +32,12 @@ extension ServingEngine {
     /// (`withdraw`, `evict(seat:)`, through the KV store) just before it is queued again. The
     /// order is state: a re-queue may start an idle TE's step at once, whose batch allocates KV,
     /// so freeing every request's KV up front would change what fits (design note §7.5).
+    ///
+    /// A request whose client already left is not prefilled again or failed for the hardware:
+    /// it leaves as cancelled (counted in neither figure). `startingSteps` false: the caller is
+    /// ending a step of the touched TEs and starts the next one itself.
     @discardableResult
-    func evict(_ ids: [Int], outcome: EvictionOutcome) -> (reprefilled: Int, failed: Int) {
+    func evict(_ ids: [Int], outcome: EvictionOutcome, startingSteps: Bool = true) -> (reprefilled: Int, failed: Int) {
         let set = Set(ids.filter { requests[$0] != nil })
         guard !set.isEmpty else { return (0, 0) }
         for i in instances.indices {
@@ -52,7 +58,13 @@ extension ServingEngine {
             (request.prefillTicket, request.decodeSeat) = (-1, -1)
             if request.prefillInstance >= 0 { touchedInstances.insert(request.prefillInstance) }
             if request.decodeInstance >= 0 { touchedInstances.insert(request.decodeInstance) }
+            if request.cancelled {
+                leaveCancelled(request, placement: placement, location: location(request, placement))
+                continue
+            }
             switch outcome {
+            case .cancel:
+                preconditionFailure("only a request its client left is evicted as cancelled")
             case .fail(let reason):
                 requests[id] = request
                 fail(id, reason: reason, placement: placement)
@@ -68,9 +80,16 @@ extension ServingEngine {
         for c in touchedChannels { startTransfer(c) }
         for index in touchedInstances.sorted() {
             if instances[index].role == .decode { pullTransfers(index) }
-            startStepIfIdle(index)
+            if startingSteps { startStepIfIdle(index) }
         }
         return result
+    }
+
+    /// Where a request leaving now was: its decode group if it held a seat, else its prefill group.
+    private func location(_ request: RequestState, _ p: RequestPlacement) -> String {
+        if request.decodeInstance >= 0 && p.decodeGroup >= 0 { return "\(instances[request.decodeInstance].name)/dp\(p.decodeGroup)" }
+        if request.prefillInstance >= 0 && p.prefillGroup >= 0 { return "\(instances[request.prefillInstance].name)/dp\(p.prefillGroup)" }
+        return ""
     }
 
     /// Frees a request's KV and slot on the prefill side and the decode side; its schedulers

@@ -1,0 +1,103 @@
+import PodModel
+import SimKit
+import Testing
+import XDSTestSupport
+@testable import ServingEngine
+
+/// A client that goes away before its request reaches decode: the request leaves the engine
+/// without being prefilled (or at the end of the chunk it is in), not after a whole prefill, a
+/// KV transfer and a decode step.
+@Suite struct CancelBeforeDecodeTests {
+    func engine(_ deployment: Deployment = TestDeployments.toyPod) throws -> ServingEngine {
+        var config = EngineConfiguration(deployment: deployment)
+        config.syntheticRate = 0
+        return try ServingEngine(configuration: config)
+    }
+
+    /// Every cancelled request left exactly once, as cancelled, and nothing is left behind.
+    func expectSound(_ e: ServingEngine, cancelled ids: [Int], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(e.audit() == [], sourceLocation: sourceLocation)
+        #expect(e.inFlightProblems() == [], sourceLocation: sourceLocation)
+        let events = e.recentEvents()
+        for id in ids {
+            let count = events.filter { $0.kind == .requestCancelled && $0.requestId == id }.count
+            #expect(count <= 1, "request \(id) cancelled \(count) times", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// The repro of the last session: long prompts queued behind each other, their clients gone
+    /// after a second. Before, each was still prefilled in turn, handed over to decode and freed
+    /// after one decode step (tens of seconds later); now the queued ones leave at once and the
+    /// one being prefilled leaves at the end of its chunk.
+    @Test func queuedRequestsLeaveAtOnceWhenTheirClientGoes() throws {
+        let e = try engine()
+        let ids = (0..<20).map { _ in e.submitExternal(promptTokens: 60_000, maxTokens: 100) }
+        e.run(until: 1)
+        let before = e.inFlightCensus()
+        #expect(before.prefillQueued > 0 && before.total == 20, "\(before)")
+        let prefilling = before.prefilling
+        for id in ids { e.cancelExternal(id: id) }
+        // Not yet started: gone without the clock moving.
+        let census = e.inFlightCensus()
+        #expect(census.prefillQueued == 0, "\(census)")
+        #expect(census.total <= prefilling, "\(census)")
+        #expect(e.report().requests.failed == 20 - census.total)
+        expectSound(e, cancelled: ids)
+        // The ones in the running batch leave at its end, never reaching decode.
+        var decoded = 0
+        e.observers.requestFinished = { if $0.decodeSteps > 0 || $0.firstTokenAt != nil { decoded += 1 } }
+        // The batch running at the cancellation ends (a 32k-token chunk takes a few seconds here).
+        let batchEnd = try #require(e.instances.filter(\.hasPrefill).compactMap(\.stepEndsAt).max())
+        e.run(until: batchEnd)
+        let report = e.report()
+        #expect(report.requests.inFlight == 0 && report.requests.failed == 20 && report.requests.completed == 0)
+        #expect(report.requests.failureReasons == ["cancelled": 20])
+        #expect(decoded == 0, "a request cancelled before decode was decoded")
+        for id in ids { #expect(e.requestDetail(id: id)?.stage == .cancelled, "request \(id)") }
+        expectSound(e, cancelled: ids)
+        // The pod serves the next request as if those had never come.
+        let next = e.submitExternal(promptTokens: 500, maxTokens: 20)
+        #expect(e.runToCompletion(limit: 120))
+        #expect(e.requestDetail(id: next)?.stage == .completed)
+        #expect(e.audit() == [] && e.inFlightProblems() == [])
+    }
+
+    /// Cancelling at every point of the lifecycle, on a disaggregated and a colocated pod: each
+    /// cancelled request leaves once, counted as cancelled; one cancelled before decode never
+    /// decodes; KV and the census stay sound after every cancellation.
+    @Test(arguments: ["toy", "colocated"])
+    func cancellingAtAnyStageIsSound(_ pod: String) throws {
+        let e = try engine(pod == "toy" ? TestDeployments.toyPod : TestDeployments.colocatedLlama())
+        var rng = RandomStream(seed: 11)
+        var ids: [Int] = []
+        var cancelled: [Int: RequestStage] = [:]
+        var decodedEarly: [Int] = []
+        e.observers.requestFinished = { r in
+            if let stage = cancelled[r.id], stage != .decode, r.decodeSteps > 0 { decodedEarly.append(r.id) }
+        }
+        for tick in 0..<200 {
+            if tick < 120 {
+                let prompt = pod == "toy" ? Int(rng.next() % 30_000) + 100 : Int(rng.next() % 3_000) + 50
+                ids.append(e.submitExternal(promptTokens: prompt, maxTokens: Int(rng.next() % 200) + 1))
+            }
+            e.run(until: Double(tick) * 0.05)
+            if let id = ids.randomElement(using: &rng), cancelled[id] == nil, let detail = e.requestDetail(id: id),
+               [.queued, .prefill, .transfer, .decode].contains(detail.stage) {
+                cancelled[id] = detail.stage
+                e.cancelExternal(id: id)
+                if detail.stage != .decode {
+                    #expect(e.requestDetail(id: id).map { [.cancelled, .prefill].contains($0.stage) } == true,
+                            "\(detail.stage) request \(id) left at once (or, mid-chunk, at its end)")
+                }
+                expectSound(e, cancelled: Array(cancelled.keys))
+            }
+        }
+        #expect(e.runToCompletion(limit: 3_600))
+        let report = e.report()
+        #expect(report.requests.failureReasons["cancelled"] == cancelled.count)
+        #expect(report.requests.completed + report.requests.failed == ids.count)
+        #expect(decodedEarly.isEmpty, "cancelled before decode, yet decoded: \(decodedEarly)")
+        #expect(Set(cancelled.values).count >= 3, "cancellations hit several stages: \(cancelled.values)")
+        expectSound(e, cancelled: Array(cancelled.keys))
+    }
+}
