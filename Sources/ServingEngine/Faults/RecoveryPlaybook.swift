@@ -47,7 +47,14 @@ extension RecoveryPolicy {
             act.redoIteration(on: (0..<pod.teCount).filter(pod.hasIterationInFlight), fault: id)
         case .restartWorld:
             act.markDetected(id, how: "collectives fail with a network error")
-            act.restartWorld(faults: [id])
+            // As pd-failover's case below: with every TE already out (the world restarting) the
+            // glitch has no collective to break. Restarting the world again pushed its return
+            // out by the gap between the two glitches.
+            if (0..<pod.teCount).allSatisfy({ pod.hasOutage($0) || pod.isRetired($0) }) {
+                act.finish([id], "the world is already restarting; nothing more to restart")
+            } else {
+                act.restartWorld(faults: [id])
+            }
         default:
             act.markDetected(id, how: "collectives fail with a network error")
             // Every TE that decodes restarts: decode TEs, or the colocated ones of a layout without

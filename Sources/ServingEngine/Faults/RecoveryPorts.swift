@@ -27,6 +27,8 @@ protocol PodView {
     func hasOutage(_ te: Int) -> Bool
     /// The TE is restarting (its own restart or the world's).
     func isRestarting(_ te: Int) -> Bool
+    /// Scaling retired the TE: it holds no hardware and has nothing to restart.
+    func isRetired(_ te: Int) -> Bool
     /// The TE has an iteration in flight and is not halted (it would redo it after a glitch).
     func hasIterationInFlight(_ te: Int) -> Bool
     /// NPUs of `te` with a known-dead die, in the TE's order.

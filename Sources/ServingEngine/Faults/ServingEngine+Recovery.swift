@@ -96,25 +96,36 @@ extension ServingEngine {
 
     // MARK: Restart the world
 
-    /// The baseline: every TE restarts, decode before prefill; everything in flight fails.
+    /// The baseline: every TE restarts, decode before prefill; everything in flight fails. A TE
+    /// already restarting keeps its return time (restarting it again pushed the world's return
+    /// out by the gap between the two faults).
     func restartWorld(ids: [Int]) {
         let seconds = configuration.faults.componentRestartSeconds
         // A TE scaling retired holds no hardware: there is nothing of it to restart.
         let restarting = instances.indices.filter { !isRetired($0) }
+        var returns: [Int: SimTime] = [:]
+        var kept: [String] = []
         for i in restarting {
+            if case .restarting(let until) = faults.outage(of: i) {
+                returns[i] = until
+                kept.append(instances[i].name)
+                continue
+            }
             let until = now.after(instances[i].role == .prefill ? 2 * seconds : seconds)
+            returns[i] = until
             faults.beginOutage(i, .restarting(until: until))
             queue.schedule(at: until, .fault(.outageEnds(instance: i)))
         }
         refreshFaultState()
         let moved = evict(requests.keys.sorted(), outcome: .fail("restart of the world after fault \(ids[0])"))
         add(ids, moved)
-        // The world is back when the last TE to return does: a prefill TE (restarting takes it
-        // twice as long) or, without one, the last TE restarted.
-        let prefill = restarting.filter { instances[$0].role == .prefill }
-        faults.awaitRecovery(ids, onReturnOf: prefill.last ?? restarting.last ?? instances.count - 1)
-        note(ids, "restart the world: every TE restarts (decode \(OperatorCommand.format(seconds)) s, then prefill); "
-            + "\(Self.counted(moved.failed, "request")) in flight failed")
+        // The world is back when the last TE to return does (a prefill TE: restarting takes it
+        // twice as long; the last of those returning together).
+        let last = restarting.max { (returns[$0]!, $0) < (returns[$1]!, $1) }
+        faults.awaitRecovery(ids, onReturnOf: last ?? instances.count - 1)
+        note(ids, "restart the world: every TE restarts (decode \(OperatorCommand.format(seconds)) s, then prefill)"
+            + (kept.isEmpty ? "" : "; \(kept.joined(separator: ", ")) already restarting \(kept.count == 1 ? "keeps its" : "keep their") return")
+            + "; \(Self.counted(moved.failed, "request")) in flight failed")
     }
 
     /// Whether TE `i` is out for a fault's recovery or a drain's migration (an outage).

@@ -22,6 +22,7 @@ struct EnginePodView: HeartbeatView, DrainView {
         if case .restarting = engine.faults.outage(of: te) { return true }
         return false
     }
+    func isRetired(_ te: Int) -> Bool { engine.isRetired(te) }
     func hasIterationInFlight(_ te: Int) -> Bool { engine.instances[te].stepping && !engine.isHalted(te) }
     func knownDeadNPUs(of te: Int) -> [Int] { engine.knownDeadNPUs(of: te) }
     func spareNPUs() -> [Int] { engine.spareNPUs() }

@@ -40,6 +40,7 @@ import Testing
         func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool { groupNPUs(te, g).contains(where: faults.knownDead.contains) }
         func hasOutage(_ te: Int) -> Bool { false }
         func isRestarting(_ te: Int) -> Bool { false }
+        func isRetired(_ te: Int) -> Bool { false }
         func hasIterationInFlight(_ te: Int) -> Bool { stepping.contains(te) }
         func knownDeadNPUs(of te: Int) -> [Int] { teNPUs[te].filter(faults.knownDead.contains) }
         func spareNPUs() -> [Int] { spares }

@@ -37,6 +37,7 @@ import XDSTestSupport
         func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool { deadGroups[te]?.contains(g) ?? false }
         func hasOutage(_ te: Int) -> Bool { outages.contains(te) }
         func isRestarting(_ te: Int) -> Bool { restarting.contains(te) }
+        func isRetired(_ te: Int) -> Bool { false }
         func hasIterationInFlight(_ te: Int) -> Bool { inFlight.contains(te) }
         func knownDeadNPUs(of te: Int) -> [Int] { deadNPUs[te] ?? [] }
         func spareNPUs() -> [Int] { spares }
@@ -168,6 +169,15 @@ import XDSTestSupport
         #expect(glitch(Self.restartWorld) == [detected, "restart world [5]"])
         pod.outages = [1, 2]
         #expect(glitch(Self.pdFailover) == [detected, "finish [5]: every decoding TE is already restarting; nothing more to restart"])
+        // Restart-the-world, as pd-failover: a world already restarting is not restarted again
+        // (a second restart pushed its return out by the gap between the two).
+        pod.outages = [0, 1, 2]
+        pod.restarting = [0, 1, 2]
+        #expect(glitch(Self.restartWorld) == [detected, "finish [5]: the world is already restarting; nothing more to restart"])
+        // A TE back in service (decode returns before prefill) has collectives to break.
+        pod.outages = [0, 1]
+        pod.restarting = [0, 1]
+        #expect(glitch(Self.restartWorld) == [detected, "restart world [5]"])
     }
 
     @Test func aDeadLinkIsReroutedUnlessTheWorldRestarts() {

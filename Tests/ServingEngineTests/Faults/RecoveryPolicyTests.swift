@@ -107,6 +107,53 @@ import XDSTestSupport
         #expect(engine.report().requests.rejected > 0, "arrivals during the restart are turned away")
     }
 
+    /// A glitch while the world restarts finds nothing to break: the world comes back when the
+    /// first restart said, and the glitch is recovered at once. Before, the second glitch
+    /// restarted the world again, pushing its return out by the gap between the two.
+    @Test func aGlitchDuringAWorldRestartDoesNotRestartItAgain() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 200) { $0.recoveryPolicy = "restart-world" }
+        engine.run(until: 2.5)
+        #expect(engine.apply(.faultGlitch).accepted)
+        let returns = engine.faults.outages
+        #expect(!returns.isEmpty && returns.values.allSatisfy { if case .restarting = $0 { true } else { false } })
+        engine.run(until: 6.5)
+        #expect(engine.apply(.faultGlitch).accepted)
+        #expect(engine.faults.outages == returns, "the second glitch restarted the world again")
+        let second = engine.report().faultDetails[1]
+        #expect(second.recoveredAt == 6.5 && second.requestsFailed == 0, "\(second)")
+        #expect(second.recovery.contains("already restarting"), "\(second.recovery)")
+        // Decode back after 5 s, prefill after 10 s: the world is back at 12.5 s.
+        engine.run(until: 20)
+        #expect(engine.report().faultDetails[0].timeToRecoverS == 10, "\(engine.report().faultDetails[0])")
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+        FaultTests.expectEmpty(engine)
+    }
+
+    /// Decode is back before prefill: a glitch then breaks decode's collectives and the world
+    /// restarts, but the prefill TEs still restarting keep their return time.
+    @Test func aWorldRestartKeepsTheReturnOfTEsStillRestarting() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 200) { $0.recoveryPolicy = "restart-world" }
+        let decode = try FaultTests.decodeIndex(engine)
+        engine.run(until: 2.5)
+        #expect(engine.apply(.faultGlitch).accepted)
+        engine.run(until: 9)
+        #expect(!engine.faults.hasOutage(decode), "decode is back at 7.5 s")
+        #expect(engine.apply(.faultGlitch).accepted)
+        #expect(engine.faults.outage(of: decode) == .restarting(until: 14))
+        for p in engine.instances.indices where engine.instances[p].role == .prefill {
+            #expect(engine.faults.outage(of: p) == .restarting(until: 12.5), "prefill TE \(p) keeps its return")
+        }
+        #expect(engine.report().faultDetails[1].recovery.contains("already restarting keep their return"),
+                "\(engine.report().faultDetails[1].recovery)")
+        engine.run(until: 20)
+        let details = engine.report().faultDetails
+        #expect(details[0].recoveredAt == 12.5 && details[1].recoveredAt == 14, "\(details)")
+        #expect(engine.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(engine)
+        FaultTests.expectEmpty(engine)
+    }
+
     @Test func pdFailoverRestartsOnlyThePrefillTEThatFailed() throws {
         let engine = try FaultTests.engine(rate: 60, limit: 200) { $0.recoveryPolicy = "pd-failover" }
         engine.run(until: 1)
