@@ -39,19 +39,22 @@ extension FaultSystem {
     private func detectStalled(_ te: Int, rounds: Int, at now: SimTime, pod: some HeartbeatView,
                                act: inout some HeartbeatActuator) {
         let name = pod.name(of: te)
-        let (found, dies) = detectDead(stalling: te, at: now, how: "\(name): DP masters silent for "
-            + "\(rounds) heartbeats (stuck in a collective); device check finds the dead dies")
-        guard !found.isEmpty else { return }
         let masters = (0..<pod.groupCount(of: te)).filter { !pod.isOutOfService(te, group: $0) }.count
+        // A TE out for a restart or repair has no DP master running to fall silent ("0 DP masters
+        // silent" said nothing true): its TE-shell's device check is what finds the dies. The
+        // report's detection says the same as the event line (it kept "DP masters silent").
+        let outOfService = "out of service (\(pod.isRestarting(te) ? "restarting" : "recovering")), no DP master running"
+        let (found, dies) = detectDead(stalling: te, at: now, how: "\(name): "
+            + (masters > 0 ? "DP masters silent for \(rounds) heartbeats (stuck in a collective)" : outOfService)
+            + "; device check finds the dead dies")
+        guard !found.isEmpty else { return }
         // Each die once: faults found together can share dies (`fault die 0`, then `fault node 0`).
         var listed = Set<Int>()
         let dead = dies.filter { isDead($0) && listed.insert($0).inserted }.map(String.init)
-        // A TE out for a restart or repair has no DP master running to fall silent ("0 DP masters
-        // silent" said nothing true): its TE-shell's device check is what finds the dies.
         let silence = masters > 0
             ? "\(ServingEngine.counted(masters, "DP master")) silent for \(rounds) heartbeats "
                 + "(\(Int(saturating: settings.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms, stuck in a collective)"
-            : "out of service (\(pod.isRestarting(te) ? "restarting" : "recovering")), no DP master running"
+            : outOfService
         act.log(detectedEvent(found, "\(name): \(silence); "
             + "device check: \(dead.count == 1 ? "die" : "dies") \(dead.joined(separator: ", ")) dead", at: now))
         learnDead(dies)

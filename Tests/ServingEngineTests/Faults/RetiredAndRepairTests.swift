@@ -203,5 +203,11 @@ extension DetectionLineTests {
         #expect(!line.contains("0 DP masters"), "\(line)")
         #expect(line.contains("\(engine.instances[decode].name): out of service (restarting), no DP master running; device check: "),
                 "\(line)")
+        // The report's detection says the same (it said "DP masters silent for 3 heartbeats
+        // (stuck in a collective)" while the event log said "out of service").
+        let detection = engine.report().faultDetails[1].detection
+        #expect(!detection.contains("silent") && !detection.contains("collective"), "\(detection)")
+        #expect(detection == "\(engine.instances[decode].name): out of service (restarting), no DP master running; "
+            + "device check finds the dead dies", "\(detection)")
     }
 }
