@@ -35,8 +35,9 @@ extension ServingEngine {
     }
 
     /// The client went away. A decoding request stops at its next decode step; one that has not
-    /// reached decode leaves at once (queued for prefill, waiting for decode room or moving its
-    /// KV), or at the end of the prefill batch computing its chunk. Its KV is freed and it counts
+    /// had a decode step leaves at once (queued for prefill, waiting for decode room, moving its
+    /// KV, or waiting to join the decode batch), or at the end of the prefill batch computing
+    /// its chunk. Its KV is freed and it counts
     /// as failed with reason "cancelled". Unknown or finished ids are ignored.
     ///
     /// Before, a request not yet decoding was still prefilled, handed to decode and freed after
@@ -47,7 +48,7 @@ extension ServingEngine {
         request.cancelled = true
         requests[id] = request
         streams.close(id)
-        if request.stage == .decode {
+        if request.stage == .decode && !isJoining(request) {
             finishAtNextStep(request)
         } else if request.stage == .prefill, let prefill = instances[request.prefillInstance].prefill,
                   prefill.isInBatch(id, ticket: request.prefillTicket) {
@@ -71,6 +72,13 @@ extension ServingEngine {
         request.spec.outputTokens = min(request.spec.outputTokens, reported)
         requests[id] = request
         finishAtNextStep(request)
+    }
+
+    /// Whether `request`'s KV is on the decode side but it waits for the step boundary to join
+    /// the running batch: it has had no decode step, so a cancelled one leaves at once.
+    private func isJoining(_ request: RequestState) -> Bool {
+        instances.indices.contains(request.decodeInstance)
+            && instances[request.decodeInstance].decode?.joining.contains(request.id) == true
     }
 
     /// Moves a decoding request's finish to the next step of its instance.

@@ -62,6 +62,31 @@ import XDSTestSupport
         #expect(e.audit() == [] && e.inFlightProblems() == [])
     }
 
+    /// A request whose KV reached decode but which waits for the step boundary to join the
+    /// batch leaves at once, without a decode step (it was given one before leaving). (A
+    /// colocated TE's joiners join within the event that prefilled them: never seen waiting.)
+    @Test func aJoiningRequestLeavesWithoutADecodeStep() throws {
+        let e = try engine()
+        var steps: [Int: Int] = [:]
+        e.observers.requestFinished = { steps[$0.id] = $0.decodeSteps }
+        let ids = (0..<40).map { _ in e.submitExternal(promptTokens: 700, maxTokens: 300) }
+        var joining: Int?
+        while joining == nil, e.now < 60, e.step() {
+            joining = ids.first { id in
+                e.requests[id].map { e.instances.indices.contains($0.decodeInstance) } == true
+                    && e.instances[e.requests[id]!.decodeInstance].decode?.joining.contains(id) == true
+            }
+        }
+        let id = try #require(joining)
+        e.cancelExternal(id: id)
+        #expect(e.requestDetail(id: id)?.stage == .cancelled)
+        #expect(steps[id] == 0, "decode steps: \(steps[id] ?? -1)")
+        expectSound(e, cancelled: [id])
+        #expect(e.runToCompletion(limit: 600))
+        #expect(e.report().requests.failureReasons == ["cancelled": 1] && e.report().requests.completed == 39)
+        expectSound(e, cancelled: [id])
+    }
+
     /// Cancelling at every point of the lifecycle, on a disaggregated and a colocated pod: each
     /// cancelled request leaves once, counted as cancelled; one cancelled before decode never
     /// decodes; KV and the census stay sound after every cancellation.
@@ -71,9 +96,12 @@ import XDSTestSupport
         var rng = RandomStream(seed: 11)
         var ids: [Int] = []
         var cancelled: [Int: RequestStage] = [:]
+        /// Cancelled before their first decode step: queued, prefilling, transferring, or with
+        /// their KV on the decode side waiting for the step boundary (joining).
+        var beforeDecoding = Set<Int>()
         var decodedEarly: [Int] = []
         e.observers.requestFinished = { r in
-            if let stage = cancelled[r.id], stage != .decode, r.decodeSteps > 0 { decodedEarly.append(r.id) }
+            if beforeDecoding.contains(r.id), r.decodeSteps > 0 { decodedEarly.append(r.id) }
         }
         for tick in 0..<200 {
             if tick < 120 {
@@ -84,8 +112,14 @@ import XDSTestSupport
             if let id = ids.randomElement(using: &rng), cancelled[id] == nil, let detail = e.requestDetail(id: id),
                [.queued, .prefill, .transfer, .decode].contains(detail.stage) {
                 cancelled[id] = detail.stage
+                let joining = e.requests[id].map { r in
+                    r.decodeInstance >= 0 && e.instances[r.decodeInstance].decode?.joining.contains(id) == true
+                } ?? false
+                if detail.stage != .decode || joining { beforeDecoding.insert(id) }
                 e.cancelExternal(id: id)
-                if detail.stage != .decode {
+                if joining {
+                    #expect(e.requestDetail(id: id)?.stage == .cancelled, "joining request \(id) left at once")
+                } else if detail.stage != .decode {
                     #expect(e.requestDetail(id: id).map { [.cancelled, .prefill].contains($0.stage) } == true,
                             "\(detail.stage) request \(id) left at once (or, mid-chunk, at its end)")
                 }
