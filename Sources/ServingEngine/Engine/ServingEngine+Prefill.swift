@@ -87,7 +87,7 @@ extension ServingEngine {
         for (id, g) in prefill.finishBatch(requests: &requests) {
             // Changed in place through the request's slot (no copy of the RequestState and back).
             guard let slot = requests.index(forKey: id) else { continue }
-            if !leaving.isEmpty && requests[slot: slot].cancelled { continue }
+            if !leaving.isEmpty && leaving.contains(id) { continue }
             requests[slot: slot].times.prefillEndedAt = now
             if colocated {
                 requests[slot: slot].decodeInstance = index

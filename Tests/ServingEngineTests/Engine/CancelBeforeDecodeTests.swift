@@ -62,6 +62,27 @@ import XDSTestSupport
         #expect(e.audit() == [] && e.inFlightProblems() == [])
     }
 
+    /// Cancelled while its batch hangs on a dead die: recovery takes it off the TE, and it
+    /// leaves as cancelled, not prefilled again elsewhere for a client that is gone.
+    @Test func aCancelledRequestOnFailedHardwareLeavesAsCancelled() throws {
+        let e = try FaultTests.engine(rate: 0, limit: 0) { $0.recoveryPolicy = "fine-grained" }
+        let ids = (0..<6).map { _ in e.submitExternal(promptTokens: 30_000, maxTokens: 50) }
+        e.run(until: 0.5)
+        let p = try #require(ids.compactMap { e.requests[$0] }.first { $0.stage == .prefill }?.prefillInstance,
+                             "\(e.inFlightCensus())")
+        #expect(e.apply(.faultDie(e.cluster.dies(of: p)[0])).accepted)   // the TE's batch hangs
+        let hung = ids.filter { e.requests[$0]?.prefillInstance == p && e.requests[$0]?.stage == .prefill }
+        for id in ids { e.cancelExternal(id: id) }
+        expectSound(e, cancelled: ids)
+        #expect(hung.allSatisfy { e.requests[$0] != nil }, "mid-batch on the hung TE: still there")
+        #expect(e.runToCompletion(limit: 600))
+        let report = e.report()
+        #expect(report.requests.failureReasons == ["cancelled": 6], "\(report.requests.failureReasons)")
+        #expect(report.faultDetails.allSatisfy { $0.requestsReprefilled == 0 && $0.requestsFailed == 0 }, "\(report.faultDetails)")
+        expectSound(e, cancelled: ids)
+        FaultTests.expectEmpty(e)
+    }
+
     /// A request whose KV reached decode but which waits for the step boundary to join the
     /// batch leaves at once, without a decode step (it was given one before leaving). (A
     /// colocated TE's joiners join within the event that prefilled them: never seen waiting.)
