@@ -11,6 +11,8 @@ enum EvictionOutcome {
     /// Its client left (``ServingEngine/cancelExternal(id:)``): it leaves, counted as cancelled.
     case cancel
 
+    var isCancel: Bool { if case .cancel = self { true } else { false } }
+
     /// Why a request that must be queued again fails when no prefill TE is in service: a move
     /// is a drain's (nothing failed, the node was taken out of service), a re-prefill follows
     /// failed hardware.
@@ -58,13 +60,16 @@ extension ServingEngine {
             (request.prefillTicket, request.decodeSeat) = (-1, -1)
             if request.prefillInstance >= 0 { touchedInstances.insert(request.prefillInstance) }
             if request.decodeInstance >= 0 { touchedInstances.insert(request.decodeInstance) }
-            if request.cancelled {
+            // `.cancel` is only asked for requests their client left (flagged first); taken at
+            // its word either way, so that no caller can make the engine trap here.
+            if request.cancelled || outcome.isCancel {
+                request.cancelled = true
                 leaveCancelled(request, placement: placement, location: location(request, placement))
                 continue
             }
             switch outcome {
             case .cancel:
-                preconditionFailure("only a request its client left is evicted as cancelled")
+                continue
             case .fail(let reason):
                 requests[id] = request
                 fail(id, reason: reason, placement: placement)
