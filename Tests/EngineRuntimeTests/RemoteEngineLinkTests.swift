@@ -172,6 +172,10 @@ struct RemoteEngineLinkTests {
                 for _ in 0..<200 { connection.write(Self.chunk(endless)) }
                 Thread.sleep(forTimeInterval: 0.5)
             } else {
+                // The status shows between the hang-up and the next snapshot: keep that window
+                // open long enough to be seen on a loaded machine (CI with a build beside it
+                // missed a window of a reconnect's length).
+                Thread.sleep(forTimeInterval: 2)
                 connection.write(Self.chunk(second))
                 connection.waitForHangUp()
             }

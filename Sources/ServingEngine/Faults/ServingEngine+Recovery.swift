@@ -121,7 +121,7 @@ extension ServingEngine {
         add(ids, moved)
         // The world is back when the last TE to return does (a prefill TE: restarting takes it
         // twice as long; the last of those returning together).
-        let last = restarting.max { (returns[$0]!, $0) < (returns[$1]!, $1) }
+        let last = restarting.max { (returns[$0] ?? now, $0) < (returns[$1] ?? now, $1) }
         faults.awaitRecovery(ids, onReturnOf: last ?? instances.count - 1)
         note(ids, "restart the world: every TE restarts (decode \(OperatorCommand.format(seconds)) s, then prefill)"
             + (kept.isEmpty ? "" : "; \(kept.joined(separator: ", ")) already restarting \(kept.count == 1 ? "keeps its" : "keep their") return")
