@@ -16,7 +16,7 @@ struct BenchDecode: ParsableCommand {
     @OptionGroup var deployment: DeploymentOption
     @Option(parsing: .unconditional, help: "Requests per die (per DP group at TP1), \(FlagLimits.batchPerDie.allowed).")
     var batchPerDie: CLINumber = 96
-    @Option(parsing: .unconditional, help: "KV length of every request, in tokens (at most the model's context window).")
+    @Option(parsing: .unconditional, help: "KV length of every request, in tokens: at least 1 (a decode request holds its prompt's KV), at most the model's context window.")
     var context: CLINumber = 4096
     @Option(parsing: .unconditional,
             help: "MTP acceptance rate (0 disables MTP), \(FlagLimits.mtpAcceptance.allowed) (default: 0.7 on a model with an MTP module).")

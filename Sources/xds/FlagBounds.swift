@@ -143,9 +143,12 @@ enum FlagLimits {
     static let benchRepeat = FlagRange("--repeat", 1...100, unit: "runs", whole: true)
     static let frames = FlagRange("--frames", 1...100_000, unit: "frames", whole: true)
 
-    /// A KV length no longer than the model's context window.
+    /// A KV length no longer than the model's context window, and of one token at least: a
+    /// decode request holds its prompt's KV (a prompt has a token at least), so a step over
+    /// none is no request's (`--context 0` was priced).
     static func context(_ model: ModelSpec) -> FlagRange {
-        FlagRange("--context", 0...Double(model.contextWindow), unit: "tokens (\(model.name)'s context window)", whole: true)
+        FlagRange("--context", 0...Double(model.contextWindow), positive: true,
+                  unit: "tokens (\(model.name)'s context window)", whole: true)
     }
     static func promptLen(_ model: ModelSpec) -> FlagRange {
         FlagRange("--prompt-len", 0...Double(model.contextWindow), positive: true,

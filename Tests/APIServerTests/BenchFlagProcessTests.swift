@@ -101,4 +101,22 @@ struct BenchFlagProcessTests {
             + "(cases not run: azure-2)\n"), "\(r.err)")
         #expect(r.err.split(separator: "\n").count == 1, "\(r.err)")
     }
+
+    /// `bench decode --context 0` priced a decode step over no KV at all (exit 0), which no
+    /// request can be in: a decode request holds at least its prompt's tokens. 1 is the least;
+    /// the window is still the most.
+    @Test func decodeContextMustHoldAtLeastOneToken() throws {
+        for value in ["0", "-0", "0.0"] {
+            let r = try xds(["bench", "decode", "--batch-per-die", "1", "--context", value])
+            #expect(r.status == 1 && r.out.isEmpty, "\(value): \(r)")
+            #expect(r.err == "xds: --context must be a whole number, positive and at most 131072 tokens (deepseek-r1's "
+                + "context window), got \(value)\n", "\(r.err)")
+        }
+        for value in ["1", "4096", "131072"] {
+            let r = try xds(["bench", "decode", "--batch-per-die", "1", "--context", value, "--json"])
+            #expect(r.status == 0, "\(value): \(r)")
+        }
+        let help = try xds(["bench", "decode", "--help"])
+        #expect(help.out.contains("at least 1"), "\(help.out)")
+    }
 }

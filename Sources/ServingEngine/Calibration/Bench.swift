@@ -130,7 +130,8 @@ public enum Bench {
             try check((0...Self.maxContextCV).contains(contextCV),
                       "--context-cv must be within 0…\(OperatorCommand.format(Self.maxContextCV)), got \(contextCV)")
         }
-        try check(context >= 0, "--context must not be negative, got \(context)")
+        // A decode request holds its prompt's KV, one token at least: a step over none is no one's.
+        try check(context >= 1, "--context must be at least 1 token (a decode request holds its prompt's KV), got \(context)")
         try check((0...1).contains(mtpAcceptance), "--mtp-acceptance must be within 0…1, got \(mtpAcceptance)")
         // Each microbatch is a share of the die's requests: two need two requests at least.
         if let microbatches {

@@ -34,4 +34,12 @@ import Testing
             #expect("\(error)".contains(String(format: "weights %.1f GB", engine / 1e9)), "\(error)")
         }
     }
+
+    /// A decode step over no KV (context 0) was priced: no decode request holds less than its
+    /// prompt, at least one token. Refused; one token is the least.
+    @Test func benchDecodeRefusesAContextOfNoTokens() throws {
+        let d = try Deployment.inlineColocated("colocated:1:llama-2-7b:nvidia-a100:tp1")
+        #expect(throws: ConfigError.self) { try Bench.decode(deployment: d, batchPerDie: 1, context: 0, mtpAcceptance: 0) }
+        _ = try Bench.decode(deployment: d, batchPerDie: 1, context: 1, mtpAcceptance: 0)
+    }
 }
