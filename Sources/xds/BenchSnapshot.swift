@@ -46,11 +46,15 @@ struct BenchSnapshot: ParsableCommand {
         }
         let sorted = times.sorted()
         let mean = times.reduce(0, +) / Double(times.count)
-        let median = sorted[sorted.count / 2], worst = sorted.last ?? 0
+        // The median of an even count is the mean of the middle two: `sorted[count / 2]` alone
+        // was the upper one, so two snapshots showed their max as the median.
+        let middle = sorted.count / 2
+        let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+        let worst = sorted.last ?? 0
         if json {
             try printJSON(SnapshotBenchResult(snapshots: n, meanMs: mean, medianMs: median, maxMs: worst, inFlight: inFlight))
         } else {
-            print("\(n) snapshots of \(config.deployment.name) \(config.workloadPhrase), "
+            print("\(n) snapshot\(n == 1 ? "" : "s") of \(config.deployment.name) \(config.workloadPhrase), "
                   + "\(inFlight) requests in flight at the end")
             print(String(format: "snapshot: mean %.3f ms, median %.3f ms, max %.3f ms (target < 1 ms)", mean, median, worst))
         }

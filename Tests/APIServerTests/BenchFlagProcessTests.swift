@@ -36,7 +36,7 @@ struct BenchFlagProcessTests {
         let snapshot = try xds(["bench", "snapshot", "--workload", trace.path, "--trace-speedup", "2", "--at", "1",
                                 "--count", "1"])
         #expect(snapshot.status == 0, "\(snapshot)")
-        #expect(snapshot.out.hasPrefix("1 snapshots of superpod replaying tiny.csv ×2, "), "\(snapshot.out)")
+        #expect(snapshot.out.hasPrefix("1 snapshot of superpod replaying tiny.csv ×2, "), "\(snapshot.out)")
         let preview = try xds(["bench", "preview", "--workload", trace.path, "--at", "1", "--for", "1s"])
         #expect(preview.status == 0, "\(preview)")
         #expect(preview.out.split(separator: "\n").first?.hasSuffix(" on superpod replaying tiny.csv") == true, "\(preview.out)")
@@ -118,5 +118,21 @@ struct BenchFlagProcessTests {
         }
         let help = try xds(["bench", "decode", "--help"])
         #expect(help.out.contains("at least 1"), "\(help.out)")
+    }
+
+    /// With 2 snapshots the median was the upper one (`sorted[count / 2]`), so it equalled the
+    /// max; it is the mean of the middle two. And one snapshot is "1 snapshot", not "1 snapshots".
+    @Test func snapshotMedianOfAnEvenCountIsTheMeanOfTheMiddleTwo() throws {
+        struct Out: Decodable { var snapshots: Int; var mean_ms: Double; var median_ms: Double; var max_ms: Double }
+        let r = try xds(["bench", "snapshot", "--rate", "5", "--at", "1", "--count", "2", "--json"])
+        #expect(r.status == 0, "\(r)")
+        let out = try JSONDecoder().decode(Out.self, from: Data(r.out.utf8))
+        // Of two samples the median is their mean (computed the same way, so exactly equal).
+        #expect(out.snapshots == 2 && out.median_ms == out.mean_ms, "\(r.out)")
+        #expect(out.median_ms <= out.max_ms)
+        let one = try xds(["bench", "snapshot", "--rate", "5", "--at", "1", "--count", "1"])
+        #expect(one.status == 0 && one.out.hasPrefix("1 snapshot of superpod at "), "\(one.out)")
+        let two = try xds(["bench", "snapshot", "--rate", "5", "--at", "1", "--count", "2"])
+        #expect(two.status == 0 && two.out.hasPrefix("2 snapshots of superpod at "), "\(two.out)")
     }
 }
