@@ -53,7 +53,7 @@ struct BenchDecode: ParsableCommand {
         // is priced as one dense block (the breakdown's `other`), so the text says that instead of
         // printing "attention 0.0 ms  moe 0.0".
         let dense = try !d.modelSpec().isMoE
-        let experts = dense ? "dense model, no experts" : "eplb \(r.eplb.rawValue), routing \(r.routing.rawValue)"
+        let experts = dense ? "dense model, no experts" : "eplb \(r.eplb?.rawValue ?? "-"), routing \(r.routing?.rawValue ?? "-")"
         let spread = r.contextCV > 0 ? " (spread cv \(fmt(r.contextCV, 2)))" : ""
         print("decode on \(r.deployment.terminalSafe): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context))\(spread), \(experts)")
         print("  step \(fmt(r.stepMs, 2)) ms   layer \(fmt(r.layerMs, 3)) ms   TPOT \(fmt(r.tpotMs, 2)) ms   \(fmt(r.tokensPerStep, 2)) tokens/step")
@@ -113,7 +113,7 @@ struct BenchPrefill: ParsableCommand {
                                   eplb: experts.eplb, routing: experts.routing, seed: seed)
         if json { return try printJSON(r) }
         let dense = try !d.modelSpec().isMoE
-        let experts = dense ? "dense model, no experts" : "eplb \(r.eplb.rawValue)"
+        let experts = dense ? "dense model, no experts" : "eplb \(r.eplb?.rawValue ?? "-")"
         print("prefill on \(r.deployment.terminalSafe): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens per die, \(experts)")
         print("  batch \(fmt(r.batchMs, 1)) ms   \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip")
         print("  " + breakdownText(r.breakdownMs, dense: dense))

@@ -135,4 +135,25 @@ struct BenchFlagProcessTests {
         let two = try xds(["bench", "snapshot", "--rate", "5", "--at", "1", "--count", "2"])
         #expect(two.status == 0 && two.out.hasPrefix("2 snapshots of superpod at "), "\(two.out)")
     }
+
+    /// A dense model has no experts, yet `bench decode|prefill --json` said `"eplb": "on"` and
+    /// `"routing": "skewed"`: the keys stay (interfaces.md: extend, never drop) with null, as the
+    /// text line says "dense model, no experts"; a MoE model keeps its settings.
+    @Test func aDenseModelsJSONClaimsNoExpertSettings() throws {
+        let dense = "colocated:1:llama-2-7b:nvidia-a100:tp1"
+        for args in [["decode", "--deployment", dense, "--batch-per-die", "8", "--context", "1024"],
+                     ["prefill", "--deployment", dense, "--prompt-len", "1024", "--tokens-per-npu", "4096"]] {
+            let r = try xds(["bench"] + args + ["--json"])
+            #expect(r.status == 0, "\(r)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+            #expect(object["eplb"] is NSNull && object["routing"] is NSNull, "\(args[0]): \(r.out)")
+            // The breakdown is all `other`, as the text line explains (a dense layer is not split).
+            let breakdown = try #require(object["breakdown_ms"] as? [String: Double])
+            #expect(Set(breakdown.keys) == ["attention", "moe", "dispatch", "combine", "other"])
+            #expect(breakdown["other"]! > 0 && breakdown["attention"] == 0)
+        }
+        let moe = try xds(["bench", "decode", "--batch-per-die", "8", "--context", "1024", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(moe.out.utf8)) as? [String: Any])
+        #expect(object["eplb"] as? String == "on" && object["routing"] as? String == "skewed", "\(moe.out)")
+    }
 }

@@ -31,8 +31,10 @@ public enum Bench {
         public var tokensPerSecondPerChip: Double
         public var breakdownMs: Breakdown
         public var moeLoadFactor: Double
-        public var eplb: EPLBMode
-        public var routing: RoutingSkew
+        /// The expert settings priced with; nil (JSON null) on a dense model, which has no experts
+        /// to balance or route (its JSON said "on" and "skewed").
+        public var eplb: EPLBMode?
+        public var routing: RoutingSkew?
         public var deployment: String
         public var batchPerDie: Double
         public var context: Double
@@ -50,6 +52,27 @@ public enum Bench {
             case batchPerDie = "batch_per_die", context, microbatches
             case contextCV = "context_cv"
         }
+
+        /// Every key written, `eplb` and `routing` as null on a dense model (the synthesized
+        /// encoder would drop them, and interfaces.md's consumers read the keys as they were).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(stepMs, forKey: .stepMs)
+            try c.encode(layerMs, forKey: .layerMs)
+            try c.encode(tpotMs, forKey: .tpotMs)
+            try c.encode(tokensPerStep, forKey: .tokensPerStep)
+            try c.encode(tokensPerSecondPerNPU, forKey: .tokensPerSecondPerNPU)
+            try c.encode(tokensPerSecondPerChip, forKey: .tokensPerSecondPerChip)
+            try c.encode(breakdownMs, forKey: .breakdownMs)
+            try c.encode(moeLoadFactor, forKey: .moeLoadFactor)
+            try c.encode(eplb, forKey: .eplb)
+            try c.encode(routing, forKey: .routing)
+            try c.encode(deployment, forKey: .deployment)
+            try c.encode(batchPerDie, forKey: .batchPerDie)
+            try c.encode(context, forKey: .context)
+            try c.encode(microbatches, forKey: .microbatches)
+            try c.encode(contextCV, forKey: .contextCV)
+        }
     }
 
     public struct PrefillResult: Sendable, Codable, Equatable {
@@ -58,8 +81,9 @@ public enum Bench {
         public var tokensPerSecondPerChip: Double
         public var breakdownMs: Breakdown
         public var moeLoadFactor: Double
-        public var eplb: EPLBMode
-        public var routing: RoutingSkew
+        /// nil (JSON null) on a dense model, as ``DecodeResult/eplb``.
+        public var eplb: EPLBMode?
+        public var routing: RoutingSkew?
         public var deployment: String
         public var promptLen: Double
         public var tokensPerNPU: Double
@@ -69,6 +93,21 @@ public enum Bench {
             case tokensPerSecondPerChip = "tokens_per_s_per_chip", breakdownMs = "breakdown_ms"
             case moeLoadFactor = "moe_load_factor", eplb, routing, deployment
             case promptLen = "prompt_len", tokensPerNPU = "tokens_per_npu"
+        }
+
+        /// Every key written, `eplb` and `routing` as null on a dense model (as ``DecodeResult``).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(batchMs, forKey: .batchMs)
+            try c.encode(tokensPerSecondPerNPU, forKey: .tokensPerSecondPerNPU)
+            try c.encode(tokensPerSecondPerChip, forKey: .tokensPerSecondPerChip)
+            try c.encode(breakdownMs, forKey: .breakdownMs)
+            try c.encode(moeLoadFactor, forKey: .moeLoadFactor)
+            try c.encode(eplb, forKey: .eplb)
+            try c.encode(routing, forKey: .routing)
+            try c.encode(deployment, forKey: .deployment)
+            try c.encode(promptLen, forKey: .promptLen)
+            try c.encode(tokensPerNPU, forKey: .tokensPerNPU)
         }
     }
 
@@ -194,7 +233,8 @@ public enum Bench {
         return DecodeResult(stepMs: step.stepSeconds * 1e3, layerMs: step.layerSeconds * 1e3, tpotMs: step.tpot * 1e3,
                             tokensPerStep: step.tokensPerStep, tokensPerSecondPerNPU: tokensPerSecond / allDies,
                             tokensPerSecondPerChip: tokensPerSecond / allDies * Double(hw.diesPerDevice),
-                            breakdownMs: Breakdown(step.breakdown), moeLoadFactor: factor, eplb: eplb, routing: routing,
+                            breakdownMs: Breakdown(step.breakdown), moeLoadFactor: factor,
+                            eplb: model.isMoE ? eplb : nil, routing: model.isMoE ? routing : nil,
                             deployment: deployment.name, batchPerDie: batchPerDie, context: context,
                             microbatches: step.microbatches, contextCV: spread)
     }
@@ -236,7 +276,8 @@ public enum Bench {
         let batch = cost.prefillBatch(input)
         return PrefillResult(batchMs: batch.batchSeconds * 1e3, tokensPerSecondPerNPU: batch.tokensPerSecondPerDie,
                              tokensPerSecondPerChip: batch.tokensPerSecondPerDie * Double(hw.diesPerDevice),
-                             breakdownMs: Breakdown(batch.breakdown), moeLoadFactor: factor, eplb: eplb, routing: routing,
+                             breakdownMs: Breakdown(batch.breakdown), moeLoadFactor: factor,
+                             eplb: model.isMoE ? eplb : nil, routing: model.isMoE ? routing : nil,
                              deployment: deployment.name, promptLen: promptLen, tokensPerNPU: tokensPerNPU)
     }
 

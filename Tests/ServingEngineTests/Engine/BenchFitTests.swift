@@ -42,4 +42,15 @@ import Testing
         #expect(throws: ConfigError.self) { try Bench.decode(deployment: d, batchPerDie: 1, context: 0, mtpAcceptance: 0) }
         _ = try Bench.decode(deployment: d, batchPerDie: 1, context: 1, mtpAcceptance: 0)
     }
+
+    /// A dense model's result carries no EPLB mode or routing skew (it has no experts); a MoE
+    /// model's carries what it was priced with.
+    @Test func aDenseResultCarriesNoExpertSettings() throws {
+        let d = try Deployment.inlineColocated("colocated:1:llama-2-7b:nvidia-a100:tp1")
+        let decode = try Bench.decode(deployment: d, batchPerDie: 1, context: 1024, mtpAcceptance: 0)
+        let prefill = try Bench.prefill(deployment: d, promptLen: 1024, tokensPerNPU: 4096)
+        #expect(decode.eplb == nil && decode.routing == nil && prefill.eplb == nil && prefill.routing == nil)
+        let moe = try Bench.decode(deployment: .cloudMatrixInfer, batchPerDie: 8, context: 1024, mtpAcceptance: 0, eplb: .off)
+        #expect(moe.eplb == .off && moe.routing == .skewed)
+    }
 }
