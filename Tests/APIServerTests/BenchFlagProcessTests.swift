@@ -156,4 +156,22 @@ struct BenchFlagProcessTests {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(moe.out.utf8)) as? [String: Any])
         #expect(object["eplb"] as? String == "on" && object["routing"] as? String == "skewed", "\(moe.out)")
     }
+
+    /// The CLI's exit codes: a command line ArgumentParser cannot read (a stray argument, an
+    /// unknown flag, a value not among a flag's choices) is a usage error, 64 (EX_USAGE), on
+    /// every subcommand alike, `validate --sweep extra` included; a value read but refused
+    /// (out of range, not fitting the deployment) exits 1. Both print one line.
+    @Test func usageErrorsExit64AndRefusedValuesExit1() throws {
+        for args in [["validate", "--sweep", "extra"], ["run", "extra"], ["bench", "decode", "extra"],
+                     ["bench", "decode", "--eplb", "sideways"], ["validate", "--bogus"]] {
+            let r = try xds(args)
+            #expect(r.status == 64 && r.out.isEmpty, "\(args): \(r)")
+            #expect(r.err.hasPrefix("xds: ") && r.err.split(separator: "\n").count == 1, "\(args): \(r.err)")
+        }
+        for args in [["validate", "--deployment", "superpod"], ["bench", "decode", "--context", "-5"]] {
+            let r = try xds(args)
+            #expect(r.status == 1 && r.out.isEmpty, "\(args): \(r)")
+            #expect(r.err.hasPrefix("xds: ") && r.err.split(separator: "\n").count == 1, "\(args): \(r.err)")
+        }
+    }
 }
