@@ -38,6 +38,7 @@ struct BenchDecode: ParsableCommand {
         let contextCV = try self.contextCV.map(FlagLimits.contextCV.value)
         let seed = try experts.checkedSeed()
         let d = try deployment.resolve()
+        try experts.refuseOnDense(d.modelSpec())
         let context = try FlagLimits.context(d.modelSpec()).value(context)
         // A model without an MTP module makes one token a step whatever the rate: an acceptance
         // asked for was taken and ignored (tokens_per_step 1).
@@ -108,6 +109,7 @@ struct BenchPrefill: ParsableCommand {
         let tokensPerNPU = try FlagLimits.tokensPerNPU.value(tokensPerNpu)
         let seed = try experts.checkedSeed()
         let d = try deployment.resolve()
+        try experts.refuseOnDense(d.modelSpec())
         let promptLen = try FlagLimits.promptLen(d.modelSpec()).value(promptLen)
         let r = try Bench.prefill(deployment: d, promptLen: promptLen, tokensPerNPU: tokensPerNPU,
                                   eplb: experts.eplb, routing: experts.routing, seed: seed)
@@ -187,14 +189,30 @@ extension String {
     func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }
 
-/// How a bench routes tokens to experts (shared by decode and prefill).
+/// How a bench routes tokens to experts (shared by decode and prefill). Optional, so a setting
+/// given for a dense model (no experts) is refused rather than taken and ignored.
 struct ExpertBenchOptions: ParsableArguments {
-    @Option(help: "Expert load balancing: off, on or perfect.") var eplb: EPLBMode = .on
-    @Option(help: "Expert routing skew: skewed (system.md's measured DeepSeek-R1 distribution, default) or balanced (idealised).")
-    var routing: RoutingSkew = .skewed
-    @Option(parsing: .unconditional,
-            help: "Seed of the skewed routing draw (with --eplb on or perfect the placement evens it out, so the seed barely shows).")
-    var seed: CLINumber = 1
+    @Option(name: .customLong("eplb"), help: "Expert load balancing: off, on (default) or perfect.")
+    var eplbGiven: EPLBMode?
+    @Option(name: .customLong("routing"),
+            help: "Expert routing skew: skewed (system.md's measured DeepSeek-R1 distribution, default) or balanced (idealised).")
+    var routingGiven: RoutingSkew?
+    @Option(name: .customLong("seed"), parsing: .unconditional,
+            help: "Seed of the skewed routing draw, default 1 (with --eplb on or perfect the placement evens it out, so the seed barely shows).")
+    var seedGiven: CLINumber?
 
-    func checkedSeed() throws -> UInt64 { try FlagLimits.seed(seed) }
+    var eplb: EPLBMode { eplbGiven ?? .on }
+    var routing: RoutingSkew { routingGiven ?? .skewed }
+    func checkedSeed() throws -> UInt64 { try FlagLimits.seed(seedGiven ?? 1) }
+
+    /// A dense model has no experts to balance or route: `--eplb perfect` on one was taken, and
+    /// the figures were the same as without it.
+    func refuseOnDense(_ model: ModelSpec) throws {
+        guard !model.isMoE else { return }
+        let given = [eplbGiven.map { _ in "--eplb" }, routingGiven.map { _ in "--routing" }, seedGiven.map { _ in "--seed" }]
+            .compactMap { $0 }
+        guard let flag = given.first else { return }
+        throw ConfigError("\(flag): \(model.name) is a dense model with no experts to balance or route; "
+            + "leave \(given.joined(separator: ", ")) out")
+    }
 }

@@ -174,4 +174,25 @@ struct BenchFlagProcessTests {
             #expect(r.err.hasPrefix("xds: ") && r.err.split(separator: "\n").count == 1, "\(args): \(r.err)")
         }
     }
+
+    /// `--eplb`, `--routing` and `--seed` on a dense model (no experts) were taken and ignored:
+    /// `--eplb perfect --routing balanced` printed the same figures, exit 0. Refused, one line;
+    /// a MoE model takes them as before, and a dense one runs without them.
+    @Test func expertSettingsAreRefusedOnADenseModel() throws {
+        let dense = "colocated:1:llama-2-7b:nvidia-a100:tp1"
+        for base in [["decode", "--deployment", dense, "--batch-per-die", "8", "--context", "1024"],
+                     ["prefill", "--deployment", dense, "--prompt-len", "1024", "--tokens-per-npu", "4096"]] {
+            for (flag, value) in [("--eplb", "perfect"), ("--routing", "balanced"), ("--seed", "7")] {
+                let r = try xds(["bench"] + base + [flag, value])
+                #expect(r.status == 1 && r.out.isEmpty, "\(base[0]) \(flag): \(r)")
+                #expect(r.err == "xds: \(flag): llama-2-7b is a dense model with no experts to balance or route; "
+                    + "leave \(flag) out\n", "\(r.err)")
+            }
+            #expect(try xds(["bench"] + base + ["--json"]).status == 0)
+        }
+        let moe = try xds(["bench", "decode", "--batch-per-die", "8", "--context", "1024", "--eplb", "perfect",
+                           "--routing", "balanced", "--seed", "7", "--json"])
+        #expect(moe.status == 0, "\(moe)")
+        #expect(moe.out.contains("\"eplb\" : \"perfect\"") && moe.out.contains("\"routing\" : \"balanced\""), "\(moe.out)")
+    }
 }
