@@ -32,4 +32,50 @@ import Testing
         #expect(Self.validate(#"{"messages": [{"role": "user", "content": "x"}, {"role": "assistant"}, {"role": "user", "content": "y"}]}"#) == nil)
         #expect(Self.validate(#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}"#) == nil)
     }
+
+    /// A text-only model cannot read an image, audio or file part. Such parts were served and sized
+    /// at 0 tokens; now each is refused with OpenAI's error naming `messages[i].content[j]` and its
+    /// type (as on vLLM for a text-only model), before anything reaches the engine. Text parts,
+    /// alone or several, are still served and tokenized.
+    @Test func nonTextContentPartsAreRefusedNamingThePart() async throws {
+        try await LiveServer.with { server in
+            let parts: [(part: [String: Any], says: String)] = [
+                (["type": "image_url", "image_url": ["url": "data:image/png;base64,iVBORw0KGgo="]], "'image_url' content"),
+                (["type": "input_audio", "input_audio": ["data": "UklGRg==", "format": "wav"]], "'input_audio' content"),
+                (["type": "file", "file": ["file_id": "file-1"]], "'file' content"),
+                (["type": "video_url", "video_url": ["url": "http://x/v.mp4"]], "'video_url' content"),
+                (["type": "text"], "text part without a 'text' string"),
+                (["image_url": ["url": "http://x/y.png"]], "has no 'type'"),
+            ]
+            for (part, says) in parts {
+                let messages: [[String: Any]] = [
+                    ["role": "system", "content": "be brief"],
+                    ["role": "user", "content": [["type": "text", "text": "what is this?"], part]],
+                ]
+                for path in ["/v1/chat/completions", "/tokenize"] {
+                    let reply = try await server.post(path, json: ["messages": messages, "max_tokens": 4])
+                    #expect(reply.status == 400, "\(path) \(part): \(reply.text)")
+                    let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                    #expect(error["param"] as? String == "messages[1].content[1]", "\(error)")
+                    #expect(error["type"] as? String == "invalid_request_error", "\(error)")
+                    let message = try #require(error["message"] as? String)
+                    #expect(message.hasPrefix("'messages[1].content[1]'") && message.contains(says)
+                            && message.contains("text-only"), "\(message)")
+                }
+            }
+            #expect(server.backend.submitted.isEmpty)
+
+            // Content as a list of text parts is served, its text counted.
+            let texts: [[String: Any]] = [["role": "user", "content": [
+                ["type": "text", "text": "Hello there,"], ["type": "text", "text": "general Kenobi."]]]]
+            let served = try await server.post("/v1/chat/completions", json: ["messages": texts, "max_tokens": 4])
+            #expect(served.status == 200, "\(served.text)")
+            #expect(server.backend.submitted.count == 1)
+            let tokenized = try await server.post("/tokenize", json: ["messages": texts])
+            #expect(tokenized.status == 200, "\(tokenized.text)")
+            let plain = try await server.post("/tokenize", json: ["messages": [
+                ["role": "user", "content": "Hello there,\ngeneral Kenobi."]]])
+            #expect(try tokenized.json()["count"] as? Int == (try plain.json()["count"] as? Int))
+        }
+    }
 }

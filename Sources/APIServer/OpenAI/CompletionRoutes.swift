@@ -55,6 +55,7 @@ struct CompletionRoutes: Sendable {
             if let prompt = body.prompt {
                 text = prompt
             } else if let messages = body.messages {
+                try ChatMessage.refuseUnreadableParts(messages, model: validator.servedModel)
                 text = PromptTokenizer.chatPrompt(messages.map { ($0.role, $0.content?.text ?? "") })
             } else {
                 throw APIError.invalidRequest("'prompt' or 'messages' is required", param: "prompt")

@@ -186,13 +186,20 @@ struct ChatMessage: Decodable {
     var content: MessageContent?
 }
 
-/// A message's content: a string, or an array of parts of which the `text` parts count.
+/// A message's content: a string, or an array of parts, which must all be text (``unreadablePart``).
 struct MessageContent: Decodable {
     var text: String
+    /// The first part that is not text, with its index in the array and why: the served model is
+    /// text-only (as a text-only model on vLLM, which refuses images and audio for it). Such a part
+    /// was served and sized at 0 tokens, so an image-heavy benchmark measured nothing like what it
+    /// sent; ``ChatMessage/refuseUnreadableParts(_:model:)`` refuses it, naming the part.
+    var unreadablePart: (index: Int, problem: String)?
 
     private struct Part: Decodable {
         var type: String?
         var text: String?
+        /// An assistant's `refusal` part: text too (as vLLM reads it).
+        var refusal: String?
     }
 
     init(from decoder: any Decoder) throws {
@@ -200,8 +207,35 @@ struct MessageContent: Decodable {
         if let string = try? container.decode(String.self) {
             text = string
         } else {
-            // Images and audio parts have no text; a simulated engine sizes them at zero.
-            text = try container.decode([Part].self).compactMap(\.text).joined(separator: "\n")
+            var texts: [String] = []
+            for (index, part) in try container.decode([Part].self).enumerated() {
+                switch part.type {
+                case "text":
+                    if let text = part.text { texts.append(text); continue }
+                    unreadablePart = unreadablePart ?? (index, "is a text part without a 'text' string")
+                case "refusal":
+                    if let refusal = part.refusal { texts.append(refusal); continue }
+                    unreadablePart = unreadablePart ?? (index, "is a refusal part without a 'refusal' string")
+                case nil:
+                    unreadablePart = unreadablePart ?? (index, "has no 'type'; a content part is {\"type\": \"text\", \"text\": ...}")
+                case let type?:
+                    unreadablePart = unreadablePart ?? (index, "is \(InputEcho.quoted(type)) content")
+                }
+            }
+            text = texts.joined(separator: "\n")
+        }
+    }
+}
+
+extension ChatMessage {
+    /// Refuses (400, naming `messages[i].content[j]`) the first content part the text-only
+    /// served model cannot read: an image, audio, file or other non-text part, or a malformed one.
+    static func refuseUnreadableParts(_ messages: [ChatMessage], model: String) throws(APIError) {
+        for (i, message) in messages.enumerated() {
+            guard let (j, problem) = message.content?.unreadablePart else { continue }
+            throw .unsupported(
+                "'messages[\(i)].content[\(j)]' \(problem); the served model \(InputEcho.quoted(model)) is text-only "
+                    + "and reads only text parts", param: "messages[\(i)].content[\(j)]")
         }
     }
 }
@@ -359,6 +393,7 @@ struct CompletionValidator {
                                       param: "messages[\(i)].content")
             }
         }
+        try ChatMessage.refuseUnreadableParts(body.messages, model: servedModel)
         try Self.check(body.shape, echo: "'echo' is supported on /v1/completions only")
         let prompt = PromptTokenizer.chatPrompt(body.messages.map { ($0.role, $0.content?.text ?? "") })
         let field = body.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
