@@ -199,6 +199,43 @@ struct BenchmarkSemanticsTests {
         }
     }
 
+    /// Two `X-Request-Id` headers: only the first was echoed, so a client (or proxy) that added its
+    /// own id to one already set got the other one back and lost the reply. Two different ids cannot
+    /// both be the request's id: refused with a 400 that says so, nothing served, no id echoed.
+    /// Two identical ones are one id, echoed once.
+    @Test func twoDifferentRequestIDsAreRefusedAndTwoEqualOnesAreOne() async throws {
+        try await LiveServer.with { server in
+            func ask(_ ids: [String]) async throws -> (head: String, body: String) {
+                let connection = try RawConnection(port: server.port, readTimeout: 15)
+                defer { connection.close() }
+                let body = #"{"prompt": "hi", "max_tokens": 2}"#
+                connection.write(raw: "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    + "Content-Type: application/json\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
+                    + ids.map { "X-Request-Id: \($0)\r\n" }.joined() + "\r\n\(body)")
+                let text = String(decoding: await connection.readBytesUntilClosed(), as: UTF8.self)
+                let split = try #require(text.range(of: "\r\n\r\n"), "\(text)")
+                return (String(text[..<split.lowerBound]), String(text[split.upperBound...]))
+            }
+            func echoed(_ head: String) -> [String] {
+                head.components(separatedBy: "\r\n").filter { $0.lowercased().hasPrefix("x-request-id:") }
+            }
+            let refused = try await ask(["client-1", "proxy-2"])
+            #expect(refused.head.hasPrefix("HTTP/1.1 400"), "\(refused.head)")
+            #expect(echoed(refused.head).isEmpty, "\(refused.head)")
+            let error = try #require(
+                (try JSONSerialization.jsonObject(with: Data(refused.body.utf8)) as? [String: Any])?["error"] as? [String: Any])
+            #expect(error["param"] as? String == "X-Request-Id" && error["code"] as? String == "invalid_request_id")
+            let message = try #require(error["message"] as? String)
+            #expect(message.contains("2 different") && message.contains("one"), "\(message)")
+            #expect(server.backend.submitted.isEmpty)
+
+            let same = try await ask(["trace-9", "trace-9"])
+            #expect(same.head.hasPrefix("HTTP/1.1 200"), "\(same.head)")
+            #expect(echoed(same.head) == ["X-Request-Id: trace-9"], "\(same.head)")
+            #expect(server.backend.submitted.count == 1)
+        }
+    }
+
     @Test func requestIDVersionTokenizeAndN() async throws {
         try await Self.withServer { api in
             let echoed = try await api.send("POST", "v1/chat/completions",

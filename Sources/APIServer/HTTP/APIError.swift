@@ -247,21 +247,17 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 /// Refuses (400, `invalid_request_id`) an `X-Request-Id` that could not be echoed exactly: one
-/// over 256 bytes, or with a byte outside printable ASCII. NIO decodes header values as UTF-8 and
+/// over 256 bytes, or with a byte outside printable ASCII; or two different ids in one request. NIO decodes header values as UTF-8 and
 /// replaces a byte that is not (Latin-1 `é`, 0xE9) with U+FFFD before the server sees it, so such
 /// an id came back as other bytes than were sent (and a long one was silently not echoed); a
 /// client matching replies by id would then lose them without a word. Placed inside the metrics
 /// middleware, so the 400 is counted as one.
 struct RequestIDCheck<Context: RequestContext>: RouterMiddleware {
-    static func problem(_ field: HTTPFields.Element) -> String? { RequestIDRule.problem(field) }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        for field in request.headers where field.name.canonicalName == "x-request-id" {
-            if let problem = Self.problem(field) {
-                throw APIError.invalidRequest(problem, param: "X-Request-Id", code: "invalid_request_id")
-            }
+        if let problem = RequestIDRule.problem(request.headers) {
+            throw APIError.invalidRequest(problem, param: "X-Request-Id", code: "invalid_request_id")
         }
         return try await next(request, context)
     }
@@ -272,11 +268,31 @@ struct RequestIDCheck<Context: RequestContext>: RouterMiddleware {
 enum RequestIDRule {
     static var maxBytes: Int { 256 }
 
-    /// The request's id as it is echoed: its first `X-Request-Id`, if that one can be.
+    /// The request's id as it is echoed: its `X-Request-Id`, if the request's ids can be (``problem(_:)``).
     static func echoed(_ fields: HTTPFields) -> HTTPFields.Element? {
-        guard let field = fields.first(where: { $0.name.canonicalName == "x-request-id" }), problem(field) == nil
+        guard let field = fields.first(where: { $0.name.canonicalName == "x-request-id" }), problem(fields) == nil
         else { return nil }
         return field
+    }
+
+    /// Why the request's `X-Request-Id` headers cannot be echoed as its one id; nil if they can (or
+    /// there are none). Two different ids cannot both be the request's id: only the first was
+    /// echoed, so a client or proxy that added its own id to one already set got the other back
+    /// and lost the reply. Repeats of the same id are that id, echoed once.
+    static func problem(_ fields: HTTPFields) -> String? {
+        var sent = 0
+        var values: [String] = []
+        for field in fields where field.name.canonicalName == "x-request-id" {
+            if let problem = problem(field) { return problem }
+            sent += 1
+            if !values.contains(field.value) { values.append(field.value) }
+        }
+        guard values.count <= 1 else {
+            return "X-Request-Id was sent \(sent) times with \(values.count) different values ("
+                + values.prefix(3).map { InputEcho.quoted($0) }.joined(separator: ", ") + (values.count > 3 ? ", …" : "")
+                + "); a request has one id: send one"
+        }
+        return nil
     }
 
     /// Why `field` cannot be echoed exactly; nil if it can.
