@@ -236,6 +236,25 @@ struct BenchmarkSemanticsTests {
         }
     }
 
+    /// A /tokenize prompt with a lone surrogate escape is a string the decoder cannot take: it was
+    /// refused as "must be a string (token ids need no tokenizing)", which it is; now the message
+    /// says what is wrong with it, as /v1/completions does. Non-string prompts keep their message.
+    @Test func tokenizeSaysWhatIsWrongWithAPromptString() async throws {
+        try await LiveServer.with { server in
+            let surrogate = try await server.post("/tokenize", raw: #"{"prompt": "ab\ud800"}"#)
+            #expect(surrogate.status == 400)
+            let error = try #require(try surrogate.json()["error"] as? [String: Any])
+            let message = try #require(error["message"] as? String)
+            #expect(message.contains("surrogate") && !message.contains("must be a string"), "\(message)")
+            #expect(error["param"] as? String == "prompt")
+            for raw in [#"{"prompt": [1, 2]}"#, #"{"prompt": 5}"#, #"{"prompt": true}"#, #"{"prompt": {"a": 1}}"#] {
+                let refused = try await server.post("/tokenize", raw: raw)
+                #expect(refused.status == 400 && refused.text.contains("must be a string"), "\(raw): \(refused.text)")
+            }
+            #expect(try await server.post("/tokenize", raw: #"{"prompt": "\ud83d\ude00"}"#).status == 200)
+        }
+    }
+
     @Test func requestIDVersionTokenizeAndN() async throws {
         try await Self.withServer { api in
             let echoed = try await api.send("POST", "v1/chat/completions",

@@ -234,9 +234,16 @@ struct TokenizeBody: Decodable {
         messages = try c.decodeIfPresent([ChatMessage].self, forKey: .messages)
         // As on vLLM, only text is tokenized here; the generic message listed token-id arrays,
         // which /v1/completions takes but this route does not.
-        if let text = try? c.decodeIfPresent(String.self, forKey: .prompt) {
-            prompt = text
-        } else if c.contains(.prompt), !(try c.decodeNil(forKey: .prompt)) {
+        do {
+            prompt = try c.decodeIfPresent(String.self, forKey: .prompt)
+        } catch {
+            // Only a value that is not a string is told to be one; a string the decoder could not
+            // take (a lone surrogate escape) is left to ``Request/decodeJSON``, which says so.
+            let notString = (try? c.decode(Double.self, forKey: .prompt)) != nil
+                || (try? c.decode(Bool.self, forKey: .prompt)) != nil
+                || (try? c.nestedUnkeyedContainer(forKey: .prompt)) != nil
+                || (try? c.nestedContainer(keyedBy: CodingKeys.self, forKey: .prompt)) != nil
+            guard notString else { throw error }
             throw APIError.invalidRequest("'prompt' of /tokenize must be a string (token ids need no tokenizing)", param: "prompt")
         }
     }
