@@ -78,4 +78,35 @@ import Testing
             #expect(try tokenized.json()["count"] as? Int == (try plain.json()["count"] as? Int))
         }
     }
+
+    /// /tokenize of chat messages sizes what a chat completion would send, so it refuses what the
+    /// chat endpoint refuses, with the same message: it counted tokens for no messages, an unknown
+    /// role or a user message without content (7, 14 and 12 tokens) that a chat completion
+    /// refuses. A body with both 'prompt' and 'messages' is refused too: it tokenized the prompt
+    /// and silently ignored the messages.
+    @Test func tokenizeRefusesTheMessagesChatRefuses() async throws {
+        try await LiveServer.with { server in
+            let bodies: [[String: Any]] = [
+                ["messages": []],
+                ["messages": [["role": "alien", "content": "x"]]],
+                ["messages": [["role": "user", "content": "x"], ["role": "user"]]],
+                ["messages": [["role": "system", "content": NSNull()]]],
+            ]
+            for body in bodies {
+                let chat = try await server.post("/v1/chat/completions", json: body)
+                let tokenize = try await server.post("/tokenize", json: body)
+                #expect(chat.status == 400 && tokenize.status == 400, "\(body): \(tokenize.text)")
+                let chatError = try #require(try chat.json()["error"] as? [String: Any])
+                let tokenizeError = try #require(try tokenize.json()["error"] as? [String: Any], "\(tokenize.text)")
+                #expect(tokenizeError["message"] as? String == chatError["message"] as? String, "\(body)")
+                #expect(tokenizeError["param"] as? String == chatError["param"] as? String, "\(body)")
+            }
+            let both = try await server.post("/tokenize", json: ["prompt": "a", "messages": [["role": "user", "content": "b"]]])
+            #expect(both.status == 400, "\(both.text)")
+            #expect(both.text.contains("'prompt' or 'messages'"), "\(both.text)")
+            #expect(try await server.post("/tokenize", json: ["messages": [["role": "user", "content": "b"]]]).status == 200)
+            #expect(try await server.post("/tokenize", json: ["messages": [["role": "assistant"], ["role": "user", "content": "b"]]]).status == 200)
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
 }

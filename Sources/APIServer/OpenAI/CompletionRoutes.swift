@@ -52,10 +52,13 @@ struct CompletionRoutes: Sendable {
             let body = try await request.decodeJSON(TokenizeBody.self, limitBytes: maxBodyBytes)
             if let model = body.model, model != validator.servedModel { throw APIError.modelNotFound(model) }
             let text: String
+            if body.prompt != nil, body.messages != nil {
+                throw APIError.invalidRequest("send 'prompt' or 'messages', not both", param: "messages")
+            }
             if let prompt = body.prompt {
                 text = prompt
             } else if let messages = body.messages {
-                try ChatMessage.refuseUnreadableParts(messages, model: validator.servedModel)
+                try validator.check(messages)
                 text = PromptTokenizer.chatPrompt(messages.map { ($0.role, $0.content?.text ?? "") })
             } else {
                 throw APIError.invalidRequest("'prompt' or 'messages' is required", param: "prompt")

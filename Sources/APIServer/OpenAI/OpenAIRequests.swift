@@ -376,11 +376,14 @@ struct CompletionValidator {
     /// The message roles OpenAI's chat endpoint takes.
     static let chatRoles = ["system", "developer", "user", "assistant", "tool", "function"]
 
-    func validate(_ body: ChatCompletionBody) throws(APIError) -> ValidatedCompletion {
-        guard !body.messages.isEmpty else {
+    /// The chat messages a chat completion takes (and /tokenize, which sizes one, so that it
+    /// refuses what the chat endpoint would): at least one, each with a known role and content
+    /// unless an assistant's or function's, every content part text.
+    func check(_ messages: [ChatMessage]) throws(APIError) {
+        guard !messages.isEmpty else {
             throw .invalidRequest("'messages' must contain at least one message", param: "messages")
         }
-        for (i, message) in body.messages.enumerated() {
+        for (i, message) in messages.enumerated() {
             // OpenAI's roles; an unknown one, or a message that says nothing, is a 400 there too.
             guard Self.chatRoles.contains(message.role) else {
                 throw .invalidRequest(
@@ -393,7 +396,11 @@ struct CompletionValidator {
                                       param: "messages[\(i)].content")
             }
         }
-        try ChatMessage.refuseUnreadableParts(body.messages, model: servedModel)
+        try ChatMessage.refuseUnreadableParts(messages, model: servedModel)
+    }
+
+    func validate(_ body: ChatCompletionBody) throws(APIError) -> ValidatedCompletion {
+        try check(body.messages)
         try Self.check(body.shape, echo: "'echo' is supported on /v1/completions only")
         let prompt = PromptTokenizer.chatPrompt(body.messages.map { ($0.role, $0.content?.text ?? "") })
         let field = body.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
