@@ -129,4 +129,21 @@ struct AdminRequestTests {
             #expect(state == 200)
         }
     }
+
+    /// An id past the largest request id was told it "must be a whole number ≥ 0", which it is;
+    /// the message now gives the range. Hostile ids get one 400 each, naming the id.
+    @Test func requestIDsOutOfRangeAreRefusedWithTheRange() async throws {
+        try await LiveServer.with { server in
+            let range = "request id must be a whole number within 0…\(Int.max)"
+            for id in ["99999999999999999999", "9223372036854775808", "-1", "abc", "1e3", "%E9", String(repeating: "9", count: 5000)] {
+                let reply = try await server.get("/admin/requests/\(id)", token: LiveServer.token)
+                #expect(reply.status == 400, "\(id.prefix(30)): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any])
+                let message = try #require(error["message"] as? String)
+                #expect(message.hasPrefix(range + ", got '"), "\(message)")
+                #expect(error["param"] as? String == "id" && error["code"] as? String == "invalid_parameter")
+                #expect(message.count < 200, "\(message)")
+            }
+        }
+    }
 }

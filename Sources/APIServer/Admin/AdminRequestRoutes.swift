@@ -39,7 +39,7 @@ extension AdminRoutes {
             let text = context.pathParameter("id")
             guard let id = Int(text), id >= 0 else {
                 throw APIError.invalidRequest(
-                    "request id must be a whole number ≥ 0, got \(InputEcho.quoted(text))", param: "id",
+                    "request id must be a whole number within 0…\(Int.max), got \(InputEcho.quoted(text))", param: "id",
                     code: "invalid_parameter")
             }
             guard let table = link as? RequestQueryLink else { throw Self.cannotList }
