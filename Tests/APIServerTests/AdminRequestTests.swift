@@ -109,6 +109,11 @@ struct AdminRequestTests {
                  "invalid_parameter"),
                 ("admin/requests?offset=1%0D%0A2", "offset must be a whole number within 0…10000000, got '1\\u{D}\\u{A}2'",
                  "offset", "invalid_parameter"),
+                // %-escapes that are not UTF-8 were read as U+FFFD: `filter=%FF` filtered for '�'.
+                ("admin/requests?filter=ab%FF", "query parameter 'filter' is not UTF-8 text once its %-escapes are undone "
+                 + "(got 'ab%FF')", "filter", "invalid_parameter"),
+                ("admin/requests?sort=%C3", "query parameter 'sort' is not UTF-8 text once its %-escapes are undone "
+                 + "(got '%C3')", "sort", "invalid_parameter"),
             ]
             for (path, message, param, code) in cases {
                 let (status, body) = try await Self.get(URL(string: "\(base)/\(path)")!, token: "tok")
@@ -125,6 +130,8 @@ struct AdminRequestTests {
             #expect(plain == 200 && trailing == 200)
             #expect(NSDictionary(dictionary: page) == NSDictionary(dictionary: same))
             #expect((page["rows"] as? [[String: Any]])?.count == 3)
+            let (accented, _) = try await Self.get(URL(string: "\(base)/admin/requests?filter=%C3%A9")!, token: "tok")
+            #expect(accented == 200)
             let (state, _) = try await Self.get(base.appendingPathComponent("admin/state"), token: "tok")
             #expect(state == 200)
         }
