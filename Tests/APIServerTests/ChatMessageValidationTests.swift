@@ -76,6 +76,14 @@ import Testing
             let plain = try await server.post("/tokenize", json: ["messages": [
                 ["role": "user", "content": "Hello there,\ngeneral Kenobi."]]])
             #expect(try tokenized.json()["count"] as? Int == (try plain.json()["count"] as? Int))
+            // vLLM reads an `input_text` part (the Responses API's name) as text too; it was served
+            // and counted before this refusal came in, and still is.
+            let input = try await server.post("/tokenize", json: ["messages": [["role": "user", "content": [
+                ["type": "input_text", "text": "Hello there,"], ["type": "text", "text": "general Kenobi."]]]]])
+            #expect(input.status == 200, "\(input.text)")
+            let inputCount = try input.json()["count"] as? Int
+            let plainCount = try plain.json()["count"] as? Int
+            #expect(inputCount != nil && inputCount == plainCount, "\(input.text)")
         }
     }
 

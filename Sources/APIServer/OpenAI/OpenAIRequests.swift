@@ -210,7 +210,7 @@ struct MessageContent: Decodable {
             var texts: [String] = []
             for (index, part) in try container.decode([Part].self).enumerated() {
                 switch part.type {
-                case "text":
+                case "text", "input_text":  // vLLM reads the Responses API's `input_text` as text too
                     if let text = part.text { texts.append(text); continue }
                     unreadablePart = unreadablePart ?? (index, "is a text part without a 'text' string")
                 case "refusal":
