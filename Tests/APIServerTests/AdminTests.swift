@@ -204,4 +204,28 @@ struct AdminTests {
         #expect(generated.generated && generated.token.count == 64)
         #expect(try AdminToken.resolve(flag: nil, environment: nil).generated)
     }
+
+    /// Two `Authorization` headers, even both with the right token, were joined into one value
+    /// and answered "missing or wrong admin token", which sent an operator hunting a typo. Still
+    /// refused (a request carries one credential), the 401 now says the header came twice.
+    @Test func twoAuthorizationHeadersAreRefusedSayingSo() async throws {
+        try await LiveServer.with { server in
+            func ask(_ headers: [String]) async throws -> String {
+                let connection = try RawConnection(port: server.port, readTimeout: 15)
+                defer { connection.close() }
+                connection.write(raw: "GET /admin/state HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                    + headers.map { "Authorization: \($0)\r\n" }.joined() + "\r\n")
+                return String(decoding: await connection.readBytesUntilClosed(), as: UTF8.self)
+            }
+            let right = "Bearer \(LiveServer.token)"
+            for pair in [[right, right], [right, "Bearer wrong"], ["Bearer wrong", right]] {
+                let answer = try await ask(pair)
+                #expect(answer.hasPrefix("HTTP/1.1 401"), "\(answer)")
+                #expect(answer.contains("Authorization was sent 2 times"), "\(answer)")
+                #expect(answer.contains("invalid_token"), "\(answer)")
+            }
+            #expect(try await ask([right]).hasPrefix("HTTP/1.1 200"))
+            #expect(try await ask(["Bearer wrong"]).contains("missing or wrong admin token"))
+        }
+    }
 }

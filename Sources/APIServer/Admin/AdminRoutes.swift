@@ -130,8 +130,13 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        guard AdminToken.authorizes(header: request.headers[.authorization], expected: token) else {
-            var response = APIError.unauthorized.response
+        // Sent twice, the values were joined into one and refused as a wrong token, even when
+        // both were right; a request carries one credential, and the 401 says what was wrong.
+        let sent = request.headers[values: .authorization].count
+        guard sent <= 1, AdminToken.authorizes(header: request.headers[.authorization], expected: token) else {
+            var error = APIError.unauthorized
+            if sent > 1 { error.message = "Authorization was sent \(sent) times; send the admin token once ('Authorization: Bearer TOKEN')" }
+            var response = error.response
             response.headers[.wwwAuthenticate] = "Bearer"
             return response
         }
