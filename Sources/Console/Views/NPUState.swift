@@ -54,6 +54,9 @@ enum NPUState: Equatable {
 /// An NPU the engine marks faulted without a recognised command counts as dead.
 struct FaultMap {
     var byNPU: [Int: NPUState] = [:]
+    /// The active fault behind each NPU's state (when the engine's faulted flag alone says so,
+    /// none): what the detail panel dates a dead NPU by.
+    var cause: [Int: FaultStatus] = [:]
 
     init(_ s: Snapshot) {
         let perNode = ConsoleState.npusPerNode
@@ -61,6 +64,7 @@ struct FaultMap {
         // a GPU, where "fault straggler die 3" is GPU 3 (taken as 2 always, it marked GPU 1).
         let diesPerNPU = max(1, s.hardware?.diesPerDevice ?? 2)
         for fault in s.activeFaults {
+            func mark(_ npu: Int, _ state: NPUState) { self.mark(npu, state, fault) }
             let head = fault.description.split(separator: "·").first.map(String.init) ?? ""
             let words = head.split(separator: " ").map { $0.lowercased() }
             func number(after word: String) -> Int? {
@@ -84,10 +88,10 @@ struct FaultMap {
         for npu in s.npus where npu.faulted && byNPU[npu.id] == nil { byNPU[npu.id] = .dead }
     }
 
-    private mutating func mark(_ npu: Int, _ state: NPUState) {
+    private mutating func mark(_ npu: Int, _ state: NPUState, _ fault: FaultStatus) {
         let current = byNPU[npu]
         let rank = { (x: NPUState) in NPUState.severityOrder.firstIndex(of: x) ?? 99 }
-        if current == nil || rank(state) < rank(current!) { byNPU[npu] = state }
+        if current == nil || rank(state) < rank(current!) { (byNPU[npu], cause[npu]) = (state, fault) }
     }
 
     /// The worst state among `chips` (faults before drains), nil when all are normal: what a
