@@ -163,8 +163,15 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
             // connection had been lost).
             $0.snapshot.linkStatus = connectionFailed && !$0.everReceived
                 ? "no answer from \(baseURL.absoluteString) (is xds serve running there?) — retrying…"
-                : "\(why) — reconnecting…"
+                : "\(server): \(why) — reconnecting…"
         }
+    }
+
+    /// The server as the header names it when the link is down ("127.0.0.1:8000"): "disconnected
+    /// — reconnecting…" alone did not say from what.
+    var server: String {
+        guard let host = baseURL.host else { return baseURL.absoluteString }
+        return baseURL.port.map { "\(host):\($0)" } ?? host
     }
 
     /// `bytes` for a status line: MiB, KiB or bytes, whichever is whole.

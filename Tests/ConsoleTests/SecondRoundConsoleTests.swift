@@ -36,4 +36,40 @@ import XDSTestSupport
         let hbm = lines.first { $0.contains("│ HBM ") } ?? ""
         #expect(hbm.contains("· dead") && !hbm.contains("no alarm colour") && !hbm.contains("since"), "\(hbm)")
     }
+
+    /// After its server went away a remote console kept the last figures in their state colours
+    /// (SLO 100% green, load colours on the grid), so numbers hours old looked live. While the
+    /// link is down no cell below the header's first line carries a state colour, and the
+    /// header says the figures are those of the last snapshot.
+    @Test func aLostServersFiguresLookStale() {
+        var s = ReviewRecheckTests.faulted
+        s.simTime = 83
+        s.linkStatus = "127.0.0.1:18700: disconnected — reconnecting…"
+        for (view, width, height) in [(ConsoleView.pod, 120, 40), (.pod, 80, 24), (.latency, 120, 40), (.experts, 200, 55)] {
+            var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
+            state.view = view
+            let b = ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height)
+            #expect(b.lines[0].contains("⚠ 127.0.0.1:18700: disconnected"), "\(b.lines[0])")
+            if width >= 120 { #expect(b.lines[0].contains("figures as of sim 0:01:23"), "\(b.lines[0])") }
+            var coloured: [String] = []
+            for y in 1..<height {
+                for x in 0..<width {
+                    let style = b[x, y].style
+                    for role in [style.fg, style.bg].compactMap({ $0 }) {
+                        switch role {
+                        case .good, .warn, .bad, .heat, .role: coloured.append("\(x),\(y) \(b[x, y].character)")
+                        default: break
+                        }
+                    }
+                }
+            }
+            #expect(coloured.isEmpty, "\(view) \(width)×\(height): \(coloured.prefix(8))")
+            // Live again: the colours come back.
+            s.linkStatus = nil
+            let live = ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height)
+            #expect((1..<height).contains { y in (0..<width).contains { x in
+                if case .good = live[x, y].style.fg { return true } else { return false } } })
+            s.linkStatus = "127.0.0.1:18700: disconnected — reconnecting…"
+        }
+    }
 }

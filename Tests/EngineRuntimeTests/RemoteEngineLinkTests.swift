@@ -136,7 +136,7 @@ struct RemoteEngineLinkTests {
         let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok")
         link.start()
         defer { link.stop() }
-        #expect(await waitUntil { link.latestSnapshot().linkStatus == "disconnected — reconnecting…" })
+        #expect(await waitUntil { link.latestSnapshot().linkStatus == "127.0.0.1:\(server.port): disconnected — reconnecting…" })
         #expect(server.requests.count >= 1)
         // The half event never shows, and the whole one stays on screen while reconnecting.
         let meanwhile = link.latestSnapshot()
@@ -155,7 +155,7 @@ struct RemoteEngineLinkTests {
         let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok")
         link.start()
         defer { link.stop() }
-        #expect(await waitUntil { link.latestSnapshot().linkStatus == "stream ended — reconnecting…" })
+        #expect(await waitUntil { link.latestSnapshot().linkStatus == "127.0.0.1:\(server.port): stream ended — reconnecting…" })
         #expect(link.latestSnapshot().simTime == 7)
     }
 
@@ -185,7 +185,7 @@ struct RemoteEngineLinkTests {
         let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok", largestEvent: limit)
         link.start()
         defer { link.stop() }
-        let said = "an event over \(RemoteEngineLink.sizeText(limit)) from the server — reconnecting…"
+        let said = "127.0.0.1:\(server.port): an event over \(RemoteEngineLink.sizeText(limit)) from the server — reconnecting…"
         #expect(await waitUntil { link.latestSnapshot().linkStatus == said })
         #expect(link.latestSnapshot().simTime == 3)
         #expect(await waitUntil { link.latestSnapshot().simTime == 4 && link.latestSnapshot().linkStatus == nil })
@@ -233,10 +233,10 @@ struct RemoteEngineLinkTests {
         let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok")
         link.start()
         defer { link.stop() }
-        #expect(await waitUntil { link.latestSnapshot().linkStatus == shown })
+        #expect(await waitUntil { link.latestSnapshot().linkStatus == "127.0.0.1:\(server.port): " + shown })
         // The status line is not overwritten by the hang-up that follows it.
         try await Task.sleep(for: .milliseconds(300))
-        #expect(link.latestSnapshot().linkStatus == shown)
+        #expect(link.latestSnapshot().linkStatus == "127.0.0.1:\(server.port): " + shown)
     }
 
     @Test func anAnswerCutShortIsALostConnection() async throws {

@@ -47,6 +47,7 @@ public enum ConsoleScreen {
             b.put(line, x: 2, y: area.maxY - 1, style: style)
         }
         footer(&b, state)
+        if snapshot.linkStatus != nil { staleOut(&b) }
         if let menu = state.faultMenu { Overlays.faultMenu(&b, menu, state, snapshot) }
         if let preview = state.preview { PreviewOverlayView.draw(&b, preview, state) }
         if let id = state.requestDetail { DetailOverlays.request(&b, id, state, snapshot) }
@@ -67,6 +68,8 @@ public enum ConsoleScreen {
         var x = b.put(" xds ", x: 0, y: 0, style: Style(fg: .header, bold: true))
         if let status = s.linkStatus {
             x = b.put(" ⚠ \(status) ", x: x, y: 0, style: Style(fg: .bad, bg: .header, bold: true))
+            // The figures on screen are the last snapshot's, greyed (see ``staleOut``): say so.
+            if s.hasData { x = b.put("figures as of sim \(Format.clock(s.simTime)) ", x: x, y: 0, style: Style(fg: .header, bold: true)) }
         }
         let names = [s.deploymentName, s.modelName, s.hardwareName].filter { !$0.isEmpty }
         let speed = Format.speed(s.speed, paused: s.paused, achieved: state.achievedSpeed, short: b.width < 160)
@@ -175,6 +178,30 @@ public enum ConsoleScreen {
             let text = short ? shortText : long
             guard x + text.count <= b.width else { break }
             x = b.put(text, x: x, y: 1, style: style) + gap
+        }
+    }
+
+    /// While the link to the engine is down, the last snapshot stays on screen, but it pictures
+    /// no live state: its state colours (SLO green, load bands, role and heat colours, warnings)
+    /// are turned to the neutral ones, so stale figures cannot pass for live ones. The header's
+    /// first line (the link's warning) and the footer keep theirs.
+    static func staleOut(_ b: inout CellBuffer) {
+        guard b.height > 2 else { return }
+        func stateColour(_ role: ColorRole?) -> Bool {
+            switch role {
+            case .good, .warn, .bad, .heat, .role: true
+            default: false
+            }
+        }
+        for y in 1..<(b.height - 1) {
+            for x in 0..<b.width {
+                var cell = b[x, y]
+                guard stateColour(cell.style.fg) || stateColour(cell.style.bg) else { continue }
+                if stateColour(cell.style.fg) { cell.style.fg = cell.style.bg == .header ? .header : .dim }
+                if stateColour(cell.style.bg) { cell.style.bg = nil }
+                cell.style.bold = false
+                b[x, y] = cell
+            }
         }
     }
 
