@@ -36,7 +36,7 @@ import XDSTestSupport
         // need, every one of them filled; the newest events fill the rest to the footer.
         #expect(Self.slice(lines[15], 0..<123).hasPrefix("┌ Instances ─"))
         for y in 17...25 { #expect(Self.slice(lines[y], 2..<12) != String(repeating: " ", count: 10), "row \(y)") }
-        #expect(Self.slice(lines[25], 0..<123).hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms serving "))
+        #expect(Self.slice(lines[25], 0..<123).hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms degraded "))
         #expect(Self.slice(lines[26], 0..<123).hasPrefix("└─"))
         #expect(Self.slice(lines[27], 0..<123).hasPrefix("┌ Recent events · newest first · level all · view 6 lists them all ─"))
         #expect(Self.slice(lines[28], 0..<123).hasPrefix("│  0:12:09.0 info  command         rate 109 "))

@@ -65,7 +65,8 @@ import XDSTestSupport
         #expect(text.contains("│ #1 detected  NPU 140 lost (node 17) "))
         #expect(text.contains("│  at 0:09:58 · 0 re-prefilled · 0 failed "))
         #expect(text.contains("│ ⊘ drained node 5  ~ draining node 20 "))
-        #expect(text.contains("│ decode-0     decode      160     310    24.3k   68%   88.5ms serving "))
+        // decode-0 holds NPU 140, lost and not recovered: degraded, not "serving".
+        #expect(text.contains("│ decode-0     decode      160     310    24.3k   68%   88.5ms degraded "))
     }
 
     @Test(arguments: sizes)

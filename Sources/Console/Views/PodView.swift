@@ -376,7 +376,7 @@ enum PodView {
         // A panel too narrow for every column drops `kind` (the name already says the role: prefill-3,
         // colocated-0) rather than cut the state to one letter ("s" for serving at 120 columns).
         let withKind = area.width >= 69  // 61 columns before the state, 8 for "draining"
-        let list = InstanceRows(s.instances)
+        let list = InstanceRows(s.instances, degraded: InstanceRows.degraded(s))
         let fit = list.fitting(rows: area.height - 1)
         // A TE that has not stepped (idle, starting) has no step time: "–", not "0.0ms".
         let rows = fit.shown.map { i -> [(String, Style)] in
@@ -384,7 +384,7 @@ enum PodView {
             return [(i.name, .text)] + kind + [
                 ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
                 (Format.percent(i.kvUsage), NPULoad.style(NPULoad.band(i.kvUsage)) == .dim ? .text : NPULoad.style(NPULoad.band(i.kvUsage))), (i.stepMs > 0 ? Format.ms(i.stepMs) : "–", i.stepMs > 0 ? .text : .dim),
-                instanceState(i),
+                list.state(i),
             ]
         }
         let kindColumn: [(title: String, width: Int)] = withKind ? [("kind", 9)] : []
@@ -521,11 +521,31 @@ enum PodView {
 struct InstanceRows {
     var live: [InstanceStatus]
     var retired: [InstanceStatus]
+    /// Serving TEs with a faulted NPU (dead, slow, HBM-masked, link down) still in them.
+    var degraded: Set<String>
 
-    init(_ instances: [InstanceStatus]) {
+    init(_ instances: [InstanceStatus], degraded: Set<String> = []) {
         live = instances.filter { $0.state != "retired" }
         retired = instances.filter { $0.state == "retired" }
+        self.degraded = degraded
     }
+
+    /// The TEs that hold an NPU the fault map marks faulted.
+    static func degraded(_ s: Snapshot) -> Set<String> {
+        let faults = FaultMap(s)
+        return Set(s.npus.filter { !$0.instance.isEmpty && [.dead, .slow, .hbm, .link].contains(faults.state(of: $0, s)) }
+            .map(\.instance))
+    }
+
+    /// A TE's state as its row and the summaries say it: a serving TE with a faulted NPU is
+    /// "degraded" (it read "serving" in green beside a dead chip).
+    func state(_ te: InstanceStatus) -> (String, Style) {
+        let (word, style) = PodView.instanceState(te)
+        return word == "serving" && degraded.contains(te.name) ? ("degraded", Style(fg: .warn, bold: true)) : (word, style)
+    }
+
+    /// Not serving as it should: starting, draining, or degraded.
+    func needsAttention(_ te: InstanceStatus) -> Bool { state(te).0 != "serving" }
 
     /// Rows the whole list takes: one per live TE, one for all the retired ones.
     var wanted: Int { live.count + (retired.isEmpty ? 0 : 1) }
@@ -535,22 +555,39 @@ struct InstanceRows {
         retired.isEmpty ? nil : "\(retired.count) retired (scaled in): " + retired.map(\.name).joined(separator: ", ")
     }
 
+    /// "6 serving, 2 loading": TEs counted by their state's first word, in order of first
+    /// appearance.
+    func counts(_ tes: some Sequence<InstanceStatus>) -> String {
+        var states: [(String, Int)] = []
+        for te in tes {
+            let word = state(te).0.split(separator: " ").first.map(String.init) ?? ""
+            if let i = states.firstIndex(where: { $0.0 == word }) { states[i].1 += 1 } else { states.append((word, 1)) }
+        }
+        return states.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
+    }
+
     /// The TEs that get a row in `rows` rows, and the line under them: the retired line when all
     /// fit, else what is left out ("+3 more TEs (2 serving, 1 draining) · 3 retired"), so a cut
-    /// list never looks whole.
+    /// list never looks whole. A cut list shows the TEs that need attention (starting, draining,
+    /// degraded) first, then the serving ones in the engine's order: at 100×30 the one row read
+    /// "+9 more TEs (9 serving)" and a degraded TE could be among those never shown. With room for
+    /// one line only, that line counts them all and names the ones that need attention.
     func fitting(rows: Int) -> (shown: [InstanceStatus], lastLine: String?) {
         guard rows > 0 else { return ([], nil) }
         if wanted <= rows { return (live, retiredLine) }
-        let shown = Array(live.prefix(rows - 1))
-        let hidden = live.dropFirst(rows - 1)
-        var states: [(String, Int)] = []
-        for te in hidden {
-            let word = PodView.instanceState(te).0.split(separator: " ").first.map(String.init) ?? ""
-            if let i = states.firstIndex(where: { $0.0 == word }) { states[i].1 += 1 } else { states.append((word, 1)) }
+        let retiredNote = retired.isEmpty ? "" : " · \(retired.count) retired"
+        let attention = live.filter(needsAttention)
+        if rows == 1 {
+            let head = "\(live.count) TE\(live.count == 1 ? "" : "s")"
+            guard !attention.isEmpty else { return ([], head + (live.isEmpty ? "" : ", all serving") + retiredNote) }
+            let named = attention.map { "\($0.name) \(state($0).0)" }.joined(separator: ", ")
+            return ([], "\(head): \(counts(live))\(retiredNote) · \(named)")
         }
-        let counts = states.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
-        let more = "+\(hidden.count) more TE\(hidden.count == 1 ? "" : "s") (\(counts))"
-        return (shown, more + (retired.isEmpty ? "" : " · \(retired.count) retired"))
+        let ordered = attention + live.filter { !needsAttention($0) }
+        let shown = Array(ordered.prefix(rows - 1))
+        let hidden = ordered.dropFirst(rows - 1)
+        let more = "+\(hidden.count) more TE\(hidden.count == 1 ? "" : "s") (\(counts(hidden)))"
+        return (shown, more + retiredNote)
     }
 }
 
