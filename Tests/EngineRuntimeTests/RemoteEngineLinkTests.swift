@@ -128,6 +128,9 @@ struct RemoteEngineLinkTests {
                 connection.write(Self.chunk(String(second.prefix(40))))
                 Thread.sleep(forTimeInterval: 0.3)
             } else {
+                // Keeps the "disconnected" window open long enough to be seen on a loaded
+                // machine (a full suite at load 10 missed one of a reconnect's length).
+                Thread.sleep(forTimeInterval: 2)
                 connection.write(Self.chunk(second))
                 connection.waitForHangUp()
             }
