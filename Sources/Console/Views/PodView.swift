@@ -387,6 +387,13 @@ enum PodView {
                 list.state(i),
             ]
         }
+        // No TE row fits: the summary alone, on the first line (the column titles over nothing
+        // read as an empty table above it).
+        if rows.isEmpty, let last = fit.lastLine, !list.live.isEmpty {
+            let end = b.put(last, x: area.x, y: area.y, style: .dim, clip: area)
+            if end > area.maxX { b.put("…", x: area.maxX - 1, y: area.y, style: .dim) }
+            return
+        }
         let kindColumn: [(title: String, width: Int)] = withKind ? [("kind", 9)] : []
         b.table(
             columns: [("instance", 12)] + kindColumn + [
