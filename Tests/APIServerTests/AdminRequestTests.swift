@@ -142,7 +142,9 @@ struct AdminRequestTests {
     @Test func requestIDsOutOfRangeAreRefusedWithTheRange() async throws {
         try await LiveServer.with { server in
             let range = "request id must be a whole number within 0…\(Int.max)"
-            for id in ["99999999999999999999", "9223372036854775808", "-1", "abc", "1e3", "%E9", String(repeating: "9", count: 5000)] {
+            // A sign is not a digit: "+5" and "-0" were read as ids 5 and 0 (Swift's Int() takes a sign).
+            for id in ["99999999999999999999", "9223372036854775808", "-1", "abc", "1e3", "%E9", "+5", "-0", "%2B5",
+                       String(repeating: "9", count: 5000)] {
                 let reply = try await server.get("/admin/requests/\(id)", token: LiveServer.token)
                 #expect(reply.status == 400, "\(id.prefix(30)): \(reply.text)")
                 let error = try #require(try reply.json()["error"] as? [String: Any])

@@ -37,7 +37,8 @@ extension AdminRoutes {
         admin.get("/requests/:id") { request, context in
             _ = try AdminQuery(route: "GET /admin/requests/{id}").values(of: request)
             let text = context.pathParameter("id")
-            guard let id = Int(text), id >= 0 else {
+            // Digits only: Int() also takes a sign, so "+5" and "-0" named requests 5 and 0.
+            guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let id = Int(text) else {
                 throw APIError.invalidRequest(
                     "request id must be a whole number within 0…\(Int.max), got \(InputEcho.quoted(text))", param: "id",
                     code: "invalid_parameter")
