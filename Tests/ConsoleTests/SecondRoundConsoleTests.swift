@@ -7,14 +7,12 @@ import XDSTestSupport
 
 /// Console defects found in the second review round, held in the rendered cells.
 @Suite struct SecondRoundConsoleTests {
+    /// ``ReviewRecheckTests/render(_:_:width:height:_:)``: the same rendering of one view.
     static func render(
         _ view: ConsoleView, _ s: Snapshot, width: Int, height: Int,
         _ adjust: (inout ConsoleState) -> Void = { _ in }
     ) -> [String] {
-        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
-        state.view = view
-        adjust(&state)
-        return ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height).lines
+        ReviewRecheckTests.render(view, s, width: width, height: height, adjust)
     }
 
     /// A dead NPU's HBM line said "0.0/128.0 GB · no alarm colour: KV below", a note about
