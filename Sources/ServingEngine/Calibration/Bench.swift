@@ -33,8 +33,8 @@ public enum Bench {
         public var moeLoadFactor: Double
         /// The expert settings priced with; nil (JSON null) on a dense model, which has no experts
         /// to balance or route (its JSON said "on" and "skewed").
-        public var eplb: EPLBMode?
-        public var routing: RoutingSkew?
+        @NullWhenAbsent public var eplb: EPLBMode?
+        @NullWhenAbsent public var routing: RoutingSkew?
         public var deployment: String
         public var batchPerDie: Double
         public var context: Double
@@ -52,27 +52,6 @@ public enum Bench {
             case batchPerDie = "batch_per_die", context, microbatches
             case contextCV = "context_cv"
         }
-
-        /// Every key written, `eplb` and `routing` as null on a dense model (the synthesized
-        /// encoder would drop them, and interfaces.md's consumers read the keys as they were).
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(stepMs, forKey: .stepMs)
-            try c.encode(layerMs, forKey: .layerMs)
-            try c.encode(tpotMs, forKey: .tpotMs)
-            try c.encode(tokensPerStep, forKey: .tokensPerStep)
-            try c.encode(tokensPerSecondPerNPU, forKey: .tokensPerSecondPerNPU)
-            try c.encode(tokensPerSecondPerChip, forKey: .tokensPerSecondPerChip)
-            try c.encode(breakdownMs, forKey: .breakdownMs)
-            try c.encode(moeLoadFactor, forKey: .moeLoadFactor)
-            try c.encode(eplb, forKey: .eplb)
-            try c.encode(routing, forKey: .routing)
-            try c.encode(deployment, forKey: .deployment)
-            try c.encode(batchPerDie, forKey: .batchPerDie)
-            try c.encode(context, forKey: .context)
-            try c.encode(microbatches, forKey: .microbatches)
-            try c.encode(contextCV, forKey: .contextCV)
-        }
     }
 
     public struct PrefillResult: Sendable, Codable, Equatable {
@@ -82,8 +61,8 @@ public enum Bench {
         public var breakdownMs: Breakdown
         public var moeLoadFactor: Double
         /// nil (JSON null) on a dense model, as ``DecodeResult/eplb``.
-        public var eplb: EPLBMode?
-        public var routing: RoutingSkew?
+        @NullWhenAbsent public var eplb: EPLBMode?
+        @NullWhenAbsent public var routing: RoutingSkew?
         public var deployment: String
         public var promptLen: Double
         public var tokensPerNPU: Double
@@ -94,20 +73,22 @@ public enum Bench {
             case moeLoadFactor = "moe_load_factor", eplb, routing, deployment
             case promptLen = "prompt_len", tokensPerNPU = "tokens_per_npu"
         }
+    }
 
-        /// Every key written, `eplb` and `routing` as null on a dense model (as ``DecodeResult``).
+    /// An optional written as JSON `null` when absent, where the synthesized encoder leaves the
+    /// key out: interfaces.md's consumers read `eplb` and `routing` as keys that are always there
+    /// (null on a dense model, which has no experts to balance or route).
+    @propertyWrapper
+    public struct NullWhenAbsent<Value: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
+        public var wrappedValue: Value?
+        public init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            wrappedValue = c.decodeNil() ? nil : try c.decode(Value.self)
+        }
         public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(batchMs, forKey: .batchMs)
-            try c.encode(tokensPerSecondPerNPU, forKey: .tokensPerSecondPerNPU)
-            try c.encode(tokensPerSecondPerChip, forKey: .tokensPerSecondPerChip)
-            try c.encode(breakdownMs, forKey: .breakdownMs)
-            try c.encode(moeLoadFactor, forKey: .moeLoadFactor)
-            try c.encode(eplb, forKey: .eplb)
-            try c.encode(routing, forKey: .routing)
-            try c.encode(deployment, forKey: .deployment)
-            try c.encode(promptLen, forKey: .promptLen)
-            try c.encode(tokensPerNPU, forKey: .tokensPerNPU)
+            var c = encoder.singleValueContainer()
+            if let wrappedValue { try c.encode(wrappedValue) } else { try c.encodeNil() }
         }
     }
 
