@@ -99,34 +99,18 @@ final class RequestRowWriter {
         var promptTokens: Int
         var outputTokens: Int
         var cachedTokens: Int
-        var ttftMs: Double?
-        var tpotMs: Double?
+        @NullWhenAbsent var ttftMs: Double?
+        @NullWhenAbsent var tpotMs: Double?
         var e2eMs: Double
-        var prefillInstance: String?
-        var decodeInstance: String?
-        var reason: String?
+        @NullWhenAbsent var prefillInstance: String?
+        @NullWhenAbsent var decodeInstance: String?
+        @NullWhenAbsent var reason: String?
 
-        enum CodingKeys: String, CodingKey {
-            case id, stage, reason
-            case arrivalS = "arrival_s", promptTokens = "prompt_tokens", outputTokens = "output_tokens"
+        /// In the order of interfaces.md, which is also the CSV's column order.
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case id, arrivalS = "arrival_s", stage, promptTokens = "prompt_tokens", outputTokens = "output_tokens"
             case cachedTokens = "cached_tokens", ttftMs = "ttft_ms", tpotMs = "tpot_ms", e2eMs = "e2e_ms"
-            case prefillInstance = "prefill_instance", decodeInstance = "decode_instance"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(id, forKey: .id)
-            try c.encode(arrivalS, forKey: .arrivalS)
-            try c.encode(stage, forKey: .stage)
-            try c.encode(promptTokens, forKey: .promptTokens)
-            try c.encode(outputTokens, forKey: .outputTokens)
-            try c.encode(cachedTokens, forKey: .cachedTokens)
-            try c.encode(ttftMs, forKey: .ttftMs)
-            try c.encode(tpotMs, forKey: .tpotMs)
-            try c.encode(e2eMs, forKey: .e2eMs)
-            try c.encode(prefillInstance, forKey: .prefillInstance)
-            try c.encode(decodeInstance, forKey: .decodeInstance)
-            try c.encode(reason, forKey: .reason)
+            case prefillInstance = "prefill_instance", decodeInstance = "decode_instance", reason
         }
 
         init(_ r: FinishedRequest) {
@@ -166,9 +150,8 @@ final class RequestRowWriter {
     /// Whether `path` asks for CSV rows (its extension is `.csv`, in any case).
     static func writesCSV(_ path: String) -> Bool { (path as NSString).pathExtension.lowercased() == "csv" }
 
-    /// The columns, in the order of interfaces.md.
-    static let columns = ["id", "arrival_s", "stage", "prompt_tokens", "output_tokens", "cached_tokens", "ttft_ms",
-                          "tpot_ms", "e2e_ms", "prefill_instance", "decode_instance", "reason"]
+    /// The columns: the JSON keys, in the order of interfaces.md.
+    static let columns = Row.CodingKeys.allCases.map(\.stringValue)
 
     func add(_ request: FinishedRequest) {
         let row = Row(request)
@@ -184,7 +167,8 @@ final class RequestRowWriter {
     }
 
     /// One CSV line (RFC 4180): a text field with a comma, quote or line break is quoted, its
-    /// quotes doubled; numbers as the JSON writes them (shortest round-trip form).
+    /// quotes doubled; numbers in Swift's shortest round-trip form (the same values as the JSON's,
+    /// though a whole number reads "0.0" where the JSON has 0).
     static func csvLine(_ r: Row) -> String {
         func text(_ s: String?) -> String {
             guard let s else { return "" }

@@ -75,23 +75,6 @@ public enum Bench {
         }
     }
 
-    /// An optional written as JSON `null` when absent, where the synthesized encoder leaves the
-    /// key out: interfaces.md's consumers read `eplb` and `routing` as keys that are always there
-    /// (null on a dense model, which has no experts to balance or route).
-    @propertyWrapper
-    public struct NullWhenAbsent<Value: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
-        public var wrappedValue: Value?
-        public init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            wrappedValue = c.decodeNil() ? nil : try c.decode(Value.self)
-        }
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.singleValueContainer()
-            if let wrappedValue { try c.encode(wrappedValue) } else { try c.encodeNil() }
-        }
-    }
-
     public struct Breakdown: Sendable, Codable, Equatable {
         public var attention: Double, moe: Double, dispatch: Double, combine: Double, other: Double
         init(_ b: StepBreakdown) {

@@ -17,3 +17,20 @@ public enum JSONOutput {
         return encoder
     }
 }
+
+/// An optional written as JSON `null` when absent, where the synthesized encoder leaves the key
+/// out: interfaces.md's consumers read a bench result's `eplb` and `routing` (null on a dense
+/// model) and a request row's times and instances as keys that are always there.
+@propertyWrapper
+public struct NullWhenAbsent<Value: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
+    public var wrappedValue: Value?
+    public init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        wrappedValue = c.decodeNil() ? nil : try c.decode(Value.self)
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if let wrappedValue { try c.encode(wrappedValue) } else { try c.encodeNil() }
+    }
+}
