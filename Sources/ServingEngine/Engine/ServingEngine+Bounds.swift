@@ -56,8 +56,10 @@ extension EngineConfiguration {
                 : "syntheticRate is \(syntheticRate); allowed \(CommandLimits.allowedRates)",
             // Below 10⁻³ the gamma's scale underflows (SimKit's Gamma traps on a zero scale).
             range("arrivalCV", arrivalCV, 1e-3, 1_000),
-            range("sloTTFTMs", sloTTFTMs, 0, 1e12, " ms"),
-            range("sloTPOTMs", sloTPOTMs, 0, 1e12, " ms"),
+            // Above 0, as the CLI's flags: the autoscaler divides by the TTFT SLO (0 made its wait
+            // share NaN, and a NaN share never lets it scale down), and an SLO of 0 ms no request meets.
+            range("sloTTFTMs", sloTTFTMs, 0, 1e12, " ms", lowOpen: true),
+            range("sloTPOTMs", sloTPOTMs, 0, 1e12, " ms", lowOpen: true),
             range("mtpAcceptance", mtpAcceptance, 0, 1),
             range("kvBlockTokens", kvBlockTokens, 1, 1 << 20),
             range("kvMemoryFraction", kvMemoryFraction, 0, 1, lowOpen: true),

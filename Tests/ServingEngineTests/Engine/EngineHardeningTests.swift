@@ -132,6 +132,17 @@ import XDSTestSupport
             ("snapshotInterval", { $0.snapshotInterval = .infinity }),
             ("kvBlockTokens", { $0.kvBlockTokens = 0 }),
             ("seriesCapacity", { $0.seriesCapacity = 0 }),
+            // An SLO of 0 made the autoscaler's wait share NaN (it never scaled down); the CLI
+            // refused it, the engine did not.
+            ("sloTTFTMs", { $0.sloTTFTMs = 0 }),
+            ("sloTTFTMs", { $0.sloTTFTMs = -0.0 }),
+            ("sloTTFTMs", { $0.sloTTFTMs = .nan }),
+            ("sloTTFTMs", { $0.sloTTFTMs = -5 }),
+            ("sloTTFTMs", { $0.sloTTFTMs = .infinity }),
+            ("sloTPOTMs", { $0.sloTPOTMs = 0 }),
+            ("sloTPOTMs", { $0.sloTPOTMs = .nan }),
+            ("sloTPOTMs", { $0.sloTPOTMs = -1 }),
+            ("sloTPOTMs", { $0.sloTPOTMs = -.infinity }),
         ]
         for (field, change) in cases {
             do {
@@ -141,6 +152,15 @@ import XDSTestSupport
                 #expect("\(error)".contains(field), "\(error)")
             }
         }
+        // One line, naming the field and the range.
+        do {
+            _ = try Self.engine([], configure: { $0.sloTTFTMs = 0 })
+            Issue.record("an SLO of 0 ms was accepted")
+        } catch {
+            #expect("\(error)" == "engine configuration: sloTTFTMs is 0.0; allowed above 0…1000000000000 ms")
+        }
+        // The smallest positive SLOs are taken.
+        #expect((try? Self.engine([], configure: { $0.sloTTFTMs = 1e-3; $0.sloTPOTMs = 1e-3 })) != nil)
         // The rates the rule allows are taken: none, the least, the most.
         for rate in [0, CommandLimits.minNonzeroRate, ServingEngine.maxSyntheticRate] {
             #expect((try? Self.engine([], configure: { $0.syntheticRate = rate })) != nil, "rate \(rate)")
