@@ -341,7 +341,7 @@ enum ReportSummary {
     }
 
     /// The scale operations, one line each, as the report's `scaling.details` has them (nothing
-    /// when there were none): a scale-up whose starts were all cancelled came to nothing.
+    /// when there were none): a scale-up whose starts were all cancelled or lost came to nothing.
     static func scaling(_ s: ScalingReport?) -> String {
         guard let s, !s.details.isEmpty else { return "" }
         func clock(_ t: Double) -> String { Format.clock(t, milliseconds: true) }
@@ -352,6 +352,7 @@ enum ReportSummary {
             } else {
                 line += d.readyS.map { "ready at \(clock($0))" } ?? (d.to == d.from ? "came to nothing" : "still starting")
                 if d.cancelled > 0 { line += ", \(d.cancelled) start\(d.cancelled == 1 ? "" : "s") cancelled" }
+                if d.lost > 0 { line += ", \(d.lost) start\(d.lost == 1 ? "" : "s") lost to faults" }
                 if let path = d.loadPath { line += ", weights by \(path.rawValue)" }
             }
             return line

@@ -179,11 +179,12 @@ final class ScalingController {
     }
 
     /// The replacement was tried: started (it now counts for itself) or not (the operation falls
-    /// one TE short, and is ready at `now` when nothing else is pending).
+    /// one TE short, counts the start as lost, and is ready at `now` when nothing else is pending).
     func replacementTried(for index: Int, started: Bool, at now: SimTime) {
         pendingTEs[index, default: 1] -= 1
         guard !started else { return }
         details[index].to -= 1
+        details[index].lost += 1
         if pendingTEs[index, default: 0] <= 0 {
             pendingTEs[index] = nil
             complete(index, at: now)

@@ -114,8 +114,14 @@ public struct ScaleDetail: Sendable, Equatable, Codable {
     /// Starts of this scale-up cancelled by a later scale-down before they came into service
     /// (`to` then counts only the TEs reached or still starting); 0 for a scale-down.
     public var cancelled = 0
+    /// Starts of this scale-up that lost their hardware to a fault before coming into service
+    /// and found no spare NPUs to start over on (`to` then counts only the TEs reached or still
+    /// starting, as for `cancelled`). Without it a scale-up whose every start was lost read
+    /// `from` = `to` with nothing saying why.
+    public var lost = 0
 
-    public init(role: String, from: Int, to: Int, requestedS: Double, readyS: Double?, loadPath: LoadPath?, cancelled: Int = 0) {
+    public init(role: String, from: Int, to: Int, requestedS: Double, readyS: Double?, loadPath: LoadPath?, cancelled: Int = 0,
+                lost: Int = 0) {
         self.role = role
         self.from = from
         self.to = to
@@ -123,17 +129,19 @@ public struct ScaleDetail: Sendable, Equatable, Codable {
         self.readyS = readyS
         self.loadPath = loadPath
         self.cancelled = cancelled
+        self.lost = lost
     }
 
     enum CodingKeys: String, CodingKey {
-        case role, from, to, cancelled
+        case role, from, to, cancelled, lost
         case requestedS = "requested_s"
         case readyS = "ready_s"
         case loadPath = "load_path"
     }
 
     /// Always writes `ready_s` and `load_path` (null when not applicable), as interfaces.md lists
-    /// them, and `cancelled` (added after them).
+    /// them, and `cancelled` (added after them); `lost` only when a start was lost (a fault in
+    /// the few seconds of a start is rare, and reports without one keep their bytes).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(role, forKey: .role)
@@ -143,6 +151,7 @@ public struct ScaleDetail: Sendable, Equatable, Codable {
         try c.encode(readyS, forKey: .readyS)
         try c.encode(loadPath, forKey: .loadPath)
         try c.encode(cancelled, forKey: .cancelled)
+        if lost > 0 { try c.encode(lost, forKey: .lost) }
     }
 
     public init(from decoder: any Decoder) throws {
@@ -155,6 +164,7 @@ public struct ScaleDetail: Sendable, Equatable, Codable {
         loadPath = try c.decodeIfPresent(LoadPath.self, forKey: .loadPath)
         // A report from before `cancelled` counted none.
         cancelled = try c.decodeIfPresent(Int.self, forKey: .cancelled) ?? 0
+        lost = try c.decodeIfPresent(Int.self, forKey: .lost) ?? 0
     }
 }
 

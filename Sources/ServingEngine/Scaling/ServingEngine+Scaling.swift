@@ -329,8 +329,20 @@ extension ServingEngine {
         noteScalingPhase(i)
         let record = scaling.operation(index)
         guard scaling.pendingTEs(of: index) == 0, record.to == record.from else { return }
-        logScaling("\(record.role) scale-up asked for at \(OperatorCommand.format(record.requestedS)) s came to nothing: "
-            + "\(record.cancelled == 1 ? "its start was" : "all \(record.cancelled) of its starts were") cancelled before coming into service")
+        logScaling(Self.cameToNothing(record))
+    }
+
+    /// The event of a scale-up none of whose starts came into service: each was cancelled by a
+    /// scale-down or lost its hardware to a fault (with no spares to start over on).
+    static func cameToNothing(_ record: ScaleDetail) -> String {
+        let how = switch (record.cancelled, record.lost) {
+        case (1, 0): "its start was cancelled"
+        case (let n, 0): "all \(n) of its starts were cancelled"
+        case (0, 1): "its start lost its hardware"
+        case (0, let n): "all \(n) of its starts lost their hardware"
+        case (let c, let l): "\(c) of its starts \(c == 1 ? "was" : "were") cancelled and \(l) lost \(l == 1 ? "its" : "their") hardware"
+        }
+        return "\(record.role) scale-up asked for at \(OperatorCommand.format(record.requestedS)) s came to nothing: \(how) before coming into service"
     }
 
     // MARK: Scale-in completion
@@ -435,6 +447,10 @@ extension ServingEngine {
             + "back in the spare pool; " + (replacement.map { "\($0) starts over on fresh spare NPUs" }
                 ?? "no spare NPUs for a replacement — the scale falls one TE short")
         logScaling(message, severity: .warning)
+        let record = scaling.operation(life.detail)
+        if replacement == nil, scaling.pendingTEs(of: life.detail) == 0, record.to == record.from {
+            logScaling(Self.cameToNothing(record), severity: .warning)
+        }
         finish(ids, (0, 0), message)
         refreshFaultState()
         return true

@@ -141,7 +141,7 @@ import Testing
         #expect(scaling.finishStart(te: 11, ready: false, at: 3))
         scaling.replacementTried(for: op, started: false, at: 3)
         #expect(scaling.pendingTEs(of: op) == 0 && scaling.operation(op).to == 8 && scaling.operation(op).readyS == nil)
-        #expect(scaling.operation(op).cancelled == 0, "lost, not cancelled")
+        #expect(scaling.operation(op).cancelled == 0 && scaling.operation(op).lost == 2, "lost, not cancelled")
     }
 
     /// A start abandoned for lost hardware no longer speaks for its operation's load path: the

@@ -204,7 +204,7 @@ import XDSTestSupport
         #expect(engine.scaling.phase(i) == .retired)
         #expect(engine.spareNPUs().count == 7, "its healthy NPUs are back; the dead one is out for repair")
         let detail = try #require(engine.report().scaling?.details.first)
-        #expect(detail.to == detail.from && detail.readyS == nil && detail.cancelled == 0,
+        #expect(detail.to == detail.from && detail.readyS == nil && detail.cancelled == 0 && detail.lost == 1,
                 "the scale falls one TE short: it reached nothing, so it never became ready")
         #expect(engine.report().faults.recovered == 1)
         #expect(FaultTests.events(engine, .scaling).contains { $0.contains("scale falls one TE short") })
@@ -221,6 +221,38 @@ import XDSTestSupport
         #expect(pod.scaling.phase(10) == .inService)
         #expect(pod.report().scaling?.details.first?.to == 9)
         ScalingTests.expectSound(pod)
+    }
+
+    /// A scale-up whose every start lost its hardware to a fault, with no spares to start over
+    /// on, says so (a review saw `{from 8, to 8, ready_s null, load_path null}` and `scale_ups 0`,
+    /// nothing saying why): `lost` counts the starts, and an event says it came to nothing.
+    @Test func aScaleUpWhoseStartsAllLostTheirHardwareSaysSo() throws {
+        let engine = try Self.superpod(rate: 10)
+        engine.run(until: 5)
+        let before = engine.instances.count
+        #expect(engine.apply(.scale(role: .prefill, change: .by(6), from: nil)).accepted)
+        let started = Array(before..<engine.instances.count)
+        #expect(started.count == 6)
+        let perNode = engine.cluster.npusPerNode
+        let nodes = Set(started.flatMap { engine.cluster.npus(of: $0).map { $0 / perNode } }).sorted()
+        engine.run(until: 5.2)
+        for node in nodes { #expect(engine.apply(.faultNode(node)).accepted) }
+        #expect(started.allSatisfy { engine.scaling.phase($0) == .retired })
+        engine.run(until: 20)
+        let scaling = try #require(engine.report().scaling)
+        #expect(scaling.scaleUps == 0)
+        #expect(scaling.details.first == ScaleDetail(role: "prefill", from: 8, to: 8, requestedS: 5, readyS: nil,
+                                                     loadPath: nil, cancelled: 0, lost: 6))
+        let json = String(decoding: try JSONEncoder().encode(scaling.details[0]), as: UTF8.self)
+        #expect(json.contains("\"lost\":6"), "\(json)")
+        #expect(try JSONDecoder().decode(ScaleDetail.self, from: Data(json.utf8)) == scaling.details[0])
+        #expect(FaultTests.events(engine, .scaling).contains {
+            $0.contains("prefill scale-up asked for at 5 s came to nothing: all 6 of its starts lost their hardware before coming into service")
+        })
+        // An operation that lost nothing keeps its bytes: no `lost` key.
+        let plain = ScaleDetail(role: "prefill", from: 8, to: 9, requestedS: 1, readyS: 4, loadPath: .npuFork)
+        #expect(!String(decoding: try JSONEncoder().encode(plain), as: UTF8.self).contains("lost"))
+        ScalingTests.expectSound(engine)
     }
 
     /// A scale-up cancelled before it was ready is not reported as finished (a review saw
