@@ -37,8 +37,11 @@ struct CommonOptions: ParsableArguments {
             help: "Time-per-output-token SLO in ms, \(FlagLimits.sloTPOTMs.allowed).")
     var sloTPOTMs: CLINumber = RunDefaults.sloTPOTMs
 
-    @Option(help: "Expert load balancing: off, on or perfect.")
-    var eplb: EPLBMode = RunDefaults.eplb
+    // Optional, so that giving one for a dense model (no experts) is refused rather than taken
+    // and ignored, as `bench decode` and `bench prefill` refuse it.
+    @Option(name: .customLong("eplb"), help: "Expert load balancing of an MoE model: off, on or perfect (default: on).")
+    var eplbGiven: EPLBMode?
+    var eplb: EPLBMode { eplbGiven ?? RunDefaults.eplb }
 
     @Option(help: "Fault recovery policy (default: the deployment's [policies] recovery, else fine-grained): \(Policies.help(Policies.recovery)).")
     var recoveryPolicy: String?
@@ -126,6 +129,7 @@ struct CommonOptions: ParsableArguments {
             }
         }
         let d = try deployment.resolve()  // checks the file's `[policies]` names too
+        try refuseExpertFlags(onDense: d.modelSpec())
         var config = EngineConfiguration(deployment: d, seed: seed)
         config.syntheticRate = rate ?? defaultRate
         config.trafficMix = mix ?? RunDefaults.mix
@@ -179,6 +183,16 @@ struct CommonOptions: ParsableArguments {
                 + "(\(room.reason)), got \(value)")
         }
         return value
+    }
+
+    /// A dense model has no experts to balance: `--eplb perfect` (or an EPLB planner) on one was
+    /// taken, exit 0, and the run was the same as without it. Refused with `bench`'s wording.
+    func refuseExpertFlags(onDense model: ModelSpec) throws {
+        guard !model.isMoE else { return }
+        let given = [eplbGiven.map { _ in "--eplb" }, eplbPlanner.map { _ in "--eplb-planner" }].compactMap { $0 }
+        guard let flag = given.first else { return }
+        throw ConfigError("\(flag): \(model.name) is a dense model with no experts to balance or route; "
+            + "leave \(given.joined(separator: ", ")) out")
     }
 
     /// Refuses `--scenario` in a command that only drives the engine itself (`bench snapshot`,

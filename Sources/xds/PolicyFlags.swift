@@ -31,6 +31,7 @@ extension CommonOptions {
     func deploymentWithPolicies() throws -> Deployment {
         let prewarmed = try prewarmedSpares.map { try FlagLimits.prewarmedSpares.int($0) }
         var d = try deployment.resolve()
+        try refuseExpertFlags(onDense: d.modelSpec())
         if let prewarmed = try checkedPrewarmedSpares(prewarmed, on: d) { d.prewarmedSpareTEs = prewarmed }
         var defaults = Policies.defaults
         // `[scaling] autoscale`, the autoscaler's older spelling, under `[policies] autoscaler`.

@@ -82,11 +82,10 @@ enum RunFastPath {
         common.seed = number("seed") ?? RunDefaults.seed
         common.sloTTFTMs = number("slo-ttft-ms") ?? RunDefaults.sloTTFTMs
         common.sloTPOTMs = number("slo-tpot-ms") ?? RunDefaults.sloTPOTMs
+        common.eplbGiven = nil
         if let text = values["eplb"] {
             guard let eplb = EPLBMode(argument: text) else { return nil }
-            common.eplb = eplb
-        } else {
-            common.eplb = RunDefaults.eplb
+            common.eplbGiven = eplb
         }
         common.recoveryPolicy = values["recovery-policy"]
         common.jeRouting = values["je-routing"]

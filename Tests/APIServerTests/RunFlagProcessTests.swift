@@ -120,9 +120,43 @@ struct RunFlagProcessTests {
 
     /// `--eplb ON` and `--speed MAX` were refused while `speed MAX` as a command was taken.
     @Test func modeWordsAreTakenInAnyCase() throws {
-        let tiny = "colocated:1:llama-2-7b:nvidia-a100:tp1"
-        let r = try xds(["run", "--deployment", tiny, "--eplb", "ON", "--speed", "MAX", "--duration", "1s", "--json"])
-        #expect(r.status == 0 && r.out.contains("\"deployment\" : \"colocated:1:llama-2-7b:nvidia-a100:tp1\""), "\(r)")
+        let r = try xds(["run", "--deployment", "superpod", "--rate", "1", "--eplb", "ON", "--speed", "MAX", "--duration", "1s",
+                         "--json"])
+        #expect(r.status == 0 && r.out.contains("\"deployment\" : \"superpod\""), "\(r)")
+    }
+
+    /// `xds run --eplb perfect` on a dense model was taken (exit 0, the same run as without it)
+    /// while `bench decode` refused it: every command taking the common options refuses it,
+    /// and `--eplb-planner`, with bench's line; without them, or on a MoE model, they run.
+    @Test func expertFlagsAreRefusedOnADenseModel() throws {
+        let dense = [["--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1"], ["--deployment", "superpod", "--model", "llama-2-7b"]]
+        for deployment in dense {
+            let model = "llama-2-7b"
+            for (command, extra) in [(["run"], ["--duration", "1s", "--quiet"]), (["run"], ["--print-config"]),
+                                     (["bench", "snapshot"], ["--count", "1", "--at", "0"]),
+                                     (["bench", "preview"], ["--for", "1s", "--at", "0"])] {
+                let base = command + deployment + extra
+                let r = try xds(base + ["--eplb", "perfect"])
+                #expect(r.status == 1 && r.out.isEmpty, "\(base): \(r)")
+                #expect(r.err.split(separator: "\n").last.map(String.init)
+                    == "xds: --eplb: \(model) is a dense model with no experts to balance or route; leave --eplb out", "\(r.err)")
+                let both = try xds(base + ["--eplb-planner", "deepseek", "--eplb", "off"])
+                #expect(both.status == 1 && both.err.hasSuffix("leave --eplb, --eplb-planner out\n"), "\(base): \(both)")
+            }
+            let plain = try xds(["run"] + deployment + ["--duration", "1s", "--quiet"])
+            #expect(plain.status == 0, "\(plain)")
+            // serve refuses before it binds (a serve that took it would run on: bounded wait).
+            let serve = try ChildProcess(try #require(BuiltBinary.xds),
+                                         ["serve"] + deployment + ["--port", "19931", "--eplb", "on"])
+            let exited = serve.waitForExit(within: 60)
+            serve.kill()
+            Thread.sleep(forTimeInterval: 0.2)
+            #expect(exited && serve.process.terminationStatus == 1 && serve.stderr.hasSuffix("leave --eplb out\n"),
+                    "serve: \(serve.stderr)")
+        }
+        let moe = try xds(["run", "--deployment", "superpod", "--rate", "1", "--eplb", "perfect", "--eplb-planner", "deepseek",
+                           "--duration", "1s", "--quiet"])
+        #expect(moe.status == 0, "\(moe)")
     }
 
     /// `--mix Chat` and `--routing Balanced` were refused ("The value 'Chat' is invalid") while
