@@ -36,6 +36,7 @@ struct BenchSnapshot: ParsableCommand {
         var times: [Double] = []
         var t = engine.now
         var inFlight = 0
+        var busiest = 0
         for _ in 0..<n {
             t += gap
             engine.run(until: t)
@@ -43,7 +44,12 @@ struct BenchSnapshot: ParsableCommand {
             let snapshot = engine.snapshot()
             times.append(Double(now() - began) / 1e6)
             inFlight = snapshot.requests.inFlight
+            busiest = max(busiest, inFlight)
         }
+        // No request in flight at any snapshot (`--rate 0`, a trace over by `--at`, a rate too
+        // low to arrive in time): the times are an idle engine's, cheaper than the loaded one's
+        // the bench is for, and were printed as if they were.
+        let idle = busiest == 0
         let sorted = times.sorted()
         let mean = times.reduce(0, +) / Double(times.count)
         // The median of an even count is the mean of the middle two: `sorted[count / 2]` alone
@@ -52,11 +58,17 @@ struct BenchSnapshot: ParsableCommand {
         let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
         let worst = sorted.last ?? 0
         if json {
-            try printJSON(SnapshotBenchResult(snapshots: n, meanMs: mean, medianMs: median, maxMs: worst, inFlight: inFlight))
+            try printJSON(SnapshotBenchResult(snapshots: n, meanMs: mean, medianMs: median, maxMs: worst, inFlight: inFlight,
+                                              idle: idle))
         } else {
             print("\(n) snapshot\(n == 1 ? "" : "s") of \(config.deployment.name) \(config.workloadPhrase), "
                   + "\(inFlight) requests in flight at the end")
             print(String(format: "snapshot: mean %.3f ms, median %.3f ms, max %.3f ms (target < 1 ms)", mean, median, worst))
+            if idle {
+                let hint = config.workload == .synthetic ? "raise --rate" : "take an --at before the trace ends"
+                print("idle engine: no request was in flight at any snapshot, so these are an idle engine's times, "
+                      + "not a loaded one's (\(hint))")
+            }
         }
     }
 }
@@ -66,8 +78,10 @@ struct SnapshotBenchResult: Encodable {
     var snapshots: Int
     var meanMs, medianMs, maxMs: Double
     var inFlight: Int
+    /// True when no request was in flight at any snapshot: the times are an idle engine's.
+    var idle: Bool
     enum CodingKeys: String, CodingKey {
-        case snapshots, meanMs = "mean_ms", medianMs = "median_ms", maxMs = "max_ms", inFlight = "in_flight"
+        case snapshots, meanMs = "mean_ms", medianMs = "median_ms", maxMs = "max_ms", inFlight = "in_flight", idle
     }
 }
 

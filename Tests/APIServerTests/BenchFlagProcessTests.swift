@@ -24,6 +24,23 @@ struct BenchFlagProcessTests {
         }
     }
 
+    /// `bench snapshot --rate 0` timed an idle engine (nothing in flight) and printed it as the
+    /// loaded engine's snapshot cost: the output says so, and `--json` carries `idle`.
+    @Test func anIdleSnapshotBenchSaysItWasIdle() throws {
+        let idle = try xds(["bench", "snapshot", "--rate", "0", "--at", "1", "--count", "2"])
+        #expect(idle.status == 0, "\(idle)")
+        #expect(idle.out.contains("\nidle engine: no request was in flight at any snapshot"), "\(idle.out)")
+        #expect(idle.out.hasSuffix("(raise --rate)\n"), "\(idle.out)")
+        let idleJSON = try xds(["bench", "snapshot", "--rate", "0", "--at", "1", "--count", "2", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(idleJSON.out.utf8)) as? [String: Any])
+        #expect(object["idle"] as? Bool == true && object["in_flight"] as? Int == 0, "\(object)")
+        let loaded = try xds(["bench", "snapshot", "--rate", "50", "--at", "5", "--count", "2", "--json"])
+        let busy = try #require(try JSONSerialization.jsonObject(with: Data(loaded.out.utf8)) as? [String: Any])
+        #expect(busy["idle"] as? Bool == false && (busy["in_flight"] as? Int ?? 0) > 0, "\(busy)")
+        let text = try xds(["bench", "snapshot", "--rate", "50", "--at", "5", "--count", "2"])
+        #expect(text.status == 0 && !text.out.contains("idle"), "\(text)")
+    }
+
     /// On a trace, the summary said "at 400.0 req/s (mixed)": the synthetic default, which the
     /// bench never ran.
     @Test func aTraceBenchSaysItReplaysTheTrace() throws {
