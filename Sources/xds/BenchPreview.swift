@@ -53,7 +53,12 @@ struct BenchPreview: ParsableCommand {
         print("preview \(result.command) for \(PreviewRequest.format(duration: request.duration)) at \(PreviewRequest.format(duration: warmUp))"
               + " on \(config.deployment.name) \(config.workloadPhrase)")
         print(String(format: "wall %.3f s (fork %.3f s, run %.3f s)", result.wallSeconds, forked - began, ended - forked))
-        print("baseline:     completed \(b.requests.completed), lost \(b.lost), TTFT p99 \(Int(b.latencyMs.ttft.p99)) ms, TPOT p99 \(Int(b.latencyMs.tpot.p99)) ms")
-        print("with command: completed \(w.requests.completed), lost \(w.lost), TTFT p99 \(Int(w.latencyMs.ttft.p99)) ms, TPOT p99 \(Int(w.latencyMs.tpot.p99)) ms")
+        // No sample is not 0 ms (as the run summary says): a window where nothing completed read
+        // "TTFT p99 0 ms", the best figure there is.
+        func p99(_ p: RunReport.Percentiles) -> String {
+            p.mean == 0 && p.p50 == 0 && p.p90 == 0 && p.p99 == 0 ? "— (no samples)" : "\(Int(p.p99)) ms"
+        }
+        print("baseline:     completed \(b.requests.completed), lost \(b.lost), TTFT p99 \(p99(b.latencyMs.ttft)), TPOT p99 \(p99(b.latencyMs.tpot))")
+        print("with command: completed \(w.requests.completed), lost \(w.lost), TTFT p99 \(p99(w.latencyMs.ttft)), TPOT p99 \(p99(w.latencyMs.tpot))")
     }
 }

@@ -41,6 +41,20 @@ struct BenchFlagProcessTests {
         #expect(text.status == 0 && !text.out.contains("idle"), "\(text)")
     }
 
+    /// A preview window where nothing completed printed "TTFT p99 0 ms, TPOT p99 0 ms", the best
+    /// figure there is: it says there were no samples, as the run summary does.
+    @Test func aPreviewWithoutSamplesSaysSoInsteadOfZero() throws {
+        let r = try xds(["bench", "preview", "--rate", "0", "--at", "0", "--for", "1s"])
+        #expect(r.status == 0, "\(r)")
+        let lines = r.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(r.out)")
+        for line in lines.dropFirst(2) {
+            #expect(line.hasSuffix("completed 0, lost 0, TTFT p99 — (no samples), TPOT p99 — (no samples)"), "\(line)")
+        }
+        let loaded = try xds(["bench", "preview", "--rate", "20", "--at", "20", "--for", "10s"])
+        #expect(loaded.status == 0 && !loaded.out.contains("no samples") && loaded.out.contains(" ms, TPOT p99 "), "\(loaded)")
+    }
+
     /// On a trace, the summary said "at 400.0 req/s (mixed)": the synthetic default, which the
     /// bench never ran.
     @Test func aTraceBenchSaysItReplaysTheTrace() throws {
