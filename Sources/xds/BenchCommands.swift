@@ -144,8 +144,12 @@ struct Validate: ParsableCommand {
             throw ConfigError("--deployment applies to --sweep; the published points are checked on the papers' own deployments")
         }
         if sweep {
-            let deployment = self.deployment ?? "cloudmatrix-infer"
-            let d = deployment.hasSuffix(".toml") ? try Deployment.load(path: deployment) : try Deployment.resolve(deployment)
+            // Read as every other command reads a deployment (``DeploymentOption/resolve()``): a
+            // file's misspelt `[policies]` name was refused by run and bench but passed here.
+            var option = DeploymentOption()
+            option.deployment = self.deployment ?? "cloudmatrix-infer"
+            option.model = nil
+            let d = try option.resolve()
             let rows = try Validation.sweep(deployment: d)
             if json { return try printJSON(rows) }
             let spec = try d.modelSpec()

@@ -55,6 +55,27 @@ struct BenchFlagProcessTests {
         #expect(loaded.status == 0 && !loaded.out.contains("no samples") && loaded.out.contains(" ms, TPOT p99 "), "\(loaded)")
     }
 
+    /// `validate --sweep --deployment FILE` took a file with a misspelt `[policies]` name (exit 0,
+    /// a table) that run and bench decode refuse: it is refused with their line.
+    @Test func validateSweepChecksTheFilesPolicyNames() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-sweep-policies-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let printed = try xds(["run", "--print-config", "--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1"])
+        #expect(printed.status == 0 && printed.out.contains("je_routing = \"prefix-aware\""), "\(printed)")
+        let good = dir.appendingPathComponent("good.toml"), bad = dir.appendingPathComponent("bad.toml")
+        try Data(printed.out.utf8).write(to: good)
+        try Data(printed.out.replacingOccurrences(of: "je_routing = \"prefix-aware\"", with: "je_routing = \"bogus\"").utf8)
+            .write(to: bad)
+        #expect(try xds(["validate", "--sweep", "--deployment", good.path]).status == 0)
+        let r = try xds(["validate", "--sweep", "--deployment", bad.path])
+        let decode = try xds(["bench", "decode", "--deployment", bad.path, "--batch-per-die", "8", "--context", "512"])
+        #expect(r.status == 1 && r.out.isEmpty, "\(r)")
+        #expect(r.err == "xds: \(bad.path): [policies] je_routing: unknown JE routing policy 'bogus'; "
+            + "expected one of: prefix-aware, least-loaded, round-robin\n", "\(r.err)")
+        #expect(decode.status == 1 && decode.err == r.err, "\(decode)")
+    }
+
     /// On a trace, the summary said "at 400.0 req/s (mixed)": the synthetic default, which the
     /// bench never ran.
     @Test func aTraceBenchSaysItReplaysTheTrace() throws {
