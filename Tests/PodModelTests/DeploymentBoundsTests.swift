@@ -182,6 +182,31 @@ import Testing
         #expect(message(printed + "\n[scaling]\nautoscale = \"off\"\n") == nil, "the same name twice is no conflict")
     }
 
+    /// A dense model has no experts: `redundant_experts = 5` or `shared_expert_dies = 1` in its
+    /// file was taken (ep 1 was the only expert field checked), printed back and ignored.
+    @Test func expertFieldsOnADenseModelAreRefused() throws {
+        let text = try Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1").toml()
+        func message(_ toml: String) -> String? {
+            do { _ = try Deployment(toml: toml, source: "d.toml"); return nil } catch { return "\(error)" }
+        }
+        #expect(message(text) == nil)
+        for (field, value) in [("redundant_experts", 5), ("shared_expert_dies", 1)] {
+            let edited = text.replacingOccurrences(of: "\(field) = 0", with: "\(field) = \(value)")
+            #expect(edited != text)
+            let refused = message(edited)
+            #expect(refused?.hasPrefix("d.toml") == true && refused?.contains(
+                "colocated group: llama-2-7b is dense (no experts); \(field) must be 0, got \(value)") == true,
+                    "\(refused ?? "accepted")")
+        }
+        // Every dense fit of a preset (--model) still validates: it sets both to 0.
+        for preset in Deployment.presetNames {
+            let d = try #require(Deployment.preset(preset))
+            for model in ModelSpec.catalogue where !model.isMoE {
+                if let fit = try? d.fitted(to: model) { #expect(throws: Never.self) { try fit.deployment.validate() } }
+            }
+        }
+    }
+
     @Test func everyCatalogueModelHasAContextWindow() {
         for model in ModelSpec.catalogue { #expect(model.contextWindow >= 4_096, "\(model.name)") }
         #expect(ModelSpec.llama2_7B.contextWindow == 4_096)

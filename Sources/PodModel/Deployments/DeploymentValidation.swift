@@ -112,6 +112,12 @@ extension Deployment {
     private func validateExperts(_ g: InstanceGroup, model: ModelSpec, dies: Int, label: String) throws {
         guard let moe = model.moe else {
             if g.ep != 1 { throw ConfigError("\(label): \(model.name) is dense; ep must be 1, got \(g.ep)") }
+            // No experts to hold: a file's `redundant_experts = 5` or `shared_expert_dies = 1` on
+            // a dense model was taken, printed back by --print-config and changed nothing.
+            for (field, value) in [("redundant_experts", g.redundantExperts), ("shared_expert_dies", g.sharedExpertDies)]
+            where value != 0 {
+                throw ConfigError("\(label): \(model.name) is dense (no experts); \(field) must be 0, got \(value)")
+            }
             return
         }
         if g.sharedExpertDies >= g.ep {
