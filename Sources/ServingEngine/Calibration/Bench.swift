@@ -153,6 +153,12 @@ public enum Bench {
                 + "as identical (no dispatch barrier waits across them), so a spread of KV lengths changes nothing there")
         }
         let spread = spreads ? contextCV ?? cost.constants.contextSpread : 0
+        // A dense step has no dispatch or combine for a second microbatch to overlap: the scheduler
+        // runs one, and `--microbatches 2` was priced as one while the result said 2.
+        if let microbatches, microbatches != 1, !model.isMoE {
+            throw ConfigError("--microbatches \(microbatches): \(model.name) is a dense model; its step has no expert "
+                + "dispatch or combine for a second microbatch to overlap, so it runs as one; omit --microbatches (or give 1)")
+        }
         if let ma = deployment.moeAttention {
             // The layout fixes its microbatches (its TOML's moe_attention.microbatches): another
             // count was ignored without a word.

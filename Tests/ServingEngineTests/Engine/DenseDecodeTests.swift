@@ -11,6 +11,28 @@ import Testing
         try Bench.decode(deployment: Deployment.inlineColocated(spec), batchPerDie: 32, context: 2048, mtpAcceptance: 0)
     }
 
+    /// `bench decode --microbatches 2` on a dense model was priced as one microbatch (a dense step
+    /// has nothing to overlap) and reported `microbatches: 2`: it is refused; 1 is taken.
+    @Test func twoMicrobatchesAreRefusedForADenseDecodeStep() throws {
+        for spec in ["colocated:2:llama-2-7b:nvidia-a100:tp1", "colocated:8:llama-3-70b:nvidia-h100:tp8"] {
+            let d = try Deployment.inlineColocated(spec)
+            let one = try Bench.decode(deployment: d, batchPerDie: 8, context: 1024, mtpAcceptance: 0, microbatches: 1)
+            #expect(one.microbatches == 1)
+            let auto = try Bench.decode(deployment: d, batchPerDie: 8, context: 1024, mtpAcceptance: 0)
+            #expect(auto.microbatches == 1 && auto.stepMs == one.stepMs)
+            #expect {
+                try Bench.decode(deployment: d, batchPerDie: 8, context: 1024, mtpAcceptance: 0, microbatches: 2)
+            } throws: { error in
+                "\(error)".hasPrefix("--microbatches 2: \(try d.modelSpec().name) is a dense model; ")
+                    && "\(error)".hasSuffix("omit --microbatches (or give 1)")
+            }
+        }
+        // An MoE model takes either.
+        let moe = try Bench.decode(deployment: .cloudMatrixInfer, batchPerDie: 64, context: 4096, mtpAcceptance: 0.7,
+                                   microbatches: 2)
+        #expect(moe.microbatches == 2)
+    }
+
     @Test func aDieOfTwoPerChipDecodesADenseModelAsFastAsADieOfOne() throws {
         let b = try Self.bench("colocated:1:llama-2-7b:ascend-910b:tp1")   // 1 die per chip: one DP group
         let c = try Self.bench("colocated:1:llama-2-7b:ascend-910c:tp1")   // 2 dies per chip: two DP groups
