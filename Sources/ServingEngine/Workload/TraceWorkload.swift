@@ -258,7 +258,14 @@ public struct TraceWorkload: WorkloadSource {
         summary.failedInSourceRows = trace.failedInSourceRows
         summary.zeroOutputRows = trace.zeroOutputRows
         summary.clippedRows = trace.clippedRows
-        if summary.requests == 0 { throw WorkloadError("\(path): the trace has no requests") }
+        if summary.requests == 0 {
+            // Rows were there, each one a request the traced service failed: "no requests" alone
+            // read as an empty or unread file.
+            let failed = summary.failedInSourceRows
+            guard failed > 0 else { throw WorkloadError("\(path): the trace has no requests") }
+            throw WorkloadError("\(path): the trace has no requests to replay: \(failed == 1 ? "its 1 row has" : "all \(failed) rows have") "
+                + "0 response tokens (requests the traced service failed, which are not replayed)")
+        }
         summary.idealPrefixReuse = Double(reusedTokens) / Double(summary.promptTokens)
         return summary
     }

@@ -120,6 +120,18 @@ import XDSTestSupport
         #expect(summary.failedInSourceRows == 1)
     }
 
+    /// A BurstGPT trace whose every row the traced service failed was refused as "the trace has no
+    /// requests", as if empty or unread: the refusal says its rows were all failures.
+    @Test func aTraceOfOnlyFailedRowsSaysSo() {
+        #expect(problem(burstHeader + "5,ChatGPT,472,0,472,Conversation log\n")
+            == "t.trace: the trace has no requests to replay: its 1 row has 0 response tokens "
+            + "(requests the traced service failed, which are not replayed)")
+        #expect(problem(burstHeader + "5,ChatGPT,472,0,472,Conversation log\r\n6,GPT-4,9,0,9,API log\r\n")?
+            .contains(": all 2 rows have 0 response tokens ") == true)
+        #expect(problem(burstHeader) == "t.trace: the trace has no requests")
+        #expect(problem(azureHeader) == "t.trace: the trace has no requests")
+    }
+
     /// Azure and Mooncake rows may ask for 0 output tokens: replayed (a prefill still yields the
     /// first token, so they are served as 1), and counted so the run can say so.
     @Test func zeroOutputRowsAreCounted() throws {
