@@ -87,6 +87,33 @@ import Testing
         }
     }
 
+    /// A message whose content is an empty array of parts is refused (400 `empty_array`, naming the
+    /// message), as OpenAI refuses it, on the chat endpoint and /tokenize alike: it was served as an
+    /// empty text, and nothing reached the engine to say so. A `""` string and text parts with empty
+    /// text are still served, as OpenAI serves them.
+    @Test func anEmptyContentArrayIsRefusedAndEmptyTextIsServed() async throws {
+        #expect(Self.validate(#"{"messages": [{"role": "user", "content": []}]}"#)
+                == "'messages[0].content' is an empty array; send a string, or an array of at least one content part")
+        #expect(Self.validate(#"{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": []}]}"#)
+                == "'messages[1].content' is an empty array; send a string, or an array of at least one content part")
+        #expect(Self.validate(#"{"messages": [{"role": "user", "content": ""}]}"#) == nil)
+        #expect(Self.validate(#"{"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}"#) == nil)
+        try await LiveServer.with { server in
+            let body: [String: Any] = ["messages": [["role": "system", "content": "be brief"], ["role": "user", "content": []]],
+                                       "max_tokens": 3]
+            for path in ["/v1/chat/completions", "/tokenize"] {
+                let refused = try await server.post(path, json: body)
+                #expect(refused.status == 400, "\(path): \(refused.text)")
+                let error = try #require(try refused.json()["error"] as? [String: Any], "\(refused.text)")
+                #expect(error["type"] as? String == "invalid_request_error" && error["code"] as? String == "empty_array")
+                #expect(error["param"] as? String == "messages[1].content", "\(error)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+            let empty = try await server.post("/v1/chat/completions", json: ["messages": [["role": "user", "content": ""]], "max_tokens": 3])
+            #expect(empty.status == 200, "\(empty.text)")
+        }
+    }
+
     /// /tokenize of chat messages sizes what a chat completion would send, so it refuses what the
     /// chat endpoint refuses, with the same message: it counted tokens for no messages, an unknown
     /// role or a user message without content (7, 14 and 12 tokens) that a chat completion

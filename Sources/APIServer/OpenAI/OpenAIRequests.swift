@@ -194,6 +194,11 @@ struct MessageContent: Decodable {
     /// was served and sized at 0 tokens, so an image-heavy benchmark measured nothing like what it
     /// sent; ``ChatMessage/refuseUnreadableParts(_:model:)`` refuses it, naming the part.
     var unreadablePart: (index: Int, problem: String)?
+    /// The content was an array of no parts. OpenAI refuses it (400 `empty_array`: an array of
+    /// parts has at least one); it was served as an empty text, answering a message that said nothing
+    /// as if it had said "" (``CompletionValidator/check(_:)`` refuses it now). A `""` string, or text
+    /// parts whose text is empty, are taken, as OpenAI takes them.
+    var isEmptyArray = false
 
     private struct Part: Decodable {
         var type: String?
@@ -208,7 +213,9 @@ struct MessageContent: Decodable {
             text = string
         } else {
             var texts: [String] = []
-            for (index, part) in try container.decode([Part].self).enumerated() {
+            let parts = try container.decode([Part].self)
+            isEmptyArray = parts.isEmpty
+            for (index, part) in parts.enumerated() {
                 switch part.type {
                 case "text", "input_text":  // vLLM reads the Responses API's `input_text` as text too
                     if let text = part.text { texts.append(text); continue }
@@ -394,6 +401,11 @@ struct CompletionValidator {
             if message.content == nil, message.role != "assistant", message.role != "function" {
                 throw .invalidRequest("'messages[\(i)].content' is missing; a \(message.role) message needs content",
                                       param: "messages[\(i)].content")
+            }
+            if message.content?.isEmptyArray == true {
+                throw .invalidRequest(
+                    "'messages[\(i)].content' is an empty array; send a string, or an array of at least one content part",
+                    param: "messages[\(i)].content", code: "empty_array")
             }
         }
         try ChatMessage.refuseUnreadableParts(messages, model: servedModel)
