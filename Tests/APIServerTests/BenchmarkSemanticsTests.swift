@@ -233,6 +233,20 @@ struct BenchmarkSemanticsTests {
             #expect(same.head.hasPrefix("HTTP/1.1 200"), "\(same.head)")
             #expect(echoed(same.head) == ["X-Request-Id: trace-9"], "\(same.head)")
             #expect(server.backend.submitted.count == 1)
+
+            // An empty or blank X-Request-Id names no id: it was echoed as an empty `X-Request-Id:`;
+            // it is taken as absent (served, nothing echoed), also beside a real id, which is the id.
+            for ids in [[""], ["   "], ["\t"], ["", ""]] {
+                let blank = try await ask(ids)
+                #expect(blank.head.hasPrefix("HTTP/1.1 200"), "\(ids): \(blank.head)")
+                #expect(echoed(blank.head).isEmpty, "\(ids): \(blank.head)")
+            }
+            for ids in [["", "trace-10"], ["trace-10", " "]] {
+                let one = try await ask(ids)
+                #expect(one.head.hasPrefix("HTTP/1.1 200"), "\(ids): \(one.head)")
+                #expect(echoed(one.head) == ["X-Request-Id: trace-10"], "\(ids): \(one.head)")
+            }
+            #expect(server.backend.submitted.count == 7)
         }
     }
 

@@ -270,19 +270,26 @@ enum RequestIDRule {
 
     /// The request's id as it is echoed: its `X-Request-Id`, if the request's ids can be (``problem(_:)``).
     static func echoed(_ fields: HTTPFields) -> HTTPFields.Element? {
-        guard let field = fields.first(where: { $0.name.canonicalName == "x-request-id" }), problem(fields) == nil
-        else { return nil }
+        guard let field = fields.first(where: isID), problem(fields) == nil else { return nil }
         return field
     }
 
+    /// Whether `field` is an `X-Request-Id` that names an id. An empty (or blank) one names none:
+    /// it is taken as absent, as a missing header is (not echoed), instead of an empty
+    /// `X-Request-Id:` coming back, which a client matching replies by id cannot match to anything.
+    /// The HTTP parser already trims the spaces around a value, so a blank one arrives empty.
+    private static func isID(_ field: HTTPFields.Element) -> Bool {
+        field.name.canonicalName == "x-request-id" && field.value.contains { $0 != " " && $0 != "\t" }
+    }
+
     /// Why the request's `X-Request-Id` headers cannot be echoed as its one id; nil if they can (or
-    /// there are none). Two different ids cannot both be the request's id: only the first was
+    /// there are none; empty ones are none, ``isID(_:)``). Two different ids cannot both be the request's id: only the first was
     /// echoed, so a client or proxy that added its own id to one already set got the other back
     /// and lost the reply. Repeats of the same id are that id, echoed once.
     static func problem(_ fields: HTTPFields) -> String? {
         var sent = 0
         var values: [String] = []
-        for field in fields where field.name.canonicalName == "x-request-id" {
+        for field in fields where isID(field) {
             if let problem = problem(field) { return problem }
             sent += 1
             if !values.contains(field.value) { values.append(field.value) }
