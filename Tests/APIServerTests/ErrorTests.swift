@@ -30,6 +30,23 @@ struct ErrorTests {
         return detail
     }
 
+    /// A `prompt` array with one element of the wrong kind names that element: `[1, 2.5]` and
+    /// `["a", 1]` were told "field 'prompt[0]' has the wrong type", blaming the first element, which
+    /// is fine, since the last shape tried (arrays of token ids) fails there first (and a
+    /// non-integer among ids came out as "request body is not valid JSON").
+    @Test func aWrongPromptElementIsTheOneNamed() async throws {
+        try await LiveServer.with { server in
+            for (prompt, param) in [("[1, 2.5]", "prompt[1]"), ("[1, 2, 1e30]", "prompt[2]"), (#"["a", 1]"#, "prompt[1]"), ("[7, 8, true]", "prompt[2]"),
+                                    (#"[[1], "a"]"#, "prompt[1]"), ("[null]", "prompt[0]"), (#"{"a": 1}"#, "prompt")] {
+                let reply = try await server.post("/v1/completions", raw: #"{"max_tokens": 2, "prompt": \#(prompt)}"#)
+                let detail = try expectOpenAIError(reply, status: 400, type: "invalid_request_error")
+                #expect(detail["param"] as? String == param, "\(prompt): \(reply.text)")
+                #expect((detail["message"] as? String)?.contains("'\(param)'") == true, "\(prompt): \(reply.text)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     @Test func unknownModelIs404() async throws {
         try await LiveServer.with { server in
             let reply = try await server.post(

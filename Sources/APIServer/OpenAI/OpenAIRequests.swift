@@ -319,9 +319,29 @@ struct PromptInput: Decodable {
             shape = ids(list)
             self.ids = list
         } else {
-            let batches = try container.decode([[Int]].self)
-            shape = batches.count == 1 ? ids(batches[0]) : .batch(batches.count)
-            if batches.count == 1 { self.ids = batches[0] }
+            do {
+                let batches = try container.decode([[Int]].self)
+                shape = batches.count == 1 ? ids(batches[0]) : .batch(batches.count)
+                if batches.count == 1 { self.ids = batches[0] }
+            } catch {
+                // Every reading failed; the one to report is the one the array's first element
+                // chose. The last reading (arrays of ids) blamed element 0 of `[1, 2.5]` or
+                // `["a", 1]`, which is fine there, and never the element that is wrong.
+                var elements = try decoder.unkeyedContainer()
+                if (try? elements.decode(String.self)) != nil { _ = try container.decode([String].self) }
+                if (try? elements.decode(Double.self)) != nil {
+                    // A number that is no integer (2.5, 1e30) the decoder reports without its place
+                    // ("not valid JSON"), so it is found here; a string or bool among ids it names.
+                    if let numbers = try? container.decode([Double].self),
+                       let i = numbers.firstIndex(where: { Int(exactly: $0) == nil }) {
+                        throw APIError.invalidRequest(
+                            "field 'prompt[\(i)]' has an invalid value \(numbers[i]) (expected a token id, an integer "
+                                + "within \(Self.tokenIDRange.lowerBound)…\(Self.tokenIDRange.upperBound))", param: "prompt[\(i)]")
+                    }
+                    _ = try container.decode([Int].self)
+                }
+                throw error
+            }
         }
     }
 }
