@@ -130,7 +130,7 @@ import XDSTestSupport
         let lines = Self.render(.pod, s, width: 120, height: 30)
         #expect(lines[0].hasPrefix(" xds  ⚠ no answer from http://127.0.0.1:9"))
         #expect(lines[0].contains(" – req/s "), "\(lines[0])")
-        #expect(lines[1] == " – tok/s  run –  wait –  TTFT99 –/2000ms  TPOT99 –/35ms  faults –  drained –  SLO –")
+        #expect(lines[1] == " – tok/s  run –  wait –  faults –  drained –  since start: TTFT99 –/2000ms  TPOT99 –/35ms  SLO –")
         #expect(lines[3].hasPrefix("┌ Pod ─"))
         #expect(lines[4].hasPrefix("│ no snapshot from the engine yet (the header says why)"))
     }

@@ -119,8 +119,8 @@ public enum ConsoleScreen {
         let ttftOK = s.latency.ttftP99Ms <= s.slo.ttftMs
         let tpotOK = s.latency.tpotP99Ms <= s.slo.tpotMs
         func slo(_ ok: Bool, seen: Bool) -> Style { seen ? Style(fg: ok ? .good : .bad, bg: .header, bold: !ok) : bar }
-        // (text, short text, style, priority). On narrow screens labels shorten first, then the
-        // gaps, and only then are the lowest priorities dropped: at 80 columns every vital stays.
+        // On narrow screens labels shorten first, then the gaps, then the tight forms, and only
+        // then are the lowest priorities dropped: at 80 columns every vital stays.
         let ttft = "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms, 0) : "–")/\(Format.fixed(s.slo.ttftMs, 0))ms"
         let tpot = "\(tpotSeen ? Format.fixed(s.latency.tpotP99Ms) : "–")/\(Format.fixed(s.slo.tpotMs, 0))ms"
         // In seconds when the SLO is: "1.82/2s".
@@ -129,44 +129,61 @@ public enum ConsoleScreen {
             ? "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms / 1000, 2) : "–")/\(Format.fixed(s.slo.ttftMs / 1000, s.slo.ttftMs.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1))s"
             : ttft
         let tokens = figure(Format.count(s.outputTokensPerSecond))
+        // Tight: three figures are enough for a rate ("182k", not "182.4k").
+        let tokensTight =
+            (1e5..<1e6).contains(s.outputTokensPerSecond) ? figure(Format.fixed(s.outputTokensPerSecond / 1e3, 0) + "k") : tokens
         let (running, waiting) = (figure(Format.count(s.requests.running)), figure(Format.count(s.requests.waiting)))
-        var segments: [(String, String, Style, Int)] = [
-            ("\(tokens) tok/s", "\(tokens) tok/s", bar, 1),
-            ("run \(running)  wait \(waiting)", "r/w \(running)/\(waiting)", bar, 1),
-            ("TTFT99 " + ttft, "TTFT " + ttftShort, slo(ttftOK, seen: ttftSeen), 0),
-            ("TPOT99 " + tpot, "TPOT " + tpot, slo(tpotOK, seen: tpotSeen), 0),
+        // (long, short, tight, style, priority). The rate and the counts are of now; the p99s
+        // and the SLO attainment are of the whole run (the engine's cumulative histograms and
+        // counts), so they stand together behind a label that says so. Without it, "TTFT99"
+        // beside "tok/s" read as the current latency, and only the help said otherwise.
+        var segments: [(String, String, String, Style, Int)] = [
+            ("\(tokens) tok/s", "\(tokens) tok/s", "\(tokensTight) tok/s", bar, 1),
+            ("run \(running)  wait \(waiting)", "r/w \(running)/\(waiting)", "r/w \(running)/\(waiting)", bar, 1),
         ]
         // Unrecovered faults apart from recovered ones still in force (a rerouted link is still down).
         let faults = s.activeFaults.filter { $0.recoveredAt == nil }.count
         let degraded = s.activeFaults.count - faults
+        // Tight: the glyph the fault ticker and the grid use (⚠), as drains use ⊘ and ~.
         segments.append(
             (
                 degraded > 0 ? "faults \(faults), \(degraded) degraded" : "faults \(figure("\(faults)"))",
                 degraded > 0 ? "faults \(faults)+\(degraded)" : "faults \(figure("\(faults)"))",
+                degraded > 0 ? "⚠\(faults)+\(degraded)" : "⚠\(figure("\(faults)"))",
                 faults > 0 ? Style(fg: .bad, bg: .header, bold: true) : degraded > 0 ? Style(fg: .warn, bg: .header) : bar, 1
             ))
         // Drained (no work left) and draining (still finishing) are counted apart.
         let drained = s.drainedNodes.count, draining = s.drainingNodes.count
+        let drainShort = draining > 0 ? "⊘\(drained) ~\(draining)" : "⊘\(figure("\(drained)"))"
         segments.append(
             (
                 draining > 0 ? "drained \(drained) draining \(draining)" : "drained \(figure("\(drained)"))",
-                draining > 0 ? "⊘\(drained) ~\(draining)" : "⊘\(figure("\(drained)"))",
-                drained + draining > 0 ? Style(fg: .warn, bg: .header) : bar, 3
+                drainShort, drainShort, drained + draining > 0 ? Style(fg: .warn, bg: .header) : bar, 3
             ))
+        // The scope of what follows, with a colon so it reads as a label and not as a figure,
+        // in one piece with the first of them so it is never kept without it or parted from it.
+        segments.append(
+            ("since start: TTFT99 " + ttft, "since start: TTFT " + ttftShort, "so far: TTFT " + ttftShort, slo(ttftOK, seen: ttftSeen), 0))
+        segments.append(("TPOT99 " + tpot, "TPOT " + tpot, "TPOT " + tpot, slo(tpotOK, seen: tpotSeen), 0))
         let attained = s.requests.completed > 0 ? Format.percent(s.latency.sloAttainment) : "–"
-        segments.append(("SLO \(attained)", "SLO \(attained)", bar, 1))
+        segments.append(("SLO \(attained)", "SLO \(attained)", "SLO \(attained)", bar, 1))
         let budget = b.width - 1
         var dropAbove = 4
-        var short = false
+        var form = 0  // 0 long, 1 short, 2 tight
         var gap = 2
+        func text(_ segment: (String, String, String, Style, Int)) -> String {
+            form == 0 ? segment.0 : form == 1 ? segment.1 : segment.2
+        }
         func width() -> Int {
-            segments.filter({ $0.3 <= dropAbove }).map({ (short ? $0.1 : $0.0).count + gap }).reduce(-gap, +)
+            segments.filter({ $0.4 <= dropAbove }).map({ text($0).count + gap }).reduce(-gap, +)
         }
         while width() > budget {
-            if !short {
-                short = true
+            if form == 0 {
+                form = 1
             } else if gap == 2 {
                 gap = 1
+            } else if form == 1 {
+                form = 2
             } else if dropAbove > 0 {
                 dropAbove -= 1
             } else {
@@ -174,10 +191,15 @@ public enum ConsoleScreen {
             }
         }
         x = 1
-        for (long, shortText, style, priority) in segments where priority <= dropAbove {
-            let text = short ? shortText : long
-            guard x + text.count <= b.width else { break }
-            x = b.put(text, x: x, y: 1, style: style) + gap
+        for segment in segments where segment.4 <= dropAbove {
+            var shown = text(segment)
+            guard x + shown.count <= b.width else { break }
+            // The scope label in the bar's colour: the SLO's green or red is the figure's.
+            if let label = ["since start: ", "so far: "].first(where: { shown.hasPrefix($0) }) {
+                x = b.put(label, x: x, y: 1, style: bar)
+                shown.removeFirst(label.count)
+            }
+            x = b.put(shown, x: x, y: 1, style: segment.3) + gap
         }
     }
 

@@ -1,0 +1,41 @@
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// The header's p99s and SLO % are of the whole run (the engine's cumulative histograms and
+/// counts), its tok/s of the last interval and its run/wait, faults and drains of now. Only the
+/// help said so: on screen "TTFT99 1820/2000ms" stood beside "182.4k tok/s" with one look, and
+/// read as the current latency. The cumulative figures now stand together behind a label that
+/// names their scope, at every size from 80 columns, with no other figure cut or dropped.
+@Suite struct HeaderScopeTests {
+    static func vitals(_ s: Snapshot, width: Int, height: Int) -> String {
+        let state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
+        return ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height).lines[1]
+    }
+
+    static let sizes = [(80, 24), (81, 25), (100, 30), (132, 43), (160, 45), (200, 60)]
+
+    @Test(arguments: sizes)
+    func theCumulativeFiguresSayTheirScope(size: (Int, Int)) throws {
+        var degraded = SnapshotFixtures.superpod
+        degraded.activeFaults.append(
+            FaultStatus(id: 2, description: "link 10-200 down", injectedAt: 600, detectedAt: 600.3, recoveredAt: 600.5))
+        for s in [SnapshotFixtures.superpod, degraded] {
+            let line = Self.vitals(s, width: size.0, height: size.1)
+            #expect(line.count <= size.0, "\(size): \(line)")
+            #expect(line.contains("182.4k tok/s") || line.contains("182k tok/s"), "\(size): \(line)")
+            let label = try #require(line.range(of: "since start:") ?? line.range(of: "so far:"), "\(size): \(line)")
+            // The run's figures after the label, now's figures before it.
+            let after = line[label.upperBound...], before = line[..<label.lowerBound]
+            for cumulative in ["TTFT", "TPOT", "SLO 96%"] { #expect(after.contains(cumulative), "\(size): \(line)") }
+            for now in ["tok/s", "24.3k", "812"] { #expect(before.contains(now), "\(size): \(line)") }
+            // Faults (word or ⚠) and drains (word or ⊘ ~), whole, before the label.
+            #expect(before.contains("faults 1") || before.contains("⚠1"), "\(size): \(line)")
+            #expect(before.contains("drained 1 draining 1") || before.contains("⊘1 ~1"), "\(size): \(line)")
+            // Nothing is cut at the edge: the line ends with the SLO figure.
+            #expect(line.hasSuffix("SLO 96%"), "\(size): \(line)")
+        }
+    }
+}
