@@ -1,3 +1,4 @@
+import Foundation
 import ServingEngine
 import Testing
 import XDSTestSupport
@@ -36,6 +37,29 @@ import XDSTestSupport
             #expect(before.contains("drained 1 draining 1") || before.contains("⊘1 ~1"), "\(size): \(line)")
             // Nothing is cut at the edge: the line ends with the SLO figure.
             #expect(line.hasSuffix("SLO 96%"), "\(size): \(line)")
+        }
+    }
+}
+
+/// The Latency view's "Over time" lines are per interval ("1 point/5 s"), and "tok/s" beside its
+/// line is the newest interval's; but the figure beside each p99 line was the engine's p99 since
+/// start, drawn as the line's newest point too (live: "TTFT p99 1.21s" over a line whose
+/// intervals read 294ms…1.26s, equal to the header's cumulative "TTFT 1.21/2s"). It is now the
+/// newest interval's p99, the line's own scope.
+@Suite struct TrendScopeTests {
+    @Test func theP99BesideEachLineIsItsNewestInterval() throws {
+        let s = SnapshotFixtures.superpod
+        let lines = renderFixture(.latency)
+        for (label, series, cumulative) in [
+            ("TTFT p99", s.series.ttftP99Ms, s.latency.ttftP99Ms), ("TPOT p99", s.series.tpotP99Ms, s.latency.tpotP99Ms),
+            ("E2E p99", s.series.e2eP99Ms, s.latency.e2eP99Ms),
+        ] {
+            let newest = try #require(series.last { $0 > 0 })
+            #expect(Format.ms(newest) != Format.ms(cumulative), "the fixture cannot tell them apart")
+            let row = try #require(lines.first { $0.hasPrefix("│ \(label) ") })
+            // The value column (8 wide, right-aligned) after the label.
+            let value = String(Array(row)[11..<19]).trimmingCharacters(in: .whitespaces)
+            #expect(value == Format.ms(newest), "\(row)")
         }
     }
 }

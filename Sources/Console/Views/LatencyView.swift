@@ -428,16 +428,20 @@ enum LatencyView {
             /// A latency p99 of 0 is the telemetry's "no sample yet", not a value.
             var zeroIsGap = false
         }
-        func p99(_ label: String, _ values: [Double], _ v: Double, _ bins: HistogramBins, slo: Double?) -> Trend {
-            let seen = bins.hasSamples
-            let style: Style = slo.map { !seen ? .dim : v > $0 ? .bad : .good } ?? .accent
-            return Trend(label: label, values: values, now: seen ? v : nil, text: seen ? Format.ms(v) : "–", style: style,
+        // The value beside a p99 line is its newest point (the p99 of the newest interval with
+        // a sample), of the same scope as the line and as "tok/s" below it. It was the engine's
+        // p99 since start, added as the line's newest point: a cumulative figure at the end of
+        // a line of per-interval ones, and beside the per-interval tok/s with the same look.
+        func p99(_ label: String, _ values: [Double], slo: Double?) -> Trend {
+            let v = values.last { $0.isFinite && $0 > 0 }
+            let style: Style = slo.map { s in v.map { $0 > s ? .bad : .good } ?? .dim } ?? .accent
+            return Trend(label: label, values: values, now: v, text: v.map(Format.ms) ?? "–", style: style,
                          format: Format.ms, zeroIsGap: true)
         }
         let trends = [
-            p99("TTFT p99", s.series.ttftP99Ms, s.latency.ttftP99Ms, s.histograms.ttft, slo: s.slo.ttftMs),
-            p99("TPOT p99", s.series.tpotP99Ms, s.latency.tpotP99Ms, s.histograms.tpot, slo: s.slo.tpotMs),
-            p99("E2E p99", s.series.e2eP99Ms, s.latency.e2eP99Ms, s.histograms.e2e, slo: nil),
+            p99("TTFT p99", s.series.ttftP99Ms, slo: s.slo.ttftMs),
+            p99("TPOT p99", s.series.tpotP99Ms, slo: s.slo.tpotMs),
+            p99("E2E p99", s.series.e2eP99Ms, slo: nil),
             Trend(label: "tok/s", values: s.series.outputTokensPerSecond, now: s.outputTokensPerSecond,
                   text: Format.count(s.outputTokensPerSecond), style: .accent, format: { Format.count($0) }),
             Trend(label: "running", values: s.series.running, now: Double(s.requests.running),
