@@ -63,3 +63,19 @@ import XDSTestSupport
         }
     }
 }
+
+/// A y/n question in the footer ends with how to answer it, whole: at 80 columns the
+/// straggler's question left "(y confirms, p previews, any other key ca".
+@Suite struct ConfirmationHintTests {
+    @Test(arguments: [80, 81, 100, 200])
+    func theHintFitsWhole(width: Int) {
+        for command in ["drain node 0", "fault straggler die 0 slowdown 2", "fault link 10-200 degrade 0.5", "heal all"] {
+            var state = primedState(width: width, height: 24)
+            state.confirmation = Confirmation(question: "\(command)?", command: command)
+            let footer = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: width, height: 24)
+                .lines[23]
+            #expect(footer.hasPrefix("\(command)? y/n  ("), "\(footer)")
+            #expect(footer.hasSuffix("cancel)") || footer.hasSuffix("cancels)"), "\(width): \(footer)")
+        }
+    }
+}

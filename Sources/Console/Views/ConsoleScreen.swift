@@ -259,7 +259,17 @@ public enum ConsoleScreen {
         if let pending = state.confirmation {
             let x = b.put(pending.question + " y/n", x: 0, y: y, style: Style(fg: .warn, bold: true))
             // A note (a paste ignored) takes the hint's place; the question stays open.
-            b.put("  " + (state.status?.text ?? "(y confirms, p previews, any other key cancels)"), x: x, y: y, style: .dim)
+            if let note = state.status?.text {
+                b.put("  " + note, x: x, y: y, style: .dim)
+                return
+            }
+            // The hint in the form that fits whole: at 80 columns a straggler's question left
+            // "(y confirms, p previews, any other key ca", and the way out was cut off.
+            let hints = [
+                "  (y confirms, p previews, any other key cancels)", "  (y confirms, p previews, other keys cancel)",
+                "  (p previews, other keys cancel)", "  (other keys cancel)",
+            ]
+            if let hint = hints.first(where: { x + $0.count <= b.width }) { b.put(hint, x: x, y: y, style: .dim) }
             return
         }
         if let prompt = state.prompt {
