@@ -79,3 +79,14 @@ import XDSTestSupport
         }
     }
 }
+
+/// The KV view's first line is of now ("now: mean 64%  fullest group 97%") but ended with
+/// "written peak 91%", the run's peak since start, with nothing saying so.
+@Suite struct KVPeakScopeTests {
+    @Test(arguments: [(80, 24), (81, 25), (100, 30), (132, 43), (200, 60)])
+    func thePeakSaysItIsTheRuns(size: (Int, Int)) throws {
+        let lines = renderFixture(.kvCache, width: size.0, height: size.1)
+        let row = try #require(lines.first { $0.contains("now: mean") })
+        #expect(row.contains("peak since start 91%") || row.contains("peak so far 91%"), "\(size): \(row)")
+    }
+}

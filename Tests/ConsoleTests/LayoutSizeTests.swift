@@ -76,7 +76,7 @@ import XDSTestSupport
             #expect(latency.contains(label), "\(label) at \(size)")
         }
         let kv = renderFixture(.kvCache, width: size.0, height: size.1).joined(separator: "\n")
-        for label in ["Decode DP groups · 320 (one per die) · KV held + reserved", "peak 91%", "prefix hit", "DRAM pool"] {
+        for label in ["Decode DP groups · 320 (one per die) · KV held + reserved", "peak since start 91%", "prefix hit", "DRAM pool"] {
             #expect(kv.contains(label), "\(label) at \(size)")
         }
     }

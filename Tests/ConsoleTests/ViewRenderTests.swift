@@ -124,7 +124,7 @@ import XDSTestSupport
         // Side by side, one scope (DP groups, held + reserved, now); the written share's peak,
         // another scope, says so (in full where it fits, shortened at 80 columns).
         #expect(
-            lines[4] == "│ now: mean 64%  fullest group 97%  full (≥95%) 2   written peak 91%           │")
+            lines[4] == "│ now: mean 64%  fullest group 97%  full (≥95%) 2  written peak so far 91%     │")
         #expect(lines[5].hasPrefix("│   0 ▅▇▇▅"))
         #expect(lines[9].hasPrefix("│ 256 "))
         #expect(

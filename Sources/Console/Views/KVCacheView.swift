@@ -91,13 +91,14 @@ enum KVCacheView {
         x = b.put("  full (≥95%) ", x: x, y: inner.y, style: .dim)
         x = b.put("\(full)", x: x, y: inner.y, style: full > 0 ? .warn : .good)
         // One decimal below 10 %, as the chart's axis: "now 0%" sat beside a chart at 0.5 %.
-        let written = "   tokens written, all decode: now \(axisPercent(kv.decodeUsage)), peak \(axisPercent(kv.peakUsage))"
-        let peak = "   written peak " + axisPercent(kv.peakUsage)
-        if x + written.count < inner.maxX {
-            b.put(written, x: x, y: inner.y, style: .dim)
-        } else if x + peak.count < inner.maxX {
-            b.put(peak, x: x, y: inner.y, style: .dim)
-        }
+        // The peak is the run's (since start), beside figures of now: it says so in every form
+        // ("written peak 91%" beside "now: mean 64%" read as a peak of now's groups).
+        let peak = axisPercent(kv.peakUsage)
+        let forms = [
+            "   tokens written, all decode: now \(axisPercent(kv.decodeUsage)), peak since start \(peak)",
+            "   written peak since start \(peak)", "  written peak so far \(peak)",
+        ]
+        if let form = forms.first(where: { x + $0.count < inner.maxX }) { b.put(form, x: x, y: inner.y, style: .dim) }
         // 64 groups per row (8 decode nodes × 8 dies) with the first group's index as label.
         let cellWidth = inner.width >= groupsPerRow * 2 + 8 ? 2 : 1
         for row in 0..<min(inner.height - 1, (groups.count + groupsPerRow - 1) / groupsPerRow) {
