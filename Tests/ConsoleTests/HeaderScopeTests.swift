@@ -90,3 +90,15 @@ import XDSTestSupport
         #expect(row.contains("peak since start 91%") || row.contains("peak so far 91%"), "\(size): \(row)")
     }
 }
+
+/// The Requests view's lower box lists a few recent rows under the run's counts
+/// ("Recently finished · completed 13.7k · failed 0"), read as the list's size.
+@Suite struct RecentCountsScopeTests {
+    @Test(arguments: [(80, 24), (100, 30), (200, 60)])
+    func theRunsCountsSayTheirScope(size: (Int, Int)) throws {
+        let lines = renderFixture(.requests, width: size.0, height: size.1)
+        let title = try #require(lines.first { $0.contains("completed ") && $0.contains("rejected ") })
+        #expect(title.contains("since start: completed") || title.contains("so far: completed"), "\(size): \(title)")
+        #expect(title.hasSuffix("┐"), "\(size): \(title)")
+    }
+}

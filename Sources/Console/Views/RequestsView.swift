@@ -165,11 +165,15 @@ enum RequestsView {
             (title("TTFT", .ttft, state), -8), ("where", max(6, top.width - 65)),
         ]
         b.table(columns: columns, rows: Array(rows), in: inset(top))
+        // The counts are the run's, not the rows': "Recently finished · completed 13.7k" over
+        // five rows read as the list's size. Said in every form, the longest that fits.
+        let counts =
+            "completed \(Format.count(s.requests.completed)) · failed \(Format.count(s.requests.failed)) · rejected \(Format.count(s.requests.rejected))"
         b.box(
             bottom,
-            title:
-                "Recently finished · completed \(Format.count(s.requests.completed)) · failed \(s.requests.failed) · rejected \(s.requests.rejected)"
-        )
+            titles: [
+                "Recently finished · since start: \(counts)", "Recent · since start: \(counts)", "Recent · so far: \(counts)",
+            ])
         let bottomRows = max(1, bottom.height - 3)
         let recentCursor = cursor - total
         let bottomOffset = recentCursor >= 0 ? max(0, recentCursor - bottomRows + 1) : 0
