@@ -102,3 +102,28 @@ import XDSTestSupport
         #expect(title.hasSuffix("┐"), "\(size): \(title)")
     }
 }
+
+/// A key that does nothing in the view (w outside Latency, s outside Requests, a stray letter)
+/// said nothing: the footer stayed as it was, so a dead key looked like a slow console.
+@Suite struct UnusedKeyTests {
+    @Test func aKeyThatDoesNothingHereSaysWhereItActs() {
+        let link = FakeEngineLink()
+        for (key, view, says) in [
+            (Key.char("w"), ConsoleView.pod, "Latency (4)"), (.char("v"), .latency, "Events (6)"),
+            (.char("s"), .events, "Requests (5)"), (.enter, .pod, "Requests (5)"), (.char("x"), .pod, "no key x"),
+        ] {
+            var state = primedState()
+            state.view = view
+            let after = drive(state, link, keys: [key])
+            #expect(after.status?.text.contains(says) == true, "\(key) in \(view): \(String(describing: after.status))")
+            #expect(after.view == view && link.sentCommands.isEmpty, "\(key) in \(view) did something")
+            let footer = ConsoleScreen.render(after, SnapshotFixtures.superpod, theme: .builtinDark, width: 80, height: 24).lines[23]
+            #expect(footer.contains(says), "\(footer)")
+        }
+        // The keys of the view still act, with no such note.
+        var latency = primedState()
+        latency.view = .latency
+        let windowed = drive(latency, link, keys: [.char("w")])
+        #expect(windowed.status == nil && windowed.latencyWindow != latency.latencyWindow)
+    }
+}

@@ -266,7 +266,25 @@ public enum ConsoleUpdate {
         case .end:
             if s.view == .requests { s.requestScroll = max(0, RequestsView.rowCount(s) - 1) }
             if s.view == .events { s.eventScroll = max(0, EventsView.shown(s).count - 1) }
-        default: break
+        default:
+            // A key that does nothing here says so and where it acts (as `/` in a view without
+            // a list does): `w` in the Pod view, `s` outside Requests or a stray letter were
+            // dropped without a sign, and the operator could not tell a dead key from a slow one.
+            if let hint = unusedKeyHint(key) { s.status = StatusLine(hint, isError: true) }
+        }
+    }
+
+    /// What to say about a key that does nothing in the current view: where it acts, or that
+    /// no key is bound to it. `nil` for keys that are inert by nature (Esc, Tab, Backspace).
+    static func unusedKeyHint(_ key: Key) -> String? {
+        switch key {
+        case .enter: return "Enter opens a request in Requests (5) or an event in Events (6)"
+        case .char("w"): return "w changes the histogram window in Latency (4)"
+        case .char("v"): return "v changes the level shown in Events (6)"
+        case .char("s"), .char("S"): return "s sorts, S reverses, in Requests (5)"
+        case .char(let c) where !c.isWhitespace && !(c.asciiValue.map { $0 < 32 || $0 == 127 } ?? false):
+            return "no key \(c) here · ? lists the keys"
+        default: return nil
         }
     }
 
