@@ -95,6 +95,9 @@ struct CompletionTests {
             let usage = try #require(body["usage"] as? [String: Any]).compactMapValues { $0 as? Int }
             #expect(usage["prompt_tokens"] == 4)
             #expect(usage["completion_tokens"] == 9)
+            // No max_tokens: OpenAI's (and vLLM's) default for this endpoint, 16, not the
+            // server-wide 256 that chat completions get.
+            #expect(server.backend.submitted.last?.maxTokens == 16)
 
             let streamed = try await server.post(
                 "/v1/completions", json: ["prompt": [1, 2, 3, 4, 5], "stream": true])
@@ -104,6 +107,14 @@ struct CompletionTests {
             #expect(stream.finishReasons == ["stop"])
             #expect(PromptTokenizer.count(stream.content) == 9)
             #expect(server.backend.submitted.last?.promptTokens == 5)
+            #expect(server.backend.submitted.last?.maxTokens == 16)
+            let asked = try await server.post("/v1/completions", json: ["prompt": "hi", "max_tokens": 300])
+            #expect(asked.status == 200 && server.backend.submitted.last?.maxTokens == 300)
+            let newer = try await server.post("/v1/completions", json: ["prompt": "hi", "max_completion_tokens": 40])
+            #expect(newer.status == 200 && server.backend.submitted.last?.maxTokens == 40)
+            // min_tokens beyond the default is measured against it, as in vLLM.
+            let beyond = try await server.post("/v1/completions", json: ["prompt": "hi", "min_tokens": 17])
+            #expect(beyond.status == 400 && beyond.text.contains("0…16"), "\(beyond.text)")
         }
     }
 

@@ -400,6 +400,11 @@ struct CompletionValidator {
     /// The model's context window in tokens: prompt plus output.
     var maxModelLen: Int = 131_072
 
+    /// `max_tokens` of a legacy `/v1/completions` request that gives none: 16, OpenAI's documented
+    /// default for that endpoint and vLLM's. The server-wide default (``defaultMaxTokens``, 256) was
+    /// used, so a client relying on the endpoint's default got replies 16 times as long as it asked.
+    static let legacyDefaultMaxTokens = 16
+
     /// The message roles OpenAI's chat endpoint takes.
     static let chatRoles = ["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -472,7 +477,8 @@ struct CompletionValidator {
         guard promptTokens > 0 else { throw .invalidRequest("'prompt' must not be empty", param: "prompt") }
         let field = body.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
         var completion = try common(
-            model: body.model, n: body.n, maxTokens: (body.maxCompletionTokens ?? body.maxTokens, field),
+            model: body.model, n: body.n,
+            maxTokens: (body.maxCompletionTokens ?? body.maxTokens ?? Self.legacyDefaultMaxTokens, field),
             promptTokens: (promptTokens, "prompt"), stream: body.stream, streamOptions: body.streamOptions,
             sampling: body.sampling, user: body.user, bench: body.bench)
         completion.promptTokenIDs = ids
