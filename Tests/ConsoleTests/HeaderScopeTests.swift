@@ -127,3 +127,15 @@ import XDSTestSupport
         #expect(windowed.status == nil && windowed.latencyWindow != latency.latencyWindow)
     }
 }
+
+/// A live NPU's HBM line ended "· no alarm colour: KV below", which read as a sentence cut off
+/// at the edge (KV below what?). It names the row that carries the colour, or is left out.
+@Suite struct HBMNoteTests {
+    @Test(arguments: [(80, 24), (100, 30), (120, 40), (200, 60)])
+    func theNoteNamesTheKVRow(size: (Int, Int)) throws {
+        let lines = renderFixture(.pod, width: size.0, height: size.1) { $0.selectedNPU = 0 }
+        let hbm = try #require(lines.first { $0.contains("│ HBM ") })
+        #expect(!hbm.contains("KV below"), "\(size): \(hbm)")
+        if hbm.contains("alarm") { #expect(hbm.contains("· alarm colour on the KV row"), "\(size): \(hbm)") }
+    }
+}

@@ -295,11 +295,12 @@ enum PodView {
         let holds = npu.role == .expert ? " expert weights" : npu.role == .spare ? "" : " weights + KV in use"
         let noteRoom = inner.maxX - (inner.x + 8 + (inner.width >= 120 ? 40 : min(20, max(4, inner.width - 24))))
         // A dead chip has no load to colour: its line says it is dead, and since when where a
-        // fault the console can read says so ("no alarm colour: KV below" was noise there).
+        // fault the console can read says so (the note on the alarm colour was noise there).
+        // That note names the row ("KV below" read as a sentence cut off: KV below what?).
         let dead = faults.cause[npu.id].map { f in [" · dead since \(Format.clock(f.injectedAt)) (fault #\(f.id))",
                                                     " · dead since \(Format.clock(f.injectedAt))"] } ?? [" · dead"]
         let hbmNote = (npuState == .dead ? dead.map { gb + $0 } + [gb + " · dead", gb]
-                       : [gb + holds + " · no alarm colour: KV below", gb + holds, gb]).first { $0.count <= noteRoom } ?? gb
+                       : [gb + holds + " · alarm colour on the KV row", gb + holds, gb]).first { $0.count <= noteRoom } ?? gb
         meter("HBM", hbm, hbmNote, style: Style(fg: .accent))
         meter("KV", npu.kvUsage, Format.percent(npu.kvUsage))
         let node = s.npus.filter { $0.node == npu.node }
