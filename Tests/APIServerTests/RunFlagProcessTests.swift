@@ -150,7 +150,7 @@ struct RunFlagProcessTests {
                                          ["serve"] + deployment + ["--port", "19931", "--eplb", "on"])
             let exited = serve.waitForExit(within: 60)
             serve.kill()
-            Thread.sleep(forTimeInterval: 0.2)
+            serve.waitForOutputEnd(within: 10)
             #expect(exited && serve.process.terminationStatus == 1 && serve.stderr.hasSuffix("leave --eplb out\n"),
                     "serve: \(serve.stderr)")
         }

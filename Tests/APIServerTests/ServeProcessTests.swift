@@ -24,8 +24,9 @@ func runBuiltXDS(_ arguments: [String]) throws -> (status: Int32, out: String, e
     let child = try ChildProcess(try #require(BuiltBinary.xds), arguments)
     #expect(child.waitForExit(within: 300), "xds \(arguments.joined(separator: " ")) did not finish")
     child.kill()
-    // The pipes' handlers may still be delivering the last bytes.
-    Thread.sleep(forTimeInterval: 0.2)
+    // The pipes' handlers may still be delivering the last bytes: a fixed 0.2 s lost the last
+    // lines of a 4-line output on a loaded machine. Until both pipes reach their end (bounded).
+    child.waitForOutputEnd(within: 10)
     return (child.process.terminationStatus, child.stdout, child.stderr)
 }
 
@@ -35,7 +36,18 @@ final class ChildProcess: @unchecked Sendable {
     /// Bytes read from a pipe, appended by the pipe's handler thread.
     final class Collected: Sendable {
         let data = Mutex(Data())
+        /// Set when the pipe reached its end (the handler got no bytes).
+        let ended = Mutex(false)
         var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+        func take(_ h: FileHandle) {
+            let d = h.availableData
+            if d.isEmpty {
+                h.readabilityHandler = nil
+                ended.withLock { $0 = true }
+            } else {
+                data.withLock { $0.append(d) }
+            }
+        }
     }
     private let output = Collected()
     private let errors = Collected()
@@ -47,14 +59,8 @@ final class ChildProcess: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        out.fileHandleForReading.readabilityHandler = { [output] h in
-            let d = h.availableData
-            output.data.withLock { $0.append(d) }
-        }
-        err.fileHandleForReading.readabilityHandler = { [errors] h in
-            let d = h.availableData
-            errors.data.withLock { $0.append(d) }
-        }
+        out.fileHandleForReading.readabilityHandler = { [output] h in output.take(h) }
+        err.fileHandleForReading.readabilityHandler = { [errors] h in errors.take(h) }
         try process.run()
     }
 
@@ -66,6 +72,14 @@ final class ChildProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         return !process.isRunning
+    }
+
+    /// Waits up to `seconds` (after the process ended) for both pipes to reach their end.
+    func waitForOutputEnd(within seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !(output.ended.withLock { $0 } && errors.ended.withLock { $0 }) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
     }
 
     func kill() { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }
