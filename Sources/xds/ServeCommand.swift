@@ -36,7 +36,6 @@ struct Serve: ParsableCommand {
             body: .seconds(try FlagLimits.bodyTimeout.value(bodyTimeout)),
             keepAlive: .seconds(try FlagLimits.keepAliveTimeout.value(keepAliveTimeout)))
         let bindHost = try parseBindHost(host, option: "--host")
-        if let warning = exposureWarning(host: bindHost) { FileHandle.standardError.write(Data("xds serve: \(warning)\n".utf8)) }
         let pace = try FlagLimits.pace(speed)
         let (token, tokenWasGenerated) = try AdminToken.resolve(
             flag: adminToken, environment: ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"])
@@ -48,6 +47,10 @@ struct Serve: ParsableCommand {
         finished.observe(engine)
         let host = EngineHost(core: engine, speed: pace, scenario: try common.loadScenario(for: config.deployment),
                               capabilities: [.drain, .speed, .rebalance, .faults])
+        // After every check of a flag or file, as the console says it: said first, it came before
+        // each refusal (`--host 0.0.0.0 --rate -1` was two lines, "listening on 0.0.0.0" and the
+        // error, with nothing listening).
+        if let warning = exposureWarning(host: bindHost) { FileHandle.standardError.write(Data("xds serve: \(warning)\n".utf8)) }
         host.start()
         let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token,
                                                       maxModelLen: try config.deployment.modelSpec().contextWindow,

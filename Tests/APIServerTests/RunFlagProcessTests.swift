@@ -125,6 +125,18 @@ struct RunFlagProcessTests {
         #expect(r.status == 0 && r.out.contains("\"deployment\" : \"superpod\""), "\(r)")
     }
 
+    /// `serve --host 0.0.0.0` printed "warning: listening on 0.0.0.0, reachable from other
+    /// machines" before checking the rest of its flags, so a refusal was two lines, the first
+    /// false (nothing listened): the refusal is its one line. (No test binds 0.0.0.0.)
+    @Test func aServeRefusalIsOneLineWhateverTheHost() throws {
+        for (flag, value, message) in [("--rate", "-1", "--rate must be 0 (no synthetic arrivals) or between"),
+                                        ("--speed", "0", "--speed must be")] {
+            let r = try xds(["serve", "--host", "0.0.0.0", "--port", "19932", flag, value])
+            #expect(r.status == 1 && r.out.isEmpty, "\(r)")
+            #expect(r.err.hasPrefix("xds: \(message)") && r.err.split(separator: "\n").count == 1, "\(r.err)")
+        }
+    }
+
     /// `xds run --eplb perfect` on a dense model was taken (exit 0, the same run as without it)
     /// while `bench decode` refused it: every command taking the common options refuses it,
     /// and `--eplb-planner`, with bench's line; without them, or on a MoE model, they run.

@@ -199,14 +199,24 @@ struct ServeProcessTests {
     }
 
     @Test func aNonLoopbackHostIsWarnedAboutOnStderr() throws {
-        // The speed error ends the run right after the warning, before anything binds.
-        let child = try ChildProcess(try #require(BuiltBinary.xds), ["serve", "--host", "0.0.0.0", "--speed", "0"])
+        // A host name that does not resolve: warned about once every flag passed, then refused by
+        // the bind, so nothing listens beyond loopback.
+        let child = try ChildProcess(try #require(BuiltBinary.xds), ["serve", "--host", "0.0.0.0x", "--port", "19934",
+                                                                     "--deployment", Self.tiny])
         defer { child.kill() }
-        #expect(child.waitForExit(within: 20))
+        #expect(child.waitForExit(within: 60))
         let lines = child.stderr.split(separator: "\n")
-        #expect(lines.contains { $0.contains("0.0.0.0") && $0.contains("no authentication") && $0.contains("/metrics") },
+        #expect(lines.contains { $0.contains("0.0.0.0x") && $0.contains("no authentication") && $0.contains("/metrics") },
                 "\(child.stderr)")
         #expect(child.process.terminationStatus != 0)
+        // A refused flag is its one line: the warning waits until every flag passed.
+        let refused = try ChildProcess(try #require(BuiltBinary.xds), ["serve", "--host", "0.0.0.0", "--speed", "0"])
+        defer { refused.kill() }
+        #expect(refused.waitForExit(within: 20))
+        #expect(refused.process.terminationStatus == 1)
+        refused.waitForOutputEnd(within: 10)
+        #expect(refused.stderr.split(separator: "\n").count == 1 && refused.stderr.hasPrefix("xds: --speed must be"),
+                "\(refused.stderr)")
     }
 
     /// The read timeouts are numbers like any other: a bad one is one line naming the flag and
