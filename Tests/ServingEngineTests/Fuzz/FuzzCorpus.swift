@@ -65,6 +65,19 @@ enum FuzzCorpus {
         "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.5,1,1\n2023-11-16 18:17:04.12345678901234567890123,1,1\n",
     ]
 
+    static let burstGPT: [String] = [
+        // Every row failed in the source: refused as "no requests", as if the file were empty.
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,ChatGPT,472,0,472,Conversation log\n",
+        "\u{FEFF}Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\r\n5,ChatGPT,1,1,2,API log\r\n",
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,ChatGPT,100,10,999,API log\n",
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n1e3,ChatGPT,1,1,2,API log\n",
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,ChatGPT,1,1,2,API log\n1,ChatGPT,1,1,2,API log\n",
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\r5,ChatGPT,1,1,2,API log\r",
+        "Timestamp,Request tokens,Response tokens,Request tokens\n5,1,1,1\n",
+        "Timestamp,Model,Request tokens,Response tokens\n5,ChatGPT,-1,1\n5,ChatGPT,1,-1\n",
+        "Timestamp,Model,Request tokens,Response tokens\n99999999999,ChatGPT,1,1\n",
+    ]
+
     static let mooncake: [String] = [
         // Int64(Double) trapped on hash ids beyond Int64 and on nan.
         "{\"timestamp\": 0, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [1e19]}\n",

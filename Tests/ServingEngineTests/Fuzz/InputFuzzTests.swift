@@ -80,7 +80,10 @@ import XDSTestSupport
                 let sane = s.steps.allSatisfy { $0.at.isFinite && $0.at >= 0 && $0.at <= SimTime.maxDuration }
                 return sane ? .value : .error("")
             } catch let error as ConfigError {
-                return .error(error.description)
+                // Every refusal names the file it is about, as `xds run --scenario` shows it (the
+                // trailing newline makes the harness report one that does not).
+                return .error(error.description.hasPrefix("fuzz.toml") ? error.description
+                                  : "does not name the file: \(error.description)\n")
             } catch {
                 return .error("untyped error \(type(of: error))\n")
             }
@@ -106,7 +109,9 @@ import XDSTestSupport
                 }
                 return .value
             } catch {
-                return .error(error.description)
+                // Every refusal names the file (and the line): "fuzz.trace:3: …", "fuzz.trace: empty trace file".
+                return .error(error.description.hasPrefix("fuzz.trace") ? error.description
+                                  : "does not name the file: \(error.description)\n")
             }
         }
     }
@@ -146,7 +151,7 @@ import XDSTestSupport
                 + "118,GPT-4,417,276,693,API log\n118.5,ChatGPT,1,1,2,API log\n",
             "\"log_type\",\"timestamp\",\"request_tokens\",\"response_tokens\",\"model\"\r\n\"API log\",0,3,4,\"GPT-4\"\r\n",
         ]
-        expectClean(traceTarget("burstgpt-csv", seeds: seeds, corpus: [], window: 163_840))
+        expectClean(traceTarget("burstgpt-csv", seeds: seeds, corpus: FuzzCorpus.burstGPT, window: 163_840))
     }
 
     /// Differential: the JSONL reader accepts exactly the lines `JSONSerialization` reads as an
