@@ -51,6 +51,9 @@ extension ServingEngine {
             case Policies.decodeBalancing.slot: je.setDecodeBalancing(try Policies.decodeBalancing.make(name))
             case Policies.recovery.slot: faults.use(try Policies.recovery.make(name))
             case Policies.eplbPlanner.slot:
+                // A dense model has no experts to plan for: taken, it changed nothing and counted as
+                // a command (`rebalance` is refused there, and `xds run --eplb-planner` too).
+                guard experts.hasExperts else { return (false, "\(model.name) has no experts") }
                 // Plans made by the old planner are forgotten; every controller takes the new one.
                 experts.use(try Policies.eplbPlanner.make(name))
             default:

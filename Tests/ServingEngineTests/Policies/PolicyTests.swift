@@ -286,6 +286,24 @@ import XDSTestSupport
         FaultTests.expectSound(engine)
     }
 
+    /// `policy eplb deepseek` on a dense model (a scenario step, the console, /admin/commands) was
+    /// accepted and counted while changing nothing; `rebalance` there is refused. Refused alike.
+    @Test func anEPLBPlannerIsRefusedOnADenseModel() throws {
+        var config = EngineConfiguration(deployment: try Deployment.inlineColocated("colocated:2:llama-2-7b:nvidia-a100:tp1"),
+                                         seed: 1, syntheticRate: 5)
+        config.eventCapacity = 100_000
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: 1)
+        let before = engine.report().commands
+        let planner = engine.report().policies?["eplb_planner"]
+        let reply = engine.apply(.policy(slot: "eplb", name: "deepseek"))
+        #expect(!reply.accepted && reply.message == "llama-2-7b has no experts", "\(reply.message)")
+        #expect(engine.apply(.rebalance).message == reply.message)
+        #expect(engine.report().commands == before && engine.report().policies?["eplb_planner"] == planner)
+        // The other slots still apply on a dense model.
+        #expect(engine.apply(.policy(slot: "je", name: "round-robin")).accepted)
+    }
+
     /// Prefill TEs a run placed its requests on, arrival by arrival.
     static func placements(_ engine: ServingEngine, until end: SimTime) -> [Int: Int] {
         var seen: [Int: Int] = [:]
