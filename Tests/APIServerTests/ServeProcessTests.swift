@@ -68,10 +68,14 @@ final class ChildProcess: @unchecked Sendable {
     var stderr: String { errors.text }
 
     /// Waits up to `seconds` for the process to exit; returns whether it did.
+    /// Once it has, also for its output to be read to the end (``waitForOutputEnd(within:)``): a
+    /// test that read stderr right after the exit saw it empty on a loaded machine.
     func waitForExit(within seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        return !process.isRunning
+        guard !process.isRunning else { return false }
+        waitForOutputEnd(within: 10)
+        return true
     }
 
     /// Waits up to `seconds` (after the process ended) for both pipes to reach their end.
