@@ -34,3 +34,12 @@ public struct NullWhenAbsent<Value: Codable & Sendable & Equatable>: Codable, Se
         if let wrappedValue { try c.encode(wrappedValue) } else { try c.encodeNil() }
     }
 }
+
+extension KeyedDecodingContainer {
+    /// A key that is missing decodes as absent, as it did for the plain optionals the wrapper
+    /// replaced (the synthesized decoder would otherwise require every wrapped key): a report or
+    /// row written by hand or by another tool without the key still reads.
+    public func decode<Value>(_ type: NullWhenAbsent<Value>.Type, forKey key: Key) throws -> NullWhenAbsent<Value> {
+        try decodeIfPresent(type, forKey: key) ?? NullWhenAbsent(wrappedValue: nil)
+    }
+}

@@ -208,20 +208,12 @@ public struct RunReport: Sendable, Equatable, Codable {
     public struct DecodeBatch: Sendable, Equatable, Codable {
         public var requestsPerDie: Double
         public var meanContext: Double
-        public var contextCV: Double?
+        /// Null written out, not left out: the key is always there.
+        @NullWhenAbsent public var contextCV: Double?
         public var stepMs: Double
         enum CodingKeys: String, CodingKey {
             case requestsPerDie = "requests_per_die", meanContext = "mean_context", contextCV = "context_cv"
             case stepMs = "step_ms"
-        }
-
-        /// Null written out, not left out: the key is always there.
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(requestsPerDie, forKey: .requestsPerDie)
-            try c.encode(meanContext, forKey: .meanContext)
-            try c.encode(contextCV, forKey: .contextCV)
-            try c.encode(stepMs, forKey: .stepMs)
         }
     }
 

@@ -200,6 +200,19 @@ import XDSTestSupport
         #expect(decoded.requests.failureReasons.isEmpty)
     }
 
+    /// `context_cv` is written as null, never left out, and a decode batch without the key (a
+    /// report written by hand or another tool) still decodes with it absent, as before the wrapper.
+    @Test func decodeBatchWritesANullSpreadAndReadsAMissingOne() throws {
+        let batch = RunReport.DecodeBatch(requestsPerDie: 2, meanContext: 100, contextCV: nil, stepMs: 5)
+        let text = String(decoding: try JSONOutput.encoder().encode(batch), as: UTF8.self)
+        #expect(text == #"{"context_cv":null,"mean_context":100,"requests_per_die":2,"step_ms":5}"#)
+        #expect(try JSONDecoder().decode(RunReport.DecodeBatch.self, from: Data(text.utf8)) == batch)
+        let without = #"{"mean_context":100,"requests_per_die":2,"step_ms":5}"#
+        #expect(try JSONDecoder().decode(RunReport.DecodeBatch.self, from: Data(without.utf8)) == batch)
+        let spread = RunReport.DecodeBatch(requestsPerDie: 2, meanContext: 100, contextCV: 0.5, stepMs: 5)
+        #expect(try JSONDecoder().decode(RunReport.DecodeBatch.self, from: JSONOutput.encoder().encode(spread)) == spread)
+    }
+
     @Test func prefixBlocksOfAnySizeAreRebasedWithoutATrap() {
         let keys: [UInt64] = [1, 2, 3, 4, 5]
         #expect(PrefixHashes.rebase(keys, fromBlockTokens: 512, toBlockTokens: 128).count == 20)
