@@ -58,34 +58,8 @@ public struct RunReport: Sendable, Equatable, Codable {
             inFlightAtStart = try c.decodeIfPresent(Int.self, forKey: .inFlightAtStart)
         }
 
-        /// The reason maps are encoded in key order (byte-stable output still needs the
-        /// encoder's `.sortedKeys`, as `xds run` sets: Foundation may reorder keyed containers).
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(arrived, forKey: .arrived)
-            try c.encode(completed, forKey: .completed)
-            try c.encode(failed, forKey: .failed)
-            try c.encode(rejected, forKey: .rejected)
-            try c.encode(inFlight, forKey: .inFlight)
-            try c.encodeIfPresent(inFlightWalked, forKey: .inFlightWalked)
-            try c.encodeIfPresent(inFlightAtStart, forKey: .inFlightAtStart)
-            try Self.encodeSorted(failureReasons, into: c.superEncoder(forKey: .failureReasons))
-            try Self.encodeSorted(rejectionReasons, into: c.superEncoder(forKey: .rejectionReasons))
-        }
-
-        private struct ReasonKey: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
-
-        private static func encodeSorted(_ counts: [String: Int], into encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: ReasonKey.self)
-            for (reason, count) in counts.sorted(by: { $0.key < $1.key }) {
-                try c.encode(count, forKey: ReasonKey(stringValue: reason))
-            }
-        }
+        // Encoding is synthesized: the reason maps come out in key order because every writer
+        // takes its encoder from JSONOutput (`.sortedKeys`), which sorts every object anyway.
     }
     public struct Tokens: Sendable, Equatable, Codable {
         public var prompt = 0, generated = 0
