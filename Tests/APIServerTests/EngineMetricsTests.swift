@@ -110,16 +110,21 @@ struct EngineMetricsTests {
     @Test func generationTokenRateAgreesWithTheEngine() async throws {
         try await Self.withServer(rate: 6, speed: 40) { server, host in
             #expect(await eventually { host.latestSnapshot().simTime > 20 })
-            let first = PrometheusText(try await server.get("/metrics").text)
-            let t0 = try await server.simTime()
+            // Each end of the window is scraped with the engine paused: the token counter follows
+            // the engine's steps as they end, the clock its published snapshots, and on a busy
+            // machine (the full suite on two cores) the two drifted apart by tens of simulated
+            // seconds at 40×, twice the 20% bound over the window. Paused, they agree.
+            func pausedScrape() async throws -> (PrometheusText, Double) {
+                #expect(host.send(commandLine: "pause").accepted)
+                #expect(await eventually { host.latestSnapshot().paused })
+                return (PrometheusText(try await server.get("/metrics").text), host.latestSnapshot().simTime)
+            }
+            let (first, t0) = try await pausedScrape()
+            #expect(host.send(commandLine: "resume").accepted)
             // A window of 160 simulated seconds (slower than 40× on a busy machine: waits longer).
-            // The metrics follow the engine through snapshots published every 0.2 wall seconds,
-            // about 8 simulated seconds at 40×, so each end of the window can be off by one
-            // publish; over 160 s that is at most ~10% of the rate, inside the 20% bound.
             #expect(await eventually(within: 180) { host.latestSnapshot().simTime > t0 + 160 })
-            let second = PrometheusText(try await server.get("/metrics").text)
+            let (second, t1) = try await pausedScrape()
             let snapshot = host.latestSnapshot()
-            let t1 = snapshot.simTime
             let rate = (second.sum("vllm:generation_tokens_total") - first.sum("vllm:generation_tokens_total")) / (t1 - t0)
             // The engine's own per-interval rate over the same window.
             let points = Int(((t1 - t0) / snapshot.series.intervalSeconds).rounded())
