@@ -41,6 +41,14 @@ final class RawConnection: @unchecked Sendable {
         _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
     }
 
+    /// Runs a blocking read or write on a thread of its own. Dispatch's global queue is as wide
+    /// as the machine (two threads here): in the full suite, other tests' blocking reads held both
+    /// and a read queued behind them began seconds late, so a test that timed the server's answer
+    /// measured the queue instead (a 1 s header timeout came out as 10 s).
+    static func onThreadOfItsOwn(_ work: @escaping @Sendable () -> Void) {
+        Thread.detachNewThread(work)
+    }
+
     /// Sends bytes exactly as given (a hand-made request, malformed on purpose).
     func write(raw: String) {
         let bytes = Array(raw.utf8)
@@ -50,7 +58,7 @@ final class RawConnection: @unchecked Sendable {
     /// Reads until the received text contains `marker` (or 2 s pass); returns what was read.
     func read(until marker: String) async -> String {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [fd] in
+            Self.onThreadOfItsOwn { [fd] in
                 var received = Data()
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 while !String(decoding: received, as: UTF8.self).contains(marker) {
@@ -86,14 +94,14 @@ final class RawConnection: @unchecked Sendable {
     /// ``sendAll(_:)`` on a Dispatch thread.
     func sendAllOffPool(_ bytes: [UInt8]) async -> Bool {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: self.sendAll(bytes)) }
+            Self.onThreadOfItsOwn { continuation.resume(returning: self.sendAll(bytes)) }
         }
     }
 
     /// As ``readUntilClosed()``, the bytes as they came (no UTF-8 repair of what is not UTF-8).
     func readBytesUntilClosed() async -> [UInt8] {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [fd] in
+            Self.onThreadOfItsOwn { [fd] in
                 var received: [UInt8] = []
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 var count = recv(fd, &buffer, buffer.count, 0)
@@ -110,7 +118,7 @@ final class RawConnection: @unchecked Sendable {
     /// was read, and whether the server closed it (end of stream or reset) rather than went quiet.
     func readUntilClosed() async -> (text: String, closed: Bool) {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [fd] in
+            Self.onThreadOfItsOwn { [fd] in
                 var received = Data()
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 var count = recv(fd, &buffer, buffer.count, 0)
