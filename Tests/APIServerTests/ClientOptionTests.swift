@@ -22,6 +22,8 @@ struct ClientOptionTests {
         let named: [String: Any] = ["type": "function", "function": ["name": "get_weather"]]
         let chatCases: [([String: Any], String)] = [
             (["logprobs": true], "logprobs"), (["logprobs": true, "top_logprobs": 5], "logprobs"),
+            // Without `logprobs` (OpenAI and vLLM refuse it: it needs `logprobs: true`): was a 200.
+            (["top_logprobs": 5], "top_logprobs"), (["logprobs": false, "top_logprobs": 1], "top_logprobs"),
             (["response_format": ["type": "json_object"]], "response_format"),
             (["response_format": ["type": "json_schema", "json_schema": ["name": "x", "schema": [:] as [String: Any]]]],
              "response_format"),
@@ -58,6 +60,7 @@ struct ClientOptionTests {
         let tools: [[String: Any]] = [["type": "function", "function": ["name": "f", "parameters": ["type": "object"]]]]
         let chatCases: [[String: Any]] = [
             ["logprobs": false], ["logprobs": NSNull()], ["response_format": ["type": "text"]],
+            ["top_logprobs": 0], ["logprobs": false, "top_logprobs": 0], ["top_logprobs": NSNull()],
             ["tools": tools], ["tools": tools, "tool_choice": "auto"], ["tools": tools, "tool_choice": "none"],
             ["echo": false], ["seed": 7, "user": "u", "temperature": 0, "top_p": 1],
             ["modalities": ["text"]], ["audio": NSNull(), "modalities": NSNull()],

@@ -535,6 +535,12 @@ struct CompletionValidator {
         try Self.check(sampling.presencePenalty, "presence_penalty", -2...2)
         try Self.check(sampling.frequencyPenalty, "frequency_penalty", -2...2)
         try Self.check(sampling.topLogprobs, "top_logprobs", 0...20)
+        // Alternatives per token need `logprobs: true` (OpenAI and vLLM refuse them without it), and
+        // there are none to give: answered 200 without them, the client never learnt why.
+        if let top = sampling.topLogprobs, top > 0 {
+            throw .unsupported("'top_logprobs' (\(top)) is not supported: xds simulates the serving system; its replies "
+                + "are placeholder text, with no token probabilities (leave it out or send 0)", param: "top_logprobs")
+        }
         try Self.check(sampling.logprobsCount, "logprobs", 0...5)
         try Self.check(sampling.topK, "top_k", -1...PromptInput.tokenIDRange.upperBound)
         try Self.check(sampling.minP, "min_p", 0...1)
