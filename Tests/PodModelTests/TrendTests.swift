@@ -75,6 +75,56 @@ import Testing
         }
     }
 
+    /// The trends hold on every preset and with every MoE model of the catalogue fitted to it, not
+    /// only on the calibration layout: TPOT rises with batch and with context, and throughput per
+    /// die rises with batch, up to the largest batch that fits the die's HBM (the bench refuses
+    /// the rest). Checked by hand across batch 1…192 and context 1K…16K before this test pinned it.
+    @Test(arguments: ["superpod", "cloudmatrix-infer", "colocated-288", "xdeepserve-ma"])
+    func decodeTrendsHoldOnEveryPresetAndModel(preset: String) throws {
+        let base = try Deployment.resolve(preset)
+        for name in ["deepseek-r1", "kimi-k2", "qwen3-235b-a22b"] {
+            let model = try ModelSpec.named(name)
+            let deployment = model.name == base.model.lowercased() ? base : try base.fitted(to: model).deployment
+            let mtp = model.mtpModules > 0 ? 0.7 : 0
+            var tpotAtBatch2: [Double] = []
+            for context in [1024.0, 16384] {
+                var rows: [Bench.DecodeResult] = []
+                for batch in [1.0, 2, 4, 8, 16, 64, 128, 192] {
+                    guard let row = try? Bench.decode(deployment: deployment, batchPerDie: batch, context: context,
+                                                      mtpAcceptance: mtp) else { break }
+                    rows.append(row)
+                }
+                #expect(rows.count >= 2, "\(preset) \(name) at \(context): fewer than two batches fit")
+                for (a, b) in zip(rows, rows.dropFirst()) {
+                    #expect(b.tpotMs > a.tpotMs, "\(preset) \(name) \(context): TPOT \(a.tpotMs) → \(b.tpotMs) ms")
+                    #expect(b.tokensPerSecondPerNPU > a.tokensPerSecondPerNPU,
+                            "\(preset) \(name) \(context): \(a.tokensPerSecondPerNPU) → \(b.tokensPerSecondPerNPU) tok/s per die")
+                }
+                if rows.count > 1 { tpotAtBatch2.append(rows[1].tpotMs) }
+            }
+            if tpotAtBatch2.count == 2 { #expect(tpotAtBatch2[1] > tpotAtBatch2[0], "\(preset) \(name): TPOT vs context") }
+        }
+    }
+
+    /// `perfect ≤ on ≤ off` with realistic routing on every preset, in decode at small and large
+    /// batch and strictly in prefill (issue 11), not only on the superpod.
+    @Test(arguments: ["superpod", "cloudmatrix-infer", "colocated-288", "xdeepserve-ma"])
+    func eplbOrderHoldsOnEveryPreset(preset: String) throws {
+        let deployment = try Deployment.resolve(preset)
+        for batch in [8.0, 96] {
+            let step = { (mode: EPLBMode) in
+                try Bench.decode(deployment: deployment, batchPerDie: batch, context: 4096, mtpAcceptance: 0.7, eplb: mode).stepMs
+            }
+            let off = try step(.off), on = try step(.on), perfect = try step(.perfect)
+            #expect(perfect <= on && on <= off, "\(preset) batch \(batch): perfect \(perfect) on \(on) off \(off)")
+        }
+        let batch = { (mode: EPLBMode) in
+            try Bench.prefill(deployment: deployment, promptLen: 4096, tokensPerNPU: 16384, eplb: mode).batchMs
+        }
+        let off = try batch(.off), on = try batch(.on), perfect = try batch(.perfect)
+        #expect(perfect < on && on < off, "\(preset) prefill: perfect \(perfect) on \(on) off \(off)")
+    }
+
     @Test func stepGrowthPerExtraRequestIsLargerAtSmallBatch() {
         // Concave step time: fixed per-step and per-layer costs dominate at small batch.
         let small = (step(batch: 16).stepSeconds - step(batch: 8).stepSeconds) / 8
