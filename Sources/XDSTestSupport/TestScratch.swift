@@ -28,6 +28,14 @@ public enum TestScratch {
         directory.appendingPathComponent("\(UUID().uuidString)-\(name)").path
     }
 
+    /// A fresh, empty directory in the scratch directory (removed with it), for a test whose
+    /// files must sit together under names of their own (a traces folder, a themes folder).
+    public static func makeDirectory(_ name: String = "dir") throws -> URL {
+        let url = URL(fileURLWithPath: path(name))
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
     /// Writes `text` to a fresh scratch file (not atomically: an atomic write leaves a folder
     /// behind on Linux) and returns its path.
     public static func write(_ text: String, name: String = "file") throws -> String {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import XDSTestSupport
 
 /// `xds bench …` as a user types it, through the built executable: what a bench cannot honour is
 /// refused with one line and exit 1, not taken and ignored.
@@ -58,9 +59,7 @@ struct BenchFlagProcessTests {
     /// `validate --sweep --deployment FILE` took a file with a misspelt `[policies]` name (exit 0,
     /// a table) that run and bench decode refuse: it is refused with their line.
     @Test func validateSweepChecksTheFilesPolicyNames() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-sweep-policies-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try TestScratch.makeDirectory("xds-sweep-policies")
         let printed = try xds(["run", "--print-config", "--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1"])
         #expect(printed.status == 0 && printed.out.contains("je_routing = \"prefix-aware\""), "\(printed)")
         let good = dir.appendingPathComponent("good.toml"), bad = dir.appendingPathComponent("bad.toml")
@@ -79,9 +78,7 @@ struct BenchFlagProcessTests {
     /// On a trace, the summary said "at 400.0 req/s (mixed)": the synthetic default, which the
     /// bench never ran.
     @Test func aTraceBenchSaysItReplaysTheTrace() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-bench-trace-test-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try TestScratch.makeDirectory("xds-bench-trace-test")
         let trace = dir.appendingPathComponent("tiny.csv")
         try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,400,10\n2023-11-16 18:17:04,300,8\n".utf8)
             .write(to: trace)
@@ -116,9 +113,7 @@ struct BenchFlagProcessTests {
     /// A replay case whose `xds run` fails is a failed run, not a usage error: it exited 64
     /// (ArgumentParser's `ValidationError`, EX_USAGE) where every other refusal exits 1.
     @Test func aReplayCaseThatFailsExitsOneNamingTheChildsReason() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-bench-replay-test-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try TestScratch.makeDirectory("xds-bench-replay-test")
         let trace = dir.appendingPathComponent("azure_llm_2023_code.csv")
         try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,abc,10\n".utf8).write(to: trace)
         let r = try xds(["bench", "replay", "--case", "azure-1", "--repeat", "1", "--traces", dir.path])
@@ -136,9 +131,7 @@ struct BenchFlagProcessTests {
     /// a complete run of the cases above; now its row says it failed and which cases did not run,
     /// and the error line names them too.
     @Test func aReplayCaseThatFailsAfterRowsSaysSoInTheTable() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-bench-replay-rows-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try TestScratch.makeDirectory("xds-bench-replay-rows")
         let trace = dir.appendingPathComponent("azure_llm_2023_code.csv")
         try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,abc,10\n".utf8).write(to: trace)
         let r = try xds(["bench", "replay", "--case", "idle", "--case", "azure-1", "--case", "azure-2", "--repeat", "1",

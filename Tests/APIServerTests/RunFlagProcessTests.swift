@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import XDSTestSupport
 
 /// `xds run` flags as a user types them, through the built executable (the flags are read by the
 /// `xds` target, which tests cannot import): a bad value is one line and exit 1 with nothing run;
@@ -13,9 +14,7 @@ struct RunFlagProcessTests {
     /// garbled column per key). A .csv name gets CSV: a header of the documented keys, then the
     /// same rows as the JSON Lines, an empty field for `null`.
     @Test func requestRowsToACSVFileAreCSV() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-rows-csv-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try TestScratch.makeDirectory("xds-rows-csv")
         let scenario = dir.appendingPathComponent("glitch.toml")
         try Data("name = \"g\"\n[[step]]\nat = \"20s\"\ncommand = \"fault glitch\"\n".utf8).write(to: scenario)
         let base = ["run", "--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1", "--rate", "10", "--duration", "40s",

@@ -192,9 +192,7 @@ import XDSTestSupport
         let typo = catalog.start(named: "ligth", noColor: true, logPath: "/tmp/l")
         #expect(typo.monochrome && typo.notice?.hasPrefix("no theme named 'ligth'; using mono (NO_COLOR)") == true)
         // A broken theme file is named, with where the reason is.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-themes-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try TestScratch.makeDirectory("xds-themes")
         try "name = \"mine\"\n[colors\n".write(to: dir.appendingPathComponent("mine.toml"), atomically: false, encoding: .utf8)
         let broken = ThemeCatalog.load(directory: dir).start(named: "mine", noColor: false, logPath: "/tmp/l")
         #expect(broken.notice == "no theme named 'mine'; using dark · themes: dark · theme file mine.toml skipped: see /tmp/l")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import XDSTestSupport
 
 @testable import Console
 
@@ -20,10 +21,7 @@ import Testing
     }
 
     @Test func malformedFileIsReportedAndTheDefaultStillLoads() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "xds-themes-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try TestScratch.makeDirectory("xds-themes")
         try "name = \"broken\"\n[colors\ntext = 1\n".write(
             to: dir.appendingPathComponent("broken.toml"), atomically: false, encoding: .utf8)
         try "[colors]\nsparkle = 3\n".write(
