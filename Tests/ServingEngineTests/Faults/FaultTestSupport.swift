@@ -72,6 +72,37 @@ enum FaultTests {
         return found
     }
 
+    /// Fault `kind` (0…5: die, NPU, node, HBM, glitch, straggler) anywhere on `pod`, as the
+    /// command soaks draw it after drawing the kind.
+    static func randomFault(kind: Int, _ random: inout RandomStream, pod: PodTopology) -> OperatorCommand {
+        let dies = pod.dieCount, npus = pod.npuCount, nodes = pod.nodes
+        switch kind {
+        case 0: return .faultDie(random.int(in: 0...(dies - 1)))
+        case 1: return .faultNPU(random.int(in: 0...(npus - 1)))
+        case 2: return .faultNode(random.int(in: 0...(nodes - 1)))
+        case 3: return .faultHBM(die: random.int(in: 0...(dies - 1)))
+        case 4: return .faultGlitch
+        default: return .faultStraggler(die: random.int(in: 0...(dies - 1)), slowdown: 2)
+        }
+    }
+
+    /// The soaks' wind-down: the autoscaler off, every fault healed and node undrained, then the
+    /// engine run until everything has left (restarts under way finish on their own time); what
+    /// is stuck or left behind, with the invariants at the end.
+    static func windDown(_ engine: ServingEngine, _ note: String) -> [String] {
+        var problems: [String] = []
+        _ = engine.apply(.autoscale("off"))
+        if engine.faults.activeCount > 0 { _ = engine.apply(.healAll) }
+        for node in engine.drainedNodes.sorted() { _ = engine.apply(.undrain(node: node)) }
+        engine.run(until: engine.now + 8)
+        if !engine.runToCompletion(limit: 900) {
+            problems.append("\(note): work stuck: \(engine.report().requests) \(engine.faults.outages) \(engine.inFlightCensus())")
+        }
+        problems += Self.problems(engine, "\(note) at the end")
+        problems += leftovers(engine, note)
+        return problems
+    }
+
     static func events(_ engine: ServingEngine, _ kind: EngineEvent.Kind) -> [String] {
         engine.recentEvents().filter { $0.kind == kind }.map(\.message)
     }

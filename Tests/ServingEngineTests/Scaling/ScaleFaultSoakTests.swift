@@ -55,15 +55,7 @@ import XDSTestSupport
         }
         engine.run(until: 15)
         problems += FaultTests.problems(engine, "\(note) at 15 s")
-        _ = engine.apply(.autoscale("off"))
-        if engine.faults.activeCount > 0 { _ = engine.apply(.healAll) }
-        for node in engine.drainedNodes.sorted() { _ = engine.apply(.undrain(node: node)) }
-        engine.run(until: engine.now + 8)
-        if !engine.runToCompletion(limit: 900) {
-            problems.append("\(note): work stuck: \(engine.report().requests) \(engine.faults.outages) \(engine.inFlightCensus())")
-        }
-        problems += FaultTests.problems(engine, "\(note) at the end")
-        problems += FaultTests.leftovers(engine, note)
+        problems += FaultTests.windDown(engine, note)
         // Starts by pool or object store take minutes: an idle pod skips to their end.
         engine.run(until: max(engine.now + 30, 3_000))
         let report = engine.report()
@@ -78,14 +70,10 @@ import XDSTestSupport
     }
 
     static func randomCommand(_ random: inout RandomStream, pod: PodTopology, roles: [InstanceRole]) -> OperatorCommand {
-        let dies = pod.dieCount, npus = pod.npuCount, nodes = pod.nodes
-        switch random.int(in: 0...13) {
-        case 0: return .faultDie(random.int(in: 0...(dies - 1)))
-        case 1: return .faultNPU(random.int(in: 0...(npus - 1)))
-        case 2: return .faultNode(random.int(in: 0...(nodes - 1)))
-        case 3: return .faultHBM(die: random.int(in: 0...(dies - 1)))
-        case 4: return .faultGlitch
-        case 5: return .faultStraggler(die: random.int(in: 0...(dies - 1)), slowdown: 2)
+        let nodes = pod.nodes
+        let kind = random.int(in: 0...13)
+        switch kind {
+        case 0...5: return FaultTests.randomFault(kind: kind, &random, pod: pod)
         case 6: return random.bernoulli(0.5) ? .drain(node: random.int(in: 0...(nodes - 1))) : .undrain(node: random.int(in: 0...(nodes - 1)))
         case 7: return random.bernoulli(0.5) ? .healAll : .heal(faultID: random.int(in: 1...4))
         case 8: return .policy(slot: "recovery", name: RecoveryPolicies.names[random.int(in: 0...2)])
