@@ -109,12 +109,7 @@ import XDSTestSupport
         #expect(effects == [.queryRequestDetail(id: 100_003)])
         var text = Self.render(next).joined(separator: "\n")
         #expect(text.contains("asking the engine for its record of request #100003…"))
-        var d = RequestDetail(id: 100_003, stage: .completed, arrivedAt: 600.0, promptTokens: 4000,
-                              cachedPromptTokens: 1024, outputTokens: 300, generatedTokens: 300, simTime: 700)
-        (d.prefillInstance, d.prefillGroup, d.decodeInstance, d.decodeGroup) = ("prefill-2", 1, "decode-0", 17)
-        (d.prefillStartedAt, d.prefillEndedAt) = (600.25, 600.731)
-        (d.transferStartedAt, d.transferEndedAt) = (600.8, 600.812)
-        (d.decodeJoinedAt, d.firstTokenAt, d.finishedAt) = (600.85, 600.9, 612.5)
+        let d = Self.detail(stage: .completed)
         next = ConsoleUpdate.update(next, .requestDetail(id: 100_003, .success(d))).0
         text = Self.render(next).joined(separator: "\n")
         for line in [
@@ -177,16 +172,23 @@ extension RequestPagingTests {
     /// At 80 columns the request box cut its long lines at its border: the decode line lost its
     /// first-token time and token count, the latency line its closing words, a failure its
     /// reason's end. Long lines now wrap inside the box under their label; nothing is lost.
-    @Test func theRequestBoxWrapsLongLinesAt80Columns() {
-        var state = Self.paged()
-        for _ in 0..<3 { state = Self.step(state, .key(.down)).0 }
-        state = ConsoleUpdate.update(state, .key(.enter)).0
-        var d = RequestDetail(id: 100_003, stage: .failed, arrivedAt: 600.0, promptTokens: 4000,
+    /// Request #100003's record as the engine answers it: prefilled on prefill-2/dp1 from 600.25 s,
+    /// moved to decode-0/dp17, finished at 612.5 s.
+    static func detail(stage: RequestStage) -> RequestDetail {
+        var d = RequestDetail(id: 100_003, stage: stage, arrivedAt: 600.0, promptTokens: 4000,
                               cachedPromptTokens: 1024, outputTokens: 300, generatedTokens: 300, simTime: 700)
         (d.prefillInstance, d.prefillGroup, d.decodeInstance, d.decodeGroup) = ("prefill-2", 1, "decode-0", 17)
         (d.prefillStartedAt, d.prefillEndedAt) = (600.25, 600.731)
         (d.transferStartedAt, d.transferEndedAt) = (600.8, 600.812)
         (d.decodeJoinedAt, d.firstTokenAt, d.finishedAt) = (600.85, 600.9, 612.5)
+        return d
+    }
+
+    @Test func theRequestBoxWrapsLongLinesAt80Columns() {
+        var state = Self.paged()
+        for _ in 0..<3 { state = Self.step(state, .key(.down)).0 }
+        state = ConsoleUpdate.update(state, .key(.enter)).0
+        var d = Self.detail(stage: .failed)
         d.reprefills = 1
         d.reason = "prefilled, then no decode TE accepts work (all restarting, drained or out of service)"
         state = ConsoleUpdate.update(state, .requestDetail(id: 100_003, .success(d))).0
