@@ -56,7 +56,7 @@ struct BenchPreview: ParsableCommand {
         // No sample is not 0 ms (as the run summary says): a window where nothing completed read
         // "TTFT p99 0 ms", the best figure there is.
         func p99(_ p: RunReport.Percentiles) -> String {
-            p.mean == 0 && p.p50 == 0 && p.p90 == 0 && p.p99 == 0 ? "— (no samples)" : "\(Int(p.p99)) ms"
+            p.isEmpty ? "— (no samples)" : "\(Int(p.p99)) ms"
         }
         print("baseline:     completed \(b.requests.completed), lost \(b.lost), TTFT p99 \(p99(b.latencyMs.ttft)), TPOT p99 \(p99(b.latencyMs.tpot))")
         print("with command: completed \(w.requests.completed), lost \(w.lost), TTFT p99 \(p99(w.latencyMs.ttft)), TPOT p99 \(p99(w.latencyMs.tpot))")

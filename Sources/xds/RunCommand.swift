@@ -300,7 +300,7 @@ enum ReportSummary {
     static func text(_ r: RunReport, colocated: Bool = false) -> String {
         // No sample is not 0 ms: a run where nothing completed said "0.0" and "0.0% attained".
         func ms(_ p: RunReport.Percentiles, none: String) -> String {
-            p.mean == 0 && p.p50 == 0 && p.p90 == 0 && p.p99 == 0 ? "— (\(none))"
+            p.isEmpty ? "— (\(none))"
                 : String(format: "mean %8.1f  p50 %8.1f  p90 %8.1f  p99 %8.1f", p.mean, p.p50, p.p90, p.p99)
         }
         let noneCompleted = "no request completed"

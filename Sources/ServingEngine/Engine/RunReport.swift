@@ -97,6 +97,8 @@ public struct RunReport: Sendable, Equatable, Codable {
     }
     public struct Percentiles: Sendable, Equatable, Codable {
         public var mean = 0.0, p50 = 0.0, p90 = 0.0, p99 = 0.0
+        /// No sample was taken (every figure 0): printed as "no samples", not as 0 ms.
+        public var isEmpty: Bool { mean == 0 && p50 == 0 && p90 == 0 && p99 == 0 }
     }
     public struct Latency: Sendable, Equatable, Codable {
         public var ttft = Percentiles(), tpot = Percentiles(), e2e = Percentiles()
