@@ -21,12 +21,12 @@ struct BenchPreview: ParsableCommand {
     var command = "drain node 20"
     @Option(name: .customLong("for"), help: "Simulated time to preview, 1s…1h (e.g. 90s, 10m).")
     var duration = "10m"
-    @Option(parsing: .unconditional, help: "Simulated seconds to run before the preview (warm-up, untimed), 0…3600.")
+    @Option(parsing: .unconditional, help: "Simulated seconds to run before the preview (warm-up, untimed): \(FlagLimits.warmUpAllowed).")
     var at: CLINumber = 120
     @Flag(help: "Print the preview as JSON (with wall_seconds).") var json = false
 
     func run() throws {
-        let warmUp = try FlagRange("--at", 0...3_600, unit: "s").value(at)
+        let warmUp = try FlagLimits.warmUp(at)
         try common.refuseScenario(in: "bench preview")
         let config = try common.engineConfiguration(defaultRate: 40)
         let request: PreviewRequest

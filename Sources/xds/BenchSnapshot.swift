@@ -16,7 +16,7 @@ struct BenchSnapshot: ParsableCommand {
         commandName: "snapshot", abstract: "Wall time of one engine snapshot on a loaded engine (mean, median, max)")
 
     @OptionGroup var common: CommonOptions
-    @Option(parsing: .unconditional, help: "Simulated seconds to run before the first snapshot (untimed), 0…3600.")
+    @Option(parsing: .unconditional, help: "Simulated seconds to run before the first snapshot (untimed): \(FlagLimits.warmUpAllowed).")
     var at: CLINumber = 120
     @Option(parsing: .unconditional, help: "Snapshots to take, 1…10000.")
     var count: CLINumber = 100
@@ -25,7 +25,7 @@ struct BenchSnapshot: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let warmUp = try FlagRange("--at", 0...3_600, unit: "s").value(at)
+        let warmUp = try FlagLimits.warmUp(at)
         let gap = try FlagRange("--every", 0.01...60, unit: "s").value(every)
         let n = try FlagRange("--count", 1...10_000, whole: true).int(count)
         try common.refuseScenario(in: "bench snapshot")

@@ -106,6 +106,17 @@ enum FlagLimits {
         }
         return x
     }
+    /// `--at` of `bench preview` and `bench snapshot`: 0 (no warm-up), or a millisecond up to an
+    /// hour. A nonzero warm-up under a millisecond is shorter than any engine step, so it ran as
+    /// 0 all the same, and the preview echoed it raw
+    /// (`--at 1e-320` printed "at 1e-320s"); `--at 0` says "no warm-up" plainly.
+    static let warmUpAllowed = "0 (no warm-up) or between 0.001 and 3600 s"
+    static func warmUp(_ n: CLINumber) throws -> Double {
+        guard let x = n.number, x == 0 || (0.001...3_600).contains(x) else {
+            throw ConfigError("--at must be \(warmUpAllowed), got \(n.number == nil ? n.quoted : n.shown)")
+        }
+        return x
+    }
     /// Coefficient of variation of the arrival gaps (1 = Poisson); far outside 0.1…10 the gamma
     /// sampler produces gaps of 0 or of centuries, which no traffic looks like.
     static let burstiness = FlagRange("--burstiness", 0.1...10)

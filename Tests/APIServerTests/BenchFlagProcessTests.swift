@@ -56,6 +56,30 @@ struct BenchFlagProcessTests {
         #expect(loaded.status == 0 && !loaded.out.contains("no samples") && loaded.out.contains(" ms, TPOT p99 "), "\(loaded)")
     }
 
+    /// `bench preview --at 1e-320` ran (a warm-up shorter than any step, so none) and printed
+    /// "at 1e-320s": a nonzero `--at` under a millisecond is refused by both benches with one line
+    /// naming the range `--help` states; 0, a millisecond and an hour are taken.
+    @Test func aWarmUpUnderAMillisecondIsRefusedNamingTheRange() throws {
+        let allowed = "0 (no warm-up) or between 0.001 and 3600 s"
+        for (bench, extra) in [("preview", ["--for", "1s"]), ("snapshot", ["--count", "1"])] {
+            for value in ["1e-320", "5e-324", "0.0009", "-1", "3600.5", "nan", "abc", "1e-400"] {
+                let r = try xds(["bench", bench, "--rate", "0", "--at", value] + extra)
+                #expect(r.status == 1 && r.out.isEmpty, "\(bench) \(value): \(r)")
+                let shown = ["abc", "1e-400"].contains(value) ? "'\(value)'" : value
+                #expect(r.err == "xds: --at must be \(allowed), got \(shown)\n", "\(bench) \(value): \(r.err)")
+            }
+            let help = try xds(["bench", bench, "--help"])
+            #expect(help.out.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+                .contains("untimed): \(allowed)."), "\(help.out)")
+        }
+        for value in ["0", "-0", "0.001", "3600"] {
+            let r = try xds(["bench", "preview", "--rate", "0", "--at", value, "--for", "1s"])
+            #expect(r.status == 0, "\(value): \(r)")
+            let at = ["0": "0s", "-0": "0s", "0.001": "0.001s", "3600": "1h"][value] ?? ""
+            #expect(r.out.hasPrefix("preview drain node 20 for 1s at \(at) on superpod"), "\(value): \(r.out)")
+        }
+    }
+
     /// `validate --sweep --deployment FILE` took a file with a misspelt `[policies]` name (exit 0,
     /// a table) that run and bench decode refuse: it is refused with their line.
     @Test func validateSweepChecksTheFilesPolicyNames() throws {
