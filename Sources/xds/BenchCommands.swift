@@ -132,10 +132,17 @@ private func breakdownText(_ b: Bench.Breakdown, dense: Bool) -> String {
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
-        abstract: "The published calibration points beside the simulated values; exits 1 if any is out of tolerance.")
+        abstract: "The published calibration points beside the simulated values; exits 1 if any is out of tolerance.",
+        // There is no --model: the published points are the papers' own models. Another model is
+        // looked at through a sweep of a deployment that serves it, which --help had left unsaid.
+        discussion: "The published points are of the papers' own models and deployments. To look at another model, "
+            + "sweep a deployment that serves it: xds validate --sweep --deployment colocated:N:MODEL:PROFILE:tpK "
+            + "(e.g. \(Validate.otherModelExample)), or a .toml file naming the model.")
+    /// The spec `--help` shows for another model; a test runs it.
+    static let otherModelExample = "colocated:1:llama-2-7b:ascend-910c:tp1"
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Print the decode step time against batch (8…128) and context (1K…16K) instead.") var sweep = false
-    @Option(help: "Deployment of --sweep (preset, colocated:… spec or .toml file; default: cloudmatrix-infer).")
+    @Option(help: "Deployment of --sweep (preset, colocated:N:MODEL:PROFILE:tpK spec or .toml file; default: cloudmatrix-infer).")
     var deployment: String?
 
     func run() throws {

@@ -226,6 +226,20 @@ struct BenchFlagProcessTests {
         #expect(object["eplb"] as? String == "on" && object["routing"] as? String == "skewed", "\(moe.out)")
     }
 
+    /// `validate` has no `--model` (the published points are the papers' own models), and its
+    /// `--help` did not say how to look at another one: it names the sweep of a deployment that
+    /// serves the model, and the example it gives runs, on that model.
+    @Test func validateHelpSaysHowToLookAtAnotherModel() throws {
+        let help = try xds(["validate", "--help"])
+        #expect(help.status == 0, "\(help)")
+        let text = help.out.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+        let example = "colocated:1:llama-2-7b:ascend-910c:tp1"
+        #expect(text.contains("To look at another model, sweep a deployment that serves it: xds validate --sweep "
+            + "--deployment colocated:N:MODEL:PROFILE:tpK (e.g. \(example)), or a .toml file naming the model."), "\(help.out)")
+        let r = try xds(["validate", "--sweep", "--deployment", example])
+        #expect(r.status == 0 && r.out.contains(" · \(example) · llama-2-7b;"), "\(r)")
+    }
+
     /// The CLI's exit codes: a command line ArgumentParser cannot read (a stray argument, an
     /// unknown flag, a value not among a flag's choices) is a usage error, 64 (EX_USAGE), on
     /// every subcommand alike, `validate --sweep extra` included; a value read but refused
