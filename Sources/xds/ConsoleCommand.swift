@@ -89,6 +89,14 @@ struct ConsoleCommand: ParsableCommand {
             throw ConfigError(
                 "--connect: expected a plain-HTTP URL like http://127.0.0.1:8000 (port 1…65535), got \(InputEcho.quoted(url))")
         }
+        // The server's engine runs as `xds serve` set it up: `--connect URL --rate 5` (or
+        // --deployment, --scenario, --speed, --listen, …) was taken, exit 0, and did nothing.
+        let ignored = Self.embeddedEngineOptions(in: Array(CommandLine.arguments.dropFirst()))
+        if !ignored.isEmpty {
+            let list = ignored.joined(separator: ", ")
+            throw ConfigError("\(list) \(ignored.count == 1 ? "sets" : "set") up the embedded engine; with --connect the console "
+                + "shows the server's (give \(ignored.count == 1 ? "it" : "them") to xds serve, or leave --connect out)")
+        }
         // An empty token (`--token ''`, `XDS_ADMIN_TOKEN=`) is none: every admin request would be
         // refused and the console would retry for ever, showing only a lost connection.
         guard let token = token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"], !token.isEmpty else {
@@ -101,6 +109,14 @@ struct ConsoleCommand: ParsableCommand {
         options.confirmDestructive = !yes
         let status = ConsoleApp.run(link: link, options: options)
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// The options in `arguments` (the command line after `xds`) that only an embedded engine
+    /// reads, each once in the order typed: all but --connect, --token, --theme and --yes.
+    static func embeddedEngineOptions(in arguments: [String]) -> [String] {
+        let attached: Set<String> = ["connect", "token", "theme", "yes", "help", "version"]
+        return GivenOptions.names(in: arguments, valued: RunFastPath.valued.union(["theme", "speed", "connect", "token", "listen"]))
+            .filter { !attached.contains($0) }.map { "--\($0)" }
     }
 
     /// `HOST:PORT`, `[IPv6]:PORT` (e.g. `[::1]:8000`).

@@ -66,6 +66,27 @@ enum Main {
     }
 }
 
+/// The long options a command line names, for a check of which were given at all (an option
+/// with a default cannot tell "given as the default" from "not given" after parsing).
+enum GivenOptions {
+    /// Each long option's name (without `--`) once, in the order typed. `arguments` has been
+    /// parsed already, so the word after an option in `valued` (not written `--name=value`) is
+    /// its value, not an option, even when it starts with `--`.
+    static func names(in arguments: [String], valued: Set<String>) -> [String] {
+        var given: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let word = arguments[i]
+            i += 1
+            guard word.hasPrefix("--"), word.count > 2 else { continue }
+            let name = String(word.dropFirst(2).prefix { $0 != "=" })
+            if !word.contains("="), valued.contains(name) { i += 1 }
+            if !given.contains(name) { given.append(name) }
+        }
+        return given
+    }
+}
+
 /// Options that pick a deployment: a preset, an inline colocated spec, or a TOML file.
 struct DeploymentOption: ParsableArguments {
     @Option(name: .long, help: "Preset (superpod, cloudmatrix-infer, xdeepserve-ma, colocated-288), colocated:N:MODEL:PROFILE:tpK, or FILE.toml.")

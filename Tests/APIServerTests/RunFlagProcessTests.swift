@@ -181,4 +181,31 @@ struct RunFlagProcessTests {
         let bad = try xds(["run", "--mix", "Chatty", "--duration", "1s"])
         #expect(bad.status != 0 && bad.out.isEmpty && bad.err.contains("'Chatty'"), "\(bad)")
     }
+
+    /// `console --connect URL --token T --rate 5` (or --deployment, --scenario, --speed, --listen,
+    /// …) was taken and did nothing: the console shows the server's engine. Refused with one line
+    /// naming each such option once, before any connection or terminal; --theme and --yes (which
+    /// the attached console reads) are not, and `xds --connect` (console, the default) is the same.
+    @Test func engineOptionsAreRefusedWithConnect() throws {
+        let attach = ["--connect", "http://127.0.0.1:9", "--token", "t"]
+        let cases: [([String], String)] = [
+            (["--rate", "5"], "--rate sets"),
+            (["--rate=5", "--deployment", "superpod", "--listen", "127.0.0.1:0", "--rate", "-4"],
+             "--rate, --deployment, --listen set"),
+            (["--speed", "max", "--clip-to-context", "--theme", "mono", "--yes"], "--speed, --clip-to-context set"),
+        ]
+        for command in [["console"], []] as [[String]] {
+            for (extra, named) in cases {
+                let r = try xds(command + attach + extra)
+                #expect(r.status == 1 && r.out.isEmpty, "\(extra): \(r)")
+                let them = named.hasSuffix(" sets") ? "it" : "them"
+                #expect(r.err == "xds: \(named) up the embedded engine; with --connect the console shows the server's "
+                    + "(give \(them) to xds serve, or leave --connect out)\n", "\(extra): \(r.err)")
+            }
+            // What the attached console reads passes this check (and stops at the missing terminal).
+            let fine = try xds(command + attach + ["--theme", "mono", "--yes"])
+            #expect(fine.status == 1 && fine.err == "xds console: no terminal to draw on (is stdout a tty and TERM set?)\n",
+                    "\(fine)")
+        }
+    }
 }
