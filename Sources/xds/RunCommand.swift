@@ -28,7 +28,18 @@ struct Run: ParsableCommand {
 
     func run() throws {
         if printConfig {
-            print(try common.deploymentWithPolicies().toml(), terminator: "")
+            let d = try common.deploymentWithPolicies()
+            // The file holds the layout and the policies, nothing else: `--print-config --eplb off`
+            // printed a file that runs with EPLB on, and `--out cfg.toml`, `--json`, `--rate 5`
+            // were taken and ignored. Refused after the held flags' own checks.
+            let unheld = GivenOptions.names(in: Array(CommandLine.arguments.dropFirst()), valued: RunFastPath.valued)
+                .filter { !Self.heldByPrintConfig.contains($0) && $0 != "print-config" && $0 != "quiet" }
+            if !unheld.isEmpty {
+                let list = unheld.map { "--\($0)" }.joined(separator: ", ")
+                throw ConfigError("--print-config prints a deployment file, which cannot hold \(list); leave "
+                    + "\(unheld.count == 1 ? "it" : "them") out and give \(unheld.count == 1 ? "it" : "them") to the run that reads the file")
+            }
+            print(d.toml(), terminator: "")
             return
         }
         // Flags first (FlagLimits), then files: a bad number is refused before anything is read.
@@ -102,6 +113,11 @@ struct Run: ParsableCommand {
 }
 
 extension Run {
+    /// The options `--print-config` carries into the file it prints (``CommonOptions/deploymentWithPolicies()``).
+    static let heldByPrintConfig: Set<String> = [
+        "deployment", "model", "je-routing", "dp-balancing", "eplb-planner", "recovery-policy", "autoscale", "prewarmed-spares",
+    ]
+
     /// A note for steps that pace a live clock (`pause`, `resume`, `speed`): `xds run` keeps the
     /// pace of its `--speed`, so they are logged and counted but change nothing; nil when none.
     static func pacingStepsNote(_ scenario: Scenario) -> String? {

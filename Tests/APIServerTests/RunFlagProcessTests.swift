@@ -208,4 +208,27 @@ struct RunFlagProcessTests {
                     "\(fine)")
         }
     }
+
+    /// `run --print-config` prints a deployment file, which holds the layout and the policies:
+    /// `--eplb off` printed a file that runs with EPLB on, and `--out cfg.toml --json --rate 5`
+    /// were taken, exit 0, nothing written. Refused, one line naming each such flag; the flags it
+    /// holds are taken (and printed) as before.
+    @Test func printConfigRefusesWhatTheFileCannotHold() throws {
+        let dir = try TestScratch.makeDirectory("xds-print-config")
+        let out = dir.appendingPathComponent("cfg.toml").path
+        let tail = "and give it to the run that reads the file\n"
+        let one = try xds(["run", "--eplb", "off", "--print-config"])
+        #expect(one.status == 1 && one.out.isEmpty, "\(one)")
+        #expect(one.err == "xds: --print-config prints a deployment file, which cannot hold --eplb; leave it out \(tail)", "\(one.err)")
+        let many = try xds(["run", "--print-config", "--out", out, "--json", "--rate=5", "--out", out, "--duration", "1s"])
+        #expect(many.status == 1 && many.out.isEmpty && !FileManager.default.fileExists(atPath: out), "\(many)")
+        #expect(many.err == "xds: --print-config prints a deployment file, which cannot hold --out, --json, --rate, --duration; "
+            + "leave them out and give them to the run that reads the file\n", "\(many.err)")
+        let held = try xds(["run", "--print-config", "--quiet", "--deployment", "superpod", "--je-routing", "round-robin",
+                            "--autoscale", "slo", "--prewarmed-spares", "2"])
+        #expect(held.status == 0 && held.err.isEmpty, "\(held)")
+        for line in ["je_routing = \"round-robin\"", "autoscaler = \"slo\"", "prewarmed_spare_tes = 2"] {
+            #expect(held.out.contains(line + "\n"), "\(line) in \(held.out)")
+        }
+    }
 }
