@@ -11,6 +11,25 @@ import Testing
         #expect(back == preset)
     }
 
+    /// A missing deployment file, a folder and a binary file were all "x.toml: cannot read
+    /// deployment file": the reason is said, in parentheses after the same words.
+    @Test func anUnreadableFileSaysWhy() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-unreadable-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let folder = dir.appendingPathComponent("folder.toml")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let binary = dir.appendingPathComponent("binary.toml")
+        try Data([0x6E, 0x61, 0x6D, 0x65, 0x20, 0x3D, 0x20, 0xFF, 0xFE, 0x0A]).write(to: binary)
+        let missing = dir.appendingPathComponent("missing.toml").path
+        for (path, reason) in [(missing, "no such file"), (folder.path, "it is a directory"), (binary.path, "not UTF-8 text")] {
+            #expect(throws: ConfigError("\(path): cannot read deployment file (\(reason))")) { try Deployment.load(path: path) }
+        }
+        #expect(throws: ConfigError("'': cannot read scenario file (no such file)")) {
+            try TOMLDocument.read(path: "", what: "scenario file")
+        }
+    }
+
     @Test func shippedTOMLFilesEqualThePresets() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         for name in Deployment.presetNames {

@@ -157,9 +157,20 @@ extension Deployment {
 /// Reading and parsing the project's TOML files (deployments, scenarios), with one-line errors.
 public enum TOMLDocument {
     public static func read(path: String, what: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            // An empty path would print as ": cannot read …".
-            throw ConfigError("\(path.isEmpty ? "''" : path): cannot read \(what)")
+        // An empty path would print as ": cannot read …".
+        let shown = path.isEmpty ? "''" : path
+        // Why, in a word: a missing file, a folder and a binary file all read "cannot read
+        // deployment file", where `--workload` says which.
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ConfigError("\(shown): cannot read \(what) (no such file)")
+        }
+        if isDirectory.boolValue { throw ConfigError("\(shown): cannot read \(what) (it is a directory)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("\(shown): cannot read \(what)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError("\(shown): cannot read \(what) (not UTF-8 text)")
         }
         return text
     }
