@@ -17,7 +17,8 @@ struct ConsoleCommand: ParsableCommand {
             help: "Simulated seconds per wall second (\(FlagLimits.speed.allowed); the console's +/- keys step 0.1…1000), or max.")
     var speed: String = "1"
     @Option(help: "Attach to a running xds serve at this URL instead of embedding an engine.") var connect: String?
-    @Option(help: "Admin token for --connect (else XDS_ADMIN_TOKEN).") var token: String?
+    @Option(help: "Admin token for --connect, or of the API --listen serves (else XDS_ADMIN_TOKEN; with --listen, else a random one, printed).")
+    var token: String?
     @Flag(help: "Destructive keys (d drain, f fault) act at once, without asking y/n (for scripted use).")
     var yes = false
     @Option(help: "Also serve the HTTP API of the embedded engine on HOST:PORT (e.g. 127.0.0.1:8000).")
@@ -25,6 +26,11 @@ struct ConsoleCommand: ParsableCommand {
 
     func run() throws {
         if let connect { return try attach(to: connect) }
+        // With neither, no admin API is spoken to or served: the token was taken and ignored.
+        if token != nil, listen == nil {
+            throw ConfigError("--token applies to --connect (the server's admin token) or --listen (the token of the API "
+                + "it serves); leave --token out")
+        }
         let pace = try FlagLimits.pace(speed)
         // A moderate built-in load on the superpod (interfaces.md); with no --rate and no --scenario
         // the demo below replaces it with rates scaled to the deployment.

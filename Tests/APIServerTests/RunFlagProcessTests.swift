@@ -231,4 +231,18 @@ struct RunFlagProcessTests {
             #expect(held.out.contains(line + "\n"), "\(line) in \(held.out)")
         }
     }
+
+    /// `console --token T` without --connect or --listen was taken and ignored (no admin API is
+    /// spoken to or served), and `--help` named only --connect: refused with one line naming both.
+    @Test func aConsoleTokenWithoutConnectOrListenIsRefused() throws {
+        for command in [["console"], []] as [[String]] {
+            let r = try xds(command + ["--token", "t", "--rate", "5"])
+            #expect(r.status == 1 && r.out.isEmpty, "\(r)")
+            #expect(r.err == "xds: --token applies to --connect (the server's admin token) or --listen (the token of the API "
+                + "it serves); leave --token out\n", "\(r.err)")
+        }
+        let help = try xds(["console", "--help"])
+        #expect(help.out.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+            .contains("Admin token for --connect, or of the API --listen serves"), "\(help.out)")
+    }
 }
