@@ -66,6 +66,9 @@ public enum FuzzHarness {
         public var maxBytes: Int
         /// One mutation in this many is a huge repeat up to `maxBytes`.
         public var hugeEvery: Int
+        /// An `XDS_FUZZ_…` variable that was set but not readable, said as one line; each run
+        /// reports it as a failure (`XDS_FUZZ_SECONDS=2m` ran the default half second, green).
+        public var environmentProblems: [String] = []
 
         public init(
             seed: UInt64 = 1, iterations: Int = 400, seconds: Double = 0.5, perInputSeconds: Double = 2,
@@ -82,16 +85,29 @@ public enum FuzzHarness {
 
         /// The defaults, overridden by `XDS_FUZZ_SEED`, `XDS_FUZZ_SECONDS`, `XDS_FUZZ_ITERATIONS`.
         public static func fromEnvironment(
-            iterations: Int = 400, seconds: Double = 0.5, maxBytes: Int = 8_192, hugeEvery: Int = 200
+            iterations: Int = 400, seconds: Double = 0.5, maxBytes: Int = 8_192, hugeEvery: Int = 200,
+            environment env: [String: String] = ProcessInfo.processInfo.environment
         ) -> Configuration {
-            let env = ProcessInfo.processInfo.environment
             var c = Configuration(iterations: iterations, seconds: seconds, maxBytes: maxBytes, hugeEvery: hugeEvery)
-            if let s = env["XDS_FUZZ_SEED"].flatMap({ UInt64($0) }) { c.seed = s }
-            if let s = env["XDS_FUZZ_SECONDS"].flatMap({ Double($0) }), s.isFinite, s > 0 {
-                c.seconds = min(s, 86_400)
-                c.iterations = .max
+            func refuse(_ name: String, _ expected: String) {
+                let text = env[name] ?? ""
+                c.environmentProblems.append("\(name) must be \(expected), got '\(text.prefix(40))'; the default was used")
             }
-            if let n = env["XDS_FUZZ_ITERATIONS"].flatMap({ Int($0) }), n > 0 { c.iterations = n }
+            if let text = env["XDS_FUZZ_SEED"] {
+                if let s = UInt64(text) { c.seed = s } else { refuse("XDS_FUZZ_SEED", "a whole number between 0 and \(UInt64.max)") }
+            }
+            if let text = env["XDS_FUZZ_SECONDS"] {
+                // Plain seconds, as the README's `XDS_FUZZ_SECONDS=120`; at most a day.
+                if let s = Double(text), s.isFinite, s > 0, s <= 86_400 {
+                    c.seconds = s
+                    c.iterations = .max
+                } else {
+                    refuse("XDS_FUZZ_SECONDS", "a number of seconds above 0 and at most 86400")
+                }
+            }
+            if let text = env["XDS_FUZZ_ITERATIONS"] {
+                if let n = Int(text), n > 0 { c.iterations = n } else { refuse("XDS_FUZZ_ITERATIONS", "a whole number above 0") }
+            }
             return c
         }
     }
@@ -118,6 +134,9 @@ public enum FuzzHarness {
         defer { watchdog.stop() }
 
         var report = FuzzReport(target: target)
+        for problem in c.environmentProblems {
+            report.failures.append(FuzzFailure(target: target, input: [], problem: problem))
+        }
         // The target name enters the seed so targets explore differently under one XDS_FUZZ_SEED.
         var mutator = FuzzMutator(seed: c.seed ^ stableHash(target), maxBytes: c.maxBytes, hugeEvery: c.hugeEvery)
         let pool = seedBytes + corpusBytes

@@ -226,4 +226,27 @@ import XDSTestSupport
         #expect(report.inputs == 21)
         #expect(!report.failures.isEmpty)
     }
+
+    /// `XDS_FUZZ_SECONDS=2m` (or a seed or count that is not a number) was dropped without a
+    /// word: the pass ran its default half second and passed, read as a two-minute soak. Each
+    /// such variable is a failure of every fuzz run, one line naming it; good values are taken.
+    @Test func anUnreadableFuzzVariableFailsTheRunNamingIt() {
+        let bad = FuzzHarness.Configuration.fromEnvironment(
+            environment: ["XDS_FUZZ_SECONDS": "2m", "XDS_FUZZ_SEED": "-1", "XDS_FUZZ_ITERATIONS": "0"])
+        #expect(bad.seconds == 0.5 && bad.iterations == 400 && bad.seed == 1)
+        let report = FuzzHarness.run(target: "env", seeds: ["x"], configuration: bad) { _ in .value }
+        let problems = report.failures.map(\.problem)
+        #expect(problems == [
+            "XDS_FUZZ_SEED must be a whole number between 0 and 18446744073709551615, got '-1'; the default was used",
+            "XDS_FUZZ_SECONDS must be a number of seconds above 0 and at most 86400, got '2m'; the default was used",
+            "XDS_FUZZ_ITERATIONS must be a whole number above 0, got '0'; the default was used",
+        ], "\(problems)")
+        for value in ["nan", "inf", "0", "-5", "86401", ""] {
+            #expect(FuzzHarness.Configuration.fromEnvironment(environment: ["XDS_FUZZ_SECONDS": value]).environmentProblems.count == 1,
+                    "\(value)")
+        }
+        let good = FuzzHarness.Configuration.fromEnvironment(
+            environment: ["XDS_FUZZ_SECONDS": "120", "XDS_FUZZ_SEED": "42", "XDS_FUZZ_ITERATIONS": "7"])
+        #expect(good.environmentProblems.isEmpty && good.seconds == 120 && good.seed == 42 && good.iterations == 7)
+    }
 }
