@@ -173,7 +173,9 @@ enum FlagLimits {
         return s
     }
 
-    /// `90s`, `10m`, `1h30m` or plain seconds: above 0 and at most ten years.
+    /// `90s`, `10m`, `1h30m` or plain seconds: a millisecond at least, ten years at most.
+    /// Shorter than any engine step, `--duration 1e-320` ran no event and reported
+    /// `"sim_seconds": 1e-320` and "0× real time" (as `bench preview --at` echoed it).
     static func duration(_ text: String) throws -> SimTime {
         let years = Int(maxDurationSeconds / (365 * 86_400))
         // Quoted only for a message: echoing input safely costs a millisecond of start-up.
@@ -181,8 +183,8 @@ enum FlagLimits {
         guard let d = SimTime.parseDuration(text) else {
             throw ConfigError("--duration: expected a time like 90s, 10m or 1h (at most \(years) years), got \(quoted)")
         }
-        guard d > 0, d <= maxDurationSeconds else {
-            throw ConfigError("--duration must be above 0 and at most \(years) years (\(Int(maxDurationSeconds)) s), got \(quoted)")
+        guard d >= 0.001, d <= maxDurationSeconds else {
+            throw ConfigError("--duration must be at least 1ms and at most \(years) years (\(Int(maxDurationSeconds)) s), got \(quoted)")
         }
         return d
     }

@@ -12,7 +12,7 @@ struct Run: ParsableCommand {
         discussion: "A trace run lasts until every request has finished unless --duration is given; a synthetic run lasts 10 minutes of simulated time by default.")
 
     @OptionGroup var common: CommonOptions
-    @Option(parsing: .unconditional, help: "Simulated time to run, e.g. 90s, 10m, 1h (at most 10 years).")
+    @Option(parsing: .unconditional, help: "Simulated time to run, e.g. 90s, 10m, 1h (at least 1ms, at most 10 years).")
     var duration: String?
     @Option(parsing: .unconditional, help: "max (default), or simulated seconds per wall second (\(FlagLimits.speed.allowed)).")
     var speed: String = RunDefaults.speed

@@ -245,4 +245,24 @@ struct RunFlagProcessTests {
         #expect(help.out.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
             .contains("Admin token for --connect, or of the API --listen serves"), "\(help.out)")
     }
+
+    /// `run --duration 1e-320` was taken: shorter than any engine step, it ran no event and
+    /// reported `"sim_seconds": 1e-320`, "0× real time". Under a millisecond is refused with the
+    /// range `--help` states; 1ms itself is taken.
+    @Test func aDurationUnderAMillisecondIsRefusedNamingTheRange() throws {
+        for value in ["1e-320", "0.0009", "0.5ms", "0s"] {
+            let r = try xds(["run", "--duration", value, "--json"])
+            #expect(r.status == 1 && r.out.isEmpty, "\(value): \(r)")
+            #expect(r.err == "xds: --duration must be at least 1ms and at most 10 years (315360000 s), got '\(value)'\n",
+                    "\(value): \(r.err)")
+        }
+        for value in ["1ms", "0.001"] {
+            let r = try xds(["run", "--duration", value, "--rate", "0", "--json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r)")
+            #expect(r.status == 0 && object["sim_seconds"] as? Double == 0.001, "\(value): \(r)")
+        }
+        let help = try xds(["run", "--help"])
+        #expect(help.out.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+            .contains("(at least 1ms, at most 10 years)"), "\(help.out)")
+    }
 }
