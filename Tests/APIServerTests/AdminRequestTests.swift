@@ -31,8 +31,10 @@ struct AdminRequestTests {
         defer { _ = host.stop() }
         #expect(await eventually { host.latestSnapshot().requests.inFlight > 5 && host.latestSnapshot().requests.completed > 0 })
         #expect(host.send(commandLine: "pause").accepted)
+        // The reply comes before the next snapshot is published: wait for a paused one (not a
+        // fixed sleep, which a loaded machine outlasted), so the counts below stay still.
+        #expect(await eventually { host.latestSnapshot().paused })
         try await whileServing(server) { _, base in
-            try await Task.sleep(for: .milliseconds(100))
             let inFlight = host.latestSnapshot().requests.inFlight
 
             let (status, page) = try await Self.get(URL(string: "\(base)/admin/requests?sort=id&limit=3&offset=1")!, token: "tok")
@@ -85,8 +87,10 @@ struct AdminRequestTests {
         defer { _ = host.stop() }
         #expect(await eventually { host.latestSnapshot().requests.inFlight > 5 })
         #expect(host.send(commandLine: "pause").accepted)
+        // The reply comes before the next snapshot is published: wait for a paused one (not a
+        // fixed sleep, which a loaded machine outlasted), so the counts below stay still.
+        #expect(await eventually { host.latestSnapshot().paused })
         try await whileServing(server) { _, base in
-            try await Task.sleep(for: .milliseconds(100))
             func error(_ body: [String: Any]) -> [String: Any] { body["error"] as? [String: Any] ?? [:] }
             let takes = "GET /admin/requests takes sort, reverse, filter, offset, limit"
             let cases: [(String, message: String, param: String, code: String)] = [

@@ -89,13 +89,24 @@ struct AdminTests {
             #expect(await eventually { reader.text.contains("engine started") })
             link.log(EngineEvent(time: 2, kind: .fault, severity: .error, message: "fault npu 3"))
             #expect(await eventually { reader.text.contains("fault npu 3") })
-            // A few more snapshot intervals, then count.
-            try await Task.sleep(for: .milliseconds(120))
+            // Frames received whole so far (the stream may stop mid-frame when we disconnect).
+            func completeFrames() -> [SSEFrame] {
+                let text = reader.text
+                guard let end = text.range(of: "\n\n", options: .backwards) else { return [] }
+                return parseSSE(String(text[..<end.upperBound]))
+            }
+            // Wait for three snapshots that came after the fault (not a fixed sleep: under heavy
+            // load the 20 ms snapshot interval can stretch to far longer).
+            func snapshotsAfterFault() -> Int {
+                let frames = completeFrames()
+                guard let fault = frames.firstIndex(where: { $0.event == "event" && $0.data.contains("fault npu 3") })
+                else { return 0 }
+                return frames[fault...].filter { $0.event == "snapshot" }.count
+            }
+            #expect(await eventually { snapshotsAfterFault() >= 3 })
             reader.disconnect()
             #expect(reader.status == 200)
-            let frames = parseSSE(
-                String(
-                    reader.text.prefix(upTo: try #require(reader.text.range(of: "\n\n", options: .backwards)).upperBound)))
+            let frames = completeFrames()
             let snapshots = frames.filter { $0.event == "snapshot" }
             let events = frames.filter { $0.event == "event" }
             #expect(snapshots.count >= 3)
@@ -137,7 +148,8 @@ struct AdminTests {
             // The server notices a client left at its next write (an interval later).
             streams.removeFirst().close()
             var reopened = false
-            for _ in 0..<30 where !reopened {
+            let deadline = ContinuousClock.now + .seconds(30)  // generous: a loaded machine is slow
+            while !reopened, ContinuousClock.now < deadline {
                 let (connection, answer) = try await open()
                 reopened = answer.hasPrefix("HTTP/1.1 200")
                 if reopened { streams.append(connection) } else { connection.close() }

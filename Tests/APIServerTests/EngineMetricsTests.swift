@@ -154,7 +154,8 @@ struct EngineMetricsTests {
             // (How many tokens the engine made before the stop reached it depends on timing, so
             // it is not asserted here.)
             var m = PrometheusText(try await server.get("/metrics").text)
-            for _ in 0..<200 where m.sum("vllm:request_success_total", containing: [#"finished_reason="stop""#]) < 1 {
+            let deadline = ContinuousClock.now + .seconds(30)  // generous: a loaded machine is slow
+            while ContinuousClock.now < deadline, m.sum("vllm:request_success_total", containing: [#"finished_reason="stop""#]) < 1 {
                 try await Task.sleep(for: .milliseconds(50))
                 m = PrometheusText(try await server.get("/metrics").text)
             }

@@ -297,8 +297,9 @@ struct HardeningTests {
             #expect(ready.status == 200, "\(ready.text)")
             #expect(try ready.json()["status"] as? String == "ready")
             core.wedge()
-            #expect(await eventually(within: 5) { core.inside.load(ordering: .acquiring) })
-            #expect(await eventually(within: 5) { host.liveness().state == .stalled })
+            // Generous: eventually returns as soon as it holds; a loaded machine can take seconds.
+            #expect(await eventually(within: 30) { core.inside.load(ordering: .acquiring) })
+            #expect(await eventually(within: 30) { host.liveness().state == .stalled })
             let stuck = try await server.get("/ready")
             #expect(stuck.status == 503)
             let body = try stuck.json()
@@ -310,7 +311,9 @@ struct HardeningTests {
 
             let start = ContinuousClock.now
             let command = try await server.command("drain node 1")
-            #expect(ContinuousClock.now - start < .seconds(4))
+            // The host answers within its 1 s command bound; the rest is slack for a busy machine.
+            let took = ContinuousClock.now - start
+            #expect(took < .seconds(15), "the command took \(took)")
             #expect(command.status == 503, "\(command.text)")
             #expect(try command.json()["accepted"] as? Bool == false)
             #expect((try command.json()["message"] as? String)?.hasPrefix("the engine did not apply the command within 1 s") == true)

@@ -106,7 +106,9 @@ struct MetricsAndHealthTests {
             let chatRoute = #"http_route="/v1/chat/completions""#
             // Counted once the answer's body is written, which may end after the client read it.
             var labelled = PrometheusText(try await server.get("/metrics").text)
-            for _ in 0..<100 where labelled.sum("hb_requests", containing: [chatRoute, #"method="GET""#]) < 1 {
+            // Waits up to a deadline, not a count of tries: a loaded machine is slow.
+            let labelledBy = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < labelledBy, labelled.sum("hb_requests", containing: [chatRoute, #"method="GET""#]) < 1 {
                 try await Task.sleep(for: .milliseconds(20))
                 labelled = PrometheusText(try await server.get("/metrics").text)
             }
@@ -130,7 +132,8 @@ struct MetricsAndHealthTests {
             leaving.close()
             #expect(await eventually { backend.cancelledIDs.count == 1 })
             var closed = 0.0
-            for _ in 0..<200 where closed < 1 {
+            let closedBy = ContinuousClock.now + .seconds(30)
+            while closed < 1, ContinuousClock.now < closedBy {
                 let m = PrometheusText(try await server.get("/metrics").text)
                 closed = m.sum("hb_requests", containing: ["/v1/completions", #"status_code="499""#])
                 if closed < 1 { try await Task.sleep(for: .milliseconds(50)) }
@@ -146,7 +149,8 @@ struct MetricsAndHealthTests {
             for _ in 0..<3 { #expect(try await server.request("HEAD", "/health").status == 200) }
             #expect(try await server.request("HEAD", "/no/such/route").status == 404)
             var settled = false
-            for _ in 0..<100 where !settled {
+            let settledBy = ContinuousClock.now + .seconds(30)
+            while !settled, ContinuousClock.now < settledBy {
                 let m = PrometheusText(try await server.get("/metrics").text)
                 settled = m.sum("http_server_active_requests", containing: [#"method="HEAD""#]) == 0
                     && m.sum("hb_requests", containing: ["/health", #"method="HEAD""#, #"status_code="200""#]) >= 3

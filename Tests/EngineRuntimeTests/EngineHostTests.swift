@@ -48,8 +48,11 @@ final class ClockCore: SimulationCore, @unchecked Sendable {
 }
 
 /// Polls `condition` for up to five seconds (the machine may be busy with parallel tests).
-func eventually(_ condition: () -> Bool) -> Bool {
-    for _ in 0..<1000 {
+/// Waits for `condition` up to a generous deadline (it returns as soon as it holds): a fixed
+/// count of short sleeps ran out in a few seconds on a machine loaded by other suites.
+func eventually(within seconds: Double = 30, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
         if condition() { return true }
         Thread.sleep(forTimeInterval: 0.005)
     }
@@ -73,12 +76,7 @@ func eventually(_ condition: () -> Bool) -> Bool {
         #expect(eventually { host.latestSnapshot().simTime > 0 })
         #expect(host.send(commandLine: "pause").accepted)
         // The reply comes before the next snapshot is published: wait for a paused one.
-        var waited = 0
-        while !host.latestSnapshot().paused && waited < 200 {
-            Thread.sleep(forTimeInterval: 0.005)
-            waited += 1
-        }
-        #expect(host.latestSnapshot().paused)
+        #expect(eventually { host.latestSnapshot().paused })
         let frozen = host.latestSnapshot().simTime
         Thread.sleep(forTimeInterval: 0.1)
         #expect(host.latestSnapshot().simTime == frozen)

@@ -272,7 +272,9 @@ struct RemoteEngineLinkTests {
         guard case .failure(let failure) = answer else { Issue.record("answered: \(answer)"); return }
         #expect(failure == .timedOut)
         #expect(failure.explanation == "no answer in time")
-        #expect(waited >= .milliseconds(300) && waited < .seconds(5))
+        // Not the server's hang-up at 10 s (that would be a lost connection, not .timedOut); the
+        // upper bound is slack for a busy machine.
+        #expect(waited >= .milliseconds(300) && waited < .seconds(10), "\(waited)")
     }
 
     @Test func onlyPlainHTTPURLsAreUsable() throws {
