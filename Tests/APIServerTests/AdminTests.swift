@@ -79,6 +79,34 @@ struct AdminTests {
         }
     }
 
+    /// A field an admin body does not take was ignored: a misspelt `duration` previewed the
+    /// default 10 minutes, a misspelt `command` was blamed as missing. Each is a 400
+    /// `unknown_parameter` naming the field and what the route takes; nothing is applied.
+    @Test func adminBodiesRefuseFieldsTheyDoNotTake() async throws {
+        try await LiveServer.with { server in
+            let cases: [(path: String, body: [String: Any], param: String, message: String)] = [
+                ("/admin/preview", ["command": "drain node 1", "duraton": "1h"], "duraton",
+                 "unknown field 'duraton': POST /admin/preview takes command, duration"),
+                ("/admin/commands", ["command": "drain node 1", "dry_run": true], "dry_run",
+                 "unknown field 'dry_run': POST /admin/commands takes command"),
+                ("/admin/commands", ["cmd": "drain node 1"], "cmd",
+                 "unknown field 'cmd': POST /admin/commands takes command"),
+            ]
+            for (path, body, param, message) in cases {
+                let reply = try await server.post(path, json: body, token: LiveServer.token)
+                #expect(reply.status == 400, "\(path): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect(error["message"] as? String == message, "\(reply.text)")
+                #expect(error["param"] as? String == param && error["code"] as? String == "unknown_parameter",
+                        "\(reply.text)")
+            }
+            #expect(server.link.receivedCommands.isEmpty)
+            // The fields each route takes are still served.
+            #expect(try await server.post("/admin/commands", json: ["command": "drain node 1"], token: LiveServer.token)
+                .status == 200)
+        }
+    }
+
     @Test func eventStreamSendsSnapshotsAndEachEventOnce() async throws {
         let link = RecordingEngineLink()
         link.log(EngineEvent(time: 0.5, kind: .info, message: "engine started"))

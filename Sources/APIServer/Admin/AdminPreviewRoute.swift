@@ -16,6 +16,14 @@ extension AdminRoutes {
     private struct PreviewBody: Decodable {
         var command: String
         var duration: String?
+        private enum CodingKeys: String, CodingKey { case command, duration }
+        init(from decoder: any Decoder) throws {
+            try AdminRoutes.refuseUnknownFields(
+                of: decoder, route: "POST /admin/preview", takes: ["command", "duration"])
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            command = try container.decode(String.self, forKey: .command)
+            duration = try container.decodeIfPresent(String.self, forKey: .duration)
+        }
     }
 
     func registerPreview(on admin: RouterGroup<ServerContext>) {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import PodModel
 import ServingEngine
 
 /// `/admin/*`: what a remote console or a script needs to operate the engine — the snapshot, the
@@ -47,7 +48,14 @@ struct AdminRoutes: Sendable {
         }
     }
 
-    private struct CommandBody: Decodable { var command: String }
+    private struct CommandBody: Decodable {
+        var command: String
+        private enum CodingKeys: String, CodingKey { case command }
+        init(from decoder: any Decoder) throws {
+            try AdminRoutes.refuseUnknownFields(of: decoder, route: "POST /admin/commands", takes: ["command"])
+            command = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .command)
+        }
+    }
     /// `{"accepted", "message"}`; a rejected command also carries the `/v1/*` error object
     /// (`"error": {"message", "type", "param", "code"}`), so clients parse one error shape everywhere.
     private struct CommandResult: Encodable {
@@ -86,6 +94,29 @@ struct AdminRoutes: Sendable {
                 "'command' must be within 0…\(maxCommandBytes) bytes (got \(line.utf8.count))", param: "command",
                 code: "command_too_long")
         }
+    }
+
+    /// Any key of a JSON object.
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// A 400 `unknown_parameter` naming the first field of an admin body (a JSON object) that
+    /// the route does not take. A misspelt field was ignored and its default used in its place
+    /// (`{"command": "drain node 1", "duraton": "1h"}` previewed 10 minutes), as the admin query
+    /// strings did before they were checked whole. A body that is no object is left to the
+    /// decoder, which says so.
+    static func refuseUnknownFields(of decoder: any Decoder, route: String, takes known: [String]) throws {
+        guard let keys = try? decoder.container(keyedBy: AnyKey.self).allKeys else { return }
+        // Sorted: the decoder's key order is not the body's, and the answer must be the same
+        // bytes for the same body.
+        guard let unknown = keys.map(\.stringValue).filter({ !known.contains($0) }).sorted().first else { return }
+        throw APIError.invalidRequest(
+            "unknown field \(InputEcho.quoted(unknown)): \(route) takes \(known.joined(separator: ", "))",
+            param: InputEcho.clean(unknown), code: "unknown_parameter")
     }
 
     /// An admin POST's JSON body. A body that is not the object the route takes (not JSON, a
