@@ -61,6 +61,30 @@ struct HardeningTests {
         }
     }
 
+    /// A request whose lines end in a bare LF (`printf 'GET /health HTTP/1.1\nHost: x\n\n' | nc`)
+    /// was told its HTTP version was not 1.0 or 1.1, or, for a header line, given Content-Length
+    /// with Transfer-Encoding as the example: neither was what the client did. Both answers name
+    /// the line ending now; a wrong version is still named as one.
+    @Test func aBareLFLineEndingIsNamedInThe400() async throws {
+        let requests: [(raw: String, says: String)] = [
+            ("GET /health HTTP/1.1\nHost: 127.0.0.1\n\n", "does not end in CRLF"),
+            ("GET /health HTTP/1.1\r\nHost: 127.0.0.1\n\r\n", "does not end in CRLF"),
+            ("GET /health HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n", "its HTTP version is not HTTP/1.0 or HTTP/1.1"),
+        ]
+        try await LiveServer.with { server in
+            for request in requests {
+                let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
+                defer { connection.close() }
+                connection.write(raw: request.raw)
+                let (answer, closed) = await connection.readUntilClosed()
+                #expect(answer.hasPrefix("HTTP/1.1 400"), "\(request.raw.debugDescription): \(answer)")
+                #expect(answer.contains(#""code":"malformed_request""#), "\(request.raw.debugDescription): \(answer)")
+                #expect(answer.contains(request.says), "\(request.raw.debugDescription): \(answer)")
+                #expect(closed, "\(request.raw.debugDescription)")
+            }
+        }
+    }
+
     @Test func aWellFormedChunkedBodyIsServed() async throws {
         try await LiveServer.with { server in
             let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow

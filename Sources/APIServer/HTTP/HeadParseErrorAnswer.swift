@@ -77,11 +77,16 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler,
             problem = "a header name or value holds a character HTTP does not allow"
         case .invalidMethod: problem = "its method is not an HTTP method"
         case .invalidURL: problem = "its target is not a valid path"
-        case .invalidVersion: problem = "its HTTP version is not HTTP/1.0 or HTTP/1.1"
+        // llhttp says so too for a request line ended by a bare LF (`printf 'GET / HTTP/1.1\n'`),
+        // whose version is fine: name both.
+        case .invalidVersion: problem = "its HTTP version is not HTTP/1.0 or HTTP/1.1, or its request line does not end in CRLF"
         case .invalidChunkSize: problem = "a chunk size is not hexadecimal"
-        // `.unknown` covers llhttp's other refusals (Content-Length beside Transfer-Encoding, …);
-        // its own text, "unknown (http_parser error)", tells a client nothing.
-        default: problem = "its framing does not parse as HTTP/1.1 (e.g. Content-Length sent with Transfer-Encoding)"
+        // `.unknown` covers llhttp's other refusals (Content-Length beside Transfer-Encoding, a
+        // header line ended by a bare LF, …); its own text, "unknown (http_parser error)", tells a
+        // client nothing.
+        default:
+            problem = "its framing does not parse as HTTP/1.1 (e.g. a line that does not end in CRLF, "
+                + "or Content-Length sent with Transfer-Encoding)"
         }
         return APIError(
             status: .badRequest, message: "the request is malformed: \(problem)", type: "invalid_request_error",
