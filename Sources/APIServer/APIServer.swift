@@ -53,6 +53,9 @@ public final class APIServer: Sendable {
         public var readTimeouts: ReadTimeouts
         /// Where server logs go; silent by default because the console may own the terminal.
         public var logger: Logger
+        /// Connections open at once; one more is answered 503 `too_many_connections` and closed.
+        /// Nil: below the process's file-descriptor limit (``ConnectionLimit/forThisProcess()``).
+        public var maxConnections: Int?
 
         public init(
             host: String = "127.0.0.1", port: Int = 0, adminToken: String, maxBodyBytes: Int = 1 << 20,
@@ -98,6 +101,7 @@ public final class APIServer: Sendable {
     public func run() async throws {
         let maxBodyBytes = configuration.maxBodyBytes
         let readTimeouts = configuration.readTimeouts
+        let connections = ConnectionLimit(limit: configuration.maxConnections ?? ConnectionLimit.forThisProcess())
         let app = Application(
             router: makeRouter(),
             // Every connection watches for its client leaving from the start: installed lazily, at
@@ -105,9 +109,10 @@ public final class APIServer: Sendable {
             // The read timeouts come after ExpectContinueHandler, to see the requests the router sees.
             // HeadParseErrorAnswer comes first, to see a bad head's error before anything else.
             // OversizeBodyLinger sees the parts the router sees, after ExpectContinueHandler ends a
-            // refused announced body.
+            // refused announced body. The connection cap comes before them all: a refused
+            // connection is answered and closed before any request of its is read.
             server: .http1(configuration: .init(additionalChannelHandlers: [
-                HeadParseErrorAnswer(), InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), OversizeBodyLinger(),
+                connections.handler(), HeadParseErrorAnswer(), InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), OversizeBodyLinger(),
                 HTTP10Framing.Installer(),
                 ReadTimeoutHandler(readTimeouts, timedOut: { [metrics = self.metrics] part in metrics.readTimedOut(part) }),
             ])),

@@ -36,11 +36,12 @@ struct LiveServer {
         backend: FakeCompletionBackend = FakeCompletionBackend(),
         link: RecordingEngineLink = RecordingEngineLink(),
         eventInterval: Duration = .milliseconds(50), readTimeouts: APIServer.ReadTimeouts = .init(),
-        _ body: (LiveServer) async throws -> Void
+        maxConnections: Int? = nil, _ body: (LiveServer) async throws -> Void
     ) async throws {
-        try await serve(
-            configuration: .init(adminToken: token, adminEventInterval: eventInterval, readTimeouts: readTimeouts), link: link,
-            backend: backend, engineFeed: nil, body)
+        var configuration = APIServer.Configuration(
+            adminToken: token, adminEventInterval: eventInterval, readTimeouts: readTimeouts)
+        configuration.maxConnections = maxConnections
+        try await serve(configuration: configuration, link: link, backend: backend, engineFeed: nil, body)
     }
 
     /// Runs `body` against a fresh server over a real engine host. The caller owns the host (starts

@@ -1,0 +1,130 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// At most ``limit`` connections open at once; one more is answered `503` (`too_many_connections`)
+/// and closed at once, so it holds its file descriptor for a moment only.
+///
+/// Every connection is a file descriptor. Without a cap, clients that opened as many connections
+/// as the process may have descriptors (`ulimit -n`; 1024 on many machines) ran it out, and then
+/// libdispatch, which reads `/proc` to watch its worker threads, failed to open a file and killed
+/// the process (SIGILL in `_dispatch_workq_monitor_pools`): `xds serve` died, every client with it.
+/// The default cap leaves ``reserve`` descriptors for everything else (the engine, logs, the event
+/// loops, libdispatch); past it new connections are refused while the open ones are served.
+final class ConnectionLimit: Sendable {
+    let limit: Int
+    private let open = Atomic<Int>(0)
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    /// Descriptors kept for what is not a connection, out of `descriptors`: a quarter, at most 128.
+    static func reserve(outOf descriptors: Int) -> Int { min(128, descriptors / 4) }
+
+    /// The cap for a process that may open `descriptors` files.
+    static func limit(forDescriptors descriptors: Int) -> Int { max(1, descriptors - reserve(outOf: descriptors)) }
+
+    /// The cap for this process: its soft `RLIMIT_NOFILE` (an unlimited one, RLIM_INFINITY, counts as 1,048,576).
+    static func forThisProcess() -> Int {
+        var limits = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0 else { return limit(forDescriptors: 1024) }
+        let soft = limits.rlim_cur == rlim_t.max ? 1 << 20 : Int(clamping: limits.rlim_cur)
+        return limit(forDescriptors: soft)
+    }
+
+    /// Takes a place; false when all ``limit`` are taken.
+    func take() -> Bool {
+        var current = open.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = open.compareExchange(
+                expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func release() { open.subtract(1, ordering: .acquiringAndReleasing) }
+
+    /// Connections open now.
+    var count: Int { open.load(ordering: .acquiring) }
+
+    static let refusal = APIError(
+        status: .serviceUnavailable,
+        message: "too many connections open at once; close one (or reuse it with keep-alive) and retry",
+        type: "service_unavailable_error", param: nil, code: "too_many_connections")
+
+    /// The handler that counts one connection.
+    func handler() -> Handler { Handler(limit: self) }
+
+    /// Counts its connection while it is open, or refuses it. One per connection, on its event
+    /// loop only (`@unchecked Sendable`).
+    final class Handler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPRequestPart
+        typealias InboundOut = HTTPRequestPart
+        typealias OutboundIn = HTTPResponsePart
+        typealias OutboundOut = HTTPResponsePart
+
+        private let limit: ConnectionLimit
+        private var decided = false
+        private var counted = false
+        private var refused = false
+
+        init(limit: ConnectionLimit) { self.limit = limit }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            if context.channel.isActive { admit(context: context) }
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            admit(context: context)
+            context.fireChannelActive()
+        }
+
+        private func admit(context: ChannelHandlerContext) {
+            guard !decided else { return }
+            decided = true
+            if limit.take() {
+                counted = true
+                return
+            }
+            refused = true
+            let body = ByteBuffer(string: ConnectionLimit.refusal.json)
+            let head = HTTPResponse(status: .serviceUnavailable, headerFields: [
+                .contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close",
+            ])
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(body)), promise: nil)
+            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            // The future completes on this channel's event loop, where the context may be used.
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            written.whenComplete { _ in bound.value.close(promise: nil) }
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            // A refused connection's request goes nowhere: it was answered already.
+            guard !refused else { return }
+            context.fireChannelRead(data)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            if counted {
+                counted = false
+                limit.release()
+            }
+            context.fireChannelInactive()
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            if counted {
+                counted = false
+                limit.release()
+            }
+        }
+    }
+}
