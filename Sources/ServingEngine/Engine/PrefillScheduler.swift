@@ -53,9 +53,6 @@ final class PrefillScheduler {
     private(set) var waiting = 0
     /// The tickets by number (the request keeps the number).
     private var tickets = NumberedRecords<PrefillTicket>()
-    /// Requests whose client left while their chunk was in the current batch: they leave the
-    /// engine when the batch ends (``takeLeavingAfterBatch()``). Almost always empty.
-    private(set) var leavingAfterBatch: [Int] = []
     /// The buffer of the list the last ``finishBatch(requests:)`` returned, emptied and filled
     /// again by the next: grown from empty, a saturated superpod's list (~90 requests a step) was
     /// reallocated seven times per step (2 M instructions in 120 s). Scratch space, empty in a copy.
@@ -74,7 +71,6 @@ final class PrefillScheduler {
         waiting = other.waiting
         totalQueuedTokens = other.totalQueuedTokens
         tickets = other.tickets
-        leavingAfterBatch = other.leavingAfterBatch
     }
 
     /// A deep, independent copy (for the engine's `fork()`): every field is a value.
@@ -357,23 +353,6 @@ final class PrefillScheduler {
             }
         }
         return finished
-    }
-
-    /// Whether request `id` (ticket `t`) has a chunk in the current batch.
-    func isInBatch(_ id: Int, ticket t: Int) -> Bool {
-        guard let ticket = ticket(t) else { return false }
-        return batches[ticket.group].contains { $0.request == id }
-    }
-
-    /// Request `id`'s client left while its chunk is in the current batch: it leaves at the
-    /// batch's end.
-    func leaveAfterBatch(_ id: Int) { leavingAfterBatch.append(id) }
-
-    /// The requests to take off as the batch ends (emptied).
-    func takeLeavingAfterBatch() -> [Int] {
-        guard !leavingAfterBatch.isEmpty else { return [] }
-        defer { leavingAfterBatch.removeAll() }
-        return leavingAfterBatch
     }
 
     /// Drops the current batch without applying its chunks (the step was abandoned: a fault);

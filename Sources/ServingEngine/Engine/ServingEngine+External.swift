@@ -35,14 +35,19 @@ extension ServingEngine {
     }
 
     /// The client went away. A decoding request stops at its next decode step; one that has not
-    /// had a decode step leaves at once (queued for prefill, waiting for decode room, moving its
-    /// KV, or waiting to join the decode batch), or at the end of the prefill batch computing
-    /// its chunk. Its KV is freed and it counts
-    /// as failed with reason "cancelled". Unknown or finished ids are ignored.
+    /// had a decode step leaves at once (queued for prefill, in the prefill batch computing its
+    /// chunk, waiting for decode room, moving its KV, or waiting to join the decode batch). Its
+    /// KV is freed and it counts as failed with reason "cancelled". Unknown or finished ids are
+    /// ignored.
     ///
     /// Before, a request not yet decoding was still prefilled, handed to decode and freed after
     /// one step there: twenty 60k-token prompts whose clients left after a second held the
     /// prefill TE for 12–40 s, and a client could spend prefill capacity by disconnecting.
+    /// One whose chunk was in the running batch then stayed until the batch ended (up to ~5 s
+    /// for a 32k chunk, and for ever on a TE hung by a fault), listed as prefilling for a client
+    /// that was gone. As vLLM's abort, it now leaves at once: its chunk is taken out of the
+    /// batch (not applied at the batch's end) and its blocks freed; the batch keeps its time
+    /// (the hardware computes the chunk anyway), and nothing allocates on the TE before it ends.
     public func cancelExternal(id: Int) {
         guard var request = requests[id], !request.cancelled else { return }
         request.cancelled = true
@@ -50,11 +55,6 @@ extension ServingEngine {
         streams.close(id)
         if request.stage == .decode && !isJoining(request) {
             finishAtNextStep(request)
-        } else if request.stage == .prefill, let prefill = instances[request.prefillInstance].prefill,
-                  prefill.isInBatch(id, ticket: request.prefillTicket) {
-            // Its chunk is being computed with the others of the batch: it leaves when the
-            // batch ends (``finishPrefillBatch(_:)``), before its KV would move on.
-            prefill.leaveAfterBatch(id)
         } else {
             evict([id], outcome: .cancel)
         }

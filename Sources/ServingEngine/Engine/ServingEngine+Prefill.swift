@@ -81,13 +81,9 @@ extension ServingEngine {
         // No chunk in the batch (a decode-only step): nothing can finish.
         guard let prefill = instances[index].prefill, prefill.hasBatch else { return }
         let colocated = instances[index].role == .colocated
-        // Requests whose client left during this batch: their chunk is done, and they go no
-        // further (not handed to decode, not chunked again).
-        let leaving = prefill.takeLeavingAfterBatch()
         for (id, g) in prefill.finishBatch(requests: &requests) {
             // Changed in place through the request's slot (no copy of the RequestState and back).
             guard let slot = requests.index(forKey: id) else { continue }
-            if !leaving.isEmpty && leaving.contains(id) { continue }
             requests[slot: slot].times.prefillEndedAt = now
             if colocated {
                 requests[slot: slot].decodeInstance = index
@@ -100,7 +96,5 @@ extension ServingEngine {
                 registerTransfer(id, slot: slot)
             }
         }
-        // The step ends next (its decode part, then the next step): not started from here.
-        if !leaving.isEmpty { evict(leaving, outcome: .cancel, startingSteps: false) }
     }
 }

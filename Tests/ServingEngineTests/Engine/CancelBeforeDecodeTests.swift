@@ -27,33 +27,42 @@ import XDSTestSupport
 
     /// The repro of the last session: long prompts queued behind each other, their clients gone
     /// after a second. Before, each was still prefilled in turn, handed over to decode and freed
-    /// after one decode step (tens of seconds later); now the queued ones leave at once and the
-    /// one being prefilled leaves at the end of its chunk.
+    /// after one decode step (tens of seconds later); then the queued ones left at once and the
+    /// ones being prefilled only at the end of their chunk (seconds later, still listed as
+    /// prefilling). Now every one leaves at once, its KV freed, and the batch still ends when it
+    /// would have (its hardware computed the chunk anyway).
     @Test func queuedRequestsLeaveAtOnceWhenTheirClientGoes() throws {
         let e = try engine()
         let ids = (0..<20).map { _ in e.submitExternal(promptTokens: 60_000, maxTokens: 100) }
         e.run(until: 1)
         let before = e.inFlightCensus()
-        #expect(before.prefillQueued > 0 && before.total == 20, "\(before)")
-        let prefilling = before.prefilling
-        for id in ids { e.cancelExternal(id: id) }
-        // Not yet started: gone without the clock moving.
-        let census = e.inFlightCensus()
-        #expect(census.prefillQueued == 0, "\(census)")
-        #expect(census.total <= prefilling, "\(census)")
-        #expect(e.report().requests.failed == 20 - census.total)
-        expectSound(e, cancelled: ids)
-        // The ones in the running batch leave at its end, never reaching decode.
+        #expect(before.prefillQueued > 0 && before.prefilling > 0 && before.total == 20, "\(before)")
+        let prefillTEs = e.instances.indices.filter { e.instances[$0].hasPrefill }
+        let batchEnd = try #require(prefillTEs.compactMap { e.instances[$0].stepEndsAt }.max())
+        #expect(batchEnd > e.now + 0.5, "a long chunk is mid-batch at the cancellation")
         var decoded = 0
         e.observers.requestFinished = { if $0.decodeSteps > 0 || $0.firstTokenAt != nil { decoded += 1 } }
-        // The batch running at the cancellation ends (a 32k-token chunk takes a few seconds here).
-        let batchEnd = try #require(e.instances.filter(\.hasPrefill).compactMap(\.stepEndsAt).max())
-        e.run(until: batchEnd)
+        let cancelledAt = e.now
+        for id in ids { e.cancelExternal(id: id) }
+        // Gone without the clock moving, the ones in the running batch too.
+        #expect(e.now == cancelledAt)
+        let census = e.inFlightCensus()
+        #expect(census.total == 0, "\(census)")
         let report = e.report()
         #expect(report.requests.inFlight == 0 && report.requests.failed == 20 && report.requests.completed == 0)
         #expect(report.requests.failureReasons == ["cancelled": 20])
-        #expect(decoded == 0, "a request cancelled before decode was decoded")
         for id in ids { #expect(e.requestDetail(id: id)?.stage == .cancelled, "request \(id)") }
+        for te in prefillTEs {
+            for g in 0..<e.instances[te].groupCount {
+                #expect(e.kvStore.requestsHoldingKV(GroupRef(te: te, group: g)) == 0, "TE \(te) dp\(g) still holds KV")
+            }
+        }
+        expectSound(e, cancelled: ids)
+        // The batch keeps its time: the TE is busy until it ends, and no chunk of it is applied.
+        #expect(prefillTEs.compactMap { e.instances[$0].stepEndsAt }.max() == batchEnd)
+        e.run(until: batchEnd)
+        #expect(decoded == 0, "a request cancelled before decode was decoded")
+        #expect(e.report().requests.failureReasons == ["cancelled": 20])
         expectSound(e, cancelled: ids)
         // The pod serves the next request as if those had never come.
         let next = e.submitExternal(promptTokens: 500, maxTokens: 20)
@@ -74,7 +83,8 @@ import XDSTestSupport
         let hung = ids.filter { e.requests[$0]?.prefillInstance == p && e.requests[$0]?.stage == .prefill }
         for id in ids { e.cancelExternal(id: id) }
         expectSound(e, cancelled: ids)
-        #expect(hung.allSatisfy { e.requests[$0] != nil }, "mid-batch on the hung TE: still there")
+        // Mid-batch on the hung TE: gone at once too, not held until recovery takes it off.
+        #expect(!hung.isEmpty && hung.allSatisfy { e.requests[$0] == nil }, "\(hung)")
         #expect(e.runToCompletion(limit: 600))
         let report = e.report()
         #expect(report.requests.failureReasons == ["cancelled": 6], "\(report.requests.failureReasons)")
@@ -141,8 +151,7 @@ import XDSTestSupport
                 if joining {
                     #expect(e.requestDetail(id: id)?.stage == .cancelled, "joining request \(id) left at once")
                 } else if detail.stage != .decode {
-                    #expect(e.requestDetail(id: id).map { [.cancelled, .prefill].contains($0.stage) } == true,
-                            "\(detail.stage) request \(id) left at once (or, mid-chunk, at its end)")
+                    #expect(e.requestDetail(id: id)?.stage == .cancelled, "\(detail.stage) request \(id) left at once")
                 }
                 expectSound(e, cancelled: Array(cancelled.keys))
             }
