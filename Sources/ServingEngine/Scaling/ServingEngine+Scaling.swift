@@ -168,7 +168,13 @@ extension ServingEngine {
             cancelStart(i)
             retire(i)
         }
-        for i in serving.suffix(remove).reversed() {
+        // Newest first, but a TE that takes no work anyway (every group on a drained node or out
+        // of service) goes before any that does: `scale prefill 1` after `drain node 0` and
+        // `drain node 1` used to retire prefill-5 … prefill-1 and keep the drained prefill-0, so
+        // the pod took no prompt at all and every arrival was rejected.
+        let newestFirst = serving.reversed()
+        let victims = newestFirst.filter { !cluster.hasPlaceableGroup(te: $0) } + newestFirst.filter { cluster.hasPlaceableGroup(te: $0) }
+        for i in victims.prefix(remove) {
             names.append(instances[i].name)
             beginScaleIn(i, detail: detail)
         }

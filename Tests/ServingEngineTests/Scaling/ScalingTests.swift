@@ -350,6 +350,26 @@ import XDSTestSupport
         FaultTests.expectEmpty(engine)
     }
 
+    /// A scale-in retires first a TE that takes no work anyway (its node drained), then the
+    /// newest. It used to retire the newest and keep the drained prefill-0: the pod then took
+    /// no prompt at all, and every arrival was rejected ("no prefill TE accepts work").
+    @Test func scaleInRetiresADrainedTEBeforeOneThatServes() throws {
+        let engine = try FaultTests.engine(rate: 40, limit: 400)
+        engine.run(until: 2)
+        // prefill-0 is NPUs 0–7 = node 0.
+        #expect(engine.apply(.drain(node: 0)).accepted)
+        let reply = engine.apply(.scale(role: .prefill, change: .to(1), from: nil))
+        #expect(reply.accepted && reply.message.contains("prefill-0 stops taking work"), "\(reply.message)")
+        #expect(engine.scaling.phase(0) == .draining)
+        #expect(engine.scaling.phase(1) == .inService)
+        engine.run(until: 30)
+        #expect(engine.report().requests.rejected == 0, "\(engine.report().requests.rejectionReasons)")
+        #expect(engine.runToCompletion(limit: 3_600))
+        #expect(engine.report().requests.failed == 0)
+        ScalingTests.expectSound(engine)
+        FaultTests.expectEmpty(engine)
+    }
+
     // MARK: Autoscaler
 
     @Test func sloAutoscalerBeatsOffOnARateStep() throws {
