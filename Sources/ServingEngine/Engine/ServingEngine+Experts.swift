@@ -51,7 +51,13 @@ extension ServingEngine {
     /// The operator's `rebalance`: every MoE instance plans now.
     func rebalanceNow() -> CommandReply {
         guard experts.hasExperts else { return CommandReply(accepted: false, message: "\(model.name) has no experts") }
-        let reply = experts.rebalanceNow(now: now, queue: &queue)
+        // A TE out of service (restarting, copying weights onto spares, awaiting repair, killed,
+        // paused for a drain's migration) runs no step and cannot move experts: it used to start
+        // and finish a swap during a world restart ("decode-0: rebalance done in 0.02 s: served
+        // imbalance 3.96 → 1.16", counted in `experts.rebalances`) on a TE that served nothing.
+        let reply = experts.rebalanceNow(now: now, queue: &queue) { i in
+            faults.hasOutage(i) ? "\(instances[i].name) is out of service (fault recovery or a drain's migration); rebalance it when it is back" : nil
+        }
         logRebalances(reply.lines)
         guard reply.started > 0 else {
             // Every decode TE's placement is already the plan of its counts: nothing is wrong and

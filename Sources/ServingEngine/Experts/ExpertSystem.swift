@@ -417,10 +417,17 @@ final class ExpertSystem {
     }
 
     /// The operator's `rebalance`: every TE with a controller plans now on its collected counts.
-    func rebalanceNow(now: SimTime, queue: inout EngineEventQueue) -> RebalanceReply {
+    /// `outOfService(i)`: why TE `i` cannot move experts now (nil: it can); such a TE plans
+    /// nothing, and a decode one says why among the refusals.
+    func rebalanceNow(now: SimTime, queue: inout EngineEventQueue,
+                      outOfService: (Int) -> String? = { _ in nil }) -> RebalanceReply {
         var reply = RebalanceReply()
         for i in tes.indices where !retired.contains(i) {
             guard let te = tes[i] else { continue }
+            if let why = outOfService(i) {
+                if decodes[i] { reply.refusals.append(why) }
+                continue
+            }
             let outcome = te.controller.requestRebalance(now: now, routing: &te.routing, planner: sharedPlan)
             noteController(i)
             if outcome.started {

@@ -56,8 +56,15 @@ import XDSTestSupport
         "rebalance", "rate 60", "rate 0", "scale prefill -1", "scale prefill 1", "autoscale slo",
     ] + OperatorCommand.policyPhrases.filter { $0.split(separator: " ").count == 3 && $0 != "policy autoscaler off" }
 
+    /// Setups in which the engine refuses a command of the list, each covered by
+    /// ``aRefusalGivesTheEnginesOwnReason(setup:line:)``: decode-0 is out of service there
+    /// (copying weights onto a spare for `fault npu 21`, or restarting with the world), so it
+    /// moves no expert.
+    static let refusedThere: Set<String> = ["scaleOutStarting rebalance", "worldRestarting rebalance"]
+
     @Test(arguments: Setup.allCases, commands)
     func theLiveRunIsTheWithCommandSide(setup: Setup, line: String) throws {
+        if Self.refusedThere.contains("\(setup.rawValue) \(line)") { return }
         let request = try PreviewRequest.parse("preview \(line) for 40s").get()
         let live = try Self.engine(setup)
         let before = try ForkTests.state(live)
@@ -78,7 +85,7 @@ import XDSTestSupport
     @Test(arguments: [
         (Setup.steady, "scale decode +1"), (.steady, "scale decode -1"), (.steady, "autoscale off"),
         (.steady, "scale prefill +1"), (.scaleOutStarting, "scale prefill +1"), (.faultRecovering, "scale prefill +1"),
-        (.worldRestarting, "scale decode +1"),
+        (.worldRestarting, "scale decode +1"), (.scaleOutStarting, "rebalance"), (.worldRestarting, "rebalance"),
     ])
     func aRefusalGivesTheEnginesOwnReason(setup: Setup, line: String) throws {
         let live = try Self.engine(setup)

@@ -207,3 +207,30 @@ import XDSTestSupport
         #expect(ratio > 1.6 && ratio <= 2.05, "TPOT ratio \(ratio)")
     }
 }
+
+/// `rebalance` while TEs are out of service for recovery: they run no step and move no expert.
+@Suite struct RebalanceDuringOutageTests {
+    /// Under restart-world every TE restarts after a decode die dies. A `rebalance` then used to
+    /// start and finish a swap on the restarting decode TE ("rebalance done in 0.02 s: served
+    /// imbalance 3.96 → 1.16", counted in `experts.rebalances`); now it is refused, saying why.
+    @Test func aRestartingDecodeTEIsNotRebalanced() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 400) {
+            $0.recoveryPolicy = "restart-world"
+            $0.expertSkew = true
+            $0.eplb = .off
+        }
+        engine.run(until: 8)
+        let d = try FaultTests.decodeIndex(engine)
+        #expect(engine.apply(.faultDie(engine.cluster.dies(of: d)[0])).accepted)
+        // Detected after three silent heartbeats; the restart takes 5 s here.
+        engine.run(until: 12.5)
+        #expect(engine.faults.hasOutage(d), "detected by now: the world restarts")
+        let before = engine.report().experts.rebalances
+        let reply = engine.apply(.rebalance)
+        #expect(!reply.accepted, "\(reply.message)")
+        #expect(reply.message.contains("\(engine.instances[d].name) is out of service"), "\(reply.message)")
+        #expect(!engine.recentEvents().contains { $0.kind == .rebalance && $0.message.hasPrefix("\(engine.instances[d].name): rebalance") })
+        engine.run(until: 14)
+        #expect(engine.report().experts.rebalances == before)
+    }
+}
