@@ -1,7 +1,7 @@
 import ServingEngine
 
 /// View 6: the engine's event log, newest first, filtered with `/` and by severity (`v`);
-/// repeated routine events are collapsed (×N); Enter shows the selected one in full.
+/// routine events (rebalances, the demo's rate steps) are collapsed (×N); Enter shows the selected one in full.
 enum EventsView {
     static func matches(_ e: EngineEvent, _ filter: String) -> Bool {
         guard !filter.isEmpty else { return true }
@@ -22,12 +22,12 @@ enum EventsView {
     /// shape showed "rate 30 … (×2)" for a command sent once. Those fold only when identical.
     static let routineKinds: Set<EngineEvent.Kind> = [.rebalance, .info, .requestFinished, .queueThreshold]
 
-    /// The listed events, newest first: filtered, and runs of the same routine (info) event
-    /// folded into one row with their count.
+    /// The listed events, newest first: filtered, and routine (info) events folded into one row
+    /// with their count.
     static func shown(_ state: ConsoleState) -> [(event: EngineEvent, count: Int)] {
         var rows: [(event: EngineEvent, count: Int)] = []
-        fold(state) { e, folded in
-            if folded { rows[rows.count - 1].count += 1 } else { rows.append((e, 1)) }
+        fold(state) { e, row in
+            if row < rows.count { rows[row].count += 1 } else { rows.append((e, 1)) }
             return true
         }
         return rows
@@ -37,29 +37,63 @@ enum EventsView {
     /// nil once it has left the engine's ring or the filter hides it. The cursor and an open
     /// detail follow an event by it, since new events shift every row down.
     static func row(of event: EngineEvent, _ state: ConsoleState) -> Int? {
-        var row = -1
         var found: Int?
-        fold(state) { e, folded in
-            if !folded { row += 1 }
+        fold(state) { e, row in
             if e == event { found = row }
             return found == nil
         }
         return found
     }
 
-    /// Walks the listed events newest first, saying of each whether it folds into the row
-    /// before it; stops when `visit` returns false.
-    private static func fold(_ state: ConsoleState, _ visit: (EngineEvent, _ folded: Bool) -> Bool) {
+    /// Whether `e` is a `rate` step of the scenario the console runs (the default demo's daily
+    /// cycle is one every 15 simulated seconds): the engine logs it as a command like any
+    /// other, at the step's time. Those steps are routine; an operator's `rate` is not.
+    static func isScenarioRateStep(_ e: EngineEvent, _ scenario: Scenario?) -> Bool {
+        guard e.kind == .command, e.severity == .info, let steps = scenario?.steps, !steps.isEmpty else { return false }
+        let tolerance = 1e-6
+        var lo = 0, hi = steps.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if steps[mid].at < e.time - tolerance { lo = mid + 1 } else { hi = mid }
+        }
+        var i = lo
+        while i < steps.count, steps[i].at <= e.time + tolerance {
+            if case .rate = steps[i].command, e.message.hasPrefix("\(steps[i].command): ") { return true }
+            i += 1
+        }
+        return false
+    }
+
+    /// Walks the listed events newest first, giving each the row it is listed on (a row before
+    /// the newest when it folds into one); stops when `visit` returns false.
+    ///
+    /// A routine event folds into the row of the same shape anywhere since the last other
+    /// event, not only into the row just above: the demo's rate steps (4 a minute) and the
+    /// rebalance lines (2 a minute) alternate, so runs of one shape were one or two long, and
+    /// after 20 minutes 108 rows of them buried the few faults, drains and commands. Now
+    /// between two such events there are a handful of rows (×N). Other info events (actions,
+    /// changes of state) fold only into an identical row just above; warnings and errors never.
+    private static func fold(_ state: ConsoleState, _ visit: (EngineEvent, _ row: Int) -> Bool) {
         var lastShape = ""
-        var any = false
+        var routineRows: [String: Int] = [:]
+        var rows = 0
         for e in state.events.reversed()
         where state.eventLevel.admits(e.severity) && matches(e, state.eventFilter) {
-            let text = routineKinds.contains(e.kind) ? shape(e.message) : e.message
+            let routine =
+                e.severity == .info && (routineKinds.contains(e.kind) || isScenarioRateStep(e, state.scenario))
+            let text = routine ? shape(e.message) : e.message
             let s = e.severity == .info ? "\(e.kind.rawValue)|" + text : ""
-            let folded = any && !s.isEmpty && s == lastShape
-            if !folded { lastShape = s }
-            any = true
-            if !visit(e, folded) { return }
+            var row = rows
+            if routine, let r = routineRows[s] {
+                row = r
+            } else if !routine, rows > 0, !s.isEmpty, s == lastShape {
+                row = rows - 1
+            } else {
+                rows += 1
+                if routine { routineRows[s] = row } else { routineRows = [:] }
+            }
+            lastShape = s
+            if !visit(e, row) { return }
         }
     }
 
