@@ -72,3 +72,19 @@ extension HelpOverlayTests {
         #expect(text.contains("p99, SLO% since start"), "\(text)")
     }
 }
+
+extension HelpOverlayTests {
+    /// At 80 columns the header counts faults and drains as `⚠1 ⊘1 ~1`, under LANG=C `!1 /1 ~1`, and
+    /// the help explained neither: `!` is also the Pod legend's dead-link glyph. The help names
+    /// what each glyph of the narrow header counts, in both character sets.
+    @Test func helpExplainsTheNarrowHeadersGlyphs() {
+        var state = primedState()
+        let header = Self.frame(state).asciiOnly().lines[1]
+        #expect(header.contains("!1 /1 ~1"), "\(header)")
+        state.showHelp = true
+        let text = Self.frame(state).lines.joined(separator: "\n")
+        #expect(text.contains("⚠N faults") && text.contains("⊘N drained") && text.contains("~N draining"), "\(text)")
+        let ascii = Self.frame(state).asciiOnly().lines.joined(separator: "\n")
+        #expect(ascii.contains("!N faults") && ascii.contains("/N drained"), "\(ascii)")
+    }
+}

@@ -18,6 +18,9 @@ enum Overlays {
         ("q Ctrl-C", "quit                                  ?  this help"),
         // The header's p99s and SLO % are since start; the Latency panels are of their window.
         ("header", "time, speed, model, rate, tok/s, run/wait; p99, SLO% since start"),
+        // The header's tight forms at 80 columns: under LANG=C they read "!0 /0", and nothing
+        // on screen said what the glyphs counted ("!" is also the Pod legend's link glyph).
+        ("", "narrow: ⚠N faults (⚠N+M: M degraded), ⊘N drained, ~N draining"),
         ("Pod", "NPUs by node; letter = role (P/D/A/E/C/·), colour = load"),
         ("", "X dead ↓ slow # HBM ≠ link ⊘ drained ~ draining; panel: selected"),
         ("Experts", "layer × expert heat (max per cell), die load, imbalance"),
