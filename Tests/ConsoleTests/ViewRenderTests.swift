@@ -85,7 +85,8 @@ import XDSTestSupport
         let lines = renderFixture(.pod) { $0.selectedNPU = 140 }
         #expect(lines[15].hasPrefix("┌ NPU 140 · node 17 ─"))
         #expect(lines[16].hasPrefix("│ X dead  role decode  instance decode-0  requests"))
-        #expect(lines[17].hasPrefix("│ DP groups 24, 25 of 320  experts 24, 25  MoE load"))
+        // NPU 140 is dead: its experts are not served there (DeadNPUDetailTests).
+        #expect(lines[17].hasPrefix("│ DP groups 24, 25 of 320  experts 24, 25 not served here"))
         #expect(lines[21].hasPrefix("│ node 17 faulted  util"))
     }
 

@@ -269,11 +269,21 @@ enum PodView {
             ("  instance ", .dim), (npu.instance.isEmpty ? "–" : npu.instance, .text),
             ("  requests ", .dim), ("\(npu.requestsInFlight)", .text),
         ])
-        line(dpGroups(npu, s) + [
-            ("  experts ", .dim),
-            (expertList(npu.experts), .text),
-            ("  MoE load ", .dim), (npu.experts.isEmpty ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text),
-        ])
+        // A dead chip that its TE kept (a vertical shrink fences its DP groups and drops its
+        // expert replicas; before detection it simply answers nothing) still carries the TE's
+        // figures in the snapshot: "experts 44, 60  MoE load 0.75×" and "util 100%" were drawn
+        // for NPU 130 after `fault npu 130`, as if it served. Its experts are said to be not
+        // served here, with no MoE load.
+        let isDead = npuState == .dead
+        if isDead, !npu.experts.isEmpty {
+            line(dpGroups(npu, s) + [("  experts ", .dim), (expertList(npu.experts), .text), (" not served here", Style(fg: .bad))])
+        } else {
+            line(dpGroups(npu, s) + [
+                ("  experts ", .dim),
+                (expertList(npu.experts), .text),
+                ("  MoE load ", .dim), (npu.experts.isEmpty || isDead ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text),
+            ])
+        }
         // Load colours on the busy share only where it is the NPU's load (as in the node table):
         // a prefill TE's busy share is near 100 % at a quarter of capacity, its load is how many
         // of its DP groups hold a prompt, said beside it.
@@ -281,8 +291,12 @@ enum PodView {
         if NPULoad.limit(npu.role) == .groups, let te = NPULoad.GroupShares(s).byTE[npu.instance] {
             utilNote += " TE busy · \(te.busy)/\(te.groups) groups busy"
         }
-        meter("util", npu.utilization, utilNote,
-              style: NPULoad.limit(npu.role) == .busy ? nil : Style(fg: .accent))
+        if isDead {
+            meter("util", 0, "– dead: runs nothing", style: Style(fg: .dim))
+        } else {
+            meter("util", npu.utilization, utilNote,
+                  style: NPULoad.limit(npu.role) == .busy ? nil : Style(fg: .accent))
+        }
         // HBM in the neutral colour, not the load bands: what the engine counts as used is the
         // weights (fixed when the TE loads) plus the KV blocks in use, and the KV pool is
         // reserved up front (90% of HBM less the weights, vLLM's gpu_memory_utilization), so

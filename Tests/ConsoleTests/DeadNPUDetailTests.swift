@@ -1,0 +1,52 @@
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// `fault npu 130` on the superpod's decode TE ends in a vertical shrink (DP 320 → 318): the
+/// TE keeps the dead chip in its list, so the snapshot still gives it the TE's busy share, its
+/// DP groups and its (dropped) expert replicas. The NPU panel drew "X dead … experts 44, 60
+/// MoE load 0.75×" over a full "util 100%" bar: a dead chip drawn as the busiest one.
+@Suite struct DeadNPUDetailTests {
+    static let shrunk: Snapshot = {
+        var s = SnapshotFixtures.superpod
+        s.activeFaults = [
+            FaultStatus(id: 1, description: "fault npu 130 · detected in 2.6 s · recovered in 2.6 s", injectedAt: 40,
+                        detectedAt: 42.6, recoveredAt: 42.6),
+        ]
+        s.npus[130].faulted = true
+        s.npus[130].utilization = 1
+        s.npus[130].experts = [44, 60]
+        s.npus[130].expertLoad = 0.75
+        return s
+    }()
+
+    static func panel(_ s: Snapshot, npu: Int, width: Int, height: Int) -> String {
+        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
+        state.view = .pod
+        state.selectedNPU = npu
+        return ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height).lines.joined(separator: "\n")
+    }
+
+    @Test func aDeadNPUShowsNoLoadAndItsExpertsNotServedThere() {
+        for (width, height) in [(80, 24), (120, 40), (200, 60)] {
+            let text = Self.panel(Self.shrunk, npu: 130, width: width, height: height)
+            #expect(text.contains("X dead"), "\(width)×\(height)\n\(text)")
+            #expect(text.contains("– dead: runs nothing"), "\(width)×\(height)\n\(text)")
+            let util = text.split(separator: "\n").filter { $0.contains("│ util ") }
+            #expect(util.count == 1 && !util[0].contains("100%") && !util[0].contains("█"), "\(util)")
+            #expect(text.contains("experts 44, 60 not served here"), "\(width)×\(height)\n\(text)")
+            #expect(!text.contains("0.75×"), "\(width)×\(height)\n\(text)")
+        }
+        // Its live neighbour keeps its figures.
+        var live = Self.shrunk
+        live.npus[131].utilization = 1
+        live.npus[131].experts = [45]
+        live.npus[131].expertLoad = 1.1
+        let text = Self.panel(live, npu: 131, width: 120, height: 40)
+        #expect(text.contains("experts 45  MoE load 1.10×"), "\(text)")
+        let util = text.split(separator: "\n").filter { $0.contains("│ util ") }
+        #expect(util.count == 1 && util[0].contains("100%") && !text.contains("dead: runs nothing"), "\(util)")
+    }
+}
