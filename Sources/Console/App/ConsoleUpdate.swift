@@ -437,6 +437,13 @@ public enum ConsoleUpdate {
                 return
             }
             if y == ScreenLayout.tabRow, let view = ScreenLayout.tab(atX: x) {
+                // A `/` filter belongs to its view's list: a click on another tab keeps it, as
+                // Enter does, and closes the prompt. Left open, "/dp█ filters as you type" stood
+                // under the Events view while the letters typed next filtered Requests, unseen.
+                if view != s.view, let prompt = s.prompt, prompt.purpose != .command {
+                    s.prompt = nil
+                    PromptEditing.submit(prompt, &s, &effects)
+                }
                 s.view = view
             } else if s.view == .pod,
                 let npu = PodLayout(width: s.width, height: s.height).npu(atX: x, y: y), npu < s.npuCount
