@@ -178,7 +178,10 @@ enum KVCacheView {
             b.put(note, x: inner.x + 13 + w, y: y, style: .text, clip: inner)
             y += 1
         }
-        meter("prefix hit", kv.prefixHitRate, Format.percent(kv.prefixHitRate), .good)
+        // The hit rate counts every prompt token since start (the engine's cumulative prefix
+        // stats), unlike the pool, KV and transfer figures beside it, which are of now: it says
+        // so, as the header's p99s do ("52%" stood beside "24.6/24.6 TB" as one more figure of now).
+        meter("prefix hit", kv.prefixHitRate, Format.percent(kv.prefixHitRate) + " so far", .good)
         let pool = kv.poolCapacityBytes > 0 ? kv.poolUsedBytes / kv.poolCapacityBytes : 0
         meter(
             "DRAM pool", pool,
