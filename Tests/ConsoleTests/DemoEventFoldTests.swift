@@ -60,6 +60,19 @@ import XDSTestSupport
         #expect(rows.contains { $0.event.kind == .command && $0.count > 10 })
     }
 
+    /// "rate 25" and "rate 32.2" are one shape: digit by digit they were two, and at 0:23 of
+    /// the demo the rate steps since the drain stood as "rate 32.2 … (×65)", "rate 25 … (×4)",
+    /// "rate 40 … (×3)", "rate 38.8 … (×17)". Between two other events the demo now leaves one
+    /// row per routine kind of line: here 3 spans × (rate, rebalance started, done) + 2.
+    @Test func wholeAndDecimalRatesAreOneShape() {
+        #expect(EventsView.shape("rate 25: synthetic arrival rate set to 25 requests/s")
+                == EventsView.shape("rate 32.2: synthetic arrival rate set to 32.2 requests/s"))
+        #expect(EventsView.shape("imbalance 1.43 → 1.22 in 0.02 s") == "imbalance # → # in # s")
+        #expect(EventsView.shape("node 3.") == "node #.")
+        let rows = EventsView.shown(Self.state(Self.snapshot(), scenario: DemoLoad.scenario))
+        #expect(rows.count <= 11, "\(rows.map { "\($0.event.message) ×\($0.count)" })")
+    }
+
     /// Without a scenario (a remote console, `--rate`) a `rate` command is the operator's and
     /// never folds by shape.
     @Test func withoutAScenarioRateCommandsStayOneARow() {

@@ -10,10 +10,25 @@ enum EventsView {
             || e.severity.rawValue.contains(needle)
     }
 
-    /// The message with its numbers blanked: "expert rebalance 3 started" and "… 4 started"
-    /// are the same routine event.
+    /// The message with its numbers blanked, each number one `#` whatever its digits and
+    /// decimal point: "expert rebalance 3 started" and "… 4 started" are the same routine
+    /// event, and so are the demo's "rate 25: … 25 requests/s" and "rate 32.2: … 32.2
+    /// requests/s" (digit by digit they were two shapes, listed as two rows).
     static func shape(_ message: String) -> String {
-        String(message.map { $0.isNumber ? "#" : $0 })
+        var out = ""
+        var previous: Character?
+        let chars = Array(message)
+        for (i, c) in chars.enumerated() {
+            let inNumber = c.isNumber
+                || (c == "." && previous?.isNumber == true && i + 1 < chars.count && chars[i + 1].isNumber)
+            if inNumber {
+                if out.last != "#" || !(previous?.isNumber == true || previous == ".") { out.append("#") }
+            } else {
+                out.append(c)
+            }
+            previous = c
+        }
+        return out
     }
 
     /// Kinds the engine logs over and over with changing numbers (rebalance every minute, …):
