@@ -50,3 +50,16 @@ import XDSTestSupport
         #expect(util.count == 1 && util[0].contains("100%") && !text.contains("dead: runs nothing"), "\(util)")
     }
 }
+
+extension DeadNPUDetailTests {
+    /// The node line under the NPU meters averaged the dead chip's snapshot share in: with its
+    /// seven live neighbours at 40% it said "node 16 faulted  util 48%" under the dead chip's
+    /// "– dead: runs nothing". It averages the chips that run.
+    @Test func theNodesUtilLeavesTheDeadChipOut() {
+        var s = Self.shrunk
+        for i in 128..<136 { s.npus[i].utilization = i == 130 ? 1 : 0.4 }
+        let text = Self.panel(s, npu: 130, width: 120, height: 40)
+        let line = text.split(separator: "\n").first { $0.contains("│ node 16 ") }
+        #expect(line?.contains("util 40%") == true, "\(line ?? "no node line")")
+    }
+}

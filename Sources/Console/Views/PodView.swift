@@ -318,7 +318,10 @@ enum PodView {
         meter("HBM", hbm, hbmNote, style: Style(fg: .accent))
         meter("KV", npu.kvUsage, Format.percent(npu.kvUsage))
         let node = s.npus.filter { $0.node == npu.node }
-        let util = node.isEmpty ? 0 : node.map(\.utilization).reduce(0, +) / Double(node.count)
+        // Over the chips that run: a dead one runs nothing (its util meter above says so), yet
+        // the snapshot gives it its TE's busy share, and "node 16 faulted  util 100%" counted it.
+        let running = node.filter { faults.state(of: $0, s) != .dead }
+        let util = running.isEmpty ? 0 : running.map(\.utilization).reduce(0, +) / Double(running.count)
         let requests = node.map(\.requestsInFlight).reduce(0, +)
         let worst = faults.worst(of: node, s)
         // The drain state is said beside a fault, not hidden by it ("node 20 faulted" of a node
