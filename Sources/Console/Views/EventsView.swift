@@ -15,20 +15,24 @@ enum EventsView {
     /// event, and so are the demo's "rate 25: … 25 requests/s" and "rate 32.2: … 32.2
     /// requests/s" (digit by digit they were two shapes, listed as two rows).
     static func shape(_ message: String) -> String {
-        var out = ""
-        var previous: Character?
-        let chars = Array(message)
-        for (i, c) in chars.enumerated() {
-            let inNumber = c.isNumber
-                || (c == "." && previous?.isNumber == true && i + 1 < chars.count && chars[i + 1].isNumber)
-            if inNumber {
-                if out.last != "#" || !(previous?.isNumber == true || previous == ".") { out.append("#") }
-            } else {
-                out.append(c)
+        // Over UTF-8 bytes (the numbers are ASCII): it runs for every listed event several times
+        // a frame, on up to the engine's 1,000 held.
+        let bytes = Array(message.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        func digit(_ i: Int) -> Bool { i >= 0 && i < bytes.count && bytes[i] >= 0x30 && bytes[i] <= 0x39 }
+        var i = 0
+        while i < bytes.count {
+            guard digit(i) else {
+                out.append(bytes[i])
+                i += 1
+                continue
             }
-            previous = c
+            out.append(UInt8(ascii: "#"))
+            // The number runs on over digits and over a point between two digits.
+            while i < bytes.count && (digit(i) || (bytes[i] == UInt8(ascii: ".") && digit(i - 1) && digit(i + 1))) { i += 1 }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Kinds the engine logs over and over with changing numbers (rebalance every minute, …):
@@ -64,7 +68,9 @@ enum EventsView {
     /// cycle is one every 15 simulated seconds): the engine logs it as a command like any
     /// other, at the step's time. Those steps are routine; an operator's `rate` is not.
     static func isScenarioRateStep(_ e: EngineEvent, _ scenario: Scenario?) -> Bool {
-        guard e.kind == .command, e.severity == .info, let steps = scenario?.steps, !steps.isEmpty else { return false }
+        guard e.kind == .command, e.severity == .info, e.message.hasPrefix("rate "), let steps = scenario?.steps,
+            !steps.isEmpty
+        else { return false }
         let tolerance = 1e-6
         var lo = 0, hi = steps.count
         while lo < hi {
