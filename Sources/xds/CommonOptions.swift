@@ -23,7 +23,9 @@ struct CommonOptions: ParsableArguments {
             help: "Burstiness of synthetic arrivals: coefficient of variation of the gaps (1 = Poisson), \(FlagLimits.burstiness.allowed) (default: 1).")
     var burstiness: CLINumber?
 
-    @Option(help: "Scenario file (TOML): commands applied at given simulated times.")
+    // `bench preview` and `bench snapshot` share these options but apply no scenario step
+    // (``refuseScenario(in:)``): their help listed --scenario as if they took it.
+    @Option(help: "Scenario file (TOML): commands applied at given simulated times (run, serve and console; bench preview and snapshot refuse it).")
     var scenario: String?
 
     @Option(parsing: .unconditional, help: "Seed of every random stream; same seed + config + commands = same result.")

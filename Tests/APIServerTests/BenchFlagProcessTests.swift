@@ -240,6 +240,19 @@ struct BenchFlagProcessTests {
         #expect(r.status == 0 && r.out.contains(" · \(example) · llama-2-7b;"), "\(r)")
     }
 
+    /// `bench preview` and `bench snapshot` list the common options, `--scenario` among them, but
+    /// refuse it: their help says so beside the option instead of offering it.
+    @Test func benchHelpSaysItRefusesAScenario() throws {
+        for command in ["preview", "snapshot"] {
+            let help = try xds(["bench", command, "--help"])
+            let text = help.out.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+            #expect(help.status == 0 && text.contains("(run, serve and console; bench preview and snapshot refuse it)"),
+                    "\(command): \(help.out)")
+            let refused = try xds(["bench", command, "--scenario", "/nonexistent.toml"])
+            #expect(refused.status != 0 && refused.err.contains("--scenario applies to run, serve and console"), "\(refused)")
+        }
+    }
+
     /// The CLI's exit codes: a command line ArgumentParser cannot read (a stray argument, an
     /// unknown flag, a value not among a flag's choices) is a usage error, 64 (EX_USAGE), on
     /// every subcommand alike, `validate --sweep extra` included; a value read but refused
