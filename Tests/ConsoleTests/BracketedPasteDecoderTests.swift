@@ -40,6 +40,44 @@ import Testing
         #expect(KeySequenceDecoder.decode(Self.start + inner + Self.end + "q") == [.paste(inner), .key(.char("q"))])
     }
 
+    /// The smoke test's paste (start marker, `d r t f1y`, then Enter and the end marker) in three
+    /// pieces with 600 ms between them, as a busy machine or a stalled ssh link delivers it. The
+    /// terminal reports each gap; a paste stays open over it, so nothing runs as a key. Before,
+    /// the gap ended the paste: 'd' asked to drain, 't' switched the theme and 'f1y' injected a
+    /// fault (the smoke test's header showed 'faults 1' and 'theme light' under load 14).
+    @Test func aPasteInPiecesWithGapsStaysOnePaste() {
+        var decoder = KeySequenceDecoder()
+        var out: [KeySequenceDecoder.Decoded] = []
+        func piece(_ text: String) { for code in text.unicodeScalars.map(\.value) { out += decoder.feed(code) } }
+        piece(Self.start)
+        out += decoder.inputPaused(quietMs: 600)
+        piece("d r t f1y")
+        out += decoder.inputPaused(quietMs: 600)
+        // Split inside the end marker too.
+        piece("\r\u{1B}[20")
+        out += decoder.inputPaused(quietMs: 2_500)
+        piece("1~")
+        #expect(out == [.paste("d r t f1y\r")])
+        #expect(!decoder.isPending)
+        #expect(decoder.feed(UInt32(UInt8(ascii: "t"))) == [.key(.char("t"))])
+    }
+
+    /// A paste whose end marker never comes ends after the quiet limit, with what came, and the
+    /// keys after it act again; an ESC or half sequence still ends at the first pause.
+    @Test func aPasteWithoutItsEndEndsAfterTheQuietLimit() {
+        var decoder = KeySequenceDecoder()
+        for code in (Self.start + "rate 30").unicodeScalars.map(\.value) { #expect(decoder.feed(code).isEmpty) }
+        #expect(decoder.inputPaused(quietMs: KeySequenceDecoder.pasteQuietLimitMs - 1).isEmpty)
+        #expect(decoder.isInPaste)
+        #expect(decoder.inputPaused(quietMs: KeySequenceDecoder.pasteQuietLimitMs) == [.paste("rate 30")])
+        #expect(!decoder.isPending)
+        #expect(decoder.feed(UInt32(UInt8(ascii: "q"))) == [.key(.char("q"))])
+        #expect(decoder.feed(27).isEmpty)
+        #expect(decoder.inputPaused(quietMs: 30) == [.key(.escape)])
+        for code in "\u{1B}[4".unicodeScalars.map(\.value) { #expect(decoder.feed(code).isEmpty) }
+        #expect(decoder.inputPaused(quietMs: 30) == [.dropped("^[[4")])
+    }
+
     /// No end marker: a pause in the input (the caller's flush) ends the paste with what came;
     /// input goes on as keys after it, and a lone Esc is still Esc.
     @Test func anUnterminatedPasteEndsAtThePause() {

@@ -12,8 +12,10 @@
 /// Bracketed paste (the console turns it on with `ESC [ ? 2004 h`): the terminal wraps pasted
 /// text in `ESC [ 200 ~ … ESC [ 201 ~`. Everything between the brackets is one ``Decoded/paste(_:)``,
 /// never keys, so a pasted `d`, space or `f1y` cannot drain, pause or inject a fault. At most
-/// ``maxPasteScalars`` characters are kept (the rest is consumed and dropped); a paste whose end
-/// marker never comes ends at the next pause in the input (the caller's ``flush()``).
+/// ``maxPasteScalars`` characters are kept (the rest is consumed and dropped). A pause inside a
+/// paste does not end it (the caller's ``inputPaused(quietMs:)``): a paste that comes in pieces
+/// (a slow or lossy link, a busy machine) stays one paste until its end marker, and only one
+/// whose end marker never comes ends after ``pasteQuietLimitMs`` of silence.
 ///
 /// Pure (no ncurses): ``NcursesTerminal`` feeds it and tells it when input paused.
 struct KeySequenceDecoder {
@@ -168,6 +170,22 @@ struct KeySequenceDecoder {
                 return abandon(code, raw: "^[[[")
             }
         }
+    }
+
+    /// How long a paste may go quiet before it counts as ended without its end marker. A
+    /// terminal always sends the end marker, but the pieces of a paste can be far apart: over
+    /// ssh a lost packet stalls the rest for TCP's retransmission timeout (200 ms to seconds),
+    /// and on a loaded machine the pty refills late. With the 500 ms this used to be, the rest
+    /// of a paste that stalled longer ran as hotkeys: a pasted `d r t f1y` switched the theme
+    /// and injected a fault. Keys typed while a paste is held are part of it (ignored), so the
+    /// limit stays a few seconds: only a terminal that never sends the end marker meets it.
+    static let pasteQuietLimitMs = 3_000
+
+    /// No input came for `quietMs` (since the last character): a held ESC or half sequence
+    /// ends (``flush()``), but a paste goes on until its end marker or ``pasteQuietLimitMs``.
+    mutating func inputPaused(quietMs: Int) -> [Decoded] {
+        if isInPaste, quietMs < Self.pasteQuietLimitMs { return [] }
+        return flush()
     }
 
     /// Input paused (the short wait ran out) or ncurses reported a key of its own: a held

@@ -89,6 +89,7 @@ final class NcursesTerminal {
             var ch: wint_t = 0
             let result = wget_wch(window, &ch)
             reads += 1
+            if result == OK || result == KEY_CODE_YES { lastInputMs = Self.monotonicMs() }
             switch result {
             case OK:
                 queue(decoder.feed(UInt32(ch)))
@@ -100,7 +101,9 @@ final class NcursesTerminal {
                 queue(decoder.flush())
                 if let message = decodeFunctionKey(Int32(ch)) { pending.append(message) }
             default:  // nothing more within the wait
-                queue(decoder.flush())
+                // A paste stays open over the pause (see ``KeySequenceDecoder/pasteQuietLimitMs``);
+                // meanwhile the loop draws, and the next read goes on with the paste.
+                queue(decoder.inputPaused(quietMs: Self.monotonicMs() - lastInputMs))
                 return pending.isEmpty ? nil : pending.removeFirst()
             }
             if !decoder.isPending, !pending.isEmpty { return pending.removeFirst() }
@@ -116,10 +119,17 @@ final class NcursesTerminal {
 
     /// How long a held ESC or half sequence waits for its next byte.
     private static let sequenceWaitMs: Int32 = 30
-    /// How long a paste waits for its next byte before it counts as ended without its end
-    /// marker. A terminal sends a paste at once; the wait is long so that a paste is not cut
-    /// (its rest read as keys) when the machine is busy and the pty is slow to refill.
-    private static let pasteWaitMs: Int32 = 500
+    /// How long one read inside a paste waits for its next byte before the loop gets to draw;
+    /// the paste itself stays open much longer (``KeySequenceDecoder/pasteQuietLimitMs``).
+    private static let pasteWaitMs: Int32 = 100
+    /// When the last character came (for how long a held paste has been quiet).
+    private var lastInputMs = 0
+
+    private static func monotonicMs() -> Int {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return t.tv_sec * 1000 + t.tv_nsec / 1_000_000
+    }
     private static let maxReadsPerCall = 8_192
 
     private func queue(_ decoded: [KeySequenceDecoder.Decoded]) {
