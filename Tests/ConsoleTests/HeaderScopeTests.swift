@@ -139,3 +139,37 @@ import XDSTestSupport
         if hbm.contains("alarm") { #expect(hbm.contains("· alarm colour on the KV row"), "\(size): \(hbm)") }
     }
 }
+
+/// At ≤120 columns the header wrote "TTFT 1.82/2s  TPOT 36.4/35ms": the percentile was named
+/// only in the help, so the figure could be a mean or a median as well. The short and tight
+/// forms now say "TTFT99"/"TPOT99" as the long one does; only when even the tight line would
+/// not fit does the "99" give way, before any figure is dropped.
+@Suite struct HeaderPercentileTests {
+    /// The demo's usual load: hundreds running, a short queue, no node draining.
+    static var usual: Snapshot {
+        var s = SnapshotFixtures.superpod
+        s.requests.running = 900
+        s.requests.waiting = 12
+        s.drainingNodes = []
+        return s
+    }
+
+    @Test(arguments: [80, 81, 90, 100, 110, 120, 121, 160, 200])
+    func theShortHeaderNamesThePercentile(width: Int) {
+        let line = HeaderScopeTests.vitals(Self.usual, width: width, height: 30)
+        #expect(line.count <= width, "\(width): \(line)")
+        #expect(line.contains("TTFT99 ") && line.contains("TPOT99 "), "\(width): \(line)")
+        #expect(line.hasSuffix("SLO 96%"), "\(width): \(line)")
+    }
+
+    /// The busiest fixture (24.3k running, a node drained and one draining): from 100 columns
+    /// the percentile stays; at 80 the figures all stay and the "99" gives way, nothing past the edge.
+    @Test(arguments: [80, 81, 90, 100, 120])
+    func aFullLineKeepsEveryFigureFirst(width: Int) {
+        let line = HeaderScopeTests.vitals(SnapshotFixtures.superpod, width: width, height: 30)
+        #expect(line.count <= width, "\(width): \(line)")
+        #expect(line.contains("⊘1 ~1") || line.contains("drained 1 draining 1"), "\(width): \(line)")
+        #expect(line.hasSuffix("SLO 96%"), "\(width): \(line)")
+        if width >= 100 { #expect(line.contains("TTFT99 ") && line.contains("TPOT99 "), "\(width): \(line)") }
+    }
+}

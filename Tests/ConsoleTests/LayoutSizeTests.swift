@@ -12,7 +12,7 @@ import XDSTestSupport
 
     static let header100 = [
         spread(" xds  superpod · deepseek-r1 · ascend-910c", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 99),
-        " 182.4k tok/s  r/w 24.3k/812  faults 1  ⊘1 ~1  since start: TTFT 1.82/2s  TPOT 36.4/35ms  SLO 96%",
+        " 182.4k tok/s r/w 24.3k/812 faults 1 ⊘1 ~1 since start: TTFT99 1.82/2s TPOT99 36.4/35ms SLO 96%",
         spread("  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events", "theme dark", width: 99),
     ]
     static let header160 = [
