@@ -31,10 +31,26 @@ enum PromptEditing {
         }
         if words.count == 4, words[0] == "fault", words[1] == "straggler" { return ["slowdown"] }
         if words.count == 3, words[0] == "fault", words[1] == "link" { return ["degrade"] }
-        if words.first == "preview" { return followers(Array(words.dropFirst())) }
+        if words.first == "preview" { return previewFollowers(Array(words.dropFirst())) }
         // After `policy` the slots, after `policy SLOT` that slot's names (from the registries).
         if words.first == "policy" { return Policies.completionWords(after: words.map { $0.lowercased() }) ?? [] }
         return []
+    }
+
+    /// After `preview`: the commands a preview can run (not the pace, another preview or the
+    /// console's own `clear`, which it refuses), and once the command is whole its optional
+    /// `for DURATION`, which the completion never offered ("nothing follows" after
+    /// `preview drain node 20 `).
+    private static func previewFollowers(_ rest: [String]) -> [String] {
+        let unpreviewable = ["speed", "pause", "resume", "preview", "clear"]
+        guard let first = rest.first else { return followers([]).filter { !unpreviewable.contains($0) } }
+        guard followers([]).contains(first), !unpreviewable.contains(first) else { return [] }
+        if let i = rest.firstIndex(of: "for") { return i == rest.count - 1 ? ["<DURATION>"] : [] }
+        let next = followers(rest)
+        let optional = ["degrade", "slowdown"]
+        // Whole: nothing more is needed (what may follow is optional); not after `degrade`, whose factor is due.
+        let whole = next.isEmpty ? !optional.contains(rest[rest.count - 1]) : next.allSatisfy(optional.contains)
+        return whole ? next + ["for"] : next
     }
 
     static func handle(_ key: Key, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
