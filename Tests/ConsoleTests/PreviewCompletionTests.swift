@@ -1,4 +1,5 @@
 import Testing
+import XDSTestSupport
 
 @testable import Console
 
@@ -25,5 +26,17 @@ import Testing
         for kept in ["drain", "fault", "rate", "scale", "rebalance"] { #expect(offered.contains(kept), "\(offered)") }
         #expect(PromptEditing.complete("preview sp").0 == "preview sp")
         #expect(PromptEditing.complete("preview sp").1 == "no completion for 'sp'")
+    }
+}
+
+/// The engine takes keywords in any case ("Drain Node 3" drains node 3), but Tab after
+/// "Drain " said "nothing follows 'Drain'" and "Dr" had "no completion": both false.
+@Suite struct CompletionCaseTests {
+    @Test func keywordsCompleteInAnyCase() {
+        #expect(PromptEditing.complete("Drain ").0 == "Drain node ")
+        #expect(PromptEditing.complete("DRAIN NODE ").1 == "next: <N>")
+        #expect(PromptEditing.complete("Dr").0 == "drain ")
+        #expect(PromptEditing.complete("Fault St").0 == "Fault straggler ")
+        #expect(PromptEditing.complete("Preview Drain Node 20 ").0 == "Preview Drain Node 20 for ")
     }
 }

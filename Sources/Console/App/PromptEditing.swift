@@ -180,8 +180,9 @@ enum PromptEditing {
         let partial = endsWithSpace ? "" : (words.last ?? "")
         let before = endsWithSpace ? words : Array(words.dropLast())
         let base = String(text.dropLast(partial.count))
-        let options = followers(before)
-        let candidates = options.filter { !$0.hasPrefix("<") && $0.hasPrefix(partial) }
+        // The engine reads keywords in any case ("Drain Node 3"), so completion does too.
+        let options = followers(before.map { $0.lowercased() })
+        let candidates = options.filter { !$0.hasPrefix("<") && $0.hasPrefix(partial.lowercased()) }
         let placeholders = options.filter { $0.hasPrefix("<") }
         switch candidates.count {
         case 0:
