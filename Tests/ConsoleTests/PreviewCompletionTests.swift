@@ -40,3 +40,15 @@ import XDSTestSupport
         #expect(PromptEditing.complete("Preview Drain Node 20 ").0 == "Preview Drain Node 20 for ")
     }
 }
+
+/// `clear faults` is the console's own command; "Clear Faults" or "clear  faults" went to the
+/// engine (which reads its commands in any case and spacing) and came back "unknown command".
+@Suite struct ClearFaultsSpellingTests {
+    @Test(arguments: ["Clear Faults", "clear  faults", "CLEAR faults"])
+    func clearFaultsInAnySpellingStaysInTheConsole(line: String) {
+        let link = FakeEngineLink()
+        let state = drive(primedState(), link, keys: [.char(":")] + typed(line) + [.enter])
+        #expect(link.sentCommands.isEmpty, "\(link.sentCommands)")
+        #expect(state.status?.text.hasPrefix("cleared 0 healed faults") == true, "\(String(describing: state.status))")
+    }
+}

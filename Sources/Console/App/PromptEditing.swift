@@ -160,7 +160,9 @@ enum PromptEditing {
             if s.history.count > 100 { s.history.removeFirst(s.history.count - 100) }
             if PreviewKeys.isPreview(line) { return PreviewKeys.start(line, &s, &effects) }
             // The one console-local command: the engine never sees it.
-            if line == "clear faults" {
+            // Read as the engine reads its commands (any case, any blanks): "Clear Faults" went
+            // to the engine, which knows no `clear`.
+            if line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map({ $0.lowercased() }) == ["clear", "faults"] {
                 let healed = s.memory.faults.filter { $0.healedAt != nil }.count
                 s.memory.faults.removeAll { $0.healedAt != nil }
                 s.status = StatusLine("cleared \(healed) healed faults from the console's history")
