@@ -63,3 +63,19 @@ extension DeadNPUDetailTests {
         #expect(line?.contains("util 40%") == true, "\(line ?? "no node line")")
     }
 }
+
+extension DeadNPUDetailTests {
+    /// After the shrink the engine lists on each chip only the DP groups its TE still runs (it
+    /// said "DP groups 4, 5 of 320" of dead NPU 130 under decode-0 at DP 318): the dead chip
+    /// says its groups were fenced off and its neighbours count the groups left.
+    @Test func theDeadChipsGroupsAreFencedAndTheTECountsTheRest() {
+        var s = Self.shrunk
+        s.npus[130].dpGroups = []
+        let dead = Self.panel(s, npu: 130, width: 120, height: 40)
+        #expect(dead.contains("DP groups – (fenced)  experts 44, 60 not served here"), "\(dead)")
+        let live = Self.panel(s, npu: 131, width: 120, height: 40)
+        #expect(live.contains("DP groups 6, 7 of 318"), "\(live)")
+        // A chip in no group that is not dead (an expert die) is unchanged.
+        #expect(PodView.dpGroups(s.npus[130], s).map(\.0).joined() == "DP groups –")
+    }
+}

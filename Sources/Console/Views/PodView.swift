@@ -276,9 +276,9 @@ enum PodView {
         // served here, with no MoE load.
         let isDead = npuState == .dead
         if isDead, !npu.experts.isEmpty {
-            line(dpGroups(npu, s) + [("  experts ", .dim), (expertList(npu.experts), .text), (" not served here", Style(fg: .bad))])
+            line(dpGroups(npu, s, dead: true) + [("  experts ", .dim), (expertList(npu.experts), .text), (" not served here", Style(fg: .bad))])
         } else {
-            line(dpGroups(npu, s) + [
+            line(dpGroups(npu, s, dead: isDead) + [
                 ("  experts ", .dim),
                 (expertList(npu.experts), .text),
                 ("  MoE load ", .dim), (npu.experts.isEmpty || isDead ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text),
@@ -372,8 +372,13 @@ enum PodView {
     /// The NPU's DP groups out of its TE's (`40, 41 of 320`); where its TE is a single group (a
     /// GPU replica, where "DP groups 0" read as a count of zero) `none · TP4`, its dies
     /// counted; `–` for an NPU in no group (an expert die).
-    static func dpGroups(_ npu: NPUStatus, _ s: Snapshot) -> [(String, Style)] {
-        guard !npu.dpGroups.isEmpty else { return [("DP groups ", .dim), ("–", .text)] }
+    /// A dead chip of a TE in no group had its groups fenced off (the snapshot lists only the
+    /// groups its TE runs): `– (fenced)`.
+    static func dpGroups(_ npu: NPUStatus, _ s: Snapshot, dead: Bool = false) -> [(String, Style)] {
+        guard !npu.dpGroups.isEmpty else {
+            return dead && !npu.instance.isEmpty && npu.role != .expert
+                ? [("DP groups ", .dim), ("– (fenced)", Style(fg: .bad))] : [("DP groups ", .dim), ("–", .text)]
+        }
         var all = Set<Int>()
         var peers = 0
         for other in s.npus where other.instance == npu.instance {

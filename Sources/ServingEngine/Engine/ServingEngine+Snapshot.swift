@@ -35,7 +35,7 @@ extension ServingEngine {
             // and counted them as queued); a decode TE's, its decode batch.
             let prefilling = instance.prefill?.prefillingRequests ?? 0
             return InstanceStatus(name: instance.name, kind: instance.role.rawValue,
-                                  npus: instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count,
+                                  npus: instance.external ? instance.groupSpec.npusEach : liveNPUCount(of: i),
                                   queued: (instance.prefill?.queuedRequests ?? 0) - prefilling
                                       + (instance.decode.map { $0.transferQueue.count + $0.joining.count } ?? 0),
                                   running: instance.runningRequests + prefilling,
@@ -100,6 +100,32 @@ extension ServingEngine {
         return sum / Double(max(1, instances[i].groupCount))
     }
 
+    /// TE `i`'s DP groups fenced off by a die the control plane knows is dead: a vertical shrink
+    /// runs the TE without them until the die is healed (``refreshFaultState()`` keeps them out
+    /// of service while the die is known dead, and brings them back when it is not). Empty with
+    /// no known-dead die (the usual case: nothing is walked).
+    func fencedGroups(of i: Int) -> Set<Int> {
+        guard !faults.knownDead.isEmpty else { return [] }
+        return Set(instances[i].groups.filter { faults.holdsKnownDead(cluster.dies(of: i, group: $0)) })
+    }
+
+    /// The NPUs TE `i` runs on: those it holds less a chip with a known-dead die and a chip whose
+    /// every DP group is fenced (an expert-only chip, in no group, runs while it is not dead).
+    /// After `fault npu 130` shrank decode-0 to DP 318 the Instances panel still said 160 NPUs
+    /// (the engine keeps the dead chip in the TE's list so that a heal gives it back).
+    func liveNPUCount(of i: Int) -> Int {
+        let npus = cluster.npus(of: i)
+        guard !faults.knownDead.isEmpty else { return npus.count }
+        let dead = Set(knownDeadNPUs(of: i))
+        let fenced = fencedGroups(of: i)
+        guard !dead.isEmpty || !fenced.isEmpty else { return npus.count }
+        var running = Set<Int>(), idle = Set<Int>()
+        for g in instances[i].groups {
+            if fenced.contains(g) { idle.formUnion(cluster.npus(of: i, group: g)) } else { running.formUnion(cluster.npus(of: i, group: g)) }
+        }
+        return npus.filter { !dead.contains($0) && (running.contains($0) || !idle.contains($0)) }.count
+    }
+
     /// Every NPU's role, TE, groups, load and KV. Its `draining` flag is left to ``snapshot()``,
     /// which sets it from the nodes' drain progress (a per-group flag computed here was always
     /// overwritten there).
@@ -117,7 +143,10 @@ extension ServingEngine {
                 statuses[npu].instance = instance.name
                 statuses[npu].utilization = instance.utilization
             }
-            for g in instance.groups {
+            // A group a shrink fenced off runs nowhere: listed on its chips, the NPU panel said
+            // "DP groups 4, 5 of 320" of dead NPU 130 after decode-0 went to DP 318.
+            let fenced = fencedGroups(of: index)
+            for g in instance.groups where !fenced.contains(g) {
                 let seats = instance.decode?.slots[g] ?? 0
                 let inFlight = seats + (instance.prefill?.queues[g].count ?? 0)
                 let usage = kvStore.usage(GroupRef(te: index, group: g))
