@@ -77,5 +77,8 @@ extension DeadNPUDetailTests {
         #expect(live.contains("DP groups 6, 7 of 318"), "\(live)")
         // A chip in no group that is not dead (an expert die) is unchanged.
         #expect(PodView.dpGroups(s.npus[130], s).map(\.0).joined() == "DP groups –")
+        // The KV panel's bars are the 318 groups run, one per die of the 159 chips that run them.
+        s.kv.decodeGroups = Array(s.kv.decodeGroups.prefix(318))
+        #expect(KVCacheView.diesPerDecodeGroup(s) == 1)
     }
 }

@@ -63,7 +63,11 @@ enum KVCacheView {
     /// the group count; nil when that does not divide evenly or the hardware is unknown.
     static func diesPerDecodeGroup(_ s: Snapshot) -> Int? {
         guard let hw = s.hardware, !s.kv.decodeGroups.isEmpty else { return nil }
-        let decodeDies = s.npus.filter { [.decode, .colocated, .attention].contains($0.role) }.count * hw.diesPerDevice
+        // A decode chip whose groups a shrink fenced off (listed in none while its TE lists
+        // groups) holds no group of the count: with it, 320 dies over 318 groups divided unevenly.
+        let decodeNPUs = s.npus.filter { [.decode, .colocated, .attention].contains($0.role) }
+        let grouped = decodeNPUs.filter { !$0.dpGroups.isEmpty }.count
+        let decodeDies = (grouped > 0 ? grouped : decodeNPUs.count) * hw.diesPerDevice
         guard decodeDies > 0, decodeDies % s.kv.decodeGroups.count == 0 else { return nil }
         return decodeDies / s.kv.decodeGroups.count
     }

@@ -85,8 +85,13 @@ extension ServingEngine {
         kv.transfersInProgress = channels.reduce(0) { $0 + $1.queue.count }
         for i in instances.indices {
             if instances[i].hasDecode {
+                // A group a shrink fenced off holds nothing and takes nothing: drawn, it was an
+                // empty bar among the TE's (320 of them under decode-0 at DP 318).
+                let fenced = fencedGroups(of: i)
                 kvStore.withGroups(of: i) { groups in
-                    for g in groups.indices { kv.decodeGroups.append(min(1, groups[g].usageIncludingReserved)) }
+                    for g in groups.indices where !fenced.contains(g) {
+                        kv.decodeGroups.append(min(1, groups[g].usageIncludingReserved))
+                    }
                 }
             }
             if instances[i].hasPrefill { kv.prefillInstances.append(meanKVUsage(of: i)) }

@@ -32,10 +32,12 @@ import XDSTestSupport
         #expect(shrunk.npus == npus - 1, "the dead chip runs nothing: \(String(describing: shrunk.npus)) of \(npus)")
         #expect(shrunk.groups == groups - 2, "DP \(groups) → \(groups - 2): \(shrunk.groups) shown")
         #expect(shrunk.dead == [], "the dead chip's groups were dropped")
+        #expect(engine.snapshot().kv.decodeGroups.count == groups - 2, "the KV panel's bars are the groups the TE runs")
         #expect(engine.apply(.heal(faultID: 1)).accepted)
         engine.run(until: 7)
         let healed = shown(engine.snapshot())
         #expect(healed.npus == npus && healed.groups == groups && healed.dead == [40, 41], "the heal gives them back")
+        #expect(engine.snapshot().kv.decodeGroups.count == groups)
         FaultTests.expectSound(engine)
     }
 }
