@@ -172,6 +172,26 @@ struct MetricsAndHealthTests {
                 "\(counted.samples.keys.filter { $0.contains("Malformed") })")
             #expect(counted.sum("hb_request_errors", containing: malformed + [#"error_type="400""#])
                 >= before.sum("hb_request_errors", containing: malformed + [#"error_type="400""#]) + 1)
+            // A connection past the cap is answered 503 before any request of its is read: no
+            // series counted it. (The process-wide MetricsSystem is this server's registry, so a
+            // second server capped at one connection counts its refusal here.)
+            let refusedRoute = [#"http_route="TooManyConnections""#, #"method="_OTHER""#]
+            let beforeRefusal = PrometheusText(try await server.get("/metrics").text)
+            try await LiveServer.with(maxConnections: 1) { capped in
+                let first = try RawConnection(port: capped.port, readTimeout: 15)
+                defer { first.close() }
+                first.write(raw: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                #expect(await first.read(until: #""status":"ok"}"#).hasPrefix("HTTP/1.1 200"))
+                let second = try RawConnection(port: capped.port, readTimeout: 15)
+                defer { second.close() }
+                #expect(await second.readUntilClosed().text.hasPrefix("HTTP/1.1 503"))
+            }
+            let refusals = PrometheusText(try await server.get("/metrics").text)
+            #expect(refusals.sum("hb_requests", containing: refusedRoute + [#"status_code="503""#])
+                >= beforeRefusal.sum("hb_requests", containing: refusedRoute + [#"status_code="503""#]) + 1,
+                "\(refusals.samples.keys.filter { $0.contains("TooMany") })")
+            #expect(refusals.sum("hb_request_errors", containing: refusedRoute + [#"error_type="503""#])
+                >= beforeRefusal.sum("hb_request_errors", containing: refusedRoute + [#"error_type="503""#]) + 1)
         }
     }
 

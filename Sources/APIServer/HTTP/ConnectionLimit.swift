@@ -101,6 +101,10 @@ final class ConnectionLimit: Sendable {
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(body)), promise: nil)
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            // No route or middleware sees this answer; count it as the middleware counts the
+            // others (an operator saw clients get 503s that no /metrics series held).
+            HTTPAnswerMetrics.record(route: HTTPAnswerMetrics.refusedConnectionRoute, method: HTTPAnswerMetrics.unknownMethod,
+                                     status: ConnectionLimit.refusal.status, nanoseconds: nil)
             // The future completes on this channel's event loop, where the context may be used.
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             written.whenComplete { _ in bound.value.close(promise: nil) }

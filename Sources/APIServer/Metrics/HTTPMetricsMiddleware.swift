@@ -25,7 +25,9 @@ import Metrics
 ///   (``HeadParseErrorAnswer``), so it passed no middleware and was never counted. It is counted
 ///   in `hb.requests` and `hb.request.errors` under `http_route="MalformedRequest"`,
 ///   `http_request_method="_OTHER"` and its status (400 or 431); it is not timed (its head never
-///   arrived whole, so there is no start to time from).
+///   arrived whole, so there is no start to time from). A connection past the cap
+///   (``ConnectionLimit``), answered 503 before any request of its is read, is counted so too,
+///   under `http_route="TooManyConnections"`.
 ///
 /// Every other answer is recorded once its body is written (or its write failed: a client that
 /// left), as the library did, so a stream's duration is the whole stream's.
@@ -90,6 +92,9 @@ enum HTTPAnswerMetrics {
     /// `http_route` of an answer to a head that did not parse: it names no route, and `NotFound`
     /// would read as a 404.
     static let malformedRoute = "MalformedRequest"
+    /// `http_route` of the 503 a connection past the cap gets (``ConnectionLimit``): it is
+    /// answered before any request of its is read, so it names no route.
+    static let refusedConnectionRoute = "TooManyConnections"
     /// `http_request_method` when the head did not parse (OpenTelemetry's name for a method
     /// that is not known).
     static let unknownMethod = "_OTHER"
