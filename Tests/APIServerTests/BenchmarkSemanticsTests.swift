@@ -265,6 +265,15 @@ struct BenchmarkSemanticsTests {
                 let refused = try await server.post("/tokenize", raw: raw)
                 #expect(refused.status == 400 && refused.text.contains("must be a string"), "\(raw): \(refused.text)")
             }
+            // A list of prompts (as /v1/completions takes) was told "token ids need no tokenizing".
+            for raw in [#"{"prompt": ["a", "b"]}"#, #"{"prompt": ["a"]}"#] {
+                let list = try await server.post("/tokenize", raw: raw)
+                let message = try #require((try list.json()["error"] as? [String: Any])?["message"] as? String)
+                #expect(list.status == 400 && message.contains("one string, not a list of prompts")
+                    && !message.contains("token ids"), "\(raw): \(message)")
+            }
+            let ids = try await server.post("/tokenize", raw: #"{"prompt": [1, 2]}"#)
+            #expect(ids.text.contains("token ids need no tokenizing"), "\(ids.text)")
             #expect(try await server.post("/tokenize", raw: #"{"prompt": "\ud83d\ude00"}"#).status == 200)
         }
     }

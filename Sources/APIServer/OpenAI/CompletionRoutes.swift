@@ -247,6 +247,13 @@ struct TokenizeBody: Decodable {
                 || (try? c.nestedUnkeyedContainer(forKey: .prompt)) != nil
                 || (try? c.nestedContainer(keyedBy: CodingKeys.self, forKey: .prompt)) != nil
             guard notString else { throw error }
+            // A list of prompts (which /v1/completions takes) was told "token ids need no
+            // tokenizing", which says nothing of what it is: one string is taken, one per request.
+            if let texts = try? c.decode([String].self, forKey: .prompt), !texts.isEmpty {
+                throw APIError.invalidRequest(
+                    "'prompt' of /tokenize must be one string, not a list of prompts: send each prompt in a request of its own",
+                    param: "prompt")
+            }
             throw APIError.invalidRequest("'prompt' of /tokenize must be a string (token ids need no tokenizing)", param: "prompt")
         }
     }
