@@ -238,10 +238,14 @@ enum TraceRowParser {
     ) throws(RowProblem) -> TraceRow? {
         if fields.count == 1, fields[0].isEmpty { return nil }
         guard fields.count == columns.count else {
+            if let header = headerProblem(fields, columns: columns) { throw header }
             throw RowProblem("expected \(columns.count) comma-separated fields as the header has, got \(fields.count)")
         }
         let names = (columns.names[columns.prompt], columns.names[columns.output])
-        let prompt = try tokenCount(fields[columns.prompt], field: names.0)
+        let prompt: Int
+        do { prompt = try tokenCount(fields[columns.prompt], field: names.0) } catch {
+            throw headerProblem(fields, columns: columns) ?? error
+        }
         let output = try tokenCount(fields[columns.output], field: names.1)
         let time: Double
         switch columns.format {
@@ -275,6 +279,21 @@ enum TraceRowParser {
         }
         row = try checked(row, names: names, maxContext: maxContext, clip: clip)
         return row
+    }
+
+    /// A row that is a header line (files joined with `cat` repeat theirs partway down): the
+    /// first field read from it was told bad ("ContextTokens is not an integer: 'ContextTokens'"),
+    /// as if one field of a data row were wrong. Nil for any other row. Asked only of a row
+    /// already refused (a header's prompt column holds no integer), so a good row pays nothing.
+    static func headerProblem(_ fields: [ArraySlice<UInt8>], columns: CSVColumns) -> RowProblem? {
+        guard let header = CSVColumns(header: fields) else { return nil }
+        let line = InputEcho.quoted(header.names.joined(separator: ","), limit: 100)
+        if header.format == columns.format, header.names.count == columns.names.count {
+            return RowProblem("this line repeats the header (\(line)), it is not a data row; a trace has one header, "
+                + "on its first line: remove this one (files joined with cat keep each file's header)")
+        }
+        return RowProblem("this line is a header (\(line)), not a data row; a trace has one header, on its first line: "
+            + "remove this one (files joined with cat keep each file's header)")
     }
 
     /// BurstGPT's `Timestamp`: seconds since the trace began, a plain decimal (digits, with an

@@ -155,6 +155,23 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         #expect(problem(mooncakeHeader + line + "\n") == message)
     }
 
+    /// A header line repeated partway down (files joined with `cat`) was told
+    /// "ContextTokens is not an integer: 'ContextTokens'", as if one field of a data row were bad.
+    @Test func aRepeatedHeaderLineIsSaidToBeOne() {
+        let azure = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,1,1\n"
+        #expect(problem(azure + "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:04,1,1\n")
+            == "t.trace:3: this line repeats the header ('TIMESTAMP,ContextTokens,GeneratedTokens'), it is not a data row; "
+            + "a trace has one header, on its first line: remove this one (files joined with cat keep each file's header)")
+        // Another format's header is a header too, not a bad row.
+        #expect(problem(azure + "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n")?
+            .hasPrefix("t.trace:3: this line is a header ('Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type'), not a data row") == true)
+        let burst = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,ChatGPT,1,1,2,Conversation log\n"
+        #expect(problem(burst + "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n")?
+            .hasPrefix("t.trace:3: this line repeats the header ('Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type')") == true)
+        // A line no format takes for a header keeps the bad field's message.
+        #expect(problem(azure + "Timestamp,ContextTokens,Response\n") == "t.trace:3: ContextTokens is not an integer: 'ContextTokens'")
+    }
+
     @Test(arguments: [
         ("9223372036854775807-01-01 00:00:00,1,1",
          "t.trace:3: TIMESTAMP is not 'YYYY-MM-DD HH:MM:SS[.fraction][Z|±HH:MM]' (a real date and time) with a year 1900–9999: '9223372036854775807-01-01 00:00:00'"),
