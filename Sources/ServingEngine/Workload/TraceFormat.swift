@@ -457,6 +457,13 @@ enum TraceRowParser {
         }
     }
 
+    /// A number read from a line, for a message. A JSON number beyond a Double's range (`1e400`)
+    /// reads as infinite, and was echoed "got inf", which the file never said.
+    static func shown(_ n: Double) -> String {
+        guard n.isInfinite else { return OperatorCommand.format(n) }
+        return n > 0 ? "a number too large to read (over 1.8e308)" : "a number too large to read (under -1.8e308)"
+    }
+
     static func parseMooncake(_ line: ArraySlice<UInt8>) throws(RowProblem) -> TraceRow {
         if let row = parseCanonicalMooncake(line) { return row }
         return try parseMooncakeJSON(line)
@@ -475,7 +482,10 @@ enum TraceRowParser {
         func integer(_ slot: Int) throws(RowProblem) -> Int {
             let key = mooncakeNames[slot]
             let n = try number(slot)
-            guard n.isFinite, n == n.rounded() else { throw RowProblem("\"\(key)\" must be an integer, got \(OperatorCommand.format(n))") }
+            guard n.isFinite else {
+                throw RowProblem("\"\(key)\" is out of range: \(Self.shown(n)); \(TraceLimits.tokenCountRange)")
+            }
+            guard n == n.rounded() else { throw RowProblem("\"\(key)\" must be an integer, got \(OperatorCommand.format(n))") }
             guard abs(n) <= Double(TraceLimits.maxTokens) else {
                 throw RowProblem("\"\(key)\" \(OperatorCommand.format(n)) is out of range; \(TraceLimits.tokenCountRange)")
             }
@@ -488,7 +498,7 @@ enum TraceRowParser {
             for (i, id) in ids.enumerated() {
                 guard id.isFinite, id == id.rounded(), id >= 0, id <= TraceLimits.maxHashID else {
                     // Whole numbers in Int64's range are shown as integers (not 9007199254740992.0).
-                    let shown = id == id.rounded() && abs(id) < 9e18 ? String(Int64(id)) : OperatorCommand.format(id)
+                    let shown = id == id.rounded() && abs(id) < 9e18 ? String(Int64(id)) : Self.shown(id)
                     throw RowProblem(
                         "\"hash_ids\"[\(i)] must be an integer between 0 and \(Int(TraceLimits.maxHashID)), got \(shown)")
                 }
@@ -497,7 +507,7 @@ enum TraceRowParser {
         }
         let ms = try number(0)
         guard ms.isFinite, ms >= 0, ms <= TraceLimits.maxMooncakeTimestampMs else {
-            throw RowProblem("\"timestamp\" must be between 0 and 10000000000000 ms, got \(OperatorCommand.format(ms))")
+            throw RowProblem("\"timestamp\" must be between 0 and 10000000000000 ms, got \(Self.shown(ms))")
         }
         return TraceRow(
             time: ms / 1_000, promptTokens: try integer(1),

@@ -132,14 +132,17 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [0.5]}",
          "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got 0.5"),
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [1e400]}",
-         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got inf"),
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got a number too large to read (over 1.8e308)"),
         // 2^53 + 1 reads as 2^53 (a Double): refused, not silently merged with another id.
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [9007199254740993]}",
          "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got 9007199254740992"),
         ("{\"timestamp\": 1, \"input_length\": 513, \"output_length\": 1, \"hash_ids\": [1, 2, 3]}",
          "t.trace:2: hash_ids has 3 entries but input_length 513 fills at most 2 blocks of 512 tokens"),
         ("{\"timestamp\": 1e400, \"input_length\": 1, \"output_length\": 1}",
-         "t.trace:2: \"timestamp\" must be between 0 and 10000000000000 ms, got inf"),
+         "t.trace:2: \"timestamp\" must be between 0 and 10000000000000 ms, got a number too large to read (over 1.8e308)"),
+        // A number JSON holds but a Double does not was echoed as "inf", which the file never said.
+        ("{\"timestamp\": -1e400, \"input_length\": 1, \"output_length\": 1}",
+         "t.trace:2: \"timestamp\" must be between 0 and 10000000000000 ms, got a number too large to read (under -1.8e308)"),
         ("{\"timestamp\": -5, \"input_length\": 1, \"output_length\": 1}",
          "t.trace:2: \"timestamp\" must be between 0 and 10000000000000 ms, got -5"),
         ("{\"timestamp\": 1e14, \"input_length\": 1, \"output_length\": 1}",
@@ -149,7 +152,7 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": nan}",
          "t.trace:2: expected a JSON value at column 54, found 'nan}'"),
         ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1e400}",
-         "t.trace:2: \"output_length\" must be an integer, got inf"),
+         "t.trace:2: \"output_length\" is out of range: a number too large to read (over 1.8e308); expected a token count within the model's context window (at most 10000000 even with --clip-to-context, which cuts counts up to that to the window)"),
     ])
     func mooncakeFieldsAreBounded(line: String, message: String) {
         #expect(problem(mooncakeHeader + line + "\n") == message)
