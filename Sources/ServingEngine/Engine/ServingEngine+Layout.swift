@@ -92,6 +92,10 @@ extension ServingEngine {
         model.weightBytesPerDie(tp: tp, routedDies: routedDies, routedSlots: slots, attentionOnly: attentionOnly)
     }
 
+    /// What ``noKVProblem(_:hardware:attentionOnly:weightsPerDie:)`` says after the model's name
+    /// (``Validation/sweep(deployment:)`` tells it from the engine's other refusals by it).
+    static let noKVRoomWording = " weights leave no HBM for KV cache "
+
     /// One line for weights that leave no KV cache: how much each die holds against what it
     /// has, and what to change: the smallest TP that fits (it must divide the attention heads
     /// and the instance's dies), or for experts the fewest routed-expert dies that would.
@@ -113,7 +117,7 @@ extension ServingEngine {
             let perDie = slots % routedDies == 0 ? "\(slots / routedDies)" : String(format: "%.1f", Double(slots) / Double(routedDies))
             held += ", \(perDie) expert slots per die on \(routedDies) routed-expert \(routedDies == 1 ? "die" : "dies")"
         }
-        let head = "\(model.name) weights leave no HBM for KV cache on the \(place): \(gb(weightsPerDie)) of weights per "
+        let head = "\(model.name)\(Self.noKVRoomWording)on the \(place): \(gb(weightsPerDie)) of weights per "
             + "\(hw.name) die (\(held)), \(gb(usable)) usable per die"
         let heads = model.attention.heads
         if configuration.deployment.isInlineColocatedSpec {

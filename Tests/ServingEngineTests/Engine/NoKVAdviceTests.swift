@@ -43,6 +43,19 @@ import Testing
         #expect(Self.refusal(try Deployment.inlineColocated("colocated:1:deepseek-r1:nvidia-a100:tp16")) == nil)
     }
 
+    /// `validate --sweep` of a spec whose weights leave no KV room said only the bench's HBM line
+    /// ("batch 8/die at context 1024 does not fit: …"), without the `tpK` to write that `xds run`
+    /// gives for the same spec; it now refuses it with the engine's own line.
+    @Test func aSweepOfASpecThatCannotHoldKVIsToldTheTpKToWrite() throws {
+        let spec = try Deployment.inlineColocated("colocated:64:kimi-k2:ascend-910c:tp1")
+        let engine = try #require(Self.refusal(spec))
+        #expect(engine.contains("raise tpK in the spec to tp"), "\(engine)")
+        let sweep = try #require(throws: ConfigError.self) { try Validation.sweep(deployment: spec) }
+        #expect("\(sweep)" == engine)
+        // A spec that holds KV but no sweep point keeps the bench's line (it names the point).
+        #expect(try Validation.sweep(deployment: try Deployment.inlineColocated("colocated:1:llama-2-7b:nvidia-a100:tp1")).count > 0)
+    }
+
     /// The advice follows how the layout was written, not its name: the same layout as a file
     /// would give it (same name) is told about the TOML fields.
     @Test func theSameLayoutWrittenAsTOMLNamesTheTOMLFields() throws {
