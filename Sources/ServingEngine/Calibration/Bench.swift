@@ -184,7 +184,8 @@ public enum Bench {
             let load = moeLoad(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
                                eplb: eplb, routing: routing, seed: seed)
             factor = load.mean
-            try checkHBM(model: model, hardware: hw, group: g, batchPerDie: batchPerDie, context: context)
+            try checkHBM(model: model, hardware: hw, group: g, batchPerDie: batchPerDie, context: context,
+                         deployment: deployment)
             var input = DecodeStepInput(requestsPerGroup: batchPerDie * Double(g.tp), contextTokens: context,
                                         mtpAcceptance: mtpAcceptance, dpGroups: g.dp, expertDies: g.ep,
                                         routedSlots: slots, sharedExpertDies: g.sharedExpertDies, moeLoadFactor: factor)
@@ -230,7 +231,8 @@ public enum Bench {
         // As decode: a layout whose weights and the batch's KV do not fit a die cannot run, and a
         // throughput for it would mislead (`--model kimi-k2` on a 16-die prefill group gave one).
         try checkHBM(model: model, hardware: hw, group: g, batchPerDie: tokensPerNPU / promptLen, context: promptLen,
-                     what: String(format: "a prefill batch of %.0f tokens per die (%.0f-token prompts)", tokensPerNPU, promptLen))
+                     what: String(format: "a prefill batch of %.0f tokens per die (%.0f-token prompts)", tokensPerNPU, promptLen),
+                     deployment: deployment)
         let cost = CostModel(model: model, hardware: hw)
         let routedDies = g.ep - g.sharedExpertDies
         let slots = g.routedSlots(for: model)
@@ -255,10 +257,20 @@ public enum Bench {
     /// the HBM share are the engine's (``ModelSpec/weightBytesPerDie(tp:routedDies:routedSlots:attentionOnly:)``,
     /// ``EngineConfiguration/defaultKVMemoryFraction``): `bench` accepted points the engine cannot
     /// hold (llama-2-7b at 120 × 1K per H100: 77.9 GB of its 80, where the engine keeps 72).
+    /// Weights alone past the HBM share of `deployment` (given): the engine's own refusal, `xds
+    /// run`'s line, which says what to change (the tpK of an inline spec); the batch's line named
+    /// only the batch, as if a smaller one could fit.
     static func checkHBM(model: ModelSpec, hardware hw: HardwareProfile, group g: InstanceGroup, batchPerDie: Double,
-                         context: Double, what: String? = nil) throws {
+                         context: Double, what: String? = nil, deployment: Deployment? = nil) throws {
         let weights = model.weightBytesPerDie(tp: g.tp, routedDies: max(1, g.ep - g.sharedExpertDies),
                                               routedSlots: g.routedSlots(for: model), attentionOnly: false)
+        if let deployment, weights >= hw.hbmBytesPerDie * EngineConfiguration.defaultKVMemoryFraction {
+            // The engine refuses such a layout as it builds its first instance: cheap.
+            do { _ = try ServingEngine(configuration: EngineConfiguration(deployment: deployment)) } catch let refusal as ConfigError
+                where refusal.description.contains(ServingEngine.noKVRoomWording) {
+                throw refusal
+            } catch {}
+        }
         // A group of `tp` dies holds batchPerDie × tp requests; each one's KV is split over the
         // group's shards (it was divided by tp for every model: MLA's latent, read whole on
         // every die, and GQA past its KV heads were allowed batches that cannot fit).

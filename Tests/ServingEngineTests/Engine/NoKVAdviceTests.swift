@@ -52,6 +52,16 @@ import Testing
         #expect(engine.contains("raise tpK in the spec to tp"), "\(engine)")
         let sweep = try #require(throws: ConfigError.self) { try Validation.sweep(deployment: spec) }
         #expect("\(sweep)" == engine)
+        // `bench decode` and `bench prefill` said only their batch's HBM line, as if a smaller
+        // batch could fit: they give the engine's too.
+        let decode = try #require(throws: ConfigError.self) {
+            try Bench.decode(deployment: spec, batchPerDie: 8, context: 1024, mtpAcceptance: 0.7)
+        }
+        #expect("\(decode)" == engine)
+        let prefill = try #require(throws: ConfigError.self) {
+            try Bench.prefill(deployment: spec, promptLen: 4096, tokensPerNPU: 16384)
+        }
+        #expect("\(prefill)" == engine)
         // A spec that holds KV but no sweep point keeps the bench's line (it names the point).
         #expect(try Validation.sweep(deployment: try Deployment.inlineColocated("colocated:1:llama-2-7b:nvidia-a100:tp1")).count > 0)
     }
