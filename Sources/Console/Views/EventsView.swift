@@ -139,10 +139,19 @@ enum EventsView {
             " " + Format.left(e.severity == .info ? "info" : e.severity == .warning ? "WARN" : "ERROR", 5),
             x: x, y: y, style: style)
         x = b.put(" " + Format.left(e.kind.rawValue, 15), x: x, y: y, style: selected ? style : .dim)
-        var message = line ?? " " + e.message + (count > 1 ? " (×\(count))" : "")
-        // Cut lines end in an ellipsis; Enter (in the Events view) shows the whole message.
+        let fold = count > 1 ? " (×\(count))" : ""
+        var message = line ?? " " + e.message + fold
+        // Cut lines end in an ellipsis; Enter (in the Events view) shows the whole message. A
+        // folded row keeps its count after the ellipsis: at 80 columns "rate 54.7: synthetic
+        // arrival rate set to 54…" read as one step where nine were folded.
         let room = inner.maxX - x
-        if message.count > room, room > 1 { message = String(message.prefix(room - 1)) + "…" }
+        if message.count > room, room > 1 {
+            if line == nil, !fold.isEmpty, room > fold.count + 2 {
+                message = String((" " + e.message).prefix(room - 1 - fold.count)) + "…" + fold
+            } else {
+                message = String(message.prefix(room - 1)) + "…"
+            }
+        }
         b.put(message, x: x, y: y, style: style, clip: inner)
     }
 
