@@ -23,8 +23,11 @@ final class ConnectionLimit: Sendable {
 
     init(limit: Int) { self.limit = max(1, limit) }
 
-    /// Descriptors kept for what is not a connection, out of `descriptors`: a quarter, at most 128.
-    static func reserve(outOf descriptors: Int) -> Int { min(128, descriptors / 4) }
+    /// Descriptors kept for what is not a connection, out of `descriptors`: a quarter, at least 32
+    /// and at most 128. An idle `xds serve` already holds 17 (stdio, event loops, the engine's
+    /// pipes); at `ulimit -n 64` a quarter (16) left too few, and the 49th connection hung in
+    /// accept instead of getting the 503.
+    static func reserve(outOf descriptors: Int) -> Int { min(128, max(32, descriptors / 4)) }
 
     /// The cap for a process that may open `descriptors` files.
     static func limit(forDescriptors descriptors: Int) -> Int { max(1, descriptors - reserve(outOf: descriptors)) }
