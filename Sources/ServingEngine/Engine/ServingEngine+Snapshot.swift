@@ -111,7 +111,7 @@ extension ServingEngine {
     /// no known-dead die (the usual case: nothing is walked).
     func fencedGroups(of i: Int) -> Set<Int> {
         guard !faults.knownDead.isEmpty else { return [] }
-        return Set(instances[i].groups.filter { faults.holdsKnownDead(cluster.dies(of: i, group: $0)) })
+        return Set(instances[i].groups.filter { groupHoldsKnownDeadDie(i, group: $0) })
     }
 
     /// The NPUs TE `i` runs on: those it holds less a chip with a known-dead die and a chip whose

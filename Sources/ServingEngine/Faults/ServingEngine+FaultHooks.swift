@@ -78,7 +78,7 @@ extension ServingEngine {
         }
         for i in instances.indices {
             for g in instances[i].groups {
-                let lost = faults.hasOutage(i) || faults.holdsKnownDead(cluster.dies(of: i, group: g))
+                let lost = faults.hasOutage(i) || groupHoldsKnownDeadDie(i, group: g)
                 cluster.setOutOfService(te: i, group: g, lost)
             }
         }
@@ -101,6 +101,13 @@ extension ServingEngine {
 
     /// Whether a DP group of TE `i` holds a die the control plane knows is dead.
     func hasKnownDeadDie(_ i: Int) -> Bool {
-        instances[i].groups.contains { faults.holdsKnownDead(cluster.dies(of: i, group: $0)) }
+        instances[i].groups.contains { groupHoldsKnownDeadDie(i, group: $0) }
+    }
+
+    /// Whether DP group `g` of TE `i` holds a die the control plane knows is dead: such a group
+    /// is out of service (``refreshFaultState()``), fenced off in the snapshot, and lost to a
+    /// recovery's shrink, all by this one test.
+    func groupHoldsKnownDeadDie(_ i: Int, group g: Int) -> Bool {
+        faults.holdsKnownDead(cluster.dies(of: i, group: g))
     }
 }

@@ -16,7 +16,7 @@ struct EnginePodView: HeartbeatView, DrainView {
     func npus(of te: Int) -> [Int] { engine.cluster.npus(of: te) }
     func groupCount(of te: Int) -> Int { engine.instances[te].groupCount }
     func isOutOfService(_ te: Int, group g: Int) -> Bool { engine.cluster.isOutOfService(te: te, group: g) }
-    func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool { engine.faults.holdsKnownDead(engine.cluster.dies(of: te, group: g)) }
+    func holdsKnownDeadDie(_ te: Int, group g: Int) -> Bool { engine.groupHoldsKnownDeadDie(te, group: g) }
     func hasOutage(_ te: Int) -> Bool { engine.faults.hasOutage(te) }
     func isRestarting(_ te: Int) -> Bool {
         if case .restarting = engine.faults.outage(of: te) { return true }
