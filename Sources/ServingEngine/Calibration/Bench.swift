@@ -264,12 +264,9 @@ public enum Bench {
                          context: Double, what: String? = nil, deployment: Deployment? = nil) throws {
         let weights = model.weightBytesPerDie(tp: g.tp, routedDies: max(1, g.ep - g.sharedExpertDies),
                                               routedSlots: g.routedSlots(for: model), attentionOnly: false)
-        if let deployment, weights >= hw.hbmBytesPerDie * EngineConfiguration.defaultKVMemoryFraction {
-            // The engine refuses such a layout as it builds its first instance: cheap.
-            do { _ = try ServingEngine(configuration: EngineConfiguration(deployment: deployment)) } catch let refusal as ConfigError
-                where refusal.description.contains(ServingEngine.noKVRoomWording) {
-                throw refusal
-            } catch {}
+        if let deployment, weights >= hw.hbmBytesPerDie * EngineConfiguration.defaultKVMemoryFraction,
+           let refusal = ServingEngine.noKVRoomRefusal(for: deployment) {
+            throw refusal
         }
         // A group of `tp` dies holds batchPerDie × tp requests; each one's KV is split over the
         // group's shards (it was divided by tp for every model: MLA's latent, read whole on

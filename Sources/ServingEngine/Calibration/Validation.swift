@@ -331,15 +331,10 @@ public enum Validation {
         // Not a table of dashes that exits 0: a deployment that holds no point at all is refused
         // as `bench decode` refuses it (`run` refuses it too).
         if rows.isEmpty, let firstRefusal {
-            // Weights that leave no HBM for KV: the engine's refusal, the one `xds run` gives, says
-            // what to change (the tpK of an inline spec, the TOML fields of a file); the bench's
-            // line named only the smallest point. Another refusal of the engine's, or none, leaves
-            // the bench's line (it says which point does not fit).
-            do { _ = try ServingEngine(configuration: EngineConfiguration(deployment: deployment)) } catch let refusal as ConfigError
-                where refusal.description.contains(ServingEngine.noKVRoomWording) {
-                throw refusal
-            } catch {}
-            throw firstRefusal
+            // Weights that leave no HBM for KV: the engine's refusal says what to change. Another
+            // refusal of the engine's, or none, leaves the bench's line (it says which point does
+            // not fit).
+            throw ServingEngine.noKVRoomRefusal(for: deployment) ?? firstRefusal
         }
         return rows
     }

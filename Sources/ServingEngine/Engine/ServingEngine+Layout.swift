@@ -93,8 +93,21 @@ extension ServingEngine {
     }
 
     /// What ``noKVProblem(_:hardware:attentionOnly:weightsPerDie:)`` says after the model's name
-    /// (``Validation/sweep(deployment:)`` tells it from the engine's other refusals by it).
+    /// (``noKVRoomRefusal(for:)`` tells it from the engine's other refusals by it).
     static let noKVRoomWording = " weights leave no HBM for KV cache "
+
+    /// The engine's refusal of `deployment` when its weights leave no HBM for KV (`xds run`'s
+    /// line, which says what to change: the tpK of an inline spec, the fields of a file), or nil
+    /// when the engine builds it or refuses it for another reason. `bench` and `validate --sweep`
+    /// give it in place of their own line, which named only the batch, as if a smaller one could
+    /// fit. The engine refuses such a layout as it builds its first instance: cheap.
+    static func noKVRoomRefusal(for deployment: Deployment) -> ConfigError? {
+        do { _ = try ServingEngine(configuration: EngineConfiguration(deployment: deployment)) } catch let refusal as ConfigError
+            where refusal.description.contains(noKVRoomWording) {
+            return refusal
+        } catch {}
+        return nil
+    }
 
     /// One line for weights that leave no KV cache: how much each die holds against what it
     /// has, and what to change: the smallest TP that fits (it must divide the attention heads
