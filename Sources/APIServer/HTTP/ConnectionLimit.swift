@@ -120,18 +120,17 @@ final class ConnectionLimit: Sendable {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            if counted {
-                counted = false
-                limit.release()
-            }
+            releasePlace()
             context.fireChannelInactive()
         }
 
-        func handlerRemoved(context: ChannelHandlerContext) {
-            if counted {
-                counted = false
-                limit.release()
-            }
+        func handlerRemoved(context: ChannelHandlerContext) { releasePlace() }
+
+        /// Gives the connection's place back, once, whichever of the two ends comes first.
+        private func releasePlace() {
+            guard counted else { return }
+            counted = false
+            limit.release()
         }
     }
 }
