@@ -156,7 +156,7 @@ $T send-keys -t main 1 ':' 'fault npu 163' Enter
 wait_for 'Faults · drains' 5 && ok "the Faults panel is on the Pod view at 120×40" || fail "the Faults panel is on the Pod view at 120×40"
 wait_for '#[0-9]+ (undetected|detected|recovered)' 8 && ok "the injected fault is listed at 120×40" || fail "the injected fault is listed at 120×40"
 $T resize-window -t main -x 80 -y 24 2>/dev/null
-wait_for '^ [0-9.]+k? tok/s .*(faults |⚠|!)[0-9–].* so far: TTFT(99)? .*TPOT(99)? .*SLO [0-9]+%' 5 && ok "header vitals (tok/s, faults, TTFT, TPOT, SLO; their scope) at 80×24" || fail "header vitals (tok/s, faults, TTFT, TPOT, SLO; their scope) at 80×24"
+wait_for '^ [0-9.]+k? tok/s .*(faults |⚠|!)[0-9–].* so far: TTFT99 .*TPOT99 .*SLO [0-9]+%' 5 && ok "header vitals (tok/s, faults, TTFT, TPOT, SLO; their scope) at 80×24" || fail "header vitals (tok/s, faults, TTFT, TPOT, SLO; their scope) at 80×24"
 wait_for '⚠ ' 5 && ok "a fault ticker at 80×24" || fail "a fault ticker at 80×24"
 $T resize-window -t main -x 100 -y 30 2>/dev/null
 $T send-keys -t main q

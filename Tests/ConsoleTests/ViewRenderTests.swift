@@ -10,7 +10,7 @@ import XDSTestSupport
         spread(" xds  superpod · deepseek-r1 · ascend-910c", "150.0 req/s   ▶ 1×   sim 0:10:42", width: 79),
         // Drained and draining nodes counted apart, shortened to the grid's glyphs at 80 columns.
         // Labels shorten (then the gaps) before anything is dropped: every vital at 80 columns.
-        " 182k tok/s r/w 24.3k/812 ⚠1 ⊘1 ~1 so far: TTFT 1.82/2s TPOT 36.4/35ms SLO 96%",
+        " 182k tok/s r/w 24.3k/812 ⚠1 ⊘1 ~1 so far: TTFT99 1.8/2s TPOT99 36/35ms SLO 96%",
         "  1 Pod   2 Experts   3 KV cache   4 Latency   5 Requests   6 Events",
     ]
     static let footer80 = "q quit ? help : cmd ␣ pause +- speed d/u drain f fault r rebal t theme hjkl move"

@@ -128,11 +128,30 @@ public enum ConsoleScreen {
             s.slo.ttftMs >= 1000
             ? "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms / 1000, 2) : "–")/\(Format.fixed(s.slo.ttftMs / 1000, s.slo.ttftMs.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1))s"
             : ttft
+        // Compact (form 3): a digit less where that keeps the figure's side of its SLO
+        // ("36/35ms" for 36.4 ms, but "35.4/35ms" stays, as "35/35ms" would read as met).
+        func compactLatency(_ value: Double, _ slo: Double, scale: Double, digits: Int) -> String? {
+            let shown = Format.fixed(value / scale, digits)
+            guard let back = Double(shown).map({ $0 * scale }) else { return nil }
+            // The same relation to the SLO (under, on or over) as the figure itself.
+            return (back < slo) == (value < slo) && (back == slo) == (value == slo) ? shown : nil
+        }
+        let ttftCompact =
+            s.slo.ttftMs >= 1000 && ttftSeen
+            ? compactLatency(s.latency.ttftP99Ms, s.slo.ttftMs, scale: 1000, digits: 1).map { $0 + ttftShort.drop { $0 != "/" } } ?? ttftShort
+            : ttftShort
+        let tpotCompact =
+            tpotSeen ? compactLatency(s.latency.tpotP99Ms, s.slo.tpotMs, scale: 1, digits: 0).map { $0 + tpot.drop { $0 != "/" } } ?? tpot : tpot
         let tokens = figure(Format.count(s.outputTokensPerSecond))
         // Tight: three figures are enough for a rate ("182k", not "182.4k").
         let tokensTight =
             (1e5..<1e6).contains(s.outputTokensPerSecond) ? figure(Format.fixed(s.outputTokensPerSecond / 1e3, 0) + "k") : tokens
         let (running, waiting) = (figure(Format.count(s.requests.running)), figure(Format.count(s.requests.waiting)))
+        // Compact (form 4, the last): counts in whole thousands from 10k ("24k", not "24.3k"). A
+        // digit less misleads no one; taking the "99" off "TTFT99" did ("TTFT 1.82/2s" read as
+        // a mean), and that is what this form replaced.
+        func compactCount(_ n: Int) -> String { (1e4..<1e6).contains(Double(n)) ? figure(Format.fixed(Double(n) / 1e3, 0) + "k") : figure(Format.count(n)) }
+        let (runningCompact, waitingCompact) = (compactCount(s.requests.running), compactCount(s.requests.waiting))
         // (long, short, tight, style, priority). The rate and the counts are of now; the p99s
         // and the SLO attainment are of the whole run (the engine's cumulative histograms and
         // counts), so they stand together behind a label that says so. Without it, "TTFT99"
@@ -141,6 +160,7 @@ public enum ConsoleScreen {
             ("\(tokens) tok/s", "\(tokens) tok/s", "\(tokensTight) tok/s", bar, 1),
             ("run \(running)  wait \(waiting)", "r/w \(running)/\(waiting)", "r/w \(running)/\(waiting)", bar, 1),
         ]
+        let runWaitTight = segments[1].2, runWaitCompact = "r/w \(runningCompact)/\(waitingCompact)"
         // Unrecovered faults apart from recovered ones still in force (a rerouted link is still down).
         let faults = s.activeFaults.filter { $0.recoveredAt == nil }.count
         let degraded = s.activeFaults.count - faults
@@ -162,24 +182,26 @@ public enum ConsoleScreen {
             ))
         // The scope of what follows, with a colon so it reads as a label and not as a figure,
         // in one piece with the first of them so it is never kept without it or parted from it.
-        // The short and tight forms keep the percentile in the name ("TTFT99 1.82/2s"): with
-        // "TTFT 1.82/2s" at ≤120 columns only the help said it was a p99 and not a mean. Only
-        // when even the tight line does not fit does the "99" go (form 3), before any figure.
+        // Every form keeps the percentile in the name ("TTFT99 1.82/2s"): with "TTFT 1.82/2s"
+        // only the help said it was a p99 and not a mean. When even the compact line does not
+        // fit, whole fields give way (lowest priority first), never the "99" of one.
         segments.append(
             ("since start: TTFT99 " + ttft, "since start: TTFT99 " + ttftShort, "so far: TTFT99 " + ttftShort, slo(ttftOK, seen: ttftSeen), 0))
         segments.append(("TPOT99 " + tpot, "TPOT99 " + tpot, "TPOT99 " + tpot, slo(tpotOK, seen: tpotSeen), 0))
+        let compactLatencies = ["so far: TTFT99 " + ttftShort: "so far: TTFT99 " + ttftCompact, "TPOT99 " + tpot: "TPOT99 " + tpotCompact]
         let attained = s.requests.completed > 0 ? Format.percent(s.latency.sloAttainment) : "–"
         segments.append(("SLO \(attained)", "SLO \(attained)", "SLO \(attained)", bar, 1))
         let budget = b.width - 1
         var dropAbove = 4
-        var form = 0  // 0 long, 1 short, 2 tight, 3 tight without the percentile
+        var form = 0  // 0 long, 1 short, 2 tight, 3 TTFT and TPOT a digit less, 4 counts too
         var gap = 2
         func text(_ segment: (String, String, String, Style, Int)) -> String {
             switch form {
             case 0: segment.0
             case 1: segment.1
             case 2: segment.2
-            default: segment.2.replacingOccurrences(of: "TTFT99 ", with: "TTFT ").replacingOccurrences(of: "TPOT99 ", with: "TPOT ")
+            case 3: compactLatencies[segment.2] ?? segment.2
+            default: segment.2 == runWaitTight ? runWaitCompact : compactLatencies[segment.2] ?? segment.2
             }
         }
         func width() -> Int {
@@ -190,7 +212,7 @@ public enum ConsoleScreen {
                 form = 1
             } else if gap == 2 {
                 gap = 1
-            } else if form < 3 {
+            } else if form < 4 {
                 form += 1
             } else if dropAbove > 0 {
                 dropAbove -= 1
