@@ -116,6 +116,40 @@ import Testing
         #expect(KeySequenceDecoder.decode("\u{1B}[2~") == [.unbound(.insert)])
     }
 
+    /// A paste whose end marker never comes while keys keep coming less than the quiet limit
+    /// apart (an operator pressing Esc, q, Ctrl-C to get the console back): it used to swallow
+    /// them all for as long as they came. It now ends ``pasteOpenLimitMs`` after it began, with
+    /// what came, and the keys after it act; ``pasteOpen(forMs:)`` ends it the same way while
+    /// input streams in with no pause at all.
+    @Test func aPasteWithoutItsEndEndsAfterTheOpenLimitEvenWhileKeysKeepComing() {
+        var decoder = KeySequenceDecoder()
+        for code in (Self.start + "rate 30").unicodeScalars.map(\.value) { #expect(decoder.feed(code).isEmpty) }
+        var out: [KeySequenceDecoder.Decoded] = []
+        var openMs = 0
+        // A key every 2 s (under the 3-s quiet limit), each followed by the terminal's pause.
+        while openMs < 60_000, decoder.isInPaste {
+            openMs += 2_000
+            out += decoder.feed(27)
+            out += decoder.inputPaused(quietMs: 2_000, pasteOpenMs: openMs)
+        }
+        #expect(!decoder.isInPaste, "still swallowing keys after \(openMs) ms")
+        #expect(openMs <= KeySequenceDecoder.pasteOpenLimitMs + 2_000)
+        #expect(out.count == 1)
+        if case .paste(let text) = out.first { #expect(text.hasPrefix("rate 30")) } else { Issue.record("\(out)") }
+        #expect(decoder.feed(UInt32(UInt8(ascii: "q"))) == [.key(.char("q"))])
+
+        // Input with no pause at all: the caller asks after each character.
+        var streaming = KeySequenceDecoder()
+        for code in (Self.start + "d").unicodeScalars.map(\.value) { _ = streaming.feed(code) }
+        #expect(streaming.pasteOpen(forMs: KeySequenceDecoder.pasteOpenLimitMs - 1).isEmpty)
+        #expect(streaming.isInPaste)
+        #expect(streaming.pasteOpen(forMs: KeySequenceDecoder.pasteOpenLimitMs) == [.paste("d")])
+        #expect(streaming.feed(UInt32(UInt8(ascii: "q"))) == [.key(.char("q"))])
+        // Only a paste: a held ESC is left for the pause to decide.
+        #expect(streaming.feed(27).isEmpty)
+        #expect(streaming.pasteOpen(forMs: 60_000).isEmpty && streaming.isPending)
+    }
+
     @Test func messagesCarryThePaste() {
         #expect(KeySequenceDecoder.messages("d" + Self.start + "r t" + Self.end) == [.key(.char("d")), .paste("r t")])
     }

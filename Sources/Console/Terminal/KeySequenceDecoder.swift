@@ -13,9 +13,10 @@
 /// text in `ESC [ 200 ~ … ESC [ 201 ~`. Everything between the brackets is one ``Decoded/paste(_:)``,
 /// never keys, so a pasted `d`, space or `f1y` cannot drain, pause or inject a fault. At most
 /// ``maxPasteScalars`` characters are kept (the rest is consumed and dropped). A pause inside a
-/// paste does not end it (the caller's ``inputPaused(quietMs:)``): a paste that comes in pieces
-/// (a slow or lossy link, a busy machine) stays one paste until its end marker, and only one
-/// whose end marker never comes ends after ``pasteQuietLimitMs`` of silence.
+/// paste does not end it (the caller's ``inputPaused(quietMs:pasteOpenMs:)``): a paste that comes
+/// in pieces (a slow or lossy link, a busy machine) stays one paste until its end marker, and
+/// only one whose end marker never comes ends, after ``pasteQuietLimitMs`` of silence or
+/// ``pasteOpenLimitMs`` in all (``pasteOpen(forMs:)``).
 ///
 /// Pure (no ncurses): ``NcursesTerminal`` feeds it and tells it when input paused.
 struct KeySequenceDecoder {
@@ -181,10 +182,26 @@ struct KeySequenceDecoder {
     /// limit stays a few seconds: only a terminal that never sends the end marker meets it.
     static let pasteQuietLimitMs = 3_000
 
+    /// How long a paste may stay open in all, however closely its characters come. The quiet
+    /// limit alone never ended a paste whose end marker was lost while keys kept coming less
+    /// than ``pasteQuietLimitMs`` apart: every key an operator pressed to get the console back
+    /// (Esc, q, Ctrl-C) was pasted text and restarted the wait, so the console looked frozen for
+    /// as long as they tried. A real paste of the ``maxPasteScalars`` kept takes well under a
+    /// second, even over ssh; after this limit what came is the paste and keys act again.
+    static let pasteOpenLimitMs = 10_000
+
     /// No input came for `quietMs` (since the last character): a held ESC or half sequence
-    /// ends (``flush()``), but a paste goes on until its end marker or ``pasteQuietLimitMs``.
-    mutating func inputPaused(quietMs: Int) -> [Decoded] {
-        if isInPaste, quietMs < Self.pasteQuietLimitMs { return [] }
+    /// ends (``flush()``), but a paste goes on until its end marker, ``pasteQuietLimitMs`` of
+    /// quiet or ``pasteOpenLimitMs`` since it began (`pasteOpenMs`).
+    mutating func inputPaused(quietMs: Int, pasteOpenMs: Int = 0) -> [Decoded] {
+        if isInPaste, quietMs < Self.pasteQuietLimitMs, pasteOpenMs < Self.pasteOpenLimitMs { return [] }
+        return flush()
+    }
+
+    /// A paste open for `openMs` (since its start marker), while input still comes: past
+    /// ``pasteOpenLimitMs`` it ends with what came; anything else held is left alone.
+    mutating func pasteOpen(forMs openMs: Int) -> [Decoded] {
+        guard isInPaste, openMs >= Self.pasteOpenLimitMs else { return [] }
         return flush()
     }
 

@@ -90,6 +90,7 @@ final class NcursesTerminal {
             let result = wget_wch(window, &ch)
             reads += 1
             if result == OK || result == KEY_CODE_YES { lastInputMs = Self.monotonicMs() }
+            let wasInPaste = decoder.isInPaste
             switch result {
             case OK:
                 queue(decoder.feed(UInt32(ch)))
@@ -103,9 +104,14 @@ final class NcursesTerminal {
             default:  // nothing more within the wait
                 // A paste stays open over the pause (see ``KeySequenceDecoder/pasteQuietLimitMs``);
                 // meanwhile the loop draws, and the next read goes on with the paste.
-                queue(decoder.inputPaused(quietMs: Self.monotonicMs() - lastInputMs))
+                let now = Self.monotonicMs()
+                queue(decoder.inputPaused(quietMs: now - lastInputMs, pasteOpenMs: now - pasteStartMs))
                 return pending.isEmpty ? nil : pending.removeFirst()
             }
+            // A paste ends after ``KeySequenceDecoder/pasteOpenLimitMs`` in all, even while
+            // characters keep coming (its end marker lost, the operator pressing keys).
+            if !wasInPaste, decoder.isInPaste { pasteStartMs = lastInputMs }
+            if decoder.isInPaste { queue(decoder.pasteOpen(forMs: Self.monotonicMs() - pasteStartMs)) }
             if !decoder.isPending, !pending.isEmpty { return pending.removeFirst() }
             // A long paste: let the loop draw and look at signals now and then; the decoder
             // keeps its place and the next read goes on with the paste.
@@ -124,6 +130,8 @@ final class NcursesTerminal {
     private static let pasteWaitMs: Int32 = 100
     /// When the last character came (for how long a held paste has been quiet).
     private var lastInputMs = 0
+    /// When the paste being read began (its start marker came).
+    private var pasteStartMs = 0
 
     private static func monotonicMs() -> Int {
         var t = timespec()
