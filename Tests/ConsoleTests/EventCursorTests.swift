@@ -71,10 +71,19 @@ import XDSTestSupport
         state = ConsoleUpdate.update(state, .tick(Self.snapshot(commands: 8))).0
         #expect(state.eventScroll == 5)
         #expect(EventsView.shown(state)[state.eventScroll].event.message == "rate 2: synthetic arrival rate set")
-        // The oldest commands leave the ring: the cursor stays on the last row listed.
+        // The oldest commands leave the ring: the console keeps them (KeptEventsTests), and the
+        // cursor stays on its event.
         let later = Self.snapshot(commands: 4, from: 10)
         state = ConsoleUpdate.update(state, .tick(later)).0
-        #expect(state.eventScroll == EventsView.shown(state).count - 1)
+        #expect(EventsView.shown(state)[state.eventScroll].event.message == "rate 2: synthetic arrival rate set")
+        // Routine lines are not kept: when its event leaves, the cursor stays on a row listed.
+        var routine = drive(Self.events(Self.snapshot(commands: 5)), FakeEngineLink(), keys: [.end])
+        #expect(EventsView.shown(routine)[routine.eventScroll].event.kind == .rebalance)
+        var gone = Self.snapshot(commands: 1, from: 10)
+        gone.events.removeFirst(9)
+        routine = ConsoleUpdate.update(routine, .tick(gone)).0
+        #expect(!EventsView.shown(routine).contains { $0.event.kind == .rebalance })
+        #expect(routine.eventScroll < EventsView.shown(routine).count)
 
         var top = Self.events(Self.snapshot(commands: 5))
         top = drive(top, FakeEngineLink(), keys: [.home])

@@ -61,6 +61,15 @@ public struct ConsoleMemory: Sendable, Equatable {
     public var histogramSamples: [HistogramSample] = []
     public var faults: [FaultRecord] = []
     public var timelines: [Int: RequestTimeline] = [:]
+    /// Events that left the engine's ring (its last 1,000) and say what happened: faults,
+    /// detections, recoveries, heals, drains, commands and refusals, not the routine lines
+    /// (rebalances, the demo's rate steps) that fill the ring in a few simulated hours. After
+    /// a long run at speed the Events view had lost every fault while the Faults panel still
+    /// listed them; the view lists these before the ring's. Oldest first, bounded.
+    public var keptEvents: [EngineEvent] = []
+    /// The engine's ring as the last snapshot held it, to see which events have left it.
+    var lastRing: [EngineEvent] = []
+    public static let maxKeptEvents = 1_000
 
     /// One histogram sample per this many simulated seconds.
     public static let sampleSeconds = 5.0
@@ -91,6 +100,29 @@ public struct ConsoleMemory: Sendable, Equatable {
         }
         absorbFaults(s)
         absorbTimelines(s)
+    }
+
+    /// Keeps the events of `ring` that left it since the last snapshot and pass `keep`. The
+    /// ring drops its oldest first, so what left is what came before the oldest event still
+    /// held; when nothing overlaps (more new events than the ring holds) all of the last ring left.
+    mutating func absorbEvents(_ ring: [EngineEvent], keep: (EngineEvent) -> Bool) {
+        defer { lastRing = ring }
+        guard !lastRing.isEmpty, lastRing != ring else { return }
+        var left = lastRing.count
+        if let first = ring.first {
+            for i in lastRing.indices where lastRing[i] == first && lastRing.count - i <= ring.count {
+                if lastRing[i...].elementsEqual(ring.prefix(lastRing.count - i)) {
+                    left = i
+                    break
+                }
+            }
+        }
+        keptEvents += lastRing.prefix(left).filter(keep)
+        // Over the bound, the oldest request's failure or refusal goes before any change of state.
+        while keptEvents.count > Self.maxKeptEvents {
+            let request: Set<EngineEvent.Kind> = [.requestFailed, .requestRejected, .requestCancelled, .requestFinished]
+            keptEvents.remove(at: keptEvents.firstIndex { request.contains($0.kind) } ?? 0)
+        }
     }
 
     mutating func absorbFaults(_ s: Snapshot) {

@@ -74,9 +74,11 @@ public enum ConsoleUpdate {
         s.eventCount = snapshot.events.count
         s.requestsInFlight = snapshot.inFlight
         s.requestsRecent = snapshot.recent
-        s.events = snapshot.events
-        followSelectedEvent(&s)
         s.memory.absorb(snapshot)
+        let scenario = s.scenario
+        s.memory.absorbEvents(snapshot.events) { !EventsView.isRoutine($0, scenario) }
+        s.events = s.memory.keptEvents + snapshot.events
+        followSelectedEvent(&s)
         s.selectedNPU = min(s.selectedNPU, max(0, s.npuCount - 1))
         s.selectedLayer = min(s.selectedLayer, max(0, s.layerCount - 1))
         s.selectedExpert = min(s.selectedExpert, max(0, s.expertCount - 1))

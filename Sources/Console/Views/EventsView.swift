@@ -85,6 +85,11 @@ enum EventsView {
         return false
     }
 
+    /// A line the engine logs over and over (folded here, and not kept once it leaves the ring).
+    static func isRoutine(_ e: EngineEvent, _ scenario: Scenario?) -> Bool {
+        e.severity == .info && (routineKinds.contains(e.kind) || isScenarioRateStep(e, scenario))
+    }
+
     /// Walks the listed events newest first, giving each the row it is listed on (a row before
     /// the newest when it folds into one); stops when `visit` returns false.
     ///
@@ -100,8 +105,7 @@ enum EventsView {
         var rows = 0
         for e in state.events.reversed()
         where state.eventLevel.admits(e.severity) && matches(e, state.eventFilter) {
-            let routine =
-                e.severity == .info && (routineKinds.contains(e.kind) || isScenarioRateStep(e, state.scenario))
+            let routine = isRoutine(e, state.scenario)
             let text = routine ? shape(e.message) : e.message
             let s = e.severity == .info ? "\(e.kind.rawValue)|" + text : ""
             var row = rows
@@ -201,7 +205,7 @@ enum EventsView {
         let total = shown.map(\.count).reduce(0, +)
         // Shorter forms before a cut one: at 80 columns a filter's title lost its end,
         // "(Esc clears" with no ")" and no "Enter full".
-        let count = "Events · \(total) of \(s.events.count)"
+        let count = "Events · \(total) of \(state.events.count)"
         let level = "level \(state.eventLevel.rawValue) (v)"
         let titles = [
             [count, "newest first", level, filterNote, "Enter full"], [count, level, filterNote, "Enter full"],
@@ -216,7 +220,7 @@ enum EventsView {
         }
         if shown.isEmpty {
             b.put(
-                s.events.isEmpty ? "no events yet" : "no event matches the filter", x: inner.x + 1,
+                state.events.isEmpty ? "no events yet" : "no event matches the filter", x: inner.x + 1,
                 y: inner.y,
                 style: .dim)
         }

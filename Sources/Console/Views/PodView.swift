@@ -149,7 +149,7 @@ enum PodView {
             y += EventsView.drawWrapped(&b, row, y: y, inner: inner, maxLines: inner.maxY - y)
         }
         if shown.isEmpty {
-            b.put(s.events.isEmpty ? "no events yet" : "no event matches the filter", x: inner.x + 1, y: inner.y, style: .dim)
+            b.put(state.events.isEmpty ? "no events yet" : "no event matches the filter", x: inner.x + 1, y: inner.y, style: .dim)
         }
     }
 
