@@ -5,7 +5,11 @@ import NIOHTTPTypes
 
 /// Answers a request whose head does not parse (`Content-Length: abc`, a header line with a
 /// space in its name, two different lengths) with the OpenAI error body every other 400 carries,
-/// then closes the connection (its framing is lost). The answer is counted in the HTTP metrics
+/// then closes the connection (its framing is lost) with a lingering close (``LingeringClose``):
+/// the rest of the request is read and dropped until the client closes its side, so the answer
+/// is followed by a FIN, not by the TCP reset that closing on unread bytes makes (a request with
+/// 5,000 headers got its 431 and then a reset, and a client that read late saw only the reset).
+/// The answer is counted in the HTTP metrics
 /// (``HTTPAnswerMetrics``), as every routed answer is.
 ///
 /// NIO's decoder reports such a head as an ``HTTPParserError`` before any route sees it, and
@@ -24,10 +28,35 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler,
     private var requests = 0
     private var responses = 0
     private var answered = false
+    /// After the answer: what arrives is dropped, and the connection closes on our terms.
+    private let linger = LingeringClose()
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if linger.active {
+            linger.bytesArrived()
+            return
+        }
         if case .head = unwrapInboundIn(data) { requests += 1 }
         context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        linger.readComplete(context)
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { linger.inputClosed(context) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if !linger.close(context: context, mode: mode, promise: promise) { context.close(mode: mode, promise: promise) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        linger.inactive()
+        context.fireChannelInactive()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -36,6 +65,12 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler,
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The decoder reports every read after its error as data received in error state: the
+        // rest of the refused request, dropped while lingering.
+        if linger.active, error is ByteToMessageDecoderError {
+            linger.bytesArrived()
+            return
+        }
         guard let parserError = error as? HTTPParserError, requests == responses else {
             return context.fireErrorCaught(error)
         }
@@ -53,9 +88,7 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler,
         // No route or middleware sees this answer; count it as the middleware counts the others.
         HTTPAnswerMetrics.record(route: HTTPAnswerMetrics.malformedRoute, method: HTTPAnswerMetrics.unknownMethod,
                                  status: apiError.status, nanoseconds: nil)
-        // The future completes on this channel's event loop, where the context may be used.
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        written.whenComplete { _ in bound.value.close(promise: nil) }
+        linger.begin(after: written, context: context)
     }
 
     /// The client's error for a head that did not parse: 431 for headers over the decoder's

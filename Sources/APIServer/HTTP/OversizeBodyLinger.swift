@@ -24,27 +24,16 @@ final class OversizeBodyLinger: ChannelDuplexHandler, RemovableChannelHandler, @
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    /// The longest a lingering close waits for the next bytes, and for everything.
-    static let quiet = TimeAmount.seconds(2)
-    static let most = TimeAmount.seconds(30)
-
     /// The last request's head is read and its end is not.
     private var bodyOpen = false
     /// A 413 is being written while its request's body is open: linger once its end is written.
     private var refusing = false
     /// Lingering: the 413 is out, what arrives is dropped, and the connection closes on our terms.
-    private var lingering = false
-    private var lastBytes = NIODeadline.now()
-    private var startedAt = NIODeadline.now()
-    private var timer: Scheduled<Void>?
-    /// A close asked for from above while lingering (Hummingbird closes a `Connection: close`
-    /// connection as soon as the answer is written): done when the lingering ends.
-    private var deferredClose: EventLoopPromise<Void>?
-    private var closed = false
+    private let linger = LingeringClose()
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if lingering {
-            lastBytes = .now()
+        if linger.active {
+            linger.bytesArrived()
             return
         }
         switch unwrapInboundIn(data) {
@@ -56,14 +45,12 @@ final class OversizeBodyLinger: ChannelDuplexHandler, RemovableChannelHandler, @
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        // Nothing above reads any more: keep the bytes coming so they can be dropped.
-        if lingering { context.read() }
+        linger.readComplete(context)
         context.fireChannelReadComplete()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // The client closed its side: it has sent all it will, and has the 413.
-        if lingering, let event = event as? ChannelEvent, event == .inputClosed { finish(context) }
+        if let event = event as? ChannelEvent, event == .inputClosed { linger.inputClosed(context) }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -75,57 +62,20 @@ final class OversizeBodyLinger: ChannelDuplexHandler, RemovableChannelHandler, @
             context.write(wrapOutboundOut(.head(head)), promise: promise)
         case .end where refusing:
             refusing = false
-            lingering = true
-            startedAt = .now()
-            lastBytes = .now()
             let written = context.writeAndFlush(data)
+            linger.begin(after: written, context: context)
             if let promise { written.cascade(to: promise) }
-            // The future completes on this channel's event loop, where the context may be used.
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            written.whenComplete { [self] _ in
-                let context = bound.value
-                context.close(mode: .output, promise: nil)
-                context.read()
-                arm(context)
-            }
         default:
             context.write(data, promise: promise)
         }
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard lingering, !closed, mode == .all else { return context.close(mode: mode, promise: promise) }
-        if let deferredClose, let promise { deferredClose.futureResult.cascade(to: promise) }
-        else if deferredClose == nil { deferredClose = promise ?? context.eventLoop.makePromise() }
+        if !linger.close(context: context, mode: mode, promise: promise) { context.close(mode: mode, promise: promise) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closed = true
-        timer?.cancel()
-        timer = nil
-        deferredClose?.succeed()
-        deferredClose = nil
+        linger.inactive()
         context.fireChannelInactive()
-    }
-
-    /// Fires at the earlier of ``quiet`` after the last bytes and ``most`` after the 413.
-    private func arm(_ context: ChannelHandlerContext) {
-        guard !closed else { return }
-        let deadline = min(lastBytes + Self.quiet, startedAt + Self.most)
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            timer = nil
-            if NIODeadline.now() < min(lastBytes + Self.quiet, startedAt + Self.most) { return arm(context) }
-            finish(context)
-        }
-    }
-
-    private func finish(_ context: ChannelHandlerContext) {
-        guard !closed else { return }
-        closed = true
-        timer?.cancel()
-        timer = nil
-        let promise = deferredClose
-        deferredClose = nil
-        context.close(mode: .all, promise: promise)
     }
 }

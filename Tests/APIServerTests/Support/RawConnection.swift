@@ -132,6 +132,28 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// How a read to the end stopped: the server closed cleanly (FIN), reset the connection, or
+    /// went quiet for `readTimeout`.
+    enum Ending: Equatable { case closed, reset, quiet }
+
+    /// Reads until the server closes the connection, resets it, or goes quiet: what was read and
+    /// which it was (``readUntilClosed()`` counts a reset as closed).
+    func readToEnd() async -> (text: String, ending: Ending) {
+        await withCheckedContinuation { continuation in
+            Self.onThreadOfItsOwn { [fd] in
+                var received = Data()
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                var count = recv(fd, &buffer, buffer.count, 0)
+                while count > 0 {
+                    received.append(contentsOf: buffer[0..<count])
+                    count = recv(fd, &buffer, buffer.count, 0)
+                }
+                let ending: Ending = count == 0 ? .closed : errno == ECONNRESET ? .reset : .quiet
+                continuation.resume(returning: (String(decoding: received, as: UTF8.self), ending))
+            }
+        }
+    }
+
     /// Blocks until some bytes of an answer arrive (or the read times out, or the server hangs
     /// up); for callers on a thread of their own that only need the server to have answered.
     func readSomeBlocking() {
