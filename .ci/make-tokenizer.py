@@ -18,7 +18,12 @@ import sys
 
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 
-PIECE = r"[\p{L}\p{N}]{1,4}|[^\s\p{L}\p{N}]"
+# xds counts characters as Swift sees them: user-perceived characters (extended grapheme
+# clusters), each a letter/digit or not by its first code point. So a piece is up to 4 clusters
+# that start with a letter or digit, and any other cluster is one token: '👍🏽' (thumb + skin tone),
+# 'é' written as e + U+0301 and '🏳️‍🌈' (a ZWJ sequence of 4 code points) are one each. Counting
+# code points instead gave 2, 2 and 4, and aiperf sized such prompts longer than xds did.
+PIECE = r"(?:(?=[\p{L}\p{N}])\X){1,4}|(?=[^\s\p{L}\p{N}])\X"
 
 out = sys.argv[1]
 corpus = sys.argv[2] if len(sys.argv) > 2 else None
@@ -36,9 +41,10 @@ if corpus:
     for piece in re.findall(r"[^\W_]{1,4}|[^\s\w]|_", text):
         vocab.setdefault(piece, len(vocab))
 tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-# Whitespace goes first (it counts nothing), then each word is cut into its pieces.
+# Whitespace goes first (it counts nothing), then each word is cut into its pieces. Whitespace
+# as whole clusters: a space followed by a combining mark or U+FE0F is one cluster, and nothing in xds.
 tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-    [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(PIECE), behavior="isolated")])
+    [pre_tokenizers.Split(Regex(r"(?=\s)\X"), behavior="removed"), pre_tokenizers.Split(Regex(PIECE), behavior="isolated")])
 os.makedirs(out, exist_ok=True)
 tokenizer.save(os.path.join(out, "tokenizer.json"))
 json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]", "model_max_length": 131072,
@@ -46,7 +52,9 @@ json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]", "
 json.dump({"model_type": "xds-simple"}, open(os.path.join(out, "config.json"), "w"))
 
 # Self-check against the counts PromptTokenizer's documentation promises.
-for sample, expected in [("Hello, world!", 6), ("the tokens understanding", 7), ("  ", 0)]:
+for sample, expected in [("Hello, world!", 6), ("the tokens understanding", 7), ("  ", 0),
+                         ("\U0001F44D\U0001F3FD ok", 2), ("cafe\u0301s", 2), ("\U0001F3F3\uFE0F\u200D\U0001F308!", 2),
+                         ("a \u0301b", 2)]:
     got = len(tokenizer.encode(sample, add_special_tokens=False).ids)
     assert got == expected, (sample, got, expected)
 print(f"tokenizer in {out}: {len(vocab)} pieces from {corpus or 'no corpus'}")
