@@ -28,6 +28,10 @@ struct ClientOptionTests {
             (["response_format": ["type": "json_schema", "json_schema": ["name": "x", "schema": [:] as [String: Any]]]],
              "response_format"),
             (["tool_choice": "required"], "tool_choice"), (["tool_choice": named], "tool_choice"),
+            // The deprecated form of a forced call (`functions` + `function_call`): was a 200 with
+            // no `function_call` in the reply.
+            (["functions": [["name": "get_weather"]], "function_call": ["name": "get_weather"]], "function_call"),
+            (["function_call": "bogus"], "function_call"),
             (["echo": true], "echo"),
             // Audio output (gpt-4o-audio's `modalities` and `audio`): was answered with text and `audio: null`.
             (["modalities": ["text", "audio"], "audio": ["voice": "alloy", "format": "wav"]], "modalities"),
@@ -62,6 +66,7 @@ struct ClientOptionTests {
             ["logprobs": false], ["logprobs": NSNull()], ["response_format": ["type": "text"]],
             ["top_logprobs": 0], ["logprobs": false, "top_logprobs": 0], ["top_logprobs": NSNull()],
             ["tools": tools], ["tools": tools, "tool_choice": "auto"], ["tools": tools, "tool_choice": "none"],
+            ["functions": [["name": "f"]], "function_call": "auto"], ["function_call": "none"], ["function_call": NSNull()],
             ["echo": false], ["seed": 7, "user": "u", "temperature": 0, "top_p": 1],
             ["modalities": ["text"]], ["audio": NSNull(), "modalities": NSNull()],
         ]

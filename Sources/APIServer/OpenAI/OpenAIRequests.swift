@@ -62,6 +62,9 @@ struct ReplyShapeFields: Decodable {
     /// `tool_choice` when it is not `none` or `auto` (`required`, or a named function), as a
     /// message names it.
     var forcedToolChoice: String?
+    /// The same for the deprecated `function_call` (`{"name": "f"}` forces a call to `f`): it was
+    /// answered 200 with text and no `function_call`, as `tool_choice` no longer is.
+    var forcedFunctionCall: String?
     var suffix: String?
     var echo = false
     /// The field that asks for spoken output: `modalities` naming "audio", else an `audio` object
@@ -74,10 +77,12 @@ struct ReplyShapeFields: Decodable {
         struct Function: Decodable { var name: String? }
         var function: Function?
     }
+    private struct NamedFunction: Decodable { var name: String? }
     enum CodingKeys: String, CodingKey {
         case logprobs, suffix, echo, modalities, audio
         case responseFormat = "response_format"
         case toolChoice = "tool_choice"
+        case functionCall = "function_call"
     }
 
     init(from decoder: any Decoder) throws {
@@ -92,6 +97,11 @@ struct ReplyShapeFields: Decodable {
             forcedToolChoice = ["none", "auto"].contains(choice) ? nil : InputEcho.quoted(choice)
         } else if let named = try c.decodeIfPresent(NamedTool.self, forKey: .toolChoice) {
             forcedToolChoice = "function " + (named.function?.name.map { InputEcho.quoted($0) } ?? "(unnamed)")
+        }
+        if let choice = try? c.decodeIfPresent(String.self, forKey: .functionCall) {
+            forcedFunctionCall = ["none", "auto"].contains(choice) ? nil : InputEcho.quoted(choice)
+        } else if let named = try c.decodeIfPresent(NamedFunction.self, forKey: .functionCall) {
+            forcedFunctionCall = "function " + (named.name.map { InputEcho.quoted($0) } ?? "(unnamed)")
         }
         suffix = try c.decodeIfPresent(String.self, forKey: .suffix)
         echo = try c.decodeIfPresent(Bool.self, forKey: .echo) ?? false
@@ -391,8 +401,8 @@ struct ValidatedCompletion {
 /// | `stop` | a string or 0…4 non-empty strings |
 ///
 /// Options the simulated reply cannot hold are refused, 400 naming them (``ReplyShapeFields``):
-/// `logprobs` (any but `false`/`null`), `response_format` other than `text`, `tool_choice` other
-/// than `none`/`auto`, `suffix` (as vLLM), `echo` on chat or with a token-id prompt.
+/// `logprobs` (any but `false`/`null`), `response_format` other than `text`, `tool_choice` or
+/// `function_call` other than `none`/`auto`, `suffix` (as vLLM), `echo` on chat or with a token-id prompt.
 struct CompletionValidator {
     var servedModel: String
     var defaultMaxTokens: Int
@@ -502,6 +512,11 @@ struct CompletionValidator {
             throw .unsupported(
                 "'tool_choice' \(choice) is not supported: "
                     + "\(placeholder) and call no tool (send 'auto' or 'none', or leave it out)", param: "tool_choice")
+        }
+        if let choice = shape.forcedFunctionCall {
+            throw .unsupported(
+                "'function_call' \(choice) is not supported: "
+                    + "\(placeholder) and call no function (send 'auto' or 'none', or leave it out)", param: "function_call")
         }
         if let field = shape.audioOutput {
             throw .unsupported(
