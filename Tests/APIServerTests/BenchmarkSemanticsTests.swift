@@ -153,6 +153,9 @@ struct BenchmarkSemanticsTests {
             let tooMany = try await api.send("POST", "v1/chat/completions",
                                              json: ["messages": Self.question, "stop": ["a", "b", "c", "d", "e"]])
             #expect(tooMany.status == 400)
+            // Named as a count of strings: "'stop' must be within 0…4 (got 5)" read as a number out of range.
+            let said = String(decoding: tooMany.body, as: UTF8.self)
+            #expect(said.contains("'stop' holds at most 4 strings (got 5)"), "\(said)")
         }
     }
 

@@ -583,7 +583,10 @@ struct CompletionValidator {
         try Self.check(requested, maxTokens.field, 1...maxModelLen)
         try Self.check(bench.minTokens, "min_tokens", 0...requested)
         let stop = bench.stop ?? []
-        try Self.check(stop.count, "stop", 0...4)
+        // A count of strings, said as one: "'stop' must be within 0…4 (got 5)" read as a number out of range.
+        guard stop.count <= 4 else {
+            throw .invalidRequest("'stop' holds at most 4 strings (got \(stop.count))", param: "stop")
+        }
         if stop.contains(where: \.isEmpty) { throw .invalidRequest("'stop' strings must not be empty", param: "stop") }
         let maxTokensField = maxTokens.field
         let maxTokens = min(requested, maxTokensCap, maxModelLen - promptTokens.count)
