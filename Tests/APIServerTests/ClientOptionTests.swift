@@ -59,6 +59,28 @@ struct ClientOptionTests {
         }
     }
 
+    /// `tools` and the deprecated `functions` are ignored (the reply calls no tool), but a value
+    /// that is not a tool list was answered 200 as well (`"tools": "x"`); OpenAI and vLLM refuse it
+    /// naming the field, and so does xds now.
+    @Test func malformedToolListsAreRefusedByName() async throws {
+        let cases: [([String: Any], String)] = [
+            (["tools": "x"], "tools"), (["tools": ["x"]], "tools[0]"), (["tools": [["function": ["name": "f"]]]], "tools[0].type"),
+            (["tools": [["type": "function"]]], "tools[0].function"),
+            (["tools": [["type": "function", "function": ["parameters": ["type": "object"]]]]], "tools[0].function.name"),
+            (["tools": [["type": "function", "function": ["name": "f"]], ["type": "bogus"]]], "tools[1].type"),
+            (["functions": "x"], "functions"), (["functions": [["description": "d"]]], "functions[0].name"),
+        ]
+        try await LiveServer.with { server in
+            for (extra, field) in cases {
+                let reply = try await server.post("/v1/chat/completions", json: Self.chat.merging(extra) { $1 })
+                #expect(reply.status == 400, "\(extra): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(extra): \(reply.text)")
+                #expect(error["param"] as? String == field, "\(extra): \(reply.text)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     /// The same options in the values that ask for nothing the reply lacks still work.
     @Test func theirHarmlessValuesAreServed() async throws {
         let tools: [[String: Any]] = [["type": "function", "function": ["name": "f", "parameters": ["type": "object"]]]]

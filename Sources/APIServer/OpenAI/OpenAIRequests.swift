@@ -5,8 +5,9 @@ import PodModel
 ///
 /// Sampling fields the simulation cannot act on (`temperature`, `top_p`, the penalties,
 /// `top_logprobs`, `seed`, `logit_bias`, vLLM's `top_k`, `min_p`, `repetition_penalty`) are decoded
-/// only to check them against their ranges (``CompletionValidator``), then ignored; undeclared
-/// fields (`tools`, `user` metadata, …) are accepted and ignored. Options that would
+/// only to check them against their ranges (``CompletionValidator``), then ignored; `tools` and
+/// `functions` are checked for shape (``ReplyShapeFields``) and ignored; undeclared fields
+/// (`metadata`, …) are accepted and ignored. Options that would
 /// change what the reply holds (``ReplyShapeFields``: log-probabilities, JSON output, a forced tool
 /// call) are refused with a 400 naming them, not answered without what they asked. The length fields
 /// behave as in vLLM's OpenAI server (``BenchmarkFields``): `ignore_eos`, `min_tokens`, and `stop`
@@ -65,6 +66,10 @@ struct ReplyShapeFields: Decodable {
     /// The same for the deprecated `function_call` (`{"name": "f"}` forces a call to `f`): it was
     /// answered 200 with text and no `function_call`, as `tool_choice` no longer is.
     var forcedFunctionCall: String?
+    /// The first tool whose `type` is not `function` (the one kind OpenAI's and vLLM's chat
+    /// endpoint take): its index and type. The tool lists are otherwise only decoded to check
+    /// their shape (``ToolSpec``): `"tools": "x"` was answered 200.
+    var unknownToolType: (index: Int, type: String)?
     var suffix: String?
     var echo = false
     /// The field that asks for spoken output: `modalities` naming "audio", else an `audio` object
@@ -78,11 +83,26 @@ struct ReplyShapeFields: Decodable {
         var function: Function?
     }
     private struct NamedFunction: Decodable { var name: String? }
+    /// A `tools` entry: `{"type": "function", "function": {"name": …}}` (its description and
+    /// parameters are not read).
+    private struct ToolSpec: Decodable {
+        struct Function: Decodable { var name: String }
+        var type: String
+        enum CodingKeys: String, CodingKey { case type, function }
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            type = try c.decode(String.self, forKey: .type)
+            if type == "function" { _ = try c.decode(Function.self, forKey: .function) }
+        }
+    }
+    /// A deprecated `functions` entry: `{"name": …}`.
+    private struct FunctionSpec: Decodable { var name: String }
     enum CodingKeys: String, CodingKey {
         case logprobs, suffix, echo, modalities, audio
         case responseFormat = "response_format"
         case toolChoice = "tool_choice"
         case functionCall = "function_call"
+        case tools, functions
     }
 
     init(from decoder: any Decoder) throws {
@@ -103,6 +123,9 @@ struct ReplyShapeFields: Decodable {
         } else if let named = try c.decodeIfPresent(NamedFunction.self, forKey: .functionCall) {
             forcedFunctionCall = "function " + (named.name.map { InputEcho.quoted($0) } ?? "(unnamed)")
         }
+        let tools = try c.decodeIfPresent([ToolSpec].self, forKey: .tools) ?? []
+        if let index = tools.firstIndex(where: { $0.type != "function" }) { unknownToolType = (index, tools[index].type) }
+        _ = try c.decodeIfPresent([FunctionSpec].self, forKey: .functions)
         suffix = try c.decodeIfPresent(String.self, forKey: .suffix)
         echo = try c.decodeIfPresent(Bool.self, forKey: .echo) ?? false
         if try c.decodeIfPresent([String].self, forKey: .modalities)?.contains("audio") == true {
@@ -512,6 +535,10 @@ struct CompletionValidator {
             throw .unsupported(
                 "'tool_choice' \(choice) is not supported: "
                     + "\(placeholder) and call no tool (send 'auto' or 'none', or leave it out)", param: "tool_choice")
+        }
+        if let (index, type) = shape.unknownToolType {
+            throw .invalidRequest(
+                "'tools[\(index)].type' must be 'function' (got \(InputEcho.quoted(type)))", param: "tools[\(index)].type")
         }
         if let choice = shape.forcedFunctionCall {
             throw .unsupported(
