@@ -87,7 +87,7 @@ struct ClientOptionTests {
         let chatCases: [[String: Any]] = [
             ["logprobs": false], ["logprobs": NSNull()], ["response_format": ["type": "text"]],
             ["top_logprobs": 0], ["logprobs": false, "top_logprobs": 0], ["top_logprobs": NSNull()],
-            ["tools": tools], ["tools": tools, "tool_choice": "auto"], ["tools": tools, "tool_choice": "none"],
+            ["tools": tools], ["tools": tools + [["type": "custom", "custom": ["name": "g"]]]], ["tools": tools, "tool_choice": "auto"], ["tools": tools, "tool_choice": "none"],
             ["functions": [["name": "f"]], "function_call": "auto"], ["function_call": "none"], ["function_call": NSNull()],
             ["echo": false], ["seed": 7, "user": "u", "temperature": 0, "top_p": 1],
             ["modalities": ["text"]], ["audio": NSNull(), "modalities": NSNull()],

@@ -66,8 +66,8 @@ struct ReplyShapeFields: Decodable {
     /// The same for the deprecated `function_call` (`{"name": "f"}` forces a call to `f`): it was
     /// answered 200 with text and no `function_call`, as `tool_choice` no longer is.
     var forcedFunctionCall: String?
-    /// The first tool whose `type` is not `function` (the one kind OpenAI's and vLLM's chat
-    /// endpoint take): its index and type. The tool lists are otherwise only decoded to check
+    /// The first tool whose `type` is neither `function` nor `custom` (the kinds OpenAI's chat
+    /// endpoint takes; vLLM takes `function`): its index and type. The tool lists are otherwise only decoded to check
     /// their shape (``ToolSpec``): `"tools": "x"` was answered 200.
     var unknownToolType: (index: Int, type: String)?
     var suffix: String?
@@ -87,6 +87,9 @@ struct ReplyShapeFields: Decodable {
     /// parameters are not read).
     private struct ToolSpec: Decodable {
         struct Function: Decodable { var name: String }
+        /// The tool kinds taken (OpenAI's `custom` tools hold free-form input; like functions,
+        /// they are ignored).
+        static let types: Set<String> = ["function", "custom"]
         var type: String
         enum CodingKeys: String, CodingKey { case type, function }
         init(from decoder: any Decoder) throws {
@@ -124,7 +127,7 @@ struct ReplyShapeFields: Decodable {
             forcedFunctionCall = "function " + (named.name.map { InputEcho.quoted($0) } ?? "(unnamed)")
         }
         let tools = try c.decodeIfPresent([ToolSpec].self, forKey: .tools) ?? []
-        if let index = tools.firstIndex(where: { $0.type != "function" }) { unknownToolType = (index, tools[index].type) }
+        if let index = tools.firstIndex(where: { !ToolSpec.types.contains($0.type) }) { unknownToolType = (index, tools[index].type) }
         _ = try c.decodeIfPresent([FunctionSpec].self, forKey: .functions)
         suffix = try c.decodeIfPresent(String.self, forKey: .suffix)
         echo = try c.decodeIfPresent(Bool.self, forKey: .echo) ?? false
@@ -538,7 +541,7 @@ struct CompletionValidator {
         }
         if let (index, type) = shape.unknownToolType {
             throw .invalidRequest(
-                "'tools[\(index)].type' must be 'function' (got \(InputEcho.quoted(type)))", param: "tools[\(index)].type")
+                "'tools[\(index)].type' must be 'function' or 'custom' (got \(InputEcho.quoted(type)))", param: "tools[\(index)].type")
         }
         if let choice = shape.forcedFunctionCall {
             throw .unsupported(
