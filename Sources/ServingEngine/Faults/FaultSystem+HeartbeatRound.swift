@@ -51,9 +51,13 @@ extension FaultSystem {
         // Each die once: faults found together can share dies (`fault die 0`, then `fault node 0`).
         var listed = Set<Int>()
         let dead = dies.filter { isDead($0) && listed.insert($0).inserted }.map(String.init)
+        // The rounds count from the last one the TE answered, which came before the fault: the
+        // milliseconds say so, or "3000 ms" beside "detected 2.3 s after injection" read as a
+        // contradiction.
         let silence = masters > 0
             ? "\(ServingEngine.counted(masters, "DP master")) silent for \(rounds) heartbeats "
-                + "(\(Int(saturating: settings.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms, stuck in a collective)"
+                + "(\(Int(saturating: settings.heartbeatIntervalSeconds * Double(rounds) * 1_000)) ms since the last "
+                + "answered round, stuck in a collective)"
             : outOfService
         act.log(detectedEvent(found, "\(name): \(silence); "
             + "device check: \(dead.count == 1 ? "die" : "dies") \(dead.joined(separator: ", ")) dead", at: now))

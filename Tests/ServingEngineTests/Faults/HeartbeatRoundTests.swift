@@ -92,7 +92,7 @@ import Testing
         // TE 2, stalled by the same fault, is told at once; TE 2's own count starts over.
         #expect(act.steps == [
             "log faultDetected: fault 1 detected 2.5 s after injection: decode-1: 3 DP masters silent for 3 heartbeats "
-                + "(3000 ms, stuck in a collective); device check: die 10 dead",
+                + "(3000 ms since the last answered round, stuck in a collective); device check: die 10 dead",
             "scaling? 1 [1]", "shrink 1 dropping [1] live 2 [1]",
             "scaling? 2 [1]", "shrink 2 dropping [] live 1 [1]",
         ])
