@@ -6,8 +6,11 @@ extension ServingEngine {
     /// uncached tokens plus this request's uncached tokens, so a group that already caches the
     /// prefix is cheaper), notes the TE on the request, and starts the TE if idle. `routedProbe`:
     /// one group's prefix hit for this request as routing just found it (``JobExecutor/routedProbe(of:)``),
-    /// not probed again.
-    func placeOnPrefillGroup(_ id: Int, instance index: Int, routedProbe: (group: Int, hits: Int)? = nil) {
+    /// not probed again. `holding`: the TE is out of service until a recovery ends
+    /// (``requeue(_:reasonIfNowhere:)``); the request waits on any of its groups, all of which
+    /// come back with it.
+    func placeOnPrefillGroup(_ id: Int, instance index: Int, routedProbe: (group: Int, hits: Int)? = nil,
+                             holding: Bool = false) {
         // Read in place through the request's slot (a copy of the RequestState retained and
         // released its arrays).
         guard let slot = requests.index(forKey: id) else { return }
@@ -20,7 +23,7 @@ extension ServingEngine {
         let holders = keys.isEmpty ? PrefixGroups(holders: 0, base: 0, groups: 0)
             : je.prefixGroups(keys, te: index, groups: instances[index].groupCount)
         let group = prefill.place(id, slot: slot, promptTokens: promptTokens, probing: keys, in: holders, known: routedProbe,
-                                  te: index, kv: kvStore, placeable: cluster.placeableGroupsIfRestricted(of: index),
+                                  te: index, kv: kvStore, placeable: holding ? nil : cluster.placeableGroupsIfRestricted(of: index),
                                   requests: &requests)
         if !keys.isEmpty { je.notePlacement(chainedKeys: keys, te: index, group: group) }
         startStepIfIdle(index)

@@ -123,7 +123,11 @@ extension ServingEngine {
 
     /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is
     /// at its admission bound, the least loaded one in service (the request was admitted once
-    /// already). Fails it with `reason` when no prefill TE is in service.
+    /// already). When no prefill TE is in service but one is recovering (an NPU-fork, a restart)
+    /// and back within the TTFT SLO, the request waits in that TE's queue for it, as prefilled
+    /// requests wait for a decode TE about to return: a 0.17 s NPU-fork of the only prefill TE
+    /// failed every request it held. Fails it with `reason` when no prefill TE is in service and
+    /// none is back within the SLO (saying when the first is back, if one is coming).
     func requeue(_ old: RequestState, reasonIfNowhere reason: String = hardwareAndNowhereElse) -> Bool {
         let spec = old.spec
         var request = RequestState(spec: spec, chainedKeys: old.chainedKeys)
@@ -134,15 +138,48 @@ extension ServingEngine {
         let target = je.requeueTarget(for: request, instances: instances, cluster: cluster, kv: kvStore)
             ?? instances.indices.filter { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) }
                 .min { (instances[$0].waiting, $0) < (instances[$1].waiting, $1) }
-        guard let target, je.neverFits(request) == nil else {
+        let back = target == nil ? prefillTEBack() : nil
+        let holding = target == nil && back.map { $0.wait <= configuration.sloTTFTMs / 1_000 } == true
+        guard let target = target ?? (holding ? back?.te : nil), je.neverFits(request) == nil else {
             requests[spec.id] = request
-            fail(spec.id, reason: reason)
+            if let back, back.wait.isFinite {
+                fail(spec.id, reason: reason + Self.prefillTEBackPastSLO(in: back.wait),
+                     kind: reason + Self.prefillTEBackPastSLO(in: nil))
+            } else {
+                fail(spec.id, reason: reason)
+            }
             return false
         }
         request.prefillInstance = target
         requests[spec.id] = request
-        placeOnPrefillGroup(spec.id, instance: target)
+        placeOnPrefillGroup(spec.id, instance: target, holding: holding)
         return true
+    }
+
+    /// "; the first prefill TE is back in 300 s, past the TTFT SLO" (nil: without the time, the
+    /// reason's kind as the report counts it).
+    static func prefillTEBackPastSLO(in wait: SimTime?) -> String {
+        "; the first prefill TE is back" + (wait.map { " in \(OperatorCommand.format(($0 * 10).rounded(.up) / 10)) s" } ?? "")
+            + ", past the TTFT SLO"
+    }
+
+    /// The prefill TE out of service only until a recovery's known end (an NPU-fork or a restart,
+    /// not drained, not held off by scaling) that is back first, and in how many seconds; nil
+    /// when none is coming back by itself. A restart that returns without its lost dies leaves
+    /// the TE awaiting repair, and ``endOutage(_:)`` re-queues what waited for it.
+    func prefillTEBack() -> (te: Int, wait: SimTime)? {
+        var best: (te: Int, wait: SimTime)?
+        for i in instances.indices where instances[i].hasPrefill && !isRetired(i) && !cluster.isHeldOff(te: i) {
+            let until: SimTime
+            switch faults.outage(of: i) {
+            case .forking(let end, _)?, .restarting(let end)?: until = end
+            default: continue
+            }
+            // A group on a drained node would not take the request back either.
+            guard !instances[i].groups.contains(where: { cluster.isOnDrainedNode(i, group: $0) }) else { continue }
+            if best.map({ until - now < $0.wait }) ?? true { best = (i, until - now) }
+        }
+        return best
     }
 
     /// Ids of requests that hold anything on the given DP groups of an instance (queued or

@@ -161,7 +161,20 @@ extension ServingEngine {
         }
         faults.endOutage(i)
         if hasKnownDeadDie(i) && instances[i].role != .decode { faults.beginOutage(i, .awaitingRepair) }
-        for id in faults.takePendingRecovery(of: i) {
+        let pending = faults.takePendingRecovery(of: i)
+        if faults.outage(of: i) == .awaitingRepair {
+            // Requests re-queued to wait for this TE's return (``requeue(_:reasonIfNowhere:)``)
+            // would wait for a repair that may never come: they go to a TE in service or fail.
+            refreshFaultState()
+            let held = requestsOn(instance: i)
+            if !held.isEmpty {
+                let moved = evict(held, outcome: .reprefill)
+                add(pending, moved)
+                if !pending.isEmpty { note(pending, "\(instances[i].name) came back without its lost dies: "
+                    + "\(Self.counted(moved.reprefilled, "request")) that waited for it re-queued, \(moved.failed) failed") }
+            }
+        }
+        for id in pending {
             guard faults.record(id).map({ !$0.recoveryOver }) == true else { continue }
             faults.markRecovered(id, at: now)
             logRecovered(id, "\(instances[i].name) back in service"
