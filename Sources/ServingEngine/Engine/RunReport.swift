@@ -250,15 +250,40 @@ extension ServingEngine {
     /// The devices the layout holds now. Instances list the devices (chips) they run on; a die
     /// is a chip's share, of the TE's own hardware (external prefill may run on other chips:
     /// xdeepserve-ma's one-die 910Bs were counted as two-die 910Cs, halving its per-die figure).
+    /// Dies the control plane knows are dead serve nothing and are not counted (nor a chip all
+    /// of whose dies are): a TE shrunk around a dead die keeps its NPU until repaired, and the
+    /// per-die figures divided by it as if it still served.
     func deviceCounts() -> DeviceCounts<Int> {
         var counts = DeviceCounts<Int>()
         for (i, instance) in instances.enumerated() {
-            let chips = instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count
-            let dies = chips * max(1, instance.cost.hardware.diesPerDevice)
+            var chips = instance.external ? instance.groupSpec.npusEach : cluster.npus(of: i).count
+            var dies = chips * max(1, instance.cost.hardware.diesPerDevice)
+            if !instance.external && !faults.knownDead.isEmpty {
+                let dead = knownDeadHardware(of: i)
+                (chips, dies) = (chips - dead.chips, dies - dead.dies)
+            }
             if instance.hasDecode { counts.decodeChips += chips; counts.decodeDies += dies }
             if instance.hasPrefill { counts.prefillDies += dies }
         }
         return counts
+    }
+
+    /// TE `i`'s dies the control plane knows are dead, and its chips with every die so.
+    private func knownDeadHardware(of i: Int) -> (chips: Int, dies: Int) {
+        var dead = (chips: 0, dies: 0)
+        let perChip = topology.diesPerNPU
+        for npu in cluster.npus(of: i) {
+            let count = (0..<perChip).filter { faults.knownDead.contains(npu * perChip + $0) }.count
+            dead.dies += count
+            if count == perChip { dead.chips += 1 }
+        }
+        return dead
+    }
+
+    /// The dies and chips in service changed with the fault state (a dead die found, a TE back
+    /// on a spare, a heal): the time so far is charged to what served until now.
+    func noteDevicesInService() {
+        if deviceCounts() != telemetry.devices { layoutChanged() }
     }
 
     /// The layout gained or gave up devices now (a TE laid out or retired, NPUs given away):

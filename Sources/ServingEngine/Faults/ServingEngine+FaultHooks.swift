@@ -83,6 +83,7 @@ extension ServingEngine {
             }
         }
         refreshChannels()
+        noteDevicesInService()
         for index in resumed.sorted() { resume(index) }
         // Groups back in service (a heal, the end of an outage) may take waiting KV at once.
         for index in instances.indices where !halted.contains(index) && !resumed.contains(index) {
