@@ -99,10 +99,16 @@ extension ServingEngine {
         return kv
     }
 
-    /// TE `i`'s mean KV usage over its groups (summed in group order).
-    private func meanKVUsage(of i: Int) -> Double {
-        let sum = kvStore.withGroups(of: i) { groups in groups.indices.reduce(0.0) { $0 + groups[$1].usage } }
-        return sum / Double(max(1, instances[i].groupCount))
+    /// TE `i`'s mean KV usage over the groups it runs (summed in group order). Groups fenced
+    /// off by a known-dead die hold nothing and take nothing: averaged in, they pulled a shrunk
+    /// TE's figure down (2 of 320 groups on cloudmatrix-infer after `fault die N`), unlike the
+    /// KV panel's bars, which list only the groups it runs.
+    func meanKVUsage(of i: Int) -> Double {
+        let fenced = fencedGroups(of: i)
+        let sum = kvStore.withGroups(of: i) { groups in
+            groups.indices.reduce(0.0) { fenced.contains($1) ? $0 : $0 + groups[$1].usage }
+        }
+        return sum / Double(max(1, instances[i].groupCount - fenced.count))
     }
 
     /// TE `i`'s DP groups fenced off by a die the control plane knows is dead: a vertical shrink

@@ -41,3 +41,24 @@ import XDSTestSupport
         FaultTests.expectSound(engine)
     }
 }
+
+/// The Instances panel's KV figure of a shrunk decode TE is the mean over the groups it runs:
+/// the fenced groups (empty, taking nothing) were averaged in too.
+@Suite(.timeLimit(.minutes(5))) struct ShrinkKVMeanTests {
+    @Test func aShrunkTEsKVMeanLeavesOutItsFencedGroups() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 400) { $0.eplb = .off }
+        let d = try FaultTests.decodeIndex(engine)
+        engine.run(until: 2.5)
+        #expect(engine.apply(.faultNPU(36)).accepted)   // shared-expert dies 40, 41: decode shrinks
+        engine.run(until: 8)
+        let fenced = engine.fencedGroups(of: d)
+        #expect(fenced == [40, 41])
+        let live = engine.instances[d].groups.filter { !fenced.contains($0) }
+        let usages = engine.kvStore.withGroups(of: d) { groups in live.map { groups[$0].usage } }
+        let expected = usages.reduce(0, +) / Double(live.count)
+        #expect(expected > 0, "decode holds KV under load")
+        let shown = try #require(engine.snapshot().instances.first { $0.name == engine.instances[d].name }).kvUsage
+        #expect(abs(shown - expected) < 1e-12, "\(shown) shown, \(expected) over the \(live.count) groups it runs")
+        FaultTests.expectSound(engine)
+    }
+}
