@@ -111,6 +111,11 @@ extension ServingEngine {
             // A die lost by a TE that is running (or coming back: restart, NPU-fork, repair)
             // goes through detection and recovery again, so the expert rule is checked anew.
             if let g, cluster.isOutOfService(te: i, group: g) && !faults.hasOutage(i) { continue }
+            // An NPU an NPU-fork in progress is replacing leaves the TE when the copy ends: a die
+            // of it that dies now stalls nothing. Stalled, the TE came back from the fork only to
+            // hang on a die it no longer held, and was then put out of service "until repaired"
+            // with nothing of its own to repair (every request after it refused).
+            if case .forking(_, let spares)? = faults.outage(of: i), spares[die / topology.diesPerNPU] != nil { continue }
             stalled.insert(i)
         }
         faults.killDies(dies)
