@@ -17,9 +17,19 @@ import PodModel
 enum JSONLine {
     enum Value: Equatable {
         case number(Double)
-        case numbers([Double])
+        case numbers([Number])
         /// A value of another type (string, object, boolean, null, or an array not all numbers).
         case other
+    }
+
+    /// A number of a kept array: its value as `Double(String)` reads it, the exact value when it is
+    /// written in plain digits (no sign, fraction or exponent) and fits a UInt64, and where its
+    /// text lies on the line (offsets from the line's start), for a message. A Mooncake `hash_ids`
+    /// entry is an id, not a quantity: 9007199254740993 read as a Double became …992, another id.
+    struct Number: Equatable {
+        var value: Double
+        var integer: UInt64?
+        var text: Range<Int>
     }
 
     struct Problem: Error {
@@ -142,7 +152,7 @@ enum JSONLine {
             case UInt8(ascii: "["):
                 let start = index
                 index += 1
-                var numbers: [Double] = []
+                var numbers: [Number] = []
                 // Room for as many numbers as the rest of the line could hold (each takes a digit
                 // and a separator), up to a few hundred: grown from empty, a Mooncake row's two
                 // dozen `hash_ids` reallocated it five times.
@@ -160,7 +170,9 @@ enum JSONLine {
                         try skipValue(depth: 1)
                         return .other
                     }
-                    numbers.append(try number())
+                    let first = index
+                    let value = try number()
+                    numbers.append(Number(value: value, integer: plainInteger(first..<index, value: value), text: first..<index))
                     skipSpace()
                     guard let next = peek else { throw problem("unterminated JSON array") }
                     index += 1
@@ -243,6 +255,26 @@ enum JSONLine {
                       UnsafeBufferPointer(start: word.utf8Start, count: n))
             else { throw problem("expected a JSON value") }
             index += n
+        }
+
+        /// The exact value of the number text at `span` (already read, to `value`) when it is plain
+        /// digits that fit a UInt64; nil for a sign, fraction or exponent, or a larger number.
+        private func plainInteger(_ span: Range<Int>, value: Double) -> UInt64? {
+            guard !span.isEmpty, bytes[span.lowerBound] != UInt8(ascii: "-") else { return nil }
+            // Up to 15 digits the Double is exact (``number()`` builds it so): no second read.
+            if span.count <= 15 {
+                return span.allSatisfy({ bytes[$0] &- 0x30 < 10 }) ? UInt64(value) : nil
+            }
+            var n: UInt64 = 0
+            for i in span {
+                let d = bytes[i] &- 0x30
+                guard d < 10 else { return nil }
+                let (times10, o1) = n.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times10.addingReportingOverflow(UInt64(d))
+                guard !o1, !o2 else { return nil }
+                n = sum
+            }
+            return n
         }
 
         /// A number by RFC 8259's grammar (no `+`, leading zeros, `.5`, `1.`, `nan` or `inf`);

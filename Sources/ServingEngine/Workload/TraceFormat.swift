@@ -152,10 +152,13 @@ public enum TraceLimits {
     public static let maxMooncakeTimestampMs = 1e13
     /// Azure TIMESTAMP years accepted.
     public static let years = 1900...9999
-    /// Largest `hash_ids` entry: 2^53 − 1. A JSON number is read as a Double, which holds every
-    /// integer up to 2^53 but rounds 2^53 + 1 to 2^53: with 2^53 allowed, two different ids in the
-    /// file could become one (and 9007199254740993 was taken as 9007199254740992).
-    public static let maxHashID = 9_007_199_254_740_991.0
+    /// Largest `hash_ids` entry: UInt64's largest. Ids are read as integers from their digits (a
+    /// Double rounds 2^53 + 1 to 2^53: two ids in the file became one, and a refusal echoed a
+    /// number the file never held). One written with a fraction or exponent (`1e3`) is read as a
+    /// Double and taken when it is a whole number up to ``maxExactHashID``, where it is exact.
+    public static let maxHashID = UInt64.max
+    /// Largest `hash_ids` entry taken when written with a fraction or exponent: 2^53 − 1.
+    public static let maxExactHashID = 9_007_199_254_740_991.0
 }
 
 /// One parsed trace row before ids and relative times are assigned.
@@ -496,13 +499,20 @@ enum TraceRowParser {
             guard case .numbers(let ids) = value else { throw RowProblem("\"hash_ids\" must be an array of integers") }
             hashes.reserveCapacity(ids.count)
             for (i, id) in ids.enumerated() {
-                guard id.isFinite, id == id.rounded(), id >= 0, id <= TraceLimits.maxHashID else {
-                    // Whole numbers in Int64's range are shown as integers (not 9007199254740992.0).
-                    let shown = id == id.rounded() && abs(id) < 9e18 ? String(Int64(id)) : Self.shown(id)
+                let value = id.value
+                let exact = id.integer
+                    ?? (value == value.rounded() && value >= 0 && value <= TraceLimits.maxExactHashID ? UInt64(value) : nil)
+                guard let exact else {
+                    // The id as the file writes it (a JSON number's text is ASCII), cut if long.
+                    let text = line.dropFirst(id.text.lowerBound).prefix(id.text.count)
+                    // 1e19 is a whole number in range, but a Double's: exact only up to 2^53.
+                    let inRange = value == value.rounded() && value > 0 && value < 18_446_744_073_709_551_616.0
                     throw RowProblem(
-                        "\"hash_ids\"[\(i)] must be an integer between 0 and \(Int(TraceLimits.maxHashID)), got \(shown)")
+                        "\"hash_ids\"[\(i)] must be an integer between 0 and \(TraceLimits.maxHashID), got "
+                            + InputEcho.clean(String(decoding: text, as: UTF8.self))
+                            + (inRange ? " (write an id above \(Int(TraceLimits.maxExactHashID)) in plain digits)" : ""))
                 }
-                hashes.append(StableHash.mix(UInt64(id)))
+                hashes.append(StableHash.mix(exact))
             }
         }
         let ms = try number(0)

@@ -10,7 +10,7 @@ import SimKit
 /// - every field is checked against a stated range (``TraceLimits``): token counts up to the
 ///   model's context window (`maxContextTokens`, at most 10 million), Mooncake timestamps
 ///   0…10^13 ms, Azure years 1900–9999, a trace spanning at most ``SimKit/SimTime/maxDuration``
-///   (10^10 s), `hash_ids` integers 0…2^53 and no more of them than the prompt has 512-token
+///   (10^10 s), `hash_ids` integers 0…2^64 − 1 (read from their digits) and no more of them than the prompt has 512-token
 ///   blocks; lines up to 1 MiB. Long idle gaps (10^12 ms) are fine;
 /// - a prompt of 0 tokens is rejected (there is nothing to prefill); an output of 0 tokens
 ///   is accepted and replayed as 1, because every request produces at least its first token

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SimKit
 import XDSTestSupport
 
 @testable import ServingEngine
@@ -125,17 +126,19 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
     private let mooncakeHeader = "{\"timestamp\": 0, \"input_length\": 3, \"output_length\": 1}\n"
 
     @Test(arguments: [
+        // A whole number in range, but written as a Double's, exact only up to 2^53.
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [1e19]}",
-         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got 1e+19"),
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 18446744073709551615, got 1e19 "
+            + "(write an id above 9007199254740991 in plain digits)"),
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [3, -1]}",
-         "t.trace:2: \"hash_ids\"[1] must be an integer between 0 and 9007199254740991, got -1"),
+         "t.trace:2: \"hash_ids\"[1] must be an integer between 0 and 18446744073709551615, got -1"),
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [0.5]}",
-         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got 0.5"),
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 18446744073709551615, got 0.5"),
         ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [1e400]}",
-         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got a number too large to read (over 1.8e308)"),
-        // 2^53 + 1 reads as 2^53 (a Double): refused, not silently merged with another id.
-        ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [9007199254740993]}",
-         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 9007199254740991, got 9007199254740992"),
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 18446744073709551615, got 1e400"),
+        // One past UInt64: refused with the digits as written, not a rounded Double.
+        ("{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [18446744073709551616]}",
+         "t.trace:2: \"hash_ids\"[0] must be an integer between 0 and 18446744073709551615, got 18446744073709551616"),
         ("{\"timestamp\": 1, \"input_length\": 513, \"output_length\": 1, \"hash_ids\": [1, 2, 3]}",
          "t.trace:2: hash_ids has 3 entries but input_length 513 fills at most 2 blocks of 512 tokens"),
         ("{\"timestamp\": 1e400, \"input_length\": 1, \"output_length\": 1}",
@@ -156,6 +159,16 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
     ])
     func mooncakeFieldsAreBounded(line: String, message: String) {
         #expect(problem(mooncakeHeader + line + "\n") == message)
+    }
+
+    /// `hash_ids` above 2^53 were read as Doubles: 9007199254740993 became …992, so two ids in
+    /// the file were one block (and a refusal echoed a number the file never held).
+    @Test func hashIDsAboveTwoToThe53AreReadExactly() throws {
+        let line = "{\"timestamp\": 1, \"input_length\": 2000, \"output_length\": 1, "
+            + "\"hash_ids\": [9007199254740992, 9007199254740993, 18446744073709551615, 1e3]}"
+        let row = try #require(try TraceRowParser.parseMooncakeLine(Array(line.utf8)[...]))
+        #expect(row.hashIDs == [9_007_199_254_740_992, 9_007_199_254_740_993, UInt64.max, 1_000].map(StableHash.mix))
+        #expect(problem(mooncakeHeader + line + "\n") == nil)
     }
 
     /// A header line repeated partway down (files joined with `cat`) was told
