@@ -289,6 +289,10 @@ enum TraceRowParser {
     /// as if one field of a data row were wrong. Nil for any other row. Asked only of a row
     /// already refused (a header's prompt column holds no integer), so a good row pays nothing.
     static func headerProblem(_ fields: [ArraySlice<UInt8>], columns: CSVColumns) -> RowProblem? {
+        // A file joined on with its byte-order mark repeats its header behind one: the first
+        // name read "\u{FEFF}TIMESTAMP", no header's, and the row was told a bad data row.
+        var fields = fields
+        if let first = fields.first { fields[0] = first.dropByteOrderMark }
         guard let header = CSVColumns(header: fields) else { return nil }
         let line = InputEcho.quoted(header.names.joined(separator: ","), limit: 100)
         if header.format == columns.format, header.names.count == columns.names.count {

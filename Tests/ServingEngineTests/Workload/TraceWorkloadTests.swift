@@ -178,6 +178,10 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         #expect(problem(azure + "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:04,1,1\n")
             == "t.trace:3: this line repeats the header ('TIMESTAMP,ContextTokens,GeneratedTokens'), it is not a data row; "
             + "a trace has one header, on its first line: remove this one (files joined with cat keep each file's header)")
+        // With a byte-order mark in front (a second file saved by a Windows editor, joined with cat).
+        #expect(problem(azure + "\u{FEFF}TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:04,1,1\n")
+            == "t.trace:3: this line repeats the header ('TIMESTAMP,ContextTokens,GeneratedTokens'), it is not a data row; "
+            + "a trace has one header, on its first line: remove this one (files joined with cat keep each file's header)")
         // Another format's header is a header too, not a bad row.
         #expect(problem(azure + "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n")?
             .hasPrefix("t.trace:3: this line is a header ('Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type'), not a data row") == true)
