@@ -61,7 +61,10 @@ struct CommonOptions: ParsableArguments {
     var autoscale: String?
 
     @Option(parsing: .unconditional,
-            help: "Pre-warmed spares: TEs' worth of spare NPUs whose hosts keep the weights in DRAM (warm ≈5 s loads), \(FlagLimits.prewarmedSpares.allowed) (default: the deployment's).")
+            help: ArgumentHelp("Pre-warmed spares: TEs' worth of spare NPUs whose hosts keep the weights in DRAM (warm ≈5 s loads), "
+                + "\(FlagLimits.prewarmedSpares.allowed) and at most what the deployment's spare NPUs hold (its spare NPUs "
+                + "over the NPUs of its smallest TE: 6 on superpod; a larger value is refused naming the bound) "
+                + "(default: the deployment's)."))
     var prewarmedSpares: CLINumber?
 
     @Flag(help: "When decode needs NPUs and the spare pool is empty, kill a prefill TE and use its NPUs.")

@@ -83,6 +83,17 @@ struct RunFlagProcessTests {
         #expect(try xds(["run", "--prewarmed-spares", "7", "--print-config"]).status == 1)
     }
 
+    /// `--help` said `--prewarmed-spares` takes 0…64, but superpod refuses 7: the deployment's
+    /// spare NPUs set the bound. The help says so, and its superpod example is the bound enforced.
+    @Test func prewarmedSparesHelpNamesTheDeploymentsBound() throws {
+        let help = try xds(["run", "--help"])
+        let text = help.out.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(text.contains("between 0 and 64 and at most what the deployment's spare NPUs hold (its spare NPUs "
+            + "over the NPUs of its smallest TE: 6 on superpod; a larger value is refused naming the bound)"), "\(help.out)")
+        #expect(try xds(["run", "--prewarmed-spares", "7", "--duration", "1s"]).err.contains("between 0 and 6 on deployment 'superpod'"))
+        #expect(try xds(["run", "--prewarmed-spares", "6", "--print-config"]).status == 0)
+    }
+
     /// `--rate 1e-300` was taken: an arrival every 1e300 s, a run with no arrival at all. A
     /// nonzero rate has a floor now (one arrival per 10,000 s); 0 still means none, and the
     /// refusal is one line stating both, as `--help` does.
