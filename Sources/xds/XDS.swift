@@ -33,6 +33,9 @@ enum Main {
                 exit(0)
             }
             if error is ExitCode { exit(code.rawValue) }
+            if let suggestion = CommandLineChecks.subcommandSuggestion(for: Array(CommandLine.arguments.dropFirst())) {
+                fail(suggestion, code: code.rawValue)
+            }
             // ArgumentParser adds usage lines; the first line says what was wrong. It may echo
             // what the user typed, so it is made terminal-safe like every other message.
             let first = XDS.message(for: error).split(separator: "\n").first.map(String.init) ?? ""

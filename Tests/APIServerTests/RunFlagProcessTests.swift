@@ -83,6 +83,26 @@ struct RunFlagProcessTests {
         #expect(try xds(["run", "--prewarmed-spares", "7", "--print-config"]).status == 1)
     }
 
+    /// `xds rn` was told "Unexpected argument 'rn'" (by the console, the default subcommand),
+    /// with no word of `run`. A word close to a subcommand's name gets that name, at any level.
+    @Test func aMisspeltSubcommandGetsTheCloseName() throws {
+        let r = try xds(["rn", "--rate", "5"])
+        #expect(r.status == 64 && r.out.isEmpty, "\(r)")
+        #expect(r.err == "xds: unknown subcommand 'rn' of 'xds'; did you mean 'run'? "
+            + "(its subcommands: console, serve, run, bench, validate, demo-console)\n")
+        for (typed, meant) in [("valdiate", "validate"), ("Serve", "serve"), ("demo", "demo-console"), ("hlep", "help")] {
+            #expect(try xds([typed]).err.contains("did you mean '\(meant)'?"), "\(typed)")
+        }
+        let bench = try xds(["bench", "decod"])
+        #expect(bench.status == 64 && bench.err.hasPrefix("xds: unknown subcommand 'decod' of 'xds bench'; did you mean 'decode'?"),
+                "\(bench)")
+        // `help` is a subcommand at the top only.
+        #expect(try xds(["bench", "help"]).err == "xds: Unexpected argument 'help'\n")
+        // Nothing close: ArgumentParser's own line, as before.
+        let far = try xds(["zzzz"])
+        #expect(far.status == 64 && far.err.hasPrefix("xds: ") && !far.err.contains("did you mean"), "\(far)")
+    }
+
     /// `--help` said `--prewarmed-spares` takes 0…64, but superpod refuses 7: the deployment's
     /// spare NPUs set the bound. The help says so, and its superpod example is the bound enforced.
     @Test func prewarmedSparesHelpNamesTheDeploymentsBound() throws {
