@@ -172,15 +172,26 @@ struct Validate: ParsableCommand {
             struct Out: Encodable { var points: [Validation.Point]; var ok: Bool }
             try printJSON(Out(points: points, ok: failed.isEmpty))
         } else {
-            print("point".padding(toLength: 52, withPad: " ", startingAt: 0) + "published".leftPad(16) + "simulated".leftPad(12)
-                  + "error".leftPad(9) + "  tol")
-            for p in points {
+            // Each column as wide as its widest cell: names were cut at 52 characters, mid-phrase
+            // ("decode throughput per die (system.md's per NPU; same"), and a range such as
+            // "116.000–152.000 µs" pushed the columns after it out of line. --json is the
+            // machine-read form; the status stays last on the line.
+            let rows = points.map { p -> (name: String, published: String, simulated: String, error: String, rest: String) in
                 let published = p.publishedHigh.map { "\(fmt(p.published, 3))–\(fmt($0, 3))" } ?? fmt(p.published, 3)
                 let status = !p.enforced ? (p.withinTolerance ? "info" : "info, outside") : (p.withinTolerance ? "ok" : "OUT")
                 let error = p.absolute ? "\(fmt(p.error, 1))pt" : "\(fmt(p.error * 100, 1))%"
                 let tolerance = p.absolute ? "±\(fmt(p.tolerance, 0))pt" : "±\(fmt(p.tolerance * 100, 0))%"
-                print(p.name.padding(toLength: 52, withPad: " ", startingAt: 0) + "\(published) \(p.unit)".leftPad(16)
-                      + fmt(p.simulated, 3).leftPad(12) + error.leftPad(9) + "  \(tolerance) \(status)")
+                return (p.name, "\(published) \(p.unit)", fmt(p.simulated, 3), error, "  \(tolerance) \(status)")
+            }
+            let nameWidth = max(52, (rows.map(\.name.count).max() ?? 0) + 1)
+            let publishedWidth = max(16, (rows.map(\.published.count).max() ?? 0) + 1)
+            let simulatedWidth = max(12, (rows.map(\.simulated.count).max() ?? 0) + 1)
+            let errorWidth = max(9, (rows.map(\.error.count).max() ?? 0) + 1)
+            print("point".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "published".leftPad(publishedWidth)
+                  + "simulated".leftPad(simulatedWidth) + "error".leftPad(errorWidth) + "  tol")
+            for row in rows {
+                print(row.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + row.published.leftPad(publishedWidth)
+                      + row.simulated.leftPad(simulatedWidth) + row.error.leftPad(errorWidth) + row.rest)
             }
             // The informative rows are published figures too: one the model misses is said here,
             // not only in its row (the headline read as "every published point holds").

@@ -240,6 +240,29 @@ struct BenchFlagProcessTests {
         #expect(r.status == 0 && r.out.contains(" · \(example) · llama-2-7b;"), "\(r)")
     }
 
+    /// `validate` cut point names at 52 characters ("decode throughput per die (system.md's per
+    /// NPU; same"). Every name `--json` gives is printed whole, and the columns after it line up.
+    @Test func validateShowsEveryPointsWholeName() throws {
+        let json = try xds(["validate", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any], "\(json)")
+        let names = try #require(object["points"] as? [[String: Any]]).compactMap { $0["name"] as? String }
+        let text = try xds(["validate"])
+        let lines = text.out.split(separator: "\n").map(String.init)
+        #expect(names.count > 10 && names.contains { $0.count > 52 }, "a name longer than the old column")
+        for name in names { #expect(lines.contains { $0.hasPrefix(name + " ") }, "\(name)") }
+        // Each row's figures end where the header's column titles do (a range such as
+        // "116.000–152.000 µs" pushed the rest of its row out of line).
+        let header = try #require(lines.first)
+        for title in ["published", "simulated", "error"] {
+            let end = try #require(header.range(of: title)).upperBound.utf16Offset(in: header)
+            for name in names {
+                let row = try #require(lines.first { $0.hasPrefix(name + " ") })
+                let index = row.index(row.startIndex, offsetBy: end)
+                #expect(row[row.index(before: index)] != " " && row[index] == " ", "\(title): \(row)")
+            }
+        }
+    }
+
     /// `bench preview` and `bench snapshot` list the common options, `--scenario` among them, but
     /// refuse it: their help says so beside the option instead of offering it.
     @Test func benchHelpSaysItRefusesAScenario() throws {
