@@ -138,6 +138,13 @@ public struct TraceWorkload: WorkloadSource {
                 guard let columns else {
                     // A BOM starts the file only (editors on Windows add one); detection skipped it too.
                     let line = start == 1 ? text.dropByteOrderMark : text
+                    // Further down, one comes from a file joined on with cat: it was told
+                    // "expected '{' …, found '{"timesta'", the mark invisible in the echo.
+                    if start != 1, text.first == 0xEF, text.starts(with: [0xEF, 0xBB, 0xBF]) {
+                        throw TraceRowParser.RowProblem(
+                            "this line starts with a byte-order mark (U+FEFF), which only a file's first line may carry; "
+                                + "remove it (files joined with cat keep each file's mark)")
+                    }
                     guard let row = try TraceRowParser.parseMooncakeLine(line, maxContext: maxContextTokens, clip: clipsToContext)
                     else { continue }
                     return (row, start)
