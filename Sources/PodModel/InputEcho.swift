@@ -21,13 +21,22 @@ public enum InputEcho {
             }
             count += 1
             let v = scalar.value
-            if scalar.isTerminalControl {
+            if scalar.isTerminalControl || Self.isInvisible(scalar) {
                 out += "\\u{" + String(v, radix: 16, uppercase: true) + "}"
             } else {
                 out.unicodeScalars.append(scalar)
             }
         }
         return out
+    }
+
+    /// Characters that draw nothing (zero-width spaces and joiners, direction marks, the
+    /// word joiner, the byte-order mark, the soft hyphen): pasted in with a value, they made
+    /// `--je-routing 'round-robin<U+FEFF>'` read "unknown JE routing policy 'round-robin';
+    /// expected one of: …, round-robin", the one difference unseen. Echoed as escapes.
+    static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
+        let v = scalar.value
+        return v == 0xAD || v == 0x180E || (0x200B...0x200F).contains(v) || (0x2060...0x2064).contains(v) || v == 0xFEFF
     }
 
     /// `text` made safe and wrapped in single quotes.

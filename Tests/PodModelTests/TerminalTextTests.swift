@@ -60,3 +60,18 @@ import Testing
         return nil
     }
 }
+
+/// An echo of input that holds a character drawing nothing (a byte-order mark, a zero-width
+/// space pasted in with a value) showed it as nothing: `unknown deployment 'superpod'`, while
+/// superpod is the default preset. It is spelt out, as control characters are.
+@Suite struct InvisibleEchoTests {
+    @Test func invisibleCharactersAreSpeltOut() {
+        #expect(InputEcho.quoted("round-robin\u{FEFF}") == "'round-robin\\u{FEFF}'")
+        #expect(InputEcho.clean("super\u{200B}pod\u{2060}") == "super\\u{200B}pod\\u{2060}")
+        #expect(InputEcho.clean("soft\u{AD}hyphen") == "soft\\u{AD}hyphen")
+        // Printing characters are kept as they are.
+        #expect(InputEcho.clean("é🙂 µs–x") == "é🙂 µs–x")
+        let error = #expect(throws: ConfigError.self) { try Deployment.resolve("superpod\u{200B}") }
+        #expect(error?.description.hasPrefix("unknown deployment 'superpod\\u{200B}'") == true, "\(String(describing: error))")
+    }
+}
