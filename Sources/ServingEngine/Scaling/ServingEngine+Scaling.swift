@@ -373,14 +373,23 @@ extension ServingEngine {
         }
         var stillDraining = false
         for i in draining {
+            // A TE out for a restart or awaiting repair is still "stepping" in the step its dead
+            // die stopped; that step is redone only if it comes back, and what it held has gone
+            // to other TEs. Waiting on it kept a TE awaiting repair from ever being retired.
+            let outOfService = switch faults.outage(of: i) {
+            case .restarting, .awaitingRepair: true
+            default: false
+            }
             let busy = holding[i, default: 0] > 0 || (instances[i].decode?.hasIncoming ?? false)
-                || instances[i].stepping
+                || (instances[i].stepping && !outOfService)
             if busy {
                 stillDraining = true
                 continue
             }
             let detail = scaling.lifecycle[i]!.detail
             let npus = cluster.npus(of: i)
+            // The stopped step ends with the TE: its end event must not complete it later.
+            if instances[i].stepping { abandonStep(i) }
             retire(i)
             scaling.finishOne(of: detail, at: now)
             logScaling("\(instances[i].name): scaled in — nothing left on it; \(npus.count == 1 ? "NPU" : "\(npus.count) NPUs") \(Self.ranges(npus)) "

@@ -370,6 +370,36 @@ import XDSTestSupport
         FaultTests.expectEmpty(engine)
     }
 
+    /// A TE scaled in while out of service (awaiting repair with no spare to fork onto, or
+    /// restarting) holds nothing and is retired at once. It used to wait on the step it was
+    /// stuck in when its die died: a TE awaiting repair was never retired (the scale never
+    /// completed, its healthy NPUs never came back) and a restarting one only after the restart.
+    @Test(arguments: ["fine-grained", "pd-failover"])
+    func aTEOutOfServiceIsScaledInAtOnce(policy: String) throws {
+        let engine = try FaultTests.engine(rate: 40, limit: 400) {
+            $0.recoveryPolicy = policy
+            $0.faults.componentRestartSeconds = 300
+        }
+        engine.run(until: 2)
+        // Node 5 holds the fault pod's spare NPUs: drained, no fork can replace prefill-0's.
+        #expect(engine.apply(.drain(node: 5)).accepted)
+        #expect(engine.apply(.faultNode(0)).accepted)
+        engine.run(until: 8)
+        #expect(engine.faults.outage(of: 0) != nil, "prefill-0 is out after detection")
+        let reply = engine.apply(.scale(role: .prefill, change: .to(1), from: nil))
+        #expect(reply.accepted && reply.message.contains("prefill-0 stops taking work"), "\(reply.message)")
+        engine.run(until: 12)
+        #expect(engine.scaling.phase(0) == .retired)
+        #expect(engine.report().scaling?.details.last?.readyS != nil, "\(String(describing: engine.report().scaling?.details))")
+        // Repaired, node 0's NPUs join the spare pool: nothing holds them any more.
+        #expect(engine.apply(.healAll).accepted)
+        #expect(engine.spareNPUs().contains(0))
+        #expect(engine.runToCompletion(limit: 3_600))
+        #expect(engine.report().requests.failed == 0, "\(engine.report().requests.failureReasons)")
+        ScalingTests.expectSound(engine)
+        FaultTests.expectEmpty(engine)
+    }
+
     // MARK: Autoscaler
 
     @Test func sloAutoscalerBeatsOffOnARateStep() throws {
