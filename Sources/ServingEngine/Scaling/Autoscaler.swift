@@ -265,7 +265,19 @@ extension ServingEngine {
         }
         if name != "off" { scheduleAutoscaleTick() }
         return CommandReply(accepted: true, message: "autoscaler \(name)"
-            + (name == "slo" ? " (evaluates every \(OperatorCommand.format(configuration.scaling.slo.intervalSeconds)) s)" : ""))
+            + (name == "slo" ? " (evaluates every \(OperatorCommand.format(configuration.scaling.slo.intervalSeconds)) s)" : "")
+            + (name != "off" ? autoscalerScalesNothing().map { "; \($0)" } ?? "" : ""))
+    }
+
+    /// Why an autoscaler scales nothing on this deployment: it scales prefill and decode TEs,
+    /// and `autoscale slo` on colocated replicas was taken and then never acted, whatever the
+    /// load. Nil when the deployment has a prefill or decode TE it can scale.
+    func autoscalerScalesNothing() -> String? {
+        let roles = Set(scalableGroups().map(\.role))
+        let decode = roles.contains(.decode) && configuration.deployment.moeAttention == nil
+        guard !roles.contains(.prefill), !decode else { return nil }
+        return "it scales prefill and decode TEs, and deployment '\(configuration.deployment.name)' has none it can scale"
+            + (roles.contains(.colocated) ? " (colocated TEs scale only by command: scale colocated N)" : "")
     }
 
     /// The autoscaler's name, for snapshots and faces.

@@ -34,7 +34,10 @@ extension ServingEngine {
             }
         }
         scaling.swapAutoscaler(try makeAutoscaler(configuration.autoscalerName))
-        if scaling.isAutoscaling { scheduleAutoscaleTick() }
+        if scaling.isAutoscaling {
+            scheduleAutoscaleTick()
+            if let why = autoscalerScalesNothing() { logScaling("autoscaler \(scaling.autoscalerName): \(why)", severity: .warning) }
+        }
     }
 
     /// A starting or scaled-in (draining, retired) TE takes no new work.

@@ -543,6 +543,23 @@ import XDSTestSupport
         for t in 1...100 { #expect(quiet.evaluate(idle, now: Double(t) * 5).isEmpty) }
     }
 
+    /// The autoscaler scales prefill and decode TEs. On colocated replicas `autoscale slo` was
+    /// taken ("evaluates every 5 s") and then never acted, whatever the load; the reply and, for
+    /// `--autoscale slo`, the event log now say it scales nothing there.
+    @Test func anAutoscalerWithNothingToScaleSaysSo() throws {
+        let colocated = try FaultTests.engine(rate: 5, limit: 20, deployment: TestDeployments.colocatedLlama())
+        let reply = colocated.apply(.autoscale("slo"))
+        #expect(reply.accepted && reply.message.contains("has none it can scale")
+                && reply.message.contains("scale colocated N"), "\(reply.message)")
+        let started = try FaultTests.engine(rate: 5, limit: 20, deployment: TestDeployments.colocatedLlama()) {
+            $0.scaling.autoscale = "slo"
+        }
+        #expect(started.recentEvents().contains { $0.message.contains("has none it can scale") })
+        let disaggregated = try FaultTests.engine(rate: 5, limit: 20)
+        let plain = disaggregated.apply(.autoscale("slo"))
+        #expect(plain.accepted && !plain.message.contains("none it can scale"), "\(plain.message)")
+    }
+
     // MARK: Determinism
 
     @Test func sameSeedAndCommandsGiveTheSameReport() throws {
