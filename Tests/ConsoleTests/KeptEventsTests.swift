@@ -64,4 +64,40 @@ import XDSTestSupport
         #expect(memory.keptEvents.count <= ConsoleMemory.maxKeptEvents)
         #expect(memory.keptEvents.first == fault)
     }
+
+    /// A fault under a flood of refused requests: at 3,000 req/s thousands of refusals pass
+    /// through the engine's ring between two snapshots, so its detection and recovery came and
+    /// went unseen and the Events view listed only the injection. Here a decode restart turns
+    /// arrivals away (30 a second) into a 20-event ring, looked at every 2 s.
+    @Test func aFaultsLinesSurviveAFloodOfRefusals() throws {
+        var config = EngineConfiguration(deployment: TestDeployments.faultPod, seed: 1, syntheticRate: 30)
+        config.eventCapacity = 20
+        config.recoveryPolicy = "pd-failover"
+        config.faults.componentRestartSeconds = 6
+        config.expertSkew = false
+        var synthetic = SyntheticWorkload.Configuration(ratePerSecond: 30)
+        synthetic.maxRequests = 600
+        synthetic.maxOutputTokens = 64
+        let engine = try ServingEngine(configuration: config, workload: SyntheticWorkload(seed: 1, configuration: synthetic))
+        var logged: [EngineEvent] = []
+        engine.observers.event = { logged.append($0) }
+        var state = ConsoleState(width: 120, height: 40)
+        engine.run(until: 2)
+        state = ConsoleUpdate.update(state, .tick(engine.snapshot())).0
+        #expect(engine.apply(.faultGlitch).accepted)
+        for t in stride(from: 4.0, through: 14, by: 2) {
+            engine.run(until: t)
+            state = ConsoleUpdate.update(state, .tick(engine.snapshot())).0
+        }
+        let kinds: Set<EngineEvent.Kind> = [.fault, .faultDetected, .recovery, .heal]
+        let landmarks = logged.filter { kinds.contains($0.kind) }
+        #expect(landmarks.count >= 3, "\(landmarks.map(\.message))")
+        #expect(logged.filter { $0.kind == .requestRejected }.count > 60, "the flood")
+        let listed = state.events
+        for e in landmarks { #expect(listed.contains(e), "\(e.message) lost from the Events view") }
+        // In the order the engine logged them, each once.
+        let positions = landmarks.compactMap { e in listed.firstIndex(of: e) }
+        #expect(positions == positions.sorted())
+        for e in landmarks { #expect(listed.filter { $0 == e }.count == 1, "\(e.message) listed twice") }
+    }
 }

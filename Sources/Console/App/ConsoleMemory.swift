@@ -69,6 +69,8 @@ public struct ConsoleMemory: Sendable, Equatable {
     public var keptEvents: [EngineEvent] = []
     /// The engine's ring as the last snapshot held it, to see which events have left it.
     var lastRing: [EngineEvent] = []
+    /// ``Snapshot/earlierEvents`` as the last snapshot held them (unchanged, nothing to merge).
+    var lastEarlier: [EngineEvent] = []
     public static let maxKeptEvents = 1_000
 
     /// One histogram sample per this many simulated seconds.
@@ -105,8 +107,16 @@ public struct ConsoleMemory: Sendable, Equatable {
     /// Keeps the events of `ring` that left it since the last snapshot and pass `keep`. The
     /// ring drops its oldest first, so what left is what came before the oldest event still
     /// held; when nothing overlaps (more new events than the ring holds) all of the last ring left.
-    mutating func absorbEvents(_ ring: [EngineEvent], keep: (EngineEvent) -> Bool) {
-        defer { lastRing = ring }
+    ///
+    /// `earlier` are the engine's own such events that left the ring (``Snapshot/earlierEvents``):
+    /// under a flood of refused requests a fault's detection and recovery came and went between
+    /// two snapshots, so the console never saw them. Those it does not hold yet join the kept
+    /// ones in time order (they all came before the ring's).
+    mutating func absorbEvents(_ ring: [EngineEvent], earlier: [EngineEvent] = [], keep: (EngineEvent) -> Bool) {
+        defer {
+            lastRing = ring
+            mergeEarlier(earlier.filter(keep))
+        }
         guard !lastRing.isEmpty, lastRing != ring else { return }
         var left = lastRing.count
         if let first = ring.first {
@@ -118,9 +128,32 @@ public struct ConsoleMemory: Sendable, Equatable {
             }
         }
         keptEvents += lastRing.prefix(left).filter(keep)
-        // Over the bound, the oldest request's failure or refusal goes before any change of state.
+        trimKept()
+    }
+
+    /// Inserts the events of `earlier` (oldest first) that ``keptEvents`` lacks, each after the
+    /// kept events of its time or before: the engine logs in time order, and an event the
+    /// console kept itself equals the engine's copy of it.
+    private mutating func mergeEarlier(_ earlier: [EngineEvent]) {
+        guard let first = earlier.first, lastEarlier != earlier else { return }
+        defer { lastEarlier = earlier }
+        // Kept events older than the engine's oldest cannot be among them.
+        var from = keptEvents.endIndex
+        while from > keptEvents.startIndex, keptEvents[from - 1].time >= first.time { from -= 1 }
+        var added = false
+        for e in earlier where !keptEvents[from...].contains(e) {
+            var at = keptEvents.endIndex
+            while at > from, keptEvents[at - 1].time > e.time { at -= 1 }
+            keptEvents.insert(e, at: at)
+            added = true
+        }
+        if added { trimKept() }
+    }
+
+    /// Over the bound, the oldest request's failure or refusal goes before any change of state.
+    private mutating func trimKept() {
+        let request: Set<EngineEvent.Kind> = [.requestFailed, .requestRejected, .requestCancelled, .requestFinished]
         while keptEvents.count > Self.maxKeptEvents {
-            let request: Set<EngineEvent.Kind> = [.requestFailed, .requestRejected, .requestCancelled, .requestFinished]
             keptEvents.remove(at: keptEvents.firstIndex { request.contains($0.kind) } ?? 0)
         }
     }
@@ -140,7 +173,8 @@ public struct ConsoleMemory: Sendable, Equatable {
         }
         for i in faults.indices where faults[i].healedAt == nil && !active.contains(faults[i].status.id) {
             let id = faults[i].status.id, since = faults[i].lastSeenActive
-            let ended = s.events.lazy.filter { $0.faultId == id && $0.time > since && $0.time <= s.simTime }.map(\.time).max()
+            // The engine's kept events too: a flood of refusals can push the heal out of the ring.
+            let ended = ((s.earlierEvents ?? []) + s.events).lazy.filter { $0.faultId == id && $0.time > since && $0.time <= s.simTime }.map(\.time).max()
             faults[i].healedAt = ended ?? s.simTime
         }
     }

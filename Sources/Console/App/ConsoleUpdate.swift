@@ -76,7 +76,7 @@ public enum ConsoleUpdate {
         s.requestsRecent = snapshot.recent
         s.memory.absorb(snapshot)
         let scenario = s.scenario
-        s.memory.absorbEvents(snapshot.events) { !EventsView.isRoutine($0, scenario) }
+        s.memory.absorbEvents(snapshot.events, earlier: snapshot.earlierEvents ?? []) { !EventsView.isRoutine($0, scenario) }
         s.events = s.memory.keptEvents + snapshot.events
         followSelectedEvent(&s)
         s.selectedNPU = min(s.selectedNPU, max(0, s.npuCount - 1))

@@ -65,6 +65,19 @@ struct EngineTelemetry {
     }
     var ring: Deque<EngineEvent> = []
     var ringCapacity: Int
+    /// Events logged so far: the ordinal of the next one (``ring`` holds the last
+    /// ``ring.count`` ordinals, so an ordinal below ``logged - ring.count`` has left it).
+    var logged = 0
+    /// The last ``landmarkCapacity`` events of the ``landmarkKinds``, with their ordinals. A flood
+    /// of refused requests (thousands a simulated second at 3,000 req/s) pushed a fault's
+    /// detection and recovery out of the ring between two snapshots, so no face ever saw them;
+    /// this ring is not flooded, and a snapshot carries those that left the main one.
+    var landmarks: Deque<(ordinal: Int, event: EngineEvent)> = []
+    static let landmarkCapacity = 256
+    /// What happened to the pod and what an operator did, not what happened to one request.
+    static let landmarkKinds: Set<EngineEvent.Kind> = [
+        .fault, .faultDetected, .recovery, .heal, .drain, .undrain, .command, .commandRejected,
+    ]
     var recent = RecentRequests()
     /// The last few hundred requests that left, for a face's request detail (RequestTimes.swift).
     var finished = FinishedRequestRing()
@@ -103,7 +116,20 @@ struct EngineTelemetry {
     mutating func log(_ event: EngineEvent) {
         if ring.count >= ringCapacity { ring.removeFirst() }
         ring.append(event)
+        if Self.landmarkKinds.contains(event.kind) {
+            if landmarks.count >= Self.landmarkCapacity { landmarks.removeFirst() }
+            landmarks.append((logged, event))
+        }
+        logged += 1
         observers.event?(event)
+    }
+
+    /// The landmark events that have left ``ring``, oldest first; nil when none has (a
+    /// snapshot then encodes as before).
+    var landmarksBeforeRing: [EngineEvent]? {
+        let firstInRing = logged - ring.count
+        guard let first = landmarks.first, first.ordinal < firstInRing else { return nil }
+        return landmarks.prefix { $0.ordinal < firstInRing }.map(\.event)
     }
 
     mutating func remember(_ status: consuming RequestStatus) { recent.append(status) }

@@ -52,6 +52,7 @@ extension ServingEngine {
         s.inFlight = inFlightStatuses(limit: 200)
         s.recent = Array(telemetry.recent)
         s.events = Array(telemetry.ring)
+        s.earlierEvents = telemetry.landmarksBeforeRing
         s.histograms.ttft = telemetry.ttft.summary().bins
         s.histograms.tpot = telemetry.tpot.summary().bins
         s.histograms.e2e = telemetry.e2e.summary().bins

@@ -42,6 +42,11 @@ public struct Snapshot: Sendable, Equatable, Codable {
     public var recent: [RequestStatus] = []
     /// The newest events (bounded ring), oldest first.
     public var events: [EngineEvent] = []
+    /// Faults, detections, recoveries, heals, drains, undrains, commands and refused commands
+    /// that have left ``events``, oldest first (the engine's last 256 of them): under a flood of
+    /// refused requests they leave the ring between two snapshots. Nil when none has left it,
+    /// and from engines that predate it.
+    public var earlierEvents: [EngineEvent]?
     public var histograms = LatencyHistograms()
     /// Set by a remote link when its connection to `xds serve` is down ("reconnecting…"); nil
     /// when the snapshot is live.
