@@ -64,7 +64,8 @@ import XDSTestSupport
         ])
         let ascii = Self.podBox(Self.render(.pod).asciiOnly())
         #expect(ascii[3] == "| 02 ******** 10 ******** 18v^D^DDDvD 26!D^!DDD^^ 34 DD^DDDDD 42 ........      |")
-        #expect(ascii[9] == "| P pre D dec A attn E exp C coloc .spare X dead vslow #HBM !link              |")
+        // `↓slow` read as a word, `vslow`: written out `v slow`.
+        #expect(ascii[9] == "| P pre D dec A attn E exp C coloc .spare X dead v slow #HBM !link             |")
         // `≥` is written out: `>90% crit` said something else (90% itself is crit).
         #expect(ascii[10] == "| load pd <5% idle PD <70% ok ^ <90% high * >=90% crit /drained ~draining      |")
     }

@@ -72,6 +72,19 @@ extension ASCIIFallback {
         "…": "..",
     ]
 
+    /// Arrows whose stand-in says something else before what follows them: the Latency view's
+    /// tallest bar `↑952 of n 2592` read `^952`, the `^` of its SLO marker `▲ SLO` (an SLO
+    /// count?), and the Pod legend's slow NPU `↓slow` read as a word, `vslow`. Written out
+    /// (`max 952`, `v slow`) where the line has room, else `#952` and `v`. Only before those
+    /// words: in the Pod grid a slow NPU's `↓` sits right before its neighbour's glyph.
+    static func spelled(_ ch: Character, before rest: some Collection<Character>) -> (long: String, short: Character)? {
+        switch ch {
+        case "↑" where rest.first?.isNumber == true: return ("max ", "#")
+        case "↓" where rest.starts(with: "slow"): return ("v ", "v")
+        default: return nil
+        }
+    }
+
     /// Cells a line can give up without losing anything: a space before another space (or the
     /// line's end), one cell of a run of the same rule character (a box's top edge).
     static func isSpare(_ row: [Cell], _ j: Int) -> Bool {
@@ -121,6 +134,18 @@ extension CellBuffer {
                 let cell = row[x]
                 guard !cell.character.isASCII else { x += 1; continue }
                 row[x].character = ASCIIFallback.ascii(cell.character)
+                if let (long, short) = ASCIIFallback.spelled(cell.character, before: row[(x + 1)...].lazy.map(\.character)) {
+                    var trial = row
+                    trial[x].character = long.first ?? short
+                    var done = true
+                    for (k, ch) in long.enumerated().dropFirst() {
+                        var c = cell
+                        c.character = ch
+                        if !ASCIIFallback.insert(c, at: x + k, in: &trial) { done = false; break }
+                    }
+                    if done { row = trial; moved = true; x += long.count } else { row[x].character = short; x += 1 }
+                    continue
+                }
                 guard let long = ASCIIFallback.spelled[cell.character].map(Array.init) else { x += 1; continue }
                 var trial = row
                 trial[x].character = long[0]
