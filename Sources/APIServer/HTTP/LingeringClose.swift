@@ -11,11 +11,11 @@ import NIOCore
 /// sees only "connection reset by peer". Bounded both ways, so a client that trickles bytes
 /// cannot hold the connection past ``most``.
 ///
-/// Owned by one handler of one connection and used on its event loop only (the handlers that
-/// own it are `@unchecked Sendable` for the same reason): the handler calls ``begin(after:context:)``
+/// Owned by one handler of one connection and used on its event loop only, so `@unchecked
+/// Sendable` as the handlers that own it are (its closures run on that loop): the handler calls ``begin(after:context:)``
 /// when it writes the refusal's end, ``bytesArrived()`` for what it drops, ``readComplete(_:)``,
 /// ``inputClosed(_:)``, ``close(context:mode:promise:)`` and ``inactive()`` from its own callbacks.
-final class LingeringClose {
+final class LingeringClose: @unchecked Sendable {
     /// The longest a lingering close waits for the next bytes, and for everything.
     static let quiet = TimeAmount.seconds(2)
     static let most = TimeAmount.seconds(30)

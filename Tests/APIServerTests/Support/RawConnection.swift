@@ -117,19 +117,8 @@ final class RawConnection: @unchecked Sendable {
     /// Reads until the server closes the connection or `readTimeout` passes without a byte: what
     /// was read, and whether the server closed it (end of stream or reset) rather than went quiet.
     func readUntilClosed() async -> (text: String, closed: Bool) {
-        await withCheckedContinuation { continuation in
-            Self.onThreadOfItsOwn { [fd] in
-                var received = Data()
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                var count = recv(fd, &buffer, buffer.count, 0)
-                while count > 0 {
-                    received.append(contentsOf: buffer[0..<count])
-                    count = recv(fd, &buffer, buffer.count, 0)
-                }
-                let closed = count == 0 || errno == ECONNRESET
-                continuation.resume(returning: (String(decoding: received, as: UTF8.self), closed))
-            }
-        }
+        let (text, ending) = await readToEnd()
+        return (text, ending != .quiet)
     }
 
     /// How a read to the end stopped: the server closed cleanly (FIN), reset the connection, or
