@@ -252,6 +252,16 @@ extension ClusterManager {
                 && !(0..<diesPerNPU).contains { isDeadDie(npu * diesPerNPU + $0) }
         }
     }
+
+    /// Healthy NPUs no TE uses that sit on drained nodes: spares an undrain would give back
+    /// (a refused scale-up says so rather than only "0 are spare").
+    func idleNPUsOnDrainedNodes(podNPUs: Int, isDeadDie: (Int) -> Bool) -> Int {
+        guard !drainedNodes.isEmpty else { return 0 }
+        return (0..<podNPUs).count(where: { npu in
+            isOnDrainedNode(npu: npu) && !hardware.isInUse(npu: npu)
+                && !(0..<diesPerNPU).contains { isDeadDie(npu * diesPerNPU + $0) }
+        })
+    }
 }
 
 // MARK: Drain progress

@@ -98,6 +98,12 @@ extension ServingEngine {
         return scaleDown(role: role, from: current, to: target, origin: origin)
     }
 
+    /// " (96 more are idle on drained nodes; undrain to use them)", or nothing when none is.
+    private func idleOnDrainedNodes() -> String {
+        let idle = cluster.idleNPUsOnDrainedNodes(podNPUs: topology.npuCount, isDeadDie: faults.isDead)
+        return idle > 0 ? " (\(idle) more \(idle == 1 ? "is" : "are") idle on drained nodes; undrain to use them)" : ""
+    }
+
     private func scaleUp(role: InstanceRole, group: InstanceGroup, from: Int, to: Int, path: LoadPath?,
                          origin: String) -> CommandReply {
         let count = to - from
@@ -105,7 +111,8 @@ extension ServingEngine {
         let spare = spareNPUs()
         guard count * perTE <= spare.count else {
             return CommandReply(accepted: false, message: "a \(role.rawValue) TE needs \(perTE) NPU\(perTE == 1 ? "" : "s"); "
-                + (count > 1 ? "\(count) TEs need \(count * perTE); " : "") + "\(spare.count) \(spare.count == 1 ? "is" : "are") spare")
+                + (count > 1 ? "\(count) TEs need \(count * perTE); " : "") + "\(spare.count) \(spare.count == 1 ? "is" : "are") spare"
+                + idleOnDrainedNodes())
         }
         if let path, let why = unavailable(path, role: role, npus: nil) {
             return CommandReply(accepted: false, message: "load path \(path.rawValue) is not available: \(why)")

@@ -117,6 +117,21 @@ import XDSTestSupport
         #expect(engine.commandsApplied == 0)
     }
 
+    /// Spare nodes an operator drained hold idle NPUs a scale may not take: the refusal said
+    /// "0 are spare" as if the pool were used up, with no word of the drained 96.
+    @Test func aRefusalNamesIdleNPUsOnDrainedNodes() throws {
+        let engine = try Self.superpod(rate: 10)
+        for node in 36...47 { #expect(engine.apply(.drain(node: node)).accepted) }
+        let reply = engine.apply(.scale(role: .prefill, change: .by(1), from: nil))
+        #expect(!reply.accepted)
+        #expect(reply.message == "a prefill TE needs 16 NPUs; 0 are spare (96 more are idle on drained nodes; undrain to use them)",
+                "\(reply.message)")
+        #expect(engine.apply(.undrain(node: 47)).accepted)
+        let after = engine.apply(.scale(role: .prefill, change: .by(2), from: nil))
+        #expect(after.message == "a prefill TE needs 16 NPUs; 2 TEs need 32; 8 are spare (88 more are idle on drained nodes; undrain to use them)",
+                "\(after.message)")
+    }
+
     // MARK: Load paths
 
     @Test func eachLoadPathTakesTheTimeOfItsModel() throws {
