@@ -20,10 +20,14 @@ extension ServingEngine {
         s.latency = latencySummary()
         s.slo.ttftMs = configuration.sloTTFTMs
         s.slo.tpotMs = configuration.sloTPOTMs
-        s.kv = kvSummary()
+        // Each TE's fenced groups and KV mean, worked out once: the KV panel, the NPU list and
+        // the Instances table all read them (they were walked up to five times per TE).
+        let fenced = instances.indices.map { fencedGroups(of: $0) }
+        let kvMeans = instances.indices.map { meanKVUsage(of: $0, fenced: fenced[$0]) }
+        s.kv = kvSummary(fenced: fenced, kvMeans: kvMeans)
         // Computed once for the Pod view's expert dies and the Experts view.
         let dieLoads = decodeDieLoads()
-        s.npus = npuStatuses(dieLoads: dieLoads)
+        s.npus = npuStatuses(dieLoads: dieLoads, fenced: fenced)
         markFaultedNPUs(&s.npus)
         s.activeFaults = activeFaultStatuses()
         // One walk over the requests in flight for both the progress and the node lists.
@@ -35,11 +39,11 @@ extension ServingEngine {
             // and counted them as queued); a decode TE's, its decode batch.
             let prefilling = instance.prefill?.prefillingRequests ?? 0
             return InstanceStatus(name: instance.name, kind: instance.role.rawValue,
-                                  npus: instance.external ? instance.groupSpec.npusEach : liveNPUCount(of: i),
+                                  npus: instance.external ? instance.groupSpec.npusEach : liveNPUCount(of: i, fenced: fenced[i]),
                                   queued: (instance.prefill?.queuedRequests ?? 0) - prefilling
                                       + (instance.decode.map { $0.transferQueue.count + $0.joining.count } ?? 0),
                                   running: instance.runningRequests + prefilling,
-                                  kvUsage: meanKVUsage(of: i),
+                                  kvUsage: kvMeans[i],
                                   stepMs: instance.lastStepSeconds * 1_000)
         }
         annotateScaling(&s)
@@ -73,7 +77,8 @@ extension ServingEngine {
         return l
     }
 
-    func kvSummary() -> KVSummary {
+    /// `fenced` and `kvMeans`: each TE's ``fencedGroups(of:)`` and ``meanKVUsage(of:fenced:)``.
+    func kvSummary(fenced: [Set<Int>], kvMeans: [Double]) -> KVSummary {
         var kv = KVSummary()
         kv.decodeUsage = decodeKVUsage()
         kv.peakUsage = max(telemetry.peakDecodeUsage, kv.decodeUsage)
@@ -88,14 +93,13 @@ extension ServingEngine {
             if instances[i].hasDecode {
                 // A group a shrink fenced off holds nothing and takes nothing: drawn, it was an
                 // empty bar among the TE's (320 of them under decode-0 at DP 318).
-                let fenced = fencedGroups(of: i)
                 kvStore.withGroups(of: i) { groups in
-                    for g in groups.indices where !fenced.contains(g) {
+                    for g in groups.indices where !fenced[i].contains(g) {
                         kv.decodeGroups.append(min(1, groups[g].usageIncludingReserved))
                     }
                 }
             }
-            if instances[i].hasPrefill { kv.prefillInstances.append(meanKVUsage(of: i)) }
+            if instances[i].hasPrefill { kv.prefillInstances.append(kvMeans[i]) }
         }
         return kv
     }
@@ -104,8 +108,7 @@ extension ServingEngine {
     /// off by a known-dead die hold nothing and take nothing: averaged in, they pulled a shrunk
     /// TE's figure down (2 of 320 groups on cloudmatrix-infer after `fault die N`), unlike the
     /// KV panel's bars, which list only the groups it runs.
-    func meanKVUsage(of i: Int) -> Double {
-        let fenced = fencedGroups(of: i)
+    func meanKVUsage(of i: Int, fenced: Set<Int>) -> Double {
         let sum = kvStore.withGroups(of: i) { groups in
             groups.indices.reduce(0.0) { fenced.contains($1) ? $0 : $0 + groups[$1].usage }
         }
@@ -125,11 +128,11 @@ extension ServingEngine {
     /// every DP group is fenced (an expert-only chip, in no group, runs while it is not dead).
     /// After `fault npu 130` shrank decode-0 to DP 318 the Instances panel still said 160 NPUs
     /// (the engine keeps the dead chip in the TE's list so that a heal gives it back).
-    func liveNPUCount(of i: Int) -> Int {
+    /// `fenced`: its ``fencedGroups(of:)``.
+    func liveNPUCount(of i: Int, fenced: Set<Int>) -> Int {
         let npus = cluster.npus(of: i)
         guard !faults.knownDead.isEmpty else { return npus.count }
         let dead = Set(knownDeadNPUs(of: i))
-        let fenced = fencedGroups(of: i)
         guard !dead.isEmpty || !fenced.isEmpty else { return npus.count }
         var running = Set<Int>(), idle = Set<Int>()
         for g in instances[i].groups {
@@ -141,7 +144,8 @@ extension ServingEngine {
     /// Every NPU's role, TE, groups, load and KV. Its `draining` flag is left to ``snapshot()``,
     /// which sets it from the nodes' drain progress (a per-group flag computed here was always
     /// overwritten there).
-    func npuStatuses(dieLoads: [Double]? = nil) -> [NPUStatus] {
+    /// `fenced`: each TE's ``fencedGroups(of:)``.
+    func npuStatuses(dieLoads: [Double]? = nil, fenced: [Set<Int>]) -> [NPUStatus] {
         let (roles, owner) = npuLayout()
         let perNPU = topology.npusPerNode
         var statuses = (0..<topology.npuCount).map { npu in
@@ -157,8 +161,7 @@ extension ServingEngine {
             }
             // A group a shrink fenced off runs nowhere: listed on its chips, the NPU panel said
             // "DP groups 4, 5 of 320" of dead NPU 130 after decode-0 went to DP 318.
-            let fenced = fencedGroups(of: index)
-            for g in instance.groups where !fenced.contains(g) {
+            for g in instance.groups where !fenced[index].contains(g) {
                 let seats = instance.decode?.slots[g] ?? 0
                 let inFlight = seats + (instance.prefill?.queues[g].count ?? 0)
                 let usage = kvStore.usage(GroupRef(te: index, group: g))
