@@ -69,4 +69,46 @@ struct ConnectionLimitTests {
             #expect(served, "no place freed after a connection closed")
         }
     }
+
+    /// A client sends its request as soon as it connects, before it reads. Refused and closed at
+    /// once with that request unread, the server's kernel answered with a TCP reset, and the client
+    /// saw "connection reset by peer" (or a broken pipe while still sending) instead of the 503:
+    /// 12 of 20 such clients did. Now the refused connection lingers: its request is read and
+    /// dropped, and it closes with a FIN after the 503.
+    @Test func aRefusedClientThatSendsAtOnceReadsThe503NotAReset() async throws {
+        try await LiveServer.with(maxConnections: 1) { server in
+            let held = try RawConnection(port: server.port, readTimeout: 15)
+            defer { held.close() }
+            held.write(raw: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            #expect(await held.read(until: #""status":"ok"}"#).hasPrefix("HTTP/1.1 200"))
+            let body = Array(#"{"prompt": ""#.utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: 100_000)
+                + Array(#""}"#.utf8)
+            let head = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(body.count)\r\n\r\n"
+            for attempt in 0..<8 {
+                let refused = try RawConnection(port: server.port, readTimeout: 15)
+                defer { refused.close() }
+                let sentAll = await refused.sendAllOffPool(Array(head.utf8) + body)
+                #expect(sentAll, "attempt \(attempt): the refused request could not be sent whole")
+                let (answer, ending) = await refused.readToEnd()
+                #expect(answer.hasPrefix("HTTP/1.1 503"), "attempt \(attempt): \(answer.prefix(200))")
+                #expect(answer.contains(#""code":"too_many_connections""#), "attempt \(attempt): \(answer.prefix(300))")
+                #expect(ending == .closed, "attempt \(attempt): the refused connection ended with \(ending)")
+            }
+        }
+    }
+
+    /// Refused connections linger (``LingeringClose``) but at most a quarter of the cap (8 to 64)
+    /// at once, so a flood's refusals cannot use up the descriptors the cap keeps for the rest.
+    @Test func refusalsLingerAtMostAQuarterOfTheCap() {
+        #expect(ConnectionLimit(limit: 1).lingerLimit == 8)
+        #expect(ConnectionLimit(limit: 32).lingerLimit == 8)
+        #expect(ConnectionLimit(limit: 100).lingerLimit == 25)
+        #expect(ConnectionLimit(limit: 896).lingerLimit == 64)
+        let limit = ConnectionLimit(limit: 40)
+        #expect((0..<10).allSatisfy { _ in limit.takeLingering() })
+        #expect(!limit.takeLingering())
+        limit.releaseLingering()
+        #expect(limit.lingeringCount == 9 && limit.takeLingering())
+    }
 }

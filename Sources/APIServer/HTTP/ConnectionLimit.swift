@@ -9,7 +9,9 @@ import Synchronization
 #endif
 
 /// At most ``limit`` connections open at once; one more is answered `503` (`too_many_connections`)
-/// and closed at once, so it holds its file descriptor for a moment only.
+/// and closed with a lingering close (``LingeringClose``), so it holds its file descriptor for a
+/// moment only: until the client closes its side, or a short quiet, and at most ``lingerLimit`` of
+/// them linger at once (past that, one is closed at once).
 ///
 /// Every connection is a file descriptor. Without a cap, clients that opened as many connections
 /// as the process may have descriptors (`ulimit -n`; 1024 on many machines) ran it out, and then
@@ -20,8 +22,17 @@ import Synchronization
 final class ConnectionLimit: Sendable {
     let limit: Int
     private let open = Atomic<Int>(0)
+    /// Refused connections lingering at once, at most: a quarter of ``limit``, 8 to 64, so that
+    /// the refusals of a flood cannot take the descriptors the cap keeps for everything else
+    /// (at `ulimit -n 64`: 32 connections, 8 lingering, 17 for an idle server; at `ulimit -n 32`,
+    /// 1 connection and 8 lingering).
+    let lingerLimit: Int
+    private let lingering = Atomic<Int>(0)
 
-    init(limit: Int) { self.limit = max(1, limit) }
+    init(limit: Int) {
+        self.limit = max(1, limit)
+        self.lingerLimit = min(64, max(8, self.limit / 4))
+    }
 
     /// Descriptors kept for what is not a connection, out of `descriptors`: a quarter, at least 32
     /// and at most 128. An idle `xds serve` already holds 17 (stdio, event loops, the engine's
@@ -54,6 +65,23 @@ final class ConnectionLimit: Sendable {
 
     func release() { open.subtract(1, ordering: .acquiringAndReleasing) }
 
+    /// Takes a place for a refused connection to linger in; false when ``lingerLimit`` linger.
+    func takeLingering() -> Bool {
+        var current = lingering.load(ordering: .relaxed)
+        while current < lingerLimit {
+            let (exchanged, original) = lingering.compareExchange(
+                expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func releaseLingering() { lingering.subtract(1, ordering: .acquiringAndReleasing) }
+
+    /// Refused connections lingering now.
+    var lingeringCount: Int { lingering.load(ordering: .acquiring) }
+
     /// Connections open now.
     var count: Int { open.load(ordering: .acquiring) }
 
@@ -77,6 +105,13 @@ final class ConnectionLimit: Sendable {
         private var decided = false
         private var counted = false
         private var refused = false
+        /// A refused connection holds a lingering place until it closes.
+        private var lingerCounted = false
+        /// After the refusal: what arrives is dropped, and the connection closes on our terms.
+        /// Closed at once instead, a client whose request was already on its way (sent right
+        /// after connecting, as every client does) got a TCP reset for its unread bytes and saw
+        /// "connection reset by peer" or a broken pipe instead of the 503 (12 of 20 such clients).
+        private let linger = LingeringClose()
 
         init(limit: ConnectionLimit) { self.limit = limit }
 
@@ -108,6 +143,12 @@ final class ConnectionLimit: Sendable {
             // others (an operator saw clients get 503s that no /metrics series held).
             HTTPAnswerMetrics.record(route: HTTPAnswerMetrics.refusedConnectionRoute, method: HTTPAnswerMetrics.unknownMethod,
                                      status: ConnectionLimit.refusal.status, nanoseconds: nil)
+            if limit.takeLingering() {
+                lingerCounted = true
+                linger.begin(after: written, context: context)
+                return
+            }
+            // Too many linger already: this one closes at once, as all did before.
             // The future completes on this channel's event loop, where the context may be used.
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             written.whenComplete { _ in bound.value.close(promise: nil) }
@@ -115,11 +156,33 @@ final class ConnectionLimit: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             // A refused connection's request goes nowhere: it was answered already.
-            guard !refused else { return }
+            guard !refused else { return linger.bytesArrived() }
             context.fireChannelRead(data)
         }
 
+        func channelReadComplete(context: ChannelHandlerContext) {
+            linger.readComplete(context)
+            context.fireChannelReadComplete()
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? ChannelEvent, event == .inputClosed { linger.inputClosed(context) }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            // What a refused connection sends is dropped, errors of its framing with it: passed
+            // on, HeadParseErrorAnswer (which saw no request of its) would answer them after the 503.
+            guard !refused else { return linger.bytesArrived() }
+            context.fireErrorCaught(error)
+        }
+
+        func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+            if !linger.close(context: context, mode: mode, promise: promise) { context.close(mode: mode, promise: promise) }
+        }
+
         func channelInactive(context: ChannelHandlerContext) {
+            linger.inactive()
             releasePlace()
             context.fireChannelInactive()
         }
@@ -128,6 +191,10 @@ final class ConnectionLimit: Sendable {
 
         /// Gives the connection's place back, once, whichever of the two ends comes first.
         private func releasePlace() {
+            if lingerCounted {
+                lingerCounted = false
+                limit.releaseLingering()
+            }
             guard counted else { return }
             counted = false
             limit.release()
