@@ -164,6 +164,33 @@ struct HardeningTests {
         }
     }
 
+    /// A number no float holds inside a field (`logit_bias`'s values, a token-id prompt's ids)
+    /// names its place and what the field takes, as one at the top level does: it was told
+    /// "request body is not valid JSON" with no param. One in a field nobody reads is still
+    /// served, and never blamed for another field's error.
+    @Test func aNestedNumberNoFloatHoldsIsNamed() async throws {
+        try await LiveServer.with { server in
+            for (raw, param, expected) in [
+                (#"{"prompt": "x", "logit_bias": {"1": 1e400}}"#, "logit_bias.1", "-100…100"),
+                (#"{"prompt": "x", "logit_bias": {"7": -1e-400}}"#, "logit_bias.7", "-100…100"),
+                (#"{"prompt": [[1, 1e400]]}"#, "prompt[0][1]", "token ids within 0…2147483647"),
+            ] {
+                let reply = try await server.post("/v1/completions", raw: raw)
+                #expect(reply.status == 400, "\(raw): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect(error["param"] as? String == param, "\(raw): \(reply.text)")
+                let message = error["message"] as? String ?? ""
+                #expect(message.contains("invalid value") && message.contains(expected), "\(raw): \(message)")
+            }
+            let blamed = try await server.post("/v1/completions", raw: #"{"prompt": "x", "x_note": {"a": 1e400}, "max_tokens": "5"}"#)
+            #expect(blamed.status == 400)
+            #expect(try #require(try blamed.json()["error"] as? [String: Any])["param"] as? String == "max_tokens", "\(blamed.text)")
+            #expect(server.backend.submitted.isEmpty)
+            let served = try await server.post("/v1/completions", raw: #"{"prompt": "x", "max_tokens": 1, "x_note": {"a": 1e400}}"#)
+            #expect(served.status == 200, "\(served.text)")
+        }
+    }
+
     @Test func everyNumberIsCheckedAgainstAStatedRange() async throws {
         let chat: [String: Any] = ["messages": [["role": "user", "content": "hi"]]]
         // (field, value, what the message must say)

@@ -36,13 +36,26 @@ extension Request {
         } catch {
             // The decoder blames the type of a string with a lone surrogate; say what it is. It
             // refuses `NaN` or `Infinity` as "not valid JSON" without naming the field; name it.
-            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data)) {
+            // A number no float holds is looked for only when the decoder refused the body as
+            // "not valid JSON" without a place (as it does for one), never for a field's wrong type:
+            // such a number in a field nobody reads must not be blamed for another field's error.
+            // The top-level scan (``APIError/unrepresentableNumber(in:maxModelLen:)``) found only
+            // top-level fields, and `{"logit_bias": {"1": 1e400}}` was told "not valid JSON".
+            var placeless = false
+            if case .dataCorrupted(let context)? = error as? DecodingError, context.codingPath.isEmpty { placeless = true }
+            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), numbers: placeless) {
                 let (text, param) = JSONKeyCheck.message(finding)
                 switch finding {
                 case .unpairedSurrogate:
                     throw APIError.invalidRequest(text, param: param)
                 case let .bareWord(path, _):
                     let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
+                    throw APIError.invalidRequest(text + (expected.map { " (expected \($0))" } ?? ""), param: param)
+                case let .unrepresentableNumber(path, _):
+                    // What the field it is in takes (`logit_bias.1` is in `logit_bias`).
+                    let root = path.map { String($0.prefix { $0 != "." && $0 != "[" }) }
+                    let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
+                        ?? root.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
                     throw APIError.invalidRequest(text + (expected.map { " (expected \($0))" } ?? ""), param: param)
                 default:
                     break

@@ -26,6 +26,10 @@ enum JSONKeyCheck {
         /// level) and the word (at most 24 bytes). Foundation refuses such a body as "not valid
         /// JSON" without saying where.
         case bareWord(path: String?, word: String)
+        /// A number no 64-bit float holds (`1e400`, or `1e-400`, which is not 0): the path of the
+        /// field holding it (nil at the top level) and the number (at most 40 bytes). Foundation
+        /// refuses such a body as "not valid JSON" without saying where.
+        case unrepresentableNumber(path: String?, number: String)
     }
 
     private enum Frame {
@@ -59,9 +63,10 @@ enum JSONKeyCheck {
         return false
     }
 
-    /// The first finding in `bytes`, or nil; unpaired surrogates only if `surrogates`. Stops at
-    /// the first byte that is not JSON it understands (the decoder reports those).
-    static func firstFinding(in bytes: [UInt8], surrogates: Bool = true) -> Finding? {
+    /// The first finding in `bytes`, or nil; unpaired surrogates only if `surrogates`, numbers no
+    /// float holds only if `numbers` (a body the decoder took may hold one in a field it does not
+    /// read). Stops at the first byte that is not JSON it understands (the decoder reports those).
+    static func firstFinding(in bytes: [UInt8], surrogates: Bool = true, numbers: Bool = false) -> Finding? {
         var stack: [Frame] = []
         var i = 0
         let n = bytes.count
@@ -172,6 +177,10 @@ enum JSONKeyCheck {
                 if isNumberByte(byte) && !signedWord {
                     var j = i + 1
                     while j < n, isNumberByte(bytes[j]) || bytes[j] == UInt8(ascii: "e") || bytes[j] == UInt8(ascii: "E") { j += 1 }
+                    if numbers, let number = unrepresentable(bytes[i..<j]) {
+                        let at = path()
+                        return .unrepresentableNumber(path: at.isEmpty ? nil : at, number: number)
+                    }
                     i = j
                     continue
                 }
@@ -190,6 +199,16 @@ enum JSONKeyCheck {
             i += 1
         }
         return nil
+    }
+
+    /// The number's text if no 64-bit float holds it: its magnitude overflows (`1e400`), or it
+    /// underflows to 0 while its digits are not all 0 (`1e-400`).
+    private static func unrepresentable(_ number: ArraySlice<UInt8>) -> String? {
+        let text = String(decoding: number, as: UTF8.self)
+        guard let value = Double(text) else { return nil }
+        let mantissa = text.prefix { $0 != "e" && $0 != "E" }
+        let underflows = value == 0 && mantissa.contains { ("1"..."9").contains($0) }
+        return value.isFinite && !underflows ? nil : String(text.prefix(40))
     }
 
     /// JSON's three literal words (RFC 8259 §3).
@@ -246,6 +265,9 @@ enum JSONKeyCheck {
                 return ("\(place) holds \(word), which is not JSON: JSON numbers are finite", path)
             }
             return ("\(place) holds the bare word \(word), which is not JSON (its words are true, false and null)", path)
+        case let .unrepresentableNumber(path, number):
+            let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
+            return ("\(place) has an invalid value \(number)", path)
         }
     }
 }
