@@ -174,6 +174,7 @@ struct HardeningTests {
                 (#"{"prompt": "x", "logit_bias": {"1": 1e400}}"#, "logit_bias.1", "-100…100"),
                 (#"{"prompt": "x", "logit_bias": {"7": -1e-400}}"#, "logit_bias.7", "-100…100"),
                 (#"{"prompt": [[1, 1e400]]}"#, "prompt[0][1]", "token ids within 0…2147483647"),
+                (#"{"prompt": [1e400, 1]}"#, "prompt[0]", "token ids within 0…2147483647"),
             ] {
                 let reply = try await server.post("/v1/completions", raw: raw)
                 #expect(reply.status == 400, "\(raw): \(reply.text)")

@@ -365,7 +365,16 @@ struct PromptInput: Decodable {
                 // `["a", 1]`, which is fine there, and never the element that is wrong.
                 var elements = try decoder.unkeyedContainer()
                 if (try? elements.decode(String.self)) != nil { _ = try container.decode([String].self) }
-                if (try? elements.decode(Double.self)) != nil {
+                let first: Double?
+                do { first = try elements.decode(Double.self) } catch {
+                    // A first id no float holds (`[1e400]`) was blamed as the wrong type; decoded
+                    // as ids, it fails without a place, as `[1, 1e400]` does, and the body reader
+                    // names it ("has an invalid value 1e400"). Anything but a number (a bool, an
+                    // array) is a type mismatch and goes on as before.
+                    if case DecodingError.typeMismatch = error {} else { _ = try container.decode([Int].self) }
+                    first = nil
+                }
+                if first != nil {
                     // A number that is no integer (2.5, 1e30) the decoder reports without its place
                     // ("not valid JSON"), so it is found here; a string or bool among ids it names.
                     if let numbers = try? container.decode([Double].self),
