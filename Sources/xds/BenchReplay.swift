@@ -37,7 +37,8 @@ struct BenchReplay: ParsableCommand {
         var chosen: [ReplayCase] = []
         for name in cases {
             // Bad input exits 1 with one line, as every other refused value does (not 64, usage).
-            guard let c = ReplayCase.all.first(where: { $0.name == name }) else {
+            // Any case, as --deployment, --model, --eplb and the other named values take it.
+            guard let c = ReplayCase.all.first(where: { $0.name == name.lowercased() }) else {
                 throw ConfigError("--case: unknown case '\(name)'; expected one of: "
                     + ReplayCase.all.map(\.name).joined(separator: ", "))
             }

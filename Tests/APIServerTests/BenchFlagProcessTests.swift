@@ -151,6 +151,22 @@ struct BenchFlagProcessTests {
         #expect(!r.err.contains("--out"), "\(r.err)")
     }
 
+    /// `--case Mooncake` was refused as an unknown case while `--deployment SUPERPOD`, `--model`,
+    /// `--eplb ON` and every other named value take any case: the case is found in any case too.
+    @Test func aReplayCaseIsNamedInAnyCase() throws {
+        let dir = try TestScratch.makeDirectory("xds-bench-replay-case")
+        let trace = dir.appendingPathComponent("azure_llm_2023_code.csv")
+        // A trace that fails at once: the case was found and run, and no long run is needed.
+        try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,abc,10\n".utf8).write(to: trace)
+        let r = try xds(["bench", "replay", "--case", "Azure-1", "--repeat", "1", "--traces", dir.path])
+        #expect(r.status == 1, "\(r)")
+        #expect(r.err.hasPrefix("xds: case azure-1: xds run --workload \(trace.path) "), "\(r.err)")
+        // A name that is no case in any case is still refused, naming the cases.
+        let unknown = try xds(["bench", "replay", "--case", "Azure-9", "--repeat", "1", "--traces", dir.path])
+        #expect(unknown.status == 1 && unknown.out.isEmpty, "\(unknown)")
+        #expect(unknown.err.hasPrefix("xds: --case: unknown case 'Azure-9'; expected one of: mooncake, "), "\(unknown.err)")
+    }
+
     /// A case that fails after others have run: stdout's table said nothing of it, so it read as
     /// a complete run of the cases above; now its row says it failed and which cases did not run,
     /// and the error line names them too.
