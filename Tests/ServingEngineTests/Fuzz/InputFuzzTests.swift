@@ -52,6 +52,33 @@ import XDSTestSupport
         }
     }
 
+    /// `preview COMMAND [for DURATION]`, the console's `:preview` line and the admin API's preview
+    /// body: an accepted preview is inside the stated ranges (1 s to 1 h, the command's own limits)
+    /// and reads back as itself from what the console shows of it.
+    @Test func previewReader() {
+        let seeds = [
+            "preview drain node 20", "preview drain node 20 for 10m", "fault npu 37 for 90s", "preview rate 50 for 1.5m",
+            "preview heal all for 1h", "preview scale prefill +1 for 600", "preview fault link 3-7 degrade 4 for 2.5min",
+            "preview policy recovery restart-world for 30s", "preview autoscale slo",
+        ]
+        var wrong: [String] = []
+        let report = FuzzHarness.run(target: "preview", seeds: seeds, corpus: []) { bytes in
+            switch PreviewRequest.parse(String(decoding: bytes, as: UTF8.self)) {
+            case .success(let preview):
+                if !PreviewRequest.durationRange.contains(preview.duration) || !Self.withinLimits(preview.command) {
+                    wrong.append("out of range: \(preview)")
+                }
+                if case .success(let again) = PreviewRequest.parse(preview.description), again == preview {} else {
+                    wrong.append("does not read back: \(preview)")
+                }
+                return .value
+            case .failure(let error): return .error(error.message)
+            }
+        }
+        expectClean(report)
+        #expect(wrong.isEmpty, "\(wrong.prefix(5))")
+    }
+
     @Test func durations() {
         let seeds = ["90", "90s", "500ms", "10m", "1h", "1.5h", "1h30m", "0", "1e3s"]
         let report = FuzzHarness.run(target: "duration", seeds: seeds, corpus: FuzzCorpus.durations) { bytes in
