@@ -79,6 +79,12 @@ struct Run: ParsableCommand {
                                progress: !quiet && isatty(STDERR_FILENO) == 1)
         var report = driver.run()
         report.wallSeconds = driver.wallSeconds
+        // A trace run without --duration ends with its last request, a time not known before the
+        // run: steps timed after it were dropped without a word (the report's `commands` was the
+        // only trace), where a --duration run names them before it starts.
+        if limit == nil, let scenario, let note = Self.unreachedStepsNote(scenario, stepsRun: driver.stepsRun, runEnded: engine.now) {
+            FileHandle.standardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
+        }
         let encoder = JSONOutput.encoder(pretty: true)
         let data = try encoder.encode(report)
         // The report reaches stdout before any file: a full disk must not throw the run away.
@@ -141,6 +147,16 @@ extension Run {
         let count = late.count == 1 ? "1 step comes" : "\(late.count) steps come"
         return "\(count) after the run ends at \(Format.clock(limit)) and will not run "
             + "(the first: '\(first.command)' at \(Format.clock(first.at))); raise --duration to include them"
+    }
+
+    /// A note for scenario steps a run without `--duration` never reached (its trace's requests
+    /// had all finished first), or nil when every step ran.
+    static func unreachedStepsNote(_ scenario: Scenario, stepsRun: Int, runEnded end: SimTime) -> String? {
+        let unreached = scenario.steps.dropFirst(stepsRun)
+        guard let first = unreached.first else { return nil }
+        let count = unreached.count == 1 ? "1 step did" : "\(unreached.count) steps did"
+        return "\(count) not run: the trace's requests had all finished at \(Format.clock(end, milliseconds: true)) "
+            + "(the first: '\(first.command)' at \(Format.clock(first.at))); give --duration to run on to them"
     }
 
     /// Refuses an `--out` that cannot be written before the run, not after an hour of it.
@@ -237,6 +253,8 @@ final class RunDriver {
     let pace: Double?
     let progress: Bool
     private(set) var wallSeconds = 0.0
+    /// Scenario steps applied (accepted or refused), in order: the rest never came due.
+    private(set) var stepsRun = 0
 
     init(engine: ServingEngine, scenario: Scenario?, limit: SimTime?, pace: Double?, progress: Bool) {
         self.engine = engine
@@ -293,6 +311,7 @@ final class RunDriver {
             }
         }
         if progress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        stepsRun = nextStep
         wallSeconds = Date().timeIntervalSince(started)
         return engine.report()
     }

@@ -296,4 +296,36 @@ struct RunFlagProcessTests {
         #expect(help.out.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
             .contains("(at least 1ms, at most 10 years)"), "\(help.out)")
     }
+
+    /// A trace run without `--duration` ends with its last request, and a scenario step timed
+    /// after that never ran without a word (a `--duration` run names such steps before it
+    /// starts): only the report's `commands` (1 of 2) told. Now stderr names the steps not run.
+    @Test func aStepATraceRunNeverReachedIsNamed() throws {
+        let dir = try TestScratch.makeDirectory("xds-unreached-step")
+        let trace = dir.appendingPathComponent("t.csv"), scenario = dir.appendingPathComponent("late.toml")
+        try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,100,5\n2023-11-16 18:17:04,100,5\n".utf8)
+            .write(to: trace)
+        try Data(("name = \"late\"\n[[step]]\nat = \"1s\"\ncommand = \"drain node 40\"\n[[step]]\nat = \"2h\"\n"
+                  + "command = \"rebalance\"\n[[step]]\nat = \"3h\"\ncommand = \"undrain node 40\"\n").utf8).write(to: scenario)
+        let r = try xds(["run", "--workload", trace.path, "--scenario", scenario.path, "--json", "--quiet"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r)")
+        #expect(r.status == 0 && object["commands"] as? Int == 1, "\(r)")
+        let end = try #require(object["sim_seconds"] as? Double)
+        #expect(end > 1 && end < 60, "\(end)")
+        #expect(r.err.hasPrefix("xds: \(scenario.path): 2 steps did not run: the trace's requests had all finished at 0:00:0"),
+                "\(r.err)")
+        #expect(r.err.hasSuffix("(the first: 'rebalance' at 2:00:00); give --duration to run on to them\n"), "\(r.err)")
+        #expect(r.err.split(separator: "\n").count == 1, "\(r.err)")
+        // With --duration the note before the run says it, once.
+        let timed = try xds(["run", "--workload", trace.path, "--scenario", scenario.path, "--json", "--quiet",
+                             "--duration", "1m"])
+        #expect(timed.status == 0 && timed.err.split(separator: "\n").count == 1
+                && timed.err.contains("2 steps come after the run ends at 0:01:00"), "\(timed.err)")
+        // Every step ran: nothing said.
+        let early = dir.appendingPathComponent("early.toml")
+        try Data("name = \"e\"\n[[step]]\nat = \"1s\"\ncommand = \"drain node 40\"\n".utf8).write(to: early)
+        let quiet = try xds(["run", "--workload", trace.path, "--scenario", early.path, "--json", "--quiet"])
+        #expect(quiet.status == 0 && quiet.err.isEmpty, "\(quiet)")
+    }
+
 }
