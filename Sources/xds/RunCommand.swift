@@ -283,8 +283,10 @@ final class RunDriver {
             // Nothing scheduled, no limit: running "until infinity" would set the clock to inf.
             if !target.isFinite { break }
             // Without a duration the run ends with its work (a trace's last request), not at the
-            // end of the slice that work ended in.
-            engine.run(until: target, stopWhenDone: limit == nil && nextStep >= steps.count)
+            // end of the slice that work ended in; steps still to come do not hold it open (a
+            // trace's run takes no step that adds work: `rate` is refused), or a scenario step
+            // timed after the last request stretched the run to the end of that slice.
+            engine.run(until: target, stopWhenDone: limit == nil)
             while nextStep < steps.count, steps[nextStep].at <= engine.now {
                 let reply = engine.apply(steps[nextStep].command)
                 // A refused step is in the event log and the timeline; say so where the run is

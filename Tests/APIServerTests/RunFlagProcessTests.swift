@@ -328,4 +328,25 @@ struct RunFlagProcessTests {
         #expect(quiet.status == 0 && quiet.err.isEmpty, "\(quiet)")
     }
 
+    /// A trace run without `--duration` ends with its last request; with a scenario step still to
+    /// come it ran on to the end of the driver's 1 s slice: a 2-row trace done at 1.12 s reported
+    /// `sim_seconds` 2 and 5 tok/s instead of 1.12 and 8.9, only because of a step at 2 h.
+    @Test func aStepStillToComeDoesNotStretchATraceRun() throws {
+        let dir = try TestScratch.makeDirectory("xds-step-stretch")
+        let trace = dir.appendingPathComponent("t.csv"), scenario = dir.appendingPathComponent("late.toml")
+        try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,100,5\n2023-11-16 18:17:04,100,5\n".utf8)
+            .write(to: trace)
+        try Data("name = \"late\"\n[[step]]\nat = \"2h\"\ncommand = \"rebalance\"\n".utf8).write(to: scenario)
+        func report(_ extra: [String]) throws -> [String: Any] {
+            let r = try xds(["run", "--workload", trace.path, "--json", "--quiet"] + extra)
+            #expect(r.status == 0, "\(r)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r)")
+        }
+        let plain = try report([]), withStep = try report(["--scenario", scenario.path])
+        let end = try #require(plain["sim_seconds"] as? Double)
+        #expect(end > 1 && end < 2, "\(end)")
+        #expect(withStep["sim_seconds"] as? Double == end, "\(withStep["sim_seconds"] ?? "none") vs \(end)")
+        #expect((withStep["throughput"] as? [String: Any])?["output_tokens_per_s"] as? Double
+                == (plain["throughput"] as? [String: Any])?["output_tokens_per_s"] as? Double)
+    }
 }
