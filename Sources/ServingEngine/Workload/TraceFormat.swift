@@ -36,8 +36,11 @@ public enum TraceFormat: String, Sendable, Equatable {
             let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
             if text.isEmpty { continue }
             // Classic Mac line endings: the whole file reads as one line, which would be refused
-            // as an unknown format or a broken first row without saying why.
-            if (bytes.last == 0x0D ? bytes.dropLast() : bytes).contains(0x0D) {
+            // as an unknown format or a broken first row without saying why. Only when what comes
+            // before the first carriage return is a trace's first line: a binary file (an
+            // executable, random bytes) with a 0x0D in its first "line" was told to convert its
+            // line endings, where it is no trace at all.
+            if (bytes.last == 0x0D ? bytes.dropLast() : bytes).contains(0x0D), Self.isFirstLine(bytes.prefix { $0 != 0x0D }) {
                 throw WorkloadError(
                     "\(path):\(reader.lineNumber): lines end in a bare carriage return (classic Mac line endings); "
                         + "convert them to newlines first, e.g. tr '\\r' '\\n' < IN > OUT")
@@ -61,6 +64,14 @@ public enum TraceFormat: String, Sendable, Equatable {
 }
 
 extension TraceFormat {
+    /// True if `line` opens a trace of a known format: a Mooncake row or a known CSV header.
+    static func isFirstLine(_ line: ArraySlice<UInt8>) -> Bool {
+        let text = String(decoding: line, as: UTF8.self).trimmingWhitespace
+        if text.hasPrefix("{"), text.contains("\"input_length\"") { return true }
+        if case .fields(let fields)? = try? CSVRecord.split(line), CSVColumns(header: fields) != nil { return true }
+        return false
+    }
+
     /// What a file that starts with `first` (its first line) is, when it is not UTF-8 text a
     /// trace reader can read: compressed (by its magic number) or UTF-16 (by its byte-order
     /// mark); the message says how to make it readable. Nil for anything else.

@@ -294,6 +294,21 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         #expect(problem("TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:03,1,1\r\n") == nil)
     }
 
+    /// A binary file whose first "line" holds a 0x0D (an executable, random bytes) was told "lines
+    /// end in a bare carriage return (classic Mac line endings); convert them", advice for a text
+    /// trace it is not: it is an unknown format. A real Mac-ending trace is still named so.
+    @Test func aBinaryFileWithACarriageReturnIsAnUnknownFormat() throws {
+        let binary: [UInt8] = [0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x0D, 0x00, 0x3E, 0x00, 0x0D, 0x99, 0x0A, 0x01]
+        let refused: String
+        do {
+            _ = try TraceWorkload.check(bytes: binary, name: "t.trace")
+            refused = "accepted"
+        } catch { refused = error.description }
+        #expect(refused.hasPrefix("t.trace:1: unknown trace format; expected an Azure LLM CSV header"), "\(refused)")
+        let header = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\r0,ChatGPT,1,1,2,Conversation log\r"
+        #expect(problem(header)?.contains(":1: lines end in a bare carriage return") == true, "\(problem(header) ?? "accepted")")
+    }
+
     /// A compressed or UTF-16 trace is named as such. A gzip file was refused as "lines end in a
     /// bare carriage return (classic Mac line endings)" whenever its compressed bytes held a 0x0D
     /// before the first 0x0A, and every other one as an unknown format (no hint that it was the
