@@ -60,7 +60,11 @@ extension SimTime {
             return unsafe ? "?" : scalar
         })) + (s.unicodeScalars.count > 40 ? "…" : "")
         let malformed = DurationError(message: "expected a time like 90s, 10m or 1h, got '\(shown)'")
+        let outOfRange = DurationError(message: "time '\(shown)' is out of range; expected 0 to 10000000000 s (about 317 years)")
         guard !s.isEmpty, s.utf8.count <= 256 else { throw malformed }
+        // A negative time (`at = "-5s"`, `at = -5`) is a time below the range, not a malformed
+        // one: say the range, as for one above it (it was told only "expected a time like 90s").
+        if s.hasPrefix("-"), parseDuration(String(s.dropFirst())) != nil { throw outOfRange }
         var total = 0.0
         var number = ""
         var rest = Substring(s)
@@ -87,9 +91,7 @@ extension SimTime {
             guard total == 0, s == number, let plain = Double(number) else { throw malformed }
             total = plain
         }
-        guard total.isFinite, total >= 0, total <= maxDuration else {
-            throw DurationError(message: "time '\(shown)' is out of range; expected 0 to 10000000000 s (about 317 years)")
-        }
+        guard total.isFinite, total >= 0, total <= maxDuration else { throw outOfRange }
         return total
     }
 }

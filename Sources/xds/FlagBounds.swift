@@ -180,7 +180,14 @@ enum FlagLimits {
         let years = Int(maxDurationSeconds / (365 * 86_400))
         // Quoted only for a message: echoing input safely costs a millisecond of start-up.
         var quoted: String { CLINumber(argument: text).quoted }
-        guard let d = SimTime.parseDuration(text) else {
+        // A negative time is below the range: say the range (`--duration -5s` was told only
+        // "expected a time like 90s").
+        let negative = text.trimmingCharacters(in: .whitespaces).hasPrefix("-")
+            && SimTime.parseDuration(String(text.trimmingCharacters(in: .whitespaces).dropFirst())) != nil
+        guard !negative, let d = SimTime.parseDuration(text) else {
+            if negative {
+                throw ConfigError("--duration must be at least 1ms and at most \(years) years (\(Int(maxDurationSeconds)) s), got \(quoted)")
+            }
             throw ConfigError("--duration: expected a time like 90s, 10m or 1h (at most \(years) years), got \(quoted)")
         }
         guard d >= 0.001, d <= maxDurationSeconds else {

@@ -281,7 +281,8 @@ struct RunFlagProcessTests {
     /// reported `"sim_seconds": 1e-320`, "0× real time". Under a millisecond is refused with the
     /// range `--help` states; 1ms itself is taken.
     @Test func aDurationUnderAMillisecondIsRefusedNamingTheRange() throws {
-        for value in ["1e-320", "0.0009", "0.5ms", "0s"] {
+        // A negative time is below the range too (it was told only "expected a time like 90s").
+        for value in ["1e-320", "0.0009", "0.5ms", "0s", "-5s", "-10m"] {
             let r = try xds(["run", "--duration", value, "--json"])
             #expect(r.status == 1 && r.out.isEmpty, "\(value): \(r)")
             #expect(r.err == "xds: --duration must be at least 1ms and at most 10 years (315360000 s), got '\(value)'\n",

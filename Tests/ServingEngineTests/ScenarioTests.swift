@@ -28,6 +28,25 @@ import Testing
         #expect(bad.message == "expected a time like 90s, 10m or 1h, got 'soon?[2j'")
     }
 
+    /// A scenario step at a negative time (`at = "-5s"`, `at = -5`) was told "expected a time like
+    /// 90s, 10m or 1h", as if the text were garbled; it is a time below the range, and the
+    /// message names the range, as for a time above it. Garbled text keeps its message.
+    @Test func aNegativeTimeIsOutOfRangeNamingTheRange() throws {
+        for text in ["-5s", "-5", "-1h30m", "-0.5"] {
+            let e = try #require(throws: SimTime.DurationError.self) { try SimTime.checkedDuration(text) }
+            #expect(e.message == "time '\(text)' is out of range; expected 0 to 10000000000 s (about 317 years)", "\(text)")
+        }
+        for text in ["-soon", "--5s", "-"] {
+            let e = try #require(throws: SimTime.DurationError.self) { try SimTime.checkedDuration(text) }
+            #expect(e.message == "expected a time like 90s, 10m or 1h, got '\(text)'", "\(text)")
+        }
+        let toml = "name = \"n\"\n[[step]]\nat = -5\ncommand = \"drain node 3\"\n"
+        let refused = try #require(throws: ConfigError.self) {
+            try Scenario(toml: toml, source: "s.toml", topology: .cloudMatrix384)
+        }
+        #expect(refused.description == "s.toml: step 1: 'at': time '-5' is out of range; expected 0 to 10000000000 s (about 317 years)")
+    }
+
     @Test func shippedScenariosParse() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let dir = root.appendingPathComponent("scenarios")
@@ -80,7 +99,8 @@ import Testing
             ("name = = \"x\"\n", "t.toml:1: malformed TOML"),
             ("name = \"x\"\n[[step]]\nat = 1e300\ncommand = \"pause\"\n",
              "t.toml: step 1: 'at': time '1e+300' is out of range; expected 0 to 10000000000 s (about 317 years)"),
-            ("name = \"x\"\n[[step]]\nat = -5\ncommand = \"pause\"\n", "t.toml: step 1: 'at': expected a time like"),
+            ("name = \"x\"\n[[step]]\nat = -5\ncommand = \"pause\"\n",
+             "t.toml: step 1: 'at': time '-5' is out of range; expected 0 to 10000000000 s (about 317 years)"),
             ("name = \"x\"\n[[step]]\nat = nan\ncommand = \"pause\"\n", "t.toml: step 1: 'at': expected a time like"),
             ("name = \"a\\u001B[2J\"\n[[step]]\nat = 1\ncommand = \"pause\"\n",
              "t.toml: 'name' must not contain control characters, got 'a\\u{1B}[2J'"),
