@@ -99,6 +99,12 @@ extension RecoveryPolicy {
                 }
                 act.shrink(te, dropping: lost, live: live.count, faults: ids)
                 return
+            case .spare where pod.isScalingIn(te), .killPrefill where pod.isScalingIn(te):
+                // The TE retires as soon as it is empty: NPUs given to it now would come straight
+                // back, and meanwhile a starting TE or another fault could not have them.
+                act.note(ids, "\(fallback == .spare ? "no spare NPU" : "no prefill TE's NPUs") spent on "
+                    + "\(pod.name(of: te)): it is being scaled in")
+                continue
             case .spare:
                 let spares = pod.spareNPUs()
                 guard spares.count >= deadNPUs.count else {
@@ -144,7 +150,8 @@ extension RecoveryPolicy {
             return
         }
         let deadNPUs = Set(pod.knownDeadNPUs(of: te)).sorted()
-        let spares = Array(pod.spareNPUs().prefix(deadNPUs.count))
+        // A TE being scaled in retires once empty: spares forked onto it would come straight back.
+        let spares = pod.isScalingIn(te) ? [] : Array(pod.spareNPUs().prefix(deadNPUs.count))
         if !deadNPUs.isEmpty && spares.count == deadNPUs.count {
             act.fork(te, replacing: deadNPUs, with: spares, how: "spare", dropping: Set(0..<pod.groupCount(of: te)),
                      faults: ids)

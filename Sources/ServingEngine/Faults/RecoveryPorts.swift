@@ -29,6 +29,9 @@ protocol PodView {
     func isRestarting(_ te: Int) -> Bool
     /// Scaling retired the TE: it holds no hardware and has nothing to restart.
     func isRetired(_ te: Int) -> Bool
+    /// A scale-in is draining the TE: it retires once empty, so recovery spends no spare NPU
+    /// (and kills no prefill TE) to bring it back.
+    func isScalingIn(_ te: Int) -> Bool
     /// The TE has an iteration in flight and is not halted (it would redo it after a glitch).
     func hasIterationInFlight(_ te: Int) -> Bool
     /// NPUs of `te` with a known-dead die, in the TE's order.
@@ -40,6 +43,11 @@ protocol PodView {
     func missingExperts(of te: Int) -> [Int]
     /// The TE and DP group (nil: an expert-only die) that own `die`, if any.
     func locate(die: Int) -> (te: Int, group: Int?)?
+}
+
+extension PodView {
+    /// Pods without elastic scaling (test doubles) scale nothing in.
+    func isScalingIn(_ te: Int) -> Bool { false }
 }
 
 /// The recovery mechanisms the pod offers a policy (engine-components.md §2, the

@@ -90,7 +90,9 @@ extension ServingEngine {
         faults.beginOutage(i, .awaitingRepair)
         refreshFaultState()
         let moved = evict(requestsOn(instance: i), outcome: .reprefill)
-        finish(ids, moved, "\(instances[i].name) out of service until repaired (no spare NPUs); "
+        let why = scaling.phase(i) == .draining ? "being scaled in: it retires once empty, no spare NPU spent on it"
+            : "until repaired (no spare NPUs)"
+        finish(ids, moved, "\(instances[i].name) out of service \(why); "
             + "\(Self.counted(moved.reprefilled, "request")) re-queued on the other prefill TEs, \(moved.failed) failed")
     }
 

@@ -23,6 +23,7 @@ struct EnginePodView: HeartbeatView, DrainView {
         return false
     }
     func isRetired(_ te: Int) -> Bool { engine.isRetired(te) }
+    func isScalingIn(_ te: Int) -> Bool { engine.scaling.phase(te) == .draining }
     func hasIterationInFlight(_ te: Int) -> Bool { engine.instances[te].stepping && !engine.isHalted(te) }
     func knownDeadNPUs(of te: Int) -> [Int] { engine.knownDeadNPUs(of: te) }
     func spareNPUs() -> [Int] { engine.spareNPUs() }

@@ -25,6 +25,7 @@ import XDSTestSupport
         var spares: [Int] = []
         var missing: [Int] = []
         var dieOwners: [Int: (te: Int, group: Int?)] = [:]
+        var scalingIn: Set<Int> = []
 
         var teCount: Int { roles.count }
         func role(of te: Int) -> InstanceRole { roles[te] }
@@ -38,6 +39,7 @@ import XDSTestSupport
         func hasOutage(_ te: Int) -> Bool { outages.contains(te) }
         func isRestarting(_ te: Int) -> Bool { restarting.contains(te) }
         func isRetired(_ te: Int) -> Bool { false }
+        func isScalingIn(_ te: Int) -> Bool { scalingIn.contains(te) }
         func hasIterationInFlight(_ te: Int) -> Bool { inFlight.contains(te) }
         func knownDeadNPUs(of te: Int) -> [Int] { deadNPUs[te] ?? [] }
         func spareNPUs() -> [Int] { spares }
@@ -109,6 +111,28 @@ import XDSTestSupport
         pod.spares = [20, 21, 22, 23]
         #expect(dead(Self.fineGrained, te: 2, pod) == ["note [7]: vertical shrink impossible: no DP group left",
                                                        "fork 2 [8, 10, 12, 14] → [20, 21, 22, 23] (spare) dropping [0, 1, 2, 3]"])
+    }
+
+    /// A TE a scale-in drains retires once empty: recovery spends no spare NPU on it and kills no
+    /// prefill TE for it (it forked spares onto a TE about to give them straight back).
+    @Test func aTEBeingScaledInGetsNoSpareNorAPrefillTEsNPUs() {
+        var pod = Pod()
+        pod.killDecodeNPU(11)
+        pod.missing = [3]
+        pod.spares = [20, 21]
+        pod.scalingIn = [2]
+        pod.faultSettings.killPrefillToPreserveDecode = true
+        #expect(dead(Self.fineGrained, te: 2, pod) == [
+            "note [7]: vertical shrink impossible: experts 3 would lose their last replica",
+            "note [7]: no spare NPU spent on decode-2: it is being scaled in",
+            "note [7]: no prefill TE's NPUs spent on decode-2: it is being scaled in",
+            "restart 2: decode failover fell back to a restart of decode-2"])
+        pod = Pod()
+        pod.deadNPUs[1] = [5]
+        pod.deadGroups[1] = [0]
+        pod.spares = [20]
+        pod.scalingIn = [1]
+        #expect(dead(Self.fineGrained, te: 1, pod) == ["await repair 1"])
     }
 
     @Test func aLostPrefillDieForksOntoSparesElseWaitsOrRestarts() {

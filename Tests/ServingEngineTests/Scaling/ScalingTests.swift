@@ -415,6 +415,30 @@ import XDSTestSupport
         FaultTests.expectEmpty(engine)
     }
 
+    /// A TE being scaled in that loses a die retires instead of taking a spare NPU: a spare
+    /// forked onto it would come straight back when it retires, and meanwhile no starting TE or
+    /// other fault could have it (it used to get an NPU-fork from the spare pool).
+    @Test func aTEBeingScaledInThatLosesADieTakesNoSpare() throws {
+        let engine = try FaultTests.engine(rate: 40, limit: 400)
+        engine.run(until: 2)
+        let spares = engine.spareNPUs()
+        #expect(spares == Array(40..<48))
+        // prefill-1 is NPUs 8–15: its first die stalls it, and the scale-in picks the newest TE.
+        #expect(engine.apply(.faultNPU(8)).accepted)
+        let reply = engine.apply(.scale(role: .prefill, change: .to(1), from: nil))
+        #expect(reply.accepted && reply.message.contains("prefill-1 stops taking work"), "\(reply.message)")
+        engine.run(until: 12)
+        let lines = engine.recentEvents().map(\.message)
+        #expect(!lines.contains { $0.contains("with spare") }, "\(lines.filter { $0.contains("prefill-1") })")
+        #expect(lines.contains { $0.contains("prefill-1 out of service being scaled in") }, "\(lines.filter { $0.contains("prefill-1") })")
+        #expect(engine.scaling.phase(1) == .retired)
+        #expect(engine.spareNPUs() == Array(9..<16) + spares, "the healthy NPUs come back, the dead one stays out")
+        #expect(engine.runToCompletion(limit: 3_600))
+        #expect(engine.report().requests.failed == 0, "\(engine.report().requests.failureReasons)")
+        ScalingTests.expectSound(engine)
+        FaultTests.expectEmpty(engine)
+    }
+
     // MARK: Autoscaler
 
     @Test func sloAutoscalerBeatsOffOnARateStep() throws {
