@@ -104,6 +104,8 @@ extension ServingEngine {
         let fresh = dies.filter { !faults.isDead($0) }
         guard !fresh.isEmpty else { return rejectFault("\(what) is already dead; heal its fault first") }
         var stalled = Set<Int>()
+        // NPUs an NPU-fork is taking out of a TE: the TE still holds them until the copy ends.
+        var forkedAway: [(npu: Int, te: Int)] = []
         for die in fresh {
             // A killed TE uses no hardware; a group drained empty has released its dies.
             guard let (i, g) = cluster.locate(die: die), faults.outage(of: i) != .killed else { continue }
@@ -115,11 +117,17 @@ extension ServingEngine {
             // of it that dies now stalls nothing. Stalled, the TE came back from the fork only to
             // hang on a die it no longer held, and was then put out of service "until repaired"
             // with nothing of its own to repair (every request after it refused).
-            if case .forking(_, let spares)? = faults.outage(of: i), spares[die / topology.diesPerNPU] != nil { continue }
+            if case .forking(_, let spares)? = faults.outage(of: i), spares[die / topology.diesPerNPU] != nil {
+                if !forkedAway.contains(where: { $0.npu == die / topology.diesPerNPU }) { forkedAway.append((die / topology.diesPerNPU, i)) }
+                continue
+            }
             stalled.insert(i)
         }
         faults.killDies(dies)
-        let where_ = stalled.isEmpty ? "no TE uses it" : "stalls " + stalled.sorted().map { instances[$0].name }.joined(separator: ", ")
+        // "No TE uses it" was said of an NPU a fork was still replacing, which its TE held.
+        let replaced = forkedAway.map { "NPU \($0.npu) leaves \(instances[$0.te].name) when its NPU-fork copy ends" }
+        let where_ = !stalled.isEmpty ? "stalls " + stalled.sorted().map { instances[$0].name }.joined(separator: ", ")
+            : replaced.isEmpty ? "no TE uses it" : "stalls no TE (" + replaced.joined(separator: "; ") + ")"
         let reply = inject(.dead(dies: dies), label: label, message: "\(what) dead; \(where_)", stalled: stalled)
         refreshFaultState()
         return reply

@@ -27,7 +27,11 @@ import XDSTestSupport
             Issue.record("prefill-0 forks NPU \(npu) away: \(String(describing: engine.faults.outage(of: 0)))")
             return
         }
-        #expect(engine.apply(.faultDie(dies[1])).accepted)
+        // The reply names the fork: "no TE uses it" was said of an NPU prefill-0 still held.
+        let reply = engine.apply(.faultDie(dies[1]))
+        #expect(reply.accepted)
+        #expect(reply.message.hasSuffix("dead; stalls no TE (NPU \(npu) leaves prefill-0 when its NPU-fork copy ends)"),
+                "\(reply.message)")
         engine.run(until: t + 6)
         #expect(!engine.faults.hasOutage(0), "back from the fork and in service: \(String(describing: engine.faults.outage(of: 0)))")
         #expect(!engine.cluster.npus(of: 0).contains(npu), "the forked-away NPU left the TE")
