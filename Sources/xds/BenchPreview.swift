@@ -60,5 +60,7 @@ struct BenchPreview: ParsableCommand {
         }
         print("baseline:     completed \(b.requests.completed), lost \(b.lost), TTFT p99 \(p99(b.latencyMs.ttft)), TPOT p99 \(p99(b.latencyMs.tpot))")
         print("with command: completed \(w.requests.completed), lost \(w.lost), TTFT p99 \(p99(w.latencyMs.ttft)), TPOT p99 \(p99(w.latencyMs.tpot))")
+        // Two equal sides are no verdict when the scale had not come into service in the window.
+        if let unfinished = result.unfinished { print("note: \(unfinished)") }
     }
 }

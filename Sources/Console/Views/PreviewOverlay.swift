@@ -278,6 +278,12 @@ enum PreviewOverlayView {
             if let stopped = r.stopped {
                 // Cut short (the wall-clock budget): say so where the window is named.
                 b.put(stopped, x: x, y: inner.y, style: .warn, clip: inner)
+            } else if let unfinished = r.unfinished {
+                // The scale came into service after the window (or not at all): equal sides are no
+                // verdict, so this says why, where the window is named. Cut to its first clause if
+                // the whole line does not fit (the clause names the window and the finish).
+                let first = unfinished.split(separator: ":", maxSplits: 1).first.map(String.init) ?? unfinished
+                b.put(unfinished.count <= inner.width - 2 ? unfinished : first, x: x, y: inner.y, style: .warn, clip: inner)
             } else {
                 b.put("next \(words(duration: r.durationSeconds)) of simulated time from \(Format.clock(r.fromSeconds))",
                       x: x, y: inner.y, style: .dim, clip: inner)

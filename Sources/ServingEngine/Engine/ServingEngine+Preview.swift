@@ -83,6 +83,10 @@ public struct PreviewResult: Sendable, Equatable, Codable {
     public var stopped: String?
     /// The scheduled steps applied inside the covered window, in time order (empty: none were due).
     public var scheduledSteps: [ScheduledStep] = []
+    /// A scale the command started that had not finished when the window ended, in one line
+    /// ("the scale-up finishes at +328.5 s, after the 10m window; …"); nil otherwise. Without it
+    /// a scale-up loading for longer than the window showed two identical sides and no reason.
+    public var unfinished: String?
 
     public init() {}
 
@@ -90,7 +94,7 @@ public struct PreviewResult: Sendable, Equatable, Codable {
     public var isComplete: Bool { stopped == nil }
 
     enum CodingKeys: String, CodingKey {
-        case command, reply, baseline, stopped
+        case command, reply, baseline, stopped, unfinished
         case durationSeconds = "duration_s"
         case fromSeconds = "from_s"
         case withCommand = "with_command"
@@ -113,6 +117,7 @@ public struct PreviewResult: Sendable, Equatable, Codable {
         stopped = try c.decodeIfPresent(String.self, forKey: .stopped)
         // A server from before `scheduled_steps` applied none.
         scheduledSteps = try c.decodeIfPresent([ScheduledStep].self, forKey: .scheduledSteps) ?? []
+        unfinished = try c.decodeIfPresent(String.self, forKey: .unfinished)
     }
 }
 
@@ -155,6 +160,8 @@ public final class PreviewRun: @unchecked Sendable {
     let baselineMark: ServingEngine.WindowMark
     let withCommandMark: ServingEngine.WindowMark
     let reply: String
+    /// The scale operation the command opened on the `with_command` side, if it opened one.
+    let scaleOperation: Int?
     public let from: SimTime
     public var end: SimTime { from + request.duration }
     /// The scheduled steps due by the window's end, applied on each side at their times; each
@@ -165,7 +172,8 @@ public final class PreviewRun: @unchecked Sendable {
 
     init(request: PreviewRequest, baseline: ServingEngine, withCommand: ServingEngine,
          baselineMark: ServingEngine.WindowMark, withCommandMark: ServingEngine.WindowMark, reply: String,
-         scheduled: [Scenario.Step] = []) {
+         scheduled: [Scenario.Step] = [], scaleOperation: Int? = nil) {
+        self.scaleOperation = scaleOperation
         self.request = request
         self.baseline = baseline
         self.withCommand = withCommand
@@ -287,6 +295,10 @@ public final class PreviewRun: @unchecked Sendable {
             result.stopped = "stopped at \(PreviewRequest.format(duration: reached - from)) of the "
                 + "\(PreviewRequest.format(duration: request.duration)) window: \(reason)"
         }
+        if let scaleOperation {
+            result.unfinished = withCommand.unfinishedScale(operation: scaleOperation, from: from,
+                                                            window: result.coveredSeconds)
+        }
         result.baseline = baseline.windowSide(since: baselineMark)
         result.withCommand = withCommand.windowSide(since: withCommandMark)
         // Both sides ran to the same time, so they applied the same steps.
@@ -330,18 +342,60 @@ extension ServingEngine {
         }
         let baselineMark = baseline.beginWindow()
         let withCommandMark = withCommand.beginWindow()
+        let operations = withCommand.scaling.details.count
         let reply = withCommand.apply(request.command)
         guard reply.accepted else {
             throw PreviewRefusal("the engine would reject '\(request.command)': \(reply.message)")
         }
         return PreviewRun(request: request, baseline: baseline, withCommand: withCommand,
                           baselineMark: baselineMark, withCommandMark: withCommandMark, reply: reply.message,
-                          scheduled: scheduled)
+                          scheduled: scheduled,
+                          scaleOperation: withCommand.scaling.details.count > operations ? operations : nil)
     }
 
     /// ``startPreview(_:scheduled:)`` and ``PreviewRun/run(progress:)`` in one call (tests, offline use).
     public func preview(_ request: PreviewRequest, scheduled: [Scenario.Step] = []) throws(PreviewRefusal) -> PreviewResult {
         try startPreview(request, scheduled: scheduled).run()
+    }
+
+    /// Scale operation `index`, opened at `from`, if it had not finished by now (a preview window
+    /// of `window` seconds ended): when its last TE comes into service, or how many still drain.
+    /// Nil when it finished or came to nothing (its starts all lost or cancelled).
+    func unfinishedScale(operation index: Int, from: SimTime, window: Double) -> String? {
+        guard scaling.details.indices.contains(index) else { return nil }
+        let op = scaling.details[index]
+        guard op.readyS == nil, op.to != op.from else { return nil }
+        let lives = scaling.lifecycle.filter { $0.value.detail == index }.map(\.value)
+        let inWindow = "the \(PreviewRequest.format(duration: window)) window"
+        if op.to < op.from {
+            let draining = lives.filter { $0.phase == .draining }.count
+            guard draining > 0 else { return nil }
+            return "the scale-in had not finished at the end of \(inWindow): \(Self.counted(draining, "TE")) still "
+                + "finishing what \(draining == 1 ? "it holds" : "they hold") before returning NPUs"
+        }
+        let starting = lives.filter(\.phase.isStarting)
+        guard !starting.isEmpty else { return nil }
+        // A TE loading is in service a warm-up after its load; one still allocating has no load
+        // time yet (its path is picked when the allocation ends), so the finish is not known.
+        let warmUp = configuration.scaling.warmUpSeconds
+        var last: SimTime? = from
+        for life in starting {
+            switch (life.phase, life.phaseEndsAt) {
+            case (.warmingUp, let end?): last = last.map { max($0, end) }
+            case (.loading, let end?): last = last.map { max($0, end + warmUp) }
+            default: last = nil
+            }
+        }
+        var phases: [String] = []
+        for (phase, words) in [(InstancePhase.allocating, "allocating"), (.loading, "loading weights"), (.warmingUp, "warming up")] {
+            let count = starting.filter { $0.phase == phase }.count
+            if count > 0 { phases.append("\(count) \(words)") }
+        }
+        let path = op.loadPath.map { "; load path \($0.rawValue)" } ?? ""
+        let when = last.map { "finishes at +\(OperatorCommand.format(((($0 - from) * 10).rounded(.up)) / 10)) s, after" }
+            ?? "does not finish within"
+        return "the scale-up \(when) \(inWindow): \(starting.count) of its \(Self.counted(op.to - op.from, "new TE")) "
+            + "not in service yet (\(phases.joined(separator: ", "))\(path))"
     }
 
     /// The counters at a window's start, to report the window alone.

@@ -204,6 +204,39 @@ import XDSTestSupport
         #expect(try JSONDecoder().decode(PreviewResult.self, from: encoder.encode(p)) == p)
     }
 
+    /// A scale-up whose TE comes into service after the window says when (both sides were the
+    /// same, with nothing saying the action had not taken effect yet); the time is the one the
+    /// live run then shows. A scale that finishes inside the window says nothing.
+    @Test func aScaleFinishingAfterTheWindowSaysWhen() throws {
+        // Busy, with the spare node whole (the busy engine's faults took a spare).
+        let a = try FaultTests.engine(rate: 30, limit: 300)
+        a.run(until: 8)
+        let slow = try a.preview(Self.request("preview scale prefill +1 from object-store for 30s"))
+        let note = try #require(slow.unfinished)
+        #expect(note.hasPrefix("the scale-up finishes at +") && note.hasSuffix(" s, after the 30s window: 1 of its 1 new TE "
+            + "not in service yet (1 loading weights; load path object-store)"), "\(note)")
+        // Per-die figures count the starting TE's dies; what served is the same on both sides.
+        #expect(slow.baseline.requests == slow.withCommand.requests && slow.baseline.latencyMs == slow.withCommand.latencyMs,
+                "nothing of the scale shows in the window")
+        let encoder = JSONEncoder()
+        #expect(try JSONDecoder().decode(PreviewResult.self, from: encoder.encode(slow)) == slow)
+        // The finish the note gives is the live run's, to the tenth of a second.
+        let at = try #require(Double(note.dropFirst("the scale-up finishes at +".count).prefix { $0 != " " }))
+        let from = a.now
+        #expect(a.apply(.scale(role: .prefill, change: .by(1), from: .objectStore)).accepted)
+        a.run(until: from + 3_000)
+        let ready = try #require(a.report().scaling?.details.last?.readyS)
+        #expect(abs(ready - from - at) <= 0.1, "note +\(at) s, live run ready at +\(ready - from) s")
+        #expect(at > 30)
+
+        let b = try FaultTests.engine(rate: 30, limit: 300)
+        b.run(until: 8)
+        #expect(try b.preview(Self.request("preview scale prefill +1 for 30s")).unfinished == nil)
+        #expect(try b.preview(Self.request("preview drain node 2 for 30s")).unfinished == nil)
+        #expect(!String(decoding: try encoder.encode(b.preview(Self.request("preview rate 60 for 20s"))), as: UTF8.self)
+            .contains("unfinished"), "the key is written only when there is such a scale")
+    }
+
     /// Told to stop (the host's wall-clock budget), a run ends at a slice boundary with both sides
     /// at the same simulated time and answers with that window, saying where it stopped and why:
     /// the numbers are those of a preview of that length. At least one slice is always run.
