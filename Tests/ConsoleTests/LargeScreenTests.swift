@@ -32,37 +32,37 @@ import XDSTestSupport
     @Test func podAt300x90FillsTheInstanceEventsFaultsAndNodePanels() throws {
         let lines = Self.render(.pod, Self.busySnapshot(events: 80), width: 300, height: 90)
         #expect(lines.count == 90 && lines.allSatisfy { $0.count <= 300 })
-        // Left column (123 wide, under the grid): the instance table keeps the rows its nine TEs
+        // Left column (128 wide, under the grid): the instance table keeps the rows its nine TEs
         // need, every one of them filled; the newest events fill the rest to the footer.
-        #expect(Self.slice(lines[15], 0..<123).hasPrefix("┌ Instances ─"))
+        #expect(Self.slice(lines[15], 0..<128).hasPrefix("┌ Instances ─"))
         for y in 17...25 { #expect(Self.slice(lines[y], 2..<12) != String(repeating: " ", count: 10), "row \(y)") }
-        #expect(Self.slice(lines[25], 0..<123).hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms degraded "))
-        #expect(Self.slice(lines[26], 0..<123).hasPrefix("└─"))
-        #expect(Self.slice(lines[27], 0..<123).hasPrefix("┌ Recent events · newest first · level all · view 6 lists them all ─"))
-        #expect(Self.slice(lines[28], 0..<123).hasPrefix("│  0:12:09.0 info  command         rate 109 "))
+        #expect(Self.slice(lines[25], 0..<128).hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms degraded "))
+        #expect(Self.slice(lines[26], 0..<128).hasPrefix("└─"))
+        #expect(Self.slice(lines[27], 0..<128).hasPrefix("┌ Recent events · newest first · level all · view 6 lists them all ─"))
+        #expect(Self.slice(lines[28], 0..<128).hasPrefix("│  0:12:09.0 info  command         rate 109 "))
         for y in 28...87 {
-            #expect(Self.slice(lines[y], 1..<122).contains("command"), "event row \(y) is blank")
+            #expect(Self.slice(lines[y], 1..<127).contains("command"), "event row \(y) is blank")
         }
-        #expect(Self.slice(lines[88], 0..<123).hasPrefix("└─"))
+        #expect(Self.slice(lines[88], 0..<128).hasPrefix("└─"))
         // Right column: the detail, the Faults panel with its fault, then one row per node.
-        #expect(Self.slice(lines[17], 123..<300).hasPrefix("┌ Faults · drains ─"))
+        #expect(Self.slice(lines[17], 128..<300).hasPrefix("┌ Faults · drains ─"))
         #expect(lines[19].contains("│ #1 detected  NPU 140 lost (node 17) "))
         let nodesTop = try #require(lines.firstIndex { $0.contains("┌ Nodes · 48 · busy and KV: mean over the node's chips (2 dies each), 0–100%") })
         #expect(nodesTop == 88 - 48 - 3)
-        #expect(Self.slice(lines[nodesTop + 1], 123..<300).hasPrefix("│ node roles        instances        state          busy share"))
-        #expect(Self.slice(lines[nodesTop + 2], 123..<300).contains("0%"))
-        #expect(Self.slice(lines[nodesTop + 2], 123..<300).contains("100%"))
+        #expect(Self.slice(lines[nodesTop + 1], 128..<300).hasPrefix("│ node roles        instances        state          busy share"))
+        #expect(Self.slice(lines[nodesTop + 2], 128..<300).contains("0%"))
+        #expect(Self.slice(lines[nodesTop + 2], 128..<300).contains("100%"))
         // Every node has a row: its number, roles, state, two bars with their values, HBM and requests.
         for node in 0..<48 {
-            let row = Self.slice(lines[nodesTop + 3 + node], 123..<300)
+            let row = Self.slice(lines[nodesTop + 3 + node], 128..<300)
             #expect(row.hasPrefix("│ \(Format.pad2(node))"), "node \(node): \(row)")
             #expect(row.contains(" GB ") && row.contains("%"), "node \(node): \(row)")
         }
         // The fixture's faulted and drained nodes say so; decode node 16 is in service.
-        #expect(Self.slice(lines[nodesTop + 3 + 17], 123..<300).hasPrefix("│ 17X  8 decode     decode-0         faulted "))
-        #expect(Self.slice(lines[nodesTop + 3 + 5], 123..<300).hasPrefix("│ 05⊘  8 prefill    prefill-2        drained "))
-        #expect(Self.slice(lines[nodesTop + 3 + 16], 123..<300).hasPrefix("│ 16   8 decode     decode-0         in service"))
-        #expect(Self.slice(lines[nodesTop + 3 + 40], 123..<300).hasPrefix("│ 40   8 spare      –                spare "))
+        #expect(Self.slice(lines[nodesTop + 3 + 17], 128..<300).hasPrefix("│ 17X  8 decode     decode-0         faulted "))
+        #expect(Self.slice(lines[nodesTop + 3 + 5], 128..<300).hasPrefix("│ 05⊘  8 prefill    prefill-2        drained "))
+        #expect(Self.slice(lines[nodesTop + 3 + 16], 128..<300).hasPrefix("│ 16   8 decode     decode-0         in service"))
+        #expect(Self.slice(lines[nodesTop + 3 + 40], 128..<300).hasPrefix("│ 40   8 spare      –                spare "))
         #expect(lines[88].hasSuffix("┘"))
     }
 
@@ -77,14 +77,15 @@ import XDSTestSupport
         let lines = Self.render(.pod, s, width: 250, height: 70)
         let top = try #require(lines.firstIndex { $0.hasPrefix("┌ Recent events") })
         let bottom = try #require(lines.indices.first { $0 > top && $0 < 69 && lines[$0].hasPrefix("└") })
-        let rows = lines[(top + 1)..<bottom].map { Self.slice($0, 0..<123) }
+        let rows = lines[(top + 1)..<bottom].map { Self.slice($0, 0..<128) }
         #expect(rows.allSatisfy { !$0.contains("…") }, "\(rows.joined(separator: "\n"))")
         // The newest event first, its message over as many lines as it needs, then the others.
         #expect(rows[0].hasPrefix("│  0:11:40.0 info  command         vertical shrink impossible"))
-        let message = rows.prefix(3).map { Self.slice($0, 34..<122).trimmingCharacters(in: .whitespaces) }
+        // (Two lines in the 128 columns beside the grid.)
+        let message = rows.prefix(2).map { Self.slice($0, 34..<127).trimmingCharacters(in: .whitespaces) }
         #expect(message.joined(separator: " ") == long, "\(message)")
-        #expect(rows[1...2].allSatisfy { row in Self.slice(row, 0..<34).allSatisfy { $0 == " " || $0 == "│" } })
-        #expect(rows[3].hasPrefix("│  0:10:52.0 info  command         rate 32"))
+        #expect(Self.slice(rows[1], 0..<34).allSatisfy { $0 == " " || $0 == "│" })
+        #expect(rows[2].hasPrefix("│  0:10:52.0 info  command         rate 32"))
         // At 160×48 the panel (80 wide, on the left) wraps the message too; at 80×24 and
         // 120×40 there is no panel (its events are in view 6).
         let mid = Self.render(.pod, s, width: 160, height: 48)

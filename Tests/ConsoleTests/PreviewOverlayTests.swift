@@ -291,8 +291,11 @@ extension PreviewOverlayTests {
             $0.preview = PreviewOverlay(command: "fault straggler die 700 slowdown 2.5", line: line, askedAt: 10)
             $0.preview?.phase = .computing(progress: 0.3)
         }
-        // Words in reading order, the borders of the box and of the view under it left out.
-        let words = lines.joined(separator: " ").split(separator: " ").map(String.init)
+        // Words in reading order inside the box (the view under it shows at its sides: at 80
+        // columns the Pod grid's last cells sit right of the box).
+        let box = Overlays.centered(CellBuffer(width: 80, height: 24), width: 76, height: 1)
+        let words = lines.map { String((Array($0) + Array(repeating: " ", count: 80))[(box.x + 1)..<(box.maxX - 1)]) }
+            .joined(separator: " ").split(separator: " ").map(String.init)
             .filter { !$0.allSatisfy { "│┌┐└┘─".contains($0) } }
         let sentence = "Running two forks of the live engine ahead (\(line)).".split(separator: " ").map(String.init)
         #expect((0...(words.count - sentence.count)).contains { Array(words[$0..<$0 + sentence.count]) == sentence },

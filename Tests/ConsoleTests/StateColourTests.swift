@@ -90,7 +90,7 @@ import XDSTestSupport
         let layout = PodLayout(width: 80, height: 24)
         func marker(_ node: Int) -> Character {
             let (x, y) = layout.origin(ofNode: node)
-            return b[x + 2, y].character
+            return b[x, y].character
         }
         #expect(marker(5) == "⊘")
         #expect(marker(20) == "~")

@@ -60,13 +60,13 @@ import XDSTestSupport
         #expect(
             lines[3] == "┌ Pod · 48 nodes × 8 NPUs · colour = load (prefill groups busy, decode KV) ────┐")
         #expect(
-            lines[4] == "│ 00 PPPPPPPP 08 PPPPPPPP 16 DDDDDDDD 24 DDDDDDDD 32 DDDDDDDD 40 ········      │")
+            lines[4] == "│ 00 PPPPPPPP  08 PPPPPPPP  16 DDDDDDDD  24 DDDDDDDD  32 DDDDDDDD  40 ········ │")
         #expect(
-            lines[5] == "│ 01 PPPPPPPP 09 PPPPPPPP 17XDDDDXDDD 25 DDDDDDDD 33 DDDDDDDD 41 ········      │")
+            lines[5] == "│ 01 PPPPPPPP  09 PPPPPPPP X17 DDDDXDDD  25 DDDDDDDD  33 DDDDDDDD  41 ········ │")
         #expect(
-            lines[8] == "│ 04 PPPPPPPP 12 PPPPPPPP 20~DDDDDDDD 28 DDDDDDDD 36 ········ 44 ········      │")
+            lines[8] == "│ 04 PPPPPPPP  12 PPPPPPPP ~20 DDDDDDDD  28 DDDDDDDD  36 ········  44 ········ │")
         #expect(
-            lines[9] == "│ 05⊘PPPPPPPP 13 PPPPPPPP 21 DDDDDDDD 29 DDDDDDDD 37 ········ 45 ········      │")
+            lines[9] == "│⊘05 PPPPPPPP  13 PPPPPPPP  21 DDDDDDDD  29 DDDDDDDD  37 ········  45 ········ │")
         #expect(
             lines[12] == "│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link              │")
         #expect(
@@ -94,7 +94,7 @@ import XDSTestSupport
         let lines = renderFixture(.pod, width: 200, height: 60)
         #expect(
             lines[5].hasPrefix(
-                "│ 01 P P P P P P P P  09 P P P P P P P P  17XD D D D X D D D  25 D D D D D D D D"))
+                "│ 01 P P P P P P P P   09 P P P P P P P P  X17 D D D D X D D D   25 D D D D D D D D"))
         #expect(lines[3].contains("┐┌ NPU 0 · node 0 ─"))
         #expect(lines[16].hasPrefix("│ instance     kind       NPUs  queued  running    KV     step"))
         #expect(lines[25].hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms"))
@@ -256,11 +256,11 @@ import XDSTestSupport
 @Test func podViewAt200x60ListsFaultsAndDrains() {
     let lines = renderFixture(.pod, width: 200, height: 60)
     #expect(
-        lines[17].hasSuffix("┌ Faults · drains ──────────────────────────────────────────────────────────┐"))
+        lines[17].hasSuffix("┌ Faults · drains ─────────────────────────────────────────────────────┐"))
     #expect(
-        lines[18].hasSuffix("│ ⊘ drained node 5  ~ draining node 20                                      │"))
+        lines[18].hasSuffix("│ ⊘ drained node 5  ~ draining node 20                                 │"))
     #expect(
-        lines[19].hasSuffix("│ #1 detected  NPU 140 lost (node 17)                                       │"))
+        lines[19].hasSuffix("│ #1 detected  NPU 140 lost (node 17)                                  │"))
     #expect(
-        lines[20].hasSuffix("│  at 0:09:58 · 0 re-prefilled · 0 failed                                   │"))
+        lines[20].hasSuffix("│  at 0:09:58 · 0 re-prefilled · 0 failed                              │"))
 }

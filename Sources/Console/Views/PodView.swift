@@ -6,8 +6,11 @@ import ServingEngine
 struct PodLayout {
     static let nodesPerColumn = 8
     static let npusPerNode = ConsoleState.npusPerNode
-    /// Node label (2 digits) plus a drain/fault marker.
-    static let labelWidth = 3
+    /// Node label: a drain/fault marker, 2 digits, a blank. The marker sits before the number,
+    /// not between it and the node's first NPU cell: there node 20 with NPU 163 dead read
+    /// `20XDDDXDDDD` (nine cells, two of them dead), an HBM-faulted node `21##D^D^DDD`, and with
+    /// two-column cells a dead node `20X X X X X X X X X`, nine evenly spaced cells.
+    static let labelWidth = 4
 
     let grid: Rect
     let cellWidth: Int
@@ -21,12 +24,14 @@ struct PodLayout {
 
     init(width: Int, height: Int) {
         let area = ScreenLayout.content(width: width, height: height)
-        // Two-column NPU cells take 123 columns; only beside a side column of ≥ 56 (at 180+),
+        // Two-column NPU cells take 128 columns; only beside a side column of ≥ 57 (at 185+),
         // else the detail and Faults panels get clipped (console review #3 at 160×45).
-        let wide = width >= 180
+        let wide = width >= 185
         cellWidth = wide ? 2 : 1
+        // A blank after the cells: with two-column cells it makes two before the next node's
+        // marker, which one blank (the cells' own rhythm) drew as a ninth cell of this node.
         blockWidth = Self.labelWidth + Self.npusPerNode * cellWidth + 1
-        let gridWidth = wide ? 6 * blockWidth + 3 : area.width
+        let gridWidth = wide ? 6 * blockWidth + 2 : area.width
         // 8 node rows + two legend rows (glyphs, load colours) + borders.
         let (top, rest) = area.splitTop(Self.nodesPerColumn + 4)
         grid = Rect(x: top.x, y: top.y, width: gridWidth, height: top.height)
@@ -102,12 +107,12 @@ struct PodLayout {
     }
 
     func origin(ofNode node: Int) -> (x: Int, y: Int) {
-        (grid.x + 2 + (node / Self.nodesPerColumn) * blockWidth, grid.y + 1 + node % Self.nodesPerColumn)
+        (grid.x + 1 + (node / Self.nodesPerColumn) * blockWidth, grid.y + 1 + node % Self.nodesPerColumn)
     }
 
     func npu(atX x: Int, y: Int) -> Int? {
         let row = y - grid.y - 1
-        let rel = x - grid.x - 2
+        let rel = x - grid.x - 1
         guard row >= 0, row < Self.nodesPerColumn, rel >= 0 else { return nil }
         let column = rel / blockWidth
         let inBlock = rel % blockWidth - Self.labelWidth
@@ -187,10 +192,10 @@ enum PodView {
                 (node * PodLayout.npusPerNode)..<min(s.npus.count, (node + 1) * PodLayout.npusPerNode)]
             let labelStyle =
                 node == state.selectedNode ? Style(fg: .accent, bold: true, underline: true) : Style.dim
-            b.put(Format.pad2(node), x: x, y: y, style: labelStyle)
+            b.put(Format.pad2(node), x: x + 1, y: y, style: labelStyle)
             let states = members.map { faults.state(of: $0, s) }
             if let worst = NPUState.severityOrder.first(where: states.contains), let glyph = worst.glyph {
-                b.put(String(glyph), x: x + 2, y: y, style: worst.style)
+                b.put(String(glyph), x: x, y: y, style: worst.style)
             }
             for (npu, npuState) in zip(members, states) {
                 let cx = x + PodLayout.labelWidth + (npu.id % PodLayout.npusPerNode) * layout.cellWidth
