@@ -38,6 +38,26 @@ import XDSTestSupport
         #expect(state.achievedSpeed == 10)
     }
 
+    /// `-` from 1000× (measured ≈300×) to 500×: the key sets the requested speed at once, so the
+    /// first snapshot at 500× matched it and the samples taken at 1000× stayed in the window.
+    /// Pressed 20 times down to 0.1×, the header read "▶ 0.1× (≈448×)" for seconds.
+    @Test func aSpeedKeyStartsANewMeasurement() {
+        var state = ConsoleState(width: 200, height: 60)
+        for i in 0...10 {
+            state = Self.ticked(state, wall: 100 + Double(i) * 0.5, sim: 600 + Double(i) * 150)
+        }
+        #expect(state.achievedSpeed.map { abs($0 - 300) < 1e-9 } == true)
+        state = ConsoleUpdate.update(state, .key(.char("-"))).0
+        #expect(state.speed == 500)
+        #expect(state.achievedSpeed == nil)
+        // The engine now keeps 10 simulated seconds per wall second.
+        state = Self.ticked(state, wall: 105.5, sim: 2250, speed: 500)
+        state = Self.ticked(state, wall: 106, sim: 2255, speed: 500)
+        #expect(state.achievedSpeed == nil)
+        state = Self.ticked(state, wall: 106.5, sim: 2260, speed: 500)
+        #expect(state.achievedSpeed.map { abs($0 - 10) < 1e-9 } == true, "\(String(describing: state.achievedSpeed))")
+    }
+
     /// `xds console --connect` to a server that then stopped: the header said "⚠ … reconnecting…"
     /// and "▶ 1× (≈1.0×)" beside a sim clock that no longer moved, because the achieved speed was
     /// measured only when a snapshot came, and none came. A stalled embedded engine looked the same.

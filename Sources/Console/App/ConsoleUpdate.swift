@@ -340,6 +340,9 @@ public enum ConsoleUpdate {
 
     static func changeSpeed(faster: Bool, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
         let steps = speedSteps
+        // The requested speed changes here, before any snapshot carries it: ``measurePace`` would
+        // see the first snapshot at the new speed as no change and keep the samples taken at
+        // the old one ("▶ 0.1× (≈448×)" after `-` from max). As space does, measure afresh.
         var next: Double?
         if faster {
             guard let current = s.speed else {
@@ -351,12 +354,16 @@ public enum ConsoleUpdate {
             guard let current = s.speed else {
                 next = steps.last
                 s.speed = next
+                s.pacingSamples = []
+                s.achievedSpeed = nil
                 effects.append(.send(commandLine: "speed \(formatSpeed(next!))"))
                 return
             }
             next = steps.last { $0 < current * 0.999999 } ?? steps.first
         }
         s.speed = next
+        s.pacingSamples = []
+        s.achievedSpeed = nil
         effects.append(.send(commandLine: next.map { "speed \(formatSpeed($0))" } ?? "speed max"))
     }
 
