@@ -273,3 +273,23 @@ import XDSTestSupport
         }
     }
 }
+
+/// In the Latency view orange marks the histogram bin that holds the SLO and the ▲ SLO marker;
+/// the "waiting" trend was orange too, always, at a calm queue of 14 as at a flood, so the same
+/// colour meant "near the SLO" and "a count". It is drawn as the other counts are.
+@Suite struct LatencyTrendColourTests {
+    @Test(arguments: [(80, 24), (200, 60)])
+    func theWaitingTrendIsNotInTheWarningColour(size: (Int, Int)) throws {
+        let (w, h) = size
+        var state = ConsoleState(width: w, height: h)
+        state = ConsoleUpdate.update(state, .tick(SnapshotFixtures.superpod)).0
+        state.view = .latency
+        let b = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: w, height: h)
+        let y = try #require(b.lines.firstIndex { $0.contains("│ waiting") })
+        let running = try #require(b.lines.firstIndex { $0.contains("│ running") })
+        let styles = Set((0..<w).map { b[$0, y].style }.filter { $0 != .dim && $0 != .text && $0 != Style() })
+        #expect(!styles.contains(.warn), "\(b.line(y))")
+        // Its figure is drawn as that of "running", its neighbour (right-aligned, ending at 18).
+        #expect(b[18, y].style == b[18, running].style, "\(b.line(y))")
+    }
+}

@@ -447,7 +447,8 @@ enum LatencyView {
             Trend(label: "running", values: s.series.running, now: Double(s.requests.running),
                   text: Format.count(s.requests.running), style: .accent, format: { Format.count($0) }),
             Trend(label: "waiting", values: s.series.waiting, now: Double(s.requests.waiting),
-                  text: Format.count(s.requests.waiting), style: .warn, format: { Format.count($0) }),
+                  // A count, drawn as the others: orange in this view marks the SLO (its bin, ▲).
+                  text: Format.count(s.requests.waiting), style: .accent, format: { Format.count($0) }),
         ]
         for (i, trend) in trends.prefix(inner.height).enumerated() {
             let y = inner.y + i
