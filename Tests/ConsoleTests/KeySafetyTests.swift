@@ -59,6 +59,21 @@ import XDSTestSupport
         #expect(drive(small, link, keys: [.char("q")]).quitting)
     }
 
+    /// A prompt open when the terminal shrank: q is not taken there (it may be a typed letter),
+    /// and the message said "q quits" all the same. It names Ctrl-C, which does quit.
+    @Test func theTooSmallMessageNamesAKeyThatQuitsWithAPromptOpen() {
+        let link = FakeEngineLink()
+        var state = drive(primedState(), link, keys: typed(":drain"))
+        #expect(state.prompt != nil)
+        state = ConsoleUpdate.update(state, .resize(width: 61, height: 19)).0
+        let text = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: 61, height: 19)
+            .lines.joined(separator: " ")
+        #expect(text.contains("Ctrl-C quits") && !text.contains("; q quits"), "\(text)")
+        #expect(!drive(state, link, keys: [.char("q")]).quitting)
+        #expect(drive(state, link, keys: [Key.controlC]).quitting)
+        #expect(link.sentCommands.isEmpty)
+    }
+
     @Test func requestFilterFollowsTheTextAsItIsTyped() throws {
         let snapshot = SnapshotFixtures.superpod
         let target = try #require(snapshot.inFlight.first)

@@ -14,8 +14,11 @@ public enum ConsoleScreen {
         if width < ConsoleState.minimumWidth || height < ConsoleState.minimumHeight {
             // Wrapped, so the size needed shows however narrow the terminal is; shorter forms when
             // even that does not fit (at 10×3 the wrapped sentence stopped before "80×24").
+            // With a prompt open q is ignored too (it may be a letter of what was typed), so the
+            // message named a key that did nothing there; Ctrl-C quits in every case.
+            let quitKey = state.prompt == nil ? "q" : "Ctrl-C"
             let messages = [
-                "Terminal \(width)×\(height) is too small: the console needs at least 80×24. Until then keys do nothing; q quits.",
+                "Terminal \(width)×\(height) is too small: the console needs at least 80×24. Until then keys do nothing; \(quitKey) quits.",
                 "Terminal \(width)×\(height) is too small: the console needs at least 80×24.",
                 "too small: needs 80×24", "needs 80×24", "80×24",
             ]
