@@ -134,4 +134,22 @@ import XDSTestSupport
         #expect(lines[3].hasPrefix("┌ Pod ─"))
         #expect(lines[4].hasPrefix("│ no snapshot from the engine yet (the header says why)"))
     }
+
+    /// #20 in the other views: before the first snapshot they drew the empty one as a live pod,
+    /// "no MoE layers in this deployment", "no prefill instances", "In flight · 0 (all listed)",
+    /// KV "mean 0.0%  fullest group 0.0%".
+    @Test(arguments: [ConsoleView.experts, .kvCache, .latency, .requests])
+    func noSnapshotYetClaimsNothingInAnyView(view: ConsoleView) {
+        var s = Snapshot()
+        s.linkStatus = "no answer from http://127.0.0.1:9 (is xds serve running there?) — retrying…"
+        for (w, h) in [(80, 24), (200, 60)] {
+            let lines = Self.render(view, s, width: w, height: h)
+            let text = lines.joined(separator: "\n")
+            #expect(lines[3].hasPrefix("┌ \(view.title) ─"), "\(lines[3])")
+            #expect(lines[4].hasPrefix("│ no snapshot from the engine yet (the header says why)"), "\(text)")
+            for claim in ["no MoE layers", "no prefill instances", "In flight · 0", "0.0%", "0% so far"] {
+                #expect(!text.contains(claim), "\(view) at \(w)×\(h): \(claim)")
+            }
+        }
+    }
 }

@@ -34,6 +34,14 @@ public enum ConsoleScreen {
         tabBar(&b, state, theme)
         let area = ScreenLayout.content(width: width, height: height)
         switch state.view {
+        case let view where !snapshot.hasData && view != .pod && view != .events:
+            // Before the first snapshot (`--connect` to a server that does not answer) these
+            // views drew the empty snapshot as a live pod: "no MoE layers in this deployment",
+            // "no prefill instances", "In flight · 0", KV "mean 0.0%". As the Pod view does, they
+            // say there is nothing yet. (Events keeps its own "no events yet", which is true.)
+            b.box(area, title: view.title)
+            b.put("no snapshot from the engine yet (the header says why)", x: area.x + 2, y: area.y + 1,
+                  style: .dim, clip: area.inner)
         case .pod: PodView.draw(&b, area, state, snapshot, theme)
         case .experts: ExpertsView.draw(&b, area, state, snapshot, theme)
         case .kvCache: KVCacheView.draw(&b, area, state, snapshot, theme)
