@@ -243,19 +243,31 @@ enum PodView {
         b.box(rect, title: "NPU \(npu.id) · node \(npu.node)")
         let inner = rect.inner
         var y = inner.y
+        // Beside a two-column grid the panel is 57 columns at 180: a line longer than that was
+        // cut at its edge with no sign, mid-number ("MoE load 1.0"). It ends in "…" instead.
+        func cut(_ length: Int, from x: Int) -> Rect? {
+            x + length <= inner.maxX ? nil : Rect(x: inner.x, y: inner.y, width: max(0, inner.width - 1), height: inner.height)
+        }
         func line(_ parts: [(String, Style)]) {
             guard y < inner.maxY else { return }
             var x = inner.x + 1
-            for (text, style) in parts { x = b.put(text, x: x, y: y, style: style, clip: inner) }
+            let short = cut(parts.reduce(0) { $0 + $1.0.count }, from: x)
+            for (text, style) in parts { x = b.put(text, x: x, y: y, style: style, clip: short ?? inner) }
+            if short != nil { b.put("…", x: inner.maxX - 1, y: y, style: .dim, clip: inner) }
             y += 1
         }
-        func meter(_ label: String, _ value: Double, _ note: String, style: Style? = nil) {
+        /// `note`: the forms of the note, longest first; the first that fits is drawn.
+        func meter(_ label: String, _ value: Double, _ note: [String], style: Style? = nil) {
             guard y < inner.maxY else { return }
             b.put(label, x: inner.x + 1, y: y, style: .dim, clip: inner)
             // Wider on a wide panel (a 300-column screen), for finer steps.
             let w = inner.width >= 120 ? 40 : min(20, max(4, inner.width - 24))
             b.bar(value, x: inner.x + 7, y: y, width: w, style: style ?? NPULoad.style(NPULoad.band(value)))
-            b.put(note, x: inner.x + 8 + w, y: y, style: .text, clip: inner)
+            let x = inner.x + 8 + w
+            let text = note.first { cut($0.count, from: x) == nil } ?? note.last ?? ""
+            let short = cut(text.count, from: x)
+            b.put(text, x: x, y: y, style: .text, clip: short ?? inner)
+            if short != nil { b.put("…", x: inner.maxX - 1, y: y, style: .dim, clip: inner) }
             y += 1
         }
         let faults = FaultMap(s)
@@ -292,12 +304,13 @@ enum PodView {
         // Load colours on the busy share only where it is the NPU's load (as in the node table):
         // a prefill TE's busy share is near 100 % at a quarter of capacity, its load is how many
         // of its DP groups hold a prompt, said beside it.
-        var utilNote = Format.percent(npu.utilization)
+        var utilNote = [Format.percent(npu.utilization)]
         if NPULoad.limit(npu.role) == .groups, let te = NPULoad.GroupShares(s).byTE[npu.instance] {
-            utilNote += " TE busy · \(te.busy)/\(te.groups) groups busy"
+            let busy = utilNote[0] + " TE busy"
+            utilNote = [busy + " · \(te.busy)/\(te.groups) groups busy", busy + " · \(te.busy)/\(te.groups) DP busy", busy]
         }
         if isDead {
-            meter("util", 0, "– dead: runs nothing", style: Style(fg: .dim))
+            meter("util", 0, ["– dead: runs nothing"], style: Style(fg: .dim))
         } else {
             meter("util", npu.utilization, utilNote,
                   style: NPULoad.limit(npu.role) == .busy ? nil : Style(fg: .accent))
@@ -320,8 +333,8 @@ enum PodView {
                                                     " · dead since \(Format.clock(f.injectedAt))"] } ?? [" · dead"]
         let hbmNote = (npuState == .dead ? dead.map { gb + $0 } + [gb + " · dead", gb]
                        : [gb + holds + " · alarm colour on the KV row", gb + holds, gb]).first { $0.count <= noteRoom } ?? gb
-        meter("HBM", hbm, hbmNote, style: Style(fg: .accent))
-        meter("KV", npu.kvUsage, Format.percent(npu.kvUsage))
+        meter("HBM", hbm, [hbmNote], style: Style(fg: .accent))
+        meter("KV", npu.kvUsage, [Format.percent(npu.kvUsage)])
         let node = s.npus.filter { $0.node == npu.node }
         // Over the chips that run: a dead one runs nothing (its util meter above says so), yet
         // the snapshot gives it its TE's busy share, and "node 16 faulted  util 100%" counted it.
