@@ -135,6 +135,19 @@ import XDSTestSupport
         #expect(lines[4].hasPrefix("│ no snapshot from the engine yet (the header says why)"))
     }
 
+    /// #20 at 80 columns: the link status ran off the header's edge with no sign of the cut,
+    /// "(is xds serve running there?) — retryi".
+    @Test func aLongLinkStatusIsCutWithAnEllipsis() {
+        var s = Snapshot()
+        s.linkStatus = "no answer from http://127.0.0.1:9 (is xds serve running there?) — retrying…"
+        for w in [80, 100] {
+            let header = Self.render(.pod, s, width: w, height: 24)[0]
+            #expect(header.hasPrefix(" xds  ⚠ no answer from http://127.0.0.1:9 (is xds serve"), "\(header)")
+            #expect(header.count <= w)
+            #expect(header.hasSuffix("…") || header.contains("retrying… "), "\(header)")
+        }
+    }
+
     /// #20 in the other views: before the first snapshot they drew the empty one as a live pod,
     /// "no MoE layers in this deployment", "no prefill instances", "In flight · 0 (all listed)",
     /// KV "mean 0.0%  fullest group 0.0%".

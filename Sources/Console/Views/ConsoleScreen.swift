@@ -78,7 +78,11 @@ public enum ConsoleScreen {
         b.fill(Rect(x: 0, y: 0, width: b.width, height: 2), with: Cell(character: " ", style: bar))
         var x = b.put(" xds ", x: 0, y: 0, style: Style(fg: .header, bold: true))
         if let status = s.linkStatus {
-            x = b.put(" ⚠ \(status) ", x: x, y: 0, style: Style(fg: .bad, bg: .header, bold: true))
+            // Cut with an ellipsis where the line is short: at 80 columns it ran off the edge as
+            // "(is xds serve running there?) — retryi".
+            var text = " ⚠ \(status) "
+            if x + text.count > b.width { text = String(text.prefix(max(0, b.width - x - 1))) + "…" }
+            x = b.put(text, x: x, y: 0, style: Style(fg: .bad, bg: .header, bold: true))
             // The figures on screen are the last snapshot's, greyed (see ``staleOut``): say so.
             if s.hasData { x = b.put("figures as of sim \(Format.clock(s.simTime)) ", x: x, y: 0, style: Style(fg: .header, bold: true)) }
         }
