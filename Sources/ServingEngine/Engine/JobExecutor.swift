@@ -160,8 +160,7 @@ final class JobExecutor {
         if let (reason, kind) = neverFits(request) { return .neverFits(reason: reason, kind: kind) }
         guard let target = requeueTarget(for: request, instances: instances, cluster: cluster, kv: kv) else {
             // A pod whose TEs all prefill and decode has no "prefill TE" to speak of.
-            let te = instances.contains { $0.role == .prefill } || !instances.contains { $0.role == .colocated }
-                ? "prefill TE" : "colocated TE"
+            let te = ServingEngine.prefillingTE(in: instances)
             let reason = instances.indices.contains(where: { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) })
                 ? "every \(te) has \(maxWaitingPerPrefillTE) requests waiting"
                 : "no \(te) accepts work (all drained or out of service)"

@@ -21,7 +21,7 @@ extension ServingEngine {
         let counted = Self.counted
         return "node \(node) draining: no new work is placed on its NPUs; \(counted(moved, "queued prefill")) "
             + "moved elsewhere; "
-            + (stranded > 0 ? "\(counted(stranded, "queued prefill")) failed (no other prefill TE is in service); " : "")
+            + (stranded > 0 ? "\(counted(stranded, "queued prefill")) failed (no other \(prefillingTE) is in service); " : "")
             + (migrated > 0 ? "\(counted(migrated, "decode request")) migrated; " : "")
             + "\(counted(requestsLeft(onDrained: node), "request")) left to finish"
     }

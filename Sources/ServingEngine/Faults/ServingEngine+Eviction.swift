@@ -13,12 +13,12 @@ enum EvictionOutcome {
 
     var isCancel: Bool { if case .cancel = self { true } else { false } }
 
-    /// Why a request that must be queued again fails when no prefill TE is in service: a move
-    /// is a drain's (nothing failed, the node was taken out of service), a re-prefill follows
-    /// failed hardware.
-    var reasonIfNowhere: String {
-        if case .move = self { return ServingEngine.drainedAndNowhereElse }
-        return ServingEngine.hardwareAndNowhereElse
+    /// Why a request that must be queued again fails when no TE that prefills (`te`: "prefill
+    /// TE" or "colocated TE") is in service: a move is a drain's (nothing failed, the node was
+    /// taken out of service), a re-prefill follows failed hardware.
+    func reasonIfNowhere(te: String) -> String {
+        if case .move = self { return ServingEngine.drainedAndNowhere(te: te) }
+        return ServingEngine.hardwareAndNowhere(te: te)
     }
 }
 
@@ -75,7 +75,7 @@ extension ServingEngine {
                 fail(id, reason: reason, placement: placement)
                 result.failed += 1
             case .reprefill, .move:
-                if requeue(request, reasonIfNowhere: outcome.reasonIfNowhere) {
+                if requeue(request, reasonIfNowhere: outcome.reasonIfNowhere(te: prefillingTE)) {
                     if case .reprefill = outcome { result.reprefilled += 1; requests[id]?.times.reprefills += 1 }
                 } else {
                     result.failed += 1
@@ -118,8 +118,18 @@ extension ServingEngine {
     }
 
     /// Why a request that must be prefilled again fails when no prefill TE is in service.
-    static let hardwareAndNowhereElse = "its hardware failed and no prefill TE is in service to prefill it again"
-    static let drainedAndNowhereElse = "its node was drained and no other prefill TE is in service to take it"
+    static let hardwareAndNowhereElse = hardwareAndNowhere(te: "prefill TE")
+    static let drainedAndNowhereElse = drainedAndNowhere(te: "prefill TE")
+    static func hardwareAndNowhere(te: String) -> String { "its hardware failed and no \(te) is in service to prefill it again" }
+    static func drainedAndNowhere(te: String) -> String { "its node was drained and no other \(te) is in service to take it" }
+
+    /// What reasons and replies call a TE that prefills: "colocated TE" in a pod whose TEs all
+    /// prefill and decode (it has no "prefill TE" to speak of, and the console, the report and
+    /// the JE's refusals call its TEs colocated), else "prefill TE".
+    var prefillingTE: String { Self.prefillingTE(in: instances) }
+    static func prefillingTE(in instances: [InstanceState]) -> String {
+        instances.contains { $0.role == .prefill } || !instances.contains { $0.role == .colocated } ? "prefill TE" : "colocated TE"
+    }
 
     /// Queues a request again from the start: a prefill TE chosen by the JE, or, if every TE is
     /// at its admission bound, the least loaded one in service (the request was admitted once
@@ -128,7 +138,8 @@ extension ServingEngine {
     /// requests wait for a decode TE about to return: a 0.17 s NPU-fork of the only prefill TE
     /// failed every request it held. Fails it with `reason` when no prefill TE is in service and
     /// none is back within the SLO (saying when the first is back, if one is coming).
-    func requeue(_ old: RequestState, reasonIfNowhere reason: String = hardwareAndNowhereElse) -> Bool {
+    func requeue(_ old: RequestState, reasonIfNowhere given: String? = nil) -> Bool {
+        let reason = given ?? Self.hardwareAndNowhere(te: prefillingTE)
         let spec = old.spec
         var request = RequestState(spec: spec, chainedKeys: old.chainedKeys)
         // What the client asked for survives the move (an HTTP request's cap, a cancellation).
@@ -143,8 +154,8 @@ extension ServingEngine {
         guard let target = target ?? (holding ? back?.te : nil), je.neverFits(request) == nil else {
             requests[spec.id] = request
             if let back, back.wait.isFinite {
-                fail(spec.id, reason: reason + Self.prefillTEBackPastSLO(in: back.wait),
-                     kind: reason + Self.prefillTEBackPastSLO(in: nil))
+                fail(spec.id, reason: reason + Self.prefillTEBackPastSLO(in: back.wait, te: prefillingTE),
+                     kind: reason + Self.prefillTEBackPastSLO(in: nil, te: prefillingTE))
             } else {
                 fail(spec.id, reason: reason)
             }
@@ -158,8 +169,8 @@ extension ServingEngine {
 
     /// "; the first prefill TE is back in 300 s, past the TTFT SLO" (nil: without the time, the
     /// reason's kind as the report counts it).
-    static func prefillTEBackPastSLO(in wait: SimTime?) -> String {
-        "; the first prefill TE is back" + (wait.map { " in \(OperatorCommand.format(($0 * 10).rounded(.up) / 10)) s" } ?? "")
+    static func prefillTEBackPastSLO(in wait: SimTime?, te: String = "prefill TE") -> String {
+        "; the first \(te) is back" + (wait.map { " in \(OperatorCommand.format(($0 * 10).rounded(.up) / 10)) s" } ?? "")
             + ", past the TTFT SLO"
     }
 

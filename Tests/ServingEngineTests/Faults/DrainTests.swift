@@ -44,11 +44,32 @@ import XDSTestSupport
         #expect(queued > 0, "an overloaded colocated pair has a queue")
         let reply = engine.apply(.drain(node: 0))
         #expect(reply.accepted)
-        #expect(reply.message.contains("\(queued) queued prefill\(queued == 1 ? "" : "s") failed (no other prefill TE is in service)"),
+        // A colocated pod has no prefill TE: its TEs are "colocated TEs" (as its refusals say).
+        #expect(reply.message.contains("\(queued) queued prefill\(queued == 1 ? "" : "s") failed (no other colocated TE is in service)"),
                 "\(reply.message)")
         let reasons = engine.report().requests.failureReasons
-        #expect(reasons[ServingEngine.drainedAndNowhereElse] == queued, "\(reasons)")
-        #expect(reasons[ServingEngine.hardwareAndNowhereElse] == nil, "no hardware failed")
+        #expect(reasons["its node was drained and no other colocated TE is in service to take it"] == queued, "\(reasons)")
+        #expect(reasons["its hardware failed and no colocated TE is in service to prefill it again"] == nil, "no hardware failed")
+        #expect(!reasons.keys.contains { $0.contains("prefill TE") }, "\(reasons)")
+        FaultTests.expectSound(engine)
+    }
+
+    /// A colocated pod's only TE loses an NPU and its node is drained: what it held and cannot be
+    /// prefilled again fails saying no colocated TE is in service (it said "no prefill TE", a TE
+    /// this pod does not have).
+    @Test func aColocatedPodsFailureReasonsNameItsColocatedTEs() throws {
+        var config = EngineConfiguration(deployment: try Deployment.resolve("colocated:1:llama-2-7b:nvidia-a100:tp1"))
+        config.syntheticRate = 20
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: 5)
+        #expect(engine.apply(.faultNPU(0)).accepted)
+        engine.run(until: 6)
+        // Drained while it recovers: what waited for its return has nowhere to go.
+        #expect(engine.apply(.drain(node: 0)).accepted)
+        engine.run(until: 30)
+        let reasons = engine.report().requests.failureReasons
+        #expect(reasons.keys.contains { $0.hasPrefix("its hardware failed and no colocated TE is in service to prefill it again") }, "\(reasons)")
+        #expect(!reasons.keys.contains { $0.contains("prefill TE") }, "\(reasons)")
         FaultTests.expectSound(engine)
     }
 
