@@ -62,6 +62,7 @@ struct Run: ParsableCommand {
             FileHandle.standardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
         }
         let engine = try common.makeEngine(config)
+        if let note = engine.autoscalerNote { FileHandle.standardError.write(Data("xds: \(note)\n".utf8)) }
         // Observers only read: the run is the same with or without these files.
         let rows = try requestsOut.map {
             RequestRowWriter(file: try OutputFile(path: $0, flag: "--requests-out"), csv: RequestRowWriter.writesCSV($0))

@@ -51,6 +51,8 @@ struct Serve: ParsableCommand {
         // each refusal (`--host 0.0.0.0 --rate -1` was two lines, "listening on 0.0.0.0" and the
         // error, with nothing listening).
         if let warning = exposureWarning(host: bindHost) { FileHandle.standardError.write(Data("xds serve: \(warning)\n".utf8)) }
+        // Read before the engine thread starts (it owns the engine from then on).
+        if let note = engine.autoscalerNote { FileHandle.standardError.write(Data("xds serve: \(note)\n".utf8)) }
         host.start()
         let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token,
                                                       maxModelLen: try config.deployment.modelSpec().contextWindow,

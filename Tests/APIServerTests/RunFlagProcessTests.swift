@@ -277,6 +277,23 @@ struct RunFlagProcessTests {
             .contains("Admin token for --connect, or of the API --listen serves"), "\(help.out)")
     }
 
+    /// `run --deployment colocated:4:… --autoscale slo` never scaled and said nothing about why
+    /// (the reason was only in the event log, which `run` does not print). It says so on stderr
+    /// at the start, once; a deployment it can scale gets no such line.
+    @Test func anAutoscalerThatScalesNothingSaysSoOnRun() throws {
+        let colocated = try xds(["run", "--deployment", "colocated:4:llama-2-7b:nvidia-a100:tp1", "--autoscale", "slo",
+                                 "--rate", "5", "--duration", "10s", "--quiet"])
+        #expect(colocated.status == 0, "\(colocated)")
+        let lines = colocated.err.split(separator: "\n").filter { $0.contains("has none it can scale") }
+        #expect(lines == ["xds: autoscaler slo: it scales prefill and decode TEs, and deployment "
+                          + "'colocated:4:llama-2-7b:nvidia-a100:tp1' has none it can scale "
+                          + "(colocated TEs scale only by command: scale colocated N)"], "\(colocated.err)")
+        let plain = try xds(["run", "--autoscale", "slo", "--rate", "5", "--duration", "10s", "--quiet"])
+        #expect(plain.status == 0 && !plain.err.contains("none it can scale"), "\(plain)")
+        let off = try xds(["run", "--deployment", "colocated:4:llama-2-7b:nvidia-a100:tp1", "--rate", "5", "--duration", "10s", "--quiet"])
+        #expect(off.status == 0 && off.err.isEmpty, "\(off)")
+    }
+
     /// `run --duration 1e-320` was taken: shorter than any engine step, it ran no event and
     /// reported `"sim_seconds": 1e-320`, "0× real time". Under a millisecond is refused with the
     /// range `--help` states; 1ms itself is taken.

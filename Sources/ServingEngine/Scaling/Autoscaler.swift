@@ -280,6 +280,15 @@ extension ServingEngine {
             + (roles.contains(.colocated) ? " (colocated TEs scale only by command: scale colocated N)" : "")
     }
 
+    /// Why the autoscaler in effect scales nothing on this deployment, for the faces to say when
+    /// they start (`xds run` and `xds serve` on stderr): `--autoscale slo` on colocated replicas
+    /// said nothing there, since the reason is only in the event log. Nil while it is off or has
+    /// a TE it can scale.
+    public var autoscalerNote: String? {
+        guard scaling.isAutoscaling, let why = autoscalerScalesNothing() else { return nil }
+        return "autoscaler \(scaling.autoscalerName): \(why)"
+    }
+
     /// The autoscaler's name, for snapshots and faces.
     public var autoscalerName: String { scaling.autoscalerName }
 

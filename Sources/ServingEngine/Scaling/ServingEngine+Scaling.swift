@@ -36,7 +36,7 @@ extension ServingEngine {
         scaling.swapAutoscaler(try makeAutoscaler(configuration.autoscalerName))
         if scaling.isAutoscaling {
             scheduleAutoscaleTick()
-            if let why = autoscalerScalesNothing() { logScaling("autoscaler \(scaling.autoscalerName): \(why)", severity: .warning) }
+            if let note = autoscalerNote { logScaling(note, severity: .warning) }
         }
     }
 
