@@ -214,7 +214,8 @@ public struct RunReport: Sendable, Equatable, Codable {
     public var faultDetails: [FaultDetail] = []
     public var recoveryPolicy = ""
     /// The policy in each slot at the end of the run, by slot key (`je_routing`, `dp_balancing`,
-    /// `eplb_planner`, `recovery`); nil in reports written before policies had names.
+    /// `eplb_planner`, `recovery`, `autoscaler`); nil in reports written before policies had names
+    /// (and without `autoscaler` in reports written before it was added).
     public var policies: PolicyNames?
     /// Scale operations (interfaces.md additions): commands and autoscaler decisions. Always
     /// set by ``ServingEngine/report()``; optional so reports written before it still decode.
@@ -361,7 +362,12 @@ extension ServingEngine {
         r.faults = faultCounts()
         r.faultDetails = faultDetails()
         r.recoveryPolicy = faults.policy.name
-        r.policies = policyNames
+        // Every slot's policy at the end, the autoscaler's too: the report named four of the five
+        // slots, so an `slo` run (`--autoscale`, `[scaling]`/`[policies]`, `policy autoscaler`) read
+        // as one without. The snapshot's `policies` keeps its four; it has its own `autoscaler`.
+        var policies = policyNames
+        policies[Policies.autoscaler.slot.key] = autoscalerName
+        r.policies = policies
         r.scaling = scalingReport()
         r.workloadStopped = workloadError?.description
         r.experts = .init(imbalance: experts.meanStepImbalance, rebalances: experts.decodeRebalances,

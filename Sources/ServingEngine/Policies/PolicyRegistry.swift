@@ -157,9 +157,8 @@ public enum Policies {
     /// Every slot, in the order help text, the `policy` command and completion list them.
     public static let catalogs: [any PolicyCatalog] = [routing, decodeBalancing, eplbPlanner, recovery, autoscaler]
 
-    /// The slots the report's and the snapshot's `policies` name. The autoscaler is reported on
-    /// its own (the snapshot's `autoscaler`, the report's scaling section): naming it here too
-    /// would change every report.
+    /// The slots the snapshot's `policies` names (the report's adds `autoscaler`). The snapshot
+    /// reports the autoscaler on its own (its `autoscaler`).
     public static let reportedCatalogs: [any PolicyCatalog] = [routing, decodeBalancing, eplbPlanner, recovery]
 
     /// The slot a `policy` command names (`je`, `dp-lb`, …).
