@@ -248,6 +248,15 @@ extension Run {
 
 /// Drives a batch run: scenario steps at their times, optional pacing, a progress line.
 final class RunDriver {
+    /// Whether a step names the autoscaler (`autoscale NAME`, `policy autoscaler NAME`).
+    static func switchesAutoscaler(_ command: OperatorCommand) -> Bool {
+        switch command {
+        case .autoscale: true
+        case .policy(let slot, _): slot == Policies.autoscaler.slot.command
+        default: false
+        }
+    }
+
     let engine: ServingEngine
     let steps: [Scenario.Step]
     let limit: SimTime?
@@ -295,6 +304,12 @@ final class RunDriver {
                 if !reply.accepted {
                     let step = steps[nextStep]
                     let line = "xds: scenario step at \(Format.clock(step.at)) '\(step.command)' refused: \(reply.message)\n"
+                    FileHandle.standardError.write(Data(((progress ? "\r\u{1B}[K" : "") + line).utf8))
+                } else if Self.switchesAutoscaler(steps[nextStep].command), let note = engine.autoscalerNote {
+                    // Taken, and it will scale nothing here: the reply says why, but only in the
+                    // event log (as `--autoscale` says it at the start).
+                    let step = steps[nextStep]
+                    let line = "xds: scenario step at \(Format.clock(step.at)) '\(step.command)': \(note)\n"
                     FileHandle.standardError.write(Data(((progress ? "\r\u{1B}[K" : "") + line).utf8))
                 }
                 nextStep += 1

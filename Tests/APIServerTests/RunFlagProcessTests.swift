@@ -294,6 +294,23 @@ struct RunFlagProcessTests {
         #expect(off.status == 0 && off.err.isEmpty, "\(off)")
     }
 
+    /// A scenario step `autoscale slo` (or `policy autoscaler slo`) on colocated replicas was
+    /// taken and then scaled nothing, and `run` (which prints refused steps only) said nothing
+    /// either. It says so on stderr, naming the step.
+    @Test func aScenarioStepTurningOnAnAutoscalerThatScalesNothingSaysSo() throws {
+        let dir = try TestScratch.makeDirectory("xds-autoscale-step")
+        let scenario = dir.appendingPathComponent("auto.toml")
+        try Data("name = \"a\"\n[[step]]\nat = \"2s\"\ncommand = \"policy autoscaler SLO\"\n".utf8).write(to: scenario)
+        let r = try xds(["run", "--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1", "--scenario", scenario.path,
+                         "--rate", "5", "--duration", "10s", "--quiet"])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.err == "xds: scenario step at 0:00:02 'policy autoscaler slo': autoscaler slo: it scales prefill and decode TEs, "
+                + "and deployment 'colocated:2:llama-2-7b:nvidia-a100:tp1' has none it can scale "
+                + "(colocated TEs scale only by command: scale colocated N)\n", "\(r.err)")
+        let superpod = try xds(["run", "--scenario", scenario.path, "--rate", "5", "--duration", "10s", "--quiet"])
+        #expect(superpod.status == 0 && superpod.err.isEmpty, "\(superpod)")
+    }
+
     /// `run --duration 1e-320` was taken: shorter than any engine step, it ran no event and
     /// reported `"sim_seconds": 1e-320`, "0× real time". Under a millisecond is refused with the
     /// range `--help` states; 1ms itself is taken.
