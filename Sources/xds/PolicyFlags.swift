@@ -37,6 +37,9 @@ extension CommonOptions {
         // `[scaling] autoscale`, the autoscaler's older spelling, under `[policies] autoscaler`.
         if let name = d.autoscale { defaults[Policies.autoscaler.slot.key] = name }
         d.policies = defaults.overridden(by: d.policies).overridden(by: try policyFlags())
+        // Now named in `[policies]`: kept in `[scaling]` too, `--autoscale off` over `autoscale =
+        // "slo"` printed a file that disagreed with itself, which every run refused.
+        d.autoscale = nil
         return d
     }
 }

@@ -311,6 +311,28 @@ struct RunFlagProcessTests {
         #expect(superpod.status == 0 && superpod.err.isEmpty, "\(superpod)")
     }
 
+    /// `--print-config --autoscale off` over a file with `[scaling] autoscale = "slo"` printed
+    /// both `[scaling] autoscale = "slo"` and `[policies] autoscaler = "off"`, a file every run
+    /// then refused ("disagrees … name the autoscaler in one place"). The printed file names it
+    /// once, the flag's name, and runs with it.
+    @Test func printConfigOverAFileWithScalingAutoscaleNamesTheAutoscalerOnce() throws {
+        let dir = try TestScratch.makeDirectory("xds-print-autoscale")
+        let base = try xds(["run", "--print-config", "--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1"])
+        let withScaling = dir.appendingPathComponent("slo.toml")
+        try Data((base.out.replacingOccurrences(of: "autoscaler = \"off\"\n", with: "")
+                  + "\n[scaling]\nautoscale = \"SLO\"\nprewarmed_spare_tes = 1\n").utf8).write(to: withScaling)
+        for (flag, expected) in [(["--autoscale", "Off"], "off"), ([], "slo")] {
+            let printed = try xds(["run", "--print-config", "--deployment", withScaling.path] + flag)
+            #expect(printed.status == 0, "\(printed)")
+            #expect(!printed.out.contains("autoscale = "), "named in [policies] only: \(printed.out)")
+            #expect(printed.out.contains("autoscaler = \"\(expected)\"") && printed.out.contains("prewarmed_spare_tes = 1"), "\(printed.out)")
+            let file = dir.appendingPathComponent("printed-\(expected).toml")
+            try Data(printed.out.utf8).write(to: file)
+            let run = try xds(["run", "--deployment", file.path, "--rate", "1", "--duration", "2s", "--json", "--quiet"])
+            #expect(run.status == 0 && run.out.contains("\"autoscaler\" : \"\(expected)\""), "\(run.err)")
+        }
+    }
+
     /// `run --duration 1e-320` was taken: shorter than any engine step, it ran no event and
     /// reported `"sim_seconds": 1e-320`, "0× real time". Under a millisecond is refused with the
     /// range `--help` states; 1ms itself is taken.
