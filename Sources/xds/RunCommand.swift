@@ -94,7 +94,7 @@ struct Run: ParsableCommand {
         } else {
             // With prefill and decode on the same dies there is no "decode die" to count per.
             let colocated = config.deployment.moeAttention == nil && config.deployment.group(.decode) == nil
-            print(ReportSummary.text(report, colocated: colocated))
+            print(ReportSummary.text(report, colocated: colocated, benchFlags: benchFlags(config)))
         }
         fflush(nil)
         var outFailure: String?
@@ -116,6 +116,33 @@ struct Run: ParsableCommand {
         // instructions; the OS takes the memory back at once).
         fflush(nil)  // every C stream, stdout included (print writes through it)
         Foundation.exit(EXIT_SUCCESS)
+    }
+
+    /// The flags `bench decode` needs to price this run's decode step, in the summary's
+    /// `bench decode …` line: the options of this run whose bench default differs (the bench
+    /// runs superpod, its own model, EPLB on and seed 1 by default, so a run on any other
+    /// deployment got a line that priced superpod's step). A dense model takes neither `--eplb`
+    /// nor `--seed` in bench (nothing to balance or route), so neither is written for one.
+    func benchFlags(_ config: EngineConfiguration) -> String {
+        var flags = ""
+        if common.deployment.deployment != RunDefaults.deployment {
+            flags += " --deployment \(ShellWord.quoted(common.deployment.deployment).terminalSafe)"
+        }
+        if let model = common.deployment.model { flags += " --model \(ShellWord.quoted(model).terminalSafe)" }
+        guard (try? config.deployment.modelSpec())?.isMoE ?? false else { return flags }
+        if config.eplb != RunDefaults.eplb { flags += " --eplb \(config.eplb.rawValue)" }
+        if config.seed != 1 { flags += " --seed \(config.seed)" }
+        return flags
+    }
+}
+
+/// A word as a POSIX shell reads it back: as is when it holds only characters no shell treats
+/// specially, else in single quotes (a deployment file's path may hold spaces).
+enum ShellWord {
+    static func quoted(_ word: String) -> String {
+        let plain = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/:+-,=@%")
+        if !word.isEmpty, word.allSatisfy({ plain.contains($0) }) { return word }
+        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }
 
@@ -350,7 +377,7 @@ enum Format {
 enum ReportSummary {
     /// `colocated`: prefill and decode share every die (PD-colocated replicas), so the
     /// throughput is per die, not per decode or prefill die.
-    static func text(_ r: RunReport, colocated: Bool = false) -> String {
+    static func text(_ r: RunReport, colocated: Bool = false, benchFlags: String = "") -> String {
         // No sample is not 0 ms: a run where nothing completed said "0.0" and "0.0% attained".
         func ms(_ p: RunReport.Percentiles, none: String) -> String {
             p.isEmpty ? "— (\(none))"
@@ -376,20 +403,20 @@ enum ReportSummary {
               E2E ms    \(ms(r.latencyMs.e2e, none: noneCompleted))
               SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(attained)
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
-              experts   \(experts(r))\(decodeBatch(r.decodeBatchAtEnd))
+              experts   \(experts(r))\(decodeBatch(r.decodeBatchAtEnd, benchFlags: benchFlags))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered)\(healedEarly) (policy \(r.recoveryPolicy))
             """ + r.faultDetails.map(faultLine).joined() + scaling(r.scaling)
     }
 
     /// The decode batch at the end, with the bench command that prices the same step (nothing
     /// when no batch ran at the end).
-    static func decodeBatch(_ b: RunReport.DecodeBatch?) -> String {
+    static func decodeBatch(_ b: RunReport.DecodeBatch?, benchFlags: String = "") -> String {
         guard let b else { return "" }
         let context = String(format: "%.0f", b.meanContext)
         let cv = b.contextCV.map { String(format: "%.2f", $0) }
         return "\n  decode    at the end: \(String(format: "%.1f", b.requestsPerDie)) requests per die, mean context "
             + "\(context) tokens\(cv.map { " (spread cv \($0))" } ?? ""), step \(String(format: "%.1f", b.stepMs)) ms; "
-            + "bench decode --batch-per-die \(String(format: "%.0f", max(1, b.requestsPerDie.rounded()))) --context \(context)"
+            + "bench decode\(benchFlags) --batch-per-die \(String(format: "%.0f", max(1, b.requestsPerDie.rounded()))) --context \(context)"
             + (cv.map { " --context-cv \($0)" } ?? "") + " prices that step"
     }
 
