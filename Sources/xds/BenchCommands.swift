@@ -100,7 +100,7 @@ struct BenchPrefill: ParsableCommand {
     @OptionGroup var deployment: DeploymentOption
     @Option(parsing: .unconditional, help: "Prompt length in tokens (at most the model's context window).")
     var promptLen: CLINumber = 4096
-    @Option(parsing: .unconditional, help: "Prompt tokens per NPU (die) in the batch, \(FlagLimits.tokensPerNPU.allowed).")
+    @Option(parsing: .unconditional, help: "Prompt tokens per NPU (die) in the batch, \(FlagLimits.tokensPerNPU.allowed); the batch (this × the prefill instance's dies) must hold at least one --prompt-len prompt.")
     var tokensPerNpu: CLINumber = 16384
     @OptionGroup var experts: ExpertBenchOptions
     @Flag(help: "Print JSON.") var json = false
