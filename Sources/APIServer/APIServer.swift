@@ -56,6 +56,11 @@ public final class APIServer: Sendable {
         /// Connections open at once; one more is answered 503 `too_many_connections` and closed.
         /// Nil: below the process's file-descriptor limit (``ConnectionLimit/forThisProcess()``).
         public var maxConnections: Int?
+        /// How long a stopping server waits for its connections to end on their own before it
+        /// cancels them (``APIServer/shutdownGrace``). Tests on a loaded machine give it longer:
+        /// with every test of the suite sharing two cores, the tasks that end the connections
+        /// could wait past 2 s for a thread, and a stream was cut instead of ended.
+        public var shutdownGrace: Duration = APIServer.shutdownGrace
 
         public init(
             host: String = "127.0.0.1", port: Int = 0, adminToken: String, maxBodyBytes: Int = 1 << 20,
@@ -132,13 +137,14 @@ public final class APIServer: Sendable {
         let services = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [], logger: configuration.logger))
         let running = Task { try await services.run() }
+        let grace = configuration.shutdownGrace
         do {
             try await withTaskCancellationHandler {
                 try await running.value
             } onCancel: {
                 Task {
                     await services.triggerGracefulShutdown()
-                    try? await Task.sleep(for: Self.shutdownGrace)
+                    try? await Task.sleep(for: grace)
                     running.cancel()
                 }
             }
@@ -154,7 +160,7 @@ public final class APIServer: Sendable {
     /// (its client stopped reading), and it is long so that connections accepted but not yet
     /// handed on are handed on first even on a loaded machine (at 250 ms one could be dropped,
     /// which NIO traps on). Under the CLI's own 3 s bound on stopping.
-    static let shutdownGrace = Duration.seconds(2)
+    public static let shutdownGrace = Duration.seconds(2)
 
     /// The port the server listens on, once it does (useful with port 0). Throws if `run()` ended
     /// without ever listening, e.g. because the port was taken.

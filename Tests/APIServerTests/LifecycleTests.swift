@@ -34,8 +34,13 @@ struct LifecycleTests {
     /// engine, not left producing tokens.
     @Test func cancellingRunStopsTheServerAndEndsOpenStreams() async throws {
         let backend = FakeCompletionBackend(outputTokens: 100_000, tokenInterval: .milliseconds(5))
-        let server = APIServer(
-            configuration: .init(adminToken: "t"), link: RecordingEngineLink(), backend: backend)
+        // Every connection must end on its own; the grace only bounds how long that may take,
+        // and the suite's other tests, sharing two cores, could hold it past the default 2 s
+        // (the stream was then cut, not ended). Longer here, it still cannot pass a connection
+        // that never ends: that one would be cut at 12 s and fail the checks below.
+        var configuration = APIServer.Configuration(adminToken: "t")
+        configuration.shutdownGrace = .seconds(12)
+        let server = APIServer(configuration: configuration, link: RecordingEngineLink(), backend: backend)
         let running = Task { try await server.run() }
         let port = try await server.boundPort()
         #expect(try await server.boundPort() == port)  // asking again answers at once
