@@ -95,7 +95,7 @@ final class ConnectionLimit: Sendable {
 
     /// Counts its connection while it is open, or refuses it. One per connection, on its event
     /// loop only (`@unchecked Sendable`).
-    final class Handler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+    final class Handler: ChannelDuplexHandler, LingeringCloseHandler, RemovableChannelHandler, @unchecked Sendable {
         typealias InboundIn = HTTPRequestPart
         typealias InboundOut = HTTPRequestPart
         typealias OutboundIn = HTTPResponsePart
@@ -111,7 +111,7 @@ final class ConnectionLimit: Sendable {
         /// Closed at once instead, a client whose request was already on its way (sent right
         /// after connecting, as every client does) got a TCP reset for its unread bytes and saw
         /// "connection reset by peer" or a broken pipe instead of the 503 (12 of 20 such clients).
-        private let linger = LingeringClose()
+        let linger = LingeringClose()
 
         init(limit: ConnectionLimit) { self.limit = limit }
 
@@ -160,25 +160,11 @@ final class ConnectionLimit: Sendable {
             context.fireChannelRead(data)
         }
 
-        func channelReadComplete(context: ChannelHandlerContext) {
-            linger.readComplete(context)
-            context.fireChannelReadComplete()
-        }
-
-        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            if let event = event as? ChannelEvent, event == .inputClosed { linger.inputClosed(context) }
-            context.fireUserInboundEventTriggered(event)
-        }
-
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
             // What a refused connection sends is dropped, errors of its framing with it: passed
             // on, HeadParseErrorAnswer (which saw no request of its) would answer them after the 503.
             guard !refused else { return linger.bytesArrived() }
             context.fireErrorCaught(error)
-        }
-
-        func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-            if !linger.close(context: context, mode: mode, promise: promise) { context.close(mode: mode, promise: promise) }
         }
 
         func channelInactive(context: ChannelHandlerContext) {

@@ -18,7 +18,7 @@ import NIOHTTPTypes
 /// The answer goes out only when every earlier request on the connection has had its whole
 /// response (pipelining); otherwise the error passes on and Hummingbird answers as before. One
 /// per connection, on its event loop only (`@unchecked Sendable`).
-final class HeadParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+final class HeadParseErrorAnswer: ChannelDuplexHandler, LingeringCloseHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
@@ -29,7 +29,7 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler,
     private var responses = 0
     private var answered = false
     /// After the answer: what arrives is dropped, and the connection closes on our terms.
-    private let linger = LingeringClose()
+    let linger = LingeringClose()
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if linger.active {
@@ -38,20 +38,6 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, RemovableChannelHandler,
         }
         if case .head = unwrapInboundIn(data) { requests += 1 }
         context.fireChannelRead(data)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        linger.readComplete(context)
-        context.fireChannelReadComplete()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed { linger.inputClosed(context) }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if !linger.close(context: context, mode: mode, promise: promise) { context.close(mode: mode, promise: promise) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -99,3 +99,27 @@ final class LingeringClose: @unchecked Sendable {
         context.close(mode: .all, promise: promise)
     }
 }
+
+/// A handler that may end its connection with a ``LingeringClose``: the three callbacks the
+/// linger needs whole are forwarded here, once for every such handler (the 413, head-error and
+/// connection-cap refusals); each handler still drops what arrives and reports ``LingeringClose/inactive()``
+/// itself, as what else it does there differs.
+protocol LingeringCloseHandler: ChannelDuplexHandler {
+    var linger: LingeringClose { get }
+}
+
+extension LingeringCloseHandler {
+    func channelReadComplete(context: ChannelHandlerContext) {
+        linger.readComplete(context)
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { linger.inputClosed(context) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if !linger.close(context: context, mode: mode, promise: promise) { context.close(mode: mode, promise: promise) }
+    }
+}

@@ -18,7 +18,7 @@ import NIOHTTPTypes
 /// handled by ``ExpectContinueHandler`` (its body is ended for the router before the answer, so
 /// this handler sees no open body). One per connection, on its event loop only (`@unchecked
 /// Sendable`).
-final class OversizeBodyLinger: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+final class OversizeBodyLinger: ChannelDuplexHandler, LingeringCloseHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
@@ -29,7 +29,7 @@ final class OversizeBodyLinger: ChannelDuplexHandler, RemovableChannelHandler, @
     /// A 413 is being written while its request's body is open: linger once its end is written.
     private var refusing = false
     /// Lingering: the 413 is out, what arrives is dropped, and the connection closes on our terms.
-    private let linger = LingeringClose()
+    let linger = LingeringClose()
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if linger.active {
@@ -42,16 +42,6 @@ final class OversizeBodyLinger: ChannelDuplexHandler, RemovableChannelHandler, @
         case .end: bodyOpen = false
         }
         context.fireChannelRead(data)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        linger.readComplete(context)
-        context.fireChannelReadComplete()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed { linger.inputClosed(context) }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -68,10 +58,6 @@ final class OversizeBodyLinger: ChannelDuplexHandler, RemovableChannelHandler, @
         default:
             context.write(data, promise: promise)
         }
-    }
-
-    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if !linger.close(context: context, mode: mode, promise: promise) { context.close(mode: mode, promise: promise) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
