@@ -62,5 +62,7 @@ struct BenchPreview: ParsableCommand {
         print("with command: completed \(w.requests.completed), lost \(w.lost), TTFT p99 \(p99(w.latencyMs.ttft)), TPOT p99 \(p99(w.latencyMs.tpot))")
         // Two equal sides are no verdict when the scale had not come into service in the window.
         if let unfinished = result.unfinished { print("note: \(unfinished)") }
+        // Equal sides and no other reason: the engine's reply says why (it was only in the JSON).
+        if let reply = result.noChangeReply { print("note: no change; the engine replied: \(reply.terminalSafe)") }
     }
 }

@@ -281,6 +281,39 @@ import XDSTestSupport
 }
 
 extension PreviewOverlayTests {
+    /// Accepted but changing nothing (`autoscale slo` on a colocated deployment), the box showed
+    /// two equal sides with no reason; the engine's reply says why now, on the line naming the
+    /// window and, what does not fit there, on the loss line. Unequal sides keep their lines.
+    @Test func equalSidesShowTheEnginesReply() throws {
+        var same = Self.result()
+        same.withCommand = same.baseline
+        same.reply = "autoscaler slo (evaluates every 5 s); it scales prefill and decode TEs, and deployment "
+            + "'colocated:4:llama-2-7b:nvidia-a100:tp1' has none it can scale (colocated TEs scale only by command: scale colocated N)"
+        let lines = renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: "autoscale slo", line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(same)
+        }
+        let text = lines.joined(separator: "\n")
+        #expect(lines.allSatisfy { $0.count <= 80 })
+        // Too long for two lines whole: from the clause after the command's echo.
+        #expect(text.contains("│ it scales prefill and decode TEs, and deployment "), "\(text)")
+        #expect(text.contains("│ 'colocated:4:llama-2-7b:nvidia-a100:tp1' has none it can scale…"), "\(text)")
+        #expect(lines.contains { $0.contains("has none it can scale") && $0.contains("…") })
+        // A reply that fits is shown whole.
+        same.reply = "autoscaler slo (evaluates every 5 s)"
+        let short = renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: "autoscale slo", line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(same)
+        }.joined(separator: "\n")
+        #expect(short.contains("│ autoscaler slo (evaluates every 5 s) "), "\(short)")
+        #expect(!text.contains("next 10 min of simulated time"))
+        let differing = renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: "drain node 20", line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(Self.result())
+        }.joined(separator: "\n")
+        #expect(differing.contains("next 10 min of simulated time") && !differing.contains("node 20 drained"))
+    }
+
     /// While computing, the box named the request in one line cut at its border: at 80 columns
     /// "… ahead (preview fault straggler die 7" lost the die, the slowdown and the window. The
     /// sentence wraps inside the box now.

@@ -284,6 +284,10 @@ enum PreviewOverlayView {
                 // the whole line does not fit (the clause names the window and the finish).
                 let first = unfinished.split(separator: ":", maxSplits: 1).first.map(String.init) ?? unfinished
                 b.put(unfinished.count <= inner.width - 2 ? unfinished : first, x: x, y: inner.y, style: .warn, clip: inner)
+            } else if let reply = noChangeLines(r, width: inner.width - 2).first {
+                // Equal sides and no other reason: the engine's reply says why (it was only in
+                // the JSON); what does not fit here goes on the loss line below.
+                b.put(reply, x: x, y: inner.y, style: .warn, clip: inner)
             } else {
                 b.put("next \(words(duration: r.durationSeconds)) of simulated time from \(Format.clock(r.fromSeconds))",
                       x: x, y: inner.y, style: .dim, clip: inner)
@@ -318,8 +322,11 @@ enum PreviewOverlayView {
             let verdictStyle = r.withCommand.lost > r.baseline.lost ? Style.bad : Style(fg: .accent, bold: true)
             b.put(verdict(r), x: x, y: y, style: verdictStyle, clip: inner)
             y += 1
+            let replyRest = noChangeLines(r, width: inner.width - 2).dropFirst().first
             if let scheduled, !roomy {
                 b.put(scheduled, x: x, y: y, style: .warn, clip: inner)
+            } else if let replyRest {
+                b.put(replyRest, x: x, y: y, style: .warn, clip: inner)
             } else if let (reason, count) = r.withCommand.requests.failureReasons.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
                 b.put("most lost: \(count) × \(reason)", x: x, y: y, style: .warn, clip: inner)
             }
@@ -335,6 +342,23 @@ enum PreviewOverlayView {
                 b.put(wall + (tight ? " " : ""), x: wallX, y: keysY, style: .dim, clip: keysClip)
             }
         }
+    }
+
+    /// The engine's reply (``PreviewResult/noChangeReply``) in at most two lines of `width`, from
+    /// its second clause if the whole is longer, the second line ending in "…" if still longer; empty when the sides differ or a stop or an
+    /// unfinished scale says why they do not.
+    static func noChangeLines(_ r: PreviewResult, width: Int) -> [String] {
+        guard let reply = r.noChangeReply?.terminalSafe, width > 1 else { return [] }
+        var lines = wrap(reply, width: width)
+        // Too long: the reply's first clause echoes the command the box's title names; the
+        // reason follows it ("autoscaler slo (…); it scales prefill and decode TEs, and … has none
+        // it can scale" was cut at "has none it can…").
+        if lines.count > 2, let semicolon = reply.range(of: "; ") {
+            lines = wrap(String(reply[semicolon.upperBound...]), width: width)
+        }
+        guard lines.count > 2 else { return lines }
+        let second = lines[1]
+        return [lines[0], String(second.prefix(width - 1)) + "…"]
     }
 
     /// "both sides also ran: rate 150 at 0:12:00, fault npu 170 at 0:13:30": the scenario steps

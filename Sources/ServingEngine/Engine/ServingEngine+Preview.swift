@@ -93,6 +93,15 @@ public struct PreviewResult: Sendable, Equatable, Codable {
     /// True when both sides ran to the window's end.
     public var isComplete: Bool { stopped == nil }
 
+    /// The engine's reply when it is the only reason there is: the command was accepted, the two
+    /// sides came out the same, and no stop or unfinished scale explains it (e.g. `autoscale slo`
+    /// on a deployment with nothing it can scale printed two equal sides, the reason only in the
+    /// JSON's `reply`). Nil otherwise, or when the reply is empty.
+    public var noChangeReply: String? {
+        guard stopped == nil, unfinished == nil, baseline == withCommand, !reply.isEmpty else { return nil }
+        return reply
+    }
+
     enum CodingKeys: String, CodingKey {
         case command, reply, baseline, stopped, unfinished
         case durationSeconds = "duration_s"

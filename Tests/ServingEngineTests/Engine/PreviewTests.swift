@@ -237,6 +237,25 @@ import XDSTestSupport
             .contains("unfinished"), "the key is written only when there is such a scale")
     }
 
+    /// `autoscale slo` on a colocated deployment is accepted and scales nothing: the two sides are
+    /// equal and the reason was only in `reply`; ``PreviewResult/noChangeReply`` gives it to the
+    /// text outputs. A command that changes the window gives none.
+    @Test func aCommandThatChangesNothingGivesTheReplyAsTheReason() throws {
+        var config = EngineConfiguration(deployment: try Deployment.resolve("colocated:4:llama-2-7b:nvidia-a100:tp1"),
+                                         seed: 1, syntheticRate: 8)
+        config.eventCapacity = 100_000
+        let engine = try ServingEngine(configuration: config, workload: SyntheticWorkload(
+            seed: 1, configuration: SyntheticWorkload.Configuration(ratePerSecond: 8)))
+        engine.run(until: 5)
+        let inert = try engine.preview(Self.request("preview autoscale slo for 30s"))
+        #expect(inert.baseline == inert.withCommand)
+        let reply = try #require(inert.noChangeReply)
+        #expect(reply == inert.reply && reply.contains("has none it can scale"), "\(reply)")
+        let busy = try ForkTests.busyEngine()
+        let drained = try busy.preview(Self.request("preview fault node 3 for 30s"))
+        #expect(drained.baseline != drained.withCommand && drained.noChangeReply == nil)
+    }
+
     /// Told to stop (the host's wall-clock budget), a run ends at a slice boundary with both sides
     /// at the same simulated time and answers with that window, saying where it stopped and why:
     /// the numbers are those of a preview of that length. At least one slice is always run.
