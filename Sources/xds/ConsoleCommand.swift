@@ -127,10 +127,16 @@ struct ConsoleCommand: ParsableCommand {
 
     /// `HOST:PORT`, `[IPv6]:PORT` (e.g. `[::1]:8000`).
     static func parseListen(_ text: String) throws -> (String, Int) {
-        let problem = ConfigError("--listen: expected HOST:PORT like 127.0.0.1:8000 or [::1]:8000, got \(InputEcho.quoted(text))")
+        let problem = ConfigError("--listen: expected HOST:PORT like 127.0.0.1:8000 or [::1]:8000 (port 0…65535), "
+            + "got \(InputEcho.quoted(text))")
         guard let colon = text.lastIndex(of: ":") else { throw problem }
         let hostPart = String(text[..<colon])
-        guard let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else { throw problem }
+        guard let port = Int(text[text.index(after: colon)...]) else { throw problem }
+        // A port out of range is named as `xds serve --port` names it ("expected HOST:PORT" alone
+        // did not say what was wrong with 127.0.0.1:70000).
+        guard (0...65_535).contains(port) else {
+            throw ConfigError("--listen: the port must be a whole number between 0 and 65535, got \(port)")
+        }
         // A bare IPv6 address needs brackets, or its last group would read as the port.
         if hostPart.contains(":") && !hostPart.hasPrefix("[") { throw problem }
         guard let host = try? parseBindHost(hostPart, option: "--listen") else { throw problem }

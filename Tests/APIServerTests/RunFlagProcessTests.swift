@@ -240,6 +240,20 @@ struct RunFlagProcessTests {
         }
     }
 
+    /// `console --listen 127.0.0.1:70000` was told "expected HOST:PORT like 127.0.0.1:8000 …",
+    /// which did not say the port was the problem; it names the range as `serve --port` does, and
+    /// the malformed form's message names it too.
+    @Test func aListenPortOutOfRangeNamesTheRange() throws {
+        for port in ["70000", "65536", "-1"] {
+            let r = try xds(["console", "--listen", "127.0.0.1:\(port)"])
+            #expect(r.status == 1 && r.out.isEmpty
+                && r.err == "xds: --listen: the port must be a whole number between 0 and 65535, got \(port)\n", "\(r)")
+        }
+        let bad = try xds(["console", "--listen", "127.0.0.1:http"])
+        #expect(bad.status == 1 && bad.err == "xds: --listen: expected HOST:PORT like 127.0.0.1:8000 or [::1]:8000 (port 0…65535), "
+            + "got '127.0.0.1:http'\n", "\(bad)")
+    }
+
     /// `run --print-config` prints a deployment file, which holds the layout and the policies:
     /// `--eplb off` printed a file that runs with EPLB on, and `--out cfg.toml --json --rate 5`
     /// were taken, exit 0, nothing written. Refused, one line naming each such flag; the flags it
