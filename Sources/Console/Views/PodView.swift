@@ -248,9 +248,12 @@ enum PodView {
         func cut(_ length: Int, from x: Int) -> Rect? {
             x + length <= inner.maxX ? nil : Rect(x: inner.x, y: inner.y, width: max(0, inner.width - 1), height: inner.height)
         }
-        func line(_ parts: [(String, Style)]) {
+        /// `shorter`: other forms of the line, shortest last; the first of all that fits is drawn.
+        func line(_ parts: [(String, Style)], shorter: [[(String, Style)]] = []) {
             guard y < inner.maxY else { return }
             var x = inner.x + 1
+            let forms = [parts] + shorter
+            let parts = forms.first { cut($0.reduce(0) { $0 + $1.0.count }, from: x) == nil } ?? forms[forms.count - 1]
             let short = cut(parts.reduce(0) { $0 + $1.0.count }, from: x)
             for (text, style) in parts { x = b.put(text, x: x, y: y, style: style, clip: short ?? inner) }
             if short != nil { b.put("…", x: inner.maxX - 1, y: y, style: .dim, clip: inner) }
@@ -295,11 +298,12 @@ enum PodView {
         if isDead, !npu.experts.isEmpty {
             line(dpGroups(npu, s, dead: true) + [("  experts ", .dim), (expertList(npu.experts), .text), (" not served here", Style(fg: .bad))])
         } else {
-            line(dpGroups(npu, s, dead: isDead) + [
-                ("  experts ", .dim),
-                (expertList(npu.experts), .text),
-                ("  MoE load ", .dim), (npu.experts.isEmpty || isDead ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text),
-            ])
+            // "MoE 0.62×" where "MoE load 0.62×" does not fit: at 185-190 columns the long form
+            // was cut mid-figure ("MoE load 0.6…").
+            let groups = dpGroups(npu, s, dead: isDead)
+            let experts: [(String, Style)] = [("  experts ", .dim), (expertList(npu.experts), .text)]
+            let load: (String, Style) = (npu.experts.isEmpty || isDead ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text)
+            line(groups + experts + [("  MoE load ", .dim), load], shorter: [groups + experts + [("  MoE ", .dim), load]])
         }
         // Load colours on the busy share only where it is the NPU's load (as in the node table):
         // a prefill TE's busy share is near 100 % at a quarter of capacity, its load is how many
