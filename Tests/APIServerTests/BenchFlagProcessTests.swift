@@ -139,9 +139,7 @@ struct BenchFlagProcessTests {
     /// A replay case whose `xds run` fails is a failed run, not a usage error: it exited 64
     /// (ArgumentParser's `ValidationError`, EX_USAGE) where every other refusal exits 1.
     @Test func aReplayCaseThatFailsExitsOneNamingTheChildsReason() throws {
-        let dir = try TestScratch.makeDirectory("xds-bench-replay-test")
-        let trace = dir.appendingPathComponent("azure_llm_2023_code.csv")
-        try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,abc,10\n".utf8).write(to: trace)
+        let (dir, trace) = try Self.tracesWithABrokenAzureCase("xds-bench-replay-test")
         let r = try xds(["bench", "replay", "--case", "azure-1", "--repeat", "1", "--traces", dir.path])
         #expect(r.status == 1, "\(r)")
         #expect(r.err.hasPrefix("xds: case azure-1: xds run --workload \(trace.path) "), "\(r.err)")
@@ -156,10 +154,8 @@ struct BenchFlagProcessTests {
     /// `--case Mooncake` was refused as an unknown case while `--deployment SUPERPOD`, `--model`,
     /// `--eplb ON` and every other named value take any case: the case is found in any case too.
     @Test func aReplayCaseIsNamedInAnyCase() throws {
-        let dir = try TestScratch.makeDirectory("xds-bench-replay-case")
-        let trace = dir.appendingPathComponent("azure_llm_2023_code.csv")
         // A trace that fails at once: the case was found and run, and no long run is needed.
-        try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,abc,10\n".utf8).write(to: trace)
+        let (dir, trace) = try Self.tracesWithABrokenAzureCase("xds-bench-replay-case")
         let r = try xds(["bench", "replay", "--case", "Azure-1", "--repeat", "1", "--traces", dir.path])
         #expect(r.status == 1, "\(r)")
         #expect(r.err.hasPrefix("xds: case azure-1: xds run --workload \(trace.path) "), "\(r.err)")
@@ -167,6 +163,15 @@ struct BenchFlagProcessTests {
         let unknown = try xds(["bench", "replay", "--case", "Azure-9", "--repeat", "1", "--traces", dir.path])
         #expect(unknown.status == 1 && unknown.out.isEmpty, "\(unknown)")
         #expect(unknown.err.hasPrefix("xds: --case: unknown case 'Azure-9'; expected one of: mooncake, "), "\(unknown.err)")
+    }
+
+    /// A traces directory whose Azure code trace fails on its first row (`abc` tokens), so that a
+    /// replay case reading it fails at once, naming the row.
+    static func tracesWithABrokenAzureCase(_ name: String) throws -> (dir: URL, trace: URL) {
+        let dir = try TestScratch.makeDirectory(name)
+        let trace = dir.appendingPathComponent("azure_llm_2023_code.csv")
+        try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,abc,10\n".utf8).write(to: trace)
+        return (dir, trace)
     }
 
     /// A case that fails after others have run: stdout's table said nothing of it, so it read as

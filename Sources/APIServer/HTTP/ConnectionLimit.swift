@@ -52,24 +52,19 @@ final class ConnectionLimit: Sendable {
     }
 
     /// Takes a place; false when all ``limit`` are taken.
-    func take() -> Bool {
-        var current = open.load(ordering: .relaxed)
-        while current < limit {
-            let (exchanged, original) = open.compareExchange(
-                expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
-            if exchanged { return true }
-            current = original
-        }
-        return false
-    }
+    func take() -> Bool { Self.increment(open, below: limit) }
 
     func release() { open.subtract(1, ordering: .acquiringAndReleasing) }
 
     /// Takes a place for a refused connection to linger in; false when ``lingerLimit`` linger.
-    func takeLingering() -> Bool {
-        var current = lingering.load(ordering: .relaxed)
-        while current < lingerLimit {
-            let (exchanged, original) = lingering.compareExchange(
+    func takeLingering() -> Bool { Self.increment(lingering, below: lingerLimit) }
+
+    /// Adds 1 to `counter` unless it has reached `bound`, as one atomic step (another thread may
+    /// take the last place between the load and the exchange: the loop then sees its count).
+    private static func increment(_ counter: borrowing Atomic<Int>, below bound: Int) -> Bool {
+        var current = counter.load(ordering: .relaxed)
+        while current < bound {
+            let (exchanged, original) = counter.compareExchange(
                 expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
             if exchanged { return true }
             current = original
