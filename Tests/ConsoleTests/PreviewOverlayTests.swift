@@ -314,6 +314,25 @@ extension PreviewOverlayTests {
         #expect(differing.contains("next 10 min of simulated time") && !differing.contains("node 20 drained"))
     }
 
+    /// With scenario steps in the window at 80×24 the steps take the loss line, so the reply has
+    /// one line: it ends in "…" (it was cut mid-sentence with no sign, "…, and deployment").
+    @Test func aReplyWithOneLineLeftEndsInAnEllipsis() throws {
+        var same = Self.result()
+        same.withCommand = same.baseline
+        same.scheduledSteps = [.init(atSeconds: 30, command: "rate 0.239"), .init(atSeconds: 60, command: "rate 0.25")]
+        same.reply = "autoscaler slo (evaluates every 5 s); it scales prefill and decode TEs, and deployment "
+            + "'colocated:4:llama-2-7b:nvidia-a100:tp1' has none it can scale (colocated TEs scale only by command: scale colocated N)"
+        let lines = renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: "autoscale slo", line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(same)
+        }
+        let text = lines.joined(separator: "\n")
+        #expect(text.contains("both sides also ran: rate 0.239"), "\(text)")
+        let first = try #require(lines.first { $0.contains("it scales prefill and decode TEs") }, "\(text)")
+        #expect(first.contains("…"), "\(first)")
+        #expect(!text.contains("has none it can scale"), "the rest has no line here: \(text)")
+    }
+
     /// While computing, the box named the request in one line cut at its border: at 80 columns
     /// "… ahead (preview fault straggler die 7" lost the die, the slowdown and the window. The
     /// sentence wraps inside the box now.

@@ -275,6 +275,17 @@ enum PreviewOverlayView {
                   clip: inner)
         case .ready(let r):
             let labelWidth = 22, column = 13
+            // Below the figures: the scenario steps the window also ran on both sides (without
+            // this line their effect read as the command's), the verdict, the commonest loss.
+            // On a screen too short for all, the steps take the loss line (the verdict counts
+            // the losses); they never cover a figure.
+            let scheduled = scheduledLine(r, width: inner.width - 2)
+            // The row the keys take: the last inside the box, or its bottom border when tight.
+            let keysY = tight ? rect.maxY - 1 : inner.maxY - 1
+            let roomy = inner.y + 2 + figures.count + (scheduled == nil ? 0 : 1) + 2 <= (tight ? inner.maxY : keysY)
+            // The engine's reply when it alone says why the sides are equal: its second line goes
+            // on the loss line, unless the scenario steps take that, and then the first ends in "…".
+            let replyLines = noChangeLines(r, width: inner.width - 2, lines: scheduled != nil && !roomy ? 1 : 2)
             if let stopped = r.stopped {
                 // Cut short (the wall-clock budget): say so where the window is named.
                 b.put(stopped, x: x, y: inner.y, style: .warn, clip: inner)
@@ -284,7 +295,7 @@ enum PreviewOverlayView {
                 // the whole line does not fit (the clause names the window and the finish).
                 let first = unfinished.split(separator: ":", maxSplits: 1).first.map(String.init) ?? unfinished
                 b.put(unfinished.count <= inner.width - 2 ? unfinished : first, x: x, y: inner.y, style: .warn, clip: inner)
-            } else if let reply = noChangeLines(r, width: inner.width - 2).first {
+            } else if let reply = replyLines.first {
                 // Equal sides and no other reason: the engine's reply says why (it was only in
                 // the JSON); what does not fit here goes on the loss line below.
                 b.put(reply, x: x, y: inner.y, style: .warn, clip: inner)
@@ -306,15 +317,7 @@ enum PreviewOverlayView {
                 b.put(Format.right(delta(row), column), x: x + labelWidth + 2 * (column + 1), y: y,
                       style: deltaStyle(row), clip: inner)
             }
-            // Below the figures: the scenario steps the window also ran on both sides (without
-            // this line their effect read as the command's), the verdict, the commonest loss.
-            // On a screen too short for all, the steps take the loss line (the verdict counts
-            // the losses); they never cover a figure.
             var y = inner.y + 2 + figures.count
-            let scheduled = scheduledLine(r, width: inner.width - 2)
-            // The row the keys take: the last inside the box, or its bottom border when tight.
-            let keysY = tight ? rect.maxY - 1 : inner.maxY - 1
-            let roomy = y + (scheduled == nil ? 0 : 1) + 2 <= (tight ? inner.maxY : keysY)
             if let scheduled, roomy {
                 b.put(scheduled, x: x, y: y, style: .warn, clip: inner)
                 y += 1
@@ -322,7 +325,7 @@ enum PreviewOverlayView {
             let verdictStyle = r.withCommand.lost > r.baseline.lost ? Style.bad : Style(fg: .accent, bold: true)
             b.put(verdict(r), x: x, y: y, style: verdictStyle, clip: inner)
             y += 1
-            let replyRest = noChangeLines(r, width: inner.width - 2).dropFirst().first
+            let replyRest = replyLines.dropFirst().first
             if let scheduled, !roomy {
                 b.put(scheduled, x: x, y: y, style: .warn, clip: inner)
             } else if let replyRest {
@@ -344,21 +347,23 @@ enum PreviewOverlayView {
         }
     }
 
-    /// The engine's reply (``PreviewResult/noChangeReply``) in at most two lines of `width`, from
-    /// its second clause if the whole is longer, the second line ending in "…" if still longer; empty when the sides differ or a stop or an
-    /// unfinished scale says why they do not.
-    static func noChangeLines(_ r: PreviewResult, width: Int) -> [String] {
-        guard let reply = r.noChangeReply?.terminalSafe, width > 1 else { return [] }
+    /// The engine's reply (``PreviewResult/noChangeReply``) in at most `count` lines of `width`, from
+    /// its second clause if the whole is longer, the last line ending in "…" if still longer; empty
+    /// when the sides differ or a stop or an unfinished scale says why they do not.
+    static func noChangeLines(_ r: PreviewResult, width: Int, lines count: Int = 2) -> [String] {
+        guard let reply = r.noChangeReply?.terminalSafe, width > 1, count > 0 else { return [] }
         var lines = wrap(reply, width: width)
         // Too long: the reply's first clause echoes the command the box's title names; the
         // reason follows it ("autoscaler slo (…); it scales prefill and decode TEs, and … has none
         // it can scale" was cut at "has none it can…").
-        if lines.count > 2, let semicolon = reply.range(of: "; ") {
+        if lines.count > count, let semicolon = reply.range(of: "; ") {
             lines = wrap(String(reply[semicolon.upperBound...]), width: width)
         }
-        guard lines.count > 2 else { return lines }
-        let second = lines[1]
-        return [lines[0], String(second.prefix(width - 1)) + "…"]
+        guard lines.count > count else { return lines }
+        // The last line shown says the reply goes on (at 80×24 with scenario steps in the window
+        // the reply had one line, cut mid-sentence with no sign: "…, and deployment").
+        let last = lines[count - 1]
+        return Array(lines.prefix(count - 1)) + [String(last.prefix(width - 1)) + "…"]
     }
 
     /// "both sides also ran: rate 150 at 0:12:00, fault npu 170 at 0:13:30": the scenario steps
