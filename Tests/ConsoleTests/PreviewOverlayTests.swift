@@ -285,14 +285,8 @@ extension PreviewOverlayTests {
     /// two equal sides with no reason; the engine's reply says why now, on the line naming the
     /// window and, what does not fit there, on the loss line. Unequal sides keep their lines.
     @Test func equalSidesShowTheEnginesReply() throws {
-        var same = Self.result()
-        same.withCommand = same.baseline
-        same.reply = "autoscaler slo (evaluates every 5 s); it scales prefill and decode TEs, and deployment "
-            + "'colocated:4:llama-2-7b:nvidia-a100:tp1' has none it can scale (colocated TEs scale only by command: scale colocated N)"
-        let lines = renderFixture(.pod) {
-            $0.preview = PreviewOverlay(command: "autoscale slo", line: "x", askedAt: 0)
-            $0.preview?.phase = .ready(same)
-        }
+        var same = Self.equalSides(reply: Self.scalesNothingReply)
+        let lines = Self.renderReady(same, command: "autoscale slo")
         let text = lines.joined(separator: "\n")
         #expect(lines.allSatisfy { $0.count <= 80 })
         // Too long for two lines whole: from the clause after the command's echo.
@@ -301,36 +295,44 @@ extension PreviewOverlayTests {
         #expect(lines.contains { $0.contains("has none it can scale") && $0.contains("…") })
         // A reply that fits is shown whole.
         same.reply = "autoscaler slo (evaluates every 5 s)"
-        let short = renderFixture(.pod) {
-            $0.preview = PreviewOverlay(command: "autoscale slo", line: "x", askedAt: 0)
-            $0.preview?.phase = .ready(same)
-        }.joined(separator: "\n")
+        let short = Self.renderReady(same, command: "autoscale slo").joined(separator: "\n")
         #expect(short.contains("│ autoscaler slo (evaluates every 5 s) "), "\(short)")
         #expect(!text.contains("next 10 min of simulated time"))
-        let differing = renderFixture(.pod) {
-            $0.preview = PreviewOverlay(command: "drain node 20", line: "x", askedAt: 0)
-            $0.preview?.phase = .ready(Self.result())
-        }.joined(separator: "\n")
+        let differing = Self.renderReady(Self.result(), command: "drain node 20").joined(separator: "\n")
         #expect(differing.contains("next 10 min of simulated time") && !differing.contains("node 20 drained"))
     }
 
     /// With scenario steps in the window at 80×24 the steps take the loss line, so the reply has
     /// one line: it ends in "…" (it was cut mid-sentence with no sign, "…, and deployment").
     @Test func aReplyWithOneLineLeftEndsInAnEllipsis() throws {
-        var same = Self.result()
-        same.withCommand = same.baseline
+        var same = Self.equalSides(reply: Self.scalesNothingReply)
         same.scheduledSteps = [.init(atSeconds: 30, command: "rate 0.239"), .init(atSeconds: 60, command: "rate 0.25")]
-        same.reply = "autoscaler slo (evaluates every 5 s); it scales prefill and decode TEs, and deployment "
-            + "'colocated:4:llama-2-7b:nvidia-a100:tp1' has none it can scale (colocated TEs scale only by command: scale colocated N)"
-        let lines = renderFixture(.pod) {
-            $0.preview = PreviewOverlay(command: "autoscale slo", line: "x", askedAt: 0)
-            $0.preview?.phase = .ready(same)
-        }
+        let lines = Self.renderReady(same, command: "autoscale slo")
         let text = lines.joined(separator: "\n")
         #expect(text.contains("both sides also ran: rate 0.239"), "\(text)")
         let first = try #require(lines.first { $0.contains("it scales prefill and decode TEs") }, "\(text)")
         #expect(first.contains("…"), "\(first)")
         #expect(!text.contains("has none it can scale"), "the rest has no line here: \(text)")
+    }
+
+    /// The engine's reply to `autoscale slo` on colocated replicas: too long for one overlay line.
+    static let scalesNothingReply = "autoscaler slo (evaluates every 5 s); it scales prefill and decode TEs, and deployment "
+        + "'colocated:4:llama-2-7b:nvidia-a100:tp1' has none it can scale (colocated TEs scale only by command: scale colocated N)"
+
+    /// ``result(lostWith:)`` with both sides equal and `reply` as the engine's reply.
+    static func equalSides(reply: String) -> PreviewResult {
+        var same = result()
+        same.withCommand = same.baseline
+        same.reply = reply
+        return same
+    }
+
+    /// The Pod view at 80×24 under the finished preview `r` of `command`.
+    static func renderReady(_ r: PreviewResult, command: String) -> [String] {
+        renderFixture(.pod) {
+            $0.preview = PreviewOverlay(command: command, line: "x", askedAt: 0)
+            $0.preview?.phase = .ready(r)
+        }
     }
 
     /// While computing, the box named the request in one line cut at its border: at 80 columns
