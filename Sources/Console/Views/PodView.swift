@@ -243,20 +243,24 @@ enum PodView {
         b.box(rect, title: "NPU \(npu.id) · node \(npu.node)")
         let inner = rect.inner
         var y = inner.y
-        // Beside a two-column grid the panel is 57 columns at 180: a line longer than that was
-        // cut at its edge with no sign, mid-number ("MoE load 1.0"). It ends in "…" instead.
-        func cut(_ length: Int, from x: Int) -> Rect? {
-            x + length <= inner.maxX ? nil : Rect(x: inner.x, y: inner.y, width: max(0, inner.width - 1), height: inner.height)
+        /// Draws the first of `forms` (each a run of styled parts, shortest last) that fits from
+        /// `start` to the panel's edge, else the last cut one short of the edge and ended in "…":
+        /// beside a two-column grid the panel is 57 columns, and a longer line was cut at its edge
+        /// with no sign, mid-number ("MoE load 1.0").
+        func fitting(_ forms: [[(String, Style)]], from start: Int) {
+            func fits(_ parts: [(String, Style)]) -> Bool { start + parts.reduce(0) { $0 + $1.0.count } <= inner.maxX }
+            guard let last = forms.last else { return }
+            let parts = forms.first(where: fits) ?? last
+            let whole = fits(parts)
+            let clip = whole ? inner : Rect(x: inner.x, y: inner.y, width: max(0, inner.width - 1), height: inner.height)
+            var x = start
+            for (text, style) in parts { x = b.put(text, x: x, y: y, style: style, clip: clip) }
+            if !whole { b.put("…", x: inner.maxX - 1, y: y, style: .dim, clip: inner) }
         }
         /// `shorter`: other forms of the line, shortest last; the first of all that fits is drawn.
         func line(_ parts: [(String, Style)], shorter: [[(String, Style)]] = []) {
             guard y < inner.maxY else { return }
-            var x = inner.x + 1
-            let forms = [parts] + shorter
-            let parts = forms.first { cut($0.reduce(0) { $0 + $1.0.count }, from: x) == nil } ?? forms[forms.count - 1]
-            let short = cut(parts.reduce(0) { $0 + $1.0.count }, from: x)
-            for (text, style) in parts { x = b.put(text, x: x, y: y, style: style, clip: short ?? inner) }
-            if short != nil { b.put("…", x: inner.maxX - 1, y: y, style: .dim, clip: inner) }
+            fitting([parts] + shorter, from: inner.x + 1)
             y += 1
         }
         /// `note`: the forms of the note, longest first; the first that fits is drawn.
@@ -266,11 +270,7 @@ enum PodView {
             // Wider on a wide panel (a 300-column screen), for finer steps.
             let w = inner.width >= 120 ? 40 : min(20, max(4, inner.width - 24))
             b.bar(value, x: inner.x + 7, y: y, width: w, style: style ?? NPULoad.style(NPULoad.band(value)))
-            let x = inner.x + 8 + w
-            let text = note.first { cut($0.count, from: x) == nil } ?? note.last ?? ""
-            let short = cut(text.count, from: x)
-            b.put(text, x: x, y: y, style: .text, clip: short ?? inner)
-            if short != nil { b.put("…", x: inner.maxX - 1, y: y, style: .dim, clip: inner) }
+            fitting(note.map { [($0, Style.text)] }, from: inner.x + 8 + w)
             y += 1
         }
         let faults = FaultMap(s)
