@@ -165,6 +165,40 @@ struct EngineMetricsTests {
         }
     }
 
+    /// A stop string that only the last token completes: the client was told "stop", and so must
+    /// `/metrics` be. The engine had already produced all `max_tokens` when the face found the
+    /// stop, so it counted the request under "length" (and, when the face's stop reached it after
+    /// the request finished, it could not tell): the series disagreed with the reply.
+    @Test func aStopStringCompletedByTheLastTokenIsCountedAsAStop() async throws {
+        try await Self.withServer(rate: 0) { server, _ in
+            // The first HTTP request has the engine's first external id, and its text is seeded by it.
+            let firstID = 1 << 40
+            let maxTokens = 40
+            var words = SyntheticText(seed: firstID)
+            let text = words.next(maxTokens)
+            // The shortest tail of the reply that occurs nowhere earlier in it.
+            let stop = try #require((3...text.count).lazy.map { String(text.suffix($0)) }
+                .first { text.ranges(of: $0).count == 1 })
+            let reply = try await server.post(
+                "/v1/completions", json: ["prompt": "Go", "max_tokens": maxTokens, "ignore_eos": true, "stop": [stop]])
+            #expect(reply.status == 200)
+            let json = try reply.json()
+            #expect(json["id"] as? String == "cmpl-\(firstID)", "\(reply.text)")
+            let choice = try #require((json["choices"] as? [[String: Any]])?.first)
+            #expect(choice["finish_reason"] as? String == "stop")
+            #expect(choice["text"] as? String == String(text.dropLast(stop.count)))
+            var m = PrometheusText(try await server.get("/metrics").text)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline, m.sum("vllm:request_success_total") < 1 {
+                try await Task.sleep(for: .milliseconds(50))
+                m = PrometheusText(try await server.get("/metrics").text)
+            }
+            #expect(m.sum("vllm:request_success_total", containing: [#"finished_reason="stop""#]) == 1,
+                    "the reply said stop: \(m.sum("vllm:request_success_total", containing: [#"finished_reason="length""#])) counted as length")
+            #expect(m.sum("vllm:request_success_total", containing: [#"finished_reason="length""#]) == 0)
+        }
+    }
+
     @Test func completionsKeepTheirConnectionAlive() async throws {
         try await Self.withServer(rate: 0) { server, _ in
             let connection = try RawConnection(port: server.port, readTimeout: 10)

@@ -219,7 +219,10 @@ final class ServingMetrics: Sendable {
 
     /// Counts one request that left the engine (any source). Rejected requests never ran: vLLM
     /// has no series for them (HTTP rejections are counted by status in `xds_http_*`).
-    /// HTTP requests are timed from their arrival at the server (``ArrivalStamping``).
+    /// HTTP requests are timed from their arrival at the server (``ArrivalStamping``). An HTTP
+    /// request's success is counted by the face (``record(_:)``) under the reason its client was
+    /// told, as vLLM's front end counts it: only the face sees a stop string in the text, and the
+    /// engine may have made all `max_tokens` (or finished) before the face's stop reached it.
     func observe(_ request: FinishedRequest) {
         let beforeSubmission = beforeSubmission.withLock { $0.removeValue(forKey: request.id) } ?? 0
         let lead = (arrivals?.takeArrivalLead(requestID: request.id) ?? 0) + beforeSubmission
@@ -229,7 +232,8 @@ final class ServingMetrics: Sendable {
         served(
             promptTokens: request.promptTokens, cachedTokens: request.cachedTokens,
             outputTokens: request.outputTokens, finishReason: reason, ttft: request.ttft.map { $0 + lead },
-            endToEnd: request.endToEnd + lead, countsGeneration: false, recordsTTFT: false)
+            endToEnd: request.endToEnd + lead, countsGeneration: false, recordsTTFT: false,
+            countsSuccess: !request.fromClient)
         if let value = request.queueTime { queueTime.record(value + lead) }
         if let value = request.prefillTime { prefillTime.record(value) }
         if let value = request.decodeTime { decodeTime.record(value) }
@@ -240,13 +244,17 @@ final class ServingMetrics: Sendable {
         }
     }
 
-    /// Counts one finished HTTP request (served, cancelled, failed or rejected).
+    /// Counts one finished HTTP request (served, cancelled, failed or rejected). With an engine
+    /// feed only its rejection or its success (under the finish reason its client got) counts here.
     func record(_ outcome: RequestOutcome) {
         guard outcome.admitted else {
             rejectedCounter(status: outcome.rejectedStatus).increment()
             return
         }
-        guard !engineFed.load(ordering: .acquiring) else { return }
+        guard !engineFed.load(ordering: .acquiring) else {
+            successByReason[outcome.finishReason ?? "abort"]?.increment()
+            return
+        }
         served(
             promptTokens: outcome.promptTokens, cachedTokens: outcome.cachedPromptTokens,
             outputTokens: outcome.generatedTokens, finishReason: outcome.finishReason,
@@ -255,13 +263,13 @@ final class ServingMetrics: Sendable {
 
     private func served(
         promptTokens prompt: Int, cachedTokens: Int, outputTokens: Int, finishReason: String?, ttft: Double?,
-        endToEnd e2e: Double, countsGeneration: Bool, recordsTTFT: Bool = true
+        endToEnd e2e: Double, countsGeneration: Bool, recordsTTFT: Bool = true, countsSuccess: Bool = true
     ) {
         promptTokens.increment(by: Int64(prompt))
         if countsGeneration { generationTokens.increment(by: Int64(outputTokens)) }
         prefixQueries.increment(by: Int64(prompt))
         prefixHits.increment(by: Int64(cachedTokens))
-        successByReason[finishReason ?? "abort"]?.increment()
+        if countsSuccess { successByReason[finishReason ?? "abort"]?.increment() }
         promptLengths.record(Double(prompt))
         generationLengths.record(Double(outputTokens))
         endToEnd.record(e2e)

@@ -61,6 +61,13 @@ final class CompletionSession: @unchecked Sendable {
         self.text = SyntheticText(seed: requestID)
     }
 
+    /// A session dropped before it ended (its response body never ran, as when the connection
+    /// closed before the head went out) is the client leaving: the engine must not generate on
+    /// for nobody, and the request counts (the face counts its HTTP requests' successes).
+    deinit {
+        clientLeft()
+    }
+
     /// What the face does with the next engine event.
     enum Step {
         /// New output text (exactly as many tokenizer tokens as the engine produced).
