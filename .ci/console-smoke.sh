@@ -268,7 +268,10 @@ $T send-keys -t main 1
 wait_file "$WORK/paste/pid" 5 && P=$(cat "$WORK/paste/pid")
 modes() { LC_ALL=C grep -aoE '\[\?2004[hl]' "$WORK/paste/out" 2>/dev/null | tr -d '[?' | tr '\n' ' '; }
 kill -TSTP "$P"
-deadline=$(( $(date +%s) + 5 )); while [ "$(date +%s)" -le "$deadline" ] && ! ps -o stat= -p "$P" | grep -q T; do sleep 0.1; done
+# Stopped, and its last mode switch through tmux's pipe into the file (the pipe lags the process:
+# read at once, the 2004l the console wrote before it stopped was sometimes not there yet).
+deadline=$(( $(date +%s) + 5 ))
+while [ "$(date +%s)" -le "$deadline" ] && ! { ps -o stat= -p "$P" | grep -q T && modes | grep -qE '2004l $'; }; do sleep 0.1; done
 ps -o stat= -p "$P" | grep -q T && modes | grep -qE '2004l $' && ok "SIGTSTP stops the console with bracketed paste off ($(modes))" \
   || fail "SIGTSTP stops the console with bracketed paste off ($(modes))"
 kill -CONT "$P"
@@ -280,7 +283,8 @@ wait_for '^:speed 2█  pasted 4 lines' 5 && ok "after SIGCONT pastes are bracke
   || fail "after SIGCONT pastes are bracketed again ($(modes))"
 $T send-keys -t main Escape q
 finished paste "q (after pastes)"
-sleep 0.3
+deadline=$(( $(date +%s) + 5 ))  # the pipe lags the process (above)
+while [ "$(date +%s)" -le "$deadline" ] && ! modes | grep -qE '2004l $'; do sleep 0.1; done
 modes | grep -qE '2004l $' && ok "q leaves bracketed paste off ($(modes))" || fail "q leaves bracketed paste off ($(modes))"
 
 echo "$PASS passed, $FAIL failed"
