@@ -12,7 +12,10 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "synthetic, or a trace file (Azure LLM CSV, BurstGPT CSV or Mooncake JSONL, recognised by content).")
     var workload: String = RunDefaults.workload
 
-    @Option(parsing: .unconditional, help: "Synthetic arrival rate in requests/s: \(FlagLimits.rateAllowed).")
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Synthetic arrival rate in requests/s: \(FlagLimits.rateAllowed).",
+        discussion: "Default: run 10, serve 0, console its demo cycle (40 with --scenario), sized for superpod and "
+            + "scaled to another deployment's decode capacity (a report's workload.rate_per_s says what ran)."))
     var rate: CLINumber?
 
     // Optional, so that giving one with a trace is refused rather than ignored (as --rate is).
@@ -109,6 +112,8 @@ struct CommonOptions: ParsableArguments {
         }
     }
 
+    /// `defaultRate`: the synthetic rate without `--rate`, sized for `superpod`; another deployment
+    /// gets it scaled to its decode capacity (``Bench/defaultRate(_:for:)``), as the console's demo.
     func engineConfiguration(defaultRate: Double) throws -> EngineConfiguration {
         let rate = try self.rate.map(FlagLimits.rateValue)
         let arrivalCV = try FlagLimits.burstiness.value(burstiness ?? RunDefaults.burstiness)
@@ -136,7 +141,8 @@ struct CommonOptions: ParsableArguments {
         let d = try deployment.resolve()  // checks the file's `[policies]` names too
         try refuseExpertFlags(onDense: d.modelSpec())
         var config = EngineConfiguration(deployment: d, seed: seed)
-        config.syntheticRate = rate ?? defaultRate
+        // Worked out only when used (two bench steps): a trace replay's process is measured whole.
+        config.syntheticRate = rate ?? (workload == "synthetic" ? Bench.defaultRate(defaultRate, for: d) : defaultRate)
         config.trafficMix = mix ?? RunDefaults.mix
         config.eplb = eplb
         config.arrivalCV = arrivalCV

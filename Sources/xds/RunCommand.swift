@@ -395,6 +395,7 @@ enum ReportSummary {
         return """
             xds run · \(r.deployment.terminalSafe) · \(r.model) · seed \(r.seed)
               simulated \(Format.clock(r.simSeconds, milliseconds: true)) in \(String(format: "%.2f", r.wallSeconds)) s wall (\(String(format: "%.0f", r.simSeconds / max(r.wallSeconds, 1e-9)))× real time), \(r.events) events
+              load      \(load(r.workload))
               requests  arrived \(r.requests.arrived)  completed \(r.requests.completed)  failed \(r.requests.failed)  rejected \(r.requests.rejected)  in flight \(r.requests.inFlight)\(reasons("failed", r.requests.failureReasons))\(reasons("rejected", r.requests.rejectionReasons))
               tokens    prompt \(r.tokens.prompt)  generated \(r.tokens.generated)
               throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per \(colocated ? "" : "decode ")die (\(String(format: "%.1f", r.throughput.outputTokensPerSPerChip)) per chip), \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per \(colocated ? "" : "prefill ")die (computed: prefix-cache hits not counted)
@@ -406,6 +407,22 @@ enum ReportSummary {
               experts   \(experts(r))\(decodeBatch(r.decodeBatchAtEnd, benchFlags: benchFlags))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered)\(healedEarly) (policy \(r.recoveryPolicy))
             """ + r.faultDetails.map(faultLine).joined() + scaling(r.scaling)
+    }
+
+    /// The offered load: the synthetic rate (at the start and, if commands changed it, at the end)
+    /// and mix, or the trace file and its speed-up.
+    static func load(_ w: RunReport.Workload?) -> String {
+        guard let w else { return "—" }
+        // Shortest text that reads back as the same number, integers without ".0".
+        func rate(_ r: Double) -> String { r == r.rounded() && abs(r) < 1e15 ? String(Int(r)) : String(r) }
+        if w.source == "trace" {
+            let speedup = w.speedup.map { $0 == 1 ? "as recorded" : "\(rate($0))× faster than recorded" }
+            return "trace \((w.file ?? "").terminalSafe)" + (speedup.map { " (arrivals \($0))" } ?? "")
+        }
+        guard let start = w.ratePerSecond else { return w.source }
+        var text = "synthetic \(rate(start)) req/s"
+        if let end = w.rateAtEndPerSecond, end != start { text += " at the start, \(rate(end)) at the end" }
+        return text + (w.mix.map { " (\($0) traffic)" } ?? "")
     }
 
     /// The decode batch at the end, with the bench command that prices the same step (nothing

@@ -10,6 +10,30 @@ struct RunFlagProcessTests {
     /// Runs `xds` with `arguments` to its end: exit status, stdout, stderr.
     func xds(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) { try runBuiltXDS(arguments) }
 
+    /// Without `--rate`, a run's load is the superpod's 10 req/s scaled to the deployment's decode
+    /// capacity (two A100s got 10 req/s and a TTFT p99 of 28 s), and the summary and the report
+    /// say what was offered; `--rate` is taken as given.
+    @Test func theDefaultLoadIsScaledToTheDeploymentAndNamed() throws {
+        let small = ["run", "--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1", "--duration", "60s", "--speed", "max"]
+        let summary = try xds(small)
+        #expect(summary.status == 0, "\(summary.err)")
+        let load = try #require(summary.out.split(separator: "\n").first { $0.hasPrefix("  load ") }, "\(summary.out)")
+        let rate = try #require(Double(load.split(separator: " ")[2]), "\(load)")
+        #expect(rate > 0.01 && rate < 0.2, "\(load)")
+        #expect(load.hasSuffix("req/s (mixed traffic)"), "\(load)")
+        let json = try xds(small + ["--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any])
+        let workload = try #require(report["workload"] as? [String: Any], "\(json.out)")
+        #expect(workload["source"] as? String == "synthetic")
+        #expect(workload["rate_per_s"] as? Double == rate)
+        #expect(workload["mix"] as? String == "mixed")
+        let given = try xds(small + ["--rate", "3", "--json"])
+        let givenReport = try #require(try JSONSerialization.jsonObject(with: Data(given.out.utf8)) as? [String: Any])
+        #expect((givenReport["workload"] as? [String: Any])?["rate_per_s"] as? Double == 3)
+        let superpod = try xds(["run", "--duration", "20s", "--speed", "max"])
+        #expect(superpod.out.contains("\n  load      synthetic 10 req/s (mixed traffic)\n"), "\(superpod.out)")
+    }
+
     /// `--requests-out rows.csv` wrote JSON Lines into the .csv file (`pandas.read_csv` read one
     /// garbled column per key). A .csv name gets CSV: a header of the documented keys, then the
     /// same rows as the JSON Lines, an empty field for `null`.

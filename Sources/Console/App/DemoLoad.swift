@@ -74,34 +74,10 @@ public enum DemoLoad {
         return Scenario(name: "demo: daily cycle \(range), bursts ×\(Format.fixed(burstFactor, 1))", steps: steps)
     }
 
-    /// How this deployment's decode capacity compares with the superpod's: decode tokens/s of all
-    /// its decode (or colocated) dies at a moderate operating point (16 requests per die at 2K
-    /// context, perfect expert balance, MTP as the model has it), over the same for `superpod`.
-    /// 1 when either cannot be worked out (the superpod's rates, as before).
+    /// How this deployment's decode capacity compares with the superpod's
+    /// (``Bench/decodeCapacityScale(for:)``).
     public static func scale(for deployment: Deployment) -> Double {
-        guard let here = decodeCapacity(deployment), let reference = decodeCapacity(.superpod), reference > 0
-        else { return 1 }
-        let ratio = here / reference
-        return ratio.isFinite && ratio > 0 ? ratio : 1
-    }
-
-    /// Decode tokens per second of the deployment at the moderate point, nil if it has no decode
-    /// side the bench can price.
-    static func decodeCapacity(_ deployment: Deployment) -> Double? {
-        guard let model = try? deployment.modelSpec() else { return nil }
-        let acceptance = model.mtpModules > 0 ? 0.7 : 0
-        guard let r = try? Bench.decode(deployment: deployment, batchPerDie: 16, context: 2_048, mtpAcceptance: acceptance,
-                                        eplb: .perfect, routing: .balanced)
-        else { return nil }
-        let dies: Int
-        if let ma = deployment.moeAttention {
-            dies = ma.attentionDies + ma.expertDies
-        } else if let g = deployment.group(.decode) ?? deployment.group(.colocated) {
-            dies = g.count * g.dp * g.tp
-        } else {
-            return nil
-        }
-        return r.tokensPerSecondPerNPU * Double(dies)
+        Bench.decodeCapacityScale(for: deployment)
     }
 
     /// A rate for the header: whole requests from 10/s, tenths from 1/s, hundredths below.

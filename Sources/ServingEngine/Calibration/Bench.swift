@@ -301,3 +301,47 @@ public enum Bench {
         if !condition { throw ConfigError(message()) }
     }
 }
+
+extension Bench {
+    /// How this deployment's decode capacity compares with the superpod's: decode tokens/s of all
+    /// its decode (or colocated) dies at a moderate operating point (16 requests per die at 2K
+    /// context, perfect expert balance, MTP as the model has it), over the same for `superpod`.
+    /// 1 when either cannot be worked out (the superpod's rates, as before).
+    public static func decodeCapacityScale(for deployment: Deployment) -> Double {
+        guard let here = decodeCapacity(deployment), let reference = decodeCapacity(.superpod), reference > 0
+        else { return 1 }
+        let ratio = here / reference
+        return ratio.isFinite && ratio > 0 ? ratio : 1
+    }
+
+    /// A default synthetic rate sized for `superpod` (`superpodRate` requests/s), scaled to
+    /// `deployment`'s decode capacity (``decodeCapacityScale(for:)``) and kept to two significant
+    /// digits, so a default load is the same share of any deployment's capacity: 10 req/s on the
+    /// superpod was 40 times what two A100s serving Llama-2-7B decode. The superpod's is unchanged.
+    public static func defaultRate(_ superpodRate: Double, for deployment: Deployment) -> Double {
+        let scaled = superpodRate * decodeCapacityScale(for: deployment)
+        guard scaled > 0, scaled.isFinite else { return superpodRate }
+        let unit = pow(10, (log10(scaled)).rounded(.down) - 1)
+        let rounded = (scaled / unit).rounded() * unit
+        return min(10_000, max(0.0001, rounded))
+    }
+
+    /// Decode tokens per second of the deployment at the moderate point, nil if it has no decode
+    /// side the bench can price.
+    static func decodeCapacity(_ deployment: Deployment) -> Double? {
+        guard let model = try? deployment.modelSpec() else { return nil }
+        let acceptance = model.mtpModules > 0 ? 0.7 : 0
+        guard let r = try? Bench.decode(deployment: deployment, batchPerDie: 16, context: 2_048, mtpAcceptance: acceptance,
+                                        eplb: .perfect, routing: .balanced)
+        else { return nil }
+        let dies: Int
+        if let ma = deployment.moeAttention {
+            dies = ma.attentionDies + ma.expertDies
+        } else if let g = deployment.group(.decode) ?? deployment.group(.colocated) {
+            dies = g.count * g.dp * g.tp
+        } else {
+            return nil
+        }
+        return r.tokensPerSecondPerNPU * Double(dies)
+    }
+}

@@ -220,6 +220,9 @@ public struct RunReport: Sendable, Equatable, Codable {
     /// Scale operations (interfaces.md additions): commands and autoscaler decisions. Always
     /// set by ``ServingEngine/report()``; optional so reports written before it still decode.
     public var scaling: ScalingReport?
+    /// The offered load: where requests came from and at what rate. Nil in reports written before
+    /// it was added.
+    public var workload: Workload?
     /// Set only when the trace replay ended at an error met during the run (the file changed
     /// after its check): `file:line: problem`. Absent from a run that read its whole workload.
     public var workloadStopped: String?
@@ -228,9 +231,31 @@ public struct RunReport: Sendable, Equatable, Codable {
 
     public init() {}
 
+    /// The report's `workload` section: a run's numbers mean little without the load offered.
+    public struct Workload: Codable, Sendable, Equatable {
+        /// `synthetic` or `trace`.
+        public var source: String
+        /// Synthetic: requests/s at the start and at the end (`rate` commands and scenario steps
+        /// change it), and the traffic mix.
+        public var ratePerSecond: Double?
+        public var rateAtEndPerSecond: Double?
+        public var mix: String?
+        /// Trace: the file as given, and how many times faster than recorded it was replayed.
+        public var file: String?
+        public var speedup: Double?
+
+        public init(source: String) { self.source = source }
+
+        enum CodingKeys: String, CodingKey {
+            case source, mix, file, speedup
+            case ratePerSecond = "rate_per_s"
+            case rateAtEndPerSecond = "rate_at_end_per_s"
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
         case deployment, model, hardware, seed, events, commands, requests, tokens, throughput, slo, kv, experts, faults
-        case policies, scaling
+        case policies, scaling, workload
         case workloadStopped = "workload_stopped"
         case decodeBatchAtEnd = "decode_batch_at_end"
         case simSeconds = "sim_seconds"
@@ -370,6 +395,19 @@ extension ServingEngine {
         r.policies = policies
         r.scaling = scalingReport()
         r.workloadStopped = workloadError?.description
+        switch configuration.workload {
+        case .synthetic:
+            var w = RunReport.Workload(source: "synthetic")
+            w.ratePerSecond = configuration.syntheticRate
+            w.rateAtEndPerSecond = arrivalRate ?? configuration.syntheticRate
+            w.mix = configuration.trafficMix.rawValue
+            r.workload = w
+        case .trace(let path):
+            var w = RunReport.Workload(source: "trace")
+            w.file = path
+            w.speedup = configuration.traceSpeedup
+            r.workload = w
+        }
         r.experts = .init(imbalance: experts.meanStepImbalance, rebalances: experts.decodeRebalances,
                           moeMsPerStep: experts.moeMsPerStep, moeShareOfStep: experts.moeShareOfStep)
         r.kv = .init(peakUsage: max(telemetry.peakDecodeUsage, decodeKVUsage()), prefixHitRate: prefixStats().hitRate)

@@ -57,6 +57,8 @@ import XDSTestSupport
     static func golden(of engine: ServingEngine, witness: ((EngineEvent) -> Bool)? = nil) throws -> Golden {
         var report = engine.report()
         report.wallSeconds = 0
+        // A trace fixture is a temporary file, named anew each run.
+        if report.workload?.file != nil { report.workload?.file = "(fixture)" }
         let events = engine.recentEvents()
         return Golden(report: report, snapshotDigest: try digest(engine.snapshot()),
                       eventsDigest: try digest(events), eventCount: events.count,

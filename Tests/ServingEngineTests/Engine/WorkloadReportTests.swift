@@ -1,0 +1,64 @@
+import Foundation
+import PodModel
+import Testing
+import XDSTestSupport
+
+@testable import ServingEngine
+
+/// The report says what load was offered (its `workload` section): a run's latencies and
+/// throughput mean little without it, and the default rate now depends on the deployment.
+@Suite(.timeLimit(.minutes(5)))
+struct WorkloadReportTests {
+    @Test func aSyntheticRunNamesItsRateAtTheStartAndAtTheEndAndItsMix() throws {
+        var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 1, syntheticRate: 20)
+        config.trafficMix = .chat
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: 10)
+        guard case .success(let command) = OperatorCommand.parse("rate 5") else {
+            Issue.record("rate 5 did not parse")
+            return
+        }
+        #expect(engine.apply(command).accepted)
+        engine.run(until: 20)
+        let workload = try #require(engine.report().workload)
+        #expect(workload.source == "synthetic")
+        #expect(workload.ratePerSecond == 20)
+        #expect(workload.rateAtEndPerSecond == 5)
+        #expect(workload.mix == "chat")
+        #expect(workload.file == nil && workload.speedup == nil)
+        let json = String(decoding: try JSONEncoder().encode(engine.report()), as: UTF8.self)
+        #expect(json.contains(#""rate_per_s":20"#) && json.contains(#""rate_at_end_per_s":5"#), "\(json)")
+    }
+
+    @Test func aTraceRunNamesItsFileAndSpeedup() throws {
+        let path = try GoldenTests.mooncakeFixture()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 1)
+        config.workload = .trace(path: path)
+        config.traceSpeedup = 2
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: 5)
+        let workload = try #require(engine.report().workload)
+        #expect(workload.source == "trace")
+        #expect(workload.file == path)
+        #expect(workload.speedup == 2)
+        #expect(workload.ratePerSecond == nil && workload.mix == nil)
+    }
+
+    /// A default rate is sized for the superpod and scaled to the deployment's decode capacity:
+    /// 10 req/s drowned two A100s serving Llama-2-7B (a TTFT p99 of 28 s in a minute).
+    @Test func theDefaultRateIsScaledToTheDeploymentsDecodeCapacity() throws {
+        #expect(Bench.defaultRate(10, for: .superpod) == 10)
+        #expect(Bench.defaultRate(40, for: .superpod) == 40)
+        #expect(Bench.defaultRate(0, for: .superpod) == 0)
+        let small = TestDeployments.colocatedLlama()
+        let scale = Bench.decodeCapacityScale(for: small)
+        #expect(scale > 0 && scale < 0.05, "\(scale)")
+        let rate = Bench.defaultRate(10, for: small)
+        // Two significant digits of the scaled rate.
+        #expect(abs(rate - 10 * scale) <= 0.05 * 10 * scale, "\(rate) against \(10 * scale)")
+        #expect(String(rate).count <= 6, "\(rate)")
+        // The same decode TE as the superpod's: the same default.
+        #expect(Bench.defaultRate(10, for: .cloudMatrixInfer) == 10)
+    }
+}
