@@ -349,7 +349,10 @@ public final class ServingEngine {
             fail(id, reason: reason, kind: kind, status: 400)
             return
         case .refused(let reason):
-            reject(request.spec, reason: reason)
+            // With no prefill TE taking work the reason says what is down and when one is back;
+            // the report counts it under the JE's reason (no figures in a kind).
+            let none = !instances.indices.contains { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) }
+            reject(request.spec, reason: none ? noPrefillTEReason() : reason, kind: reason)
             return
         case .placed(let te): target = te
         }

@@ -193,6 +193,34 @@ extension ServingEngine {
         return best
     }
 
+    /// Why an arrival is refused when no prefill TE takes work: what each one is doing and, when
+    /// a recovery will bring one back by itself, when ("no prefill TE accepts work (prefill-0
+    /// copying weights onto spare NPUs; the first is back in 0.2 s)"). It said only "(all drained
+    /// or out of service)", leaving a client to guess whether to retry in a second or an hour.
+    func noPrefillTEReason() -> String {
+        var states: [(state: String, names: [String])] = []
+        for i in instances.indices where instances[i].hasPrefill && !isRetired(i) {
+            let state: String
+            switch faults.outage(of: i) {
+            case .restarting?: state = "restarting"
+            case .forking?: state = "copying weights onto spare NPUs"
+            case .awaitingRepair?: state = "awaiting repair of a dead die"
+            case .killed?: state = "killed to preserve decode"
+            case .migrating?: state = "paused for a drain's migration"
+            case nil:
+                if cluster.isHeldOff(te: i) { state = "held off by scaling" }
+                else if instances[i].groups.contains(where: { cluster.isOnDrainedNode(i, group: $0) }) { state = "drained" }
+                else { state = "out of service" }
+            }
+            if let k = states.firstIndex(where: { $0.state == state }) { states[k].names.append(instances[i].name) }
+            else { states.append((state, [instances[i].name])) }
+        }
+        let down = states.map { ($0.names.count > 3 ? "\($0.names.count) TEs" : $0.names.joined(separator: ", ")) + " " + $0.state }
+        let back = prefillTEBack().map { "; the first is back in \(OperatorCommand.format(($0.wait * 10).rounded(.up) / 10)) s" }
+            ?? (states.isEmpty ? "" : "; none is coming back by itself")
+        return "no \(prefillingTE) accepts work (" + (down.isEmpty ? "none in service" : down.joined(separator: "; ")) + back + ")"
+    }
+
     /// Ids of requests that hold anything on the given DP groups of an instance (queued or
     /// prefilling there, waiting to hand over KV from there, or decoding there).
     func requestsOn(instance index: Int, groups: Set<Int>? = nil) -> [Int] {
