@@ -47,4 +47,35 @@ struct RefusalCloseTests {
             #expect(server.backend.submitted.isEmpty)
         }
     }
+
+    /// A request whose `Content-Length` is over the body limit, sent without `Expect: 100-continue`,
+    /// is refused 413 as soon as its head is read, with the error body an oversize body gets, and
+    /// the connection then closes cleanly: it used to wait for a megabyte of body that never came,
+    /// and the client got a 408 after the 60 s body timeout instead.
+    @Test func aContentLengthOverTheLimitIs413AtOnceWithoutExpect() async throws {
+        try await LiveServer.with { server in
+            let refusal = APIError.bodyTooLarge(limitBytes: server.api.configuration.maxBodyBytes).json
+            for (path, connectionHeader) in [("/v1/completions", ""), ("/v1/chat/completions", "Connection: close\r\n"),
+                                             ("/admin/commands", ""), ("/admin/preview", "")] {
+                // Well under the server's 60 s body timeout: an answer that waits for it is missed.
+                let connection = try RawConnection(port: server.port, readTimeout: 10)
+                defer { connection.close() }
+                let started = ContinuousClock.now
+                connection.write(raw:
+                    "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "Authorization: Bearer \(LiveServer.token)\r\n" + connectionHeader
+                    + "Content-Length: 999999999\r\n\r\n{\"prompt\": \"")
+                let (text, ending) = await connection.readToEnd()
+                let waited = ContinuousClock.now - started
+                #expect(text.hasPrefix("HTTP/1.1 413"), "\(path): \(text.prefix(200))")
+                #expect(text.contains("Connection: close"), "\(path): \(text.prefix(300))")
+                #expect(text.hasSuffix("\r\n\r\n" + refusal), "\(path): \(text.suffix(300))")
+                #expect(ending == .closed, "\(path): the 413 ended in \(ending), not a clean close")
+                // The linger ends 2 s after the last bytes; allow for a loaded machine.
+                #expect(waited < .seconds(8), "\(path): answered after \(waited)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+            #expect(server.link.receivedCommands.isEmpty)
+        }
+    }
 }

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTPTypes
 
 /// A request refused with `413` while its body was still arriving (the body went over the limit
-/// as it was read) gets `Connection: close`, and the connection then closes with a lingering
+/// as it was read, or its `Content-Length` already did: ``AnnouncedBodyLimit``) gets `Connection: close`, and the connection then closes with a lingering
 /// close, as nginx's: the 413 goes out and the sending side closes, the rest of the body is read
 /// and dropped, and the connection closes when the client closes its side, or after
 /// ``quiet`` without a byte, or ``most`` in all.
