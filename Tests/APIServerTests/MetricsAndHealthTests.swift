@@ -143,6 +143,30 @@ struct MetricsAndHealthTests {
                 .sum("hb_request_errors", containing: ["/v1/completions", #"error_type="499""#]) >= 1)
             let after = PrometheusText(try await server.get("/metrics").text)
             #expect(after.sum("hb_requests", containing: [#"status_code="500""#]) == 0)
+            // A client that resets (a killed process) before the whole answer is ready: the answer's
+            // head could not be written, so its body never ran, and neither did the bookkeeping
+            // hung on it: no 499 was counted and the active gauge stayed one higher for good.
+            let reset499 = ["/v1/completions", #"status_code="499""#]
+            let activePOST = [#"method="POST""#]
+            let beforeReset = PrometheusText(try await server.get("/metrics").text)
+            let resetting = try RawConnection(port: server.port)
+            resetting.post("/v1/completions", json: #"{"prompt": "hi", "max_tokens": 2000}"#)
+            #expect(await eventually { backend.inFlightCount == 1 })
+            resetting.reset()
+            #expect(await eventually { backend.cancelledIDs.count == 2 })
+            var recounted = beforeReset
+            let recountedBy = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < recountedBy, recounted.sum("hb_requests", containing: reset499)
+                < beforeReset.sum("hb_requests", containing: reset499) + 1
+                || recounted.sum("http_server_active_requests", containing: activePOST)
+                > beforeReset.sum("http_server_active_requests", containing: activePOST) {
+                try await Task.sleep(for: .milliseconds(50))
+                recounted = PrometheusText(try await server.get("/metrics").text)
+            }
+            #expect(recounted.sum("hb_requests", containing: reset499) >= beforeReset.sum("hb_requests", containing: reset499) + 1,
+                    "the reset was not counted as 499")
+            #expect(recounted.sum("http_server_active_requests", containing: activePOST)
+                <= beforeReset.sum("http_server_active_requests", containing: activePOST), "the active gauge stayed up")
             // HEAD has no body written, so the library's after-write bookkeeping never ran: each
             // `curl -I` raised the active gauge for good and was never counted. Now it is counted
             // and the gauge comes back down.

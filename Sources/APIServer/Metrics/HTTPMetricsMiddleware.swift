@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 import Hummingbird
 import Metrics
 
@@ -58,18 +59,31 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             return response
         }
         let body = response.body
+        let answer = PendingAnswer { Self.record(route: route, method: method, status: status, since: start); active.decrement() }
         response.body = ResponseBody(contentLength: body.contentLength) { writer in
-            do {
-                try await body.write(writer)
-            } catch {
-                Self.record(route: route, method: method, status: status, since: start)
-                active.decrement()
-                throw error
-            }
-            Self.record(route: route, method: method, status: status, since: start)
-            active.decrement()
+            defer { answer.recordOnce() }
+            try await body.write(writer)
         }
         return response
+    }
+
+    /// An answer's bookkeeping, done once: when its body has been written (or its write failed),
+    /// else when the answer is dropped unwritten. A client that reset its connection before the
+    /// answer's head went out (a whole completion cancelled by a reset: its 499) never had the
+    /// body written, so the answer was never counted and `http_server_active_requests` stayed
+    /// one higher for good.
+    final class PendingAnswer: Sendable {
+        private let done = Atomic<Bool>(false)
+        private let work: @Sendable () -> Void
+
+        init(_ work: @escaping @Sendable () -> Void) { self.work = work }
+
+        func recordOnce() {
+            guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            work()
+        }
+
+        deinit { recordOnce() }
     }
 
     /// The matched route's path; for a request no route took, the path of a route at its path

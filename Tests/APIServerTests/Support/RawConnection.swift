@@ -151,4 +151,12 @@ final class RawConnection: @unchecked Sendable {
     }
 
     func close() { Glibc.close(fd) }
+
+    /// Closes with a TCP reset (SO_LINGER 0), as a client killed mid-request does: the server's
+    /// next write on the connection fails at once.
+    func reset() {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        Glibc.close(fd)
+    }
 }
