@@ -50,7 +50,11 @@ enum ClientWatch {
     static func run<Value: Sendable>(
         on channel: any Channel, _ operation: () async throws -> Value
     ) async throws -> Value {
-        let gone = try await InputClosedHandler.flag(of: channel)
+        // A connection that closed before this first wait (a client that reset it) has its
+        // pipeline torn down, and the flag's lookup fails with "I/O on closed channel": a client
+        // that left, not a server error (it was answered, and counted, as a 500).
+        let gone: InputClosedHandler.FlagView
+        do { gone = try await InputClosedHandler.flag(of: channel) } catch { throw CancellationError() }
         return try await withoutActuallyEscaping(operation) { operation in
             let work = Unchecked(operation)
             return try await withThrowingTaskGroup(of: Value?.self) { group in
