@@ -38,7 +38,7 @@ import XDSTestSupport
     /// for one speed. Both pages now say the same: the keys step 0.1 … 1000 then max, and
     /// `:speed` takes any value of the command language's range.
     @Test func helpSaysWhatTheSpeedKeysAndCommandTake() {
-        let keys = Overlays.helpLines.map(\.1).first { $0.contains("+ / -") } ?? ""
+        let keys = Overlays.helpLines.map(\.1).first { $0.contains("+/= -/_") } ?? ""
         #expect(keys.contains("0.1×…1000×, max"), "\(keys)")
         #expect(ConsoleUpdate.speedSteps.first == 0.1 && ConsoleUpdate.speedSteps.last == 1000)
         let commands = Overlays.commandLines.map(\.1).joined(separator: "\n")
@@ -86,5 +86,26 @@ extension HelpOverlayTests {
         #expect(text.contains("⚠N faults") && text.contains("⊘N drained") && text.contains("~N draining"), "\(text)")
         let ascii = Self.frame(state).asciiOnly().lines.joined(separator: "\n")
         #expect(ascii.contains("!N faults") && ascii.contains("/N drained"), "\(ascii)")
+    }
+}
+
+extension HelpOverlayTests {
+    /// `=` and `_` change the speed as `+` and `-` do (no Shift needed), and the mouse wheel
+    /// scrolls a list as j/k do, but the help named none of them: a user reading `?` could
+    /// not know that the wheel or the unshifted keys did anything. The keys act, and the help
+    /// as drawn at 80×24 names them.
+    @Test func helpNamesTheUnshiftedSpeedKeysAndTheWheel() {
+        var state = primedState()
+        state.speed = 1
+        let faster = ConsoleUpdate.update(state, .key(.char("="))).1
+        let slower = ConsoleUpdate.update(state, .key(.char("_"))).1
+        #expect(faster == [.send(commandLine: "speed 2")] && slower == [.send(commandLine: "speed 0.5")], "\(faster) \(slower)")
+        state.view = .events
+        let scrolled = ConsoleUpdate.update(state, .mouse(.wheelDown(x: 10, y: 10))).0
+        #expect(scrolled.eventScroll == 3, "\(scrolled.eventScroll) of \(EventsView.shown(state).count)")
+        state.showHelp = true
+        let text = Self.frame(state).lines.joined(separator: "\n")
+        #expect(text.contains("+/= -/_  speed steps"), "\(text)")
+        #expect(text.contains("click; wheel"), "\(text)")
     }
 }

@@ -9,8 +9,10 @@ enum Overlays {
         (":", "command prompt: Enter sends, Esc cancels, Tab completes, ↑↓"),
         // `+`/`-` step through ``ConsoleUpdate/speedSteps`` then `max`; `:speed` takes any S in
         // its range (page 2 says both). This said "0.1×…max" beside a command taking 0.01…100000.
-        ("space", "pause / resume   + / -  speed steps 0.1×…1000×, max (:speed S)"),
-        ("hjkl ←↓↑→", "move selection, scroll; PgUp PgDn Home End page; click"),
+        // `=` and `_` are `+` and `-` without Shift (ConsoleUpdate.handleKey); the wheel moves
+        // as j/k do, three steps a notch. Help lists every key that does something.
+        ("space", "pause / resume   +/= -/_  speed steps 0.1×…1000×, max (:speed S)"),
+        ("hjkl ←↓↑→", "move selection, scroll; PgUp PgDn Home End page; click; wheel"),
         ("d / u", "drain (asks y/n) / undrain node     f  fault menu (y/n)"),
         ("r", "rebalance experts now                 t  next theme"),
         ("/", "filter lists as you type (Esc clears) s/S sort, reverse"),
