@@ -55,14 +55,14 @@ import XDSTestSupport
         // Every node has a row: its number, roles, state, two bars with their values, HBM and requests.
         for node in 0..<48 {
             let row = Self.slice(lines[nodesTop + 3 + node], 128..<300)
-            #expect(row.hasPrefix("│ \(Format.pad2(node))"), "node \(node): \(row)")
+            #expect(Self.slice(row, 3..<5) == Format.pad2(node), "node \(node): \(row)")
             #expect(row.contains(" GB ") && row.contains("%"), "node \(node): \(row)")
         }
         // The fixture's faulted and drained nodes say so; decode node 16 is in service.
-        #expect(Self.slice(lines[nodesTop + 3 + 17], 128..<300).hasPrefix("│ 17X  8 decode     decode-0         faulted "))
-        #expect(Self.slice(lines[nodesTop + 3 + 5], 128..<300).hasPrefix("│ 05⊘  8 prefill    prefill-2        drained "))
-        #expect(Self.slice(lines[nodesTop + 3 + 16], 128..<300).hasPrefix("│ 16   8 decode     decode-0         in service"))
-        #expect(Self.slice(lines[nodesTop + 3 + 40], 128..<300).hasPrefix("│ 40   8 spare      –                spare "))
+        #expect(Self.slice(lines[nodesTop + 3 + 17], 128..<300).hasPrefix("│ X17  8 decode     decode-0         faulted "))
+        #expect(Self.slice(lines[nodesTop + 3 + 5], 128..<300).hasPrefix("│ ⊘05  8 prefill    prefill-2        drained "))
+        #expect(Self.slice(lines[nodesTop + 3 + 16], 128..<300).hasPrefix("│  16  8 decode     decode-0         in service"))
+        #expect(Self.slice(lines[nodesTop + 3 + 40], 128..<300).hasPrefix("│  40  8 spare      –                spare "))
         #expect(lines[88].hasSuffix("┘"))
     }
 

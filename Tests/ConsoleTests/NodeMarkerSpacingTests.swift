@@ -52,3 +52,29 @@ import XDSTestSupport
         }
     }
 }
+
+extension NodeMarkerSpacingTests {
+    /// The large screen's Nodes table put the marker after the number (`17X`, `05⊘`) while the
+    /// grid above it, for the same nodes, reads `X17`, `⊘05`: one screen, two orders. The table
+    /// now puts it before, as the grid does, in both character sets.
+    @Test func theNodeTableWritesTheMarkerAsTheGridDoes() throws {
+        let (w, h) = (300, 90)
+        var state = ConsoleState(width: w, height: h)
+        state = ConsoleUpdate.update(state, .tick(SnapshotFixtures.superpod)).0
+        let frame = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: w, height: h)
+        for lines in [frame.lines, frame.asciiOnly().lines] {
+            let top = try #require(lines.firstIndex { $0.contains(" Nodes ") && $0.contains(" 48 ") })
+            // The table's box starts where its title's corner is; its rows start 2 in.
+            let title = Array(lines[top])
+            let corner = try #require(title.indices.first { i in String(title[(i + 1)...].prefix(7)) == " Nodes " })
+            let layout = PodLayout(width: w, height: h)
+            for node in [5, 16, 17] {
+                let (x, y) = layout.origin(ofNode: node)
+                let grid = String(Array(lines[y])[x..<(x + 3)])
+                let table = Array(lines[top + 3 + node])
+                let row = String(table[(corner + 2)..<(corner + 5)])
+                #expect(row == grid, "node \(node): grid '\(grid)', table '\(row)'")
+            }
+        }
+    }
+}

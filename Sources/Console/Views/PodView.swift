@@ -719,9 +719,11 @@ enum NodeTable {
             let chips = row.chips
             let worst = faults.worst(of: chips, s)
             let selected = row.node == state.selectedNode
-            b.put(Format.pad2(row.node), x: x0, y: y,
+            // The marker before the number, as the grid's node labels have it (``PodLayout/labelWidth``):
+            // this table read `17X` beside the grid's `X17` for the same node.
+            if let worst, let glyph = worst.glyph { b.put(String(glyph), x: x0, y: y, style: worst.style, clip: inner) }
+            b.put(Format.pad2(row.node), x: x0 + 1, y: y,
                   style: selected ? Style(fg: .accent, bold: true, underline: true) : .dim, clip: inner)
-            if let worst, let glyph = worst.glyph { b.put(String(glyph), x: x0 + 2, y: y, style: worst.style, clip: inner) }
             b.put(roles(chips), x: x0 + 5, y: y, style: .text, clip: Rect(x: x0 + 5, y: y, width: 12, height: 1))
             var names: [String] = []
             for c in chips where !c.instance.isEmpty && !names.contains(c.instance) { names.append(c.instance) }
