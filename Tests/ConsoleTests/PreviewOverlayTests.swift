@@ -283,36 +283,49 @@ import XDSTestSupport
 extension PreviewOverlayTests {
     /// Accepted but changing nothing (`autoscale slo` on a colocated deployment), the box showed
     /// two equal sides with no reason; the engine's reply says why now, on the line naming the
-    /// window and, what does not fit there, on the loss line. Unequal sides keep their lines.
+    /// window, the verdict's line (equal sides: the rows' "=" say all it said) and the loss line.
+    /// Unequal sides keep their lines.
     @Test func equalSidesShowTheEnginesReply() throws {
         var same = Self.equalSides(reply: Self.scalesNothingReply)
         let lines = Self.renderReady(same, command: "autoscale slo")
         let text = lines.joined(separator: "\n")
         #expect(lines.allSatisfy { $0.count <= 80 })
-        // Too long for two lines whole: from the clause after the command's echo.
-        #expect(text.contains("│ it scales prefill and decode TEs, and deployment "), "\(text)")
-        #expect(text.contains("│ 'colocated:4:llama-2-7b:nvidia-a100:tp1' has none it can scale…"), "\(text)")
-        #expect(lines.contains { $0.contains("has none it can scale") && $0.contains("…") })
-        // A reply that fits is shown whole.
+        // Whole, on three lines (it was cut after two: "… has none it can scale…").
+        #expect(text.contains("│ autoscaler slo (evaluates every 5 s); it scales prefill and decode TEs, "), "\(text)")
+        #expect(text.contains("│ and deployment 'colocated:4:llama-2-7b:nvidia-a100:tp1' has none it can "), "\(text)")
+        #expect(text.contains("│ scale (colocated TEs scale only by command: scale colocated N) "), "\(text)")
+        #expect(!text.contains("…") && !text.contains("TTFT p99 unchanged"), "\(text)")
+        // What the verdict said (the window, nothing changed) is in the title.
+        #expect(text.contains("┌ What if · autoscale slo for 10 min: no change ─"), "\(text)")
+        // A reply that fits is shown whole, and the verdict keeps its line.
         same.reply = "autoscaler slo (evaluates every 5 s)"
         let short = Self.renderReady(same, command: "autoscale slo").joined(separator: "\n")
         #expect(short.contains("│ autoscaler slo (evaluates every 5 s) "), "\(short)")
+        #expect(short.contains("TTFT p99 unchanged for 10 min"), "\(short)")
         #expect(!text.contains("next 10 min of simulated time"))
         let differing = Self.renderReady(Self.result(), command: "drain node 20").joined(separator: "\n")
         #expect(differing.contains("next 10 min of simulated time") && !differing.contains("node 20 drained"))
     }
 
-    /// With scenario steps in the window at 80×24 the steps take the loss line, so the reply has
-    /// one line: it ends in "…" (it was cut mid-sentence with no sign, "…, and deployment").
-    @Test func aReplyWithOneLineLeftEndsInAnEllipsis() throws {
+    /// With scenario steps in the window at 80×24 the steps take the loss line. The reply had
+    /// one line left and lost its end ("it scales prefill and decode TEs, and deployment…"): the
+    /// reason now has two lines and, too long for them whole, drops its aside in parentheses,
+    /// so it reads to its end ("… has none it can scale") with no "…".
+    @Test func aReplyBesideScenarioStepsKeepsItsWholeReason() throws {
         var same = Self.equalSides(reply: Self.scalesNothingReply)
         same.scheduledSteps = [.init(atSeconds: 30, command: "rate 0.239"), .init(atSeconds: 60, command: "rate 0.25")]
         let lines = Self.renderReady(same, command: "autoscale slo")
         let text = lines.joined(separator: "\n")
         #expect(text.contains("both sides also ran: rate 0.239"), "\(text)")
-        let first = try #require(lines.first { $0.contains("it scales prefill and decode TEs") }, "\(text)")
-        #expect(first.contains("…"), "\(first)")
-        #expect(!text.contains("has none it can scale"), "the rest has no line here: \(text)")
+        #expect(text.contains("│ it scales prefill and decode TEs, and deployment "), "\(text)")
+        #expect(text.contains("│ 'colocated:4:llama-2-7b:nvidia-a100:tp1' has none it can scale "), "\(text)")
+        #expect(!text.contains("…"), "\(text)")
+        // Every figure row is still there.
+        #expect(text.contains("prefix hit rate") && text.contains("TTFT p99  "), "\(text)")
+        // With a single line, the shortest form still ends in "…" rather than stopping unsaid.
+        let one = PreviewOverlayView.noChangeLines(same, width: 72, lines: 1)
+        #expect(one.count == 1 && one[0].hasSuffix("…") && one[0].count <= 72, "\(one)")
+        #expect(PreviewOverlayView.withoutAsides("a (b) c (d), e (f)") == "a c, e")
     }
 
     /// The engine's reply to `autoscale slo` on colocated replicas: too long for one overlay line.

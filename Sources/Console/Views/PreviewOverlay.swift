@@ -241,7 +241,13 @@ enum PreviewOverlayView {
         let tight = rowCount + 8 > Overlays.room(b)
         let rect = Overlays.centered(b, width: 76, height: rowCount + 8)
         b.fill(rect)
-        b.box(rect, title: "What if · \(overlay.command)", style: .accent)
+        // Equal sides with the engine's reason: the reason takes the verdict's line, so the
+        // title says what the verdict did (the window, no change).
+        var title = "What if · \(overlay.command)"
+        if case .ready(let r) = overlay.phase, r.noChangeReply != nil {
+            title += " for \(words(duration: r.durationSeconds)): no change"
+        }
+        b.box(rect, title: title, style: .accent)
         let inner = rect.inner
         let x = inner.x + 1
         switch overlay.phase {
@@ -283,9 +289,13 @@ enum PreviewOverlayView {
             // The row the keys take: the last inside the box, or its bottom border when tight.
             let keysY = tight ? rect.maxY - 1 : inner.maxY - 1
             let roomy = inner.y + 2 + figures.count + (scheduled == nil ? 0 : 1) + 2 <= (tight ? inner.maxY : keysY)
-            // The engine's reply when it alone says why the sides are equal: its second line goes
-            // on the loss line, unless the scenario steps take that, and then the first ends in "…".
-            let replyLines = noChangeLines(r, width: inner.width - 2, lines: scheduled != nil && !roomy ? 1 : 2)
+            // The engine's reply when it alone says why the sides are equal: it takes the line
+            // naming the window, the verdict's line and the loss line unless the scenario steps
+            // take that. The verdict gives way: with both sides equal it only repeats what every
+            // row's "=" says (its TTFT p99 and losses are rows). With one line left (80×24, steps
+            // in the window) the reply lost its end ("…, and deployment…", then "… has none it
+            // can scale…").
+            let replyLines = noChangeLines(r, width: inner.width - 2, lines: scheduled != nil && !roomy ? 2 : 3)
             if let stopped = r.stopped {
                 // Cut short (the wall-clock budget): say so where the window is named.
                 b.put(stopped, x: x, y: inner.y, style: .warn, clip: inner)
@@ -322,14 +332,17 @@ enum PreviewOverlayView {
                 b.put(scheduled, x: x, y: y, style: .warn, clip: inner)
                 y += 1
             }
-            let verdictStyle = r.withCommand.lost > r.baseline.lost ? Style.bad : Style(fg: .accent, bold: true)
-            b.put(verdict(r), x: x, y: y, style: verdictStyle, clip: inner)
+            if replyLines.count >= 2 {
+                b.put(replyLines[1], x: x, y: y, style: .warn, clip: inner)
+            } else {
+                let verdictStyle = r.withCommand.lost > r.baseline.lost ? Style.bad : Style(fg: .accent, bold: true)
+                b.put(verdict(r), x: x, y: y, style: verdictStyle, clip: inner)
+            }
             y += 1
-            let replyRest = replyLines.dropFirst().first
             if let scheduled, !roomy {
                 b.put(scheduled, x: x, y: y, style: .warn, clip: inner)
-            } else if let replyRest {
-                b.put(replyRest, x: x, y: y, style: .warn, clip: inner)
+            } else if replyLines.count >= 3 {
+                b.put(replyLines[2], x: x, y: y, style: .warn, clip: inner)
             } else if let (reason, count) = r.withCommand.requests.failureReasons.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) {
                 b.put("most lost: \(count) × \(reason)", x: x, y: y, style: .warn, clip: inner)
             }
@@ -352,18 +365,42 @@ enum PreviewOverlayView {
     /// when the sides differ or a stop or an unfinished scale says why they do not.
     static func noChangeLines(_ r: PreviewResult, width: Int, lines count: Int = 2) -> [String] {
         guard let reply = r.noChangeReply?.terminalSafe, width > 1, count > 0 else { return [] }
-        var lines = wrap(reply, width: width)
-        // Too long: the reply's first clause echoes the command the box's title names; the
-        // reason follows it ("autoscaler slo (…); it scales prefill and decode TEs, and … has none
-        // it can scale" was cut at "has none it can…").
-        if lines.count > count, let semicolon = reply.range(of: "; ") {
-            lines = wrap(String(reply[semicolon.upperBound...]), width: width)
+        // Shorter and shorter forms, the first that fits whole: the reply; the reason after its
+        // first clause, which echoes the command the box's title names ("autoscaler slo (…); it
+        // scales prefill and decode TEs, and … has none it can scale"); that reason without its
+        // asides in parentheses ("(colocated TEs scale only by command: …)"), a hint, where the
+        // reason itself was cut mid-sentence.
+        var forms = [reply]
+        if let semicolon = reply.range(of: "; ") {
+            let reason = String(reply[semicolon.upperBound...])
+            forms.append(reason)
+            forms.append(withoutAsides(reason))
         }
-        guard lines.count > count else { return lines }
+        let wrapped = forms.map { wrap($0, width: width) }
+        if let whole = wrapped.first(where: { $0.count <= count }) { return whole }
+        let lines = wrapped.last!
         // The last line shown says the reply goes on (at 80×24 with scenario steps in the window
         // the reply had one line, cut mid-sentence with no sign: "…, and deployment").
         let last = lines[count - 1]
         return Array(lines.prefix(count - 1)) + [String(last.prefix(width - 1)) + "…"]
+    }
+
+    /// `text` without its parenthesised asides and the blank before each: "has none it can scale
+    /// (colocated TEs scale only by command: scale colocated N)" → "has none it can scale".
+    static func withoutAsides(_ text: String) -> String {
+        var out = "", depth = 0
+        for c in text {
+            if c == "(" {
+                // The blank before an aside goes with it: "scale (…), x" → "scale, x".
+                if depth == 0 { while out.last == " " { out.removeLast() } }
+                depth += 1
+            } else if c == ")" && depth > 0 {
+                depth -= 1
+            } else if depth == 0 {
+                out.append(c)
+            }
+        }
+        return out
     }
 
     /// "both sides also ran: rate 150 at 0:12:00, fault npu 170 at 0:13:30": the scenario steps
