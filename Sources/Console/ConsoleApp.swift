@@ -7,7 +7,7 @@ import Synchronization
 private let stopRequested = Atomic<Bool>(false)
 /// True while the UI thread has the terminal in curses mode.
 private let terminalActive = Atomic<Bool>(false)
-/// SIGTSTP arrived (`kill -TSTP`; Ctrl-Z is a key in raw mode): the UI thread hands the terminal
+/// SIGTSTP arrived (`kill -TSTP`), or Ctrl-Z was typed (a key in raw mode, ``ConsoleEffect/suspend``): the UI thread hands the terminal
 /// back (paste mode off, modes restored), stops, and takes it again on SIGCONT.
 private let suspendRequested = Atomic<Bool>(false)
 /// Set by SIGCONT while the console is suspended.
@@ -144,7 +144,7 @@ public enum ConsoleApp {
                     continue
                 }
                 switch effect {
-                case .send, .preview, .cancelPreview, .quit: next = release(fold, next, link: link, log: log)
+                case .send, .preview, .cancelPreview, .suspend, .quit: next = release(fold, next, link: link, log: log)
                 case .queryRequests, .queryRequestDetail: break  // read-only: order does not matter
                 }
             }
@@ -160,6 +160,9 @@ public enum ConsoleApp {
             } else if case .cancelPreview(let line) = effect {
                 log?("\(line) cancelled")
                 PreviewRunner.shared.cancel(line)
+            } else if case .suspend = effect {
+                // The UI loop stops at its next turn, the way it does on SIGTSTP.
+                suspendRequested.store(true, ordering: .relaxed)
             } else {
                 RequestQueryRunner.shared.perform(effect, link: link)
             }

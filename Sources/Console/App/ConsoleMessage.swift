@@ -8,6 +8,8 @@ public enum Key: Sendable, Hashable {
 
     /// Ctrl-C arrives as a character in raw mode (swift-notes.md 1.3.6).
     public static let controlC = Key.char("\u{03}")
+    /// Ctrl-Z, also a character in raw mode: the terminal sends no SIGTSTP for it.
+    public static let controlZ = Key.char("\u{1A}")
 }
 
 public enum MouseEvent: Sendable, Hashable {
@@ -51,5 +53,7 @@ public enum ConsoleEffect: Sendable, Equatable {
     case queryRequests(RequestQuery)
     /// Ask the engine for one request's recorded timeline, off the UI thread.
     case queryRequestDetail(id: Int)
+    /// Hand the terminal back to the shell and stop until `fg` (SIGCONT), as a SIGTSTP does.
+    case suspend
     case quit
 }

@@ -138,6 +138,13 @@ public enum ConsoleUpdate {
             quit(&s, &effects)
             return
         }
+        // In raw mode Ctrl-Z reaches us as a key, not as SIGTSTP: it did nothing at all, where
+        // every shell program stops on it. It suspends from anywhere, as Ctrl-C quits; a box or
+        // a prompt is there as it was after `fg`.
+        if key == Key.controlZ {
+            effects.append(.suspend)
+            return
+        }
         // Below the minimum size the screen shows only the size needed, so a key would act on
         // something the operator cannot see: at 40×12, `d y` drained node 0 and `f 3 y` failed it,
         // with no question and no reply on screen. Only q (outside a prompt) quits; the rest waits.

@@ -17,7 +17,7 @@ enum Overlays {
         ("r", "rebalance experts now                 t  next theme"),
         ("/", "filter lists as you type (Esc clears) s/S sort, reverse"),
         ("Enter", "request timeline (5), event in full (6)  w window (4)"),
-        ("q Ctrl-C", "quit                                  ?  this help"),
+        ("q Ctrl-C", "quit   Ctrl-Z suspend (fg resumes)    ?  this help"),
         // The header's p99s and SLO % are since start; the Latency panels are of their window.
         ("header", "time, speed, model, rate, tok/s, run/wait; p99, SLO% since start"),
         // The header's tight forms at 80 columns: under LANG=C they read "!0 /0", and nothing

@@ -1,0 +1,42 @@
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// In raw mode Ctrl-Z is a key, not a SIGTSTP, and the console dropped it without a sign:
+/// typed in `xds console`, nothing happened, where every program run from a shell stops and
+/// `fg` brings it back. It now asks the app loop to suspend (the SIGTSTP path), from any view,
+/// box, prompt or size, and changes nothing else.
+@Suite struct SuspendKeyTests {
+    @Test func ctrlZAsksToSuspendFromAnywhere() {
+        var states: [ConsoleState] = []
+        var plain = primedState()
+        states.append(plain)
+        plain.prompt = PromptState(purpose: .command, text: "drain node 3")
+        states.append(plain)
+        var help = primedState()
+        help.showHelp = true
+        states.append(help)
+        states.append(primedState(width: 20, height: 5))
+        for state in states {
+            let (next, effects) = ConsoleUpdate.update(state, .key(Key.controlZ))
+            #expect(effects == [.suspend], "\(effects)")
+            // Back from `fg`, the screen is as it was: an open prompt keeps its text, help stays.
+            #expect(next.prompt == state.prompt && next.showHelp == state.showHelp && !next.quitting)
+        }
+        // Not a command: the engine is sent nothing.
+        let link = FakeEngineLink()
+        _ = ConsoleApp.dispatch(.key(Key.controlZ), to: primedState(), link: link)
+        #expect(link.sentCommands.isEmpty, "\(link.sentCommands)")
+    }
+
+    /// The help names the key.
+    @Test func helpNamesCtrlZ() {
+        var state = primedState()
+        state.showHelp = true
+        let text = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: 80, height: 24)
+            .lines.joined(separator: "\n")
+        #expect(text.contains("Ctrl-Z suspend (fg resumes)"), "\(text)")
+    }
+}
