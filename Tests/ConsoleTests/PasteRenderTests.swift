@@ -104,3 +104,22 @@ import XDSTestSupport
                 "\(page.joined(separator: "\n"))")
     }
 }
+
+extension PasteRenderTests {
+    /// Beside a longer typed line the paste's note ran off the screen's edge, cut mid-word
+    /// with no sign: ":rate 5junkjunk█  pasted 2 lines: kept the first only — run commands one
+    /// at a ti" at 80 columns. A note that does not fit beside the prompt goes whole on the row
+    /// above it; the prompt line keeps the typed text and the cursor.
+    @Test func aNoteTooLongBesideThePromptIsShownWhole() {
+        let link = FakeEngineLink()
+        let open = drive(primedState(), link, keys: [.char(":")])
+        let paste = BracketedPasteDecoderTests.start + "rate 5junkjunk\rrate 9\r" + BracketedPasteDecoderTests.end
+        let after = Self.feed(paste, to: open, link)
+        let lines = ConsoleScreen.render(after, SnapshotFixtures.superpod, theme: .builtinDark, width: 80, height: 24).lines
+        #expect(lines[23].hasPrefix(":rate 5junkjunk█"), "\(lines[23])")
+        let bottom = lines[20...23].joined(separator: "\n")
+        #expect(bottom.contains("pasted 2 lines: kept the first only — run commands one at a time"), "\(bottom)")
+        #expect(lines.allSatisfy { $0.count <= 80 })
+        #expect(link.sentCommands.isEmpty)
+    }
+}

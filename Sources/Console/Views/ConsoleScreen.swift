@@ -326,8 +326,24 @@ public enum ConsoleScreen {
             if shown.count > room { shown = "…" + String(shown.suffix(max(0, room - 1))) }
             let x = b.put(lead + shown, x: 0, y: y, style: .text)
             b.put("█", x: x, y: y, style: .accent)
-            if let status = state.status, x + 4 < b.width {
-                b.put("  " + status.text, x: x + 1, y: y, style: .dim)
+            if let status = state.status {
+                if x + 1 + 2 + status.text.count <= b.width {
+                    b.put("  " + status.text, x: x + 1, y: y, style: .dim)
+                } else {
+                    // Too long beside the typed line: whole, on the rows above it, as a status
+                    // without a prompt is. Beside it, it ran off the edge mid-word ("pasted 2
+                    // lines: kept the first only — run commands one at a ti").
+                    var lines = DetailOverlays.wrap(status.text, width: b.width - 2)
+                    if lines.count > 2 {
+                        lines = Array(lines.prefix(2))
+                        lines[1] = String(lines[1].prefix(b.width - 3)) + "…"
+                    }
+                    for (i, line) in lines.enumerated() {
+                        let row = y - lines.count + i
+                        b.fill(Rect(x: 0, y: row, width: b.width, height: 1))
+                        b.put("  " + line, x: 0, y: row, style: .dim)
+                    }
+                }
             } else if x + 4 < b.width {
                 let hint =
                     prompt.purpose == .noList
