@@ -241,6 +241,7 @@ public enum ConsoleApp {
         state.logPath = log.path
         state.confirmDestructive = startup.confirm
         state.requestQueries = link is RequestQueryLink
+        state.canSuspend = JobControl.available()
         state.scenario = startup.scenario
         if let hint = startup.hint { state.status = StatusLine(hint.text, isError: hint.isError, seconds: 20) }
         let monochromeTheme = themes.first(where: \.monochrome) ?? .builtinMono
@@ -329,5 +330,38 @@ final class ConsoleLog: Sendable {
         handle.withLock { h in
             try? h?.write(contentsOf: Data("\(stamp) \(line)\n".utf8))
         }
+    }
+}
+
+/// Whether this process can be stopped and resumed by the shell that started it.
+enum JobControl {
+    /// A stopped process comes back only on SIGCONT, which a job-control shell sends on `fg`. The
+    /// process group has such a shell when some ancestor in the same session sits in another
+    /// process group (the shell leads its own): up the parents while they share our group (a
+    /// `swift run` in front of us does), then look. Run straight by tmux, a script's `setsid` or
+    /// a service manager, the first parent outside our group is in another session (or there is
+    /// none): POSIX calls the group orphaned, and a stop there lasts for ever.
+    static func available() -> Bool {
+        let group = getpgrp(), session = getsid(0)
+        var pid = getpid()
+        for _ in 0..<16 {
+            let parent = pid == getpid() ? getppid() : parentOf(pid)
+            guard parent > 1 else { return false }
+            let parentGroup = getpgid(parent), parentSession = getsid(parent)
+            guard parentGroup >= 0, parentSession >= 0, parentSession == session else { return false }
+            if parentGroup != group { return true }
+            pid = parent
+        }
+        return false
+    }
+
+    /// The parent of `pid`, from `/proc/PID/stat` (its fourth field, after the parenthesised name,
+    /// which may itself hold blanks and parentheses); 0 when it cannot be read.
+    static func parentOf(_ pid: pid_t) -> pid_t {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")")
+        else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) ?? 0 : 0
     }
 }

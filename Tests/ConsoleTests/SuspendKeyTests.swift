@@ -1,3 +1,4 @@
+import Foundation
 import ServingEngine
 import Testing
 import XDSTestSupport
@@ -29,6 +30,24 @@ import XDSTestSupport
         let link = FakeEngineLink()
         _ = ConsoleApp.dispatch(.key(Key.controlZ), to: primedState(), link: link)
         #expect(link.sentCommands.isEmpty, "\(link.sentCommands)")
+    }
+
+    /// Started with no job-control shell (straight by tmux, a script's setsid), a stop would last
+    /// for ever: nothing would send SIGCONT. Ctrl-Z then says so and suspends nothing.
+    @Test func withoutJobControlCtrlZSaysWhyAndStaysUp() {
+        var state = primedState()
+        state.canSuspend = false
+        state.prompt = PromptState(purpose: .command, text: "drain node 3")
+        let (next, effects) = ConsoleUpdate.update(state, .key(Key.controlZ))
+        #expect(effects.isEmpty, "\(effects)")
+        #expect(next.status?.text.contains("not suspended") == true, "\(String(describing: next.status))")
+        #expect(next.prompt == state.prompt && !next.quitting)
+    }
+
+    /// The parent read from /proc is the kernel's.
+    @Test func theParentFromProcIsTheKernels() {
+        #expect(JobControl.parentOf(getpid()) == getppid())
+        #expect(JobControl.parentOf(-5) == 0)
     }
 
     /// The help names the key.

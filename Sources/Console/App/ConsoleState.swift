@@ -185,6 +185,9 @@ public struct ConsoleState: Sendable, Equatable {
     public var preview: PreviewOverlay?
     public var themeIndex = 0
     public var quitting = false
+    /// Whether a job-control shell started the console, so that a Ctrl-Z suspension can be
+    /// resumed with `fg` (``JobControl/available()``); true until the app says.
+    public var canSuspend = true
     /// Shown in the help screen so operators know where the console writes.
     public var logPath = ""
 

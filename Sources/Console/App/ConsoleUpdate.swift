@@ -142,7 +142,14 @@ public enum ConsoleUpdate {
         // every shell program stops on it. It suspends from anywhere, as Ctrl-C quits; a box or
         // a prompt is there as it was after `fg`.
         if key == Key.controlZ {
-            effects.append(.suspend)
+            // Without a job-control shell nothing could `fg` it: a console run straight by tmux
+            // or a script would stop for good, its screen frozen.
+            if s.canSuspend {
+                effects.append(.suspend)
+            } else {
+                s.status = StatusLine("Ctrl-Z: not suspended: no shell with job control started the console, so "
+                                      + "nothing could resume it (fg); q quits", isError: true)
+            }
             return
         }
         // Below the minimum size the screen shows only the size needed, so a key would act on
