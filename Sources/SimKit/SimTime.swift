@@ -32,9 +32,23 @@ extension SimTime {
 
     /// Why a duration did not parse; `message` is one line and names the allowed range.
     public struct DurationError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// What was wrong, so a caller with a narrower range or its own wording (a preview's
+        /// 1s…1h, a flag's name) can word the same refusal its way.
+        public enum Reason: Sendable, Equatable {
+            /// Not a time at all (`soon`, `5x`, `inf`).
+            case malformed
+            /// A time, but negative or beyond ``SimTime/maxDuration``.
+            case outOfRange
+            /// A unit named twice or after a smaller one (`1h1h`, `30m1h`).
+            case unitOrder
+        }
         public var message: String
+        public var reason: Reason = .malformed
         public var description: String { message }
     }
+
+    /// The form of a compound time, named in the refusal of one that repeats or reorders units.
+    public static let compoundForm = "each of h, m, s, ms at most once, largest first (like 1h30m or 2m30s)"
 
     /// Parses a duration as operators write it: `90`, `90s`, `500ms`, `10m`, `1h`, `1.5h`,
     /// `1h30m`. Returns nil for anything else, including negative values, `nan`, `inf` and
@@ -60,7 +74,12 @@ extension SimTime {
             return unsafe ? "?" : scalar
         })) + (s.unicodeScalars.count > 40 ? "…" : "")
         let malformed = DurationError(message: "expected a time like 90s, 10m or 1h, got '\(shown)'")
-        let outOfRange = DurationError(message: "time '\(shown)' is out of range; expected 0 to 10000000000 s (about 317 years)")
+        let outOfRange = DurationError(message: "time '\(shown)' is out of range; expected 0 to 10000000000 s (about 317 years)",
+                                       reason: .outOfRange)
+        // `1h1h` was summed to 2h and `30m1h` to 1h30m: a repeated or reordered unit is more
+        // likely a typo than a sum anyone meant, so it is refused naming the form.
+        let unitOrder = DurationError(message: "time '\(shown)' repeats a unit or puts a smaller one first; write \(compoundForm)",
+                                      reason: .unitOrder)
         guard !s.isEmpty, s.utf8.count <= 256 else { throw malformed }
         // A negative time (`at = "-5s"`, `at = -5`) is a time below the range, not a malformed
         // one: say the range, as for one above it (it was told only "expected a time like 90s").
@@ -68,7 +87,11 @@ extension SimTime {
         var total = 0.0
         var number = ""
         var rest = Substring(s)
-        let units: [(String, Double)] = [("ms", 0.001), ("h", 3600), ("m", 60), ("s", 1)]
+        // Matched in this order (`ms` before `m`, `min` before `m`); the third field ranks the
+        // unit, largest first: each may follow only a larger one. `min` is the preview's old
+        // spelling of a minute (`for 10min`), kept now that previews read times here.
+        let units: [(String, Double, Int)] = [("ms", 0.001, 3), ("min", 60, 1), ("h", 3600, 0), ("m", 60, 1), ("s", 1, 2)]
+        var lastRank = -1
         while let c = rest.first {
             if c.isASCII && (c.isNumber || c == ".") {
                 number.append(c)
@@ -82,6 +105,8 @@ extension SimTime {
                 continue
             }
             guard let value = Double(number), let unit = units.first(where: { rest.hasPrefix($0.0) }) else { throw malformed }
+            guard unit.2 > lastRank else { throw unitOrder }
+            lastRank = unit.2
             total += value * unit.1
             rest = rest.dropFirst(unit.0.count)
             number = ""

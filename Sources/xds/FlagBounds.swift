@@ -180,15 +180,21 @@ enum FlagLimits {
         let years = Int(maxDurationSeconds / (365 * 86_400))
         // Quoted only for a message: echoing input safely costs a millisecond of start-up.
         var quoted: String { CLINumber(argument: text).quoted }
-        // A negative time is below the range: say the range (`--duration -5s` was told only
-        // "expected a time like 90s").
-        let negative = text.trimmingCharacters(in: .whitespaces).hasPrefix("-")
-            && SimTime.parseDuration(String(text.trimmingCharacters(in: .whitespaces).dropFirst())) != nil
-        guard !negative, let d = SimTime.parseDuration(text) else {
-            if negative {
+        let d: SimTime
+        do {
+            d = try SimTime.checkedDuration(text)
+        } catch {
+            switch error.reason {
+            // A negative time is below the range: say the range (`--duration -5s` was told only
+            // "expected a time like 90s").
+            case .outOfRange:
                 throw ConfigError("--duration must be at least 1ms and at most \(years) years (\(Int(maxDurationSeconds)) s), got \(quoted)")
+            // `--duration 1h1h` ran two hours: the one reader of times refuses it, naming the form.
+            case .unitOrder:
+                throw ConfigError("--duration: \(quoted) repeats a unit or puts a smaller one first; write \(SimTime.compoundForm)")
+            case .malformed:
+                throw ConfigError("--duration: expected a time like 90s, 10m or 1h (at most \(years) years), got \(quoted)")
             }
-            throw ConfigError("--duration: expected a time like 90s, 10m or 1h (at most \(years) years), got \(quoted)")
         }
         guard d >= 0.001, d <= maxDurationSeconds else {
             throw ConfigError("--duration must be at least 1ms and at most \(years) years (\(Int(maxDurationSeconds)) s), got \(quoted)")

@@ -371,6 +371,24 @@ struct RunFlagProcessTests {
         }
     }
 
+    /// `run --duration 1h1h` ran two hours (and `30m1h` 1h30m): a time names each unit at most once,
+    /// largest first, and one that does otherwise is one line naming the form, exit 1, nothing run;
+    /// `bench preview --for` reads times by the same rule.
+    @Test func aDurationRepeatingOrReorderingAUnitIsRefusedNamingTheForm() throws {
+        let form = "repeats a unit or puts a smaller one first; write each of h, m, s, ms at most once, largest first (like 1h30m or 2m30s)"
+        for value in ["1h1h", "30m1h", "10s10s"] {
+            let r = try xds(["run", "--duration", value, "--json"])
+            #expect(r.status == 1 && r.out.isEmpty, "\(value): \(r)")
+            #expect(r.err == "xds: --duration: '\(value)' \(form)\n", "\(value): \(r.err)")
+        }
+        let preview = try xds(["bench", "preview", "--rate", "0", "--at", "0", "--for", "1m1m"])
+        #expect(preview.status == 1 && preview.out.isEmpty, "\(preview)")
+        #expect(preview.err == "xds: --command/--for: '1m1m' \(form)\n", "\(preview.err)")
+        let ordered = try xds(["run", "--duration", "1m30s", "--rate", "0", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(ordered.out.utf8)) as? [String: Any], "\(ordered)")
+        #expect(object["sim_seconds"] as? Double == 90, "\(ordered)")
+    }
+
     /// `run --duration 1e-320` was taken: shorter than any engine step, it ran no event and
     /// reported `"sim_seconds": 1e-320`, "0× real time". Under a millisecond is refused with the
     /// range `--help` states; 1ms itself is taken.

@@ -28,6 +28,36 @@ import Testing
         #expect(bad.message == "expected a time like 90s, 10m or 1h, got 'soon?[2j'")
     }
 
+    /// `1h1h` was summed to two hours, `30m1h` to 1h30m and `10s10s` to 20 s: each unit is named
+    /// at most once and largest first, and a time that does otherwise is refused with one line
+    /// naming the form, by the one reader of times (`--duration`, scenario `at =`, a preview's
+    /// `for`, the admin API's preview `duration`).
+    @Test func aRepeatedOrReorderedUnitIsRefusedNamingTheForm() throws {
+        for text in ["1h1h", "30m1h", "10s10s", "1m1m30s", "500ms1s", "1s1m", "1min1m", "2m1h"] {
+            let e = try #require(throws: SimTime.DurationError.self, "\(text)") { try SimTime.checkedDuration(text) }
+            #expect(e.message == "time '\(text)' repeats a unit or puts a smaller one first; write each of h, m, s, ms "
+                + "at most once, largest first (like 1h30m or 2m30s)", "\(text)")
+            guard case .failure(let p) = PreviewRequest.parseDuration(text) else {
+                Issue.record("preview for \(text) was accepted")
+                continue
+            }
+            #expect(p.message == "'\(text)' repeats a unit or puts a smaller one first; write each of h, m, s, ms "
+                + "at most once, largest first (like 1h30m or 2m30s)", "\(text)")
+        }
+        #expect(SimTime.parseDuration("1h30m15s500ms") == 5415.5)
+        #expect(SimTime.parseDuration("2m30s") == 150)
+        #expect(SimTime.parseDuration("10min") == 600, "the preview's spelling of a minute reads the same everywhere")
+        // A preview reads times as everything else does: compound forms too (it refused `1m30s`).
+        #expect(try PreviewRequest.parseDuration("1m30s").get() == 90)
+        #expect(try PreviewRequest.parseDuration("10min").get() == 600)
+        let toml = "name = \"n\"\n[[step]]\nat = \"1h1h\"\ncommand = \"drain node 3\"\n"
+        let refused = try #require(throws: ConfigError.self) {
+            try Scenario(toml: toml, source: "s.toml", topology: .cloudMatrix384)
+        }
+        #expect(refused.description == "s.toml: step 1: 'at': time '1h1h' repeats a unit or puts a smaller one first; "
+            + "write each of h, m, s, ms at most once, largest first (like 1h30m or 2m30s)")
+    }
+
     /// A scenario step at a negative time (`at = "-5s"`, `at = -5`) was told "expected a time like
     /// 90s, 10m or 1h", as if the text were garbled; it is a time below the range, and the
     /// message names the range, as for a time above it. Garbled text keeps its message.

@@ -80,23 +80,26 @@ public struct PreviewRequest: Sendable, Equatable, CustomStringConvertible {
         return .success(PreviewRequest(command: command, duration: seconds))
     }
 
-    /// `600`, `600s`, `10m`, `10min`, `1h`, `1.5m`: simulated seconds within ``durationRange``.
+    /// `600`, `600s`, `10m`, `10min`, `1h`, `1.5m`, `1m30s`: simulated seconds within
+    /// ``durationRange``. Read by ``SimTime/checkedDuration(_:)``, the reader of `--duration` and
+    /// scenario `at =`, so one rule holds everywhere: this reader of its own summed nothing
+    /// (`for 1m30s` was refused) while `--duration 1h1h` ran two hours.
     public static func parseDuration(_ text: String) -> Result<SimTime, CommandParseError> {
-        let lower = text.lowercased()
-        let units: [(suffix: String, seconds: Double)] = [("min", 60), ("s", 1), ("m", 60), ("h", 3_600)]
-        var number = Substring(lower), scale = 1.0
-        for unit in units where lower.hasSuffix(unit.suffix) {
-            number = lower.dropLast(unit.suffix.count)
-            scale = unit.seconds
-            break
-        }
         let expected = "a duration from 1s to 1h, such as 90s, 10m or 1h"
-        // Decimal only, as every number of the command language (`Double(String)` alone also
-        // reads hexadecimal: `for 0x3Cs` previewed a minute).
-        guard let value = CommandLimits.decimal(String(number)) else {
-            return .failure(CommandParseError("expected \(expected), got \(InputEcho.quoted(text))"))
+        let seconds: SimTime
+        do {
+            seconds = try SimTime.checkedDuration(text)
+        } catch {
+            switch error.reason {
+            case .malformed:
+                return .failure(CommandParseError("expected \(expected), got \(InputEcho.quoted(text))"))
+            case .unitOrder:
+                return .failure(CommandParseError("\(InputEcho.quoted(text)) repeats a unit or puts a smaller one first; "
+                    + "write \(SimTime.compoundForm)"))
+            case .outOfRange:
+                seconds = .infinity  // refused just below, with the preview's own range
+            }
         }
-        let seconds = value * scale
         guard durationRange.contains(seconds) else {
             return .failure(CommandParseError(
                 "a preview runs from 1s to 1h of simulated time (\(expected)); got \(InputEcho.quoted(text))"))

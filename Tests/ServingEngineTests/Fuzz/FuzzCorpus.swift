@@ -21,6 +21,8 @@ enum FuzzCorpus {
 
     static let durations: [String] = [
         "1e400", "1e12", "inf", "nan", "-0", "0x10", "1e", "5m3", "٣s", "½h", "1.2.3s",
+        // A unit repeated or after a smaller one: refused, not summed.
+        "1h1h", "30m1h", "10s10s", "1m1min", "500ms1s",
         String(repeating: "1h", count: 2_000),
     ]
 

@@ -80,14 +80,28 @@ import XDSTestSupport
     }
 
     @Test func durations() {
-        let seeds = ["90", "90s", "500ms", "10m", "1h", "1.5h", "1h30m", "0", "1e3s"]
+        let seeds = ["90", "90s", "500ms", "10m", "1h", "1.5h", "1h30m", "0", "1e3s", "1h30m15s500ms", "10min", "2m30s"]
         let report = FuzzHarness.run(target: "duration", seeds: seeds, corpus: FuzzCorpus.durations) { bytes in
             do throws(SimTime.DurationError) {
-                let t = try SimTime.checkedDuration(String(decoding: bytes, as: UTF8.self))
-                return t.isFinite && t >= 0 && t <= SimTime.maxDuration ? .value : .error("")
+                let text = String(decoding: bytes, as: UTF8.self)
+                let t = try SimTime.checkedDuration(text)
+                // A time taken names each unit at most once, largest first (`1h1h` was two hours).
+                return t.isFinite && t >= 0 && t <= SimTime.maxDuration && Self.unitsDescend(text) ? .value : .error("")
             } catch { return .error(error.message) }
         }
         expectClean(report)
+    }
+
+    /// Whether the unit words of a time (`h`, `min`/`m`, `s`, `ms`, any case; an exponent's `e`
+    /// is no unit) come largest first, each at most once.
+    static func unitsDescend(_ text: String) -> Bool {
+        let rank = ["h": 0, "min": 1, "m": 1, "s": 2, "ms": 3]
+        var last = -1
+        for word in text.lowercased().split(whereSeparator: { !$0.isLetter }) where word != "e" {
+            guard let r = rank[String(word)], r > last else { return false }
+            last = r
+        }
+        return true
     }
 
     @Test func scenarioReader() throws {
