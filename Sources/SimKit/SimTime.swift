@@ -83,7 +83,12 @@ extension SimTime {
         guard !s.isEmpty, s.utf8.count <= 256 else { throw malformed }
         // A negative time (`at = "-5s"`, `at = -5`) is a time below the range, not a malformed
         // one: say the range, as for one above it (it was told only "expected a time like 90s").
-        if s.hasPrefix("-"), parseDuration(String(s.dropFirst())) != nil { throw outOfRange }
+        if s.hasPrefix("-"), let magnitude = parseDuration(String(s.dropFirst())) {
+            // `-0` is zero, which is in range: TOML's `at = -0.0` was refused as "out of range;
+            // expected 0 to …", naming a range the value is in.
+            if magnitude == 0 { return 0 }
+            throw outOfRange
+        }
         var total = 0.0
         var number = ""
         var rest = Substring(s)

@@ -58,6 +58,18 @@ import Testing
             + "write each of h, m, s, ms at most once, largest first (like 1h30m or 2m30s)")
     }
 
+    /// `-0` is zero, which is in range: a scenario's `at = -0.0` (TOML's negative zero, as a
+    /// generator writes it) was refused as "time '-0.0' is out of range; expected 0 to …", naming
+    /// a range the value is in. It is the run's start, as `at = 0` is.
+    @Test func negativeZeroIsTimeZero() throws {
+        for text in ["-0", "-0s", "-0.0", "-0ms", "-0h0m"] {
+            #expect(SimTime.parseDuration(text) == 0, "\(text)")
+        }
+        let toml = "name = \"n\"\n[[step]]\nat = -0.0\ncommand = \"rate 5\"\n"
+        let scenario = try Scenario(toml: toml, source: "s.toml", topology: .cloudMatrix384)
+        #expect(scenario.steps.map(\.at) == [0])
+    }
+
     /// A scenario step at a negative time (`at = "-5s"`, `at = -5`) was told "expected a time like
     /// 90s, 10m or 1h", as if the text were garbled; it is a time below the range, and the
     /// message names the range, as for a time above it. Garbled text keeps its message.
