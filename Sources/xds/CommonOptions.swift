@@ -12,6 +12,11 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "synthetic, or a trace file (Azure LLM CSV, BurstGPT CSV or Mooncake JSONL, recognised by content).")
     var workload: String = RunDefaults.workload
 
+    /// `--workload synthetic` in any ASCII case, as every other named word of the command line
+    /// (`--mix CHAT`, `--eplb ON`, `--speed MAX`, `--deployment SUPERPOD`) is taken: `SYNTHETIC`
+    /// was looked up as a trace file and refused as missing. A file of that name is `./SYNTHETIC`.
+    var isSyntheticWorkload: Bool { PolicyNames.folded(workload) == RunDefaults.workload }
+
     @Option(parsing: .unconditional, help: ArgumentHelp(
         "Synthetic arrival rate in requests/s: \(FlagLimits.rateAllowed).",
         discussion: "Default: run 10, serve 0, console its demo cycle (40 with --scenario), sized for superpod and "
@@ -125,15 +130,15 @@ struct CommonOptions: ParsableArguments {
         let prewarmed = try prewarmedSpares.map { try FlagLimits.prewarmedSpares.int($0) }
         let policies = try policyFlags()
         let traceSpeedup = try self.traceSpeedup.map(FlagLimits.traceSpeedup.value)
-        if workload == "synthetic", traceSpeedup != nil {
+        if isSyntheticWorkload, traceSpeedup != nil {
             throw ConfigError("--trace-speedup applies to a trace, not to the synthetic workload (use --rate)")
         }
         // Accepted and ignored, it read as if synthetic prompts were clipped (they are drawn
         // within the window already).
-        if workload == "synthetic", clipToContext {
+        if isSyntheticWorkload, clipToContext {
             throw ConfigError("--clip-to-context applies to a trace, not to the synthetic workload (its prompts fit the window)")
         }
-        if workload != "synthetic" {
+        if !isSyntheticWorkload {
             for (flag, given) in [("--rate", rate != nil), ("--mix", mix != nil), ("--burstiness", burstiness != nil)] where given {
                 throw ConfigError("\(flag) applies to the synthetic workload, not to a trace")
             }
@@ -142,7 +147,7 @@ struct CommonOptions: ParsableArguments {
         try refuseExpertFlags(onDense: d.modelSpec())
         var config = EngineConfiguration(deployment: d, seed: seed)
         // Worked out only when used (two bench steps): a trace replay's process is measured whole.
-        config.syntheticRate = rate ?? (workload == "synthetic" ? Bench.defaultRate(defaultRate, for: d) : defaultRate)
+        config.syntheticRate = rate ?? (isSyntheticWorkload ? Bench.defaultRate(defaultRate, for: d) : defaultRate)
         config.trafficMix = mix ?? RunDefaults.mix
         config.eplb = eplb
         config.arrivalCV = arrivalCV
@@ -154,7 +159,7 @@ struct CommonOptions: ParsableArguments {
         config.scaling.prewarmedSpareTEs = try checkedPrewarmedSpares(prewarmed, on: d) ?? d.prewarmedSpareTEs
         config.faults.heartbeatIntervalSeconds = heartbeatInterval
         config.faults.missedHeartbeatsToDeclare = heartbeatMisses
-        if workload != "synthetic" {
+        if !isSyntheticWorkload {
             guard FileManager.default.fileExists(atPath: workload) else {
                 throw ConfigError("\(workload.isEmpty ? "''" : workload): no such workload file (expected 'synthetic' or a trace file)")
             }

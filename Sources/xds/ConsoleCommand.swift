@@ -37,7 +37,7 @@ struct ConsoleCommand: ParsableCommand {
         let config = try common.engineConfiguration(defaultRate: 40)
         // No --rate and no --scenario on the synthetic workload: the demo's daily cycle with bursts
         // (DemoLoad), as a scenario of `rate` steps the header names; --rate R keeps R constant.
-        let demo = common.rate == nil && common.scenario == nil && common.workload == "synthetic"
+        let demo = common.rate == nil && common.scenario == nil && common.isSyntheticWorkload
         let scenario = demo ? DemoLoad.scenario(scale: DemoLoad.scale(for: config.deployment)) : try common.loadScenario(for: config.deployment)
         let listenAt = try listen.map(Self.parseListen)
         let token = try listenAt.map { _ in

@@ -50,7 +50,7 @@ struct Run: ParsableCommand {
         if let timelineOut { try Self.checkWritable(timelineOut, flag: "--timeline-out") }
         try Self.checkOutputsAreNew(
             outputs: [("--out", out), ("--requests-out", requestsOut), ("--timeline-out", timelineOut)],
-            inputs: [("--workload", common.workload == "synthetic" ? nil : common.workload), ("--scenario", common.scenario),
+            inputs: [("--workload", common.isSyntheticWorkload ? nil : common.workload), ("--scenario", common.scenario),
                      ("--deployment", common.deployment.deployment.hasSuffix(".toml") ? common.deployment.deployment : nil)])
         let config = try common.engineConfiguration(defaultRate: 10)
         let scenario = try common.loadScenario(for: config.deployment)

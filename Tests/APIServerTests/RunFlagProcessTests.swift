@@ -389,6 +389,26 @@ struct RunFlagProcessTests {
         #expect(object["sim_seconds"] as? Double == 90, "\(ordered)")
     }
 
+    /// `--workload SYNTHETIC` was looked up as a file ("no such workload file"), where every other
+    /// named word (`--mix CHAT`, `--eplb ON`, `--speed MAX`) is taken in any ASCII case: the
+    /// synthetic workload is named in any case too, and runs as `synthetic` does.
+    @Test func theSyntheticWorkloadIsNamedInAnyCase() throws {
+        let args = ["--rate", "5", "--duration", "3s", "--json", "--quiet"]
+        let plain = try xds(["run", "--workload", "synthetic"] + args)
+        let reference = try #require(try JSONSerialization.jsonObject(with: Data(plain.out.utf8)) as? [String: Any], "\(plain)")
+        for word in ["SYNTHETIC", "Synthetic"] {
+            let r = try xds(["run", "--workload", word] + args)
+            #expect(r.status == 0 && r.err.isEmpty, "\(word): \(r)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(word): \(r)")
+            #expect(object["requests"] as? NSDictionary == reference["requests"] as? NSDictionary, "\(word)")
+            #expect(object["events"] as? Int == reference["events"] as? Int, "\(word)")
+        }
+        // Still the synthetic workload to the checks that tell it from a trace.
+        let speedup = try xds(["run", "--workload", "SYNTHETIC", "--trace-speedup", "2", "--duration", "2s"])
+        #expect(speedup.status == 1
+            && speedup.err == "xds: --trace-speedup applies to a trace, not to the synthetic workload (use --rate)\n", "\(speedup)")
+    }
+
     /// `run --duration 1e-320` was taken: shorter than any engine step, it ran no event and
     /// reported `"sim_seconds": 1e-320`, "0× real time". Under a millisecond is refused with the
     /// range `--help` states; 1ms itself is taken.
