@@ -1,4 +1,5 @@
 import ArgumentParser
+import EngineRuntime
 import Foundation
 import PodModel
 import ServingEngine
@@ -23,10 +24,18 @@ struct BenchPreview: ParsableCommand {
     var duration = "10m"
     @Option(parsing: .unconditional, help: "Simulated seconds to run before the preview (warm-up, untimed): \(FlagLimits.warmUpAllowed).")
     var at: CLINumber = 120
+    // `bench preview --rate 2000 --for 1h` computed for minutes with no end in sight, where the
+    // console's and the admin API's previews stop at their wall-clock budget and answer with the
+    // window so far. Same budget, same partial answer and the same "stopped at …" line here; a
+    // benchmark that means to time a longer preview raises it.
+    @Option(name: .customLong("wall-budget"), parsing: .unconditional,
+            help: "Wall-clock seconds the preview may compute, \(FlagLimits.previewWallBudget.allowed) (the console's and the admin API's budget); then it stops at its next slice and reports the window so far, saying so.")
+    var wallBudget = CLINumber(argument: FlagRange.text(EngineHost.Bounds().previewWall))
     @Flag(help: "Print the preview as JSON (with wall_seconds).") var json = false
 
     func run() throws {
         let warmUp = try FlagLimits.warmUp(at)
+        let budget = try FlagLimits.previewWallBudget.value(wallBudget)
         try common.refuseScenario(in: "bench preview")
         let config = try common.engineConfiguration(defaultRate: 40)
         let request: PreviewRequest
@@ -42,7 +51,14 @@ struct BenchPreview: ParsableCommand {
         let run: PreviewRun
         do { run = try engine.startPreview(request) } catch { throw ConfigError(error.message) }
         let forked = now()
-        var result = run.run()
+        let cancellation = PreviewCancellation()
+        let timeUp = DispatchWorkItem {
+            cancellation.stop(reason: "it used up its \(FlagRange.text(budget)) s wall-clock budget (--wall-budget)")
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + budget, execute: timeUp)
+        // Never cancelled (only stopped), so the run answers, with the window so far at worst.
+        guard var result = run.run(cancellation: cancellation) else { throw ConfigError("preview cancelled") }
+        timeUp.cancel()
         let ended = now()
         result.wallSeconds = ended - began
         if json {
@@ -60,6 +76,8 @@ struct BenchPreview: ParsableCommand {
         }
         print("baseline:     completed \(b.requests.completed), lost \(b.lost), TTFT p99 \(p99(b.latencyMs.ttft)), TPOT p99 \(p99(b.latencyMs.tpot))")
         print("with command: completed \(w.requests.completed), lost \(w.lost), TTFT p99 \(p99(w.latencyMs.ttft)), TPOT p99 \(p99(w.latencyMs.tpot))")
+        // Stopped by the budget: the figures are of the window so far, and the wall time is the budget's.
+        if let stopped = result.stopped { print("note: \(stopped)") }
         // Two equal sides are no verdict when the scale had not come into service in the window.
         if let unfinished = result.unfinished { print("note: \(unfinished)") }
         // Equal sides and no other reason: the engine's reply says why (it was only in the JSON).

@@ -152,6 +152,9 @@ enum FlagLimits {
     static let contextCV = FlagRange("--context-cv", 0...Bench.maxContextCV)
     static let eventCount = FlagRange("--count", 1...50_000_000, unit: "events", whole: true)
     static let benchRepeat = FlagRange("--repeat", 1...100, unit: "runs", whole: true)
+    /// `bench preview --wall-budget`: at least a tenth of a second (a slice of a busy pod takes
+    /// that), at most an hour, as a run's other wall-clock bounds.
+    static let previewWallBudget = FlagRange("--wall-budget", 0.1...3_600, unit: "s")
     static let frames = FlagRange("--frames", 1...100_000, unit: "frames", whole: true)
 
     /// A KV length no longer than the model's context window, and of one token at least: a

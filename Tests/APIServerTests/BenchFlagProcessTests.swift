@@ -58,6 +58,24 @@ struct BenchFlagProcessTests {
         #expect(loaded.status == 0 && !loaded.out.contains("no samples") && loaded.out.contains(" ms, TPOT p99 "), "\(loaded)")
     }
 
+    /// `bench preview --rate 2000 --for 1h` computed for minutes with no end, where the console's
+    /// and the admin API's previews stop at their 30 s wall-clock budget: the bench has the same
+    /// budget (`--wall-budget`, range-checked), stops on its own and says where and why.
+    @Test func aPreviewStopsAtItsWallBudgetAndSaysSo() throws {
+        let started = Date()
+        let r = try xds(["bench", "preview", "--rate", "500", "--at", "0", "--for", "1h", "--wall-budget", "1"])
+        #expect(r.status == 0, "\(r)")
+        #expect(Date().timeIntervalSince(started) < 120, "stopped within a slice of its budget")
+        let note = r.out.split(separator: "\n").first { $0.hasPrefix("note: stopped at ") }
+        #expect(note?.hasSuffix(" of the 1h window: it used up its 1 s wall-clock budget (--wall-budget)") == true, "\(r.out)")
+        for value in ["0", "-1", "nan", "1e400", "3601", "abc", ""] {
+            let bad = try xds(["bench", "preview", "--rate", "0", "--at", "0", "--for", "1s", "--wall-budget", value])
+            #expect(bad.status == 1 && bad.out.isEmpty, "\(value): \(bad)")
+            #expect(bad.err.hasPrefix("xds: --wall-budget must be ") && bad.err.contains("0.1 and 3600 s")
+                && bad.err.filter { $0 == "\n" }.count == 1, "\(value): \(bad.err)")
+        }
+    }
+
     /// `bench preview --at 1e-320` ran (a warm-up shorter than any step, so none) and printed
     /// "at 1e-320s": a nonzero `--at` under a millisecond is refused by both benches with one line
     /// naming the range `--help` states; 0, a millisecond and an hour are taken.
