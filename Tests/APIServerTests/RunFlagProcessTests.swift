@@ -409,6 +409,25 @@ struct RunFlagProcessTests {
             && speedup.err == "xds: --trace-speedup applies to a trace, not to the synthetic workload (use --rate)\n", "\(speedup)")
     }
 
+    /// `xds run --json > report.json` on a full disk exited 0 with the report lost (an empty file),
+    /// where `--out` on a full disk said so and exited 1: stdout that cannot take the report is the
+    /// same failure, one line on stderr and exit 1.
+    @Test func aReportStdoutCannotTakeFailsTheRun() throws {
+        for extra in [["--json"], []] {
+            let process = Process()
+            process.executableURL = try #require(BuiltBinary.xds)
+            process.arguments = ["run", "--rate", "1", "--duration", "2s"] + extra
+            process.standardOutput = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+            let err = Pipe()
+            process.standardError = err
+            try process.run()
+            let said = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 1, "\(extra)")
+            #expect(String(decoding: said, as: UTF8.self) == "xds: stdout: writing the report failed (No space left on device)\n", "\(extra)")
+        }
+    }
+
     /// `run --duration 1e-320` was taken: shorter than any engine step, it ran no event and
     /// reported `"sim_seconds": 1e-320`, "0× real time". Under a millisecond is refused with the
     /// range `--help` states; 1ms itself is taken.
