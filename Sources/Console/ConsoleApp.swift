@@ -260,7 +260,12 @@ public enum ConsoleApp {
                 // asynchronously), so wait for SIGCONT before taking the terminal back.
                 continued.store(false, ordering: .relaxed)
                 signal(SIGCONT) { _ in continued.store(true, ordering: .relaxed) }
-                kill(getpid(), SIGSTOP)
+                // The whole process group stops, as the terminal's Ctrl-Z stops a job: a parent
+                // in our group (`swift run`, `sh -c '…; …'`) stopped too is what tells the shell
+                // its job stopped. Stopping ourselves alone left the shell waiting on a running
+                // parent: no prompt, and `fg` typed into a frozen screen. Without job control
+                // (no shell to resume the group) only this process stops, for a `kill -CONT`.
+                kill(state.canSuspend ? 0 : getpid(), SIGSTOP)
                 while !continued.load(ordering: .relaxed) && !stopRequested.load(ordering: .relaxed) {
                     usleep(10_000)
                 }

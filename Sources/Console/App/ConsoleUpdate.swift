@@ -147,8 +147,8 @@ public enum ConsoleUpdate {
             if s.canSuspend {
                 effects.append(.suspend)
             } else {
-                s.status = StatusLine("Ctrl-Z: not suspended: no shell with job control started the console, so "
-                                      + "nothing could resume it (fg); q quits", isError: true)
+                s.status = StatusLine("Ctrl-Z: not suspended (no job-control shell to resume it with fg); q quits",
+                                      isError: true)
             }
             return
         }
