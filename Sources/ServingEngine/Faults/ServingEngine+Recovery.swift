@@ -85,7 +85,8 @@ extension ServingEngine {
     // MARK: Prefill
 
     /// A prefill (or colocated) TE lost a die and no spare can replace it: it is out of service
-    /// until repaired; its requests are re-queued on the other prefill TEs.
+    /// until repaired; its requests are re-queued on the other prefill TEs (colocated TEs in a pod
+    /// without a prefill side: "prefill TEs" named TEs a colocated pod does not have).
     func awaitRepair(_ i: Int, ids: [Int]) {
         faults.beginOutage(i, .awaitingRepair)
         refreshFaultState()
@@ -93,7 +94,7 @@ extension ServingEngine {
         let why = scaling.phase(i) == .draining ? "being scaled in: it retires once empty, no spare NPU spent on it"
             : "until repaired (no spare NPUs)"
         finish(ids, moved, "\(instances[i].name) out of service \(why); "
-            + "\(Self.counted(moved.reprefilled, "request")) re-queued on the other prefill TEs, \(moved.failed) failed")
+            + "\(Self.counted(moved.reprefilled, "request")) re-queued on the other \(prefillingTE)s, \(moved.failed) failed")
     }
 
     // MARK: Restart the world
