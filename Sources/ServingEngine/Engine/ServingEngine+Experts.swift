@@ -35,7 +35,7 @@ extension ServingEngine {
 
     /// Telemetry-interval work: drift and traffic mix, EPLB cadence and swap phases, heat window.
     func expertsTick() {
-        logRebalances(experts.tick(now: now, queue: &queue))
+        logRebalances(experts.tick(now: now, queue: &queue, halted: faults.isHalted))
     }
 
     /// Counts an arrival's traffic class for the popularity mix (synthetic tags; traces have none).
@@ -45,7 +45,7 @@ extension ServingEngine {
 
     /// An `.expertSwap` event: TE `index`'s swap phase may end now.
     func advanceEPLB(_ index: Int) {
-        logRebalances(experts.advanceSwap(index, now: now, queue: &queue))
+        logRebalances(experts.advanceSwap(index, now: now, queue: &queue, halted: faults.isHalted))
     }
 
     /// The operator's `rebalance`: every MoE instance plans now.
@@ -98,6 +98,33 @@ extension ServingEngine {
         }
         return "\(name) holds dead \(dies) (recovery runs it without them until they are healed); a plan now would place "
             + "experts on them: rebalance it after `heal`"
+    }
+
+    /// The fault state changed: a swap under way stops while its TE serves nothing and goes on
+    /// when it serves again, or is abandoned when recovery changes the TE's dies. Its phase clock
+    /// ran on: a swap whose die died 5 ms in logged "decode-0: rebalance done in 0.02 s" while
+    /// decode-0 was stalled (the fault detected 3 s later) and counted in `experts.rebalances`.
+    func followSwaps() {
+        guard experts.hasSwaps else { return }
+        logRebalances(experts.followHalts(now: now, queue: &queue, halted: faults.isHalted, abandon: swapAbandonReason))
+    }
+
+    /// Why TE `i`'s swap cannot go on (nil: it can, held while the TE serves nothing): the plan was
+    /// for its dies as they were, and recovery is changing them, or reloading its weights.
+    func swapAbandonReason(_ i: Int) -> String? {
+        let name = instances[i].name
+        switch faults.outage(of: i) {
+        case .restarting?: return "\(name) restarts (its weights are loaded afresh)"
+        case .forking(_, let spares)?: return "an NPU-fork replaces \(Self.npus(spares.keys.sorted())) of \(name)"
+        case .awaitingRepair?: return "\(name) is out of service until its dead dies are repaired"
+        case .killed?: return "\(name) was killed to give its NPUs to decode"
+        case .migrating?, nil: break
+        }
+        // Detected dead dies: recovery runs the TE without them (a vertical shrink, or back from
+        // a restart with no spare), so the plan's placement on them would be wrong.
+        let dead = cluster.dies(of: i).filter(faults.knownDead.contains)
+        guard !dead.isEmpty else { return nil }
+        return "\(name) lost dead \(dead.count == 1 ? "die" : "dies") \(dead.map(String.init).joined(separator: ", "))"
     }
 
     private func logRebalances(_ lines: [ExpertSystem.Rebalance]) {

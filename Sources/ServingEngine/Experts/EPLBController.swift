@@ -55,6 +55,11 @@ public struct EPLBController: Sendable {
     /// The collected load the last plan (or skip) was made from.
     private var lastCounts: ExpertPopularity?
     private var loadSeconds = 0.0
+    /// When the swap under way was held because its TE stopped serving (nil: not held). A held
+    /// swap's phase clock stands still: its phase ends that much later once the TE runs again.
+    /// (It ran on: a swap whose die died 5 ms in logged "rebalance done in 0.02 s" while the TE
+    /// was stalled and served nothing, and counted it as a rebalance.)
+    public private(set) var heldSince: SimTime?
 
     /// The first automatic plan is due `intervalSeconds` after `start` (the cadence is given here:
     /// set afterwards, the first plan still came after the default 60 s).
@@ -70,7 +75,8 @@ public struct EPLBController: Sendable {
     /// The earliest time at which ``isDue(now:)`` holds, nil when it never will until something
     /// changes (idle outside automatic mode): `isDue(now:)` is `now >= wakesAt`.
     public var wakesAt: SimTime? {
-        switch phase {
+        if heldSince != nil { return nil }
+        return switch phase {
         case .idle: mode == .on ? nextAutomatic : nil
         case .prefetch(let until, _, _), .load(let until, _, _, _): until
         }
@@ -78,7 +84,8 @@ public struct EPLBController: Sendable {
 
     /// When the swap phase under way ends (nil: no swap under way).
     public var swapPhaseEnds: SimTime? {
-        switch phase {
+        if heldSince != nil { return nil }
+        return switch phase {
         case .prefetch(let until, _, _), .load(let until, _, _, _): until
         case .idle: nil
         }
@@ -103,6 +110,48 @@ public struct EPLBController: Sendable {
         // The counts collected so far in this window (the last window's when it has just opened).
         let counts = routing.collectedLoad() ?? lastCounts ?? routing.popularity
         return plan(now: now, routing: &routing, counts: counts, minimumGain: 0, planner: planner)
+    }
+
+    /// The swap under way stops where it is: its TE serves nothing (stalled by a dead die, or out
+    /// of service), so no phase of it ends until ``release(now:)``. No-op without a swap.
+    public mutating func hold(now: SimTime) {
+        guard phase != .idle, heldSince == nil else { return }
+        heldSince = now
+    }
+
+    /// The held swap goes on: its phase ends as much later as it was held.
+    public mutating func release(now: SimTime) {
+        guard let since = heldSince else { return }
+        heldSince = nil
+        let held = max(0, now - since)
+        switch phase {
+        case .idle: break
+        case let .prefetch(until, started, before): phase = .prefetch(until: until + held, started: started, before: before)
+        case let .load(until, started, before, dies): phase = .load(until: until + held, started: started, before: before, dies: dies)
+        }
+    }
+
+    /// The swap under way is dropped (its TE's dies changed under it: the plan was for dies it
+    /// no longer has as planned): the placement stays as it was before the swap, every slot the
+    /// load phase disabled serving again, and no rebalance is counted. False without a swap.
+    public mutating func abandon(routing: inout ExpertRouting) -> Bool {
+        guard phase != .idle else { return false }
+        // The placement is still the old one during the swap; only the serving copy was cut.
+        routing.setPlacement(routing.placement)
+        pending = nil
+        loadPhase = nil
+        heldSince = nil
+        phase = .idle
+        return true
+    }
+
+    /// The automatic cadence is due on a TE that must not move experts now: this window passes
+    /// without a plan (its counts dropped, as a window within the threshold drops them), and the
+    /// next is due an interval on.
+    public mutating func skipCadence(now: SimTime, routing: inout ExpertRouting) {
+        guard phase == .idle, mode == .on, now >= nextAutomatic else { return }
+        nextAutomatic = now + intervalSeconds
+        routing.discardCollectedLoad()
     }
 
     /// Records the plan the placement started from (planned on profiled popularity before serving),

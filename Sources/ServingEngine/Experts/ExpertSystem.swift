@@ -108,6 +108,9 @@ final class ExpertSystem {
     /// swap no more (a retired TE kept its cadence and logged "rebalance started … dies get new
     /// experts" for dies it no longer had). Their counters stay in the report's figures.
     private var retired: Set<Int> = []
+    /// TEs whose swap is held because the TE serves nothing (``EPLBController/hold(now:)``): no
+    /// wake-up is scheduled for them until ``followHalts(now:queue:halted:abandon:)`` releases it.
+    private var swapHeld: Set<Int> = []
     /// The first decode TE: its counts are the Experts view's heat, its routing the snapshot's.
     private(set) var heatInstance: Int?
 
@@ -170,6 +173,7 @@ final class ExpertSystem {
         c.decodes = decodes
         c.wakes = wakes
         c.retired = retired
+        c.swapHeld = swapHeld
         c.heatInstance = heatInstance
         c.factorSum = factorSum
         c.steps = steps
@@ -333,7 +337,8 @@ final class ExpertSystem {
 
     /// Telemetry-interval work: drift and traffic mix, EPLB cadence and swap phases (wake-ups
     /// scheduled on `queue`), heat window. Returns the rebalance lines for the event log.
-    func tick(now: SimTime, queue: inout EngineEventQueue) -> [Rebalance] {
+    /// `halted(i)`: TE `i` serves nothing now (its swap is held, not advanced).
+    func tick(now: SimTime, queue: inout EngineEventQueue, halted: (Int) -> Bool = { _ in false }) -> [Rebalance] {
         guard traffic != nil else { return [] }
         if now - lastDrift >= Self.driftUpdateInterval {
             // The walk itself starts at time 0 (the first update is one step of 30 s).
@@ -355,28 +360,71 @@ final class ExpertSystem {
             for te in tes { te?.routing.setPopularity(traffic!.popularity) }
         }
         var lines: [Rebalance] = []
-        for i in tes.indices { advance(i, now: now, queue: &queue, into: &lines) }
+        for i in tes.indices { advance(i, now: now, queue: &queue, into: &lines, halted: halted) }
         ticks += 1
         if ticks % Self.heatWindowTicks == 0 { closeHeatWindow() }
         return lines
     }
 
     /// TE `i`'s swap phase may end now (its `.expertSwap` event): advances it.
-    func advanceSwap(_ i: Int, now: SimTime, queue: inout EngineEventQueue) -> [Rebalance] {
+    func advanceSwap(_ i: Int, now: SimTime, queue: inout EngineEventQueue,
+                     halted: (Int) -> Bool = { _ in false }) -> [Rebalance] {
         var lines: [Rebalance] = []
-        advance(i, now: now, queue: &queue, into: &lines)
+        advance(i, now: now, queue: &queue, into: &lines, halted: halted)
+        return lines
+    }
+
+    /// Whether any TE has a swap under way or held (``followHalts(now:queue:halted:abandon:)``
+    /// has something to look at).
+    var hasSwaps: Bool { !swapHeld.isEmpty || wakes.contains { $0.swapEnds != nil } }
+
+    /// The fault state changed: each swap under way follows its TE. `abandon(i)` says why TE
+    /// `i`'s swap cannot go on (its dies changed: a restart, an NPU-fork, a shrink, dead dies
+    /// known), and it is dropped with that reason, the placement left as before it and no
+    /// rebalance counted; else a swap on a TE that serves nothing (`halted(i)`) is held, its
+    /// phase clock stopped, and one held on a TE serving again goes on where it stood.
+    func followHalts(now: SimTime, queue: inout EngineEventQueue, halted: (Int) -> Bool,
+                     abandon: (Int) -> String?) -> [Rebalance] {
+        var lines: [Rebalance] = []
+        for i in tes.indices where wakes[i].swapEnds != nil || swapHeld.contains(i) {
+            guard let te = tes[i] else { continue }
+            if let why = abandon(i) {
+                if te.controller.abandon(routing: &te.routing) {
+                    lines.append(Rebalance(instance: i, message: "rebalance abandoned: \(why); its experts stay where they were"))
+                }
+                swapHeld.remove(i)
+            } else if halted(i) {
+                te.controller.hold(now: now)
+                swapHeld.insert(i)
+            } else if swapHeld.remove(i) != nil {
+                te.controller.release(now: now)
+                noteController(i)
+                advance(i, now: now, queue: &queue, into: &lines, halted: halted)
+                continue
+            }
+            noteController(i)
+        }
         return lines
     }
 
     /// TE `i`'s controller: a due cadence or swap phase ticks; a swap under way asks to be woken
     /// when its phase ends (one `.expertSwap` per call, duplicates included: they count as events).
-    private func advance(_ i: Int, now: SimTime, queue: inout EngineEventQueue, into lines: inout [Rebalance]) {
+    private func advance(_ i: Int, now: SimTime, queue: inout EngineEventQueue, into lines: inout [Rebalance],
+                         halted: (Int) -> Bool) {
         guard i < tes.count else { return }
         // Between its cadence and its swap phases the controller has nothing to do: no call, and
         // no look at the controller either (testing the optionals for nil copied both, nine TEs
         // per telemetry tick: 0.9% of a Mooncake hour). A TE without one has an empty wake.
         let due = wakes[i].at.map { now >= $0 } ?? false
         guard due || wakes[i].swapEnds != nil, let te = tes[i] else { return }
+        if wakes[i].swapEnds != nil && halted(i) {
+            // A swap phase ending on a TE that serves nothing waits for it (the fault state's
+            // change holds it as the halt begins; this catches one begun without that change).
+            te.controller.hold(now: now)
+            swapHeld.insert(i)
+            noteController(i)
+            return
+        }
         if due {
             // A plan weighs the serving placement's shares (and the collection bound reads them):
             // taken from a TE that has them for the same placement and popularity, if one does.
@@ -401,6 +449,7 @@ final class ExpertSystem {
     func retire(_ i: Int) {
         guard i >= 0 && i < tes.count else { return }
         retired.insert(i)
+        swapHeld.remove(i)
         noteController(i)
     }
 
@@ -433,7 +482,7 @@ final class ExpertSystem {
             if outcome.started {
                 reply.started += 1
                 reply.lines.append(Rebalance(instance: i, message: outcome.message))
-                advance(i, now: now, queue: &queue, into: &reply.lines)
+                advance(i, now: now, queue: &queue, into: &reply.lines, halted: { _ in false })
             } else if decodes[i] {
                 if outcome.nothingToGain { reply.nothingToGain.append(outcome.message) } else { reply.refusals.append(outcome.message) }
             }

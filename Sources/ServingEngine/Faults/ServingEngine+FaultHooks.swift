@@ -84,6 +84,8 @@ extension ServingEngine {
         }
         refreshChannels()
         noteDevicesInService()
+        // Before the resumed TEs step: a held swap goes on (or is dropped) as they come back.
+        followSwaps()
         for index in resumed.sorted() { resume(index) }
         // Groups back in service (a heal, the end of an outage) may take waiting KV at once.
         for index in instances.indices where !halted.contains(index) && !resumed.contains(index) {
