@@ -115,10 +115,12 @@ public final class APIServer: Sendable {
             // HeadParseErrorAnswer comes first, to see a bad head's error before anything else.
             // OversizeBodyLinger sees the parts the router sees, after ExpectContinueHandler ends a
             // refused announced body. The connection cap comes before them all: a refused
-            // connection is answered and closed before any request of its is read.
+            // connection is answered and closed before any request of its is read. RequestHeadCheck
+            // places itself right after NIO's decoder, before HTTP10Framing (whose installer runs
+            // first): a head HTTP/1.1 refuses never reaches the rest.
             server: .http1(configuration: .init(additionalChannelHandlers: [
                 connections.handler(), HeadParseErrorAnswer(), InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), OversizeBodyLinger(),
-                HTTP10Framing.Installer(),
+                HTTP10Framing.Installer(), RequestHeadCheck.Installer(),
                 ReadTimeoutHandler(readTimeouts, timedOut: { [metrics = self.metrics] part in metrics.readTimedOut(part) }),
             ])),
             configuration: .init(

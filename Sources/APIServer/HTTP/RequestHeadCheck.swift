@@ -1,0 +1,150 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+import PodModel
+
+/// Refuses, before any route sees it, a request head that parses but that HTTP/1.1 (RFC 9112)
+/// says a server must not serve as it stands, with one OpenAI-shaped error and `Connection:
+/// close`, then ends the connection with a lingering close (``LingeringClose``), as the 400/431
+/// of a head that does not parse (``HeadParseErrorAnswer``):
+///
+/// - `CONNECT` → 405 `method_not_allowed`. No route takes it (xds is not a proxy), and NIO's codec
+///   treats it as a tunnel: its decoder stops parsing after the head (a pipelined `GET /health`
+///   behind it was never answered and the connection hung until the client gave up), and its
+///   encoder strips the framing headers and drops the body of any reply to CONNECT (the 404 went
+///   out with a JSON content type, no length and no body). RFC 9112 §6.3 makes only a 2xx reply to
+///   CONNECT bodiless, so the refusal is written as raw bytes below NIO's encoder, body and
+///   `Content-Length` included.
+///
+/// Sits right after NIO's request decoder, where heads still carry their version and every header
+/// field as sent (one `Host` per line). The refusal waits until every earlier request on the
+/// connection has had its whole answer (pipelining); the refused request and everything after it
+/// is dropped. One per connection, on its event loop only (`@unchecked Sendable`).
+final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// What a refused head gets: the error, the `Allow` header of a 405, the method for the metrics.
+    struct Refusal: Equatable {
+        var error: APIError
+        var allow: String?
+        var method: String
+    }
+
+    /// Request heads passed on, and answers whose end was written, on this connection.
+    private var requests = 0
+    private var responses = 0
+    /// A head was refused: nothing more is passed on (the bytes after it are no longer framed as
+    /// requests for us; for CONNECT not at all).
+    private var refusing = false
+    /// The refusal, until every earlier answer has ended and it is written.
+    private var pending: Refusal?
+    /// After the refusal: what arrives is dropped, and the connection closes on our terms.
+    let linger = LingeringClose()
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Checked before unwrapping: once the decoder is gone (``answer(_:)``) raw bytes arrive.
+        if refusing {
+            linger.bytesArrived()
+            return
+        }
+        guard case .head(let head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+        if let refusal = Self.refusal(for: head) {
+            refusing = true
+            pending = refusal
+            if requests == responses { answer(context) }
+            return
+        }
+        requests += 1
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .end = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+        responses += 1
+        context.write(data, promise: promise)
+        if pending != nil, requests == responses { answer(context) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // What follows a refused head may not parse (CONNECT's tunnel bytes): dropped, not answered.
+        if refusing { return linger.bytesArrived() }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        linger.inactive()
+        context.fireChannelInactive()
+    }
+
+    /// Writes the refusal and starts the lingering close.
+    private func answer(_ context: ChannelHandlerContext) {
+        guard let refusal = pending else { return }
+        pending = nil
+        let body = refusal.error.json
+        var head = "HTTP/1.1 \(refusal.error.status.code) \(refusal.error.status.reasonPhrase)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
+        if let allow = refusal.allow { head += "Allow: \(allow)\r\n" }
+        let bytes = ByteBuffer(string: head + "\r\n" + body)
+        let pipeline = context.pipeline.syncOperations
+        // Written from the encoder's own context, so the bytes go out below it: through the
+        // encoder a reply to CONNECT loses its body and its length (see above).
+        guard let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self) else {
+            return context.close(promise: nil)
+        }
+        let written = encoder.writeAndFlush(NIOAny(bytes))
+        HTTPAnswerMetrics.record(route: HTTPAnswerMetrics.malformedRoute, method: refusal.method,
+                                 status: refusal.error.status, nanoseconds: nil)
+        linger.begin(after: written, context: context)
+        // The decoder would keep what follows CONNECT in its buffer, unparsed, for as long as the
+        // linger lasts; without it the bytes reach this handler and are dropped. Removed on a
+        // later turn of the loop: this may run inside the decoder's own read.
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.assumeIsolated().execute {
+            let pipeline = bound.value.pipeline.syncOperations
+            if let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+                pipeline.removeHandler(context: decoder, promise: nil)
+            }
+        }
+    }
+
+    /// The refusal `head` gets, or nil if it may be served.
+    static func refusal(for head: HTTPRequestHead) -> Refusal? {
+        let method = Self.metricsMethod(head.method)
+        if head.method == .CONNECT {
+            // No resource here takes any method by CONNECT: an empty Allow says so (RFC 9110 §10.2.1).
+            return Refusal(error: APIError(
+                status: .methodNotAllowed,
+                message: "CONNECT is not supported: xds is an API server, not a proxy; no route takes it",
+                type: "invalid_request_error", param: nil, code: "method_not_allowed"), allow: "", method: method)
+        }
+        return nil
+    }
+
+    /// `http.request.method` as OpenTelemetry names it: the standard methods, `_OTHER` for the rest.
+    private static func metricsMethod(_ method: HTTPMethod) -> String {
+        let known: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+        return known.contains(method.rawValue) ? method.rawValue : HTTPAnswerMetrics.unknownMethod
+    }
+
+    /// Put among Hummingbird's extra handlers after ``HTTP10Framing/Installer``: places a
+    /// ``RequestHeadCheck`` right after NIO's request decoder (so before ``HTTP10Framing``, which
+    /// never sees a refused head), then only passes everything on.
+    final class Installer: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+        typealias InboundIn = NIOAny
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            let pipeline = context.pipeline.syncOperations
+            guard let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            else { return }
+            try? pipeline.addHandler(RequestHeadCheck(), position: .after(decoder.handler))
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            context.fireChannelRead(data)
+        }
+    }
+}

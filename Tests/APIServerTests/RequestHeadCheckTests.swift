@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+@testable import APIServer
+
+/// Request heads that parse but that HTTP/1.1 says the server must refuse (RFC 9112): CONNECT
+/// (no route takes it, and NIO's codec turns the connection into a tunnel after it), a 1.1
+/// request without exactly one `Host`, a transfer coding other than chunked. Each gets one
+/// answer with `Connection: close` and a clean close (FIN), and nothing after it on the
+/// connection is answered.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct RequestHeadCheckTests {
+    /// Sends `request` and reads to the end (a hang shows as `.quiet` after `readTimeout`).
+    private func exchange(_ request: String, port: Int) async throws -> (text: String, ending: RawConnection.Ending) {
+        let connection = try RawConnection(port: port, readTimeout: 8)  // a busy machine is slow
+        defer { connection.close() }
+        connection.write(raw: request)
+        return await connection.readToEnd()
+    }
+
+    /// Every HTTP status line in `text` (at its start or a line's): how many answers the connection carried.
+    private func answers(_ text: String) -> Int {
+        (text.hasPrefix("HTTP/1.") ? 1 : 0) + text.components(separatedBy: "\nHTTP/1.").count - 1
+    }
+
+    @Test func connectIsRefused405WithABodyAndTheConnectionCloses() async throws {
+        try await LiveServer.with { server in
+            let (text, ending) = try await exchange(
+                "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n"
+                    + "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", port: server.port)
+            #expect(text.hasPrefix("HTTP/1.1 405"), "\(text.prefix(200))")
+            #expect(text.contains("Connection: close"), "\(text.prefix(300))")
+            #expect(text.contains(#""code":"method_not_allowed""#), "\(text.prefix(400))")
+            #expect(text.contains("CONNECT"), "\(text.prefix(400))")
+            // The body is framed: its length is announced and every byte of it arrived.
+            let parts = text.components(separatedBy: "\r\n\r\n")
+            let length = parts.first?.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
+            #expect(length != nil && length == parts.dropFirst().joined(separator: "\r\n\r\n").utf8.count, "\(text)")
+            #expect(answers(text) == 1, "the pipelined request after CONNECT was answered: \(text)")
+            #expect(ending == .closed, "the 405 ended in \(ending), not a clean close")
+        }
+    }
+
+    /// The checks leave ordinary requests alone: pipelined requests on one kept-alive connection
+    /// are all answered, chunked bodies included.
+    @Test func pipelinedOrdinaryRequestsAreAllAnswered() async throws {
+        try await LiveServer.with { server in
+            let connection = try RawConnection(port: server.port, readTimeout: 8)
+            defer { connection.close() }
+            let json = #"{"model":"x"}"#
+            let chunk = String(json.utf8.count, radix: 16) + "\r\n" + json + "\r\n0\r\n\r\n"
+            connection.write(raw:
+                "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                + "POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk
+                + "GET /health HTTP/1.1\r\nHOST: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            let (text, _) = await connection.readToEnd()
+            let statuses = text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+            #expect(statuses == ["200", "405", "200"], "\(text)")
+        }
+    }
+}
