@@ -42,6 +42,25 @@ struct RequestHeadCheckTests {
         }
     }
 
+    @Test func anHTTP11RequestWithTwoHostsOrNoneIs400() async throws {
+        try await LiveServer.with { server in
+            for (headers, count) in [("Host: 127.0.0.1\r\nHost: example.com\r\n", "2"), ("", "none")] {
+                let (text, ending) = try await exchange(
+                    "GET /health HTTP/1.1\r\n\(headers)\r\nGET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                    port: server.port)
+                #expect(text.hasPrefix("HTTP/1.1 400"), "\(count): \(text.prefix(200))")
+                #expect(text.contains("Connection: close"), "\(count): \(text.prefix(300))")
+                #expect(text.contains(#""code":"malformed_request""#), "\(count): \(text.prefix(400))")
+                #expect(text.contains("exactly one Host header; it carried \(count)"), "\(count): \(text.prefix(400))")
+                #expect(answers(text) == 1, "\(count): the request after it was answered: \(text)")
+                #expect(ending == .closed, "\(count): the 400 ended in \(ending), not a clean close")
+            }
+            // HTTP/1.0 has no Host requirement.
+            let (text, _) = try await exchange("GET /health HTTP/1.0\r\n\r\n", port: server.port)
+            #expect(text.hasPrefix("HTTP/1.0 200"), "\(text.prefix(200))")
+        }
+    }
+
     /// The checks leave ordinary requests alone: pipelined requests on one kept-alive connection
     /// are all answered, chunked bodies included.
     @Test func pipelinedOrdinaryRequestsAreAllAnswered() async throws {

@@ -16,6 +16,8 @@ import PodModel
 ///   out with a JSON content type, no length and no body). RFC 9112 §6.3 makes only a 2xx reply to
 ///   CONNECT bodiless, so the refusal is written as raw bytes below NIO's encoder, body and
 ///   `Content-Length` included.
+/// - An HTTP/1.1 request with no `Host` or more than one → 400 (RFC 9112 §3.2: "MUST respond with
+///   a 400"). HTTP/1.0 has no such rule and is served as before.
 ///
 /// Sits right after NIO's request decoder, where heads still carry their version and every header
 /// field as sent (one `Host` per line). The refusal waits until every earlier request on the
@@ -120,6 +122,15 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
                 status: .methodNotAllowed,
                 message: "CONNECT is not supported: xds is an API server, not a proxy; no route takes it",
                 type: "invalid_request_error", param: nil, code: "method_not_allowed"), allow: "", method: method)
+        }
+        if head.version.major == 1, head.version.minor >= 1 {
+            let hosts = head.headers["host"].count
+            if hosts != 1 {
+                return Refusal(error: .invalidRequest(
+                    "the request is malformed: an HTTP/1.1 request must carry exactly one Host header; it carried "
+                        + (hosts == 0 ? "none" : String(hosts)),
+                    param: nil, code: "malformed_request"), allow: nil, method: method)
+            }
         }
         return nil
     }
