@@ -61,6 +61,22 @@ struct RequestHeadCheckTests {
         }
     }
 
+    @Test func aTransferCodingOtherThanChunkedIs501() async throws {
+        try await LiveServer.with { server in
+            let json = #"{"model":"deepseek-r1","prompt":"hi","max_tokens":1}"#
+            let chunk = String(json.utf8.count, radix: 16) + "\r\n" + json + "\r\n0\r\n\r\n"
+            let (text, ending) = try await exchange(
+                "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + "Transfer-Encoding: gzip, chunked\r\n\r\n" + chunk, port: server.port)
+            #expect(text.hasPrefix("HTTP/1.1 501"), "\(text.prefix(200))")
+            #expect(text.contains("Connection: close"), "\(text.prefix(300))")
+            #expect(text.contains("Transfer-Encoding 'gzip' is not supported"), "\(text.prefix(400))")
+            #expect(text.contains(#""code":"unsupported_transfer_coding""#), "\(text.prefix(400))")
+            #expect(ending == .closed, "the 501 ended in \(ending), not a clean close")
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     /// The checks leave ordinary requests alone: pipelined requests on one kept-alive connection
     /// are all answered, chunked bodies included.
     @Test func pipelinedOrdinaryRequestsAreAllAnswered() async throws {

@@ -18,6 +18,10 @@ import PodModel
 ///   `Content-Length` included.
 /// - An HTTP/1.1 request with no `Host` or more than one → 400 (RFC 9112 §3.2: "MUST respond with
 ///   a 400"). HTTP/1.0 has no such rule and is served as before.
+/// - A `Transfer-Encoding` with a coding other than `chunked` (`gzip, chunked`) → 501 (RFC 9112
+///   §6.1). NIO's parser only undoes the chunked framing, so the body was read still gzipped, as
+///   if it were plain (a JSON parse error at best). A coding list that does not end in chunked is
+///   already a 400 from the parser (``HeadParseErrorAnswer``).
 ///
 /// Sits right after NIO's request decoder, where heads still carry their version and every header
 /// field as sent (one `Host` per line). The refusal waits until every earlier request on the
@@ -131,6 +135,16 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
                         + (hosts == 0 ? "none" : String(hosts)),
                     param: nil, code: "malformed_request"), allow: nil, method: method)
             }
+        }
+        let codings = head.headers["transfer-encoding"].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if let coding = codings.first(where: { $0.lowercased() != "chunked" }) {
+            return Refusal(error: APIError(
+                status: .notImplemented,
+                message: "Transfer-Encoding \(InputEcho.quoted(coding)) is not supported; only chunked is "
+                    + "(send the body uncompressed, or say Content-Length)",
+                type: "invalid_request_error", param: nil, code: "unsupported_transfer_coding"),
+                allow: nil, method: method)
         }
         return nil
     }
