@@ -77,6 +77,21 @@ struct RequestHeadCheckTests {
         }
     }
 
+    /// A request asking to upgrade (`curl --http2` on an http URL: `Upgrade: h2c`) is answered
+    /// as HTTP/1.1, but NIO's decoder stops parsing after it: the answer says `Connection: close`
+    /// and the connection closes, instead of a pipelined request behind it hanging unanswered.
+    @Test func anUpgradeRequestIsAnsweredAndTheConnectionCloses() async throws {
+        try await LiveServer.with { server in
+            let (text, ending) = try await exchange(
+                "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                    + "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+                    + "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", port: server.port)
+            #expect(text.hasPrefix("HTTP/1.1 200"), "\(text.prefix(200))")
+            #expect(text.lowercased().contains("connection: close"), "\(text.prefix(300))")
+            #expect(ending == .closed, "the answer ended in \(ending), not a clean close")
+        }
+    }
+
     /// The checks leave ordinary requests alone: pipelined requests on one kept-alive connection
     /// are all answered, chunked bodies included.
     @Test func pipelinedOrdinaryRequestsAreAllAnswered() async throws {

@@ -48,6 +48,10 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
     private var refusing = false
     /// The refusal, until every earlier answer has ended and it is written.
     private var pending: Refusal?
+    /// The number of the request that asked to upgrade (`Upgrade` + `Connection: upgrade`): NIO's
+    /// decoder parses nothing after it (it takes the rest for the new protocol), so a request
+    /// pipelined behind it hung unanswered. Its answer says `Connection: close` and ends the connection.
+    private var upgradeRequest: Int?
     /// After the refusal: what arrives is dropped, and the connection closes on our terms.
     let linger = LingeringClose()
 
@@ -65,10 +69,25 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
             return
         }
         requests += 1
-        context.fireChannelRead(data)
+        guard Self.asksToUpgrade(head) else { return context.fireChannelRead(data) }
+        upgradeRequest = requests
+        var closing = head
+        closing.headers.replaceOrAdd(name: "connection", value: "close")  // Hummingbird closes after its answer
+        context.fireChannelRead(wrapInboundOut(.head(closing)))
+    }
+
+    /// As llhttp decides it: an `Upgrade` field and `upgrade` among the `Connection` tokens.
+    private static func asksToUpgrade(_ head: HTTPRequestHead) -> Bool {
+        head.headers.contains(name: "upgrade")
+            && head.headers["connection"].flatMap { $0.split(separator: ",") }
+                .contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "upgrade" }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .head(var head) = unwrapOutboundIn(data), head.status.code >= 200, upgradeRequest == responses + 1 {
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+            return context.write(wrapOutboundOut(.head(head)), promise: promise)
+        }
         guard case .end = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
         responses += 1
         context.write(data, promise: promise)
