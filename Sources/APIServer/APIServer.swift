@@ -120,7 +120,7 @@ public final class APIServer: Sendable {
             // first): a head HTTP/1.1 refuses never reaches the rest.
             server: .http1(configuration: .init(additionalChannelHandlers: [
                 connections.handler(), HeadParseErrorAnswer(), InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), OversizeBodyLinger(),
-                HTTP10Framing.Installer(), RequestHeadCheck.Installer(),
+                HTTP10Framing.installer(), RequestHeadCheck.installer(),
                 ReadTimeoutHandler(readTimeouts, timedOut: { [metrics = self.metrics] part in metrics.readTimedOut(part) }),
             ])),
             configuration: .init(

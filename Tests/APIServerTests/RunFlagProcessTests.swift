@@ -413,11 +413,13 @@ struct RunFlagProcessTests {
     /// where `--out` on a full disk said so and exited 1: stdout that cannot take the report is the
     /// same failure, one line on stderr and exit 1.
     @Test func aReportStdoutCannotTakeFailsTheRun() throws {
+        let binary: URL = try #require(BuiltBinary.xds)
         for extra in [["--json"], []] {
+            let full: FileHandle = try #require(FileHandle(forWritingAtPath: "/dev/full"))
             let process = Process()
-            process.executableURL = try #require(BuiltBinary.xds)
+            process.executableURL = binary
             process.arguments = ["run", "--rate", "1", "--duration", "2s"] + extra
-            process.standardOutput = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+            process.standardOutput = full
             let err = Pipe()
             process.standardError = err
             try process.run()

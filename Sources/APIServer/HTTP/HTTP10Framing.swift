@@ -60,19 +60,27 @@ final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler, @unche
     }
 
     /// Put among Hummingbird's extra handlers (which come after its HTTPTypes codec): places an
-    /// ``HTTP10Framing`` right after NIO's request decoder, then only passes everything on.
-    final class Installer: ChannelInboundHandler, RemovableChannelHandler, Sendable {
-        typealias InboundIn = NIOAny
+    /// ``HTTP10Framing`` right after NIO's request decoder.
+    static func installer() -> AfterRequestDecoder { AfterRequestDecoder { HTTP10Framing() } }
+}
 
-        func handlerAdded(context: ChannelHandlerContext) {
-            let pipeline = context.pipeline.syncOperations
-            guard let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            else { return }
-            try? pipeline.addHandler(HTTP10Framing(), position: .after(decoder.handler))
-        }
+/// Put among Hummingbird's extra handlers (which come after its HTTPTypes codec, too late to see
+/// the HTTP/1 request parts): places the handler `make` builds right after NIO's request decoder,
+/// then only passes everything on.
+final class AfterRequestDecoder: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+    private let make: @Sendable () -> any ChannelHandler
 
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            context.fireChannelRead(data)
-        }
+    init(_ make: @escaping @Sendable () -> any ChannelHandler) { self.make = make }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        guard let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+        else { return }
+        try? pipeline.addHandler(make(), position: .after(decoder.handler))
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
     }
 }

@@ -174,21 +174,8 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
         return known.contains(method.rawValue) ? method.rawValue : HTTPAnswerMetrics.unknownMethod
     }
 
-    /// Put among Hummingbird's extra handlers after ``HTTP10Framing/Installer``: places a
+    /// Put among Hummingbird's extra handlers after ``HTTP10Framing``'s: places a
     /// ``RequestHeadCheck`` right after NIO's request decoder (so before ``HTTP10Framing``, which
-    /// never sees a refused head), then only passes everything on.
-    final class Installer: ChannelInboundHandler, RemovableChannelHandler, Sendable {
-        typealias InboundIn = NIOAny
-
-        func handlerAdded(context: ChannelHandlerContext) {
-            let pipeline = context.pipeline.syncOperations
-            guard let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            else { return }
-            try? pipeline.addHandler(RequestHeadCheck(), position: .after(decoder.handler))
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            context.fireChannelRead(data)
-        }
-    }
+    /// never sees a refused head).
+    static func installer() -> AfterRequestDecoder { AfterRequestDecoder { RequestHeadCheck() } }
 }
