@@ -145,15 +145,6 @@ public struct EPLBController: Sendable {
         return true
     }
 
-    /// The automatic cadence is due on a TE that must not move experts now: this window passes
-    /// without a plan (its counts dropped, as a window within the threshold drops them), and the
-    /// next is due an interval on.
-    public mutating func skipCadence(now: SimTime, routing: inout ExpertRouting) {
-        guard phase == .idle, mode == .on, now >= nextAutomatic else { return }
-        nextAutomatic = now + intervalSeconds
-        routing.discardCollectedLoad()
-    }
-
     /// Records the plan the placement started from (planned on profiled popularity before serving),
     /// so the first automatic tick re-plans only if the collected load has moved away from it.
     public mutating func notePlanned(counts: ExpertPopularity, imbalance: Double) {
