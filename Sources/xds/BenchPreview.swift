@@ -29,7 +29,7 @@ struct BenchPreview: ParsableCommand {
     // window so far. Same budget, same partial answer and the same "stopped at …" line here; a
     // benchmark that means to time a longer preview raises it.
     @Option(name: .customLong("wall-budget"), parsing: .unconditional,
-            help: "Wall-clock seconds the preview may compute, \(FlagLimits.previewWallBudget.allowed) (the console's and the admin API's budget); then it stops at its next slice and reports the window so far, saying so.")
+            help: "Wall-clock seconds the preview may compute, \(FlagLimits.previewWallBudget.allowed) (the console's and the admin API's budget); then it stops at its next slice and reports the window so far, saying so. The warm-up to --at has the same budget; past it the bench stops, saying where it got to.")
     var wallBudget = CLINumber(argument: FlagRange.text(EngineHost.Bounds().previewWall))
     @Flag(help: "Print the preview as JSON (with wall_seconds).") var json = false
 
@@ -45,8 +45,8 @@ struct BenchPreview: ParsableCommand {
         case .success(let parsed): request = parsed
         }
         let engine = try common.makeEngine(config)
-        engine.run(until: warmUp)
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        try Self.warmUp(engine, to: warmUp, budget: budget, now: now)
         let began = now()
         let run: PreviewRun
         do { run = try engine.startPreview(request) } catch { throw ConfigError(error.message) }
@@ -82,5 +82,32 @@ struct BenchPreview: ParsableCommand {
         if let unfinished = result.unfinished { print("note: \(unfinished)") }
         // Equal sides and no other reason: the engine's reply says why (it was only in the JSON).
         if let reply = result.noChangeReply { print("note: no change; the engine replied: \(reply.terminalSafe)") }
+    }
+
+    /// Simulated seconds per warm-up slice between looks at the wall clock: a slice of a saturated
+    /// superpod takes well under a second of wall time, so the warm-up stops soon after its budget.
+    static let warmUpSlice: SimTime = 0.25
+
+    /// Runs `engine` to `time` (the warm-up), in slices, within `budget` wall-clock seconds (the
+    /// preview's own budget, given to the warm-up too). `--at 3600 --rate 2000` ran an hour of a
+    /// saturated pod before the preview's budget even started, printing nothing for as long as it
+    /// took; past the budget it now stops with one line naming where it got to. The engine's run
+    /// does not depend on its slicing, so a warm-up within budget ends exactly where one call did.
+    static func warmUp(_ engine: ServingEngine, to time: SimTime, budget: Double, now: () -> Double) throws {
+        let started = now()
+        // `run(until:)` may also return early after a pathological burst at one instant: go on.
+        while engine.now < time {
+            if now() - started > budget {
+                throw ConfigError("the warm-up to --at \(PreviewRequest.format(duration: time)) stopped at "
+                    + "\(PreviewRequest.format(duration: engine.now)) of simulated time: it used up its "
+                    + "\(FlagRange.text(budget)) s wall-clock budget (--wall-budget); nothing was previewed "
+                    + "(lower --at or --rate, or raise --wall-budget)")
+            }
+            // An idle stretch costs nothing (only periodic bookkeeping before the next real
+            // event): crossed in one call, as `xds run` does, not a slice at a time.
+            var target = min(time, engine.now + warmUpSlice)
+            if let quiet = engine.quietUntil, quiet > target { target = min(time, quiet) }
+            engine.run(until: target)
+        }
     }
 }

@@ -76,6 +76,26 @@ struct BenchFlagProcessTests {
         }
     }
 
+    /// `bench preview --rate 2000 --at 3600` ran its warm-up (an hour of a saturated superpod) with
+    /// no bound at all, printing nothing, before the preview's wall-clock budget even started: the
+    /// warm-up has the same budget and stops with one line saying where it got to (exit 1).
+    @Test func aWarmUpStopsAtTheWallBudgetAndSaysSo() throws {
+        let arguments = ["bench", "preview", "--rate", "2000", "--at", "3600", "--for", "1s", "--wall-budget", "1"]
+        // Not `runBuiltXDS` (300 s): a warm-up that does not stop fails here within a minute.
+        let child = try ChildProcess(try #require(BuiltBinary.xds), arguments)
+        let ended = child.waitForExit(within: 60)
+        child.kill()
+        child.waitForOutputEnd(within: 10)
+        #expect(ended, "the warm-up ran past its 1 s budget for a minute")
+        guard ended else { return }
+        let (status, out, err) = (child.process.terminationStatus, child.stdout, child.stderr)
+        #expect(status == 1 && out.isEmpty, "\(status) \(out) \(err)")
+        #expect(err.hasPrefix("xds: the warm-up to --at 1h stopped at "), "\(err)")
+        #expect(err.hasSuffix(" of simulated time: it used up its 1 s wall-clock budget (--wall-budget); nothing was "
+            + "previewed (lower --at or --rate, or raise --wall-budget)\n"), "\(err)")
+        #expect(err.filter { $0 == "\n" }.count == 1, "one line: \(err)")
+    }
+
     /// `bench preview --at 1e-320` ran (a warm-up shorter than any step, so none) and printed
     /// "at 1e-320s": a nonzero `--at` under a millisecond is refused by both benches with one line
     /// naming the range `--help` states; 0, a millisecond and an hour are taken.
