@@ -140,3 +140,44 @@ import XDSTestSupport
         #expect(renderFixture(.experts)[12].hasSuffix("colour ≤0.1× ████████ 6.20× mean (max), log │"))
     }
 }
+
+extension LargeScreenTests {
+    /// `xds console --scenario scenarios/npu-loss.toml` at 300×90, paused at 0:00:54: NPU 170 is
+    /// dead and spare NPU 288 has taken its place in decode-0 (NPU-fork). The engine lists the
+    /// dead chip with the spares (no TE), and the Nodes table counted it as one: node 21 read
+    /// "7 D 1 spare", beside the grid's X for that chip, and its busy bar took the load colours
+    /// a spare is judged by (orange at 87%) where the other decode nodes' bars are neutral. The
+    /// table counts it as the grid draws it, dead, and judges the node by the chips that run.
+    @Test func aReplacedDeadChipIsCountedDeadNotSpare() throws {
+        var s = SnapshotFixtures.superpod
+        s.npus[170].role = .spare
+        s.npus[170].instance = ""
+        s.npus[170].dpGroups = []
+        s.npus[170].experts = []
+        s.npus[170].utilization = 0
+        s.npus[170].faulted = true
+        s.npus[288].role = .decode
+        s.npus[288].instance = "decode-0"
+        s.npus[288].utilization = 0.9
+        var state = ConsoleUpdate.update(ConsoleState(width: 300, height: 90), .tick(s)).0
+        state.view = .pod
+        let frame = ConsoleScreen.render(state, s, theme: .builtinDark, width: 300, height: 90)
+        let lines = frame.lines
+        let top = try #require(lines.firstIndex { $0.contains("┌ Nodes · 48 ") })
+        let row21 = Self.slice(lines[top + 3 + 21], 128..<300)
+        #expect(row21.hasPrefix("│ X21  7 D 1 dead   decode-0         faulted "), "\(row21)")
+        #expect(Self.slice(lines[top + 3 + 36], 128..<300).hasPrefix("│  36  1 D 7 spare  decode-0         in service "))
+        // The grid draws the same: X for the dead chip, D for the one that took its place.
+        let layout = PodLayout(width: 300, height: 90)
+        let (x21, y21) = layout.origin(ofNode: 21)
+        #expect(frame[x21 + PodLayout.labelWidth + 2 * layout.cellWidth, y21].character == "X")
+        let (x36, y36) = layout.origin(ofNode: 36)
+        #expect(frame[x36 + PodLayout.labelWidth, y36].character == "D")
+        // Node 21's busy bar is neutral, as every other decode node's is.
+        let y = top + 3 + 21
+        let bar = try #require((128..<300).first { frame[$0, y].character == "█" })
+        let decodeBar = try #require((128..<300).first { frame[$0, top + 3 + 22].character == "█" })
+        #expect(frame[bar, y].style == frame[decodeBar, top + 3 + 22].style, "\(frame[bar, y].style)")
+        #expect(frame[bar, y].style == Style(fg: .accent))
+    }
+}

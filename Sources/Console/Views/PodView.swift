@@ -662,13 +662,23 @@ enum NodeTable {
     }
 
     /// "8 prefill" for one role, else counts by letter ("4 P 4 D"); spares by name ("4 C 4 spare"),
-    /// as the grid's "·" beside a count read as a stray mark.
-    static func roles(_ chips: [NPUStatus]) -> String {
-        let present = NPURole.allCases.filter { role in chips.contains { $0.role == role } }
-        if present.count == 1 { return "\(chips.count) \(present[0].rawValue)" }
-        return present.map { role in
-            "\(chips.filter { $0.role == role }.count) \(role == .spare ? "spare" : String(Format.roleLetter(role)))"
-        }.joined(separator: " ")
+    /// as the grid's "·" beside a count read as a stray mark. `fenced`: dead chips the engine
+    /// lists with the spares (a dead chip replaced by a spare through NPU-fork leaves its TE),
+    /// counted as "dead", as the grid draws them `X` and the NPU panel says "none (fenced)":
+    /// node 21 read "7 D 1 spare" beside the grid's X for NPU 170, a spare that could take over.
+    static func roles(_ chips: [NPUStatus], fenced: Set<Int> = []) -> String {
+        let listed = chips.filter { !fenced.contains($0.id) }
+        let dead = chips.count - listed.count
+        let present = NPURole.allCases.filter { role in listed.contains { $0.role == role } }
+        if present.count == 1, dead == 0 { return "\(chips.count) \(present[0].rawValue)" }
+        return (present.map { role in
+            "\(listed.filter { $0.role == role }.count) \(role == .spare ? "spare" : String(Format.roleLetter(role)))"
+        } + (dead > 0 ? ["\(dead) dead"] : [])).joined(separator: " ")
+    }
+
+    /// The chips of `chips` that are dead and listed as spares (see ``roles(_:fenced:)``).
+    static func fenced(_ chips: [NPUStatus], _ faults: FaultMap, _ s: Snapshot) -> Set<Int> {
+        Set(chips.filter { $0.role == .spare && faults.state(of: $0, s) == .dead }.map(\.id))
     }
 
     /// "prefill-0,prefill-1" when it fits `width`, else the names that fit and how many more
@@ -724,7 +734,8 @@ enum NodeTable {
             if let worst, let glyph = worst.glyph { b.put(String(glyph), x: x0, y: y, style: worst.style, clip: inner) }
             b.put(Format.pad2(row.node), x: x0 + 1, y: y,
                   style: selected ? Style(fg: .accent, bold: true, underline: true) : .dim, clip: inner)
-            b.put(roles(chips), x: x0 + 5, y: y, style: .text, clip: Rect(x: x0 + 5, y: y, width: 12, height: 1))
+            let fenced = fenced(chips, faults, s)
+            b.put(roles(chips, fenced: fenced), x: x0 + 5, y: y, style: .text, clip: Rect(x: x0 + 5, y: y, width: 12, height: 1))
             var names: [String] = []
             for c in chips where !c.instance.isEmpty && !names.contains(c.instance) { names.append(c.instance) }
             b.put(names.isEmpty ? "–" : instanceList(names, width: 16), x: x0 + 18, y: y,
@@ -742,7 +753,9 @@ enum NodeTable {
             let kv = chips.map { unitInterval($0.kvUsage) }.reduce(0, +) / count
             // Load colours only on the measure the grid judges these chips by: a decode node is
             // busy every step by design, and a red 100% busy bar there would be a false alarm.
-            let limits = Set(chips.map { NPULoad.limit($0.role) })
+            // A fenced dead chip runs nothing: its "spare" role gave node 21's decode bar the
+            // busy colours (orange at 87%) where every other decode node's is neutral.
+            let limits = Set(chips.filter { !fenced.contains($0.id) }.map { NPULoad.limit($0.role) })
             let neutral = Style(fg: .accent)
             b.bar(busy, x: busyX, y: y, width: barWidth,
                   style: limits.contains(.busy) ? NPULoad.style(NPULoad.band(busy)) : neutral)
