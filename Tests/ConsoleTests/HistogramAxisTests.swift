@@ -120,3 +120,43 @@ import XDSTestSupport
         }
     }
 }
+
+extension HistogramAxisTests {
+    /// The TTFT histogram drew its bins in three colours (within the SLO green, the bin holding
+    /// the SLO orange, over it red) and nothing on screen said what orange or red meant: only
+    /// the ▲ SLO label, itself orange. Each panel with an SLO now has a legend of the colours
+    /// its bars are drawn in, on its bottom border, at every size from 80×24: every bar colour
+    /// has a swatch `■` of the same style there.
+    @Test(arguments: [(80, 24), (120, 40), (200, 60)])
+    func everyBarColourHasALegendEntry(size: (Int, Int)) throws {
+        let (width, height) = size
+        var s = SnapshotFixtures.superpod
+        // TTFT samples from 64 ms to 8 s under a 2 s SLO: bins within, one holding it, over.
+        s.histograms.ttft = HistogramBins(upperBoundsMs: (0..<15).map { Double(1 << $0) }, counts: [0, 0, 0, 0, 0, 0, 40, 300, 500, 400, 200, 60, 20, 5, 0])
+        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
+        state.view = .latency
+        state.latencyWindow = .all
+        let frame = ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height)
+        let lines = frame.lines
+        let top = 3, w = width / 3
+        let bottom = try #require((top + 1..<height).first { frame[0, $0].character == "└" })
+        let barGlyphs = Set(CellBuffer.sparkGlyphs + ["█"])
+        var barStyles: [Style] = []
+        for y in top + 1..<bottom {
+            for x in 1..<(w - 1) where barGlyphs.contains(frame[x, y].character) && !barStyles.contains(frame[x, y].style) {
+                barStyles.append(frame[x, y].style)
+            }
+        }
+        #expect(Set(barStyles) == [.good, .warn, .bad], "\(barStyles)")
+        let swatches = (1..<(w - 1)).filter { frame[$0, bottom].character == "■" }.map { frame[$0, bottom].style }
+        for style in barStyles { #expect(swatches.contains(style), "\(width)×\(height): \(style) missing in '\(lines[bottom])'") }
+        let legend = String(Array(lines[bottom])[0..<w])
+        switch width {
+        case 80: #expect(legend == "└ ■≤SLO ■SLO bin ■>SLO ──┘", "\(legend)")
+        case 120: #expect(legend.hasPrefix("└ ■ within SLO  ■ SLO bin  ■ over SLO ─"), "\(legend)")
+        default: #expect(legend.hasPrefix("└ ■ within SLO  ■ bin holding SLO ▲  ■ over SLO ─"), "\(legend)")
+        }
+        // The E2E panel has no SLO and one colour: no legend on its border.
+        #expect(!String(Array(lines[bottom])[(2 * w)...]).contains("■"))
+    }
+}

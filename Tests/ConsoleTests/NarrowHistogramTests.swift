@@ -69,7 +69,7 @@ import XDSTestSupport
             "│ 11.5ms  12.5ms  13.5ms    15.5ms     │",
             "│ p50 13.2ms  p90 13.9ms               │",
             "│ p99 14.6ms  ▲ SLO 35.0ms → off axis  │",
-            "└──────────────────────────────────────┘",
+            "└ ■ within SLO ────────────────────────┘",
         ])
         // Before: the doubling bins alone, one bar over the whole plot from 8 to 16 ms.
         var coarse = Self.tpot([8: 40, 9: 120, 10: 300, 11: 160, 12: 60, 13: 20])

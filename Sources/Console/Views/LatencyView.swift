@@ -130,6 +130,37 @@ enum LatencyView {
         ["  ╳ over SLO", " ╳ over SLO", " ╳>SLO"].first { $0.count <= room } ?? ""
     }
 
+    /// The words for each bar colour of ``barStyle(lower:upper:slo:)``, longest first.
+    static let barLegendWords: [(style: Style, words: [String])] = [
+        (.good, ["within SLO", "within SLO", "≤SLO", "≤SLO"]),
+        (.warn, ["bin holding SLO ▲", "SLO bin", "SLO bin", "SLO bin"]),
+        (.bad, ["over SLO", "over SLO", ">SLO", ">SLO"]),
+    ]
+
+    /// The legend of the colours `styles` the bars are drawn in, on the panel's bottom border
+    /// in the longest form that fits ("■ within SLO  ■ bin holding SLO ▲  ■ over SLO" down to
+    /// "■≤SLO ■SLO bin ■>SLO"): the TTFT panel drew green, orange and red bins and nothing said
+    /// what orange or red meant (only the ▲ SLO label, itself orange). Nothing when none fits.
+    static func drawBarLegend(_ b: inout CellBuffer, _ rect: Rect, styles: [Style]) {
+        let entries = barLegendWords.filter { styles.contains($0.style) }
+        guard !entries.isEmpty else { return }
+        let compact = 3
+        let room = rect.width - 4
+        guard let form = (0..<4).first(where: { k in
+            let gap = k >= compact ? 1 : 2, pad = k >= compact ? 0 : 1
+            return entries.map { 1 + pad + $0.words[k].count }.reduce(0, +) + gap * (entries.count - 1) <= room
+        }) else { return }
+        let gap = form >= compact ? " " : "  ", pad = form >= compact ? "" : " "
+        let y = rect.maxY - 1
+        var x = b.put(" ", x: rect.x + 1, y: y, style: .dim)
+        for (i, entry) in entries.enumerated() {
+            if i > 0 { x = b.put(gap, x: x, y: y, style: .dim) }
+            x = b.put("■", x: x, y: y, style: entry.style)
+            x = b.put(pad + entry.words[form], x: x, y: y, style: .dim)
+        }
+        b.put(" ", x: x, y: y, style: .dim)
+    }
+
     /// The plot's width in a histogram panel `panelWidth` columns wide (borders and a blank
     /// column each side).
     static func plotWidth(panelWidth: Int) -> Int { panelWidth - 4 }
@@ -310,9 +341,11 @@ enum LatencyView {
             if monochrome, slo != nil {
                 b.put(Self.monoLegend(room: inner.maxX - scaleEnd), x: scaleEnd, y: inner.y, style: .dim, clip: inner)
             }
+            var drawnStyles: [Style] = []
             for (c, column) in columns.enumerated() {
                 let eighths = Int((Double(column.count) / Double(top) * Double(barRows * 8)).rounded())
                 let style = Self.barStyle(lower: column.lower, upper: column.upper, slo: slo)
+                if eighths > 0, !drawnStyles.contains(style) { drawnStyles.append(style) }
                 if monochrome, let fill = Self.monoFill(style) {
                     // Whole cells (a glyph has no eighths), to the nearest cell; a bin with any
                     // height keeps one, so a short tail over the SLO still shows.
@@ -353,6 +386,7 @@ enum LatencyView {
                 nextFree = x + text.count + 1
             }
             b[inner.x + used, axisY] = Cell(character: "┤", style: .dim)
+            if !monochrome, slo != nil { drawBarLegend(&b, rect, styles: drawnStyles) }
             b.put(endLabel, x: max(inner.x + 1, endX), y: axisY + 1, style: .dim, clip: inner)
             if let slo {
                 sloOff = plan.sloOff
