@@ -197,6 +197,30 @@ import XDSTestSupport
         }
     }
 
+    /// At 20×5 the message kept only "Terminal 20×5 is too small: the console needs at least
+    /// 80×24." and lost "q quits": every shorter form dropped the way out first. Down to 7×2
+    /// the screen says both the size needed and the key that quits (Ctrl-C with a prompt open),
+    /// and at one row the key alone.
+    @Test func theSmallestTerminalsStillSayHowToQuit() {
+        let link = FakeEngineLink()
+        let prompted = drive(primedState(), link, keys: typed(":dr"))
+        for (base, key) in [(primedState(), "q quits"), (prompted, "Ctrl-C quits")] {
+            for w in 1...79 {
+                for h in 1...23 {
+                    let state = ConsoleUpdate.update(base, .resize(width: w, height: h)).0
+                    let text = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: w, height: h)
+                        .lines.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
+                    if w >= key.count || (h >= 2 && w >= 6) { #expect(text.contains(key), "\(w)×\(h): \(text)") }
+                    if h >= 2 && w >= key.count { #expect(text.contains("80×24"), "\(w)×\(h): \(text)") }
+                }
+            }
+        }
+        let at20x5 = ConsoleScreen.render(primedState(width: 20, height: 5), SnapshotFixtures.superpod, theme: .builtinDark,
+                                          width: 20, height: 5).lines
+        #expect(at20x5 == ["Terminal 20×5 is too", "small: the console", "needs at least", "80×24; q quits.", ""],
+                "\(at20x5)")
+    }
+
     @Test func helpOverlayNamesEveryViewAndTheLogFile() {
         let lines = renderFixture(.pod) {
             $0.showHelp = true

@@ -16,11 +16,13 @@ public enum ConsoleScreen {
             // even that does not fit (at 10×3 the wrapped sentence stopped before "80×24").
             // With a prompt open q is ignored too (it may be a letter of what was typed), so the
             // message named a key that did nothing there; Ctrl-C quits in every case.
+            // Every form says how to quit: at 20×5 the shorter ones kept the size and dropped it.
             let quitKey = state.prompt == nil ? "q" : "Ctrl-C"
             let messages = [
                 "Terminal \(width)×\(height) is too small: the console needs at least 80×24. Until then keys do nothing; \(quitKey) quits.",
-                "Terminal \(width)×\(height) is too small: the console needs at least 80×24.",
-                "too small: needs 80×24", "needs 80×24", "80×24",
+                "Terminal \(width)×\(height) is too small: the console needs at least 80×24; \(quitKey) quits.",
+                "too small: needs 80×24; \(quitKey) quits", "needs 80×24; \(quitKey) quits", "80×24; \(quitKey) quits",
+                "\(quitKey) quits",
             ]
             let lines =
                 messages.lazy.map { DetailOverlays.wrap($0, width: width) }.first { $0.count <= height }
