@@ -58,4 +58,19 @@ import XDSTestSupport
             .lines.joined(separator: "\n")
         #expect(text.contains("Ctrl-Z suspend (fg resumes)"), "\(text)")
     }
+
+    /// Run straight by tmux (no job-control shell) the help still said "Ctrl-Z suspend (fg
+    /// resumes)", and the key then only printed "not suspended". There the help says what the
+    /// key does: it does not suspend, for want of job control; with a shell it says as before.
+    @Test func withoutJobControlTheHelpSaysCtrlZDoesNotSuspend() {
+        for width in [80, 120] {
+            var state = primedState(width: width, height: 24)
+            state.showHelp = true
+            state.canSuspend = false
+            let text = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: width, height: 24)
+                .lines.joined(separator: "\n")
+            #expect(!text.contains("suspend (fg resumes)"), "\(text)")
+            #expect(text.contains("│ q Ctrl-C  quit   Ctrl-Z does not suspend (no job control)  ?  this help"), "\(text)")
+        }
+    }
 }

@@ -75,10 +75,15 @@ enum Overlays {
         ("paste", "adds its first line to the prompt, runs nothing; else ignored"),
     ]
 
+    /// The quit line where no job-control shell started the console (``ConsoleState/canSuspend``):
+    /// there Ctrl-Z only says why it does not suspend, and "suspend (fg resumes)" promised a stop.
+    static let noJobControlQuitLine = "quit   Ctrl-Z does not suspend (no job control)  ?  this help"
+
     static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
         // Without colour the Pod grid's load is in its glyphs: the help says which.
-        let mono = ["Pod": monochromePodLine, "Latency": monochromeLatencyLine]
-        let keys = theme.monochrome ? helpLines.map { line in mono[line.0].map { (line.0, $0) } ?? line } : helpLines
+        var replaced = theme.monochrome ? ["Pod": monochromePodLine, "Latency": monochromeLatencyLine] : [:]
+        if !state.canSuspend { replaced["q Ctrl-C"] = noJobControlQuitLine }
+        let keys = helpLines.map { line in replaced[line.0].map { (line.0, $0) } ?? line }
         let page = state.helpPage == 1 ? commandLines : keys
         let rect = centered(b, width: 80, height: helpLines.count + 4)
         b.fill(rect)
