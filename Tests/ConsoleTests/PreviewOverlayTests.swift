@@ -371,3 +371,18 @@ extension PreviewOverlayTests {
         #expect(lines.contains { $0.contains("computing… ▕█████████░░░░░░░░░░░░░░░░░░░░░▏ 30%") })
     }
 }
+
+extension PreviewOverlayTests {
+    /// The what-if box wrapped its texts with a word-wrapper of its own, a twin of the detail
+    /// boxes' that lacked what that one learned: a unit stays with its number. A refusal at 80
+    /// columns ended a line in "bound of 30.0" and began the next with "s before …". One wrapper
+    /// now serves both; the figure keeps its unit on one line.
+    @Test func aRefusalKeepsAUnitWithItsNumber() {
+        let why = "both forks were stopped: they ran into the wall-clock time bound of 30.0 s before the 10 min window was simulated"
+        let state = PreviewBoxKeyTests.box("drain node 20", .refused(why))
+        let lines = ConsoleScreen.render(state, SnapshotFixtures.superpod, theme: .builtinDark, width: 80, height: 24).lines
+        let text = lines.joined(separator: "\n")
+        #expect(text.contains("│ both forks were stopped: they ran into the wall-clock time bound of      │"), "\(text)")
+        #expect(text.contains("│ 30.0 s before the 10 min window was simulated                            │"), "\(text)")
+    }
+}

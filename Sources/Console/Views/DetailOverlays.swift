@@ -2,10 +2,11 @@ import ServingEngine
 
 /// Boxes opened by Enter: a request's timeline (Requests) and one event in full (Events).
 enum DetailOverlays {
-    /// Wraps `text` into lines of at most `width` columns, at spaces where it can.
     /// Units the engine's texts put after a number ("2.3 s", "120 ms", "64 GB").
     static let unitWords: Set<String> = ["s", "ms", "µs", "min", "h", "GB", "TB", "MB", "KB", "%", "×", "s,", "s;", "s)", "ms,", "ms)", "s:"]
 
+    /// Wraps `text` into lines of at most `width` columns, at spaces where it can. The console's
+    /// one word-wrapper: the what-if box had a twin of its own that split "30.0" from its "s".
     static func wrap(_ text: String, width: Int) -> [String] {
         guard width > 0 else { return [] }
         var lines: [String] = []

@@ -255,7 +255,7 @@ enum PreviewOverlayView {
             // Wrapped: in one line a long request ("fault straggler die 700 slowdown 2.5 for
             // 10m") was cut at the border, mid-number.
             var y = inner.y + 1
-            for chunk in wrap("Running two forks of the live engine ahead (\(overlay.line)).", width: inner.width - 2) {
+            for chunk in DetailOverlays.wrap("Running two forks of the live engine ahead (\(overlay.line)).", width: inner.width - 2) {
                 b.put(chunk, x: x, y: y, style: .text, clip: inner)
                 y += 1
             }
@@ -273,7 +273,7 @@ enum PreviewOverlayView {
         case .refused(let message):
             b.put("Not previewed:", x: x, y: inner.y + 1, style: .bad, clip: inner)
             var y = inner.y + 2
-            for chunk in wrap(message, width: inner.width - 2) where y < inner.maxY - 1 {
+            for chunk in DetailOverlays.wrap(message, width: inner.width - 2) where y < inner.maxY - 1 {
                 b.put(chunk, x: x, y: y, style: .warn, clip: inner)
                 y += 1
             }
@@ -376,7 +376,7 @@ enum PreviewOverlayView {
             forms.append(reason)
             forms.append(withoutAsides(reason))
         }
-        let wrapped = forms.map { wrap($0, width: width) }
+        let wrapped = forms.map { DetailOverlays.wrap($0, width: width) }
         if let whole = wrapped.first(where: { $0.count <= count }) { return whole }
         let lines = wrapped.last!
         // The last line shown says the reply goes on (at 80×24 with scenario steps in the window
@@ -433,20 +433,5 @@ enum PreviewOverlayView {
         let rest = " · Esc dismisses · : command line"
         let named = "a applies \(command)\(how)" + rest
         return named.count <= room ? named : "a applies it\(how)" + rest
-    }
-
-    /// Words of `text` in lines of at most `width` characters.
-    static func wrap(_ text: String, width: Int) -> [String] {
-        var lines: [String] = [], current = ""
-        for word in text.split(separator: " ") {
-            if current.isEmpty { current = String(word) } else if current.count + 1 + word.count <= width {
-                current += " " + word
-            } else {
-                lines.append(current)
-                current = String(word)
-            }
-        }
-        if !current.isEmpty { lines.append(current) }
-        return lines
     }
 }
