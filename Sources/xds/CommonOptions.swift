@@ -120,6 +120,14 @@ struct CommonOptions: ParsableArguments {
     /// `defaultRate`: the synthetic rate without `--rate`, sized for `superpod`; another deployment
     /// gets it scaled to its decode capacity (``Bench/defaultRate(_:for:)``), as the console's demo.
     func engineConfiguration(defaultRate: Double) throws -> EngineConfiguration {
+        try engineSetup(defaultRate: defaultRate).config
+    }
+
+    /// ``engineConfiguration(defaultRate:)`` and the deployment's decode capacity scale
+    /// (``Bench/decodeCapacityScale(for:)``) where it was worked out for the default rate (no
+    /// `--rate` on the synthetic workload), else nil: the console scales its demo by the same
+    /// figure, and worked it out twice at start-up.
+    func engineSetup(defaultRate: Double) throws -> (config: EngineConfiguration, capacityScale: Double?) {
         let rate = try self.rate.map(FlagLimits.rateValue)
         let arrivalCV = try FlagLimits.burstiness.value(burstiness ?? RunDefaults.burstiness)
         let seed = try FlagLimits.seed(seed)
@@ -147,7 +155,8 @@ struct CommonOptions: ParsableArguments {
         try refuseExpertFlags(onDense: d.modelSpec())
         var config = EngineConfiguration(deployment: d, seed: seed)
         // Worked out only when used (two bench steps): a trace replay's process is measured whole.
-        config.syntheticRate = rate ?? (isSyntheticWorkload ? Bench.defaultRate(defaultRate, for: d) : defaultRate)
+        let capacityScale = rate == nil && isSyntheticWorkload ? Bench.decodeCapacityScale(for: d) : nil
+        config.syntheticRate = rate ?? capacityScale.map { Bench.defaultRate(defaultRate, scale: $0) } ?? defaultRate
         config.trafficMix = mix ?? RunDefaults.mix
         config.eplb = eplb
         config.arrivalCV = arrivalCV
@@ -188,7 +197,7 @@ struct CommonOptions: ParsableArguments {
             config.traceSpeedup = traceSpeedup ?? 1
             config.workload = .trace(path: workload)
         }
-        return config
+        return (config, capacityScale)
     }
 
     /// `--prewarmed-spares` (already within its 0…64) checked against what `d`'s spare NPUs hold:

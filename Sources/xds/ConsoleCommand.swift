@@ -34,11 +34,13 @@ struct ConsoleCommand: ParsableCommand {
         let pace = try FlagLimits.pace(speed)
         // A moderate built-in load on the superpod (interfaces.md); with no --rate and no --scenario
         // the demo below replaces it with rates scaled to the deployment.
-        let config = try common.engineConfiguration(defaultRate: 40)
+        let (config, capacityScale) = try common.engineSetup(defaultRate: 40)
         // No --rate and no --scenario on the synthetic workload: the demo's daily cycle with bursts
         // (DemoLoad), as a scenario of `rate` steps the header names; --rate R keeps R constant.
+        // Its rates are scaled by the figure the default rate was (two bench steps, once).
         let demo = common.rate == nil && common.scenario == nil && common.isSyntheticWorkload
-        let scenario = demo ? DemoLoad.scenario(scale: DemoLoad.scale(for: config.deployment)) : try common.loadScenario(for: config.deployment)
+        let scenario = demo ? DemoLoad.scenario(scale: capacityScale ?? DemoLoad.scale(for: config.deployment))
+            : try common.loadScenario(for: config.deployment)
         let listenAt = try listen.map(Self.parseListen)
         let token = try listenAt.map { _ in
             try AdminToken.resolve(flag: self.token, environment: ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"],

@@ -319,7 +319,14 @@ extension Bench {
     /// digits, so a default load is the same share of any deployment's capacity: 10 req/s on the
     /// superpod was 40 times what two A100s serving Llama-2-7B decode. The superpod's is unchanged.
     public static func defaultRate(_ superpodRate: Double, for deployment: Deployment) -> Double {
-        let scaled = superpodRate * decodeCapacityScale(for: deployment)
+        defaultRate(superpodRate, scale: decodeCapacityScale(for: deployment))
+    }
+
+    /// ``defaultRate(_:for:)`` with the deployment's ``decodeCapacityScale(for:)`` already worked
+    /// out (two bench steps): `xds console`'s demo is scaled by the same figure, which it worked out
+    /// a second time at start-up.
+    public static func defaultRate(_ superpodRate: Double, scale: Double) -> Double {
+        let scaled = superpodRate * scale
         guard scaled > 0, scaled.isFinite else { return superpodRate }
         let unit = pow(10, (log10(scaled)).rounded(.down) - 1)
         let rounded = (scaled / unit).rounded() * unit

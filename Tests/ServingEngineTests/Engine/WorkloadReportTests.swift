@@ -61,4 +61,18 @@ struct WorkloadReportTests {
         // The same decode TE as the superpod's: the same default.
         #expect(Bench.defaultRate(10, for: .cloudMatrixInfer) == 10)
     }
+
+    /// `xds console` without `--rate` worked out the deployment's capacity scale twice at start-up
+    /// (two bench steps each): once for the default rate, once for the demo's steps. The default
+    /// rate now takes the scale worked out once, and gives what it gave from the deployment.
+    @Test func theDefaultRateFromAScaleWorkedOutOnceIsTheSame() throws {
+        for deployment in [Deployment.superpod, .cloudMatrixInfer, TestDeployments.colocatedLlama()] {
+            let scale = Bench.decodeCapacityScale(for: deployment)
+            for rate in [0.0, 10, 40, 400] {
+                #expect(Bench.defaultRate(rate, scale: scale) == Bench.defaultRate(rate, for: deployment), "\(deployment.name) \(rate)")
+            }
+        }
+        #expect(Bench.defaultRate(40, scale: 1) == 40)
+        #expect(Bench.defaultRate(40, scale: .nan) == 40 && Bench.defaultRate(40, scale: 0) == 40)
+    }
 }
