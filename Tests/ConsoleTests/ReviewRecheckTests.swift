@@ -130,9 +130,25 @@ import XDSTestSupport
         let lines = Self.render(.pod, s, width: 120, height: 30)
         #expect(lines[0].hasPrefix(" xds  ⚠ no answer from http://127.0.0.1:9"))
         #expect(lines[0].contains(" – req/s "), "\(lines[0])")
-        #expect(lines[1] == " – tok/s  run –  wait –  faults –  drained –  since start: TTFT99 –/2000ms  TPOT99 –/35ms  SLO –")
+        #expect(lines[1] == " – tok/s  run –  wait –  faults –  drained –  since start: TTFT99 –  TPOT99 –  SLO –")
         #expect(lines[3].hasPrefix("┌ Pod ─"))
         #expect(lines[4].hasPrefix("│ no snapshot from the engine yet (the header says why)"))
+    }
+
+    /// #20 again: before the first snapshot the header said "TTFT99 –/2s TPOT99 –/35ms", SLOs the
+    /// console had not been told: the empty snapshot's defaults, shown as the server's (a server
+    /// run with `--slo-ttft-ms 500` was shown against 2 s). Until the engine answers, the SLOs
+    /// are unknown too, at every width; once it has, they show as before.
+    @Test func noSnapshotYetClaimsNoSLO() {
+        var s = Snapshot()
+        s.linkStatus = "no answer from http://127.0.0.1:9 (is xds serve running there?) — retrying…"
+        for w in [80, 100, 120, 200] {
+            let header = Self.render(.pod, s, width: w, height: 30)[1]
+            #expect(header.contains("TTFT99 –") && header.contains("TPOT99 –"), "\(w): \(header)")
+            #expect(!header.contains("2000") && !header.contains("/2s") && !header.contains("35ms"), "\(w): \(header)")
+        }
+        let live = Self.render(.pod, SnapshotFixtures.superpod, width: 200, height: 60)[1]
+        #expect(live.contains("/2000ms") && live.contains("/35ms"), "\(live)")
     }
 
     /// #20 at 80 columns: the link status ran off the header's edge with no sign of the cut,

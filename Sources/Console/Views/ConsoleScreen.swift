@@ -138,11 +138,13 @@ public enum ConsoleScreen {
         func slo(_ ok: Bool, seen: Bool) -> Style { seen ? Style(fg: ok ? .good : .bad, bg: .header, bold: !ok) : bar }
         // On narrow screens labels shorten first, then the gaps, then the tight forms, and only
         // then are the lowest priorities dropped: at 80 columns every vital stays.
-        let ttft = "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms, 0) : "–")/\(Format.fixed(s.slo.ttftMs, 0))ms"
-        let tpot = "\(tpotSeen ? Format.fixed(s.latency.tpotP99Ms) : "–")/\(Format.fixed(s.slo.tpotMs, 0))ms"
+        // Before the first snapshot the SLOs are unknown too: "–/2s" and "–/35ms" were the empty
+        // snapshot's defaults, shown as if the server had said them.
+        let ttft = !known ? "–" : "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms, 0) : "–")/\(Format.fixed(s.slo.ttftMs, 0))ms"
+        let tpot = !known ? "–" : "\(tpotSeen ? Format.fixed(s.latency.tpotP99Ms) : "–")/\(Format.fixed(s.slo.tpotMs, 0))ms"
         // In seconds when the SLO is: "1.82/2s".
         let ttftShort =
-            s.slo.ttftMs >= 1000
+            known && s.slo.ttftMs >= 1000
             ? "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms / 1000, 2) : "–")/\(Format.fixed(s.slo.ttftMs / 1000, s.slo.ttftMs.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1))s"
             : ttft
         // Compact (form 3): a digit less where that keeps the figure's side of its SLO
