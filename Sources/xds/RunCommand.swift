@@ -97,12 +97,9 @@ struct Run: ParsableCommand {
             print(ReportSummary.text(report, colocated: colocated, benchFlags: benchFlags(config)))
         }
         // `xds run --json > report.json` on a full disk exited 0 with the report lost (an empty
-        // file): stdout that did not take the report fails the run, as `--out` does.
-        // (Every C stream is flushed: `stdout` itself cannot be named under strict concurrency,
-        // and stdout is the only one with bytes in it here.)
-        if fflush(nil) != 0 {
-            throw ConfigError("stdout: writing the report failed (\(String(cString: strerror(errno))))")
-        }
+        // file): stdout that did not take the report fails the run, as `--out` does. Checked here,
+        // before the output files, not only when run() returns (Main), which it never does.
+        try ReportOutput.flush()
         var outFailure: String?
         if let out {
             do { try OutputFile.write(data + Data("\n".utf8), to: out, flag: "--out") } catch {

@@ -25,14 +25,22 @@ enum Main {
         do {
             var command: any ParsableCommand = try fastRun() ?? XDS.parseAsRoot()
             try command.run()
+            // Every command's report (bench, validate, …), as `run` checks its own.
+            try ReportOutput.flush()
         } catch {
             guard isArgumentParserError(error) else { fail(ErrorLine.describe(error)) }
             let code = XDS.exitCode(for: error)
             if code == .success {
                 print(XDS.fullMessage(for: error))
+                let what = CommandLine.arguments.dropFirst().contains("--version") ? "the version" : "the help"
+                do { try ReportOutput.flush(what: what) } catch { fail(ErrorLine.describe(error)) }
                 exit(0)
             }
-            if error is ExitCode { exit(code.rawValue) }
+            if error is ExitCode {
+                // A failing `validate` printed its table before its exit status: lost, it is said too.
+                do { try ReportOutput.flush() } catch { fail(ErrorLine.describe(error), code: code.rawValue) }
+                exit(code.rawValue)
+            }
             if let suggestion = CommandLineChecks.subcommandSuggestion(for: Array(CommandLine.arguments.dropFirst())) {
                 fail(suggestion, code: code.rawValue)
             }
@@ -127,6 +135,19 @@ struct DeploymentOption: ParsableArguments {
         // `je_routing = "Round-Robin"` runs, prints (--print-config) and reports as registered.
         d.policies = Policies.canonical(d.policies)
         return d
+    }
+}
+
+/// What a command printed on stdout, pushed out and checked: `xds bench decode --json >
+/// report.json` (and every other command that prints a report) on a full disk exited 0 with the
+/// report lost, where `--out` on a full disk said so and exited 1.
+enum ReportOutput {
+    /// Flushes every C stream (`stdout` itself cannot be named under strict concurrency; it is the
+    /// only one with bytes in it) and throws the one line when stdout did not take `what`.
+    static func flush(what: String = "the report") throws {
+        if fflush(nil) != 0 {
+            throw ConfigError("stdout: writing \(what) failed (\(String(cString: strerror(errno))))")
+        }
     }
 }
 

@@ -375,4 +375,20 @@ struct BenchFlagProcessTests {
         #expect(moe.status == 0, "\(moe)")
         #expect(moe.out.contains("\"eplb\" : \"perfect\"") && moe.out.contains("\"routing\" : \"balanced\""), "\(moe.out)")
     }
+    /// `bench decode --json > report.json` on a full disk (and every other command that prints a
+    /// report) exited 0 with the report lost, where `xds run` said so and exited 1: the same one
+    /// line and exit 1 for each.
+    @Test func aReportStdoutCannotTakeFailsEveryCommand() throws {
+        let commands: [[String]] = [
+            ["bench", "decode", "--json"], ["bench", "decode"], ["bench", "prefill", "--json"], ["bench", "prefill"],
+            ["validate", "--json"], ["validate"],
+            ["bench", "snapshot", "--rate", "1", "--at", "1", "--count", "1", "--json"],
+            ["bench", "preview", "--rate", "0", "--at", "0", "--for", "1s"],
+        ]
+        for arguments in commands {
+            let r = try runBuiltXDS(arguments, stdoutTo: "/dev/full")
+            #expect(r.reason == .exit && r.status == 1, "\(arguments): \(r)")
+            #expect(r.err == "xds: stdout: writing the report failed (No space left on device)\n", "\(arguments)")
+        }
+    }
 }

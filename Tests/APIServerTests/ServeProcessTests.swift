@@ -30,6 +30,19 @@ func runBuiltXDS(_ arguments: [String]) throws -> (status: Int32, out: String, e
     return (child.process.terminationStatus, child.stdout, child.stderr)
 }
 
+/// Runs the built `xds` with `arguments` and its stdout sent to `path` by a shell's redirection,
+/// as a user types `xds … > path` (at most `seconds`): how it ended, its exit status or signal, and stderr.
+func runBuiltXDS(_ arguments: [String], stdoutTo path: String, within seconds: Double = 300) throws
+    -> (reason: Process.TerminationReason, status: Int32, err: String) {
+    let child = try ChildProcess(URL(fileURLWithPath: "/bin/sh"),
+                                 ["-c", #"out=$1; shift; exec "$0" "$@" > "$out""#, try #require(BuiltBinary.xds).path, path]
+                                     + arguments)
+    #expect(child.waitForExit(within: seconds), "xds \(arguments.joined(separator: " ")) did not finish")
+    child.kill()
+    child.waitForOutputEnd(within: 10)
+    return (child.process.terminationReason, child.process.terminationStatus, child.stderr)
+}
+
 /// A running `xds` child process with its output collected; killed at the end whatever happens.
 final class ChildProcess: @unchecked Sendable {
     let process = Process()
