@@ -25,6 +25,9 @@ struct ConsoleCommand: ParsableCommand {
     var listen: String?
 
     func run() throws {
+        // Before the engine, the connection and the terminal: `--theme nope` with no terminal said
+        // only "no terminal to draw on", and on one it quietly fell back to another theme.
+        try Self.checkTheme(theme)
         if let connect { return try attach(to: connect) }
         // With neither, no admin API is spoken to or served: the token was taken and ignored.
         if token != nil, listen == nil {
@@ -125,6 +128,21 @@ struct ConsoleCommand: ParsableCommand {
         let attached: Set<String> = ["connect", "token", "theme", "yes", "help", "version"]
         return GivenOptions.names(in: arguments, valued: RunFastPath.valued.union(["theme", "speed", "connect", "token", "listen"]))
             .filter { !attached.contains($0) }.map { "--\($0)" }
+    }
+
+    /// `--theme NAME` against the themes the console will find (``ThemeCatalog``, as it loads them):
+    /// an unknown name is refused with the names there are; a file of that name that did not load
+    /// says why.
+    static func checkTheme(_ name: String?) throws {
+        guard let name else { return }
+        let catalog = ThemeCatalog.load(directory: ThemeCatalog.findDirectory())
+        guard catalog.index(named: name) == nil else { return }
+        let broken = catalog.problems.first { problem in
+            (String(problem.prefix { $0 != ":" }) as NSString).lastPathComponent == name + ".toml"
+        }
+        throw ConfigError("--theme: no theme named \(InputEcho.quoted(name))"
+            + (broken.map { " (its file did not load: \($0))" } ?? "")
+            + "; themes: \(catalog.themes.map(\.name).joined(separator: ", "))")
     }
 
     /// `HOST:PORT`, `[IPv6]:PORT` (e.g. `[::1]:8000`).

@@ -18,6 +18,7 @@ struct DemoConsole: ParsableCommand {
     var noFaults = false
 
     func run() throws {
+        try ConsoleCommand.checkTheme(theme)
         let link = FakeEngineLink()
         if noFaults { link.capabilities = [.drain, .speed] }
         let ticker = Ticker(link: link)

@@ -264,6 +264,21 @@ struct RunFlagProcessTests {
         }
     }
 
+    /// `console --theme nope` with no terminal said only "no terminal to draw on": the bad flag
+    /// was never named (on a terminal it fell back to another theme). An unknown theme is refused
+    /// with one line naming the themes there are, before the engine, the connection or the
+    /// terminal; a known one still gets as far as the terminal.
+    @Test func anUnknownThemeIsRefusedBeforeTheTerminal() throws {
+        let said = "xds: --theme: no theme named 'nope'; themes: dark, light, high-contrast, mono\n"
+        for command in [["console"], [], ["console", "--connect", "http://127.0.0.1:9", "--token", "t"], ["demo-console"]] {
+            let r = try xds(command + ["--theme", "nope"])
+            #expect(r.status == 1 && r.out.isEmpty && r.err == said, "\(command): \(r)")
+        }
+        let known = try xds(["console", "--theme", "light", "--rate", "1"])
+        #expect(known.status == 1 && known.err == "xds console: no terminal to draw on (is stdout a tty and TERM set?)\n",
+                "\(known)")
+    }
+
     /// `console --listen 127.0.0.1:70000` was told "expected HOST:PORT like 127.0.0.1:8000 …",
     /// which did not say the port was the problem; it names the range as `serve --port` does, and
     /// the malformed form's message names it too.
