@@ -27,7 +27,8 @@ struct BenchReplay: ParsableCommand {
     @Option(name: .customLong("case"), help: "A case to run (repeatable; default: the default set).")
     var cases: [String] = []
     @Option(help: "Directory of the shared traces (default: ../shared/traces relative to the working directory).")
-    var traces = "../shared/traces"
+    var traces: String?
+    static let defaultTraces = "../shared/traces"
     @Option(parsing: .unconditional, help: "Runs per case; the minimum wall time counts, \(FlagLimits.benchRepeat.allowed).")
     var `repeat`: CLINumber = 3
     @Flag(help: "Print JSON.") var json = false
@@ -46,10 +47,25 @@ struct BenchReplay: ParsableCommand {
             if !chosen.contains(where: { $0.name == c.name }) { chosen.append(c) }
         }
         if chosen.isEmpty { chosen = ReplayCase.all.filter(\.byDefault) }
+        // A --traces that was given is checked as given: `--traces ''` was told to give --traces.
+        if let given = self.traces {
+            guard !given.isEmpty else {
+                throw ConfigError("--traces: empty; give the directory of the shared traces (e.g. --traces /work/shared/traces)")
+            }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: given, isDirectory: &isDirectory) else {
+                throw ConfigError("--traces: no directory \(InputEcho.quoted(given))")
+            }
+            guard isDirectory.boolValue else { throw ConfigError("--traces: \(InputEcho.quoted(given)) is not a directory") }
+        }
+        let traces = self.traces ?? Self.defaultTraces
         for c in chosen {
             if let file = c.trace {
                 let path = (traces as NSString).appendingPathComponent(file)
                 guard FileManager.default.fileExists(atPath: path) else {
+                    if let given = self.traces {
+                        throw ConfigError("--traces: case \(c.name) needs \(file), which is not in \(InputEcho.quoted(given))")
+                    }
                     throw ConfigError("case \(c.name) needs \(path), which is missing (give the traces directory with --traces)")
                 }
             }

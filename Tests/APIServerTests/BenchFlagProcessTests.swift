@@ -391,4 +391,32 @@ struct BenchFlagProcessTests {
             #expect(r.err == "xds: stdout: writing the report failed (No space left on device)\n", "\(arguments)")
         }
     }
+
+    /// `bench replay --traces ''` said "case mooncake needs mooncake_conversation.jsonl, which is
+    /// missing (give the traces directory with --traces)": it was given. What is wrong with the
+    /// value is said instead (empty, not there, not a directory, the file not in it).
+    @Test func aBadTracesDirectoryIsNamedAsSuch() throws {
+        let missing = "/nonexistent-\(getpid())"
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("xds-traces-file-\(getpid())").path
+        FileManager.default.createFile(atPath: file, contents: Data())
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("xds-traces-empty-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(atPath: file)
+            try? FileManager.default.removeItem(atPath: empty)
+        }
+        for (value, said) in [
+            ("", "xds: --traces: empty; give the directory of the shared traces (e.g. --traces /work/shared/traces)\n"),
+            (missing, "xds: --traces: no directory '\(missing)'\n"),
+            (file, "xds: --traces: '\(file)' is not a directory\n"),
+            (empty, "xds: --traces: case mooncake needs mooncake_conversation.jsonl, which is not in '\(empty)'\n"),
+        ] {
+            let r = try xds(["bench", "replay", "--case", "mooncake", "--repeat", "1", "--traces", value])
+            #expect(r.status == 1 && r.out.isEmpty, "\(value): \(r)")
+            #expect(r.err == said, "\(value)")
+        }
+        // An empty value is refused even for a case that reads no trace: it was given, and is wrong.
+        let synthetic = try xds(["bench", "replay", "--case", "idle", "--repeat", "1", "--traces", ""])
+        #expect(synthetic.status == 1 && synthetic.err.hasPrefix("xds: --traces: empty;"), "\(synthetic)")
+    }
 }
