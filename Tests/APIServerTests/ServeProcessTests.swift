@@ -136,6 +136,41 @@ struct ServeProcessTests {
         throw CancellationError()
     }
 
+    /// A method OpenTelemetry does not list (PROPFIND, which NIO parses) was labelled as sent
+    /// (`http_request_method="PROPFIND"`) by the routing middleware, and `_OTHER` by the head check
+    /// that refuses a request before routing: one method, two labels, and a label value per
+    /// method a client cares to send (a series count without bound). Both say `_OTHER`, in the
+    /// counters and in the active-requests gauge. (`xds serve` itself: Hummingbird's series reach
+    /// `/metrics` only in the process that bootstrapped the MetricsSystem.)
+    @Test func aMethodOutsideTheStandardOnesIsLabelledOther() async throws {
+        let (child, port) = try startServe()
+        defer { child.kill() }
+        let routed = try RawConnection(port: port, readTimeout: 15)  // a busy machine is slow
+        defer { routed.close() }
+        routed.write(raw: "PROPFIND /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        let answer = await routed.readUntilClosed().text
+        #expect(answer.hasPrefix("HTTP/1.1 405"), "\(answer.prefix(200))")
+        let refused = try RawConnection(port: port, readTimeout: 15)
+        defer { refused.close() }
+        refused.write(raw: "PROPFIND /health HTTP/1.1\r\n\r\n")  // no Host: the head check's 400
+        #expect(await refused.readUntilClosed().text.hasPrefix("HTTP/1.1 400"))
+        let url = try #require(URL(string: "http://127.0.0.1:\(port)/metrics"))
+        let other = [#"http_route="/health""#, #"method="_OTHER""#, #"status_code="405""#]
+        var metrics = PrometheusText("")
+        // Counted once the answer's body is written, which may end after the client read it.
+        let by = ContinuousClock.now + .seconds(30)
+        repeat {
+            metrics = PrometheusText(String(decoding: try await URLSession.shared.data(from: url).0, as: UTF8.self))
+            if metrics.sum("hb_requests", containing: other) >= 1 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        } while ContinuousClock.now < by
+        #expect(metrics.sum("hb_requests", containing: other) == 1)
+        #expect(metrics.sum("hb_request_errors", containing: [#"http_route="/health""#, #"method="_OTHER""#]) == 1)
+        #expect(metrics.sum("hb_requests", containing: [#"http_route="MalformedRequest""#, #"method="_OTHER""#]) == 1)
+        let asSent = metrics.samples.keys.filter { $0.contains("PROPFIND") }
+        #expect(asSent.isEmpty, "\(asSent.sorted())")
+    }
+
     func post(_ port: Int, _ path: String, _ json: String, token: String? = nil) async throws -> Int {
         var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)\(path)")))
         request.httpMethod = "POST"

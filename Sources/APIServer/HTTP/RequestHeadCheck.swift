@@ -138,7 +138,7 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
 
     /// The refusal `head` gets, or nil if it may be served.
     static func refusal(for head: HTTPRequestHead) -> Refusal? {
-        let method = Self.metricsMethod(head.method)
+        let method = HTTPAnswerMetrics.methodLabel(head.method.rawValue)
         if head.method == .CONNECT {
             // No resource here takes any method by CONNECT: an empty Allow says so (RFC 9110 §10.2.1).
             return Refusal(error: APIError(
@@ -166,12 +166,6 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
                 allow: nil, method: method)
         }
         return nil
-    }
-
-    /// `http.request.method` as OpenTelemetry names it: the standard methods, `_OTHER` for the rest.
-    private static func metricsMethod(_ method: HTTPMethod) -> String {
-        let known: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
-        return known.contains(method.rawValue) ? method.rawValue : HTTPAnswerMetrics.unknownMethod
     }
 
     /// Put among Hummingbird's extra handlers after ``HTTP10Framing``'s: places a

@@ -39,7 +39,8 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = DispatchTime.now().uptimeNanoseconds
         let method = request.method
-        let active = Meter(label: "http.server.active_requests", dimensions: [("http.request.method", method.description)])
+        let label = HTTPAnswerMetrics.methodLabel(method.rawValue)
+        let active = Meter(label: "http.server.active_requests", dimensions: [("http.request.method", label)])
         active.increment()
         var response: Response
         do {
@@ -47,19 +48,19 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             // Only what escapes the error middleware (nothing, by design): its status, else a 500.
             let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
-            Self.record(route: routeLabel(request, context), method: method, status: status, since: start)
+            Self.record(route: routeLabel(request, context), method: label, status: status, since: start)
             active.decrement()
             throw error
         }
         let status = response.status
         let route = routeLabel(request, context)
         guard method != .head else {
-            Self.record(route: route, method: method, status: status, since: start)
+            Self.record(route: route, method: label, status: status, since: start)
             active.decrement()
             return response
         }
         let body = response.body
-        let answer = PendingAnswer { Self.record(route: route, method: method, status: status, since: start); active.decrement() }
+        let answer = PendingAnswer { Self.record(route: route, method: label, status: status, since: start); active.decrement() }
         response.body = ResponseBody(contentLength: body.contentLength) { writer in
             defer { answer.recordOnce() }
             try await body.write(writer)
@@ -94,8 +95,8 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     /// One answer: counted, timed, and counted as an error when its status is 4xx or 5xx.
-    private static func record(route: String, method: HTTPRequest.Method, status: HTTPResponse.Status, since start: UInt64) {
-        HTTPAnswerMetrics.record(route: route, method: method.description, status: status,
+    private static func record(route: String, method: String, status: HTTPResponse.Status, since start: UInt64) {
+        HTTPAnswerMetrics.record(route: route, method: method, status: status,
                                  nanoseconds: DispatchTime.now().uptimeNanoseconds - start)
     }
 }
@@ -112,6 +113,17 @@ enum HTTPAnswerMetrics {
     /// `http_request_method` when the head did not parse (OpenTelemetry's name for a method
     /// that is not known).
     static let unknownMethod = "_OTHER"
+    /// The methods labelled as sent (OpenTelemetry's list for `http.request.method`).
+    static let standardMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+
+    /// `http_request_method` of an answer: the method as sent if standard, else `_OTHER`. Every
+    /// series takes it from here: the routing middleware labelled `PROPFIND` as sent while the
+    /// head check (``RequestHeadCheck``) said `_OTHER`; and a label per method a client cares to
+    /// send (NIO parses some thirty) added each a counter, an error counter and a histogram's
+    /// seventeen series.
+    static func methodLabel(_ method: String) -> String {
+        standardMethods.contains(method) ? method : unknownMethod
+    }
 
     /// Counts the answer in `hb.requests` (and in `hb.request.errors` when its status is 4xx or
     /// 5xx); times it when `nanoseconds` is known.
