@@ -29,7 +29,8 @@ struct CLINumber: ExpressibleByArgument, ExpressibleByIntegerLiteral, Expressibl
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard !trimmed.contains(where: { $0 == "x" || $0 == "X" }), let value = Double(trimmed),
               !CommandLimits.underflowsToZero(trimmed, value: value) else { return nil }
-        return value
+        // `-0` is the number 0: taken as typed, `--rate -0` reported `"rate_per_s" : -0`.
+        return value == 0 ? 0 : value
     }
     /// The text as shown in a message: short, so a pasted megabyte stays one readable line.
     var shown: String { text.count > 40 ? "\(text.prefix(40))…" : text }

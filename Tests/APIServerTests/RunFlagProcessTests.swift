@@ -424,6 +424,18 @@ struct RunFlagProcessTests {
             && speedup.err == "xds: --trace-speedup applies to a trace, not to the synthetic workload (use --rate)\n", "\(speedup)")
     }
 
+    /// `run --rate -0 --json` reported `"rate_per_s" : -0` (and `bench decode --context-cv -0`
+    /// `"context_cv" : -0`): a negative zero typed on the command line went into the report as
+    /// written. It is the number 0, and reported as 0.
+    @Test func aNegativeZeroFlagIsReportedAsZero() throws {
+        let run = try xds(["run", "--rate", "-0", "--duration", "1s", "--json", "--quiet"])
+        #expect(run.status == 0, "\(run.err)")
+        #expect(run.out.contains("\"rate_per_s\" : 0") && !run.out.contains(": -0"), "\(run.out)")
+        let bench = try xds(["bench", "decode", "--context-cv", "-0", "--mtp-acceptance", "-0", "--json"])
+        #expect(bench.status == 0, "\(bench.err)")
+        #expect(bench.out.contains("\"context_cv\" : 0") && !bench.out.contains(": -0"), "\(bench.out)")
+    }
+
     /// `xds run --json > report.json` on a full disk exited 0 with the report lost (an empty file),
     /// where `--out` on a full disk said so and exited 1: stdout that cannot take the report is the
     /// same failure, one line on stderr and exit 1.
