@@ -71,13 +71,17 @@ struct Serve: ParsableCommand {
                     }
                     var banner = "xds serve: \(config.deployment.name) · \(host.modelName) on \(httpURL(host: bindHost, port: bound))  (Ctrl-C stops)\n"
                     if tokenWasGenerated { banner += "admin token: \(token)\n" }
-                    // Unbuffered, so a script reading the port sees it at once.
-                    FileHandle.standardOutput.write(Data(banner.utf8))
+                    // Flushed at once, so a script reading the port sees it; and checked: on a full
+                    // disk `FileHandle.write` trapped ("Fatal error", a stack trace, exit 132).
+                    print(banner, terminator: "")
+                    try ReportOutput.flush(what: "the banner")
                     try await group.next()
                 }
             }
         } catch let error as ServerFailure {
             stopEngine(host, name: "xds serve")
+            // The banner stdout did not take is said as such, not as "could not serve".
+            if let said = error.underlying as? ConfigError { throw said }
             throw ConfigError(error.describe(url: httpURL(host: bindHost, port: port)))
         }
         stopEngine(host, name: "xds serve")

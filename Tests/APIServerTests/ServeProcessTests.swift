@@ -136,6 +136,17 @@ struct ServeProcessTests {
         throw CancellationError()
     }
 
+    /// `xds serve --port 0 > serve.out` on a full disk crashed with a stack trace ("Fatal error:
+    /// 'try!' expression unexpectedly raised an error", exit 132) when it wrote its banner, the
+    /// line that says the port. It says so in one line, stops and exits 1, as a report that
+    /// stdout cannot take does.
+    @Test func aBannerStdoutCannotTakeEndsServeWithOneLine() throws {
+        let r = try runBuiltXDS(["serve", "--port", "0", "--admin-token", "t0k3n", "--deployment", Self.tiny],
+                                stdoutTo: "/dev/full", within: 60)
+        #expect(r.reason == .exit && r.status == 1, "\(r.reason.rawValue) \(r.status)")
+        #expect(r.err == "xds: stdout: writing the banner failed (No space left on device)\n", "\(r.err.prefix(300))")
+    }
+
     /// A method OpenTelemetry does not list (PROPFIND, which NIO parses) was labelled as sent
     /// (`http_request_method="PROPFIND"`) by the routing middleware, and `_OTHER` by the head check
     /// that refuses a request before routing: one method, two labels, and a label value per
