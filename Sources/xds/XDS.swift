@@ -72,7 +72,9 @@ enum Main {
 
     /// One line on stderr and a non-zero exit. `message` is already one terminal-safe line.
     static func fail(_ message: String, code: Int32 = 1) -> Never {
-        FileHandle.standardError.write(Data("xds: \(message)\n".utf8))
+        // Not `write(_:)`, which traps when stderr cannot take the line (a full disk, a closed
+        // pipe): exit 132 and a stack trace instead of this exit status.
+        try? FileHandle.standardError.write(contentsOf: Data("xds: \(message)\n".utf8))
         exit(code == 0 ? 1 : code)
     }
 }

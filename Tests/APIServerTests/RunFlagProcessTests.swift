@@ -436,6 +436,23 @@ struct RunFlagProcessTests {
         #expect(bench.out.contains("\"context_cv\" : 0") && !bench.out.contains(": -0"), "\(bench.out)")
     }
 
+    /// `xds run --rate -1 2>/dev/full` (stderr a full disk or a closed pipe) crashed with "Fatal
+    /// error: 'try!' expression unexpectedly raised an error", exit 132 (SIGILL), where the refusal
+    /// exits 1: the line that cannot be written is lost, the exit status is not.
+    @Test func aRefusalWhoseStderrCannotTakeItStillExits1() throws {
+        let binary: URL = try #require(BuiltBinary.xds)
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["run", "--rate", "-1"]
+        process.standardOutput = FileHandle.nullDevice
+        let full: FileHandle = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+        process.standardError = full
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 1,
+                "\(process.terminationReason.rawValue) \(process.terminationStatus)")
+    }
+
     /// `xds run --json > report.json` on a full disk exited 0 with the report lost (an empty file),
     /// where `--out` on a full disk said so and exited 1: stdout that cannot take the report is the
     /// same failure, one line on stderr and exit 1.
