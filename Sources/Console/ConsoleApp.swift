@@ -229,8 +229,9 @@ public enum ConsoleApp {
         log: ConsoleLog, startup: (confirm: Bool, scenario: Scenario?, hint: (text: String, isError: Bool)?)
     ) -> Int32 {
         guard let terminal = NcursesTerminal(monochrome: monochrome) else {
-            FileHandle.standardError.write(
-                Data("xds console: no terminal to draw on (is stdout a tty and TERM set?)\n".utf8))
+            // `try?`: `write(_:)` traps when stderr cannot take the line (exit 132, not 1).
+            try? FileHandle.standardError.write(
+                contentsOf: Data("xds console: no terminal to draw on (is stdout a tty and TERM set?)\n".utf8))
             return 1
         }
         terminalActive.store(true, ordering: .releasing)

@@ -180,17 +180,17 @@ struct CommonOptions: ParsableArguments {
             // Notes on stderr carry the `xds: ` prefix, as every other line xds writes there.
             if checked.summary.failedInSourceRows > 0 {
                 let n = checked.summary.failedInSourceRows
-                FileHandle.standardError.write(Data(("xds: \(workload): \(n) row\(n == 1 ? "" : "s") with 0 response "
+                StandardError.write(Data(("xds: \(workload): \(n) row\(n == 1 ? "" : "s") with 0 response "
                     + "tokens (requests the traced service failed) \(n == 1 ? "is" : "are") not replayed\n").utf8))
             }
             if checked.summary.zeroOutputRows > 0 {
                 let n = checked.summary.zeroOutputRows
-                FileHandle.standardError.write(Data(("xds: \(workload): \(n) row\(n == 1 ? " asks" : "s ask") for 0 output "
+                StandardError.write(Data(("xds: \(workload): \(n) row\(n == 1 ? " asks" : "s ask") for 0 output "
                     + "tokens; \(n == 1 ? "it is" : "each is") served as 1 (a prefill always yields the first token)\n").utf8))
             }
             if checked.summary.clippedRows > 0 {
                 let n = checked.summary.clippedRows
-                FileHandle.standardError.write(Data(("xds: \(workload): \(n) row\(n == 1 ? " is" : "s are") longer than "
+                StandardError.write(Data(("xds: \(workload): \(n) row\(n == 1 ? " is" : "s are") longer than "
                     + "the model's context window (\(try d.modelSpec().contextWindow) tokens) and cut to it (--clip-to-context)\n").utf8))
             }
             config.clipTracePromptsToContext = clipToContext

@@ -64,7 +64,7 @@ struct ConsoleCommand: ParsableCommand {
             _ = server.bootstrapMetricsSystem()
             // The token goes to the log file, not the screen the console is about to own.
             if let warning = exposureWarning(host: address) {
-                FileHandle.standardError.write(Data("xds console: \(warning)\n".utf8))
+                StandardError.write(Data("xds console: \(warning)\n".utf8))
             }
             // Listening before the console starts: a port in use ends the run with one line
             // (the engine stopped first), and port 0 is printed as the port it became.
@@ -75,7 +75,7 @@ struct ConsoleCommand: ParsableCommand {
             }
             serverTask = listening.task
             let bound = listening.port
-            FileHandle.standardError.write(Data("xds console: API on \(httpURL(host: address, port: bound)), admin token \(token)\n".utf8))
+            StandardError.write(Data("xds console: API on \(httpURL(host: address, port: bound)), admin token \(token)\n".utf8))
         }
         var options = ConsoleOptions(themeName: theme)
         options.confirmDestructive = !yes

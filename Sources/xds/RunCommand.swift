@@ -56,13 +56,13 @@ struct Run: ParsableCommand {
         let scenario = try common.loadScenario(for: config.deployment)
         if case .synthetic = config.workload, limit == nil { limit = 600 }
         if let limit, let scenario, let note = Self.lateStepsNote(scenario, runEnds: limit) {
-            FileHandle.standardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
+            StandardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
         }
         if let scenario, let note = Self.pacingStepsNote(scenario) {
-            FileHandle.standardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
+            StandardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
         }
         let engine = try common.makeEngine(config)
-        if let note = engine.autoscalerNote { FileHandle.standardError.write(Data("xds: \(note)\n".utf8)) }
+        if let note = engine.autoscalerNote { StandardError.write(Data("xds: \(note)\n".utf8)) }
         // Observers only read: the run is the same with or without these files.
         let rows = try requestsOut.map {
             RequestRowWriter(file: try OutputFile(path: $0, flag: "--requests-out"), csv: RequestRowWriter.writesCSV($0))
@@ -84,7 +84,7 @@ struct Run: ParsableCommand {
         // run: steps timed after it were dropped without a word (the report's `commands` was the
         // only trace), where a --duration run names them before it starts.
         if limit == nil, let scenario, let note = Self.unreachedStepsNote(scenario, stepsRun: driver.stepsRun, runEnded: engine.now) {
-            FileHandle.standardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
+            StandardError.write(Data("xds: \(common.scenario ?? "--scenario"): \(note)\n".utf8))
         }
         let encoder = JSONOutput.encoder(pretty: true)
         let data = try encoder.encode(report)
@@ -334,13 +334,13 @@ final class RunDriver {
                 if !reply.accepted {
                     let step = steps[nextStep]
                     let line = "xds: scenario step at \(Format.clock(step.at)) '\(step.command)' refused: \(reply.message)\n"
-                    FileHandle.standardError.write(Data(((progress ? "\r\u{1B}[K" : "") + line).utf8))
+                    StandardError.write(Data(((progress ? "\r\u{1B}[K" : "") + line).utf8))
                 } else if Self.switchesAutoscaler(steps[nextStep].command), let note = engine.autoscalerNote {
                     // Taken, and it will scale nothing here: the reply says why, but only in the
                     // event log (as `--autoscale` says it at the start).
                     let step = steps[nextStep]
                     let line = "xds: scenario step at \(Format.clock(step.at)) '\(step.command)': \(note)\n"
-                    FileHandle.standardError.write(Data(((progress ? "\r\u{1B}[K" : "") + line).utf8))
+                    StandardError.write(Data(((progress ? "\r\u{1B}[K" : "") + line).utf8))
                 }
                 nextStep += 1
             }
@@ -355,10 +355,10 @@ final class RunDriver {
                 let line = String(format: "\r sim %@  arrived %d  done %d  in flight %d  %.0f tok/s ",
                                   Format.clock(engine.now), s.requests.arrived, s.requests.completed,
                                   s.requests.inFlight, s.outputTokensPerSecond)
-                FileHandle.standardError.write(Data(line.utf8))
+                StandardError.write(Data(line.utf8))
             }
         }
-        if progress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if progress { StandardError.write(Data("\r\u{1B}[K".utf8)) }
         stepsRun = nextStep
         wallSeconds = Date().timeIntervalSince(started)
         return engine.report()

@@ -50,9 +50,9 @@ struct Serve: ParsableCommand {
         // After every check of a flag or file, as the console says it: said first, it came before
         // each refusal (`--host 0.0.0.0 --rate -1` was two lines, "listening on 0.0.0.0" and the
         // error, with nothing listening).
-        if let warning = exposureWarning(host: bindHost) { FileHandle.standardError.write(Data("xds serve: \(warning)\n".utf8)) }
+        if let warning = exposureWarning(host: bindHost) { StandardError.write(Data("xds serve: \(warning)\n".utf8)) }
         // Read before the engine thread starts (it owns the engine from then on).
-        if let note = engine.autoscalerNote { FileHandle.standardError.write(Data("xds serve: \(note)\n".utf8)) }
+        if let note = engine.autoscalerNote { StandardError.write(Data("xds serve: \(note)\n".utf8)) }
         host.start()
         let server = APIServer(configuration: .init(host: bindHost, port: port, adminToken: token,
                                                       maxModelLen: try config.deployment.modelSpec().contextWindow,
@@ -130,7 +130,7 @@ func exposureWarning(host: String) -> String? {
 /// Stops the engine thread with a bound; if it is stuck inside a step, says so and exits anyway.
 func stopEngine(_ host: EngineHost, name: String, timeout: Double = 2) {
     guard host.stop(timeout: timeout) else {
-        FileHandle.standardError.write(Data(
+        StandardError.write(Data(
             "\(name): the engine thread did not stop within \(Pacer.format(timeout)) s (stuck inside a step); exiting anyway\n".utf8))
         exit(1)
     }
@@ -233,7 +233,7 @@ func runUntilSignal(name: String, grace: Double = 3, _ body: @escaping @Sendable
             _ = wake.wait(timeout: min(deadline, .now() + 0.05))
         }
         if !ended.load(ordering: .acquiring) {
-            FileHandle.standardError.write(Data("\(name): open connections did not close in time; exiting\n".utf8))
+            StandardError.write(Data("\(name): open connections did not close in time; exiting\n".utf8))
         }
         return
     }

@@ -72,11 +72,16 @@ enum Main {
 
     /// One line on stderr and a non-zero exit. `message` is already one terminal-safe line.
     static func fail(_ message: String, code: Int32 = 1) -> Never {
-        // Not `write(_:)`, which traps when stderr cannot take the line (a full disk, a closed
-        // pipe): exit 132 and a stack trace instead of this exit status.
-        try? FileHandle.standardError.write(contentsOf: Data("xds: \(message)\n".utf8))
+        StandardError.write(Data("xds: \(message)\n".utf8))
         exit(code == 0 ? 1 : code)
     }
+}
+
+/// stderr, for notes and refusals. `FileHandle.write(_:)` traps when stderr cannot take the bytes
+/// (a full disk, a closed pipe): "Fatal error", a stack trace and exit 132, where a refusal exits 1
+/// and a run with a note runs. What cannot be written is lost; the command goes on.
+enum StandardError {
+    static func write(_ data: Data) { try? FileHandle.standardError.write(contentsOf: data) }
 }
 
 /// The long options a command line names, for a check of which were given at all (an option
@@ -120,7 +125,7 @@ struct DeploymentOption: ParsableArguments {
                 let fit = try d.fitted(to: spec)
                 let origin = "\(spec.name) on \(d.name)".terminalSafe
                 for change in fit.changes {
-                    FileHandle.standardError.write(Data("xds: \(origin): \(change)\n".utf8))
+                    StandardError.write(Data("xds: \(origin): \(change)\n".utf8))
                 }
                 d = fit.deployment
             }

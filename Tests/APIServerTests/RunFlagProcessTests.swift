@@ -453,6 +453,28 @@ struct RunFlagProcessTests {
                 "\(process.terminationReason.rawValue) \(process.terminationStatus)")
     }
 
+    /// A run that prints a note on stderr (`--model kimi-k2` names each change to the layout) with
+    /// stderr a full disk or a closed pipe crashed at the note ("Fatal error: 'try!' expression
+    /// unexpectedly raised an error", exit 132) and never ran: the note is lost, the run is not.
+    @Test func aNoteStderrCannotTakeDoesNotStopTheRun() throws {
+        let binary: URL = try #require(BuiltBinary.xds)
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["run", "--model", "kimi-k2", "--duration", "1s", "--quiet", "--json"]
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("xds-note-full-\(getpid()).json")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        let full: FileHandle = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+        process.standardError = full
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0,
+                "\(process.terminationReason.rawValue) \(process.terminationStatus)")
+        let report = try String(contentsOf: out, encoding: .utf8)
+        #expect(report.contains("\"sim_seconds\" : 1"), "\(report.prefix(200))")
+    }
+
     /// `xds run --json > report.json` on a full disk exited 0 with the report lost (an empty file),
     /// where `--out` on a full disk said so and exited 1: stdout that cannot take the report is the
     /// same failure, one line on stderr and exit 1.
