@@ -39,9 +39,15 @@ struct BenchPreview: ParsableCommand {
         try common.refuseScenario(in: "bench preview")
         let config = try common.engineConfiguration(defaultRate: 40)
         let request: PreviewRequest
+        // Each refusal names its own flag: "--command/--for: expected a command to preview, e.g.
+        // 'preview drain node 20 for 10m'" left the user to guess which, in the console's syntax.
+        if command.allSatisfy({ $0 == " " || $0 == "\t" }) {
+            throw ConfigError("--command: empty; give the command to preview, e.g. --command 'drain node 20'")
+        }
+        if case .failure(let error) = PreviewRequest.parseDuration(duration) { throw ConfigError("--for: \(error.message)") }
         // Against the deployment's pod, so a bad index names its range as the engine does.
         switch PreviewRequest.parse(command: command, duration: duration, on: try config.deployment.topology()) {
-        case .failure(let error): throw ConfigError("--command/--for: \(error.message)")
+        case .failure(let error): throw ConfigError("--command: \(error.message)")
         case .success(let parsed): request = parsed
         }
         let engine = try common.makeEngine(config)

@@ -419,4 +419,23 @@ struct BenchFlagProcessTests {
         let synthetic = try xds(["bench", "replay", "--case", "idle", "--repeat", "1", "--traces", ""])
         #expect(synthetic.status == 1 && synthetic.err.hasPrefix("xds: --traces: empty;"), "\(synthetic)")
     }
+
+    /// `bench preview --command ''` said "--command/--for: expected a command to preview, e.g.
+    /// 'preview drain node 20 for 10m'" (the console's syntax, and either flag); every refusal of
+    /// the two named both. Each names its own flag, an empty command in the flag's own form.
+    @Test func aPreviewRefusalNamesTheFlagAtFault() throws {
+        for (extra, said) in [
+            (["--command", ""], "xds: --command: empty; give the command to preview, e.g. --command 'drain node 20'\n"),
+            (["--command", "  "], "xds: --command: empty; give the command to preview, e.g. --command 'drain node 20'\n"),
+            (["--for", "nan"], "xds: --for: expected a duration from 1s to 1h, such as 90s, 10m or 1h, got 'nan'\n"),
+            (["--for", "0s"], "xds: --for: a preview runs from 1s to 1h of simulated time (a duration from 1s to 1h, "
+                + "such as 90s, 10m or 1h); got '0s'\n"),
+            (["--command", "speed 2"], "xds: --command: 'speed 2' changes only the pace of the live run, not what happens "
+                + "in it; nothing to preview\n"),
+        ] {
+            let r = try xds(["bench", "preview", "--rate", "0", "--at", "0"] + extra)
+            #expect(r.status == 1 && r.out.isEmpty, "\(extra): \(r)")
+            #expect(r.err == said, "\(extra)")
+        }
+    }
 }

@@ -398,7 +398,7 @@ struct RunFlagProcessTests {
         }
         let preview = try xds(["bench", "preview", "--rate", "0", "--at", "0", "--for", "1m1m"])
         #expect(preview.status == 1 && preview.out.isEmpty, "\(preview)")
-        #expect(preview.err == "xds: --command/--for: '1m1m' \(form)\n", "\(preview.err)")
+        #expect(preview.err == "xds: --for: '1m1m' \(form)\n", "\(preview.err)")
         let ordered = try xds(["run", "--duration", "1m30s", "--rate", "0", "--json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(ordered.out.utf8)) as? [String: Any], "\(ordered)")
         #expect(object["sim_seconds"] as? Double == 90, "\(ordered)")
