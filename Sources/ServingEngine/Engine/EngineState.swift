@@ -139,6 +139,10 @@ final class InstanceState {
     /// When the scheduled step ends; a step-end event at another time is stale (faults).
     var stepEndsAt: SimTime?
     var stepIndex = 0
+    /// Routed-expert dies a vertical shrink took out of this decode TE (its known-dead ones, until
+    /// healed or replaced): its steps are priced on the EP group it has left
+    /// (``ServingEngine/followShrinks()``).
+    var lostRoutedDies = 0
     var lastStepSeconds = 0.0
     var busySeconds = 0.0
     var utilization = 0.0
@@ -177,6 +181,7 @@ final class InstanceState {
         copy.stepping = stepping
         copy.stepEndsAt = stepEndsAt
         copy.stepIndex = stepIndex
+        copy.lostRoutedDies = lostRoutedDies
         copy.lastStepSeconds = lastStepSeconds
         copy.busySeconds = busySeconds
         copy.utilization = utilization

@@ -199,8 +199,16 @@ extension ServingEngine {
             return (step.stepSeconds, total)
         }
         // A `let`, handed to the cost model in place (a `var` was copied for the call).
+        // A shrunk TE's lost routed dies hold no slot and take no token: the EP group and its
+        // routed slots are the ones left (the load factor is over the dies left too).
+        let lost = instance.lostRoutedDies
+        var (ep, routedSlots) = (spec.ep, spec.routedSlots(for: model))
+        if lost > 0 {
+            let perDie = max(1, routedSlots / max(1, spec.ep - spec.sharedExpertDies))
+            (ep, routedSlots) = (spec.ep - lost, max(1, routedSlots - lost * perDie))
+        }
         let input = Self.decodeStepInput(requests: group.requests, context: group.context, mtpAcceptance: tokensPerStep - 1,
-                                         dp: spec.dp, ep: spec.ep, tp: spec.tp, routedSlots: spec.routedSlots(for: model),
+                                         dp: spec.dp, ep: ep, tp: spec.tp, routedSlots: routedSlots,
                                          sharedExpertDies: spec.sharedExpertDies, factor: factor, total: total,
                                          slowdown: stragglerSlowdown(instance: index))
         let stepCost = instance.priceDecodeStep(input)

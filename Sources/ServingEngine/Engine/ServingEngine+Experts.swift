@@ -19,6 +19,24 @@ extension ServingEngine {
         return ExpertSystem.Host(dies: dies, slotsPerDie: slotsPerDie, cost: te.cost, decodes: te.hasDecode)
     }
 
+    /// The routing and the step pricing of each decode TE follow its vertical shrink: the routed
+    /// expert dies it runs without (known dead, not yet healed or replaced) serve no token, their
+    /// replicas' tokens going to the experts' other replicas (system.md §4: the shrink keeps at
+    /// least one replica of every expert and drops the excess ones on the lost dies). The routing
+    /// kept the pre-shrink layout: a hot expert's tokens were still split with its replica on a
+    /// lost die, so the hottest die was priced lighter than it was. Called whenever the fault
+    /// state changes (a shrink, a heal, an NPU replaced).
+    func followShrinks() {
+        guard experts.hasExperts else { return }
+        for i in instances.indices where instances[i].role == .decode {
+            let spec = instances[i].groupSpec
+            let routed = spec.ep - spec.sharedExpertDies
+            let lost = cluster.deadExpertIndices(of: i, dead: faults.knownDead).filter { $0 < routed }.sorted()
+            instances[i].lostRoutedDies = lost.count
+            experts.setLostDies(i, lost)
+        }
+    }
+
     /// The hottest expert die's load over the mean for one step of `tokens` routed tokens.
     @inline(__always)
     func moeLoadFactor(_ index: Int, tokens: Double) -> Double {

@@ -283,6 +283,25 @@ public struct ExpertPlacement: Sendable, Equatable {
         }
     }
 
+    /// This placement without its slots on `lost` dies (a decode TE's vertical shrink, system.md
+    /// §4: the excess replicas on the lost dies are dropped and their tokens go to the expert's
+    /// other replicas). An expert whose every host in a layer is lost keeps them all there: an
+    /// expert never loses its last serving replica (the shrink is chosen only when none would).
+    /// The die count stays: lost dies are left empty, the others keep their indices.
+    func dropping(dies lost: Set<Int>) -> ExpertPlacement {
+        guard !lost.isEmpty else { return self }
+        var builder = Builder(layers: layerCount, experts: experts, hosts: hostDies.count)
+        for l in 0..<layerCount {
+            for e in 0..<experts {
+                let range = hostRange(l, e)
+                let kept = range.filter { !lost.contains(Int(hostDies[$0])) }
+                for s in kept.isEmpty ? Array(range) : kept { builder.add(Int(hostDies[s])) }
+                builder.closeExpert()
+            }
+        }
+        return builder.placement(dies: dies, slotsPerDie: slotsPerDie)
+    }
+
     /// Where expert `e`'s hosts of layer `l` sit in the host buffer.
     @inline(__always)
     func hostRange(_ l: Int, _ e: Int) -> Range<Int> {

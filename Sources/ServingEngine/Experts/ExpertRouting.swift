@@ -19,8 +19,20 @@ public struct ExpertRouting: Sendable {
     /// The popularity now in force (set by the engine from ``ExpertTraffic``).
     public private(set) var popularity: ExpertPopularity
     public private(set) var placement: ExpertPlacement
-    /// Experts serving tokens: `placement` minus slots disabled while their weights load.
+    /// Experts serving tokens: `placement` minus slots disabled while their weights load, minus
+    /// the slots on ``lostDies``.
     public private(set) var servingPlacement: ExpertPlacement
+    /// The serving placement as last set (``setPlacement(_:serving:)``), before the lost dies'
+    /// slots are dropped from it: what serves again once they are back (a heal, an NPU-fork).
+    private var servingAsSet: ExpertPlacement
+    /// Routed-expert dies (indices below ``dies``) that left the TE: a vertical shrink ran it
+    /// without its known-dead dies (system.md §4). Their slots serve nothing, their tokens go to
+    /// the experts' other replicas, and the step's mean is over the ``liveDies`` (sorted). The
+    /// routing kept every die after a shrink: the step was priced as if the dropped replicas
+    /// still took their share of the hot experts' tokens.
+    public private(set) var lostDies: [Int] = []
+    /// Routed-expert dies still serving.
+    public var liveDies: Int { max(1, dies - lostDies.count) }
     private var rng: RandomStream
     /// Per layer: the hottest die's share of the layer's load, for the serving placement under
     /// the popularity in force, unless `sharesStale`.
@@ -70,6 +82,7 @@ public struct ExpertRouting: Sendable {
                                                 slotsPerDie: slotsPerDie)
         self.placement = initial
         servingPlacement = initial
+        servingAsSet = initial
         recompute()
     }
 
@@ -88,7 +101,8 @@ public struct ExpertRouting: Sendable {
     }
 
     public mutating func setPlacement(_ new: ExpertPlacement, serving: ExpertPlacement? = nil) {
-        let next = serving ?? new
+        servingAsSet = serving ?? new
+        let next = lostDies.isEmpty ? servingAsSet : servingAsSet.dropping(dies: Set(lostDies))
         // The shares are a function of the serving placement and the popularity alone: a copy of
         // the placement already serving (a swap whose load phase disables no slot serves from the
         // old placement itself) leaves them as they are, worked out or not.
@@ -96,6 +110,17 @@ public struct ExpertRouting: Sendable {
         placement = new
         servingPlacement = next
         if !sameServing { recompute() }
+    }
+
+    /// The routed-expert dies (indices) that left the TE now (``lostDies``; none: every die
+    /// serves again). Their slots stop serving at once; the placement itself (what EPLB plans
+    /// from and a heal restores) is unchanged.
+    public mutating func setLostDies(_ lost: [Int]) {
+        let sorted = Array(Set(lost.filter { $0 >= 0 && $0 < dies })).sorted()
+        guard sorted != lostDies else { return }
+        lostDies = sorted
+        servingPlacement = sorted.isEmpty ? servingAsSet : servingAsSet.dropping(dies: Set(sorted))
+        recompute()
     }
 
     // MARK: Per step
@@ -109,7 +134,8 @@ public struct ExpertRouting: Sendable {
         let pairs = tokens * Double(topK)
         segmentPairs += pairs
         collectingPairs += pairs
-        let meanPerDie = pairs / Double(dies)
+        // The mean over the dies that still serve (a shrunk TE's lost dies take no token).
+        let meanPerDie = pairs / Double(liveDies)
         // Each layer's hottest die carries its expected pairs plus binomial noise (variance ≈ the
         // mean); the step pays the average over layers, whose noise is one normal draw with the
         // summed variance — O(1) per step whatever the layer count.
@@ -134,7 +160,7 @@ public struct ExpertRouting: Sendable {
                 let share = row[e] / Double(range.count)
                 for s in range { loads[Int(p.hostDies[s])] += share }
             }
-            let mean = loads.reduce(0, +) / Double(dies)
+            let mean = loads.reduce(0, +) / Double(liveDies)
             for d in 0..<dies { sum[d] += mean > 0 ? loads[d] / mean : 0 }
         }
         return sum.map { $0 / Double(max(1, shape.moeLayers)) }
@@ -150,13 +176,13 @@ public struct ExpertRouting: Sendable {
     /// (Worked out here if a change left the shares stale; ``settledExpectedImbalance()`` keeps them.)
     public var expectedImbalance: Double {
         Self.imbalance(shares: sharesStale ? servingPlacement.hottestShares(popularity: popularity) : hottestShare,
-                       dies: dies)
+                       dies: liveDies)
     }
 
     /// ``expectedImbalance``, the shares it works out kept for the next step's read.
     public mutating func settledExpectedImbalance() -> Double {
         settleShares()
-        return Self.imbalance(shares: hottestShare, dies: dies)
+        return Self.imbalance(shares: hottestShare, dies: liveDies)
     }
 
     /// Whether the hottest-die shares wait to be worked out (a drift or a placement change since).

@@ -282,6 +282,12 @@ final class ExpertSystem {
         noteController(i)
     }
 
+    /// TE `i`'s routed-expert dies (indices) that left it now (``ExpertRouting/setLostDies(_:)``).
+    func setLostDies(_ i: Int, _ lost: [Int]) {
+        guard i >= 0, i < tes.count, let te = tes[i], te.routing.lostDies != lost else { return }
+        te.routing.setLostDies(lost)
+    }
+
     // MARK: Steps and arrivals
 
     /// TE `i`'s hottest-die shares, taken from another TE that has them worked out for the same

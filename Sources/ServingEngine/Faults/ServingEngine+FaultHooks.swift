@@ -82,6 +82,7 @@ extension ServingEngine {
                 cluster.setOutOfService(te: i, group: g, lost)
             }
         }
+        followShrinks()
         refreshChannels()
         noteDevicesInService()
         // Before the resumed TEs step: a held swap goes on (or is dropped) as they come back.
