@@ -53,7 +53,7 @@ extension ServingEngine {
 
     /// Telemetry-interval work: drift and traffic mix, EPLB cadence and swap phases, heat window.
     func expertsTick() {
-        logRebalances(experts.tick(now: now, queue: &queue, halted: faults.isHalted))
+        logRebalances(experts.tick(now: now, queue: &queue, halted: faults.isHalted, blocked: cadenceBlocker))
     }
 
     /// Counts an arrival's traffic class for the popularity mix (synthetic tags; traces have none).
@@ -118,6 +118,29 @@ extension ServingEngine {
             + "experts on them: rebalance it after `heal`"
     }
 
+    /// Why the automatic EPLB cadence skips TE `i` now (nil: it plans as usual): the TE holds a
+    /// dead die, known or not, and is out of service, stalled by it (a swap started there serves
+    /// nothing), or runs with it among its routed-expert dies: the planner spreads experts over
+    /// every routed die, so a plan now would put experts on the dead ones (a TE back from a
+    /// restart without a spare). A decode TE shrunk around dead shared-expert dies still plans:
+    /// the planner places no routed expert there (npu-loss's NPU 280).
+    func cadenceBlocker(_ i: Int) -> String? {
+        var dead = cluster.dies(of: i).filter(faults.isDead)
+        guard !dead.isEmpty else { return nil }
+        if instances[i].role == .decode && !faults.hasOutage(i) && !faults.isSilent(i) {
+            let spec = instances[i].groupSpec
+            let routed = spec.ep - spec.sharedExpertDies
+            dead = dead.filter { die in cluster.expertSlots[die].map { $0.instance == i && $0.index < routed } ?? false }
+            guard !dead.isEmpty else { return nil }
+        }
+        let name = instances[i].name
+        let dies = (dead.count == 1 ? "die " : "dies ") + dead.map(String.init).joined(separator: ", ")
+        let onThem = "a plan now would place experts on the dead \(dead.count == 1 ? "die" : "dies")"
+        if faults.hasOutage(i) { return "\(name) is out of service with dead \(dies) (fault recovery); \(onThem)" }
+        if faults.isSilent(i) { return "\(name) is stalled by a fault on \(dies) not yet detected; \(onThem)" }
+        return "\(name) holds dead \(dies) until healed or replaced; \(onThem)"
+    }
+
     /// The fault state changed: a swap under way stops while its TE serves nothing and goes on
     /// when it serves again, or is abandoned when recovery changes the TE's dies. Its phase clock
     /// ran on: a swap whose die died 5 ms in logged "decode-0: rebalance done in 0.02 s" while
@@ -147,7 +170,8 @@ extension ServingEngine {
 
     private func logRebalances(_ lines: [ExpertSystem.Rebalance]) {
         for line in lines {
-            telemetry.log(EngineEvent(time: now, kind: .rebalance, message: "\(instances[line.instance].name): \(line.message)"))
+            telemetry.log(EngineEvent(time: now, kind: .rebalance, severity: line.warning ? .warning : .info,
+                                      message: "\(instances[line.instance].name): \(line.message)"))
         }
     }
 

@@ -145,6 +145,15 @@ public struct EPLBController: Sendable {
         return true
     }
 
+    /// The automatic cadence is due on a TE that must not move experts now (it holds a dead die):
+    /// this window passes without a plan, its counts dropped (they were routed over dies the TE
+    /// no longer serves from), and the next is due an interval on.
+    public mutating func skipCadence(now: SimTime, routing: inout ExpertRouting) {
+        guard phase == .idle, mode == .on, now >= nextAutomatic else { return }
+        nextAutomatic = now + intervalSeconds
+        routing.discardCollectedLoad()
+    }
+
     /// Records the plan the placement started from (planned on profiled popularity before serving),
     /// so the first automatic tick re-plans only if the collected load has moved away from it.
     public mutating func notePlanned(counts: ExpertPopularity, imbalance: Double) {

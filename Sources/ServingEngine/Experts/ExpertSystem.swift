@@ -47,6 +47,8 @@ final class ExpertSystem {
     struct Rebalance: Equatable {
         var instance: Int
         var message: String
+        /// Something is wrong with the TE (a cadence skipped for a dead die): logged as a warning.
+        var warning = false
     }
 
     /// Seconds of simulated time per step of the popularity drift's random walk (the process:
@@ -344,7 +346,10 @@ final class ExpertSystem {
     /// Telemetry-interval work: drift and traffic mix, EPLB cadence and swap phases (wake-ups
     /// scheduled on `queue`), heat window. Returns the rebalance lines for the event log.
     /// `halted(i)`: TE `i` serves nothing now (its swap is held, not advanced).
-    func tick(now: SimTime, queue: inout EngineEventQueue, halted: (Int) -> Bool = { _ in false }) -> [Rebalance] {
+    /// `blocked(i)`: why TE `i` must not move experts now (nil: it may); its due cadence is then
+    /// skipped with that reason.
+    func tick(now: SimTime, queue: inout EngineEventQueue, halted: (Int) -> Bool = { _ in false },
+              blocked: (Int) -> String? = { _ in nil }) -> [Rebalance] {
         guard traffic != nil else { return [] }
         if now - lastDrift >= Self.driftUpdateInterval {
             // The walk itself starts at time 0 (the first update is one step of 30 s).
@@ -366,7 +371,7 @@ final class ExpertSystem {
             for te in tes { te?.routing.setPopularity(traffic!.popularity) }
         }
         var lines: [Rebalance] = []
-        for i in tes.indices { advance(i, now: now, queue: &queue, into: &lines, halted: halted) }
+        for i in tes.indices { advance(i, now: now, queue: &queue, into: &lines, halted: halted, blocked: blocked) }
         ticks += 1
         if ticks % Self.heatWindowTicks == 0 { closeHeatWindow() }
         return lines
@@ -416,7 +421,7 @@ final class ExpertSystem {
     /// TE `i`'s controller: a due cadence or swap phase ticks; a swap under way asks to be woken
     /// when its phase ends (one `.expertSwap` per call, duplicates included: they count as events).
     private func advance(_ i: Int, now: SimTime, queue: inout EngineEventQueue, into lines: inout [Rebalance],
-                         halted: (Int) -> Bool) {
+                         halted: (Int) -> Bool, blocked: (Int) -> String? = { _ in nil }) {
         guard i < tes.count else { return }
         // Between its cadence and its swap phases the controller has nothing to do: no call, and
         // no look at the controller either (testing the optionals for nil copied both, nine TEs
@@ -429,6 +434,15 @@ final class ExpertSystem {
             te.controller.hold(now: now)
             swapHeld.insert(i)
             noteController(i)
+            return
+        }
+        if due, te.controller.phase == .idle, let why = blocked(i) {
+            // The cadence on a TE holding a dead die planned over every die, the dead one too,
+            // and swapped experts onto it as the operator's `rebalance` no longer does
+            // (``ServingEngine/rebalanceBlocker(_:)``): it skips this window and says why.
+            te.controller.skipCadence(now: now, routing: &te.routing)
+            noteController(i)
+            lines.append(Rebalance(instance: i, message: "automatic rebalance skipped: \(why)", warning: true))
             return
         }
         if due {
