@@ -343,15 +343,27 @@ public final class ServingEngine {
             return
         }
         let target: Int
+        var holding = false
         switch je.admit(request, instances: instances, cluster: cluster, kv: kvStore) {
         case .neverFits(let reason, let kind):
             requests[id] = request
             fail(id, reason: reason, kind: kind, status: 400)
             return
         case .refused(let reason):
+            let none = !instances.indices.contains { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) }
+            // No prefill TE takes work, but one is back from its recovery within the TTFT SLO (an
+            // NPU-fork of a fraction of a second): the request waits in its queue, as a request
+            // the same fault re-queued does (``requeue(_:reasonIfNowhere:)``), instead of being
+            // turned away for a 0.1 s gap. Its queue's admission bound still holds. The wait ends
+            // with the outage, whose end is known: ``endOutage(_:)`` sends what waited on to a TE
+            // in service, or fails it with the reason, if the TE comes back unable to serve.
+            if none, let back = prefillTEBackWithinSLO(), instances[back].waiting < je.maxWaitingPerPrefillTE {
+                target = back
+                holding = true
+                break
+            }
             // With no prefill TE taking work the reason says what is down and when one is back;
             // the report counts it under the JE's reason (no figures in a kind).
-            let none = !instances.indices.contains { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) }
             reject(request.spec, reason: none ? noPrefillTEReason() : reason, kind: reason)
             return
         case .placed(let te): target = te
@@ -360,6 +372,12 @@ public final class ServingEngine {
         // Stored as built (the prefill TE is noted on it in place there): a request changed here
         // first was copied for the JE's call and again into the table.
         requests.insertNew(consume request, forKey: id)
+        if holding {
+            // The JE routed nothing (its probe log is an earlier decision's): no probe to hand on.
+            faults.noteArrivalWaiting(id, on: target)
+            placeOnPrefillGroup(id, instance: target, holding: true)
+            return
+        }
         // A request without prefix keys has no probe to hand on (seven arrivals in ten under load).
         placeOnPrefillGroup(id, instance: target, routedProbe: probesPrefix ? je.routedProbe(of: target) : nil)
     }

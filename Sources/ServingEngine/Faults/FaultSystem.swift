@@ -45,6 +45,9 @@ final class FaultSystem {
     private(set) var halted: Set<Int> = []
     /// Faults whose recovery completes when an instance's outage ends.
     private(set) var pendingRecovery: [Int: [Int]] = [:]
+    /// Arrivals waiting in a TE's queue for its return from an outage (by TE): they are told
+    /// apart from re-queued requests when it comes back unable to serve.
+    private(set) var arrivalsWaiting: [Int: [Int]] = [:]
     /// Per-instance outage (restart, NPU-fork, awaiting repair, killed, migrating).
     private(set) var outages: [Int: InstanceOutage] = [:]
     /// Silent heartbeat rounds and KV-probe episodes (``HeartbeatMonitor``).
@@ -67,6 +70,7 @@ final class FaultSystem {
         c.instanceSlowdown = instanceSlowdown
         c.halted = halted
         c.pendingRecovery = pendingRecovery
+        c.arrivalsWaiting = arrivalsWaiting
         c.outages = outages
         c.heartbeats = heartbeats
         c.glitches = glitches
@@ -353,6 +357,11 @@ final class FaultSystem {
 
     /// The faults waiting for TE `i`'s return (forgotten here).
     func takePendingRecovery(of i: Int) -> [Int] { pendingRecovery.removeValue(forKey: i) ?? [] }
+
+    /// Arrival `id` waits in TE `i`'s queue for its outage to end.
+    func noteArrivalWaiting(_ id: Int, on i: Int) { arrivalsWaiting[i, default: []].append(id) }
+    /// The arrivals that waited for TE `i` (its outage is over), forgotten here.
+    func takeArrivalsWaiting(on i: Int) -> Set<Int> { Set(arrivalsWaiting.removeValue(forKey: i) ?? []) }
 
     // MARK: Glitch redo
 

@@ -10,6 +10,10 @@ enum EvictionOutcome {
     case fail(String)
     /// Its client left (``ServingEngine/cancelExternal(id:)``): it leaves, counted as cancelled.
     case cancel
+    /// Queued again before any prefill work was done, not counted as re-prefilled; fails with
+    /// this reason when no TE that prefills is in service (an arrival that waited for a prefill
+    /// TE which came back unable to serve).
+    case requeue(ifNowhere: String)
 
     var isCancel: Bool { if case .cancel = self { true } else { false } }
 
@@ -18,6 +22,7 @@ enum EvictionOutcome {
     /// taken out of service), a re-prefill follows failed hardware.
     func reasonIfNowhere(te: String) -> String {
         if case .move = self { return ServingEngine.drainedAndNowhere(te: te) }
+        if case .requeue(let reason) = self { return reason }
         return ServingEngine.hardwareAndNowhere(te: te)
     }
 }
@@ -74,9 +79,13 @@ extension ServingEngine {
                 requests[id] = request
                 fail(id, reason: reason, placement: placement)
                 result.failed += 1
-            case .reprefill, .move:
+            case .reprefill, .move, .requeue:
                 if requeue(request, reasonIfNowhere: outcome.reasonIfNowhere(te: prefillingTE)) {
                     if case .reprefill = outcome { result.reprefilled += 1; requests[id]?.times.reprefills += 1 }
+                    // An arrival that waits on for another TE due back is still one (never prefilled).
+                    if case .requeue = outcome, let te = requests[id]?.prefillInstance, faults.hasOutage(te) {
+                        faults.noteArrivalWaiting(id, on: te)
+                    }
                 } else {
                     result.failed += 1
                 }
@@ -122,6 +131,11 @@ extension ServingEngine {
     static let drainedAndNowhereElse = drainedAndNowhere(te: "prefill TE")
     static func hardwareAndNowhere(te: String) -> String { "its hardware failed and no \(te) is in service to prefill it again" }
     static func drainedAndNowhere(te: String) -> String { "its node was drained and no other \(te) is in service to take it" }
+    /// Why an arrival that waited for a `te` due back within the TTFT SLO fails when that TE came
+    /// back awaiting repair (its hardware never failed: "its hardware failed" misread it).
+    static func waitedAndNowhere(te: String) -> String {
+        "it waited for a \(te) due back within the TTFT SLO, which came back awaiting repair, and no \(te) is in service to take it"
+    }
 
     /// What reasons and replies call a TE that prefills: "colocated TE" in a pod whose TEs all
     /// prefill and decode (it has no "prefill TE" to speak of, and the console, the report and
@@ -150,7 +164,7 @@ extension ServingEngine {
             ?? instances.indices.filter { instances[$0].hasPrefill && cluster.hasPlaceableGroup(te: $0) }
                 .min { (instances[$0].waiting, $0) < (instances[$1].waiting, $1) }
         let back = target == nil ? prefillTEBack() : nil
-        let holding = target == nil && back.map { $0.wait <= configuration.sloTTFTMs / 1_000 } == true
+        let holding = target == nil && back.map { isWithinTTFTSLO($0.wait) } == true
         guard let target = target ?? (holding ? back?.te : nil), je.neverFits(request) == nil else {
             requests[spec.id] = request
             if let back, back.wait.isFinite {
@@ -172,6 +186,16 @@ extension ServingEngine {
     static func prefillTEBackPastSLO(in wait: SimTime?, te: String = "prefill TE") -> String {
         "; the first \(te) is back" + (wait.map { " in \(OperatorCommand.format(($0 * 10).rounded(.up) / 10)) s" } ?? "")
             + ", past the TTFT SLO"
+    }
+
+    /// Whether a wait of `seconds` for a TE to come back is within the TTFT SLO (a request can
+    /// wait for it and still meet its SLO).
+    func isWithinTTFTSLO(_ seconds: SimTime) -> Bool { seconds <= configuration.sloTTFTMs / 1_000 }
+
+    /// ``prefillTEBack()``'s TE when it is back within the TTFT SLO (an arrival waits for it).
+    func prefillTEBackWithinSLO() -> Int? {
+        guard let back = prefillTEBack(), isWithinTTFTSLO(back.wait) else { return nil }
+        return back.te
     }
 
     /// The prefill TE out of service only until a recovery's known end (an NPU-fork or a restart,
@@ -216,8 +240,11 @@ extension ServingEngine {
             else { states.append((state, [instances[i].name])) }
         }
         let down = states.map { ($0.names.count > 3 ? "\($0.names.count) TEs" : $0.names.joined(separator: ", ")) + " " + $0.state }
-        let back = prefillTEBack().map { "; the first is back in \(OperatorCommand.format(($0.wait * 10).rounded(.up) / 10)) s" }
-            ?? (states.isEmpty ? "" : "; none is coming back by itself")
+        // One back within the TTFT SLO is waited for unless its queue is full (``admit(_:)``).
+        let back = prefillTEBack().map {
+            "; the first is back in \(OperatorCommand.format(($0.wait * 10).rounded(.up) / 10)) s"
+                + (isWithinTTFTSLO($0.wait) ? ", its queue full (\(instances[$0.te].waiting) waiting)" : ", past the TTFT SLO")
+        } ?? (states.isEmpty ? "" : "; none is coming back by itself")
         return "no \(prefillingTE) accepts work (" + (down.isEmpty ? "none in service" : down.joined(separator: "; ")) + back + ")"
     }
 

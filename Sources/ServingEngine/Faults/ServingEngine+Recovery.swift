@@ -165,16 +165,23 @@ extension ServingEngine {
         faults.endOutage(i)
         if hasKnownDeadDie(i) && instances[i].role != .decode { faults.beginOutage(i, .awaitingRepair) }
         let pending = faults.takePendingRecovery(of: i)
+        let arrivals = faults.takeArrivalsWaiting(on: i)
         if faults.outage(of: i) == .awaitingRepair {
             // Requests re-queued to wait for this TE's return (``requeue(_:reasonIfNowhere:)``)
             // would wait for a repair that may never come: they go to a TE in service or fail.
+            // Arrivals that waited for it (``admit(_:)``) were never prefilled: they are not
+            // counted as re-prefilled, and fail saying what they waited for.
             refreshFaultState()
             let held = requestsOn(instance: i)
             if !held.isEmpty {
-                let moved = evict(held, outcome: .reprefill)
+                let waited = held.filter(arrivals.contains)
+                var moved = evict(held.filter { !arrivals.contains($0) }, outcome: .reprefill)
+                let more = evict(waited, outcome: .requeue(ifNowhere: Self.waitedAndNowhere(te: prefillingTE)))
+                moved.failed += more.failed
                 add(pending, moved)
+                let requeued = moved.reprefilled + waited.filter { requests[$0] != nil }.count
                 if !pending.isEmpty { note(pending, "\(instances[i].name) came back without its lost dies: "
-                    + "\(Self.counted(moved.reprefilled, "request")) that waited for it re-queued, \(moved.failed) failed") }
+                    + "\(Self.counted(requeued, "request")) that waited for it re-queued, \(moved.failed) failed") }
             }
         }
         for id in pending {
