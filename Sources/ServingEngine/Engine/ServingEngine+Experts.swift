@@ -104,7 +104,7 @@ extension ServingEngine {
         if faults.hasOutage(i) {
             return "\(name) is out of service (fault recovery or a drain's migration); rebalance it when it is back"
         }
-        let dead = cluster.dies(of: i).filter(faults.isDead)
+        let dead = deadDiesAPlanWouldUse(i)
         guard !dead.isEmpty else { return nil }
         let dies = (dead.count == 1 ? "die " : "dies ") + dead.map(String.init).joined(separator: ", ")
         if faults.isSilent(i) {
@@ -118,6 +118,19 @@ extension ServingEngine {
             + "experts on them: rebalance it after `heal`"
     }
 
+    /// TE `i`'s dead dies that stop it moving experts (``rebalanceBlocker(_:)``, ``cadenceBlocker(_:)``):
+    /// every dead die while the TE is out of service or stalled by the fault; once a decode TE
+    /// serves again (shrunk around them), only its dead routed-expert dies, as the planner places
+    /// no routed expert on a shared-expert die (npu-loss's NPU 280: `rebalance` said "a plan now
+    /// would place experts on them" of two shared-expert dies, and refused).
+    func deadDiesAPlanWouldUse(_ i: Int) -> [Int] {
+        let dead = cluster.dies(of: i).filter(faults.isDead)
+        guard !dead.isEmpty, instances[i].role == .decode, !faults.hasOutage(i), !faults.isSilent(i) else { return dead }
+        let spec = instances[i].groupSpec
+        let routed = spec.ep - spec.sharedExpertDies
+        return dead.filter { die in cluster.expertSlots[die].map { $0.instance == i && $0.index < routed } ?? false }
+    }
+
     /// Why the automatic EPLB cadence skips TE `i` now (nil: it plans as usual): the TE holds a
     /// dead die, known or not, and is out of service, stalled by it (a swap started there serves
     /// nothing), or runs with it among its routed-expert dies: the planner spreads experts over
@@ -125,14 +138,8 @@ extension ServingEngine {
     /// restart without a spare). A decode TE shrunk around dead shared-expert dies still plans:
     /// the planner places no routed expert there (npu-loss's NPU 280).
     func cadenceBlocker(_ i: Int) -> String? {
-        var dead = cluster.dies(of: i).filter(faults.isDead)
+        let dead = deadDiesAPlanWouldUse(i)
         guard !dead.isEmpty else { return nil }
-        if instances[i].role == .decode && !faults.hasOutage(i) && !faults.isSilent(i) {
-            let spec = instances[i].groupSpec
-            let routed = spec.ep - spec.sharedExpertDies
-            dead = dead.filter { die in cluster.expertSlots[die].map { $0.instance == i && $0.index < routed } ?? false }
-            guard !dead.isEmpty else { return nil }
-        }
         let name = instances[i].name
         let dies = (dead.count == 1 ? "die " : "dies ") + dead.map(String.init).joined(separator: ", ")
         let onThem = "a plan now would place experts on the dead \(dead.count == 1 ? "die" : "dies")"
