@@ -143,6 +143,8 @@ final class InstanceState {
     /// healed or replaced): its steps are priced on the EP group it has left
     /// (``ServingEngine/followShrinks()``).
     var lostRoutedDies = 0
+    /// Shared-expert dies the same shrink took out (``ServingEngine/expertShapeLeft(_:)``).
+    var lostSharedDies = 0
     var lastStepSeconds = 0.0
     var busySeconds = 0.0
     var utilization = 0.0
@@ -182,6 +184,7 @@ final class InstanceState {
         copy.stepEndsAt = stepEndsAt
         copy.stepIndex = stepIndex
         copy.lostRoutedDies = lostRoutedDies
+        copy.lostSharedDies = lostSharedDies
         copy.lastStepSeconds = lastStepSeconds
         copy.busySeconds = busySeconds
         copy.utilization = utilization

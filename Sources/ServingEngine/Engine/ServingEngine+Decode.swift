@@ -199,21 +199,30 @@ extension ServingEngine {
             return (step.stepSeconds, total)
         }
         // A `let`, handed to the cost model in place (a `var` was copied for the call).
-        // A shrunk TE's lost routed dies hold no slot and take no token: the EP group and its
-        // routed slots are the ones left (the load factor is over the dies left too).
-        let lost = instance.lostRoutedDies
-        var (ep, routedSlots) = (spec.ep, spec.routedSlots(for: model))
-        if lost > 0 {
-            let perDie = max(1, routedSlots / max(1, spec.ep - spec.sharedExpertDies))
-            (ep, routedSlots) = (spec.ep - lost, max(1, routedSlots - lost * perDie))
-        }
+        let shape = expertShapeLeft(instance)
         let input = Self.decodeStepInput(requests: group.requests, context: group.context, mtpAcceptance: tokensPerStep - 1,
-                                         dp: spec.dp, ep: ep, tp: spec.tp, routedSlots: routedSlots,
-                                         sharedExpertDies: spec.sharedExpertDies, factor: factor, total: total,
+                                         dp: spec.dp, ep: shape.ep, tp: spec.tp, routedSlots: shape.routedSlots,
+                                         sharedExpertDies: shape.sharedExpertDies, factor: factor, total: total,
                                          slowdown: stragglerSlowdown(instance: index))
         let stepCost = instance.priceDecodeStep(input)
         noteDecodeMoE(index, stepCost)
         return (stepCost.stepSeconds, total)
+    }
+
+    /// The expert dies a decode TE prices its steps on: its EP group, routed slots and
+    /// shared-expert dies less those a vertical shrink took out (``followShrinks()``). A lost
+    /// routed die holds no slot and takes no token (the load factor is over the dies left too);
+    /// a lost shared-expert die's tokens go to the shared copies left, each of which serves more
+    /// ranks (npu-loss's NPU 280: the step was priced on all 32 copies after losing two).
+    func expertShapeLeft(_ instance: InstanceState) -> (ep: Int, routedSlots: Int, sharedExpertDies: Int) {
+        let spec = instance.groupSpec
+        let (lost, lostShared) = (instance.lostRoutedDies, instance.lostSharedDies)
+        let routedSlots = spec.routedSlots(for: model)
+        guard lost > 0 || lostShared > 0 else { return (spec.ep, routedSlots, spec.sharedExpertDies) }
+        let perDie = max(1, routedSlots / max(1, spec.ep - spec.sharedExpertDies))
+        // The shrink keeps a replica of every expert, the shared one included: at least one copy.
+        let shared = spec.sharedExpertDies > 0 ? max(1, spec.sharedExpertDies - lostShared) : 0
+        return (max(1, spec.ep - lost - (spec.sharedExpertDies - shared)), max(1, routedSlots - lost * perDie), shared)
     }
 
     /// ``decodeStepSeconds(_:)``'s cost-model input: the slowest group, the TE's shape, the step's

@@ -31,8 +31,10 @@ extension ServingEngine {
         for i in instances.indices where instances[i].role == .decode {
             let spec = instances[i].groupSpec
             let routed = spec.ep - spec.sharedExpertDies
-            let lost = cluster.deadExpertIndices(of: i, dead: faults.knownDead).filter { $0 < routed }.sorted()
+            let indices = cluster.deadExpertIndices(of: i, dead: faults.knownDead)
+            let lost = indices.filter { $0 < routed }.sorted()
             instances[i].lostRoutedDies = lost.count
+            instances[i].lostSharedDies = indices.count - lost.count
             experts.setLostDies(i, lost)
         }
     }
