@@ -50,16 +50,10 @@ import XDSTestSupport
     }
 
     @Test func aDecodeTEShrunkAroundADeadSharedExpertDieIsRebalancedAsUsual() throws {
-        // Superpod's decode-0 holds dies 256–575; index 304 (die 560, NPU 280) is a shared-expert
-        // die, where the planner places no routed expert. Before, `rebalance` refused decode-0
-        // once it had shrunk around it: "decode-0 holds dead die 560 …; a plan now would place
-        // experts on them" (npu-loss: `fault npu 280`, then `rebalance`).
-        let e = try FaultTests.engine(rate: 20, limit: 400, deployment: try Deployment.resolve("superpod"))
-        e.run(until: 2)
-        #expect(e.apply(.faultDie(560)).accepted)
-        e.run(until: 8)
-        let recovery = try #require(e.faults.record(1)?.recovery)
-        #expect(recovery.contains("vertical shrink of decode-0"), "\(recovery)")
+        // Before, `rebalance` refused decode-0 once it had shrunk around a shared-expert die:
+        // "decode-0 holds dead die 560 …; a plan now would place experts on them" (npu-loss:
+        // `fault npu 280`, then `rebalance`).
+        let e = try ShrinkRoutingTests.shrunkAroundASharedExpertDie()
         let reply = e.apply(.rebalance)
         #expect(reply.accepted, "\(reply.message)")
         #expect(!reply.message.contains("decode-0 holds dead"), "\(reply.message)")

@@ -69,16 +69,23 @@ import XDSTestSupport
         #expect(routing.servingPlacement.layer(0).contains { $0.contains(Self.lost) })
     }
 
-    /// A shrink around a shared-expert die (superpod's decode-0 index 304 = die 560, NPU 280 as in
-    /// npu-loss): the step was priced on all 32 shared-expert copies, though the 31 left each
-    /// serve more ranks. It is priced on the copies left, and on all of them again once healed.
-    @Test func aShrunkDecodeTEIsPricedOnTheSharedExpertCopiesItHasLeft() throws {
+    /// Superpod's decode-0 (dies 256–575) shrunk around its shared-expert die index 304 (die 560,
+    /// NPU 280, as npu-loss's `fault npu 280` does), where the planner places no routed expert.
+    static func shrunkAroundASharedExpertDie() throws -> ServingEngine {
         let e = try FaultTests.engine(rate: 20, limit: 400, deployment: try Deployment.resolve("superpod"))
         e.run(until: 2)
         #expect(e.apply(.faultDie(560)).accepted)
         e.run(until: 8)
         let recovery = try #require(e.faults.record(1)?.recovery)
         #expect(recovery.contains("vertical shrink of decode-0"), "\(recovery)")
+        return e
+    }
+
+    /// A shrink around a shared-expert die (superpod's decode-0 index 304 = die 560, NPU 280 as in
+    /// npu-loss): the step was priced on all 32 shared-expert copies, though the 31 left each
+    /// serve more ranks. It is priced on the copies left, and on all of them again once healed.
+    @Test func aShrunkDecodeTEIsPricedOnTheSharedExpertCopiesItHasLeft() throws {
+        let e = try Self.shrunkAroundASharedExpertDie()
         let d = try FaultTests.decodeIndex(e)
         let shape = e.expertShapeLeft(e.instances[d])
         #expect(shape.sharedExpertDies == 31 && shape.ep == 319 && shape.routedSlots == 288, "\(shape)")
