@@ -131,7 +131,7 @@ import XDSTestSupport
         #expect(
             lines[11] == "┌ Prefill TEs · KV use ────────────────┐┌ Prefix cache · DRAM pool · transfers ┐")
         #expect(
-            lines[14] == "│ prefill-2  ██▍·················  12% ││ KV written ███████▏··· 64% of decode │")
+            lines[14] == "│ prefill-2  ██▍·················  12% ││ KV written ██████▍··· 64% of decode  │")
         #expect(
             lines[15] == "│ prefill-3  █████████···········  45% ││ transfers queued 37  in progress 212 │")
     }

@@ -173,8 +173,9 @@ enum KVCacheView {
         b.box(rect, title: "Prefix cache · DRAM pool · transfers")
         let inner = rect.inner
         var y = inner.y
-        // The notes after the bars take up to 14 columns ("1.2% of decode").
-        let w = max(4, inner.width - 27)
+        // The notes after the bars take up to 14 columns ("1.2% of decode") and keep a blank
+        // before the border: with 27 columns kept, "0.6% of decode" ended in the border's column.
+        let w = max(4, inner.width - 28)
         func meter(_ label: String, _ value: Double, _ note: String, _ style: Style) {
             guard y < inner.maxY else { return }
             b.put(label, x: inner.x + 1, y: y, style: .dim)
@@ -198,10 +199,17 @@ enum KVCacheView {
             NPULoad.style(NPULoad.band(kv.decodeUsage))
         )
         if y < inner.maxY {
-            var x = b.put("transfers queued ", x: inner.x + 1, y: y, style: .dim)
-            x = b.put("\(kv.transferQueue)", x: x, y: y, style: kv.transferQueue > 100 ? .warn : .text)
-            x = b.put("  in progress ", x: x, y: y, style: .dim)
-            b.put("\(kv.transfersInProgress)", x: x, y: y, style: .text, clip: inner)
+            // The longest wording that leaves both counts whole and a blank before the border:
+            // at 80 columns "transfers queued 12777  in progress 212" ran into the border as
+            // "in progress 2", a count cut to its first digit.
+            let queued = "\(kv.transferQueue)", moving = "\(kv.transfersInProgress)"
+            let words = [("transfers queued ", "  in progress "), ("transfers queued ", "  moving "), ("queued ", "  moving ")]
+            let (before, between) =
+                words.first { $0.0.count + queued.count + $0.1.count + moving.count <= inner.width - 2 } ?? words[2]
+            var x = b.put(before, x: inner.x + 1, y: y, style: .dim)
+            x = b.put(queued, x: x, y: y, style: kv.transferQueue > 100 ? .warn : .text)
+            x = b.put(between, x: x, y: y, style: .dim)
+            b.put(moving, x: x, y: y, style: .text, clip: inner)
             y += 1
         }
         if y < inner.maxY {

@@ -1,0 +1,60 @@
+import PodModel
+import ServingEngine
+import Testing
+import XDSTestSupport
+
+@testable import Console
+
+/// Text keeps at least one blank before a panel's right border, in every view and at every
+/// size: "0.6% of decode│" read as if the border were part of the figure, and a text that ends
+/// at the border cannot be told from one the border cut.
+@Suite struct BorderPaddingTests {
+    static let sizes = [(80, 24), (100, 30), (120, 40), (200, 60)]
+
+    /// Every place in `lines` where text touches a vertical border from inside: a character
+    /// that is neither blank nor box drawing directly left of a `│` whose right side is a blank,
+    /// another border or the screen edge (so the `│` closes a panel).
+    static func flushAgainstBorder(_ lines: [String]) -> [String] {
+        let box: Set<Character> = ["│", "┌", "┐", "└", "┘", "├", "┤", "┬", "┴", "┼", "─", " "]
+        var found: [String] = []
+        for (y, text) in lines.enumerated() {
+            let line = Array(text)
+            for x in 1..<line.count where line[x] == "│" && !box.contains(line[x - 1]) {
+                let after: Character = x + 1 < line.count ? line[x + 1] : " "
+                guard after == " " || after == "│" || x + 1 == line.count else { continue }
+                found.append("row \(y): …\(String(line[max(0, x - 30)...x]))")
+            }
+        }
+        return found
+    }
+
+    static func render(_ view: ConsoleView, _ s: Snapshot, width: Int, height: Int) -> [String] {
+        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
+        state.view = view
+        return ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height).lines
+    }
+
+    /// The engine at 400 req/s for half a minute: queues in the tens of thousands, KV near full,
+    /// every latency past its SLO (the review's `--rate 400 --mix reasoning`).
+    static let saturated: Snapshot = {
+        let engine = try! ServingEngine(configuration: EngineConfiguration(deployment: .superpod, seed: 1, syntheticRate: 400))
+        engine.run(until: 30)
+        return engine.snapshot()
+    }()
+
+    /// The review's left-open defect: at 80×24 the pool panel's "KV written" note ("0.6% of
+    /// decode", 14 columns) ended in the border's column, at every width, and with thousands of
+    /// transfers queued the transfers line ran into the border too.
+    @Test(arguments: sizes)
+    func kvPoolPanelKeepsABlankBeforeItsBorder(size: (Int, Int)) {
+        var s = SnapshotFixtures.superpod
+        s.kv.decodeUsage = 0.006
+        s.kv.transferQueue = 12777
+        s.kv.transfersInProgress = 212
+        let lines = Self.render(.kvCache, s, width: size.0, height: size.1)
+        #expect(Self.flushAgainstBorder(lines).isEmpty, "\(Self.flushAgainstBorder(lines))")
+        #expect(lines.contains { $0.contains("0.6% of decode │") }, "\(lines.joined(separator: "\n"))")
+        // Shortened where the panel is narrow, never cut: both counts stay whole.
+        #expect(lines.contains { $0.contains("12777") && $0.contains(" 212 ") }, "\(lines.joined(separator: "\n"))")
+    }
+}
