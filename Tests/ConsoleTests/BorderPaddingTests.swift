@@ -57,4 +57,21 @@ import XDSTestSupport
         // Shortened where the panel is narrow, never cut: both counts stay whole.
         #expect(lines.contains { $0.contains("12777") && $0.contains(" 212 ") }, "\(lines.joined(separator: "\n"))")
     }
+
+    /// Event rows were cut to end in the border's column ("…loading dies 17…│", "(×33)│"),
+    /// and a message that just fitted ended there too ("migrated to spare│"); the Pod view's
+    /// recent events wrapped to the same edge ("287 dies│" at 200×60).
+    @Test(arguments: sizes)
+    func eventRowsKeepABlankBeforeTheBorder(size: (Int, Int)) {
+        var s = SnapshotFixtures.superpod
+        // A rebalance line as long as the review's, folded from two.
+        let long = EngineEvent(
+            time: 120, kind: .rebalance,
+            message: "decode-0: rebalance started (greedy): collected-load imbalance 1.30 → 1.16 planned; 287 dies get new experts")
+        s.events.append(contentsOf: [long, long])
+        for view in [ConsoleView.events, .pod] {
+            let lines = Self.render(view, s, width: size.0, height: size.1)
+            #expect(Self.flushAgainstBorder(lines).isEmpty, "\(view): \(Self.flushAgainstBorder(lines))")
+        }
+    }
 }

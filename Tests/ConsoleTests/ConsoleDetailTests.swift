@@ -185,7 +185,7 @@ import XDSTestSupport
         var state = ConsoleUpdate.update(ConsoleState(width: 80, height: 24), .tick(s)).0
         state.view = .events
         let row = render(state, 80, 24, s)[4]
-        #expect(row.hasSuffix("…│"))  // cut at the edge, and says so
+        #expect(row.hasSuffix("… │"))  // cut before the edge, and says so
         state = drive(state, FakeEngineLink(), keys: [.enter])
         let text = render(state, 80, 24, s).joined(separator: "\n")
         #expect(text.contains("Event · any key closes"))

@@ -174,7 +174,7 @@ import XDSTestSupport
         #expect(
             lines[3] == "┌ Events · 13 of 13 · newest first · level all (v) · / filter · Enter full ────┐")
         #expect(
-            lines[4] == "│  0:10:40.1 info  rebalance       expert rebalance 3 started: loading dies 17…│")
+            lines[4] == "│  0:10:40.1 info  rebalance       expert rebalance 3 started: loading dies 1… │")
         #expect(
             lines[10] == "│  0:09:58.3 ERROR faultDetected   NPU 140 heartbeat missed (node 17)          │")
         let filtered = renderFixture(.events) { $0.eventFilter = "drain" }

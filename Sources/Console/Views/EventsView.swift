@@ -148,7 +148,9 @@ enum EventsView {
         // Cut lines end in an ellipsis; Enter (in the Events view) shows the whole message. A
         // folded row keeps its count after the ellipsis: at 80 columns "rate 54.7: synthetic
         // arrival rate set to 54…" read as one step where nine were folded.
-        let room = inner.maxX - x
+        // One blank stays before the border: cut to end in its column, a row read as running
+        // under it ("loading dies 17…│", "(×33)│").
+        let room = inner.maxX - 1 - x
         if message.count > room, room > 1 {
             if line == nil, !fold.isEmpty, room > fold.count + 2 {
                 message = String((" " + e.message).prefix(room - 1 - fold.count)) + "…" + fold
@@ -163,10 +165,11 @@ enum EventsView {
     static let messageColumn = 1 + 10 + 6 + 16
 
     /// An event's message as lines of a message column `room` wide (its fold count after it),
-    /// words kept whole where they fit.
+    /// words kept whole where they fit, each line a blank after the column's start and one
+    /// before its end (the border: "287 dies│" at 200×60).
     static func messageLines(_ row: (event: EngineEvent, count: Int), room: Int) -> [String] {
         let text = row.event.message + (row.count > 1 ? " (×\(row.count))" : "")
-        return DetailOverlays.wrap(text, width: max(1, room - 1)).map { " " + $0 }
+        return DetailOverlays.wrap(text, width: max(1, room - 2)).map { " " + $0 }
     }
 
     /// One event row with its whole message, wrapped under the message column, on at most
@@ -187,7 +190,7 @@ enum EventsView {
         if lines.count > maxLines {
             lines = Array(lines.prefix(maxLines))
             let last = lines[maxLines - 1]
-            lines[maxLines - 1] = String(last.prefix(room - 1)) + "…"
+            lines[maxLines - 1] = String(last.prefix(room - 2)) + "…"
         }
         drawRow(&b, (row.event, 1), y: y, inner: inner, selected: false, message: lines[0])
         for (i, more) in lines.enumerated().dropFirst() {
