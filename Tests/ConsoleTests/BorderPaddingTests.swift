@@ -74,4 +74,20 @@ import XDSTestSupport
             #expect(Self.flushAgainstBorder(lines).isEmpty, "\(view): \(Self.flushAgainstBorder(lines))")
         }
     }
+
+    /// The latency panels' p99 line and y-scale line were let run to the border: "p99 36.4ms
+    /// ▲ SLO 35.0ms│" at 80×24, "tallest bar 2077 of n 6644 · bins 1ms│" at 120×40 under load.
+    @Test(arguments: sizes)
+    func latencyPanelsKeepABlankBeforeTheBorder(size: (Int, Int)) {
+        for s in [SnapshotFixtures.superpod, Self.saturated] {
+            for mono in [false, true] {
+                var state = ConsoleUpdate.update(ConsoleState(width: size.0, height: size.1), .tick(s)).0
+                state.view = .latency
+                let lines = ConsoleScreen.render(
+                    state, s, theme: mono ? .builtinMono : .builtinDark, width: size.0, height: size.1
+                ).lines
+                #expect(Self.flushAgainstBorder(lines).isEmpty, "mono \(mono): \(Self.flushAgainstBorder(lines))")
+            }
+        }
+    }
 }

@@ -43,7 +43,7 @@ import XDSTestSupport
         let panel = Self.render(Self.tpot([8: 40, 9: 120, 10: 300, 11: 160, 12: 60, 13: 20]))
         #expect(Array(panel.prefix(28)) == [
             "┌ TPOT · since start · linear axis ────┐",
-            "│ tallest bar 300 of n 700 · bins 0.5ms│",
+            "│ tallest bar 300 of n 700 · bin 0.5ms │",
             "│             ████                     │",
             "│             ████                     │",
             "│             ████                     │",
@@ -84,7 +84,7 @@ import XDSTestSupport
     /// full-width bar again.
     @Test func samplesInOneSubBinShowAmongEmptyColumns() {
         let panel = Self.render(Self.tpot([8: 500]))
-        #expect(panel[1] == "│ tallest bar 500 of n 500 · bins 0.5ms│")
+        #expect(panel[1] == "│ tallest bar 500 of n 500 · bin 0.5ms │")
         #expect(panel[22] == "│             ████                     │")
         #expect(panel[23] == "│ ┬───────┬───────┬──────────────▲     │")
         #expect(panel[24] == "│ 10.5ms  11.5ms  12.5ms    14.5ms     │")

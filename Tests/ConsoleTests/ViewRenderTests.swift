@@ -146,7 +146,7 @@ import XDSTestSupport
         #expect(
             lines[12] == "│ p50 640ms  p90 1.31s   ││ p50 27.5ms  p90 32.1ms ││ p50 29.8s  p90 51.2s     │")
         #expect(
-            lines[13] == "│ p99 1.82s  ▲ SLO 2.00s ││ p99 36.4ms ▲ SLO 35.0ms││ p99 88.4s                │")
+            lines[13] == "│ p99 1.82s  ▲ SLO 2.00s ││ p99 36.4ms ▲SLO 35.0ms ││ p99 88.4s                │")
         #expect(
             lines[15] == "┌ Over time · last 3:05 min · 1 point/5 s · min…max ───────────────────────────┐")
         // The newest interval's p99 beside the line (the header has the one since start).

@@ -26,7 +26,7 @@ enum LatencyView {
         // (N ≤ M, so M in its place bounds the length), else "↑N of n M" in all three.
         let longScale = panels.allSatisfy { _, bins, width in
             let total = Format.count(bins.counts.reduce(0, +))
-            return "tallest bar \(total) of n \(total)".count <= width - 3
+            return "tallest bar \(total) of n \(total)".count <= width - 4
         }
         // Since start: the engine's exact percentiles. A window: read off the window's bins.
         func p(_ bins: HistogramBins, _ exact: (Double, Double, Double)) -> (Double, Double, Double) {
@@ -327,19 +327,23 @@ enum LatencyView {
             let columns = plan.columns
             let span = max(1, plotWidth / columns.count)
             let top = max(1, columns.map(\.count).max() ?? 1)
-            // The y scale: the tallest bar's count, at its top; a linear axis's column width.
+            // The y scale: the tallest bar's count, at its top; a linear axis's column width. Each
+            // part only where a blank stays before the border ("· bins 1ms│" at 120×40).
             let total = columns.map(\.count).reduce(0, +)
             let scaleLabel = "tallest bar \(Format.count(top)) of n \(Format.count(total))"
             var scale =
-                (longScale ?? (scaleLabel.count <= inner.width - 1))
+                (longScale ?? (scaleLabel.count <= inner.width - 2))
                 ? scaleLabel : "↑\(Format.count(top)) of n \(Format.count(total))"
             if let step = plan.step {
-                let bins = " · bins " + tickLabel(step, step: step)
-                if scale.count + bins.count <= inner.width - 1 { scale += bins }
+                // "bin" where "bins" would leave no blank before the border (at 120 columns).
+                let width = tickLabel(step, step: step)
+                if let bins = [" · bins " + width, " · bin " + width].first(where: { scale.count + $0.count <= inner.width - 2 }) {
+                    scale += bins
+                }
             }
             let scaleEnd = b.put(scale, x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
             if monochrome, slo != nil {
-                b.put(Self.monoLegend(room: inner.maxX - scaleEnd), x: scaleEnd, y: inner.y, style: .dim, clip: inner)
+                b.put(Self.monoLegend(room: inner.maxX - 1 - scaleEnd), x: scaleEnd, y: inner.y, style: .dim, clip: inner)
             }
             var drawnStyles: [Style] = []
             for (c, column) in columns.enumerated() {
@@ -420,7 +424,8 @@ enum LatencyView {
         x = b.put("p99" + eq, x: inner.x + 1, y: inner.maxY - 1, style: .dim, clip: inner)
         x = b.put(value(p.2), x: x, y: inner.maxY - 1, style: mark(p.2), clip: inner)
         if let slo {
-            b.put(sloLabel(Format.ms(slo), off: sloOff, room: inner.maxX - x), x: x, y: inner.maxY - 1,
+            // A blank stays before the border: "▲ SLO 35.0ms│" read as cut.
+            b.put(sloLabel(Format.ms(slo), off: sloOff, room: inner.maxX - 1 - x), x: x, y: inner.maxY - 1,
                   style: .warn, clip: inner)
         }
     }
