@@ -90,4 +90,12 @@ import XDSTestSupport
             }
         }
     }
+
+    /// The Experts view's captions chosen by ``CellBuffer/put(firstFitting:x:y:style:clip:)``
+    /// took a form that ended in the border's column: "(5 dies per column)│" at 120×40.
+    @Test(arguments: sizes)
+    func expertCaptionsKeepABlankBeforeTheBorder(size: (Int, Int)) {
+        let lines = Self.render(.experts, SnapshotFixtures.superpod, width: size.0, height: size.1)
+        #expect(Self.flushAgainstBorder(lines).isEmpty, "\(Self.flushAgainstBorder(lines))")
+    }
 }

@@ -37,11 +37,14 @@ extension CellBuffer {
         }
     }
 
-    /// The first of `forms` (longest first) that fits whole in `clip` from `x`, else the last, cut
-    /// there: a long caption's end (its scale, its threshold) was lost at the edge.
+    /// The first of `forms` (longest first) that fits whole in `clip` from `x` with a blank left
+    /// before its right edge (a panel's border), else the last, cut there: a long caption's end
+    /// (its scale, its threshold) was lost at the edge, and one that filled the row to the edge
+    /// ran into the border ("(5 dies per column)│").
     @discardableResult
     public mutating func put(firstFitting forms: [String], x: Int, y: Int, style: Style, clip: Rect) -> Int {
-        put(forms.first { $0.count <= clip.maxX - x } ?? forms.last ?? "", x: x, y: y, style: style, clip: clip)
+        let room = Rect(x: clip.x, y: clip.y, width: max(0, clip.width - 1), height: clip.height)
+        return put(forms.first { $0.count <= room.maxX - x } ?? forms.last ?? "", x: x, y: y, style: style, clip: room)
     }
 
     /// A box titled by the first of `titles` (longest first) that fits whole, else the last:
