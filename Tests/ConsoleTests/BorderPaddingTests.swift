@@ -98,4 +98,14 @@ import XDSTestSupport
         let lines = Self.render(.experts, SnapshotFixtures.superpod, width: size.0, height: size.1)
         #expect(Self.flushAgainstBorder(lines).isEmpty, "\(Self.flushAgainstBorder(lines))")
     }
+
+    /// A dense model's Die load panel said "none: llama-3-70b is a dense model (no experts" at
+    /// 80×24, cut by the border with no mark; it wraps instead, every word kept.
+    @Test(arguments: sizes)
+    func denseModelNoteIsWholeAtEverySize(size: (Int, Int)) {
+        let lines = Self.render(.experts, OtherDeploymentRenderTests.snapshot, width: size.0, height: size.1)
+        let text = lines.joined(separator: "\n")
+        #expect(Self.flushAgainstBorder(lines).isEmpty, "\(Self.flushAgainstBorder(lines))")
+        #expect(text.contains("no EPLB)"), "\(text)")
+    }
 }

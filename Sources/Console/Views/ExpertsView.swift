@@ -160,8 +160,11 @@ enum ExpertsView {
         // A dense model has nothing to balance: an "imbalance 1.00 · placement stable · r
         // rebalance now" would describe experts that do not exist.
         if dense {
-            b.put("none: \(s.modelName) is a dense model (no experts, no EPLB)", x: inner.x + 1, y: inner.y,
-                  style: .dim, clip: inner)
+            // Wrapped: at 80×24 the one line was cut by the border, "(no experts" with no mark.
+            let note = DetailOverlays.wrap("none: \(s.modelName) is a dense model (no experts, no EPLB)", width: inner.width - 2)
+            for (i, line) in note.prefix(inner.height).enumerated() {
+                b.put(line, x: inner.x + 1, y: inner.y + i, style: .dim, clip: inner)
+            }
             return
         }
         var y = inner.y
