@@ -108,4 +108,23 @@ import XDSTestSupport
         #expect(Self.flushAgainstBorder(lines).isEmpty, "\(Self.flushAgainstBorder(lines))")
         #expect(text.contains("no EPLB)"), "\(text)")
     }
+
+    /// The Pod view's NPU panel: its node line took the key hint where it ended in the border's
+    /// column ("node 0 in service  util 100%  requests 1074  d/u drain  f fault│" at 120×40
+    /// under load). Swept over request counts and loads, as its length follows them.
+    @Test(arguments: sizes)
+    func npuPanelLinesKeepABlankBeforeTheBorder(size: (Int, Int)) {
+        for requests in [1, 12, 107, 1074, 10740] {
+            for util in [0.03, 0.5, 1.0] {
+                var s = SnapshotFixtures.superpod
+                for i in 0..<8 {
+                    s.npus[i].utilization = util
+                    s.npus[i].requestsInFlight = i == 0 ? requests : 0
+                }
+                let lines = Self.render(.pod, s, width: size.0, height: size.1)
+                let bad = Self.flushAgainstBorder(lines)
+                #expect(bad.isEmpty, "requests \(requests) util \(util): \(bad)")
+            }
+        }
+    }
 }

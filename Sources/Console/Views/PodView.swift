@@ -367,8 +367,9 @@ enum PodView {
                 ("  util ", .dim), (Format.percent(util), .text),
                 ("  requests ", .dim), ("\(requests)", .text),
             ]
-        // The key hint only where it fits whole.
-        if nodeLine.map(\.0.count).reduce(0, +) + 20 <= inner.width - 1 { nodeLine.append(("  d/u drain  f fault", .dim)) }
+        // The key hint only where it fits whole, a blank before the border (the line starts one
+        // in: with "≤ width - 1" it ended "f fault│" at 120×40 with 1074 requests).
+        if nodeLine.map(\.0.count).reduce(0, +) + 20 <= inner.width - 2 { nodeLine.append(("  d/u drain  f fault", .dim)) }
         line(nodeLine)
     }
 
