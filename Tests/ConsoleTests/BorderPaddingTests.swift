@@ -127,4 +127,25 @@ import XDSTestSupport
             }
         }
     }
+
+    /// Every view at every size, on the fixture, the fixture with faults and drains, the engine
+    /// under load and a GPU deployment of a dense model, dark and monochrome.
+    @Test(arguments: sizes)
+    func everyViewKeepsABlankBeforeEachBorder(size: (Int, Int)) {
+        let snapshots = [
+            ("fixture", SnapshotFixtures.superpod), ("faulted", ReviewRecheckTests.faulted), ("saturated", Self.saturated),
+            ("colocated", OtherDeploymentRenderTests.snapshot),
+        ]
+        for (name, s) in snapshots {
+            for view in ConsoleView.allCases {
+                for theme in [Theme.builtinDark, .builtinMono] {
+                    var state = ConsoleUpdate.update(ConsoleState(width: size.0, height: size.1), .tick(s)).0
+                    state.view = view
+                    let lines = ConsoleScreen.render(state, s, theme: theme, width: size.0, height: size.1).lines
+                    let bad = Self.flushAgainstBorder(lines)
+                    #expect(bad.isEmpty, "\(name) \(view) mono \(theme.monochrome): \(bad)")
+                }
+            }
+        }
+    }
 }
