@@ -19,7 +19,7 @@ import XDSTestSupport
         var found: [String] = []
         for (y, text) in lines.enumerated() {
             let line = Array(text)
-            for x in 1..<line.count where line[x] == "│" && !box.contains(line[x - 1]) {
+            for x in 1..<max(1, line.count) where line[x] == "│" && !box.contains(line[x - 1]) {
                 let after: Character = x + 1 < line.count ? line[x + 1] : " "
                 guard after == " " || after == "│" || x + 1 == line.count else { continue }
                 found.append("row \(y): …\(String(line[max(0, x - 30)...x]))")
@@ -146,6 +146,44 @@ import XDSTestSupport
                     #expect(bad.isEmpty, "\(name) \(view) mono \(theme.monochrome): \(bad)")
                 }
             }
+        }
+    }
+
+    /// The boxes drawn over a view (help, both pages; the fault menu; a request's and an
+    /// event's detail; a what-if result), each drawn alone on a blank screen so only its own
+    /// text meets its own border.
+    @Test(arguments: sizes)
+    func everyOverlayKeepsABlankBeforeItsBorder(size: (Int, Int)) {
+        let (w, h) = size
+        let s = ReviewRecheckTests.faulted
+        let state = ConsoleUpdate.update(ConsoleState(width: w, height: h), .tick(s)).0
+        var boxes: [(String, (inout CellBuffer) -> Void)] = []
+        for page in [0, 1] {
+            var st = state
+            st.showHelp = true
+            st.helpPage = page
+            boxes.append(("help \(page)", { Overlays.help(&$0, st, .builtinDark) }))
+        }
+        for npu in [0, 163, 300] {
+            boxes.append(("fault menu \(npu)", { Overlays.faultMenu(&$0, FaultMenu(npu: npu), state, s) }))
+        }
+        for e in s.events {
+            boxes.append(("event \(e.message.prefix(20))", { DetailOverlays.event(&$0, e, state, s) }))
+        }
+        for r in s.inFlight.prefix(5) {
+            boxes.append(("request \(r.id)", { DetailOverlays.request(&$0, r.id, state, s) }))
+        }
+        var preview = PreviewOverlay(command: "drain node 20", line: "preview drain node 20 for 10m", askedAt: 0)
+        for phase in [PreviewOverlay.Phase.computing(progress: 0.4), .ready(PreviewOverlayTests.result(lostWith: 3))] {
+            preview.phase = phase
+            let p = preview
+            boxes.append(("preview", { PreviewOverlayView.draw(&$0, p, state) }))
+        }
+        for (name, draw) in boxes {
+            var b = CellBuffer(width: w, height: h)
+            draw(&b)
+            let bad = Self.flushAgainstBorder(b.lines)
+            #expect(bad.isEmpty, "\(name): \(bad)")
         }
     }
 }
