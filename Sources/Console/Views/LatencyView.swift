@@ -464,6 +464,8 @@ enum LatencyView {
         struct Trend {
             var label: String, values: [Double], now: Double?, text: String, style: Style
             var format: (Double) -> String
+            /// The range's form when `format` gives min and max as one figure.
+            var whole: (Double) -> String = { String(Int($0.rounded())) }
             /// A latency p99 of 0 is the telemetry's "no sample yet", not a value.
             var zeroIsGap = false
         }
@@ -475,7 +477,7 @@ enum LatencyView {
             let v = values.last { $0.isFinite && $0 > 0 }
             let style: Style = slo.map { s in v.map { $0 > s ? .bad : .good } ?? .dim } ?? .accent
             return Trend(label: label, values: values, now: v, text: v.map(Format.ms) ?? "–", style: style,
-                         format: Format.ms, zeroIsGap: true)
+                         format: Format.ms, whole: { Format.fixed($0, 2) + "ms" }, zeroIsGap: true)
         }
         let trends = [
             p99("TTFT p99", s.series.ttftP99Ms, slo: s.slo.ttftMs),
@@ -508,8 +510,11 @@ enum LatencyView {
             let known = shown.filter(\.isFinite)
             let lo = known.min() ?? 0, hi = known.max() ?? 0
             b.sparkline(shown, x: inner.x + 20, y: y, width: sparkWidth, min: lo, max: hi, style: trend.style)
-            b.put(
-                " \(trend.format(lo))…\(trend.format(hi))", x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
+            // Where min and max round to one figure the line still spans its full height: the
+            // range is then shown whole ("30.7k…30.7k" beside a line from bottom to top scaled nothing).
+            let (from, to) = (trend.format(lo), trend.format(hi))
+            let range = from == to && lo < hi ? "\(trend.whole(lo))…\(trend.whole(hi))" : "\(from)…\(to)"
+            b.put(" " + range, x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
         }
     }
 }
