@@ -186,4 +186,24 @@ import XDSTestSupport
             #expect(bad.isEmpty, "\(name): \(bad)")
         }
     }
+
+    /// A marked node in the grid's first column drew its marker against the left border
+    /// ("│X00 XPP↓PP#P") at every size. Where the grid has a spare column (all but 80 wide) the
+    /// marker has a blank before it; at 80 columns six blocks fill the panel exactly.
+    @Test(arguments: [(100, 30), (120, 40), (160, 45), (200, 60)])
+    func aFirstColumnMarkerDoesNotTouchTheLeftBorder(size: (Int, Int)) {
+        let lines = Self.render(.pod, ReviewRecheckTests.faulted, width: size.0, height: size.1)
+        let layout = PodLayout(width: size.0, height: size.1)
+        for node in 0..<8 {
+            let row = Array(lines[layout.origin(ofNode: node).y])
+            #expect(row[layout.grid.x] == "│" && row[layout.grid.x + 1] == " ", "\(String(row))")
+        }
+        // The fixture marks node 5 (drained) in the first column.
+        let five = lines[layout.origin(ofNode: 5).y]
+        #expect(five.hasPrefix("│ ⊘05 "), "\(five)")
+        // Mouse hits follow the drawing: a click on node 5's first cell selects NPU 40.
+        let (x, y) = layout.origin(ofNode: 5)
+        #expect(layout.npu(atX: x + PodLayout.labelWidth, y: y) == 40)
+        #expect(Self.flushAgainstBorder(lines).isEmpty)
+    }
 }

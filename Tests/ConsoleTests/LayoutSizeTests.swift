@@ -45,7 +45,7 @@ import XDSTestSupport
     @Test func podAt100x30KeepsLegendsDetailAndTicker() {
         let lines = renderFixture(.pod, width: 100, height: 30)
         #expect(lines[3] == "┌ Pod · 48 nodes × 8 NPUs (chips, 2 dies each) · colour = load (prefill groups busy, decode KV) ───┐")
-        #expect(lines[5] == "│ 01 PPPPPPPP  09 PPPPPPPP X17 DDDDXDDD  25 DDDDDDDD  33 DDDDDDDD  41 ········ " + String(repeating: " ", count: 20) + "│")
+        #expect(lines[5] == "│  01 PPPPPPPP  09 PPPPPPPP X17 DDDDXDDD  25 DDDDDDDD  33 DDDDDDDD  41 ········ " + String(repeating: " ", count: 19) + "│")
         #expect(lines[12].hasPrefix("│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link "))
         #expect(lines[13].hasPrefix("│ load ■<5% idle ■<70% ok ■<90% high ■≥90% crit ⊘drained ~draining "))
         #expect(lines[15].hasPrefix("┌ NPU 0 · node 0 ─"))
@@ -58,7 +58,7 @@ import XDSTestSupport
         let lines = renderFixture(.pod, width: 160, height: 45)
         let text = lines.joined(separator: "\n")
         // One-column NPU cells at 160 (two-column cells start at 180, where the side column fits).
-        #expect(lines[5].hasPrefix("│ 01 PPPPPPPP  09 PPPPPPPP X17 DDDDXDDD  25 DDDDDDDD  33 DDDDDDDD  41 ········ "))
+        #expect(lines[5].hasPrefix("│  01 PPPPPPPP  09 PPPPPPPP X17 DDDDXDDD  25 DDDDDDDD  33 DDDDDDDD  41 ········ "))
         #expect(text.contains("│ node 0 in service  util 62%  requests 102  d/u drain  f fault"))
         #expect(text.contains("│ DP group 0 of 8  experts –  MoE load –  "))
         // The Faults panel is on screen beside the detail and instances, its lines whole.

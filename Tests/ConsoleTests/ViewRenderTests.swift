@@ -94,7 +94,7 @@ import XDSTestSupport
         let lines = renderFixture(.pod, width: 200, height: 60)
         #expect(
             lines[5].hasPrefix(
-                "│ 01 P P P P P P P P   09 P P P P P P P P  X17 D D D D X D D D   25 D D D D D D D D"))
+                "│  01 P P P P P P P P   09 P P P P P P P P  X17 D D D D X D D D   25 D D D D D D D D"))
         #expect(lines[3].contains("┐┌ NPU 0 · node 0 ─"))
         #expect(lines[16].hasPrefix("│ instance     kind       NPUs  queued  running    KV     step"))
         #expect(lines[25].hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms"))

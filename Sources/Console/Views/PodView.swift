@@ -15,6 +15,10 @@ struct PodLayout {
     let grid: Rect
     let cellWidth: Int
     let blockWidth: Int
+    /// Blank columns between the grid's left border and the first node's marker: one where the
+    /// grid has room (every size but 80 columns, where 6 blocks fill the panel exactly), so a
+    /// marked node of the first column reads "│ X00", not "│X00" against the border.
+    let lead: Int
     /// Where the NPU/node detail goes: right of the grid when wide, below it otherwise.
     let detail: Rect
     /// Instance table, when there is room for one.
@@ -32,6 +36,9 @@ struct PodLayout {
         // marker, which one blank (the cells' own rhythm) drew as a ninth cell of this node.
         blockWidth = Self.labelWidth + Self.npusPerNode * cellWidth + 1
         let gridWidth = wide ? 6 * blockWidth + 2 : area.width
+        // Two-column cells end in a blank of their own, so the shifted last block keeps one
+        // before the right border; one-column cells need a spare column.
+        lead = wide || gridWidth - 2 >= 6 * blockWidth + 1 ? 1 : 0
         // 8 node rows + two legend rows (glyphs, load colours) + borders.
         let (top, rest) = area.splitTop(Self.nodesPerColumn + 4)
         grid = Rect(x: top.x, y: top.y, width: gridWidth, height: top.height)
@@ -107,12 +114,12 @@ struct PodLayout {
     }
 
     func origin(ofNode node: Int) -> (x: Int, y: Int) {
-        (grid.x + 1 + (node / Self.nodesPerColumn) * blockWidth, grid.y + 1 + node % Self.nodesPerColumn)
+        (grid.x + 1 + lead + (node / Self.nodesPerColumn) * blockWidth, grid.y + 1 + node % Self.nodesPerColumn)
     }
 
     func npu(atX x: Int, y: Int) -> Int? {
         let row = y - grid.y - 1
-        let rel = x - grid.x - 1
+        let rel = x - grid.x - 1 - lead
         guard row >= 0, row < Self.nodesPerColumn, rel >= 0 else { return nil }
         let column = rel / blockWidth
         let inBlock = rel % blockWidth - Self.labelWidth
