@@ -169,7 +169,9 @@ extension CellBuffer {
         guard rect.height > 0 else { return }
         func cellText(_ s: String, _ w: Int) -> String {
             let width = abs(w)
-            let clipped = s.count > width ? String(s.prefix(width)) : s
+            // A cut cell ends in "…": "NPU 140 lost during deco" and an age cut to "10485."
+            // read as whole values.
+            let clipped = s.count <= width ? s : width >= 2 ? String(s.prefix(width - 1)) + "…" : String(s.prefix(width))
             let pad = String(repeating: " ", count: width - clipped.count)
             return w < 0 ? pad + clipped : clipped + pad
         }
