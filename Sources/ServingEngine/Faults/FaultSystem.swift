@@ -360,6 +360,13 @@ final class FaultSystem {
 
     /// Arrival `id` waits in TE `i`'s queue for its outage to end.
     func noteArrivalWaiting(_ id: Int, on i: Int) { arrivalsWaiting[i, default: []].append(id) }
+    /// Whether request `id` is an arrival waiting for a TE's return; forgotten here (it is taken
+    /// off that TE's queue). Only the TE's own list can hold it.
+    func forgetArrivalWaiting(_ id: Int) -> Bool {
+        guard !arrivalsWaiting.isEmpty, let te = arrivalsWaiting.first(where: { $0.value.contains(id) })?.key else { return false }
+        arrivalsWaiting[te]?.removeAll { $0 == id }
+        return true
+    }
     /// The arrivals that waited for TE `i` (its outage is over), forgotten here.
     func takeArrivalsWaiting(on i: Int) -> Set<Int> { Set(arrivalsWaiting.removeValue(forKey: i) ?? []) }
 

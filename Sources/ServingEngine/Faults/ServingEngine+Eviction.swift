@@ -16,6 +16,8 @@ enum EvictionOutcome {
     case requeue(ifNowhere: String)
 
     var isCancel: Bool { if case .cancel = self { true } else { false } }
+    var isReprefill: Bool { if case .reprefill = self { true } else { false } }
+    var isRequeue: Bool { if case .requeue = self { true } else { false } }
 
     /// Why a request that must be queued again fails when no TE that prefills (`te`: "prefill
     /// TE" or "colocated TE") is in service: a move is a drain's (nothing failed, the node was
@@ -80,10 +82,16 @@ extension ServingEngine {
                 fail(id, reason: reason, placement: placement)
                 result.failed += 1
             case .reprefill, .move, .requeue:
+                // An arrival waiting for a prefill TE's return was never prefilled: a second fault
+                // taking it off that TE queues it again, not counted as re-prefilled (it was counted
+                // for that fault, and its request as prefilled again).
+                let arrival = faults.forgetArrivalWaiting(id)
+                let outcome = arrival && outcome.isReprefill
+                    ? .requeue(ifNowhere: Self.waitedAndTakenOut(te: prefillingTE)) : outcome
                 if requeue(request, reasonIfNowhere: outcome.reasonIfNowhere(te: prefillingTE)) {
-                    if case .reprefill = outcome { result.reprefilled += 1; requests[id]?.times.reprefills += 1 }
+                    if outcome.isReprefill { result.reprefilled += 1; requests[id]?.times.reprefills += 1 }
                     // An arrival that waits on for another TE due back is still one (never prefilled).
-                    if case .requeue = outcome, let te = requests[id]?.prefillInstance, faults.hasOutage(te) {
+                    if arrival || outcome.isRequeue, let te = requests[id]?.prefillInstance, faults.hasOutage(te) {
                         faults.noteArrivalWaiting(id, on: te)
                     }
                 } else {
@@ -135,6 +143,13 @@ extension ServingEngine {
     /// back awaiting repair (its hardware never failed: "its hardware failed" misread it).
     static func waitedAndNowhere(te: String) -> String {
         "it waited for a \(te) due back within the TTFT SLO, which came back awaiting repair, and no \(te) is in service to take it"
+    }
+
+    /// Why an arrival that waited for a `te` due back within the TTFT SLO fails when another fault
+    /// takes that TE out again and no `te` is in service (it was never prefilled: "its hardware
+    /// failed … prefill it again" misread it).
+    static func waitedAndTakenOut(te: String) -> String {
+        "it waited for a \(te) due back within the TTFT SLO, which another fault took out again, and no \(te) is in service to take it"
     }
 
     /// What reasons and replies call a TE that prefills: "colocated TE" in a pod whose TEs all

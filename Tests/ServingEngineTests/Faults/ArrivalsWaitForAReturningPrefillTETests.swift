@@ -63,3 +63,37 @@ import XDSTestSupport
         FaultTests.expectEmpty(e)
     }
 }
+
+/// An arrival waiting for a prefill TE's return that a second fault takes off that TE (an HBM
+/// fault on it mid-restart under pd-failover restarts it again) was counted as re-prefilled for
+/// the second fault, and its request as prefilled again, though it was never prefilled.
+@Suite struct WaitingArrivalsTakenOffBySecondFaultTests {
+    @Test func anArrivalWaitingForAPrefillTEIsNotCountedAsRePrefilledWhenAnotherFaultEvictsIt() throws {
+        let e = try ArrivalsWaitForAReturningPrefillTETests.bothPrefillTEsFault(rate: 100) {
+            $0.recoveryPolicy = "pd-failover"
+            $0.faults.componentRestartSeconds = 1.5
+        }
+        // Detected at 8 s, both restart until 9.5 s; arrivals wait for prefill-0 (back first).
+        e.run(until: 8.6)
+        let te = 0
+        #expect(e.faults.outage(of: te) == .restarting(until: 9.5), "\(e.faults.outages)")
+        let arrivals = Set(e.faults.arrivalsWaiting[te] ?? [])
+        let held = Set(e.requestsOn(instance: te))
+        #expect(!arrivals.isEmpty && arrivals.isSubset(of: held), "\(arrivals.count) arrivals wait among \(held.count)")
+        // Die 4 is on NPU 2 of prefill-0: the HBM fault is detected at 9 s and restarts it again.
+        #expect(e.apply(.faultHBM(die: 4)).accepted)
+        let hbm = try #require(e.faults.records.last?.id)
+        e.run(until: 9.05)
+        let record = try #require(e.faults.record(hbm))
+        #expect(record.detectedAt != nil, "\(record)")
+        #expect(record.requestsReprefilled == held.subtracting(arrivals).count,
+                "\(record.requestsReprefilled) re-prefilled, of which \(arrivals.count) were arrivals never prefilled (\(held.count) held)")
+        for id in arrivals {
+            guard let r = e.requests[id] else { continue }
+            #expect(r.times.reprefills == 0, "request \(id) never prefilled, counted prefilled again")
+        }
+        #expect(e.runToCompletion(limit: 3_600))
+        FaultTests.expectSound(e)
+        FaultTests.expectEmpty(e)
+    }
+}
