@@ -135,7 +135,7 @@ import Testing
             "finish [4]: no KV path uses the link; nothing to reroute",
             "log faultDetected: fault 5 detected 1 s after injection: KV probe NPU 0 ↔ NPU 16: answered 1.5× slower than "
                 + "baseline (link degraded)",
-            "log faultDetected: fault 6 detected 1 s after injection: KV probe NPU 9 ↔ NPU 1: no answer within 1 s (link blocked)",
+            "log faultDetected: fault 6 detected 1 s after injection: KV probe NPU 9 ↔ NPU 1: this round's probe got no answer (link blocked)",
             "reroute 6 [0]",
         ])
         #expect(faults.record(spare)?.recoveredAt == 1 && faults.knownDead == [40])
@@ -150,6 +150,26 @@ import Testing
         #expect(act.steps == ["log faultDetected: fault 3 detected 2 s after injection: prefill-0: step timing in the heartbeat "
             + "answers shows die 2 2× slower than its peers (the barrier waits for it)"])
         #expect(faults.record(slow)?.detectedAt == 2 && faults.record(slow)?.recovery.hasPrefix("kept until healed") == true)
+    }
+
+    /// A link that goes down between two rounds is found at the next one, less than an interval
+    /// after it failed: the line said "fault 1 detected 0.642 s after injection: … no answer
+    /// within 1 s", a wait longer than the time the link had been down. It says only what the
+    /// round saw: its probe got no answer.
+    @Test func aBlockedLinkFoundBeforeAFullIntervalClaimsNoLongerWait() throws {
+        let faults = FaultSystem()
+        _ = faults.inject(.link(npuA: 9, npuB: 1, degrade: nil), label: "fault link 9 1", at: 0.358)
+        var pod = Pod(faults)
+        var act = Recorder()
+        round(faults, at: 1, &pod, &act)
+        let line = try #require(act.steps.first { $0.hasPrefix("log faultDetected") })
+        #expect(line.contains("detected 0.642 s after injection"), "\(line)")
+        #expect(line.contains("KV probe NPU 9 ↔ NPU 1") && line.contains("link blocked"), "\(line)")
+        // Any wait the line names must fit in the 0.642 s the link had been down.
+        if let range = line.range(of: "within ") {
+            let seconds = Double(line[range.upperBound...].prefix { $0.isNumber || $0 == "." }) ?? .infinity
+            #expect(seconds <= 0.642, "the line claims a \(seconds) s wait 0.642 s after the link failed: \(line)")
+        }
     }
 
     @Test func kvProbesReportBackPressureOncePerEpisode() {
