@@ -151,12 +151,20 @@ struct ConsoleCommand: ParsableCommand {
             + "got \(InputEcho.quoted(text))")
         guard let colon = text.lastIndex(of: ":") else { throw problem }
         let hostPart = String(text[..<colon])
-        guard let port = Int(text[text.index(after: colon)...]) else { throw problem }
+        let portText = text[text.index(after: colon)...]
+        // A number that is no port as written (`-0`, `+80`, `80.0`, ` 80`) is named as
+        // `serve --port` names it: `[::1]:-0` was read as port 0 and bound a random port.
+        let digits = "--listen: the port must be a whole number between 0 and 65535 written in digits, got \(InputEcho.quoted(String(portText)))"
+        guard let port = Int(portText) else {
+            if Double(portText.trimmingCharacters(in: .whitespaces)) != nil { throw ConfigError(digits) }
+            throw problem
+        }
         // A port out of range is named as `xds serve --port` names it ("expected HOST:PORT" alone
         // did not say what was wrong with 127.0.0.1:70000).
         guard (0...65_535).contains(port) else {
             throw ConfigError("--listen: the port must be a whole number between 0 and 65535, got \(port)")
         }
+        guard FlagLimits.isPortDigits(portText) else { throw ConfigError(digits) }
         // A bare IPv6 address needs brackets, or its last group would read as the port.
         if hostPart.contains(":") && !hostPart.hasPrefix("[") { throw problem }
         guard let host = try? parseBindHost(hostPart, option: "--listen") else { throw problem }

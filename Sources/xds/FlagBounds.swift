@@ -136,6 +136,20 @@ enum FlagLimits {
     static let microbatches = FlagRange("--microbatches", 1...2, whole: true)
     /// A TCP port; 0 asks the system for a free one.
     static let port = FlagRange("--port", 0...65_535, unit: "", whole: true)
+    /// `--port` as typed: in range (the range's own message), then written in digits. `-0` read
+    /// as port 0 and bound a random port; `+80`, `80.0` and `8e1` bound port 80. A port is no
+    /// quantity to write as a signed or decimal number: such text is a typo, refused.
+    static func portValue(_ n: CLINumber) throws -> Int {
+        let value = try port.int(n)
+        guard isPortDigits(n.text) else {
+            throw ConfigError("--port must be a whole number between 0 and 65535 written in digits, got \(n.quoted)")
+        }
+        return value
+    }
+    /// Whether `text` is a port as written: ASCII digits only (no sign, point, exponent or space).
+    static func isPortDigits(_ text: some StringProtocol) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
+    }
     /// How long `xds serve` waits for a client's bytes (``APIServer/ReadTimeouts``): under 0.1 s
     /// a client on a slow link could not send a head at all; an hour is far past any client's
     /// own timeout.

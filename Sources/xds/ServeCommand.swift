@@ -30,7 +30,7 @@ struct Serve: ParsableCommand {
     var keepAliveTimeout: CLINumber = 75
 
     func run() throws {
-        let port = try FlagLimits.port.int(port)
+        let port = try FlagLimits.portValue(port)
         let readTimeouts = APIServer.ReadTimeouts(
             header: .seconds(try FlagLimits.headerTimeout.value(headerTimeout)),
             body: .seconds(try FlagLimits.bodyTimeout.value(bodyTimeout)),
