@@ -7,6 +7,17 @@
 #endif
 #include <locale.h>
 #include <ncursesw/curses.h>
+#include <ncursesw/term.h>
+
+/* Whether TERM names a terminal ncurses knows, for fd 1, without taking the screen (newterm
+   would): setupterm with an error pointer returns instead of exiting, and the entry it loaded
+   is freed again. */
+static inline int tui_terminal_known(void) {
+    int error = 0;
+    if (setupterm(NULL, 1, &error) != OK) return 0;
+    del_curterm(cur_term);
+    return 1;
+}
 
 /* Swift 6 rejects the C globals (shared mutable state); accessors import cleanly. */
 static inline WINDOW *tui_stdscr(void)      { return stdscr; }

@@ -1,3 +1,4 @@
+import CNcursesw
 import Dispatch
 import Foundation
 import ServingEngine
@@ -66,6 +67,17 @@ public struct ConsoleOptions: Sendable {
 /// ``quitGraceSeconds`` of a signal (it waits on a command to a stuck engine), the calling
 /// thread restores the terminal itself and returns 0, so the process can exit.
 public enum ConsoleApp {
+    /// What the console says when it has no terminal to draw on.
+    public static let noTerminalLine = "xds console: no terminal to draw on (is stdout a tty and TERM set?)"
+
+    /// Whether the console could open its terminal: stdout a tty and TERM a terminal ncurses
+    /// knows (``NcursesTerminal``'s own conditions), checked without taking the screen. Callers
+    /// ask before they start anything a console without a terminal would leave behind:
+    /// `console --listen` started the API and printed its admin token before "no terminal".
+    public static var terminalAvailable: Bool {
+        isatty(1) == 1 && tui_terminal_known() == 1
+    }
+
     public static func run(link: any EngineLink, options: ConsoleOptions = ConsoleOptions()) -> Int32 {
         let log = ConsoleLog(path: options.logPath)
         let directory =
@@ -231,7 +243,7 @@ public enum ConsoleApp {
         guard let terminal = NcursesTerminal(monochrome: monochrome) else {
             // `try?`: `write(_:)` traps when stderr cannot take the line (exit 132, not 1).
             try? FileHandle.standardError.write(
-                contentsOf: Data("xds console: no terminal to draw on (is stdout a tty and TERM set?)\n".utf8))
+                contentsOf: Data((noTerminalLine + "\n").utf8))
             return 1
         }
         terminalActive.store(true, ordering: .releasing)

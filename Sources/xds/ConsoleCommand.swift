@@ -50,6 +50,9 @@ struct ConsoleCommand: ParsableCommand {
                                    flagName: "--token").token
         }
         let engine = try common.makeEngine(config)
+        // The terminal before anything starts: with none, `--listen` started the API and printed
+        // its admin token, then said "no terminal". Every flag is checked by now.
+        try Self.requireTerminal()
         let finished = EngineFeed()  // whole-engine vllm: metrics for --listen
         finished.observe(engine)
         // Commands typed at the console wait at most 3 s for a stuck engine (the UI waits with them).
@@ -113,6 +116,7 @@ struct ConsoleCommand: ParsableCommand {
         guard let token = token ?? ProcessInfo.processInfo.environment["XDS_ADMIN_TOKEN"], !token.isEmpty else {
             throw ConfigError("--connect needs the server's admin token: --token T or XDS_ADMIN_TOKEN (not empty)")
         }
+        try Self.requireTerminal()
         let link = RemoteEngineLink(baseURL: base, token: token)
         link.start()
         defer { link.stop() }
@@ -120,6 +124,15 @@ struct ConsoleCommand: ParsableCommand {
         options.confirmDestructive = !yes
         let status = ConsoleApp.run(link: link, options: options)
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Ends the run with the console's own "no terminal" line (exit 1) when there is none.
+    static func requireTerminal() throws {
+        guard ConsoleApp.terminalAvailable else {
+            // `try?`: a stderr that cannot take the line must not trap; the exit status stays 1.
+            try? FileHandle.standardError.write(contentsOf: Data((ConsoleApp.noTerminalLine + "\n").utf8))
+            throw ExitCode(1)
+        }
     }
 
     /// The options in `arguments` (the command line after `xds`) that only an embedded engine

@@ -41,4 +41,15 @@ struct ListenInputProcessTests {
         let far = try await refusal(["serve", "--port", "-1", "--deployment", Self.tiny])
         #expect(far.err == "xds: --port must be a whole number between 0 and 65535, got -1\n", "\(far.err)")
     }
+
+    /// `console --listen 127.0.0.1:0 </dev/null` started the API, printed "API on …, admin token
+    /// T" and only then said there was no terminal: a server was up (and its token out) for a
+    /// console that could never run. The terminal is checked first: one line, nothing started.
+    @Test func noTerminalIsSaidBeforeTheAPIStarts() async throws {
+        for extra in [["--listen", "127.0.0.1:0"], ["--listen", "127.0.0.1:0", "--token", "t"], []] {
+            let r = try await refusal(["console", "--deployment", Self.tiny, "--rate", "1"] + extra)
+            #expect(r.status == 1 && r.out.isEmpty, "\(extra): \(r)")
+            #expect(r.err == "xds console: no terminal to draw on (is stdout a tty and TERM set?)\n", "\(extra): \(r.err)")
+        }
+    }
 }

@@ -372,25 +372,38 @@ struct ServeProcessTests {
 
     /// `xds console --listen` on a port another process holds printed "API on http://…" and ran
     /// the console without an API (the server's bind error was dropped), so clients of that URL
-    /// reached the other process. Now it ends before the console starts, in one line; without a
-    /// terminal the console could not start anyway, so reaching "no terminal" means it got past
-    /// the bind. Port 0 is printed as the port it became, not as 0.
-    @Test func consoleListenOnAPortInUseEndsTheRunInOneLine() async throws {
+    /// reached the other process. Now it ends before the console starts, in one line. Port 0 is
+    /// printed as the port it became, not as 0. The console checks for a terminal before the API
+    /// starts, so these run on a pseudo-terminal (util-linux `script`), as a user's console does.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs util-linux script"))
+    func consoleListenOnAPortInUseEndsTheRunInOneLine() async throws {
         let (holder, port) = try startServe()
         defer { holder.kill() }
-        let child = try ChildProcess(try #require(BuiltBinary.xds),
-                                     ["console", "--listen", "127.0.0.1:\(port)", "--token", "t", "--deployment", Self.tiny])
+        let xds = try #require(BuiltBinary.xds).path
+        /// `xds console …` on a terminal: `script` runs it on a pseudo-terminal, its output (the
+        /// console's stderr lines too) on script's stdout.
+        func onATerminal(_ arguments: [String]) throws -> ChildProcess {
+            try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"),
+                             ["TERM=xterm", "/usr/bin/script", "-qefc", ([xds, "console"] + arguments).joined(separator: " "), "/dev/null"])
+        }
+        let child = try onATerminal(["--listen", "127.0.0.1:\(port)", "--token", "t", "--deployment", Self.tiny])
         defer { child.kill() }
-        let lines = try await exitLines(child)
-        #expect(child.process.terminationStatus == 1)
-        #expect(lines == ["xds: could not serve on http://127.0.0.1:\(port): the port is already in use"], "\(child.stderr)")
+        #expect(child.waitForExit(within: 20))
+        #expect(child.process.terminationStatus == 1, "\(child.stdout)")
+        let lines = child.stdout.split(whereSeparator: \.isNewline)
+        #expect(lines == ["xds: could not serve on http://127.0.0.1:\(port): the port is already in use"], "\(child.stdout)")
 
-        let free = try ChildProcess(try #require(BuiltBinary.xds),
-                                    ["console", "--listen", "127.0.0.1:0", "--token", "t", "--deployment", Self.tiny])
+        let free = try onATerminal(["--listen", "127.0.0.1:0", "--token", "t", "--deployment", Self.tiny])
         defer { free.kill() }
-        let freeLines = try await exitLines(free)
-        let announced = try #require(freeLines.first { $0.hasPrefix("xds console: API on http://127.0.0.1:") }, "\(free.stderr)")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && free.process.isRunning && !free.stdout.contains("admin token") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let announced = try #require(free.stdout.split(whereSeparator: \.isNewline)
+            .first { $0.hasPrefix("xds console: API on http://127.0.0.1:") }, "\(free.stdout)")
         #expect(!announced.hasPrefix("xds console: API on http://127.0.0.1:0,"), "\(announced)")
-        #expect(freeLines.last?.contains("no terminal") == true, "\(free.stderr)")
+        // SIGTERM to script ends the console it runs (the terminal closes: SIGHUP).
+        kill(free.process.processIdentifier, SIGTERM)
+        #expect(free.waitForExit(within: 20))
     }
 }
