@@ -89,6 +89,34 @@ import Testing
         #expect(refused.description == "s.toml: step 1: 'at': time '-5' is out of range; expected 0 to 10000000000 s (about 317 years)")
     }
 
+    /// A scenario's `at = 1e-400` was read as 0 (the TOML library rounds it so) and the step ran
+    /// at the start, where `--rate 1e-400` and `rate 1e-400` are refused: a nonzero numeral that
+    /// underflows to 0 is no number anyone meant. Every TOML number goes through the same check
+    /// (scenarios, deployments, themes), one line naming the file and the line; zero written any
+    /// way, tiny numbers that are not 0, keys, strings, comments and dates are left alone.
+    @Test func aTOMLNumberThatUnderflowsToZeroIsRefused() throws {
+        let toml = "name = \"n\"\n[[step]]\nat = 1e-400\ncommand = \"rate 5\"\n"
+        let refused = try #require(throws: ConfigError.self) {
+            try Scenario(toml: toml, source: "s.toml", topology: .cloudMatrix384)
+        }
+        #expect(refused.description == "s.toml:3: the number 1e-400 underflows to 0; write 0 if 0 is meant")
+        for text in ["a = -1e-400\n", "a = +1.5E-999\n", "a = 1_0e-4_00\n", "a = [1, 1e-400]\n", "a = [\n  2, # c\n  0.1e-330 ]\n",
+                     "t = { b = 1, a = 0.000001e-320 }\n", "a=1e-400#c\n"] {
+            #expect(TOMLPreflight.problem(in: text)?.message.hasSuffix("underflows to 0; write 0 if 0 is meant") == true, "\(text)")
+        }
+        #expect(TOMLPreflight.problem(in: "a = [\n  2, # c\n  0.1e-330 ]\n")?.line == 3)
+        for text in ["a = 0.0\n", "a = 0e5\n", "a = -0.0\n", "a = +0.0e-400\n", "a = 1e-300\n", "a = 5e-324\n",
+                     "a = 1979-05-27\n", "a = 1979-05-27T07:32:00.5Z\n", "a = 07:32:00\n", "a = 0x10\n", "a = inf\n",
+                     "a = nan\n", "a = '1e-400'\n", "a = \"1e-400\"\n", "# a = 1e-400\n", "1e-400 = 2\n",
+                     "t = { a = 1, 1e-400 = 2 }\n", "a = [1, 2]\nb = 1e-3\n", "a.1e-400 = 1\n"] {
+            #expect(TOMLPreflight.problem(in: text) == nil, "\(text)")
+        }
+        let deployment = try #require(throws: ConfigError.self) {
+            try Deployment(toml: "name = \"d\"\nmodel = \"deepseek-r1\"\nnodes = 1e-400\n", source: "d.toml")
+        }
+        #expect(deployment.description == "d.toml:3: the number 1e-400 underflows to 0; write 0 if 0 is meant")
+    }
+
     @Test func shippedScenariosParse() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let dir = root.appendingPathComponent("scenarios")

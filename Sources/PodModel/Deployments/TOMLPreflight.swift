@@ -94,6 +94,16 @@ public enum TOMLPreflight {
                     return (line, problem)
                 }
                 lineStart = false
+                // A value (after `=`, or in an array) that is a number: refused if it underflows.
+                if lastSignificant == UInt8(ascii: "=") || lastSignificant == UInt8(ascii: "[") || lastSignificant == UInt8(ascii: ","),
+                   (c >= 48 && c <= 57) || c == UInt8(ascii: "+") || c == UInt8(ascii: "-") {
+                    var end = i
+                    while end < bytes.count, Self.isValueByte(bytes[end]) { end += 1 }
+                    if let problem = underflowProblem(bytes, i..<end) { return (line, problem) }
+                    lastSignificant = bytes[end - 1]
+                    i = end
+                    continue
+                }
                 switch c {
                 case UInt8(ascii: "#"): state = .comment
                 case quote: state = triple(quote) ? .multilineBasic : .basic; if state == .multilineBasic { i += 2 }
@@ -106,6 +116,47 @@ public enum TOMLPreflight {
             }
         }
         return nil
+    }
+
+    /// A TOML float whose digits are not all 0 but whose value underflows to 0 (`1e-400`): the
+    /// TOML library reads it as 0, so a scenario's `at = 1e-400` ran its step at the start, where
+    /// the flags and the command language refuse such a number. Refused here, before any file's
+    /// fields are read, so every TOML number (scenarios, deployments, themes) gets the same check.
+    /// A bare key that looks like a number (`1e-400 = 2` in an inline table) is left alone.
+    private static func underflowProblem(_ bytes: [UInt8], _ span: Range<Int>) -> String? {
+        var after = span.upperBound
+        while after < bytes.count, space.contains(bytes[after]) { after += 1 }
+        if after < bytes.count, bytes[after] == UInt8(ascii: "=") || bytes[after] == UInt8(ascii: ".") { return nil }
+        // TOML's decimal float: digits (`_` only between two), an optional fraction and exponent.
+        let chars = bytes[span]
+        var k = chars.startIndex
+        func isDigit(_ j: Int) -> Bool { j < chars.endIndex && chars[j] >= 48 && chars[j] <= 57 }
+        func digits() -> Bool {
+            guard isDigit(k) else { return false }
+            k += 1
+            while isDigit(k) || (k < chars.endIndex && chars[k] == UInt8(ascii: "_") && isDigit(k + 1)) { k += 1 }
+            return true
+        }
+        if k < chars.endIndex, chars[k] == UInt8(ascii: "+") || chars[k] == UInt8(ascii: "-") { k += 1 }
+        guard digits() else { return nil }
+        if k < chars.endIndex, chars[k] == UInt8(ascii: ".") { k += 1; guard digits() else { return nil } }
+        let exponent = k
+        if k < chars.endIndex, chars[k] == UInt8(ascii: "e") || chars[k] == UInt8(ascii: "E") {
+            k += 1
+            if k < chars.endIndex, chars[k] == UInt8(ascii: "+") || chars[k] == UInt8(ascii: "-") { k += 1 }
+            guard digits() else { return nil }
+        }
+        guard k == chars.endIndex,
+              let value = Double(String(decoding: chars.filter { $0 != UInt8(ascii: "_") }, as: UTF8.self)), value == 0,
+              chars[chars.startIndex..<exponent].contains(where: { $0 >= 49 && $0 <= 57 }) else { return nil }
+        let text = String(decoding: chars, as: UTF8.self)
+        return "the number \(InputEcho.clean(text, limit: 40)) underflows to 0; write 0 if 0 is meant"
+    }
+
+    /// Bytes a bare TOML value (number, date, time, boolean) can hold.
+    private static func isValueByte(_ c: UInt8) -> Bool {
+        (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
+            || c == UInt8(ascii: "_") || c == UInt8(ascii: "+") || c == UInt8(ascii: "-") || c == UInt8(ascii: ".") || c == UInt8(ascii: ":")
     }
 
     /// `\u0000` or `\U00000000` at `i` (a backslash in a basic string): valid TOML, but TOMLKit
