@@ -80,6 +80,12 @@ extension SimTime {
         // likely a typo than a sum anyone meant, so it is refused naming the form.
         let unitOrder = DurationError(message: "time '\(shown)' repeats a unit or puts a smaller one first; write \(compoundForm)",
                                       reason: .unitOrder)
+        // A nonzero numeral that underflows to 0 (`1e-400s`) was read as 0 s: a scenario step
+        // `at = "1e-400s"` ran at the start. Refused, as the flags and commands refuse `1e-400`.
+        let underflow = DurationError(message: "time '\(shown)' underflows to 0; write 0 if 0 is meant", reason: .outOfRange)
+        func underflows(_ numeral: String, _ value: Double) -> Bool {
+            value == 0 && numeral.prefix { $0 != "e" }.contains { ("1"..."9").contains($0) }
+        }
         guard !s.isEmpty, s.utf8.count <= 256 else { throw malformed }
         // A negative time (`at = "-5s"`, `at = -5`) is a time below the range, not a malformed
         // one: say the range, as for one above it (it was told only "expected a time like 90s").
@@ -110,6 +116,7 @@ extension SimTime {
                 continue
             }
             guard let value = Double(number), let unit = units.first(where: { rest.hasPrefix($0.0) }) else { throw malformed }
+            if underflows(number, value) { throw underflow }
             guard unit.2 > lastRank else { throw unitOrder }
             lastRank = unit.2
             total += value * unit.1
@@ -119,6 +126,7 @@ extension SimTime {
         if !number.isEmpty {
             // A plain number: seconds.
             guard total == 0, s == number, let plain = Double(number) else { throw malformed }
+            if underflows(number, plain) { throw underflow }
             total = plain
         }
         guard total.isFinite, total >= 0, total <= maxDuration else { throw outOfRange }

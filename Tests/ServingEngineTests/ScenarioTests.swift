@@ -70,6 +70,24 @@ import Testing
         #expect(scenario.steps.map(\.at) == [0])
     }
 
+    /// `at = "1e-400s"` (or `--duration`'s and a preview's time text) was read as 0 s: a nonzero
+    /// numeral that underflows to 0 is refused, as the command language and the flags refuse
+    /// `1e-400`; zero written any way and tiny times that are not 0 are still times.
+    @Test func aTimeThatUnderflowsToZeroIsRefused() throws {
+        for text in ["1e-400", "1e-400s", "5e-400ms", "1h1e-400s", "0.1e-330m"] {
+            let e = try #require(throws: SimTime.DurationError.self, "\(text)") { try SimTime.checkedDuration(text) }
+            #expect(e.message == "time '\(text)' underflows to 0; write 0 if 0 is meant" && e.reason == .outOfRange, "\(text)")
+        }
+        for text in ["0", "0e5", "0.0s", "0e-400ms", "-0e-400", "1e-300s", "0h0m"] {
+            #expect(SimTime.parseDuration(text) != nil, "\(text)")
+        }
+        let toml = "name = \"n\"\n[[step]]\nat = \"1e-400s\"\ncommand = \"rate 5\"\n"
+        let refused = try #require(throws: ConfigError.self) {
+            try Scenario(toml: toml, source: "s.toml", topology: .cloudMatrix384)
+        }
+        #expect(refused.description == "s.toml: step 1: 'at': time '1e-400s' underflows to 0; write 0 if 0 is meant")
+    }
+
     /// A scenario step at a negative time (`at = "-5s"`, `at = -5`) was told "expected a time like
     /// 90s, 10m or 1h", as if the text were garbled; it is a time below the range, and the
     /// message names the range, as for a time above it. Garbled text keeps its message.
