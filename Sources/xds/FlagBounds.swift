@@ -83,6 +83,18 @@ struct FlagRange: Sendable {
         return x
     }
 
+    /// A time flag's value in seconds: plain seconds (`10`, as documented) or a time with a unit
+    /// (`10s`, `500ms`, `2m`) as `--duration` and previews read it. `--header-timeout 10s` was
+    /// refused as "must be a number". The range is the same either way.
+    func seconds(_ n: CLINumber) throws -> Double {
+        if n.number != nil { return try value(n) }
+        guard let x = try? SimTime.checkedDuration(n.text) else {
+            throw ConfigError("\(flag) must be a number \(allowed) (plain seconds or a time like 10s), got \(n.quoted)")
+        }
+        guard contains(x) else { throw ConfigError("\(flag) must be \(allowed), got \(n.shown)") }
+        return x
+    }
+
     /// The value as an Int; the range check comes first, so `Int(x)` cannot trap.
     func int(_ n: CLINumber) throws -> Int { Int(try value(n)) }
 

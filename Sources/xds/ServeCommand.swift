@@ -20,21 +20,21 @@ struct Serve: ParsableCommand {
     @Option(parsing: .unconditional, help: "Simulated seconds per wall second (\(FlagLimits.speed.allowed)), or max.")
     var speed: String = "1"
     @Option(parsing: .unconditional,
-            help: "Seconds a request head may take to arrive whole, else 408; \(FlagLimits.headerTimeout.allowed).")
+            help: "Seconds a request head may take to arrive whole, else 408; \(FlagLimits.headerTimeout.allowed) (plain seconds or a time like 10s).")
     var headerTimeout: CLINumber = 60
     @Option(parsing: .unconditional,
-            help: "Seconds a request body may go without new bytes, else 408; \(FlagLimits.bodyTimeout.allowed).")
+            help: "Seconds a request body may go without new bytes, else 408; \(FlagLimits.bodyTimeout.allowed) (plain seconds or a time like 10s).")
     var bodyTimeout: CLINumber = 60
     @Option(parsing: .unconditional,
-            help: "Seconds an idle kept-alive connection stays open, \(FlagLimits.keepAliveTimeout.allowed).")
+            help: "Seconds an idle kept-alive connection stays open, \(FlagLimits.keepAliveTimeout.allowed) (plain seconds or a time like 10s).")
     var keepAliveTimeout: CLINumber = 75
 
     func run() throws {
         let port = try FlagLimits.portValue(port)
         let readTimeouts = APIServer.ReadTimeouts(
-            header: .seconds(try FlagLimits.headerTimeout.value(headerTimeout)),
-            body: .seconds(try FlagLimits.bodyTimeout.value(bodyTimeout)),
-            keepAlive: .seconds(try FlagLimits.keepAliveTimeout.value(keepAliveTimeout)))
+            header: .seconds(try FlagLimits.headerTimeout.seconds(headerTimeout)),
+            body: .seconds(try FlagLimits.bodyTimeout.seconds(bodyTimeout)),
+            keepAlive: .seconds(try FlagLimits.keepAliveTimeout.seconds(keepAliveTimeout)))
         let bindHost = try parseBindHost(host, option: "--host")
         let pace = try FlagLimits.pace(speed)
         let (token, tokenWasGenerated) = try AdminToken.resolve(

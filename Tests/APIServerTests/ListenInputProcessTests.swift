@@ -52,4 +52,44 @@ struct ListenInputProcessTests {
             #expect(r.err == "xds console: no terminal to draw on (is stdout a tty and TERM set?)\n", "\(extra): \(r.err)")
         }
     }
+
+    /// `serve --header-timeout 10s` was refused as "must be a number", where every other time
+    /// flag (`--duration 10m`, preview durations) takes a unit. The timeouts take both plain
+    /// seconds, as documented, and a time with a unit; the range is the same.
+    @Test func readTimeoutsTakeATimeWithAUnit() async throws {
+        for (flag, value) in [("--header-timeout", "3601s"), ("--body-timeout", "50ms"), ("--keep-alive-timeout", "2h"),
+                              ("--header-timeout", "1h1h"), ("--body-timeout", "10 s"), ("--keep-alive-timeout", "-5s")] {
+            let r = try await refusal(["serve", "--port", "0", "--deployment", Self.tiny, flag, value])
+            #expect(r.status == 1 && r.out.isEmpty, "\(flag) \(value): \(r)")
+            #expect(r.err.split(separator: "\n").count == 1 && r.err.hasPrefix("xds: \(flag) must be")
+                && r.err.contains("between 0.1 and 3600 s"), "\(flag) \(value): \(r.err)")
+        }
+        let child = try ChildProcess(try #require(BuiltBinary.xds),
+                                     ["serve", "--port", "0", "--admin-token", "t", "--deployment", Self.tiny,
+                                      "--header-timeout", "10s", "--body-timeout", "1m", "--keep-alive-timeout", "1500ms"])
+        defer { child.kill() }
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && child.process.isRunning && !child.stdout.contains("http://") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let banner = try #require(child.stdout.range(of: #"127\.0\.0\.1:[0-9]+"#, options: .regularExpression),
+                                  "\(child.stdout) \(child.stderr)")
+        let port = try #require(Int(child.stdout[banner].split(separator: ":")[1]))
+        // 1500ms reached the server: an idle kept-alive connection is closed about 1.5 s after its answer.
+        let connection = try RawConnection(port: port, readTimeout: 15)
+        defer { connection.close() }
+        connection.write(raw: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let start = Date()
+        let (text, closed) = await connection.readUntilClosed()
+        let waited = Date().timeIntervalSince(start)
+        #expect(closed && text.hasPrefix("HTTP/1.1 200"), "\(text)")
+        #expect(waited >= 1.4 && waited < 10, "closed \(waited) s after the answer, not 1.5 s")
+        let help = try runBuiltXDS(["serve", "--help"])
+        // Each timeout's help names both forms (words rejoined: the help is wrapped to the width).
+        let words = help.out.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        for flag in ["--header-timeout", "--body-timeout", "--keep-alive-timeout"] {
+            let from = try #require(words.range(of: flag + " <"), "\(flag): \(words)")
+            #expect(words[from.upperBound...].prefix(220).contains("plain seconds or a time like 10s"), "\(flag): \(words)")
+        }
+    }
 }
