@@ -103,6 +103,16 @@ struct ConsoleCommand: ParsableCommand {
             throw ConfigError(
                 "--connect: expected a plain-HTTP URL like http://127.0.0.1:8000 (port 1…65535), got \(InputEcho.quoted(url))")
         }
+        // xds serve answers at the root, and the link adds each /admin path to the URL as given:
+        // `http://127.0.0.1:8000/v1?x=1` was taken and the console showed a link that never
+        // connected (a path and query before /admin/events). The server's address only.
+        let parts = URLComponents(url: base, resolvingAgainstBaseURL: false)
+        guard base.path.isEmpty || base.path == "/", parts?.percentEncodedQuery == nil, parts?.percentEncodedFragment == nil,
+              parts?.percentEncodedUser == nil, parts?.percentEncodedPassword == nil
+        else {
+            throw ConfigError("--connect: expected the server's address only, like http://127.0.0.1:8000 "
+                + "(xds serve answers at the root: no path, query, fragment or user), got \(InputEcho.quoted(url))")
+        }
         // The server's engine runs as `xds serve` set it up: `--connect URL --rate 5` (or
         // --deployment, --scenario, --speed, --listen, …) was taken, exit 0, and did nothing.
         let ignored = Self.embeddedEngineOptions(in: Array(CommandLine.arguments.dropFirst()))

@@ -53,6 +53,26 @@ struct ListenInputProcessTests {
         }
     }
 
+    /// `console --connect http://127.0.0.1:8000/v1?x=1#f` was taken: the path, query and
+    /// fragment were appended to or dropped from every admin request, and the console showed a
+    /// link that could not connect ("not found"). xds serve answers at the root: the URL is the
+    /// server's address only, and anything more is refused in one line.
+    @Test func aConnectURLWithMoreThanTheServersAddressIsRefused() async throws {
+        for url in ["http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/admin/", "http://127.0.0.1:8000?token=x",
+                    "http://127.0.0.1:8000/#top", "http://user:pw@127.0.0.1:8000", "http://127.0.0.1:8000/?"] {
+            let r = try await refusal(["console", "--connect", url, "--token", "t"])
+            #expect(r.status == 1 && r.out.isEmpty, "\(url): \(r)")
+            #expect(r.err == "xds: --connect: expected the server's address only, like http://127.0.0.1:8000 "
+                + "(xds serve answers at the root: no path, query, fragment or user), got '\(url)'\n", "\(url): \(r.err)")
+        }
+        // The address alone, with or without the last slash, gets as far as the terminal.
+        for url in ["http://127.0.0.1:9", "http://127.0.0.1:9/", "HTTP://[::1]:9"] {
+            let r = try await refusal(["console", "--connect", url, "--token", "t"])
+            #expect(r.status == 1 && r.err == "xds console: no terminal to draw on (is stdout a tty and TERM set?)\n",
+                    "\(url): \(r.err)")
+        }
+    }
+
     /// `serve --header-timeout 10s` was refused as "must be a number", where every other time
     /// flag (`--duration 10m`, preview durations) takes a unit. The timeouts take both plain
     /// seconds, as documented, and a time with a unit; the range is the same.
