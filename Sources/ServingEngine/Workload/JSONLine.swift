@@ -171,7 +171,7 @@ enum JSONLine {
                         return .other
                     }
                     let first = index
-                    let value = try number()
+                    let value = try keptNumber()
                     numbers.append(Number(value: value, integer: plainInteger(first..<index, value: value), text: first..<index))
                     skipSpace()
                     guard let next = peek else { throw problem("unterminated JSON array") }
@@ -183,7 +183,7 @@ enum JSONLine {
                     }
                 }
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                return .number(try number())
+                return .number(try keptNumber())
             default:
                 try skipValue(depth: 1)
                 return .other
@@ -275,6 +275,21 @@ enum JSONLine {
                 n = sum
             }
             return n
+        }
+
+        /// A kept member's number (``number()``), refused when its digits are not all 0 but its
+        /// value underflows to 0: a Mooncake row's `"timestamp": 1e-400` was read as 0 ms and
+        /// `"hash_ids": [1e-400]` as block 0, where `1.5` is refused and the flags and commands
+        /// refuse `1e-400`. Members the reader skips are not its business.
+        private mutating func keptNumber() throws(Problem) -> Double {
+            let start = index
+            let value = try number()
+            guard value == 0 else { return value }
+            let text = bytes[start..<index]
+            guard text.prefix(while: { $0 != UInt8(ascii: "e") && $0 != UInt8(ascii: "E") }).contains(where: { $0 >= 49 && $0 <= 57 })
+            else { return value }
+            throw Problem(message: "the number \(String(decoding: text.prefix(40), as: UTF8.self)) underflows to 0 at column "
+                + "\(start + 1); write 0 if 0 is meant")
         }
 
         /// A number by RFC 8259's grammar (no `+`, leading zeros, `.5`, `1.`, `nan` or `inf`);

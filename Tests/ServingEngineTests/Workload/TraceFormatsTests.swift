@@ -239,6 +239,28 @@ import XDSTestSupport
         #expect(mooncake.format == .mooncake && mooncake.requests == 12_031)
     }
 
+    /// A Mooncake row's `"timestamp": 1e-400` was read as 0 ms and `"hash_ids": [0, 1e-400]` as
+    /// block id 0 (a shared prefix the row does not have), where `1.5` is refused and the flags and
+    /// command language refuse `1e-400`: a nonzero number that underflows to 0 is refused, naming
+    /// the column; zero written any way still reads as 0, and members the reader skips are left alone.
+    @Test func aMooncakeNumberThatUnderflowsToZeroIsRefused() throws {
+        func problem(_ line: String) -> String? {
+            do { _ = try TraceRowParser.parseMooncake(Array(line.utf8)[...]); return nil } catch { return error.message }
+        }
+        let said = problem(#"{"timestamp": 1e-400, "input_length": 600, "output_length": 5, "hash_ids": [0, 1]}"#)
+        #expect(said == "the number 1e-400 underflows to 0 at column 15; write 0 if 0 is meant", "\(said ?? "taken")")
+        for line in [#"{"timestamp": 0, "input_length": 600, "output_length": 5, "hash_ids": [0, 1e-400]}"#,
+                     #"{"timestamp": 0, "input_length": 0.5e-330, "output_length": 5, "hash_ids": [0]}"#,
+                     #"{"timestamp": -1E-999, "input_length": 600, "output_length": 5, "hash_ids": [0]}"#] {
+            #expect(problem(line)?.contains("underflows to 0 at column") == true, "\(line): \(problem(line) ?? "taken")")
+        }
+        for line in [#"{"timestamp": 0e-400, "input_length": 600, "output_length": 5, "hash_ids": [0.0, 1e1]}"#,
+                     #"{"timestamp": -0.0, "input_length": 600, "output_length": 5, "hash_ids": [0], "extra": 1e-400}"#,
+                     #"{"timestamp": 1e-300, "input_length": 600, "output_length": 5, "hash_ids": [0]}"#] {
+            #expect(problem(line) == nil, "\(line): \(problem(line) ?? "")")
+        }
+    }
+
     private func temporaryFile(_ text: String) throws -> String {
         try TestScratch.write(text, name: "formats.csv")
     }
