@@ -192,6 +192,42 @@ struct HardeningTests {
         }
     }
 
+    /// An integer field's `1e-400` was decoded as 0 and served: `"seed": 1e-400`, `"min_tokens":
+    /// 1e-400`, `"top_k": 1e-400` and a token-id prompt `[1e-400]` (token 0) came back 200, and
+    /// `"max_tokens": 1e-400` was told "got 0", where `"temperature": 1e-400` is refused naming
+    /// the number. A nonzero number that underflows to 0 is refused the same way in every field
+    /// the route reads, with what the field takes; zero written any way is still 0, and such a
+    /// number in a field nobody reads is still served.
+    @Test func anIntegerFieldsNumberThatUnderflowsToZeroIsRefused() async throws {
+        try await LiveServer.with { server in
+            for (raw, param, expected) in [
+                (#"{"prompt": "x", "seed": 1e-400}"#, "seed", "an integer within"),
+                (#"{"prompt": "x", "max_tokens": 3, "min_tokens": 1e-400}"#, "min_tokens", "an integer within 0…max_tokens"),
+                (#"{"prompt": "x", "top_k": -1E-999}"#, "top_k", "an integer within -1…2147483647"),
+                (#"{"prompt": "x", "max_tokens": 0.5e-330}"#, "max_tokens", "an integer within 1…"),
+                (#"{"prompt": [1e-400]}"#, "prompt[0]", "token ids within 0…2147483647"),
+                (#"{"prompt": [[5, 1e-400]]}"#, "prompt[0][1]", "token ids within 0…2147483647"),
+            ] {
+                let reply = try await server.post("/v1/completions", raw: raw)
+                #expect(reply.status == 400, "\(raw): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(raw): \(reply.text)")
+                #expect(error["param"] as? String == param, "\(raw): \(reply.text)")
+                let message = error["message"] as? String ?? ""
+                #expect(message.contains("has an invalid value") && message.lowercased().contains("e-") && message.contains(expected),
+                        "\(raw): \(message)")
+            }
+            let chat = try await server.post("/v1/chat/completions",
+                                             raw: #"{"messages": [{"role": "user", "content": "x"}], "seed": 1e-400}"#)
+            #expect(chat.status == 400, "\(chat.text)")
+            #expect(server.backend.submitted.isEmpty)
+            for raw in [#"{"prompt": "x", "max_tokens": 1, "seed": 0e-400}"#, #"{"prompt": [0.0e5], "max_tokens": 1}"#,
+                        #"{"prompt": "x", "max_tokens": 1, "x_note": {"a": 1e-400}}"#] {
+                let served = try await server.post("/v1/completions", raw: raw)
+                #expect(served.status == 200, "\(raw): \(served.text)")
+            }
+        }
+    }
+
     @Test func everyNumberIsCheckedAgainstAStatedRange() async throws {
         let chat: [String: Any] = ["messages": [["role": "user", "content": "hi"]]]
         // (field, value, what the message must say)

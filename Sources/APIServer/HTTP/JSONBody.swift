@@ -7,6 +7,16 @@ extension Request {
     /// parse (bad chunk sizes, a connection that ends mid-body) is a 400 too, never a 500.
     /// `maxModelLen`: the served model's context window, for the range a length field's message
     /// states (nil: routes without one).
+    /// A number no float holds (or one that underflows) named with what its field takes
+    /// (`logit_bias.1` is in `logit_bias`, `prompt[0]` in `prompt`).
+    static func numberRefusal(_ finding: JSONKeyCheck.Finding, path: String?, maxModelLen: Int?) -> APIError {
+        let (text, param) = JSONKeyCheck.message(finding)
+        let root = path.map { String($0.prefix { $0 != "." && $0 != "[" }) }
+        let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
+            ?? root.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
+        return APIError.invalidRequest(text + (expected.map { " (expected \($0))" } ?? ""), param: param)
+    }
+
     mutating func decodeJSON<Body: Decodable>(_ type: Body.Type, limitBytes: Int, maxModelLen: Int? = nil) async throws -> Body {
         let buffer: ByteBuffer
         do {
@@ -25,8 +35,12 @@ extension Request {
         let data = Data(buffer: buffer)
         do {
             let body = try JSONDecoder().decode(Body.self, from: data)
-            // A body the decoder took may still be ambiguous (a key given twice).
-            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), surrogates: false) {
+            // A body the decoder took may still be ambiguous (a key given twice), or hold an
+            // integer field's number that underflows (`"seed": 1e-400`): the decoder refuses
+            // that in a float field but read it as 0 in an integer one, and served it.
+            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), surrogates: false, numbers: true,
+                                                       numberRoots: APIError.integerFields.union(["prompt"])) {
+                if case let .unrepresentableNumber(path, _) = finding { throw Self.numberRefusal(finding, path: path, maxModelLen: maxModelLen) }
                 let (text, param) = JSONKeyCheck.message(finding)
                 throw APIError.invalidRequest(text, param: param)
             }
@@ -52,11 +66,7 @@ extension Request {
                     let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
                     throw APIError.invalidRequest(text + (expected.map { " (expected \($0))" } ?? ""), param: param)
                 case let .unrepresentableNumber(path, _):
-                    // What the field it is in takes (`logit_bias.1` is in `logit_bias`).
-                    let root = path.map { String($0.prefix { $0 != "." && $0 != "[" }) }
-                    let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
-                        ?? root.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
-                    throw APIError.invalidRequest(text + (expected.map { " (expected \($0))" } ?? ""), param: param)
+                    throw Self.numberRefusal(finding, path: path, maxModelLen: maxModelLen)
                 default:
                     break
                 }

@@ -66,7 +66,10 @@ enum JSONKeyCheck {
     /// The first finding in `bytes`, or nil; unpaired surrogates only if `surrogates`, numbers no
     /// float holds only if `numbers` (a body the decoder took may hold one in a field it does not
     /// read). Stops at the first byte that is not JSON it understands (the decoder reports those).
-    static func firstFinding(in bytes: [UInt8], surrogates: Bool = true, numbers: Bool = false) -> Finding? {
+    /// `numberRoots`: with `numbers`, only a number under one of these top-level fields counts
+    /// (`prompt[0]` is under `prompt`); nil: any.
+    static func firstFinding(in bytes: [UInt8], surrogates: Bool = true, numbers: Bool = false,
+                             numberRoots: Set<String>? = nil) -> Finding? {
         var stack: [Frame] = []
         var i = 0
         let n = bytes.count
@@ -179,7 +182,9 @@ enum JSONKeyCheck {
                     while j < n, isNumberByte(bytes[j]) || bytes[j] == UInt8(ascii: "e") || bytes[j] == UInt8(ascii: "E") { j += 1 }
                     if numbers, let number = unrepresentable(bytes[i..<j]) {
                         let at = path()
-                        return .unrepresentableNumber(path: at.isEmpty ? nil : at, number: number)
+                        if numberRoots.map({ $0.contains(String(at.prefix { $0 != "." && $0 != "[" })) }) ?? true {
+                            return .unrepresentableNumber(path: at.isEmpty ? nil : at, number: number)
+                        }
                     }
                     i = j
                     continue
