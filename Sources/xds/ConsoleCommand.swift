@@ -97,7 +97,8 @@ struct ConsoleCommand: ParsableCommand {
         // Plain http only: xds serve speaks no TLS, and the link's client (NIO, no TLS stack) neither.
         // The port too: `http://127.0.0.1:99999` passed and the console then showed only a link
         // that never connects ("not a usable URL").
-        guard let base = URL(string: url), base.scheme?.lowercased() == "http", base.host != nil,
+        // An empty host (`http://:8000`) is none: Foundation gives "" where no host was written.
+        guard let base = URL(string: url), base.scheme?.lowercased() == "http", base.host?.isEmpty == false,
               (1...65_535).contains(base.port ?? 80)
         else {
             throw ConfigError(

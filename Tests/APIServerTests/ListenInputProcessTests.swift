@@ -73,6 +73,17 @@ struct ListenInputProcessTests {
         }
     }
 
+    /// `console --connect http://:8000` (no host) was taken: Foundation reads the host as "", not
+    /// absent, and the console retried a link to nowhere. Refused with the malformed URL's line.
+    @Test func aConnectURLWithAnEmptyHostIsRefused() async throws {
+        for url in ["http://:8000", "http://:8000/", "http://"] {
+            let r = try await refusal(["console", "--connect", url, "--token", "t"])
+            #expect(r.status == 1 && r.out.isEmpty, "\(url): \(r)")
+            #expect(r.err == "xds: --connect: expected a plain-HTTP URL like http://127.0.0.1:8000 (port 1…65535), got '\(url)'\n",
+                    "\(url): \(r.err)")
+        }
+    }
+
     /// `serve --header-timeout 10s` was refused as "must be a number", where every other time
     /// flag (`--duration 10m`, preview durations) takes a unit. The timeouts take both plain
     /// seconds, as documented, and a time with a unit; the range is the same.
