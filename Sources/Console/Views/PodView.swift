@@ -235,13 +235,29 @@ enum PodView {
         // The long legend only where it fits whole; otherwise the short one (never cut).
         let wide = inner.width >= long.count + 2
         let legend = wide ? long : "P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link"
-        b.put(legend, x: inner.x + 1, y: layout.grid.maxY - 3, style: .dim, clip: inner)
+        putLegend(&b, legend, x: inner.x + 1, y: layout.grid.maxY - 3, clip: inner)
         let x = NPULoad.drawLegend(
             &b, x: inner.x + 1, y: layout.grid.maxY - 2, clip: inner, monochrome: monochrome,
             letters: NPULoad.letters(of: roles))
-        b.put(
-            wide ? " (\(NPULoad.basis(of: roles, long: true)))" : "⊘drained ~draining",
-            x: x, y: layout.grid.maxY - 2, style: .dim, clip: inner)
+        if wide {
+            b.put(" (\(NPULoad.basis(of: roles, long: true)))", x: x, y: layout.grid.maxY - 2, style: .dim, clip: inner)
+        } else {
+            putLegend(&b, "⊘drained ~draining", x: x, y: layout.grid.maxY - 2, clip: inner)
+        }
+    }
+
+    /// A legend line in dim words, each state glyph (and the spare dot) in the colour the grid
+    /// draws it in: an all-grey "X dead ↓slow" keyed red and orange cells to nothing.
+    private static func putLegend(_ b: inout CellBuffer, _ text: String, x: Int, y: Int, clip: Rect) {
+        b.put(text, x: x, y: y, style: .dim, clip: clip)
+        let states: [NPUState] = [.dead, .slow, .hbm, .link, .drained, .draining]
+        for (offset, ch) in text.enumerated() where x + offset < clip.maxX {
+            if let state = states.first(where: { $0.glyph == ch }) {
+                b.put(String(ch), x: x + offset, y: y, style: state.style, clip: clip)
+            } else if ch == "·" {
+                b.put("·", x: x + offset, y: y, style: Style(fg: .role(.spare)), clip: clip)
+            }
+        }
     }
 
     static func drawDetail(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
