@@ -1,4 +1,3 @@
-import CNcursesw
 import Dispatch
 import Foundation
 import ServingEngine
@@ -70,13 +69,11 @@ public enum ConsoleApp {
     /// What the console says when it has no terminal to draw on.
     public static let noTerminalLine = "xds console: no terminal to draw on (is stdout a tty and TERM set?)"
 
-    /// Whether the console could open its terminal: stdout a tty and TERM a terminal ncurses
-    /// knows (``NcursesTerminal``'s own conditions), checked without taking the screen. Callers
-    /// ask before they start anything a console without a terminal would leave behind:
-    /// `console --listen` started the API and printed its admin token before "no terminal".
-    public static var terminalAvailable: Bool {
-        isatty(1) == 1 && tui_terminal_known() == 1
-    }
+    /// Whether the console could open its terminal (``NcursesTerminal/isAvailable``), checked
+    /// without taking the screen. Callers ask before they start anything a console without a
+    /// terminal would leave behind: `console --listen` started the API and printed its admin
+    /// token before "no terminal".
+    public static var terminalAvailable: Bool { NcursesTerminal.isAvailable }
 
     public static func run(link: any EngineLink, options: ConsoleOptions = ConsoleOptions()) -> Int32 {
         let log = ConsoleLog(path: options.logPath)

@@ -140,8 +140,7 @@ struct ConsoleCommand: ParsableCommand {
     /// Ends the run with the console's own "no terminal" line (exit 1) when there is none.
     static func requireTerminal() throws {
         guard ConsoleApp.terminalAvailable else {
-            // `try?`: a stderr that cannot take the line must not trap; the exit status stays 1.
-            try? FileHandle.standardError.write(contentsOf: Data((ConsoleApp.noTerminalLine + "\n").utf8))
+            StandardError.write(Data((ConsoleApp.noTerminalLine + "\n").utf8))
             throw ExitCode(1)
         }
     }

@@ -20,6 +20,10 @@ final class NcursesTerminal {
     /// Keys decoded ahead (one read can complete more than one, e.g. Esc followed by a key).
     private var pending: [ConsoleMessage] = []
 
+    /// Whether ``init(monochrome:)`` would find a terminal: stdout a tty and TERM a terminal
+    /// ncurses knows, asked without taking the screen (ncurses stays in this file).
+    static var isAvailable: Bool { isatty(1) == 1 && tui_terminal_known() == 1 }
+
     /// `nil` when there is no usable terminal (e.g. stdout is not a tty or TERM is unknown).
     init?(monochrome: Bool) {
         setlocale(LC_ALL, "")  // before newterm, or wide characters are not drawn at all
