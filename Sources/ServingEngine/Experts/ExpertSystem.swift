@@ -146,8 +146,9 @@ final class ExpertSystem {
     private var ticks = 0
     /// Token-expert pairs per layer and expert over the last heat window, as its segments.
     private var heat = HeatWindow()
-    /// Bumped whenever ``heat`` is replaced: the key of ``heatViewCache``.
-    private var heatVersion = 0
+    /// Bumped whenever ``heat`` is replaced: the key of ``heatViewCache`` (readable: a test tells
+    /// from it that a heat window closed).
+    private(set) var heatVersion = 0
     /// The heat relative to each layer's mean and its hottest experts, as ``summary(dieLoads:)``
     /// last worked them out, for the heat window (or, with none yet, the popularity) they came
     /// from: the window changes every 5 simulated seconds and a face snapshots ten times a second
