@@ -83,7 +83,9 @@ import XDSTestSupport
         send("speed max")
         #expect(eventually { host.latestSnapshot().simTime > 30 })
         send("pause")
-        host.stop()
+        // The engine is read below, on this thread: its own thread must have exited (a stop that
+        // timed out on a loaded machine left it stepping the engine while these reads ran).
+        try #require(host.stop(timeout: 60), "the engine thread did not stop")
 
         let log = host.commandLog
         #expect(log.map(\.line).filter { !$0.hasPrefix("submit") } == [

@@ -38,7 +38,9 @@ import XDSTestSupport
         #expect(host.send(commandLine: "speed max").accepted)
         #expect(eventually { host.latestSnapshot().simTime > 30 })
         #expect(host.send(commandLine: "pause").accepted)
-        host.stop()
+        // The engine is read below, on this thread: its own thread must have exited (a stop that
+        // timed out on a loaded machine left it stepping the engine while these reads ran).
+        try #require(host.stop(timeout: 60), "the engine thread did not stop")
 
         let log = host.commandLog
         #expect(log.map(\.line) == ["fault die 40", "rate 30", "speed max", "pause"], "previews are not commands")
@@ -91,7 +93,9 @@ import XDSTestSupport
         #expect(host.send(commandLine: "speed max").accepted)
         #expect(eventually { host.latestSnapshot().simTime > 50 })
         #expect(host.send(commandLine: "pause").accepted)
-        host.stop()
+        // The engine is read below, on this thread: its own thread must have exited (a stop that
+        // timed out on a loaded machine left it stepping the engine while these reads ran).
+        try #require(host.stop(timeout: 60), "the engine thread did not stop")
         let log = host.commandLog
         // (The steps may come before `speed max` if the preview took more than 15 s of wall time.)
         #expect(log.map(\.line).sorted() == ["fault node 3", "pause", "rate 80", "speed max"], "\(log.map(\.line))")
