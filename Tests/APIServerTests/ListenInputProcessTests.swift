@@ -107,12 +107,7 @@ struct ListenInputProcessTests {
                                   "\(child.stdout) \(child.stderr)")
         let port = try #require(Int(child.stdout[banner].split(separator: ":")[1]))
         // 1500ms reached the server: an idle kept-alive connection is closed about 1.5 s after its answer.
-        let connection = try RawConnection(port: port, readTimeout: 15)
-        defer { connection.close() }
-        connection.write(raw: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        let start = Date()
-        let (text, closed) = await connection.readUntilClosed()
-        let waited = Date().timeIntervalSince(start)
+        let (text, closed, waited) = try await ServeProcessTests.idleClose(port: port)
         #expect(closed && text.hasPrefix("HTTP/1.1 200"), "\(text)")
         #expect(waited >= 1.4 && waited < 10, "closed \(waited) s after the answer, not 1.5 s")
         let help = try runBuiltXDS(["serve", "--help"])

@@ -120,6 +120,17 @@ struct ServeProcessTests {
     static let tiny = "colocated:1:llama-2-7b:nvidia-a100:tp1"
 
     /// Starts `xds serve --port 0` and returns it with its port, once the banner is printed.
+    /// One `GET /health` on a kept-alive connection to the server on `port`, then how long the
+    /// server waited, after its answer, before it closed the idle connection.
+    static func idleClose(port: Int) async throws -> (text: String, closed: Bool, waited: TimeInterval) {
+        let connection = try RawConnection(port: port, readTimeout: 15)
+        defer { connection.close() }
+        connection.write(raw: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let start = Date()
+        let (text, closed) = await connection.readUntilClosed()
+        return (text, closed, Date().timeIntervalSince(start))
+    }
+
     func startServe(_ extra: [String] = []) throws -> (ChildProcess, Int) {
         let child = try ChildProcess(try #require(BuiltBinary.xds),
                                      ["serve", "--port", "0", "--admin-token", "t0k3n", "--deployment", Self.tiny] + extra)
@@ -318,12 +329,7 @@ struct ServeProcessTests {
         }
         let (child, port) = try startServe(["--keep-alive-timeout", "1"])
         defer { child.kill() }
-        let connection = try RawConnection(port: port, readTimeout: 15)
-        defer { connection.close() }
-        connection.write(raw: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        let start = Date()
-        let (text, closed) = await connection.readUntilClosed()
-        let waited = Date().timeIntervalSince(start)
+        let (text, closed, waited) = try await Self.idleClose(port: port)
         #expect(closed && text.hasPrefix("HTTP/1.1 200"), "\(text)")
         #expect(waited >= 0.9 && waited < 10, "closed \(waited) s after the answer, not 1 s")
     }
