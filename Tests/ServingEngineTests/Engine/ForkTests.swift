@@ -87,6 +87,12 @@ import XDSTestSupport
             if a.nextEventTime().map({ $0 <= 40 }) == true { a.step() } else { a.run(until: 40) }
             if b.nextEventTime().map({ $0 <= 40 }) == true { b.step() } else { b.run(until: 40) }
         }
+        // Both end with a `run(until: 40)`, as the replay below does: the report's `events` and
+        // the snapshot's series count a run's end (stepped to 40 an engine reports one event
+        // fewer), and whether the loop above gave `a` one depended on when `b` reached 40, so a
+        // change to the fork's own timeline read as "the original was changed by its fork".
+        a.run(until: 40)
+        b.run(until: 40)
         let c = try FaultTests.engine(rate: 30, limit: 300)
         Self.replay(Self.busyActions, on: c, until: 40)
         #expect(try Self.state(a) == Self.state(c), "the original was changed by its fork")
