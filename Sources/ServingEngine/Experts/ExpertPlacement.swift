@@ -302,6 +302,21 @@ public struct ExpertPlacement: Sendable, Equatable {
         return builder.placement(dies: dies, slotsPerDie: slotsPerDie)
     }
 
+    /// This placement, planned for `map.count` dies, laid onto dies `map` of a TE with `dies`
+    /// dies: its die `k` becomes `map[k]`, the dies not in `map` hold nothing (a decode TE back
+    /// from a restart without its lost dies: its experts planned over the live ones, every die
+    /// keeping its index).
+    func onto(dies map: [Int], of dies: Int) -> ExpertPlacement {
+        var builder = Builder(layers: layerCount, experts: experts, hosts: hostDies.count)
+        for l in 0..<layerCount {
+            for e in 0..<experts {
+                for s in hostRange(l, e) { builder.add(map[Int(hostDies[s])]) }
+                builder.closeExpert()
+            }
+        }
+        return builder.placement(dies: dies, slotsPerDie: slotsPerDie)
+    }
+
     /// Where expert `e`'s hosts of layer `l` sit in the host buffer.
     @inline(__always)
     func hostRange(_ l: Int, _ e: Int) -> Range<Int> {

@@ -291,6 +291,31 @@ final class ExpertSystem {
         te.routing.setLostDies(lost)
     }
 
+    /// TE `i` is back from a restart without its routed-expert dies `lost` (indices; no spare
+    /// replaced them). The restart loaded its weights afresh, so its experts are laid out over the
+    /// live dies as a TE's start places them (planned on the popularity in force with `--eplb
+    /// on`, round-robin otherwise), the lost dies left empty: every expert keeps a replica
+    /// (system.md §4). Its routing kept the old placement, whose experts with no live replica
+    /// still sent their tokens to the dead dies. False, nothing changed, when the live dies'
+    /// slots cannot hold every expert once.
+    func layOutAfterRestart(_ i: Int, without lost: [Int]) -> Bool {
+        guard let traffic, i >= 0, i < tes.count, let te = tes[i], !lost.isEmpty else { return true }
+        let dies = te.routing.dies, slotsPerDie = te.routing.slotsPerDie
+        let gone = Set(lost)
+        let live = (0..<dies).filter { !gone.contains($0) }
+        let shape = traffic.popularity
+        guard live.count * slotsPerDie >= shape.experts else { return false }
+        let plan = mode == .on ? planner.plan(popularity: shape, dies: live.count, slotsPerDie: slotsPerDie)
+            : .roundRobin(experts: shape.experts, layers: shape.layers.count, dies: live.count, slotsPerDie: slotsPerDie)
+        // A restart abandoned any swap already; the placement is the one loaded now.
+        _ = te.controller.abandon(routing: &te.routing)
+        swapHeld.remove(i)
+        te.routing.setLostDies(lost)
+        te.routing.setPlacement(plan.onto(dies: live, of: dies))
+        noteController(i)
+        return true
+    }
+
     // MARK: Steps and arrivals
 
     /// TE `i`'s hottest-die shares, taken from another TE that has them worked out for the same

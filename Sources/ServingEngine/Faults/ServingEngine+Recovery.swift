@@ -144,8 +144,9 @@ extension ServingEngine {
     }
 
     /// An outage ends: forked NPUs take the lost NPUs' place; a restarted TE comes back on spares
-    /// if it can, without its lost dies otherwise (the restart re-plans expert placement over
-    /// the live dies).
+    /// if it can, without its lost dies otherwise (a decode TE's restart lays its experts out
+    /// over the live dies, ``layOutExpertsAfterRestart(_:)``, or leaves it out until repaired
+    /// when they cannot hold every expert).
     func endOutage(_ i: Int) {
         guard let outage = faults.outage(of: i) else { return }
         switch outage {
@@ -164,7 +165,13 @@ extension ServingEngine {
         }
         faults.endOutage(i)
         if hasKnownDeadDie(i) && instances[i].role != .decode { faults.beginOutage(i, .awaitingRepair) }
+        var layout: String?
+        if case .restarting = outage, instances[i].role == .decode { layout = layOutExpertsAfterRestart(i) }
         let pending = faults.takePendingRecovery(of: i)
+        if let layout {
+            if pending.isEmpty { telemetry.log(EngineEvent(time: now, kind: .recovery, message: layout)) }
+            else { note(pending, layout) }
+        }
         let arrivals = faults.takeArrivalsWaiting(on: i)
         if faults.outage(of: i) == .awaitingRepair {
             // Requests re-queued to wait for this TE's return (``requeue(_:reasonIfNowhere:)``)
@@ -191,6 +198,30 @@ extension ServingEngine {
                 + (faults.outage(of: i) == .awaitingRepair ? " as soon as its dies are repaired" : ""))
         }
         refreshFaultState()
+    }
+
+    /// Decode TE `i` is back from a restart still holding known-dead routed-expert dies (no spare
+    /// replaced them). system.md §4: the decode failover must keep at least one replica of every
+    /// expert. The restart loaded the weights afresh, so the experts are laid out over the live
+    /// dies; its routing kept the old placement, and experts whose only replica sat on a dead die
+    /// (why the shrink was refused and it restarted) still sent their tokens there. When the live
+    /// dies cannot hold every expert, it stays out until repaired. The recovery's line (nil:
+    /// no routed-expert die lost, nothing to lay out).
+    private func layOutExpertsAfterRestart(_ i: Int) -> String? {
+        guard experts.hasExperts, let moe = model.moe else { return nil }
+        let spec = instances[i].groupSpec
+        let routed = spec.ep - spec.sharedExpertDies
+        let lost = cluster.deadExpertIndices(of: i, dead: faults.knownDead).filter { $0 < routed }.sorted()
+        guard !lost.isEmpty else { return nil }
+        let name = instances[i].name, live = routed - lost.count
+        let without = "\(name) came back without its \(Self.counted(lost.count, "dead routed-expert die"))"
+        if experts.layOutAfterRestart(i, without: lost) {
+            return without + ": its experts laid out afresh over the \(live) live ones, each with a replica"
+        }
+        faults.beginOutage(i, .awaitingRepair)
+        let slots = live * (experts.routing(of: i)?.slotsPerDie ?? 1)
+        return without + ": the \(live) live ones hold \(slots) expert slots and cannot hold every expert "
+            + "(\(moe.routedExperts)); it stays out until repaired"
     }
 
     /// Moves a TE from a dead NPU onto a healthy one: the dead NPU leaves the TE for repair.

@@ -37,7 +37,9 @@ import XDSTestSupport
         let lines = e.recentEvents().filter { $0.kind == .rebalance && $0.time > 20 }.map { "\($0.time) \($0.message)" }
         #expect(!lines.contains { $0.contains("decode-0: rebalance started") }, "\(lines)")
         let after = Self.experts(on: 84, try #require(e.experts.routing(of: d)))
-        #expect(after == before, "experts moved onto dead die 340 (routed die 84)")
+        // The restart laid the experts out over the live dies: none on the dead one (they stayed,
+        // their tokens routed there, when nothing re-planned), and the cadence moved none there.
+        #expect(before.contains { !$0.isEmpty } && after.allSatisfy(\.isEmpty), "experts on dead die 340 (routed die 84): \(after)")
         let skips = e.recentEvents().filter { $0.message.hasPrefix("decode-0: automatic rebalance skipped: decode-0 holds dead die 340") }
         #expect(skips.count == 2 && skips.allSatisfy { $0.severity == .warning }, "\(lines)")
     }
