@@ -151,7 +151,10 @@ extension ServingEngine {
         guard let outage = faults.outage(of: i) else { return }
         switch outage {
         case .forking(let until, let spares) where until == now:
-            for (dead, spare) in spares.sorted(by: { $0.key < $1.key }) { replaceNPU(i, dead: dead, with: spare) }
+            let pairs = spares.sorted { $0.key < $1.key }
+            let failed = pairs.filter { npuHasDeadDie($0.value) }
+            guard failed.isEmpty else { return forkOntoDeadSpares(i, pairs: pairs, failed: failed) }
+            for (dead, spare) in pairs { replaceNPU(i, dead: dead, with: spare) }
         case .migrating(let until) where until == now:
             break
         case .restarting(let until) where until == now:
@@ -198,6 +201,42 @@ extension ServingEngine {
                 + (faults.outage(of: i) == .awaitingRepair ? " as soon as its dies are repaired" : ""))
         }
         refreshFaultState()
+    }
+
+    /// Whether a die of NPU `npu` is dead (known to the control plane or not).
+    private func npuHasDeadDie(_ npu: Int) -> Bool {
+        (0..<topology.diesPerNPU).contains { faults.isDead(npu * topology.diesPerNPU + $0) }
+    }
+
+    /// TE `i`'s NPU-fork ends and some of the spares it copied onto died during the copy: those
+    /// copies failed (the target never answered), so those spares are not taken. The TE took them
+    /// ("replacing NPU 170 of decode-0 with spare NPU 288", then `fault npu 288` "recovered: no
+    /// traffic on it") and served on with a dead NPU, decode's experts whose only replica had
+    /// been on the lost NPU routed to it. The good copies take their lost NPUs' place; the TE stays
+    /// out and its recovery goes on: a new copy onto fresh spares, else a restart (which returns on
+    /// spares or without the lost dies).
+    private func forkOntoDeadSpares(_ i: Int, pairs: [(key: Int, value: Int)], failed: [(key: Int, value: Int)]) {
+        for (dead, spare) in pairs where !npuHasDeadDie(spare) { replaceNPU(i, dead: dead, with: spare) }
+        // Ended, so that the dead spares are no longer promised to it; what waited goes on waiting.
+        faults.endOutage(i)
+        let ids = faults.takePendingRecovery(of: i)
+        let lost = failed.map(\.key)
+        let draining = scaling.phase(i) == .draining
+        let fresh = draining ? [] : Array(spareNPUs().prefix(lost.count))
+        let line = "spare \(Self.npus(failed.map(\.value))) died during the NPU-fork copy onto "
+            + "\(failed.count == 1 ? "it" : "them"): \(instances[i].name) stays out without \(Self.npus(lost))"
+        if ids.isEmpty { telemetry.log(EngineEvent(time: now, kind: .recovery, severity: .warning, message: line)) }
+        else { note(ids, line) }
+        if fresh.count == lost.count {
+            startFork(i, ids: ids, lost: [], deadNPUs: lost, donors: fresh, how: "spare")
+        } else if instances[i].role == .decode && !draining {
+            // As the decode failover's last fallback: the restart returns on spares or lays its
+            // experts out over the live dies.
+            restartInstance(i, ids: ids, why: "no spare NPU left to copy onto: \(instances[i].name) restarts")
+        } else {
+            // As a prefill TE without spares (or one being scaled in): out until repaired.
+            awaitRepair(i, ids: ids)
+        }
     }
 
     /// Decode TE `i` is back from a restart still holding known-dead routed-expert dies (no spare
