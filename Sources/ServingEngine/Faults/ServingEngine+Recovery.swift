@@ -152,9 +152,10 @@ extension ServingEngine {
         switch outage {
         case .forking(let until, let spares) where until == now:
             let pairs = spares.sorted { $0.key < $1.key }
-            let failed = pairs.filter { npuHasDeadDie($0.value) }
+            // (A lost NPU healed meanwhile needs no spare: it stays, whatever became of its spare.)
+            let failed = pairs.filter { npuHasDeadDie($0.value) && npuHasDeadDie($0.key) }
             guard failed.isEmpty else { return forkOntoDeadSpares(i, pairs: pairs, failed: failed) }
-            for (dead, spare) in pairs { replaceNPU(i, dead: dead, with: spare) }
+            for (dead, spare) in pairs where !npuHasDeadDie(spare) { replaceNPU(i, dead: dead, with: spare) }
         case .migrating(let until) where until == now:
             break
         case .restarting(let until) where until == now:

@@ -47,4 +47,19 @@ import XDSTestSupport
         FaultTests.expectSound(e)
         FaultTests.expectEmpty(e)
     }
+
+    /// The lost NPU is healed during the copy and the spare dies: the TE keeps its healed NPU and is
+    /// back when the copy ends (no new copy, no restart, no dead NPU taken).
+    @Test func aLostNPUHealedDuringTheCopyStaysWhenItsSpareDies() throws {
+        let (e, d, spare) = try Self.forkOntoDyingSpare(sparesLeft: true)
+        let lost = try #require(e.faults.records.first?.id)
+        #expect(e.apply(.heal(faultID: lost)).accepted)
+        e.run(until: 9)
+        #expect(!e.faults.hasOutage(d), "\(e.faults.outages)")
+        #expect(!e.cluster.npus(of: d).contains(spare) && e.knownDeadNPUs(of: d).isEmpty)
+        #expect(!FaultTests.events(e, .recovery).contains { $0.contains("died during the NPU-fork copy") })
+        #expect(e.runToCompletion(limit: 900))
+        FaultTests.expectSound(e)
+        FaultTests.expectEmpty(e)
+    }
 }
