@@ -105,7 +105,9 @@ extension ServingEngine {
         if ticks.count >= 1 {
             closeQuietIntervals(count: ticks.count, first: tick.time)
             queue.cancel(tick.id)
-            scheduleTelemetryTick(at: ticks.next)
+            // Ticks keep to their grid (``telemetryTick()``), as rounds do below.
+            let onGrid = ticks.next.nearestOnGrid(every: interval)
+            scheduleTelemetryTick(at: onGrid > tick.time && onGrid < horizon ? onGrid : ticks.next)
         }
         if beats.count >= 1 {
             queue.cancel(beat.id)
