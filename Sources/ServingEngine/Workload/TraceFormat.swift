@@ -342,9 +342,18 @@ enum TraceRowParser {
             }
             if plain { return value }
         }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
-        let digits = text.hasPrefix("-") || text.hasPrefix("+") ? text.dropFirst() : Substring(text)
-        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+        let text = String(decoding: bytes, as: UTF8.self)
+        func isDigits(_ s: Substring) -> Bool { !s.isEmpty && s.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }
+        // Plain digits, or a minus before them (a negative count is a number, told its range
+        // by `checked`). A plus sign or spaces inside the field (`"+3180"`, `" 3180"` quoted,
+        // `3180` and a no-break space) were trimmed away and read as 3180: a count is written
+        // in plain digits, and a field written otherwise is one the file did not mean as one.
+        // (Spaces around an unquoted field are the CSV's, not the field's: CSVRecord drops them.)
+        guard isDigits(text.hasPrefix("-") ? text.dropFirst() : Substring(text)) else {
+            let trimmed = text.trimmingWhitespace
+            if isDigits(trimmed.hasPrefix("-") || trimmed.hasPrefix("+") ? trimmed.dropFirst() : Substring(trimmed)) {
+                throw RowProblem("\(field) must be written in plain digits (no sign or spaces), got \(InputEcho.quoted(text))")
+            }
             throw RowProblem("\(field) is not an integer: \(InputEcho.quoted(text))")
         }
         // Compared, not abs(): abs(Int.min) traps.

@@ -165,6 +165,35 @@ import XDSTestSupport
         #expect(problem(burstHeader + row + "\n") == message)
     }
 
+    /// A token count written with a sign or with spaces inside its quotes (`"+3180"`, `" 3180"`,
+    /// `"3180\u{A0}"`) was read as 3180: a count is plain digits, and such a field is one the
+    /// export did not mean as one (the spaces a CSV writes around a field, `a, 3180`, are not
+    /// part of it and stay fine). Refused in one line naming the file, the line and the field.
+    @Test(arguments: [
+        ("2023-11-16 18:17:03,+3180,10", "t.trace:2: ContextTokens must be written in plain digits (no sign or spaces), got '+3180'"),
+        ("2023-11-16 18:17:03,\" 3180\",10", "t.trace:2: ContextTokens must be written in plain digits (no sign or spaces), got ' 3180'"),
+        ("2023-11-16 18:17:03,\"3180 \",10", "t.trace:2: ContextTokens must be written in plain digits (no sign or spaces), got '3180 '"),
+        ("2023-11-16 18:17:03,3180\u{A0},10", "t.trace:2: ContextTokens must be written in plain digits (no sign or spaces), got '3180\u{A0}'"),
+        ("2023-11-16 18:17:03,3180,+10", "t.trace:2: GeneratedTokens must be written in plain digits (no sign or spaces), got '+10'"),
+        ("2023-11-16 18:17:03,3180,\"\t10\"", "t.trace:2: GeneratedTokens must be written in plain digits (no sign or spaces), got '\\u{9}10'"),
+        ("2023-11-16 18:17:03,+12345678901,10", "t.trace:2: ContextTokens must be written in plain digits (no sign or spaces), got '+12345678901'"),
+    ])
+    func aTokenCountWithASignOrInnerSpacesIsRefused(row: String, message: String) {
+        #expect(problem(azureHeader + row + "\n") == message, "\(problem(azureHeader + row + "\n") ?? "accepted")")
+    }
+
+    /// The forms that stay: spaces around an unquoted field (CSV, not the number), a negative or
+    /// too-large count (told its range), and BurstGPT's columns, read by the same rule.
+    @Test func tokenCountsKeepTheirOtherMessages() throws {
+        #expect(try requests(azureHeader + "2023-11-16 18:17:03, 3180 ,\t10\n").map(\.promptTokens) == [3180])
+        #expect(problem(azureHeader + "2023-11-16 18:17:03,-5,10\n")
+                == "t.trace:2: prompt length must be at least 1, got ContextTokens -5")
+        #expect(problem(azureHeader + "2023-11-16 18:17:03,99999999999,10\n")?.hasPrefix(
+            "t.trace:2: ContextTokens 99999999999 is out of range;") == true)
+        #expect(problem(burstHeader + "5,ChatGPT,472,18,+490,Conversation log\n")
+                == "t.trace:2: Total tokens must be written in plain digits (no sign or spaces), got '+490'")
+    }
+
     @Test func mooncakeLinesWithExtraAndNestedFieldsParse() throws {
         let lines = [
             // Nested objects and arrays in unknown fields, before and after the known ones.
