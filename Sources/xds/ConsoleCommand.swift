@@ -188,6 +188,9 @@ struct ConsoleCommand: ParsableCommand {
             throw ConfigError("--listen: the port must be a whole number between 0 and 65535, got \(port)")
         }
         guard FlagLimits.isPortDigits(portText) else { throw ConfigError(digits) }
+        guard !FlagLimits.hasLeadingZero(portText) else {
+            throw ConfigError("--listen: the port \(FlagLimits.leadingZeroRule), got \(InputEcho.quoted(String(portText)))")
+        }
         // A bare IPv6 address needs brackets, or its last group would read as the port.
         if hostPart.contains(":") && !hostPart.hasPrefix("[") { throw problem }
         guard let host = try? parseBindHost(hostPart, option: "--listen") else { throw problem }

@@ -156,12 +156,20 @@ enum FlagLimits {
         guard isPortDigits(n.text) else {
             throw ConfigError("--port must be a whole number between 0 and 65535 written in digits, got \(n.quoted)")
         }
+        guard !hasLeadingZero(n.text) else { throw ConfigError("--port \(leadingZeroRule), got \(n.quoted)") }
         return value
     }
     /// Whether `text` is a port as written: ASCII digits only (no sign, point, exponent or space).
     static func isPortDigits(_ text: some StringProtocol) -> Bool {
         !text.isEmpty && text.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
     }
+    /// Whether a port's digits start with a zero that is not the whole port. `--port 0080` bound
+    /// port 80, where some tools read 0080 as octal (and 010 as 8): which port was meant is a
+    /// guess, so the text is refused (`0` alone, a free port, stays).
+    static func hasLeadingZero(_ text: some StringProtocol) -> Bool {
+        text.utf8.count > 1 && text.utf8.first == UInt8(ascii: "0")
+    }
+    static let leadingZeroRule = "must be a whole number between 0 and 65535 written in digits with no leading zero"
     /// How long `xds serve` waits for a client's bytes (``APIServer/ReadTimeouts``): under 0.1 s
     /// a client on a slow link could not send a head at all; an hour is far past any client's
     /// own timeout.

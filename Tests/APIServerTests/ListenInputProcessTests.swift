@@ -42,6 +42,26 @@ struct ListenInputProcessTests {
         #expect(far.err == "xds: --port must be a whole number between 0 and 65535, got -1\n", "\(far.err)")
     }
 
+    /// `serve --port 0080` bound port 80 (and `console --listen 127.0.0.1:0080` too): a port
+    /// written with leading zeros reads as octal to some tools (0080 is no octal number, 010 is
+    /// 8), so which port was meant is a guess. Refused in one line naming the flag; plain `0`
+    /// (a free port) is still taken.
+    @Test func aPortWithLeadingZerosIsRefused() async throws {
+        for value in ["0080", "00", "08000", "065535"] {
+            let r = try await refusal(["serve", "--port", value, "--admin-token", "t", "--deployment", Self.tiny])
+            #expect(r.status == 1 && r.out.isEmpty, "--port \(value): \(r)")
+            #expect(r.err == "xds: --port must be a whole number between 0 and 65535 written in digits with no leading zero, "
+                + "got '\(value)'\n", "--port \(value): \(r.err)")
+        }
+        for address in ["127.0.0.1:0080", "[::1]:00"] {
+            let r = try await refusal(["console", "--listen", address, "--token", "t", "--deployment", Self.tiny])
+            #expect(r.status == 1 && r.out.isEmpty, "--listen \(address): \(r)")
+            let port = String(address[address.index(after: address.lastIndex(of: ":")!)...])
+            #expect(r.err == "xds: --listen: the port must be a whole number between 0 and 65535 written in digits "
+                + "with no leading zero, got '\(port)'\n", "--listen \(address): \(r.err)")
+        }
+    }
+
     /// `console --listen 127.0.0.1:0 </dev/null` started the API, printed "API on …, admin token
     /// T" and only then said there was no terminal: a server was up (and its token out) for a
     /// console that could never run. The terminal is checked first: one line, nothing started.
