@@ -81,6 +81,27 @@ struct ClientOptionTests {
         }
     }
 
+    /// A legacy `logprobs` count out of its range (−1, 21) was told "'logprobs' is not supported",
+    /// as an in-range count is: the client learnt nothing of the range it broke. It is told the
+    /// range first (400, OpenAI's error shape, param `logprobs`); an in-range count stays refused
+    /// as not supported.
+    @Test func aLogprobsCountOutOfRangeIsToldTheRange() async throws {
+        try await LiveServer.with { server in
+            for count in [-1, 6, 21, 1_000_000] {
+                let reply = try await server.post("/v1/completions", json: ["prompt": "x", "logprobs": count])
+                #expect(reply.status == 400, "\(count): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect(error["message"] as? String == "'logprobs' must be within 0…5 (got \(count))", "\(reply.text)")
+                #expect(error["param"] as? String == "logprobs" && error["type"] as? String == "invalid_request_error")
+                #expect(error["code"] is NSNull, "\(reply.text)")
+            }
+            let inRange = try await server.post("/v1/completions", json: ["prompt": "x", "logprobs": 5])
+            #expect(inRange.status == 400)
+            #expect(try #require(try inRange.json()["error"] as? [String: Any])["code"] as? String == "unsupported_parameter")
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     /// The same options in the values that ask for nothing the reply lacks still work.
     @Test func theirHarmlessValuesAreServed() async throws {
         let tools: [[String: Any]] = [["type": "function", "function": ["name": "f", "parameters": ["type": "object"]]]]

@@ -500,6 +500,9 @@ struct CompletionValidator {
         var ids = body.prompt.ids
         var echo: String?
         if case .text(let text) = body.prompt.shape, body.shape.echo { echo = text }
+        // A count out of its range is told the range before any count is told it is not
+        // supported: `logprobs: 21` was answered "not supported", as if 21 were a count to ask for.
+        try Self.check(body.sampling.logprobsCount, "logprobs", 0...5)
         try Self.check(
             body.shape, echo: echo == nil ? "'echo' needs a text prompt: token ids have no text here to echo" : nil)
         if let suffix = body.shape.suffix, !suffix.isEmpty {
