@@ -333,13 +333,13 @@ final class RunDriver {
                 // watched too, or a scenario that did less than it reads looks like it ran.
                 if !reply.accepted {
                     let step = steps[nextStep]
-                    let line = "xds: scenario step at \(Format.clock(step.at)) '\(step.command)' refused: \(reply.message)\n"
+                    let line = "xds: scenario step at \(Format.stepTime(step.at)) '\(step.command)' refused: \(reply.message)\n"
                     StandardError.write(Data(((progress ? "\r\u{1B}[K" : "") + line).utf8))
                 } else if Self.switchesAutoscaler(steps[nextStep].command), let note = engine.autoscalerNote {
                     // Taken, and it will scale nothing here: the reply says why, but only in the
                     // event log (as `--autoscale` says it at the start).
                     let step = steps[nextStep]
-                    let line = "xds: scenario step at \(Format.clock(step.at)) '\(step.command)': \(note)\n"
+                    let line = "xds: scenario step at \(Format.stepTime(step.at)) '\(step.command)': \(note)\n"
                     StandardError.write(Data(((progress ? "\r\u{1B}[K" : "") + line).utf8))
                 }
                 nextStep += 1
@@ -366,6 +366,19 @@ final class RunDriver {
 }
 
 enum Format {
+    /// A scenario step's time as its file wrote it: `H:MM:SS` and the fraction the step has, to
+    /// the nanosecond (a step at 10.5 s read "0:00:10", rounded down to a time the file never
+    /// wrote, and two steps in one second read alike).
+    static func stepTime(_ t: Double) -> String {
+        guard t.isFinite, abs(t) < 1e15 else { return "—" }
+        var whole = t.rounded(.towardZero)
+        var nanoseconds = Int(((t - whole) * 1e9).rounded())
+        if nanoseconds >= 1_000_000_000 { whole += 1; nanoseconds -= 1_000_000_000 }
+        guard nanoseconds > 0 else { return clock(whole) }
+        let digits = String(format: "%09d", nanoseconds).reversed().drop { $0 == "0" }.reversed()
+        return clock(whole) + "." + String(digits)
+    }
+
     static func clock(_ t: Double, milliseconds: Bool = false) -> String {
         // Int(t) traps on NaN, infinity and beyond Int's range; no run gets near 10^15 s.
         guard t.isFinite, abs(t) < 1e15 else { return "—" }

@@ -347,6 +347,26 @@ struct RunFlagProcessTests {
         #expect(off.status == 0 && off.err.isEmpty, "\(off)")
     }
 
+    /// The lines `run` prints about a scenario step gave its time rounded down to whole seconds:
+    /// a step at 2.5 s read "scenario step at 0:00:02", a time the file never wrote, and two
+    /// steps in the same second read alike. The time is printed as written (its fraction kept).
+    @Test func aScenarioStepLineGivesTheStepTimeAsWritten() throws {
+        let dir = try TestScratch.makeDirectory("xds-step-time")
+        let scenario = dir.appendingPathComponent("steps.toml")
+        try Data(("name = \"a\"\n[[step]]\nat = \"2.5s\"\ncommand = \"policy autoscaler slo\"\n"
+                  + "[[step]]\nat = \"3250ms\"\ncommand = \"policy autoscaler slo\"\n"
+                  + "[[step]]\nat = 4\ncommand = \"policy autoscaler slo\"\n"
+                  + "[[step]]\nat = \"5.75s\"\ncommand = \"undrain node 0\"\n").utf8).write(to: scenario)
+        let r = try xds(["run", "--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1", "--scenario", scenario.path,
+                         "--rate", "5", "--duration", "10s", "--quiet"])
+        #expect(r.status == 0, "\(r)")
+        let times = r.err.split(separator: "\n").map { $0.split(separator: " ").prefix(5).joined(separator: " ") }
+        #expect(times == ["xds: scenario step at 0:00:02.5", "xds: scenario step at 0:00:03.25", "xds: scenario step at 0:00:04",
+                          "xds: scenario step at 0:00:05.75"], "\(r.err)")
+        // The refused step's line is the one a scenario author reads most.
+        #expect(r.err.contains("xds: scenario step at 0:00:05.75 'undrain node 0' refused: node 0 is not drained\n"), "\(r.err)")
+    }
+
     /// A scenario step `autoscale slo` (or `policy autoscaler slo`) on colocated replicas was
     /// taken and then scaled nothing, and `run` (which prints refused steps only) said nothing
     /// either. It says so on stderr, naming the step.
