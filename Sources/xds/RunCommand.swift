@@ -166,7 +166,7 @@ extension Run {
         }
         guard let first = pacing.first else { return nil }
         let count = pacing.count == 1 ? "1 step paces" : "\(pacing.count) steps pace"
-        return "\(count) the clock of a console or server (the first: '\(first.command)' at \(Format.clock(first.at))); "
+        return "\(count) the clock of a console or server (the first: '\(first.command)' at \(Format.stepTime(first.at))); "
             + "xds run keeps its own pace (--speed), so \(pacing.count == 1 ? "it changes" : "they change") nothing here"
     }
 
@@ -176,8 +176,9 @@ extension Run {
         let late = scenario.steps.filter { $0.at > limit }
         guard let first = late.first else { return nil }
         let count = late.count == 1 ? "1 step comes" : "\(late.count) steps come"
-        return "\(count) after the run ends at \(Format.clock(limit)) and will not run "
-            + "(the first: '\(first.command)' at \(Format.clock(first.at))); raise --duration to include them"
+        // Times as written (a step at 1.5 s after a 1.2 s run read "ends at 0:00:01 … at 0:00:01").
+        return "\(count) after the run ends at \(Format.stepTime(limit)) and will not run "
+            + "(the first: '\(first.command)' at \(Format.stepTime(first.at))); raise --duration to include them"
     }
 
     /// A note for scenario steps a run without `--duration` never reached (its trace's requests
@@ -187,7 +188,7 @@ extension Run {
         guard let first = unreached.first else { return nil }
         let count = unreached.count == 1 ? "1 step did" : "\(unreached.count) steps did"
         return "\(count) not run: the trace's requests had all finished at \(Format.clock(end, milliseconds: true)) "
-            + "(the first: '\(first.command)' at \(Format.clock(first.at))); give --duration to run on to them"
+            + "(the first: '\(first.command)' at \(Format.stepTime(first.at))); give --duration to run on to them"
     }
 
     /// Refuses an `--out` that cannot be written before the run, not after an hour of it.

@@ -367,6 +367,24 @@ struct RunFlagProcessTests {
         #expect(r.err.contains("xds: scenario step at 0:00:05.75 'undrain node 0' refused: node 0 is not drained\n"), "\(r.err)")
     }
 
+    /// The notes `run` prints before it starts about steps it will not run or that change
+    /// nothing here gave the times rounded down too: a step at 1.5 s after a 1.2 s run read
+    /// "the run ends at 0:00:01 … (the first: 'rate 5' at 0:00:01)", a step at the very time the
+    /// run ends. Both times are given as written.
+    @Test func scenarioNotesGiveStepTimesAsWritten() throws {
+        let dir = try TestScratch.makeDirectory("xds-note-time")
+        let late = dir.appendingPathComponent("late.toml")
+        try Data("name = \"a\"\n[[step]]\nat = \"1.5s\"\ncommand = \"rate 5\"\n".utf8).write(to: late)
+        let r = try xds(["run", "--scenario", late.path, "--rate", "1", "--duration", "1.2s", "--quiet"])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.err == "xds: \(late.path): 1 step comes after the run ends at 0:00:01.2 and will not run "
+                + "(the first: 'rate 5' at 0:00:01.5); raise --duration to include them\n", "\(r.err)")
+        let pacing = dir.appendingPathComponent("pacing.toml")
+        try Data("name = \"a\"\n[[step]]\nat = \"0.25s\"\ncommand = \"pause\"\n".utf8).write(to: pacing)
+        let p = try xds(["run", "--scenario", pacing.path, "--rate", "1", "--duration", "1s", "--quiet"])
+        #expect(p.status == 0 && p.err.contains("(the first: 'pause' at 0:00:00.25)"), "\(p.err)")
+    }
+
     /// A scenario step `autoscale slo` (or `policy autoscaler slo`) on colocated replicas was
     /// taken and then scaled nothing, and `run` (which prints refused steps only) said nothing
     /// either. It says so on stderr, naming the step.
