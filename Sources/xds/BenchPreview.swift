@@ -20,7 +20,9 @@ struct BenchPreview: ParsableCommand {
     @OptionGroup var common: CommonOptions
     @Option(help: "The command to preview (operator command language).")
     var command = "drain node 20"
-    @Option(name: .customLong("for"), help: "Simulated time to preview, 1s…1h (e.g. 90s, 10m).")
+    // Unconditional, as every number and time flag: `--for -1s` was taken for the next flag
+    // (exit 64, "Missing value for '--for <for>'") where the range was to be said.
+    @Option(name: .customLong("for"), parsing: .unconditional, help: "Simulated time to preview, 1s…1h (e.g. 90s, 10m).")
     var duration = "10m"
     @Option(parsing: .unconditional, help: "Simulated seconds to run before the preview (warm-up, untimed): \(FlagLimits.warmUpAllowed).")
     var at: CLINumber = 120

@@ -432,6 +432,10 @@ struct BenchFlagProcessTests {
                 + "such as 90s, 10m or 1h); got '0s'\n"),
             (["--command", "speed 2"], "xds: --command: 'speed 2' changes only the pace of the live run, not what happens "
                 + "in it; nothing to preview\n"),
+            // A negative duration was taken for the next flag: exit 64, "Missing value for '--for
+            // <for>'", where the value was there (every other number and time flag takes `-1`).
+            (["--for", "-1s"], "xds: --for: a preview runs from 1s to 1h of simulated time (a duration from 1s to 1h, "
+                + "such as 90s, 10m or 1h); got '-1s'\n"),
         ] {
             let r = try xds(["bench", "preview", "--rate", "0", "--at", "0"] + extra)
             #expect(r.status == 1 && r.out.isEmpty, "\(extra): \(r)")
