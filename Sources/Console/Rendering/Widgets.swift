@@ -147,16 +147,16 @@ extension CellBuffer {
         }
     }
 
-    /// One value per cell as a coloured block whose height also shows the level, so the
-    /// strip stays readable without colour.
-    public mutating func heatStrip(_ values: [Double], in rect: Rect) {
+    /// One value per cell (0…1) as a block whose height shows the level, in the style the
+    /// caller gives for that cell (a state, keyed beside it), so the strip reads without colour.
+    public mutating func levelStrip(_ values: [Double], styles: [Style], in rect: Rect) {
         guard rect.width > 0 else { return }
         for (i, v) in values.enumerated() {
             let row = i / rect.width, col = i % rect.width
             guard row < rect.height else { break }
             let level = Int((unitInterval(v) * 7).rounded())
             self[rect.x + col, rect.y + row] = Cell(
-                character: Self.sparkGlyphs[level], style: Style(fg: .heatLevel(v)))
+                character: Self.sparkGlyphs[level], style: i < styles.count ? styles[i] : .text)
         }
     }
 

@@ -245,23 +245,37 @@ enum ExpertsView {
         y += 1
         // With room to spare, every die gets its own cell, under a line saying what it is.
         if let peak = e.dieLoad.max(), peak > 0, inner.maxY - y - 1 >= (e.dieLoad.count + w - 1) / max(1, w) {
+            // Colour here is the die's state against the imbalance thresholds, keyed on the
+            // caption, not the heat ramp: the heat map above draws that ramp on a log scale to
+            // its hottest expert (30× and more), the strip drew it linearly to 4×, so a 1× die
+            // was navy beside a teal 1× expert, one colour meaning two loads side by side.
             // Shorter forms before a cut one: at 160 columns the line ended "full at the warn
             // level", the level itself and the busiest die cut off.
-            let warn = Format.fixed(imbalanceWarn, 0), busiest = Format.fixed(peak, 2)
+            let warn = Format.fixed(imbalanceWarn, 0), alarm = Format.fixed(imbalanceAlarm, 0)
+            let busiest = Format.fixed(peak, 2)
+            let key = "■ <\(warn)× ■ ≥\(warn)× warn ■ ≥\(alarm)× alarm"
             let forms = [
-                "every die, in id order, \(w) per row · colour and height = load × mean, full at the warn level \(warn)× (busiest \(busiest)×)",
-                "every die, \(w) per row · colour and height = load × mean (over layers), full at \(warn)× (busiest \(busiest)×)",
-                "every die, \(w) per row · height = load × mean, full at \(warn)× (busiest \(busiest)×)",
+                "every die, in id order, \(w) per row · height = load × mean, full at the warn level \(warn)× (busiest \(busiest)×) · colour \(key)",
+                "every die, \(w) per row · height = load × mean (over layers), full at \(warn)× (busiest \(busiest)×) · \(key)",
+                "every die · height = load × mean, full at \(warn)× · \(key)",
+                "every die · height = load × mean, full at \(warn)× · ■ <\(warn)× ■ ≥\(warn)× ■ ≥\(alarm)×",
                 "every die · height = load × mean, full at \(warn)×",
             ]
-            b.put(firstFitting: forms, x: inner.x + 1, y: y, style: .dim, clip: inner)
+            let end = b.put(firstFitting: forms, x: inner.x + 1, y: y, style: .dim, clip: inner)
+            var swatches = [Style.good, .warn, .bad][...]
+            for x in (inner.x + 1)..<end where b[x, y].character == "■" {
+                if let style = swatches.popFirst() { b[x, y] = Cell(character: "■", style: style) }
+            }
             y += 1
-            // Against the warn threshold, not the busiest die: relative to the busiest, a
-            // well-balanced pod (every die near 1×) drew as all hot.
-            b.heatStrip(
-                e.dieLoad.map { min(1, $0 / imbalanceWarn) },
+            b.levelStrip(
+                e.dieLoad.map { min(1, $0 / imbalanceWarn) }, styles: e.dieLoad.map(dieStyle),
                 in: Rect(x: inner.x + 1, y: y, width: w, height: inner.maxY - y))
         }
+    }
+
+    /// A die's state against the imbalance thresholds, as the strip and its key colour it.
+    static func dieStyle(_ load: Double) -> Style {
+        load >= imbalanceAlarm ? .bad : load >= imbalanceWarn ? .warn : .good
     }
 
     static func drawHottest(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
