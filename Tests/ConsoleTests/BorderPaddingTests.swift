@@ -189,7 +189,7 @@ import XDSTestSupport
 
     /// A marked node in the grid's first column drew its marker against the left border
     /// ("│X00 XPP↓PP#P") at every size. Where the grid has a spare column (all but 80 wide) the
-    /// marker has a blank before it; at 80 columns six blocks fill the panel exactly.
+    /// marker has a blank before it; at 80 columns, see ``LeftBorderPaddingTests``.
     @Test(arguments: [(100, 30), (120, 40), (160, 45), (200, 60)])
     func aFirstColumnMarkerDoesNotTouchTheLeftBorder(size: (Int, Int)) {
         let lines = Self.render(.pod, ReviewRecheckTests.faulted, width: size.0, height: size.1)
@@ -203,7 +203,7 @@ import XDSTestSupport
         #expect(five.hasPrefix("│ ⊘05 "), "\(five)")
         // Mouse hits follow the drawing: a click on node 5's first cell selects NPU 40.
         let (x, y) = layout.origin(ofNode: 5)
-        #expect(layout.npu(atX: x + PodLayout.labelWidth, y: y) == 40)
+        #expect(layout.npu(atX: x + layout.labelWidth, y: y) == 40)
         #expect(Self.flushAgainstBorder(lines).isEmpty)
     }
 }

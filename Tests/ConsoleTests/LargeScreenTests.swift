@@ -170,9 +170,9 @@ extension LargeScreenTests {
         // The grid draws the same: X for the dead chip, D for the one that took its place.
         let layout = PodLayout(width: 300, height: 90)
         let (x21, y21) = layout.origin(ofNode: 21)
-        #expect(frame[x21 + PodLayout.labelWidth + 2 * layout.cellWidth, y21].character == "X")
+        #expect(frame[x21 + layout.labelWidth + 2 * layout.cellWidth, y21].character == "X")
         let (x36, y36) = layout.origin(ofNode: 36)
-        #expect(frame[x36 + PodLayout.labelWidth, y36].character == "D")
+        #expect(frame[x36 + layout.labelWidth, y36].character == "D")
         // Node 21's busy bar is neutral, as every other decode node's is.
         let y = top + 3 + 21
         let bar = try #require((128..<300).first { frame[$0, y].character == "█" })

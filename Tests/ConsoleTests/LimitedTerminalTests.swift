@@ -75,7 +75,7 @@ import XDSTestSupport
         }
         let pod = Self.screens()[0].asciiOnly().text
         #expect(pod.contains("+ Pod . 48 nodes x 8 NPUs"), "\(pod)")
-        #expect(pod.contains("| 00 "), "\(pod)")
+        #expect(pod.contains("|  00"), "\(pod)")
     }
 
     /// States stay distinct in ASCII: each NPU state glyph has its own stand-in, none of them a

@@ -50,20 +50,20 @@ import XDSTestSupport
         let box = Self.podBox(Self.render(.pod))
         #expect(box == [
             "┌ Pod · 48 nodes × 8 NPUs · glyph = load (prefill groups busy, decode KV) ─────┐",
-            "│ 00 ********  08 ********  16 DD^DDDD^  24 ^D^D^^^D  32 D^^DD^D^  40 ········ │",
-            "│ 01 ********  09 ******** X17 DD^^X^^^ ≠25 ≠^^DD^DD  33 D^D^^^D^  41 ········ │",
-            "│ 02 ********  10 ******** ↓18 ^D^DDD↓D ≠26 D^≠DDD^^  34 DD^DDDDD  42 ········ │",
-            "│ 03 ********  11 ********  19 DD^DD^DD  27 D^^DDD^D  35 DD^DD^^D  43 ········ │",
-            "│ 04 PPPPPPPP  12 ******** ~20 DDDDDDD^  28 DDDDDDDD  36 ········  44 ········ │",
-            "│⊘05 pppppppp  13 ******** #21 #D^D^DDD  29 DDD^^DD^  37 ········  45 ········ │",
-            "│ 06 ********  14 ********  22 DD^^DDD^  30 ^^DDDD^D  38 ········  46 ········ │",
-            "│ 07 ********  15 ********  23 ^DDD^D^D  31 DDDDDDD^  39 ········  47 ········ │",
+            "│  00********   08********   16DD^DDDD^   24^D^D^^^D   32D^^DD^D^   40········ │",
+            "│  01********   09********  X17DD^^X^^^  ≠25≠^^DD^DD   33D^D^^^D^   41········ │",
+            "│  02********   10********  ↓18^D^DDD↓D  ≠26D^≠DDD^^   34DD^DDDDD   42········ │",
+            "│  03********   11********   19DD^DD^DD   27D^^DDD^D   35DD^DD^^D   43········ │",
+            "│  04PPPPPPPP   12********  ~20DDDDDDD^   28DDDDDDDD   36········   44········ │",
+            "│ ⊘05pppppppp   13********  #21#D^D^DDD   29DDD^^DD^   37········   45········ │",
+            "│  06********   14********   22DD^^DDD^   30^^DDDD^D   38········   46········ │",
+            "│  07********   15********   23^DDD^D^D   31DDDDDDD^   39········   47········ │",
             "│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link              │",
             "│ load pd <5% idle PD <70% ok ^ <90% high * ≥90% crit ⊘drained ~draining       │",
             "└──────────────────────────────────────────────────────────────────────────────┘",
         ])
         let ascii = Self.podBox(Self.render(.pod).asciiOnly())
-        #expect(ascii[3] == "| 02 ********  10 ******** v18 ^D^DDDvD !26 D^!DDD^^  34 DD^DDDDD  42 ........ |")
+        #expect(ascii[3] == "|  02********   10********  v18^D^DDDvD  !26D^!DDD^^   34DD^DDDDD   42........ |")
         // `↓slow` read as a word, `vslow`: written out `v slow`.
         #expect(ascii[9] == "| P pre D dec A attn E exp C coloc .spare X dead v slow #HBM !link             |")
         // `≥` is written out: `>90% crit` said something else (90% itself is crit).
@@ -85,7 +85,7 @@ import XDSTestSupport
             var drawn: Set<Character> = []
             for npu in s.npus where npu.id != 383 {
                 let (x, y) = layout.origin(ofNode: npu.node)
-                let cell = b[x + PodLayout.labelWidth + (npu.id % 8) * layout.cellWidth, y].character
+                let cell = b[x + layout.labelWidth + (npu.id % 8) * layout.cellWidth, y].character
                 #expect(cell == mapped(Self.expectedGlyph(npu, s)), "NPU \(npu.id) at \(w)×\(h), ascii \(ascii)")
                 drawn.insert(cell)
             }

@@ -16,7 +16,7 @@ import XDSTestSupport
         for node in 0..<48 {
             let (x, y) = layout.origin(ofNode: node)
             let line = Array(lines[y])
-            let cells = String(line[(x + 4)..<(x + 4 + 8 * layout.cellWidth)])
+            let cells = String(line[(x + layout.labelWidth)..<(x + layout.labelWidth + 8 * layout.cellWidth)])
             found.append((String(line[(x + 1)..<(x + 3)]), line[x], line[x + 3], cells))
         }
         return found
@@ -32,7 +32,11 @@ import XDSTestSupport
             let nodes = Self.nodes(lines, width: w, height: h)
             for (node, n) in nodes.enumerated() {
                 #expect(n.label == (node < 10 ? "0\(node)" : "\(node)"), "\(w)×\(h) node \(node)")
-                #expect(n.next == " ", "\(w)×\(h) node \(node): '\(n.label)\(n.marker)\(n.next)\(n.cells)'")
+                // A blank after the number, except at 80 columns, where the number goes right
+                // before the cells so that the first column's marker keeps a blank after the
+                // border (``LeftBorderPaddingTests``).
+                let wanted: Character = PodLayout(width: w, height: h).labelWidth == 4 ? " " : n.cells.first!
+                #expect(n.next == wanted, "\(w)×\(h) node \(node): '\(n.label)\(n.marker)\(n.next)\(n.cells)'")
                 #expect(!n.cells.hasPrefix(" "), "\(w)×\(h) node \(node): '\(n.cells)'")
             }
             // The fixture's node 17 has NPU 140 dead: one X as its marker, one in its cells.
@@ -42,7 +46,8 @@ import XDSTestSupport
             // The marker is not spaced as a cell is: it touches the number, never a cell.
             let (x, y) = PodLayout(width: w, height: h).origin(ofNode: 17)
             let row = Array(lines[y])
-            #expect(String(row[x..<(x + 4)]) == "X17 ", "\(w)×\(h): '\(String(row[x..<(x + 12)]))'")
+            let label = PodLayout(width: w, height: h).labelWidth == 4 ? "X17 " : "X17D"
+            #expect(String(row[x..<(x + 4)]) == label, "\(w)×\(h): '\(String(row[x..<(x + 12)]))'")
             // Nor the cells of the node before it: a blank there, two for two-column cells (one
             // blank is their own rhythm, and the marker read as a ninth cell of that node).
             let layout = PodLayout(width: w, height: h)

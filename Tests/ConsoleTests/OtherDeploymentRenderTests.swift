@@ -270,6 +270,6 @@ import XDSTestSupport
     static func gridCell(_ b: CellBuffer, npu: Int, width: Int, height: Int) -> Cell {
         let layout = PodLayout(width: width, height: height)
         let (x, y) = layout.origin(ofNode: npu / 8)
-        return b[x + PodLayout.labelWidth + (npu % 8) * layout.cellWidth, y]
+        return b[x + layout.labelWidth + (npu % 8) * layout.cellWidth, y]
     }
 }

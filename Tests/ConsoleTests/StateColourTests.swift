@@ -22,7 +22,7 @@ import XDSTestSupport
     static func cell(_ b: CellBuffer, npu id: Int) -> Cell {
         let layout = PodLayout(width: b.width, height: b.height)
         let (x, y) = layout.origin(ofNode: id / 8)
-        return b[x + PodLayout.labelWidth + (id % 8) * layout.cellWidth, y]
+        return b[x + layout.labelWidth + (id % 8) * layout.cellWidth, y]
     }
 
     @Test func decodeBusyWithLowKVIsCalmAndFullKVIsRed() throws {

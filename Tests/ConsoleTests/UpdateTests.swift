@@ -30,7 +30,7 @@ import XDSTestSupport
         // Clicking an NPU cell selects it (node 17 is column 2, row 1 of the grid).
         let layout = PodLayout(width: 80, height: 24)
         let (x, y) = layout.origin(ofNode: 17)
-        state = ConsoleUpdate.update(state, .mouse(.click(x: x + PodLayout.labelWidth + 4, y: y))).0
+        state = ConsoleUpdate.update(state, .mouse(.click(x: x + layout.labelWidth + 4, y: y))).0
         #expect(state.selectedNPU == 140)
     }
 

@@ -60,13 +60,13 @@ import XDSTestSupport
         #expect(
             lines[3] == "┌ Pod · 48 nodes × 8 NPUs · colour = load (prefill groups busy, decode KV) ────┐")
         #expect(
-            lines[4] == "│ 00 PPPPPPPP  08 PPPPPPPP  16 DDDDDDDD  24 DDDDDDDD  32 DDDDDDDD  40 ········ │")
+            lines[4] == "│  00PPPPPPPP   08PPPPPPPP   16DDDDDDDD   24DDDDDDDD   32DDDDDDDD   40········ │")
         #expect(
-            lines[5] == "│ 01 PPPPPPPP  09 PPPPPPPP X17 DDDDXDDD  25 DDDDDDDD  33 DDDDDDDD  41 ········ │")
+            lines[5] == "│  01PPPPPPPP   09PPPPPPPP  X17DDDDXDDD   25DDDDDDDD   33DDDDDDDD   41········ │")
         #expect(
-            lines[8] == "│ 04 PPPPPPPP  12 PPPPPPPP ~20 DDDDDDDD  28 DDDDDDDD  36 ········  44 ········ │")
+            lines[8] == "│  04PPPPPPPP   12PPPPPPPP  ~20DDDDDDDD   28DDDDDDDD   36········   44········ │")
         #expect(
-            lines[9] == "│⊘05 PPPPPPPP  13 PPPPPPPP  21 DDDDDDDD  29 DDDDDDDD  37 ········  45 ········ │")
+            lines[9] == "│ ⊘05PPPPPPPP   13PPPPPPPP   21DDDDDDDD   29DDDDDDDD   37········   45········ │")
         #expect(
             lines[12] == "│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link              │")
         #expect(

@@ -10,15 +10,17 @@ struct PodLayout {
     /// not between it and the node's first NPU cell: there node 20 with NPU 163 dead read
     /// `20XDDDXDDDD` (nine cells, two of them dead), an HBM-faulted node `21##D^D^DDD`, and with
     /// two-column cells a dead node `20X X X X X X X X X`, nine evenly spaced cells.
-    static let labelWidth = 4
+    static let fullLabelWidth = 4
+    /// The node label's width here: ``fullLabelWidth``, or 3 (no blank after the number) where
+    /// six full blocks and a blank after the left border do not fit (80 columns).
+    let labelWidth: Int
 
     let grid: Rect
     let cellWidth: Int
     let blockWidth: Int
-    /// Blank columns between the grid's left border and the first node's marker: one where the
-    /// grid has room (every size but 80 columns, where 6 blocks fill the panel exactly), so a
+    /// Blank columns between the grid's left border and the first node's marker: always one, so a
     /// marked node of the first column reads "│ X00", not "│X00" against the border.
-    let lead: Int
+    let lead = 1
     /// Where the NPU/node detail goes: right of the grid when wide, below it otherwise.
     let detail: Rect
     /// Instance table, when there is room for one.
@@ -34,11 +36,16 @@ struct PodLayout {
         cellWidth = wide ? 2 : 1
         // A blank after the cells: with two-column cells it makes two before the next node's
         // marker, which one blank (the cells' own rhythm) drew as a ninth cell of this node.
-        blockWidth = Self.labelWidth + Self.npusPerNode * cellWidth + 1
-        let gridWidth = wide ? 6 * blockWidth + 2 : area.width
+        let gridWidth = wide ? 6 * (Self.fullLabelWidth + Self.npusPerNode * 2 + 1) + 2 : area.width
         // Two-column cells end in a blank of their own, so the shifted last block keeps one
-        // before the right border; one-column cells need a spare column.
-        lead = wide || gridWidth - 2 >= 6 * blockWidth + 1 ? 1 : 0
+        // before the right border; one-column cells need a spare column. At 80 columns six full
+        // blocks fill the 78 inner columns exactly, and the first column's marker touched the
+        // left border ("│⊘05 PPPPPPPP"): there the number goes right before its cells
+        // ("│ ⊘05PPPPPPPP  13PPPPPPPP"), the marker still apart from both, and the blank given
+        // up goes between blocks, which keep two.
+        let full = Self.fullLabelWidth + Self.npusPerNode * cellWidth + 1
+        labelWidth = wide || gridWidth - 2 >= 6 * full + 1 ? Self.fullLabelWidth : Self.fullLabelWidth - 1
+        blockWidth = full
         // 8 node rows + two legend rows (glyphs, load colours) + borders.
         let (top, rest) = area.splitTop(Self.nodesPerColumn + 4)
         grid = Rect(x: top.x, y: top.y, width: gridWidth, height: top.height)
@@ -122,7 +129,7 @@ struct PodLayout {
         let rel = x - grid.x - 1 - lead
         guard row >= 0, row < Self.nodesPerColumn, rel >= 0 else { return nil }
         let column = rel / blockWidth
-        let inBlock = rel % blockWidth - Self.labelWidth
+        let inBlock = rel % blockWidth - labelWidth
         guard column < 6, inBlock >= 0, inBlock < Self.npusPerNode * cellWidth else { return nil }
         return (column * Self.nodesPerColumn + row) * Self.npusPerNode + inBlock / cellWidth
     }
@@ -205,7 +212,7 @@ enum PodView {
                 b.put(String(glyph), x: x, y: y, style: worst.style)
             }
             for (npu, npuState) in zip(members, states) {
-                let cx = x + PodLayout.labelWidth + (npu.id % PodLayout.npusPerNode) * layout.cellWidth
+                let cx = x + layout.labelWidth + (npu.id % PodLayout.npusPerNode) * layout.cellWidth
                 var style: Style
                 var glyph = Format.roleLetter(npu.role)
                 switch npuState {
@@ -753,7 +760,7 @@ enum NodeTable {
             let chips = row.chips
             let worst = faults.worst(of: chips, s)
             let selected = row.node == state.selectedNode
-            // The marker before the number, as the grid's node labels have it (``PodLayout/labelWidth``):
+            // The marker before the number, as the grid's node labels have it (``PodLayout/fullLabelWidth``):
             // this table read `17X` beside the grid's `X17` for the same node.
             if let worst, let glyph = worst.glyph { b.put(String(glyph), x: x0, y: y, style: worst.style, clip: inner) }
             b.put(Format.pad2(row.node), x: x0 + 1, y: y,
