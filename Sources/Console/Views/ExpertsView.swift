@@ -141,6 +141,9 @@ enum ExpertsView {
         b.put(tail, x: x, y: y, style: .dim)
     }
 
+    /// Columns the imbalance trend keeps for its range (" 1.21…1.36", two more for 10× and over).
+    static let trendRange = 12
+
     static let imbalanceWarn = 4.0
     static let imbalanceAlarm = 6.0
 
@@ -200,18 +203,30 @@ enum ExpertsView {
             let note = " warn ≥\(Format.fixed(imbalanceWarn, 0)) alarm ≥\(Format.fixed(imbalanceAlarm, 0))"
             // The longest label that leaves the value, a sparkline with its range, and the note.
             let labels = ["imbalance (each layer's max/mean, averaged) ", "imbalance (per-layer max/mean) ", "imbalance (max/mean) "]
-            let label = labels.first { $0.count + 5 + 16 + note.count <= inner.width - 1 } ?? labels[labels.count - 1]
-            let x = b.put(label, x: inner.x + 1, y: y, style: .dim)
-            let x2 = b.put(Format.fixed(e.imbalance, 2) + " ", x: x, y: y, style: style)
-            let shown = Array(s.series.imbalance.suffix(max(1, inner.maxX - x2 - 1 - note.count - 14))).filter(\.isFinite)
-            let lo = shown.min() ?? 0, hi = shown.max() ?? 0
-            let range = " \(Format.fixed(lo, 2))…\(Format.fixed(hi, 2))"
-            let sparkWidth = inner.maxX - x2 - 1 - note.count - range.count
-            if sparkWidth >= 4 {
-                b.sparkline(shown, x: x2, y: y, width: sparkWidth, min: lo, max: hi, style: .accent)
-                b.put(range, x: x2 + sparkWidth, y: y, style: .dim, clip: inner)
-                b.put(note, x: x2 + sparkWidth + range.count, y: y, style: .dim, clip: inner)
+            let value = Format.fixed(e.imbalance, 2)
+            // Two measures stand on this line: the value is the serving placement's expected
+            // imbalance, the trend the imbalance measured over each interval's decode steps. Shown
+            // bare, side by side, they read as one ("1.20 ▁▂█▇ 1.21…1.36": a value below the
+            // minimum of its own trend), so each is named. The trend is as many points as fit
+            // (``trendRange`` columns kept for its range), drawn over exactly those points.
+            let qualifier = " expected", trend = " · measured "
+            func room(_ label: String) -> Int {
+                inner.width - 2 - label.count - value.count - qualifier.count - trend.count - Self.trendRange - note.count
+            }
+            let series = s.series.imbalance.filter(\.isFinite)
+            if let label = labels.first(where: { room($0) >= 4 }), !series.isEmpty {
+                let shown = Array(series.suffix(room(label)))
+                let lo = shown.min()!, hi = shown.max()!
+                var x = b.put(label, x: inner.x + 1, y: y, style: .dim)
+                x = b.put(value, x: x, y: y, style: style)
+                x = b.put(qualifier + trend, x: x, y: y, style: .dim)
+                b.sparkline(shown, x: x, y: y, width: shown.count, min: lo, max: hi, style: .accent)
+                x = b.put(" \(Format.fixed(lo, 2))…\(Format.fixed(hi, 2))", x: x + shown.count, y: y, style: .dim, clip: inner)
+                b.put(note, x: x, y: y, style: .dim, clip: inner)
             } else {
+                let label = labels.first { $0.count + value.count + 1 + note.count <= inner.width - 2 } ?? labels[labels.count - 1]
+                let x = b.put(label, x: inner.x + 1, y: y, style: .dim)
+                let x2 = b.put(value + " ", x: x, y: y, style: style)
                 b.put(note, x: x2, y: y, style: .dim, clip: inner)
             }
             y += 1
