@@ -157,6 +157,10 @@ public struct Theme: Sendable, Equatable {
                 attrs = own.union(e.attributes)
             }
             if let bg = style.bg, case .heat(let v) = bg, v >= 0.5 { attrs.reverse = true }
+            // A figure drawn on the header bar (the SLO figures, a faults or drains count in a
+            // warning state) keeps the bar's reverse: resolved by its own role alone it cut a
+            // hole in the bar (a good TPOT99 as plain text); its state is the attributes on top.
+            if style.bg == .header { attrs.reverse = true }
             return ResolvedStyle(fg: -1, bg: -1, attributes: attrs)
         }
         let fgEntry = entry(style.fg)
