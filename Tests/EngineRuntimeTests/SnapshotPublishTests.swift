@@ -11,7 +11,7 @@ import XDSTestSupport
 /// loop turn) and follow simulated time, and a command's effect is published before its reply.
 @Suite(.serialized, .timeLimit(.minutes(10))) struct SnapshotPublishTests {
     /// Seconds from submission to `.accepted` for `count` requests, one every `gap` seconds.
-    private func admissionWaits(_ host: EngineHost, count: Int, gap: Int = 37) async -> [Double] {
+    private static func admissionWaits(_ host: EngineHost, count: Int, gap: Int = 37) async -> [Double] {
         var waits: [Double] = []
         for _ in 0..<count {
             let began = ContinuousClock.now
@@ -25,21 +25,49 @@ import XDSTestSupport
         return waits.sorted()
     }
 
+    /// One phase: a host whose snapshots cost `snapshotSeconds`, 25 admissions timed; the median
+    /// wait (infinite when none was measured) and how many were measured.
+    static func measure(snapshotSeconds: Double) async -> (median: Double, measured: Int, core: WedgeableCore, seconds: Double) {
+        let core = WedgeableCore(snapshotSeconds: snapshotSeconds)
+        let host = EngineHost(core: core, speed: 1, publishInterval: 0.02)
+        let began = ContinuousClock.now
+        host.start()
+        defer { host.stop() }
+        let waits = await admissionWaits(host, count: 25)
+        let (s, atto) = (ContinuousClock.now - began).components
+        return (median(waits), waits.count, core, Double(s) + Double(atto) / 1e18)
+    }
+
+    /// The median of sorted waits; infinite for none (a phase whose task was cancelled), so the
+    /// comparisons fail instead of the index trapping and ending the whole test process.
+    static func median(_ sorted: [Double]) -> Double {
+        sorted.isEmpty ? .infinity : sorted[sorted.count / 2]
+    }
+
+    /// A phase whose task is cancelled (the suite's time limit ran out on a loaded machine) may
+    /// measure nothing: every wait then ends at once. Its median is then infinite, which fails the
+    /// comparisons, and the test process goes on. The median of no waits was an "Index out of
+    /// range" trap that ended the whole test run (the full suite under the address sanitizer,
+    /// stops 60 and 62).
+    @Test func aPhaseThatMeasuredNothingHasAnInfiniteMedianNotATrap() async {
+        #expect(Self.median([0.1, 0.2, 0.3]) == 0.2)
+        #expect(Self.median([]) == .infinity)
+        let phase = await Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await Self.measure(snapshotSeconds: 0)
+        }.value
+        #expect(phase.measured > 0 || phase.median == .infinity)
+    }
+
     /// A snapshot as costly as issue 12's budget (1 ms) against a free one: the median admission
     /// waits for a loop turn either way (the loop sleeps 5 ms a turn when paced), and publishing
     /// adds at most about its own cost. The 0.3 s snapshot shows the comparison can fail: on the
     /// engine thread a slow snapshot holds admissions (the reason the host once forked the engine).
     @Test func publishingHoldsAdmissionsUpByNoMoreThanTheSnapshotCosts() async throws {
         func medianWait(snapshotSeconds: Double) async -> (median: Double, core: WedgeableCore, seconds: Double) {
-            let core = WedgeableCore(snapshotSeconds: snapshotSeconds)
-            let host = EngineHost(core: core, speed: 1, publishInterval: 0.02)
-            let began = ContinuousClock.now
-            host.start()
-            defer { host.stop() }
-            let waits = await admissionWaits(host, count: 25)
-            #expect(waits.count == 25)
-            let (s, atto) = (ContinuousClock.now - began).components
-            return (waits[waits.count / 2], core, Double(s) + Double(atto) / 1e18)
+            let phase = await Self.measure(snapshotSeconds: snapshotSeconds)
+            #expect(phase.measured == 25)
+            return (phase.median, phase.core, phase.seconds)
         }
         // Free and 1 ms phases alternate, three of each, and the least median of each kind is
         // compared: other suites load the machine in bursts (a fresh-clone CI once measured 18.8
