@@ -308,3 +308,29 @@ import Testing
         }
     }
 }
+
+/// The engine prices a decode step over its MoE layers' hottest-die loads, not their mean
+/// (each layer's combine waits for its own hottest die; a layer's time is convex in its load).
+@Suite struct StepLayerFactorTests {
+    @Test func layerFactorsAverageToTheStepFactorAndKeepTheSpread() {
+        var routing = ExpertRouting(shape: ModelSpecShape(moeLayers: 58, experts: 256), dies: 256, slotsPerDie: 1, seed: 3)
+        let factor = routing.stepLoadFactor(tokens: 30_720)
+        let (factors, scale) = routing.lastStepLayerFactors()
+        #expect(factors.count == ExpertRouting.layerBins)
+        let mean = factors.reduce(0, +) / Double(factors.count) * scale
+        #expect(abs(mean / factor - 1) < 1e-12, "bins \(factors) × \(scale) against \(factor)")
+        #expect(factors == factors.sorted())
+        // One expert per die, no EPLB: most layers mild, a few with a very hot expert.
+        #expect(factors.last! > 3 * factors.first!, "\(factors)")
+    }
+
+    @Test func equalCountBinsKeepTheMeanAndSplitStraddlingValues() {
+        let values: [Double] = [10, 1, 9, 2, 8, 3, 7, 4, 6, 5]
+        let bins = ExpertRouting.equalCountBinMeans(values, bins: 4)
+        // Widths of 2.5 layers: 1, 2 and half of 3; the other half of 3, 4, 5; …
+        let expected: [Double] = [4.5 / 2.5, 10.5 / 2.5, 17 / 2.5, 23 / 2.5]
+        #expect(bins == expected)
+        #expect(abs(bins.reduce(0, +) / 4 - 5.5) < 1e-12)
+        #expect(ExpertRouting.equalCountBinMeans([3, 1], bins: 4) == [3, 1])
+    }
+}

@@ -32,6 +32,9 @@ public struct DecodeStepInput: Sendable, Equatable {
     /// A layer's time is convex in its load (a die is memory-bound until its tokens outweigh its
     /// weight read), so the mean of per-layer times exceeds the time at the mean load.
     public var moeLoadFactorPerLayer: [Double]?
+    /// A factor on every one of ``moeLoadFactorPerLayer`` (1: as given): the engine keeps its
+    /// layers' factors and scales them by each step's routing noise, without a new array a step.
+    public var moeLoadFactorPerLayerScale: Double = 1
     /// Coefficient of variation of the requests' contexts inside a group: 0 when the caller already
     /// names the slowest group (the engine); a bench passes ``CostConstants/contextSpread``.
     public var contextSpread: Double = 0
@@ -153,15 +156,15 @@ extension CostModel {
     /// ``hottestExpertDieTokens(allTokens:input:)`` with the instance's shape worked out already.
     @inline(__always)
     func hottestExpertDieTokens(allTokens: Double, input: DecodeStepInput, shape: DecodeExpertShape) -> Double {
-        guard let moe = model.moe else { return 0 }
-        let mean = allTokens * Double(moe.topK) / Double(max(1, input.routedSlots)) * shape.slotsPerDie
+        guard terms.isMoE else { return 0 }
+        let mean = allTokens * terms.moeTopK / Double(max(1, input.routedSlots)) * shape.slotsPerDie
         let hot = mean * max(1, input.moeLoadFactor)
         var busiest = max(hot + hot.squareRoot(), mean + mean.squareRoot() * shape.routedMaxZ)
         if input.sharedExpertDies > 0 {
-            busiest = max(busiest, allTokens * Double(moe.sharedExperts) / Double(input.sharedExpertDies))
+            busiest = max(busiest, allTokens * terms.moeSharedExperts / Double(input.sharedExpertDies))
         } else {
             // Every die holds a shared-expert copy and serves its own group's tokens.
-            busiest += allTokens / Double(max(1, input.dpGroups)) * Double(moe.sharedExperts)
+            busiest += allTokens / Double(max(1, input.dpGroups)) * terms.moeSharedExperts
         }
         return busiest
     }
@@ -263,13 +266,13 @@ extension CostModel {
     func decodeMoELayer(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
                         context: Double, shape: DecodeExpertShape,
                         exchange: inout DecodeExchangeMemo, wholeDieAttention: Double? = nil,
-                        batch: DecodeLayerBatchTerms? = nil) -> DecodeLayer {
+                        batch: DecodeLayerBatchTerms? = nil, attention known: Double? = nil) -> DecodeLayer {
         let mb = Double(m), tp = input.attentionTP
         let requests = input.requestsPerGroup / mb
         let tokens = requests * q
-        let attention = attentionStream(input, queryTokens: q, microbatches: m, context: context,
-                                        wholeDieAttention: wholeDieAttention, batch: batch)
-        guard model.moe != nil else {
+        let attention = known ?? attentionStream(input, queryTokens: q, microbatches: m, context: context,
+                                                 wholeDieAttention: wholeDieAttention, batch: batch)
+        guard terms.isMoE else {
             return DecodeLayer(attention: attention, gateAndExperts: 0, dispatch: 0, combine: 0, microbatches: m,
                                layer: mb * attention)
         }
@@ -358,14 +361,18 @@ extension CostModel {
         // The mean as the first layer plus the mean deviation from it, so that identical layers give
         // exactly the single-factor layer (a balanced placement prices as perfect balance, bit for bit).
         var layer = input
-        layer.moeLoadFactor = factors[0]
+        let scale = input.moeLoadFactorPerLayerScale
+        layer.moeLoadFactor = factors[0] * scale
         var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape,
                                   exchange: &exchange, wholeDieAttention: wholeDieAttention, batch: batch)
         let first = mean, n = Double(factors.count)
         for factor in factors.dropFirst() {
-            layer.moeLoadFactor = factor
+            layer.moeLoadFactor = factor * scale
+            // The attention stream does not depend on the load: the first layer's, the same bits
+            // (the engine prices every decode step over its 58 layers' factors).
             let one = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape,
-                                     exchange: &exchange, wholeDieAttention: wholeDieAttention, batch: batch)
+                                     exchange: &exchange, wholeDieAttention: wholeDieAttention, batch: batch,
+                                     attention: first.attention)
             mean.attention += (one.attention - first.attention) / n
             mean.gateAndExperts += (one.gateAndExperts - first.gateAndExperts) / n
             mean.dispatch += (one.dispatch - first.dispatch) / n
@@ -433,10 +440,10 @@ extension CostModel {
     /// own sums with each layer replaced by its two attention streams, one of the terms whose
     /// maximum the layer is (``decodeMoELayer(_:queryTokens:microbatches:context:shape:exchange:)``).
     /// Rounded addition and multiplication by a positive factor are monotone, so the bound never
-    /// exceeds the step. Only for a single load factor (the per-layer mean is not a plain sum); 0
-    /// otherwise, which bounds nothing.
+    /// exceeds the step. Each layer of a per-layer pricing is at least its two attention streams
+    /// too, so the bound holds for their mean up to the rounding of the mean (a few ulps: it could
+    /// only matter for two candidates equal to 1e-15).
     func twoMicrobatchesFloor(_ input: DecodeStepInput, shared: DecodeStepShared, batch: DecodeBatchTerms? = nil) -> Double {
-        guard input.moeLoadFactorPerLayer?.isEmpty ?? true else { return 0 }
         let verify = 2 * attentionStream(input, queryTokens: shared.q, microbatches: 2, context: shared.context,
                                          batch: batch?.verifyTwo)
         let draft = shared.mtpOn

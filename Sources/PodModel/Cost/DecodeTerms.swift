@@ -18,6 +18,12 @@ struct DecodeTerms: Sendable {
     let vectorBytesPerTokenPerLayer: Double
     let weightEightBit: Bool
     let kvEightBit: Bool
+    /// Whether the model has experts, its top-k and its shared experts per token (as `Double`s,
+    /// the values `Double(moe.topK)` and `Double(moe.sharedExperts)` give): each MoE layer priced
+    /// reads them, and `model.moe` copies the whole spec out of the box (its strings retained).
+    let isMoE: Bool
+    let moeTopK: Double
+    let moeSharedExperts: Double
     let routerFlopsPerToken: Double
     /// `routerParameters · DType.bf16.bytes`: the router's weights are read in BF16.
     let routerBytes: Double
@@ -53,6 +59,9 @@ struct DecodeTerms: Sendable {
         vectorBytesPerTokenPerLayer = CostModel.vectorBytesPerTokenPerLayer(model)
         weightEightBit = model.weightType.isEightBit
         kvEightBit = model.kvType.isEightBit
+        isMoE = model.moe != nil
+        moeTopK = Double(model.moe?.topK ?? 0)
+        moeSharedExperts = Double(model.moe?.sharedExperts ?? 0)
         routerFlopsPerToken = model.routerFlopsPerToken
         routerBytes = model.routerParameters * DType.bf16.bytes
         expertFlopsPerToken = model.expertFlopsPerToken

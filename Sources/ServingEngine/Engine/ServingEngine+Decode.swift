@@ -202,7 +202,8 @@ extension ServingEngine {
         let shape = expertShapeLeft(instance)
         let input = Self.decodeStepInput(requests: group.requests, context: group.context, mtpAcceptance: tokensPerStep - 1,
                                          dp: spec.dp, ep: shape.ep, tp: spec.tp, routedSlots: shape.routedSlots,
-                                         sharedExpertDies: shape.sharedExpertDies, factor: factor, total: total,
+                                         sharedExpertDies: shape.sharedExpertDies, factor: factor,
+                                         layerFactors: experts.lastStepLayerFactors(index), total: total,
                                          slowdown: stragglerSlowdown(instance: index))
         let stepCost = instance.priceDecodeStep(input)
         noteDecodeMoE(index, stepCost)
@@ -226,15 +227,18 @@ extension ServingEngine {
     }
 
     /// ``decodeStepSeconds(_:)``'s cost-model input: the slowest group, the TE's shape, the step's
-    /// load factor, the instance's requests and its straggler slowdowns.
+    /// load factor (the mean, and each MoE layer's), the instance's requests and its straggler slowdowns.
     @inline(__always)
     private static func decodeStepInput(requests: Double, context: Double, mtpAcceptance: Double, dp: Int, ep: Int,
-                                        tp: Int, routedSlots: Int, sharedExpertDies: Int, factor: Double, total: Int,
+                                        tp: Int, routedSlots: Int, sharedExpertDies: Int, factor: Double,
+                                        layerFactors: (factors: [Double], scale: Double)?, total: Int,
                                         slowdown: (attention: Double, expert: Double)) -> DecodeStepInput {
         var input = DecodeStepInput(requestsPerGroup: requests, contextTokens: context, mtpAcceptance: mtpAcceptance,
                                     dpGroups: dp, expertDies: ep, routedSlots: routedSlots,
                                     sharedExpertDies: sharedExpertDies, moeLoadFactor: factor)
         input.attentionTP = tp
+        // Each layer's combine waits for its own hottest die (as `bench decode` prices it).
+        if let layerFactors { (input.moeLoadFactorPerLayer, input.moeLoadFactorPerLayerScale) = layerFactors }
         input.requestsPerInstance = Double(total)
         (input.attentionSlowdown, input.expertSlowdown) = slowdown
         return input

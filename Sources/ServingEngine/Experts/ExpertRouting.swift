@@ -36,8 +36,19 @@ public struct ExpertRouting: Sendable {
     private var rng: RandomStream
     /// Per layer: the hottest die's share of the layer's load, for the serving placement under
     /// the popularity in force, unless `sharesStale`.
-    private var hottestShare: [Double] = [] { didSet { hottestShareSum = hottestShare.reduce(0, +) } }
+    private var hottestShare: [Double] = [] {
+        didSet {
+            hottestShareSum = hottestShare.reduce(0, +)
+            binFactors = Self.equalCountBinMeans(hottestShare, bins: Self.layerBins).map { $0 * Double(liveDies) }
+        }
+    }
+    /// ``hottestShare`` summarised for step pricing, as load factors: the means of ``layerBins``
+    /// bins of equal layer count over its sorted values (``equalCountBinMeans(_:bins:)``), over
+    /// the mean die (``liveDies``, fixed when the shares are worked out).
+    private var binFactors: [Double] = []
     private var hottestShareSum = 0.0
+    /// The last step's noisy hottest load over its expected one (``lastStepLayerFactors()``).
+    private var lastNoiseRatio = 1.0
     /// Per layer (with `hottestShare`): the load that share is of, the layer's total over the
     /// serving placement's slots (what a blend of the collection window weighs it by).
     private var layerTotal: [Double] = []
@@ -141,7 +152,45 @@ public struct ExpertRouting: Sendable {
         // summed variance — O(1) per step whatever the layer count.
         let expected = pairs * hottestShareSum
         let noisy = expected + expected.squareRoot() * Normal.ziggurat(using: &rng)
+        lastNoiseRatio = expected > 0 ? noisy / expected : 1
         return max(1, noisy / Double(hottestShare.count) / meanPerDie)
+    }
+
+    /// Per MoE layer, the hottest die's load over the mean in the step last drawn
+    /// (``stepLoadFactor(tokens:topK:)``): the layer's expected hottest share, and the factor of
+    /// that step's noise to scale them by. Their mean, scaled, is the step's factor. Each layer's combine waits for its own
+    /// hottest die, and a layer's time is convex in its load (``DecodeStepInput/moeLoadFactorPerLayer``),
+    /// so a step priced at the mean alone came out short wherever layers differ: a saturated
+    /// `--eplb off` superpod stepped 10% faster than `bench decode` priced its own batch.
+    ///
+    /// The layers come as ``layerBins`` groups of equal layer count (their sorted loads cut into
+    /// bins, each bin's mean): pricing all 58 layers took 4.6× the instructions of a default run,
+    /// and the bins keep the mean exactly and most of the spread (a bin is a run of neighbours in
+    /// load order; the hottest layers share the top one).
+    public func lastStepLayerFactors() -> (factors: [Double], scale: Double) {
+        (binFactors, lastNoiseRatio)
+    }
+
+    /// Layer groups a step is priced over (``lastStepLayerFactors()``).
+    static let layerBins = 4
+
+    /// The means of `bins` bins of equal count over the sorted `values`: bin j holds the sorted
+    /// values between positions j·n/bins and (j+1)·n/bins, a value straddling a boundary counted
+    /// in each by the share it covers. Their mean is the values' mean. Fewer values than bins:
+    /// the values themselves.
+    static func equalCountBinMeans(_ values: [Double], bins: Int) -> [Double] {
+        guard values.count > bins, bins > 0 else { return values }
+        let sorted = values.sorted()
+        let width = Double(sorted.count) / Double(bins)
+        return (0..<bins).map { j in
+            let lo = Double(j) * width, hi = Double(j + 1) * width
+            var sum = 0.0
+            for i in Int(lo)..<min(sorted.count, Int(hi.rounded(.up))) {
+                let covered = min(hi, Double(i + 1)) - max(lo, Double(i))
+                if covered > 0 { sum += sorted[i] * covered }
+            }
+            return sum / width
+        }
     }
 
     /// Relative per-die load of the serving placement, averaged over layers (1 = mean).

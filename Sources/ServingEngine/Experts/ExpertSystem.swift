@@ -347,6 +347,15 @@ final class ExpertSystem {
         return factor
     }
 
+    /// TE `i`'s per-layer load factors of the step ``loadFactor(_:tokens:)`` last drew
+    /// (``ExpertRouting/lastStepLayerFactors()``); nil where that factor is 1 by construction
+    /// (perfect balance, no routing).
+    func lastStepLayerFactors(_ i: Int) -> (factors: [Double], scale: Double)? {
+        guard mode != .perfect, i >= 0, i < tes.count, let layers = tes[i]?.routing.lastStepLayerFactors(),
+              !layers.factors.isEmpty else { return nil }
+        return layers
+    }
+
     /// A decode step's MoE part (gate and experts, dispatch, combine, summed over layers and
     /// microbatches: the work the expert barrier waits on) and its whole time.
     func noteDecodeMoE(moeSeconds moe: Double, stepSeconds step: Double) {

@@ -266,4 +266,32 @@ import XDSTestSupport
         }
         #expect(reported != nil && reported!.requestsPerDie > 0 && reported!.stepMs > 0)
     }
+
+    /// Without EPLB the hottest die differs a lot from layer to layer (most layers mild, a few
+    /// with a very hot expert), each layer's combine waits for its own, and a layer's time is
+    /// convex in its load. The engine priced every step at the layers' mean load and stepped 10%
+    /// faster than `bench decode --eplb off` at its own batch (a saturated superpod's reasoning
+    /// mix, 185.0 against 205.7 ms, where contexts spread and attention rivals the MoE stream);
+    /// priced over its layers' loads it is within 4%. Here every context is alike and every layer
+    /// is bound by its experts, where the time is linear in the load: a guard that the engine and
+    /// the bench agree without EPLB (176.7 against 185.7 ms), which the mean-load pricing met too.
+    @Test func saturatedDecodeWithoutEPLBAgreesWithTheBench() async throws {
+        let deployment = Deployment.cloudMatrixInfer
+        let batch = try await offPool { () throws -> RunReport.DecodeBatch? in
+            let workload = FixedWorkload.uniform(count: 33_000, gap: 0.0005, prompt: 512, output: 4_000)
+            var config = EngineConfiguration(deployment: deployment)
+            config.eplb = .off
+            config.expertSkew = true
+            let engine = try ServingEngine(configuration: config, workload: workload)
+            engine.run(until: 300)
+            #expect(engine.audit() == [])
+            return engine.decodeBatchNow()
+        }
+        let now = try #require(batch)
+        #expect(now.requestsPerDie > 90, "\(now)")
+        let bench = try Bench.decode(deployment: deployment, batchPerDie: now.requestsPerDie.rounded(),
+                                     context: now.meanContext, mtpAcceptance: 0.7, eplb: .off,
+                                     contextCV: now.contextCV ?? 0)
+        #expect(abs(now.stepMs / bench.stepMs - 1) < 0.05, "engine \(now.stepMs) ms, bench \(bench.stepMs) ms at \(now)")
+    }
 }
