@@ -139,28 +139,6 @@ struct ClientOptionTests {
         }
     }
 
-    /// A forced `tool_choice` (or `function_call`) beside a list of tools was told to "send 'auto'
-    /// or 'none'", and 'auto' with tools is refused too (toolsTheReplyCouldCallAreRefused): the
-    /// advice named a value that fails. With tools offered it names "none" only.
-    @Test func aForcedToolChoiceBesideToolsIsAdvisedNone() async throws {
-        let f: [String: Any] = ["type": "function", "function": ["name": "f"]]
-        let cases: [([String: Any], String, String)] = [
-            (["tools": [f], "tool_choice": "required"], "tool_choice", "(send 'none', or leave it and 'tools' out)"),
-            (["functions": [["name": "f"]], "function_call": ["name": "f"]], "function_call",
-             "(send 'none', or leave it and 'functions' out)"),
-            (["tool_choice": "required"], "tool_choice", "(send 'auto' or 'none', or leave it out)"),
-        ]
-        try await LiveServer.with { server in
-            for (extra, field, advice) in cases {
-                let reply = try await server.post("/v1/chat/completions", json: Self.chat.merging(extra) { $1 })
-                #expect(reply.status == 400, "\(extra): \(reply.text)")
-                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
-                #expect(error["param"] as? String == field, "\(extra): \(reply.text)")
-                #expect((error["message"] as? String)?.hasSuffix(advice) == true, "\(extra): \(reply.text)")
-            }
-        }
-    }
-
     /// The same options in the values that ask for nothing the reply lacks still work.
     @Test func theirHarmlessValuesAreServed() async throws {
         let tools: [[String: Any]] = [["type": "function", "function": ["name": "f", "parameters": ["type": "object"]]]]

@@ -76,10 +76,6 @@ struct ReplyShapeFields: Decodable {
     /// "none". Such a list was ignored: its client (whose `tool_choice` is "auto" when it gives
     /// tools) got plain text and read it as the model choosing never to call one.
     var callableTools: (field: String, count: Int)?
-    /// Whether `tools` / `functions` hold any entry: a forced choice's advice then names "none"
-    /// only ("auto" with tools is refused too, as ``callableTools``).
-    var hasTools = false
-    var hasFunctions = false
     var suffix: String?
     var echo = false
     /// The field that asks for spoken output: `modalities` naming "audio", else an `audio` object
@@ -142,7 +138,6 @@ struct ReplyShapeFields: Decodable {
         // "none" as the choice: the model is not to call any of them, and a text reply is right.
         let toolsOff = (try? c.decodeIfPresent(String.self, forKey: .toolChoice)) == "none"
         let functionsOff = (try? c.decodeIfPresent(String.self, forKey: .functionCall)) == "none"
-        (hasTools, hasFunctions) = (!tools.isEmpty, !functions.isEmpty)
         if !tools.isEmpty, !toolsOff {
             callableTools = ("tools", tools.count)
         } else if !functions.isEmpty, !functionsOff {
@@ -569,8 +564,7 @@ struct CompletionValidator {
         if let choice = shape.forcedToolChoice {
             throw .unsupported(
                 "'tool_choice' \(choice) is not supported: "
-                    + "\(placeholder) and call no tool (\(Self.choiceAdvice(offering: shape.hasTools ? "tools" : nil)))",
-                param: "tool_choice")
+                    + "\(placeholder) and call no tool (send 'auto' or 'none', or leave it out)", param: "tool_choice")
         }
         if let (index, type) = shape.unknownToolType {
             throw .invalidRequest(
@@ -579,8 +573,7 @@ struct CompletionValidator {
         if let choice = shape.forcedFunctionCall {
             throw .unsupported(
                 "'function_call' \(choice) is not supported: "
-                    + "\(placeholder) and call no function (\(Self.choiceAdvice(offering: shape.hasFunctions ? "functions" : nil)))",
-                param: "function_call")
+                    + "\(placeholder) and call no function (send 'auto' or 'none', or leave it out)", param: "function_call")
         }
         // As vLLM refuses tools when started without a tool-call parser: the client is told,
         // where a text reply would read as the model choosing not to call.
@@ -596,14 +589,6 @@ struct CompletionValidator {
                     + "(send modalities [\"text\"] and no 'audio', or leave them out)", param: field)
         }
         if shape.echo, let refusal { throw .unsupported(refusal, param: "echo") }
-    }
-
-    /// What a forced `tool_choice` / `function_call` may be instead. With a list of tools offered,
-    /// "auto" is refused as well (``ReplyShapeFields/callableTools``): advising it sent the client
-    /// from one 400 to the next, so only "none" is named then.
-    private static func choiceAdvice(offering list: String?) -> String {
-        guard let list else { return "send 'auto' or 'none', or leave it out" }
-        return "send 'none', or leave it and '\(list)' out"
     }
 
     private func common(
