@@ -6,8 +6,7 @@ import PodModel
 /// Sampling fields the simulation cannot act on (`temperature`, `top_p`, the penalties,
 /// `top_logprobs`, `seed`, `logit_bias`, vLLM's `top_k`, `min_p`, `repetition_penalty`) are decoded
 /// only to check them against their ranges (``CompletionValidator``), then ignored; `tools` and
-/// `functions` are checked for shape (``ReplyShapeFields``), and refused when they offer a tool
-/// to call (a list with none, or with `tool_choice`/`function_call` "none", is served); undeclared fields
+/// `functions` are checked for shape (``ReplyShapeFields``) and ignored; undeclared fields
 /// (`metadata`, …) are accepted and ignored. Options that would
 /// change what the reply holds (``ReplyShapeFields``: log-probabilities, JSON output, a forced tool
 /// call) are refused with a 400 naming them, not answered without what they asked. The length fields
@@ -71,11 +70,6 @@ struct ReplyShapeFields: Decodable {
     /// endpoint takes; vLLM takes `function`): its index and type. The tool lists are otherwise only decoded to check
     /// their shape (``ToolSpec``): `"tools": "x"` was answered 200.
     var unknownToolType: (index: Int, type: String)?
-    /// The list that offers tools a reply may call (`tools`, or the deprecated `functions`) and
-    /// how many, when it holds any and its choice (`tool_choice`, `function_call`) is not
-    /// "none". Such a list was ignored: its client (whose `tool_choice` is "auto" when it gives
-    /// tools) got plain text and read it as the model choosing never to call one.
-    var callableTools: (field: String, count: Int)?
     var suffix: String?
     var echo = false
     /// The field that asks for spoken output: `modalities` naming "audio", else an `audio` object
@@ -93,8 +87,8 @@ struct ReplyShapeFields: Decodable {
     /// parameters are not read).
     private struct ToolSpec: Decodable {
         struct Function: Decodable { var name: String }
-        /// The tool kinds known (OpenAI's `custom` tools hold free-form input; like functions,
-        /// they are refused when offered to call, as ``callableTools`` says).
+        /// The tool kinds taken (OpenAI's `custom` tools hold free-form input; like functions,
+        /// they are ignored).
         static let types: Set<String> = ["function", "custom"]
         var type: String
         enum CodingKeys: String, CodingKey { case type, function }
@@ -134,15 +128,7 @@ struct ReplyShapeFields: Decodable {
         }
         let tools = try c.decodeIfPresent([ToolSpec].self, forKey: .tools) ?? []
         if let index = tools.firstIndex(where: { !ToolSpec.types.contains($0.type) }) { unknownToolType = (index, tools[index].type) }
-        let functions = try c.decodeIfPresent([FunctionSpec].self, forKey: .functions) ?? []
-        // "none" as the choice: the model is not to call any of them, and a text reply is right.
-        let toolsOff = (try? c.decodeIfPresent(String.self, forKey: .toolChoice)) == "none"
-        let functionsOff = (try? c.decodeIfPresent(String.self, forKey: .functionCall)) == "none"
-        if !tools.isEmpty, !toolsOff {
-            callableTools = ("tools", tools.count)
-        } else if !functions.isEmpty, !functionsOff {
-            callableTools = ("functions", functions.count)
-        }
+        _ = try c.decodeIfPresent([FunctionSpec].self, forKey: .functions)
         suffix = try c.decodeIfPresent(String.self, forKey: .suffix)
         echo = try c.decodeIfPresent(Bool.self, forKey: .echo) ?? false
         if try c.decodeIfPresent([String].self, forKey: .modalities)?.contains("audio") == true {
@@ -451,8 +437,7 @@ struct ValidatedCompletion {
 ///
 /// Options the simulated reply cannot hold are refused, 400 naming them (``ReplyShapeFields``):
 /// `logprobs` (any but `false`/`null`), `response_format` other than `text`, `tool_choice` or
-/// `function_call` other than `none`/`auto`, a non-empty `tools` or `functions` list unless its choice is
-/// `none`, `suffix` (as vLLM), `echo` on chat or with a token-id prompt.
+/// `function_call` other than `none`/`auto`, `suffix` (as vLLM), `echo` on chat or with a token-id prompt.
 struct CompletionValidator {
     var servedModel: String
     var defaultMaxTokens: Int
@@ -574,14 +559,6 @@ struct CompletionValidator {
             throw .unsupported(
                 "'function_call' \(choice) is not supported: "
                     + "\(placeholder) and call no function (send 'auto' or 'none', or leave it out)", param: "function_call")
-        }
-        // As vLLM refuses tools when started without a tool-call parser: the client is told,
-        // where a text reply would read as the model choosing not to call.
-        if let (field, count) = shape.callableTools {
-            let choice = field == "tools" ? "tool_choice" : "function_call"
-            throw .unsupported(
-                "'\(field)' offers \(count) tool\(count == 1 ? "" : "s") to call, which is not supported: "
-                    + "\(placeholder) and call no tool (send \(choice) 'none', or leave '\(field)' out)", param: field)
         }
         if let field = shape.audioOutput {
             throw .unsupported(
