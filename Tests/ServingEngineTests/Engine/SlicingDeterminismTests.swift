@@ -43,26 +43,14 @@ import XDSTestSupport
     static let slicings: [Slicing] = [.oneCall, .fixed(1), .fixed(0.1), .random(seed: 3), .random(seed: 11),
                                       .onEvents, .stepped, .runDriver]
 
-    /// A small seeded generator (SplitMix64), so the slice lengths are the same on every run.
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    }
-
     /// Runs `engine` to `end`, applying each step when the clock reaches its time, sliced as told.
     @discardableResult
     static func drive(_ engine: ServingEngine, steps: [(at: SimTime, command: String)], until end: SimTime,
                       slicing: Slicing) -> [String] {
         var refused: [String] = []
         var next = 0
-        var rng = SplitMix(state: { if case .random(let seed) = slicing { return seed }; return 0 }())
+        // SimKit's seeded stream, so the slice lengths are the same on every run.
+        var rng = RandomStreams(seed: { if case .random(let seed) = slicing { return seed }; return 0 }()).stream("slicing")
         while true {
             while next < steps.count, steps[next].at <= engine.now {
                 let line = steps[next].command
@@ -89,7 +77,7 @@ import XDSTestSupport
                 target = ((engine.now / length).rounded(.down) + 1) * length
                 if target <= engine.now { target = engine.now.nextUp }
             case .random:
-                let u = rng.unit()
+                let u = rng.uniform()
                 // Mostly short slices (console pacing), some empty or a nanosecond, some long.
                 switch rng.next() % 10 {
                 case 0: target = engine.now
