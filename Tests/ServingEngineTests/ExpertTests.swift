@@ -314,8 +314,7 @@ import Testing
 @Suite struct StepLayerFactorTests {
     @Test func layerFactorsAverageToTheStepFactorAndKeepTheSpread() {
         var routing = ExpertRouting(shape: ModelSpecShape(moeLayers: 58, experts: 256), dies: 256, slotsPerDie: 1, seed: 3)
-        let factor = routing.stepLoadFactor(tokens: 30_720)
-        let (factors, scale) = routing.lastStepLayerFactors()
+        let (factor, factors, scale) = routing.stepLoad(tokens: 30_720)
         #expect(factors.count == ExpertRouting.layerBins)
         let mean = factors.reduce(0, +) / Double(factors.count) * scale
         #expect(abs(mean / factor - 1) < 1e-12, "bins \(factors) × \(scale) against \(factor)")

@@ -191,7 +191,7 @@ extension ServingEngine {
         guard total > 0 else { return (0, 0) }
         // With MTP the main model verifies 1 + draft tokens per request: they all route to experts.
         let routed = Double(total) * (tokensPerStep > 1 ? 2 : 1)
-        let factor = moeLoadFactor(index, tokens: routed)
+        let (factor, layerFactors) = experts.load(index, tokens: routed)
         if let ma = configuration.deployment.moeAttention {
             let step = instances[index].cost.decodeStepMoEAttention(ma, requestsPerDie: group.requests, contextTokens: group.context,
                                                                     mtpAcceptance: tokensPerStep - 1, moeLoadFactor: factor)
@@ -203,7 +203,7 @@ extension ServingEngine {
         let input = Self.decodeStepInput(requests: group.requests, context: group.context, mtpAcceptance: tokensPerStep - 1,
                                          dp: spec.dp, ep: shape.ep, tp: spec.tp, routedSlots: shape.routedSlots,
                                          sharedExpertDies: shape.sharedExpertDies, factor: factor,
-                                         layerFactors: experts.lastStepLayerFactors(index), total: total,
+                                         layerFactors: layerFactors, total: total,
                                          slowdown: stragglerSlowdown(instance: index))
         let stepCost = instance.priceDecodeStep(input)
         noteDecodeMoE(index, stepCost)

@@ -47,8 +47,6 @@ public struct ExpertRouting: Sendable {
     /// the mean die (``liveDies``, fixed when the shares are worked out).
     private var binFactors: [Double] = []
     private var hottestShareSum = 0.0
-    /// The last step's noisy hottest load over its expected one (``lastStepLayerFactors()``).
-    private var lastNoiseRatio = 1.0
     /// Per layer (with `hottestShare`): the load that share is of, the layer's total over the
     /// serving placement's slots (what a blend of the collection window weighs it by).
     private var layerTotal: [Double] = []
@@ -139,9 +137,25 @@ public struct ExpertRouting: Sendable {
     /// The hottest die's load over the mean, averaged over MoE layers, for a step that routes
     /// `tokens` tokens (each to top-k experts). Records the heat for telemetry.
     public mutating func stepLoadFactor(tokens: Double, topK: Int = 8) -> Double {
-        guard tokens > 0 else { return 1 }
+        stepLoad(tokens: tokens, topK: topK).factor
+    }
+
+    /// ``stepLoadFactor(tokens:topK:)``, and per MoE layer the hottest die's load over the mean
+    /// in that step: the layers' expected hottest shares (`layers`), and the factor of the step's
+    /// noise to scale them by (`scale`). Their mean, scaled, is `factor`. Each layer's combine
+    /// waits for its own hottest die, and a layer's time is convex in its load
+    /// (``DecodeStepInput/moeLoadFactorPerLayer``), so a step priced at the mean alone came out
+    /// short wherever layers differ: a saturated `--eplb off` superpod stepped 10% faster than
+    /// `bench decode` priced its own batch. No layers (empty) where the factor is 1 by construction.
+    ///
+    /// The layers come as ``layerBins`` groups of equal layer count (their sorted loads cut into
+    /// bins, each bin's mean): pricing all 58 layers took 4.6× the instructions of a default run,
+    /// and the bins keep the mean exactly and most of the spread (a bin is a run of neighbours in
+    /// load order; the hottest layers share the top one).
+    public mutating func stepLoad(tokens: Double, topK: Int = 8) -> (factor: Double, layers: [Double], scale: Double) {
+        guard tokens > 0 else { return (1, [], 1) }
         settleShares()
-        guard !hottestShare.isEmpty else { return 1 }
+        guard !hottestShare.isEmpty else { return (1, [], 1) }
         let pairs = tokens * Double(topK)
         segmentPairs += pairs
         collectingPairs += pairs
@@ -152,26 +166,10 @@ public struct ExpertRouting: Sendable {
         // summed variance — O(1) per step whatever the layer count.
         let expected = pairs * hottestShareSum
         let noisy = expected + expected.squareRoot() * Normal.ziggurat(using: &rng)
-        lastNoiseRatio = expected > 0 ? noisy / expected : 1
-        return max(1, noisy / Double(hottestShare.count) / meanPerDie)
+        return (max(1, noisy / Double(hottestShare.count) / meanPerDie), binFactors, expected > 0 ? noisy / expected : 1)
     }
 
-    /// Per MoE layer, the hottest die's load over the mean in the step last drawn
-    /// (``stepLoadFactor(tokens:topK:)``): the layer's expected hottest share, and the factor of
-    /// that step's noise to scale them by. Their mean, scaled, is the step's factor. Each layer's combine waits for its own
-    /// hottest die, and a layer's time is convex in its load (``DecodeStepInput/moeLoadFactorPerLayer``),
-    /// so a step priced at the mean alone came out short wherever layers differ: a saturated
-    /// `--eplb off` superpod stepped 10% faster than `bench decode` priced its own batch.
-    ///
-    /// The layers come as ``layerBins`` groups of equal layer count (their sorted loads cut into
-    /// bins, each bin's mean): pricing all 58 layers took 4.6× the instructions of a default run,
-    /// and the bins keep the mean exactly and most of the spread (a bin is a run of neighbours in
-    /// load order; the hottest layers share the top one).
-    public func lastStepLayerFactors() -> (factors: [Double], scale: Double) {
-        (binFactors, lastNoiseRatio)
-    }
-
-    /// Layer groups a step is priced over (``lastStepLayerFactors()``).
+    /// Layer groups a step is priced over (``stepLoad(tokens:topK:)``).
     static let layerBins = 4
 
     /// The means of `bins` bins of equal count over the sorted `values`: bin j holds the sorted

@@ -333,27 +333,25 @@ final class ExpertSystem {
     /// The hottest expert die's load over the mean for one step of TE `i` routing `tokens` tokens
     /// (draws TE `i`'s routing stream; decode steps add to the report's sums). 1 under `perfect`.
     func loadFactor(_ i: Int, tokens: Double) -> Double {
-        // The box read in place for each use (bound to a local, it was retained and released
-        // around the step).
-        guard mode != .perfect, i >= 0, i < tes.count, let stale = tes[i]?.routing.needsShares else { return 1 }
-        if stale { adoptShares(i) }
-        guard let factor = tes[i]?.routing.stepLoadFactor(tokens: tokens, topK: topK) else { return 1 }
-        if decodes[i] {
-            factorSum += factor
-            steps += 1
-            intervalSum += factor
-            intervalSteps += 1
-        }
-        return factor
+        load(i, tokens: tokens).factor
     }
 
-    /// TE `i`'s per-layer load factors of the step ``loadFactor(_:tokens:)`` last drew
-    /// (``ExpertRouting/lastStepLayerFactors()``); nil where that factor is 1 by construction
-    /// (perfect balance, no routing).
-    func lastStepLayerFactors(_ i: Int) -> (factors: [Double], scale: Double)? {
-        guard mode != .perfect, i >= 0, i < tes.count, let layers = tes[i]?.routing.lastStepLayerFactors(),
-              !layers.factors.isEmpty else { return nil }
-        return layers
+    /// ``loadFactor(_:tokens:)`` and the step's per-layer factors with their noise scale
+    /// (``ExpertRouting/stepLoad(tokens:topK:)``); nil layers where the factor is 1 by
+    /// construction (perfect balance, no routing).
+    func load(_ i: Int, tokens: Double) -> (factor: Double, layers: (factors: [Double], scale: Double)?) {
+        // The box read in place for each use (bound to a local, it was retained and released
+        // around the step).
+        guard mode != .perfect, i >= 0, i < tes.count, let stale = tes[i]?.routing.needsShares else { return (1, nil) }
+        if stale { adoptShares(i) }
+        guard let step = tes[i]?.routing.stepLoad(tokens: tokens, topK: topK) else { return (1, nil) }
+        if decodes[i] {
+            factorSum += step.factor
+            steps += 1
+            intervalSum += step.factor
+            intervalSteps += 1
+        }
+        return (step.factor, step.layers.isEmpty ? nil : (step.layers, step.scale))
     }
 
     /// A decode step's MoE part (gate and experts, dispatch, combine, summed over layers and
