@@ -80,12 +80,11 @@ import Testing
             if i % 5 == 0 { input.moeLoadFactorPerLayer = [1.2, 3.0, 1.1] }
             let shared = c.cost.decodeStepShared(input)
             for m in 1...2 {
-                var memo = CostModel.DecodeExchangeMemo(), alone = CostModel.DecodeExchangeMemo()
                 let given = c.cost.decodeMoELayers(input, queryTokens: shared.q, microbatches: m, context: shared.context,
-                                                   shape: shared.shape, exchange: &memo,
+                                                   shape: shared.shape,
                                                    wholeDieAttention: shared.wholeDieAttention)
                 let worked = c.cost.decodeMoELayers(input, queryTokens: shared.q, microbatches: m,
-                                                    context: shared.context, shape: shared.shape, exchange: &alone)
+                                                    context: shared.context, shape: shared.shape)
                 let bits = { (l: CostModel.DecodeLayer) in
                     [l.attention, l.gateAndExperts, l.dispatch, l.combine, l.layer].map(\.bitPattern) + [UInt64(l.microbatches)]
                 }
@@ -95,6 +94,49 @@ import Testing
             #expect(shared.wholeDieAttention == c.cost.decodeAttentionSeconds(
                 requests: input.requestsPerGroup, context: shared.context, queryTokens: shared.q, tp: input.attentionTP))
         }
+    }
+
+    /// A step priced layer by layer is the first layer plus the layers' mean deviation from it,
+    /// each layer priced alone at its factor times the step's scale: the load-free terms worked
+    /// out once, and layers skipped whose hottest die is at the first's floor, change no bit.
+    /// Factors at or below 1 and repeats put several layers on the balanced or shared-expert floor.
+    @Test func layerByLayerIsTheMeanOfTheLayersPricedAlone() {
+        var rng = RandomStreams(seed: 5).stream("layer-by-layer")
+        var skippable = 0
+        for c in cases(count: 240) {
+            var input = c.input
+            let menu: [Double] = [0.5, 1, 1, 1.05, 1.3, 2, 4, 30]
+            input.moeLoadFactorPerLayer = (0..<(1 + Int(rng.uniform() * 9))).map { _ in menu[Int(rng.uniform() * 8)] }
+            input.moeLoadFactorPerLayerScale = rng.uniform() < 0.5 ? 1 : 0.8 + rng.uniform() * 0.4
+            let factors = input.moeLoadFactorPerLayer!
+            let shared = c.cost.decodeStepShared(input)
+            for m in 1...2 {
+                let priced = c.cost.decodeMoELayers(input, queryTokens: shared.q, microbatches: m, context: shared.context,
+                                                    shape: shared.shape)
+                let alone = factors.map { f -> CostModel.DecodeLayer in
+                    var one = input
+                    one.moeLoadFactorPerLayer = nil
+                    one.moeLoadFactor = f * input.moeLoadFactorPerLayerScale
+                    return c.cost.decodeMoELayers(one, queryTokens: shared.q, microbatches: m, context: shared.context,
+                                                  shape: shared.shape)
+                }
+                var mean = alone[0]
+                let n = Double(alone.count)
+                for one in alone.dropFirst() {
+                    mean.gateAndExperts += (one.gateAndExperts - alone[0].gateAndExperts) / n
+                    mean.dispatch += (one.dispatch - alone[0].dispatch) / n
+                    mean.combine += (one.combine - alone[0].combine) / n
+                    mean.layer += (one.layer - alone[0].layer) / n
+                }
+                if alone.dropFirst().contains(where: { $0.layer == alone[0].layer }) { skippable += 1 }
+                let bits = { (l: CostModel.DecodeLayer) in
+                    [l.attention, l.gateAndExperts, l.dispatch, l.combine, l.layer].map(\.bitPattern) + [UInt64(l.microbatches)]
+                }
+                #expect(bits(priced) == bits(mean), "\(m) microbatches, factors \(factors) for \(input)")
+            }
+        }
+        // Layers equal to the first (the skipped case) occur.
+        #expect(skippable > 50, "\(skippable)")
     }
 
     /// Each layer priced one by one is at least its two attention streams, so the floor holds for

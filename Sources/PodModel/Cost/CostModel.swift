@@ -82,10 +82,36 @@ public struct CostModel: Sendable {
     /// A stream draws HBM bandwidth in proportion to the cores issuing its loads (`share`).
     public func roofline(flops: Double, bytes: Double, eightBit: Bool, computeEfficiency: Double? = nil,
                          share: Double = 1, bandwidthShare: Double? = nil) -> Double {
+        roofline(bytes: bytes, eightBit: eightBit, computeEfficiency: computeEfficiency, share: share,
+                 bandwidthShare: bandwidthShare).seconds(flops: flops)
+    }
+
+    /// ``roofline(flops:bytes:eightBit:computeEfficiency:share:bandwidthShare:)`` with everything
+    /// but the FLOPs fixed: the hottest expert die's GEMMs, priced once per MoE layer of a step
+    /// priced layer by layer, read the same weights at every load. The same operations in the same
+    /// order, so the same bits.
+    struct FixedBytesRoofline {
+        /// The share's peak times the efficiency.
+        let computeRate: Double
+        let memorySeconds: Double
+        /// `1 − loadComputeOverlap`.
+        let unoverlapped: Double
+
+        @inline(__always)
+        func seconds(flops: Double) -> Double {
+            let compute = flops / computeRate
+            return max(compute, memorySeconds) + unoverlapped * min(compute, memorySeconds)
+        }
+    }
+
+    @inline(__always)
+    func roofline(bytes: Double, eightBit: Bool, computeEfficiency: Double? = nil, share: Double = 1,
+                  bandwidthShare: Double? = nil) -> FixedBytesRoofline {
         let peak = eightBit ? hardware.int8FlopsPerDie : hardware.bf16FlopsPerDie
-        let compute = flops / (peak * share * (computeEfficiency ?? constants.gemmEfficiency))
-        let memory = bytes / (hardware.hbmBytesPerSecondPerDie * (bandwidthShare ?? share) * constants.hbmEfficiency)
-        return max(compute, memory) + (1 - constants.loadComputeOverlap) * min(compute, memory)
+        return FixedBytesRoofline(
+            computeRate: peak * share * (computeEfficiency ?? constants.gemmEfficiency),
+            memorySeconds: bytes / (hardware.hbmBytesPerSecondPerDie * (bandwidthShare ?? share) * constants.hbmEfficiency),
+            unoverlapped: 1 - constants.loadComputeOverlap)
     }
 
     /// Element-wise vector work (norms, RoPE, residuals, quantisation, gating, KV writes) priced
@@ -155,11 +181,33 @@ public struct CostModel: Sendable {
     /// a fixed cost, the fabric latency, and the longer of issuing every message (a local copy is
     /// issued too) and moving the remote bytes.
     public func messages(_ count: Double, bytesPerMessage: Double, interNode: Bool, remoteShare: Double = 1) -> Double {
-        guard count > 0 else { return 0 }
+        messageCost(interNode: interNode).seconds(count, bytesPerMessage: bytesPerMessage, remoteShare: remoteShare)
+    }
+
+    /// ``messages(_:bytesPerMessage:interNode:remoteShare:)`` with the fabric's figures read once:
+    /// the hottest expert die's dispatch and combine are priced per MoE layer of a step priced
+    /// layer by layer. The same operations in the same order, so the same bits.
+    struct MessageCost {
+        /// The fixed cost plus the fabric latency.
+        let fixedAndLatency: Double
+        /// The die's scale-up bandwidth times the write efficiency.
+        let wireRate: Double
+        let secondsPerMessage: Double
+
+        @inline(__always)
+        func seconds(_ count: Double, bytesPerMessage: Double, remoteShare: Double = 1) -> Double {
+            guard count > 0 else { return 0 }
+            let wire = count * remoteShare * bytesPerMessage / wireRate
+            return fixedAndLatency + max(wire, count * secondsPerMessage)
+        }
+    }
+
+    @inline(__always)
+    func messageCost(interNode: Bool) -> MessageCost {
         let latency = interNode ? hardware.scaleUpLatencyInterNode : hardware.scaleUpLatencyIntraNode
-        let wire = count * remoteShare * bytesPerMessage
-            / (hardware.scaleUpBytesPerSecondPerDie * constants.fabricWriteEfficiency)
-        return constants.collectiveFixedSeconds + latency + max(wire, count * constants.collectiveSecondsPerMessage)
+        return MessageCost(fixedAndLatency: constants.collectiveFixedSeconds + latency,
+                           wireRate: hardware.scaleUpBytesPerSecondPerDie * constants.fabricWriteEfficiency,
+                           secondsPerMessage: constants.collectiveSecondsPerMessage)
     }
 
     /// A prefill dispatch or combine: tokens are packed per destination die (each token sent once

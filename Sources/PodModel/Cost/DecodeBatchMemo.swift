@@ -95,7 +95,7 @@ public struct DecodeBatchMemo {
 extension CostModel {
     /// One decode MoE layer's batch-fixed figures at one query width and microbatch count: the
     /// attention stream's projections and vector work and its all-reduce, the gate, and the
-    /// dispatch's and combine's rank side (``decodeMoELayer(_:queryTokens:microbatches:context:shape:exchange:wholeDieAttention:batch:)``).
+    /// dispatch's and combine's rank side (``moeLayerLoadFree(_:queryTokens:microbatches:context:shape:wholeDieAttention:batch:)``).
     /// A view of six figures in a ``DecodeBatchMemo``, valid while the step that reads it runs.
     struct DecodeLayerBatchTerms {
         let base: UnsafePointer<Double>
@@ -161,7 +161,7 @@ extension CostModel {
         return figures
     }
 
-    /// ``DecodeLayerBatchTerms``' figures, as ``decodeMoELayer(_:queryTokens:microbatches:context:shape:exchange:wholeDieAttention:batch:)``
+    /// ``DecodeLayerBatchTerms``' figures, as ``moeLayerLoadFree(_:queryTokens:microbatches:context:shape:wholeDieAttention:batch:)``
     /// and ``attentionStream(_:queryTokens:microbatches:context:wholeDieAttention:batch:)`` work them out.
     func decodeLayerBatchFigures(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
                                  shape: DecodeExpertShape) -> [Double] {

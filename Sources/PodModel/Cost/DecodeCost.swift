@@ -156,17 +156,55 @@ extension CostModel {
     /// ``hottestExpertDieTokens(allTokens:input:)`` with the instance's shape worked out already.
     @inline(__always)
     func hottestExpertDieTokens(allTokens: Double, input: DecodeStepInput, shape: DecodeExpertShape) -> Double {
-        guard terms.isMoE else { return 0 }
-        let mean = allTokens * terms.moeTopK / Double(max(1, input.routedSlots)) * shape.slotsPerDie
-        let hot = mean * max(1, input.moeLoadFactor)
-        var busiest = max(hot + hot.squareRoot(), mean + mean.squareRoot() * shape.routedMaxZ)
-        if input.sharedExpertDies > 0 {
-            busiest = max(busiest, allTokens * terms.moeSharedExperts / Double(input.sharedExpertDies))
-        } else {
-            // Every die holds a shared-expert copy and serves its own group's tokens.
-            busiest += allTokens / Double(max(1, input.dpGroups)) * terms.moeSharedExperts
+        hottestExpertDieTokens(allTokens: allTokens, loadFactor: input.moeLoadFactor, input: input, shape: shape)
+    }
+
+    /// The same at MoE load factor `loadFactor` in place of the input's (one layer of a step priced
+    /// layer by layer).
+    @inline(__always)
+    func hottestExpertDieTokens(allTokens: Double, loadFactor: Double, input: DecodeStepInput,
+                                shape: DecodeExpertShape) -> Double {
+        hottestExpertDie(allTokens: allTokens, input: input, shape: shape).tokens(loadFactor: loadFactor)
+    }
+
+    /// ``hottestExpertDieTokens(allTokens:loadFactor:input:shape:)`` with everything but the load
+    /// factor worked out: a step priced layer by layer asks it once per layer.
+    struct HottestExpertDie {
+        let isMoE: Bool
+        /// A routed die's mean tokens, and that plus the expected largest deviation of the routed
+        /// dies at perfect balance (the floor of the hottest die).
+        let mean: Double
+        let balancedMax: Double
+        /// A shared-expert die's tokens; nil when every die holds a shared-expert copy and serves
+        /// its own group's tokens (`ownSharedTokens`) on top of its routed ones.
+        let sharedDieTokens: Double?
+        let ownSharedTokens: Double
+
+        @inline(__always)
+        func tokens(loadFactor: Double) -> Double {
+            guard isMoE else { return 0 }
+            let hot = mean * max(1, loadFactor)
+            var busiest = max(hot + hot.squareRoot(), balancedMax)
+            if let sharedDieTokens {
+                busiest = max(busiest, sharedDieTokens)
+            } else {
+                busiest += ownSharedTokens
+            }
+            return busiest
         }
-        return busiest
+    }
+
+    @inline(__always)
+    func hottestExpertDie(allTokens: Double, input: DecodeStepInput, shape: DecodeExpertShape) -> HottestExpertDie {
+        guard terms.isMoE else {
+            return HottestExpertDie(isMoE: false, mean: 0, balancedMax: 0, sharedDieTokens: nil, ownSharedTokens: 0)
+        }
+        let mean = allTokens * terms.moeTopK / Double(max(1, input.routedSlots)) * shape.slotsPerDie
+        return HottestExpertDie(
+            isMoE: true, mean: mean, balancedMax: mean + mean.squareRoot() * shape.routedMaxZ,
+            sharedDieTokens: input.sharedExpertDies > 0
+                ? allTokens * terms.moeSharedExperts / Double(input.sharedExpertDies) : nil,
+            ownSharedTokens: allTokens / Double(max(1, input.dpGroups)) * terms.moeSharedExperts)
     }
 
     /// The figures of a decode MoE layer fixed by the instance's shape (its dies, slots and
@@ -251,6 +289,67 @@ extension CostModel {
         decodeAttention(requests: requests, context: context, queryTokens: queryTokens, tp: tp)
     }
 
+    /// The terms of ``decodeMoELayer(_:loadFactor:expertSlowdown:)``
+    /// that the MoE load factor does not change: a step priced layer by layer works them out once
+    /// and per layer only the hottest die's tokens, its experts and the exchange's ends.
+    struct MoELayerLoadFree {
+        let microbatches: Int
+        let attention: Double
+        /// Gate on the MoE stream's share.
+        let gate: Double
+        let hottest: HottestExpertDie
+        /// The hottest die's expert GEMMs: its whole slots' weights on the MoE stream's share.
+        let experts: FixedBytesRoofline
+        /// Each rank's own tokens, and its dispatch and combine of them: the exchange's floor,
+        /// whatever the hottest die receives.
+        let tokensPerRank: Double
+        let rankDispatch: Double
+        let rankCombine: Double
+        let fabric: MessageCost
+    }
+
+    /// ``MoELayerLoadFree`` of one layer; nil for a dense model (its layer is its attention).
+    /// `context` is the slowest group's (``slowestGroupContext(_:)``), which the step works out once.
+    /// `wholeDieAttention`, when given, is ``decodeAttention(requests:context:queryTokens:tp:share:vectorShare:)``
+    /// of the whole group on the whole die at this `q` and `context`: one microbatch's attention,
+    /// which the step has worked out for its dense layers already.
+    @inline(__always)
+    func moeLayerLoadFree(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int, context: Double,
+                          shape: DecodeExpertShape, wholeDieAttention: Double?,
+                          batch: DecodeLayerBatchTerms?) -> (attention: Double, moe: MoELayerLoadFree?) {
+        let mb = Double(m), tp = input.attentionTP
+        let requests = input.requestsPerGroup / mb
+        let tokens = requests * q
+        let attention = attentionStream(input, queryTokens: q, microbatches: m, context: context,
+                                        wholeDieAttention: wholeDieAttention, batch: batch)
+        guard terms.isMoE else { return (attention, nil) }
+        let moeShare = m > 1 ? 1 - constants.attentionStreamCubeShare : 1
+        let moeVector = m > 1 ? 1 - constants.attentionStreamVectorShare : 1
+        let gate = batch?.gate ?? gateRoofline(tokens: tokens, moeShare: moeShare, moeVector: moeVector)
+        let instanceRequests = input.requestsPerInstance ?? input.requestsPerGroup * Double(input.dpGroups)
+        let allTokens = instanceRequests / mb * q / Double(tp)
+        let tokensPerRank = tokens / Double(tp)
+        let destinations = shape.destinations
+        return (attention, MoELayerLoadFree(
+            microbatches: m, attention: attention, gate: gate,
+            hottest: hottestExpertDie(allTokens: allTokens, input: input, shape: shape),
+            experts: roofline(bytes: shape.wholeSlotsPerDie * terms.expertWeightBytes, eightBit: terms.weightEightBit,
+                              share: moeShare, bandwidthShare: moeVector),
+            tokensPerRank: tokensPerRank,
+            rankDispatch: batch?.dispatch ?? dispatch(tokensPerRank: tokensPerRank, destinations: destinations,
+                                                      ep: input.expertDies),
+            rankCombine: batch?.combine ?? combine(tokensPerRank: tokensPerRank, destinations: destinations,
+                                                   ep: input.expertDies),
+            fabric: messageCost(interNode: shape.interNode)))
+    }
+
+    /// A dense model's decode layer: its microbatches' attention, one after the other.
+    @inline(__always)
+    static func denseLayer(attention: Double, microbatches m: Int) -> DecodeLayer {
+        DecodeLayer(attention: attention, gateAndExperts: 0, dispatch: 0, combine: 0, microbatches: m,
+                    layer: Double(m) * attention)
+    }
+
     /// One decode MoE layer with `m` microbatches (system.md §4b). One microbatch runs attention
     /// and then the MoE part on the whole die. Two microbatches run the attention stream and the
     /// MoE stream on their own core shares, each microbatch paying its own weight reads, dispatch
@@ -259,57 +358,31 @@ extension CostModel {
     /// of: one chain, the attention stream's work for both, the MoE cube cores' work for both, and
     /// the fabric's transfers for both (dispatch and combine are in flight while the MoE stream's
     /// cube cores run the other microbatch's experts).
-    /// `context` is the slowest group's (``slowestGroupContext(_:)``), which the step works out once.
-    /// `wholeDieAttention`, when given, is ``decodeAttention(requests:context:queryTokens:tp:share:vectorShare:)``
-    /// of the whole group on the whole die at this `q` and `context`: one microbatch's attention,
-    /// which the step has worked out for its dense layers already.
-    func decodeMoELayer(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
-                        context: Double, shape: DecodeExpertShape,
-                        exchange: inout DecodeExchangeMemo, wholeDieAttention: Double? = nil,
-                        batch: DecodeLayerBatchTerms? = nil, attention known: Double? = nil) -> DecodeLayer {
-        let mb = Double(m), tp = input.attentionTP
-        let requests = input.requestsPerGroup / mb
-        let tokens = requests * q
-        let attention = known ?? attentionStream(input, queryTokens: q, microbatches: m, context: context,
-                                                 wholeDieAttention: wholeDieAttention, batch: batch)
-        guard terms.isMoE else {
-            return DecodeLayer(attention: attention, gateAndExperts: 0, dispatch: 0, combine: 0, microbatches: m,
-                               layer: mb * attention)
-        }
-        let moeShare = m > 1 ? 1 - constants.attentionStreamCubeShare : 1
-        let moeVector = m > 1 ? 1 - constants.attentionStreamVectorShare : 1
-        let gate = batch?.gate ?? gateRoofline(tokens: tokens, moeShare: moeShare, moeVector: moeVector)
-        let instanceRequests = input.requestsPerInstance ?? input.requestsPerGroup * Double(input.dpGroups)
-        let allTokens = instanceRequests / mb * q / Double(tp)
-        let hotTokens = hottestExpertDieTokens(allTokens: allTokens, input: input, shape: shape)
-        let experts = roofline(flops: hotTokens * terms.expertFlopsPerToken,
-                               bytes: shape.wholeSlotsPerDie * terms.expertWeightBytes, eightBit: terms.weightEightBit,
-                               share: moeShare, bandwidthShare: moeVector) * input.expertSlowdown
-        let destinations = shape.destinations
+    /// Here at MoE load factor `loadFactor`, from the layer's load-free terms (``moeLayerLoadFree``):
+    /// a step priced layer by layer works those out once for all its layers.
+    @inline(__always)
+    func decodeMoELayer(_ fixed: MoELayerLoadFree, loadFactor: Double, expertSlowdown: Double) -> DecodeLayer {
+        decodeMoELayer(fixed, hotTokens: fixed.hottest.tokens(loadFactor: loadFactor), expertSlowdown: expertSlowdown)
+    }
+
+    /// ``decodeMoELayer(_:loadFactor:expertSlowdown:)`` with the hottest expert die's tokens
+    /// worked out: all the layer's load does.
+    @inline(__always)
+    func decodeMoELayer(_ fixed: MoELayerLoadFree, hotTokens: Double, expertSlowdown: Double) -> DecodeLayer {
+        let m = fixed.microbatches, mb = Double(m), attention = fixed.attention, gate = fixed.gate
+        let experts = fixed.experts.seconds(flops: hotTokens * terms.expertFlopsPerToken) * expertSlowdown
         // Each rank sends its own tokens; the hottest expert die also receives all of its tokens in
         // the dispatch and sends all of their outputs back in the combine, one message per token
         // handled at either end, so the barrier waits for whichever side is busier (system.md §4b:
         // combine absorbs MoE imbalance).
-        let interNode = shape.interNode
-        let tokensPerRank = tokens / Double(tp)
-        let dispatchTime: Double, combineTime: Double
-        if let known = exchange.times(tokensPerRank: tokensPerRank, hotTokens: hotTokens) {
-            (dispatchTime, combineTime) = known
-        } else {
-            dispatchTime = max(batch?.dispatch ?? dispatch(tokensPerRank: tokensPerRank, destinations: destinations,
-                                                           ep: input.expertDies),
-                               messages(hotTokens, bytesPerMessage: terms.dispatchBytesPerToken, interNode: interNode))
-            combineTime = max(batch?.combine ?? combine(tokensPerRank: tokensPerRank, destinations: destinations,
-                                                        ep: input.expertDies),
-                              messages(hotTokens, bytesPerMessage: terms.combineBytesPerToken, interNode: interNode))
-            exchange.note(tokensPerRank: tokensPerRank, hotTokens: hotTokens, dispatch: dispatchTime, combine: combineTime)
-        }
-        let moe = gate + dispatchTime + experts + combineTime
+        let dispatch = max(fixed.rankDispatch, fixed.fabric.seconds(hotTokens, bytesPerMessage: terms.dispatchBytesPerToken))
+        let combine = max(fixed.rankCombine, fixed.fabric.seconds(hotTokens, bytesPerMessage: terms.combineBytesPerToken))
+        let moe = gate + dispatch + experts + combine
         let layer = m > 1
-            ? max(attention + moe, mb * attention, mb * (gate + experts), mb * (dispatchTime + combineTime))
+            ? max(attention + moe, mb * attention, mb * (gate + experts), mb * (dispatch + combine))
             : attention + moe
-        return DecodeLayer(attention: attention, gateAndExperts: gate + experts, dispatch: dispatchTime,
-                           combine: combineTime, microbatches: m, layer: layer)
+        return DecodeLayer(attention: attention, gateAndExperts: gate + experts, dispatch: dispatch,
+                           combine: combine, microbatches: m, layer: layer)
     }
 
     /// The router's gate for one microbatch of `tokens` tokens on the MoE stream's share.
@@ -322,7 +395,7 @@ extension CostModel {
     /// One microbatch's attention stream in a decode MoE layer: on the whole die with one
     /// microbatch, on the attention stream's core shares with two, with its TP all-reduce. The
     /// layer and the two-microbatch floor both read it (``twoMicrobatchesFloor(_:shared:)``).
-    /// With one microbatch, a `wholeDieAttention` given (``decodeMoELayer(_:queryTokens:microbatches:context:shape:exchange:wholeDieAttention:)``)
+    /// With one microbatch, a `wholeDieAttention` given (``decodeMoELayers(_:queryTokens:microbatches:context:shape:wholeDieAttention:batch:)``)
     /// is the attention it would work out: the group's requests over one (exact), on the whole die.
     @inline(__always)
     func attentionStream(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int, context: Double,
@@ -348,32 +421,35 @@ extension CostModel {
         return attention + (batch?.allReduce ?? tensorParallelAllReduce(tokens: requests * q, tp: tp))
     }
 
-    /// ``decodeMoELayer(_:queryTokens:microbatches:context:)`` averaged over the MoE layers' own load
-    /// factors when the input gives them (their sum is the layers' time), else at the single factor.
+    /// One decode MoE layer (``decodeMoELayer(_:loadFactor:expertSlowdown:)``) averaged over the
+    /// MoE layers' own load factors when the input gives them (their sum is the layers' time),
+    /// else at the single factor.
     func decodeMoELayers(_ input: DecodeStepInput, queryTokens q: Double, microbatches m: Int,
-                         context: Double, shape: DecodeExpertShape,
-                         exchange: inout DecodeExchangeMemo, wholeDieAttention: Double? = nil,
+                         context: Double, shape: DecodeExpertShape, wholeDieAttention: Double? = nil,
                          batch: DecodeLayerBatchTerms? = nil) -> DecodeLayer {
+        // The attention stream, gate, token counts and the exchange's rank side do not depend on
+        // the load: worked out once (the engine prices every decode step over its layers' factors).
+        let loadFree = moeLayerLoadFree(input, queryTokens: q, microbatches: m, context: context, shape: shape,
+                                        wholeDieAttention: wholeDieAttention, batch: batch)
+        guard let fixed = loadFree.moe else { return Self.denseLayer(attention: loadFree.attention, microbatches: m) }
+        let slowdown = input.expertSlowdown
         guard let factors = input.moeLoadFactorPerLayer, !factors.isEmpty else {
-            return decodeMoELayer(input, queryTokens: q, microbatches: m, context: context, shape: shape,
-                                  exchange: &exchange, wholeDieAttention: wholeDieAttention, batch: batch)
+            return decodeMoELayer(fixed, loadFactor: input.moeLoadFactor, expertSlowdown: slowdown)
         }
         // The mean as the first layer plus the mean deviation from it, so that identical layers give
         // exactly the single-factor layer (a balanced placement prices as perfect balance, bit for bit).
-        var layer = input
         let scale = input.moeLoadFactorPerLayerScale
-        layer.moeLoadFactor = factors[0] * scale
-        var mean = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape,
-                                  exchange: &exchange, wholeDieAttention: wholeDieAttention, batch: batch)
+        let firstHot = fixed.hottest.tokens(loadFactor: factors[0] * scale)
+        var mean = decodeMoELayer(fixed, hotTokens: firstHot, expertSlowdown: slowdown)
         let first = mean, n = Double(factors.count)
-        for factor in factors.dropFirst() {
-            layer.moeLoadFactor = factor * scale
-            // The attention stream does not depend on the load: the first layer's, the same bits
-            // (the engine prices every decode step over its 58 layers' factors).
-            let one = decodeMoELayer(layer, queryTokens: q, microbatches: m, context: context, shape: shape,
-                                     exchange: &exchange, wholeDieAttention: wholeDieAttention, batch: batch,
-                                     attention: first.attention)
-            mean.attention += (one.attention - first.attention) / n
+        // By index: iterating a slice of the input's array copied the whole input to keep it alive.
+        for i in 1..<factors.count {
+            let hot = fixed.hottest.tokens(loadFactor: factors[i] * scale)
+            // A layer whose hottest die carries the first's tokens (both at the balanced or the
+            // shared-expert dies' floor) is the first layer, bit for bit: it deviates by nothing.
+            if hot.bitPattern == firstHot.bitPattern { continue }
+            let one = decodeMoELayer(fixed, hotTokens: hot, expertSlowdown: slowdown)
+            // (The attention is the first layer's: nothing to add.)
             mean.gateAndExperts += (one.gateAndExperts - first.gateAndExperts) / n
             mean.dispatch += (one.dispatch - first.dispatch) / n
             mean.combine += (one.combine - first.combine) / n
@@ -420,25 +496,24 @@ extension CostModel {
 
     private func decodeStep(_ input: DecodeStepInput, batch: DecodeBatchTerms?) -> DecodeStepCost {
         let shared = decodeStepShared(input, batch: batch)
-        var exchange = DecodeExchangeMemo()
         if let m = input.microbatches {
             let m = max(1, min(2, m))
-            return decodeStep(input, microbatches: m, shared: shared, exchange: &exchange, batch: batch)
+            return decodeStep(input, microbatches: m, shared: shared, batch: batch)
         }
-        let one = decodeStep(input, microbatches: 1, shared: shared, exchange: &exchange, batch: batch)
+        let one = decodeStep(input, microbatches: 1, shared: shared, batch: batch)
         guard model.isMoE else { return one }
         // Two microbatches cannot win when even their attention streams alone take as long as one
         // microbatch's whole step (small batches: each microbatch reads the weights again on two
         // thirds of the die). Skipping them then returns what the comparison would (speed only:
         // the dearer candidate was half of a light replay's cost-model work).
         if twoMicrobatchesFloor(input, shared: shared, batch: batch) >= one.stepSeconds { return one }
-        let two = decodeStep(input, microbatches: 2, shared: shared, exchange: &exchange, batch: batch)
+        let two = decodeStep(input, microbatches: 2, shared: shared, batch: batch)
         return two.stepSeconds < one.stepSeconds ? two : one
     }
 
-    /// A lower bound on the two-microbatch step's time, bit for bit: ``decodeStep(_:microbatches:shared:exchange:)``'s
+    /// A lower bound on the two-microbatch step's time, bit for bit: ``decodeStep(_:microbatches:shared:batch:)``'s
     /// own sums with each layer replaced by its two attention streams, one of the terms whose
-    /// maximum the layer is (``decodeMoELayer(_:queryTokens:microbatches:context:shape:exchange:)``).
+    /// maximum the layer is (``decodeMoELayer(_:loadFactor:expertSlowdown:)``).
     /// Rounded addition and multiplication by a positive factor are monotone, so the bound never
     /// exceeds the step. Each layer of a per-layer pricing is at least its two attention streams
     /// too, so the bound holds for their mean up to the rounding of the mean (a few ulps: it could
@@ -467,34 +542,6 @@ extension CostModel {
         }
         other += graphs * constants.graphLaunchSeconds + constants.schedulingSeconds
         return (Double(model.moeLayers) * verifyLayer + other, other)
-    }
-
-    /// The dispatch and combine times of the last candidate layer priced in one decode step, by
-    /// the two figures of theirs that differ between candidates: tokens per rank and the hottest
-    /// expert die's tokens (everything else they read is the step's input and shape). With MTP,
-    /// the one-microbatch draft layer (r requests × 1 token) and the two-microbatch verify layer
-    /// (r/2 × 2) send the same tokens, exactly: halving and doubling are exact. The verify layer
-    /// then reuses the draft's times, bit for bit (issue 12: one of a step's four exchanges,
-    /// 158 k decode steps in a Mooncake hour). Lives for one ``decodeStep(_:)`` call.
-    struct DecodeExchangeMemo {
-        private var tokensPerRank: UInt64?
-        private var hotTokens: UInt64 = 0
-        private var dispatch = 0.0
-        private var combine = 0.0
-
-        /// The times noted for these figures (compared bit for bit), if they are the last noted.
-        @inline(__always)
-        func times(tokensPerRank t: Double, hotTokens h: Double) -> (Double, Double)? {
-            tokensPerRank == t.bitPattern && hotTokens == h.bitPattern ? (dispatch, combine) : nil
-        }
-
-        @inline(__always)
-        mutating func note(tokensPerRank t: Double, hotTokens h: Double, dispatch d: Double, combine c: Double) {
-            tokensPerRank = t.bitPattern
-            hotTokens = h.bitPattern
-            dispatch = d
-            combine = c
-        }
     }
 
     /// The parts of a decode step that do not depend on its microbatches, worked out once for
@@ -563,14 +610,14 @@ extension CostModel {
     }
 
     func decodeStep(_ input: DecodeStepInput, microbatches m: Int, shared: DecodeStepShared,
-                    exchange: inout DecodeExchangeMemo, batch: DecodeBatchTerms? = nil) -> DecodeStepCost {
+                    batch: DecodeBatchTerms? = nil) -> DecodeStepCost {
         let mtpOn = shared.mtpOn, q = shared.q
         let verify = decodeMoELayers(input, queryTokens: q, microbatches: m, context: shared.context, shape: shared.shape,
-                                     exchange: &exchange, wholeDieAttention: shared.wholeDieAttention,
+                                     wholeDieAttention: shared.wholeDieAttention,
                                      batch: m == 1 ? batch?.verifyOne : batch?.verifyTwo)
         let moeLayers = Double(model.moeLayers)
         let draft = mtpOn ? decodeMoELayers(input, queryTokens: 1, microbatches: m, context: shared.context,
-                                            shape: shared.shape, exchange: &exchange,
+                                            shape: shared.shape,
                                             batch: m == 1 ? batch?.draftOne : batch?.draftTwo).layer : 0
         let (step, other) = stepTotals(input, shared: shared, verifyLayer: verify.layer, draftLayer: draft)
         var breakdown = StepBreakdown()
