@@ -105,9 +105,12 @@ extension ServingEngine {
 
     /// Tokens produced this step by the watched requests decoding on `index`.
     func reportTokens(_ index: Int, step: Int) {
-        // In the open streams' dictionary order, as before the streams became a component
-        // (engine-components.md §7.7): the loop walks a snapshot; `progress` writes the live copy.
-        for (id, _) in streams.watched {
+        // In the order the streams opened (request id order), the same in every process: the
+        // streams' dictionary order is Swift's per-process hash seeding (engine-components.md
+        // §7.7), and it decided the order of each step's updates. Opening order because it is
+        // the streams' own (ids count up as they open) and the one clients see requests in. The
+        // loop walks a snapshot; `progress` writes the live counts and closes nothing.
+        for id in streams.openOrder {
             guard let request = requests[id], request.decodeInstance == index, request.stage == .decode else { continue }
             let placement = placement(of: request)
             guard placement.finishStep > 0, step > placement.joinStep, step < placement.finishStep else { continue }

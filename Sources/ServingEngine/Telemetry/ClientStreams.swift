@@ -52,10 +52,14 @@ final class ClientStreams {
     /// External request ids live far above any workload's (which count from 0).
     static let firstID = 1 << 40
 
-    /// Open streams: request id → output tokens reported to the client so far. Iterated by the
-    /// engine's per-step token report in dictionary order (per process, engine-components.md §7.7);
-    /// a ``copy()`` keeps the same storage and so the same order.
+    /// Open streams: request id → output tokens reported to the client so far. Looked up, never
+    /// iterated: its order is Swift's per-process hash seeding (engine-components.md §7.7).
     private(set) var watched: [Int: Int] = [:]
+    /// The open streams' ids in the order they opened, which is id order (``open(maxTokens:minTokens:ignoreEOS:)``
+    /// hands ids out counting up): the engine's per-step token report walks it. It walked
+    /// ``watched``, so two runs of the same config, seed and commands told the clients of one
+    /// step their tokens in different orders (the order of ``take()``, of SSE delivery).
+    private(set) var openOrder: [Int] = []
     /// Updates since the face last took them (``take()``), in the order they happened.
     private(set) var updates: [StreamUpdate] = []
     /// The id the next ``open(maxTokens:minTokens:ignoreEOS:)`` hands out.
@@ -70,6 +74,7 @@ final class ClientStreams {
 
     private init(copying other: ClientStreams) {
         watched = other.watched
+        openOrder = other.openOrder
         updates = other.updates
         nextID = other.nextID
         lengths = other.lengths
@@ -93,6 +98,7 @@ final class ClientStreams {
         let natural = Int(saturating: SyntheticWorkload.TrafficClass.chat.outputTokens.sample(using: &lengths).rounded())
         let ceiling = max(1, maxTokens)
         watched[id] = 0
+        openOrder.append(id)
         return (id, ignoreEOS ? ceiling : min(ceiling, max(1, natural, minTokens)))
     }
 
@@ -100,7 +106,20 @@ final class ClientStreams {
     /// tokens it had been told, nil if `id` was not open.
     @discardableResult
     func close(_ id: Int) -> Int? {
-        watched.removeValue(forKey: id)
+        unwatch(id)
+    }
+
+    /// Closes `id`'s stream: the tokens it had been told, nil if it was not open.
+    private func unwatch(_ id: Int) -> Int? {
+        guard let reported = watched.removeValue(forKey: id) else { return nil }
+        // Ascending: the first index not below `id` is its own.
+        var low = 0, high = openOrder.count
+        while low < high {
+            let mid = (low + high) / 2
+            if openOrder[mid] < id { low = mid + 1 } else { high = mid }
+        }
+        openOrder.remove(at: low)
+        return reported
     }
 
     /// Whether `id`'s stream is open.
@@ -134,7 +153,7 @@ final class ClientStreams {
     /// its client's `usage.prompt_tokens_details.cached_tokens` read 0 whatever the cache held.
     /// `cachedPromptTokens` defaults to 0 (no hit) for callers without a prefix cache.
     func finished(_ id: Int, outputTokens: Int, lengthCapped: Bool, cachedPromptTokens: Int = 0) {
-        guard !watched.isEmpty, let reported = watched.removeValue(forKey: id) else { return }
+        guard !watched.isEmpty, let reported = unwatch(id) else { return }
         announceCachedPrompt(id, reported: reported, cachedPromptTokens: cachedPromptTokens)
         if outputTokens > reported {
             updates.append(StreamUpdate(id: id, kind: .tokens(outputTokens - reported)))
@@ -151,7 +170,7 @@ final class ClientStreams {
 
     /// `id` was rejected (429), can never fit (400) or was lost (503): the stream closes.
     func failed(_ id: Int, reason: String, status: Int) {
-        guard !watched.isEmpty, watched.removeValue(forKey: id) != nil else { return }
+        guard !watched.isEmpty, unwatch(id) != nil else { return }
         updates.append(StreamUpdate(id: id, kind: .failed(reason: reason, status: status)))
     }
 

@@ -42,6 +42,38 @@ import XDSTestSupport
         #expect(e.report() == report)
     }
 
+    /// Each decode step's token report lists the watched requests in the order their streams
+    /// opened (their ids), not in the open streams' dictionary order, which Swift seeds per
+    /// process: two runs of the same commands streamed the same tokens in different orders (and
+    /// an in-process comparison of two engines cannot see it: both share the process's seed).
+    /// Twelve streams on the toy pod's one decode TE, the engine advanced 1 ms at a time (a
+    /// decode step is far longer), so each slice holds at most one step's report.
+    @Test func eachStepReportsTheWatchedRequestsInTheOrderTheirStreamsOpened() throws {
+        let e = try engine()
+        let ids = (0..<12).map { _ in
+            e.submitExternal(promptTokens: 200, maxTokens: 40, minTokens: 0, ignoreEOS: true, prefixHashes: [],
+                             prefixBlockTokens: 0)
+        }
+        #expect(ids == ids.sorted())
+        var reports = 0
+        var time = 0.0
+        while time < 120, e.report().requests.completed < ids.count {
+            time += 0.001
+            e.run(until: time)
+            let updates = e.takeStreamUpdates()
+            // A finishing request's last tokens come with its finish, not from the step's report.
+            let finished = Set(updates.compactMap { u -> Int? in if case .finished = u.kind { u.id } else { nil } })
+            let step = updates.compactMap { u -> Int? in
+                if case .tokens = u.kind, !finished.contains(u.id) { u.id } else { nil }
+            }
+            guard step.count > 1 else { continue }
+            reports += 1
+            #expect(step == step.sorted(), "a step's report at \(time) s (ids from the first): \(step.map { $0 - ids[0] })")
+        }
+        #expect(e.report().requests.completed == ids.count)
+        #expect(reports > 10, "the requests decoded together over several steps")
+    }
+
     @Test func anOversizedPromptFailsAtOnceWith400() throws {
         let e = try engine()
         let id = e.submitExternal(promptTokens: 50_000_000, maxTokens: 10)
