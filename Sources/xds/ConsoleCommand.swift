@@ -65,10 +65,6 @@ struct ConsoleCommand: ParsableCommand {
                                                       maxModelLen: try config.deployment.modelSpec().contextWindow), link: host, backend: host,
                                    engineFeed: finished)
             _ = server.bootstrapMetricsSystem()
-            // The token goes to the log file, not the screen the console is about to own.
-            if let warning = exposureWarning(host: address) {
-                StandardError.write(Data("xds console: \(warning)\n".utf8))
-            }
             // Listening before the console starts: a port in use ends the run with one line
             // (the engine stopped first), and port 0 is printed as the port it became.
             let listening: (task: Task<Void, Never>, port: Int)
@@ -78,6 +74,12 @@ struct ConsoleCommand: ParsableCommand {
             }
             serverTask = listening.task
             let bound = listening.port
+            // The token goes to the log file, not the screen the console is about to own. Once
+            // listening: said before, an address of no interface here (`--listen 10.255.255.1:8000`)
+            // was two lines, "listening on …" and the error, with nothing listening.
+            if let warning = exposureWarning(host: address) {
+                StandardError.write(Data("xds console: \(warning)\n".utf8))
+            }
             StandardError.write(Data("xds console: API on \(httpURL(host: address, port: bound)), admin token \(token)\n".utf8))
         }
         var options = ConsoleOptions(themeName: theme)

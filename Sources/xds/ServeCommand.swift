@@ -47,10 +47,6 @@ struct Serve: ParsableCommand {
         finished.observe(engine)
         let host = EngineHost(core: engine, speed: pace, scenario: try common.loadScenario(for: config.deployment),
                               capabilities: [.drain, .speed, .rebalance, .faults])
-        // After every check of a flag or file, as the console says it: said first, it came before
-        // each refusal (`--host 0.0.0.0 --rate -1` was two lines, "listening on 0.0.0.0" and the
-        // error, with nothing listening).
-        if let warning = exposureWarning(host: bindHost) { StandardError.write(Data("xds serve: \(warning)\n".utf8)) }
         // Read before the engine thread starts (it owns the engine from then on).
         if let note = engine.autoscalerNote { StandardError.write(Data("xds serve: \(note)\n".utf8)) }
         host.start()
@@ -69,6 +65,11 @@ struct Serve: ParsableCommand {
                         try await group.next()
                         throw error
                     }
+                    // Once the server listens, as the console says it: said before, it came before
+                    // each refusal (`--host 0.0.0.0 --rate -1`, or `--host 10.255.255.1`, an address
+                    // of no interface here, were two lines: "listening on …" and the error, with
+                    // nothing listening).
+                    if let warning = exposureWarning(host: bindHost) { StandardError.write(Data("xds serve: \(warning)\n".utf8)) }
                     var banner = "xds serve: \(config.deployment.name) · \(host.modelName) on \(httpURL(host: bindHost, port: bound))  (Ctrl-C stops)\n"
                     if tokenWasGenerated { banner += "admin token: \(token)\n" }
                     // Flushed at once, so a script reading the port sees it; and checked: on a full
