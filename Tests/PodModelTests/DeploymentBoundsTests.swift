@@ -182,6 +182,28 @@ import Testing
         #expect(message(printed + "\n[scaling]\nautoscale = \"off\"\n") == nil, "the same name twice is no conflict")
     }
 
+    /// A `[policies]` key that is no slot was refused as "'bogus' must be a string (a policy
+    /// name)" when its value was a number, sending the author to fix the value of a key that
+    /// cannot be; with a string value the slot was named, but not where. Now either way: one
+    /// line with the file and line, the key, and the slots there are; a wrong type in a real
+    /// slot says what the file holds, at its line.
+    @Test func aPoliciesKeyThatIsNoSlotIsNamedWithItsLineAndTheSlots() throws {
+        let text = Deployment.superpod.toml() + "\n[policies]\nje_routing = \"round-robin\"\n"
+        let line = text.split(separator: "\n", omittingEmptySubsequences: false).count  // the next line's number
+        func message(_ toml: String) -> String? {
+            do { _ = try Deployment(toml: toml, source: "d.toml"); return nil } catch { return "\(error)" }
+        }
+        #expect(message(text) == nil)
+        let slots = "expected one of: je_routing, dp_balancing, eplb_planner, recovery, autoscaler"
+        #expect(message(text + "bogus = 1\n") == "d.toml:\(line): [policies] unknown policy slot 'bogus'; \(slots)")
+        #expect(message(text + "bogus = \"x\"\n") == "d.toml:\(line): [policies] unknown policy slot 'bogus'; \(slots)")
+        #expect(message(text.replacingOccurrences(of: "je_routing = \"round-robin\"", with: "je_routing = 5"))
+                    == "d.toml:\(line - 1): [policies] 'je_routing' must be a string (a policy name), got 5 (an integer)")
+        // Written as a dotted key at the top, the key is found there too.
+        #expect(message("policies.bogus = 1\n" + Deployment.superpod.toml())
+                    == "d.toml:1: [policies] unknown policy slot 'bogus'; \(slots)")
+    }
+
     /// A dense model has no experts: `redundant_experts = 5` or `shared_expert_dies = 1` in its
     /// file was taken (ep 1 was the only expert field checked), printed back and ignored.
     @Test func expertFieldsOnADenseModelAreRefused() throws {

@@ -80,7 +80,7 @@ extension Deployment {
                   model: try r.optionalString("model") ?? "deepseek-r1",
                   hardware: try r.optionalString("hardware") ?? "ascend-910c",
                   nodes: try r.int("nodes", default: 48), groups: groups, moeAttention: ma)
-        policies = try Self.readPolicies(r)
+        policies = try Self.readPolicies(r, text: text)
         if let t = try r.table("scaling") {
             let s = TOMLReader(table: t, source: source, context: "[scaling]: ")
             try s.rejectUnknown(Self.scalingKeys)
@@ -188,6 +188,35 @@ public enum TOMLDocument {
             throw ConfigError("\(source):\(e.source.begin.line): malformed TOML: "
                 + InputEcho.clean(e.description, limit: maxParserMessage))
         }
+    }
+
+    /// The line (from 1) where `key` is written in table `[table]` of `text`, or as the dotted
+    /// key `table.key` at the top level; nil when this scan does not find it (an inline table, a
+    /// key inside a multi-line string's look-alike is not told apart). For messages only: the
+    /// parsed table keeps no positions, and a refusal without a line left the author to search.
+    public static func line(ofKey key: String, inTable table: String, text: String) -> Int? {
+        /// A key path as written (`a . "b"`), its parts unquoted and joined by dots.
+        func path(_ written: Substring) -> String {
+            written.split(separator: ".", omittingEmptySubsequences: false).map { part in
+                let p = part.trimmingCharacters(in: .whitespaces)
+                let quoted = p.count >= 2 && (p.first == "\"" && p.last == "\"" || p.first == "'" && p.last == "'")
+                return quoted ? String(p.dropFirst().dropLast()) : p
+            }.joined(separator: ".")
+        }
+        var current = ""
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            if line.hasPrefix("[") {
+                // `[name]` or `[[name]]`, maybe followed by a comment.
+                let inside = line.drop { $0 == "[" }.prefix { $0 != "]" }
+                current = path(inside)
+                continue
+            }
+            guard !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { continue }
+            let written = path(line[..<equals])
+            if (current == table && written == key) || (current.isEmpty && written == "\(table).\(key)") { return index + 1 }
+        }
+        return nil
     }
 
     /// The first key of `table` (in the table's order) that is not one of `known`, if any: a

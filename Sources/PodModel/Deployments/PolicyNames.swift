@@ -15,6 +15,12 @@ public struct PolicyNames: Sendable, Equatable, Codable {
 
     public init(_ byKey: [String: String] = [:]) { self.byKey = byKey }
 
+    /// The slot keys a `[policies]` table may hold, in the order the engine lists its slots
+    /// (ServingEngine's `Policies.catalogs`; a test there keeps the two the same). Known here so
+    /// the file's reader can refuse a key that is no slot at its line, before its value's type:
+    /// `bogus = 1` was told "'bogus' must be a string", as if the key could be right.
+    public static let slotKeys = ["je_routing", "dp_balancing", "eplb_planner", "recovery", "autoscaler"]
+
     public subscript(key: String) -> String? {
         get { byKey[key] }
         set { byKey[key] = newValue }
@@ -51,13 +57,24 @@ public struct PolicyNames: Sendable, Equatable, Codable {
 }
 
 extension Deployment {
-    /// A deployment file's `[policies]` table: every value a string (the engine checks the names).
-    static func readPolicies(_ reader: TOMLReader) throws -> PolicyNames {
+    /// A deployment file's `[policies]` table: every key a slot (``PolicyNames/slotKeys``), every
+    /// value a string (the engine checks the names). A refusal names the file and the key's line
+    /// (`text` is the file's text; the parsed table keeps no lines).
+    static func readPolicies(_ reader: TOMLReader, text: String) throws -> PolicyNames {
         guard let table = try reader.table("policies") else { return PolicyNames() }
+        func fail(_ key: String, _ message: String) -> ConfigError {
+            let line = TOMLDocument.line(ofKey: key, inTable: "policies", text: text).map { ":\($0)" } ?? ""
+            return ConfigError("\(reader.source)\(line): [policies] \(message)")
+        }
         var names = PolicyNames()
         for key in table.keys {
-            guard let name = table[key]?.string else {
-                throw reader.fail("[policies] '\(key)' must be a string (a policy name)")
+            guard PolicyNames.slotKeys.contains(key) else {
+                throw fail(key, "unknown policy slot \(InputEcho.quoted(key)); expected one of: "
+                    + PolicyNames.slotKeys.joined(separator: ", "))
+            }
+            guard let value = table[key], let name = value.string else {
+                let got = table[key].map { ", got \(TOMLReader.received($0))" } ?? ""
+                throw fail(key, "\(InputEcho.quoted(key)) must be a string (a policy name)\(got)")
             }
             names[key] = name
         }

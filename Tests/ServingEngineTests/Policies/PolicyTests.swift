@@ -95,6 +95,13 @@ import XDSTestSupport
         }
     }
 
+    /// The deployment file's reader refuses a `[policies]` key that is no slot by PodModel's
+    /// list; it must be the engine's slots, in the engine's order (a slot added here only would
+    /// be refused in every file).
+    @Test func theDeploymentReadersSlotKeysAreTheEnginesSlots() {
+        #expect(PolicyNames.slotKeys == Policies.catalogs.map(\.slot.key))
+    }
+
     /// Each policy in its slot, the others at their defaults, on the toy pod to the end with a
     /// node drained mid-run (its decode requests migrate: the balancing policy picks targets).
     @Test(arguments: everyPolicy)
