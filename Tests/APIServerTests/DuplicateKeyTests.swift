@@ -187,4 +187,29 @@ struct DuplicateKeyTests {
             #expect(server.backend.submitted.isEmpty)
         }
     }
+
+    /// A control character written raw inside a string (a newline a client pasted into its JSON
+    /// by hand, a NUL) is not JSON (RFC 8259 §7: it must be escaped). In a message's content it
+    /// was refused as "field 'messages[0].content' has the wrong type", sending the client to
+    /// change a string that is a string; elsewhere as "not valid JSON" with no place. Now the
+    /// field and the character are named, with the escape to write.
+    @Test func aRawControlCharacterInAStringIsNamedAsSuchNotAsTheWrongType() async throws {
+        try await LiveServer.with { server in
+            for (raw, field, says) in [
+                ("{\"messages\": [{\"role\": \"user\", \"content\": \"two\nlines\"}]}", "messages[0].content", "U+000A"),
+                ("{\"prompt\": \"a\u{0}b\", \"max_tokens\": 2}", "prompt", "U+0000"),
+                ("{\"prompt\": \"ab\", \"user\": \"x\u{7}\"}", "user", "U+0007"),
+            ] {
+                let path = field == "messages[0].content" ? "/v1/chat/completions" : "/v1/completions"
+                let reply = try await server.post(path, raw: raw)
+                #expect(reply.status == 400, "\(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                let message = error["message"] as? String ?? ""
+                #expect(error["param"] as? String == field, "\(reply.text)")
+                #expect(message.contains("field '\(field)' holds a control character (\(says)) written raw"), "\(message)")
+                #expect(!message.contains("wrong type") && !message.contains("\n"), "\(message)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
 }

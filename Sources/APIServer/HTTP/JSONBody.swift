@@ -57,10 +57,13 @@ extension Request {
             // top-level fields, and `{"logit_bias": {"1": 1e400}}` was told "not valid JSON".
             var placeless = false
             if case .dataCorrupted(let context)? = error as? DecodingError, context.codingPath.isEmpty { placeless = true }
-            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), numbers: placeless) {
+            // A control character written raw in a string, too: the decoder blamed the type of a
+            // field that also takes an array (`messages[0].content`, `prompt`), or said "not valid
+            // JSON" with no place.
+            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), numbers: placeless, controls: true) {
                 let (text, param) = JSONKeyCheck.message(finding)
                 switch finding {
-                case .unpairedSurrogate:
+                case .unpairedSurrogate, .rawControlCharacter:
                     throw APIError.invalidRequest(text, param: param)
                 case let .bareWord(path, _):
                     let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }

@@ -30,6 +30,11 @@ enum JSONKeyCheck {
         /// field holding it (nil at the top level) and the number (at most 40 bytes). Foundation
         /// refuses such a body as "not valid JSON" without saying where.
         case unrepresentableNumber(path: String?, number: String)
+        /// A control character (U+0000–U+001F) written raw inside a string, where JSON requires
+        /// an escape (RFC 8259 §7): the path of the string (a key's own path when it is in a key;
+        /// nil at the top level) and the byte. Foundation refuses it as the field's "wrong type"
+        /// (a field that also takes an array) or as "not valid JSON" without saying where.
+        case rawControlCharacter(path: String?, byte: UInt8)
     }
 
     private enum Frame {
@@ -68,8 +73,10 @@ enum JSONKeyCheck {
     /// read). Stops at the first byte that is not JSON it understands (the decoder reports those).
     /// `numberRoots`: with `numbers`, only a number under one of these top-level fields counts
     /// (`prompt[0]` is under `prompt`); nil: any.
+    /// Raw control characters in strings only if `controls` (looked for when the decoder refused
+    /// the body).
     static func firstFinding(in bytes: [UInt8], surrogates: Bool = true, numbers: Bool = false,
-                             numberRoots: Set<String>? = nil) -> Finding? {
+                             numberRoots: Set<String>? = nil, controls: Bool = false) -> Finding? {
         var stack: [Frame] = []
         var i = 0
         let n = bytes.count
@@ -128,7 +135,9 @@ enum JSONKeyCheck {
                 var j = start
                 var surrogate: String?
                 var pendingHigh: Int?  // index of an unmatched high-surrogate escape
+                var control: UInt8?  // the first control character written raw
                 while j < n, bytes[j] != UInt8(ascii: "\"") {
+                    if controls, control == nil, bytes[j] < 0x20 { control = bytes[j] }
                     if bytes[j] == UInt8(ascii: "\\"), j + 1 < n {
                         if bytes[j + 1] == UInt8(ascii: "u"), j + 5 < n, let unit = hexUnit(bytes, j + 2) {
                             if (0xD800...0xDBFF).contains(unit) {
@@ -159,6 +168,11 @@ enum JSONKeyCheck {
                 if !surrogates { surrogate = nil }
                 guard j < n else { return nil }
                 let text = Array(bytes[start..<j])
+                if let control {
+                    if case .object(_, _, true)? = stack.last { return .rawControlCharacter(path: path(appending: text), byte: control) }
+                    let at = path()
+                    return .rawControlCharacter(path: at.isEmpty ? nil : at, byte: control)
+                }
                 if case .object(var keys, _, true)? = stack.last {
                     if let surrogate { return .unpairedSurrogate(path: path(appending: text), escape: surrogate) }
                     if keys.contains(text) { return .duplicateKey(path: path(appending: text)) }
@@ -273,6 +287,13 @@ enum JSONKeyCheck {
         case let .unrepresentableNumber(path, number):
             let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
             return ("\(place) has an invalid value \(number)", path)
+        case let .rawControlCharacter(path, byte):
+            let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
+            let code = "U+00" + (byte < 0x10 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            let short: [UInt8: String] = [0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"]
+            let escape = short[byte] ?? "\\u00" + (byte < 0x10 ? "0" : "") + String(byte, radix: 16)
+            return ("\(place) holds a control character (\(code)) written raw in a string, which is not JSON; "
+                + "write it escaped, as \(escape)", path)
         }
     }
 }
