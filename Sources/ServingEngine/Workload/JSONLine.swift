@@ -84,8 +84,22 @@ enum JSONLine {
 
         private func problem(_ what: String) -> Problem {
             guard index < bytes.count else { return Problem(message: "\(what), found the end of the line") }
+            if let word = nonFiniteWord() { return Problem(message: "\(word.text) at column \(word.start + 1) is not a JSON number (JSON numbers are finite)") }
             let shown = String(decoding: bytes[index..<min(bytes.count, index + 12)], as: UTF8.self)
             return Problem(message: "\(what) at column \(index + 1), found \(InputEcho.quoted(shown))")
+        }
+
+        /// `NaN`, `Infinity` or `inf` (any case, `-Infinity` with its sign) where the reader
+        /// stopped: what a writer that is not JSON's put for a number, said as such.
+        private func nonFiniteWord() -> (text: String, start: Int)? {
+            var start = index
+            if start > 0, bytes[start - 1] == UInt8(ascii: "-") || bytes[start - 1] == UInt8(ascii: "+") { start -= 1 }
+            var end = index
+            while end < bytes.count, end - index < 12,
+                  (bytes[end] | 0x20) >= UInt8(ascii: "a") && (bytes[end] | 0x20) <= UInt8(ascii: "z") { end += 1 }
+            let word = String(decoding: UnsafeBufferPointer(rebasing: bytes[index..<end]), as: UTF8.self).lowercased()
+            guard ["nan", "infinity", "inf"].contains(word) else { return nil }
+            return (String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self), start)
         }
 
         private mutating func skipSpace() {
@@ -118,7 +132,15 @@ enum JSONLine {
                     }
                     try expect(UInt8(ascii: ":"), "expected ':' after a key in a JSON object")
                     skipSpace()
-                    if let key { result[key] = try keptValue() } else { try skipValue(depth: 1) }
+                    if let key {
+                        // A kept member's problem names it: "expected a JSON value at column 54"
+                        // left the reader counting columns to find which field it was.
+                        do throws(Problem) { result[key] = try keptValue() } catch {
+                            throw Problem(message: "\"\(String(decoding: keys[key], as: UTF8.self))\": \(error.message)")
+                        }
+                    } else {
+                        try skipValue(depth: 1)
+                    }
                     skipSpace()
                     guard let c = peek else { throw problem("unterminated JSON object") }
                     index += 1

@@ -152,8 +152,16 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
          "t.trace:2: \"timestamp\" must be between 0 and 10000000000000 ms, got 100000000000000"),
         ("{\"timestamp\": 1, \"input_length\": 1e15, \"output_length\": 1}",
          "t.trace:2: \"input_length\" 1000000000000000.0 is out of range; expected a token count within the model's context window (at most 10000000 even with --clip-to-context, which cuts counts up to that to the window)"),
+        // NaN and Infinity are no JSON numbers; the field holding one is named (it was "expected
+        // a JSON value at column 54", leaving the reader to count columns to find which).
         ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": nan}",
-         "t.trace:2: expected a JSON value at column 54, found 'nan}'"),
+         "t.trace:2: \"output_length\": nan at column 54 is not a JSON number (JSON numbers are finite)"),
+        ("{\"timestamp\": 1, \"input_length\": Infinity, \"output_length\": 1}",
+         "t.trace:2: \"input_length\": Infinity at column 34 is not a JSON number (JSON numbers are finite)"),
+        ("{\"timestamp\": -Infinity, \"input_length\": 1, \"output_length\": 1}",
+         "t.trace:2: \"timestamp\": -Infinity at column 15 is not a JSON number (JSON numbers are finite)"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1, \"hash_ids\": [1, NaN]}",
+         "t.trace:2: \"hash_ids\": NaN at column 73 is not a JSON number (JSON numbers are finite)"),
         ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1e400}",
          "t.trace:2: \"output_length\" is out of range: a number too large to read (over 1.8e308); expected a token count within the model's context window (at most 10000000 even with --clip-to-context, which cuts counts up to that to the window)"),
     ])
