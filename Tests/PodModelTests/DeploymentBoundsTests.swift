@@ -98,6 +98,9 @@ import Testing
         ("colocated:2:deepseek-r1:ascend-910c:tp9223372036854775807", "TP degree K must be between 1 and 768"),
         ("colocated:2:llama-2-7b:nvidia-a100:tp-1", "TP degree K must be between 1 and 1024"),
         ("colocated:300:llama-3-70b:nvidia-h100:tp4", "300 replicas × 4 GPUs = 1200"),
+        // The Ascend 910B has one die, as a GPU does, and is still an NPU: the noun follows the
+        // vendor, not the die count ("200 replicas × 8 GPUs" for an ascend-910b before).
+        ("colocated:200:llama-2-7b:ascend-910b:tp8", "200 replicas × 8 NPUs = 1600"),
         ("colocated:2:llama-2-7b:nvidia-a100:tp", "not a TP degree"),
     ])
     func hostileInlineSpecIsRefused(spec: String, expected: String) throws {

@@ -44,7 +44,9 @@ public struct HardwareProfile: Sendable, Equatable {
     /// Devices one deployment of this hardware may use (``maxNodes`` × ``devicesPerNode``).
     public var maxDevices: Int { maxNodes * devicesPerNode }
 
-    public var deviceKind: String { diesPerDevice > 1 ? "NPU" : "GPU" }
+    /// What the vendor calls one device. Not from the die count: the Ascend 910B has one die, as
+    /// a GPU does, and is an NPU all the same.
+    public var deviceKind: String { name.hasPrefix("nvidia-") ? "GPU" : "NPU" }
 
     /// Whole devices that hold `dies` dies: a TP-`k` replica of a `colocated:` spec takes them.
     public func devices(holdingDies dies: Int) -> Int { (dies + diesPerDevice - 1) / diesPerDevice }
