@@ -32,10 +32,34 @@ import XDSTestSupport
 
     @Test func podTitleCountsTheHardwaresDiesPerChip() {
         let gpu = Self.render(.pod).joined(separator: "\n")
-        #expect(gpu.contains("Pod · 1 node × 8 NPUs (chips, 1 die each)"), "\(gpu)")
+        #expect(gpu.contains("Pod · 1 node × 8 GPUs (chips, 1 die each)"), "\(gpu)")
         #expect(!gpu.contains("2 dies each"))
         let pod = Self.render(.pod, Self.superpod).joined(separator: "\n")
         #expect(pod.contains("× 8 NPUs (chips, 2 dies each)"))
+    }
+
+    /// The device noun follows the hardware: an A100 deployment's Pod view, detail panel,
+    /// Instances table and fault menu said "NPU" throughout. The `:` language keeps `fault npu N`.
+    @Test func gpuDeploymentSaysGPUWhereTheSuperpodSaysNPU() {
+        for width in [80, 120] {
+            let gpu = Self.render(.pod, width: width, height: width == 80 ? 24 : 36)
+            let text = gpu.joined(separator: "\n")
+            #expect(text.contains("× 8 GPUs"), "\(text)")
+            #expect(gpu.contains { $0.contains("┌ GPU 0 · node 0 ") }, "\(text)")
+            #expect(!text.contains("NPU"), "\(text)")
+        }
+        let instances = Self.render(.pod).first { $0.contains("instance ") && $0.contains("queued") }
+        #expect(instances?.contains(" GPUs ") == true, "\(instances ?? "no header")")
+        var state = ConsoleUpdate.update(ConsoleState(width: 80, height: 24), .tick(Self.snapshot)).0
+        state = ConsoleUpdate.update(state, .key(.char("f"))).0
+        let menu = ConsoleScreen.render(state, Self.snapshot, theme: .builtinDark, width: 80, height: 24).lines
+        #expect(menu.contains { $0.contains("Fault · GPU 0 · node 0") }, "\(menu.joined(separator: "\n"))")
+        #expect(menu.contains { $0.contains("2  fail GPU 0") })
+        #expect(state.faultMenu?.items[1].command == "fault npu 0")
+        // The superpod keeps its NPUs.
+        let pod = Self.render(.pod, Self.superpod)
+        #expect(pod.contains { $0.contains("┌ NPU 0 · node 0 ") })
+        #expect(pod.contains { $0.contains("instance") && $0.contains(" NPUs ") })
     }
 
     /// At 120 columns the Instances panel had room for one letter of the state ("s"): it now
@@ -51,7 +75,7 @@ import XDSTestSupport
         let idleRow = Self.render(.pod, idle).first { $0.contains("│ \(idle.instances[1].name) ") }
         #expect(idleRow?.contains(" – serving") == true && idleRow?.contains("0.0ms") == false, "\(idleRow ?? "no row")")
         let wide = Self.render(.pod, width: 200, height: 60)
-        #expect(wide.contains { $0.contains("instance     kind       NPUs") && $0.contains("state") })
+        #expect(wide.contains { $0.contains("instance     kind       GPUs") && $0.contains("state") })
     }
 
     @Test func kvViewSizesGroupsAndNamesTheTEsThatPrefill() {

@@ -94,10 +94,13 @@ public struct FaultMenu: Sendable, Equatable {
     /// Dies per NPU of the deployment's hardware: NPU n's first die is `n × diesPerNPU` (2 on an
     /// Ascend 910C; 1 on a GPU, where "die 2n" would have failed another GPU).
     public var diesPerNPU: Int
+    /// "NPU" or "GPU" (``Snapshot/deviceWord``), for the labels; the commands say `npu` either way.
+    public var deviceWord: String
     public var highlighted = 0
-    public init(npu: Int, diesPerNPU: Int = 2) {
+    public init(npu: Int, diesPerNPU: Int = 2, deviceWord: String = "NPU") {
         self.npu = npu
         self.diesPerNPU = max(1, diesPerNPU)
+        self.deviceWord = deviceWord
     }
 
     /// The commands offered, in order (interfaces.md operator language).
@@ -106,7 +109,7 @@ public struct FaultMenu: Sendable, Equatable {
         let node = npu / 8
         return [
             ("fail die \(die)", "fault die \(die)"),
-            ("fail NPU \(npu)", "fault npu \(npu)"),
+            ("fail \(deviceWord) \(npu)", "fault npu \(npu)"),
             ("fail node \(node)", "fault node \(node)"),
             ("straggler die \(die) (slowdown 2×)", "fault straggler die \(die) slowdown 2"),
             ("HBM error on die \(die)", "fault hbm die \(die)"),
@@ -197,6 +200,8 @@ public struct ConsoleState: Sendable, Equatable {
     public var npuCount = 384
     /// Dies per NPU of the snapshot's hardware (the fault menu's die ids); 2 until one says.
     public var diesPerNPU = 2
+    /// What the snapshot's hardware calls a device ("NPU", "GPU"); "NPU" until one says.
+    public var deviceWord = "NPU"
     /// The pod of the newest snapshot (``Snapshot/podTopology``); nil until one says. A preview
     /// is parsed against it, so a bad index names the pod's range as a sent command's reply does.
     public var pod: PodTopology?

@@ -64,7 +64,7 @@ public enum ConsoleUpdate {
         s.paused = snapshot.paused
         s.speed = snapshot.speed
         if !snapshot.npus.isEmpty { s.npuCount = snapshot.npus.count }
-        if let hardware = snapshot.hardware { s.diesPerNPU = hardware.diesPerDevice }
+        if let hardware = snapshot.hardware { (s.diesPerNPU, s.deviceWord) = (hardware.diesPerDevice, hardware.deviceKind) }
         if let pod = snapshot.podTopology { s.pod = pod }
         if let first = snapshot.experts.heat.first {
             s.layerCount = snapshot.experts.heat.count
@@ -265,7 +265,7 @@ public enum ConsoleUpdate {
             s.requestSortReversed = false
         case .char("d"): nodeCommand("drain", &s, &effects)
         case .char("u"): nodeCommand("undrain", &s, &effects)
-        case .char("f"): s.faultMenu = FaultMenu(npu: s.selectedNPU, diesPerNPU: s.diesPerNPU)
+        case .char("f"): s.faultMenu = FaultMenu(npu: s.selectedNPU, diesPerNPU: s.diesPerNPU, deviceWord: s.deviceWord)
         case .char("r"):
             if s.capabilities.contains(.rebalance) {
                 effects.append(.send(commandLine: "rebalance"))

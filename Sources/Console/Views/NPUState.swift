@@ -304,6 +304,10 @@ extension Snapshot {
     /// The deployment's hardware profile (dies per chip for fault menus, titles and group sizes),
     /// nil for a name this build does not know (a newer server): views then claim nothing.
     var hardware: HardwareProfile? { try? HardwareProfile.named(hardwareName) }
+
+    /// What a device is called on this hardware ("GPU" on an A100 or H100, "NPU" on Ascend):
+    /// labels say it, while the `:` language keeps `fault npu N` for every kind.
+    var deviceWord: String { hardware?.deviceKind ?? "NPU" }
 }
 
 extension FaultStatus {

@@ -107,7 +107,7 @@ enum Overlays {
         let rect = centered(b, width: 52, height: items.count + (available ? 4 : 5))
         b.fill(rect)
         b.box(
-            rect, title: "Fault · NPU \(menu.npu) · node \(menu.npu / ConsoleState.npusPerNode)",
+            rect, title: "Fault · \(menu.deviceWord) \(menu.npu) · node \(menu.npu / ConsoleState.npusPerNode)",
             style: available ? .accent : .dim)
         let inner = rect.inner
         for (i, item) in items.enumerated() {

@@ -196,8 +196,8 @@ enum PodView {
         b.box(
             layout.grid,
             title: layout.grid.width >= 100
-                ? "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs\(dies) · \(basis)"
-                : "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) NPUs · \(basis)")
+                ? "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) \(s.deviceWord)s\(dies) · \(basis)"
+                : "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) \(s.deviceWord)s · \(basis)")
         let faults = FaultMap(s)
         let shares = NPULoad.GroupShares(s)
         for node in 0..<nodes {
@@ -270,7 +270,7 @@ enum PodView {
     static func drawDetail(_ b: inout CellBuffer, _ rect: Rect, _ state: ConsoleState, _ s: Snapshot) {
         guard rect.height >= 3, state.selectedNPU < s.npus.count else { return }
         let npu = s.npus[state.selectedNPU]
-        b.box(rect, title: "NPU \(npu.id) · node \(npu.node)")
+        b.box(rect, title: "\(s.deviceWord) \(npu.id) · node \(npu.node)")
         let inner = rect.inner
         var y = inner.y
         /// Draws the first of `forms` (each a run of styled parts, shortest last) that fits from
@@ -473,7 +473,7 @@ enum PodView {
         let kindColumn: [(title: String, width: Int)] = withKind ? [("kind", 9)] : []
         b.table(
             columns: [("instance", 12)] + kindColumn + [
-                ("NPUs", -5), ("queued", -7), ("running", -8), ("KV", -5), ("step", -8), ("state", 16),
+                ("\(s.deviceWord)s", -5), ("queued", -7), ("running", -8), ("KV", -5), ("step", -8), ("state", 16),
             ],
             rows: rows, in: area
         )
