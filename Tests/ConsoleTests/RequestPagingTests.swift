@@ -215,4 +215,26 @@ extension RequestPagingTests {
             }
         }
     }
+
+    /// A row's age is counted from the instant its page was read, not from the snapshot's: the
+    /// page is answered a moment before or after the snapshot the frame draws, and at 50× a
+    /// request that had just arrived was listed as "queued 6.9s" (the snapshot was 6.9 simulated
+    /// seconds newer than the page), which reads as a prefill queue seven seconds long.
+    @Test func ageIsCountedFromThePagesOwnInstant() {
+        var state = Self.paged()
+        let pageTime = SnapshotFixtures.superpod.simTime - 6.5
+        let rows = [
+            RequestStatus(id: 777_001, arrivedAt: pageTime - 0.2, stage: .queued, promptTokens: 1086, outputTokens: 788,
+                          generatedTokens: 0, location: "prefill-2/dp1", ttftMs: nil),
+            RequestStatus(id: 777_000, arrivedAt: pageTime - 30, stage: .decode, promptTokens: 900, outputTokens: 400,
+                          generatedTokens: 250, location: "decode-0/dp7", ttftMs: 300),
+        ]
+        state = ConsoleUpdate.update(state, .requestPage(.success(
+            RequestPage(query: RequestPaging.query(state), simTime: pageTime, inFlight: 2, matching: 2, rows: rows)))).0
+        let lines = Self.render(state)
+        let young = lines.first { $0.contains("#777001") }
+        let old = lines.first { $0.contains("#777000") }
+        #expect(young?.contains(" queued       0.2s ") == true, "\(young ?? lines.joined(separator: "\n"))")
+        #expect(old?.contains(" decode      30.0s ") == true, "\(old ?? "no row")")
+    }
 }

@@ -127,6 +127,10 @@ enum RequestsView {
             : total < s.requests.inFlight ? "snapshot lists \(total)" : "all listed"
         // Paged: the count from the same answer as the rows (a snapshot is from another instant).
         let inFlightCount = Format.count(RequestPaging.page(state)?.inFlight ?? s.requests.inFlight)
+        // Ages from the instant the rows were read: a page is answered a moment before or after
+        // the snapshot this frame draws, and at 50× the snapshot's clock made a request that had
+        // just arrived "queued 6.9s".
+        let rowsTime = RequestPaging.page(state)?.simTime ?? s.simTime
         let wide = top.width >= 120
         // Shorter forms before a cut one: at 80 columns the title cut the filter's own text
         // ('filter "decod' for "decode").
@@ -153,7 +157,7 @@ enum RequestsView {
             let r = window.rows[i - window.offset]
             let row: [(String, Style)] = [
                 ("#\(r.id)", .text), (r.stage.rawValue, stageStyle(r.stage)),
-                (Format.fixed(max(0, s.simTime - r.arrivedAt)) + "s", .text), ("\(r.promptTokens)", .text),
+                (Format.fixed(max(0, rowsTime - r.arrivedAt)) + "s", .text), ("\(r.promptTokens)", .text),
                 ("\(r.generatedTokens)/\(r.outputTokens)", .text), (r.ttftMs.map(Format.ms) ?? "–", .text),
                 (r.location, .dim),
             ]
