@@ -56,6 +56,10 @@ import XDSTestSupport
         #expect(menu.contains { $0.contains("Fault · GPU 0 · node 0") }, "\(menu.joined(separator: "\n"))")
         #expect(menu.contains { $0.contains("2  fail GPU 0") })
         #expect(state.faultMenu?.items[1].command == "fault npu 0")
+        // The help's Pod line too.
+        state = ConsoleUpdate.update(ConsoleUpdate.update(state, .key(.escape)).0, .key(.char("?"))).0
+        let help = ConsoleScreen.render(state, Self.snapshot, theme: .builtinDark, width: 80, height: 24).lines
+        #expect(help.contains { $0.contains(" Pod       GPUs by node; letter = role") }, "\(help.joined(separator: "\n"))")
         // The superpod keeps its NPUs.
         let pod = Self.render(.pod, Self.superpod)
         #expect(pod.contains { $0.contains("┌ NPU 0 · node 0 ") })

@@ -83,6 +83,11 @@ enum Overlays {
         // Without colour the Pod grid's load is in its glyphs: the help says which.
         var replaced = theme.monochrome ? ["Pod": monochromePodLine, "Latency": monochromeLatencyLine] : [:]
         if !state.canSuspend { replaced["q Ctrl-C"] = noJobControlQuitLine }
+        // The device noun of the hardware on screen: "NPUs by node" on an A100 cluster named
+        // devices it does not have (the Pod view's title says GPUs there).
+        if replaced["Pod"] == nil, state.deviceWord != "NPU", let pod = helpLines.first(where: { $0.0 == "Pod" }) {
+            replaced["Pod"] = pod.1.replacingOccurrences(of: "NPUs by node", with: "\(state.deviceWord)s by node")
+        }
         let keys = helpLines.map { line in replaced[line.0].map { (line.0, $0) } ?? line }
         let page = state.helpPage == 1 ? commandLines : keys
         let rect = centered(b, width: 80, height: helpLines.count + 4)
