@@ -145,6 +145,28 @@ import XDSTestSupport
         #expect(dismissed.1.isEmpty && dismissed.0.preview == nil)
     }
 
+    /// The per-die row says which dies, as `xds run` does ("per decode die"): the figure is
+    /// output over the dies that decode (320 on the superpod), and "output tok/s per die" read
+    /// as over all 768. On a colocated deployment every die decodes, and it says "per die".
+    @Test func perDieRowNamesTheDiesItDividesBy() {
+        let ready: (inout ConsoleState) -> Void = {
+            $0.preview = PreviewOverlay(command: "drain node 20", line: "preview drain node 20 for 10m", askedAt: 0)
+            $0.preview?.phase = .ready(Self.result())
+        }
+        let pod = renderFixture(.pod, ready)
+        let rateRow = pod.firstIndex { $0.contains("output tok/s ") }
+        #expect(rateRow.map { pod[$0 + 1].contains("│   per decode die ") && pod[$0 + 1].contains("1406") } == true,
+                "\(pod.joined(separator: "\n"))")
+        #expect(!pod.contains { $0.contains("tok/s per die") })
+        var colocated = SnapshotFixtures.superpod
+        for i in colocated.npus.indices where colocated.npus[i].role != .spare { colocated.npus[i].role = .colocated }
+        var state = ConsoleUpdate.update(ConsoleState(width: 80, height: 24), .tick(colocated)).0
+        ready(&state)
+        let lines = ConsoleScreen.render(state, colocated, theme: .builtinDark, width: 80, height: 24).lines
+        #expect(lines.contains { $0.contains("│   per die ") && $0.contains("1406") }, "\(lines.joined(separator: "\n"))")
+        #expect(!lines.contains { $0.contains("decode die") })
+    }
+
     @Test func readyOverlayAt80x24() {
         let lines = renderFixture(.pod) {
             $0.preview = PreviewOverlay(command: "drain node 20", line: "preview drain node 20 for 10m", askedAt: 0)
@@ -156,7 +178,7 @@ import XDSTestSupport
         #expect(body.contains("baseline  with command        change"))
         #expect(lines.contains { $0.contains("TTFT p99") && $0.contains("1.50s") && $0.contains("2.07s") && $0.contains("+38%") })
         #expect(lines.contains { $0.contains("SLO attainment") && $0.contains("97.0%") && $0.contains("−6.0 pt") })
-        #expect(lines.contains { $0.contains("output tok/s per die") })
+        #expect(lines.contains { $0.contains("│   per decode die ") && $0.contains("1406") })
         // The window's counts reconcile: what was in flight at the fork is shown with them.
         #expect(lines.contains { $0.contains("in flight at start") && $0.contains("1200") })
         #expect(body.contains("TTFT p99 +38% for 10 min, 0 requests lost"))

@@ -62,7 +62,9 @@ public enum ConsoleScreen {
         footer(&b, state)
         if snapshot.linkStatus != nil { staleOut(&b) }
         if let menu = state.faultMenu { Overlays.faultMenu(&b, menu, state, snapshot) }
-        if let preview = state.preview { PreviewOverlayView.draw(&b, preview, state) }
+        if let preview = state.preview {
+            PreviewOverlayView.draw(&b, preview, state, colocated: snapshot.npus.contains { $0.role == .colocated })
+        }
         if let id = state.requestDetail { DetailOverlays.request(&b, id, state, snapshot) }
         if let event = state.eventDetail { DetailOverlays.event(&b, event, state, snapshot) }
         if state.showHelp { Overlays.help(&b, state, theme) }

@@ -144,7 +144,10 @@ enum PreviewOverlayView {
         var points = false
     }
 
-    static func rows(_ r: PreviewResult) -> [Row] {
+    /// `colocated`: every die both prefills and decodes, so the per-die rate is over all of them
+    /// ("per die"); elsewhere it is over the dies that decode, and the row says so, as `xds run`
+    /// does ("output tok/s per die" read as over the whole pod's 768).
+    static func rows(_ r: PreviewResult, colocated: Bool = false) -> [Row] {
         let b = r.baseline, w = r.withCommand
         let ms: (Double) -> String = { Format.ms($0) }
         let share: (Double) -> String = { Format.fixed($0 * 100, 1) + "%" }
@@ -174,7 +177,7 @@ enum PreviewOverlayView {
                 better: .higher, points: true),
             Row(label: "output tok/s", baseline: b.throughput.outputTokensPerS, withCommand: w.throughput.outputTokensPerS,
                 format: rate, better: .higher),
-            Row(label: "output tok/s per die", baseline: b.throughput.outputTokensPerSPerNPU,
+            Row(label: colocated ? "  per die" : "  per decode die", baseline: b.throughput.outputTokensPerSPerNPU,
                 withCommand: w.throughput.outputTokensPerSPerNPU, format: { Format.fixed($0, 0) }, better: .higher),
             Row(label: "decode KV peak", baseline: b.kv.peakUsage, withCommand: w.kv.peakUsage, format: share,
                 better: .lower, points: true),
@@ -226,13 +229,13 @@ enum PreviewOverlayView {
         return text
     }
 
-    static func draw(_ b: inout CellBuffer, _ overlay: PreviewOverlay, _ state: ConsoleState) {
+    static func draw(_ b: inout CellBuffer, _ overlay: PreviewOverlay, _ state: ConsoleState, colocated: Bool = false) {
         // The figures' rows, and a line for the scenario steps the window also ran if any: the
         // box grows to hold them, as far as the screen allows (``drawReady``).
         var rowCount = 14
         var figures: [Row] = []
         if case .ready(let r) = overlay.phase {
-            figures = rows(r)
+            figures = rows(r, colocated: colocated)
             rowCount = figures.count + (r.scheduledSteps.isEmpty ? 0 : 1) - 1
         }
         // Between the header and the footer there are 21 rows at 80×24, one or two short of the
