@@ -34,6 +34,18 @@ import XDSTestSupport
         }
     }
 
+    /// The header's "wait" is every request in flight not in a decode batch: queued, being
+    /// prefilled or moving its KV (the engine's waiting = in flight − running). Paused with
+    /// "r/w 446/7", the Requests view listed 6 of the 7 in prefill; nothing on screen said that
+    /// "wait" counted them, and it reads as 7 requests queued. The help says what both count.
+    @Test func helpSaysWhatRunAndWaitCount() {
+        var state = primedState(width: 80, height: 24)
+        state.showHelp = true
+        let lines = Self.frame(state).lines
+        #expect(lines.contains { $0.contains(" header    run = decoding, wait = queued/prefill/KV; p99, SLO% since start ") },
+                "\(lines.joined(separator: "\n"))")
+    }
+
     /// The keys' line said `+`/`-` went "0.1×…max" while `:speed` took 0.01…100000: two ranges
     /// for one speed. Both pages now say the same: the keys step 0.1 … 1000 then max, and
     /// `:speed` takes any value of the command language's range.

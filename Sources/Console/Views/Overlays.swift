@@ -19,7 +19,10 @@ enum Overlays {
         ("Enter", "request timeline (5), event in full (6)  w window (4)"),
         ("q Ctrl-C", "quit   Ctrl-Z suspend (fg resumes)    ?  this help"),
         // The header's p99s and SLO % are since start; the Latency panels are of their window.
-        ("header", "time, speed, model, rate, tok/s, run/wait; p99, SLO% since start"),
+        // "wait" is the engine's waiting (in flight − in a decode batch): it counts requests
+        // being prefilled too, and read as a queue without this. The time, speed, rate and
+        // tok/s this line listed before name themselves on the header.
+        ("header", "run = decoding, wait = queued/prefill/KV; p99, SLO% since start"),
         // The header's tight forms at 80 columns: under LANG=C they read "!0 /0", and nothing
         // on screen said what the glyphs counted ("!" is also the Pod legend's link glyph).
         ("", "narrow: ⚠N faults (⚠N+M: M degraded), ⊘N drained, ~N draining"),
