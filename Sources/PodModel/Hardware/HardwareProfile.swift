@@ -37,6 +37,10 @@ public struct HardwareProfile: Sendable, Equatable {
     /// stated ceiling elsewhere. Layouts larger than this are refused, so a hostile node or
     /// replica count cannot make the engine allocate per-die state for millions of dies.
     public var maxNodes: Int = HardwareProfile.defaultMaxNodes
+    /// What the vendor calls one device ("NPU", "GPU"), for messages and labels. A field of the
+    /// profile, not worked out from its die count (the Ascend 910B has one die, as a GPU does,
+    /// and is an NPU all the same) or its name.
+    public var deviceKind = "NPU"
 
     /// Ceiling for hardware not sold as a fixed pod: 128 nodes × 8 = 1,024 devices, about the
     /// largest GPU cluster the simulators we compare with (Vidur and others) are configured for.
@@ -44,9 +48,6 @@ public struct HardwareProfile: Sendable, Equatable {
     /// Devices one deployment of this hardware may use (``maxNodes`` × ``devicesPerNode``).
     public var maxDevices: Int { maxNodes * devicesPerNode }
 
-    /// What the vendor calls one device. Not from the die count: the Ascend 910B has one die, as
-    /// a GPU does, and is an NPU all the same.
-    public var deviceKind: String { name.hasPrefix("nvidia-") ? "GPU" : "NPU" }
 
     /// Whole devices that hold `dies` dies: a TP-`k` replica of a `colocated:` spec takes them.
     public func devices(holdingDies dies: Int) -> Int { (dies + diesPerDevice - 1) / diesPerDevice }
@@ -99,7 +100,8 @@ public struct HardwareProfile: Sendable, Equatable {
         scaleUpBytesPerSecondPerDie: 450e9, dieToDieBytesPerSecond: 0,
         scaleOutBytesPerSecondPerDie: 50e9, vpcBytesPerSecondPerNode: 25e9,
         scaleUpLatencyIntraNode: 2e-6, scaleUpLatencyInterNode: 5e-6, scaleOutLatency: 5e-6,
-        hostToDeviceBytesPerSecondPerDie: 55e9  // PCIe Gen5 x16 ≈ 64 GB/s raw
+        hostToDeviceBytesPerSecondPerDie: 55e9,  // PCIe Gen5 x16 ≈ 64 GB/s raw
+        deviceKind: "GPU"
     )
 
     /// NVIDIA A100 SXM 80 GB (public spec sheet): 312 TF BF16, 624 TOPS INT8, 2.039 TB/s,
@@ -111,7 +113,8 @@ public struct HardwareProfile: Sendable, Equatable {
         scaleUpBytesPerSecondPerDie: 300e9, dieToDieBytesPerSecond: 0,
         scaleOutBytesPerSecondPerDie: 25e9, vpcBytesPerSecondPerNode: 25e9,
         scaleUpLatencyIntraNode: 2e-6, scaleUpLatencyInterNode: 5e-6, scaleOutLatency: 5e-6,
-        hostToDeviceBytesPerSecondPerDie: 25e9  // PCIe Gen4 x16 ≈ 32 GB/s raw
+        hostToDeviceBytesPerSecondPerDie: 25e9,  // PCIe Gen4 x16 ≈ 32 GB/s raw
+        deviceKind: "GPU"
     )
 }
 
