@@ -73,3 +73,33 @@ import Testing
         #expect(cost.prefillPhases(input, tokens: 2_048, moeLayer: false).count < 8)
     }
 }
+
+/// The engine prices a prefill batch over its layers' load bins scaled by the batch's routing
+/// noise, as it prices a decode step (``PrefillBatchInput/moeLoadFactorPerLayerScale``): the
+/// scale multiplies each layer's factor, and a skewed spread of layers prices a batch dearer
+/// than their mean load alone once the mildest sit on the balanced floor.
+@Suite struct PrefillLayerScaleTests {
+    private func input(_ factors: [Double]?, scale: Double = 1, mean: Double = 1) -> PrefillBatchInput {
+        var input = PrefillBatchInput(tokensPerDie: 2_048, promptTokens: 4_096, attentionTP: 1, expertDies: 32,
+                                      routedSlots: 288)
+        input.moeLoadFactor = mean
+        input.moeLoadFactorPerLayer = factors
+        input.moeLoadFactorPerLayerScale = scale
+        return input
+    }
+
+    @Test func theScaleMultipliesEveryLayersFactor() {
+        let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
+        let factors = [1.0, 1.4, 2.5, 7.0]
+        for scale in [0.8, 1.0, 1.17] {
+            let scaled = cost.prefillBatch(input(factors, scale: scale))
+            let multiplied = cost.prefillBatch(input(factors.map { $0 * scale }))
+            #expect(scaled == multiplied, "scale \(scale)")
+        }
+        // 1 leaves the factors as given (`bench prefill`'s bits).
+        #expect(cost.prefillBatch(input(factors, scale: 1)) == cost.prefillBatch(input(factors)))
+        // The spread costs more than its mean load alone.
+        let mean = factors.reduce(0, +) / Double(factors.count)
+        #expect(cost.prefillBatch(input(factors)).batchSeconds > cost.prefillBatch(input(nil, mean: mean)).batchSeconds)
+    }
+}

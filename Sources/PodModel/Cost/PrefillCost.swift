@@ -15,6 +15,9 @@ public struct PrefillBatchInput: Sendable, Equatable {
     /// The same, layer by layer (see ``DecodeStepInput/moeLoadFactorPerLayer``); nil prices every
     /// layer at ``moeLoadFactor``.
     public var moeLoadFactorPerLayer: [Double]?
+    /// A factor on every one of ``moeLoadFactorPerLayer`` (1: as given; see
+    /// ``DecodeStepInput/moeLoadFactorPerLayerScale``).
+    public var moeLoadFactorPerLayerScale: Double = 1
     public var slowdown: Double = 1
     public var microbatches: Int = 2
 
@@ -230,13 +233,14 @@ extension CostModel {
             // Each layer waits for its own hottest die: average the layers' times and phases (as the
             // first layer plus the mean deviation from it, exact when every layer is alike).
             var one = input
-            one.moeLoadFactor = factors[0]
+            let scale = input.moeLoadFactorPerLayerScale
+            one.moeLoadFactor = factors[0] * scale
             moePhases = prefillPhases(one, tokens: n, moeLayer: true)
             let first = moePhases, firstLayer = Self.flowShop(moePhases, microbatches: m)
             let count = Double(factors.count)
             layer = firstLayer
             for factor in factors.dropFirst() {
-                one.moeLoadFactor = factor
+                one.moeLoadFactor = factor * scale
                 let phases = prefillPhases(one, tokens: n, moeLayer: true)
                 layer += (Self.flowShop(phases, microbatches: m) - firstLayer) / count
                 for i in phases.indices { moePhases[i].seconds += (phases[i].seconds - first[i].seconds) / count }

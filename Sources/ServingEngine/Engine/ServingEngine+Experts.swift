@@ -39,12 +39,6 @@ extension ServingEngine {
         }
     }
 
-    /// The hottest expert die's load over the mean for one step of `tokens` routed tokens.
-    @inline(__always)
-    func moeLoadFactor(_ index: Int, tokens: Double) -> Double {
-        experts.loadFactor(index, tokens: tokens)
-    }
-
     /// Adds a decode step's MoE part (gate and experts, dispatch, combine, summed over layers and
     /// microbatches: the work the expert barrier waits on) to the report's per-step figure.
     func noteDecodeMoE(_ index: Int, _ step: DecodeStepCost) {

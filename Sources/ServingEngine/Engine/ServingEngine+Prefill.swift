@@ -74,7 +74,12 @@ extension ServingEngine {
                                       attentionTP: spec.tp, expertDies: spec.ep, routedSlots: spec.routedSlots(for: model))
         input.cachedPrefixTokens = slowest.hitWeighted / Double(slowest.tokens)
         input.sharedExpertDies = spec.sharedExpertDies
-        input.moeLoadFactor = moeLoadFactor(index, tokens: Double(plan.routedTokens))
+        // Each MoE layer's combine waits for its own hottest die, as in a decode step and as
+        // `bench prefill` prices it: priced at the layers' mean load alone, a skewed batch (EPLB
+        // off) came out short of the bench at the same batch.
+        let load = experts.load(index, tokens: Double(plan.routedTokens))
+        input.moeLoadFactor = load.factor
+        if let layers = load.layers { (input.moeLoadFactorPerLayer, input.moeLoadFactorPerLayerScale) = layers }
         return poolLoad + instance.cost.prefillBatch(input).batchSeconds
     }
 
