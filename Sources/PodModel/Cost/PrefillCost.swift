@@ -104,20 +104,34 @@ extension CostModel {
     /// microbatch's chain and each resource's work for all microbatches (the bound a pipelined
     /// schedule reaches; the same form as the decode streams).
     static func flowShop(_ phases: PrefillPhases, microbatches m: Int) -> Double {
+        var sums = FlowShopSums()
+        for i in phases.indices { sums.add(phases[i]) }
+        return sums.layer(microbatches: m)
+    }
+
+    /// ``flowShop(_:microbatches:)``'s sums over phases added in order: the chain's exposed time
+    /// and each resource's time. Sums of a layer's load-free phases, kept, take the routed experts'
+    /// two phases per load factor with the same additions in the same order.
+    struct FlowShopSums {
         var chain = 0.0
-        for i in phases.indices { chain += phases[i].exposedSeconds }
-        guard m > 1 else { return chain }
-        // Per resource, in phase order (three locals, not an array allocated per batch).
+        // Per resource (three locals, not an array allocated per batch).
         var cores = 0.0, tpLinks = 0.0, fabric = 0.0
-        for i in phases.indices {
-            let p = phases[i]
+
+        @inline(__always)
+        mutating func add(_ p: PrefillPhase) {
+            chain += p.exposedSeconds
             switch p.resource {
             case .cores: cores += p.seconds
             case .tpLinks: tpLinks += p.seconds
             case .fabric: fabric += p.seconds
             }
         }
-        return max(chain, Double(m) * max(max(cores, tpLinks), fabric))
+
+        @inline(__always)
+        func layer(microbatches m: Int) -> Double {
+            guard m > 1 else { return chain }
+            return max(chain, Double(m) * max(max(cores, tpLinks), fabric))
+        }
     }
 
     /// All-gather over a TP group: each die receives the other dies' `bytesPerDie` (intra-node link).
@@ -137,6 +151,64 @@ extension CostModel {
     /// sequence-parallel; then dispatch (each token sent once per destination die), the routed
     /// experts of the hottest die, and combine.
     func prefillPhases(_ input: PrefillBatchInput, tokens n: Double, moeLayer: Bool) -> PrefillPhases {
+        var (phases, experts) = prefillLayerLoadFree(input, tokens: n, moeLayer: moeLayer)
+        experts?.append(to: &phases, loadFactor: input.moeLoadFactor)
+        return phases
+    }
+
+    /// The routed experts' phases of a prefill MoE layer (the hottest die's GEMMs, and the combine
+    /// that outlasts them) as a function of the layer's load factor, from what the load does not
+    /// change: a batch priced layer by layer works those out once (``prefillLayerLoadFree``).
+    struct PrefillExperts {
+        let hottest: HottestExpertDie
+        /// Tokens the hottest die's own shared-expert copy took (not routed): nil when the shared
+        /// experts have dies of their own.
+        let localSharedTokens: Double?
+        let expertFlopsPerToken: Double
+        let experts: FixedBytesRoofline
+        let slowdown: Double
+        let combine: Double
+        /// Slots per routed die, at least one.
+        let slots: Double
+
+        /// The hottest die's tokens at `loadFactor` (what both phases depend on).
+        @inline(__always)
+        func hotTokens(loadFactor: Double) -> Double {
+            var hot = hottest.tokens(loadFactor: loadFactor)
+            if let localSharedTokens { hot -= localSharedTokens }
+            return hot
+        }
+
+        @inline(__always)
+        func append(to phases: inout PrefillPhases, loadFactor: Double) {
+            append(to: &phases, hotTokens: hotTokens(loadFactor: loadFactor))
+        }
+
+        func append(to phases: inout PrefillPhases, hotTokens hot: Double) {
+            let (experts, combine) = self.phases(hotTokens: hot)
+            phases.append(experts)
+            phases.append(combine)
+        }
+
+        /// The experts' phase and the combine's, for a hottest die of `hot` tokens.
+        @inline(__always)
+        func phases(hotTokens hot: Double) -> (experts: PrefillPhase, combine: PrefillPhase) {
+            let expertSeconds = experts.seconds(flops: hot * expertFlopsPerToken) * slowdown
+            // Dispatch ends in a barrier before the expert FFN (system.md §4: dispatch [barrier] →
+            // expert FFN → combine [barrier]), but the combine's barrier is at its end: a die runs its
+            // slots' GEMMs one after another and sends each slot's outputs as soon as its GEMM is done,
+            // so inside a microbatch only the combine that outlasts the remaining GEMMs is exposed
+            // (a two-stage pipeline over the die's slots; with one slot per die nothing overlaps).
+            let exposed = max(combine / slots, combine - expertSeconds * (slots - 1) / slots)
+            return (PrefillPhase(onFabric: false, seconds: expertSeconds),
+                    PrefillPhase(onFabric: true, seconds: combine, exposed: exposed))
+        }
+    }
+
+    /// ``prefillPhases(_:tokens:moeLayer:)`` up to its dispatch, and for an MoE layer the routed
+    /// experts' phases to append at a load factor (nil for a dense layer, which ends there).
+    func prefillLayerLoadFree(_ input: PrefillBatchInput, tokens n: Double,
+                              moeLayer: Bool) -> (phases: PrefillPhases, experts: PrefillExperts?) {
         let model = self.model  // one copy out of the cost model's box, not one per read
         let tp = input.attentionTP, t = Double(tp)
         let groupTokens = n * t
@@ -179,12 +251,12 @@ extension CostModel {
                 phases.append(PrefillPhase(onFabric: true, seconds: exchange, tp: true))
                 phases.append(PrefillPhase(onFabric: false, seconds: (ffn + vector / 2) * input.slowdown))
                 phases.append(PrefillPhase(onFabric: true, seconds: exchange, tp: true))
-                return phases
+                return (phases, nil)
             }
             let ffn = roofline(flops: n * model.denseFFNFlopsPerToken, bytes: model.denseFFNParameters * model.weightType.bytes,
                                eightBit: eight)
             phases.append(PrefillPhase(onFabric: false, seconds: (ffn + vector / 2) * input.slowdown))
-            return phases
+            return (phases, nil)
         }
         let gate = roofline(flops: n * model.routerFlopsPerToken, bytes: model.routerParameters * DType.bf16.bytes,
                             eightBit: false)
@@ -200,26 +272,17 @@ extension CostModel {
                                    expertDies: input.expertDies, routedSlots: input.routedSlots,
                                    sharedExpertDies: input.sharedExpertDies, moeLoadFactor: input.moeLoadFactor)
         step.dpGroups = input.expertDies
-        var hot = hottestExpertDieTokens(allTokens: n * Double(input.expertDies), input: step)
-        if sharedLocal { hot -= n * Double(moe.sharedExperts) }
-        let experts = roofline(flops: hot * model.expertFlopsPerToken, bytes: slotsPerDie * model.expertWeightBytes,
-                               eightBit: eight)
+        let hottest = hottestExpertDie(allTokens: n * Double(input.expertDies), input: step, shape: decodeExpertShape(step))
         let destinations = destinationDies(dies: routedDies) + (sharedLocal ? 0 : Double(moe.sharedExperts))
         phases.append(PrefillPhase(onFabric: true, seconds: packedExchange(
             tokensPerRank: n, destinations: destinations, ep: input.expertDies, bytesPerToken: model.dispatchBytesPerToken)))
-        let expertSeconds = experts * input.slowdown
-        phases.append(PrefillPhase(onFabric: false, seconds: expertSeconds))
-        // Dispatch ends in a barrier before the expert FFN (system.md §4: dispatch [barrier] →
-        // expert FFN → combine [barrier]), but the combine's barrier is at its end: a die runs its
-        // slots' GEMMs one after another and sends each slot's outputs as soon as its GEMM is done,
-        // so inside a microbatch only the combine that outlasts the remaining GEMMs is exposed
-        // (a two-stage pipeline over the die's slots; with one slot per die nothing overlaps).
         let combine = packedExchange(tokensPerRank: n, destinations: destinations, ep: input.expertDies,
                                      bytesPerToken: model.combineBytesPerToken)
-        let slots = max(1, slotsPerDie)
-        let exposed = max(combine / slots, combine - expertSeconds * (slots - 1) / slots)
-        phases.append(PrefillPhase(onFabric: true, seconds: combine, exposed: exposed))
-        return phases
+        return (phases, PrefillExperts(
+            hottest: hottest, localSharedTokens: sharedLocal ? n * Double(moe.sharedExperts) : nil,
+            expertFlopsPerToken: model.expertFlopsPerToken,
+            experts: roofline(bytes: slotsPerDie * model.expertWeightBytes, eightBit: eight),
+            slowdown: input.slowdown, combine: combine, slots: max(1, slotsPerDie)))
     }
 
     public func prefillBatch(_ input: PrefillBatchInput) -> PrefillBatchCost {
@@ -227,23 +290,41 @@ extension CostModel {
         let n = input.tokensPerDie / Double(m)
         // A dense model has no MoE layer: its phases would be the dense layer's, priced twice.
         let isMoE = model.isMoE
-        var moePhases = isMoE ? prefillPhases(input, tokens: n, moeLayer: true) : PrefillPhases()
-        var layer = isMoE ? Self.flowShop(moePhases, microbatches: m) : 0
-        if isMoE, let factors = input.moeLoadFactorPerLayer, !factors.isEmpty {
-            // Each layer waits for its own hottest die: average the layers' times and phases (as the
-            // first layer plus the mean deviation from it, exact when every layer is alike).
-            var one = input
-            let scale = input.moeLoadFactorPerLayerScale
-            one.moeLoadFactor = factors[0] * scale
-            moePhases = prefillPhases(one, tokens: n, moeLayer: true)
-            let first = moePhases, firstLayer = Self.flowShop(moePhases, microbatches: m)
-            let count = Double(factors.count)
-            layer = firstLayer
-            for factor in factors.dropFirst() {
-                one.moeLoadFactor = factor * scale
-                let phases = prefillPhases(one, tokens: n, moeLayer: true)
-                layer += (Self.flowShop(phases, microbatches: m) - firstLayer) / count
-                for i in phases.indices { moePhases[i].seconds += (phases[i].seconds - first[i].seconds) / count }
+        var moePhases = PrefillPhases(), layer = 0.0
+        if isMoE, case let (loadFree, routed?) = prefillLayerLoadFree(input, tokens: n, moeLayer: true) {
+            if let factors = input.moeLoadFactorPerLayer, !factors.isEmpty {
+                // Each layer waits for its own hottest die: average the layers' times and phases (as
+                // the first layer plus the mean deviation from it, exact when every layer is alike).
+                // Only the routed experts' phases depend on the load: the rest is worked out once.
+                let scale = input.moeLoadFactorPerLayerScale
+                let firstHot = routed.hotTokens(loadFactor: factors[0] * scale)
+                moePhases = loadFree
+                routed.append(to: &moePhases, hotTokens: firstHot)
+                let firstLayer = Self.flowShop(moePhases, microbatches: m)
+                // The load-free phases' sums; per layer only the experts' phase (at `expertsIndex`)
+                // and the combine's exposure change (the combine's own time does not).
+                var loadFreeSums = FlowShopSums()
+                for i in loadFree.indices { loadFreeSums.add(loadFree[i]) }
+                let expertsIndex = loadFree.count, firstExperts = moePhases[expertsIndex].seconds
+                let count = Double(factors.count)
+                layer = firstLayer
+                var expertsSeconds = firstExperts
+                for i in 1..<factors.count {
+                    let hot = routed.hotTokens(loadFactor: factors[i] * scale)
+                    // The first layer again, bit for bit (both at a floor): it deviates by nothing.
+                    if hot.bitPattern == firstHot.bitPattern { continue }
+                    let (experts, combine) = routed.phases(hotTokens: hot)
+                    var sums = loadFreeSums
+                    sums.add(experts)
+                    sums.add(combine)
+                    layer += (sums.layer(microbatches: m) - firstLayer) / count
+                    expertsSeconds += (experts.seconds - firstExperts) / count
+                }
+                moePhases[expertsIndex].seconds = expertsSeconds
+            } else {
+                moePhases = loadFree
+                routed.append(to: &moePhases, loadFactor: input.moeLoadFactor)
+                layer = Self.flowShop(moePhases, microbatches: m)
             }
         }
         let densePhases = prefillPhases(input, tokens: n, moeLayer: false)
