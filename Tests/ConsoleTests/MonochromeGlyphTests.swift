@@ -59,7 +59,7 @@ import XDSTestSupport
             "│  06********   14********   22DD^^DDD^   30^^DDDD^D   38········   46········ │",
             "│  07********   15********   23^DDD^D^D   31DDDDDDD^   39········   47········ │",
             "│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link              │",
-            "│ load pd <5% idle PD <70% ok ^ <90% high * ≥90% crit ⊘drained ~draining       │",
+            "│ load pd idle PD <70% ok ^ <90% high * ≥90% crit ⊘drained ~draining           │",
             "└──────────────────────────────────────────────────────────────────────────────┘",
         ])
         let ascii = Self.podBox(Self.render(.pod).asciiOnly())
@@ -67,7 +67,7 @@ import XDSTestSupport
         // `↓slow` read as a word, `vslow`: written out `v slow`.
         #expect(ascii[9] == "| P pre D dec A attn E exp C coloc .spare X dead v slow #HBM !link             |")
         // `≥` is written out: `>90% crit` said something else (90% itself is crit).
-        #expect(ascii[10] == "| load pd <5% idle PD <70% ok ^ <90% high * >=90% crit /drained ~draining      |")
+        #expect(ascii[10] == "| load pd idle PD <70% ok ^ <90% high * >=90% crit /drained ~draining          |")
     }
 
     /// At every size, in both encodings: each NPU's cell holds the glyph of its state, and every
@@ -127,7 +127,7 @@ import XDSTestSupport
     @Test func colourSwatchesInASCIIAreNotTheHBMGlyph() {
         let b = Self.render(.pod, theme: .builtinDark).asciiOnly()
         let layout = PodLayout(width: 80, height: 24)
-        #expect(b.line(layout.grid.maxY - 2) == "| load o<5% idle o<70% ok o<90% high o>=90% crit /drained ~draining            |")
+        #expect(b.line(layout.grid.maxY - 2) == "| load oidle o<70% ok o<90% high o>=90% crit /drained ~draining                |")
     }
 
     /// The KV strip draws heights; its colour bands mean nothing without colour, and four equal

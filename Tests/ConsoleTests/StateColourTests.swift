@@ -59,7 +59,7 @@ import XDSTestSupport
             for line in b.lines where line.contains("load ■") {
                 #expect(line.contains("~draining") || line.contains("KV use)"), "\(w)×\(h): \(line)")
             }
-            #expect(text.contains("load ■<5% idle ■<70% ok ■<90% high ■≥90% crit"), "\(w)×\(h)")
+            #expect(text.contains("load ■idle ■<70% ok ■<90% high ■≥90% crit"), "\(w)×\(h)")
             for glyph in ["X dead", "slow", "HBM", "link", "drained", "draining"] {
                 #expect(text.contains(glyph), "\(glyph) at \(w)×\(h)")
             }

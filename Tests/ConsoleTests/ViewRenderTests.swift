@@ -70,7 +70,7 @@ import XDSTestSupport
         #expect(
             lines[12] == "│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link              │")
         #expect(
-            lines[13] == "│ load ■<5% idle ■<70% ok ■<90% high ■≥90% crit ⊘drained ~draining             │")
+            lines[13] == "│ load ■idle ■<70% ok ■<90% high ■≥90% crit ⊘drained ~draining                 │")
         #expect(
             lines[15] == "┌ NPU 0 · node 0 ──────────────────────────────────────────────────────────────┐")
         #expect(

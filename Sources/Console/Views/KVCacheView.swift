@@ -126,8 +126,8 @@ enum KVCacheView {
     /// four identical `■` (under `LANG=C` four `#`, the strip's own 100% glyph).
     static func drawGroupScale(_ b: inout CellBuffer, _ rect: Rect, titleWidth: Int, monochrome: Bool = false) {
         let height = " height ▁0…█100%"
-        // "<5%" of "<5% idle": the Pod legend's thresholds, without its words.
-        let bands = NPULoad.Band.allCases.map { (band: $0, threshold: String(NPULoad.label($0).split(separator: " ")[0])) }
+        // The Pod legend's thresholds, without its words (a group's colour is its KV alone).
+        let bands = NPULoad.Band.allCases.map { (band: $0, threshold: NPULoad.threshold($0)) }
         let long = height + " ·" + bands.map { " ■" + $0.threshold }.joined() + " "
         // The title is drawn as "┌ Title " from the corner; keep a border cell after it.
         let free = rect.width - (titleWidth + 4) - 2

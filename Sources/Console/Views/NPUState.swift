@@ -205,9 +205,12 @@ enum NPULoad {
         }
     }
 
+    /// The Pod legend's key of a band. Idle is no percentage: a die is idle when it does (almost)
+    /// no work, and a busy decode die under 5 % KV is drawn green ("<70% ok"), so the grey key
+    /// "<5% idle" said such a die was grey.
     static func label(_ band: Band) -> String {
         switch band {
-        case .idle: "<5% idle"
+        case .idle: "idle"
         case .ok: "<70% ok"
         case .high: "<90% high"
         case .critical: "≥90% crit"
@@ -281,7 +284,18 @@ enum NPULoad {
         }
     }
 
-    /// Draws "load ■<5% idle ■<70% ok ■<90% high ■≥90% crit" (without colour "load pde <5% idle
+    /// The band's range of the value alone ("<5%" for idle): what the KV strip's groups, coloured
+    /// by their KV only, are keyed by.
+    static func threshold(_ band: Band) -> String {
+        switch band {
+        case .idle: "<5%"
+        case .ok: "<70%"
+        case .high: "<90%"
+        case .critical: "≥90%"
+        }
+    }
+
+    /// Draws "load ■idle ■<70% ok ■<90% high ■≥90% crit" (without colour "load pde idle
     /// PDE <70% ok ^ <90% high * ≥90% crit") and returns the next x.
     @discardableResult
     static func drawLegend(
