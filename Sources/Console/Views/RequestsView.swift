@@ -79,9 +79,13 @@ enum RequestsView {
         filter.isEmpty ? "/ filter" : "filter \"\(filter)\" (Esc clears)"
     }
 
+    /// A stage's colour (the list and the request box). Waiting stages are plain text: orange
+    /// (`warn`) means high load, a warning, degraded or draining everywhere else, and a request
+    /// queued or in transfer is its normal course, not an alarm. The alarm colour stays for failed
+    /// and rejected.
     static func stageStyle(_ stage: RequestStage) -> Style {
         switch stage {
-        case .queued, .transfer: .warn
+        case .queued, .transfer: .text
         case .prefill, .decode: .accent
         case .completed: .good
         case .failed, .rejected: .bad
