@@ -51,8 +51,14 @@ enum RequestPaging {
         var effects: [ConsoleEffect] = []
         switch message {
         case .key, .mouse, .paste:
-            // The operator moved the cursor (or sorted, filtered): it now marks this request.
-            if after.view == .requests { after.requestSelectedID = RequestsView.selected(after)?.id }
+            // The operator moved the cursor (or sorted, filtered): it now marks this request. Until
+            // the engine answers the new sort or filter, the rows at hand are the snapshot's list
+            // (its oldest few hundred) in the new order, not the engine's rows: a request picked
+            // there sits elsewhere in the page that comes, and following it undid the key (S then
+            // Home: the highlight went back to row 451). Then nothing is marked; the row stays.
+            if after.view == .requests {
+                after.requestSelectedID = RequestPaging.page(after) == nil ? nil : RequestsView.selected(after)?.id
+            }
         default: break
         }
         let ticked = if case .tick = message { true } else { false }
