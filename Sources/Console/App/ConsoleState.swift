@@ -103,12 +103,13 @@ public struct FaultMenu: Sendable, Equatable {
         self.deviceWord = deviceWord
     }
 
-    /// The commands offered, in order (interfaces.md operator language).
+    /// The commands offered, in order (interfaces.md operator language). With one die per device
+    /// (a GPU) "fail die N" and "fail GPU N" fail the same device: it is offered once, as the device.
     public var items: [(label: String, command: String)] {
         let die = npu * diesPerNPU  // the NPU's first die
         let node = npu / 8
-        return [
-            ("fail die \(die)", "fault die \(die)"),
+        let failDie = diesPerNPU > 1 ? [("fail die \(die)", "fault die \(die)")] : []
+        return failDie + [
             ("fail \(deviceWord) \(npu)", "fault npu \(npu)"),
             ("fail node \(node)", "fault node \(node)"),
             ("straggler die \(die) (slowdown 2×)", "fault straggler die \(die) slowdown 2"),

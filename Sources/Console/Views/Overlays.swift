@@ -125,7 +125,7 @@ enum Overlays {
         }
         let y = inner.y + items.count + 1
         if available {
-            b.put("1-6 or Enter, then y injects · p previews · Esc", x: inner.x + 1, y: y, style: .dim, clip: inner)
+            b.put("1-\(items.count) or Enter, then y injects · p previews · Esc", x: inner.x + 1, y: y, style: .dim, clip: inner)
         } else {
             b.put("fault injection is not available", x: inner.x + 1, y: y - 1, style: .warn, clip: inner)
             b.put("in this engine build · Esc closes", x: inner.x + 1, y: y, style: .warn, clip: inner)
