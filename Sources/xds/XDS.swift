@@ -115,7 +115,9 @@ struct DeploymentOption: ParsableArguments {
 
     /// The deployment, checked. Called once per command: with `--model` it prints its changes.
     func resolve() throws -> Deployment {
-        var d = deployment.hasSuffix(".toml") ? try Deployment.load(path: deployment) : try Deployment.resolve(deployment)
+        // A file's text is kept for the line of a `[policies]` name the engine refuses below.
+        let text = deployment.hasSuffix(".toml") ? try TOMLDocument.read(path: deployment, what: "deployment file") : nil
+        var d = try text.map { try Deployment(toml: $0, source: deployment) } ?? Deployment.resolve(deployment)
         if let model {
             let spec = try ModelSpec.named(model)
             // Another model than the deployment's own: its expert layout is fitted to the model
@@ -136,8 +138,10 @@ struct DeploymentOption: ParsableArguments {
         // Every command that reads a deployment (run, serve, console, bench decode and prefill)
         // checks its `[policies]` names, even one that does not use them: a misspelt name is a
         // mistake in the file the user should hear about from whichever command reads it first.
-        if let problem = Policies.problem(in: d.policies, origin: "\(deployment): [policies] ") {
-            throw ConfigError(problem)
+        // `file:LINE:` as the file's own reader says it, when the key's line is found.
+        if let (key, message) = Policies.problemKey(in: d.policies) {
+            let line = text.flatMap { TOMLDocument.line(ofKey: key, inTable: "policies", text: $0) }.map { ":\($0)" } ?? ""
+            throw ConfigError("\(deployment)\(line): [policies] \(message)")
         }
         // `je_routing = "Round-Robin"` runs, prints (--print-config) and reports as registered.
         d.policies = Policies.canonical(d.policies)

@@ -123,7 +123,7 @@ import Testing
                              ("nodes = [1]\n", "'nodes' must be an integer, got an array"),
                              ("model = 5\n", "'model' must be a string, got 5 (an integer)")] {
             let message = problem { _ = try Deployment(toml: toml, source: "t.toml") }
-            #expect(message == "t.toml: \(says)", "\(toml)")
+            #expect(message == "t.toml:1: \(says)", "\(toml)")  // with the key's line
         }
         let impossible = problem {
             _ = try Deployment(toml: "[[decode]]\nnpus = 400\ntp = 1\ndp = 800\nep = 320\nshared_expert_dies = 32\nredundant_experts = 32\n",

@@ -26,16 +26,16 @@ extension Deployment {
     /// itself is malformed).
     public init(toml text: String, source: String) throws {
         let table = try TOMLDocument.parse(text, source: source)
-        let r = TOMLReader(table: table, source: source, context: "")
+        let r = TOMLReader(table: table, source: source, context: "", text: text)
         try r.rejectUnknown(Self.topKeys)
         var groups: [InstanceGroup] = []
         for role in InstanceRole.allCases {
             for (i, t) in try r.tables(role.rawValue).enumerated() {
-                let g = TOMLReader(table: t, source: source, context: "[[\(role.rawValue)]] #\(i + 1): ")
+                let g = r.child(t, name: role.rawValue, entry: i + 1, context: "[[\(role.rawValue)]] #\(i + 1): ")
                 try g.rejectUnknown(Self.groupKeys)
                 // A prefill TE batches by tokens, not by a request limit: a limit there was ignored.
                 if role == .prefill, try g.int("batch_limit", default: 0) != 0 {
-                    throw g.fail("batch_limit applies to decode and colocated groups (a prefill batch is bounded by tokens); "
+                    throw g.fail(key: "batch_limit", "batch_limit applies to decode and colocated groups (a prefill batch is bounded by tokens); "
                         + "leave it out or set 0")
                 }
                 groups.append(InstanceGroup(
@@ -50,7 +50,7 @@ extension Deployment {
         }
         var ma: MoEAttentionLayout?
         if let t = try r.table("moe_attention") {
-            let m = TOMLReader(table: t, source: source, context: "[moe_attention]: ")
+            let m = r.child(t, name: "moe_attention", context: "[moe_attention]: ")
             try m.rejectUnknown(Self.maKeys)
             ma = MoEAttentionLayout(
                 firstNPU: try m.int("first_npu", default: 0), expertDies: try m.int("expert_dies"),
@@ -65,15 +65,15 @@ extension Deployment {
         let name = try r.optionalString("name") ?? fileName
         // A blank name left the header reading "xds run ·  · deepseek-r1".
         if name.trimmingCharacters(in: .whitespaces).isEmpty {
-            throw ConfigError("\(source): name must not be empty (leave it out to use the file's name)")
+            throw r.fail(key: "name", "name must not be empty (leave it out to use the file's name)")
         }
         // The name is shown in the console header, reports and messages: no terminal controls.
         if name.unicodeScalars.contains(where: \.isTerminalControl) {
-            throw ConfigError("\(source): name \(InputEcho.quoted(name)) must not contain control characters")
+            throw r.fail(key: "name", "name \(InputEcho.quoted(name)) must not contain control characters")
         }
         // ... and every message about the deployment quotes it: a 16 KB name made 16 KB lines.
         guard name.count <= Self.maxNameCharacters else {
-            throw ConfigError("\(source): name must be at most \(Self.maxNameCharacters) characters, got \(name.count) "
+            throw r.fail(key: "name", "name must be at most \(Self.maxNameCharacters) characters, got \(name.count) "
                 + "(\(InputEcho.quoted(name)))")
         }
         self.init(name: name,
@@ -82,26 +82,26 @@ extension Deployment {
                   nodes: try r.int("nodes", default: 48), groups: groups, moeAttention: ma)
         policies = try Self.readPolicies(r, text: text)
         if let t = try r.table("scaling") {
-            let s = TOMLReader(table: t, source: source, context: "[scaling]: ")
+            let s = r.child(t, name: "scaling", context: "[scaling]: ")
             try s.rejectUnknown(Self.scalingKeys)
             if let given = try s.optionalString("autoscale") {
                 // Any ASCII case, as `--autoscale` and the `autoscale` command take it; kept as
                 // the registered (lower-case) name.
                 let name = PolicyNames.folded(given)
                 guard ["off", "slo"].contains(name) else {
-                    throw s.fail("autoscale must be off or slo, got \(InputEcho.quoted(given))")
+                    throw s.fail(key: "autoscale", "autoscale must be off or slo, got \(InputEcho.quoted(given))")
                 }
                 // Two spellings of one setting (the slot came later): differing, one would be
                 // dropped without a word.
                 if let slot = policies["autoscaler"], PolicyNames.folded(slot) != name {
-                    throw s.fail("autoscale \(InputEcho.quoted(given)) disagrees with [policies] autoscaler "
+                    throw s.fail(key: "autoscale", "autoscale \(InputEcho.quoted(given)) disagrees with [policies] autoscaler "
                         + "\(InputEcho.quoted(slot)); name the autoscaler in one place")
                 }
                 autoscale = name
             }
             let warm = try s.int("prewarmed_spare_tes", default: 0)
             guard (0...Self.maxPrewarmedSpareTEs).contains(warm) else {
-                throw s.fail("prewarmed_spare_tes must be between 0 and \(Self.maxPrewarmedSpareTEs), got \(warm)")
+                throw s.fail(key: "prewarmed_spare_tes", "prewarmed_spare_tes must be between 0 and \(Self.maxPrewarmedSpareTEs), got \(warm)")
             }
             prewarmedSpareTEs = warm
         }
@@ -194,7 +194,9 @@ public enum TOMLDocument {
     /// key `table.key` at the top level; nil when this scan does not find it (an inline table, a
     /// key inside a multi-line string's look-alike is not told apart). For messages only: the
     /// parsed table keeps no positions, and a refusal without a line left the author to search.
-    public static func line(ofKey key: String, inTable table: String, text: String) -> Int? {
+    /// `entry` (from 1) picks one table of an array of tables (`[[prefill]]` #2): the key is
+    /// looked for only after that table's header, before the next.
+    public static func line(ofKey key: String, inTable table: String, entry: Int? = nil, text: String) -> Int? {
         /// A key path as written (`a . "b"`), its parts unquoted and joined by dots.
         func path(_ written: Substring) -> String {
             written.split(separator: ".", omittingEmptySubsequences: false).map { part in
@@ -204,16 +206,23 @@ public enum TOMLDocument {
             }.joined(separator: ".")
         }
         var current = ""
+        // How many `[[table]]` headers have been seen, for `entry`.
+        var entries = 0
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
             if line.hasPrefix("[") {
                 // `[name]` or `[[name]]`, maybe followed by a comment.
                 let inside = line.drop { $0 == "[" }.prefix { $0 != "]" }
                 current = path(inside)
+                if line.hasPrefix("[["), current == table { entries += 1 }
                 continue
             }
             guard !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { continue }
             let written = path(line[..<equals])
+            if let entry {
+                if current == table && entries == entry && written == key { return index + 1 }
+                continue
+            }
             if (current == table && written == key) || (current.isEmpty && written == "\(table).\(key)") { return index + 1 }
         }
         return nil
@@ -233,12 +242,32 @@ struct TOMLReader {
     let table: TOMLTable
     let source: String
     let context: String
+    /// Where the table is in the file, for a refusal's line: the file's text, the table's name
+    /// (`""` for the top level) and, in an array of tables, its entry from 1. No text, no line.
+    var text: String? = nil
+    var tableName = ""
+    var entry: Int? = nil
 
     func fail(_ message: String) -> ConfigError { ConfigError("\(source): \(context)\(message)") }
 
+    /// A refusal about one key: `file:LINE: …` when the key's line is found (the parsed table keeps
+    /// no positions), else as ``fail(_:)``.
+    func fail(key: String, _ message: String) -> ConfigError {
+        guard let text, let line = TOMLDocument.line(ofKey: key, inTable: tableName, entry: entry, text: text) else {
+            return fail(message)
+        }
+        return ConfigError("\(source):\(line): \(context)\(message)")
+    }
+
+    /// A reader of the sub-table `name` (an entry of an array of tables when `entry` is given).
+    func child(_ table: TOMLTable, name: String, entry: Int? = nil, context: String) -> TOMLReader {
+        TOMLReader(table: table, source: source, context: context, text: text,
+                   tableName: tableName.isEmpty ? name : "\(tableName).\(name)", entry: entry)
+    }
+
     func rejectUnknown(_ known: Set<String>) throws {
         if let key = TOMLDocument.unknownKey(in: table, known: known) {
-            throw fail("unknown field \(InputEcho.quoted(key)); expected one of: \(known.sorted().joined(separator: ", "))")
+            throw fail(key: key, "unknown field \(InputEcho.quoted(key)); expected one of: \(known.sorted().joined(separator: ", "))")
         }
     }
     func int(_ key: String, default value: Int? = nil) throws -> Int {
@@ -246,7 +275,7 @@ struct TOMLReader {
             if let value { return value }
             throw fail("missing field '\(key)'")
         }
-        guard let i = v.int else { throw fail("'\(key)' must be an integer, got \(Self.received(v))") }
+        guard let i = v.int else { throw fail(key: key, "'\(key)' must be an integer, got \(Self.received(v))") }
         return i
     }
     /// A value of the wrong type as a message shows it: `4.5 (a floating-point number)`,
@@ -264,24 +293,24 @@ struct TOMLReader {
 
     func bool(_ key: String, default value: Bool) throws -> Bool {
         guard let v = table[key] else { return value }
-        guard let b = v.bool else { throw fail("'\(key)' must be true or false, got \(Self.received(v))") }
+        guard let b = v.bool else { throw fail(key: key, "'\(key)' must be true or false, got \(Self.received(v))") }
         return b
     }
     func optionalString(_ key: String) throws -> String? {
         guard let v = table[key] else { return nil }
-        guard let s = v.string else { throw fail("'\(key)' must be a string, got \(Self.received(v))") }
+        guard let s = v.string else { throw fail(key: key, "'\(key)' must be a string, got \(Self.received(v))") }
         return s
     }
     func table(_ key: String) throws -> TOMLTable? {
         guard let v = table[key] else { return nil }
-        guard let t = v.table else { throw fail("'\(key)' must be a table, got \(Self.received(v))") }
+        guard let t = v.table else { throw fail(key: key, "'\(key)' must be a table, got \(Self.received(v))") }
         return t
     }
     func tables(_ key: String) throws -> [TOMLTable] {
         guard let v = table[key] else { return [] }
-        guard let a = v.array else { throw fail("'\(key)' must be an array of tables ([[\(key)]])") }
+        guard let a = v.array else { throw fail(key: key, "'\(key)' must be an array of tables ([[\(key)]])") }
         return try a.map { item in
-            guard let t = item.table else { throw fail("'\(key)' must be an array of tables ([[\(key)]])") }
+            guard let t = item.table else { throw fail(key: key, "'\(key)' must be an array of tables ([[\(key)]])") }
             return t
         }
     }

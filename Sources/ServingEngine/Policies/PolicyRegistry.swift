@@ -174,15 +174,21 @@ public enum Policies {
     /// The first unknown key or name in `names`, as one line starting with `origin`
     /// (e.g. `"pod.toml: [policies] "`), or nil when every key is a slot and every name is in it.
     public static func problem(in names: PolicyNames, origin: String = "") -> String? {
+        problemKey(in: names).map { origin + $0.message }
+    }
+
+    /// The first unknown key or name in `names`: the slot key it concerns (so a file's reader can
+    /// give its line) and the message without an origin.
+    public static func problemKey(in names: PolicyNames) -> (key: String, message: String)? {
         for key in names.keys {
             guard let catalog = catalogs.first(where: { $0.slot.key == key }) else {
-                return "\(origin)unknown policy slot \(InputEcho.quoted(key)); expected one of: "
-                    + catalogs.map(\.slot.key).joined(separator: ", ")
+                return (key, "unknown policy slot \(InputEcho.quoted(key)); expected one of: "
+                    + catalogs.map(\.slot.key).joined(separator: ", "))
             }
             let name = names[key] ?? ""
             if catalog.canonicalName(name) == nil {
-                return "\(origin)\(key): unknown \(catalog.slot.title) policy \(InputEcho.quoted(name)); expected one of: "
-                    + catalog.names.joined(separator: ", ")
+                return (key, "\(key): unknown \(catalog.slot.title) policy \(InputEcho.quoted(name)); expected one of: "
+                    + catalog.names.joined(separator: ", "))
             }
         }
         return nil

@@ -207,7 +207,9 @@ import XDSTestSupport
         #expect(EngineConfiguration(deployment: file).autoscalerName == "slo")
         let clash = toml.replacingOccurrences(of: "autoscaler = \"Slo\"", with: "autoscaler = \"off\"")
         let error = #expect(throws: ConfigError.self) { try Deployment(toml: clash, source: "toy.toml") }
-        #expect(error?.description == "toy.toml: [scaling]: autoscale 'SLO' disagrees with [policies] autoscaler 'off'; "
+        let line = try #require(clash.split(separator: "\n", omittingEmptySubsequences: false)
+            .firstIndex { $0.hasPrefix("autoscale =") }) + 1
+        #expect(error?.description == "toy.toml:\(line): [scaling]: autoscale 'SLO' disagrees with [policies] autoscaler 'off'; "
             + "name the autoscaler in one place")
 
         // The command language took any case already, and still gives the registered name.

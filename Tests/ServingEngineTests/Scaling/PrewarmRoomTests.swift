@@ -72,7 +72,9 @@ import XDSTestSupport
         }
         // The file format's own range still comes first.
         let error = #expect(throws: ConfigError.self) { try Deployment(toml: file(65), source: "pod.toml") }
-        #expect(error?.description == "pod.toml: [scaling]: prewarmed_spare_tes must be between 0 and 64, got 65")
+        // At the key's line: the file's last (its text ends in a newline).
+        let line = file(65).split(separator: "\n", omittingEmptySubsequences: false).count - 1
+        #expect(error?.description == "pod.toml:\(line): [scaling]: prewarmed_spare_tes must be between 0 and 64, got 65")
     }
 
     @Test func aLayoutWithNothingToScaleHasNoRoom() throws {
