@@ -131,10 +131,39 @@ struct EngineMetricsTests {
             let engineRate = snapshot.series.outputTokensPerSecond.suffix(points).reduce(0, +) / Double(max(1, points))
             #expect(engineRate > 0)
             #expect(abs(rate - engineRate) <= 0.2 * engineRate, "metrics \(rate) tok/s, engine \(engineRate) tok/s")
-            // The running gauge is the snapshot's.
+            // The running gauge is the snapshot's: the requests in its TEs' prefill and decode batches.
             let running = second.sum("vllm:num_requests_running")
-            #expect(abs(running - Double(snapshot.requests.running)) <= max(3, 0.2 * running),
-                    "gauge \(running), snapshot \(snapshot.requests.running)")
+            let inBatches = snapshot.instances.reduce(0) { $0 + $1.running }
+            #expect(abs(running - Double(inBatches)) <= max(3, 0.2 * running),
+                    "gauge \(running), snapshot \(inBatches)")
+        }
+    }
+
+    /// vLLM counts a request being prefilled as running (it is in the model's batch); the
+    /// gauges followed the engine's own run/wait split, where it was waiting. Scraped with the
+    /// engine paused while a prefill TE has a batch, so the gauges and the snapshot are one moment.
+    @Test func vllmRunningCountsRequestsInAPrefillBatch() async throws {
+        try await Self.withServer(rate: 40, speed: 10) { server, host in
+            var caught: (metrics: PrometheusText, snapshot: Snapshot)?
+            // Bounded: a prefill TE of the toy pod is busy most of the time at 40 req/s.
+            for _ in 0..<60 where caught == nil {
+                try await Task.sleep(for: .milliseconds(53))
+                #expect(host.send(commandLine: "pause").accepted)
+                #expect(await eventually { host.latestSnapshot().paused })
+                let snapshot = host.latestSnapshot()
+                if snapshot.instances.contains(where: { $0.kind == "prefill" && $0.running > 0 }) {
+                    caught = (PrometheusText(try await server.get("/metrics").text), host.latestSnapshot())
+                } else {
+                    #expect(host.send(commandLine: "resume").accepted)
+                }
+            }
+            let (m, snapshot) = try #require(caught, "no paused snapshot had a prefill batch")
+            let inBatches = snapshot.instances.reduce(0) { $0 + $1.running }
+            #expect(inBatches > snapshot.requests.running, "a prefill batch is counted")
+            #expect(m.sum("vllm:num_requests_running") == Double(inBatches))
+            #expect(m.sum("vllm:num_requests_waiting") == Double(snapshot.requests.inFlight - inBatches))
+            // The engine's own split (the console header's) is unchanged: decode batch / the rest.
+            #expect(snapshot.requests.running + snapshot.requests.waiting == snapshot.requests.inFlight)
         }
     }
 

@@ -28,6 +28,18 @@ struct MetricsAndHealthTests {
             }
             #expect(completionTokens == 4 + 10 + 10)
 
+            // Six requests in flight: one queued for prefill, one in a prefill batch, one waiting
+            // for its KV transfer, three in the decode batch. The engine's own split (the console
+            // header's) counts the one being prefilled as waiting; vLLM's running batch holds it.
+            server.link.update { s in
+                s.instances[0].queued = 1
+                s.instances[0].running = 1
+                s.instances[1].queued = 1
+                s.instances[1].running = 3
+                s.requests.inFlight = 6
+                s.requests.running = 3
+                s.requests.waiting = 3
+            }
             let reply = try await server.get("/metrics")
             #expect(reply.status == 200)
             #expect(reply.headers["content-type"]?.hasPrefix("text/plain") == true)
@@ -49,8 +61,9 @@ struct MetricsAndHealthTests {
                 #expect(m.samples[histogram + #"_bucket{model_name="deepseek-r1",engine="0",le="+Inf"}"#] == 3)
                 #expect(m.sum(histogram + "_sum") > 0)
             }
-            // Gauges are the engine's, from the snapshot at scrape time.
-            #expect(m.sum("vllm:num_requests_running") == 3)
+            // Gauges are the engine's, from the snapshot at scrape time, with vLLM's meaning:
+            // running = in a prefill or decode batch; waiting = the rest of the requests in flight.
+            #expect(m.sum("vllm:num_requests_running") == 4)
             #expect(m.sum("vllm:num_requests_waiting") == 2)
             #expect(m.sum("vllm:kv_cache_usage_perc") == 0.42)
             #expect(m.types["vllm:num_requests_running"] == "gauge")

@@ -303,8 +303,14 @@ final class ServingMetrics: Sendable {
     func exposition(for snapshot: Snapshot) -> String {
         pace.withLock { $0 = snapshot.paused ? 0 : snapshot.speed ?? 0 }
         return scrapeLock.withLock { npuGauges in
-            running.set(to: Double(snapshot.requests.running))
-            waiting.set(to: Double(snapshot.requests.waiting))
+            // vLLM's meaning (its names are kept so its dashboards work): a request being
+            // prefilled is in the model's running batch. The engine's own split (the console
+            // header's run/wait) counts it as waiting; each TE's `running` (the Instances table's)
+            // holds its prefill batch and its decode batch, so their sum is vLLM's running, and
+            // the rest in flight wait for prefill, a KV transfer or a decode seat.
+            let inBatches = snapshot.instances.reduce(0) { $0 + $1.running }
+            running.set(to: Double(inBatches))
+            waiting.set(to: Double(max(0, snapshot.requests.inFlight - inBatches)))
             kvUsage.set(to: snapshot.kv.decodeUsage)
             engineGauges.update(from: snapshot, npuGauges: &npuGauges, registry: registry)
             return registry.emitToString()

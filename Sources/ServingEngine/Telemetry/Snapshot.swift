@@ -80,9 +80,12 @@ public struct RequestCounts: Sendable, Equatable, Codable {
     public var failed = 0
     public var rejected = 0
     public var inFlight = 0
-    /// Waiting for prefill (queued at a prefill TE) plus waiting for KV transfer.
+    /// In flight and not in a decode batch: queued for prefill, in a prefill batch, waiting for
+    /// a KV transfer or a decode seat (the console header's "wait"). `/metrics`
+    /// `vllm:num_requests_waiting` leaves out the ones in a prefill batch, as vLLM does.
     public var waiting = 0
-    /// In a decode batch.
+    /// In a decode batch (the console header's "run"; `vllm:num_requests_running` adds the
+    /// requests in prefill batches, each TE's ``InstanceStatus/running``).
     public var running = 0
     public init() {}
 }
