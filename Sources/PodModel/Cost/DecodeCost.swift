@@ -156,19 +156,11 @@ extension CostModel {
     /// ``hottestExpertDieTokens(allTokens:input:)`` with the instance's shape worked out already.
     @inline(__always)
     func hottestExpertDieTokens(allTokens: Double, input: DecodeStepInput, shape: DecodeExpertShape) -> Double {
-        hottestExpertDieTokens(allTokens: allTokens, loadFactor: input.moeLoadFactor, input: input, shape: shape)
+        hottestExpertDie(allTokens: allTokens, input: input, shape: shape).tokens(loadFactor: input.moeLoadFactor)
     }
 
-    /// The same at MoE load factor `loadFactor` in place of the input's (one layer of a step priced
-    /// layer by layer).
-    @inline(__always)
-    func hottestExpertDieTokens(allTokens: Double, loadFactor: Double, input: DecodeStepInput,
-                                shape: DecodeExpertShape) -> Double {
-        hottestExpertDie(allTokens: allTokens, input: input, shape: shape).tokens(loadFactor: loadFactor)
-    }
-
-    /// ``hottestExpertDieTokens(allTokens:loadFactor:input:shape:)`` with everything but the load
-    /// factor worked out: a step priced layer by layer asks it once per layer.
+    /// ``hottestExpertDieTokens(allTokens:input:shape:)`` with everything but the load factor
+    /// worked out: a step priced layer by layer asks it once per layer.
     struct HottestExpertDie {
         let isMoE: Bool
         /// A routed die's mean tokens, and that plus the expected largest deviation of the routed
@@ -300,9 +292,8 @@ extension CostModel {
         let hottest: HottestExpertDie
         /// The hottest die's expert GEMMs: its whole slots' weights on the MoE stream's share.
         let experts: FixedBytesRoofline
-        /// Each rank's own tokens, and its dispatch and combine of them: the exchange's floor,
-        /// whatever the hottest die receives.
-        let tokensPerRank: Double
+        /// Each rank's dispatch and combine of its own tokens: the exchange's floor, whatever the
+        /// hottest die receives.
         let rankDispatch: Double
         let rankCombine: Double
         let fabric: MessageCost
@@ -335,7 +326,6 @@ extension CostModel {
             hottest: hottestExpertDie(allTokens: allTokens, input: input, shape: shape),
             experts: roofline(bytes: shape.wholeSlotsPerDie * terms.expertWeightBytes, eightBit: terms.weightEightBit,
                               share: moeShare, bandwidthShare: moeVector),
-            tokensPerRank: tokensPerRank,
             rankDispatch: batch?.dispatch ?? dispatch(tokensPerRank: tokensPerRank, destinations: destinations,
                                                       ep: input.expertDies),
             rankCombine: batch?.combine ?? combine(tokensPerRank: tokensPerRank, destinations: destinations,
