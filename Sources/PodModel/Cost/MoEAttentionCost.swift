@@ -36,13 +36,16 @@ extension CostModel {
         return messages(busiest, bytesPerMessage: model.combineBytesPerToken, interNode: true)
     }
 
-    /// One decode step of an MA layout at `requestsPerDie` per attention die. Per layer, each
-    /// domain's microbatches run attention (the whole attention die), A2E, experts and E2A; a
-    /// microbatch's chain and the attention die's work for all microbatches bound the domain, and
-    /// the expert dies serve the domains in turn, so the layer takes the longer of a domain's
-    /// path and the experts' total work for all domains.
-    public func decodeStepMoEAttention(_ layout: MoEAttentionLayout, requestsPerDie b: Double, contextTokens: Double,
-                                       mtpAcceptance: Double, moeLoadFactor: Double = 1) -> DecodeStepCost {
+    /// One decode step of an MA layout. Per layer, each domain's microbatches run attention (the
+    /// whole attention die), A2E, experts and E2A; a microbatch's chain and the attention die's work
+    /// for all microbatches bound the domain, and the expert dies serve the domains in turn, so the
+    /// layer takes the longer of a domain's path and the experts' total work for all domains.
+    /// A2E is a barrier (system.md §4b): the expert dies start a microbatch when its last attention
+    /// die has sent, so attention is priced at the slowest attention die; the experts' tokens are
+    /// the domain's, at the mean requests per die. Each MoE layer waits for its own hottest expert
+    /// die (``MoEAttentionStepInput/moeLoadFactorPerLayer``), as the colocated step does.
+    public func decodeStepMoEAttention(_ layout: MoEAttentionLayout, _ input: MoEAttentionStepInput) -> DecodeStepCost {
+        let b = input.requestsPerDie, mtpAcceptance = input.mtpAcceptance, contextTokens = input.contextTokens
         guard let moe = model.moe else {
             return decodeStep(DecodeStepInput(requestsPerGroup: b, contextTokens: contextTokens,
                                               mtpAcceptance: mtpAcceptance, expertDies: 1, routedSlots: 0, sharedExpertDies: 0))
@@ -51,20 +54,40 @@ extension CostModel {
         let q = mtpOn ? 2.0 : 1.0
         let mb = Double(max(1, layout.microbatches))
         let attention = decodeAttention(requests: b / mb, context: contextTokens, queryTokens: q, tp: 1)
-        let domainTokens = b * q * Double(layout.dpPerDomain) / mb
+            * input.attentionSlowdown
+        let domainTokens = (input.meanRequestsPerDie ?? b) * q * Double(layout.dpPerDomain) / mb
         let routedDies = layout.expertDies - layout.sharedExpertDies
-        let routedPerDie = domainTokens * Double(moe.topK) / Double(max(1, routedDies)) * max(1, moeLoadFactor)
+        let routedMean = domainTokens * Double(moe.topK) / Double(max(1, routedDies))
         let sharedPerDie = layout.sharedExpertDies > 0 ? domainTokens * Double(moe.sharedExperts) / Double(layout.sharedExpertDies) : 0
-        let expertPerMicrobatch = roofline(flops: max(routedPerDie, sharedPerDie) * model.expertFlopsPerToken,
-                                           bytes: model.expertWeightBytes, eightBit: model.weightType.isEightBit)
         let a2e = attentionToExpert(tokens: domainTokens, senders: layout.dpPerDomain,
                                     trampolines: layout.trampolineDies, sharedExpertDies: layout.sharedExpertDies)
-        let e2a = expertToAttention(tokens: domainTokens, receivers: layout.dpPerDomain,
-                                    expertDies: layout.expertDies, sharedExpertDies: layout.sharedExpertDies,
-                                    moeLoadFactor: moeLoadFactor)
-        let chain = attention + a2e + expertPerMicrobatch + e2a
-        let domainPath = max(chain, mb * attention, mb * (a2e + e2a))
-        let layer = max(domainPath, Double(layout.attentionDomains) * mb * expertPerMicrobatch)
+        // One MoE layer at the hottest routed die's load factor `factor`.
+        func layerAt(_ factor: Double) -> (layer: Double, experts: Double, e2a: Double) {
+            let routedPerDie = routedMean * max(1, factor)
+            let experts = roofline(flops: max(routedPerDie, sharedPerDie) * model.expertFlopsPerToken,
+                                   bytes: model.expertWeightBytes, eightBit: model.weightType.isEightBit) * input.expertSlowdown
+            let e2a = expertToAttention(tokens: domainTokens, receivers: layout.dpPerDomain,
+                                        expertDies: layout.expertDies, sharedExpertDies: layout.sharedExpertDies,
+                                        moeLoadFactor: factor)
+            let chain = attention + a2e + experts + e2a
+            let domainPath = max(chain, mb * attention, mb * (a2e + e2a))
+            return (max(domainPath, Double(layout.attentionDomains) * mb * experts), experts, e2a)
+        }
+        var mean = layerAt(input.moeLoadFactor)
+        if let factors = input.moeLoadFactorPerLayer, !factors.isEmpty {
+            // The mean over the layers as the first plus the mean deviation from it, as the colocated
+            // step takes it (``decodeMoELayers``): identical layers give the single-factor layer exactly.
+            let scale = input.moeLoadFactorPerLayerScale, n = Double(factors.count)
+            let first = layerAt(factors[0] * scale)
+            mean = first
+            for i in 1..<factors.count {
+                let one = layerAt(factors[i] * scale)
+                mean.layer += (one.layer - first.layer) / n
+                mean.experts += (one.experts - first.experts) / n
+                mean.e2a += (one.e2a - first.e2a) / n
+            }
+        }
+        let layer = mean.layer
         var other = Double(model.layers - model.moeLayers) * decodeDenseLayer(requests: b, context: contextTokens, queryTokens: q, tp: 1)
         other += lmHead(tokens: b * q, tp: 1) + sampling(tokens: b * q)
         other += constants.graphLaunchSeconds * (mtpOn ? 2 : 1) + constants.schedulingSeconds
@@ -72,12 +95,39 @@ extension CostModel {
         var breakdown = StepBreakdown()
         let layers = Double(model.moeLayers)
         breakdown.attention = layers * mb * attention
-        breakdown.moe = layers * mb * expertPerMicrobatch
+        breakdown.moe = layers * mb * mean.experts
         breakdown.dispatch = layers * mb * a2e
-        breakdown.combine = layers * mb * e2a
+        breakdown.combine = layers * mb * mean.e2a
         breakdown.other = other
         return DecodeStepCost(stepSeconds: layers * layer + other, layerSeconds: layer,
                               tokensPerStep: 1 + (mtpOn ? mtpAcceptance : 0), breakdown: breakdown,
                               microbatches: layout.microbatches)
+    }
+}
+
+/// What one decode step of a MoE–attention layout looks like to the cost model.
+public struct MoEAttentionStepInput: Sendable, Equatable {
+    /// Requests on the slowest attention die (the engine names it), or on every die (a bench).
+    public var requestsPerDie: Double
+    /// Mean context (KV length) of those requests.
+    public var contextTokens: Double
+    /// MTP acceptance rate; 0 disables MTP.
+    public var mtpAcceptance: Double
+    /// Requests per attention die on average, which set the experts' tokens; nil: ``requestsPerDie``.
+    public var meanRequestsPerDie: Double?
+    /// Hottest routed die's load over the mean (1: balanced), and the same layer by layer (nil:
+    /// every layer at ``moeLoadFactor``), times ``moeLoadFactorPerLayerScale``.
+    public var moeLoadFactor: Double
+    public var moeLoadFactorPerLayer: [Double]?
+    public var moeLoadFactorPerLayerScale: Double = 1
+    /// Slowdown of the slowest attention die and of the slowest expert die (straggler faults).
+    public var attentionSlowdown: Double = 1
+    public var expertSlowdown: Double = 1
+
+    public init(requestsPerDie: Double, contextTokens: Double, mtpAcceptance: Double, moeLoadFactor: Double = 1) {
+        self.requestsPerDie = requestsPerDie
+        self.contextTokens = contextTokens
+        self.mtpAcceptance = mtpAcceptance
+        self.moeLoadFactor = moeLoadFactor
     }
 }

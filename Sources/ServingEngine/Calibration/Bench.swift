@@ -86,16 +86,10 @@ public enum Bench {
         }
     }
 
-    /// Hottest-die load over the mean for `dies` expert dies with `slotsPerDie` slots each, averaged
-    /// over MoE layers, for one draw of system.md's skew distribution; EPLB on is the greedy planner
-    /// of system.md §4 over that popularity with the deployment's redundant slots.
-    public static func moeLoadFactor(model: ModelSpec, dies: Int, slotsPerDie: Int, eplb: EPLBMode,
-                                     routing: RoutingSkew, seed: UInt64) -> Double {
-        moeLoad(model: model, dies: dies, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed).mean
-    }
-
-    /// The hottest-die load factor averaged over MoE layers (`mean`) and layer by layer (`perLayer`;
-    /// nil under perfect balance): each layer's barrier waits for its own hottest die.
+    /// Hottest-die load over the mean for `dies` expert dies with `slotsPerDie` slots each, for one
+    /// draw of system.md's skew distribution (EPLB on is the greedy planner of system.md §4 over that
+    /// popularity with the deployment's redundant slots): averaged over MoE layers (`mean`) and layer
+    /// by layer (`perLayer`; nil under perfect balance): each layer's barrier waits for its own hottest die.
     static func moeLoad(model: ModelSpec, dies: Int, slotsPerDie: Int, eplb: EPLBMode, routing: RoutingSkew,
                         seed: UInt64) -> (mean: Double, perLayer: [Double]?) {
         guard let moe = model.moe, eplb != .perfect, dies > 0 else { return (1, nil) }
@@ -169,10 +163,15 @@ public enum Bench {
             }
             let routed = ma.expertDies - ma.sharedExpertDies
             let slotsPerDie = max(1, (model.moe?.routedExperts ?? 0) / max(1, routed))
-            factor = moeLoadFactor(model: model, dies: routed, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed)
+            let load = moeLoad(model: model, dies: routed, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed)
+            factor = load.mean
             try checkAttentionHBM(model: model, hardware: hw, batchPerDie: batchPerDie, context: context)
-            step = cost.decodeStepMoEAttention(ma, requestsPerDie: batchPerDie, contextTokens: context,
-                                               mtpAcceptance: mtpAcceptance, moeLoadFactor: factor)
+            var input = MoEAttentionStepInput(requestsPerDie: batchPerDie, contextTokens: context,
+                                              mtpAcceptance: mtpAcceptance, moeLoadFactor: factor)
+            // Each layer waits for its own hottest expert die, as in the engine. (The attention dies
+            // are priced as identical: the bench has no spread model for the A2E barrier yet.)
+            input.moeLoadFactorPerLayer = load.perLayer
+            step = cost.decodeStepMoEAttention(ma, input)
             activeDies = Double(ma.attentionDies)
             allDies = Double(ma.attentionDies + ma.expertDies)
         } else {

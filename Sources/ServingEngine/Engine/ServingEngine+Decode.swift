@@ -193,8 +193,14 @@ extension ServingEngine {
         let routed = Double(total) * (tokensPerStep > 1 ? 2 : 1)
         let (factor, layerFactors) = experts.load(index, tokens: routed)
         if let ma = configuration.deployment.moeAttention {
-            let step = instances[index].cost.decodeStepMoEAttention(ma, requestsPerDie: group.requests, contextTokens: group.context,
-                                                                    mtpAcceptance: tokensPerStep - 1, moeLoadFactor: factor)
+            // Attention at the slowest attention die (A2E waits for it), the experts' tokens at the
+            // mean over the layout's attention dies, each layer at its own hottest expert die.
+            var input = MoEAttentionStepInput(requestsPerDie: group.requests, contextTokens: group.context,
+                                              mtpAcceptance: tokensPerStep - 1, moeLoadFactor: factor)
+            input.meanRequestsPerDie = Double(total) / Double(max(1, ma.attentionDies))
+            if let layerFactors { (input.moeLoadFactorPerLayer, input.moeLoadFactorPerLayerScale) = layerFactors }
+            (input.attentionSlowdown, input.expertSlowdown) = stragglerSlowdown(instance: index)
+            let step = instances[index].cost.decodeStepMoEAttention(ma, input)
             noteDecodeMoE(index, step)
             return (step.stepSeconds, total)
         }

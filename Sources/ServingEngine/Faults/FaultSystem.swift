@@ -41,6 +41,10 @@ final class FaultSystem {
     /// Straggler factor per die (largest active), and the resulting factor per instance.
     private(set) var stragglers: [Int: Double] = [:]
     private(set) var instanceSlowdown: [Int: Double] = [:]
+    /// The same over the instance's dies that run attention (hold a DP group), and over those that
+    /// run experts only (a MoE–attention layout's expert dies): a straggler there slows one barrier.
+    private(set) var attentionDieSlowdown: [Int: Double] = [:]
+    private(set) var expertOnlyDieSlowdown: [Int: Double] = [:]
     /// Instances that start no steps: stalled by an undetected dead die, or out of service.
     private(set) var halted: Set<Int> = []
     /// Faults whose recovery completes when an instance's outage ends.
@@ -68,6 +72,8 @@ final class FaultSystem {
         c.knownDead = knownDead
         c.stragglers = stragglers
         c.instanceSlowdown = instanceSlowdown
+        c.attentionDieSlowdown = attentionDieSlowdown
+        c.expertOnlyDieSlowdown = expertOnlyDieSlowdown
         c.halted = halted
         c.pendingRecovery = pendingRecovery
         c.arrivalsWaiting = arrivalsWaiting
@@ -325,20 +331,34 @@ final class FaultSystem {
     }
 
     /// Recomputes each instance's straggler factor: the slowest of its in-service dies;
-    /// `instanceOf(die)` names the instance whose in-service part holds the die (nil: none).
-    func recomputeSlowdowns(instanceOf: (Int) -> Int?) {
-        var slowdown: [Int: Double] = [:]
+    /// `instanceOf(die)` names the instance whose in-service part holds the die (nil: none) and
+    /// whether the die runs attention (holds a DP group) or experts only.
+    func recomputeSlowdowns(instanceOf: (Int) -> (te: Int, runsAttention: Bool)?) {
+        var slowdown: [Int: Double] = [:], attention: [Int: Double] = [:], expertOnly: [Int: Double] = [:]
         for (die, factor) in stragglers {
-            guard let i = instanceOf(die) else { continue }
+            guard let (i, runsAttention) = instanceOf(die) else { continue }
             slowdown[i] = max(slowdown[i] ?? 1, factor)
+            if runsAttention {
+                attention[i] = max(attention[i] ?? 1, factor)
+            } else {
+                expertOnly[i] = max(expertOnly[i] ?? 1, factor)
+            }
         }
         instanceSlowdown = slowdown
+        attentionDieSlowdown = attention
+        expertOnlyDieSlowdown = expertOnly
     }
 
     /// Straggler factor of instance `i` (nil: runs at full speed).
     func slowdown(of i: Int) -> Double? {
         guard !stragglers.isEmpty else { return nil }
         return instanceSlowdown[i]
+    }
+
+    /// Straggler factors of instance `i`'s attention dies and of its expert-only dies (1: none slow).
+    func slowdownByRole(of i: Int) -> (attention: Double, expertOnly: Double) {
+        guard !stragglers.isEmpty else { return (1, 1) }
+        return (attentionDieSlowdown[i] ?? 1, expertOnlyDieSlowdown[i] ?? 1)
     }
 
     // MARK: Outages and pending recoveries

@@ -35,6 +35,12 @@ extension ServingEngine {
     /// every dispatch and combine (system.md §1.3), for attention and for its expert slot.
     func stragglerSlowdown(instance index: Int) -> (attention: Double, expert: Double) {
         guard let factor = faults.slowdown(of: index) else { return (1, 1) }
+        // With MoE and attention on separate dies a slow die slows its own barrier: A2E waits for
+        // the slowest attention die, E2A for the slowest expert die. Elsewhere each die runs both.
+        if configuration.deployment.moeAttention != nil, instances[index].role == .decode {
+            let byRole = faults.slowdownByRole(of: index)
+            return (byRole.attention, byRole.expertOnly)
+        }
         return (factor, factor)
     }
 
@@ -74,7 +80,8 @@ extension ServingEngine {
         faults.recomputeSlowdowns { die in
             guard let (i, g) = cluster.locate(die: die) else { return nil }
             if let g, cluster.isOutOfService(te: i, group: g) { return nil }
-            return i
+            // A die outside every DP group is a MoE–attention layout's expert die.
+            return (i, g != nil)
         }
         for i in instances.indices {
             for g in instances[i].groups {

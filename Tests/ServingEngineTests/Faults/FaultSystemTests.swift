@@ -175,7 +175,7 @@ import Testing
         faults.slowDie(30, by: 3)
         #expect(faults.stragglers == [10: 4, 30: 3])
         // Dies 10 and 30 in TE 1; die 30 out of service (nil): TE 1 runs at die 10's pace.
-        faults.recomputeSlowdowns { $0 == 10 ? 1 : nil }
+        faults.recomputeSlowdowns { $0 == 10 ? (1, true) : nil }
         #expect(faults.slowdown(of: 1) == 4 && faults.slowdown(of: 0) == nil)
         _ = faults.heal(2, at: 1) { _ in false }
         #expect(faults.stragglers == [10: 2, 30: 3], "recomputed from the faults still active")

@@ -217,6 +217,29 @@ import XDSTestSupport
     }
 }
 
+/// On a MoE–attention layout a straggler slows the barrier its die sits at. It used to change
+/// nothing: `fault straggler die 600 slowdown 3` on `xdeepserve-ma` was detected and listed, and
+/// TPOT stayed 14.5 ms (the layout's step took no straggler factor).
+@Suite struct MoEAttentionStragglerTests {
+    @Test func aSlowAttentionOrExpertDieSlowsTheStep() throws {
+        let engine = try FaultTests.engine(rate: 30, limit: 200, deployment: try Deployment.resolve("xdeepserve-ma"))
+        let d = try FaultTests.decodeIndex(engine)
+        engine.run(until: 8)
+        let normal = engine.decodeStepSeconds(d).seconds
+        #expect(normal > 0)
+        // Die 600: an attention die (the layout puts its 288 expert dies first).
+        #expect(engine.apply(.faultStraggler(die: 600, slowdown: 3)).accepted)
+        let slowAttention = engine.decodeStepSeconds(d).seconds
+        #expect(slowAttention / normal > 1.3, "attention straggler: \(slowAttention / normal)")
+        #expect(engine.apply(.healAll).accepted)
+        #expect(abs(engine.decodeStepSeconds(d).seconds / normal - 1) < 0.03)
+        // Die 100: a routed expert die.
+        #expect(engine.apply(.faultStraggler(die: 100, slowdown: 8)).accepted)
+        let slowExperts = engine.decodeStepSeconds(d).seconds
+        #expect(slowExperts / normal > 1.1, "expert straggler: \(slowExperts / normal)")
+    }
+}
+
 /// `rebalance` while TEs are out of service for recovery: they run no step and move no expert.
 @Suite struct RebalanceDuringOutageTests {
     /// Under restart-world every TE restarts after a decode die dies. A `rebalance` then used to

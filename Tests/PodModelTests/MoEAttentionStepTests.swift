@@ -1,0 +1,51 @@
+import Testing
+@testable import PodModel
+
+/// The MoE–attention step (system.md §1.2): attention at the slowest attention die, experts at the
+/// domain's mean load, each MoE layer at its own hottest expert die, stragglers at their barrier.
+@Suite struct MoEAttentionStepTests {
+    let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
+    let layout = Deployment.xDeepServeMA.moeAttention!
+
+    func step(_ b: Double = 64, mean: Double? = nil, factor: Double = 4, perLayer: [Double]? = nil,
+              attentionSlowdown: Double = 1, expertSlowdown: Double = 1) -> DecodeStepCost {
+        var input = MoEAttentionStepInput(requestsPerDie: b, contextTokens: 4096, mtpAcceptance: 0.7, moeLoadFactor: factor)
+        input.meanRequestsPerDie = mean
+        input.moeLoadFactorPerLayer = perLayer
+        input.attentionSlowdown = attentionSlowdown
+        input.expertSlowdown = expertSlowdown
+        return cost.decodeStepMoEAttention(layout, input)
+    }
+
+    /// The engine names the slowest attention die; the experts see every die's tokens, not that
+    /// die's batch times the dies (which priced the experts as if every die were the slowest).
+    @Test func expertsCarryTheMeanLoadNotTheSlowestDiesBatch() {
+        let slowest = step(64), atMean = step(64, mean: 32), allAtMean = step(32)
+        #expect(atMean.breakdown.moe < slowest.breakdown.moe * 0.6, "experts \(atMean.breakdown.moe) vs \(slowest.breakdown.moe)")
+        #expect(atMean.breakdown.attention == slowest.breakdown.attention, "attention stays the slowest die's")
+        #expect(atMean.breakdown.moe == allAtMean.breakdown.moe)
+        #expect(allAtMean.stepSeconds < atMean.stepSeconds && atMean.stepSeconds < slowest.stepSeconds)
+    }
+
+    /// Each layer waits for its own hottest expert die: identical layers price as the mean factor
+    /// bit for bit, and a few very hot layers cost more than their mean (the layer is convex in load).
+    @Test func eachLayerWaitsForItsOwnHottestDie() {
+        #expect(step(factor: 3, perLayer: [3, 3, 3, 3]) == step(factor: 3))
+        let skewed = step(factor: 3, perLayer: [1, 1, 1, 9])
+        #expect(skewed.stepSeconds > step(factor: 3).stepSeconds * 1.05, "\(skewed.stepSeconds)")
+    }
+
+    /// A slow attention die holds A2E for every domain's microbatch; a slow expert die holds E2A.
+    /// (Balanced experts for the attention die, hot ones for the expert die: each where its side
+    /// bounds the layer.)
+    @Test func aSlowDieSlowsItsOwnBarrier() {
+        let balanced = step(factor: 1)
+        let slowAttention = step(factor: 1, attentionSlowdown: 2)
+        #expect(slowAttention.stepSeconds > balanced.stepSeconds * 1.3, "\(slowAttention.stepSeconds / balanced.stepSeconds)")
+        #expect(slowAttention.breakdown.moe == balanced.breakdown.moe)
+        let hot = step(factor: 4)
+        let slowExperts = step(factor: 4, expertSlowdown: 2)
+        #expect(slowExperts.stepSeconds > hot.stepSeconds * 1.3, "\(slowExperts.stepSeconds / hot.stepSeconds)")
+        #expect(slowExperts.breakdown.attention == hot.breakdown.attention)
+    }
+}
