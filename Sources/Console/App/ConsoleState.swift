@@ -103,8 +103,16 @@ public struct FaultMenu: Sendable, Equatable {
         self.deviceWord = deviceWord
     }
 
+    /// With one die per device, how the `:` commands name the device (they say `die N` for the
+    /// straggler and HBM faults); nil where a die is part of a chip.
+    var dieNote: String? {
+        diesPerNPU > 1 ? nil : "\(deviceWord) N is die N in :fault (1 die per \(deviceWord))"
+    }
+
     /// The commands offered, in order (interfaces.md operator language). With one die per device
     /// (a GPU) "fail die N" and "fail GPU N" fail the same device: it is offered once, as the device.
+    /// There the straggler and HBM items name the device, with the die id their command takes:
+    /// "straggler die 5" on an A100 cluster named a part the screen shows nowhere else.
     public var items: [(label: String, command: String)] {
         let die = npu * diesPerNPU  // the NPU's first die
         let node = npu / 8
@@ -112,8 +120,9 @@ public struct FaultMenu: Sendable, Equatable {
         return failDie + [
             ("fail \(deviceWord) \(npu)", "fault npu \(npu)"),
             ("fail node \(node)", "fault node \(node)"),
-            ("straggler die \(die) (slowdown 2×)", "fault straggler die \(die) slowdown 2"),
-            ("HBM error on die \(die)", "fault hbm die \(die)"),
+            (diesPerNPU > 1 ? "straggler die \(die) (slowdown 2×)" : "straggler \(deviceWord) \(npu), slowdown 2× (die \(die))",
+             "fault straggler die \(die) slowdown 2"),
+            (diesPerNPU > 1 ? "HBM error on die \(die)" : "HBM error on \(deviceWord) \(npu) (die \(die))", "fault hbm die \(die)"),
             ("network glitch", "fault glitch"),
         ]
     }

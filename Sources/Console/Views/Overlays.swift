@@ -82,6 +82,21 @@ enum Overlays {
     /// there Ctrl-Z only says why it does not suspend, and "suspend (fg resumes)" promised a stop.
     static let noJobControlQuitLine = "quit   Ctrl-Z does not suspend (no job control)  ?  this help"
 
+    /// Page 2's fault lines on hardware with one die per device (a GPU): the `:` language names
+    /// the device `npu N` and, for stragglers and HBM, `die N`, while the screen says GPU. Each
+    /// line says which GPU the command hits (it listed "fault die D" and "(A, B NPUs …)" on an
+    /// A100 cluster). Three lines for three, so page 2 still fits 80×24.
+    static func singleDieFaultLines(_ device: String) -> [String: String] {
+        [
+            "fault die D  ·  fault npu N  ·  fault node N  ·  fault glitch":
+                "fault npu N = fault die N (\(device) N) · fault node N · fault glitch",
+            "fault link A-B [degrade F]   (A, B NPUs; no F: the link is down)":
+                "fault link A-B [degrade F]   (A, B \(device)s; no F: the link is down)",
+            "fault straggler die D [slowdown F]  ·  fault hbm die D":
+                "fault straggler die N [slowdown F] · fault hbm die N (\(device) N)",
+        ]
+    }
+
     static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
         // Without colour the Pod grid's load is in its glyphs: the help says which.
         var replaced = theme.monochrome ? ["Pod": monochromePodLine, "Latency": monochromeLatencyLine] : [:]
@@ -92,7 +107,12 @@ enum Overlays {
             replaced["Pod"] = pod.1.replacingOccurrences(of: "NPUs by node", with: "\(state.deviceWord)s by node")
         }
         let keys = helpLines.map { line in replaced[line.0].map { (line.0, $0) } ?? line }
-        let page = state.helpPage == 1 ? commandLines : keys
+        var commands = commandLines
+        if state.diesPerNPU == 1 {
+            let gpu = singleDieFaultLines(state.deviceWord)
+            commands = commands.map { ($0.0, gpu[$0.1] ?? $0.1) }
+        }
+        let page = state.helpPage == 1 ? commands : keys
         let rect = centered(b, width: 80, height: helpLines.count + 4)
         b.fill(rect)
         b.box(
@@ -112,7 +132,11 @@ enum Overlays {
     static func faultMenu(_ b: inout CellBuffer, _ menu: FaultMenu, _ state: ConsoleState, _ s: Snapshot) {
         let available = state.capabilities.contains(.faults)
         let items = menu.items
-        let rect = centered(b, width: 52, height: items.count + (available ? 4 : 5))
+        // With one die per device the note says how the `:` commands name it (`die N`), on a
+        // row of its own under the items.
+        let note = menu.dieNote
+        let noteRows = note == nil ? 0 : 1
+        let rect = centered(b, width: 52, height: items.count + (available ? 4 : 5) + noteRows)
         b.fill(rect)
         b.box(
             rect, title: "Fault · \(menu.deviceWord) \(menu.npu) · node \(menu.npu / ConsoleState.npusPerNode)",
@@ -123,7 +147,8 @@ enum Overlays {
             if i == menu.highlighted && available { style = Style(fg: .selection, bold: true) }
             b.put(" \(i + 1)  \(item.label)", x: inner.x, y: inner.y + i, style: style, clip: inner)
         }
-        let y = inner.y + items.count + 1
+        if let note { b.put(note, x: inner.x + 1, y: inner.y + items.count + 1, style: .dim, clip: inner) }
+        let y = inner.y + items.count + 1 + noteRows
         if available {
             b.put("1-\(items.count) or Enter, then y injects · p previews · Esc", x: inner.x + 1, y: y, style: .dim, clip: inner)
         } else {
