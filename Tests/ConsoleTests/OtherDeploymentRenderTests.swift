@@ -148,7 +148,7 @@ import XDSTestSupport
         let engine = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 4))
         engine.run(until: 5)
         let text = Self.render(.experts, engine.snapshot()).joined(separator: "\n")
-        #expect(text.contains("Die load · 8 expert dies of colocated-0 (1 of 4 decode TEs)"), "\(text)")
+        #expect(text.contains("Die load · 8 expert dies of colocated-0 (1 of 4 colocated TEs)"), "\(text)")
         #expect(text.contains("(1 die per column)"))
         // The NPU detail keeps "MoE load" on its line: 16 experts per GPU are shortened.
         let detail = Self.render(.pod, engine.snapshot()).first { $0.contains("experts ") && $0.contains("DP ") }

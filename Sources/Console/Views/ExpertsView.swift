@@ -153,11 +153,22 @@ enum ExpertsView {
         // decode TEs (colocated replicas) the title names it, so 8 dies do not read as the pod's.
         let decodeTEs = s.instances.filter { $0.kind == "decode" || $0.kind == "colocated" }
         let serving = decodeTEs.filter { $0.state != "retired" }.count
-        let whose = serving > 1 ? " of \(decodeTEs[0].name) (1 of \(serving) decode TEs)" : ""
+        // The TEs named as they are: a colocated replica prefills and decodes, and "(1 of 2 decode
+        // TEs)" called it a decode TE beside an Instances table that says "colocated".
+        let kinds = Set(decodeTEs.map(\.kind))
+        let teWord = kinds == ["decode"] ? "decode TEs" : kinds == ["colocated"] ? "colocated TEs" : "TEs that decode"
         let dense = (try? ModelSpec.named(s.modelName))?.isMoE == false
         // A dense model's title counts nothing: "0 expert dies of colocated-0 (1 of 4 decode TEs)"
-        // read as four TEs whose expert dies had gone missing.
-        b.box(rect, title: dense ? "Die load" : "Die load · \(e.dieLoad.count) expert dies\(whose)")
+        // read as four TEs whose expert dies had gone missing. Shorter forms keep the TE and the
+        // count whole where the panel is narrow (at 80×24 the title was cut at "(1 of").
+        let dies = "\(e.dieLoad.count) expert dies"
+        let titles = serving > 1
+            ? ["Die load · \(dies) of \(decodeTEs[0].name) (1 of \(serving) \(teWord))",
+               "Die load · \(e.dieLoad.count) dies of \(decodeTEs[0].name) (1 of \(serving) \(teWord))",
+               "Die load · \(e.dieLoad.count) dies of \(decodeTEs[0].name) (1 of \(serving) TEs)",
+               "Die load · \(decodeTEs[0].name) (1 of \(serving) TEs)", "Die load"]
+            : ["Die load · \(dies)", "Die load"]
+        b.box(rect, titles: dense ? ["Die load"] : titles)
         let inner = rect.inner
         guard inner.height > 0 else { return }
         // A dense model has nothing to balance: an "imbalance 1.00 · placement stable · r
