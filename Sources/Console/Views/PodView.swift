@@ -374,7 +374,7 @@ enum PodView {
         // the snapshot gives it its TE's busy share, and "node 16 faulted  util 100%" counted it.
         let running = node.filter { faults.state(of: $0, s) != .dead }
         let util = running.isEmpty ? 0 : running.map(\.utilization).reduce(0, +) / Double(running.count)
-        let requests = node.map(\.requestsInFlight).reduce(0, +)
+        let requests = nodeRequests(node)
         let worst = faults.worst(of: node, s)
         // The drain state is said beside a fault, not hidden by it ("node 20 faulted" of a node
         // that was also drained), and a drained node that still runs steps says why: its NPUs
@@ -401,6 +401,21 @@ enum PodView {
         // in: with "≤ width - 1" it ended "f fault│" at 120×40 with 1074 requests).
         if nodeLine.map(\.0.count).reduce(0, +) + 20 <= inner.width - 2 { nodeLine.append(("  d/u drain  f fault", .dim)) }
         line(nodeLine)
+    }
+
+    /// Requests in flight on a node's chips, each DP group once. The snapshot lists a group's
+    /// requests on every chip the group spans (a superpod prefill group is 4 dies on 2 NPUs, a
+    /// `tp8` GPU replica's group 8 GPUs), so a plain sum counted them once per chip: "node 0 …
+    /// requests 2" beside a prefill-0 holding 1, "requests 264" for one GPU replica running 33.
+    /// Chips of one TE listing the same groups share them; a chip in no group counts its own.
+    static func nodeRequests(_ node: [NPUStatus]) -> Int {
+        var seen = Set<[String]>()
+        var total = 0
+        for npu in node {
+            if !npu.dpGroups.isEmpty, !seen.insert([npu.instance] + npu.dpGroups.map(String.init)).inserted { continue }
+            total += npu.requestsInFlight
+        }
+        return total
     }
 
     /// A node's worst fault in words and colour (a dead chip is bad, the others warnings), named
@@ -798,7 +813,8 @@ enum NodeTable {
             let total = chips.map(\.hbmCapacityBytes).filter(\.isFinite).reduce(0, +)
             b.put(Format.right("\(Format.gigabytes(used))/\(Format.gigabytes(total)) GB", 18), x: hbmX, y: y,
                   style: .text, clip: inner)
-            b.put(Format.right(Format.count(chips.map(\.requestsInFlight).reduce(0, +)), 8), x: hbmX + 19, y: y,
+            // Each DP group once, as the detail panel's node line counts them.
+            b.put(Format.right(Format.count(PodView.nodeRequests(chips)), 8), x: hbmX + 19, y: y,
                   style: .text, clip: inner)
         }
     }
