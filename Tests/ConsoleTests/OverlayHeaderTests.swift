@@ -56,7 +56,7 @@ import XDSTestSupport
             let body = lines.joined(separator: "\n")
             for label in PreviewOverlayView.rows(r).map(\.label)
                 + ["next 10 min of simulated time", "baseline  with command", "both sides also ran: rate 150 at 0:12:00",
-                   "TTFT p99 +38% for 10 min, 3 requests lost (0 without)", "a applies drain node 20 (y/n first)"] {
+                   "TTFT p99 +38%, TPOT p99 unchanged for 10 min, 3 ", "lost (0 without)", "a applies drain node 20 (y/n first)"] {
                 #expect(body.contains(label), "\(label) is hidden at \(width)×\(height)")
             }
             if height >= 30 { #expect(body.contains("most lost: 3 × decode TE down"), "at \(width)×\(height)") }

@@ -181,7 +181,7 @@ import XDSTestSupport
         #expect(lines.contains { $0.contains("│   per decode die ") && $0.contains("1406") })
         // The window's counts reconcile: what was in flight at the fork is shown with them.
         #expect(lines.contains { $0.contains("in flight at start") && $0.contains("1200") })
-        #expect(body.contains("TTFT p99 +38% for 10 min, 0 requests lost"))
+        #expect(body.contains("TTFT p99 +38%, TPOT p99 unchanged for 10 min, 0 requests lost"))
         #expect(body.contains("a applies drain node 20 (y/n first) · Esc dismisses · : command line"))
     }
 
@@ -197,7 +197,7 @@ import XDSTestSupport
         #expect(lines.contains { $0.contains("both sides also ran: rate 150 at 0:12:00, fault npu 170 at 0:13:30") })
         #expect(lines.count == 24 && lines.allSatisfy { $0.count <= 80 })
         // It covers no figure (it was drawn over the last one, the prefix hit rate), nor the verdict.
-        for label in PreviewOverlayView.rows(r).map(\.label) + ["TTFT p99 +38% for 10 min"] {
+        for label in PreviewOverlayView.rows(r).map(\.label) + ["TTFT p99 +38%, TPOT p99 unchanged for 10 min"] {
             #expect(lines.contains { $0.contains(label) }, "\(label) is hidden at 80×24")
         }
         // A taller screen has room for the loss line as well.
@@ -253,11 +253,11 @@ import XDSTestSupport
         #expect(delta(1_500, 2_070) == "+38%")
         var nearly = Self.result()
         nearly.withCommand.latencyMs.ttft.p99 = nearly.baseline.latencyMs.ttft.p99 * 1.0002
-        #expect(PreviewOverlayView.verdict(nearly).hasPrefix("TTFT p99 within 0.05% for 10 min"), "\(PreviewOverlayView.verdict(nearly))")
+        #expect(PreviewOverlayView.verdict(nearly).hasPrefix("TTFT p99 within 0.05%, TPOT p99 unchanged for 10 min"), "\(PreviewOverlayView.verdict(nearly))")
     }
 
     @Test func verdictCountsLostRequests() {
-        #expect(PreviewOverlayView.verdict(Self.result(lostWith: 12)) == "TTFT p99 +38% for 10 min, 12 requests lost (0 without)")
+        #expect(PreviewOverlayView.verdict(Self.result(lostWith: 12)) == "TTFT p99 +38%, TPOT p99 unchanged for 10 min, 12 requests lost (0 without)")
         let lines = renderFixture(.pod) {
             $0.preview = PreviewOverlay(command: "drain node 20", line: "x", askedAt: 0)
             $0.preview?.phase = .ready(Self.result(lostWith: 12))
@@ -293,7 +293,7 @@ import XDSTestSupport
         }.joined(separator: "\n")
         #expect(text.contains("stopped at 4.25m of the 10m window: it used up its 30 s wall-clock budget"))
         #expect(!text.contains("next 10 min of simulated time"))
-        #expect(PreviewOverlayView.verdict(stopped) == "TTFT p99 +38% for 255 s, 0 requests lost")
+        #expect(PreviewOverlayView.verdict(stopped) == "TTFT p99 +38%, TPOT p99 unchanged for 255 s, 0 requests lost")
         let whole = renderFixture(.pod) {
             $0.preview = PreviewOverlay(command: "drain node 20", line: "x", askedAt: 0)
             $0.preview?.phase = .ready(Self.result())
@@ -323,7 +323,7 @@ extension PreviewOverlayTests {
         same.reply = "autoscaler slo (evaluates every 5 s)"
         let short = Self.renderReady(same, command: "autoscale slo").joined(separator: "\n")
         #expect(short.contains("│ autoscaler slo (evaluates every 5 s) "), "\(short)")
-        #expect(short.contains("TTFT p99 unchanged for 10 min"), "\(short)")
+        #expect(short.contains("TTFT p99 unchanged, TPOT p99 unchanged for 10 min"), "\(short)")
         #expect(!text.contains("next 10 min of simulated time"))
         let differing = Self.renderReady(Self.result(), command: "drain node 20").joined(separator: "\n")
         #expect(differing.contains("next 10 min of simulated time") && !differing.contains("node 20 drained"))

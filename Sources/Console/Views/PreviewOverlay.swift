@@ -217,16 +217,26 @@ enum PreviewOverlayView {
         return Format.fixed(seconds, seconds == seconds.rounded() ? 0 : 1) + " s"
     }
 
-    /// "TTFT p99 +38% for 10 min, 0 requests lost".
-    static func verdict(_ r: PreviewResult) -> String {
-        let ttft = rows(r).first { $0.label == "TTFT p99" }!
-        let change = delta(ttft)
+    /// "TTFT p99 +38%, TPOT p99 +2.1% for 10 min, 0 requests lost": both SLO latencies, as
+    /// `xds bench preview` prints them. With TTFT alone a straggler's preview read "TTFT p99
+    /// +1.6% for 10 min, 0 requests lost" over a table saying TPOT p99 +75%. `width`: the room on
+    /// the line; the first form that fits is given (the changes in symbols, then shorter labels).
+    static func verdict(_ r: PreviewResult, width: Int = .max) -> String {
+        let all = rows(r)
+        let ttft = delta(all.first { $0.label == "TTFT p99" }!), tpot = delta(all.first { $0.label == "TPOT p99" }!)
+        func said(_ change: String) -> String { change == "=" ? "unchanged" : change == "≈" ? "within 0.05%" : change }
         let lost = r.withCommand.lost
         let window = r.stopped == nil ? r.durationSeconds : r.coveredSeconds
-        var text = "TTFT p99 \(change == "=" ? "unchanged" : change == "≈" ? "within 0.05%" : change) for \(words(duration: window)), "
-            + "\(lost) request\(lost == 1 ? "" : "s") lost"
-        if r.baseline.lost != lost { text += " (\(r.baseline.lost) without)" }
-        return text
+        let without = r.baseline.lost != lost ? " (\(r.baseline.lost) without)" : ""
+        let tail = " for \(words(duration: window)), \(lost) request\(lost == 1 ? "" : "s") lost\(without)"
+        let short = " for \(words(duration: window)), \(lost) lost\(without)"
+        let forms = [
+            "TTFT p99 \(said(ttft)), TPOT p99 \(said(tpot))\(tail)",
+            "TTFT p99 \(said(ttft)), TPOT p99 \(said(tpot))\(short)",
+            "TTFT p99 \(ttft), TPOT p99 \(tpot)\(short)",
+            "TTFT99 \(ttft), TPOT99 \(tpot)\(short)",
+        ]
+        return forms.first { $0.count <= width } ?? forms[forms.count - 1]
     }
 
     static func draw(_ b: inout CellBuffer, _ overlay: PreviewOverlay, _ state: ConsoleState, colocated: Bool = false) {
@@ -339,7 +349,7 @@ enum PreviewOverlayView {
                 b.put(replyLines[1], x: x, y: y, style: .warn, clip: inner)
             } else {
                 let verdictStyle = r.withCommand.lost > r.baseline.lost ? Style.bad : Style(fg: .accent, bold: true)
-                b.put(verdict(r), x: x, y: y, style: verdictStyle, clip: inner)
+                b.put(verdict(r, width: inner.maxX - x - 1), x: x, y: y, style: verdictStyle, clip: inner)
             }
             y += 1
             if let scheduled, !roomy {
