@@ -86,7 +86,7 @@ import XDSTestSupport
         let lines = Self.render(.kvCache)
         let text = lines.joined(separator: "\n")
         // TP4 on one-die GPUs: a DP group spans 4 dies.
-        #expect(text.contains("Decode DP groups · 2 (4 dies each) · KV held + reserved"), "\(text)")
+        #expect(text.contains("Colocated DP groups · 2 (4 dies each) · KV held + reserved"), "\(text)")
         #expect(!text.contains("one per die"))
         // The colocated TEs by their own names, never as prefill-N.
         #expect(text.contains("TEs that prefill · KV use"))
@@ -96,7 +96,7 @@ import XDSTestSupport
         // The KV sparkline says its scale.
         #expect(lines.contains { $0.contains("KV trend 0…100% ") }, "\(text)")
         let written = Format.percent(Self.snapshot.kv.decodeUsage)
-        #expect(lines.contains { $0.contains("now: mean ") && $0.contains("tokens written, all decode: now \(written)") })
+        #expect(lines.contains { $0.contains("now: mean ") && $0.contains("tokens written, all groups: now \(written)") })
     }
 
     @Test func superpodKVViewStillSaysOnePerDie() {

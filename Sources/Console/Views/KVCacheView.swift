@@ -12,18 +12,27 @@ enum KVCacheView {
         let groups = kv.decodeGroups
         let stripRows = max(1, (groups.count + groupsPerRow - 1) / groupsPerRow)
         let (top, rest) = area.splitTop(min(area.height - 8, stripRows + 3))
-        drawDecodeGroups(&b, top, kv, diesPerGroup: diesPerDecodeGroup(s), monochrome: theme.monochrome)
+        // A colocated deployment has no decode TE: its groups prefill and decode, and "Decode DP
+        // groups", "all decode" and "% of decode" named TEs it does not have, beside a panel
+        // listing the same replicas as "TEs that prefill".
+        let colocated = isColocated(s)
+        drawDecodeGroups(&b, top, kv, diesPerGroup: diesPerDecodeGroup(s), monochrome: theme.monochrome, colocated: colocated)
         let (bottom, chart) = rest.splitTop(rest.height >= 24 ? 12 : rest.height)
         let (left, right) = bottom.splitLeft(bottom.width / 2)
         drawPrefill(&b, left, s)
-        drawPool(&b, right, s)
-        if chart.height >= 4 { drawTrend(&b, chart, s) }
+        drawPool(&b, right, s, colocated: colocated)
+        if chart.height >= 4 { drawTrend(&b, chart, s, colocated: colocated) }
+    }
+
+    /// Every TE that holds decode KV is colocated (none is a decode TE).
+    static func isColocated(_ s: Snapshot) -> Bool {
+        s.instances.contains { $0.kind == "colocated" } && !s.instances.contains { $0.kind == "decode" }
     }
 
     /// Decode KV use over time with a y axis that fits the data (at least 0…1 %: with a floor of
     /// 5 % the default demo's 1 % was a strip along the bottom of a 40-row chart) and the time
     /// span it covers.
-    static func drawTrend(_ b: inout CellBuffer, _ chart: Rect, _ s: Snapshot) {
+    static func drawTrend(_ b: inout CellBuffer, _ chart: Rect, _ s: Snapshot, colocated: Bool = false) {
         let labelWidth = 6
         let plot = Rect(x: chart.x + 2 + labelWidth, y: chart.y + 1, width: chart.width - 4 - labelWidth, height: chart.height - 2)
         let shown = Array(s.series.kvUsage.suffix(max(1, plot.width)))
@@ -32,9 +41,10 @@ enum KVCacheView {
         // What it plots in the words of the line above it (tokens written, not held + reserved),
         // then the span; the point spacing goes first where the border is short.
         let point = "one point per \(Format.fixed(s.series.intervalSeconds, s.series.intervalSeconds < 1 ? 1 : 0)) s, newest right"
+        let what = colocated ? "KV written (tokens, all groups)" : "Decode KV written (tokens, all decode)"
         let titles = [
-            "Decode KV written (tokens, all decode) over time · last \(Format.duration(span)) (\(point)) · y 0…\(axisPercent(top))",
-            "Decode KV written (tokens, all decode) · last \(Format.duration(span)) · y 0…\(axisPercent(top))",
+            "\(what) over time · last \(Format.duration(span)) (\(point)) · y 0…\(axisPercent(top))",
+            "\(what) · last \(Format.duration(span)) · y 0…\(axisPercent(top))",
         ]
         b.box(chart, title: titles.first { $0.count <= chart.width - 4 } ?? titles[1])
         b.put(Format.right(axisPercent(top), labelWidth - 1) + "┤", x: chart.x + 1, y: plot.y, style: .dim)
@@ -73,13 +83,14 @@ enum KVCacheView {
     }
 
     static func drawDecodeGroups(
-        _ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary, diesPerGroup: Int?, monochrome: Bool = false
+        _ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary, diesPerGroup: Int?, monochrome: Bool = false,
+        colocated: Bool = false
     ) {
         let groups = kv.decodeGroups
         let size = diesPerGroup.map { $0 == 1 ? " (one per die)" : " (\($0) dies each)" } ?? ""
         // The bars count blocks held and reserved for the rest of each reply (what admission
         // sees); the pool panel's "decode KV" counts tokens written. Both scopes are named.
-        let title = "Decode DP groups · \(groups.count)\(size) · KV held + reserved"
+        let title = "\(colocated ? "Colocated" : "Decode") DP groups · \(groups.count)\(size) · KV held + reserved"
         b.box(rect, title: title)
         drawGroupScale(&b, rect, titleWidth: title.count, monochrome: monochrome)
         let inner = rect.inner
@@ -99,7 +110,7 @@ enum KVCacheView {
         // ("written peak 91%" beside "now: mean 64%" read as a peak of now's groups).
         let peak = axisPercent(kv.peakUsage)
         let forms = [
-            "   tokens written, all decode: now \(axisPercent(kv.decodeUsage)), peak since start \(peak)",
+            "   tokens written, all \(colocated ? "groups" : "decode"): now \(axisPercent(kv.decodeUsage)), peak since start \(peak)",
             "   written peak since start \(peak)", "  written peak so far \(peak)",
         ]
         if let form = forms.first(where: { x + $0.count < inner.maxX }) { b.put(form, x: x, y: inner.y, style: .dim) }
@@ -168,7 +179,7 @@ enum KVCacheView {
         }
     }
 
-    static func drawPool(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
+    static func drawPool(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot, colocated: Bool = false) {
         let kv = s.kv
         b.box(rect, title: "Prefix cache · DRAM pool · transfers")
         let inner = rect.inner
@@ -195,7 +206,7 @@ enum KVCacheView {
         // Tokens written over all decode KV, the scope the top line calls "tokens written" (not
         // the groups' held + reserved share beside "now: mean" there): said in the label.
         meter(
-            "KV written", kv.decodeUsage, axisPercent(kv.decodeUsage) + " of decode",
+            "KV written", kv.decodeUsage, axisPercent(kv.decodeUsage) + (colocated ? " of groups" : " of decode"),
             NPULoad.style(NPULoad.band(kv.decodeUsage))
         )
         if y < inner.maxY {
