@@ -179,7 +179,9 @@ enum PreviewOverlayView {
                 format: rate, better: .higher),
             Row(label: colocated ? "  per die" : "  per decode die", baseline: b.throughput.outputTokensPerSPerNPU,
                 withCommand: w.throughput.outputTokensPerSPerNPU, format: { Format.fixed($0, 0) }, better: .higher),
-            Row(label: "decode KV peak", baseline: b.kv.peakUsage, withCommand: w.kv.peakUsage, format: share,
+            // A colocated deployment has no decode TE: its groups' KV serves prefill and decode
+            // ("decode KV peak" named TEs it does not have, as the KV view did).
+            Row(label: colocated ? "KV peak" : "decode KV peak", baseline: b.kv.peakUsage, withCommand: w.kv.peakUsage, format: share,
                 better: .lower, points: true),
             Row(label: "prefix hit rate", baseline: b.kv.prefixHitRate, withCommand: w.kv.prefixHitRate, format: share,
                 better: .higher, points: true),
