@@ -67,7 +67,7 @@ public enum ConsoleScreen {
         }
         if let id = state.requestDetail { DetailOverlays.request(&b, id, state, snapshot) }
         if let event = state.eventDetail { DetailOverlays.event(&b, event, state, snapshot) }
-        if state.showHelp { Overlays.help(&b, state, theme) }
+        if state.showHelp { Overlays.help(&b, state, theme, colocated: KVCacheView.isColocated(snapshot)) }
         return b
     }
 

@@ -97,7 +97,8 @@ enum Overlays {
         ]
     }
 
-    static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme) {
+    /// `colocated`: no TE is a decode or prefill TE (``KVCacheView/isColocated(_:)``).
+    static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme, colocated: Bool = false) {
         // Without colour the Pod grid's load is in its glyphs: the help says which.
         var replaced = theme.monochrome ? ["Pod": monochromePodLine, "Latency": monochromeLatencyLine] : [:]
         if !state.canSuspend { replaced["q Ctrl-C"] = noJobControlQuitLine }
@@ -106,6 +107,9 @@ enum Overlays {
         if replaced["Pod"] == nil, state.deviceWord != "NPU", let pod = helpLines.first(where: { $0.0 == "Pod" }) {
             replaced["Pod"] = pod.1.replacingOccurrences(of: "NPUs by node", with: "\(state.deviceWord)s by node")
         }
+        // View 3 as it reads there: "decode DP-group KV use, prefill TEs" named TEs a colocated
+        // deployment does not have, above a view saying "Colocated DP groups", "TEs that prefill".
+        if colocated { replaced["KV cache"] = "colocated DP-group KV, TEs that prefill, prefix hits, DRAM pool" }
         let keys = helpLines.map { line in replaced[line.0].map { (line.0, $0) } ?? line }
         var commands = commandLines
         if state.diesPerNPU == 1 {
