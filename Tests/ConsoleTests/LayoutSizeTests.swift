@@ -49,7 +49,7 @@ import XDSTestSupport
         #expect(lines[12].hasPrefix("│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link "))
         #expect(lines[13].hasPrefix("│ load ■idle ■<70% ok ■<90% high ■≥90% crit ⊘drained ~draining "))
         #expect(lines[15].hasPrefix("┌ NPU 0 · node 0 ─"))
-        #expect(lines[21].hasPrefix("│ node 0 in service  util 62%  requests 102  d/u drain  f fault "))
+        #expect(lines[21].hasPrefix("│ node 0 in service  util 62%  requests 50  d/u drain  f fault "))
         #expect(lines[25].hasPrefix("┌ Instances ─"))
         #expect(lines[28] == "└─ ⚠ #1 NPU 140 lost (node 17) · ~ draining node 20 · ⊘ drained node 5 " + String(repeating: "─", count: 28) + "┘")
     }
@@ -59,7 +59,7 @@ import XDSTestSupport
         let text = lines.joined(separator: "\n")
         // One-column NPU cells at 160 (two-column cells start at 180, where the side column fits).
         #expect(lines[5].hasPrefix("│  01 PPPPPPPP  09 PPPPPPPP X17 DDDDXDDD  25 DDDDDDDD  33 DDDDDDDD  41 ········ "))
-        #expect(text.contains("│ node 0 in service  util 62%  requests 102  d/u drain  f fault"))
+        #expect(text.contains("│ node 0 in service  util 62%  requests 50  d/u drain  f fault"))
         #expect(text.contains("│ DP group 0 of 8  experts –  MoE load –  "))
         // The Faults panel is on screen beside the detail and instances, its lines whole.
         #expect(text.contains("│ #1 detected  NPU 140 lost (node 17) "))
