@@ -127,4 +127,22 @@ import XDSTestSupport
             #expect(busy.hasSuffix("loading 3 dies") || busy.hasSuffix("rebalancing"), "\(w)×\(h): \(busy)")
         }
     }
+
+    /// With `--eplb off` the view said "placement stable" in the good colour, as with EPLB on: it
+    /// says EPLB is off (and `r` still rebalances once).
+    @Test func eplbOffIsSaidNotShownAsAStablePlacement() {
+        var off = SnapshotFixtures.superpod
+        off.experts.rebalanceInProgress = false
+        off.experts.loadingDies = []
+        off.experts.rebalances = 0
+        off.experts.moeMsPerStep = 14.4
+        off.experts.eplb = .off
+        for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+            let row = Self.row(off, w, h)
+            #expect(row.hasSuffix("EPLB off · static placement") || row.hasSuffix("EPLB off"), "\(w)×\(h): \(row)")
+            #expect(!row.contains("stable placement") && !row.hasSuffix("placement stable"))
+        }
+        off.experts.eplb = .on
+        #expect(Self.row(off, 200, 60).hasSuffix("placement stable"))
+    }
 }

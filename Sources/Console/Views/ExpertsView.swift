@@ -249,12 +249,16 @@ enum ExpertsView {
             let x = b.put("rebalances \(e.rebalances)  " + moe, x: inner.x + 1, y: y, style: .dim, clip: inner)
             // The longest wording that fits (at 80 columns "placement stable" was cut to "stab").
             let swapping = e.rebalanceInProgress || !e.loadingDies.isEmpty
+            // Without EPLB (`--eplb off`) nothing moves the placement but `r`: "placement stable"
+            // in the good colour read as EPLB keeping it balanced beside an imbalance of 4.
             let forms = swapping
                 ? ["rebalancing · loading \(e.loadingDies.count) dies", "loading \(e.loadingDies.count) dies",
                    "rebalancing"]
+                : e.eplb == .off ? ["EPLB off · static placement", "EPLB off"]
+                : e.eplb == .perfect ? ["EPLB perfect (ideal balance)", "EPLB perfect"]
                 : ["placement stable", "stable"]
             let text = forms.first { $0.count <= inner.maxX - x } ?? forms[forms.count - 1]
-            b.put(text, x: x, y: y, style: swapping ? .warn : .good, clip: inner)
+            b.put(text, x: x, y: y, style: swapping ? .warn : e.eplb == nil || e.eplb == .on ? .good : .dim, clip: inner)
             y += 1
         }
         if y < inner.maxY, !e.loadingDies.isEmpty {

@@ -658,6 +658,7 @@ final class ExpertSystem {
     func summary(dieLoads: [Double]? = nil) -> ExpertSummary {
         var summary = ExpertSummary()
         guard let decode = heatInstance, let routing = routing(of: decode) else { return summary }
+        summary.eplb = mode
         summary.imbalance = mode == .perfect ? 1 : routing.expectedImbalance
         summary.rebalances = decodeRebalances
         summary.rebalanceInProgress = tes[decode].map { $0.controller.phase != .idle } ?? false

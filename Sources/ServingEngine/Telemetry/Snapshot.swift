@@ -265,6 +265,9 @@ public struct ExpertSummary: Sendable, Equatable, Codable {
     /// Decode steps' MoE part (experts, dispatch, combine), ms per step averaged over the run;
     /// nil before the first decode step.
     public var moeMsPerStep: Double?
+    /// The run's `--eplb` mode (nil from an engine that does not send it): with `off` the
+    /// placement never moves by itself, and "placement stable" read as EPLB keeping it balanced.
+    public var eplb: EPLBMode?
     public init() {}
 }
 
