@@ -92,6 +92,42 @@ struct RequestHeadCheckTests {
         }
     }
 
+    /// An expectation other than `100-continue` (`Expect: foo`) is one the server cannot meet:
+    /// 417 Expectation Failed (RFC 9110 §10.1.1), naming it, before any body is asked for, and the
+    /// connection closes (the client may or may not send the body it announced). It was served
+    /// as if the header were absent. `100-continue`, in any case and however often it is listed,
+    /// is still answered with `100 Continue`.
+    @Test func anUnknownExpectationIs417() async throws {
+        try await LiveServer.with { server in
+            let json = #"{"model":"deepseek-r1","prompt":"hi","max_tokens":1}"#
+            for expect in ["foo", "100-continue, foo", "100-continue;x=1"] {
+                let (text, ending) = try await exchange(
+                    "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: \(json.utf8.count)\r\nExpect: \(expect)\r\n\r\n" + json
+                        + "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", port: server.port)
+                #expect(text.hasPrefix("HTTP/1.1 417 Expectation Failed"), "\(expect): \(text.prefix(200))")
+                #expect(text.contains("Connection: close"), "\(expect): \(text.prefix(300))")
+                #expect(text.contains(#""code":"expectation_failed""#), "\(expect): \(text.prefix(400))")
+                #expect(text.contains("only 100-continue"), "\(expect): \(text.prefix(400))")
+                #expect(answers(text) == 1, "\(expect): the request after it was answered: \(text)")
+                #expect(ending == .closed, "\(expect): the 417 ended in \(ending), not a clean close")
+            }
+            #expect(server.backend.submitted.isEmpty)
+            for expect in ["100-Continue", "100-continue, 100-continue"] {
+                let connection = try RawConnection(port: server.port, readTimeout: 5)
+                defer { connection.close() }
+                connection.write(raw:
+                    "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: \(json.utf8.count)\r\nExpect: \(expect)\r\n\r\n")
+                let interim = await connection.read(until: "\r\n\r\n")
+                #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"), "\(expect): \(interim)")
+                connection.write(raw: json)
+                let answer = await connection.read(until: "\"finish_reason\"")
+                #expect(answer.hasPrefix("HTTP/1.1 200"), "\(expect): \(answer.prefix(200))")
+            }
+        }
+    }
+
     /// The checks leave ordinary requests alone: pipelined requests on one kept-alive connection
     /// are all answered, chunked bodies included.
     @Test func pipelinedOrdinaryRequestsAreAllAnswered() async throws {

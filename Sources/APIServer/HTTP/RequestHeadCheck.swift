@@ -22,6 +22,12 @@ import PodModel
 ///   §6.1). NIO's parser only undoes the chunked framing, so the body was read still gzipped, as
 ///   if it were plain (a JSON parse error at best). A coding list that does not end in chunked is
 ///   already a 400 from the parser (``HeadParseErrorAnswer``).
+/// - An `Expect` with an expectation other than `100-continue` (`Expect: foo`) → 417 (RFC 9110
+///   §10.1.1): it was served as if the header were absent, though the client asked for something
+///   the server never does. A list of `100-continue` alone (`100-Continue`, or the same listed twice)
+///   is passed on as one plain `100-continue`, the one form ``ExpectContinueHandler`` answers
+///   (two `Expect: 100-continue` lines were joined into a value it did not recognise, and the
+///   client waited out its own timeout before sending the body).
 ///
 /// Sits right after NIO's request decoder, where heads still carry their version and every header
 /// field as sent (one `Host` per line). The refusal waits until every earlier request on the
@@ -61,7 +67,7 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
             linger.bytesArrived()
             return
         }
-        guard case .head(let head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+        guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
         if let refusal = Self.refusal(for: head) {
             refusing = true
             pending = refusal
@@ -69,7 +75,13 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
             return
         }
         requests += 1
-        guard Self.asksToUpgrade(head) else { return context.fireChannelRead(data) }
+        if head.headers.contains(name: "expect") {
+            // Only 100-continue is left here (any other was refused above); an empty value asks nothing.
+            let asks = !Self.expectations(head).isEmpty
+            head.headers.remove(name: "expect")
+            if asks { head.headers.add(name: "expect", value: "100-continue") }
+        }
+        guard Self.asksToUpgrade(head) else { return context.fireChannelRead(wrapInboundOut(.head(head))) }
         upgradeRequest = requests
         var closing = head
         closing.headers.replaceOrAdd(name: "connection", value: "close")  // Hummingbird closes after its answer
@@ -155,6 +167,15 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
                     param: nil, code: "malformed_request"), allow: nil, method: method)
             }
         }
+        // Only 100-continue is met (case-insensitive; one with parameters is another expectation).
+        if let unmet = expectations(head).first(where: { $0.lowercased() != "100-continue" }) {
+            return Refusal(error: APIError(
+                status: .expectationFailed,
+                message: "Expect \(InputEcho.quoted(unmet)) cannot be met: this server meets only 100-continue "
+                    + "(send the request without that expectation)",
+                type: "invalid_request_error", param: nil, code: "expectation_failed"),
+                allow: nil, method: method)
+        }
         let codings = head.headers["transfer-encoding"].flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         if let coding = codings.first(where: { $0.lowercased() != "chunked" }) {
@@ -166,6 +187,13 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
                 allow: nil, method: method)
         }
         return nil
+    }
+
+    /// The members of the head's `Expect` list (RFC 9110 §10.1.1), every field line's, empty
+    /// ones skipped (RFC 9110 §5.6.1).
+    private static func expectations(_ head: HTTPRequestHead) -> [String] {
+        head.headers["expect"].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     /// Put among Hummingbird's extra handlers after ``HTTP10Framing``'s: places a
