@@ -128,6 +128,21 @@ struct RequestHeadCheckTests {
         }
     }
 
+    /// An HTTP/1.0 request's `Expect: 100-continue` is ignored (RFC 9110 §10.1.1: "MUST ignore"),
+    /// and no 1xx goes to an HTTP/1.0 client (§15.2: "MUST NOT send"): it was sent `HTTP/1.1 100
+    /// Continue` ahead of its answer, which a 1.0 client reads as the answer itself.
+    @Test func anHTTP10ExpectContinueIsIgnored() async throws {
+        try await LiveServer.with { server in
+            let json = #"{"model":"deepseek-r1","prompt":"hi","max_tokens":1}"#
+            let (text, _) = try await exchange(
+                "POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: \(json.utf8.count)\r\nExpect: 100-continue\r\n\r\n" + json, port: server.port)
+            #expect(text.hasPrefix("HTTP/1.0 200"), "\(text.prefix(200))")
+            #expect(!text.contains("100 Continue"), "\(text.prefix(200))")
+            #expect(server.backend.submitted.count == 1)
+        }
+    }
+
     /// The checks leave ordinary requests alone: pipelined requests on one kept-alive connection
     /// are all answered, chunked bodies included.
     @Test func pipelinedOrdinaryRequestsAreAllAnswered() async throws {

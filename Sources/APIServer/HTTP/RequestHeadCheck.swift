@@ -27,7 +27,9 @@ import PodModel
 ///   the server never does. A list of `100-continue` alone (`100-Continue`, or the same listed twice)
 ///   is passed on as one plain `100-continue`, the one form ``ExpectContinueHandler`` answers
 ///   (two `Expect: 100-continue` lines were joined into a value it did not recognise, and the
-///   client waited out its own timeout before sending the body).
+///   client waited out its own timeout before sending the body). An HTTP/1.0 request's
+///   100-continue is dropped: it was answered `HTTP/1.1 100 Continue`, a 1xx a 1.0 client takes
+///   for the answer itself.
 ///
 /// Sits right after NIO's request decoder, where heads still carry their version and every header
 /// field as sent (one `Host` per line). The refusal waits until every earlier request on the
@@ -76,8 +78,9 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
         }
         requests += 1
         if head.headers.contains(name: "expect") {
-            // Only 100-continue is left here (any other was refused above); an empty value asks nothing.
-            let asks = !Self.expectations(head).isEmpty
+            // Only 100-continue is left here (any other was refused above); an empty value asks
+            // nothing. HTTP/1.0's is ignored (RFC 9110 §10.1.1), as no 1xx may go to a 1.0 client (§15.2).
+            let asks = !Self.expectations(head).isEmpty && (head.version.major, head.version.minor) >= (1, 1)
             head.headers.remove(name: "expect")
             if asks { head.headers.add(name: "expect", value: "100-continue") }
         }
