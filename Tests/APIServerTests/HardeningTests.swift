@@ -228,6 +228,37 @@ struct HardeningTests {
         }
     }
 
+    /// A nonzero number that underflows to 0 in a 64-bit float (`"temperature": 1e-400`) is
+    /// refused on purpose, as everywhere in xds (flags, TOML, commands, traces): read as 0 it would
+    /// be served as a value the client did not write. The refusal used to say only "has an
+    /// invalid value 1e-400 (expected a number within 0…2)", which 1e-400 is: the client could not
+    /// tell what was wrong. It now says it underflows and to write 0 if 0 is meant, as the other
+    /// readers do, with the field's range. A number too large for a float is not said to underflow.
+    @Test func aNumberThatUnderflowsIsToldSoNotOutOfRange() async throws {
+        try await LiveServer.with { server in
+            let chat = #"{"messages": [{"role": "user", "content": "x"}], "#
+            for (route, raw, param, expected) in [
+                ("/v1/chat/completions", chat + #""temperature": 1e-400}"#, "temperature", "a number within 0…2"),
+                ("/v1/chat/completions", chat + #""top_p": -1E-999}"#, "top_p", "a number within 0…1"),
+                ("/v1/completions", #"{"prompt": "x", "logit_bias": {"7": 1e-400}}"#, "logit_bias.7", "-100…100"),
+                ("/v1/completions", #"{"prompt": "x", "seed": 1e-400}"#, "seed", "an integer within"),
+                ("/v1/completions", #"{"prompt": [[5, 0.5e-330]]}"#, "prompt[0][1]", "token ids within 0…2147483647"),
+            ] {
+                let reply = try await server.post(route, raw: raw)
+                #expect(reply.status == 400, "\(raw): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(raw): \(reply.text)")
+                #expect(error["param"] as? String == param, "\(raw): \(reply.text)")
+                let message = error["message"] as? String ?? ""
+                #expect(message.contains("underflows to 0 in a 64-bit float; write 0 if 0 is meant"), "\(raw): \(message)")
+                #expect(message.contains(param) && message.contains(expected), "\(raw): \(message)")
+            }
+            let large = try await server.post("/v1/chat/completions", raw: chat + #""temperature": 1e400}"#)
+            let message = try #require(try large.json()["error"] as? [String: Any])["message"] as? String ?? ""
+            #expect(large.status == 400 && !message.contains("underflow") && message.contains("0…2"), "\(message)")
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     @Test func everyNumberIsCheckedAgainstAStatedRange() async throws {
         let chat: [String: Any] = ["messages": [["role": "user", "content": "hi"]]]
         // (field, value, what the message must say)

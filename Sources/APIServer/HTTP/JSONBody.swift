@@ -40,7 +40,7 @@ extension Request {
             // that in a float field but read it as 0 in an integer one, and served it.
             if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), surrogates: false, numbers: true,
                                                        numberRoots: APIError.integerFields.union(["prompt"])) {
-                if case let .unrepresentableNumber(path, _) = finding { throw Self.numberRefusal(finding, path: path, maxModelLen: maxModelLen) }
+                if case let .unrepresentableNumber(path, _, _) = finding { throw Self.numberRefusal(finding, path: path, maxModelLen: maxModelLen) }
                 let (text, param) = JSONKeyCheck.message(finding)
                 throw APIError.invalidRequest(text, param: param)
             }
@@ -68,7 +68,7 @@ extension Request {
                 case let .bareWord(path, _):
                     let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
                     throw APIError.invalidRequest(text + (expected.map { " (expected \($0))" } ?? ""), param: param)
-                case let .unrepresentableNumber(path, _):
+                case let .unrepresentableNumber(path, _, _):
                     throw Self.numberRefusal(finding, path: path, maxModelLen: maxModelLen)
                 default:
                     break

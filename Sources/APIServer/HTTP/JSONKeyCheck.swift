@@ -27,9 +27,10 @@ enum JSONKeyCheck {
         /// JSON" without saying where.
         case bareWord(path: String?, word: String)
         /// A number no 64-bit float holds (`1e400`, or `1e-400`, which is not 0): the path of the
-        /// field holding it (nil at the top level) and the number (at most 40 bytes). Foundation
-        /// refuses such a body as "not valid JSON" without saying where.
-        case unrepresentableNumber(path: String?, number: String)
+        /// field holding it (nil at the top level), the number (at most 40 bytes), and whether it
+        /// underflows to 0 (rather than overflows). Foundation refuses such a body as "not valid
+        /// JSON" without saying where.
+        case unrepresentableNumber(path: String?, number: String, underflows: Bool)
         /// A control character (U+0000–U+001F) written raw inside a string, where JSON requires
         /// an escape (RFC 8259 §7): the path of the string (a key's own path when it is in a key;
         /// nil at the top level) and the byte. Foundation refuses it as the field's "wrong type"
@@ -194,10 +195,10 @@ enum JSONKeyCheck {
                 if isNumberByte(byte) && !signedWord {
                     var j = i + 1
                     while j < n, isNumberByte(bytes[j]) || bytes[j] == UInt8(ascii: "e") || bytes[j] == UInt8(ascii: "E") { j += 1 }
-                    if numbers, let number = unrepresentable(bytes[i..<j]) {
+                    if numbers, let (number, underflows) = unrepresentable(bytes[i..<j]) {
                         let at = path()
                         if numberRoots.map({ $0.contains(String(at.prefix { $0 != "." && $0 != "[" })) }) ?? true {
-                            return .unrepresentableNumber(path: at.isEmpty ? nil : at, number: number)
+                            return .unrepresentableNumber(path: at.isEmpty ? nil : at, number: number, underflows: underflows)
                         }
                     }
                     i = j
@@ -220,14 +221,28 @@ enum JSONKeyCheck {
         return nil
     }
 
-    /// The number's text if no 64-bit float holds it: its magnitude overflows (`1e400`), or it
-    /// underflows to 0 while its digits are not all 0 (`1e-400`).
-    private static func unrepresentable(_ number: ArraySlice<UInt8>) -> String? {
+    /// The number's text (at most 40 bytes) if no 64-bit float holds it, and whether it underflows:
+    /// its magnitude overflows (`1e400`), or it underflows to 0 while its digits are not all 0 (`1e-400`).
+    private static func unrepresentable(_ number: ArraySlice<UInt8>) -> (text: String, underflows: Bool)? {
         let text = String(decoding: number, as: UTF8.self)
         guard let value = Double(text) else { return nil }
+        let underflows = underflowsToZero(text)
+        return value.isFinite && !underflows ? nil : (String(text.prefix(40)), underflows)
+    }
+
+    /// Whether the numeral `text` is not zero but a 64-bit float reads it as 0 (`1e-400`; `0e-400` is 0).
+    static func underflowsToZero<Text: StringProtocol>(_ text: Text) -> Bool {
         let mantissa = text.prefix { $0 != "e" && $0 != "E" }
-        let underflows = value == 0 && mantissa.contains { ("1"..."9").contains($0) }
-        return value.isFinite && !underflows ? nil : String(text.prefix(40))
+        return Double(String(text)) == 0 && mantissa.contains { ("1"..."9").contains($0) }
+    }
+
+    /// The refusal of a number no 64-bit float holds, at `place` ("field 'temperature'"). One that
+    /// underflows says so: "has an invalid value 1e-400 (expected a number within 0…2)" alone
+    /// named a range 1e-400 is in. xds refuses such a numeral wherever it reads numbers (flags,
+    /// TOML, commands, traces) with the same advice, rather than serve a 0 the client did not write.
+    static func numberMessage(place: String, number: String, underflows: Bool) -> String {
+        "\(place) has an invalid value \(number)"
+            + (underflows ? ": it underflows to 0 in a 64-bit float; write 0 if 0 is meant" : "")
     }
 
     /// JSON's three literal words (RFC 8259 §3).
@@ -284,9 +299,9 @@ enum JSONKeyCheck {
                 return ("\(place) holds \(word), which is not JSON: JSON numbers are finite", path)
             }
             return ("\(place) holds the bare word \(word), which is not JSON (its words are true, false and null)", path)
-        case let .unrepresentableNumber(path, number):
+        case let .unrepresentableNumber(path, number, underflows):
             let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
-            return ("\(place) has an invalid value \(number)", path)
+            return (numberMessage(place: place, number: number, underflows: underflows), path)
         case let .rawControlCharacter(path, byte):
             let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
             let code = "U+00" + (byte < 0x10 ? "0" : "") + String(byte, radix: 16, uppercase: true)

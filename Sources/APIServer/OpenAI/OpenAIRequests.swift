@@ -694,14 +694,13 @@ extension APIError {
             let number = text[range].split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             // A number whose magnitude underflows (`1e-400`) is valid JSON that Foundation refuses;
             // Double(String) reads it as 0, so it counts as not fitting when its digits are not all 0.
-            let mantissa = number.prefix { $0 != "e" && $0 != "E" }
-            let underflows = Double(number) == 0 && mantissa.contains { ("1"..."9").contains($0) }
+            let underflows = JSONKeyCheck.underflowsToZero(number)
             let fits = integerFields.contains(field)
                 ? Int(number) != nil : (Double(number)?.isFinite ?? false) && !underflows
             if !fits {
+                let text = JSONKeyCheck.numberMessage(place: "field '\(field)'", number: String(number.prefix(40)), underflows: underflows)
                 return .invalidRequest(
-                    "field '\(field)' has an invalid value \(number.prefix(40)) (expected \(expected(field, maxModelLen: maxModelLen) ?? "a number"))",
-                    param: field)
+                    text + " (expected \(expected(field, maxModelLen: maxModelLen) ?? "a number"))", param: field)
             }
         }
         return nil
