@@ -259,6 +259,30 @@ struct HardeningTests {
         }
     }
 
+    /// A value of the wrong type is told what its field takes, in every field: `"model": 123`,
+    /// `"messages": {…}` and `"stop": ["a", 1]` were told only "field … has the wrong type" (the
+    /// table of expected values covers the numeric fields), where OpenAI says "expected a string".
+    @Test func aWrongTypeSaysWhatTheFieldTakes() async throws {
+        try await LiveServer.with { server in
+            let chat = #"{"messages": [{"role": "user", "content": "x"}], "#
+            for (route, raw, param, expected) in [
+                ("/v1/chat/completions", chat + #""model": 123}"#, "model", "(expected a string)"),
+                ("/v1/chat/completions", #"{"messages": {"role": "user", "content": "x"}}"#, "messages", "(expected an array)"),
+                ("/v1/chat/completions", chat + #""stop": ["a", 1]}"#, "stop[1]", "(expected a string)"),
+                ("/v1/completions", #"{"prompt": "x", "user": true}"#, "user", "(expected a string)"),
+                ("/v1/completions", #"{"prompt": "x", "stream_options": 1, "stream": true}"#, "stream_options", "(expected an object)"),
+            ] {
+                let reply = try await server.post(route, raw: raw)
+                #expect(reply.status == 400, "\(raw): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(raw): \(reply.text)")
+                #expect(error["param"] as? String == param, "\(raw): \(reply.text)")
+                let message = error["message"] as? String ?? ""
+                #expect(message == "field '\(param)' has the wrong type \(expected)", "\(raw): \(message)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     @Test func everyNumberIsCheckedAgainstAStatedRange() async throws {
         let chat: [String: Any] = ["messages": [["role": "user", "content": "hi"]]]
         // (field, value, what the message must say)

@@ -718,6 +718,20 @@ extension APIError {
         return expectedValues[field]
     }
 
+    /// The JSON type the decoder wanted when it reports `type` (nil for one of our own types).
+    static func jsonType(_ type: Any.Type) -> String? {
+        let id = ObjectIdentifier(type)
+        if id == ObjectIdentifier(String.self) { return "a string" }
+        if id == ObjectIdentifier(Bool.self) { return "a boolean" }
+        if [Int.self, Int64.self, Int32.self, UInt.self, UInt64.self, UInt32.self].map(ObjectIdentifier.init).contains(id) {
+            return "an integer"
+        }
+        if id == ObjectIdentifier(Double.self) || id == ObjectIdentifier(Float.self) { return "a number" }
+        if id == ObjectIdentifier([Any].self) { return "an array" }
+        if id == ObjectIdentifier([String: Any].self) { return "an object" }
+        return nil
+    }
+
     static func undecodable(_ error: any Error, body: Data = Data(), maxModelLen: Int? = nil) -> APIError {
         guard let error = error as? DecodingError else {
             return .invalidRequest("request body is not valid JSON", param: nil)
@@ -730,11 +744,13 @@ extension APIError {
         case .keyNotFound(let key, let context):
             let field = (path(context).map { $0 + "." } ?? "") + key.stringValue
             return .invalidRequest("missing required field '\(field)'", param: field)
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
             guard let field = path(context) else {
                 return .invalidRequest("request body must be a JSON object", param: nil)
             }
-            let expected = expected(field, maxModelLen: maxModelLen).map { " (expected \($0))" } ?? ""
+            // A field outside the table (`model`, `messages`, `stop[1]`, `user`) is told the JSON
+            // type the decoder wanted, as OpenAI says "expected a string"; it was told nothing.
+            let expected = (expected(field, maxModelLen: maxModelLen) ?? jsonType(type)).map { " (expected \($0))" } ?? ""
             return .invalidRequest("field '\(field)' has the wrong type\(expected)", param: field)
         case .dataCorrupted(let context):
             if let field = path(context) {
