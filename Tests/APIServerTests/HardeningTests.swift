@@ -283,6 +283,23 @@ struct HardeningTests {
         }
     }
 
+    /// A wrongly typed value under an object's key that is a number (`logit_bias {"1": "x"}`)
+    /// is named by its key, `logit_bias.1`, as a number no float holds there is: it was named
+    /// `logit_bias[1]`, an array index, for an object that has no index 1.
+    @Test func aWrongTypeUnderANumericKeyIsNamedByItsKey() async throws {
+        try await LiveServer.with { server in
+            let reply = try await server.post("/v1/completions", raw: #"{"prompt": "x", "logit_bias": {"50256": "x"}}"#)
+            #expect(reply.status == 400, "\(reply.text)")
+            let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+            #expect(error["param"] as? String == "logit_bias.50256", "\(reply.text)")
+            #expect((error["message"] as? String ?? "").hasPrefix("field 'logit_bias.50256' has the wrong type (expected a number within -100…100)"),
+                    "\(reply.text)")
+            // An array's element keeps its index.
+            let listed = try await server.post("/v1/completions", raw: #"{"prompt": "x", "stop": ["a", 1]}"#)
+            #expect(try #require(try listed.json()["error"] as? [String: Any])["param"] as? String == "stop[1]", "\(listed.text)")
+        }
+    }
+
     @Test func everyNumberIsCheckedAgainstAStatedRange() async throws {
         let chat: [String: Any] = ["messages": [["role": "user", "content": "hi"]]]
         // (field, value, what the message must say)

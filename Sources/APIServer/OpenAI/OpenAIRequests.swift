@@ -715,6 +715,7 @@ extension APIError {
         if let maxModelLen, field == "max_tokens" || field == "max_completion_tokens" {
             return "an integer within 1…\(maxModelLen)"
         }
+        if field.hasPrefix("logit_bias.") { return "a number within -100…100" }  // one token's bias
         return expectedValues[field]
     }
 
@@ -737,7 +738,11 @@ extension APIError {
             return .invalidRequest("request body is not valid JSON", param: nil)
         }
         func path(_ context: DecodingError.Context) -> String? {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            // An array position's key is spelt "Index N"; an object's key that reads as a number
+            // ("50256" in logit_bias) also has an intValue, but is a key, not an index.
+            let keys = context.codingPath.map { key in
+                key.intValue.flatMap { key.stringValue == String($0) ? nil : "[\($0)]" } ?? key.stringValue
+            }
             return keys.isEmpty ? nil : keys.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
         }
         switch error {
