@@ -300,6 +300,26 @@ struct HardeningTests {
         }
     }
 
+    /// A message's `name` and `tool_call_id` are strings (OpenAI refuses any other type); they
+    /// were never read, so `"name": 5` was served as if absent. A string is still served.
+    @Test func aMessagesNameOrToolCallIDOfTheWrongTypeIsRefused() async throws {
+        try await LiveServer.with { server in
+            for (field, value) in [("name", "5"), ("tool_call_id", "{}")] {
+                let raw = #"{"messages": [{"role": "user", "content": "x", ""# + field + #"": "# + value + "}]}"
+                let reply = try await server.post("/v1/chat/completions", raw: raw)
+                #expect(reply.status == 400, "\(raw): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(raw): \(reply.text)")
+                #expect(error["param"] as? String == "messages[0].\(field)", "\(reply.text)")
+                #expect(error["message"] as? String == "field 'messages[0].\(field)' has the wrong type (expected a string)",
+                        "\(reply.text)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+            let served = try await server.post("/v1/chat/completions", raw:
+                #"{"messages": [{"role": "user", "content": "x", "name": "bob"}, {"role": "tool", "content": "r", "tool_call_id": "a"}], "max_tokens": 1}"#)
+            #expect(served.status == 200, "\(served.text)")
+        }
+    }
+
     @Test func everyNumberIsCheckedAgainstAStatedRange() async throws {
         let chat: [String: Any] = ["messages": [["role": "user", "content": "hi"]]]
         // (field, value, what the message must say)

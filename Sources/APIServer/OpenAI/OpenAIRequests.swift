@@ -220,6 +220,15 @@ struct BenchmarkFields: Decodable {
 struct ChatMessage: Decodable {
     var role: String
     var content: MessageContent?
+    /// Not used by the reply, but decoded so that a value of another type is refused as OpenAI
+    /// refuses it (`"name": 5` was served as if absent).
+    var name: String?
+    var toolCallID: String?
+
+    private enum CodingKeys: String, CodingKey {
+        case role, content, name
+        case toolCallID = "tool_call_id"
+    }
 }
 
 /// A message's content: a string, or an array of parts, which must all be text (``unreadablePart``).
