@@ -47,6 +47,24 @@ struct ErrorTests {
         }
     }
 
+    /// A token-id prompt's element of the wrong type says what a token id is, as a non-integer
+    /// number there does ("a token id, an integer within 0…2147483647"), not only "an integer".
+    @Test func aWrongTypeAmongTokenIDsSaysTheirRange() async throws {
+        try await LiveServer.with { server in
+            for (prompt, param) in [("[7, 8, true]", "prompt[2]"), ("[[1], [2, \"x\"]]", "prompt[1][1]")] {
+                let reply = try await server.post("/v1/completions", raw: #"{"max_tokens": 2, "prompt": \#(prompt)}"#)
+                let detail = try expectOpenAIError(reply, status: 400, type: "invalid_request_error")
+                #expect(detail["param"] as? String == param, "\(prompt): \(reply.text)")
+                #expect(detail["message"] as? String
+                    == "field '\(param)' has the wrong type (expected a token id, an integer within 0…2147483647)",
+                    "\(prompt): \(reply.text)")
+            }
+            // An array of strings is still told a string.
+            let strings = try await server.post("/v1/completions", raw: #"{"max_tokens": 2, "prompt": ["a", 1]}"#)
+            #expect(strings.text.contains("(expected a string)"), "\(strings.text)")
+        }
+    }
+
     @Test func unknownModelIs404() async throws {
         try await LiveServer.with { server in
             let reply = try await server.post(

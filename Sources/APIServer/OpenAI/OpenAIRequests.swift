@@ -764,7 +764,11 @@ extension APIError {
             }
             // A field outside the table (`model`, `messages`, `stop[1]`, `user`) is told the JSON
             // type the decoder wanted, as OpenAI says "expected a string"; it was told nothing.
-            let expected = (expected(field, maxModelLen: maxModelLen) ?? jsonType(type)).map { " (expected \($0))" } ?? ""
+            // An integer inside `prompt` is a token id: its range, as a non-integer number there is told.
+            let range = PromptInput.tokenIDRange
+            let wanted = field.hasPrefix("prompt[") && jsonType(type) == "an integer"
+                ? "a token id, an integer within \(range.lowerBound)…\(range.upperBound)" : jsonType(type)
+            let expected = (expected(field, maxModelLen: maxModelLen) ?? wanted).map { " (expected \($0))" } ?? ""
             return .invalidRequest("field '\(field)' has the wrong type\(expected)", param: field)
         case .dataCorrupted(let context):
             if let field = path(context) {
