@@ -73,7 +73,7 @@ import Testing
         do {
             _ = try Deployment(toml: text, source: "t.toml")
         } catch let error as ConfigError {
-            #expect(error.description == "t.toml: deployment 'superpod', decode group: instance 0 would take NPUs "
+            #expect(error.description == "t.toml:18: deployment 'superpod', decode group: instance 0 would take NPUs "
                     + "128…287, but the pod has NPUs 0…167 (168 NPUs, 336 dies); lower count or first_npu, or raise nodes")
         }
         // The second of two decode instances is the one that does not fit in 48 nodes.

@@ -67,4 +67,94 @@ import Testing
         #expect(message("nodes = 4\n\n[moe_attention]\nexpert_dies = 8\nattention_domains = true\n")
                     == "d.toml:5: [moe_attention]: 'attention_domains' must be an integer, got true (a bool)")
     }
+
+    /// The range checks that run on the built deployment (validate()) name the line of the key
+    /// that holds the bad value, in the group the message is about; they named the file only.
+    @Test func rangeRefusalsNameTheKeysLine() {
+        let text = """
+            name = "x"
+            nodes = 4
+
+            [[prefill]]
+            count = 1
+            npus = 2
+            tp = 4
+            dp = 1
+            ep = 4
+
+            [[decode]]
+            npus = 2
+            first_npu = 2
+            tp = 1
+            dp = 4
+            ep = 4
+            """
+        /// `text` with `old` replaced in the [[decode]] group only.
+        func decode(_ old: String, _ new: String) -> String {
+            let parts = text.components(separatedBy: "[[decode]]")
+            return parts[0] + "[[decode]]" + parts[1].replacingOccurrences(of: old, with: new)
+        }
+        #expect(message(text) == nil)
+        #expect(message(text.replacingOccurrences(of: "nodes = 4", with: "nodes = 49"))
+                    == "d.toml:2: deployment 'x': nodes must be between 1 and 48 (a CloudMatrix384 pod has 48 nodes), got 49")
+        // The second group's `count`, not the first's.
+        #expect(message(decode("npus = 2", "npus = 2\ncount = 0"))
+                    == "d.toml:13: deployment 'x', decode group: count must be between 1 and 32 (NPUs in the pod), got 0")
+        #expect(message(decode("npus = 2", "npus = 33"))
+                    == "d.toml:12: deployment 'x', decode group: npus must be between 1 and 32 (NPUs in the pod), got 33")
+        #expect(message(decode("first_npu = 2", "first_npu = 32"))
+                    == "d.toml:13: deployment 'x', decode group: first_npu must be between 0 and 31 (NPU indices of the pod), got 32")
+        #expect(message(decode("tp = 1", "tp = 0"))
+                    == "d.toml:14: deployment 'x', decode group: tp must be between 1 and 4 (dies of one instance), got 0")
+        #expect(message(decode("ep = 4", "ep = 5"))
+                    == "d.toml:16: deployment 'x', decode group: ep must be between 1 and 4 (dies of one instance), got 5")
+        #expect(message(decode("ep = 4", "ep = 4\nbatch_limit = 16385"))
+                    == "d.toml:17: deployment 'x', decode group: batch_limit must be between 0 and 16384 (requests per DP group), "
+                    + "got 16385")
+        #expect(message(decode("ep = 4", "ep = 4\nbatch_limit = 0"))
+                    == "d.toml:17: deployment 'x', decode group: batch_limit must be positive for a decode group")
+        #expect(message(text.replacingOccurrences(of: "dp = 1\n", with: "dp = 1\nredundant_experts = 1025\n"))
+                    == "d.toml:9: deployment 'x', prefill group: redundant_experts must be between 0 and 1024, got 1025")
+        // tp × dp against npus is about the group's keys together: the group's table.
+        #expect(message(decode("tp = 1", "tp = 3"))
+                    == "d.toml:11: deployment 'x', decode group: tp 3 × dp 4 = 12 dies, but 2 NPUs have 4 dies")
+        #expect(message(text.replacingOccurrences(of: "name = \"x\"", with: "name = \"x\"\nmodel = \"gpt-9\""))?
+                    .hasPrefix("d.toml:2: ") == true)
+    }
+
+    /// A check across several keys of one group (tp × dp against npus, a group past the pod, an
+    /// NPU used twice) names the line of that group's table header.
+    @Test func refusalsAcrossKeysNameTheGroupsTable() {
+        let text = """
+            nodes = 4
+
+            [[prefill]]
+            npus = 2
+            tp = 4
+
+            [[decode]]
+            npus = 2
+            first_npu = 2
+            tp = 2
+            dp = 2
+            ep = 4
+
+            [[decode]]
+            npus = 2
+            tp = 2
+            dp = 1
+            ep = 4
+            """
+        #expect(message(text) == "d.toml:14: deployment 'd.toml', decode group: tp 2 × dp 1 = 2 dies, but 2 NPUs have 4 dies")
+        #expect(message(text.replacingOccurrences(of: "dp = 1", with: "dp = 2"))
+                    == "d.toml:14: deployment 'd.toml', decode group: NPU 0 is used twice (also by prefill 0)")
+        #expect(message(text.replacingOccurrences(of: "dp = 1", with: "dp = 2\nfirst_npu = 31"))?
+                    .hasPrefix("d.toml:14: deployment 'd.toml', decode group: instance 0 would take NPUs 31…32") == true)
+        // [moe_attention]: a key's line, and the table's for a check across its keys.
+        let ma = "nodes = 4\n\n[moe_attention]\nexpert_dies = 8\nattention_domains = 1\ndp_per_domain = 8\n"
+        #expect(message(ma.replacingOccurrences(of: "dp_per_domain = 8", with: "dp_per_domain = 65"))
+                    == "d.toml:6: deployment 'd.toml', moe_attention: dp_per_domain must be between 1 and 64 (dies in the pod), got 65")
+        #expect(message(ma.replacingOccurrences(of: "expert_dies = 8", with: "expert_dies = 7"))
+                    == "d.toml:3: deployment 'd.toml', moe_attention: 7 routed-expert dies do not divide 256 experts")
+    }
 }

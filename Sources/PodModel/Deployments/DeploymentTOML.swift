@@ -105,7 +105,35 @@ extension Deployment {
             }
             prewarmedSpareTEs = warm
         }
-        do { try validate() } catch let e as ConfigError { throw ConfigError("\(source): \(e.description)") }
+        // The range checks run on the built deployment (presets and inline specs too); its
+        // refusal says which key or table, and that is found in the file for `file:LINE:`.
+        do { try check() } catch let problem as Problem {
+            let line = Self.line(of: problem.place, groups: groups, text: text).map { ":\($0)" } ?? ""
+            throw ConfigError("\(source)\(line): \(problem.message)")
+        } catch let e as ConfigError { throw ConfigError("\(source): \(e.description)") }
+    }
+
+    /// The line in `text` of a ``Problem``'s place: the key's line, else (a group or
+    /// `[moe_attention]` key left at its default, or a check across the table's keys) the
+    /// table's header; nil for the deployment as a whole or what the scan does not find.
+    static func line(of place: Problem.Place, groups: [InstanceGroup], text: String) -> Int? {
+        switch place {
+        case .top(let key):
+            return key.flatMap { TOMLDocument.line(ofKey: $0, inTable: "", text: text) }
+        case .group(let index, let key):
+            guard groups.indices.contains(index) else { return nil }
+            let role = groups[index].role.rawValue
+            // Groups are read role by role, each role's tables in file order.
+            let entry = groups[..<index].filter { $0.role == groups[index].role }.count + 1
+            return key.flatMap { TOMLDocument.line(ofKey: $0, inTable: role, entry: entry, text: text) }
+                ?? TOMLDocument.line(ofTable: role, entry: entry, text: text)
+        case .moeAttention(let key):
+            return key.flatMap { TOMLDocument.line(ofKey: $0, inTable: "moe_attention", text: text) }
+                ?? TOMLDocument.line(ofTable: "moe_attention", text: text)
+        case .scaling(let key):
+            return TOMLDocument.line(ofKey: key, inTable: "scaling", text: text)
+                ?? TOMLDocument.line(ofTable: "scaling", text: text)
+        }
     }
 
     /// The deployment as TOML, fields in a stable order.
@@ -197,14 +225,6 @@ public enum TOMLDocument {
     /// `entry` (from 1) picks one table of an array of tables (`[[prefill]]` #2): the key is
     /// looked for only after that table's header, before the next.
     public static func line(ofKey key: String, inTable table: String, entry: Int? = nil, text: String) -> Int? {
-        /// A key path as written (`a . "b"`), its parts unquoted and joined by dots.
-        func path(_ written: Substring) -> String {
-            written.split(separator: ".", omittingEmptySubsequences: false).map { part in
-                let p = part.trimmingCharacters(in: .whitespaces)
-                let quoted = p.count >= 2 && (p.first == "\"" && p.last == "\"" || p.first == "'" && p.last == "'")
-                return quoted ? String(p.dropFirst().dropLast()) : p
-            }.joined(separator: ".")
-        }
         var current = ""
         // How many `[[table]]` headers have been seen, for `entry`.
         var entries = 0
@@ -226,6 +246,36 @@ public enum TOMLDocument {
             if (current == table && written == key) || (current.isEmpty && written == "\(table).\(key)") { return index + 1 }
         }
         return nil
+    }
+
+    /// The line (from 1) of the header `[table]` in `text` or, with `entry` (from 1), of the
+    /// `entry`th `[[table]]`; nil when this scan does not find it (a table written only as dotted
+    /// keys or inline has no header). For a refusal about several keys of one table at once
+    /// (`tp × dp` against `npus`), where no single key's line is the answer.
+    public static func line(ofTable table: String, entry: Int? = nil, text: String) -> Int? {
+        var entries = 0
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            guard line.hasPrefix("[") else { continue }
+            let double = line.hasPrefix("[[")
+            guard path(line.drop { $0 == "[" }.prefix { $0 != "]" }) == table else { continue }
+            if let entry {
+                if double { entries += 1 }
+                if double && entries == entry { return index + 1 }
+            } else if !double {
+                return index + 1
+            }
+        }
+        return nil
+    }
+
+    /// A key path as written (`a . "b"`), its parts unquoted and joined by dots.
+    private static func path(_ written: Substring) -> String {
+        written.split(separator: ".", omittingEmptySubsequences: false).map { part in
+            let p = part.trimmingCharacters(in: .whitespaces)
+            let quoted = p.count >= 2 && (p.first == "\"" && p.last == "\"" || p.first == "'" && p.last == "'")
+            return quoted ? String(p.dropFirst().dropLast()) : p
+        }.joined(separator: ".")
     }
 
     /// The first key of `table` (in the table's order) that is not one of `known`, if any: a

@@ -66,8 +66,10 @@ import XDSTestSupport
         #expect(try Deployment(toml: file(6), source: "pod.toml").prewarmedSpareTEs == 6)
         for k in [7, 64] {
             let error = #expect(throws: ConfigError.self) { try Deployment(toml: file(k), source: "pod.toml") }
+            // At the key's line, the file's last (its text ends in a newline).
+            let line = file(k).split(separator: "\n", omittingEmptySubsequences: false).count - 1
             #expect(error?.description
-                == "pod.toml: deployment 'superpod': [scaling] prewarmed_spare_tes must be between 0 and 6 on this "
+                == "pod.toml:\(line): deployment 'superpod': [scaling] prewarmed_spare_tes must be between 0 and 6 on this "
                 + "layout (96 spare NPUs, 16 per TE of its smallest shape), got \(k)")
         }
         // The file format's own range still comes first.
