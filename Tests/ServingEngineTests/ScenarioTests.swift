@@ -54,7 +54,7 @@ import Testing
         let refused = try #require(throws: ConfigError.self) {
             try Scenario(toml: toml, source: "s.toml", topology: .cloudMatrix384)
         }
-        #expect(refused.description == "s.toml: step 1: 'at': time '1h1h' repeats a unit or puts a smaller one first; "
+        #expect(refused.description == "s.toml:3: step 1: 'at': time '1h1h' repeats a unit or puts a smaller one first; "
             + "write each of h, m, s, ms at most once, largest first (like 1h30m or 2m30s)")
     }
 
@@ -85,7 +85,7 @@ import Testing
         let refused = try #require(throws: ConfigError.self) {
             try Scenario(toml: toml, source: "s.toml", topology: .cloudMatrix384)
         }
-        #expect(refused.description == "s.toml: step 1: 'at': time '1e-400s' underflows to 0; write 0 if 0 is meant")
+        #expect(refused.description == "s.toml:3: step 1: 'at': time '1e-400s' underflows to 0; write 0 if 0 is meant")
     }
 
     /// A scenario step at a negative time (`at = "-5s"`, `at = -5`) was told "expected a time like
@@ -104,7 +104,7 @@ import Testing
         let refused = try #require(throws: ConfigError.self) {
             try Scenario(toml: toml, source: "s.toml", topology: .cloudMatrix384)
         }
-        #expect(refused.description == "s.toml: step 1: 'at': time '-5' is out of range; expected 0 to 10000000000 s (about 317 years)")
+        #expect(refused.description == "s.toml:3: step 1: 'at': time '-5' is out of range; expected 0 to 10000000000 s (about 317 years)")
     }
 
     /// A scenario's `at = 1e-400` was read as 0 (the TOML library rounds it so) and the step ran
@@ -166,34 +166,34 @@ import Testing
 
     @Test func badScenariosGetOneLineNamingFileAndStep() {
         let cases: [(String, String)] = [
-            ("name = \"x\"\n[[step]]\nat = \"30s\"\ncommand = \"drain nod 3\"\n", "t.toml: step 1: "),
+            ("name = \"x\"\n[[step]]\nat = \"30s\"\ncommand = \"drain nod 3\"\n", "t.toml:4: step 1: "),
             ("name = \"x\"\n[[step]]\nat = \"soon\"\ncommand = \"pause\"\n", "step 1: 'at': expected a time like 90s, 10m or 1h, got 'soon'"),
             ("name = \"x\"\n[[step]]\nat = \"1s\"\n", "missing 'command'"),
             ("name = \"x\"\n", "no steps"),
             // One [step] table (single brackets) is not "no steps": the fix is named.
-            ("name = \"x\"\n[step]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml: 'step' must be an array of tables: write each step as [[step]]"),
+            ("name = \"x\"\n[step]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml:2: 'step' must be an array of tables: write each step as [[step]]"),
             ("name = \"x\"\nstep = 3\n", "write each step as [[step]]"),
             ("[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "missing 'name'"),
             // Present but not a string is not "missing"; blank names show as nothing in the console.
-            ("name = 5\n[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml: 'name' must be a string"),
-            ("name = \"  \"\n[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml: 'name' must not be empty"),
+            ("name = 5\n[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml:1: 'name' must be a string"),
+            ("name = \"  \"\n[[step]]\nat = \"1s\"\ncommand = \"pause\"\n", "t.toml:1: 'name' must not be empty"),
             // The same for a step's keys: `at = true` and `command = 5` were "missing".
             ("name = \"x\"\n[[step]]\nat = true\ncommand = \"pause\"\n",
-             "t.toml: step 1: 'at' must be a time like \"30s\", \"2m\" or \"1h\" (or a number of seconds)"),
-            ("name = \"x\"\n[[step]]\nat = [1]\ncommand = \"pause\"\n", "t.toml: step 1: 'at' must be a time like"),
-            ("name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = 5\n", "t.toml: step 1: 'command' must be a string"),
-            ("name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = [\"pause\"]\n", "t.toml: step 1: 'command' must be a string"),
+             "t.toml:3: step 1: 'at' must be a time like \"30s\", \"2m\" or \"1h\" (or a number of seconds)"),
+            ("name = \"x\"\n[[step]]\nat = [1]\ncommand = \"pause\"\n", "t.toml:3: step 1: 'at' must be a time like"),
+            ("name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = 5\n", "t.toml:4: step 1: 'command' must be a string"),
+            ("name = \"x\"\n[[step]]\nat = \"1s\"\ncommand = [\"pause\"]\n", "t.toml:4: step 1: 'command' must be a string"),
             ("name = \"x\"\nsteps = 3\n", "unknown field 'steps'"),
             ("name = = \"x\"\n", "t.toml:1: malformed TOML"),
             ("name = \"x\"\n[[step]]\nat = 1e300\ncommand = \"pause\"\n",
-             "t.toml: step 1: 'at': time '1e+300' is out of range; expected 0 to 10000000000 s (about 317 years)"),
+             "t.toml:3: step 1: 'at': time '1e+300' is out of range; expected 0 to 10000000000 s (about 317 years)"),
             ("name = \"x\"\n[[step]]\nat = -5\ncommand = \"pause\"\n",
-             "t.toml: step 1: 'at': time '-5' is out of range; expected 0 to 10000000000 s (about 317 years)"),
-            ("name = \"x\"\n[[step]]\nat = nan\ncommand = \"pause\"\n", "t.toml: step 1: 'at': expected a time like"),
+             "t.toml:3: step 1: 'at': time '-5' is out of range; expected 0 to 10000000000 s (about 317 years)"),
+            ("name = \"x\"\n[[step]]\nat = nan\ncommand = \"pause\"\n", "t.toml:3: step 1: 'at': expected a time like"),
             ("name = \"a\\u001B[2J\"\n[[step]]\nat = 1\ncommand = \"pause\"\n",
-             "t.toml: 'name' must not contain control characters, got 'a\\u{1B}[2J'"),
+             "t.toml:1: 'name' must not contain control characters, got 'a\\u{1B}[2J'"),
             ("name = \"x\"\n[[step]]\nat = 1\ncommand = \"rate 1e308\"\n",
-             "t.toml: step 1: expected a rate of 0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s after 'rate', got '1e308'"),
+             "t.toml:4: step 1: expected a rate of 0 (no synthetic arrivals) or between 0.0001 and 10000 requests/s after 'rate', got '1e308'"),
         ]
         for (text, expected) in cases {
             do {
@@ -216,15 +216,15 @@ import Testing
                 return nil
             } catch { return "\(error)" }
         }
-        #expect(load([("1s", "drain node 48")]) == "s.toml: step 1: node 48 does not exist; the pod has nodes 0…47")
+        #expect(load([("1s", "drain node 48")]) == "s.toml:4: step 1: node 48 does not exist; the pod has nodes 0…47")
         #expect(load([("1s", "pause"), ("2s", "fault npu 384")])
-            == "s.toml: step 2: NPU 384 does not exist; the pod has NPUs 0…383")
-        #expect(load([("1s", "fault link 3-400")]) == "s.toml: step 1: NPU 400 does not exist; the pod has NPUs 0…383")
-        #expect(load([("1s", "fault hbm die 768")]) == "s.toml: step 1: die 768 does not exist; the pod has dies 0…767")
+            == "s.toml:7: step 2: NPU 384 does not exist; the pod has NPUs 0…383")
+        #expect(load([("1s", "fault link 3-400")]) == "s.toml:4: step 1: NPU 400 does not exist; the pod has NPUs 0…383")
+        #expect(load([("1s", "fault hbm die 768")]) == "s.toml:4: step 1: die 768 does not exist; the pod has dies 0…767")
         #expect(load([("1s", "fault straggler die 900 slowdown 2")])
-            == "s.toml: step 1: die 900 does not exist; the pod has dies 0…767")
-        #expect(load([("1s", "undrain node 100")]) == "s.toml: step 1: node 100 does not exist; the pod has nodes 0…47")
-        #expect(load([("1s", "fault node 48")]) == "s.toml: step 1: node 48 does not exist; the pod has nodes 0…47")
+            == "s.toml:4: step 1: die 900 does not exist; the pod has dies 0…767")
+        #expect(load([("1s", "undrain node 100")]) == "s.toml:4: step 1: node 100 does not exist; the pod has nodes 0…47")
+        #expect(load([("1s", "fault node 48")]) == "s.toml:4: step 1: node 48 does not exist; the pod has nodes 0…47")
         // A one-node GPU cluster says "only node 0", not "nodes 0…0".
         let gpus = try! Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1").topology()
         do {
@@ -232,23 +232,23 @@ import Testing
                              topology: gpus)
             Issue.record("a missing node was accepted")
         } catch {
-            #expect("\(error)" == "s.toml: step 1: node 2 does not exist; the pod has only node 0")
+            #expect("\(error)" == "s.toml:4: step 1: node 2 does not exist; the pod has only node 0")
         }
         #expect(PodTopology.missing("node", 2, count: 1) == "node 2 does not exist; the pod has only node 0")
         #expect(PodTopology.missing("NPU", 9, count: 8) == "NPU 9 does not exist; the pod has NPUs 0…7")
         // Fault ids are 1, 2, 3… in injection (time) order; heal N needs N earlier fault steps.
         #expect(load([("1s", "heal 1")])
-            == "s.toml: step 1: heal 1: no earlier step injects a fault (fault ids are 1, 2, 3… in injection order)")
+            == "s.toml:4: step 1: heal 1: no earlier step injects a fault (fault ids are 1, 2, 3… in injection order)")
         #expect(load([("1s", "fault die 3"), ("2s", "fault glitch"), ("3s", "heal 3")])
-            == "s.toml: step 3: heal 3: earlier steps inject at most 2 faults (ids 1…2, in injection order)")
+            == "s.toml:10: step 3: heal 3: earlier steps inject at most 2 faults (ids 1…2, in injection order)")
         // File order is not run order: the heal at 10s comes before the fault at 20s.
         #expect(load([("20s", "fault die 3"), ("10s", "heal 1")])
-            == "s.toml: step 2: heal 1: no earlier step injects a fault (fault ids are 1, 2, 3… in injection order)")
+            == "s.toml:7: step 2: heal 1: no earlier step injects a fault (fault ids are 1, 2, 3… in injection order)")
         #expect(load([("1s", "fault die 3"), ("2s", "heal 1"), ("3s", "heal 1")])
-            == "s.toml: step 3: heal 1: an earlier step already heals fault 1")
-        #expect(load([("1s", "heal all")]) == "s.toml: step 1: heal all: no earlier step injects a fault")
+            == "s.toml:10: step 3: heal 1: an earlier step already heals fault 1")
+        #expect(load([("1s", "heal all")]) == "s.toml:4: step 1: heal all: no earlier step injects a fault")
         #expect(load([("1s", "fault die 3"), ("2s", "heal all"), ("3s", "heal all")])
-            == "s.toml: step 3: heal all: no fault step since the previous 'heal all'")
+            == "s.toml:10: step 3: heal all: no fault step since the previous 'heal all'")
         // Valid neighbours still load.
         #expect(load([("1s", "drain node 47"), ("1s", "fault npu 383"), ("1s", "fault die 700"),
                       ("2s", "fault link 0-383 degrade 2"), ("3s", "heal 2"), ("4s", "heal all"), ("5s", "fault glitch"),
@@ -257,9 +257,9 @@ import Testing
         #expect(load([("5s", "fault die 1"), ("5s", "heal 1")]) == nil)
         // A word that is no number in range names the pod's range too, not the grammar's 0…999999.
         #expect(load([("1s", "drain node -1")])
-            == "s.toml: step 1: expected a node number after 'drain node', got '-1'; the pod has nodes 0…47")
+            == "s.toml:4: step 1: expected a node number after 'drain node', got '-1'; the pod has nodes 0…47")
         #expect(load([("1s", "fault die x")])
-            == "s.toml: step 1: expected a die number after 'fault die', got 'x'; the pod has dies 0…767")
+            == "s.toml:4: step 1: expected a die number after 'fault die', got 'x'; the pod has dies 0…767")
     }
 
     @Test func shippedScenariosFitTheirPresets() throws {

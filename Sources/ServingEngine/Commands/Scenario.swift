@@ -48,70 +48,83 @@ public struct Scenario: Sendable, Equatable {
         try Scenario(toml: TOMLDocument.read(path: path, what: "scenario file"), source: path, topology: topology)
     }
 
-    /// Parses and checks every step; the first problem is one line naming the file and the step
-    /// (numbered in file order from 1).
+    /// Parses and checks every step; the first problem is one line naming the file, the line
+    /// (when found) and the step (numbered in file order from 1).
     public init(toml text: String, source: String, topology: PodTopology? = nil) throws {
         let table: TOMLTable
         do { table = try TOMLDocument.parse(text, source: source) } catch let error as ConfigError {
             throw ConfigError(Self.oneLine(error.description))
         }
+        // `file:LINE` of a top-level key (or, for `step`, its `[step]` table): the parsed table
+        // keeps no positions, so the line is found in the text, as a deployment file's are.
+        func at(_ key: String) -> String {
+            let line = TOMLDocument.line(ofKey: key, inTable: "", text: text) ?? TOMLDocument.line(ofTable: key, text: text)
+            return line.map { "\(source):\($0)" } ?? source
+        }
+        // ... and of a key of step `index` (from 0): the key's line, else its `[[step]]` header.
+        func at(step index: Int, _ key: String?) -> String {
+            let line = key.flatMap { TOMLDocument.line(ofKey: $0, inTable: "step", entry: index + 1, text: text) }
+                ?? TOMLDocument.line(ofTable: "step", entry: index + 1, text: text)
+            return "\(line.map { "\(source):\($0)" } ?? source): step \(index + 1)"
+        }
         if let key = TOMLDocument.unknownKey(in: table, known: ["name", "description", "step"]) {
-            throw ConfigError("\(source): unknown field \(InputEcho.quoted(key)); expected name, description and [[step]] tables")
+            throw ConfigError("\(at(key)): unknown field \(InputEcho.quoted(key)); expected name, description and [[step]] tables")
         }
         guard let nameValue = table["name"] else { throw ConfigError("\(source): missing 'name' (a string)") }
-        guard let name = nameValue.string else { throw ConfigError("\(source): 'name' must be a string") }
+        guard let name = nameValue.string else { throw ConfigError("\(at("name")): 'name' must be a string") }
         if name.trimmingCharacters(in: .whitespaces).isEmpty {
-            throw ConfigError("\(source): 'name' must not be empty (the console and reports show it)")
+            throw ConfigError("\(at("name")): 'name' must not be empty (the console and reports show it)")
         }
         if InputEcho.hasControlCharacters(name) {
-            throw ConfigError("\(source): 'name' must not contain control characters, got \(InputEcho.quoted(name))")
+            throw ConfigError("\(at("name")): 'name' must not contain control characters, got \(InputEcho.quoted(name))")
         }
         if let value = table["description"], value.string == nil {
-            throw ConfigError("\(source): 'description' must be a string")
+            throw ConfigError("\(at("description")): 'description' must be a string")
         }
         let description = table["description"]?.string
         if let description, InputEcho.hasControlCharacters(description, allowing: ["\n", "\t"]) {
-            throw ConfigError("\(source): 'description' must not contain control characters other than newlines and tabs")
+            throw ConfigError("\(at("description")): 'description' must not contain control characters other than newlines and tabs")
         }
         guard let stepArray = table["step"]?.array else {
             if table["step"] != nil {
-                throw ConfigError("\(source): 'step' must be an array of tables: write each step as [[step]] (double brackets), not [step] or step = ...")
+                throw ConfigError("\(at("step")): 'step' must be an array of tables: write each step as [[step]] (double brackets), not [step] or step = ...")
             }
             throw ConfigError("\(source): no steps; add [[step]] tables with 'at' and 'command'")
         }
         guard stepArray.count <= Self.maxSteps else {
-            throw ConfigError("\(source): \(stepArray.count) steps; a scenario holds at most \(Self.maxSteps)")
+            // At the first [[step]] past the limit (its header), not "step 100001:" before the count.
+            let line = TOMLDocument.line(ofTable: "step", entry: Self.maxSteps + 1, text: text).map { ":\($0)" } ?? ""
+            throw ConfigError("\(source)\(line): \(stepArray.count) steps; a scenario holds at most \(Self.maxSteps)")
         }
         var steps: [Step] = []
         for (i, item) in stepArray.enumerated() {
-            let label = "\(source): step \(i + 1)"
-            guard let step = item.table else { throw ConfigError("\(label): must be a [[step]] table") }
+            guard let step = item.table else { throw ConfigError("\(at("step")): step \(i + 1): must be a [[step]] table") }
             if let key = TOMLDocument.unknownKey(in: step, known: ["at", "command"]) {
-                throw ConfigError("\(label): unknown field \(InputEcho.quoted(key)); expected 'at' and 'command'")
+                throw ConfigError("\(at(step: i, key)): unknown field \(InputEcho.quoted(key)); expected 'at' and 'command'")
             }
             // A key given with the wrong type is named as such: `at = true` or `command = 5` were
             // reported "missing", sending the author to look for a line that is there.
             guard let atValue = step["at"] else {
-                throw ConfigError("\(label): missing 'at'; expected a time like \"30s\", \"2m\" or \"1h\"")
+                throw ConfigError("\(at(step: i, nil)): missing 'at'; expected a time like \"30s\", \"2m\" or \"1h\"")
             }
             guard let atText = atValue.string ?? atValue.int.map({ "\($0)" }) ?? atValue.double.map({ "\($0)" }) else {
-                throw ConfigError("\(label): 'at' must be a time like \"30s\", \"2m\" or \"1h\" (or a number of seconds)")
+                throw ConfigError("\(at(step: i, "at")): 'at' must be a time like \"30s\", \"2m\" or \"1h\" (or a number of seconds)")
             }
-            let at: SimTime
-            do { at = try SimTime.checkedDuration(atText) } catch { throw ConfigError("\(label): 'at': \(error.message)") }
-            guard let commandValue = step["command"] else { throw ConfigError("\(label): missing 'command' (a string)") }
+            let time: SimTime
+            do { time = try SimTime.checkedDuration(atText) } catch { throw ConfigError("\(at(step: i, "at")): 'at': \(error.message)") }
+            guard let commandValue = step["command"] else { throw ConfigError("\(at(step: i, nil)): missing 'command' (a string)") }
             guard let line = commandValue.string else {
-                throw ConfigError("\(label): 'command' must be a string, such as \"drain node 5\"")
+                throw ConfigError("\(at(step: i, "command")): 'command' must be a string, such as \"drain node 5\"")
             }
             switch OperatorCommand.parse(line, on: topology) {
-            case .success(let command): steps.append(Step(at: at, command: command))
-            case .failure(let error): throw ConfigError("\(label): \(error.message)")
+            case .success(let command): steps.append(Step(at: time, command: command))
+            case .failure(let error): throw ConfigError("\(at(step: i, "command")): \(error.message)")
             }
         }
         // Stable sort: equal times keep file order.
         let order = steps.indices.sorted { (steps[$0].at, $0) < (steps[$1].at, $1) }
         if let topology {
-            try Self.check(order.map { (label: "\(source): step \($0 + 1)", step: steps[$0]) }, against: topology)
+            try Self.check(order.map { (label: at(step: $0, "command"), step: steps[$0]) }, against: topology)
         }
         self.init(name: name, description: description, steps: order.map { steps[$0] })
     }

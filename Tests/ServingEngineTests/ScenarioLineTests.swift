@@ -1,0 +1,62 @@
+import PodModel
+import Testing
+@testable import ServingEngine
+
+/// A scenario file's refusals name the line (`file:LINE: …`), as a deployment file's do: they
+/// named the file and the step number only, leaving the author to count `[[step]]` tables.
+@Suite struct ScenarioLineTests {
+    func message(_ toml: String, topology: PodTopology? = nil) -> String? {
+        do { _ = try Scenario(toml: toml, source: "s.toml", topology: topology); return nil } catch { return "\(error)" }
+    }
+
+    static let text = """
+        # a scenario
+        name = "x"
+
+        [[step]]
+        at = "10s"
+        command = "rate 5"
+
+        [[step]]
+        at = "20s"
+        command = "pause"
+        """
+
+    /// `text` with `old` replaced in the second step only.
+    func second(_ old: String, _ new: String) -> String {
+        let parts = Self.text.components(separatedBy: "at = \"20s\"")
+        return parts[0] + ("at = \"20s\"" + parts[1]).replacingOccurrences(of: old, with: new)
+    }
+
+    @Test func aStepsKeyIsRefusedAtItsLine() {
+        #expect(message(Self.text) == nil)
+        #expect(message(second("at = \"20s\"", "at = \"soon\""))
+                    == "s.toml:9: step 2: 'at': expected a time like 90s, 10m or 1h, got 'soon'")
+        #expect(message(second("command = \"pause\"", "command = \"paws\""))?.hasPrefix("s.toml:10: step 2: ") == true)
+        #expect(message(second("command = \"pause\"", "command = 5"))
+                    == "s.toml:10: step 2: 'command' must be a string, such as \"drain node 5\"")
+        #expect(message(second("command = \"pause\"", "command = \"pause\"\nwhen = 1"))
+                    == "s.toml:11: step 2: unknown field 'when'; expected 'at' and 'command'")
+        // A key that is missing: the line of its [[step]] table.
+        #expect(message(second("command = \"pause\"", ""))?.hasPrefix("s.toml:8: step 2: missing 'command'") == true)
+        // Checked against the pod: the step's command line.
+        #expect(message(second("command = \"pause\"", "command = \"drain node 48\""), topology: .cloudMatrix384)
+                    == "s.toml:10: step 2: node 48 does not exist; the pod has nodes 0…47")
+        #expect(message(second("command = \"pause\"", "command = \"heal 1\""), topology: .cloudMatrix384)?
+                    .hasPrefix("s.toml:10: step 2: heal 1: no earlier step injects a fault") == true)
+    }
+
+    @Test func topLevelKeysAreRefusedAtTheirLines() {
+        #expect(message(Self.text.replacingOccurrences(of: "name = \"x\"", with: "name = 5"))
+                    == "s.toml:2: 'name' must be a string")
+        #expect(message(Self.text.replacingOccurrences(of: "name = \"x\"", with: "name = \"x\"\ndescription = 1"))
+                    == "s.toml:3: 'description' must be a string")
+        #expect(message(Self.text.replacingOccurrences(of: "name = \"x\"", with: "name = \"x\"\nsteps = 1"))
+                    == "s.toml:3: unknown field 'steps'; expected name, description and [[step]] tables")
+        #expect(message("name = \"x\"\n\n[step]\nat = \"1s\"\ncommand = \"pause\"\n")?.hasPrefix("s.toml:3: 'step' must be an array") == true)
+        // One step too many: the line of the first step past the limit.
+        let steps = String(repeating: "[[step]]\nat = 1\ncommand = \"pause\"\n", count: Scenario.maxSteps + 1)
+        #expect(message("name = \"x\"\n" + steps)
+                    == "s.toml:\(2 + 3 * Scenario.maxSteps): \(Scenario.maxSteps + 1) steps; a scenario holds at most \(Scenario.maxSteps)")
+    }
+}
