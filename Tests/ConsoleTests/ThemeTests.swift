@@ -32,10 +32,10 @@ import XDSTestSupport
         #expect(catalog.themes.map(\.name) == ["dark"])
         #expect(catalog.problems.count == 3)
         #expect(catalog.problems.contains { $0.contains("broken.toml:2:") })
-        #expect(catalog.problems.contains { $0.contains("odd.toml:colors.sparkle: unknown role") })
+        #expect(catalog.problems.contains { $0.contains("odd.toml:2: colors.sparkle: unknown role") })
         #expect(
             catalog.problems.contains {
-                $0.contains("range.toml:roles.decode: expected a colour index -1…255")
+                $0.contains("range.toml:2: roles.decode: expected a colour index -1…255")
             })
     }
 
@@ -61,6 +61,30 @@ import XDSTestSupport
             "name = \"n\"\nmonochrome = true\n[colors]\ntext = 1\n[roles]\ndecode = 2\n[heat]\nramp = [1]\nramp8 = [2]\n",
             fallbackName: "t")
         #expect(theme.name == "n" && theme.monochrome && theme.heat == [1] && theme.heat8 == [2])
+    }
+
+    /// A theme file's problem with a key names the key's line, as a deployment file's does: it
+    /// gave the key path only (`mine.toml:colors.sparkle: …`), leaving the author to search.
+    @Test func keyProblemsNameTheirLine() throws {
+        let dir = try TestScratch.makeDirectory("xds-theme-lines")
+        let files = [
+            "odd.toml": "name = \"odd\"\n\n[colors]\ntext = 1\nsparkle = 3\n",
+            "ramp.toml": "# warm\n[heat]\nramp = [1, 2, 300]\n",
+            "inline.toml": "[colors]\ntext = 1\nheader = { fg = 999 }\n",
+            "sub.toml": "[colors.header]\nbg = 1\nfg = 999\n",
+            "top.toml": "\nmonochrome = \"yes\"\n",
+        ]
+        for (name, text) in files {
+            try text.write(to: dir.appendingPathComponent(name), atomically: false, encoding: .utf8)
+        }
+        let problems = ThemeCatalog.load(directory: dir).problems.map { $0.replacingOccurrences(of: dir.path + "/", with: "") }
+        #expect(problems.sorted() == [
+            "inline.toml:3: colors.header.fg: expected a colour index -1…255",
+            "odd.toml:5: colors.sparkle: unknown role; expected one of " + Theme.roleKeys.joined(separator: ", "),
+            "ramp.toml:3: heat.ramp[2]: expected a colour index -1…255",
+            "sub.toml:3: colors.header.fg: expected a colour index -1…255",
+            "top.toml:2: monochrome: expected true or false",
+        ])
     }
 
     @Test func missingDirectoryFallsBackToBuiltInDark() {

@@ -12,7 +12,8 @@ import TOMLKit
 /// ```
 public struct ThemeCatalog: Sendable {
     public var themes: [Theme]
-    /// One line per theme file that could not be used: "path:line:column: what is wrong".
+    /// One line per theme file that could not be used: "path:line:column: what is wrong", or
+    /// "path:line: key: what is wrong" for a key's value.
     public var problems: [String]
 
     /// The order `t` cycles through; other files follow alphabetically.
@@ -32,13 +33,13 @@ public struct ThemeCatalog: Sendable {
             for file in files {
                 let url = directory.appendingPathComponent(file)
                 let fallbackName = String(file.dropLast(5))
-                do {
-                    let source = try String(contentsOf: url, encoding: .utf8)
-                    themes.append(try parse(source, fallbackName: fallbackName))
-                } catch let error as ThemeError {
-                    problems.append("\(url.path.terminalSafe):\(error.location): \(error.message)")
-                } catch {
+                let source: String
+                do { source = try String(contentsOf: url, encoding: .utf8) } catch {
                     problems.append("\(url.path.terminalSafe): \(ErrorLine.describe(error))")
+                    continue
+                }
+                do { themes.append(try parse(source, fallbackName: fallbackName)) } catch {
+                    problems.append("\(url.path.terminalSafe):\(placed(error, in: source))")
                 }
             }
         }
@@ -188,6 +189,31 @@ extension ThemeCatalog {
             if heat["ramp8"] != nil { theme.heat8 = try indices(heat["ramp8"], path: "heat.ramp8", limit: 7) }
         }
         return theme
+    }
+
+    /// A problem as the log shows it after `file:`: `line:column: message` for a parse error,
+    /// `line: key: message` for a key's (`12: colors.text: expected …`), the key alone when its
+    /// line is not found. A key's problem named the key path only, leaving the author to search.
+    static func placed(_ error: ThemeError, in source: String) -> String {
+        guard error.location.first?.isNumber != true else { return "\(error.location): \(error.message)" }
+        return (line(ofPath: error.location, in: source).map { "\($0): " } ?? "") + "\(error.location): \(error.message)"
+    }
+
+    /// The line of a key path such as `colors.header.fg` or `heat.ramp[2]`: the deepest part
+    /// found written as a key (`fg` under `[colors.header]`, else `header = { fg = … }` under
+    /// `[colors]`), else the deepest table header (`[colours]`). The scan is the deployment
+    /// reader's (``TOMLDocument``), for messages only.
+    static func line(ofPath path: String, in source: String) -> Int? {
+        let parts = (path.firstIndex(of: "[").map { String(path[..<$0]) } ?? path)
+            .split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        for k in stride(from: parts.count, to: 0, by: -1) {
+            let table = parts[0..<(k - 1)].joined(separator: ".")
+            if let line = TOMLDocument.line(ofKey: parts[k - 1], inTable: table, text: source) { return line }
+        }
+        for k in stride(from: parts.count, to: 0, by: -1) {
+            if let line = TOMLDocument.line(ofTable: parts[0..<k].joined(separator: "."), text: source) { return line }
+        }
+        return nil
     }
 
     /// The fields a theme file may hold (themes/README.md).
