@@ -184,7 +184,8 @@ struct BenchFlagProcessTests {
         let r = try xds(["bench", "replay", "--case", "azure-1", "--repeat", "1", "--traces", dir.path])
         #expect(r.status == 1, "\(r)")
         #expect(r.err.hasPrefix("xds: case azure-1: xds run --workload \(trace.path) "), "\(r.err)")
-        #expect(r.err.hasSuffix("exited 1: xds: \(trace.path):2: ContextTokens is not an integer: 'abc'\n"), "\(r.err)")
+        #expect(r.err.hasSuffix("exited 1: xds: \(trace.path):2: ContextTokens is not an integer: 'abc'; expected a whole number "
+            + "of tokens up to the model's context window (at most 10000000)\n"), "\(r.err)")
         #expect(r.err.split(separator: "\n").count == 1, "\(r.err)")
         // The table's header waited for a row that never came: stdout held a header over nothing.
         #expect(r.out.isEmpty, "\(r.out)")
@@ -230,7 +231,8 @@ struct BenchFlagProcessTests {
         #expect(rows.first?.hasPrefix("case ") == true, "\(r.out)")
         #expect(rows.dropFirst().first?.hasPrefix("idle ") == true, "\(r.out)")
         #expect(rows.last == "azure-1         failed (xds run exited 1; reason on stderr); not run: azure-2", "\(r.out)")
-        #expect(r.err.hasSuffix("exited 1: xds: \(trace.path):2: ContextTokens is not an integer: 'abc' "
+        #expect(r.err.hasSuffix("exited 1: xds: \(trace.path):2: ContextTokens is not an integer: 'abc'; expected a whole number "
+            + "of tokens up to the model's context window (at most 10000000) "
             + "(cases not run: azure-2)\n"), "\(r.err)")
         #expect(r.err.split(separator: "\n").count == 1, "\(r.err)")
     }

@@ -34,6 +34,9 @@ enum JSONLine {
 
     struct Problem: Error {
         let message: String
+        /// The position in `keys` of the kept member whose value is at fault, if any: its reader
+        /// adds the range the member takes.
+        var member: Int? = nil
     }
 
     /// Deepest nesting accepted, as `JSONDecoder`'s own limit.
@@ -136,7 +139,7 @@ enum JSONLine {
                         // A kept member's problem names it: "expected a JSON value at column 54"
                         // left the reader counting columns to find which field it was.
                         do throws(Problem) { result[key] = try keptValue() } catch {
-                            throw Problem(message: "\"\(String(decoding: keys[key], as: UTF8.self))\": \(error.message)")
+                            throw Problem(message: "\"\(String(decoding: keys[key], as: UTF8.self))\": \(error.message)", member: key)
                         }
                     } else {
                         try skipValue(depth: 1)

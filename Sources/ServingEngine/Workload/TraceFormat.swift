@@ -204,10 +204,10 @@ enum TraceRowParser {
             row.clipped = true
         }
         if row.promptTokens < 1 {
-            throw RowProblem("prompt length must be at least 1, got \(names.prompt) \(row.promptTokens)")
+            throw RowProblem("prompt length must be at least 1, got \(names.prompt) \(row.promptTokens); expected 1…\(maxContext) tokens")
         }
         if row.outputTokens < 0 {
-            throw RowProblem("output length must not be negative, got \(names.output) \(row.outputTokens)")
+            throw RowProblem("output length must not be negative, got \(names.output) \(row.outputTokens); expected 0…\(maxContext) tokens")
         }
         if row.promptTokens > maxContext {
             throw RowProblem(
@@ -354,7 +354,8 @@ enum TraceRowParser {
             if isDigits(trimmed.hasPrefix("-") || trimmed.hasPrefix("+") ? trimmed.dropFirst() : Substring(trimmed)) {
                 throw RowProblem("\(field) must be written in plain digits (no sign or spaces), got \(InputEcho.quoted(text))")
             }
-            throw RowProblem("\(field) is not an integer: \(InputEcho.quoted(text))")
+            throw RowProblem("\(field) is not an integer: \(InputEcho.quoted(text)); expected a whole number of tokens up to "
+                + "the model's context window (at most \(TraceLimits.maxTokens))")
         }
         // Compared, not abs(): abs(Int.min) traps.
         guard let value = Int(text), value >= -TraceLimits.maxTokens, value <= TraceLimits.maxTokens else {
@@ -365,6 +366,14 @@ enum TraceRowParser {
 
     private static let mooncakeNames = ["timestamp", "input_length", "output_length", "hash_ids"]
     private static let mooncakeKeys = JSONLine.keys(mooncakeNames)
+    /// What each of ``mooncakeNames`` takes, for a message about a value of the wrong kind: "must
+    /// be a number" or "NaN … is not a JSON number" left the reader to guess the range.
+    private static let mooncakeRanges = [
+        "a number of ms from 0 to \(Int(TraceLimits.maxMooncakeTimestampMs))",
+        "a whole number of tokens from 1 to the model's context window (at most \(TraceLimits.maxTokens))",
+        "a whole number of tokens from 0 to the model's context window (at most \(TraceLimits.maxTokens))",
+        "an array of integers from 0 to \(TraceLimits.maxHashID)",
+    ]
 
     /// A line in the published trace's own layout, `{"timestamp": T, "input_length": P,
     /// "output_length": O, "hash_ids": [H, H, …]}` with plain integers (1 to 15 digits, no
@@ -499,11 +508,13 @@ enum TraceRowParser {
     /// Any JSON object line: its members checked and read by ``JSONLine``.
     static func parseMooncakeJSON(_ line: ArraySlice<UInt8>) throws(RowProblem) -> TraceRow {
         let values: [JSONLine.Value?]
-        do { values = try JSONLine.uniqueMembers(line, keys: mooncakeKeys) } catch { throw RowProblem(error.message) }
+        do { values = try JSONLine.uniqueMembers(line, keys: mooncakeKeys) } catch {
+            throw RowProblem(error.message + (error.member.map { "; expected \(mooncakeRanges[$0])" } ?? ""))
+        }
         func number(_ slot: Int) throws(RowProblem) -> Double {
             let key = mooncakeNames[slot]
             guard let value = values[slot] else { throw RowProblem("missing \"\(key)\"") }
-            guard case .number(let n) = value else { throw RowProblem("\"\(key)\" must be a number") }
+            guard case .number(let n) = value else { throw RowProblem("\"\(key)\" must be a number; expected \(mooncakeRanges[slot])") }
             return n
         }
         func integer(_ slot: Int) throws(RowProblem) -> Int {
@@ -512,7 +523,9 @@ enum TraceRowParser {
             guard n.isFinite else {
                 throw RowProblem("\"\(key)\" is out of range: \(Self.shown(n)); \(TraceLimits.tokenCountRange)")
             }
-            guard n == n.rounded() else { throw RowProblem("\"\(key)\" must be an integer, got \(OperatorCommand.format(n))") }
+            guard n == n.rounded() else {
+                throw RowProblem("\"\(key)\" must be an integer, got \(OperatorCommand.format(n)); expected \(mooncakeRanges[slot])")
+            }
             guard abs(n) <= Double(TraceLimits.maxTokens) else {
                 throw RowProblem("\"\(key)\" \(OperatorCommand.format(n)) is out of range; \(TraceLimits.tokenCountRange)")
             }
@@ -520,7 +533,9 @@ enum TraceRowParser {
         }
         var hashes: [UInt64] = []
         if let value = values[3] {
-            guard case .numbers(let ids) = value else { throw RowProblem("\"hash_ids\" must be an array of integers") }
+            guard case .numbers(let ids) = value else {
+                throw RowProblem("\"hash_ids\" must be an array of integers; expected \(mooncakeRanges[3])")
+            }
             hashes.reserveCapacity(ids.count)
             for (i, id) in ids.enumerated() {
                 let value = id.value

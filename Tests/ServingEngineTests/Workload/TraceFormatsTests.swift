@@ -102,7 +102,7 @@ import XDSTestSupport
         // BurstGPT's Log Type holding a line break: the record spans lines 2–3; line 4 is bad.
         let text = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
             + "0,ChatGPT,10,5,15,\"Conversation\nlog\"\n1,ChatGPT,x,5,15,Conversation log\n"
-        #expect(problem(text) == "t.trace:4: Request tokens is not an integer: 'x'")
+        #expect(problem(text) == "t.trace:4: Request tokens is not an integer: 'x'; expected a whole number of tokens up to the model's context window (at most 10000000)")
     }
 
     private let burstHeader = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
@@ -158,7 +158,7 @@ import XDSTestSupport
         ("5,ChatGPT,472,18,491,Conversation log", "t.trace:2: Total tokens 491 is not Request tokens + Response tokens (472 + 18)"),
         ("-5,ChatGPT,472,18,490,Conversation log", "t.trace:2: Timestamp is not a plain decimal number of seconds (digits, optional fraction) between 0 and 10000000000: '-5'"),
         ("1e3,ChatGPT,472,18,490,Conversation log", "t.trace:2: Timestamp is not a plain decimal number of seconds (digits, optional fraction) between 0 and 10000000000: '1e3'"),
-        ("5,ChatGPT,0,18,18,Conversation log", "t.trace:2: prompt length must be at least 1, got Request tokens 0"),
+        ("5,ChatGPT,0,18,18,Conversation log", "t.trace:2: prompt length must be at least 1, got Request tokens 0; expected 1…10000000 tokens"),
         ("5,ChatGPT,472,18,490", "t.trace:2: expected 6 comma-separated fields as the header has, got 5"),
     ])
     func malformedBurstGPTRowsAreRefused(row: String, message: String) {
@@ -187,7 +187,7 @@ import XDSTestSupport
     @Test func tokenCountsKeepTheirOtherMessages() throws {
         #expect(try requests(azureHeader + "2023-11-16 18:17:03, 3180 ,\t10\n").map(\.promptTokens) == [3180])
         #expect(problem(azureHeader + "2023-11-16 18:17:03,-5,10\n")
-                == "t.trace:2: prompt length must be at least 1, got ContextTokens -5")
+                == "t.trace:2: prompt length must be at least 1, got ContextTokens -5; expected 1…10000000 tokens")
         #expect(problem(azureHeader + "2023-11-16 18:17:03,99999999999,10\n")?.hasPrefix(
             "t.trace:2: ContextTokens 99999999999 is out of range;") == true)
         #expect(problem(burstHeader + "5,ChatGPT,472,18,+490,Conversation log\n")
@@ -278,7 +278,8 @@ import XDSTestSupport
         }
         let said = problem(#"{"timestamp": 1e-400, "input_length": 600, "output_length": 5, "hash_ids": [0, 1]}"#)
         // The field is named (as every problem inside a kept member's value is).
-        #expect(said == "\"timestamp\": the number 1e-400 underflows to 0 at column 15; write 0 if 0 is meant", "\(said ?? "taken")")
+        #expect(said == "\"timestamp\": the number 1e-400 underflows to 0 at column 15; write 0 if 0 is meant; "
+                    + "expected a number of ms from 0 to 10000000000000", "\(said ?? "taken")")
         for line in [#"{"timestamp": 0, "input_length": 600, "output_length": 5, "hash_ids": [0, 1e-400]}"#,
                      #"{"timestamp": 0, "input_length": 0.5e-330, "output_length": 5, "hash_ids": [0]}"#,
                      #"{"timestamp": -1E-999, "input_length": 600, "output_length": 5, "hash_ids": [0]}"#] {

@@ -155,15 +155,37 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         // NaN and Infinity are no JSON numbers; the field holding one is named (it was "expected
         // a JSON value at column 54", leaving the reader to count columns to find which).
         ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": nan}",
-         "t.trace:2: \"output_length\": nan at column 54 is not a JSON number (JSON numbers are finite)"),
+         "t.trace:2: \"output_length\": nan at column 54 is not a JSON number (JSON numbers are finite)"
+            + "; expected a whole number of tokens from 0 to the model's context window (at most 10000000)"),
         ("{\"timestamp\": 1, \"input_length\": Infinity, \"output_length\": 1}",
-         "t.trace:2: \"input_length\": Infinity at column 34 is not a JSON number (JSON numbers are finite)"),
+         "t.trace:2: \"input_length\": Infinity at column 34 is not a JSON number (JSON numbers are finite)"
+            + "; expected a whole number of tokens from 1 to the model's context window (at most 10000000)"),
         ("{\"timestamp\": -Infinity, \"input_length\": 1, \"output_length\": 1}",
-         "t.trace:2: \"timestamp\": -Infinity at column 15 is not a JSON number (JSON numbers are finite)"),
+         "t.trace:2: \"timestamp\": -Infinity at column 15 is not a JSON number (JSON numbers are finite)"
+            + "; expected a number of ms from 0 to 10000000000000"),
         ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1, \"hash_ids\": [1, NaN]}",
-         "t.trace:2: \"hash_ids\": NaN at column 73 is not a JSON number (JSON numbers are finite)"),
+         "t.trace:2: \"hash_ids\": NaN at column 73 is not a JSON number (JSON numbers are finite)"
+            + "; expected an array of integers from 0 to 18446744073709551615"),
         ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": 1e400}",
          "t.trace:2: \"output_length\" is out of range: a number too large to read (over 1.8e308); expected a token count within the model's context window (at most 10000000 even with --clip-to-context, which cuts counts up to that to the window)"),
+        // A value of the wrong kind, NaN or a fraction: the message says what the field takes.
+        ("{\"timestamp\": 1, \"input_length\": \"3\", \"output_length\": 1}",
+         "t.trace:2: \"input_length\" must be a number; expected a whole number of tokens from 1 to the model's context "
+            + "window (at most 10000000)"),
+        ("{\"timestamp\": \"1\", \"input_length\": 3, \"output_length\": 1}",
+         "t.trace:2: \"timestamp\" must be a number; expected a number of ms from 0 to 10000000000000"),
+        ("{\"timestamp\": 1, \"input_length\": 3, \"output_length\": 1.5}",
+         "t.trace:2: \"output_length\" must be an integer, got 1.5; expected a whole number of tokens from 0 to the model's "
+            + "context window (at most 10000000)"),
+        ("{\"timestamp\": 1, \"input_length\": 3, \"output_length\": 1, \"hash_ids\": 7}",
+         "t.trace:2: \"hash_ids\" must be an array of integers; expected an array of integers from 0 to 18446744073709551615"),
+        ("{\"timestamp\": 1, \"input_length\": 3, \"output_length\": NaN}",
+         "t.trace:2: \"output_length\": NaN at column 54 is not a JSON number (JSON numbers are finite); expected a whole "
+            + "number of tokens from 0 to the model's context window (at most 10000000)"),
+        ("{\"timestamp\": 1, \"input_length\": 0, \"output_length\": 1}",
+         "t.trace:2: prompt length must be at least 1, got input_length 0; expected 1…10000000 tokens"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"output_length\": -1}",
+         "t.trace:2: output length must not be negative, got output_length -1; expected 0…10000000 tokens"),
     ])
     func mooncakeFieldsAreBounded(line: String, message: String) {
         #expect(problem(mooncakeHeader + line + "\n") == message)
@@ -197,7 +219,8 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         #expect(problem(burst + "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n")?
             .hasPrefix("t.trace:3: this line repeats the header ('Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type')") == true)
         // A line no format takes for a header keeps the bad field's message.
-        #expect(problem(azure + "Timestamp,ContextTokens,Response\n") == "t.trace:3: ContextTokens is not an integer: 'ContextTokens'")
+        #expect(problem(azure + "Timestamp,ContextTokens,Response\n") == "t.trace:3: ContextTokens is not an integer: 'ContextTokens'; "
+            + "expected a whole number of tokens up to the model's context window (at most 10000000)")
     }
 
     @Test(arguments: [
@@ -208,9 +231,12 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
         ("2023-11-16 18:17:05,99999999999999999999,1",
          "t.trace:3: ContextTokens 99999999999999999999 is out of range; expected a token count within the model's context window (at most 10000000 even with --clip-to-context, which cuts counts up to that to the window)"),
         ("2023-11-16 18:17:05,1,10000001", "t.trace:3: GeneratedTokens 10000001 is out of range; expected a token count within the model's context window (at most 10000000 even with --clip-to-context, which cuts counts up to that to the window)"),
-        ("2023-11-16 18:17:05,\u{1B}[2J,1", "t.trace:3: ContextTokens is not an integer: '\\u{1B}[2J'"),
+        ("2023-11-16 18:17:05,\u{1B}[2J,1", "t.trace:3: ContextTokens is not an integer: '\\u{1B}[2J'; "
+            + "expected a whole number of tokens up to the model's context window (at most 10000000)"),
         ("2343-11-16 18:17:05,1,1",
          "t.trace:3: timestamp is 10098172802 s after the first row; a trace spans at most 10000000000 s (about 317 years)"),
+        ("2023-11-16 18:17:05,1,abc", "t.trace:3: GeneratedTokens is not an integer: 'abc'; expected a whole number of tokens up to "
+            + "the model's context window (at most 10000000)"),
     ])
     func azureFieldsAreBounded(line: String, message: String) {
         let header = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,1,1\n"
