@@ -164,6 +164,20 @@ import Testing
         #expect(s.steps.map(\.at) == [30, 30, 120])
     }
 
+    /// `step = []` was taken as a scenario with no steps, where a scenario without `step` is
+    /// refused: both are "no steps", at the line of the empty list.
+    @Test func anEmptyStepListIsRefusedAsAMissingOneIs() {
+        for text in ["name = \"x\"\nstep = []\n", "name = \"x\"\n"] {
+            do {
+                _ = try Scenario(toml: text, source: "t.toml")
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect("\(error)" == (text.contains("[]") ? "t.toml:2: " : "t.toml: ")
+                            + "no steps; add [[step]] tables with 'at' and 'command'")
+            }
+        }
+    }
+
     @Test func badScenariosGetOneLineNamingFileAndStep() {
         let cases: [(String, String)] = [
             ("name = \"x\"\n[[step]]\nat = \"30s\"\ncommand = \"drain nod 3\"\n", "t.toml:4: step 1: "),

@@ -91,6 +91,11 @@ public struct Scenario: Sendable, Equatable {
             }
             throw ConfigError("\(source): no steps; add [[step]] tables with 'at' and 'command'")
         }
+        // `step = []` is no steps too: it was taken as a scenario that does nothing, where a file
+        // without `step` is refused (nothing documents an empty scenario as meant).
+        guard !stepArray.isEmpty else {
+            throw ConfigError("\(at("step")): no steps; add [[step]] tables with 'at' and 'command'")
+        }
         guard stepArray.count <= Self.maxSteps else {
             // At the first [[step]] past the limit (its header), not "step 100001:" before the count.
             let line = TOMLDocument.line(ofTable: "step", entry: Self.maxSteps + 1, text: text).map { ":\($0)" } ?? ""
