@@ -68,6 +68,16 @@ import Testing
                     == "d.toml:5: [moe_attention]: 'attention_domains' must be an integer, got true (a bool)")
     }
 
+    /// A table written as dotted keys (`decode.npus = 1` where `[[decode]]` belongs) is refused at
+    /// the first of its lines: the scan matched the key only written whole, so the line was lost.
+    @Test func aTableWrittenAsDottedKeysIsRefusedAtItsLine() {
+        #expect(message("nodes = 4\ndecode.npus = 1\n") == "d.toml:2: 'decode' must be an array of tables ([[decode]])")
+        #expect(message("nodes = 4\nscaling = 5\n") == "d.toml:2: 'scaling' must be a table, got 5 (an integer)")
+        #expect(TOMLDocument.line(ofKey: "header", inTable: "colors", text: "[colors]\ntext = 1\nheader.fg = 9\n") == 3)
+        // A key that only starts like another is not it.
+        #expect(TOMLDocument.line(ofKey: "decode", inTable: "", text: "decoder = 1\n") == nil)
+    }
+
     /// The range checks that run on the built deployment (validate()) name the line of the key
     /// that holds the bad value, in the group the message is about; they named the file only.
     @Test func rangeRefusalsNameTheKeysLine() {

@@ -239,11 +239,14 @@ public enum TOMLDocument {
             }
             guard !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { continue }
             let written = path(line[..<equals])
+            // `key = …`, or `key.sub = …`: a key holding a table written as dotted keys is at its
+            // first such line (`decode.npus = 1` where `[[decode]]` belongs had no line).
+            func writes(_ name: String) -> Bool { written == name || written.hasPrefix(name + ".") }
             if let entry {
-                if current == table && entries == entry && written == key { return index + 1 }
+                if current == table && entries == entry && writes(key) { return index + 1 }
                 continue
             }
-            if (current == table && written == key) || (current.isEmpty && written == "\(table).\(key)") { return index + 1 }
+            if (current == table && writes(key)) || (current.isEmpty && writes("\(table).\(key)")) { return index + 1 }
         }
         return nil
     }
