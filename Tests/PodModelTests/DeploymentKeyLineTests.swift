@@ -167,4 +167,15 @@ import Testing
         #expect(message(ma.replacingOccurrences(of: "expert_dies = 8", with: "expert_dies = 7"))
                     == "d.toml:3: deployment 'd.toml', moe_attention: 7 routed-expert dies do not divide 256 experts")
     }
+
+    /// External groups were bounded one by one (each within its profile's 1,024 devices), not
+    /// together: 200 groups of 1,024 external prefill instances were taken, and `xds run
+    /// --duration 10s` on them had not finished after two minutes.
+    @Test func externalGroupsTogetherFitTheirProfilesCluster() {
+        let text = "model = \"llama-2-7b\"\nhardware = \"nvidia-a100\"\nnodes = 1\n\n[[decode]]\nnpus = 1\n"
+        let group = "\n[[prefill]]\nexternal = true\ncount = 1024\nnpus = 1\n"
+        #expect(message(text + group) == nil)
+        #expect(message(text + group + group) == "d.toml:13: deployment 'd.toml', prefill group: external nvidia-a100 groups "
+                    + "would use 2048 devices in all, more than the 1024 nvidia-a100 devices external groups may use together")
+    }
 }

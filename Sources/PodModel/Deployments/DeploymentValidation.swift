@@ -57,10 +57,22 @@ extension Deployment {
             throw Problem("deployment '\(name)': no instances (add a [[prefill]], [[decode]] or [[colocated]] group)", .top(nil))
         }
         var owner = [Int: String]()
+        // Devices of external groups so far, by hardware profile: each group was bounded alone,
+        // so 200 groups of 1,024 external instances were taken and a 10 s run did not end.
+        var externalDevices = [String: Int]()
         for (index, g) in groups.enumerated() {
             let label = "deployment '\(name)', \(g.role.rawValue) group"
             let groupHW = try Self.at(.group(index, "hardware")) { try g.hardware.map(HardwareProfile.named) ?? hw }
             try checkBounds(g, index: index, label: label, topology: topo, hardware: groupHW)
+            if g.external {
+                // Each term is at most maxDevices (checkBounds), so the sum cannot overflow.
+                let total = externalDevices[groupHW.name, default: 0] + g.count * g.npusEach
+                if total > groupHW.maxDevices {
+                    throw Problem("\(label): external \(groupHW.name) groups would use \(total) devices in all, more than the "
+                        + "\(groupHW.maxDevices) \(groupHW.name) devices external groups may use together", .group(index, nil))
+                }
+                externalDevices[groupHW.name] = total
+            }
             let dies = g.npusEach * groupHW.diesPerDevice
             if g.tp * g.dp != dies {
                 throw Problem("\(label): tp \(g.tp) × dp \(g.dp) = \(g.tp * g.dp) dies, but \(g.npusEach) NPUs have \(dies) dies",
