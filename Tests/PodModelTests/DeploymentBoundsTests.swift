@@ -39,7 +39,10 @@ import Testing
     func hostileTOMLNumberIsRefusedNamingFieldAndRange(line: String, hostile: String, expected: [String]) throws {
         let text = try superpodTOML(replacing: line, with: hostile)
         let message = try #require(problem { _ = try Deployment(toml: text, source: "hostile.toml") })
-        #expect(message.hasPrefix("hostile.toml: "), "\(message)")
+        // The file and the line of the key holding the value (f9d778b).
+        let lineNumber = try #require(text.split(separator: "\n", omittingEmptySubsequences: false)
+            .firstIndex { $0.trimmingCharacters(in: .whitespaces) == hostile }) + 1
+        #expect(message.hasPrefix("hostile.toml:\(lineNumber): "), "\(message)")
         for word in expected { #expect(message.contains(word), "\(message)") }
         #expect(!message.contains("\n"))
     }
