@@ -171,7 +171,7 @@ public final class APIServer: Sendable {
     }
 
     /// Routes swift-metrics' process-wide `MetricsSystem` into this server's registry, so that
-    /// Hummingbird's own HTTP metrics (`hb_requests`, `http_server_request_duration_seconds`, …)
+    /// Hummingbird's own HTTP metrics (`hb_requests`, `http_server_request_duration`, …)
     /// appear on `/metrics` beside the vLLM and xds ones. swift-metrics allows one bootstrap per
     /// process, so only the process owner (`xds serve`) calls this, once; returns false if a server
     /// already did. Without it those middleware metrics go nowhere, and nothing else changes.
