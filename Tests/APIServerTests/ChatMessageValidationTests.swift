@@ -26,9 +26,10 @@ import Testing
         #expect(Self.validate(#"{"messages": [{"role": "system", "content": null}, {"role": "user", "content": "x"}]}"#)
                 == "'messages[0].content' is missing; a system message needs content")
         // What OpenAI takes is still served.
-        for role in ["system", "developer", "user", "tool"] {
+        for role in ["system", "developer", "user"] {
             #expect(Self.validate(#"{"messages": [{"role": "\#(role)", "content": "x"}]}"#) == nil, "\(role)")
         }
+        #expect(Self.validate(#"{"messages": [{"role": "tool", "content": "x", "tool_call_id": "call_1"}]}"#) == nil)
         #expect(Self.validate(#"{"messages": [{"role": "user", "content": "x"}, {"role": "assistant"}, {"role": "user", "content": "y"}]}"#) == nil)
         #expect(Self.validate(#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}"#) == nil)
     }
@@ -142,6 +143,38 @@ import Testing
             #expect(try await server.post("/tokenize", json: ["messages": [["role": "user", "content": "b"]]]).status == 200)
             #expect(try await server.post("/tokenize", json: ["messages": [["role": "assistant"], ["role": "user", "content": "b"]]]).status == 200)
             #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
+    /// A tool message answers an assistant's tool call by its id: OpenAI refuses one without
+    /// `tool_call_id` (400 `missing_required_parameter`, param `messages[N].tool_call_id`). It was
+    /// served 200 here, so a client that mis-built its tool transcript passed against xds and
+    /// failed against OpenAI. A `null` id is no id; a tool message with one is still served.
+    @Test func aToolMessageWithoutToolCallIDIsRefusedAsOpenAIDoes() async throws {
+        try await LiveServer.with { server in
+            let call: [String: Any] = ["id": "call_1", "type": "function", "function": ["name": "f", "arguments": "{}"]]
+            for id in [nil, NSNull()] as [Any?] {
+                var tool: [String: Any] = ["role": "tool", "content": "42"]
+                if let id { tool["tool_call_id"] = id }
+                let messages: [[String: Any]] = [
+                    ["role": "user", "content": "what is f?"], ["role": "assistant", "tool_calls": [call]], tool,
+                ]
+                for path in ["/v1/chat/completions", "/tokenize"] {
+                    let reply = try await server.post(path, json: ["model": "deepseek-r1", "messages": messages, "max_tokens": 4])
+                    #expect(reply.status == 400, "\(path) \(String(describing: id)): \(reply.text)")
+                    let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                    #expect(error["param"] as? String == "messages[2].tool_call_id", "\(error)")
+                    #expect(error["code"] as? String == "missing_required_parameter", "\(error)")
+                    #expect(error["message"] as? String == "Missing required parameter: 'messages[2].tool_call_id'.", "\(error)")
+                }
+            }
+            #expect(server.backend.submitted.isEmpty)
+            let served = try await server.post("/v1/chat/completions", json: [
+                "model": "deepseek-r1", "max_tokens": 4,
+                "messages": [["role": "user", "content": "what is f?"], ["role": "assistant", "tool_calls": [call]],
+                             ["role": "tool", "content": "42", "tool_call_id": "call_1"]],
+            ])
+            #expect(served.status == 200, "\(served.text)")
         }
     }
 }

@@ -481,6 +481,15 @@ struct CompletionValidator {
                 throw .invalidRequest("'messages[\(i)].content' is missing; a \(message.role) message needs content",
                                       param: "messages[\(i)].content")
             }
+            // OpenAI's tool message answers one call of an assistant message by its id; without
+            // it OpenAI refuses the request (400 `missing_required_parameter` naming the field),
+            // and so does this server, so that a client mis-building a tool transcript hears of it
+            // here as it would there (it was served). We run no tools, so the id is checked only
+            // for presence: a string (another type is refused when the body is decoded).
+            if message.role == "tool", message.toolCallID == nil {
+                throw .invalidRequest("Missing required parameter: 'messages[\(i)].tool_call_id'.",
+                                      param: "messages[\(i)].tool_call_id", code: "missing_required_parameter")
+            }
             if message.content?.isEmptyArray == true {
                 throw .invalidRequest(
                     "'messages[\(i)].content' is an empty array; send a string, or an array of at least one content part",
