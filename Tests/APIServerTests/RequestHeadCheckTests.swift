@@ -160,4 +160,38 @@ struct RequestHeadCheckTests {
             #expect(statuses == ["200", "405", "200"], "\(text)")
         }
     }
+
+    /// An HTTP/0.9 request line (`GET /health` and no version, as `printf 'GET /health\r\n' | nc`
+    /// sends it) is refused at once, 505 saying HTTP/0.9 is not supported, and the connection
+    /// closes cleanly. NIO's parser takes such a line as the start of a 0.9 request and waits for
+    /// headers that never come: the client got, 60 s later, a 408 saying "the request head did
+    /// not arrive", though it had sent all it meant to. The same line ended by a bare LF, or
+    /// followed by headers and a blank line, gets the same answer; a request line that arrives in
+    /// pieces is still served.
+    @Test func anHTTP09RequestLineIsRefused505AtOnce() async throws {
+        try await LiveServer.with { server in
+            for request in ["GET /health\r\n", "GET /health\n", "GET /health\r\n\r\n", "GET /v1/models\r\nHost: x\r\n\r\n"] {
+                let connection = try RawConnection(port: server.port, readTimeout: 8)
+                defer { connection.close() }
+                let start = ContinuousClock.now
+                connection.write(raw: request)
+                let (text, ending) = await connection.readToEnd()
+                #expect(ContinuousClock.now - start < .seconds(6), "\(request.debugDescription): no answer at once")
+                #expect(text.hasPrefix("HTTP/1.1 505"), "\(request.debugDescription): \(text.prefix(200))")
+                #expect(text.contains("Connection: close"), "\(request.debugDescription): \(text.prefix(300))")
+                #expect(text.contains("HTTP/0.9 is not supported"), "\(request.debugDescription): \(text.prefix(400))")
+                #expect(text.contains(#""code":"http_version_not_supported""#), "\(request.debugDescription): \(text.prefix(400))")
+                #expect(answers(text) == 1, "\(request.debugDescription): \(text)")
+                #expect(ending == .closed, "\(request.debugDescription): the 505 ended in \(ending), not a clean close")
+            }
+            // A request line in pieces, its version in the second: served.
+            let connection = try RawConnection(port: server.port, readTimeout: 8)
+            defer { connection.close() }
+            connection.write(raw: "GET /hea")
+            try await Task.sleep(for: .milliseconds(200))
+            connection.write(raw: "lth HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            let (text, _) = await connection.readToEnd()
+            #expect(text.hasPrefix("HTTP/1.1 200"), "\(text.prefix(200))")
+        }
+    }
 }

@@ -9,6 +9,8 @@ import NIOHTTPTypes
 /// the rest of the request is read and dropped until the client closes its side, so the answer
 /// is followed by a FIN, not by the TCP reset that closing on unread bytes makes (a request with
 /// 5,000 headers got its 431 and then a reset, and a client that read late saw only the reset).
+/// An HTTP/0.9 request line, which the decoder waits on instead of reporting, is spotted before it
+/// (``HTTP09Refusal``) and answered here too, 505.
 /// The answer is counted in the HTTP metrics
 /// (``HTTPAnswerMetrics``), as every routed answer is.
 ///
@@ -30,6 +32,17 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, LingeringCloseHandler, R
     private var answered = false
     /// After the answer: what arrives is dropped, and the connection closes on our terms.
     let linger = LingeringClose()
+    /// Reads the connection's first line before the decoder, for an HTTP/0.9 request line.
+    private let http09 = HTTP09Refusal()
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // Right before NIO's decoder: the raw bytes, which the decoder does not report on for a
+        // 0.9 line (``HTTP09Refusal``).
+        let pipeline = context.pipeline.syncOperations
+        if let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+            try? pipeline.addHandler(http09, position: .before(decoder.handler))
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if linger.active {
@@ -63,7 +76,7 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, LingeringCloseHandler, R
         // The decoder reports once and then drops what follows; answer once.
         guard !answered else { return }
         answered = true
-        let apiError = Self.error(for: parserError)
+        let apiError = http09.sawHTTP09 ? Self.http09Refused : Self.error(for: parserError)
         let body = ByteBuffer(string: apiError.json)
         let head = HTTPResponse(status: apiError.status, headerFields: [
             .contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close",
@@ -76,6 +89,14 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, LingeringCloseHandler, R
                                  status: apiError.status, nanoseconds: nil)
         linger.begin(after: written, context: context)
     }
+
+    /// An HTTP/0.9 request line (``HTTP09Refusal``): 505, as the version is what is refused
+    /// (RFC 9110 §15.6.6), with the request line a client should send instead.
+    static let http09Refused = APIError(
+        status: .httpVersionNotSupported,
+        message: "HTTP/0.9 is not supported: the request line has no HTTP version; send HTTP/1.1 "
+            + "(e.g. 'GET /health HTTP/1.1' then a Host header and a blank line) or HTTP/1.0",
+        type: "invalid_request_error", param: nil, code: "http_version_not_supported")
 
     /// The client's error for a head that did not parse: 431 for headers over the decoder's
     /// limits, 400 naming what was wrong otherwise.
