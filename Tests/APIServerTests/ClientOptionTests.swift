@@ -388,4 +388,22 @@ struct ClientOptionTests {
             #expect((response as? HTTPURLResponse)?.statusCode == 200)
         }
     }
+
+    /// `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7): it is answered as `OPTIONS`
+    /// on a path is, 204 with `Allow` naming every method some route takes, and the connection
+    /// serves the next request. It was a 404 `route_not_found`, telling a client probing the server
+    /// that it does not exist.
+    @Test func optionsAsteriskIs204WithEveryMethodAllowed() async throws {
+        try await LiveServer.with { server in
+            let connection = try RawConnection(port: server.port, readTimeout: 15)
+            defer { connection.close() }
+            connection.write(raw: "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let text = await connection.read(until: "HTTP/1.1 200")
+            #expect(text.hasPrefix("HTTP/1.1 204"), "\(text.prefix(300))")
+            let head = text.components(separatedBy: "\r\n\r\n").first ?? ""
+            #expect(head.contains("\r\nAllow: GET, HEAD, POST, OPTIONS"), "\(head)")
+            #expect(!head.lowercased().contains("connection: close"), "\(head)")
+            #expect(text.contains("HTTP/1.1 200"), "the next request was not answered: \(text)")
+        }
+    }
 }

@@ -195,7 +195,7 @@ extension KeyedEncodingContainer {
 
 /// Turns whatever a route throws into the OpenAI error shape, and unknown paths into a JSON 404;
 /// a known path asked with a method it does not take gets 405 with `Allow`, and `OPTIONS` on a
-/// known path 204 with `Allow` (``RouteMethods``).
+/// known path (or `OPTIONS *`) 204 with `Allow` (``RouteMethods``).
 struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The routes' methods; nil: every unmatched request is a 404.
     var routes: RouteMethods?
@@ -210,6 +210,12 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch is CancellationError {
             return APIError.clientClosedRequest.response
         } catch let error as HTTPError where error.status == .notFound {
+            // `OPTIONS *` asks about the server, not a resource (RFC 9110 §9.3.7): answered as
+            // OPTIONS on a path is, with every method some route takes. It was a 404, saying to a
+            // client probing the server that there was nothing there.
+            if request.method == .options, request.uri.path == "*", let routes {
+                return Response(status: .noContent, headers: [.allow: RouteMethods.header(routes.all())])
+            }
             // A route's own 404 (an unknown request id) comes with a method the route takes: kept.
             if let allowed = routes?.allowed(request.uri.path), !allowed.contains(request.method) || request.method == .options {
                 let allow = RouteMethods.header(allowed)

@@ -32,6 +32,14 @@ final class RouteMethods: Sendable {
         return methods.sorted { Self.order($0) < Self.order($1) }
     }
 
+    /// Every method some route answers (OPTIONS included): the `Allow` of `OPTIONS *`, which asks
+    /// about the server as a whole.
+    func all() -> [HTTPRequest.Method] {
+        var methods = Set(table.withLock { $0 }.flatMap(\.methods))
+        methods.insert(.options)
+        return methods.sorted { Self.order($0) < Self.order($1) }
+    }
+
     /// The path, as the router labels it (`/v1/models/{id}`), of the first route that matches
     /// `path` whatever its method; nil for a path no route matches. For the HTTP metrics of a
     /// request that reached no route because of its method (OPTIONS, a 405).
