@@ -173,8 +173,15 @@ struct CompletionRoutes: Sendable {
             do {
                 try await ClientWatch.run(on: channel) {
                     if header.flavor == .chat {
+                        // The role and an empty content, as OpenAI's and vLLM's opening delta
+                        // (without `content` a client reading `delta["content"]` raised). Empty, it
+                        // is no token: aiperf and the openai package count the first token from
+                        // the next chunk, whose text is not empty. With continuous usage it carries
+                        // the usage so far (0 completion tokens), as vLLM's, as every chunk with
+                        // a content does.
                         try await writer.write(
-                            chunk(Choice(flavor: .chat, streaming: true, role: "assistant")))
+                            chunk(Choice(flavor: .chat, streaming: true, role: "assistant", content: ""),
+                                  usage: continuousUsage ? session.usage : nil))
                     }
                     if let echo, !echo.isEmpty {
                         try await writer.write(chunk(Choice(flavor: header.flavor, streaming: true, content: echo)))

@@ -48,7 +48,7 @@ struct CompletionHeader: Sendable {
     var flavor: CompletionFlavor
 }
 
-/// One choice of a chunk or of a full response. `content == nil` with `role` set is the chat
+/// One choice of a chunk or of a full response. `role` set (with `content` "") is the chat
 /// stream's opening delta; neither set is the closing delta (`{}`) that carries `finish_reason`.
 struct Choice: Encodable {
     var flavor: CompletionFlavor
