@@ -64,7 +64,8 @@ import XDSTestSupport
     @Test func everyRequestInFlightCanBeReachedWithEndPgUpAndHome() {
         var state = Self.paged()
         var lines = Self.render(state)
-        #expect(lines[3].hasPrefix("┌ In flight · 5000 (rows 1–18 of 5000) · sort age ▼"))
+        // The fake pages are read at 700 s, the snapshot at 642.5 s: the title says when.
+        #expect(lines[3].hasPrefix("┌ In flight · 5000 at sim 0:11:40.0 (rows 1–18 of 5000) · sort age ▼"), "\(lines[3])")
         #expect(lines[4].hasPrefix("│ id       stage        age▼  prompt     gen/out     TTFT where"))
         #expect(lines[5].hasPrefix("│ #100000  decode"))
         // End: the last request in flight and then the recent ones; the engine is asked for the end.
@@ -78,7 +79,8 @@ import XDSTestSupport
         for _ in 1..<recent { (state, _) = Self.step(state, .key(.up)) }
         #expect(state.requestScroll == Self.total - 1)
         lines = Self.render(state)
-        #expect(lines[3].hasPrefix("┌ In flight · 5000 (rows 4983–5000 of 5000) · sort age ▼"))
+        // (With the page's time the sort's long form no longer fits 120 columns; "s/S sort" does.)
+        #expect(lines[3].hasPrefix("┌ In flight · 5000 at sim 0:11:40.0 (rows 4983–5000 of 5000) · s/S sort"), "\(lines[3])")
         let last = lines.firstIndex { $0.contains("#104999") }
         #expect(last == 22, "the cursor's row is the last of the 18 rows (5…22)")
         #expect(RequestsView.selected(state)?.id == 104_999)

@@ -130,7 +130,13 @@ enum RequestsView {
                 + (state.requestFilter.isEmpty ? "" : " matching")
             : total < s.requests.inFlight ? "snapshot lists \(total)" : "all listed"
         // Paged: the count from the same answer as the rows (a snapshot is from another instant).
+        // That answer is read at its own instant, not the header's: at 20× after faults "In
+        // flight · 554" stood under the header's "r/w 579/20" (the snapshot's run and wait, 599
+        // in flight) with nothing saying they were read apart. The page's sim time is then said
+        // beside its count, to the tenth (the header's clock is to the second).
+        let pageTime = RequestPaging.page(state).map(\.simTime).flatMap { $0 != s.simTime ? $0 : nil }
         let inFlightCount = Format.count(RequestPaging.page(state)?.inFlight ?? s.requests.inFlight)
+            + (pageTime.map { " at sim \(Format.clockTenths($0))" } ?? "")
         // Ages from the instant the rows were read: a page is answered a moment before or after
         // the snapshot this frame draws, and at 50× the snapshot's clock made a request that had
         // just arrived "queued 6.9s".
