@@ -28,9 +28,10 @@ import XDSTestSupport
         let lines = Self.render(Self.snapshot, width: size.0, height: size.1)
         let text = lines.joined(separator: "\n")
         #expect(!text.contains("decode TE"), "\(text)")
-        let title = try #require(lines.first { $0.contains("┌ Die load") }, "\(text)")
+        // An H100 is one die: the panel is "GPU load" and counts GPUs (GPUUnitWordingTests).
+        let title = try #require(lines.first { $0.contains("┌ GPU load") }, "\(text)")
         if size.0 >= 120 {
-            #expect(title.contains("8 expert dies of colocated-0 (1 of 2 colocated TEs)"), "\(title)")
+            #expect(title.contains("8 expert GPUs of colocated-0 (1 of 2 colocated TEs)"), "\(title)")
         } else {
             // Narrow: a shorter form, whole (it was cut at "(1 of" by the border).
             #expect(title.contains("colocated-0 (1 of 2 TEs) ─"), "\(title)")
@@ -45,7 +46,7 @@ import XDSTestSupport
             InstanceStatus(name: "decode-1", kind: "decode", npus: 8),
         ]
         let lines = Self.render(s, width: 200, height: 60)
-        let title = try #require(lines.first { $0.contains("┌ Die load") })
+        let title = try #require(lines.first { $0.contains("┌ GPU load") })
         #expect(title.contains("of decode-0 (1 of 2 decode TEs)"), "\(title)")
     }
 }

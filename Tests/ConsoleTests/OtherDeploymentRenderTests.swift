@@ -85,9 +85,10 @@ import XDSTestSupport
     @Test func kvViewSizesGroupsAndNamesTheTEsThatPrefill() {
         let lines = Self.render(.kvCache)
         let text = lines.joined(separator: "\n")
-        // TP4 on one-die GPUs: a DP group spans 4 dies.
-        #expect(text.contains("Colocated DP groups · 2 (4 dies each) · KV held + reserved"), "\(text)")
-        #expect(!text.contains("one per die"))
+        // TP4 on one-die GPUs: a DP group spans 4 GPUs (it said "4 dies each"; a die is the GPU
+        // there, GPUUnitWordingTests).
+        #expect(text.contains("Colocated DP groups · 2 (4 GPUs each) · KV held + reserved"), "\(text)")
+        #expect(!text.contains("one per die") && !text.contains("dies each"))
         // The colocated TEs by their own names, never as prefill-N.
         #expect(text.contains("TEs that prefill · KV use"))
         #expect(lines.contains { $0.contains("│ colocated-0 ") } && lines.contains { $0.contains("│ colocated-1 ") })
@@ -148,8 +149,9 @@ import XDSTestSupport
         let engine = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 4))
         engine.run(until: 5)
         let text = Self.render(.experts, engine.snapshot()).joined(separator: "\n")
-        #expect(text.contains("Die load · 8 expert dies of colocated-0 (1 of 4 colocated TEs)"), "\(text)")
-        #expect(text.contains("(1 die per column)"))
+        // An H100 is one die: the panel counts GPUs (GPUUnitWordingTests).
+        #expect(text.contains("GPU load · 8 expert GPUs of colocated-0 (1 of 4 colocated TEs)"), "\(text)")
+        #expect(text.contains("(1 GPU per column)"))
         // The NPU detail keeps "MoE load" on its line: 16 experts per GPU are shortened.
         let detail = Self.render(.pod, engine.snapshot()).first { $0.contains("experts ") && $0.contains("DP ") }
         #expect(detail?.contains(", … (16)  MoE load ") == true, "\(detail ?? "no detail line")")
@@ -293,7 +295,8 @@ import XDSTestSupport
         #expect(text.contains("none: llama-3-70b is a dense model (no experts, no EPLB)"), "\(text)")
         #expect(!text.contains("imbalance (max/mean)") && !text.contains("r rebalance now"))
         // Nor does its title count expert dies (it said "0 expert dies of colocated-0 (1 of 2 decode TEs)").
-        #expect(text.contains("┌ Die load ─") && !text.contains("expert dies"), "\(text)")
+        // An A100 is one die: the panel is "GPU load" there (GPUUnitWordingTests).
+        #expect(text.contains("┌ GPU load ─") && !text.contains("expert dies") && !text.contains("expert GPUs"), "\(text)")
     }
 
     /// The Pod view's cell for an NPU (8 per node row) on a screen of that size.

@@ -158,17 +158,20 @@ enum ExpertsView {
         let kinds = Set(decodeTEs.map(\.kind))
         let teWord = kinds == ["decode"] ? "decode TEs" : kinds == ["colocated"] ? "colocated TEs" : "TEs that decode"
         let dense = (try? ModelSpec.named(s.modelName))?.isMoE == false
+        // On a one-die GPU the die is the GPU (``Snapshot/dieWord``): "8 expert dies" named a part
+        // an H100 does not have. The superpod's 910C dies keep their word.
+        let die = s.dieWord, load = s.dieWord == "die" ? "Die load" : "\(s.dieWord) load"
         // A dense model's title counts nothing: "0 expert dies of colocated-0 (1 of 4 decode TEs)"
         // read as four TEs whose expert dies had gone missing. Shorter forms keep the TE and the
         // count whole where the panel is narrow (at 80×24 the title was cut at "(1 of").
-        let dies = "\(e.dieLoad.count) expert dies"
+        let dies = "\(e.dieLoad.count) expert \(die)s"
         let titles = serving > 1
-            ? ["Die load · \(dies) of \(decodeTEs[0].name) (1 of \(serving) \(teWord))",
-               "Die load · \(e.dieLoad.count) dies of \(decodeTEs[0].name) (1 of \(serving) \(teWord))",
-               "Die load · \(e.dieLoad.count) dies of \(decodeTEs[0].name) (1 of \(serving) TEs)",
-               "Die load · \(decodeTEs[0].name) (1 of \(serving) TEs)", "Die load"]
-            : ["Die load · \(dies)", "Die load"]
-        b.box(rect, titles: dense ? ["Die load"] : titles)
+            ? ["\(load) · \(dies) of \(decodeTEs[0].name) (1 of \(serving) \(teWord))",
+               "\(load) · \(e.dieLoad.count) \(die)s of \(decodeTEs[0].name) (1 of \(serving) \(teWord))",
+               "\(load) · \(e.dieLoad.count) \(die)s of \(decodeTEs[0].name) (1 of \(serving) TEs)",
+               "\(load) · \(decodeTEs[0].name) (1 of \(serving) TEs)", load]
+            : ["\(load) · \(dies)", load]
+        b.box(rect, titles: dense ? [load] : titles)
         let inner = rect.inner
         guard inner.height > 0 else { return }
         // A dense model has nothing to balance: an "imbalance 1.00 · placement stable · r
@@ -196,9 +199,9 @@ enum ExpertsView {
             // over "imbalance (max/mean) 1.42" read as two answers to one question. Both say
             // which they are, as far as the width allows.
             let maxLoad = Format.fixed(e.dieLoad.max()!, 2), minLoad = Format.fixed(e.dieLoad.min()!, 2)
-            let dies = fold == 1 ? "1 die" : "\(fold) dies"
+            let dies = fold == 1 ? "1 \(die)" : "\(fold) \(die)s"
             let forms = [
-                "each die, mean over layers: max \(maxLoad)×  min \(minLoad)×  (\(dies) per column)",
+                "each \(die), mean over layers: max \(maxLoad)×  min \(minLoad)×  (\(dies) per column)",
                 "mean over layers: max \(maxLoad)×  min \(minLoad)×  (\(dies) per column)",
                 "layer mean: max \(maxLoad)× min \(minLoad)× (\(dies) per column)",
                 "layer mean: max \(maxLoad)× min \(minLoad)× (\(fold)/column)",
@@ -252,7 +255,7 @@ enum ExpertsView {
             // Without EPLB (`--eplb off`) nothing moves the placement but `r`: "placement stable"
             // in the good colour read as EPLB keeping it balanced beside an imbalance of 4.
             let forms = swapping
-                ? ["rebalancing · loading \(e.loadingDies.count) dies", "loading \(e.loadingDies.count) dies",
+                ? ["rebalancing · loading \(e.loadingDies.count) \(die)s", "loading \(e.loadingDies.count) \(die)s",
                    "rebalancing"]
                 : e.eplb == .off ? ["EPLB off · static placement", "EPLB off"]
                 : e.eplb == .perfect ? ["EPLB perfect (ideal balance)", "EPLB perfect"]
@@ -285,11 +288,11 @@ enum ExpertsView {
             let busiest = Format.fixed(peak, 2)
             let key = "■ <\(warn)× ■ ≥\(warn)× warn ■ ≥\(alarm)× alarm"
             let forms = [
-                "every die, in id order, \(w) per row · height = load × mean, full at the warn level \(warn)× (busiest \(busiest)×) · colour \(key)",
-                "every die, \(w) per row · height = load × mean (over layers), full at \(warn)× (busiest \(busiest)×) · \(key)",
-                "every die · height = load × mean, full at \(warn)× · \(key)",
-                "every die · height = load × mean, full at \(warn)× · ■ <\(warn)× ■ ≥\(warn)× ■ ≥\(alarm)×",
-                "every die · height = load × mean, full at \(warn)×",
+                "every \(die), in id order, \(w) per row · height = load × mean, full at the warn level \(warn)× (busiest \(busiest)×) · colour \(key)",
+                "every \(die), \(w) per row · height = load × mean (over layers), full at \(warn)× (busiest \(busiest)×) · \(key)",
+                "every \(die) · height = load × mean, full at \(warn)× · \(key)",
+                "every \(die) · height = load × mean, full at \(warn)× · ■ <\(warn)× ■ ≥\(warn)× ■ ≥\(alarm)×",
+                "every \(die) · height = load × mean, full at \(warn)×",
             ]
             let end = b.put(firstFitting: forms, x: inner.x + 1, y: y, style: .dim, clip: inner)
             var swatches = [Style.good, .warn, .bad][...]

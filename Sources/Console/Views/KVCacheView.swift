@@ -16,7 +16,8 @@ enum KVCacheView {
         // groups", "all decode" and "% of decode" named TEs it does not have, beside a panel
         // listing the same replicas as "TEs that prefill".
         let colocated = isColocated(s)
-        drawDecodeGroups(&b, top, kv, diesPerGroup: diesPerDecodeGroup(s), monochrome: theme.monochrome, colocated: colocated)
+        drawDecodeGroups(&b, top, kv, diesPerGroup: diesPerDecodeGroup(s), monochrome: theme.monochrome, colocated: colocated,
+                         dieWord: s.dieWord)
         let (bottom, chart) = rest.splitTop(rest.height >= 24 ? 12 : rest.height)
         let (left, right) = bottom.splitLeft(bottom.width / 2)
         drawPrefill(&b, left, s)
@@ -84,10 +85,10 @@ enum KVCacheView {
 
     static func drawDecodeGroups(
         _ b: inout CellBuffer, _ rect: Rect, _ kv: KVSummary, diesPerGroup: Int?, monochrome: Bool = false,
-        colocated: Bool = false
+        colocated: Bool = false, dieWord: String = "die"
     ) {
         let groups = kv.decodeGroups
-        let size = diesPerGroup.map { $0 == 1 ? " (one per die)" : " (\($0) dies each)" } ?? ""
+        let size = diesPerGroup.map { $0 == 1 ? " (one per \(dieWord))" : " (\($0) \(dieWord)s each)" } ?? ""
         // The bars count blocks held and reserved for the rest of each reply (what admission
         // sees); the pool panel's "decode KV" counts tokens written. Both scopes are named.
         let title = "\(colocated ? "Colocated" : "Decode") DP groups · \(groups.count)\(size) · KV held + reserved"

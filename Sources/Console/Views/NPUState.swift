@@ -322,6 +322,14 @@ extension Snapshot {
     /// What a device is called on this hardware ("GPU" on an A100 or H100, "NPU" on Ascend):
     /// labels say it, while the `:` language keeps `fault npu N` for every kind.
     var deviceWord: String { hardware?.deviceKind ?? "NPU" }
+
+    /// What the KV and Experts views call one die: on a GPU of one die the die is the GPU, and
+    /// "(4 dies each)" or "8 expert dies" named a part the hardware does not have. An Ascend die
+    /// keeps its word (a 910C chip has two; the superpod's views count dies).
+    var dieWord: String {
+        guard let hardware, hardware.deviceKind == "GPU", hardware.diesPerDevice == 1 else { return "die" }
+        return "GPU"
+    }
 }
 
 extension FaultStatus {

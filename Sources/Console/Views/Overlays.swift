@@ -107,6 +107,10 @@ enum Overlays {
         if replaced["Pod"] == nil, state.deviceWord != "NPU", let pod = helpLines.first(where: { $0.0 == "Pod" }) {
             replaced["Pod"] = pod.1.replacingOccurrences(of: "NPUs by node", with: "\(state.deviceWord)s by node")
         }
+        // The Experts view calls a one-die GPU's load "GPU load" (``Snapshot/dieWord``): so does the help.
+        if state.deviceWord == "GPU", state.diesPerNPU == 1, let experts = helpLines.first(where: { $0.0 == "Experts" }) {
+            replaced["Experts"] = experts.1.replacingOccurrences(of: "die load", with: "GPU load")
+        }
         // View 3 as it reads there: "decode DP-group KV use, prefill TEs" named TEs a colocated
         // deployment does not have, above a view saying "Colocated DP groups", "TEs that prefill".
         if colocated { replaced["KV cache"] = "colocated DP-group KV, TEs that prefill, prefix hits, DRAM pool" }
