@@ -100,8 +100,9 @@ struct CommonOptions: ParsableArguments {
     /// The numeric flags are checked before anything is read, each against its range in
     /// ``FlagLimits``, so a bad one is one line and nothing has been built yet.
     /// The engine for `config`. What only the engine finds wrong with a deployment file (no
-    /// prefill or decode capacity, weights that leave no HBM for KV) names the file, as every
-    /// other problem with it does (`x.toml: deployment 'x' needs prefill and decode capacity`).
+    /// prefill or decode capacity, weights that leave no HBM for KV) names the file and the line
+    /// of the group it is about, as every other problem with it does
+    /// (`x.toml:5: llama-3-70b weights leave no HBM for KV cache on the colocated group: …`).
     func makeEngine(_ config: EngineConfiguration) throws -> ServingEngine {
         do {
             return try ServingEngine(configuration: config)
@@ -113,7 +114,10 @@ struct CommonOptions: ParsableArguments {
                 throw ConfigError("\(error.description) (start a file from this layout with --print-config)")
             }
             guard !error.description.hasPrefix(path) else { throw error }
-            throw ConfigError("\(path): \(error.description)")
+            // The file read again for the line (the engine has no I/O and the deployment keeps no
+            // positions); unreadable now, the refusal names the file alone.
+            let text = try? TOMLDocument.read(path: path, what: "deployment file")
+            throw config.deployment.placed(error, source: path, text: text)
         }
     }
 

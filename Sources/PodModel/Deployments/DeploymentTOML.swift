@@ -113,6 +113,16 @@ extension Deployment {
         } catch let e as ConfigError { throw ConfigError("\(source): \(e.description)") }
     }
 
+    /// A refusal of this deployment, read from the file `source` whose text is `text`, as the
+    /// file's other refusals read: `source:LINE: message`, the line of the group or key the
+    /// refusal's ``ConfigError/place`` names (its `[[colocated]]` header for the engine's "weights
+    /// leave no HBM for KV cache on the colocated group"), else `source: message`. For what only
+    /// the engine finds as it builds the layout: the engine has no file, its refusal the place.
+    public func placed(_ refusal: ConfigError, source: String, text: String?) -> ConfigError {
+        let line = refusal.place.flatMap { place in text.flatMap { Self.line(of: place, groups: groups, text: $0) } }
+        return ConfigError("\(source)\(line.map { ":\($0)" } ?? ""): \(refusal.description)")
+    }
+
     /// The line in `text` of a ``Problem``'s place: the key's line, else (a group or
     /// `[moe_attention]` key left at its default, or a check across the table's keys) the
     /// table's header; nil for the deployment as a whole or what the scan does not find.

@@ -1,3 +1,17 @@
+/// Where in a deployment a refusal's value sits: a file's reader turns it into the line of the
+/// key, or of the group's table when the check spans several keys. Public because the engine
+/// refuses some layouts only as it builds them (weights that leave no HBM for KV): its
+/// ``ConfigError`` carries the group, and the command that read the file names the line.
+public enum DeploymentPlace: Equatable, Sendable {
+    /// A top-level key (`nodes`, `model`), or the deployment as a whole (nil).
+    case top(String?)
+    /// The group at this index of ``Deployment/groups``; a key of it, or the whole table (nil).
+    case group(Int, String?)
+    /// A key of `[moe_attention]`, or the whole table (nil).
+    case moeAttention(String?)
+    case scaling(String)
+}
+
 extension Deployment {
     /// Most requests one DP group may batch: 16 × the papers' 96 per die at TP16. Larger limits
     /// mean nothing the cost model was calibrated for and only grow per-group arrays.
@@ -22,15 +36,7 @@ extension Deployment {
     /// turns the place into the line of the key (or of the group's table when the check spans
     /// several keys). The built deployment keeps no positions; this keeps which field it was.
     struct Problem: Error {
-        enum Place: Equatable {
-            /// A top-level key (`nodes`, `model`), or the deployment as a whole (nil).
-            case top(String?)
-            /// The group at this index of ``groups``; a key of it, or the whole table (nil).
-            case group(Int, String?)
-            /// A key of `[moe_attention]`, or the whole table (nil).
-            case moeAttention(String?)
-            case scaling(String)
-        }
+        typealias Place = DeploymentPlace
         var message: String
         var place: Place
         init(_ message: String, _ place: Place) {

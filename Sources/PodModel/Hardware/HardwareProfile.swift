@@ -121,5 +121,12 @@ public struct HardwareProfile: Sendable, Equatable {
 /// A configuration problem, with one line that names it.
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public var description: String
-    public init(_ message: String) { description = message }
+    /// Where in the deployment the refused value sits, when the refusal is about one part of it
+    /// (the engine's "weights leave no HBM for KV cache on the colocated group"): a deployment
+    /// file's reader names that part's line (``Deployment/placed(_:path:)``). Nil otherwise.
+    public var place: DeploymentPlace?
+    public init(_ message: String, at place: DeploymentPlace? = nil) {
+        description = message
+        self.place = place
+    }
 }

@@ -22,14 +22,19 @@ extension ServingEngine {
             case .colocated: 2
             }
         }
-        for group in deployment.groups {
+        for (groupIndex, group) in deployment.groups.enumerated() {
             let hw = try group.hardware.map { try HardwareProfile.named($0) } ?? hardware
             for index in 0..<group.count {
                 let ordinal = perRole[roleIndex(group.role)]
                 perRole[roleIndex(group.role)] = ordinal + 1
                 let npus = Array(group.npus(ofInstance: index))
-                try addInstance(role: group.role, name: "\(group.role.rawValue)-\(ordinal)", spec: group, hardware: hw,
-                                npus: npus, firstDie: 0)
+                // A refusal of the group's layout (weights that leave no HBM for KV) says which
+                // group: the command that read a deployment file names its line (the engine has
+                // no file).
+                try Self.placing(.group(groupIndex, nil)) {
+                    try addInstance(role: group.role, name: "\(group.role.rawValue)-\(ordinal)", spec: group, hardware: hw,
+                                    npus: npus, firstDie: 0)
+                }
             }
         }
         if let ma = deployment.moeAttention {
@@ -43,14 +48,24 @@ extension ServingEngine {
             let ordinal = perRole[roleIndex(.decode)]
             perRole[roleIndex(.decode)] = ordinal + 1
             // Expert dies first, then attention dies (our layout choice).
-            try addInstance(role: .decode, name: "decode-\(ordinal)", spec: spec, hardware: hardware,
-                            npus: Array(ma.firstNPU..<(ma.firstNPU + npuCount)), firstDie: ma.expertDies,
-                            attentionOnly: true)
+            try Self.placing(.moeAttention(nil)) {
+                try addInstance(role: .decode, name: "decode-\(ordinal)", spec: spec, hardware: hardware,
+                                npus: Array(ma.firstNPU..<(ma.firstNPU + npuCount)), firstDie: ma.expertDies,
+                                attentionOnly: true)
+            }
         }
         for p in instances.indices where instances[p].role == .prefill {
             for d in instances.indices where instances[d].role == .decode {
                 kvTransfer.connect(prefill: p, decode: d, plane: instances[p].plane)
             }
+        }
+    }
+
+    /// Runs `body`, giving a ``ConfigError`` it throws that says no place of its own `place`.
+    static func placing(_ place: DeploymentPlace, _ body: () throws -> Void) throws {
+        do { try body() } catch var refusal as ConfigError where refusal.place == nil {
+            refusal.place = place
+            throw refusal
         }
     }
 

@@ -127,7 +127,11 @@ public final class ServingEngine {
         setUpExperts()
         je.noteGroupBlocks(of: instances.indices, instances: instances, kv: kvStore)
         guard instances.contains(where: \.hasPrefill), instances.contains(where: \.hasDecode) else {
-            throw ConfigError("deployment '\(deployment.name)' needs prefill and decode capacity")
+            // Which role is missing, placed at the first group there is (or [moe_attention]): a
+            // deployment file's reader names that line, as it does for its other refusals.
+            let missing = instances.contains(where: \.hasPrefill) ? "decode or colocated" : "prefill or colocated"
+            throw ConfigError("deployment '\(deployment.name)' needs prefill and decode capacity: it has no \(missing) group",
+                              at: deployment.groups.isEmpty ? .moeAttention(nil) : .group(0, nil))
         }
         scheduleTelemetryTick(at: configuration.snapshotInterval)
         startHeartbeats()
