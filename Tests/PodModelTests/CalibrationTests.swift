@@ -163,6 +163,26 @@ import Testing
         #expect(!broken.withinTolerance)
     }
 
+    /// system.md §4's figures the model takes in (graph launch, scheduling, MTP acceptance, KV
+    /// block, the three load paths, a component's restart) each have a row read from what the
+    /// engine uses, and a constant moved off its source fails its row.
+    @Test func everyInputFigureOfSection4IsARowThatCatchesADrift() throws {
+        let points = try Validation.run()
+        for name in ["graph launch", "scheduling per decode step", "MTP acceptance", "KV block", "weight load from object storage",
+                     "weight load from the pooled DRAM cache", "weight load from host DRAM", "full restart of a component"] {
+            #expect(points.contains { $0.name.hasPrefix(name) && $0.enforced && $0.withinTolerance }, "\(name)")
+        }
+        // The load times come from the engine's path for the served model's bytes (its MTP module
+        // too), so they sit a little above the 671 GB anchors rather than on them.
+        let cold = try #require(points.first { $0.name.hasPrefix("weight load from object storage") })
+        #expect(cold.simulated > 2_560 && cold.simulated < 2_560 * 1.05)
+        var cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
+        cost.constants.graphLaunchSeconds = 1.2e-3
+        cost.constants.schedulingSeconds = 3e-3
+        let drifted = Validation.inputs(cost: cost, model: .deepSeekR1)
+        #expect(drifted.filter { !$0.withinTolerance }.map(\.name) == ["graph launch per graph", "scheduling per decode step"])
+    }
+
     /// The EPLB rows are the mean over independent draws of the skew distribution, not one draw
     /// (system.md §4b's "more than 40%" is a measured effect); the single draws spread around it.
     @Test func eplbRowIsTheMeanCutOverSkewDraws() throws {

@@ -76,6 +76,19 @@ public struct ScalingSettings: Sendable, Equatable {
     /// Ranges of the settings that enter from outside (flags, TOML).
     public static let maxPrewarmedSpareTEs = 64
 
+    /// Seconds to stream `bytes` of weights by `path`: the bytes over the path's bandwidth (object
+    /// store, pooled cache, host DRAM). Nil for NPU-fork, whose time is the fabric's: it depends on
+    /// the source and target TEs' dies (``ServingEngine`` prices it). `xds validate` reads the
+    /// published anchors back through this, as a scale-up does.
+    public func streamSeconds(_ path: LoadPath, bytes: Double) -> Double? {
+        switch path {
+        case .objectStore: bytes / objectStoreBytesPerSecond
+        case .pool: bytes / poolBytesPerSecond
+        case .dram: bytes / dramBytesPerSecond
+        case .npuFork: nil
+        }
+    }
+
     public init() {}
 
     /// Why the settings cannot be used, or nil.

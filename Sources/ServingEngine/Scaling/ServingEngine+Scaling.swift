@@ -304,19 +304,14 @@ extension ServingEngine {
     func loadTime(_ path: LoadPath, instance i: Int) -> (path: LoadPath, seconds: Double, source: Int?) {
         let settings = configuration.scaling
         let bytes = model.weightBytes
-        switch path {
-        case .objectStore: return (path, bytes / settings.objectStoreBytesPerSecond, nil)
-        case .pool: return (path, bytes / settings.poolBytesPerSecond, nil)
-        case .dram: return (path, bytes / settings.dramBytesPerSecond, nil)
-        case .npuFork:
-            guard let source = forkSource() else { return (path, .infinity, nil) }
-            let spec = instances[i].groupSpec
-            let targetDies = spec.dp * spec.tp
-            let sourceSpec = instances[source].groupSpec
-            let sourceDies = max(1, sourceSpec.dp * sourceSpec.tp)
-            let total = weightBytesPerDie(spec) * Double(targetDies)
-            return (path, cost.weightCopy(bytes: total / Double(min(sourceDies, targetDies))), source)
-        }
+        if let seconds = settings.streamSeconds(path, bytes: bytes) { return (path, seconds, nil) }
+        guard let source = forkSource() else { return (path, .infinity, nil) }
+        let spec = instances[i].groupSpec
+        let targetDies = spec.dp * spec.tp
+        let sourceSpec = instances[source].groupSpec
+        let sourceDies = max(1, sourceSpec.dp * sourceSpec.tp)
+        let total = weightBytesPerDie(spec) * Double(targetDies)
+        return (path, cost.weightCopy(bytes: total / Double(min(sourceDies, targetDies))), source)
     }
 
     /// The running TE a fork copies from: in service inside the pod, no outage or stall, the
