@@ -92,6 +92,14 @@ public struct SyntheticWorkload: WorkloadSource {
     /// Each class's prompt and output distributions when they are lognormals (``configuration``'s
     /// classes never change after init), drawn without the existential: ``drawLengths(_:_:_:using:)``.
     private let lengthLogNormals: [(prompt: LogNormal?, output: LogNormal?)]
+    /// Each shared system prompt's keys, by rank - 1: the same for every session that starts with
+    /// it, so made once here instead of hashed into a new array per such session (``configuration``'s
+    /// prompt lengths and block size never change after init). Sessions share the arrays
+    /// (copy-on-write: one that is cut copies its own).
+    private let systemPromptKeys: [[UInt64]]
+    /// `StableHash.mixedChild(i)` for the first 512 key positions of a session (a default session's
+    /// context holds at most 384 blocks: a 32K prompt and a 16K output, in 128-token blocks).
+    private static let sessionKeyChildren: [UInt64] = (0..<512).map { StableHash.mixedChild(UInt64($0)) }
 
     public init(seed: UInt64, configuration: Configuration = Configuration()) {
         precondition(!configuration.classes.isEmpty && configuration.prefixBlockTokens > 0)
@@ -105,6 +113,11 @@ public struct SyntheticWorkload: WorkloadSource {
         classPicker = Empirical(
             values: configuration.classes.indices.map(Double.init), weights: configuration.classes.map(\.share))
         lengthLogNormals = configuration.classes.map { ($0.promptTokens as? LogNormal, $0.outputTokens as? LogNormal) }
+        let block = configuration.prefixBlockTokens
+        systemPromptKeys = configuration.systemPromptTokens.indices.map { index in
+            let systemKey = StableHash.combine(parent: 0x5157_e111, UInt64(index + 1))
+            return (0..<max(0, configuration.systemPromptTokens[index] / block)).map { StableHash.combine(parent: systemKey, UInt64($0)) }
+        }
     }
 
     public var ratePerSecond: Double { configuration.ratePerSecond }
@@ -216,10 +229,8 @@ public struct SyntheticWorkload: WorkloadSource {
             session = Session(keys: [], contextTokens: 0, sessionKey: sessionKey)
             if stream.uniform() < configuration.systemPromptShare {
                 let rank = systemPromptRank.sampleRank(using: &stream)
-                let systemTokens = configuration.systemPromptTokens[rank - 1]
-                let systemKey = StableHash.combine(parent: 0x5157_e111, UInt64(rank))
-                session.keys = (0..<(systemTokens / block)).map { StableHash.combine(parent: systemKey, UInt64($0)) }
-                session.contextTokens = systemTokens
+                session.keys = systemPromptKeys[rank - 1]
+                session.contextTokens = configuration.systemPromptTokens[rank - 1]
             }
         }
         var maxPrompt = configuration.maxPromptTokens
@@ -253,7 +264,13 @@ public struct SyntheticWorkload: WorkloadSource {
             // array against ~280 with the copy, most of it looking up the storage's metadata).
             var grown = earlier
             grown.reserveCapacity(total)
-            for i in count..<total { grown.append(StableHash.combine(parent: sessionKey, UInt64(i))) }
+            // Key `i` is `combine(parent: sessionKey, i)`, whose child half depends on `i` alone:
+            // taken from a table made once (a mix per key saved), the same bits.
+            let children = Self.sessionKeyChildren
+            for i in count..<total {
+                let child = i < children.count ? children[i] : StableHash.mixedChild(UInt64(i))
+                grown.append(StableHash.combine(parent: sessionKey, mixedChild: child))
+            }
             session.keys = grown
             keys = kept == count ? earlier : Array(earlier[..<kept])
         }
