@@ -115,8 +115,11 @@ struct FaultMap {
 /// what fills up there is the KV cache. The expert dies of MoE–attention disaggregation
 /// (xdeepserve-ma) also run every step (100 % busy at 1 req/s, so the whole expert half of the
 /// pod was red): what limits them is how much of the MoE work lands on them, their MoE load
-/// (× the mean die), judged by the Experts view's thresholds. Colocated dies are limited by
-/// compute, so their busy share is the load.
+/// (× the mean die), judged by the Experts view's thresholds. Colocated replicas (a GPU
+/// cluster's PD-colocated TEs) batch continuously too: a replica steps whenever any request is in
+/// flight, so one GPU serving 4 requests at 0.13 req/s was 100 % busy and drawn red "crit" (its
+/// detail's util bar red beside "node 0 … util 16%") with the SLO met and room for many more.
+/// What fills up there is the KV cache, as on a decode die: they are judged by it.
 ///
 /// Prefill is judged by its TE's headroom: the share of the TE's DP groups with a prompt now
 /// (queued or prefilling). Its busy share is no guide (README): a TE steps whenever any one
@@ -129,7 +132,7 @@ enum NPULoad {
 
     static func limit(_ role: NPURole) -> Limit {
         switch role {
-        case .decode, .attention: .kv
+        case .decode, .attention, .colocated: .kv
         case .expert: .moe
         case .prefill: .groups
         default: .busy
