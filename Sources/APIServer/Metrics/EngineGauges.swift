@@ -14,6 +14,10 @@ struct EngineGauges: Sendable {
     private let prefixHitRate: Gauge
     private let expertImbalance: Gauge
     private let expertRebalances: Gauge
+    /// The same count as a counter (``update(from:state:registry:)`` adds what is new since the
+    /// last scrape): Prometheus's `rate()` and `increase()` take counters, and the gauge above
+    /// (kept: scripts read it by that name, interfaces.md) is a count that only grows.
+    private let expertRebalancesTotal: Counter
     private let faultsActive: Gauge
     private let nodesDrained: Gauge
     private let nodesDraining: Gauge
@@ -53,6 +57,8 @@ struct EngineGauges: Sendable {
                 "xds_expert_imbalance", help: "Max over mean of per-die MoE load in decode (1 = balanced)."))
         expertRebalances = r.makeGauge(
             descriptor: .named("xds_expert_rebalances", help: "Expert rebalances completed so far."))
+        expertRebalancesTotal = r.makeCounter(
+            descriptor: .named("xds_expert_rebalances_total", help: "Expert rebalances completed (a counter: use rate() or increase())."))
         faultsActive = r.makeGauge(
             descriptor: .named("xds_faults_active", help: "Injected faults not yet recovered."))
         nodesDrained = r.makeGauge(
@@ -67,9 +73,17 @@ struct EngineGauges: Sendable {
         }
     }
 
+    /// What one scrape leaves for the next (guarded by the scrape lock).
+    struct ScrapeState {
+        /// Per-NPU gauges by NPU id.
+        var npuGauges: [Int: Gauge] = [:]
+        /// Rebalances already added to `xds_expert_rebalances_total`.
+        var rebalancesCounted = 0
+    }
+
     /// Sets every gauge from `snapshot`. Per-NPU gauges are created on first sight and dropped when
     /// an NPU disappears from the snapshot, so a scrape never shows a stale NPU.
-    func update(from snapshot: Snapshot, npuGauges: inout [Int: Gauge], registry: PrometheusCollectorRegistry)
+    func update(from snapshot: Snapshot, state: inout ScrapeState, registry: PrometheusCollectorRegistry)
     {
         simTime.set(to: snapshot.simTime)
         paused.set(to: snapshot.paused ? 1 : 0)
@@ -78,6 +92,13 @@ struct EngineGauges: Sendable {
         prefixHitRate.set(to: snapshot.kv.prefixHitRate)
         expertImbalance.set(to: snapshot.experts.imbalance)
         expertRebalances.set(to: Double(snapshot.experts.rebalances))
+        // Only new rebalances are added, so the counter never goes down (a snapshot with fewer,
+        // which one engine never sends, adds nothing).
+        let rebalances = snapshot.experts.rebalances
+        if rebalances > state.rebalancesCounted {
+            expertRebalancesTotal.increment(by: Int64(rebalances - state.rebalancesCounted))
+            state.rebalancesCounted = rebalances
+        }
         faultsActive.set(to: Double(snapshot.activeFaults.filter { $0.recoveredAt == nil }.count))
         nodesDrained.set(to: Double(snapshot.drainedNodes.count))
         nodesDraining.set(to: Double(snapshot.drainingNodes.count))
@@ -87,6 +108,8 @@ struct EngineGauges: Sendable {
         }
 
         var seen = Set<Int>()
+        var npuGauges = state.npuGauges
+        defer { state.npuGauges = npuGauges }
         for npu in snapshot.npus {
             seen.insert(npu.id)
             let gauge =

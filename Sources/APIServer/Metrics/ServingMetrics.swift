@@ -55,7 +55,7 @@ final class ServingMetrics: Sendable {
     private let kvUsage: Gauge
     private let engineGauges: EngineGauges
     /// Setting gauges and emitting must not interleave between two scrapes.
-    private let scrapeLock = Mutex<[Int: Gauge]>([:])
+    private let scrapeLock = Mutex<EngineGauges.ScrapeState>(EngineGauges.ScrapeState())
     /// True once an engine feed drives the `vllm:` series; HTTP outcomes then count only rejections.
     private let engineFed = Atomic<Bool>(false)
 
@@ -302,7 +302,7 @@ final class ServingMetrics: Sendable {
     /// The exposition text for a scrape: gauges set from `snapshot`, then everything emitted.
     func exposition(for snapshot: Snapshot) -> String {
         pace.withLock { $0 = snapshot.paused ? 0 : snapshot.speed ?? 0 }
-        return scrapeLock.withLock { npuGauges in
+        return scrapeLock.withLock { scrape in
             // vLLM's meaning (its names are kept so its dashboards work): a request being
             // prefilled is in the model's running batch. The engine's own split (the console
             // header's run/wait) counts it as waiting; each TE's `running` (the Instances table's)
@@ -312,7 +312,7 @@ final class ServingMetrics: Sendable {
             running.set(to: Double(inBatches))
             waiting.set(to: Double(max(0, snapshot.requests.inFlight - inBatches)))
             kvUsage.set(to: snapshot.kv.decodeUsage)
-            engineGauges.update(from: snapshot, npuGauges: &npuGauges, registry: registry)
+            engineGauges.update(from: snapshot, state: &scrape, registry: registry)
             return registry.emitToString()
         }
     }
