@@ -406,4 +406,23 @@ struct ClientOptionTests {
             #expect(text.contains("HTTP/1.1 200"), "the next request was not answered: \(text)")
         }
     }
+
+    /// The asterisk form of a request target is valid only for OPTIONS (RFC 9112 §3.2.4): `GET *`
+    /// names no resource and is a malformed request, a 400, not a 404 "no route" (which said the
+    /// server lacks a resource that cannot exist). The connection still serves the next request.
+    @Test(arguments: ["GET", "POST", "HEAD", "DELETE"])
+    func asteriskTargetIs400ForAnyMethodButOptions(method: String) async throws {
+        try await LiveServer.with { server in
+            let connection = try RawConnection(port: server.port, readTimeout: 15)
+            defer { connection.close() }
+            let body = method == "POST" ? "Content-Length: 2\r\n\r\n{}" : "\r\n"
+            connection.write(raw: "\(method) * HTTP/1.1\r\nHost: 127.0.0.1\r\n\(body)GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let text = await connection.read(until: "HTTP/1.1 200")
+            #expect(text.hasPrefix("HTTP/1.1 400"), "\(text.prefix(300))")
+            if method != "HEAD" {
+                #expect(text.contains("only OPTIONS takes the request target *"), "\(text.prefix(400))")
+            }
+            #expect(text.contains("HTTP/1.1 200"), "the next request was not answered: \(text)")
+        }
+    }
 }

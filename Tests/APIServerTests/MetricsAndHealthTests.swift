@@ -129,6 +129,24 @@ struct MetricsAndHealthTests {
             #expect(labelled.sum("hb_requests", containing: [chatRoute, #"method="GET""#, #"status_code="405""#]) >= 1)
             #expect(labelled.sum("hb_request_errors", containing: [chatRoute, #"method="GET""#, #"error_type="405""#]) >= 1)
             #expect(labelled.sum("hb_request_errors", containing: [chatRoute, #"method="OPTIONS""#]) == 0)
+            // `OPTIONS *` (the server as a whole) is served, and labelled with its target, not
+            // `NotFound` beside the unknown paths; `GET *` is the 400 it is, under the same route.
+            let asterisk = try RawConnection(port: server.port, readTimeout: 15)
+            asterisk.write(raw: "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                + "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            _ = await asterisk.read(until: "HTTP/1.1 200")
+            asterisk.close()
+            let star = #"http_route="*""#
+            var starred = PrometheusText(try await server.get("/metrics").text)
+            let starredBy = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < starredBy, starred.sum("hb_requests", containing: [star, #"method="GET""#]) < 1 {
+                try await Task.sleep(for: .milliseconds(20))
+                starred = PrometheusText(try await server.get("/metrics").text)
+            }
+            #expect(starred.sum("hb_requests", containing: [star, #"method="OPTIONS""#, #"status_code="204""#]) >= 1,
+                    "\(starred.samples.keys.filter { $0.contains("OPTIONS") })")
+            #expect(starred.sum("hb_requests", containing: [star, #"method="GET""#, #"status_code="400""#]) >= 1)
+            #expect(starred.sum("hb_requests", containing: [#"http_route="NotFound""#, #"method="OPTIONS""#]) == 0)
             // Every family has its HELP line, Hummingbird's too (they came with TYPE alone).
             let lines = try await server.get("/metrics").text.split(separator: "\n")
             func names(_ prefix: String) -> Set<Substring> {

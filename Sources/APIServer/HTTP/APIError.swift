@@ -69,6 +69,13 @@ struct APIError: Error, Sendable, Equatable {
             type: "invalid_request_error", param: nil, code: "method_not_allowed")
     }
 
+    /// A request with the target `*` and a method other than OPTIONS, the only one it is valid
+    /// for (RFC 9112 §3.2.4).
+    static func asteriskTarget(_ method: HTTPRequest.Method) -> APIError {
+        invalidRequest("only OPTIONS takes the request target * (RFC 9112 §3.2.4); \(method) needs a path, such as /v1/models",
+                       param: nil, code: "invalid_request_target")
+    }
+
     static func routeNotFound(_ method: HTTPRequest.Method, _ path: String) -> APIError {
         APIError(
             status: .notFound, message: "no route for \(method) \(path)", type: "invalid_request_error",
@@ -216,6 +223,9 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             if request.method == .options, request.uri.path == "*", let routes {
                 return Response(status: .noContent, headers: [.allow: RouteMethods.header(routes.all())])
             }
+            // The asterisk form is valid only for OPTIONS (RFC 9112 §3.2.4): `GET *` names no
+            // resource, so it is a malformed request (400), not a resource that is missing (404).
+            if request.uri.path == "*" { return APIError.asteriskTarget(request.method).response }
             // A route's own 404 (an unknown request id) comes with a method the route takes: kept.
             if let allowed = routes?.allowed(request.uri.path), !allowed.contains(request.method) || request.method == .options {
                 let allow = RouteMethods.header(allowed)

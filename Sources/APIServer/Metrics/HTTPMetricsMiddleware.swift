@@ -88,8 +88,11 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     /// The matched route's path; for a request no route took, the path of a route at its path
-    /// (another method), else `NotFound`.
+    /// (another method), else `NotFound`. The target `*` is labelled `*`: `OPTIONS *` is served
+    /// (the server as a whole) and was filed under `NotFound` beside unknown paths, and any other
+    /// method with it is the 400 of a malformed target, not a missing route.
     private func routeLabel(_ request: Request, _ context: Context) -> String {
+        if request.uri.path == HTTPAnswerMetrics.asteriskRoute { return HTTPAnswerMetrics.asteriskRoute }
         if let matched = context.endpointPath, matched != "NotFound" { return matched }
         return routes?.route(request.uri.path) ?? "NotFound"
     }
@@ -107,6 +110,8 @@ enum HTTPAnswerMetrics {
     /// `http_route` of an answer to a head that did not parse: it names no route, and `NotFound`
     /// would read as a 404.
     static let malformedRoute = "MalformedRequest"
+    /// `http_route` of a request whose target is `*` (asterisk form, RFC 9112 §3.2.4).
+    static let asteriskRoute = "*"
     /// `http_route` of the 503 a connection past the cap gets (``ConnectionLimit``): it is
     /// answered before any request of its is read, so it names no route.
     static let refusedConnectionRoute = "TooManyConnections"
