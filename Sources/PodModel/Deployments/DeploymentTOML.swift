@@ -106,11 +106,9 @@ extension Deployment {
             prewarmedSpareTEs = warm
         }
         // The range checks run on the built deployment (presets and inline specs too); its
-        // refusal says which key or table, and that is found in the file for `file:LINE:`.
-        do { try check() } catch let problem as Problem {
-            let line = Self.line(of: problem.place, groups: groups, text: text).map { ":\($0)" } ?? ""
-            throw ConfigError("\(source)\(line): \(problem.message)")
-        } catch let e as ConfigError { throw ConfigError("\(source): \(e.description)") }
+        // refusal says which key or table, and that is found in the file for `file:LINE:`, as
+        // for the engine's refusals of the layout.
+        do { try check() } catch let e as ConfigError { throw placed(e, source: source, text: text) }
     }
 
     /// A refusal of this deployment, read from the file `source` whose text is `text`, as the
@@ -123,10 +121,10 @@ extension Deployment {
         return ConfigError("\(source)\(line.map { ":\($0)" } ?? ""): \(refusal.description)")
     }
 
-    /// The line in `text` of a ``Problem``'s place: the key's line, else (a group or
+    /// The line in `text` of a refusal's place: the key's line, else (a group or
     /// `[moe_attention]` key left at its default, or a check across the table's keys) the
     /// table's header; nil for the deployment as a whole or what the scan does not find.
-    static func line(of place: Problem.Place, groups: [InstanceGroup], text: String) -> Int? {
+    static func line(of place: DeploymentPlace, groups: [InstanceGroup], text: String) -> Int? {
         switch place {
         case .top(let key):
             return key.flatMap { TOMLDocument.line(ofKey: $0, inTable: "", text: text) }

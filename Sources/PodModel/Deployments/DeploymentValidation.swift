@@ -28,29 +28,21 @@ extension Deployment {
     /// Every number is checked against its range *before* any arithmetic or loop uses it, so a
     /// hostile file (`nodes = 1000000000000`, `count = 9223372036854775807`) gets one line naming
     /// the field and its range instead of an overflow trap or a loop over 10^12 NPUs.
+    /// The refusal comes without its place: a preset, an inline spec or a layout fitted to
+    /// `--model` has no file whose line it could name.
     public func validate() throws {
-        do { try check() } catch let problem as Problem { throw ConfigError(problem.message) }
-    }
-
-    /// A refusal of ``validate()`` and where its value sits in the deployment: a file's reader
-    /// turns the place into the line of the key (or of the group's table when the check spans
-    /// several keys). The built deployment keeps no positions; this keeps which field it was.
-    struct Problem: Error {
-        typealias Place = DeploymentPlace
-        var message: String
-        var place: Place
-        init(_ message: String, _ place: Place) {
-            self.message = message
-            self.place = place
-        }
+        do { try check() } catch let e as ConfigError { throw ConfigError(e.description) }
     }
 
     /// Runs `body`, placing a ``ConfigError`` it throws (a catalogue lookup, a bound) at `place`.
-    private static func at<T>(_ place: Problem.Place, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as ConfigError { throw Problem(e.description, place) }
+    private static func at<T>(_ place: DeploymentPlace, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as ConfigError { throw ConfigError(e.description, at: place) }
     }
 
-    /// ``validate()`` with the place of each refusal.
+    /// ``validate()`` with the place of each refusal (``ConfigError/place``), which a file's
+    /// reader turns into the line of the key, or of the group's table when the check spans
+    /// several keys (``placed(_:source:text:)``): the built deployment keeps no positions, the
+    /// refusal keeps which field it was, as the engine's own refusals of a layout do.
     func check() throws {
         let model = try Self.at(.top("model")) { try modelSpec() }
         let hw = try Self.at(.top("hardware")) { try hardwareProfile() }
@@ -60,7 +52,7 @@ extension Deployment {
         try Self.bound(nodes, "deployment '\(name)': nodes", 1...hw.maxNodes, why: pod, at: .top("nodes"))
         let topo = try Self.at(.top("hardware")) { try topology() }
         guard !groups.isEmpty || moeAttention != nil else {
-            throw Problem("deployment '\(name)': no instances (add a [[prefill]], [[decode]] or [[colocated]] group)", .top(nil))
+            throw ConfigError("deployment '\(name)': no instances (add a [[prefill]], [[decode]] or [[colocated]] group)", at: .top(nil))
         }
         var owner = [Int: String]()
         // Devices of external groups so far, by hardware profile: each group was bounded alone,
@@ -74,19 +66,19 @@ extension Deployment {
                 // Each term is at most maxDevices (checkBounds), so the sum cannot overflow.
                 let total = externalDevices[groupHW.name, default: 0] + g.count * g.npusEach
                 if total > groupHW.maxDevices {
-                    throw Problem("\(label): external \(groupHW.name) groups would use \(total) devices in all, more than the "
-                        + "\(groupHW.maxDevices) \(groupHW.name) devices external groups may use together", .group(index, nil))
+                    throw ConfigError("\(label): external \(groupHW.name) groups would use \(total) devices in all, more than the "
+                        + "\(groupHW.maxDevices) \(groupHW.name) devices external groups may use together", at: .group(index, nil))
                 }
                 externalDevices[groupHW.name] = total
             }
             let dies = g.npusEach * groupHW.diesPerDevice
             if g.tp * g.dp != dies {
-                throw Problem("\(label): tp \(g.tp) × dp \(g.dp) = \(g.tp * g.dp) dies, but \(g.npusEach) NPUs have \(dies) dies",
-                              .group(index, nil))
+                throw ConfigError("\(label): tp \(g.tp) × dp \(g.dp) = \(g.tp * g.dp) dies, but \(g.npusEach) NPUs have \(dies) dies",
+                              at: .group(index, nil))
             }
             try Self.at(.group(index, "tp")) { try Self.checkHeadsSplit(g.tp, model: model, label: label) }
             if g.role != .prefill && g.batchLimit == 0 {
-                throw Problem("\(label): batch_limit must be positive for a \(g.role.rawValue) group", .group(index, "batch_limit"))
+                throw ConfigError("\(label): batch_limit must be positive for a \(g.role.rawValue) group", at: .group(index, "batch_limit"))
             }
             try validateExperts(g, index: index, model: model, dies: dies, label: label)
             if g.external { continue }
@@ -96,14 +88,14 @@ extension Deployment {
                 // The first instance that runs past the pod, and the NPUs it would take.
                 let instance = (max(topo.npuCount, g.firstNPU) - g.firstNPU) / g.npusEach
                 let first = g.firstNPU + instance * g.npusEach
-                throw Problem("\(label): instance \(instance) would take NPUs \(first)…\(first + g.npusEach - 1), "
+                throw ConfigError("\(label): instance \(instance) would take NPUs \(first)…\(first + g.npusEach - 1), "
                     + "but the pod has NPUs 0…\(topo.npuCount - 1) (\(topo.npuCount) NPUs, \(topo.dieCount) dies); "
-                    + "lower count or first_npu, or raise nodes", .group(index, nil))
+                    + "lower count or first_npu, or raise nodes", at: .group(index, nil))
             }
             for i in 0..<g.count {
                 for npu in g.npus(ofInstance: i) {
                     if let other = owner[npu] {
-                        throw Problem("\(label): NPU \(npu) is used twice (also by \(other))", .group(index, nil))
+                        throw ConfigError("\(label): NPU \(npu) is used twice (also by \(other))", at: .group(index, nil))
                     }
                     owner[npu] = "\(g.role.rawValue) \(i)"
                 }
@@ -115,8 +107,8 @@ extension Deployment {
         // What the spares can hold, not only the file format's 0…64: more was cut to the spares
         // the pod has without a word.
         if prewarmedSpareTEs != 0, let room = prewarmRoom(), !(0...room.most).contains(prewarmedSpareTEs) {
-            throw Problem("deployment '\(name)': [scaling] prewarmed_spare_tes must be between 0 and \(room.most) "
-                + "on this layout (\(room.reason)), got \(prewarmedSpareTEs)", .scaling("prewarmed_spare_tes"))
+            throw ConfigError("deployment '\(name)': [scaling] prewarmed_spare_tes must be between 0 and \(room.most) "
+                + "on this layout (\(room.reason)), got \(prewarmedSpareTEs)", at: .scaling("prewarmed_spare_tes"))
         }
     }
 
@@ -129,7 +121,7 @@ extension Deployment {
 
     /// ``bound(_:_:_:why:)``, the refusal placed at the field's key.
     static func bound(_ value: Int, _ field: String, _ range: ClosedRange<Int>, why: String? = nil,
-                      at place: Problem.Place) throws {
+                      at place: DeploymentPlace) throws {
         try at(place) { try bound(value, field, range, why: why) }
     }
 
@@ -156,8 +148,8 @@ extension Deployment {
                            at: .group(index, "first_npu"))
         }
         if g.external, g.count * g.npusEach > devices {
-            throw Problem("\(label): count \(g.count) × npus \(g.npusEach) = \(g.count * g.npusEach) devices, "
-                + "more than the \(devices) \(place)", .group(index, nil))
+            throw ConfigError("\(label): count \(g.count) × npus \(g.npusEach) = \(g.count * g.npusEach) devices, "
+                + "more than the \(devices) \(place)", at: .group(index, nil))
         }
         let dies = g.npusEach * groupHW.diesPerDevice
         for (field, value) in [("tp", g.tp), ("dp", g.dp), ("ep", g.ep)] {
@@ -173,18 +165,18 @@ extension Deployment {
 
     private func validateExperts(_ g: InstanceGroup, index: Int, model: ModelSpec, dies: Int, label: String) throws {
         guard let moe = model.moe else {
-            if g.ep != 1 { throw Problem("\(label): \(model.name) is dense; ep must be 1, got \(g.ep)", .group(index, "ep")) }
+            if g.ep != 1 { throw ConfigError("\(label): \(model.name) is dense; ep must be 1, got \(g.ep)", at: .group(index, "ep")) }
             // No experts to hold: a file's `redundant_experts = 5` or `shared_expert_dies = 1` on
             // a dense model was taken, printed back by --print-config and changed nothing.
             for (field, value) in [("redundant_experts", g.redundantExperts), ("shared_expert_dies", g.sharedExpertDies)]
             where value != 0 {
-                throw Problem("\(label): \(model.name) is dense (no experts); \(field) must be 0, got \(value)", .group(index, field))
+                throw ConfigError("\(label): \(model.name) is dense (no experts); \(field) must be 0, got \(value)", at: .group(index, field))
             }
             return
         }
         if g.sharedExpertDies >= g.ep {
-            throw Problem("\(label): shared_expert_dies \(g.sharedExpertDies) leaves no die for routed experts (ep \(g.ep))",
-                          .group(index, nil))
+            throw ConfigError("\(label): shared_expert_dies \(g.sharedExpertDies) leaves no die for routed experts (ep \(g.ep))",
+                          at: .group(index, nil))
         }
         let routedDies = g.ep - g.sharedExpertDies
         let slots = moe.routedExperts + g.redundantExperts
@@ -193,8 +185,8 @@ extension Deployment {
             let dies = g.sharedExpertDies > 0
                 ? "\(routedDies) routed-expert dies (ep \(g.ep) − \(g.sharedExpertDies) shared-expert dies)"
                 : "\(routedDies) expert dies"
-            throw Problem("\(label): ep \(g.ep) does not divide the experts: \(moe.routedExperts) routed + "
-                + "\(g.redundantExperts) redundant = \(slots) slots over \(dies)", .group(index, nil))
+            throw ConfigError("\(label): ep \(g.ep) does not divide the experts: \(moe.routedExperts) routed + "
+                + "\(g.redundantExperts) redundant = \(slots) slots over \(dies)", at: .group(index, nil))
         }
     }
 
@@ -202,7 +194,7 @@ extension Deployment {
                                       owner: [Int: String]) throws {
         let label = "deployment '\(name)', moe_attention"
         guard let moe = model.moe else {
-            throw Problem("\(label): \(model.name) is dense; MoE–attention needs an MoE model", .moeAttention(nil))
+            throw ConfigError("\(label): \(model.name) is dense; MoE–attention needs an MoE model", at: .moeAttention(nil))
         }
         let dies = topo.dieCount
         try Self.bound(ma.firstNPU, "\(label): first_npu", 0...(topo.npuCount - 1), why: "NPU indices of the pod",
@@ -220,19 +212,19 @@ extension Deployment {
                        at: .moeAttention("batch_limit"))
         let routedDies = ma.expertDies - ma.sharedExpertDies
         guard routedDies > 0, routedDies % moe.routedExperts == 0 || moe.routedExperts % routedDies == 0 else {
-            throw Problem("\(label): \(routedDies) routed-expert dies do not divide \(moe.routedExperts) experts", .moeAttention(nil))
+            throw ConfigError("\(label): \(routedDies) routed-expert dies do not divide \(moe.routedExperts) experts", at: .moeAttention(nil))
         }
         // Each factor is at most the pod's die count, so the product cannot overflow.
         let needed = ma.expertDies + ma.attentionDies
         let firstDie = ma.firstNPU * topo.diesPerNPU
         if firstDie + needed > topo.dieCount {
-            throw Problem("\(label): needs \(needed) dies from NPU \(ma.firstNPU), more dies than the pod has (\(topo.dieCount))",
-                          .moeAttention(nil))
+            throw ConfigError("\(label): needs \(needed) dies from NPU \(ma.firstNPU), more dies than the pod has (\(topo.dieCount))",
+                          at: .moeAttention(nil))
         }
         let npus = (needed + topo.diesPerNPU - 1) / topo.diesPerNPU
         for npu in ma.firstNPU..<(ma.firstNPU + npus) {
             if let other = owner[npu] {
-                throw Problem("\(label): NPU \(npu) is used twice (also by \(other))", .moeAttention(nil))
+                throw ConfigError("\(label): NPU \(npu) is used twice (also by \(other))", at: .moeAttention(nil))
             }
         }
     }

@@ -122,8 +122,9 @@ public struct HardwareProfile: Sendable, Equatable {
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public var description: String
     /// Where in the deployment the refused value sits, when the refusal is about one part of it
-    /// (the engine's "weights leave no HBM for KV cache on the colocated group"): a deployment
-    /// file's reader names that part's line (``Deployment/placed(_:path:)``). Nil otherwise.
+    /// (a range check of the deployment's own, or the engine's "weights leave no HBM for KV cache
+    /// on the colocated group"): a deployment file's reader names that part's line
+    /// (``Deployment/placed(_:source:text:)``). Nil otherwise.
     public var place: DeploymentPlace?
     public init(_ message: String, at place: DeploymentPlace? = nil) {
         description = message
