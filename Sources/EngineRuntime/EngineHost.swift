@@ -484,8 +484,10 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
         return line
     }
 
-    /// The request a ``submitLine(_:)`` line describes, or nil for any other line.
-    public static func parseSubmitLine(_ line: String) -> CompletionRequest? {
+    /// The request a ``submitLine(_:)`` line describes, or nil for any other line. Throws, with
+    /// the range, for prefix keys the engine could not take (``CompletionRequest/prefixKeysProblem``):
+    /// `prefix 4611686018427387904 1` was read as it stood, and the engine that took it trapped.
+    public static func parseSubmitLine(_ line: String) throws(ConfigError) -> CompletionRequest? {
         let words = line.split(separator: " ").map(String.init)
         guard words.count >= 5, words[0] == "submit", words[1] == "prompt", words[3] == "max_tokens",
               let prompt = Int(words[2]), let maxTokens = Int(words[4]) else { return nil }
@@ -510,7 +512,12 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             default: return nil
             }
         }
-        return index == words.count ? request : nil
+        guard index == words.count else { return nil }
+        if !request.prefixHashes.isEmpty, let problem = CompletionRequest.prefixKeysProblem(
+            keys: request.prefixHashes.count, blockTokens: request.prefixBlockTokens, promptTokens: request.promptTokens) {
+            throw ConfigError("submit line: " + problem)
+        }
+        return request
     }
 
     /// Cuts the engine thread's sleep short: something was queued for it. Several signals

@@ -27,7 +27,8 @@ import XDSTestSupport
     static func replay(_ line: String, into engine: ServingEngine) throws {
         let words = line.split(separator: " ").map(String.init)
         if words.first == "submit" {
-            let request = try #require(EngineHost.parseSubmitLine(line), "\(line)")
+            let parsed = try EngineHost.parseSubmitLine(line)
+            let request = try #require(parsed, "\(line)")
             _ = engine.submitExternal(request)
             return
         }
@@ -117,19 +118,21 @@ import XDSTestSupport
 }
 
 @Suite struct SubmitLineTests {
-    @Test func submitLinesRoundTrip() {
+    @Test func submitLinesRoundTrip() throws {
         let requests = [
             CompletionRequest(promptTokens: 7, maxTokens: 9),
             CompletionRequest(promptTokens: 700, maxTokens: 1_500, minTokens: 3, ignoreEOS: true,
                               prefixHashes: [0, .max, 0xabc], prefixBlockTokens: 64),
         ]
         for request in requests {
-            #expect(EngineHost.parseSubmitLine(EngineHost.submitLine(request)) == request)
+            let parsed = try EngineHost.parseSubmitLine(EngineHost.submitLine(request))
+            #expect(parsed == request)
         }
         #expect(EngineHost.submitLine(requests[0]) == "submit prompt 7 max_tokens 9", "old lines unchanged")
         for bad in ["submit prompt 7", "submit prompt 7 max_tokens x", "submit prompt 7 max_tokens 9 min_tokens",
                     "submit prompt 7 max_tokens 9 prefix 64 zz", "submit prompt 7 max_tokens 9 bogus 1"] {
-            #expect(EngineHost.parseSubmitLine(bad) == nil, "\(bad)")
+            let parsed = try EngineHost.parseSubmitLine(bad)
+            #expect(parsed == nil, "\(bad)")
         }
     }
 }

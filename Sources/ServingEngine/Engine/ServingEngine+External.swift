@@ -25,6 +25,17 @@ extension ServingEngine {
     public func submitExternal(promptTokens: Int, maxTokens: Int, minTokens: Int, ignoreEOS: Bool,
                                prefixHashes: [UInt64], prefixBlockTokens: Int, tag: String = "chat") -> Int {
         let (id, output) = streams.open(maxTokens: maxTokens, minTokens: minTokens, ignoreEOS: ignoreEOS)
+        // Keys the engine could not re-cut into its blocks (a block size out of range, or more
+        // keys than the prompt has blocks) are refused with the range, 400, before any arithmetic
+        // on them: no file, flag or HTTP body reaches here with them, but a library caller can. A
+        // size of 0 or less still means no prefix caching (the keys are dropped, as before).
+        if prefixBlockTokens > 0, let problem = CompletionRequest.prefixKeysProblem(
+            keys: prefixHashes.count, blockTokens: prefixBlockTokens, promptTokens: promptTokens) {
+            telemetry.arrived += 1
+            reject(RequestSpec(id: id, arrival: now, promptTokens: max(1, promptTokens), outputTokens: output, tag: tag),
+                   reason: problem, kind: "prefix keys out of range", status: 400)
+            return id
+        }
         let spec = RequestSpec(id: id, arrival: now, promptTokens: max(1, promptTokens), outputTokens: output,
                                prefixHashes: prefixBlockTokens > 0 ? prefixHashes : [],
                                prefixBlockTokens: prefixBlockTokens > 0 ? prefixBlockTokens : configuration.kvBlockTokens,

@@ -439,8 +439,8 @@ public final class ServingEngine {
 
     /// Admission control turned the request away; it never held any resource. `kind` is the
     /// reason without request-specific numbers, counted in the report (default: the reason).
-    func reject(_ spec: RequestSpec, reason: String, kind: String? = nil) {
-        streams.failed(spec.id, reason: reason, status: 429)
+    func reject(_ spec: RequestSpec, reason: String, kind: String? = nil, status: Int = 429) {
+        streams.failed(spec.id, reason: reason, status: status)
         telemetry.rejected += 1
         telemetry.count(&telemetry.rejectionReasons, kind ?? reason)
         telemetry.log(EngineEvent(time: now, kind: .requestRejected, severity: .warning,

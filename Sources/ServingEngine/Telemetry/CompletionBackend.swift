@@ -82,6 +82,28 @@ public struct CompletionRequest: Sendable, Equatable {
     }
 }
 
+extension CompletionRequest {
+    /// Most tokens per prefix block a request's keys may be cut in: far above any engine's KV
+    /// block (vLLM's 16…256, Mooncake's 512, the HTTP face's 64). The engine re-cuts the keys into
+    /// its own blocks, one key per piece: a block of 2^62 tokens was 2^55 pieces per key, a trap
+    /// allocating them or a loop that never ended.
+    public static let maxPrefixBlockTokens = 65_536
+
+    /// Why `keys` prefix keys of `blockTokens`-token blocks cannot describe a prompt of
+    /// `promptTokens` tokens, with the range; nil when they can (or there are no keys). The keys
+    /// are of the prompt's full blocks, so they cover at most the prompt.
+    public static func prefixKeysProblem(keys: Int, blockTokens: Int, promptTokens: Int) -> String? {
+        guard keys > 0 else { return nil }
+        guard (1...maxPrefixBlockTokens).contains(blockTokens) else {
+            return "prefix block size must be within 1…\(maxPrefixBlockTokens) tokens, got \(blockTokens)"
+        }
+        let (covered, overflow) = keys.multipliedReportingOverflow(by: blockTokens)
+        guard overflow || covered > max(1, promptTokens) else { return nil }
+        let tokens = overflow ? "more than \(Int.max)" : String(covered)
+        return "\(keys) prefix keys of \(blockTokens)-token blocks cover \(tokens) tokens, more than the prompt's \(promptTokens)"
+    }
+}
+
 /// One element of a request's event stream (see ``CompletionBackend`` for the grammar).
 public enum CompletionEvent: Sendable, Equatable {
     /// Admitted; `requestID` is what ``CompletionBackend/cancel(requestID:)`` takes.
