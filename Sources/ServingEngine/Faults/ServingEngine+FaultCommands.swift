@@ -20,26 +20,26 @@ extension ServingEngine {
             return injectDead(dies: [die], label: "\(command)", what: "die \(die)")
         case .faultNPU(let npu):
             guard npu >= 0 && npu < topology.npuCount else {
-                return rejectFault(PodTopology.missing("NPU", npu, count: topology.npuCount))
+                return rejectFault(PodTopology.missing(device, npu, count: topology.npuCount))
             }
             let dies = (0..<topology.diesPerNPU).map { npu * topology.diesPerNPU + $0 }
-            return injectDead(dies: dies, label: "\(command)", what: "NPU \(npu) (\(dies.count == 1 ? "die \(dies[0])" : "dies \(dies[0])–\(dies[dies.count - 1])"))")
+            return injectDead(dies: dies, label: "\(command)", what: "\(device) \(npu) (\(dies.count == 1 ? "die \(dies[0])" : "dies \(dies[0])–\(dies[dies.count - 1])"))")
         case .faultNode(let node):
             guard node >= 0 && node < topology.nodes else {
                 return rejectFault(PodTopology.missing("node", node, count: topology.nodes))
             }
             let perNode = topology.npusPerNode * topology.diesPerNPU
             return injectDead(dies: Array((node * perNode)..<((node + 1) * perNode)), label: "\(command)",
-                              what: "node \(node) (NPUs \(node * topology.npusPerNode)–\((node + 1) * topology.npusPerNode - 1))")
+                              what: "node \(node) (\(device)s \(node * topology.npusPerNode)–\((node + 1) * topology.npusPerNode - 1))")
         case .faultLink(let a, let b, let degrade):
             for npu in [a, b] where npu < 0 || npu >= topology.npuCount {
-                return rejectFault(PodTopology.missing("NPU", npu, count: topology.npuCount))
+                return rejectFault(PodTopology.missing(device, npu, count: topology.npuCount))
             }
             let factor = degrade.map(Self.slowdownFactor)
             let capped = factor.map { degrade! > $0 ? " (capped at \(OperatorCommand.format($0))×)" : "" } ?? ""
             let state = factor.map { "degraded \(OperatorCommand.format($0))× (bandwidth ÷ \(OperatorCommand.format($0)))\(capped)" } ?? "down"
             let reply = inject(.link(npuA: a, npuB: b, degrade: factor), label: "\(command)",
-                               message: "UB link NPU \(a) ↔ NPU \(b) \(state)")
+                               message: "\(linkName) \(device) \(a) ↔ \(device) \(b) \(state)")
             // The link is slow or down from now on, detected or not: the KV channels over it
             // slow down or block at once (without this a degrade never took effect, and a dead
             // link carried transfers at full speed until the probes found it).
@@ -97,6 +97,15 @@ extension ServingEngine {
         telemetry.log(EngineEvent(time: now, kind: .fault, severity: .error, message: "fault \(id): \(message)", faultId: id))
         return CommandReply(accepted: true, message: "fault \(id): \(message)")
     }
+
+    /// What the replies call a device: the hardware's word ("GPU" on an A100 or H100), as the
+    /// console, its help and fault menu say it. An 8-GPU cluster answered `fault npu 8` with "NPU 8
+    /// does not exist; the pod has NPUs 0…7". The `:` language keeps `fault npu N` for every kind.
+    private var device: String { hardware.deviceKind }
+
+    /// The link a `fault link` names: the superpod's Unified Bus between NPUs; a GPU cluster has
+    /// no UB (its GPUs talk over NVLink within a node and the network between nodes).
+    private var linkName: String { hardware.deviceKind == "NPU" ? "UB link" : "link" }
 
     /// Dies stop answering. Every TE whose barrier includes one of them stalls: its step in
     /// progress never completes, and nothing notices until the heartbeats time out.
