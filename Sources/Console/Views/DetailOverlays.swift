@@ -97,12 +97,17 @@ enum DetailOverlays {
     /// the list, and each new event (a rate step, a rebalance) put another event in the box.
     static func event(_ b: inout CellBuffer, _ e: EngineEvent, _ state: ConsoleState, _ s: Snapshot) {
         let shown = EventsView.shown(state)
-        let count = EventsView.row(of: e, state).map { shown[$0].count } ?? 1
+        let row = EventsView.row(of: e, state).map { shown[$0] }
+        let count = row?.count ?? 1
         var lines: [(String, Style)] = [
             ("time       \(Format.clockTenths(e.time)) (simulated)", .text),
             ("severity   \(e.severity.rawValue) · kind \(e.kind.rawValue)", EventsView.style(e.severity)),
         ]
-        if count > 1 { lines.append(("repeated   ×\(count) (collapsed, routine)", .dim)) }
+        // The count is the row's now, newer repeats included: when the row's newest is not the
+        // event shown, it says when that was ("time 0:02:30.0 … repeated ×11" sat beside the
+        // row's "0:02:45.0 … (×11)" and read as eleven repeats of the event in the box).
+        let newest = row.flatMap { $0.event != e ? " · the newest at \(Format.clockTenths($0.event.time))" : nil } ?? ""
+        if count > 1 { lines.append(("repeated   ×\(count) (collapsed, routine)" + newest, .dim)) }
         if let id = e.requestId { lines.append(("request    #\(id)", .text)) }
         lines.append(("", .text))
         let width = min(b.width - 6, 96)
