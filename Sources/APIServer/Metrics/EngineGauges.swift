@@ -58,7 +58,7 @@ struct EngineGauges: Sendable {
         expertRebalances = r.makeGauge(
             descriptor: .named("xds_expert_rebalances", help: "Expert rebalances completed so far."))
         expertRebalancesTotal = r.makeCounter(
-            descriptor: .named("xds_expert_rebalances_total", help: "Expert rebalances completed (a counter: use rate() or increase())."))
+            descriptor: .named("xds_expert_rebalances_completed_total", help: "Expert rebalances completed (a counter: use rate() or increase())."))
         faultsActive = r.makeGauge(
             descriptor: .named("xds_faults_active", help: "Injected faults not yet recovered."))
         nodesDrained = r.makeGauge(
@@ -77,7 +77,7 @@ struct EngineGauges: Sendable {
     struct ScrapeState {
         /// Per-NPU gauges by NPU id.
         var npuGauges: [Int: Gauge] = [:]
-        /// Rebalances already added to `xds_expert_rebalances_total`.
+        /// Rebalances already added to `xds_expert_rebalances_completed_total`.
         var rebalancesCounted = 0
     }
 
