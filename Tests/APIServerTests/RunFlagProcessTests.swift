@@ -479,14 +479,10 @@ struct RunFlagProcessTests {
     /// exits 1: the line that cannot be written is lost, the exit status is not.
     @Test func aRefusalWhoseStderrCannotTakeItStillExits1() throws {
         let binary: URL = try #require(BuiltBinary.xds)
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["run", "--rate", "-1"]
-        process.standardOutput = FileHandle.nullDevice
-        let full: FileHandle = try #require(FileHandle(forWritingAtPath: "/dev/full"))
-        process.standardError = full
-        try process.run()
-        process.waitUntilExit()
+        let child = try ChildProcess(binary, ["run", "--rate", "-1"], stdout: .file("/dev/null"), stderr: .file("/dev/full"))
+        defer { child.kill() }
+        #expect(child.waitForExit(within: 300))
+        let process = child.process
         #expect(process.terminationReason == .exit && process.terminationStatus == 1,
                 "\(process.terminationReason.rawValue) \(process.terminationStatus)")
     }
@@ -496,17 +492,14 @@ struct RunFlagProcessTests {
     /// unexpectedly raised an error", exit 132) and never ran: the note is lost, the run is not.
     @Test func aNoteStderrCannotTakeDoesNotStopTheRun() throws {
         let binary: URL = try #require(BuiltBinary.xds)
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["run", "--model", "kimi-k2", "--duration", "1s", "--quiet", "--json"]
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("xds-note-full-\(getpid()).json")
         FileManager.default.createFile(atPath: out.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: out) }
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        let full: FileHandle = try #require(FileHandle(forWritingAtPath: "/dev/full"))
-        process.standardError = full
-        try process.run()
-        process.waitUntilExit()
+        let child = try ChildProcess(binary, ["run", "--model", "kimi-k2", "--duration", "1s", "--quiet", "--json"],
+                                     stdout: .file(out.path), stderr: .file("/dev/full"))
+        defer { child.kill() }
+        #expect(child.waitForExit(within: 300))
+        let process = child.process
         #expect(process.terminationReason == .exit && process.terminationStatus == 0,
                 "\(process.terminationReason.rawValue) \(process.terminationStatus)")
         let report = try String(contentsOf: out, encoding: .utf8)
@@ -519,18 +512,12 @@ struct RunFlagProcessTests {
     @Test func aReportStdoutCannotTakeFailsTheRun() throws {
         let binary: URL = try #require(BuiltBinary.xds)
         for extra in [["--json"], []] {
-            let full: FileHandle = try #require(FileHandle(forWritingAtPath: "/dev/full"))
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = ["run", "--rate", "1", "--duration", "2s"] + extra
-            process.standardOutput = full
-            let err = Pipe()
-            process.standardError = err
-            try process.run()
-            let said = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 1, "\(extra)")
-            #expect(String(decoding: said, as: UTF8.self) == "xds: stdout: writing the report failed (No space left on device)\n", "\(extra)")
+            let child = try ChildProcess(binary, ["run", "--rate", "1", "--duration", "2s"] + extra,
+                                         stdout: .file("/dev/full"))
+            defer { child.kill() }
+            #expect(child.waitForExit(within: 300), "\(extra)")
+            #expect(child.process.terminationStatus == 1, "\(extra)")
+            #expect(child.stderr == "xds: stdout: writing the report failed (No space left on device)\n", "\(extra)")
         }
     }
 

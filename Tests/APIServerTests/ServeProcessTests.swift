@@ -24,8 +24,8 @@ func runBuiltXDS(_ arguments: [String]) throws -> (status: Int32, out: String, e
     let child = try ChildProcess(try #require(BuiltBinary.xds), arguments)
     #expect(child.waitForExit(within: 300), "xds \(arguments.joined(separator: " ")) did not finish")
     child.kill()
-    // The pipes' handlers may still be delivering the last bytes: a fixed 0.2 s lost the last
-    // lines of a 4-line output on a loaded machine. Until both pipes reach their end (bounded).
+    // The reader thread may not have caught up with the last bytes: a fixed 0.2 s lost the last
+    // lines of a 4-line output on a loaded machine. Read what the pipes still hold.
     child.waitForOutputEnd(within: 10)
     return (child.process.terminationStatus, child.stdout, child.stderr)
 }
@@ -41,76 +41,6 @@ func runBuiltXDS(_ arguments: [String], stdoutTo path: String, within seconds: D
     child.kill()
     child.waitForOutputEnd(within: 10)
     return (child.process.terminationReason, child.process.terminationStatus, child.stderr)
-}
-
-/// A running `xds` child process with its output collected; killed at the end whatever happens.
-final class ChildProcess: @unchecked Sendable {
-    let process = Process()
-    /// Bytes read from a pipe, by its handler thread as they come and by the test once the process
-    /// has exited. Every read is non-blocking and made under the lock, so the bytes keep their
-    /// order and nothing waits for an end of file: a child another test started meanwhile can
-    /// inherit this pipe's write end (Foundation's spawn leaves it open in every child) and hold
-    /// it open long after this process exited.
-    final class Collected: Sendable {
-        let data = Mutex(Data())
-        let fd: Int32
-        init(_ handle: FileHandle) {
-            fd = handle.fileDescriptor
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        }
-        var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
-        /// Reads what the pipe holds now; false once it reached its end.
-        @discardableResult
-        func drain() -> Bool {
-            data.withLock { data in
-                var buffer = [UInt8](repeating: 0, count: 65_536)
-                while true {
-                    let count = read(fd, &buffer, buffer.count)
-                    if count > 0 { data.append(contentsOf: buffer[0..<count]); continue }
-                    return count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                }
-            }
-        }
-    }
-    private let output: Collected
-    private let errors: Collected
-
-    init(_ binary: URL, _ arguments: [String]) throws {
-        process.executableURL = binary
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        output = Collected(out.fileHandleForReading)
-        errors = Collected(err.fileHandleForReading)
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        out.fileHandleForReading.readabilityHandler = { [output] h in if !output.drain() { h.readabilityHandler = nil } }
-        err.fileHandleForReading.readabilityHandler = { [errors] h in if !errors.drain() { h.readabilityHandler = nil } }
-        try process.run()
-    }
-
-    var stdout: String { output.text }
-    var stderr: String { errors.text }
-
-    /// Waits up to `seconds` for the process to exit; returns whether it did. Once it has, what it
-    /// wrote is read at once (``waitForOutputEnd(within:)``): a test that read stderr right after
-    /// the exit saw it empty on a loaded machine, the handler thread not having run yet.
-    func waitForExit(within seconds: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        guard !process.isRunning else { return false }
-        waitForOutputEnd(within: 10)
-        return true
-    }
-
-    /// Reads what the process wrote and the handlers have not read yet. Once it has exited that is
-    /// all of it (its writes are in the pipes), so this does not wait; before, it reads what is there.
-    func waitForOutputEnd(within seconds: Double) {
-        output.drain()
-        errors.drain()
-    }
-
-    func kill() { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }
 }
 
 /// `xds serve` as a process: bounded shutdown on SIGTERM/SIGINT, the exposure warning, IPv6 URLs.
