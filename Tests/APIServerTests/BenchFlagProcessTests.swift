@@ -4,7 +4,8 @@ import XDSTestSupport
 
 /// `xds bench …` as a user types it, through the built executable: what a bench cannot honour is
 /// refused with one line and exit 1, not taken and ignored.
-@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("BenchFlagProcessTests"),
+       .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
 struct BenchFlagProcessTests {
     /// Runs `xds` with `arguments` to its end: exit status, stdout, stderr.
     func xds(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) { try runBuiltXDS(arguments) }

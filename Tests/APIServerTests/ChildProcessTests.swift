@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The test harness's own child processes (``ChildProcess``): what the process suites rely on.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(10)), .ownThread("ChildProcessTests"))
 struct ChildProcessTests {
     /// A child started while another child's pipes are open inherits none of them (only 0, 1, 2):
     /// with Foundation's `Process` the second child held a descriptor of the first's (`ls` of its

@@ -6,7 +6,8 @@ import XDSTestSupport
 /// prefill or no decode capacity) named the file but not the line, while every other refusal of
 /// the file says `file:LINE:`: the line of the group's `[[…]]` header now, as the range checks
 /// across a group's keys say it. Through the built executable, as a user types `xds run`.
-@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("DeploymentFileEngineLineTests"),
+       .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
 struct DeploymentFileEngineLineTests {
     func run(_ toml: String, _ extra: [String] = []) throws -> (status: Int32, err: String, path: String) {
         let dir = try TestScratch.makeDirectory("xds-engine-line")

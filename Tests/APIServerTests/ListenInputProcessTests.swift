@@ -3,7 +3,8 @@ import Testing
 
 /// Where `serve` and `console` listen or connect, as a user types it: ports, the terminal check
 /// before anything starts, `--connect` URLs and the read timeouts' forms.
-@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("ListenInputProcessTests"),
+       .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
 struct ListenInputProcessTests {
     static let tiny = ServeProcessTests.tiny
 

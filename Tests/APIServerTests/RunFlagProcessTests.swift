@@ -5,7 +5,8 @@ import XDSTestSupport
 /// `xds run` flags as a user types them, through the built executable (the flags are read by the
 /// `xds` target, which tests cannot import): a bad value is one line and exit 1 with nothing run;
 /// policy and mode names are taken in any ASCII case, as the command language takes them.
-@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("RunFlagProcessTests"),
+       .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
 struct RunFlagProcessTests {
     /// Runs `xds` with `arguments` to its end: exit status, stdout, stderr.
     func xds(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) { try runBuiltXDS(arguments) }

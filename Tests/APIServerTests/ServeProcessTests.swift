@@ -44,7 +44,8 @@ func runBuiltXDS(_ arguments: [String], stdoutTo path: String, within seconds: D
 }
 
 /// `xds serve` as a process: bounded shutdown on SIGTERM/SIGINT, the exposure warning, IPv6 URLs.
-@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("ServeProcessTests"),
+       .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
 struct ServeProcessTests {
     /// The smallest deployment: starts in a fraction of a second even on a busy machine.
     static let tiny = "colocated:1:llama-2-7b:nvidia-a100:tp1"

@@ -8,7 +8,7 @@ import XDSTestSupport
 /// Text keeps at least one blank before a panel's right border, in every view and at every
 /// size: "0.6% of decode│" read as if the border were part of the figure, and a text that ends
 /// at the border cannot be told from one the border cut.
-@Suite struct BorderPaddingTests {
+@Suite(.cpuBound) struct BorderPaddingTests {
     static let sizes = [(80, 24), (100, 30), (120, 40), (200, 60)]
 
     /// Every place in `lines` where text touches a vertical border from inside: a character

@@ -16,7 +16,7 @@ import XDSTestSupport
 ///
 /// `XDS_FUZZ_SEED` (default 1) picks the sequences; `XDS_FUZZ_SECONDS` (default 2 s of wall
 /// time) bounds the run, as the other fuzz targets.
-@Suite struct ConsoleFuzzTests {
+@Suite(.cpuBound) struct ConsoleFuzzTests {
     static let sizes = [(80, 24), (120, 40), (200, 60), (300, 90), (79, 24), (80, 23), (40, 10), (1, 1), (81, 25)]
 
     /// Every key the console binds, and the keys around them.

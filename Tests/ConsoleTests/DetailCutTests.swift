@@ -9,7 +9,7 @@ import XDSTestSupport
 /// panel's edge and were cut there with no sign, mid-word or mid-number ("1/8 groups bu",
 /// "MoE load 1.0"). A line that does not fit now ends in "…", and the util note takes a
 /// shorter form first.
-@Suite struct DetailCutTests {
+@Suite(.cpuBound) struct DetailCutTests {
     static func detailRows(_ npu: Int, width: Int, height: Int) -> [String] {
         var state = ConsoleState(width: width, height: height)
         state = ConsoleUpdate.update(state, .tick(SnapshotFixtures.superpod)).0

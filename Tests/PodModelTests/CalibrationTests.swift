@@ -4,7 +4,7 @@ import Testing
 @testable import ServingEngine
 
 /// The published points of system.md, met by one set of constants (issue 2's must-holds).
-@Suite struct CalibrationTests {
+@Suite(.cpuBound) struct CalibrationTests {
     func within(_ value: Double, _ target: Double, _ tolerance: Double) -> Bool { abs(value / target - 1) <= tolerance }
 
     @Test func decodePointOfCloudMatrixInfer() throws {

@@ -4,7 +4,7 @@ import Testing
 @testable import ServingEngine
 
 /// Trends the cost model must respect, whatever the constants (issue 2).
-@Suite struct TrendTests {
+@Suite(.cpuBound) struct TrendTests {
     let cost = CostModel(model: .deepSeekR1, hardware: .ascend910C)
 
     func step(batch: Double = 96, context: Double = 4096, mtp: Double = 0.7, factor: Double = 1,

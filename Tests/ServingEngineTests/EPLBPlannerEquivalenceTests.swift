@@ -7,7 +7,7 @@ import Testing
 /// implementation made, or reports would change. The first implementation is kept here as the
 /// reference and both are run on skewed, drifted, uniform (all ties) and zero-load rows, on the
 /// superpod's shapes and on odd ones (fewer slots than experts, more dies than slots need).
-@Suite(.timeLimit(.minutes(10))) struct EPLBPlannerEquivalenceTests {
+@Suite(.timeLimit(.minutes(10)), .cpuBound) struct EPLBPlannerEquivalenceTests {
     /// (600, 1): a one-slot-per-die layer with more redundant replicas than experts (its
     /// waiting heap grows deep, and experts come back for a third and fourth replica).
     static let shapes = [(288, 1), (32, 9), (7, 3), (10, 20), (300, 2), (1, 300), (40, 0), (600, 1)]

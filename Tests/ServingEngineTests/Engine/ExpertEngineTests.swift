@@ -5,7 +5,7 @@ import XDSTestSupport
 
 /// Issue 5 in the engine: skewed routing slows the decode barrier, one rebalance fixes most of it.
 /// The simulations run off the test pool (``offPool``); assertions come after.
-@Suite struct ExpertEngineTests {
+@Suite(.cpuBound) struct ExpertEngineTests {
     /// A decode-heavy synthetic load on superpod.
     static func engine(eplb: EPLBMode, seed: UInt64 = 1) throws -> ServingEngine {
         var config = EngineConfiguration(deployment: .superpod, seed: seed)

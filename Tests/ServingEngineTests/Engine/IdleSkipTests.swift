@@ -9,7 +9,7 @@ import XDSTestSupport
 /// Idle time is free (issue 10): a stretch with nothing but periodic bookkeeping costs O(1)
 /// events. Each test would fail if such stretches were simulated tick by tick (event counts in
 /// the millions, or a time limit).
-@Suite(.timeLimit(.minutes(10))) struct IdleSkipTests {
+@Suite(.timeLimit(.minutes(10)), .cpuBound) struct IdleSkipTests {
     static func engine(_ requests: [RequestSpec], eplb: EPLBMode = .on, seed: UInt64 = 1,
                        deployment: Deployment = TestDeployments.toyPod) throws -> ServingEngine {
         var config = EngineConfiguration(deployment: deployment, seed: seed, syntheticRate: 0)

@@ -13,7 +13,7 @@ import XDSTestSupport
 /// it does left alone, and the preview itself changes nothing. (PreviewTests covered three
 /// commands from the steady state only.) A command the engine refuses is refused with the
 /// engine's own reason, word for word.
-@Suite(.timeLimit(.minutes(10))) struct PreviewHonestyTests {
+@Suite(.timeLimit(.minutes(10)), .cpuBound) struct PreviewHonestyTests {
     enum Setup: String, CaseIterable, CustomTestStringConvertible {
         case steady, scaleOutStarting, faultRecovering, worldRestarting
         var testDescription: String { rawValue }

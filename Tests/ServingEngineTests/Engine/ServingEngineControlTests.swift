@@ -162,7 +162,7 @@ import XDSTestSupport
 
 /// Issue 3: replaying Mooncake on superpod reaches the trace's own prefix reuse when the cache
 /// (the DP groups' caches plus the pooled DRAM tier) is large enough.
-@Suite struct PrefixReuseTests {
+@Suite(.cpuBound) struct PrefixReuseTests {
     @Test(.enabled(if: SharedTraces.available))
     func mooncakeOnSuperpodReachesTheIdealReuse() async throws {
         let path = try #require(SharedTraces.path(SharedTraces.mooncakeConversation))
@@ -197,7 +197,7 @@ import XDSTestSupport
 /// also with realistic routing, both sides' default (the engine's live, drifting skew and its EPLB
 /// planning from stale windows against the bench's one draw of the same skew), and on a layout
 /// without redundant slots, where EPLB can move nothing and the skew shows whole.
-@Suite struct SaturationTests {
+@Suite(.cpuBound) struct SaturationTests {
     @Test(arguments: [("cloudmatrix-infer", false), ("cloudmatrix-infer", true), ("colocated-288", true)])
     func saturatedDecodeAgreesWithTheBench(preset: String, skewed: Bool) async throws {
         let deployment = try #require(Deployment.preset(preset))

@@ -12,7 +12,7 @@ import XDSTestSupport
 /// engine in one `run(until:)` per command and others sliced at fixed, random (seeded) and
 /// event-time boundaries, and compares everything observable: the report (every field, as JSON),
 /// the snapshot (with its series timeline) and the event log.
-@Suite(.timeLimit(.minutes(10))) struct SlicingDeterminismTests {
+@Suite(.timeLimit(.minutes(10)), .cpuBound) struct SlicingDeterminismTests {
     /// How a driver cuts simulated time into `run(until:)` calls.
     enum Slicing: CustomStringConvertible {
         /// One call per command (up to it), then one to the end.

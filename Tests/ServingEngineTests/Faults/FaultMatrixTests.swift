@@ -14,7 +14,7 @@ import XDSTestSupport
 ///
 /// Cases run off the test pool (``offPool``); each is about 14 simulated seconds of light load
 /// with uniform expert traffic and perfect routing, to keep the matrix cheap on two cores.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct FaultMatrixTests {
+@Suite(.serialized, .timeLimit(.minutes(10)), .cpuBound) struct FaultMatrixTests {
     enum Kind: String, CaseIterable, Sendable {
         /// A die of the decode side (an attention die on `xdeepserve-ma`).
         case decodeDie = "decode die"

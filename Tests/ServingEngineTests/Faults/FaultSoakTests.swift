@@ -8,7 +8,7 @@ import XDSTestSupport
 
 /// Seeded soak: short random fault schedules (kinds, targets, times and policies drawn from the
 /// seed) on `faultPod`, with all invariants checked after every command and at the end.
-@Suite(.timeLimit(.minutes(10))) struct FaultSoakTests {
+@Suite(.timeLimit(.minutes(10)), .cpuBound) struct FaultSoakTests {
     /// 100 in CI (about 20 s in debug); `XDS_SOAK_SCHEDULES=N` runs a longer soak locally.
     static let schedules = Int(ProcessInfo.processInfo.environment["XDS_SOAK_SCHEDULES"] ?? "") ?? 100
 

@@ -12,7 +12,7 @@ import XDSTestSupport
 /// After every command: KV blocks conserved and every request found where its state says;
 /// at the end: every accepted request completed or failed with a reason, nothing held; and
 /// the same seed and commands give the same report and event log.
-@Suite(.timeLimit(.minutes(10))) struct OperatorCommandSoakTests {
+@Suite(.timeLimit(.minutes(10)), .cpuBound) struct OperatorCommandSoakTests {
     /// 24 in CI; `XDS_COMMAND_SOAK_SCHEDULES=N` runs a longer soak locally.
     static let schedules = Int(ProcessInfo.processInfo.environment["XDS_COMMAND_SOAK_SCHEDULES"] ?? "") ?? 24
 

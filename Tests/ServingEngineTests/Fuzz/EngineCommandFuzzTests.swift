@@ -16,7 +16,7 @@ import XDSTestSupport
 /// where it was asked to run to, and the snapshot's expert figures of the shape of the model and
 /// the decode TE. A fork's run leaves its original's snapshot as it was.
 /// `XDS_ENGINE_FUZZ_SCHEDULES=N` (and `XDS_ENGINE_FUZZ_SEED`) run a longer soak locally.
-@Suite(.timeLimit(.minutes(10))) struct EngineCommandFuzzTests {
+@Suite(.timeLimit(.minutes(10)), .cpuBound) struct EngineCommandFuzzTests {
     static let schedules = Int(ProcessInfo.processInfo.environment["XDS_ENGINE_FUZZ_SCHEDULES"] ?? "") ?? 8
 
     @Test func randomCommandsForksAndSnapshotsNeverTrapNorLoseAnything() async throws {

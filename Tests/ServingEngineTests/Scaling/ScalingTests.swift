@@ -8,7 +8,7 @@ import XDSTestSupport
 
 /// Elastic scaling (issue 15): scale commands, load paths, scale-in, faults during a scale,
 /// the autoscaler.
-@Suite(.timeLimit(.minutes(10))) struct ScalingTests {
+@Suite(.timeLimit(.minutes(10)), .cpuBound) struct ScalingTests {
     // MARK: Command language
 
     @Test func scaleCommandsParseAndPrintBack() throws {

@@ -1,0 +1,1 @@
+../APIServerTests/Support/OffCooperativePool.swift
