@@ -8,7 +8,7 @@ import Testing
 /// (FIN), not a TCP reset: the server closed with the rest of the request unread in its socket,
 /// so the kernel sent a reset, and a client that read after it (or that the reset reached first)
 /// saw "connection reset by peer" instead of the 431 or 400.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(3)), .ownThread("RefusalCloseTests"))
 struct RefusalCloseTests {
     /// A client that writes its whole request, then reads (Python's http.client, curl).
     private func sendThenRead(_ request: String, port: Int) async throws -> (sent: Bool, text: String, ending: RawConnection.Ending) {
