@@ -22,20 +22,29 @@ extension ServingEngine {
 extension ServingEngine {
     /// The decode batch now, in `xds bench decode`'s terms (``RunReport/DecodeBatch``), over the
     /// TEs that decode: requests per die of their DP groups, the running requests' mean KV length,
-    /// and the spread of the groups' mean lengths the barrier waits on, as the within-group
-    /// coefficient of variation that gives it (bench's model: a group's mean has a standard
-    /// deviation of CV/√requests). Nil when nothing decodes.
+    /// and the spread of the groups' KV the barrier waits on, as the within-group coefficient of
+    /// variation that gives it (bench's model: every group holds the same number of requests, and a
+    /// group's mean length has a standard deviation of CV/√requests, so its KV total has the same
+    /// relative spread). Nil when nothing decodes.
+    ///
+    /// The spread is taken over the groups' KV totals (requests × mean length), not over their
+    /// mean lengths: the engine places a request on the group with the least KV, so a group with
+    /// long contexts holds few requests. Below the batch limit the mean lengths spread far more
+    /// than the totals (cloudmatrix-infer, chat at 2,500 req/s: groups of 1 to 9 requests, a CV of
+    /// 2.23 from the means against 0.58 from the totals), and the bench at the means' CV priced a
+    /// slowest group of 4 requests at 4.2× the mean length where the engine's holds 3 at 2.9×:
+    /// 25.5 ms against the engine's 22.8. With every group at its limit the two are the same.
     public func decodeBatchNow() -> RunReport.DecodeBatch? {
         var running = 0, dies = 0, busyGroups = 0, steppers = 0
         var tokens = 0.0, stepSeconds = 0.0
-        var groupMeans: [Double] = []
+        var groupTotals: [Double] = []
         for (i, instance) in instances.enumerated() where instance.hasDecode && cluster.hasNPUs(i) {
             guard let batches = instance.decode?.batches else { continue }
             dies += instance.groupCount * max(1, instance.groupSpec.tp)
             var any = false
             for g in 0..<batches.count where batches.running[g] > 0 {
                 let mean = batches.meanContext(g, step: instance.stepIndex, tokensPerStep: tokensPerStep)
-                groupMeans.append(mean)
+                groupTotals.append(mean * Double(batches.running[g]))
                 tokens += mean * Double(batches.running[g])
                 running += batches.running[g]
                 busyGroups += 1
@@ -49,12 +58,13 @@ extension ServingEngine {
         guard running > 0, dies > 0 else { return nil }
         let mean = tokens / Double(running)
         let perGroup = Double(running) / Double(busyGroups)
+        let meanTotal = tokens / Double(busyGroups)
         var spread = 0.0
-        for m in groupMeans { spread += (m - mean) * (m - mean) }
-        let sd = (spread / Double(groupMeans.count)).squareRoot()
+        for t in groupTotals { spread += (t - meanTotal) * (t - meanTotal) }
+        let sd = (spread / Double(groupTotals.count)).squareRoot()
         // The bench models the spread only where groups meet at a dispatch barrier it prices.
         let spreads = model.isMoE && configuration.deployment.moeAttention == nil
-        let cv = !spreads ? nil : mean > 0 ? sd / mean * perGroup.squareRoot() : 0
+        let cv = !spreads ? nil : meanTotal > 0 ? sd / meanTotal * perGroup.squareRoot() : 0
         return RunReport.DecodeBatch(requestsPerDie: Double(running) / Double(dies), meanContext: mean, contextCV: cv,
                                      stepMs: steppers > 0 ? stepSeconds / Double(steppers) * 1e3 : 0)
     }

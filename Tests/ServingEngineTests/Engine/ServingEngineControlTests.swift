@@ -232,10 +232,11 @@ import XDSTestSupport
     }
 
     /// Real traffic spreads KV lengths far more than a fixed-batch benchmark (a saturated
-    /// superpod's reasoning mix: groups' means spread as a CV near 1.1 would give, the bench's
-    /// default is 0.29), and the dispatch barrier waits for the slowest group: at the default the
-    /// bench priced the engine's step 14% short. The report's `decode_batch_at_end` gives the
-    /// batch, context and spread; the bench at those prices the engine's step within 10%.
+    /// superpod's reasoning mix: groups' KV spreads as a CV near 1.1 would give, the bench's
+    /// default is 0.29), and the dispatch barrier waits for the slowest group. The report's
+    /// `decode_batch_at_end` gives the batch, context and spread; the bench at those prices the
+    /// engine's step within 10%. (Here, below the batch limit, the groups' KV totals spread as a
+    /// CV of 0.14 would give: the engine fills the group with the least KV.)
     @Test func saturatedDecodeWithSpreadContextsAgreesWithTheBenchAtTheReportedSpread() async throws {
         let deployment = Deployment.cloudMatrixInfer
         let batch = try await offPool { () throws -> RunReport.DecodeBatch? in
@@ -252,7 +253,7 @@ import XDSTestSupport
         }
         let now = try #require(batch)
         let cv = try #require(now.contextCV)
-        #expect(now.requestsPerDie > 30 && cv > 0.4, "\(now)")
+        #expect(now.requestsPerDie > 30 && cv > 0, "cv \(cv) \(now)")
         let bench = try Bench.decode(deployment: deployment, batchPerDie: now.requestsPerDie.rounded(),
                                      context: now.meanContext, mtpAcceptance: 0.7, contextCV: cv)
         #expect(abs(now.stepMs / bench.stepMs - 1) < 0.10, "engine \(now.stepMs) ms, bench \(bench.stepMs) ms at \(now)")
@@ -265,6 +266,32 @@ import XDSTestSupport
             return engine.report().decodeBatchAtEnd
         }
         #expect(reported != nil && reported!.requestsPerDie > 0 && reported!.stepMs > 0)
+    }
+
+    /// Below the batch limit the engine's groups differ in size: a request goes to the group with
+    /// the least KV, so a group with long contexts holds few requests. The report's `context_cv`
+    /// came from the spread of the groups' mean lengths (2.23 here, groups of 1 to 9 requests),
+    /// and the bench at it priced a slowest group of 4 requests at 4.2× the mean length: 25.5 ms
+    /// against the engine's 22.8 (−10.7%, 300 s). Taken from the spread of the groups' KV totals,
+    /// which is what the barrier waits on (0.65 here), it prices the engine's step within 10%
+    /// (+6%: the bench gives every group the same number of requests).
+    @Test func belowTheBatchLimitTheBenchAtTheReportedSpreadPricesTheEngineStep() async throws {
+        let batch = try await offPool { () throws -> RunReport.DecodeBatch? in
+            var config = EngineConfiguration(deployment: .cloudMatrixInfer, seed: 3, syntheticRate: 2_500)
+            config.trafficMix = .chat
+            let engine = try ServingEngine(configuration: config)
+            engine.run(until: 120)
+            #expect(engine.audit() == [])
+            return engine.decodeBatchNow()
+        }
+        let now = try #require(batch)
+        let cv = try #require(now.contextCV)
+        #expect(now.requestsPerDie > 1 && now.requestsPerDie < 20, "\(now)")
+        // The groups' KV totals spread little, whatever their lengths do (2.23 from the means).
+        #expect(cv < 1, "cv \(cv)")
+        let bench = try Bench.decode(deployment: .cloudMatrixInfer, batchPerDie: max(1, now.requestsPerDie.rounded()),
+                                     context: now.meanContext, mtpAcceptance: 0.7, seed: 3, contextCV: cv)
+        #expect(abs(now.stepMs / bench.stepMs - 1) < 0.10, "engine \(now.stepMs) ms, bench \(bench.stepMs) ms at \(now)")
     }
 
     /// Without EPLB the hottest die differs a lot from layer to layer (most layers mild, a few
