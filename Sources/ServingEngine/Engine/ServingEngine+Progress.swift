@@ -35,19 +35,20 @@ extension ServingEngine {
     /// slowest group of 4 requests at 4.2× the mean length where the engine's holds 3 at 2.9×:
     /// 25.5 ms against the engine's 22.8. With every group at its limit the two are the same.
     public func decodeBatchNow() -> RunReport.DecodeBatch? {
-        var running = 0, dies = 0, busyGroups = 0, steppers = 0
+        var running = 0, dies = 0, steppers = 0
         var tokens = 0.0, stepSeconds = 0.0
+        // Each busy group's KV (requests × mean length); their count is the busy groups'.
         var groupTotals: [Double] = []
         for (i, instance) in instances.enumerated() where instance.hasDecode && cluster.hasNPUs(i) {
             guard let batches = instance.decode?.batches else { continue }
             dies += instance.groupCount * max(1, instance.groupSpec.tp)
             var any = false
             for g in 0..<batches.count where batches.running[g] > 0 {
-                let mean = batches.meanContext(g, step: instance.stepIndex, tokensPerStep: tokensPerStep)
-                groupTotals.append(mean * Double(batches.running[g]))
-                tokens += mean * Double(batches.running[g])
+                let total = batches.meanContext(g, step: instance.stepIndex, tokensPerStep: tokensPerStep)
+                    * Double(batches.running[g])
+                groupTotals.append(total)
+                tokens += total
                 running += batches.running[g]
-                busyGroups += 1
                 any = true
             }
             if any && instance.lastStepSeconds > 0 {
@@ -57,8 +58,8 @@ extension ServingEngine {
         }
         guard running > 0, dies > 0 else { return nil }
         let mean = tokens / Double(running)
-        let perGroup = Double(running) / Double(busyGroups)
-        let meanTotal = tokens / Double(busyGroups)
+        let perGroup = Double(running) / Double(groupTotals.count)
+        let meanTotal = tokens / Double(groupTotals.count)
         var spread = 0.0
         for t in groupTotals { spread += (t - meanTotal) * (t - meanTotal) }
         let sd = (spread / Double(groupTotals.count)).squareRoot()
