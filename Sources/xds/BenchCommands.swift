@@ -25,7 +25,7 @@ struct BenchDecode: ParsableCommand {
             help: "Microbatches per step, 1 or 2 (default: whichever is faster, as the scheduler picks).")
     var microbatches: CLINumber?
     @Option(parsing: .unconditional,
-            help: "Spread of the KV lengths in a DP group's batch, as a coefficient of variation, \(FlagLimits.contextCV.allowed) (default 0.29: uniform ±50% around --context, a fixed-batch benchmark; a live run's decode_batch_at_end.context_cv gives its own).")
+            help: "Spread of the KV lengths in a DP group's batch (an attention die's, in a MoE–attention layout), as a coefficient of variation, \(FlagLimits.contextCV.allowed) (default 0.29: uniform ±50% around --context, a fixed-batch benchmark; a live run's decode_batch_at_end.context_cv gives its own).")
     var contextCV: CLINumber?
     @OptionGroup var experts: ExpertBenchOptions
     @Flag(help: "Print JSON.") var json = false

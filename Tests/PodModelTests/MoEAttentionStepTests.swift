@@ -35,6 +35,28 @@ import Testing
         #expect(skewed.stepSeconds > step(factor: 3).stepSeconds * 1.05, "\(skewed.stepSeconds)")
     }
 
+    /// A bench's attention dies are not identical: their contexts spread, and A2E waits for the
+    /// slowest of all the layout's attention dies (the domains share the expert dies layer by
+    /// layer). The step at a spread is the step at that die's context (a die's mean length varies
+    /// as CV/√requests; the slowest of 480 sits the expected maximum of as many normals above).
+    @Test func aSpreadOfContextsSlowsTheA2EBarrier() {
+        func at(_ b: Double, context: Double, spread: Double) -> DecodeStepCost {
+            var input = MoEAttentionStepInput(requestsPerDie: b, contextTokens: context, mtpAcceptance: 0.7, moeLoadFactor: 1.2)
+            input.contextSpread = spread
+            return cost.decodeStepMoEAttention(layout, input)
+        }
+        let z = CostModel.expectedMaxZ(layout.attentionDies)
+        #expect(layout.attentionDies == 480 && z > 2.8 && z < 3.1, "z \(z)")
+        for b in [4.0, 64] {
+            let even = at(b, context: 4096, spread: 0), spread = at(b, context: 4096, spread: 0.5)
+            #expect(spread.stepSeconds > even.stepSeconds)
+            #expect(spread.breakdown.moe == even.breakdown.moe, "the experts carry the mean load, not the slowest die's")
+            let slowest = 4096 * (1 + 0.5 / b.squareRoot() * z)
+            #expect(spread == at(b, context: slowest, spread: 0))
+        }
+        #expect(at(16, context: 4096, spread: 1).stepSeconds > at(16, context: 4096, spread: 0.5).stepSeconds)
+    }
+
     /// A slow attention die holds A2E for every domain's microbatch; a slow expert die holds E2A.
     /// (Balanced experts for the attention die, hot ones for the expert die: each where its side
     /// bounds the layer.)

@@ -139,9 +139,18 @@ extension CostModel {
     /// dispatch waits for the slowest DP group).
     @inline(__always)
     func slowestGroupContext(_ input: DecodeStepInput) -> Double {
-        guard input.contextSpread > 0, input.requestsPerGroup > 0 else { return input.contextTokens }
-        let sigma = input.contextSpread / input.requestsPerGroup.squareRoot()
-        return input.contextTokens * (1 + sigma * Self.expectedMaxZ(input.dpGroups))
+        Self.slowestGroupContext(context: input.contextTokens, spread: input.contextSpread,
+                                 requestsPerGroup: input.requestsPerGroup, groups: input.dpGroups)
+    }
+
+    /// ``slowestGroupContext(_:)`` from its parts: `groups` groups of `requestsPerGroup` requests
+    /// each, whose KV lengths spread around `context` with coefficient of variation `spread`. The
+    /// MoE–attention step takes its slowest attention die the same way (A2E waits for it).
+    @inline(__always)
+    static func slowestGroupContext(context: Double, spread: Double, requestsPerGroup: Double, groups: Int) -> Double {
+        guard spread > 0, requestsPerGroup > 0 else { return context }
+        let sigma = spread / requestsPerGroup.squareRoot()
+        return context * (1 + sigma * expectedMaxZ(groups))
     }
 
     /// Token-expert pairs on the hottest expert die for `allTokens` tokens of the instance: the

@@ -45,7 +45,12 @@ extension CostModel {
     /// the domain's, at the mean requests per die. Each MoE layer waits for its own hottest expert
     /// die (``MoEAttentionStepInput/moeLoadFactorPerLayer``), as the colocated step does.
     public func decodeStepMoEAttention(_ layout: MoEAttentionLayout, _ input: MoEAttentionStepInput) -> DecodeStepCost {
-        let b = input.requestsPerDie, mtpAcceptance = input.mtpAcceptance, contextTokens = input.contextTokens
+        let b = input.requestsPerDie, mtpAcceptance = input.mtpAcceptance
+        // A2E is the barrier: every domain's experts wait for its slowest attention die, and the
+        // domains share the expert dies layer by layer, so the layer follows the slowest of all the
+        // layout's attention dies (the engine names it; a bench derives it from the spread).
+        let contextTokens = Self.slowestGroupContext(context: input.contextTokens, spread: input.contextSpread,
+                                                     requestsPerGroup: b, groups: layout.attentionDies)
         guard let moe = model.moe else {
             return decodeStep(DecodeStepInput(requestsPerGroup: b, contextTokens: contextTokens,
                                               mtpAcceptance: mtpAcceptance, expertDies: 1, routedSlots: 0, sharedExpertDies: 0))
@@ -107,7 +112,8 @@ extension CostModel {
 
 /// What one decode step of a MoE–attention layout looks like to the cost model.
 public struct MoEAttentionStepInput: Sendable, Equatable {
-    /// Requests on the slowest attention die (the engine names it), or on every die (a bench).
+    /// Requests on the slowest attention die (the engine names it), or on every die (a bench,
+    /// with ``contextSpread``).
     public var requestsPerDie: Double
     /// Mean context (KV length) of those requests.
     public var contextTokens: Double
@@ -123,6 +129,10 @@ public struct MoEAttentionStepInput: Sendable, Equatable {
     /// Slowdown of the slowest attention die and of the slowest expert die (straggler faults).
     public var attentionSlowdown: Double = 1
     public var expertSlowdown: Double = 1
+    /// Coefficient of variation of the requests' contexts on an attention die: 0 when the caller
+    /// already names the slowest die (the engine); a bench passes ``CostConstants/contextSpread``,
+    /// as for a colocated layout's DP groups (``DecodeStepInput/contextSpread``).
+    public var contextSpread: Double = 0
 
     public init(requestsPerDie: Double, contextTokens: Double, mtpAcceptance: Double, moeLoadFactor: Double = 1) {
         self.requestsPerDie = requestsPerDie

@@ -40,9 +40,9 @@ public enum Bench {
         public var context: Double
         /// Microbatches per step the scheduler chose (or the caller fixed).
         public var microbatches: Int
-        /// The spread of KV lengths inside a DP group's batch the barrier was priced with
-        /// (``CostConstants/contextSpread`` unless `--context-cv` set it; 0 where the bench
-        /// models no spread: a dense model, a MoE–attention layout).
+        /// The spread of KV lengths inside a DP group's batch (an attention die's in a MoE–attention
+        /// layout) the barrier was priced with (``CostConstants/contextSpread`` unless `--context-cv`
+        /// set it; 0 for a dense model, whose groups meet at no barrier).
         public var contextCV: Double = 0
 
         enum CodingKeys: String, CodingKey {
@@ -140,11 +140,12 @@ public enum Bench {
         let cost = CostModel(model: model, hardware: hw)
         let step: DecodeStepCost
         let activeDies: Double, allDies: Double, factor: Double
-        // A spread of KV lengths shows only where DP groups meet at a barrier the bench models.
-        let spreads = model.isMoE && deployment.moeAttention == nil
+        // A spread of KV lengths shows only where DP groups meet at a barrier: dispatch in a
+        // colocated layout, A2E in a MoE–attention one. A dense model's groups wait for no one.
+        let spreads = model.isMoE
         if contextCV != nil && !spreads {
-            throw ConfigError("--context-cv: the bench prices \(model.isMoE ? "a MoE–attention layout's attention groups" : "a dense model's DP groups") "
-                + "as identical (no dispatch barrier waits across them), so a spread of KV lengths changes nothing there")
+            throw ConfigError("--context-cv: the bench prices a dense model's DP groups as identical (no dispatch "
+                + "barrier waits across them), so a spread of KV lengths changes nothing there")
         }
         let spread = spreads ? contextCV ?? cost.constants.contextSpread : 0
         // A dense step has no dispatch or combine for a second microbatch to overlap: the scheduler
@@ -168,9 +169,10 @@ public enum Bench {
             try checkAttentionHBM(model: model, hardware: hw, batchPerDie: batchPerDie, context: context)
             var input = MoEAttentionStepInput(requestsPerDie: batchPerDie, contextTokens: context,
                                               mtpAcceptance: mtpAcceptance, moeLoadFactor: factor)
-            // Each layer waits for its own hottest expert die, as in the engine. (The attention dies
-            // are priced as identical: the bench has no spread model for the A2E barrier yet.)
+            // Each layer waits for its own hottest expert die, as in the engine, and A2E for the
+            // slowest attention die: a fixed batch is not identical dies (as for DP groups below).
             input.moeLoadFactorPerLayer = load.perLayer
+            input.contextSpread = spread
             step = cost.decodeStepMoEAttention(ma, input)
             activeDies = Double(ma.attentionDies)
             allDies = Double(ma.attentionDies + ma.expertDies)

@@ -175,11 +175,12 @@ public struct RunReport: Sendable, Equatable, Codable {
     /// The decode batch as it stands at the report (the end of a run: a saturated run's steady
     /// state, not its ramp-up), in `xds bench decode`'s terms, so the engine's step can be priced
     /// by the bench at its own batch and context: `--batch-per-die requests_per_die --context
-    /// mean_context --context-cv context_cv`. `context_cv` is the spread the dispatch barrier sees:
-    /// the standard deviation of the DP groups' KV totals (requests × mean KV length) over their
-    /// mean, times √(requests per group) — the within-group coefficient of variation of KV lengths
-    /// that would give groups of equal size that spread (``ServingEngine/decodeBatchNow()``); null where the bench models
-    /// no spread (a dense model, a MoE–attention layout). `step_ms` is the last decode step the
+    /// mean_context --context-cv context_cv`. `context_cv` is the spread the dispatch barrier (A2E in
+    /// a MoE–attention layout, whose attention dies are the groups) sees: the standard deviation of
+    /// the DP groups' KV totals (requests × mean KV length) over their mean, times √(requests per
+    /// group) — the within-group coefficient of variation of KV lengths that would give groups of
+    /// equal size that spread (``ServingEngine/decodeBatchNow()``); null where the bench models no
+    /// spread (a dense model: its groups meet at no barrier). `step_ms` is the last decode step the
     /// engine priced, averaged over the TEs that decode.
     public struct DecodeBatch: Sendable, Equatable, Codable {
         public var requestsPerDie: Double

@@ -63,8 +63,9 @@ extension ServingEngine {
         var spread = 0.0
         for t in groupTotals { spread += (t - meanTotal) * (t - meanTotal) }
         let sd = (spread / Double(groupTotals.count)).squareRoot()
-        // The bench models the spread only where groups meet at a dispatch barrier it prices.
-        let spreads = model.isMoE && configuration.deployment.moeAttention == nil
+        // The bench models the spread only where groups meet at a barrier it prices (dispatch, or
+        // A2E in a MoE–attention layout, whose attention dies are the groups).
+        let spreads = model.isMoE
         let cv = !spreads ? nil : meanTotal > 0 ? sd / meanTotal * perGroup.squareRoot() : 0
         return RunReport.DecodeBatch(requestsPerDie: Double(running) / Double(dies), meanContext: mean, contextCV: cv,
                                      stepMs: steppers > 0 ? stepSeconds / Double(steppers) * 1e3 : 0)
