@@ -160,8 +160,11 @@ struct Validate: ParsableCommand {
             let rows = try Validation.sweep(deployment: d)
             if json { return try printJSON(rows) }
             let spec = try d.modelSpec()
-            // What `bench decode` assumes by default (Validation.sweep calls it so) for an MoE model.
-            let routing = spec.isMoE ? ", EPLB on, skewed routing" : ""
+            // What `bench decode` assumes by default (Validation.sweep calls it so) for an MoE model,
+            // the barrier's spread of KV lengths included: a cell is not a batch of equal contexts.
+            let routing = spec.isMoE
+                ? ", EPLB on, skewed routing, KV lengths spread with cv \(fmt(CostConstants.default.contextSpread, 2)) around the context"
+                : ""
             print(Validation.sweepTable(rows, mtp: spec.mtpModules > 0, setup: "\(d.name) · \(d.model)\(routing)",
                                         batchLimit: Bench.decodeBatchLimitPerDie(d)))
             return

@@ -307,6 +307,17 @@ struct BenchFlagProcessTests {
         #expect(r.status == 0 && r.out.contains(" · \(example) · llama-2-7b;"), "\(r)")
     }
 
+    /// The sweep's cells are `bench decode` at its defaults, the barrier's spread of KV lengths
+    /// included, and its header said the routing and EPLB but not the spread: a reader took a cell
+    /// for a batch of equal contexts. It says it, for an MoE model (a dense model has no barrier).
+    @Test func aSweepSaysTheSpreadOfContextsItsCellsArePricedAt() throws {
+        let moe = try xds(["validate", "--sweep", "--deployment", "xdeepserve-ma"])
+        #expect(moe.status == 0 && moe.out.contains("EPLB on, skewed routing, KV lengths spread with cv 0.29 around the context;"),
+                "\(moe)")
+        let dense = try xds(["validate", "--sweep", "--deployment", "colocated:1:llama-2-7b:ascend-910c:tp1"])
+        #expect(dense.status == 0 && !dense.out.contains("spread"), "\(dense)")
+    }
+
     /// `validate` cut point names at 52 characters ("decode throughput per die (system.md's per
     /// NPU; same"). Every name `--json` gives is printed whole, and the columns after it line up.
     @Test func validateShowsEveryPointsWholeName() throws {
