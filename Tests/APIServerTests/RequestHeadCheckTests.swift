@@ -42,6 +42,32 @@ struct RequestHeadCheckTests {
         }
     }
 
+    /// A 1.1 request with `Connection: close` is answered with `Connection: close` (RFC 9112 §9.6:
+    /// the server closes after that answer, and says so in it). Without it the answer looked
+    /// reusable: Python's http.client decides from the answer alone (`will_close` was False), kept
+    /// the closed socket, and its next request on the same HTTPConnection failed with
+    /// RemoteDisconnected instead of reconnecting.
+    @Test func anHTTP11RequestWithConnectionCloseIsAnsweredWithConnectionClose() async throws {
+        try await LiveServer.with { server in
+            for (path, header) in [("/health", "Connection: close"), ("/v1/models", "Connection: Close"),
+                                   ("/nowhere", "Connection: close")] {
+                let (text, ending) = try await exchange(
+                    "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(header)\r\n\r\n", port: server.port)
+                let head = text.components(separatedBy: "\r\n\r\n").first ?? ""
+                #expect(text.hasPrefix("HTTP/1.1 "), "\(path): \(text.prefix(200))")
+                #expect(head.lowercased().contains("\r\nconnection: close"), "\(path), \(header): \(head)")
+                #expect(ending == .closed, "\(path): the answer ended in \(ending), not a clean close")
+            }
+            // A request that keeps the connection is not told to close.
+            let connection = try RawConnection(port: server.port, readTimeout: 8)
+            defer { connection.close() }
+            connection.write(raw: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let text = await connection.read(until: "}")
+            #expect(text.hasPrefix("HTTP/1.1 200"), "\(text.prefix(200))")
+            #expect(!text.lowercased().contains("connection: close"), "\(text.prefix(300))")
+        }
+    }
+
     @Test func anHTTP11RequestWithTwoHostsOrNoneIs400() async throws {
         try await LiveServer.with { server in
             for (headers, count) in [("Host: 127.0.0.1\r\nHost: example.com\r\n", "2"), ("", "none")] {

@@ -10,7 +10,7 @@ import NIOHTTP1
 /// Without it Apache's `ab` could not measure xds at all: with or without `-k` it waited for an end
 /// of reply that never came (the connection stayed open and no `keep-alive` came back) until its
 /// timeout. The same `Connection: close` also ends a 1.1 connection whatever its case (Hummingbird
-/// compares the header with "close" exactly).
+/// compares the header with "close" exactly), and the 1.1 answer then carries `Connection: close`.
 ///
 /// Sits right after NIO's request decoder, where requests still carry their version. Hummingbird
 /// reads requests ahead of its answers (pipelining), so the framing of each request waits in a
@@ -21,7 +21,7 @@ final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler, @unche
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum Framing { case http11, keepAlive10, close10 }
+    private enum Framing { case http11, close11, keepAlive10, close10 }
     /// One per request read whose answer has not ended, oldest first.
     private var pending: [Framing] = []
     /// The answer being written must end by closing the connection.
@@ -30,7 +30,8 @@ final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler, @unche
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
         let keepAlive = head.isKeepAlive
-        pending.append(head.version.major == 1 && head.version.minor == 0 ? (keepAlive ? .keepAlive10 : .close10) : .http11)
+        pending.append(head.version.major == 1 && head.version.minor == 0 ? (keepAlive ? .keepAlive10 : .close10)
+            : keepAlive ? .http11 : .close11)
         if !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
         context.fireChannelRead(wrapInboundOut(.head(head)))
     }
@@ -39,6 +40,14 @@ final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler, @unche
         switch unwrapOutboundIn(data) {
         case .head(var head) where head.status.code >= 200:
             guard let framing = pending.first, framing != .http11 else { return context.write(data, promise: promise) }
+            if framing == .close11 {
+                // Hummingbird closes after this answer; RFC 9112 §9.6 has the answer say so. A client
+                // that reads only the answer (Python's http.client) otherwise took the connection
+                // for reusable and sent its next request down a closed socket.
+                // Spelled as Hummingbird and the refusals spell it (a refusal's own one is replaced).
+                head.headers.replaceOrAdd(name: "Connection", value: "close")
+                return context.write(wrapOutboundOut(.head(head)), promise: promise)
+            }
             head.version = .http1_0
             // A 1.0 reply can be kept open only when its length is known.
             let keepOpen = framing == .keepAlive10 && head.headers.contains(name: "content-length")
