@@ -1,3 +1,14 @@
+import Foundation
+
+/// The room the engine gives KV cache, which the fitter sizes layouts against: the share of a
+/// die's HBM for weights and KV (activations and workspace take the rest; vLLM's
+/// `gpu_memory_utilization` default is 0.9, our choice as well) and the tokens of one KV block.
+/// `EngineConfiguration`'s defaults are these, so a fitted layout is one the engine builds.
+public enum KVRoom {
+    public static let memoryFraction = 0.9
+    public static let blockTokens = 128
+}
+
 /// A deployment re-laid out for a catalogue model other than its own (`--model`), and what changed.
 ///
 /// A preset's expert layout is sized for its model: the superpod's decode TE holds DeepSeek's
@@ -41,17 +52,29 @@ extension Deployment {
         // over each instance's dies, as an inline colocated:… spec lays out an MoE model.
         let fromDense = (try? modelSpec())?.moe == nil
         let roles = Dictionary(grouping: groups.indices, by: { groups[$0].role })
-        for i in d.groups.indices {
-            let role = d.groups[i].role
+        func label(_ i: Int) -> String {
+            let role = groups[i].role
             let same = roles[role] ?? []
-            let label = same.count > 1
+            return same.count > 1
                 ? "\(role.rawValue) group \((same.firstIndex(of: i) ?? 0) + 1)" : "\(role.rawValue) group"
+        }
+        for i in d.groups.indices {
+            let label = label(i)
             if let moe = model.moe {
                 if fromDense { changes += Self.spreadExperts(&d.groups[i], model: model.name, label: label) }
                 changes += Self.fitExperts(&d.groups[i], moe: moe, model: model.name, label: label)
             } else {
                 changes += Self.fitDense(&d.groups[i], model: model.name, label: label)
             }
+        }
+        // Then the weights: a layout whose dies the model's weights fill was refused by the
+        // engine as it started (Llama-3-70B's 141 GB at tp 1 on a 64 GB die), so "what if we
+        // served this model here" got advice instead of a layout. A hardware name the catalogue
+        // lacks is left for validation.
+        for i in d.groups.indices {
+            guard let hw = try? d.groups[i].hardware.map(HardwareProfile.named) ?? d.hardwareProfile() else { continue }
+            let label = label(i)
+            changes += Self.fitWeights(&d.groups[i], model: model, hardware: hw, label: label)
         }
         if var ma = d.moeAttention {
             guard let moe = model.moe else {
@@ -63,6 +86,52 @@ extension Deployment {
             d.moeAttention = ma
         }
         return ModelFit(deployment: d, changes: changes)
+    }
+
+    /// Whether the weights each die of `g` holds leave room for at least one KV block, as the
+    /// engine sizes its caches (``KVRoom``): the same sum, so a layout fitted here is one the
+    /// engine builds.
+    static func leavesKVRoom(_ g: InstanceGroup, model: ModelSpec, hardware hw: HardwareProfile) -> Bool {
+        kvRoomPerDie(g, model: model, hardware: hw) * Double(model.kvShards(tp: g.tp))
+            >= model.kvBytesPerToken * Double(KVRoom.blockTokens)
+    }
+
+    private static func weightsPerDie(_ g: InstanceGroup, model: ModelSpec) -> Double {
+        model.weightBytesPerDie(tp: g.tp, routedDies: max(1, g.ep - g.sharedExpertDies),
+                                routedSlots: g.routedSlots(for: model), attentionOnly: false)
+    }
+
+    private static func kvRoomPerDie(_ g: InstanceGroup, model: ModelSpec, hardware hw: HardwareProfile) -> Double {
+        hw.hbmBytesPerDie * KVRoom.memoryFraction - weightsPerDie(g, model: model)
+    }
+
+    /// A group whose weights leave its dies no KV room: the smallest larger TP that does (it
+    /// must split the attention heads and the instance's dies; DP follows), as the engine's
+    /// refusal advises. When none does, the group is left for the engine's refusal, which says
+    /// how much is needed and what to change.
+    private static func fitWeights(_ g: inout InstanceGroup, model: ModelSpec, hardware hw: HardwareProfile,
+                                   label: String) -> [String] {
+        // Out of range: validation names the field (checked before any product or loop).
+        guard (1...hw.maxDevices).contains(g.npusEach), (1...hw.maxDevices).contains(g.count) else { return [] }
+        let dies = g.npusEach * hw.diesPerDevice
+        guard (1...dies).contains(g.tp), (1...dies).contains(g.dp), g.tp * g.dp == dies, (1...dies).contains(g.ep),
+              (0..<g.ep).contains(g.sharedExpertDies), (0...maxRedundantExperts).contains(g.redundantExperts),
+              !leavesKVRoom(g, model: model, hardware: hw) else { return [] }
+        func gb(_ bytes: Double) -> String { String(format: "%.1f GB", bytes / 1e9) }
+        let usable = "\(gb(hw.hbmBytesPerDie * KVRoom.memoryFraction)) usable per \(hw.name) die"
+        let heads = model.attention.heads
+        let before = g
+        for tp in stride(from: g.tp + 1, through: min(heads, dies), by: 1) where heads % tp == 0 && dies % tp == 0 {
+            var t = g
+            t.tp = tp
+            t.dp = dies / tp
+            guard leavesKVRoom(t, model: model, hardware: hw) else { continue }
+            g = t
+            return ["\(label) tp \(before.tp) → \(tp), dp \(before.dp) → \(t.dp) (\(model.name)'s weights take "
+                + "\(gb(weightsPerDie(before, model: model))) per die at tp \(before.tp), \(gb(weightsPerDie(t, model: model))) "
+                + "at tp \(tp), of \(usable))"]
+        }
+        return []
     }
 
     private static func fitDense(_ g: inout InstanceGroup, model: String, label: String) -> [String] {

@@ -55,7 +55,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// rest; vLLM's `gpu_memory_utilization` default is 0.9, our choice as well).
     public var kvMemoryFraction: Double
     /// ``kvMemoryFraction``'s default; `bench` checks fits against it too.
-    public static let defaultKVMemoryFraction = 0.9
+    /// ``KVRoom``'s, which `--model` sizes a fitted layout against.
+    public static let defaultKVMemoryFraction = KVRoom.memoryFraction
     /// New prompt tokens per NPU in one prefill batch (system.md §4: 16K tokens per NPU).
     public var prefillTokensPerNPU: Int
     /// Prompt tokens per DP group mixed into one colocated step (chunked prefill, Sarathi-style;
@@ -122,7 +123,7 @@ public struct EngineConfiguration: Sendable, Equatable {
         sloTTFTMs = 2_000
         sloTPOTMs = 35
         mtpAcceptance = 0.7
-        kvBlockTokens = 128
+        kvBlockTokens = KVRoom.blockTokens
         kvMemoryFraction = Self.defaultKVMemoryFraction
         prefillTokensPerNPU = 16_384
         colocatedChunkTokens = 2_048

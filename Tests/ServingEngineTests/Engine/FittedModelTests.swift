@@ -27,4 +27,21 @@ import Testing
         let moeShare = try #require(report.experts.moeShareOfStep)
         #expect(moeShare > 0 && moeShare.isFinite)
     }
+
+    /// Llama-3-70B's 141 GB of BF16 weights on one 64 GB die (the presets' decode groups are
+    /// tp 1, sized for DeepSeek's experts) was refused by the engine as it started; the fitter
+    /// now raises TP to the smallest that splits the heads and leaves KV room: tp 4.
+    @Test(arguments: ["superpod", "cloudmatrix-infer", "colocated-288"])
+    func aDenseModelTooBigForOneDieGetsTheTPItNeeds(preset: String) throws {
+        let deployment = try #require(Deployment.preset(preset))
+        let fit = try deployment.fitted(to: .llama3_70B)
+        let before = try #require(deployment.group(.decode))
+        let decode = try #require(fit.deployment.group(.decode))
+        #expect(decode.tp == 4 && decode.dp == before.dp / 4 && decode.npusEach == before.npusEach)
+        #expect(fit.changes.contains { $0.hasPrefix("decode group tp 1 → 4, dp \(before.dp) → \(before.dp / 4) (") })
+        let engine = try ServingEngineTests.synthetic(fit.deployment, rate: 20, limit: 40)
+        #expect(engine.runToCompletion(limit: 600))
+        #expect(engine.report().requests.completed == 40)
+        #expect(engine.audit() == [])
+    }
 }
