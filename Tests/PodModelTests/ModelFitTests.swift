@@ -64,8 +64,9 @@ import Testing
         let ma = try #require(kimi.deployment.moeAttention)
         // 256 routed dies do not split 384 experts: 192 dies of 2 each, the 32 shared dies kept.
         #expect(ma.expertDies == 224 && ma.sharedExpertDies == 32 && ma.trampolineDies == 160)
-        #expect(kimi.changes == ["moe_attention expert_dies 288 → 224 (192 routed-expert dies hold kimi-k2's 384 experts, "
-            + "2 per die; its 32 shared-expert dies kept; the 64 dies freed stay unused, in the spare pool)"])
+        // (Its external prefill instances grow too: kimiOnMoEAttentionGrowsTheExternalPrefillInstances.)
+        #expect(kimi.changes.last == "moe_attention expert_dies 288 → 224 (192 routed-expert dies hold kimi-k2's 384 experts, "
+            + "2 per die; its 32 shared-expert dies kept; the 64 dies freed stay unused, in the spare pool)")
         let qwen = try Deployment.xDeepServeMA.fitted(to: .qwen3_235B)
         try qwen.deployment.validate()
         let q = try #require(qwen.deployment.moeAttention)
@@ -146,5 +147,43 @@ import Testing
         let m = try ma.fitted(to: .kimiK2)
         #expect(m.deployment.moeAttention == ma.moeAttention)
         #expect(problem { try m.deployment.validate() }.contains("expert_dies must be between"))
+    }
+
+    /// Kimi K2 on xdeepserve-ma: its 384 experts over each external 910B prefill instance's 16
+    /// dies are 24 slots, 66.3 GB a die of 57.6 GB usable, and no TP up to 16 frees enough. The
+    /// instance grows to the fewest devices whose share leaves KV room: 20, with 16 redundant
+    /// slots so that 400 split into 20 a die (55.8 GB).
+    @Test func kimiOnMoEAttentionGrowsTheExternalPrefillInstances() throws {
+        let fit = try Deployment.xDeepServeMA.fitted(to: .kimiK2)
+        try fit.deployment.validate()
+        let prefill = try #require(fit.deployment.group(.prefill))
+        #expect(prefill.count == 8 && prefill.npusEach == 20 && prefill.tp == 4 && prefill.dp == 5 && prefill.ep == 20)
+        #expect(prefill.redundantExperts == 16 && prefill.external && prefill.hardware == "ascend-910b")
+        #expect(fit.changes.first ==
+            "prefill group npus 16 → 20, dp 4 → 5, ep 16 → 20, redundant_experts 0 → 16 (kimi-k2's 24 expert slots per die "
+                + "on 16 dies take 66.3 GB of weights per die, 20 expert slots per die on 20 dies 55.8 GB, of 57.6 GB usable "
+                + "per ascend-910b die; 160 ascend-910b NPUs in all)")
+        #expect(Deployment.leavesKVRoom(prefill, model: .kimiK2, hardware: .ascend910B))
+        // One device fewer (tp 1, the only TP splitting 19 dies) holds 21 slots a die: too many.
+        var smaller = prefill
+        (smaller.npusEach, smaller.tp, smaller.dp, smaller.ep, smaller.redundantExperts) = (19, 1, 19, 19, 15)
+        #expect(!Deployment.leavesKVRoom(smaller, model: .kimiK2, hardware: .ascend910B))
+    }
+
+    /// Growing stays within what external groups of one hardware may use together: with the
+    /// other external group taking all but 100 of the 1,024 910B devices, 8 instances cannot
+    /// grow (8 × 17 > 100), so the layout is left for the engine's refusal, which says so.
+    @Test func externalGrowthStaysWithinTheDevicesLeft() throws {
+        var d = Deployment.xDeepServeMA
+        var other = try #require(d.group(.prefill))
+        other.count = 1
+        other.npusEach = 924
+        other.tp = 4
+        other.dp = 231
+        other.ep = 924
+        d.groups.append(other)
+        let fit = try d.fitted(to: .kimiK2)
+        #expect(fit.deployment.groups[0].npusEach == 16)
+        #expect(!fit.changes.contains { $0.hasPrefix("prefill group 1 npus") })
     }
 }

@@ -68,13 +68,26 @@ extension Deployment {
             }
         }
         // Then the weights: a layout whose dies the model's weights fill was refused by the
-        // engine as it started (Llama-3-70B's 141 GB at tp 1 on a 64 GB die), so "what if we
+        // engine as it started (Llama-3-70B's 141 GB at tp 1 on a 64 GB die; Kimi K2's 24 expert
+        // slots per die on xdeepserve-ma's 16-die external prefill instances), so "what if we
         // served this model here" got advice instead of a layout. A hardware name the catalogue
         // lacks is left for validation.
+        func hardware(_ g: InstanceGroup) -> HardwareProfile? {
+            try? g.hardware.map(HardwareProfile.named) ?? d.hardwareProfile()
+        }
         for i in d.groups.indices {
-            guard let hw = try? d.groups[i].hardware.map(HardwareProfile.named) ?? d.hardwareProfile() else { continue }
+            guard let hw = hardware(d.groups[i]) else { continue }
+            // Devices the other external groups of this hardware take: a grown group stays
+            // within what they may use together (validation's bound). Hostile counts saturate,
+            // leaving no room, and validation names them.
+            let others = d.groups.indices.filter { $0 != i && d.groups[$0].external && hardware(d.groups[$0])?.name == hw.name }
+                .reduce(0) { sum, j in
+                    let (n, overflow) = d.groups[j].count.multipliedReportingOverflow(by: d.groups[j].npusEach)
+                    return overflow || n < 0 ? hw.maxDevices : min(hw.maxDevices, sum + n)
+                }
             let label = label(i)
-            changes += Self.fitWeights(&d.groups[i], model: model, hardware: hw, label: label)
+            changes += Self.fitWeights(&d.groups[i], model: model, hardware: hw, label: label,
+                                       externalDevicesLeft: hw.maxDevices - others)
         }
         if var ma = d.moeAttention {
             guard let moe = model.moe else {
@@ -105,12 +118,16 @@ extension Deployment {
         hw.hbmBytesPerDie * KVRoom.memoryFraction - weightsPerDie(g, model: model)
     }
 
-    /// A group whose weights leave its dies no KV room: the smallest larger TP that does (it
-    /// must split the attention heads and the instance's dies; DP follows), as the engine's
-    /// refusal advises. When none does, the group is left for the engine's refusal, which says
-    /// how much is needed and what to change.
+    /// A group whose weights leave its dies no KV room: first the smallest larger TP that does
+    /// (it must split the attention heads and the instance's dies; DP follows), as the engine's
+    /// refusal advises; then, for an MoE group outside the pod whose every die holds experts,
+    /// the fewest devices per instance whose expert share does (EP and DP follow, redundant
+    /// slots raised to whole slots per die), within what external groups of its hardware may
+    /// use together. A pod group cannot grow without moving the groups after it: it, and any
+    /// group nothing fits, is left for the engine's refusal, which says how much is needed and
+    /// what to change.
     private static func fitWeights(_ g: inout InstanceGroup, model: ModelSpec, hardware hw: HardwareProfile,
-                                   label: String) -> [String] {
+                                   label: String, externalDevicesLeft: Int) -> [String] {
         // Out of range: validation names the field (checked before any product or loop).
         guard (1...hw.maxDevices).contains(g.npusEach), (1...hw.maxDevices).contains(g.count) else { return [] }
         let dies = g.npusEach * hw.diesPerDevice
@@ -130,6 +147,34 @@ extension Deployment {
             return ["\(label) tp \(before.tp) → \(tp), dp \(before.dp) → \(t.dp) (\(model.name)'s weights take "
                 + "\(gb(weightsPerDie(before, model: model))) per die at tp \(before.tp), \(gb(weightsPerDie(t, model: model))) "
                 + "at tp \(tp), of \(usable))"]
+        }
+        guard let moe = model.moe, g.external, g.ep == dies else { return [] }
+        let most = externalDevicesLeft / g.count
+        guard most > g.npusEach else { return [] }
+        for npus in (g.npusEach + 1)...most {
+            let grown = npus * hw.diesPerDevice
+            guard grown % g.tp == 0 else { continue }
+            var t = g
+            t.npusEach = npus
+            t.dp = grown / g.tp
+            t.ep = grown
+            let routedDies = grown - g.sharedExpertDies
+            let short = (routedDies - (moe.routedExperts + g.redundantExperts) % routedDies) % routedDies
+            guard short <= maxRedundantExperts - g.redundantExperts else { continue }
+            t.redundantExperts += short
+            guard leavesKVRoom(t, model: model, hardware: hw) else { continue }
+            g = t
+            func perDie(_ x: InstanceGroup) -> String {
+                let (slots, dies) = (x.routedSlots(for: model), x.ep - x.sharedExpertDies)
+                // A layout the expert fit could not make whole is shown as it is, not rounded down.
+                let each = slots % dies == 0 ? "\(slots / dies)" : String(format: "%.1f", Double(slots) / Double(dies))
+                return "\(each) expert slots per die on \(dies) dies"
+            }
+            let redundant = short > 0 ? ", redundant_experts \(before.redundantExperts) → \(t.redundantExperts)" : ""
+            return ["\(label) npus \(before.npusEach) → \(npus), dp \(before.dp) → \(t.dp), ep \(before.ep) → \(t.ep)\(redundant) "
+                + "(\(model.name)'s \(perDie(before)) take \(gb(weightsPerDie(before, model: model))) of weights per die, "
+                + "\(perDie(t)) \(gb(weightsPerDie(t, model: model))), of \(usable); "
+                + "\(g.count * npus) \(hw.name) \(hw.deviceKind)s in all)"]
         }
         return []
     }

@@ -44,4 +44,23 @@ import Testing
         #expect(engine.report().requests.completed == 40)
         #expect(engine.audit() == [])
     }
+
+    /// Every preset × every catalogue model the fitter accepts builds an engine: a fitted layout
+    /// the engine then refused (Kimi K2's 24 expert slots per die on xdeepserve-ma's external
+    /// 910B prefill dies, Llama-3-70B's 141 GB at tp 1 on a 64 GB die) was no answer to "what if
+    /// we served this model here". Only a dense model on MoE–attention is refused, by the fitter.
+    @Test(arguments: Deployment.presetNames)
+    func everyFittedPresetBuildsAnEngine(preset: String) throws {
+        for model in ModelSpec.catalogue {
+            let deployment = try #require(Deployment.preset(preset))
+            guard let fit = try? deployment.fitted(to: model) else {
+                #expect(model.moe == nil && deployment.moeAttention != nil, "\(preset) \(model.name): fitter refused")
+                continue
+            }
+            try fit.deployment.validate()
+            #expect(throws: Never.self, "\(preset) \(model.name)") {
+                _ = try ServingEngine(configuration: EngineConfiguration(deployment: fit.deployment))
+            }
+        }
+    }
 }
