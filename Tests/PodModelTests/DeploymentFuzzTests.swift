@@ -51,6 +51,13 @@ import XDSTestSupport
             do {
                 let d = try Deployment(toml: String(decoding: bytes, as: UTF8.self), source: "fuzz.toml")
                 _ = try? d.topology()
+                // What the CLI does next with a file: validate it, and with --model fit it to
+                // every catalogue model and validate the fit (the fitter does arithmetic on the
+                // file's numbers before validation sees them). Only a trap or hang fails here.
+                try? d.validate()
+                for model in ModelSpec.catalogue {
+                    if let fit = try? d.fitted(to: model) { try? fit.deployment.validate() }
+                }
                 return .value
             } catch let error as ConfigError {
                 return .error(error.description)
