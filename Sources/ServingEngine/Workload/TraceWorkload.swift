@@ -100,9 +100,10 @@ public struct TraceWorkload: WorkloadSource {
                 // By how much, not the two clock readings: an Azure row's are seconds since 1970
                 // ("1700158623.25 s after 1700158624.5 s"), which no one reads off the file.
                 let back = ((lastTime - row.time) * 1e6).rounded() / 1e6
+                // Under half a microsecond rounds to 0, and "0 s before" reads as no step back.
+                let amount = back > 0 ? "\(OperatorCommand.format(back)) s" : "less than 0.000001 s"
                 throw WorkloadError.at(
-                    path, line, "timestamp goes backwards: \(OperatorCommand.format(back)) s before the previous row's "
-                        + "(rows must be in time order)")
+                    path, line, "timestamp goes backwards: \(amount) before the previous row's (rows must be in time order)")
             }
             if row.failedInSource {
                 // Not replayed; its time still has to be in order (a misplaced row is a broken file).

@@ -73,6 +73,15 @@ import XDSTestSupport
         #expect(problem(text) == "t.trace:3: timestamp goes backwards: 1.25 s before the previous row's (rows must be in time order)")
     }
 
+    /// A row back by less than the microsecond the amount is rounded to said "0 s before the
+    /// previous row's", which reads as no step back at all (Mooncake ms timestamps 0.0001, 0).
+    @Test func aBackwardsStepUnderAMicrosecondIsNotCalledZero() {
+        let text = "{\"timestamp\": 0.0001, \"input_length\": 10, \"output_length\": 2}\n"
+            + "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 2}\n"
+        #expect(problem(text) == "t.trace:2: timestamp goes backwards: less than 0.000001 s before the previous row's "
+            + "(rows must be in time order)", "\(problem(text) ?? "accepted")")
+    }
+
     @Test(arguments: [
         "2023-02-29 00:00:00", "2023-11-31 00:00:00", "2023-11-16 24:00:00", "2023-11-16 18:60:00",
         "2023-11-16 18:17:60", "2023-1-16 18:17:03", "2023-11-16 18:17:3.5", "2023-11-16 18:17:03.",
