@@ -151,22 +151,22 @@ import Testing
 
     /// Kimi K2 on xdeepserve-ma: its 384 experts over each external 910B prefill instance's 16
     /// dies are 24 slots, 66.3 GB a die of 57.6 GB usable, and no TP up to 16 frees enough. The
-    /// instance grows to the fewest devices whose share leaves KV room: 20, with 16 redundant
-    /// slots so that 400 split into 20 a die (55.8 GB).
+    /// instance grows to the fewest devices whose share leaves room for a prefill batch's KV
+    /// (16K tokens a die at tp 4: 2.6 GB): 24 (16 slots a die, 45.2 GB). 20 (20 slots with 16
+    /// redundant, 55.8 GB) held one KV block but not the batch.
     @Test func kimiOnMoEAttentionGrowsTheExternalPrefillInstances() throws {
         let fit = try Deployment.xDeepServeMA.fitted(to: .kimiK2)
         try fit.deployment.validate()
         let prefill = try #require(fit.deployment.group(.prefill))
-        #expect(prefill.count == 8 && prefill.npusEach == 20 && prefill.tp == 4 && prefill.dp == 5 && prefill.ep == 20)
-        #expect(prefill.redundantExperts == 16 && prefill.external && prefill.hardware == "ascend-910b")
+        #expect(prefill.count == 8 && prefill.npusEach == 24 && prefill.tp == 4 && prefill.dp == 6 && prefill.ep == 24)
+        #expect(prefill.redundantExperts == 0 && prefill.external && prefill.hardware == "ascend-910b")
         #expect(fit.changes.first ==
-            "prefill group npus 16 → 20, dp 4 → 5, ep 16 → 20, redundant_experts 0 → 16 (kimi-k2's 24 expert slots per die "
-                + "on 16 dies take 66.3 GB of weights per die, 20 expert slots per die on 20 dies 55.8 GB, of 57.6 GB usable "
-                + "per ascend-910b die; 160 ascend-910b NPUs in all)")
+            "prefill group npus 16 → 24, dp 4 → 6, ep 16 → 24 (kimi-k2's 24 expert slots per die on 16 dies take 66.3 GB "
+                + "of weights per die, 16 expert slots per die on 24 dies 45.2 GB, of 57.6 GB usable per ascend-910b die; "
+                + "192 ascend-910b NPUs in all)")
         #expect(Deployment.leavesKVRoom(prefill, model: .kimiK2, hardware: .ascend910B))
-        // One device fewer (tp 1, the only TP splitting 19 dies) holds 21 slots a die: too many.
         var smaller = prefill
-        (smaller.npusEach, smaller.tp, smaller.dp, smaller.ep, smaller.redundantExperts) = (19, 1, 19, 19, 15)
+        (smaller.npusEach, smaller.dp, smaller.ep, smaller.redundantExperts) = (20, 5, 20, 16)
         #expect(!Deployment.leavesKVRoom(smaller, model: .kimiK2, hardware: .ascend910B))
     }
 

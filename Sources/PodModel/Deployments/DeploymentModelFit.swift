@@ -7,6 +7,9 @@ import Foundation
 public enum KVRoom {
     public static let memoryFraction = 0.9
     public static let blockTokens = 128
+    /// New prompt tokens per NPU in one prefill batch (system.md §4: 16K tokens per NPU): a
+    /// fitted prefill group has room for the KV of one such batch, as `bench prefill` checks.
+    public static let prefillTokensPerNPU = 16_384
 }
 
 /// A deployment re-laid out for a catalogue model other than its own (`--model`), and what changed.
@@ -103,10 +106,17 @@ extension Deployment {
 
     /// Whether the weights each die of `g` holds leave room for at least one KV block, as the
     /// engine sizes its caches (``KVRoom``): the same sum, so a layout fitted here is one the
-    /// engine builds.
+    /// engine builds. A prefill group needs room for one prefill batch's KV, as the engine runs
+    /// it and `bench prefill` checks it (a group of `tp` dies takes tp × tokens-per-die, its KV
+    /// split over the group's shards): one block started, but left Kimi K2's grown 910B prefill
+    /// dies 1.8 GB where a batch needs 2.6.
     static func leavesKVRoom(_ g: InstanceGroup, model: ModelSpec, hardware hw: HardwareProfile) -> Bool {
-        kvRoomPerDie(g, model: model, hardware: hw) * Double(model.kvShards(tp: g.tp))
-            >= model.kvBytesPerToken * Double(KVRoom.blockTokens)
+        let shards = Double(model.kvShards(tp: g.tp))
+        let room = kvRoomPerDie(g, model: model, hardware: hw)
+        guard room * shards >= model.kvBytesPerToken * Double(KVRoom.blockTokens) else { return false }
+        guard g.role == .prefill else { return true }
+        let tokensPerDie = Double(KVRoom.prefillTokensPerNPU / max(1, hw.diesPerDevice))
+        return room >= tokensPerDie * Double(g.tp) * model.kvBytesPerToken / shards
     }
 
     private static func weightsPerDie(_ g: InstanceGroup, model: ModelSpec) -> Double {

@@ -125,7 +125,7 @@ public struct EngineConfiguration: Sendable, Equatable {
         mtpAcceptance = 0.7
         kvBlockTokens = KVRoom.blockTokens
         kvMemoryFraction = Self.defaultKVMemoryFraction
-        prefillTokensPerNPU = 16_384
+        prefillTokensPerNPU = KVRoom.prefillTokensPerNPU
         colocatedChunkTokens = 2_048
         longPromptTokens = 8_192
         maxWaitingPerPrefillInstance = 1_024

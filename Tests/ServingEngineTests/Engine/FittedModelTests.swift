@@ -63,4 +63,20 @@ import Testing
             }
         }
     }
+
+    /// A fitted prefill group holds the engine's own prefill batch (16K tokens per NPU, 4K
+    /// prompts), not only one KV block: Kimi K2's external 910B instances grown to 20 NPUs
+    /// left 1.8 GB a die, and `bench prefill` at that batch said "does not fit" (58.3 GB of 57.6).
+    @Test(arguments: Deployment.presetNames)
+    func everyFittedPrefillGroupHoldsTheEnginesPrefillBatch(preset: String) throws {
+        let deployment = try #require(Deployment.preset(preset))
+        guard deployment.group(.prefill) != nil else { return }
+        for model in ModelSpec.catalogue where model.moe != nil || deployment.moeAttention == nil {
+            let fit = try deployment.fitted(to: model)
+            let tokens = Double(EngineConfiguration(deployment: fit.deployment).prefillTokensPerNPU)
+            #expect(throws: Never.self, "\(preset) \(model.name)") {
+                _ = try Bench.prefill(deployment: fit.deployment, promptLen: 4096, tokensPerNPU: tokens)
+            }
+        }
+    }
 }
