@@ -71,7 +71,9 @@ struct FaultMap {
                 guard let i = words.firstIndex(of: word), i + 1 < words.count else { return nil }
                 return Int(words[i + 1])
             }
-            if words.contains("straggler"), let die = number(after: "die") {
+            // A straggler is listed by the engine's words, "straggler GPU 3 (2× slower)" on a
+            // one-die GPU (where die D is GPU D), "straggler die 74 (…)" on Ascend.
+            if words.contains("straggler"), let die = number(after: "die") ?? number(after: "gpu") {
                 mark(die / diesPerNPU, .slow)
             } else if words.contains("hbm"), let die = number(after: "die") {
                 mark(die / diesPerNPU, .hbm)
@@ -355,23 +357,5 @@ extension FaultStatus {
         return description.components(separatedBy: " · ").map {
             exact("recovered", exact("detected", $0, at: detectedAt), at: recoveredAt)
         }.joined(separator: " · ")
-    }
-
-    /// ``shownDescription`` with the device named as the rest of the screen names it.
-    func shownDescription(dieWord: String) -> String { Self.naming(shownDescription, dieWord: dieWord) }
-
-    /// `text` (a description or its first part) with a straggler named by its device where a die
-    /// is the whole device (`dieWord` "GPU"): "straggler GPU 1 (die 1, 2× slower)". The engine
-    /// writes "straggler die 1 (2× slower)", the command's word, while the fault menu, help and
-    /// grid of a GPU deployment say "GPU 1"; the die id stays, as the menu gives it, since the
-    /// `:` command takes it. Where a die is half a chip (the superpod) it is kept as written.
-    static func naming(_ text: String, dieWord: String) -> String {
-        let head = "straggler die "
-        guard dieWord != "die", text.hasPrefix(head) else { return text }
-        let rest = text.dropFirst(head.count)
-        let id = rest.prefix { $0.isASCII && $0.isNumber }
-        let after = rest.dropFirst(id.count)
-        guard !id.isEmpty, after.hasPrefix(" (") else { return text }
-        return "straggler \(dieWord) \(id) (die \(id), " + after.dropFirst(2)
     }
 }

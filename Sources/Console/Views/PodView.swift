@@ -550,7 +550,7 @@ enum PodView {
             // The engine's description (with detect/recover times) wraps rather than being cut.
             let head = "#\(f.id) \(state)  "
             let room = max(10, inner.width - 2 - head.count)
-            let wrapped = DetailOverlays.wrap(f.shownDescription(dieWord: s.dieWord), width: room)
+            let wrapped = DetailOverlays.wrap(f.shownDescription, width: room)
             line([("#\(f.id) ", style), (state, Style(fg: style.fg, bold: r.healedAt == nil)),
                   ("  " + (wrapped.first ?? ""), r.healedAt == nil ? .text : .dim)])
             for more in wrapped.dropFirst() {
@@ -594,8 +594,7 @@ enum PodView {
         func line(short: Bool, named: Int, terse: Bool) -> String? {
             var parts: [String] = []
             for f in down.prefix(named) {
-                let what = short ? FaultStatus.naming(f.description.components(separatedBy: " · ")[0], dieWord: s.dieWord)
-                    : f.shownDescription(dieWord: s.dieWord)
+                let what = short ? f.description.components(separatedBy: " · ")[0] : f.shownDescription
                 parts.append("#\(f.id) \(what)")
             }
             let rest = down.count - named

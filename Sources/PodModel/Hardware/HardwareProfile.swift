@@ -49,6 +49,15 @@ public struct HardwareProfile: Sendable, Equatable {
     public var maxDevices: Int { maxNodes * devicesPerNode }
 
 
+    /// What a fault or event text calls one die: on a GPU of one die the die is the GPU, and
+    /// "die 1 runs 2× slower" named a part the hardware does not have ("GPU", as the console's
+    /// fault menu and grid say). Ascend keeps "die" (a 910C chip has two; a 910B is an NPU of
+    /// one die whose texts always said "die"). The `:` language keeps `fault … die D` for every kind.
+    public var dieWord: String { deviceKind == "GPU" && diesPerDevice == 1 ? "GPU" : "die" }
+
+    /// Die `die` named as ``dieWord`` says: "GPU 1" on a one-die GPU, "die 1" elsewhere.
+    public func dieName(_ die: Int) -> String { "\(dieWord) \(die)" }
+
     /// Whole devices that hold `dies` dies: a TP-`k` replica of a `colocated:` spec takes them.
     public func devices(holdingDies dies: Int) -> Int { (dies + diesPerDevice - 1) / diesPerDevice }
 

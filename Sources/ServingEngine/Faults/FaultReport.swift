@@ -129,7 +129,7 @@ extension ServingEngine {
     func activeFaultStatuses() -> [FaultStatus] {
         faults.records.filter(\.active).map { r in
             var text = r.label
-            if case .straggler(let die, let factor) = r.kind { text = "straggler die \(die) (\(OperatorCommand.format(factor))× slower)" }
+            if case .straggler(let die, let factor) = r.kind { text = "straggler \(hardware.dieName(die)) (\(OperatorCommand.format(factor))× slower)" }
             if let detected = r.detectedAt, detected <= now {
                 text += " · detected in \(String(format: "%.1f", detected - r.injectedAt)) s"
             }

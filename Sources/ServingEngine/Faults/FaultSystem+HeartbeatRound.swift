@@ -92,31 +92,31 @@ extension FaultSystem {
             act.applyFaultState()
         case .hbm(let die):
             markDetected(id, at: now, how: "DP master reports an uncorrectable ECC error in its heartbeat answer")
-            act.log(detectedEvent([id], "die \(die): uncorrectable ECC error reported by its DP master", at: now))
+            act.log(detectedEvent([id], "\(pod.dieName(die)): uncorrectable ECC error reported by its DP master", at: now))
             policy.recoverHBM(id, die: die, kind: fault.kind, pod: pod, act: &act)
         case .straggler(let die, let factor):
             guard let (te, _) = pod.locate(die: die) else {
-                detect(id, at: now, how: "control plane: no TE uses die \(die)", act: &act,
+                detect(id, at: now, how: "control plane: no TE uses \(pod.dieName(die))", act: &act,
                        keptBecause: "nothing runs on the die now; a TE placed on it later would run at its pace")
                 return
             }
             guard pod.isStepping(te) else { return }
-            detect(id, at: now, how: "\(pod.name(of: te)): step timing in the heartbeat answers shows die \(die) "
+            detect(id, at: now, how: "\(pod.name(of: te)): step timing in the heartbeat answers shows \(pod.dieName(die)) "
                 + "\(OperatorCommand.format(factor))× slower than its peers (the barrier waits for it)", act: &act)
         case .link(let a, let b, let degrade):
             let paths = pod.kvPaths(joining: a, b)
             if paths.isEmpty {
-                detect(id, at: now, how: "control plane: link NPU \(a) ↔ NPU \(b) carries no KV path", act: &act)
+                detect(id, at: now, how: "control plane: link \(pod.deviceName(a)) ↔ \(pod.deviceName(b)) carries no KV path", act: &act)
                 if degrade == nil { act.finish([id], "no KV path uses the link; nothing to reroute") }
             } else if let degrade {
-                detect(id, at: now, how: "KV probe NPU \(a) ↔ NPU \(b): answered \(OperatorCommand.format(degrade))× slower "
+                detect(id, at: now, how: "KV probe \(pod.deviceName(a)) ↔ \(pod.deviceName(b)): answered \(OperatorCommand.format(degrade))× slower "
                     + "than baseline (link degraded)", act: &act)
             } else {
                 // The first round after the link failed finds it, often less than an interval after
                 // (rounds sit on the interval's grid, faults anywhere): "no answer within 1 s" read
                 // "detected 0.642 s after injection" as a contradiction. The round's probe went
                 // unanswered, no more is known.
-                detect(id, at: now, how: "KV probe NPU \(a) ↔ NPU \(b): this round's probe got no answer (link blocked)",
+                detect(id, at: now, how: "KV probe \(pod.deviceName(a)) ↔ \(pod.deviceName(b)): this round's probe got no answer (link blocked)",
                        act: &act)
                 policy.recoverLink(id, paths: paths, kind: fault.kind, pod: pod, act: &act)
             }

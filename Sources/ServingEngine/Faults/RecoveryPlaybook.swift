@@ -29,13 +29,13 @@ extension RecoveryPolicy {
     /// the region and fails the requests whose KV lived there; other plans restart.
     func recoverHBM(_ id: Int, die: Int, kind: FaultKind, pod: some PodView, act: inout some RecoveryActuator) {
         guard let (te, g) = pod.locate(die: die), let g else {
-            act.finish([id], "no KV cache on die \(die); nothing to fail")
+            act.finish([id], "no KV cache on \(pod.dieName(die)); nothing to fail")
             return
         }
         switch plan(kind, role: pod.role(of: te), settings: pod.faultSettings) {
         case .maskAndFail: act.maskAndFail(fault: id, te: te, group: g, die: die)
         case .restartWorld: act.restartWorld(faults: [id])
-        default: act.restart(te, faults: [id], why: "\(pod.name(of: te)) restarts after an HBM fault on die \(die)")
+        default: act.restart(te, faults: [id], why: "\(pod.name(of: te)) restarts after an HBM fault on \(pod.dieName(die))")
         }
     }
 

@@ -43,11 +43,19 @@ protocol PodView {
     func missingExperts(of te: Int) -> [Int]
     /// The TE and DP group (nil: an expert-only die) that own `die`, if any.
     func locate(die: Int) -> (te: Int, group: Int?)?
+    /// Die `die` as the texts name it: "GPU 1" on a one-die GPU, "die 1" on Ascend
+    /// (``HardwareProfile/dieName(_:)``).
+    func dieName(_ die: Int) -> String
+    /// Device `npu` as the texts name it: "GPU 3" on a GPU cluster, "NPU 3" on Ascend.
+    func deviceName(_ npu: Int) -> String
 }
 
 extension PodView {
     /// Pods without elastic scaling (test doubles) scale nothing in.
     func isScalingIn(_ te: Int) -> Bool { false }
+    /// Test doubles are Ascend pods: their texts say "die" and "NPU".
+    func dieName(_ die: Int) -> String { "die \(die)" }
+    func deviceName(_ npu: Int) -> String { "NPU \(npu)" }
 }
 
 /// The recovery mechanisms the pod offers a policy (engine-components.md §2, the

@@ -17,7 +17,7 @@ extension ServingEngine {
         switch command {
         case .faultDie(let die):
             if let problem = checkDie(die) { return rejectFault(problem) }
-            return injectDead(dies: [die], label: "\(command)", what: "die \(die)")
+            return injectDead(dies: [die], label: "\(command)", what: hardware.dieName(die))
         case .faultNPU(let npu):
             guard npu >= 0 && npu < topology.npuCount else {
                 return rejectFault(PodTopology.missing(device, npu, count: topology.npuCount))
@@ -52,13 +52,13 @@ extension ServingEngine {
             let factor = Self.slowdownFactor(asked)
             let capped = factor < asked ? " (capped at \(OperatorCommand.format(factor))×)" : ""
             let reply = inject(.straggler(die: die, slowdown: factor), label: "\(command)",
-                               message: "die \(die) runs \(OperatorCommand.format(factor))× slower (straggler)\(capped)")
+                               message: "\(hardware.dieName(die)) runs \(OperatorCommand.format(factor))× slower (straggler)\(capped)")
             faults.slowDie(die, by: factor)
             refreshFaultState()
             return reply
         case .faultHBM(let die):
             if let problem = checkDie(die) { return rejectFault(problem) }
-            return inject(.hbm(die: die), label: "\(command)", message: "uncorrectable HBM error on die \(die)")
+            return inject(.hbm(die: die), label: "\(command)", message: "uncorrectable HBM error on \(hardware.dieName(die))")
         case .faultGlitch:
             let reply = inject(.glitch, label: "\(command)", message: "network glitch: collectives in flight fail")
             startGlitch(faults.nextID - 1)

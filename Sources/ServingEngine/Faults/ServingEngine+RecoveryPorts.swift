@@ -29,6 +29,8 @@ struct EnginePodView: HeartbeatView, DrainView {
     func spareNPUs() -> [Int] { engine.spareNPUs() }
     func missingExperts(of te: Int) -> [Int] { engine.missingExperts(instance: te) }
     func locate(die: Int) -> (te: Int, group: Int?)? { engine.cluster.locate(die: die) }
+    func dieName(_ die: Int) -> String { engine.hardware.dieName(die) }
+    func deviceName(_ npu: Int) -> String { "\(engine.hardware.deviceKind) \(npu)" }
 
     // The heartbeat round's view.
     func isStepping(_ te: Int) -> Bool { engine.instances[te].stepping }

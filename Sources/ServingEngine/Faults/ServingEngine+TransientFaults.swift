@@ -10,10 +10,10 @@ extension ServingEngine {
         let group = GroupRef(te: i, group: g)
         let holders = requestsOn(instance: i, groups: [g]).filter { kvStore.contains(group, $0) }
         let tokens = holders.reduce(0) { $0 + (kvStore.tokens(of: $1, in: group) ?? 0) }
-        let moved = evict(holders, outcome: .fail("hbm fault on die \(die)"))
+        let moved = evict(holders, outcome: .fail("hbm fault on \(hardware.dieName(die))"))
         let blocks = kvStore.mask(group, tokens: tokens, fault: id)
         if blocks > 0 { instances[i].decode?.noteLoadChanged(g, te: i, kv: kvStore) }
-        finish([id], moved, "\(Self.counted(blocks, "KV block")) masked on die \(die) (\(instances[i].name)/dp\(g)); "
+        finish([id], moved, "\(Self.counted(blocks, "KV block")) masked on \(hardware.dieName(die)) (\(instances[i].name)/dp\(g)); "
             + "\(Self.counted(moved.failed, "request")) whose KV lived there failed; the service stays up")
     }
 
