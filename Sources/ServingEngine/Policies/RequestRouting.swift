@@ -147,6 +147,22 @@ public struct PrefillPool {
             promptTokens: request.promptTokens, chainedCount: request.chainedKeys.count)
     }
 
+    /// The KV tokens a colocated TE's requests hold and have reserved for their outputs (0 for a
+    /// TE that only prefills): the decode work the request would join there. A colocated replica
+    /// clears its prefill queue in a step or two, so its queued tokens are nearly always 0 and
+    /// told the router nothing; its decode batch, which sets TPOT, is what differs. The same
+    /// signal as the TE's own kv-aware DP balancing (``KVBlockManager/usageIncludingReserved``),
+    /// in tokens so it adds to ``finishCost(_:for:)``.
+    @inline(__always)
+    func decodeKVTokens(_ te: Int) -> Int {
+        guard instances[te].hasDecode else { return 0 }
+        var blocks = 0
+        kv.withGroups(of: te) { groups in
+            for g in groups.indices { blocks = Saturating.add(blocks, groups[g].usedBlocks + groups[g].reservedBlocks) }
+        }
+        return Saturating.multiply(blocks, kv.blockTokens)
+    }
+
     /// Queued tokens plus this prompt's tokens not already cached on the TE (its best DP group's
     /// prefix hit): how soon the TE would finish the request.
     func finishCost(_ te: Int, for request: RoutingRequest) -> Int { finishCost(te, for: request, below: .max) }
@@ -298,8 +314,13 @@ public struct PrefixAwareRouting: RequestRoutingPolicy {
         for te in candidates where !sided || (te >= firstLong && !pool.isHeldOff(te)) == isLong {
             if best < 0 { best = te }  // the side's first TE when every cost saturates
             // Only a cost under the best so far changes the pick (a TE that cannot get under it
-            // is not probed: ``PrefillPool/finishCost(_:for:below:)``).
-            let cost = pool.routingCost(te, for: request, below: bestCost)
+            // is not probed: ``PrefillPool/finishCost(_:for:below:)``). A colocated TE's decode
+            // work counts too: priced by its prefill queue alone, every colocated replica cost the
+            // same (or the one holding a prefix less) and the lowest id took the request, so on
+            // `colocated:2` one GPU ran 84% of the decode batch and TPOT p99 went over the SLO.
+            // A cached prefix still decides between replicas whose decode loads are close.
+            let decode = pool.decodeKVTokens(te)
+            let cost = Saturating.add(pool.routingCost(te, for: request, below: bestCost - decode), decode)
             if cost < bestCost {
                 best = te
                 bestCost = cost
