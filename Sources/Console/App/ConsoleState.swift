@@ -212,6 +212,11 @@ public struct ConsoleState: Sendable, Equatable {
     public var diesPerNPU = 2
     /// What the snapshot's hardware calls a device ("NPU", "GPU"); "NPU" until one says.
     public var deviceWord = "NPU"
+    /// Nodes of the newest snapshot that take new work for a side, drained and draining ones left
+    /// out: nodes with an NPU (GPU) that prefills, and one that decodes (a colocated one does both).
+    /// `d` on the last of either warns that the drain leaves nothing to serve.
+    public var prefillNodes: Set<Int> = []
+    public var decodeNodes: Set<Int> = []
     /// The pod of the newest snapshot (``Snapshot/podTopology``); nil until one says. A preview
     /// is parsed against it, so a bad index names the pod's range as a sent command's reply does.
     public var pod: PodTopology?

@@ -66,6 +66,17 @@ public enum ConsoleUpdate {
         if !snapshot.npus.isEmpty { s.npuCount = snapshot.npus.count }
         if let hardware = snapshot.hardware { (s.diesPerNPU, s.deviceWord) = (hardware.diesPerDevice, hardware.deviceKind) }
         if let pod = snapshot.podTopology { s.pod = pod }
+        if !snapshot.npus.isEmpty {
+            (s.prefillNodes, s.decodeNodes) = ([], [])
+            for npu in snapshot.npus where !npu.drained && !npu.draining {
+                switch npu.role {
+                case .prefill: s.prefillNodes.insert(npu.node)
+                case .decode, .attention: s.decodeNodes.insert(npu.node)
+                case .colocated: s.prefillNodes.insert(npu.node); s.decodeNodes.insert(npu.node)
+                case .expert, .spare: break
+                }
+            }
+        }
         if let first = snapshot.experts.heat.first {
             s.layerCount = snapshot.experts.heat.count
             s.expertCount = first.count
@@ -337,16 +348,22 @@ public enum ConsoleUpdate {
         }
         let command = "\(verb) node \(s.selectedNode)"
         if verb == "drain" {
-            confirm(command, &s, &effects)
+            // The last node of a side: `y` leaves nothing to serve, and every arrival after it is
+            // rejected. The question said only "drain node 0?" on a one-node GPU cluster.
+            let node = s.selectedNode
+            let last = s.prefillNodes == [node] || s.decodeNodes == [node]
+            confirm(command, &s, &effects,
+                    question: last ? "\(command)? no capacity left: new requests rejected" : nil)
         } else {
             effects.append(.send(commandLine: command))
         }
     }
 
     /// Sends a destructive command only after `y` (unless confirmations are switched off).
-    static func confirm(_ command: String, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
+    static func confirm(_ command: String, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect],
+                        question: String? = nil) {
         if s.confirmDestructive {
-            s.confirmation = Confirmation(question: "\(command)?", command: command)
+            s.confirmation = Confirmation(question: question ?? "\(command)?", command: command)
         } else {
             effects.append(.send(commandLine: command))
         }

@@ -8,9 +8,11 @@ extension ServingEngine {
     /// prefill requests queued there that have not started move to other groups or TEs (started
     /// ones finish). Returns the message for the event log.
     func drainNode(_ node: Int) -> String {
+        let before = sidesTakingWork()
         // The node's groups take no new work from here (the cluster manager's verdict; a decode
         // TE's balancing order follows its version).
         cluster.drain(node: node)
+        let after = sidesTakingWork()
         let pod = EnginePodView(engine: self)
         var act = EngineMigrationActuator(engine: self)
         // Queued prefills with nowhere to go fail (no other prefill TE is in service): say how many.
@@ -19,11 +21,29 @@ extension ServingEngine {
         // (``DrainMigration`` decides; the TE's decode balancing picks each target group).
         let migrated = configuration.faults.migrateDecodeOnDrain ? DrainMigration().migrate(off: node, pod: pod, act: &act) : 0
         let counted = Self.counted
-        return "node \(node) draining: no new work is placed on its NPUs; \(counted(moved, "queued prefill")) "
+        // The drain that takes the last of a side out of service is accepted like any other (an
+        // operator may mean it), but says what follows: every arrival is rejected from now on. On
+        // a one-node GPU cluster that was the only sign, the rejections after it.
+        let lost = (before.prefill && !after.prefill, before.decode && !after.decode)
+        let warning = !lost.0 && !lost.1 ? ""
+            : "; no \(lost.0 && lost.1 ? "TE" : lost.0 ? prefillingTE : "decode TE") is left taking new work: "
+                + "every new request will be rejected until a node is undrained"
+        return "node \(node) draining: no new work is placed on its \(hardware.deviceKind)s; \(counted(moved, "queued prefill")) "
             + "moved elsewhere; "
             + (stranded > 0 ? "\(counted(stranded, "queued prefill")) failed (no other \(prefillingTE) is in service); " : "")
             + (migrated > 0 ? "\(counted(migrated, "decode request")) migrated; " : "")
-            + "\(counted(requestsLeft(onDrained: node), "request")) left to finish"
+            + "\(counted(requestsLeft(onDrained: node), "request")) left to finish" + warning
+    }
+
+    /// Whether some TE that prefills, and some that decodes, takes new work (a group placeable):
+    /// a colocated TE is both.
+    private func sidesTakingWork() -> (prefill: Bool, decode: Bool) {
+        var sides = (prefill: false, decode: false)
+        for i in instances.indices where !isRetired(i) && cluster.hasPlaceableGroup(te: i) {
+            if instances[i].hasPrefill { sides.prefill = true }
+            if instances[i].hasDecode { sides.decode = true }
+        }
+        return sides
     }
 
     /// Requests still holding something on drained node `node` (0 once it is empty, or if it is
