@@ -199,11 +199,19 @@ enum KVCacheView {
         // stats), unlike the pool, KV and transfer figures beside it, which are of now: it says
         // so, as the header's p99s do ("52%" stood beside "24.6/24.6 TB" as one more figure of now).
         meter("prefix hit", kv.prefixHitRate, Format.percent(kv.prefixHitRate) + " so far", .good)
-        let pool = kv.poolCapacityBytes > 0 ? kv.poolUsedBytes / kv.poolCapacityBytes : 0
-        meter(
-            "DRAM pool", pool,
-            "\(Format.fixed(kv.poolUsedBytes / 1e12))/\(Format.fixed(kv.poolCapacityBytes / 1e12)) TB",
-            NPULoad.style(NPULoad.band(pool)))
+        if kv.poolCapacityBytes > 0 {
+            let pool = kv.poolUsedBytes / kv.poolCapacityBytes
+            meter(
+                "DRAM pool", pool,
+                "\(Format.fixed(kv.poolUsedBytes / 1e12))/\(Format.fixed(kv.poolCapacityBytes / 1e12)) TB",
+                NPULoad.style(NPULoad.band(pool)))
+        } else if y < inner.maxY {
+            // No pool (a GPU cluster has no UB-pooled DRAM): an empty "0.00/0.00 TB" bar read as
+            // a tier that was there and unused. Said in words instead.
+            let x = b.put("DRAM pool", x: inner.x + 1, y: y, style: .dim)
+            b.put("  none" + (s.deviceWord == "GPU" ? " on GPUs" : ""), x: x, y: y, style: .text, clip: inner)
+            y += 1
+        }
         // Tokens written over all decode KV, the scope the top line calls "tokens written" (not
         // the groups' held + reserved share beside "now: mean" there): said in the label.
         meter(

@@ -118,9 +118,14 @@ public final class ServingEngine {
         telemetry = EngineTelemetry(seriesInterval: configuration.snapshotInterval,
                                     seriesCapacity: configuration.seriesCapacity,
                                     eventCapacity: configuration.eventCapacity)
+        // The pooled DRAM cache is CloudMatrix's EMS, reached from every NPU over UB (system.md §4),
+        // and its loads are priced on the UB plane: a GPU cluster has no such tier. It was built
+        // there too (the KV view showed "DRAM pool 0.51 TB" on an A100 node, and pooled prefixes
+        // loaded at NVLink speed from host DRAM).
+        let poolBytes = hardware.deviceKind == "NPU" && configuration.poolBytesPerNode > 0
+            ? configuration.poolBytesPerNode * Double(topology.nodes) : 0
         kvStore = KVCacheStore(blockTokens: configuration.kvBlockTokens, kvBytesPerToken: model.kvBytesPerToken,
-                               poolCapacityBytes: configuration.poolBytesPerNode > 0
-                                   ? configuration.poolBytesPerNode * Double(topology.nodes) : 0)
+                               poolCapacityBytes: poolBytes)
         je = try Self.makeJobExecutor(configuration)
         try installPolicies()
         try buildInstances()

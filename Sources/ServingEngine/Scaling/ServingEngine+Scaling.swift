@@ -291,7 +291,7 @@ extension ServingEngine {
             return warm >= need && need > 0 ? nil : "\(warm) pre-warmed spare NPUs, a \(role.rawValue) TE needs \(need)"
         case .pool:
             guard settings.modelInPool else { return "the model is not held in the pooled DRAM cache" }
-            return configuration.poolBytesPerNode > 0 ? nil : "the pod has no pooled DRAM cache"
+            return kvStore.poolCapacityBytes > 0 ? nil : "the pod has no pooled DRAM cache"
         case .objectStore:
             return nil
         }
