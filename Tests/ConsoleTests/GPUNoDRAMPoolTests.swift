@@ -40,3 +40,19 @@ import Testing
         #expect(text.contains("DRAM pool") && text.contains(" TB"), "\(text)")
     }
 }
+
+/// The same panel of a colocated deployment counted "transfers queued 0  in progress 0" under
+/// the title "Prefix cache · DRAM pool · transfers": a colocated replica decodes where it
+/// prefilled, so no KV is ever transferred and the zeros read as an idle link. The row and the
+/// title's word are left out there; a disaggregated pod keeps them.
+@Suite struct ColocatedNoTransfersRowTests {
+    @Test func colocatedKVViewHasNoTransfersRow() throws {
+        let s = try GPUNoDRAMPoolTests.snapshot("colocated:2:llama-2-7b:nvidia-a100:tp1")
+        for (w, h) in [(80, 24), (200, 60)] {
+            let text = GPUNoDRAMPoolTests.render(s, width: w, height: h)
+            #expect(text.contains("Prefix cache") && !text.contains("transfers") && !text.contains("in progress"), "\(text)")
+        }
+        let superpod = GPUNoDRAMPoolTests.render(try GPUNoDRAMPoolTests.snapshot("superpod"), width: 200, height: 60)
+        #expect(superpod.contains("Prefix cache · DRAM pool · transfers") && superpod.contains("transfers queued"), "\(superpod)")
+    }
+}

@@ -182,7 +182,9 @@ enum KVCacheView {
 
     static func drawPool(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot, colocated: Bool = false) {
         let kv = s.kv
-        b.box(rect, title: "Prefix cache · DRAM pool · transfers")
+        // A colocated replica decodes where it prefilled: no KV is ever transferred, and
+        // "transfers queued 0  in progress 0" read as an idle link. Neither title nor row says it there.
+        b.box(rect, title: colocated ? "Prefix cache · DRAM pool" : "Prefix cache · DRAM pool · transfers")
         let inner = rect.inner
         var y = inner.y
         // The notes after the bars take up to 14 columns ("1.2% of decode") and keep a blank
@@ -218,7 +220,7 @@ enum KVCacheView {
             "KV written", kv.decodeUsage, axisPercent(kv.decodeUsage) + (colocated ? " of groups" : " of decode"),
             NPULoad.style(NPULoad.band(kv.decodeUsage))
         )
-        if y < inner.maxY {
+        if y < inner.maxY && !colocated {
             // The longest wording that leaves both counts whole and a blank before the border:
             // at 80 columns "transfers queued 12777  in progress 212" ran into the border as
             // "in progress 2", a count cut to its first digit.
