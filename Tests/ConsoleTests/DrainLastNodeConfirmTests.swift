@@ -37,6 +37,22 @@ import Testing
                 "\(footer)")
     }
 
+    /// The reply of that drain is accepted, but it is not good news: the footer shows it in the
+    /// warning colour with ⚠, not the green ✓ of a drain that leaves capacity.
+    @Test func replyOfTheLastDrainIsAWarning() throws {
+        let engine = try ServingEngine(configuration: EngineConfiguration(
+            deployment: try Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1"), seed: 1, syntheticRate: 2))
+        engine.run(until: 5)
+        let reply = engine.apply(.drain(node: 0))
+        let s = engine.snapshot()
+        var state = ConsoleUpdate.update(ConsoleState(width: 200, height: 60), .tick(s)).0
+        state = ConsoleUpdate.update(state, .reply(reply, commandLine: "drain node 0")).0
+        let b = ConsoleScreen.render(state, s, theme: .builtinDark, width: 200, height: 60)
+        let row = try #require(b.lines.lastIndex { $0.contains("node 0 draining") })
+        #expect(b.lines[row].hasPrefix("⚠ node 0 draining"), "\(b.lines[row])")
+        #expect(b[0, row].style.fg == Style.warn.fg, "\(b[0, row].style)")
+    }
+
     @Test func otherDrainsAskAsBefore() throws {
         #expect(try Self.question("superpod", node: 0) == "drain node 0?")
         #expect(try Self.question("colocated:2:llama-2-7b:nvidia-a100:tp1", node: 0) != "drain node 0?")

@@ -61,6 +61,8 @@ public struct PromptState: Sendable, Equatable {
 public struct StatusLine: Sendable, Equatable {
     public var text: String
     public var isError: Bool
+    /// Accepted, but not good news (a drain that leaves nothing serving): ⚠ in the warning colour.
+    public var isWarning = false
     /// How long it stays; `nil` = the default for its kind.
     public var seconds: Double?
     public init(_ text: String, isError: Bool = false, seconds: Double? = nil) {

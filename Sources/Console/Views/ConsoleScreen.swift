@@ -370,11 +370,12 @@ public enum ConsoleScreen {
                 lines = Array(lines.prefix(mostRows))
                 lines[mostRows - 1] = String(lines[mostRows - 1].prefix(b.width - 3)) + "…"
             }
-            let style: Style = status.isError ? .bad : .good
+            let style: Style = status.isError ? .bad : status.isWarning ? .warn : .good
+            let mark = status.isError ? "✗ " : status.isWarning ? "⚠ " : "✓ "
             for (i, line) in lines.enumerated() {
                 let row = y - (lines.count - 1) + i
                 b.fill(Rect(x: 0, y: row, width: b.width, height: 1))
-                b.put((i == 0 ? (status.isError ? "✗ " : "✓ ") : "  ") + line, x: 0, y: row, style: style)
+                b.put((i == 0 ? mark : "  ") + line, x: 0, y: row, style: style)
             }
             return
         }

@@ -17,7 +17,11 @@ extension ServingEngine {
                     ? "node \(node) is already draining (\(Self.counted(left, "request")) left)"
                     : "node \(node) is already drained")
             }
-            else { reply = accept(command, drainNode(node), kind: .drain) }
+            else {
+                let message = drainNode(node)
+                reply = accept(command, message, kind: .drain,
+                               severity: message.hasSuffix(Self.noCapacityNote) ? .warning : .info)
+            }
         case .undrain(let node):
             if let problem = checkNode(node) { reply = reject(command, problem) }
             else if !drainedNodes.contains(node) { reply = reject(command, "node \(node) is not drained") }
@@ -91,9 +95,10 @@ extension ServingEngine {
             : PodTopology.missing("node", node, count: topology.nodes)
     }
 
-    private func accept(_ command: OperatorCommand, _ message: String, kind: EngineEvent.Kind) -> CommandReply {
+    private func accept(_ command: OperatorCommand, _ message: String, kind: EngineEvent.Kind,
+                        severity: EngineEvent.Severity = .info) -> CommandReply {
         commandsApplied += 1
-        telemetry.log(EngineEvent(time: now, kind: kind, message: "\(command): \(message)"))
+        telemetry.log(EngineEvent(time: now, kind: kind, severity: severity, message: "\(command): \(message)"))
         return CommandReply(accepted: true, message: message)
     }
 

@@ -27,7 +27,7 @@ extension ServingEngine {
         let lost = (before.prefill && !after.prefill, before.decode && !after.decode)
         let warning = !lost.0 && !lost.1 ? ""
             : "; no \(lost.0 && lost.1 ? "TE" : lost.0 ? prefillingTE : "decode TE") is left taking new work: "
-                + "every new request will be rejected until a node is undrained"
+                + Self.noCapacityNote
         return "node \(node) draining: no new work is placed on its \(hardware.deviceKind)s; \(counted(moved, "queued prefill")) "
             + "moved elsewhere; "
             + (stranded > 0 ? "\(counted(stranded, "queued prefill")) failed (no other \(prefillingTE) is in service); " : "")
@@ -45,6 +45,11 @@ extension ServingEngine {
         }
         return sides
     }
+
+    /// How the reply of a drain that leaves no TE of a side taking work ends: the event is then a
+    /// warning, and the console shows the (accepted) reply in the warning colour rather than as
+    /// good news.
+    public static let noCapacityNote = "every new request will be rejected until a node is undrained"
 
     /// Requests still holding something on drained node `node` (0 once it is empty, or if it is
     /// not drained).

@@ -29,6 +29,18 @@ import Testing
         #expect(engine.telemetry.rejected > rejected)
     }
 
+    /// The drain's event is a warning then (the Events view's WARN, the event stream's severity);
+    /// other drains stay info.
+    @Test func theLastDrainsEventIsAWarning() throws {
+        let engine = try Self.engine("colocated:2:llama-2-7b:nvidia-a100:tp1")
+        _ = engine.apply(.drain(node: 0))
+        let drain = try #require(engine.recentEvents().last { $0.kind == .drain })
+        #expect(drain.severity == .warning, "\(drain)")
+        let superpod = try Self.engine("superpod")
+        _ = superpod.apply(.drain(node: 0))
+        #expect(superpod.recentEvents().last { $0.kind == .drain }?.severity == .info)
+    }
+
     /// Ascend: the nodes of cloudmatrix-infer's decode TE drained one by one; only the last says it.
     @Test func drainingTheLastAscendDecodeNodeSaysSo() throws {
         let engine = try Self.engine("cloudmatrix-infer")
