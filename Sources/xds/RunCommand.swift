@@ -94,7 +94,11 @@ struct Run: ParsableCommand {
         } else {
             // With prefill and decode on the same dies there is no "decode die" to count per.
             let colocated = config.deployment.moeAttention == nil && config.deployment.group(.decode) == nil
-            print(ReportSummary.text(report, colocated: colocated, benchFlags: benchFlags(config)))
+            // EPLB on a layout it cannot change (one expert per die, no redundant slot): said,
+            // so that "rebalances 0" beside an imbalance of 3.8 does not read as a planner that failed.
+            let nothingToMove = config.eplb == .on && engine.snapshot().experts.placementFixed == true
+            print(ReportSummary.text(report, colocated: colocated, benchFlags: benchFlags(config),
+                                     eplbHasNothingToMove: nothingToMove))
         }
         // `xds run --json > report.json` on a full disk exited 0 with the report lost (an empty
         // file): stdout that did not take the report fails the run, as `--out` does. Checked here,
@@ -394,7 +398,10 @@ enum Format {
 enum ReportSummary {
     /// `colocated`: prefill and decode share every die (PD-colocated replicas), so the
     /// throughput is per die, not per decode or prefill die.
-    static func text(_ r: RunReport, colocated: Bool = false, benchFlags: String = "") -> String {
+    /// `eplbHasNothingToMove`: EPLB is on and the decode layout leaves it nothing to move
+    /// (``ExpertSummary/placementFixed``): the experts line says so.
+    static func text(_ r: RunReport, colocated: Bool = false, benchFlags: String = "",
+                     eplbHasNothingToMove: Bool = false) -> String {
         // No sample is not 0 ms: a run where nothing completed said "0.0" and "0.0% attained".
         func ms(_ p: RunReport.Percentiles, none: String) -> String {
             p.isEmpty ? "— (\(none))"
@@ -407,6 +414,12 @@ enum ReportSummary {
                 // (as `slo.attainment` is), so a run that turns most arrivals away says so.
                 + (r.requests.failed + r.requests.rejected > 0
                    ? " (\(r.requests.failed + r.requests.rejected) of \(r.requests.arrived) arrived failed or were rejected)" : "")
+        // A one-die GPU is its own die and chip: "3.0 per die (3.0 per chip)" on an A100 named two
+        // parts it does not have, side by side. Ascend keeps both scopes (a 910C chip has two dies).
+        let dieWord = (try? HardwareProfile.named(r.hardware))?.dieWord ?? "die"
+        let perDie = dieWord == "die"
+            ? "die (\(String(format: "%.1f", r.throughput.outputTokensPerSPerChip)) per chip),"
+            : "\(dieWord),"
         let healed = r.faults.healedBeforeDetection
         let healedEarly = healed > 0 ? ", healed before detection \(healed)" : ""
         return """
@@ -415,13 +428,13 @@ enum ReportSummary {
               load      \(load(r.workload))
               requests  arrived \(r.requests.arrived)  completed \(r.requests.completed)  failed \(r.requests.failed)  rejected \(r.requests.rejected)  in flight \(r.requests.inFlight)\(reasons("failed", r.requests.failureReasons))\(reasons("rejected", r.requests.rejectionReasons))
               tokens    prompt \(r.tokens.prompt)  generated \(r.tokens.generated)
-              throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per \(colocated ? "" : "decode ")die (\(String(format: "%.1f", r.throughput.outputTokensPerSPerChip)) per chip), \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per \(colocated ? "" : "prefill ")die (computed: prefix-cache hits not counted)
+              throughput \(String(format: "%.0f", r.throughput.outputTokensPerS)) output tok/s, \(String(format: "%.1f", r.throughput.outputTokensPerSPerNPU)) per \(colocated ? "" : "decode ")\(perDie) \(String(format: "%.1f", r.throughput.prefillTokensPerSPerNPU)) prefill tok/s per \(colocated ? "" : "prefill ")\(dieWord) (computed: prefix-cache hits not counted)
               TTFT ms   \(ms(r.latencyMs.ttft, none: "no first token yet"))
               TPOT ms   \(ms(r.latencyMs.tpot, none: "no samples"))
               E2E ms    \(ms(r.latencyMs.e2e, none: noneCompleted))
               SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(attained)
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
-              experts   \(experts(r))\(decodeBatch(r.decodeBatchAtEnd, benchFlags: benchFlags))
+              experts   \(experts(r))\(eplbHasNothingToMove ? " (EPLB on, nothing to move: one expert per routed die, no redundant slot)" : "")\(decodeBatch(r.decodeBatchAtEnd, benchFlags: benchFlags))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered)\(healedEarly) (policy \(r.recoveryPolicy))
             """ + r.faultDetails.map(faultLine).joined() + scaling(r.scaling)
     }

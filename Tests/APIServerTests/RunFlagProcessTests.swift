@@ -595,4 +595,23 @@ struct RunFlagProcessTests {
         #expect((withStep["throughput"] as? [String: Any])?["output_tokens_per_s"] as? Double
                 == (plain["throughput"] as? [String: Any])?["output_tokens_per_s"] as? Double)
     }
+
+    /// The text summary on layouts the usual wording does not fit. On an A100 the throughput read
+    /// "3.0 per die (3.0 per chip)", two parts a one-die GPU does not have: it says "per GPU".
+    /// On colocated-288 (one expert per routed die, no redundant slot) EPLB on moves nothing, and
+    /// "rebalances 0" beside an imbalance of 3.84 read as a planner that failed: it says why.
+    @Test func theSummarySaysPerGPUAndWhenEPLBHasNothingToMove() throws {
+        let gpu = try xds(["run", "--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1", "--duration", "20s", "--speed", "max"])
+        let throughput = gpu.out.split(separator: "\n").first { $0.contains("throughput") } ?? ""
+        #expect(gpu.status == 0 && throughput.contains(" per GPU, ") && throughput.contains("prefill tok/s per GPU")
+                && !throughput.contains("per die") && !throughput.contains("per chip"), "\(gpu)")
+        let fixed = try xds(["run", "--deployment", "colocated-288", "--duration", "10s", "--speed", "max"])
+        #expect(fixed.status == 0 && fixed.out.contains("(EPLB on, nothing to move: one expert per routed die, no redundant slot)"),
+                "\(fixed)")
+        let off = try xds(["run", "--deployment", "colocated-288", "--duration", "10s", "--speed", "max", "--eplb", "off"])
+        #expect(off.status == 0 && !off.out.contains("nothing to move"), "\(off)")
+        let superpod = try xds(["run", "--duration", "10s", "--speed", "max"])
+        #expect(superpod.status == 0 && !superpod.out.contains("nothing to move") && superpod.out.contains("per decode die ("),
+                "\(superpod)")
+    }
 }

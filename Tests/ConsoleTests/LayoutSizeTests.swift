@@ -145,4 +145,28 @@ import XDSTestSupport
         off.experts.eplb = .on
         #expect(Self.row(off, 200, 60).hasSuffix("placement stable"))
     }
+
+    /// One expert per die and no redundant slot (colocated-288, xdeepserve-ma): EPLB can move
+    /// nothing, and "placement stable" in the good colour beside an imbalance of 3.8 read as a
+    /// planner keeping it balanced. The view says there is nothing to move, at every size.
+    @Test func aLayoutEPLBCannotChangeIsSaidNotShownAsStable() {
+        var fixed = SnapshotFixtures.superpod
+        fixed.experts.rebalanceInProgress = false
+        fixed.experts.loadingDies = []
+        fixed.experts.rebalances = 0
+        fixed.experts.moeMsPerStep = 14.4
+        fixed.experts.eplb = .on
+        fixed.experts.placementFixed = true
+        for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+            let row = Self.row(fixed, w, h)
+            // At 80 columns 13 cells are left after "rebalances 0  MoE 14.4 ms/step  ".
+            #expect(row.hasSuffix("nothing to move") || row.hasSuffix("no redundant slot") || row.hasSuffix("no spare slot"),
+                    "\(w)×\(h): \(row)")
+            #expect(!row.contains("stable"), "\(w)×\(h): \(row)")
+        }
+        #expect(Self.row(fixed, 200, 60).hasSuffix("EPLB on, nothing to move: one expert per die, no redundant slot"))
+        // With EPLB off the view says that, as before.
+        fixed.experts.eplb = .off
+        #expect(Self.row(fixed, 200, 60).hasSuffix("EPLB off · static placement"))
+    }
 }

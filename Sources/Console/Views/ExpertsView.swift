@@ -252,6 +252,7 @@ enum ExpertsView {
             let x = b.put("rebalances \(e.rebalances)  " + moe, x: inner.x + 1, y: y, style: .dim, clip: inner)
             // The longest wording that fits (at 80 columns "placement stable" was cut to "stab").
             let swapping = e.rebalanceInProgress || !e.loadingDies.isEmpty
+            let fixed = e.placementFixed == true && (e.eplb == nil || e.eplb == .on)
             // Without EPLB (`--eplb off`) nothing moves the placement but `r`: "placement stable"
             // in the good colour read as EPLB keeping it balanced beside an imbalance of 4.
             let forms = swapping
@@ -259,9 +260,14 @@ enum ExpertsView {
                    "rebalancing"]
                 : e.eplb == .off ? ["EPLB off · static placement", "EPLB off"]
                 : e.eplb == .perfect ? ["EPLB perfect (ideal balance)", "EPLB perfect"]
+                // One expert per die and no spare slot: any placement leaves each die its load,
+                // so EPLB (and `r`) can move nothing; not "stable" in the good colour beside 3.8.
+                : fixed ? ["EPLB on, nothing to move: one expert per \(die), no redundant slot",
+                           "EPLB on, nothing to move", "nothing to move", "no spare slot"]
                 : ["placement stable", "stable"]
             let text = forms.first { $0.count <= inner.maxX - x } ?? forms[forms.count - 1]
-            b.put(text, x: x, y: y, style: swapping ? .warn : e.eplb == nil || e.eplb == .on ? .good : .dim, clip: inner)
+            b.put(text, x: x, y: y, style: swapping ? .warn : !fixed && (e.eplb == nil || e.eplb == .on) ? .good : .dim,
+                  clip: inner)
             y += 1
         }
         if y < inner.maxY, !e.loadingDies.isEmpty {

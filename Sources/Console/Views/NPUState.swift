@@ -331,10 +331,8 @@ extension Snapshot {
     /// What the KV and Experts views call one die: on a GPU of one die the die is the GPU, and
     /// "(4 dies each)" or "8 expert dies" named a part the hardware does not have. An Ascend die
     /// keeps its word (a 910C chip has two; the superpod's views count dies).
-    var dieWord: String {
-        guard let hardware, hardware.deviceKind == "GPU", hardware.diesPerDevice == 1 else { return "die" }
-        return "GPU"
-    }
+    /// The engine's texts name dies by the same rule (``HardwareProfile/dieWord``).
+    var dieWord: String { hardware?.dieWord ?? "die" }
 }
 
 extension FaultStatus {

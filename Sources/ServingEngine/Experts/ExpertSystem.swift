@@ -659,6 +659,8 @@ final class ExpertSystem {
         var summary = ExpertSummary()
         guard let decode = heatInstance, let routing = routing(of: decode) else { return summary }
         summary.eplb = mode
+        // Sent only when true: a snapshot of any other layout stays as it was, key for key.
+        if routing.slotsPerDie == 1 && routing.dies == routing.placement.experts { summary.placementFixed = true }
         summary.imbalance = mode == .perfect ? 1 : routing.expectedImbalance
         summary.rebalances = decodeRebalances
         summary.rebalanceInProgress = tes[decode].map { $0.controller.phase != .idle } ?? false

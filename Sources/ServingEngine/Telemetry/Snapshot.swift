@@ -268,6 +268,13 @@ public struct ExpertSummary: Sendable, Equatable, Codable {
     /// The run's `--eplb` mode (nil from an engine that does not send it): with `off` the
     /// placement never moves by itself, and "placement stable" read as EPLB keeping it balanced.
     public var eplb: EPLBMode?
+    /// Whether the decode TE's layout leaves EPLB nothing to move: one slot per routed die and
+    /// as many dies as experts (no redundant slot), so every placement gives each die the load
+    /// it has (colocated-288, xdeepserve-ma). True then, nil otherwise (and from an engine that
+    /// does not send it). With
+    /// EPLB on, "placement stable" and "rebalances 0" beside an imbalance of 3.8 read as a
+    /// planner that failed.
+    public var placementFixed: Bool?
     public init() {}
 }
 

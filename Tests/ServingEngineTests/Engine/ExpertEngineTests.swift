@@ -106,6 +106,19 @@ import XDSTestSupport
         #expect(experts.contains { $0.experts.isEmpty }, "the shared-expert dies are among them")
     }
 
+    /// One expert per routed die and no redundant slot (colocated-288, xdeepserve-ma): every
+    /// placement leaves each die its load, EPLB rebalances nothing, and the Experts view said
+    /// "placement stable" in the good colour beside an imbalance of 3.8. The snapshot says the
+    /// layout is fixed there, and only there (sent only when true, so other snapshots are as before).
+    @Test func aLayoutWithOneExpertPerDieAndNoSpareSlotSaysEPLBHasNothingToMove() throws {
+        for (deployment, fixed) in [(Deployment.colocated288, true), (.xDeepServeMA, true), (.superpod, false),
+                                    (.cloudMatrixInfer, false)] {
+            let engine = try ServingEngine(configuration: EngineConfiguration(deployment: deployment, seed: 1, syntheticRate: 20))
+            engine.run(until: 5)
+            #expect(engine.snapshot().experts.placementFixed == (fixed ? true : nil), "\(deployment.name)")
+        }
+    }
+
     @Test func rebalancingRunsAreDeterministic() async throws {
         let reports = try await offPool { () throws -> [RunReport] in
             try (0..<2).map { _ in
