@@ -61,14 +61,6 @@ public final class APIServer: Sendable {
         /// with every test of the suite sharing two cores, the tasks that end the connections
         /// could wait past 2 s for a thread, and a stream was cut instead of ended.
         public var shutdownGrace: Duration = APIServer.shutdownGrace
-        /// Where the server's Swift tasks run (the service group, the accept loop, each
-        /// connection's handler); nil: Swift's cooperative pool, as any task. A test process gives
-        /// its servers threads of their own: there, hundreds of tests share the pool's two threads,
-        /// and a live server's start, accepts and answers queued behind them for minutes (two HTTP
-        /// tests went past their 3-minute limits under load, though each takes under a second).
-        /// The task that runs the group is unstructured (so the caller's cancellation becomes a
-        /// graceful shutdown, below) and does not inherit the caller's preference: it is set here.
-        public var taskExecutor: (any TaskExecutor)? = nil
 
         public init(
             host: String = "127.0.0.1", port: Int = 0, adminToken: String, maxBodyBytes: Int = 1 << 20,
@@ -146,14 +138,13 @@ public final class APIServer: Sendable {
         // after ``shutdownGrace`` (a client that stopped reading) is cancelled as before.
         let services = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [], logger: configuration.logger))
-        let executor = configuration.taskExecutor
-        let running = Task(executorPreference: executor) { try await services.run() }
+        let running = Task { try await services.run() }
         let grace = configuration.shutdownGrace
         do {
             try await withTaskCancellationHandler {
                 try await running.value
             } onCancel: {
-                Task(executorPreference: executor) {
+                Task {
                     await services.triggerGracefulShutdown()
                     try? await Task.sleep(for: grace)
                     running.cancel()

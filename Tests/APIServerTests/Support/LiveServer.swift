@@ -55,23 +55,14 @@ struct LiveServer {
             body)
     }
 
-    /// The threads every live server's tasks run on (``APIServer/Configuration/taskExecutor``),
-    /// not Swift's cooperative pool: in a full `swift test` the pool's two threads are shared by
-    /// every test, and a server's start, accepts and answers queued behind them (under load two
-    /// tests of under a second each went past their 3-minute limits). Shared by all the servers
-    /// of the process; their jobs are short (blocking engine calls go to Dispatch).
-    static let executor = ThreadsExecutor(name: "live-servers", threads: 4)
-
     private static func serve(
         configuration: APIServer.Configuration, link: any EngineLink, backend: any CompletionBackend,
         engineFeed: EngineFeed?, _ body: (LiveServer) async throws -> Void
     ) async throws {
-        var configuration = configuration
-        configuration.taskExecutor = executor
         let server = APIServer(
             configuration: configuration, link: link, backend: backend, engineFeed: engineFeed)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask(executorPreference: executor) { try await server.run() }
+            group.addTask { try await server.run() }
             let port = try await server.boundPort()
             let sessionConfiguration = URLSessionConfiguration.ephemeral
             sessionConfiguration.timeoutIntervalForRequest = 30  // generous: parallel tests share two cores
