@@ -117,10 +117,11 @@ public final class APIServer: Sendable {
             // refused announced body. The connection cap comes before them all: a refused
             // connection is answered and closed before any request of its is read. RequestHeadCheck
             // places itself right after NIO's decoder, before HTTP10Framing (whose installer runs
-            // first): a head HTTP/1.1 refuses never reaches the rest.
+            // first): a head HTTP/1.1 refuses never reaches the rest. ChunkSizeLimit places itself
+            // right before that decoder, where a chunk's size line is still raw bytes.
             server: .http1(configuration: .init(additionalChannelHandlers: [
                 connections.handler(), HeadParseErrorAnswer(), InputClosedHandler(), ExpectContinueHandler(maxBodyBytes: maxBodyBytes), OversizeBodyLinger(),
-                HTTP10Framing.installer(), RequestHeadCheck.installer(),
+                HTTP10Framing.installer(), RequestHeadCheck.installer(), ChunkSizeLimit.installer(maxBodyBytes: maxBodyBytes),
                 ReadTimeoutHandler(readTimeouts, timedOut: { [metrics = self.metrics] part in metrics.readTimedOut(part) }),
             ])),
             configuration: .init(

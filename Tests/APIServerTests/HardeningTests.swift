@@ -85,6 +85,42 @@ struct HardeningTests {
         }
     }
 
+    /// A chunked body whose size line announces more than the 1 MiB limit waited for that data:
+    /// a few bytes behind `100001` got no answer until the body timeout (60 s), then a 408. The
+    /// size line is enough now, as an oversized Content-Length is: 413 `request_too_large` at
+    /// once, and a clean close (FIN). So is a later chunk that takes the body past the limit;
+    /// a chunked request before it on the same connection (with an extension and a trailer) is
+    /// answered as before (a 400 for its `max_tokens`, whose error body ends in a known way).
+    @Test func aChunkAnnouncedOverTheBodyLimitIs413AtOnce() async throws {
+        let json = #"{"prompt": "hello there", "max_tokens": 0}"#
+        let head = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + "Transfer-Encoding: chunked\r\n\r\n"
+        try await LiveServer.with { server in
+            for secondChunk in [false, true] {
+                let connection = try RawConnection(port: server.port, readTimeout: 20)  // a busy machine is slow
+                defer { connection.close() }
+                connection.write(raw: head + "\(String(json.utf8.count, radix: 16));x=y\r\n\(json)\r\n0\r\nX-Trailer: 1\r\n\r\n")
+                let answered = await connection.read(until: "}}")
+                #expect(answered.hasPrefix("HTTP/1.1 400") && answered.contains("max_tokens"), "\(answered)")
+                let started = ContinuousClock.now
+                if secondChunk {
+                    let first = String(repeating: "a", count: 600 * 1024)
+                    #expect(await connection.sendAllOffPool(Array((head + "96000\r\n" + first + "\r\n96000\r\n{\"pro").utf8)))
+                } else {
+                    connection.write(raw: head + "100001\r\n{\"prompt\": \"x")
+                }
+                let (answer, ending) = await connection.readToEnd()
+                let waited = ContinuousClock.now - started
+                #expect(answer.hasPrefix("HTTP/1.1 413"), "second chunk \(secondChunk): \(answer)")
+                #expect(answer.contains(#""code":"request_too_large""#), "second chunk \(secondChunk): \(answer)")
+                #expect(answer.lowercased().contains("connection: close"), "second chunk \(secondChunk): \(answer)")
+                #expect(ending == .closed, "second chunk \(secondChunk): \(ending)")
+                #expect(waited < .seconds(10), "second chunk \(secondChunk): answered after \(waited)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     @Test func aWellFormedChunkedBodyIsServed() async throws {
         try await LiveServer.with { server in
             let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
