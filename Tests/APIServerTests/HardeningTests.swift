@@ -161,6 +161,48 @@ struct HardeningTests {
         }
     }
 
+    /// A body declared in another charset (`charset=utf-16`, `charset=iso-8859-1`) was parsed as
+    /// UTF-8 and served. It is a 415 `unsupported_charset` now, with one line saying to send UTF-8;
+    /// the body is read all the same, so the connection stays in step. UTF-8 and US-ASCII, said
+    /// any way (quoted, upper case), and a missing or other media type (curl -d's
+    /// `application/x-www-form-urlencoded`) are served as before.
+    @Test func aBodyDeclaredInAnotherCharsetIs415AndOthersAreServedAsBefore() async throws {
+        let json = #"{"prompt": "hello there", "max_tokens": 3}"#
+        func request(_ contentType: String?) -> String {
+            "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + (contentType.map { "Content-Type: \($0)\r\n" } ?? "")
+                + "Content-Length: \(json.utf8.count)\r\n\r\n\(json)"
+        }
+        try await LiveServer.with { server in
+            let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
+            defer { connection.close() }
+            for (contentType, charset) in [("application/json; charset=utf-16", "utf-16"),
+                                           ("application/json;charset=\"ISO-8859-1\"", "ISO-8859-1"),
+                                           ("text/plain; format=flowed; Charset=latin1", "latin1")] {
+                connection.write(raw: request(contentType))
+                let refused = await connection.read(until: "}}")
+                #expect(refused.hasPrefix("HTTP/1.1 415"), "\(contentType): \(refused)")
+                #expect(refused.contains(#""code":"unsupported_charset""#), "\(contentType): \(refused)")
+                #expect(refused.contains("charset '\(charset)' is not supported; send the JSON body as UTF-8 "
+                    + "(Content-Type: application/json; charset=utf-8, or no charset)"), "\(contentType): \(refused)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+            // The refused bodies were read: the connection is still in step.
+            connection.write(raw: request("application/json"))
+            let next = await connection.read(until: "\r\n\r\n")
+            #expect(next.hasPrefix("HTTP/1.1 200"), "\(next)")
+            for contentType in ["application/json; charset=utf-8", "application/json; charset=\"UTF-8\"",
+                                "application/json; charset=us-ascii", "application/x-www-form-urlencoded", nil] {
+                let fresh = try RawConnection(port: server.port, readTimeout: 15)
+                defer { fresh.close() }
+                fresh.write(raw: request(contentType))
+                let served = await fresh.read(until: "\r\n\r\n")
+                #expect(served.hasPrefix("HTTP/1.1 200"), "\(contentType ?? "no Content-Type"): \(served)")
+            }
+            #expect(server.backend.submitted.count == 6)
+        }
+    }
+
     // MARK: Numbers in bodies
 
     /// A length field that does not decode states the served model's window, as the in-range

@@ -53,6 +53,18 @@ struct APIError: Error, Sendable, Equatable {
             type: "invalid_request_error", param: nil, code: "unsupported_content_encoding")
     }
 
+    /// A body declared in a charset other than UTF-8 (`Content-Type: application/json;
+    /// charset=utf-16`): JSON is UTF-8 (RFC 8259 §8.1), and the body is read as such, so another
+    /// charset is refused rather than misread. 415, as RFC 9110 §15.5.16 gives for a body in a
+    /// form the route does not take.
+    static func unsupportedCharset(_ charset: String) -> APIError {
+        APIError(
+            status: .unsupportedMediaType,
+            message: "charset \(InputEcho.quoted(charset)) is not supported; send the JSON body as UTF-8 "
+                + "(Content-Type: application/json; charset=utf-8, or no charset)",
+            type: "invalid_request_error", param: nil, code: "unsupported_charset")
+    }
+
     /// The client began a request and did not send the rest in time (``APIServer/ReadTimeouts``);
     /// the connection closes after this answer.
     static func requestTimeout(_ message: String) -> APIError {

@@ -32,6 +32,13 @@ extension Request {
         if let coding = headers[.contentEncoding], let unsupported = Self.unsupportedCoding(coding) {
             throw APIError.unsupportedContentEncoding(unsupported)
         }
+        // A body declared in another charset (`charset=utf-16`) was parsed as UTF-8 all the same,
+        // and judged on bytes the client never meant as UTF-8. Only the charset is checked: the
+        // media type is not (curl -d sends application/x-www-form-urlencoded, and clients rely on
+        // a JSON body being taken whatever type it is declared as).
+        if let contentType = headers[.contentType], let charset = Self.unsupportedCharset(contentType) {
+            throw APIError.unsupportedCharset(charset)
+        }
         let data = Data(buffer: buffer)
         do {
             let body = try JSONDecoder().decode(Body.self, from: data)
@@ -87,6 +94,20 @@ extension Request {
             }
             throw APIError.undecodable(error, body: data, maxModelLen: maxModelLen)
         }
+    }
+
+    /// The `charset` parameter of a `Content-Type` value when it names anything but UTF-8 or its
+    /// subset US-ASCII (RFC 9110 §8.3.1: parameters are `;`-separated, names and charset values
+    /// without case, values possibly quoted); nil when it has none or names UTF-8.
+    static func unsupportedCharset(_ value: String) -> String? {
+        for parameter in value.split(separator: ";").dropFirst() {
+            let pair = parameter.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == "charset" else { continue }
+            var charset = pair[1].trimmingCharacters(in: .whitespaces)
+            if charset.count >= 2, charset.hasPrefix("\""), charset.hasSuffix("\"") { charset = String(charset.dropFirst().dropLast()) }
+            return ["utf-8", "utf8", "us-ascii"].contains(charset.lowercased()) ? nil : charset
+        }
+        return nil
     }
 
     /// The first coding in a `Content-Encoding` value other than `identity` (RFC 9110 §8.4: a
