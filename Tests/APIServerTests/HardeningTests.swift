@@ -85,6 +85,33 @@ struct HardeningTests {
         }
     }
 
+    /// HTTP/2's connection preface (`curl --http2-prior-knowledge`, gRPC) got the generic 400
+    /// "its framing does not parse". The server speaks HTTP/1.x only: it is a 505 naming HTTP/2,
+    /// and the connection closes cleanly (a FIN, not a reset), whether the preface opens the
+    /// connection or follows an HTTP/1.1 request on it.
+    @Test func anHTTP2PrefaceIs505AndTheConnectionCloses() async throws {
+        // The preface, then an empty SETTINGS frame, as an HTTP/2 client sends them at once.
+        let preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\u{0}\u{0}\u{0}\u{4}\u{0}\u{0}\u{0}\u{0}\u{0}"
+        try await LiveServer.with { server in
+            for after11 in [false, true] {
+                let connection = try RawConnection(port: server.port, readTimeout: 15)  // a busy machine is slow
+                defer { connection.close() }
+                if after11 {
+                    connection.write(raw: "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    let first = await connection.read(until: "}")  // the whole answer, body included
+                    #expect(first.hasPrefix("HTTP/1.1 200"), "\(first)")
+                }
+                connection.write(raw: preface)
+                let (answer, ending) = await connection.readToEnd()
+                #expect(answer.hasPrefix("HTTP/1.1 505"), "after 1.1: \(after11): \(answer)")
+                #expect(answer.contains(#""code":"http_version_not_supported""#), "after 1.1: \(after11): \(answer)")
+                #expect(answer.contains("HTTP/2 is not supported: this server speaks HTTP/1.1 and HTTP/1.0 only"),
+                        "after 1.1: \(after11): \(answer)")
+                #expect(ending == .closed, "after 1.1: \(after11): \(ending)")
+            }
+        }
+    }
+
     /// A chunked body whose size line announces more than the 1 MiB limit waited for that data:
     /// a few bytes behind `100001` got no answer until the body timeout (60 s), then a 408. The
     /// size line is enough now, as an oversized Content-Length is: 413 `request_too_large` at

@@ -30,13 +30,18 @@ final class HTTP09Refusal: ChannelInboundHandler, RemovableChannelHandler, @unch
     private var done = false
     /// The first line was an HTTP/0.9 request line: what arrives is dropped.
     private(set) var sawHTTP09 = false
+    /// The first line was HTTP/2's connection preface (`PRI * HTTP/2.0`, what `curl
+    /// --http2-prior-knowledge` and gRPC clients open with): what arrives is dropped. The parser
+    /// reported it as a generic head error, answered 400 "its framing does not parse", which told
+    /// an HTTP/2 client nothing about the version it spoke.
+    private(set) var sawHTTP2Preface = false
 
     /// A first line longer than this is left to the decoder (which has its own limits); a 0.9
     /// line that long is answered by the header timeout, as before.
     static let longestLine = 16 * 1024
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if sawHTTP09 { return }
+        if sawHTTP09 || sawHTTP2Preface { return }
         if done { return context.fireChannelRead(data) }
         let bytes = unwrapInboundIn(data).readableBytesView
         if let end = bytes.firstIndex(of: UInt8(ascii: "\n")) {
@@ -48,6 +53,12 @@ final class HTTP09Refusal: ChannelInboundHandler, RemovableChannelHandler, @unch
                 // As the decoder reports a head it cannot parse; the answer names HTTP/0.9.
                 return context.fireErrorCaught(HTTPParserError.invalidVersion)
             }
+            if Self.isHTTP2Preface(line) {
+                sawHTTP2Preface = true
+                line = []
+                // Answered 505 by HeadParseErrorAnswer, which reads ``sawHTTP2Preface``.
+                return context.fireErrorCaught(HTTPParserError.invalidVersion)
+            }
             line = []
         } else {
             line += bytes
@@ -57,6 +68,11 @@ final class HTTP09Refusal: ChannelInboundHandler, RemovableChannelHandler, @unch
             }
         }
         context.fireChannelRead(data)
+    }
+
+    /// HTTP/2's connection preface starts `PRI * HTTP/2.0` CR LF (RFC 9113 §3.4).
+    static func isHTTP2Preface(_ line: [UInt8]) -> Bool {
+        line == Array("PRI * HTTP/2.0\r".utf8)
     }
 
     /// `METHOD SP request-target` and nothing more (a CR before the LF aside): a request line

@@ -76,7 +76,8 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, LingeringCloseHandler, R
         // The decoder reports once and then drops what follows; answer once.
         guard !answered else { return }
         answered = true
-        let apiError = http09.sawHTTP09 ? Self.http09Refused : Self.error(for: parserError)
+        let apiError = http09.sawHTTP09 ? Self.http09Refused
+            : http09.sawHTTP2Preface ? Self.http2Refused : Self.error(for: parserError)
         let body = ByteBuffer(string: apiError.json)
         let head = HTTPResponse(status: apiError.status, headerFields: [
             .contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close",
@@ -98,11 +99,25 @@ final class HeadParseErrorAnswer: ChannelDuplexHandler, LingeringCloseHandler, R
             + "(e.g. 'GET /health HTTP/1.1' then a Host header and a blank line) or HTTP/1.0",
         type: "invalid_request_error", param: nil, code: "http_version_not_supported")
 
+    /// HTTP/2's connection preface (``HTTP09Refusal/sawHTTP2Preface``), or the parser's pause on
+    /// one that is not the connection's first line: 505, as for HTTP/0.9, saying which versions
+    /// are spoken. The server speaks HTTP/1.x only (an `Upgrade: h2c` request is answered over
+    /// HTTP/1.1).
+    static let http2Refused = APIError(
+        status: .httpVersionNotSupported,
+        message: "HTTP/2 is not supported: this server speaks HTTP/1.1 and HTTP/1.0 only; connect without "
+            + "HTTP/2 prior knowledge (e.g. curl without --http2-prior-knowledge)",
+        type: "invalid_request_error", param: nil, code: "http_version_not_supported")
+
     /// The client's error for a head that did not parse: 431 for headers over the decoder's
     /// limits, 400 naming what was wrong otherwise.
     static func error(for parserError: HTTPParserError) -> APIError {
         let problem: String
         switch parserError {
+        // llhttp pauses on a `PRI` request of version 2.0, HTTP/2's preface, and on nothing else
+        // NIO lets through (NIO resumes its pause on an upgrade itself).
+        case .paused:
+            return http2Refused
         case .headerOverflow:
             return APIError(
                 status: .requestHeaderFieldsTooLarge, message: "the request's header fields are too large",
