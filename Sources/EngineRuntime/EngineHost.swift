@@ -485,18 +485,25 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     }
 
     /// The request a ``submitLine(_:)`` line describes, or nil for any other line. Throws, with
-    /// the range, for prefix keys the engine could not take (``CompletionRequest/prefixKeysProblem``):
+    /// the range, for a token count outside ``submitCountRange`` and for prefix keys the engine
+    /// could not take (``CompletionRequest/prefixKeysProblem``):
     /// `prefix 4611686018427387904 1` was read as it stood, and the engine that took it trapped.
     public static func parseSubmitLine(_ line: String) throws(ConfigError) -> CompletionRequest? {
         let words = line.split(separator: " ").map(String.init)
         guard words.count >= 5, words[0] == "submit", words[1] == "prompt", words[3] == "max_tokens",
               let prompt = Int(words[2]), let maxTokens = Int(words[4]) else { return nil }
+        // Checked before anything is built on them: `prompt -5` or `max_tokens 9223372036854775807`
+        // was taken as it stood (an `ignore_eos` request of 2^63 tokens). No line the host writes
+        // comes near the bound: the HTTP face holds both within the model's window.
+        try checkSubmitCount(prompt, "prompt")
+        try checkSubmitCount(maxTokens, "max_tokens")
         var request = CompletionRequest(promptTokens: prompt, maxTokens: maxTokens)
         var index = 5
         while index + 1 < words.count {
             switch words[index] {
             case "min_tokens":
                 guard let value = Int(words[index + 1]) else { return nil }
+                try checkSubmitCount(value, "min_tokens")
                 request.minTokens = value
                 index += 2
             case "ignore_eos":
@@ -505,7 +512,8 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             case "prefix":
                 guard index + 2 < words.count, let block = Int(words[index + 1]) else { return nil }
                 let keys = words[index + 2].split(separator: ",").map { UInt64($0, radix: 16) }
-                guard !keys.contains(nil) else { return nil }
+                // `prefix B ,` (no key) is no line the host writes, and its B was never checked.
+                guard !keys.isEmpty, !keys.contains(nil) else { return nil }
                 request.prefixBlockTokens = block
                 request.prefixHashes = keys.compactMap { $0 }
                 index += 3
@@ -518,6 +526,16 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
             throw ConfigError("submit line: " + problem)
         }
         return request
+    }
+
+    /// Most tokens a `submit` line's `prompt`, `max_tokens` or `min_tokens` may give: a trace's
+    /// bound (``TraceLimits/maxTokens``, ten million), far above any model's window.
+    public static let submitCountRange = 0...TraceLimits.maxTokens
+
+    private static func checkSubmitCount(_ value: Int, _ name: String) throws(ConfigError) {
+        guard !submitCountRange.contains(value) else { return }
+        throw ConfigError("submit line: \(name) must be within \(submitCountRange.lowerBound)…"
+            + "\(submitCountRange.upperBound) tokens, got \(value)")
     }
 
     /// Cuts the engine thread's sleep short: something was queued for it. Several signals
