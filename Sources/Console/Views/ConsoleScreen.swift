@@ -67,7 +67,11 @@ public enum ConsoleScreen {
         }
         if let id = state.requestDetail { DetailOverlays.request(&b, id, state, snapshot) }
         if let event = state.eventDetail { DetailOverlays.event(&b, event, state, snapshot) }
-        if state.showHelp { Overlays.help(&b, state, theme, colocated: KVCacheView.isColocated(snapshot)) }
+        if state.showHelp {
+            // Before the engine's first answer nothing says whether it has a pool: the usual line.
+            Overlays.help(&b, state, theme, colocated: KVCacheView.isColocated(snapshot),
+                          dramPool: !snapshot.hasData || snapshot.kv.poolCapacityBytes > 0)
+        }
         return b
     }
 

@@ -98,7 +98,9 @@ enum Overlays {
     }
 
     /// `colocated`: no TE is a decode or prefill TE (``KVCacheView/isColocated(_:)``).
-    static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme, colocated: Bool = false) {
+    /// `dramPool`: the engine has a pooled DRAM KV tier (none on GPUs).
+    static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme, colocated: Bool = false,
+                     dramPool: Bool = true) {
         // Without colour the Pod grid's load is in its glyphs: the help says which.
         var replaced = theme.monochrome ? ["Pod": monochromePodLine, "Latency": monochromeLatencyLine] : [:]
         if !state.canSuspend { replaced["q Ctrl-C"] = noJobControlQuitLine }
@@ -113,7 +115,14 @@ enum Overlays {
         }
         // View 3 as it reads there: "decode DP-group KV use, prefill TEs" named TEs a colocated
         // deployment does not have, above a view saying "Colocated DP groups", "TEs that prefill".
-        if colocated { replaced["KV cache"] = "colocated DP-group KV, TEs that prefill, prefix hits, DRAM pool" }
+        // Without a pooled DRAM tier (a GPU cluster) the view's pool row says "none on GPUs":
+        // the line names what is there instead, the KV-written meter or the transfers row.
+        if colocated {
+            replaced["KV cache"] = "colocated DP-group KV, TEs that prefill, prefix hits, "
+                + (dramPool ? "DRAM pool" : "KV written")
+        } else if !dramPool {
+            replaced["KV cache"] = "decode DP-group KV use, prefill TEs, prefix hits, KV transfers"
+        }
         let keys = helpLines.map { line in replaced[line.0].map { (line.0, $0) } ?? line }
         var commands = commandLines
         if state.diesPerNPU == 1 {
