@@ -113,7 +113,7 @@ public enum Policies {
             .init("prefix-aware", "long/short prompt split, then the TE that finishes soonest (queued + uncached tokens)") {
                 PrefixAwareRouting()
             },
-            .init("least-loaded", "the TE with the fewest queued prompt tokens (lowest id on ties)") { LeastLoadedRouting() },
+            .init("least-loaded", "the TE with the fewest queued prompt tokens plus, if it also decodes (colocated), the KV its requests hold and reserve (lowest id on ties)") { LeastLoadedRouting() },
             .init("round-robin", "prefill TEs in turn") { RoundRobinRouting() },
         ])
 
