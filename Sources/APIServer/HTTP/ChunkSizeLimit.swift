@@ -65,8 +65,8 @@ final class ChunkSizeLimit: ChannelInboundHandler, RemovableChannelHandler, @unc
 
     /// Put among Hummingbird's extra handlers: places a ``ChunkSizeLimit`` right before NIO's
     /// request decoder, where the raw bytes are.
-    static func installer(maxBodyBytes: Int) -> BeforeRequestDecoder {
-        BeforeRequestDecoder { ChunkSizeLimit(maxBodyBytes: maxBodyBytes) }
+    static func installer(maxBodyBytes: Int) -> NextToRequestDecoder {
+        NextToRequestDecoder(.before) { ChunkSizeLimit(maxBodyBytes: maxBodyBytes) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -193,26 +193,5 @@ final class ChunkSizeLimit: ChannelInboundHandler, RemovableChannelHandler, @unc
         case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A")) + 10
         default: nil
         }
-    }
-}
-
-/// Put among Hummingbird's extra handlers (which come after its HTTPTypes codec, too late to see
-/// raw bytes): places the handler `make` builds right before NIO's request decoder, then only
-/// passes everything on.
-final class BeforeRequestDecoder: ChannelInboundHandler, RemovableChannelHandler, Sendable {
-    typealias InboundIn = NIOAny
-    private let make: @Sendable () -> any ChannelHandler
-
-    init(_ make: @escaping @Sendable () -> any ChannelHandler) { self.make = make }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        let pipeline = context.pipeline.syncOperations
-        guard let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
-        else { return }
-        try? pipeline.addHandler(make(), position: .before(decoder.handler))
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.fireChannelRead(data)
     }
 }

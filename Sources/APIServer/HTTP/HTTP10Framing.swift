@@ -70,23 +70,29 @@ final class HTTP10Framing: ChannelDuplexHandler, RemovableChannelHandler, @unche
 
     /// Put among Hummingbird's extra handlers (which come after its HTTPTypes codec): places an
     /// ``HTTP10Framing`` right after NIO's request decoder.
-    static func installer() -> AfterRequestDecoder { AfterRequestDecoder { HTTP10Framing() } }
+    static func installer() -> NextToRequestDecoder { NextToRequestDecoder(.after) { HTTP10Framing() } }
 }
 
 /// Put among Hummingbird's extra handlers (which come after its HTTPTypes codec, too late to see
-/// the HTTP/1 request parts): places the handler `make` builds right after NIO's request decoder,
-/// then only passes everything on.
-final class AfterRequestDecoder: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+/// the raw bytes or the HTTP/1 request parts): places the handler `make` builds right before NIO's
+/// request decoder (raw bytes: ``ChunkSizeLimit``) or right after it (request parts:
+/// ``HTTP10Framing``, ``RequestHeadCheck``), then only passes everything on.
+final class NextToRequestDecoder: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
+    enum Side: Sendable { case before, after }
+    private let side: Side
     private let make: @Sendable () -> any ChannelHandler
 
-    init(_ make: @escaping @Sendable () -> any ChannelHandler) { self.make = make }
+    init(_ side: Side, _ make: @escaping @Sendable () -> any ChannelHandler) {
+        self.side = side
+        self.make = make
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
         guard let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
         else { return }
-        try? pipeline.addHandler(make(), position: .after(decoder.handler))
+        try? pipeline.addHandler(make(), position: side == .before ? .before(decoder.handler) : .after(decoder.handler))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

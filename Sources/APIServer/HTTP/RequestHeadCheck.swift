@@ -202,5 +202,5 @@ final class RequestHeadCheck: ChannelDuplexHandler, LingeringCloseHandler, Remov
     /// Put among Hummingbird's extra handlers after ``HTTP10Framing``'s: places a
     /// ``RequestHeadCheck`` right after NIO's request decoder (so before ``HTTP10Framing``, which
     /// never sees a refused head).
-    static func installer() -> AfterRequestDecoder { AfterRequestDecoder { RequestHeadCheck() } }
+    static func installer() -> NextToRequestDecoder { NextToRequestDecoder(.after) { RequestHeadCheck() } }
 }
