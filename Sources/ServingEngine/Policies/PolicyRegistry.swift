@@ -110,7 +110,7 @@ public enum Policies {
         slot: PolicySlot(command: "je", key: "je_routing", flag: "--je-routing", title: "JE routing"),
         defaultName: "prefix-aware",
         entries: [
-            .init("prefix-aware", "long/short prompt split, then the TE that finishes soonest (queued + uncached tokens)") {
+            .init("prefix-aware", "long/short prompt split, then the TE that finishes soonest (queued + uncached tokens; a colocated TE adds the KV its requests hold and reserve)") {
                 PrefixAwareRouting()
             },
             .init("least-loaded", "the TE with the fewest queued prompt tokens plus, if it also decodes (colocated), the KV its requests hold and reserve (lowest id on ties)") { LeastLoadedRouting() },

@@ -47,6 +47,19 @@ import XDSTestSupport
                                            "eplb_planner": "greedy", "recovery": "fine-grained", "autoscaler": "off"])
     }
 
+    /// Both load-aware routers add a colocated TE's decode KV to its cost (``PrefillPool/decodeKVTokens(_:)``),
+    /// so `--help`, `:policy` and README must say so for each; prefix-aware's summary said only
+    /// "queued + uncached tokens" after it started counting the KV.
+    @Test func routersThatCountAColocatedTEsDecodeKVSaySo() {
+        for name in ["prefix-aware", "least-loaded"] {
+            let summary = Policies.routing.summary(of: name) ?? ""
+            #expect(summary.contains("colocated TE adds the KV its requests hold and reserve")
+                        || summary.contains("if it also decodes (colocated), the KV its requests hold and reserve"),
+                    "\(name): \(summary)")
+        }
+        #expect(Policies.help(Policies.routing).contains("queued + uncached tokens; a colocated TE adds the KV"))
+    }
+
     @Test func madePoliciesAreValuesWithTheirNames() throws {
         func check(_ made: Any, _ name: String, _ madeName: String) {
             #expect(Mirror(reflecting: made).displayStyle == .struct, "\(name) is a value type (a fork copies it)")
