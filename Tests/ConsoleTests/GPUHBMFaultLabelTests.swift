@@ -7,9 +7,9 @@ import Testing
 /// On a GPU deployment the Faults panel listed an HBM fault by its command text, "fault hbm die
 /// 0", beside a grid, fault menu ("HBM error on GPU 0 (die 0)") and event log ("uncorrectable
 /// HBM error on GPU 0") that call the device GPU 0; `fault die N` and `fault npu N` read "fault
-/// die 0" and "fault npu 0" the same way. The panel and the ticker now name the GPU; the `:`
-/// language keeps `die` and `npu` (the fault menu and help page 2 say which command hits which
-/// GPU), and the superpod keeps its words.
+/// die 0" and "fault npu 0" the same way. The engine now lists faults with the hardware's names,
+/// so the panel and the ticker name the GPU; the `:` language keeps `die` and `npu` (the fault
+/// menu and help page 2 say which command hits which GPU), and the superpod keeps its words.
 @Suite struct GPUHBMFaultLabelTests {
     static let spec = "colocated:2:llama-2-7b:nvidia-a100:tp1"
 
@@ -41,10 +41,24 @@ import Testing
         }
     }
 
-    /// The grid still marks the GPU's HBM fault (it reads the engine's text, which is unchanged).
+    /// The grid still marks the GPU's HBM fault (from the chips and effect the engine sends).
     @Test func gpuGridStillMarksTheHBMFault() throws {
         let s = try GPUFaultPanelWordingTests.engine(Self.spec, fault: "fault hbm die 0")
         #expect(FaultMap(s).byNPU[0] == .hbm)
+    }
+
+    /// The grid marks what the engine says a fault touches, whatever its listing's words; a
+    /// fault without them (from an engine that does not send them) is read from its command.
+    @Test func theGridMarksTheChipsTheEngineNames() throws {
+        var s = try GPUFaultPanelWordingTests.engine("superpod", fault: "fault hbm die 74")
+        s.activeFaults[0].description = "uncorrectable memory error"
+        #expect(FaultMap(s).byNPU == [37: .hbm])
+        s.activeFaults[0].chips = [36, 37]
+        s.activeFaults[0].effect = .link
+        #expect(FaultMap(s).byNPU == [36: .link, 37: .link])
+        s.activeFaults[0].description = "fault hbm die 74"
+        (s.activeFaults[0].effect, s.activeFaults[0].chips) = (nil, nil)
+        #expect(FaultMap(s).byNPU == [37: .hbm])
     }
 
     @Test func superpodKeepsItsWords() throws {

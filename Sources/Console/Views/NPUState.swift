@@ -42,6 +42,16 @@ enum NPUState: Equatable {
         }
     }
 
+    /// The state a fault's effect puts a chip in.
+    init(_ effect: FaultEffect) {
+        switch effect {
+        case .dead: self = .dead
+        case .slow: self = .slow
+        case .hbm: self = .hbm
+        case .link: self = .link
+        }
+    }
+
     /// Worst first: the node marker shows the worst state among the node's NPUs.
     static let severityOrder: [NPUState] = [.dead, .hbm, .slow, .link, .drained, .draining]
 
@@ -49,8 +59,8 @@ enum NPUState: Equatable {
     static let legend = "X dead  ↓ slow  # HBM  ≠ link  ⊘ drained  ~ draining"
 }
 
-/// Faults of a snapshot per NPU, derived from the active faults' command lines
-/// ("fault npu 163", "fault straggler die 4 slowdown 2", "fault link 10-200", …).
+/// Faults of a snapshot per NPU, from the active faults' effects and chips, or (from an engine
+/// that does not send them) their command lines ("fault npu 163", "fault link 10-200", …).
 /// An NPU the engine marks faulted without a recognised command counts as dead.
 struct FaultMap {
     var byNPU: [Int: NPUState] = [:]
@@ -65,6 +75,12 @@ struct FaultMap {
         let diesPerNPU = max(1, s.hardware?.diesPerDevice ?? 2)
         for fault in s.activeFaults {
             func mark(_ npu: Int, _ state: NPUState) { self.mark(npu, state, fault) }
+            // The engine says which chips and how (``FaultStatus/effect``); an engine that does not
+            // (an older `xds serve`) is read from its command words below.
+            if let effect = fault.effect, let chips = fault.chips {
+                for npu in chips { mark(npu, NPUState(effect)) }
+                continue
+            }
             let head = fault.description.split(separator: "·").first.map(String.init) ?? ""
             let words = head.split(separator: " ").map { $0.lowercased() }
             func number(after word: String) -> Int? {

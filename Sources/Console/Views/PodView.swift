@@ -550,7 +550,7 @@ enum PodView {
             // The engine's description (with detect/recover times) wraps rather than being cut.
             let head = "#\(f.id) \(state)  "
             let room = max(10, inner.width - 2 - head.count)
-            let wrapped = DetailOverlays.wrap(shown(f, s), width: room)
+            let wrapped = DetailOverlays.wrap(f.shownDescription, width: room)
             line([("#\(f.id) ", style), (state, Style(fg: style.fg, bold: r.healedAt == nil)),
                   ("  " + (wrapped.first ?? ""), r.healedAt == nil ? .text : .dim)])
             for more in wrapped.dropFirst() {
@@ -570,29 +570,6 @@ enum PodView {
                 line([(" ", .dim)] + outcome)
             }
         }
-    }
-
-    /// A fault as the Faults panel and the ticker list it: ``FaultStatus/shownDescription``, whose
-    /// first part is the command that injected it ("fault hbm die 0"), with the device named as
-    /// the rest of the screen names it on this hardware. On a one-die GPU that is "fault hbm GPU
-    /// 0", "fault GPU 1": the engine, the grid, the fault menu and the events say GPU 0, and
-    /// "die 0" named a part the hardware does not have. Only the shown text changes: the engine
-    /// sends, the grid reads (``FaultMap``) and the `:` language takes the command words.
-    static func shown(_ f: FaultStatus, _ s: Snapshot) -> String {
-        let text = f.shownDescription
-        guard let hardware = s.hardware, hardware.dieWord != "die" || hardware.deviceKind != "NPU" else { return text }
-        var parts = text.components(separatedBy: " · ")
-        var words = parts[0].components(separatedBy: " ")
-        guard words.first?.lowercased() == "fault" else { return text }  // the engine's own words (a straggler's)
-        for i in words.indices.dropLast() where Int(words[i + 1]) != nil {
-            switch words[i].lowercased() {
-            case "die" where hardware.dieWord != "die": words[i] = hardware.dieWord
-            case "npu" where hardware.deviceKind != "NPU": words[i] = hardware.deviceKind
-            default: break
-            }
-        }
-        parts[0] = words.joined(separator: " ")
-        return parts.joined(separator: " · ")
     }
 
     /// Drained or draining nodes by number, with the word: "node 5", "nodes 5, 20". The bare
@@ -617,7 +594,7 @@ enum PodView {
         func line(short: Bool, named: Int, terse: Bool) -> String? {
             var parts: [String] = []
             for f in down.prefix(named) {
-                let what = short ? shown(f, s).components(separatedBy: " · ")[0] : shown(f, s)
+                let what = short ? f.description.components(separatedBy: " · ")[0] : f.shownDescription
                 parts.append("#\(f.id) \(what)")
             }
             let rest = down.count - named

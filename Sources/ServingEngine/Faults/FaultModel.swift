@@ -55,8 +55,12 @@ public enum FaultKind: Equatable, Sendable {
 struct FaultRecord {
     var id: Int
     var kind: FaultKind
-    /// The operator's words, e.g. "fault npu 170".
+    /// The operator's words, e.g. "fault npu 170" (the report's `command`).
     var label: String
+    /// The same command with the hardware's device names, as the Faults panel, the ticker and the
+    /// heal event list it: "fault hbm GPU 0" on a one-die GPU, where the command reads "fault hbm
+    /// die 0"; the label itself on an Ascend pod, whose words are the language's.
+    var listing: String
     var injectedAt: SimTime
     var detectedAt: SimTime?
     /// When recovery had the fault handled (or, for a fault kept until healed, when the operator

@@ -128,7 +128,7 @@ extension ServingEngine {
     /// Faults not yet healed, for the console (a recovered fault stays listed until healed).
     func activeFaultStatuses() -> [FaultStatus] {
         faults.records.filter(\.active).map { r in
-            var text = r.label
+            var text = r.listing
             if case .straggler(let die, let factor) = r.kind { text = "straggler \(hardware.dieName(die)) (\(OperatorCommand.format(factor))× slower)" }
             if let detected = r.detectedAt, detected <= now {
                 text += " · detected in \(String(format: "%.1f", detected - r.injectedAt)) s"
@@ -141,7 +141,20 @@ extension ServingEngine {
             var status = FaultStatus(id: r.id, description: text, injectedAt: r.injectedAt, detectedAt: r.detectedAt,
                                      recoveredAt: r.recoveredAt.flatMap { $0 <= now ? $0 : nil })
             (status.requestsFailed, status.requestsReprefilled) = (r.requestsFailed, r.requestsReprefilled)
+            (status.effect, status.chips) = touchedChips(r.kind)
             return status
+        }
+    }
+
+    /// The chips a fault touches and what it does to them (``FaultStatus/effect``); none for a glitch.
+    func touchedChips(_ kind: FaultKind) -> (FaultEffect?, [Int]?) {
+        let perChip = topology.diesPerNPU
+        switch kind {
+        case .dead(let dies): return (.dead, Array(Set(dies.map { $0 / perChip })).sorted())
+        case .straggler(let die, _): return (.slow, [die / perChip])
+        case .hbm(let die): return (.hbm, [die / perChip])
+        case .link(let a, let b, _): return (.link, a == b ? [a] : [min(a, b), max(a, b)])
+        case .glitch: return (nil, nil)
         }
     }
 

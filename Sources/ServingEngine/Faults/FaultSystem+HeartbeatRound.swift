@@ -87,7 +87,7 @@ extension FaultSystem {
             markDetected(id, at: now, how: "control plane: node agent reports the devices dead")
             markRecovered(id, at: now)
             noteRecovery(id, "no traffic on it (spare, drained or already out of service)")
-            act.log(detectedEvent([id], "control plane: \(fault.label) reported by the node agent; no TE uses it", at: now))
+            act.log(detectedEvent([id], "control plane: \(fault.listing) reported by the node agent; no TE uses it", at: now))
             act.log(recoveredEvent(id, "nothing to move: the hardware carried no traffic", at: now))
             act.applyFaultState()
         case .hbm(let die):

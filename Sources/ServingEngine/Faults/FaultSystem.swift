@@ -110,12 +110,14 @@ final class FaultSystem {
     var undetectedIDs: [Int] { records.filter { $0.active && $0.detectedAt == nil }.map(\.id) }
 
     /// Records a new fault under a fresh id (returned). `stalled`: TEs whose barrier it stalls
-    /// until it is detected.
+    /// until it is detected. `listing` is the label in the hardware's words (``FaultRecord/listing``);
+    /// the label when nil.
     @discardableResult
-    func inject(_ kind: FaultKind, label: String, at time: SimTime, stalled: Set<Int> = []) -> Int {
+    func inject(_ kind: FaultKind, label: String, listing: String? = nil, at time: SimTime, stalled: Set<Int> = []) -> Int {
         let id = nextID
         nextID += 1
-        records.append(FaultRecord(id: id, kind: kind, label: label, injectedAt: time, stalled: stalled))
+        records.append(FaultRecord(id: id, kind: kind, label: label, listing: listing ?? label, injectedAt: time,
+                                   stalled: stalled))
         return id
     }
 

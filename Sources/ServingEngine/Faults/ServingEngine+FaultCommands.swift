@@ -17,19 +17,19 @@ extension ServingEngine {
         switch command {
         case .faultDie(let die):
             if let problem = checkDie(die) { return rejectFault(problem) }
-            return injectDead(dies: [die], label: "\(command)", what: hardware.dieName(die))
+            return injectDead(dies: [die], command: command, what: hardware.dieName(die))
         case .faultNPU(let npu):
             guard npu >= 0 && npu < topology.npuCount else {
                 return rejectFault(PodTopology.missing(device, npu, count: topology.npuCount))
             }
             let dies = (0..<topology.diesPerNPU).map { npu * topology.diesPerNPU + $0 }
-            return injectDead(dies: dies, label: "\(command)", what: "\(device) \(npu) (\(dies.count == 1 ? "die \(dies[0])" : "dies \(dies[0])–\(dies[dies.count - 1])"))")
+            return injectDead(dies: dies, command: command, what: "\(device) \(npu) (\(dies.count == 1 ? "die \(dies[0])" : "dies \(dies[0])–\(dies[dies.count - 1])"))")
         case .faultNode(let node):
             guard node >= 0 && node < topology.nodes else {
                 return rejectFault(PodTopology.missing("node", node, count: topology.nodes))
             }
             let perNode = topology.npusPerNode * topology.diesPerNPU
-            return injectDead(dies: Array((node * perNode)..<((node + 1) * perNode)), label: "\(command)",
+            return injectDead(dies: Array((node * perNode)..<((node + 1) * perNode)), command: command,
                               what: "node \(node) (\(device)s \(node * topology.npusPerNode)–\((node + 1) * topology.npusPerNode - 1))")
         case .faultLink(let a, let b, let degrade):
             for npu in [a, b] where npu < 0 || npu >= topology.npuCount {
@@ -38,7 +38,7 @@ extension ServingEngine {
             let factor = degrade.map(Self.slowdownFactor)
             let capped = factor.map { degrade! > $0 ? " (capped at \(OperatorCommand.format($0))×)" : "" } ?? ""
             let state = factor.map { "degraded \(OperatorCommand.format($0))× (bandwidth ÷ \(OperatorCommand.format($0)))\(capped)" } ?? "down"
-            let reply = inject(.link(npuA: a, npuB: b, degrade: factor), label: "\(command)",
+            let reply = inject(.link(npuA: a, npuB: b, degrade: factor), command: command,
                                message: "\(linkName) \(device) \(a) ↔ \(device) \(b) \(state)")
             // The link is slow or down from now on, detected or not: the KV channels over it
             // slow down or block at once (without this a degrade never took effect, and a dead
@@ -51,16 +51,16 @@ extension ServingEngine {
             let asked = slowdown ?? configuration.faults.defaultStragglerSlowdown
             let factor = Self.slowdownFactor(asked)
             let capped = factor < asked ? " (capped at \(OperatorCommand.format(factor))×)" : ""
-            let reply = inject(.straggler(die: die, slowdown: factor), label: "\(command)",
+            let reply = inject(.straggler(die: die, slowdown: factor), command: command,
                                message: "\(hardware.dieName(die)) runs \(OperatorCommand.format(factor))× slower (straggler)\(capped)")
             faults.slowDie(die, by: factor)
             refreshFaultState()
             return reply
         case .faultHBM(let die):
             if let problem = checkDie(die) { return rejectFault(problem) }
-            return inject(.hbm(die: die), label: "\(command)", message: "uncorrectable HBM error on \(hardware.dieName(die))")
+            return inject(.hbm(die: die), command: command, message: "uncorrectable HBM error on \(hardware.dieName(die))")
         case .faultGlitch:
-            let reply = inject(.glitch, label: "\(command)", message: "network glitch: collectives in flight fail")
+            let reply = inject(.glitch, command: command, message: "network glitch: collectives in flight fail")
             startGlitch(faults.nextID - 1)
             return reply
         case .heal(let id):
@@ -91,11 +91,25 @@ extension ServingEngine {
 
     /// Records a fault with a fresh id and logs it.
     @discardableResult
-    private func inject(_ kind: FaultKind, label: String, message: String, stalled: Set<Int> = []) -> CommandReply {
-        let id = faults.inject(kind, label: label, at: now, stalled: stalled)
+    private func inject(_ kind: FaultKind, command: OperatorCommand, message: String, stalled: Set<Int> = []) -> CommandReply {
+        let id = faults.inject(kind, label: "\(command)", listing: listing(command), at: now, stalled: stalled)
         commandsApplied += 1
         telemetry.log(EngineEvent(time: now, kind: .fault, severity: .error, message: "fault \(id): \(message)", faultId: id))
         return CommandReply(accepted: true, message: "fault \(id): \(message)")
+    }
+
+    /// A fault command as the Faults panel, the ticker and the heal event list it: the
+    /// command's words with the hardware's device names. The `:` language keeps `fault die D`,
+    /// `fault hbm die D` and `fault npu N` on every kind of hardware; on a one-die GPU those
+    /// name GPU D (or N), and a panel beside a grid, fault menu and events that say "GPU 0" listed
+    /// "fault hbm die 0". On an Ascend pod every listing is the command itself.
+    func listing(_ command: OperatorCommand) -> String {
+        switch command {
+        case .faultDie(let die): "fault \(hardware.dieName(die))"
+        case .faultHBM(let die): "fault hbm \(hardware.dieName(die))"
+        case .faultNPU(let npu) where device != "NPU": "fault \(device) \(npu)"
+        default: "\(command)"
+        }
     }
 
     /// What the replies call a device: the hardware's word ("GPU" on an A100 or H100), as the
@@ -109,7 +123,7 @@ extension ServingEngine {
 
     /// Dies stop answering. Every TE whose barrier includes one of them stalls: its step in
     /// progress never completes, and nothing notices until the heartbeats time out.
-    private func injectDead(dies: [Int], label: String, what: String) -> CommandReply {
+    private func injectDead(dies: [Int], command: OperatorCommand, what: String) -> CommandReply {
         let fresh = dies.filter { !faults.isDead($0) }
         guard !fresh.isEmpty else { return rejectFault("\(what) is already dead; heal its fault first") }
         var stalled = Set<Int>()
@@ -137,7 +151,7 @@ extension ServingEngine {
         let replaced = forkedAway.map { "NPU \($0.npu) leaves \(instances[$0.te].name) when its NPU-fork copy ends" }
         let where_ = !stalled.isEmpty ? "stalls " + stalled.sorted().map { instances[$0].name }.joined(separator: ", ")
             : replaced.isEmpty ? "no TE uses it" : "stalls no TE (" + replaced.joined(separator: "; ") + ")"
-        let reply = inject(.dead(dies: dies), label: label, message: "\(what) dead; \(where_)", stalled: stalled)
+        let reply = inject(.dead(dies: dies), command: command, message: "\(what) dead; \(where_)", stalled: stalled)
         refreshFaultState()
         return reply
     }
@@ -178,7 +192,7 @@ extension ServingEngine {
         guard let record = faults.heal(id, at: now, holdsKnownDeadDie: hasKnownDeadDie) else { return }
         if case .hbm = record.kind { unmask(fault: record.id) }
         commandsApplied += 1
-        telemetry.log(EngineEvent(time: now, kind: .heal, message: "fault \(record.id) healed (\(record.label))",
+        telemetry.log(EngineEvent(time: now, kind: .heal, message: "fault \(record.id) healed (\(record.listing))",
                                   faultId: record.id))
         // A TE that was out until repaired returns now: say so, or its return goes unseen (its
         // fault was recovered, in the degraded sense, when it left).

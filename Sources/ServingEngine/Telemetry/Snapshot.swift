@@ -299,6 +299,12 @@ public struct FaultStatus: Sendable, Equatable, Codable {
     /// report's `fault_details`); nil from an engine that does not send them.
     public var requestsFailed: Int?
     public var requestsReprefilled: Int?
+    /// What the fault does to the chips it touches, and which chips (NPU or GPU numbers,
+    /// ascending): the engine's own record, so that a grid marks them without reading the
+    /// description's words. Nil for a fault that touches no chip (a network glitch), and from an
+    /// engine that does not send them.
+    public var effect: FaultEffect?
+    public var chips: [Int]?
     public init(id: Int, description: String, injectedAt: Double, detectedAt: Double? = nil,
                 recoveredAt: Double? = nil) {
         self.id = id
@@ -307,6 +313,18 @@ public struct FaultStatus: Sendable, Equatable, Codable {
         self.detectedAt = detectedAt
         self.recoveredAt = recoveredAt
     }
+}
+
+/// What an active fault does to a chip it touches (``FaultStatus/effect``).
+public enum FaultEffect: String, Sendable, Equatable, Codable {
+    /// A die, chip or node that stopped answering.
+    case dead
+    /// A straggler die: it answers, slower.
+    case slow
+    /// An uncorrectable HBM error: the region is masked, the chip serves on.
+    case hbm
+    /// One end of a link that is down or degraded.
+    case link
 }
 
 public struct Series: Sendable, Equatable, Codable {

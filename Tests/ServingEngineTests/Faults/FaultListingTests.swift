@@ -1,0 +1,55 @@
+import PodModel
+import Testing
+@testable import ServingEngine
+
+/// An active fault as the engine sends it to the faces: listed with the hardware's device names
+/// (the console rewrote the command's words for display, and parsed them to mark its grid), and
+/// with the chips it touches and how, so that no face reads the description's words. The `:`
+/// language and the report's `command` keep the words the operator typed.
+@Suite struct FaultListingTests {
+    static let gpu = "colocated:2:llama-2-7b:nvidia-a100:tp1"
+
+    static func engine(_ spec: String, _ lines: [String]) throws -> ServingEngine {
+        let d = try Deployment.resolve(spec)
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 2))
+        engine.run(until: 1)
+        for line in lines { #expect(engine.apply(try OperatorCommand.parse(line).get()).accepted, "\(line)") }
+        engine.run(until: 2)
+        return engine
+    }
+
+    /// On a one-die GPU the commands' "die 0" and "npu 1" are GPU 0 and GPU 1: the listing, the
+    /// heal event and the node agent's report say so; the report keeps the command.
+    @Test func aGPUsFaultsAreListedWithItsDeviceNames() throws {
+        let engine = try Self.engine(Self.gpu, ["fault hbm die 0", "fault die 1", "fault npu 2", "fault straggler die 3"])
+        let listed = engine.snapshot().activeFaults.map { $0.description.components(separatedBy: " · ")[0] }
+        #expect(listed == ["fault hbm GPU 0", "fault GPU 1", "fault GPU 2", "straggler GPU 3 (3× slower)"])
+        #expect(engine.faultDetails().map(\.command) == ["fault hbm die 0", "fault die 1", "fault npu 2",
+                                                          "fault straggler die 3"])
+        #expect(engine.apply(try OperatorCommand.parse("heal 1").get()).accepted)
+        let healed = engine.snapshot().events.last { $0.kind == .heal }?.message
+        #expect(healed == "fault 1 healed (fault hbm GPU 0)")
+    }
+
+    /// The superpod lists each fault by its command, as before.
+    @Test func aSuperpodsFaultsAreListedByTheirCommands() throws {
+        let lines = ["fault hbm die 74", "fault die 9", "fault npu 163", "fault node 3", "fault link 10-200"]
+        let engine = try Self.engine("superpod", lines)
+        #expect(engine.snapshot().activeFaults.map { $0.description.components(separatedBy: " · ")[0] } == lines)
+        #expect(engine.apply(try OperatorCommand.parse("heal 1").get()).accepted)
+        #expect(engine.snapshot().events.last { $0.kind == .heal }?.message == "fault 1 healed (fault hbm die 74)")
+    }
+
+    /// Each fault carries the chips it touches (die D is on chip D / dies per chip) and its effect.
+    @Test func eachFaultNamesTheChipsItTouchesAndHow() throws {
+        let superpod = try Self.engine("superpod", ["fault hbm die 74", "fault die 9", "fault npu 163", "fault node 3",
+                                                    "fault link 200-10 degrade 2", "fault straggler die 5"])
+        let faults = superpod.snapshot().activeFaults
+        #expect(faults.map(\.effect) == [.hbm, .dead, .dead, .dead, .link, .slow])
+        #expect(faults.map(\.chips) == [[37], [4], [163], Array(24...31), [10, 200], [2]])
+        // A network glitch (over within the step it hits) touches no chip.
+        #expect(superpod.touchedChips(.glitch) == (nil, nil))
+        let gpu = try Self.engine(Self.gpu, ["fault hbm die 3", "fault straggler die 5"])
+        #expect(gpu.snapshot().activeFaults.map(\.chips) == [[3], [5]])
+    }
+}
