@@ -182,9 +182,13 @@ enum KVCacheView {
 
     static func drawPool(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot, colocated: Bool = false) {
         let kv = s.kv
-        // A colocated replica decodes where it prefilled: no KV is ever transferred, and
-        // "transfers queued 0  in progress 0" read as an idle link. Neither title nor row says it there.
-        b.box(rect, title: colocated ? "Prefix cache · DRAM pool" : "Prefix cache · DRAM pool · transfers")
+        // The title names the tiers and links the panel shows. A colocated replica decodes where
+        // it prefilled: no KV is ever transferred, and "transfers queued 0  in progress 0" read
+        // as an idle link, so neither title nor row says it there. A GPU cluster has no pooled
+        // DRAM (its row says "none on GPUs"): "Prefix cache · DRAM pool" promised one there.
+        // With neither, the title names the meter the panel shows instead.
+        let parts = ["Prefix cache"] + (kv.poolCapacityBytes > 0 ? ["DRAM pool"] : []) + (colocated ? [] : ["transfers"])
+        b.box(rect, title: (parts.count > 1 ? parts : parts + ["KV written"]).joined(separator: " · "))
         let inner = rect.inner
         var y = inner.y
         // The notes after the bars take up to 14 columns ("1.2% of decode") and keep a blank
