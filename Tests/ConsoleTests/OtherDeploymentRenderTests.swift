@@ -90,7 +90,7 @@ import XDSTestSupport
         #expect(text.contains("Colocated DP groups · 2 (4 GPUs each) · KV held + reserved"), "\(text)")
         #expect(!text.contains("one per die") && !text.contains("dies each"))
         // The colocated TEs by their own names, never as prefill-N.
-        #expect(text.contains("TEs that prefill · KV use"))
+        #expect(text.contains("TEs that prefill · KV held"))
         #expect(lines.contains { $0.contains("│ colocated-0 ") } && lines.contains { $0.contains("│ colocated-1 ") })
         #expect(!text.contains("prefill-0"))
         // Both scopes are named on the same line, each with its own figure.
@@ -103,7 +103,7 @@ import XDSTestSupport
     @Test func superpodKVViewStillSaysOnePerDie() {
         let text = Self.render(.kvCache, Self.superpod).joined(separator: "\n")
         #expect(text.contains("(one per die) · KV held + reserved"), "\(text)")
-        #expect(text.contains("Prefill TEs · KV use"))
+        #expect(text.contains("Prefill TEs · KV held"))
     }
 
     /// Before any request has a first token or has completed, the header's percentiles and SLO

@@ -129,7 +129,7 @@ import XDSTestSupport
         #expect(lines[5].hasPrefix("│   0 ▅▇▇▅"))
         #expect(lines[9].hasPrefix("│ 256 "))
         #expect(
-            lines[11] == "┌ Prefill TEs · KV use ────────────────┐┌ Prefix cache · DRAM pool · transfers ┐")
+            lines[11] == "┌ Prefill TEs · KV held ───────────────┐┌ Prefix cache · DRAM pool · transfers ┐")
         #expect(
             lines[14] == "│ prefill-2  ██▍·················  12% ││ KV written ██████▍··· 64% of decode  │")
         #expect(
