@@ -249,7 +249,31 @@ enum PodView {
         if wide {
             b.put(" (\(NPULoad.basis(of: roles, long: true)))", x: x, y: layout.grid.maxY - 2, style: .dim, clip: inner)
         } else {
-            putLegend(&b, "⊘drained ~draining", x: x, y: layout.grid.maxY - 2, clip: inner)
+            let states = "⊘drained ~draining"
+            putLegend(&b, states, x: x, y: layout.grid.maxY - 2, clip: inner)
+            if roles.contains(.expert) {
+                drawExpertKey(&b, x: x + states.count, y: layout.grid.maxY - 2, clip: inner, monochrome: monochrome)
+            }
+        }
+    }
+
+    /// The narrow legend's key of the expert dies' colours, " E ■≥4× ■≥6×", where it fits whole
+    /// with a blank before the border: an E is coloured by its MoE load (× the mean die), and
+    /// the percentages beside the swatches key nothing it shows (xdeepserve-ma at 80×24 drew its
+    /// E dies green under "■<70% ok" beside a detail saying "MoE load 2.32×"). The wide legend
+    /// says it in words ("expert: MoE load, high ≥4×, crit ≥6× mean").
+    private static func drawExpertKey(_ b: inout CellBuffer, x: Int, y: Int, clip: Rect, monochrome: Bool) {
+        let keys = [(NPULoad.Band.high, ExpertsView.imbalanceWarn), (.critical, ExpertsView.imbalanceAlarm)].map { band, level in
+            (swatch: NPULoad.swatch(band, monochrome: monochrome, letters: "E"), band: band,
+             label: (monochrome ? " " : "") + "≥\(Format.fixed(level, 0))×")
+        }
+        let width = " E".count + keys.reduce(0) { $0 + 1 + $1.swatch.count + $1.label.count }
+        guard x + width < clip.maxX else { return }
+        var x = b.put(" E", x: x, y: y, style: .dim, clip: clip)
+        for key in keys {
+            x = b.put(" ", x: x, y: y, style: .dim, clip: clip)
+            x = b.put(key.swatch, x: x, y: y, style: NPULoad.style(key.band), clip: clip)
+            x = b.put(key.label, x: x, y: y, style: .dim, clip: clip)
         }
     }
 
