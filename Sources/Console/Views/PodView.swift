@@ -389,10 +389,17 @@ enum PodView {
         // That note names the row ("KV below" read as a sentence cut off: KV below what?).
         let dead = faults.cause[npu.id].map { f in [" · dead since \(Format.clock(f.injectedAt)) (fault #\(f.id))",
                                                     " · dead since \(Format.clock(f.injectedAt))"] } ?? [" · dead"]
+        // An expert NPU (xdeepserve-ma) holds no KV: its colour is its MoE load, and an empty
+        // KV meter read as an idle cache. Its row says there is none.
+        let alarm = npu.role == .expert ? [] : [gb + holds + " · alarm colour on the KV row"]
         let hbmNote = (npuState == .dead ? dead.map { gb + $0 } + [gb + " · dead", gb]
-                       : [gb + holds + " · alarm colour on the KV row", gb + holds, gb]).first { $0.count <= noteRoom } ?? gb
+                       : alarm + [gb + holds, gb]).first { $0.count <= noteRoom } ?? gb
         meter("HBM", hbm, [hbmNote], style: Style(fg: .accent))
-        meter("KV", npu.kvUsage, [Format.percent(npu.kvUsage)])
+        if npu.role == .expert {
+            line([("KV    ", .dim), ("none: an expert \(s.deviceWord) holds no KV", .text)], shorter: [[("KV    ", .dim), ("none", .text)]])
+        } else {
+            meter("KV", npu.kvUsage, [Format.percent(npu.kvUsage)])
+        }
         let node = s.npus.filter { $0.node == npu.node }
         // Over the chips that run: a dead one runs nothing (its util meter above says so), yet
         // the snapshot gives it its TE's busy share, and "node 16 faulted  util 100%" counted it.
