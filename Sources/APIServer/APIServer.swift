@@ -61,6 +61,14 @@ public final class APIServer: Sendable {
         /// with every test of the suite sharing two cores, the tasks that end the connections
         /// could wait past 2 s for a thread, and a stream was cut instead of ended.
         public var shutdownGrace: Duration = APIServer.shutdownGrace
+        /// Where the server's own Swift tasks run (the service group and, inheriting it, the
+        /// accept loop and every connection's handler); nil: Swift's cooperative pool, as for any
+        /// task, which is what `xds serve` and the console use. A test process sets it: there the
+        /// pool's two threads are shared by hundreds of tests, and a live test server could not
+        /// bind, answer or stop until the pool got round to it. `run()` starts the group as an
+        /// unstructured task (so a cancel becomes a graceful shutdown), which inherits no
+        /// executor preference from its caller: it is given here.
+        public var taskExecutor: (any TaskExecutor)? = nil
 
         public init(
             host: String = "127.0.0.1", port: Int = 0, adminToken: String, maxBodyBytes: Int = 1 << 20,
@@ -139,13 +147,14 @@ public final class APIServer: Sendable {
         // after ``shutdownGrace`` (a client that stopped reading) is cancelled as before.
         let services = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [], logger: configuration.logger))
-        let running = Task { try await services.run() }
+        let executor = configuration.taskExecutor
+        let running = Task(executorPreference: executor) { try await services.run() }
         let grace = configuration.shutdownGrace
         do {
             try await withTaskCancellationHandler {
                 try await running.value
             } onCancel: {
-                Task {
+                Task(executorPreference: executor) {
                     await services.triggerGracefulShutdown()
                     try? await Task.sleep(for: grace)
                     running.cancel()

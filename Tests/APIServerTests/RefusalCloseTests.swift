@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import XDSTestSupport
 
 @testable import APIServer
 
@@ -11,14 +12,19 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(3)), .ownThread("RefusalCloseTests"))
 struct RefusalCloseTests {
     /// A client that writes its whole request, then reads (Python's http.client, curl).
-    private func sendThenRead(_ request: String, port: Int) async throws -> (sent: Bool, text: String, ending: RawConnection.Ending) {
+    /// The whole exchange runs on a thread of its own, the pause included: a `Task.sleep` is woken
+    /// through the cooperative pool, which the other suites hold (with every pool thread busy a 10 ms
+    /// sleep took 5 s).
+    static func sendThenRead(_ request: String, port: Int) async throws -> (sent: Bool, text: String, ending: RawConnection.Ending) {
         let connection = try RawConnection(port: port, readTimeout: 15)  // a busy machine is slow
         defer { connection.close() }
-        let sent = await connection.sendAllOffPool(Array(request.utf8))
-        // The server answers and closes while the client is still busy: read only afterwards.
-        try await Task.sleep(for: .milliseconds(300))
-        let (text, ending) = await connection.readToEnd()
-        return (sent, text, ending)
+        return try await offPool {
+            let sent = connection.sendAll(Array(request.utf8))
+            // The server answers and closes while the client is still busy: read only afterwards.
+            Thread.sleep(forTimeInterval: 0.3)
+            let (text, ending) = connection.readToEndBlocking()
+            return (sent, text, ending)
+        }
     }
 
     @Test func fiveThousandHeadersGetThe431AndACleanClose() async throws {
@@ -26,7 +32,7 @@ struct RefusalCloseTests {
         for index in 0..<5_000 { request += "X-Header-\(index): value\r\n" }
         request += "\r\n"
         try await LiveServer.with { server in
-            let (sent, text, ending) = try await sendThenRead(request, port: server.port)
+            let (sent, text, ending) = try await Self.sendThenRead(request, port: server.port)
             #expect(sent, "the server stopped taking the request's bytes")
             #expect(text.hasPrefix("HTTP/1.1 431"), "\(text.prefix(200))")
             #expect(text.contains(#""code":"request_header_fields_too_large""#), "\(text.prefix(300))")
@@ -39,7 +45,7 @@ struct RefusalCloseTests {
         let request = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + "Content-Length: 2\r\nContent-Length: 3\r\n\r\n" + body
         try await LiveServer.with { server in
-            let (sent, text, ending) = try await sendThenRead(request, port: server.port)
+            let (sent, text, ending) = try await Self.sendThenRead(request, port: server.port)
             #expect(sent, "the server stopped taking the request's bytes")
             #expect(text.hasPrefix("HTTP/1.1 400"), "\(text.prefix(200))")
             #expect(text.contains(#""code":"malformed_request""#), "\(text.prefix(300))")

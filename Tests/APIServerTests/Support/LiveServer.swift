@@ -59,10 +59,14 @@ struct LiveServer {
         configuration: APIServer.Configuration, link: any EngineLink, backend: any CompletionBackend,
         engineFeed: EngineFeed?, _ body: (LiveServer) async throws -> Void
     ) async throws {
+        // The server's tasks run on threads of their own, not on the cooperative pool that the
+        // other suites hold (``ServerThreads``); so does the task that runs it.
+        var configuration = configuration
+        configuration.taskExecutor = ServerThreads.shared
         let server = APIServer(
             configuration: configuration, link: link, backend: backend, engineFeed: engineFeed)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
+            group.addTask(executorPreference: ServerThreads.shared) { try await server.run() }
             let port = try await server.boundPort()
             let sessionConfiguration = URLSessionConfiguration.ephemeral
             sessionConfiguration.timeoutIntervalForRequest = 30  // generous: parallel tests share two cores

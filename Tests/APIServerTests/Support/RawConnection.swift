@@ -129,18 +129,22 @@ final class RawConnection: @unchecked Sendable {
     /// which it was (``readUntilClosed()`` counts a reset as closed).
     func readToEnd() async -> (text: String, ending: Ending) {
         await withCheckedContinuation { continuation in
-            Self.onThreadOfItsOwn { [fd] in
-                var received = Data()
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                var count = recv(fd, &buffer, buffer.count, 0)
-                while count > 0 {
-                    received.append(contentsOf: buffer[0..<count])
-                    count = recv(fd, &buffer, buffer.count, 0)
-                }
-                let ending: Ending = count == 0 ? .closed : errno == ECONNRESET ? .reset : .quiet
-                continuation.resume(returning: (String(decoding: received, as: UTF8.self), ending))
-            }
+            Self.onThreadOfItsOwn { continuation.resume(returning: self.readToEndBlocking()) }
         }
+    }
+
+    /// ``readToEnd()`` on the calling thread. Blocking: for a client's exchange run whole on a
+    /// thread of its own (``offPool(_:)``).
+    func readToEndBlocking() -> (text: String, ending: Ending) {
+        var received = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var count = recv(fd, &buffer, buffer.count, 0)
+        while count > 0 {
+            received.append(contentsOf: buffer[0..<count])
+            count = recv(fd, &buffer, buffer.count, 0)
+        }
+        let ending: Ending = count == 0 ? .closed : errno == ECONNRESET ? .reset : .quiet
+        return (String(decoding: received, as: UTF8.self), ending)
     }
 
     /// Blocks until some bytes of an answer arrive (or the read times out, or the server hangs
