@@ -96,7 +96,7 @@ struct Run: ParsableCommand {
             let colocated = config.deployment.moeAttention == nil && config.deployment.group(.decode) == nil
             // EPLB on a layout it cannot change (one expert per die, no redundant slot): said,
             // so that "rebalances 0" beside an imbalance of 3.8 does not read as a planner that failed.
-            let nothingToMove = config.eplb == .on && engine.snapshot().experts.placementFixed == true
+            let nothingToMove = config.eplb == .on && engine.expertPlacementFixed
             print(ReportSummary.text(report, colocated: colocated, benchFlags: benchFlags(config),
                                      eplbHasNothingToMove: nothingToMove))
         }

@@ -181,6 +181,11 @@ extension ServingEngine {
     /// Rebalances finished by the decode side (the report's `experts.rebalances`).
     var decodeRebalances: Int { experts.decodeRebalances }
 
+    /// The snapshot's `experts.placementFixed` without building a snapshot: one expert per routed
+    /// die and no redundant slot, so EPLB on has nothing to move (`xds run`'s summary line asks
+    /// this once at the end; a whole snapshot for one flag cost ~1% of a run's instructions).
+    public var expertPlacementFixed: Bool { experts.placementFixed }
+
     /// The Experts view's data, from the first decode instance.
     func expertSummary(dieLoads: [Double]? = nil) -> ExpertSummary {
         experts.summary(dieLoads: dieLoads)

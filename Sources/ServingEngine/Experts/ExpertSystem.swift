@@ -653,6 +653,17 @@ final class ExpertSystem {
         return missing.indices.filter { missing[$0] }
     }
 
+    /// True when the first decode TE holds one expert per routed die and no redundant slot: every
+    /// placement leaves each die its load, so EPLB has nothing to move.
+    var placementFixed: Bool {
+        guard let decode = heatInstance, let routing = routing(of: decode) else { return false }
+        return Self.placementFixed(routing)
+    }
+
+    private static func placementFixed(_ routing: ExpertRouting) -> Bool {
+        routing.slotsPerDie == 1 && routing.dies == routing.placement.experts
+    }
+
     /// The Experts view's data, from the first decode TE (`dieLoads`: its per-die loads when the
     /// caller has them).
     func summary(dieLoads: [Double]? = nil) -> ExpertSummary {
@@ -660,7 +671,7 @@ final class ExpertSystem {
         guard let decode = heatInstance, let routing = routing(of: decode) else { return summary }
         summary.eplb = mode
         // Sent only when true: a snapshot of any other layout stays as it was, key for key.
-        if routing.slotsPerDie == 1 && routing.dies == routing.placement.experts { summary.placementFixed = true }
+        if Self.placementFixed(routing) { summary.placementFixed = true }
         summary.imbalance = mode == .perfect ? 1 : routing.expectedImbalance
         summary.rebalances = decodeRebalances
         summary.rebalanceInProgress = tes[decode].map { $0.controller.phase != .idle } ?? false

@@ -116,6 +116,8 @@ import XDSTestSupport
             let engine = try ServingEngine(configuration: EngineConfiguration(deployment: deployment, seed: 1, syntheticRate: 20))
             engine.run(until: 5)
             #expect(engine.snapshot().experts.placementFixed == (fixed ? true : nil), "\(deployment.name)")
+            // `xds run`'s summary reads the flag without building a snapshot: the same answer.
+            #expect(engine.expertPlacementFixed == fixed, "\(deployment.name)")
         }
     }
 
