@@ -18,9 +18,8 @@ extension ServingEngine {
                     : "node \(node) is already drained")
             }
             else {
-                let message = drainNode(node)
-                reply = accept(command, message, kind: .drain,
-                               severity: message.hasSuffix(Self.noCapacityNote) ? .warning : .info)
+                let drain = drainNode(node)
+                reply = accept(command, drain.message, kind: .drain, capacityLost: drain.capacityLost)
             }
         case .undrain(let node):
             if let problem = checkNode(node) { reply = reject(command, problem) }
@@ -95,11 +94,13 @@ extension ServingEngine {
             : PodTopology.missing("node", node, count: topology.nodes)
     }
 
+    /// An accepted command's reply and event: a warning when it leaves no capacity.
     private func accept(_ command: OperatorCommand, _ message: String, kind: EngineEvent.Kind,
-                        severity: EngineEvent.Severity = .info) -> CommandReply {
+                        capacityLost: Bool = false) -> CommandReply {
         commandsApplied += 1
-        telemetry.log(EngineEvent(time: now, kind: kind, severity: severity, message: "\(command): \(message)"))
-        return CommandReply(accepted: true, message: message)
+        telemetry.log(EngineEvent(time: now, kind: kind, severity: capacityLost ? .warning : .info,
+                                  message: "\(command): \(message)"))
+        return CommandReply(accepted: true, message: message, capacityLost: capacityLost)
     }
 
     private func reject(_ command: OperatorCommand, _ message: String) -> CommandReply {

@@ -6,8 +6,9 @@ import SimKit
 extension ServingEngine {
     /// Drains a node: nothing new is placed on its DP groups; decode requests there finish;
     /// prefill requests queued there that have not started move to other groups or TEs (started
-    /// ones finish). Returns the message for the event log.
-    func drainNode(_ node: Int) -> String {
+    /// ones finish). Returns the message for the event log, and whether the drain took the last
+    /// of a side out of service (the event is then a warning).
+    func drainNode(_ node: Int) -> (message: String, capacityLost: Bool) {
         let before = sidesTakingWork()
         // The node's groups take no new work from here (the cluster manager's verdict; a decode
         // TE's balancing order follows its version).
@@ -28,11 +29,12 @@ extension ServingEngine {
         let warning = !lost.0 && !lost.1 ? ""
             : "; no \(lost.0 && lost.1 ? "TE" : lost.0 ? prefillingTE : "decode TE") is left taking new work: "
                 + Self.noCapacityNote
-        return "node \(node) draining: no new work is placed on its \(hardware.deviceKind)s; \(counted(moved, "queued prefill")) "
+        let message = "node \(node) draining: no new work is placed on its \(hardware.deviceKind)s; \(counted(moved, "queued prefill")) "
             + "moved elsewhere; "
             + (stranded > 0 ? "\(counted(stranded, "queued prefill")) failed (no other \(prefillingTE) is in service); " : "")
             + (migrated > 0 ? "\(counted(migrated, "decode request")) migrated; " : "")
             + "\(counted(requestsLeft(onDrained: node), "request")) left to finish" + warning
+        return (message, lost.0 || lost.1)
     }
 
     /// Whether some TE that prefills, and some that decodes, takes new work (a group placeable):
@@ -46,9 +48,9 @@ extension ServingEngine {
         return sides
     }
 
-    /// How the reply of a drain that leaves no TE of a side taking work ends: the event is then a
-    /// warning, and the console shows the (accepted) reply in the warning colour rather than as
-    /// good news.
+    /// How the reply of a drain that leaves no TE of a side taking work ends (the reply's
+    /// `capacityLost` says the same): the event is then a warning, and the console shows the
+    /// (accepted) reply in the warning colour rather than as good news.
     public static let noCapacityNote = "every new request will be rejected until a node is undrained"
 
     /// Requests still holding something on drained node `node` (0 once it is empty, or if it is

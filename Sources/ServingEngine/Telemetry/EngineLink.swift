@@ -19,8 +19,13 @@ public enum EngineCapability: String, Sendable, Hashable, CaseIterable {
 public struct CommandReply: Sendable, Equatable {
     public var accepted: Bool
     public var message: String
-    public init(accepted: Bool, message: String) {
+    /// Accepted, and it leaves no TE of a side taking new work (a drain of the last such node):
+    /// every arrival is rejected from here on. The engine's own verdict, so that a face (and the
+    /// event's severity) need not read it from the wording of `message`.
+    public var capacityLost: Bool
+    public init(accepted: Bool, message: String, capacityLost: Bool = false) {
         self.accepted = accepted
         self.message = message
+        self.capacityLost = capacityLost
     }
 }
