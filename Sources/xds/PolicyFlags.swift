@@ -30,7 +30,7 @@ extension CommonOptions {
     /// prints it.
     func deploymentWithPolicies() throws -> Deployment {
         let prewarmed = try prewarmedSpares.map { try FlagLimits.prewarmedSpares.int($0) }
-        var d = try deployment.resolve()
+        var d = try deployment.resolve(changesOfARefusedFit: true)
         try refuseExpertFlags(onDense: d.modelSpec())
         if let prewarmed = try checkedPrewarmedSpares(prewarmed, on: d) { d.prewarmedSpareTEs = prewarmed }
         var defaults = Policies.defaults

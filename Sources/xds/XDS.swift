@@ -113,11 +113,14 @@ struct DeploymentOption: ParsableArguments {
     @Option(name: .long, help: "Catalogue model to serve instead of the deployment's (deepseek-r1, deepseek-v3, kimi-k2, qwen3-235b-a22b, llama-3-70b, llama-2-7b); the expert layout is fitted to it and each change printed on stderr.")
     var model: String?
 
-    /// The deployment, checked. Called once per command: with `--model` it prints its changes.
-    func resolve() throws -> Deployment {
+    /// The deployment, checked. Called once per command: with `--model` it prints its changes
+    /// (those of a layout the engine refuses only with `changesOfARefusedFit`: `--print-config`
+    /// writes such a layout for the user to edit, and says what the fit changed).
+    func resolve(changesOfARefusedFit: Bool = false) throws -> Deployment {
         // A file's text is kept for the line of a `[policies]` name the engine refuses below.
         let text = deployment.hasSuffix(".toml") ? try TOMLDocument.read(path: deployment, what: "deployment file") : nil
         var d = try text.map { try Deployment(toml: $0, source: deployment) } ?? Deployment.resolve(deployment)
+        var fitChanges: [String] = []
         if let model {
             let spec = try ModelSpec.named(model)
             // Another model than the deployment's own: its expert layout is fitted to the model
@@ -126,9 +129,7 @@ struct DeploymentOption: ParsableArguments {
             if spec.name != d.model.lowercased() {
                 let fit = try d.fitted(to: spec)
                 let origin = "\(spec.name) on \(d.name)".terminalSafe
-                for change in fit.changes {
-                    StandardError.write(Data("xds: \(origin): \(change)\n".utf8))
-                }
+                fitChanges = fit.changes.map { "xds: \(origin): \($0)\n" }
                 d = fit.deployment
             }
         }
@@ -145,6 +146,14 @@ struct DeploymentOption: ParsableArguments {
         }
         // `je_routing = "Round-Robin"` runs, prints (--print-config) and reports as registered.
         d.policies = Policies.canonical(d.policies)
+        // The fit's changes are said once the layout is known to run: a fit the layout is refused
+        // after anyway (validation, or weights that leave no KV room on a group the fitter could
+        // not grow: an external group at its device bound) gave its change lines and then the
+        // refusal, two steps for one outcome. The refusal alone is the answer then, and says what
+        // to change (one more engine is built to find out: milliseconds, and only with --model).
+        if !fitChanges.isEmpty, changesOfARefusedFit || ServingEngine.noKVRoomRefusal(for: d) == nil {
+            for line in fitChanges { StandardError.write(Data(line.utf8)) }
+        }
         return d
     }
 }

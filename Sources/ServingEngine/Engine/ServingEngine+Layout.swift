@@ -116,7 +116,7 @@ extension ServingEngine {
     /// when the engine builds it or refuses it for another reason. `bench` and `validate --sweep`
     /// give it in place of their own line, which named only the batch, as if a smaller one could
     /// fit. The engine refuses such a layout as it builds its first instance: cheap.
-    static func noKVRoomRefusal(for deployment: Deployment) -> ConfigError? {
+    public static func noKVRoomRefusal(for deployment: Deployment) -> ConfigError? {
         do { _ = try ServingEngine(configuration: EngineConfiguration(deployment: deployment)) } catch let refusal as ConfigError
             where refusal.description.contains(noKVRoomWording) {
             return refusal
@@ -161,11 +161,36 @@ extension ServingEngine {
             // Expert dies beyond the instance's would need more NPUs per instance.
             let needed = (routedDies + 1...max(routedDies + 1, slots)).first { fits(tp: spec.tp, routedDies: $0) }
             if let needed {
-                return head + "; its \(slots) expert slots need at least \(needed) routed-expert dies per instance: "
-                    + "give each instance more NPUs (npus, dp, ep)"
+                let need = head + "; its \(slots) expert slots need at least \(needed) routed-expert dies per instance"
+                return need + (externalOverflow(spec, hardware: hw, routedDies: needed)
+                    ?? ": give each instance more NPUs (npus, dp, ep)")
             }
         }
         return head + "; give each instance more NPUs (npus, dp\(model.isMoE ? ", ep" : "")) or use a smaller model"
+    }
+
+    /// For an external group whose instances, grown to `routedDies` routed-expert dies each,
+    /// would take more devices than external groups of its hardware may use together (the
+    /// fitter's and validation's bound): the rest of the refusal, saying so and what to change.
+    /// "Give each instance more NPUs" alone sent the user to a layout validation refuses next
+    /// (`--model kimi-k2` on xdeepserve-ma with 60 external prefill instances). Nil otherwise.
+    private func externalOverflow(_ spec: InstanceGroup, hardware hw: HardwareProfile, routedDies: Int) -> String? {
+        guard spec.external else { return nil }
+        let devicesEach = hw.devices(holdingDies: routedDies + spec.sharedExpertDies)
+        // This group's own devices are among the external ones counted; each term is bounded by
+        // validation, so the sums cannot overflow.
+        let external = configuration.deployment.groups
+            .filter { $0.external && ((try? $0.hardware.map(HardwareProfile.named)) ?? hardware).name == hw.name }
+            .reduce(0) { $0 + $1.count * $1.npusEach }
+        let others = external - spec.count * spec.npusEach
+        let grown = others + spec.count * devicesEach
+        guard grown > hw.maxDevices else { return nil }
+        let most = (hw.maxDevices - others) / devicesEach
+        let kind = "\(hw.name) \(hw.deviceKind)"
+        return ", \(devicesEach) \(kind)s: \(spec.count) such instances would take external \(kind) groups to \(grown) "
+            + "devices, more than the \(hw.maxDevices) they may use together; "
+            + (most >= 1 ? "use at most \(most) instances (count) with more NPUs each (npus, dp, ep), or a smaller model"
+                         : "use a smaller model")
     }
 
     /// What to type for a refused inline `colocated:N:MODEL:PROFILE:tpK` spec: there `tpK` sizes

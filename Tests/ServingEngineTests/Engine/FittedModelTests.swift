@@ -79,4 +79,31 @@ import Testing
             }
         }
     }
+
+    /// An external MoE group the fitter cannot grow (the devices external groups of its hardware
+    /// may use together are taken) is left for the engine's refusal, which advised "give each
+    /// instance more NPUs": a layout validation refuses next. It says the bound and how many
+    /// instances of the size needed fit: xdeepserve-ma's 910B prefill group as 60 instances,
+    /// Kimi K2's 384 slots needing 19 routed-expert dies (19 NPUs) each, 1,140 of 1,024.
+    @Test func anExternalGroupAtItsDeviceBoundIsRefusedWithTheBound() throws {
+        var ma = try #require(Deployment.preset("xdeepserve-ma"))
+        let p = try #require(ma.groups.firstIndex { $0.role == .prefill && $0.external })
+        ma.groups[p].count = 60
+        let fit = try ma.fitted(to: .kimiK2)
+        #expect(fit.deployment.groups[p].npusEach == ma.groups[p].npusEach, "the fitter could not grow it")
+        try fit.deployment.validate()
+        let refusal = try #require(ServingEngine.noKVRoomRefusal(for: fit.deployment))
+        let text = refusal.description
+        #expect(text.contains("need at least 19 routed-expert dies per instance, 19 ascend-910b NPUs: 60 such instances "
+            + "would take external ascend-910b NPU groups to 1140 devices, more than the 1024 they may use together; "
+            + "use at most 53 instances (count) with more NPUs each (npus, dp, ep), or a smaller model"), "\(text)")
+        // Below the bound the advice is as before.
+        ma.groups[p].count = 8
+        var small = try ma.fitted(to: .kimiK2).deployment
+        small.groups[p] = ma.groups[p]
+        small.groups[p].count = 8
+        let plain = try #require(ServingEngine.noKVRoomRefusal(for: small)).description
+        #expect(plain.hasSuffix("need at least 19 routed-expert dies per instance: give each instance more NPUs (npus, dp, ep)"),
+                "\(plain)")
+    }
 }
