@@ -16,6 +16,13 @@ import Testing
         return engine
     }
 
+    /// The nodes a decode TE of `engine` holds NPUs on, in order.
+    static func decodeNodes(_ engine: ServingEngine) -> [Int] {
+        let perNode = engine.topology.npusPerNode
+        return Set(engine.instances.indices.filter { engine.instances[$0].role == .decode }
+            .flatMap { engine.cluster.npus(of: $0) }.map { $0 / perNode }).sorted()
+    }
+
     @Test func drainingTheOnlyGPUNodeSaysNothingIsLeft() throws {
         let engine = try Self.engine("colocated:2:llama-2-7b:nvidia-a100:tp1")
         let reply = engine.apply(.drain(node: 0))
@@ -46,9 +53,7 @@ import Testing
     /// it is set (every decode node of cloudmatrix-infer drained in turn: only the last sets it).
     @Test func theDrainEventsSeverityFollowsTheCapacityLostFlag() throws {
         let engine = try Self.engine("cloudmatrix-infer")
-        let perNode = engine.topology.npusPerNode
-        let decodeNodes = Set(engine.instances.indices.filter { engine.instances[$0].role == .decode }
-            .flatMap { engine.cluster.npus(of: $0) }.map { $0 / perNode }).sorted()
+        let decodeNodes = Self.decodeNodes(engine)
         try #require(decodeNodes.count > 1)
         for node in decodeNodes {
             let reply = engine.apply(.drain(node: node))
@@ -65,9 +70,7 @@ import Testing
     /// Ascend: the nodes of cloudmatrix-infer's decode TE drained one by one; only the last says it.
     @Test func drainingTheLastAscendDecodeNodeSaysSo() throws {
         let engine = try Self.engine("cloudmatrix-infer")
-        let perNode = engine.topology.npusPerNode
-        let decodeNodes = Set(engine.instances.indices.filter { engine.instances[$0].role == .decode }
-            .flatMap { engine.cluster.npus(of: $0) }.map { $0 / perNode }).sorted()
+        let decodeNodes = Self.decodeNodes(engine)
         try #require(decodeNodes.count > 1)
         for node in decodeNodes {
             let reply = engine.apply(.drain(node: node))
