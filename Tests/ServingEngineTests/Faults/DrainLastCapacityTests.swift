@@ -48,26 +48,9 @@ import Testing
         #expect(superpod.recentEvents().last { $0.kind == .drain }?.severity == .info)
     }
 
-    /// The drain event's severity follows the drain's own verdict (capacity lost), not the
-    /// wording of its reply: the reply carries the flag, and the event is a warning exactly when
-    /// it is set (every decode node of cloudmatrix-infer drained in turn: only the last sets it).
-    @Test func theDrainEventsSeverityFollowsTheCapacityLostFlag() throws {
-        let engine = try Self.engine("cloudmatrix-infer")
-        let decodeNodes = Self.decodeNodes(engine)
-        try #require(decodeNodes.count > 1)
-        for node in decodeNodes {
-            let reply = engine.apply(.drain(node: node))
-            #expect(reply.accepted)
-            #expect(reply.capacityLost == (node == decodeNodes.last), "node \(node): \(reply.message)")
-            let event = try #require(engine.recentEvents().last { $0.kind == .drain })
-            #expect(event.severity == (reply.capacityLost ? .warning : .info), "node \(node): \(event)")
-        }
-        // A refused drain (already drained) loses nothing more.
-        let again = engine.apply(.drain(node: decodeNodes[0]))
-        #expect(!again.accepted && !again.capacityLost)
-    }
-
     /// Ascend: the nodes of cloudmatrix-infer's decode TE drained one by one; only the last says it.
+    /// The drain event's severity follows the drain's own verdict (the reply's `capacityLost`),
+    /// not the wording of its reply: a warning exactly when the flag is set.
     @Test func drainingTheLastAscendDecodeNodeSaysSo() throws {
         let engine = try Self.engine("cloudmatrix-infer")
         let decodeNodes = Self.decodeNodes(engine)
@@ -78,6 +61,12 @@ import Testing
             let warned = reply.message.contains("no decode TE is left taking new work: every new request will be rejected until a node is undrained")
             #expect(warned == (node == decodeNodes.last), "node \(node): \(reply.message)")
             #expect(reply.message.contains("on its NPUs"), "\(reply.message)")
+            #expect(reply.capacityLost == (node == decodeNodes.last), "node \(node): \(reply.message)")
+            let event = try #require(engine.recentEvents().last { $0.kind == .drain })
+            #expect(event.severity == (reply.capacityLost ? .warning : .info), "node \(node): \(event)")
         }
+        // A refused drain (already drained) loses nothing more.
+        let again = engine.apply(.drain(node: decodeNodes[0]))
+        #expect(!again.accepted && !again.capacityLost)
     }
 }
