@@ -90,7 +90,8 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
                 return noAnswer
             }
             if let accepted = object["accepted"] as? Bool {
-                return CommandReply(accepted: accepted, message: object["message"] as? String ?? "")
+                return CommandReply(accepted: accepted, message: object["message"] as? String ?? "",
+                                    capacityLost: accepted && object["capacity_lost"] as? Bool == true)
             } else if let error = object["error"] as? [String: Any] {
                 return CommandReply(accepted: false, message: error["message"] as? String ?? "rejected")
             }

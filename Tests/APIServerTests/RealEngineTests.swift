@@ -1,6 +1,7 @@
 import APIServer
 import EngineRuntime
 import Foundation
+import PodModel
 import ServingEngine
 import Testing
 import XDSTestSupport
@@ -49,6 +50,37 @@ struct RealEngineTests {
                 .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
             #expect(successes == 2)
             #expect(await eventually { host.latestSnapshot().requests.completed == 2 })
+        }
+    }
+
+    /// The drain of the last node of a one-node GPU cluster leaves no capacity: the engine says so
+    /// in `CommandReply.capacityLost`, the admin API in `"capacity_lost": true`, and a remote
+    /// console's link reads it back (its footer warns on the flag, not on the reply's wording).
+    /// A drain that leaves capacity carries no such key.
+    @Test func aDrainThatLeavesNoCapacitySaysSoThroughTheAdminAPI() async throws {
+        for (spec, node, lost) in [("colocated:2:llama-2-7b:nvidia-a100:tp1", 0, true), ("superpod", 5, false)] {
+            var config = EngineConfiguration(deployment: try Deployment.resolve(spec))
+            config.syntheticRate = 0
+            let host = EngineHost(core: try ServingEngine(configuration: config), speed: 20, publishInterval: 0.02)
+            host.start()
+            defer { host.stop() }
+            let server = APIServer(configuration: .init(adminToken: "t"), link: host, backend: host)
+            try await whileServing(server) { _, base in
+                var request = URLRequest(url: base.appendingPathComponent("admin/commands"))
+                request.httpMethod = "POST"
+                request.setValue("Bearer t", forHTTPHeaderField: "Authorization")
+                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+                request.httpBody = Data(#"{"command": "drain node \#(node)"}"#.utf8)
+                let (data, _) = try await URLSession.shared.data(for: request)
+                let body = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+                #expect(body["accepted"] as? Bool == true, "\(spec): \(body)")
+                #expect(body["capacity_lost"] as? Bool == (lost ? true : nil), "\(spec): \(body)")
+                let remote = RemoteEngineLink(baseURL: base, token: "t")
+                let undrain = try await offPool { remote.send(commandLine: "undrain node \(node)") }
+                #expect(undrain.accepted && !undrain.capacityLost, "\(spec): \(undrain.message)")
+                let again = try await offPool { remote.send(commandLine: "drain node \(node)") }
+                #expect(again.accepted && again.capacityLost == lost, "\(spec): \(again.message)")
+            }
         }
     }
 }

@@ -53,6 +53,17 @@ import Testing
         #expect(b[0, row].style.fg == Style.warn.fg, "\(b[0, row].style)")
     }
 
+    /// The footer's warning follows the engine's verdict (``CommandReply/capacityLost``, which a
+    /// remote console reads from the admin API), not the reply's last words.
+    @Test func theFooterWarnsOnTheEnginesVerdictNotItsWording() {
+        let ending = "no decode TE is left taking new work: every new request will be rejected until a node is undrained"
+        for (message, lost, warns) in [("node 0 draining; " + ending, false, false), ("node 0 draining", true, true)] {
+            let reply = CommandReply(accepted: true, message: message, capacityLost: lost)
+            let state = ConsoleUpdate.update(ConsoleState(width: 200, height: 60), .reply(reply, commandLine: "drain node 0")).0
+            #expect(state.status?.isWarning == warns, "\(message)")
+        }
+    }
+
     @Test func otherDrainsAskAsBefore() throws {
         #expect(try Self.question("superpod", node: 0) == "drain node 0?")
         #expect(try Self.question("colocated:2:llama-2-7b:nvidia-a100:tp1", node: 0) != "drain node 0?")

@@ -34,7 +34,7 @@ struct AdminRoutes: Sendable {
             let reply = await send(line)
             let status = Self.status(of: reply)
             return AdminWire.response(
-                CommandResult(accepted: reply.accepted, message: reply.message,
+                CommandResult(accepted: reply.accepted, message: reply.message, capacityLost: reply.capacityLost,
                               error: reply.accepted ? nil : Self.error(of: reply, status: status).detail),
                 status: status)
         }
@@ -58,16 +58,20 @@ struct AdminRoutes: Sendable {
     }
     /// `{"accepted", "message"}`; a rejected command also carries the `/v1/*` error object
     /// (`"error": {"message", "type", "param", "code"}`), so clients parse one error shape everywhere.
+    /// `"capacity_lost": true` is added (only then) to an accepted command that leaves no TE of a
+    /// side taking new work (``CommandReply/capacityLost``): a remote console warns on it.
     private struct CommandResult: Encodable {
         var accepted: Bool
         var message: String
+        var capacityLost: Bool
         var error: APIError.Detail?
 
-        private enum Keys: String, CodingKey { case accepted, message, error }
+        private enum Keys: String, CodingKey { case accepted, message, capacityLost = "capacity_lost", error }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: Keys.self)
             try c.encode(accepted, forKey: .accepted)
             try c.encode(message, forKey: .message)
+            if capacityLost { try c.encode(true, forKey: .capacityLost) }
             try c.encodeIfPresent(error, forKey: .error)
         }
     }

@@ -25,8 +25,8 @@ public enum ConsoleUpdate {
             absorb(snapshot, into: &s)
         case .reply(let reply, _):
             s.status = StatusLine(reply.message, isError: !reply.accepted)
-            // The engine's own ending for a drain that leaves no capacity (a green ✓ read as "done, fine").
-            s.status?.isWarning = reply.accepted && reply.message.hasSuffix(ServingEngine.noCapacityNote)
+            // The engine's verdict on a drain that leaves no capacity (a green ✓ read as "done, fine").
+            s.status?.isWarning = reply.accepted && reply.capacityLost
         case .mouse(let event):
             if !s.tooSmall { handleMouse(event, &s, &effects) }
         case .key(let key):
