@@ -114,13 +114,19 @@ import XDSTestSupport
             .map { $0.trimmingCharacters(in: .whitespaces) } ?? row
     }
 
+    /// The superpod fixture with no swap under way, `rebalances` done and 14.4 ms of MoE per step.
+    static func settled(rebalances: Int) -> Snapshot {
+        var s = SnapshotFixtures.superpod
+        s.experts.rebalanceInProgress = false
+        s.experts.loadingDies = []
+        s.experts.rebalances = rebalances
+        s.experts.moeMsPerStep = 14.4
+        return s
+    }
+
     @Test func thePlacementStateFitsAtEverySize() {
-        var stable = SnapshotFixtures.superpod
-        stable.experts.rebalanceInProgress = false
-        stable.experts.loadingDies = []
         // As a live superpod shows it: "rebalances 12  MoE 14.4 ms/step  " leaves 15 cells at 80 columns.
-        stable.experts.rebalances = 12
-        stable.experts.moeMsPerStep = 14.4
+        let stable = Self.settled(rebalances: 12)
         for (w, h) in [(80, 24), (100, 30), (120, 40), (160, 45), (200, 60)] {
             #expect(Self.row(stable, w, h).hasSuffix("stable"), "\(w)×\(h): \(Self.row(stable, w, h))")
             let busy = Self.row(SnapshotFixtures.superpod, w, h)
@@ -131,11 +137,7 @@ import XDSTestSupport
     /// With `--eplb off` the view said "placement stable" in the good colour, as with EPLB on: it
     /// says EPLB is off (and `r` still rebalances once).
     @Test func eplbOffIsSaidNotShownAsAStablePlacement() {
-        var off = SnapshotFixtures.superpod
-        off.experts.rebalanceInProgress = false
-        off.experts.loadingDies = []
-        off.experts.rebalances = 0
-        off.experts.moeMsPerStep = 14.4
+        var off = Self.settled(rebalances: 0)
         off.experts.eplb = .off
         for (w, h) in [(80, 24), (120, 40), (200, 60)] {
             let row = Self.row(off, w, h)
@@ -150,11 +152,7 @@ import XDSTestSupport
     /// nothing, and "placement stable" in the good colour beside an imbalance of 3.8 read as a
     /// planner keeping it balanced. The view says there is nothing to move, at every size.
     @Test func aLayoutEPLBCannotChangeIsSaidNotShownAsStable() {
-        var fixed = SnapshotFixtures.superpod
-        fixed.experts.rebalanceInProgress = false
-        fixed.experts.loadingDies = []
-        fixed.experts.rebalances = 0
-        fixed.experts.moeMsPerStep = 14.4
+        var fixed = Self.settled(rebalances: 0)
         fixed.experts.eplb = .on
         fixed.experts.placementFixed = true
         for (w, h) in [(80, 24), (120, 40), (200, 60)] {
