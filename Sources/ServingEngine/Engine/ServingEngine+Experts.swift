@@ -159,8 +159,8 @@ extension ServingEngine {
         let name = instances[i].name
         switch faults.outage(of: i) {
         case .restarting?: return "\(name) restarts (its weights are loaded afresh)"
-        case .forking(_, let spares)?: return "an NPU-fork replaces \(Self.npus(spares.keys.sorted())) of \(name)"
-        case .awaitingRepair?: return "\(name) is out of service until its dead dies are repaired"
+        case .forking(_, let spares)?: return "an NPU-fork replaces \(devices(spares.keys.sorted())) of \(name)"
+        case .awaitingRepair?: return "\(name) is out of service until its dead \(hardware.dieWord)s are repaired"
         case .killed?: return "\(name) was killed to give its NPUs to decode"
         case .migrating?, nil: break
         }

@@ -46,7 +46,7 @@ extension FaultSystem {
         let outOfService = "out of service (\(pod.isRestarting(te) ? "restarting" : "recovering")), no DP master running"
         let (found, dies) = detectDead(stalling: te, at: now, how: "\(name): "
             + (masters > 0 ? "DP masters silent for \(rounds) heartbeats (stuck in a collective)" : outOfService)
-            + "; device check finds the dead dies")
+            + "; device check finds the dead \(pod.dieWord)s")
         guard !found.isEmpty else { return }
         // Each die once: faults found together can share dies (`fault die 0`, then `fault node 0`).
         var listed = Set<Int>()
@@ -60,7 +60,7 @@ extension FaultSystem {
                 + "answered round, stuck in a collective)"
             : outOfService
         act.log(detectedEvent(found, "\(name): \(silence); "
-            + "device check: \(dead.count == 1 ? "die" : "dies") \(dead.joined(separator: ", ")) dead", at: now))
+            + "device check: \(pod.dieWord)\(dead.count == 1 ? "" : "s") \(dead.joined(separator: ", ")) dead", at: now))
         learnDead(dies)
         recoverDead(te, faults: found, pod: pod, act: &act)
         // Other TEs stalled by the same fault are told by the control plane at once.

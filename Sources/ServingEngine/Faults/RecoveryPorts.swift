@@ -48,6 +48,8 @@ protocol PodView {
     func dieName(_ die: Int) -> String
     /// Device `npu` as the texts name it: "GPU 3" on a GPU cluster, "NPU 3" on Ascend.
     func deviceName(_ npu: Int) -> String
+    /// What the texts call one die (``HardwareProfile/dieWord``): "GPU" on a one-die GPU, "die" on Ascend.
+    var dieWord: String { get }
 }
 
 extension PodView {
@@ -56,6 +58,7 @@ extension PodView {
     /// Test doubles are Ascend pods: their texts say "die" and "NPU".
     func dieName(_ die: Int) -> String { "die \(die)" }
     func deviceName(_ npu: Int) -> String { "NPU \(npu)" }
+    var dieWord: String { "die" }
 }
 
 /// The recovery mechanisms the pod offers a policy (engine-components.md §2, the

@@ -23,7 +23,10 @@ extension ServingEngine {
                 return rejectFault(PodTopology.missing(device, npu, count: topology.npuCount))
             }
             let dies = (0..<topology.diesPerNPU).map { npu * topology.diesPerNPU + $0 }
-            return injectDead(dies: dies, command: command, what: "\(device) \(npu) (\(dies.count == 1 ? "die \(dies[0])" : "dies \(dies[0])–\(dies[dies.count - 1])"))")
+            // A one-die GPU is its die: "GPU 2 (die 2)" named it twice, once by a part it lacks.
+            let dieRange = dies.count == 1 ? "die \(dies[0])" : "dies \(dies[0])–\(dies[dies.count - 1])"
+            return injectDead(dies: dies, command: command,
+                              what: "\(device) \(npu)" + (hardware.dieWord == device ? "" : " (\(dieRange))"))
         case .faultNode(let node):
             guard node >= 0 && node < topology.nodes else {
                 return rejectFault(PodTopology.missing("node", node, count: topology.nodes))

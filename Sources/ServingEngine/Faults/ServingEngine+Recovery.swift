@@ -33,9 +33,10 @@ extension ServingEngine {
         add(ids, moved)
     }
 
-    /// "NPU 170" or "NPUs 170, 171": a recovery line names one NPU in the singular.
-    static func npus(_ list: [Int]) -> String {
-        (list.count == 1 ? "NPU " : "NPUs ") + list.map(String.init).joined(separator: ", ")
+    /// "NPU 170" or "NPUs 170, 171" ("GPU 3" on a GPU cluster): a recovery line names one
+    /// device in the singular.
+    func devices(_ list: [Int]) -> String {
+        "\(hardware.deviceKind)\(list.count == 1 ? "" : "s") " + list.map(String.init).joined(separator: ", ")
     }
 
     /// NPU-fork (DeepServe): the lost NPUs are replaced by `donors`, whose weights are copied
@@ -47,7 +48,7 @@ extension ServingEngine {
         let moved = evict(requestsOn(instance: i, groups: lost), outcome: .reprefill)
         add(ids, moved)
         faults.awaitRecovery(ids, onReturnOf: i)
-        note(ids, "replacing \(Self.npus(deadNPUs)) of \(instances[i].name) with \(how) \(Self.npus(donors)): NPU-fork weight copy "
+        note(ids, "replacing \(devices(deadNPUs)) of \(instances[i].name) with \(how) \(devices(donors)): NPU-fork weight copy "
             + "\(String(format: "%.3f", seconds)) s over UB; \(Self.counted(moved.reprefilled, "request")) re-prefilled")
         queue.schedule(at: now.after(seconds), .fault(.outageEnds(instance: i)))
     }
@@ -79,7 +80,7 @@ extension ServingEngine {
         guard case .restarting(let until) = faults.outage(of: i) else { return }
         faults.awaitRecovery(ids, onReturnOf: i)
         note(ids, "\(instances[i].name) is already restarting (back in \(OperatorCommand.format(until - now)) s): it returns "
-            + "on spare NPUs if there are enough, else without the lost dies")
+            + "on spare \(hardware.deviceKind)s if there are enough, else without the lost \(hardware.dieWord)s")
     }
 
     // MARK: Prefill
@@ -91,8 +92,8 @@ extension ServingEngine {
         faults.beginOutage(i, .awaitingRepair)
         refreshFaultState()
         let moved = evict(requestsOn(instance: i), outcome: .reprefill)
-        let why = scaling.phase(i) == .draining ? "being scaled in: it retires once empty, no spare NPU spent on it"
-            : "until repaired (no spare NPUs)"
+        let why = scaling.phase(i) == .draining ? "being scaled in: it retires once empty, no spare \(hardware.deviceKind) spent on it"
+            : "until repaired (no spare \(hardware.deviceKind)s)"
         finish(ids, moved, "\(instances[i].name) out of service \(why); "
             + "\(Self.counted(moved.reprefilled, "request")) re-queued on the other \(prefillingTE)s, \(moved.failed) failed")
     }
@@ -224,8 +225,8 @@ extension ServingEngine {
         let lost = failed.map(\.key)
         let draining = scaling.phase(i) == .draining
         let fresh = draining ? [] : Array(spareNPUs().prefix(lost.count))
-        let line = "spare \(Self.npus(failed.map(\.value))) died during the NPU-fork copy onto "
-            + "\(failed.count == 1 ? "it" : "them"): \(instances[i].name) stays out without \(Self.npus(lost))"
+        let line = "spare \(devices(failed.map(\.value))) died during the NPU-fork copy onto "
+            + "\(failed.count == 1 ? "it" : "them"): \(instances[i].name) stays out without \(devices(lost))"
         if ids.isEmpty { telemetry.log(EngineEvent(time: now, kind: .recovery, severity: .warning, message: line)) }
         else { note(ids, line) }
         if fresh.count == lost.count {
@@ -233,7 +234,7 @@ extension ServingEngine {
         } else if instances[i].role == .decode && !draining {
             // As the decode failover's last fallback: the restart returns on spares or lays its
             // experts out over the live dies.
-            restartInstance(i, ids: ids, why: "no spare NPU left to copy onto: \(instances[i].name) restarts")
+            restartInstance(i, ids: ids, why: "no spare \(hardware.deviceKind) left to copy onto: \(instances[i].name) restarts")
         } else {
             // As a prefill TE without spares (or one being scaled in): out until repaired.
             awaitRepair(i, ids: ids)

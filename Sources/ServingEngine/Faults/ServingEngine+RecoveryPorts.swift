@@ -31,6 +31,7 @@ struct EnginePodView: HeartbeatView, DrainView {
     func locate(die: Int) -> (te: Int, group: Int?)? { engine.cluster.locate(die: die) }
     func dieName(_ die: Int) -> String { engine.hardware.dieName(die) }
     func deviceName(_ npu: Int) -> String { "\(engine.hardware.deviceKind) \(npu)" }
+    var dieWord: String { engine.hardware.dieWord }
 
     // The heartbeat round's view.
     func isStepping(_ te: Int) -> Bool { engine.instances[te].stepping }

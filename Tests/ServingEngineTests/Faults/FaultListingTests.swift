@@ -31,6 +31,29 @@ import Testing
         #expect(healed == "fault 1 healed (fault hbm GPU 0)")
     }
 
+    /// A dead GPU's events, from injection through detection to recovery, name GPUs: "GPU 2 (die
+    /// 2)", "device check: die 2 dead" and "no spare NPUs" named parts a GPU cluster does not have.
+    /// NPU-fork keeps its name (DeepServe's mechanism, whatever the device).
+    @Test func aDeadGPUsEventsNameGPUs() throws {
+        // Eight GPUs, all in use: no spare to copy onto, so the TE waits for repair.
+        let engine = try Self.engine("colocated:4:llama-3-70b:nvidia-a100:tp2", ["fault npu 2"])
+        engine.run(until: 10)
+        let messages = engine.snapshot().events.filter { [.fault, .faultDetected, .recovery].contains($0.kind) }
+            .map(\.message)
+        #expect(messages.contains { $0.hasPrefix("fault 1: GPU 2 dead; stalls ") }, "\(messages)")
+        #expect(messages.contains { $0.hasSuffix("device check: GPU 2 dead") }, "\(messages)")
+        #expect(messages.contains { $0.contains("until repaired (no spare GPUs)") }, "\(messages)")
+        let words = messages.joined(separator: "\n").replacingOccurrences(of: "NPU-fork", with: "")
+        #expect(!words.contains("die") && !words.contains("NPU"), "\(messages)")
+        #expect(engine.faultDetails().first?.detection.hasSuffix("device check finds the dead GPUs") == true)
+        // The superpod's words are unchanged.
+        let pod = try Self.engine("superpod", ["fault npu 163"])
+        pod.run(until: 10)
+        let podMessages = pod.snapshot().events.map(\.message)
+        #expect(podMessages.contains { $0.hasPrefix("fault 1: NPU 163 (dies 326–327) dead; stalls ") }, "\(podMessages)")
+        #expect(podMessages.contains { $0.hasSuffix("device check: dies 326, 327 dead") }, "\(podMessages)")
+    }
+
     /// The superpod lists each fault by its command, as before.
     @Test func aSuperpodsFaultsAreListedByTheirCommands() throws {
         let lines = ["fault hbm die 74", "fault die 9", "fault npu 163", "fault node 3", "fault link 10-200"]

@@ -25,7 +25,7 @@ import Testing
         let node = try Self.reply(Self.gpu, "fault node 0")
         #expect(node.message.hasPrefix("fault 1: node 0 (GPUs 0–7) dead"), "\(node.message)")
         let one = try Self.reply(Self.gpu, "fault npu 3")
-        #expect(one.message.hasPrefix("fault 1: GPU 3 (die 3) dead"), "\(one.message)")
+        #expect(one.message.hasPrefix("fault 1: GPU 3 dead; "), "\(one.message)")
         for reply in [link, node, one] { #expect(!reply.message.contains("NPU"), "\(reply.message)") }
     }
 
