@@ -56,10 +56,12 @@ struct BenchDecode: ParsableCommand {
         let dense = try !d.modelSpec().isMoE
         let experts = dense ? "dense model, no experts" : "eplb \(r.eplb?.rawValue ?? "-"), routing \(r.routing?.rawValue ?? "-")"
         let spread = r.contextCV > 0 ? " (spread cv \(fmt(r.contextCV, 2)))" : ""
-        print("decode on \(r.deployment.terminalSafe): batch \(fmt(r.batchPerDie))/die, context \(fmt(r.context))\(spread), \(experts)")
+        let die = try d.hardwareProfile().dieWord
+        print("decode on \(r.deployment.terminalSafe): batch \(fmt(r.batchPerDie))/\(die), context \(fmt(r.context))\(spread), \(experts)")
         print("  step \(fmt(r.stepMs, 2)) ms   layer \(fmt(r.layerMs, 3)) ms   TPOT \(fmt(r.tpotMs, 2)) ms   \(fmt(r.tokensPerStep, 2)) tokens/step")
         let loadFactor = dense ? "" : "   MoE load factor \(fmt(r.moeLoadFactor, 2))"
-        print("  \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip\(loadFactor)   \(r.microbatches) microbatch(es)")
+        print("  \(try throughputScopes(r.tokensPerSecondPerNPU, perChip: r.tokensPerSecondPerChip, d))\(loadFactor)   "
+              + "\(r.microbatches) microbatch(es)")
         // MoE–attention disaggregation: the batch is per attention die, the throughput per die of
         // the whole layout (expert dies too); both scopes written out, side by side.
         if let ma = d.moeAttention {
@@ -88,7 +90,7 @@ struct BenchDecode: ParsableCommand {
         }
         // An operating point the engine cannot reach: priced all the same (what-if), and said.
         if let limit = Bench.decodeBatchLimitPerDie(d), batchPerDie > limit {
-            print("  note: past \(d.name.terminalSafe)'s batch limit of \(fmt(limit)) requests per die; its engine never "
+            print("  note: past \(d.name.terminalSafe)'s batch limit of \(fmt(limit)) requests per \(die); its engine never "
                   + "batches this many")
         }
     }
@@ -116,10 +118,19 @@ struct BenchPrefill: ParsableCommand {
         if json { return try printJSON(r) }
         let dense = try !d.modelSpec().isMoE
         let experts = dense ? "dense model, no experts" : "eplb \(r.eplb?.rawValue ?? "-")"
-        print("prefill on \(r.deployment.terminalSafe): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens per die, \(experts)")
-        print("  batch \(fmt(r.batchMs, 1)) ms   \(fmt(r.tokensPerSecondPerNPU)) tokens/s per NPU (die)   \(fmt(r.tokensPerSecondPerChip)) per chip")
+        print("prefill on \(r.deployment.terminalSafe): \(fmt(r.promptLen))-token prompts, \(fmt(r.tokensPerNPU)) tokens per "
+              + "\(try d.hardwareProfile().dieWord), \(experts)")
+        print("  batch \(fmt(r.batchMs, 1)) ms   \(try throughputScopes(r.tokensPerSecondPerNPU, perChip: r.tokensPerSecondPerChip, d))")
         print("  " + breakdownText(r.breakdownMs, dense: dense))
     }
+}
+
+/// A bench's tokens/s in both scopes, "1937 tokens/s per NPU (die)   3874 per chip" on Ascend. A
+/// one-die GPU is its die and its chip: "per NPU (die) … per chip" named two parts it does not
+/// have with the same figure twice, so it says "per GPU" once (as `xds run` does).
+func throughputScopes(_ perDie: Double, perChip: Double, _ d: Deployment) throws -> String {
+    let die = try d.hardwareProfile().dieWord
+    return die == "die" ? "\(fmt(perDie)) tokens/s per NPU (die)   \(fmt(perChip)) per chip" : "\(fmt(perDie)) tokens/s per \(die)"
 }
 
 /// A bench's time split, in ms. A dense model's layers are priced as whole dense blocks, which
@@ -166,7 +177,7 @@ struct Validate: ParsableCommand {
                 ? ", EPLB on, skewed routing, KV lengths spread with cv \(fmt(CostConstants.default.contextSpread, 2)) around the context"
                 : ""
             print(Validation.sweepTable(rows, mtp: spec.mtpModules > 0, setup: "\(d.name) · \(d.model)\(routing)",
-                                        batchLimit: Bench.decodeBatchLimitPerDie(d)))
+                                        batchLimit: Bench.decodeBatchLimitPerDie(d), dieWord: try d.hardwareProfile().dieWord))
             return
         }
         let points = try Validation.run()

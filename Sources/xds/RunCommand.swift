@@ -434,7 +434,7 @@ enum ReportSummary {
               E2E ms    \(ms(r.latencyMs.e2e, none: noneCompleted))
               SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(attained)
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
-              experts   \(experts(r))\(eplbHasNothingToMove ? " (EPLB on, nothing to move: one expert per routed die, no redundant slot)" : "")\(decodeBatch(r.decodeBatchAtEnd, benchFlags: benchFlags))
+              experts   \(experts(r))\(eplbHasNothingToMove ? " (EPLB on, nothing to move: one expert per routed die, no redundant slot)" : "")\(decodeBatch(r.decodeBatchAtEnd, benchFlags: benchFlags, dieWord: dieWord))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered)\(healedEarly) (policy \(r.recoveryPolicy))
             """ + r.faultDetails.map(faultLine).joined() + scaling(r.scaling)
     }
@@ -456,12 +456,13 @@ enum ReportSummary {
     }
 
     /// The decode batch at the end, with the bench command that prices the same step (nothing
-    /// when no batch ran at the end).
-    static func decodeBatch(_ b: RunReport.DecodeBatch?, benchFlags: String = "") -> String {
+    /// when no batch ran at the end). `dieWord` as the throughput line says it: "0.7 requests per
+    /// die" on an A100 named a part the throughput beside it calls a GPU (the flag keeps its name).
+    static func decodeBatch(_ b: RunReport.DecodeBatch?, benchFlags: String = "", dieWord: String = "die") -> String {
         guard let b else { return "" }
         let context = String(format: "%.0f", b.meanContext)
         let cv = b.contextCV.map { String(format: "%.2f", $0) }
-        return "\n  decode    at the end: \(String(format: "%.1f", b.requestsPerDie)) requests per die, mean context "
+        return "\n  decode    at the end: \(String(format: "%.1f", b.requestsPerDie)) requests per \(dieWord), mean context "
             + "\(context) tokens\(cv.map { " (spread cv \($0))" } ?? ""), step \(String(format: "%.1f", b.stepMs)) ms; "
             + "bench decode\(benchFlags) --batch-per-die \(String(format: "%.0f", max(1, b.requestsPerDie.rounded()))) --context \(context)"
             + (cv.map { " --context-cv \($0)" } ?? "") + " prices that step"

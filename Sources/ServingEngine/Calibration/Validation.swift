@@ -378,17 +378,18 @@ public enum Validation {
     /// end of the first line, with what the rows and columns count.
     /// `batchLimit` (requests per die, ``Bench/decodeBatchLimitPerDie(_:)``): cells past it are in
     /// parentheses — priced, but a batch the deployment's engine never runs.
+    /// `dieWord` names what b counts per (``HardwareProfile/dieWord``): "GPU" on a one-die GPU.
     public static func sweepTable(_ rows: [SweepRow], mtp: Bool = true, setup: String? = nil,
-                                  batchLimit: Double? = nil) -> String {
+                                  batchLimit: Double? = nil, dieWord: String = "die") -> String {
         var out = "decode step time, ms (\(mtp ? "MTP 0.7" : "no MTP module"); * = two microbatches; "
             + "— = does not fit in HBM or past the context window"
         if let batchLimit, sweepBatches.contains(where: { $0 > batchLimit }) {
-            out += "; (…) = past the deployment's batch limit of \(OperatorCommand.format(batchLimit)) requests per die, "
+            out += "; (…) = past the deployment's batch limit of \(OperatorCommand.format(batchLimit)) requests per \(dieWord), "
                 + "a batch its engine never runs"
         }
         out += ")"
         if let setup {
-            out += " · \(setup); b = requests per die, context = KV tokens per request"
+            out += " · \(setup); b = requests per \(dieWord), context = KV tokens per request"
         }
         out += "\n"
         out += "context" + sweepBatches.map { "b\(Int($0))".leftPadded(10) }.joined() + "\n"
