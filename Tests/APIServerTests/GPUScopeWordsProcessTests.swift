@@ -26,6 +26,23 @@ struct GPUScopeWordsProcessTests {
         }
     }
 
+    /// A batch that does not fit names the GPU's HBM: "per die … one nvidia-a100 die has 80 GB".
+    @Test func aBatchThatDoesNotFitOnAGPUSaysGPU() throws {
+        let spec = "colocated:8:llama-3-70b:nvidia-a100:tp2"
+        let decode = try runBuiltXDS(["bench", "decode", "--deployment", spec, "--batch-per-die", "8", "--context", "2048"])
+        #expect(decode.status == 1 && decode.out.isEmpty, "\(decode)")
+        #expect(decode.err.hasPrefix("xds: batch 8/GPU at context 2048 does not fit: it needs 75.9 GB of HBM per GPU "
+            + "(weights 70.6 GB + KV 5.4 GB), one nvidia-a100 GPU has 80 GB, 72.0 GB of it"), "\(decode.err)")
+        let prefill = try runBuiltXDS(["bench", "prefill", "--deployment", spec, "--prompt-len", "4096",
+                                       "--tokens-per-npu", "100"])
+        #expect(prefill.status == 1 && prefill.err.hasPrefix("xds: --tokens-per-npu 100 × 2 GPUs = 200 tokens per "
+            + "batch holds less than one 4096-token prompt; use at least 2048"), "\(prefill.err)")
+        let superpod = try runBuiltXDS(["bench", "decode", "--batch-per-die", "4096", "--context", "131072"])
+        #expect(superpod.status == 1 && superpod.err.hasPrefix("xds: batch 4096/die at context 131072 does not fit: "), "\(superpod.err)")
+        #expect(superpod.err.contains(" of HBM per die (weights ") && superpod.err.contains(", one ascend-910c die has 64 GB"),
+                "\(superpod.err)")
+    }
+
     @Test func theSweepAndTheRunsDecodeLineOnAGPUSayGPU() throws {
         let sweep = try runBuiltXDS(["validate", "--sweep", "--deployment", Self.gpu])
         #expect(sweep.status == 0, "\(sweep)")

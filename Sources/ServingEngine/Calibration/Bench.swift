@@ -222,17 +222,17 @@ public enum Bench {
         // The instance's batch must hold one whole prompt at least (a prompt may span the dies of
         // its attention TP group, so less than a prompt per die is fine).
         let dies = g.tp * g.dp
+        let hw = try g.hardware.map(HardwareProfile.named) ?? deployment.hardwareProfile()
         guard tokensPerNPU * Double(dies) >= promptLen else {
             let least = Int((promptLen / Double(dies)).rounded(.up))
-            throw ConfigError(String(format: "--tokens-per-npu %.0f × %d dies = %.0f tokens per batch holds less than one "
-                + "%.0f-token prompt; use at least %d", tokensPerNPU, dies, tokensPerNPU * Double(dies), promptLen, least))
+            throw ConfigError(String(format: "--tokens-per-npu %.0f × %d %@s = %.0f tokens per batch holds less than one "
+                + "%.0f-token prompt; use at least %d", tokensPerNPU, dies, hw.dieWord, tokensPerNPU * Double(dies), promptLen, least))
         }
         let model = try deployment.modelSpec()
-        let hw = try g.hardware.map(HardwareProfile.named) ?? deployment.hardwareProfile()
         // As decode: a layout whose weights and the batch's KV do not fit a die cannot run, and a
         // throughput for it would mislead (`--model kimi-k2` on a 16-die prefill group gave one).
         try checkHBM(model: model, hardware: hw, group: g, batchPerDie: tokensPerNPU / promptLen, context: promptLen,
-                     what: String(format: "a prefill batch of %.0f tokens per die (%.0f-token prompts)", tokensPerNPU, promptLen),
+                     what: String(format: "a prefill batch of %.0f tokens per %@ (%.0f-token prompts)", tokensPerNPU, hw.dieWord, promptLen),
                      deployment: deployment)
         let cost = CostModel(model: model, hardware: hw)
         let routedDies = g.ep - g.sharedExpertDies
@@ -290,10 +290,12 @@ public enum Bench {
         let need = weights + kv
         let usable = hw.hbmBytesPerDie * EngineConfiguration.defaultKVMemoryFraction
         if need > usable {
-            let batch = what ?? String(format: "batch %.0f/die at context %.0f", batchPerDie, context)
-            throw ConfigError(String(format: "%@ does not fit: it needs %.1f GB of HBM per die (weights %.1f GB + KV %.1f GB), "
-                + "one %@ die has %.0f GB, %.1f GB of it for weights and KV (%.0f%%, as the engine keeps)",
-                                     batch, need / 1e9, weights / 1e9, kv / 1e9, hw.name, hw.hbmBytesPerDie / 1e9,
+            // "per GPU" on a one-die GPU (an A100 "die" is the GPU), "per die" on Ascend.
+            let die = hw.dieWord
+            let batch = what ?? String(format: "batch %.0f/%@ at context %.0f", batchPerDie, die, context)
+            throw ConfigError(String(format: "%@ does not fit: it needs %.1f GB of HBM per %@ (weights %.1f GB + KV %.1f GB), "
+                + "one %@ %@ has %.0f GB, %.1f GB of it for weights and KV (%.0f%%, as the engine keeps)",
+                                     batch, need / 1e9, die, weights / 1e9, kv / 1e9, hw.name, die, hw.hbmBytesPerDie / 1e9,
                                      usable / 1e9, EngineConfiguration.defaultKVMemoryFraction * 100))
         }
     }

@@ -14,7 +14,7 @@ import Testing
         do {
             _ = try Bench.decode(deployment: h100, batchPerDie: 120, context: 1024, mtpAcceptance: 0)
         } catch {
-            #expect("\(error)".contains("one nvidia-h100 die has 80 GB, 72.0 GB of it for weights and KV (90%, as the engine keeps)"),
+            #expect("\(error)".contains("one nvidia-h100 GPU has 80 GB, 72.0 GB of it for weights and KV (90%, as the engine keeps)"),
                     "\(error)")
         }
         // What the engine's KV holds fits.
