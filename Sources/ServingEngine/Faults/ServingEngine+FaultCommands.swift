@@ -110,6 +110,8 @@ extension ServingEngine {
         switch command {
         case .faultDie(let die): "fault \(hardware.dieName(die))"
         case .faultHBM(let die): "fault hbm \(hardware.dieName(die))"
+        case .faultStraggler(let die, let slowdown):
+            "fault straggler \(hardware.dieName(die))" + (slowdown.map { " slowdown \(OperatorCommand.format($0))" } ?? "")
         case .faultNPU(let npu) where device != "NPU": "fault \(device) \(npu)"
         default: "\(command)"
         }
@@ -201,7 +203,7 @@ extension ServingEngine {
         // fault was recovered, in the degraded sense, when it left).
         for i in waiting where !faults.hasOutage(i) {
             telemetry.log(EngineEvent(time: now, kind: .recovery,
-                                      message: "fault \(record.id): \(instances[i].name) back in service (its dies repaired)"))
+                                      message: "fault \(record.id): \(instances[i].name) back in service (its \(hardware.dieWord)s repaired)"))
         }
     }
 

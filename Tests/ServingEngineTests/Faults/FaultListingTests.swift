@@ -29,6 +29,9 @@ import Testing
         #expect(engine.apply(try OperatorCommand.parse("heal 1").get()).accepted)
         let healed = engine.snapshot().events.last { $0.kind == .heal }?.message
         #expect(healed == "fault 1 healed (fault hbm GPU 0)")
+        // A straggler's heal names its GPU too ("fault straggler die 3" beside "straggler GPU 3").
+        #expect(engine.apply(try OperatorCommand.parse("heal 4").get()).accepted)
+        #expect(engine.snapshot().events.last { $0.kind == .heal }?.message == "fault 4 healed (fault straggler GPU 3)")
     }
 
     /// A dead GPU's events, from injection through detection to recovery, name GPUs: "GPU 2 (die
@@ -43,6 +46,10 @@ import Testing
         #expect(messages.contains { $0.hasPrefix("fault 1: GPU 2 dead; stalls ") }, "\(messages)")
         #expect(messages.contains { $0.hasSuffix("device check: GPU 2 dead") }, "\(messages)")
         #expect(messages.contains { $0.contains("until repaired (no spare GPUs)") }, "\(messages)")
+        #expect(engine.apply(try OperatorCommand.parse("heal 1").get()).accepted)
+        engine.run(until: 20)
+        #expect(engine.snapshot().events.contains { $0.message.hasSuffix("back in service (its GPUs repaired)") },
+                "\(engine.snapshot().events.map(\.message))")
         let words = messages.joined(separator: "\n").replacingOccurrences(of: "NPU-fork", with: "")
         #expect(!words.contains("die") && !words.contains("NPU"), "\(messages)")
         #expect(engine.faultDetails().first?.detection.hasSuffix("device check finds the dead GPUs") == true)
