@@ -59,7 +59,7 @@ public enum ConsoleScreen {
             if line.count > width - 4 { line = String(line.prefix(width - 5)) + "…" }
             b.put(line, x: 2, y: area.maxY - 1, style: style)
         }
-        footer(&b, state)
+        footer(&b, state, snapshot)
         if snapshot.linkStatus != nil { staleOut(&b) }
         if let menu = state.faultMenu { Overlays.faultMenu(&b, menu, state, snapshot) }
         if let preview = state.preview {
@@ -309,7 +309,7 @@ public enum ConsoleScreen {
         ("f", "fault"), ("r", "rebal"), ("t", "theme"), ("hjkl", "move"),
     ]
 
-    static func footer(_ b: inout CellBuffer, _ state: ConsoleState) {
+    static func footer(_ b: inout CellBuffer, _ state: ConsoleState, _ snapshot: Snapshot) {
         let y = b.height - 1
         if let pending = state.confirmation {
             let x = b.put(pending.question + " y/n", x: 0, y: y, style: Style(fg: .warn, bold: true))
@@ -390,7 +390,7 @@ public enum ConsoleScreen {
             return
         }
         var x = 0
-        for (key, label) in footerItems(state.view, width: b.width) {
+        for (key, label) in footerItems(state.view, width: b.width, idle: idleKeys(state, snapshot)) {
             x = b.put(key, x: x, y: y, style: .accent)
             x = b.put(label, x: x, y: y, style: .dim)
         }
@@ -405,7 +405,9 @@ public enum ConsoleScreen {
     /// (`/filter`, `⏎detail`), one-word labels (`s sort`, `d drain`; `S` and `u` are in the
     /// help); and if that still does not fit, the least used keys go first (t, hjkl, r, …),
     /// never the view's own, and `? help` reads `? more`.
-    static func footerItems(_ view: ConsoleView, width: Int) -> [(key: String, label: String)] {
+    ///
+    /// Keys in `idle` (``idleKeys(_:_:)``) act on nothing here and are not offered.
+    static func footerItems(_ view: ConsoleView, width: Int, idle: Set<String> = []) -> [(key: String, label: String)] {
         // The narrow set has a placeholder where the wide one has "1-6 views" (the tab bar shows
         // the numbers), so view keys go in at the same index.
         func withViewKeys(_ base: [(String, String)], sort: String) -> [(String, String)] {
@@ -415,7 +417,7 @@ public enum ConsoleScreen {
             if view == .events { keys.insert(("v", "level"), at: 4) }
             if view == .latency { keys.insert(("w", "window"), at: 4) }
             if [.events, .requests, .experts].contains(view) { keys.insert(("/", "filter"), at: 4) }
-            return keys.filter { !$0.0.isEmpty }
+            return keys.filter { !$0.0.isEmpty && !idle.contains($0.0) }
         }
         if width >= 120 {
             return fitted(withViewKeys(footerKeys, sort: "").map { ($0.0, " \($0.1)  ") }, width: width)
@@ -438,6 +440,22 @@ public enum ConsoleScreen {
             shown[help].label = "more "
         }
         return fitted(shown, width: width)
+    }
+
+    /// The footer's keys that act on nothing in this view of this deployment, so the footer does
+    /// not offer them: on a dense model (Llama-3-70B on H100s) it listed `r rebalance`, which
+    /// the engine refuses ("llama-3-70b has no experts"), and in the Experts view `/ filter` and
+    /// `hjkl move` for a heat map that is not there; `hjkl` moves nothing in the KV and Latency
+    /// views; and keys the link turns down (a server without drains or faults) are not offered.
+    static func idleKeys(_ state: ConsoleState, _ s: Snapshot) -> Set<String> {
+        var idle = Set<String>()
+        let dense = s.servesDenseModel
+        if dense || !state.capabilities.contains(.rebalance) { idle.insert("r") }
+        if !state.capabilities.contains(.drain) { idle.insert("d/u") }
+        if !state.capabilities.contains(.faults) { idle.insert("f") }
+        if state.view == .kvCache || state.view == .latency || (state.view == .experts && dense) { idle.insert("hjkl") }
+        if state.view == .experts && dense { idle.insert("/") }
+        return idle
     }
 
     /// Whether all of `items` fit in `width`.

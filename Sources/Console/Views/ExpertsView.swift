@@ -157,7 +157,7 @@ enum ExpertsView {
         // TEs)" called it a decode TE beside an Instances table that says "colocated".
         let kinds = Set(decodeTEs.map(\.kind))
         let teWord = kinds == ["decode"] ? "decode TEs" : kinds == ["colocated"] ? "colocated TEs" : "TEs that decode"
-        let dense = (try? ModelSpec.named(s.modelName))?.isMoE == false
+        let dense = s.servesDenseModel
         // On a one-die GPU the die is the GPU (``Snapshot/dieWord``): "8 expert dies" named a part
         // an H100 does not have. The superpod's 910C dies keep their word.
         let die = s.dieWord, load = s.dieWord == "die" ? "Die load" : "\(s.dieWord) load"

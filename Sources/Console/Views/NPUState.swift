@@ -340,6 +340,10 @@ extension Snapshot {
     /// nil for a name this build does not know (a newer server): views then claim nothing.
     var hardware: HardwareProfile? { try? HardwareProfile.named(hardwareName) }
 
+    /// Whether the model served is a dense one (no experts, nothing for EPLB or `r` to move);
+    /// false for an MoE model and for a name this build does not know.
+    var servesDenseModel: Bool { (try? ModelSpec.named(modelName))?.isMoE == false }
+
     /// What a device is called on this hardware ("GPU" on an A100 or H100, "NPU" on Ascend):
     /// labels say it, while the `:` language keeps `fault npu N` for every kind.
     var deviceWord: String { hardware?.deviceKind ?? "NPU" }
