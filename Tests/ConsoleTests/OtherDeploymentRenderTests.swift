@@ -131,8 +131,9 @@ import XDSTestSupport
         // Samples before the first TTFT are 0 in the series: not part of the line's range.
         let ttft = try #require(Self.render(.latency).first { $0.contains("│ TTFT p99 ") })
         #expect(Self.snapshot.series.ttftP99Ms.contains(0) && !ttft.contains(" 0.0ms…"), "\(ttft)")
-        // …as gaps: every line's newest point is in the same column ("newest right").
-        let sparks = Set("▁▂▃▄▅▆▇█")
+        // …as gaps (marked ⋅, TrendGapTests): every line's newest point is in the same column
+        // ("newest right").
+        let sparks = Set("▁▂▃▄▅▆▇█⋅")
         func lastSpark(_ row: String) -> Int? { Array(row).lastIndex { sparks.contains($0) } }
         let tokens = try #require(Self.render(.latency).first { $0.contains("│ tok/s ") })
         #expect(lastSpark(ttft) != nil && lastSpark(ttft) == lastSpark(tokens), "\(ttft)\n\(tokens)")

@@ -37,8 +37,9 @@ enum ASCIIFallback {
         "↑": "^", "↓": "v", "←": "<", "→": ">", "↔": "-", "⏎": "<", "⏸": "=", "␣": "_",
         // NPU states (↓ slow is above): ≠ link down, ⊘ drained.
         "≠": "!", "⊘": "/",
-        // A latency bar over the SLO, without colour.
-        "╳": "x",
+        // A latency bar over the SLO, without colour; a trend's interval without a sample,
+        // apart from the lowest sparkline level (`.`).
+        "╳": "x", "⋅": "_",
         // Punctuation and signs of the views' and the engine's texts.
         "·": ".", "•": "*", "…": ".", "–": "-", "—": "-", "−": "-", "‐": "-", "×": "x", "÷": "/",
         "±": "+", "≈": "~", "≤": "<", "≥": ">", "µ": "u", "°": "o", "²": "2", "³": "3", "¹": "1",

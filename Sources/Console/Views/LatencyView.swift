@@ -446,6 +446,10 @@ enum LatencyView {
         return forms.first { $0.count <= room } ?? forms.last!
     }
 
+    /// What marks a p99 line's interval in which no request completed (its p99 has no sample): a
+    /// blank there read as a drawing fault or as a value of nothing, with nothing to say which.
+    static let gapMark: Character = "⋅"
+
     static func trends(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
         let interval = s.series.intervalSeconds
         let inner = rect.inner
@@ -453,12 +457,19 @@ enum LatencyView {
         let points = min(sparkWidth, s.series.ttftP99Ms.count)
         let span = Double(points) * interval
         let seconds = Format.fixed(interval, interval < 1 ? 1 : 0)
-        b.box(
-            rect,
-            title:
-                rect.width >= 110
-                    ? "Over time · last \(Format.duration(span)) (one point per \(seconds) s, newest right) · each line from its min to its max"
-                    : "Over time · last \(Format.duration(span)) · 1 point/\(seconds) s · min…max")
+        // Fewer points than columns: the engine keeps its series from the start until they are
+        // full (600 points), so the blank left of the lines is the time before the start.
+        let startUp = s.series.ttftP99Ms.count + 1 < sparkWidth
+        let last = "last \(Format.duration(span))" + (startUp ? " since start" : "")
+        let gap = "\(gapMark) no request completed in the interval", gapShort = "\(gapMark) no completion"
+        b.box(rect, titles: [
+            "Over time · \(last) (one point per \(seconds) s, newest right) · each line from its min to its max · \(gap)",
+            "Over time · \(last) (one point per \(seconds) s, newest right) · min…max · \(gap)",
+            "Over time · \(last) · 1 point/\(seconds) s · min…max · \(gap)",
+            "Over time · \(last) · 1 point/\(seconds) s · min…max · \(gapShort)",
+            "Over time · \(last) · 1 point/\(seconds) s · \(gapShort)",
+            "Over time · \(last) · \(gapShort)",
+        ])
         /// One line: its series, the live value beside it (nil: a p99 before its first sample,
         /// shown "–", as in the histograms above) and how a value reads.
         struct Trend {
@@ -466,17 +477,21 @@ enum LatencyView {
             var format: (Double) -> String
             /// The range's form when `format` gives min and max as one figure.
             var whole: (Double) -> String = { String(Int($0.rounded())) }
-            /// A latency p99 of 0 is the telemetry's "no sample yet", not a value.
+            /// A latency p99 of 0 is the telemetry's "no sample in that interval", not a value.
             var zeroIsGap = false
         }
         // The value beside a p99 line is its newest point (the p99 of the newest interval with
         // a sample), of the same scope as the line and as "tok/s" below it. It was the engine's
         // p99 since start, added as the line's newest point: a cumulative figure at the end of
         // a line of per-interval ones, and beside the per-interval tok/s with the same look.
+        // When the newest interval had no completion the line ends in gap marks, and the figure
+        // (an older interval's) is dim: in the SLO's green it read as the latency of now while a
+        // drain had stopped every completion.
         func p99(_ label: String, _ values: [Double], slo: Double?) -> Trend {
             let v = values.last { $0.isFinite && $0 > 0 }
-            let style: Style = slo.map { s in v.map { $0 > s ? .bad : .good } ?? .dim } ?? .accent
-            return Trend(label: label, values: values, now: v, text: v.map(Format.ms) ?? "–", style: style,
+            let current = values.last.map { $0.isFinite && $0 > 0 } ?? false
+            let style: Style = !current ? .dim : slo.map { s in v.map { $0 > s ? .bad : .good } ?? .dim } ?? .accent
+            return Trend(label: label, values: values, now: values.last ?? 0, text: v.map(Format.ms) ?? "–", style: style,
                          format: Format.ms, whole: { Format.fixed($0, 2) + "ms" }, zeroIsGap: true)
         }
         let trends = [
@@ -503,13 +518,20 @@ enum LatencyView {
                 continue
             }
             // A p99's zeros are gaps in the line and out of its range (which read "0.0ms…4.22s"
-            // after the first sample). Gaps keep every line's points in step, newest at the same column.
+            // after the first sample). Gaps keep every line's points in step, newest at the same
+            // column: the right edge, beside the range ("newest right"), however few there are.
             let shown = Array((trend.values + [now]).suffix(sparkWidth)).map {
                 $0.isFinite && (!trend.zeroIsGap || $0 > 0) ? $0 : .nan
             }
+            let x = inner.x + 20 + sparkWidth - shown.count
             let known = shown.filter(\.isFinite)
             let lo = known.min() ?? 0, hi = known.max() ?? 0
-            b.sparkline(shown, x: inner.x + 20, y: y, width: sparkWidth, min: lo, max: hi, style: trend.style)
+            b.sparkline(shown, x: x, y: y, width: sparkWidth, min: lo, max: hi, style: trend.style)
+            for (k, v) in shown.enumerated() where !v.isFinite { b.put(String(gapMark), x: x + k, y: y, style: .dim) }
+            guard !known.isEmpty else {
+                b.put(" –", x: inner.x + 20 + sparkWidth, y: y, style: .dim, clip: inner)
+                continue
+            }
             // Where min and max round to one figure the line still spans its full height: the
             // range is then shown whole ("30.7k…30.7k" beside a line from bottom to top scaled nothing).
             let (from, to) = (trend.format(lo), trend.format(hi))
