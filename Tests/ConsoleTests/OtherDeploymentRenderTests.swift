@@ -231,11 +231,11 @@ import XDSTestSupport
             return lines.first { $0.contains("experts ") && $0.contains("MoE load") } ?? lines.joined(separator: "\n")
         }
         let gpu = detail(Self.snapshot, npu: 5)
-        #expect(gpu.contains("│ DP none · TP4  experts –"), "\(gpu)")
+        #expect(gpu.contains("│ DP group 0 of 1 · TP4  experts –"), "\(gpu)")
         let d = try Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1")
         let one = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 2))
         one.run(until: 3)
-        #expect(detail(one.snapshot(), npu: 1).contains("│ DP none · TP1  experts –"))
+        #expect(detail(one.snapshot(), npu: 1).contains("│ DP group 0 of 1 · TP1  experts –"))
         let decode = try #require(Self.superpod.npus.first { $0.role == .decode })
         let pod = detail(Self.superpod, npu: decode.id)
         let groups = decode.dpGroups.map(String.init).joined(separator: ", ")

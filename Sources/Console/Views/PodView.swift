@@ -357,7 +357,11 @@ enum PodView {
             let groups = dpGroups(npu, s, dead: isDead)
             let experts: [(String, Style)] = [("  experts ", .dim), (expertList(npu.experts), .text)]
             let load: (String, Style) = (npu.experts.isEmpty || isDead ? "–" : Format.fixed(npu.expertLoad, 2) + "×", .text)
-            line(groups + experts + [("  MoE load ", .dim), load], shorter: [groups + experts + [("  MoE ", .dim), load]])
+            // "DP 0 of 1" before "MoE": a replica's one group written out ("DP group 0 of 1")
+            // took the room that kept "MoE load" whole beside 16 experts at 120 columns.
+            let compact = groups.map { $0.0 == "DP group " ? ("DP ", $0.1) : $0 }
+            line(groups + experts + [("  MoE load ", .dim), load],
+                 shorter: [compact + experts + [("  MoE load ", .dim), load], compact + experts + [("  MoE ", .dim), load]])
         }
         // Load colours on the busy share only where it is the NPU's load (as in the node table):
         // a prefill TE's busy share is near 100 % at a quarter of capacity, its load is how many
@@ -469,8 +473,10 @@ enum PodView {
     }
 
     /// The NPU's DP groups out of its TE's (`40, 41 of 320`); where its TE is a single group (a
-    /// GPU replica, where "DP groups 0" read as a count of zero) `none · TP4`, its dies
-    /// counted; `–` for an NPU in no group (an expert die).
+    /// GPU replica, where "DP groups 0" read as a count of zero) `group 0 of 1 · TP4`, its dies
+    /// counted: the snapshot's group, which the Requests view names too (`colocated-1/dp0`);
+    /// "DP none" there said the replica had no group the requests beside it were placed on.
+    /// `–` for an NPU in no group (an expert die).
     /// A dead chip of a TE in no group had its groups fenced off (the snapshot lists only the
     /// groups its TE runs): `– (fenced)`.
     static func dpGroups(_ npu: NPUStatus, _ s: Snapshot, dead: Bool = false) -> [(String, Style)] {
@@ -486,7 +492,7 @@ enum PodView {
         }
         if all.count <= 1 {
             let dies = peers * max(1, s.hardware?.diesPerDevice ?? 1)
-            return [("DP ", .dim), ("none · TP\(dies)", .text)]
+            return [("DP group ", .dim), ("\(npu.dpGroups[0]) of 1 · TP\(dies)", .text)]
         }
         let mine = npu.dpGroups.map(String.init).joined(separator: ", ")
         return [(npu.dpGroups.count == 1 ? "DP group " : "DP groups ", .dim), ("\(mine) of \(all.count)", .text)]
