@@ -58,14 +58,14 @@ import XDSTestSupport
             "│ ⊘05pppppppp   13********  #21#D^D^DDD   29DDD^^DD^   37········   45········ │",
             "│  06********   14********   22DD^^DDD^   30^^DDDD^D   38········   46········ │",
             "│  07********   15********   23^DDD^D^D   31DDDDDDD^   39········   47········ │",
-            "│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link              │",
+            "│ P pre D dec ·spare X dead ↓slow #HBM ≠link                                   │",
             "│ load pd idle PD <70% ok ^ <90% high * ≥90% crit ⊘drained ~draining           │",
             "└──────────────────────────────────────────────────────────────────────────────┘",
         ])
         let ascii = Self.podBox(Self.render(.pod).asciiOnly())
         #expect(ascii[3] == "|  02********   10********  v18^D^DDDvD  !26D^!DDD^^   34DD^DDDDD   42........ |")
         // `↓slow` read as a word, `vslow`: written out `v slow`.
-        #expect(ascii[9] == "| P pre D dec A attn E exp C coloc .spare X dead v slow #HBM !link             |")
+        #expect(ascii[9] == "| P pre D dec .spare X dead v slow #HBM !link                                  |")
         // `≥` is written out: `>90% crit` said something else (90% itself is crit).
         #expect(ascii[10] == "| load pd idle PD <70% ok ^ <90% high * >=90% crit /drained ~draining          |")
     }

@@ -72,7 +72,7 @@ import XDSTestSupport
         #expect(
             lines[9] == "│ ⊘05PPPPPPPP   13PPPPPPPP   21DDDDDDDD   29DDDDDDDD   37········   45········ │")
         #expect(
-            lines[12] == "│ P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link              │")
+            lines[12] == "│ P pre D dec ·spare X dead ↓slow #HBM ≠link                                   │")
         #expect(
             lines[13] == "│ load ■idle ■<70% ok ■<90% high ■≥90% crit ⊘drained ~draining                 │")
         #expect(

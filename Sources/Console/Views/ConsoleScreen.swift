@@ -70,7 +70,8 @@ public enum ConsoleScreen {
         if state.showHelp {
             // Before the engine's first answer nothing says whether it has a pool: the usual line.
             Overlays.help(&b, state, theme, colocated: KVCacheView.isColocated(snapshot),
-                          dramPool: !snapshot.hasData || snapshot.kv.poolCapacityBytes > 0)
+                          dramPool: !snapshot.hasData || snapshot.kv.poolCapacityBytes > 0,
+                          denseModel: snapshot.servesDenseModel)
         }
         return b
     }

@@ -100,7 +100,7 @@ enum Overlays {
     /// `colocated`: no TE is a decode or prefill TE (``KVCacheView/isColocated(_:)``).
     /// `dramPool`: the engine has a pooled DRAM KV tier (none on GPUs).
     static func help(_ b: inout CellBuffer, _ state: ConsoleState, _ theme: Theme, colocated: Bool = false,
-                     dramPool: Bool = true) {
+                     dramPool: Bool = true, denseModel: Bool = false) {
         // Without colour the Pod grid's load is in its glyphs: the help says which.
         var replaced = theme.monochrome ? ["Pod": monochromePodLine, "Latency": monochromeLatencyLine] : [:]
         if !state.canSuspend { replaced["q Ctrl-C"] = noJobControlQuitLine }
@@ -123,6 +123,9 @@ enum Overlays {
         } else if !dramPool {
             replaced["KV cache"] = "decode DP-group KV use, prefill TEs, prefix hits, KV transfers"
         }
+        // A dense model has no experts: `r` is answered "… has no experts" and the footer does
+        // not offer it (``ConsoleScreen/idleKeys(_:_:)``), so the help does not promise a rebalance.
+        if denseModel { replaced["r"] = "nothing: a dense model has no experts    t  next theme" }
         let keys = helpLines.map { line in replaced[line.0].map { (line.0, $0) } ?? line }
         var commands = commandLines
         if state.diesPerNPU == 1 {

@@ -238,10 +238,16 @@ enum PodView {
             }
         }
         let inner = layout.grid.inner
-        let long = "P prefill  D decode  A attention  E expert  C colocated  · spare    " + NPUState.legend
-        // The long legend only where it fits whole; otherwise the short one (never cut).
-        let wide = inner.width >= long.count + 2
-        let legend = wide ? long : "P pre D dec A attn E exp C coloc ·spare X dead ↓slow #HBM ≠link"
+        // The letters of the roles on the grid, in the order the grid's TEs come: "A attention
+        // E expert" on the superpod and "P prefill D decode" on a GPU cluster of colocated
+        // replicas keyed letters no chip shows. A grid with no chip yet keys every role.
+        let keyed = Self.roleKeys.filter { roles.isEmpty || roles.contains($0.role) }
+        let long = keyed.map(\.long).joined(separator: "  ") + "    " + NPUState.legend
+        // The long legend only where every role's would fit whole (the line below it, the load
+        // basis, needs that room too); otherwise the short one (never cut).
+        let everyRole = Self.roleKeys.map(\.long).joined(separator: "  ") + "    " + NPUState.legend
+        let wide = inner.width >= everyRole.count + 2
+        let legend = wide ? long : keyed.map(\.short).joined(separator: " ") + " X dead ↓slow #HBM ≠link"
         putLegend(&b, legend, x: inner.x + 1, y: layout.grid.maxY - 3, clip: inner)
         let x = NPULoad.drawLegend(
             &b, x: inner.x + 1, y: layout.grid.maxY - 2, clip: inner, monochrome: monochrome,
@@ -256,6 +262,12 @@ enum PodView {
             }
         }
     }
+
+    /// Each role's letter in the grid legend, long and short.
+    static let roleKeys: [(role: NPURole, long: String, short: String)] = [
+        (.prefill, "P prefill", "P pre"), (.decode, "D decode", "D dec"), (.attention, "A attention", "A attn"),
+        (.expert, "E expert", "E exp"), (.colocated, "C colocated", "C coloc"), (.spare, "· spare", "·spare"),
+    ]
 
     /// The narrow legend's key of the expert dies' colours, " E ■≥4× ■≥6×", where it fits whole
     /// with a blank before the border: an E is coloured by its MoE load (× the mean die), and
