@@ -5,31 +5,45 @@ import Testing
 @testable import Console
 
 /// On `colocated:8:llama-3-70b:nvidia-h100:tp8` each replica is one DP group, listed twice in
-/// view 3: the strip above (titled "KV held + reserved", "now: mean 2.9%  fullest group 3.2%")
-/// and the "TEs that prefill · KV use" panel ("colocated-0 … 2%"), which counts the blocks held
-/// without the reserve for the rest of each reply, rounded to whole percents. Side by side the
-/// same replica read 3.2% and 2%, as if one figure were wrong. The panel names its measure and
-/// prints it as the strip does (one decimal below 10 %).
+/// view 3: the strip above ("KV held + reserved", "fullest group 3.2%") and the "TEs that
+/// prefill" panel, which counted the blocks held without the reserve for the rest of each reply
+/// ("colocated-0 … 2%"), lower even than "KV written" beside it. The panel now shows the strip's
+/// scope, held + reserved, so the same replica reads the same figure in both.
 @Suite struct ColocatedTEKVMeasureTests {
+    /// The panel's row for `name`: from the name to the panel's right border.
+    static func row(_ lines: [String], _ name: String) -> String? {
+        guard let line = lines.first(where: { $0.contains("│ \(name) ") }),
+              let start = line.range(of: "│ \(name) ") else { return nil }
+        let rest = line[start.lowerBound...].dropFirst()
+        return String(rest.prefix { $0 != "│" })
+    }
+
     @Test(arguments: [(80, 24), (200, 60)])
-    func tePanelNamesItsMeasure(size: (Int, Int)) throws {
+    func teFigureIsTheStripGroupFigure(size: (Int, Int)) throws {
         let s = try GPUNoDRAMPoolTests.snapshot(KVPanelTitleTests.h100)
         let text = GPUNoDRAMPoolTests.render(s, width: size.0, height: size.1)
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines.contains { $0.contains("Colocated DP groups") && $0.contains("KV held + reserved") }, "\(text)")
         let title = try #require(lines.first { $0.contains("TEs that prefill") }, "\(text)")
-        #expect(title.contains("TEs that prefill · KV held") && !title.contains("KV held +") && !title.contains("KV use"), "\(title)")
+        #expect(title.contains("TEs that prefill · KV held + reserved") && !title.contains("adds the reserve"), "\(title)")
         let tes = s.instances.filter { $0.kind == "colocated" }
-        try #require(tes.count == 8)
-        for te in tes {
-            let row = try #require(lines.first { $0.contains("│ \(te.name) ") }, "\(text)")
-            #expect(row.contains(" \(KVCacheView.axisPercent(te.kvUsage)) │"), "\(te.name) \(te.kvUsage): \(row)")
+        // One group per replica, in TE order: the strip's group i is colocated-i.
+        try #require(tes.count == 8 && s.kv.decodeGroups.count == 8)
+        // Some replica holds a reserve now, or the check below would not tell the scopes apart.
+        #expect(zip(tes, s.kv.decodeGroups).contains { KVCacheView.axisPercent($0.kvUsage) != KVCacheView.axisPercent($1) })
+        // As many rows as the panel has room for (all eight at 200×60).
+        var rows = 0
+        for (te, group) in zip(tes, s.kv.decodeGroups) {
+            guard let row = Self.row(lines, te.name) else { continue }
+            rows += 1
+            #expect(row.hasSuffix(" \(KVCacheView.axisPercent(group)) "), "\(te.name) group \(group): \(row)")
         }
+        #expect(rows >= (size.1 >= 60 ? 8 : 1), "\(text)")
     }
 
     /// The superpod's prefill TEs name the same measure.
     @Test func superpodPrefillPanelNamesItsMeasure() throws {
         let text = GPUNoDRAMPoolTests.render(try GPUNoDRAMPoolTests.snapshot("superpod"), width: 80, height: 24)
-        #expect(text.contains("Prefill TEs · KV held") && !text.contains("KV use"), "\(text)")
+        #expect(text.contains("Prefill TEs · KV held + reserved") && !text.contains("KV use"), "\(text)")
     }
 }

@@ -164,24 +164,28 @@ enum KVCacheView {
     /// deployment's TEs are `colocated-N`, not `prefill-N`.
     static func drawPrefill(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
         let tes = s.instances.filter { ($0.kind == "prefill" || $0.kind == "colocated") && $0.state != "retired" }
-        // A TE's figure is the blocks its requests hold (the engine's per-TE mean over its
-        // groups), without the reserve for the rest of each reply that the strip above adds: on
-        // colocated:8:llama-3-70b:nvidia-h100:tp8 a replica is one group and read "2%" here
-        // under "KV use" beside "fullest group 3.2%" there. The title names the measure, and
-        // the figure is written as the strip's (one decimal below 10 %).
+        // A TE's figure is the blocks its requests hold plus those reserved for the rest of
+        // each reply, the strip's scope: held alone, on colocated:8:llama-3-70b:nvidia-h100:tp8
+        // (a replica is one group) it read "2%" beside "fullest group 3.2%" in the strip, and
+        // below "KV written" in the panel beside it (written counts tokens generated since,
+        // which the reserve covers). An older server's snapshot has no block counts: its held
+        // share is shown, under a title that says so. The title names the measure, and the
+        // figure is written as the strip's (one decimal below 10 %).
         let colocated = tes.contains { $0.kind == "colocated" }
-        b.box(rect, titles: colocated
-            ? ["TEs that prefill · KV held (the strip above adds the reserve)", "TEs that prefill · KV held"]
-            : ["Prefill TEs · KV held"])
+        let shares = tes.compactMap(\.kvHeldPlusReservedShare)
+        let withReserve = shares.count == tes.count
+        let measure = withReserve ? "KV held + reserved" : "KV held"
+        b.box(rect, title: (colocated ? "TEs that prefill · " : "Prefill TEs · ") + measure)
         let inner = rect.inner
         let nameWidth = min(16, max(9, tes.map(\.name.count).max() ?? 0))
         for (i, te) in tes.prefix(inner.height).enumerated() {
             let y = inner.y + i
+            let share = withReserve ? shares[i] : te.kvUsage
             b.put(te.name, x: inner.x + 1, y: y, style: .dim, clip: Rect(x: inner.x, y: y, width: nameWidth + 1, height: 1))
             let w = max(4, inner.width - nameWidth - 9)
-            b.bar(te.kvUsage, x: inner.x + nameWidth + 3, y: y, width: w, style: NPULoad.style(NPULoad.band(te.kvUsage)))
+            b.bar(share, x: inner.x + nameWidth + 3, y: y, width: w, style: NPULoad.style(NPULoad.band(share)))
             b.put(
-                Format.right(axisPercent(te.kvUsage), 4), x: inner.x + nameWidth + 4 + w, y: y, style: .text, clip: inner)
+                Format.right(axisPercent(share), 4), x: inner.x + nameWidth + 4 + w, y: y, style: .text, clip: inner)
         }
         if tes.isEmpty {
             b.put("no prefill instances", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)

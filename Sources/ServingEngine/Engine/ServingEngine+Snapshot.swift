@@ -38,13 +38,15 @@ extension ServingEngine {
             // A prefill TE's running requests are those in its current batch (it showed 0 running
             // and counted them as queued); a decode TE's, its decode batch.
             let prefilling = instance.prefill?.prefillingRequests ?? 0
-            return InstanceStatus(name: instance.name, kind: instance.role.rawValue,
+            var status = InstanceStatus(name: instance.name, kind: instance.role.rawValue,
                                   npus: instance.external ? instance.groupSpec.npusEach : liveNPUCount(of: i, fenced: fenced[i]),
                                   queued: (instance.prefill?.queuedRequests ?? 0) - prefilling
                                       + (instance.decode.map { $0.transferQueue.count + $0.joining.count } ?? 0),
                                   running: instance.runningRequests + prefilling,
                                   kvUsage: kvMeans[i],
                                   stepMs: instance.lastStepSeconds * 1_000)
+            (status.kvBlocksTotal, status.kvBlocksHeld, status.kvBlocksReserved) = kvBlocks(of: i, fenced: fenced[i])
+            return status
         }
         annotateScaling(&s)
         let (drained, draining) = Self.drainState(progress)
@@ -113,6 +115,19 @@ extension ServingEngine {
             groups.indices.reduce(0.0) { fenced.contains($1) ? $0 : $0 + groups[$1].usage }
         }
         return sum / Double(max(1, instances[i].groupCount - fenced.count))
+    }
+
+    /// TE `i`'s KV blocks over the groups it runs (those a shrink fenced off hold nothing and
+    /// are left out, as in ``meanKVUsage(of:fenced:)``): capacity, held by its requests, and
+    /// reserved for the rest of their replies. Whole counts, so a TE's figure and its groups'
+    /// figures in the strip add up exactly.
+    func kvBlocks(of i: Int, fenced: Set<Int>) -> (total: Int, held: Int, reserved: Int) {
+        kvStore.withGroups(of: i) { groups in
+            groups.indices.reduce((total: 0, held: 0, reserved: 0)) { sum, g in
+                fenced.contains(g) ? sum : (sum.total + groups[g].totalBlocks, sum.held + groups[g].usedBlocks,
+                                            sum.reserved + groups[g].reservedBlocks)
+            }
+        }
     }
 
     /// TE `i`'s DP groups fenced off by a die the control plane knows is dead: a vertical shrink

@@ -237,6 +237,14 @@ public struct InstanceStatus: Sendable, Equatable, Codable {
     /// Seconds left in a starting TE's current phase, and how it loads its weights.
     public var phaseSecondsLeft: Double?
     public var loadPath: String?
+    /// KV blocks of the DP groups the TE runs (a group a shrink fenced off is not counted), the
+    /// blocks its requests hold in them, and the blocks reserved for the rest of their replies
+    /// (held by none yet). `kvUsage` is the held share alone; the KV view's strip draws held +
+    /// reserved per group, and a TE's figure beside it needs the reserve to be of that scope.
+    /// Optional: nil from a server older than these keys (the remote console decodes its JSON).
+    public var kvBlocksTotal: Int?
+    public var kvBlocksHeld: Int?
+    public var kvBlocksReserved: Int?
     public init(name: String, kind: String, npus: Int, queued: Int = 0, running: Int = 0,
                 kvUsage: Double = 0, stepMs: Double = 0) {
         self.name = name
@@ -246,6 +254,13 @@ public struct InstanceStatus: Sendable, Equatable, Codable {
         self.running = running
         self.kvUsage = kvUsage
         self.stepMs = stepMs
+    }
+
+    /// Held plus reserved share of the TE's KV blocks, at most 1 as a strip group's (the strip
+    /// clamps each group where reservations overcommit); nil without the block counts.
+    public var kvHeldPlusReservedShare: Double? {
+        guard let total = kvBlocksTotal, let held = kvBlocksHeld, let reserved = kvBlocksReserved else { return nil }
+        return total > 0 ? min(1, Double(held + reserved) / Double(total)) : 0
     }
 }
 
