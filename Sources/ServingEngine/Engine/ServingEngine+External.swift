@@ -25,15 +25,23 @@ extension ServingEngine {
     public func submitExternal(promptTokens: Int, maxTokens: Int, minTokens: Int, ignoreEOS: Bool,
                                prefixHashes: [UInt64], prefixBlockTokens: Int, tag: String = "chat") -> Int {
         let (id, output) = streams.open(maxTokens: maxTokens, minTokens: minTokens, ignoreEOS: ignoreEOS)
+        // The prompt and the most output it may ask for must fit the model's context window:
+        // the HTTP layer lowers `max_tokens` to what the window leaves and refuses a prompt that
+        // fills it, so its requests never reach this refusal, but another face or a library
+        // caller can.
         // Keys the engine could not re-cut into its blocks (a block size out of range, or more
         // keys than the prompt has blocks) are refused with the range, 400, before any arithmetic
         // on them: no file, flag or HTTP body reaches here with them, but a library caller can. A
         // size of 0 or less still means no prefix caching (the keys are dropped, as before).
-        if prefixBlockTokens > 0, let problem = CompletionRequest.prefixKeysProblem(
-            keys: prefixHashes.count, blockTokens: prefixBlockTokens, promptTokens: promptTokens) {
+        let refusal = contextWindowProblem(promptTokens: promptTokens, maxTokens: maxTokens)
+            .map { (reason: $0, kind: "beyond the context window") }
+            ?? (prefixBlockTokens > 0 ? CompletionRequest.prefixKeysProblem(
+                keys: prefixHashes.count, blockTokens: prefixBlockTokens, promptTokens: promptTokens) : nil)
+            .map { (reason: $0, kind: "prefix keys out of range") }
+        if let refusal {
             telemetry.arrived += 1
             reject(RequestSpec(id: id, arrival: now, promptTokens: max(1, promptTokens), outputTokens: output, tag: tag),
-                   reason: problem, kind: "prefix keys out of range", status: 400)
+                   reason: refusal.reason, kind: refusal.kind, status: 400)
             return id
         }
         let spec = RequestSpec(id: id, arrival: now, promptTokens: max(1, promptTokens), outputTokens: output,
@@ -43,6 +51,15 @@ extension ServingEngine {
         admit(spec)
         requests[id]?.maxTokens = maxTokens
         return id
+    }
+
+    /// Why a prompt of `promptTokens` with up to `maxTokens` of output cannot be served by the
+    /// model (its context window holds prompt plus output), or nil when it fits. Compared
+    /// without adding: a count near Int.max would overflow the sum.
+    func contextWindowProblem(promptTokens: Int, maxTokens: Int) -> String? {
+        let window = model.contextWindow, prompt = max(1, promptTokens), output = max(1, maxTokens)
+        guard prompt > window || output > window - prompt else { return nil }
+        return "prompt of \(prompt) tokens plus up to \(output) output tokens exceeds the model's context window of \(window) tokens"
     }
 
     /// The client went away. A decoding request stops at its next decode step; one that has not

@@ -74,11 +74,12 @@ import XDSTestSupport
         #expect(reports > 10, "the requests decoded together over several steps")
     }
 
+    /// Refused at arrival: beyond the model's context window, before any KV is sought for it.
     @Test func anOversizedPromptFailsAtOnceWith400() throws {
         let e = try engine()
         let id = e.submitExternal(promptTokens: 50_000_000, maxTokens: 10)
         let last = try #require(e.recentEvents().last)
         #expect(e.takeStreamUpdates() == [StreamUpdate(id: id, kind: .failed(reason: last.message
-            .replacingOccurrences(of: "request \(id) failed: ", with: ""), status: 400))])
+            .replacingOccurrences(of: "request \(id) rejected: ", with: ""), status: 400))])
     }
 }
