@@ -1,6 +1,5 @@
 import PodModel
 import Testing
-import XDSTestSupport
 @testable import ServingEngine
 
 /// `submitExternal` took a prompt plus `maxTokens` beyond the model's context window: only the
@@ -8,11 +7,8 @@ import XDSTestSupport
 /// that fills it), and other faces call the engine directly. The engine refuses such a request
 /// itself, 400, with one line naming the window; the engine goes on.
 @Suite struct ExternalContextWindowTests {
-    func engine() throws -> ServingEngine {
-        var config = EngineConfiguration(deployment: TestDeployments.toyPod)
-        config.syntheticRate = 0
-        return try ServingEngine(configuration: config)
-    }
+    /// The toy pod without synthetic traffic, as the prefix-key refusals'.
+    func engine() throws -> ServingEngine { try ExternalPrefixBoundsTests().engine() }
 
     static func refusal(_ e: ServingEngine, _ id: Int) -> (reason: String, status: Int)? {
         guard case .failed(let reason, let status) = e.takeStreamUpdates().last(where: { $0.id == id })?.kind else { return nil }
@@ -32,11 +28,7 @@ import XDSTestSupport
         #expect(refused.status == 400)
         #expect(refused.reason == "prompt of \(prompt) tokens plus up to \(maxTokens) output tokens exceeds the model's "
                     + "context window of \(window) tokens", "\(refused.reason)")
-        #expect(e.report().requests.rejected == 1 && e.audit() == [])
-        // The engine serves the next request.
-        let next = e.submitExternal(promptTokens: 300, maxTokens: 20)
-        #expect(e.runToCompletion(limit: 120))
-        #expect(e.takeStreamUpdates().contains { u in u.id == next && { if case .finished = u.kind { true } else { false } }() })
+        ExternalPrefixBoundsTests.refusedOneAndServesTheNext(e)
     }
 
     /// A request that fills the window exactly is taken in.

@@ -26,11 +26,16 @@ import XDSTestSupport
         }
         #expect(status == 400)
         #expect(reason == "prefix block size must be within 1…65536 tokens, got \(block)")
-        #expect(e.report().requests.rejected == 1 && e.audit() == [])
-        // The engine serves the next request.
+        Self.refusedOneAndServesTheNext(e)
+    }
+
+    /// One request refused, no block lost, and the engine serves the next request.
+    static func refusedOneAndServesTheNext(_ e: ServingEngine, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(e.report().requests.rejected == 1 && e.audit() == [], sourceLocation: sourceLocation)
         let next = e.submitExternal(promptTokens: 300, maxTokens: 20)
-        #expect(e.runToCompletion(limit: 120))
-        #expect(e.takeStreamUpdates().contains { u in u.id == next && { if case .finished = u.kind { true } else { false } }() })
+        #expect(e.runToCompletion(limit: 120), sourceLocation: sourceLocation)
+        #expect(e.takeStreamUpdates().contains { u in u.id == next && { if case .finished = u.kind { true } else { false } }() },
+                sourceLocation: sourceLocation)
     }
 
     @Test func keysCoveringMoreThanThePromptAreRefused() throws {

@@ -21,17 +21,32 @@ import XDSTestSupport
     /// share is its groups' mean in the strip, and the held count gives `kvUsage`.
     @Test(arguments: ["colocated:8:llama-3-70b:nvidia-h100:tp8", "superpod", "colocated-288"])
     func heldPlusReservedAddsUpToTheStrip(spec: String) throws {
-        let e = try Self.engine(spec)
+        try Self.checkAgainstTheStrip(try Self.engine(spec))
+    }
+
+    /// With decode shrunk around a dead NPU (DP 320 to 318), the fenced groups are in neither
+    /// the strip nor the TE's counts.
+    @Test func fencedGroupsAreInNeither() throws {
+        let e = try Self.engine("superpod")
+        #expect(e.apply(.faultNPU(280)).accepted)
+        e.run(until: 20)
+        let decode = try #require(e.instances.firstIndex { $0.role == .decode })
+        try #require(!e.fencedGroups(of: decode).isEmpty, "decode did not shrink")
+        try Self.checkAgainstTheStrip(e)
+    }
+
+    static func checkAgainstTheStrip(_ e: ServingEngine) throws {
         let s = e.snapshot()
         var stripBlocks = 0.0, teBlocks = 0, next = 0
         for (i, te) in s.instances.enumerated() {
             let total = try #require(te.kvBlocksTotal), held = try #require(te.kvBlocksHeld)
             let reserved = try #require(te.kvBlocksReserved)
-            #expect(total == e.kvStore.withGroups(of: i) { $0.reduce(0) { $0 + $1.totalBlocks } })
+            let fenced = e.fencedGroups(of: i), running = e.instances[i].groupCount - fenced.count
+            #expect(total == e.kvStore.withGroups(of: i) { g in g.indices.reduce(0) { fenced.contains($1) ? $0 : $0 + g[$1].totalBlocks } })
             #expect(abs(Double(held) / Double(total) - te.kvUsage) < 1e-12, "\(te.name)")
             guard e.instances[i].hasDecode else { continue }
-            let groups = s.kv.decodeGroups[next..<(next + e.instances[i].groupCount)]
-            next += e.instances[i].groupCount
+            let groups = s.kv.decodeGroups[next..<(next + running)]
+            next += running
             let perGroup = Double(total) / Double(groups.count)
             stripBlocks += groups.reduce(0) { $0 + $1 * perGroup }
             teBlocks += held + reserved
