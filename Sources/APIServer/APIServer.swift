@@ -148,13 +148,20 @@ public final class APIServer: Sendable {
         let services = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [], logger: configuration.logger))
         let executor = configuration.taskExecutor
-        let running = Task(executorPreference: executor) { try await services.run() }
+        // High priority, here and for the stop below: Hummingbird, ServiceLifecycle and backends
+        // start unstructured tasks (`Task {}`: a server's graceful stop, its cancellation, a
+        // stream's producer), which take the starting task's priority but not its executor, and
+        // so run on Swift's shared pool. At an ordinary priority they queue behind every job
+        // already waiting there: in a full `swift test`, whose pool holds the other suites' test
+        // bodies, a test server took 277 s to stop (2 ms alone) and a completion went unanswered
+        // past its client's 8 s timeout. At high priority they wait only for a pool thread to free.
+        let running = Task(executorPreference: executor, priority: .high) { try await services.run() }
         let grace = configuration.shutdownGrace
         do {
             try await withTaskCancellationHandler {
                 try await running.value
             } onCancel: {
-                Task(executorPreference: executor) {
+                Task(executorPreference: executor, priority: .high) {
                     await services.triggerGracefulShutdown()
                     try? await Task.sleep(for: grace)
                     running.cancel()

@@ -11,7 +11,7 @@ import XDSTestSupport
 /// What real applications send beside the prompt (the `openai` package's parameters, curl's
 /// habits): each option either works as OpenAI and vLLM document it, or is refused with a 400 that
 /// names it — never answered as if it had been honoured.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct ClientOptionTests {
     static var chat: [String: Any] { ["messages": [["role": "user", "content": "hi"]], "max_tokens": 3] }
 

@@ -13,7 +13,7 @@ import XDSTestSupport
 /// (SIGILL: it could not open `/proc` to watch its threads). One past the cap is answered 503
 /// `too_many_connections` and closed; the open ones are still served, and a place frees when one
 /// closes.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.timeLimit(.minutes(10)))
 struct ConnectionLimitTests {
     @Test func theCapLeavesDescriptorsForEverythingElse() {
         #expect(ConnectionLimit.limit(forDescriptors: 256) == 192)

@@ -12,7 +12,7 @@ import XDSTestSupport
 
 /// A body with a key given twice is ambiguous (Foundation keeps the first, Python's `json` the
 /// last), and a lone surrogate escape is no text: both get a 400 that names the field.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct DuplicateKeyTests {
     @Test func theScannerFindsDuplicatesAndLoneSurrogatesWithTheirPath() {
         func find(_ text: String, surrogates: Bool = true) -> JSONKeyCheck.Finding? {

@@ -7,7 +7,7 @@ import XDSTestSupport
 /// `xds_expert_rebalances` is a gauge of a count that only grows, so `rate()` and `increase()`
 /// (which need a counter) could not be used on it. The gauge stays (scripts read it by that
 /// name); `xds_expert_rebalances_completed_total` is the same count as a counter.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.timeLimit(.minutes(10)))
 struct ExpertRebalanceCounterTests {
     @Test func rebalancesAreACounterBesideTheGauge() async throws {
         try await LiveServer.with { server in

@@ -5,7 +5,7 @@ import XDSTestSupport
 
 /// `vllm:request_success_total{finished_reason}` counts an HTTP request under the reason its
 /// client was told, once, and the workload's own requests under the engine's.
-@Suite(.timeLimit(.minutes(2)), .ownThread("FinishReasonCountingTests"))
+@Suite(.timeLimit(.minutes(10)), .ownThread("FinishReasonCountingTests"))
 struct FinishReasonCountingTests {
     static func success(_ metrics: ServingMetrics, _ reason: String) -> Double {
         PrometheusText(metrics.exposition(for: Snapshot()))

@@ -9,7 +9,7 @@ import XDSTestSupport
 /// (FIN), not a TCP reset: the server closed with the rest of the request unread in its socket,
 /// so the kernel sent a reset, and a client that read after it (or that the reset reached first)
 /// saw "connection reset by peer" instead of the 431 or 400.
-@Suite(.serialized, .timeLimit(.minutes(3)), .ownThread("RefusalCloseTests"))
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("RefusalCloseTests"))
 struct RefusalCloseTests {
     /// A client that writes its whole request, then reads (Python's http.client, curl).
     /// The whole exchange runs on a thread of its own, the pause included: a `Task.sleep` is woken

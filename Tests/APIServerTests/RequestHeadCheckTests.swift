@@ -8,7 +8,7 @@ import Testing
 /// request without exactly one `Host`, a transfer coding other than chunked. Each gets one
 /// answer with `Connection: close` and a clean close (FIN), and nothing after it on the
 /// connection is answered.
-@Suite(.serialized, .timeLimit(.minutes(3)), .ownThread("RequestHeadCheckTests"))
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("RequestHeadCheckTests"))
 struct RequestHeadCheckTests {
     /// Sends `request` and reads to the end (a hang shows as `.quiet` after `readTimeout`).
     private func exchange(_ request: String, port: Int) async throws -> (text: String, ending: RawConnection.Ending) {

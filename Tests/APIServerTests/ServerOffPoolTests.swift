@@ -1,6 +1,9 @@
 import Foundation
 import Synchronization
 import Testing
+import XDSTestSupport
+
+@testable import APIServer
 
 /// A live test server binds, answers and its client reads while every thread of Swift's
 /// cooperative pool is busy. In a full `swift test` the pool's two threads are shared by every
@@ -8,7 +11,7 @@ import Testing
 /// `connectIsRefused405WithABodyAndTheConnectionCloses` (0.1-0.4 s alone) went past their 3-minute
 /// limits: their suites run on threads of their own, but the server's tasks and the client's
 /// pause (`Task.sleep`, woken through the pool) waited for a pool thread.
-@Suite(.serialized, .timeLimit(.minutes(3)), .ownThread("ServerOffPoolTests"))
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("ServerOffPoolTests"))
 struct ServerOffPoolTests {
     /// Spins on every cooperative thread (twice the pool's width, so none is left) until
     /// ``release()``, for at most `seconds`. Spinning, not blocking: Dispatch's pool on Linux adds
@@ -56,9 +59,73 @@ struct ServerOffPoolTests {
     }
 }
 
+/// A stopping server's own unstructured tasks (Hummingbird's and ServiceLifecycle's `Task {}`,
+/// which run on Swift's pool whatever executor the server prefers) go ahead of the jobs queued
+/// there. In a full `swift test` that queue is every other suite's test body: a test server took
+/// 277 s to stop (RequestHeadCheckTests went past its time limit in CI) though it stops in
+/// milliseconds alone.
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("ServerStopQueueTests"))
+struct ServerStopQueueTests {
+    /// Jobs queued on the pool at the priority test bodies run at, each spinning for a while:
+    /// the pool's threads stay busy and its queue long until they have all run.
+    final class QueuedPoolWork: Sendable {
+        let count: Int
+        private let finished = Atomic<Int>(0)
+
+        /// `perThread` jobs per cooperative thread, each spinning for `each`.
+        init(perThread: Int, each: Duration) {
+            count = perThread * ProcessInfo.processInfo.activeProcessorCount
+            for _ in 0..<count {
+                Task.detached(priority: .medium) { [self] in
+                    let end = ContinuousClock.now + each
+                    while ContinuousClock.now < end {}
+                    finished.add(1, ordering: .relaxed)
+                }
+            }
+        }
+
+        /// Jobs that have run to their end.
+        var done: Int { finished.load(ordering: .relaxed) }
+    }
+
+    // Each test asks that the server stopped while most of the jobs queued before its stop were
+    // still waiting: ahead of them it waits for the jobs running then (one per thread), behind
+    // them for all but the last few. Said as a count, not a time, so that the other suites' work
+    // on the pool in a full run (which delays both alike) cannot decide it; alone the server
+    // stops in milliseconds and the queue takes 5 s.
+
+    @Test func aServerStopsAheadOfTheJobsQueuedOnThePool() async throws {
+        var queued: QueuedPoolWork?
+        try await LiveServer.with { server in
+            let reply = try await server.get("/health")
+            #expect(reply.status == 200, "\(reply.text)")
+            queued = QueuedPoolWork(perThread: 20, each: .milliseconds(250))
+        }
+        let work = try #require(queued)
+        let doneAtStop = work.done
+        #expect(doneAtStop <= work.count / 2, "the server stopped after \(doneAtStop) of the \(work.count) jobs queued before its stop")
+    }
+
+    /// The same for a server run from a task of an ordinary priority, without ``LiveServer``: the
+    /// server's own tasks outrank the work queued on the pool whoever runs it.
+    @Test func aServerRunAtMediumPriorityStopsAheadOfTheQueueToo() async throws {
+        var configuration = APIServer.Configuration(adminToken: LiveServer.token)
+        configuration.taskExecutor = ServerThreads.shared
+        let server = APIServer(
+            configuration: configuration, link: RecordingEngineLink(), backend: FakeCompletionBackend())
+        let running = Task(executorPreference: ServerThreads.shared, priority: .medium) { try await server.run() }
+        _ = try await server.boundPort()
+        let work = QueuedPoolWork(perThread: 20, each: .milliseconds(250))
+        running.cancel()
+        try? await running.value
+        let doneAtStop = work.done
+        #expect(doneAtStop <= work.count / 2, "the server stopped after \(doneAtStop) of the \(work.count) jobs queued before its stop")
+    }
+}
+
 /// The live servers' threads grow: a job never waits behind jobs that block. A fixed four threads
 /// shared by every test server (48c17f7) stalled three CI tests for minutes once handlers blocked.
-@Suite(.timeLimit(.minutes(2)), .ownThread("ServerThreadsTests"))
+@Suite(.timeLimit(.minutes(10)), .ownThread("ServerThreadsTests"))
 struct ServerThreadsTests {
     @Test func aJobRunsWhileEightOthersBlockTheirThreads() async throws {
         let executor = ServerThreads(name: "server-threads-test", idleLife: 1)

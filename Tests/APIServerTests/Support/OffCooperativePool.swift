@@ -8,7 +8,8 @@ import Testing
 /// thread (waiting for a child `xds` to exit) holds a pool thread for its whole length, and every
 /// other test's next step queues behind it. Swift Testing's `.timeLimit` counts that queueing: on
 /// a loaded CI machine five HTTP tests and even two that do no I/O at all (FinishReasonCountingTests)
-/// went past their 2 and 3 minute limits at 424 s into the run, though they take under a second.
+/// went past their 2 and 3 minute limits (now 10, README "Time limits") at 424 s into the run, though
+/// they take under a second.
 /// A suite with this trait runs its tests (the test bodies and Swift Testing's own steps for them,
 /// time limits included) on threads of its own instead, through a task executor preference:
 /// the pool is left to the tests that only await, and to the servers they talk to.

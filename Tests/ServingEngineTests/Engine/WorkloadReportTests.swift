@@ -7,7 +7,7 @@ import XDSTestSupport
 
 /// The report says what load was offered (its `workload` section): a run's latencies and
 /// throughput mean little without it, and the default rate now depends on the deployment.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.timeLimit(.minutes(10)))
 struct WorkloadReportTests {
     @Test func aSyntheticRunNamesItsRateAtTheStartAndAtTheEndAndItsMix() throws {
         var config = EngineConfiguration(deployment: TestDeployments.toyPod, seed: 1, syntheticRate: 20)

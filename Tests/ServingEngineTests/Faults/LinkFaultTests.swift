@@ -9,7 +9,7 @@ import XDSTestSupport
 /// link slows them, a dead one blocks them until the probes find it and recovery reroutes over
 /// RoCE. (A degrade never took effect at all, and a dead link carried transfers at full speed
 /// until detection: the channels were only refreshed on other faults.)
-@Suite(.timeLimit(.minutes(5))) struct LinkFaultTests {
+@Suite(.timeLimit(.minutes(10))) struct LinkFaultTests {
     /// The channel from prefill-0 to the decode TE, and an NPU of each end.
     static func channel(_ engine: ServingEngine) throws -> (c: Int, a: Int, b: Int) {
         let d = try FaultTests.decodeIndex(engine)

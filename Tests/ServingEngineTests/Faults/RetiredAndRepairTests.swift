@@ -8,7 +8,7 @@ import XDSTestSupport
 /// Recovery around TEs that scaling retired, several TEs restarting at once, and TEs out until
 /// repaired coming back (found by a hostile review: retired TEs were "restarted", requests were
 /// counted re-prefilled and then failed by the same glitch, and a repaired TE returned unseen).
-@Suite(.timeLimit(.minutes(5))) struct RetiredAndRepairTests {
+@Suite(.timeLimit(.minutes(10))) struct RetiredAndRepairTests {
     /// Four colocated TEs scaled in to two, run until the two scaled in are retired.
     static func scaledIn(policy: String) throws -> (ServingEngine, retired: [Int]) {
         var config = EngineConfiguration(deployment: try Deployment.resolve("colocated:4:llama-2-7b:nvidia-a100:tp1"),
@@ -139,7 +139,7 @@ import XDSTestSupport
 
 /// A second fault on a TE in the middle of a restart waits for the restart (it cut a 300 s
 /// decode restart to an 8 s NPU-fork, so that more faults gave better service).
-@Suite(.timeLimit(.minutes(5))) struct FaultDuringRestartTests {
+@Suite(.timeLimit(.minutes(10))) struct FaultDuringRestartTests {
     @Test func aDeadNPUOnARestartingDecodeTEWaitsForTheRestart() throws {
         let engine = try FaultTests.engine(rate: 20, limit: 200) {
             $0.recoveryPolicy = "pd-failover"
@@ -169,7 +169,7 @@ import XDSTestSupport
 }
 
 /// The detection line of faults found together.
-@Suite(.timeLimit(.minutes(5))) struct DetectionLineTests {
+@Suite(.timeLimit(.minutes(10))) struct DetectionLineTests {
     /// `fault die D` then `fault npu N` over the same die, found in one heartbeat round: the
     /// device check named die D twice ("dies 0, 0, 1, 2, …").
     @Test func aDieSharedByTwoFaultsIsNamedOnce() throws {

@@ -8,7 +8,7 @@ import XDSTestSupport
 /// What the snapshot says of a decode TE after a vertical shrink, and after the heal that gives
 /// the dropped groups back (found by review: `fault npu 130` on cloudmatrix-infer left the
 /// Instances panel at "decode-0 160 NPUs" and the NPU panel at "DP groups 4, 5 of 320").
-@Suite(.timeLimit(.minutes(5))) struct ShrinkSnapshotTests {
+@Suite(.timeLimit(.minutes(10))) struct ShrinkSnapshotTests {
     @Test func aShrunkDecodeTEShowsItsLiveNPUsAndGroupsUntilHealed() throws {
         // Static placement: NPU 36 (the TE's dies 40, 41) holds shared-expert dies, so losing it
         // shrinks decode (as in RecoveryPolicyTests).
@@ -44,7 +44,7 @@ import XDSTestSupport
 
 /// The Instances panel's KV figure of a shrunk decode TE is the mean over the groups it runs:
 /// the fenced groups (empty, taking nothing) were averaged in too.
-@Suite(.timeLimit(.minutes(5))) struct ShrinkKVMeanTests {
+@Suite(.timeLimit(.minutes(10))) struct ShrinkKVMeanTests {
     @Test func aShrunkTEsKVMeanLeavesOutItsFencedGroups() throws {
         let engine = try FaultTests.engine(rate: 30, limit: 400) { $0.eplb = .off }
         let d = try FaultTests.decodeIndex(engine)

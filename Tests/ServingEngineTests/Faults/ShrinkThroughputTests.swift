@@ -8,7 +8,7 @@ import XDSTestSupport
 /// The report's per-die and per-chip throughput after a vertical shrink divides by the dies and
 /// chips in service: the shrunk decode TE keeps its dead NPU until repaired, and the figures
 /// divided by it as if it still served (found by review after `fault die N` on cloudmatrix-infer).
-@Suite(.timeLimit(.minutes(5))) struct ShrinkThroughputTests {
+@Suite(.timeLimit(.minutes(10))) struct ShrinkThroughputTests {
     @Test func perDieFiguresLeaveOutTheDeadChipUntilHealed() throws {
         // NPU 36 (the decode TE's dies 40, 41) holds shared-expert dies: losing it shrinks decode.
         let engine = try FaultTests.engine(rate: 30, limit: 400) { $0.eplb = .off }

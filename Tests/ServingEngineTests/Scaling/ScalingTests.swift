@@ -639,7 +639,7 @@ import XDSTestSupport
 }
 
 /// EPLB around TEs that scaling retired.
-@Suite(.timeLimit(.minutes(5))) struct RetiredTEExpertTests {
+@Suite(.timeLimit(.minutes(10))) struct RetiredTEExpertTests {
     /// A TE scaled in gives its NPUs back; its EPLB controller kept its 60 s cadence and planned
     /// (and could start) swaps onto dies it no longer had, logged as the TE's rebalances (seen in
     /// the daily cycle with `--autoscale slo`: "prefill-16: rebalance started … 32 dies get new
