@@ -66,9 +66,13 @@ struct BenchFlagProcessTests {
         let started = Date()
         let r = try xds(["bench", "preview", "--rate", "500", "--at", "0", "--for", "1h", "--wall-budget", "1"])
         #expect(r.status == 0, "\(r)")
-        #expect(Date().timeIntervalSince(started) < 120, "stopped within a slice of its budget")
+        // A bound on the whole process, its start and the engine's build included: 120 s failed
+        // on a machine running three builds besides the suite (136 s), with the note below as it
+        // should be. The note is what shows the budget stopped it, and early in the window.
+        #expect(Date().timeIntervalSince(started) < 600, "stopped within a slice of its budget")
         let note = r.out.split(separator: "\n").first { $0.hasPrefix("note: stopped at ") }
         #expect(note?.hasSuffix(" of the 1h window: it used up its 1 s wall-clock budget (--wall-budget)") == true, "\(r.out)")
+        #expect(note?.hasPrefix("note: stopped at 1h ") == false, "\(r.out)")
         for value in ["0", "-1", "nan", "1e400", "3601", "abc", ""] {
             let bad = try xds(["bench", "preview", "--rate", "0", "--at", "0", "--for", "1s", "--wall-budget", value])
             #expect(bad.status == 1 && bad.out.isEmpty, "\(value): \(bad)")
