@@ -49,18 +49,25 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
     case autoscale(String)
 
     /// The canonical line; parsing it gives back the same command.
-    public var description: String {
+    public var description: String { description(namingDie: Self.languageDieName, device: Self.languageDeviceName) }
+
+    /// The line with the die or device it points at named by `namingDie` and `device` in place of
+    /// the language's `die D` and `npu N`: the Faults panel lists `fault hbm die 0` as
+    /// `fault hbm GPU 0` on a one-die GPU. One formatter for both, so that a listing keeps every
+    /// other word of the command (a straggler's ` slowdown F`) as the command says it; the engine's
+    /// listing copied those words by hand. Every other command reads as ``description``.
+    func description(namingDie: (Int) -> String, device: (Int) -> String) -> String {
         switch self {
         case .drain(let node): "drain node \(node)"
         case .undrain(let node): "undrain node \(node)"
-        case .faultDie(let die): "fault die \(die)"
-        case .faultNPU(let npu): "fault npu \(npu)"
+        case .faultDie(let die): "fault \(namingDie(die))"
+        case .faultNPU(let npu): "fault \(device(npu))"
         case .faultNode(let node): "fault node \(node)"
         case .faultLink(let a, let b, let degrade):
             "fault link \(a)-\(b)" + (degrade.map { " degrade \(Self.format($0))" } ?? "")
         case .faultStraggler(let die, let slowdown):
-            "fault straggler die \(die)" + (slowdown.map { " slowdown \(Self.format($0))" } ?? "")
-        case .faultHBM(let die): "fault hbm die \(die)"
+            "fault straggler \(namingDie(die))" + (slowdown.map { " slowdown \(Self.format($0))" } ?? "")
+        case .faultHBM(let die): "fault hbm \(namingDie(die))"
         case .faultGlitch: "fault glitch"
         case .heal(let id): "heal \(id)"
         case .healAll: "heal all"
@@ -81,6 +88,10 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
         case .autoscale(let name): "autoscale \(name)"
         }
     }
+
+    /// A die and a device as the language writes them (`die 3`, `npu 3`), whatever the hardware.
+    static func languageDieName(_ die: Int) -> String { "die \(die)" }
+    static func languageDeviceName(_ npu: Int) -> String { "npu \(npu)" }
 
     /// Shortest text that reads back as the same Double (integers without ".0").
     static func format(_ value: Double) -> String {

@@ -105,16 +105,12 @@ extension ServingEngine {
     /// command's words with the hardware's device names. The `:` language keeps `fault die D`,
     /// `fault hbm die D` and `fault npu N` on every kind of hardware; on a one-die GPU those
     /// name GPU D (or N), and a panel beside a grid, fault menu and events that say "GPU 0" listed
-    /// "fault hbm die 0". On an Ascend pod every listing is the command itself.
+    /// "fault hbm die 0". On an Ascend pod every listing is the command itself (its dies are
+    /// "die D", and an NPU keeps the command's `npu N`).
     func listing(_ command: OperatorCommand) -> String {
-        switch command {
-        case .faultDie(let die): "fault \(hardware.dieName(die))"
-        case .faultHBM(let die): "fault hbm \(hardware.dieName(die))"
-        case .faultStraggler(let die, let slowdown):
-            "fault straggler \(hardware.dieName(die))" + (slowdown.map { " slowdown \(OperatorCommand.format($0))" } ?? "")
-        case .faultNPU(let npu) where device != "NPU": "fault \(device) \(npu)"
-        default: "\(command)"
-        }
+        let word = device
+        return command.description(namingDie: hardware.dieName,
+                                   device: word == "NPU" ? OperatorCommand.languageDeviceName : { "\(word) \($0)" })
     }
 
     /// What the replies call a device: the hardware's word ("GPU" on an A100 or H100), as the

@@ -70,6 +70,30 @@ import Testing
         #expect(engine.snapshot().events.last { $0.kind == .heal }?.message == "fault 1 healed (fault hbm die 74)")
     }
 
+    /// Every command that names a die or a device, listed and described on both kinds of hardware.
+    /// The listing and the description come from one formatter (the listing once copied the
+    /// straggler's ` slowdown F` by hand); the description, the text of the command log, the
+    /// report's `fault_details[].command` and the run summary, is the same on every hardware and
+    /// reads back as the command. Any other command lists as its description.
+    @Test func everyCommandThatNamesADieListsAndDescribesItsWordsOnEachHardware() throws {
+        let described = ["fault die 3", "fault hbm die 3", "fault straggler die 3", "fault straggler die 3 slowdown 4",
+                         "fault straggler die 3 slowdown 2.5", "fault npu 3"]
+        let commands: [OperatorCommand] = [.faultDie(3), .faultHBM(die: 3), .faultStraggler(die: 3, slowdown: nil),
+                                           .faultStraggler(die: 3, slowdown: 4), .faultStraggler(die: 3, slowdown: 2.5),
+                                           .faultNPU(3)]
+        #expect(commands.map(\.description) == described)
+        #expect(described.map { try? OperatorCommand.parse($0).get() } == commands)
+        let superpod = try Self.engine("superpod", []), gpu = try Self.engine(Self.gpu, [])
+        #expect(commands.map(superpod.listing) == described)
+        #expect(commands.map(gpu.listing) == ["fault GPU 3", "fault hbm GPU 3", "fault straggler GPU 3",
+                                              "fault straggler GPU 3 slowdown 4", "fault straggler GPU 3 slowdown 2.5",
+                                              "fault GPU 3"])
+        let others: [OperatorCommand] = [.faultNode(1), .faultLink(from: 2, to: 3, degrade: 1.5),
+                                         .faultLink(from: 2, to: 3, degrade: nil), .faultGlitch, .heal(faultID: 1),
+                                         .healAll, .drain(node: 1), .rate(requestsPerSecond: 0.5)]
+        for engine in [superpod, gpu] { #expect(others.map(engine.listing) == others.map(\.description)) }
+    }
+
     /// Each fault carries the chips it touches (die D is on chip D / dies per chip) and its effect.
     @Test func eachFaultNamesTheChipsItTouchesAndHow() throws {
         let superpod = try Self.engine("superpod", ["fault hbm die 74", "fault die 9", "fault npu 163", "fault node 3",
