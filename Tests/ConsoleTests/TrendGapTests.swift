@@ -47,7 +47,7 @@ import XDSTestSupport
     func aGapIsAMarkTheTitleExplains(size: (Int, Int)) throws {
         let lines = Self.render(Self.gappy(), width: size.0, height: size.1)
         let title = try #require(lines.first { $0.contains("Over time") }, "\(lines.joined(separator: "\n"))")
-        #expect(title.contains("⋅ no completion") || title.contains("⋅ no request completed"), "\(title)")
+        #expect(title.contains("no completion: ⋅") || title.contains("no request completed in the interval: ⋅"), "\(title)")
         for label in ["TTFT p99", "TPOT p99", "E2E p99"] {
             let row = try #require(lines.first { $0.contains("│ \(label) ") })
             let plot = Self.plot(row, width: size.0)
@@ -61,6 +61,23 @@ import XDSTestSupport
         // A line that never lacks a point has no mark.
         let tok = try #require(lines.first { $0.contains("│ tok/s ") })
         #expect(!Self.plot(tok, width: size.0).contains("⋅"), "\(tok)")
+    }
+
+    /// The title's separator `·` and the gap mark `⋅` side by side ("min…max · ⋅ no
+    /// completion" at 80 columns) read as one dot: no separator stands next to the mark, and
+    /// the title still says what it means. The same under LANG=C, where the mark is `_`.
+    @Test(arguments: sizes)
+    func theGapMarkStandsApartFromTheSeparators(size: (Int, Int)) throws {
+        for ascii in [false, true] {
+            let lines = Self.render(Self.gappy(), width: size.0, height: size.1, ascii: ascii)
+            let title = try #require(lines.first { $0.contains("Over time") })
+            let mark: Character = ascii ? "_" : "⋅", separator: Character = ascii ? "." : "·"
+            let chars = Array(title)
+            let at = try #require(chars.firstIndex(of: mark), "\(title)")
+            let before = chars[..<at].last { $0 != " " }, after = chars[(at + 1)...].first { $0 != " " }
+            #expect(before != separator && after != separator, "\(size) ascii \(ascii): \(title)")
+            #expect(title.contains("no completion") || title.contains("no request completed"), "\(title)")
+        }
     }
 
     /// Fewer points than columns: the blank before the first point is "before the start", said

@@ -152,7 +152,7 @@ import XDSTestSupport
         #expect(
             lines[13] == "│ p99 1.82s  ▲ SLO 2.00s ││ p99 36.4ms ▲SLO 35.0ms ││ p99 88.4s                │")
         #expect(
-            lines[15] == "┌ Over time · last 3:05 min · 1 point/5 s · min…max · ⋅ no completion ─────────┐")
+            lines[15] == "┌ Over time · last 3:05 min · 1 point/5 s · min…max · no completion: ⋅ ────────┐")
         // The newest interval's p99 beside the line (the header has the one since start).
         #expect(lines[16].hasPrefix("│ TTFT p99    1.91s  ▅"))  // the line ends at the value beside it
         #expect(lines[16].hasSuffix(" 1.42s…2.17s         │"))

@@ -461,7 +461,9 @@ enum LatencyView {
         // full (600 points), so the blank left of the lines is the time before the start.
         let startUp = s.series.ttftP99Ms.count + 1 < sparkWidth
         let last = "last \(Format.duration(span))" + (startUp ? " since start" : "")
-        let gap = "\(gapMark) no request completed in the interval", gapShort = "\(gapMark) no completion"
+        // The mark after its words: after the title's separator ("min…max · ⋅ no completion")
+        // the two dots read as one, with no mark left to key the lines' gaps.
+        let gap = "no request completed in the interval: \(gapMark)", gapShort = "no completion: \(gapMark)"
         b.box(rect, titles: [
             "Over time · \(last) (one point per \(seconds) s, newest right) · each line from its min to its max · \(gap)",
             "Over time · \(last) (one point per \(seconds) s, newest right) · min…max · \(gap)",
