@@ -34,7 +34,7 @@ import XDSTestSupport
         #expect(lines.count == 90 && lines.allSatisfy { $0.count <= 300 })
         // Left column (128 wide, under the grid): the instance table keeps the rows its nine TEs
         // need, every one of them filled; the newest events fill the rest to the footer.
-        #expect(Self.slice(lines[15], 0..<128).hasPrefix("┌ Instances ─"))
+        #expect(Self.slice(lines[15], 0..<128).hasPrefix("┌ Instances · KV held ─"))
         for y in 17...25 { #expect(Self.slice(lines[y], 2..<12) != String(repeating: " ", count: 10), "row \(y)") }
         #expect(Self.slice(lines[25], 0..<128).hasPrefix("│ decode-0     decode      160     310    24.3k   68%   88.5ms degraded "))
         #expect(Self.slice(lines[26], 0..<128).hasPrefix("└─"))
@@ -47,7 +47,7 @@ import XDSTestSupport
         // Right column: the detail, the Faults panel with its fault, then one row per node.
         #expect(Self.slice(lines[17], 128..<300).hasPrefix("┌ Faults · drains ─"))
         #expect(lines[19].contains("│ #1 detected  NPU 140 lost (node 17) "))
-        let nodesTop = try #require(lines.firstIndex { $0.contains("┌ Nodes · 48 · busy and KV: mean over the node's chips (2 dies each), 0–100%") })
+        let nodesTop = try #require(lines.firstIndex { $0.contains("┌ Nodes · 48 · busy and KV held: mean over the node's chips (2 dies each), 0–100%") })
         #expect(nodesTop == 88 - 48 - 3)
         #expect(Self.slice(lines[nodesTop + 1], 128..<300).hasPrefix("│ node roles        instances        state          busy share"))
         #expect(Self.slice(lines[nodesTop + 2], 128..<300).contains("0%"))

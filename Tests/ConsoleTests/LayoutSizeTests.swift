@@ -44,13 +44,13 @@ import XDSTestSupport
 
     @Test func podAt100x30KeepsLegendsDetailAndTicker() {
         let lines = renderFixture(.pod, width: 100, height: 30)
-        #expect(lines[3] == "┌ Pod · 48 nodes × 8 NPUs (chips, 2 dies each) · colour = load (prefill groups busy, decode KV) ───┐")
+        #expect(lines[3] == "┌ Pod · 48×8 NPUs (chips, 2 dies each) · colour = load (prefill groups busy, decode KV held) ──────┐")
         #expect(lines[5] == "│  01 PPPPPPPP  09 PPPPPPPP X17 DDDDXDDD  25 DDDDDDDD  33 DDDDDDDD  41 ········ " + String(repeating: " ", count: 19) + "│")
         #expect(lines[12].hasPrefix("│ P pre D dec ·spare X dead ↓slow #HBM ≠link "))
         #expect(lines[13].hasPrefix("│ load ■idle ■<70% ok ■<90% high ■≥90% crit ⊘drained ~draining "))
         #expect(lines[15].hasPrefix("┌ NPU 0 · node 0 ─"))
         #expect(lines[21].hasPrefix("│ node 0 in service  util 62%  requests 50  d/u drain  f fault "))
-        #expect(lines[25].hasPrefix("┌ Instances ─"))
+        #expect(lines[25].hasPrefix("┌ Instances · KV held ─"))
         #expect(lines[28] == "└─ ⚠ #1 NPU 140 lost (node 17) · ~ draining node 20 · ⊘ drained node 5 " + String(repeating: "─", count: 28) + "┘")
     }
 

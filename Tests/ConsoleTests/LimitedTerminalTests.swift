@@ -74,7 +74,7 @@ import XDSTestSupport
             }
         }
         let pod = Self.screens()[0].asciiOnly().text
-        #expect(pod.contains("+ Pod . 48 nodes x 8 NPUs"), "\(pod)")
+        #expect(pod.contains("+ Pod . 48x8 NPUs"), "\(pod)")
         #expect(pod.contains("|  00"), "\(pod)")
     }
 

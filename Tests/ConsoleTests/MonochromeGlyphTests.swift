@@ -49,7 +49,7 @@ import XDSTestSupport
     @Test func podBoxWithoutColourAt80x24() {
         let box = Self.podBox(Self.render(.pod))
         #expect(box == [
-            "┌ Pod · 48 nodes × 8 NPUs · glyph = load (prefill groups busy, decode KV) ─────┐",
+            "┌ Pod · 48 nodes × 8 NPUs · glyph = load (prefill groups busy, decode KV held) ┐",
             "│  00********   08********   16DD^DDDD^   24^D^D^^^D   32D^^DD^D^   40········ │",
             "│  01********   09********  X17DD^^X^^^  ≠25≠^^DD^DD   33D^D^^^D^   41········ │",
             "│  02********   10********  ↓18^D^DDD↓D  ≠26D^≠DDD^^   34DD^DDDDD   42········ │",

@@ -263,12 +263,12 @@ import XDSTestSupport
         #expect(!calm.isEmpty && calm.allSatisfy { cell($0).style == Style(fg: .good) }, "\(calm.map { cell($0).style })")
         #expect(cell(hot).style == NPULoad.style(.critical))
         let text = b.text
-        #expect(text.contains("colour = load (attention KV, expert MoE load)"), "\(text)")
-        #expect(text.contains("(attention: KV use · expert: MoE load, high ≥4×, crit ≥6× mean)"), "\(text)")
+        #expect(text.contains("colour = load (attention KV held, expert MoE load)"), "\(text)")
+        #expect(text.contains("(attention: KV held · expert: MoE load, high ≥4×, crit ≥6× mean)"), "\(text)")
         // The superpod keeps its words.
         let pod = Self.render(.pod, Self.superpod, width: 160, height: 45).joined(separator: "\n")
-        #expect(pod.contains("colour = load (prefill groups busy, decode KV)")
-                && pod.contains("(prefill: share of its TE's DP groups with a prompt · decode: KV use)"))
+        #expect(pod.contains("colour = load (prefill groups busy, decode KV held)")
+                && pod.contains("(prefill: share of its TE's DP groups with a prompt · decode: KV held)"))
     }
 
     /// A trace replay sets no synthetic rate (the snapshot's `arrivalRate` is 0): the header said

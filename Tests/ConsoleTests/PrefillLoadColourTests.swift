@@ -52,8 +52,8 @@ import XDSTestSupport
         var state = ConsoleUpdate.update(ConsoleState(width: 160, height: 45), .tick(s)).0
         state.selectedNPU = 3
         let b = ConsoleScreen.render(state, s, theme: .builtinDark, width: 160, height: 45)
-        #expect(b.text.contains("colour = load (prefill groups busy, decode KV)"), "\(b.text)")
-        #expect(b.text.contains("(prefill: share of its TE's DP groups with a prompt · decode: KV use)"))
+        #expect(b.text.contains("colour = load (prefill groups busy, decode KV held)"), "\(b.text)")
+        #expect(b.text.contains("(prefill: share of its TE's DP groups with a prompt · decode: KV held)"))
         #expect(b.text.contains("97% TE busy · 1/8 groups busy"), "\(b.text)")
         let row = try #require(b.lines.firstIndex { $0.contains("97% TE busy") })
         let bar = (0..<b.width).map { b[$0, row] }.filter { "█▏▎▍▌▋▊▉".contains($0.character) }
@@ -61,7 +61,7 @@ import XDSTestSupport
         let narrow = ConsoleScreen.render(
             ConsoleUpdate.update(ConsoleState(width: 80, height: 24), .tick(s)).0, s, theme: .builtinDark,
             width: 80, height: 24)
-        #expect(narrow.text.contains("colour = load (prefill groups busy, decode KV)"))
+        #expect(narrow.text.contains("colour = load (prefill groups busy, decode KV held)"))
     }
 
     /// The engine itself at about a quarter of capacity, drawn as the operator sees it: few

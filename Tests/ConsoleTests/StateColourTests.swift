@@ -57,7 +57,7 @@ import XDSTestSupport
                 #expect(line.contains("~ draining") || line.contains("≠link"), "\(w)×\(h): \(line)")
             }
             for line in b.lines where line.contains("load ■") {
-                #expect(line.contains("~draining") || line.contains("KV use)"), "\(w)×\(h): \(line)")
+                #expect(line.contains("~draining") || line.contains("KV held)"), "\(w)×\(h): \(line)")
             }
             #expect(text.contains("load ■idle ■<70% ok ■<90% high ■≥90% crit"), "\(w)×\(h)")
             for glyph in ["X dead", "slow", "HBM", "link", "drained", "draining"] {

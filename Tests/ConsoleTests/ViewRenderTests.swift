@@ -62,7 +62,7 @@ import XDSTestSupport
     @Test func podViewAt80x24() {
         let lines = renderFixture(.pod)
         #expect(
-            lines[3] == "┌ Pod · 48 nodes × 8 NPUs · colour = load (prefill groups busy, decode KV) ────┐")
+            lines[3] == "┌ Pod · 48×8 NPUs · colour = load (prefill groups busy, decode KV held) ───────┐")
         #expect(
             lines[4] == "│  00PPPPPPPP   08PPPPPPPP   16DDDDDDDD   24DDDDDDDD   32DDDDDDDD   40········ │")
         #expect(

@@ -239,8 +239,10 @@ enum NPULoad {
     }
 
     /// What the colour of each role on the grid measures, roles sharing a measure together:
-    /// short for the title ("prefill busy, decode KV"), long for the legend ("prefill: busy
-    /// share · decode: KV use"). Only the roles present: xdeepserve-ma's pod holds attention and
+    /// short for the title ("prefill busy, decode KV held"), long for the legend ("prefill: busy
+    /// share · decode: KV held"). A chip's KV is the share of its groups' blocks its requests
+    /// hold: the snapshot has no reserve per chip, and the Instances table beside the grid
+    /// shows a TE's held + reserved, so the word says which ("KV" alone read as the same figure). Only the roles present: xdeepserve-ma's pod holds attention and
     /// expert dies (its prefill is outside), a GPU cluster colocated replicas.
     static func basis(of roles: Set<NPURole>, long: Bool) -> String {
         var groups: [(measure: Limit, roles: [NPURole])] = []
@@ -257,7 +259,7 @@ enum NPULoad {
                 let short: String =
                     switch group.measure {
                     case .busy: "busy"
-                    case .kv: "KV"
+                    case .kv: "KV held"
                     case .moe: "MoE load"
                     case .groups: "groups busy"
                     }
@@ -267,7 +269,7 @@ enum NPULoad {
                 switch group.measure {
                 case .busy: "busy share"
                 case .groups: "share of its TE's DP groups with a prompt"
-                case .kv: "KV use"
+                case .kv: "KV held"
                 case .moe: "MoE load, high ≥\(Format.fixed(ExpertsView.imbalanceWarn, 0))×, crit ≥\(Format.fixed(ExpertsView.imbalanceAlarm, 0))× mean"
                 }
             return names + ": " + measure

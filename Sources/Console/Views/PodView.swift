@@ -193,11 +193,14 @@ enum PodView {
         let nodeWord = nodes == 1 ? "node" : "nodes"
         let roles = Set(s.npus.map(\.role))
         let basis = "\(monochrome ? "glyph" : "colour") = load (\(NPULoad.basis(of: roles, long: false)))"
+        // The basis whole before the node count: where "KV held" (the scope of a chip's KV, not
+        // the Instances table's held + reserved) leaves no room, "48×8 NPUs".
+        let pod = "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) \(s.deviceWord)s"
+        let compact = "Pod · \(nodes)×\(PodLayout.npusPerNode) \(s.deviceWord)s"
         b.box(
             layout.grid,
-            title: layout.grid.width >= 100
-                ? "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) \(s.deviceWord)s\(dies) · \(basis)"
-                : "Pod · \(nodes) \(nodeWord) × \(PodLayout.npusPerNode) \(s.deviceWord)s · \(basis)")
+            titles: (layout.grid.width >= 100 ? ["\(pod)\(dies) · \(basis)", "\(compact)\(dies) · \(basis)"] : [])
+                + ["\(pod) · \(basis)", "\(compact) · \(basis)"])
         let faults = FaultMap(s)
         let shares = NPULoad.GroupShares(s)
         for node in 0..<nodes {
@@ -414,7 +417,8 @@ enum PodView {
         if npu.role == .expert {
             line([("KV    ", .dim), ("none: an expert \(s.deviceWord) holds no KV", .text)], shorter: [[("KV    ", .dim), ("none", .text)]])
         } else {
-            meter("KV", npu.kvUsage, [Format.percent(npu.kvUsage)])
+            // Held: the snapshot has no reserve per chip (the Instances table's TE figure adds it).
+            meter("KV", npu.kvUsage, [Format.percent(npu.kvUsage) + " held"])
         }
         let node = s.npus.filter { $0.node == npu.node }
         // Over the chips that run: a dead one runs nothing (its util meter above says so), yet
@@ -511,7 +515,13 @@ enum PodView {
     }
 
     static func drawInstances(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
-        b.box(rect, title: "Instances")
+        // A TE's KV is the KV view's figure for it: the blocks its requests hold plus those
+        // reserved for the rest of each reply, written as there. It was the held share alone
+        // under a bare "KV": colocated-0 read 2% here and 3.2% in the KV view. An older server
+        // sends no block counts: the held share then, and the title says which.
+        let shares = s.instances.map(\.kvHeldPlusReservedShare)
+        let withReserve = !shares.contains(nil)
+        b.box(rect, title: "Instances · " + (withReserve ? "KV held + reserved" : "KV held"))
         let area = Rect(x: rect.x + 2, y: rect.y + 1, width: rect.width - 4, height: rect.height - 2)
         // A panel too narrow for every column drops `kind` (the name already says the role: prefill-3,
         // colocated-0) rather than cut the state to one letter ("s" for serving at 120 columns).
@@ -521,9 +531,10 @@ enum PodView {
         // A TE that has not stepped (idle, starting) has no step time: "–", not "0.0ms".
         let rows = fit.shown.map { i -> [(String, Style)] in
             let kind = withKind ? [(i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare)))] : []
+            let kv = withReserve ? i.kvHeldPlusReservedShare ?? i.kvUsage : i.kvUsage
             return [(i.name, .text)] + kind + [
                 ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
-                (Format.percent(i.kvUsage), NPULoad.style(NPULoad.band(i.kvUsage)) == .dim ? .text : NPULoad.style(NPULoad.band(i.kvUsage))), (i.stepMs > 0 ? Format.ms(i.stepMs) : "–", i.stepMs > 0 ? .text : .dim),
+                (KVCacheView.axisPercent(kv), NPULoad.style(NPULoad.band(kv)) == .dim ? .text : NPULoad.style(NPULoad.band(kv))), (i.stepMs > 0 ? Format.ms(i.stepMs) : "–", i.stepMs > 0 ? .text : .dim),
                 list.state(i),
             ]
         }
@@ -739,7 +750,7 @@ struct InstanceRows {
 }
 
 /// Per-node figures for a large screen: what the grid's colours say, as numbers and bars with
-/// their scale (busy share and KV use as means over the node's chips; HBM summed over them).
+/// their scale (busy share and KV held as means over the node's chips; HBM summed over them).
 enum NodeTable {
     struct Row {
         var node: Int
@@ -795,7 +806,9 @@ enum NodeTable {
 
     static func draw(_ b: inout CellBuffer, _ rect: Rect, _ rows: [Row], _ state: ConsoleState, _ s: Snapshot) {
         let chipWord = s.hardware.map { $0.diesPerDevice == 1 ? "chips (1 die each)" : "chips (\($0.diesPerDevice) dies each)" } ?? "chips"
-        b.box(rect, title: "Nodes · \(rows.count) · busy and KV: mean over the node's \(chipWord), 0–100%, in load colours where the grid judges by it · HBM: node total")
+        // KV held: the snapshot has no reserve per chip, so none per node (the Instances
+        // table's TE figure, held + reserved, is another scope).
+        b.box(rect, title: "Nodes · \(rows.count) · busy and KV held: mean over the node's \(chipWord), 0–100%, in load colours where the grid judges by it · HBM: node total")
         let inner = rect.inner
         guard inner.height >= 3 else { return }
         let barWidth = min(40, max(10, (inner.width - 2 - fixedWidth) / 2))
@@ -809,7 +822,7 @@ enum NodeTable {
         b.put("instances", x: x0 + 18, y: inner.y, style: header, clip: inner)
         b.put("state", x: x0 + 35, y: inner.y, style: header, clip: inner)
         b.put("busy share", x: busyX, y: inner.y, style: header, clip: inner)
-        b.put("KV use", x: kvX, y: inner.y, style: header, clip: inner)
+        b.put("KV held", x: kvX, y: inner.y, style: header, clip: inner)
         b.put("HBM used/total", x: hbmX, y: inner.y, style: header, clip: inner)
         b.put(Format.right("requests", 8), x: hbmX + 19, y: inner.y, style: header, clip: inner)
         // The bars' scale, under their headers: 0% at the first cell, 100% at the last.
