@@ -532,9 +532,11 @@ enum PodView {
         let rows = fit.shown.map { i -> [(String, Style)] in
             let kind = withKind ? [(i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare)))] : []
             let kv = withReserve ? i.kvHeldPlusReservedShare ?? i.kvUsage : i.kvUsage
+            // In its band's colour, the legend's and the KV view's: below 5 % grey (idle), not
+            // the text's white, which keyed no state beside the grey swatch.
             return [(i.name, .text)] + kind + [
                 ("\(i.npus)", .text), (Format.count(i.queued), .text), (Format.count(i.running), .text),
-                (KVCacheView.axisPercent(kv), NPULoad.style(NPULoad.band(kv)) == .dim ? .text : NPULoad.style(NPULoad.band(kv))), (i.stepMs > 0 ? Format.ms(i.stepMs) : "–", i.stepMs > 0 ? .text : .dim),
+                (KVCacheView.axisPercent(kv), NPULoad.style(NPULoad.band(kv))), (i.stepMs > 0 ? Format.ms(i.stepMs) : "–", i.stepMs > 0 ? .text : .dim),
                 list.state(i),
             ]
         }
