@@ -1,4 +1,6 @@
+import PodModel
 import ServingEngine
+import SimKit
 
 /// Fixed, realistic snapshots for console tests, benchmarks and demos. Built from a tiny
 /// deterministic generator, so every run (and every machine) sees the same numbers.
@@ -13,6 +15,30 @@ public enum SnapshotFixtures {
     /// nodes 16–35 one decode TE (160 NPUs, DP320, one expert per die), nodes 36–47 spare.
     /// Node 5 is drained, node 20 is draining, NPU 140 has a detected fault.
     public static let superpod: Snapshot = makeSuperpod()
+
+    /// A live engine on `deployment`: seed 1, `rate` synthetic requests/s, run to `time` s. For
+    /// console tests that need a real deployment's figures (a GPU cluster, xdeepserve-ma) and
+    /// then act on the engine (a fault, a drain) before taking its snapshot.
+    public static func liveEngine(_ deployment: Deployment, rate: Double, until time: SimTime) throws -> ServingEngine {
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: deployment, seed: 1, syntheticRate: rate))
+        engine.run(until: time)
+        return engine
+    }
+
+    /// ``liveEngine(_:rate:until:)`` on a preset name or an inline `colocated:…` spec.
+    public static func liveEngine(_ spec: String, rate: Double, until time: SimTime) throws -> ServingEngine {
+        try liveEngine(try Deployment.resolve(spec), rate: rate, until: time)
+    }
+
+    /// The snapshot of ``liveEngine(_:rate:until:)``.
+    public static func live(_ deployment: Deployment, rate: Double, until time: SimTime) throws -> Snapshot {
+        try liveEngine(deployment, rate: rate, until: time).snapshot()
+    }
+
+    /// The snapshot of ``liveEngine(_:rate:until:)`` on a preset name or an inline spec.
+    public static func live(_ spec: String, rate: Double, until time: SimTime) throws -> Snapshot {
+        try liveEngine(spec, rate: rate, until: time).snapshot()
+    }
 
     /// SplitMix64: a fixed stream, independent of any global random state.
     struct Stream {

@@ -1,6 +1,7 @@
 import PodModel
 import ServingEngine
 import Testing
+import XDSTestSupport
 
 @testable import Console
 
@@ -10,12 +11,7 @@ import Testing
 /// the grid drew the GPU red "crit", and the node table's busy bar too. As on the superpod's
 /// decode dies, a colocated GPU is now judged by its KV use: the busy share is drawn neutral.
 @Suite struct ColocatedBusyColourTests {
-    static let snapshot: Snapshot = {
-        let d = try! Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1")
-        let engine = try! ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 2))
-        engine.run(until: 30)
-        return engine.snapshot()
-    }()
+    static let snapshot = try! SnapshotFixtures.live("colocated:2:llama-2-7b:nvidia-a100:tp1", rate: 2, until: 30)
 
     static func render(_ s: Snapshot, npu: Int, width: Int = 200, height: Int = 60) -> CellBuffer {
         var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0

@@ -10,12 +10,7 @@ import XDSTestSupport
 /// and the Instances table beside it calls it "colocated". The title now names the TEs as they
 /// are; the superpod's decode TEs keep their name.
 @Suite struct ColocatedTENameTests {
-    static let snapshot: Snapshot = {
-        let d = try! Deployment.resolve("colocated:2:qwen3-235b-a22b:nvidia-h100:tp8")
-        let engine = try! ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 2))
-        engine.run(until: 5)
-        return engine.snapshot()
-    }()
+    static let snapshot = try! SnapshotFixtures.live("colocated:2:qwen3-235b-a22b:nvidia-h100:tp8", rate: 2, until: 5)
 
     static func render(_ s: Snapshot, width: Int, height: Int) -> [String] {
         var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0

@@ -12,10 +12,7 @@ import XDSTestSupport
 @Suite struct DPGroupAgreementTests {
     @Test(arguments: ["colocated:4:llama-3-70b:nvidia-h100:tp4", "colocated:2:llama-2-7b:nvidia-a100:tp1"])
     func podDetailNamesTheGroupTheRequestsViewNames(deployment: String) throws {
-        let d = try Deployment.resolve(deployment)
-        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 4))
-        engine.run(until: 6)
-        let s = engine.snapshot()
+        let s = try SnapshotFixtures.live(deployment, rate: 4, until: 6)
         let request = try #require(s.inFlight.first { $0.location.contains("/dp") }, "no placed request")
         let parts = request.location.split(separator: "/")
         let te = String(parts[0]), group = String(parts[1].dropFirst(2))

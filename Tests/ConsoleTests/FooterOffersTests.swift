@@ -10,12 +10,7 @@ import XDSTestSupport
 /// engine refuses ("llama-3-70b has no experts"); in the Experts view `/ filter` and `hjkl move`
 /// acted on a heat map that is not there; in the KV and Latency views `hjkl` moved nothing.
 @Suite struct FooterOffersTests {
-    static let dense: Snapshot = {
-        let d = try! Deployment.resolve("colocated:4:llama-3-70b:nvidia-h100:tp4")
-        let engine = try! ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 2))
-        engine.run(until: 5)
-        return engine.snapshot()
-    }()
+    static let dense = try! SnapshotFixtures.live("colocated:4:llama-3-70b:nvidia-h100:tp4", rate: 2, until: 5)
 
     static func footer(_ s: Snapshot, _ view: ConsoleView, width: Int, height: Int,
                        capabilities: Set<EngineCapability> = Set(EngineCapability.allCases)) -> String {

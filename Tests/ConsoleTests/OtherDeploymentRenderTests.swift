@@ -9,20 +9,11 @@ import XDSTestSupport
 /// a dense model, at TP4. Labels that hold on the superpod (2 dies per chip, one DP group per
 /// die, prefill TEs named `prefill-N`, an expert imbalance) must not be claimed here.
 @Suite struct OtherDeploymentRenderTests {
-    static let snapshot: Snapshot = {
-        let d = try! Deployment.resolve("colocated:2:llama-3-70b:nvidia-a100:tp4")
-        let engine = try! ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 4))
-        engine.run(until: 20)
-        return engine.snapshot()
-    }()
+    static let snapshot = try! SnapshotFixtures.live("colocated:2:llama-3-70b:nvidia-a100:tp4", rate: 4, until: 20)
 
     /// The superpod as the engine names it (the shared fixture uses display names, which name no
     /// hardware profile, so it shows no dies-per-chip claim at all).
-    static let superpod: Snapshot = {
-        let engine = try! ServingEngine(configuration: EngineConfiguration(deployment: .superpod, seed: 1, syntheticRate: 20))
-        engine.run(until: 5)
-        return engine.snapshot()
-    }()
+    static let superpod = try! SnapshotFixtures.live(.superpod, rate: 20, until: 5)
 
     static func render(_ view: ConsoleView, _ s: Snapshot = snapshot, width: Int = 120, height: Int = 36) -> [String] {
         var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
@@ -146,9 +137,7 @@ import XDSTestSupport
     /// With several decode TEs (MoE colocated replicas) the die loads are the first TE's, and
     /// the title says so; one fold is "1 die per column".
     @Test func dieLoadNamesItsTEAmongSeveral() throws {
-        let d = try Deployment.resolve("colocated:4:qwen3-235b-a22b:nvidia-h100:tp8")
-        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 4))
-        engine.run(until: 5)
+        let engine = try SnapshotFixtures.liveEngine("colocated:4:qwen3-235b-a22b:nvidia-h100:tp8", rate: 4, until: 5)
         let text = Self.render(.experts, engine.snapshot()).joined(separator: "\n")
         // An H100 is one die: the panel counts GPUs (GPUUnitWordingTests).
         #expect(text.contains("GPU load · 8 expert GPUs of colocated-0 (1 of 4 colocated TEs)"), "\(text)")
@@ -178,9 +167,7 @@ import XDSTestSupport
     /// A die fault marks the GPU it is on: on one-die GPUs die D is GPU D. The grid took every die
     /// as half an Ascend chip, so "fault straggler die 3" drew ↓ on GPU 1 and left GPU 3 plain.
     @Test func dieFaultsMarkTheirOwnGPU() throws {
-        let d = try Deployment.resolve("colocated:2:llama-3-70b:nvidia-a100:tp4")
-        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 4))
-        engine.run(until: 5)
+        let engine = try SnapshotFixtures.liveEngine("colocated:2:llama-3-70b:nvidia-a100:tp4", rate: 4, until: 5)
         for line in ["fault straggler die 3", "fault hbm die 6"] {
             let reply = engine.apply(try OperatorCommand.parse(line).get())
             #expect(reply.accepted, "\(line): \(reply.message)")
@@ -202,8 +189,7 @@ import XDSTestSupport
     /// A node whose only fault is a straggler die is "slow", not "faulted" (the node line said
     /// "node N faulted" of a node that only had a slow die); a dead NPU still makes it "faulted".
     @Test func nodeLineNamesItsFaultHonestly() throws {
-        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: .superpod, seed: 1, syntheticRate: 20))
-        engine.run(until: 2)
+        let engine = try SnapshotFixtures.liveEngine(.superpod, rate: 20, until: 2)
         #expect(engine.apply(try OperatorCommand.parse("fault straggler die 330 slowdown 3").get()).accepted)
         engine.run(until: 4)
         let slow = engine.snapshot()
@@ -232,10 +218,8 @@ import XDSTestSupport
         }
         let gpu = detail(Self.snapshot, npu: 5)
         #expect(gpu.contains("│ DP group 0 of 1 · TP4  experts –"), "\(gpu)")
-        let d = try Deployment.resolve("colocated:2:llama-2-7b:nvidia-a100:tp1")
-        let one = try ServingEngine(configuration: EngineConfiguration(deployment: d, seed: 1, syntheticRate: 2))
-        one.run(until: 3)
-        #expect(detail(one.snapshot(), npu: 1).contains("│ DP group 0 of 1 · TP1  experts –"))
+        let one = try SnapshotFixtures.live("colocated:2:llama-2-7b:nvidia-a100:tp1", rate: 2, until: 3)
+        #expect(detail(one, npu: 1).contains("│ DP group 0 of 1 · TP1  experts –"))
         let decode = try #require(Self.superpod.npus.first { $0.role == .decode })
         let pod = detail(Self.superpod, npu: decode.id)
         let groups = decode.dpGroups.map(String.init).joined(separator: ", ")
@@ -247,10 +231,7 @@ import XDSTestSupport
     /// are judged by their MoE load against the Experts view's thresholds, and the title and
     /// legend name what colours the roles on the grid (no prefill or decode dies there).
     @Test func expertDiesAreColouredByMoELoadNotBusyShare() throws {
-        let engine = try ServingEngine(
-            configuration: EngineConfiguration(deployment: try Deployment.resolve("xdeepserve-ma"), seed: 1, syntheticRate: 1))
-        engine.run(until: 3)
-        var s = engine.snapshot()
+        var s = try SnapshotFixtures.live("xdeepserve-ma", rate: 1, until: 3)
         let experts = s.npus.indices.filter { s.npus[$0].role == .expert }
         #expect(!experts.isEmpty && experts.allSatisfy { s.npus[$0].utilization > 0.9 }, "busy by design")
         let hot = try #require(experts.last)

@@ -11,12 +11,10 @@ import XDSTestSupport
 /// longer promises a rebalance the engine refuses.
 @Suite struct PodLegendRolesTests {
     static func lines(_ spec: String, width: Int, height: Int, help: Bool = false) throws -> [String] {
-        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: try Deployment.resolve(spec),
-                                                                          seed: 1, syntheticRate: 2))
-        engine.run(until: 2)
-        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(engine.snapshot())).0
+        let s = try SnapshotFixtures.live(spec, rate: 2, until: 2)
+        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
         state.showHelp = help
-        return ConsoleScreen.render(state, engine.snapshot(), theme: .builtinDark, width: width, height: height).lines
+        return ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height).lines
     }
 
     @Test(arguments: [(80, 24), (200, 60)])
