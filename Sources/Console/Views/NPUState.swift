@@ -241,9 +241,10 @@ enum NPULoad {
     /// What the colour of each role on the grid measures, roles sharing a measure together:
     /// short for the title ("prefill busy, decode KV held"), long for the legend ("prefill: busy
     /// share · decode: KV held"). A chip's KV is the share of its groups' blocks its requests
-    /// hold: the snapshot has no reserve per chip, and the Instances table beside the grid
-    /// shows a TE's held + reserved, so the word says which ("KV" alone read as the same figure). Only the roles present: xdeepserve-ma's pod holds attention and
-    /// expert dies (its prefill is outside), a GPU cluster colocated replicas.
+    /// hold: the snapshot has no reserve per chip, and the Instances table beside the grid shows
+    /// a TE's held + reserved, so the word says which ("KV" alone read as the same figure). Only
+    /// the roles present: xdeepserve-ma's pod holds attention and expert dies (its prefill is
+    /// outside), a GPU cluster colocated replicas.
     static func basis(of roles: Set<NPURole>, long: Bool) -> String {
         var groups: [(measure: Limit, roles: [NPURole])] = []
         for role in NPURole.allCases where role != .spare && roles.contains(role) {
