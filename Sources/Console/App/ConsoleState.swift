@@ -115,18 +115,21 @@ public struct FaultMenu: Sendable, Equatable {
     /// (a GPU) "fail die N" and "fail GPU N" fail the same device: it is offered once, as the device.
     /// There the straggler and HBM items name the device, with the die id their command takes:
     /// "straggler die 5" on an A100 cluster named a part the screen shows nowhere else.
+    /// Each command is the engine's own line for it (``OperatorCommand``'s description), so the
+    /// menu sends exactly what `:` would, and cannot drift from the language.
     public var items: [(label: String, command: String)] {
         let die = npu * diesPerNPU  // the NPU's first die
         let node = npu / 8
-        let failDie = diesPerNPU > 1 ? [("fail die \(die)", "fault die \(die)")] : []
-        return failDie + [
-            ("fail \(deviceWord) \(npu)", "fault npu \(npu)"),
-            ("fail node \(node)", "fault node \(node)"),
+        let failDie = diesPerNPU > 1 ? [("fail die \(die)", OperatorCommand.faultDie(die))] : []
+        let items: [(String, OperatorCommand)] = failDie + [
+            ("fail \(deviceWord) \(npu)", .faultNPU(npu)),
+            ("fail node \(node)", .faultNode(node)),
             (diesPerNPU > 1 ? "straggler die \(die) (slowdown 2×)" : "straggler \(deviceWord) \(npu), slowdown 2× (die \(die))",
-             "fault straggler die \(die) slowdown 2"),
-            (diesPerNPU > 1 ? "HBM error on die \(die)" : "HBM error on \(deviceWord) \(npu) (die \(die))", "fault hbm die \(die)"),
-            ("network glitch", "fault glitch"),
+             .faultStraggler(die: die, slowdown: 2)),
+            (diesPerNPU > 1 ? "HBM error on die \(die)" : "HBM error on \(deviceWord) \(npu) (die \(die))", .faultHBM(die: die)),
+            ("network glitch", .faultGlitch),
         ]
+        return items.map { (label: $0.0, command: $0.1.description) }
     }
 }
 
