@@ -207,3 +207,57 @@ import XDSTestSupport
         #expect(line.contains("TTFT99 ") && line.contains("TPOT99 "), "\(line)")
     }
 }
+
+/// The SLOs are written as the operator gave them. The header rounded them to whole units:
+/// `--slo-tpot-ms 35.5` read "/36ms", so a p99 of 35.7 ms stood red against a target it looked
+/// under, and `--slo-ttft-ms 2550` read "/2.5s" (one decimal). The Latency view's "▲ SLO" label
+/// wrote 150.5 ms as "151ms".
+@Suite struct SLOAsGivenTests {
+    static func snapshot(ttftMs: Double, tpotMs: Double, tpotP99Ms: Double) -> Snapshot {
+        var s = SnapshotFixtures.superpod
+        s.slo.ttftMs = ttftMs
+        s.slo.tpotMs = tpotMs
+        s.latency.tpotP99Ms = tpotP99Ms
+        return s
+    }
+
+    static func render(_ s: Snapshot, view: ConsoleView, width: Int, height: Int) -> [String] {
+        var state = ConsoleUpdate.update(ConsoleState(width: width, height: height), .tick(s)).0
+        state.view = view
+        return ConsoleScreen.render(state, s, theme: .builtinDark, width: width, height: height).lines
+    }
+
+    @Test(arguments: HeaderScopeTests.sizes)
+    func theHeaderWritesTheSLOsWhole(size: (Int, Int)) {
+        let s = Self.snapshot(ttftMs: 2550, tpotMs: 35.5, tpotP99Ms: 35.7)
+        let line = Self.render(s, view: .pod, width: size.0, height: size.1)[1]
+        #expect(line.contains("/35.5ms"), "\(size): \(line)")
+        #expect(line.contains("/2.55s") || line.contains("/2550ms"), "\(size): \(line)")
+        #expect(line.count <= size.0, "\(size): \(line)")
+    }
+
+    @Test func wholeSLOsKeepTheirShortForm() {
+        let wide = Self.render(SnapshotFixtures.superpod, view: .pod, width: 200, height: 60)[1]
+        #expect(wide.contains("/35ms"), "\(wide)")
+        #expect(wide.contains("/2000ms"), "\(wide)")
+        let narrow = Self.render(SnapshotFixtures.superpod, view: .pod, width: 80, height: 24)[1]
+        #expect(narrow.contains("/35ms"), "\(narrow)")
+        #expect(narrow.contains("/2s"), "\(narrow)")
+    }
+
+    @Test func theLatencyViewsSLOLabelIsTheTargetAsGiven() {
+        let s = Self.snapshot(ttftMs: 2555, tpotMs: 150.5, tpotP99Ms: 140)
+        let screen = Self.render(s, view: .latency, width: 200, height: 60).joined(separator: "\n")
+        #expect(screen.contains("SLO 150.5ms"), "\(screen)")
+        #expect(screen.contains("SLO 2.555s"), "\(screen)")
+    }
+
+    @Test func exactWritesTheFewestDecimalsThatHoldTheValue() {
+        #expect(Format.exact(35) == "35")
+        #expect(Format.exact(35.5) == "35.5")
+        #expect(Format.exact(2.55, maxDigits: 4) == "2.55")
+        #expect(Format.exact(35.123456) == "35.123")
+        #expect(Format.target(35) == "35.0ms" && Format.target(2000) == "2.00s" && Format.target(150) == "150ms")
+        #expect(Format.target(12_345) == "12.345s" && Format.target(0.25) == "0.25ms")
+    }
+}

@@ -146,13 +146,14 @@ public enum ConsoleScreen {
         // On narrow screens labels shorten first, then the gaps, then the tight forms, and only
         // then are the lowest priorities dropped: at 80 columns every vital stays.
         // Before the first snapshot the SLOs are unknown too: "–/2s" and "–/35ms" were the empty
-        // snapshot's defaults, shown as if the server had said them.
-        let ttft = !known ? "–" : "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms, 0) : "–")/\(Format.fixed(s.slo.ttftMs, 0))ms"
-        let tpot = !known ? "–" : "\(tpotSeen ? Format.fixed(s.latency.tpotP99Ms) : "–")/\(Format.fixed(s.slo.tpotMs, 0))ms"
+        // snapshot's defaults, shown as if the server had said them. The SLOs are written as
+        // given (``Format/exact(_:minDigits:maxDigits:)``), not rounded.
+        let ttft = !known ? "–" : "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms, 0) : "–")/\(Format.exact(s.slo.ttftMs))ms"
+        let tpot = !known ? "–" : "\(tpotSeen ? Format.fixed(s.latency.tpotP99Ms) : "–")/\(Format.exact(s.slo.tpotMs))ms"
         // In seconds when the SLO is: "1.82/2s".
         let ttftShort =
             known && s.slo.ttftMs >= 1000
-            ? "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms / 1000, 2) : "–")/\(Format.fixed(s.slo.ttftMs / 1000, s.slo.ttftMs.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1))s"
+            ? "\(ttftSeen ? Format.fixed(s.latency.ttftP99Ms / 1000, 2) : "–")/\(Format.exact(s.slo.ttftMs / 1000, maxDigits: 4))s"
             : ttft
         // Compact (form 3): a digit less where that keeps the figure's side of its SLO
         // ("36/35ms" for 36.4 ms, but "35.4/35ms" stays, as "35/35ms" would read as met).

@@ -43,6 +43,29 @@ enum Format {
         return "\(sign)\(whole).\(f)"
     }
 
+    /// A target as the operator gave it (an SLO of 35.5 ms): the fewest decimals from
+    /// `minDigits` up to `maxDigits` that write it whole. Rounded to a whole number,
+    /// `--slo-tpot-ms 35.5` read "/36ms", and a p99 of 35.7 ms stood red against a target it
+    /// looked under.
+    static func exact(_ value: Double, minDigits: Int = 0, maxDigits: Int = 3) -> String {
+        var scale = 1.0
+        for _ in 0..<minDigits { scale *= 10 }
+        for digits in minDigits..<max(minDigits, maxDigits) {
+            if abs((value * scale).rounded() / scale - value) <= 1e-9 * max(1, abs(value)) { return fixed(value, digits) }
+            scale *= 10
+        }
+        return fixed(value, max(minDigits, maxDigits))
+    }
+
+    /// An SLO as ``ms(_:)`` writes a latency ("35.0ms", "2.00s"), with more decimals where it
+    /// needs them to be written whole: "35.25ms", "2.555s" (``ms(_:)`` has 151ms for 150.5).
+    static func target(_ ms: Double) -> String {
+        if ms >= 10_000 { return exact(ms / 1000, minDigits: 1, maxDigits: 4) + "s" }
+        if ms >= 1000 { return exact(ms / 1000, minDigits: 2, maxDigits: 4) + "s" }
+        if ms >= 100 { return exact(ms) + "ms" }
+        return exact(ms, minDigits: 1) + "ms"
+    }
+
     /// An arrival rate in requests/s: tenths from 1 req/s (150.0), hundredths below (0.14), where
     /// a small deployment's rates live: its demo steps 0.144 → 0.251 showed as 0.1 → 0.3.
     static func rate(_ value: Double) -> String { fixed(value, abs(value) < 0.995 ? 2 : 1) }

@@ -425,7 +425,7 @@ enum LatencyView {
         x = b.put(value(p.2), x: x, y: inner.maxY - 1, style: mark(p.2), clip: inner)
         if let slo {
             // A blank stays before the border: "▲ SLO 35.0ms│" read as cut.
-            b.put(sloLabel(Format.ms(slo), off: sloOff, room: inner.maxX - 1 - x), x: x, y: inner.maxY - 1,
+            b.put(sloLabel(Format.target(slo), off: sloOff, room: inner.maxX - 1 - x), x: x, y: inner.maxY - 1,
                   style: .warn, clip: inner)
         }
     }
