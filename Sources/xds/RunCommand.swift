@@ -408,6 +408,8 @@ enum ReportSummary {
                 : String(format: "mean %8.1f  p50 %8.1f  p90 %8.1f  p99 %8.1f", p.mean, p.p50, p.p90, p.p99)
         }
         let noneCompleted = "no request completed"
+        // The SLO targets as given (`--slo-tpot-ms 35.5`), not rounded: attainment is measured
+        // against them exactly, and "TPOT 36 ms" (or "0 ms" for 0.4) named another target.
         let attained = r.requests.completed == 0 ? "— (\(noneCompleted))"
             : String(format: "%.1f%% of completed requests attained", r.slo.attainment * 100)
                 // Failed and rejected requests missed their SLO too: the share is of completions
@@ -432,7 +434,7 @@ enum ReportSummary {
               TTFT ms   \(ms(r.latencyMs.ttft, none: "no first token yet"))
               TPOT ms   \(ms(r.latencyMs.tpot, none: "no samples"))
               E2E ms    \(ms(r.latencyMs.e2e, none: noneCompleted))
-              SLO       TTFT \(String(format: "%.0f", r.slo.ttftMs)) ms, TPOT \(String(format: "%.0f", r.slo.tpotMs)) ms: \(attained)
+              SLO       TTFT \(FlagRange.text(r.slo.ttftMs)) ms, TPOT \(FlagRange.text(r.slo.tpotMs)) ms: \(attained)
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
               experts   \(experts(r))\(eplbHasNothingToMove ? " (EPLB on, nothing to move: one expert per routed die, no redundant slot)" : "")\(decodeBatch(r.decodeBatchAtEnd, benchFlags: benchFlags, dieWord: dieWord))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered)\(healedEarly) (policy \(r.recoveryPolicy))

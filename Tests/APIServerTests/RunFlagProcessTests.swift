@@ -614,4 +614,17 @@ struct RunFlagProcessTests {
         #expect(superpod.status == 0 && !superpod.out.contains("nothing to move") && superpod.out.contains("per decode die ("),
                 "\(superpod)")
     }
+
+    /// The summary's SLO line rounded the targets to whole milliseconds: `--slo-tpot-ms 35.5` read
+    /// "TPOT 36 ms" while attainment was measured against 35.5, and `--slo-tpot-ms 0.4` read
+    /// "TPOT 0 ms", a target the flag itself refuses. The line gives each target as it was given.
+    @Test func theSummarySaysTheSLOTargetsAsGiven() throws {
+        let base = ["run", "--duration", "1s", "--rate", "0", "--quiet"]
+        let fractional = try xds(base + ["--slo-ttft-ms", "2500.25", "--slo-tpot-ms", "35.5"])
+        #expect(fractional.status == 0 && fractional.out.contains("\n  SLO       TTFT 2500.25 ms, TPOT 35.5 ms: "), "\(fractional)")
+        let small = try xds(base + ["--slo-ttft-ms", "0.25", "--slo-tpot-ms", "0.4"])
+        #expect(small.status == 0 && small.out.contains("\n  SLO       TTFT 0.25 ms, TPOT 0.4 ms: "), "\(small)")
+        let whole = try xds(base)
+        #expect(whole.status == 0 && whole.out.contains("\n  SLO       TTFT 2000 ms, TPOT 35 ms: "), "\(whole)")
+    }
 }
