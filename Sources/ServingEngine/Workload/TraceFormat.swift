@@ -195,7 +195,10 @@ enum TraceRowParser {
         clip: Bool = false
     ) throws(RowProblem) -> TraceRow {
         var row = parsed
-        if clip, row.promptTokens >= 1, row.outputTokens >= 0, row.promptTokens + row.outputTokens > maxContext {
+        // A row asking for no output is served one token (a prefill always yields the first), and
+        // the window holds what is served: `4096,0` on a 4,096-token window was replayed as 4,097
+        // tokens while `4096,1`, the same request, was refused.
+        if clip, row.promptTokens >= 1, row.outputTokens >= 0, row.promptTokens + max(1, row.outputTokens) > maxContext {
             // At least one token of the window is left for the output (a request generates one).
             row.promptTokens = min(row.promptTokens, max(1, maxContext - 1))
             row.outputTokens = min(row.outputTokens, max(0, maxContext - row.promptTokens))
@@ -220,9 +223,11 @@ enum TraceRowParser {
         }
         // Prompt and output share the window (the HTTP API and the synthetic traffic hold to it):
         // such a row was replayed as it was, past the window.
-        if row.promptTokens + row.outputTokens > maxContext {
+        let served = max(1, row.outputTokens)
+        if row.promptTokens + served > maxContext {
+            let asked = row.outputTokens == 0 ? " (served as 1: a prefill always yields the first token)" : ""
             throw RowProblem(
-                "\(names.prompt) \(row.promptTokens) + \(names.output) \(row.outputTokens) = \(row.promptTokens + row.outputTokens) "
+                "\(names.prompt) \(row.promptTokens) + \(names.output) \(row.outputTokens)\(asked) = \(row.promptTokens + served) "
                     + "tokens is longer than the model's context window of \(maxContext) (--clip-to-context cuts such rows to the window)")
         }
         let blocks = (row.promptTokens + TraceFormat.mooncakeBlockTokens - 1) / TraceFormat.mooncakeBlockTokens

@@ -229,12 +229,12 @@ public struct TraceWorkload: WorkloadSource {
                                       clipsToContext: clipToContext, requests: requests ?? []))
     }
 
-    /// Like ``check(path:maxContextTokens:)`` over bytes in memory reported as `name`.
+    /// Like ``check(path:maxContextTokens:clipToContext:)`` over bytes in memory reported as `name`.
     @discardableResult
     static func check(
-        bytes: [UInt8], name: String, maxContextTokens: Int = TraceLimits.maxTokens
+        bytes: [UInt8], name: String, maxContextTokens: Int = TraceLimits.maxTokens, clipToContext: Bool = false
     ) throws(WorkloadError) -> TraceSummary {
-        try check(try TraceWorkload(bytes: bytes, name: name, maxContextTokens: maxContextTokens))
+        try check(try TraceWorkload(bytes: bytes, name: name, maxContextTokens: maxContextTokens, clipToContext: clipToContext))
     }
 
     private static func check(_ opened: TraceWorkload) throws(WorkloadError) -> TraceSummary {

@@ -21,6 +21,11 @@ import XDSTestSupport
             "drain node 5", "undrain node 0", "fault die 700", "fault npu 37", "fault node 47", "fault link 3-7",
             "fault link 3-7 degrade 4", "fault straggler die 12 slowdown 1.5", "fault hbm die 9", "fault glitch",
             "heal 3", "heal all", "rebalance", "rate 12.5", "speed 0.25", "speed max", "pause", "resume",
+            // The second round's verbs: with only the first round's seeds, mutations reached
+            // `scale`, `autoscale` and `policy` almost never, so their grammar went unfuzzed.
+            "scale prefill 3", "scale decode +2", "scale colocated -1", "scale prefill 64 from object-store",
+            "scale decode +1 from npu-fork", "autoscale slo", "autoscale off", "policy je round-robin",
+            "policy dp-lb kv-aware", "policy eplb deepseek", "policy recovery restart-world", "policy autoscaler slo",
         ]
         var roundTripFailures: [String] = []
         let report = FuzzHarness.run(target: "command", seeds: seeds, corpus: FuzzCorpus.commands) { bytes in
@@ -48,6 +53,8 @@ import XDSTestSupport
         case .drain(let i), .undrain(let i), .faultDie(let i), .faultNPU(let i), .faultNode(let i), .faultHBM(let i):
             return (0...L.maxIndex).contains(i)
         case .heal(let id): return (1...L.maxIndex).contains(id)
+        case .scale(_, .to(let n), _): return (1...L.maxScaleTEs).contains(n)
+        case .scale(_, .by(let k), _): return k != 0 && (1...L.maxScaleTEs).contains(abs(k))
         default: return true
         }
     }
@@ -132,18 +139,25 @@ import XDSTestSupport
         expectClean(report)
     }
 
-    private func traceTarget(_ name: String, seeds: [String], corpus: [String], window: Int) -> FuzzReport {
+    /// `clip`: the readers as `--clip-to-context` runs them (rows longer than `window` cut to it);
+    /// `speedup`: arrivals as `--trace-speedup K` replays them.
+    private func traceTarget(
+        _ name: String, seeds: [String], corpus: [String], window: Int, clip: Bool = false, speedup: Double = 1
+    ) -> FuzzReport {
         // Lines up to the 1 MiB cap and beyond: huge repeats reach 1.1 MiB now and then.
         let configuration = FuzzHarness.Configuration.fromEnvironment(maxBytes: 1_150_000, hugeEvery: 1_000)
         return FuzzHarness.run(target: name, seeds: seeds, corpus: corpus, configuration: configuration) { bytes in
             do throws(WorkloadError) {
-                _ = try TraceWorkload.check(bytes: bytes, name: "fuzz.trace", maxContextTokens: window)
+                _ = try TraceWorkload.check(bytes: bytes, name: "fuzz.trace", maxContextTokens: window, clipToContext: clip)
                 // A trace that checks replays with every request inside the stated ranges.
-                var trace = try TraceWorkload(bytes: bytes, name: "fuzz.trace", maxContextTokens: window)
+                var trace = try TraceWorkload(bytes: bytes, name: "fuzz.trace", maxContextTokens: window, clipToContext: clip)
+                trace.speedup = speedup
                 var last = 0.0
                 while let r = try trace.nextChecked() {
                     guard r.arrival.isFinite, r.arrival >= last, r.arrival <= SimTime.maxDuration,
                         (1...window).contains(r.promptTokens), (1...window).contains(r.outputTokens),
+                        // Prompt and output (as served: at least one token) share the window.
+                        r.promptTokens + r.outputTokens <= window,
                         r.prefixHashes.count <= (r.promptTokens + 511) / 512
                     else { return .error("") }
                     last = r.arrival
@@ -193,6 +207,24 @@ import XDSTestSupport
             "\"log_type\",\"timestamp\",\"request_tokens\",\"response_tokens\",\"model\"\r\n\"API log\",0,3,4,\"GPT-4\"\r\n",
         ]
         expectClean(traceTarget("burstgpt-csv", seeds: seeds, corpus: FuzzCorpus.burstGPT, window: 163_840))
+    }
+
+    /// The three readers as `--clip-to-context` and `--trace-speedup` run them, on a small window
+    /// (Llama-2-7B's 4,096 tokens): every row the seeds hold is longer than it, so the clipping
+    /// arithmetic (and the hash ids it keeps) runs on every mutation, not only the range checks.
+    @Test func clippedAndSpedUpTraceReaders() {
+        let seeds = [
+            "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,4808,10\n"
+                + "2023-11-16 18:17:04.0319600,3180,4000\n2023-11-16 18:17:04.0781490,4096,0\n2023-11-16 18:17:05,4095,1\n",
+            "{\"timestamp\": 0, \"input_length\": 6758, \"output_length\": 500, \"hash_ids\": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]}\n"
+                + "{\"timestamp\": 3001, \"input_length\": 4096, \"output_length\": 0, \"hash_ids\": [0, 42, 43, 44, 45, 46, 47, 48]}\n"
+                + "{\"timestamp\": 9000, \"input_length\": 10000000, \"output_length\": 10000000, \"hash_ids\": [1]}\n",
+            "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                + "5,ChatGPT,4472,18,4490,Conversation log\n45,ChatGPT,1087,0,1087,Conversation log\n118.5,GPT-4,4000,4000,8000,API log\n",
+        ]
+        expectClean(traceTarget("trace-clipped", seeds: seeds, corpus: FuzzCorpus.azure + FuzzCorpus.mooncake, window: 4_096,
+                                clip: true, speedup: 3.5))
+        expectClean(traceTarget("trace-slowed", seeds: seeds, corpus: [], window: 4_096, clip: true, speedup: 0.001))
     }
 
     /// Differential: the JSONL reader accepts exactly the lines `JSONSerialization` reads as an
