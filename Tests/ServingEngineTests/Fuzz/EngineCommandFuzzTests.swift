@@ -63,6 +63,8 @@ import XDSTestSupport
             while t < when {
                 t = min(when, t + 0.25)
                 engine.run(until: t)
+                // No accepted command stops the clock: every slice reaches the time it ran to.
+                if engine.now < t { problems.append("seed \(seed): the clock stopped at \(engine.now), asked to run to \(t)") }
                 problems += Self.snapshotProblems(engine).map { "seed \(seed) at \(t): \($0)" }
             }
             if case .success(let command) = OperatorCommand.parse(line) { _ = engine.apply(command) }
@@ -74,8 +76,17 @@ import XDSTestSupport
         return problems
     }
 
-    /// HostileCommandTests' lines that parse (the rest never reach an engine).
+    /// HostileCommandTests' lines that parse (the rest never reach an engine), and the second
+    /// round's verbs at their limits: scaling each role to the most and fewest TEs the language
+    /// allows and by the largest steps, from every load path, and switching every policy slot and
+    /// the autoscaler mid-run (whatever the toy pod refuses changes nothing; what it takes must
+    /// leave the clock running).
     static let hostileLines = [
+        "scale prefill 64", "scale decode 64", "scale colocated 64", "scale prefill +64", "scale decode -64",
+        "scale prefill 1", "scale decode 1", "scale prefill +1 from object-store", "scale decode +1 from npu-fork",
+        "scale prefill +1 from pool", "scale decode +1 from dram", "autoscale slo", "autoscale off",
+        "policy recovery restart-world", "policy recovery pd-failover", "policy je round-robin", "policy je least-loaded",
+        "policy dp-lb round-robin", "policy eplb deepseek",
         "rate 1e308", "rate 1e300", "rate 1e9", "rate -1", "rate nan", "rate inf", "rate -0", "rate 0x10",
         "speed 1e-300", "speed 1e300", "speed 0", "speed -1", "speed nan", "speed inf", "speed 1e-5", "speed 2e5",
         "fault link 0-1 degrade 1e300", "fault link 0-1 degrade 1.0000000001", "fault link 0-1 degrade inf",
