@@ -293,6 +293,12 @@ enum TraceRowParser {
         }
         var row = TraceRow(time: time, promptTokens: prompt, outputTokens: output, hashIDs: [])
         if columns.format == .burstGPT, output == 0 {
+            // Skipped, but still a row of the file: a negative count is a broken row, not a
+            // request the traced service failed (the same count in a replayed row is refused).
+            guard prompt >= 0 else {
+                throw RowProblem("prompt length must not be negative, got \(names.0) \(prompt); a token count is a whole number "
+                    + "from 0 (a row with 0 \(names.1), a request the traced service failed, is skipped, but its fields are checked)")
+            }
             row.failedInSource = true
             return row
         }

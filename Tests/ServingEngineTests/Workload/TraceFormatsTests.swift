@@ -129,6 +129,23 @@ import XDSTestSupport
         #expect(summary.failedInSourceRows == 1)
     }
 
+    /// A BurstGPT row with 0 response tokens is a request the traced service failed and is skipped,
+    /// but its request count is still a field of the file: `-5` was skipped and counted as a failed
+    /// request, where the same count in a replayed row is refused. A negative count is a broken
+    /// row, refused at its line whatever the response column says.
+    @Test func aFailedRowsNegativeRequestCountIsRefused() throws {
+        #expect(problem(burstHeader + "5,ChatGPT,-5,0,-5,Conversation log\n6,ChatGPT,10,5,15,Conversation log\n")
+            == "t.trace:2: prompt length must not be negative, got Request tokens -5; a token count is a whole number from 0 "
+            + "(a row with 0 Response tokens, a request the traced service failed, is skipped, but its fields are checked)")
+        // Without Total tokens too (its sum check caught nothing then either).
+        let noTotal = "Timestamp,Model,Request tokens,Response tokens,Log Type\n5,ChatGPT,-1,0,API log\n"
+        #expect(problem(noTotal)?.hasPrefix("t.trace:2: prompt length must not be negative, got Request tokens -1;") == true,
+                "\(problem(noTotal) ?? "accepted")")
+        // A failed row of 0 request tokens is still a failed row, skipped as before.
+        let zero = burstHeader + "5,ChatGPT,0,0,0,Conversation log\n6,ChatGPT,10,5,15,Conversation log\n"
+        #expect(try TraceWorkload.check(bytes: Array(zero.utf8), name: "b.csv").failedInSourceRows == 1)
+    }
+
     /// A BurstGPT trace whose every row the traced service failed was refused as "the trace has no
     /// requests", as if empty or unread: the refusal says its rows were all failures.
     @Test func aTraceOfOnlyFailedRowsSaysSo() {
