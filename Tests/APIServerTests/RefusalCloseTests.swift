@@ -84,4 +84,32 @@ struct RefusalCloseTests {
             #expect(server.link.receivedCommands.isEmpty)
         }
     }
+
+    /// The parser takes a `Content-Length` up to 2^64 − 1; one from 2^63 on, which no `Int` holds,
+    /// was not seen as over the limit at all: without `Expect` the request waited for the 60 s body
+    /// timeout (a 408), with it the client was told `100 Continue`. 2^63 − 1 was refused at once.
+    @Test func aContentLengthBeyondInt64IsStill413AtOnce() async throws {
+        try await LiveServer.with { server in
+            let refusal = APIError.bodyTooLarge(limitBytes: server.api.configuration.maxBodyBytes).json
+            for length in ["9223372036854775808", "18446744073709551615"] {
+                for expect in ["", "Expect: 100-continue\r\n"] {
+                    let connection = try RawConnection(port: server.port, readTimeout: 10)
+                    defer { connection.close() }
+                    let started = ContinuousClock.now
+                    connection.write(raw:
+                        "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        + expect + "Content-Length: \(length)\r\n\r\n" + (expect.isEmpty ? "{\"prompt\": \"" : ""))
+                    let (text, ending) = await connection.readToEnd()
+                    let waited = ContinuousClock.now - started
+                    let what = "\(length) \(expect.isEmpty ? "without" : "with") Expect"
+                    #expect(text.hasPrefix("HTTP/1.1 413"), "\(what): \(text.prefix(200))")
+                    #expect(!text.contains("100 Continue"), "\(what): \(text.prefix(200))")
+                    #expect(text.hasSuffix("\r\n\r\n" + refusal), "\(what): \(text.suffix(300))")
+                    #expect(ending == .closed, "\(what): the 413 ended in \(ending), not a clean close")
+                    #expect(waited < .seconds(8), "\(what): answered after \(waited)")
+                }
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
 }

@@ -48,7 +48,7 @@ final class ExpectContinueHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// is over `limit`. The handler (which never asks for that body) and ``AnnouncedBodyLimit``
     /// (which answers 413) decide by this one rule.
     static func announcesOversizeBody(_ fields: HTTPFields, limit: Int) -> Bool {
-        guard fields[.expect]?.lowercased() == "100-continue", let length = fields[.contentLength].flatMap({ Int($0) })
+        guard fields[.expect]?.lowercased() == "100-continue", let length = fields.announcedBodyBytes
         else { return false }
         return length > limit
     }
@@ -123,9 +123,16 @@ struct AnnouncedBodyLimit<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        guard let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes else {
+        guard let length = request.headers.announcedBodyBytes, length > maxBodyBytes else {
             return try await next(request, context)
         }
         throw APIError.bodyTooLarge(limitBytes: maxBodyBytes)
     }
+}
+
+extension HTTPFields {
+    /// The body length the head's `Content-Length` announces, as the parser takes it: up to
+    /// 2^64 − 1. Read as an `Int`, a length from 2^63 on was no length at all, and such a request
+    /// waited for the body timeout (or was told `100 Continue`) instead of its 413.
+    var announcedBodyBytes: UInt64? { self[.contentLength].flatMap { UInt64($0) } }
 }
