@@ -522,6 +522,30 @@ struct HardeningTests {
         }
     }
 
+    /// A body in UTF-16 or UTF-32 (Python's `json.dumps(...).encode("utf-16")`) was served:
+    /// Foundation's decoder recognises those encodings, while every check made on the body's
+    /// bytes reads them as UTF-8, so a key given twice, or a `charset` the server refuses when it is
+    /// declared, went through unseen. Such a body is refused as not UTF-8, as the message says.
+    @Test func aBodyInUTF16OrUTF32IsRefusedAsNotUTF8() async throws {
+        try await LiveServer.with { server in
+            let once = #"{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}"#
+            let twice = #"{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "max_tokens": 900}"#
+            for text in [once, twice] {
+                for encoding: String.Encoding in [.utf16, .utf16LittleEndian, .utf16BigEndian, .utf32LittleEndian, .utf32BigEndian] {
+                    let body = try #require(text.data(using: encoding))
+                    let reply = try await server.request("POST", "/v1/chat/completions", body: body, token: nil)
+                    #expect(reply.status == 400, "\(encoding): \(reply.text)")
+                    let error = try #require(try reply.json()["error"] as? [String: Any], "\(encoding): \(reply.text)")
+                    #expect(error["message"] as? String == "request body is not valid UTF-8 (JSON must be UTF-8)", "\(encoding)")
+                }
+            }
+            #expect(server.backend.submitted.isEmpty)
+            // UTF-8 with a byte-order mark is UTF-8 (RFC 8259 lets a parser ignore the mark).
+            let marked = try await server.request("POST", "/v1/chat/completions", body: Data([0xEF, 0xBB, 0xBF] + Array(once.utf8)), token: nil)
+            #expect(marked.status == 200, "\(marked.text)")
+        }
+    }
+
     /// OpenAI answers `stream_options` without `stream: true` with a 400 naming the parameter;
     /// so do we (it used to be accepted and ignored). A null `stream_options` is no options.
     @Test func streamOptionsNeedAStream() async throws {

@@ -40,6 +40,9 @@ extension Request {
             throw APIError.unsupportedCharset(charset)
         }
         let data = Data(buffer: buffer)
+        // Foundation's decoder takes UTF-16 and UTF-32 too, while every check below reads the
+        // body's bytes as UTF-8: a key given twice in such a body went through unseen.
+        if Self.isUTF16OrUTF32(data) { throw APIError.notUTF8Body }
         do {
             let body = try JSONDecoder().decode(Body.self, from: data)
             // A body the decoder took may still be ambiguous (a key given twice), or hold an
@@ -83,9 +86,7 @@ extension Request {
             }
             // JSON is UTF-8 (RFC 8259); bytes that are not make Foundation's error name whichever
             // field held them as "the wrong type", which sends the client looking in the wrong place.
-            if String(bytes: data, encoding: .utf8) == nil {
-                throw APIError.invalidRequest("request body is not valid UTF-8 (JSON must be UTF-8)", param: nil)
-            }
+            if String(bytes: data, encoding: .utf8) == nil { throw APIError.notUTF8Body }
             // Foundation refuses nesting beyond its limit as "not valid JSON"; say what it is.
             if JSONKeyCheck.nestingExceeds(JSONKeyCheck.maxDecodableDepth, in: data) {
                 throw APIError.invalidRequest(
@@ -94,6 +95,15 @@ extension Request {
             }
             throw APIError.undecodable(error, body: data, maxModelLen: maxModelLen)
         }
+    }
+
+    /// Whether a body is UTF-16 or UTF-32 as Foundation's decoder tells them: by a byte-order
+    /// mark (FE FF, FF FE; UTF-32's begin so or with 00 00), else by a NUL among its first two
+    /// bytes, which UTF-8 JSON never has (its first character is `{`, `[`, a quote, a digit or
+    /// whitespace, and a raw NUL is no JSON anywhere).
+    static func isUTF16OrUTF32(_ data: Data) -> Bool {
+        let head = Array(data.prefix(2))
+        return head.count == 2 && (head == [0xFE, 0xFF] || head == [0xFF, 0xFE] || head.contains(0))
     }
 
     /// The `charset` parameter of a `Content-Type` value when it names anything but UTF-8 or its
@@ -119,4 +129,9 @@ extension Request {
         }
         return nil
     }
+}
+
+extension APIError {
+    /// JSON is UTF-8 (RFC 8259): a body in any other encoding, or with bytes UTF-8 does not allow.
+    static var notUTF8Body: APIError { .invalidRequest("request body is not valid UTF-8 (JSON must be UTF-8)", param: nil) }
 }
