@@ -178,3 +178,26 @@ import Testing
         }
     }
 }
+
+extension ChatMessageValidationTests {
+    /// A message content of the wrong type (a number, an object, a bool) was told "expected an
+    /// array", the decoder's complaint about its last reading (content parts), as if a string
+    /// were wrong too: OpenAI takes a string or an array of parts, and the error now says so.
+    @Test func aContentOfTheWrongTypeIsToldBothShapes() async throws {
+        try await LiveServer.with { server in
+            for (content, index) in [("5", 0), ("{}", 0), ("true", 1)] {
+                let messages = index == 0 ? #"[{"role": "user", "content": \#(content)}]"#
+                    : #"[{"role": "system", "content": "x"}, {"role": "user", "content": \#(content)}]"#
+                for path in ["/v1/chat/completions", "/tokenize"] {
+                    let reply = try await server.post(path, raw: #"{"messages": \#(messages)}"#)
+                    #expect(reply.status == 400, "\(path) \(content): \(reply.text)")
+                    let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                    #expect(error["message"] as? String == "field 'messages[\(index)].content' has the wrong type "
+                            + "(expected a string or an array of content parts)", "\(path) \(content): \(reply.text)")
+                    #expect(error["param"] as? String == "messages[\(index)].content", "\(reply.text)")
+                }
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+}

@@ -59,6 +59,48 @@ struct ClientOptionTests {
         }
     }
 
+    /// vLLM's own spellings of the same kind of option (sent through the openai package's
+    /// `extra_body`): constrained decoding (`guided_json`, `guided_choice`, …, `structured_outputs`,
+    /// vLLM's `response_format`), prompt log-probabilities, token-id stops and filters, the stop
+    /// string kept in the text, token ids in the reply. Each was answered 200 with unconstrained
+    /// placeholder text and none of what it asked, as `response_format` no longer is.
+    @Test func vLLMsReplyShapingFieldsAreRefusedByName() async throws {
+        let fields: [([String: Any], String)] = [
+            (["guided_json": ["type": "object"]], "guided_json"), (["guided_regex": "[0-9]+"], "guided_regex"),
+            (["guided_choice": ["yes", "no"]], "guided_choice"), (["guided_grammar": "root ::= \"x\""], "guided_grammar"),
+            (["structural_tag": "{}"], "structural_tag"), (["structured_outputs": ["choice": ["yes", "no"]]], "structured_outputs"),
+            (["prompt_logprobs": 1], "prompt_logprobs"), (["prompt_logprobs": 0], "prompt_logprobs"),
+            (["stop_token_ids": [2]], "stop_token_ids"), (["allowed_token_ids": [1, 2]], "allowed_token_ids"),
+            (["bad_words": ["cache"]], "bad_words"), (["include_stop_str_in_output": true], "include_stop_str_in_output"),
+            (["return_token_ids": true], "return_token_ids"),
+        ]
+        let harmless: [[String: Any]] = [
+            ["guided_json": NSNull(), "guided_choice": NSNull(), "structured_outputs": NSNull()],
+            ["guided_decoding_backend": "xgrammar"], ["prompt_logprobs": NSNull()], ["stop_token_ids": [Int]()],
+            ["allowed_token_ids": NSNull()], ["bad_words": [String]()], ["include_stop_str_in_output": false],
+            ["return_token_ids": false], ["skip_special_tokens": true],
+        ]
+        try await LiveServer.with { server in
+            for (path, base) in [("/v1/chat/completions", Self.chat), ("/v1/completions", ["prompt": "x", "max_tokens": 3])] {
+                let served = server.backend.submitted.count
+                for (extra, field) in fields {
+                    let reply = try await server.post(path, json: base.merging(extra) { $1 })
+                    #expect(reply.status == 400, "\(path) \(extra): \(reply.text)")
+                    let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                    #expect(error["param"] as? String == field, "\(path) \(extra): \(reply.text)")
+                    #expect(error["code"] as? String == "unsupported_parameter", "\(path) \(extra): \(reply.text)")
+                    #expect((error["message"] as? String)?.hasPrefix("'\(field)'") == true, "\(path) \(extra): \(reply.text)")
+                }
+                #expect(server.backend.submitted.count == served, "\(path): a refused request reached the engine")
+                for extra in harmless {
+                    let reply = try await server.post(path, json: base.merging(extra) { $1 })
+                    #expect(reply.status == 200, "\(path) \(extra): \(reply.text)")
+                }
+            }
+            #expect(server.backend.submitted.count == 2 * harmless.count)
+        }
+    }
+
     /// `tools` and the deprecated `functions` are ignored (the reply calls no tool), but a value
     /// that is not a tool list was answered 200 as well (`"tools": "x"`); OpenAI and vLLM refuse it
     /// naming the field, and so does xds now.

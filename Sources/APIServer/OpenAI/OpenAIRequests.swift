@@ -76,6 +76,42 @@ struct ReplyShapeFields: Decodable {
     /// (its voice and format); nil when none does. Such a request was answered with text and
     /// `audio: null`, which a client playing `message.audio.data` finds only when it fails.
     var audioOutput: String?
+    /// The first of vLLM's reply-shaping fields (``VLLMField``, sent through the openai package's
+    /// `extra_body`) whose value asks for something, and what a placeholder reply lacks for it.
+    /// They were answered 200 with unconstrained text and none of what they asked, as
+    /// `response_format` no longer is.
+    var vLLMShaping: (field: String, lacks: String)?
+
+    /// vLLM's fields that change what a reply holds, in the order they are looked at.
+    private enum VLLMField: String, CodingKey, CaseIterable {
+        // Constrained decoding (vLLM's `response_format`): asking for anything is refused.
+        case guidedJSON = "guided_json", guidedRegex = "guided_regex", guidedChoice = "guided_choice"
+        case guidedGrammar = "guided_grammar", structuralTag = "structural_tag", structuredOutputs = "structured_outputs"
+        case promptLogprobs = "prompt_logprobs"
+        case stopTokenIDs = "stop_token_ids", allowedTokenIDs = "allowed_token_ids", badWords = "bad_words"
+        case includeStopString = "include_stop_str_in_output", returnTokenIDs = "return_token_ids"
+
+        /// What the field asks for that the reply lacks, or nil when its value asks for nothing
+        /// (null, an empty list, `false`). A value of the wrong type is refused as such.
+        func asks(in c: KeyedDecodingContainer<VLLMField>) throws -> String? {
+            switch self {
+            case .guidedJSON, .guidedRegex, .guidedChoice, .guidedGrammar, .structuralTag, .structuredOutputs:
+                guard c.contains(self), try !c.decodeNil(forKey: self) else { return nil }
+                return "not constrained to a schema, pattern, choice or grammar (leave it out)"
+            case .promptLogprobs:
+                return try c.decodeIfPresent(Int.self, forKey: self).map { _ in "with no token probabilities (leave it out)" }
+            case .stopTokenIDs, .allowedTokenIDs:
+                return try c.decodeIfPresent([Int].self, forKey: self)?.isEmpty == false
+                    ? "not sampled from token ids (leave it out; 'stop' strings and 'max_tokens' end a reply)" : nil
+            case .badWords:
+                return try c.decodeIfPresent([String].self, forKey: self)?.isEmpty == false ? "not sampled, so no word can be banned (leave it out)" : nil
+            case .includeStopString:
+                return try c.decodeIfPresent(Bool.self, forKey: self) == true ? "and a reply cut by a stop string never keeps it (send false, or leave it out)" : nil
+            case .returnTokenIDs:
+                return try c.decodeIfPresent(Bool.self, forKey: self) == true ? "with no token ids (send false, or leave it out)" : nil
+            }
+        }
+    }
 
     private struct ResponseFormat: Decodable { var type: String }
     private struct NamedTool: Decodable {
@@ -135,6 +171,12 @@ struct ReplyShapeFields: Decodable {
             audioOutput = "modalities"
         } else if c.contains(.audio), try !c.decodeNil(forKey: .audio) {
             audioOutput = "audio"
+        }
+        let vLLM = try decoder.container(keyedBy: VLLMField.self)
+        for field in VLLMField.allCases {
+            guard let lacks = try field.asks(in: vLLM) else { continue }
+            vLLMShaping = (field.rawValue, lacks)
+            break
         }
     }
 }
@@ -583,6 +625,9 @@ struct CompletionValidator {
                 "'\(field)' asks for audio output, which is not supported: \(placeholder), with no audio "
                     + "(send modalities [\"text\"] and no 'audio', or leave them out)", param: field)
         }
+        if let (field, lacks) = shape.vLLMShaping {
+            throw .unsupported("'\(field)' is not supported: \(placeholder), \(lacks)", param: field)
+        }
         if shape.echo, let refusal { throw .unsupported(refusal, param: "echo") }
     }
 
@@ -734,6 +779,9 @@ extension APIError {
             return "an integer within 1…\(maxModelLen)"
         }
         if field.hasPrefix("logit_bias.") { return "a number within -100…100" }  // one token's bias
+        // A message's content is read as a string, then as parts; the second reading's complaint
+        // alone ("expected an array") told a client sending `"content": 5` that text was wrong.
+        if field.hasPrefix("messages["), field.hasSuffix("].content") { return "a string or an array of content parts" }
         return expectedValues[field]
     }
 
