@@ -77,7 +77,7 @@ struct ReplyShapeFields: Decodable {
     /// `audio: null`, which a client playing `message.audio.data` finds only when it fails.
     var audioOutput: String?
     /// The first of vLLM's reply-shaping fields (``VLLMField``, sent through the openai package's
-    /// `extra_body`) whose value asks for something, and what a placeholder reply lacks for it.
+    /// `extra_body`; with them OpenAI's `web_search_options`) whose value asks for something, and what a placeholder reply lacks for it.
     /// They were answered 200 with unconstrained text and none of what they asked, as
     /// `response_format` no longer is.
     var vLLMShaping: (field: String, lacks: String)?
@@ -90,6 +90,9 @@ struct ReplyShapeFields: Decodable {
         case promptLogprobs = "prompt_logprobs"
         case stopTokenIDs = "stop_token_ids", allowedTokenIDs = "allowed_token_ids", badWords = "bad_words"
         case includeStopString = "include_stop_str_in_output", returnTokenIDs = "return_token_ids"
+        // vLLM's left truncation of the prompt, and OpenAI's web search: served and ignored, the
+        // first's usage and context check counted every prompt token, the second searched nothing.
+        case truncatePromptTokens = "truncate_prompt_tokens", webSearchOptions = "web_search_options"
 
         /// What the field asks for that the reply lacks, or nil when its value asks for nothing
         /// (null, an empty list, `false`). A value of the wrong type is refused as such.
@@ -109,6 +112,13 @@ struct ReplyShapeFields: Decodable {
                 return try c.decodeIfPresent(Bool.self, forKey: self) == true ? "and a reply cut by a stop string never keeps it (send false, or leave it out)" : nil
             case .returnTokenIDs:
                 return try c.decodeIfPresent(Bool.self, forKey: self) == true ? "with no token ids (send false, or leave it out)" : nil
+            case .truncatePromptTokens:
+                return try c.decodeIfPresent(Int.self, forKey: self).map { _ in
+                    "and the prompt is not truncated: every prompt token is prefilled and counted (leave it out)"
+                }
+            case .webSearchOptions:
+                guard c.contains(self), try !c.decodeNil(forKey: self) else { return nil }
+                return "with no web search (leave it out)"
             }
         }
     }
