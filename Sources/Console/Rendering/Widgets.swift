@@ -37,6 +37,16 @@ extension CellBuffer {
         }
     }
 
+    /// `text` from `x`, cut at `clip`'s right edge with "…" in the last column when it does not
+    /// fit, so a cut line never reads as whole. ``put(_:x:y:style:clip:)`` stops at the edge and
+    /// returns that column, so its result cannot tell a cut text from one that fits.
+    @discardableResult
+    public mutating func put(cutting text: String, x: Int, y: Int, style: Style, clip: Rect) -> Int {
+        let room = clip.maxX - max(x, clip.x)
+        guard text.count > room, room >= 1 else { return put(text, x: x, y: y, style: style, clip: clip) }
+        return put(String(text.prefix(room - 1)) + "…", x: x, y: y, style: style, clip: clip)
+    }
+
     /// The first of `forms` (longest first) that fits whole in `clip` from `x` with a blank left
     /// before its right edge (a panel's border), else the last, cut there: a long caption's end
     /// (its scale, its threshold) was lost at the edge, and one that filled the row to the edge

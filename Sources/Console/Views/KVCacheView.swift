@@ -178,14 +178,24 @@ enum KVCacheView {
         b.box(rect, title: (colocated ? "TEs that prefill · " : "Prefill TEs · ") + measure)
         let inner = rect.inner
         let nameWidth = min(16, max(9, tes.map(\.name.count).max() ?? 0))
-        for (i, te) in tes.prefix(inner.height).enumerated() {
+        // More TEs than rows (xdeepserve-ma's eight beside its 480-group strip at 80×24): the
+        // last row says how many are left out and the fullest of them, so the list never looks
+        // whole and a full TE is never out of sight. It listed prefill-0…6 and stopped.
+        let rows = tes.count > inner.height ? max(0, inner.height - 1) : tes.count
+        func share(_ i: Int) -> Double { withReserve ? shares[i] : tes[i].kvUsage }
+        for (i, te) in tes.prefix(rows).enumerated() {
             let y = inner.y + i
-            let share = withReserve ? shares[i] : te.kvUsage
+            let share = share(i)
             b.put(te.name, x: inner.x + 1, y: y, style: .dim, clip: Rect(x: inner.x, y: y, width: nameWidth + 1, height: 1))
             let w = max(4, inner.width - nameWidth - 9)
             b.bar(share, x: inner.x + nameWidth + 3, y: y, width: w, style: NPULoad.style(NPULoad.band(share)))
             b.put(
                 Format.right(axisPercent(share), 4), x: inner.x + nameWidth + 4 + w, y: y, style: .text, clip: inner)
+        }
+        if rows < tes.count, let fullest = (rows..<tes.count).max(by: { share($0) < share($1) }) {
+            let y = inner.y + rows
+            let line = (rows > 0 ? "+\(tes.count - rows) more" : "\(tes.count) TEs") + " · fullest \(axisPercent(share(fullest))) (\(tes[fullest].name))"
+            b.put(cutting: line, x: inner.x + 1, y: y, style: .dim, clip: inner)
         }
         if tes.isEmpty {
             b.put("no prefill instances", x: inner.x + 1, y: inner.y, style: .dim, clip: inner)
