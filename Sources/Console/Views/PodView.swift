@@ -543,8 +543,7 @@ enum PodView {
         // No TE row fits: the summary alone, on the first line (the column titles over nothing
         // read as an empty table above it).
         if rows.isEmpty, let last = fit.lastLine, !list.live.isEmpty {
-            let end = b.put(last, x: area.x, y: area.y, style: .dim, clip: area)
-            if end > area.maxX { b.put("…", x: area.maxX - 1, y: area.y, style: .dim) }
+            b.put(cutting: last, x: area.x, y: area.y, style: .dim, clip: area)
             return
         }
         let kindColumn: [(title: String, width: Int)] = withKind ? [("kind", 9)] : []
@@ -556,8 +555,7 @@ enum PodView {
         )
         guard let last = fit.lastLine else { return }
         let y = area.y + 1 + rows.count
-        let end = b.put(last, x: area.x, y: y, style: .dim, clip: area)
-        if end > area.maxX { b.put("…", x: area.maxX - 1, y: y, style: .dim) }
+        b.put(cutting: last, x: area.x, y: y, style: .dim, clip: area)
     }
 
     /// The experts an NPU hosts (layer 0): all of a few, else the first four and the count, so
