@@ -1,6 +1,28 @@
 import PodModel
 import ServingEngine
 
+/// Which KV figure a TE's row shows, and the words for it in a panel's title: the blocks its
+/// requests hold plus those reserved for the rest of each reply (the KV view's strip's scope,
+/// what admission counts), or, where a TE's snapshot has no block counts (an older server), the
+/// share held alone for every row, so one panel never mixes the two. Held alone, on
+/// colocated:8:llama-3-70b:nvidia-h100:tp8 (a replica is one group), a TE read "2%" beside
+/// "fullest group 3.2%" in the strip. The Pod view's Instances table and the KV view's panel of
+/// TEs that prefill both use it, so the same TE reads the same figure under the same title.
+struct TEKVMeasure {
+    /// Every TE given has block counts.
+    let withReserve: Bool
+
+    init(_ tes: some Sequence<InstanceStatus>) {
+        withReserve = !tes.contains { $0.kvHeldPlusReservedShare == nil }
+    }
+
+    var title: String { withReserve ? "KV held + reserved" : "KV held" }
+
+    func share(of te: InstanceStatus) -> Double {
+        withReserve ? te.kvHeldPlusReservedShare ?? te.kvUsage : te.kvUsage
+    }
+}
+
 /// View 3: KV cache — decode DP-group occupancy, prefill TEs, prefix cache and DRAM pool.
 enum KVCacheView {
     static let groupsPerRow = 64
@@ -164,25 +186,17 @@ enum KVCacheView {
     /// deployment's TEs are `colocated-N`, not `prefill-N`.
     static func drawPrefill(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
         let tes = s.instances.filter { ($0.kind == "prefill" || $0.kind == "colocated") && $0.state != "retired" }
-        // A TE's figure is the blocks its requests hold plus those reserved for the rest of
-        // each reply, the strip's scope: held alone, on colocated:8:llama-3-70b:nvidia-h100:tp8
-        // (a replica is one group) it read "2%" beside "fullest group 3.2%" in the strip, and
-        // below "KV written" in the panel beside it (written counts tokens generated since,
-        // which the reserve covers). An older server's snapshot has no block counts: its held
-        // share is shown, under a title that says so. The title names the measure, and the
-        // figure is written as the strip's (one decimal below 10 %).
+        // The figure is written as the strip's (one decimal below 10 %).
         let colocated = tes.contains { $0.kind == "colocated" }
-        let shares = tes.compactMap(\.kvHeldPlusReservedShare)
-        let withReserve = shares.count == tes.count
-        let measure = withReserve ? "KV held + reserved" : "KV held"
-        b.box(rect, title: (colocated ? "TEs that prefill · " : "Prefill TEs · ") + measure)
+        let measure = TEKVMeasure(tes)
+        b.box(rect, title: (colocated ? "TEs that prefill · " : "Prefill TEs · ") + measure.title)
         let inner = rect.inner
         let nameWidth = min(16, max(9, tes.map(\.name.count).max() ?? 0))
         // More TEs than rows (xdeepserve-ma's eight beside its 480-group strip at 80×24): the
         // last row says how many are left out and the fullest of them, so the list never looks
         // whole and a full TE is never out of sight. It listed prefill-0…6 and stopped.
         let rows = tes.count > inner.height ? max(0, inner.height - 1) : tes.count
-        func share(_ i: Int) -> Double { withReserve ? shares[i] : tes[i].kvUsage }
+        func share(_ i: Int) -> Double { measure.share(of: tes[i]) }
         for (i, te) in tes.prefix(rows).enumerated() {
             let y = inner.y + i
             let share = share(i)

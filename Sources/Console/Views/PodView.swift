@@ -515,13 +515,10 @@ enum PodView {
     }
 
     static func drawInstances(_ b: inout CellBuffer, _ rect: Rect, _ s: Snapshot) {
-        // A TE's KV is the KV view's figure for it: the blocks its requests hold plus those
-        // reserved for the rest of each reply, written as there. It was the held share alone
-        // under a bare "KV": colocated-0 read 2% here and 3.2% in the KV view. An older server
-        // sends no block counts: the held share then, and the title says which.
-        let shares = s.instances.map(\.kvHeldPlusReservedShare)
-        let withReserve = !shares.contains(nil)
-        b.box(rect, title: "Instances · " + (withReserve ? "KV held + reserved" : "KV held"))
+        // A TE's KV is the KV view's figure for it, written as there (``TEKVMeasure``). It was
+        // the held share alone under a bare "KV": colocated-0 read 2% here and 3.2% in the KV view.
+        let measure = TEKVMeasure(s.instances)
+        b.box(rect, title: "Instances · " + measure.title)
         let area = Rect(x: rect.x + 2, y: rect.y + 1, width: rect.width - 4, height: rect.height - 2)
         // A panel too narrow for every column drops `kind` (the name already says the role: prefill-3,
         // colocated-0) rather than cut the state to one letter ("s" for serving at 120 columns).
@@ -531,7 +528,7 @@ enum PodView {
         // A TE that has not stepped (idle, starting) has no step time: "–", not "0.0ms".
         let rows = fit.shown.map { i -> [(String, Style)] in
             let kind = withKind ? [(i.kind, Style(fg: .role(NPURole(rawValue: i.kind) ?? .spare)))] : []
-            let kv = withReserve ? i.kvHeldPlusReservedShare ?? i.kvUsage : i.kvUsage
+            let kv = measure.share(of: i)
             // In its band's colour, the legend's and the KV view's: below 5 % grey (idle), not
             // the text's white, which keyed no state beside the grey swatch.
             return [(i.name, .text)] + kind + [
