@@ -336,14 +336,18 @@ extension Bench {
         return min(10_000, max(0.0001, rounded))
     }
 
-    /// Decode tokens per second of the deployment at the moderate point, nil if it has no decode
-    /// side the bench can price.
+    /// Decode tokens per second of the deployment at the moderate point (16 requests per die at a
+    /// 2K context), or at the largest batch below it that fits in HBM; nil if it has no decode side
+    /// the bench can price. A pod whose weights leave no room for 16 (Llama-3-70B on A100 pairs)
+    /// was given no figure, and so the superpod's rates.
     static func decodeCapacity(_ deployment: Deployment) -> Double? {
         guard let model = try? deployment.modelSpec() else { return nil }
         let acceptance = model.mtpModules > 0 ? 0.7 : 0
-        guard let r = try? Bench.decode(deployment: deployment, batchPerDie: 16, context: 2_048, mtpAcceptance: acceptance,
-                                        eplb: .perfect, routing: .balanced)
-        else { return nil }
+        let probe = [16.0, 8, 4, 2, 1].lazy.compactMap {
+            try? Bench.decode(deployment: deployment, batchPerDie: $0, context: 2_048, mtpAcceptance: acceptance,
+                              eplb: .perfect, routing: .balanced)
+        }
+        guard let r = probe.first else { return nil }
         let dies: Int
         if let ma = deployment.moeAttention {
             dies = ma.attentionDies + ma.expertDies

@@ -62,6 +62,24 @@ struct WorkloadReportTests {
         #expect(Bench.defaultRate(10, for: .cloudMatrixInfer) == 10)
     }
 
+    /// The capacity probe (16 requests per die at a 2K context) does not fit a deployment whose
+    /// weights leave too little HBM (Llama-3-70B on A100 pairs: 81 GB per GPU of 72 usable), and the
+    /// scale then fell back to 1: `xds run` and the console's demo offered such a pod the superpod's
+    /// 10 and 25…55 req/s, 103 of 106 requests still waiting after 10 s. The probe now takes the
+    /// largest batch that fits, so the rate is scaled to what the pod decodes.
+    @Test func aDeploymentTheProbeBatchDoesNotFitIsStillScaled() throws {
+        let tight = try Deployment.inlineColocated("colocated:4:llama-3-70b:nvidia-a100:tp2")
+        #expect(throws: (any Error).self) {
+            try Bench.decode(deployment: tight, batchPerDie: 16, context: 2_048, mtpAcceptance: 0, eplb: .perfect, routing: .balanced)
+        }
+        let scale = Bench.decodeCapacityScale(for: tight)
+        #expect(scale > 0 && scale < 0.05, "\(scale)")
+        // Below the same pod with room for the probe batch: a smaller batch decodes less per die.
+        let roomy = try Deployment.inlineColocated("colocated:4:llama-3-70b:nvidia-a100:tp4")
+        #expect(scale < Bench.decodeCapacityScale(for: roomy), "\(scale)")
+        #expect(Bench.defaultRate(10, for: tight) < 1, "\(Bench.defaultRate(10, for: tight))")
+    }
+
     /// `xds console` without `--rate` worked out the deployment's capacity scale twice at start-up
     /// (two bench steps each): once for the default rate, once for the demo's steps. The default
     /// rate now takes the scale worked out once, and gives what it gave from the deployment.
