@@ -73,12 +73,19 @@ struct ClientOptionTests {
             (["stop_token_ids": [2]], "stop_token_ids"), (["allowed_token_ids": [1, 2]], "allowed_token_ids"),
             (["bad_words": ["cache"]], "bad_words"), (["include_stop_str_in_output": true], "include_stop_str_in_output"),
             (["return_token_ids": true], "return_token_ids"),
+            // vLLM's `truncate_prompt_tokens` and OpenAI's `web_search_options` were served 200 and
+            // ignored: the first's usage and context check counted every prompt token where vLLM
+            // counts the kept ones, the second's reply searched nothing.
+            (["truncate_prompt_tokens": 2], "truncate_prompt_tokens"), (["truncate_prompt_tokens": -1], "truncate_prompt_tokens"),
+            (["web_search_options": [String: Any]()], "web_search_options"),
+            (["web_search_options": ["search_context_size": "low"]], "web_search_options"),
         ]
         let harmless: [[String: Any]] = [
             ["guided_json": NSNull(), "guided_choice": NSNull(), "structured_outputs": NSNull()],
             ["guided_decoding_backend": "xgrammar"], ["prompt_logprobs": NSNull()], ["stop_token_ids": [Int]()],
             ["allowed_token_ids": NSNull()], ["bad_words": [String]()], ["include_stop_str_in_output": false],
-            ["return_token_ids": false], ["skip_special_tokens": true],
+            ["return_token_ids": false], ["skip_special_tokens": true], ["truncate_prompt_tokens": NSNull()],
+            ["web_search_options": NSNull()],
         ]
         try await LiveServer.with { server in
             for (path, base) in [("/v1/chat/completions", Self.chat), ("/v1/completions", ["prompt": "x", "max_tokens": 3])] {
@@ -98,35 +105,6 @@ struct ClientOptionTests {
                 }
             }
             #expect(server.backend.submitted.count == 2 * harmless.count)
-        }
-    }
-
-    /// vLLM's `truncate_prompt_tokens` and OpenAI's `web_search_options` were served 200 and
-    /// ignored: the first's usage and context check counted every prompt token where vLLM counts
-    /// the kept ones, the second's reply searched nothing. Both are refused by name; null is served.
-    @Test func promptTruncationAndWebSearchAreRefusedByName() async throws {
-        let fields: [([String: Any], String)] = [
-            (["truncate_prompt_tokens": 2], "truncate_prompt_tokens"), (["truncate_prompt_tokens": -1], "truncate_prompt_tokens"),
-            (["web_search_options": [String: Any]()], "web_search_options"),
-            (["web_search_options": ["search_context_size": "low"]], "web_search_options"),
-        ]
-        let harmless: [[String: Any]] = [["truncate_prompt_tokens": NSNull()], ["web_search_options": NSNull()]]
-        try await LiveServer.with { server in
-            for (path, base) in [("/v1/chat/completions", Self.chat), ("/v1/completions", ["prompt": "a b c d e", "max_tokens": 3])] {
-                let served = server.backend.submitted.count
-                for (extra, field) in fields {
-                    let reply = try await server.post(path, json: base.merging(extra) { $1 })
-                    #expect(reply.status == 400, "\(path) \(extra): \(reply.text)")
-                    let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
-                    #expect(error["param"] as? String == field, "\(path) \(extra): \(reply.text)")
-                    #expect(error["code"] as? String == "unsupported_parameter", "\(path) \(extra): \(reply.text)")
-                }
-                #expect(server.backend.submitted.count == served, "\(path): a refused request reached the engine")
-                for extra in harmless {
-                    let reply = try await server.post(path, json: base.merging(extra) { $1 })
-                    #expect(reply.status == 200, "\(path) \(extra): \(reply.text)")
-                }
-            }
         }
     }
 
