@@ -115,7 +115,21 @@ import XDSTestSupport
         host.start()
         defer { host.stop() }
         #expect(host.send(commandLine: "pause").accepted)
-        try await Task.sleep(for: .milliseconds(100))  // the turn after the command publishes once more
+        // The command publishes, and the first turn a publish interval later once more. A fixed
+        // 100 ms wait for that second one was too short on a loaded machine (three full suites at
+        // once: it came inside the measured window). Wait instead for a turn that began a publish
+        // interval after the command (it publishes after it stamps its start), then for the next
+        // turn, which means that one has finished (bounded by 10 s).
+        func uptime() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        func lastTurn() -> Double { uptime() - host.liveness().secondsSinceTurn }
+        let commandDone = uptime(), deadline = uptime() + 10
+        var publishingTurn: Double?
+        while uptime() < deadline {
+            let turn = lastTurn()
+            if let first = publishingTurn, turn > first + 0.001 { break }
+            if publishingTurn == nil, turn >= commandDone + host.publishInterval { publishingTurn = turn }
+            try await Task.sleep(for: .milliseconds(5))
+        }
         let built = core.snapshotsBuilt
         try await Task.sleep(for: .milliseconds(500))
         #expect(core.snapshotsBuilt == built, "paused: \(core.snapshotsBuilt - built) snapshots in 0.5 s")
