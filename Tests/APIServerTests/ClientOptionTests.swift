@@ -62,7 +62,7 @@ struct ClientOptionTests {
     /// vLLM's own spellings of the same kind of option (sent through the openai package's
     /// `extra_body`): constrained decoding (`guided_json`, `guided_choice`, …, `structured_outputs`,
     /// vLLM's `response_format`), prompt log-probabilities, token-id stops and filters, the stop
-    /// string kept in the text, token ids in the reply. Each was answered 200 with unconstrained
+    /// ids in the reply. Each was answered 200 with unconstrained
     /// placeholder text and none of what it asked, as `response_format` no longer is.
     @Test func vLLMsReplyShapingFieldsAreRefusedByName() async throws {
         let fields: [([String: Any], String)] = [
@@ -71,8 +71,7 @@ struct ClientOptionTests {
             (["structural_tag": "{}"], "structural_tag"), (["structured_outputs": ["choice": ["yes", "no"]]], "structured_outputs"),
             (["prompt_logprobs": 1], "prompt_logprobs"), (["prompt_logprobs": 0], "prompt_logprobs"),
             (["stop_token_ids": [2]], "stop_token_ids"), (["allowed_token_ids": [1, 2]], "allowed_token_ids"),
-            (["bad_words": ["cache"]], "bad_words"), (["include_stop_str_in_output": true], "include_stop_str_in_output"),
-            (["return_token_ids": true], "return_token_ids"),
+            (["bad_words": ["cache"]], "bad_words"), (["return_token_ids": true], "return_token_ids"),
             // vLLM's `truncate_prompt_tokens` and OpenAI's `web_search_options` were served 200 and
             // ignored: the first's usage and context check counted every prompt token where vLLM
             // counts the kept ones, the second's reply searched nothing.

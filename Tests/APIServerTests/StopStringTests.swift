@@ -13,7 +13,8 @@ struct StopStringTests {
     /// The matcher against a plain search: over texts of a two-letter alphabet (many overlapping
     /// partial matches, where a wrong failure function shows) fed in pieces of random sizes, the
     /// first answer is the earliest start among the stop strings whose first match ends in the
-    /// piece that completes the first match of any.
+    /// piece that completes the first match of any (with the end of the shortest that starts
+    /// there).
     @Test func matcherFindsWhatAPlainSearchFinds() {
         var random = SplitMix64(seed: 7)
         func below(_ n: Int) -> Int { Int.random(in: 0..<n, using: &random) }
@@ -36,12 +37,13 @@ struct StopStringTests {
                 return (0...(text.count - pattern.count)).first { text[$0..<($0 + pattern.count)].elementsEqual(pattern) }
                     .map { ($0, $0 + pattern.count) }
             }
-            let expected: Int? = firsts.map(\.end).min().flatMap { firstEnd in
+            let expected: StopStringMatcher.Match? = firsts.map(\.end).min().flatMap { firstEnd in
                 let piece = pieces.first { $0.contains(firstEnd - 1) }!
-                return firsts.filter { $0.end <= piece.upperBound }.map(\.start).min()
+                let ended = firsts.filter { $0.end <= piece.upperBound }
+                return ended.min { ($0.start, $0.end) < ($1.start, $1.end) }.map { .init(start: $0.start, end: $0.end) }
             }
             var matcher = StopStringMatcher(stops)
-            var found: Int?
+            var found: StopStringMatcher.Match?
             for piece in pieces {
                 found = matcher.feed(String(decoding: text[piece], as: UTF8.self)) { _ in true }
                 if found != nil { break }
@@ -54,22 +56,19 @@ struct StopStringTests {
     /// over, and the next match of the same stop string counts.
     @Test func matcherPassesOverRefusedMatches() {
         var matcher = StopStringMatcher(["ab"])
-        #expect(matcher.feed("xabyab") { $0 >= 2 } == 4)
+        #expect(matcher.feed("xabyab") { $0 >= 2 } == .init(start: 4, end: 6))
         var multibyte = StopStringMatcher(["é"])
-        #expect(multibyte.feed("aé") { _ in true } == 1)
+        #expect(multibyte.feed("aé") { _ in true } == .init(start: 1, end: 3))
         #expect(multibyte.fedBytes == 3)
     }
 
-    /// A stop string that spans two chunks of the engine's output cuts the reply just before it,
-    /// as one search over the whole reply would.
-    @Test func stopStringAcrossChunksCutsWhereItStarts() async throws {
-        // The fake engine's first request (id 1) says SyntheticText(seed: 1), one token a chunk.
+    /// The fake engine's first reply (request id 1 says `SyntheticText(seed: 1)`, one token a
+    /// chunk), and a stop string of four letters that spans two of its chunks and occurs nowhere
+    /// earlier, with the UTF-8 offset where it starts.
+    private static func stopAcrossChunks() -> (whole: String, stop: String, cut: Int)? {
         var text = SyntheticText(seed: 1)
         let pieces = (0..<120).map { _ in text.next(1) }
         let whole = pieces.joined()
-        // The first piece boundary where two letters on each side occur nowhere earlier.
-        var stop = ""
-        var cut = 0
         var offset = 0
         for (i, piece) in pieces.enumerated().dropLast() {
             offset += piece.count
@@ -77,12 +76,16 @@ struct StopStringTests {
             guard piece.count >= 2, next.count >= 2 else { continue }
             let candidate = String(piece.suffix(2)) + String(next.prefix(2))
             if let first = whole.range(of: candidate), whole.distance(from: whole.startIndex, to: first.lowerBound) == offset - 2 {
-                stop = candidate
-                cut = offset - 2
-                break
+                return (whole, candidate, offset - 2)
             }
         }
-        try #require(!stop.isEmpty)
+        return nil
+    }
+
+    /// A stop string that spans two chunks of the engine's output cuts the reply just before it,
+    /// as one search over the whole reply would.
+    @Test func stopStringAcrossChunksCutsWhereItStarts() async throws {
+        let (whole, stop, cut) = try #require(Self.stopAcrossChunks())
         try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 120, tokenInterval: .zero)) { server in
             let reply = try await server.post(
                 "/v1/chat/completions",
@@ -110,6 +113,39 @@ struct StopStringTests {
             let parsed = try parseCompletionStream(String(decoding: reply.body, as: UTF8.self), chat: true)
             #expect(parsed.finishReasons == ["length"] && parsed.endedWithDone)
             #expect(parsed.content == whole)
+        }
+    }
+
+    /// vLLM's `include_stop_str_in_output: true` keeps the stop string: the reply ends just after
+    /// it, whole or streamed, and `completion_tokens` counts what was sent. It was refused with
+    /// 400 before (the placeholder reply could not keep it).
+    @Test func aKeptStopStringEndsTheReply() async throws {
+        let (whole, stop, cut) = try #require(Self.stopAcrossChunks())
+        let kept = String(whole.prefix(cut + stop.count))
+        for stream in [false, true] {
+            try await LiveServer.with(backend: FakeCompletionBackend(outputTokens: 120, tokenInterval: .zero)) { server in
+                let reply = try await server.post(
+                    "/v1/chat/completions",
+                    json: ["messages": [["role": "user", "content": "hi"]], "max_tokens": 120, "stop": ["never said", stop],
+                           "include_stop_str_in_output": true, "stream": stream, "stream_options": stream ? ["include_usage": true] : NSNull()])
+                #expect(reply.status == 200, "\(reply.text)")
+                let content: String?
+                let completionTokens: Int?
+                if stream {
+                    let parsed = try parseCompletionStream(String(decoding: reply.body, as: UTF8.self), chat: true)
+                    #expect(parsed.finishReasons == ["stop"] && parsed.endedWithDone)
+                    content = parsed.content
+                    completionTokens = parsed.usage?["completion_tokens"] as? Int
+                } else {
+                    let body = try reply.json()
+                    let choice = try #require((body["choices"] as? [[String: Any]])?.first)
+                    #expect(choice["finish_reason"] as? String == "stop")
+                    content = (choice["message"] as? [String: Any])?["content"] as? String
+                    completionTokens = (body["usage"] as? [String: Any])?["completion_tokens"] as? Int
+                }
+                #expect(content == kept, "stream \(stream)")
+                #expect(completionTokens == PromptTokenizer.count(kept), "stream \(stream)")
+            }
         }
     }
 

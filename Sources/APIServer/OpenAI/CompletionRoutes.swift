@@ -109,7 +109,7 @@ struct CompletionRoutes: Sendable {
         let session = CompletionSession(
             requestID: requestID, header: header, promptTokens: completion.promptTokens, events: events,
             started: started, backend: backend, metrics: metrics, stop: completion.stop,
-            minTokens: completion.minTokens)
+            keepsStopString: completion.includeStopString, minTokens: completion.minTokens)
         if completion.stream {
             return streamingResponse(
                 session, includeUsage: completion.includeUsageInStream, continuousUsage: completion.continuousUsage,

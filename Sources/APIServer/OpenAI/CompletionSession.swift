@@ -33,8 +33,11 @@ final class CompletionSession: @unchecked Sendable {
     /// back its stop buffer: a stop string that begins in one chunk and ends in the next must not
     /// have reached the client already.
     private var handedOutBytes = 0
-    /// UTF-8 bytes held back from the end of the reply (the longest stop string's, less one).
+    /// UTF-8 bytes held back from the end of the reply (the longest stop string's, less one;
+    /// none when the stop string stays in the reply).
     private let heldBackBytes: Int
+    /// vLLM's `include_stop_str_in_output`: a reply cut by a stop string ends with it.
+    private let keepsStopString: Bool
     /// The engine finished while text was held back: handed out first, then this finish.
     private var pendingFinish: String?
     /// `min_tokens`: as in vLLM, stop strings are not looked for until the reply has this many
@@ -45,11 +48,13 @@ final class CompletionSession: @unchecked Sendable {
         requestID: Int, header: CompletionHeader, promptTokens: Int,
         events: AsyncStream<CompletionEvent>.Iterator,
         started: ContinuousClock.Instant, backend: any CompletionBackend, metrics: ServingMetrics,
-        stop: [String] = [], minTokens: Int = 0
+        stop: [String] = [], keepsStopString: Bool = false, minTokens: Int = 0
     ) {
         self.requestID = requestID
         self.stopMatcher = StopStringMatcher(stop)
-        self.heldBackBytes = max(0, stopMatcher.longestBytes - 1)
+        // As vLLM: nothing is held back when the stop string is sent anyway.
+        self.heldBackBytes = keepsStopString ? 0 : max(0, stopMatcher.longestBytes - 1)
+        self.keepsStopString = keepsStopString
         self.minTokens = max(0, minTokens)
         self.header = header
         self.promptTokens = promptTokens
@@ -127,23 +132,25 @@ final class CompletionSession: @unchecked Sendable {
     }
 
     /// Appends `chunk` (`count` tokens) to the reply unless it completes a stop string; then the
-    /// reply ends just before the stop string (which is not returned, as in vLLM), the engine is
-    /// told to stop generating, and the next step is `.finished("stop")`.
+    /// reply ends just before the stop string (as in vLLM, which returns it only with
+    /// `include_stop_str_in_output`, and then ends the reply just after it), the engine is told
+    /// to stop generating, and the next step is `.finished("stop")`.
     private func cutAtStop(_ chunk: String, count: Int) -> Step {
         output += chunk
         // Stop strings count only from `min_tokens` on (vLLM's stop checker returns early before),
         // and a cut never leaves the reply shorter than that. The matcher still reads every chunk,
         // so a stop string begun before `min_tokens` is found where it ends.
         let searching = generatedTokens + count >= minTokens
-        let cut = stopMatcher.feed(chunk) { start in
+        let match = stopMatcher.feed(chunk) { start in
             searching && (minTokens == 0 || PromptTokenizer.count(prefix(utf8Count: start)) >= minTokens)
         }
-        guard let cut else {
+        guard let match else {
             generatedTokens += count
             return .text(handOut(upTo: output.utf8.count - heldBackBytes))
         }
         // The match ends in this chunk, so it starts within the bytes held back: none of it was
-        // handed out.
+        // handed out (kept, it ends past everything handed out).
+        let cut = keepsStopString ? match.end : match.start
         let fresh = handOut(upTo: cut)
         output = prefix(utf8Count: cut)
         // Tokens are the tokenizer's count of what the client got (a cut piece counts as one).
@@ -166,7 +173,7 @@ final class CompletionSession: @unchecked Sendable {
         return piece
     }
 
-    /// The reply's first `count` UTF-8 bytes (a stop string's start: a code point boundary).
+    /// The reply's first `count` UTF-8 bytes (a stop string's start or end: a code point boundary).
     private func prefix(utf8Count count: Int) -> String {
         String(output.utf8.prefix(count))!
     }

@@ -76,27 +76,29 @@ struct ReplyShapeFields: Decodable {
     /// (its voice and format); nil when none does. Such a request was answered with text and
     /// `audio: null`, which a client playing `message.audio.data` finds only when it fails.
     var audioOutput: String?
-    /// The first of vLLM's reply-shaping fields (``VLLMField``, sent through the openai package's
-    /// `extra_body`; with them OpenAI's `web_search_options`) whose value asks for something, and what a placeholder reply lacks for it.
+    /// The first of the fields a placeholder reply cannot honour (``UnservedField``: vLLM's
+    /// reply-shaping fields, sent through the openai package's `extra_body`, and OpenAI's
+    /// `web_search_options`) whose value asks for something, and what the reply lacks for it.
     /// They were answered 200 with unconstrained text and none of what they asked, as
     /// `response_format` no longer is.
-    var vLLMShaping: (field: String, lacks: String)?
+    var unservedField: (field: String, lacks: String)?
 
-    /// vLLM's fields that change what a reply holds, in the order they are looked at.
-    private enum VLLMField: String, CodingKey, CaseIterable {
+    /// Fields that change what a reply holds and that it cannot honour, in the order they are
+    /// looked at.
+    private enum UnservedField: String, CodingKey, CaseIterable {
         // Constrained decoding (vLLM's `response_format`): asking for anything is refused.
         case guidedJSON = "guided_json", guidedRegex = "guided_regex", guidedChoice = "guided_choice"
         case guidedGrammar = "guided_grammar", structuralTag = "structural_tag", structuredOutputs = "structured_outputs"
         case promptLogprobs = "prompt_logprobs"
         case stopTokenIDs = "stop_token_ids", allowedTokenIDs = "allowed_token_ids", badWords = "bad_words"
-        case includeStopString = "include_stop_str_in_output", returnTokenIDs = "return_token_ids"
+        case returnTokenIDs = "return_token_ids"
         // vLLM's left truncation of the prompt, and OpenAI's web search: served and ignored, the
         // first's usage and context check counted every prompt token, the second searched nothing.
         case truncatePromptTokens = "truncate_prompt_tokens", webSearchOptions = "web_search_options"
 
         /// What the field asks for that the reply lacks, or nil when its value asks for nothing
         /// (null, an empty list, `false`). A value of the wrong type is refused as such.
-        func asks(in c: KeyedDecodingContainer<VLLMField>) throws -> String? {
+        func asks(in c: KeyedDecodingContainer<UnservedField>) throws -> String? {
             switch self {
             case .guidedJSON, .guidedRegex, .guidedChoice, .guidedGrammar, .structuralTag, .structuredOutputs:
                 guard c.contains(self), try !c.decodeNil(forKey: self) else { return nil }
@@ -108,8 +110,6 @@ struct ReplyShapeFields: Decodable {
                     ? "not sampled from token ids (leave it out; 'stop' strings and 'max_tokens' end a reply)" : nil
             case .badWords:
                 return try c.decodeIfPresent([String].self, forKey: self)?.isEmpty == false ? "not sampled, so no word can be banned (leave it out)" : nil
-            case .includeStopString:
-                return try c.decodeIfPresent(Bool.self, forKey: self) == true ? "and a reply cut by a stop string never keeps it (send false, or leave it out)" : nil
             case .returnTokenIDs:
                 return try c.decodeIfPresent(Bool.self, forKey: self) == true ? "with no token ids (send false, or leave it out)" : nil
             case .truncatePromptTokens:
@@ -182,10 +182,10 @@ struct ReplyShapeFields: Decodable {
         } else if c.contains(.audio), try !c.decodeNil(forKey: .audio) {
             audioOutput = "audio"
         }
-        let vLLM = try decoder.container(keyedBy: VLLMField.self)
-        for field in VLLMField.allCases {
-            guard let lacks = try field.asks(in: vLLM) else { continue }
-            vLLMShaping = (field.rawValue, lacks)
+        let unserved = try decoder.container(keyedBy: UnservedField.self)
+        for field in UnservedField.allCases {
+            guard let lacks = try field.asks(in: unserved) else { continue }
+            unservedField = (field.rawValue, lacks)
             break
         }
     }
@@ -249,17 +249,21 @@ struct BenchmarkFields: Decodable {
     var ignoreEOS: Bool?
     var minTokens: Int?
     var stop: [String]?
+    /// vLLM's `include_stop_str_in_output`.
+    var includeStopString: Bool?
 
     enum CodingKeys: String, CodingKey {
         case stop
         case ignoreEOS = "ignore_eos"
         case minTokens = "min_tokens"
+        case includeStopString = "include_stop_str_in_output"
     }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         ignoreEOS = try c.decodeIfPresent(Bool.self, forKey: .ignoreEOS)
         minTokens = try c.decodeIfPresent(Int.self, forKey: .minTokens)
+        includeStopString = try c.decodeIfPresent(Bool.self, forKey: .includeStopString)
         // `stop` is a string, an array of strings, or null.
         if let one = try? c.decodeIfPresent(String.self, forKey: .stop) {
             stop = [one]
@@ -464,8 +468,10 @@ struct ValidatedCompletion {
     var continuousUsage: Bool = false
     var minTokens: Int = 0
     var ignoreEOS: Bool = false
-    /// Strings that end the reply where the generated text contains them (not included).
+    /// Strings that end the reply where the generated text contains them (not included)…
     var stop: [String] = []
+    /// …unless `include_stop_str_in_output` asks for the one found to end the reply.
+    var includeStopString = false
     /// The prompt's token ids (``PromptTokenizer/tokenIDs(_:)``), cut into prefix blocks.
     var promptTokenIDs: [Int] = []
     /// Legacy `echo: true`: the prompt text, which the reply starts with.
@@ -635,7 +641,7 @@ struct CompletionValidator {
                 "'\(field)' asks for audio output, which is not supported: \(placeholder), with no audio "
                     + "(send modalities [\"text\"] and no 'audio', or leave them out)", param: field)
         }
-        if let (field, lacks) = shape.vLLMShaping {
+        if let (field, lacks) = shape.unservedField {
             throw .unsupported("'\(field)' is not supported: \(placeholder), \(lacks)", param: field)
         }
         if shape.echo, let refusal { throw .unsupported(refusal, param: "echo") }
@@ -721,7 +727,8 @@ struct CompletionValidator {
             maxTokens: maxTokens, stream: stream ?? false,
             includeUsageInStream: streamOptions?.includeUsage ?? false, user: user,
             continuousUsage: streamOptions?.continuousUsageStats ?? false,
-            minTokens: min(bench.minTokens ?? 0, maxTokens), ignoreEOS: bench.ignoreEOS ?? false, stop: stop)
+            minTokens: min(bench.minTokens ?? 0, maxTokens), ignoreEOS: bench.ignoreEOS ?? false, stop: stop,
+            includeStopString: bench.includeStopString ?? false)
     }
 
     private static func check<N: Comparable & CustomStringConvertible>(

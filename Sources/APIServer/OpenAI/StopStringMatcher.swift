@@ -55,12 +55,18 @@ struct StopStringMatcher {
     /// UTF-8 bytes of the longest stop string (0 with none).
     var longestBytes: Int { automata.map(\.pattern.count).max() ?? 0 }
 
-    /// Feeds the reply's next piece. Returns the UTF-8 offset in the whole reply at which the
-    /// earliest-starting stop string that ends inside `text` and that `accept` takes (given its
-    /// start offset) begins; nil when there is none. For each stop string only its first match
-    /// in `text` that `accept` takes counts, as a search from the left finds it.
-    mutating func feed(_ text: String, accept: (Int) -> Bool) -> Int? {
-        var earliest: Int?
+    /// A stop string found in the reply: its UTF-8 offsets in the whole reply.
+    struct Match: Equatable {
+        var start: Int
+        var end: Int
+    }
+
+    /// Feeds the reply's next piece. Returns the earliest-starting stop string that ends inside
+    /// `text` and that `accept` takes (given its start offset), the shorter of two that start
+    /// together (it ends first); nil when there is none. For each stop string only its first
+    /// match in `text` that `accept` takes counts, as a search from the left finds it.
+    mutating func feed(_ text: String, accept: (Int) -> Bool) -> Match? {
+        var earliest: Match?
         var found = [Bool](repeating: false, count: automata.count)
         for byte in text.utf8 {
             fedBytes += 1
@@ -70,7 +76,8 @@ struct StopStringMatcher {
                 let start = fedBytes - automata[i].pattern.count
                 guard accept(start) else { continue }
                 found[i] = true
-                earliest = min(earliest ?? start, start)
+                // Bytes come in order, so a later match with the same start is a longer one.
+                if start < earliest?.start ?? .max { earliest = Match(start: start, end: fedBytes) }
             }
         }
         return earliest
