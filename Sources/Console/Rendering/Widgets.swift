@@ -32,8 +32,16 @@ extension CellBuffer {
         self[left, bottom] = Cell(character: "└", style: style)
         self[right, bottom] = Cell(character: "┘", style: style)
         if !title.isEmpty, rect.width > 6 {
-            let clip = Rect(x: left + 1, y: top, width: rect.width - 2, height: 1)
-            put(" \(title) ", x: left + 1, y: top, style: titleStyle, clip: clip)
+            let room = rect.width - 2
+            if title.count + 1 <= room {
+                // Whole, even when only its closing blank is lost at the corner.
+                put(" \(title) ", x: left + 1, y: top, style: titleStyle, clip: Rect(x: left + 1, y: top, width: room, height: 1))
+            } else {
+                // A title too long for the border ends in "…" with a border cell before the
+                // corner: cut at the edge, it read as whole.
+                put(cutting: " \(title)", x: left + 1, y: top, style: titleStyle,
+                    clip: Rect(x: left + 1, y: top, width: room - 1, height: 1))
+            }
         }
     }
 
