@@ -71,3 +71,42 @@ import Testing
         #expect(slowExperts.breakdown.attention == hot.breakdown.attention)
     }
 }
+
+/// An expert die of a MoE–attention layout holds every expert the routed dies share out among
+/// themselves; with more experts than routed dies, it reads each of its experts' weights per
+/// microbatch, as a colocated die reads its slots (``CostModel/DecodeExpertShape``).
+@Suite struct MoEAttentionExpertSlotsTests {
+    /// Kimi-K2's 384 experts on xdeepserve-ma's layout fitted to it (192 routed dies, 2 experts
+    /// each): at one request per attention die the experts are memory-bound, and each microbatch
+    /// read one expert's weights per die, as if the other held none (the step came out as
+    /// DeepSeek-R1's, whose dies hold one expert each).
+    @Test func anExpertDieHoldingTwoExpertsReadsBoth() throws {
+        var layout = try #require(Deployment.xDeepServeMA.moeAttention)
+        layout.expertDies = 224
+        let model = ModelSpec.kimiK2
+        let cost = CostModel(model: model, hardware: .ascend910C)
+        let routedDies = Double(layout.expertDies - layout.sharedExpertDies)
+        #expect(Double(model.moe!.routedExperts) / routedDies == 2)
+        let step = cost.decodeStepMoEAttention(layout, MoEAttentionStepInput(requestsPerDie: 1, contextTokens: 4096,
+                                                                             mtpAcceptance: 0, moeLoadFactor: 1))
+        let perMicrobatch = step.breakdown.moe / Double(model.moeLayers * layout.microbatches)
+        let hw = HardwareProfile.ascend910C
+        let twoExpertsRead = 2 * model.expertWeightBytes / (hw.hbmBytesPerSecondPerDie * cost.constants.hbmEfficiency)
+        #expect(perMicrobatch >= twoExpertsRead, "experts \(perMicrobatch * 1e6) µs, reading two experts takes \(twoExpertsRead * 1e6) µs")
+        // The expert dies serve the three domains' two microbatches in turn: the layer is at least that.
+        #expect(step.layerSeconds >= Double(layout.attentionDomains * layout.microbatches) * twoExpertsRead)
+    }
+
+    /// One expert per routed die (DeepSeek-R1 on xdeepserve-ma, the calibrated layout) reads one.
+    @Test func anExpertDieHoldingOneExpertReadsOne() throws {
+        let layout = try #require(Deployment.xDeepServeMA.moeAttention)
+        let model = ModelSpec.deepSeekR1
+        let cost = CostModel(model: model, hardware: .ascend910C)
+        let step = cost.decodeStepMoEAttention(layout, MoEAttentionStepInput(requestsPerDie: 1, contextTokens: 4096,
+                                                                             mtpAcceptance: 0, moeLoadFactor: 1))
+        let perMicrobatch = step.breakdown.moe / Double(model.moeLayers * layout.microbatches)
+        let hw = HardwareProfile.ascend910C
+        let oneExpertRead = model.expertWeightBytes / (hw.hbmBytesPerSecondPerDie * cost.constants.hbmEfficiency)
+        #expect(perMicrobatch >= oneExpertRead && perMicrobatch < 1.2 * oneExpertRead, "\(perMicrobatch * 1e6) µs")
+    }
+}

@@ -64,13 +64,22 @@ extension CostModel {
         let routedDies = layout.expertDies - layout.sharedExpertDies
         let routedMean = domainTokens * Double(moe.topK) / Double(max(1, routedDies))
         let sharedPerDie = layout.sharedExpertDies > 0 ? domainTokens * Double(moe.sharedExperts) / Double(layout.sharedExpertDies) : 0
+        // A routed die holds its share of the experts (the layout has no redundant slots) and a
+        // microbatch's tokens reach each of them, so it reads all their weights, as a colocated die
+        // reads its whole slots (``DecodeExpertShape``): Kimi-K2's 384 experts on 192 routed dies
+        // are two a die, which were priced as one read. A shared-expert die holds one.
+        let expertsPerRoutedDie = max(1, (Double(moe.routedExperts) / Double(max(1, routedDies))).rounded(.up))
         let a2e = attentionToExpert(tokens: domainTokens, senders: layout.dpPerDomain,
                                     trampolines: layout.trampolineDies, sharedExpertDies: layout.sharedExpertDies)
         // One MoE layer at the hottest routed die's load factor `factor`.
         func layerAt(_ factor: Double) -> (layer: Double, experts: Double, e2a: Double) {
             let routedPerDie = routedMean * max(1, factor)
-            let experts = roofline(flops: max(routedPerDie, sharedPerDie) * model.expertFlopsPerToken,
-                                   bytes: model.expertWeightBytes, eightBit: model.weightType.isEightBit) * input.expertSlowdown
+            let eightBit = model.weightType.isEightBit
+            let routed = roofline(flops: routedPerDie * model.expertFlopsPerToken,
+                                  bytes: expertsPerRoutedDie * model.expertWeightBytes, eightBit: eightBit)
+            let shared = sharedPerDie > 0
+                ? roofline(flops: sharedPerDie * model.expertFlopsPerToken, bytes: model.expertWeightBytes, eightBit: eightBit) : 0
+            let experts = max(routed, shared) * input.expertSlowdown
             let e2a = expertToAttention(tokens: domainTokens, receivers: layout.dpPerDomain,
                                         expertDies: layout.expertDies, sharedExpertDies: layout.sharedExpertDies,
                                         moeLoadFactor: factor)
