@@ -119,7 +119,7 @@ extension CostModel {
         var draftOne: DecodeLayerBatchTerms { DecodeLayerBatchTerms(base: base + 6) }
         var verifyTwo: DecodeLayerBatchTerms { DecodeLayerBatchTerms(base: base + 12) }
         var draftTwo: DecodeLayerBatchTerms { DecodeLayerBatchTerms(base: base + 18) }
-        /// ``decodeStepShared(_:batch:)``'s: a dense layer's FFN and all-reduce, the LM head and
+        /// ``decodeStepShared(_:batch:)``'s: a dense layer's FFN and all-reduces, the LM head and
         /// sampling, and the MTP draft's projection, LM head and sampling (0 with MTP off).
         var denseFFN: Double { base[24] }
         var denseAllReduce: Double { base[25] }
@@ -150,7 +150,7 @@ extension CostModel {
         figures += [
             roofline(flops: b * q * terms.denseFFNFlopsPerToken / Double(tp), bytes: terms.denseFFNBytes / Double(tp),
                      eightBit: terms.weightEightBit),
-            tensorParallelAllReduce(tokens: b * q, tp: tp),
+            denseLayerAllReduces(tokens: b * q, tp: tp),
             lmHead(tokens: b * q, tp: tp),
             sampling(tokens: b * q),
             mtpOn ? draftProjection(requests: b) : 0,

@@ -469,7 +469,7 @@ extension CostModel {
             + roofline(flops: b * q * terms.denseFFNFlopsPerToken / Double(tp),
                        bytes: terms.denseFFNBytes / Double(tp),
                        eightBit: terms.weightEightBit)
-            + tensorParallelAllReduce(tokens: b * q, tp: tp)
+            + denseLayerAllReduces(tokens: b * q, tp: tp)
     }
 
     func lmHead(tokens: Double, tp: Int) -> Double {
