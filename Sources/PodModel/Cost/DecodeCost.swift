@@ -140,17 +140,22 @@ extension CostModel {
     @inline(__always)
     func slowestGroupContext(_ input: DecodeStepInput) -> Double {
         Self.slowestGroupContext(context: input.contextTokens, spread: input.contextSpread,
-                                 requestsPerGroup: input.requestsPerGroup, groups: input.dpGroups)
+                                 requestsPerGroup: input.requestsPerGroup, groups: input.dpGroups,
+                                 window: terms.contextWindow)
     }
 
     /// ``slowestGroupContext(_:)`` from its parts: `groups` groups of `requestsPerGroup` requests
     /// each, whose KV lengths spread around `context` with coefficient of variation `spread`. The
     /// MoE–attention step takes its slowest attention die the same way (A2E waits for it).
+    /// No request holds more KV than the model's context `window`, so neither does a group's mean:
+    /// the normal's tail is cut there (one request per die at a 128K context and a spread of 3 was
+    /// priced at 1.27 M tokens, 9.7 windows). A `context` past the window is left as given.
     @inline(__always)
-    static func slowestGroupContext(context: Double, spread: Double, requestsPerGroup: Double, groups: Int) -> Double {
+    static func slowestGroupContext(context: Double, spread: Double, requestsPerGroup: Double, groups: Int,
+                                    window: Double) -> Double {
         guard spread > 0, requestsPerGroup > 0 else { return context }
         let sigma = spread / requestsPerGroup.squareRoot()
-        return context * (1 + sigma * expectedMaxZ(groups))
+        return min(context * (1 + sigma * expectedMaxZ(groups)), max(context, window))
     }
 
     /// Token-expert pairs on the hottest expert die for `allTokens` tokens of the instance: the

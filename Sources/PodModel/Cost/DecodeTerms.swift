@@ -36,6 +36,8 @@ struct DecodeTerms: Sendable {
     let denseFFNBytes: Double
     let lmHeadFlopsPerToken: Double
     let lmHeadWeightBytes: Double
+    /// ``ModelSpec/contextWindow``: no request's KV is longer (a spread's slowest group is cut there).
+    let contextWindow: Double
 
     init(_ model: ModelSpec) {
         let projections = model.attentionProjections(decode: true, tp: 1)
@@ -72,6 +74,7 @@ struct DecodeTerms: Sendable {
         denseFFNBytes = model.denseFFNParameters * model.weightType.bytes
         lmHeadFlopsPerToken = model.lmHeadFlopsPerToken
         lmHeadWeightBytes = model.lmHeadWeightBytes
+        contextWindow = Double(model.contextWindow)
     }
 }
 

@@ -50,7 +50,8 @@ extension CostModel {
         // domains share the expert dies layer by layer, so the layer follows the slowest of all the
         // layout's attention dies (the engine names it; a bench derives it from the spread).
         let contextTokens = Self.slowestGroupContext(context: input.contextTokens, spread: input.contextSpread,
-                                                     requestsPerGroup: b, groups: layout.attentionDies)
+                                                     requestsPerGroup: b, groups: layout.attentionDies,
+                                                     window: terms.contextWindow)
         guard let moe = model.moe else {
             return decodeStep(DecodeStepInput(requestsPerGroup: b, contextTokens: contextTokens,
                                               mtpAcceptance: mtpAcceptance, expertDies: 1, routedSlots: 0, sharedExpertDies: 0))
