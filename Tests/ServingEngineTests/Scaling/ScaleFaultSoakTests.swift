@@ -22,6 +22,95 @@ import XDSTestSupport
         for problem in problems { Issue.record("\(problem)") }
     }
 
+    /// Denser schedules (a command every second or so over a simulated minute and a half, the
+    /// autoscaler's policies flipped among them, the same target hit again and again), the
+    /// invariants checked after every 0.25 s slice and not only after commands: the clock
+    /// reaches every slice, KV blocks are conserved, every request sits where its state says,
+    /// and the hardware adds up (``hardwareProblems(_:)``).
+    @Test func denseSchedulesKeepTheInvariantsAtEverySlice() async throws {
+        let problems = try await offPool { () throws -> [String] in
+            var problems: [String] = []
+            for schedule in 0..<max(1, Self.schedules / 4) { problems += try Self.slices(schedule: schedule) }
+            return problems
+        }
+        for problem in problems.prefix(20) { Issue.record("\(problem)") }
+        #expect(problems.isEmpty, "\(problems.count) problems")
+    }
+
+    static func slices(schedule: Int) throws -> [String] {
+        var random = RandomStreams(seed: 9_500 + UInt64(schedule)).stream("scale-slices")
+        let colocated = schedule % 2 == 1
+        let deployment = colocated ? try Deployment.resolve("colocated:4:llama-2-7b:nvidia-a100:tp1") : TestDeployments.faultPod
+        let engine = try FaultTests.engine(rate: colocated ? 6 : 20, limit: 400, seed: UInt64(schedule), maxOutput: 128,
+                                           deployment: deployment) {
+            $0.recoveryPolicy = RecoveryPolicies.names[schedule % RecoveryPolicies.names.count]
+            $0.faults.componentRestartSeconds = 3
+            $0.faults.migrateDecodeOnDrain = random.bernoulli(0.5)
+            $0.eplb = .perfect
+        }
+        let pod = engine.topology
+        let roles: [InstanceRole] = colocated ? [.colocated, .prefill, .decode] : [.prefill, .decode, .colocated]
+        let note = "slices \(schedule) (\(deployment.name))"
+        var problems: [String] = []
+        var log: [String] = []
+        // One target, hit again and again: a die, its NPU, its node.
+        let die = random.int(in: 0...(pod.dieCount - 1))
+        let npu = die / max(1, pod.dieCount / pod.npuCount)
+        let node = npu / pod.npusPerNode
+        let repeated: [OperatorCommand] = [.faultDie(die), .faultNPU(npu), .faultNode(node), .faultHBM(die: die), .drain(node: node),
+                                           .undrain(node: node), .healAll, .autoscale("slo"), .autoscale("off")]
+        var t = 0.0
+        while t < 90 {
+            let next = t + random.uniform(in: 0.2..<2)
+            while t < next {
+                t = min(next, t + 0.25)
+                engine.run(until: t)
+                if engine.now < t { problems.append("\(note): the clock stopped at \(engine.now), asked to run to \(t)") }
+                problems += FaultTests.problems(engine, "\(note) at \(t)")
+                problems += Self.hardwareProblems(engine).map { "\(note) at \(t): \($0)" }
+            }
+            let command = random.bernoulli(0.4) ? repeated[random.int(in: 0...(repeated.count - 1))]
+                : random.bernoulli(0.2) ? .scale(role: roles[random.int(in: 0...2)], change: random.bernoulli(0.5) ? .to(1) : .to(CommandLimits.maxScaleTEs), from: nil)
+                : randomCommand(&random, pod: pod, roles: roles)
+            let reply = engine.apply(command)
+            log.append("\(OperatorCommand.format(t)) \(command) → \(reply.accepted ? "ok" : "refused: \(reply.message)")")
+            if problems.count > 20 { break }
+        }
+        problems += FaultTests.windDown(engine, note)
+        problems += Self.hardwareProblems(engine).map { "\(note) after the wind-down: \($0)" }
+        if !problems.isEmpty { problems.append("\(note) steps: \(log.joined(separator: " | "))") }
+        return problems
+    }
+
+    /// The hardware adds up: no NPU held by two TEs, no spare NPU held by one, and a TE scaling
+    /// retired holds no NPU, no KV and no request.
+    static func hardwareProblems(_ engine: ServingEngine) -> [String] {
+        var problems: [String] = []
+        var owner: [Int: Int] = [:]
+        for i in engine.instances.indices {
+            for npu in engine.cluster.npus(of: i) {
+                if let other = owner[npu] { problems.append("NPU \(npu) held by \(engine.instances[other].name) and \(engine.instances[i].name)") }
+                owner[npu] = i
+            }
+        }
+        for npu in engine.spareNPUs() where owner[npu] != nil {
+            problems.append("spare NPU \(npu) is held by \(engine.instances[owner[npu]!].name)")
+        }
+        for i in engine.instances.indices where engine.isRetired(i) {
+            let name = engine.instances[i].name
+            if engine.cluster.hasNPUs(i) { problems.append("retired \(name) still holds NPUs \(engine.cluster.npus(of: i))") }
+            for g in engine.instances[i].groups where engine.kvStore.liveRequests(GroupRef(te: i, group: g)) != 0 {
+                problems.append("retired \(name)/dp\(g) still holds KV of \(engine.kvStore.liveRequests(GroupRef(te: i, group: g))) requests")
+            }
+            // As the scale-in's own check counts them: a request decoding elsewhere only came from its prefill.
+            let on = engine.requests.values.filter {
+                ($0.prefillInstance == i && ($0.stage != .decode || engine.instances[i].role == .colocated)) || $0.decodeInstance == i
+            }
+            if !on.isEmpty { problems.append("retired \(name) still has \(on.count) requests on it") }
+        }
+        return problems
+    }
+
     static func run(schedule: Int) throws -> [String] {
         let base = UInt64(ProcessInfo.processInfo.environment["XDS_SCALE_SOAK_SEED"] ?? "") ?? 9_000
         var random = RandomStreams(seed: base + UInt64(schedule)).stream("scale-soak")
