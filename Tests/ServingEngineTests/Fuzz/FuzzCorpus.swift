@@ -1,3 +1,6 @@
+import Testing
+import XDSTestSupport
+
 /// Inputs that once broke a reader (a trap, a hang, a multi-line or empty message), kept as
 /// regression cases: every fuzz run replays them first. Add a failing input here before
 /// fixing it; a fixed one stays. Each line says what it used to do.
@@ -97,4 +100,20 @@ enum FuzzCorpus {
         "{\"timestamp\": 0, \"input_length\": 1, \"output_length\": 1, \"x\": \"\\",
         "{\"input_length\": 1, \"output_length\": 1, \"timestamp\": 0, \"hash_ids\": [",
     ]
+}
+
+/// Runs seeded schedules `0..<count` off the cooperative pool, each adding its problems and what
+/// it reached to `coverage`; records the first 20 problems and fails on any. Returns the coverage
+/// for the caller's own expectations.
+func runSchedules<Coverage: Sendable>(_ count: Int, coverage: Coverage,
+                                      _ run: @escaping @Sendable (Int, inout Coverage) throws -> [String]) async throws -> Coverage {
+    let (problems, seen) = try await offPool { () throws -> ([String], Coverage) in
+        var problems: [String] = []
+        var seen = coverage
+        for schedule in 0..<count { problems += try run(schedule, &seen) }
+        return (problems, seen)
+    }
+    for problem in problems.prefix(20) { Issue.record("\(problem)") }
+    #expect(problems.isEmpty, "\(problems.count) problems")
+    return seen
 }
