@@ -24,7 +24,8 @@ import XDSTestSupport
 
     /// Denser schedules (a command every second or so over a simulated minute and a half, the
     /// autoscaler's policies flipped among them, the same target hit again and again), the
-    /// invariants checked after every 0.25 s slice and not only after commands: the clock
+    /// invariants checked after every 0.25 s slice and not only after commands (faults of every
+    /// kind on one die, its NPU and its node overlapping, healed one by one or all at once): the clock
     /// reaches every slice, KV blocks are conserved, every request sits where its state says,
     /// and the hardware adds up (``hardwareProblems(_:)``).
     @Test func denseSchedulesKeepTheInvariantsAtEverySlice() async throws {
@@ -58,7 +59,9 @@ import XDSTestSupport
         let npu = die / max(1, pod.dieCount / pod.npuCount)
         let node = npu / pod.npusPerNode
         let repeated: [OperatorCommand] = [.faultDie(die), .faultNPU(npu), .faultNode(node), .faultHBM(die: die), .drain(node: node),
-                                           .undrain(node: node), .healAll, .autoscale("slo"), .autoscale("off")]
+                                           .undrain(node: node), .healAll, .autoscale("slo"), .autoscale("off"),
+                                           .faultStraggler(die: die, slowdown: 3), .faultLink(from: npu, to: (npu + 1) % pod.npuCount, degrade: nil),
+                                           .heal(faultID: random.int(in: 1...8)), .heal(faultID: random.int(in: 1...8))]
         var t = 0.0
         while t < 90 {
             let next = t + random.uniform(in: 0.2..<2)
@@ -83,7 +86,7 @@ import XDSTestSupport
     }
 
     /// The hardware adds up: no NPU held by two TEs, no spare NPU held by one, and a TE scaling
-    /// retired holds no NPU, no KV and no request.
+    /// retired holds no NPU, no request and no request's KV.
     static func hardwareProblems(_ engine: ServingEngine) -> [String] {
         var problems: [String] = []
         var owner: [Int: Int] = [:]
@@ -99,8 +102,11 @@ import XDSTestSupport
         for i in engine.instances.indices where engine.isRetired(i) {
             let name = engine.instances[i].name
             if engine.cluster.hasNPUs(i) { problems.append("retired \(name) still holds NPUs \(engine.cluster.npus(of: i))") }
-            for g in engine.instances[i].groups where engine.kvStore.liveRequests(GroupRef(te: i, group: g)) != 0 {
-                problems.append("retired \(name)/dp\(g) still holds KV of \(engine.kvStore.liveRequests(GroupRef(te: i, group: g))) requests")
+            // An active HBM fault's mask stays with its fault (freed by its heal wherever it sits), not a request.
+            for g in engine.instances[i].groups where engine.kvStore.requestsHoldingKV(GroupRef(te: i, group: g)) != 0 {
+                let held = engine.kvStore.withGroup(GroupRef(te: i, group: g)) { $0.sequences.map { $0.0 } }.filter { $0 >= 0 }.sorted()
+                let where_ = held.map { id in engine.requests[id].map { "request \(id) \($0.stage) on \($0.prefillInstance)/\($0.decodeInstance)" } ?? "request \(id) (no longer in flight)" }
+                problems.append("retired \(name)/dp\(g) still holds KV of \(held.count) requests: \(where_.joined(separator: ", "))")
             }
             // As the scale-in's own check counts them: a request decoding elsewhere only came from its prefill.
             let on = engine.requests.values.filter {
