@@ -453,7 +453,11 @@ enum ReportSummary {
         }
         guard let start = w.ratePerSecond else { return w.source }
         var text = "synthetic \(rate(start)) req/s"
-        if let end = w.rateAtEndPerSecond, end != start { text += " at the start, \(rate(end)) at the end" }
+        let end = w.rateAtEndPerSecond ?? start
+        if end != start { text += " at the start, \(rate(end)) at the end" }
+        // A surge that ended before the run did (scenarios/load-paths.toml: 10 → 200 → 40) is the
+        // load the run mostly saw; the start and end rates alone would hide it.
+        if let highest = w.rateMaxPerSecond, highest > max(start, end) { text += ", \(rate(highest)) at most" }
         return text + (w.mix.map { " (\($0) traffic)" } ?? "")
     }
 

@@ -35,6 +35,20 @@ struct RunFlagProcessTests {
         #expect(superpod.out.contains("\n  load      synthetic 10 req/s (mixed traffic)\n"), "\(superpod.out)")
     }
 
+    /// The summary's load line names a surge that ended before the run did: a scenario going
+    /// 10 → 200 → 40 req/s read "10 req/s at the start, 40 at the end".
+    @Test func theLoadLineNamesTheHighestRateOfTheRun() throws {
+        let dir = try TestScratch.makeDirectory("xds-surge")
+        let scenario = dir.appendingPathComponent("surge.toml")
+        try Data("name = \"s\"\n[[step]]\nat = \"10s\"\ncommand = \"rate 2\"\n[[step]]\nat = \"20s\"\ncommand = \"rate 0.5\"\n".utf8)
+            .write(to: scenario)
+        let run = try xds(["run", "--deployment", "colocated:2:llama-2-7b:nvidia-a100:tp1", "--rate", "0.2", "--duration", "30s",
+                           "--scenario", scenario.path])
+        #expect(run.status == 0, "\(run.err)")
+        #expect(run.out.contains("\n  load      synthetic 0.2 req/s at the start, 0.5 at the end, 2 at most (mixed traffic)\n"),
+                "\(run.out)")
+    }
+
     /// `--requests-out rows.csv` wrote JSON Lines into the .csv file (`pandas.read_csv` read one
     /// garbled column per key). A .csv name gets CSV: a header of the documented keys, then the
     /// same rows as the JSON Lines, an empty field for `null`.

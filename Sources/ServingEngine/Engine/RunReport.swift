@@ -236,10 +236,11 @@ public struct RunReport: Sendable, Equatable, Codable {
     public struct Workload: Codable, Sendable, Equatable {
         /// `synthetic` or `trace`.
         public var source: String
-        /// Synthetic: requests/s at the start and at the end (`rate` commands and scenario steps
-        /// change it), and the traffic mix.
+        /// Synthetic: requests/s at the start (after any `rate` at time 0) and at the end (`rate`
+        /// commands and scenario steps change it), the highest in between, and the traffic mix.
         public var ratePerSecond: Double?
         public var rateAtEndPerSecond: Double?
+        public var rateMaxPerSecond: Double?
         public var mix: String?
         /// Trace: the file as given, and how many times faster than recorded it was replayed.
         public var file: String?
@@ -251,6 +252,7 @@ public struct RunReport: Sendable, Equatable, Codable {
             case source, mix, file, speedup
             case ratePerSecond = "rate_per_s"
             case rateAtEndPerSecond = "rate_at_end_per_s"
+            case rateMaxPerSecond = "rate_max_per_s"
         }
     }
 
@@ -399,8 +401,10 @@ extension ServingEngine {
         switch configuration.workload {
         case .synthetic:
             var w = RunReport.Workload(source: "synthetic")
-            w.ratePerSecond = configuration.syntheticRate
-            w.rateAtEndPerSecond = arrivalRate ?? configuration.syntheticRate
+            let synthetic = workload as? SyntheticWorkload
+            w.ratePerSecond = synthetic?.startRatePerSecond ?? configuration.syntheticRate
+            w.rateAtEndPerSecond = synthetic?.ratePerSecond ?? configuration.syntheticRate
+            w.rateMaxPerSecond = synthetic?.highestRatePerSecond ?? configuration.syntheticRate
             w.mix = configuration.trafficMix.rawValue
             r.workload = w
         case .trace(let path):

@@ -105,6 +105,8 @@ public struct SyntheticWorkload: WorkloadSource {
         precondition(!configuration.classes.isEmpty && configuration.prefixBlockTokens > 0)
         precondition(!configuration.systemPromptTokens.isEmpty)
         self.configuration = configuration
+        startRatePerSecond = Self.clamped(configuration.ratePerSecond)
+        highestRatePerSecond = startRatePerSecond
         let streams = RandomStreams(seed: seed)
         arrivals = streams.stream("arrivals")
         lengths = streams.stream("lengths")
@@ -122,6 +124,13 @@ public struct SyntheticWorkload: WorkloadSource {
 
     public var ratePerSecond: Double { configuration.ratePerSecond }
 
+    /// The rate the run started at: the configured one, or what commands at time 0 set before any
+    /// arrival (a scenario's `rate 40` at 0 s), since that is the rate the first arrivals follow.
+    public private(set) var startRatePerSecond: Double
+    /// The highest rate in effect at any time after 0 (the report's `rate_max_per_s`): a
+    /// scenario's surge between two equal rates leaves no trace in the start and end rates.
+    public private(set) var highestRatePerSecond: Double
+
     /// Arrival coefficients of variation the generator honours (`--burstiness`): outside it
     /// the gamma's shape 1/cv² underflows to 0 or overflows, so values are clamped into it.
     public static let arrivalCVRange = 0.01...100.0
@@ -131,8 +140,19 @@ public struct SyntheticWorkload: WorkloadSource {
     /// until the rate is raised again. A rate outside 0…``CommandLimits/maxRate`` (or not a
     /// number) is clamped into it; the command parser refuses such rates before they get here.
     public mutating func setRate(_ ratePerSecond: Double, at now: SimTime) {
-        configuration.ratePerSecond = ratePerSecond.isNaN ? 0 : min(max(ratePerSecond, 0), CommandLimits.maxRate)
+        configuration.ratePerSecond = Self.clamped(ratePerSecond)
         if now.isFinite { clock = max(clock, now) }
+        if now <= 0 {
+            startRatePerSecond = configuration.ratePerSecond
+            highestRatePerSecond = configuration.ratePerSecond
+        } else {
+            highestRatePerSecond = max(highestRatePerSecond, configuration.ratePerSecond)
+        }
+    }
+
+    /// A rate brought into 0…``CommandLimits/maxRate`` (not a number: 0).
+    private static func clamped(_ rate: Double) -> Double {
+        rate.isNaN ? 0 : min(max(rate, 0), CommandLimits.maxRate)
     }
 
     /// Moves the generator's clock to `time`, the new arrival time of its last request after the

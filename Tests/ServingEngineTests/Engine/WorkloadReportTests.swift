@@ -30,6 +30,45 @@ struct WorkloadReportTests {
         #expect(json.contains(#""rate_per_s":20"#) && json.contains(#""rate_at_end_per_s":5"#), "\(json)")
     }
 
+    /// `scenarios/load-paths.toml` runs 9 of its 10 minutes at 200 req/s, yet its report said
+    /// "10 req/s at the start, 40 at the end"; and `daily-cycle.toml`'s `rate 40` at 0 s left
+    /// "10 at the start", a rate no arrival followed. The report now carries the highest rate in
+    /// effect after time 0, and the start is the rate once time-0 commands are applied.
+    @Test func aSurgeBetweenTheStartAndTheEndIsReported() throws {
+        let engine = try ServingEngine(configuration: EngineConfiguration(deployment: TestDeployments.toyPod, seed: 1,
+                                                                          syntheticRate: 10))
+        func rate(_ text: String) throws {
+            guard case .success(let command) = OperatorCommand.parse(text) else {
+                Issue.record("\(text) did not parse")
+                return
+            }
+            #expect(engine.apply(command).accepted, "\(text)")
+        }
+        // Two commands at time 0: the last one is the start; the first was never in effect.
+        try rate("rate 90")
+        try rate("rate 20")
+        engine.run(until: 5)
+        try rate("rate 60")
+        engine.run(until: 10)
+        try rate("rate 20")
+        engine.run(until: 15)
+        // Read back from the JSON, the report's contract.
+        func workload(_ engine: ServingEngine) throws -> [String: Any] {
+            let report = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(engine.report())) as? [String: Any]
+            return try #require(report?["workload"] as? [String: Any])
+        }
+        let surged = try workload(engine)
+        #expect(surged["rate_per_s"] as? Double == 20, "\(surged)")
+        #expect(surged["rate_at_end_per_s"] as? Double == 20, "\(surged)")
+        #expect(surged["rate_max_per_s"] as? Double == 60, "\(surged)")
+        // Without commands the three are the configured rate.
+        let plain = try ServingEngine(configuration: EngineConfiguration(deployment: TestDeployments.toyPod, seed: 1,
+                                                                         syntheticRate: 10))
+        plain.run(until: 5)
+        let steady = try workload(plain)
+        #expect(["rate_per_s", "rate_at_end_per_s", "rate_max_per_s"].allSatisfy { steady[$0] as? Double == 10 }, "\(steady)")
+    }
+
     @Test func aTraceRunNamesItsFileAndSpeedup() throws {
         let path = try GoldenTests.mooncakeFixture()
         defer { try? FileManager.default.removeItem(atPath: path) }
