@@ -68,7 +68,7 @@ import Testing
         let lines = ConsoleScreen.render(state, s, theme: .builtinDark, width: 300, height: 90).lines
         let text = lines.joined(separator: "\n")
         let npu = s.npus[state.selectedNPU]
-        #expect(lines.contains { $0.contains("│ KV ") && $0.contains(" \(Format.percent(npu.kvUsage)) held") }, "\(text)")
+        #expect(lines.contains { $0.contains("│ KV ") && $0.contains(" \(KVCacheView.axisPercent(npu.kvUsage)) held") }, "\(text)")
         #expect(text.contains("┌ Nodes · 48 · busy and KV held: mean over"), "\(text)")
         #expect(text.contains(" KV held ") && !text.contains("KV use"), "\(text)")
     }

@@ -418,7 +418,9 @@ enum PodView {
             line([("KV    ", .dim), ("none: an expert \(s.deviceWord) holds no KV", .text)], shorter: [[("KV    ", .dim), ("none", .text)]])
         } else {
             // Held: the snapshot has no reserve per chip (the Instances table's TE figure adds it).
-            meter("KV", npu.kvUsage, [Format.percent(npu.kvUsage) + " held"])
+            // Written as that table writes a share, one decimal below 10%: a chip holding 0.4%
+            // read "0% held", an empty cache, beside its TE's "0.4%".
+            meter("KV", npu.kvUsage, [KVCacheView.axisPercent(npu.kvUsage) + " held"])
         }
         let node = s.npus.filter { $0.node == npu.node }
         // Over the chips that run: a dead one runs nothing (its util meter above says so), yet
