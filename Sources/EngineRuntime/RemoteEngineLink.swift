@@ -180,12 +180,65 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
         bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : bytes >= 1 << 10 ? "\(bytes >> 10) KiB" : "\(bytes) bytes"
     }
 
-    /// Snapshot JSON as the admin API writes it (NaN and infinities as strings).
+    /// Snapshot JSON as the admin API writes it (NaN and infinities as strings); nil for one no
+    /// engine sends (``isFromAnEngine(_:json:)``), which the link skips like an undecodable one.
     static func decode(_ json: String) -> Snapshot? {
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(
             positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
-        return try? decoder.decode(Snapshot.self, from: Data(json.utf8))
+        guard let snapshot = try? decoder.decode(Snapshot.self, from: Data(json.utf8)),
+            isFromAnEngine(snapshot, json: json)
+        else { return nil }
+        return snapshot
+    }
+
+    /// Whether an engine could have sent this: a paced speed within ``Pacer/speedRange`` (or
+    /// none: `max`), SLOs finite and positive, and no number past 2^53 (beyond exact doubles; no
+    /// count, byte total or id of an engine gets near). The console trusts what it draws (it
+    /// writes the speed with `Int(_:)`, scales charts by the SLOs, sums counts), so a broken or
+    /// foreign server streaming `"speed":"Infinity"` or an Int.max count trapped it.
+    static func isFromAnEngine(_ snapshot: Snapshot, json: String) -> Bool {
+        if let speed = snapshot.speed, !Pacer.speedRange.contains(speed) { return false }
+        let slos = [snapshot.slo.ttftMs, snapshot.slo.tpotMs]
+        guard slos.allSatisfy({ $0.isFinite && $0 > 0 }) else { return false }
+        return largestNumber(inJSON: json) <= 9_007_199_254_740_992
+    }
+
+    /// The largest magnitude among the JSON text's numbers (strings skipped, so digits inside a
+    /// message do not count); infinity for a number token that does not parse.
+    static func largestNumber(inJSON json: String) -> Double {
+        var largest = 0.0
+        var inString = false
+        var escaped = false
+        var token: [UInt8] = []
+        func endToken() {
+            guard !token.isEmpty else { return }
+            largest = max(largest, Double(String(decoding: token, as: UTF8.self)).map(abs) ?? .infinity)
+            token.removeAll(keepingCapacity: true)
+        }
+        for byte in json.utf8 {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            let startsNumber = (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
+            // Only inside a number: the e of true and false is not one.
+            let continuesNumber = !token.isEmpty && "+.eE".utf8.contains(byte)
+            if startsNumber || continuesNumber {
+                token.append(byte)
+            } else {
+                endToken()
+                if byte == UInt8(ascii: "\"") { inString = true }
+            }
+        }
+        endToken()
+        return largest
     }
 }
 

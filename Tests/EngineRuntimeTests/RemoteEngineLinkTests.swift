@@ -230,6 +230,56 @@ struct RemoteEngineLinkTests {
         #expect(server.requests.count == 1)
     }
 
+    /// The data line of ``frame(_:)``: the JSON the admin stream sends for `snapshot`.
+    static func json(_ snapshot: Snapshot) throws -> String {
+        String(try frame(snapshot).split(separator: "\n")[1].dropFirst("data: ".count))
+    }
+
+    /// A snapshot carrying a pace or an SLO no engine sends (a broken or foreign server) is
+    /// skipped like an undecodable one: the console formats the speed with `Int(_:)` and scales
+    /// its latency charts by the SLO, and `--connect` to a server streaming `"speed":"Infinity"`,
+    /// `"speed":1e19` or `"slo":{"ttftMs":-1e300}` trapped (SIGILL) the console.
+    @Test(arguments: [
+        (Double.infinity, 2000.0, 35.0), (-.infinity, 2000, 35), (.nan, 2000, 35), (1e19, 2000, 35), (1e300, 2000, 35),
+        (-5, 2000, 35), (0, 2000, 35), (100_001, 2000, 35),
+        (1, -1e300, 35), (1, 2000, -1e300), (1, .nan, 35), (1, 2000, .infinity), (1, 0, 35), (1, 2000, -35),
+    ])
+    func aSnapshotNoEngineSendsIsSkipped(speed: Double, ttftMs: Double, tpotMs: Double) throws {
+        var snapshot = Self.snapshot(simTime: 5)
+        snapshot.speed = speed
+        snapshot.slo.ttftMs = ttftMs
+        snapshot.slo.tpotMs = tpotMs
+        let sent = try Self.json(snapshot)
+        let decoded = RemoteEngineLink.decode(sent) != nil
+        #expect(!decoded, "decoded: \(sent.prefix(80))")
+    }
+
+    /// A count past 2^53 (beyond what a double holds exactly; no engine counts that far) is as
+    /// foreign: the console sums counts (a histogram's, a TE's queue), and Int.max traps the sum.
+    @Test(arguments: [Int.max, Int.min, 1 << 54, -(1 << 54)])
+    func aCountNoEngineReachesIsSkipped(count: Int) throws {
+        var snapshot = Self.snapshot(simTime: 5)
+        snapshot.histograms.ttft.upperBoundsMs = [1, 2]
+        snapshot.histograms.ttft.counts = [count, count]
+        let decoded = RemoteEngineLink.decode(try Self.json(snapshot)) != nil
+        #expect(!decoded)
+        snapshot.histograms.ttft.counts = [1 << 53, 3]
+        // Digits in text are not numbers, escaped quotes or not.
+        snapshot.deploymentName = #"pod "99999999999999999999" \ 1e400"#
+        #expect(RemoteEngineLink.decode(try Self.json(snapshot)) == snapshot)
+    }
+
+    /// What an engine does send decodes: no speed (`max`), a paced speed at either end of
+    /// ``Pacer/speedRange``, fractional and large SLOs.
+    @Test(arguments: [(Double?.none, 2000.0, 35.0), (0.01, 2000, 35), (100_000, 2000, 35), (1, 0.5, 60_000), (1, 3_600_000, 0.25)])
+    func aSnapshotAnEngineSendsDecodes(speed: Double?, ttftMs: Double, tpotMs: Double) throws {
+        var snapshot = Self.snapshot(simTime: 5)
+        snapshot.speed = speed
+        snapshot.slo.ttftMs = ttftMs
+        snapshot.slo.tpotMs = tpotMs
+        #expect(RemoteEngineLink.decode(try Self.json(snapshot)) == snapshot)
+    }
+
     @Test(arguments: [("401 Unauthorized", "wrong admin token — reconnecting…"), ("503 Service Unavailable", "HTTP 503 — reconnecting…")])
     func aStreamRefusedWithAStatusSaysWhich(status: String, shown: String) async throws {
         let server = try ScriptedServer { _, connection, _ in
