@@ -146,7 +146,15 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
             return
         }
         for event in events where event.name == "snapshot" {
-            guard let snapshot = Self.decode(event.data) else { continue }
+            guard let snapshot = Self.decode(event.data) else {
+                // Skipped, and said: a server that only sends snapshots this console cannot read
+                // (another program, a newer xds) left the header at "connecting to …" for ever.
+                // The last snapshot drawn stays; the next good one clears the line.
+                let said = "\(server): sent a snapshot this console cannot read (not xds serve, or another version?); "
+                    + "skipped, waiting for the next"
+                state.withLock { if $0.generation == generation { $0.snapshot.linkStatus = said } }
+                continue
+            }
             state.withLock {
                 guard $0.generation == generation else { return }
                 $0.snapshot = snapshot

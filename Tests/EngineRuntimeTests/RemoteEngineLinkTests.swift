@@ -280,6 +280,33 @@ struct RemoteEngineLinkTests {
         #expect(RemoteEngineLink.decode(try Self.json(snapshot)) == snapshot)
     }
 
+    /// A server whose snapshots this console cannot read (a foreign one, or a speed no engine
+    /// sends) left the header at "connecting to …" with no reason; the link now says it skipped
+    /// one, and the next good snapshot clears the line.
+    @Test func aSkippedSnapshotIsSaidUntilAGoodOneComes() async throws {
+        var foreign = Self.snapshot(simTime: 3)
+        foreign.speed = .infinity
+        let bad = try Self.frame(foreign)
+        let good = try Self.frame(Self.snapshot(simTime: 8))
+        let proceed = DispatchSemaphore(value: 0)
+        let server = try ScriptedServer { _, connection, _ in
+            connection.write(Self.streamHead + Self.chunk(bad) + Self.chunk("event: snapshot\ndata: {not json\n\n"))
+            _ = proceed.wait(timeout: .now() + 15)
+            connection.write(Self.chunk(good))
+            connection.waitForHangUp()
+        }
+        defer { server.close() }
+        let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok")
+        link.start()
+        defer { link.stop() }
+        let said = "127.0.0.1:\(server.port): sent a snapshot this console cannot read (not xds serve, or another version?); "
+            + "skipped, waiting for the next"
+        #expect(await waitUntil { link.latestSnapshot().linkStatus == said })
+        #expect(link.latestSnapshot().simTime != 3)
+        proceed.signal()
+        #expect(await waitUntil { link.latestSnapshot().simTime == 8 && link.latestSnapshot().linkStatus == nil })
+    }
+
     @Test(arguments: [("401 Unauthorized", "wrong admin token — reconnecting…"), ("503 Service Unavailable", "HTTP 503 — reconnecting…")])
     func aStreamRefusedWithAStatusSaysWhich(status: String, shown: String) async throws {
         let server = try ScriptedServer { _, connection, _ in
