@@ -65,6 +65,22 @@ struct ErrorTests {
         }
     }
 
+    /// A first element that is no shape a prompt takes (`[true]`, `[{}]`) was told
+    /// "(expected an array)", one of the four shapes (h249's finding); it names them all.
+    @Test func aFirstPromptElementOfNoShapeNamesTheShapes() async throws {
+        try await LiveServer.with { server in
+            for prompt in ["[true]", #"[{"a": 1}]"#, "[false, 1]"] {
+                let reply = try await server.post("/v1/completions", raw: #"{"max_tokens": 2, "prompt": \#(prompt)}"#)
+                let detail = try expectOpenAIError(reply, status: 400, type: "invalid_request_error")
+                #expect(detail["param"] as? String == "prompt[0]", "\(prompt): \(reply.text)")
+                #expect(detail["message"] as? String
+                    == "field 'prompt[0]' has the wrong type (expected a string, a token id or an array of token ids)",
+                    "\(prompt): \(reply.text)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     @Test func unknownModelIs404() async throws {
         try await LiveServer.with { server in
             let reply = try await server.post(

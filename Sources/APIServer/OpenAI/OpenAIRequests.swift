@@ -438,6 +438,14 @@ struct PromptInput: Decodable {
                     // array) is a type mismatch and goes on as before.
                     if case DecodingError.typeMismatch = error {} else { _ = try container.decode([Int].self) }
                     first = nil
+                    // Neither a string, a number nor an array (`[true]`, `[{}]`): the
+                    // last reading's "expected an array" named one shape of four.
+                    var probe = try decoder.unkeyedContainer()
+                    if (try? probe.nestedUnkeyedContainer()) == nil {
+                        throw APIError.invalidRequest(
+                            "field 'prompt[0]' has the wrong type (expected a string, a token id or an array of token ids)",
+                            param: "prompt[0]")
+                    }
                 }
                 if first != nil {
                     // A number that is no integer (2.5, 1e30) the decoder reports without its place
