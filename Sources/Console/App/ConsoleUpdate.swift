@@ -400,10 +400,9 @@ public enum ConsoleUpdate {
         effects.append(.send(commandLine: next.map { "speed \(formatSpeed($0))" } ?? "speed max"))
     }
 
-    /// "0.1", "2", "1000": the shortest form the command language accepts.
-    public static func formatSpeed(_ speed: Double) -> String {
-        speed == speed.rounded() ? String(Int(speed)) : String(speed)
-    }
+    /// "0.1", "2", "1000": the shortest form the command language accepts, as the engine writes
+    /// numbers back (it had its own copy here, whose `Int(_:)` trapped on a speed past Int's range).
+    public static func formatSpeed(_ speed: Double) -> String { OperatorCommand.format(speed) }
 
     static func handleFaultMenu(_ key: Key, _ s: inout ConsoleState, _ effects: inout [ConsoleEffect]) {
         guard var menu = s.faultMenu else { return }

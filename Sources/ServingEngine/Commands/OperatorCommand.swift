@@ -93,8 +93,9 @@ public enum OperatorCommand: Sendable, Equatable, CustomStringConvertible {
     static func languageDieName(_ die: Int) -> String { "die \(die)" }
     static func languageDeviceName(_ npu: Int) -> String { "npu \(npu)" }
 
-    /// Shortest text that reads back as the same Double (integers without ".0").
-    static func format(_ value: Double) -> String {
+    /// Shortest text that reads back as the same Double (integers without ".0"). Public for the
+    /// console, which writes `speed S` commands and speeds in its header with it.
+    public static func format(_ value: Double) -> String {
         value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 
