@@ -136,9 +136,10 @@ extension CostModel {
     /// Context of the slowest DP group: each group's mean context over its `requests` has a
     /// standard deviation of spread/√requests; the slowest of `groups` sits the expected maximum
     /// of that many normals (``expectedMaxZ(_:)``) of those above the mean (system.md §1.3:
-    /// dispatch waits for the slowest DP group).
+    /// dispatch waits for the slowest DP group). Public for `bench decode`, whose HBM check holds
+    /// that group's KV, the KV it prices.
     @inline(__always)
-    func slowestGroupContext(_ input: DecodeStepInput) -> Double {
+    public func slowestGroupContext(_ input: DecodeStepInput) -> Double {
         Self.slowestGroupContext(context: input.contextTokens, spread: input.contextSpread,
                                  requestsPerGroup: input.requestsPerGroup, groups: input.dpGroups,
                                  window: terms.contextWindow)

@@ -36,6 +36,16 @@ extension CostModel {
         return messages(busiest, bytesPerMessage: model.combineBytesPerToken, interNode: true)
     }
 
+    /// Mean context of the slowest attention die's requests, which A2E waits for: `input`'s
+    /// context when it names that die already (no spread). Public for `bench decode`, whose HBM
+    /// check holds that die's KV, the KV it prices.
+    @inline(__always)
+    public func slowestAttentionDieContext(_ layout: MoEAttentionLayout, _ input: MoEAttentionStepInput) -> Double {
+        Self.slowestGroupContext(context: input.contextTokens, spread: input.contextSpread,
+                                 requestsPerGroup: input.requestsPerDie, groups: layout.attentionDies,
+                                 window: terms.contextWindow)
+    }
+
     /// One decode step of an MA layout. Per layer, each domain's microbatches run attention (the
     /// whole attention die), A2E, experts and E2A; a microbatch's chain and the attention die's work
     /// for all microbatches bound the domain, and the expert dies serve the domains in turn, so the
@@ -49,9 +59,7 @@ extension CostModel {
         // A2E is the barrier: every domain's experts wait for its slowest attention die, and the
         // domains share the expert dies layer by layer, so the layer follows the slowest of all the
         // layout's attention dies (the engine names it; a bench derives it from the spread).
-        let contextTokens = Self.slowestGroupContext(context: input.contextTokens, spread: input.contextSpread,
-                                                     requestsPerGroup: b, groups: layout.attentionDies,
-                                                     window: terms.contextWindow)
+        let contextTokens = slowestAttentionDieContext(layout, input)
         guard let moe = model.moe else {
             return decodeStep(DecodeStepInput(requestsPerGroup: b, contextTokens: contextTokens,
                                               mtpAcceptance: mtpAcceptance, expertDies: 1, routedSlots: 0, sharedExpertDies: 0))

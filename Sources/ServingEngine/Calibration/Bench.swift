@@ -166,13 +166,16 @@ public enum Bench {
             let slotsPerDie = max(1, (model.moe?.routedExperts ?? 0) / max(1, routed))
             let load = moeLoad(model: model, dies: routed, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed)
             factor = load.mean
-            try checkAttentionHBM(model: model, hardware: hw, batchPerDie: batchPerDie, context: context)
             var input = MoEAttentionStepInput(requestsPerDie: batchPerDie, contextTokens: context,
                                               mtpAcceptance: mtpAcceptance, moeLoadFactor: factor)
             // Each layer waits for its own hottest expert die, as in the engine, and A2E for the
             // slowest attention die: a fixed batch is not identical dies (as for DP groups below).
             input.moeLoadFactorPerLayer = load.perLayer
             input.contextSpread = spread
+            // That die's KV is the one that must fit: it holds more than the mean's.
+            try checkAttentionHBM(model: model, hardware: hw, batchPerDie: batchPerDie, context: context,
+                                  priced: PricedGroup(context: cost.slowestAttentionDieContext(ma, input), spread: spread,
+                                                      name: "the slowest attention die (of \(ma.attentionDies))"))
             step = cost.decodeStepMoEAttention(ma, input)
             activeDies = Double(ma.attentionDies)
             allDies = Double(ma.attentionDies + ma.expertDies)
@@ -185,8 +188,6 @@ public enum Bench {
             let load = moeLoad(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
                                eplb: eplb, routing: routing, seed: seed)
             factor = load.mean
-            try checkHBM(model: model, hardware: hw, group: g, batchPerDie: batchPerDie, context: context,
-                         deployment: deployment)
             var input = DecodeStepInput(requestsPerGroup: batchPerDie * Double(g.tp), contextTokens: context,
                                         mtpAcceptance: mtpAcceptance, dpGroups: g.dp, expertDies: g.ep,
                                         routedSlots: slots, sharedExpertDies: g.sharedExpertDies, moeLoadFactor: factor)
@@ -197,6 +198,12 @@ public enum Bench {
             input.contextSpread = spread
             input.microbatches = microbatches
             input.moeLoadFactorPerLayer = load.perLayer
+            // The KV that must fit is the slowest group's, priced above the mean context: the
+            // mean's let through batches whose slowest group's die cannot hold its requests.
+            try checkHBM(model: model, hardware: hw, group: g, batchPerDie: batchPerDie, context: context,
+                         deployment: deployment,
+                         priced: PricedGroup(context: cost.slowestGroupContext(input), spread: spread,
+                                             name: "the slowest DP group (of \(g.dp))"))
             step = cost.decodeStep(input)
             activeDies = Double(g.dp * g.tp)
             allDies = activeDies
@@ -261,8 +268,17 @@ public enum Bench {
     /// Weights alone past the HBM share of `deployment` (given): the engine's own refusal, `xds
     /// run`'s line, which says what to change (the tpK of an inline spec); the batch's line named
     /// only the batch, as if a smaller one could fit.
+    /// The group a decode bench prices, when the spread of KV lengths puts it above the mean
+    /// context: its requests' mean KV length, the spread, and its name in a refusal.
+    struct PricedGroup {
+        var context: Double
+        var spread: Double
+        var name: String
+    }
+
     static func checkHBM(model: ModelSpec, hardware hw: HardwareProfile, group g: InstanceGroup, batchPerDie: Double,
-                         context: Double, what: String? = nil, deployment: Deployment? = nil) throws {
+                         context: Double, what: String? = nil, deployment: Deployment? = nil,
+                         priced: PricedGroup? = nil) throws {
         let weights = model.weightBytesPerDie(tp: g.tp, routedDies: max(1, g.ep - g.sharedExpertDies),
                                               routedSlots: g.routedSlots(for: model), attentionOnly: false)
         if let deployment, weights >= hw.hbmBytesPerDie * EngineConfiguration.defaultKVMemoryFraction,
@@ -272,28 +288,38 @@ public enum Bench {
         // A group of `tp` dies holds batchPerDie × tp requests; each one's KV is split over the
         // group's shards (it was divided by tp for every model: MLA's latent, read whole on
         // every die, and GQA past its KV heads were allowed batches that cannot fit).
-        let kv = batchPerDie * Double(g.tp) * context * model.kvBytesPerToken / Double(model.kvShards(tp: g.tp))
-        try checkFits(weights: weights, kv: kv, hardware: hw, batchPerDie: batchPerDie, context: context, what: what)
+        let held = priced?.context ?? context
+        let kv = batchPerDie * Double(g.tp) * held * model.kvBytesPerToken / Double(model.kvShards(tp: g.tp))
+        try checkFits(weights: weights, kv: kv, hardware: hw, batchPerDie: batchPerDie, context: context, what: what,
+                      priced: priced)
     }
 
     /// The same for an attention die of MoE–attention disaggregation: it holds the attention and
     /// dense layers whole (no TP; the experts live on the expert dies) and its requests' KV.
     static func checkAttentionHBM(model: ModelSpec, hardware hw: HardwareProfile, batchPerDie: Double,
-                                  context: Double) throws {
+                                  context: Double, priced: PricedGroup? = nil) throws {
         let weights = model.weightBytesPerDie(tp: 1, routedDies: 1, routedSlots: 0, attentionOnly: true)
-        try checkFits(weights: weights, kv: batchPerDie * context * model.kvBytesPerToken, hardware: hw,
-                      batchPerDie: batchPerDie, context: context)
+        try checkFits(weights: weights, kv: batchPerDie * (priced?.context ?? context) * model.kvBytesPerToken, hardware: hw,
+                      batchPerDie: batchPerDie, context: context, priced: priced)
     }
 
     private static func checkFits(weights: Double, kv: Double, hardware hw: HardwareProfile, batchPerDie: Double,
-                                  context: Double, what: String? = nil) throws {
+                                  context: Double, what: String? = nil, priced: PricedGroup? = nil) throws {
         let need = weights + kv
         let usable = hw.hbmBytesPerDie * EngineConfiguration.defaultKVMemoryFraction
         if need > usable {
             // "per GPU" on a one-die GPU (an A100 "die" is the GPU), "per die" on Ascend.
             let die = hw.dieWord
-            let batch = what ?? String(format: "batch %.0f/%@ at context %.0f", batchPerDie, die, context)
-            throw ConfigError(String(format: "%@ does not fit: it needs %.1f GB of HBM per %@ (weights %.1f GB + KV %.1f GB), "
+            var batch = what ?? String(format: "batch %.0f/%@ at context %.0f", batchPerDie, die, context)
+            // Said when the group that does not fit holds more than the mean's KV, so the figures
+            // below are read as that group's, not the mean context's.
+            if let priced, priced.context > context {
+                batch += String(format: " does not fit %@, whose requests the spread of KV lengths (cv %.2f) puts at "
+                    + "%.0f tokens on average", priced.name, priced.spread, priced.context)
+            } else {
+                batch += " does not fit"
+            }
+            throw ConfigError(String(format: "%@: it needs %.1f GB of HBM per %@ (weights %.1f GB + KV %.1f GB), "
                 + "one %@ %@ has %.0f GB, %.1f GB of it for weights and KV (%.0f%%, as the engine keeps)",
                                      batch, need / 1e9, die, weights / 1e9, kv / 1e9, hw.name, die, hw.hbmBytesPerDie / 1e9,
                                      usable / 1e9, EngineConfiguration.defaultKVMemoryFraction * 100))

@@ -35,6 +35,32 @@ import Testing
         }
     }
 
+    /// The bench prices its slowest DP group (the slowest attention die, in a MoE–attention
+    /// layout) above the mean context, by the spread of KV lengths: the fit check held the mean's
+    /// KV, so 234 requests per die at 4096 tokens and cv 1 were priced though that group's die
+    /// holds 44.5 GB of KV beside 20.1 GB of weights, past the 57.6 GB the engine keeps.
+    @Test func benchFitsTheKVOfTheGroupItPrices() throws {
+        let cases: [(Deployment, Double, String)] = [(.superpod, 234, "the slowest DP group (of 320)"),
+                                                     (.xDeepServeMA, 240, "the slowest attention die (of 480)")]
+        for (deployment, batch, who) in cases {
+            do {
+                _ = try Bench.decode(deployment: deployment, batchPerDie: batch, context: 4096, mtpAcceptance: 0.7,
+                                     contextCV: 1)
+                Issue.record("\(deployment.name): the slowest group's KV does not fit")
+            } catch {
+                #expect("\(error)".contains("does not fit \(who)"), "\(error)")
+            }
+            // At one context for every request, every group holds the mean's KV: it fits.
+            _ = try Bench.decode(deployment: deployment, batchPerDie: batch, context: 4096, mtpAcceptance: 0.7,
+                                 contextCV: 0)
+        }
+        do {
+            _ = try Bench.decode(deployment: .superpod, batchPerDie: 234, context: 4096, mtpAcceptance: 0.7, contextCV: 1)
+        } catch {
+            #expect("\(error)".contains("(weights 20.1 GB + KV 44.5 GB)"), "\(error)")
+        }
+    }
+
     /// A decode step over no KV (context 0) was priced: no decode request holds less than its
     /// prompt, at least one token. Refused; one token is the least.
     @Test func benchDecodeRefusesAContextOfNoTokens() throws {
