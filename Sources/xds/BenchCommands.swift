@@ -57,7 +57,7 @@ struct BenchDecode: ParsableCommand {
         let experts = dense ? "dense model, no experts" : "eplb \(r.eplb?.rawValue ?? "-"), routing \(r.routing?.rawValue ?? "-")"
         let spread = r.contextCV > 0 ? " (spread cv \(fmt(r.contextCV, 2)))" : ""
         let die = try d.hardwareProfile().dieWord
-        print("decode on \(r.deployment.terminalSafe): batch \(fmt(r.batchPerDie))/\(die), context \(fmt(r.context))\(spread), \(experts)")
+        print("decode on \(r.deployment.terminalSafe): batch \(Bench.batchPerDieText(r.batchPerDie))/\(die), context \(fmt(r.context))\(spread), \(experts)")
         print("  step \(fmt(r.stepMs, 2)) ms   layer \(fmt(r.layerMs, 3)) ms   TPOT \(fmt(r.tpotMs, 2)) ms   \(fmt(r.tokensPerStep, 2)) tokens/step")
         let loadFactor = dense ? "" : "   MoE load factor \(fmt(r.moeLoadFactor, 2))"
         print("  \(try throughputScopes(r.tokensPerSecondPerNPU, perChip: r.tokensPerSecondPerChip, d))\(loadFactor)   "
@@ -90,7 +90,7 @@ struct BenchDecode: ParsableCommand {
         }
         // An operating point the engine cannot reach: priced all the same (what-if), and said.
         if let limit = Bench.decodeBatchLimitPerDie(d), batchPerDie > limit {
-            print("  note: past \(d.name.terminalSafe)'s batch limit of \(fmt(limit)) requests per \(die); its engine never "
+            print("  note: past \(d.name.terminalSafe)'s batch limit of \(Bench.batchPerDieText(limit)) requests per \(die); its engine never "
                   + "batches this many")
         }
     }

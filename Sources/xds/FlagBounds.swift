@@ -48,26 +48,40 @@ struct FlagRange: Sendable {
     let unit: String
     /// A count: refused unless a whole number.
     let whole: Bool
+    /// Decimal places allowed past the point (nil: any): an average such as requests per die is
+    /// written to a few places, and a figure of no one's making (`1e-300`) is refused.
+    let decimals: Int?
 
-    init(_ flag: String, _ range: ClosedRange<Double>, positive: Bool = false, unit: String = "", whole: Bool = false) {
+    init(_ flag: String, _ range: ClosedRange<Double>, positive: Bool = false, unit: String = "", whole: Bool = false,
+         decimals: Int? = nil) {
         self.flag = flag
         lower = range.lowerBound
         upper = range.upperBound
         includesLower = !positive
         self.unit = unit
         self.whole = whole
+        self.decimals = decimals
     }
 
     /// "between 0 and 10000 requests/s", "positive and at most 3600 s": also used in `--help`.
     var allowed: String {
         let u = unit.isEmpty ? "" : " \(unit)"
-        return includesLower ? "between \(Self.text(lower)) and \(Self.text(upper))\(u)"
-                             : "positive and at most \(Self.text(upper))\(u)"
+        let places = decimals.map { ", with at most \($0) decimal places" } ?? ""
+        return (includesLower ? "between \(Self.text(lower)) and \(Self.text(upper))\(u)"
+                              : "positive and at most \(Self.text(upper))\(u)") + places
     }
 
     func contains(_ x: Double) -> Bool {
         // NaN fails every comparison, so it is refused here too.
         (includesLower ? x >= lower : x > lower) && x <= upper && (!whole || x.rounded() == x)
+            && decimals.map { Self.hasAtMost($0, decimalPlaces: x) } ?? true
+    }
+
+    /// Whether `x` is written with at most `places` decimals, as far as a Double holds one
+    /// (1.0001 is 10000.999999999998 ten-thousandths).
+    static func hasAtMost(_ places: Int, decimalPlaces x: Double) -> Bool {
+        let scaled = x * pow(10, Double(places))
+        return abs(scaled - scaled.rounded()) <= 1e-6 * max(1, abs(scaled))
     }
 
     func value(_ n: CLINumber) throws -> Double {
@@ -180,8 +194,12 @@ enum FlagLimits {
     static let speed = FlagRange("--speed", CommandLimits.minSpeed...CommandLimits.maxSpeed,
                                  unit: "simulated seconds per wall second")
     /// 4096 requests per die is 40× the papers' decode batch of 96; KV capacity refuses far less.
-    /// Counts: a step has whole requests, a batch whole tokens (`1.5` was echoed as a batch).
-    static let batchPerDie = FlagRange("--batch-per-die", 0...4_096, positive: true, unit: "requests per die", whole: true)
+    /// An average over the dies of a DP group and over the groups (half a request per GPU is one
+    /// per TP2 pair; `xds run` ends at 5.19 per die on TP16), to four places: a step runs whole
+    /// requests, and a hundredth of a request per die is already one request on a hundred dies.
+    static let batchPerDie = FlagRange("--batch-per-die", 0...4_096, positive: true, unit: "requests per die",
+                                       decimals: Bench.batchPerDieDecimals)
+    /// Counts: a batch has whole tokens.
     static let tokensPerNPU = FlagRange("--tokens-per-npu", 0...1_048_576, positive: true, unit: "tokens per die", whole: true)
     static let mtpAcceptance = FlagRange("--mtp-acceptance", 0...1)
     static let contextCV = FlagRange("--context-cv", 0...Bench.maxContextCV)

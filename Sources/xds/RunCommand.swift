@@ -470,7 +470,7 @@ enum ReportSummary {
         let cv = b.contextCV.map { String(format: "%.2f", $0) }
         return "\n  decode    at the end: \(String(format: "%.1f", b.requestsPerDie)) requests per \(dieWord), mean context "
             + "\(context) tokens\(cv.map { " (spread cv \($0))" } ?? ""), step \(String(format: "%.1f", b.stepMs)) ms; "
-            + "bench decode\(benchFlags) --batch-per-die \(String(format: "%.0f", max(1, b.requestsPerDie.rounded()))) --context \(context)"
+            + "bench decode\(benchFlags) --batch-per-die \(Bench.batchPerDieText(b.requestsPerDie)) --context \(context)"
             + (cv.map { " --context-cv \($0)" } ?? "") + " prices that step"
     }
 

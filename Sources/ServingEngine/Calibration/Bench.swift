@@ -106,6 +106,17 @@ public enum Bench {
         return (placement.imbalance(popularity: served), perLayer)
     }
 
+    /// Decimal places of `--batch-per-die`, an average of requests per die over the instance's DP
+    /// groups and their dies, and of the batch `xds run`'s summary names (``batchPerDieText(_:)``).
+    public static let batchPerDieDecimals = 4
+
+    /// A batch per die as `bench decode --batch-per-die` takes it: to ``batchPerDieDecimals`` places,
+    /// a whole number as one (`96`, `0.5`, `5.1875`); never 0 (a batch ran).
+    public static func batchPerDieText(_ requestsPerDie: Double) -> String {
+        let unit = pow(10, Double(batchPerDieDecimals))
+        return OperatorCommand.format(max(1, (requestsPerDie * unit).rounded()) / unit)
+    }
+
     /// The largest `--context-cv`: KV lengths spread three times their mean is past any traffic
     /// (a saturated superpod's reasoning mix gives about 1).
     public static let maxContextCV = 3.0
@@ -162,6 +173,7 @@ public enum Bench {
                     + "attention with \(ma.microbatches) microbatches fixed by its layout (moe_attention.microbatches "
                     + "in its TOML); omit --microbatches or change the layout")
             }
+            try checkHoldsARequest(batchPerDie, dies: ma.attentionDies, of: "attention", deployment, hw)
             let routed = ma.expertDies - ma.sharedExpertDies
             let slotsPerDie = max(1, (model.moe?.routedExperts ?? 0) / max(1, routed))
             let load = moeLoad(model: model, dies: routed, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed)
@@ -183,6 +195,7 @@ public enum Bench {
             guard let g = deployment.group(.decode) ?? deployment.group(.colocated) else {
                 throw ConfigError("deployment '\(deployment.name)' has no decode or colocated instance to bench")
             }
+            try checkHoldsARequest(batchPerDie, dies: g.dp * g.tp, of: "decode", deployment, hw)
             let routedDies = g.ep - g.sharedExpertDies
             let slots = g.routedSlots(for: model)
             let load = moeLoad(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
@@ -310,7 +323,7 @@ public enum Bench {
         if need > usable {
             // "per GPU" on a one-die GPU (an A100 "die" is the GPU), "per die" on Ascend.
             let die = hw.dieWord
-            var batch = what ?? String(format: "batch %.0f/%@ at context %.0f", batchPerDie, die, context)
+            var batch = what ?? String(format: "batch %@/%@ at context %.0f", OperatorCommand.format(batchPerDie), die, context)
             // Said when the group that does not fit holds more than the mean's KV, so the figures
             // below are read as that group's, not the mean context's.
             if let priced, priced.context > context {
@@ -324,6 +337,20 @@ public enum Bench {
                                      batch, need / 1e9, die, weights / 1e9, kv / 1e9, hw.name, die, hw.hbmBytesPerDie / 1e9,
                                      usable / 1e9, EngineConfiguration.defaultKVMemoryFraction * 100))
         }
+    }
+
+    /// A fractional batch is an average over the instance's dies: under half a request on all of
+    /// them together is a step of no request (the engine never prices one), refused with the least
+    /// that holds one.
+    static func checkHoldsARequest(_ batchPerDie: Double, dies: Int, of kind: String, _ deployment: Deployment,
+                                   _ hw: HardwareProfile) throws {
+        let requests = batchPerDie * Double(dies)
+        guard requests < 0.5 else { return }
+        let unit = pow(10, Double(batchPerDieDecimals))
+        let least = OperatorCommand.format((0.5 / Double(max(1, dies)) * unit).rounded(.up) / unit)
+        throw ConfigError(String(format: "--batch-per-die %@ puts %.2f requests on the %d %@ %@s of %@, less than half a "
+            + "request: a step of none; give at least %@", OperatorCommand.format(batchPerDie), requests, dies, kind,
+                                 hw.dieWord, deployment.name, least))
     }
 
     static func check(_ condition: Bool, _ message: @autoclosure () -> String) throws {

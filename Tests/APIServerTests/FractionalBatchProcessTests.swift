@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+
+/// `bench decode --batch-per-die` takes an average (requests per die over the instance's DP
+/// groups), not only a whole number: a TP group could only be benched at multiples of tp requests,
+/// and `xds run`'s summary named a rounded batch as the one that "prices that step" (0.5 requests
+/// per GPU on A100 pairs was hinted as 1, two requests per pair).
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("FractionalBatchProcessTests"),
+       .enabled(if: BuiltBinary.xds != nil, "needs the built xds binary"))
+struct FractionalBatchProcessTests {
+    static let pairs = "colocated:4:llama-3-70b:nvidia-a100:tp2"
+
+    @Test func aFractionalBatchIsPricedAsThatMeanPerGroup() throws {
+        let half = try runBuiltXDS(["bench", "decode", "--deployment", Self.pairs, "--batch-per-die", "0.5", "--context", "1024"])
+        #expect(half.status == 0 && half.out.hasPrefix("decode on \(Self.pairs): batch 0.5/GPU, context 1024"), "\(half)")
+        // Half a request per GPU on a TP2 pair is one request per pair: less than a whole one per GPU.
+        let one = try runBuiltXDS(["bench", "decode", "--deployment", Self.pairs, "--batch-per-die", "1", "--context", "1024",
+                                   "--json"])
+        let halfJSON = try runBuiltXDS(["bench", "decode", "--deployment", Self.pairs, "--batch-per-die", "0.5", "--context",
+                                        "1024", "--json"])
+        func stepMs(_ out: String) throws -> Double {
+            let json = try #require(JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+            return try #require(json["step_ms"] as? Double)
+        }
+        #expect(try stepMs(halfJSON.out) < stepMs(one.out), "\(halfJSON.out)")
+        #expect(halfJSON.out.contains("\"batch_per_die\" : 0.5"), "\(halfJSON.out)")
+    }
+
+    @Test func badBatchesAreRefusedWithOneLine() throws {
+        for value in ["nan", "inf", "-1", "0", "0.00001", "1.23456", "4097"] {
+            let r = try runBuiltXDS(["bench", "decode", "--batch-per-die", value, "--context", "1024"])
+            #expect(r.status != 0 && r.out.isEmpty && r.err.hasPrefix("xds: --batch-per-die must be"), "\(value): \(r)")
+            #expect(r.err.split(separator: "\n").count == 1, "\(value): \(r.err)")
+        }
+        // Less than half a request over the whole instance is a step of no request.
+        let none = try runBuiltXDS(["bench", "decode", "--batch-per-die", "0.001", "--context", "1024"])
+        #expect(none.status != 0 && none.err.contains("--batch-per-die 0.001 puts 0.32 requests on"), "\(none)")
+    }
+
+    /// The summary's hint, pasted, prices the engine's step: it printed the batch rounded to a
+    /// whole request per die.
+    @Test(arguments: ["0.5"]) func theRunSummarysHintPricesTheEnginesStep(rate: String) throws {
+        let run = try runBuiltXDS(["run", "--deployment", Self.pairs, "--rate", rate, "--duration", "120s", "--quiet"])
+        #expect(run.status == 0, "\(run)")
+        let line = try #require(run.out.split(separator: "\n").first { $0.contains("prices that step") }, "\(run.out)")
+        let words = line.split(separator: " ").map(String.init)
+        let batch = try #require(words.firstIndex(of: "--batch-per-die").map { words[$0 + 1] })
+        // 0.75 requests per GPU at the end (six of eight GPUs' worth): the hint said 1.
+        #expect(Double(batch).map { $0 != $0.rounded() } == true, "\(line)")
+        let step = try #require(line.range(of: "step ").map { line[$0.upperBound...].prefix { $0 != " " } }.flatMap { Double($0) })
+        let bench = Array(words[try #require(words.firstIndex(of: "bench"))...].prefix { $0 != "prices" })
+        let priced = try runBuiltXDS(bench + ["--json"])
+        let json = try #require(JSONSerialization.jsonObject(with: Data(priced.out.utf8)) as? [String: Any], "\(priced)")
+        let benchStep = try #require(json["step_ms"] as? Double)
+        #expect(abs(benchStep - step) <= 0.15, "summary \(step) ms, bench \(benchStep) ms: \(line)")
+    }
+}
