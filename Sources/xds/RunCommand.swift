@@ -468,10 +468,15 @@ enum ReportSummary {
         guard let b else { return "" }
         let context = String(format: "%.0f", b.meanContext)
         let cv = b.contextCV.map { String(format: "%.2f", $0) }
-        return "\n  decode    at the end: \(String(format: "%.1f", b.requestsPerDie)) requests per \(dieWord), mean context "
-            + "\(context) tokens\(cv.map { " (spread cv \($0))" } ?? ""), step \(String(format: "%.1f", b.stepMs)) ms; "
-            + "bench decode\(benchFlags) --batch-per-die \(Bench.batchPerDieText(b.requestsPerDie)) --context \(context)"
-            + (cv.map { " --context-cv \($0)" } ?? "") + " prices that step"
+        // The step is the busy TEs' (idle ones' dies count in requests per die), and may hold a
+        // prefill chunk, which a bench of pure decode does not price: both said, with the figures.
+        let busy = b.benchBatchPerDie.map { " (\(String(format: "%.1f", $0)) on the TEs decoding)" } ?? ""
+        let prefill = b.prefillMs.map { " (\(String(format: "%.1f", $0)) ms of it a prefill chunk mixed in)" } ?? ""
+        return "\n  decode    at the end: \(String(format: "%.1f", b.requestsPerDie)) requests per \(dieWord)\(busy), mean context "
+            + "\(context) tokens\(cv.map { " (spread cv \($0))" } ?? ""), step \(String(format: "%.1f", b.stepMs)) ms\(prefill); "
+            + "bench decode\(benchFlags) --batch-per-die \(Bench.batchPerDieText(b.benchBatchPerDie ?? b.requestsPerDie)) "
+            + "--context \(context)" + (cv.map { " --context-cv \($0)" } ?? "")
+            + (b.prefillMs == nil ? " prices that step" : " prices its decode part")
     }
 
     /// The scale operations, one line each, as the report's `scaling.details` has them (nothing

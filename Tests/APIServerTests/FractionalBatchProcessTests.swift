@@ -39,7 +39,10 @@ struct FractionalBatchProcessTests {
 
     /// The summary's hint, pasted, prices the engine's step: it printed the batch rounded to a
     /// whole request per die.
-    @Test(arguments: ["0.5"]) func theRunSummarysHintPricesTheEnginesStep(rate: String) throws {
+    @Test(arguments: ["0.5", "0.1"]) func theRunSummarysHintPricesTheEnginesStep(rate: String) throws {
+        // At 0.1 req/s one pair of four decodes at the end: 0.125 requests per GPU over all eight,
+        // which the bench (one instance) took as a quarter of a request per pair; the step is that
+        // pair's, at one request.
         let run = try runBuiltXDS(["run", "--deployment", Self.pairs, "--rate", rate, "--duration", "120s", "--quiet"])
         #expect(run.status == 0, "\(run)")
         let line = try #require(run.out.split(separator: "\n").first { $0.contains("prices that step") }, "\(run.out)")
@@ -53,5 +56,31 @@ struct FractionalBatchProcessTests {
         let json = try #require(JSONSerialization.jsonObject(with: Data(priced.out.utf8)) as? [String: Any], "\(priced)")
         let benchStep = try #require(json["step_ms"] as? Double)
         #expect(abs(benchStep - step) <= 0.15, "summary \(step) ms, bench \(benchStep) ms: \(line)")
+    }
+
+    /// A colocated TE still prefilling at the end steps decode and a prefill chunk together; the
+    /// summary set that mixed step (49.1 ms) beside a bench of pure decode (19.7 ms) as if the
+    /// bench priced it. It says how much of the step was prefill, and the bench prices the rest.
+    @Test func aMixedStepIsSaidToHoldPrefill() throws {
+        let run = try runBuiltXDS(["run", "--deployment", "colocated:8:llama-3-70b:nvidia-h100:tp8", "--rate", "50",
+                                   "--duration", "120s", "--quiet"])
+        #expect(run.status == 0, "\(run)")
+        let line = try #require(run.out.split(separator: "\n").first { $0.contains("bench decode") }, "\(run.out)")
+        #expect(line.contains(" of it a prefill chunk mixed in)") && line.hasSuffix(" prices its decode part"), "\(line)")
+        let words = line.split(separator: " ").map(String.init)
+        let bench = Array(words[try #require(words.firstIndex(of: "bench"))...].prefix { $0 != "prices" })
+        let priced = try runBuiltXDS(bench + ["--json"])
+        let json = try #require(JSONSerialization.jsonObject(with: Data(priced.out.utf8)) as? [String: Any], "\(priced)")
+        let benchStep = try #require(json["step_ms"] as? Double)
+        // step S ms (P ms of it …): the decode part is S − P.
+        func number(after key: String) throws -> Double {
+            let tail = try #require(line.range(of: key).map { line[$0.upperBound...] }, "\(key): \(line)")
+            return try #require(Double(tail.prefix { $0 != " " }), "\(line)")
+        }
+        let step = try number(after: "step "), prefill = try number(after: "ms (")
+        #expect(abs(benchStep - (step - prefill)) <= 0.25, "decode part \(step - prefill) ms, bench \(benchStep) ms: \(line)")
+        // A PD-disaggregated pod's decode TEs never prefill: no such words.
+        let pd = try runBuiltXDS(["run", "--duration", "30s", "--quiet"])
+        #expect(pd.status == 0 && !pd.out.contains("prefill chunk") && pd.out.contains(" prices that step"), "\(pd.out)")
     }
 }

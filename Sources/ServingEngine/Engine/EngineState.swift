@@ -146,6 +146,9 @@ final class InstanceState {
     /// Shared-expert dies the same shrink took out (``ServingEngine/expertShapeLeft(_:)``).
     var lostSharedDies = 0
     var lastStepSeconds = 0.0
+    /// Of ``lastStepSeconds``, the prefill chunk a colocated TE mixed into that step (0: none):
+    /// the report says so beside a bench of pure decode.
+    var lastStepPrefillSeconds = 0.0
     var busySeconds = 0.0
     var utilization = 0.0
     /// Decode and colocated TEs: the decode side (transfer queue, joiners, running batch, seats
@@ -186,6 +189,7 @@ final class InstanceState {
         copy.lostRoutedDies = lostRoutedDies
         copy.lostSharedDies = lostSharedDies
         copy.lastStepSeconds = lastStepSeconds
+        copy.lastStepPrefillSeconds = lastStepPrefillSeconds
         copy.busySeconds = busySeconds
         copy.utilization = utilization
         return copy

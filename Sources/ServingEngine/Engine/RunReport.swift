@@ -188,9 +188,17 @@ public struct RunReport: Sendable, Equatable, Codable {
         /// Null written out, not left out: the key is always there.
         @NullWhenAbsent public var contextCV: Double?
         public var stepMs: Double
+        /// Requests per die of the TEs whose steps `step_ms` averages, the batch `bench decode`
+        /// prices that step at; written only where it differs from `requests_per_die`, which
+        /// counts idle decode TEs' dies too (one busy A100 pair of four: 0.5, not 0.125).
+        public var benchBatchPerDie: Double? = nil
+        /// Of `step_ms`, the prefill chunks colocated TEs mixed into those decode steps (averaged
+        /// the same way); written only when a step at the end held one. `bench decode` prices the
+        /// decode part, `step_ms` − `prefill_ms`.
+        public var prefillMs: Double? = nil
         enum CodingKeys: String, CodingKey {
             case requestsPerDie = "requests_per_die", meanContext = "mean_context", contextCV = "context_cv"
-            case stepMs = "step_ms"
+            case stepMs = "step_ms", benchBatchPerDie = "bench_batch_per_die", prefillMs = "prefill_ms"
         }
     }
 

@@ -333,13 +333,17 @@ extension ServingEngine {
             admitJoiners(index)
             (seconds, running) = decodeStepSeconds(index)
         }
-        if instances[index].hasPrefill { seconds += formPrefillBatch(index) * prefillSlowdown(instance: index) }
+        var prefill = 0.0
+        if instances[index].hasPrefill { prefill = formPrefillBatch(index) * prefillSlowdown(instance: index) }
+        seconds += prefill
         // A step with work always takes positive, finite time (NaN from a degenerate cost is
         // taken as the longest delay rather than as "no work", which would stall the requests).
         seconds = seconds.isNaN ? Self.longestDelay : Self.delay(seconds)
         guard seconds > 0 else { return }
         instances[index].stepping = true
         instances[index].lastStepSeconds = seconds
+        // A decode step with a chunk mixed in (a prefill TE's batch is no decode step: not kept).
+        instances[index].lastStepPrefillSeconds = instances[index].hasDecode ? min(prefill, seconds) : 0
         instances[index].busySeconds += seconds
         noteBusyForAutoscaler(index, seconds: seconds)
         telemetry.intervalOutputTokens += Double(running) * tokensPerStep

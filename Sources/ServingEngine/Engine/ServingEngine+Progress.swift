@@ -36,12 +36,17 @@ extension ServingEngine {
     /// 25.5 ms against the engine's 22.8. With every group at its limit the two are the same.
     public func decodeBatchNow() -> RunReport.DecodeBatch? {
         var running = 0, dies = 0, steppers = 0
-        var tokens = 0.0, stepSeconds = 0.0
+        var tokens = 0.0, stepSeconds = 0.0, prefillSeconds = 0.0
+        // The TEs whose steps are averaged: their requests over their dies is the batch that step
+        // was priced at (idle TEs' dies count in `dies`, not in the step).
+        var steppingRunning = 0, steppingDies = 0
         // Each busy group's KV (requests × mean length); their count is the busy groups'.
         var groupTotals: [Double] = []
         for (i, instance) in instances.enumerated() where instance.hasDecode && cluster.hasNPUs(i) {
             guard let batches = instance.decode?.batches else { continue }
-            dies += instance.groupCount * max(1, instance.groupSpec.tp)
+            let instanceDies = instance.groupCount * max(1, instance.groupSpec.tp)
+            dies += instanceDies
+            let runningBefore = running
             var any = false
             for g in 0..<batches.count where batches.running[g] > 0 {
                 let total = batches.meanContext(g, step: instance.stepIndex, tokensPerStep: tokensPerStep)
@@ -53,7 +58,10 @@ extension ServingEngine {
             }
             if any && instance.lastStepSeconds > 0 {
                 stepSeconds += instance.lastStepSeconds
+                prefillSeconds += instance.lastStepPrefillSeconds
                 steppers += 1
+                steppingRunning += running - runningBefore
+                steppingDies += instanceDies
             }
         }
         guard running > 0, dies > 0 else { return nil }
@@ -67,7 +75,12 @@ extension ServingEngine {
         // A2E in a MoE–attention layout, whose attention dies are the groups).
         let spreads = model.isMoE
         let cv = !spreads ? nil : meanTotal > 0 ? sd / meanTotal * perGroup.squareRoot() : 0
-        return RunReport.DecodeBatch(requestsPerDie: Double(running) / Double(dies), meanContext: mean, contextCV: cv,
-                                     stepMs: steppers > 0 ? stepSeconds / Double(steppers) * 1e3 : 0)
+        var batch = RunReport.DecodeBatch(requestsPerDie: Double(running) / Double(dies), meanContext: mean, contextCV: cv,
+                                          stepMs: steppers > 0 ? stepSeconds / Double(steppers) * 1e3 : 0)
+        if steppingDies > 0, steppingDies != dies {
+            batch.benchBatchPerDie = Double(steppingRunning) / Double(steppingDies)
+        }
+        if prefillSeconds > 0 { batch.prefillMs = prefillSeconds / Double(steppers) * 1e3 }
+        return batch
     }
 }
