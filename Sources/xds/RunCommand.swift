@@ -438,7 +438,8 @@ enum ReportSummary {
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
               experts   \(experts(r))\(eplbHasNothingToMove ? " (EPLB on, nothing to move: one expert per routed die, no redundant slot)" : "")\(decodeBatch(r.decodeBatchAtEnd, benchFlags: benchFlags, dieWord: dieWord))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered)\(healedEarly) (policy \(r.recoveryPolicy))
-            """ + r.faultDetails.map(faultLine).joined() + scaling(r.scaling)
+            """ + r.faultDetails.map { faultLine($0, hardware: try? HardwareProfile.named(r.hardware)) }.joined()
+            + scaling(r.scaling)
     }
 
     /// The offered load: the synthetic rate (at the start and, if commands changed it, at the end)
@@ -511,11 +512,25 @@ enum ReportSummary {
             .map { "\($0.key.terminalSafe) ×\($0.value)" }.joined(separator: "; ")
     }
 
-    static func faultLine(_ f: FaultDetail) -> String {
+    static func faultLine(_ f: FaultDetail, hardware: HardwareProfile?) -> String {
         func seconds(_ value: Double?) -> String { value.map { String(format: "%.2f s", $0) } ?? "—" }
-        return "\n    #\(f.id) \(f.command.terminalSafe) at \(Format.clock(f.injectedAt)): detect \(seconds(f.timeToDetectS)), "
+        let part = hardware.flatMap { partNamed(by: f.command, on: $0) }.map { " (\($0))" } ?? ""
+        return "\n    #\(f.id) \(f.command.terminalSafe)\(part) at \(Format.clock(f.injectedAt)): detect \(seconds(f.timeToDetectS)), "
             + "recover \(f.healedBeforeDetection ? "— (healed before detection)" : seconds(f.timeToRecoverS)), "
             + "failed \(f.requestsFailed), re-prefilled \(f.requestsReprefilled)"
+    }
 
+    /// The part a fault command names, in the hardware's words, where they are not the command's
+    /// own: the language keeps `fault npu N` and `fault … die D` on every profile, and on a GPU
+    /// cluster the summary and the fault's reasons say "GPU 9". Nil on Ascend (the command says
+    /// it) and for commands that name no die or device.
+    static func partNamed(by command: String, on hw: HardwareProfile) -> String? {
+        guard hw.deviceKind != "NPU", case .success(let parsed) = OperatorCommand.parse(command) else { return nil }
+        switch parsed {
+        case .faultDie(let die), .faultStraggler(let die, _), .faultHBM(let die): return hw.dieName(die)
+        case .faultNPU(let device): return "\(hw.deviceKind) \(device)"
+        case .faultLink(let a, let b, _): return "\(hw.deviceKind) \(a) ↔ \(hw.deviceKind) \(b)"
+        default: return nil
+        }
     }
 }
