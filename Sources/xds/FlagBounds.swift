@@ -78,10 +78,12 @@ struct FlagRange: Sendable {
     }
 
     /// Whether `x` is written with at most `places` decimals, as far as a Double holds one
-    /// (1.0001 is 10000.999999999998 ten-thousandths).
+    /// (1.0001 is 10000.999999999998 ten-thousandths). The slack is absolute, a millionth of the
+    /// last place: a Double's error at the flags' sizes (4096 × 10⁴) is under 10⁻⁸ of a unit, and
+    /// a slack relative to the value let five places through from about 50 on (95.12345).
     static func hasAtMost(_ places: Int, decimalPlaces x: Double) -> Bool {
         let scaled = x * pow(10, Double(places))
-        return abs(scaled - scaled.rounded()) <= 1e-6 * max(1, abs(scaled))
+        return abs(scaled - scaled.rounded()) <= 1e-6
     }
 
     func value(_ n: CLINumber) throws -> Double {

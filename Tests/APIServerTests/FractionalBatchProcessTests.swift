@@ -27,7 +27,9 @@ struct FractionalBatchProcessTests {
     }
 
     @Test func badBatchesAreRefusedWithOneLine() throws {
-        for value in ["nan", "inf", "-1", "0", "0.00001", "1.23456", "4097"] {
+        // 95.12345 and 200.00001: the places are counted at any size (a tolerance relative to the
+        // value let five places through from about 50 requests per die on).
+        for value in ["nan", "inf", "-1", "0", "0.00001", "1.23456", "95.12345", "200.00001", "4097"] {
             let r = try runBuiltXDS(["bench", "decode", "--batch-per-die", value, "--context", "1024"])
             #expect(r.status != 0 && r.out.isEmpty && r.err.hasPrefix("xds: --batch-per-die must be"), "\(value): \(r)")
             #expect(r.err.split(separator: "\n").count == 1, "\(value): \(r.err)")
