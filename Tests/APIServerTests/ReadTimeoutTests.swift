@@ -8,7 +8,10 @@ import XDSTestSupport
 /// A client that sends half a request, stalls its body or keeps an idle connection is not held for
 /// ever (nginx's client_header_timeout, client_body_timeout, keepalive_timeout), and a connection
 /// streaming an answer is never cut by those timeouts, however quiet the stream.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+/// On its own thread: the tests time the server's cut, and on the cooperative pool their own
+/// reading waited behind the suite's long synchronous tests (CI: a 1 s header timeout measured
+/// as 147 s, the 408 long since sent).
+@Suite(.serialized, .timeLimit(.minutes(10)), .ownThread("ReadTimeoutTests"))
 struct ReadTimeoutTests {
     /// Short, so the suite stays fast; each test's waits are a few of these.
     static let timeouts = APIServer.ReadTimeouts(header: .seconds(1), body: .seconds(1), keepAlive: .milliseconds(1500))
