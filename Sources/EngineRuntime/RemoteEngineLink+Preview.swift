@@ -33,13 +33,13 @@ extension RemoteEngineLink: PreviewLink {
             return .failure(PreviewRefusal("not connected to \(baseURL.absoluteString): \(failure.explanation)"))
         case .success(let answer):
             let data = Data(answer.body)
-            let decoder = JSONDecoder()
-            decoder.nonConformingFloatDecodingStrategy = .convertFromString(
-                positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
-            if let result = try? decoder.decode(PreviewResult.self, from: data) {
-                return .success(result)
-            } else if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                      let error = object["error"] as? [String: Any] {
+            switch Self.decodeAnswer(PreviewResult.self, data) {
+            case .decoded(let result)?: return .success(result)
+            case .foreign?: return .failure(PreviewRefusal(foreignAnswer))
+            case nil: break
+            }
+            if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               let error = object["error"] as? [String: Any] {
                 return .failure(PreviewRefusal(error["message"] as? String ?? "refused"))
             }
             return .failure(PreviewRefusal("no answer from \(baseURL.absoluteString)"))

@@ -32,13 +32,13 @@ extension RemoteEngineLink: RequestQueryLink {
             return .failure(RequestQueryRefusal("not connected to \(baseURL.absoluteString): \(failure.explanation)"))
         case .success(let answer):
             let data = Data(answer.body)
-            let decoder = JSONDecoder()
-            decoder.nonConformingFloatDecodingStrategy = .convertFromString(
-                positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
-            if let value = try? decoder.decode(T.self, from: data) {
-                return .success(value)
-            } else if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                      let error = object["error"] as? [String: Any] {
+            switch Self.decodeAnswer(T.self, data) {
+            case .decoded(let value)?: return .success(value)
+            case .foreign?: return .failure(RequestQueryRefusal(foreignAnswer))
+            case nil: break
+            }
+            if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               let error = object["error"] as? [String: Any] {
                 return .failure(RequestQueryRefusal(error["message"] as? String ?? "refused", notFound: answer.status == 404))
             }
             return .failure(RequestQueryRefusal("no answer from \(baseURL.absoluteString)"))

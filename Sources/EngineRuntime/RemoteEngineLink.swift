@@ -189,27 +189,46 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
     }
 
     /// Snapshot JSON as the admin API writes it (NaN and infinities as strings); nil for one no
-    /// engine sends (``isFromAnEngine(_:json:)``), which the link skips like an undecodable one.
+    /// engine sends (``isFromAnEngine(_:)``), which the link skips like an undecodable one.
     static func decode(_ json: String) -> Snapshot? {
-        let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
-            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
-        guard let snapshot = try? decoder.decode(Snapshot.self, from: Data(json.utf8)),
-            isFromAnEngine(snapshot, json: json)
+        guard case .decoded(let snapshot)? = decodeAnswer(Snapshot.self, Data(json.utf8)),
+            isFromAnEngine(snapshot)
         else { return nil }
         return snapshot
     }
 
-    /// Whether an engine could have sent this: a paced speed within ``Pacer/speedRange`` (or
-    /// none: `max`), SLOs finite and positive, and no number past 2^53 (beyond exact doubles; no
-    /// count, byte total or id of an engine gets near). The console trusts what it draws (it
-    /// writes the speed with `Int(_:)`, scales charts by the SLOs, sums counts), so a broken or
-    /// foreign server streaming `"speed":"Infinity"` or an Int.max count trapped it.
-    static func isFromAnEngine(_ snapshot: Snapshot, json: String) -> Bool {
+    /// What an answer of the admin API decoded to.
+    enum Answer<T> {
+        case decoded(T)
+        /// It decoded, but holds a number past 2^53 (beyond exact doubles): no count, byte total,
+        /// id or time of an engine gets near, and the console does integer arithmetic on what it
+        /// is sent (a preview's failed + rejected, a snapshot's sums), which Int.max traps.
+        case foreign
+    }
+
+    /// `data` as the admin API writes `T` (NaN and infinities as strings); nil when it is not one.
+    static func decodeAnswer<T: Decodable>(_ type: T.Type, _ data: Data) -> Answer<T>? {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        guard let value = try? decoder.decode(T.self, from: data) else { return nil }
+        return largestNumber(inJSON: String(decoding: data, as: UTF8.self)) <= 9_007_199_254_740_992 ? .decoded(value) : .foreign
+    }
+
+    /// The line a preview or request query gets for a ``Answer/foreign`` answer.
+    var foreignAnswer: String {
+        "\(server) sent an answer this console cannot read (not xds serve, or another version?)"
+    }
+
+    /// Whether an engine could have sent this decoded snapshot: a paced speed within
+    /// ``Pacer/speedRange`` (or none: `max`) and SLOs finite and positive (its numbers are within
+    /// 2^53 already, ``decodeAnswer(_:_:)``). The console trusts what it draws (it writes the
+    /// speed with `Int(_:)`, scales charts by the SLOs, sums counts), so a broken or foreign
+    /// server streaming `"speed":"Infinity"` or an Int.max count trapped it.
+    static func isFromAnEngine(_ snapshot: Snapshot) -> Bool {
         if let speed = snapshot.speed, !Pacer.speedRange.contains(speed) { return false }
         let slos = [snapshot.slo.ttftMs, snapshot.slo.tpotMs]
-        guard slos.allSatisfy({ $0.isFinite && $0 > 0 }) else { return false }
-        return largestNumber(inJSON: json) <= 9_007_199_254_740_992
+        return slos.allSatisfy { $0.isFinite && $0 > 0 }
     }
 
     /// The largest magnitude among the JSON text's numbers (strings skipped, so digits inside a

@@ -269,6 +269,52 @@ struct RemoteEngineLinkTests {
         #expect(RemoteEngineLink.decode(try Self.json(snapshot)) == snapshot)
     }
 
+    /// A preview or request answer holding a number no engine sends (past 2^53) is refused with
+    /// one line instead of reaching the console, which sums a preview's failed + rejected (Int.max
+    /// trapped it) and a detail's counts; the same answers within range are taken.
+    @Test(arguments: [Int.max, 1 << 54, 1 << 53])
+    func aPreviewOrRequestAnswerPastWhatAnEngineCountsIsRefused(count: Int) async throws {
+        var config = EngineConfiguration(deployment: TestDeployments.faultPod, seed: 5, syntheticRate: 50)
+        config.eventCapacity = 10_000
+        let engine = try ServingEngine(configuration: config)
+        engine.run(until: 3)
+        var page = engine.requestPage(RequestQuery(limit: 5))
+        var detail = try #require(page.rows.first.flatMap { engine.requestDetail(id: $0.id) })
+        var preview = PreviewResult()
+        preview.command = "drain node 5"
+        preview.durationSeconds = 60
+        page.matching = count
+        detail.promptTokens = count
+        preview.withCommand.requests.failed = count
+        preview.withCommand.requests.rejected = 1
+        let encoder = JSONOutput.encoder()
+        let bodies = [String(decoding: try encoder.encode(page), as: UTF8.self),
+                      String(decoding: try encoder.encode(detail), as: UTF8.self),
+                      String(decoding: try encoder.encode(preview), as: UTF8.self)]
+        let server = try ScriptedServer { request, connection, _ in
+            let body = request.hasPrefix("GET /admin/requests?") ? bodies[0]
+                : request.hasPrefix("GET /admin/requests/") ? bodies[1] : bodies[2]
+            connection.write(Self.json(status: "200 OK", body))
+        }
+        defer { server.close() }
+        let link = RemoteEngineLink(baseURL: Self.base(server.port), token: "tok")
+        let refused = "127.0.0.1:\(server.port) sent an answer this console cannot read (not xds serve, or another version?)"
+        let gotPage = try await offPool { link.requestPage(RequestQuery(limit: 5)) }
+        let id = detail.id
+        let gotDetail = try await offPool { link.requestDetail(id: id) }
+        let gotPreview = try await offPool { link.preview(commandLine: "preview drain node 5 for 60s", progress: { _ in }) }
+        let previewRefusal: String? = if case .failure(let refusal) = gotPreview { refusal.message } else { nil }
+        if count > 1 << 53 {
+            #expect(gotPage == .failure(RequestQueryRefusal(refused)), "\(gotPage)")
+            #expect(gotDetail == .failure(RequestQueryRefusal(refused)), "\(gotDetail)")
+            #expect(previewRefusal == refused, "\(gotPreview)")
+        } else {
+            #expect(gotPage == .success(page))
+            #expect(gotDetail == .success(detail))
+            #expect(previewRefusal == nil, "\(gotPreview)")
+        }
+    }
+
     /// What an engine does send decodes: no speed (`max`), a paced speed at either end of
     /// ``Pacer/speedRange``, fractional and large SLOs.
     @Test(arguments: [(Double?.none, 2000.0, 35.0), (0.01, 2000, 35), (100_000, 2000, 35), (1, 0.5, 60_000), (1, 3_600_000, 0.25)])
