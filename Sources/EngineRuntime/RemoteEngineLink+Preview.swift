@@ -32,17 +32,7 @@ extension RemoteEngineLink: PreviewLink {
         case .failure(let failure):
             return .failure(PreviewRefusal("not connected to \(baseURL.absoluteString): \(failure.explanation)"))
         case .success(let answer):
-            let data = Data(answer.body)
-            switch Self.decodeAnswer(PreviewResult.self, data) {
-            case .decoded(let result)?: return .success(result)
-            case .foreign?: return .failure(PreviewRefusal(foreignAnswer))
-            case nil: break
-            }
-            if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-               let error = object["error"] as? [String: Any] {
-                return .failure(PreviewRefusal(error["message"] as? String ?? "refused"))
-            }
-            return .failure(PreviewRefusal("no answer from \(baseURL.absoluteString)"))
+            return read(answer, as: PreviewResult.self).mapError { PreviewRefusal($0.message) }
         }
     }
 }

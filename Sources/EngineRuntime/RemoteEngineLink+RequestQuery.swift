@@ -31,17 +31,7 @@ extension RemoteEngineLink: RequestQueryLink {
         case .failure(let failure):
             return .failure(RequestQueryRefusal("not connected to \(baseURL.absoluteString): \(failure.explanation)"))
         case .success(let answer):
-            let data = Data(answer.body)
-            switch Self.decodeAnswer(T.self, data) {
-            case .decoded(let value)?: return .success(value)
-            case .foreign?: return .failure(RequestQueryRefusal(foreignAnswer))
-            case nil: break
-            }
-            if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-               let error = object["error"] as? [String: Any] {
-                return .failure(RequestQueryRefusal(error["message"] as? String ?? "refused", notFound: answer.status == 404))
-            }
-            return .failure(RequestQueryRefusal("no answer from \(baseURL.absoluteString)"))
+            return read(answer, as: T.self).mapError { RequestQueryRefusal($0.message, notFound: $0.notFound) }
         }
     }
 }

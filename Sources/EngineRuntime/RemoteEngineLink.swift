@@ -215,9 +215,29 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
         return largestNumber(inJSON: String(decoding: data, as: UTF8.self)) <= 9_007_199_254_740_992 ? .decoded(value) : .foreign
     }
 
-    /// The line a preview or request query gets for a ``Answer/foreign`` answer.
-    var foreignAnswer: String {
-        "\(server) sent an answer this console cannot read (not xds serve, or another version?)"
+    /// An admin API answer (a preview, a request page or detail) as `T`, or why not: the server's
+    /// own error message (and whether it said 404), an answer no engine sends, or none at all.
+    func read<T: Decodable>(_ answer: HTTPAnswer, as type: T.Type) -> Result<T, AnswerRefusal> {
+        let data = Data(answer.body)
+        switch Self.decodeAnswer(T.self, data) {
+        case .decoded(let value)?:
+            return .success(value)
+        case .foreign?:
+            return .failure(AnswerRefusal(
+                message: "\(server) sent an answer this console cannot read (not xds serve, or another version?)"))
+        case nil:
+            if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               let error = object["error"] as? [String: Any] {
+                return .failure(AnswerRefusal(message: error["message"] as? String ?? "refused",
+                                              notFound: answer.status == 404))
+            }
+            return .failure(AnswerRefusal(message: "no answer from \(baseURL.absoluteString)"))
+        }
+    }
+
+    struct AnswerRefusal: Error {
+        var message: String
+        var notFound = false
     }
 
     /// Whether an engine could have sent this decoded snapshot: a paced speed within
