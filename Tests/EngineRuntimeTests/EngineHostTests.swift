@@ -85,6 +85,31 @@ func eventually(within seconds: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(eventually { host.latestSnapshot().speed == nil && host.latestSnapshot().simTime > frozen + 10 })
     }
 
+    /// An operator's `rate` in a scenario that sets the rate again later (the console's demo
+    /// cycle steps it every 15 s) says until when it holds: `rate 10000` in the demo was
+    /// answered "set to 10000" and undone by the cycle's next step without a word.
+    @Test func aRateSaysWhenTheScenarioSetsTheRateAgain() throws {
+        let steps = [Scenario.Step(at: 15, command: .drain(node: 3)), Scenario.Step(at: 40, command: .rate(requestsPerSecond: 25)),
+                     Scenario.Step(at: 60, command: .rate(requestsPerSecond: 30))]
+        let core = ClockCore()
+        let host = EngineHost(core: core, speed: 1, publishInterval: 0.01, scenario: Scenario(name: "t", steps: steps))
+        host.start()
+        defer { host.stop() }
+        #expect(host.send(commandLine: "pause").accepted)
+        let at = host.latestSnapshot().simTime
+        let reply = host.send(commandLine: "rate 100")
+        let wait = OperatorCommand.format(((40 - at) * 10).rounded() / 10)
+        #expect(reply.accepted && reply.message == "rate 100 until the scenario's next rate step in \(wait) s (rate 25)", "\(reply)")
+        // Once the scenario has no rate step left, a rate holds and nothing is added.
+        #expect(host.send(commandLine: "speed max").accepted && host.send(commandLine: "resume").accepted)
+        #expect(eventually { host.latestSnapshot().simTime > 61 })
+        #expect(host.send(commandLine: "rate 100").message == "rate 100")
+        let plain = EngineHost(core: ClockCore(), speed: 1, publishInterval: 0.01)
+        plain.start()
+        defer { plain.stop() }
+        #expect(plain.send(commandLine: "rate 100").message == "rate 100")
+    }
+
     /// The console's `:` line and `POST /admin/commands` go through the host: a bad node, NPU or
     /// die word names the engine's pod (the fault pod: nodes 0…5, NPUs 0…47, dies 0…95), not
     /// the grammar's 0…999999 as `drain node -1` did.
