@@ -68,6 +68,16 @@ import Testing
                     == "d.toml:5: [moe_attention]: 'attention_domains' must be an integer, got true (a bool)")
     }
 
+    /// A required field left out is refused at its table's header, and a `[policies.x]` sub-table
+    /// at its own: "[[colocated]] #2: missing field 'npus'" named the file alone.
+    @Test func aMissingFieldIsRefusedAtItsTablesHeader() {
+        #expect(message("nodes = 4\n[[colocated]]\nnpus = 1\n\n[[colocated]]\ncount = 1\n")
+                    == "d.toml:5: [[colocated]] #2: missing field 'npus'")
+        #expect(message("nodes = 4\n\n[moe_attention]\nattention_domains = 1\n") == "d.toml:3: [moe_attention]: missing field 'expert_dies'")
+        #expect(message("nodes = 4\n[[colocated]]\nnpus = 1\n[policies.x]\na = 1\n")?
+                    .hasPrefix("d.toml:4: [policies] unknown policy slot 'x'; ") == true)
+    }
+
     /// A table written as dotted keys (`decode.npus = 1` where `[[decode]]` belongs) is refused at
     /// the first of its lines: the scan matched the key only written whole, so the line was lost.
     @Test func aTableWrittenAsDottedKeysIsRefusedAtItsLine() {
@@ -166,6 +176,29 @@ import Testing
                     == "d.toml:6: deployment 'd.toml', moe_attention: dp_per_domain must be between 1 and 64 (dies in the pod), got 65")
         #expect(message(ma.replacingOccurrences(of: "expert_dies = 8", with: "expert_dies = 7"))
                     == "d.toml:3: deployment 'd.toml', moe_attention: 7 routed-expert dies do not divide 256 experts")
+    }
+
+    /// A misspelt or unknown table is written as a header (`[[decod]]` for `[[decode]]`), not as
+    /// `key = …`: the key scan found no line, and the refusal named the file alone, while every
+    /// other TOML refusal says `file:LINE`. It names the header's line, the header as written and
+    /// the tables a deployment takes.
+    @Test func anUnknownTableIsRefusedAtItsHeaderNamingTheTablesTaken() {
+        let tables = "a deployment's tables are [[prefill]], [[decode]], [[colocated]], [moe_attention], [policies] and [scaling]"
+        let text = "name = \"x\"\nnodes = 4\n\n[[decode]]\nnpus = 2\n\n[[decod]]\nnpus = 2\n"
+        #expect(message(text) == "d.toml:7: unknown table [[decod]]; \(tables)")
+        #expect(message("nodes = 4\n[[colocated]]\nnpus = 1\n\n[scalling]\nautoscale = \"off\"\n")
+                    == "d.toml:5: unknown table [scalling]; \(tables)")
+        // Quoted or spaced, as TOML allows: shown as written (without its comment).
+        #expect(message("nodes = 4\n[[colocated]]\nnpus = 1\n[ \"moe attention\" ]  # MA\nexpert_dies = 8\n")
+                    == "d.toml:4: unknown table [ \"moe attention\" ]; \(tables)")
+        // A sub-table of a group: its own header's line, not the group's.
+        let sub = "nodes = 4\n[[decode]]\nnpus = 2\n[[decode]]\nnpus = 2\n[decode.extra]\na = 1\n"
+        #expect(message(sub) == "d.toml:6: [[decode]] #2: unknown table [decode.extra]; this table takes fields only: "
+                    + "batch_limit, count, dp, ep, external, first_npu, hardware, npus, redundant_experts, shared_expert_dies, tp")
+        // The right table written with the wrong brackets: the header's line, too.
+        #expect(message("nodes = 4\n\n[decode]\nnpus = 2\n") == "d.toml:3: 'decode' must be an array of tables ([[decode]])")
+        #expect(message("nodes = 4\n[[colocated]]\nnpus = 1\n[[scaling]]\nautoscale = \"off\"\n")
+                    == "d.toml:4: 'scaling' must be a table, got an array")
     }
 
     /// External groups were bounded one by one (each within its profile's 1,024 devices), not

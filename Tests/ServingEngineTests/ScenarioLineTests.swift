@@ -60,6 +60,19 @@ import Testing
                     == "s.toml:\(2 + 3 * Scenario.maxSteps): \(Scenario.maxSteps + 1) steps; a scenario holds at most \(Scenario.maxSteps)")
     }
 
+    /// A misspelt table (`[[stepp]]`) or an unknown one is refused at its header's line, naming
+    /// the header as written: it was "s.toml: unknown field 'stepp'", the one TOML refusal
+    /// without a line.
+    @Test func anUnknownTableIsRefusedAtItsHeader() {
+        #expect(message(Self.text + "\n\n[[stepp]]\nat = \"30s\"\ncommand = \"resume\"\n")
+                    == "s.toml:12: unknown table [[stepp]]; expected name, description and [[step]] tables")
+        #expect(message(Self.text + "\n[meta]\nauthor = \"me\"\n")
+                    == "s.toml:11: unknown table [meta]; expected name, description and [[step]] tables")
+        // A sub-table of the second step: its own header, not the step's.
+        #expect(message(Self.text + "\n[step.extra]\nx = 1\n")
+                    == "s.toml:11: step 2: unknown table [step.extra]; expected 'at' and 'command'")
+    }
+
     /// A long valid scenario loads in the time its parse takes: every step's `file:LINE` label
     /// was worked out before the pod check, one scan of the whole text per step, and a valid
     /// 1,000-step file took 100 s to load (`xds run --scenario`, 3,000 lines). Only a refused

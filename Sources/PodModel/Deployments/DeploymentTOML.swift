@@ -12,6 +12,8 @@ extension Deployment {
     public static let maxNameCharacters = 256
 
     static let topKeys: Set<String> = ["name", "model", "hardware", "nodes", "prefill", "decode", "colocated", "moe_attention", "policies", "scaling"]
+    /// The tables a deployment file takes, as their headers are written, for a refusal of another.
+    static let tablesTaken = "a deployment's tables are [[prefill]], [[decode]], [[colocated]], [moe_attention], [policies] and [scaling]"
     static let scalingKeys: Set<String> = ["autoscale", "prewarmed_spare_tes"]
     static let groupKeys: Set<String> = ["count", "npus", "first_npu", "tp", "dp", "ep", "redundant_experts",
                                          "shared_expert_dies", "batch_limit", "external", "hardware"]
@@ -27,7 +29,7 @@ extension Deployment {
     public init(toml text: String, source: String) throws {
         let table = try TOMLDocument.parse(text, source: source)
         let r = TOMLReader(table: table, source: source, context: "", text: text)
-        try r.rejectUnknown(Self.topKeys)
+        try r.rejectUnknown(Self.topKeys, tables: Self.tablesTaken)
         var groups: [InstanceGroup] = []
         for role in InstanceRole.allCases {
             for (i, t) in try r.tables(role.rawValue).enumerated() {
@@ -280,6 +282,37 @@ public enum TOMLDocument {
         return nil
     }
 
+    /// Where `key` of table `table` (`""` for the top level; in an array of tables, its `entry`th,
+    /// from 1) is written as a table header (`[[decod]]`, `[decode.extra]`) and not as `key = …`:
+    /// the header's line and text. A misspelt `[[decod]]` was refused naming the file alone, where
+    /// every other refusal says `file:LINE`. Nil when the key has a `key = …` line or no header.
+    public static func header(ofKey key: String, inTable table: String, entry: Int? = nil,
+                              text: String) -> (line: Int, written: String)? {
+        guard line(ofKey: key, inTable: table, entry: entry, text: text) == nil else { return nil }
+        return header(ofTable: table.isEmpty ? key : "\(table).\(key)", parent: table, entry: entry, text: text)
+    }
+
+    /// The first table header naming `table` (`[table]`, `[[table]]` or `[table.sub]`) in `text`,
+    /// after the `entry`th `[[parent]]` header when `entry` is given (and before the next): its
+    /// line (from 1) and the header as written, without a comment after it.
+    static func header(ofTable table: String, parent: String = "", entry: Int? = nil,
+                       text: String) -> (line: Int, written: String)? {
+        var entries = 0
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            guard line.hasPrefix("[") else { continue }
+            let name = path(line.drop { $0 == "[" }.prefix { $0 != "]" })
+            if let entry {
+                if line.hasPrefix("[["), name == parent { entries += 1 }
+                guard entries == entry else { continue }
+            }
+            // `[table.sub]` alone makes `table` a table too.
+            guard name == table || name.hasPrefix(table + "."), let close = line.lastIndex(of: "]") else { continue }
+            return (index + 1, String(line[...close]))
+        }
+        return nil
+    }
+
     /// A key path as written (`a . "b"`), its parts unquoted and joined by dots.
     private static func path(_ written: Substring) -> String {
         written.split(separator: ".", omittingEmptySubsequences: false).map { part in
@@ -312,9 +345,11 @@ struct TOMLReader {
     func fail(_ message: String) -> ConfigError { ConfigError("\(source): \(context)\(message)") }
 
     /// A refusal about one key: `file:LINE: …` when the key's line is found (the parsed table keeps
-    /// no positions), else as ``fail(_:)``.
+    /// no positions), or the line of its header when the file writes the key as a table (`[decode]`
+    /// where `[[decode]]` belongs), else as ``fail(_:)``.
     func fail(key: String, _ message: String) -> ConfigError {
-        guard let text, let line = TOMLDocument.line(ofKey: key, inTable: tableName, entry: entry, text: text) else {
+        guard let text, let line = TOMLDocument.line(ofKey: key, inTable: tableName, entry: entry, text: text)
+                ?? TOMLDocument.header(ofKey: key, inTable: tableName, entry: entry, text: text)?.line else {
             return fail(message)
         }
         return ConfigError("\(source):\(line): \(context)\(message)")
@@ -326,15 +361,24 @@ struct TOMLReader {
                    tableName: tableName.isEmpty ? name : "\(tableName).\(name)", entry: entry)
     }
 
-    func rejectUnknown(_ known: Set<String>) throws {
-        if let key = TOMLDocument.unknownKey(in: table, known: known) {
-            throw fail(key: key, "unknown field \(InputEcho.quoted(key)); expected one of: \(known.sorted().joined(separator: ", "))")
+    /// Refuses the first key not in `known`. One the file writes as a table header (a misspelt
+    /// `[[decod]]`) is refused as a table, at its header's line, with `tables`, what this table
+    /// takes instead (nil: it takes fields only).
+    func rejectUnknown(_ known: Set<String>, tables: String? = nil) throws {
+        guard let key = TOMLDocument.unknownKey(in: table, known: known) else { return }
+        let fields = known.sorted().joined(separator: ", ")
+        if let text, let header = TOMLDocument.header(ofKey: key, inTable: tableName, entry: entry, text: text) {
+            throw ConfigError("\(source):\(header.line): \(context)unknown table \(InputEcho.clean(header.written, limit: 80)); "
+                + (tables ?? "this table takes fields only: \(fields)"))
         }
+        throw fail(key: key, "unknown field \(InputEcho.quoted(key)); expected one of: \(fields)")
     }
     func int(_ key: String, default value: Int? = nil) throws -> Int {
         guard let v = table[key] else {
             if let value { return value }
-            throw fail("missing field '\(key)'")
+            // At the table's header (the file has no line of the key): it named the file alone.
+            let header = text.flatMap { TOMLDocument.line(ofTable: tableName, entry: entry, text: $0) }
+            throw ConfigError("\(source)\(header.map { ":\($0)" } ?? ""): \(context)missing field '\(key)'")
         }
         guard let i = v.int else { throw fail(key: key, "'\(key)' must be an integer, got \(Self.received(v))") }
         return i

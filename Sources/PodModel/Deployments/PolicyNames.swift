@@ -63,7 +63,9 @@ extension Deployment {
     static func readPolicies(_ reader: TOMLReader, text: String) throws -> PolicyNames {
         guard let table = try reader.table("policies") else { return PolicyNames() }
         func fail(_ key: String, _ message: String) -> ConfigError {
-            let line = TOMLDocument.line(ofKey: key, inTable: "policies", text: text).map { ":\($0)" } ?? ""
+            // A slot written as a table (`[policies.x]`) at its header.
+            let line = (TOMLDocument.line(ofKey: key, inTable: "policies", text: text)
+                ?? TOMLDocument.header(ofKey: key, inTable: "policies", text: text)?.line).map { ":\($0)" } ?? ""
             return ConfigError("\(reader.source)\(line): [policies] \(message)")
         }
         var names = PolicyNames()

@@ -67,8 +67,17 @@ public struct Scenario: Sendable, Equatable {
                 ?? TOMLDocument.line(ofTable: "step", entry: index + 1, text: text)
             return "\(line.map { "\(source):\($0)" } ?? source): step \(index + 1)"
         }
+        // A key written as a table (a misspelt `[[stepp]]`) has no `key = …` line: it is refused
+        // as a table, at its header's line (it named the file alone).
+        func unknown(_ key: String, step index: Int? = nil) -> String {
+            if let header = TOMLDocument.header(ofKey: key, inTable: index == nil ? "" : "step", entry: index.map { $0 + 1 }, text: text) {
+                let step = index.map { ": step \($0 + 1)" } ?? ""
+                return "\(source):\(header.line)\(step): unknown table \(InputEcho.clean(header.written, limit: 80))"
+            }
+            return "\(index.map { at(step: $0, key) } ?? at(key)): unknown field \(InputEcho.quoted(key))"
+        }
         if let key = TOMLDocument.unknownKey(in: table, known: ["name", "description", "step"]) {
-            throw ConfigError("\(at(key)): unknown field \(InputEcho.quoted(key)); expected name, description and [[step]] tables")
+            throw ConfigError("\(unknown(key)); expected name, description and [[step]] tables")
         }
         guard let nameValue = table["name"] else { throw ConfigError("\(source): missing 'name' (a string)") }
         guard let name = nameValue.string else { throw ConfigError("\(at("name")): 'name' must be a string") }
@@ -105,7 +114,7 @@ public struct Scenario: Sendable, Equatable {
         for (i, item) in stepArray.enumerated() {
             guard let step = item.table else { throw ConfigError("\(at("step")): step \(i + 1): must be a [[step]] table") }
             if let key = TOMLDocument.unknownKey(in: step, known: ["at", "command"]) {
-                throw ConfigError("\(at(step: i, key)): unknown field \(InputEcho.quoted(key)); expected 'at' and 'command'")
+                throw ConfigError("\(unknown(key, step: i)); expected 'at' and 'command'")
             }
             // A key given with the wrong type is named as such: `at = true` or `command = 5` were
             // reported "missing", sending the author to look for a line that is there.
