@@ -78,6 +78,16 @@ import Testing
                     .hasPrefix("d.toml:4: [policies] unknown policy slot 'x'; ") == true)
     }
 
+    /// A file with CRLF line ends (saved on Windows) lost every refusal's line: Swift reads
+    /// "\r\n" as one Character, which a split on "\n" never matches, so the file was one line.
+    @Test func aCRLFFileKeepsItsLines() {
+        #expect(message("nodes = 4\r\n[[colocated]]\r\nnpus = 1.5\r\n")
+                    == "d.toml:3: [[colocated]] #1: 'npus' must be an integer, got 1.5 (a floating-point number)")
+        #expect(message("nodes = 4\r\n[[colocated]]\r\nnpus = 1\r\n[[decod]]\r\n")?.hasPrefix("d.toml:4: unknown table [[decod]]; ") == true)
+        #expect(message("nodes = 4\r\n[[colocated]]\r\nnpus = 1\r\n[[colocated]]\r\ncount = 1\r\n")
+                    == "d.toml:4: [[colocated]] #2: missing field 'npus'")
+    }
+
     /// A table written as dotted keys (`decode.npus = 1` where `[[decode]]` belongs) is refused at
     /// the first of its lines: the scan matched the key only written whole, so the line was lost.
     @Test func aTableWrittenAsDottedKeysIsRefusedAtItsLine() {

@@ -73,6 +73,12 @@ import Testing
                     == "s.toml:11: step 2: unknown table [step.extra]; expected 'at' and 'command'")
     }
 
+    /// CRLF line ends (a file saved on Windows) kept no line: "\r\n" is one Character to Swift.
+    @Test func aCRLFScenarioKeepsItsLines() {
+        #expect(message(second("at = \"20s\"", "at = \"soon\"").replacingOccurrences(of: "\n", with: "\r\n"))
+                    == "s.toml:9: step 2: 'at': expected a time like 90s, 10m or 1h, got 'soon'")
+    }
+
     /// A long valid scenario loads in the time its parse takes: every step's `file:LINE` label
     /// was worked out before the pod check, one scan of the whole text per step, and a valid
     /// 1,000-step file took 100 s to load (`xds run --scenario`, 3,000 lines). Only a refused

@@ -238,7 +238,7 @@ public enum TOMLDocument {
         var current = ""
         // How many `[[table]]` headers have been seen, for `entry`.
         var entries = 0
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in lines(of: text).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
             if line.hasPrefix("[") {
                 // `[name]` or `[[name]]`, maybe followed by a comment.
@@ -267,7 +267,7 @@ public enum TOMLDocument {
     /// (`tp × dp` against `npus`), where no single key's line is the answer.
     public static func line(ofTable table: String, entry: Int? = nil, text: String) -> Int? {
         var entries = 0
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in lines(of: text).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
             guard line.hasPrefix("[") else { continue }
             let double = line.hasPrefix("[[")
@@ -298,7 +298,7 @@ public enum TOMLDocument {
     static func header(ofTable table: String, parent: String = "", entry: Int? = nil,
                        text: String) -> (line: Int, written: String)? {
         var entries = 0
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in lines(of: text).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
             guard line.hasPrefix("[") else { continue }
             let name = path(line.drop { $0 == "[" }.prefix { $0 != "]" })
@@ -311,6 +311,13 @@ public enum TOMLDocument {
             return (index + 1, String(line[...close]))
         }
         return nil
+    }
+
+    /// The lines of `text`, split where TOML counts them (at `\n`). Not `split(separator: "\n")`:
+    /// Swift reads CRLF as one Character, which that never matches, and a file saved with CRLF
+    /// line ends was one line to every scan here, so its refusals had no line.
+    private static func lines(of text: String) -> [Substring] {
+        text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
     }
 
     /// A key path as written (`a . "b"`), its parts unquoted and joined by dots.
