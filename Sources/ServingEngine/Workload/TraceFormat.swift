@@ -261,35 +261,22 @@ enum TraceRowParser {
             throw RowProblem("expected \(columns.count) comma-separated fields as the header has, got \(fields.count)")
         }
         let names = (columns.names[columns.prompt], columns.names[columns.output])
-        let prompt: Int
-        do { prompt = try tokenCount(fields[columns.prompt], field: names.0) } catch {
-            throw headerProblem(fields, columns: columns) ?? error
-        }
-        let output = try tokenCount(fields[columns.output], field: names.1)
-        let time: Double
-        switch columns.format {
-        case .burstGPT:
-            time = try relativeSeconds(fields[columns.timestamp], field: columns.names[columns.timestamp])
+        let prompt: Int, output: Int, time: Double
+        do throws(RowProblem) {
+            prompt = try tokenCount(fields[columns.prompt], field: names.0)
+            output = try tokenCount(fields[columns.output], field: names.1)
+            time = try timestamp(fields[columns.timestamp], columns: columns, clock: &clock)
             if let t = columns.total {
                 let total = try tokenCount(fields[t], field: columns.names[t])
                 guard total == prompt + output else {
                     throw RowProblem("\(columns.names[t]) \(total) is not \(names.0) + \(names.1) (\(prompt) + \(output))")
                 }
             }
-        default:
-            do { time = try clock.seconds(fields[columns.timestamp]) } catch {
-                let text = String(decoding: fields[columns.timestamp], as: UTF8.self)
-                if error.mixedOffsets {
-                    let name = columns.names[columns.timestamp]
-                    throw RowProblem(
-                        "\(name) \(InputEcho.quoted(text)) "
-                            + "mixes UTC offsets with the rows before it (some rows give an offset such as +00:00 or Z, "
-                            + "some none, and a time with none is taken as UTC); give every row an offset, or none")
-                }
-                throw RowProblem(
-                    "\(columns.names[columns.timestamp]) is not 'YYYY-MM-DD HH:MM:SS[.fraction][Z|±HH:MM]' (a real date and time) "
-                        + "with a year \(TraceLimits.years.lowerBound)–\(TraceLimits.years.upperBound): \(InputEcho.quoted(text))")
-            }
+        } catch {
+            // Read in the order that is quickest for a good row; a refused one is told its first
+            // bad field in column order (`,,` was blamed on ContextTokens, though TIMESTAMP, before
+            // it, is as empty), or that it is a header.
+            throw headerProblem(fields, columns: columns) ?? firstBadField(fields, columns: columns, clock: clock) ?? error
         }
         var row = TraceRow(time: time, promptTokens: prompt, outputTokens: output, hashIDs: [])
         if columns.format == .burstGPT, output == 0 {
@@ -304,6 +291,42 @@ enum TraceRowParser {
         }
         row = try checked(row, names: names, maxContext: maxContext, clip: clip)
         return row
+    }
+
+    /// A row's time: BurstGPT's seconds from the trace's start, else an Azure wall-clock
+    /// TIMESTAMP read by `clock`.
+    static func timestamp(_ field: ArraySlice<UInt8>, columns: CSVColumns, clock: inout WallClockTimestamp) throws(RowProblem) -> Double {
+        let name = columns.names[columns.timestamp]
+        if columns.format == .burstGPT { return try relativeSeconds(field, field: name) }
+        do { return try clock.seconds(field) } catch {
+            let text = String(decoding: field, as: UTF8.self)
+            if error.mixedOffsets {
+                throw RowProblem(
+                    "\(name) \(InputEcho.quoted(text)) "
+                        + "mixes UTC offsets with the rows before it (some rows give an offset such as +00:00 or Z, "
+                        + "some none, and a time with none is taken as UTC); give every row an offset, or none")
+            }
+            throw RowProblem(
+                "\(name) is not 'YYYY-MM-DD HH:MM:SS[.fraction][Z|±HH:MM]' (a real date and time) "
+                    + "with a year \(TraceLimits.years.lowerBound)–\(TraceLimits.years.upperBound): \(InputEcho.quoted(text))")
+        }
+    }
+
+    /// The problem of the first field of a refused row, in column order, that does not read on
+    /// its own (nil when each does: the refusal is about them together). `clock` is a copy: the
+    /// row is refused, and the clock goes on from the row before.
+    static func firstBadField(_ fields: [ArraySlice<UInt8>], columns: CSVColumns, clock: WallClockTimestamp) -> RowProblem? {
+        var clock = clock
+        for column in ([columns.timestamp, columns.prompt, columns.output] + (columns.total.map { [$0] } ?? [])).sorted() {
+            do throws(RowProblem) {
+                if column == columns.timestamp {
+                    _ = try timestamp(fields[column], columns: columns, clock: &clock)
+                } else {
+                    _ = try tokenCount(fields[column], field: columns.names[column])
+                }
+            } catch { return error }
+        }
+        return nil
     }
 
     /// A row that is a header line (files joined with `cat` repeat theirs partway down): the
@@ -542,6 +565,13 @@ enum TraceRowParser {
             }
             return Int(n)
         }
+        // Checked in the trace's own field order (hash_ids last): a line bad in several fields
+        // was blamed on hash_ids, read first.
+        let ms = try number(0)
+        guard ms.isFinite, ms >= 0, ms <= TraceLimits.maxMooncakeTimestampMs else {
+            throw RowProblem("\"timestamp\" must be between 0 and 10000000000000 ms, got \(Self.shown(ms))")
+        }
+        let prompt = try integer(1), output = try integer(2)
         var hashes: [UInt64] = []
         if let value = values[3] {
             guard case .numbers(let ids) = value else {
@@ -565,13 +595,7 @@ enum TraceRowParser {
                 hashes.append(StableHash.mix(exact))
             }
         }
-        let ms = try number(0)
-        guard ms.isFinite, ms >= 0, ms <= TraceLimits.maxMooncakeTimestampMs else {
-            throw RowProblem("\"timestamp\" must be between 0 and 10000000000000 ms, got \(Self.shown(ms))")
-        }
-        return TraceRow(
-            time: ms / 1_000, promptTokens: try integer(1),
-            outputTokens: try integer(2), hashIDs: hashes)
+        return TraceRow(time: ms / 1_000, promptTokens: prompt, outputTokens: output, hashIDs: hashes)
     }
 }
 

@@ -220,6 +220,48 @@ import XDSTestSupport
                 == "t.trace:2: Total tokens must be written in plain digits (no sign or spaces), got '+490'")
     }
 
+    /// A row with several bad fields is refused for the first in column order: `,,` was blamed
+    /// on ContextTokens (read first), where TIMESTAMP, before it, is as empty; BurstGPT's were
+    /// read tokens first, timestamp after. Columns in another order are read in theirs.
+    @Test(arguments: [
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\n", ",,",
+         "TIMESTAMP is not 'YYYY-MM-DD HH:MM:SS[.fraction][Z|±HH:MM]' (a real date and time) with a year 1900–9999: ''"),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\n", "yesterday,x,",
+         "TIMESTAMP is not 'YYYY-MM-DD HH:MM:SS[.fraction][Z|±HH:MM]' (a real date and time) with a year 1900–9999: 'yesterday'"),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\n", "2023-11-16 18:17:03,x,",
+         "ContextTokens is not an integer: 'x'; expected a whole number of tokens up to the model's context window (at most 10000000)"),
+        ("GeneratedTokens,TIMESTAMP,ContextTokens\n", ",,",
+         "GeneratedTokens is not an integer: ''; expected a whole number of tokens up to the model's context window (at most 10000000)"),
+        ("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n", ",,,,,",
+         "Timestamp is not a plain decimal number of seconds (digits, optional fraction) between 0 and 10000000000: ''"),
+        ("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n", "5,GPT-4,x,y,z,",
+         "Request tokens is not an integer: 'x'; expected a whole number of tokens up to the model's context window (at most 10000000)"),
+        ("Total tokens,Response tokens,Request tokens,Timestamp\n", "x,y,z,w",
+         "Total tokens is not an integer: 'x'; expected a whole number of tokens up to the model's context window (at most 10000000)"),
+    ])
+    func aRowIsRefusedForItsFirstBadFieldInColumnOrder(header: String, row: String, message: String) {
+        let got = problem(header + row + "\n")
+        #expect(got == "t.trace:2: " + message, "got \(got ?? "accepted")")
+    }
+
+    /// The same for Mooncake: fields in the trace's own order (timestamp, input_length,
+    /// output_length, hash_ids). `hash_ids` was read first, so a line whose fields were all bad
+    /// (`null`s) was blamed on its last.
+    @Test(arguments: [
+        ("{\"timestamp\": null, \"input_length\": null, \"output_length\": null, \"hash_ids\": null}",
+         "\"timestamp\" must be a number; expected a number of ms from 0 to 10000000000000"),
+        ("{\"hash_ids\": [\"a\"], \"output_length\": 1, \"input_length\": 1, \"timestamp\": \"x\"}",
+         "\"timestamp\" must be a number; expected a number of ms from 0 to 10000000000000"),
+        ("{\"hash_ids\": [-1], \"input_length\": 0}", "missing \"timestamp\""),
+        ("{\"timestamp\": 1, \"input_length\": 1.5, \"output_length\": 1, \"hash_ids\": [-1]}",
+         "\"input_length\" must be an integer, got 1.5; expected a whole number of tokens from 1 to the model's context window (at most 10000000)"),
+        ("{\"timestamp\": 1, \"input_length\": 1, \"hash_ids\": [-1]}", "missing \"output_length\""),
+    ])
+    func aMooncakeLineIsRefusedForItsFirstBadFieldInTheTracesOrder(line: String, message: String) {
+        let got = problem(line + "\n")
+        #expect(got == "t.trace:1: " + message, "got \(got ?? "accepted")")
+    }
+
     @Test func mooncakeLinesWithExtraAndNestedFieldsParse() throws {
         let lines = [
             // Nested objects and arrays in unknown fields, before and after the known ones.
