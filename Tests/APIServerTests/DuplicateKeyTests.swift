@@ -184,6 +184,42 @@ struct DuplicateKeyTests {
         }
     }
 
+    /// A key given twice whose second value is `NaN`, `Infinity`, `-Infinity` or a number no float
+    /// holds: the decoder refuses the body for that value, and the scan that names it stopped at
+    /// the repeated key (a finding the decoder's refusal has no use for), so the client was told
+    /// "request body is not valid JSON" with `param: null`. It gets what the value alone gets:
+    /// the field named, the value and what the field takes. So does such a value after a
+    /// trailing comma elsewhere (the other finding the decoder lets through).
+    @Test func aRepeatedKeysNonFiniteValueIsNamedAsTheSingleOneIs() async throws {
+        let chat = #"{"messages": [{"role": "user", "content": "hi"}], "#
+        try await LiveServer.with { server in
+            for word in ["NaN", "Infinity", "-Infinity"] {
+                for (path, single, repeated) in [
+                    ("/v1/completions", #"{"prompt": "hi", "max_tokens": \#(word)}"#,
+                     #"{"prompt": "hi", "max_tokens": 4, "max_tokens": \#(word)}"#),
+                    ("/v1/chat/completions", chat + #""max_tokens": \#(word)}"#, chat + #""max_tokens": 4, "max_tokens": \#(word)}"#),
+                    ("/v1/chat/completions", chat + #""temperature": \#(word)}"#, chat + #""temperature": 1, "temperature": \#(word)}"#),
+                    ("/v1/completions", #"{"prompt": "hi", "max_tokens": \#(word)}"#,
+                     #"{"prompt": "hi", "stop": ["a",], "max_tokens": \#(word)}"#),
+                ] {
+                    let one = try await server.post(path, raw: single), two = try await server.post(path, raw: repeated)
+                    #expect(one.status == 400 && two.status == 400, "\(path): \(two.text)")
+                    let expected = try #require(try one.json()["error"] as? [String: Any], "\(one.text)")
+                    let got = try #require(try two.json()["error"] as? [String: Any], "\(two.text)")
+                    let field = repeated.contains("temperature") ? "temperature" : "max_tokens"
+                    #expect(got["param"] as? String == field, "\(path) \(repeated): \(two.text)")
+                    #expect(got["message"] as? String == expected["message"] as? String, "\(path) \(repeated): \(two.text)")
+                    #expect((got["message"] as? String ?? "").contains(word), "\(two.text)")
+                }
+            }
+            // A number no float holds the decoder reads past when it is the second (it keeps the
+            // first): the body is refused for the repeat, also naming the field.
+            let twice = try await server.post("/v1/completions", raw: #"{"prompt": "hi", "max_tokens": 4, "max_tokens": 1e400}"#)
+            #expect(twice.status == 400 && twice.text.contains(#""param":"max_tokens""#), "\(twice.text)")
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     @Test func aLoneSurrogateIsNamedAsSuchNotAsTheWrongType() async throws {
         try await LiveServer.with { server in
             let reply = try await server.post("/v1/completions", raw: #"{"prompt": "bad \ud800 text", "max_tokens": 2}"#)

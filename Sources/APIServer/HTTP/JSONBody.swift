@@ -70,7 +70,7 @@ extension Request {
             // A control character written raw in a string, too: the decoder blamed the type of a
             // field that also takes an array (`messages[0].content`, `prompt`), or said "not valid
             // JSON" with no place.
-            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), numbers: placeless, controls: true) {
+            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), numbers: placeless, controls: true, ambiguities: false) {
                 let (text, param) = JSONKeyCheck.message(finding)
                 switch finding {
                 case .unpairedSurrogate, .rawControlCharacter:

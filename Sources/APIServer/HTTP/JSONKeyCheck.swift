@@ -75,9 +75,11 @@ enum JSONKeyCheck {
     /// `numberRoots`: with `numbers`, only a number under one of these top-level fields counts
     /// (`prompt[0]` is under `prompt`); nil: any.
     /// Raw control characters in strings only if `controls` (looked for when the decoder refused
-    /// the body).
+    /// the body). Keys given twice and trailing commas only if `ambiguities`: the decoder takes
+    /// both, so when it refused a body the cause lies further on, and a scan that stopped at them
+    /// (`{"max_tokens": 4, "max_tokens": NaN}`) left the refusal "not valid JSON" with no field.
     static func firstFinding(in bytes: [UInt8], surrogates: Bool = true, numbers: Bool = false,
-                             numberRoots: Set<String>? = nil, controls: Bool = false) -> Finding? {
+                             numberRoots: Set<String>? = nil, controls: Bool = false, ambiguities: Bool = true) -> Finding? {
         var stack: [Frame] = []
         var i = 0
         let n = bytes.count
@@ -113,7 +115,7 @@ enum JSONKeyCheck {
                 stack.append(.array(index: 0))
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
                 guard !stack.isEmpty else { return nil }
-                if previous == UInt8(ascii: ",") {
+                if ambiguities, previous == UInt8(ascii: ",") {
                     stack.removeLast()
                     let at = path()
                     return .trailingComma(path: at.isEmpty ? nil : at)
@@ -176,7 +178,7 @@ enum JSONKeyCheck {
                 }
                 if case .object(var keys, _, true)? = stack.last {
                     if let surrogate { return .unpairedSurrogate(path: path(appending: text), escape: surrogate) }
-                    if keys.contains(text) { return .duplicateKey(path: path(appending: text)) }
+                    if ambiguities, keys.contains(text) { return .duplicateKey(path: path(appending: text)) }
                     // The frame leaves the stack before the insert, so `keys` is the set's only
                     // reference and grows in place. Inserting into a copy while the stack still held
                     // the set copied it whole at every key: a 1 MB body of 110,000 keys in one
