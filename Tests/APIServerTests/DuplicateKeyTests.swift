@@ -220,6 +220,31 @@ struct DuplicateKeyTests {
         }
     }
 
+    /// A number JSON's grammar does not allow (`+1`, `.5`, `01`, `1.`): Foundation refuses the body
+    /// as "request body is not valid JSON" with `param: null`; the field is named, with the number
+    /// as written and what the field takes, as for `NaN`.
+    @Test func aMalformedNumberNamesItsField() async throws {
+        let chat = #"{"messages": [{"role": "user", "content": "hi"}], "#
+        try await LiveServer.with { server in
+            for (path, raw, field, number) in [
+                ("/v1/chat/completions", chat + #""top_p": +1}"#, "top_p", "+1"),
+                ("/v1/chat/completions", chat + #""top_p": .5}"#, "top_p", ".5"),
+                ("/v1/completions", #"{"prompt": "hi", "max_tokens": 01}"#, "max_tokens", "01"),
+                ("/v1/completions", #"{"prompt": "hi", "temperature": 1.}"#, "temperature", "1."),
+                ("/v1/completions", #"{"prompt": "hi", "max_tokens": -}"#, "max_tokens", "-"),
+                ("/v1/completions", #"{"prompt": "hi", "logit_bias": {"5": 1e}}"#, "logit_bias.5", "1e"),
+            ] {
+                let reply = try await server.post(path, raw: raw)
+                #expect(reply.status == 400, "\(raw): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect(error["param"] as? String == field, "\(raw): \(reply.text)")
+                #expect((error["message"] as? String ?? "").hasPrefix("field '\(field)' holds \(number), which is not a JSON number"),
+                        "\(raw): \(reply.text)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     @Test func aLoneSurrogateIsNamedAsSuchNotAsTheWrongType() async throws {
         try await LiveServer.with { server in
             let reply = try await server.post("/v1/completions", raw: #"{"prompt": "bad \ud800 text", "max_tokens": 2}"#)

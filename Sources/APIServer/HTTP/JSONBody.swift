@@ -70,7 +70,8 @@ extension Request {
             // A control character written raw in a string, too: the decoder blamed the type of a
             // field that also takes an array (`messages[0].content`, `prompt`), or said "not valid
             // JSON" with no place.
-            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), numbers: placeless, controls: true, ambiguities: false) {
+            if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), numbers: placeless, controls: true, ambiguities: false,
+                                                       grammar: placeless) {
                 let (text, param) = JSONKeyCheck.message(finding)
                 switch finding {
                 case .unpairedSurrogate, .rawControlCharacter:
@@ -78,7 +79,7 @@ extension Request {
                 case let .bareWord(path, _):
                     let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
                     throw APIError.invalidRequest(text + (expected.map { " (expected \($0))" } ?? ""), param: param)
-                case let .unrepresentableNumber(path, _, _):
+                case let .unrepresentableNumber(path, _, _), let .malformedNumber(path, _):
                     throw Self.numberRefusal(finding, path: path, maxModelLen: maxModelLen)
                 default:
                     break

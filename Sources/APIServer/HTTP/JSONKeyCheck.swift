@@ -31,6 +31,10 @@ enum JSONKeyCheck {
         /// underflows to 0 (rather than overflows). Foundation refuses such a body as "not valid
         /// JSON" without saying where.
         case unrepresentableNumber(path: String?, number: String, underflows: Bool)
+        /// A number JSON's grammar does not allow (`+1`, `.5`, `01`, `1.`, `1e`): the path of the
+        /// field holding it (nil at the top level) and the number as written (at most 40 bytes).
+        /// Foundation refuses such a body as "not valid JSON" without saying where.
+        case malformedNumber(path: String?, number: String)
         /// A control character (U+0000–U+001F) written raw inside a string, where JSON requires
         /// an escape (RFC 8259 §7): the path of the string (a key's own path when it is in a key;
         /// nil at the top level) and the byte. Foundation refuses it as the field's "wrong type"
@@ -78,8 +82,10 @@ enum JSONKeyCheck {
     /// the body). Keys given twice and trailing commas only if `ambiguities`: the decoder takes
     /// both, so when it refused a body the cause lies further on, and a scan that stopped at them
     /// (`{"max_tokens": 4, "max_tokens": NaN}`) left the refusal "not valid JSON" with no field.
+    /// Numbers outside JSON's grammar only if `grammar` (looked for when the decoder refused the body).
     static func firstFinding(in bytes: [UInt8], surrogates: Bool = true, numbers: Bool = false,
-                             numberRoots: Set<String>? = nil, controls: Bool = false, ambiguities: Bool = true) -> Finding? {
+                             numberRoots: Set<String>? = nil, controls: Bool = false, ambiguities: Bool = true,
+                             grammar: Bool = false) -> Finding? {
         var stack: [Frame] = []
         var i = 0
         let n = bytes.count
@@ -197,6 +203,10 @@ enum JSONKeyCheck {
                 if isNumberByte(byte) && !signedWord {
                     var j = i + 1
                     while j < n, isNumberByte(bytes[j]) || bytes[j] == UInt8(ascii: "e") || bytes[j] == UInt8(ascii: "E") { j += 1 }
+                    if grammar, !isJSONNumber(bytes[i..<j]) {
+                        let at = path()
+                        return .malformedNumber(path: at.isEmpty ? nil : at, number: String(decoding: bytes[i..<min(j, i + 40)], as: UTF8.self))
+                    }
                     if numbers, let (number, underflows) = unrepresentable(bytes[i..<j]) {
                         let at = path()
                         if numberRoots.map({ $0.contains(String(at.prefix { $0 != "." && $0 != "[" })) }) ?? true {
@@ -221,6 +231,30 @@ enum JSONKeyCheck {
             i += 1
         }
         return nil
+    }
+
+    /// Whether `text` is a number as JSON writes it (RFC 8259 §6): `-`? then `0` or digits not
+    /// starting with 0, then `.` and digits, then `e` or `E`, a sign and digits, each optional.
+    static func isJSONNumber(_ text: ArraySlice<UInt8>) -> Bool {
+        var i = text.startIndex
+        let end = text.endIndex
+        func digits() -> Bool {
+            let start = i
+            while i < end, isDigit(text[i]) { i += 1 }
+            return i > start
+        }
+        if i < end, text[i] == UInt8(ascii: "-") { i += 1 }
+        if i < end, text[i] == UInt8(ascii: "0") { i += 1 } else if !digits() { return false }
+        if i < end, text[i] == UInt8(ascii: ".") {
+            i += 1
+            guard digits() else { return false }
+        }
+        if i < end, text[i] == UInt8(ascii: "e") || text[i] == UInt8(ascii: "E") {
+            i += 1
+            if i < end, text[i] == UInt8(ascii: "+") || text[i] == UInt8(ascii: "-") { i += 1 }
+            guard digits() else { return false }
+        }
+        return i == end
     }
 
     /// The number's text (at most 40 bytes) if no 64-bit float holds it, and whether it underflows:
@@ -304,6 +338,10 @@ enum JSONKeyCheck {
         case let .unrepresentableNumber(path, number, underflows):
             let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
             return (numberMessage(place: place, number: number, underflows: underflows), path)
+        case let .malformedNumber(path, number):
+            let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
+            return ("\(place) holds \(InputEcho.clean(number)), which is not a JSON number: JSON writes a number with no leading + or . "
+                + "and no leading zero, and with digits after a . or an e", path)
         case let .rawControlCharacter(path, byte):
             let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
             let code = "U+00" + (byte < 0x10 ? "0" : "") + String(byte, radix: 16, uppercase: true)
