@@ -245,6 +245,20 @@ struct DuplicateKeyTests {
         }
     }
 
+    /// An empty body (or one of blanks only) was told "request body is not valid JSON", which
+    /// sends the client looking for a syntax error in JSON it did not send.
+    @Test func anEmptyBodyIsSaidToBeEmpty() async throws {
+        try await LiveServer.with { server in
+            for (path, raw) in [("/v1/completions", ""), ("/v1/chat/completions", " \r\n\t")] {
+                let reply = try await server.post(path, raw: raw)
+                #expect(reply.status == 400, "\(path): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect(error["message"] as? String == "request body is empty; expected a JSON object", "\(reply.text)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     @Test func aLoneSurrogateIsNamedAsSuchNotAsTheWrongType() async throws {
         try await LiveServer.with { server in
             let reply = try await server.post("/v1/completions", raw: #"{"prompt": "bad \ud800 text", "max_tokens": 2}"#)

@@ -88,6 +88,10 @@ extension Request {
             // JSON is UTF-8 (RFC 8259); bytes that are not make Foundation's error name whichever
             // field held them as "the wrong type", which sends the client looking in the wrong place.
             if String(bytes: data, encoding: .utf8) == nil { throw APIError.notUTF8Body }
+            // Nothing sent is no syntax error in what was sent ("not valid JSON" said that).
+            if data.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) {
+                throw APIError.invalidRequest("request body is empty; expected a JSON object", param: nil)
+            }
             // Foundation refuses nesting beyond its limit as "not valid JSON"; say what it is.
             if JSONKeyCheck.nestingExceeds(JSONKeyCheck.maxDecodableDepth, in: data) {
                 throw APIError.invalidRequest(
