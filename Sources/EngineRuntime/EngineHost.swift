@@ -690,7 +690,7 @@ public final class EngineHost: EngineLink, CompletionBackend, @unchecked Sendabl
     /// How long an operator's `rate` holds when a scenario (the console's demo cycle, a
     /// `--scenario` file) sets the rate again later: " until the scenario's next rate step in
     /// 12.1 s (rate 25.3)", nil when none comes. `rate 10000` in the demo was answered "set to
-    /// 10000 requests/s" and silently undone by the cycle's next step, at most 15 s later.
+    /// 10000 requests/s" and silently undone by the cycle's next rate step (seconds later).
     func nextScenarioRate(after now: SimTime) -> String? {
         guard let step = scenarioSteps.first(where: { if case .rate = $0.command { true } else { false } }) else {
             return nil

@@ -343,9 +343,6 @@ public enum Bench {
         }
     }
 
-    /// A fractional batch is an average over the instance's dies: under half a request on all of
-    /// them together is a step of no request (the engine never prices one), refused with the least
-    /// that holds one.
     /// Requests in the slowest DP group (or attention die) of a batch averaging `perGroup`. Below
     /// one, most groups hold none and the rest one (the balancer places on the group with the least
     /// KV, an empty one while there is one), and the barrier waits for a group holding a whole
@@ -356,6 +353,9 @@ public enum Bench {
         max(1, perGroup)
     }
 
+    /// A fractional batch is an average over the instance's dies: under half a request on all of
+    /// them together is a step of no request (the engine never prices one), refused with the least
+    /// that holds one.
     static func checkHoldsARequest(_ batchPerDie: Double, dies: Int, of kind: String, _ deployment: Deployment,
                                    _ hw: HardwareProfile) throws {
         let requests = batchPerDie * Double(dies)
