@@ -212,7 +212,7 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(
             positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         guard let value = try? decoder.decode(T.self, from: data) else { return nil }
-        return largestNumber(inJSON: String(decoding: data, as: UTF8.self)) <= 9_007_199_254_740_992 ? .decoded(value) : .foreign
+        return largestNumber(inJSON: data) <= 9_007_199_254_740_992 ? .decoded(value) : .foreign
     }
 
     /// An admin API answer (a preview, a request page or detail) as `T`, or why not: the server's
@@ -252,8 +252,9 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
     }
 
     /// The largest magnitude among the JSON text's numbers (strings skipped, so digits inside a
-    /// message do not count); infinity for a number token that does not parse.
-    static func largestNumber(inJSON json: String) -> Double {
+    /// message do not count); infinity for a number token that does not parse. Read from the bytes
+    /// the decoder read: a snapshot is hundreds of kilobytes, and a String of it was a copy each.
+    static func largestNumber(inJSON json: Data) -> Double {
         var largest = 0.0
         var inString = false
         var escaped = false
@@ -263,7 +264,7 @@ public final class RemoteEngineLink: EngineLink, @unchecked Sendable {
             largest = max(largest, Double(String(decoding: token, as: UTF8.self)).map(abs) ?? .infinity)
             token.removeAll(keepingCapacity: true)
         }
-        for byte in json.utf8 {
+        for byte in json {
             if inString {
                 if escaped {
                     escaped = false

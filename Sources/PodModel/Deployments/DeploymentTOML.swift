@@ -267,16 +267,12 @@ public enum TOMLDocument {
     /// (`tp × dp` against `npus`), where no single key's line is the answer.
     public static func line(ofTable table: String, entry: Int? = nil, text: String) -> Int? {
         var entries = 0
-        for (index, raw) in lines(of: text).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
-            guard line.hasPrefix("[") else { continue }
-            let double = line.hasPrefix("[[")
-            guard path(line.drop { $0 == "[" }.prefix { $0 != "]" }) == table else { continue }
+        for header in headers(in: text) where header.name == table {
             if let entry {
-                if double { entries += 1 }
-                if double && entries == entry { return index + 1 }
-            } else if !double {
-                return index + 1
+                if header.isArray { entries += 1 }
+                if header.isArray && entries == entry { return header.line }
+            } else if !header.isArray {
+                return header.line
             }
         }
         return nil
@@ -298,19 +294,28 @@ public enum TOMLDocument {
     static func header(ofTable table: String, parent: String = "", entry: Int? = nil,
                        text: String) -> (line: Int, written: String)? {
         var entries = 0
-        for (index, raw) in lines(of: text).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
-            guard line.hasPrefix("[") else { continue }
-            let name = path(line.drop { $0 == "[" }.prefix { $0 != "]" })
+        for header in headers(in: text) {
             if let entry {
-                if line.hasPrefix("[["), name == parent { entries += 1 }
+                if header.isArray, header.name == parent { entries += 1 }
                 guard entries == entry else { continue }
             }
             // `[table.sub]` alone makes `table` a table too.
-            guard name == table || name.hasPrefix(table + "."), let close = line.lastIndex(of: "]") else { continue }
-            return (index + 1, String(line[...close]))
+            guard header.name == table || header.name.hasPrefix(table + "."),
+                  let close = header.written.lastIndex(of: "]") else { continue }
+            return (header.line, String(header.written[...close]))
         }
         return nil
+    }
+
+    /// The table headers of `text` in order: the line (from 1), the line as written (trimmed),
+    /// the table's path, and whether it is an array of tables (`[[…]]`). The two header scans
+    /// above each took a file's lines apart the same way.
+    private static func headers(in text: String) -> [(line: Int, written: Substring, name: String, isArray: Bool)] {
+        lines(of: text).enumerated().compactMap { index, raw in
+            let line = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            guard line.hasPrefix("[") else { return nil }
+            return (index + 1, Substring(line), path(line.drop { $0 == "[" }.prefix { $0 != "]" }), line.hasPrefix("[["))
+        }
     }
 
     /// The lines of `text`, split where TOML counts them (at `\n`). Not `split(separator: "\n")`:
