@@ -27,6 +27,9 @@ struct BenchDecode: ParsableCommand {
     @Option(parsing: .unconditional,
             help: "Spread of the KV lengths in a DP group's batch (an attention die's, in a MoE–attention layout), as a coefficient of variation, \(FlagLimits.contextCV.allowed) (default 0.29: uniform ±50% around --context, a fixed-batch benchmark; a live run's decode_batch_at_end.context_cv gives its own).")
     var contextCV: CLINumber?
+    @Option(parsing: .unconditional,
+            help: "The hottest expert die's load over the mean to price, from 1 (perfect balance) to the routed expert dies' count: one factor (the layers keep the skew draw's shape), or a comma-separated list, one per equal group of MoE layers (default: what --eplb plans on a fresh draw of the skew; a live run's decode_batch_at_end.moe_load_factors give its own, EPLB's plan as stale as it was).")
+    var moeLoadFactor: CLINumber?
     @OptionGroup var experts: ExpertBenchOptions
     @Flag(help: "Print JSON.") var json = false
 
@@ -36,6 +39,17 @@ struct BenchDecode: ParsableCommand {
         let mtpAcceptance = try FlagLimits.mtpAcceptance.value(self.mtpAcceptance ?? 0.7)
         let microbatches = try self.microbatches.map(FlagLimits.microbatches.int)
         let contextCV = try self.contextCV.map(FlagLimits.contextCV.value)
+        // One factor or a comma-separated list; their range is the deployment's (up to its routed
+        // expert dies), checked by the bench.
+        let moeLoadFactor = try self.moeLoadFactor.map { n in
+            try n.text.split(separator: ",", omittingEmptySubsequences: false).map { part in
+                guard let x = CLINumber(argument: String(part)).number else {
+                    throw ConfigError("--moe-load-factor must be a number from 1 (perfect balance) to the deployment's "
+                        + "routed expert dies, or a comma-separated list of them, got \(n.quoted)")
+                }
+                return x
+            }
+        }
         let seed = try experts.checkedSeed()
         let d = try deployment.resolve()
         try experts.refuseOnDense(d.modelSpec())
@@ -48,7 +62,7 @@ struct BenchDecode: ParsableCommand {
         }
         let r = try Bench.decode(deployment: d, batchPerDie: batchPerDie, context: context,
                                  mtpAcceptance: mtpAcceptance, eplb: experts.eplb, routing: experts.routing,
-                                 microbatches: microbatches, seed: seed, contextCV: contextCV)
+                                 microbatches: microbatches, seed: seed, contextCV: contextCV, moeLoadFactor: moeLoadFactor)
         if json { return try printJSON(r) }
         // A dense model has no experts: no EPLB, routing or load factor to show, and every layer
         // is priced as one dense block (the breakdown's `other`), so the text says that instead of

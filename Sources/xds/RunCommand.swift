@@ -477,6 +477,9 @@ enum ReportSummary {
             + "\(context) tokens\(cv.map { " (spread cv \($0))" } ?? ""), step \(String(format: "%.1f", b.stepMs)) ms\(prefill); "
             + "bench decode\(benchFlags) --batch-per-die \(Bench.batchPerDieText(b.benchBatchPerDie ?? b.requestsPerDie)) "
             + "--context \(context)" + (cv.map { " --context-cv \($0)" } ?? "")
+            // The experts' balance at that step: the bench's default is a fresh plan's.
+            + ((b.moeLoadFactors ?? b.moeLoadFactor.map { [$0] }).map { factors in
+                " --moe-load-factor " + factors.map { String(format: "%.3f", $0) }.joined(separator: ",") } ?? "")
             + (b.prefillMs == nil ? " prices that step" : " prices its decode part")
     }
 

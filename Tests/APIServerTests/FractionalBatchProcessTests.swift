@@ -107,4 +107,29 @@ struct FractionalBatchProcessTests {
         let pd = try runBuiltXDS(["run", "--duration", "30s", "--quiet"])
         #expect(pd.status == 0 && !pd.out.contains("prefill chunk") && pd.out.contains(" prices that step"), "\(pd.out)")
     }
+
+    /// The engine's EPLB plans from the last window while the hot experts move; the bench plans
+    /// fresh on the popularity it prices. The hint carries the balance the step was priced at (per
+    /// group of layers): without it, a saturated superpod's step at 200 s ran 5.7% over the line.
+    @Test func theHintCarriesTheExpertBalanceTheStepWasPricedAt() throws {
+        let run = try runBuiltXDS(["run", "--rate", "400", "--mix", "reasoning", "--duration", "200s", "--quiet"])
+        #expect(run.status == 0, "\(run)")
+        let line = try #require(run.out.split(separator: "\n").first { $0.contains("prices that step") }, "\(run.out)")
+        let words = line.split(separator: " ").map(String.init)
+        let given = try #require(words.firstIndex(of: "--moe-load-factor").map { words[$0 + 1] }, "\(line)")
+        let factors = given.split(separator: ",").compactMap { Double($0) }
+        #expect(factors.count == 4 && factors.allSatisfy { $0 >= 1 }, "\(line)")
+        let (step, benchStep) = try Self.stepAndHintsPrice(line)
+        #expect(abs(benchStep / step - 1) <= 0.06, "summary \(step) ms, bench \(benchStep) ms: \(line)")
+        // Without the balance, the fresh plan's price is further off.
+        let fresh = line.replacingOccurrences(of: " --moe-load-factor \(given)", with: "")
+        let (_, freshStep) = try Self.stepAndHintsPrice(Substring(fresh))
+        #expect(abs(step - benchStep) < abs(step - freshStep) - 0.5, "engine \(step), hint \(benchStep), fresh \(freshStep)")
+        // A list the bench cannot read is refused with one line.
+        for bad in ["1,,2", "abc", "1.2,x", ""] {
+            let r = try runBuiltXDS(["bench", "decode", "--moe-load-factor", bad])
+            #expect(r.status != 0 && r.out.isEmpty && r.err.split(separator: "\n").count == 1
+                    && r.err.hasPrefix("xds: --moe-load-factor must be"), "\(bad): \(r)")
+        }
+    }
 }

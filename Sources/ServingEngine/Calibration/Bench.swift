@@ -106,6 +106,39 @@ public enum Bench {
         return (placement.imbalance(popularity: served), perLayer)
     }
 
+    /// `load` as a live run's step was priced (`--moe-load-factor`, nil: `load` as planned): the
+    /// hottest expert die's load over the mean (`decode_batch_at_end.moe_load_factor`), or that
+    /// for equal groups of MoE layers in load order (`moe_load_factors`). The engine's EPLB plans
+    /// from the last window's counts while the hot experts move, so its balance swings between a
+    /// fresh plan's (the bench's own, planned on the very popularity it prices) and a stale one's,
+    /// whose few layers with a hot expert it did not replicate cost more than their share of the
+    /// mean (a layer's time is convex in its load). One factor keeps each layer's place in the
+    /// draw: its excess over 1 scaled so that the layers' mean is `factor`, no layer below 1 (an
+    /// even spread where the draw has no excess). Several are priced as given, a group each.
+    static func given(_ factors: [Double]?, over load: (mean: Double, perLayer: [Double]?), dies: Int, model: ModelSpec,
+                      eplb: EPLBMode) throws -> (mean: Double, perLayer: [Double]?) {
+        guard let factors else { return load }
+        try check(model.isMoE, "--moe-load-factor: \(model.name) is a dense model; it has no experts to balance")
+        try check(eplb != .perfect, "--moe-load-factor: --eplb perfect prices perfectly balanced experts (a factor of 1); "
+            + "give one or the other")
+        try check(!factors.isEmpty && factors.count <= model.moeLayers,
+                  "--moe-load-factor takes one factor, or one per group of MoE layers (at most \(model.name)'s "
+                  + "\(model.moeLayers)), got \(factors.count)")
+        // A die cannot carry more than every token-expert pair of the step: at most `dies` times the mean.
+        for factor in factors {
+            try check(factor.isFinite && factor >= 1 && factor <= Double(dies),
+                      "--moe-load-factor must be between 1 (perfect balance) and \(dies) (every pair on one of the \(dies) "
+                      + "routed expert dies), got \(OperatorCommand.format(factor))")
+        }
+        let mean = factors.reduce(0, +) / Double(factors.count)
+        guard factors.count == 1 else { return (mean, factors) }
+        guard let layers = load.perLayer, load.mean > 1 else {
+            return (mean, load.perLayer.map { Array(repeating: mean, count: $0.count) })
+        }
+        let stretch = (mean - 1) / (load.mean - 1)
+        return (mean, layers.map { 1 + max(0, $0 - 1) * stretch })
+    }
+
     /// Decimal places of `--batch-per-die`, an average of requests per die over the instance's DP
     /// groups and their dies, and of the batch `xds run`'s summary names (``batchPerDieText(_:)``).
     public static let batchPerDieDecimals = 4
@@ -132,7 +165,7 @@ public enum Bench {
 
     public static func decode(deployment: Deployment, batchPerDie: Double, context: Double, mtpAcceptance: Double,
                               eplb: EPLBMode = .on, routing: RoutingSkew = .skewed, microbatches: Int? = nil,
-                              seed: UInt64 = 1, contextCV: Double? = nil) throws -> DecodeResult {
+                              seed: UInt64 = 1, contextCV: Double? = nil, moeLoadFactor: [Double]? = nil) throws -> DecodeResult {
         try check(batchPerDie > 0, "--batch-per-die must be positive, got \(batchPerDie)")
         if let contextCV {
             try check((0...Self.maxContextCV).contains(contextCV),
@@ -176,7 +209,8 @@ public enum Bench {
             try checkHoldsARequest(batchPerDie, dies: ma.attentionDies, of: "attention", deployment, hw)
             let routed = ma.expertDies - ma.sharedExpertDies
             let slotsPerDie = max(1, (model.moe?.routedExperts ?? 0) / max(1, routed))
-            let load = moeLoad(model: model, dies: routed, slotsPerDie: slotsPerDie, eplb: eplb, routing: routing, seed: seed)
+            let load = try given(moeLoadFactor, over: moeLoad(model: model, dies: routed, slotsPerDie: slotsPerDie, eplb: eplb,
+                                                              routing: routing, seed: seed), dies: routed, model: model, eplb: eplb)
             factor = load.mean
             var input = MoEAttentionStepInput(requestsPerDie: slowestGroupRequests(batchPerDie), contextTokens: context,
                                               mtpAcceptance: mtpAcceptance, moeLoadFactor: factor)
@@ -199,8 +233,10 @@ public enum Bench {
             try checkHoldsARequest(batchPerDie, dies: g.dp * g.tp, of: "decode", deployment, hw)
             let routedDies = g.ep - g.sharedExpertDies
             let slots = g.routedSlots(for: model)
-            let load = moeLoad(model: model, dies: routedDies, slotsPerDie: max(1, slots / max(1, routedDies)),
-                               eplb: eplb, routing: routing, seed: seed)
+            let load = try given(moeLoadFactor, over: moeLoad(model: model, dies: routedDies,
+                                                              slotsPerDie: max(1, slots / max(1, routedDies)), eplb: eplb,
+                                                              routing: routing, seed: seed),
+                                 dies: routedDies, model: model, eplb: eplb)
             factor = load.mean
             let perGroup = batchPerDie * Double(g.tp)
             var input = DecodeStepInput(requestsPerGroup: model.isMoE ? slowestGroupRequests(perGroup) : perGroup,

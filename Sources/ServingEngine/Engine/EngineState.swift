@@ -149,6 +149,11 @@ final class InstanceState {
     /// Of ``lastStepSeconds``, the prefill chunk a colocated TE mixed into that step (0: none):
     /// the report says so beside a bench of pure decode.
     var lastStepPrefillSeconds = 0.0
+    /// The hottest expert die's load over the mean that the last decode step was priced at (1
+    /// without experts or under perfect balance), and its layer groups' (the factors times their
+    /// noise scale; empty: every layer at the mean): where EPLB's plan stands at that moment, which
+    /// a fresh plan (`bench decode`'s) does not show (the report's `decode_batch_at_end`).
+    var lastStepLoad: (factor: Double, layers: [Double], scale: Double) = (1, [], 1)
     var busySeconds = 0.0
     var utilization = 0.0
     /// Decode and colocated TEs: the decode side (transfer queue, joiners, running batch, seats
@@ -190,6 +195,7 @@ final class InstanceState {
         copy.lostSharedDies = lostSharedDies
         copy.lastStepSeconds = lastStepSeconds
         copy.lastStepPrefillSeconds = lastStepPrefillSeconds
+        copy.lastStepLoad = lastStepLoad
         copy.busySeconds = busySeconds
         copy.utilization = utilization
         return copy

@@ -196,9 +196,22 @@ public struct RunReport: Sendable, Equatable, Codable {
         /// the same way); written only when a step at the end held one. `bench decode` prices the
         /// decode part, `step_ms` − `prefill_ms`.
         public var prefillMs: Double? = nil
+        /// The hottest expert die's load over the mean that `step_ms` was priced at (its TEs'
+        /// mean), `bench decode --moe-load-factor`: EPLB plans from the last window's counts while
+        /// the hot experts move, so the engine's balance swings between a fresh plan's (what the
+        /// bench prices by default) and a stale one's. Written for a MoE model unless `--eplb perfect`.
+        public var moeLoadFactor: Double? = nil
+        /// The same for equal groups of MoE layers in load order (four), whose mean is
+        /// `moe_load_factor` (or a little over it at a small batch, where a group's routing noise
+        /// takes it under 1 and it is priced, and written, at 1): a layer's time is convex in its load, and a stale plan leaves a few
+        /// layers with a hot expert it did not replicate, which one mean prices short (a saturated
+        /// superpod's step 7% over the bench at the mean). `bench decode --moe-load-factor` takes
+        /// them as a comma-separated list. Written with `moe_load_factor` where the step had groups.
+        public var moeLoadFactors: [Double]? = nil
         enum CodingKeys: String, CodingKey {
             case requestsPerDie = "requests_per_die", meanContext = "mean_context", contextCV = "context_cv"
             case stepMs = "step_ms", benchBatchPerDie = "bench_batch_per_die", prefillMs = "prefill_ms"
+            case moeLoadFactor = "moe_load_factor", moeLoadFactors = "moe_load_factors"
         }
     }
 

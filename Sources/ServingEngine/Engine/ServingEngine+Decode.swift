@@ -192,6 +192,7 @@ extension ServingEngine {
         // With MTP the main model verifies 1 + draft tokens per request: they all route to experts.
         let routed = Double(total) * (tokensPerStep > 1 ? 2 : 1)
         let (factor, layerFactors) = experts.load(index, tokens: routed)
+        instance.lastStepLoad = (factor, layerFactors?.factors ?? [], layerFactors?.scale ?? 1)
         if let ma = configuration.deployment.moeAttention {
             // Attention at the slowest attention die (A2E waits for it), the experts' tokens at the
             // mean over the layout's attention dies, each layer at its own hottest expert die.

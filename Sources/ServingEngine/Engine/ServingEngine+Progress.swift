@@ -36,7 +36,9 @@ extension ServingEngine {
     /// 25.5 ms against the engine's 22.8. With every group at its limit the two are the same.
     public func decodeBatchNow() -> RunReport.DecodeBatch? {
         var running = 0, dies = 0, steppers = 0
-        var tokens = 0.0, stepSeconds = 0.0, prefillSeconds = 0.0
+        var tokens = 0.0, stepSeconds = 0.0, prefillSeconds = 0.0, loadFactors = 0.0
+        // The stepping TEs' layer groups' factors, group by group (each TE's are in load order).
+        var layerFactors: [Double] = []
         // The TEs whose steps are averaged: their requests over their dies is the batch that step
         // was priced at (idle TEs' dies count in `dies`, not in the step).
         var steppingRunning = 0, steppingDies = 0
@@ -59,6 +61,18 @@ extension ServingEngine {
             if any && instance.lastStepSeconds > 0 {
                 stepSeconds += instance.lastStepSeconds
                 prefillSeconds += instance.lastStepPrefillSeconds
+                let load = instance.lastStepLoad
+                loadFactors += load.factor
+                // A group's noise can take it under the mean; its hottest die is then priced at the
+                // mean (``HottestExpertDie/tokens(loadFactor:)``), and the bench takes nothing under 1.
+                if layerFactors.isEmpty, steppers == 0 {
+                    layerFactors = load.layers.map { max(1, $0 * load.scale) }
+                } else if layerFactors.count == load.layers.count {
+                    for j in layerFactors.indices { layerFactors[j] += max(1, load.layers[j] * load.scale) }
+                } else {
+                    // TEs with different layer groupings have no group-by-group mean: the mean alone.
+                    layerFactors = []
+                }
                 steppers += 1
                 steppingRunning += running - runningBefore
                 steppingDies += instanceDies
@@ -81,6 +95,12 @@ extension ServingEngine {
             batch.benchBatchPerDie = Double(steppingRunning) / Double(steppingDies)
         }
         if prefillSeconds > 0 { batch.prefillMs = prefillSeconds / Double(steppers) * 1e3 }
+        // The experts' balance the step was priced at. Under `perfect` it is 1 by construction
+        // and the bench's `--eplb perfect` says so already.
+        if model.isMoE, configuration.eplb != .perfect, steppers > 0 {
+            batch.moeLoadFactor = loadFactors / Double(steppers)
+            if !layerFactors.isEmpty { batch.moeLoadFactors = layerFactors.map { $0 / Double(steppers) } }
+        }
         return batch
     }
 }
