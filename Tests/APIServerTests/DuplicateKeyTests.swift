@@ -245,6 +245,58 @@ struct DuplicateKeyTests {
         }
     }
 
+    /// A body cut short or closed too often (Foundation on Linux refuses it as "request body is
+    /// not valid JSON" with no place) is told what is wrong and at which byte (the first is byte
+    /// 1), in the same 400 `invalid_request_error` with `param: null`; the admin routes share the
+    /// decoder and say the same, with their `invalid_body` code.
+    @Test func aBodyCutShortOrClosedTooOftenIsToldWhereTheJSONEnds() async throws {
+        func find(_ text: String, grammar: Bool = true) -> JSONKeyCheck.Finding? {
+            JSONKeyCheck.firstFinding(in: Array(text.utf8), ambiguities: false, grammar: grammar)
+        }
+        // Whitespace after the last byte is not where the closer goes; an escaped quote is text.
+        #expect(find("[1, 2\r\n") == .endsBeforeClosing(closers: "]", outermost: "array", after: 5))
+        #expect(find(#"{"prompt": "hi\"}"#) == .endsInsideString(start: 12))
+        #expect(find(#"{"a": {"b": [1]}"#) == .endsBeforeClosing(closers: "}", outermost: "object", after: 16))
+        let deep = String(repeating: "[", count: 600)
+        #expect(JSONKeyCheck.message(try #require(find(deep))).text
+                    == "request body ends before its JSON array closes (']]]]]]]]…' (600 closers) are missing after byte 600)")
+        #expect(find("}") == .unmatchedCloser(at: 1, written: UInt8(ascii: "}"), due: nil))
+        #expect(find("{\"a\": 1} \n") == nil)
+        // Only when asked (the decoder refused the body without a place): a body it took is not read so.
+        #expect(find(#"{"prompt":"hi""#, grammar: false) == nil && find(#"{"a":1}}"#, grammar: false) == nil)
+        let chat = #"{"messages":[{"role":"user","content":"hi"}"#
+        try await LiveServer.with { server in
+            for (path, raw, says) in [
+                ("/v1/completions", #"{"prompt":"hi""#,
+                 "request body ends before its JSON object closes (a '}' is missing after byte 14)"),
+                ("/v1/completions", #"{"prompt":"hi","max_tokens":4"#,
+                 "request body ends before its JSON object closes (a '}' is missing after byte 29)"),
+                ("/v1/completions", #"{"prompt":"hi","stream":tru"#,
+                 "request body ends before its JSON object closes (a '}' is missing after byte 27)"),
+                ("/v1/chat/completions", chat,
+                 "request body ends before its JSON object closes (']}' are missing after byte \(chat.utf8.count))"),
+                ("/v1/completions", #"{"prompt":"hi"}}"#, "request body has more after its JSON object (from byte 16: '}')"),
+                ("/v1/completions", #"{"prompt":"hi"} x"#, "request body has more after its JSON object (from byte 17: 'x')"),
+                ("/v1/completions", #"{"prompt":"hi"}{"n":1}"#, #"request body has more after its JSON object (from byte 16: '{"n":1}')"#),
+                ("/v1/completions", #"{"prompt":"hi"#, "request body ends inside a string that starts at byte 11"),
+                ("/v1/completions", #"{"prompt":["hi"}"#, "request body has a '}' at byte 16 where a ']' is due"),
+            ] {
+                let reply = try await server.post(path, raw: raw)
+                #expect(reply.status == 400, "\(raw): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect(error["message"] as? String == says, "\(raw): \(reply.text)")
+                #expect(error["type"] as? String == "invalid_request_error" && error["param"] is NSNull, "\(reply.text)")
+            }
+            let admin = try await server.post("/admin/commands", raw: #"{"command":"drain node 1""#, token: LiveServer.token)
+            #expect(admin.status == 400, "\(admin.text)")
+            let error = try #require(try admin.json()["error"] as? [String: Any], "\(admin.text)")
+            #expect(error["message"] as? String == "request body ends before its JSON object closes (a '}' is missing after byte 25)",
+                    "\(admin.text)")
+            #expect(error["code"] as? String == "invalid_body", "\(admin.text)")
+            #expect(server.backend.submitted.isEmpty && server.link.receivedCommands.isEmpty)
+        }
+    }
+
     /// An empty body (or one of blanks only) was told "request body is not valid JSON", which
     /// sends the client looking for a syntax error in JSON it did not send.
     @Test func anEmptyBodyIsSaidToBeEmpty() async throws {

@@ -69,12 +69,14 @@ extension Request {
             if case .dataCorrupted(let context)? = error as? DecodingError, context.codingPath.isEmpty { placeless = true }
             // A control character written raw in a string, too: the decoder blamed the type of a
             // field that also takes an array (`messages[0].content`, `prompt`), or said "not valid
-            // JSON" with no place.
+            // JSON" with no place. So it did for a body cut short or closed too often: the byte
+            // where it goes wrong is named.
             if let finding = JSONKeyCheck.firstFinding(in: [UInt8](data), numbers: placeless, controls: true, ambiguities: false,
                                                        grammar: placeless) {
                 let (text, param) = JSONKeyCheck.message(finding)
                 switch finding {
-                case .unpairedSurrogate, .rawControlCharacter:
+                case .unpairedSurrogate, .rawControlCharacter, .endsBeforeClosing, .endsInsideString, .moreAfterValue,
+                     .unmatchedCloser:
                     throw APIError.invalidRequest(text, param: param)
                 case let .bareWord(path, _):
                     let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }

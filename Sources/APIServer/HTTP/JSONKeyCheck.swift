@@ -40,11 +40,29 @@ enum JSONKeyCheck {
         /// nil at the top level) and the byte. Foundation refuses it as the field's "wrong type"
         /// (a field that also takes an array) or as "not valid JSON" without saying where.
         case rawControlCharacter(path: String?, byte: UInt8)
+        /// The body ends while arrays or objects are open: the closers they need, innermost first
+        /// (`]}`), the outermost's kind (`object`, `array`), and the position (from 1) of the
+        /// body's last byte other than whitespace, after which they go.
+        case endsBeforeClosing(closers: String, outermost: String, after: Int)
+        /// The body ends inside a string: the position (from 1) of its opening quote.
+        case endsInsideString(start: Int)
+        /// The top-level value (`object`, `array` or `value`) is followed by more than whitespace:
+        /// the position (from 1) of the first such byte and what follows (at most 24 characters).
+        case moreAfterValue(kind: String, at: Int, text: String)
+        /// A `}` or `]` at `at` (from 1) that does not close the innermost open object or array:
+        /// the closer written, and the one due (nil: nothing is open).
+        case unmatchedCloser(at: Int, written: UInt8, due: UInt8?)
     }
 
     private enum Frame {
         case object(keys: Set<[UInt8]>, current: [UInt8]?, expectsKey: Bool)
         case array(index: Int)
+
+        /// The byte that closes it.
+        var closer: UInt8 {
+            if case .object = self { return UInt8(ascii: "}") }
+            return UInt8(ascii: "]")
+        }
     }
 
     /// How deep Foundation's JSON decoder nests arrays and objects before it gives up with a
@@ -82,7 +100,10 @@ enum JSONKeyCheck {
     /// the body). Keys given twice and trailing commas only if `ambiguities`: the decoder takes
     /// both, so when it refused a body the cause lies further on, and a scan that stopped at them
     /// (`{"max_tokens": 4, "max_tokens": NaN}`) left the refusal "not valid JSON" with no field.
-    /// Numbers outside JSON's grammar only if `grammar` (looked for when the decoder refused the body).
+    /// Only if `grammar` (looked for when the decoder refused the body without a place): numbers
+    /// outside JSON's grammar, a body that ends inside a string or before its brackets close, a
+    /// closer that closes nothing open or the wrong bracket, and more after the top-level value.
+    /// Foundation on Linux says "not valid JSON" for each without a position.
     static func firstFinding(in bytes: [UInt8], surrogates: Bool = true, numbers: Bool = false,
                              numberRoots: Set<String>? = nil, controls: Bool = false, ambiguities: Bool = true,
                              grammar: Bool = false) -> Finding? {
@@ -104,23 +125,37 @@ enum JSONKeyCheck {
         }
         // The last byte outside strings and whitespace (a string counts as its closing quote).
         var previous: UInt8 = 0
+        // What the top-level value is, once it has begun, and whether it has ended (`grammar`).
+        var topLevel: String?
+        var topLevelEnded = false
         while i < n {
             let byte = bytes[i]
-            switch byte {
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+            if isWhitespace(byte) {
                 i += 1
                 continue
-            default:
-                break
             }
-            defer { previous = byte }
+            if grammar, topLevelEnded {
+                let rest = String(decoding: bytes[i..<min(n, i + 96)], as: UTF8.self)
+                return .moreAfterValue(kind: topLevel ?? "value", at: i + 1, text: InputEcho.clean(rest, limit: 24))
+            }
+            if topLevel == nil {
+                topLevel = byte == UInt8(ascii: "{") ? "object" : byte == UInt8(ascii: "[") ? "array" : "value"
+            }
+            // A value just read at the top level is the whole body's (checked at the next byte).
+            defer {
+                previous = byte
+                if stack.isEmpty { topLevelEnded = true }
+            }
             switch byte {
             case UInt8(ascii: "{"):
                 stack.append(.object(keys: [], current: nil, expectsKey: true))
             case UInt8(ascii: "["):
                 stack.append(.array(index: 0))
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                guard !stack.isEmpty else { return nil }
+                guard let top = stack.last else {
+                    return grammar ? .unmatchedCloser(at: i + 1, written: byte, due: nil) : nil
+                }
+                if grammar, top.closer != byte { return .unmatchedCloser(at: i + 1, written: byte, due: top.closer) }
                 if ambiguities, previous == UInt8(ascii: ",") {
                     stack.removeLast()
                     let at = path()
@@ -175,7 +210,7 @@ enum JSONKeyCheck {
                 }
                 if let high = pendingHigh, surrogate == nil { surrogate = escapeText(bytes, high) }
                 if !surrogates { surrogate = nil }
-                guard j < n else { return nil }
+                guard j < n else { return grammar ? .endsInsideString(start: i + 1) : nil }
                 let text = Array(bytes[start..<j])
                 if let control {
                     if case .object(_, _, true)? = stack.last { return .rawControlCharacter(path: path(appending: text), byte: control) }
@@ -220,7 +255,9 @@ enum JSONKeyCheck {
                     var j = i + 1
                     while j < n, isLetter(bytes[j]) || isNumberByte(bytes[j]) || bytes[j] == UInt8(ascii: "_") { j += 1 }
                     let word = bytes[i..<j]
-                    if !Self.literals.contains(where: { $0.elementsEqual(word) }) {
+                    // `tru` at the very end is a body cut short, told so below.
+                    let cutShort = grammar && j == n && Self.literals.contains { $0.starts(with: word) }
+                    if !cutShort, !Self.literals.contains(where: { $0.elementsEqual(word) }) {
                         let at = path()
                         return .bareWord(path: at.isEmpty ? nil : at, word: String(decoding: word.prefix(24), as: UTF8.self))
                     }
@@ -229,6 +266,11 @@ enum JSONKeyCheck {
                 }
             }
             i += 1
+        }
+        if grammar, let outermost = stack.first {
+            let end = bytes.lastIndex { !isWhitespace($0) }.map { $0 + 1 } ?? 0
+            let closers = String(decoding: stack.reversed().map(\.closer), as: UTF8.self)
+            return .endsBeforeClosing(closers: closers, outermost: outermost.closer == UInt8(ascii: "}") ? "object" : "array", after: end)
         }
         return nil
     }
@@ -286,6 +328,11 @@ enum JSONKeyCheck {
 
     private static func isLetter(_ b: UInt8) -> Bool {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
+    }
+
+    /// JSON's whitespace (RFC 8259 §2).
+    private static func isWhitespace(_ b: UInt8) -> Bool {
+        b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\r")
     }
 
     private static func isDigit(_ b: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) }
@@ -349,6 +396,19 @@ enum JSONKeyCheck {
             let escape = short[byte] ?? "\\u00" + (byte < 0x10 ? "0" : "") + String(byte, radix: 16)
             return ("\(place) holds a control character (\(code)) written raw in a string, which is not JSON; "
                 + "write it escaped, as \(escape)", path)
+        case let .endsBeforeClosing(closers, outermost, after):
+            // A body nested deep and cut short lacks as many closers as it opened: the first few shown.
+            let shown = closers.count > 8 ? "'\(closers.prefix(8))…' (\(closers.count) closers)" : "'\(closers)'"
+            let missing = closers.count == 1 ? "a \(shown) is missing" : "\(shown) are missing"
+            return ("request body ends before its JSON \(outermost) closes (\(missing) after byte \(after))", nil)
+        case let .endsInsideString(start):
+            return ("request body ends inside a string that starts at byte \(start)", nil)
+        case let .moreAfterValue(kind, at, text):
+            return ("request body has more after its JSON \(kind) (from byte \(at): '\(text)')", nil)
+        case let .unmatchedCloser(at, written, due):
+            let closer = Character(Unicode.Scalar(written))
+            guard let due else { return ("request body has a '\(closer)' at byte \(at) with nothing open to close", nil) }
+            return ("request body has a '\(closer)' at byte \(at) where a '\(Character(Unicode.Scalar(due)))' is due", nil)
         }
     }
 }
