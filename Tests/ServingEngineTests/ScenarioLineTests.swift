@@ -73,6 +73,38 @@ import Testing
                     == "s.toml:11: step 2: unknown table [step.extra]; expected 'at' and 'command'")
     }
 
+    /// Steps written as inline tables (`step = [{at = "1s", command = "pause"}]`, which TOML
+    /// allows for an array of tables) were refused naming the file alone: the line scan looked
+    /// only for `[[step]]` headers and `key = …` lines. Each is refused at its key's line (the
+    /// step's opening brace when the key is missing), brackets and braces inside strings and
+    /// comments being text.
+    @Test func anInlineTableStepIsRefusedAtItsLine() {
+        #expect(message("name = \"x\"\nstep = [{at = \"1s\", command = \"pause\", bogus = 1}]\n")
+                    == "s.toml:2: step 1: unknown field 'bogus'; expected 'at' and 'command'")
+        #expect(message("name = \"x\"\nstep = [{at = \"1s\", command = \"pause\"}, {at = true, command = \"resume\"}]\n")
+                    == "s.toml:2: step 2: 'at' must be a time like \"30s\", \"2m\" or \"1h\" (or a number of seconds)")
+        let lines = """
+            name = "x"
+            step = [ # steps {at, command} in [brackets]
+              {at = "1s", command = "pause"}, # {not = 1}, [x]
+              {at = "2s", command = "paws"},
+
+              {at = "3s"},
+            ]
+            """
+        #expect(message(lines)?.hasPrefix("s.toml:4: step 2: unknown command 'paws'") == true, "\(message(lines) ?? "")")
+        let missing = lines.replacingOccurrences(of: "\"paws\"", with: "\"resume\"")
+        #expect(message(missing) == "s.toml:6: step 3: missing 'command' (a string)")
+        #expect(message(missing.replacingOccurrences(of: "\"3s\"", with: "\"3s\", command = \"rate x\""))?
+                    .hasPrefix("s.toml:6: step 3: ") == true)
+        // Braces and quotes inside strings (basic, literal, multi-line) are text, and a
+        // multi-line string's lines count.
+        let tricky = "step = [{at = \"}\", command = '{'}, {at = \"\"\"\n}\"\"\", \"command\" = 1},\n  {at = 2}]"
+        #expect(Scenario.line(ofInlineStep: 2, key: "command", text: tricky) == 2)
+        #expect(Scenario.line(ofInlineStep: 3, key: "command", text: tricky) == 3)
+        #expect(Scenario.line(ofInlineStep: 4, key: nil, text: tricky) == nil)
+    }
+
     /// CRLF line ends (a file saved on Windows) kept no line: "\r\n" is one Character to Swift.
     @Test func aCRLFScenarioKeepsItsLines() {
         #expect(message(second("at = \"20s\"", "at = \"soon\"").replacingOccurrences(of: "\n", with: "\r\n"))
