@@ -266,8 +266,11 @@ enum TraceRowParser {
             prompt = try tokenCount(fields[columns.prompt], field: names.0)
             output = try tokenCount(fields[columns.output], field: names.1)
             time = try timestamp(fields[columns.timestamp], columns: columns, clock: &clock)
+            // BurstGPT's `Total tokens` is checked to be the sum, not held to a count's ceiling: it
+            // was, and a row whose `Request tokens` passed the window by millions was refused
+            // naming `Total tokens` as out of range, not the count at fault.
             if let t = columns.total {
-                let total = try tokenCount(fields[t], field: columns.names[t])
+                let total = try tokenCount(fields[t], field: columns.names[t], upTo: .max)
                 guard total == prompt + output else {
                     throw RowProblem("\(columns.names[t]) \(total) is not \(names.0) + \(names.1) (\(prompt) + \(output))")
                 }
@@ -322,7 +325,8 @@ enum TraceRowParser {
                 if column == columns.timestamp {
                     _ = try timestamp(fields[column], columns: columns, clock: &clock)
                 } else {
-                    _ = try tokenCount(fields[column], field: columns.names[column])
+                    _ = try tokenCount(fields[column], field: columns.names[column],
+                                       upTo: column == columns.total ? .max : TraceLimits.maxTokens)
                 }
             } catch { return error }
         }
@@ -361,9 +365,9 @@ enum TraceRowParser {
         return value
     }
 
-    /// A decimal integer field; one beyond ``TraceLimits/maxTokens`` (or beyond Int) gets a
-    /// message naming the range rather than "not an integer".
-    static func tokenCount(_ bytes: ArraySlice<UInt8>, field: String) throws(RowProblem) -> Int {
+    /// A decimal integer field; one beyond `limit` (or beyond Int) gets a message naming the
+    /// range rather than "not an integer".
+    static func tokenCount(_ bytes: ArraySlice<UInt8>, field: String, upTo limit: Int = TraceLimits.maxTokens) throws(RowProblem) -> Int {
         // Every row takes this path: 1 to 7 plain digits (below TraceLimits.maxTokens) are read
         // from the bytes; anything else (signs, spaces, long or bad fields) goes the String way
         // below, which words the messages. (The String way was 5% of an Azure code replay.)
@@ -392,8 +396,10 @@ enum TraceRowParser {
                 + "the model's context window (at most \(TraceLimits.maxTokens))")
         }
         // Compared, not abs(): abs(Int.min) traps.
-        guard let value = Int(text), value >= -TraceLimits.maxTokens, value <= TraceLimits.maxTokens else {
-            throw RowProblem("\(field) \(InputEcho.clean(text)) is out of range; \(TraceLimits.tokenCountRange)")
+        guard let value = Int(text), value >= -limit, value <= limit else {
+            let range = limit == TraceLimits.maxTokens ? TraceLimits.tokenCountRange
+                : "expected the sum of the row's two token counts"
+            throw RowProblem("\(field) \(InputEcho.clean(text)) is out of range; \(range)")
         }
         return value
     }

@@ -260,6 +260,31 @@ private func temporaryTrace(_ text: String, name: String = "trace") throws -> St
             .hasPrefix("t.trace:2: input_length 131000 + output_length 1000 = 132000 tokens is longer") == true)
     }
 
+    /// A BurstGPT row whose `Request tokens` (or `Response tokens`) pass the window by so much
+    /// that `Total tokens`, their sum, passes the 10-million ceiling on one count was refused
+    /// naming `Total tokens` as out of range: the field at fault is the count, told the window.
+    /// `Total tokens` is a sum, checked to be one; it is not a count held to the ceiling.
+    @Test func aBurstGPTCountPastTheWindowIsNamedNotItsTotal() throws {
+        let header = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n0,ChatGPT,100,10,110,Conversation log\n"
+        #expect(problem(header + "1,ChatGPT,9999999,10,10000009,Conversation log\n", window: 131_072)
+            == "t.trace:3: Request tokens 9999999 is longer than the model's context window; expected 1…131072 tokens "
+                + "(--clip-to-context cuts such prompts to the window)")
+        #expect(problem(header + "1,ChatGPT,100,9999999,10000099,Conversation log\n", window: 131_072)
+            == "t.trace:3: Response tokens 9999999 is longer than the model's context window; expected 0…131072 tokens")
+        // Within the ceiling, each count alone: the row is read whole, and the sum is checked to be one.
+        #expect(problem(header + "1,ChatGPT,10000000,10000000,20000000,Conversation log\n") != nil)
+        #expect(problem(header + "1,ChatGPT,10000000,10000000,20000001,Conversation log\n")
+            == "t.trace:3: Total tokens 20000001 is not Request tokens + Response tokens (10000000 + 10000000)")
+        #expect(problem(header + "1,ChatGPT,1,1,99999999999999999999,Conversation log\n")
+            == "t.trace:3: Total tokens 99999999999999999999 is out of range; expected the sum of the row's two token counts")
+        // With --clip-to-context such a row is cut to the window as any long row is (it was refused).
+        var clipped = try TraceWorkload(bytes: Array((header + "1,ChatGPT,9999999,10,10000009,Conversation log\n").utf8),
+                                        name: "t.trace", maxContextTokens: 4_096, clipToContext: true)
+        _ = try clipped.nextChecked()
+        let row = try #require(try clipped.nextChecked())
+        #expect(row.promptTokens == 4_095 && row.outputTokens == 1 && clipped.clippedRows == 1, "\(row)")
+    }
+
     @Test func aTrillionMillisecondGapIsAccepted() throws {
         let text = mooncakeHeader + "{\"timestamp\": 1000000000000, \"input_length\": 3, \"output_length\": 1}\n"
         let summary = try TraceWorkload.check(bytes: Array(text.utf8), name: "t.trace")
