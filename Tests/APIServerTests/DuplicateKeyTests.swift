@@ -297,6 +297,29 @@ struct DuplicateKeyTests {
         }
     }
 
+    /// A backslash escape JSON does not have (`\x`, `\u` without four hex digits) was refused
+    /// as "field 'prompt' has the wrong type", sending the client to change a string that is a
+    /// string, or as "not valid JSON" with no place. The field and the escape are named.
+    @Test func anEscapeJSONDoesNotHaveIsNamedNotBlamedOnTheType() async throws {
+        try await LiveServer.with { server in
+            for (raw, field, escape) in [
+                (#"{"prompt": "\x"}"#, "prompt", #"\x"#),
+                (#"{"prompt": "a\uZZZZ"}"#, "prompt", #"\u"#),
+                (#"{"prompt": "hi", "user": "\u12"}"#, "user", #"\u12"#),
+                (#"{"messages": [{"role": "user", "content": "\'"}]}"#, "messages[0].content", #"\'"#),
+            ] {
+                let path = raw.contains("messages") ? "/v1/chat/completions" : "/v1/completions"
+                let reply = try await server.post(path, raw: raw)
+                #expect(reply.status == 400, "\(raw): \(reply.text)")
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect(error["param"] as? String == field, "\(raw): \(reply.text)")
+                #expect(error["message"] as? String == "field '\(field)' holds the escape \(escape), which is not JSON (its escapes are "
+                    + #"\", \\, \/, \b, \f, \n, \r, \t and \u with four hex digits)"#, "\(raw): \(reply.text)")
+            }
+            #expect(server.backend.submitted.isEmpty)
+        }
+    }
+
     /// An empty body (or one of blanks only) was told "request body is not valid JSON", which
     /// sends the client looking for a syntax error in JSON it did not send.
     @Test func anEmptyBodyIsSaidToBeEmpty() async throws {

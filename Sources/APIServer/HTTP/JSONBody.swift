@@ -75,7 +75,7 @@ extension Request {
                                                        grammar: placeless) {
                 let (text, param) = JSONKeyCheck.message(finding)
                 switch finding {
-                case .unpairedSurrogate, .rawControlCharacter, .endsBeforeClosing, .endsInsideString, .moreAfterValue,
+                case .unpairedSurrogate, .rawControlCharacter, .badEscape, .endsBeforeClosing, .endsInsideString, .moreAfterValue,
                      .unmatchedCloser:
                     throw APIError.invalidRequest(text, param: param)
                 case let .bareWord(path, _):

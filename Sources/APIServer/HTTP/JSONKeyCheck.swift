@@ -40,6 +40,10 @@ enum JSONKeyCheck {
         /// nil at the top level) and the byte. Foundation refuses it as the field's "wrong type"
         /// (a field that also takes an array) or as "not valid JSON" without saying where.
         case rawControlCharacter(path: String?, byte: UInt8)
+        /// A backslash escape JSON does not have (`\x`, `\'`, `\u` without four hex digits): the
+        /// path of the string (as for a control character) and the escape as written. Foundation
+        /// refuses it as the field's "wrong type" or as "not valid JSON" without saying where.
+        case badEscape(path: String?, escape: String)
         /// The body ends while arrays or objects are open: the closers they need, innermost first
         /// (`]}`), the outermost's kind (`object`, `array`), and the position (from 1) of the
         /// body's last byte other than whitespace, after which they go.
@@ -180,9 +184,11 @@ enum JSONKeyCheck {
                 var surrogate: String?
                 var pendingHigh: Int?  // index of an unmatched high-surrogate escape
                 var control: UInt8?  // the first control character written raw
+                var badEscape: String?  // the first escape JSON does not have
                 while j < n, bytes[j] != UInt8(ascii: "\"") {
                     if controls, control == nil, bytes[j] < 0x20 { control = bytes[j] }
                     if bytes[j] == UInt8(ascii: "\\"), j + 1 < n {
+                        if controls, badEscape == nil { badEscape = Self.badEscape(bytes, j) }
                         if bytes[j + 1] == UInt8(ascii: "u"), j + 5 < n, let unit = hexUnit(bytes, j + 2) {
                             if (0xD800...0xDBFF).contains(unit) {
                                 if pendingHigh != nil, surrogate == nil { surrogate = escapeText(bytes, pendingHigh!) }
@@ -216,6 +222,11 @@ enum JSONKeyCheck {
                     if case .object(_, _, true)? = stack.last { return .rawControlCharacter(path: path(appending: text), byte: control) }
                     let at = path()
                     return .rawControlCharacter(path: at.isEmpty ? nil : at, byte: control)
+                }
+                if let badEscape {
+                    if case .object(_, _, true)? = stack.last { return .badEscape(path: path(appending: text), escape: badEscape) }
+                    let at = path()
+                    return .badEscape(path: at.isEmpty ? nil : at, escape: badEscape)
                 }
                 if case .object(var keys, _, true)? = stack.last {
                     if let surrogate { return .unpairedSurrogate(path: path(appending: text), escape: surrogate) }
@@ -337,6 +348,10 @@ enum JSONKeyCheck {
 
     private static func isDigit(_ b: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) }
 
+    private static func isHexDigit(_ b: UInt8) -> Bool {
+        isDigit(b) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(b)
+    }
+
     /// A byte a JSON number may hold besides its exponent letter.
     private static func isNumberByte(_ b: UInt8) -> Bool {
         isDigit(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "+") || b == UInt8(ascii: ".")
@@ -357,6 +372,22 @@ enum JSONKeyCheck {
             value = value * 16 + digit
         }
         return value
+    }
+
+    /// The escape at `at` (a backslash) as written when JSON does not have it (RFC 8259 §7), else
+    /// nil: `\u` with the hex digits that follow it (fewer than four), or the backslash and the
+    /// character after it.
+    private static func badEscape(_ bytes: [UInt8], _ at: Int) -> String? {
+        let next = bytes[at + 1]
+        if next == UInt8(ascii: "u") {
+            var end = at + 2
+            while end < min(bytes.count, at + 6), isHexDigit(bytes[end]) { end += 1 }
+            return end == at + 6 ? nil : String(decoding: bytes[at..<end], as: UTF8.self)
+        }
+        if Array(#""\/bfnrt"#.utf8).contains(next) { return nil }
+        var end = at + 2  // a character of several bytes is shown whole
+        while end < bytes.count, end < at + 5, (0x80...0xBF).contains(bytes[end]) { end += 1 }
+        return InputEcho.clean(String(decoding: bytes[at..<end], as: UTF8.self))
     }
 
     private static func escapeText(_ bytes: [UInt8], _ at: Int) -> String {
@@ -396,6 +427,10 @@ enum JSONKeyCheck {
             let escape = short[byte] ?? "\\u00" + (byte < 0x10 ? "0" : "") + String(byte, radix: 16)
             return ("\(place) holds a control character (\(code)) written raw in a string, which is not JSON; "
                 + "write it escaped, as \(escape)", path)
+        case let .badEscape(path, escape):
+            let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
+            return ("\(place) holds the escape \(escape), which is not JSON (its escapes are "
+                + #"\", \\, \/, \b, \f, \n, \r, \t and \u with four hex digits)"#, path)
         case let .endsBeforeClosing(closers, outermost, after):
             // A body nested deep and cut short lacks as many closers as it opened: the first few shown.
             let shown = closers.count > 8 ? "'\(closers.prefix(8))…' (\(closers.count) closers)" : "'\(closers)'"
