@@ -260,7 +260,9 @@ struct DuplicateKeyTests {
         let deep = String(repeating: "[", count: 600)
         #expect(JSONKeyCheck.message(try #require(find(deep))).text
                     == "request body ends before its JSON array closes (']]]]]]]]…' (600 closers) are missing after byte 600)")
-        #expect(find("}") == .unmatchedCloser(at: 1, written: UInt8(ascii: "}"), due: nil))
+        #expect(find("}") == .unexpected(at: 1, found: "a '}'", due: "a value"))
+        #expect(find("\u{FEFF}{\"a\": 1} ") == nil, "the byte-order mark the decoder skips")
+        #expect(find(#"{"stop": ["a",], "n": 1}"#) == nil, "a trailing comma, which the decoder takes, is left to its own finding")
         #expect(find("{\"a\": 1} \n") == nil)
         // Only when asked (the decoder refused the body without a place): a body it took is not read so.
         #expect(find(#"{"prompt":"hi""#, grammar: false) == nil && find(#"{"a":1}}"#, grammar: false) == nil)
@@ -280,6 +282,18 @@ struct DuplicateKeyTests {
                 ("/v1/completions", #"{"prompt":"hi"}{"n":1}"#, #"request body has more after its JSON object (from byte 16: '{"n":1}')"#),
                 ("/v1/completions", #"{"prompt":"hi"#, "request body ends inside a string that starts at byte 11"),
                 ("/v1/completions", #"{"prompt":["hi"}"#, "request body has a '}' at byte 16 where a ']' is due"),
+                // A ':' or ',' missing, or one too many, a value missing, a single quote.
+                ("/v1/completions", #"{"prompt" "hi"}"#, "request body has a string at byte 11 where a ':' is due"),
+                ("/v1/completions", #"{"prompt":"hi" "max_tokens":2}"#, "request body has a string at byte 16 where ',' or '}' is due"),
+                ("/v1/completions", #"{"prompt":"hi","max_tokens":2 3}"#, "request body has a number at byte 31 where ',' or '}' is due"),
+                ("/v1/completions", #"{"prompt":"hi",,"n":1}"#, "request body has a ',' at byte 16 where a key (a string) is due"),
+                ("/v1/completions", #"{"prompt":}"#, "request body has a '}' at byte 11 where a value is due"),
+                ("/v1/completions", #"{"prompt"}"#, "request body has a '}' at byte 10 where a ':' is due"),
+                ("/v1/completions", #"{:1}"#, "request body has a ':' at byte 2 where a key (a string) or '}' is due"),
+                ("/v1/completions", #"{"prompt":[1 2]}"#, "request body has a number at byte 14 where ',' or ']' is due"),
+                ("/v1/completions", #"{"prompt":"hi","echo" true}"#, "request body has the word true at byte 23 where a ':' is due"),
+                ("/v1/completions", "{'prompt':'hi'}",
+                 #"request body has a single quote (JSON quotes strings and keys with ") at byte 2 where a key (a string) or '}' is due"#),
             ] {
                 let reply = try await server.post(path, raw: raw)
                 #expect(reply.status == 400, "\(raw): \(reply.text)")

@@ -76,7 +76,7 @@ extension Request {
                 let (text, param) = JSONKeyCheck.message(finding)
                 switch finding {
                 case .unpairedSurrogate, .rawControlCharacter, .badEscape, .endsBeforeClosing, .endsInsideString, .moreAfterValue,
-                     .unmatchedCloser:
+                     .unmatchedCloser, .unexpected:
                     throw APIError.invalidRequest(text, param: param)
                 case let .bareWord(path, _):
                     let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }

@@ -54,8 +54,46 @@ enum JSONKeyCheck {
         /// the position (from 1) of the first such byte and what follows (at most 24 characters).
         case moreAfterValue(kind: String, at: Int, text: String)
         /// A `}` or `]` at `at` (from 1) that does not close the innermost open object or array:
-        /// the closer written, and the one due (nil: nothing is open).
-        case unmatchedCloser(at: Int, written: UInt8, due: UInt8?)
+        /// the closer written, and the one due.
+        case unmatchedCloser(at: Int, written: UInt8, due: UInt8)
+        /// A token where JSON's grammar has another due (`{"a" 1}`, `{"a": 1 "b": 2}`, `{"a":}`,
+        /// `[1,,2]`, `{'a': 1}`): its position (from 1), what it is (`a number`, `a ','`) and what
+        /// is due there (`a ':'`, `',' or '}'`).
+        case unexpected(at: Int, found: String, due: String)
+    }
+
+    /// What JSON's grammar takes next, for `grammar` (RFC 8259 §2–5).
+    private enum Due {
+        /// A value: at the start, after `:`.
+        case value
+        /// A value after an array's `,` (or its `]`: a trailing comma, which the decoder takes
+        /// and ``Finding/trailingComma(path:)`` names).
+        case element
+        /// A value or `]`, after `[`.
+        case valueOrClose
+        /// A key after an object's `,` (or its `}`, as for `element`).
+        case key
+        /// A key or `}`, after `{`.
+        case keyOrClose
+        case colon
+        /// `,` or the container's closer, after a value.
+        case commaOrClose
+
+        var takesValue: Bool { self == .value || self == .element || self == .valueOrClose }
+        var takesKey: Bool { self == .key || self == .keyOrClose }
+        var takesClose: Bool { self != .value && self != .colon }
+
+        /// How a refusal says it, in an object when `inObject`.
+        func said(inObject: Bool) -> String {
+            switch self {
+            case .value, .element: "a value"
+            case .valueOrClose: "a value or ']'"
+            case .key: "a key (a string)"
+            case .keyOrClose: "a key (a string) or '}'"
+            case .colon: "a ':'"
+            case .commaOrClose: inObject ? "',' or '}'" : "',' or ']'"
+            }
+        }
     }
 
     private enum Frame {
@@ -106,7 +144,8 @@ enum JSONKeyCheck {
     /// (`{"max_tokens": 4, "max_tokens": NaN}`) left the refusal "not valid JSON" with no field.
     /// Only if `grammar` (looked for when the decoder refused the body without a place): numbers
     /// outside JSON's grammar, a body that ends inside a string or before its brackets close, a
-    /// closer that closes nothing open or the wrong bracket, and more after the top-level value.
+    /// token where another is due (a missing `:` or `,`, a `}` where a value goes, a closer of the
+    /// wrong bracket), and more after the top-level value.
     /// Foundation on Linux says "not valid JSON" for each without a position.
     static func firstFinding(in bytes: [UInt8], surrogates: Bool = true, numbers: Bool = false,
                              numberRoots: Set<String>? = nil, controls: Bool = false, ambiguities: Bool = true,
@@ -132,6 +171,9 @@ enum JSONKeyCheck {
         // What the top-level value is, once it has begun, and whether it has ended (`grammar`).
         var topLevel: String?
         var topLevelEnded = false
+        var due = Due.value
+        // A UTF-8 byte-order mark the decoder skips.
+        if grammar, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }
         while i < n {
             let byte = bytes[i]
             if isWhitespace(byte) {
@@ -145,6 +187,37 @@ enum JSONKeyCheck {
             if topLevel == nil {
                 topLevel = byte == UInt8(ascii: "{") ? "object" : byte == UInt8(ascii: "[") ? "array" : "value"
             }
+            if grammar {
+                let inObject: Bool
+                if case .object? = stack.last { inObject = true } else { inObject = false }
+                let next: Due?
+                let found: String
+                switch byte {
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    next = due.takesValue ? (byte == UInt8(ascii: "{") ? .keyOrClose : .valueOrClose) : nil
+                    found = "a '\(Character(Unicode.Scalar(byte)))'"
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    next = due.takesClose ? .commaOrClose : nil
+                    found = "a '\(Character(Unicode.Scalar(byte)))'"
+                case UInt8(ascii: ","):
+                    next = due == .commaOrClose ? (inObject ? .key : .element) : nil
+                    found = "a ','"
+                case UInt8(ascii: ":"):
+                    next = due == .colon ? .value : nil
+                    found = "a ':'"
+                case UInt8(ascii: "\""):
+                    next = due.takesKey ? .colon : due.takesValue ? .commaOrClose : nil
+                    found = "a string"
+                default:
+                    next = due.takesValue && (isNumberByte(byte) || isLetter(byte)) ? .commaOrClose : nil
+                    let word = bytes[i..<min(n, i + 24)].prefix { isLetter($0) }
+                    found = isNumberByte(byte) ? "a number" : isLetter(byte) ? "the word \(String(decoding: word, as: UTF8.self))"
+                        : byte == UInt8(ascii: "'") ? "a single quote (JSON quotes strings and keys with \")"
+                        : InputEcho.quoted(String(decoding: bytes[i..<min(n, i + 4)], as: UTF8.self).prefix(1))
+                }
+                guard let next else { return .unexpected(at: i + 1, found: found, due: due.said(inObject: inObject)) }
+                due = next
+            }
             // A value just read at the top level is the whole body's (checked at the next byte).
             defer {
                 previous = byte
@@ -156,9 +229,8 @@ enum JSONKeyCheck {
             case UInt8(ascii: "["):
                 stack.append(.array(index: 0))
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                guard let top = stack.last else {
-                    return grammar ? .unmatchedCloser(at: i + 1, written: byte, due: nil) : nil
-                }
+                // Nothing open (`}` first, or after the value): `unexpected` or `moreAfterValue`.
+                guard let top = stack.last else { return nil }
                 if grammar, top.closer != byte { return .unmatchedCloser(at: i + 1, written: byte, due: top.closer) }
                 if ambiguities, previous == UInt8(ascii: ",") {
                     stack.removeLast()
@@ -431,6 +503,8 @@ enum JSONKeyCheck {
             let place = path.map { "field \(InputEcho.quoted($0))" } ?? "the request body"
             return ("\(place) holds the escape \(escape), which is not JSON (its escapes are "
                 + #"\", \\, \/, \b, \f, \n, \r, \t and \u with four hex digits)"#, path)
+        case let .unexpected(at, found, due):
+            return ("request body has \(found) at byte \(at) where \(due) is due", nil)
         case let .endsBeforeClosing(closers, outermost, after):
             // A body nested deep and cut short lacks as many closers as it opened: the first few shown.
             let shown = closers.count > 8 ? "'\(closers.prefix(8))…' (\(closers.count) closers)" : "'\(closers)'"
@@ -441,9 +515,8 @@ enum JSONKeyCheck {
         case let .moreAfterValue(kind, at, text):
             return ("request body has more after its JSON \(kind) (from byte \(at): '\(text)')", nil)
         case let .unmatchedCloser(at, written, due):
-            let closer = Character(Unicode.Scalar(written))
-            guard let due else { return ("request body has a '\(closer)' at byte \(at) with nothing open to close", nil) }
-            return ("request body has a '\(closer)' at byte \(at) where a '\(Character(Unicode.Scalar(due)))' is due", nil)
+            let (closer, due) = (Character(Unicode.Scalar(written)), Character(Unicode.Scalar(due)))
+            return ("request body has a '\(closer)' at byte \(at) where a '\(due)' is due", nil)
         }
     }
 }
