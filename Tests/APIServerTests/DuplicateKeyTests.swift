@@ -301,6 +301,17 @@ struct DuplicateKeyTests {
                 #expect(error["message"] as? String == says, "\(raw): \(reply.text)")
                 #expect(error["type"] as? String == "invalid_request_error" && error["param"] is NSNull, "\(reply.text)")
             }
+            // Unchanged: a body nested past the decoder's limit (it gives up there, before the end),
+            // a bare word alone (not a literal cut short inside an object).
+            for (raw, says) in [
+                (String(repeating: "[", count: 100_000), "request body is nested more than 512 levels deep (arrays and objects)"),
+                (#"{"prompt":"hi","x":"# + String(repeating: "[", count: 600), "request body is nested more than 512 levels deep (arrays and objects)"),
+                ("nul", "the request body holds the bare word nul, which is not JSON (its words are true, false and null)"),
+            ] {
+                let reply = try await server.post("/v1/completions", raw: raw)
+                let error = try #require(try reply.json()["error"] as? [String: Any], "\(reply.text)")
+                #expect(reply.status == 400 && error["message"] as? String == says, "\(raw.prefix(40)): \(reply.text)")
+            }
             let admin = try await server.post("/admin/commands", raw: #"{"command":"drain node 1""#, token: LiveServer.token)
             #expect(admin.status == 400, "\(admin.text)")
             let error = try #require(try admin.json()["error"] as? [String: Any], "\(admin.text)")

@@ -75,8 +75,11 @@ extension Request {
                                                        grammar: placeless) {
                 let (text, param) = JSONKeyCheck.message(finding)
                 switch finding {
-                case .unpairedSurrogate, .rawControlCharacter, .badEscape, .endsBeforeClosing, .endsInsideString, .moreAfterValue,
-                     .unmatchedCloser, .unexpected:
+                case .unpairedSurrogate, .rawControlCharacter, .badEscape:
+                    throw APIError.invalidRequest(text, param: param)
+                case .endsBeforeClosing, .endsInsideString, .moreAfterValue, .unmatchedCloser, .unexpected:
+                    // The decoder gives up past its nesting limit, before reaching what is wrong further on.
+                    if JSONKeyCheck.nestingExceeds(JSONKeyCheck.maxDecodableDepth, in: data) { throw APIError.nestedTooDeep }
                     throw APIError.invalidRequest(text, param: param)
                 case let .bareWord(path, _):
                     let expected = path.flatMap { APIError.expected($0, maxModelLen: maxModelLen) }
@@ -95,11 +98,7 @@ extension Request {
                 throw APIError.invalidRequest("request body is empty; expected a JSON object", param: nil)
             }
             // Foundation refuses nesting beyond its limit as "not valid JSON"; say what it is.
-            if JSONKeyCheck.nestingExceeds(JSONKeyCheck.maxDecodableDepth, in: data) {
-                throw APIError.invalidRequest(
-                    "request body is nested more than \(JSONKeyCheck.maxDecodableDepth) levels deep (arrays and objects)",
-                    param: nil)
-            }
+            if JSONKeyCheck.nestingExceeds(JSONKeyCheck.maxDecodableDepth, in: data) { throw APIError.nestedTooDeep }
             throw APIError.undecodable(error, body: data, maxModelLen: maxModelLen)
         }
     }
@@ -141,4 +140,9 @@ extension Request {
 extension APIError {
     /// JSON is UTF-8 (RFC 8259): a body in any other encoding, or with bytes UTF-8 does not allow.
     static var notUTF8Body: APIError { .invalidRequest("request body is not valid UTF-8 (JSON must be UTF-8)", param: nil) }
+
+    /// A body nested past what Foundation's decoder reads, which it refuses as "not valid JSON".
+    static var nestedTooDeep: APIError {
+        .invalidRequest("request body is nested more than \(JSONKeyCheck.maxDecodableDepth) levels deep (arrays and objects)", param: nil)
+    }
 }

@@ -338,8 +338,8 @@ enum JSONKeyCheck {
                     var j = i + 1
                     while j < n, isLetter(bytes[j]) || isNumberByte(bytes[j]) || bytes[j] == UInt8(ascii: "_") { j += 1 }
                     let word = bytes[i..<j]
-                    // `tru` at the very end is a body cut short, told so below.
-                    let cutShort = grammar && j == n && Self.literals.contains { $0.starts(with: word) }
+                    // `tru` at the very end of an object or array is a body cut short, told so below.
+                    let cutShort = grammar && j == n && !stack.isEmpty && Self.literals.contains { $0.starts(with: word) }
                     if !cutShort, !Self.literals.contains(where: { $0.elementsEqual(word) }) {
                         let at = path()
                         return .bareWord(path: at.isEmpty ? nil : at, word: String(decoding: word.prefix(24), as: UTF8.self))
