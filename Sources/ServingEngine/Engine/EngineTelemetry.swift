@@ -289,7 +289,7 @@ struct IntervalLatency {
     #endif
 }
 
-/// An HdrHistogram of latencies in microseconds (3 significant digits, up to 10 hours), with
+/// An HdrHistogram of latencies in microseconds (3 significant digits, up to 17 years), with
 /// what a snapshot shows of it kept up to date as samples arrive (issue 12: a snapshot under
 /// 1 ms on a saturated superpod). The library's accessors each walk its whole counts array
 /// (about 28,000 slots) in generic code, the bins once per bin: 8 of a saturated superpod's
@@ -335,8 +335,13 @@ struct LatencyHistogram {
 
     static let binCount = 40
     static let subBins = 16
-    /// The highest value tracked, in µs (10 hours).
-    static let highestTrackable: UInt64 = 36_000_000_000
+    /// The highest value tracked, in µs: the top of the last doubling bin, 1000·2^39 µs (17.4
+    /// years), past the longest run `--duration` allows (10 years). At 10 hours, a request slowed
+    /// longer than that (a 1000× straggler: 19.5 h end to end) was counted at 10 h, and the
+    /// report's E2E percentiles and mean disagreed with its own `--requests-out` row. Values
+    /// below the old ceiling sit in the same slots as before (the slot layout does not depend
+    /// on it), so every other report is unchanged.
+    static let highestTrackable: UInt64 = 549_755_813_888_000
 
     init(digits: SignificantDigits = .three, binTotals: Bool = false) {
         let layout = HdrLayout(highestTrackableValue: Self.highestTrackable, digits: digits)
@@ -384,16 +389,17 @@ struct LatencyHistogram {
     private var cachedVersion: UInt64 = .max
     private var cached = Summary()
 
-    /// A latency in whole microseconds, within what the histograms track (1 µs to 10 hours).
+    /// A latency in whole microseconds, within what the histograms track (1 µs to 17 years,
+    /// ``highestTrackable``).
     /// Inlined: three conversions per completion, a few instructions each.
     @inline(__always)
     static func micros(_ seconds: Double) -> UInt64 {
         let x = seconds * 1_000_000
         // `rounded()` without libm's `round` call where it can; other values take the long way.
         if let rounded = Int(roundingSmallNonNegative: x) {
-            return UInt64(Swift.max(1, Swift.min(35_999_999_999, rounded)))
+            return UInt64(Swift.max(1, Swift.min(549_755_813_887_999, rounded)))
         }
-        return UInt64(max(1, min(35_999_999_999, x.rounded())))
+        return UInt64(max(1, min(549_755_813_887_999, x.rounded())))
     }
 
     mutating func record(seconds: Double) { record(micros: Self.micros(seconds)) }

@@ -10,13 +10,13 @@ import Testing
 @Suite struct HdrLayoutTests {
     private func values(seed: UInt64) -> [UInt64] {
         var out = Array(UInt64(0)...5_000)
-        for shift in 1..<36 {
+        for shift in 1..<50 {
             let p = UInt64(1) << UInt64(shift)
             out += [p - 1, p, p + 1]
         }
         var rng = RandomStream(seed: seed)
-        out += (0..<20_000).map { _ in UInt64(pow(10, 10.5 * Double.random(in: 0..<1, using: &rng))) }
-        out += [35_999_999_999, 36_000_000_000]
+        out += (0..<20_000).map { _ in UInt64(pow(10, 14.8 * Double.random(in: 0..<1, using: &rng))) }
+        out += [35_999_999_999, 36_000_000_000, LatencyHistogram.highestTrackable - 1, LatencyHistogram.highestTrackable]
         return out.filter { $0 <= LatencyHistogram.highestTrackable }
     }
 

@@ -12,7 +12,7 @@ import Testing
     private func samples(_ n: Int, seed: UInt64) -> [Double] {
         var rng = RandomStream(seed: seed)
         var out = (0..<n).map { _ in pow(10, -6 + 10 * Double.random(in: 0..<1, using: &rng)) }
-        out += [0, 0.001, 0.002, 0.004, 0.0019995, 1.024, 36_000, 1e9]  // floors, bin edges, beyond the ceiling
+        out += [0, 0.001, 0.002, 0.004, 0.0019995, 1.024, 36_000, 1e9]  // floors, bin edges, the old ceiling, beyond the ceiling
         return out
     }
 

@@ -160,17 +160,19 @@ import Testing
 
     @Test func latencyMeanIsHdrHistogramsMeanToTheBit() {
         var latency = LatencyHistogram()
-        var reference = Histogram<UInt64>(highestTrackableValue: 36_000_000_000, numberOfSignificantValueDigits: .three)
+        var reference = Histogram<UInt64>(highestTrackableValue: LatencyHistogram.highestTrackable,
+                                          numberOfSignificantValueDigits: .three)
         var generator = RandomStream(seed: 12)
         // The library's mean, kept within the recorded samples as the engine keeps it (one sample's
         // slot midpoint is not its mean).
         var lowest = UInt64.max, highest: UInt64 = 0
         func expected() -> Double { min(max(reference.mean, Double(lowest)), Double(highest)) / 1_000 }
         for i in 0..<20_000 {
-            // Seconds from 1 µs to hours, many sharing a bucket, a few at the cap.
-            let seconds = i % 997 == 0 ? 50_000 : Double(generator.next() % 1_000_000_000) / 1e6 * Double(1 + i % 7)
+            // Seconds from 1 µs to hours, many sharing a bucket, a few past 10 hours (the old cap)
+            // and a few past the cap (31.7 years).
+            let seconds = i % 997 == 0 ? (i % 2 == 0 ? 50_000 : 1e9) : Double(generator.next() % 1_000_000_000) / 1e6 * Double(1 + i % 7)
             latency.record(seconds: seconds)
-            let micros = UInt64(max(1, min(35_999_999_999, (seconds * 1_000_000).rounded())))
+            let micros = UInt64(max(1, min(Double(LatencyHistogram.highestTrackable - 1), (seconds * 1_000_000).rounded())))
             _ = reference.record(micros)
             (lowest, highest) = (min(lowest, micros), max(highest, micros))
             if i % 4_999 == 0 { #expect(latency.meanMs == expected()) }
@@ -272,9 +274,12 @@ import Testing
     }
 
     @Test func microsecondsRoundHalfAwayFromZeroAsRoundedDid() {
-        func long(_ s: Double) -> UInt64 { UInt64(max(1, min(35_999_999_999, (s * 1_000_000).rounded()))) }
+        let cap = LatencyHistogram.highestTrackable - 1
+        #expect(LatencyHistogram.highestTrackable == 1_000 << UInt64(LatencyHistogram.binCount - 1), "the top of the last bin")
+        func long(_ s: Double) -> UInt64 { UInt64(max(1, min(Double(cap), (s * 1_000_000).rounded()))) }
         var seconds: [Double] = [0, -1, 1e-7, 4e-7, 5e-7, 6e-7, 1.5e-6, 2.5e-6, 0.0000025, 35_999.999_999_4, 35_999.999_999_5,
-                                 36_000, 1e9, 4.6e9, 1e300, .infinity, -.infinity, .nan, 0.49999999999999994e-6]
+                                 36_000, 70_055.872_79, 549_755_813.887_998_4, 549_755_813.887_999_5, 549_755_813.888,
+                                 1e9, 4.6e9, 1e300, .infinity, -.infinity, .nan, 0.49999999999999994e-6]
         var generator = RandomStream(seed: 9)
         for _ in 0..<50_000 {
             let whole = Double(generator.next() % 40_000_000_000)
