@@ -98,7 +98,8 @@ struct Run: ParsableCommand {
             // so that "rebalances 0" beside an imbalance of 3.8 does not read as a planner that failed.
             let nothingToMove = config.eplb == .on && engine.expertPlacementFixed
             print(ReportSummary.text(report, colocated: colocated, benchFlags: benchFlags(config),
-                                     eplbHasNothingToMove: nothingToMove))
+                                     eplbHasNothingToMove: nothingToMove,
+                                     moeAttention: config.deployment.moeAttention != nil))
         }
         // `xds run --json > report.json` on a full disk exited 0 with the report lost (an empty
         // file): stdout that did not take the report fails the run, as `--out` does. Checked here,
@@ -400,8 +401,11 @@ enum ReportSummary {
     /// throughput is per die, not per decode or prefill die.
     /// `eplbHasNothingToMove`: EPLB is on and the decode layout leaves it nothing to move
     /// (``ExpertSummary/placementFixed``): the experts line says so.
+    /// `moeAttention`: MoE and attention on separate dies, where the decode batch is counted per
+    /// attention die (as `bench decode --batch-per-die` takes it), not per die of the layout as
+    /// the throughput beside it is.
     static func text(_ r: RunReport, colocated: Bool = false, benchFlags: String = "",
-                     eplbHasNothingToMove: Bool = false) -> String {
+                     eplbHasNothingToMove: Bool = false, moeAttention: Bool = false) -> String {
         // No sample is not 0 ms: a run where nothing completed said "0.0" and "0.0% attained".
         func ms(_ p: RunReport.Percentiles, none: String) -> String {
             p.isEmpty ? "— (\(none))"
@@ -436,7 +440,7 @@ enum ReportSummary {
               E2E ms    \(ms(r.latencyMs.e2e, none: noneCompleted))
               SLO       TTFT \(FlagRange.text(r.slo.ttftMs)) ms, TPOT \(FlagRange.text(r.slo.tpotMs)) ms: \(attained)
               KV        peak usage \(String(format: "%.1f", r.kv.peakUsage * 100))%, prefix hit rate \(String(format: "%.1f", r.kv.prefixHitRate * 100))%
-              experts   \(experts(r))\(eplbHasNothingToMove ? " (EPLB on, nothing to move: one expert per routed die, no redundant slot)" : "")\(decodeBatch(r.decodeBatchAtEnd, benchFlags: benchFlags, dieWord: dieWord))
+              experts   \(experts(r))\(eplbHasNothingToMove ? " (EPLB on, nothing to move: one expert per routed die, no redundant slot)" : "")\(decodeBatch(r.decodeBatchAtEnd, benchFlags: benchFlags, dieWord: moeAttention ? "attention \(dieWord)" : dieWord))
               faults    injected \(r.faults.injected), detected \(r.faults.detected), recovered \(r.faults.recovered)\(healedEarly) (policy \(r.recoveryPolicy))
             """ + r.faultDetails.map { faultLine($0, hardware: try? HardwareProfile.named(r.hardware)) }.joined()
             + scaling(r.scaling)
@@ -449,7 +453,11 @@ enum ReportSummary {
         // Shortest text that reads back as the same number, integers without ".0".
         func rate(_ r: Double) -> String { r == r.rounded() && abs(r) < 1e15 ? String(Int(r)) : String(r) }
         if w.source == "trace" {
-            let speedup = w.speedup.map { $0 == 1 ? "as recorded" : "\(rate($0))× faster than recorded" }
+            // Under 1 the replay is slower: "0.001× faster" said it backwards.
+            let speedup = w.speedup.map { k in
+                k == 1 ? "as recorded" : k > 1 ? "\(rate(k))× faster than recorded"
+                    : "\(String(format: "%g", 1 / k))× slower than recorded (--trace-speedup \(rate(k)))"
+            }
             return "trace \((w.file ?? "").terminalSafe)" + (speedup.map { " (arrivals \($0))" } ?? "")
         }
         guard let start = w.ratePerSecond else { return w.source }

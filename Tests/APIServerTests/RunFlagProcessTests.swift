@@ -641,4 +641,32 @@ struct RunFlagProcessTests {
         let whole = try xds(base)
         #expect(whole.status == 0 && whole.out.contains("\n  SLO       TTFT 2000 ms, TPOT 35 ms: "), "\(whole)")
     }
+
+    /// A replay slowed down (`--trace-speedup` under 1) was said to be "0.001× faster than
+    /// recorded": it says how many times slower.
+    @Test func aSlowedReplayIsSaidToBeSlower() throws {
+        let dir = try TestScratch.makeDirectory("xds-run-slowed-trace")
+        let trace = dir.appendingPathComponent("tiny.csv")
+        try Data("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03,400,10\n2023-11-16 18:17:04,300,8\n".utf8)
+            .write(to: trace)
+        for (speedup, said) in [("0.001", "(arrivals 1000× slower than recorded (--trace-speedup 0.001))"),
+                                ("0.5", "(arrivals 2× slower than recorded (--trace-speedup 0.5))"),
+                                ("2", "(arrivals 2× faster than recorded)"), ("1", "(arrivals as recorded)")] {
+            let r = try xds(["run", "--workload", trace.path, "--trace-speedup", speedup, "--duration", "2s"])
+            #expect(r.status == 0 && r.out.contains("\n  load      trace \(trace.path) \(said)\n"), "\(speedup): \(r.out)")
+        }
+    }
+
+    /// With MoE and attention on separate dies the decode batch at the end is counted per
+    /// attention die (as `bench decode` takes it), while the throughput beside it is per die of
+    /// the layout: both said "per die", two scopes under one name.
+    @Test func aMoEAttentionBatchIsSaidToBePerAttentionDie() throws {
+        let ma = try xds(["run", "--deployment", "xdeepserve-ma", "--rate", "40", "--duration", "60s"])
+        #expect(ma.status == 0 && ma.out.contains("\n  decode    at the end: ") && ma.out.contains(" requests per attention die, "),
+                "\(ma.out)")
+        #expect(ma.out.contains(" per decode die ("), "\(ma.out)")
+        let colocated = try xds(["run", "--duration", "20s"])
+        #expect(colocated.status == 0 && colocated.out.contains(" requests per die, ") && !colocated.out.contains("attention die"),
+                "\(colocated.out)")
+    }
 }

@@ -397,9 +397,9 @@ struct LatencyHistogram {
         let x = seconds * 1_000_000
         // `rounded()` without libm's `round` call where it can; other values take the long way.
         if let rounded = Int(roundingSmallNonNegative: x) {
-            return UInt64(Swift.max(1, Swift.min(549_755_813_887_999, rounded)))
+            return UInt64(Swift.max(1, Swift.min(Int(highestTrackable) - 1, rounded)))
         }
-        return UInt64(max(1, min(549_755_813_887_999, x.rounded())))
+        return UInt64(max(1, min(Double(highestTrackable - 1), x.rounded())))
     }
 
     mutating func record(seconds: Double) { record(micros: Self.micros(seconds)) }
