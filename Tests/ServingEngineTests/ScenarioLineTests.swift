@@ -100,9 +100,9 @@ import Testing
         // Braces and quotes inside strings (basic, literal, multi-line) are text, and a
         // multi-line string's lines count.
         let tricky = "step = [{at = \"}\", command = '{'}, {at = \"\"\"\n}\"\"\", \"command\" = 1},\n  {at = 2}]"
-        #expect(Scenario.line(ofInlineStep: 2, key: "command", text: tricky) == 2)
-        #expect(Scenario.line(ofInlineStep: 3, key: "command", text: tricky) == 3)
-        #expect(Scenario.line(ofInlineStep: 4, key: nil, text: tricky) == nil)
+        #expect(TOMLDocument.line(ofKey: "command", inInlineEntry: 2, ofArray: "step", text: tricky) == 2)
+        #expect(TOMLDocument.line(ofKey: "command", inInlineEntry: 3, ofArray: "step", text: tricky) == 3)
+        #expect(TOMLDocument.line(ofKey: nil, inInlineEntry: 4, ofArray: "step", text: tricky) == nil)
     }
 
     /// CRLF line ends (a file saved on Windows) kept no line: "\r\n" is one Character to Swift.

@@ -261,6 +261,88 @@ public enum TOMLDocument {
         return nil
     }
 
+    /// The line (from 1) of entry `entry` (from 1) of the top-level array `array` when its
+    /// entries are written as inline tables, `step = [{at = "1s", command = "pause"}, …]` (TOML
+    /// allows it; the scans above look for `[[array]]` headers and `key = …` lines, and such an
+    /// entry's refusal named the file alone): the line of its `key = …`, else of its opening
+    /// brace. Nil when `array` is not written so. Strings and comments are skipped (a `}` in one
+    /// is text).
+    public static func line(ofKey key: String?, inInlineEntry entry: Int, ofArray array: String, text: String) -> Int? {
+        guard let first = Self.line(ofKey: array, inTable: "", text: text) else { return nil }
+        let bytes = Array(text.utf8)
+        let n = bytes.count
+        var line = 1
+        var i = 0
+        while i < n, line < first {
+            if bytes[i] == UInt8(ascii: "\n") { line += 1 }
+            i += 1
+        }
+        // After `array =`, the array's `[`.
+        while i < n, bytes[i] != UInt8(ascii: "=") { i += 1 }
+        i += 1
+        while i < n, bytes[i] == UInt8(ascii: " ") || bytes[i] == UInt8(ascii: "\t") { i += 1 }
+        guard i < n, bytes[i] == UInt8(ascii: "[") else { return nil }
+        func isBareKeyByte(_ b: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
+        }
+        var depth = 0  // brackets and braces open, the array's own included
+        var entries = 0  // inline tables begun in the array
+        var braceLine: Int?  // of the entry's opening brace, once seen
+        var expectsKey = false  // in the entry, where a key begins
+        while i < n {
+            let byte = bytes[i]
+            switch byte {
+            case UInt8(ascii: "\n"):
+                line += 1
+            case UInt8(ascii: "#"):
+                while i + 1 < n, bytes[i + 1] != UInt8(ascii: "\n") { i += 1 }
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                // A key is read as written between its quotes; multi-line strings (tripled quotes)
+                // count their lines; a basic string's `\` escapes the byte after it.
+                let triple = i + 2 < n && bytes[i + 1] == byte && bytes[i + 2] == byte
+                let start = i + (triple ? 3 : 1)
+                var j = start
+                while j < n {
+                    if byte == UInt8(ascii: "\""), bytes[j] == UInt8(ascii: "\\") { j += 2; continue }
+                    if bytes[j] == UInt8(ascii: "\n") { line += 1 }
+                    if bytes[j] == byte, !triple || (j + 2 < n && bytes[j + 1] == byte && bytes[j + 2] == byte) { break }
+                    j += 1
+                }
+                if expectsKey, depth == 2, entries == entry, key == String(decoding: bytes[start..<min(j, n)], as: UTF8.self) {
+                    return line
+                }
+                expectsKey = false
+                i = min(n, j + (triple ? 2 : 0))
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth == 2, byte == UInt8(ascii: "{") {
+                    entries += 1
+                    if entries == entry {
+                        guard key != nil else { return line }
+                        braceLine = line
+                        expectsKey = true
+                    }
+                }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth -= 1
+                if depth == 1, let braceLine { return braceLine }  // the entry closed without the key
+                if depth == 0 { return nil }  // the array closed before the entry
+            case UInt8(ascii: ","):
+                if depth == 2, entries == entry { expectsKey = true }
+            default:
+                guard expectsKey, isBareKeyByte(byte) else { break }
+                expectsKey = false
+                var j = i
+                while j < n, isBareKeyByte(bytes[j]) { j += 1 }
+                if depth == 2, key == String(decoding: bytes[i..<j], as: UTF8.self) { return line }
+                i = j - 1
+            }
+            i += 1
+        }
+        return braceLine
+    }
+
     /// The line (from 1) of the header `[table]` in `text` or, with `entry` (from 1), of the
     /// `entry`th `[[table]]`; nil when this scan does not find it (a table written only as dotted
     /// keys or inline has no header). For a refusal about several keys of one table at once

@@ -65,7 +65,7 @@ public struct Scenario: Sendable, Equatable {
         func at(step index: Int, _ key: String?) -> String {
             let line = key.flatMap { TOMLDocument.line(ofKey: $0, inTable: "step", entry: index + 1, text: text) }
                 ?? TOMLDocument.line(ofTable: "step", entry: index + 1, text: text)
-                ?? Self.line(ofInlineStep: index + 1, key: key, text: text)
+                ?? TOMLDocument.line(ofKey: key, inInlineEntry: index + 1, ofArray: "step", text: text)
             return "\(line.map { "\(source):\($0)" } ?? source): step \(index + 1)"
         }
         // A key written as a table (a misspelt `[[stepp]]`) has no `key = …` line: it is refused
@@ -213,87 +213,6 @@ public struct Scenario: Sendable, Equatable {
             return possibleFaults == 0 ? "heal all: no earlier step injects a fault" : nil
         case .faultGlitch, .rebalance, .rate, .speed, .speedMax, .pause, .resume, .policy, .scale, .autoscale: return nil
         }
-    }
-
-    /// The line (from 1) of step `entry` (from 1) when the steps are written as inline tables,
-    /// `step = [{at = "1s", command = "pause"}, …]` (TOML allows it; the line scans of
-    /// ``TOMLDocument`` look for `[[step]]` headers and `key = …` lines, and such a step's
-    /// refusal named the file alone): the line of its `key = …`, else of its opening brace. Nil
-    /// when `step` is not written so. Strings and comments are skipped (a `}` in one is text).
-    static func line(ofInlineStep entry: Int, key: String?, text: String) -> Int? {
-        guard let first = TOMLDocument.line(ofKey: "step", inTable: "", text: text) else { return nil }
-        let bytes = Array(text.utf8)
-        let n = bytes.count
-        var line = 1
-        var i = 0
-        while i < n, line < first {
-            if bytes[i] == UInt8(ascii: "\n") { line += 1 }
-            i += 1
-        }
-        // After `step =`, the array's `[`.
-        while i < n, bytes[i] != UInt8(ascii: "=") { i += 1 }
-        i += 1
-        while i < n, bytes[i] == UInt8(ascii: " ") || bytes[i] == UInt8(ascii: "\t") { i += 1 }
-        guard i < n, bytes[i] == UInt8(ascii: "[") else { return nil }
-        func isBareKeyByte(_ b: UInt8) -> Bool {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
-        }
-        var depth = 0  // brackets and braces open, the array's own included
-        var entries = 0  // inline tables begun in the array
-        var braceLine: Int?  // of the entry's opening brace, once seen
-        var expectsKey = false  // in the entry, where a key begins
-        while i < n {
-            let byte = bytes[i]
-            switch byte {
-            case UInt8(ascii: "\n"):
-                line += 1
-            case UInt8(ascii: "#"):
-                while i + 1 < n, bytes[i + 1] != UInt8(ascii: "\n") { i += 1 }
-            case UInt8(ascii: "\""), UInt8(ascii: "'"):
-                // A key is read as written between its quotes; multi-line strings (tripled quotes)
-                // count their lines; a basic string's `\` escapes the byte after it.
-                let triple = i + 2 < n && bytes[i + 1] == byte && bytes[i + 2] == byte
-                let start = i + (triple ? 3 : 1)
-                var j = start
-                while j < n {
-                    if byte == UInt8(ascii: "\""), bytes[j] == UInt8(ascii: "\\") { j += 2; continue }
-                    if bytes[j] == UInt8(ascii: "\n") { line += 1 }
-                    if bytes[j] == byte, !triple || (j + 2 < n && bytes[j + 1] == byte && bytes[j + 2] == byte) { break }
-                    j += 1
-                }
-                if expectsKey, depth == 2, entries == entry, key == String(decoding: bytes[start..<min(j, n)], as: UTF8.self) {
-                    return line
-                }
-                expectsKey = false
-                i = min(n, j + (triple ? 2 : 0))
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                if depth == 2, byte == UInt8(ascii: "{") {
-                    entries += 1
-                    if entries == entry {
-                        guard key != nil else { return line }
-                        braceLine = line
-                        expectsKey = true
-                    }
-                }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"):
-                depth -= 1
-                if depth == 1, let braceLine { return braceLine }  // the entry closed without the key
-                if depth == 0 { return nil }  // the array closed before the entry
-            case UInt8(ascii: ","):
-                if depth == 2, entries == entry { expectsKey = true }
-            default:
-                guard expectsKey, isBareKeyByte(byte) else { break }
-                expectsKey = false
-                var j = i
-                while j < n, isBareKeyByte(bytes[j]) { j += 1 }
-                if depth == 2, key == String(decoding: bytes[i..<j], as: UTF8.self) { return line }
-                i = j - 1
-            }
-            i += 1
-        }
-        return braceLine
     }
 
     /// TOML parser messages can span lines; ours never do.
